@@ -1,0 +1,1 @@
+"""biodiscover: discovery layer (see DESIGN.md)."""

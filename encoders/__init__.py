@@ -1,0 +1,1 @@
+"""biodiscover: encoders layer (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""biodiscover: storage layer (see DESIGN.md)."""

@@ -1,0 +1,48 @@
+"""User-facing errors: one clear line naming the file, record and problem.
+
+Library code raises these; the CLI turns them into ``error: <message>`` and a
+non-zero exit code without a traceback. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class BiodiscoverError(Exception):
+    """Base of every error a user can cause and fix (bad input, wrong path, …)."""
+
+    exit_code = 2
+
+
+class InputError(BiodiscoverError):
+    """An input file is missing, unreadable, or not in a format we read."""
+
+
+class ValidationError(BiodiscoverError):
+    """A record breaks a rule; carries where it came from."""
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
+                 processid: str | None = None, kind: str = "invalid") -> None:
+        self.source = source
+        self.line = line
+        self.processid = processid
+        self.kind = kind
+        where = source or "<input>"
+        if line is not None:
+            where += f":{line}"
+        if processid:
+            where += f" (processid {processid!r})"
+        super().__init__(f"{where}: {message}")
+        self.reason = message
+
+
+class DatabaseError(BiodiscoverError):
+    """The database cannot be opened, is corrupt, newer than us, or refused a write."""
+
+
+class StaleProposalError(DatabaseError):
+    """A review targeted a proposal version that a newer run has replaced."""
+
+
+class ModelBundleError(BiodiscoverError):
+    """A model bundle is missing, incomplete, or from an incompatible version."""

@@ -1,0 +1,243 @@
+"""The one specimen record type and the BIOSCAN-5M constants every layer shares.
+
+Why one module: readers, the synthetic generator, the database, encoders and the
+TUI all talk about the same specimen; keeping its fields, the 23 BIOSCAN-5M
+columns and their official dtypes in one place means a column rename is one edit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+#: The 23 columns of ``BIOSCAN_5M_Insect_Dataset_metadata.csv`` in file order.
+BIOSCAN_COLUMNS: tuple[str, ...] = (
+    "processid",
+    "sampleid",
+    "taxon",
+    "phylum",
+    "class",
+    "order",
+    "family",
+    "subfamily",
+    "genus",
+    "species",
+    "dna_bin",
+    "dna_barcode",
+    "country",
+    "province_state",
+    "coord-lat",
+    "coord-lon",
+    "image_measurement_value",
+    "area_fraction",
+    "scale_factor",
+    "inferred_ranks",
+    "split",
+    "index_bioscan_1M_insect",
+    "chunk",
+)
+
+#: pandas dtypes used by the official ``bioscan-dataset`` loader (COLUMN_DTYPES),
+#: so label indices (category codes, -1 = missing) compare one to one.
+COLUMN_DTYPES: dict[str, str] = {
+    "processid": "str",
+    "sampleid": "str",
+    "taxon": "category",
+    "phylum": "category",
+    "class": "category",
+    "order": "category",
+    "family": "category",
+    "subfamily": "category",
+    "genus": "category",
+    "species": "category",
+    "dna_bin": "category",
+    "dna_barcode": "str",
+    "country": "category",
+    "province_state": "category",
+    "coord-lat": "float",
+    "coord-lon": "float",
+    "image_measurement_value": "float",
+    "area_fraction": "float",
+    "scale_factor": "float",
+    "inferred_ranks": "uint8",
+    "split": "str",
+    "index_bioscan_1M_insect": "Int64",
+    "chunk": "str",
+}
+
+#: Ranks the product names specimens at, shallow to deep.
+RANKS: tuple[str, ...] = ("order", "family", "subfamily", "genus", "species")
+#: All taxonomy columns of the metadata, shallow to deep.
+TAXONOMY_COLUMNS: tuple[str, ...] = ("phylum", "class") + RANKS
+
+SPLITS: tuple[str, ...] = (
+    "pretrain",
+    "train",
+    "val",
+    "test",
+    "key_unseen",
+    "val_unseen",
+    "test_unseen",
+    "other_heldout",
+)
+METASPLITS: dict[str, tuple[str, ...]] = {
+    "seen": ("train", "val", "test"),
+    "unseen": ("key_unseen", "val_unseen", "test_unseen"),
+    "all": SPLITS,
+}
+#: Splits whose images sit in a chunk directory, and how many md5 hex chars it has.
+CHUNK_WIDTH: dict[str, int] = {"pretrain": 2, "train": 1, "other_heldout": 1}
+
+MAX_NUCLEOTIDES = 660
+MIN_BARCODE_LENGTH = 200
+#: IUPAC nucleotide codes accepted in a barcode (gaps are removed before checking).
+IUPAC = frozenset("ACGTURYSWKMBDHVN")
+#: BIOSCAN-5M image normalisation (bioscan-dataset RGB_MEAN / RGB_STDEV).
+RGB_MEAN = (0.7628, 0.7650, 0.7637)
+RGB_STDEV = (0.1421, 0.1564, 0.1731)
+DEFAULT_IMAGE_PACKAGE = "cropped_256"
+
+
+def resolve_splits(selection: str | None) -> tuple[str, ...]:
+    """Expand a split or metasplit expression (``seen``, ``train+val``, ``a+b``).
+
+    Raises ``ValueError`` naming the unknown part, so a typo never silently
+    selects nothing.
+    """
+    if selection is None or selection == "":
+        return SPLITS
+    out: list[str] = []
+    for part in selection.split("+"):
+        part = part.strip()
+        if part in METASPLITS:
+            out.extend(METASPLITS[part])
+        elif part in SPLITS:
+            out.append(part)
+        else:
+            known = ", ".join(list(SPLITS) + list(METASPLITS))
+            raise ValueError(f"unknown split {part!r} (known: {known})")
+    return tuple(dict.fromkeys(out))
+
+
+def chunk_for(processid: str, split: str | None) -> str:
+    """The image sub-directory BIOSCAN-5M uses: md5 prefix for chunked splits, else ''."""
+    width = CHUNK_WIDTH.get(split or "", 0)
+    if not width:
+        return ""
+    return hashlib.md5(processid.encode("utf-8")).hexdigest()[:width]
+
+
+def image_relpath(processid: str, split: str | None, package: str = DEFAULT_IMAGE_PACKAGE) -> Path:
+    """``images/<package>/<split>/<chunk>/<processid>.jpg`` relative to a dataset root."""
+    parts = ["images", package, split or "unsplit"]
+    chunk = chunk_for(processid, split)
+    if chunk:
+        parts.append(chunk)
+    return Path(*parts) / f"{processid}.jpg"
+
+
+def _missing(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str) and value.strip() == "":
+        return True
+    try:  # pandas.NA / NaT without importing pandas here
+        return bool(value != value)  # noqa: PLR0124
+    except (TypeError, ValueError):
+        return False
+
+
+@dataclass(slots=True)
+class Specimen:
+    """One specimen, from any source (BIOSCAN-5M, a collection CSV, FASTA, images).
+
+    Field names follow the BIOSCAN-5M columns with ``-`` → ``_`` and ``class`` →
+    ``class_``. Missing values are ``None``; every modality is optional.
+    ``source`` / ``line`` say where the record came from so an error can name it.
+    """
+
+    processid: str
+    sampleid: str | None = None
+    taxon: str | None = None
+    phylum: str | None = None
+    class_: str | None = None
+    order: str | None = None
+    family: str | None = None
+    subfamily: str | None = None
+    genus: str | None = None
+    species: str | None = None
+    dna_bin: str | None = None
+    dna_barcode: str | None = None
+    country: str | None = None
+    province_state: str | None = None
+    coord_lat: float | None = None
+    coord_lon: float | None = None
+    image_measurement_value: float | None = None
+    area_fraction: float | None = None
+    scale_factor: float | None = None
+    inferred_ranks: int | None = None
+    split: str | None = None
+    index_bioscan_1M_insect: int | None = None
+    chunk: str | None = None
+    image_path: Path | None = None
+    source: str | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)
+
+    # -- conversions -----------------------------------------------------------------
+    @staticmethod
+    def field_for_column(column: str) -> str:
+        return {"class": "class_", "coord-lat": "coord_lat", "coord-lon": "coord_lon"}.get(column, column)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any], *, source: str | None = None, line: int | None = None) -> "Specimen":
+        """Build from a metadata row (BIOSCAN column names); unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in row.items():
+            name = cls.field_for_column(str(key))
+            if name not in names or name in ("source", "line"):
+                continue
+            if _missing(value):
+                continue
+            if name in ("coord_lat", "coord_lon", "image_measurement_value", "area_fraction", "scale_factor"):
+                value = float(value)
+            elif name in ("inferred_ranks", "index_bioscan_1M_insect"):
+                value = int(float(value))
+            elif name == "image_path":
+                value = Path(value)
+            else:
+                value = str(value)
+            kwargs[name] = value
+        if "processid" not in kwargs:
+            raise ValueError("record has no processid")
+        return cls(**kwargs, source=source, line=line)
+
+    def to_row(self) -> dict[str, Any]:
+        """The record as a BIOSCAN-5M metadata row (23 columns, ``None`` = missing)."""
+        return {col: getattr(self, self.field_for_column(col)) for col in BIOSCAN_COLUMNS}
+
+    def lineage(self) -> dict[str, str | None]:
+        """Labels at the product's ranks (order … species)."""
+        return {rank: getattr(self, rank) for rank in RANKS}
+
+    @property
+    def deepest_label(self) -> tuple[str, str] | None:
+        """(rank, name) of the deepest provided rank, or None when unlabelled."""
+        for rank in reversed(RANKS):
+            value = getattr(self, rank)
+            if value:
+                return rank, value
+        return None
+
+    @property
+    def where(self) -> str:
+        """Human-readable location of the record for error messages."""
+        loc = self.source or "<memory>"
+        if self.line is not None:
+            loc += f":{self.line}"
+        return f"{loc} (processid {self.processid!r})"

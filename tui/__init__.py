@@ -1,0 +1,1 @@
+"""biodiscover: tui layer (see DESIGN.md)."""

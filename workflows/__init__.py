@@ -1,0 +1,1 @@
+"""biodiscover: workflows layer (see DESIGN.md)."""
