@@ -1,0 +1,136 @@
+"""Executors: local and Ray give the same answers as a plain in-process computation.
+
+The Ray tests start a real local Ray instance (1 CPU, no dashboard) and skip
+cleanly where the ``ray`` extra is not installed.
+"""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pytest
+
+from storage.errors import InputError
+from workflows.executors import (
+    ExecutorConfig,
+    LocalExecutor,
+    make_executor,
+    merge_topk,
+    ray_available,
+    shard_index,
+)
+
+
+def _kmer_like(n: int, d: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d), dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _embed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A real per-row computation: GC content and a 2-D 'embedding' of each barcode."""
+    seqs = batch["dna"]
+    gc = np.array([(s.count("G") + s.count("C")) / max(len(s), 1) for s in seqs], dtype=np.float32)
+    emb = np.stack([[s.count(b) for b in "ACGT"] for s in seqs]).astype(np.float32)
+    return {"processid": batch["processid"], "gc": gc, "embedding": emb}
+
+
+def _columns(n: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    seqs = np.array(["".join(rng.choice(list("ACGT"), size=int(rng.integers(50, 80)))) for _ in range(n)], dtype=object)
+    return {"processid": np.array([f"P{i:05d}" for i in range(n)], dtype=object), "dna": seqs}
+
+
+def test_local_map_batches_matches_single_call_and_keeps_order() -> None:
+    cols = _columns(257)
+    expected = _embed(cols)
+    with LocalExecutor() as ex:
+        out = ex.map_batches(_embed, cols, batch_size=16, stage="embed")
+    assert list(out["processid"]) == list(cols["processid"])
+    np.testing.assert_allclose(out["gc"], expected["gc"])
+    np.testing.assert_array_equal(out["embedding"], expected["embedding"])
+    assert out["embedding"].shape == (257, 4)
+    assert ex.timings[-1].stage == "embed" and ex.timings[-1].rows == 257
+
+
+def test_map_batches_rejects_wrong_row_count_and_ragged_input() -> None:
+    ex = LocalExecutor()
+    with pytest.raises(ValueError, match="stage 'bad'"):
+        ex.map_batches(lambda b: {"x": np.zeros(1)}, _columns(10), batch_size=4, stage="bad")
+    with pytest.raises(InputError, match="differ in length"):
+        ex.map_batches(_embed, {"a": np.zeros(3), "b": np.zeros(4)})
+
+
+@pytest.mark.parametrize("n_shards", [1, 3, 7])
+def test_sharded_search_equals_one_exact_index(n_shards: int) -> None:
+    ref = _kmer_like(500, 32, seed=1)
+    queries = _kmer_like(40, 32, seed=2)
+    full = faiss.IndexFlatIP(32)
+    full.add(ref)
+    want_s, want_i = full.search(queries, 5)
+    shards = shard_index(ref, n_shards)
+    assert sum(int(s.index.ntotal) for s in shards) == 500
+    got_s, got_i = LocalExecutor().search(shards, queries, 5)
+    np.testing.assert_array_equal(got_i, want_i)
+    np.testing.assert_allclose(got_s, want_s, rtol=1e-6)
+
+
+def test_merge_topk_l2_and_padding() -> None:
+    a = (np.array([[0.5, 2.0]], np.float32), np.array([[10, 11]]))
+    b = (np.array([[0.1]], np.float32), np.array([[20]]))
+    s, i = merge_topk([a, b], 4, metric="l2")
+    assert i.tolist() == [[20, 10, 11, -1]]
+    assert s[0, :3].tolist() == pytest.approx([0.1, 0.5, 2.0])
+    assert np.isnan(s[0, 3])
+
+
+def test_search_with_global_ids_and_more_k_than_rows() -> None:
+    ref = _kmer_like(6, 8, seed=3)
+    ids = np.array([100, 101, 102, 103, 104, 105])
+    shards = shard_index(ref, 4, ids=ids)
+    s, i = LocalExecutor().search(shards, ref[:2], 10)
+    assert i[:, 0].tolist() == [100, 101]  # each vector's nearest neighbour is itself
+    assert (i[:, 6:] == -1).all()
+    assert set(i[0, :6].tolist()) == set(ids.tolist())
+
+
+def test_unknown_executor_is_a_clear_error() -> None:
+    with pytest.raises(InputError, match="unknown executor 'spark'"):
+        make_executor("spark")
+
+
+ray_only = pytest.mark.skipif(not ray_available(), reason='ray extra not installed (pip install -e ".[ray]")')
+
+
+@pytest.fixture(scope="module")
+def ray_executor():
+    import sys
+
+    from ray import cloudpickle
+
+    # Ray workers cannot import the tests package; ship this module's functions by value.
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ex = make_executor(ExecutorConfig(kind="ray", num_cpus=1))
+    yield ex
+    ex.close()
+
+
+@ray_only
+def test_ray_map_batches_matches_local(ray_executor) -> None:
+    cols = _columns(300)
+    local = LocalExecutor().map_batches(_embed, cols, batch_size=64)
+    remote = ray_executor.map_batches(_embed, cols, batch_size=64, stage="embed")
+    assert list(remote["processid"]) == list(cols["processid"])
+    np.testing.assert_allclose(remote["gc"], local["gc"])
+    np.testing.assert_array_equal(remote["embedding"], local["embedding"])
+
+
+@ray_only
+def test_ray_sharded_search_matches_local(ray_executor) -> None:
+    ref = _kmer_like(400, 16, seed=4)
+    queries = _kmer_like(25, 16, seed=5)
+    shards = shard_index(ref, 3)
+    want = LocalExecutor().search(shards, queries, 7)
+    got = ray_executor.search(shards, queries, 7)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)

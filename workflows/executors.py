@@ -1,0 +1,358 @@
+"""Where the per-specimen work of a discovery run executes: in-process, or on a Ray cluster.
+
+Why an interface: the expensive stages of discovery (embedding barcodes and images,
+classifying against the reference, FAISS search over a reference too big for one
+machine's memory) are embarrassingly parallel over specimens, while the rest
+(clustering novel specimens of one collection, writing the database) is not. The
+pipelines call the two parallel shapes through :class:`Executor` and never care
+where they run:
+
+* :meth:`Executor.map_batches` — apply a function to column batches
+  (``dict[str, np.ndarray]``, 2-D arrays allowed for embeddings) and return the
+  concatenated output columns **in input order**;
+* :meth:`Executor.search` — k-nearest-neighbour search of queries over a reference
+  split into shards (:class:`IndexShard`), each shard searched on its own and the
+  per-shard top-k merged into a global top-k (:func:`merge_topk`).
+
+:class:`LocalExecutor` (the default) runs both in the calling process, so the
+default install and every test need nothing extra. :class:`RayExecutor` (extra
+``ray``: ``pip install -e ".[ray]"``) runs ``map_batches`` as Ray Data
+``Dataset.map_batches`` and each shard search as a Ray task with the serialised
+FAISS shard in the object store; ``ray`` is imported only when it is built, so
+``import workflows.executors`` never needs it.
+
+Usage::
+
+    with make_executor("local") as ex:
+        out = ex.map_batches(embed_fn, {"processid": pids, "dna": seqs}, batch_size=512)
+        shards = shard_index(reference_vectors, n_shards=4)
+        scores, ids = ex.search(shards, out["embedding"], k=10)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
+
+import numpy as np
+
+from storage.errors import InputError
+
+log = logging.getLogger(__name__)
+
+Columns = dict[str, np.ndarray]
+BatchFn = Callable[[Columns], Mapping[str, np.ndarray]]
+Metric = Literal["ip", "l2"]
+#: Column that carries the input row number through a distributed map so the
+#: output can be put back in input order whatever the scheduler did.
+ROW_COLUMN = "_row"
+
+
+@dataclass(frozen=True)
+class ExecutorConfig:
+    """How to build an executor (``biodiscover run --executor …``).
+
+    ``address`` is a Ray cluster address (``auto`` joins a running cluster; ``None``
+    starts a local instance with ``num_cpus`` CPUs). ``num_gpus_per_batch`` > 0 asks
+    Ray to place each embedding batch on a GPU.
+    """
+
+    kind: Literal["local", "ray"] = "local"
+    address: str | None = None
+    num_cpus: int | None = None
+    num_gpus_per_batch: float = 0.0
+    batch_size: int = 1024
+
+
+@dataclass
+class StageTiming:
+    """Wall time and row count of one executed stage (for progress and benchmarks)."""
+
+    stage: str
+    rows: int
+    seconds: float
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class IndexShard:
+    """One shard of a reference index: a FAISS index and the global ids of its rows.
+
+    ``ids[i]`` is the global reference id of the shard's row ``i``, so results
+    from different shards can be merged into one ranking.
+    """
+
+    index: Any  # faiss.Index; typed loosely so this module imports without faiss
+    ids: np.ndarray
+    metric: Metric = "ip"
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` of this shard as (scores, global ids); missing hits are id -1."""
+        kk = min(k, int(self.index.ntotal))
+        n = queries.shape[0]
+        if kk == 0:
+            return (np.full((n, 0), np.nan, dtype=np.float32), np.full((n, 0), -1, dtype=np.int64))
+        scores, local = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), kk)
+        ids = np.where(local >= 0, self.ids[np.clip(local, 0, None)], -1)
+        return scores.astype(np.float32), ids.astype(np.int64)
+
+
+def shard_index(vectors: np.ndarray, n_shards: int, *, metric: Metric = "ip",
+                ids: np.ndarray | None = None) -> list[IndexShard]:
+    """Split reference vectors into ``n_shards`` exact FAISS indexes (contiguous blocks).
+
+    Exact flat shards keep results identical to one unsharded exact index, which
+    is what the tests check; a production deployment would put an IVF/HNSW index
+    (``discovery.index``) in each shard the same way.
+    """
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if vectors.ndim != 2:
+        raise InputError(f"reference vectors must be 2-D, got shape {vectors.shape}")
+    if n_shards < 1:
+        raise InputError(f"n_shards must be >= 1, got {n_shards}")
+    gids = np.arange(len(vectors), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+    shards: list[IndexShard] = []
+    for block in np.array_split(np.arange(len(vectors)), max(1, min(n_shards, len(vectors) or 1))):
+        index = faiss.IndexFlatIP(vectors.shape[1]) if metric == "ip" else faiss.IndexFlatL2(vectors.shape[1])
+        if len(block):
+            index.add(vectors[block])
+        shards.append(IndexShard(index=index, ids=gids[block], metric=metric))
+    return shards
+
+
+def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, *, metric: Metric = "ip"
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard (scores, ids) into the global top-``k`` per query.
+
+    Inner product: larger is better; L2: smaller is better. Ties keep shard
+    order, so merging is deterministic.
+    """
+    if not parts:
+        raise InputError("no shard results to merge")
+    scores = np.concatenate([p[0] for p in parts], axis=1)
+    ids = np.concatenate([p[1] for p in parts], axis=1)
+    n = scores.shape[0]
+    if scores.shape[1] == 0:
+        return np.full((n, k), np.nan, np.float32), np.full((n, k), -1, np.int64)
+    key = -scores if metric == "ip" else scores.copy()
+    key = np.where(ids < 0, np.inf, key)
+    order = np.argsort(key, axis=1, kind="stable")[:, :k]
+    top_s = np.take_along_axis(scores, order, axis=1)
+    top_i = np.take_along_axis(ids, order, axis=1)
+    if top_s.shape[1] < k:  # fewer reference rows than k in total
+        pad = k - top_s.shape[1]
+        top_s = np.hstack([top_s, np.full((n, pad), np.nan, np.float32)])
+        top_i = np.hstack([top_i, np.full((n, pad), -1, np.int64)])
+    return top_s.astype(np.float32), top_i.astype(np.int64)
+
+
+def _check_columns(columns: Mapping[str, np.ndarray]) -> int:
+    lengths = {name: len(col) for name, col in columns.items()}
+    if not lengths:
+        raise InputError("map_batches needs at least one input column")
+    if len(set(lengths.values())) != 1:
+        raise InputError(f"input columns differ in length: {lengths}")
+    if ROW_COLUMN in columns:
+        raise InputError(f"input column name {ROW_COLUMN!r} is reserved")
+    return next(iter(lengths.values()))
+
+
+def _concat(outputs: list[Mapping[str, np.ndarray]]) -> Columns:
+    if not outputs:
+        return {}
+    names = list(outputs[0])
+    return {name: np.concatenate([np.asarray(o[name]) for o in outputs]) for name in names}
+
+
+class Executor(ABC):
+    """Runs the parallel stages of a discovery run (see module docstring)."""
+
+    name: ClassVar[str] = "abstract"
+
+    def __init__(self) -> None:
+        self.timings: list[StageTiming] = []
+
+    @abstractmethod
+    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int) -> Columns: ...
+
+    @abstractmethod
+    def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
+                ) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+    def map_batches(self, fn: BatchFn, columns: Mapping[str, np.ndarray], *, batch_size: int = 1024,
+                    stage: str = "map") -> Columns:
+        """Apply ``fn`` to batches of ``columns``; output columns concatenated in input order.
+
+        ``fn`` must return columns of the same length as its input batch (one
+        output row per input row); a violation raises ``ValueError`` naming the stage.
+        """
+        cols = {k: np.asarray(v) for k, v in columns.items()}
+        n = _check_columns(cols)
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        t0 = time.perf_counter()
+        out = self._map(_checked(fn, stage), cols, n, batch_size) if n else {}
+        self.timings.append(StageTiming(stage, n, time.perf_counter() - t0))
+        log.info("%s: stage %s, %d rows in %.2fs", self.name, stage, n, self.timings[-1].seconds)
+        return out
+
+    def search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int, *, stage: str = "search"
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Global top-``k`` (scores, reference ids) of ``queries`` over all ``shards``."""
+        if not shards:
+            raise InputError("search needs at least one index shard")
+        metrics = {s.metric for s in shards}
+        if len(metrics) != 1:
+            raise InputError(f"shards mix metrics {sorted(metrics)}")
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        t0 = time.perf_counter()
+        parts = self._search(shards, queries, k)
+        result = merge_topk(parts, k, metric=shards[0].metric)
+        self.timings.append(StageTiming(stage, len(queries), time.perf_counter() - t0))
+        return result
+
+    def close(self) -> None:
+        """Release workers (no-op locally)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _checked(fn: BatchFn, stage: str) -> BatchFn:
+    def wrapper(batch: Columns) -> Columns:
+        n = len(next(iter(batch.values())))
+        out = {k: np.asarray(v) for k, v in fn(batch).items()}
+        bad = {k: len(v) for k, v in out.items() if len(v) != n}
+        if bad:
+            raise ValueError(f"stage {stage!r}: batch function returned {bad} rows for a batch of {n}")
+        return out
+    return wrapper
+
+
+class LocalExecutor(Executor):
+    """Everything in the calling process, batch after batch (the default)."""
+
+    name = "local"
+
+    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int) -> Columns:
+        outputs = []
+        for start in range(0, n, batch_size):
+            batch = {k: v[start:start + batch_size] for k, v in columns.items()}
+            outputs.append(fn(batch))
+        return _concat(outputs)
+
+    def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [shard.search(queries, k) for shard in shards]
+
+
+def _ray_search_shard(blob: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ray task body: rebuild a FAISS shard from its bytes and search it."""
+    import faiss
+
+    shard = IndexShard(index=faiss.deserialize_index(blob), ids=ids)
+    return shard.search(queries, k)
+
+
+class RayExecutor(Executor):
+    """Ray Data ``map_batches`` for per-specimen stages; one Ray task per index shard.
+
+    Starts a local Ray instance (``num_cpus``) unless ``address`` names a cluster.
+    The instance is shut down on :meth:`close` only if this executor started it.
+    """
+
+    name = "ray"
+
+    def __init__(self, config: ExecutorConfig = ExecutorConfig(kind="ray")) -> None:
+        super().__init__()
+        try:
+            import ray
+        except ImportError as exc:  # pragma: no cover - exercised only without the extra
+            raise InputError('the Ray executor needs the "ray" extra: pip install -e ".[ray]"') from exc
+        self._ray = ray
+        self.config = config
+        self._owns_ray = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "configure_logging": False}
+            if config.address:
+                kwargs["address"] = config.address
+            elif config.num_cpus:
+                kwargs["num_cpus"] = config.num_cpus
+            ray.init(**kwargs)
+            self._owns_ray = True
+        ctx = ray.data.DataContext.get_current()
+        ctx.execution_options.preserve_order = True
+        ctx.enable_progress_bars = False
+        self._search_remote = ray.remote(_ray_search_shard)
+
+    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int) -> Columns:
+        import pyarrow as pa
+        from ray.data.extensions import ArrowTensorArray
+
+        arrays: dict[str, Any] = {ROW_COLUMN: np.arange(n, dtype=np.int64)}
+        for name, col in columns.items():
+            arrays[name] = ArrowTensorArray.from_numpy(col) if col.ndim > 1 else pa.array(col.tolist() if col.dtype == object else col)
+        ds = self._ray.data.from_arrow(pa.table(arrays))
+
+        def body(batch: Columns) -> Columns:
+            rows = batch.pop(ROW_COLUMN)
+            out = dict(fn(batch))
+            out[ROW_COLUMN] = rows
+            return out
+
+        kwargs: dict[str, Any] = {"batch_format": "numpy", "batch_size": batch_size}
+        if self.config.num_gpus_per_batch:
+            kwargs["num_gpus"] = self.config.num_gpus_per_batch
+        mapped = ds.map_batches(body, **kwargs)
+        outputs = list(mapped.iter_batches(batch_format="numpy", batch_size=None))
+        merged = _concat(outputs)
+        order = np.argsort(merged.pop(ROW_COLUMN), kind="stable")
+        return {k: v[order] for k, v in merged.items()}
+
+    def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
+                ) -> list[tuple[np.ndarray, np.ndarray]]:
+        import faiss
+
+        q_ref = self._ray.put(queries)
+        futures = [self._search_remote.remote(faiss.serialize_index(s.index), s.ids, q_ref, k) for s in shards]
+        return list(self._ray.get(futures))
+
+    def close(self) -> None:
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+            self._owns_ray = False
+
+
+def ray_available() -> bool:
+    """True when the ``ray`` extra is importable (without importing it twice)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def make_executor(kind: str | ExecutorConfig = "local") -> Executor:
+    """Build an executor by name (``local`` | ``ray``) or from a config."""
+    config = kind if isinstance(kind, ExecutorConfig) else ExecutorConfig(kind=kind)  # type: ignore[arg-type]
+    if config.kind == "local":
+        return LocalExecutor()
+    if config.kind == "ray":
+        return RayExecutor(config)
+    raise InputError(f"unknown executor {config.kind!r} (known: local, ray)")
+
+
+__all__ = [
+    "BatchFn", "Columns", "Executor", "ExecutorConfig", "IndexShard", "LocalExecutor", "RayExecutor",
+    "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index",
+]
