@@ -1,0 +1,212 @@
+"""Exports from run tables: every format read back, hostile data kept inert, no overwrites."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from storage.errors import InputError
+from test_export_fixtures import HOSTILE_NAMES, make_run_export
+from workflows.export import (
+    DNA_ROWTYPE,
+    IDENTIFICATION_ROWTYPE,
+    neutralise_cell,
+    safe_join,
+    safe_member_name,
+    write_export,
+)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_run_export()
+
+
+# -- hostile-data helpers -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_formula_cells_are_neutralised(cell: str) -> None:
+    assert neutralise_cell(cell) == "'" + cell
+
+
+def test_plain_cells_and_numbers_are_untouched() -> None:
+    assert neutralise_cell("Megaselia") == "Megaselia"
+    assert neutralise_cell(-80.5) == -80.5
+    assert neutralise_cell(None) is None
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/path", "..", "a/../../b", "C:\\win\\x", "CON",
+                                  "nul.txt", "\x00\x01", "", "☃" * 300])
+def test_safe_member_names_stay_inside(tmp_path: Path, name: str) -> None:
+    member = safe_member_name(name, suffix=".fasta")
+    assert "/" not in member and "\\" not in member and not member.startswith(".")
+    assert len(member) <= 106
+    assert member.split(".")[0].upper() not in {"CON", "NUL"}
+    assert safe_join(tmp_path, member).parent == tmp_path.resolve()
+
+
+def test_safe_join_refuses_escape(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="outside"):
+        safe_join(tmp_path, "../x")
+
+
+# -- formats ------------------------------------------------------------------------------------------------
+
+def test_csv_export(tmp_path: Path, data) -> None:
+    out = tmp_path / "csv"
+    res = write_export(data, "csv", out)
+    assert sorted(p.name for p in res.files) == ["assignments.csv", "members.csv", "proposals.csv"]
+    with open(out / "assignments.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(data.assignments)
+    by_id = {r["processid"]: r for r in rows}
+    # Novel members carry their candidate; known specimens carry none.
+    first_member = data.members.iloc[0]
+    assert by_id[first_member["processid"]]["proposal_id"] == str(first_member["proposal_id"])
+    assert by_id["KN0000"]["proposal_id"] == ""
+    props = list(csv.DictReader(open(out / "proposals.csv", newline="", encoding="utf-8")))
+    assert len(props) == len(data.proposals)
+    names = [p["provisional_name"] for p in props]
+    for name in names:  # nothing a spreadsheet would evaluate
+        assert not name.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert "'" + HOSTILE_NAMES[0] in names and "Megaselia sp. BD-0007" in names
+    # Evidence scalars are flattened; the multi-line name survives quoting as one cell.
+    assert "evidence_nearest_identity" in props[0]
+    assert HOSTILE_NAMES[5] in names
+    # Numbers stay numbers.
+    frame = pd.read_csv(out / "assignments.csv")
+    assert frame["novelty"].dtype.kind == "f"
+
+
+def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
+    from dwca.read import DwCAReader
+
+    out = tmp_path / "run7.zip"
+    write_export(data, "dwca", out)
+    with zipfile.ZipFile(out) as zf:
+        assert sorted(zf.namelist()) == sorted(["meta.xml", "eml.xml", "occurrence.txt", "identification.txt",
+                                                "dna.txt"])
+    with DwCAReader(str(out)) as dwca:
+        rows = list(dwca)
+        assert len(rows) == len(data.specimens)
+        assert dwca.descriptor.core.type == "http://rs.tdwg.org/dwc/terms/Occurrence"
+        ext_types = {e.type for e in dwca.descriptor.extensions}
+        assert ext_types == {IDENTIFICATION_ROWTYPE, DNA_ROWTYPE}
+        assert "biodiscover run 7" in dwca.metadata.find("dataset/title").text
+        dwc = "http://rs.tdwg.org/dwc/terms/"
+        by_id = {r.id: r for r in rows}
+        # A candidate member: open nomenclature.
+        member = data.members[data.members["proposal_id"] == 5].iloc[0]["processid"]
+        rec = by_id[member]
+        assert rec.data[dwc + "scientificName"] == "Megaselia"
+        assert rec.data[dwc + "taxonRank"] == "genus"
+        assert rec.data[dwc + "identificationQualifier"] == "sp."
+        assert rec.data[dwc + "verbatimIdentification"] == "Megaselia sp. BD-0007"
+        assert rec.data[dwc + "taxonConceptID"] == "biodiscover:run:7:candidate:5"
+        remarks = rec.data[dwc + "identificationRemarks"]
+        assert "model=sha256:abc123" in remarks and re.search(r"confidence=0\.\d{3} at genus", remarks)
+        assert rec.data[dwc + "identificationVerificationStatus"].startswith("accepted")
+        # A known specimen: named to species, no qualifier.
+        known = by_id["KN0003"]
+        assert known.data[dwc + "scientificName"] == "Megaselia k3"
+        assert known.data[dwc + "taxonRank"] == "species"
+        assert known.data[dwc + "identificationQualifier"] == ""
+        assert float(known.data[dwc + "decimalLongitude"]) < 0
+        # Extensions: a provided and a predicted identification for labelled specimens; DNA where sequenced.
+        idents = [e for e in known.extensions if e.rowtype == IDENTIFICATION_ROWTYPE]
+        assert {e.data[dwc + "identifiedBy"] for e in idents} == {"biodiscover", "provided with the collection"}
+        dna = [e for e in known.extensions if e.rowtype == DNA_ROWTYPE]
+        assert len(dna) == 1
+        assert dna[0].data["http://rs.gbif.org/terms/dna_sequence"] == \
+            data.specimens.set_index("processid").loc["KN0003", "dna_barcode"]
+        assert not [e for e in by_id["IMG0001"].extensions if e.rowtype == DNA_ROWTYPE]
+        # Hostile tab inside a value did not shift columns; formula-like ids neutralised.
+        nv = by_id["NV0000"]
+        assert nv.data[dwc + "stateProvince"] == "Guanacaste north"
+        assert nv.data[dwc + "catalogNumber"].startswith("'=")
+        assert dwca.orphaned_extension_rows() == {IDENTIFICATION_ROWTYPE: {}, DNA_ROWTYPE: {}} or \
+            not any(dwca.orphaned_extension_rows().values())
+
+
+def test_fasta_per_candidate(tmp_path: Path, data) -> None:
+    out = tmp_path / "fasta"
+    res = write_export(data, "fasta", out)
+    assert len(res.files) == len(data.proposals)
+    for f in res.files:
+        assert f.parent == out and f.suffix == ".fasta"
+    text = "".join(f.read_text() for f in res.files)
+    headers = [line[1:] for line in text.splitlines() if line.startswith(">")]
+    with_barcode = data.specimens.set_index("processid")["dna_barcode"].dropna()
+    assert len(headers) == int(data.members["processid"].isin(with_barcode.index).sum())
+    for h in headers:
+        fields = h.split("|")
+        assert len(fields) == 6, h
+        assert fields[0] in with_barcode.index
+        assert fields[2] == "Megaselia"
+    hostile = [h for h in headers if h.split("|")[3] == "6"]
+    assert hostile and all("\n" not in h and ">" not in h for h in hostile)
+    # Sequences round-trip (wrapped at 80 columns).
+    first = res.files[0].read_text().split(">")[1]
+    header, *seq_lines = first.strip().splitlines()
+    assert "".join(seq_lines) == with_barcode[header.split("|")[0]]
+    assert max(len(s) for s in seq_lines) <= 80
+
+
+def test_html_report_has_five_plots_and_escapes(tmp_path: Path, data) -> None:
+    out = tmp_path / "report.html"
+    write_export(data, "html", out)
+    page = out.read_text(encoding="utf-8")
+    uris = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(uris) == 5
+    for uri in uris:
+        img = Image.open(io.BytesIO(base64.b64decode(uri)))
+        assert img.size[0] > 500 and img.size[1] > 300
+    assert "=HYPERLINK(&quot;" in page and "<script" not in page
+    for key in ("naming_depth", "novelty", "barcode_gap", "proposal_sizes", "sites"):
+        assert f"id='{key}'" in page
+
+
+def test_json_export(tmp_path: Path, data) -> None:
+    out = tmp_path / "run.json"
+    write_export(data, "json", out)
+    doc = json.loads(out.read_text(encoding="utf-8"))
+    assert doc["run"]["id"] == 7
+    assert len(doc["assignments"]) == len(data.assignments)
+    assert len(doc["proposals"]) == len(data.proposals)
+    sizes = {p["proposal_id"]: len(p["members"]) for p in doc["proposals"]}
+    assert sizes == data.members.groupby("proposal_id").size().to_dict()
+    assert doc["proposals"][0]["evidence"]["nearest_known"] == "Megaselia k1"
+    img = next(a for a in doc["assignments"] if a["processid"] == "IMG0001")
+    assert img["deepest_rank"] is None
+
+
+@pytest.mark.parametrize("fmt,name", [("json", "x.json"), ("dwca", "x.zip"), ("csv", "x"), ("fasta", "x"),
+                                      ("html", "x.html")])
+def test_existing_output_needs_force(tmp_path: Path, data, fmt: str, name: str) -> None:
+    out = tmp_path / name
+    write_export(data, fmt, out)
+    marker = out / "keep.txt" if out.is_dir() else out
+    if out.is_dir():
+        marker.write_text("mine")
+    before = marker.read_bytes()
+    with pytest.raises(InputError, match="already exists; pass --force"):
+        write_export(data, fmt, out)
+    assert marker.read_bytes() == before
+    write_export(data, fmt, out, force=True)
+    assert out.exists()
+
+
+def test_unknown_format_and_missing_folder(tmp_path: Path, data) -> None:
+    with pytest.raises(InputError, match="unknown export format 'xlsx'"):
+        write_export(data, "xlsx", tmp_path / "x")
+    with pytest.raises(InputError, match="does not exist"):
+        write_export(data, "json", tmp_path / "nope" / "x.json")

@@ -1,0 +1,594 @@
+"""Exports of one discovery run: CSV, Darwin Core Archive, FASTA, HTML report, JSON.
+
+``biodiscover export --db DB --run ID --format csv|dwca|fasta|html|json --out PATH``
+calls :func:`export_run`. The run is first read from the database into a
+:class:`RunExport` (plain DataFrames), and every writer works on that, so the
+writers are testable without a database and other areas (the demo, the
+benchmarks) can export tables they built themselves.
+
+Outputs, by format:
+
+* ``csv``  → a directory: ``assignments.csv`` (one row per specimen: deepest
+  confident rank and taxon, label and confidence at every rank, novelty, and the
+  candidate species it belongs to), ``proposals.csv`` (one row per candidate),
+  ``members.csv`` (candidate × specimen with membership probability);
+* ``dwca`` → a zip: Occurrence core, Identification History and GBIF DNA-derived
+  data extensions, ``meta.xml`` and ``eml.xml``. Candidates are written in open
+  nomenclature: ``scientificName`` = the genus (or deepest confident taxon),
+  ``identificationQualifier`` = ``sp.``, ``verbatimIdentification`` = the
+  provisional name, ``taxonConceptID`` = the candidate id (or the BIN when the
+  specimen is novel but in no candidate), ``identificationRemarks`` = method,
+  model and confidence;
+* ``fasta`` → a directory with one FASTA file per candidate species, BOLD-style
+  headers ``>processid|provisional name|parent taxon|candidate id|membership|BIN``;
+* ``html`` → one self-contained report (:mod:`workflows.report`);
+* ``json`` → one document with the run, assignments and candidates (evidence included).
+
+Hostile data: text cells that a spreadsheet would run as a formula (leading
+``= + - @``, tab or carriage return) get a leading apostrophe
+(:func:`neutralise_cell`); file and archive member names built from data go
+through :func:`safe_member_name` and :func:`safe_join`, so they cannot leave the
+output folder; an existing output is never replaced unless ``force=True``, and
+every file is written to a temporary name and renamed into place, so a crash
+never leaves half an export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
+from xml.sax.saxutils import escape as xml_escape
+
+import numpy as np
+import pandas as pd
+
+from storage.errors import InputError
+from storage.records import RANKS
+
+log = logging.getLogger(__name__)
+
+ExportFormat = Literal["csv", "dwca", "fasta", "html", "json"]
+FORMATS: tuple[str, ...] = ("csv", "dwca", "fasta", "html", "json")
+#: Leading characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
+FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+MAX_MEMBER_NAME = 100
+
+# -- the data every writer works on -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunExport:
+    """One run's results as plain tables (what every writer consumes).
+
+    * ``run``: id, kind, status, model_fingerprint, parameters, started_at, finished_at;
+    * ``specimens``: ``processid`` + BIOSCAN-5M columns (the identification that
+      came *with* the collection, coordinates, barcode, BIN);
+    * ``assignments``: ``processid``, ``deepest_rank``, ``deepest_taxon``,
+      ``novelty``, and ``label_<rank>`` / ``confidence_<rank>`` for every rank;
+    * ``proposals``: ``proposal_id``, ``provisional_name``, ``parent_rank``,
+      ``parent_taxon``, ``status``, ``version``, ``size``, ``evidence`` (dict);
+    * ``members``: ``proposal_id``, ``processid``, ``probability``.
+    """
+
+    run: dict[str, Any]
+    specimens: pd.DataFrame
+    assignments: pd.DataFrame
+    proposals: pd.DataFrame
+    members: pd.DataFrame
+    reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def candidate_of(self) -> dict[str, Any]:
+        """processid → proposal id of the candidate holding it (highest membership wins)."""
+        if self.members.empty:
+            return {}
+        m = self.members.sort_values("probability", ascending=False) if "probability" in self.members else self.members
+        return dict(m.drop_duplicates("processid")[["processid", "proposal_id"]].itertuples(index=False, name=None))
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote (for the CLI summary and ``--json``)."""
+
+    format: str
+    out: Path
+    files: tuple[Path, ...]
+    specimens: int
+    proposals: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
+                "specimens": self.specimens, "proposals": self.proposals}
+
+
+# -- hostile-data safety ------------------------------------------------------------------------------------
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Make a text cell inert in spreadsheets: prefix ``'`` when it starts with a formula trigger.
+
+    Numbers stay numbers (a negative longitude is data, not a formula); only
+    strings are touched, so every value round-trips except for the apostrophe.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Apply :func:`neutralise_cell` to every text cell (and header) of a frame."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(neutralise_cell)
+    out.columns = [neutralise_cell(str(c)) for c in out.columns]
+    return out
+
+
+def safe_member_name(name: str, *, suffix: str = "", fallback: str = "unnamed") -> str:
+    """A file / archive member name derived from data that cannot escape its folder.
+
+    Unicode is NFKC-normalised and reduced to ``[A-Za-z0-9._-]``; path separators,
+    ``..``, drive letters, control characters and leading dots disappear;
+    Windows device names get a ``_`` prefix; the result is at most
+    ``MAX_MEMBER_NAME`` characters plus ``suffix``.
+    """
+    text = unicodedata.normalize("NFKC", str(name))
+    text = re.sub(r"[^A-Za-z0-9._-]+", "_", text)
+    text = re.sub(r"\.{2,}", ".", text).strip("._-")
+    if not text:
+        text = fallback
+    if text.split(".")[0].upper() in _WINDOWS_RESERVED:
+        text = "_" + text
+    return text[:MAX_MEMBER_NAME] + suffix
+
+
+def safe_join(root: Path, member: str) -> Path:
+    """``root / member`` after checking the result stays inside ``root`` (else ``InputError``)."""
+    root_resolved = root.resolve()
+    target = (root_resolved / member).resolve()
+    if target == root_resolved or root_resolved not in target.parents:
+        raise InputError(f"refusing to write {member!r}: it would land outside {root}")
+    return target
+
+
+def _unique_names(names: Iterable[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for n in names:
+        key = n.lower()  # case-insensitive file systems
+        if key in seen:
+            seen[key] += 1
+            stem, dot, ext = n.rpartition(".")
+            n = f"{stem}-{seen[key]}.{ext}" if dot else f"{n}-{seen[key]}"
+        else:
+            seen[key] = 0
+        out.append(n)
+    return out
+
+
+def check_output(out: Path, *, force: bool) -> None:
+    """Refuse to replace an existing output unless ``force``; refuse a missing parent folder."""
+    if out.exists() and not force:
+        if out.is_dir() and not any(out.iterdir()):
+            return
+        raise InputError(f"{out} already exists; pass --force to overwrite it")
+    if not out.parent.exists():
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _replace_dir(out: Path, build: Callable[[Path], list[str]]) -> tuple[Path, ...]:
+    """Build a directory export in a temp sibling, then swap it into place (no half exports)."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        names = build(tmp)
+        if out.exists():
+            if out.is_dir():
+                shutil.rmtree(out)
+            else:
+                out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return tuple(out / n for n in names)
+
+
+# -- table shaping ------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return None if math.isnan(float(value)) else float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (datetime, Path)):
+        return str(value)
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def assignment_table(data: RunExport) -> pd.DataFrame:
+    """Assignments joined with the candidate each specimen belongs to (the CSV's main table)."""
+    table = data.assignments.copy()
+    cand = data.candidate_of()
+    ids = pd.Series([cand.get(p) for p in table["processid"]], index=table.index, dtype=object)
+    if ids.notna().any() and all(isinstance(v, (int, np.integer)) for v in ids.dropna()):
+        ids = ids.astype("Int64")  # keep integer ids integer next to the NaNs of uncandidated rows
+    table["proposal_id"] = ids
+    if not data.proposals.empty:
+        names = dict(zip(data.proposals["proposal_id"], data.proposals["provisional_name"]))
+        table["provisional_name"] = table["proposal_id"].map(names)
+    else:
+        table["provisional_name"] = None
+    return table
+
+
+def proposal_table(data: RunExport) -> pd.DataFrame:
+    """Candidates with the scalar evidence fields flattened (nested evidence goes to JSON)."""
+    props = data.proposals.drop(columns=["evidence"], errors="ignore").copy()
+    if "evidence" in data.proposals:
+        flat = []
+        for ev in data.proposals["evidence"]:
+            ev = ev if isinstance(ev, Mapping) else {}
+            flat.append({f"evidence_{k}": v for k, v in ev.items() if isinstance(v, (str, int, float, bool)) or v is None})
+        props = pd.concat([props.reset_index(drop=True), pd.DataFrame(flat)], axis=1)
+    return props
+
+
+# -- writers ------------------------------------------------------------------------------------------------
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    neutralise_frame(frame).to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def write_csv(data: RunExport, out: Path) -> tuple[Path, ...]:
+    """``assignments.csv``, ``proposals.csv`` and ``members.csv`` in directory ``out``."""
+    def build(tmp: Path) -> list[str]:
+        tables = {"assignments.csv": assignment_table(data), "proposals.csv": proposal_table(data),
+                  "members.csv": data.members}
+        for name, frame in tables.items():
+            (tmp / name).write_bytes(_csv_bytes(frame))
+        return list(tables)
+    return _replace_dir(out, build)
+
+
+def write_json(data: RunExport, out: Path) -> tuple[Path, ...]:
+    """One JSON document: run, assignments, candidates (with evidence and members)."""
+    members = data.members.groupby("proposal_id") if not data.members.empty else None
+    proposals = []
+    for row in _records(data.proposals):
+        pid = row.get("proposal_id")
+        if members is not None and pid in members.groups:
+            row["members"] = _records(members.get_group(pid).drop(columns=["proposal_id"]))
+        else:
+            row["members"] = []
+        proposals.append(row)
+    doc = {"format": "biodiscover-run-export", "version": 1, "run": _jsonable(data.run),
+           "assignments": _records(data.assignments), "proposals": proposals}
+    _atomic_write(out, json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    return (out,)
+
+
+def _fasta_field(value: Any) -> str:
+    """A header field: no ``|``, ``>`` or line breaks, so a hostile name cannot forge records."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return re.sub(r"[|\r\n>\t]+", " ", str(value)).strip()
+
+
+def _wrap(seq: str, width: int = 80) -> str:
+    return "\n".join(seq[i:i + width] for i in range(0, len(seq), width))
+
+
+def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
+    """proposal id → [(header, sequence)] with BOLD-style headers.
+
+    Header: ``processid|provisional name|parent taxon|candidate id|membership|BIN``.
+    Members without a barcode (image-only specimens) are left out of the FASTA.
+    """
+    barcodes = dict(zip(data.specimens["processid"], data.specimens.get("dna_barcode", pd.Series(dtype=object))))
+    bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
+    out: dict[Any, list[tuple[str, str]]] = {}
+    props = data.proposals.set_index("proposal_id", drop=False)
+    for pid, grp in data.members.groupby("proposal_id", sort=True):
+        prop = props.loc[pid] if pid in props.index else {}
+        recs = []
+        for _, m in grp.sort_values("processid").iterrows():
+            seq = barcodes.get(m["processid"])
+            if not isinstance(seq, str) or not seq:
+                continue
+            prob = m.get("probability")
+            fields_ = [m["processid"], prop.get("provisional_name"), prop.get("parent_taxon"), pid,
+                       f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"])]
+            recs.append(("|".join(_fasta_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
+        out[pid] = recs
+    return out
+
+
+def write_fasta(data: RunExport, out: Path) -> tuple[Path, ...]:
+    """One ``.fasta`` per candidate species in directory ``out`` (names made safe and unique)."""
+    records = fasta_records(data)
+    names_by_id = dict(zip(data.proposals["proposal_id"], data.proposals["provisional_name"])) \
+        if not data.proposals.empty else {}
+    pids = [p for p in records if records[p]]
+    files = _unique_names(safe_member_name(f"{p}_{names_by_id.get(p) or 'candidate'}", suffix=".fasta") for p in pids)
+
+    def build(tmp: Path) -> list[str]:
+        for pid, name in zip(pids, files):
+            text = "".join(f">{h}\n{_wrap(s)}\n" for h, s in records[pid])
+            safe_join(tmp, name).write_text(text, encoding="utf-8")
+        return files
+    return _replace_dir(out, build)
+
+
+def write_html(data: RunExport, out: Path) -> tuple[Path, ...]:
+    """The self-contained HTML report (:func:`workflows.report.build_html`)."""
+    from workflows.report import build_html
+
+    _atomic_write(out, build_html(data).encode("utf-8"))
+    return (out,)
+
+
+# -- Darwin Core Archive ------------------------------------------------------------------------------------
+
+DWC = "http://rs.tdwg.org/dwc/terms/"
+DC = "http://purl.org/dc/terms/"
+GBIF = "http://rs.gbif.org/terms/"
+MIXS = "https://w3id.org/mixs/"
+OCCURRENCE_ROWTYPE = DWC + "Occurrence"
+IDENTIFICATION_ROWTYPE = DWC + "Identification"
+DNA_ROWTYPE = "http://rs.gbif.org/terms/1.0/DNADerivedData"
+
+OCCURRENCE_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
+    "occurrenceID", "basisOfRecord", "catalogNumber", "recordedBy", "country", "stateProvince",
+    "decimalLatitude", "decimalLongitude", "geodeticDatum", "kingdom", "phylum", "class", "order", "family",
+    "genus", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+    "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
+    "identificationVerificationStatus", "associatedSequences"))
+IDENTIFICATION_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
+    "identificationID", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+    "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
+    "identificationVerificationStatus", "identificationReferences"))
+DNA_TERMS: tuple[tuple[str, str], ...] = (
+    ("DNA_sequence", GBIF + "dna_sequence"),
+    ("target_gene", MIXS + "0000044"),
+    ("target_subfragment", MIXS + "0000045"),
+    ("otu_class_appr", MIXS + "0000085"),
+    ("otu_seq_comp_appr", MIXS + "0000086"),
+    ("otu_db", MIXS + "0000087"),
+)
+#: Archive members are fixed names, never built from data.
+DWCA_MEMBERS = ("meta.xml", "eml.xml", "occurrence.txt", "identification.txt", "dna.txt")
+
+
+def _dwc_cell(value: Any) -> str:
+    """Tab-separated text cell: no tabs or line breaks inside, formulas neutralised."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = re.sub(r"[\t\r\n]+", " ", str(value))
+    return str(neutralise_cell(text))
+
+
+def _tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    lines = ["\t".join(header)]
+    lines.extend("\t".join(_dwc_cell(v) for v in row) for row in rows)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any) -> str:
+    parts = [f"method=biodiscover {run.get('kind', 'triage')} run {run.get('id', '?')}",
+             f"model={run.get('model_fingerprint') or 'unknown'}"]
+    if rank and conf is not None and conf == conf:
+        parts.append(f"confidence={float(conf):.3f} at {rank}")
+    if novelty is not None and novelty == novelty:
+        parts.append(f"novelty={float(novelty):.3f}")
+    return "; ".join(parts)
+
+
+def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Darwin Core rows (occurrence, identification history, DNA-derived) for every specimen."""
+    run = data.run
+    when = str(run.get("finished_at") or run.get("started_at") or datetime.now(timezone.utc).isoformat())[:10]
+    spec = data.specimens.set_index("processid", drop=False)
+    assign = data.assignments.set_index("processid", drop=False)
+    cand = data.candidate_of()
+    props = data.proposals.set_index("proposal_id", drop=False) if not data.proposals.empty else pd.DataFrame()
+    occ, ident, dna = [], [], []
+    for pid in spec.index:
+        s = spec.loc[pid]
+        a = assign.loc[pid] if pid in assign.index else pd.Series(dtype=object)
+        deepest = a.get("deepest_rank") if a.get("deepest_rank") in RANKS else None
+        novelty = a.get("novelty")
+        named = {r: a.get(f"label_{r}") for r in RANKS[: RANKS.index(deepest) + 1]} if deepest else {}
+        row: dict[str, Any] = {
+            "occurrenceID": pid, "basisOfRecord": "PreservedSpecimen", "catalogNumber": s.get("sampleid"),
+            "country": s.get("country"), "stateProvince": s.get("province_state"),
+            "decimalLatitude": s.get("coord-lat"), "decimalLongitude": s.get("coord-lon"),
+            "geodeticDatum": "WGS84" if pd.notna(s.get("coord-lat")) else None,
+            "kingdom": "Animalia", "phylum": s.get("phylum") or "Arthropoda", "class": s.get("class") or "Insecta",
+            "order": named.get("order"), "family": named.get("family"), "genus": named.get("genus"),
+            "identifiedBy": "biodiscover", "dateIdentified": when,
+            "identificationVerificationStatus": "unverified (machine prediction)",
+        }
+        conf = a.get(f"confidence_{deepest}") if deepest else None
+        remarks = _remarks(run, deepest, conf, novelty)
+        proposal_id = cand.get(pid)
+        if proposal_id is not None and not props.empty and proposal_id in props.index:
+            p = props.loc[proposal_id]
+            parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
+            row.update(scientificName=p.get("parent_taxon") or a.get("deepest_taxon"), taxonRank=parent_rank,
+                       identificationQualifier="sp.", verbatimIdentification=p.get("provisional_name"),
+                       taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
+                       identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
+                                                       f"version {p.get('version')})")
+            if str(p.get("status")) == "accepted":
+                row["identificationVerificationStatus"] = "accepted by reviewer (provisional species)"
+        elif deepest:
+            taxon = a.get("deepest_taxon") or named.get(deepest)
+            novel = novelty is not None and novelty == novelty and float(novelty) >= 0.5
+            row.update(scientificName=taxon, taxonRank=deepest,
+                       identificationQualifier="sp." if deepest == "genus" or (novel and deepest != "species") else None,
+                       verbatimIdentification=(f"{taxon} sp." if deepest == "genus" else taxon),
+                       taxonConceptID=s.get("dna_bin") if novel else None,
+                       identificationRemarks=remarks)
+        else:
+            row.update(scientificName="Insecta" if not s.get("class") else s.get("class"), taxonRank="class",
+                       identificationRemarks=remarks + "; not named below class with confidence")
+        if isinstance(s.get("dna_barcode"), str) and s.get("dna_barcode"):
+            row["associatedSequences"] = f"BOLD:{pid}" if s.get("dna_bin") else None
+            dna.append({"id": pid, "DNA_sequence": s.get("dna_barcode"), "target_gene": "COI",
+                        "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
+                        f"{run.get('kind', 'triage')} (k-NN retrieval + calibrated per-rank thresholds)",
+                        "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits",
+                        "otu_db": f"model {run.get('model_fingerprint') or 'unknown'}"})
+        occ.append(row)
+        provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r)}
+        if provided:
+            rank = [r for r in RANKS if r in provided][-1]
+            ident.append({"id": pid, "identificationID": f"{pid}:provided", "scientificName": provided[rank],
+                          "taxonRank": rank, "identifiedBy": "provided with the collection",
+                          "identificationVerificationStatus": "as supplied",
+                          "identificationReferences": s.get("source") if "source" in s else None})
+        ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
+            k: row.get(k) for k in ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+                                    "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
+                                    "identificationVerificationStatus")}})
+    return occ, ident, dna
+
+
+def _meta_xml() -> str:
+    def fields_xml(terms: Sequence[tuple[str, str]]) -> str:
+        return "".join(f'\n    <field index="{i + 1}" term="{uri}"/>' for i, (_, uri) in enumerate(terms))
+
+    attrs = 'encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" ignoreHeaderLines="1"'
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<archive xmlns="http://rs.tdwg.org/dwc/text/" metadata="eml.xml">\n'
+        f'  <core {attrs} rowType="{OCCURRENCE_ROWTYPE}">\n    <files><location>occurrence.txt</location></files>\n'
+        f'    <id index="0"/>{fields_xml(OCCURRENCE_TERMS)}\n  </core>\n'
+        f'  <extension {attrs} rowType="{IDENTIFICATION_ROWTYPE}">\n'
+        f'    <files><location>identification.txt</location></files>\n'
+        f'    <coreid index="0"/>{fields_xml(IDENTIFICATION_TERMS)}\n  </extension>\n'
+        f'  <extension {attrs} rowType="{DNA_ROWTYPE}">\n    <files><location>dna.txt</location></files>\n'
+        f'    <coreid index="0"/>{fields_xml(DNA_TERMS)}\n  </extension>\n'
+        '</archive>\n'
+    )
+
+
+def _eml_xml(run: Mapping[str, Any], n_occ: int, n_prop: int) -> str:
+    title = xml_escape(f"biodiscover run {run.get('id')}: identifications and candidate species")
+    abstract = xml_escape(
+        f"{n_occ} specimens named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} run "
+        f"{run.get('id')}, model {run.get('model_fingerprint') or 'unknown'}), with {n_prop} candidate new species "
+        "in open nomenclature (provisional names, not described species).")
+    today = datetime.now(timezone.utc).date().isoformat()
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<eml:eml xmlns:eml="eml://ecoinformatics.org/eml-2.1.1" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
+        f'packageId="biodiscover-run-{xml_escape(str(run.get("id")))}" system="biodiscover" xml:lang="en">\n'
+        f'  <dataset>\n    <title>{title}</title>\n'
+        '    <creator><organizationName>biodiscover</organizationName></creator>\n'
+        f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
+        f'    <abstract><para>{abstract}</para></abstract>\n'
+        '    <intellectualRights><para>To be set by the data owner before publication.</para></intellectualRights>\n'
+        '    <contact><organizationName>biodiscover</organizationName></contact>\n'
+        '  </dataset>\n</eml:eml>\n'
+    )
+
+
+def write_dwca(data: RunExport, out: Path) -> tuple[Path, ...]:
+    """Darwin Core Archive zip with Occurrence core + Identification and DNA-derived extensions."""
+    occ, ident, dna = occurrence_rows(data)
+    members = {
+        "meta.xml": _meta_xml().encode("utf-8"),
+        "eml.xml": _eml_xml(data.run, len(occ), len(data.proposals)).encode("utf-8"),
+        "occurrence.txt": _tsv(["id"] + [t for t, _ in OCCURRENCE_TERMS],
+                               ([r["occurrenceID"]] + [r.get(t) for t, _ in OCCURRENCE_TERMS] for r in occ)),
+        "identification.txt": _tsv(["coreid"] + [t for t, _ in IDENTIFICATION_TERMS],
+                                   ([r["id"]] + [r.get(t) for t, _ in IDENTIFICATION_TERMS] for r in ident)),
+        "dna.txt": _tsv(["coreid"] + [t for t, _ in DNA_TERMS],
+                        ([r["id"]] + [r.get(t) for t, _ in DNA_TERMS] for r in dna)),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in DWCA_MEMBERS:
+            zf.writestr(name, members[name])
+    _atomic_write(out, buf.getvalue())
+    return (out,)
+
+
+WRITERS: dict[str, Callable[[RunExport, Path], tuple[Path, ...]]] = {
+    "csv": write_csv, "dwca": write_dwca, "fasta": write_fasta, "html": write_html, "json": write_json,
+}
+
+
+def write_export(data: RunExport, fmt: str, out: Path, *, force: bool = False) -> ExportResult:
+    """Write ``data`` as ``fmt`` to ``out`` (overwrite only with ``force``)."""
+    if fmt not in WRITERS:
+        raise InputError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    out = Path(out)
+    check_output(out, force=force)
+    if out.exists() and fmt in ("dwca", "html", "json") and out.is_dir():
+        raise InputError(f"{out} is a directory; the {fmt} export writes one file")
+    files = WRITERS[fmt](data, out)
+    log.info("exported run %s as %s to %s (%d files)", data.run.get("id"), fmt, out, len(files))
+    return ExportResult(fmt, out, files, len(data.assignments), len(data.proposals))
+
+
+def export_run(db: Path, run_id: int, fmt: str, out: Path, *, force: bool = False) -> ExportResult:
+    """``biodiscover export``: read run ``run_id`` from the database at ``db`` and write it."""
+    if fmt not in WRITERS:
+        raise InputError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    check_output(Path(out), force=force)
+    data = load_run_export(db, run_id)
+    return write_export(data, fmt, Path(out), force=force)
+
+
+def load_run_export(db: Path, run_id: int) -> RunExport:
+    """Read one run's specimens, assignments, candidates and members from the database."""
+    raise NotImplementedError("database reader pending: storage.db has not landed yet")

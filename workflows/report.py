@@ -1,0 +1,409 @@
+"""The per-run HTML report: plots a taxonomist would rather look at than read.
+
+Why plain DataFrames in, PNG bytes out: every plot function takes the tables an
+export already holds (assignments, proposals, members, specimens — see
+:class:`workflows.export.RunExport`), so the plots are testable without a
+database and reusable by the demo and the benchmarks. The HTML embeds each plot
+as a base64 PNG so the report is one self-contained file that opens offline.
+
+Plots:
+
+* :func:`plot_naming_depth` — how deep specimens were named (deepest confident
+  rank), split into known vs flagged novel;
+* :func:`plot_novelty` — the novelty-probability distribution, with the decision
+  threshold;
+* :func:`plot_barcode_gap` — within-candidate vs nearest-other-candidate
+  distances (the "barcode gap": candidates are convincing when the two do not
+  overlap);
+* :func:`plot_proposal_sizes` — how many specimens each candidate species holds;
+* :func:`plot_sites` — collection sites on a coarse world outline (hand-made
+  polygons, no map download), coloured by novelty.
+
+Every value from the data that reaches the HTML goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from storage.records import RANKS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from workflows.export import RunExport
+
+log = logging.getLogger(__name__)
+
+#: Novelty probability above which a specimen counts as "flagged novel" in plots.
+NOVELTY_THRESHOLD = 0.5
+DEPTH_ORDER: tuple[str, ...] = ("unnamed",) + RANKS
+KNOWN_COLOUR = "#3b75af"
+NOVEL_COLOUR = "#e1812c"
+WITHIN_COLOUR = "#3a923a"
+BETWEEN_COLOUR = "#c03d3e"
+
+# Coarse continent outlines (lon, lat), drawn by hand from memory to a few
+# degrees: enough to place collection sites at a glance, not a map projection.
+WORLD_OUTLINE: dict[str, list[tuple[float, float]]] = {
+    "North America": [(-168, 66), (-162, 70), (-141, 70), (-125, 70), (-95, 72), (-80, 73), (-62, 67),
+                      (-64, 60), (-56, 52), (-66, 45), (-70, 42), (-76, 35), (-81, 31), (-80, 25),
+                      (-83, 29), (-90, 30), (-97, 27), (-97, 22), (-92, 19), (-87, 21), (-88, 16),
+                      (-83, 10), (-78, 8), (-80, 7), (-86, 11), (-92, 14), (-105, 20), (-110, 24),
+                      (-115, 30), (-118, 34), (-124, 40), (-124, 48), (-133, 56), (-146, 60), (-158, 58),
+                      (-166, 62)],
+    "South America": [(-78, 8), (-72, 12), (-62, 10), (-52, 5), (-35, -5), (-39, -14), (-41, -22),
+                      (-48, -26), (-53, -34), (-58, -38), (-65, -41), (-66, -47), (-69, -52), (-72, -54),
+                      (-75, -50), (-73, -40), (-71, -30), (-70, -18), (-76, -14), (-81, -6), (-80, 0),
+                      (-78, 8)],
+    "Eurasia": [(-10, 36), (-9, 43), (-2, 44), (-5, 48), (2, 51), (8, 54), (10, 57), (5, 62), (15, 69),
+                (28, 71), (42, 67), (60, 69), (70, 73), (100, 77), (130, 72), (160, 70), (180, 68),
+                (178, 62), (163, 60), (157, 51), (143, 59), (135, 54), (140, 48), (130, 42), (127, 35),
+                (122, 30), (120, 23), (110, 20), (106, 10), (100, 13), (99, 7), (103, 1), (98, 8),
+                (93, 17), (88, 22), (80, 15), (77, 8), (72, 20), (66, 25), (57, 26), (52, 29), (48, 30),
+                (56, 24), (59, 22), (52, 16), (43, 13), (39, 21), (35, 28), (34, 31), (35, 36), (28, 36),
+                (26, 40), (23, 37), (20, 40), (13, 45), (16, 38), (12, 38), (8, 44), (3, 43), (-1, 37),
+                (-6, 36), (-10, 36)],
+    "Africa": [(-17, 21), (-16, 12), (-8, 4), (5, 5), (9, 4), (10, -2), (13, -8), (12, -17), (15, -27),
+               (20, -35), (27, -34), (33, -26), (35, -20), (40, -15), (40, -5), (44, 2), (51, 11), (43, 12),
+               (38, 18), (34, 27), (32, 31), (25, 32), (20, 31), (11, 33), (10, 37), (3, 37), (-6, 36),
+               (-10, 30), (-17, 21)],
+    "Australia": [(114, -22), (114, -34), (118, -35), (124, -33), (131, -31), (138, -35), (141, -38),
+                  (147, -39), (150, -37), (153, -30), (153, -25), (146, -19), (142, -11), (136, -12),
+                  (130, -12), (126, -14), (122, -18), (114, -22)],
+    "Greenland": [(-55, 60), (-43, 60), (-38, 66), (-22, 70), (-18, 77), (-25, 82), (-45, 83), (-62, 82),
+                  (-72, 78), (-66, 76), (-55, 70), (-52, 65), (-55, 60)],
+    "Great Britain": [(-5, 50), (1, 51), (2, 53), (0, 54), (-2, 56), (-2, 58), (-5, 58.5), (-6, 56),
+                      (-5, 54), (-3, 53), (-5, 51.5), (-5, 50)],
+    "Japan": [(130, 31), (132, 34), (135, 34), (140, 35), (141, 38), (142, 41), (141, 45), (145, 44),
+              (141, 41.5), (140, 38), (137, 37), (133, 35.5), (130, 33), (130, 31)],
+    "Madagascar": [(44, -25), (47, -25), (50, -16), (49, -12), (44, -17), (44, -25)],
+    "Borneo": [(109, 2), (113, 4), (117, 7), (119, 5), (118, 1), (116, -4), (110, -3), (109, 2)],
+    "Sumatra": [(95, 5), (98, 4), (104, -2), (106, -6), (102, -4), (96, 2), (95, 5)],
+    "New Guinea": [(131, -1), (138, -2), (146, -6), (150, -10), (143, -9), (138, -8), (133, -4), (131, -1)],
+    "New Zealand": [(172, -34), (178, -38), (175, -41), (171, -44), (167, -46), (172, -41), (174, -38),
+                    (172, -34)],
+}
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One rendered plot: a title, a one-line caption and PNG bytes."""
+
+    key: str
+    title: str
+    caption: str
+    png: bytes
+
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _figure(width: float = 7.0, height: float = 4.2) -> "Figure":
+    from matplotlib.figure import Figure  # the OO API needs no GUI backend
+
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    return fig
+
+
+def _png(fig: "Figure") -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", facecolor="white")
+    return buf.getvalue()
+
+
+def _empty(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=12, color="#666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _novel_mask(assignments: pd.DataFrame) -> np.ndarray:
+    if "novelty" not in assignments:
+        return np.zeros(len(assignments), dtype=bool)
+    return pd.to_numeric(assignments["novelty"], errors="coerce").fillna(0).to_numpy() >= NOVELTY_THRESHOLD
+
+
+def naming_depth_counts(assignments: pd.DataFrame) -> pd.DataFrame:
+    """Specimens per deepest confident rank (rows: unnamed, order … species; cols: known, novel)."""
+    depth = assignments.get("deepest_rank", pd.Series([None] * len(assignments), dtype=object))
+    depth = depth.where(depth.isin(RANKS), "unnamed")
+    novel = _novel_mask(assignments)
+    table = pd.DataFrame({"depth": depth.to_numpy(), "novel": np.where(novel, "novel", "known")})
+    counts = pd.crosstab(table["depth"], table["novel"]).reindex(index=list(DEPTH_ORDER), columns=["known", "novel"])
+    return counts.fillna(0).astype(int)
+
+
+def plot_naming_depth(assignments: pd.DataFrame) -> Plot:
+    """Horizontal stacked bars: how many specimens were named down to each rank."""
+    counts = naming_depth_counts(assignments)
+    fig = _figure()
+    ax = fig.subplots()
+    total = int(counts.to_numpy().sum())
+    if total == 0:
+        _empty(ax, "no assignments in this run")
+    else:
+        y = np.arange(len(counts))
+        ax.barh(y, counts["known"], color=KNOWN_COLOUR, label=f"known (novelty < {NOVELTY_THRESHOLD})")
+        ax.barh(y, counts["novel"], left=counts["known"], color=NOVEL_COLOUR,
+                label=f"flagged novel (novelty ≥ {NOVELTY_THRESHOLD})")
+        ax.set_yticks(y, [f"{r}" for r in counts.index])
+        ax.invert_yaxis()
+        for yi, n in zip(y, counts.sum(axis=1)):
+            if n:
+                ax.text(n, yi, f"  {n} ({100 * n / total:.0f}%)", va="center", fontsize=9)
+        ax.set_xlim(0, counts.sum(axis=1).max() * 1.25)
+        ax.set_xlabel("specimens")
+        ax.set_ylabel("deepest confident rank")
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle("How deep each specimen could be named")
+    return Plot("naming_depth", "Depth of naming", f"{total} specimens by the deepest rank named with confidence.",
+                _png(fig))
+
+
+def plot_novelty(assignments: pd.DataFrame) -> Plot:
+    """Histogram of novelty probabilities (log counts: the novel tail is small but matters)."""
+    scores = pd.to_numeric(assignments.get("novelty", pd.Series(dtype=float)), errors="coerce").dropna().to_numpy()
+    fig = _figure()
+    ax = fig.subplots()
+    if len(scores) == 0:
+        _empty(ax, "no novelty scores in this run")
+    else:
+        bins = np.linspace(0, 1, 41)
+        ax.hist(scores[scores < NOVELTY_THRESHOLD], bins=bins, color=KNOWN_COLOUR, label="below threshold")
+        ax.hist(scores[scores >= NOVELTY_THRESHOLD], bins=bins, color=NOVEL_COLOUR, label="flagged novel")
+        ax.axvline(NOVELTY_THRESHOLD, color="black", ls="--", lw=1)
+        ax.text(NOVELTY_THRESHOLD + 0.008, 0.97, f"threshold {NOVELTY_THRESHOLD}", transform=ax.get_xaxis_transform(),
+                rotation=90, va="top", ha="left", fontsize=9)
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1)
+        ax.set_xlabel("probability of a species outside the reference")
+        ax.set_ylabel("specimens (log scale)")
+        ax.legend(loc="upper right", frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+    n_novel = int((scores >= NOVELTY_THRESHOLD).sum())
+    ax.set_title("Novelty score distribution")
+    return Plot("novelty", "Novelty scores", f"{n_novel} of {len(scores)} specimens flagged novel.", _png(fig))
+
+
+def p_distance(a: str, b: str) -> float:
+    """Uncorrected p-distance from a global (NW) alignment edit distance, N-tolerant.
+
+    ``edlib`` NW distance over the longer length: cheap, and what a taxonomist
+    reads as "% divergence" between two COI barcodes.
+    """
+    import edlib
+
+    if not a or not b:
+        return float("nan")
+    eq = [("N", c) for c in "ACGT"]
+    res = edlib.align(a, b, mode="NW", task="distance", additionalEqualities=eq)
+    return res["editDistance"] / max(len(a), len(b))
+
+
+def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per_candidate: int = 12,
+                          max_candidates: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Within-candidate pairwise and nearest-other-candidate distances from member barcodes.
+
+    ``members`` has ``proposal_id`` and ``processid``; ``barcodes`` maps processid →
+    barcode. Sampling caps (members per candidate, candidates) keep this to a
+    few seconds on big runs; the caps are part of the plot's caption.
+    Between: for each candidate, the smallest distance from its first member to
+    the first member of any other candidate (nearest neighbour candidate).
+    """
+    rng = np.random.default_rng(seed)
+    groups: list[list[str]] = []
+    for _, grp in members.groupby("proposal_id", sort=True):
+        seqs = [barcodes.get(p) for p in grp["processid"]]
+        seqs = [s for s in seqs if isinstance(s, str) and s]
+        if seqs:
+            if len(seqs) > max_per_candidate:
+                seqs = list(rng.choice(np.array(seqs, dtype=object), max_per_candidate, replace=False))
+            groups.append(seqs)
+    if len(groups) > max_candidates:
+        keep = rng.choice(len(groups), max_candidates, replace=False)
+        groups = [groups[i] for i in sorted(keep)]
+    within = [p_distance(g[i], g[j]) for g in groups for i in range(len(g)) for j in range(i + 1, len(g))]
+    reps = [g[0] for g in groups]
+    between = []
+    for i, rep in enumerate(reps):
+        others = [p_distance(rep, reps[j]) for j in range(len(reps)) if j != i]
+        if others:
+            between.append(min(others))
+    return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
+
+
+def plot_barcode_gap(within: Sequence[float], between: Sequence[float]) -> Plot:
+    """Overlaid histograms of within- and between-candidate distances, in % divergence."""
+    w = np.asarray([x for x in within if x == x], dtype=float) * 100
+    b = np.asarray([x for x in between if x == x], dtype=float) * 100
+    fig = _figure()
+    ax = fig.subplots()
+    if len(w) == 0 and len(b) == 0:
+        _empty(ax, "no candidate species with barcodes in this run")
+        caption = "No distances to show."
+    else:
+        top = max(np.max(w) if len(w) else 0, np.max(b) if len(b) else 0, 1.0)
+        bins = np.linspace(0, top * 1.05, 40)
+        # Shares, not counts: within-pairs outnumber candidates quadratically.
+        if len(w):
+            ax.hist(w, bins=bins, weights=np.full(len(w), 1 / len(w)), color=WITHIN_COLOUR, alpha=0.75,
+                    label=f"within a candidate ({len(w)} pairs)")
+        if len(b):
+            ax.hist(b, bins=bins, weights=np.full(len(b), 1 / len(b)), color=BETWEEN_COLOUR, alpha=0.6,
+                    label=f"to nearest other candidate ({len(b)} candidates)")
+        gap = (float(np.max(w)) if len(w) else 0.0, float(np.min(b)) if len(b) else math.inf)
+        if len(w) and len(b) and gap[1] > gap[0]:
+            ax.axvspan(gap[0], gap[1], color="#e4e4e4", zorder=0, label=f"barcode gap ({gap[0]:.1f}–{gap[1]:.1f}%)")
+        ax.set_xlabel("p-distance between barcodes (% divergence)")
+        ax.set_ylabel("share of distances")
+        ax.legend(frameon=False)
+        ax.spines[["top", "right"]].set_visible(False)
+        caption = (f"Max within {np.max(w):.1f}%" if len(w) else "No within-candidate pairs") + (
+            f", min between {np.min(b):.1f}%." if len(b) else ".")
+    ax.set_title("Barcode gap of candidate species")
+    return Plot("barcode_gap", "Barcode gap", caption, _png(fig))
+
+
+def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
+    """Bar chart of candidate sizes (how many candidates have 1, 2, … specimens)."""
+    sizes = pd.to_numeric(proposals.get("size", pd.Series(dtype=float)), errors="coerce").dropna().astype(int)
+    fig = _figure()
+    ax = fig.subplots()
+    if sizes.empty:
+        _empty(ax, "no candidate species in this run")
+    else:
+        edges = [1, 2, 3, 5, 10, 20, 50, 100, 1_000_000]
+        labels = ["1", "2", "3–4", "5–9", "10–19", "20–49", "50–99", "100+"]
+        binned = pd.cut(sizes, bins=edges, right=False, labels=labels).value_counts().reindex(labels).fillna(0)
+        x = np.arange(len(labels))
+        bars = ax.bar(x, binned.to_numpy(), color=NOVEL_COLOUR)
+        ax.bar_label(bars, labels=[str(int(v)) if v else "" for v in binned.to_numpy()], fontsize=9)
+        ax.set_xticks(x, labels)
+        ax.set_xlabel("specimens in the candidate species")
+        ax.set_ylabel("candidate species")
+        ax.spines[["top", "right"]].set_visible(False)
+    ax.set_title("Candidate species sizes")
+    n_single = int((sizes == 1).sum()) if not sizes.empty else 0
+    return Plot("proposal_sizes", "Proposal sizes",
+                f"{len(sizes)} candidates, {n_single} singletons (kept: a single specimen can be a new species).",
+                _png(fig))
+
+
+def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None) -> Plot:
+    """Collection sites (lon/lat) on a coarse world outline; novel sites drawn on top."""
+    lat = pd.to_numeric(specimens.get("coord-lat", pd.Series(dtype=float)), errors="coerce")
+    lon = pd.to_numeric(specimens.get("coord-lon", pd.Series(dtype=float)), errors="coerce")
+    ok = lat.between(-90, 90) & lon.between(-180, 180)
+    novel = pd.Series(False, index=specimens.index)
+    if assignments is not None and "processid" in specimens and len(assignments):
+        novel_ids = set(assignments.loc[_novel_mask(assignments), "processid"])
+        novel = specimens["processid"].isin(novel_ids)
+    fig = _figure(8.0, 4.4)
+    ax = fig.subplots()
+    for poly in WORLD_OUTLINE.values():
+        xs, ys = zip(*poly)
+        ax.fill(xs, ys, color="#ececec", ec="#9a9a9a", lw=0.6, zorder=0)
+    for value in (-60, -30, 0, 30, 60):
+        ax.axhline(value, color="#f2f2f2", lw=0.5, zorder=-1)
+    if ok.sum() == 0:
+        ax.text(0, 0, "no coordinates in this collection", ha="center", va="center", fontsize=12, color="#666")
+    else:
+        known_pts = ok & ~novel
+        novel_pts = ok & novel
+        ax.scatter(lon[known_pts], lat[known_pts], s=14, color=KNOWN_COLOUR, alpha=0.6, ec="none",
+                   label=f"known ({int(known_pts.sum())})")
+        ax.scatter(lon[novel_pts], lat[novel_pts], s=22, color=NOVEL_COLOUR, ec="black", lw=0.3,
+                   label=f"flagged novel ({int(novel_pts.sum())})")
+        ax.legend(loc="lower left", frameon=True, fontsize=9)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-60, 85)
+    ax.set_aspect("equal")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    ax.set_title("Collection sites")
+    missing = int((~ok).sum())
+    return Plot("sites", "Collection sites",
+                f"{int(ok.sum())} specimens with coordinates, {missing} without (outline is approximate).",
+                _png(fig))
+
+
+def _table(frame: pd.DataFrame, columns: Iterable[str], limit: int = 50) -> str:
+    cols = [c for c in columns if c in frame.columns]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    rows = []
+    for _, row in frame.head(limit).iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, float):
+                text = "" if math.isnan(v) else f"{v:.3g}"
+            else:
+                text = "" if v is None else str(v)
+            cells.append(f"<td>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = f"<p class='note'>Showing {limit} of {len(frame)}.</p>" if len(frame) > limit else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#f6f6f6;border-radius:8px;padding:.8rem 1.2rem}
+.card b{display:block;font-size:1.6rem}
+figure{margin:1.5rem 0} figure img{max-width:100%;border:1px solid #eee} figcaption{color:#555}
+table{border-collapse:collapse;font-size:.85rem} td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}
+.note{color:#777;font-size:.85rem}
+"""
+
+
+def render_plots(data: "RunExport") -> list[Plot]:
+    """All report plots for one run's export tables."""
+    assignments, proposals, members, specimens = data.assignments, data.proposals, data.members, data.specimens
+    barcodes = specimens.set_index("processid")["dna_barcode"] if {"processid", "dna_barcode"} <= set(specimens) \
+        else pd.Series(dtype=object)
+    within, between = barcode_gap_distances(members, barcodes) if len(members) else (np.array([]), np.array([]))
+    return [
+        plot_naming_depth(assignments),
+        plot_novelty(assignments),
+        plot_barcode_gap(within, between),
+        plot_proposal_sizes(proposals),
+        plot_sites(specimens, assignments),
+    ]
+
+
+def build_html(data: "RunExport") -> str:
+    """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
+    run = data.run
+    plots = render_plots(data)
+    novel = int(_novel_mask(data.assignments).sum())
+    species = int((data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species").sum())
+    cards = [("specimens", len(data.assignments)), ("named to species", species), ("flagged novel", novel),
+             ("candidate species", len(data.proposals))]
+    card_html = "".join(f"<div class='card'><b>{n}</b>{html.escape(label)}</div>" for label, n in cards)
+    figs = "".join(
+        f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"
+        f"<figcaption>{html.escape(p.caption)}</figcaption></figure>" for p in plots)
+    meta = ", ".join(f"{k}: {v}" for k, v in run.items() if k in ("kind", "status", "model_fingerprint",
+                                                                   "started_at", "finished_at"))
+    props = data.proposals.sort_values("size", ascending=False) if "size" in data.proposals else data.proposals
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>biodiscover run {html.escape(str(run.get('id', '')))}</title><style>{_CSS}</style></head><body>"
+        f"<h1>Discovery run {html.escape(str(run.get('id', '')))}</h1><p class='sub'>{html.escape(meta)}</p>"
+        f"<div class='cards'>{card_html}</div>{figs}"
+        "<h2>Largest candidate species</h2>"
+        + _table(props, ["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "size", "status", "version"])
+        + "<p class='note'>Generated by biodiscover. Candidate species are proposals for a taxonomist to review, "
+          "not described species.</p></body></html>"
+    )
