@@ -129,6 +129,10 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
         assert dna[0].data["http://rs.gbif.org/terms/dna_sequence"] == \
             data.specimens.set_index("processid").loc["KN0003", "dna_barcode"]
         assert not [e for e in by_id["IMG0001"].extensions if e.rowtype == DNA_ROWTYPE]
+        # Members of the rejected candidate 3 keep their plain genus-level name, not a candidate.
+        rejected = by_id[data.members[data.members["proposal_id"] == 3].iloc[0]["processid"]]
+        assert rejected.data[dwc + "taxonConceptID"] == ""
+        assert rejected.data[dwc + "verbatimIdentification"] == "Megaselia sp."
         # Hostile tab inside a value did not shift columns; formula-like ids neutralised.
         nv = by_id["NV0000"]
         assert nv.data[dwc + "stateProvince"] == "Guanacaste north"
@@ -140,13 +144,15 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
 def test_fasta_per_candidate(tmp_path: Path, data) -> None:
     out = tmp_path / "fasta"
     res = write_export(data, "fasta", out)
-    assert len(res.files) == len(data.proposals)
+    assert len(res.files) == int((data.proposals["status"] != "rejected").sum())
     for f in res.files:
         assert f.parent == out and f.suffix == ".fasta"
     text = "".join(f.read_text() for f in res.files)
     headers = [line[1:] for line in text.splitlines() if line.startswith(">")]
     with_barcode = data.specimens.set_index("processid")["dna_barcode"].dropna()
-    assert len(headers) == int(data.members["processid"].isin(with_barcode.index).sum())
+    live = data.members[data.members["proposal_id"] != 3]  # candidate 3 was rejected
+    assert len(headers) == int(live["processid"].isin(with_barcode.index).sum())
+    assert not [h for h in headers if h.split("|")[3] == "3"]
     for h in headers:
         fields = h.split("|")
         assert len(fields) == 6, h

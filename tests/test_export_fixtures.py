@@ -55,7 +55,7 @@ def make_run_export(n_known: int = 40, n_candidates: int = 8, seed: int = 0) -> 
         size = 1 + (c % 4) * 2
         name = HOSTILE_NAMES[c % len(HOSTILE_NAMES)]
         proposals.append({"proposal_id": c + 1, "provisional_name": name, "parent_rank": "genus",
-                          "parent_taxon": "Megaselia", "status": "accepted" if c == 4 else "pending",
+                          "parent_taxon": "Megaselia", "status": {4: "accepted", 2: "rejected"}.get(c, "pending"),
                           "version": 1, "size": size,
                           "evidence": {"consensus": anc[:50], "within_max": 0.01, "nearest_known": "Megaselia k1",
                                        "nearest_identity": 0.91, "sites": ["=1+1", "Ontario"]}})

@@ -92,10 +92,18 @@ class RunExport:
     reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def candidate_of(self) -> dict[str, Any]:
-        """processid → proposal id of the candidate holding it (highest membership wins)."""
+        """processid → proposal id of the candidate holding it (highest membership wins).
+
+        A proposal a reviewer rejected is not a candidate species any more, so its
+        members fall back to their plain identification.
+        """
         if self.members.empty:
             return {}
-        m = self.members.sort_values("probability", ascending=False) if "probability" in self.members else self.members
+        m = self.members
+        if "status" in self.proposals and not self.proposals.empty:
+            rejected = set(self.proposals.loc[self.proposals["status"] == "rejected", "proposal_id"])
+            m = m[~m["proposal_id"].isin(rejected)]
+        m = m.sort_values("probability", ascending=False) if "probability" in m else m
         return dict(m.drop_duplicates("processid")[["processid", "proposal_id"]].itertuples(index=False, name=None))
 
 
@@ -325,7 +333,8 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
     """proposal id → [(header, sequence)] with BOLD-style headers.
 
     Header: ``processid|provisional name|parent taxon|candidate id|membership|BIN``.
-    Members without a barcode (image-only specimens) are left out of the FASTA.
+    Members without a barcode (image-only specimens) and candidates a reviewer
+    rejected are left out of the FASTA.
     """
     barcodes = dict(zip(data.specimens["processid"], data.specimens.get("dna_barcode", pd.Series(dtype=object))))
     bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
@@ -333,6 +342,8 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
     props = data.proposals.set_index("proposal_id", drop=False)
     for pid, grp in data.members.groupby("proposal_id", sort=True):
         prop = props.loc[pid] if pid in props.index else {}
+        if len(prop) and prop.get("status") == "rejected":
+            continue  # a reviewer said this is not a new species
         recs = []
         for _, m in grp.sort_values("processid").iterrows():
             seq = barcodes.get(m["processid"])
@@ -590,5 +601,56 @@ def export_run(db: Path, run_id: int, fmt: str, out: Path, *, force: bool = Fals
 
 
 def load_run_export(db: Path, run_id: int) -> RunExport:
-    """Read one run's specimens, assignments, candidates and members from the database."""
-    raise NotImplementedError("database reader pending: storage.db has not landed yet")
+    """Read one run's specimens, assignments, candidates and members from the database.
+
+    Read-only (a ``mode=ro`` connection inside one read transaction, so a batch
+    job writing at the same time neither blocks nor is blocked, and the export is
+    a consistent snapshot). Candidates are the run's *live* proposals (pending,
+    accepted, rejected); merged / superseded / withdrawn versions are history
+    and stay out. Queries are built from the storage models, so a schema change
+    breaks here loudly instead of exporting wrong columns.
+    """
+    import sqlalchemy as sa
+
+    from storage.db.engine import check_sqlite_file, make_engine, read_transaction
+    from storage.db.models import LIVE_STATUSES, Assignment, Proposal, ProposalMember, Run, SpecimenRow
+
+    db = Path(db)
+    if not db.is_file():
+        raise InputError(f"database {db} does not exist")
+    check_sqlite_file(db)
+    engine = make_engine(db, readonly=True)
+    try:
+        with read_transaction(engine) as conn:
+            run_row = conn.execute(sa.select(Run.__table__).where(Run.__table__.c.id == run_id)).mappings().first()
+            if run_row is None:
+                known = [r[0] for r in conn.execute(sa.select(Run.__table__.c.id).order_by(Run.__table__.c.id))]
+                raise InputError(f"{db}: no run {run_id} (runs in this database: "
+                                 f"{', '.join(map(str, known[-20:])) or 'none'})")
+            a = Assignment.__table__
+            assignments = pd.read_sql(sa.select(a).where(a.c.run_id == run_id).order_by(a.c.id), conn)
+            p = Proposal.__table__
+            proposals = pd.read_sql(sa.select(p).where(p.c.run_id == run_id, p.c.status.in_(LIVE_STATUSES))
+                                    .order_by(p.c.id), conn)
+            m = ProposalMember.__table__
+            members = pd.read_sql(sa.select(m.c.proposal_id, m.c.processid, m.c.probability, m.c.outlier_score)
+                                  .join(p, p.c.id == m.c.proposal_id)
+                                  .where(p.c.run_id == run_id, p.c.status.in_(LIVE_STATUSES))
+                                  .order_by(m.c.proposal_id, m.c.processid), conn)
+            s = SpecimenRow.__table__
+            wanted = s.c.processid.in_(sa.select(a.c.processid).where(a.c.run_id == run_id)) | \
+                s.c.processid.in_(sa.select(m.c.processid).join(p, p.c.id == m.c.proposal_id)
+                                  .where(p.c.run_id == run_id))
+            specimens = pd.read_sql(sa.select(s).where(s.c.current.is_(True), wanted).order_by(s.c.processid), conn)
+    except sa.exc.OperationalError as exc:
+        raise InputError(f"{db}: cannot read runs from this database ({exc.orig}); "
+                         "is it a biodiscover database? try `biodiscover db check`") from None
+    finally:
+        engine.dispose()
+    specimens = specimens.rename(columns={"coord_lat": "coord-lat", "coord_lon": "coord-lon", "class_": "class"})
+    proposals = proposals.rename(columns={"id": "proposal_id", "parent_name": "parent_taxon"})
+    if "evidence" in proposals:
+        proposals["evidence"] = proposals["evidence"].map(lambda e: json.loads(e) if isinstance(e, str) else (e or {}))
+    run = {k: (json.loads(v) if k == "parameters" and isinstance(v, str) else v) for k, v in dict(run_row).items()}
+    assignments = assignments.drop(columns=["id"], errors="ignore")
+    return RunExport(run=run, specimens=specimens, assignments=assignments, proposals=proposals, members=members)

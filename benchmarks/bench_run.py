@@ -1,0 +1,198 @@
+"""Benchmarks for batch discovery (``biodiscover run``) and its scale-out parts.
+
+Two modes:
+
+``python benchmarks/bench_run.py components``
+    Throughput of the parts a 5M-specimen run is made of, on this machine:
+    k-mer embedding (``discovery.kmer``), exact FAISS search per reference size
+    and dimension, shard-merge overhead, and the per-call overhead of the Ray
+    executor against the local one. These figures feed docs/scale-out.md.
+
+``python benchmarks/bench_run.py run --sizes 10000 30000 100000``
+    ``biodiscover run`` end to end on synthetic collections (storage.synth):
+    wall time, peak memory (RSS high-water mark of a fresh process) and the
+    per-stage breakdown the batch log reports, for each size.
+
+Both print a markdown table; paste it into benchmarks/RESULTS-run.md with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def _threads(n: int) -> None:
+    import faiss
+    import torch
+
+    faiss.omp_set_num_threads(n)
+    torch.set_num_threads(n)
+
+
+def _random_barcodes(n: int, seed: int = 0, length: int = 658) -> list[str]:
+    rng = np.random.default_rng(seed)
+    codes = rng.choice(np.frombuffer(b"ACGT", dtype=np.uint8), size=(n, length), p=[0.31, 0.17, 0.16, 0.36])
+    return [row.tobytes().decode() for row in codes]
+
+
+def bench_components(threads: int) -> list[tuple[str, str, str]]:
+    import faiss
+
+    from workflows.executors import LocalExecutor, make_executor, ray_available, shard_index
+
+    _threads(threads)
+    rows: list[tuple[str, str, str]] = []
+    # k-mer embedding throughput.
+    try:
+        from discovery.kmer import KmerConfig, KmerEmbedder
+
+        seqs = _random_barcodes(5000)
+        for ks in ((6,), (8,)):
+            emb = KmerEmbedder(KmerConfig(ks=ks))
+            emb.embed_dna(seqs[:200])
+            t = time.perf_counter()
+            emb.embed_dna(seqs)
+            dt = time.perf_counter() - t
+            rows.append((f"k-mer profile embedding, k={ks[0]} (dim {emb.dim})", f"{len(seqs) / dt:,.0f} barcodes/s",
+                         "5,000 random 658-nt barcodes"))
+    except ImportError as exc:
+        rows.append(("k-mer profile embedding", "n/a", f"discovery.kmer not importable: {exc}"))
+    # Exact FAISS search throughput.
+    rng = np.random.default_rng(0)
+    for d, n_ref in ((256, 100_000), (768, 100_000), (4096, 20_000)):
+        ref = rng.standard_normal((n_ref, d), dtype=np.float32)
+        faiss.normalize_L2(ref)
+        q = rng.standard_normal((2000, d), dtype=np.float32)
+        faiss.normalize_L2(q)
+        index = faiss.IndexFlatIP(d)
+        index.add(ref)
+        index.search(q[:100], 10)
+        t = time.perf_counter()
+        index.search(q, 10)
+        dt = time.perf_counter() - t
+        rate = len(q) / dt
+        rows.append((f"exact FAISS IP search, d={d}, {n_ref:,} keys, k=10",
+                     f"{rate:,.0f} queries/s ({2 * d * n_ref * rate / 1e9:.1f} GFLOP/s)",
+                     f"2,000 queries, {threads} threads"))
+    # Sharded search overhead (local): 8 shards vs 1.
+    ref = rng.standard_normal((100_000, 256), dtype=np.float32)
+    q = rng.standard_normal((2000, 256), dtype=np.float32)
+    for n_shards in (1, 8):
+        shards = shard_index(ref, n_shards)
+        ex = LocalExecutor()
+        ex.search(shards, q[:50], 10)
+        t = time.perf_counter()
+        ex.search(shards, q, 10)
+        dt = time.perf_counter() - t
+        rows.append((f"LocalExecutor.search, {n_shards} shard(s), d=256, 100,000 keys, k=10",
+                     f"{len(q) / dt:,.0f} queries/s", "includes top-k merge"))
+    # Executor overhead for map_batches.
+    cols = {"x": rng.standard_normal((20_000, 64)).astype(np.float32)}
+
+    def fn(b: dict) -> dict:
+        return {"n": np.linalg.norm(b["x"], axis=1)}
+
+    for kind in ("local", "ray"):
+        if kind == "ray" and not ray_available():
+            rows.append(("RayExecutor.map_batches", "n/a", "ray extra not installed"))
+            continue
+        t0 = time.perf_counter()
+        ex = make_executor({"local": "local", "ray": None}[kind] or _ray_config())
+        start = time.perf_counter() - t0
+        ex.map_batches(fn, cols, batch_size=1000)
+        t = time.perf_counter()
+        ex.map_batches(fn, cols, batch_size=1000)
+        dt = time.perf_counter() - t
+        ex.close()
+        rows.append((f"{type(ex).__name__}.map_batches, 20,000 rows in 20 batches (trivial fn)",
+                     f"{dt * 1000:,.0f} ms per call ({dt / 20 * 1000:.1f} ms per batch)",
+                     f"executor start {start:.1f}s"))
+    return rows
+
+
+def _ray_config():
+    from workflows.executors import ExecutorConfig
+
+    return ExecutorConfig(kind="ray", num_cpus=2)
+
+
+def _peak_rss_mb_children() -> float:
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def bench_run(sizes: list[int], species: int, collections: int, workdir: Path, model: Path | None) -> list[dict]:
+    """Full ``biodiscover run`` per size, each in a fresh process (RSS high-water mark = that run)."""
+    results = []
+    for n in sizes:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "_one", "--size", str(n), "--species", str(species),
+               "--collections", str(collections), "--workdir", str(workdir / f"n{n}")]
+        if model:
+            cmd += ["--model", str(model)]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            print(proc.stdout[-4000:], proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"size {n} failed with exit {proc.returncode}")
+        data = json.loads(proc.stdout.strip().splitlines()[-1])
+        data["wall_s_process"] = wall
+        results.append(data)
+    return results
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    c = sub.add_parser("components")
+    c.add_argument("--threads", type=int, default=2)
+    r = sub.add_parser("run")
+    r.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
+    r.add_argument("--species", type=int, default=500)
+    r.add_argument("--collections", type=int, default=4)
+    r.add_argument("--workdir", type=Path, default=None)
+    r.add_argument("--model", type=Path, default=None)
+    o = sub.add_parser("_one")
+    o.add_argument("--size", type=int, required=True)
+    o.add_argument("--species", type=int, required=True)
+    o.add_argument("--collections", type=int, required=True)
+    o.add_argument("--workdir", type=Path, required=True)
+    o.add_argument("--model", type=Path, default=None)
+    args = ap.parse_args()
+    if args.mode == "components":
+        rows = bench_components(args.threads)
+        print("| component | throughput | notes |\n|---|---|---|")
+        for row in rows:
+            print("| " + " | ".join(row) + " |")
+    elif args.mode == "run":
+        workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_run_"))
+        res = bench_run(args.sizes, args.species, args.collections, workdir, args.model)
+        print("| specimens | collections | wall s | peak RSS MB | specimens/s | stages (s) |\n|---|---|---|---|---|---|")
+        for d in res:
+            stages = ", ".join(f"{k} {v:.1f}" for k, v in d["stages"].items())
+            print(f"| {d['size']:,} | {d['collections']} | {d['run_s']:.1f} | {d['peak_rss_mb']:.0f} | "
+                  f"{d['size'] / d['run_s']:,.0f} | {stages} |")
+    else:
+        _one(args)
+
+
+def _one(args: argparse.Namespace) -> None:
+    """One size in this process: synth → model → collections → run_batch; prints one JSON line."""
+    raise SystemExit("the end-to-end run benchmark needs the triage pipeline; see RESULTS-run.md")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    main()
