@@ -1,0 +1,163 @@
+"""Candidate-species clustering on small synthetic barcodes with known truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discovery.clustering import (
+    BarcodeGapThreshold,
+    CandidateSpeciesClusterer,
+    ClassicalMDS,
+    ClusteringConfig,
+    cosine_distance,
+    cross_p_distance,
+    pairwise_p_distance,
+)
+from discovery.metrics import clustering_scores
+
+BASES = np.array(list("ACGT"))
+
+
+def _mutate(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    out = seq.copy()
+    hits = rng.random(out.size) < rate
+    out[hits] = rng.choice(BASES, hits.sum())
+    return out
+
+
+def synthetic_barcodes(n_genera: int, species_per_genus: int, per_species: tuple[int, int],
+                       seed: int, length: int = 400) -> tuple[list[str], list[str], list[str]]:
+    """Genus ancestors ~20% apart, species ~8% from their genus, specimens ~0.6% from their species."""
+    rng = np.random.default_rng(seed)
+    seqs, species, genera = [], [], []
+    for g in range(n_genera):
+        anc = rng.choice(BASES, length)
+        for s in range(species_per_genus):
+            sp = _mutate(anc, 0.10, rng)
+            for _ in range(int(rng.integers(per_species[0], per_species[1] + 1))):
+                seqs.append("".join(_mutate(sp, 0.008, rng)))
+                species.append(f"G{g} s{s}")
+                genera.append(f"G{g}")
+    return seqs, species, genera
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[list[str], list[str], list[str]]:
+    return synthetic_barcodes(4, 5, (2, 6), seed=1)
+
+
+@pytest.fixture(scope="module")
+def gap(reference) -> BarcodeGapThreshold:
+    seqs, species, genera = reference
+    return BarcodeGapThreshold().fit(seqs, species, groups=genera)
+
+
+def test_p_distance_exact_on_known_edits() -> None:
+    a = "ACGT" * 50
+    b = a[:10] + ("A" if a[10] != "A" else "C") + a[11:]  # one substitution
+    d = pairwise_p_distance([a, b, a])
+    assert d[0, 1] == pytest.approx(1 / 200) and d[0, 2] == 0.0 and d[1, 0] == d[0, 1]
+    # N matches anything; a partial barcode inside a longer one costs nothing
+    withn = a[:50] + "N" + a[51:]
+    x = cross_p_distance([withn, a[40:160]], [a])
+    assert x[0, 0] == 0.0 and x[1, 0] == 0.0
+    # unrelated sequences are not aligned but still come out far
+    rng = np.random.default_rng(0)
+    r = "".join(rng.choice(BASES, 200))
+    assert cross_p_distance([r], [a])[0, 0] >= 0.15
+
+
+def test_threshold_learned_inside_the_gap(gap: BarcodeGapThreshold) -> None:
+    # within-species pairs ~1.6% apart, between species ~15%: the cut must fall between
+    assert 0.02 <= gap.threshold_ <= 0.13
+    assert gap.score_ > 0.95
+    assert gap.within_q95_ < gap.between_q05_
+    p = gap.same_species_proba(np.array([0.005, 0.3]))
+    assert p[0] > 0.9 and p[1] < 0.1
+    assert gap.linkage_ in ("single", "average")
+
+
+def test_candidates_recover_novel_species(gap: BarcodeGapThreshold) -> None:
+    seqs, species, genera = synthetic_barcodes(3, 4, (1, 7), seed=7)
+    cl = CandidateSpeciesClusterer().fit(seqs, groups=genera, threshold=gap)
+    scores = clustering_scores(species, cl.labels_)
+    assert scores["ami"] > 0.95, scores
+    n = len(seqs)
+    assert cl.labels_.shape == (n,) and (cl.labels_ >= 0).all()
+    assert set(cl.labels_.tolist()) == set(range(cl.n_candidates_))
+    assert ((cl.probabilities_ >= 0) & (cl.probabilities_ <= 1)).all()
+    assert np.median(cl.probabilities_) > 0.5
+    # every candidate lies within one parent group
+    for cand in range(cl.n_candidates_):
+        members = {genera[i] for i in np.nonzero(cl.labels_ == cand)[0]}
+        assert members == {cl.candidate_group_[cand]}
+    # singletons are candidates of their own with probability 1
+    sizes = np.bincount(cl.labels_)
+    singles = np.nonzero(sizes[cl.labels_] == 1)[0]
+    assert (cl.probabilities_[singles] == 1.0).all()
+    assert cl.outlier_scores_.shape == (n,) and np.isfinite(cl.outlier_scores_).all()
+
+
+def test_singleton_species_kept_and_far_outlier_alone(gap: BarcodeGapThreshold) -> None:
+    seqs, species, _ = synthetic_barcodes(1, 3, (4, 4), seed=3)
+    rng = np.random.default_rng(9)
+    stranger = "".join(rng.choice(BASES, 400))
+    cl = CandidateSpeciesClusterer().fit(seqs + [stranger], threshold=gap)
+    assert np.sum(cl.labels_ == cl.labels_[-1]) == 1
+    assert cl.n_candidates_ == 4
+
+
+def test_predict_places_late_specimens(gap: BarcodeGapThreshold) -> None:
+    seqs, species, genera = synthetic_barcodes(2, 3, (4, 6), seed=11)
+    cl = CandidateSpeciesClusterer().fit(seqs, groups=genera, threshold=gap)
+    rng = np.random.default_rng(5)
+    late = ["".join(_mutate(np.array(list(s)), 0.004, rng)) for s in seqs[:6]]
+    stranger = "".join(rng.choice(BASES, 400))
+    labels, probs = cl.predict(late + [stranger], groups=genera[:6] + [genera[0]])
+    assert (labels[:6] == cl.labels_[:6]).all()
+    assert labels[6] == -1 and probs[6] == 0.0
+    assert (probs[:6] > 0.3).all()
+    # a group never seen at fit time gives new singletons
+    labels2, _ = cl.predict(seqs[:2], groups=["unknown", "unknown"])
+    assert (labels2 == -1).all()
+
+
+def test_cosine_embeddings_and_fixed_threshold() -> None:
+    rng = np.random.default_rng(2)
+    centers = rng.normal(size=(6, 32))
+    truth = np.repeat(np.arange(6), 8)
+    x = centers[truth] + 0.05 * rng.normal(size=(truth.size, 32))
+    cfg = ClusteringConfig(metric="cosine", linkage="average", distance_threshold=0.2)
+    cl = CandidateSpeciesClusterer(cfg).fit(x)
+    assert clustering_scores(truth, cl.labels_)["ami"] > 0.99
+    labels, _ = cl.predict(x[:3] + 0.01)
+    assert (labels == cl.labels_[:3]).all()
+    d = cosine_distance(x[:2])
+    assert d[0, 0] == 0.0 and d.shape == (2, 2)
+
+
+def test_mds_out_of_sample_reproduces_training_points() -> None:
+    rng = np.random.default_rng(4)
+    pts = rng.normal(size=(20, 3))
+    dist = np.linalg.norm(pts[:, None] - pts[None], axis=2)
+    mds = ClassicalMDS(3)
+    coords = mds.fit_transform(dist)
+    again = mds.transform(dist[:5])
+    assert np.allclose(coords[:5], again, atol=1e-6)
+    # euclidean input is recovered up to rotation: distances preserved
+    rec = np.linalg.norm(coords[:, None] - coords[None], axis=2)
+    assert np.allclose(rec, dist, atol=1e-6)
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="no specimens"):
+        CandidateSpeciesClusterer().fit([])
+    with pytest.raises(ValueError, match="2 specimens but 1 group"):
+        CandidateSpeciesClusterer().fit(["ACGT" * 60, "ACGT" * 60], groups=["a"])
+    with pytest.raises(ValueError, match="linkage"):
+        CandidateSpeciesClusterer(ClusteringConfig(linkage="ward"))
+    with pytest.raises(ValueError, match=">= 2 species"):
+        BarcodeGapThreshold().fit(["ACGT" * 60] * 3, ["a", "a", "a"])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CandidateSpeciesClusterer().predict(["ACGT"])
