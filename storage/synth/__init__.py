@@ -1,0 +1,21 @@
+"""Synthetic BIOSCAN-5M-like collections: taxonomy, COI barcodes, images, geography, splits.
+
+Public API: :class:`SynthConfig`, :func:`generate` (writes the BIOSCAN-5M layout and
+``metadata/truth.csv``), :func:`generate_frame` (tables in memory, no images),
+:class:`SynthResult`, :func:`load_truth`.
+"""
+
+from storage.synth.config import SynthConfig
+from storage.synth.generator import (
+    CONFIG_NAME,
+    METADATA_NAME,
+    TRUTH_COLUMNS,
+    TRUTH_NAME,
+    SynthResult,
+    generate,
+    generate_frame,
+    load_truth,
+)
+
+__all__ = ["SynthConfig", "SynthResult", "generate", "generate_frame", "load_truth",
+           "METADATA_NAME", "TRUTH_NAME", "CONFIG_NAME", "TRUTH_COLUMNS"]
