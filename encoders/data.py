@@ -1,0 +1,192 @@
+"""Torch datasets and collation over :class:`storage.records.Specimen` lists.
+
+Every modality is optional per specimen: the batch carries ``has_dna``,
+``has_image`` and ``has_text`` flags so the alignment loss can mask pairs, and
+the DNA pretraining dataset simply skips specimens without a barcode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from encoders.image import ImageTransform, load_image
+from encoders.text import TaxonomyVocab
+from encoders.tokenizer import KmerTokenizer
+from storage.errors import InputError
+from storage.records import SPLITS, Specimen
+
+log = logging.getLogger(__name__)
+
+
+def has_barcode(specimen: Specimen) -> bool:
+    return bool(specimen.dna_barcode)
+
+
+def has_taxonomy(specimen: Specimen) -> bool:
+    return specimen.deepest_label is not None
+
+
+class DNADataset(Dataset):
+    """Barcodes for masked-token pretraining; a random k-mer offset per draw when training."""
+
+    def __init__(self, sequences: Sequence[str], tokenizer: KmerTokenizer, random_offset: bool = True, seed: int = 0) -> None:
+        self.sequences = list(sequences)
+        self.tokenizer = tokenizer
+        self.random_offset = random_offset
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+    def __getitem__(self, i: int) -> tuple[str, int]:
+        offset = self.rng.randrange(self.tokenizer.k) if self.random_offset else 0
+        return self.sequences[i], offset
+
+    def collate(self, items: list[tuple[str, int]]) -> dict[str, torch.Tensor]:
+        seqs, offsets = zip(*items)
+        ids, mask = self.tokenizer.batch(seqs, offsets, length=self.tokenizer.max_tokens)
+        return {"dna_ids": ids, "dna_mask": mask}
+
+
+class SpecimenDataset(Dataset):
+    """Multimodal items for alignment: DNA tokens, image tensor, taxonomy ids, presence flags."""
+
+    def __init__(
+        self,
+        specimens: Sequence[Specimen],
+        tokenizer: KmerTokenizer,
+        vocab: TaxonomyVocab,
+        image_size: int,
+        train: bool = True,
+        seed: int = 0,
+        use_text: bool = True,
+    ) -> None:
+        self.specimens = list(specimens)
+        self.tokenizer = tokenizer
+        self.vocab = vocab
+        self.image_size = image_size
+        self.transform = ImageTransform(image_size, train=train, seed=seed)
+        self.train = train
+        self.rng = random.Random(seed)
+        self.use_text = use_text
+
+    def __len__(self) -> int:
+        return len(self.specimens)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        s = self.specimens[i]
+        item: dict[str, Any] = {"barcode": s.dna_barcode or "", "offset": 0, "image": None, "lineage": s.lineage()}
+        if s.dna_barcode and self.train:
+            item["offset"] = self.rng.randrange(self.tokenizer.k)
+        if s.image_path is not None:
+            item["image"] = self.transform(load_image(s.image_path))
+        item["has_text"] = self.use_text and has_taxonomy(s)
+        return item
+
+    def collate(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        ids, mask = self.tokenizer.batch([it["barcode"] for it in items], [it["offset"] for it in items], length=self.tokenizer.max_tokens)
+        blank = torch.zeros(3, self.image_size, self.image_size)
+        return {
+            "dna_ids": ids,
+            "dna_mask": mask,
+            "has_dna": torch.tensor([bool(it["barcode"]) for it in items]),
+            "image": torch.stack([blank if it["image"] is None else it["image"] for it in items]),
+            "has_image": torch.tensor([it["image"] is not None for it in items]),
+            "text_ids": self.vocab.encode([it["lineage"] for it in items]),
+            "has_text": torch.tensor([bool(it["has_text"]) for it in items]),
+        }
+
+
+# -- reading a dataset directory ---------------------------------------------------------
+
+
+def load_specimens(data_dir: Path, splits: Iterable[str] | None = None) -> list[Specimen]:
+    """Specimens of a BIOSCAN-5M-layout directory (``metadata/…csv`` + ``images/…``).
+
+    Uses the project's reader (``storage.bioscan``) and barcode cleaning
+    (``storage.validation.clean_barcode``); barcodes come back cleaned so the
+    tokenizer sees what every other stage sees.
+    """
+    from storage.validation import clean_barcode
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: dataset directory not found")
+    wanted = tuple(splits) if splits is not None else SPLITS
+    specimens = _read_with_project_reader(data_dir, wanted)
+    for s in specimens:
+        if s.dna_barcode:
+            s.dna_barcode = clean_barcode(s.dna_barcode) or None
+    if not specimens:
+        raise InputError(f"{data_dir}: no specimens in splits {', '.join(wanted)}")
+    return specimens
+
+
+def _read_with_project_reader(data_dir: Path, splits: tuple[str, ...]) -> list[Specimen]:
+    try:
+        from storage.bioscan import DatasetRoot  # engineer A's reader
+    except ImportError:
+        DatasetRoot = None  # noqa: N806
+    if DatasetRoot is not None:
+        return list(DatasetRoot(data_dir).specimens(splits=splits))
+    return _read_minimal(data_dir, splits)
+
+
+def _read_minimal(data_dir: Path, splits: tuple[str, ...]) -> list[Specimen]:
+    """Stop-gap used only while ``storage.bioscan`` is absent from the tree."""
+    import pandas as pd
+
+    from storage.records import image_relpath
+
+    candidates = sorted(data_dir.glob("metadata/**/*.csv*")) + sorted(data_dir.glob("metadata/**/*.tsv"))
+    candidates += sorted(data_dir.glob("bioscan5m/metadata/**/*.csv*"))
+    if not candidates:
+        raise InputError(f"{data_dir}: no metadata/*.csv[.gz] or .tsv found")
+    path = candidates[0]
+    sep = "\t" if path.name.endswith(".tsv") else ","
+    frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
+    frame = frame[frame["split"].isin(splits)]
+    out = []
+    for line, row in zip(frame.index, frame.to_dict("records")):
+        s = Specimen.from_row(row, source=str(path), line=int(line) + 2)
+        for base in (data_dir, data_dir / "bioscan5m"):
+            p = base / image_relpath(s.processid, s.split)
+            if p.is_file():
+                s.image_path = p
+                break
+        out.append(s)
+    return out
+
+
+def fingerprint_specimens(specimens: Iterable[Specimen]) -> dict[str, Any]:
+    """Stable digest of the training data: ids, splits, barcodes, labels, image names and sizes.
+
+    Stored in the bundle so a model can be traced to the exact data that made
+    it; order-independent (records are sorted by processid first).
+    """
+    rows = []
+    counts: dict[str, int] = {}
+    n_images = n_dna = 0
+    for s in specimens:
+        counts[s.split or "unsplit"] = counts.get(s.split or "unsplit", 0) + 1
+        img = ""
+        if s.image_path is not None:
+            n_images += 1
+            try:
+                img = f"{Path(s.image_path).name}:{Path(s.image_path).stat().st_size}"
+            except OSError:
+                img = Path(s.image_path).name
+        n_dna += bool(s.dna_barcode)
+        rows.append("\t".join([s.processid, s.split or "", s.dna_barcode or "", "|".join(v or "" for v in s.lineage().values()), img]))
+    digest = hashlib.sha256()
+    for row in sorted(rows):
+        digest.update(row.encode("utf-8"))
+        digest.update(b"\n")
+    return {"sha256": digest.hexdigest(), "specimens": len(rows), "with_dna": n_dna, "with_image": n_images, "splits": dict(sorted(counts.items()))}

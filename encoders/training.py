@@ -1,0 +1,267 @@
+"""Lightning training: DNA masked-token pretraining, then CLIBD-style alignment, then a bundle.
+
+``train_bundle`` is the pipeline behind ``biodiscover train``: read the dataset,
+fingerprint it, pretrain the DNA encoder (50% masking, random k-mer offset) on
+``pretrain`` + ``other_heldout``, align DNA/image/text on ``train`` (+ ``pretrain``),
+evaluate, and write the model bundle. Accelerator is automatic; with CUDA it
+trains in bf16 mixed precision and with DDP across all visible GPUs. Lightning
+checkpoints (``last.ckpt`` per stage) live in a checkpoint directory beside the
+bundle — never inside it, since checkpoints are pickles and bundles are not —
+and ``resume=True`` continues from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from encoders.alignment import AlignmentModel
+from encoders.config import ModelConfig
+from encoders.data import DNADataset, SpecimenDataset, fingerprint_specimens, load_specimens
+from encoders.dna import DNAEncoder
+from encoders.embed import Encoders, save_encoders
+from encoders.evaluation import evaluate_encoders
+from encoders.text import TaxonomyVocab
+from encoders.tokenizer import mask_tokens
+from storage.bundle import Bundle
+from storage.errors import InputError, ModelBundleError
+from storage.records import Specimen
+
+log = logging.getLogger(__name__)
+
+#: Splits never used for training: they are evaluation queries.
+HELD_OUT_SPLITS = ("val", "test", "val_unseen", "test_unseen")
+
+
+def _warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:
+    warmup = max(1, int(total_steps * warmup_fraction))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+class PretrainModule(L.LightningModule):
+    """Masked-token pretraining of :class:`DNAEncoder` (BarcodeBERT)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = DNAEncoder(config.dna)
+
+    def mlm_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ids, mask = batch["dna_ids"], batch["dna_mask"]
+        corrupted, labels = mask_tokens(ids, mask, self.config.train.mask_ratio)
+        logits = self.encoder.mlm_logits(corrupted, mask)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self.mlm_loss(batch)
+        self.log("mlm_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["dna_ids"].shape[0])
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.config.train.pretrain_lr, weight_decay=self.config.train.weight_decay)
+        sched = _warmup_cosine(opt, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class AlignModule(L.LightningModule):
+    """Contrastive alignment of the three towers (:class:`AlignmentModel`)."""
+
+    def __init__(self, config: ModelConfig, vocab: TaxonomyVocab) -> None:
+        super().__init__()
+        self.config = config
+        self.model = AlignmentModel(config, vocab)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor | None:
+        loss, parts = self.model.loss(batch)
+        if not parts:  # no pair of modalities with two rows in this batch
+            return None
+        n = batch["dna_ids"].shape[0]
+        self.log("align_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        for name, value in parts.items():
+            self.log(f"loss_{name}", value, on_step=False, on_epoch=True, batch_size=n)
+        self.log("temperature", 1.0 / self.model.scale().detach(), on_step=False, on_epoch=True, batch_size=n)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        opt = torch.optim.AdamW(self.parameters(), lr=self.config.train.align_lr, weight_decay=self.config.train.weight_decay)
+        sched = _warmup_cosine(opt, int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class EpochStats(L.Callback):
+    """Wall time and mean training loss per epoch, stored in the bundle's metrics."""
+
+    def __init__(self, loss_key: str) -> None:
+        self.loss_key = loss_key
+        self.epochs: list[dict[str, float]] = []
+        self._start = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        value = trainer.callback_metrics.get(f"{self.loss_key}_epoch")
+        self.epochs.append(
+            {"epoch": trainer.current_epoch, "seconds": round(time.perf_counter() - self._start, 3), "loss": float(value) if value is not None else float("nan")}
+        )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    bundle_path: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _sample(items: list[Specimen], n: int | None, seed: int) -> list[Specimen]:
+    if n is None or len(items) <= n:
+        return items
+    return random.Random(seed).sample(items, n)
+
+
+def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
+    cuda = torch.cuda.is_available()
+    n_gpu = torch.cuda.device_count() if cuda else 0
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0, every_n_epochs=1)
+    return L.Trainer(
+        max_epochs=epochs,
+        accelerator="auto",
+        devices="auto",
+        strategy="ddp" if n_gpu > 1 else "auto",
+        precision="bf16-mixed" if cuda else "32-true",
+        callbacks=[checkpoint, *callbacks],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        logger=False,
+        log_every_n_steps=10,
+        deterministic=False,
+        num_sanity_val_steps=0,
+    )
+
+
+def _resume_path(ckpt_dir: Path, resume: bool) -> str | None:
+    last = ckpt_dir / "last.ckpt"
+    return str(last) if resume and last.is_file() else None
+
+
+def split_for_training(specimens: Sequence[Specimen], config: ModelConfig) -> tuple[list[str], list[Specimen]]:
+    """Barcodes for pretraining and specimens for alignment, per the config's splits.
+
+    When the pretraining splits are absent (a small dataset), every barcode of a
+    non-evaluation split is used instead, with a warning — never val/test ones.
+    """
+    t = config.train
+    pre = [s for s in specimens if s.split in t.pretrain_splits and s.dna_barcode]
+    if not pre:
+        log.warning("no barcodes in %s; pretraining on all non-evaluation splits", "+".join(t.pretrain_splits))
+        pre = [s for s in specimens if s.split not in HELD_OUT_SPLITS and s.dna_barcode]
+    pre = _sample(pre, t.max_pretrain_specimens, t.seed)
+    align = [s for s in specimens if s.split in t.align_splits and (s.dna_barcode or s.image_path is not None)]
+    align = _sample(align, t.max_align_specimens, t.seed + 1)
+    return [s.dna_barcode or "" for s in pre], align
+
+
+def train_encoders(
+    specimens: Sequence[Specimen],
+    config: ModelConfig,
+    checkpoint_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+) -> tuple[AlignmentModel, dict[str, Any]]:
+    """Pretrain then align on in-memory specimens; returns the model and training statistics."""
+    t = config.train
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*small compared to the logging interval.*")
+    barcodes, align = split_for_training(specimens, config)
+    if not barcodes:
+        raise InputError("no DNA barcodes to pretrain on (need specimens with dna_barcode outside val/test splits)")
+    if len(align) < 2:
+        raise InputError(f"need at least 2 specimens in splits {'+'.join(t.align_splits)} to align, found {len(align)}")
+    vocab = TaxonomyVocab.build([s.lineage() for s in align])
+    pre_dir, align_dir = Path(checkpoint_dir) / "pretrain", Path(checkpoint_dir) / "align"
+    stats: dict[str, Any] = {"pretrain_sequences": len(barcodes), "align_specimens": len(align)}
+
+    align_module = AlignModule(config, vocab)
+    align_resume = _resume_path(align_dir, resume)
+    if align_resume is None:
+        pretrain = PretrainModule(config)
+        pre_stats = EpochStats("mlm_loss")
+        dna_ds = DNADataset(barcodes, pretrain.encoder.tokenizer, random_offset=True, seed=t.seed)
+        loader = DataLoader(dna_ds, batch_size=t.batch_size, shuffle=True, collate_fn=dna_ds.collate, num_workers=t.num_workers, drop_last=len(dna_ds) > t.batch_size)
+        start = time.perf_counter()
+        _trainer(config, t.pretrain_epochs, pre_dir, [pre_stats], progress).fit(pretrain, loader, ckpt_path=_resume_path(pre_dir, resume))
+        stats["pretrain_seconds"] = round(time.perf_counter() - start, 2)
+        stats["pretrain_epochs"] = pre_stats.epochs
+        align_module.model.dna.load_state_dict(pretrain.encoder.state_dict())
+    else:
+        log.info("resuming alignment from %s (pretraining already finished)", align_resume)
+
+    ds = SpecimenDataset(align, align_module.model.dna.tokenizer, vocab, config.image.image_size, train=True, seed=t.seed, use_text="text" in config.align.modalities)
+    loader = DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
+    align_stats = EpochStats("align_loss")
+    start = time.perf_counter()
+    _trainer(config, t.align_epochs, align_dir, [align_stats], progress).fit(align_module, loader, ckpt_path=align_resume)
+    stats["align_seconds"] = round(time.perf_counter() - start, 2)
+    stats["align_epochs"] = align_stats.epochs
+    stats["temperature"] = float(1.0 / align_module.model.scale().detach())
+    model = align_module.model.cpu().eval()
+    return model, stats
+
+
+def default_checkpoint_dir(out: Path) -> Path:
+    """``<out>.checkpoints`` beside the bundle (pickled Lightning checkpoints stay out of it)."""
+    out = Path(out)
+    return out.with_name(out.name + ".checkpoints")
+
+
+def train_bundle(
+    data_dir: Path,
+    out: Path,
+    config: ModelConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    checkpoint_dir: Path | None = None,
+    evaluate: bool = True,
+) -> TrainResult:
+    """``biodiscover train``: dataset directory → trained, evaluated model bundle at ``out``."""
+    out = Path(out)
+    if (out / "bundle.json").exists() and not (overwrite or resume):
+        raise ModelBundleError(f"{out}: a model bundle already exists (use --overwrite, or --resume to continue)")
+    specimens = load_specimens(Path(data_dir))
+    fingerprint = fingerprint_specimens(specimens)
+    fingerprint["source"] = str(Path(data_dir).resolve())
+    ckpt = checkpoint_dir or default_checkpoint_dir(out)
+    model, stats = train_encoders(specimens, config, ckpt, resume=resume, progress=progress)
+    metrics: dict[str, Any] = {"training": stats}
+    if evaluate:
+        start = time.perf_counter()
+        enc = Encoders(model, device="cpu")
+        metrics["evaluation"] = evaluate_encoders(enc, specimens, max_queries=config.train.eval_max_queries, seed=config.train.seed)
+        metrics["evaluation_seconds"] = round(time.perf_counter() - start, 2)
+    bundle = Bundle.create(out, config=config.to_dict(), fingerprint=fingerprint, metrics=metrics, overwrite=True)
+    save_encoders(bundle, model)
+    log.info("wrote model bundle %s", out)
+    return TrainResult(bundle_path=out, metrics=metrics)
