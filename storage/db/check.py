@@ -1,0 +1,117 @@
+"""``biodiscover db check``: is this database whole?
+
+Three layers, because each catches what the others miss:
+
+1. ``PRAGMA integrity_check`` — the file itself (pages, indexes) is sound;
+2. ``PRAGMA foreign_key_check`` — no row points at a missing row;
+3. orphan / invariant checks that SQL constraints cannot express: one current
+   version per specimen, accepted proposals with their taxon, sizes matching
+   members, live proposals without members, taxonomy without cycles, and (as
+   warnings) runs or ingests that stopped without finishing.
+
+Runs on a read-only connection; never changes the file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storage.db.engine import check_sqlite_file
+from storage.db.schema import inspect_revision, refuse_newer
+from storage.errors import DatabaseError
+
+#: (description, SQL returning one row per problem)
+ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (
+    ("specimens with more than one current version",
+     "SELECT processid FROM specimens WHERE current = 1 GROUP BY processid HAVING count(*) > 1"),
+    ("specimens with no current version",
+     "SELECT processid FROM specimens GROUP BY processid HAVING sum(current) = 0"),
+    ("accepted proposals without a live taxon",
+     "SELECT p.id FROM proposals p LEFT JOIN taxa t ON t.id = p.taxon_id WHERE p.status = 'accepted' "
+     "AND (t.id IS NULL OR t.status = 'rejected')"),
+    ("proposals whose size differs from their member count",
+     "SELECT p.id FROM proposals p LEFT JOIN (SELECT proposal_id, count(*) n FROM proposal_members "
+     "GROUP BY proposal_id) m ON m.proposal_id = p.id WHERE p.status IN ('pending','accepted','rejected') "
+     "AND p.size != coalesce(m.n, 0)"),
+    ("live proposals without members",
+     "SELECT p.id FROM proposals p WHERE p.status IN ('pending','accepted','rejected') "
+     "AND NOT EXISTS (SELECT 1 FROM proposal_members m WHERE m.proposal_id = p.id)"),
+    ("superseded proposals without a successor",
+     "SELECT id FROM proposals WHERE status = 'superseded' AND superseded_by IS NULL"),
+    ("merged proposals without a target",
+     "SELECT id FROM proposals WHERE status = 'merged' AND merged_into IS NULL"),
+    ("undo reviews without the review they undo",
+     "SELECT id FROM reviews WHERE action = 'undo' AND target_review_id IS NULL"),
+)
+WARNING_CHECKS: tuple[tuple[str, str], ...] = (
+    ("runs still marked running (interrupted, or running now)", "SELECT id FROM runs WHERE status = 'running'"),
+    ("ingests that did not finish (re-run the same ingest to complete them)",
+     "SELECT id FROM ingests WHERE status = 'running'"),
+)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """``ok`` is False when any problem was found; warnings never fail the check."""
+
+    path: Path
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.ok, "problems": self.problems, "warnings": self.warnings,
+                "stats": self.stats}
+
+
+def check_database(path: Path) -> CheckReport:
+    path = Path(path)
+    if not path.is_file():
+        raise DatabaseError(f"{path}: no database here")
+    check_sqlite_file(path)
+    state = inspect_revision(path)
+    refuse_newer(path, state)
+    problems: list[str] = []
+    warnings: list[str] = []
+    stats: dict[str, int] = {}
+    if not state.is_current:
+        problems.append(f"schema revision {state.revision!r} is not the current {state.head!r} (run db upgrade)")
+    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
+    try:
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if integrity != ["ok"]:
+            problems.extend(f"integrity: {m}" for m in integrity[:20])
+        fks = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if fks:
+            problems.append(f"{len(fks)} rows break a foreign key (first: table {fks[0][0]} rowid {fks[0][1]} → "
+                            f"{fks[0][2]})")
+        if state.revision is not None:
+            for what, sql in ORPHAN_CHECKS:
+                rows = conn.execute(sql).fetchall()
+                if rows:
+                    problems.append(f"{len(rows)} {what} (e.g. {', '.join(str(r[0]) for r in rows[:5])})")
+            for what, sql in WARNING_CHECKS:
+                rows = conn.execute(sql).fetchall()
+                if rows:
+                    warnings.append(f"{len(rows)} {what}: {', '.join(str(r[0]) for r in rows[:5])}")
+            cycle = conn.execute(
+                "WITH RECURSIVE up(start, id, depth) AS (SELECT id, parent_id, 1 FROM taxa WHERE parent_id IS NOT NULL "
+                "UNION ALL SELECT up.start, t.parent_id, depth + 1 FROM up JOIN taxa t ON t.id = up.id "
+                "WHERE t.parent_id IS NOT NULL AND depth < 64) SELECT DISTINCT start FROM up WHERE id = start"
+            ).fetchall()
+            if cycle:
+                problems.append(f"taxonomy has cycles through taxa {', '.join(str(r[0]) for r in cycle[:5])}")
+            for table in ("specimens", "taxa", "runs", "assignments", "proposals", "proposal_members", "reviews"):
+                stats[table] = int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        problems.append(f"the file cannot be read: {exc}")
+    finally:
+        conn.close()
+    return CheckReport(path, problems, warnings, stats)

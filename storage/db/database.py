@@ -1,0 +1,180 @@
+"""The :class:`Database` handle: open/create a biodiscover SQLite file safely.
+
+Opening is careful because the file holds a taxonomist's decisions:
+
+1. the header is checked for the SQLite magic *before* SQLite touches the file
+   (a corrupt or foreign file is refused, not "repaired");
+2. the schema revision is read through a read-only connection; a database from a
+   newer biodiscover, or one that needs ``biodiscover db upgrade``, is refused
+   without a byte written;
+3. only then is a read-write engine made (WAL, foreign keys, busy timeout; see
+   :mod:`storage.db.engine`).
+
+The domain API lives in mixins, one module per concept — :mod:`~storage.db.ingest`,
+:mod:`~storage.db.runs`, :mod:`~storage.db.proposals`, :mod:`~storage.db.reviews`
+— and is documented there. Typical use::
+
+    db = Database.open_or_create(Path("work.sqlite"))
+    db.ingest(specimens, collection="plate-42", source=path)
+    run = db.start_run("triage", {"k": 8}, model_fingerprint="sha256:…")
+    db.write_assignments(run, rows); db.write_proposals(run, proposals)
+    db.finish_run(run, "completed")
+    rows, total = db.proposal_queue(sort="size", descending=True, limit=50)
+    db.accept(rows[0].id, expected_version=rows[0].version, reviewer="ana")
+
+A :class:`Database` is safe to share between threads (a connection pool with
+``check_same_thread=False``); each process opens its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+
+from storage.db.backup import KEEP_AUTOMATIC, backup_database
+from storage.db.engine import EngineConfig, check_sqlite_file, make_engine, read_transaction, write_transaction
+from storage.db.ingest import IngestMixin
+from storage.db.proposals import ProposalsMixin
+from storage.db.reviews import ReviewsMixin
+from storage.db.runs import RunsMixin
+from storage.db.schema import inspect_revision, refuse_newer, run_migrations, upgrade_database
+from storage.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
+    """A biodiscover database file. Create with :meth:`create`, :meth:`open` or :meth:`open_or_create`."""
+
+    def __init__(self, path: Path, engine: Engine, config: EngineConfig, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.engine = engine
+        self.config = config
+        self.readonly = readonly
+
+    # -- opening --------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: Path | str, *, readonly: bool = False, config: EngineConfig = EngineConfig()) -> "Database":
+        """Open an existing database at the current schema revision (refuses anything else)."""
+        path = Path(path)
+        if not path.exists():
+            raise DatabaseError(f"{path}: no database here (biodiscover ingest or triage creates one)")
+        if not path.is_file():
+            raise DatabaseError(f"{path}: is not a file")
+        check_sqlite_file(path)
+        if not readonly:
+            _require_writable(path)
+        if path.stat().st_size == 0:
+            raise DatabaseError(f"{path}: empty file, not a biodiscover database")
+        state = inspect_revision(path)
+        refuse_newer(path, state)
+        if state.revision is None:
+            raise DatabaseError(f"{path}: not a biodiscover database (no schema revision)")
+        if not state.is_current:
+            raise DatabaseError(f"{path}: schema revision {state.revision!r} is older than {state.head!r}; "
+                                f"run `biodiscover db upgrade --db {path}` (it backs the file up first)")
+        return cls(path, make_engine(path, config, readonly=readonly), config, readonly)
+
+    @classmethod
+    def create(cls, path: Path | str, *, config: EngineConfig = EngineConfig()) -> "Database":
+        """Create a new database file with the current schema (refuses an existing file)."""
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            raise DatabaseError(f"{path}: already exists; open it instead of creating it")
+        parent = path.parent if str(path.parent) else Path(".")
+        if not parent.is_dir():
+            raise DatabaseError(f"{path}: cannot create the database, folder {parent} does not exist")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise DatabaseError(f"{path}: cannot create the database, folder {parent} is not writable")
+        engine = make_engine(path, config)
+        try:
+            run_migrations(engine)
+        except Exception:
+            engine.dispose()
+            raise
+        log.info("created database %s", path)
+        return cls(path, engine, config)
+
+    @classmethod
+    def open_or_create(cls, path: Path | str, *, config: EngineConfig = EngineConfig()) -> "Database":
+        path = Path(path)
+        if path.exists() and path.stat().st_size > 0:
+            return cls.open(path, config=config)
+        return cls.create(path, config=config)
+
+    @staticmethod
+    def upgrade(path: Path | str, *, config: EngineConfig = EngineConfig()) -> Path | None:
+        """Bring ``path`` to the current schema (backup first); returns the backup path or None."""
+        path = Path(path)
+        if not path.exists():
+            raise DatabaseError(f"{path}: no database here")
+        check_sqlite_file(path)
+        _require_writable(path)
+        return upgrade_database(path, lambda p: make_engine(p, config))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database({str(self.path)!r})"
+
+    # -- transactions ---------------------------------------------------------------------------------------
+    def _write(self, fn: Callable[[Connection], T], what: str = "write") -> T:
+        if self.readonly:
+            raise DatabaseError(f"{self.path}: opened read-only; cannot {what}")
+        return write_transaction(self.engine, fn, config=self.config, what=what)
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with read_transaction(self.engine) as conn:
+            yield conn
+
+    # -- maintenance ----------------------------------------------------------------------------------------
+    def backup(self, dest: Path | None = None, *, reason: str = "manual", keep: int | None = None) -> Path:
+        """Online backup of this database (see :mod:`storage.db.backup`)."""
+        return backup_database(self.path, dest, reason=reason, keep=keep)
+
+    def _auto_backup(self, reason: str) -> Path | None:
+        """Backup before a bulk job, unless the database holds nothing worth saving yet."""
+        with self._read() as conn:
+            has_data = conn.exec_driver_sql(
+                "SELECT EXISTS(SELECT 1 FROM specimens) OR EXISTS(SELECT 1 FROM proposals)").scalar()
+        if not has_data:
+            return None
+        return backup_database(self.path, reason=reason, keep=KEEP_AUTOMATIC)
+
+    def check(self) -> "CheckReport":
+        from storage.db.check import check_database
+
+        return check_database(self.path)
+
+    def taxonomy(self) -> "TaxonomyGraph":
+        from storage.db.taxonomy import TaxonomyGraph
+
+        return TaxonomyGraph.load(self)
+
+
+def _require_writable(path: Path) -> None:
+    if not os.access(path, os.R_OK):
+        raise DatabaseError(f"{path}: not readable (check its permissions)")
+    if not os.access(path, os.W_OK):
+        raise DatabaseError(f"{path}: not writable (check its permissions, or open it read-only)")
+    if not os.access(path.parent if str(path.parent) else Path("."), os.W_OK | os.X_OK):
+        raise DatabaseError(f"{path}: its folder is not writable, and SQLite needs it for the WAL journal")
+
+
+if False:  # pragma: no cover - typing only
+    from storage.db.check import CheckReport
+    from storage.db.taxonomy import TaxonomyGraph

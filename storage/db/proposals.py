@@ -1,0 +1,412 @@
+"""Candidate species (proposals): write them from a run, page through them, look one up.
+
+API (a mixin of :class:`storage.db.Database`)::
+
+    db.write_proposals(run_id, proposals, chunk_size=500) -> list[int]
+    db.proposal_queue(status=None, parent=None, *, parent_subtree=False, run_id=None, min_size=None,
+                      max_size=None, min_novelty=None, max_novelty=None, min_identity=None,
+                      max_identity=None, search=None, sort="id", descending=False, offset=0, limit=50)
+        -> tuple[list[ProposalSummary], int]
+    db.proposal(proposal_id) -> ProposalSummary
+    db.proposal_detail(proposal_id) -> ProposalDetail
+    db.queue_counts(run_id=None) -> dict[str, int]
+    db.proposal_history(proposal_id) -> list[dict]
+
+A proposal to write is a :class:`ProposalIn`, or a mapping / dataclass with the
+same field names (unknown fields go into ``evidence``). ``members`` may be a
+list of processids, of ``(processid, probability)`` pairs, of dicts with
+``processid``/``probability``/``outlier_score``, or a dict processid → probability.
+The parent taxon is given by ``parent_taxon_id``, by ``parent_lineage`` (rank →
+name, created in ``taxa`` when missing) or by ``parent_rank`` + ``parent_name``.
+
+**Versions and re-clustering.** Each proposal has a ``version`` that grows with
+every change. When a newer run writes a proposal sharing members with a
+*pending* proposal of an older run, the old one becomes ``superseded`` (its
+version bumps too, and ``superseded_by`` points at the new one); the new one
+continues its ``lineage`` with ``version = old + 1``. Reviews carry the version
+they saw, so a decision made on the old grouping is refused
+(:class:`~storage.errors.StaleProposalError`) instead of being applied to
+members the reviewer never saw. Accepted / rejected proposals are decisions and
+are never superseded.
+
+The queue is one indexed query (status + sort column indexes) and a COUNT —
+a page of 50 from 100k proposals takes milliseconds (see benchmarks/RESULTS-db.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from storage.db.clock import utcnow
+from storage.db.engine import CHUNK_ROWS
+from storage.db.ingest import ensure_lineage
+from storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
+                               ProposalMember, Review, Run, SpecimenRow, Taxon)
+from storage.errors import DatabaseError
+
+log = logging.getLogger(__name__)
+
+PROPOSALS = Proposal.__table__
+MEMBERS = ProposalMember.__table__
+EDGES = ProposalEdge.__table__
+TAXA = Taxon.__table__
+RUNS = Run.__table__
+SPECIMENS = SpecimenRow.__table__
+ASSIGNMENTS = Assignment.__table__
+REVIEWS = Review.__table__
+
+#: Sort keys the queue accepts → column.
+SORT_KEYS: dict[str, str] = {
+    "id": "id", "size": "size", "novelty": "novelty", "identity": "nearest_identity",
+    "nearest_identity": "nearest_identity", "parent": "parent_name", "name": "provisional_name",
+    "status": "status", "created": "created_at", "updated": "updated_at", "version": "version",
+}
+
+
+@dataclass(frozen=True)
+class ProposalIn:
+    """A candidate species as discovery hands it to the database."""
+
+    members: Any
+    parent_taxon_id: int | None = None
+    parent_rank: str | None = None
+    parent_name: str | None = None
+    parent_lineage: Mapping[str, str] | None = None
+    provisional_name: str | None = None
+    novelty: float | None = None
+    nearest_species: str | None = None
+    nearest_identity: float | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def coerce(cls, obj: Any) -> "ProposalIn":
+        if isinstance(obj, ProposalIn):
+            return obj
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        if not isinstance(obj, Mapping):
+            raise TypeError(f"cannot read a proposal from {type(obj).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        known = {k: v for k, v in obj.items() if k in names}
+        extra = {k: v for k, v in obj.items() if k not in names}
+        if "members" not in known:
+            raise ValueError("proposal without members")
+        if extra:
+            known["evidence"] = {**dict(known.get("evidence") or {}), **extra}
+        return cls(**known)
+
+    def member_rows(self) -> list[dict[str, Any]]:
+        """Members as ``{processid, probability, outlier_score}`` dicts, de-duplicated."""
+        m = self.members
+        out: dict[str, dict[str, Any]] = {}
+        items: Iterable[Any] = m.items() if isinstance(m, Mapping) else m
+        for item in items:
+            if isinstance(item, str):
+                row = {"processid": item, "probability": None, "outlier_score": None}
+            elif isinstance(item, Mapping):
+                row = {"processid": str(item["processid"]), "probability": item.get("probability"),
+                       "outlier_score": item.get("outlier_score")}
+            else:
+                pid, prob = item[0], item[1]
+                row = {"processid": str(pid), "probability": prob,
+                       "outlier_score": item[2] if len(item) > 2 else None}
+            for k in ("probability", "outlier_score"):
+                if row[k] is not None:
+                    row[k] = float(row[k])
+            out[row["processid"]] = row
+        if not out:
+            raise ValueError("proposal with no members")
+        return list(out.values())
+
+
+@dataclass(frozen=True)
+class ProposalSummary:
+    """One queue row."""
+
+    id: int
+    run_id: int
+    lineage: int | None
+    version: int
+    status: str
+    parent_taxon_id: int | None
+    parent_rank: str | None
+    parent_name: str | None
+    provisional_name: str | None
+    size: int
+    novelty: float | None
+    nearest_species: str | None
+    nearest_identity: float | None
+    taxon_id: int | None
+    merged_into: int | None
+    superseded_by: int | None
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, r: Mapping[str, Any]) -> "ProposalSummary":
+        return cls(**{f.name: r[f.name] for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
+class MemberInfo:
+    """A member specimen with what the TUI shows about it."""
+
+    processid: str
+    probability: float | None
+    outlier_score: float | None
+    dna_barcode: str | None
+    dna_bin: str | None
+    country: str | None
+    province_state: str | None
+    coord_lat: float | None
+    coord_lon: float | None
+    image_measurement_value: float | None
+    image_path: str | None
+    provided: dict[str, str | None]
+    deepest_rank: str | None
+    deepest_taxon: str | None
+    confidence: float | None
+    novelty: float | None
+
+
+@dataclass(frozen=True)
+class ProposalDetail:
+    summary: ProposalSummary
+    evidence: dict[str, Any]
+    members: list[MemberInfo]
+    reviews: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    suggested_name: str
+    parent_lineage: list[tuple[str, str]]
+
+
+def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int | None, str | None, str | None]:
+    if p.parent_taxon_id is not None:
+        r = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == p.parent_taxon_id)).first()
+        if r is None:
+            raise DatabaseError(f"proposal parent taxon {p.parent_taxon_id} does not exist")
+        return p.parent_taxon_id, r.rank, r.name
+    if p.parent_lineage:
+        tid = ensure_lineage(conn, dict(p.parent_lineage), {}, {}, f"run:{run_id}")
+        if tid is not None:
+            r = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == tid)).first()
+            return tid, r.rank, r.name
+    if p.parent_name:
+        q = sa.select(TAXA.c.id, TAXA.c.rank).where(TAXA.c.name == p.parent_name, TAXA.c.status != "rejected")
+        if p.parent_rank:
+            q = q.where(TAXA.c.rank == p.parent_rank)
+        r = conn.execute(q.order_by(TAXA.c.id).limit(1)).first()
+        if r is not None:
+            return r.id, r.rank, p.parent_name
+        return None, p.parent_rank, p.parent_name
+    return None, None, None
+
+
+def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str) -> int:
+    members = p.member_rows()
+    pids = [m["processid"] for m in members]
+    parent_id, parent_rank, parent_name = _resolve_parent(conn, p, run_id)
+    # Older pending proposals re-clustered by this one: any pending proposal of another run sharing a member.
+    overlap: dict[int, int] = {}
+    for i in range(0, len(pids), 900):
+        for pid_, n in conn.execute(
+                sa.select(MEMBERS.c.proposal_id, sa.func.count()).join(PROPOSALS, PROPOSALS.c.id == MEMBERS.c.proposal_id)
+                .where(MEMBERS.c.processid.in_(pids[i:i + 900]), PROPOSALS.c.status == "pending",
+                       PROPOSALS.c.run_id != run_id).group_by(MEMBERS.c.proposal_id)):
+            overlap[pid_] = overlap.get(pid_, 0) + n
+    predecessor = None
+    if overlap:
+        best = max(overlap, key=lambda k: (overlap[k], -k))
+        predecessor = conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.lineage, PROPOSALS.c.version)
+                                   .where(PROPOSALS.c.id == best)).first()
+    ids = dict(conn.execute(sa.select(SPECIMENS.c.processid, SPECIMENS.c.id).where(
+        SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_(pids[:900]))).all()) if len(pids) <= 900 else {}
+    if len(pids) > 900:
+        for i in range(0, len(pids), 900):
+            ids.update(dict(conn.execute(sa.select(SPECIMENS.c.processid, SPECIMENS.c.id).where(
+                SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_(pids[i:i + 900]))).all()))
+    new_id = int(conn.execute(sa.insert(PROPOSALS).values(
+        run_id=run_id, lineage=predecessor.lineage if predecessor else None,
+        version=(predecessor.version + 1) if predecessor else 1, status="pending", parent_taxon_id=parent_id,
+        parent_rank=parent_rank, parent_name=parent_name, provisional_name=p.provisional_name, size=len(members),
+        novelty=None if p.novelty is None else float(p.novelty), nearest_species=p.nearest_species,
+        nearest_identity=None if p.nearest_identity is None else float(p.nearest_identity),
+        evidence=_jsonable(dict(p.evidence)), created_at=now, updated_at=now)).inserted_primary_key[0])
+    if predecessor is None:
+        conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
+    conn.execute(sa.insert(MEMBERS), [{**m, "proposal_id": new_id, "specimen_id": ids.get(m["processid"])}
+                                      for m in members])
+    for old_id in sorted(overlap):
+        conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == old_id, PROPOSALS.c.status == "pending").values(
+            status="superseded", superseded_by=new_id, version=PROPOSALS.c.version + 1, updated_at=now))
+        conn.execute(sa.insert(EDGES).values(kind="recluster", source_id=old_id, target_id=new_id, run_id=run_id,
+                                             created_at=now, detail={"shared_members": overlap[old_id]}))
+    return new_id
+
+
+def _jsonable(value: Any) -> Any:
+    """Evidence as plain JSON (numpy scalars/arrays, tuples, paths → lists, numbers, strings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return _jsonable(value.tolist())
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    return str(value)
+
+
+class ProposalsMixin:
+    """Proposals API; see the module docstring."""
+
+    def write_proposals(self, run_id: int, proposals: Iterable[Any], chunk_size: int = CHUNK_ROWS // 4) -> list[int]:
+        """Store a run's candidate species (chunked commits); returns their ids in input order."""
+        items = [ProposalIn.coerce(p) for p in proposals]
+        out: list[int] = []
+        for i in range(0, len(items), chunk_size):
+            chunk = items[i:i + chunk_size]
+
+            def _do(conn: Connection, chunk: list[ProposalIn] = chunk) -> list[int]:
+                if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar() is None:
+                    raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+                now = utcnow()
+                ids = [_write_one(conn, run_id, p, now) for p in chunk]
+                conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=now))
+                return ids
+
+            out.extend(self._write(_do, "write proposals"))  # type: ignore[attr-defined]
+        return out
+
+    def proposal_queue(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
+                       parent_subtree: bool = False, run_id: int | None = None, min_size: int | None = None,
+                       max_size: int | None = None, min_novelty: float | None = None,
+                       max_novelty: float | None = None, min_identity: float | None = None,
+                       max_identity: float | None = None, search: str | None = None, sort: str = "id",
+                       descending: bool = False, offset: int = 0, limit: int = 50,
+                       ) -> tuple[list[ProposalSummary], int]:
+        """One page of proposals and the total matching the filters.
+
+        ``status`` None = live (pending, accepted, rejected); ``parent`` is a taxon
+        id (with ``parent_subtree`` every proposal below it) or a parent name.
+        Sort keys: id, size, novelty, identity, parent, name, status, created,
+        updated, version; missing values sort last; ties by id.
+        """
+        if sort not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {sort!r} (known: {', '.join(SORT_KEYS)})")
+        statuses = LIVE_STATUSES if status is None else ((status,) if isinstance(status, str) else tuple(status))
+        bad = [s for s in statuses if s not in PROPOSAL_STATUSES]
+        if bad:
+            raise ValueError(f"unknown proposal status {bad[0]!r} (known: {', '.join(PROPOSAL_STATUSES)})")
+        c = PROPOSALS.c
+        conds: list[Any] = [c.status.in_(statuses)]
+        with self._read() as conn:  # type: ignore[attr-defined]
+            if parent is not None:
+                if isinstance(parent, int):
+                    if parent_subtree:
+                        tree = sa.select(TAXA.c.id).where(TAXA.c.id == parent).cte("tree", recursive=True)
+                        tree = tree.union_all(sa.select(TAXA.c.id).where(TAXA.c.parent_id == tree.c.id))
+                        conds.append(c.parent_taxon_id.in_(sa.select(tree.c.id)))
+                    else:
+                        conds.append(c.parent_taxon_id == parent)
+                else:
+                    conds.append(c.parent_name == parent)
+            for col, lo, hi in ((c.size, min_size, max_size), (c.novelty, min_novelty, max_novelty),
+                                (c.nearest_identity, min_identity, max_identity)):
+                if lo is not None:
+                    conds.append(col >= lo)
+                if hi is not None:
+                    conds.append(col <= hi)
+            if run_id is not None:
+                conds.append(c.run_id == run_id)
+            if search:
+                like = f"%{search}%"
+                conds.append(sa.or_(c.provisional_name.like(like), c.parent_name.like(like),
+                                    c.nearest_species.like(like)))
+            col = c[SORT_KEYS[sort]]
+            order = [col.is_(None), col.desc() if descending else col.asc(), c.id.desc() if descending else c.id.asc()]
+            rows = conn.execute(sa.select(PROPOSALS).with_only_columns(
+                *[c[f.name] for f in dataclasses.fields(ProposalSummary)]).where(*conds).order_by(*order)
+                .offset(max(0, offset)).limit(max(0, limit))).mappings().all()
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(PROPOSALS).where(*conds)).scalar() or 0)
+        return [ProposalSummary.from_row(r) for r in rows], total
+
+    def proposal(self, proposal_id: int) -> ProposalSummary:
+        with self._read() as conn:  # type: ignore[attr-defined]
+            r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()
+        if r is None:
+            raise DatabaseError(f"no proposal {proposal_id} in {self.path}")  # type: ignore[attr-defined]
+        return ProposalSummary.from_row(r)
+
+    def queue_counts(self, run_id: int | None = None) -> dict[str, int]:
+        """Proposals per status (every status present, zero when none) plus ``live``."""
+        q = sa.select(PROPOSALS.c.status, sa.func.count()).group_by(PROPOSALS.c.status)
+        if run_id is not None:
+            q = q.where(PROPOSALS.c.run_id == run_id)
+        with self._read() as conn:  # type: ignore[attr-defined]
+            counts = {s: 0 for s in PROPOSAL_STATUSES}
+            counts.update({s: int(n) for s, n in conn.execute(q)})
+        counts["live"] = sum(counts[s] for s in LIVE_STATUSES)
+        return counts
+
+    def proposal_detail(self, proposal_id: int) -> ProposalDetail:
+        """Everything the detail screen shows: members with specimen data and assignment, reviews, history."""
+        from storage.db.reviews import suggest_name_in
+
+        with self._read() as conn:  # type: ignore[attr-defined]
+            r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()
+            if r is None:
+                raise DatabaseError(f"no proposal {proposal_id} in {self.path}")  # type: ignore[attr-defined]
+            summary = ProposalSummary.from_row(r)
+            S, A = SPECIMENS, ASSIGNMENTS
+            q = (sa.select(MEMBERS.c.processid, MEMBERS.c.probability, MEMBERS.c.outlier_score, S, A.c.deepest_rank,
+                           A.c.deepest_taxon, A.c.novelty.label("a_novelty"),
+                           *[A.c[f"confidence_{rk}"] for rk in ("order", "family", "subfamily", "genus", "species")])
+                 .select_from(MEMBERS)
+                 .outerjoin(S, sa.and_(S.c.processid == MEMBERS.c.processid, S.c.current.is_(True)))
+                 .outerjoin(A, sa.and_(A.c.processid == MEMBERS.c.processid, A.c.run_id == summary.run_id))
+                 .where(MEMBERS.c.proposal_id == proposal_id)
+                 .order_by(MEMBERS.c.probability.desc(), MEMBERS.c.processid))
+            members = []
+            for m in conn.execute(q).mappings():
+                rank = m["deepest_rank"]
+                conf = m.get(f"confidence_{rank}") if rank else None
+                members.append(MemberInfo(
+                    m["processid"], m["probability"], m["outlier_score"], m["dna_barcode"], m["dna_bin"],
+                    m["country"], m["province_state"], m["coord_lat"], m["coord_lon"], m["image_measurement_value"],
+                    m["image_path"], {rk: m[rk] for rk in ("order", "family", "subfamily", "genus", "species")},
+                    rank, m["deepest_taxon"], conf, m["a_novelty"]))
+            reviews = [dict(x) for x in conn.execute(sa.select(REVIEWS).where(REVIEWS.c.proposal_id == proposal_id)
+                                                     .order_by(REVIEWS.c.id)).mappings()]
+            history = [dict(x) for x in conn.execute(sa.select(EDGES).where(sa.or_(
+                EDGES.c.source_id == proposal_id, EDGES.c.target_id == proposal_id)).order_by(EDGES.c.id)).mappings()]
+            lineage: list[tuple[str, str]] = []
+            tid = summary.parent_taxon_id
+            while tid is not None and len(lineage) < 64:
+                t = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id).where(TAXA.c.id == tid)).first()
+                if t is None:
+                    break
+                lineage.append((t.rank, t.name))
+                tid = t.parent_id
+            suggested = suggest_name_in(conn, summary.parent_name)
+        return ProposalDetail(summary, dict(r["evidence"] or {}), members, reviews, history, suggested,
+                              list(reversed(lineage)))
+
+    def proposal_members(self, proposal_id: int) -> list[str]:
+        with self._read() as conn:  # type: ignore[attr-defined]
+            return [x for (x,) in conn.execute(sa.select(MEMBERS.c.processid).where(
+                MEMBERS.c.proposal_id == proposal_id).order_by(MEMBERS.c.processid))]
+
+    def proposal_history(self, proposal_id: int) -> list[dict[str, Any]]:
+        """Edges (recluster, merge, split, undo) touching this proposal, oldest first."""
+        with self._read() as conn:  # type: ignore[attr-defined]
+            return [dict(x) for x in conn.execute(sa.select(EDGES).where(sa.or_(
+                EDGES.c.source_id == proposal_id, EDGES.c.target_id == proposal_id)).order_by(EDGES.c.id)).mappings()]

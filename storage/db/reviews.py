@@ -1,0 +1,423 @@
+"""Review decisions: an append-only log that never loses a taxonomist's work.
+
+API (a mixin of :class:`storage.db.Database`); every action is one
+``BEGIN IMMEDIATE`` transaction, appends one row to ``reviews`` and returns a
+:class:`ReviewResult`::
+
+    db.suggest_name(proposal_id) -> str                       # "Megaselia sp. BD-0007" (not reserved)
+    db.accept(proposal_id, expected_version, name=None, *, reviewer, note=None)
+    db.reject(proposal_id, expected_version, *, reviewer, note=None)
+    db.merge(proposal_ids, expected_versions, *, reviewer, note=None)   # into proposal_ids[0]
+    db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None)  # new proposal
+    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None)
+    db.rename(proposal_id, expected_version, name, *, reviewer, note=None)
+    db.note(proposal_id, text, *, reviewer, expected_version=None)
+    db.undo(review_id, *, reviewer, note=None)
+    db.reviews(proposal_id=None, limit=None) -> list[dict]
+
+Rules:
+
+* ``expected_version`` is the version the reviewer saw. If the proposal changed
+  since (another review, or a newer run re-clustered it) the action is refused
+  with :class:`~storage.errors.StaleProposalError` naming what happened; nothing
+  is written.
+* Accept / reject / merge / split need a ``pending`` proposal; move and rename
+  work on pending and accepted ones (an accepted proposal's provisional taxon is
+  moved / renamed with it).
+* Accepting creates a provisional species taxon under the proposal's parent. The
+  default name is ``<parent> sp. BD-NNNN`` from a counter stored in the database
+  and never reused (a custom ``BD-NNNN`` name advances it too).
+* Every row stores ``before`` and ``after`` snapshots of the proposals (with
+  members) and taxa it touched. :meth:`ReviewsMixin.undo` appends an ``undo``
+  row that restores ``before`` — only while the touched proposals are still
+  exactly as that review left them (otherwise undo the later reviews first).
+  Undo of an undo redoes. Nothing in ``reviews`` is ever updated or deleted.
+* Merges and splits also go to ``proposal_edges`` (the history graph).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from storage.db.clock import utcnow
+from storage.db.models import Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
+from storage.errors import DatabaseError, StaleProposalError
+
+log = logging.getLogger(__name__)
+
+PROPOSALS = Proposal.__table__
+MEMBERS = ProposalMember.__table__
+REVIEWS = Review.__table__
+EDGES = ProposalEdge.__table__
+TAXA = Taxon.__table__
+COUNTERS = Counter.__table__
+
+NAME_COUNTER = "provisional_name"
+NAME_PATTERN = re.compile(r"\bBD-(\d+)\b")
+#: Proposal fields a snapshot keeps (and undo restores).
+SNAP_FIELDS: tuple[str, ...] = ("status", "provisional_name", "parent_taxon_id", "parent_rank", "parent_name",
+                                "taxon_id", "merged_into", "size", "version")
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """What a review action did: its log row, and the proposals' new versions."""
+
+    review_id: int
+    action: str
+    proposal_id: int | None
+    versions: dict[int, int]
+    taxon_id: int | None = None
+    name: str | None = None
+    new_proposal_id: int | None = None
+
+
+def format_name(parent_name: str | None, number: int) -> str:
+    return f"{parent_name or 'Incertae sedis'} sp. BD-{number:04d}"
+
+
+def _counter_value(conn: Connection) -> int:
+    v = conn.execute(sa.select(COUNTERS.c.value).where(COUNTERS.c.name == NAME_COUNTER)).scalar()
+    return int(v or 0)
+
+
+def suggest_name_in(conn: Connection, parent_name: str | None) -> str:
+    return format_name(parent_name, _counter_value(conn) + 1)
+
+
+def _next_number(conn: Connection) -> int:
+    conn.execute(sa.text("INSERT OR IGNORE INTO counters(name, value) VALUES (:n, 0)"), {"n": NAME_COUNTER})
+    return int(conn.execute(sa.text("UPDATE counters SET value = value + 1 WHERE name = :n RETURNING value"),
+                            {"n": NAME_COUNTER}).scalar())
+
+
+def _advance_counter_past(conn: Connection, name: str) -> None:
+    m = NAME_PATTERN.search(name)
+    if m:
+        conn.execute(sa.text("INSERT OR IGNORE INTO counters(name, value) VALUES (:n, 0)"), {"n": NAME_COUNTER})
+        conn.execute(sa.text("UPDATE counters SET value = max(value, :v) WHERE name = :n"),
+                     {"n": NAME_COUNTER, "v": int(m.group(1))})
+
+
+def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence[int] = ()) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for pid in proposal_ids:
+        r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == pid)).mappings().first()
+        if r is None:
+            props[str(pid)] = None
+            continue
+        snap = {k: r[k] for k in SNAP_FIELDS}
+        snap["members"] = [list(m) for m in conn.execute(
+            sa.select(MEMBERS.c.processid, MEMBERS.c.specimen_id, MEMBERS.c.probability, MEMBERS.c.outlier_score)
+            .where(MEMBERS.c.proposal_id == pid).order_by(MEMBERS.c.processid))]
+        props[str(pid)] = snap
+    taxa: dict[str, Any] = {}
+    for tid in taxon_ids:
+        t = conn.execute(sa.select(TAXA.c.name, TAXA.c.parent_id, TAXA.c.status).where(TAXA.c.id == tid)
+                         ).mappings().first()
+        taxa[str(tid)] = dict(t) if t else None
+    return {"proposals": props, "taxa": taxa}
+
+
+def _describe_stale(conn: Connection, r: Mapping[str, Any], expected: int | None) -> str:
+    pid = r["id"]
+    if r["status"] == "superseded":
+        new = conn.execute(sa.select(PROPOSALS.c.run_id, PROPOSALS.c.version).where(
+            PROPOSALS.c.id == r["superseded_by"])).first()
+        run = f" by run {new.run_id}" if new else ""
+        return (f"proposal {pid} was re-clustered{run} into proposal {r['superseded_by']} (version "
+                f"{new.version if new else '?'}); its members may have changed — reload and review the new proposal")
+    if r["status"] == "merged":
+        return f"proposal {pid} was merged into proposal {r['merged_into']}; review that one instead"
+    if r["status"] == "withdrawn":
+        return f"proposal {pid} was withdrawn (a split was undone); reload the queue"
+    return (f"proposal {pid} changed since you loaded it (you saw version {expected}, it is now version "
+            f"{r['version']}, status {r['status']}); reload it and decide again")
+
+
+def _load_checked(conn: Connection, pid: int, expected: int | None, allowed: Sequence[str], action: str
+                  ) -> Mapping[str, Any]:
+    r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == pid)).mappings().first()
+    if r is None:
+        raise DatabaseError(f"no proposal {pid}")
+    if r["status"] in ("superseded", "merged", "withdrawn") or (expected is not None and r["version"] != expected):
+        raise StaleProposalError(f"cannot {action}: " + _describe_stale(conn, r, expected))
+    if r["status"] not in allowed:
+        raise DatabaseError(f"cannot {action} proposal {pid}: it is {r['status']} (undo that decision first)")
+    return r
+
+
+def _bump(conn: Connection, pid: int, now: str, **values: Any) -> None:
+    conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == pid).values(
+        version=PROPOSALS.c.version + 1, updated_at=now, **values))
+
+
+def _set_members(conn: Connection, pid: int, members: Sequence[Sequence[Any]]) -> None:
+    conn.execute(sa.delete(MEMBERS).where(MEMBERS.c.proposal_id == pid))
+    if members:
+        conn.execute(sa.insert(MEMBERS), [{"proposal_id": pid, "processid": m[0], "specimen_id": m[1],
+                                           "probability": m[2], "outlier_score": m[3]} for m in members])
+
+
+def _log(conn: Connection, action: str, pid: int | None, reviewer: str, now: str, before: dict[str, Any],
+         after: dict[str, Any], note: str | None = None, target: int | None = None) -> int:
+    return int(conn.execute(sa.insert(REVIEWS).values(
+        proposal_id=pid, action=action, reviewer=reviewer, created_at=now, note=note, target_review_id=target,
+        before=before, after=after)).inserted_primary_key[0])
+
+
+def _versions(snap: dict[str, Any]) -> dict[int, int]:
+    return {int(k): v["version"] for k, v in snap["proposals"].items() if v is not None}
+
+
+class ReviewsMixin:
+    """Review actions; see the module docstring."""
+
+    def _review(self, fn: Any, what: str) -> ReviewResult:
+        result: ReviewResult = self._write(fn, what)  # type: ignore[attr-defined]
+        log.info("review %d: %s on proposal %s", result.review_id, result.action, result.proposal_id)
+        return result
+
+    def suggest_name(self, proposal_id: int) -> str:
+        """The name :meth:`accept` would give now (not reserved: the counter moves only on accept)."""
+        with self._read() as conn:  # type: ignore[attr-defined]
+            parent = conn.execute(sa.select(PROPOSALS.c.parent_name).where(PROPOSALS.c.id == proposal_id)).scalar()
+            return suggest_name_in(conn, parent)
+
+    def accept(self, proposal_id: int, expected_version: int, name: str | None = None, *, reviewer: str,
+               note: str | None = None) -> ReviewResult:
+        """Accept a candidate: it becomes a provisional species under its parent taxon."""
+        def _do(conn: Connection) -> ReviewResult:
+            r = _load_checked(conn, proposal_id, expected_version, ("pending",), "accept")
+            now = utcnow()
+            before = _snapshot(conn, [proposal_id])
+            final = (name or "").strip() or format_name(r["parent_name"], _next_number(conn))
+            if name:
+                _advance_counter_past(conn, final)
+            clash = conn.execute(sa.select(TAXA.c.id).where(
+                TAXA.c.rank == "species", TAXA.c.name == final, TAXA.c.status != "rejected",
+                TAXA.c.parent_id.is_(None) if r["parent_taxon_id"] is None
+                else TAXA.c.parent_id == r["parent_taxon_id"])).scalar()
+            if clash is not None:
+                raise DatabaseError(f"cannot accept proposal {proposal_id} as {final!r}: taxon {clash} already has "
+                                    "that name under the same parent; choose another name")
+            tid = int(conn.execute(sa.insert(TAXA).values(
+                rank="species", name=final, parent_id=r["parent_taxon_id"], status="provisional", source="review",
+                proposal_id=proposal_id, created_at=now)).inserted_primary_key[0])
+            _bump(conn, proposal_id, now, status="accepted", taxon_id=tid, provisional_name=final)
+            before["taxa"][str(tid)] = None
+            after = _snapshot(conn, [proposal_id], [tid])
+            rid = _log(conn, "accept", proposal_id, reviewer, now, before, after, note)
+            return ReviewResult(rid, "accept", proposal_id, _versions(after), taxon_id=tid, name=final)
+
+        return self._review(_do, "accept")
+
+    def reject(self, proposal_id: int, expected_version: int, *, reviewer: str,
+               note: str | None = None) -> ReviewResult:
+        def _do(conn: Connection) -> ReviewResult:
+            _load_checked(conn, proposal_id, expected_version, ("pending",), "reject")
+            now = utcnow()
+            before = _snapshot(conn, [proposal_id])
+            _bump(conn, proposal_id, now, status="rejected")
+            after = _snapshot(conn, [proposal_id])
+            rid = _log(conn, "reject", proposal_id, reviewer, now, before, after, note)
+            return ReviewResult(rid, "reject", proposal_id, _versions(after))
+
+        return self._review(_do, "reject")
+
+    def merge(self, proposal_ids: Sequence[int], expected_versions: Sequence[int] | Mapping[int, int], *,
+              reviewer: str, note: str | None = None) -> ReviewResult:
+        """Fold ``proposal_ids[1:]`` into ``proposal_ids[0]`` (members united, highest probability kept)."""
+        ids = list(dict.fromkeys(int(i) for i in proposal_ids))
+        if len(ids) < 2:
+            raise ValueError("merge needs at least two different proposals")
+        expected = dict(expected_versions) if isinstance(expected_versions, Mapping) else dict(
+            zip(ids, expected_versions))
+        if set(expected) != set(ids):
+            raise ValueError("merge needs the expected version of every proposal")
+
+        def _do(conn: Connection) -> ReviewResult:
+            for pid in ids:
+                _load_checked(conn, pid, expected[pid], ("pending",), "merge")
+            now = utcnow()
+            target = ids[0]
+            before = _snapshot(conn, ids)
+            best: dict[str, list[Any]] = {}
+            for pid in ids:
+                for m in before["proposals"][str(pid)]["members"]:
+                    cur = best.get(m[0])
+                    if cur is None or (m[2] or 0) > (cur[2] or 0):
+                        best[m[0]] = m
+            _set_members(conn, target, sorted(best.values()))
+            _bump(conn, target, now, size=len(best))
+            for pid in ids[1:]:
+                _bump(conn, pid, now, status="merged", merged_into=target)
+            after = _snapshot(conn, ids)
+            rid = _log(conn, "merge", target, reviewer, now, before, after, note)
+            for pid in ids[1:]:
+                conn.execute(sa.insert(EDGES).values(kind="merge", source_id=pid, target_id=target, review_id=rid,
+                                                     created_at=now, detail={}))
+            return ReviewResult(rid, "merge", target, _versions(after))
+
+        return self._review(_do, "merge")
+
+    def split(self, proposal_id: int, expected_version: int, member_ids: Sequence[str], *, reviewer: str,
+              note: str | None = None) -> ReviewResult:
+        """Move ``member_ids`` out of a proposal into a new pending proposal (same run and parent)."""
+        chosen = set(member_ids)
+
+        def _do(conn: Connection) -> ReviewResult:
+            r = _load_checked(conn, proposal_id, expected_version, ("pending",), "split")
+            now = utcnow()
+            before = _snapshot(conn, [proposal_id])
+            members = before["proposals"][str(proposal_id)]["members"]
+            have = {m[0] for m in members}
+            missing = sorted(chosen - have)
+            if missing:
+                raise DatabaseError(f"cannot split proposal {proposal_id}: {', '.join(missing[:5])} "
+                                    "not among its members")
+            if not chosen or chosen == have:
+                raise DatabaseError(f"cannot split proposal {proposal_id}: pick some but not all of its members")
+            keep = [m for m in members if m[0] not in chosen]
+            move = [m for m in members if m[0] in chosen]
+            new_id = int(conn.execute(sa.insert(PROPOSALS).values(
+                run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
+                parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move),
+                novelty=r["novelty"], nearest_species=r["nearest_species"], nearest_identity=r["nearest_identity"],
+                evidence={"split_from": proposal_id}, created_at=now, updated_at=now)).inserted_primary_key[0])
+            conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
+            _set_members(conn, new_id, move)
+            _set_members(conn, proposal_id, keep)
+            _bump(conn, proposal_id, now, size=len(keep))
+            before["proposals"][str(new_id)] = None
+            after = _snapshot(conn, [proposal_id, new_id])
+            rid = _log(conn, "split", proposal_id, reviewer, now, before, after, note)
+            conn.execute(sa.insert(EDGES).values(kind="split", source_id=proposal_id, target_id=new_id,
+                                                 review_id=rid, created_at=now, detail={"members": sorted(chosen)}))
+            return ReviewResult(rid, "split", proposal_id, _versions(after), new_proposal_id=new_id)
+
+        return self._review(_do, "split")
+
+    def move(self, proposal_id: int, expected_version: int, new_parent_taxon: int | str, *, reviewer: str,
+             note: str | None = None) -> ReviewResult:
+        """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name)."""
+        def _do(conn: Connection) -> ReviewResult:
+            r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "move")
+            if isinstance(new_parent_taxon, int):
+                t = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(
+                    TAXA.c.id == new_parent_taxon)).first()
+            else:
+                found = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(
+                    TAXA.c.name == new_parent_taxon, TAXA.c.status != "rejected")).all()
+                if len(found) > 1:
+                    raise DatabaseError(f"cannot move: {len(found)} taxa are named {new_parent_taxon!r}; "
+                                        "pick one by id")
+                t = found[0] if found else None
+            if t is None:
+                raise DatabaseError(f"cannot move proposal {proposal_id}: no taxon {new_parent_taxon!r}")
+            now = utcnow()
+            taxa = [r["taxon_id"]] if r["taxon_id"] else []
+            before = _snapshot(conn, [proposal_id], taxa)
+            _bump(conn, proposal_id, now, parent_taxon_id=t.id, parent_rank=t.rank, parent_name=t.name)
+            if r["taxon_id"]:
+                conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(parent_id=t.id))
+            after = _snapshot(conn, [proposal_id], taxa)
+            rid = _log(conn, "move", proposal_id, reviewer, now, before, after, note)
+            return ReviewResult(rid, "move", proposal_id, _versions(after), taxon_id=r["taxon_id"])
+
+        return self._review(_do, "move")
+
+    def rename(self, proposal_id: int, expected_version: int, name: str, *, reviewer: str,
+               note: str | None = None) -> ReviewResult:
+        name = name.strip()
+        if not name:
+            raise ValueError("a new name cannot be empty")
+
+        def _do(conn: Connection) -> ReviewResult:
+            r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "rename")
+            now = utcnow()
+            taxa = [r["taxon_id"]] if r["taxon_id"] else []
+            before = _snapshot(conn, [proposal_id], taxa)
+            _advance_counter_past(conn, name)
+            _bump(conn, proposal_id, now, provisional_name=name)
+            if r["taxon_id"]:
+                conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(name=name))
+            after = _snapshot(conn, [proposal_id], taxa)
+            rid = _log(conn, "rename", proposal_id, reviewer, now, before, after, note)
+            return ReviewResult(rid, "rename", proposal_id, _versions(after), taxon_id=r["taxon_id"], name=name)
+
+        return self._review(_do, "rename")
+
+    def note(self, proposal_id: int, text: str, *, reviewer: str, expected_version: int | None = None
+             ) -> ReviewResult:
+        """Attach a free-text note (changes nothing else; the version stays)."""
+        def _do(conn: Connection) -> ReviewResult:
+            r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()
+            if r is None:
+                raise DatabaseError(f"no proposal {proposal_id}")
+            if expected_version is not None and r["version"] != expected_version:
+                raise StaleProposalError("cannot note: " + _describe_stale(conn, r, expected_version))
+            now = utcnow()
+            snap = _snapshot(conn, [proposal_id])
+            rid = _log(conn, "note", proposal_id, reviewer, now, snap, snap, text)
+            return ReviewResult(rid, "note", proposal_id, _versions(snap))
+
+        return self._review(_do, "note")
+
+    def undo(self, review_id: int, *, reviewer: str, note: str | None = None) -> ReviewResult:
+        """Append an ``undo`` that restores what review ``review_id`` changed (see module docstring)."""
+        def _do(conn: Connection) -> ReviewResult:
+            rv = conn.execute(sa.select(REVIEWS).where(REVIEWS.c.id == review_id)).mappings().first()
+            if rv is None:
+                raise DatabaseError(f"no review {review_id}")
+            after, before = rv["after"], rv["before"]
+            pids = [int(k) for k in after["proposals"]]
+            tids = [int(k) for k in after.get("taxa", {})]
+            now_snap = _snapshot(conn, pids, tids)
+            for k, snap in after["proposals"].items():
+                cur = now_snap["proposals"][k]
+                if (snap is None) != (cur is None) or (snap and cur and snap["version"] != cur["version"]):
+                    raise StaleProposalError(
+                        f"cannot undo review {review_id} ({rv['action']}): proposal {k} changed after it "
+                        f"(version {snap['version'] if snap else '-'} then, {cur['version'] if cur else '-'} now); "
+                        "undo the later reviews first")
+            now = utcnow()
+            if rv["action"] != "note":
+                for k, target in before["proposals"].items():
+                    pid = int(k)
+                    if target is None:
+                        _set_members(conn, pid, [])
+                        _bump(conn, pid, now, status="withdrawn", size=0)
+                        conn.execute(sa.insert(EDGES).values(kind="undo", source_id=pid, target_id=None,
+                                                             created_at=now, detail={"review": review_id}))
+                        continue
+                    values = {f: target[f] for f in SNAP_FIELDS if f != "version"}
+                    _bump(conn, pid, now, **values)
+                    _set_members(conn, pid, target["members"])
+                for k in tids:
+                    target = before.get("taxa", {}).get(str(k))
+                    if target is None:
+                        conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(status="rejected"))
+                    else:
+                        conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(**target))
+            restored = _snapshot(conn, pids, tids)
+            rid = _log(conn, "undo", rv["proposal_id"], reviewer, now, now_snap, restored, note, target=review_id)
+            return ReviewResult(rid, "undo", rv["proposal_id"], _versions(restored))
+
+        return self._review(_do, "undo")
+
+    def reviews(self, proposal_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The log, newest first (all, or those of one proposal)."""
+        q = sa.select(REVIEWS).order_by(REVIEWS.c.id.desc())
+        if proposal_id is not None:
+            q = q.where(REVIEWS.c.proposal_id == proposal_id)
+        if limit is not None:
+            q = q.limit(limit)
+        with self._read() as conn:  # type: ignore[attr-defined]
+            return [dict(r) for r in conn.execute(q).mappings()]

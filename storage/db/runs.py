@@ -1,0 +1,296 @@
+"""Runs (discovery jobs) and their per-specimen assignments.
+
+API (a mixin of :class:`storage.db.Database`)::
+
+    db.start_run(kind, parameters=None, model_fingerprint=None, *, collection=None, total=None,
+                 backup=True) -> int
+    db.heartbeat(run_id, done=None, total=None, message=None) -> None
+    db.finish_run(run_id, status="completed", message=None) -> None
+    db.run_progress(run_id) -> RunProgress          # what the review TUI polls
+    db.runs(limit=50) -> list[RunProgress];  db.latest_run(kind=None) -> RunProgress | None
+    db.mark_stale_runs(older_than_s=600) -> list[int]
+    db.write_assignments(run_id, rows, chunk_size=2000) -> int
+    db.assignments(run_id) -> pandas.DataFrame
+    db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
+
+Why: every prediction must be traceable to the run (parameters, model
+fingerprint) that made it, like pybioclip records its settings. A run writes
+a heartbeat so a reader can tell a live job from one that died
+(:meth:`RunsMixin.mark_stale_runs`). Assignment rows are written in chunks, each
+its own ``BEGIN IMMEDIATE`` transaction, so a reviewer working on the same file
+waits at most one chunk; they are upserts keyed by (run, processid), so a
+resumed run rewrites rather than duplicates.
+
+An assignment row is a mapping with ``processid`` and any of ``deepest_rank``,
+``deepest_taxon``, ``novelty``, ``taxon_id``, ``label_<rank>``,
+``confidence_<rank>`` — or nested ``labels`` / ``confidences`` dicts keyed by
+rank (order, family, subfamily, genus, species).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Iterable, Iterator, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+
+from storage.db.clock import parse, utcnow
+from storage.db.engine import CHUNK_ROWS
+from storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
+from storage.errors import DatabaseError
+from storage.records import RANKS
+
+log = logging.getLogger(__name__)
+
+RUNS = Run.__table__
+ASSIGNMENTS = Assignment.__table__
+SPECIMENS = SpecimenRow.__table__
+COLLECTIONS = Collection.__table__
+ASSIGNMENT_FIELDS: tuple[str, ...] = ("deepest_rank", "deepest_taxon", "novelty", "taxon_id") + tuple(
+    f"label_{r}" for r in RANKS) + tuple(f"confidence_{r}" for r in RANKS)
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """A run as a progress bar sees it. ``stale`` = running but no heartbeat for ``stale_after_s``."""
+
+    id: int
+    kind: str
+    status: str
+    done: int
+    total: int | None
+    message: str | None
+    model_fingerprint: str | None
+    parameters: dict[str, Any]
+    started_at: str
+    heartbeat_at: str
+    finished_at: str | None
+    seconds_since_heartbeat: float
+    stale: bool
+
+    @property
+    def fraction(self) -> float | None:
+        return None if not self.total else min(1.0, self.done / self.total)
+
+
+def _batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(rows)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def normalise_assignment(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One input row → the ``assignments`` columns (see module docstring)."""
+    if "processid" not in row or not row["processid"]:
+        raise ValueError(f"assignment row without processid: {dict(row)!r}")
+    out: dict[str, Any] = {"processid": str(row["processid"])}
+    for key in ASSIGNMENT_FIELDS:
+        if key in row:
+            out[key] = row[key]
+    for nested, prefix in (("labels", "label_"), ("confidences", "confidence_")):
+        for rank, value in (row.get(nested) or {}).items():
+            if rank not in RANKS:
+                raise ValueError(f"assignment for {row['processid']!r}: unknown rank {rank!r} in {nested}")
+            out[prefix + rank] = value
+    for key in ("novelty",) + tuple(f"confidence_{r}" for r in RANKS):
+        if out.get(key) is not None:
+            out[key] = float(out[key])
+    return out
+
+
+class RunsMixin:
+    """Runs and assignments API; see the module docstring."""
+
+    stale_after_s: float = 600.0
+
+    def start_run(self, kind: str, parameters: Mapping[str, Any] | None = None, model_fingerprint: str | None = None,
+                  *, collection: str | None = None, total: int | None = None, backup: bool = True) -> int:
+        """Record a new running job and return its id (backs the database up first when it holds data)."""
+        if backup:
+            self._auto_backup("pre-run")  # type: ignore[attr-defined]
+        now = utcnow()
+
+        def _do(conn: Connection) -> int:
+            cid = None
+            if collection is not None:
+                cid = conn.execute(sa.select(COLLECTIONS.c.id).where(COLLECTIONS.c.name == collection)).scalar()
+            return int(conn.execute(sa.insert(RUNS).values(
+                kind=kind, parameters=dict(parameters or {}), model_fingerprint=model_fingerprint, status="running",
+                collection_id=cid, started_at=now, heartbeat_at=now, total=total, done=0, pid=os.getpid(),
+                host=socket.gethostname())).inserted_primary_key[0])
+
+        run_id = self._write(_do, "start run")  # type: ignore[attr-defined]
+        log.info("started run %d (%s)", run_id, kind)
+        return run_id
+
+    def heartbeat(self, run_id: int, done: int | None = None, total: int | None = None,
+                  message: str | None = None) -> None:
+        """Say the run is alive (and how far it got)."""
+        values: dict[str, Any] = {"heartbeat_at": utcnow()}
+        if done is not None:
+            values["done"] = int(done)
+        if total is not None:
+            values["total"] = int(total)
+        if message is not None:
+            values["message"] = message
+
+        def _do(conn: Connection) -> None:
+            if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
+                raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+
+        self._write(_do, "heartbeat")  # type: ignore[attr-defined]
+
+    def finish_run(self, run_id: int, status: str = "completed", message: str | None = None) -> None:
+        if status not in RUN_STATUSES or status == "running":
+            raise ValueError(f"finish_run status must be one of {RUN_STATUSES[1:]}, not {status!r}")
+        now = utcnow()
+
+        def _do(conn: Connection) -> None:
+            values: dict[str, Any] = {"status": status, "finished_at": now, "heartbeat_at": now}
+            if message is not None:
+                values["message"] = message
+            if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
+                raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+
+        self._write(_do, "finish run")  # type: ignore[attr-defined]
+
+    def _progress(self, r: Mapping[str, Any]) -> RunProgress:
+        from datetime import datetime, timezone
+
+        hb = parse(r["heartbeat_at"])
+        age = (datetime.now(timezone.utc) - hb).total_seconds() if hb else float("inf")
+        return RunProgress(r["id"], r["kind"], r["status"], r["done"], r["total"], r["message"],
+                           r["model_fingerprint"], dict(r["parameters"] or {}), r["started_at"], r["heartbeat_at"],
+                           r["finished_at"], age, r["status"] == "running" and age > self.stale_after_s)
+
+    def run_progress(self, run_id: int) -> RunProgress:
+        with self._read() as conn:  # type: ignore[attr-defined]
+            r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).mappings().first()
+        if r is None:
+            raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+        return self._progress(r)
+
+    def runs(self, limit: int = 50) -> list[RunProgress]:
+        """Most recent runs first."""
+        with self._read() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(limit)).mappings().all()
+        return [self._progress(r) for r in rows]
+
+    def latest_run(self, kind: str | None = None, status: str | None = None) -> RunProgress | None:
+        q = sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(1)
+        if kind is not None:
+            q = q.where(RUNS.c.kind == kind)
+        if status is not None:
+            q = q.where(RUNS.c.status == status)
+        with self._read() as conn:  # type: ignore[attr-defined]
+            r = conn.execute(q).mappings().first()
+        return self._progress(r) if r else None
+
+    def mark_stale_runs(self, older_than_s: float | None = None) -> list[int]:
+        """Mark running jobs without a heartbeat for ``older_than_s`` as ``interrupted``."""
+        limit = self.stale_after_s if older_than_s is None else older_than_s
+        stale = [p.id for p in self.runs(limit=1000) if p.status == "running" and p.seconds_since_heartbeat > limit]
+        if stale:
+            def _do(conn: Connection) -> None:
+                conn.execute(sa.update(RUNS).where(RUNS.c.id.in_(stale), RUNS.c.status == "running").values(
+                    status="interrupted", finished_at=utcnow(), message="no heartbeat; process presumed dead"))
+
+            self._write(_do, "mark stale runs")  # type: ignore[attr-defined]
+        return stale
+
+    # -- assignments ----------------------------------------------------------------------------------------
+    def write_assignments(self, run_id: int, rows: Iterable[Mapping[str, Any]], chunk_size: int = CHUNK_ROWS) -> int:
+        """Upsert assignment rows for ``run_id`` in committed chunks; returns rows written."""
+        written = 0
+        for chunk in _batched(rows, chunk_size):
+            values = [normalise_assignment(r) for r in chunk]
+
+            def _do(conn: Connection, values: list[dict[str, Any]] = values) -> None:
+                if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar() is None:
+                    raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+                ids = dict(conn.execute(sa.select(SPECIMENS.c.processid, SPECIMENS.c.id).where(
+                    SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_([v["processid"] for v in values]))
+                ).all())
+                full = []
+                for v in values:
+                    row = {k: None for k in ASSIGNMENT_FIELDS}
+                    row.update(v)
+                    row["run_id"] = run_id
+                    row["specimen_id"] = ids.get(v["processid"])
+                    full.append(row)
+                stmt = sqlite_insert(ASSIGNMENTS)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["run_id", "processid"],
+                    set_={k: stmt.excluded[k] for k in ASSIGNMENT_FIELDS + ("specimen_id",)})
+                conn.execute(stmt, full)
+                conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=utcnow()))
+
+            self._write(_do, "write assignments")  # type: ignore[attr-defined]
+            written += len(values)
+        return written
+
+    def assignments(self, run_id: int) -> "Any":
+        """All assignments of a run as a DataFrame (columns as in the ``assignments`` table)."""
+        import pandas as pd
+
+        with self._read() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(sa.select(ASSIGNMENTS).where(ASSIGNMENTS.c.run_id == run_id)
+                                .order_by(ASSIGNMENTS.c.id)).mappings().all()
+        return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in ASSIGNMENTS.c])
+
+    def run_tables(self, run_id: int) -> dict[str, Any]:
+        """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
+
+        Keys: ``run`` (dict), ``specimens`` (processid + BIOSCAN-5M columns, as
+        provided), ``assignments``, ``proposals`` (live ones created by this run or
+        split from them: ``proposal_id``, ``provisional_name``, ``parent_rank``,
+        ``parent_taxon``, ``status``, ``version``, ``size``, ``novelty``,
+        ``nearest_species``, ``nearest_identity``, ``evidence``), ``members``
+        (``proposal_id``, ``processid``, ``probability``) and ``reviews``.
+        """
+        import pandas as pd
+
+        from storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review
+        from storage.records import BIOSCAN_COLUMNS
+
+        P, M, R = Proposal.__table__, ProposalMember.__table__, Review.__table__
+        progress = self.run_progress(run_id)
+        run = {"id": progress.id, "kind": progress.kind, "status": progress.status,
+               "model_fingerprint": progress.model_fingerprint, "parameters": progress.parameters,
+               "started_at": progress.started_at, "finished_at": progress.finished_at}
+        assignments = self.assignments(run_id)
+        with self._read() as conn:  # type: ignore[attr-defined]
+            spec_rows = conn.execute(
+                sa.select(SPECIMENS).join(ASSIGNMENTS, ASSIGNMENTS.c.processid == SPECIMENS.c.processid)
+                .where(ASSIGNMENTS.c.run_id == run_id, SPECIMENS.c.current.is_(True)).order_by(ASSIGNMENTS.c.id)
+            ).mappings().all()
+            prop_rows = conn.execute(sa.select(P).where(P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))
+                                     .order_by(P.c.id)).mappings().all()
+            pids = [p["id"] for p in prop_rows]
+            mem_rows = []
+            for i in range(0, len(pids), 900):
+                mem_rows.extend(conn.execute(sa.select(M.c.proposal_id, M.c.processid, M.c.probability)
+                                             .where(M.c.proposal_id.in_(pids[i:i + 900]))).mappings().all())
+            rev_rows = []
+            for i in range(0, len(pids), 900):
+                rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(pids[i:i + 900]))
+                                             .order_by(R.c.id)).mappings().all())
+        specimens = pd.DataFrame([{c: r[c.replace("-", "_")] for c in BIOSCAN_COLUMNS} for r in spec_rows],
+                                 columns=list(BIOSCAN_COLUMNS))
+        proposals = pd.DataFrame(
+            [{"proposal_id": p["id"], "provisional_name": p["provisional_name"], "parent_rank": p["parent_rank"],
+              "parent_taxon": p["parent_name"], "status": p["status"], "version": p["version"], "size": p["size"],
+              "novelty": p["novelty"], "nearest_species": p["nearest_species"],
+              "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {})} for p in prop_rows],
+            columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "status", "version", "size",
+                     "novelty", "nearest_species", "nearest_identity", "evidence"])
+        members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
+        reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
+        return {"run": run, "specimens": specimens, "assignments": assignments, "proposals": proposals,
+                "members": members, "reviews": reviews}

@@ -1,0 +1,225 @@
+"""The taxonomy as a networkx DiGraph (parent → child), built from ``taxa``.
+
+API::
+
+    graph = db.taxonomy()                 # or TaxonomyGraph.load(db)
+    graph.graph                           # nx.DiGraph; node = taxon id; attrs rank, name, status, source, proposal_id
+    graph.node(taxon_id) -> TaxonNode
+    graph.lineage(taxon_id) -> list[TaxonNode]        # root … taxon
+    graph.subtree(taxon_id) -> set[int]               # the taxon and everything below it
+    graph.children(taxon_id) / graph.roots() -> list[TaxonNode]
+    graph.find(name, rank=None) -> list[TaxonNode]
+    graph.provisional() -> list[TaxonNode]
+    graph.add_taxon(rank, name, parent_id, status="accepted", source=None) -> int   # negative id until saved
+    graph.set_parent(taxon_id, parent_id) / graph.rename(taxon_id, name) / graph.set_status(taxon_id, status)
+    graph.save(db) -> dict[int, int]                  # one BEGIN IMMEDIATE transaction; temp id → real id
+    provisional_references(db) -> list[Specimen]      # members of accepted proposals, named as their taxon
+
+Why a graph object and not SQL only: the TUI draws the tree and discovery walks
+lineages many times per run; a DiGraph answers lineage and subtree queries in
+memory. Reviews change taxa through the review API (which logs them); edits
+made directly on the graph are for curation tools and are saved back in one
+transaction so a crash never leaves half a re-arrangement.
+
+``provisional_references`` lets the next run treat accepted candidates as known
+species: each member specimen comes back with its lineage filled from the
+graph and ``species`` = the provisional name (e.g. ``Megaselia sp. BD-0007``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from storage.db.clock import utcnow
+from storage.db.models import TAXON_STATUSES, Proposal, ProposalMember, Taxon
+from storage.errors import DatabaseError
+from storage.records import RANKS, Specimen
+
+if TYPE_CHECKING:
+    from storage.db.database import Database
+
+log = logging.getLogger(__name__)
+TAXA = Taxon.__table__
+_ATTRS = ("rank", "name", "parent_id", "status", "source")
+
+
+@dataclass(frozen=True)
+class TaxonNode:
+    id: int
+    rank: str
+    name: str
+    status: str
+    source: str | None
+    proposal_id: int | None
+    parent_id: int | None
+
+    @property
+    def provisional(self) -> bool:
+        return self.status == "provisional"
+
+
+class TaxonomyGraph:
+    """A snapshot of ``taxa`` as a DiGraph; see the module docstring."""
+
+    def __init__(self, graph: nx.DiGraph, loaded: dict[int, dict[str, Any]]) -> None:
+        self.graph = graph
+        self._loaded = loaded
+        self._next_temp = -1
+
+    @classmethod
+    def load(cls, db: "Database", include_rejected: bool = False) -> "TaxonomyGraph":
+        g = nx.DiGraph()
+        loaded: dict[int, dict[str, Any]] = {}
+        with db._read() as conn:
+            q = sa.select(TAXA)
+            if not include_rejected:
+                q = q.where(TAXA.c.status != "rejected")
+            for r in conn.execute(q).mappings():
+                attrs = {k: r[k] for k in _ATTRS}
+                attrs["proposal_id"] = r["proposal_id"]
+                g.add_node(r["id"], **attrs)
+                loaded[r["id"]] = {k: r[k] for k in _ATTRS}
+        for tid, attrs in list(g.nodes(data=True)):
+            if attrs["parent_id"] is not None and attrs["parent_id"] in g:
+                g.add_edge(attrs["parent_id"], tid)
+        return cls(g, loaded)
+
+    # -- queries --------------------------------------------------------------------------------------------
+    def __contains__(self, taxon_id: int) -> bool:
+        return taxon_id in self.graph
+
+    def __len__(self) -> int:
+        return self.graph.number_of_nodes()
+
+    def node(self, taxon_id: int) -> TaxonNode:
+        if taxon_id not in self.graph:
+            raise KeyError(f"no taxon {taxon_id}")
+        a = self.graph.nodes[taxon_id]
+        return TaxonNode(taxon_id, a["rank"], a["name"], a["status"], a.get("source"), a.get("proposal_id"),
+                         a.get("parent_id"))
+
+    def lineage(self, taxon_id: int) -> list[TaxonNode]:
+        """Root … ``taxon_id`` (inclusive)."""
+        out = [self.node(taxon_id)]
+        seen = {taxon_id}
+        while True:
+            preds = list(self.graph.predecessors(out[-1].id))
+            if not preds or preds[0] in seen:
+                break
+            seen.add(preds[0])
+            out.append(self.node(preds[0]))
+        return list(reversed(out))
+
+    def lineage_dict(self, taxon_id: int) -> dict[str, str]:
+        return {n.rank: n.name for n in self.lineage(taxon_id)}
+
+    def subtree(self, taxon_id: int) -> set[int]:
+        return {taxon_id} | nx.descendants(self.graph, taxon_id)
+
+    def children(self, taxon_id: int) -> list[TaxonNode]:
+        return sorted((self.node(c) for c in self.graph.successors(taxon_id)), key=lambda n: n.name)
+
+    def roots(self) -> list[TaxonNode]:
+        return sorted((self.node(n) for n, d in self.graph.in_degree() if d == 0), key=lambda n: n.name)
+
+    def find(self, name: str, rank: str | None = None) -> list[TaxonNode]:
+        return [self.node(n) for n, a in self.graph.nodes(data=True)
+                if a["name"] == name and (rank is None or a["rank"] == rank)]
+
+    def provisional(self) -> list[TaxonNode]:
+        return [self.node(n) for n, a in self.graph.nodes(data=True) if a["status"] == "provisional"]
+
+    # -- edits (saved by save()) ----------------------------------------------------------------------------
+    def add_taxon(self, rank: str, name: str, parent_id: int | None, status: str = "accepted",
+                  source: str | None = None) -> int:
+        if status not in TAXON_STATUSES:
+            raise ValueError(f"unknown taxon status {status!r}")
+        if parent_id is not None and parent_id not in self.graph:
+            raise KeyError(f"no parent taxon {parent_id}")
+        tid = self._next_temp
+        self._next_temp -= 1
+        self.graph.add_node(tid, rank=rank, name=name, parent_id=parent_id, status=status, source=source,
+                            proposal_id=None)
+        if parent_id is not None:
+            self.graph.add_edge(parent_id, tid)
+        return tid
+
+    def set_parent(self, taxon_id: int, parent_id: int | None) -> None:
+        if parent_id is not None and (parent_id not in self.graph or parent_id in self.subtree(taxon_id)):
+            raise ValueError(f"cannot place taxon {taxon_id} under {parent_id}: missing, or a cycle")
+        for p in list(self.graph.predecessors(taxon_id)):
+            self.graph.remove_edge(p, taxon_id)
+        if parent_id is not None:
+            self.graph.add_edge(parent_id, taxon_id)
+        self.graph.nodes[taxon_id]["parent_id"] = parent_id
+
+    def rename(self, taxon_id: int, name: str) -> None:
+        self.graph.nodes[taxon_id]["name"] = name
+
+    def set_status(self, taxon_id: int, status: str) -> None:
+        if status not in TAXON_STATUSES:
+            raise ValueError(f"unknown taxon status {status!r}")
+        self.graph.nodes[taxon_id]["status"] = status
+
+    def save(self, db: "Database") -> dict[int, int]:
+        """Write new and changed taxa back in one transaction; returns temp id → new id."""
+        def _do(conn: Connection) -> dict[int, int]:
+            mapping: dict[int, int] = {}
+            now = utcnow()
+            # Parents before children: topological order over the graph.
+            for tid in nx.topological_sort(self.graph):
+                a = self.graph.nodes[tid]
+                parent = a["parent_id"]
+                parent = mapping.get(parent, parent) if parent is not None else None
+                if tid < 0:
+                    mapping[tid] = int(conn.execute(sa.insert(TAXA).values(
+                        rank=a["rank"], name=a["name"], parent_id=parent, status=a["status"], source=a["source"],
+                        created_at=now)).inserted_primary_key[0])
+                    continue
+                old = self._loaded.get(tid)
+                new = {"rank": a["rank"], "name": a["name"], "parent_id": parent, "status": a["status"],
+                       "source": a["source"]}
+                if old != new:
+                    if conn.execute(sa.update(TAXA).where(TAXA.c.id == tid).values(**new)).rowcount != 1:
+                        raise DatabaseError(f"taxon {tid} disappeared while saving the taxonomy")
+            return mapping
+
+        mapping = db._write(_do, "save taxonomy")
+        for old, new in mapping.items():
+            nx.relabel_nodes(self.graph, {old: new}, copy=False)
+        for tid in self.graph.nodes:
+            a = self.graph.nodes[tid]
+            if a["parent_id"] in mapping:
+                a["parent_id"] = mapping[a["parent_id"]]
+            self._loaded[tid] = {k: a[k] for k in _ATTRS}
+        return mapping
+
+
+def provisional_references(db: "Database") -> list[Specimen]:
+    """Members of accepted proposals as reference records named by their provisional species."""
+    from storage.db.ingest import row_to_specimen
+    from storage.db.models import SpecimenRow
+
+    graph = db.taxonomy()
+    P, M, S = Proposal.__table__, ProposalMember.__table__, SpecimenRow.__table__
+    out: list[Specimen] = []
+    with db._read() as conn:
+        rows = conn.execute(
+            sa.select(P.c.taxon_id, S).select_from(P).join(M, M.c.proposal_id == P.c.id)
+            .join(S, sa.and_(S.c.processid == M.c.processid, S.c.current.is_(True)))
+            .where(P.c.status == "accepted").order_by(P.c.id, S.c.processid)).mappings().all()
+    for r in rows:
+        if r["taxon_id"] not in graph:
+            continue
+        spec = row_to_specimen(r)
+        lineage = graph.lineage_dict(r["taxon_id"])
+        for rank in RANKS:
+            setattr(spec, rank, lineage.get(rank))
+        out.append(spec)
+    return out
