@@ -603,54 +603,19 @@ def export_run(db: Path, run_id: int, fmt: str, out: Path, *, force: bool = Fals
 def load_run_export(db: Path, run_id: int) -> RunExport:
     """Read one run's specimens, assignments, candidates and members from the database.
 
-    Read-only (a ``mode=ro`` connection inside one read transaction, so a batch
-    job writing at the same time neither blocks nor is blocked, and the export is
-    a consistent snapshot). Candidates are the run's *live* proposals (pending,
-    accepted, rejected); merged / superseded / withdrawn versions are history
-    and stay out. Queries are built from the storage models, so a schema change
-    breaks here loudly instead of exporting wrong columns.
+    Goes through the storage API (``Database.open(readonly=True)`` refuses a
+    corrupt file or a newer schema without writing a byte; ``run_tables`` reads
+    one consistent snapshot, so a batch job writing at the same time neither
+    blocks nor is blocked). Candidates are the run's *live* proposals (pending,
+    accepted, rejected); merged / superseded / withdrawn versions are history.
     """
-    import sqlalchemy as sa
+    from storage.db.database import Database
 
-    from storage.db.engine import check_sqlite_file, make_engine, read_transaction
-    from storage.db.models import LIVE_STATUSES, Assignment, Proposal, ProposalMember, Run, SpecimenRow
-
-    db = Path(db)
-    if not db.is_file():
-        raise InputError(f"database {db} does not exist")
-    check_sqlite_file(db)
-    engine = make_engine(db, readonly=True)
+    database = Database.open(Path(db), readonly=True)
     try:
-        with read_transaction(engine) as conn:
-            run_row = conn.execute(sa.select(Run.__table__).where(Run.__table__.c.id == run_id)).mappings().first()
-            if run_row is None:
-                known = [r[0] for r in conn.execute(sa.select(Run.__table__.c.id).order_by(Run.__table__.c.id))]
-                raise InputError(f"{db}: no run {run_id} (runs in this database: "
-                                 f"{', '.join(map(str, known[-20:])) or 'none'})")
-            a = Assignment.__table__
-            assignments = pd.read_sql(sa.select(a).where(a.c.run_id == run_id).order_by(a.c.id), conn)
-            p = Proposal.__table__
-            proposals = pd.read_sql(sa.select(p).where(p.c.run_id == run_id, p.c.status.in_(LIVE_STATUSES))
-                                    .order_by(p.c.id), conn)
-            m = ProposalMember.__table__
-            members = pd.read_sql(sa.select(m.c.proposal_id, m.c.processid, m.c.probability, m.c.outlier_score)
-                                  .join(p, p.c.id == m.c.proposal_id)
-                                  .where(p.c.run_id == run_id, p.c.status.in_(LIVE_STATUSES))
-                                  .order_by(m.c.proposal_id, m.c.processid), conn)
-            s = SpecimenRow.__table__
-            wanted = s.c.processid.in_(sa.select(a.c.processid).where(a.c.run_id == run_id)) | \
-                s.c.processid.in_(sa.select(m.c.processid).join(p, p.c.id == m.c.proposal_id)
-                                  .where(p.c.run_id == run_id))
-            specimens = pd.read_sql(sa.select(s).where(s.c.current.is_(True), wanted).order_by(s.c.processid), conn)
-    except sa.exc.OperationalError as exc:
-        raise InputError(f"{db}: cannot read runs from this database ({exc.orig}); "
-                         "is it a biodiscover database? try `biodiscover db check`") from None
+        tables = database.run_tables(int(run_id))
     finally:
-        engine.dispose()
-    specimens = specimens.rename(columns={"coord_lat": "coord-lat", "coord_lon": "coord-lon", "class_": "class"})
-    proposals = proposals.rename(columns={"id": "proposal_id", "parent_name": "parent_taxon"})
-    if "evidence" in proposals:
-        proposals["evidence"] = proposals["evidence"].map(lambda e: json.loads(e) if isinstance(e, str) else (e or {}))
-    run = {k: (json.loads(v) if k == "parameters" and isinstance(v, str) else v) for k, v in dict(run_row).items()}
-    assignments = assignments.drop(columns=["id"], errors="ignore")
-    return RunExport(run=run, specimens=specimens, assignments=assignments, proposals=proposals, members=members)
+        database.close()
+    return RunExport(run=dict(tables["run"]), specimens=tables["specimens"], assignments=tables["assignments"],
+                     proposals=tables["proposals"], members=tables["members"],
+                     reviews=tables.get("reviews", pd.DataFrame()))

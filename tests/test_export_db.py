@@ -1,0 +1,95 @@
+"""Exports from a real SQLite database filled through the storage API, and the CLI verb."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from storage.records import Specimen
+from test_export_fixtures import make_run_export
+from workflows.cli import main
+from workflows.export import export_run
+
+db_mod = pytest.importorskip("storage.db.database")
+
+
+def _clean(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+@pytest.fixture(scope="module")
+def filled_db(tmp_path_factory) -> tuple[Path, int, dict]:
+    """A database holding one completed triage run with candidates (one accepted when reviews exist)."""
+    data = make_run_export(n_known=30, n_candidates=6, seed=3)
+    path = tmp_path_factory.mktemp("db") / "work.sqlite"
+    db = db_mod.Database.create(path)
+    specimens = [Specimen.from_row({k: _clean(v) for k, v in row.items()}, source="plate-1.csv", line=i + 2)
+                 for i, row in enumerate(data.specimens.to_dict(orient="records"))]
+    db.ingest(specimens, collection="plate-1", backup=False)
+    run = db.start_run("triage", {"k": 20}, model_fingerprint="sha256:feedbeef", collection="plate-1", backup=False)
+    db.write_assignments(run, [{k: _clean(v) for k, v in r.items()} for r in data.assignments.to_dict("records")])
+    proposals = []
+    for _, p in data.proposals.iterrows():
+        mem = data.members[data.members["proposal_id"] == p["proposal_id"]]
+        proposals.append({"members": list(zip(mem["processid"], mem["probability"])), "parent_rank": "genus",
+                          "parent_name": "Megaselia", "provisional_name": p["provisional_name"],
+                          "novelty": 0.9, "nearest_species": "Megaselia k1", "nearest_identity": 0.91,
+                          "evidence": p["evidence"]})
+    ids = db.write_proposals(run, proposals)
+    db.finish_run(run, "completed")
+    db.close()
+    return path, run, {"ids": ids, "data": data}
+
+
+def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
+    path, run, info = filled_db
+    data = info["data"]
+    res = export_run(path, run, "json", tmp_path / "run.json")
+    doc = json.loads(res.files[0].read_text())
+    assert doc["run"]["id"] == run and doc["run"]["model_fingerprint"] == "sha256:feedbeef"
+    assert len(doc["assignments"]) == len(data.assignments)
+    assert sorted(p["proposal_id"] for p in doc["proposals"]) == sorted(info["ids"])
+    assert sum(len(p["members"]) for p in doc["proposals"]) == len(data.members)
+
+    from dwca.read import DwCAReader
+
+    export_run(path, run, "dwca", tmp_path / "run.zip")
+    with DwCAReader(str(tmp_path / "run.zip")) as dwca:
+        rows = list(dwca)
+        assert len(rows) == len(data.assignments)
+        dwc = "http://rs.tdwg.org/dwc/terms/"
+        qualified = [r for r in rows if r.data[dwc + "taxonConceptID"].startswith(f"biodiscover:run:{run}:candidate:")]
+        assert len(qualified) == len(data.members)
+        assert {r.data[dwc + "identificationQualifier"] for r in qualified} == {"sp."}
+        assert {r.data[dwc + "scientificName"] for r in qualified} == {"Megaselia"}
+
+    res = export_run(path, run, "csv", tmp_path / "csv")
+    assert (tmp_path / "csv" / "assignments.csv").read_text().count("\n") == len(data.assignments) + 1
+    res = export_run(path, run, "fasta", tmp_path / "fasta")
+    assert len(res.files) == len(info["ids"])
+    res = export_run(path, run, "html", tmp_path / "r.html")
+    assert res.files[0].read_text().count("data:image/png;base64,") == 5
+
+
+def test_cli_export_and_errors(tmp_path: Path, filled_db, capsys) -> None:
+    path, run, _ = filled_db
+    out = tmp_path / "x.json"
+    assert main(["export", "--db", str(path), "--run", str(run), "--format", "json", "--out", str(out)]) == 0
+    assert f"exported run {run} as json" in capsys.readouterr().out
+    before = out.read_bytes()
+    assert main(["export", "--db", str(path), "--run", str(run), "--format", "json", "--out", str(out)]) == 2
+    assert "already exists; pass --force" in capsys.readouterr().err
+    assert out.read_bytes() == before
+    assert main(["export", "--db", str(path), "--run", str(run), "--format", "json", "--out", str(out),
+                 "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["format"] == "json"
+    assert main(["export", "--db", str(path), "--run", "999", "--format", "json", "--out", str(tmp_path / "y")]) == 2
+    assert "no run 999" in capsys.readouterr().err
+    assert main(["export", "--db", str(tmp_path / "none.sqlite"), "--run", "1", "--format", "csv",
+                 "--out", str(tmp_path / "z")]) == 2
+    assert "no database here" in capsys.readouterr().err
+    assert main(["export", "--db", str(path), "--run", str(run), "--format", "xlsx", "--out", str(tmp_path / "w")]) == 2
+    assert "unknown export format 'xlsx'" in capsys.readouterr().err
