@@ -1,9 +1,101 @@
-"""Data verbs: ``synth``, ``split``, ``validate``, ``demo`` (until the pipeline exists)."""
+"""Data verbs: ``validate`` (``synth`` and ``split`` live in ``cli_synth``).
+
+``biodiscover validate INPUT`` reads a collection or a BIOSCAN-5M dataset the way
+every other verb will, and reports what it would set aside: a table of problem
+kinds, the first few records by file and line, and a quarantine CSV with every
+bad row and its reason. Exit code 0 = every row valid, 1 = some rows quarantined,
+2 = the input cannot be used at all (one ``error:`` line, no traceback).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from storage.collections import read_collection
+from storage.errors import InputError
+from storage.validation import PROBLEM_KINDS
+
+#: How many quarantined records the human-readable report lists.
+SHOWN_RECORDS = 10
+
+KIND_LABELS: dict[str, str] = {
+    "barcode_chars": "barcode characters outside IUPAC",
+    "empty_processid": "empty processid",
+    "duplicate_processid": "duplicate processid",
+    "short_barcode": "barcode shorter than 200 nt (N runs trimmed)",
+    "coordinates": "coordinates out of range",
+    "image_missing": "image file missing",
+    "image_unreadable": "image file unreadable",
+    "unknown_split": "unknown split name",
+    "non_utf8": "non-UTF-8 text",
+    "truncated_gzip": "truncated gzip",
+    "malformed_row": "wrong number of fields",
+    "bad_value": "non-numeric value in a numeric column",
+    "no_data": "neither barcode nor image",
+}
+
+
+def _default_quarantine_path(source: Path) -> Path:
+    name = source.name
+    for suffix in (".gz", ".csv", ".tsv", ".fasta", ".fa", ".fas"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+    return Path.cwd() / f"{name or 'input'}.quarantine.csv"
+
+
+def validate(
+    input: Path = typer.Argument(..., help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M dataset root, or an image folder."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images to attach and check."),
+    quarantine: Optional[Path] = typer.Option(
+        None, "--quarantine", help="Where to write the quarantine CSV (default: ./<input>.quarantine.csv when rows are set aside)."
+    ),
+    require_images: bool = typer.Option(False, "--require-images", help="Quarantine records without an image."),
+    check_images: bool = typer.Option(True, "--check-images/--no-check-images", help="Open every image with PIL."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
+) -> None:
+    """Check a collection; set aside invalid rows with their reasons (exit 0 ok, 1 some quarantined, 2 unusable)."""
+    if not input.exists():
+        raise InputError(f"{input}: no such file or directory")
+    if images is not None and not images.is_dir():
+        raise InputError(f"{images}: image folder does not exist")
+    result = read_collection(input, images=images, require_images=require_images, check_images=check_images)
+    summary = result.summary
+    qpath: Path | None = None
+    if result.quarantine:
+        qpath = result.write_quarantine(quarantine or _default_quarantine_path(input))
+    elif quarantine is not None:
+        qpath = result.write_quarantine(quarantine)
+
+    if as_json:
+        payload = {
+            "input": str(input),
+            "format": result.format,
+            **summary.as_dict(),
+            "quarantine_file": str(qpath) if qpath else None,
+        }
+        typer.echo(json.dumps(payload, indent=2))
+    else:
+        typer.echo(f"{input} ({result.format}): {summary.rows} records, {summary.ok} valid, {summary.quarantined} quarantined")
+        if summary.problems:
+            width = max(len(KIND_LABELS.get(k, k)) for k in summary.problems)
+            typer.echo(f"  {'problem'.ljust(width)}  count")
+            for kind in PROBLEM_KINDS:
+                if summary.problems.get(kind):
+                    typer.echo(f"  {KIND_LABELS.get(kind, kind).ljust(width)}  {summary.problems[kind]}")
+            for rec in result.quarantine[:SHOWN_RECORDS]:
+                typer.echo(f"  {rec.message}")
+            if len(result.quarantine) > SHOWN_RECORDS:
+                typer.echo(f"  … {len(result.quarantine) - SHOWN_RECORDS} more")
+        if qpath is not None:
+            typer.echo(f"quarantine written to {qpath}")
+    if result.quarantine:
+        raise typer.Exit(code=1)
 
 
 def register(app: typer.Typer) -> None:
     """Attach the data verbs to the root app."""
+    app.command("validate")(validate)

@@ -1,0 +1,418 @@
+"""BIOSCAN-5M metadata and dataset roots, with the official loader's semantics.
+
+The official ``bioscan-dataset`` package imports torchvision at load time, which
+the default install avoids; this module re-implements its pandas logic so label
+indices compare one to one with published results:
+
+* all 23 columns read with the loader's ``COLUMN_DTYPES``;
+* barcodes cut to the first 660 nt;
+* ``reduce_repeated_barcodes``: shuffle with seed 0, keep the first row of each
+  N-right-stripped barcode, restore file order — done over the whole file before
+  the split filter, as the loader does;
+* ``<rank>_index`` = category code, categories = sorted labels of the *whole*
+  file (so an index is stable across splits), -1 = missing;
+* ``image_path`` = ``<split>/[<chunk>/]<processid>.jpg``.
+
+Unlike the loader it reads in chunks, so the 4 GB / 5.15M-row file is never held
+whole unless the caller asks for all of it; ``.csv``, ``.csv.gz`` and ``.tsv``
+are accepted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from storage.collections import CollectionReader, TruncatedInputError, sniff_format
+from storage.errors import InputError
+from storage.records import (
+    COLUMN_DTYPES,
+    DEFAULT_IMAGE_PACKAGE,
+    MAX_NUCLEOTIDES,
+    SPLITS,
+    Specimen,
+    chunk_for,
+    resolve_splits,
+)
+
+log = logging.getLogger(__name__)
+
+#: Columns the loader turns into ``<column>_index`` targets.
+LABEL_INDEX_COLUMNS: tuple[str, ...] = (
+    "phylum",
+    "class",
+    "order",
+    "family",
+    "subfamily",
+    "genus",
+    "species",
+    "dna_bin",
+)
+CATEGORY_COLUMNS: tuple[str, ...] = tuple(c for c, d in COLUMN_DTYPES.items() if d == "category")
+OFFICIAL_METADATA = Path("bioscan5m", "metadata", "csv", "BIOSCAN_5M_Insect_Dataset_metadata.csv")
+METADATA_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
+DEFAULT_CHUNKSIZE = 100_000
+
+
+# -- reading the table ----------------------------------------------------------------
+def _csv_options(path: Path) -> dict[str, object]:
+    fmt = sniff_format(path)
+    if fmt == "fasta":
+        raise InputError(f"{path}: is FASTA, not BIOSCAN-5M metadata; read it with read_collection")
+    with path.open("rb") as fh:
+        is_gzip = fh.read(2) == b"\x1f\x8b"
+    return {"sep": "\t" if fmt == "tsv" else ",", "compression": "gzip" if is_gzip else None}
+
+
+def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
+    try:
+        cols = list(pd.read_csv(path, nrows=0, **opts).columns)  # type: ignore[arg-type]
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{path}: not a CSV/TSV metadata file ({exc})") from None
+    if "processid" not in cols:
+        shown = ", ".join(repr(c) for c in cols[:6])
+        raise InputError(f"{path}: not BIOSCAN-5M metadata: line 1 has no 'processid' column (found {shown})")
+    return cols
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """Line number of the first line that is not valid UTF-8 (for a precise error)."""
+    from storage.collections import open_text_lines
+
+    try:
+        for number, _text, problem in open_text_lines(path):
+            if problem:
+                return number
+    except TruncatedInputError:
+        return None
+    return None
+
+
+def _dtypes(columns: Sequence[str], *, labels_as_str: bool,
+            categories: Mapping[str, Sequence[str]] | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for c in columns:
+        d = COLUMN_DTYPES.get(c)
+        if d is None:
+            continue
+        if d == "category":
+            if categories is not None and c in categories:
+                out[c] = pd.CategoricalDtype(list(categories[c]))
+            elif labels_as_str:
+                out[c] = "str"
+            else:
+                out[c] = "category"
+        else:
+            out[c] = d
+    return out
+
+
+def _iter_chunks(
+    path: Path,
+    *,
+    chunksize: int,
+    columns: Sequence[str] | None,
+    labels_as_str: bool,
+    categories: Mapping[str, Sequence[str]] | None,
+    max_nucleotides: int | None,
+) -> Iterator[pd.DataFrame]:
+    path = Path(path)
+    opts = _csv_options(path)
+    header = _header(path, opts)
+    if columns is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise InputError(f"{path}: columns not in the header: {', '.join(missing)}")
+    use = list(columns) if columns is not None else header
+    dtypes = _dtypes(use, labels_as_str=labels_as_str, categories=categories)
+    rows = 0
+    try:
+        reader = pd.read_csv(path, dtype=dtypes, usecols=use, chunksize=chunksize, **opts)  # type: ignore[arg-type]
+        with reader:
+            for chunk in reader:
+                chunk.index = pd.RangeIndex(rows, rows + len(chunk))
+                rows += len(chunk)
+                if max_nucleotides is not None and "dna_barcode" in chunk.columns:
+                    chunk["dna_barcode"] = chunk["dna_barcode"].str[:max_nucleotides]
+                yield chunk
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise TruncatedInputError(
+            f"{path}: gzip stream is truncated after {rows} rows (file cut short?); "
+            f"the {rows} rows read before are kept ({exc})",
+            rows=rows,
+        ) from None
+    except UnicodeDecodeError:
+        line = _first_non_utf8_line(path)
+        at = f"line {line}" if line else f"after row {rows}"
+        raise InputError(
+            f"{path}: {at} is not valid UTF-8; run `biodiscover validate {path}` to quarantine such rows"
+        ) from None
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(
+            f"{path}: cannot read rows {rows + 2}–{rows + chunksize + 1} with the BIOSCAN-5M dtypes ({exc}); "
+            f"run `biodiscover validate {path}` to find the bad records"
+        ) from None
+
+
+def iter_metadata(
+    path: Path,
+    *,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    splits: str | Sequence[str] | None = None,
+    columns: Sequence[str] | None = None,
+    max_nucleotides: int | None = MAX_NUCLEOTIDES,
+    categories: Mapping[str, Sequence[str]] | None = None,
+) -> Iterator[pd.DataFrame]:
+    """Read BIOSCAN-5M metadata in chunks of ``chunksize`` rows (bounded memory).
+
+    Each chunk has the loader's dtypes; its index is the 0-based row number in the
+    file (file line = index + 2). Label columns are ``category`` with the chunk's
+    own categories unless ``categories`` fixes them (e.g. from
+    :func:`metadata_categories`), because codes stable over the whole file need the
+    whole file — :func:`load_metadata` does that. ``splits`` takes a split,
+    metasplit or ``a+b`` expression, or a list of split names.
+    """
+    wanted = _wanted(splits)
+    for chunk in _iter_chunks(Path(path), chunksize=chunksize, columns=columns, labels_as_str=False,
+                              categories=categories, max_nucleotides=max_nucleotides):
+        if wanted is not None:
+            if "split" not in chunk.columns:
+                raise InputError(f"{path}: has no 'split' column; cannot select splits {splits!r}")
+            chunk = chunk[chunk["split"].isin(wanted)]
+        yield chunk
+
+
+def _wanted(splits: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if splits is None or splits == "all":
+        return None
+    try:
+        if isinstance(splits, str):
+            return resolve_splits(splits)
+        return tuple(s for part in splits for s in resolve_splits(part))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def metadata_categories(path: Path, *, chunksize: int = DEFAULT_CHUNKSIZE) -> dict[str, list[str]]:
+    """Sorted labels of every category column over the whole file (one streaming pass)."""
+    seen: dict[str, set[str]] = {}
+    for chunk in _iter_chunks(Path(path), chunksize=chunksize, columns=None, labels_as_str=True,
+                              categories=None, max_nucleotides=None):
+        for c in CATEGORY_COLUMNS:
+            if c in chunk.columns:
+                seen.setdefault(c, set()).update(chunk[c].dropna().unique().tolist())
+    return {c: sorted(v) for c, v in seen.items()}
+
+
+def _barcode_keys(barcodes: pd.Series) -> np.ndarray:
+    """64-bit hashes of N-right-stripped barcodes (the loader's dedup key)."""
+    return pd.util.hash_pandas_object(barcodes.str.rstrip("N"), index=False).to_numpy()
+
+
+def load_metadata(
+    path: Path,
+    *,
+    split: str | Sequence[str] | None = None,
+    max_nucleotides: int | None = MAX_NUCLEOTIDES,
+    reduce_repeated_barcodes: bool = False,
+    columns: Sequence[str] | None = None,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    on_truncated: Literal["error", "warn"] = "error",
+) -> pd.DataFrame:
+    """The metadata table as the official loader returns it, read in one streaming pass.
+
+    Only rows of ``split`` are kept in memory, yet categories (and so the
+    ``<rank>_index`` codes) cover the whole file, and ``reduce_repeated_barcodes``
+    picks the same surviving row per barcode as the loader's seed-0 shuffle over
+    the whole file. The index is the row number in the file.
+
+    ``on_truncated="warn"`` returns the rows of complete chunks read before a
+    truncated gzip ends (logged); the default raises :class:`InputError`.
+    """
+    path = Path(path)
+    wanted = _wanted(split)
+    uniques: dict[str, set[str]] = {}
+    kept: list[pd.DataFrame] = []
+    keys: list[np.ndarray] = []
+    total = 0
+    try:
+        for chunk in _iter_chunks(path, chunksize=chunksize, columns=columns, labels_as_str=True,
+                                  categories=None, max_nucleotides=max_nucleotides):
+            total += len(chunk)
+            for c in CATEGORY_COLUMNS:
+                if c in chunk.columns:
+                    uniques.setdefault(c, set()).update(chunk[c].dropna().unique().tolist())
+            if reduce_repeated_barcodes:
+                if "dna_barcode" not in chunk.columns:
+                    raise InputError(f"{path}: reduce_repeated_barcodes needs the dna_barcode column")
+                keys.append(_barcode_keys(chunk["dna_barcode"]))
+            if wanted is not None:
+                if "split" not in chunk.columns:
+                    raise InputError(f"{path}: has no 'split' column; cannot select split {split!r}")
+                chunk = chunk[chunk["split"].isin(wanted)]
+            kept.append(chunk)
+    except TruncatedInputError as exc:
+        if on_truncated == "error":
+            raise
+        log.warning("%s", exc)
+    if kept:
+        df = pd.concat(kept)
+    else:
+        dt = _dtypes(columns or [], labels_as_str=True, categories=None)
+        df = pd.DataFrame({c: pd.Series(dtype=dt.get(c, "str")) for c in (columns or [])})
+    if reduce_repeated_barcodes and total:
+        all_keys = np.concatenate(keys)
+        perm = np.random.RandomState(0).permutation(total)
+        rank = np.empty(total, dtype=np.int64)
+        rank[perm] = np.arange(total)
+        order = np.argsort(rank[: len(all_keys)], kind="stable")
+        _, first = np.unique(all_keys[order], return_index=True)
+        survivors = np.sort(order[first])
+        df = df[df.index.isin(survivors)]
+    for c, values in uniques.items():
+        df[c] = pd.Categorical(df[c], categories=sorted(values))
+    for c in LABEL_INDEX_COLUMNS:
+        if c in df.columns:
+            df[c + "_index"] = df[c].cat.codes
+    if {"split", "processid"} <= set(df.columns):
+        chunk_part = df["chunk"].fillna("") if "chunk" in df.columns else pd.Series("", index=df.index)
+        sep = "/"
+        df["image_path"] = (
+            df["split"].astype(str) + sep + chunk_part.where(chunk_part == "", chunk_part + sep) + df["processid"] + ".jpg"
+        )
+    return df
+
+
+def reduce_repeated_barcodes(df: pd.DataFrame) -> pd.DataFrame:
+    """The loader's dedup on an in-memory frame: seed-0 shuffle, first per stripped barcode."""
+    shuffled = df.sample(frac=1, random_state=0)
+    keys = shuffled["dna_barcode"].str.rstrip("N")
+    return shuffled[~keys.duplicated()].sort_index()
+
+
+# -- dataset roots --------------------------------------------------------------------
+def _metadata_candidates(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(METADATA_SUFFIXES))
+
+
+def find_metadata(root: Path) -> Path:
+    """The metadata file of a dataset root (our layout or the official ``bioscan5m/`` one)."""
+    root = Path(root)
+    if root.is_file():
+        return root
+    if not root.is_dir():
+        raise InputError(f"{root}: no such dataset directory")
+    for official in (root / OFFICIAL_METADATA, root / OFFICIAL_METADATA.with_suffix(".csv.gz")):
+        if official.is_file():
+            return official
+    for folder in (root / "metadata", root / "bioscan5m" / "metadata"):
+        found = _metadata_candidates(folder)
+        if len(found) > 1:
+            named = [p for p in found if "metadata" in p.name.lower()]
+            found = named if named else found
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise InputError(
+                f"{folder}: several metadata files ({', '.join(p.name for p in found[:5])}); pass the one to read"
+            )
+    raise InputError(
+        f"{root}: no metadata found (looked for metadata/*.csv[.gz]|*.tsv and {OFFICIAL_METADATA})"
+    )
+
+
+def is_dataset_root(path: Path) -> bool:
+    """A directory holding ``metadata/`` or the official ``bioscan5m/metadata``."""
+    path = Path(path)
+    return path.is_dir() and ((path / "metadata").is_dir() or (path / "bioscan5m" / "metadata").is_dir())
+
+
+def find_image_dir(root: Path, package: str = DEFAULT_IMAGE_PACKAGE) -> Path | None:
+    """``<root>/images/<package>`` or ``<root>/bioscan5m/images/<package>``, if present."""
+    root = Path(root)
+    for base in (root / "images", root / "bioscan5m" / "images"):
+        if (base / package).is_dir():
+            return base / package
+    return None
+
+
+@dataclass
+class BioscanDataset:
+    """A BIOSCAN-5M-layout dataset on disk: metadata plus (optionally) images.
+
+    ``root`` holds ``metadata/…csv`` and ``images/<package>/<split>/<chunk>/<processid>.jpg``,
+    or the official download's ``bioscan5m/metadata/csv/…`` and ``bioscan5m/images/…``.
+    """
+
+    root: Path
+    image_package: str = DEFAULT_IMAGE_PACKAGE
+    metadata: Path | None = None
+    metadata_path: Path = field(init=False)
+    image_dir: Path | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        self.metadata_path = Path(self.metadata) if self.metadata is not None else find_metadata(self.root)
+        self.image_dir = find_image_dir(self.root, self.image_package)
+
+    def image_path(self, processid: str, split: str | None, chunk: str | None = None) -> Path | None:
+        """Where the image of a specimen is expected (whether or not it exists)."""
+        if self.image_dir is None or not split:
+            return None
+        ch = chunk if chunk else chunk_for(processid, split)
+        base = self.image_dir / split
+        return (base / ch / f"{processid}.jpg") if ch else base / f"{processid}.jpg"
+
+    def load(self, split: str | None = None, **kwargs: object) -> pd.DataFrame:
+        """:func:`load_metadata` on this dataset's metadata file."""
+        return load_metadata(self.metadata_path, split=split, **kwargs)  # type: ignore[arg-type]
+
+    def iter_metadata(self, splits: str | None = None, **kwargs: object) -> Iterator[pd.DataFrame]:
+        return iter_metadata(self.metadata_path, splits=splits, **kwargs)  # type: ignore[arg-type]
+
+    def reader(
+        self,
+        splits: str | Sequence[str] | None = None,
+        *,
+        check_images: bool = False,
+        require_images: bool = False,
+    ) -> CollectionReader:
+        """A validating streaming reader over the metadata rows of ``splits``.
+
+        Rows failing a rule are quarantined (see :mod:`storage.validation`), not
+        dropped silently. ``check_images`` opens each found image with PIL.
+        """
+        wanted = _wanted(splits)
+        row_filter = None
+        if wanted is not None:
+            wanted_set = frozenset(wanted)
+
+            def row_filter(row: Mapping[str, str]) -> bool:
+                return row.get("split", "") in wanted_set
+
+        def resolver(cells: Mapping[str, str]) -> Path | None:
+            split = cells.get("split", "")
+            if split not in SPLITS:
+                return None
+            return self.image_path(cells.get("processid", ""), split, cells.get("chunk") or None)
+
+        return CollectionReader(
+            self.metadata_path,
+            require_images=require_images,
+            check_images=check_images,
+            row_filter=row_filter,
+            image_resolver=resolver if self.image_dir is not None else None,
+        )
+
+    def specimens(self, splits: str | Sequence[str] | None = None, *, check_images: bool = False) -> Iterator[Specimen]:
+        """Valid specimens of ``splits``; ``image_path`` is set where the image file exists."""
+        yield from self.reader(splits, check_images=check_images)

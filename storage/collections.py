@@ -1,0 +1,469 @@
+"""New collections: CSV/TSV with any subset of the 23 columns, BOLD FASTA, image folders.
+
+One entry point, :func:`read_collection`, turns whatever a taxonomist hands us
+into validated :class:`~storage.records.Specimen` records plus a quarantine of the
+rows that break a rule (see :mod:`storage.validation`). :class:`CollectionReader`
+is the streaming form for files too big to hold: it yields specimens one by one
+and hands quarantined rows to a callback.
+
+Files are read as bytes and decoded line by line, so one non-UTF-8 line is
+reported (file, line) and quarantined instead of killing the whole read; a gzip
+file cut short keeps every row read before the cut and reports how many.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Literal, Mapping
+
+from storage.errors import InputError
+from storage.fasta import FASTA_SUFFIXES, iter_fasta_lines
+from storage.records import BIOSCAN_COLUMNS, Specimen
+from storage.validation import (
+    MALFORMED_ROW,
+    NON_UTF8,
+    TRUNCATED_GZIP,
+    QuarantinedRecord,
+    RowValidator,
+    ValidationSummary,
+    write_quarantine,
+)
+
+log = logging.getLogger(__name__)
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
+Format = Literal["csv", "tsv", "fasta"]
+IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+
+#: Other spellings of our columns (BOLD public TSV downloads, hand-made sheets).
+COLUMN_ALIASES: dict[str, str] = {
+    "process_id": "processid",
+    "sample_id": "sampleid",
+    "nucleotides": "dna_barcode",
+    "sequence": "dna_barcode",
+    "barcode": "dna_barcode",
+    "bin_uri": "dna_bin",
+    "bin": "dna_bin",
+    "lat": "coord-lat",
+    "lon": "coord-lon",
+    "latitude": "coord-lat",
+    "longitude": "coord-lon",
+    "coord_lat": "coord-lat",
+    "coord_lon": "coord-lon",
+    "province/state": "province_state",
+    "phylum_name": "phylum",
+    "class_name": "class",
+    "order_name": "order",
+    "family_name": "family",
+    "subfamily_name": "subfamily",
+    "genus_name": "genus",
+    "species_name": "species",
+    "image": "image_path",
+}
+#: Columns we read besides the 23 BIOSCAN ones.
+EXTRA_COLUMNS: tuple[str, ...] = ("image_path", "image_file")
+
+
+class TruncatedInputError(InputError):
+    """A gzip file ended before its end-of-stream marker; ``lines`` were read before."""
+
+    def __init__(self, message: str, *, lines: int = 0, rows: int = 0) -> None:
+        super().__init__(message)
+        self.lines = lines
+        self.rows = rows
+
+
+# -- opening and sniffing -------------------------------------------------------------
+def _head(path: Path, n: int = 8192) -> bytes:
+    """First bytes of the (decompressed) file, for sniffing."""
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    try:
+        if magic[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as gz:
+                return gz.read(n)
+        with path.open("rb") as fh:
+            return fh.read(n)
+    except (EOFError, OSError, gzip.BadGzipFile):
+        with path.open("rb") as fh:
+            return fh.read(n)
+
+
+def _check_readable_text(path: Path) -> None:
+    """Raise one clear InputError when ``path`` is missing, a directory or binary."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, expected a CSV/TSV/FASTA file")
+    with path.open("rb") as fh:
+        magic = fh.read(4)
+    if magic.startswith(b"PK\x03\x04"):
+        raise InputError(f"{path}: is a zip archive, not a CSV/TSV/FASTA file; extract it first")
+    if magic.startswith(b"BZh") or magic.startswith(b"\xfd7zXZ"):
+        raise InputError(f"{path}: compressed with bzip2/xz; only plain or gzip (.gz) files are read")
+    head = _head(path)
+    if b"\x00" in head:
+        raise InputError(f"{path}: binary content, not a CSV/TSV/FASTA text file")
+
+
+def open_text_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """Yield ``(line_number, text, decode_problem)`` for a plain or gzip text file.
+
+    Each line is decoded on its own: a non-UTF-8 line comes back decoded with
+    replacement characters and a reason, so the caller can quarantine that one
+    record. A gzip stream that ends early raises :class:`TruncatedInputError`
+    after every complete line before the cut was yielded.
+    """
+    path = Path(path)
+    with path.open("rb") as probe:
+        is_gzip = probe.read(2) == b"\x1f\x8b"
+    opener = gzip.open if is_gzip else open
+    number = 0
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            for raw in fh:
+                number += 1
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    yield number, raw.decode("utf-8"), None
+                except UnicodeDecodeError as exc:
+                    bad = raw[exc.start : exc.end]
+                    reason = f"line is not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
+                    yield number, raw.decode("utf-8", errors="replace"), reason
+    except (EOFError, gzip.BadGzipFile, __import__("zlib").error) as exc:
+        raise TruncatedInputError(
+            f"{path}: gzip stream is truncated or corrupt after line {number} ({exc})", lines=number
+        ) from exc
+
+
+def sniff_format(path: Path) -> Format:
+    """``fasta``, ``tsv`` or ``csv`` from the content, the suffix breaking ties.
+
+    Content wins because a TSV saved as ``.csv`` is common; a file whose first
+    line is neither a FASTA header nor a delimited header naming ``processid`` is
+    rejected with one clear error.
+    """
+    path = Path(path)
+    _check_readable_text(path)
+    head = _head(path)
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    text = head.decode("utf-8", errors="replace")
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    suffix = suffixes[-1] if suffixes else ""
+    if first.startswith(">") or (not first and suffix in FASTA_SUFFIXES):
+        return "fasta"
+    tabs, commas = first.count("\t"), first.count(",")
+    if tabs > commas:
+        return "tsv"
+    if commas > tabs:
+        return "csv"
+    return "tsv" if suffix in (".tsv", ".tab") else "csv"
+
+
+def _normalise_header(cells: list[str]) -> list[str]:
+    out = []
+    for c in cells:
+        name = c.strip().strip('"').strip()
+        low = name.lower()
+        if name in BIOSCAN_COLUMNS or name in EXTRA_COLUMNS:
+            out.append(name)
+        elif low in BIOSCAN_COLUMNS or low in EXTRA_COLUMNS:
+            out.append(low)
+        else:
+            out.append(COLUMN_ALIASES.get(low, name))
+    return out
+
+
+def index_images(directory: Path) -> dict[str, Path]:
+    """``processid → image path`` for ``<processid>.jpg`` (also .jpeg/.png) in a folder."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory}: image folder does not exist")
+    index: dict[str, Path] = {}
+    for p in sorted(directory.iterdir()):
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES:
+            if p.stem in index and index[p.stem].suffix.lower() == ".jpg":
+                continue
+            index[p.stem] = p
+    return index
+
+
+# -- the reader -----------------------------------------------------------------------
+RowFilter = Callable[[Mapping[str, str]], bool]
+
+
+@dataclass
+class CollectionReader:
+    """Streaming reader of one collection: iterate for valid specimens.
+
+    Quarantined rows are appended to :attr:`quarantine` (and passed to
+    ``on_quarantine`` if given, e.g. to stream them to disk for a huge file and
+    set ``keep_quarantine=False``). :attr:`summary` counts rows and problem kinds
+    as the iteration goes.
+    """
+
+    path: Path | None
+    images: Path | None = None
+    require_images: bool = False
+    check_images: bool = True
+    row_filter: RowFilter | None = None
+    image_resolver: Callable[[Mapping[str, str]], Path | None] | None = None
+    on_quarantine: Callable[[QuarantinedRecord], None] | None = None
+    keep_quarantine: bool = True
+    quarantine: list[QuarantinedRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.path = Path(self.path) if self.path is not None else None
+        self.images = Path(self.images) if self.images is not None else None
+        self._image_index: dict[str, Path] | None = index_images(self.images) if self.images is not None else None
+        resolver = self.image_resolver
+        if resolver is None and self._image_index is not None:
+            index = self._image_index
+
+            def resolver(cells: Mapping[str, str]) -> Path | None:
+                return index.get(cells.get("processid", ""))
+
+        self.validator = RowValidator(
+            images=self.images,
+            require_images=self.require_images,
+            check_images=self.check_images,
+            image_resolver=resolver,
+        )
+        self.format: Format | None = None
+        if self.path is not None and not self.path.is_dir():
+            self.format = sniff_format(self.path)
+        elif self.path is not None and self.images is None:
+            # A bare image folder is a collection of image-only specimens.
+            self.images = self.path
+            self._image_index = index_images(self.path)
+            self.validator.images = self.path
+            self.path = None
+        elif self.path is not None:
+            raise InputError(f"{self.path}: is a directory; give the metadata file and --images DIR")
+
+    @property
+    def summary(self) -> ValidationSummary:
+        return self.validator.summary
+
+    def _quarantine(self, rec: QuarantinedRecord) -> None:
+        if self.keep_quarantine:
+            self.quarantine.append(rec)
+        if self.on_quarantine is not None:
+            self.on_quarantine(rec)
+
+    def __iter__(self) -> Iterator[Specimen]:
+        if self.path is not None:
+            src = str(self.path)
+            try:
+                if self.format == "fasta":
+                    yield from self._iter_fasta(src)
+                else:
+                    yield from self._iter_table(src)
+            except TruncatedInputError as exc:
+                rec = self.validator.file_problem(
+                    source=src,
+                    line=exc.lines,
+                    kind=TRUNCATED_GZIP,
+                    reason=(
+                        f"gzip stream ends before its end marker (truncated file?) after line {exc.lines}; "
+                        f"the {self.summary.rows} rows read before are kept"
+                    ),
+                )
+                log.warning("%s", rec.message)
+                self._quarantine(rec)
+        yield from self._iter_leftover_images()
+
+    # Rows of a CSV/TSV --------------------------------------------------------------
+    def _iter_table(self, src: str) -> Iterator[Specimen]:
+        assert self.path is not None
+        delimiter = "\t" if self.format == "tsv" else ","
+        bad_lines: dict[int, str] = {}
+        texts: dict[int, str] = {}
+
+        def feed() -> Iterator[str]:
+            for number, text, problem in open_text_lines(self.path):  # type: ignore[arg-type]
+                if problem:
+                    bad_lines[number] = problem
+                texts[number] = text
+                yield text
+
+        reader = csv.reader(feed(), delimiter=delimiter)
+        try:
+            header_cells = next(reader)
+        except StopIteration:
+            raise InputError(f"{src}: file is empty") from None
+        except csv.Error as exc:
+            raise InputError(f"{src}: not a CSV/TSV file ({exc})") from None
+        header = _normalise_header(header_cells)
+        if "processid" not in header:
+            shown = ", ".join(repr(h) for h in header_cells[:6])
+            raise InputError(
+                f"{src}: not a specimen table: the header (line 1) has no 'processid' column (found {shown})"
+            )
+        has_image_col = any(h in header for h in EXTRA_COLUMNS)
+        if "dna_barcode" not in header and not has_image_col and self.images is None and self.image_resolver is None:
+            raise InputError(
+                f"{src}: has no 'dna_barcode' column and no image column; give --images DIR for image-only records"
+            )
+        unknown = [h for h in header if h not in BIOSCAN_COLUMNS and h not in EXTRA_COLUMNS]
+        if unknown:
+            log.info("%s: ignoring columns %s", src, ", ".join(unknown))
+        pid_col = header.index("processid")
+        texts.clear()
+        while True:
+            start = reader.line_num + 1
+            try:
+                cells = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                end = reader.line_num
+                raw = "".join(texts.get(i, "") for i in range(start, end + 1)).rstrip("\r\n")
+                rec = self.validator.file_problem(source=src, line=start, kind=MALFORMED_ROW, reason=f"unparseable row ({exc})")
+                self.validator.summary.rows += 1
+                self.validator.summary.quarantined += 1
+                self._quarantine(QuarantinedRecord(rec.file, rec.line, None, rec.kind, rec.reason, raw))
+                continue
+            end = reader.line_num
+            raw = "".join(texts.pop(i, "") for i in range(start, end + 1)).rstrip("\r\n")
+            for i in [k for k in texts if k < start]:
+                del texts[i]
+            if not cells or all(not c.strip() for c in cells) and len(cells) <= 1:
+                continue  # blank line
+            extra: list[tuple[str, str]] = []
+            for i in range(start, end + 1):
+                if i in bad_lines:
+                    extra.append((NON_UTF8, bad_lines.pop(i)))
+            if len(cells) != len(header):
+                extra.append((MALFORMED_ROW, f"row has {len(cells)} fields, the header has {len(header)}"))
+            row = dict(zip(header, cells))
+            if self.row_filter is not None and not extra and not self.row_filter(row):
+                continue
+            if extra and "processid" not in row and len(cells) > pid_col:
+                row["processid"] = cells[pid_col]
+            specimen, rec = self.validator.validate(row, source=src, line=start, raw=raw, extra_problems=extra)
+            if rec is not None:
+                self._quarantine(rec)
+            elif specimen is not None:
+                yield specimen
+
+    # Records of a FASTA -------------------------------------------------------------
+    def _iter_fasta(self, src: str) -> Iterator[Specimen]:
+        assert self.path is not None
+        bad_lines: dict[int, str] = {}
+        last = {"number": 0, "header": False}
+
+        def feed() -> Iterator[tuple[int, str]]:
+            for number, text, problem in open_text_lines(self.path):  # type: ignore[arg-type]
+                if problem:
+                    bad_lines[number] = problem
+                last["number"], last["header"] = number, text.startswith(">")
+                yield number, text
+
+        try:
+            for rec in iter_fasta_lines(feed()):
+                # The parser yields a record after reading the next header (or at EOF):
+                # the record's lines are rec.line up to, not including, that header.
+                stop = last["number"] if (last["header"] and last["number"] != rec.line) else last["number"] + 1
+                extra = [(NON_UTF8, bad_lines.pop(n)) for n in sorted(bad_lines) if rec.line <= n < stop]
+                raw = f">{rec.header}\n{rec.sequence}"
+                specimen, q = self.validator.validate(rec.as_row(), source=src, line=rec.line, raw=raw, extra_problems=extra)
+                if q is not None:
+                    self._quarantine(q)
+                elif specimen is not None:
+                    yield specimen
+        except ValueError as exc:
+            raise InputError(f"{src}: not a FASTA file ({exc})") from None
+
+    # Images with no row -------------------------------------------------------------
+    def _iter_leftover_images(self) -> Iterator[Specimen]:
+        """Images in ``--images`` that no row named become image-only specimens."""
+        if self._image_index is None:
+            return
+        for pid, path in self._image_index.items():
+            if pid in self.validator.seen:
+                continue
+            specimen, rec = self.validator.validate(
+                {"processid": pid, "image_path": str(path.resolve())}, source=str(path), line=None, raw=str(path)
+            )
+            if rec is not None:
+                self._quarantine(rec)
+            elif specimen is not None:
+                yield specimen
+
+
+@dataclass
+class CollectionRead:
+    """Everything read from one collection: valid specimens, quarantine, counts."""
+
+    specimens: list[Specimen]
+    quarantine: list[QuarantinedRecord]
+    summary: ValidationSummary
+    source: str = ""
+    format: str | None = None
+
+    def write_quarantine(self, path: Path) -> Path:
+        """The quarantined rows as CSV (file, line, processid, kind, reason, raw)."""
+        return write_quarantine(self.quarantine, path)
+
+    @property
+    def ok(self) -> bool:
+        return not self.quarantine
+
+
+def iter_collection(
+    path: Path | None,
+    *,
+    images: Path | None = None,
+    require_images: bool = False,
+    check_images: bool = True,
+    on_quarantine: Callable[[QuarantinedRecord], None] | None = None,
+) -> CollectionReader:
+    """Streaming form of :func:`read_collection` (iterate the returned reader)."""
+    if path is None and images is None:
+        raise InputError("nothing to read: give a metadata/FASTA file or an image folder")
+    return CollectionReader(
+        path,
+        images=images,
+        require_images=require_images,
+        check_images=check_images,
+        on_quarantine=on_quarantine,
+        keep_quarantine=on_quarantine is None,
+    )
+
+
+def read_collection(
+    path: Path | None,
+    *,
+    images: Path | None = None,
+    require_images: bool = False,
+    check_images: bool = True,
+) -> CollectionRead:
+    """Read a collection (CSV/TSV/FASTA, plain or gzip; or an image folder) and validate it.
+
+    ``path`` may also be a BIOSCAN-5M dataset root (a directory with ``metadata/``);
+    then the official layout's images are attached. Raises :class:`InputError` for
+    input that cannot be read at all (missing, binary, not a table); every other
+    problem is a quarantined record.
+    """
+    if path is not None and Path(path).is_dir() and images is None:
+        from storage.bioscan import BioscanDataset, is_dataset_root
+
+        if is_dataset_root(Path(path)):
+            ds = BioscanDataset(Path(path))
+            reader = ds.reader(check_images=check_images, require_images=require_images)
+            specimens = list(reader)
+            return CollectionRead(specimens, reader.quarantine, reader.summary, str(ds.metadata_path), reader.format)
+    reader = CollectionReader(path, images=images, require_images=require_images, check_images=check_images)
+    specimens = list(reader)
+    source = str(reader.path or reader.images or "")
+    return CollectionRead(specimens, reader.quarantine, reader.summary, source, reader.format or "images")

@@ -1,0 +1,413 @@
+"""Validation rules for specimen records: nothing is silently dropped.
+
+Every reader (BIOSCAN-5M metadata, collection CSV/TSV, FASTA, image folders) runs
+its rows through :class:`RowValidator`. A valid row becomes a
+:class:`~storage.records.Specimen`; an invalid one becomes a
+:class:`QuarantinedRecord` that names the file, the line, the processid and the
+problem, so a taxonomist can fix the source and re-run. :class:`ValidationSummary`
+counts each kind of problem for the ``validate`` report.
+
+``clean_barcode`` is THE barcode normaliser of the project (upper-case, gaps
+removed, leading/trailing N runs trimmed, first 660 nt kept); every other area
+reuses it so that "the same barcode" means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from storage.records import (
+    BIOSCAN_COLUMNS,
+    IUPAC,
+    MAX_NUCLEOTIDES,
+    MIN_BARCODE_LENGTH,
+    SPLITS,
+    Specimen,
+)
+
+log = logging.getLogger(__name__)
+
+# -- problem kinds --------------------------------------------------------------------
+#: Barcode holds characters that are not IUPAC nucleotide codes.
+BARCODE_CHARS = "barcode_chars"
+#: The processid cell is empty.
+EMPTY_PROCESSID = "empty_processid"
+#: The processid was already seen earlier in the same input.
+DUPLICATE_PROCESSID = "duplicate_processid"
+#: Barcode shorter than MIN_BARCODE_LENGTH after trimming N runs.
+SHORT_BARCODE = "short_barcode"
+#: Latitude outside [-90, 90], longitude outside [-180, 180], or not a number.
+COORDINATES = "coordinates"
+#: An image the record refers to (or that is required) does not exist.
+IMAGE_MISSING = "image_missing"
+#: An image exists but PIL cannot read it.
+IMAGE_UNREADABLE = "image_unreadable"
+#: The split cell is not one of the BIOSCAN-5M split names.
+UNKNOWN_SPLIT = "unknown_split"
+#: The line is not valid UTF-8.
+NON_UTF8 = "non_utf8"
+#: A gzip file ends before its end-of-stream marker (file-level record).
+TRUNCATED_GZIP = "truncated_gzip"
+#: The row has a different number of fields than the header.
+MALFORMED_ROW = "malformed_row"
+#: A numeric column holds something that is not a number.
+BAD_VALUE = "bad_value"
+#: Neither a barcode nor an image: nothing to identify the specimen from.
+NO_DATA = "no_data"
+
+PROBLEM_KINDS: tuple[str, ...] = (
+    BARCODE_CHARS,
+    EMPTY_PROCESSID,
+    DUPLICATE_PROCESSID,
+    SHORT_BARCODE,
+    COORDINATES,
+    IMAGE_MISSING,
+    IMAGE_UNREADABLE,
+    UNKNOWN_SPLIT,
+    NON_UTF8,
+    TRUNCATED_GZIP,
+    MALFORMED_ROW,
+    BAD_VALUE,
+    NO_DATA,
+)
+
+_GAPS = re.compile(r"[-.\s]")
+_NON_IUPAC = re.compile("[^" + "".join(sorted(IUPAC)) + "]")
+_GAP_CHARS = ("-", ".", " ", "\t", "\r", "\n")
+
+
+def _remove_gaps(seq: str) -> str:
+    """Drop alignment gaps and whitespace (``in`` checks first: most barcodes have none)."""
+    for ch in _GAP_CHARS:
+        if ch in seq:
+            seq = seq.replace(ch, "")
+    return seq
+_FLOAT_COLUMNS = ("image_measurement_value", "area_fraction", "scale_factor")
+_INT_COLUMNS = ("inferred_ranks", "index_bioscan_1M_insect")
+
+
+def clean_barcode(seq: str | None, max_nucleotides: int | None = MAX_NUCLEOTIDES) -> str:
+    """Normalise a COI barcode: upper-case, gaps and whitespace removed, N runs trimmed.
+
+    Why this order: alignment gaps (``-``, ``.``) are not bases, so they go first;
+    leading/trailing N runs are unread ends, not sequence; the official loader keeps
+    the first 660 nt because longer tails are likely bad reads, and trailing Ns the
+    cut exposes are trimmed again. Internal Ns and IUPAC codes are kept (tokenisers
+    map them to ``[UNK]``). Characters are not checked here; see
+    :func:`barcode_problems`.
+    """
+    if seq is None:
+        return ""
+    s = _remove_gaps(str(seq)).upper().strip("N")
+    if max_nucleotides is not None and len(s) > max_nucleotides:
+        s = s[:max_nucleotides].rstrip("N")
+    return s
+
+
+def barcode_problems(raw: str, *, min_length: int = MIN_BARCODE_LENGTH) -> list[tuple[str, str]]:
+    """(kind, reason) for a raw barcode cell; empty list when it is usable."""
+    problems: list[tuple[str, str]] = []
+    stripped = _remove_gaps(raw).upper()
+    first_bad = _NON_IUPAC.search(stripped)
+    if first_bad is not None:
+        bad = sorted({c for c in stripped if c not in IUPAC})
+        pos = first_bad.start()
+        shown = ", ".join(repr(c) for c in bad[:8])
+        problems.append((BARCODE_CHARS, f"barcode has characters outside IUPAC: {shown} (first at position {pos + 1})"))
+    trimmed = stripped.strip("N")
+    if len(trimmed) < min_length:
+        problems.append(
+            (SHORT_BARCODE, f"barcode is {len(trimmed)} nt after trimming N runs, shorter than {min_length}")
+        )
+    return problems
+
+
+def check_image(path: Path) -> tuple[str, str] | None:
+    """(kind, reason) when ``path`` is missing or not a readable image, else None.
+
+    ``Image.verify`` checks the file structure without decoding every pixel, so it
+    is cheap enough to run on every image of a collection; a truncated JPEG is
+    caught by a full ``load`` afterwards.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        return IMAGE_MISSING, f"image file {path} does not exist"
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:
+            img.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return IMAGE_UNREADABLE, f"image file {path} is not a readable image ({exc})"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    """One input record that was set aside, with everything needed to find and fix it."""
+
+    file: str
+    line: int | None
+    processid: str | None
+    kind: str
+    reason: str
+    raw: str = ""
+
+    @property
+    def message(self) -> str:
+        """``file:line (processid 'X'): reason`` — the one-line form the CLI prints."""
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.processid:
+            where += f" (processid {self.processid!r})"
+        return f"{where}: {self.reason}"
+
+
+QUARANTINE_COLUMNS: tuple[str, ...] = ("file", "line", "processid", "kind", "reason", "raw")
+
+
+def write_quarantine(records: Iterable[QuarantinedRecord], path: Path) -> Path:
+    """Write quarantined records to a CSV (one row each, raw row kept verbatim)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(QUARANTINE_COLUMNS)
+        for r in records:
+            writer.writerow([r.file, "" if r.line is None else r.line, r.processid or "", r.kind, r.reason, r.raw])
+    return path
+
+
+@dataclass
+class ValidationSummary:
+    """Counts for the report: rows seen, rows kept, and problems per kind.
+
+    A row with two problems counts once in ``quarantined`` and once under each kind.
+    """
+
+    rows: int = 0
+    ok: int = 0
+    quarantined: int = 0
+    problems: Counter[str] = field(default_factory=Counter)
+
+    def add_ok(self) -> None:
+        self.rows += 1
+        self.ok += 1
+
+    def add_quarantined(self, kinds: Iterable[str], *, is_row: bool = True) -> None:
+        if is_row:
+            self.rows += 1
+            self.quarantined += 1
+        for k in kinds:
+            self.problems[k] += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "ok": self.ok,
+            "quarantined": self.quarantined,
+            "problems": {k: self.problems.get(k, 0) for k in PROBLEM_KINDS if self.problems.get(k, 0)},
+        }
+
+
+_SPECIMEN_FIELDS: dict[str, str] = {
+    col: Specimen.field_for_column(col) for col in BIOSCAN_COLUMNS
+}
+_SPECIMEN_FIELDS["image_path"] = "image_path"
+
+
+def _specimen(values: Mapping[str, Any], *, source: str, line: int | None) -> Specimen:
+    """Build a Specimen from already-typed cells (faster than ``Specimen.from_row``)."""
+    kwargs: dict[str, Any] = {}
+    for col, value in values.items():
+        name = _SPECIMEN_FIELDS.get(col)
+        if name is None or value is None or value == "":
+            continue
+        kwargs[name] = value
+    return Specimen(**kwargs, source=source, line=line)
+
+
+def _parse_float(value: str) -> float | None:
+    v = float(value)
+    if math.isnan(v):
+        return None
+    return v
+
+
+class RowValidator:
+    """Stateful row checker: remembers processids so duplicates are caught across a file.
+
+    Parameters
+    ----------
+    images:
+        Optional image folder holding ``<processid>.jpg``; a file found there becomes
+        the specimen's image (and is checked for readability).
+    require_images:
+        Quarantine rows whose image cannot be found (``image_missing``); off by
+        default because every modality is optional.
+    check_images:
+        Open each found image with PIL (costs a file read per row).
+    max_nucleotides:
+        Barcodes are cut to this many nucleotides after cleaning.
+    """
+
+    def __init__(
+        self,
+        *,
+        images: Path | None = None,
+        require_images: bool = False,
+        check_images: bool = True,
+        max_nucleotides: int | None = MAX_NUCLEOTIDES,
+        min_barcode_length: int = MIN_BARCODE_LENGTH,
+        image_resolver: Any = None,
+    ) -> None:
+        self.images = Path(images) if images is not None else None
+        self.require_images = require_images
+        self.check_images = check_images
+        self.max_nucleotides = max_nucleotides
+        self.min_barcode_length = min_barcode_length
+        #: callable(row) -> Path | None: where a row's image should be (dataset roots).
+        self.image_resolver = image_resolver
+        self.seen: dict[str, int | None] = {}
+        self.summary = ValidationSummary()
+
+    # The one place a row is judged.
+    def validate(
+        self,
+        row: Mapping[str, Any],
+        *,
+        source: str,
+        line: int | None,
+        raw: str = "",
+        extra_problems: Iterable[tuple[str, str]] = (),
+    ) -> tuple[Specimen | None, QuarantinedRecord | None]:
+        """Check one row (BIOSCAN column names, string cells).
+
+        Returns ``(specimen, None)`` for a valid row or ``(None, quarantined)``.
+        """
+        problems: list[tuple[str, str]] = list(extra_problems)
+        cells = {k: ("" if v is None else str(v).strip()) for k, v in row.items() if k is not None}
+        pid = cells.get("processid", "")
+        if not pid:
+            problems.append((EMPTY_PROCESSID, "processid is empty"))
+        elif pid in self.seen:
+            first = self.seen[pid]
+            at = f" (first seen at line {first})" if first is not None else ""
+            problems.append((DUPLICATE_PROCESSID, f"processid {pid!r} is a duplicate{at}"))
+
+        barcode_raw = cells.get("dna_barcode", "")
+        if barcode_raw:
+            problems.extend(barcode_problems(barcode_raw, min_length=self.min_barcode_length))
+
+        values: dict[str, Any] = dict(cells)
+        for col, lo, hi in (("coord-lat", -90.0, 90.0), ("coord-lon", -180.0, 180.0)):
+            v = cells.get(col, "")
+            if not v:
+                continue
+            try:
+                f = _parse_float(v)
+            except ValueError:
+                problems.append((COORDINATES, f"{col} {v!r} is not a number"))
+                continue
+            if f is not None and not lo <= f <= hi:
+                problems.append((COORDINATES, f"{col} {f:g} is outside [{lo:g}, {hi:g}]"))
+            values[col] = f
+        for col in _FLOAT_COLUMNS:
+            v = cells.get(col, "")
+            if v:
+                try:
+                    values[col] = _parse_float(v)
+                except ValueError:
+                    problems.append((BAD_VALUE, f"{col} {v!r} is not a number"))
+        for col in _INT_COLUMNS:
+            v = cells.get(col, "")
+            if v:
+                try:
+                    f = float(v)
+                    if not f.is_integer():
+                        raise ValueError
+                    values[col] = int(f)
+                except ValueError:
+                    problems.append((BAD_VALUE, f"{col} {v!r} is not an integer"))
+
+        split = cells.get("split", "")
+        if split and split not in SPLITS:
+            problems.append((UNKNOWN_SPLIT, f"split {split!r} is not one of {', '.join(SPLITS)}"))
+
+        image: Path | None = None
+        explicit = cells.get("image_path", "") or cells.get("image_file", "")
+        if explicit:
+            image = self._resolve_explicit(Path(explicit), source)
+        elif pid and self.image_resolver is not None:
+            image = self.image_resolver(cells)
+        elif pid and self.images is not None:
+            cand = self.images / f"{pid}.jpg"
+            if cand.is_file():
+                image = cand
+        if image is not None:
+            if not image.is_file():
+                if explicit or self.require_images:
+                    problems.append((IMAGE_MISSING, f"image file {image} does not exist"))
+                image = None
+            elif self.check_images:
+                bad = check_image(image)
+                if bad is not None:
+                    problems.append(bad)
+        if image is None and self.require_images and pid and not any(k == IMAGE_MISSING for k, _ in problems):
+            where = self.images if self.images is not None else "the dataset's image folder"
+            problems.append((IMAGE_MISSING, f"no image for {pid!r} in {where}"))
+        if not barcode_raw and image is None and not problems:
+            problems.append((NO_DATA, "record has neither a DNA barcode nor an image"))
+
+        if pid and pid not in self.seen:
+            self.seen[pid] = line
+        if problems:
+            self.summary.add_quarantined(k for k, _ in problems)
+            rec = QuarantinedRecord(
+                file=source,
+                line=line,
+                processid=pid or None,
+                kind=problems[0][0],
+                reason="; ".join(r for _, r in problems),
+                raw=raw,
+            )
+            log.debug("quarantined %s", rec.message)
+            return None, rec
+
+        if barcode_raw:
+            values["dna_barcode"] = clean_barcode(barcode_raw, self.max_nucleotides)
+        if image is not None:
+            values["image_path"] = image
+        else:
+            values.pop("image_path", None)
+        values.pop("image_file", None)
+        specimen = _specimen(values, source=source, line=line)
+        self.summary.add_ok()
+        return specimen, None
+
+    def _resolve_explicit(self, p: Path, source: str) -> Path:
+        """A relative image path is relative to the metadata file's folder, else to --images."""
+        if p.is_absolute():
+            return p
+        base = Path(source).parent if source else Path(".")
+        if (base / p).exists() or self.images is None:
+            return base / p
+        if (self.images / p).exists():
+            return self.images / p
+        if (self.images / p.name).exists():
+            return self.images / p.name
+        return base / p
+
+    def file_problem(self, *, source: str, line: int | None, kind: str, reason: str) -> QuarantinedRecord:
+        """A problem with the file itself (e.g. truncated gzip): counted, not a row."""
+        self.summary.add_quarantined([kind], is_row=False)
+        return QuarantinedRecord(file=source, line=line, processid=None, kind=kind, reason=reason)
