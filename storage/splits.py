@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -248,3 +249,27 @@ def summarise(df: pd.DataFrame) -> SplitSummary:
     rec = df["split"].value_counts().to_dict()
     spp = df.dropna(subset=["species"]).groupby("split")["species"].nunique().to_dict()
     return SplitSummary(records={k: int(v) for k, v in rec.items()}, species={k: int(v) for k, v in spp.items()})
+
+
+def split_collection(source: Path, output: Path, *, seed: int = 1):
+    """Read a user's labelled records (CSV/TSV/FASTA via ``storage.collections``), partition
+    them and write ``output`` with the 23 BIOSCAN columns, ``split`` and ``chunk`` filled.
+
+    Invalid rows are not partitioned: they are returned in the read's quarantine
+    (the caller writes it), never silently dropped. Returns ``(SplitSummary, CollectionRead)``.
+    """
+    from storage.collections import read_collection
+    from storage.errors import InputError
+    from storage.records import BIOSCAN_COLUMNS
+
+    read = read_collection(Path(source), check_images=False)
+    if not read.specimens:
+        raise InputError(f"{source}: no valid records to split ({len(read.quarantine)} quarantined)")
+    df = pd.DataFrame([s.to_row() for s in read.specimens], columns=list(BIOSCAN_COLUMNS))
+    if df["species"].isna().all():
+        raise InputError(f"{source}: no record has a species label; nothing to partition")
+    out = apply_splits(df, seed=seed)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output, index=False, na_rep="")
+    return summarise(out), read

@@ -31,7 +31,7 @@ from storage.records import BIOSCAN_COLUMNS, DEFAULT_IMAGE_PACKAGE, image_relpat
 from storage.splits import apply_splits
 from storage.synth import dna, geography, images
 from storage.synth.config import SynthConfig
-from storage.synth.taxonomy import build_taxonomy
+from storage.synth.taxonomy import build_taxonomy, placeholder_species
 
 log = logging.getLogger(__name__)
 
@@ -177,12 +177,54 @@ def _sequence_reads(haps: list[str], hap_of: np.ndarray, rng: np.random.Generato
     return out
 
 
+def _ensure_unseen(taxa: pd.DataFrame, counts: np.ndarray, config: SynthConfig,
+                   rng: np.random.Generator) -> None:
+    """Make sure even a tiny collection has *unseen* species (placeholder names in
+    genera that also hold named species, with enough specimens to be split), by
+    renaming a few named congeners and swapping abundances; edits in place.
+
+    Without this a 30-species draw often has no unseen split at all, and every
+    open-world test downstream would silently test nothing."""
+    if config.named_fraction <= 0 or config.named_fraction >= 1 or len(taxa) < 4:
+        return
+    want = max(2, int(round(0.1 * len(taxa))))
+    min_count = 24
+    genus = taxa["genus"].to_numpy()
+    named = taxa["named"].to_numpy().copy()
+    has_named = pd.Series(named).groupby(genus).transform("any").to_numpy()
+    cand = ~named & has_named
+    if cand.sum() < want:
+        n_named = pd.Series(named).groupby(genus).transform("sum").to_numpy()
+        convertible = np.flatnonzero(named & (n_named >= 2))
+        used = set(taxa["species"])
+        for i in rng.permutation(convertible)[: want - int(cand.sum())]:
+            if pd.Series(named[genus == genus[i]]).sum() < 2:
+                continue
+            taxa.loc[i, "species"] = placeholder_species(rng, genus[i], taxa["order"].iloc[i], used)
+            taxa.loc[i, "named"] = False
+            named[i] = False
+        cand = ~named & has_named
+    idx = np.flatnonzero(cand)
+    chosen = idx[np.argsort(-counts[idx], kind="stable")][:want]
+    if config.n_specimens < min_count * len(chosen) * 3:
+        return
+    for i in chosen:
+        if counts[i] >= min_count:
+            continue
+        donors = np.flatnonzero(~np.isin(np.arange(len(counts)), chosen) & (counts >= min_count))
+        if not len(donors):
+            break
+        j = int(rng.choice(donors))
+        counts[i], counts[j] = counts[j], counts[i]
+
+
 def _build(config: SynthConfig) -> _World:
     rng = np.random.default_rng(config.seed)
     tx = build_taxonomy(config.n_species, config.named_fraction, np.random.default_rng([config.seed, 1]))
     taxa = tx.species
     n_sp = len(taxa)
     counts = _abundance(n_sp, config.n_specimens, config.abundance_skew, rng)
+    _ensure_unseen(taxa, counts, config, np.random.default_rng([config.seed, 9]))
 
     # ---- DNA: evolve root → order → family → subfamily → genus → species → haplotypes.
     drng = np.random.default_rng([config.seed, 2])
@@ -441,7 +483,7 @@ def generate(config: SynthConfig, out_dir: Path, *, progress: ProgressFn | None 
         area = np.empty(n)
         scale = np.empty(n)
         step = max(1, n // 100)
-        if workers > 1:
+        if workers > 1 and n >= 2000:  # process start-up costs more than it saves below that
             with ProcessPoolExecutor(max_workers=workers) as ex:
                 for k, (i, v, a, sc) in enumerate(ex.map(_render_one, tasks, chunksize=64)):
                     value[i], area[i], scale[i] = v, a, sc
