@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,12 @@ def filled_db(tmp_path_factory) -> tuple[Path, int, dict]:
                           "evidence": p["evidence"]})
     ids = db.write_proposals(run, proposals)
     db.finish_run(run, "completed")
+    # A taxonomist accepts the largest candidate (default name) and rejects the first.
+    largest = max(ids, key=lambda i: db.proposal(i).size)
+    db.accept(largest, expected_version=db.proposal(largest).version, reviewer="ana")
+    db.reject(ids[0], expected_version=db.proposal(ids[0]).version, reviewer="ana")
     db.close()
-    return path, run, {"ids": ids, "data": data}
+    return path, run, {"ids": ids, "data": data, "accepted": largest, "rejected": ids[0]}
 
 
 def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
@@ -53,6 +58,8 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
     assert len(doc["assignments"]) == len(data.assignments)
     assert sorted(p["proposal_id"] for p in doc["proposals"]) == sorted(info["ids"])
     assert sum(len(p["members"]) for p in doc["proposals"]) == len(data.members)
+    doc_members = {p["proposal_id"]: [m["processid"] for m in p["members"]] for p in doc["proposals"]}
+    assert {p["proposal_id"]: p["status"] for p in doc["proposals"]}[info["accepted"]] == "accepted"
 
     from dwca.read import DwCAReader
 
@@ -62,14 +69,27 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
         assert len(rows) == len(data.assignments)
         dwc = "http://rs.tdwg.org/dwc/terms/"
         qualified = [r for r in rows if r.data[dwc + "taxonConceptID"].startswith(f"biodiscover:run:{run}:candidate:")]
-        assert len(qualified) == len(data.members)
+        rejected_members = set(doc_members[info["rejected"]])
+        assert len(qualified) == len(data.members) - len(rejected_members)
+        assert not {r.id for r in qualified} & rejected_members
         assert {r.data[dwc + "identificationQualifier"] for r in qualified} == {"sp."}
         assert {r.data[dwc + "scientificName"] for r in qualified} == {"Megaselia"}
+        accepted = [r for r in qualified if r.data[dwc + "taxonConceptID"].endswith(f":{info['accepted']}")]
+        assert accepted and all(r.data[dwc + "identificationVerificationStatus"].startswith("accepted")
+                                for r in accepted)
+        # The reviewer's accepted name (counter-based, e.g. "Megaselia sp. BD-0001") is the verbatim name.
+        assert re.fullmatch(r"Megaselia sp\. BD-\d{4}", accepted[0].data[dwc + "verbatimIdentification"])
 
     res = export_run(path, run, "csv", tmp_path / "csv")
-    assert (tmp_path / "csv" / "assignments.csv").read_text().count("\n") == len(data.assignments) + 1
+    import csv
+
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(data.assignments)
+    # A rejected candidate is no candidate any more: its member keeps no proposal in the specimen table.
+    assert sum(1 for r in rows if r["proposal_id"]) == len(data.members) - len(rejected_members)
     res = export_run(path, run, "fasta", tmp_path / "fasta")
-    assert len(res.files) == len(info["ids"])
+    assert len(res.files) == len(info["ids"]) - 1  # the rejected candidate is not exported
     res = export_run(path, run, "html", tmp_path / "r.html")
     assert res.files[0].read_text().count("data:image/png;base64,") == 5
 

@@ -255,7 +255,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def assignment_table(data: RunExport) -> pd.DataFrame:
     """Assignments joined with the candidate each specimen belongs to (the CSV's main table)."""
-    table = data.assignments.copy()
+    table = data.assignments.drop(columns=["id"], errors="ignore")  # the row id is internal to the database
     cand = data.candidate_of()
     ids = pd.Series([cand.get(p) for p in table["processid"]], index=table.index, dtype=object)
     if ids.notna().any() and all(isinstance(v, (int, np.integer)) for v in ids.dropna()):
