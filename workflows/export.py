@@ -325,10 +325,6 @@ def _fasta_field(value: Any) -> str:
     return re.sub(r"[|\r\n>\t]+", " ", str(value)).strip()
 
 
-def _wrap(seq: str, width: int = 80) -> str:
-    return "\n".join(seq[i:i + width] for i in range(0, len(seq), width))
-
-
 def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
     """proposal id → [(header, sequence)] with BOLD-style headers.
 
@@ -365,10 +361,11 @@ def write_fasta(data: RunExport, out: Path) -> tuple[Path, ...]:
     pids = [p for p in records if records[p]]
     files = _unique_names(safe_member_name(f"{p}_{names_by_id.get(p) or 'candidate'}", suffix=".fasta") for p in pids)
 
+    from storage.fasta import write_fasta as write_fasta_records  # A's BOLD-style writer
+
     def build(tmp: Path) -> list[str]:
         for pid, name in zip(pids, files):
-            text = "".join(f">{h}\n{_wrap(s)}\n" for h, s in records[pid])
-            safe_join(tmp, name).write_text(text, encoding="utf-8")
+            write_fasta_records(records[pid], safe_join(tmp, name))  # one line per sequence, as BOLD writes
         return files
     return _replace_dir(out, build)
 
