@@ -1,9 +1,112 @@
-"""Verbs: db upgrade|backup|check, ingest."""
+"""Verbs: ``db upgrade | backup | check`` (a typer sub-app) and ``ingest``.
+
+Thin wrappers over :mod:`storage.db`; every failure a user can fix is a
+:class:`~storage.errors.BiodiscoverError` that ``workflows.cli.main`` prints as
+one ``error:`` line (exit 2).
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from storage.db import Database, check_database
+from storage.errors import InputError
+
+db_app = typer.Typer(name="db", help="Database maintenance: upgrade the schema, back up, check integrity.",
+                     no_args_is_help=True)
+
+DB_OPTION = typer.Option(..., "--db", help="The biodiscover SQLite database file.")
+
+
+@db_app.command("upgrade")
+def upgrade(db: Path = DB_OPTION) -> None:
+    """Migrate the database to this version's schema (a backup is written first)."""
+    backup = Database.upgrade(db)
+    if backup is None:
+        typer.echo(f"{db}: already at the current schema")
+    else:
+        typer.echo(f"{db}: upgraded (backup before the upgrade: {backup})")
+
+
+@db_app.command("backup")
+def backup(db: Path = DB_OPTION,
+           out: Optional[Path] = typer.Option(None, "--out", help="Backup file (default: <db>.backups/<name>-manual-<time>.sqlite)."),
+           ) -> None:
+    """Write a consistent online copy of the database (safe while other jobs write)."""
+    from storage.db import backup_database
+
+    if not db.is_file():
+        raise InputError(f"{db}: no database here")
+    path = backup_database(db, out)
+    typer.echo(str(path))
+
+
+@db_app.command("check")
+def check(db: Path = DB_OPTION, as_json: bool = typer.Option(False, "--json", help="Machine-readable report.")) -> None:
+    """integrity_check + foreign_key_check + orphan checks; exit 1 when a problem is found."""
+    report = check_database(db)
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        status = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        typer.echo(f"{db}: {status}")
+        for p in report.problems:
+            typer.echo(f"  problem: {p}")
+        for w in report.warnings:
+            typer.echo(f"  warning: {w}")
+        if report.stats:
+            typer.echo("  " + ", ".join(f"{k} {v}" for k, v in report.stats.items()))
+    if not report.ok:
+        raise typer.Exit(code=1)
+
+
+def ingest(
+    input: Path = typer.Option(..., "--input", help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M root, or an image folder."),
+    db: Path = typer.Option(..., "--db", help="Database file (created if missing)."),
+    images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
+    collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: the file name)."),
+    quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Where to write rows that were set aside (CSV)."),
+    backup_first: bool = typer.Option(True, "--backup/--no-backup", help="Back the database up before a bulk ingest."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+) -> None:
+    """Store a collection in the database: idempotent (same file twice changes nothing), versioned, resumable."""
+    if not input.exists():
+        raise InputError(f"{input}: no such file or directory")
+    if images is not None and not images.is_dir():
+        raise InputError(f"{images}: image folder does not exist")
+    with Database.open_or_create(db) as handle:
+        done = {"n": 0}
+
+        def progress(n: int) -> None:
+            if not as_json and n - done["n"] >= 50_000:
+                typer.echo(f"  {n} records …", err=True)
+                done["n"] = n
+
+        report, reader = handle.ingest_file(input, images=images, collection=collection,
+                                            backup=backup_first, on_progress=progress)
+    qpath = None
+    if getattr(reader, "quarantine", None):
+        from storage.validation import write_quarantine
+
+        qpath = write_quarantine(reader.quarantine, quarantine or Path.cwd() / f"{input.name.split('.')[0]}.quarantine.csv")
+    if as_json:
+        typer.echo(json.dumps({**report.to_json(), "quarantined": len(getattr(reader, "quarantine", []) or []),
+                               "quarantine_file": str(qpath) if qpath else None}, indent=2))
+        return
+    if report.skipped:
+        typer.echo(f"{input}: already ingested into {report.collection} (ingest {report.ingest_id}); nothing changed")
+        return
+    typer.echo(f"{input} → {db} [{report.collection}]: {report.total} records, {report.new} new, "
+               f"{report.changed} changed (new version kept beside the old), {report.unchanged} unchanged")
+    if qpath is not None:
+        typer.echo(f"{len(reader.quarantine)} rows set aside: {qpath}")
 
 
 def register(app: typer.Typer) -> None:
-    """Attach this module's verbs to the root app."""
+    """Attach ``db`` (sub-app) and ``ingest`` to the root app."""
+    app.add_typer(db_app, name="db")
+    app.command("ingest")(ingest)

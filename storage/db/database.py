@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from storage.db.backup import KEEP_AUTOMATIC, backup_database
@@ -88,13 +90,23 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
         if path.exists() and path.stat().st_size > 0:
             raise DatabaseError(f"{path}: already exists; open it instead of creating it")
         parent = path.parent if str(path.parent) else Path(".")
+        if parent.exists() and not parent.is_dir():
+            raise DatabaseError(f"{path}: cannot create the database, {parent} is a file, not a folder")
         if not parent.is_dir():
             raise DatabaseError(f"{path}: cannot create the database, folder {parent} does not exist")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise DatabaseError(f"{path}: cannot create the database, folder {parent} is not writable")
+        existed = path.exists()
         engine = make_engine(path, config)
         try:
             run_migrations(engine)
+        except (sa.exc.OperationalError, sqlite3.OperationalError) as exc:
+            engine.dispose()
+            if not existed:
+                for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+                    leftover.unlink(missing_ok=True)
+            msg = str(getattr(exc, "orig", exc))
+            raise DatabaseError(f"{path}: cannot create the database ({msg})") from None
         except Exception:
             engine.dispose()
             raise

@@ -190,20 +190,21 @@ class IngestMixin:
         return IngestReport(collection, cid, iid, source_s, checksum, totals["n_records"], totals["n_new"],
                             totals["n_changed"], totals["n_unchanged"], backup=backup_path)
 
-    def ingest_file(self, path: Path, *, collection: str | None = None, images: Path | None = None,
+    def ingest_file(self, path: Path | None, *, collection: str | None = None, images: Path | None = None,
                     **kwargs: Any) -> tuple[IngestReport, Any]:
-        """Read a collection file with :func:`storage.collections.read_collection` and ingest it.
+        """Stream a collection (CSV/TSV/FASTA/image folder) through engineer A's reader and ingest it.
 
-        Returns the report and the reader's result (its ``quarantine`` lists rows
-        that were refused, with file, line and reason).
+        Uses :func:`storage.collections.iter_collection`, so memory stays flat for
+        big files. Returns the report and the reader, whose ``quarantine`` lists the
+        rows that were refused (file, line, reason) and ``summary`` the counts.
         """
-        from storage.collections import read_collection  # engineer A's reader
+        from storage.collections import iter_collection
 
-        path = Path(path)
-        read = read_collection(path, images=images)
-        report = self.ingest(read.specimens, collection=collection or path.name.split(".")[0], source=path,
-                             **kwargs)
-        return report, read
+        reader = iter_collection(Path(path) if path is not None else None, images=images)
+        origin = Path(path) if path is not None else Path(images) if images is not None else Path("collection")
+        name = collection or origin.name.split(".")[0] or "collection"
+        report = self.ingest(reader, collection=name, source=origin, **kwargs)
+        return report, reader
 
     # -- reads ----------------------------------------------------------------------------------------------
     def specimen(self, processid: str, version: int | None = None) -> dict[str, Any] | None:

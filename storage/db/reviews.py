@@ -30,7 +30,8 @@ Rules:
 * Every row stores ``before`` and ``after`` snapshots of the proposals (with
   members) and taxa it touched. :meth:`ReviewsMixin.undo` appends an ``undo``
   row that restores ``before`` — only while the touched proposals are still
-  exactly as that review left them (otherwise undo the later reviews first).
+  exactly as that review left them (same status, names, parent, members;
+  otherwise undo the later reviews first).
   Undo of an undo redoes. Nothing in ``reviews`` is ever updated or deleted.
 * Merges and splits also go to ``proposal_edges`` (the history graph).
 """
@@ -170,6 +171,14 @@ def _log(conn: Connection, action: str, pid: int | None, reviewer: str, now: str
     return int(conn.execute(sa.insert(REVIEWS).values(
         proposal_id=pid, action=action, reviewer=reviewer, created_at=now, note=note, target_review_id=target,
         before=before, after=after)).inserted_primary_key[0])
+
+
+def _content(snap: dict[str, Any] | None) -> Any:
+    """A proposal snapshot without its version: what undo compares (an undo of a later review bumps
+    the version but restores the content, so an earlier review can be undone next)."""
+    if snap is None:
+        return None
+    return {k: (sorted(map(list, v)) if k == "members" else v) for k, v in snap.items() if k != "version"}
 
 
 def _versions(snap: dict[str, Any]) -> dict[int, int]:
@@ -382,7 +391,7 @@ class ReviewsMixin:
             now_snap = _snapshot(conn, pids, tids)
             for k, snap in after["proposals"].items():
                 cur = now_snap["proposals"][k]
-                if (snap is None) != (cur is None) or (snap and cur and snap["version"] != cur["version"]):
+                if _content(snap) != _content(cur):
                     raise StaleProposalError(
                         f"cannot undo review {review_id} ({rv['action']}): proposal {k} changed after it "
                         f"(version {snap['version'] if snap else '-'} then, {cur['version'] if cur else '-'} now); "

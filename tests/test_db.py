@@ -1,0 +1,267 @@
+"""storage.db behaviour on a real SQLite file: ingest, runs, queue, reviews, taxonomy, check."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database, ProposalIn
+from storage.db.taxonomy import provisional_references
+from storage.errors import DatabaseError, StaleProposalError
+from storage.records import Specimen
+
+GENERA = (("Diptera", "Phoridae", "Megaselia"), ("Diptera", "Cecidomyiidae", "Campylomyza"),
+          ("Hymenoptera", "Braconidae", "Apanteles"))
+
+
+def make_specimens(n: int, start: int = 0) -> list[Specimen]:
+    out = []
+    for i in range(start, start + n):
+        order, family, genus = GENERA[i % len(GENERA)]
+        out.append(Specimen(processid=f"BD{i:06d}", order=order, family=family, genus=genus,
+                            dna_barcode="ACGT" * 60 + "A" * (i % 7), country="Canada", coord_lat=45.0 + i % 3,
+                            split="test"))
+    return out
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Database:
+    handle = Database.create(tmp_path / "bd.sqlite")
+    handle.ingest(make_specimens(60), collection="plate-1", backup=False)
+    yield handle
+    handle.close()
+
+
+def _new_run(db: Database, proposals: list[dict]) -> tuple[int, list[int]]:
+    run = db.start_run("triage", {"k": 8}, "sha256:model", backup=False)
+    return run, db.write_proposals(run, proposals)
+
+
+def _lineage(i: int) -> dict[str, str]:
+    order, family, genus = GENERA[i % len(GENERA)]
+    return {"order": order, "family": family, "genus": genus}
+
+
+def test_sqlite_settings_are_wal_fk_and_busy_timeout(db: Database) -> None:
+    with db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+
+
+def test_ingest_is_idempotent_and_versions_changed_records(tmp_path: Path) -> None:
+    path = tmp_path / "bd.sqlite"
+    with Database.create(path) as db:
+        first = db.ingest(make_specimens(30), collection="c", backup=False)
+        assert (first.new, first.changed, first.unchanged) == (30, 0, 0)
+        dump_before = list(sqlite3.connect(path).execute("SELECT * FROM specimens ORDER BY id"))
+        again = db.ingest(make_specimens(30), collection="c", backup=False)
+        assert (again.new, again.changed, again.unchanged) == (0, 0, 30)
+        assert list(sqlite3.connect(path).execute("SELECT * FROM specimens ORDER BY id")) == dump_before
+        changed = make_specimens(30)
+        changed[3].country = "Costa Rica"
+        third = db.ingest(changed, collection="c", backup=False)
+        assert (third.new, third.changed, third.unchanged) == (0, 1, 29)
+        versions = db.specimen_versions("BD000003")
+        assert [(v["version"], v["current"], v["country"]) for v in versions] == [
+            (1, False, "Canada"), (2, True, "Costa Rica")]
+        assert versions[1]["ingest_id"] == third.ingest_id != versions[0]["ingest_id"]
+        assert db.count_specimens() == 30 and db.count_specimens(current_only=False) == 31
+
+
+def test_same_file_twice_is_skipped_by_checksum_with_provenance(tmp_path: Path) -> None:
+    src = tmp_path / "plate.csv"
+    src.write_text("processid,dna_barcode\nA1," + "ACGT" * 60 + "\n")
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        r1 = db.ingest([Specimen("A1", dna_barcode="ACGT" * 60)], collection="plate", source=src, backup=False)
+        r2 = db.ingest([Specimen("A1", dna_barcode="ACGT" * 60)], collection="plate", source=src, backup=False)
+        assert r1.checksum and r1.checksum.startswith("sha256:") and not r1.skipped
+        assert r2.skipped and r2.ingest_id == r1.ingest_id
+        with db._read() as conn:
+            rows = conn.exec_driver_sql("SELECT source, checksum, status, finished_at FROM ingests").all()
+        assert len(rows) == 1 and rows[0][0] == str(src) and rows[0][2] == "completed" and rows[0][3]
+
+
+def test_ingest_registers_provided_taxonomy_as_graph(db: Database) -> None:
+    graph = db.taxonomy()
+    (megaselia,) = graph.find("Megaselia", "genus")
+    assert [n.name for n in graph.lineage(megaselia.id)] == ["Diptera", "Phoridae", "Megaselia"]
+    (diptera,) = graph.find("Diptera", "order")
+    names = {graph.node(t).name for t in graph.subtree(diptera.id)}
+    assert names == {"Diptera", "Phoridae", "Megaselia", "Cecidomyiidae", "Campylomyza"}
+
+
+def test_runs_heartbeat_progress_and_assignments_upsert(db: Database) -> None:
+    run = db.start_run("triage", {"threshold": 0.9}, "sha256:abc", total=60, backup=False)
+    rows = [{"processid": f"BD{i:06d}", "deepest_rank": "genus", "deepest_taxon": GENERA[i % 3][2],
+             "novelty": 0.5, "labels": {"genus": GENERA[i % 3][2]}, "confidences": {"genus": 0.9, "species": 0.2}}
+            for i in range(60)]
+    assert db.write_assignments(run, rows, chunk_size=7) == 60
+    db.heartbeat(run, done=60, message="classified")
+    prog = db.run_progress(run)
+    assert (prog.status, prog.done, prog.total, prog.fraction, prog.stale) == ("running", 60, 60, 1.0, False)
+    rows[0]["novelty"] = 0.99
+    db.write_assignments(run, rows[:1])  # a resumed run rewrites, never duplicates
+    frame = db.assignments(run)
+    assert len(frame) == 60
+    assert frame.loc[frame.processid == "BD000000", "novelty"].item() == 0.99
+    assert frame.loc[frame.processid == "BD000001", "confidence_species"].item() == 0.2
+    assert frame.specimen_id.notna().all()
+    db.finish_run(run, "completed")
+    assert db.run_progress(run).status == "completed" and db.run_progress(run).finished_at
+    assert db.latest_run("triage").id == run
+    assert db.mark_stale_runs(older_than_s=0) == []
+
+
+def test_queue_filters_sorts_pages_and_counts(db: Database) -> None:
+    proposals = [ProposalIn(members=[(f"BD{j:06d}", 0.5 + 0.01 * j) for j in range(i * 3, i * 3 + 1 + i % 3)],
+                            parent_lineage=_lineage(i), novelty=i / 20, nearest_identity=0.99 - i / 100,
+                            nearest_species=f"sp{i}", evidence={"consensus": "ACGT"})
+                 for i in range(20)]
+    run, ids = _new_run(db, proposals)
+    rows, total = db.proposal_queue(sort="novelty", descending=True, limit=5)
+    assert total == 20 and [r.id for r in rows] == ids[::-1][:5]
+    rows, total = db.proposal_queue(parent="Megaselia", min_size=2, sort="size", limit=100)
+    expect = [ids[i] for i in range(20) if i % 3 == 0 and 1 + i % 3 >= 2]
+    assert total == len(expect) and sorted(r.id for r in rows) == sorted(expect)
+    rows, total = db.proposal_queue(min_novelty=0.5, max_identity=0.85, sort="identity")
+    assert total == sum(1 for i in range(20) if i / 20 >= 0.5 and 0.99 - i / 100 <= 0.85)
+    assert [r.nearest_identity for r in rows] == sorted(r.nearest_identity for r in rows)
+    page2, total = db.proposal_queue(offset=5, limit=5)
+    assert [r.id for r in page2] == ids[5:10] and total == 20
+    (diptera,) = db.taxonomy().find("Diptera", "order")
+    _, n_dipt = db.proposal_queue(parent=diptera.id, parent_subtree=True)
+    assert n_dipt == sum(1 for i in range(20) if GENERA[i % 3][0] == "Diptera")
+    assert db.queue_counts()["pending"] == 20
+    with pytest.raises(ValueError, match="unknown sort key"):
+        db.proposal_queue(sort="colour")
+
+
+def test_accept_names_are_stable_counter_never_reused(db: Database) -> None:
+    run, ids = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+                             {"members": ["BD000006"], "parent_lineage": _lineage(0)},
+                             {"members": ["BD000009"], "parent_lineage": _lineage(0)}])
+    assert db.suggest_name(ids[0]) == "Megaselia sp. BD-0001"
+    a = db.accept(ids[0], 1, reviewer="ana")
+    assert a.name == "Megaselia sp. BD-0001" and db.proposal(ids[0]).status == "accepted"
+    undone = db.undo(a.review_id, reviewer="ana")
+    assert db.proposal(ids[0]).status == "pending" and undone.versions[ids[0]] == 3
+    b = db.accept(ids[1], 1, reviewer="ana")
+    assert b.name == "Megaselia sp. BD-0002"  # 0001 was used once, never again
+    c = db.accept(ids[2], 1, "Megaselia sp. BD-0042", reviewer="ana")
+    assert c.name == "Megaselia sp. BD-0042" and db.suggest_name(ids[0]) == "Megaselia sp. BD-0043"
+    graph = db.taxonomy()
+    prov = {n.name for n in graph.provisional()}
+    assert prov == {"Megaselia sp. BD-0002", "Megaselia sp. BD-0042"}
+    node = graph.node(b.taxon_id)
+    assert [n.name for n in graph.lineage(node.id)] == ["Diptera", "Phoridae", "Megaselia", "Megaselia sp. BD-0002"]
+    refs = provisional_references(db)
+    assert {(s.processid, s.species, s.genus) for s in refs} == {
+        ("BD000006", "Megaselia sp. BD-0002", "Megaselia"), ("BD000009", "Megaselia sp. BD-0042", "Megaselia")}
+
+
+def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
+    run, ids = _new_run(db, [{"members": [("BD000000", 0.9), ("BD000003", 0.8), ("BD000006", 0.7)],
+                              "parent_lineage": _lineage(0)},
+                             {"members": [("BD000009", 0.6)], "parent_lineage": _lineage(0)},
+                             {"members": ["BD000001"], "parent_lineage": _lineage(1)}])
+    p0, p1, p2 = ids
+    s = db.split(p0, 1, ["BD000006"], reviewer="ana", note="two haplogroups")
+    new = s.new_proposal_id
+    assert db.proposal_members(p0) == ["BD000000", "BD000003"] and db.proposal_members(new) == ["BD000006"]
+    m = db.merge([p1, new], {p1: 1, new: 1}, reviewer="ana")
+    assert db.proposal_members(p1) == ["BD000006", "BD000009"] and db.proposal(new).status == "merged"
+    assert db.proposal(p1).size == 2
+    (campylomyza,) = db.taxonomy().find("Campylomyza", "genus")
+    mv = db.move(p1, db.proposal(p1).version, campylomyza.id, reviewer="ana")
+    assert db.proposal(p1).parent_name == "Campylomyza"
+    rn = db.rename(p2, 1, "Campylomyza sp. wet-meadow", reviewer="ana")
+    nt = db.note(p2, "check wing venation", reviewer="bo")
+    rj = db.reject(p2, db.proposal(p2).version, reviewer="bo")
+    log = db.reviews()
+    assert [r["action"] for r in reversed(log)] == ["split", "merge", "move", "rename", "note", "reject"]
+    assert all(r["reviewer"] in ("ana", "bo") and r["created_at"] for r in log)
+    assert log[-1]["before"]["proposals"][str(p0)]["members"][2][0] == "BD000006"  # before snapshot kept
+    # undo in reverse order restores the original grouping
+    for res in (rj, rn, mv, m, s):
+        db.undo(res.review_id, reviewer="ana")
+    assert db.proposal_members(p0) == ["BD000000", "BD000003", "BD000006"]
+    assert db.proposal_members(p1) == ["BD000009"] and db.proposal(p1).parent_name == "Megaselia"
+    assert db.proposal(new).status == "withdrawn" and db.proposal(p2).status == "pending"
+    assert db.proposal(p2).provisional_name is None
+    assert len(db.reviews()) == 11  # append-only: nothing deleted
+    kinds = [e["kind"] for e in db.proposal_history(p1)]
+    assert kinds == ["merge"]
+    assert db.check().ok, db.check().problems
+
+
+def test_stale_version_and_out_of_order_undo_are_refused(db: Database) -> None:
+    run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+    r = db.rename(pid, 1, "first", reviewer="ana")
+    with pytest.raises(StaleProposalError, match="you saw version 1, it is now version 2"):
+        db.reject(pid, 1, reviewer="bo")
+    db.rename(pid, 2, "second", reviewer="ana")
+    with pytest.raises(StaleProposalError, match="undo the later reviews first"):
+        db.undo(r.review_id, reviewer="ana")
+    assert db.proposal(pid).provisional_name == "second"
+    done = db.reject(pid, 3, reviewer="bo")
+    with pytest.raises(DatabaseError, match="it is rejected"):
+        db.accept(pid, done.versions[pid], reviewer="bo")
+
+
+def test_recluster_supersedes_pending_but_not_decided(db: Database) -> None:
+    run1, (a, b) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+                                 {"members": ["BD000006"], "parent_lineage": _lineage(0)}])
+    db.accept(b, 1, reviewer="ana")
+    run2, (c,) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006", "BD000009"],
+                                "parent_lineage": _lineage(0)}])
+    old, new = db.proposal(a), db.proposal(c)
+    assert (old.status, old.superseded_by, old.version) == ("superseded", c, 2)
+    assert (new.lineage, new.version) == (a, 2)
+    assert db.proposal(b).status == "accepted"  # decisions are never superseded
+    assert [e["kind"] for e in db.proposal_history(c)] == ["recluster"]
+
+
+def test_taxonomy_graph_edits_save_in_one_transaction(db: Database) -> None:
+    graph = db.taxonomy()
+    (phoridae,) = graph.find("Phoridae", "family")
+    sub = graph.add_taxon("subfamily", "Metopininae", phoridae.id)
+    (megaselia,) = graph.find("Megaselia", "genus")
+    graph.set_parent(megaselia.id, sub)
+    mapping = graph.save(db)
+    again = db.taxonomy()
+    assert [n.name for n in again.lineage(megaselia.id)] == ["Diptera", "Phoridae", "Metopininae", "Megaselia"]
+    assert mapping[sub] > 0 and again.node(mapping[sub]).rank == "subfamily"
+    with pytest.raises(ValueError, match="cycle"):
+        again.set_parent(phoridae.id, megaselia.id)
+
+
+def test_run_tables_feed_the_export(db: Database) -> None:
+    run, ids = _new_run(db, [{"members": [("BD000000", 0.9)], "parent_lineage": _lineage(0),
+                              "nearest_identity": 0.91}])
+    db.write_assignments(run, [{"processid": "BD000000", "deepest_rank": "genus", "deepest_taxon": "Megaselia"}])
+    t = db.run_tables(run)
+    assert t["run"]["model_fingerprint"] == "sha256:model"
+    assert list(t["proposals"].proposal_id) == ids and t["proposals"].parent_taxon.item() == "Megaselia"
+    assert list(t["members"].processid) == ["BD000000"] and t["specimens"].processid.tolist() == ["BD000000"]
+    assert "coord-lat" in t["specimens"].columns
+
+
+def test_embeddings_round_trip_beside_db(tmp_path: Path) -> None:
+    import numpy as np
+
+    from storage.embeddings import EmbeddingStore
+
+    store = EmbeddingStore.beside(tmp_path / "bd.sqlite")
+    vecs = np.arange(12, dtype=np.float32).reshape(4, 3)
+    store.save("dna", ["a", "b", "c", "d"], vecs, model_fingerprint="m1")
+    assert store.names() == ["dna"] and store.meta("dna")["dim"] == 3
+    np.testing.assert_array_equal(store.get("dna", ["c", "a"]), vecs[[2, 0]])
+    with pytest.raises(KeyError, match="'zz'"):
+        store.get("dna", ["zz"])
+    with pytest.raises(Exception, match="exists"):
+        store.save("dna", ["a"], vecs[:1])
+    assert (tmp_path / "bd.sqlite.embeddings" / "dna" / "vectors.npy").is_file()
