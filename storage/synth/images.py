@@ -95,13 +95,17 @@ def species_traits(taxa: pd.DataFrame, rng: np.random.Generator, cryptic_fractio
         pattern[i] = node_pattern[row.genus_id]
     cryptic_of = np.full(n, -1, dtype=np.int64)
     genus_ids = taxa["genus_id"].to_numpy()
+    template = np.zeros(n, dtype=bool)
     for i in np.flatnonzero(rng.random(n) < cryptic_fraction):
+        if template[i]:
+            continue  # already copied by a cryptic sibling; keep its look stable
         congeners = np.flatnonzero((genus_ids == genus_ids[i]) & (np.arange(n) != i) & (cryptic_of == -1))
         if len(congeners):
             j = int(rng.choice(congeners))
             latent[i] = latent[j]
             pattern[i] = pattern[j]
             cryptic_of[i] = j
+            template[j] = True
     plans = [BODY_PLANS.get(o, (2, "folded", 1.0)) for o in taxa["order"]]
     return Traits(
         latent=latent,
