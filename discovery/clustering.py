@@ -81,31 +81,48 @@ def _kmer_presence(seqs: Sequence[str], k: int) -> np.ndarray:
 
 
 def _mash_distance(presence_a: np.ndarray, presence_b: np.ndarray, k: int) -> np.ndarray:
-    """Mash-style divergence estimate from k-mer Jaccard: -ln(2J/(1+J))/k."""
+    """Divergence estimate from k-mer containment, -ln(C)/k (Mash-style).
+
+    Containment (shared k-mers over the smaller set), not Jaccard, so that a
+    partial barcode inside a full one still looks close.
+    """
     inter = presence_a @ presence_b.T
     size_a = presence_a.sum(axis=1)[:, None]
     size_b = presence_b.sum(axis=1)[None, :]
-    union = np.maximum(size_a + size_b - inter, 1.0)
-    jac = np.clip(inter / union, 1e-9, 1.0)
-    return np.clip(-np.log(2 * jac / (1 + jac)) / k, 0.0, 1.0)
+    contain = np.clip(inter / np.maximum(np.minimum(size_a, size_b), 1.0), 1e-9, 1.0)
+    return np.clip(-np.log(contain) / k, 0.0, 1.0)
 
 
-def _p_distance(a: str, b: str, max_distance: float) -> float:
-    """Edit distance per aligned base (overlap only: the shorter sequence is aligned
-    as an infix of the longer, so a partial barcode is not penalised for missing
-    ends; ``N`` matches anything). Returns ``inf`` above ``max_distance``."""
+def _p_distance(a: str, b: str, max_distance: float, overhang: float = 0.25) -> float:
+    """Differences per base over the overlap of two barcodes.
+
+    The shorter sequence is aligned (edlib, infix mode, ``N`` matches anything)
+    into the longer one padded with ``overhang`` x its length of ``N`` on both
+    sides, so reads that start or stop at different positions (other primers,
+    trimmed ends) are compared on their overlap only, like vsearch's default
+    identity (terminal gaps ignored). Returns ``inf`` above ``max_distance`` or
+    when the overlap is under half the shorter sequence.
+    """
     import edlib
 
     q, t = (a, b) if len(a) <= len(b) else (b, a)
     if not q:
         return math.inf
+    pad = int(overhang * len(q))
     k = int(max_distance * len(q)) + 1
-    res = edlib.align(q, t, mode="HW", task="distance", k=k, additionalEqualities=_EQUAL_N)
+    res = edlib.align(q, "N" * pad + t + "N" * pad, mode="HW", task="locations", k=k,
+                      additionalEqualities=_EQUAL_N)
     d = res["editDistance"]
-    return math.inf if d < 0 else d / len(q)
+    if d < 0:
+        return math.inf
+    start, end = res["locations"][0]
+    overlap = min(end, pad + len(t) - 1) - max(start, pad) + 1
+    if overlap < len(q) / 2:
+        return math.inf
+    return d / overlap
 
 
-def cross_p_distance(queries: Sequence[str], targets: Sequence[str], *, max_aligned: float = 0.15,
+def cross_p_distance(queries: Sequence[str], targets: Sequence[str], *, max_aligned: float = 0.12,
                      k: int = 8) -> np.ndarray:
     """p-distance of every query to every target (``len(queries) x len(targets)``).
 
@@ -129,7 +146,7 @@ def cross_p_distance(queries: Sequence[str], targets: Sequence[str], *, max_alig
     return dist[np.ix_(q_inv.ravel(), t_inv.ravel())]
 
 
-def pairwise_p_distance(seqs: Sequence[str], *, max_aligned: float = 0.15, k: int = 8) -> np.ndarray:
+def pairwise_p_distance(seqs: Sequence[str], *, max_aligned: float = 0.12, k: int = 8) -> np.ndarray:
     """Symmetric p-distance matrix of barcodes (zero diagonal), see :func:`cross_p_distance`."""
     seqs = [s.upper() for s in seqs]
     n = len(seqs)
@@ -345,7 +362,10 @@ class ClassicalMDS:
         self.col_mean_ = d2.mean(axis=0)
         j = np.eye(n) - 1.0 / n
         b = -0.5 * j @ d2 @ j
-        vals, vecs = np.linalg.eigh(b)
+        from scipy.linalg import eigh
+
+        top = min(self.n_components, n)
+        vals, vecs = eigh(b, subset_by_index=(n - top, n - 1))
         order = np.argsort(vals)[::-1]
         vals, vecs = vals[order], vecs[:, order]
         keep = max(1, min(self.n_components, int((vals > 1e-12).sum())))

@@ -54,18 +54,25 @@ def gap(reference) -> BarcodeGapThreshold:
 
 
 def test_p_distance_exact_on_known_edits() -> None:
-    a = "ACGT" * 50
-    b = a[:10] + ("A" if a[10] != "A" else "C") + a[11:]  # one substitution
+    rng = np.random.default_rng(0)
+    a = "".join(rng.choice(BASES, 400))
+    b = a[:100] + ("A" if a[100] != "A" else "C") + a[101:]  # one substitution
     d = pairwise_p_distance([a, b, a])
-    assert d[0, 1] == pytest.approx(1 / 200) and d[0, 2] == 0.0 and d[1, 0] == d[0, 1]
+    assert d[0, 1] == pytest.approx(1 / 400) and d[0, 2] == 0.0 and d[1, 0] == d[0, 1]
     # N matches anything; a partial barcode inside a longer one costs nothing
     withn = a[:50] + "N" + a[51:]
     x = cross_p_distance([withn, a[40:160]], [a])
     assert x[0, 0] == 0.0 and x[1, 0] == 0.0
+    # reads starting and ending at different places are compared on their overlap:
+    # 300 shared bases with 3 substitutions -> 1%
+    left = a[:350]
+    right = list(a[50:])
+    for pos in (10, 120, 250):
+        right[pos] = "A" if right[pos] != "A" else "C"
+    assert cross_p_distance([left], ["".join(right)])[0, 0] == pytest.approx(3 / 300)
     # unrelated sequences are not aligned but still come out far
-    rng = np.random.default_rng(0)
-    r = "".join(rng.choice(BASES, 200))
-    assert cross_p_distance([r], [a])[0, 0] >= 0.15
+    r = "".join(rng.choice(BASES, 400))
+    assert cross_p_distance([r], [a])[0, 0] >= 0.12
 
 
 def test_threshold_learned_inside_the_gap(gap: BarcodeGapThreshold) -> None:

@@ -1,0 +1,219 @@
+"""Candidate-species clustering vs vsearch --cluster_size, on the same records, one run.
+
+Protocol (issue 5, "Must show"): barcodes cleaned as ../shared/data/README.md
+says (storage.validation.clean_barcode: gaps removed, upper case, first 660 nt,
+N runs trimmed; characters outside ACGTN → N; >= 200 nt kept). Our threshold
+and linkage are learned on ``--learn-split`` (default val_unseen, grouped by
+genus) — never on the evaluated split. Then every ``--eval-split`` record
+(default test_unseen) is clustered WITHOUT labels and scored against species
+(AMI, ARI, Hungarian accuracy, split / merge / exact rates) and against BINs.
+vsearch runs ``--derep_fulllength --sizeout`` then ``--cluster_size --sizein
+--id 0.97 / 0.98`` on the same records. Wall time of each includes all its steps.
+
+Usage::
+
+    python benchmarks/bench_clustering.py --data ../shared/data/bold-insects-dev.csv.gz \
+        --out benchmarks/clustering-dev.json
+    python benchmarks/bench_clustering.py --synthetic --out benchmarks/clustering-synth.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer  # noqa: E402
+from discovery.metrics import bin_agreement, clustering_scores  # noqa: E402
+from storage.records import MIN_BARCODE_LENGTH  # noqa: E402
+from storage.validation import clean_barcode  # noqa: E402
+
+log = logging.getLogger("bench_clustering")
+_NOT_ACGTN = re.compile("[^ACGTN]")
+
+
+def clean(seq: object) -> str | None:
+    """The README protocol: clean_barcode, IUPAC → N, >= 200 nt."""
+    if not isinstance(seq, str):
+        return None
+    s = _NOT_ACGTN.sub("N", clean_barcode(seq)).strip("N")
+    return s if len(s) >= MIN_BARCODE_LENGTH else None
+
+
+def load_real(path: Path) -> pd.DataFrame:
+    cols = ["processid", "genus", "species", "dna_bin", "dna_barcode", "split"]
+    df = pd.read_csv(path, usecols=cols, dtype=str, keep_default_na=False)
+    df["seq"] = df["dna_barcode"].map(clean)
+    df = df[df["seq"].notna()].copy()
+    df["dna_bin"] = df["dna_bin"].replace("", None)
+    return df
+
+
+def synthetic(seed: int = 0) -> pd.DataFrame:
+    """A small synthetic set (this script's own generator, not storage.synth):
+    30 genera x 4 species, genus ancestors random, species 10% from their genus,
+    specimens 0.8% from their species (one in five with 2 distinct haplogroups 3%
+    apart), 1-12 specimens per species, lengths 450-658 nt, some Ns."""
+    rng = np.random.default_rng(seed)
+    bases = np.array(list("ACGT"))
+
+    def mutate(x: np.ndarray, rate: float) -> np.ndarray:
+        y = x.copy()
+        hit = rng.random(y.size) < rate
+        y[hit] = rng.choice(bases, hit.sum())
+        return y
+
+    rows = []
+    for split, n_genera in (("val_unseen", 30), ("test_unseen", 30)):
+        for g in range(n_genera):
+            anc = rng.choice(bases, 658)
+            for s in range(4):
+                sp = mutate(anc, 0.10)
+                haplos = [sp, mutate(sp, 0.03)] if rng.random() < 0.2 else [sp]
+                for k in range(int(rng.integers(1, 13))):
+                    seq = mutate(haplos[k % len(haplos)], 0.008)
+                    if rng.random() < 0.1:
+                        seq[rng.integers(0, 658)] = "N"
+                    start = int(rng.integers(0, 100)) if rng.random() < 0.2 else 0
+                    rows.append({"processid": f"{split[:2]}{g}-{s}-{k}", "genus": f"{split}G{g}",
+                                 "species": f"{split}G{g} sp{s}", "dna_bin": None,
+                                 "seq": "".join(seq[start:]), "split": split})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------
+def run_ours(learn: pd.DataFrame, ev: pd.DataFrame) -> dict:
+    t0 = time.perf_counter()
+    gap = BarcodeGapThreshold().fit(list(learn["seq"]), list(learn["species"]), groups=list(learn["genus"]))
+    t_learn = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cl = CandidateSpeciesClusterer().fit(list(ev["seq"]), threshold=gap)
+    t_fit = time.perf_counter() - t0
+    return {
+        "labels": cl.labels_, "hdbscan_labels": cl.hdbscan_labels_,
+        "threshold": gap.threshold_, "linkage": gap.linkage_, "learn_ami": gap.score_,
+        "wall_s_learn": t_learn, "wall_s": t_fit,
+        "mean_membership_probability": float(np.mean(cl.probabilities_)),
+        "candidates_hdbscan_agrees": float(np.mean([a >= 0.999 for a in cl.agreement_.values()])),
+    }
+
+
+def _parse_uc(path: Path) -> dict[str, str]:
+    """query label -> centroid label from a vsearch .uc file (sizes stripped)."""
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        f = line.split("\t")
+        if f[0] == "S":
+            q = f[8].split(";")[0]
+            out[q] = q
+        elif f[0] == "H":
+            out[f[8].split(";")[0]] = f[9].split(";")[0]
+    return out
+
+
+def run_vsearch(ev: pd.DataFrame, identity: float, workdir: Path, threads: int) -> dict:
+    exe = shutil.which("vsearch")
+    if exe is None:
+        raise SystemExit("vsearch not found: run benchmarks/install_peers.sh")
+    fasta = workdir / "in.fa"
+    fasta.write_text("".join(f">{pid}\n{seq}\n" for pid, seq in zip(ev["processid"], ev["seq"])))
+    t0 = time.perf_counter()
+    subprocess.run([exe, "--derep_fulllength", str(fasta), "--output", str(workdir / "derep.fa"),
+                    "--sizeout", "--uc", str(workdir / "derep.uc"), "--quiet"],
+                   check=True)
+    subprocess.run([exe, "--cluster_size", str(workdir / "derep.fa"), "--id", str(identity), "--sizein",
+                    "--uc", str(workdir / "clu.uc"), "--threads", str(threads), "--quiet"], check=True)
+    wall = time.perf_counter() - t0
+    derep, clu = _parse_uc(workdir / "derep.uc"), _parse_uc(workdir / "clu.uc")
+    labels = [clu[derep[pid]] for pid in ev["processid"]]
+    return {"labels": labels, "wall_s": wall, "version": subprocess.run(
+        [exe, "--version"], capture_output=True, text=True).stderr.splitlines()[0]}
+
+
+def score(ev: pd.DataFrame, labels) -> dict:
+    out = clustering_scores(list(ev["species"]), list(labels))
+    out.pop("hungarian_old", None)  # every evaluated species is new; All == New
+    out["bin"] = bin_agreement(list(ev["dna_bin"]), list(labels))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, help="BIOSCAN-layout CSV(.gz)")
+    ap.add_argument("--synthetic", action="store_true", help="use this script's small synthetic set")
+    ap.add_argument("--learn-split", default="val_unseen")
+    ap.add_argument("--eval-split", default="test_unseen")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    if args.synthetic:
+        df, source = synthetic(), "synthetic (bench_clustering.synthetic, seed 0)"
+    elif args.data:
+        df, source = load_real(args.data), str(args.data)
+    else:
+        ap.error("give --data or --synthetic")
+    learn = df[df["split"] == args.learn_split]
+    ev = df[df["split"] == args.eval_split].reset_index(drop=True)
+    log.info("learn on %s: %d records, %d species; evaluate %s: %d records, %d species",
+             args.learn_split, len(learn), learn["species"].nunique(), args.eval_split, len(ev), ev["species"].nunique())
+    results: dict = {"data": source, "learn_split": args.learn_split, "eval_split": args.eval_split,
+                     "n_eval": len(ev), "n_species": int(ev["species"].nunique()),
+                     "n_unique_barcodes": int(ev["seq"].nunique()),
+                     "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}",
+                     "methods": {}}
+    ours = run_ours(learn, ev)
+    res = score(ev, ours.pop("labels"))
+    hdb = ours.pop("hdbscan_labels")
+    res.update(ours)
+    results["methods"]["biodiscover (agglomerative, learned gap) + HDBSCAN"] = res
+    hres = score(ev, np.where(hdb >= 0, hdb, -1 - np.arange(len(hdb))))  # noise = singletons
+    results["methods"]["HDBSCAN alone (diagnostic)"] = {k: hres[k] for k in ("ami", "ari", "hungarian_all")}
+    log.info("ours: AMI %.4f (threshold %.4f %s) in %.1f s", res["ami"], res["threshold"], res["linkage"], res["wall_s"])
+    with tempfile.TemporaryDirectory() as tmp:
+        for ident in (0.97, 0.98):
+            v = run_vsearch(ev, ident, Path(tmp), args.threads)
+            vres = score(ev, v.pop("labels"))
+            vres.update(v)
+            results["methods"][f"vsearch --cluster_size --id {ident}"] = vres
+            log.info("vsearch %.2f: AMI %.4f in %.1f s", ident, vres["ami"], vres["wall_s"])
+    args.out.write_text(json.dumps(results, indent=2, default=float))
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    lines = [f"data: {results['data']} — {results['eval_split']}: {results['n_eval']} records, "
+             f"{results['n_species']} species, {results['n_unique_barcodes']} unique barcodes; "
+             f"threshold learned on {results['learn_split']}", "",
+             "| method | AMI | ARI | Hungarian acc | split rate | merge rate | exact | clusters | AMI vs BIN | wall s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results["methods"].items():
+        if "split_rate" not in r:
+            lines.append(f"| {name} | {r['ami']:.4f} | {r['ari']:.4f} | {r['hungarian_all']:.4f} | | | | | | |")
+            continue
+        b = r["bin"].get("ami")
+        lines.append(
+            f"| {name} | {r['ami']:.4f} | {r['ari']:.4f} | {r['hungarian_all']:.4f} | {r['split_rate']:.3f} | "
+            f"{r['merge_rate']:.3f} | {r['exact_rate']:.3f} | {r['n_clusters']} | "
+            f"{'' if b is None else f'{b:.4f}'} | {r['wall_s']:.2f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
