@@ -1,9 +1,38 @@
-"""Verbs: review."""
+"""Verbs: review.
+
+``biodiscover review --db DB [--run ID]`` opens the Textual review app
+(:mod:`tui.app`). The CLI is the composition root that starts the top layer,
+so ``tui`` is loaded by name at call time: ``workflows`` sits below ``tui`` in
+the layering contract and never imports it statically.
+"""
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from storage.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
+
+    @app.command("review")
+    def review(
+        db: Path = typer.Option(..., "--db", help="The biodiscover database (from triage / run / ingest)."),
+        run: Optional[int] = typer.Option(None, "--run", help="Show only the proposals of this run."),
+        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Name written in the review log "
+                                               "(default: your login name)."),
+        keymap: Optional[Path] = typer.Option(None, "--keymap", help="TOML file remapping bindings by id "
+                                              "(default: ~/.config/biodiscover/keymap.toml if present)."),
+        images: Optional[Path] = typer.Option(None, "--images", help="Folder that relative image paths "
+                                              "are resolved against."),
+    ) -> None:
+        """Review candidate species in a terminal UI: accept, reject, merge, split, move, rename, note, undo."""
+        if images is not None and not images.is_dir():
+            raise InputError(f"{images}: --images is not a folder")
+        app_module = importlib.import_module("tui.app")
+        app_module.run_review(db, run_id=run, reviewer=reviewer, keymap_path=keymap, image_root=images)

@@ -1,0 +1,156 @@
+"""Fill a real biodiscover database with realistic proposals, through the storage API only.
+
+Used by the TUI tests and for trying the app by hand::
+
+    python -m tests.tui_fixtures /tmp/review.sqlite --species 60 --specimens 600
+
+Specimens come from the synthetic BIOSCAN-like generator (``storage.synth``);
+the "novel" species of its ground truth become candidate species under their
+true genus, with evidence computed from the synthetic barcodes (consensus,
+within-candidate and to-nearest-known p-distances, nearest known species,
+geography). Everything is deterministic for a given seed, so SVG snapshots are
+stable. No widget ever receives hand-made data: the app reads what this wrote.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+from storage.db import Database
+from storage.records import RANKS, Specimen
+from storage.synth import SynthConfig, generate_frame
+from storage.synth.dna import p_distance
+
+
+@dataclass(frozen=True)
+class ReviewFixture:
+    path: Path
+    run_id: int
+    proposal_ids: list[int]
+
+
+def _consensus(seqs: list[str]) -> str:
+    """Majority base per column (ties → alphabetical), over the longest sequence's length."""
+    length = max(len(s) for s in seqs)
+    out = []
+    for i in range(length):
+        counts = Counter(s[i] for s in seqs if i < len(s) and s[i] in "ACGT")
+        out.append(min(counts, key=lambda b: (-counts[b], b)) if counts else "N")
+    return "".join(out)
+
+
+def _image(path: Path, seed: int) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = np.zeros((48, 64, 3), dtype=np.uint8)
+    arr[..., 0] = np.linspace(40, 220, 64, dtype=np.uint8)[None, :]
+    arr[..., 1] = np.linspace(200, 60, 48, dtype=np.uint8)[:, None]
+    arr[..., 2] = int(rng.integers(0, 255))
+    arr[16:32, 20:44] = (20, 20, 20)  # the "specimen"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+
+
+def build_review_db(path: Path, *, n_species: int = 40, n_specimens: int = 400, seed: int = 3,
+                    images_dir: Path | None = None, max_proposals: int | None = None) -> ReviewFixture:
+    """Create ``path`` and fill it: specimens, one finished run, assignments, proposals with evidence."""
+    meta, truth = generate_frame(SynthConfig(n_species=n_species, n_specimens=n_specimens, seed=seed, images=False))
+    truth = truth.set_index("processid")
+    novel_groups = (truth[truth["novel"]].groupby("species_id").groups)
+    specimens: list[Specimen] = []
+    image_of: dict[str, Path] = {}
+    first_group = sorted(novel_groups)[0] if novel_groups else None
+    for i, row in enumerate(meta.to_dict("records")):
+        pid = row["processid"]
+        if images_dir is not None and first_group is not None and truth.at[pid, "species_id"] == first_group:
+            image_of[pid] = images_dir / f"{pid}.png"
+            _image(image_of[pid], seed * 1000 + i)
+            row = {**row, "image_path": str(image_of[pid])}
+        specimens.append(Specimen.from_row(row))
+    seqs = {s.processid: s.dna_barcode or "" for s in specimens}
+    db = Database.create(path)
+    try:
+        db.ingest(specimens, collection="synthetic-plate", source=f"synth:seed={seed}")
+        run = db.start_run("triage", {"fixture": "tui", "seed": seed}, model_fingerprint="fixture:tui",
+                           total=len(specimens), backup=False)
+        known = truth[~truth["novel"]]
+        assignments = []
+        for pid, t in truth.iterrows():
+            if t["novel"]:
+                assignments.append({"processid": pid, "deepest_rank": "genus", "deepest_taxon": t["genus"],
+                                    "labels": {r: t[r] for r in RANKS[:4]},
+                                    "confidences": {"order": 0.99, "family": 0.97, "subfamily": 0.93, "genus": 0.88}})
+            else:
+                assignments.append({"processid": pid, "deepest_rank": "species", "deepest_taxon": t["species"],
+                                    "labels": {r: t[r] for r in RANKS},
+                                    "confidences": {"order": 0.99, "family": 0.98, "subfamily": 0.97,
+                                                    "genus": 0.96, "species": 0.94}, "novelty": 0.05})
+        novelty_of: dict[str, float] = {}
+        proposals = []
+        for sid in sorted(novel_groups):
+            members = sorted(novel_groups[sid])
+            t0 = truth.loc[members[0]]
+            cons = _consensus([seqs[m] for m in members if seqs[m]])
+            # Nearest known species: same genus when the reference has one, else the same family.
+            pool = known[known["genus"] == t0["genus"]]
+            if pool.empty:
+                pool = known[known["family"] == t0["family"]]
+            if pool.empty:
+                pool = known
+            d_cons = {pid: p_distance(cons, seqs[pid]) for pid in pool.index if seqs[pid]}
+            nearest_pid = min(d_cons, key=lambda k: (d_cons[k], k))
+            nearest_species = str(pool.at[nearest_pid, "species"])
+            nearest_specimens = [p for p in pool.index if pool.at[p, "species"] == nearest_species and seqs[p]]
+            nearest_d = [min(p_distance(seqs[m], seqs[k]) for k in nearest_specimens) for m in members if seqs[m]]
+            within = [p_distance(seqs[a], seqs[b]) for a, b in combinations(members[:30], 2)]
+            novelty = float(min(0.99, 0.5 + 8 * d_cons[nearest_pid]))
+            for m in members:
+                novelty_of[m] = novelty
+            countries = Counter(c if isinstance(c, str) and c else "unknown"
+                                for c in meta.set_index("processid").loc[members, "country"])
+            bins = {str(b) for b in truth.loc[members, "bin"]}
+            proposals.append({
+                "members": [(m, round(1.0 - 0.01 * (j % 7), 2)) for j, m in enumerate(members)],
+                "parent_lineage": {r: t0[r] for r in RANKS[:4]},
+                "novelty": novelty, "nearest_species": nearest_species,
+                "nearest_identity": round(1.0 - d_cons[nearest_pid], 4),
+                "evidence": {"consensus_barcode": cons, "within_distances": within,
+                             "nearest_distances": nearest_d, "geography": {"countries": dict(countries)},
+                             "bin_agreement": round(1.0 / len(bins), 3), "bins": sorted(bins)},
+            })
+        for a in assignments:
+            if a["processid"] in novelty_of:
+                a["novelty"] = novelty_of[a["processid"]]
+        db.write_assignments(run, assignments)
+        if max_proposals is not None:
+            proposals = proposals[:max_proposals]
+        ids = db.write_proposals(run, proposals)
+        db.heartbeat(run, done=len(specimens), total=len(specimens))
+        db.finish_run(run, "completed")
+    finally:
+        db.close()
+    return ReviewFixture(Path(path), run, list(ids))
+
+
+def main() -> None:  # pragma: no cover - convenience for trying the app by hand
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("db", type=Path)
+    ap.add_argument("--species", type=int, default=60)
+    ap.add_argument("--specimens", type=int, default=600)
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--images", type=Path, default=None)
+    args = ap.parse_args()
+    fx = build_review_db(args.db, n_species=args.species, n_specimens=args.specimens, seed=args.seed,
+                         images_dir=args.images)
+    print(f"{fx.path}: run {fx.run_id}, {len(fx.proposal_ids)} proposals")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

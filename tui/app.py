@@ -1,0 +1,122 @@
+"""The review app: ``biodiscover review --db DB``.
+
+A taxonomist works through the candidate species of a run. The app only
+presents and forwards: queries and decisions go to :class:`storage.db.Database`
+from thread workers, so the UI never waits on SQLite, and every decision is
+committed the moment it is made (it survives the app being killed).
+
+Bindings carry ids (``proposal.accept`` …) so a keymap file can remap them
+(:mod:`tui.keymap`); the command palette offers the same actions as
+``noun: verb`` entries (:mod:`tui.commands`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from storage.db import Database
+from tui.commands import ReviewCommands
+from tui.keymap import default_keymap_path, load_keymap
+from tui.screens.help import HelpScreen, collect_bindings
+
+log = logging.getLogger(__name__)
+
+
+class ReviewApp(App[None]):
+    """Queue → detail → decisions, with a taxonomy tree and help."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "biodiscover review"
+    COMMANDS = App.COMMANDS | {ReviewCommands}
+    BINDINGS = [
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+p", "command_palette", "Commands", id="app.palette", show=False),
+    ]
+
+    def __init__(self, db: Database, *, run_id: int | None = None, reviewer: str | None = None,
+                 keymap: dict[str, str] | None = None, image_root: Path | None = None,
+                 poll_seconds: float = 2.0, halfcell_images: bool = False) -> None:
+        super().__init__()
+        self.db = db
+        self.run_id = run_id
+        self.reviewer = reviewer or _default_reviewer()
+        self.image_root = image_root
+        self.poll_seconds = poll_seconds
+        self.halfcell_images = halfcell_images
+        #: review ids written in this session, newest last (``u`` undoes the last one).
+        self.session_reviews: list[int] = []
+        self.user_keymap = dict(keymap or {})
+        self.queue_screen: Any | None = None
+
+    def on_mount(self) -> None:
+        from tui.screens.queue import QueueQuery, QueueScreen
+
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
+        self.sub_title = f"{self.db.path.name}" + (f" · run {self.run_id}" if self.run_id is not None else "")
+        self.queue_screen = QueueScreen(QueueQuery(run_id=self.run_id))
+        self.push_screen(self.queue_screen)
+
+    # -- help ----------------------------------------------------------------------------------------------
+    @staticmethod
+    def binding_groups() -> list[tuple[str, list[Binding]]]:
+        from tui.screens.detail import DetailScreen
+        from tui.screens.queue import QueueScreen
+        from tui.screens.taxonomy import TaxonomyScreen
+        from tui.widgets.image_panel import ImagePanel
+
+        return collect_bindings([("Everywhere", ReviewApp), ("Queue", QueueScreen), ("Proposal", DetailScreen),
+                                 ("Images", ImagePanel), ("Taxonomy", TaxonomyScreen)])
+
+    @classmethod
+    def binding_ids(cls) -> set[str]:
+        return {b.id for _, bs in cls.binding_groups() for b in bs if b.id}
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.binding_groups(), self.user_keymap))
+
+    # -- data used by dialogs (called from worker threads) ---------------------------------------------------
+    def parent_taxon_options(self, exclude: int | None = None) -> list[tuple[int, str]]:
+        """(taxon id, label) of every non-species taxon a proposal can be moved under."""
+        graph = self.db.taxonomy()
+        out = []
+        for tid in graph.graph.nodes:
+            node = graph.node(tid)
+            if node.rank == "species" or node.status == "rejected" or tid == exclude:
+                continue
+            lineage = " › ".join(n.name for n in graph.lineage(tid)[:-1][-2:])
+            out.append((tid, f"{node.rank} {node.name}" + (f"  ({lineage})" if lineage else "")))
+        return sorted(out, key=lambda o: o[1])
+
+
+def _default_reviewer() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in some containers
+        return "reviewer"
+
+
+def run_review(db_path: Path, *, run_id: int | None = None, reviewer: str | None = None,
+               keymap_path: Path | None = None, image_root: Path | None = None) -> None:
+    """Open ``db_path`` and run the app until the user quits (the CLI's ``review`` verb)."""
+    known = ReviewApp.binding_ids()
+    keymap: dict[str, str] = {}
+    if keymap_path is not None:
+        keymap = load_keymap(keymap_path, known)
+    elif default_keymap_path().is_file():
+        keymap = load_keymap(default_keymap_path(), known)
+    db = Database.open(db_path)
+    try:
+        if run_id is not None:
+            db.run_progress(run_id)  # refuses an unknown run before the screen opens
+        ReviewApp(db, run_id=run_id, reviewer=reviewer, keymap=keymap, image_root=image_root).run()
+    finally:
+        db.close()

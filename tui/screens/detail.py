@@ -1,0 +1,219 @@
+"""Proposal detail: members, DNA, distances, nearest known species, images, geography, history.
+
+Loaded in one thread worker (``Database.proposal_detail``); tabs keep it usable
+at 80×24. Decisions work here exactly as in the queue; after accept / reject the
+screen moves on to the next pending proposal of the queue so a taxonomist can
+review a run without going back and forth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from tui import evidence as ev
+from tui.decisions import DECISION_BINDINGS, DecisionsMixin
+from tui.widgets.dna_panel import DnaPanel
+from tui.widgets.geography import GeographySummary
+from tui.widgets.histogram import DistanceHistogram
+from tui.widgets.image_panel import ImagePanel
+
+TABS: tuple[str, ...] = ("members", "dna", "evidence", "images", "history")
+
+
+def _pct(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value * 100:.1f}%" if value <= 1 else f"{value:.1f}%"
+
+
+def summary_text(detail: Any) -> Text:
+    s = detail.summary
+    text = Text()
+    text.append(f"#{s.id} ", style="bold")
+    text.append(f"{s.status} ", style={"pending": "yellow", "accepted": "green", "rejected": "red"}.get(s.status, ""))
+    text.append(f"v{s.version}  ", style="grey50")
+    text.append(s.provisional_name or f"suggested: {detail.suggested_name}",
+                style="bold green" if s.provisional_name else "italic")
+    text.append("\n")
+    lineage = " › ".join(name for _, name in detail.parent_lineage) or (s.parent_name or "?")
+    text.append(f"{lineage}\n", style="cyan")
+    text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  nearest known ")
+    text.append(f"{s.nearest_species or '–'}", style="magenta")
+    text.append(f" at {_pct(s.nearest_identity)} identity")
+    return text
+
+
+class DetailScreen(DecisionsMixin, Screen[None]):
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back", id="detail.back"),
+        *DECISION_BINDINGS,
+        Binding("j", "step(1)", "Next", id="detail.next"),
+        Binding("k", "step(-1)", "Prev", id="detail.previous", show=False),
+        Binding("1", "tab('members')", "Members", id="detail.tab_members", show=False),
+        Binding("2", "tab('dna')", "DNA", id="detail.tab_dna", show=False),
+        Binding("3", "tab('evidence')", "Evidence", id="detail.tab_evidence", show=False),
+        Binding("4", "tab('images')", "Images", id="detail.tab_images", show=False),
+        Binding("5", "tab('history')", "History", id="detail.tab_history", show=False),
+        Binding("t", "taxonomy", "Taxa", id="detail.taxonomy", show=False),
+    ]
+
+    def __init__(self, proposal_id: int, position: int | None = None) -> None:
+        super().__init__(id="detail")
+        self.proposal_id = proposal_id
+        #: Row of this proposal in the queue's query (for next / previous), None when opened elsewhere.
+        self.position = position
+        self.detail: Any | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("loading…", id="detail-summary")
+        with TabbedContent(id="detail-tabs", initial="members"):
+            with TabPane("1 Members", id="members"):
+                yield DataTable(id="members-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("2 DNA", id="dna"):
+                yield DnaPanel(id="dna-panel")
+            with TabPane("3 Evidence", id="evidence"):
+                with VerticalScroll():
+                    yield Static("", id="nearest")
+                    yield DistanceHistogram(id="histogram")
+                    yield GeographySummary("", id="geography")
+            with TabPane("4 Images", id="images"):
+                yield ImagePanel(id="image-panel", force_halfcell=self.app.halfcell_images)
+            with TabPane("5 History", id="history"):
+                with VerticalScroll():
+                    yield Static("", id="history-text")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#members-table", DataTable)
+        for key, label, width in (("pid", "processid", 14), ("rank", "deepest", 18), ("conf", "conf", 4),
+                                  ("nov", "nov", 4), ("bin", "BIN", 12), ("country", "country", 12),
+                                  ("size", "size", 5), ("p", "memb", 4)):
+            table.add_column(label, key=key, width=width)
+        self.reload()
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def current_proposal(self) -> Any | None:
+        return None if self.detail is None else self.detail.summary
+
+    def reload(self, *, advance: bool = False) -> None:
+        if advance:
+            self.action_step(1, after_decision=True)
+            return
+        self.load_detail(self.proposal_id)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="load proposal")
+    def load_detail(self, proposal_id: int) -> None:
+        try:
+            detail = self.app.db.proposal_detail(proposal_id)
+        except Exception as exc:  # noqa: BLE001 - show, keep the app alive
+            self.app.call_from_thread(self.app.notify, f"proposal {proposal_id}: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._show, detail)
+
+    def _show(self, detail: Any) -> None:
+        self.detail = detail
+        self.proposal_id = detail.summary.id
+        self.query_one("#detail-summary", Static).update(summary_text(detail))
+        table = self.query_one("#members-table", DataTable)
+        table.clear()
+        for m in detail.members:
+            rank = f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}"
+            table.add_row(m.processid, rank, "–" if m.confidence is None else f"{m.confidence:.2f}",
+                          "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
+                          "–" if m.image_measurement_value is None else f"{m.image_measurement_value:.0f}",
+                          "–" if m.probability is None else f"{m.probability:.2f}", key=m.processid)
+        cons = ev.consensus(detail.evidence)
+        rows = [(m.processid, m.dna_barcode or "") for m in detail.members if m.dna_barcode]
+        if cons is None and rows:
+            cons = rows[0][1]
+        self.query_one(DnaPanel).set_sequences(cons or "", rows)
+        s = detail.summary
+        nearest = Text()
+        nearest.append("nearest known species: ", style="grey70")
+        nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
+        nearest.append(f"  identity {_pct(s.nearest_identity)}")
+        bins = detail.evidence.get("bin_agreement") if isinstance(detail.evidence, dict) else None
+        if bins is not None:
+            nearest.append(f"  BIN agreement {bins if isinstance(bins, str) else _pct(float(bins))}", style="grey70")
+        self.query_one("#nearest", Static).update(nearest)
+        within, near = ev.distances(detail.evidence)
+        self.query_one(DistanceHistogram).set_distances(within, near)
+        pairs, bbox = ev.places(detail.evidence, detail.members)
+        self.query_one(GeographySummary).set_places(pairs, bbox)
+        self.query_one(ImagePanel).set_images(ev.images(detail.members, detail.evidence, self.app.image_root))
+        self.query_one("#history-text", Static).update(self._history(detail))
+        self.sub_title = f"proposal #{s.id}"
+
+    @staticmethod
+    def _history(detail: Any) -> Text:
+        text = Text()
+        if not detail.reviews and not detail.history:
+            text.append("no reviews yet", style="grey50")
+        for r in detail.reviews:
+            text.append(f"{r.get('created_at', '')[:19]}  ", style="grey50")
+            text.append(f"{r.get('action')}", style="bold")
+            text.append(f"  by {r.get('reviewer')}")
+            if r.get("note"):
+                text.append(f"  “{r['note']}”", style="italic")
+            text.append("\n")
+        for e in detail.history:
+            text.append(f"{str(e.get('created_at', ''))[:19]}  {e.get('kind')}  #{e.get('source_id')} → "
+                        f"#{e.get('target_id')}\n", style="grey70")
+        return text
+
+    # -- navigation ----------------------------------------------------------------------------------------
+    def action_back(self) -> None:
+        self.app.pop_screen()
+        queue = self.app.queue_screen
+        if queue is not None:
+            queue.reload()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_taxonomy(self) -> None:
+        from tui.screens.taxonomy import TaxonomyScreen
+
+        s = self.current_proposal()
+        self.app.push_screen(TaxonomyScreen(focus_taxon=s.parent_taxon_id if s else None))
+
+    def action_step(self, direction: int, after_decision: bool = False) -> None:
+        """Open the next / previous proposal of the queue's current query."""
+        queue = self.app.queue_screen
+        if queue is None or self.position is None:
+            self.app.notify("opened outside the queue: no next proposal", severity="warning")
+            return
+        self._step(queue.query_state, self.proposal_id, self.position, direction, after_decision)
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False, description="next proposal")
+    def _step(self, query: Any, current_id: int, position: int, direction: int, after_decision: bool) -> None:
+        """Step by queue *position* (one indexed query each), so it costs the same on row 5 or 99,999.
+
+        After a decision the proposal usually leaves the queue (status filter), so
+        the next one has moved up into its position.
+        """
+        db = self.app.db
+        rows, total = db.proposal_queue(**query.kwargs(), offset=position, limit=1)
+        still_here = bool(rows) and rows[0].id == current_id
+        new = position if (after_decision and not still_here) else position + direction
+        target = None
+        if 0 <= new < total:
+            rows, _ = db.proposal_queue(**query.kwargs(), offset=new, limit=1)
+            target = rows[0] if rows else None
+        if target is None:
+            msg = "end of the queue: no more proposals" if direction > 0 else "first proposal of the queue"
+            self.app.call_from_thread(self.app.notify, msg)
+            if after_decision:
+                self.app.call_from_thread(self.load_detail, current_id)
+            return
+        self.position = new
+        self.app.call_from_thread(self.load_detail, target.id)

@@ -1,0 +1,152 @@
+"""Modal dialogs used by the review actions: text entry, confirm, pick one, pick many.
+
+Each dialog returns a plain value through ``dismiss`` (``None`` when cancelled
+with Escape) and never touches the database: the calling screen decides what
+to write. Options are (value, label) pairs the caller already fetched.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, Sequence, TypeVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, SelectionList
+from textual.widgets.option_list import Option
+
+V = TypeVar("V")
+
+
+class TextDialog(ModalScreen[str | None]):
+    """One line of text (accept-with-name, rename, note). Enter submits, Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "", *, allow_empty: bool = False) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.value = value
+        self.placeholder = placeholder
+        self.allow_empty = allow_empty
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(self.value, placeholder=self.placeholder, id="dialog-input")
+            yield Label("Enter: ok   Esc: cancel", classes="dialog-hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        value = event.value.strip()
+        if not value and not self.allow_empty:
+            self.notify("empty: type something or press Esc", severity="warning")
+            return
+        self.dismiss(value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ConfirmDialog(ModalScreen[bool]):
+    """Yes/no. ``y`` / Enter confirm, ``n`` / Escape cancel."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="dialog.yes"),
+        Binding("n,escape", "answer(False)", "No", id="dialog.no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__(classes="dialog-screen")
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.question, classes="dialog-title")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Yes (y)", id="yes", variant="primary")
+                yield Button("No (n)", id="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class PickDialog(ModalScreen[V | None], Generic[V]):
+    """Pick one option; typing in the box filters the list (merge target, new parent taxon)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(self, title: str, options: Sequence[tuple[V, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.options = list(options)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Input(placeholder="type to filter", id="dialog-filter")
+            yield OptionList(*self._make(""), id="dialog-options")
+            yield Label("↓ to the list, Enter: pick   Esc: cancel", classes="dialog-hint")
+
+    def _make(self, needle: str) -> list[Option]:
+        needle = needle.lower()
+        return [Option(label, id=str(i)) for i, (_, label) in enumerate(self.options) if needle in label.lower()]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        options = self.query_one(OptionList)
+        options.clear_options()
+        options.add_options(self._make(event.value))
+        if options.option_count:
+            options.highlighted = 0
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        options = self.query_one(OptionList)
+        if options.option_count == 1 or (options.option_count and options.highlighted is not None):
+            self._pick(options.get_option_at_index(options.highlighted or 0).id)
+
+    def key_down(self) -> None:
+        if self.query_one(Input).has_focus:
+            self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self._pick(event.option.id)
+
+    def _pick(self, option_id: str | None) -> None:
+        if option_id is not None:
+            self.dismiss(self.options[int(option_id)][0])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PickManyDialog(ModalScreen[list[V] | None], Generic[V]):
+    """Tick several options with Space (members to split off); Enter confirms."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
+        Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True),
+    ]
+
+    def __init__(self, title: str, options: Sequence[tuple[V, str]]) -> None:
+        super().__init__(classes="dialog-screen")
+        self.title_text = title
+        self.options = list(options)
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield SelectionList[int](*[(label, i) for i, (_, label) in enumerate(self.options)], id="dialog-selection")
+            yield Label("Space: tick   Enter: confirm   Esc: cancel", classes="dialog-hint")
+
+    def action_confirm(self) -> None:
+        picked = sorted(self.query_one(SelectionList).selected)
+        if not picked:
+            self.notify("tick at least one with Space, or press Esc", severity="warning")
+            return
+        self.dismiss([self.options[i][0] for i in picked])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,262 @@
+"""Queue screen: the proposals of a run, one page at a time, with counts and run progress.
+
+Sorting and filtering are done by the database (``Database.proposal_queue``);
+this screen keeps the current query, asks for a page in a thread worker and
+shows it. A timer polls counts and the watched run so a batch job writing to
+the same file shows up live.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from tui.decisions import DECISION_BINDINGS, DecisionsMixin
+from tui.screens.dialogs import TextDialog
+from tui.widgets.proposal_table import ProposalTable
+from tui.widgets.run_progress import QueueStatus
+
+SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent")
+STATUS_CYCLE: tuple[str | None, ...] = ("pending", None, "accepted", "rejected")
+PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class QueueQuery:
+    """The query the queue shows; each field maps to a ``proposal_queue`` argument."""
+
+    status: str | None = "pending"
+    parent: int | str | None = None
+    parent_label: str | None = None
+    min_size: int | None = None
+    min_novelty: float | None = None
+    max_identity: float | None = None
+    min_identity: float | None = None
+    search: str | None = None
+    sort: str = "id"
+    descending: bool = False
+    run_id: int | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        return dict(status=self.status, parent=self.parent, parent_subtree=isinstance(self.parent, int),
+                    run_id=self.run_id, min_size=self.min_size, min_novelty=self.min_novelty,
+                    min_identity=self.min_identity, max_identity=self.max_identity, search=self.search,
+                    sort=self.sort, descending=self.descending)
+
+    def describe(self) -> str:
+        parts = [f"status={self.status or 'live'}"]
+        if self.parent is not None:
+            parts.append(f"parent={self.parent_label or self.parent}")
+        for name, op, value in (("size", ">=", self.min_size), ("novelty", ">=", self.min_novelty),
+                                ("identity", ">=", self.min_identity), ("identity", "<=", self.max_identity)):
+            if value is not None:
+                parts.append(f"{name}{op}{value}")
+        if self.search:
+            parts.append(f"'{self.search}'")
+        parts.append(f"sort={self.sort}{' ↓' if self.descending else ' ↑'}")
+        return "  ".join(parts)
+
+
+def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
+    """``size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all words…`` → a new query.
+
+    Identity may be given in percent (97) or as a fraction (0.97). Raises
+    ValueError naming the term it could not read.
+    """
+    q = replace(base, parent=None, parent_label=None, min_size=None, min_novelty=None, max_identity=None,
+                min_identity=None, search=None)
+    words: list[str] = []
+    for term in shlex.split(text):
+        for op in (">=", "<=", "="):
+            if op in term:
+                key, _, value = term.partition(op)
+                key = key.strip().lower()
+                break
+        else:
+            words.append(term)
+            continue
+        try:
+            if key == "status":
+                q = replace(q, status=None if value in ("all", "live", "") else value)
+            elif key == "parent":
+                q = replace(q, parent=value, parent_label=value)
+            elif key == "size" and op == ">=":
+                q = replace(q, min_size=int(value))
+            elif key == "novelty" and op == ">=":
+                q = replace(q, min_novelty=float(value))
+            elif key == "identity":
+                v = float(value)
+                v = v / 100 if v > 1 else v
+                q = replace(q, **({"max_identity": v} if op == "<=" else {"min_identity": v}))
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"cannot read filter term {term!r} (try size>=5 novelty>=0.9 identity<=97 "
+                             f"parent=NAME status=pending|accepted|rejected|all)") from None
+    if words:
+        q = replace(q, search=" ".join(words))
+    return q
+
+
+class QueueScreen(DecisionsMixin, Screen[None]):
+    """The review queue (the app's first screen)."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="queue.open"),
+        *DECISION_BINDINGS,
+        Binding("s", "cycle_sort", "Sort", id="queue.sort"),
+        Binding("S", "reverse_sort", "Reverse sort", id="queue.reverse", show=False),
+        Binding("f", "filter", "Filter", id="queue.filter"),
+        Binding("tab", "cycle_status", "Status", id="queue.status", show=False),
+        Binding("t", "taxonomy", "Taxa", id="queue.taxonomy"),
+        Binding("right_square_bracket", "page(1)", "Next page", id="queue.next_page", show=False),
+        Binding("left_square_bracket", "page(-1)", "Prev page", id="queue.previous_page", show=False),
+        Binding("ctrl+r", "refresh", "Reload", id="queue.reload", show=False),
+    ]
+
+    def __init__(self, query: QueueQuery | None = None) -> None:
+        super().__init__(id="queue")
+        self.query_state = query or QueueQuery()
+        self.page_offset = 0
+        self._keep_id: int | None = None
+        self._keep_row: int | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield QueueStatus(id="queue-status")
+        yield Static("", id="queue-query")
+        yield ProposalTable(id="proposals")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.reload()
+        self.poll_status()
+        self.set_interval(self.app.poll_seconds, self.poll_status)
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def current_proposal(self) -> Any | None:
+        return self.query_one(ProposalTable).current
+
+    def reload(self, *, advance: bool = False) -> None:
+        """Fetch the page again; keep the cursor on the same proposal, or the same row after a decision."""
+        table = self.query_one(ProposalTable)
+        cur = table.current
+        self._keep_id = None if (advance or cur is None) else cur.id
+        self._keep_row = table.cursor_row
+        self.load_page()
+        self.poll_status()
+
+    @work(thread=True, exclusive=True, group="queue-page", exit_on_error=False, description="load queue page")
+    def load_page(self) -> None:
+        q, offset = self.query_state, self.page_offset
+        try:
+            rows, total = self.app.db.proposal_queue(**q.kwargs(), offset=offset, limit=PAGE_SIZE)
+            if not rows and offset > 0 and total > 0:  # the page emptied under us (decisions, filters)
+                offset = max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE)
+                rows, total = self.app.db.proposal_queue(**q.kwargs(), offset=offset, limit=PAGE_SIZE)
+        except (ValueError, Exception) as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
+            self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
+            return
+        self.app.call_from_thread(self._show_page, rows, offset, total)
+
+    def _show_page(self, rows: list[Any], offset: int, total: int) -> None:
+        self.page_offset = offset
+        table = self.query_one(ProposalTable)
+        table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row)
+        shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
+        self.query_one("#queue-query", Static).update(f"{shown}   {self.query_state.describe()}")
+
+    @work(thread=True, exclusive=True, group="queue-status", exit_on_error=False, description="poll counts")
+    def poll_status(self) -> None:
+        db = self.app.db
+        try:
+            counts = db.queue_counts(self.query_state.run_id)
+            run = db.run_progress(self.app.run_id) if self.app.run_id is not None else db.latest_run()
+        except Exception as exc:  # noqa: BLE001 - a failed poll must not kill the review
+            self.app.call_from_thread(self.app.notify, f"status: {exc}", severity="warning")
+            return
+        self.app.call_from_thread(self.query_one(QueueStatus).show, counts, run)
+
+    # -- navigation ----------------------------------------------------------------------------------------
+    @on(ProposalTable.PageRequest)
+    def _page_request(self, event: ProposalTable.PageRequest) -> None:
+        self.action_page(event.direction, cursor_end=event.direction < 0)
+
+    def action_page(self, direction: int, cursor_end: bool = False) -> None:
+        table = self.query_one(ProposalTable)
+        new = self.page_offset + direction * PAGE_SIZE
+        if new < 0 or new >= max(table.total, 1):
+            return
+        self.page_offset = new
+        self._keep_id = None
+        self._keep_row = PAGE_SIZE - 1 if cursor_end else 0
+        self.load_page()
+
+    def action_open(self) -> None:
+        p = self.current_proposal()
+        if p is not None:
+            from tui.screens.detail import DetailScreen
+
+            table = self.query_one(ProposalTable)
+            self.app.push_screen(DetailScreen(p.id, position=table.page_offset + table.cursor_row))
+
+    @on(ProposalTable.RowSelected)
+    def _row_selected(self, _: ProposalTable.RowSelected) -> None:
+        self.action_open()
+
+    def set_query(self, query: QueueQuery) -> None:
+        self.query_state = query
+        self.page_offset = 0
+        self._keep_id, self._keep_row = None, 0
+        self.load_page()
+        self.poll_status()
+
+    def action_cycle_sort(self) -> None:
+        i = SORT_CYCLE.index(self.query_state.sort) if self.query_state.sort in SORT_CYCLE else -1
+        key = SORT_CYCLE[(i + 1) % len(SORT_CYCLE)]
+        # Useful default directions: biggest, most novel first; lowest identity (most distinct) first.
+        self.set_query(replace(self.query_state, sort=key, descending=key in ("size", "novelty")))
+
+    def action_sort_by(self, key: str) -> None:
+        self.set_query(replace(self.query_state, sort=key, descending=key in ("size", "novelty")))
+
+    def action_reverse_sort(self) -> None:
+        self.set_query(replace(self.query_state, descending=not self.query_state.descending))
+
+    def action_cycle_status(self) -> None:
+        i = STATUS_CYCLE.index(self.query_state.status) if self.query_state.status in STATUS_CYCLE else -1
+        self.set_query(replace(self.query_state, status=STATUS_CYCLE[(i + 1) % len(STATUS_CYCLE)]))
+
+    def action_show_status(self, status: str) -> None:
+        self.set_query(replace(self.query_state, status=None if status == "all" else status))
+
+    def action_filter(self) -> None:
+        def _apply(text: str) -> None:
+            try:
+                self.set_query(parse_filter(text, self.query_state))
+            except ValueError as exc:
+                self.app.notify(str(exc), severity="error", timeout=8)
+
+        self.app.push_screen(TextDialog("Filter (size>=5 novelty>=0.9 identity<=97 parent=NAME status=all text):",
+                                        "", "empty clears filters", allow_empty=True),
+                             lambda t: _apply(t) if t is not None else None)
+
+    def action_taxonomy(self) -> None:
+        from tui.screens.taxonomy import TaxonomyScreen
+
+        p = self.current_proposal()
+        self.app.push_screen(TaxonomyScreen(focus_taxon=p.parent_taxon_id if p else None))
+
+    def action_refresh(self) -> None:
+        self.reload()
+
+    def show_parent(self, taxon_id: int, label: str) -> None:
+        """Jump target from the taxonomy screen: every live proposal below ``taxon_id``."""
+        self.set_query(replace(self.query_state, parent=taxon_id, parent_label=label, status=None))

@@ -1,0 +1,96 @@
+"""Distance histogram: within-candidate distances vs distances to the nearest known species.
+
+Hand-drawn with Unicode blocks (no plotting library) so it fits an 80×24
+terminal and renders identically in SVG snapshots. What a taxonomist reads off
+it is the *barcode gap*: a good candidate has its within-candidate distances
+(green) well left of its distances to the nearest known species (magenta).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+from rich.text import Text
+from textual.widgets import Static
+
+WITHIN_STYLE = "green3"
+NEAREST_STYLE = "magenta"
+EIGHTHS = " ▏▎▍▌▋▊▉█"
+
+
+@dataclass(frozen=True)
+class Binned:
+    """Histogram counts over shared bin edges (``len(edges) == len(within) + 1``)."""
+
+    edges: tuple[float, ...]
+    within: tuple[int, ...]
+    nearest: tuple[int, ...]
+
+
+def bin_distances(within: Sequence[float], nearest: Sequence[float], bins: int = 6) -> Binned:
+    """Count both series over the same ``bins`` equal-width bins spanning their joint range."""
+    values = [float(v) for v in (*within, *nearest) if v is not None and math.isfinite(float(v))]
+    if not values:
+        return Binned((), (), ())
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        hi = lo + 1e-3
+    step = (hi - lo) / bins
+    edges = tuple(lo + i * step for i in range(bins + 1))
+
+    def count(series: Sequence[float]) -> tuple[int, ...]:
+        out = [0] * bins
+        for v in series:
+            if v is None or not math.isfinite(float(v)):
+                continue
+            out[min(bins - 1, int((float(v) - lo) / step))] += 1
+        return tuple(out)
+
+    return Binned(edges, count(within), count(nearest))
+
+
+def _bar(n: int, peak: int, width: int) -> str:
+    if peak <= 0 or n <= 0:
+        return ""
+    eighths = max(1, round(n / peak * width * 8))
+    return "█" * (eighths // 8) + (EIGHTHS[eighths % 8] if eighths % 8 else "")
+
+
+def render_histogram(binned: Binned, width: int = 36, percent: bool = True) -> Text:
+    """A two-series horizontal histogram; one line per bin, labelled by its lower edge."""
+    text = Text()
+    if not binned.edges:
+        text.append("no distances recorded", style="grey50")
+        return text
+    peak = max((*binned.within, *binned.nearest, 1))
+    half = max(4, (width - 10) // 2)
+    text.append("distance   ", style="grey70")
+    text.append("within".ljust(half + 1), style=WITHIN_STYLE)
+    text.append("to nearest known\n", style=NEAREST_STYLE)
+    for i, (w, n) in enumerate(zip(binned.within, binned.nearest)):
+        edge = binned.edges[i] * (100 if percent else 1)
+        label = f"{edge:5.1f}%" if percent else f"{edge:6.3f}"
+        text.append(f"{label:>8} │", style="grey70")
+        text.append(_bar(w, peak, half).ljust(half), style=WITHIN_STYLE)
+        text.append("│", style="grey35")
+        text.append(_bar(n, peak, half).ljust(half), style=NEAREST_STYLE)
+        text.append(f" {w}/{n}\n" if i < len(binned.within) - 1 else f" {w}/{n}", style="grey50")
+    return text
+
+
+class DistanceHistogram(Static):
+    """Shows :func:`render_histogram` of the distances it is given (fractions 0–1)."""
+
+    DEFAULT_CSS = """
+    DistanceHistogram { height: auto; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self.binned = Binned((), (), ())
+
+    def set_distances(self, within: Sequence[float], nearest: Sequence[float], bins: int = 6) -> None:
+        self.binned = bin_distances(within, nearest, bins)
+        self.update(render_histogram(self.binned))

@@ -1,0 +1,76 @@
+"""Counts of the queue and progress of a batch run writing to the same database.
+
+The app polls the database from a thread worker on a timer and hands the
+result here; this widget only formats it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import ProgressBar, Static
+
+STATUS_STYLES = {"pending": "yellow", "accepted": "green", "rejected": "red"}
+
+
+def render_counts(counts: Mapping[str, int]) -> Text:
+    text = Text()
+    for status in ("pending", "accepted", "rejected"):
+        text.append(f"{status} ", style="grey70")
+        text.append(f"{int(counts.get(status, 0)):,}", style=f"bold {STATUS_STYLES[status]}")
+        text.append("  ")
+    others = {k: v for k, v in counts.items() if k not in STATUS_STYLES and v}
+    for status, n in sorted(others.items()):
+        text.append(f"{status} {int(n):,}  ", style="grey50")
+    return text
+
+
+def _get(run: Any, key: str) -> Any:
+    """Read ``key`` from a mapping or from an object (``storage.db.runs.RunProgress``)."""
+    return run.get(key) if isinstance(run, Mapping) else getattr(run, key, None)
+
+
+def render_run(run: Any) -> Text:
+    """``run``: a ``RunProgress`` (or a mapping with the same keys), or None."""
+    if not run:
+        return Text("no batch run", style="grey50")
+    status = str(_get(run, "status") or "?")
+    style = {"running": "bold cyan", "completed": "green", "failed": "bold red", "interrupted": "yellow"}.get(status, "")
+    text = Text()
+    text.append(f"run {_get(run, 'id')} {_get(run, 'kind') or ''} ", style="grey70")
+    text.append(status, style=style)
+    done, total = _get(run, "done"), _get(run, "total")
+    if total:
+        text.append(f" {int(done or 0):,}/{int(total):,}", style="grey70")
+    if _get(run, "stale"):
+        text.append(" (no heartbeat)", style="bold red")
+    return text
+
+
+class QueueStatus(Horizontal):
+    """One line: counts on the left, the watched run and its bar on the right."""
+
+    DEFAULT_CSS = """
+    QueueStatus { height: 1; }
+    QueueStatus > #counts { width: 1fr; }
+    QueueStatus > #run { width: auto; max-width: 40; }
+    QueueStatus > ProgressBar { width: 16; }
+    QueueStatus > ProgressBar Bar { width: 10; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="counts")
+        yield Static("", id="run")
+        yield ProgressBar(total=None, show_eta=False, show_percentage=True, id="run-bar")
+
+    def show(self, counts: Mapping[str, int], run: Any) -> None:
+        self.query_one("#counts", Static).update(render_counts(counts))
+        self.query_one("#run", Static).update(render_run(run))
+        bar = self.query_one(ProgressBar)
+        total = _get(run, "total") if run else None
+        bar.display = bool(total)
+        if total:
+            bar.update(total=float(total), progress=float(_get(run, "done") or 0))
