@@ -70,12 +70,12 @@ def is_placeholder_species(species: str | None, genus: str | None = None) -> boo
     return bool(_SPECIES_WORDS.search(s))
 
 
-def test_quota(n: int) -> int:
+def species_test_quota(n: int) -> int:
     """BIOSCAN-5M's per-species test target: ``min(25, floor(4 + (n - 8)/4))`` (0 below 8)."""
     return 0 if n < MIN_UNSEEN_SAMPLES else int(min(25, np.floor(4 + (n - 8) / 4)))
 
 
-def test_upper_bound(n: int) -> int:
+def species_test_upper_bound(n: int) -> int:
     return 0 if n < MIN_UNSEEN_SAMPLES else int(np.floor(4 + (n - 8) / 3))
 
 
@@ -131,7 +131,7 @@ def _allocate_test(frame: pd.DataFrame, exclusive: pd.Series, rng: np.random.Gen
         groups = groups[exclusive.reindex(groups["key"]).fillna(False).to_numpy()]
         # Keep at least one barcode for the key side.
         cap = min(barcode_cap(len(sizes)), len(sizes) - 1)
-        keys = _draw_by_barcode(groups, test_quota(n), test_upper_bound(n), cap, rng)
+        keys = _draw_by_barcode(groups, species_test_quota(n), species_test_upper_bound(n), cap, rng)
         if keys:
             picked.append(rows.index[rows["key"].isin(keys)])
     return picked[0].append(picked[1:]) if picked else pd.Index([])

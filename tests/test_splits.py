@@ -1,0 +1,170 @@
+"""BIOSCAN-5M split rules on synthetic data and on hand-made records; the split CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from storage.records import BIOSCAN_COLUMNS, chunk_for
+from storage.splits import (
+    apply_splits,
+    assign_splits,
+    barcode_cap,
+    barcode_key,
+    is_placeholder_species,
+    species_test_quota,
+    species_test_upper_bound,
+)
+from storage.synth import SynthConfig, generate_frame
+
+
+@pytest.fixture(scope="module")
+def frame():
+    meta, truth = generate_frame(SynthConfig(n_species=200, n_specimens=5000, seed=2, images=False))
+    return meta, truth
+
+
+def _species(meta: pd.DataFrame, split: str) -> set[str]:
+    return set(meta.loc[meta["split"] == split, "species"].dropna())
+
+
+def test_placeholder_rules() -> None:
+    for name, genus in [("Megaselia sp. BIOUG12345-A01", "Megaselia"), ("Idaea BioLep88", "Idaea"),
+                        ("Eudorylas sp. CR10", "Eudorylas"), ("Glyptapanteles Malaise2577", "Glyptapanteles"),
+                        ("Boletina GS-spC", "Boletina"), ("gelBioLep01 BioLep429", "gelBioLep01"),
+                        ("Psychoda sp. 11GMK", "Psychoda"), ("Aus aff. bus", "Aus"), ("aus bus", "Aus"),
+                        ("Aus bus", "malaiseGenus")]:
+        assert is_placeholder_species(name, genus), name
+    for name, genus in [("Tuta absoluta", "Tuta"), ("Xestia c-nigrum", "Xestia"),
+                        ("Gnamptogenys sulcata", "Gnamptogenys"), ("Aus bus", "unassigned Aidae")]:
+        assert not is_placeholder_species(name, genus), name
+    assert not is_placeholder_species(None, "Aus") and not is_placeholder_species("", "Aus")
+
+
+def test_quota_formula() -> None:
+    assert [species_test_quota(n) for n in (7, 8, 11, 12, 50, 92, 96, 1000)] == [0, 4, 4, 5, 14, 25, 25, 25]
+    for n in range(8, 200):
+        assert species_test_quota(n) == min(25, math.floor(4 + (n - 8) / 4))
+        assert species_test_upper_bound(n) == math.floor(4 + (n - 8) / 3) >= species_test_quota(n)
+    assert barcode_cap(2) == 1 and barcode_cap(5) == 2 and barcode_cap(1) == 0
+
+
+def test_seen_unseen_heldout_rules(frame) -> None:
+    meta, truth = frame
+    for s in ("val", "test"):
+        assert _species(meta, s) <= _species(meta, "train")
+    for s in ("val_unseen", "test_unseen"):
+        assert _species(meta, s) <= _species(meta, "key_unseen")
+    seen = meta[meta["split"].isin(["train", "val", "test"])]
+    unseen = meta[meta["split"].isin(["key_unseen", "val_unseen", "test_unseen"])]
+    assert not any(is_placeholder_species(s, g) for s, g in zip(seen["species"], seen["genus"]))
+    assert all(is_placeholder_species(s, g) for s, g in zip(unseen["species"], unseen["genus"]))
+    assert set(unseen["genus"]) <= set(seen["genus"])
+    assert (unseen.groupby("species").size() >= 8).all()
+    held = meta[meta["split"] == "other_heldout"]
+    seen_genera = set(seen["genus"])
+    # heldout: placeholder species outside the seen genera, or too rare to be unseen
+    for sp_name, rows in held.groupby("species"):
+        g = rows["genus"].iloc[0]
+        assert is_placeholder_species(sp_name, g)
+        assert g not in seen_genera or len(rows) < 8, sp_name
+    heldout_new_genera = set(held["genus"]) - seen_genera
+    assert heldout_new_genera, "expected some heldout genera absent from seen"
+    assert (meta.loc[meta["split"] == "pretrain", ["subfamily", "genus", "species"]].isna()).all().all()
+    assert meta.loc[meta["species"].notna(), "split"].ne("pretrain").all()
+
+
+def test_barcodes_never_straddle(frame) -> None:
+    meta, _ = frame
+    key = barcode_key(meta["dna_barcode"], meta["processid"])
+    for a, b in (("train", "test"), ("key_unseen", "test_unseen"), ("train", "val")):
+        assert not set(key[meta["split"] == a]) & set(key[meta["split"] == b]), (a, b)
+
+
+def test_per_species_test_count(frame) -> None:
+    meta, _ = frame
+    seen = meta[meta["split"].isin(["train", "val", "test"])]
+    n = seen.groupby("species").size()
+    t = meta[meta["split"] == "test"].groupby("species").size().reindex(n.index, fill_value=0)
+    key = barcode_key(seen["dna_barcode"], seen["processid"])
+    nb = key.groupby(seen["species"]).nunique()
+    for sp_name in n.index:
+        assert t[sp_name] <= species_test_upper_bound(n[sp_name])
+        if n[sp_name] < 8 or nb[sp_name] < 2:
+            assert t[sp_name] == 0
+    # with many barcodes the quota is usually met exactly or closely
+    rich = [s for s in n.index if nb[s] >= 3 * species_test_quota(n[s]) + 2 and n[s] >= 8]
+    assert rich
+    hit = np.mean([species_test_quota(n[s]) <= t[s] for s in rich])
+    assert hit > 0.8
+    assert (meta.loc[meta["split"] == "test", "split"].size) > 0
+
+
+def test_hand_made_records_and_determinism() -> None:
+    rows = []
+    pid = 0
+    def add(species: str | None, genus: str | None, barcode: str, k: int) -> None:
+        nonlocal pid
+        for _ in range(k):
+            rows.append({"processid": f"P{pid}", "species": species, "genus": genus, "dna_barcode": barcode})
+            pid += 1
+    bases = "ACGT"
+    rng = np.random.default_rng(0)
+    for s in range(4):  # named species, 30 records over 10 barcodes each
+        for b in range(10):
+            add(f"Aus sp{'abcd'[s]}ecies", "Aus", "".join(rng.choice(list(bases), 300)), 3)
+    for b in range(6):  # a placeholder species in a seen genus: unseen
+        add("Aus sp. BIOUG1-A01", "Aus", "".join(rng.choice(list(bases), 300)), 2)
+    add("Bus sp. CR1", "Bus", "ACGT" * 80, 5)  # placeholder genus not seen: heldout
+    add("Aus singleton", "Aus", "T" * 300, 1)  # one record: train
+    add(None, None, "G" * 300, 4)  # unlabelled: pretrain
+    df = pd.DataFrame(rows)
+    s1 = assign_splits(df, seed=1)
+    assert s1.equals(assign_splits(df, seed=1))
+    assert not s1.equals(assign_splits(df, seed=2))
+    assert set(s1[df["species"] == "Aus sp. BIOUG1-A01"]) <= {"key_unseen", "val_unseen", "test_unseen"}
+    assert (s1[df["species"] == "Bus sp. CR1"] == "other_heldout").all()
+    assert (s1[df["species"] == "Aus singleton"] == "train").all()
+    assert (s1[df["species"].isna()] == "pretrain").all()
+    for s in range(4):
+        part = s1[df["species"] == f"Aus sp{'abcd'[s]}ecies"]
+        # 30 records in 10 barcodes of 3: quota 9 = three whole barcodes, cap floor(1 + 8/3) = 3
+        assert (part == "test").sum() == species_test_quota(30) == 9
+    out = apply_splits(df.assign(**{c: None for c in BIOSCAN_COLUMNS if c not in df.columns}), seed=1)
+    assert all((c if isinstance(c, str) else "") == chunk_for(p, s)
+               for p, s, c in zip(out["processid"], out["split"], out["chunk"]))
+    assert out.loc[out["split"] == "pretrain", ["genus", "species"]].isna().all().all()
+
+
+def test_split_cli_roundtrip(tmp_path) -> None:
+    from workflows.cli import main
+
+    meta, _ = generate_frame(SynthConfig(n_species=25, n_specimens=400, seed=4, images=False))
+    labelled = meta.copy()
+    labelled["split"] = None
+    labelled["chunk"] = None
+    src = tmp_path / "mine.csv"
+    labelled.to_csv(src, index=False, na_rep="")
+    out = tmp_path / "split.csv"
+    assert main(["split", str(src), "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert tuple(got.columns) == BIOSCAN_COLUMNS and len(got) == len(meta)
+    assert set(got["split"]) <= set(meta["split"]) and (got["split"] != "").all()
+    assert main(["split", str(src), "--out", str(out)]) == 2  # refuses to overwrite
+    bad = tmp_path / "not.csv"
+    bad.write_bytes(b"\x00\x01\x02binary")
+    assert main(["split", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
+
+
+def test_synth_cli_refuses_non_empty_dir(tmp_path) -> None:
+    from workflows.cli import main
+
+    out = tmp_path / "ds"
+    assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "80", "--no-images", "--json"]) == 0
+    assert (out / "metadata" / "truth.csv").is_file() and not (out / "images").exists()
+    assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "80", "--no-images"]) == 2
+    assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "80", "--no-images", "--force"]) == 0
+    assert main(["synth", "--out", str(tmp_path / "e"), "--species", "10", "--specimens", "5"]) == 2
