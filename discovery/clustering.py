@@ -61,34 +61,39 @@ _NUC = {c: i for i, c in enumerate("ACGT")}
 # ---------------------------------------------------------------------------------
 # distances
 # ---------------------------------------------------------------------------------
-def _kmer_presence(seqs: Sequence[str], k: int) -> np.ndarray:
-    """Binary k-mer presence matrix (n x 4**k, uint8→float32) ignoring k-mers with N."""
-    n = len(seqs)
-    mat = np.zeros((n, 4**k), dtype=np.float32)
+def _kmer_presence(seqs: Sequence[str], k: int):
+    """Sparse binary k-mer presence matrix (n x 4**k, CSR float32), k-mers with N skipped."""
+    from scipy import sparse
+
     lut = np.full(256, 255, dtype=np.uint8)
     for c, v in _NUC.items():
         lut[ord(c)] = v
     powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
-    for i, s in enumerate(seqs):
+    indptr, indices = [0], []
+    for s in seqs:
         codes = lut[np.frombuffer(s.encode("ascii"), dtype=np.uint8)]
-        if codes.size < k:
-            continue
-        win = np.lib.stride_tricks.sliding_window_view(codes, k)
-        ok = (win != 255).all(axis=1)
-        idx = (win[ok].astype(np.int64) * powers).sum(axis=1)
-        mat[i, idx] = 1.0
-    return mat
+        if codes.size >= k:
+            win = np.lib.stride_tricks.sliding_window_view(codes, k)
+            ok = (win != 255).all(axis=1)
+            idx = np.unique((win[ok].astype(np.int64) * powers).sum(axis=1))
+            indices.append(idx)
+            indptr.append(indptr[-1] + idx.size)
+        else:
+            indptr.append(indptr[-1])
+    cols = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(cols.size, dtype=np.float32), cols, np.asarray(indptr)),
+                             shape=(len(seqs), 4**k))
 
 
-def _mash_distance(presence_a: np.ndarray, presence_b: np.ndarray, k: int) -> np.ndarray:
+def _mash_distance(presence_a, presence_b, k: int) -> np.ndarray:
     """Divergence estimate from k-mer containment, -ln(C)/k (Mash-style).
 
     Containment (shared k-mers over the smaller set), not Jaccard, so that a
     partial barcode inside a full one still looks close.
     """
-    inter = presence_a @ presence_b.T
-    size_a = presence_a.sum(axis=1)[:, None]
-    size_b = presence_b.sum(axis=1)[None, :]
+    inter = np.asarray((presence_a @ presence_b.T).todense(), dtype=np.float32)
+    size_a = np.asarray(presence_a.sum(axis=1), dtype=np.float32).reshape(-1, 1)
+    size_b = np.asarray(presence_b.sum(axis=1), dtype=np.float32).reshape(1, -1)
     contain = np.clip(inter / np.maximum(np.minimum(size_a, size_b), 1.0), 1e-9, 1.0)
     return np.clip(-np.log(contain) / k, 0.0, 1.0)
 
@@ -516,7 +521,15 @@ class CandidateSpeciesClusterer:
         n_hdb = int(hl.max()) + 1
         soft = np.zeros((m, max(n_hdb, 1)))
         if n_hdb > 0:
-            soft = np.atleast_2d(hdbscan.all_points_membership_vectors(clusterer)).reshape(m, -1)
+            try:
+                soft = np.atleast_2d(hdbscan.all_points_membership_vectors(clusterer)).reshape(m, -1)
+            except (KeyError, IndexError, ValueError) as err:
+                # hdbscan's soft clustering fails on some tiny trees (e.g. with
+                # allow_single_cluster); fall back to hard membership strengths
+                log.debug("all_points_membership_vectors failed (%r); using hard strengths", err)
+                soft = np.zeros((m, n_hdb))
+                hit = hl >= 0
+                soft[np.nonzero(hit)[0], hl[hit]] = clusterer.probabilities_[hit]
             # soft vectors spread over every cluster of the group; relative to each
             # point's best cluster they read as "how much this is my cluster" in [0, 1]
             soft = soft / np.maximum(soft.max(axis=1, keepdims=True), 1e-12)

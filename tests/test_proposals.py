@@ -1,0 +1,142 @@
+"""Proposals and their evidence on synthetic specimens whose truth is known."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from discovery.clustering import BarcodeGapThreshold, cross_p_distance
+from discovery.proposals import build_proposals, consensus_barcode, discover_candidates, nearest_known
+from storage.records import Specimen
+
+BASES = np.array(list("ACGT"))
+
+
+def _mutate(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    out = seq.copy()
+    hits = rng.random(out.size) < rate
+    out[hits] = rng.choice(BASES, hits.sum())
+    return out
+
+
+@pytest.fixture(scope="module")
+def world() -> dict:
+    """2 genera; per genus 3 known species (reference) and 3 novel species (collection)."""
+    rng = np.random.default_rng(42)
+    reference, novel, templates = [], [], {}
+    for g in range(2):
+        genus = f"Genus{g}"
+        anc = rng.choice(BASES, 500)
+        for s in range(6):
+            sp = _mutate(anc, 0.12, rng)
+            name = f"{genus} sp{s}"
+            templates[name] = "".join(sp)
+            target = reference if s < 3 else novel
+            for k in range(6):
+                seq = "".join(_mutate(sp, 0.006, rng))
+                target.append(Specimen(
+                    processid=f"{'R' if s < 3 else 'N'}{g}{s}{k}", order="Diptera", family="Fam", genus=genus,
+                    species=name, dna_barcode=seq,
+                    # species 3 of genus 0 spans two BINs; others have one
+                    dna_bin=f"BOLD:{g}{s}{'b' if (g, s, k % 2) == (0, 3, 1) else 'a'}",
+                    country="Canada" if k < 4 else "Costa Rica", coord_lat=45.0 + k, coord_lon=-75.0 - k,
+                    image_measurement_value=1000.0 + 10 * k, area_fraction=0.2, scale_factor=1.0,
+                    image_path=Path(f"images/{g}{s}{k}.jpg"),
+                ))
+    gap = BarcodeGapThreshold().fit([r.dna_barcode for r in reference], [r.species for r in reference],
+                                    groups=[r.genus for r in reference])
+    parents = [("genus", s.genus) for s in novel]
+    clusterer, proposals = discover_candidates(novel, parents=parents, threshold=gap, reference=reference,
+                                               novelty=[0.9] * len(novel))
+    return {"reference": reference, "novel": novel, "templates": templates, "gap": gap,
+            "clusterer": clusterer, "proposals": proposals}
+
+
+def test_one_proposal_per_novel_species(world: dict) -> None:
+    proposals = world["proposals"]
+    by_pid = {s.processid: s for s in world["novel"]}
+    assert len(proposals) == 6
+    for p in proposals:
+        species = {by_pid[m["processid"]].species for m in p.members}
+        assert len(species) == 1 and p.size == 6
+        assert p.parent_rank == "genus" and p.parent_name == next(iter(species)).split()[0]
+        assert p.parent_lineage == {"order": "Diptera", "family": "Fam", "genus": p.parent_name}
+        assert p.novelty == pytest.approx(0.9)
+        assert all(0.0 <= m["probability"] <= 1.0 for m in p.members)
+
+
+def test_consensus_recovers_the_species_template(world: dict) -> None:
+    by_pid = {s.processid: s for s in world["novel"]}
+    for p in world["proposals"]:
+        species = by_pid[p.members[0]["processid"]].species
+        cons = p.evidence["consensus_barcode"]
+        # each read carries ~0.45% errors; the majority of six removes nearly all of them
+        assert cross_p_distance([cons], [world["templates"][species]])[0, 0] <= 0.002
+        assert p.evidence["consensus_length"] == len(cons)
+
+
+def test_distances_and_nearest_known(world: dict) -> None:
+    for p in world["proposals"]:
+        ev = p.evidence
+        assert ev["within_distance"]["mean"] < 0.02
+        assert ev["between_distance"]["distance"] > world["gap"].threshold_
+        # nearest known: a reference species of the same genus, clearly below species identity
+        assert p.nearest_species.startswith(p.parent_name)
+        assert 0.70 < p.nearest_identity < 0.95
+        assert ev["nearest_known"]["genus"] == p.parent_name
+
+
+def test_bin_geography_size_images(world: dict) -> None:
+    by_pid = {s.processid: s for s in world["novel"]}
+    for p in world["proposals"]:
+        ev = p.evidence
+        species = by_pid[p.members[0]["processid"]].species
+        if species == "Genus0 sp3":
+            assert ev["bin"]["agreement"] == pytest.approx(0.5) and len(ev["bin"]["counts"]) == 2
+        else:
+            assert ev["bin"]["agreement"] == 1.0 and ev["bin"]["shared_with"] == []
+        assert ev["geography"]["countries"] == {"Canada": 4, "Costa Rica": 2}
+        assert ev["geography"]["lat_range"] == [45.0, 50.0]
+        assert ev["size_summary"]["image_measurement_value"]["median"] == pytest.approx(1025.0)
+        assert ev["size_summary"]["image_measurement_value"]["n"] == 6
+        imgs = ev["representative_images"]
+        assert len(imgs) == 3
+        prob = {m["processid"]: m["probability"] for m in p.members}
+        ranked = sorted(prob.values(), reverse=True)[:3]
+        got = [prob[next(s.processid for s in world["novel"] if str(s.image_path) == i)] for i in imgs]
+        assert got == pytest.approx(ranked)
+
+
+def test_json_and_database_contract(world: dict) -> None:
+    p = world["proposals"][0]
+    text = json.dumps(p.to_dict())
+    assert json.loads(text)["evidence"]["size"] == 6
+    db = pytest.importorskip("storage.db.proposals")
+    row = db.ProposalIn.coerce(p)
+    assert row.parent_name == p.parent_name and row.nearest_identity == p.nearest_identity
+    assert len(row.member_rows()) == 6
+
+
+def test_singleton_candidate_and_consensus_of_one(world: dict) -> None:
+    rng = np.random.default_rng(8)
+    lone = Specimen(processid="LONE", dna_barcode="".join(rng.choice(BASES, 450)), genus="Genus1")
+    novel = world["novel"][:6] + [lone]
+    _, props = discover_candidates(novel, threshold=world["gap"])
+    assert [p.size for p in props] == [6, 1]
+    single = props[1]
+    assert single.members[0]["processid"] == "LONE" and single.members[0]["probability"] == 1.0
+    assert single.evidence["consensus_barcode"] == lone.dna_barcode
+    assert single.evidence["within_distance"] is None
+    assert single.parent_name is None and single.nearest_species is None
+    assert consensus_barcode([]) == ""
+
+
+def test_bad_input(world: dict) -> None:
+    with pytest.raises(ValueError, match="no barcode to cluster: X1"):
+        discover_candidates([Specimen(processid="X1")])
+    with pytest.raises(ValueError, match="fitted on 36 specimens, got 2"):
+        build_proposals(world["novel"][:2], world["clusterer"])
+    assert nearest_known(["ACGT"], []) == [None]
