@@ -21,6 +21,7 @@ are accepted.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import zlib
 from dataclasses import dataclass, field
@@ -72,14 +73,79 @@ def _csv_options(path: Path) -> dict[str, object]:
 
 
 def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
+    import csv
+
+    from storage.collections import open_text_lines
+
+    # The header alone, read with our own line reader: pandas would decompress a
+    # whole block first and fail on a truncated gzip before naming the header.
+    first = ""
     try:
-        cols = list(pd.read_csv(path, nrows=0, **opts).columns)  # type: ignore[arg-type]
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(f"{path}: not a CSV/TSV metadata file ({exc})") from None
+        for _number, text, problem in open_text_lines(path):
+            if problem:
+                raise InputError(f"{path}: line 1 (the header) is not valid UTF-8")
+            first = text
+            break
+    except TruncatedInputError:
+        pass
+    if not first.strip():
+        raise InputError(f"{path}: file is empty or has no header line")
+    cols = next(csv.reader([first], delimiter=str(opts["sep"])))
     if "processid" not in cols:
         shown = ", ".join(repr(c) for c in cols[:6])
         raise InputError(f"{path}: not BIOSCAN-5M metadata: line 1 has no 'processid' column (found {shown})")
     return cols
+
+
+class _CompleteLinesGzip(io.RawIOBase):
+    """A gzip stream that ends cleanly at the last complete line when the file is cut short.
+
+    pandas reads compressed input in large blocks, so a truncated gzip would lose
+    every row of the block that hit the cut; here the rows before the cut reach
+    the parser, the partial last line is dropped, and :attr:`truncated` records
+    the error so the reader can report it after yielding what it had.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._gz = gzip.open(path, "rb")
+        self._tail = b""
+        self._pending = b""
+        self._eof = False
+        self.truncated: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def _next_block(self) -> bytes:
+        while not self._eof:
+            try:
+                block = self._gz.read1(1 << 16)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                self.truncated, self._eof, self._tail = exc, True, b""
+                return b""
+            if not block:
+                self._eof = True
+                data, self._tail = self._tail, b""
+                return data
+            buf = self._tail + block
+            cut = buf.rfind(b"\n") + 1
+            self._tail = buf[cut:]
+            if cut:
+                return buf[:cut]
+        return b""
+
+    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+        if not self._pending:
+            self._pending = self._next_block()
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._gz.close()
+        super().close()
 
 
 def _first_non_utf8_line(path: Path) -> int | None:
@@ -133,8 +199,14 @@ def _iter_chunks(
     use = list(columns) if columns is not None else header
     dtypes = _dtypes(use, labels_as_str=labels_as_str, categories=categories)
     rows = 0
+    source: object = path
+    stream: _CompleteLinesGzip | None = None
+    if opts.get("compression") == "gzip":
+        stream = _CompleteLinesGzip(path)
+        source = io.BufferedReader(stream, buffer_size=1 << 16)
+        opts = {**opts, "compression": None}
     try:
-        reader = pd.read_csv(path, dtype=dtypes, usecols=use, chunksize=chunksize, **opts)  # type: ignore[arg-type]
+        reader = pd.read_csv(source, dtype=dtypes, usecols=use, chunksize=chunksize, **opts)  # type: ignore[arg-type]
         with reader:
             for chunk in reader:
                 chunk.index = pd.RangeIndex(rows, rows + len(chunk))
@@ -142,6 +214,8 @@ def _iter_chunks(
                 if max_nucleotides is not None and "dna_barcode" in chunk.columns:
                     chunk["dna_barcode"] = chunk["dna_barcode"].str[:max_nucleotides]
                 yield chunk
+        if stream is not None and stream.truncated is not None:
+            raise EOFError(str(stream.truncated))
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise TruncatedInputError(
             f"{path}: gzip stream is truncated after {rows} rows (file cut short?); "

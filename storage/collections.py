@@ -239,6 +239,7 @@ class CollectionReader:
             image_resolver=resolver,
         )
         self.format: Format | None = None
+        self._stream: Iterator[Specimen] | None = None
         if self.path is not None and not self.path.is_dir():
             self.format = sniff_format(self.path)
         elif self.path is not None and self.images is None:
@@ -261,6 +262,12 @@ class CollectionReader:
             self.on_quarantine(rec)
 
     def __iter__(self) -> Iterator[Specimen]:
+        """The reader is single-pass: iterating again continues where it stopped."""
+        if self._stream is None:
+            self._stream = self._generate()
+        return self._stream
+
+    def _generate(self) -> Iterator[Specimen]:
         if self.path is not None:
             src = str(self.path)
             try:

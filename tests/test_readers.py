@@ -1,0 +1,296 @@
+"""Readers: BIOSCAN-5M metadata with the loader's semantics, dataset roots, collections, FASTA."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from storage.bioscan import (
+    BioscanDataset,
+    find_metadata,
+    iter_metadata,
+    load_metadata,
+    metadata_categories,
+    reduce_repeated_barcodes,
+)
+from storage.collections import iter_collection, read_collection, sniff_format
+from storage.errors import InputError
+from storage.fasta import read_fasta, specimen_header, write_fasta
+from storage.records import BIOSCAN_COLUMNS, COLUMN_DTYPES, SPLITS, Specimen
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "readers"
+SAMPLE = FIX / "bioscan5m_sample.csv"
+
+
+@pytest.fixture(scope="module")
+def raw_sample() -> pd.DataFrame:
+    """The sample file as plain strings, to compare the typed reader against."""
+    return pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+
+
+# -- BIOSCAN-5M metadata ----------------------------------------------------------------
+def test_sample_has_official_columns_and_loader_dtypes() -> None:
+    df = load_metadata(SAMPLE)
+    assert list(df.columns[:23]) == list(BIOSCAN_COLUMNS)
+    for col, dtype in COLUMN_DTYPES.items():
+        got = df[col].dtype
+        if dtype == "category":
+            assert isinstance(got, pd.CategoricalDtype), col
+        elif dtype == "float":
+            assert got == "float64", col
+        elif dtype == "str":
+            assert pd.api.types.is_string_dtype(got), col
+        else:
+            assert str(got) == dtype, col
+    assert df["index_bioscan_1M_insect"].iloc[0] == 1234 and df["index_bioscan_1M_insect"].iloc[3] == 98765
+    assert df["index_bioscan_1M_insect"].isna().sum() == len(df) - 2
+    assert df["image_measurement_value"].iloc[0] == pytest.approx(15324.0)
+
+
+def test_barcodes_truncated_to_660_like_the_loader(raw_sample: pd.DataFrame) -> None:
+    raw_long = raw_sample.loc[raw_sample["dna_barcode"].str.len() > 660, "dna_barcode"]
+    assert len(raw_long) >= 1
+    df = load_metadata(SAMPLE)
+    assert df["dna_barcode"].str.len().max() == 660
+    for idx, raw in raw_long.items():
+        assert df.loc[idx, "dna_barcode"] == raw[:660]
+    untouched = load_metadata(SAMPLE, max_nucleotides=None)
+    assert untouched["dna_barcode"].str.len().max() == raw_sample["dna_barcode"].str.len().max() > 660
+
+
+def test_index_columns_are_codes_over_the_whole_file(raw_sample: pd.DataFrame) -> None:
+    test_only = load_metadata(SAMPLE, split="test")
+    assert set(test_only["split"]) == {"test"}
+    for rank in ("order", "family", "genus", "species", "dna_bin"):
+        labels = sorted(set(raw_sample[rank]) - {""})
+        assert list(test_only[rank].cat.categories) == labels
+        for value, code in zip(test_only[rank], test_only[f"{rank}_index"]):
+            assert code == (-1 if pd.isna(value) else labels.index(value))
+    pretrain = load_metadata(SAMPLE, split="pretrain")
+    assert (pretrain["species_index"] == -1).all()  # labels removed below family
+
+
+@pytest.mark.parametrize(
+    ("selection", "expected"),
+    [
+        ("seen", {"train", "val", "test"}),
+        ("unseen", {"key_unseen", "val_unseen", "test_unseen"}),
+        ("train+other_heldout", {"train", "other_heldout"}),
+        ("all", set(SPLITS)),
+        (None, set(SPLITS)),
+    ],
+)
+def test_split_and_metasplit_selection(selection: str | None, expected: set[str], raw_sample: pd.DataFrame) -> None:
+    df = load_metadata(SAMPLE, split=selection)
+    assert set(df["split"]) == expected
+    assert len(df) == raw_sample["split"].isin(expected).sum()
+
+
+def test_unknown_split_is_a_clear_error() -> None:
+    with pytest.raises(InputError, match="unknown split 'tarin'"):
+        load_metadata(SAMPLE, split="tarin")
+
+
+def test_iter_metadata_reads_in_bounded_chunks_with_file_row_numbers() -> None:
+    chunks = list(iter_metadata(SAMPLE, chunksize=4))
+    assert [len(c) for c in chunks] == [4, 4, 4, 4, 4, 4, 1]
+    whole = pd.concat(chunks)
+    assert list(whole.index) == list(range(25))
+    assert whole["processid"].tolist() == load_metadata(SAMPLE)["processid"].tolist()
+    seen = pd.concat(iter_metadata(SAMPLE, chunksize=4, splits="seen"))
+    assert set(seen["split"]) == {"train", "val", "test"}
+    cats = metadata_categories(SAMPLE, chunksize=4)
+    fixed = pd.concat(iter_metadata(SAMPLE, chunksize=4, categories=cats))
+    assert (fixed["species"].cat.codes.to_numpy() == load_metadata(SAMPLE)["species_index"].to_numpy()).all()
+
+
+def test_tsv_gzip_and_csv_read_identically(tmp_path: Path) -> None:
+    tsv = tmp_path / "meta.tsv"
+    pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).to_csv(tsv, sep="\t", index=False)
+    gz = tmp_path / "meta.csv.gz"
+    gz.write_bytes(gzip.compress(SAMPLE.read_bytes()))
+    tsv_as_csv = tmp_path / "really_tabs.csv"
+    shutil.copy(tsv, tsv_as_csv)
+    assert sniff_format(tsv) == sniff_format(tsv_as_csv) == "tsv"
+    assert sniff_format(gz) == "csv"
+    base = load_metadata(SAMPLE)
+    for other in (tsv, gz, tsv_as_csv):
+        pd.testing.assert_frame_equal(load_metadata(other), base)
+
+
+def test_reduce_repeated_barcodes_matches_loader_rule(tmp_path: Path, raw_sample: pd.DataFrame) -> None:
+    # Duplicate barcodes, some differing only by trailing Ns, across splits.
+    dup = raw_sample.copy()
+    dup.loc[1, "dna_barcode"] = dup.loc[0, "dna_barcode"] + "NNN"
+    dup.loc[5, "dna_barcode"] = dup.loc[0, "dna_barcode"]
+    dup.loc[9, "dna_barcode"] = dup.loc[7, "dna_barcode"]
+    path = tmp_path / "dup.csv"
+    dup.to_csv(path, index=False)
+    got = load_metadata(path, reduce_repeated_barcodes=True, chunksize=3)
+    reference = pd.read_csv(path, dtype=COLUMN_DTYPES)
+    reference["dna_barcode"] = reference["dna_barcode"].str[:660]
+    expected = reduce_repeated_barcodes(reference)
+    unique = dup["dna_barcode"].str[:660].str.rstrip("N").nunique()
+    assert len(got) == unique <= len(dup) - 3
+    assert list(got.index) == list(expected.index)
+    seen_only = load_metadata(path, reduce_repeated_barcodes=True, split="seen", chunksize=3)
+    assert list(seen_only.index) == list(expected[expected["split"].isin(["train", "val", "test"])].index)
+
+
+def test_image_path_column_follows_chunk_rules() -> None:
+    df = load_metadata(SAMPLE)
+    for pid, split, rel in zip(df["processid"], df["split"], df["image_path"]):
+        md5 = hashlib.md5(pid.encode()).hexdigest()
+        width = {"pretrain": 2, "train": 1, "other_heldout": 1}.get(split, 0)
+        expected = f"{split}/{md5[:width]}/{pid}.jpg" if width else f"{split}/{pid}.jpg"
+        assert rel == expected
+
+
+def _make_root(tmp_path: Path, official: bool, with_images: list[int]) -> tuple[Path, pd.DataFrame]:
+    raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    base = tmp_path / ("bioscan5m" if official else "")
+    meta = base / "metadata" / ("csv/BIOSCAN_5M_Insect_Dataset_metadata.csv" if official else "BIOSCAN_5M_Insect_Dataset_metadata.csv")
+    meta.parent.mkdir(parents=True)
+    shutil.copy(SAMPLE, meta)
+    for i in with_images:
+        row = raw.iloc[i]
+        parts = [row["split"]] + ([row["chunk"]] if row["chunk"] else [])
+        img = base / "images" / "cropped_256" / Path(*parts) / f"{row['processid']}.jpg"
+        img.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 6), (i * 9 % 255, 80, 120)).save(img)
+    return tmp_path, raw
+
+
+@pytest.mark.parametrize("official", [False, True], ids=["our-layout", "bioscan5m-prefix"])
+def test_dataset_root_finds_metadata_and_images(tmp_path: Path, official: bool) -> None:
+    with_images = [0, 3, 9, 21]  # pretrain, train, test, other_heldout rows
+    root, raw = _make_root(tmp_path, official, with_images)
+    ds = BioscanDataset(root)
+    assert ds.metadata_path == find_metadata(root)
+    assert ds.image_dir is not None and ds.image_dir.name == "cropped_256"
+    specimens = list(ds.specimens())
+    assert len(specimens) == len(raw)
+    with_img = {s.processid for s in specimens if s.image_path is not None}
+    assert with_img == {raw.iloc[i]["processid"] for i in with_images}
+    for s in specimens:
+        if s.image_path is not None:
+            assert s.image_path.is_file()
+            assert s.image_path.parent.name == (s.chunk or s.split)
+    seen = list(ds.specimens("seen"))
+    assert {s.split for s in seen} == {"train", "val", "test"}
+    # the directory itself is accepted by read_collection
+    assert len(read_collection(root).specimens) == len(raw)
+
+
+def test_dataset_root_without_metadata_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no metadata found"):
+        BioscanDataset(tmp_path)
+
+
+# -- new collections ----------------------------------------------------------------------
+def test_collection_with_a_subset_of_columns_and_an_image_folder() -> None:
+    result = read_collection(FIX / "collection_subset.csv", images=FIX / "images")
+    by_pid = {s.processid: s for s in result.specimens}
+    assert set(by_pid) == {"COLL001-24", "COLL002-24", "COLL003-24", "COLL004-24", "IMGONLY001-24"}
+    assert by_pid["COLL001-24"].species == "Xylorycta assimilis"
+    assert by_pid["COLL002-24"].species is None
+    assert by_pid["COLL002-24"].coord_lat == pytest.approx(10.5)
+    assert by_pid["COLL004-24"].dna_barcode == by_pid["COLL004-24"].dna_barcode.upper()
+    assert by_pid["COLL001-24"].image_path is not None and by_pid["COLL001-24"].image_path.name == "COLL001-24.jpg"
+    assert by_pid["COLL003-24"].image_path is None
+    assert by_pid["IMGONLY001-24"].dna_barcode is None and by_pid["IMGONLY001-24"].image_path is not None
+    # the broken image in the folder is quarantined, not attached
+    assert [q.processid for q in result.quarantine] == ["BROKEN001-24"]
+    assert result.quarantine[0].kind == "image_unreadable"
+
+
+def test_tsv_collection() -> None:
+    result = read_collection(FIX / "collection.tsv")
+    assert result.format == "tsv"
+    assert [s.processid for s in result.specimens] == ["TSV001-24", "TSV002-24", "TSV003-24"]
+    assert result.specimens[1].family is None and result.specimens[1].country == "Costa Rica"
+    assert result.specimens[0].line == 2 and result.specimens[2].line == 4
+
+
+def test_fasta_collection_with_bold_headers() -> None:
+    result = read_collection(FIX / "collection.fasta")
+    assert result.format == "fasta" and result.ok
+    by_pid = {s.processid: s for s in result.specimens}
+    assert by_pid["FA001-24"].species == "Tuta absoluta" and by_pid["FA001-24"].genus == "Tuta"
+    # a placeholder name is kept as the taxon, never split into invented ranks
+    assert by_pid["FA002-24"].taxon == "Megaselia sp. BIOUG12345-A01" and by_pid["FA002-24"].species is None
+    assert by_pid["FA003-24"].taxon == "Cecidomyiidae"
+    assert by_pid["FA004-24"].taxon is None
+    raw = read_fasta(FIX / "collection.fasta")
+    assert [r.line for r in raw] == [s.line for s in result.specimens]
+    for r in raw:
+        assert by_pid[r.processid].dna_barcode == r.sequence.upper()
+        assert 600 <= len(r.sequence) <= 660
+
+
+def test_fasta_writer_round_trips(tmp_path: Path) -> None:
+    specimens = read_collection(FIX / "collection.fasta").specimens
+    specimens.append(Specimen(processid="NOSEQ-1", image_path=FIX / "images" / "COLL001-24.jpg"))
+    out = tmp_path / "out.fasta"
+    assert write_fasta(specimens, out, width=60) == 4  # the image-only record is skipped
+    back = read_collection(out).specimens
+    assert [(s.processid, s.dna_barcode) for s in back] == [(s.processid, s.dna_barcode) for s in specimens[:4]]
+    assert specimen_header(specimens[0]) == "FA001-24|Tuta absoluta|COI-5P"
+    assert max(len(line) for line in out.read_text().splitlines()) == 60
+
+
+def test_iter_collection_streams_and_reports_quarantine(tmp_path: Path) -> None:
+    got = []
+    reader = iter_collection(FIX / "bad_rows.csv", on_quarantine=got.append)
+    first = next(iter(reader))
+    assert first.processid == "GOOD001-24"
+    rest = list(reader)
+    assert [s.processid for s in rest] == ["GOOD002-24"]
+    assert reader.quarantine == []  # streamed to the callback, not kept
+    assert len(got) == 9 and reader.summary.quarantined == 9
+
+
+# -- real data (skipped without ../shared) -------------------------------------------------
+REAL_SPLIT_COUNTS = {
+    "train": 21_332,
+    "val": 2_759,
+    "test": 7_197,
+    "key_unseen": 12_321,
+    "val_unseen": 3_081,
+    "test_unseen": 1_676,
+    "other_heldout": 25_134,
+    "pretrain": 24_936,
+}
+
+
+def test_real_dev_file_rows_and_split_counts(real_dev_csv: Path) -> None:
+    df = load_metadata(real_dev_csv, columns=["processid", "species", "genus", "dna_barcode", "split", "chunk"])
+    assert len(df) == 98_436
+    assert df["split"].value_counts().to_dict() == REAL_SPLIT_COUNTS
+    assert df["dna_barcode"].str.len().max() == 660
+    assert df.loc[df["split"] == "pretrain", "species_index"].eq(-1).all()
+    unseen = load_metadata(real_dev_csv, split="unseen", columns=["processid", "species", "split"])
+    assert len(unseen) == 12_321 + 3_081 + 1_676
+    assert unseen["species"].nunique() == 139
+    # stable codes: the same species has the same index whichever split is loaded
+    full = df.drop_duplicates("species").set_index("species")["species_index"]
+    for name, code in unseen.drop_duplicates("species").set_index("species")["species_index"].items():
+        assert full[name] == code
+
+
+def test_real_images_are_readable(real_images_dir: Path) -> None:
+    result = read_collection(real_images_dir)
+    assert result.ok
+    assert len(result.specimens) == 20
+    sizes = set()
+    for s in result.specimens:
+        assert s.image_path is not None
+        with Image.open(s.image_path) as img:
+            sizes.add(img.size)
+    assert (2880, 2160) in sizes and (341, 256) in sizes

@@ -1,0 +1,289 @@
+"""Validation: one test per rule of issue 2 item 3, the quarantine CSV, and the ``validate`` verb."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage.bioscan import load_metadata
+from storage.collections import read_collection
+from storage.errors import InputError
+from storage.validation import (
+    QUARANTINE_COLUMNS,
+    RowValidator,
+    barcode_problems,
+    check_image,
+    clean_barcode,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+FIX = Path(__file__).resolve().parent / "fixtures" / "readers"
+BAD = FIX / "bad_rows.csv"
+
+
+@pytest.fixture(scope="module")
+def bad_read():
+    return read_collection(BAD)
+
+
+def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "workflows.cli", *args], cwd=cwd or REPO, capture_output=True, text=True
+    )
+
+
+# -- barcode cleaning ----------------------------------------------------------------------
+def test_clean_barcode_uppercases_removes_gaps_trims_n_runs_and_truncates() -> None:
+    assert clean_barcode("nnac-gt.ACnnTG nn") == "ACGTACNNTG"
+    assert clean_barcode("NNNN") == ""
+    assert clean_barcode(None) == ""
+    long = "A" * 659 + "N" * 5 + "C" * 10
+    assert clean_barcode(long) == "A" * 659  # cut at 660 lands in the N run: trimmed again
+    assert len(clean_barcode("ACGT" * 200)) == 660
+    assert clean_barcode("ACGT" * 200, max_nucleotides=None) == "ACGT" * 200
+
+
+def test_barcode_problems_reports_position_of_first_bad_character() -> None:
+    problems = barcode_problems("AC-GTX" + "A" * 300)
+    assert problems == [("barcode_chars", "barcode has characters outside IUPAC: 'X' (first at position 5)")]
+    assert barcode_problems("acgtRYKMSWBDHVN" + "a" * 300) == []  # IUPAC codes, lower case, are fine
+
+
+# -- one test per rule, on the fixture file ------------------------------------------------
+@pytest.mark.parametrize(
+    ("line", "processid", "kind", "fragment"),
+    [
+        (3, "BADCHAR001-24", "barcode_chars", "'*', 'J', 'X'"),
+        (4, None, "empty_processid", "processid is empty"),
+        (5, "GOOD001-24", "duplicate_processid", "first seen at line 2"),
+        (6, "SHORT001-24", "short_barcode", "150 nt after trimming N runs"),
+        (7, "COORD001-24", "coordinates", "coord-lat 95.5 is outside [-90, 90]"),
+        (8, "COORD002-24", "coordinates", "coord-lon 'abc' is not a number"),
+        (9, "SPLIT001-24", "unknown_split", "split 'training'"),
+        (10, "IMGMISS001-24", "image_missing", "NOPE001-24.jpg does not exist"),
+        (11, "IMGBAD001-24", "image_unreadable", "BROKEN001-24.jpg is not a readable image"),
+    ],
+)
+def test_each_rule_quarantines_with_file_line_record_and_reason(bad_read, line, processid, kind, fragment) -> None:
+    matches = [q for q in bad_read.quarantine if q.line == line]
+    assert len(matches) == 1
+    q = matches[0]
+    assert (q.processid, q.kind) == (processid, kind)
+    assert fragment in q.reason
+    assert q.message.startswith(f"{BAD}:{line}")
+    if processid:
+        assert f"(processid {processid!r})" in q.message
+    assert q.raw.startswith(f"{processid or ''},")
+
+
+def test_valid_rows_go_on_cleaned(bad_read) -> None:
+    assert [(s.processid, s.line) for s in bad_read.specimens] == [("GOOD001-24", 2), ("GOOD002-24", 12)]
+    first, second = bad_read.specimens
+    assert "-" not in first.dna_barcode and first.dna_barcode == first.dna_barcode.upper()
+    assert len(second.dna_barcode) == 660 and not second.dna_barcode.startswith("N")
+    assert second.coord_lat == 0.0 and second.split == "val"
+
+
+def test_summary_counts_each_kind(bad_read) -> None:
+    summary = bad_read.summary.as_dict()
+    assert summary["rows"] == 11 and summary["ok"] == 2 and summary["quarantined"] == 9
+    assert summary["problems"] == {
+        "barcode_chars": 1,
+        "empty_processid": 1,
+        "duplicate_processid": 1,
+        "short_barcode": 1,
+        "coordinates": 2,
+        "image_missing": 1,
+        "image_unreadable": 1,
+        "unknown_split": 1,
+    }
+
+
+def test_quarantine_csv_keeps_every_bad_row_verbatim(bad_read, tmp_path: Path) -> None:
+    out = bad_read.write_quarantine(tmp_path / "q" / "quarantine.csv")
+    with out.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0].keys()) == QUARANTINE_COLUMNS
+    assert len(rows) == 9
+    source_lines = BAD.read_text().splitlines()
+    for row in rows:
+        assert row["raw"] == source_lines[int(row["line"]) - 1]
+        assert row["file"] == str(BAD) and row["reason"]
+
+
+def test_row_with_two_problems_counts_under_both_kinds() -> None:
+    v = RowValidator()
+    spec, q = v.validate(
+        {"processid": "X1", "dna_barcode": "ACGU" * 20 + "Z", "coord-lat": "-91"}, source="mem.csv", line=7
+    )
+    assert spec is None and q is not None
+    assert q.kind == "barcode_chars"
+    assert "outside [-90, 90]" in q.reason and "shorter than 200" in q.reason
+    assert v.summary.problems == {"barcode_chars": 1, "short_barcode": 1, "coordinates": 1}
+    assert v.summary.quarantined == 1
+
+
+def test_missing_image_is_quarantined_when_images_are_required(tmp_path: Path) -> None:
+    result = read_collection(FIX / "collection_subset.csv", images=FIX / "images", require_images=True)
+    missing = sorted(q.processid for q in result.quarantine if q.kind == "image_missing")
+    assert missing == ["COLL003-24", "COLL004-24"]
+    assert all("no image for" in q.reason for q in result.quarantine if q.kind == "image_missing")
+
+
+def test_check_image_on_missing_unreadable_and_good_files(tmp_path: Path) -> None:
+    assert check_image(FIX / "images" / "COLL001-24.jpg") is None
+    assert check_image(tmp_path / "nope.jpg")[0] == "image_missing"
+    assert check_image(FIX / "images" / "BROKEN001-24.jpg")[0] == "image_unreadable"
+    # a JPEG cut in half passes a header sniff but not a full decode
+    from PIL import Image
+
+    good = tmp_path / "big.jpg"
+    Image.effect_noise((256, 256), 40).convert("RGB").save(good, quality=95)
+    half = tmp_path / "half.jpg"
+    half.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert check_image(good) is None
+    assert check_image(half)[0] == "image_unreadable"
+
+
+def test_wrong_field_count_is_quarantined(tmp_path: Path) -> None:
+    path = tmp_path / "ragged.csv"
+    seq = "ACGT" * 60
+    path.write_text(f"processid,dna_barcode,country\nR1,{seq},Canada\nR2,{seq}\nR3,{seq},Peru,extra\n")
+    result = read_collection(path)
+    assert [s.processid for s in result.specimens] == ["R1"]
+    assert [(q.line, q.processid, q.kind) for q in result.quarantine] == [
+        (3, "R2", "malformed_row"),
+        (4, "R3", "malformed_row"),
+    ]
+
+
+# -- encodings and broken files ------------------------------------------------------------
+def test_non_utf8_line_is_reported_and_quarantined_not_fatal() -> None:
+    result = read_collection(FIX / "non_utf8.csv")
+    assert [s.processid for s in result.specimens] == ["UTF001-24", "UTF003-24"]
+    (q,) = result.quarantine
+    assert (q.line, q.processid, q.kind) == (3, "UTF002-24", "non_utf8")
+    assert "b'\\xe9'" in q.reason
+    assert "M\ufffdxico" in q.raw
+
+
+def test_non_utf8_in_fasta_names_the_record(tmp_path: Path) -> None:
+    seq = "ACGT" * 60
+    path = tmp_path / "bad.fasta"
+    path.write_bytes(f">F1|Tuta absoluta\n{seq}\n>F2|Caf".encode() + b"\xe9\n" + f"{seq}\n>F3|\n{seq}\n".encode())
+    result = read_collection(path)
+    assert [s.processid for s in result.specimens] == ["F1", "F3"]
+    assert [(q.line, q.processid, q.kind) for q in result.quarantine] == [(3, "F2", "non_utf8")]
+
+
+def test_load_metadata_names_the_non_utf8_line() -> None:
+    with pytest.raises(InputError, match=r"non_utf8\.csv: line 3 is not valid UTF-8"):
+        load_metadata(FIX / "non_utf8.csv")
+
+
+def test_truncated_gzip_keeps_rows_read_before_and_says_how_many() -> None:
+    result = read_collection(FIX / "truncated.csv.gz")
+    n = len(result.specimens)
+    assert 100 < n < 400
+    assert [s.processid for s in result.specimens] == [f"TRUNC{i:04d}-24" for i in range(n)]
+    assert all(len(s.dna_barcode) >= 600 for s in result.specimens)  # no half row slipped through
+    (q,) = result.quarantine
+    assert q.kind == "truncated_gzip" and q.processid is None
+    assert f"the {n} rows read before are kept" in q.reason
+    assert q.message.startswith(str(FIX / "truncated.csv.gz"))
+    assert result.summary.problems["truncated_gzip"] == 1
+
+
+def test_truncated_gzip_in_the_metadata_reader(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"truncated\.csv\.gz: gzip stream is truncated after \d+ rows"):
+        load_metadata(FIX / "truncated.csv.gz", chunksize=50)
+    kept = load_metadata(FIX / "truncated.csv.gz", chunksize=50, on_truncated="warn")
+    streamed = read_collection(FIX / "truncated.csv.gz").specimens
+    # every complete row before the cut, and not the half row at the cut
+    assert kept["processid"].tolist() == [s.processid for s in streamed]
+    assert kept["dna_barcode"].str.len().min() >= 600
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("not_csv.bin", "binary content, not a CSV/TSV/FASTA text file"),
+        ("prose.txt", "has no 'processid' column"),
+    ],
+)
+def test_a_file_that_is_not_csv_is_one_clear_error(name: str, message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        read_collection(FIX / name)
+    with pytest.raises(InputError, match=message):
+        load_metadata(FIX / name)
+
+
+def test_gzip_of_binary_and_zip_are_rejected(tmp_path: Path) -> None:
+    gz = tmp_path / "x.csv.gz"
+    gz.write_bytes(gzip.compress(bytes(range(256)) * 4))
+    with pytest.raises(InputError, match="binary content"):
+        read_collection(gz)
+    zp = tmp_path / "meta.csv"
+    zp.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
+    with pytest.raises(InputError, match="zip archive"):
+        read_collection(zp)
+
+
+# -- the CLI -------------------------------------------------------------------------------
+def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run the console entry point in-process (same code path as the script, no start-up cost)."""
+    from workflows.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    code, out, err = _main(capsys, "validate", str(FIX / "collection.tsv"))
+    assert code == 0, err
+    assert "3 records, 3 valid, 0 quarantined" in out
+
+    q = tmp_path / "quarantine.csv"
+    code, out, err = _main(capsys, "validate", str(BAD), "--quarantine", str(q))
+    assert code == 1, err
+    assert "coordinates out of range" in out
+    assert f"{BAD}:3 (processid 'BADCHAR001-24')" in out
+    with q.open(newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 9
+
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _main(capsys, "validate", str(BAD), "--json")
+    assert code == 1
+    payload = json.loads(out)
+    assert payload["quarantined"] == 9 and payload["problems"]["coordinates"] == 2
+    assert Path(payload["quarantine_file"]) == tmp_path / "bad_rows.quarantine.csv"
+    assert (tmp_path / "bad_rows.quarantine.csv").is_file()
+
+
+@pytest.mark.parametrize("name", ["not_csv.bin", "prose.txt", "does-not-exist.csv"])
+def test_cli_unusable_input_is_one_line_exit_2(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = _main(capsys, "validate", str(FIX / name))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0]
+
+
+def test_cli_script_on_a_non_csv_file_has_no_traceback() -> None:
+    """End to end through a real process: exit code 2, one line, no traceback."""
+    result = _cli("validate", str(FIX / "not_csv.bin"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {FIX / 'not_csv.bin'}: binary content, not a CSV/TSV/FASTA text file"
+
+
+def test_cli_truncated_gzip_reports_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _main(capsys, "validate", str(FIX / "truncated.csv.gz"), "--quarantine", str(tmp_path / "q.csv"))
+    assert code == 1
+    assert "truncated gzip" in out and "rows read before are kept" in out
