@@ -12,6 +12,7 @@ from typing import Any
 
 from rich.text import Text
 from textual import work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -117,7 +118,8 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         except Exception as exc:  # noqa: BLE001 - show, keep the app alive
             self.app.call_from_thread(self.app.notify, f"proposal {proposal_id}: {exc}", severity="error")
             return
-        self.app.call_from_thread(self._show, detail)
+        if not get_current_worker().is_cancelled:  # the reviewer already moved on
+            self.app.call_from_thread(self._show, detail)
 
     def _show(self, detail: Any) -> None:
         self.detail = detail

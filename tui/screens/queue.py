@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from textual import on, work
+from textual.worker import get_current_worker
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -164,7 +165,8 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         except (ValueError, Exception) as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
             self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
             return
-        self.app.call_from_thread(self._show_page, rows, offset, total)
+        if not get_current_worker().is_cancelled:  # a newer query replaced this one
+            self.app.call_from_thread(self._show_page, rows, offset, total)
 
     def _show_page(self, rows: list[Any], offset: int, total: int) -> None:
         self.page_offset = offset
@@ -182,7 +184,8 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         except Exception as exc:  # noqa: BLE001 - a failed poll must not kill the review
             self.app.call_from_thread(self.app.notify, f"status: {exc}", severity="warning")
             return
-        self.app.call_from_thread(self.query_one(QueueStatus).show, counts, run)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.query_one(QueueStatus).show, counts, run)
 
     # -- navigation ----------------------------------------------------------------------------------------
     @on(ProposalTable.PageRequest)

@@ -43,7 +43,7 @@ class TaxonomyScreen(Screen[None]):
         super().__init__(id="taxonomy")
         self.focus_taxon = focus_taxon
         self.graph: Any | None = None
-        self._nodes: dict[int, Any] = {}
+        self._tree_nodes: dict[int, Any] = {}
         self._provisional_cursor = -1
 
     def compose(self) -> ComposeResult:
@@ -70,7 +70,7 @@ class TaxonomyScreen(Screen[None]):
         self.graph = graph
         tree = self.query_one(Tree)
         tree.clear()
-        self._nodes = {}
+        self._tree_nodes = {}
         for root in sorted(graph.roots(), key=lambda n: n.name):
             self._add(tree.root, root)
         tree.root.expand()
@@ -85,7 +85,7 @@ class TaxonomyScreen(Screen[None]):
     def _add(self, parent: Any, node: Any) -> Any:
         has_children = bool(self.graph.children(node.id))
         tnode = parent.add(taxon_label(node), data=node.id, allow_expand=has_children)
-        self._nodes[node.id] = tnode
+        self._tree_nodes[node.id] = tnode
         return tnode
 
     def _fill(self, tnode: Any) -> None:
@@ -102,7 +102,7 @@ class TaxonomyScreen(Screen[None]):
         """Expand the path from the root to ``taxon_id`` and put the cursor on it."""
         tnode = None
         for node in self.graph.lineage(taxon_id):
-            tnode = self._nodes.get(node.id)
+            tnode = self._tree_nodes.get(node.id)
             if tnode is None:
                 continue
             self._fill(tnode)

@@ -1,0 +1,403 @@
+"""Behaviour of the review app on a real database: press keys, check what the database holds.
+
+Every test runs the real :class:`tui.app.ReviewApp` under Textual's Pilot on a
+SQLite file filled through the storage API by :mod:`tests.tui_fixtures`, and
+asserts on the database (status, names, review log) and on the notifications
+the app posted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import pytest
+
+from storage.db import Database
+from tests.tui_fixtures import ReviewFixture, build_review_db
+from textual.widgets import Input
+from textual.worker import WorkerCancelled
+
+from tui.app import ReviewApp
+from tui.screens.detail import DetailScreen
+from tui.screens.dialogs import PickDialog, PickManyDialog, TextDialog
+from tui.screens.help import HelpScreen
+from tui.screens.queue import QueueScreen
+from tui.screens.taxonomy import TaxonomyScreen
+from tui.widgets.dna_panel import DnaPanel, variable_sites
+from tui.widgets.histogram import DistanceHistogram, bin_distances
+from tui.widgets.image_panel import ImagePanel
+from tui.widgets.proposal_table import ProposalTable
+
+SIZE = (80, 24)
+
+
+def asynctest(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Run an async test with asyncio.run (no async pytest plugin is installed); fixtures still resolve."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> ReviewFixture:
+    root = tmp_path_factory.mktemp("tui-template")
+    return build_review_db(root / "review.sqlite", images_dir=root / "images")
+
+
+@pytest.fixture
+def review_db(template: ReviewFixture, tmp_path: Path) -> Path:
+    """A private copy of the template database (the template is closed, so copying is safe)."""
+    dest = tmp_path / "review.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(template.path) + suffix)
+        if src.exists():
+            shutil.copy(src, Path(str(dest) + suffix))
+    return dest
+
+
+async def settle(pilot, rounds: int = 3) -> None:
+    """Let thread workers finish and their results reach the screen."""
+    for _ in range(rounds):
+        try:
+            await pilot.app.workers.wait_for_complete()
+        except WorkerCancelled:  # an exclusive worker replaced by a newer one: expected
+            pass
+        await pilot.pause()
+
+
+def notes(app: ReviewApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+def log_of(db: Database, proposal_id: int) -> list[dict[str, Any]]:
+    """The review log of one proposal, oldest first."""
+    return sorted(db.reviews(proposal_id), key=lambda r: r["id"])
+
+
+def make_app(path: Path, **kw) -> tuple[ReviewApp, Database]:
+    db = Database.open(path)
+    return ReviewApp(db, reviewer="ana", halfcell_images=True, **kw), db
+
+
+@asynctest
+async def test_queue_shows_database_page_and_counts(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+        table = app.screen.query_one(ProposalTable)
+        rows, total = db.proposal_queue(status="pending", limit=100)
+        assert [p.id for p in table.rows_shown] == [p.id for p in rows]
+        assert table.total == total == db.queue_counts()["pending"]
+        counts = str(app.screen.query_one("#counts").render())
+        assert f"pending {total}" in counts and "accepted 0" in counts
+    db.close()
+
+
+@asynctest
+async def test_accept_with_suggested_name_is_written_at_once(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.query_one(ProposalTable).current
+        suggested = db.suggest_name(first.id)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        assert app.screen.query_one(Input).value == suggested
+        await pilot.press("enter")
+        await settle(pilot)
+        # A second, independent connection sees the decision while the app is still running.
+        with Database.open(review_db) as other:
+            p = other.proposal(first.id)
+            assert p.status == "accepted" and p.provisional_name == suggested
+            log = log_of(other, first.id)
+            assert [r["action"] for r in log] == ["accept"] and log[0]["reviewer"] == "ana"
+            assert any(t.name == suggested for t in other.taxonomy().provisional())
+        assert any(f"accepted as {suggested}" in m for m in notes(app))
+        # The cursor moved on to the next pending proposal.
+        assert app.screen.query_one(ProposalTable).current.id != first.id
+    db.close()
+
+
+@asynctest
+async def test_accept_with_edited_name(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.query_one(ProposalTable).current
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press("ctrl+u")  # clear the suggestion, then type a name
+        await pilot.press(*"Saphuius sp. BD-0042")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert db.proposal(first.id).provisional_name == "Saphuius sp. BD-0042"
+    db.close()
+
+
+@asynctest
+async def test_reject_then_undo(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.query_one(ProposalTable).current
+        await pilot.press("r")
+        await settle(pilot)
+        assert db.proposal(first.id).status == "rejected"
+        assert first.id not in [p.id for p in app.screen.query_one(ProposalTable).rows_shown]
+        await pilot.press("u")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert db.proposal(first.id).status == "pending"
+        assert [r["action"] for r in log_of(db, first.id)] == ["reject", "undo"]
+        assert any("undid review" in m for m in notes(app))
+    db.close()
+
+
+@asynctest
+async def test_decision_refused_when_proposal_changed_underneath(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        seen = app.screen.query_one(ProposalTable).current
+        with Database.open(review_db) as other:  # another reviewer decides first
+            other.reject(seen.id, seen.version, reviewer="bo")
+        await pilot.press("r")
+        await settle(pilot)
+        assert any("refused" in m for m in notes(app))
+        log = log_of(db, seen.id)
+        assert [(r["action"], r["reviewer"]) for r in log] == [("reject", "bo")]
+    db.close()
+
+
+@asynctest
+async def test_detail_shows_evidence_from_database(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pid = app.screen.query_one(ProposalTable).current.id
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DetailScreen) and screen.proposal_id == pid
+        detail = db.proposal_detail(pid)
+        members = screen.query_one("#members-table")
+        assert members.row_count == len(detail.members)
+        dna = screen.query_one(DnaPanel)
+        cons = detail.evidence["consensus_barcode"]
+        assert dna.data.consensus == cons
+        assert dna.variable_site_count == len(variable_sites(cons, [m.dna_barcode for m in detail.members]))
+        hist = screen.query_one(DistanceHistogram)
+        expected = bin_distances(detail.evidence["within_distances"], detail.evidence["nearest_distances"])
+        assert hist.binned == expected
+        assert sum(hist.binned.within) == len(detail.evidence["within_distances"])
+        summary = str(screen.query_one("#detail-summary").render())
+        assert detail.summary.nearest_species in summary
+        await pilot.press("4")
+        await settle(pilot)
+        images = screen.query_one(ImagePanel)
+        with_images = [m for m in detail.members if m.image_path]
+        assert len(images.images) == len(with_images) > 0
+        assert f"image 1/{len(with_images)}" in images.caption
+    db.close()
+
+
+@asynctest
+async def test_detail_next_after_decision_walks_the_queue(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        order = [p.id for p in db.proposal_queue(status="pending", limit=5)[0]]
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("r")  # reject the first; the detail moves on to the second
+        await settle(pilot)
+        assert app.screen.proposal_id == order[1]
+        await pilot.press("j")
+        await settle(pilot)
+        assert app.screen.proposal_id == order[2]
+        await pilot.press("k")
+        await settle(pilot)
+        assert app.screen.proposal_id == order[1]
+        assert db.proposal(order[0]).status == "rejected"
+    db.close()
+
+
+@asynctest
+async def test_split_merge_move_rename_note(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    big = max(db.proposal_queue(status="pending", limit=100)[0], key=lambda p: p.size)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        screen.set_query(screen.query_state.__class__(status="pending", sort="size", descending=True))
+        await settle(pilot)
+        assert screen.query_one(ProposalTable).current.id == big.id
+        # split: tick the first two members
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, PickManyDialog)
+        picked = [app.screen.options[0][0], app.screen.options[1][0]]
+        await pilot.press("space", "down", "space", "enter")
+        await settle(pilot)
+        after = db.proposal(big.id)
+        assert after.size == big.size - 2
+        new = [p for p in db.proposal_queue(status="pending", limit=500)[0] if set(db.proposal_members(p.id)) == set(picked)]
+        assert len(new) == 1
+        # rename and note
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("ctrl+u", *"Big one", "enter")
+        await settle(pilot)
+        assert db.proposal(big.id).provisional_name == "Big one"
+        await pilot.press("o")
+        await settle(pilot)
+        await pilot.press(*"two haplotypes", "enter")
+        await settle(pilot)
+        assert [r["note"] for r in log_of(db, big.id) if r["action"] == "note"] == ["two haplotypes"]
+        # merge the split-off proposal back (same parent)
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        await pilot.press(*f"#{new[0].id} ", "enter")
+        await settle(pilot)
+        assert db.proposal(new[0].id).status == "merged"
+        assert db.proposal(big.id).size == big.size
+        # move under another taxon, chosen by typing its name
+        target = next(t for t in db.taxonomy().graph.nodes if db.taxonomy().node(t).rank == "genus"
+                      and t != big.parent_taxon_id)
+        name = db.taxonomy().node(target).name
+        await pilot.press("v")
+        await settle(pilot)
+        await pilot.press(*f"genus {name}", "enter")
+        await settle(pilot)
+        assert db.proposal(big.id).parent_taxon_id == target
+        actions = [r["action"] for r in log_of(db, big.id)]
+        assert actions == ["split", "rename", "note", "merge", "move"]
+    db.close()
+
+
+@asynctest
+async def test_sort_and_filter_go_through_the_database(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("s")  # id → size (largest first)
+        await settle(pilot)
+        table = app.screen.query_one(ProposalTable)
+        sizes = [p.size for p in table.rows_shown]
+        assert sizes == sorted(sizes, reverse=True)
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press(*"size>=5 identity<=93", "enter")
+        await settle(pilot)
+        rows, total = db.proposal_queue(status="pending", min_size=5, max_identity=0.93, sort="size",
+                                        descending=True, limit=100)
+        assert [p.id for p in table.rows_shown] == [p.id for p in rows] and table.total == total
+        assert all(p.size >= 5 and p.nearest_identity <= 0.93 for p in table.rows_shown)
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press(*"size>=banana", "enter")
+        await settle(pilot)
+        assert any("cannot read filter term" in m for m in notes(app))
+    db.close()
+
+
+@asynctest
+async def test_taxonomy_marks_provisional_and_jumps_to_proposals(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    first = db.proposal_queue(status="pending", limit=1)[0][0]
+    result = db.accept(first.id, first.version, reviewer="ana")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("t")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, TaxonomyScreen)
+        await pilot.press("P")  # next provisional taxon
+        await settle(pilot)
+        node = screen.current_taxon
+        assert node.provisional and node.id == result.taxon_id
+        assert "provisional" in str(screen.query_one("#taxon-tree").cursor_node.label)
+        await pilot.press("p")  # the proposal that created it
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen) and app.screen.proposal_id == first.id
+        await pilot.press("escape")
+        await settle(pilot)
+        # Back on the tree: go to the parent genus, jump to its proposals.
+        tree = app.screen.query_one("#taxon-tree")
+        tree.move_cursor(tree.cursor_node.parent)
+        parent = app.screen.current_taxon
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+        shown = app.screen.query_one(ProposalTable).rows_shown
+        rows, total = db.proposal_queue(parent=parent.id, parent_subtree=True, limit=100)
+        assert {p.id for p in shown} == {p.id for p in rows} and first.id in {p.id for p in shown}
+    db.close()
+
+
+@asynctest
+async def test_keymap_remaps_binding_ids_and_help_lists_them(review_db: Path) -> None:
+    app, db = make_app(review_db, keymap={"proposal.reject": "z"})
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.query_one(ProposalTable).current
+        await pilot.press("r")
+        await settle(pilot)
+        assert db.proposal(first.id).status == "pending"
+        await pilot.press("z")
+        await settle(pilot)
+        assert db.proposal(first.id).status == "rejected"
+        await pilot.press("question_mark")
+        await settle(pilot)
+        assert isinstance(app.screen, HelpScreen)
+        body = str(app.screen.query_one("#help-body").render())
+        assert "proposal.reject" in body and "proposal.accept" in body
+        line = next(l for l in body.splitlines() if "proposal.reject" in l)
+        assert line.split()[0] == "z"
+    db.close()
+
+
+@asynctest
+async def test_command_palette_runs_proposal_actions(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.query_one(ProposalTable).current
+        await pilot.press("ctrl+p")
+        await pilot.press(*"proposal: reject")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert db.proposal(first.id).status == "rejected"
+    db.close()
+
+
+@asynctest
+async def test_progress_of_a_running_batch_job_is_polled(review_db: Path) -> None:
+    writer = Database.open(review_db)
+    run = writer.start_run("run", {"collection": "night"}, total=1000, backup=False)
+    writer.heartbeat(run, done=100, total=1000)
+    app, db = make_app(review_db, poll_seconds=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        status = str(app.screen.query_one("#run").render())
+        assert f"run {run}" in status and "100/1,000" in status
+        writer.heartbeat(run, done=750)  # the batch job advances in another connection
+        deadline = time.monotonic() + 5
+        while "750/1,000" not in str(app.screen.query_one("#run").render()) and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        assert "750/1,000" in str(app.screen.query_one("#run").render())
+    writer.close()
+    db.close()
