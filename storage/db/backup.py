@@ -38,6 +38,9 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
     db_path = Path(db_path)
     if not db_path.is_file():
         raise DatabaseError(f"{db_path}: no database to back up")
+    from storage.db.engine import check_sqlite_file
+
+    check_sqlite_file(db_path)
     if dest is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
         dest = backups_dir(db_path) / f"{db_path.stem}-{reason}-{stamp}.sqlite"
