@@ -139,6 +139,9 @@ def _sample(items: list[Specimen], n: int | None, seed: int) -> list[Specimen]:
 
 
 def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
+    if log.getEffectiveLevel() > logging.INFO:  # Lightning's banners only in --verbose runs
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cuda = torch.cuda.is_available()
     n_gpu = torch.cuda.device_count() if cuda else 0
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0, every_n_epochs=1)
@@ -193,6 +196,7 @@ def train_encoders(
     L.seed_everything(t.seed, workers=True, verbose=False)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*small compared to the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
     barcodes, align = split_for_training(specimens, config)
     if not barcodes:
         raise InputError("no DNA barcodes to pretrain on (need specimens with dna_barcode outside val/test splits)")

@@ -1,9 +1,128 @@
-"""Verbs: train, info."""
+"""Verbs: train, info — build a model bundle and show what is inside one."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
 import typer
+
+from storage.errors import InputError
+
+
+def _load_config(preset: str, overrides: dict[str, Any]) -> Any:
+    from encoders.config import load_preset
+
+    try:
+        config = load_preset(preset)
+        if overrides:
+            config = config.replace(train=overrides)
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from exc
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"preset {preset!r}: {exc}") from exc
+    return config
+
+
+def _fmt(value: Any) -> str:
+    return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def retrieval_lines(evaluation: dict[str, Any]) -> list[str]:
+    """CLIBD table rows: direction, rank, seen/unseen/HM micro and macro top-1."""
+    lines = []
+    for direction, table in evaluation.get("retrieval", {}).items():
+        lines.append(f"  {direction}: rank        seen mi/ma      unseen mi/ma    HM mi/ma")
+        for rank, row in table.items():
+            cells = []
+            for part in ("seen", "unseen", "hm"):
+                r = row.get(part) or {}
+                cells.append(f"{_fmt(r.get('micro')):>6} {_fmt(r.get('macro')):>6}")
+            lines.append(f"    {rank:<18}" + "   ".join(cells))
+    for name, r in evaluation.get("barcodebert_probes", {}).items():
+        lines.append(f"  {name}: micro {_fmt(r.get('micro'))} macro {_fmt(r.get('macro'))} (n={r.get('n')})")
+    for modality, per_rank in evaluation.get("clustering_ami", {}).items():
+        lines.append(f"  clustering AMI ({modality}): " + ", ".join(f"{k} {_fmt(v)}" for k, v in per_rank.items()))
+    return lines
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
+
+    @app.command("train")
+    def train(
+        data: Path = typer.Option(..., "--data", help="Dataset root in BIOSCAN-5M layout (metadata/…csv + images/…)."),
+        out: Path = typer.Option(..., "--out", help="Model bundle directory to write."),
+        preset: str = typer.Option("small", "--preset", help="tiny | small | base, or a preset JSON file."),
+        resume: bool = typer.Option(False, "--resume", help="Continue from the last Lightning checkpoint of an interrupted run."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at --out."),
+        checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="Where training checkpoints go (default: <out>.checkpoints)."),
+        pretrain_epochs: Optional[int] = typer.Option(None, "--pretrain-epochs", min=0, help="Override the preset's DNA pretraining epochs."),
+        align_epochs: Optional[int] = typer.Option(None, "--align-epochs", min=1, help="Override the preset's alignment epochs."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Override the preset's seed."),
+        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the bundle's metrics as JSON."),
+    ) -> None:
+        """Pretrain the DNA encoder (masked k-mers), align DNA/image/text, evaluate, write a bundle."""
+        from encoders.training import train_bundle
+
+        overrides = {k: v for k, v in {"pretrain_epochs": pretrain_epochs, "align_epochs": align_epochs, "seed": seed}.items() if v is not None}
+        config = _load_config(preset, overrides)
+        show = sys.stderr.isatty() if progress is None else progress
+        if not as_json:
+            typer.echo(f"training preset {config.name!r} on {data} → {out}", err=True)
+        result = train_bundle(data, out, config, resume=resume, overwrite=overwrite, progress=show, checkpoint_dir=checkpoint_dir)
+        if as_json:
+            typer.echo(json.dumps({"bundle": str(result.bundle_path), "metrics": result.metrics}, indent=2))
+            return
+        stats = result.metrics.get("training", {})
+        typer.echo(
+            f"wrote {result.bundle_path}: pretrained on {stats.get('pretrain_sequences')} barcodes "
+            f"({stats.get('pretrain_seconds', 'resumed')} s), aligned {stats.get('align_specimens')} specimens "
+            f"({stats.get('align_seconds')} s)"
+        )
+        for line in retrieval_lines(result.metrics.get("evaluation", {})):
+            typer.echo(line)
+
+    @app.command("info")
+    def info(
+        bundle: Path = typer.Argument(..., help="Model bundle directory."),
+        as_json: bool = typer.Option(False, "--json", help="Print bundle.json (config, fingerprint, metrics, files)."),
+    ) -> None:
+        """Show a model bundle's config, training-data fingerprint, metrics and contents."""
+        from storage.bundle import Bundle
+
+        b = Bundle.open(bundle)
+        if as_json:
+            typer.echo(json.dumps(b.manifest, indent=2))
+            return
+        m = b.manifest
+        cfg = b.config
+        typer.echo(f"bundle {b.path}  (format {m.get('format_version')}, created {m.get('created')})")
+        if cfg:
+            dna, img, al = cfg.get("dna", {}), cfg.get("image", {}), cfg.get("align", {})
+            typer.echo(
+                f"config: preset {cfg.get('name')!r}; DNA k={dna.get('k')} hidden={dna.get('hidden')} layers={dna.get('layers')} "
+                f"heads={dna.get('heads')}; image {img.get('arch')} {img.get('image_size')}px; shared dim {al.get('embed_dim')}"
+            )
+        fp = b.fingerprint
+        if fp:
+            splits = ", ".join(f"{k} {v}" for k, v in fp.get("splits", {}).items())
+            typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens ({splits}); "
+                       f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from {fp.get('source', '?')}")
+        typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in b.packages.items()))
+        stats = b.metrics.get("training", {})
+        if stats:
+            typer.echo(f"training: {stats.get('pretrain_sequences')} barcodes pretrained, {stats.get('align_specimens')} specimens aligned, "
+                       f"temperature {_fmt(stats.get('temperature'))}")
+        lines = retrieval_lines(b.metrics.get("evaluation", {}))
+        if lines:
+            typer.echo("metrics:")
+            for line in lines:
+                typer.echo(line)
+        for kind in ("weights", "arrays", "tables"):
+            names = b.names(kind)
+            if names:
+                typer.echo(f"{kind}: {', '.join(names)}")

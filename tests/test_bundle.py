@@ -1,0 +1,118 @@
+"""Model bundle: round trip of weights/arrays/tables, no pickle ever, integrity and version checks."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from storage.bundle import BUNDLE_FORMAT_VERSION, Bundle
+from storage.errors import ModelBundleError
+
+
+def _bundle(tmp_path: Path) -> Bundle:
+    return Bundle.create(tmp_path / "b", config={"name": "t"}, fingerprint={"sha256": "ab" * 32}, metrics={"acc": 0.5})
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    b = _bundle(tmp_path)
+    lin = torch.nn.Linear(4, 3)
+    b.save_weights("enc", lin.state_dict())
+    b.save_array("ref_emb", np.arange(12, dtype=np.float32).reshape(3, 4))
+    b.save_array("ids", np.array([5, 7, 9], dtype=np.int64))
+    b.save_table("taxonomy", {"species": ["a b", "c d"], "thresholds": [0.1, np.float32(0.25)]})
+    b.update_metrics({"top1": np.float64(0.75)})
+    b.set_section("discovery", {"k": 5})
+
+    again = Bundle.open(tmp_path / "b")
+    state = again.load_weights("enc")
+    fresh = torch.nn.Linear(4, 3)
+    fresh.load_state_dict(state)
+    x = torch.randn(2, 4)
+    torch.testing.assert_close(fresh(x), lin(x))
+    np.testing.assert_array_equal(again.load_array("ref_emb"), np.arange(12, dtype=np.float32).reshape(3, 4))
+    assert again.load_array("ids").dtype == np.int64
+    assert again.load_table("taxonomy") == {"species": ["a b", "c d"], "thresholds": [0.1, 0.25]}
+    assert again.metrics == {"acc": 0.5, "top1": 0.75}
+    assert again.manifest["discovery"] == {"k": 5}
+    assert again.names("arrays") == ["ids", "ref_emb"]
+    assert again.fingerprint["sha256"] == "ab" * 32
+
+
+def test_refuses_pickled_weights(tmp_path: Path) -> None:
+    b = _bundle(tmp_path)
+    b.save_weights("enc", torch.nn.Linear(2, 2).state_dict())
+    path = tmp_path / "b" / "weights" / "enc.safetensors"
+    buf = io.BytesIO()
+    torch.save(torch.nn.Linear(2, 2).state_dict(), buf)  # a pickle, disguised with the right name
+    b._store("weights", "enc", buf.getvalue())  # manifest hash matches: only the format check stands
+    assert path.read_bytes()[:2] != b"{"
+    with pytest.raises(ModelBundleError, match="never load pickled"):
+        Bundle.open(tmp_path / "b").load_weights("enc")
+
+
+def test_detects_tampering_and_missing_files(tmp_path: Path) -> None:
+    b = _bundle(tmp_path)
+    b.save_array("x", np.ones(3, dtype=np.float32))
+    path = tmp_path / "b" / "arrays" / "x.safetensors"
+    path.write_bytes(path.read_bytes()[:-4])
+    with pytest.raises(ModelBundleError, match="checksum mismatch"):
+        Bundle.open(tmp_path / "b").load_array("x")
+    path.unlink()
+    with pytest.raises(ModelBundleError, match="missing"):
+        Bundle.open(tmp_path / "b").load_array("x")
+    with pytest.raises(ModelBundleError, match="no arrays named 'y'"):
+        b.load_array("y")
+
+
+def test_version_and_manifest_checks(tmp_path: Path) -> None:
+    _bundle(tmp_path)
+    manifest = tmp_path / "b" / "bundle.json"
+    data = json.loads(manifest.read_text())
+    data["format_version"] = BUNDLE_FORMAT_VERSION + 1
+    manifest.write_text(json.dumps(data))
+    with pytest.raises(ModelBundleError, match="newer"):
+        Bundle.open(tmp_path / "b")
+    manifest.write_text("{not json")
+    with pytest.raises(ModelBundleError, match="corrupt manifest"):
+        Bundle.open(tmp_path / "b")
+    with pytest.raises(ModelBundleError, match="not a model bundle"):
+        Bundle.open(tmp_path / "nothing")
+
+
+def test_refuses_overwrite_bad_names_and_object_arrays(tmp_path: Path) -> None:
+    b = _bundle(tmp_path)
+    with pytest.raises(ModelBundleError, match="already exists"):
+        _bundle(tmp_path)
+    Bundle.create(tmp_path / "b", config={}, overwrite=True)
+    with pytest.raises(ModelBundleError, match="invalid"):
+        b.save_table("../escape", {})
+    with pytest.raises(ModelBundleError, match="object dtype"):
+        b.save_array("o", np.array(["a", None], dtype=object))
+
+
+def test_tied_weights_are_saved(tmp_path: Path) -> None:
+    emb = torch.nn.Embedding(5, 3)
+    head = torch.nn.Linear(3, 5, bias=False)
+    head.weight = emb.weight
+    model = torch.nn.ModuleDict({"emb": emb, "head": head})
+    b = _bundle(tmp_path)
+    b.save_weights("tied", model.state_dict())
+    state = b.load_weights("tied")
+    torch.testing.assert_close(state["emb.weight"], state["head.weight"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_bundle_loads_on_gpu_and_back(tmp_path: Path) -> None:
+    b = _bundle(tmp_path)
+    lin = torch.nn.Linear(4, 3)
+    b.save_weights("enc", lin.state_dict())
+    on_gpu = b.load_weights("enc", device="cuda")
+    assert all(t.is_cuda for t in on_gpu.values())
+    b.save_weights("back", on_gpu)
+    torch.testing.assert_close(b.load_weights("back")["weight"], lin.weight.detach())

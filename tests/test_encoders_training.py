@@ -1,0 +1,157 @@
+"""Real training loops on a toy dataset: CLI train/info, loss goes down, alignment helps, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encoders.alignment import AlignmentModel
+from encoders.config import load_preset
+from encoders.data import fingerprint_specimens, load_specimens
+from encoders.embed import Encoders, load_encoders
+from encoders.evaluation import clustering_ami, evaluate_encoders, harmonic_mean, linear_probe, top1_accuracy
+from encoders.text import TaxonomyVocab
+from encoders.training import train_encoders
+from storage.bundle import Bundle
+from test_encoders import make_toy_dataset
+from workflows.cli import main
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One CLI training run shared by the tests below (tiny preset, a few more epochs)."""
+    tmp = tmp_path_factory.mktemp("train")
+    root = tmp / "data"
+    make_toy_dataset(root)
+    preset = load_preset("tiny").replace(train={"pretrain_epochs": 3, "align_epochs": 10})
+    preset_path = tmp / "toy.json"
+    preset_path.write_text(json.dumps(preset.to_dict()))
+    out = tmp / "bundle"
+    torch.set_num_threads(2)
+    rc = main(["train", "--data", str(root), "--out", str(out), "--preset", str(preset_path), "--no-progress"])
+    return {"rc": rc, "root": root, "out": out, "tmp": tmp, "config": preset}
+
+
+def test_train_cli_writes_bundle_with_fingerprint(trained: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    assert trained["rc"] == 0
+    b = Bundle.open(trained["out"])
+    expected = fingerprint_specimens(load_specimens(trained["root"]))
+    assert b.fingerprint["sha256"] == expected["sha256"]
+    assert b.fingerprint["splits"]["train"] == expected["splits"]["train"] > 0
+    assert b.config["align"]["embed_dim"] == 32
+    assert "torch" in b.packages and b.manifest["format_version"] == 1
+    assert not list(trained["out"].rglob("*.ckpt")), "pickled checkpoints must stay outside the bundle"
+    assert (trained["out"].with_name("bundle.checkpoints") / "align" / "last.ckpt").is_file()
+    capsys.readouterr()
+    assert main(["info", str(trained["out"])]) == 0
+    shown = capsys.readouterr().out
+    assert b.fingerprint["sha256"][:16] in shown and "image_to_dna" in shown and "k=4" in shown
+    assert main(["info", str(trained["out"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"] == b.metrics
+
+
+def test_losses_decrease(trained: dict) -> None:
+    stats = Bundle.open(trained["out"]).metrics["training"]
+    mlm = [e["loss"] for e in stats["pretrain_epochs"]]
+    align = [e["loss"] for e in stats["align_epochs"]]
+    assert len(mlm) == 3 and len(align) == 10
+    assert mlm[-1] < mlm[0]
+    assert align[-1] < 0.8 * align[0]
+    assert all(e["seconds"] > 0 for e in stats["align_epochs"])
+
+
+def test_alignment_beats_unaligned_baseline(trained: dict) -> None:
+    specimens = load_specimens(trained["root"])
+    aligned = Bundle.open(trained["out"]).metrics["evaluation"]["retrieval"]["image_to_dna"]
+    torch.manual_seed(0)
+    vocab = TaxonomyVocab.build([s.lineage() for s in specimens])
+    baseline = evaluate_encoders(Encoders(AlignmentModel(trained["config"], vocab), device="cpu"), specimens, with_clustering=False)
+    base = baseline["retrieval"]["image_to_dna"]
+    for rank in ("genus", "species"):
+        assert aligned[rank]["seen"]["micro"] >= base[rank]["seen"]["micro"] + 0.2, rank
+    # image→DNA on seen species: 8 species among 16 test images; chance is ~1/8
+    assert aligned["species"]["seen"]["micro"] >= 0.4
+
+
+def test_bundle_roundtrip_identical_embeddings(trained: dict) -> None:
+    specimens = load_specimens(trained["root"])[:20]
+    a, b = load_encoders(trained["out"], device="cpu"), load_encoders(trained["out"], device="cpu")
+    seqs = [s.dna_barcode for s in specimens]
+    ea, eb = a.embed_dna(seqs), b.embed_dna(seqs, batch_size=3)
+    np.testing.assert_allclose(ea, eb, atol=1e-6)
+    assert ea.shape == (20, 32) and np.allclose(np.linalg.norm(ea, axis=1), 1.0, atol=1e-5)
+    imgs = a.embed_images([s.image_path for s in specimens])
+    np.testing.assert_allclose(imgs, b.embed_images([s.image_path for s in specimens]), atol=1e-6)
+    text = a.embed_text([s.lineage() for s in specimens] + ["Diptera Fam0 Genus0 Genus0 sp0"])
+    np.testing.assert_allclose(text[0], text[-1], atol=1e-6) if specimens[0].species == "Genus0 sp0" and specimens[0].subfamily is None else None
+    both = a.embed_specimens(specimens)
+    np.testing.assert_allclose(both["dna"], ea, atol=1e-6)
+    assert np.allclose(np.linalg.norm(both["fused"], axis=1), 1.0, atol=1e-5)
+    assert a.dna_features(seqs).shape == (20, trained["config"].dna.hidden)
+
+
+def test_embed_specimens_missing_modalities(trained: dict) -> None:
+    enc = load_encoders(trained["out"], device="cpu")
+    s = load_specimens(trained["root"])[:3]
+    s[0].image_path = None
+    s[1].dna_barcode = None
+    s[2].image_path = None
+    s[2].dna_barcode = None
+    out = enc.embed_specimens(s)
+    assert np.isnan(out["image"][0]).all() and not np.isnan(out["dna"][0]).any()
+    np.testing.assert_allclose(out["fused"][0], out["dna"][0], atol=1e-6)
+    np.testing.assert_allclose(out["fused"][1], out["image"][1], atol=1e-6)
+    assert np.isnan(out["fused"][2]).all()
+
+
+def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    specimens = make_toy_dataset(root, n_genera=2, per_species=6)
+    config = load_preset("tiny").replace(train={"align_epochs": 1})
+    _, first = train_encoders(specimens, config, tmp_path / "ck")
+    assert [e["epoch"] for e in first["align_epochs"]] == [0]
+    model, second = train_encoders(specimens, config.replace(train={"align_epochs": 2}), tmp_path / "ck", resume=True)
+    assert "pretrain_seconds" not in second, "pretraining must not rerun when alignment resumes"
+    assert [e["epoch"] for e in second["align_epochs"]] == [1]
+    assert isinstance(model, AlignmentModel)
+
+
+def test_train_cli_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "b"), "--preset", "tiny"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), "--preset", "huge"]) == 2
+    err = capsys.readouterr().err
+    assert "huge" in err and "small" in err and "Traceback" not in err
+
+
+# -- evaluation functions on hand-checked numbers ------------------------------------------
+
+
+def test_top1_micro_macro_hand_checked() -> None:
+    keys = np.array([[1, 0], [0, 1]], dtype=np.float32)
+    key_labels = ["a", "b"]
+    # 3 queries of class a (2 right), 1 of class b (right), 1 unlabelled (ignored)
+    query = np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9], [0.2, 0.8], [1, 0]], dtype=np.float32)
+    labels = ["a", "a", "a", "b", None]
+    r = top1_accuracy(query, labels, keys, key_labels)
+    assert r["n"] == 4
+    assert r["micro"] == pytest.approx(3 / 4)
+    assert r["macro"] == pytest.approx((2 / 3 + 1) / 2)
+    assert top1_accuracy(query[:1], ["zzz"], keys, key_labels)["micro"] == 0.0  # class absent from keys
+    assert harmonic_mean(0.5, 1.0) == pytest.approx(2 / 3) and harmonic_mean(0.0, 0.0) == 0.0
+
+
+def test_linear_probe_and_clustering_ami() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8)) * 5
+    y = np.repeat(["x", "y", "z"], 20)
+    x = centres[np.repeat(np.arange(3), 20)] + rng.normal(size=(60, 8)) * 0.1
+    assert linear_probe(x[::2], list(y[::2]), x[1::2], list(y[1::2]))["micro"] == 1.0
+    ami = clustering_ami(x, [{"species": v, "genus": "g"} for v in y])
+    assert ami["species"] == pytest.approx(1.0) and ami["genus"] is None
+    shuffled = clustering_ami(x, [{"species": v} for v in rng.permutation(y)])
+    assert shuffled["species"] < 0.2
