@@ -130,39 +130,9 @@ def load_specimens(data_dir: Path, splits: Iterable[str] | None = None) -> list[
 
 
 def _read_with_project_reader(data_dir: Path, splits: tuple[str, ...]) -> list[Specimen]:
-    try:
-        from storage.bioscan import DatasetRoot  # engineer A's reader
-    except ImportError:
-        DatasetRoot = None  # noqa: N806
-    if DatasetRoot is not None:
-        return list(DatasetRoot(data_dir).specimens(splits=splits))
-    return _read_minimal(data_dir, splits)
+    from storage.bioscan import BioscanDataset  # engineer A's validating reader
 
-
-def _read_minimal(data_dir: Path, splits: tuple[str, ...]) -> list[Specimen]:
-    """Stop-gap used only while ``storage.bioscan`` is absent from the tree."""
-    import pandas as pd
-
-    from storage.records import image_relpath
-
-    candidates = sorted(data_dir.glob("metadata/**/*.csv*")) + sorted(data_dir.glob("metadata/**/*.tsv"))
-    candidates += sorted(data_dir.glob("bioscan5m/metadata/**/*.csv*"))
-    if not candidates:
-        raise InputError(f"{data_dir}: no metadata/*.csv[.gz] or .tsv found")
-    path = candidates[0]
-    sep = "\t" if path.name.endswith(".tsv") else ","
-    frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    frame = frame[frame["split"].isin(splits)]
-    out = []
-    for line, row in zip(frame.index, frame.to_dict("records")):
-        s = Specimen.from_row(row, source=str(path), line=int(line) + 2)
-        for base in (data_dir, data_dir / "bioscan5m"):
-            p = base / image_relpath(s.processid, s.split)
-            if p.is_file():
-                s.image_path = p
-                break
-        out.append(s)
-    return out
+    return list(BioscanDataset(data_dir).specimens(splits=splits))
 
 
 def fingerprint_specimens(specimens: Iterable[Specimen]) -> dict[str, Any]:
