@@ -1,0 +1,135 @@
+"""Presentation pieces of the review app that need no database: pure functions and small widgets."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from textual.app import App, ComposeResult
+
+from storage.errors import InputError
+from tui.app import ReviewApp
+from tui.commands import COMMANDS
+from tui.keymap import load_keymap
+from tui.screens.detail import DetailScreen
+from tui.screens.queue import QueueQuery, QueueScreen, parse_filter
+from tui.screens.taxonomy import TaxonomyScreen
+from tui.widgets.dna_panel import DnaPanel, variable_sites
+from tui.widgets.geography import render_geography
+from tui.widgets.histogram import bin_distances, render_histogram
+from tui.widgets.run_progress import render_counts, render_run
+
+
+def test_variable_sites_ignore_ambiguous_bases() -> None:
+    cons = "ACGTACGTAC"
+    seqs = ["ACGTACGTAC", "ACCTACGTAC", "ACGTNCGTAA", "ACGTACG"]
+    # col 2 (G→C) and col 9 (C→A); the N at col 4 and the short sequence are not variants
+    assert variable_sites(cons, seqs) == [2, 9]
+    assert variable_sites("ACGN", ["ACGT"]) == []
+
+
+def test_bin_distances_counts_every_value_once() -> None:
+    within = [0.0, 0.01, 0.012, 0.02]
+    nearest = [0.08, 0.1, 0.1, 0.11]
+    b = bin_distances(within, nearest, bins=5)
+    assert len(b.edges) == 6 and b.edges[0] == 0.0 and b.edges[-1] == pytest.approx(0.11)
+    assert sum(b.within) == 4 and sum(b.nearest) == 4
+    assert b.within[0] == 4 and b.nearest[-1] == 3  # the barcode gap: within left, nearest right
+    assert bin_distances([], []).edges == ()
+    same = bin_distances([0.05, 0.05], [])
+    assert sum(same.within) == 2
+
+
+def test_render_histogram_has_a_line_per_bin_and_counts() -> None:
+    b = bin_distances([0.0, 0.01], [0.1, 0.1, 0.1], bins=4)
+    lines = render_histogram(b).plain.splitlines()
+    assert len(lines) == 1 + 4
+    assert lines[1].strip().startswith("0.0%") and lines[1].endswith("2/0")
+    assert lines[-1].endswith("0/3")
+    assert "no distances" in render_histogram(bin_distances([], [])).plain
+
+
+def test_geography_orders_by_count_and_folds_the_tail() -> None:
+    text = render_geography([("Canada", 3), ("Costa Rica", 9), ("Kenya", 1), ("Peru", 1), ("Chile", 1),
+                             ("Gabon", 1), ("Fiji", 1)], bbox=(9.1, 45.0, -83.0, -63.0), limit=3).plain
+    lines = text.splitlines()
+    assert lines[0].startswith("Costa Rica") and " 9 " in lines[0]
+    assert lines[1].startswith("Canada")
+    assert "+4 more places (4 specimens)" in text
+    assert "lat 9.10…45.00" in lines[-1]
+    assert "no locality" in render_geography([]).plain
+
+
+def test_counts_and_run_lines() -> None:
+    assert "pending 1,234" in render_counts({"pending": 1234, "accepted": 2, "rejected": 0}).plain
+    line = render_run({"id": 3, "kind": "run", "status": "running", "done": 10, "total": 200, "stale": True}).plain
+    assert "run 3 run running 10/200" in line and "no heartbeat" in line
+    assert render_run(None).plain == "no batch run"
+
+
+def test_parse_filter_terms() -> None:
+    q = parse_filter("size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all big wings", QueueQuery())
+    assert (q.min_size, q.min_novelty, q.max_identity, q.parent, q.status, q.search) == (
+        5, 0.9, pytest.approx(0.97), "Megaselia", None, "big wings")
+    assert parse_filter("identity>=0.9", q).min_identity == pytest.approx(0.9)
+    cleared = parse_filter("", q)
+    assert cleared.min_size is None and cleared.parent is None and cleared.status is None
+    with pytest.raises(ValueError, match="cannot read filter term 'size<=3'"):
+        parse_filter("size<=3", QueueQuery())
+
+
+def test_keymap_file(tmp_path: Path) -> None:
+    good = tmp_path / "keymap.toml"
+    good.write_text('"proposal.accept" = "A"\n"proposal.reject" = "x,delete"\n')
+    ids = ReviewApp.binding_ids()
+    assert load_keymap(good, ids) == {"proposal.accept": "A", "proposal.reject": "x,delete"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('"proposal.acept" = "A"\n')
+    with pytest.raises(InputError, match=r"bad.toml: unknown binding id\(s\) proposal.acept"):
+        load_keymap(bad, ids)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("proposal.accept = \n")
+    with pytest.raises(InputError, match="broken.toml: not valid TOML"):
+        load_keymap(broken, ids)
+    with pytest.raises(InputError, match="keymap file not found"):
+        load_keymap(tmp_path / "missing.toml")
+
+
+def test_binding_ids_are_unique_per_screen_and_palette_actions_exist() -> None:
+    for _, bindings in ReviewApp.binding_groups():
+        ids = [b.id for b in bindings if b.id]
+        assert len(ids) == len(set(ids))
+    screens = (QueueScreen, DetailScreen, TaxonomyScreen)
+    for text, action, _ in COMMANDS:
+        noun, _, verb = text.partition(": ")
+        assert noun and verb, text
+        assert any(hasattr(s, f"action_{action.split('(')[0]}") for s in screens), text
+
+
+class _DnaApp(App[None]):
+    def compose(self) -> ComposeResult:
+        yield DnaPanel()
+
+
+def test_dna_panel_draws_consensus_marks_and_scrolls() -> None:
+    async def run() -> None:
+        app = _DnaApp()
+        async with app.run_test(size=(40, 6)) as pilot:
+            panel = app.query_one(DnaPanel)
+            cons = "ACGT" * 30
+            member = cons[:50] + "T" + cons[51:]  # one variant at column 50 (consensus G → T)
+            panel.set_sequences(cons, [("SAMPLE-1", cons), ("SAMPLE-2", member)])
+            await pilot.pause()
+            assert panel.variable_site_count == 1
+            text = lambda y: panel.render_line(y).text  # noqa: E731
+            assert text(0).startswith("consensus ACGTACGT")
+            assert text(2).startswith("SAMPLE-1")
+            panel.scroll_to(x=45, animate=False)
+            await pilot.pause()
+            width = panel.scrollable_content_region.width - len("consensus ")
+            assert text(0)[len("consensus "):] == cons[45:45 + width]
+            assert text(1)[len("consensus ") + 5] == "^"  # column 50 marked on the sites line
+            assert text(3)[len("consensus ") + 5] == "T"
+
+    asyncio.run(run())
