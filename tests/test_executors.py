@@ -134,3 +134,53 @@ def test_ray_sharded_search_matches_local(ray_executor) -> None:
     got = ray_executor.search(shards, queries, 7)
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+
+
+# -- the discovery engine through an executor ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fitted_engine():
+    """A real DiscoveryModel fitted on a small synthetic BIOSCAN-like set, and query specimens."""
+    from discovery.engine import DiscoveryModel
+    from storage.records import Specimen
+    from storage.synth import SynthConfig, generate_frame
+
+    meta, _ = generate_frame(SynthConfig(n_species=30, n_specimens=700, images=False, seed=5))
+
+    def sp(*splits: str) -> list:
+        return [Specimen.from_row(r) for r in meta[meta["split"].isin(splits)].to_dict("records")]
+
+    model = DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"),
+                                 calibration_keys=sp("train"))
+    queries = sp("test", "test_unseen") + [Specimen(processid="NOSEQ1")] + sp("pretrain")[:40]
+    return model, queries
+
+
+def _same_results(got, want) -> None:
+    assert [r.processid for r in got] == [r.processid for r in want]
+    for a, b in zip(got, want):
+        assert a.deepest_rank == b.deepest_rank and a.labels == b.labels and a.is_novel == b.is_novel
+        assert a.top_hit == b.top_hit
+        if b.novelty == b.novelty:
+            assert a.novelty == pytest.approx(b.novelty, abs=1e-5)  # float32 sums differ by batch
+        else:
+            assert a.novelty != a.novelty  # NaN for a specimen without a barcode
+
+
+def test_triage_with_local_executor_matches_engine(fitted_engine) -> None:
+    from workflows.executors import triage_with
+
+    model, queries = fitted_engine
+    want = model.triage(queries)
+    got = triage_with(LocalExecutor(), model, queries, batch_size=17)
+    _same_results(got, want)
+    assert any(r.is_novel for r in want) and any(r.deepest_rank == "species" for r in want)
+
+
+@ray_only
+def test_triage_with_ray_executor_matches_engine(ray_executor, fitted_engine) -> None:
+    from workflows.executors import triage_with
+
+    model, queries = fitted_engine
+    got = triage_with(ray_executor, model, queries, batch_size=25)
+    _same_results(got, model.triage(queries))

@@ -181,25 +181,29 @@ class Executor(ABC):
         self.timings: list[StageTiming] = []
 
     @abstractmethod
-    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int) -> Columns: ...
+    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int, context: Any = None) -> Columns: ...
 
     @abstractmethod
     def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
                 ) -> list[tuple[np.ndarray, np.ndarray]]: ...
 
-    def map_batches(self, fn: BatchFn, columns: Mapping[str, np.ndarray], *, batch_size: int = 1024,
-                    stage: str = "map") -> Columns:
+    def map_batches(self, fn: BatchFn | Callable[[Columns, Any], Mapping[str, np.ndarray]],
+                    columns: Mapping[str, np.ndarray], *, batch_size: int = 1024, stage: str = "map",
+                    context: Any = None) -> Columns:
         """Apply ``fn`` to batches of ``columns``; output columns concatenated in input order.
 
         ``fn`` must return columns of the same length as its input batch (one
         output row per input row); a violation raises ``ValueError`` naming the stage.
+        With ``context`` (e.g. a fitted model), ``fn`` is called as
+        ``fn(batch, context)``; Ray ships the context to each worker process once
+        (object store + a per-process cache), not once per batch.
         """
         cols = {k: np.asarray(v) for k, v in columns.items()}
         n = _check_columns(cols)
         if batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         t0 = time.perf_counter()
-        out = self._map(_checked(fn, stage), cols, n, batch_size) if n else {}
+        out = self._map(_checked(fn, stage, context is not None), cols, n, batch_size, context) if n else {}
         self.timings.append(StageTiming(stage, n, time.perf_counter() - t0))
         log.info("%s: stage %s, %d rows in %.2fs", self.name, stage, n, self.timings[-1].seconds)
         return out
@@ -229,10 +233,12 @@ class Executor(ABC):
         self.close()
 
 
-def _checked(fn: BatchFn, stage: str) -> BatchFn:
-    def wrapper(batch: Columns) -> Columns:
+def _checked(fn: Callable[..., Mapping[str, np.ndarray]], stage: str, with_context: bool
+             ) -> Callable[..., Columns]:
+    def wrapper(batch: Columns, context: Any = None) -> Columns:
         n = len(next(iter(batch.values())))
-        out = {k: np.asarray(v) for k, v in fn(batch).items()}
+        result = fn(batch, context) if with_context else fn(batch)
+        out = {k: np.asarray(v) for k, v in result.items()}
         bad = {k: len(v) for k, v in out.items() if len(v) != n}
         if bad:
             raise ValueError(f"stage {stage!r}: batch function returned {bad} rows for a batch of {n}")
@@ -245,16 +251,33 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int) -> Columns:
+    def _map(self, fn: Callable[..., Columns], columns: Columns, n: int, batch_size: int,
+             context: Any = None) -> Columns:
         outputs = []
         for start in range(0, n, batch_size):
             batch = {k: v[start:start + batch_size] for k, v in columns.items()}
-            outputs.append(fn(batch))
+            outputs.append(fn(batch, context))
         return _concat(outputs)
 
     def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
                 ) -> list[tuple[np.ndarray, np.ndarray]]:
         return [shard.search(queries, k) for shard in shards]
+
+
+_WORKER_CONTEXT: dict[str, Any] = {}
+
+
+def _worker_context(ref: Any) -> Any:
+    """The context behind a Ray object ref, fetched once per worker process."""
+    if ref is None:
+        return None
+    key = ref.hex()
+    if key not in _WORKER_CONTEXT:
+        import ray
+
+        _WORKER_CONTEXT.clear()  # one context at a time: a new run's model replaces the old
+        _WORKER_CONTEXT[key] = ray.get(ref)
+    return _WORKER_CONTEXT[key]
 
 
 def _ray_search_shard(blob: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -297,7 +320,8 @@ class RayExecutor(Executor):
         ctx.enable_progress_bars = False
         self._search_remote = ray.remote(_ray_search_shard)
 
-    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int) -> Columns:
+    def _map(self, fn: Callable[..., Columns], columns: Columns, n: int, batch_size: int,
+             context: Any = None) -> Columns:
         import pyarrow as pa
         from ray.data.extensions import ArrowTensorArray
 
@@ -305,10 +329,11 @@ class RayExecutor(Executor):
         for name, col in columns.items():
             arrays[name] = ArrowTensorArray.from_numpy(col) if col.ndim > 1 else pa.array(col.tolist() if col.dtype == object else col)
         ds = self._ray.data.from_arrow(pa.table(arrays))
+        ctx_ref = self._ray.put(context) if context is not None else None
 
         def body(batch: Columns) -> Columns:
             rows = batch.pop(ROW_COLUMN)
-            out = dict(fn(batch))
+            out = dict(fn(batch, _worker_context(ctx_ref)))
             out[ROW_COLUMN] = rows
             return out
 
@@ -335,6 +360,40 @@ class RayExecutor(Executor):
             self._owns_ray = False
 
 
+def _triage_batch(batch: Columns, model: Any) -> Columns:
+    """Worker body: rebuild specimens from columns, run the engine, return results as JSON rows."""
+    import json
+
+    from storage.records import Specimen
+
+    specimens = [Specimen(processid=str(pid), dna_barcode=(str(seq) if seq is not None and seq == seq and seq != ""
+                                                            else None))
+                 for pid, seq in zip(batch["processid"], batch["dna_barcode"])]
+    results = model.triage(specimens)
+    return {"result": np.array([json.dumps(r.to_dict()) for r in results], dtype=object)}
+
+
+def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, batch_size: int = 2048) -> list[Any]:
+    """``model.triage(specimens)`` with the per-specimen work spread by ``executor``.
+
+    Embedding, FAISS search, identity, per-rank calls and novelty are all
+    per specimen (``discovery.engine.DiscoveryModel.triage``), so they map over
+    batches; the fitted model is shipped once per worker as the map's context.
+    Results come back in input order as the engine's own ``TriageResult``.
+    """
+    import json
+
+    from discovery.engine import TriageResult
+
+    if not specimens:
+        return []
+    columns = {"processid": np.array([s.processid for s in specimens], dtype=object),
+               "dna_barcode": np.array([s.dna_barcode or "" for s in specimens], dtype=object)}
+    out = executor.map_batches(_triage_batch, columns, batch_size=batch_size, stage="embed+classify",
+                               context=model)
+    return [TriageResult(**json.loads(r)) for r in out["result"]]
+
+
 def ray_available() -> bool:
     """True when the ``ray`` extra is importable (without importing it twice)."""
     import importlib.util
@@ -354,5 +413,5 @@ def make_executor(kind: str | ExecutorConfig = "local") -> Executor:
 
 __all__ = [
     "BatchFn", "Columns", "Executor", "ExecutorConfig", "IndexShard", "LocalExecutor", "RayExecutor",
-    "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index",
+    "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index", "triage_with",
 ]
