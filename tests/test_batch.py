@@ -1,0 +1,139 @@
+"""Batch runs: collection discovery, bad-input exit codes, the runs-table ledger on a real database.
+
+End-to-end batches through the real triage pipeline are in ``test_batch_run.py``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage.errors import InputError, ModelBundleError
+from workflows.batch import (
+    BatchSummary,
+    CollectionOutcome,
+    RunLedger,
+    discover_collections,
+    model_fingerprint,
+)
+from workflows.cli import main
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_discover_collections_folder_glob_and_images(tmp_path: Path) -> None:
+    _write(tmp_path / "b.csv", "processid,dna_barcode\nP1,ACGT\n")
+    _write(tmp_path / "a.tsv", "processid\tdna_barcode\nP2\tACGT\n")
+    _write(tmp_path / "c.csv.gz", "processid,dna_barcode\nP3,ACGT\n")
+    _write(tmp_path / "d.fasta", ">P4|x\nACGT\n")
+    _write(tmp_path / "notes.txt", "not a collection")
+    _write(tmp_path / "b.quarantine.csv", "file,line\n")  # our own quarantine reports are not inputs
+    (tmp_path / "b_images").mkdir()
+    (tmp_path / "b_images" / "P1.jpg").write_bytes(b"\xff\xd8fake")
+    specs = discover_collections(str(tmp_path))
+    assert [s.name for s in specs] == ["a.tsv", "b.csv", "c.csv.gz", "d.fasta"]
+    b = specs[1]
+    assert b.images == (tmp_path / "b_images").resolve()
+    assert specs[0].images is None
+    assert [s.name for s in discover_collections(str(tmp_path / "*.csv*"))] == ["b.csv", "c.csv.gz"]
+    # The key follows content, not the name: a renamed copy has the same key, an edit changes it.
+    copy = _write(tmp_path / "other" / "renamed.tsv", (tmp_path / "a.tsv").read_text())
+    assert discover_collections(str(copy))[0].key == specs[0].key
+    _write(copy, "processid\tdna_barcode\nP2\tACGA\n")
+    assert discover_collections(str(copy))[0].key != specs[0].key
+    # Images count in the key: adding a photo makes the collection new.
+    (tmp_path / "b_images" / "P9.jpg").write_bytes(b"\xff\xd8more")
+    assert discover_collections(str(tmp_path / "b.csv"))[0].key != b.key
+
+
+def test_no_collections_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no collections found in folder"):
+        discover_collections(str(tmp_path))
+    with pytest.raises(InputError, match="no collections found in pattern"):
+        discover_collections(str(tmp_path / "*.csv"))
+
+
+def test_model_fingerprint(tmp_path: Path) -> None:
+    with pytest.raises(ModelBundleError, match="no bundle.json"):
+        model_fingerprint(tmp_path)
+    (tmp_path / "bundle.json").write_text("{not json")
+    with pytest.raises(ModelBundleError, match="not valid JSON"):
+        model_fingerprint(tmp_path)
+    (tmp_path / "bundle.json").write_text(json.dumps({"format_version": 1}))
+    fp = model_fingerprint(tmp_path)
+    assert fp.startswith("sha256:") and len(fp) == 71
+    (tmp_path / "bundle.json").write_text(json.dumps({"format_version": 1, "files": {"x": "y"}}))
+    assert model_fingerprint(tmp_path) != fp
+
+
+def test_cli_run_bad_input_exits_2(tmp_path: Path, capsys) -> None:
+    db = tmp_path / "x.sqlite"
+    assert main(["run", "--collections", str(tmp_path / "nothing*"), "--model", str(tmp_path), "--db", str(db)]) == 2
+    assert "no collections found" in capsys.readouterr().err
+    _write(tmp_path / "c.csv", "processid,dna_barcode\nP1,ACGT\n")
+    assert main(["run", "--collections", str(tmp_path), "--model", str(tmp_path / "nomodel"), "--db", str(db)]) == 2
+    assert "not a model bundle" in capsys.readouterr().err
+    assert not db.exists()  # nothing was created before the input was checked
+
+
+def test_summary_exit_codes_and_table() -> None:
+    ok = CollectionOutcome("a.csv", "/x/a.csv", "k1", "ok", run_id=3, specimens=10)
+    skipped = CollectionOutcome("b.csv", "/x/b.csv", "k2", "skipped", run_id=2)
+    quarantined = CollectionOutcome("c.csv", "/x/c.csv", "k3", "quarantined", run_id=4, quarantined=2)
+    failed = CollectionOutcome("d.csv", "/x/d.csv", "k4", "failed", error="d.csv:3: bad barcode")
+    assert BatchSummary([ok, skipped], Path("l.log"), 1.0).exit_code == 0
+    assert BatchSummary([ok, quarantined], Path("l.log"), 1.0).exit_code == 1
+    s = BatchSummary([ok, skipped, quarantined, failed], Path("l.log"), 1.0)
+    assert s.exit_code == 1
+    assert s.counts() == {"ok": 1, "skipped": 1, "quarantined": 1, "failed": 1}
+    table = s.table()
+    assert "error: d.csv:3: bad barcode" in table and "(exit 1)" in table
+    doc = s.to_json()
+    assert doc["exit_code"] == 1 and len(doc["collections"]) == 4
+
+
+# -- the ledger on a real database ---------------------------------------------------------------------------
+
+def test_ledger_completed_and_dead_process_recovery(tmp_path: Path) -> None:
+    from storage.db.database import Database
+    from workflows.batch import ITEM_RUN_KIND, CollectionSpec
+
+    path = tmp_path / "l.sqlite"
+    db = Database.create(path)
+    ledger = RunLedger(db, stale_after_s=3600)
+    spec = CollectionSpec(tmp_path / "a.csv", None, "sha256:aaa")
+    assert ledger.completed(spec.key, "m1") is None
+    item = ledger.start(spec, "m1", batch_run_id=None)
+    ledger.finish(item, CollectionOutcome("a.csv", "a", spec.key, "ok", run_id=42, specimens=5))
+    assert ledger.completed(spec.key, "m1") == 42
+    assert ledger.completed(spec.key, "other-model") is None  # a new model means a new triage
+    db.close()
+    # A process that starts an item run and dies without finishing it (like SIGKILL).
+    code = ("from storage.db.database import Database; import os, sys; db = Database.open(sys.argv[1]); "
+            f"db.start_run({ITEM_RUN_KIND!r}, {{'collection_key': 'sha256:bbb', 'model_fingerprint': 'm1'}}, "
+            "backup=False); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=Path(__file__).resolve().parent.parent)
+    db = Database.open(path)
+    ledger = RunLedger(db, stale_after_s=3600)  # heartbeat is fresh: only the dead pid gives it away
+    dead = ledger.recover()
+    assert len(dead) == 1
+    assert db.run_progress(dead[0]).status == "interrupted"
+    assert ledger.completed("sha256:bbb", "m1") is None
+    assert ledger.recover() == []  # idempotent
+    # A live run of this very process is never taken as dead.
+    live = db.start_run(ITEM_RUN_KIND, {"collection_key": "sha256:ccc"}, backup=False)
+    assert ledger.recover() == []
+    assert db.run_progress(live).status == "running"
+    db.close()
