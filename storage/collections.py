@@ -108,8 +108,26 @@ def _check_readable_text(path: Path) -> None:
     if magic.startswith(b"BZh") or magic.startswith(b"\xfd7zXZ"):
         raise InputError(f"{path}: compressed with bzip2/xz; only plain or gzip (.gz) files are read")
     head = _head(path)
-    if b"\x00" in head:
+    if _looks_binary(head):
         raise InputError(f"{path}: binary content, not a CSV/TSV/FASTA text file")
+
+
+_CONTROL = bytes(c for c in range(32) if c not in (9, 10, 12, 13))
+
+
+def _looks_binary(head: bytes) -> bool:
+    """Binary if the first line holds a NUL or control bytes are more than 1% of the head.
+
+    A stray NUL in one row of a real table is a bad row (quarantined), not a
+    reason to reject the file.
+    """
+    if not head:
+        return False
+    first_line = head.split(b"\n", 1)[0]
+    if b"\x00" in first_line:
+        return True
+    controls = len(head) - len(head.translate(None, _CONTROL))
+    return controls > len(head) // 100
 
 
 def open_text_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
@@ -335,10 +353,9 @@ class CollectionReader:
             except csv.Error as exc:
                 end = reader.line_num
                 raw = "".join(texts.get(i, "") for i in range(start, end + 1)).rstrip("\r\n")
-                rec = self.validator.file_problem(source=src, line=start, kind=MALFORMED_ROW, reason=f"unparseable row ({exc})")
-                self.validator.summary.rows += 1
-                self.validator.summary.quarantined += 1
-                self._quarantine(QuarantinedRecord(rec.file, rec.line, None, rec.kind, rec.reason, raw))
+                self._quarantine(
+                    self.validator.reject(source=src, line=start, kind=MALFORMED_ROW, reason=f"unparseable row ({exc})", raw=raw)
+                )
                 continue
             end = reader.line_num
             raw = "".join(texts.pop(i, "") for i in range(start, end + 1)).rstrip("\r\n")

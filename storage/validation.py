@@ -78,7 +78,6 @@ PROBLEM_KINDS: tuple[str, ...] = (
     NO_DATA,
 )
 
-_GAPS = re.compile(r"[-.\s]")
 _NON_IUPAC = re.compile("[^" + "".join(sorted(IUPAC)) + "]")
 _GAP_CHARS = ("-", ".", " ", "\t", "\r", "\n")
 
@@ -406,6 +405,11 @@ class RowValidator:
         if (self.images / p.name).exists():
             return self.images / p.name
         return base / p
+
+    def reject(self, *, source: str, line: int | None, kind: str, reason: str, raw: str = "") -> QuarantinedRecord:
+        """Quarantine a row that could not even be split into cells (counted as a row)."""
+        self.summary.add_quarantined([kind])
+        return QuarantinedRecord(file=source, line=line, processid=None, kind=kind, reason=reason, raw=raw)
 
     def file_problem(self, *, source: str, line: int | None, kind: str, reason: str) -> QuarantinedRecord:
         """A problem with the file itself (e.g. truncated gzip): counted, not a row."""

@@ -287,3 +287,12 @@ def test_cli_truncated_gzip_reports_and_exits_1(tmp_path: Path, capsys: pytest.C
     code, out, _ = _main(capsys, "validate", str(FIX / "truncated.csv.gz"), "--quarantine", str(tmp_path / "q.csv"))
     assert code == 1
     assert "truncated gzip" in out and "rows read before are kept" in out
+
+
+def test_a_stray_nul_byte_quarantines_its_row_not_the_file(tmp_path: Path) -> None:
+    seq = "ACGT" * 60
+    path = tmp_path / "nul.csv"
+    path.write_bytes(f"processid,dna_barcode\nA1,{seq}\nA2,{seq}\x00\nA3,{seq}\n".encode())
+    result = read_collection(path)
+    assert [s.processid for s in result.specimens] == ["A1", "A3"]
+    assert [(q.line, q.processid, q.kind) for q in result.quarantine] == [(3, "A2", "barcode_chars")]
