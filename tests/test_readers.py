@@ -294,3 +294,12 @@ def test_real_images_are_readable(real_images_dir: Path) -> None:
         with Image.open(s.image_path) as img:
             sizes.add(img.size)
     assert (2880, 2160) in sizes and (341, 256) in sizes
+
+
+def test_gzipped_fasta_reads_like_the_plain_file(tmp_path: Path) -> None:
+    gz = tmp_path / "collection.fasta.gz"
+    gz.write_bytes(gzip.compress((FIX / "collection.fasta").read_bytes()))
+    assert sniff_format(gz) == "fasta"
+    plain = read_collection(FIX / "collection.fasta").specimens
+    packed = read_collection(gz).specimens
+    assert [(s.processid, s.dna_barcode, s.taxon) for s in packed] == [(s.processid, s.dna_barcode, s.taxon) for s in plain]
