@@ -217,3 +217,37 @@ def test_unknown_format_and_missing_folder(tmp_path: Path, data) -> None:
         write_export(data, "xlsx", tmp_path / "x")
     with pytest.raises(InputError, match="does not exist"):
         write_export(data, "json", tmp_path / "nope" / "x.json")
+
+
+# -- report numbers -----------------------------------------------------------------------------------------
+
+def test_barcode_gap_from_member_barcodes() -> None:
+    from workflows.report import barcode_gap_distances
+
+    import numpy as np
+
+    a = "".join(np.random.default_rng(0).choice(list("ACGT"), 200))
+    swap = {"A": "C", "C": "G", "G": "T", "T": "A"}
+    b = "".join(swap[c] if i % 20 == 10 else c for i, c in enumerate(a))  # 10 spaced substitutions: p = 0.05
+    a2 = a[:100] + swap[a[100]] + a[101:]  # 1 substitution: p = 0.005
+    members = pd.DataFrame({"proposal_id": [1, 1, 2], "processid": ["x", "y", "z"]})
+    barcodes = pd.Series({"x": a, "y": a2, "z": b})
+    within, between = barcode_gap_distances(members, barcodes)
+    assert within.tolist() == pytest.approx([0.005])
+    assert sorted(between.tolist()) == pytest.approx([0.05, 0.05])
+
+
+def test_barcode_gap_prefers_stored_evidence() -> None:
+    from workflows.report import evidence_gap_distances, naming_depth_counts
+
+    props = pd.DataFrame({"proposal_id": [1, 2, 3], "evidence": [
+        {"within_distance": {"mean": 0.004, "max": 0.01}, "between_distance": {"distance": 0.08}},
+        {"within_distance": None, "between_distance": {"distance": 0.11}},  # a singleton
+        "not a dict"]})
+    within, between = evidence_gap_distances(props)
+    assert within.tolist() == [0.01] and between.tolist() == [0.08, 0.11]
+    assert evidence_gap_distances(pd.DataFrame({"proposal_id": [1], "evidence": [{}]})) is None
+    counts = naming_depth_counts(pd.DataFrame({"deepest_rank": ["species", "genus", None, "genus"],
+                                               "novelty": [0.1, 0.9, 0.7, 0.2]}))
+    assert counts.loc["genus"].tolist() == [1, 1] and counts.loc["unnamed"].tolist() == [0, 1]
+    assert int(counts.to_numpy().sum()) == 4

@@ -243,7 +243,31 @@ def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per
     return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
 
 
-def plot_barcode_gap(within: Sequence[float], between: Sequence[float]) -> Plot:
+def evidence_gap_distances(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per-candidate max within-distance and nearest-other-candidate distance from stored evidence.
+
+    ``discovery.proposals`` records ``within_distance.max`` and
+    ``between_distance.distance`` for every candidate, exact and over all
+    members; use them when present instead of re-aligning a sample. None when
+    the run's evidence has neither.
+    """
+    if "evidence" not in proposals or proposals.empty:
+        return None
+    within, between = [], []
+    for ev in proposals["evidence"]:
+        if not isinstance(ev, dict):
+            continue
+        w, b = ev.get("within_distance"), ev.get("between_distance")
+        if isinstance(w, dict) and isinstance(w.get("max"), (int, float)):
+            within.append(float(w["max"]))
+        if isinstance(b, dict) and isinstance(b.get("distance"), (int, float)):
+            between.append(float(b["distance"]))
+    if not within and not between:
+        return None
+    return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
+
+
+def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_candidate: bool = False) -> Plot:
     """Overlaid histograms of within- and between-candidate distances, in % divergence."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
     b = np.asarray([x for x in between if x == x], dtype=float) * 100
@@ -257,8 +281,10 @@ def plot_barcode_gap(within: Sequence[float], between: Sequence[float]) -> Plot:
         bins = np.linspace(0, top * 1.05, 40)
         # Shares, not counts: within-pairs outnumber candidates quadratically.
         if len(w):
+            w_label = f"largest within a candidate ({len(w)} candidates)" if per_candidate \
+                else f"within a candidate ({len(w)} pairs)"
             ax.hist(w, bins=bins, weights=np.full(len(w), 1 / len(w)), color=WITHIN_COLOUR, alpha=0.75,
-                    label=f"within a candidate ({len(w)} pairs)")
+                    label=w_label)
         if len(b):
             ax.hist(b, bins=bins, weights=np.full(len(b), 1 / len(b)), color=BETWEEN_COLOUR, alpha=0.6,
                     label=f"to nearest other candidate ({len(b)} candidates)")
@@ -372,11 +398,15 @@ def render_plots(data: "RunExport") -> list[Plot]:
     assignments, proposals, members, specimens = data.assignments, data.proposals, data.members, data.specimens
     barcodes = specimens.set_index("processid")["dna_barcode"] if {"processid", "dna_barcode"} <= set(specimens) \
         else pd.Series(dtype=object)
-    within, between = barcode_gap_distances(members, barcodes) if len(members) else (np.array([]), np.array([]))
+    from_evidence = evidence_gap_distances(proposals)
+    if from_evidence is not None:
+        within, between = from_evidence
+    else:
+        within, between = barcode_gap_distances(members, barcodes) if len(members) else (np.array([]), np.array([]))
     return [
         plot_naming_depth(assignments),
         plot_novelty(assignments),
-        plot_barcode_gap(within, between),
+        plot_barcode_gap(within, between, per_candidate=from_evidence is not None),
         plot_proposal_sizes(proposals),
         plot_sites(specimens, assignments),
     ]
