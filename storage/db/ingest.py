@@ -91,9 +91,18 @@ def file_checksum(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+#: (specimens column, Specimen attribute) for the BIOSCAN fields, resolved once (ingest is a hot loop).
+_FIELD_PAIRS: tuple[tuple[str, str], ...] = tuple((COLUMN_KEYS[c], Specimen.field_for_column(c)) for c in BIOSCAN_COLUMNS)
+#: Column order of the raw INSERT used by bulk ingest.
+_INSERT_COLUMNS: tuple[str, ...] = tuple(k for k, _ in _FIELD_PAIRS) + (
+    "image_path", "source", "line", "record_hash", "version", "current", "collection_id", "ingest_id")
+_INSERT_SQL = "INSERT INTO specimens ({}) VALUES ({})".format(
+    ", ".join(f'"{c}"' for c in _INSERT_COLUMNS), ", ".join("?" for _ in _INSERT_COLUMNS))
+
+
 def specimen_values(spec: Specimen) -> dict[str, Any]:
     """The specimen as a ``specimens`` row (without bookkeeping columns)."""
-    row = {COLUMN_KEYS[c]: v for c, v in spec.to_row().items()}
+    row = {key: getattr(spec, attr) for key, attr in _FIELD_PAIRS}
     row["image_path"] = str(spec.image_path) if spec.image_path is not None else None
     row["source"] = spec.source
     row["line"] = spec.line
@@ -312,7 +321,10 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
     if retire:
         conn.execute(sa.update(SPECIMENS).where(SPECIMENS.c.id.in_(retire)).values(current=False))
     if inserts:
-        conn.execute(sa.insert(SPECIMENS), inserts)
+        # Raw executemany: SQLAlchemy's per-row overhead would dominate a million-row ingest.
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        raw.executemany(_INSERT_SQL, [tuple(v[c] for c in _INSERT_COLUMNS) for v in inserts])
     added: dict[tuple[str, str, int | None], int] = {}
     if inserts and taxa_cache is not None:
         seen: set[tuple[Any, ...]] = set()

@@ -36,6 +36,7 @@ a page of 50 from 100k proposals takes milliseconds (see benchmarks/RESULTS-db.m
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
@@ -208,45 +209,62 @@ def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int |
     return None, None, None
 
 
-def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str) -> int:
+def _in_chunks(raw: Any, sql: str, keys: Sequence[str], extra: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run ``sql`` (with one ``{}`` for an IN list) over ``keys`` in chunks below SQLite's variable limit."""
+    out: list[tuple[Any, ...]] = []
+    for i in range(0, len(keys), 900):
+        part = list(keys[i:i + 900])
+        out.extend(raw.execute(sql.format(", ".join("?" * len(part))), [*part, *extra]).fetchall())
+    return out
+
+
+def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
+               parents: dict[tuple[Any, ...], tuple[int | None, str | None, str | None]]) -> int:
+    """Insert one proposal with its members; supersede the pending proposals it re-clusters.
+
+    Raw SQL on the transaction's own connection: SQLAlchemy's per-statement
+    overhead was 90% of the time at 100k proposals (benchmarks/RESULTS-db.md).
+    """
+    raw = conn.connection.dbapi_connection
     members = p.member_rows()
     pids = [m["processid"] for m in members]
-    parent_id, parent_rank, parent_name = _resolve_parent(conn, p, run_id)
+    key = (p.parent_taxon_id, tuple(sorted((p.parent_lineage or {}).items())), p.parent_rank, p.parent_name)
+    if key not in parents:
+        parents[key] = _resolve_parent(conn, p, run_id)
+    parent_id, parent_rank, parent_name = parents[key]
     # Older pending proposals re-clustered by this one: any pending proposal of another run sharing a member.
     overlap: dict[int, int] = {}
-    for i in range(0, len(pids), 900):
-        for pid_, n in conn.execute(
-                sa.select(MEMBERS.c.proposal_id, sa.func.count()).join(PROPOSALS, PROPOSALS.c.id == MEMBERS.c.proposal_id)
-                .where(MEMBERS.c.processid.in_(pids[i:i + 900]), PROPOSALS.c.status == "pending",
-                       PROPOSALS.c.run_id != run_id).group_by(MEMBERS.c.proposal_id)):
-            overlap[pid_] = overlap.get(pid_, 0) + n
-    predecessor = None
+    for old_id, n in _in_chunks(raw, "SELECT m.proposal_id, count(*) FROM proposal_members m JOIN proposals p "
+                                     "ON p.id = m.proposal_id WHERE m.processid IN ({}) AND p.status = 'pending' "
+                                     "AND p.run_id != ? GROUP BY m.proposal_id", pids, (run_id,)):
+        overlap[old_id] = overlap.get(old_id, 0) + n
+    lineage, version = None, 1
     if overlap:
         best = max(overlap, key=lambda k: (overlap[k], -k))
-        predecessor = conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.lineage, PROPOSALS.c.version)
-                                   .where(PROPOSALS.c.id == best)).first()
-    ids = dict(conn.execute(sa.select(SPECIMENS.c.processid, SPECIMENS.c.id).where(
-        SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_(pids[:900]))).all()) if len(pids) <= 900 else {}
-    if len(pids) > 900:
-        for i in range(0, len(pids), 900):
-            ids.update(dict(conn.execute(sa.select(SPECIMENS.c.processid, SPECIMENS.c.id).where(
-                SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_(pids[i:i + 900]))).all()))
-    new_id = int(conn.execute(sa.insert(PROPOSALS).values(
-        run_id=run_id, lineage=predecessor.lineage if predecessor else None,
-        version=(predecessor.version + 1) if predecessor else 1, status="pending", parent_taxon_id=parent_id,
-        parent_rank=parent_rank, parent_name=parent_name, provisional_name=p.provisional_name, size=len(members),
-        novelty=None if p.novelty is None else float(p.novelty), nearest_species=p.nearest_species,
-        nearest_identity=None if p.nearest_identity is None else float(p.nearest_identity),
-        evidence=_jsonable(dict(p.evidence)), created_at=now, updated_at=now)).inserted_primary_key[0])
-    if predecessor is None:
-        conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
-    conn.execute(sa.insert(MEMBERS), [{**m, "proposal_id": new_id, "specimen_id": ids.get(m["processid"])}
-                                      for m in members])
+        lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?", (best,)).fetchone()
+        version = old_version + 1
+    ids = dict(_in_chunks(raw, "SELECT processid, id FROM specimens WHERE current = 1 AND processid IN ({})", pids))
+    cur = raw.execute(
+        "INSERT INTO proposals (run_id, lineage, version, status, parent_taxon_id, parent_rank, parent_name, "
+        "provisional_name, size, novelty, nearest_species, nearest_identity, evidence, created_at, updated_at) "
+        "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, lineage, version, parent_id, parent_rank, parent_name, p.provisional_name, len(members),
+         None if p.novelty is None else float(p.novelty), p.nearest_species,
+         None if p.nearest_identity is None else float(p.nearest_identity),
+         json.dumps(_jsonable(dict(p.evidence))), now, now))
+    new_id = int(cur.lastrowid)
+    if lineage is None:
+        raw.execute("UPDATE proposals SET lineage = ? WHERE id = ?", (new_id, new_id))
+    raw.executemany("INSERT INTO proposal_members (proposal_id, processid, specimen_id, probability, outlier_score) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(new_id, m["processid"], ids.get(m["processid"]), m["probability"], m["outlier_score"])
+                     for m in members])
     for old_id in sorted(overlap):
-        conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == old_id, PROPOSALS.c.status == "pending").values(
-            status="superseded", superseded_by=new_id, version=PROPOSALS.c.version + 1, updated_at=now))
-        conn.execute(sa.insert(EDGES).values(kind="recluster", source_id=old_id, target_id=new_id, run_id=run_id,
-                                             created_at=now, detail={"shared_members": overlap[old_id]}))
+        raw.execute("UPDATE proposals SET status = 'superseded', superseded_by = ?, version = version + 1, "
+                    "updated_at = ? WHERE id = ? AND status = 'pending'", (new_id, now, old_id))
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES ('recluster', ?, ?, ?, ?, ?)",
+                    (old_id, new_id, run_id, now, json.dumps({"shared_members": overlap[old_id]})))
     return new_id
 
 
@@ -279,7 +297,8 @@ class ProposalsMixin:
                 if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar() is None:
                     raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
                 now = utcnow()
-                ids = [_write_one(conn, run_id, p, now) for p in chunk]
+                parents: dict[tuple[Any, ...], tuple[int | None, str | None, str | None]] = {}
+                ids = [_write_one(conn, run_id, p, now, parents) for p in chunk]
                 conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=now))
                 return ids
 
