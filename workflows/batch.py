@@ -447,20 +447,25 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
     item_run = ledger.start(spec, fingerprint, batch_run)
     t0 = time.perf_counter()
     stage_started: dict[str, float] = {}
+    import threading
+
+    lock = threading.Lock()  # called from triage and from the heartbeat poller thread
 
     def stage(name: str, done: int = 0, total: int = 0) -> None:
-        now = time.perf_counter()
-        if name not in stage_started:
-            if stage_started:  # close the previous stage
-                last = list(stage_started)[-1]
-                outcome.stages.setdefault(last, now - stage_started[last])
-            stage_started[name] = now
-        emit(BatchEvent("stage", spec.name, name, done, total))
+        with lock:
+            now = time.perf_counter()
+            if name not in stage_started:
+                if stage_started:  # close the previous stage
+                    last = list(stage_started)[-1]
+                    outcome.stages.setdefault(last, now - stage_started[last])
+                stage_started[name] = now
+            emit(BatchEvent("stage", spec.name, name, done, total))
 
     try:
-        report = triage_fn(TriageCall(spec, Path(config.model), Path(config.db), database, executor, stage,
-                                      {"collection_key": spec.key, "batch_run_id": batch_run,
-                                       "batch_item_run_id": item_run}))
+        with HeartbeatPoller(database, item_run, stage):
+            report = triage_fn(TriageCall(spec, Path(config.model), Path(config.db), database, executor, stage,
+                                          {"collection_key": spec.key, "batch_run_id": batch_run,
+                                           "batch_item_run_id": item_run}))
         if stage_started:
             last = list(stage_started)[-1]
             outcome.stages.setdefault(last, time.perf_counter() - stage_started[last])
@@ -487,6 +492,46 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
     log.info("%s: %s in %.1fs (%s)", spec.name, outcome.status, outcome.seconds,
              ", ".join(f"{k} {v:.1f}s" for k, v in outcome.stages.items()))
     return outcome
+
+
+class HeartbeatPoller:
+    """Turn the triage run's database heartbeats (done / total / message) into stage events.
+
+    Triage writes its progress to its run row (the same rows the review TUI
+    watches); polling them gives per-stage progress without the pipeline having
+    to know about the batch. Runs in a daemon thread; reads only.
+    """
+
+    def __init__(self, database: Any, after_run_id: int, stage: Callable[[str, int, int], None],
+                 interval_s: float = 0.5) -> None:
+        import threading
+
+        self.database, self.after_run_id, self.stage, self.interval_s = database, after_run_id, stage, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batch-heartbeat-poller", daemon=True)
+
+    def __enter__(self) -> "HeartbeatPoller":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        last: tuple[Any, ...] | None = None
+        while not self._stop.wait(self.interval_s):
+            try:
+                run = self.database.latest_run(kind=TRIAGE_RUN_KIND)
+            except Exception:  # a busy or closing database must never kill the batch
+                log.debug("heartbeat poll failed", exc_info=True)
+                continue
+            if run is None or run.id <= self.after_run_id or run.status != "running":
+                continue
+            state = (run.message, run.done, run.total)
+            if state != last:
+                last = state
+                self.stage((run.message or "triage").split(":")[0][:40], run.done or 0, run.total or 0)
 
 
 def default_triage(call: TriageCall) -> TriageReport:
