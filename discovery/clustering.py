@@ -549,6 +549,9 @@ class CandidateSpeciesClusterer:
             p_hdb[mem] = soft[mem, dominant] if soft.shape[1] > dominant else 0.0
             if mem.size == 1:
                 p_hdb[mem] = 1.0
+        group.approx_to_candidate = {}
+        if n_hdb == 0:
+            return p_hdb
         approx, _ = hdbscan.approximate_predict(clusterer, coords)
         votes_by_label: dict[int, Counter] = defaultdict(Counter)
         for a, cand in zip(approx.tolist(), group.labels.tolist()):
@@ -591,7 +594,7 @@ class CandidateSpeciesClusterer:
             best = mean_d.argmin(axis=1)
             best_d = mean_d[np.arange(len(idx_list)), best]
             strength = np.zeros(len(idx_list))
-            if group.clusterer is not None:
+            if group.clusterer is not None and group.approx_to_candidate:
                 coords = group.mds.transform(d) if group.mds is not None else (
                     np.asarray(data, dtype=np.float64)
                     / np.maximum(np.linalg.norm(np.asarray(data, dtype=np.float64), axis=1, keepdims=True), 1e-12))
