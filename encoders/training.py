@@ -259,6 +259,10 @@ def train_bundle(
     fingerprint["source"] = str(Path(data_dir).resolve())
     ckpt = checkpoint_dir or default_checkpoint_dir(out)
     model, stats = train_encoders(specimens, config, ckpt, resume=resume, progress=progress)
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) != 0:  # DDP: only rank 0 evaluates and writes the bundle
+        return TrainResult(bundle_path=out, metrics={"training": stats})
     metrics: dict[str, Any] = {"training": stats}
     if evaluate:
         start = time.perf_counter()

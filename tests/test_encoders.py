@@ -7,6 +7,7 @@ photos whose colour encodes the species and shape the genus.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
@@ -232,3 +233,40 @@ def test_alignment_loss_masks_missing_modalities() -> None:
     batch["has_dna"] = torch.tensor([True, False, False, False])
     _, parts = model.loss(batch)
     assert parts == {}
+
+
+# -- config and optional backbones -------------------------------------------------------
+
+
+def test_presets_load_and_validate(tmp_path: Path) -> None:
+    tiny, small, base = (load_preset(n) for n in ("tiny", "small", "base"))
+    assert (base.dna.k, base.dna.layers, base.dna.heads, base.dna.hidden) == (8, 4, 4, 768)
+    assert base.image.arch == "vit" and base.image.hidden == 768
+    assert tiny.train.mask_ratio == small.train.mask_ratio == 0.5
+    assert ModelConfig.from_dict(tiny.to_dict()) == tiny
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        tiny.dna.k = 5  # type: ignore[misc]
+    with pytest.raises(ValueError, match="unknown key"):
+        ModelConfig.from_dict({"dna": {"kmer": 4}})
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig.from_dict({"dna": {"hidden": 30, "heads": 4}})
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"dna": {"k": 4,}}')
+    with pytest.raises(ValueError, match="line 1"):
+        load_preset(bad)
+    with pytest.raises(FileNotFoundError, match="available: base, small, tiny"):
+        load_preset("huge")
+
+
+def test_timm_backbone_is_optional() -> None:
+    from encoders.image import build_image_encoder
+    from storage.errors import ModelBundleError
+
+    cfg = ModelConfig.from_dict({"image": {"arch": "timm", "timm_name": "resnet18"}}).image
+    try:
+        import timm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ModelBundleError, match=r"biodiscover\[timm\]"):
+            build_image_encoder(cfg)
+    else:  # pragma: no cover - only where the extra is installed
+        assert build_image_encoder(cfg, load_weights=False).output_dim > 0

@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
 
         overrides = {k: v for k, v in {"pretrain_epochs": pretrain_epochs, "align_epochs": align_epochs, "seed": seed}.items() if v is not None}
         config = _load_config(preset, overrides)
-        show = sys.stderr.isatty() if progress is None else progress
+        show = (sys.stderr.isatty() and not as_json) if progress is None else progress
         if not as_json:
             typer.echo(f"training preset {config.name!r} on {data} → {out}", err=True)
         result = train_bundle(data, out, config, resume=resume, overwrite=overwrite, progress=show, checkpoint_dir=checkpoint_dir)
