@@ -255,19 +255,22 @@ def _build(config: SynthConfig) -> _World:
     sp_parent = np.stack([node_seq[int(g)] for g in genus_ids])
     sp_branch = max(half["genus"] - half["species"], 1e-4) * drng.lognormal(0, 0.45, n_sp)
     sp_seq = dna.evolve(sp_parent, sp_branch, model, drng)
-    spread = drng.lognormal(0, 0.8, n_sp)  # per-species intraspecific spread (long tail)
+    spread = np.minimum(drng.lognormal(0, 0.8, n_sp), 6.0)  # per-species intraspecific spread (long tail)
     no_gap = np.zeros(n_sp, dtype=bool)
     for i in np.flatnonzero(drng.random(n_sp) < config.no_gap_fraction):
         cong = np.flatnonzero((genus_ids == genus_ids[i]) & (np.arange(n_sp) != i) & ~no_gap)
         if len(cong):
             j = int(drng.choice(cong))
-            sp_seq[i] = dna.evolve(sp_seq[j][None], np.array([half["species"] * 0.5]), model, drng)[0]
-            spread[i] = max(spread[i], 2.0)
-            spread[j] = max(spread[j], 2.0)
+            # Sister species split so recently that its ancestor sits inside the
+            # congener's haplotype cloud: between-species < within-species distance.
+            sp_seq[i] = dna.evolve(sp_seq[j][None], np.array([half["species"] * 0.25]), model, drng)[0]
+            spread[i] = max(spread[i], 2.5)
+            spread[j] = max(spread[j], 2.5)
             no_gap[i] = True
     # Haplotypes: ~n^0.65 per species, star-like around the species ancestor.
     n_hap = np.maximum(1, np.round(counts ** 0.65 * drng.uniform(0.2, 0.8, n_sp))).astype(np.int64)
     n_hap = np.minimum(np.maximum(n_hap, np.where(counts >= 3, 2, 1)), counts)
+    n_hap[no_gap] = np.minimum(np.maximum(n_hap[no_gap], 4), counts[no_gap])
     hap_species = np.repeat(np.arange(n_sp), n_hap)
     hap_branch = half["species"] * spread[hap_species] * drng.lognormal(0, 0.3, len(hap_species))
     hap_codes = np.empty((len(hap_species), model.length), dtype=np.uint8)
@@ -354,44 +357,27 @@ def _build(config: SynthConfig) -> _World:
     meta["sampleid"] = sids
     grng = np.random.default_rng([config.seed, 7])
     sites = geography.assign_sites(taxa, grng)
-    country = np.empty(n, dtype=object)
-    province = np.empty(n, dtype=object)
-    lat = np.empty(n)
-    lon = np.empty(n)
+    # Flatten every species' sites; a specimen picks one of its species' sites by weight.
+    flat = [(sp_i, *site) for sp_i in range(n_sp) for site in sites[sp_i]]
+    f_sp = np.array([x[0] for x in flat])
+    f_w = np.array([x[5] for x in flat])
+    f_start = np.searchsorted(f_sp, np.arange(n_sp))
+    f_end = np.append(f_start[1:], len(flat))
+    f_cum = np.empty(len(flat))
+    for sp_i in range(n_sp):
+        f_cum[f_start[sp_i]:f_end[sp_i]] = np.cumsum(f_w[f_start[sp_i]:f_end[sp_i]])
     site_u = grng.random(n)
-    for s in range(n_sp):
-        rows = np.flatnonzero(species_idx == s) if n_sp < 2000 else None
-        if rows is None:
-            break
-        cw = np.cumsum([x[4] for x in sites[s]])
-        k = np.minimum(np.searchsorted(cw, site_u[rows] * cw[-1]), len(cw) - 1)
-        for r, kk in zip(rows, k):
-            c, p, la, lo, _ = sites[s][kk]
-            country[r], province[r], lat[r], lon[r] = c, p, la, lo
-    if n_sp >= 2000:  # vectorised path for big runs: flatten all sites
-        flat = [(s, *x) for s in range(n_sp) for x in sites[s]]
-        f_sp = np.array([x[0] for x in flat])
-        f_w = np.array([x[5] for x in flat])
-        f_off = np.searchsorted(f_sp, np.arange(n_sp))
-        cum = np.zeros(len(flat))
-        for s in range(n_sp):  # cumulative weights within each species
-            a = f_off[s]
-            b = f_off[s + 1] if s + 1 < n_sp else len(flat)
-            cum[a:b] = np.cumsum(f_w[a:b])
-        pick = np.empty(n, dtype=np.int64)
-        for s_rows_sp in [None]:
-            pass
-        starts = f_off[species_idx]
-        ends = np.append(f_off[1:], len(flat))[species_idx]
-        pick = starts.copy()
-        for step in range(1, 5):
-            nxt = starts + step
-            ok = (nxt < ends) & (site_u > cum[np.minimum(nxt - 1, len(flat) - 1)])
-            pick = np.where(ok, nxt, pick)
-        country = np.array([flat[i][1] for i in pick], dtype=object)
-        province = np.array([flat[i][2] for i in pick], dtype=object)
-        lat = np.array([flat[i][3] for i in pick])
-        lon = np.array([flat[i][4] for i in pick])
+    starts = f_start[species_idx]
+    ends = f_end[species_idx]
+    pick = starts.copy()
+    for step in range(1, int((f_end - f_start).max())):
+        nxt = starts + step
+        ok = (nxt < ends) & (site_u > f_cum[np.minimum(nxt - 1, len(flat) - 1)])
+        pick = np.where(ok, nxt, pick)
+    country = np.array([x[1] for x in flat], dtype=object)[pick]
+    province = np.array([x[2] for x in flat], dtype=object)[pick]
+    lat = np.array([x[3] for x in flat])[pick]
+    lon = np.array([x[4] for x in flat])[pick]
     no_coords = grng.random(n) < 0.02
     meta["country"] = country
     meta["province_state"] = np.where(grng.random(n) < 0.05, None, province)
