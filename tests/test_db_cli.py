@@ -1,0 +1,135 @@
+"""`biodiscover ingest` and `biodiscover db …` verbs, and the schema/migration contract."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from storage.db import Database
+from storage.records import BIOSCAN_COLUMNS
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    from workflows.cli import main
+
+    def call(*args: str) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+    return call
+
+
+def write_collection(path: Path, n: int, *, bad: int = 0, country: str = "Canada") -> Path:
+    lines = ["processid,order,family,genus,dna_barcode,country"]
+    for i in range(n):
+        lines.append(f"CLI{i:04d},Diptera,Phoridae,Megaselia,{'ACGT' * 60},{country}")
+    for i in range(bad):
+        lines.append(f"BAD{i:04d},Diptera,Phoridae,Megaselia,ACGT,{country}")  # barcode far too short
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_ingest_twice_changes_nothing_and_quarantines_bad_rows(tmp_path: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    src = write_collection(tmp_path / "plate.csv", 25, bad=2)
+    db = tmp_path / "bd.sqlite"
+    first = cli("ingest", "--input", str(src), "--db", str(db), "--json")
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["new"], report["quarantined"], report["skipped"]) == (25, 2, False)
+    assert Path(report["quarantine_file"]).is_file()
+    dump = list(sqlite3.connect(db).iterdump())
+    second = cli("ingest", "--input", str(src), "--db", str(db))
+    assert second.returncode == 0 and "nothing changed" in second.stdout
+    assert list(sqlite3.connect(db).iterdump()) == dump
+    changed = write_collection(tmp_path / "plate.csv", 25, country="Peru")
+    third = cli("ingest", "--input", str(changed), "--db", str(db), "--json")
+    assert json.loads(third.stdout)["changed"] == 25
+    with Database.open(db) as handle:
+        assert handle.count_specimens() == 25 and handle.count_specimens(current_only=False) == 50
+        assert [v["country"] for v in handle.specimen_versions("CLI0003")] == ["Canada", "Peru"]
+
+
+def test_db_check_backup_upgrade_verbs(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "bd.sqlite"
+    cli("ingest", "--input", str(write_collection(tmp_path / "p.csv", 5)), "--db", str(db))
+    res = cli("db", "check", "--db", str(db), "--json")
+    payload = json.loads(res.stdout)
+    assert res.returncode == 0 and payload["ok"] and payload["stats"]["specimens"] == 5
+    out = tmp_path / "copy.sqlite"
+    assert cli("db", "backup", "--db", str(db), "--out", str(out)).returncode == 0
+    with Database.open(out) as copy:
+        assert copy.count_specimens() == 5
+    assert cli("db", "upgrade", "--db", str(db)).returncode == 0
+    # an orphan the schema cannot express: a specimen with two current versions
+    con = sqlite3.connect(db)
+    con.execute("DROP INDEX ix_specimens_current_processid")
+    con.execute("UPDATE specimens SET processid = 'CLI0000', version = 2 WHERE processid = 'CLI0001'")
+    con.commit()
+    con.close()
+    res = cli("db", "check", "--db", str(db))
+    assert res.returncode == 1 and "more than one current version" in res.stdout
+
+
+def test_empty_file_is_upgraded_into_a_database(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "empty.sqlite"
+    db.touch()
+    assert cli("db", "upgrade", "--db", str(db)).returncode == 0
+    with Database.open(db) as handle:
+        assert handle.queue_counts()["live"] == 0
+
+
+@pytest.mark.filterwarnings("ignore:Cannot correctly sort tables")
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    """A model change without a migration fails here (Alembic autogenerate finds no difference)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+
+
+def test_specimens_table_has_every_bioscan_column(tmp_path: Path) -> None:
+    with Database.create(tmp_path / "bd.sqlite"):
+        pass
+    cols = {r[1] for r in sqlite3.connect(tmp_path / "bd.sqlite").execute("PRAGMA table_info(specimens)")}
+    assert {c.replace("-", "_") for c in BIOSCAN_COLUMNS} <= cols
+
+
+def test_read_only_handle_reads_but_refuses_writes(tmp_path: Path) -> None:
+    from storage.errors import DatabaseError
+
+    path = tmp_path / "bd.sqlite"
+    with Database.create(path) as db:
+        run = db.start_run("x", {}, None, backup=False)
+    with Database.open(path, readonly=True) as ro:
+        assert ro.run_progress(run).status == "running"
+        with pytest.raises(DatabaseError, match="read-only"):
+            ro.finish_run(run)
+
+
+def test_real_dev_rows_round_trip(tmp_path: Path, real_dev_csv: Path) -> None:
+    import gzip
+    import itertools
+
+    head = tmp_path / "dev500.csv"
+    with gzip.open(real_dev_csv, "rt") as fh:
+        head.write_text("".join(itertools.islice(fh, 501)))
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        report, reader = db.ingest_file(head, backup=False)
+        assert report.new == report.total > 400
+        assert report.total + len(reader.quarantine) == 500
+        first = db.specimens()[0]
+        stored = db.specimen(first.processid)
+        assert stored["dna_barcode"] == first.dna_barcode and stored["version"] == 1
+        assert db.taxonomy().roots(), "provided identifications become taxa"
