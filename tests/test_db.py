@@ -265,3 +265,17 @@ def test_embeddings_round_trip_beside_db(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="exists"):
         store.save("dna", ["a"], vecs[:1])
     assert (tmp_path / "bd.sqlite.embeddings" / "dna" / "vectors.npy").is_file()
+
+
+def test_records_disagreeing_on_intermediate_ranks_share_one_taxon(tmp_path: Path) -> None:
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        db.ingest([Specimen("A", order="Diptera", family="Phoridae", subfamily="Metopininae", genus="Megaselia"),
+                   Specimen("B", order="Diptera", family="Phoridae", genus="Megaselia"),
+                   Specimen("C", order="Diptera", family="Phoridae", genus="Megaselia", species="Megaselia scalaris")],
+                  collection="c", backup=False, chunk_size=1)
+        graph = db.taxonomy()
+        (genus,) = graph.find("Megaselia", "genus")
+        (species,) = graph.find("Megaselia scalaris", "species")
+        assert [n.name for n in graph.lineage(species.id)] == [
+            "Diptera", "Phoridae", "Metopininae", "Megaselia", "Megaselia scalaris"]
+        assert graph.node(species.id).parent_id == genus.id

@@ -263,6 +263,34 @@ def row_to_specimen(r: Any) -> Specimen:
     return spec
 
 
+def _ancestors(conn: Connection, taxon_id: int | None) -> list[int]:
+    out: list[int] = []
+    while taxon_id is not None and len(out) < 32:
+        out.append(taxon_id)
+        taxon_id = conn.execute(sa.select(TAXA.c.parent_id).where(TAXA.c.id == taxon_id)).scalar()
+    return out
+
+
+def _compatible_taxon(conn: Connection, rank: str, name: str, parent: int | None) -> int | None:
+    """An existing taxon ``rank``/``name`` placed compatibly with ``parent``, or None.
+
+    Records of one genus often disagree on intermediate ranks (one names the
+    subfamily, the next leaves it empty); without this the graph would grow a
+    second *Megaselia*. A candidate is reused when it is the only live one of
+    that rank and name and one placement contains the other.
+    """
+    found = [r[0] for r in conn.execute(sa.select(TAXA.c.id).where(
+        TAXA.c.rank == rank, TAXA.c.name == name, TAXA.c.status != "rejected")).all()]
+    if len(found) != 1:
+        return None
+    if parent is None:
+        return found[0]
+    cand_parent = conn.execute(sa.select(TAXA.c.parent_id).where(TAXA.c.id == found[0])).scalar()
+    if cand_parent is None or parent in _ancestors(conn, cand_parent) or cand_parent in _ancestors(conn, parent):
+        return found[0]
+    return None
+
+
 def ensure_lineage(conn: Connection, lineage: dict[str, Any], cache: dict[tuple[str, str, int | None], int],
                    added: dict[tuple[str, str, int | None], int], source: str) -> int | None:
     """Id of the deepest taxon of ``lineage`` (rank → name), creating missing taxa (status accepted)."""
@@ -277,6 +305,8 @@ def ensure_lineage(conn: Connection, lineage: dict[str, Any], cache: dict[tuple[
             tid = conn.execute(sa.select(TAXA.c.id).where(TAXA.c.rank == rank, TAXA.c.name == name,
                                                           TAXA.c.parent_id.is_(parent) if parent is None
                                                           else TAXA.c.parent_id == parent)).scalar()
+        if tid is None:
+            tid = _compatible_taxon(conn, rank, name, parent)
         if tid is None:
             tid = conn.execute(sa.insert(TAXA).values(rank=rank, name=name, parent_id=parent, status="accepted",
                                                       source=source, created_at=utcnow())).inserted_primary_key[0]
