@@ -196,7 +196,9 @@ async def test_detail_shows_evidence_from_database(review_db: Path) -> None:
         dna = screen.query_one(DnaPanel)
         cons = detail.evidence["consensus_barcode"]
         assert dna.data.consensus == cons
-        assert dna.variable_site_count == len(variable_sites(cons, [m.dna_barcode for m in detail.members]))
+        aligned = detail.evidence["alignment"]
+        assert [label for label, _ in dna.data.rows] == [m.processid for m in detail.members if m.processid in aligned]
+        assert dna.variable_site_count == len(variable_sites(cons, list(aligned.values())))
         hist = screen.query_one(DistanceHistogram)
         expected = bin_distances(detail.evidence["within_distances"], detail.evidence["nearest_distances"])
         assert hist.binned == expected
@@ -400,4 +402,28 @@ async def test_progress_of_a_running_batch_job_is_polled(review_db: Path) -> Non
             await pilot.pause(0.1)
         assert "750/1,000" in str(app.screen.query_one("#run").render())
     writer.close()
+    db.close()
+
+
+@asynctest
+async def test_fast_keys_never_decide_on_a_proposal_already_left_behind(review_db: Path) -> None:
+    """A second decision key pressed before the next proposal is on screen is refused, not applied."""
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        order = [p.id for p in db.proposal_queue(status="pending", limit=3)[0]]
+        await pilot.press("enter")
+        await settle(pilot)
+        # Two key handlers back to back, before the worker of the first could report (Pilot would
+        # wait for idle between two presses): exactly what a fast typist produces on a slow disk.
+        app.screen.action_reject()
+        app.screen.action_reject()
+        await settle(pilot)
+        assert db.proposal(order[0]).status == "rejected"
+        assert db.proposal(order[1]).status == "pending"
+        assert any("still saving" in m for m in notes(app))
+        assert app.screen.proposal_id == order[1]
+        await pilot.press("r")  # once the next one is shown, keys work again
+        await settle(pilot)
+        assert db.proposal(order[1]).status == "rejected" and app.screen.proposal_id == order[2]
     db.close()

@@ -62,9 +62,9 @@ def test_geography_orders_by_count_and_folds_the_tail() -> None:
 
 
 def test_counts_and_run_lines() -> None:
-    assert "pending 1,234" in render_counts({"pending": 1234, "accepted": 2, "rejected": 0}).plain
+    assert "pending 1,234 · accepted 2 · rejected 0" in render_counts({"pending": 1234, "accepted": 2, "rejected": 0}).plain
     line = render_run({"id": 3, "kind": "run", "status": "running", "done": 10, "total": 200, "stale": True}).plain
-    assert "run 3 run running 10/200" in line and "no heartbeat" in line
+    assert "run 3 running 10/200" in line and "no heartbeat" in line
     assert render_run(None).plain == "no batch run"
 
 

@@ -7,7 +7,8 @@ Used by the TUI tests and for trying the app by hand::
 Specimens come from the synthetic BIOSCAN-like generator (``storage.synth``);
 the "novel" species of its ground truth become candidate species under their
 true genus, with evidence computed from the synthetic barcodes (consensus,
-within-candidate and to-nearest-known p-distances, nearest known species,
+pyfamsa alignment, within-candidate and to-nearest-known p-distances
+(``discovery.clustering``), nearest known species,
 geography). Everything is deterministic for a given seed, so SVG snapshots are
 stable. No widget ever receives hand-made data: the app reads what this wrote.
 """
@@ -22,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
+import pyfamsa
+
+from discovery.clustering import cross_p_distance, pairwise_p_distance
 from storage.db import Database
 from storage.records import RANKS, Specimen
 from storage.synth import SynthConfig, generate_frame
-from storage.synth.dna import p_distance
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,20 @@ class ReviewFixture:
     proposal_ids: list[int]
 
 
-def _consensus(seqs: list[str]) -> str:
-    """Majority base per column (ties → alphabetical), over the longest sequence's length."""
-    length = max(len(s) for s in seqs)
+def _align(seqs: dict[str, str]) -> dict[str, str]:
+    """Multiple alignment of member barcodes (pyfamsa), so reads with offsets line up."""
+    if len(seqs) == 1:
+        return dict(seqs)
+    msa = pyfamsa.Aligner(guide_tree="upgma", threads=1).align(
+        [pyfamsa.Sequence(pid.encode(), s.encode()) for pid, s in seqs.items()])
+    return {row.id.decode(): row.sequence.decode() for row in msa}
+
+
+def _consensus(aligned: list[str]) -> str:
+    """Majority symbol per alignment column (ties → alphabetical); gaps count, N does not."""
     out = []
-    for i in range(length):
-        counts = Counter(s[i] for s in seqs if i < len(s) and s[i] in "ACGT")
+    for i in range(max(len(s) for s in aligned)):
+        counts = Counter(s[i] for s in aligned if i < len(s) and s[i] in "ACGT-")
         out.append(min(counts, key=lambda b: (-counts[b], b)) if counts else "N")
     return "".join(out)
 
@@ -97,20 +108,26 @@ def build_review_db(path: Path, *, n_species: int = 40, n_specimens: int = 400, 
         for sid in sorted(novel_groups):
             members = sorted(novel_groups[sid])
             t0 = truth.loc[members[0]]
-            cons = _consensus([seqs[m] for m in members if seqs[m]])
+            with_dna = [m for m in members if seqs[m]]
+            aligned = _align({m: seqs[m] for m in with_dna[:24]})  # the DNA panel shows a sample
+            cons = _consensus(list(aligned.values()))
             # Nearest known species: same genus when the reference has one, else the same family.
             pool = known[known["genus"] == t0["genus"]]
             if pool.empty:
                 pool = known[known["family"] == t0["family"]]
             if pool.empty:
                 pool = known
-            d_cons = {pid: p_distance(cons, seqs[pid]) for pid in pool.index if seqs[pid]}
-            nearest_pid = min(d_cons, key=lambda k: (d_cons[k], k))
-            nearest_species = str(pool.at[nearest_pid, "species"])
-            nearest_specimens = [p for p in pool.index if pool.at[p, "species"] == nearest_species and seqs[p]]
-            nearest_d = [min(p_distance(seqs[m], seqs[k]) for k in nearest_specimens) for m in members if seqs[m]]
-            within = [p_distance(seqs[a], seqs[b]) for a, b in combinations(members[:30], 2)]
-            novelty = float(min(0.99, 0.5 + 8 * d_cons[nearest_pid]))
+            pool_ids = [p for p in pool.index if seqs[p]]
+            to_pool = cross_p_distance([cons.replace("-", "")], [seqs[p] for p in pool_ids])[0]
+            best = int(np.argmin(to_pool))
+            nearest_species = str(pool.at[pool_ids[best], "species"])
+            nearest_specimens = [p for p in pool_ids if pool.at[p, "species"] == nearest_species]
+            nearest_d = cross_p_distance([seqs[m] for m in with_dna],
+                                         [seqs[k] for k in nearest_specimens]).min(axis=1).tolist()
+            pair = pairwise_p_distance([seqs[m] for m in with_dna[:30]])
+            within = pair[np.triu_indices(len(pair), k=1)].tolist()
+            d_best = float(to_pool[best])
+            novelty = float(min(0.99, 0.5 + 8 * d_best))
             for m in members:
                 novelty_of[m] = novelty
             countries = Counter(c if isinstance(c, str) and c else "unknown"
@@ -120,8 +137,8 @@ def build_review_db(path: Path, *, n_species: int = 40, n_specimens: int = 400, 
                 "members": [(m, round(1.0 - 0.01 * (j % 7), 2)) for j, m in enumerate(members)],
                 "parent_lineage": {r: t0[r] for r in RANKS[:4]},
                 "novelty": novelty, "nearest_species": nearest_species,
-                "nearest_identity": round(1.0 - d_cons[nearest_pid], 4),
-                "evidence": {"consensus_barcode": cons, "within_distances": within,
+                "nearest_identity": round(1.0 - d_best, 4),
+                "evidence": {"consensus_barcode": cons, "alignment": aligned, "within_distances": within,
                              "nearest_distances": nearest_d, "geography": {"countries": dict(countries)},
                              "bin_agreement": round(1.0 / len(bins), 3), "bins": sorted(bins)},
             })

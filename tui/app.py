@@ -114,6 +114,9 @@ def run_review(db_path: Path, *, run_id: int | None = None, reviewer: str | None
     elif default_keymap_path().is_file():
         keymap = load_keymap(default_keymap_path(), known)
     db = Database.open(db_path)
+    # textual-image probes the terminal (Sixel / TGP support, cell size) when first imported; done
+    # inside the running app, the terminal's answer arrives as key presses (a stray "?" opened help).
+    import textual_image.widget  # noqa: F401
     try:
         if run_id is not None:
             db.run_progress(run_id)  # refuses an unknown run before the screen opens

@@ -50,15 +50,38 @@ class DecisionsMixin:
     def reload(self, *, advance: bool = False) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    #: True from the moment a decision is sent until the screen shows the state after it. Keys for
+    #: a new decision in between would act on the proposal still on screen, which the reviewer has
+    #: already moved past in their head; they are refused with a message instead.
+    deciding: bool = False
+
     # -- helpers -------------------------------------------------------------------------------------------
+    def _busy(self) -> bool:
+        if self.deciding:
+            self.app.notify("still saving the last decision…", severity="warning", timeout=2)
+        return self.deciding
+
+    def decision_shown(self) -> None:
+        """Called by the screen once it shows data loaded after the last decision."""
+        self.deciding = False
+
     def _target(self) -> Any | None:
+        if self._busy():
+            return None
         p = self.current_proposal()
         if p is None:
             self.app.notify("no proposal selected", severity="warning")
         return p
 
-    @work(thread=True, group="decisions", exit_on_error=False, description="review decision")
     def _write(self, what: str, fn: Callable[[], Any], done: Callable[[Any], str], advance: bool = False) -> None:
+        """Send one decision (UI thread): refuse while another is in flight, else write in a worker."""
+        if self._busy():
+            return
+        self.deciding = True
+        self._write_worker(what, fn, done, advance)
+
+    @work(thread=True, group="decisions", exit_on_error=False, description="review decision")
+    def _write_worker(self, what: str, fn: Callable[[], Any], done: Callable[[Any], str], advance: bool) -> None:
         """Run one storage write off the UI thread; report the outcome as a notification."""
         try:
             result = fn()
@@ -69,10 +92,11 @@ class DecisionsMixin:
             return
         except (BiodiscoverError, ValueError) as exc:
             self.app.call_from_thread(self.app.notify, f"{what} failed: {exc}", severity="error", timeout=8)
+            self.app.call_from_thread(self.decision_shown)
             return
         if getattr(result, "review_id", None) is not None:
             self.app.session_reviews.append(result.review_id)
-        self.app.call_from_thread(self.app.notify, done(result), title=what)
+        self.app.call_from_thread(self.app.notify, done(result), timeout=3)
         self.app.call_from_thread(self.reload, advance=advance)
 
     def _ask(self, screen: Screen[Any], then: Callable[[Any], None]) -> None:
@@ -128,6 +152,8 @@ class DecisionsMixin:
                                         lambda r: f"note added to #{p.id}"))
 
     def action_undo(self) -> None:
+        if self._busy():
+            return
         if not self.app.session_reviews:
             self.app.notify("nothing to undo in this session", severity="warning")
             return

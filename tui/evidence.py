@@ -40,6 +40,17 @@ def distances(evidence: Mapping[str, Any]) -> tuple[list[float], list[float]]:
     return _numbers(_first(evidence, WITHIN_KEYS)), _numbers(_first(evidence, NEAREST_KEYS))
 
 
+def aligned_rows(evidence: Mapping[str, Any], members: Sequence[Any]) -> list[tuple[str, str]]:
+    """(processid, sequence) rows for the DNA panel: the evidence's alignment when it has one
+    (``alignment``: processid → aligned sequence), else the raw member barcodes."""
+    alignment = evidence.get("alignment") or evidence.get("aligned_members")
+    if isinstance(alignment, Mapping) and alignment:
+        order = [m.processid for m in members if m.processid in alignment]
+        order += [pid for pid in alignment if pid not in set(order)]
+        return [(str(pid), str(alignment[pid])) for pid in order]
+    return [(m.processid, m.dna_barcode) for m in members if m.dna_barcode]
+
+
 def consensus(evidence: Mapping[str, Any]) -> str | None:
     value = _first(evidence, CONSENSUS_KEYS)
     return value if isinstance(value, str) and value else None

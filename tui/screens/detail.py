@@ -78,7 +78,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         yield Static("loading…", id="detail-summary")
         with TabbedContent(id="detail-tabs", initial="members"):
             with TabPane("1 Members", id="members"):
-                yield DataTable(id="members-table", cursor_type="row", zebra_stripes=True)
+                yield DataTable(id="members-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
             with TabPane("2 DNA", id="dna"):
                 yield DnaPanel(id="dna-panel")
             with TabPane("3 Evidence", id="evidence"):
@@ -91,12 +91,13 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             with TabPane("5 History", id="history"):
                 with VerticalScroll():
                     yield Static("", id="history-text")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one("#members-table", DataTable)
-        for key, label, width in (("pid", "processid", 14), ("rank", "deepest", 18), ("conf", "conf", 4),
-                                  ("nov", "nov", 4), ("bin", "BIN", 12), ("country", "country", 12),
+        # cell_padding=0 and one spare character per column: all eight columns fit 80 columns.
+        for key, label, width in (("pid", "processid", 13), ("rank", "deepest rank", 18), ("conf", "conf", 5),
+                                  ("nov", "nov", 5), ("bin", "BIN", 13), ("country", "country", 11),
                                   ("size", "size", 5), ("p", "memb", 4)):
             table.add_column(label, key=key, width=width)
         self.reload()
@@ -117,11 +118,13 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             detail = self.app.db.proposal_detail(proposal_id)
         except Exception as exc:  # noqa: BLE001 - show, keep the app alive
             self.app.call_from_thread(self.app.notify, f"proposal {proposal_id}: {exc}", severity="error")
+            self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # the reviewer already moved on
             self.app.call_from_thread(self._show, detail)
 
     def _show(self, detail: Any) -> None:
+        self.decision_shown()
         self.detail = detail
         self.proposal_id = detail.summary.id
         self.query_one("#detail-summary", Static).update(summary_text(detail))
@@ -134,7 +137,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
                           "–" if m.image_measurement_value is None else f"{m.image_measurement_value:.0f}",
                           "–" if m.probability is None else f"{m.probability:.2f}", key=m.processid)
         cons = ev.consensus(detail.evidence)
-        rows = [(m.processid, m.dna_barcode or "") for m in detail.members if m.dna_barcode]
+        rows = ev.aligned_rows(detail.evidence, detail.members)
         if cons is None and rows:
             cons = rows[0][1]
         self.query_one(DnaPanel).set_sequences(cons or "", rows)
@@ -192,7 +195,10 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         """Open the next / previous proposal of the queue's current query."""
         queue = self.app.queue_screen
         if queue is None or self.position is None:
-            self.app.notify("opened outside the queue: no next proposal", severity="warning")
+            if after_decision:  # opened from the taxonomy tree: stay, show the decision
+                self.load_detail(self.proposal_id)
+            else:
+                self.app.notify("opened outside the queue: no next proposal", severity="warning")
             return
         self._step(queue.query_state, self.proposal_id, self.position, direction, after_decision)
 
@@ -204,13 +210,18 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         the next one has moved up into its position.
         """
         db = self.app.db
-        rows, total = db.proposal_queue(**query.kwargs(), offset=position, limit=1)
-        still_here = bool(rows) and rows[0].id == current_id
-        new = position if (after_decision and not still_here) else position + direction
-        target = None
-        if 0 <= new < total:
-            rows, _ = db.proposal_queue(**query.kwargs(), offset=new, limit=1)
-            target = rows[0] if rows else None
+        try:
+            rows, total = db.proposal_queue(**query.kwargs(), offset=position, limit=1)
+            still_here = bool(rows) and rows[0].id == current_id
+            new = position if (after_decision and not still_here) else position + direction
+            target = None
+            if 0 <= new < total:
+                rows, _ = db.proposal_queue(**query.kwargs(), offset=new, limit=1)
+                target = rows[0] if rows else None
+        except Exception as exc:  # noqa: BLE001 - show, keep the app alive
+            self.app.call_from_thread(self.app.notify, f"next proposal: {exc}", severity="error")
+            self.app.call_from_thread(self.load_detail, current_id)
+            return
         if target is None:
             msg = "end of the queue: no more proposals" if direction > 0 else "first proposal of the queue"
             self.app.call_from_thread(self.app.notify, msg)

@@ -16,6 +16,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
+KEY_NAMES = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]", "escape": "esc",
+             "backspace": "⌫", "enter": "⏎"}
+
+
+def key_display(keys: str) -> str:
+    """``question_mark,f1`` → ``?/f1``: what a user types, not Textual's key names."""
+    return "/".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
+
+
 def binding_table(groups: Iterable[tuple[str, Iterable[Binding]]], keymap: Mapping[str, str]) -> Text:
     """One section per group: ``keys  description  (id)``."""
     text = Text()
@@ -25,8 +34,8 @@ def binding_table(groups: Iterable[tuple[str, Iterable[Binding]]], keymap: Mappi
             continue
         text.append(f"{title}\n", style="bold underline")
         for b in rows:
-            keys = keymap.get(b.id, b.key) if b.id else b.key
-            text.append(f"  {keys:<14}", style="bold cyan")
+            keys = key_display(keymap.get(b.id, b.key) if b.id else b.key)
+            text.append(f"  {keys:<10}", style="bold cyan")
             text.append(f"{b.description:<26}")
             text.append(f"{b.id or ''}\n", style="grey50")
         text.append("\n")

@@ -134,7 +134,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         yield QueueStatus(id="queue-status")
         yield Static("", id="queue-query")
         yield ProposalTable(id="proposals")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.reload()
@@ -162,13 +162,15 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             if not rows and offset > 0 and total > 0:  # the page emptied under us (decisions, filters)
                 offset = max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE)
                 rows, total = self.app.db.proposal_queue(**q.kwargs(), offset=offset, limit=PAGE_SIZE)
-        except (ValueError, Exception) as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
+        except Exception as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
             self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
+            self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # a newer query replaced this one
             self.app.call_from_thread(self._show_page, rows, offset, total)
 
     def _show_page(self, rows: list[Any], offset: int, total: int) -> None:
+        self.decision_shown()
         self.page_offset = offset
         table = self.query_one(ProposalTable)
         table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row)

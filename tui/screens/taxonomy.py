@@ -52,7 +52,7 @@ class TaxonomyScreen(Screen[None]):
         tree: Tree[int] = Tree("taxonomy", id="taxon-tree")
         tree.show_root = False
         yield tree
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.load_graph()

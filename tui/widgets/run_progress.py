@@ -17,14 +17,13 @@ STATUS_STYLES = {"pending": "yellow", "accepted": "green", "rejected": "red"}
 
 
 def render_counts(counts: Mapping[str, int]) -> Text:
+    """``pending 12 · accepted 3 · rejected 1`` (the three statuses a reviewer decides between)."""
     text = Text()
-    for status in ("pending", "accepted", "rejected"):
+    for i, status in enumerate(("pending", "accepted", "rejected")):
+        if i:
+            text.append(" · ", style="grey50")
         text.append(f"{status} ", style="grey70")
         text.append(f"{int(counts.get(status, 0)):,}", style=f"bold {STATUS_STYLES[status]}")
-        text.append("  ")
-    others = {k: v for k, v in counts.items() if k not in STATUS_STYLES and v}
-    for status, n in sorted(others.items()):
-        text.append(f"{status} {int(n):,}  ", style="grey50")
     return text
 
 
@@ -40,7 +39,7 @@ def render_run(run: Any) -> Text:
     status = str(_get(run, "status") or "?")
     style = {"running": "bold cyan", "completed": "green", "failed": "bold red", "interrupted": "yellow"}.get(status, "")
     text = Text()
-    text.append(f"run {_get(run, 'id')} {_get(run, 'kind') or ''} ", style="grey70")
+    text.append(f"run {_get(run, 'id')} ", style="grey70")
     text.append(status, style=style)
     done, total = _get(run, "done"), _get(run, "total")
     if total:
@@ -56,9 +55,9 @@ class QueueStatus(Horizontal):
     DEFAULT_CSS = """
     QueueStatus { height: 1; }
     QueueStatus > #counts { width: 1fr; }
-    QueueStatus > #run { width: auto; max-width: 40; }
-    QueueStatus > ProgressBar { width: 16; }
-    QueueStatus > ProgressBar Bar { width: 10; }
+    QueueStatus > #run { width: auto; max-width: 34; }
+    QueueStatus > ProgressBar { width: 12; margin-left: 1; }
+    QueueStatus > ProgressBar Bar { width: 6; }
     """
 
     def compose(self) -> ComposeResult:
@@ -71,6 +70,7 @@ class QueueStatus(Horizontal):
         self.query_one("#run", Static).update(render_run(run))
         bar = self.query_one(ProgressBar)
         total = _get(run, "total") if run else None
-        bar.display = bool(total)
+        # The bar is for a job in progress; a finished run needs only its line.
+        bar.display = bool(total) and _get(run, "status") == "running"
         if total:
             bar.update(total=float(total), progress=float(_get(run, "done") or 0))
