@@ -167,4 +167,8 @@ def test_synth_cli_refuses_non_empty_dir(tmp_path) -> None:
     assert (out / "metadata" / "truth.csv").is_file() and not (out / "images").exists()
     assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "80", "--no-images"]) == 2
     assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "80", "--no-images", "--force"]) == 0
+    # --force over a previous synthetic dataset with images leaves no stale images behind
+    assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "60", "--seed", "1", "--force"]) == 0
+    assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "50", "--seed", "2", "--force"]) == 0
+    assert len(list((out / "images").rglob("*.jpg"))) == 50
     assert main(["synth", "--out", str(tmp_path / "e"), "--species", "10", "--specimens", "5"]) == 2

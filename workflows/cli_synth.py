@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import typer
@@ -18,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from storage.errors import InputError
-from storage.records import SPLITS
+from storage.records import DEFAULT_IMAGE_PACKAGE, SPLITS
 from storage.splits import split_collection
-from storage.synth import SynthConfig, generate
+from storage.synth import CONFIG_NAME, SynthConfig, generate
 
 
 def _summary_table(title: str, records: dict[str, int], species: dict[str, int] | None = None) -> Table:
@@ -54,8 +55,13 @@ def synth(
     """Generate a synthetic BIOSCAN-5M-like dataset with known true species (metadata/truth.csv)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise InputError(f"{out}: directory is not empty; use --force to write into it")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise InputError(f"{out}: directory is not empty; use --force to write into it")
+        previous = out / "metadata" / CONFIG_NAME
+        if previous.is_file() and (out / "images" / DEFAULT_IMAGE_PACKAGE).is_dir():
+            # A previous synthetic dataset: its images would mix with the new ones.
+            shutil.rmtree(out / "images" / DEFAULT_IMAGE_PACKAGE)
     try:
         config = SynthConfig(n_species=species, n_specimens=specimens, seed=seed, images=images,
                              image_size=image_size, named_fraction=named_fraction)

@@ -261,7 +261,7 @@ def render(latent: np.ndarray, n_wing_pairs: int, wing_style: str, antenna_scale
     gx = np.linspace(-1, 1, w, dtype=np.float32)[None, :, None]
     gy = np.linspace(-1, 1, h, dtype=np.float32)[:, None, None]
     light = rng.uniform(0.85, 1.1) + rng.uniform(-0.08, 0.08) * gx + rng.uniform(-0.08, 0.08) * gy
-    arr = arr * light + rng.normal(0, 4.0, size=(h, w, 1)).astype(np.float32)
+    arr = arr * light.astype(np.float32) + 4.0 * rng.standard_normal(size=(h, w, 1), dtype=np.float32)
     out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), "RGB")
     organism = int((np.asarray(mask) > 127).sum())
     return Rendered(image=out, organism_pixels=organism)
