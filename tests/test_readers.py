@@ -303,3 +303,17 @@ def test_gzipped_fasta_reads_like_the_plain_file(tmp_path: Path) -> None:
     plain = read_collection(FIX / "collection.fasta").specimens
     packed = read_collection(gz).specimens
     assert [(s.processid, s.dna_barcode, s.taxon) for s in packed] == [(s.processid, s.dna_barcode, s.taxon) for s in plain]
+
+
+def test_dataset_root_quarantines_missing_and_broken_images_when_asked(tmp_path: Path) -> None:
+    root, raw = _make_root(tmp_path, official=False, with_images=[3, 4, 5])
+    broken = BioscanDataset(root).image_path(raw.iloc[4]["processid"], raw.iloc[4]["split"], raw.iloc[4]["chunk"])
+    assert broken is not None
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    reader = BioscanDataset(root).reader("train", check_images=True, require_images=True)
+    ok = [s.processid for s in reader]
+    assert ok == [raw.iloc[3]["processid"], raw.iloc[5]["processid"]]
+    kinds = {q.processid: q.kind for q in reader.quarantine}
+    assert kinds[raw.iloc[4]["processid"]] == "image_unreadable"
+    n_train = int((raw["split"] == "train").sum())
+    assert list(kinds.values()).count("image_missing") == n_train - 3
