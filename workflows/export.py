@@ -250,7 +250,14 @@ def _jsonable(value: Any) -> Any:
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    """JSON-ready rows: NaN → None; numpy scalars and nested values converted where needed."""
+    rows = _plain_records(frame)
+    simple = (str, int, float, bool, type(None))
+    for row in rows:
+        for k, v in row.items():
+            if not isinstance(v, simple) or isinstance(v, (np.integer, np.floating, np.bool_)):
+                row[k] = _jsonable(v)
+    return rows
 
 
 def assignment_table(data: RunExport) -> pd.DataFrame:
@@ -314,7 +321,8 @@ def write_json(data: RunExport, out: Path) -> tuple[Path, ...]:
         proposals.append(row)
     doc = {"format": "biodiscover-run-export", "version": 1, "run": _jsonable(data.run),
            "assignments": _records(data.assignments), "proposals": proposals}
-    _atomic_write(out, json.dumps(doc, indent=1, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    # No indent: the C encoder is ~5x faster, and 100k-specimen runs are common.
+    _atomic_write(out, json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8"))
     return (out,)
 
 
@@ -410,14 +418,24 @@ DNA_TERMS: tuple[tuple[str, str], ...] = (
 DWCA_MEMBERS = ("meta.xml", "eml.xml", "occurrence.txt", "identification.txt", "dna.txt")
 
 
+_WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
+
+
 def _dwc_cell(value: Any) -> str:
     """Tab-separated text cell: no tabs or line breaks inside, formulas neutralised."""
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+    if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    text = re.sub(r"[\t\r\n]+", " ", str(value))
-    return str(neutralise_cell(text))
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, float):
+        return "" if value != value else f"{value:.6g}"
+    elif value is pd.NA:
+        return ""
+    else:
+        text = str(value)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _WHITESPACE_BREAKS.sub(" ", text)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def _tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
@@ -436,18 +454,24 @@ def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any) 
     return "; ".join(parts)
 
 
+def _plain_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts with missing values (NaN, NA) as None."""
+    out = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return out
+
+
 def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Darwin Core rows (occurrence, identification history, DNA-derived) for every specimen."""
     run = data.run
     when = str(run.get("finished_at") or run.get("started_at") or datetime.now(timezone.utc).isoformat())[:10]
-    spec = data.specimens.set_index("processid", drop=False)
-    assign = data.assignments.set_index("processid", drop=False)
+    # Plain dicts (NaN → None) keyed by id: per-row pandas lookups cost ~1 ms each at 100k rows.
+    spec = {r["processid"]: r for r in _plain_records(data.specimens)}
+    assign = {r["processid"]: r for r in _plain_records(data.assignments)}
     cand = data.candidate_of()
-    props = data.proposals.set_index("proposal_id", drop=False) if not data.proposals.empty else pd.DataFrame()
+    props = {r["proposal_id"]: r for r in _plain_records(data.proposals)} if not data.proposals.empty else {}
     occ, ident, dna = [], [], []
-    for pid in spec.index:
-        s = spec.loc[pid]
-        a = assign.loc[pid] if pid in assign.index else pd.Series(dtype=object)
+    for pid, s in spec.items():
+        a = assign.get(pid, {})
         deepest = a.get("deepest_rank") if a.get("deepest_rank") in RANKS else None
         novelty = a.get("novelty")
         named = {r: a.get(f"label_{r}") for r in RANKS[: RANKS.index(deepest) + 1]} if deepest else {}
@@ -464,8 +488,8 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         conf = a.get(f"confidence_{deepest}") if deepest else None
         remarks = _remarks(run, deepest, conf, novelty)
         proposal_id = cand.get(pid)
-        if proposal_id is not None and not props.empty and proposal_id in props.index:
-            p = props.loc[proposal_id]
+        if proposal_id is not None and proposal_id in props:
+            p = props[proposal_id]
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
             row.update(scientificName=p.get("parent_taxon") or a.get("deepest_taxon"), taxonRank=parent_rank,
                        identificationQualifier="sp.", verbatimIdentification=p.get("provisional_name"),

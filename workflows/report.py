@@ -212,7 +212,7 @@ def p_distance(a: str, b: str) -> float:
 
 
 def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per_candidate: int = 12,
-                          max_candidates: int = 300, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                          max_candidates: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Within-candidate pairwise and nearest-other-candidate distances from member barcodes.
 
     ``members`` has ``proposal_id`` and ``processid``; ``barcodes`` maps processid →
@@ -235,11 +235,11 @@ def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per
         groups = [groups[i] for i in sorted(keep)]
     within = [p_distance(g[i], g[j]) for g in groups for i in range(len(g)) for j in range(i + 1, len(g))]
     reps = [g[0] for g in groups]
-    between = []
-    for i, rep in enumerate(reps):
-        others = [p_distance(rep, reps[j]) for j in range(len(reps)) if j != i]
-        if others:
-            between.append(min(others))
+    dist = np.full((len(reps), len(reps)), np.inf)
+    for i in range(len(reps)):  # symmetric: align each pair once
+        for j in range(i + 1, len(reps)):
+            dist[i, j] = dist[j, i] = p_distance(reps[i], reps[j])
+    between = dist.min(axis=1) if len(reps) > 1 else np.array([])
     return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
 
 
