@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sintax-cutoff", type=float, default=0.8)
     ap.add_argument("--skip-blast", action="store_true")
     ap.add_argument("--skip-sintax", action="store_true")
+    ap.add_argument("--skip-ours", action="store_true")
     ap.add_argument("--bundle", type=Path, default=None, help="also save our fitted model bundle here")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -259,9 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     df = load_clean(args.data)
     log.info("cleaned records per split: %s", df.split.value_counts().to_dict())
     results = []
-    ours, _ = run_ours(df, args.outliers, args.seed, args.bundle)
-    results.append(ours)
-    log.info("ours: %s", json.dumps({k: v for k, v in ours.items() if k != "rank_errors"}))
+    if not args.skip_ours:
+        ours, _ = run_ours(df, args.outliers, args.seed, args.bundle)
+        results.append(ours)
+        log.info("ours: %s", json.dumps({k: v for k, v in ours.items() if k != "rank_errors"}))
     if not args.skip_blast:
         if shutil.which("blastn") is None:
             raise SystemExit("blastn not found: run benchmarks/install_peers.sh")

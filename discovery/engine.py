@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-import faiss
 import numpy as np
 
 from discovery.hierarchy import HierarchicalClassifier, RankCall, RankEvidence, rank_evidence
@@ -54,7 +53,10 @@ class EngineConfig:
     n_search: int = 300
     per_taxon: int = 2
     max_candidates: int = 60
+    #: share of calibration specimens of a species absent from the keys that may be named to species
     target_overclassification: float = 0.02
+    #: the same share for genus and above (specimens of genera/families absent from the keys)
+    target_overclassification_above_species: float = 0.05
     min_barcode_length: int = 50
     batch_size: int = 2048
 
@@ -146,7 +148,9 @@ class DiscoveryModel:
         evidence, sims = self._evidence([s.dna_barcode for s in calib + outl])  # type: ignore[misc]
         taxa = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
         truths = [s.lineage() for s in calib + outl]
-        self.classifier_ = HierarchicalClassifier(self.config.target_overclassification).fit(evidence, truths, taxa)
+        looser = {r: self.config.target_overclassification_above_species for r in RANKS if r != "species"}
+        self.classifier_ = HierarchicalClassifier(self.config.target_overclassification,
+                                                  rank_targets=looser).fit(evidence, truths, taxa)
         conf = self.classifier_.confidences(evidence)
         X = self._features(evidence, sims, conf["species"])
         y = np.array([int(s.species not in taxa["species"]) for s in calib] + [1] * len(outl))
@@ -255,7 +259,7 @@ class DiscoveryModel:
         })
         bundle.save_table(REFERENCE_TABLE, {"processid": self.ref_ids_, "sequence": self.ref_seqs_,
                                             "ranks": list(RANKS), "lineage": [list(x) for x in self.ref_lineages_]})
-        bundle.save_array(INDEX_ARRAY, faiss.serialize_index(self.index_._cpu_index))
+        bundle.save_array(INDEX_ARRAY, self.index_.to_bytes())
         bundle.set_section("discovery", {"engine_format": ENGINE_FORMAT, "reference_keys": len(self.ref_ids_),
                                          "thresholds": self.classifier_.thresholds_})
         return path
@@ -279,10 +283,5 @@ class DiscoveryModel:
         self.ref_ids_ = list(ref["processid"])
         self.ref_seqs_ = list(ref["sequence"])
         self.ref_lineages_ = [tuple(x) for x in ref["lineage"]]
-        index = ReferenceIndex(self.config.index)
-        index._cpu_index = faiss.deserialize_index(bundle.load_array(INDEX_ARRAY))
-        index.dim_ = int(index._cpu_index.d)
-        index.ntotal_ = int(index._cpu_index.ntotal)
-        index.kind_ = state.get("index_kind", "flat")
-        self.index_ = index
+        self.index_ = ReferenceIndex.from_bytes(bundle.load_array(INDEX_ARRAY), self.config.index)
         return self

@@ -52,6 +52,12 @@ class JsonLogistic:
 
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=int)
+        if len(X) == 0:  # nothing to learn from: confidence 0.5 everywhere
+            self.mean_ = np.zeros(X.shape[1])
+            self.scale_ = np.ones(X.shape[1])
+            self.coef_ = np.zeros(X.shape[1])
+            self.intercept_ = 0.0
+            return self
         self.mean_ = X.mean(axis=0)
         self.scale_ = X.std(axis=0)
         self.scale_[self.scale_ == 0] = 1.0
@@ -150,8 +156,11 @@ class HierarchicalClassifier:
     """
 
     def __init__(self, target_overclassification: float = 0.02, min_absent: int = 20,
-                 default_thresholds: Mapping[str, float] | None = None) -> None:
+                 default_thresholds: Mapping[str, float] | None = None,
+                 rank_targets: Mapping[str, float] | None = None) -> None:
         self.target_overclassification = target_overclassification
+        #: per-rank override of the target (e.g. a looser one above species)
+        self.rank_targets = dict(rank_targets or {})
         self.min_absent = min_absent
         self.default_thresholds = dict(default_thresholds or DEFAULT_THRESHOLDS)
 
@@ -169,7 +178,8 @@ class HierarchicalClassifier:
                                    if t.get(rank) and t[rank] not in known and ev.top_position >= 0])
             if len(absent_ids) >= self.min_absent:
                 # smallest threshold with share(identity >= t) <= target among absent taxa
-                allowed = int(np.floor(self.target_overclassification * len(absent_ids)))
+                target = self.rank_targets.get(rank, self.target_overclassification)
+                allowed = int(np.floor(target * len(absent_ids)))
                 ordered = np.sort(absent_ids)[::-1]
                 t = float(np.nextafter(ordered[allowed], np.inf)) if allowed < len(ordered) else float(ordered[-1])
                 source = "calibrated"
@@ -218,13 +228,15 @@ class HierarchicalClassifier:
 
     def to_dict(self) -> dict:
         return {"target_overclassification": self.target_overclassification, "min_absent": self.min_absent,
+                "rank_targets": self.rank_targets,
                 "default_thresholds": self.default_thresholds, "thresholds": self.thresholds_,
                 "calibration": self.calibration_,
                 "confidence": {r: m.to_dict() for r, m in self.confidence_.items()}}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "HierarchicalClassifier":
-        self = cls(float(data["target_overclassification"]), int(data["min_absent"]), data["default_thresholds"])
+        self = cls(float(data["target_overclassification"]), int(data["min_absent"]), data["default_thresholds"],
+                   data.get("rank_targets"))
         self.thresholds_ = {r: float(v) for r, v in data["thresholds"].items()}
         self.calibration_ = dict(data["calibration"])
         self.confidence_ = {r: JsonLogistic.from_dict(m) for r, m in data["confidence"].items()}

@@ -159,8 +159,22 @@ class ReferenceIndex:
         path = Path(directory) / cls.FILENAME
         if not path.exists():
             raise FileNotFoundError(f"no reference index at {path}")
+        return cls.from_faiss(faiss.read_index(str(path)), config)
+
+    def to_bytes(self) -> np.ndarray:
+        """The CPU index serialised by FAISS (uint8 array, storable as a bundle array)."""
+        if self._cpu_index is None:
+            raise RuntimeError("cannot serialise an unfitted ReferenceIndex")
+        return faiss.serialize_index(self._cpu_index)
+
+    @classmethod
+    def from_bytes(cls, data: np.ndarray, config: IndexConfig | None = None) -> "ReferenceIndex":
+        return cls.from_faiss(faiss.deserialize_index(np.asarray(data, dtype=np.uint8)), config)
+
+    @classmethod
+    def from_faiss(cls, index: faiss.Index, config: IndexConfig | None = None) -> "ReferenceIndex":
+        """Wrap a FAISS index read back from disk (kind inferred from its type)."""
         self = cls(config)
-        index = faiss.read_index(str(path))
         self._cpu_index = index
         self.dim_ = int(index.d)
         self.ntotal_ = int(index.ntotal)

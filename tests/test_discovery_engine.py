@@ -1,0 +1,85 @@
+"""The discovery engine end to end on a tiny world with known truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from discovery.engine import DiscoveryModel, EngineConfig
+from discovery.kmer import KmerConfig
+from discovery.metrics import novelty_auroc
+from storage.bundle import Bundle
+from storage.errors import InputError, ModelBundleError
+from storage.records import Specimen
+from tests.discovery_fixtures import make_world
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, list[Specimen]]:
+    return make_world(seed=3)
+
+
+@pytest.fixture(scope="module")
+def model(world) -> DiscoveryModel:
+    cfg = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=60, max_candidates=20)
+    return DiscoveryModel(cfg).fit(world["train"], world["val"] + world["val_unseen"], world["other_heldout"][:20])
+
+
+def test_known_species_are_named_to_species(model, world) -> None:
+    res = model.triage(world["test"])
+    assert len(res) == len(world["test"])
+    correct = [r.deepest_rank == "species" and r.deepest_label == s.species for r, s in zip(res, world["test"])]
+    assert np.mean(correct) >= 0.95
+    assert np.mean([r.is_novel for r in res]) <= 0.1
+    assert all(r.top_hit is not None and r.identity > 0.97 for r in res)
+
+
+def test_novel_species_stop_at_genus_and_are_flagged(model, world) -> None:
+    res = model.triage(world["test_unseen"])
+    assert np.mean([r.deepest_rank == "species" for r in res]) <= 0.1
+    assert np.mean([r.labels["genus"] == s.genus for r, s in zip(res, world["test_unseen"])]) >= 0.9
+    assert np.mean([r.is_novel for r in res]) >= 0.8
+    known = model.triage(world["test"])
+    auroc = novelty_auroc([0] * len(known) + [1] * len(res), [r.novelty for r in known + res])
+    assert auroc >= 0.95
+
+
+def test_specimen_without_barcode_gets_no_call(model) -> None:
+    res = model.triage([Specimen(processid="X1"), Specimen(processid="X2", dna_barcode="ACGT")])
+    assert [r.modality for r in res] == ["none", "none"]
+    assert res[0].deepest_rank is None and np.isnan(res[0].novelty)
+
+
+def test_bundle_roundtrip_gives_identical_results(model, world, tmp_path) -> None:
+    path = model.save(tmp_path / "bundle")
+    manifest = json.loads((path / "bundle.json").read_text())
+    assert manifest["discovery"]["reference_keys"] == len(world["train"])
+    again = DiscoveryModel.load(path)
+    a = model.triage(world["test_unseen"] + world["test"][:5])
+    b = again.triage(world["test_unseen"] + world["test"][:5])
+    assert [x.to_dict() for x in a] == [x.to_dict() for x in b]
+    # a bundle with only encoders and no discovery engine is refused with a clear message
+    Bundle.create(tmp_path / "enc", config={"kind": "encoders"})
+    with pytest.raises(ModelBundleError, match="no discovery engine"):
+        DiscoveryModel.load(tmp_path / "enc")
+
+
+def test_calibration_keys_separate_from_triage_keys(world) -> None:
+    """Keys = train + unseen species (the product default); calibrate against train only."""
+    cfg = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=60, max_candidates=20)
+    keys = world["train"] + world["val_unseen"]
+    m = DiscoveryModel(cfg).fit(keys, world["val"] + world["val_unseen"], world["other_heldout"][:20],
+                                calibration_keys=world["train"])
+    assert m.calibration_summary_["n_novel"] >= len(world["val_unseen"])
+    assert len(m.ref_ids_) == len(keys)
+    res = m.triage(world["val_unseen"])  # now in the keys: named to species
+    assert np.mean([r.deepest_label == s.species for r, s in zip(res, world["val_unseen"])]) >= 0.9
+
+
+def test_fit_refuses_unusable_input(world) -> None:
+    with pytest.raises(InputError, match="reference"):
+        DiscoveryModel().fit([Specimen(processid="a", species="x")], world["val"])
+    with pytest.raises(InputError, match="calibration"):
+        DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(4,)))).fit(world["train"], [Specimen(processid="b")])
