@@ -242,6 +242,9 @@ class ClusteringConfig:
     min_cluster_size: int = 2
     min_samples: int = 1
     mds_dims: int = 16
+    #: join candidates of different parent groups within the threshold (see fit)
+    merge_across_groups: bool = True
+    merge_representatives: int = 5
     thresholds: tuple[float, ...] = tuple(round(0.0025 * i, 4) for i in range(1, 41))  # 0.25%..10%
 
 
@@ -463,7 +466,73 @@ class CandidateSpeciesClusterer:
             data = X[idx] if isinstance(X, np.ndarray) else [X[i] for i in idx_list]
             next_id, hdb_offset = self._fit_group(key, idx, data, next_id, hdb_offset)
         self.n_candidates_ = next_id
+        self.merged_across_groups_: dict[int, list[Hashable]] = {}
+        if len(by_group) > 1 and self.config.merge_across_groups:
+            self._merge_across_groups(X)
         return self
+
+    def _merge_across_groups(self, X: Sequence[str] | np.ndarray) -> None:
+        """Join candidates of different parent groups that lie within the threshold.
+
+        Why: a specimen put under a wrong parent taxon would otherwise split its
+        species for good; one species cannot belong to two genera. Each
+        candidate is represented by up to ``config.merge_representatives``
+        members; two candidates join when any of their representatives are
+        within the threshold (single link), and only across groups.
+        """
+        reps: list[int] = []
+        owner: list[int] = []
+        for c in range(self.n_candidates_):
+            mem = np.nonzero(self.labels_ == c)[0]
+            pick = mem[np.unique(np.linspace(0, mem.size - 1, min(mem.size, self.config.merge_representatives)).astype(int))]
+            reps.extend(pick.tolist())
+            owner.extend([c] * pick.size)
+        data = X[np.asarray(reps)] if isinstance(X, np.ndarray) else [X[i] for i in reps]
+        d = _distance(data, self.config.metric)
+        own = np.asarray(owner)
+        group_index: dict[Hashable, int] = {}
+        grp = np.asarray([group_index.setdefault(self.candidate_group_[c], len(group_index)) for c in owner])
+        parent = list(range(self.n_candidates_))
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        ii, jj = np.nonzero(np.triu(d <= self.threshold_, k=1))
+        for i, j in zip(ii.tolist(), jj.tolist()):
+            if grp[i] != grp[j] and own[i] != own[j]:
+                ra, rb = find(int(own[i])), find(int(own[j]))
+                if ra != rb:
+                    parent[max(ra, rb)] = min(ra, rb)
+        roots = [find(c) for c in range(self.n_candidates_)]
+        if len(set(roots)) == self.n_candidates_:
+            return
+        new_id = {r: k for k, r in enumerate(dict.fromkeys(roots))}
+        mapping = np.asarray([new_id[r] for r in roots])
+        sizes = np.bincount(self.labels_, minlength=self.n_candidates_)
+        old_group, old_agree = dict(self.candidate_group_), dict(self.agreement_)
+        self.labels_ = mapping[self.labels_]
+        for g in self.groups_:
+            g.labels = mapping[g.labels]
+            if g.candidate_to_hdb:
+                g.candidate_to_hdb = {int(mapping[c]): h for c, h in g.candidate_to_hdb.items()}
+            if g.approx_to_candidate:
+                g.approx_to_candidate = {h: int(mapping[c]) for h, c in g.approx_to_candidate.items()}
+        self.candidate_group_, self.agreement_ = {}, {}
+        for k in range(len(new_id)):
+            olds = np.nonzero(mapping == k)[0]
+            counts: Counter = Counter()
+            for o in olds:
+                counts[old_group[int(o)]] += int(sizes[o])
+            self.candidate_group_[k] = counts.most_common(1)[0][0]
+            w = sizes[olds]
+            self.agreement_[k] = float(np.average([old_agree.get(int(o), 1.0) for o in olds], weights=w))
+            if olds.size > 1:
+                self.merged_across_groups_[k] = list(counts)
+        log.info("merged %d candidates across parent groups into %d", self.n_candidates_, len(new_id))
+        self.n_candidates_ = len(new_id)
 
     def _fit_group(self, key: Hashable, idx: np.ndarray, data, next_id: int, hdb_offset: int) -> tuple[int, int]:
         m = len(idx)

@@ -48,7 +48,6 @@ from discovery.clustering import (
     CandidateSpeciesClusterer,
     ClusteringConfig,
     _kmer_presence,
-    _mash_distance,
     cross_p_distance,
     pairwise_p_distance,
 )
@@ -135,17 +134,22 @@ def consensus_barcode(seqs: Sequence[str], max_msa: int = 50) -> str:
 
 def nearest_known(queries: Sequence[str], reference: Sequence[Specimen], top: int = 20,
                   k: int = 8) -> list[dict[str, Any] | None]:
-    """Best reference barcode per query: k-mer containment picks ``top`` hits,
+    """Best reference barcode per query: k-mer cosine picks ``top`` hits,
     alignment (p-distance) ranks them. Returns ``{"species", "genus",
     "processid", "identity"}`` or None where the reference has no barcode."""
     refs = [r for r in reference if r.dna_barcode]
     if not refs or not queries:
         return [None] * len(queries)
     ref_seqs = [r.dna_barcode.upper() for r in refs]
-    est = _mash_distance(_kmer_presence([q.upper() for q in queries], k), _kmer_presence(ref_seqs, k), k)
+    a = _kmer_presence([q.upper() for q in queries], k)
+    b = _kmer_presence(ref_seqs, k)
+    # cosine of k-mer sets ranks candidates (containment would favour short references)
+    inter = np.asarray((a @ b.T).todense(), dtype=np.float32)
+    norm = np.sqrt(np.asarray(a.sum(axis=1)).reshape(-1, 1) * np.asarray(b.sum(axis=1)).reshape(1, -1))
+    sim = inter / np.maximum(norm, 1.0)
     out: list[dict[str, Any] | None] = []
     for i, q in enumerate(queries):
-        cand = np.argsort(est[i])[:top]
+        cand = np.argsort(-sim[i], kind="stable")[:top]
         d = cross_p_distance([q], [ref_seqs[j] for j in cand], max_aligned=0.3)[0]
         best = int(cand[int(np.argmin(d))])
         r = refs[best]

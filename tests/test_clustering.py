@@ -130,6 +130,20 @@ def test_predict_places_late_specimens(gap: BarcodeGapThreshold) -> None:
     assert (labels2 == -1).all()
 
 
+def test_wrong_parent_is_merged_back_across_groups(gap: BarcodeGapThreshold) -> None:
+    seqs, species, genera = synthetic_barcodes(2, 3, (4, 6), seed=13)
+    wrong = list(genera)
+    wrong[0] = "G1"  # a G0 specimen filed under the other genus
+    merged = CandidateSpeciesClusterer().fit(seqs, groups=wrong, threshold=gap)
+    assert clustering_scores(species, merged.labels_)["ami"] == pytest.approx(1.0)
+    assert merged.labels_[0] == merged.labels_[1] and merged.merged_across_groups_
+    kept = CandidateSpeciesClusterer(ClusteringConfig(merge_across_groups=False)).fit(seqs, groups=wrong, threshold=gap)
+    assert kept.labels_[0] != kept.labels_[1] and not kept.merged_across_groups_
+    # predict still works on the relabelled candidates
+    labels, _ = merged.predict(seqs[1:3], groups=wrong[1:3])
+    assert (labels == merged.labels_[1:3]).all()
+
+
 def test_cosine_embeddings_and_fixed_threshold() -> None:
     rng = np.random.default_rng(2)
     centers = rng.normal(size=(6, 32))
