@@ -101,17 +101,27 @@ def register(app: typer.Typer) -> None:
         m = b.manifest
         cfg = b.config
         typer.echo(f"bundle {b.path}  (format {m.get('format_version')}, created {m.get('created')})")
-        if cfg:
+        if cfg and "dna" in cfg:
             dna, img, al = cfg.get("dna", {}), cfg.get("image", {}), cfg.get("align", {})
             typer.echo(
                 f"config: preset {cfg.get('name')!r}; DNA k={dna.get('k')} hidden={dna.get('hidden')} layers={dna.get('layers')} "
                 f"heads={dna.get('heads')}; image {img.get('arch')} {img.get('image_size')}px; shared dim {al.get('embed_dim')}"
             )
+        elif cfg:
+            typer.echo("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if not isinstance(v, (dict, list))) or "config: (nested)")
+        standard = {"format", "format_version", "created", "config", "packages", "data_fingerprint", "metrics", "files"}
+        for key in sorted(set(m) - standard):
+            value = m[key]
+            shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) if isinstance(value, dict) else str(value)
+            typer.echo(f"{key}: {shown}")
         fp = b.fingerprint
         if fp:
             splits = ", ".join(f"{k} {v}" for k, v in fp.get("splits", {}).items())
-            typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens ({splits}); "
-                       f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from {fp.get('source', '?')}")
+            if "specimens" in fp:
+                typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens ({splits}); "
+                           f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from {fp.get('source', '?')}")
+            else:
+                typer.echo("data: " + ", ".join(f"{k}={v}" for k, v in fp.items()))
         typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in b.packages.items()))
         stats = b.metrics.get("training", {})
         if stats:
