@@ -17,20 +17,23 @@ Evidence keys (all JSON types; absent data → ``None`` or empty):
 * ``size``, ``mean_probability``, ``hdbscan_agreement``;
 * ``consensus_barcode`` (pyfamsa MSA of up to ``max_msa`` members, majority base
   per column, columns mostly gaps dropped), ``consensus_length``;
-* ``within_distance``: ``{"mean", "max"}`` pairwise p-distance among members;
+* ``within_distance``: ``{"mean", "max"}`` pairwise p-distance among members,
+  and ``within_distances`` (a sample of those distances, for histograms);
+* ``alignment``: ``{processid: aligned sequence}`` of the MSA members;
 * ``between_distance``: ``{"nearest_candidate", "distance"}`` — consensus
   p-distance to the closest other candidate of the same parent group;
-* ``nearest_known``: ``{"species", "genus", "processid", "identity"}`` — best
-  reference barcode for the consensus (identity = 1 - p-distance);
+* ``nearest_known``: ``{"species", "genus", "processid", "identity",
+  "top_distances"}`` — best reference barcode for the consensus (identity =
+  1 - p-distance), and ``nearest_known_distances`` (the aligned top hits);
 * ``bin``: ``{"counts", "dominant", "agreement", "n_with_bin", "shared_with"}``
   (agreement = share of members with a BIN that carry the dominant one;
   ``shared_with`` = other candidates holding that BIN: a hint of over-splitting);
 * ``geography``: ``{"countries", "provinces", "n_with_coordinates", "lat_range",
-  "lon_range", "centroid"}``;
+  "lon_range", "centroid", "bbox"}`` (bbox = [lat min, lat max, lon min, lon max]);
 * ``size_summary``: median / min / max of ``image_measurement_value``,
   ``area_fraction`` and ``scale_factor`` where present;
-* ``representative_images``: up to ``max_images`` image paths, members with the
-  highest membership probability first.
+* ``representative_images``: up to ``max_images`` ``{"processid", "path"}``,
+  members with the highest membership probability first.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ from storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CandidateProposal", "consensus_barcode", "nearest_known", "build_proposals", "discover_candidates"]
+__all__ = ["CandidateProposal", "consensus_barcode", "align_members", "nearest_known", "build_proposals", "discover_candidates"]
 
 
 @dataclass(frozen=True)
@@ -108,19 +111,26 @@ def consensus_barcode(seqs: Sequence[str], max_msa: int = 50) -> str:
     of reads is not part of the species' barcode); ``N`` never wins over a base.
     One sequence is its own consensus.
     """
-    seqs = [s.upper() for s in seqs if s]
-    if not seqs:
-        return ""
-    if len(set(seqs)) == 1:
-        return seqs[0]
+    return align_members([f"s{i}" for i in range(len(seqs))], seqs, max_msa)[0]
+
+
+def align_members(ids: Sequence[str], seqs: Sequence[str], max_msa: int = 50) -> tuple[str, dict[str, str]]:
+    """(consensus, {id: aligned sequence}) from a pyfamsa MSA of up to ``max_msa``
+    members (evenly spread over the list, so the choice is deterministic)."""
+    pairs = [(i, s.upper()) for i, s in zip(ids, seqs) if s]
+    if not pairs:
+        return "", {}
+    if len(pairs) > max_msa:
+        pairs = [pairs[i] for i in np.linspace(0, len(pairs) - 1, max_msa).astype(int)]
+    if len({s for _, s in pairs}) == 1:
+        return pairs[0][1], dict(pairs)
     import pyfamsa
 
-    if len(seqs) > max_msa:  # deterministic, spread over the list
-        seqs = [seqs[i] for i in np.linspace(0, len(seqs) - 1, max_msa).astype(int)]
     ali = pyfamsa.Aligner(guide_tree="upgma").align(
-        [pyfamsa.Sequence(f"s{i}".encode(), s.encode()) for i, s in enumerate(seqs)]
+        [pyfamsa.Sequence(str(k).encode(), s.encode()) for k, (_, s) in enumerate(pairs)]
     )
-    rows = np.array([np.frombuffer(bytes(g.sequence), dtype="S1") for g in ali])
+    aligned = {pairs[int(g.id.decode())][0]: g.sequence.decode() for g in ali}
+    rows = np.array([np.frombuffer(a.encode(), dtype="S1") for a in aligned.values()])
     out = []
     for col in rows.T:
         counts = Counter(col.tolist())
@@ -129,14 +139,15 @@ def consensus_barcode(seqs: Sequence[str], max_msa: int = 50) -> str:
             continue
         bases = {b: n for b, n in counts.items() if b in (b"A", b"C", b"G", b"T")}
         out.append(max(sorted(bases), key=bases.get).decode() if bases else "N")
-    return "".join(out)
+    return "".join(out), aligned
 
 
 def nearest_known(queries: Sequence[str], reference: Sequence[Specimen], top: int = 20,
                   k: int = 8) -> list[dict[str, Any] | None]:
     """Best reference barcode per query: k-mer cosine picks ``top`` hits,
     alignment (p-distance) ranks them. Returns ``{"species", "genus",
-    "processid", "identity"}`` or None where the reference has no barcode."""
+    "processid", "identity", "top_distances"}`` (p-distances of the aligned
+    top hits, ascending) or None where the reference has no barcode."""
     refs = [r for r in reference if r.dna_barcode]
     if not refs or not queries:
         return [None] * len(queries)
@@ -154,7 +165,7 @@ def nearest_known(queries: Sequence[str], reference: Sequence[Specimen], top: in
         best = int(cand[int(np.argmin(d))])
         r = refs[best]
         out.append({"species": r.species, "genus": r.genus, "processid": r.processid,
-                    "identity": float(1.0 - d.min())})
+                    "identity": float(1.0 - d.min()), "top_distances": sorted(float(x) for x in d)})
     return out
 
 
@@ -171,24 +182,28 @@ def _geography(members: Sequence[Specimen]) -> dict[str, Any]:
         "countries": dict(Counter(m.country for m in members if m.country).most_common()),
         "provinces": dict(Counter(m.province_state for m in members if m.province_state).most_common()),
         "n_with_coordinates": len(coords),
-        "lat_range": None, "lon_range": None, "centroid": None,
+        "lat_range": None, "lon_range": None, "centroid": None, "bbox": None,
     }
     if coords:
         lat = np.array([c[0] for c in coords])
         lon = np.array([c[1] for c in coords])
         geo.update(lat_range=[float(lat.min()), float(lat.max())], lon_range=[float(lon.min()), float(lon.max())],
-                   centroid=[float(lat.mean()), float(lon.mean())])
+                   centroid=[float(lat.mean()), float(lon.mean())],
+                   bbox=[float(lat.min()), float(lat.max()), float(lon.min()), float(lon.max())])
     return geo
 
 
-def _within(seqs: Sequence[str], max_members: int = 200) -> dict[str, float] | None:
+def _within(seqs: Sequence[str], max_members: int = 200, max_values: int = 500
+            ) -> tuple[dict[str, float], list[float]] | None:
+    """({"mean", "max"}, a sample of the pairwise p-distances) among members."""
     if len(seqs) < 2:
         return None
     if len(seqs) > max_members:
         seqs = [seqs[i] for i in np.linspace(0, len(seqs) - 1, max_members).astype(int)]
     d = pairwise_p_distance(list(seqs))
-    iu = np.triu_indices(len(seqs), k=1)
-    return {"mean": float(d[iu].mean()), "max": float(d[iu].max())}
+    values = d[np.triu_indices(len(seqs), k=1)]
+    sample = values[np.linspace(0, values.size - 1, min(values.size, max_values)).astype(int)]
+    return {"mean": float(values.mean()), "max": float(values.max())}, [float(v) for v in sample]
 
 
 # ---------------------------------------------------------------------------------
@@ -225,9 +240,11 @@ def build_proposals(
     dna = clusterer.config.metric == "p"
 
     consensus: dict[int, str] = {}
+    alignment: dict[int, dict[str, str]] = {}
     for c in cands:
-        seqs = [specimens[i].dna_barcode for i in by_cand[c] if specimens[i].dna_barcode]
-        consensus[c] = consensus_barcode(seqs, max_msa) if seqs else ""
+        mem = [specimens[i] for i in by_cand[c]]
+        consensus[c], alignment[c] = align_members([m.processid for m in mem], [m.dna_barcode or "" for m in mem],
+                                                   max_msa)
 
     # nearest other candidate of the same group, by consensus p-distance
     between: dict[int, dict[str, Any] | None] = {c: None for c in cands}
@@ -274,10 +291,12 @@ def build_proposals(
             "shared_with": sorted(int(x) for x in bin_holders.get(dominant, set()) - {c}) if dominant else [],
         }
         order = np.argsort(-prob, kind="stable")
-        images = [str(mem[j].image_path) for j in order if mem[j].image_path is not None][:max_images]
+        images = [{"processid": mem[j].processid, "path": str(mem[j].image_path)}
+                  for j in order if mem[j].image_path is not None][:max_images]
         parent = _parent_of(idx, parents)
         lineage = _shared_lineage(mem, parent)
         near = nearest[c]
+        within = _within([s.dna_barcode for s in mem if s.dna_barcode]) if dna else None
         evidence = {
             "candidate": int(c),
             "size": len(idx),
@@ -287,7 +306,10 @@ def build_proposals(
             "linkage": clusterer.linkage_,
             "consensus_barcode": consensus[c] or None,
             "consensus_length": len(consensus[c]),
-            "within_distance": _within([s.dna_barcode for s in mem if s.dna_barcode]) if dna else None,
+            "within_distance": within[0] if within else None,
+            "within_distances": within[1] if within else [],
+            "nearest_known_distances": near["top_distances"] if near else [],
+            "alignment": alignment[c] if len(alignment[c]) > 1 else {},
             "between_distance": between[c],
             "nearest_known": near,
             "bin": bin_ev,

@@ -106,8 +106,14 @@ def test_bin_geography_size_images(world: dict) -> None:
         assert len(imgs) == 3
         prob = {m["processid"]: m["probability"] for m in p.members}
         ranked = sorted(prob.values(), reverse=True)[:3]
-        got = [prob[next(s.processid for s in world["novel"] if str(s.image_path) == i)] for i in imgs]
+        got = [prob[i["processid"]] for i in imgs]
         assert got == pytest.approx(ranked)
+        assert all(i["path"] == str(by_pid[i["processid"]].image_path) for i in imgs)
+        assert ev["geography"]["bbox"] == [45.0, 50.0, -80.0, -75.0]
+        assert len(ev["within_distances"]) == 15  # 6 members -> 15 pairs
+        assert max(ev["within_distances"]) == pytest.approx(ev["within_distance"]["max"])
+        assert set(ev["alignment"]) == {m["processid"] for m in p.members}
+        assert ev["nearest_known_distances"][0] == pytest.approx(1 - p.nearest_identity)
 
 
 def test_json_and_database_contract(world: dict) -> None:
@@ -118,6 +124,10 @@ def test_json_and_database_contract(world: dict) -> None:
     row = db.ProposalIn.coerce(p)
     assert row.parent_name == p.parent_name and row.nearest_identity == p.nearest_identity
     assert len(row.member_rows()) == 6
+    tui = pytest.importorskip("tui.evidence")
+    within, nearest = tui.distances(p.evidence)
+    assert len(within) == 15 and nearest[0] == pytest.approx(1 - p.nearest_identity)
+    assert tui.consensus(p.evidence) == p.evidence["consensus_barcode"]
 
 
 def test_singleton_candidate_and_consensus_of_one(world: dict) -> None:
