@@ -215,3 +215,16 @@ def test_config_validation() -> None:
         SynthConfig(within_species=0.2)
     cfg = SynthConfig(n_species=7, n_specimens=70, seed=9)
     assert SynthConfig.from_dict(__import__("json").loads(cfg.to_json())) == cfg
+
+
+def test_written_tables_match_in_memory_frame(tiny_dataset) -> None:
+    """generate() writes what generate_frame() builds, plus the measured image columns."""
+    _, written, truth = tiny_dataset
+    meta, mem_truth = generate_frame(TINY)
+    image_cols = ["image_measurement_value", "area_fraction", "scale_factor"]
+    assert meta[image_cols].isna().all().all()
+    as_text = meta.drop(columns=image_cols).astype(object).where(meta.drop(columns=image_cols).notna(), "")
+    as_text = as_text.map(lambda v: v if isinstance(v, str) else (str(int(v)) if float(v).is_integer() else str(v)))
+    for col in ("processid", "species", "genus", "split", "chunk", "dna_barcode", "dna_bin", "country"):
+        assert list(as_text[col]) == list(written[col]), col
+    assert list(mem_truth["species_id"]) == list(truth["species_id"])
