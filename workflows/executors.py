@@ -394,6 +394,32 @@ def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, bat
     return [TriageResult(**json.loads(r)) for r in out["result"]]
 
 
+class ExecutorModel:
+    """A fitted ``DiscoveryModel`` whose ``triage`` runs through an executor.
+
+    Everything else (config, reference, thresholds) is the wrapped model's, so
+    a pipeline that takes a model can take this instead and stays unaware of
+    where the per-specimen work runs.
+    """
+
+    def __init__(self, model: Any, executor: Executor, batch_size: int = 2048) -> None:
+        self.model, self.executor, self.batch_size = model, executor, batch_size
+
+    @classmethod
+    def load(cls, bundle: Any, executor: Executor, batch_size: int = 2048) -> "ExecutorModel":
+        from discovery.engine import DiscoveryModel
+
+        return cls(DiscoveryModel.load(bundle), executor, batch_size)
+
+    def triage(self, specimens: Sequence[Any]) -> list[Any]:
+        if isinstance(self.executor, LocalExecutor):
+            return self.model.triage(specimens)  # no copies through columns when nothing is distributed
+        return triage_with(self.executor, self.model, specimens, batch_size=self.batch_size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+
 def ray_available() -> bool:
     """True when the ``ray`` extra is importable (without importing it twice)."""
     import importlib.util
@@ -412,6 +438,6 @@ def make_executor(kind: str | ExecutorConfig = "local") -> Executor:
 
 
 __all__ = [
-    "BatchFn", "Columns", "Executor", "ExecutorConfig", "IndexShard", "LocalExecutor", "RayExecutor",
+    "BatchFn", "Columns", "Executor", "ExecutorConfig", "ExecutorModel", "IndexShard", "LocalExecutor", "RayExecutor",
     "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index", "triage_with",
 ]
