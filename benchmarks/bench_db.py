@@ -149,6 +149,7 @@ def main() -> int:
         with db._read() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         result["ingest"]["db_mib"] = round(args.db.stat().st_size / 2**20)
+        print("ingest:", json.dumps(result["ingest"]), file=sys.stderr, flush=True)
         props = make_proposals(db, args.proposals, args.specimens, args.seed)
         run = db.start_run("bench", {"proposals": args.proposals}, "bench", backup=False)
         t0 = time.perf_counter()
@@ -156,8 +157,11 @@ def main() -> int:
         dt = time.perf_counter() - t0
         db.finish_run(run)
         del props
-        result["proposals"] = {"count": args.proposals, "seconds": round(dt, 1),
+        with db._read() as conn:
+            n_members = conn.exec_driver_sql("SELECT count(*) FROM proposal_members").scalar()
+        result["proposals"] = {"count": args.proposals, "members": n_members, "seconds": round(dt, 1),
                                "proposals_per_s": round(args.proposals / dt)}
+        print("proposals:", json.dumps(result["proposals"]), file=sys.stderr, flush=True)
         result["queue"] = bench_queue(db, args.repeats)
     result["db_mib_final"] = round(args.db.stat().st_size / 2**20)
     result["peak_rss_mib"] = round(rss_mib())

@@ -234,7 +234,9 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     parent_id, parent_rank, parent_name = parents[key]
     # Older pending proposals re-clustered by this one: any pending proposal of another run sharing a member.
     overlap: dict[int, int] = {}
-    for old_id, n in _in_chunks(raw, "SELECT m.proposal_id, count(*) FROM proposal_members m JOIN proposals p "
+    # CROSS JOIN pins the join order (members by processid first); left to itself the planner walks every
+    # pending proposal through the status index, which is quadratic over a 100k-proposal run.
+    for old_id, n in _in_chunks(raw, "SELECT m.proposal_id, count(*) FROM proposal_members m CROSS JOIN proposals p "
                                      "ON p.id = m.proposal_id WHERE m.processid IN ({}) AND p.status = 'pending' "
                                      "AND p.run_id != ? GROUP BY m.proposal_id", pids, (run_id,)):
         overlap[old_id] = overlap.get(old_id, 0) + n
