@@ -1,9 +1,112 @@
-"""Verbs: triage, evaluate."""
+"""Verbs: triage, evaluate, build-reference.
+
+Thin typer wrappers: parse options, show progress on stderr, print a summary
+(or ``--json``); the work is in ``workflows.triage``, ``workflows.evaluate``
+and ``workflows.reference``.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from storage.errors import InputError
+
+
+def _progress(quiet: bool):
+    last: dict[str, str] = {}
+
+    def stage(name: str, done: int, total: int) -> None:
+        if quiet:
+            return
+        msg = f"{name}: {done}/{total}"
+        if last.get("msg") != msg:
+            typer.echo(msg, err=True)
+            last["msg"] = msg
+
+    return stage
+
+
+def _say(quiet: bool):
+    return (lambda msg: None) if quiet else (lambda msg: typer.echo(msg, err=True))
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
+
+    @app.command("triage")
+    def triage_cmd(
+        input: Optional[Path] = typer.Option(None, "--input", "-i", help="Collection: CSV/TSV/FASTA (plain or .gz) or a BIOSCAN-5M dataset root."),
+        model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory (see build-reference / train)."),
+        db: Optional[Path] = typer.Option(None, "--db", help="SQLite database to write the run, assignments and proposals to."),
+        images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
+        collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: file name)."),
+        results: Optional[Path] = typer.Option(None, "--results", help="Also write per-specimen results as JSON lines."),
+        no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    ) -> None:
+        """Name each specimen to its deepest confident rank, flag novel species, propose candidate species."""
+        from workflows.triage import run_triage
+
+        if input is None and images is None:
+            raise InputError("give --input COLLECTION (and/or --images DIR)")
+        if db is None and results is None:
+            raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
+        summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
+                             results_out=results, progress=_progress(quiet))
+        if as_json:
+            typer.echo(json.dumps(summary.to_dict(), indent=2))
+            return
+        named = ", ".join(f"{k} {v}" for k, v in summary.named_to.items())
+        typer.echo(f"triage run {summary.run_id}: {summary.triaged} of {summary.specimens} specimens triaged "
+                   f"({summary.quarantined} quarantined, {summary.no_usable_barcode} without a usable barcode)")
+        typer.echo(f"deepest confident rank: {named}")
+        typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
+        if summary.quarantine_file:
+            typer.echo(f"quarantine report: {summary.quarantine_file}")
+        typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
+
+    @app.command("evaluate")
+    def evaluate_cmd(
+        data: Path = typer.Option(..., "--data", "-d", help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
+        model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory."),
+        out: Path = typer.Option(..., "--out", "-o", help="Report JSON path (a .md table is written beside it)."),
+        known_split: str = typer.Option("test", help="Split of known-species queries."),
+        novel_split: str = typer.Option("test_unseen", help="Split of novel-species queries."),
+        no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering metrics."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Every metric of DESIGN.md for a bundle: JSON report plus a markdown table."""
+        from workflows.evaluate import evaluate, write_report
+
+        report = evaluate(data, model, known_split=known_split, novel_split=novel_split, cluster=not no_cluster,
+                          progress=_say(quiet))
+        js, md = write_report(report, out)
+        typer.echo(md.read_text())
+        typer.echo(f"report: {js} and {md}")
+
+    @app.command("build-reference")
+    def build_reference_cmd(
+        data: Path = typer.Option(..., "--data", "-d", help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
+        out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
+        keys: str = typer.Option("train+key_unseen", help="Splits whose specimens are the reference keys."),
+        calibration: str = typer.Option("val+val_unseen", help="Splits used to calibrate thresholds and novelty."),
+        calibration_keys: str = typer.Option("train", help="Keys searched while calibrating ('' = same as --keys)."),
+        outliers: str = typer.Option("other_heldout", help="Outlier-exposure splits for the novelty detector."),
+        max_outliers: int = typer.Option(3000, help="At most this many outlier specimens (seeded sample)."),
+        seed: int = typer.Option(0),
+        force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Fit the DNA k-mer discovery engine (no GPU, no training) and write a model bundle."""
+        from workflows.reference import build_reference
+
+        model = build_reference(data, out, keys=keys, calibration=calibration,
+                                calibration_keys=calibration_keys or None, outliers=outliers,
+                                max_outliers=max_outliers, seed=seed, overwrite=force, progress=_say(quiet))
+        th = ", ".join(f"{r} {t:.3f}" for r, t in model.classifier_.thresholds_.items())
+        typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; identity thresholds: {th}")

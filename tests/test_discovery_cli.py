@@ -1,0 +1,92 @@
+"""build-reference → triage (into a real SQLite DB) → evaluate, through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from storage.records import BIOSCAN_COLUMNS
+from tests.discovery_fixtures import make_world
+from workflows.cli import main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("ds")
+    (root / "metadata").mkdir()
+    world = make_world(seed=5)
+    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
+        w.writeheader()
+        for split, specs in world.items():
+            for s in specs:
+                row = {k: ("" if v is None else v) for k, v in s.to_row().items()}
+                row.update(phylum="Arthropoda", **{"class": "Insecta"}, split=split, inferred_ranks=0)
+                w.writerow(row)
+    # a new collection: FASTA of test + test_unseen, plus one bad record
+    with (root / "collection.fasta").open("w") as fh:
+        for s in world["test"] + world["test_unseen"]:
+            fh.write(f">{s.processid}|x\n{s.dna_barcode}\n")
+        fh.write(">BAD1|x\nACGT!!XX\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def bundle(dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("b") / "bundle"
+    code = main(["build-reference", "--data", str(dataset), "--out", str(out), "--keys", "train",
+                 "--max-outliers", "40", "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_build_reference_writes_a_bundle(bundle) -> None:
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    assert manifest["discovery"]["reference_keys"] > 0
+    assert manifest["data_fingerprint"]["keys"] == "train"
+    # refuses to overwrite without --force
+    assert main(["build-reference", "--data", str(bundle.parent), "--out", str(bundle), "-q"]) == 2
+
+
+def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, capsys) -> None:
+    from storage.db import Database
+
+    db = tmp_path / "discovery.db"
+    results = tmp_path / "results.jsonl"
+    code = main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
+                 "--results", str(results), "--json", "-q"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["quarantined"] == 1 and summary["triaged"] == summary["specimens"] - 1
+    assert summary["novel"] >= 1 and summary["proposals"] >= 1
+    assert summary["named_to"]["species"] >= 1
+    with Database.open(db) as database:
+        table = database.assignments(summary["run_id"])
+        assert len(table) == summary["triaged"]
+        assert set(table["deepest_rank"].dropna()) <= {"order", "family", "subfamily", "genus", "species"}
+        assert database.queue_counts(summary["run_id"])["live"] == summary["proposals"]
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == summary["triaged"] and {"novelty", "labels", "deepest_rank"} <= set(rows[0])
+
+
+def test_triage_bad_model_is_a_one_line_error(dataset, tmp_path, capsys) -> None:
+    code = main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(tmp_path),
+                 "--db", str(tmp_path / "x.db")])
+    assert code == 2
+    assert "not a model bundle" in capsys.readouterr().err
+
+
+def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
+    out = tmp_path / "report.json"
+    assert main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(out), "-q"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["closed_world"]["species_accuracy_micro"] >= 0.95
+    assert rep["novelty"]["auroc"] >= 0.9
+    assert set(rep["rank_errors"]) == {"order", "family", "subfamily", "genus", "species"}
+    assert rep["rank_errors"]["species"]["oc_rate"] <= 0.2
+    assert "ami" in rep["candidate_species"] and rep["candidate_species"]["ami"] >= 0.5
+    md = out.with_suffix(".md").read_text()
+    assert "novelty AUROC" in md and "Hungarian" in md

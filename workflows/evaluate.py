@@ -1,0 +1,152 @@
+"""``biodiscover evaluate``: every DESIGN.md metric of a bundle on a labelled dataset.
+
+Why here and not in the benchmark script: the benchmark compares tools; this is
+what a model builder runs on their own data to see, for one bundle, closed-world
+accuracy, the BIOSCAN-5M 1-NN genus protocol, open-world novelty, the per-rank
+TP / misclassification / under- / over-classification of the deepest confident
+rank, and the candidate-species clustering scores. All metric definitions are
+E2's (``discovery.metrics``), shared with the benchmarks.
+
+"Known" is relative to the bundle's own reference keys: a query whose species
+is among them is known, otherwise novel. With the default keys (train +
+key_unseen) test_unseen is known; evaluate a bundle built with ``--keys train``
+for the open-world protocol (test = known, test_unseen = novel).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from discovery.engine import DiscoveryModel
+from discovery.metrics import clustering_scores, novelty_scores, rank_errors
+from storage.records import RANKS
+from workflows.reference import load_specimens
+from workflows.triage import candidate_species
+
+log = logging.getLogger(__name__)
+
+
+def _acc(pairs: list[tuple[Any, Any]]) -> float | None:
+    return float(np.mean([a == b for a, b in pairs])) if pairs else None
+
+
+def _macro(pairs: list[tuple[Any, Any]]) -> float | None:
+    by: dict[Any, list[bool]] = {}
+    for pred, true in pairs:
+        by.setdefault(true, []).append(pred == true)
+    return float(np.mean([np.mean(v) for v in by.values()])) if by else None
+
+
+def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_split: str = "test_unseen",
+             cluster: bool = True, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """All metrics as one JSON-able dict."""
+    say = progress or log.info
+    model = DiscoveryModel.load(model_path)
+    ref_taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
+    say(f"reading {known_split} and {novel_split}")
+    queries = load_specimens(data, f"{known_split}+{novel_split}")
+    known = [s for s in queries if s.split == known_split]
+    novel = [s for s in queries if s.split == novel_split]
+    t = time.perf_counter()
+    say(f"triaging {len(queries)} specimens")
+    res = model.triage(known + novel)
+    triage_s = time.perf_counter() - t
+    rk, rn = res[: len(known)], res[len(known):]
+    report: dict[str, Any] = {"data": str(data), "model": str(model_path), "n_keys": len(model.ref_ids_),
+                              "n_known_split": len(known), "n_novel_split": len(novel),
+                              "triage_seconds": round(triage_s, 2),
+                              "specimens_per_second": round(len(queries) / triage_s, 1) if triage_s else None}
+    sp = [(r.labels["species"], s.species) for r, s in zip(rk, known) if s.species]
+    report["closed_world"] = {"species_accuracy_micro": _acc(sp), "species_accuracy_macro": _macro(sp)}
+    gp = [(r.labels["genus"], s.genus) for r, s in zip(rn, novel) if s.genus]
+    report["bioscan_1nn"] = {"genus_accuracy_on_novel_split_micro": _acc(gp),
+                             "genus_accuracy_on_novel_split_macro": _macro(gp)}
+    is_novel = [int(bool(s.species) and s.species not in ref_taxa["species"]) for s in known + novel]
+    scores = [r.novelty for r in res]
+    ok = [i for i, v in enumerate(scores) if not math.isnan(v)]
+    if 0 < sum(is_novel[i] for i in ok) < len(ok):
+        report["novelty"] = novelty_scores([is_novel[i] for i in ok], [scores[i] for i in ok])
+    else:
+        report["novelty"] = {"note": "queries are all known or all novel relative to the bundle's keys"}
+    named = [{r: (x.labels[r] if x.deepest_rank and RANKS.index(r) <= RANKS.index(x.deepest_rank) else None)
+              for r in RANKS} for x in res]
+    errs = rank_errors([s.lineage() for s in known + novel], named, ref_taxa)
+    report["rank_errors"] = {r: e.as_dict() for r, e in errs.items()}
+    report["named_to_species"] = {
+        known_split: float(np.mean([bool(n["species"]) for n in named[: len(known)]])) if known else None,
+        novel_split: float(np.mean([bool(n["species"]) for n in named[len(known):]])) if novel else None}
+    if cluster:
+        say("clustering novel-flagged specimens")
+        specs = known + novel
+        props = candidate_species(specs, res)
+        cand = {m["processid"]: i for i, p in enumerate(props) for m in p.members}
+        truth_of = {s.processid: s.species for s in specs}
+        pids = [s.processid for s in novel if s.processid in cand and s.species]
+        if pids:
+            c = clustering_scores([truth_of[p] for p in pids], [cand[p] for p in pids],
+                                  old_classes=ref_taxa["species"])
+            report["candidate_species"] = {**c, "scope": f"{novel_split} specimens flagged novel",
+                                           "n_flagged": len(pids), "n_proposals": len(props)}
+        else:
+            report["candidate_species"] = {"note": f"no {novel_split} specimen was flagged novel"}
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as a markdown table (one row per figure)."""
+    rows: list[tuple[str, Any]] = [
+        ("keys in bundle", report["n_keys"]),
+        ("species accuracy (micro / macro)", (report["closed_world"]["species_accuracy_micro"],
+                                              report["closed_world"]["species_accuracy_macro"])),
+        ("1-NN genus accuracy on novel split (micro / macro)",
+         (report["bioscan_1nn"]["genus_accuracy_on_novel_split_micro"],
+          report["bioscan_1nn"]["genus_accuracy_on_novel_split_macro"])),
+    ]
+    nov = report.get("novelty", {})
+    if "auroc" in nov:
+        rows += [("novelty AUROC", nov["auroc"]), ("novelty FPR95", nov["fpr95"])]
+    for split, v in report["named_to_species"].items():
+        rows.append((f"{split} named to species", v))
+    for r, e in report["rank_errors"].items():
+        rows.append((f"{r}: TP / MC / UC / OC rate", (e["tp_rate"], e["mc_rate"], e["uc_rate"], e["oc_rate"])))
+    cs = report.get("candidate_species", {})
+    if "ami" in cs:
+        rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
+                 ("Hungarian accuracy All / Old / New", (cs["hungarian_all"], cs["hungarian_old"], cs["hungarian_new"])),
+                 ("split / merge rate", (cs.get("split_rate"), cs.get("merge_rate")))]
+    rows.append(("triage throughput, specimens/s", report["specimens_per_second"]))
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, tuple):
+            return " / ".join(fmt(x) for x in v)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return "—"
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    return "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {fmt(v)} |\n" for k, v in rows)
+
+
+def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
+    """JSON at ``out`` (NaN → null) and the markdown table beside it (``.md``)."""
+    def clean(o: Any) -> Any:
+        if isinstance(o, float) and math.isnan(o):
+            return None
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        return o
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(clean(report), indent=2))
+    md = out.with_suffix(".md")
+    md.write_text(markdown(report))
+    return out, md

@@ -1,0 +1,84 @@
+"""Build a DNA-only model bundle from a labelled BIOSCAN-5M-layout dataset.
+
+Why: real-data triage must work without GPU training. The k-mer profile
+embedder + exact identity needs no weights; this fits the discovery engine
+(reference index, calibrated per-rank thresholds, novelty detector) and writes
+it as a model bundle ``biodiscover triage`` / ``evaluate`` load.
+
+Default protocol: keys = train + key_unseen (every labelled species a user
+would want named); calibration queries = val + val_unseen against an index of
+train only (so val_unseen's species are really unknown while calibrating);
+outliers = a seeded sample of other_heldout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from discovery.engine import DiscoveryModel, EngineConfig
+from storage.errors import InputError
+from storage.records import Specimen, resolve_splits
+
+log = logging.getLogger(__name__)
+
+
+def load_specimens(data: Path, splits: str) -> list[Specimen]:
+    """Specimens of ``splits`` (split or metasplit expression) from a dataset root or metadata file."""
+    from storage.bioscan import find_metadata, load_metadata
+
+    wanted = resolve_splits(splits)
+    path = find_metadata(Path(data))
+    df = load_metadata(path, split=list(wanted))
+    cols = [c for c in ("processid", "sampleid", "order", "family", "subfamily", "genus", "species", "dna_bin",
+                        "dna_barcode", "country", "province_state", "coord-lat", "coord-lon", "split")
+            if c in df.columns]
+    source = str(path)
+    return [Specimen.from_row(row, source=source, line=int(i) + 2)
+            for i, row in zip(df.index, df[cols].to_dict("records"))]
+
+
+def sample(specimens: Sequence[Specimen], n: int, seed: int) -> list[Specimen]:
+    if len(specimens) <= n:
+        return list(specimens)
+    idx = np.random.default_rng(seed).choice(len(specimens), size=n, replace=False)
+    return [specimens[i] for i in sorted(idx)]
+
+
+def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", calibration: str = "val+val_unseen",
+                    calibration_keys: str | None = "train", outliers: str = "other_heldout",
+                    max_outliers: int = 3000, seed: int = 0, config: EngineConfig | None = None,
+                    overwrite: bool = False, progress: Callable[[str], None] | None = None) -> DiscoveryModel:
+    """Fit the k-mer discovery engine on ``data`` and save it as a bundle at ``out``."""
+    say = progress or log.info
+    t0 = time.perf_counter()
+    by_split: dict[str, list[Specimen]] = {}
+    needed = set(resolve_splits(keys)) | set(resolve_splits(calibration)) | set(resolve_splits(outliers))
+    if calibration_keys:
+        needed |= set(resolve_splits(calibration_keys))
+    say(f"reading {', '.join(sorted(needed))} from {data}")
+    for s in load_specimens(data, "+".join(sorted(needed))):
+        by_split.setdefault(s.split or "", []).append(s)
+
+    def pick(expr: str) -> list[Specimen]:
+        return [s for sp in resolve_splits(expr) for s in by_split.get(sp, [])]
+
+    ref, cal = pick(keys), pick(calibration)
+    if not ref:
+        raise InputError(f"{data}: no specimens in the key splits {keys!r}")
+    if not cal:
+        raise InputError(f"{data}: no specimens in the calibration splits {calibration!r}")
+    out_l = sample(pick(outliers), max_outliers, seed) if outliers else []
+    cal_keys = pick(calibration_keys) if calibration_keys else None
+    model = DiscoveryModel(config or EngineConfig()).fit(ref, cal, out_l, calibration_keys=cal_keys,
+                                                         progress=say)
+    fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
+                   "calibration_keys": calibration_keys, "outliers": outliers, "max_outliers": max_outliers,
+                   "seed": seed, "n_keys": len(ref), "n_calibration": len(cal), "n_outliers": len(out_l)}
+    model.save(out, fingerprint=fingerprint, overwrite=overwrite)
+    say(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
+    return model

@@ -1,0 +1,222 @@
+"""Triage pipeline: read a collection, name each specimen to its deepest confident
+rank, flag novel species, cluster them into candidate species, store it all.
+
+Why a pipeline module apart from the CLI verb: the batch runner
+(``workflows.batch``) and the tests call the same function the ``triage`` verb
+calls; the verb only parses options and prints the summary.
+
+Stages (each logged and reported through ``progress``): read → ingest → triage
+→ candidates → write. The run row's heartbeat carries the same stages, so the
+review TUI and the batch runner can follow a long triage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from discovery.engine import DiscoveryModel, TriageResult
+from storage.errors import InputError
+from storage.records import RANKS, Specimen
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class TriageSummary:
+    """What one triage did (the CLI prints it; ``--json`` writes it)."""
+
+    run_id: int | None
+    collection: str
+    specimens: int
+    quarantined: int
+    triaged: int
+    no_usable_barcode: int
+    named_to: dict[str, int]
+    novel: int
+    proposals: int
+    seconds: dict[str, float] = field(default_factory=dict)
+    quarantine_file: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def assignment_row(r: TriageResult) -> dict[str, Any]:
+    """One engine result as a database assignment row (C's ``write_assignments`` shape)."""
+    return {"processid": r.processid, "deepest_rank": r.deepest_rank, "deepest_taxon": r.deepest_label,
+            "novelty": None if r.novelty != r.novelty else r.novelty,  # NaN → NULL
+            "labels": dict(r.labels), "confidences": dict(r.confidence)}
+
+
+def write_results(results: Sequence[TriageResult], path: Path) -> Path:
+    """One JSON object per line per specimen (NaN novelty → null)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for r in results:
+            row = r.to_dict()
+            if row["novelty"] != row["novelty"]:
+                row["novelty"] = None
+            fh.write(json.dumps(row) + "\n")
+    return path
+
+
+def novel_parent(r: TriageResult) -> tuple[str, str] | None:
+    """The taxon a novel specimen is grouped under: its deepest confident rank above species."""
+    for rank in reversed(RANKS[:-1]):
+        if r.deepest_rank and RANKS.index(rank) <= RANKS.index(r.deepest_rank) and r.labels.get(rank):
+            return rank, r.labels[rank]  # type: ignore[return-value]
+    return None
+
+
+def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult]) -> list[Any]:
+    """Cluster the novel specimens (with a barcode) under their parent taxon (E2's clustering)."""
+    from discovery.proposals import discover_candidates
+
+    novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and r.modality == "dna"]
+    if not novel:
+        return []
+    _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
+                                       novelty=[r.novelty for _, r in novel])
+    # the engine already aligned every member to its best reference: nearest known species
+    by_pid = {s.processid: r for s, r in novel}
+    out = []
+    for p in proposals:
+        if p.nearest_species is None:
+            best = max((by_pid[m["processid"]] for m in p.members if m["processid"] in by_pid),
+                       key=lambda r: r.identity, default=None)
+            if best is not None:
+                p = dataclasses.replace(p, nearest_species=best.labels.get("species"), nearest_identity=best.identity)
+        out.append(p)
+    return out
+
+
+def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
+                     progress: Progress | None = None) -> tuple[list[TriageResult], list[Any], dict[str, float]]:
+    """Engine + clustering on specimens already read (no I/O); returns results, proposals, stage seconds."""
+    say = progress or (lambda stage, done, total: None)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    results: list[TriageResult] = []
+    step = 2000
+    for start in range(0, len(specimens), step):
+        results.extend(model.triage(specimens[start : start + step]))
+        say("triage", min(start + step, len(specimens)), len(specimens))
+    seconds["triage"] = time.perf_counter() - t
+    proposals: list[Any] = []
+    if cluster:
+        t = time.perf_counter()
+        say("candidates", 0, 1)
+        proposals = candidate_species(specimens, results)
+        say("candidates", 1, 1)
+        seconds["candidates"] = time.perf_counter() - t
+    return results, proposals, seconds
+
+
+def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
+               collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
+               progress: Progress | None = None, database: Any = None) -> TriageSummary:
+    """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
+
+    ``db_path=None`` (and no ``database``) skips the database and only writes
+    ``results_out`` (JSON lines, one result per specimen).
+    """
+    from storage.collections import read_collection
+
+    say = progress or (lambda stage, done, total: None)
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    model = DiscoveryModel.load(model_path)
+    seconds["load_model"] = time.perf_counter() - t
+    t = time.perf_counter()
+    say("read", 0, 1)
+    read = read_collection(input_path, images=images)
+    seconds["read"] = time.perf_counter() - t
+    specimens = read.specimens
+    name = collection or (Path(input_path).name.split(".")[0] if input_path else Path(images or "images").name)
+    if not specimens:
+        raise InputError(f"{input_path or images}: no valid specimen to triage "
+                         f"({len(read.quarantine)} quarantined; see the quarantine report)")
+    quarantine_file = None
+    own_db = database is None and db_path is not None
+    db = database
+    run_id = None
+    try:
+        if own_db:
+            from storage.db import Database
+
+            db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
+        if read.quarantine:
+            base = Path(db_path).parent if db_path else Path(".")
+            quarantine_file = str(read.write_quarantine(base / f"{name}.quarantine.csv"))
+        if db is not None:
+            t = time.perf_counter()
+            say("ingest", 0, len(specimens))
+            db.ingest(specimens, collection=name, source=input_path)
+            seconds["ingest"] = time.perf_counter() - t
+            from storage.bundle import Bundle
+
+            fingerprint = Bundle.open(model_path).fingerprint or None
+            run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
+                                             "images": str(images) if images else None,
+                                             "engine": model.config.to_dict()},
+                                  model_fingerprint=json.dumps(fingerprint, sort_keys=True) if fingerprint else None,
+                                  collection=name, total=len(specimens))
+
+        def stage(st: str, done: int, total: int) -> None:
+            say(st, done, total)
+            if db is not None and run_id is not None:
+                db.heartbeat(run_id, done=done if st == "triage" else None, message=st)
+
+        results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage)
+        seconds.update(secs)
+        t = time.perf_counter()
+        if db is not None and run_id is not None:
+            db.write_assignments(run_id, (assignment_row(r) for r in results))
+            if proposals:
+                db.write_proposals(run_id, proposals)
+            db.finish_run(run_id, "completed", message=f"{len(results)} specimens, "
+                                                       f"{sum(r.is_novel for r in results)} novel, "
+                                                       f"{len(proposals)} candidate species")
+        if results_out is not None:
+            write_results(results, Path(results_out))
+        seconds["write"] = time.perf_counter() - t
+    except BaseException:
+        if db is not None and run_id is not None:
+            try:
+                db.finish_run(run_id, "failed", message="triage interrupted or failed")
+            except Exception:  # noqa: BLE001 - never hide the original error
+                log.exception("could not mark run %s failed", run_id)
+        raise
+    finally:
+        if own_db and db is not None:
+            db.close()
+    named = Counter(r.deepest_rank or "unnamed" for r in results)
+    return TriageSummary(
+        run_id=run_id, collection=name, specimens=len(specimens) + len(read.quarantine),
+        quarantined=len(read.quarantine), triaged=sum(r.modality != "none" for r in results),
+        no_usable_barcode=sum(r.modality == "none" for r in results),
+        named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
+        proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
+        quarantine_file=quarantine_file)
+
+
+def triage_for_batch(call: Any) -> Any:
+    """Adapter for ``workflows.batch`` (``TriageCall`` → ``TriageReport``): one collection into the batch's DB."""
+    from workflows.batch import TriageReport
+
+    def stage(name: str, done: int, total: int) -> None:
+        call.stage(name, done, total)
+
+    summary = run_triage(call.spec.path, call.model, call.db_path, images=call.spec.images,
+                         collection=call.spec.name.split(".")[0], progress=stage, database=call.database)
+    return TriageReport(run_id=summary.run_id or 0, specimens=summary.specimens, quarantined=summary.quarantined,
+                        named_to_species=summary.named_to.get("species", 0), novel=summary.novel,
+                        proposals=summary.proposals, stages=dict(summary.seconds))
