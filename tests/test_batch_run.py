@@ -89,6 +89,7 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
     assert third.exit_code == 0 and {o.status for o in third.outcomes} == {"skipped"}
 
 
+@pytest.mark.slow  # two CLI processes (≈10 s of imports each on 2 busy cores) and a real SIGKILL
 def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Path) -> None:
     root, bundle, meta = workspace
     folder = tmp_path / "plates"

@@ -327,7 +327,7 @@ def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
 
 
 def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None) -> Plot:
-    """Collection sites (lon/lat) on a coarse world outline; novel sites drawn on top."""
+    """Collection sites on a coarse world outline: marker area = specimens, colour = share flagged novel."""
     lat = pd.to_numeric(specimens.get("coord-lat", pd.Series(dtype=float)), errors="coerce")
     lon = pd.to_numeric(specimens.get("coord-lon", pd.Series(dtype=float)), errors="coerce")
     ok = lat.between(-90, 90) & lon.between(-180, 180)
@@ -345,13 +345,22 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
     if ok.sum() == 0:
         ax.text(0, 0, "no coordinates in this collection", ha="center", va="center", fontsize=12, color="#666")
     else:
-        known_pts = ok & ~novel
-        novel_pts = ok & novel
-        ax.scatter(lon[known_pts], lat[known_pts], s=14, color=KNOWN_COLOUR, alpha=0.6, ec="none",
-                   label=f"known ({int(known_pts.sum())})")
-        ax.scatter(lon[novel_pts], lat[novel_pts], s=22, color=NOVEL_COLOUR, ec="black", lw=0.3,
-                   label=f"flagged novel ({int(novel_pts.sum())})")
-        ax.legend(loc="lower left", frameon=True, fontsize=9)
+        # Specimens of one trap share coordinates: one marker per site (0.5° cell), area ∝ specimens,
+        # colour = share flagged novel, so a dense site does not hide the others.
+        sites = pd.DataFrame({"lat": (lat[ok] * 2).round() / 2, "lon": (lon[ok] * 2).round() / 2,
+                              "novel": novel[ok].astype(float)})
+        agg = sites.groupby(["lat", "lon"]).agg(n=("novel", "size"), share=("novel", "mean")).reset_index()
+        agg = agg.sort_values("n", ascending=False)  # small sites drawn last, on top
+        from matplotlib.colors import LinearSegmentedColormap
+
+        cmap = LinearSegmentedColormap.from_list("novelty", [KNOWN_COLOUR, "#d9c26a", NOVEL_COLOUR])
+        sc = ax.scatter(agg["lon"], agg["lat"], s=18 + 10 * np.sqrt(agg["n"]), c=agg["share"], cmap=cmap,
+                        vmin=0, vmax=1, ec="black", lw=0.4, alpha=0.9, zorder=3)
+        cbar = fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.01)
+        cbar.set_label("share of specimens flagged novel")
+        for n in sorted({int(agg["n"].max()), max(1, int(agg["n"].median()))}, reverse=True):
+            ax.scatter([], [], s=18 + 10 * np.sqrt(n), color="#bbbbbb", ec="black", lw=0.4, label=f"{n} specimens")
+        ax.legend(loc="lower left", frameon=True, fontsize=8, title=f"{len(agg)} sites", title_fontsize=8)
     ax.set_xlim(-180, 180)
     ax.set_ylim(-60, 85)
     ax.set_aspect("equal")
