@@ -133,3 +133,37 @@ def test_real_dev_rows_round_trip(tmp_path: Path, real_dev_csv: Path) -> None:
         stored = db.specimen(first.processid)
         assert stored["dna_barcode"] == first.dna_barcode and stored["version"] == 1
         assert db.taxonomy().roots(), "provided identifications become taxa"
+
+
+def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """A database made by an older biodiscover (revision 0001) is refused until upgraded; data survive."""
+    from storage.db.engine import EngineConfig, make_engine
+    from storage.records import Specimen
+    from storage.db.schema import inspect_revision, run_migrations
+    from storage.errors import DatabaseError
+
+    path = tmp_path / "old.sqlite"
+    engine = make_engine(path)
+    run_migrations(engine, "0001")
+    engine.dispose()
+    handle = Database(path, make_engine(path), EngineConfig())
+    handle.ingest([Specimen("OLD1", dna_barcode="ACGT" * 60)],
+                  collection="old", backup=False)
+    handle.close()
+    assert inspect_revision(path).revision == "0001"
+    with pytest.raises(DatabaseError, match="run `biodiscover db upgrade"):
+        Database.open(path)
+    res = cli("db", "upgrade", "--db", str(path))
+    assert res.returncode == 0 and "upgraded" in res.stdout, res.stderr
+    backups = list((tmp_path / "old.sqlite.backups").glob("old-pre-upgrade-*.sqlite"))
+    assert len(backups) == 1 and inspect_revision(backups[0]).revision == "0001"
+    with Database.open(path) as db:
+        assert db.specimen("OLD1")["dna_barcode"] == "ACGT" * 60
+    idx = {r[1] for r in sqlite3.connect(path).execute("PRAGMA index_list(proposals)")}
+    assert "ix_proposals_size" in idx and check_ok(path)
+
+
+def check_ok(path: Path) -> bool:
+    from storage.db import check_database
+
+    return check_database(path).ok

@@ -1,4 +1,4 @@
-"""SQLModel tables of the biodiscover database (schema revision ``0001``).
+"""SQLModel tables of the biodiscover database (schema revision ``0002``).
 
 Why these tables, and why this shape:
 
@@ -185,6 +185,15 @@ class Proposal(SQLModel, table=True):
         Index("ix_proposals_parent_taxon", "parent_taxon_id", "status"),
         Index("ix_proposals_run", "run_id", "status"),
         Index("ix_proposals_lineage", "lineage"),
+        # Revision 0002: one index per queue sort key, so "page 1 of everything, sorted" walks an index
+        # in order and stops after a page instead of sorting 100k rows (index entries end in the rowid,
+        # so ties come out in id order for free).
+        Index("ix_proposals_size", "size"),
+        Index("ix_proposals_novelty", "novelty"),
+        Index("ix_proposals_identity", "nearest_identity"),
+        Index("ix_proposals_parent_name", "parent_name"),
+        Index("ix_proposals_provisional_name", "provisional_name"),
+        Index("ix_proposals_updated", "updated_at"),
     )
     id: Optional[int] = Field(default=None, primary_key=True)
     run_id: int = Field(foreign_key="runs.id")
