@@ -66,21 +66,21 @@ def _seed(path: Path, n_specimens: int, n_proposals: int) -> list[int]:
 def test_a_batch_writer_and_reviewer_concurrently_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "bd.sqlite"
     go, stop = tmp_path / "go", tmp_path / "stop"
-    ids = _seed(path, 3000, 60)
+    ids = _seed(path, 1500, 60)
     writer = run_py("""
         db = Database.open(sys.argv[1], config=CFG)
         go, stop = Path(sys.argv[2]), Path(sys.argv[3])
         rows = [{"processid": f"BD{i:07d}", "deepest_rank": "genus", "deepest_taxon": "Megaselia", "novelty": 0.3}
-                for i in range(3000)]
+                for i in range(1500)]
         print("ready", flush=True)
         while not go.exists():
             time.sleep(0.01)
         run = db.start_run("batch", {}, "m1", backup=False)
         rep = 0
         while not stop.exists() and rep < 500:  # keep writing until the reviewer is done
-            db.write_assignments(run, rows, chunk_size=100)
+            db.write_assignments(run, rows, chunk_size=50)
             rep += 1
-            db.heartbeat(run, done=rep * 3000)
+            db.heartbeat(run, done=rep * 1500)
         db.finish_run(run)
         print("writer done", rep, run, flush=True)
     """, str(path), str(go), str(stop))
@@ -118,7 +118,7 @@ def test_a_batch_writer_and_reviewer_concurrently_lose_nothing(tmp_path: Path) -
         counts = db.queue_counts()
         assert (counts["accepted"], counts["rejected"], counts["pending"]) == (20, 20, 20)
         run_id = int(w_out.split()[-1])
-        assert len(db.assignments(run_id)) == 3000
+        assert len(db.assignments(run_id)) == 1500
         # the two processes really overlapped: the batch job ran before, during and after the reviews
         prog = db.run_progress(run_id)
         assert prog.started_at < min(r["created_at"] for r in log)
@@ -130,17 +130,17 @@ def test_a_batch_writer_and_reviewer_concurrently_lose_nothing(tmp_path: Path) -
 def test_b_sigkill_mid_ingest_leaves_a_sound_db_and_rerun_completes(tmp_path: Path) -> None:
     path = tmp_path / "bd.sqlite"
     Database.create(path).close()
-    n = 15_000
+    n = 8_000
     code = """
         db = Database.open(sys.argv[1], config=CFG)
         def progress(done):
             print(done, flush=True)
-        db.ingest(specimens(int(sys.argv[2])), collection="big", chunk_size=1000, backup=False, on_progress=progress)
+        db.ingest(specimens(int(sys.argv[2])), collection="big", chunk_size=500, backup=False, on_progress=progress)
         print("finished", flush=True)
     """
     proc = run_py(code, str(path), str(n))
     done = 0
-    while done < 3000:  # let a few chunks commit, then kill without warning
+    while done < 1500:  # let a few chunks commit, then kill without warning
         line = proc.stdout.readline()
         assert line, proc.stderr.read()
         done = int(line)
@@ -152,7 +152,7 @@ def test_b_sigkill_mid_ingest_leaves_a_sound_db_and_rerun_completes(tmp_path: Pa
     assert any("ingests that did not finish" in w for w in report.warnings)
     with Database.open(path) as db:
         partial = db.count_specimens()
-        assert 3000 <= partial < n and partial % 1000 == 0  # whole chunks only
+        assert 1500 <= partial < n and partial % 500 == 0  # whole chunks only
     rerun = run_py(code, str(path), str(n))
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0 and "finished" in out, err
