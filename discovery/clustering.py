@@ -619,7 +619,8 @@ class CandidateSpeciesClusterer:
             if mem.size == 1:
                 p_hdb[mem] = 1.0
         group.approx_to_candidate = {}
-        if n_hdb == 0:
+        if n_hdb == 0 or clusterer.prediction_data_.cluster_tree.shape[0] == 0:
+            # no cluster (or only allow_single_cluster's root): nothing to predict into
             return p_hdb
         approx, _ = hdbscan.approximate_predict(clusterer, coords)
         votes_by_label: dict[int, Counter] = defaultdict(Counter)
