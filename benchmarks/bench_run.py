@@ -176,7 +176,8 @@ def bench_run(sizes: list[int], species: int, collections: int, workdir: Path, m
     """Full ``biodiscover run`` per size, each in a fresh process (RSS high-water mark = that run)."""
     results = []
     for n in sizes:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "_one", "--size", str(n), "--species", str(species),
+        cmd = [sys.executable, str(Path(__file__).resolve()), "_one", "--size", str(n),
+               "--species", str(species or max(100, n // 40)),
                "--collections", str(collections), "--workdir", str(workdir / f"n{n}")]
         if model:
             cmd += ["--model", str(model)]
@@ -199,7 +200,7 @@ def main() -> None:
     c.add_argument("--threads", type=int, default=2)
     r = sub.add_parser("run")
     r.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 100_000])
-    r.add_argument("--species", type=int, default=500)
+    r.add_argument("--species", type=int, default=0, help="default: size // 40")
     r.add_argument("--collections", type=int, default=4)
     r.add_argument("--workdir", type=Path, default=None)
     r.add_argument("--model", type=Path, default=None)
@@ -218,18 +219,73 @@ def main() -> None:
     elif args.mode == "run":
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_run_"))
         res = bench_run(args.sizes, args.species, args.collections, workdir, args.model)
-        print("| specimens | collections | wall s | peak RSS MB | specimens/s | stages (s) |\n|---|---|---|---|---|---|")
+        print("| specimens | species / reference keys | collections | wall s | peak RSS MB | specimens/s | "
+              "novel / candidates | DB MB | stages, summed over collections (s) |\n|---|---|---|---|---|---|---|---|---|")
         for d in res:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in d["stages"].items())
-            print(f"| {d['size']:,} | {d['collections']} | {d['run_s']:.1f} | {d['peak_rss_mb']:.0f} | "
-                  f"{d['size'] / d['run_s']:,.0f} | {stages} |")
+            print(f"| {d['size']:,} | {d['species']} / {d['reference_keys']:,} | {d['collections']} | {d['run_s']:.1f} | "
+                  f"{d['peak_rss_mb']:.0f} | {d['size'] / d['run_s']:,.0f} | {d['novel']:,} / {d['proposals']:,} | "
+                  f"{d['db_mb']:.0f} | {stages} |")
+        print(json.dumps(res))
     else:
         _one(args)
 
 
 def _one(args: argparse.Namespace) -> None:
-    """One size in this process: synth → model → collections → run_batch; prints one JSON line."""
-    raise SystemExit("the end-to-end run benchmark needs the triage pipeline; see RESULTS-run.md")
+    """One size: synth → fit a DNA k-mer bundle → write collections → `biodiscover run` in a child process.
+
+    Prints one JSON line: size, collections, the run's wall time and peak RSS
+    (the child's high-water mark: the run alone, not the setup), and the
+    per-stage seconds summed over collections from the run's own summary.
+    """
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_batch_fixtures import write_collections
+
+    from discovery.engine import DiscoveryModel
+    from storage.records import Specimen
+    from storage.synth import SynthConfig, generate_frame
+
+    _threads(2)
+    work = args.workdir
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    n_total = int(args.size / 0.66) + 2000  # query splits (test, test_unseen, pretrain) are ≈2/3 of the rows
+    meta, _ = generate_frame(SynthConfig(n_species=args.species, n_specimens=n_total, images=False, seed=7))
+    queries = meta[meta["split"].isin(["test", "test_unseen", "pretrain"])]
+    if len(queries) < args.size:
+        raise SystemExit(f"synth gave {len(queries)} query rows < {args.size}")
+    bundle = args.model
+    if bundle is None:
+        def sp(*splits: str) -> list:
+            return [Specimen.from_row(r) for r in meta[meta["split"].isin(splits)].to_dict("records")]
+
+        bundle = work / "bundle"
+        DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"),
+                             calibration_keys=sp("train")).save(bundle, overwrite=True)
+    setup_s = time.perf_counter() - t
+    cols = work / "collections"
+    write_collections(meta, cols, args.collections, rows_per_collection=args.size // args.collections)
+    db = work / "run.sqlite"
+    cmd = [sys.executable, "-m", "workflows.cli", "run", "--collections", str(cols), "--model", str(bundle),
+           "--db", str(db), "--json"]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    run_s = time.perf_counter() - t
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"biodiscover run failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    stages: dict[str, float] = {}
+    for c in summary["collections"]:
+        for k, v in c["stages"].items():
+            stages[k] = stages.get(k, 0.0) + float(v)
+    print(json.dumps({
+        "size": sum(c["specimens"] for c in summary["collections"]), "collections": len(summary["collections"]),
+        "species": args.species, "reference_keys": int(meta["split"].isin(["train", "key_unseen"]).sum()),
+        "run_s": run_s, "peak_rss_mb": _peak_rss_mb_children(), "setup_s": setup_s, "stages": stages,
+        "novel": sum(c["novel"] for c in summary["collections"]),
+        "proposals": sum(c["proposals"] for c in summary["collections"]), "exit_code": proc.returncode,
+        "db_mb": db.stat().st_size / 1e6}))
 
 
 if __name__ == "__main__":
