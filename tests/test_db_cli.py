@@ -167,3 +167,17 @@ def check_ok(path: Path) -> bool:
     from storage.db import check_database
 
     return check_database(path).ok
+
+
+def test_ingest_a_bioscan_dataset_root(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+    """`--input` may be a BIOSCAN-5M layout root (metadata/…csv); here one made by storage.synth."""
+    synth = pytest.importorskip("storage.synth.generator")
+    from storage.synth.config import SynthConfig
+
+    synth.generate(SynthConfig(n_species=8, n_specimens=40, images=False, seed=3), tmp_path / "ds")
+    res = cli("ingest", "--input", str(tmp_path / "ds"), "--db", str(tmp_path / "bd.sqlite"), "--json")
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    assert report["new"] + report["quarantined"] == 40 and report["source"].endswith(".csv")
+    again = cli("ingest", "--input", str(tmp_path / "ds"), "--db", str(tmp_path / "bd.sqlite"), "--json")
+    assert json.loads(again.stdout)["skipped"] is True

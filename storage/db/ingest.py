@@ -207,11 +207,18 @@ class IngestMixin:
         big files. Returns the report and the reader, whose ``quarantine`` lists the
         rows that were refused (file, line, reason) and ``summary`` the counts.
         """
+        from storage.bioscan import BioscanDataset, is_dataset_root
         from storage.collections import iter_collection
 
-        reader = iter_collection(Path(path) if path is not None else None, images=images)
-        origin = Path(path) if path is not None else Path(images) if images is not None else Path("collection")
-        name = collection or origin.name.split(".")[0] or "collection"
+        if path is not None and Path(path).is_dir() and images is None and is_dataset_root(Path(path)):
+            dataset = BioscanDataset(Path(path))  # the official layout: metadata/…csv + images/…
+            reader: Any = dataset.reader()
+            origin = Path(dataset.metadata_path)
+            name = collection or Path(path).name or "bioscan"
+        else:
+            reader = iter_collection(Path(path) if path is not None else None, images=images)
+            origin = Path(path) if path is not None else Path(images) if images is not None else Path("collection")
+            name = collection or origin.name.split(".")[0] or "collection"
         report = self.ingest(reader, collection=name, source=origin, **kwargs)
         return report, reader
 
