@@ -158,9 +158,10 @@ def run_vsearch(ev: pd.DataFrame, identity: float, workdir: Path, threads: int) 
         [exe, "--version"], capture_output=True, text=True).stderr.splitlines()[0]}
 
 
-def score(ev: pd.DataFrame, labels) -> dict:
-    out = clustering_scores(list(ev["species"]), list(labels))
-    out.pop("hungarian_old", None)  # every evaluated species is new; All == New
+def score(ev: pd.DataFrame, labels, old: set | None = None) -> dict:
+    out = clustering_scores(list(ev["species"]), list(labels), old_classes=old)
+    if not old:
+        out.pop("hungarian_old", None)  # every evaluated species is new; All == New
     out["bin"] = bin_agreement(list(ev["dna_bin"]), list(labels))
     return out
 
@@ -173,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-split", default="test_unseen")
     ap.add_argument("--keys-split", default="train",
                     help="reference for the grouped run ('' to skip), e.g. train or train+key_unseen")
+    ap.add_argument("--mixed", type=int, default=0,
+                    help="add this many known-species records from 'test' (GCD-style All/Old/New)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
@@ -185,7 +188,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ap.error("give --data or --synthetic")
     learn = df[df["split"] == args.learn_split]
-    ev = df[df["split"] == args.eval_split].reset_index(drop=True)
+    ev = df[df["split"] == args.eval_split]
+    old: set | None = None
+    if args.mixed:
+        known = df[df["split"] == "test"]
+        known = known.sample(min(args.mixed, len(known)), random_state=0)
+        ev = pd.concat([known, ev])
+        old = set(df.loc[df["split"] == "train", "species"])
+        args.eval_split = f"{args.eval_split} + {len(known)} test records (seed 0)"
+    ev = ev.reset_index(drop=True)
     log.info("learn on %s: %d records, %d species; evaluate %s: %d records, %d species",
              args.learn_split, len(learn), learn["species"].nunique(), args.eval_split, len(ev), ev["species"].nunique())
     results: dict = {"data": source, "learn_split": args.learn_split, "eval_split": args.eval_split,
@@ -194,25 +205,28 @@ def main(argv: list[str] | None = None) -> int:
                      "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}",
                      "methods": {}}
     ours = run_ours(learn, ev)
-    res = score(ev, ours.pop("labels"))
+    res = score(ev, ours.pop("labels"), old)
     hdb = ours.pop("hdbscan_labels")
     res.update(ours)
     results["methods"]["biodiscover (agglomerative, learned gap) + HDBSCAN"] = res
-    hres = score(ev, np.where(hdb >= 0, hdb, -1 - np.arange(len(hdb))))  # noise = singletons
+    hres = score(ev, np.where(hdb >= 0, hdb, -1 - np.arange(len(hdb))), old)  # noise = singletons
     results["methods"]["HDBSCAN alone (diagnostic)"] = {k: hres[k] for k in ("ami", "ari", "hungarian_all")}
+    if old:
+        results["methods"]["HDBSCAN alone (diagnostic)"].update(
+            hungarian_old=hres["hungarian_old"], hungarian_new=hres["hungarian_new"])
     log.info("ours: AMI %.4f (threshold %.4f %s) in %.1f s", res["ami"], res["threshold"], res["linkage"], res["wall_s"])
     keys = df[df["split"].isin(args.keys_split.split("+"))] if args.keys_split else df.iloc[:0]
     if len(keys):
         for rank in ("family", "genus"):
             g = run_ours_grouped(learn, ev, keys, rank)
-            gres = score(ev, g.pop("labels"))
+            gres = score(ev, g.pop("labels"), old)
             gres.update(g)
             results["methods"][f"biodiscover grouped by 1-NN {rank} ({args.keys_split} keys)"] = gres
         log.info("ours grouped: AMI %.4f in %.1f s (+%.1f s 1-NN)", gres["ami"], gres["wall_s"], gres["wall_s_1nn"])
     with tempfile.TemporaryDirectory() as tmp:
         for ident in (0.97, 0.98):
             v = run_vsearch(ev, ident, Path(tmp), args.threads)
-            vres = score(ev, v.pop("labels"))
+            vres = score(ev, v.pop("labels"), old)
             vres.update(v)
             results["methods"][f"vsearch --cluster_size --id {ident}"] = vres
             log.info("vsearch %.2f: AMI %.4f in %.1f s", ident, vres["ami"], vres["wall_s"])
@@ -236,6 +250,10 @@ def markdown(results: dict) -> str:
             f"| {name} | {r['ami']:.4f} | {r['ari']:.4f} | {r['hungarian_all']:.4f} | {r['split_rate']:.3f} | "
             f"{r['merge_rate']:.3f} | {r['exact_rate']:.3f} | {r['n_clusters']} | "
             f"{'' if b is None else f'{b:.4f}'} | {r['wall_s']:.2f} | {r['cpu_s']:.2f} |")
+    if any("hungarian_old" in r for r in results["methods"].values()):
+        lines += ["", "| method | Hungarian All | Old | New |", "|---|---|---|---|"]
+        lines += [f"| {name} | {r['hungarian_all']:.4f} | {r['hungarian_old']:.4f} | {r['hungarian_new']:.4f} |"
+                  for name, r in results["methods"].items() if "hungarian_old" in r]
     return "\n".join(lines)
 
 
