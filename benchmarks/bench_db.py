@@ -37,6 +37,12 @@ from storage.db import Database  # noqa: E402
 from storage.records import Specimen  # noqa: E402
 
 
+def cpu_s() -> float:
+    """User + system CPU seconds of this process: the load-independent cost on a shared machine."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -60,11 +66,12 @@ def replicate(frame: Any, total: int) -> Iterator[Specimen]:
 
 
 def bench_ingest(db: Database, frame: Any, n: int, chunk: int) -> dict[str, Any]:
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_s()
     report = db.ingest(replicate(frame, n), collection="bench", chunk_size=chunk, backup=False)
-    dt = time.perf_counter() - t0
+    dt, dc = time.perf_counter() - t0, cpu_s() - c0
     assert report.new == n, report
-    return {"specimens": n, "seconds": round(dt, 1), "rows_per_s": round(n / dt), "chunk_rows": chunk}
+    return {"specimens": n, "seconds": round(dt, 1), "rows_per_s": round(n / dt), "cpu_seconds": round(dc, 1),
+            "rows_per_cpu_s": round(n / dc), "chunk_rows": chunk}
 
 
 def make_proposals(db: Database, n: int, n_specimens: int, seed: int) -> list[dict[str, Any]]:
@@ -174,15 +181,15 @@ def main() -> int:
         print("ingest:", json.dumps(result["ingest"]), file=sys.stderr, flush=True)
         props = make_proposals(db, args.proposals, args.specimens, args.seed)
         run = db.start_run("bench", {"proposals": args.proposals}, "bench", backup=False)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), cpu_s()
         db.write_proposals(run, props)
-        dt = time.perf_counter() - t0
+        dt, dc = time.perf_counter() - t0, cpu_s() - c0
         db.finish_run(run)
         del props
         with db._read() as conn:
             n_members = conn.exec_driver_sql("SELECT count(*) FROM proposal_members").scalar()
         result["proposals"] = {"count": args.proposals, "members": n_members, "seconds": round(dt, 1),
-                               "proposals_per_s": round(args.proposals / dt)}
+                               "proposals_per_s": round(args.proposals / dt), "cpu_seconds": round(dc, 1)}
         print("proposals:", json.dumps(result["proposals"]), file=sys.stderr, flush=True)
         result["queue"] = bench_queue(db, args.repeats)
     result["db_mib_final"] = round(args.db.stat().st_size / 2**20)

@@ -167,6 +167,16 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
             return None
         return backup_database(self.path, reason=reason, keep=KEEP_AUTOMATIC)
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics (``PRAGMA optimize``, sampled: milliseconds).
+
+        Called after bulk writes: without statistics SQLite picked a 20k-row sort
+        over a 250-row index walk for a filtered queue page (benchmarks/RESULTS-db.md).
+        """
+        if self.readonly:
+            return
+        self._write(lambda conn: conn.exec_driver_sql("PRAGMA optimize = 0x10002"), "optimize")
+
     def check(self) -> "CheckReport":
         from storage.db.check import check_database
 

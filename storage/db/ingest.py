@@ -194,6 +194,7 @@ class IngestMixin:
                                                                                finished_at=utcnow()))
 
         self._write(_finish, "finish ingest")  # type: ignore[attr-defined]
+        self.optimize()  # type: ignore[attr-defined]
         log.info("ingested %d records into %s: %d new, %d changed, %d unchanged", totals["n_records"], collection,
                  totals["n_new"], totals["n_changed"], totals["n_unchanged"])
         return IngestReport(collection, cid, iid, source_s, checksum, totals["n_records"], totals["n_new"],

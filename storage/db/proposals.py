@@ -308,6 +308,7 @@ class ProposalsMixin:
                 return ids
 
             out.extend(self._write(_do, "write proposals"))  # type: ignore[attr-defined]
+        self.optimize()  # type: ignore[attr-defined]
         return out
 
     def proposal_queue(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
