@@ -184,3 +184,12 @@ def test_triage_with_ray_executor_matches_engine(ray_executor, fitted_engine) ->
     model, queries = fitted_engine
     got = triage_with(ray_executor, model, queries, batch_size=25)
     _same_results(got, model.triage(queries))
+
+
+def test_executor_model_delegates_and_matches(fitted_engine) -> None:
+    from workflows.executors import ExecutorModel
+
+    model, queries = fitted_engine
+    wrapped = ExecutorModel(model, LocalExecutor(), batch_size=10)
+    assert wrapped.config is model.config and wrapped.ref_ids_ is model.ref_ids_
+    _same_results(wrapped.triage(queries), model.triage(queries))
