@@ -53,6 +53,9 @@ _DEEP_P = {"subfamily": -0.02, "family": 0.01, "order": 0.06, "root": 0.10}
 _HEIGHT_FUDGE = {"species": 1.2, "genus": 1.03, "deep": 1.06}
 
 ProgressFn = Callable[[str, int, int], None]
+#: Recurring read lengths of partial and poor reads.
+_PARTIAL_STOPS = (564, 577, 601, 613, 627, 639, 651)
+_POOR_STOPS = (487, 500, 519, 543, 570)
 
 
 @dataclass(frozen=True)
@@ -144,13 +147,19 @@ def _sequence_reads(haps: list[str], hap_of: np.ndarray, rng: np.random.Generato
         s = haps[hap_of[i]]
         k = kind[i]
         # Length mix matched to the real BOLD dev file (5%/25%/50% quantiles ≈ 528/591/658 nt).
+        # Truncations mostly stop at a few recurring positions (primer/trace-quality
+        # positions shared by a lab's protocol), so partial reads of one haplotype
+        # are often identical strings, as in BOLD.
         if k < 0.55:
             pass
         elif k < 0.80:  # partial read: 560–657 nt, missing either end
-            m = int(rng.integers(560, len(s)))
+            m = int(_PARTIAL_STOPS[rng.integers(len(_PARTIAL_STOPS))]) if rng.random() < 0.7 \
+                else int(rng.integers(560, len(s)))
             s = s[:m] if rng.random() < 0.7 else s[len(s) - m:]
         elif k < 0.92:  # poor read
-            s = s[: int(rng.integers(480, 590))]
+            m = int(_POOR_STOPS[rng.integers(len(_POOR_STOPS))]) if rng.random() < 0.6 \
+                else int(rng.integers(480, 590))
+            s = s[:m]
         elif k < 0.94:  # very poor read (still ≥ 250 nt)
             s = s[: int(rng.integers(250, 480))]
         else:  # read running past the barcode region (truncated to 660 by readers)
@@ -269,7 +278,7 @@ def _build(config: SynthConfig) -> _World:
             no_gap[i] = True
     # Haplotypes: ~n^0.65 per species, star-like around the species ancestor.
     n_hap = np.maximum(1, np.round(counts ** 0.65 * drng.uniform(0.2, 0.8, n_sp))).astype(np.int64)
-    n_hap = np.minimum(np.maximum(n_hap, np.where(counts >= 3, 2, 1)), counts)
+    n_hap = np.minimum(np.maximum(n_hap, np.where(counts >= 2, 2, 1)), counts)
     n_hap[no_gap] = np.minimum(np.maximum(n_hap[no_gap], 4), counts[no_gap])
     hap_species = np.repeat(np.arange(n_sp), n_hap)
     hap_branch = half["species"] * spread[hap_species] * drng.lognormal(0, 0.3, len(hap_species))
