@@ -160,7 +160,7 @@ async def test_reject_then_undo(review_db: Path) -> None:
         await settle(pilot)
         assert db.proposal(first.id).status == "pending"
         assert [r["action"] for r in log_of(db, first.id)] == ["reject", "undo"]
-        assert any("undid review" in m for m in notes(app))
+        assert any(f"undid reject of #{first.id}" in m for m in notes(app))
     db.close()
 
 
@@ -232,6 +232,9 @@ async def test_detail_next_after_decision_walks_the_queue(review_db: Path) -> No
         await settle(pilot)
         assert app.screen.proposal_id == order[1]
         assert db.proposal(order[0]).status == "rejected"
+        await pilot.press("u", "y")  # undo shows the proposal it gave back
+        await settle(pilot)
+        assert db.proposal(order[0]).status == "pending" and app.screen.proposal_id == order[0]
     db.close()
 
 

@@ -52,6 +52,8 @@ class ReviewApp(App[None]):
         self.halfcell_images = halfcell_images
         #: review ids written in this session, newest last (``u`` undoes the last one).
         self.session_reviews: list[int] = []
+        #: review id → (action, proposal id), to say what an undo takes back.
+        self.session_actions: dict[int, tuple[str, int | None]] = {}
         self.user_keymap = dict(keymap or {})
         self.queue_screen: Any | None = None
 

@@ -96,6 +96,7 @@ class DecisionsMixin:
             return
         if getattr(result, "review_id", None) is not None:
             self.app.session_reviews.append(result.review_id)
+            self.app.session_actions[result.review_id] = (result.action, result.proposal_id)
         self.app.call_from_thread(self.app.notify, done(result), timeout=3)
         self.app.call_from_thread(self.reload, advance=advance)
 
@@ -158,6 +159,8 @@ class DecisionsMixin:
             self.app.notify("nothing to undo in this session", severity="warning")
             return
         review_id = self.app.session_reviews[-1]
+        action, proposal_id = self.app.session_actions.get(review_id, ("decision", None))
+        what = f"{action} of #{proposal_id}" if proposal_id is not None else f"review {review_id}"
         db, who = self.app.db, self.app.reviewer
 
         def _done(r: Any) -> str:
@@ -165,10 +168,15 @@ class DecisionsMixin:
                 self.app.session_reviews.pop()  # the undo row itself is not undone by the next u
             if review_id in self.app.session_reviews:
                 self.app.session_reviews.remove(review_id)
-            return f"undid review {review_id}"
+            # Show what came back, so the reviewer sees the proposal they are deciding on again.
+            self.show_undone(proposal_id)
+            return f"undid {what} (review {review_id})"
 
-        self._ask(ConfirmDialog(f"Undo your last decision (review {review_id})?"),
+        self._ask(ConfirmDialog(f"Undo your last decision: {what}?"),
                   lambda _: self._write("undo", lambda: db.undo(review_id, reviewer=who), _done))
+
+    def show_undone(self, proposal_id: int | None) -> None:
+        """Hook: the detail screen switches to the proposal an undo restored (the queue keeps its page)."""
 
     def action_merge(self) -> None:
         p = self._target()

@@ -106,6 +106,11 @@ class DetailScreen(DecisionsMixin, Screen[None]):
     def current_proposal(self) -> Any | None:
         return None if self.detail is None else self.detail.summary
 
+    def show_undone(self, proposal_id: int | None) -> None:
+        # Called from the decision worker's thread: the undone proposal is shown by the reload that follows.
+        if proposal_id is not None:
+            self.proposal_id = proposal_id
+
     def reload(self, *, advance: bool = False) -> None:
         if advance:
             self.action_step(1, after_decision=True)
