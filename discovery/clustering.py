@@ -423,7 +423,11 @@ class CandidateSpeciesClusterer:
     for HDBSCAN), ``agglomerative_labels_``, ``hdbscan_labels_`` (-1 = noise,
     group-local ids offset to be unique), ``candidate_group_`` (candidate id →
     group), ``agreement_`` (candidate id → share of members HDBSCAN puts in the
-    candidate's dominant HDBSCAN cluster), ``threshold_``, ``n_candidates_``.
+    candidate's dominant HDBSCAN cluster), ``threshold_``, ``linkage_``,
+    ``n_candidates_``, ``merged_across_groups_`` (candidate id → the parent
+    groups it was joined from; see :meth:`_merge_across_groups`). With
+    merging, ``agglomerative_labels_`` stays the within-group cut and
+    ``candidate_group_`` names the group holding most members.
     """
 
     def __init__(self, config: ClusteringConfig = ClusteringConfig()) -> None:
