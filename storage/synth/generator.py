@@ -345,7 +345,6 @@ def _build(config: SynthConfig) -> _World:
 
     t_order = taxa["order"].to_numpy(dtype=object)[species_idx]
     t_family = taxa["family"].to_numpy(dtype=object)[species_idx]
-    t_subfamily = taxa["subfamily"].to_numpy(dtype=object)[species_idx]
     t_genus = taxa["genus"].to_numpy(dtype=object)[species_idx]
     shown_genus = np.array([name_to_genus[s] for s in shown_species], dtype=object)
     shown_sub = np.array([name_to_sub[s] for s in shown_species], dtype=object)
@@ -421,7 +420,6 @@ def _build(config: SynthConfig) -> _World:
         "cryptic_of": traits.cryptic_of[species_idx],
         "body_length_mm": np.round(body_len, 3),
     })
-    del t_subfamily
     return _World(meta=meta, truth=truth, traits=traits, species_idx=species_idx,
                   individual_seed=irng.integers(0, 2**63 - 1, size=n, dtype=np.int64))
 
