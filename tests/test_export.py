@@ -251,3 +251,29 @@ def test_barcode_gap_prefers_stored_evidence() -> None:
                                                "novelty": [0.1, 0.9, 0.7, 0.2]}))
     assert counts.loc["genus"].tolist() == [1, 1] and counts.loc["unnamed"].tolist() == [0, 1]
     assert int(counts.to_numpy().sum()) == 4
+
+
+def test_open_nomenclature_for_interim_names_and_unnamed_candidates() -> None:
+    from workflows.export import RunExport, occurrence_rows
+
+    spec = pd.DataFrame({"processid": ["A", "B", "C"], "dna_barcode": ["ACGT" * 60] * 3,
+                         "dna_bin": ["BOLD:AAA0001", None, None]})
+    assign = pd.DataFrame({"processid": ["A", "B", "C"], "deepest_rank": ["species", "genus", "species"],
+                           "deepest_taxon": ["Zyeria sp. BIOUG63189-C12", "Megaselia", "Apis mellifera"],
+                           "novelty": [0.1, 0.9, 0.05], "confidence_species": [0.93, None, 0.99],
+                           "confidence_genus": [0.99, 0.97, 1.0], "label_genus": ["Zyeria", "Megaselia", "Apis"]})
+    props = pd.DataFrame({"proposal_id": [12], "provisional_name": [None], "parent_rank": ["genus"],
+                          "parent_taxon": ["Megaselia"], "status": ["pending"], "version": [1], "size": [1],
+                          "evidence": [{}]})
+    members = pd.DataFrame({"proposal_id": [12], "processid": ["B"], "probability": [0.8]})
+    run = {"id": 3, "kind": "triage", "model_fingerprint": None, "parameters": {"model": "bundles/small"}}
+    occ, _, _ = occurrence_rows(RunExport(run, spec, assign, props, members))
+    a, b, c = occ
+    assert (a["scientificName"], a["taxonRank"], a["identificationQualifier"], a["verbatimIdentification"],
+            a["taxonConceptID"]) == ("Zyeria", "genus", "sp.", "Zyeria sp. BIOUG63189-C12", "BOLD:AAA0001")
+    assert (b["scientificName"], b["identificationQualifier"], b["verbatimIdentification"]) == \
+        ("Megaselia", "sp.", "Megaselia sp. cand12")
+    assert b["taxonConceptID"] == "biodiscover:run:3:candidate:12"
+    assert (c["scientificName"], c["taxonRank"], c["identificationQualifier"]) == ("Apis mellifera", "species", None)
+    assert "model=bundles/small" in c["identificationRemarks"] and "confidence=0.990 at species" in \
+        c["identificationRemarks"]

@@ -260,6 +260,17 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def candidate_label(proposal: Mapping[str, Any]) -> str:
+    """The name a candidate goes by: its provisional name once a reviewer gave one, else an
+    open-nomenclature working label ``<parent> sp. cand<id>`` (stable: the proposal id)."""
+    name = proposal.get("provisional_name")
+    if isinstance(name, str) and name.strip():
+        return name
+    parent = proposal.get("parent_taxon")
+    parent = parent if isinstance(parent, str) and parent.strip() else "Unplaced"
+    return f"{parent} sp. cand{proposal.get('proposal_id')}"
+
+
 def assignment_table(data: RunExport) -> pd.DataFrame:
     """Assignments joined with the candidate each specimen belongs to (the CSV's main table)."""
     table = data.assignments.drop(columns=["id"], errors="ignore")  # the row id is internal to the database
@@ -269,7 +280,7 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
         ids = ids.astype("Int64")  # keep integer ids integer next to the NaNs of uncandidated rows
     table["proposal_id"] = ids
     if not data.proposals.empty:
-        names = dict(zip(data.proposals["proposal_id"], data.proposals["provisional_name"]))
+        names = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
         table["provisional_name"] = table["proposal_id"].map(names)
     else:
         table["provisional_name"] = None
@@ -354,7 +365,8 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
             if not isinstance(seq, str) or not seq:
                 continue
             prob = m.get("probability")
-            fields_ = [m["processid"], prop.get("provisional_name"), prop.get("parent_taxon"), pid,
+            fields_ = [m["processid"], candidate_label({**dict(prop), "proposal_id": pid}) if len(prop) else None,
+                       prop.get("parent_taxon"), pid,
                        f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"])]
             recs.append(("|".join(_fasta_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
         out[pid] = recs
@@ -364,8 +376,7 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
 def write_fasta(data: RunExport, out: Path) -> tuple[Path, ...]:
     """One ``.fasta`` per candidate species in directory ``out`` (names made safe and unique)."""
     records = fasta_records(data)
-    names_by_id = dict(zip(data.proposals["proposal_id"], data.proposals["provisional_name"])) \
-        if not data.proposals.empty else {}
+    names_by_id = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
     pids = [p for p in records if records[p]]
     files = _unique_names(safe_member_name(f"{p}_{names_by_id.get(p) or 'candidate'}", suffix=".fasta") for p in pids)
 
@@ -444,9 +455,18 @@ def _tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def model_description(run: Mapping[str, Any]) -> str:
+    """The run's model fingerprint, else the bundle path it recorded, else 'unknown'."""
+    params = run.get("parameters") if isinstance(run.get("parameters"), Mapping) else {}
+    return str(run.get("model_fingerprint") or params.get("model") or "unknown")
+
+
+_OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
+
+
 def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any) -> str:
     parts = [f"method=biodiscover {run.get('kind', 'triage')} run {run.get('id', '?')}",
-             f"model={run.get('model_fingerprint') or 'unknown'}"]
+             f"model={model_description(run)}"]
     if rank and conf is not None and conf == conf:
         parts.append(f"confidence={float(conf):.3f} at {rank}")
     if novelty is not None and novelty == novelty:
@@ -488,19 +508,24 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         conf = a.get(f"confidence_{deepest}") if deepest else None
         remarks = _remarks(run, deepest, conf, novelty)
         proposal_id = cand.get(pid)
+        taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
+        novel = novelty is not None and novelty == novelty and float(novelty) >= 0.5
+        placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
         if proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
             row.update(scientificName=p.get("parent_taxon") or a.get("deepest_taxon"), taxonRank=parent_rank,
-                       identificationQualifier="sp.", verbatimIdentification=p.get("provisional_name"),
+                       identificationQualifier="sp.", verbatimIdentification=candidate_label(p),
                        taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
                        identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
                                                        f"version {p.get('version')})")
             if str(p.get("status")) == "accepted":
                 row["identificationVerificationStatus"] = "accepted by reviewer (provisional species)"
+        elif placeholder:  # a BOLD-style interim name ("Zyeria sp. BIOUG63189-C12") is not a binomial
+            row.update(scientificName=placeholder.group(1), taxonRank="genus",
+                       identificationQualifier=f"{placeholder.group(2)}.", verbatimIdentification=taxon,
+                       taxonConceptID=s.get("dna_bin"), identificationRemarks=remarks)
         elif deepest:
-            taxon = a.get("deepest_taxon") or named.get(deepest)
-            novel = novelty is not None and novelty == novelty and float(novelty) >= 0.5
             row.update(scientificName=taxon, taxonRank=deepest,
                        identificationQualifier="sp." if deepest == "genus" or (novel and deepest != "species") else None,
                        verbatimIdentification=(f"{taxon} sp." if deepest == "genus" else taxon),
@@ -515,7 +540,7 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                         "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
                         f"{run.get('kind', 'triage')} (k-NN retrieval + calibrated per-rank thresholds)",
                         "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits",
-                        "otu_db": f"model {run.get('model_fingerprint') or 'unknown'}"})
+                        "otu_db": f"model {model_description(run)}"})
         occ.append(row)
         provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r)}
         if provided:
