@@ -200,11 +200,13 @@ async def test_detail_shows_evidence_from_database(review_db: Path) -> None:
         assert [label for label, _ in dna.data.rows] == [m.processid for m in detail.members if m.processid in aligned]
         assert dna.variable_site_count == len(variable_sites(cons, list(aligned.values())))
         hist = screen.query_one(DistanceHistogram)
-        expected = bin_distances(detail.evidence["within_distances"], detail.evidence["nearest_distances"])
+        expected = bin_distances(detail.evidence["within_distances"], detail.evidence["nearest_known_distances"])
         assert hist.binned == expected
         assert sum(hist.binned.within) == len(detail.evidence["within_distances"])
         summary = str(screen.query_one("#detail-summary").render())
         assert detail.summary.nearest_species in summary
+        dominant = detail.evidence["bin"]["dominant"]
+        assert f"BIN: {dominant}" in str(screen.query_one("#nearest").render())
         await pilot.press("4")
         await settle(pilot)
         images = screen.query_one(ImagePanel)

@@ -133,3 +133,19 @@ def test_dna_panel_draws_consensus_marks_and_scrolls() -> None:
             assert text(3)[len("consensus ") + 5] == "T"
 
     asyncio.run(run())
+
+
+def test_evidence_lines_from_discovery_keys() -> None:
+    from tui.evidence import extra_lines
+
+    lines = dict(extra_lines({
+        "bin": {"dominant": "BOLD:AAA0001", "agreement": 0.75, "shared_with": [12]},
+        "within_distance": {"mean": 0.004, "max": 0.011},
+        "between_distance": {"nearest_candidate": 3, "distance": 0.052},
+        "size_summary": {"image_measurement_value": {"n": 3, "median": 2100.0, "min": 1800.0, "max": 2500.0}},
+    }))
+    assert lines["BIN"] == "BOLD:AAA0001, 75% of members; also in #12 (over-split?)"
+    assert lines["within"] == "mean 0.40%, max 1.10%"
+    assert lines["closest candidate"] == "5.2% away"
+    assert lines["size"] == "median 2100 (min 1800, max 2500)"
+    assert extra_lines({}) == []

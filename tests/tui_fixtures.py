@@ -132,15 +132,23 @@ def build_review_db(path: Path, *, n_species: int = 40, n_specimens: int = 400, 
                 novelty_of[m] = novelty
             countries = Counter(c if isinstance(c, str) and c else "unknown"
                                 for c in meta.set_index("processid").loc[members, "country"])
-            bins = {str(b) for b in truth.loc[members, "bin"]}
+            bin_counts = Counter(str(b) for b in truth.loc[members, "bin"])
+            dominant = min(bin_counts, key=lambda b: (-bin_counts[b], b))
             proposals.append({
                 "members": [(m, round(1.0 - 0.01 * (j % 7), 2)) for j, m in enumerate(members)],
                 "parent_lineage": {r: t0[r] for r in RANKS[:4]},
                 "novelty": novelty, "nearest_species": nearest_species,
                 "nearest_identity": round(1.0 - d_best, 4),
+                # Keys as discovery.proposals writes them (see its module docstring).
                 "evidence": {"consensus_barcode": cons, "alignment": aligned, "within_distances": within,
-                             "nearest_distances": nearest_d, "geography": {"countries": dict(countries)},
-                             "bin_agreement": round(1.0 / len(bins), 3), "bins": sorted(bins)},
+                             "within_distance": {"mean": float(np.mean(within)) if within else 0.0,
+                                                 "max": float(np.max(within)) if within else 0.0},
+                             "nearest_known_distances": nearest_d,
+                             "nearest_known": {"species": nearest_species, "identity": round(1.0 - d_best, 4)},
+                             "geography": {"countries": dict(countries)},
+                             "bin": {"counts": dict(bin_counts), "dominant": dominant,
+                                     "agreement": round(bin_counts[dominant] / len(members), 3),
+                                     "n_with_bin": len(members), "shared_with": []}},
             })
         for a in assignments:
             if a["processid"] in novelty_of:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 WITHIN_KEYS = ("within_distances", "within", "intra_distances")
-NEAREST_KEYS = ("nearest_distances", "nearest_known_distances", "between_distances", "to_nearest_known", "between")
+NEAREST_KEYS = ("nearest_known_distances", "nearest_distances", "to_nearest_known")
 CONSENSUS_KEYS = ("consensus_barcode", "consensus")
 
 
@@ -49,6 +49,30 @@ def aligned_rows(evidence: Mapping[str, Any], members: Sequence[Any]) -> list[tu
         order += [pid for pid in alignment if pid not in set(order)]
         return [(str(pid), str(alignment[pid])) for pid in order]
     return [(m.processid, m.dna_barcode) for m in members if m.dna_barcode]
+
+
+def extra_lines(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes."""
+    out: list[tuple[str, str]] = []
+    b = evidence.get("bin")
+    if isinstance(b, Mapping) and b.get("dominant"):
+        agree = b.get("agreement")
+        text = f"{b['dominant']}" + (f", {agree * 100:.0f}% of members" if isinstance(agree, (int, float)) else "")
+        if b.get("shared_with"):
+            text += f"; also in #{', #'.join(str(x) for x in b['shared_with'])} (over-split?)"
+        out.append(("BIN", text))
+    elif isinstance(evidence.get("bin_agreement"), (int, float)):
+        out.append(("BIN agreement", f"{evidence['bin_agreement'] * 100:.0f}%"))
+    w = evidence.get("within_distance")
+    if isinstance(w, Mapping) and w.get("mean") is not None:
+        out.append(("within", f"mean {w['mean'] * 100:.2f}%, max {(w.get('max') or 0) * 100:.2f}%"))
+    nb = evidence.get("between_distance")
+    if isinstance(nb, Mapping) and nb.get("distance") is not None:
+        out.append(("closest candidate", f"{nb['distance'] * 100:.1f}% away"))
+    sizes = (evidence.get("size_summary") or {}).get("image_measurement_value")
+    if isinstance(sizes, Mapping) and sizes.get("median") is not None:
+        out.append(("size", f"median {sizes['median']:.0f} (min {sizes['min']:.0f}, max {sizes['max']:.0f})"))
+    return out
 
 
 def consensus(evidence: Mapping[str, Any]) -> str | None:

@@ -151,9 +151,9 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         nearest.append("nearest known species: ", style="grey70")
         nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
         nearest.append(f"  identity {_pct(s.nearest_identity)}")
-        bins = detail.evidence.get("bin_agreement") if isinstance(detail.evidence, dict) else None
-        if bins is not None:
-            nearest.append(f"  BIN agreement {bins if isinstance(bins, str) else _pct(float(bins))}", style="grey70")
+        for label, value in ev.extra_lines(detail.evidence):
+            nearest.append(f"\n{label}: ", style="grey70")
+            nearest.append(value)
         self.query_one("#nearest", Static).update(nearest)
         within, near = ev.distances(detail.evidence)
         self.query_one(DistanceHistogram).set_distances(within, near)

@@ -75,9 +75,8 @@ class TaxonomyScreen(Screen[None]):
             self._add(tree.root, root)
         tree.root.expand()
         provisional = len(graph.provisional())
-        self.query_one("#taxon-info", Static).update(
-            f"{len(graph):,} taxa, {provisional} provisional (◆).  Enter: proposals below  p: its proposal  "
-            f"P: next provisional")
+        # One line at 80 columns; the footer lists the keys.
+        self.query_one("#taxon-info", Static).update(f"{len(graph):,} taxa · {provisional} provisional ◆")
         if self.focus_taxon is not None and self.focus_taxon in graph:
             self.reveal(self.focus_taxon)
         tree.focus()
@@ -122,6 +121,10 @@ class TaxonomyScreen(Screen[None]):
     def action_show_proposals(self) -> None:
         taxon = self.current_taxon
         if taxon is None:
+            return
+        if taxon.proposal_id is not None and not self.graph.children(taxon.id):
+            # A provisional species has no proposals below it: it *is* one; open that proposal.
+            self.action_open_proposal()
             return
         queue = self.app.queue_screen
         self.app.pop_screen()
