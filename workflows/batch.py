@@ -13,13 +13,17 @@ How:
   collection's images are the sibling folder ``<stem>_images/`` when present;
 * each collection gets a **key** = sha256 of its bytes (+ its images' names),
   so a renamed file is still recognised and an edited one is triaged again;
-* per-collection state lives in the database's runs table: the triage run of a
-  collection records ``collection_key`` and the model fingerprint in its
-  parameters. Before triaging, :class:`RunLedger` looks for a *completed* run
-  with the same key and model → skipped. A run left ``running`` by a killed job
-  (stale heartbeat) or ``failed`` is marked so and triaged again; its partial
-  rows belong to a run that is not ``completed``, so exports and the review
-  queue never see them twice;
+* per-collection state lives in the database's runs table (:class:`RunLedger`):
+  each collection gets a ``batch_item`` run whose parameters hold its key and
+  the model fingerprint, finished ``completed`` (message ``triage run <id>: …``)
+  once triage succeeded. A completed item with the same key and model → the
+  collection is skipped. An item or triage run left ``running`` by a killed
+  process (same host and its pid is gone, or no heartbeat for
+  ``stale_after_s``) is marked ``interrupted`` and the collection triaged
+  again; the interrupted run's partial rows belong to a run that is not
+  ``completed`` (and its pending proposals are superseded by the re-run's), so
+  exports and the review queue never see a specimen twice. Limitation: two
+  ``run`` processes on the same database at the same time are not coordinated;
 * triage itself is E1's pipeline (``workflows.triage``); this module never
   reimplements it;
 * exit codes (:attr:`BatchSummary.exit_code`): 0 every collection ok; 1 some
