@@ -178,6 +178,7 @@ def test_html_report_has_five_plots_and_escapes(tmp_path: Path, data) -> None:
         img = Image.open(io.BytesIO(base64.b64decode(uri)))
         assert img.size[0] > 500 and img.size[1] > 300
     assert "=HYPERLINK(&quot;" in page and "<script" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; Ünïcode näme ☃" in page
     for key in ("naming_depth", "novelty", "barcode_gap", "proposal_sizes", "sites"):
         assert f"id='{key}'" in page
 

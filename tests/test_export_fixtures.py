@@ -21,7 +21,7 @@ HOSTILE_NAMES = [
     "Megaselia sp. BD-0007",
     "tab\there\nnewline|pipe>gt",
     "@SUM(1+1)",
-    "Ünïcode näme ☃",
+    "<script>alert('x')</script> Ünïcode näme ☃",
 ]
 
 
