@@ -118,10 +118,17 @@ def run_review(db_path: Path, *, run_id: int | None = None, reviewer: str | None
     db = Database.open(db_path)
     # textual-image probes the terminal (Sixel / TGP support, cell size) when first imported; done
     # inside the running app, the terminal's answer arrives as key presses (a stray "?" opened help).
-    import textual_image.widget  # noqa: F401
+    try:
+        import textual_image.widget  # noqa: F401
+
+        halfcell = False
+    except Exception as exc:  # noqa: BLE001 - e.g. a terminal reporting 0 columns: half blocks still work
+        log.warning("terminal image support unavailable (%s); using half-block images", exc)
+        halfcell = True
     try:
         if run_id is not None:
             db.run_progress(run_id)  # refuses an unknown run before the screen opens
-        ReviewApp(db, run_id=run_id, reviewer=reviewer, keymap=keymap, image_root=image_root).run()
+        ReviewApp(db, run_id=run_id, reviewer=reviewer, keymap=keymap, image_root=image_root,
+                  halfcell_images=halfcell).run()
     finally:
         db.close()

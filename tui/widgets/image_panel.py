@@ -82,13 +82,22 @@ class ImagePanel(Vertical, can_focus=True):
         except Exception as exc:  # unreadable image: say so, keep reviewing
             caption.update(f"{label} (unreadable: {type(exc).__name__})")
             return
+        try:
+            widget = self._image_widget(picture)
+        except Exception as exc:  # noqa: BLE001 - textual-image unusable here: say so, keep reviewing
+            caption.update(f"{label} (cannot draw images in this terminal: {type(exc).__name__})")
+            return
         caption.update(f"{label}  [n/p]")
-        self.mount(self._image_widget(picture))
+        self.mount(widget)
 
     def _image_widget(self, picture: object) -> Static:
-        from textual_image.widget import HalfcellImage, Image
+        from textual_image.widget import HalfcellImage
 
-        cls = HalfcellImage if self.force_halfcell else Image
+        if self.force_halfcell:
+            return HalfcellImage(picture, classes="image-view")
+        from textual_image.widget import Image
+
+        cls = Image
         try:
             return cls(picture, classes="image-view")
         except Exception:  # protocol detection can fail on odd terminals: half blocks always work
