@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 from storage.db import Database
-from tests.tui_fixtures import ReviewFixture, build_review_db
+from tui_fixtures import ReviewFixture, build_review_db
 from textual.widgets import Input
 from textual.worker import WorkerCancelled
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from storage.db import Database
-from tests.tui_fixtures import build_review_db
+from tui_fixtures import build_review_db
 
 REPO = Path(__file__).resolve().parent.parent
 

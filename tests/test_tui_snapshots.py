@@ -16,7 +16,7 @@ from textual.widgets import Input
 from textual.worker import WorkerCancelled
 
 from storage.db import Database
-from tests.tui_fixtures import build_review_db
+from tui_fixtures import build_review_db
 from tui.app import ReviewApp
 
 SIZE = (80, 24)

@@ -149,3 +149,39 @@ def test_evidence_lines_from_discovery_keys() -> None:
     assert lines["closest candidate"] == "5.2% away"
     assert lines["size"] == "median 2100 (min 1800, max 2500)"
     assert extra_lines({}) == []
+
+
+def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from tui.widgets.image_panel import ImagePanel
+
+    good = tmp_path / "A-1.png"
+    Image.new("RGB", (32, 24), (200, 40, 40)).save(good)
+    broken = tmp_path / "A-3.jpg"
+    broken.write_bytes(b"not a jpeg")
+
+    class _App(App[None]):
+        def compose(self) -> ComposeResult:
+            yield ImagePanel(force_halfcell=True)
+
+    async def run() -> None:
+        app = _App()
+        async with app.run_test(size=(40, 20)) as pilot:
+            panel = app.query_one(ImagePanel)
+            panel.set_images([("A-1", good), ("A-2", tmp_path / "A-2.jpg"), ("A-3", broken)])
+            await pilot.pause()
+            assert panel.caption.startswith("image 1/3: A-1") and len(panel.query(".image-view")) == 1
+            panel.focus()
+            await pilot.press("n")
+            assert "image 2/3: A-2 (missing file A-2.jpg)" == panel.caption
+            assert len(panel.query(".image-view")) == 0
+            await pilot.press("n")
+            assert "image 3/3: A-3 (unreadable" in panel.caption
+            await pilot.press("p", "p")
+            assert panel.caption.startswith("image 1/3: A-1")
+            panel.set_images([])
+            await pilot.pause()
+            assert panel.caption == "no images for these members"
+
+    asyncio.run(run())
