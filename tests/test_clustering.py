@@ -85,6 +85,17 @@ def test_threshold_learned_inside_the_gap(gap: BarcodeGapThreshold) -> None:
     assert gap.linkage_ in ("single", "average")
 
 
+def test_threshold_round_trips_through_json(gap: BarcodeGapThreshold) -> None:
+    import json
+
+    again = BarcodeGapThreshold.from_dict(json.loads(json.dumps(gap.to_dict())))
+    assert again.threshold_ == gap.threshold_ and again.linkage_ == gap.linkage_
+    d = np.array([0.0, 0.02, 0.1])
+    assert np.allclose(again.same_species_proba(d), gap.same_species_proba(d))
+    with pytest.raises(ValueError, match="not a saved"):
+        BarcodeGapThreshold.from_dict({"threshold": 0.03})
+
+
 def test_candidates_recover_novel_species(gap: BarcodeGapThreshold) -> None:
     seqs, species, genera = synthetic_barcodes(3, 4, (1, 7), seed=7)
     cl = CandidateSpeciesClusterer().fit(seqs, groups=genera, threshold=gap)
