@@ -9,7 +9,7 @@ the same file shows up live.
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from textual import on, work
