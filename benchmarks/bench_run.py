@@ -249,7 +249,7 @@ def _one(args: argparse.Namespace) -> None:
     work = args.workdir
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    n_total = int(args.size / 0.66) + 2000  # query splits (test, test_unseen, pretrain) are ≈2/3 of the rows
+    n_total = int(args.size / 0.45) + 2000  # query splits (test, test_unseen, pretrain) are ≈half the rows
     meta, _ = generate_frame(SynthConfig(n_species=args.species, n_specimens=n_total, images=False, seed=7))
     queries = meta[meta["split"].isin(["test", "test_unseen", "pretrain"])]
     if len(queries) < args.size:
