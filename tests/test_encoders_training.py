@@ -1,4 +1,7 @@
-"""Real training loops on a toy dataset: CLI train/info, loss goes down, alignment helps, resume."""
+"""Real training loops on a toy dataset: CLI train/info, loss goes down, alignment helps, resume.
+
+The shared training run costs about 30 s of CPU (marked slow; CI still runs it).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"rc": rc, "root": root, "out": out, "tmp": tmp, "config": preset}
 
 
+@pytest.mark.slow
 def test_train_cli_writes_bundle_with_fingerprint(trained: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert trained["rc"] == 0
     b = Bundle.open(trained["out"])
@@ -54,6 +58,7 @@ def test_train_cli_writes_bundle_with_fingerprint(trained: dict, capsys: pytest.
     assert json.loads(capsys.readouterr().out)["metrics"] == b.metrics
 
 
+@pytest.mark.slow
 def test_losses_decrease(trained: dict) -> None:
     stats = Bundle.open(trained["out"]).metrics["training"]
     mlm = [e["loss"] for e in stats["pretrain_epochs"]]
@@ -64,6 +69,7 @@ def test_losses_decrease(trained: dict) -> None:
     assert all(e["seconds"] > 0 for e in stats["align_epochs"])
 
 
+@pytest.mark.slow
 def test_alignment_beats_unaligned_baseline(trained: dict) -> None:
     specimens = load_specimens(trained["root"])
     aligned = Bundle.open(trained["out"]).metrics["evaluation"]["retrieval"]["image_to_dna"]
@@ -77,6 +83,7 @@ def test_alignment_beats_unaligned_baseline(trained: dict) -> None:
     assert aligned["species"]["seen"]["micro"] >= 0.4
 
 
+@pytest.mark.slow
 def test_bundle_roundtrip_identical_embeddings(trained: dict) -> None:
     specimens = load_specimens(trained["root"])[:20]
     a, b = load_encoders(trained["out"], device="cpu"), load_encoders(trained["out"], device="cpu")
@@ -94,6 +101,7 @@ def test_bundle_roundtrip_identical_embeddings(trained: dict) -> None:
     assert a.dna_features(seqs).shape == (20, trained["config"].dna.hidden)
 
 
+@pytest.mark.slow
 def test_embed_specimens_missing_modalities(trained: dict) -> None:
     enc = load_encoders(trained["out"], device="cpu")
     s = load_specimens(trained["root"])[:3]
@@ -108,6 +116,7 @@ def test_embed_specimens_missing_modalities(trained: dict) -> None:
     assert np.isnan(out["fused"][2]).all()
 
 
+@pytest.mark.slow
 def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
     root = tmp_path / "data"
     specimens = make_toy_dataset(root, n_genera=2, per_species=6)
