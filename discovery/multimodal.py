@@ -1,0 +1,521 @@
+"""The image modality in discovery: image-only identification by cross-modal
+retrieval, and fusion of DNA and image calls.
+
+Why this module exists: the DNA engine (``discovery.engine.DiscoveryModel``)
+gives specimens without a usable barcode no call. With a learned, aligned
+encoder bundle (``encoders.embed``), a photograph can be searched both against
+reference *images* and — cross-modally — against reference *barcodes*, since
+all modalities live in one L2-normalised space (CLIBD-style alignment).
+
+Method (``CrossModalClassifier``):
+
+1. ``fit`` embeds the reference keys twice: every key with an image into an
+   image index, every key with a barcode into a DNA index (both
+   ``discovery.index.ReferenceIndex``, cosine on unit vectors).
+2. A query image retrieves its ``k`` nearest keys in each index. Within one
+   index the neighbours' weights are a softmax of similarity / ``temperature``
+   (so they sum to 1 whatever the similarity scale of that modality pair —
+   image→DNA similarities are systematically lower than image→image ones); the
+   two indexes are mixed with ``image_weight`` / ``dna_weight``.
+3. Labels are chosen top-down: at each rank the label with the largest vote
+   among neighbours consistent with the labels already chosen above. A
+   neighbour unlabelled at a rank (BIOSCAN keys often stop at genus) does not
+   vote there.
+4. Per rank, a logistic model (``hierarchy.JsonLogistic``, JSON-serialisable)
+   on (vote share, vote margin, best image similarity, best DNA similarity of
+   the chosen label) gives P(label right), fitted on the calibration specimens
+   (val + val_unseen) *including* those whose taxon is absent from the keys (for
+   them the label is necessarily wrong). The deepest confident rank is the
+   deepest rank of an unbroken run whose confidence passes a per-rank threshold
+   set, as in ``hierarchy.HierarchicalClassifier``, so that at most the target
+   share of calibration specimens whose taxon is absent from the keys is named
+   at that rank (over-classification). The DNA classifier's thresholds cannot be
+   reused as they are: it thresholds sequence identity and forces thresholds to
+   grow with depth, which is right for identity but not for vote shares.
+
+Fusion (``fuse``): naive-Bayes combination of the two modalities' per-rank
+confidences (each confidence is read as P(that modality's label is right), the
+rest of the mass spread over other taxa), and a conservative deepest rank: a
+rank is named when the fused label is confidently named by at least one
+modality and the other modality does not confidently name a different label.
+``modality_agreement`` gives the novelty detector's agreement feature.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from discovery.hierarchy import JsonLogistic
+from discovery.index import IndexConfig, ReferenceIndex
+from storage.errors import InputError, ModelBundleError
+from storage.records import RANKS, Specimen
+
+log = logging.getLogger(__name__)
+
+MULTIMODAL_TABLE = "multimodal_classifier"
+MULTIMODAL_REFERENCE_TABLE = "multimodal_reference"
+IMAGE_INDEX_ARRAY = "multimodal_image_index"
+DNA_INDEX_ARRAY = "multimodal_dna_index"
+MULTIMODAL_FORMAT = 1
+#: rank weights of ``modality_agreement`` (deeper ranks say more about species identity)
+AGREEMENT_WEIGHTS: dict[str, float] = {"order": 1.0, "family": 2.0, "subfamily": 2.0, "genus": 3.0, "species": 4.0}
+N_FEATURES = 4
+
+
+class EmbeddingModel(Protocol):
+    """What ``CrossModalClassifier`` needs from ``encoders.embed.Encoders``."""
+
+    def embed_dna(self, seqs: Sequence[str], batch_size: int | None = None) -> np.ndarray: ...
+
+    def embed_images(self, paths: Sequence[Path | str], batch_size: int | None = None) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class CrossModalConfig:
+    """Settings of image-only identification (stored in the bundle)."""
+
+    k: int = 20
+    temperature: float = 0.05
+    image_weight: float = 1.0
+    dna_weight: float = 1.0
+    #: share of calibration specimens of a species absent from the keys that may be named to species
+    target_overclassification: float = 0.02
+    #: the same share for genus and above
+    target_overclassification_above_species: float = 0.05
+    #: fewer absent calibration specimens than this at a rank → ``default_threshold`` on confidence
+    min_absent: int = 10
+    default_threshold: float = 0.5
+    min_barcode_length: int = 50
+    index: IndexConfig = field(default_factory=IndexConfig)
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.image_weight < 0 or self.dna_weight < 0 or self.image_weight + self.dna_weight == 0:
+            raise ValueError("image_weight and dna_weight must be >= 0 and not both 0")
+
+    def target(self, rank: str) -> float:
+        return self.target_overclassification if rank == "species" else self.target_overclassification_above_species
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["index"] = self.index.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "CrossModalConfig":
+        data = dict(data)
+        data["index"] = IndexConfig.from_dict(data["index"])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModalityCall:
+    """One modality's answer for one specimen (image-only, DNA, or fused)."""
+
+    processid: str
+    modality: str  # "image", "dna", "fused" or "none"
+    labels: dict[str, str | None]
+    confidence: dict[str, float]
+    deepest_rank: str | None
+    deepest_label: str | None
+    support: dict[str, float] = field(default_factory=dict)  # vote share of the label per rank
+    top_hit: str | None = None
+    top_similarity: float = 0.0
+
+    def named(self) -> dict[str, str | None]:
+        """Labels down to the deepest confident rank, ``None`` below it (what is asserted)."""
+        out: dict[str, str | None] = {}
+        stop = RANKS.index(self.deepest_rank) if self.deepest_rank else -1
+        for i, rank in enumerate(RANKS):
+            out[rank] = self.labels.get(rank) if i <= stop else None
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def none(cls, processid: str) -> "ModalityCall":
+        return cls(processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS}, None, None,
+                   {r: 0.0 for r in RANKS})
+
+    @classmethod
+    def from_call(cls, processid: str, call: Any, modality: str = "dna") -> "ModalityCall":
+        """Wrap anything with ``labels``, ``confidence`` and ``deepest_rank`` (e.g. E1's
+        ``TriageResult`` or ``RankCall``)."""
+        deepest = getattr(call, "deepest_rank", None)
+        labels = dict(call.labels)
+        return cls(processid, modality if deepest is not None or any(labels.values()) else "none", labels,
+                   {r: float(call.confidence.get(r, 0.0)) for r in RANKS}, deepest,
+                   labels.get(deepest) if deepest else None, {},
+                   getattr(call, "top_hit", None), float(getattr(call, "top_similarity", 0.0) or 0.0))
+
+
+def _lineage(s: Specimen) -> tuple[str | None, ...]:
+    return tuple(getattr(s, r) or None for r in RANKS)
+
+
+def _softmax_weights(sims: np.ndarray, valid: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.where(valid, sims / temperature, -np.inf)
+    z = z - np.max(np.where(valid, z, -np.inf), axis=1, keepdims=True, initial=-np.inf)
+    w = np.where(valid, np.exp(np.where(valid, z, 0.0)), 0.0)
+    total = w.sum(axis=1, keepdims=True)
+    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+
+
+def _threshold(absent_scores: np.ndarray, target: float) -> float:
+    """Smallest threshold with share(score >= t) <= target among absent-taxon specimens."""
+    allowed = int(np.floor(target * len(absent_scores)))
+    ordered = np.sort(absent_scores)[::-1]
+    if allowed < len(ordered):
+        return float(np.nextafter(ordered[allowed], np.inf))
+    return float(ordered[-1])
+
+
+class CrossModalClassifier:
+    """sklearn-style image-only classifier over an aligned encoder space.
+
+    ``fit(encoders, reference, calibration, calibration_keys=None)``;
+    ``predict(specimens)`` → one :class:`ModalityCall` per specimen (``modality
+    'none'`` for specimens without an image). Fitted attributes: ``image_index_``,
+    ``dna_index_`` (``None`` when that key set is empty), ``image_keys_`` /
+    ``dna_keys_`` (positions into ``ref_ids_`` / ``ref_lineages_``),
+    ``confidence_`` (per-rank ``JsonLogistic``), ``thresholds_``, ``calibration_``.
+    """
+
+    def __init__(self, config: CrossModalConfig | None = None) -> None:
+        self.config = config or CrossModalConfig()
+
+    # -- fitting -----------------------------------------------------------------------
+    def _set_reference(self, encoders: EmbeddingModel, reference: Sequence[Specimen]) -> None:
+        keep = [s for s in reference if s.deepest_label is not None
+                and (s.image_path is not None or self._usable_dna(s))]
+        if not keep:
+            raise InputError("no reference specimen has a taxonomy label and an image or a usable barcode")
+        self.ref_ids_ = [s.processid for s in keep]
+        self.ref_lineages_ = [_lineage(s) for s in keep]
+        img = [i for i, s in enumerate(keep) if s.image_path is not None]
+        dna = [i for i, s in enumerate(keep) if self._usable_dna(s)]
+        if self.config.image_weight > 0 and img:
+            self.image_keys_ = np.asarray(img, dtype=np.int64)
+            emb = encoders.embed_images([keep[i].image_path for i in img])  # type: ignore[misc]
+            self.image_index_: ReferenceIndex | None = ReferenceIndex(self.config.index).fit(emb)
+        else:
+            self.image_keys_, self.image_index_ = np.zeros(0, np.int64), None
+        if self.config.dna_weight > 0 and dna:
+            self.dna_keys_ = np.asarray(dna, dtype=np.int64)
+            emb = encoders.embed_dna([keep[i].dna_barcode for i in dna])  # type: ignore[misc]
+            self.dna_index_: ReferenceIndex | None = ReferenceIndex(self.config.index).fit(emb)
+        else:
+            self.dna_keys_, self.dna_index_ = np.zeros(0, np.int64), None
+        if self.image_index_ is None and self.dna_index_ is None:
+            raise InputError("the reference has no key usable with the configured weights (no image or barcode keys)")
+        log.info("cross-modal reference: %d image keys, %d DNA keys", len(self.image_keys_), len(self.dna_keys_))
+
+    def _usable_dna(self, s: Specimen) -> bool:
+        return bool(s.dna_barcode) and len(s.dna_barcode) >= self.config.min_barcode_length  # type: ignore[arg-type]
+
+    def fit(self, encoders: EmbeddingModel, reference: Sequence[Specimen], calibration: Sequence[Specimen],
+            calibration_keys: Sequence[Specimen] | None = None) -> "CrossModalClassifier":
+        """Index the keys and calibrate per-rank confidences and thresholds.
+
+        ``calibration`` (val + val_unseen) must be labelled and have images. As in
+        ``DiscoveryModel.fit``, pass ``calibration_keys`` (e.g. train only) when
+        ``reference`` already holds the calibration species, so that unseen
+        species are really absent while calibrating; the final index is then
+        rebuilt over ``reference``.
+        """
+        t0 = time.perf_counter()
+        self._set_reference(encoders, calibration_keys if calibration_keys is not None else reference)
+        calib = [s for s in calibration if s.image_path is not None and s.deepest_label is not None]
+        if not calib:
+            raise InputError("calibration needs labelled specimens with images")
+        emb = encoders.embed_images([s.image_path for s in calib])  # type: ignore[misc]
+        labels, feats = self._evidence(emb)
+        known = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
+        self.confidence_: dict[str, JsonLogistic] = {}
+        self.thresholds_: dict[str, float] = {}
+        self.calibration_: dict[str, dict] = {}
+        for r, rank in enumerate(RANKS):
+            rows = [i for i, s in enumerate(calib) if getattr(s, rank) and labels[i][r] is not None]
+            X = feats[rows, r, :] if rows else np.zeros((0, N_FEATURES))
+            y = np.array([int(labels[i][r] == getattr(calib[i], rank)) for i in rows], dtype=int)
+            model = JsonLogistic().fit(X, y)
+            self.confidence_[rank] = model
+            absent = [k for k, i in enumerate(rows) if getattr(calib[i], rank) not in known[rank]]
+            if len(absent) >= self.config.min_absent:
+                t = _threshold(model.predict_proba(X[absent]), self.config.target(rank))
+                source = "calibrated"
+            else:
+                t, source = self.config.default_threshold, "default"
+            self.thresholds_[rank] = t
+            self.calibration_[rank] = {"threshold": t, "source": source, "n": len(rows), "n_absent": len(absent),
+                                       "label_accuracy_known": float(np.mean([y[k] for k in range(len(rows))
+                                                                              if k not in set(absent)]))
+                                       if len(rows) > len(absent) else None}
+        if calibration_keys is not None:
+            self._set_reference(encoders, reference)
+        self.fit_seconds_ = time.perf_counter() - t0
+        log.info("cross-modal thresholds: %s", self.thresholds_)
+        return self
+
+    # -- evidence ----------------------------------------------------------------------
+    def _neighbours(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Per query: key positions, weights, similarities, and 0=image / 1=DNA source, all [n, m]."""
+        parts = []
+        for index, keys, weight, src in ((self.image_index_, self.image_keys_, self.config.image_weight, 0),
+                                         (self.dna_index_, self.dna_keys_, self.config.dna_weight, 1)):
+            if index is None or weight == 0:
+                continue
+            sims, pos = index.search(queries, self.config.k)
+            valid = pos >= 0
+            w = _softmax_weights(sims, valid, self.config.temperature) * weight
+            parts.append((np.where(valid, keys[np.clip(pos, 0, None)], -1), w, sims, np.full(pos.shape, src)))
+        pos = np.concatenate([p[0] for p in parts], axis=1)
+        w = np.concatenate([p[1] for p in parts], axis=1)
+        total = w.sum(axis=1, keepdims=True)
+        w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+        return pos, w, np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1)
+
+    def _evidence(self, queries: np.ndarray) -> tuple[list[list[str | None]], np.ndarray]:
+        """Top-down labels per rank and features [n, ranks, N_FEATURES]:
+        (vote share, share margin to the runner-up, best image sim, best DNA sim of the label)."""
+        pos, w, sims, src = self._neighbours(queries)
+        n = len(queries)
+        feats = np.zeros((n, len(RANKS), N_FEATURES))
+        labels: list[list[str | None]] = []
+        self._last_top = []
+        for q in range(n):
+            valid = pos[q] >= 0
+            lins = [self.ref_lineages_[j] if ok else (None,) * len(RANKS) for j, ok in zip(pos[q], valid)]
+            floor = float(sims[q][valid].min()) if valid.any() else 0.0
+            consistent = valid.copy()
+            chosen: list[str | None] = []
+            for r in range(len(RANKS)):
+                votes: dict[str, float] = {}
+                labelled_w = 0.0
+                for m, lin in enumerate(lins):
+                    if valid[m] and lin[r]:
+                        labelled_w += w[q, m]
+                        if consistent[m]:
+                            votes[lin[r]] = votes.get(lin[r], 0.0) + w[q, m]  # type: ignore[index]
+                if not votes:
+                    chosen.append(None)
+                    continue
+                ranked = sorted(votes.items(), key=lambda kv: -kv[1])
+                label, top = ranked[0]
+                second = ranked[1][1] if len(ranked) > 1 else 0.0
+                chosen.append(label)
+                mine = np.array([lin[r] == label for lin in lins]) & valid
+                consistent &= mine
+                best = [float(sims[q][mine & (src[q] == s)].max()) if (mine & (src[q] == s)).any() else floor
+                        for s in (0, 1)]
+                feats[q, r] = (top / labelled_w, (top - second) / labelled_w, best[0], best[1])
+            labels.append(chosen)
+            order = np.argsort(-np.where(valid, w[q], -1.0))
+            self._last_top.append((int(pos[q][order[0]]) if valid.any() else -1,
+                                   float(sims[q][order[0]]) if valid.any() else 0.0))
+        return labels, feats
+
+    # -- prediction --------------------------------------------------------------------
+    def predict_embeddings(self, queries: np.ndarray, processids: Sequence[str]) -> list[ModalityCall]:
+        """Calls for image embeddings already computed with the same encoders."""
+        self._check_fitted()
+        labels, feats = self._evidence(np.asarray(queries, dtype=np.float32).reshape(len(processids), -1))
+        conf = {rank: self.confidence_[rank].predict_proba(feats[:, r, :]) if len(feats) else np.zeros(0)
+                for r, rank in enumerate(RANKS)}
+        calls = []
+        for q, pid in enumerate(processids):
+            deepest: str | None = None
+            for r, rank in enumerate(RANKS):
+                if labels[q][r] is None:
+                    if rank == "subfamily":  # keys often leave subfamily blank: it does not stop descent
+                        continue
+                    break
+                if conf[rank][q] < self.thresholds_[rank]:
+                    break
+                deepest = rank
+            top_pos, top_sim = self._last_top[q]
+            calls.append(ModalityCall(
+                processid=pid, modality="image", labels=dict(zip(RANKS, labels[q])),
+                confidence={rank: float(conf[rank][q]) if labels[q][r] is not None else 0.0
+                            for r, rank in enumerate(RANKS)},
+                deepest_rank=deepest, deepest_label=labels[q][RANKS.index(deepest)] if deepest else None,
+                support={rank: float(feats[q, r, 0]) for r, rank in enumerate(RANKS)},
+                top_hit=self.ref_ids_[top_pos] if top_pos >= 0 else None, top_similarity=top_sim))
+        return calls
+
+    def predict(self, specimens: Sequence[Specimen], encoders: EmbeddingModel) -> list[ModalityCall]:
+        """One call per specimen; specimens without an image get ``modality='none'``."""
+        self._check_fitted()
+        have = [i for i, s in enumerate(specimens) if s.image_path is not None]
+        out: list[ModalityCall] = [ModalityCall.none(s.processid) for s in specimens]
+        if have:
+            emb = encoders.embed_images([specimens[i].image_path for i in have])  # type: ignore[misc]
+            for i, call in zip(have, self.predict_embeddings(emb, [specimens[i].processid for i in have])):
+                out[i] = call
+        return out
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "thresholds_"):
+            raise RuntimeError("CrossModalClassifier is not fitted; call fit() or load()")
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, bundle_dir: Path | str) -> Path:
+        """Store into an existing model bundle (the one holding the encoders): JSON + arrays, no pickle."""
+        from storage.bundle import Bundle
+
+        self._check_fitted()
+        bundle = Bundle.open(bundle_dir)
+        bundle.save_table(MULTIMODAL_TABLE, {
+            "format": MULTIMODAL_FORMAT, "config": self.config.to_dict(), "thresholds": self.thresholds_,
+            "calibration": self.calibration_, "confidence": {r: m.to_dict() for r, m in self.confidence_.items()},
+            "has_image_index": self.image_index_ is not None, "has_dna_index": self.dna_index_ is not None})
+        bundle.save_table(MULTIMODAL_REFERENCE_TABLE, {
+            "processid": self.ref_ids_, "ranks": list(RANKS), "lineage": [list(x) for x in self.ref_lineages_],
+            "image_keys": self.image_keys_.tolist(), "dna_keys": self.dna_keys_.tolist()})
+        if self.image_index_ is not None:
+            bundle.save_array(IMAGE_INDEX_ARRAY, self.image_index_.to_bytes())
+        if self.dna_index_ is not None:
+            bundle.save_array(DNA_INDEX_ARRAY, self.dna_index_.to_bytes())
+        bundle.set_section("multimodal", {"format": MULTIMODAL_FORMAT, "thresholds": self.thresholds_,
+                                          "image_keys": len(self.image_keys_), "dna_keys": len(self.dna_keys_)})
+        return Path(bundle_dir)
+
+    @classmethod
+    def load(cls, bundle_dir: Path | str) -> "CrossModalClassifier":
+        from storage.bundle import Bundle
+
+        bundle = Bundle.open(bundle_dir)
+        if MULTIMODAL_TABLE not in bundle.names("tables"):
+            raise ModelBundleError(f"{bundle_dir}: bundle has no image (cross-modal) classifier; fit "
+                                   "CrossModalClassifier and save it into the bundle")
+        state = bundle.load_table(MULTIMODAL_TABLE)
+        if int(state.get("format", 0)) > MULTIMODAL_FORMAT:
+            raise ModelBundleError(f"{bundle_dir}: cross-modal classifier format {state.get('format')} is newer "
+                                   "than supported")
+        self = cls(CrossModalConfig.from_dict(state["config"]))
+        self.thresholds_ = {r: float(v) for r, v in state["thresholds"].items()}
+        self.calibration_ = dict(state["calibration"])
+        self.confidence_ = {r: JsonLogistic.from_dict(m) for r, m in state["confidence"].items()}
+        ref = bundle.load_table(MULTIMODAL_REFERENCE_TABLE)
+        if list(ref["ranks"]) != list(RANKS):
+            raise ModelBundleError(f"{bundle_dir}: cross-modal reference ranks {ref['ranks']} differ from {RANKS}")
+        self.ref_ids_ = list(ref["processid"])
+        self.ref_lineages_ = [tuple(x) for x in ref["lineage"]]
+        self.image_keys_ = np.asarray(ref["image_keys"], dtype=np.int64)
+        self.dna_keys_ = np.asarray(ref["dna_keys"], dtype=np.int64)
+        self.image_index_ = (ReferenceIndex.from_bytes(bundle.load_array(IMAGE_INDEX_ARRAY), self.config.index)
+                             if state["has_image_index"] else None)
+        self.dna_index_ = (ReferenceIndex.from_bytes(bundle.load_array(DNA_INDEX_ARRAY), self.config.index)
+                           if state["has_dna_index"] else None)
+        return self
+
+
+# -- fusion -----------------------------------------------------------------------------
+def _clip(p: float) -> float:
+    return min(max(float(p), 1e-6), 1 - 1e-6)
+
+
+def fuse_rank(label_a: str | None, p_a: float, label_b: str | None, p_b: float) -> tuple[str | None, float]:
+    """Naive-Bayes fusion of two modalities' label + P(label right) at one rank.
+
+    Each modality's confidence p puts mass p on its label and spreads 1 - p over
+    every other taxon; with conditionally independent evidence and a flat prior
+    the posterior of a label is proportional to the product of the two
+    modalities' masses on it. Agreement therefore sharpens the confidence
+    (0.8 and 0.8 → 0.94); disagreement keeps the stronger label with a lowered one.
+    """
+    if label_a is None and label_b is None:
+        return None, 0.0
+    if label_b is None:
+        return label_a, float(p_a)
+    if label_a is None:
+        return label_b, float(p_b)
+    a, b = _clip(p_a), _clip(p_b)
+    if label_a == label_b:
+        return label_a, a * b / (a * b + (1 - a) * (1 - b))
+    # disagreement: masses on label_a, label_b and "a third taxon"
+    ma, mb, other = a * (1 - b), (1 - a) * b, (1 - a) * (1 - b)
+    total = ma + mb + other
+    return (label_a, ma / total) if ma >= mb else (label_b, mb / total)
+
+
+def fuse(dna_call: Any, image_call: Any, processid: str | None = None) -> ModalityCall:
+    """Combine a DNA call (``TriageResult``, ``RankCall`` or ``ModalityCall``) with an image call.
+
+    Per rank the label and confidence come from :func:`fuse_rank`. The deepest
+    rank descends while the fused label is named (inside its deepest confident
+    rank) by at least one modality and the other modality does not name a
+    different label there: a confident contradiction stops naming, a silent
+    modality does not. Either input may be ``None`` or have ``modality='none'``;
+    the other is then returned unchanged (as a ``ModalityCall``).
+    """
+    pid = processid or getattr(dna_call, "processid", None) or getattr(image_call, "processid", None) or ""
+    d = ModalityCall.from_call(pid, dna_call, "dna") if dna_call is not None else ModalityCall.none(pid)
+    i = ModalityCall.from_call(pid, image_call, "image") if image_call is not None else ModalityCall.none(pid)
+    if i.modality == "none":
+        return d
+    if d.modality == "none":
+        return i
+    dn, im = d.named(), i.named()
+    labels: dict[str, str | None] = {}
+    confidence: dict[str, float] = {}
+    deepest: str | None = None
+    descending = True
+    for rank in RANKS:
+        label, p = fuse_rank(d.labels.get(rank), d.confidence.get(rank, 0.0), i.labels.get(rank),
+                             i.confidence.get(rank, 0.0))
+        labels[rank], confidence[rank] = label, float(p)
+        if not descending:
+            continue
+        if label is None:
+            if rank == "subfamily":
+                continue
+            descending = False
+            continue
+        supported = label in (dn[rank], im[rank])
+        contradicted = any(x is not None and x != label for x in (dn[rank], im[rank]))
+        if supported and not contradicted:
+            deepest = rank
+        else:
+            descending = False
+    return ModalityCall(pid, "fused", labels, confidence, deepest, labels[deepest] if deepest else None,
+                        {}, d.top_hit, d.top_similarity)
+
+
+def modality_agreement(dna_call: Any | None, image_call: Any | None) -> float:
+    """Per-specimen agreement of the DNA and image calls in [0, 1] (the novelty feature).
+
+    Depth-weighted share of the ranks labelled by both modalities at which their
+    labels agree (``AGREEMENT_WEIGHTS``: species counts most). 0.5 when only one
+    modality (or neither) has a call, matching ``discovery.novelty``'s convention.
+    """
+    if dna_call is None or image_call is None:
+        return 0.5
+    if getattr(dna_call, "modality", "dna") == "none" or getattr(image_call, "modality", "image") == "none":
+        return 0.5
+    num = den = 0.0
+    for rank in RANKS:
+        a, b = dna_call.labels.get(rank), image_call.labels.get(rank)
+        if a is None or b is None:
+            continue
+        w = AGREEMENT_WEIGHTS[rank]
+        den += w
+        num += w * (a == b)
+    return float(num / den) if den else 0.5
+
+
+def agreement_array(dna_calls: Sequence[Any | None], image_calls: Sequence[Any | None]) -> np.ndarray:
+    """``modality_agreement`` for aligned lists (the ``agreement`` argument of ``DiscoveryModel._features``)."""
+    if len(dna_calls) != len(image_calls):
+        raise ValueError(f"{len(dna_calls)} DNA calls but {len(image_calls)} image calls")
+    return np.array([modality_agreement(a, b) for a, b in zip(dna_calls, image_calls)], dtype=np.float64)

@@ -1,0 +1,149 @@
+"""Image-only identification by cross-modal retrieval, and DNA+image fusion.
+
+Real parts end to end: a synthetic BIOSCAN-layout set with rendered images
+(``storage.synth``), encoders really trained with the ``tiny`` preset
+(``encoders.training.train_encoders``), real FAISS indexes and a real bundle.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from discovery.metrics import rank_errors
+from discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse,
+                                  fuse_rank, modality_agreement)
+from encoders.config import load_preset
+from encoders.data import load_specimens
+from encoders.embed import Encoders, save_encoders
+from encoders.training import train_encoders
+from storage.bundle import Bundle
+from storage.errors import ModelBundleError
+from storage.records import RANKS
+from storage.synth import SynthConfig, generate
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    torch.set_num_threads(2)
+    tmp = tmp_path_factory.mktemp("mm")
+    root = tmp / "data"
+    generate(SynthConfig(n_species=24, n_specimens=360, seed=3, image_size=32), root)
+    specimens = load_specimens(root)
+    by: dict[str, list] = collections.defaultdict(list)
+    for s in specimens:
+        by[s.split].append(s)
+    config = load_preset("tiny").replace(train={"pretrain_epochs": 1, "align_epochs": 6, "max_pretrain_specimens": 64,
+                                                "max_align_specimens": 400, "batch_size": 32})
+    model, _ = train_encoders(specimens, config, tmp / "ck")
+    enc = Encoders(model, device="cpu")
+    bundle = Bundle.create(tmp / "bundle", config=config.to_dict())
+    save_encoders(bundle, model)
+    keys = by["train"] + by["key_unseen"]
+    calib = by["val"] + by["val_unseen"] + by["other_heldout"]
+    clf = CrossModalClassifier(CrossModalConfig(k=10, min_absent=5)).fit(enc, keys, calib,
+                                                                         calibration_keys=by["train"])
+    return {"by": by, "enc": enc, "clf": clf, "keys": keys, "calib": calib, "bundle": tmp / "bundle"}
+
+
+def _accuracy(specimens: list, calls: list[ModalityCall], rank: str) -> float:
+    rows = [(c.labels[rank], getattr(s, rank)) for s, c in zip(specimens, calls) if getattr(s, rank)]
+    return float(np.mean([p == t for p, t in rows]))
+
+
+def test_image_only_beats_majority_at_order_and_family(world: dict) -> None:
+    test = world["by"]["test"] + world["by"]["test_unseen"]
+    calls = world["clf"].predict(test, world["enc"])
+    assert all(c.modality == "image" for c in calls)
+    for rank in ("order", "family"):
+        truth = [getattr(s, rank) for s in test if getattr(s, rank)]
+        majority = collections.Counter(truth).most_common(1)[0][1] / len(truth)
+        acc = _accuracy(test, calls, rank)
+        assert acc >= majority + 0.05 or acc >= 0.95, (rank, acc, majority)
+    # per-rank labels are a consistent lineage of one key: genus implies its family
+    fam_of = {s.genus: s.family for s in world["keys"] if s.genus}
+    for c in calls:
+        if c.labels["genus"]:
+            assert fam_of[c.labels["genus"]] == c.labels["family"]
+        assert all(0.0 <= c.confidence[r] <= 1.0 for r in RANKS)
+
+
+def test_calibration_respects_target_overclassification(world: dict) -> None:
+    clf: CrossModalClassifier = world["clf"]
+    species = clf.calibration_["species"]
+    assert species["source"] == "calibrated" and species["n_absent"] >= 5
+    # replay calibration: keys = train, queries = the calibration images
+    by = world["by"]
+    check = CrossModalClassifier(clf.config).fit(world["enc"], by["train"], world["calib"])
+    calls = check.predict(world["calib"], world["enc"])
+    train_taxa = {r: {getattr(s, r) for s in by["train"] if getattr(s, r)} for r in RANKS}
+    errs = rank_errors([s.lineage() for s in world["calib"]], [c.named() for c in calls], train_taxa)
+    assert errs["species"].n_novel >= 5
+    assert errs["species"].oc_rate <= clf.config.target_overclassification + 1e-9
+    # and naming is not switched off: some seen calibration specimens are named deeper than order
+    assert any(c.deepest_rank in ("family", "subfamily", "genus", "species") for c in calls)
+
+
+def test_specimens_without_image_get_no_call(world: dict) -> None:
+    s = world["by"]["test"][0]
+    bare = type(s)(processid="NOIMG", dna_barcode=s.dna_barcode)
+    call = world["clf"].predict([bare], world["enc"])[0]
+    assert call.modality == "none" and call.deepest_rank is None
+
+
+def test_bundle_roundtrip_same_calls(world: dict) -> None:
+    clf = world["clf"]
+    with pytest.raises(ModelBundleError, match="no image"):
+        CrossModalClassifier.load(world["bundle"])
+    clf.save(world["bundle"])
+    back = CrossModalClassifier.load(world["bundle"])
+    assert back.thresholds_ == clf.thresholds_
+    test = world["by"]["test"][:20]
+    a, b = clf.predict(test, world["enc"]), back.predict(test, world["enc"])
+    assert [x.to_dict() for x in a] == [y.to_dict() for y in b]
+    assert not list(Path(world["bundle"]).rglob("*.pkl"))
+
+
+def test_fuse_rank_naive_bayes() -> None:
+    label, p = fuse_rank("A", 0.8, "A", 0.8)
+    assert label == "A" and p == pytest.approx(0.64 / (0.64 + 0.04))
+    label, p = fuse_rank("A", 0.9, "B", 0.6)
+    assert label == "A" and p == pytest.approx(0.36 / (0.36 + 0.06 + 0.04))
+    assert fuse_rank(None, 0.0, "B", 0.7) == ("B", 0.7)
+
+
+def _call(labels: list[str | None], deepest: str | None, p: float = 0.9, modality: str = "dna") -> ModalityCall:
+    return ModalityCall("X", modality, dict(zip(RANKS, labels)), {r: p for r in RANKS}, deepest,
+                        dict(zip(RANKS, labels))[deepest] if deepest else None)
+
+
+def test_fuse_deepest_rank_rules() -> None:
+    lin = ["O", "F", None, "G", "G s"]
+    dna = _call(lin, "genus")
+    same = _call(lin, "species", 0.8, "image")
+    assert fuse(dna, same).deepest_rank == "species"  # image confirms and extends an agreeing DNA call
+    other = _call(["O", "F", None, "G", "G t"], "species", 0.8, "image")
+    f = fuse(dna, other)
+    assert f.deepest_rank == "genus" and f.labels["species"] == "G s"  # a contradiction stops naming
+    assert fuse(dna, ModalityCall.none("X")).deepest_rank == "genus"
+    assert fuse(None, same).modality == "image"
+
+
+def test_agreement_in_unit_interval_and_high_for_matching(world: dict) -> None:
+    lin = ["O", "F", None, "G", "G s"]
+    assert modality_agreement(_call(lin, "genus"), _call(lin, "genus", modality="image")) == 1.0
+    assert modality_agreement(_call(lin, "genus"), _call(["P", "E", None, "H", "H s"], None)) == 0.0
+    assert modality_agreement(_call(lin, "genus"), None) == 0.5
+    # real calls: image call of a specimen vs the "DNA" lineage of its own species (a matching pair)
+    # against the lineage of a specimen of another family (a mismatching pair)
+    test = world["by"]["test"] + world["by"]["test_unseen"] + world["by"]["val"]
+    calls = world["clf"].predict(test, world["enc"])
+    truth = [_call([getattr(s, r) for r in RANKS], "species") for s in test]
+    mismatch = [next((t for t, o in zip(truth, test) if o.family != s.family), t0) for s, t0 in zip(test, truth)]
+    agree, cross = agreement_array(truth, calls), agreement_array(mismatch, calls)
+    assert ((agree >= 0) & (agree <= 1)).all() and ((cross >= 0) & (cross <= 1)).all()
+    assert agree.mean() > cross.mean() + 0.05
