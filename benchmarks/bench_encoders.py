@@ -73,8 +73,15 @@ def _table(title: str, retrieval: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
-def run_synth(args: argparse.Namespace) -> dict[str, Any]:
+def _config(args: argparse.Namespace) -> Any:
+    overrides = {k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "align_epochs": args.align_epochs,
+                                   "max_pretrain_specimens": args.max_pretrain, "max_align_specimens": args.max_align}.items() if v is not None}
     config = load_preset(args.preset)
+    return config.replace(train=overrides) if overrides else config
+
+
+def run_synth(args: argparse.Namespace) -> dict[str, Any]:
+    config = _config(args)
     out = Path(args.out)
     for p in (out, out.with_name(out.name + ".checkpoints")):
         shutil.rmtree(p, ignore_errors=True)
@@ -90,6 +97,7 @@ def run_synth(args: argparse.Namespace) -> dict[str, Any]:
     stats = result.metrics["training"]
     return {
         "preset": args.preset,
+        "config_train": config.to_dict()["train"],
         "train_seconds_total": round(total, 1),
         "training": stats,
         "aligned": result.metrics["evaluation"],
@@ -125,7 +133,7 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
 
     df = load_clean(Path(args.csv))
     specimens = to_specimens(df)
-    config = load_preset(args.preset).replace(align={"modalities": ["dna", "text"]})
+    config = _config(args).replace(align={"modalities": ["dna", "text"]})
     by: dict[str, list] = {}
     for s in specimens:
         by.setdefault(s.split, []).append(s)
@@ -185,8 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--probe", action="store_true", help="also fit the species linear probe (minutes on CPU)")
     r.add_argument("--aligned", action="store_true", help="also score the aligned (projected) DNA space")
     r.add_argument("--skip-blast", action="store_true")
+    for p in (s, r):
+        p.add_argument("--pretrain-epochs", type=int, default=None)
+        p.add_argument("--align-epochs", type=int, default=None)
+        p.add_argument("--max-pretrain", type=int, default=None)
+        p.add_argument("--max-align", type=int, default=None)
     parser.add_argument("--json-out", default=None)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spin on a busy machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
