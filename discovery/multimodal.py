@@ -239,7 +239,7 @@ class CrossModalClassifier:
         if not calib:
             raise InputError("calibration needs labelled specimens with images")
         emb = encoders.embed_images([s.image_path for s in calib])  # type: ignore[misc]
-        labels, feats = self._evidence(emb)
+        labels, feats, _ = self._evidence(emb)
         known = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
         self.confidence_: dict[str, JsonLogistic] = {}
         self.thresholds_: dict[str, float] = {}
@@ -285,14 +285,15 @@ class CrossModalClassifier:
         w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
         return pos, w, np.concatenate([p[2] for p in parts], axis=1), np.concatenate([p[3] for p in parts], axis=1)
 
-    def _evidence(self, queries: np.ndarray) -> tuple[list[list[str | None]], np.ndarray]:
-        """Top-down labels per rank and features [n, ranks, N_FEATURES]:
-        (vote share, share margin to the runner-up, best image sim, best DNA sim of the label)."""
+    def _evidence(self, queries: np.ndarray) -> tuple[list[list[str | None]], np.ndarray, list[tuple[int, float]]]:
+        """Top-down labels per rank, features [n, ranks, N_FEATURES] (vote share, share
+        margin to the runner-up, best image sim, best DNA sim of the label) and the
+        heaviest neighbour (reference position, similarity) per query."""
         pos, w, sims, src = self._neighbours(queries)
         n = len(queries)
         feats = np.zeros((n, len(RANKS), N_FEATURES))
         labels: list[list[str | None]] = []
-        self._last_top = []
+        tops: list[tuple[int, float]] = []
         for q in range(n):
             valid = pos[q] >= 0
             lins = [self.ref_lineages_[j] if ok else (None,) * len(RANKS) for j, ok in zip(pos[q], valid)]
@@ -321,15 +322,15 @@ class CrossModalClassifier:
                 feats[q, r] = (top / labelled_w, (top - second) / labelled_w, best[0], best[1])
             labels.append(chosen)
             order = np.argsort(-np.where(valid, w[q], -1.0))
-            self._last_top.append((int(pos[q][order[0]]) if valid.any() else -1,
+            tops.append((int(pos[q][order[0]]) if valid.any() else -1,
                                    float(sims[q][order[0]]) if valid.any() else 0.0))
-        return labels, feats
+        return labels, feats, tops
 
     # -- prediction --------------------------------------------------------------------
     def predict_embeddings(self, queries: np.ndarray, processids: Sequence[str]) -> list[ModalityCall]:
         """Calls for image embeddings already computed with the same encoders."""
         self._check_fitted()
-        labels, feats = self._evidence(np.asarray(queries, dtype=np.float32).reshape(len(processids), -1))
+        labels, feats, tops = self._evidence(np.asarray(queries, dtype=np.float32).reshape(len(processids), -1))
         conf = {rank: self.confidence_[rank].predict_proba(feats[:, r, :]) if len(feats) else np.zeros(0)
                 for r, rank in enumerate(RANKS)}
         calls = []
@@ -343,7 +344,7 @@ class CrossModalClassifier:
                 if conf[rank][q] < self.thresholds_[rank]:
                     break
                 deepest = rank
-            top_pos, top_sim = self._last_top[q]
+            top_pos, top_sim = tops[q]
             calls.append(ModalityCall(
                 processid=pid, modality="image", labels=dict(zip(RANKS, labels[q])),
                 confidence={rank: float(conf[rank][q]) if labels[q][r] is not None else 0.0
