@@ -116,12 +116,45 @@ def run_protocol(args: argparse.Namespace, by: dict, enc: object, keys: list, ca
                 agree = agreement_array(dcalls, icalls)
                 res["agreement"] = {"mean": float(agree.mean()), "share_1": float((agree == 1).mean())}
         out["results"][split] = res
+    if keys is by["train"]:  # protocol B: test_unseen species are novel
+        out["novelty"] = novelty_with_agreement(by, dna, models["image_only"], enc, calib)
     out["timings"] = timings
     return out
 
 
+def novelty_with_agreement(by: dict, dna: DiscoveryModel, image: CrossModalClassifier, enc: object,
+                           calib: list) -> dict:
+    """Novelty AUROC (known = test, novel = test_unseen; keys = train) of E1's detector
+    features with the agreement slot at 0.5 (DNA only) vs filled by ``modality_agreement``.
+
+    The image classifier's confidences were calibrated on the same calibration
+    specimens, so the agreement feature is slightly optimistic on them."""
+    from discovery.metrics import novelty_scores
+    from discovery.novelty import NoveltyDetector
+
+    train_species = {s.species for s in by["train"] if s.species}
+    result = {}
+    sets = {"calib": [s for s in calib if s.dna_barcode and s.species],
+            "eval": [s for s in by["test"] + by["test_unseen"] if s.dna_barcode and s.species]}
+    feats: dict = {}
+    for name, group in sets.items():
+        evidence, sims = dna._evidence([s.dna_barcode for s in group])
+        conf = dna.classifier_.confidences(evidence)["species"]
+        agree = agreement_array(dna.classifier_.predict(evidence), image.predict(group, enc))
+        y = np.array([int(s.species not in train_species) for s in group])
+        feats[name] = (DiscoveryModel._features(evidence, sims, conf), DiscoveryModel._features(evidence, sims, conf, agree), y)
+    for k, label in ((0, "dna_features"), (1, "dna_features+agreement")):
+        det = NoveltyDetector().fit(feats["calib"][k], feats["calib"][2])
+        result[label] = novelty_scores(feats["eval"][2], det.predict_proba(feats["eval"][k]))
+    result["n_eval_known"] = int((feats["eval"][2] == 0).sum())
+    result["n_eval_novel"] = int(feats["eval"][2].sum())
+    return result
+
+
 def report(out: dict, by: dict) -> None:
     timings = out["timings"]
+    if "novelty" in out:
+        print("novelty:", json.dumps(out["novelty"]))
     for split, res in out["results"].items():
         print(f"== {split} (n={len(by[split])})")
         for name, r in res.items():
