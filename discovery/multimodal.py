@@ -35,9 +35,9 @@ Method (``CrossModalClassifier``):
 
 Fusion (``fuse``): naive-Bayes combination of the two modalities' per-rank
 confidences (each confidence is read as P(that modality's label is right), the
-rest of the mass spread over other taxa), and a conservative deepest rank: a
-rank is named when the fused label is confidently named by at least one
-modality and the other modality does not confidently name a different label.
+rest of the mass spread over other taxa), and a deepest rank that descends
+while the fused label is confidently named by at least one modality and is not
+made doubtful (fused confidence < 0.5) by a contradicting confident call.
 ``modality_agreement`` gives the novelty detector's agreement feature.
 """
 
@@ -450,14 +450,16 @@ def fuse_rank(label_a: str | None, p_a: float, label_b: str | None, p_b: float) 
     return (label_a, ma / total) if ma >= mb else (label_b, mb / total)
 
 
-def fuse(dna_call: Any, image_call: Any, processid: str | None = None) -> ModalityCall:
+def fuse(dna_call: Any, image_call: Any, processid: str | None = None, min_confidence: float = 0.5) -> ModalityCall:
     """Combine a DNA call (``TriageResult``, ``RankCall`` or ``ModalityCall``) with an image call.
 
     Per rank the label and confidence come from :func:`fuse_rank`. The deepest
     rank descends while the fused label is named (inside its deepest confident
-    rank) by at least one modality and the other modality does not name a
-    different label there: a confident contradiction stops naming, a silent
-    modality does not. Either input may be ``None`` or have ``modality='none'``;
+    rank) by at least one modality and, where the other modality names a
+    different label there, the fused confidence still reaches ``min_confidence``:
+    a contradiction stops naming only when it makes the fused label doubtful (a
+    weak image call does not veto a near-certain DNA call), a silent modality
+    never does. Either input may be ``None`` or have ``modality='none'``;
     the other is then returned unchanged (as a ``ModalityCall``).
     """
     pid = processid or getattr(dna_call, "processid", None) or getattr(image_call, "processid", None) or ""
@@ -485,7 +487,7 @@ def fuse(dna_call: Any, image_call: Any, processid: str | None = None) -> Modali
             continue
         supported = label in (dn[rank], im[rank])
         contradicted = any(x is not None and x != label for x in (dn[rank], im[rank]))
-        if supported and not contradicted:
+        if supported and (not contradicted or p >= min_confidence):
             deepest = rank
         else:
             descending = False

@@ -127,8 +127,11 @@ def test_fuse_deepest_rank_rules() -> None:
     same = _call(lin, "species", 0.8, "image")
     assert fuse(dna, same).deepest_rank == "species"  # image confirms and extends an agreeing DNA call
     other = _call(["O", "F", None, "G", "G t"], "species", 0.8, "image")
-    f = fuse(dna, other)
-    assert f.deepest_rank == "genus" and f.labels["species"] == "G s"  # a contradiction stops naming
+    f = fuse(_call(lin, "species", 0.8), other)
+    assert f.deepest_rank == "genus" and f.labels["species"] == "G s"  # an even contradiction stops naming
+    strong = fuse(_call(lin, "species", 0.99), other)
+    assert strong.deepest_rank == "species" and strong.labels["species"] == "G s"  # a weak veto does not
+    assert fuse(dna, other).deepest_rank == "genus"  # the image alone never overrides DNA's label
     assert fuse(dna, ModalityCall.none("X")).deepest_rank == "genus"
     assert fuse(None, same).modality == "image"
 
