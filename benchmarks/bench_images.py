@@ -90,9 +90,10 @@ def run_protocol(args: argparse.Namespace, by: dict, enc: object, keys: list, ca
     dna = DiscoveryModel().fit(keys, by["val"] + by["val_unseen"], by["other_heldout"], calibration_keys=by["train"])
     timings["dna_fit_s"] = time.perf_counter() - t
     out: dict = {"results": {}}
-    variants = {"image_only": CrossModalConfig(k=args.k),
-                "image_only_img_keys": CrossModalConfig(k=args.k, dna_weight=0.0),
-                "image_only_dna_keys": CrossModalConfig(k=args.k, image_weight=0.0)}
+    variants = {"image_only": CrossModalConfig(k=args.k),  # default: image keys only
+                "image_only_dna_keys": CrossModalConfig(k=args.k, image_weight=0.0, dna_weight=1.0),
+                "image_only_mixed_w1": CrossModalConfig(k=args.k, dna_weight=1.0),
+                "image_only_mixed_w0.25": CrossModalConfig(k=args.k, dna_weight=0.25)}
     models = {}
     for name, cfg in variants.items():
         t = time.perf_counter()

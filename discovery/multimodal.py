@@ -83,7 +83,11 @@ class CrossModalConfig:
     k: int = 20
     temperature: float = 0.05
     image_weight: float = 1.0
-    dna_weight: float = 1.0
+    #: weight of the cross-modal (image → DNA keys) votes. 0 by default: with the
+    #: ``small`` preset image→DNA retrieval is weaker than image→image and mixing it
+    #: in lowered the calibrated family/genus TP (benchmarks/RESULTS-images.md).
+    #: When the reference has no image keys, DNA keys are used anyway (weight 1).
+    dna_weight: float = 0.0
     #: share of calibration specimens of a species absent from the keys that may be named to species
     target_overclassification: float = 0.02
     #: the same share for genus and above
@@ -187,7 +191,8 @@ class CrossModalClassifier:
     ``predict(specimens)`` → one :class:`ModalityCall` per specimen (``modality
     'none'`` for specimens without an image). Fitted attributes: ``image_index_``,
     ``dna_index_`` (``None`` when that key set is empty), ``image_keys_`` /
-    ``dna_keys_`` (positions into ``ref_ids_`` / ``ref_lineages_``),
+    ``dna_keys_`` (positions into ``ref_ids_`` / ``ref_lineages_``), ``weights_``
+    (effective image / DNA vote weights),
     ``confidence_`` (per-rank ``JsonLogistic``), ``thresholds_``, ``calibration_``.
     """
 
@@ -204,13 +209,18 @@ class CrossModalClassifier:
         self.ref_lineages_ = [_lineage(s) for s in keep]
         img = [i for i, s in enumerate(keep) if s.image_path is not None]
         dna = [i for i, s in enumerate(keep) if self._usable_dna(s)]
-        if self.config.image_weight > 0 and img:
+        wi, wd = self.config.image_weight, self.config.dna_weight
+        if (wi == 0 or not img) and wd == 0 and dna:
+            log.warning("reference has no image keys to search; falling back to cross-modal image → DNA retrieval")
+            wd = 1.0
+        self.weights_ = (float(wi if img else 0.0), float(wd if dna else 0.0))
+        if self.weights_[0] > 0:
             self.image_keys_ = np.asarray(img, dtype=np.int64)
             emb = encoders.embed_images([keep[i].image_path for i in img])  # type: ignore[misc]
             self.image_index_: ReferenceIndex | None = ReferenceIndex(self.config.index).fit(emb)
         else:
             self.image_keys_, self.image_index_ = np.zeros(0, np.int64), None
-        if self.config.dna_weight > 0 and dna:
+        if self.weights_[1] > 0:
             self.dna_keys_ = np.asarray(dna, dtype=np.int64)
             emb = encoders.embed_dna([keep[i].dna_barcode for i in dna])  # type: ignore[misc]
             self.dna_index_: ReferenceIndex | None = ReferenceIndex(self.config.index).fit(emb)
@@ -271,8 +281,8 @@ class CrossModalClassifier:
     def _neighbours(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Per query: key positions, weights, similarities, and 0=image / 1=DNA source, all [n, m]."""
         parts = []
-        for index, keys, weight, src in ((self.image_index_, self.image_keys_, self.config.image_weight, 0),
-                                         (self.dna_index_, self.dna_keys_, self.config.dna_weight, 1)):
+        for index, keys, weight, src in ((self.image_index_, self.image_keys_, self.weights_[0], 0),
+                                         (self.dna_index_, self.dna_keys_, self.weights_[1], 1)):
             if index is None or weight == 0:
                 continue
             sims, pos = index.search(queries, self.config.k)
@@ -379,7 +389,8 @@ class CrossModalClassifier:
         bundle.save_table(MULTIMODAL_TABLE, {
             "format": MULTIMODAL_FORMAT, "config": self.config.to_dict(), "thresholds": self.thresholds_,
             "calibration": self.calibration_, "confidence": {r: m.to_dict() for r, m in self.confidence_.items()},
-            "has_image_index": self.image_index_ is not None, "has_dna_index": self.dna_index_ is not None})
+            "has_image_index": self.image_index_ is not None, "has_dna_index": self.dna_index_ is not None,
+            "weights": list(self.weights_)})
         bundle.save_table(MULTIMODAL_REFERENCE_TABLE, {
             "processid": self.ref_ids_, "ranks": list(RANKS), "lineage": [list(x) for x in self.ref_lineages_],
             "image_keys": self.image_keys_.tolist(), "dna_keys": self.dna_keys_.tolist()})
@@ -405,6 +416,7 @@ class CrossModalClassifier:
                                    "than supported")
         self = cls(CrossModalConfig.from_dict(state["config"]))
         self.thresholds_ = {r: float(v) for r, v in state["thresholds"].items()}
+        self.weights_ = (float(state["weights"][0]), float(state["weights"][1]))
         self.calibration_ = dict(state["calibration"])
         self.confidence_ = {r: JsonLogistic.from_dict(m) for r, m in state["confidence"].items()}
         ref = bundle.load_table(MULTIMODAL_REFERENCE_TABLE)
