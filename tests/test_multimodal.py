@@ -127,7 +127,9 @@ def test_fuse_deepest_rank_rules() -> None:
     lin = ["O", "F", None, "G", "G s"]
     dna = _call(lin, "genus")
     same = _call(lin, "species", 0.8, "image")
-    assert fuse(dna, same).deepest_rank == "species"  # image confirms and extends an agreeing DNA call
+    assert fuse(dna, same).deepest_rank == "genus"  # by default the image never names below DNA's deepest rank
+    assert fuse(dna, same, extend_dna=True).deepest_rank == "species"  # opt-in: an agreeing image call extends it
+    assert fuse(_call(lin, None, 0.3), same).deepest_rank is None
     other = _call(["O", "F", None, "G", "G t"], "species", 0.8, "image")
     f = fuse(_call(lin, "species", 0.8), other)
     assert f.deepest_rank == "genus" and f.labels["species"] == "G s"  # an even contradiction stops naming
