@@ -6,16 +6,18 @@ Usage (a synthetic set with images and an encoder bundle trained on it)::
     biodiscover train --data DATA --out BUNDLE --preset small
     python benchmarks/bench_images.py --data DATA --bundle BUNDLE --out results.json
 
-Protocol: keys = train + key_unseen; calibration = val + val_unseen + other_heldout
+Protocols: A, keys = train + key_unseen; B, keys = train (test_unseen species
+novel). Calibration = val + val_unseen + other_heldout
 with calibration keys = train (so val_unseen species are really absent while
 calibrating), as ``DiscoveryModel.fit`` does. Queries: test (seen species) and
-test_unseen (species absent from train but present in key_unseen, so "known"
-at every rank with these keys) and other_heldout is not queried (it calibrates).
+test_unseen (species absent from train but present in key_unseen: "known" at
+every rank in protocol A, novel species in B); other_heldout is not queried (it
+calibrates).
 Reported per rank: label accuracy (top label, whatever the confidence) and the
 deepest-confident-rank TP / MC / UC / OC rates of ``discovery.metrics.rank_errors``
-with reference taxa = the keys' taxa. Also the novelty detector's AUROC
-(test vs test_unseen, keys = train) with and without the agreement feature is
-left to the engine wiring (not measured here).
+with reference taxa = the keys' taxa. In protocol B also the novelty AUROC /
+FPR95 (test vs test_unseen) of E1's ``NoveltyDetector`` refitted on the engine's
+features with the agreement slot at 0.5 vs filled by ``modality_agreement``.
 """
 
 from __future__ import annotations

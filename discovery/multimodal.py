@@ -9,9 +9,13 @@ all modalities live in one L2-normalised space (CLIBD-style alignment).
 
 Method (``CrossModalClassifier``):
 
-1. ``fit`` embeds the reference keys twice: every key with an image into an
-   image index, every key with a barcode into a DNA index (both
-   ``discovery.index.ReferenceIndex``, cosine on unit vectors).
+1. ``fit`` embeds the reference keys: every key with an image into an image
+   index and, when cross-modal votes are on (``dna_weight > 0``, or
+   automatically when the reference has no images), every key with a barcode
+   into a DNA index (both ``discovery.index.ReferenceIndex``, cosine on unit
+   vectors). Cross-modal votes are off by default because, measured with the
+   ``small`` preset, image→DNA retrieval is weaker than image→image and mixing
+   it in made the calibrated calls shallower (benchmarks/RESULTS-images.md).
 2. A query image retrieves its ``k`` nearest keys in each index. Within one
    index the neighbours' weights are a softmax of similarity / ``temperature``
    (so they sum to 1 whatever the similarity scale of that modality pair —
