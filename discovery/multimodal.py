@@ -248,6 +248,7 @@ class CrossModalClassifier:
         rebuilt over ``reference``.
         """
         t0 = time.perf_counter()
+        self._encoders = encoders  # kept for predict(); never saved (the weights live in the bundle)
         self._set_reference(encoders, calibration_keys if calibration_keys is not None else reference)
         calib = [s for s in calibration if s.image_path is not None and s.deepest_label is not None]
         if not calib:
@@ -368,9 +369,16 @@ class CrossModalClassifier:
                 top_hit=self.ref_ids_[top_pos] if top_pos >= 0 else None, top_similarity=top_sim))
         return calls
 
-    def predict(self, specimens: Sequence[Specimen], encoders: EmbeddingModel) -> list[ModalityCall]:
-        """One call per specimen; specimens without an image get ``modality='none'``."""
+    def predict(self, specimens: Sequence[Specimen], encoders: EmbeddingModel | None = None) -> list[ModalityCall]:
+        """One call per specimen; specimens without an image get ``modality='none'``.
+
+        ``encoders`` defaults to the ones given to ``fit``; after ``load`` pass
+        ``encoders.embed.load_encoders(bundle)`` (the same bundle's weights)."""
         self._check_fitted()
+        encoders = encoders if encoders is not None else getattr(self, "_encoders", None)
+        if encoders is None:
+            raise RuntimeError("CrossModalClassifier.predict needs the encoders: pass "
+                               "encoders=load_encoders(bundle) after load()")
         have = [i for i, s in enumerate(specimens) if s.image_path is not None]
         out: list[ModalityCall] = [ModalityCall.none(s.processid) for s in specimens]
         if have:

@@ -105,7 +105,9 @@ def test_bundle_roundtrip_same_calls(world: dict) -> None:
     back = CrossModalClassifier.load(world["bundle"])
     assert back.thresholds_ == clf.thresholds_
     test = world["by"]["test"][:20]
-    a, b = clf.predict(test, world["enc"]), back.predict(test, world["enc"])
+    with pytest.raises(RuntimeError, match="needs the encoders"):
+        back.predict(test)
+    a, b = clf.predict(test), back.predict(test, world["enc"])
     assert [x.to_dict() for x in a] == [y.to_dict() for y in b]
     assert not list(Path(world["bundle"]).rglob("*.pkl"))
 
