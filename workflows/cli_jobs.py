@@ -99,4 +99,21 @@ def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
     app.command("run")(_run)
     app.command("export")(_export)
-    # --- demo: the lead adds `biodiscover demo` below this line --------------------------------------------
+    app.command("demo")(_demo)
+
+
+def _demo(
+    workdir: Path = typer.Option(Path("demo-workdir"), "--workdir", help="Where the demo writes data, model and DB."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start over instead of reusing finished stages."),
+) -> None:
+    """Synthetic collection -> train (small) -> reference -> triage -> candidate species in SQLite -> score."""
+    from workflows.demo import run_demo
+
+    def say(stage: str, frac: float, msg: str) -> None:
+        typer.echo(f"[{stage:>10}] {100 * frac:5.1f}%  {msg}", err=True)
+
+    summary = run_demo(workdir, progress=say, fresh=fresh)
+    typer.echo(json.dumps(summary.scores, indent=2, default=str))
+    typer.echo(f"\nreview:  biodiscover review --db {summary.db}")
+    typer.echo(f"export:  biodiscover export --db {summary.db} --run {summary.run_id} --format html --out report.html")
+
