@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import lightning as L
 import torch
@@ -198,6 +198,7 @@ def train_encoders(
     *,
     resume: bool = False,
     progress: bool = False,
+    callbacks: Sequence[L.Callback] = (),
 ) -> tuple[AlignmentModel, dict[str, Any]]:
     """Pretrain then align on in-memory specimens; returns the model and training statistics."""
     t = config.train
@@ -222,7 +223,7 @@ def train_encoders(
         dna_ds = DNADataset(barcodes, pretrain.encoder.tokenizer, random_offset=True, seed=t.seed)
         loader = DataLoader(dna_ds, batch_size=t.batch_size, shuffle=True, collate_fn=dna_ds.collate, num_workers=t.num_workers, drop_last=len(dna_ds) > t.batch_size)
         start = time.perf_counter()
-        _trainer(config, t.pretrain_epochs, pre_dir, [pre_stats], progress).fit(pretrain, loader, ckpt_path=_resume_path(pre_dir, resume))
+        _trainer(config, t.pretrain_epochs, pre_dir, [pre_stats, *callbacks], progress).fit(pretrain, loader, ckpt_path=_resume_path(pre_dir, resume))
         stats["pretrain_seconds"] = round(time.perf_counter() - start, 2)
         stats["pretrain_epochs"] = pre_stats.epochs
         align_module.model.dna.load_state_dict(pretrain.encoder.state_dict())
@@ -233,12 +234,33 @@ def train_encoders(
     loader = DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
     align_stats = EpochStats("align_loss")
     start = time.perf_counter()
-    _trainer(config, t.align_epochs, align_dir, [align_stats], progress).fit(align_module, loader, ckpt_path=align_resume)
+    _trainer(config, t.align_epochs, align_dir, [align_stats, *callbacks], progress).fit(align_module, loader, ckpt_path=align_resume)
     stats["align_seconds"] = round(time.perf_counter() - start, 2)
     stats["align_epochs"] = align_stats.epochs
     stats["temperature"] = float(1.0 / align_module.model.scale().detach())
     model = align_module.model.cpu().eval()
     return model, stats
+
+
+class StageProgress(L.Callback):
+    """Reports training as one fraction over both phases (pretraining, then alignment).
+
+    Why: callers that draw their own progress (the demo's stage bars, a TUI)
+    cannot use Lightning's tqdm bar; they get ``report(message, fraction)``
+    after every training batch instead.
+    """
+
+    def __init__(self, report: Callable[[str, float], None]) -> None:
+        self.report = report
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        phase = 0 if isinstance(pl_module, PretrainModule) else 1
+        epochs = max(1, int(trainer.max_epochs or 1))
+        batches = max(1, int(trainer.num_training_batches or 1))
+        within = (trainer.current_epoch + (batch_idx + 1) / batches) / epochs
+        name = "pretraining the DNA encoder" if phase == 0 else "aligning image, DNA and text"
+        self.report(f"{name}: epoch {trainer.current_epoch + 1}/{epochs}", 0.5 * (phase + min(1.0, within)))
 
 
 def default_checkpoint_dir(out: Path) -> Path:
@@ -257,6 +279,7 @@ def train_bundle(
     progress: bool = False,
     checkpoint_dir: Path | None = None,
     evaluate: bool = True,
+    callbacks: Sequence[L.Callback] = (),
 ) -> TrainResult:
     """``biodiscover train``: dataset directory → trained, evaluated model bundle at ``out``."""
     out = Path(out)
@@ -266,7 +289,7 @@ def train_bundle(
     fingerprint = fingerprint_specimens(specimens)
     fingerprint["source"] = str(Path(data_dir).resolve())
     ckpt = checkpoint_dir or default_checkpoint_dir(out)
-    model, stats = train_encoders(specimens, config, ckpt, resume=resume, progress=progress)
+    model, stats = train_encoders(specimens, config, ckpt, resume=resume, progress=progress, callbacks=callbacks)
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
     if getattr(rank_zero_only, "rank", 0) != 0:  # DDP: only rank 0 evaluates and writes the bundle

@@ -30,6 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from storage.errors import ModelBundleError
+from storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +157,14 @@ class Bundle:
 
     def update_metrics(self, metrics: Mapping[str, Any]) -> None:
         """Merge ``metrics`` (JSON-serialisable) into the manifest's metrics."""
-        self.manifest.setdefault("metrics", {}).update(_jsonable(dict(metrics)))
+        self.manifest.setdefault("metrics", {}).update(jsonable(dict(metrics)))
         self._write_manifest()
 
     def set_section(self, key: str, value: Any) -> None:
         """Store an extra JSON section in bundle.json (e.g. ``discovery`` settings)."""
         if key in ("format", "format_version", "files"):
             raise ValueError(f"{key!r} is reserved in bundle.json")
-        self.manifest[key] = _jsonable(value)
+        self.manifest[key] = jsonable(value)
         self._write_manifest()
 
     # -- weights -----------------------------------------------------------------------
@@ -210,7 +211,7 @@ class Bundle:
     # -- tables ------------------------------------------------------------------------
     def save_table(self, name: str, table: Any) -> Path:
         """Store any JSON-serialisable object (lists, dicts, numbers, strings)."""
-        text = json.dumps(_jsonable(table), ensure_ascii=False, indent=None, separators=(",", ":"))
+        text = json.dumps(jsonable(table), ensure_ascii=False, indent=None, separators=(",", ":"))
         return self._store("tables", name, text.encode("utf-8"))
 
     def load_table(self, name: str) -> Any:
@@ -268,18 +269,3 @@ def _untie(tensors: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types from numpy scalars/arrays, tuples and paths."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and value != value:
-        return None
-    return value

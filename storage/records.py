@@ -139,6 +139,16 @@ def image_relpath(processid: str, split: str | None, package: str = DEFAULT_IMAG
     return Path(*parts) / f"{processid}.jpg"
 
 
+def is_filler_name(name: Any) -> bool:
+    """True for rank fillers such as ``unassigned Sciaridae`` / ``unclassified Diptera``.
+
+    BIOSCAN-5M and BOLD put these where a rank was never assigned; they are not
+    taxon names, so naming a specimen "unassigned Sciaridae" names nothing and a
+    score must not count it as naming a subfamily.
+    """
+    return isinstance(name, str) and name.strip().lower().startswith(("unassigned", "unclassified"))
+
+
 def _missing(value: Any) -> bool:
     if value is None:
         return True

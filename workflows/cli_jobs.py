@@ -105,15 +105,91 @@ def register(app: typer.Typer) -> None:
 def _demo(
     workdir: Path = typer.Option(Path("demo-workdir"), "--workdir", help="Where the demo writes data, model and DB."),
     fresh: bool = typer.Option(False, "--fresh", help="Start over instead of reusing finished stages."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
+    species: int = typer.Option(150, "--species", min=10, help="Species in the synthetic dataset."),
+    specimens: int = typer.Option(3000, "--specimens", min=100, help="Specimens in the synthetic dataset."),
+    preset: str = typer.Option("small", "--preset", help="Encoder preset: tiny (seconds), small (minutes), base (GPU)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the synthetic dataset and of training."),
 ) -> None:
-    """Synthetic collection -> train (small) -> reference -> triage -> candidate species in SQLite -> score."""
-    from workflows.demo import run_demo
+    """Synthetic collection -> train (small) -> reference -> triage -> candidate species in SQLite -> score.
 
-    def say(stage: str, frac: float, msg: str) -> None:
-        typer.echo(f"[{stage:>10}] {100 * frac:5.1f}%  {msg}", err=True)
+    Finished stages are reused, so an interrupted demo resumes where it stopped
+    (use --fresh after changing the size, preset or seed).
+    """
+    from workflows.demo import STAGES, DemoConfig, run_demo
 
-    summary = run_demo(workdir, progress=say, fresh=fresh)
-    typer.echo(json.dumps(summary.scores, indent=2, default=str))
-    typer.echo(f"\nreview:  biodiscover review --db {summary.db}")
-    typer.echo(f"export:  biodiscover export --db {summary.db} --run {summary.run_id} --format html --out report.html")
+    config = DemoConfig(n_species=species, n_specimens=specimens, preset=preset, seed=seed)
+    progress = _StageProgress(STAGES)
+    try:
+        summary = run_demo(workdir, config, progress=progress, fresh=fresh)
+    finally:
+        progress.close()
+    if as_json:
+        typer.echo(json.dumps(summary.to_json(), indent=2, default=str))
+        return
+    from rich.console import Console
 
+    console = Console()
+    for table in demo_tables(summary):
+        console.print(table)
+    # plain echo: commands must not be wrapped, people copy them
+    typer.echo(f"summary:  {Path(summary.workdir) / 'demo-summary.json'}")
+    typer.echo(f"review:   biodiscover review --db {summary.db}")
+    typer.echo(f"export:   biodiscover export --db {summary.db} --run {summary.run_id} --format html "
+               f"--out {Path(summary.workdir) / 'report.html'}")
+
+
+class _StageProgress:
+    """One bar per demo stage; the library only calls ``(stage, fraction, message)``."""
+
+    def __init__(self, stages: tuple[str, ...]) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+        # stderr: stdout carries the result (tables or --json)
+        self._p = Progress(TextColumn("{task.fields[stage]:>10}"), BarColumn(), TaskProgressColumn(),
+                           TimeElapsedColumn(), TextColumn("{task.description}"), transient=False,
+                           console=Console(stderr=True))
+        self._stages = stages
+        self._tasks: dict[str, int] = {}
+        self._p.start()
+
+    def __call__(self, stage: str, frac: float, msg: str) -> None:
+        if stage not in self._tasks:
+            self._tasks[stage] = self._p.add_task(msg, total=1.0, stage=stage)
+        self._p.update(self._tasks[stage], completed=max(0.0, min(1.0, frac)), description=msg)
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def demo_tables(summary) -> list:  # workflows.demo.DemoSummary -> list[rich.table.Table]
+    """The demo's score against the synthetic truth as tables a person reads at a glance."""
+    from rich.table import Table
+
+    def pct(x: object) -> str:
+        return "—" if x is None or x != x else f"{100 * float(x):.1f}%"  # x != x: NaN
+
+    scores = summary.scores
+    head = Table(title=f"demo run {summary.run_id}: {scores.get('specimens', 0)} specimens, "
+                       f"{scores.get('truly_novel', 0)} of an unknown species", title_justify="left")
+    head.add_column("what")
+    head.add_column("value", justify="right")
+    nov = scores.get("novelty", {})
+    if nov:
+        head.add_row("novelty AUROC (unknown species vs known)", f"{nov['auroc']:.3f}")
+        head.add_row("known specimens flagged novel at 95% recall", pct(nov.get("fpr95")))
+    cand = scores.get("candidates", {})
+    if cand:
+        head.add_row("candidate species proposed", str(cand.get("proposals", 0)))
+        head.add_row("candidate species vs true species: AMI", f"{cand['ami']:.3f}")
+        head.add_row("novel specimens in a proposal", pct(cand.get("novel_in_a_proposal")))
+        head.add_row("true species split / merged", f"{pct(cand.get('split_rate'))} / {pct(cand.get('merge_rate'))}")
+    for stage, sec in summary.seconds.items():
+        head.add_row(f"time: {stage}", f"{sec:.1f} s")
+    ranks = Table(title="naming at the deepest confident rank (TAXXI; share of specimens)", title_justify="left")
+    for col in ("rank", "named right", "named wrong", "not named (known taxon)", "named, taxon unknown"):
+        ranks.add_column(col, justify="right" if col != "rank" else "left")
+    for rank, e in scores.get("ranks", {}).items():
+        ranks.add_row(rank, pct(e.get("tp_rate")), pct(e.get("mc_rate")), pct(e.get("uc_rate")), pct(e.get("oc_rate")))
+    return [head, ranks]

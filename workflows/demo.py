@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from storage.records import RANKS, Specimen
+from storage.records import RANKS, Specimen, is_filler_name
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,10 @@ class DemoSummary:
     scores: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """Strict JSON (NaN rates, e.g. an empty denominator, become null)."""
+        from storage.jsonable import jsonable
+
+        return jsonable(asdict(self))
 
 
 def _split_specimens(data_root: Path) -> dict[str, list[Specimen]]:
@@ -116,10 +119,11 @@ def write_collection(specimens: Sequence[Specimen], out_dir: Path) -> tuple[Path
 
 
 def _named_lineage(row: pd.Series) -> dict[str, str | None]:
-    """Labels the run *committed to*: every rank down to the deepest confident one."""
+    """Labels the run *committed to*: every rank down to the deepest confident one (fillers are no name)."""
     deepest = row.get("deepest_rank")
     depth = RANKS.index(deepest) if isinstance(deepest, str) and deepest in RANKS else -1
-    return {r: (row.get(f"label_{r}") if i <= depth else None) for i, r in enumerate(RANKS)}
+    labels = {r: (row.get(f"label_{r}") if i <= depth else None) for i, r in enumerate(RANKS)}
+    return {r: (None if is_filler_name(v) else v) for r, v in labels.items()}
 
 
 def score_run(db_path: Path, run_id: int, truth: pd.DataFrame, processids: Sequence[str],
@@ -156,11 +160,46 @@ def score_run(db_path: Path, run_id: int, truth: pd.DataFrame, processids: Seque
     return scores
 
 
+CONFIG_FILE = "demo-config.json"
+
+
+def _prepare_workdir(workdir: Path, config: DemoConfig, fresh: bool) -> None:
+    """Create, reuse or (``fresh``) wipe the work directory — never a folder the demo did not make.
+
+    Reusing finished stages is only right when they were made with the same
+    config; a different size, preset or seed is refused rather than silently
+    mixed with the old data.
+    """
+    from storage.errors import InputError
+
+    marker = workdir / CONFIG_FILE
+    wanted = asdict(config)
+    if workdir.exists() and not workdir.is_dir():
+        raise InputError(f"--workdir {workdir}: exists and is not a folder")
+    if workdir.is_dir() and any(workdir.iterdir()):
+        if not marker.is_file():
+            raise InputError(f"--workdir {workdir}: folder is not empty and was not made by `biodiscover demo` "
+                             f"(no {CONFIG_FILE}); choose an empty or new folder")
+        if fresh:
+            shutil.rmtree(workdir)
+        else:
+            try:
+                found = json.loads(marker.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{marker}: unreadable ({exc}); rerun with --fresh") from exc
+            if found != wanted:
+                changed = sorted(k for k in set(found) | set(wanted) if found.get(k) != wanted.get(k))
+                raise InputError(f"--workdir {workdir} holds a demo made with other settings "
+                                 f"({', '.join(changed)}); rerun with --fresh or use another --workdir")
+    workdir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
+
+
 def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Progress | None = None,
              fresh: bool = False) -> DemoSummary:
     """Run every stage (reusing finished ones unless ``fresh``) and return the summary."""
     from encoders.config import load_preset
-    from encoders.training import train_bundle
+    from encoders.training import StageProgress, train_bundle
     from storage.synth import SynthConfig, generate
     from storage.synth.generator import load_truth
     from workflows.reference import build_reference
@@ -168,9 +207,7 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
 
     say = progress or (lambda stage, frac, msg: log.info("%s %.0f%% %s", stage, 100 * frac, msg))
     workdir = Path(workdir)
-    if fresh and workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    _prepare_workdir(workdir, config, fresh)
     data, coll_dir, model, db = (workdir / "data", workdir / "new-collection", workdir / "model",
                                  workdir / "biodiscover.sqlite")
     seconds: dict[str, float] = {}
@@ -193,8 +230,9 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
 
     t = time.perf_counter()
     if not (model / "bundle.json").exists():
+        say("train", 0.0, f"encoders ({config.preset} preset)")
         train_bundle(data, model, load_preset(config.preset), resume=(model.with_name(model.name + ".checkpoints")).exists(),
-                     progress=False)
+                     progress=False, callbacks=[StageProgress(lambda msg, frac: say("train", 0.95 * frac, msg))])
     say("train", 1.0, f"encoders ({config.preset}) in {model}")
     seconds["train"] = time.perf_counter() - t
 
@@ -224,5 +262,5 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     seconds["score"] = time.perf_counter() - t
     result = DemoSummary(workdir=str(workdir), db=str(db), model=str(model), run_id=summary.run_id,
                          specimens=len(collection), seconds=seconds, scores=scores)
-    (workdir / "demo-summary.json").write_text(json.dumps(result.to_json(), indent=2, default=str), encoding="utf-8")
+    (workdir / "demo-summary.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False), encoding="utf-8")
     return result

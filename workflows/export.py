@@ -57,6 +57,7 @@ import pandas as pd
 
 from storage.errors import InputError
 from storage.records import RANKS
+from storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -229,26 +230,6 @@ def _replace_dir(out: Path, build: Callable[[Path], list[str]]) -> tuple[Path, .
 # -- table shaping ------------------------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return None if math.isnan(float(value)) else float(value)
-    if isinstance(value, (np.bool_,)):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (datetime, Path)):
-        return str(value)
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """JSON-ready rows: NaN → None; numpy scalars and nested values converted where needed."""
     rows = _plain_records(frame)
@@ -256,7 +237,7 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     for row in rows:
         for k, v in row.items():
             if not isinstance(v, simple) or isinstance(v, (np.integer, np.floating, np.bool_)):
-                row[k] = _jsonable(v)
+                row[k] = jsonable(v)
     return rows
 
 
@@ -330,7 +311,7 @@ def write_json(data: RunExport, out: Path) -> tuple[Path, ...]:
         else:
             row["members"] = []
         proposals.append(row)
-    doc = {"format": "biodiscover-run-export", "version": 1, "run": _jsonable(data.run),
+    doc = {"format": "biodiscover-run-export", "version": 1, "run": jsonable(data.run),
            "assignments": _records(data.assignments), "proposals": proposals}
     # No indent: the C encoder is ~5x faster, and 100k-specimen runs are common.
     _atomic_write(out, json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8"))

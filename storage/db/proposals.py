@@ -50,6 +50,7 @@ from storage.db.ingest import ensure_lineage
 from storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from storage.errors import DatabaseError
+from storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +257,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
         (run_id, lineage, version, parent_id, parent_rank, parent_name, p.provisional_name, len(members),
          None if p.novelty is None else float(p.novelty), p.nearest_species,
          None if p.nearest_identity is None else float(p.nearest_identity),
-         json.dumps(_jsonable(dict(p.evidence))), now, now))
+         json.dumps(jsonable(dict(p.evidence))), now, now))
     new_id = int(cur.lastrowid)
     if lineage is None:
         raw.execute("UPDATE proposals SET lineage = ? WHERE id = ?", (new_id, new_id))
@@ -271,21 +272,6 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
                     "VALUES ('recluster', ?, ?, ?, ?, ?)",
                     (old_id, new_id, run_id, now, json.dumps({"shared_members": overlap[old_id]})))
     return new_id
-
-
-def _jsonable(value: Any) -> Any:
-    """Evidence as plain JSON (numpy scalars/arrays, tuples, paths → lists, numbers, strings)."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):
-        return _jsonable(value.tolist())
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    return str(value)
 
 
 class ProposalsMixin:

@@ -1,0 +1,124 @@
+"""`biodiscover demo` end to end on a tiny synthetic collection: every stage really runs.
+
+synth (real images) → collection without identifications → encoder training (tiny
+preset, real Lightning loop) → reference bundle → triage into a real SQLite file →
+score against the synthetic truth; then resume, refusal of foreign or mismatched
+work directories, and the CLI's tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from storage.errors import InputError
+from workflows.cli import main
+from workflows.demo import CONFIG_FILE, DemoConfig, run_demo
+
+TINY = DemoConfig(n_species=24, n_specimens=420, preset="tiny", seed=3)
+
+
+def _strict(text: str) -> object:
+    def refuse(token: str) -> None:
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo") / "work"
+    seen: list[tuple[str, float, str]] = []
+    summary = run_demo(workdir, TINY, progress=lambda st, f, m: seen.append((st, f, m)))
+    return workdir, summary, seen
+
+
+def test_every_stage_runs_and_reports_progress(demo) -> None:
+    workdir, summary, seen = demo
+    assert set(summary.seconds) == {"synth", "collection", "train", "reference", "triage", "score"}
+    stages = [st for st, _, _ in seen]
+    for stage in ("synth", "collection", "train", "reference", "triage"):
+        assert stage in stages
+        assert max(f for st, f, _ in seen if st == stage) == pytest.approx(1.0)
+    # training reports progress batch by batch, through both phases
+    train_msgs = [m for st, f, m in seen if st == "train" and 0 < f < 1]
+    assert any(m.startswith("pretraining") for m in train_msgs)
+    assert any(m.startswith("aligning") for m in train_msgs)
+    for path in ("data/metadata/truth.csv", "model/bundle.json", "biodiscover.sqlite", "demo-summary.json",
+                 "new-collection/collection.csv", CONFIG_FILE):
+        assert (workdir / path).exists(), path
+
+
+def test_collection_hides_identifications_and_holds_novel_species(demo) -> None:
+    workdir, summary, _ = demo
+    coll = pd.read_csv(workdir / "new-collection" / "collection.csv")
+    assert not {"species", "genus", "family", "split"} & set(coll.columns)
+    assert len(coll) == summary.specimens == summary.scores["specimens"]
+    images = list((workdir / "new-collection" / "images").glob("*.jpg"))
+    assert len(images) == len(coll)
+    assert 0 < summary.scores["truly_novel"] < summary.specimens
+
+
+def test_run_in_sqlite_and_scores_against_truth(demo) -> None:
+    workdir, summary, _ = demo
+    con = sqlite3.connect(workdir / "biodiscover.sqlite")
+    try:
+        n_assign = con.execute("SELECT COUNT(*) FROM assignments WHERE run_id = ?", (summary.run_id,)).fetchone()[0]
+        n_prop = con.execute("SELECT COUNT(*) FROM proposals WHERE run_id = ?", (summary.run_id,)).fetchone()[0]
+    finally:
+        con.close()
+    assert n_assign == summary.specimens
+    assert n_prop == summary.scores["candidates"]["proposals"] > 0
+    scores = summary.scores
+    # DNA is informative in the synthetic world: the novel species must be separable and grouped.
+    assert scores["novelty"]["auroc"] > 0.9
+    assert scores["candidates"]["ami"] > 0.6
+    assert scores["candidates"]["novel_in_a_proposal"] > 0.8
+    # orders and families of known taxa are named, and rarely wrongly
+    assert scores["ranks"]["family"]["tp_rate"] > 0.9
+    assert scores["ranks"]["family"]["mc_rate"] < 0.05
+    written = _strict((workdir / "demo-summary.json").read_text())
+    assert written["run_id"] == summary.run_id
+    assert written["scores"]["specimens"] == summary.specimens
+
+
+def test_resume_reuses_finished_stages(demo) -> None:
+    workdir, summary, _ = demo
+    bundle = workdir / "model" / "bundle.json"
+    truth = workdir / "data" / "metadata" / "truth.csv"
+    before = (truth.stat().st_mtime_ns, (workdir / "model" / "weights").stat().st_mtime_ns)
+    again = run_demo(workdir, TINY)
+    assert (truth.stat().st_mtime_ns, (workdir / "model" / "weights").stat().st_mtime_ns) == before
+    assert bundle.exists()
+    assert again.scores["truly_novel"] == summary.scores["truly_novel"]
+    assert again.scores["specimens"] == summary.specimens
+
+
+def test_mismatched_settings_and_foreign_folders_are_refused(demo, tmp_path) -> None:
+    workdir, _, _ = demo
+    with pytest.raises(InputError, match="other settings.*n_species"):
+        run_demo(workdir, DemoConfig(n_species=25, n_specimens=420, preset="tiny", seed=3))
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.txt").write_text("do not delete")
+    with pytest.raises(InputError, match="not made by `biodiscover demo`"):
+        run_demo(foreign, TINY, fresh=True)
+    assert (foreign / "thesis.txt").read_text() == "do not delete"
+
+
+def test_cli_prints_tables_and_next_steps(demo, capsys) -> None:
+    workdir, summary, _ = demo
+    code = main(["demo", "--workdir", str(workdir), "--species", "24", "--specimens", "420", "--preset", "tiny",
+                 "--seed", "3"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "novelty AUROC" in out and "candidate species proposed" in out
+    assert f"biodiscover review --db {workdir / 'biodiscover.sqlite'}" in out
+    assert f"--run {summary.run_id}" in out
+    code = main(["demo", "--workdir", str(workdir), "--species", "30", "--preset", "tiny"])
+    assert code == 2
+    assert "other settings" in capsys.readouterr().err
