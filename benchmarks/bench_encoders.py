@@ -1,6 +1,6 @@
 """Encoder benchmarks: alignment on a synthetic set, DNA probes on the real dev set, throughput.
 
-Two commands (results as JSON + a markdown table on stdout):
+Three commands (results as JSON + a markdown table on stdout):
 
     # synthetic set with images (from `biodiscover synth`), CPU, preset small
     python benchmarks/bench_encoders.py synth --data /tmp/synthD --out /tmp/bench_enc_synth --preset small
@@ -9,6 +9,11 @@ Two commands (results as JSON + a markdown table on stdout):
     # next to BLAST's top hit on the same split in the same run
     python benchmarks/bench_encoders.py real --csv ../shared/data/bold-insects-dev.csv.gz --preset small
 
+    # on a CUDA machine: brief bf16 training of `base` on a synthetic set made on the spot,
+    # GPU embedding throughput (base, and a CPU-trained bundle's preset), and a CPU-trained
+    # bundle loaded on the GPU and saved/loaded back on CPU
+    python benchmarks/bench_encoders.py --threads 16 gpu --work /tmp/gpu --cpu-bundle .gpubench/small_cpu
+
 Threads are capped at 2 (the machine is shared). Numbers on a busy machine are
 wall-clock and include contention; each result records its command.
 """
@@ -16,8 +21,10 @@ wall-clock and include contention; each result records its command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -26,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lightning as L
 import numpy as np
 import torch
 
@@ -35,22 +43,28 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from encoders.alignment import AlignmentModel  # noqa: E402
 from encoders.config import load_preset  # noqa: E402
-from encoders.data import load_specimens  # noqa: E402
-from encoders.embed import Encoders, load_encoders  # noqa: E402
+from encoders.data import SpecimenDataset, load_specimens  # noqa: E402
+from encoders.embed import Encoders, load_encoders, save_encoders  # noqa: E402
 from encoders.evaluation import evaluate_encoders, linear_probe, top1_accuracy  # noqa: E402
 from encoders.text import TaxonomyVocab  # noqa: E402
-from encoders.training import train_bundle, train_encoders  # noqa: E402
+from encoders.training import split_for_training, train_bundle, train_encoders  # noqa: E402
+from storage.bundle import Bundle  # noqa: E402
 from storage.records import RANKS  # noqa: E402
 
 log = logging.getLogger("bench_encoders")
 
 
-def _throughput(enc: Encoders, specimens: list, n: int = 1000) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _modalities(enc: Encoders, specimens: list, n: int) -> list[tuple[str, Any, list]]:
+    """(name, embed function, first ``n`` inputs) per modality."""
     dna = [s.dna_barcode for s in specimens if s.dna_barcode][:n]
     imgs = [s.image_path for s in specimens if s.image_path is not None][:n]
     lins = [s.lineage() for s in specimens][:n]
-    for name, fn, items in (("dna", enc.embed_dna, dna), ("image", enc.embed_images, imgs), ("text", enc.embed_text, lins)):
+    return [("dna", enc.embed_dna, dna), ("image", enc.embed_images, imgs), ("text", enc.embed_text, lins)]
+
+
+def _throughput(enc: Encoders, specimens: list, n: int = 1000) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, fn, items in _modalities(enc, specimens, n):
         if items:
             fn(items[:32])  # warm-up
             t = time.perf_counter()
@@ -180,6 +194,179 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+# -- gpu: brief bf16 training of `base`, GPU throughput, CPU-trained bundle on GPU and back ---
+
+
+class _PeakMemory(L.Callback):
+    """Peak CUDA memory allocated per training phase (Lightning module class name → MiB)."""
+
+    def __init__(self) -> None:
+        self.peaks: dict[str, int] = {}
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        torch.cuda.reset_peak_memory_stats()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.peaks[type(pl_module).__name__] = round(torch.cuda.max_memory_allocated() / 2**20)
+
+
+def _phase_summary(epochs: list[dict[str, float]], n_items: int, batch_size: int) -> dict[str, Any]:
+    """Samples per epoch (the loaders drop a last partial batch), seconds per epoch, samples/s.
+
+    Epoch 0 includes CUDA/cuDNN warm-up; ``steady`` is the mean over the later epochs.
+    """
+    per_epoch = (n_items // batch_size) * batch_size if n_items > batch_size else n_items
+    seconds = [e["seconds"] for e in epochs]
+    later = seconds[1:] or seconds
+    steady = sum(later) / len(later)
+    return {"samples_per_epoch": per_epoch, "epoch_seconds": seconds, "steady_epoch_seconds": round(steady, 2),
+            "steady_samples_per_s": round(per_epoch / steady, 1), "loss": [round(e["loss"], 3) for e in epochs]}
+
+
+def _loader_rate(specimens: list, config: Any, enc: Encoders) -> dict[str, Any]:
+    """Alignment input pipeline alone (decode + augment + collate, the training's workers): samples/s."""
+    _, align = split_for_training(specimens, config)
+    t = config.train
+    ds = SpecimenDataset(align, enc.tokenizer, enc.vocab, config.image.image_size, train=True, seed=t.seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers)
+    start = time.perf_counter()
+    n = sum(batch["dna_ids"].shape[0] for batch in loader)
+    return {"num_workers": t.num_workers, "samples": n, "samples_per_s": round(n / (time.perf_counter() - start), 1)}
+
+
+def _image_model_rate(enc: Encoders, batch_size: int = 256, batches: int = 20) -> dict[str, float]:
+    """Image tower alone on random pre-decoded tensors (no JPEG decoding): images/s, fp32 and bf16 autocast."""
+    size = enc.config.image.image_size
+    x = torch.randn(batch_size, 3, size, size, device=enc.device)
+    out: dict[str, float] = {}
+    for name, autocast in (("fp32", contextlib.nullcontext), ("bf16_autocast", lambda: torch.autocast("cuda", dtype=torch.bfloat16))):
+        with torch.inference_mode(), autocast():
+            enc.model.encode_image(x)
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(batches):
+                enc.model.encode_image(x)
+            torch.cuda.synchronize()
+        out[f"image_model_only_{name}_per_s"] = round(batch_size * batches / (time.perf_counter() - start), 1)
+    return out
+
+
+def _max_abs_diff(a: Encoders, b: Encoders, specimens: list, n: int) -> dict[str, float]:
+    """Largest absolute difference between two encoders' embeddings of the same first ``n`` inputs per modality."""
+    return {f"{name}_max_abs_diff": float(np.abs(fn(items) - fb(items)).max())
+            for (name, fn, items), (_, fb, _) in zip(_modalities(a, specimens, n), _modalities(b, specimens, n)) if items}
+
+
+def _save_bundle(path: Path, model: AlignmentModel, metrics: dict[str, Any]) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    save_encoders(Bundle.create(path, config=model.config.to_dict(), metrics=metrics), model)
+    return path
+
+
+def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
+    import inspect
+
+    if not torch.cuda.is_available():
+        raise SystemExit("gpu: no CUDA device visible")
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    props = torch.cuda.get_device_properties(0)
+    res: dict[str, Any] = {
+        "machine": {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1), "torch": torch.__version__,
+                    "cuda": torch.version.cuda, "lightning": L.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32},
+    }
+    if args.data:
+        data = Path(args.data)
+    else:
+        from storage.synth import SynthConfig, generate
+
+        data = work / "synth"
+        made = generate(SynthConfig(n_species=args.species, n_specimens=args.specimens, seed=0, image_size=args.image_size),
+                        data, workers=max(1, (os.cpu_count() or 2) - 2))
+        res["data"] = {"synth": {"species": args.species, "specimens": args.specimens, "image_size": args.image_size, "seed": 0},
+                       "seconds": round(made.seconds, 1), "splits": made.split_counts}
+    specimens = load_specimens(data)
+
+    # 1. brief training of the preset (bf16-mixed on CUDA: encoders.training chooses it)
+    config = _config(args)
+    memory = _PeakMemory()
+    kwargs = {"callbacks": [memory]} if "callbacks" in inspect.signature(train_encoders).parameters else {}
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    model, stats = train_encoders(specimens, config, work / "checkpoints", **kwargs)
+    res["preset"] = args.preset
+    res["config_train"] = config.to_dict()["train"]
+    res["train_seconds_total"] = round(time.perf_counter() - start, 1)
+    res["training"] = stats
+    bs = config.train.batch_size
+    res["training_summary"] = {
+        "precision": "bf16-mixed",
+        "pretrain": {**_phase_summary(stats["pretrain_epochs"], stats["pretrain_sequences"], bs), "peak_gpu_mib": memory.peaks.get("PretrainModule")},
+        "align": {**_phase_summary(stats["align_epochs"], stats["align_specimens"], bs), "peak_gpu_mib": memory.peaks.get("AlignModule")},
+        "peak_gpu_mib_both_phases": round(torch.cuda.max_memory_allocated() / 2**20),
+        "parameters_million": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+    }
+    shutil.rmtree(work / "checkpoints", ignore_errors=True)
+
+    # 2. GPU embedding throughput of the trained preset; the same bundle on CPU gives the same vectors
+    bundle = _save_bundle(work / f"{args.preset}_gpu_trained", model, {"training": stats})
+    enc = load_encoders(bundle, device="cuda")
+    torch.cuda.reset_peak_memory_stats()
+    res["throughput_gpu"] = {args.preset: {**_throughput(enc, specimens, args.n_embed), **_image_model_rate(enc),
+                                           "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20)}}
+    res["input_pipeline_align"] = _loader_rate(specimens, config, enc)
+    res[f"{args.preset}_gpu_trained_bundle_on_cpu"] = _max_abs_diff(enc, load_encoders(bundle, device="cpu"), specimens, args.n_compare)
+
+    # 3. a CPU-trained bundle: loads on the GPU, embeds like on CPU, saved from the GPU and loaded back on CPU
+    if args.cpu_bundle:
+        cpu_bundle = Bundle.open(args.cpu_bundle)
+        on_cpu = load_encoders(cpu_bundle, device="cpu")
+        on_gpu = load_encoders(cpu_bundle, device="cuda")
+        name = on_cpu.config.name
+        res["throughput_gpu"][name] = _throughput(on_gpu, specimens, args.n_embed)
+        res["throughput_device_cpu"] = {name: _throughput(on_cpu, specimens, args.n_embed)}
+        back_path = _save_bundle(work / f"{name}_saved_from_gpu", on_gpu.model, cpu_bundle.metrics)
+        back = load_encoders(back_path, device="cpu")
+        gpu_vs_cpu = _max_abs_diff(on_gpu, on_cpu, specimens, args.n_compare)
+        round_trip = _max_abs_diff(back, on_cpu, specimens, args.n_compare)
+        res["cpu_trained_bundle"] = {
+            "bundle": str(args.cpu_bundle), "preset": name, "trained_with": cpu_bundle.packages,
+            "gpu_vs_cpu": gpu_vs_cpu, "saved_from_gpu_loaded_on_cpu_vs_cpu": round_trip,
+            "tolerance": args.tolerance,
+            "ok": max(gpu_vs_cpu.values()) <= args.tolerance and max(round_trip.values()) == 0.0,
+        }
+    return res
+
+
+def _gpu_tables(res: dict[str, Any]) -> list[str]:
+    m = res["machine"]
+    s = res["training_summary"]
+    lines = [f"**{m['gpu']}**, torch {m['torch']} (CUDA {m['cuda']}), lightning {m['lightning']}; preset `{res['preset']}` "
+             f"({s['parameters_million']} M parameters), {s['precision']}, batch {res['config_train']['batch_size']}", "",
+             "| phase | samples/epoch | s per epoch (each) | steady s/epoch | steady samples/s | peak GPU MiB |", "|---|---|---|---|---|---|"]
+    for phase in ("pretrain", "align"):
+        p = s[phase]
+        lines.append(f"| {phase} | {p['samples_per_epoch']} | {', '.join(f'{x:.1f}' for x in p['epoch_seconds'])} | "
+                     f"{p['steady_epoch_seconds']} | {p['steady_samples_per_s']} | {p['peak_gpu_mib']} |")
+    lines += ["", f"Alignment input pipeline alone ({res['input_pipeline_align']['num_workers']} workers): "
+              f"{res['input_pipeline_align']['samples_per_s']} samples/s", "",
+              "| model | where | DNA /s | image /s | text /s |", "|---|---|---|---|---|"]
+    rows = [(k, "GPU", v) for k, v in res["throughput_gpu"].items()] + [(k, "device CPU", v) for k, v in res.get("throughput_device_cpu", {}).items()]
+    for name, where, t in rows:
+        lines.append(f"| {name} | {where} | {t.get('dna_per_s')} | {t.get('image_per_s')} | {t.get('text_per_s')} |")
+    t = res["throughput_gpu"][res["preset"]]
+    lines += ["", f"Image tower alone ({res['preset']}, pre-decoded batch of 256): {t['image_model_only_fp32_per_s']} images/s fp32, "
+              f"{t['image_model_only_bf16_autocast_per_s']} bf16 autocast", ""]
+    if "cpu_trained_bundle" in res:
+        c = res["cpu_trained_bundle"]
+        lines += [f"CPU-trained `{c['preset']}` bundle: GPU vs CPU max |diff| {c['gpu_vs_cpu']}; saved from GPU, "
+                  f"loaded on CPU vs CPU {c['saved_from_gpu_loaded_on_cpu_vs_cpu']}; ok={c['ok']}", ""]
+    lines.append(f"`{res['preset']}` trained on GPU, loaded on CPU vs GPU: max |diff| {res[res['preset'] + '_gpu_trained_bundle_on_cpu']}")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -193,17 +380,29 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--probe", action="store_true", help="also fit the species linear probe (minutes on CPU)")
     r.add_argument("--aligned", action="store_true", help="also score the aligned (projected) DNA space")
     r.add_argument("--skip-blast", action="store_true")
-    for p in (s, r):
+    g = sub.add_parser("gpu", help="CUDA: brief bf16 training, GPU throughput, CPU-trained bundle on GPU and back")
+    g.add_argument("--work", required=True, help="scratch directory (synthetic data, bundles; emptied first)")
+    g.add_argument("--data", default=None, help="dataset root; default: generate a synthetic one under --work")
+    g.add_argument("--species", type=int, default=400)
+    g.add_argument("--specimens", type=int, default=12000)
+    g.add_argument("--image-size", type=int, default=256)
+    g.add_argument("--preset", default="base")
+    g.add_argument("--cpu-bundle", default=None, help="a CPU-trained bundle to load on the GPU and back")
+    g.add_argument("--n-embed", type=int, default=4000, help="inputs per modality for throughput")
+    g.add_argument("--n-compare", type=int, default=512, help="inputs per modality for GPU-vs-CPU differences")
+    g.add_argument("--tolerance", type=float, default=1e-3, help="max |GPU - CPU| allowed per embedding coordinate")
+    for p in (s, r, g):
         p.add_argument("--pretrain-epochs", type=int, default=None)
         p.add_argument("--align-epochs", type=int, default=None)
         p.add_argument("--max-pretrain", type=int, default=None)
         p.add_argument("--max-align", type=int, default=None)
+    g.set_defaults(pretrain_epochs=3, align_epochs=3)  # brief: a throughput measurement, not a trained model
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids OpenMP spin on a busy machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    res = run_synth(args) if args.cmd == "synth" else run_real(args)
+    res = {"synth": run_synth, "real": run_real, "gpu": run_gpu}[args.cmd](args)
     res["command"] = "python benchmarks/bench_encoders.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = json.dumps(res, indent=2)
     if args.json_out:
@@ -212,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "synth":
         print("\n".join(_table("aligned (small preset)", res["aligned"]["retrieval"])))
         print("\n".join(_table("unaligned (random-init towers)", res["unaligned_random_init"]["retrieval"])))
+    if args.cmd == "gpu":
+        print("\n".join(_gpu_tables(res)))
     return 0
 
 
