@@ -432,3 +432,144 @@ async def test_fast_keys_never_decide_on_a_proposal_already_left_behind(review_d
         await settle(pilot)
         assert db.proposal(order[1]).status == "rejected" and app.screen.proposal_id == order[2]
     db.close()
+
+
+@asynctest
+async def test_members_table_never_runs_one_column_into_the_next(review_db: Path) -> None:
+    """A country longer than its column ends in … and leaves a blank before the area column."""
+    import sqlite3
+
+    from tui.screens.detail import MEMBER_COLUMNS
+
+    with Database.open(review_db) as first_db:
+        first = first_db.proposal_queue(status="pending", limit=1)[0][0]
+        long_one = first_db.proposal_members(first.id)[0]
+    with sqlite3.connect(review_db) as raw:  # a real country name longer than the column
+        raw.execute("UPDATE specimens SET country = 'Democratic Republic of the Congo' WHERE processid = ?",
+                    (long_one,))
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one("#members-table")
+        widths = {key: table.columns[key].width for key, *_ in MEMBER_COLUMNS}
+        detail = db.proposal_detail(screen.proposal_id)
+        for m in detail.members:
+            row = dict(zip([k for k, *_ in MEMBER_COLUMNS], table.get_row(m.processid)))
+            for key, cell in row.items():
+                assert len(str(cell)) <= widths[key] - 1, (key, cell)
+            country = m.country or "–"
+            expected = country if len(country) <= widths["country"] - 1 else country[: widths["country"] - 2] + "…"
+            assert row["country"] == expected
+        assert dict(zip([k for k, *_ in MEMBER_COLUMNS], table.get_row(long_one)))["country"].endswith("…")
+        assert "area" in [str(c.label) for c in table.columns.values()]
+    db.close()
+
+
+@asynctest
+async def test_tab_keys_focus_the_tab_content(review_db: Path) -> None:
+    """2 then arrows scroll the alignment (not the tab bar); 4 then n pages the images."""
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert app.focused is screen.query_one("#members-table")
+        await pilot.press("2")
+        dna = screen.query_one(DnaPanel)
+        assert app.focused is dna
+        await pilot.press("right", "right", "right")
+        await settle(pilot)
+        assert screen.query_one("#detail-tabs").active == "dna" and dna.scroll_x == 3
+        await pilot.press("4")
+        await settle(pilot)
+        images = screen.query_one(ImagePanel)
+        assert app.focused is images and images.caption.startswith("image 1/")
+        await pilot.press("n")
+        assert images.caption.startswith("image 2/")
+    db.close()
+
+
+@asynctest
+async def test_detail_says_why_proposed_and_reads_the_barcode_gap(review_db: Path) -> None:
+    from tui.evidence import barcode_gap
+
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        detail = db.proposal_detail(screen.proposal_id)
+        summary = str(screen.query_one("#detail-summary").render())
+        assert barcode_gap(detail.evidence, detail.summary.nearest_identity).verdict[0] in summary
+        assert f"({detail.summary.parent_rank})" in summary
+        evidence = str(screen.query_one("#nearest").render())
+        assert "novelty: " in evidence and "across members" in evidence
+    db.close()
+
+
+@asynctest
+async def test_taxonomy_opened_from_a_proposal_sits_on_its_parent(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    rows, _ = db.proposal_queue(status="pending", limit=100)
+    # The last proposal of the page: its parent is rarely the first taxon of the tree.
+    target = rows[-1]
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.screen.query_one(ProposalTable).move_cursor(row=len(rows) - 1)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.proposal_id == target.id
+        await pilot.press("t")
+        await settle(pilot)
+        assert isinstance(app.screen, TaxonomyScreen)
+        assert app.screen.current_taxon.id == target.parent_taxon_id
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+        assert target.id in {p.id for p in app.screen.query_one(ProposalTable).rows_shown}
+        assert app.screen.query_state.parent == target.parent_taxon_id
+    db.close()
+
+
+@asynctest
+async def test_filter_dialog_opens_with_the_current_filter(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press(*"size>=3 identity<=95", "enter")
+        await settle(pilot)
+        assert "identity<=95" in str(app.screen.query_one("#queue-query").render())
+        await pilot.press("f")
+        await settle(pilot)
+        assert app.screen.query_one(Input).value == "status=pending size>=3 identity<=95"
+        await pilot.press("end", *" novelty>=0.9", "enter")
+        await settle(pilot)
+        q = app.screen.query_state
+        assert (q.min_size, q.max_identity, q.min_novelty) == (3, pytest.approx(0.95), 0.9)
+    db.close()
+
+
+@asynctest
+async def test_history_names_what_an_undo_took_back(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.query_one(ProposalTable).current
+        await pilot.press("r")
+        await settle(pilot)
+        await pilot.press("u", "y")
+        await settle(pilot)
+        app.push_screen(DetailScreen(first.id))
+        await settle(pilot)
+        await pilot.press("5")
+        history = str(app.screen.query_one("#history-text").render())
+        undo = next(line for line in history.splitlines() if "undo" in line)
+        assert "undo of reject (review " in undo and "UTC" in undo and "T" not in undo.split()[1]
+    db.close()

@@ -50,6 +50,14 @@ def test_render_histogram_has_a_line_per_bin_and_counts() -> None:
     assert "no distances" in render_histogram(bin_distances([], [])).plain
 
 
+def test_histogram_without_nearest_known_distances_says_so() -> None:
+    """No empty magenta column with "n/0" counts when the evidence has no distances to known species."""
+    text = render_histogram(bin_distances([0.0, 0.01, 0.012], [], bins=3)).plain
+    lines = text.splitlines()
+    assert "to nearest known" not in lines[0] and "/" not in "".join(lines[1:4])
+    assert lines[1].endswith(" 1") and lines[-1] == "distances to the nearest known species: not recorded"
+
+
 def test_geography_orders_by_count_and_folds_the_tail() -> None:
     text = render_geography([("Canada", 3), ("Costa Rica", 9), ("Kenya", 1), ("Peru", 1), ("Chile", 1),
                              ("Gabon", 1), ("Fiji", 1)], bbox=(9.1, 45.0, -83.0, -63.0), limit=3).plain
@@ -77,6 +85,66 @@ def test_parse_filter_terms() -> None:
     assert cleared.min_size is None and cleared.parent is None and cleared.status is None
     with pytest.raises(ValueError, match="cannot read filter term 'size<=3'"):
         parse_filter("size<=3", QueueQuery())
+
+
+def test_filter_dialog_text_round_trips_and_speaks_percent() -> None:
+    """The filter dialog opens with the current filter; identity reads in percent like the table."""
+    q = parse_filter("status=all size>=3 novelty>=0.8 identity<=95 parent='Dreum' wing 'dark spot'", QueueQuery())
+    assert "identity<=95" in q.describe() and "status=all" in q.describe()
+    again = parse_filter(q.filter_text(), QueueQuery(status="accepted"))
+    assert again == q
+    # A taxon picked in the tree (an id: its subtree) survives editing the filter around it.
+    picked = QueueQuery(status=None, parent=7, parent_label="Megaselia")
+    assert parse_filter(picked.filter_text() + " size>=2", picked).parent == 7
+
+
+def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
+    from types import SimpleNamespace
+
+    from tui.widgets.proposal_table import column_widths, row_cells
+
+    narrow, wide = column_widths(80), column_widths(160)
+    assert sum(narrow.values()) + 2 * len(narrow) <= 80 - 2
+    assert wide["nearest"] > narrow["nearest"] and wide["taxon"] > narrow["taxon"]
+    p = SimpleNamespace(id=44, status="accepted", provisional_name="Tiaopsis sp. BD-chiapas-highlands-1",
+                        parent_name="Tiaopsis", size=1, novelty=0.51, nearest_identity=0.994,
+                        nearest_species="Thopliaus sp. BIOUG95524-A07")
+    cells = [c.plain for c in row_cells(p, narrow)]
+    assert cells[2].endswith("…") and len(cells[2]) == narrow["taxon"]
+    assert cells[6].endswith("…") and len(cells[6]) == narrow["nearest"]
+    assert cells[5] == "99.4"
+    assert [c.plain for c in row_cells(p, wide)][6] == "Thopliaus sp. BIOUG95524-A07"
+
+
+def test_barcode_gap_verdict_compares_within_and_nearest_known() -> None:
+    from tui.evidence import barcode_gap
+
+    gap = barcode_gap({"within_distance": {"mean": 0.01, "max": 0.028}, "nearest_known_distances": [],
+                       "threshold": 0.03}, 1.0)
+    assert (gap.within_max, gap.nearest, gap.nearest_from) == (0.028, 0.0, "identity")
+    line, style = gap.verdict
+    assert line == "no barcode gap: nearest known species 0.0% away, members up to 2.8% apart" and style == "yellow"
+    good = barcode_gap({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08]}, 0.5)
+    assert good.nearest == 0.08 and good.nearest_from == "distances"
+    assert good.verdict[0] == "barcode gap: members ≤ 0.4% apart, nearest known species 8.0% away"
+    single = barcode_gap({"threshold": 0.03}, 99.0)  # identity in percent
+    assert single.verdict == ("no gap: single specimen 1.0% from nearest known species (threshold 3.0%)", "yellow")
+    assert all(len(barcode_gap(e, i).verdict[0]) <= 78 for e, i in  # one line at 80 columns
+               (({"within_distance": {"max": 0.1234}}, 0.5), ({"within_distance": {"max": 0.2}}, 0.9)))
+    assert "not recorded" in barcode_gap({}, None).verdict[0]
+
+
+def test_why_lines_say_how_a_candidate_was_formed() -> None:
+    from types import SimpleNamespace
+
+    from tui.evidence import why_lines
+
+    members = [SimpleNamespace(novelty=0.5), SimpleNamespace(novelty=0.75), SimpleNamespace(novelty=None)]
+    lines = dict(why_lines({"threshold": 0.03, "linkage": "single", "hdbscan_agreement": 1.0,
+                            "mean_probability": 0.9}, members))
+    assert lines["novelty"] == "0.50–0.75 across members (mean 0.62)"
+    assert lines["clustered"] == "single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; mean membership 0.90"
+    assert why_lines({}, []) == []
 
 
 def test_keymap_file(tmp_path: Path) -> None:
@@ -130,6 +198,7 @@ def test_dna_panel_draws_consensus_marks_and_scrolls() -> None:
             width = panel.scrollable_content_region.width - len("consensus ")
             assert text(0)[len("consensus "):] == cons[45:45 + width]
             assert text(1)[len("consensus ") + 5] == "^"  # column 50 marked on the sites line
+            assert text(1).startswith(f"bp 46–{45 + width}")  # the ruler says which columns are in view
             assert text(3)[len("consensus ") + 5] == "T"
 
     asyncio.run(run())
@@ -147,7 +216,7 @@ def test_evidence_lines_from_discovery_keys() -> None:
     assert lines["BIN"] == "BOLD:AAA0001, 75% of members; also in #12 (over-split?)"
     assert lines["within"] == "mean 0.40%, max 1.10%"
     assert lines["closest candidate"] == "5.2% away"
-    assert lines["size"] == "median 2100 (min 1800, max 2500)"
+    assert lines["body area (px in image)"] == "median 2100 (min 1800, max 2500)"
     assert extra_lines({}) == []
 
 

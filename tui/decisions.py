@@ -25,18 +25,29 @@ log = logging.getLogger(__name__)
 DECISION_BINDINGS: list[Binding] = [
     Binding("a", "accept", "Accept", id="proposal.accept"),
     Binding("r", "reject", "Reject", id="proposal.reject"),
-    Binding("m", "merge", "Merge", id="proposal.merge", show=False),
-    Binding("x", "split", "Split", id="proposal.split", show=False),
-    Binding("v", "move", "Move", id="proposal.move", show=False),
+    Binding("m", "merge", "Merge with another", id="proposal.merge", show=False),
+    Binding("x", "split", "Split off members", id="proposal.split", show=False),
+    Binding("v", "move", "Move to other taxon", id="proposal.move", show=False),
     Binding("e", "rename", "Rename", id="proposal.rename", show=False),
-    Binding("o", "note", "Note", id="proposal.note", show=False),
+    Binding("o", "note", "Add note", id="proposal.note", show=False),
     Binding("u", "undo", "Undo", id="proposal.undo"),
 ]
 
 
 def proposal_label(p: Any) -> str:
+    """A merge candidate as one line: what a taxonomist compares before merging two candidates."""
     name = p.provisional_name or "unnamed"
-    return f"#{p.id} {name} · {p.parent_name or '?'} · n={p.size} · {p.status}"
+    ident = p.nearest_identity
+    near = "" if not p.nearest_species else \
+        f" · nearest {p.nearest_species}" + ("" if ident is None else f" {ident * 100 if ident <= 1 else ident:.1f}%")
+    return f"#{p.id} {name} · {p.parent_name or '?'} · n={p.size}{near} · {p.status}"
+
+
+def member_label(m: Any) -> str:
+    """A member in the split dialog: aligned columns, a dash where a value is missing."""
+    prob = "–" if m.probability is None else f"{m.probability:.2f}"
+    nov = "–" if m.novelty is None else f"{m.novelty:.2f}"
+    return f"{m.processid:<14} BIN {m.dna_bin or '–':<13} {(m.country or '–')[:16]:<16} memb {prob}  nov {nov}"
 
 
 class DecisionsMixin:
@@ -211,7 +222,7 @@ class DecisionsMixin:
             self.app.call_from_thread(self.app.notify, f"#{p.id} has one member; nothing to split",
                                       severity="warning")
             return
-        options = [(m.processid, f"{m.processid}  {m.dna_bin or ''}  {m.country or ''}") for m in detail.members]
+        options = [(m.processid, member_label(m)) for m in detail.members]
         self.app.call_from_thread(
             self._ask, PickManyDialog(f"Split from #{p.id}: tick the members of the new proposal", options),
             lambda ids: self._write("split", lambda: db.split(p.id, p.version, ids, reviewer=who),

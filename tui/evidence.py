@@ -9,6 +9,7 @@ failing. Nothing is computed here beyond picking and counting what is given.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -71,7 +72,89 @@ def extra_lines(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
         out.append(("closest candidate", f"{nb['distance'] * 100:.1f}% away"))
     sizes = (evidence.get("size_summary") or {}).get("image_measurement_value")
     if isinstance(sizes, Mapping) and sizes.get("median") is not None:
-        out.append(("size", f"median {sizes['median']:.0f} (min {sizes['min']:.0f}, max {sizes['max']:.0f})"))
+        out.append(("body area (px in image)",
+                    f"median {sizes['median']:.0f} (min {sizes['min']:.0f}, max {sizes['max']:.0f})"))
+    return out
+
+
+def _fraction(value: Any) -> float | None:
+    """An identity or distance as a fraction (0–1): percentages (> 1) are divided by 100."""
+    if not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value) / 100 if value > 1 else float(value)
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The barcode gap of one candidate: its widest within distance against its nearest known species.
+
+    ``nearest`` comes from the evidence's distances to the nearest known species
+    when it has them, else from the identity of the nearest known species
+    (``1 − identity``, what ``nearest_from`` says). ``threshold`` is the
+    clustering threshold the candidate was built with, when recorded.
+    """
+
+    within_max: float | None
+    nearest: float | None
+    nearest_from: str
+    threshold: float | None
+
+    @property
+    def verdict(self) -> tuple[str, str]:
+        """(one line a taxonomist reads at a glance, style) — the comparison only, never a decision."""
+        if self.nearest is None:
+            return "nearest known species not recorded: no barcode gap to read", "grey50"
+        near = f"{self.nearest * 100:.1f}%"
+        if self.within_max is not None:
+            within = f"{self.within_max * 100:.1f}%"
+            if self.nearest > self.within_max:
+                return (f"barcode gap: members ≤ {within} apart, nearest known species {near} away", "green")
+            return f"no barcode gap: nearest known species {near} away, members up to {within} apart", "yellow"
+        if self.threshold is not None and self.nearest <= self.threshold:
+            return (f"no gap: single specimen {near} from nearest known species (threshold "
+                    f"{self.threshold * 100:.1f}%)", "yellow")
+        return f"single specimen, nearest known species {near} away", "default"
+
+
+def barcode_gap(evidence: Mapping[str, Any], nearest_identity: Any = None) -> Gap:
+    """:class:`Gap` from the evidence (and the summary's nearest identity as a fallback)."""
+    within = _numbers(_first(evidence, WITHIN_KEYS))
+    w = evidence.get("within_distance")
+    within_max = None
+    if isinstance(w, Mapping) and isinstance(w.get("max"), (int, float)):
+        within_max = float(w["max"])
+    elif within:
+        within_max = max(within)
+    near = _numbers(_first(evidence, NEAREST_KEYS))
+    if near:
+        nearest, source = min(near), "distances"
+    else:
+        ident = _fraction(nearest_identity)
+        nearest, source = (None, "none") if ident is None else (max(0.0, 1.0 - ident), "identity")
+    threshold = evidence.get("threshold")
+    return Gap(within_max, nearest, source, float(threshold) if isinstance(threshold, (int, float)) else None)
+
+
+def why_lines(evidence: Mapping[str, Any], members: Sequence[Any]) -> list[tuple[str, str]]:
+    """(label, value) lines saying why these specimens were proposed as one candidate species."""
+    out: list[tuple[str, str]] = []
+    nov = [m.novelty for m in members if isinstance(getattr(m, "novelty", None), (int, float))]
+    if nov:
+        out.append(("novelty", f"{min(nov):.2f}–{max(nov):.2f} across members (mean {sum(nov) / len(nov):.2f})"))
+    parts = []
+    t = evidence.get("threshold")
+    if isinstance(t, (int, float)):
+        linkage = evidence.get("linkage")
+        parts.append(f"{linkage + ' linkage' if isinstance(linkage, str) else 'linked'} at ≤ {t * 100:.1f}% "
+                     "p-distance")
+    agree = evidence.get("hdbscan_agreement")
+    if isinstance(agree, (int, float)):
+        parts.append(f"HDBSCAN agrees {agree * 100:.0f}%")
+    prob = evidence.get("mean_probability")
+    if isinstance(prob, (int, float)):
+        parts.append(f"mean membership {prob:.2f}")
+    if parts:
+        out.append(("clustered", "; ".join(parts)))
     return out
 
 

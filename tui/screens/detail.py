@@ -44,12 +44,45 @@ def summary_text(detail: Any) -> Text:
     text.append(s.provisional_name or f"suggested: {detail.suggested_name}",
                 style="bold green" if s.provisional_name else "italic")
     text.append("\n")
-    lineage = " › ".join(name for _, name in detail.parent_lineage) or (s.parent_name or "?")
-    text.append(f"{lineage}\n", style="cyan")
+    names = [name for _, name in detail.parent_lineage] or [s.parent_name or "?"]
+    rank = detail.parent_lineage[-1][0] if detail.parent_lineage else s.parent_rank
+    text.append(" › ".join(names), style="cyan")
+    text.append(f" ({rank})\n" if rank else "\n", style="grey50")
     text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  nearest known ")
     text.append(f"{s.nearest_species or '–'}", style="magenta")
-    text.append(f" at {_pct(s.nearest_identity)} identity")
+    text.append(f" at {_pct(s.nearest_identity)} identity\n")
+    line, style = ev.barcode_gap(detail.evidence, s.nearest_identity).verdict
+    text.append(line, style=style)
     return text
+
+
+#: Members table: (key, header, width at 80 columns, extra share of any wider terminal).
+MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
+    ("pid", "processid", 13, 0), ("rank", "deepest rank", 18, 2), ("conf", "conf", 5, 0), ("nov", "nov", 5, 0),
+    ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 5, 0), ("p", "memb", 5, 0),
+)
+
+
+def member_widths(total: int) -> dict[str, int]:
+    """Column widths for a members table ``total`` cells wide (cell_padding=0, one spare cell per column)."""
+    base = sum(w for _, _, w, _ in MEMBER_COLUMNS) + 4  # scrollbar and pane padding
+    spare = max(0, total - base)
+    shares = sum(x for *_, x in MEMBER_COLUMNS)
+    return {key: w + min(spare * x // shares, 24) for key, _, w, x in MEMBER_COLUMNS}
+
+
+def _cell(text: str, width: int) -> str:
+    """A cell that always leaves one blank cell before the next column (``…`` when cut)."""
+    room = width - 1
+    return text if len(text) <= room else text[: room - 1] + "…"
+
+
+def _when(stamp: Any) -> str:
+    """``2026-11-23T09:41:39.123Z`` → ``2026-11-23 09:41:39 UTC`` (the database stores UTC)."""
+    text = str(stamp or "")
+    if len(text) < 19:
+        return text
+    return text[:10] + " " + text[11:19] + (" UTC" if text.endswith("Z") or "+00:00" in text else "")
 
 
 class DetailScreen(DecisionsMixin, Screen[None]):
@@ -82,24 +115,24 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             with TabPane("2 DNA", id="dna"):
                 yield DnaPanel(id="dna-panel")
             with TabPane("3 Evidence", id="evidence"):
-                with VerticalScroll():
+                with VerticalScroll(id="evidence-scroll"):
                     yield Static("", id="nearest")
                     yield DistanceHistogram(id="histogram")
                     yield GeographySummary("", id="geography")
             with TabPane("4 Images", id="images"):
                 yield ImagePanel(id="image-panel", force_halfcell=self.app.halfcell_images)
             with TabPane("5 History", id="history"):
-                with VerticalScroll():
+                with VerticalScroll(id="history-scroll"):
                     yield Static("", id="history-text")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        table = self.query_one("#members-table", DataTable)
         # cell_padding=0 and one spare character per column: all eight columns fit 80 columns.
-        for key, label, width in (("pid", "processid", 13), ("rank", "deepest rank", 18), ("conf", "conf", 5),
-                                  ("nov", "nov", 5), ("bin", "BIN", 13), ("country", "country", 11),
-                                  ("size", "size", 5), ("p", "memb", 4)):
-            table.add_column(label, key=key, width=width)
+        self._member_widths = member_widths(self.app.size.width)
+        table = self.query_one("#members-table", DataTable)
+        for key, label, _, _ in MEMBER_COLUMNS:
+            table.add_column(label, key=key, width=self._member_widths[key])
+        table.focus()
         self.reload()
 
     # -- data ----------------------------------------------------------------------------------------------
@@ -135,12 +168,14 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one("#detail-summary", Static).update(summary_text(detail))
         table = self.query_one("#members-table", DataTable)
         table.clear()
+        w = self._member_widths
         for m in detail.members:
-            rank = f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}"
-            table.add_row(m.processid, rank, "–" if m.confidence is None else f"{m.confidence:.2f}",
-                          "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
-                          "–" if m.image_measurement_value is None else f"{m.image_measurement_value:.0f}",
-                          "–" if m.probability is None else f"{m.probability:.2f}", key=m.processid)
+            cells = (m.processid, f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}",
+                     "–" if m.confidence is None else f"{m.confidence:.2f}",
+                     "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
+                     "–" if m.image_measurement_value is None else f"{m.image_measurement_value:.0f}",
+                     "–" if m.probability is None else f"{m.probability:.2f}")
+            table.add_row(*(_cell(c, w[key]) for c, (key, *_) in zip(cells, MEMBER_COLUMNS)), key=m.processid)
         cons = ev.consensus(detail.evidence)
         rows = ev.aligned_rows(detail.evidence, detail.members)
         if cons is None and rows:
@@ -151,7 +186,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         nearest.append("nearest known species: ", style="grey70")
         nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
         nearest.append(f"  identity {_pct(s.nearest_identity)}")
-        for label, value in ev.extra_lines(detail.evidence):
+        for label, value in [*ev.why_lines(detail.evidence, detail.members), *ev.extra_lines(detail.evidence)]:
             nearest.append(f"\n{label}: ", style="grey70")
             nearest.append(value)
         self.query_one("#nearest", Static).update(nearest)
@@ -168,15 +203,19 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         text = Text()
         if not detail.reviews and not detail.history:
             text.append("no reviews yet", style="grey50")
+        actions = {r.get("id"): r.get("action") for r in detail.reviews}
         for r in detail.reviews:
-            text.append(f"{r.get('created_at', '')[:19]}  ", style="grey50")
+            text.append(f"{_when(r.get('created_at'))}  ", style="grey50")
             text.append(f"{r.get('action')}", style="bold")
+            target = r.get("target_review_id")
+            if r.get("action") == "undo" and target is not None:
+                text.append(f" of {actions.get(target) or 'review'} (review {target})", style="bold")
             text.append(f"  by {r.get('reviewer')}")
             if r.get("note"):
                 text.append(f"  “{r['note']}”", style="italic")
             text.append("\n")
         for e in detail.history:
-            text.append(f"{str(e.get('created_at', ''))[:19]}  {e.get('kind')}  #{e.get('source_id')} → "
+            text.append(f"{_when(e.get('created_at'))}  {e.get('kind')}  #{e.get('source_id')} → "
                         f"#{e.get('target_id')}\n", style="grey70")
         return text
 
@@ -188,7 +227,13 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             queue.reload()
 
     def action_tab(self, tab: str) -> None:
+        """Show a tab and focus what it holds, so arrows scroll the alignment and n/p page the images
+        (left on the tab bar, the arrows would switch tabs instead)."""
         self.query_one(TabbedContent).active = tab
+        target = {"members": "#members-table", "dna": "#dna-panel", "evidence": "#evidence-scroll",
+                  "images": "#image-panel", "history": "#history-scroll"}.get(tab)
+        if target is not None:
+            self.query_one(target).focus()
 
     def action_taxonomy(self) -> None:
         from tui.screens.taxonomy import TaxonomyScreen

@@ -52,17 +52,29 @@ class QueueQuery:
                     sort=self.sort, descending=self.descending)
 
     def describe(self) -> str:
-        parts = [f"status={self.status or 'live'}"]
+        """One line for the queue header: the filter (as the filter dialog reads it) and the sort."""
+        return "  ".join([f"status={self.status or 'all'}", *self.filter_terms(quote=False)[1:],
+                          f"sort={self.sort}{' ↓' if self.descending else ' ↑'}"])
+
+    def filter_terms(self, *, quote: bool = True) -> list[str]:
+        """The query as filter-dialog terms (status first); identity in percent, as the table shows it."""
+        parts = [f"status={self.status or 'all'}"]
         if self.parent is not None:
-            parts.append(f"parent={self.parent_label or self.parent}")
+            label = str(self.parent_label or self.parent)
+            parts.append(f"parent={shlex.quote(label) if quote else label}")
         for name, op, value in (("size", ">=", self.min_size), ("novelty", ">=", self.min_novelty),
                                 ("identity", ">=", self.min_identity), ("identity", "<=", self.max_identity)):
             if value is not None:
+                if name == "identity":
+                    value = f"{value * 100:g}"
                 parts.append(f"{name}{op}{value}")
         if self.search:
-            parts.append(f"'{self.search}'")
-        parts.append(f"sort={self.sort}{' ↓' if self.descending else ' ↑'}")
-        return "  ".join(parts)
+            parts.append(" ".join(shlex.quote(w) for w in self.search.split()) if quote else f"'{self.search}'")
+        return parts
+
+    def filter_text(self) -> str:
+        """What the filter dialog opens with, so a filter is edited rather than typed again."""
+        return " ".join(self.filter_terms())
 
 
 def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
@@ -87,7 +99,10 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
             if key == "status":
                 q = replace(q, status=None if value in ("all", "live", "") else value)
             elif key == "parent":
-                q = replace(q, parent=value, parent_label=value)
+                # The taxon picked in the tree (an id: its whole subtree) stays that taxon when the
+                # filter is edited; a typed name matches the parent name.
+                same = isinstance(base.parent, int) and value == base.parent_label
+                q = replace(q, parent=base.parent if same else value, parent_label=value)
             elif key == "size" and op == ">=":
                 q = replace(q, min_size=int(value))
             elif key == "novelty" and op == ">=":
@@ -250,7 +265,8 @@ class QueueScreen(DecisionsMixin, Screen[None]):
                 self.app.notify(str(exc), severity="error", timeout=8)
 
         self.app.push_screen(TextDialog("Filter (size>=5 novelty>=0.9 identity<=97 parent=NAME status=all text):",
-                                        "", "empty clears filters", allow_empty=True),
+                                        self.query_state.filter_text(), "empty clears filters",
+                                        allow_empty=True),
                              lambda t: _apply(t) if t is not None else None)
 
     def action_taxonomy(self) -> None:

@@ -108,8 +108,14 @@ class TaxonomyScreen(Screen[None]):
             tnode.expand()
         if tnode is not None:
             tree = self.query_one(Tree)
-            tree.move_cursor(tnode)
-            tree.scroll_to_node(tnode, animate=False)
+            # A node has no line number until the tree lays out the nodes just added or expanded;
+            # moving the cursor before that leaves it on the first line (the wrong taxon for Enter).
+            tree.call_after_refresh(self._move_cursor_to, tnode)
+
+    def _move_cursor_to(self, tnode: Any) -> None:
+        tree = self.query_one(Tree)
+        tree.move_cursor(tnode)
+        tree.scroll_to_node(tnode, animate=False)
 
     @property
     def current_taxon(self) -> Any | None:

@@ -98,7 +98,9 @@ class DnaPanel(ScrollView, can_focus=True):
         if row == 0:
             label, segments = "consensus", self._bases(self._data.consensus, start, stop, None)
         elif row == 1:
-            label = "sites"
+            # The ruler's label says which alignment columns are in view ("bp 46–110"): a variable
+            # site is reported by position, and the panel scrolls sideways.
+            label = f"bp {start + 1}–{min(stop, self._length)}" if self._length else "sites"
             marks = "".join("^" if i in self._sites else (":" if (i + 1) % 10 == 0 else " ")
                             for i in range(start, min(stop, self._length)))
             segments = [Segment(ch, MARK_STYLE if ch == "^" else RULER_STYLE) for ch in marks]

@@ -65,18 +65,27 @@ def render_histogram(binned: Binned, width: int = 36, percent: bool = True) -> T
         text.append("no distances recorded", style="grey50")
         return text
     peak = max((*binned.within, *binned.nearest, 1))
-    half = max(4, (width - 10) // 2)
+    # Without distances to the nearest known species (not recorded), one series gets the whole width
+    # rather than an empty column and "n/0" counts that read as "zero specimens near a known species".
+    both = sum(binned.nearest) > 0
+    half = max(4, (width - 10) // 2) if both else max(4, width - 10)
     text.append("distance   ", style="grey70")
-    text.append("within".ljust(half + 1), style=WITHIN_STYLE)
-    text.append("to nearest known\n", style=NEAREST_STYLE)
+    text.append("within".ljust(half + 1) if both else "within a candidate (pairs)", style=WITHIN_STYLE)
+    if both:
+        text.append("to nearest known", style=NEAREST_STYLE)
+    text.append("\n")
     for i, (w, n) in enumerate(zip(binned.within, binned.nearest)):
         edge = binned.edges[i] * (100 if percent else 1)
         label = f"{edge:5.1f}%" if percent else f"{edge:6.3f}"
         text.append(f"{label:>8} │", style="grey70")
         text.append(_bar(w, peak, half).ljust(half), style=WITHIN_STYLE)
-        text.append("│", style="grey35")
-        text.append(_bar(n, peak, half).ljust(half), style=NEAREST_STYLE)
-        text.append(f" {w}/{n}\n" if i < len(binned.within) - 1 else f" {w}/{n}", style="grey50")
+        if both:
+            text.append("│", style="grey35")
+            text.append(_bar(n, peak, half).ljust(half), style=NEAREST_STYLE)
+        counts = f" {w}/{n}" if both else f" {w}"
+        text.append(counts + ("\n" if i < len(binned.within) - 1 else ""), style="grey50")
+    if not both:
+        text.append("\ndistances to the nearest known species: not recorded", style="grey50")
     return text
 
 

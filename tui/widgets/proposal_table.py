@@ -3,6 +3,11 @@
 The database pages and sorts (indexed query); this table only shows the page
 it is given and says which slice of the total it is. Moving the cursor past the
 last row (or ``]`` / ``[``) asks the screen for the next / previous page.
+
+The two name columns (parent / provisional name, nearest known species) share
+whatever width the terminal has beyond the numeric columns, and a name that
+still does not fit ends in ``…``: a silently cut ``Dreum sp. BIOUG9`` reads as
+another species than ``Dreum sp. BIOUG95524``.
 """
 
 from __future__ import annotations
@@ -10,34 +15,60 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from rich.text import Text
+from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "merged": ("⇢", "grey50"), "superseded": ("↻", "grey50"), "withdrawn": ("–", "grey50")}
+#: (key, header, width); ``None`` marks the two name columns sized by :func:`column_widths`.
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("id", "#", 5), ("status", "", 1), ("taxon", "parent / name", 22),
-    ("size", "n", 4), ("novelty", "nov", 4), ("identity", "ident", 5), ("nearest", "nearest known", 20),
+    ("id", "#", 5), ("status", "", 1), ("taxon", "parent / name", None),
+    ("size", "n", 4), ("novelty", "nov", 4), ("identity", "ident%", 6), ("nearest", "nearest known", None),
 )
+#: Smallest widths of the name columns (they fit 80 columns) and the most they grow to.
+NAME_MIN = {"taxon": 22, "nearest": 20}
+NAME_MAX = {"taxon": 40, "nearest": 48}
+_CELL_PADDING = 2  # DataTable's default cell_padding=1 on both sides
+_SCROLLBAR = 3  # vertical scrollbar (2) and one spare column
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells, ending in ``…`` when something was cut."""
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def column_widths(total: int) -> dict[str, int]:
+    """Width of every column for a table ``total`` cells wide (the name columns share the spare room)."""
+    fixed = {key: width for key, _, width in COLUMNS if width is not None}
+    used = sum(fixed.values()) + _CELL_PADDING * len(COLUMNS) + _SCROLLBAR + sum(NAME_MIN.values())
+    spare = max(0, total - used)
+    taxon = min(NAME_MAX["taxon"], NAME_MIN["taxon"] + spare // 2)
+    nearest = min(NAME_MAX["nearest"], NAME_MIN["nearest"] + spare - (taxon - NAME_MIN["taxon"]))
+    return {**fixed, "taxon": taxon, "nearest": nearest}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def row_cells(p: Any) -> list[Any]:
-    """Cells for a ``storage.db.ProposalSummary``."""
+def row_cells(p: Any, widths: dict[str, int] | None = None) -> list[Any]:
+    """Cells for a ``storage.db.ProposalSummary``; names cut with ``…`` to ``widths``."""
+    w = widths or column_widths(80)
     mark, style = STATUS_MARK.get(p.status, ("?", ""))
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
+    name = p.provisional_name or p.parent_name or "–"
     return [
         Text(str(p.id), justify="right"),
         Text(mark, style=style),
         # A decided candidate is known by its provisional name (which names the parent), a pending one by its parent.
-        Text(p.provisional_name, style="green") if p.provisional_name else Text(p.parent_name or "–"),
+        Text(fit(name, w["taxon"]), style="green" if p.provisional_name else ""),
         Text(str(p.size), justify="right"),
         Text(_fmt(p.novelty), justify="right"),
         Text("–" if identity is None else f"{identity:.1f}", justify="right"),
-        p.nearest_species or "–",
+        Text(fit(p.nearest_species or "–", w["nearest"])),
     ]
 
 
@@ -56,10 +87,24 @@ class ProposalTable(DataTable):
         self.rows_shown: list[Any] = []
         self.page_offset = 0
         self.total = 0
+        self.widths = column_widths(80)
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        for key, label, _ in COLUMNS:
+            self.add_column(label, key=key, width=self.widths[key])
+
+    def on_resize(self, event: events.Resize) -> None:
+        widths = column_widths(event.size.width)
+        if widths != self.widths:
+            self.widths = widths
+            current = self.current
+            self.clear(columns=True)
+            self._add_columns()
+            self.show_page(self.rows_shown, self.page_offset, self.total,
+                           keep_id=current.id if current is not None else None)
 
     def show_page(self, rows: Sequence[Any], offset: int, total: int, keep_id: int | None = None,
                   cursor: int | None = None) -> None:
@@ -68,7 +113,7 @@ class ProposalTable(DataTable):
         self.page_offset, self.total = offset, total
         self.clear()
         for p in self.rows_shown:
-            self.add_row(*row_cells(p), key=str(p.id))
+            self.add_row(*row_cells(p, self.widths), key=str(p.id))
         if not self.rows_shown:
             return
         target = 0 if cursor is None else max(0, min(cursor, len(self.rows_shown) - 1))
