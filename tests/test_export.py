@@ -201,16 +201,44 @@ def test_json_export(tmp_path: Path, data) -> None:
                                       ("html", "x.html")])
 def test_existing_output_needs_force(tmp_path: Path, data, fmt: str, name: str) -> None:
     out = tmp_path / name
-    write_export(data, fmt, out)
-    marker = out / "keep.txt" if out.is_dir() else out
-    if out.is_dir():
-        marker.write_text("mine")
-    before = marker.read_bytes()
+    first = write_export(data, fmt, out)
+    marker = first.files[0]
+    marker.write_bytes(b"edited by hand")
     with pytest.raises(InputError, match="already exists; pass --force"):
         write_export(data, fmt, out)
-    assert marker.read_bytes() == before
-    write_export(data, fmt, out, force=True)
-    assert out.exists()
+    assert marker.read_bytes() == b"edited by hand"
+    again = write_export(data, fmt, out, force=True)  # a previous export is replaced as a whole
+    assert sorted(again.files) == sorted(first.files) and marker.read_bytes() != b"edited by hand"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "fasta"])
+def test_force_never_deletes_a_folder_of_other_files(tmp_path: Path, data, fmt: str) -> None:
+    """``--out ~/data --force`` used to delete the whole folder; it now refuses and names what it would delete."""
+    home = tmp_path / "my-data"
+    home.mkdir()
+    (home / "notes.txt").write_text("years of work")
+    (home / "old.fasta").write_text(">mine\nACGT\n")
+    with pytest.raises(InputError, match=r"refusing to replace .*my-data: it holds files no .* export wrote "
+                                         r"\(notes.txt, old.fasta\)"):
+        write_export(data, fmt, home, force=True)
+    assert (home / "notes.txt").read_text() == "years of work" and (home / "old.fasta").exists()
+    # A file of one's own added to a previous export folder is kept too.
+    out = tmp_path / "export"
+    write_export(data, fmt, out)
+    (out / "my-notes.txt").write_text("keep me")
+    with pytest.raises(InputError, match="my-notes.txt"):
+        write_export(data, fmt, out, force=True)
+    assert (out / "my-notes.txt").read_text() == "keep me"
+
+
+def test_file_and_folder_outputs_are_not_confused(tmp_path: Path, data) -> None:
+    report = tmp_path / "report.html"
+    report.write_text("<html>mine</html>")
+    with pytest.raises(InputError, match="is a file; the csv export writes a folder"):
+        write_export(data, "csv", report, force=True)
+    assert report.read_text() == "<html>mine</html>"
+    with pytest.raises(InputError, match="is a folder; the html export writes one file"):
+        write_export(data, "html", tmp_path)
 
 
 def test_unknown_format_and_missing_folder(tmp_path: Path, data) -> None:
@@ -278,3 +306,120 @@ def test_open_nomenclature_for_interim_names_and_unnamed_candidates() -> None:
     assert (c["scientificName"], c["taxonRank"], c["identificationQualifier"]) == ("Apis mellifera", "species", None)
     assert "model=bundles/small" in c["identificationRemarks"] and "confidence=0.990 at species" in \
         c["identificationRemarks"]
+
+
+def test_open_nomenclature_above_genus_is_gen_sp() -> None:
+    """A candidate placed only in a family or subfamily has no genus: "Phoridae gen. sp.", not "Phoridae sp."."""
+    from workflows.export import RunExport, candidate_label, occurrence_rows
+
+    spec = pd.DataFrame({"processid": ["F", "S", "K"], "dna_barcode": ["ACGT" * 60] * 3})
+    assign = pd.DataFrame({"processid": ["F", "S", "K"], "deepest_rank": ["family", "subfamily", "family"],
+                           "deepest_taxon": ["Phoridae", "Metopininae", "Phoridae"], "novelty": [0.97, 0.9, 0.1],
+                           "label_order": ["Diptera"] * 3, "label_family": ["Phoridae"] * 3,
+                           "label_subfamily": [None, "Metopininae", None]})
+    props = pd.DataFrame({"proposal_id": [45], "provisional_name": [None], "parent_rank": ["family"],
+                          "parent_taxon": ["Phoridae"], "status": ["pending"], "version": [1], "size": [1],
+                          "evidence": [{}]})
+    members = pd.DataFrame({"proposal_id": [45], "processid": ["F"], "probability": [1.0]})
+    occ, _, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, props, members))
+    f, s, k = occ
+    assert (f["scientificName"], f["taxonRank"], f["identificationQualifier"], f["verbatimIdentification"]) == \
+        ("Phoridae", "family", "gen. sp.", "Phoridae gen. sp. cand45")
+    # Novel, in no candidate, placed in a subfamily: the same qualifier.
+    assert (s["scientificName"], s["identificationQualifier"], s["verbatimIdentification"]) == \
+        ("Metopininae", "gen. sp.", "Metopininae gen. sp.")
+    # Known, just not named below family: no qualifier claims a new species.
+    assert (k["scientificName"], k["identificationQualifier"], k["verbatimIdentification"]) == \
+        ("Phoridae", None, "Phoridae")
+    assert candidate_label({"proposal_id": 3, "parent_taxon": "Megaselia", "parent_rank": "genus"}) == \
+        "Megaselia sp. cand3"
+
+
+def test_a_settings_record_as_fingerprint_is_not_pasted_into_remarks(tmp_path: Path, data) -> None:
+    """A JSON fingerprint becomes the bundle path + a short hash in remarks, DNA extension and abstract."""
+    from dataclasses import replace
+
+    from dwca.read import DwCAReader
+
+    from workflows.export import model_description
+
+    blob = '{"calibration": "val+val_unseen", "data": "/tmp/demo2/data", "seed": 0}'
+    run = {**data.run, "model_fingerprint": blob, "parameters": {"model": "/tmp/demo2/model"}}
+    desc = model_description(run)
+    assert re.fullmatch(r"/tmp/demo2/model \(fingerprint sha256:[0-9a-f]{12}\)", desc)
+    assert model_description({"model_fingerprint": blob}).startswith("fingerprint sha256:")
+    assert model_description({"model_fingerprint": "sha256:abc123"}) == "sha256:abc123"
+    out = tmp_path / "run.zip"
+    write_export(replace(data, run=run), "dwca", out)
+    with DwCAReader(str(out)) as dwca:
+        abstract = dwca.metadata.find("dataset/abstract/para").text
+        remarks = {r.data["http://rs.tdwg.org/dwc/terms/identificationRemarks"] for r in dwca}
+    assert "{" not in abstract and desc in abstract
+    assert all("{" not in r and f"model={desc}" in r for r in remarks)
+
+
+def test_rejected_proposals_are_not_counted_as_candidate_species(tmp_path: Path, data) -> None:
+    from dwca.read import DwCAReader
+
+    rejected = int((data.proposals["status"] == "rejected").sum())
+    assert rejected == 1
+    res = write_export(data, "dwca", tmp_path / "x.zip")
+    assert (res.proposals, res.rejected) == (len(data.proposals) - 1, 1)
+    assert res.to_json()["proposals"] == len(data.proposals) - 1
+    with DwCAReader(str(tmp_path / "x.zip")) as dwca:
+        abstract = dwca.metadata.find("dataset/abstract/para").text
+    assert f"with {len(data.proposals) - 1} candidate new species (1 accepted by a reviewer" in abstract
+
+
+def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:
+    from dataclasses import replace
+
+    evidence = {"within_distance": {"mean": 0.004, "max": 0.011}, "between_distance": {"nearest_candidate": 2,
+                "distance": 0.052}, "geography": {"countries": {"Canada": 4, "Peru": 2}, "bbox": [1, 2, 3, 4]},
+                "within_distances": [0.0, 0.01], "threshold": 0.03, "alignment": {"NV0001": "ACGT", "NV0002": "ACGA"},
+                "size_summary": {"image_measurement_value": {"n": 3, "median": 2100.0}}}
+    props = data.proposals.copy()
+    props["evidence"] = [evidence] + [{**evidence, "between_distance": None}] * (len(props) - 1)
+    write_export(replace(data, proposals=props), "csv", tmp_path / "csv")
+    row = next(csv.DictReader(open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8")))
+    assert (row["evidence_within_distance_max"], row["evidence_between_distance_distance"]) == ("0.011", "0.052")
+    assert row["evidence_geography_countries"] == "Canada: 4; Peru: 2" and row["evidence_threshold"] == "0.03"
+    assert not any(k.startswith(("evidence_within_distances", "evidence_alignment")) or k == "evidence_geography_bbox"
+                   for k in row)
+    assert row["evidence_size_summary_image_measurement_value"] == "n: 3; median: 2100"
+    assert row["evidence_between_distance_nearest_candidate"] == "2"  # an id, not "2.0"
+
+
+def test_report_reads_like_a_report(tmp_path: Path, data) -> None:
+    """Human headers and names, rejected proposals last and out of the plots, no settings blob in the header."""
+    from dataclasses import replace
+
+    from workflows.report import candidate_table, nearest_known_gaps, plot_barcode_gap, render_plots
+
+    props = data.proposals.copy()
+    props["nearest_identity"] = [0.91, 1.0, 0.95, None, 0.9, 0.93, 0.97, 0.92][: len(props)]
+    props["nearest_species"] = "Megaselia k1"
+    props["novelty"] = 0.9
+    props["evidence"] = [{"within_distance": {"max": 0.02}}] * len(props)
+    run = {**data.run, "model_fingerprint": '{"seed": 0, "data": "/x"}', "started_at": "2026-11-23T06:00:00.5Z"}
+    d = replace(data, proposals=props, run=run)
+    table = candidate_table(d.proposals)
+    assert list(table.columns) == ["#", "name", "placed in", "specimens", "nearest known species", "identity",
+                                   "novelty", "status"]
+    assert table["status"].iloc[-1] == "rejected" and (table["status"].iloc[:-1] != "rejected").all()
+    first = table.set_index("#").loc[1]
+    assert (first["identity"], first["placed in"], first["novelty"]) == ("91.0%", "genus Megaselia", "0.90")
+    assert table.set_index("#").loc[4, "identity"] == ""  # no nearest known species recorded: blank, not "nan"
+    assert list(table["specimens"].iloc[:-1]) == sorted(table["specimens"].iloc[:-1], reverse=True)
+    within, nearest = nearest_known_gaps(d.proposals)
+    assert len(nearest) == len(props) - 1 and nearest.max() == pytest.approx(0.10)
+    plot = plot_barcode_gap([0.02], [0.05], per_candidate=True, nearest_known=(within, nearest))
+    # Members up to 2% apart: only the candidate identical to a known species (0%) has no gap; 3% has one.
+    assert "1 of 7 candidates are no farther from their nearest known species" in plot.caption
+    sizes = next(p for p in render_plots(d) if p.key == "proposal_sizes")
+    assert sizes.caption.startswith(f"{len(props) - 1} candidates")
+    write_export(d, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "{&quot;seed" not in page and "fingerprint sha256:" in page and "started 2026-11-23 06:00 UTC" in page
+    assert "<th>nearest known species</th>" in page and "<th>proposal_id</th>" not in page
+    assert "1 proposal rejected by a reviewer listed last" in page

@@ -36,6 +36,7 @@ never leaves half an export.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -110,17 +111,30 @@ class RunExport:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What an export wrote (for the CLI summary and ``--json``)."""
+    """What an export wrote (for the CLI summary and ``--json``).
+
+    ``proposals`` counts the candidate species (proposals a reviewer has not
+    rejected); ``rejected`` the ones a reviewer rejected (still in csv / json,
+    with their status, but no candidate species any more).
+    """
 
     format: str
     out: Path
     files: tuple[Path, ...]
     specimens: int
     proposals: int
+    rejected: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
-                "specimens": self.specimens, "proposals": self.proposals}
+                "specimens": self.specimens, "proposals": self.proposals, "rejected": self.rejected}
+
+
+def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
+    """The proposals that are candidate species: every one a reviewer did not reject."""
+    if proposals.empty or "status" not in proposals:
+        return proposals
+    return proposals[proposals["status"] != "rejected"]
 
 
 # -- hostile-data safety ------------------------------------------------------------------------------------
@@ -189,12 +203,52 @@ def _unique_names(names: Iterable[str]) -> list[str]:
     return out
 
 
-def check_output(out: Path, *, force: bool) -> None:
-    """Refuse to replace an existing output unless ``force``; refuse a missing parent folder."""
-    if out.exists() and not force:
+#: Formats that write a folder (the rest write one file).
+FOLDER_FORMATS = ("csv", "fasta")
+#: Written into every folder export: which files it wrote, so ``--force`` replaces only an export.
+MANIFEST = ".biodiscover-export.json"
+_CSV_FILES = ("assignments.csv", "proposals.csv", "members.csv")
+
+
+def _foreign_entries(out: Path, fmt: str | None) -> list[str]:
+    """Entries of folder ``out`` that a previous ``fmt`` export did not write (empty: safe to replace)."""
+    written: set[str] = set()
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(manifest, dict) and isinstance(manifest.get("files"), list):
+            written = {str(f) for f in manifest["files"]}
+    except (OSError, ValueError):
+        pass
+    if fmt == "csv":
+        written |= set(_CSV_FILES)  # exports written before the manifest existed
+    return sorted(e.name for e in out.iterdir() if e.name != MANIFEST and not (e.is_file() and e.name in written))
+
+
+def check_output(out: Path, *, force: bool, fmt: str | None = None) -> None:
+    """Refuse to replace an existing output unless ``force``; refuse a missing parent folder.
+
+    A folder export (csv, fasta) replaces its whole folder, so even with ``force``
+    it only replaces a folder that holds nothing but a previous export: pointed at
+    a folder of one's own files (``--out ~/data --force``) it refuses and names
+    them instead of deleting them. A file where a folder goes, or the reverse, is
+    refused with or without ``force``.
+    """
+    if out.exists():
+        if fmt in FOLDER_FORMATS and not out.is_dir():
+            raise InputError(f"{out} is a file; the {fmt} export writes a folder (give a folder name)")
+        if fmt is not None and fmt not in FOLDER_FORMATS and out.is_dir():
+            raise InputError(f"{out} is a folder; the {fmt} export writes one file (give a file name)")
         if out.is_dir() and not any(out.iterdir()):
             return
-        raise InputError(f"{out} already exists; pass --force to overwrite it")
+        if not force:
+            raise InputError(f"{out} already exists; pass --force to overwrite it")
+        if out.is_dir():
+            foreign = _foreign_entries(out, fmt)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise InputError(f"refusing to replace {out}: it holds files no {fmt or ''} export wrote "
+                                 f"({shown}); choose a new or empty folder")
+        return
     if not out.parent.exists():
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
 
@@ -210,11 +264,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def _replace_dir(out: Path, build: Callable[[Path], list[str]]) -> tuple[Path, ...]:
-    """Build a directory export in a temp sibling, then swap it into place (no half exports)."""
+def _replace_dir(out: Path, build: Callable[[Path], list[str]], fmt: str) -> tuple[Path, ...]:
+    """Build a directory export in a temp sibling, then swap it into place (no half exports).
+
+    The folder gets a manifest of what the export wrote; an existing ``out`` is
+    removed only when it holds nothing else (checked again here, not only by the CLI).
+    """
+    if out.is_dir() and any(out.iterdir()) and _foreign_entries(out, fmt):
+        check_output(out, force=True, fmt=fmt)  # raises, naming the files it would have deleted
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         names = build(tmp)
+        (tmp / MANIFEST).write_text(json.dumps({"format": fmt, "files": names}), encoding="utf-8")
         if out.exists():
             if out.is_dir():
                 shutil.rmtree(out)
@@ -241,15 +302,26 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+#: Ranks above genus: a species placed only there has no genus either ("Phoridae gen. sp.").
+ABOVE_GENUS: tuple[str, ...] = tuple(RANKS[: RANKS.index("genus")])
+
+
+def open_qualifier(rank: str | None) -> str:
+    """The open-nomenclature qualifier of an undescribed species placed in a taxon of ``rank``:
+    ``sp.`` after a genus, ``gen. sp.`` after a family-group or higher name (its genus is unknown too)."""
+    return "gen. sp." if rank in ABOVE_GENUS else "sp."
+
+
 def candidate_label(proposal: Mapping[str, Any]) -> str:
     """The name a candidate goes by: its provisional name once a reviewer gave one, else an
-    open-nomenclature working label ``<parent> sp. cand<id>`` (stable: the proposal id)."""
+    open-nomenclature working label ``<parent> sp. cand<id>`` (``gen. sp.`` under a family or
+    subfamily; stable: the proposal id)."""
     name = proposal.get("provisional_name")
     if isinstance(name, str) and name.strip():
         return name
     parent = proposal.get("parent_taxon")
     parent = parent if isinstance(parent, str) and parent.strip() else "Unplaced"
-    return f"{parent} sp. cand{proposal.get('proposal_id')}"
+    return f"{parent} {open_qualifier(proposal.get('parent_rank'))} cand{proposal.get('proposal_id')}"
 
 
 def assignment_table(data: RunExport) -> pd.DataFrame:
@@ -268,15 +340,44 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
     return table
 
 
+_SCALAR = (str, int, float, bool)
+#: Evidence entries that are small records (flattened one level into CSV columns). Others that are
+#: mappings are keyed by data (``alignment``: processid → sequence) and stay in the JSON export.
+FLAT_EVIDENCE = ("within_distance", "between_distance", "nearest_known", "bin", "geography", "size_summary")
+
+
+def _counts_text(value: Mapping[str, Any]) -> str:
+    return "; ".join(f"{a}: {b:g}" if isinstance(b, (int, float)) else f"{a}: {b}" for a, b in value.items())
+
+
+def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """One CSV row of evidence: scalars as they are, the records of :data:`FLAT_EVIDENCE` one level
+    deep (``within_distance`` → ``evidence_within_distance_mean`` / ``_max``), a mapping of counts or
+    statistics as ``"Canada: 4; Peru: 2"``; lists (distances) and alignments stay in the JSON export."""
+    out: dict[str, Any] = {}
+    for k, v in ev.items():
+        if isinstance(v, _SCALAR) or (v is None and k not in FLAT_EVIDENCE):
+            out[f"evidence_{k}"] = v
+        elif k in FLAT_EVIDENCE and isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                if isinstance(v2, _SCALAR) or v2 is None:
+                    out[f"evidence_{k}_{k2}"] = v2
+                elif isinstance(v2, Mapping) and v2 and all(isinstance(x, _SCALAR) for x in v2.values()):
+                    out[f"evidence_{k}_{k2}"] = _counts_text(v2)
+    return out
+
+
 def proposal_table(data: RunExport) -> pd.DataFrame:
-    """Candidates with the scalar evidence fields flattened (nested evidence goes to JSON)."""
+    """Candidates with the evidence flattened (see :func:`_flat_evidence`; the rest goes to JSON)."""
     props = data.proposals.drop(columns=["evidence"], errors="ignore").copy()
     if "evidence" in data.proposals:
-        flat = []
-        for ev in data.proposals["evidence"]:
-            ev = ev if isinstance(ev, Mapping) else {}
-            flat.append({f"evidence_{k}": v for k, v in ev.items() if isinstance(v, (str, int, float, bool)) or v is None})
-        props = pd.concat([props.reset_index(drop=True), pd.DataFrame(flat)], axis=1)
+        rows = [_flat_evidence(ev if isinstance(ev, Mapping) else {}) for ev in data.proposals["evidence"]]
+        flat = pd.DataFrame(rows)
+        for col in flat.columns:  # ids and counts stay integers next to the gaps of other candidates
+            values = [r[col] for r in rows if r.get(col) is not None]
+            if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+                flat[col] = pd.array([r.get(col) for r in rows], dtype="Int64")
+        props = pd.concat([props.reset_index(drop=True), flat], axis=1)
     return props
 
 
@@ -297,7 +398,7 @@ def write_csv(data: RunExport, out: Path) -> tuple[Path, ...]:
         for name, frame in tables.items():
             (tmp / name).write_bytes(_csv_bytes(frame))
         return list(tables)
-    return _replace_dir(out, build)
+    return _replace_dir(out, build, "csv")
 
 
 def write_json(data: RunExport, out: Path) -> tuple[Path, ...]:
@@ -367,7 +468,7 @@ def write_fasta(data: RunExport, out: Path) -> tuple[Path, ...]:
         for pid, name in zip(pids, files):
             write_fasta_records(records[pid], safe_join(tmp, name))  # one line per sequence, as BOLD writes
         return files
-    return _replace_dir(out, build)
+    return _replace_dir(out, build, "fasta")
 
 
 def write_html(data: RunExport, out: Path) -> tuple[Path, ...]:
@@ -437,9 +538,20 @@ def _tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
 
 
 def model_description(run: Mapping[str, Any]) -> str:
-    """The run's model fingerprint, else the bundle path it recorded, else 'unknown'."""
+    """The run's model fingerprint, else the bundle path it recorded, else 'unknown'.
+
+    A fingerprint that is a whole settings record (a JSON object, or anything long)
+    is shown as the bundle path plus a short hash of it: it goes into one-line
+    remarks and the dataset abstract, where a JSON blob reads as noise.
+    """
     params = run.get("parameters") if isinstance(run.get("parameters"), Mapping) else {}
-    return str(run.get("model_fingerprint") or params.get("model") or "unknown")
+    model = params.get("model")
+    fingerprint = run.get("model_fingerprint")
+    text = fingerprint.strip() if isinstance(fingerprint, str) else ""
+    if text and (text.startswith(("{", "[")) or len(text) > 80 or "\n" in text):
+        short = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        return f"{model} (fingerprint {short})" if model else f"fingerprint {short}"
+    return str(text or model or "unknown")
 
 
 _OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
@@ -496,7 +608,7 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
             p = props[proposal_id]
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
             row.update(scientificName=p.get("parent_taxon") or a.get("deepest_taxon"), taxonRank=parent_rank,
-                       identificationQualifier="sp.", verbatimIdentification=candidate_label(p),
+                       identificationQualifier=open_qualifier(parent_rank), verbatimIdentification=candidate_label(p),
                        taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
                        identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
                                                        f"version {p.get('version')})")
@@ -507,9 +619,10 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                        identificationQualifier=f"{placeholder.group(2)}.", verbatimIdentification=taxon,
                        taxonConceptID=s.get("dna_bin"), identificationRemarks=remarks)
         elif deepest:
-            row.update(scientificName=taxon, taxonRank=deepest,
-                       identificationQualifier="sp." if deepest == "genus" or (novel and deepest != "species") else None,
-                       verbatimIdentification=(f"{taxon} sp." if deepest == "genus" else taxon),
+            # Named to genus: "Megaselia sp.". Novel and placed only in a family-group taxon: "Phoridae gen. sp.".
+            qualifier = "sp." if deepest == "genus" else ("gen. sp." if novel and deepest in ABOVE_GENUS else None)
+            row.update(scientificName=taxon, taxonRank=deepest, identificationQualifier=qualifier,
+                       verbatimIdentification=f"{taxon} {qualifier}" if qualifier else taxon,
                        taxonConceptID=s.get("dna_bin") if novel else None,
                        identificationRemarks=remarks)
         else:
@@ -556,11 +669,13 @@ def _meta_xml() -> str:
     )
 
 
-def _eml_xml(run: Mapping[str, Any], n_occ: int, n_prop: int) -> str:
+def _eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame) -> str:
     title = xml_escape(f"biodiscover run {run.get('id')}: identifications and candidate species")
+    accepted = int((candidates["status"] == "accepted").sum()) if "status" in candidates else 0
+    reviewed = f" ({accepted} accepted by a reviewer, {len(candidates) - accepted} not yet)" if len(candidates) else ""
     abstract = xml_escape(
         f"{n_occ} specimens named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} run "
-        f"{run.get('id')}, model {run.get('model_fingerprint') or 'unknown'}), with {n_prop} candidate new species "
+        f"{run.get('id')}, model {model_description(run)}), with {len(candidates)} candidate new species{reviewed} "
         "in open nomenclature (provisional names, not described species).")
     today = datetime.now(timezone.utc).date().isoformat()
     return (
@@ -584,7 +699,7 @@ def write_dwca(data: RunExport, out: Path) -> tuple[Path, ...]:
     occ, ident, dna = occurrence_rows(data)
     members = {
         "meta.xml": _meta_xml().encode("utf-8"),
-        "eml.xml": _eml_xml(data.run, len(occ), len(data.proposals)).encode("utf-8"),
+        "eml.xml": _eml_xml(data.run, len(occ), live_candidates(data.proposals)).encode("utf-8"),
         "occurrence.txt": _tsv(["id"] + [t for t, _ in OCCURRENCE_TERMS],
                                ([r["occurrenceID"]] + [r.get(t) for t, _ in OCCURRENCE_TERMS] for r in occ)),
         "identification.txt": _tsv(["coreid"] + [t for t, _ in IDENTIFICATION_TERMS],
@@ -610,19 +725,18 @@ def write_export(data: RunExport, fmt: str, out: Path, *, force: bool = False) -
     if fmt not in WRITERS:
         raise InputError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     out = Path(out)
-    check_output(out, force=force)
-    if out.exists() and fmt in ("dwca", "html", "json") and out.is_dir():
-        raise InputError(f"{out} is a directory; the {fmt} export writes one file")
+    check_output(out, force=force, fmt=fmt)
     files = WRITERS[fmt](data, out)
     log.info("exported run %s as %s to %s (%d files)", data.run.get("id"), fmt, out, len(files))
-    return ExportResult(fmt, out, files, len(data.assignments), len(data.proposals))
+    live = len(live_candidates(data.proposals))
+    return ExportResult(fmt, out, files, len(data.assignments), live, len(data.proposals) - live)
 
 
 def export_run(db: Path, run_id: int, fmt: str, out: Path, *, force: bool = False) -> ExportResult:
     """``biodiscover export``: read run ``run_id`` from the database at ``db`` and write it."""
     if fmt not in WRITERS:
         raise InputError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
-    check_output(Path(out), force=force)
+    check_output(Path(out), force=force, fmt=fmt)
     data = load_run_export(db, run_id)
     return write_export(data, fmt, Path(out), force=force)
 

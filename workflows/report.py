@@ -160,7 +160,8 @@ def plot_naming_depth(assignments: pd.DataFrame) -> Plot:
         ax.invert_yaxis()
         for yi, n in zip(y, counts.sum(axis=1)):
             if n:
-                ax.text(n, yi, f"  {n} ({100 * n / total:.0f}%)", va="center", fontsize=9)
+                share = 100 * n / total
+                ax.text(n, yi, f"  {n} ({'<1' if share < 1 else f'{share:.0f}'}%)", va="center", fontsize=9)
         ax.set_xlim(0, counts.sum(axis=1).max() * 1.25)
         ax.set_xlabel("specimens")
         ax.set_ylabel("deepest confident rank")
@@ -267,17 +268,43 @@ def evidence_gap_distances(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndar
     return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
 
 
-def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_candidate: bool = False) -> Plot:
-    """Overlaid histograms of within- and between-candidate distances, in % divergence."""
+def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate: (widest within distance or NaN, distance to its nearest known species).
+
+    The nearest known species' distance is ``1 − nearest_identity`` (identity as a
+    fraction, or a percentage above 1); candidates without one are left out. A
+    candidate whose nearest known species is no farther than its own members are
+    from each other has no barcode gap to that species: maybe not new at all.
+    """
+    if proposals.empty or "nearest_identity" not in proposals:
+        return np.array([]), np.array([])
+    within, nearest = [], []
+    evidence = proposals["evidence"] if "evidence" in proposals else pd.Series([None] * len(proposals))
+    for ident, ev in zip(pd.to_numeric(proposals["nearest_identity"], errors="coerce"), evidence):
+        if ident != ident:
+            continue
+        ident = ident / 100 if ident > 1 else ident
+        w = ev.get("within_distance") if isinstance(ev, dict) else None
+        within.append(float(w["max"]) if isinstance(w, dict) and isinstance(w.get("max"), (int, float)) else np.nan)
+        nearest.append(max(0.0, 1.0 - float(ident)))
+    return np.asarray(within, dtype=float), np.asarray(nearest, dtype=float)
+
+
+def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_candidate: bool = False,
+                     nearest_known: tuple[Sequence[float], Sequence[float]] | None = None) -> Plot:
+    """Overlaid histograms of within- and between-candidate distances (and, given ``nearest_known`` from
+    :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
     b = np.asarray([x for x in between if x == x], dtype=float) * 100
+    kw, kn = (np.asarray(nearest_known[0], dtype=float), np.asarray(nearest_known[1], dtype=float) * 100) \
+        if nearest_known is not None else (np.array([]), np.array([]))
     fig = _figure()
     ax = fig.subplots()
-    if len(w) == 0 and len(b) == 0:
+    if len(w) == 0 and len(b) == 0 and len(kn) == 0:
         _empty(ax, "no candidate species with barcodes in this run")
         caption = "No distances to show."
     else:
-        top = max(np.max(w) if len(w) else 0, np.max(b) if len(b) else 0, 1.0)
+        top = max(np.max(w) if len(w) else 0, np.max(b) if len(b) else 0, np.max(kn) if len(kn) else 0, 1.0)
         bins = np.linspace(0, top * 1.05, 40)
         # Shares, not counts: within-pairs outnumber candidates quadratically.
         if len(w):
@@ -288,6 +315,9 @@ def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_c
         if len(b):
             ax.hist(b, bins=bins, weights=np.full(len(b), 1 / len(b)), color=BETWEEN_COLOUR, alpha=0.6,
                     label=f"to nearest other candidate ({len(b)} candidates)")
+        if len(kn):
+            ax.hist(kn, bins=bins, weights=np.full(len(kn), 1 / len(kn)), histtype="step", lw=1.8,
+                    color=KNOWN_COLOUR, label=f"to nearest known species ({len(kn)} candidates)")
         gap = (float(np.max(w)) if len(w) else 0.0, float(np.min(b)) if len(b) else math.inf)
         if len(w) and len(b) and gap[1] > gap[0]:
             ax.axvspan(gap[0], gap[1], color="#e4e4e4", zorder=0, label=f"barcode gap ({gap[0]:.1f}–{gap[1]:.1f}%)")
@@ -297,6 +327,11 @@ def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_c
         ax.spines[["top", "right"]].set_visible(False)
         caption = (f"Max within {np.max(w):.1f}%" if len(w) else "No within-candidate pairs") + (
             f", min between {np.min(b):.1f}%." if len(b) else ".")
+        if len(kn):
+            # Singletons have no within distance: compare them with 0 (their one barcode).
+            no_gap = int(np.sum(kn / 100 <= np.nan_to_num(kw, nan=0.0)))
+            caption += (f" {no_gap} of {len(kn)} candidates are no farther from their nearest known species than "
+                        "their own members are from each other (no barcode gap: check them first).")
     ax.set_title("Barcode gap of candidate species")
     return Plot("barcode_gap", "Barcode gap", caption, _png(fig))
 
@@ -312,10 +347,15 @@ def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
         edges = [1, 2, 3, 5, 10, 20, 50, 100, 1_000_000]
         labels = ["1", "2", "3–4", "5–9", "10–19", "20–49", "50–99", "100+"]
         binned = pd.cut(sizes, bins=edges, right=False, labels=labels).value_counts().reindex(labels).fillna(0)
+        last = max(3, int(np.flatnonzero(binned.to_numpy())[-1]) + 1)  # no row of empty bins past the largest
+        binned, labels = binned.iloc[:last], labels[:last]
         x = np.arange(len(labels))
         bars = ax.bar(x, binned.to_numpy(), color=NOVEL_COLOUR)
         ax.bar_label(bars, labels=[str(int(v)) if v else "" for v in binned.to_numpy()], fontsize=9)
         ax.set_xticks(x, labels)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no "2.5 candidate species"
         ax.set_xlabel("specimens in the candidate species")
         ax.set_ylabel("candidate species")
         ax.spines[["top", "right"]].set_visible(False)
@@ -335,7 +375,7 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
     if assignments is not None and "processid" in specimens and len(assignments):
         novel_ids = set(assignments.loc[_novel_mask(assignments), "processid"])
         novel = specimens["processid"].isin(novel_ids)
-    fig = _figure(8.0, 4.4)
+    fig = _figure(9.0, 4.2)
     ax = fig.subplots()
     for poly in WORLD_OUTLINE.values():
         xs, ys = zip(*poly)
@@ -356,7 +396,7 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
         cmap = LinearSegmentedColormap.from_list("novelty", [KNOWN_COLOUR, "#d9c26a", NOVEL_COLOUR])
         sc = ax.scatter(agg["lon"], agg["lat"], s=18 + 10 * np.sqrt(agg["n"]), c=agg["share"], cmap=cmap,
                         vmin=0, vmax=1, ec="black", lw=0.4, alpha=0.9, zorder=3)
-        cbar = fig.colorbar(sc, ax=ax, shrink=0.7, pad=0.01)
+        cbar = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.01, aspect=25)
         cbar.set_label("share of specimens flagged novel")
         for n in sorted({int(agg["n"].max()), max(1, int(agg["n"].median()))}, reverse=True):
             ax.scatter([], [], s=18 + 10 * np.sqrt(n), color="#bbbbbb", ec="black", lw=0.4, label=f"{n} specimens")
@@ -364,6 +404,12 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
     ax.set_xlim(-180, 180)
     ax.set_ylim(-60, 85)
     ax.set_aspect("equal")
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
+
+    ax.xaxis.set_major_locator(MultipleLocator(60))
+    ax.yaxis.set_major_locator(MultipleLocator(30))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):.0f}°{'W' if v < 0 else 'E' if v > 0 else ''}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):.0f}°{'S' if v < 0 else 'N' if v > 0 else ''}"))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title("Collection sites")
@@ -404,7 +450,14 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border-bottom:1px solid #
 
 def render_plots(data: "RunExport") -> list[Plot]:
     """All report plots for one run's export tables."""
-    assignments, proposals, members, specimens = data.assignments, data.proposals, data.members, data.specimens
+    from workflows.export import live_candidates
+
+    assignments, specimens = data.assignments, data.specimens
+    # Candidate species are the proposals a reviewer did not reject; rejected ones stay out of the plots.
+    proposals = live_candidates(data.proposals)
+    members = data.members
+    if "proposal_id" in proposals and "proposal_id" in members:
+        members = members[members["proposal_id"].isin(set(proposals["proposal_id"]))]
     barcodes = specimens.set_index("processid")["dna_barcode"] if {"processid", "dna_barcode"} <= set(specimens) \
         else pd.Series(dtype=object)
     from_evidence = evidence_gap_distances(proposals)
@@ -415,34 +468,88 @@ def render_plots(data: "RunExport") -> list[Plot]:
     return [
         plot_naming_depth(assignments),
         plot_novelty(assignments),
-        plot_barcode_gap(within, between, per_candidate=from_evidence is not None),
+        plot_barcode_gap(within, between, per_candidate=from_evidence is not None,
+                         nearest_known=nearest_known_gaps(proposals)),
         plot_proposal_sizes(proposals),
         plot_sites(specimens, assignments),
     ]
 
 
+def _when(stamp: object) -> str:
+    """``2026-11-23T09:36:43.128278Z`` → ``2026-11-23 09:36 UTC`` (stored timestamps are UTC)."""
+    text = str(stamp or "")
+    if len(text) < 16 or text[10] != "T":
+        return text
+    return f"{text[:10]} {text[11:16]}" + (" UTC" if text.endswith("Z") or text.endswith("+00:00") else "")
+
+
+def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
+    """The report's candidate table: human headers, open-nomenclature names, evidence a reader sorts by.
+
+    Candidates first (largest first), proposals a reviewer rejected after them.
+    """
+    from workflows.export import candidate_label
+
+    rows = []
+    for p in proposals.to_dict("records"):
+        ident = p.get("nearest_identity")
+        ident = None if ident is None or ident != ident else (ident * 100 if ident <= 1 else ident)
+        novelty = p.get("novelty")
+        rows.append({
+            "#": p.get("proposal_id"),
+            "name": candidate_label(p),
+            "placed in": " ".join(str(x) for x in (p.get("parent_rank"), p.get("parent_taxon")) if x),
+            "specimens": p.get("size"),
+            "nearest known species": p.get("nearest_species") or "",
+            "identity": "" if ident is None else f"{ident:.1f}%",
+            "novelty": "" if novelty is None or novelty != novelty else f"{novelty:.2f}",
+            "status": p.get("status") or "",
+        })
+    table = pd.DataFrame(rows, columns=["#", "name", "placed in", "specimens", "nearest known species", "identity",
+                                        "novelty", "status"])
+    if table.empty:
+        return table
+    table["_rejected"] = table["status"] == "rejected"
+    table = table.sort_values(["_rejected", "specimens", "#"], ascending=[True, False, True], kind="stable")
+    return table.drop(columns="_rejected")
+
+
 def build_html(data: "RunExport") -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
+    from workflows.export import live_candidates, model_description
+
     run = data.run
     plots = render_plots(data)
     novel = int(_novel_mask(data.assignments).sum())
     species = int((data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species").sum())
+    live = live_candidates(data.proposals)
+    status = data.proposals["status"] if "status" in data.proposals else pd.Series(dtype=object)
     cards = [("specimens", len(data.assignments)), ("named to species", species), ("flagged novel", novel),
-             ("candidate species", len(data.proposals))]
+             ("candidate species", len(live)), ("accepted by a reviewer", int((status == "accepted").sum())),
+             ("awaiting review", int((status == "pending").sum()))]
     card_html = "".join(f"<div class='card'><b>{n}</b>{html.escape(label)}</div>" for label, n in cards)
     figs = "".join(
         f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"
         f"<figcaption>{html.escape(p.caption)}</figcaption></figure>" for p in plots)
-    meta = ", ".join(f"{k}: {v}" for k, v in run.items() if k in ("kind", "status", "model_fingerprint",
-                                                                   "started_at", "finished_at"))
-    props = data.proposals.sort_values("size", ascending=False) if "size" in data.proposals else data.proposals
+    meta = [f"{run.get('kind', 'triage')} run, {run.get('status', 'status unknown')}",
+            f"model {model_description(run)}"]
+    if run.get("started_at"):
+        meta.append(f"started {_when(run.get('started_at'))}")
+    if run.get("finished_at"):
+        meta.append(f"finished {_when(run.get('finished_at'))}")
+    rejected = len(data.proposals) - len(live)
+    limit = 50
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>biodiscover run {html.escape(str(run.get('id', '')))}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Discovery run {html.escape(str(run.get('id', '')))}</h1><p class='sub'>{html.escape(meta)}</p>"
+        f"<h1>Discovery run {html.escape(str(run.get('id', '')))}</h1>"
+        f"<p class='sub'>{html.escape(' · '.join(meta))}</p>"
         f"<div class='cards'>{card_html}</div>{figs}"
-        "<h2>Largest candidate species</h2>"
-        + _table(props, ["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "size", "status", "version"])
+        f"<h2>Candidate species, largest first</h2>"
+        + (f"<p class='note'>{rejected} proposal{'s' if rejected != 1 else ''} rejected by a reviewer "
+           "listed last.</p>" if rejected else "")
+        + _table(candidate_table(data.proposals), ["#", "name", "placed in", "specimens", "nearest known species",
+                                                  "identity", "novelty", "status"], limit=limit)
         + "<p class='note'>Generated by biodiscover. Candidate species are proposals for a taxonomist to review, "
-          "not described species.</p></body></html>"
+          "not described species; identity is to the nearest species in the reference.</p></body></html>"
     )
