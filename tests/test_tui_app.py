@@ -26,7 +26,7 @@ from tui.app import ReviewApp
 from tui.screens.detail import DetailScreen
 from tui.screens.dialogs import PickDialog, PickManyDialog, TextDialog
 from tui.screens.help import HelpScreen
-from tui.screens.queue import QueueScreen
+from tui.screens.queue import QueueQuery, QueueScreen
 from tui.screens.taxonomy import TaxonomyScreen
 from tui.widgets.dna_panel import DnaPanel, variable_sites
 from tui.widgets.histogram import DistanceHistogram, bin_distances
@@ -488,6 +488,8 @@ async def test_tab_keys_focus_the_tab_content(review_db: Path) -> None:
         await settle(pilot)
         images = screen.query_one(ImagePanel)
         assert app.focused is images and images.caption.startswith("image 1/")
+        view = images.query_one(".image-view").region  # the photo fills the tab, not a 24×12 stamp
+        assert view.height >= screen.query_one("#image-panel").region.height - 2 and view.width > 24
         await pilot.press("n")
         assert images.caption.startswith("image 2/")
     db.close()
@@ -572,4 +574,21 @@ async def test_history_names_what_an_undo_took_back(review_db: Path) -> None:
         history = str(app.screen.query_one("#history-text").render())
         undo = next(line for line in history.splitlines() if "undo" in line)
         assert "undo of reject (review " in undo and "UTC" in undo and "T" not in undo.split()[1]
+    db.close()
+
+
+@asynctest
+async def test_an_empty_queue_says_what_to_do(review_db: Path) -> None:
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.screen.set_query(QueueQuery(status="pending", min_size=10_000))
+        await settle(pilot)
+        line = str(app.screen.query_one("#queue-query").render())
+        assert line.startswith("0 of 0") and "nothing matches: f edits the filter" in line
+        for p in db.proposal_queue(status="pending", limit=500)[0]:
+            db.reject(p.id, p.version, reviewer="ana")
+        app.screen.set_query(QueueQuery(status="pending"))
+        await settle(pilot)
+        assert "none left to review: Tab shows decided ones" in str(app.screen.query_one("#queue-query").render())
     db.close()

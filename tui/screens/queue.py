@@ -190,7 +190,19 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         table = self.query_one(ProposalTable)
         table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row)
         shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
-        self.query_one("#queue-query", Static).update(f"{shown}   {self.query_state.describe()}")
+        line = f"{shown}   {self.query_state.describe()}"
+        if not rows:
+            line += "   " + self.empty_hint()
+        self.query_one("#queue-query", Static).update(line)
+
+    def empty_hint(self) -> str:
+        """What to do when the page is empty: an empty screen does not say whether the run is done."""
+        q = self.query_state
+        if q.filter_terms()[1:]:
+            return "nothing matches: f edits the filter"
+        if q.status == "pending":
+            return "none left to review: Tab shows decided ones"
+        return "Tab: other statuses"
 
     @work(thread=True, exclusive=True, group="queue-status", exit_on_error=False, description="poll counts")
     def poll_status(self) -> None:

@@ -25,10 +25,12 @@ class ImagePanel(Vertical, can_focus=True):
         Binding("n", "next_image", "Next image", id="image.next"),
         Binding("p", "previous_image", "Prev image", id="image.previous"),
     ]
+    # The picture takes the height the tab has (a 24×12-cell thumbnail of a 341×256 photo showed
+    # nothing a taxonomist could use) and a width from its aspect ratio, capped for wide terminals.
     DEFAULT_CSS = """
-    ImagePanel { height: auto; min-height: 3; }
+    ImagePanel { height: 1fr; min-height: 3; }
     ImagePanel > .image-caption { height: 1; color: $text-muted; }
-    ImagePanel > .image-view { height: 12; width: 24; }
+    ImagePanel > .image-view { height: 1fr; min-height: 6; max-height: 40; width: auto; max-width: 100%; }
     """
 
     index: reactive[int] = reactive(0)
