@@ -254,3 +254,22 @@ def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) 
             assert panel.caption == "no images for these members"
 
     asyncio.run(run())
+
+
+def test_split_and_merge_option_labels_fit_the_dialog() -> None:
+    """Split options are aligned columns inside the 72-cell dialog; merge options name the nearest known species."""
+    from types import SimpleNamespace
+
+    from tui.decisions import member_label, proposal_label
+
+    members = [SimpleNamespace(processid="RVEBS5120-20", dna_bin=None, country="Democratic Republic of the Congo",
+                               probability=1.0, novelty=0.57),
+               SimpleNamespace(processid="KNFZ945-20", dna_bin="BOLD:AAA0001", country="Pakistan",
+                               probability=0.5, novelty=None)]
+    labels = [member_label(m) for m in members]
+    assert all(len(label) <= 62 for label in labels)
+    assert labels[0].index("no BIN") == labels[1].index("BOLD:AAA0001")  # columns line up
+    assert labels[1].index("memb 0.50") == labels[0].index("memb 1.00") and labels[1].endswith("nov –")
+    p = SimpleNamespace(id=21, provisional_name=None, parent_name="Tiaopsis", size=3, nearest_species="Tiaopsis xua",
+                        nearest_identity=0.97, status="pending")
+    assert proposal_label(p) == "#21 · Tiaopsis · n=3 · nearest Tiaopsis xua 97.0%"

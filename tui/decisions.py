@@ -35,19 +35,22 @@ DECISION_BINDINGS: list[Binding] = [
 
 
 def proposal_label(p: Any) -> str:
-    """A merge candidate as one line: what a taxonomist compares before merging two candidates."""
-    name = p.provisional_name or "unnamed"
+    """A merge candidate as one line (all are pending under the same parent): what a taxonomist
+    compares before merging two candidates."""
+    name = f" {p.provisional_name}" if p.provisional_name else ""
     ident = p.nearest_identity
     near = "" if not p.nearest_species else \
         f" · nearest {p.nearest_species}" + ("" if ident is None else f" {ident * 100 if ident <= 1 else ident:.1f}%")
-    return f"#{p.id} {name} · {p.parent_name or '?'} · n={p.size}{near} · {p.status}"
+    return f"#{p.id}{name} · {p.parent_name or '?'} · n={p.size}{near}"
 
 
 def member_label(m: Any) -> str:
-    """A member in the split dialog: aligned columns, a dash where a value is missing."""
+    """A member in the split dialog: aligned columns that fit the 80-column dialog."""
     prob = "–" if m.probability is None else f"{m.probability:.2f}"
     nov = "–" if m.novelty is None else f"{m.novelty:.2f}"
-    return f"{m.processid:<14} BIN {m.dna_bin or '–':<13} {(m.country or '–')[:16]:<16} memb {prob}  nov {nov}"
+    country = m.country or "–"
+    country = country if len(country) <= 12 else country[:11] + "…"
+    return f"{m.processid:<13} {m.dna_bin or 'no BIN':<12} {country:<12} memb {prob} nov {nov}"
 
 
 class DecisionsMixin:
