@@ -133,6 +133,8 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
         rejected = by_id[data.members[data.members["proposal_id"] == 3].iloc[0]["processid"]]
         assert rejected.data[dwc + "taxonConceptID"] == ""
         assert rejected.data[dwc + "verbatimIdentification"] == "Megaselia sp."
+        assert rejected.data[dwc + "identificationRemarks"].endswith(
+            "; proposed in candidate species 3, rejected by a reviewer")
         # Hostile tab inside a value did not shift columns; formula-like ids neutralised.
         nv = by_id["NV0000"]
         assert nv.data[dwc + "stateProvince"] == "Guanacaste north"

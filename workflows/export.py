@@ -582,6 +582,13 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
     assign = {r["processid"]: r for r in _plain_records(data.assignments)}
     cand = data.candidate_of()
     props = {r["proposal_id"]: r for r in _plain_records(data.proposals)} if not data.proposals.empty else {}
+    # Members of a candidate a reviewer rejected: their record says so (it is provenance, not a candidate).
+    rejected_of: dict[str, Any] = {}
+    if not data.members.empty and props:
+        rejected_ids = {i for i, r in props.items() if r.get("status") == "rejected"}
+        for m_pid, m_prop in data.members[["processid", "proposal_id"]].itertuples(index=False, name=None):
+            if m_prop in rejected_ids:
+                rejected_of.setdefault(m_pid, m_prop)
     occ, ident, dna = [], [], []
     for pid, s in spec.items():
         a = assign.get(pid, {})
@@ -601,6 +608,8 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         conf = a.get(f"confidence_{deepest}") if deepest else None
         remarks = _remarks(run, deepest, conf, novelty)
         proposal_id = cand.get(pid)
+        if proposal_id is None and pid in rejected_of:
+            remarks += f"; proposed in candidate species {rejected_of[pid]}, rejected by a reviewer"
         taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
         novel = novelty is not None and novelty == novelty and float(novelty) >= 0.5
         placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
