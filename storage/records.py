@@ -139,6 +139,16 @@ def image_relpath(processid: str, split: str | None, package: str = DEFAULT_IMAG
     return Path(*parts) / f"{processid}.jpg"
 
 
+def open_qualifier(rank: str | None) -> str:
+    """Open-nomenclature qualifier of an undescribed species placed in a taxon of ``rank``.
+
+    ``sp.`` after a genus; ``gen. sp.`` after a family-group or higher name,
+    because the genus is unknown too ("Phoridae gen. sp."). Shared by the
+    reviewer's name suggestions and the Darwin Core export so both agree.
+    """
+    return "gen. sp." if rank in RANKS[: RANKS.index("genus")] else "sp."
+
+
 def is_filler_name(name: Any) -> bool:
     """True for rank fillers such as ``unassigned Sciaridae`` / ``unclassified Diptera``.
 

@@ -279,3 +279,30 @@ def test_records_disagreeing_on_intermediate_ranks_share_one_taxon(tmp_path: Pat
         assert [n.name for n in graph.lineage(species.id)] == [
             "Diptera", "Phoridae", "Metopininae", "Megaselia", "Megaselia scalaris"]
         assert graph.node(species.id).parent_id == genus.id
+
+
+def test_names_in_open_nomenclature_and_search_by_member(tmp_path) -> None:
+    """A family-level candidate is '<Family> gen. sp. BD-n' (as the DwC export writes it), and a
+    specimen's processid finds the candidate that holds it."""
+    from storage.db import Database
+    from storage.db.proposals import ProposalIn
+    from storage.db.reviews import format_name
+
+    assert format_name("Megaselia", 7) == "Megaselia sp. BD-0007"
+    assert format_name("Phoridae", 8, "family") == "Phoridae gen. sp. BD-0008"
+    assert format_name("Metopininae", 9, "subfamily") == "Metopininae gen. sp. BD-0009"
+    assert format_name(None, 1) == "Incertae sedis sp. BD-0001"
+    db = Database.create(tmp_path / "names.sqlite")
+    run = db.start_run("triage", parameters={})
+    ids = db.write_proposals(run, [
+        ProposalIn(parent_rank="family", parent_name="Phoridae", members=[("KNFZ912-20", 1.0), ("KNFZ913-20", 0.9)]),
+        ProposalIn(parent_rank="genus", parent_name="Megaselia", members=[("ABC1-22", 1.0)]),
+    ])
+    assert db.suggest_name(ids[0]) == "Phoridae gen. sp. BD-0001"
+    assert db.suggest_name(ids[1]) == "Megaselia sp. BD-0001"
+    page, total = db.proposal_queue(search="KNFZ913-20")
+    assert total == 1 and [p.id for p in page] == [ids[0]]
+    assert db.proposal_queue(search="KNFZ91")[1] == 0  # processids match exactly, names by substring
+    accepted = db.accept(ids[0], expected_version=page[0].version, reviewer="t")
+    assert db.proposal_detail(ids[0]).summary.provisional_name == "Phoridae gen. sp. BD-0001"
+    assert accepted.proposal_id == ids[0]

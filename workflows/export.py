@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 from storage.errors import InputError
-from storage.records import RANKS
+from storage.records import RANKS, open_qualifier
 from storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
@@ -304,12 +304,6 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 #: Ranks above genus: a species placed only there has no genus either ("Phoridae gen. sp.").
 ABOVE_GENUS: tuple[str, ...] = tuple(RANKS[: RANKS.index("genus")])
-
-
-def open_qualifier(rank: str | None) -> str:
-    """The open-nomenclature qualifier of an undescribed species placed in a taxon of ``rank``:
-    ``sp.`` after a genus, ``gen. sp.`` after a family-group or higher name (its genus is unknown too)."""
-    return "gen. sp." if rank in ABOVE_GENUS else "sp."
 
 
 def candidate_label(proposal: Mapping[str, Any]) -> str:

@@ -352,8 +352,10 @@ class ProposalsMixin:
             where.append("run_id = ?")
             params.append(run_id)
         if search:
-            where.append("(provisional_name LIKE ? OR parent_name LIKE ? OR nearest_species LIKE ?)")
-            params.extend([f"%{search}%"] * 3)
+            # a specimen's processid finds the candidate holding it (exact, through the members index)
+            where.append("(provisional_name LIKE ? OR parent_name LIKE ? OR nearest_species LIKE ? "
+                         "OR id IN (SELECT proposal_id FROM proposal_members WHERE processid = ?))")
+            params.extend([f"%{search}%"] * 3 + [search.strip()])
         column = SORT_KEYS[sort]
         direction = "DESC" if descending else "ASC"
         clause = " AND ".join(where)
@@ -427,7 +429,7 @@ class ProposalsMixin:
                     break
                 lineage.append((t.rank, t.name))
                 tid = t.parent_id
-            suggested = suggest_name_in(conn, summary.parent_name)
+            suggested = suggest_name_in(conn, summary.parent_name, summary.parent_rank)
         return ProposalDetail(summary, dict(r["evidence"] or {}), members, reviews, history, suggested,
                               list(reversed(lineage)))
 

@@ -49,6 +49,7 @@ from sqlalchemy.engine import Connection
 from storage.db.clock import utcnow
 from storage.db.models import Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
 from storage.errors import DatabaseError, StaleProposalError
+from storage.records import open_qualifier
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,11 @@ class ReviewResult:
     new_proposal_id: int | None = None
 
 
-def format_name(parent_name: str | None, number: int) -> str:
-    return f"{parent_name or 'Incertae sedis'} sp. BD-{number:04d}"
+def format_name(parent_name: str | None, number: int, parent_rank: str | None = "genus") -> str:
+    """Provisional species name in open nomenclature: ``Megaselia sp. BD-0007``, ``Phoridae gen. sp. BD-0008``."""
+    if not parent_name:
+        return f"Incertae sedis sp. BD-{number:04d}"
+    return f"{parent_name} {open_qualifier(parent_rank)} BD-{number:04d}"
 
 
 def _counter_value(conn: Connection) -> int:
@@ -88,8 +92,8 @@ def _counter_value(conn: Connection) -> int:
     return int(v or 0)
 
 
-def suggest_name_in(conn: Connection, parent_name: str | None) -> str:
-    return format_name(parent_name, _counter_value(conn) + 1)
+def suggest_name_in(conn: Connection, parent_name: str | None, parent_rank: str | None = "genus") -> str:
+    return format_name(parent_name, _counter_value(conn) + 1, parent_rank)
 
 
 def _next_number(conn: Connection) -> int:
@@ -196,8 +200,9 @@ class ReviewsMixin:
     def suggest_name(self, proposal_id: int) -> str:
         """The name :meth:`accept` would give now (not reserved: the counter moves only on accept)."""
         with self._read() as conn:  # type: ignore[attr-defined]
-            parent = conn.execute(sa.select(PROPOSALS.c.parent_name).where(PROPOSALS.c.id == proposal_id)).scalar()
-            return suggest_name_in(conn, parent)
+            row = conn.execute(sa.select(PROPOSALS.c.parent_name, PROPOSALS.c.parent_rank)
+                               .where(PROPOSALS.c.id == proposal_id)).first()
+            return suggest_name_in(conn, row[0] if row else None, row[1] if row else None)
 
     def accept(self, proposal_id: int, expected_version: int, name: str | None = None, *, reviewer: str,
                note: str | None = None) -> ReviewResult:
@@ -206,7 +211,7 @@ class ReviewsMixin:
             r = _load_checked(conn, proposal_id, expected_version, ("pending",), "accept")
             now = utcnow()
             before = _snapshot(conn, [proposal_id])
-            final = (name or "").strip() or format_name(r["parent_name"], _next_number(conn))
+            final = (name or "").strip() or format_name(r["parent_name"], _next_number(conn), r["parent_rank"])
             if name:
                 _advance_counter_past(conn, final)
             clash = conn.execute(sa.select(TAXA.c.id).where(
