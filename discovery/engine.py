@@ -14,6 +14,11 @@ Pipeline for a query barcode:
 4. per-rank label / identity / margin → calibrated deepest confident rank;
 5. novelty probability from the evidence features.
 
+At fit time the engine also learns, from the reference, the barcode-gap
+distance threshold (``discovery.clustering.BarcodeGapThreshold``) that triage
+uses to cluster novel specimens into candidate species, and stores it in the
+bundle with everything else (JSON, no pickle).
+
 Specimens without a usable barcode get no call (``modality='none'``): the
 image path through a learned cross-modal encoder is not wired in yet.
 """
@@ -41,7 +46,7 @@ log = logging.getLogger(__name__)
 ENGINE_TABLE = "discovery_engine"
 REFERENCE_TABLE = "discovery_reference"
 INDEX_ARRAY = "discovery_index"
-ENGINE_FORMAT = 1
+ENGINE_FORMAT = 2  # 2: confidence-calibrated ranks, clade exclusion, barcode gap in the bundle
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,18 @@ class EngineConfig:
     target_overclassification: float = 0.02
     #: the same share for genus and above (specimens of genera/families absent from the keys)
     target_overclassification_above_species: float = 0.05
+    #: a rank needs this many calibration specimens of this many absent taxa to be calibrated
+    min_absent: int = 20
+    min_absent_taxa: int = 5
+    #: where the calibration data lack absent taxa at a rank, query reference specimens with
+    #: their own taxon at that rank left out of the search (TAXXI-style clade exclusion)
+    clade_exclusion: bool = True
+    exclusion_per_taxon: int = 5
+    max_exclusion_queries: int = 1500
+    #: learn the candidate-species distance threshold from the reference's barcode gap
+    learn_barcode_gap: bool = True
+    gap_per_species: int = 8
+    gap_max_specimens: int = 6000
     min_barcode_length: int = 50
     batch_size: int = 2048
 
@@ -68,7 +85,7 @@ class EngineConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "EngineConfig":
-        data = dict(data)
+        data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         data["kmer"] = KmerConfig.from_dict(data["kmer"])
         data["index"] = IndexConfig.from_dict(data["index"])
         return cls(**data)
@@ -148,23 +165,84 @@ class DiscoveryModel:
         evidence, sims = self._evidence([s.dna_barcode for s in calib + outl])  # type: ignore[misc]
         taxa = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
         truths = [s.lineage() for s in calib + outl]
+        extra = self._clade_exclusion(truths, taxa, say) if self.config.clade_exclusion else {}
         looser = {r: self.config.target_overclassification_above_species for r in RANKS if r != "species"}
-        self.classifier_ = HierarchicalClassifier(self.config.target_overclassification,
-                                                  rank_targets=looser).fit(evidence, truths, taxa)
+        self.classifier_ = HierarchicalClassifier(self.config.target_overclassification, self.config.min_absent,
+                                                  rank_targets=looser, min_absent_taxa=self.config.min_absent_taxa
+                                                  ).fit(evidence, truths, taxa, extra=extra)
         conf = self.classifier_.confidences(evidence)
         X = self._features(evidence, sims, conf["species"])
         y = np.array([int(s.species not in taxa["species"]) for s in calib] + [1] * len(outl))
         self.novelty_ = NoveltyDetector().fit(X, y)
         self.calibration_summary_ = {
             "n_calibration": len(calib), "n_outliers": len(outl), "n_novel": int(y.sum()),
-            "thresholds": self.classifier_.thresholds_, "novelty_brier": self.novelty_.brier_,
+            "thresholds": self.classifier_.thresholds_, "threshold_kind": self.classifier_.kind_,
+            "calibration": self.classifier_.calibration_, "novelty_brier": self.novelty_.brier_,
         }
         if calibration_keys is not None:
             self.ref_ids_, self.ref_seqs_, self.ref_lineages_ = self._set_reference(reference)
             say(f"indexing {len(self.ref_ids_)} reference keys")
             self.index_ = ReferenceIndex(self.config.index).fit(self.embedder.embed_dna(self.ref_seqs_))
+        self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
         self.fit_seconds_ = time.perf_counter() - t0
         return self
+
+    def _clade_exclusion(self, truths: Sequence[dict], taxa: dict[str, set[str]],
+                         say: Callable[[str], None]) -> dict[str, tuple[list[RankEvidence], list[dict]]]:
+        """Absent-taxon examples for ranks the calibration data cannot calibrate.
+
+        For such a rank (fewer than ``min_absent_taxa`` taxa absent from the keys
+        among the calibration specimens), up to ``exclusion_per_taxon`` key
+        specimens of each taxon at that rank are searched with their whole taxon
+        left out of the keys: specimens of a taxon the reference lacks, at that
+        rank, with the rest of the reference as it is.
+        """
+        cfg = self.config
+        rng = np.random.default_rng(0)
+        out: dict[str, tuple[list[RankEvidence], list[dict]]] = {}
+        for r, rank in enumerate(RANKS):
+            absent = {t.get(rank) for t in truths if t.get(rank) and t[rank] not in taxa[rank]}
+            if len(absent) >= cfg.min_absent_taxa or len(taxa[rank]) < 2 * cfg.min_absent_taxa:
+                continue
+            members: dict[str, list[int]] = {}
+            for j, lin in enumerate(self.ref_lineages_):
+                if lin[r]:
+                    members.setdefault(lin[r], []).append(j)
+            per = max(1, min(cfg.exclusion_per_taxon, cfg.max_exclusion_queries // max(1, len(members))))
+            picks = sorted(int(j) for idx in members.values()
+                           for j in rng.choice(idx, min(per, len(idx)), replace=False))
+            say(f"{rank}: {len(absent)} absent taxa in the calibration data; "
+                f"{len(picks)} key specimens searched with their own {rank} left out")
+            exclude = [(r, self.ref_lineages_[j][r]) for j in picks]
+            ev, _ = self._evidence([self.ref_seqs_[j] for j in picks], exclude=exclude)
+            out[rank] = (ev, [dict(zip(RANKS, self.ref_lineages_[j])) for j in picks])
+        return out
+
+    def _learn_gap(self, say: Callable[[str], None]):
+        """The reference's barcode gap: the species distance cut candidate clustering uses."""
+        from discovery.clustering import BarcodeGapThreshold
+
+        cfg = self.config
+        rng = np.random.default_rng(0)
+        by_species: dict[str, list[int]] = {}
+        for j, lin in enumerate(self.ref_lineages_):
+            if lin[-1] and lin[-2]:
+                by_species.setdefault(lin[-1], []).append(j)
+        if len(by_species) < 2:
+            log.warning("fewer than 2 reference species: no barcode gap learned (clustering uses its default)")
+            return None
+        picks = [int(j) for idx in by_species.values()
+                 for j in rng.choice(idx, min(cfg.gap_per_species, len(idx)), replace=False)]
+        if len(picks) > cfg.gap_max_specimens:
+            picks = rng.choice(picks, cfg.gap_max_specimens, replace=False).tolist()
+        picks.sort()
+        t = time.perf_counter()
+        gap = BarcodeGapThreshold().fit([self.ref_seqs_[j] for j in picks],
+                                        [self.ref_lineages_[j][-1] for j in picks],
+                                        groups=[self.ref_lineages_[j][-2] for j in picks])
+        say(f"barcode gap learned on {len(picks)} reference specimens: {gap.linkage_} linkage at "
+            f"{gap.threshold_:.4f} p-distance (AMI {gap.score_:.3f}; {time.perf_counter() - t:.1f}s)")
+        return gap
 
     # -- evidence ----------------------------------------------------------------------
     def _candidates(self, sims: np.ndarray, pos: np.ndarray) -> list[list[int]]:
@@ -186,13 +264,25 @@ class DiscoveryModel:
             out.append(cand)
         return out
 
-    def _evidence(self, sequences: Sequence[str]) -> tuple[list[RankEvidence], np.ndarray]:
+    def _evidence(self, sequences: Sequence[str], exclude: Sequence[tuple[int, str]] | None = None
+                  ) -> tuple[list[RankEvidence], np.ndarray]:
+        """Evidence per query; ``exclude[i] = (rank index, label)`` leaves that taxon out of query i's search."""
         evidence: list[RankEvidence] = []
         tops = np.zeros(len(sequences), dtype=np.float32)
         bs = self.config.batch_size
+        size: dict[tuple[int, str], int] = {}
+        if exclude is not None:
+            for lin in self.ref_lineages_:
+                for r, lab in enumerate(lin):
+                    size[(r, lab)] = size.get((r, lab), 0) + 1  # type: ignore[index]
         for start in range(0, len(sequences), bs):
             chunk = sequences[start : start + bs]
-            sims, pos = self.index_.search(self.embedder.embed_dna(chunk), self.config.n_search)
+            k = self.config.n_search
+            if exclude is not None:
+                k += max(size.get(tuple(e), 0) for e in exclude[start : start + bs])  # type: ignore[arg-type]
+            sims, pos = self.index_.search(self.embedder.embed_dna(chunk), k)
+            if exclude is not None:
+                sims, pos = self._drop_excluded(sims, pos, exclude[start : start + bs])
             cands = self._candidates(sims, pos)
             ids = candidate_identities(chunk, cands, self.ref_seqs_)
             for i, (cand, idv) in enumerate(zip(cands, ids)):
@@ -201,6 +291,18 @@ class DiscoveryModel:
                 evidence.append(rank_evidence(cand, idv, retr, self.ref_lineages_))
                 tops[start + i] = float(sims[i, 0]) if len(cand) else 0.0
         return evidence, tops
+
+    def _drop_excluded(self, sims: np.ndarray, pos: np.ndarray, exclude: Sequence[tuple[int, str]]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Search results without the excluded taxon, padded with -1 to ``n_search`` columns."""
+        n = self.config.n_search
+        out_s = np.zeros((len(pos), n), dtype=np.float32)
+        out_p = np.full((len(pos), n), -1, dtype=np.int64)
+        for i, (r, lab) in enumerate(exclude):
+            keep = [c for c, j in enumerate(pos[i]) if j >= 0 and self.ref_lineages_[j][r] != lab][:n]
+            out_s[i, : len(keep)] = sims[i, keep]
+            out_p[i, : len(keep)] = pos[i, keep]
+        return out_s, out_p
 
     @staticmethod
     def _features(evidence: Sequence[RankEvidence], sims: np.ndarray, species_conf: np.ndarray,
@@ -256,12 +358,17 @@ class DiscoveryModel:
             "format": ENGINE_FORMAT, "config": self.config.to_dict(), "classifier": self.classifier_.to_dict(),
             "novelty": self.novelty_.to_dict(), "calibration_summary": self.calibration_summary_,
             "index_kind": self.index_.kind_,
+            "barcode_gap": self.barcode_gap_.to_dict() if getattr(self, "barcode_gap_", None) is not None else None,
         })
         bundle.save_table(REFERENCE_TABLE, {"processid": self.ref_ids_, "sequence": self.ref_seqs_,
                                             "ranks": list(RANKS), "lineage": [list(x) for x in self.ref_lineages_]})
         bundle.save_array(INDEX_ARRAY, self.index_.to_bytes())
+        gap = getattr(self, "barcode_gap_", None)
         bundle.set_section("discovery", {"engine_format": ENGINE_FORMAT, "reference_keys": len(self.ref_ids_),
-                                         "thresholds": self.classifier_.thresholds_})
+                                         "thresholds": self.classifier_.thresholds_,
+                                         "threshold_kind": self.classifier_.kind_,
+                                         "barcode_gap": None if gap is None else
+                                         {"threshold": gap.threshold_, "linkage": gap.linkage_, "ami": gap.score_}})
         return path
 
     @classmethod
@@ -279,6 +386,13 @@ class DiscoveryModel:
         self.classifier_ = HierarchicalClassifier.from_dict(state["classifier"])
         self.novelty_ = NoveltyDetector.from_dict(state["novelty"])
         self.calibration_summary_ = state["calibration_summary"]
+        gap = state.get("barcode_gap")
+        if gap is not None:
+            from discovery.clustering import BarcodeGapThreshold
+
+            self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
+        else:
+            self.barcode_gap_ = None
         ref = bundle.load_table(REFERENCE_TABLE)
         self.ref_ids_ = list(ref["processid"])
         self.ref_seqs_ = list(ref["sequence"])

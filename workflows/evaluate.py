@@ -85,7 +85,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     if cluster:
         say("clustering novel-flagged specimens")
         specs = known + novel
-        props = candidate_species(specs, res)
+        props = candidate_species(specs, res, threshold=getattr(model, "barcode_gap_", None))
         cand = {m["processid"]: i for i, p in enumerate(props) for m in p.members}
         truth_of = {s.processid: s.species for s in specs}
         pids = [s.processid for s in novel if s.processid in cand and s.species]

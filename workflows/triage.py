@@ -76,15 +76,20 @@ def novel_parent(r: TriageResult) -> tuple[str, str] | None:
     return None
 
 
-def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult]) -> list[Any]:
-    """Cluster the novel specimens (with a barcode) under their parent taxon (E2's clustering)."""
+def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult],
+                      threshold: Any = None) -> list[Any]:
+    """Cluster the novel specimens (with a barcode) under their parent taxon.
+
+    ``threshold``: the bundle's learned ``BarcodeGapThreshold``
+    (``DiscoveryModel.barcode_gap_``); None = the clustering's default cut.
+    """
     from discovery.proposals import discover_candidates
 
     novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and r.modality == "dna"]
     if not novel:
         return []
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
-                                       novelty=[r.novelty for _, r in novel])
+                                       novelty=[r.novelty for _, r in novel], threshold=threshold)
     # the engine already aligned every member to its best reference: nearest known species
     by_pid = {s.processid: r for s, r in novel}
     out = []
@@ -114,7 +119,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     if cluster:
         t = time.perf_counter()
         say("candidates", 0, 1)
-        proposals = candidate_species(specimens, results)
+        proposals = candidate_species(specimens, results, threshold=getattr(model, "barcode_gap_", None))
         say("candidates", 1, 1)
         seconds["candidates"] = time.perf_counter() - t
     return results, proposals, seconds
