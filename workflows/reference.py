@@ -8,7 +8,9 @@ it as a model bundle ``biodiscover triage`` / ``evaluate`` load.
 Default protocol: keys = train + key_unseen (every labelled species a user
 would want named); calibration queries = val + val_unseen against an index of
 train only (so val_unseen's species are really unknown while calibrating);
-outliers = a seeded sample of other_heldout.
+outliers = a seeded sample of other_heldout. The fit also learns the reference's
+barcode gap (the species distance cut triage clusters novel specimens with) and
+the bundle stores it.
 """
 
 from __future__ import annotations
