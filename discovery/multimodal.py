@@ -551,3 +551,45 @@ def agreement_array(dna_calls: Sequence[Any | None], image_calls: Sequence[Any |
     if len(dna_calls) != len(image_calls):
         raise ValueError(f"{len(dna_calls)} DNA calls but {len(image_calls)} image calls")
     return np.array([modality_agreement(a, b) for a, b in zip(dna_calls, image_calls)], dtype=np.float64)
+
+
+def has_image_classifier(bundle_dir: Path | str) -> bool:
+    """Whether a bundle carries a fitted image (cross-modal) classifier."""
+    from storage.bundle import Bundle
+
+    return MULTIMODAL_TABLE in Bundle.open(bundle_dir).names("tables")
+
+
+def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCall]) -> list[Any]:
+    """Per specimen, the engine's DNA result with the image call folded in.
+
+    * DNA and image: ranks, labels and confidences of :func:`fuse` (which never
+      names deeper than the DNA call; a confident contradicting image call can
+      stop it higher); novelty, identity and top hit stay the DNA engine's.
+      ``modality = "dna+image"``.
+    * image only (no usable barcode): the image call, ``modality = "image"``.
+      Its novelty is NaN and it is never flagged novel: the novelty detector is
+      trained on DNA evidence, and a candidate species needs barcodes.
+    * otherwise the DNA result unchanged.
+
+    ``dna_results`` are ``discovery.engine.TriageResult`` (frozen dataclasses).
+    """
+    import dataclasses
+
+    if len(dna_results) != len(image_calls):
+        raise ValueError(f"{len(dna_results)} DNA results but {len(image_calls)} image calls")
+    out: list[Any] = []
+    for r, c in zip(dna_results, image_calls):
+        if c.modality == "none":
+            out.append(r)
+        elif r.modality == "none":
+            out.append(dataclasses.replace(
+                r, modality="image", labels=dict(c.labels), confidence=dict(c.confidence),
+                deepest_rank=c.deepest_rank, deepest_label=c.deepest_label, novelty=float("nan"), is_novel=False,
+                top_hit=c.top_hit, top_similarity=float(c.top_similarity)))
+        else:
+            f = fuse(r, c, processid=r.processid)
+            out.append(dataclasses.replace(r, modality="dna+image", labels=dict(f.labels),
+                                           confidence=dict(f.confidence), deepest_rank=f.deepest_rank,
+                                           deepest_label=f.deepest_label))
+    return out

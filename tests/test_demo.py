@@ -61,6 +61,9 @@ def test_collection_hides_identifications_and_holds_novel_species(demo) -> None:
     images = list((workdir / "new-collection" / "images").glob("*.jpg"))
     assert len(images) == len(coll)
     assert 0 < summary.scores["truly_novel"] < summary.specimens
+    # a share of the plate "failed sequencing": no barcode, photograph only
+    no_barcode = coll["dna_barcode"].isna().sum()
+    assert summary.scores["image_only"] == no_barcode > 0
 
 
 def test_run_in_sqlite_and_scores_against_truth(demo) -> None:
@@ -81,6 +84,16 @@ def test_run_in_sqlite_and_scores_against_truth(demo) -> None:
     # orders and families of known taxa are named, and rarely wrongly
     assert scores["ranks"]["family"]["tp_rate"] > 0.9
     assert scores["ranks"]["family"]["mc_rate"] < 0.05
+    # specimens without a barcode are named from the photograph (the bundle's image classifier)
+    image_only = scores["ranks_image_only"]
+    assert image_only["order"]["tp_rate"] > 0.3
+    assert image_only["family"]["mc_rate"] < 0.2
+    with sqlite3.connect(workdir / "biodiscover.sqlite") as con:
+        pids = pd.read_csv(workdir / "new-collection" / "collection.csv").query("dna_barcode.isna()").processid
+        rows = con.execute(f"SELECT deepest_rank, novelty FROM assignments WHERE processid IN "
+                           f"({','.join('?' * len(pids))})", list(pids)).fetchall()
+    assert len(rows) == len(pids) and all(nov is None for _, nov in rows)
+    assert sum(rank is not None for rank, _ in rows) > 0.3 * len(rows)
     written = _strict((workdir / "demo-summary.json").read_text())
     assert written["run_id"] == summary.run_id
     assert written["scores"]["specimens"] == summary.specimens

@@ -8,6 +8,7 @@ Real parts end to end: a synthetic BIOSCAN-layout set with rendered images
 from __future__ import annotations
 
 import collections
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -179,3 +180,30 @@ def test_cross_modal_image_to_dna_keys(world: dict) -> None:
         majority = collections.Counter(truth).most_common(1)[0][1] / len(truth)
         acc = _accuracy(test, calls, rank)
         assert acc >= majority + 0.15, (rank, acc, majority)
+
+
+def test_combine_results_image_only_fused_and_untouched() -> None:
+    """Triage's merge: an image call stands alone without a barcode (never novel), is fused with a DNA
+    call when both exist, and leaves a DNA result alone when there is no photograph."""
+    from discovery.engine import TriageResult
+    from discovery.multimodal import combine_results
+
+    lin = dict(zip(RANKS, ["O", "F", None, "G", "G s"]))
+    conf = {r: 0.95 for r in RANKS}
+    dna = TriageResult("A", "dna", dict(lin), dict(conf), 0.99, "species", "G s", 0.1, False, "K1", 0.9)
+    none = TriageResult("B", "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS}, 0.0, None, None,
+                        float("nan"), False, None, 0.0)
+    img_other = _call(["O", "F", None, "H", "H t"], "genus", 0.9, "image")
+    img_same = _call(list(lin.values()), "family", 0.7, "image")
+    out = combine_results([dna, none, dna], [ModalityCall.none("A"), img_other, img_same])
+    assert out[0] is dna
+    assert out[1].modality == "image" and out[1].deepest_rank == "genus" and out[1].deepest_label == "H"
+    assert out[1].is_novel is False and out[1].novelty != out[1].novelty  # NaN: no DNA novelty evidence
+    assert out[2].modality == "dna+image" and out[2].deepest_rank == "species"
+    assert out[2].confidence["family"] > dna.confidence["family"]  # agreement sharpens
+    assert out[2].novelty == dna.novelty and out[2].top_hit == "K1"
+    vetoed = combine_results([dataclasses.replace(dna, confidence={r: 0.6 for r in RANKS})],
+                             [_call(["O", "F", None, "H", "H t"], "species", 0.9, "image")])[0]
+    assert vetoed.deepest_rank == "family"  # a confident contradicting photograph stops naming at genus
+    with pytest.raises(ValueError, match="2 DNA results but 1 image"):
+        combine_results([dna, dna], [img_same])

@@ -46,10 +46,16 @@ def register(app: typer.Typer) -> None:
         collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: file name)."),
         results: Optional[Path] = typer.Option(None, "--results", help="Also write per-specimen results as JSON lines."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
+        no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
-        """Name each specimen to its deepest confident rank, flag novel species, propose candidate species."""
+        """Name each specimen to its deepest confident rank, flag novel species, propose candidate species.
+
+        Photographs (--images, or image paths in the collection) are used when the
+        bundle has an image classifier: fused with the barcode, or alone for
+        specimens whose barcode is missing or unusable.
+        """
         from workflows.triage import run_triage
 
         if input is None and images is None:
@@ -57,7 +63,7 @@ def register(app: typer.Typer) -> None:
         if db is None and results is None:
             raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
-                             results_out=results, progress=_progress(quiet))
+                             results_out=results, progress=_progress(quiet), use_images=not no_images)
         if as_json:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return
@@ -65,6 +71,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"triage run {summary.run_id}: {summary.triaged} of {summary.specimens} specimens triaged "
                    f"({summary.quarantined} quarantined, {summary.no_usable_barcode} without a usable barcode)")
         typer.echo(f"deepest confident rank: {named}")
+        typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")
@@ -99,14 +106,23 @@ def register(app: typer.Typer) -> None:
         outliers: str = typer.Option("other_heldout", help="Outlier-exposure splits for the novelty detector."),
         max_outliers: int = typer.Option(3000, help="At most this many outlier specimens (seeded sample)."),
         seed: int = typer.Option(0),
-        force: bool = typer.Option(False, "--force", help="Replace an existing bundle."),
+        force: bool = typer.Option(False, "--force", help="Replace an existing bundle (its encoders too)."),
+        images: Optional[bool] = typer.Option(None, "--images/--no-images",
+                                              help="Fit the image classifier (default: when --out holds trained "
+                                                   "encoders and the dataset has images)."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
-        """Fit the DNA k-mer discovery engine (no GPU, no training) and write a model bundle."""
+        """Fit the discovery engine: DNA reference index, calibrated ranks, novelty detector, barcode gap.
+
+        Needs no GPU and no training. Run it on the bundle `biodiscover train` wrote
+        to also fit the image classifier with its encoders; otherwise it writes a
+        DNA-only bundle.
+        """
         from workflows.reference import build_reference
 
         model = build_reference(data, out, keys=keys, calibration=calibration,
                                 calibration_keys=calibration_keys or None, outliers=outliers,
-                                max_outliers=max_outliers, seed=seed, overwrite=force, progress=_say(quiet))
+                                max_outliers=max_outliers, seed=seed, overwrite=force, progress=_say(quiet),
+                                images=images)
         th = ", ".join(f"{r} {t:.3f}" for r, t in model.classifier_.thresholds_.items())
         typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; identity thresholds: {th}")

@@ -172,7 +172,8 @@ def demo_tables(summary) -> list:  # workflows.demo.DemoSummary -> list[rich.tab
 
     scores = summary.scores
     head = Table(title=f"demo run {summary.run_id}: {scores.get('specimens', 0)} specimens, "
-                       f"{scores.get('truly_novel', 0)} of an unknown species", title_justify="left")
+                       f"{scores.get('truly_novel', 0)} of an unknown species, "
+                       f"{scores.get('image_only', 0)} without a barcode", title_justify="left")
     head.add_column("what")
     head.add_column("value", justify="right")
     nov = scores.get("novelty", {})
@@ -187,9 +188,17 @@ def demo_tables(summary) -> list:  # workflows.demo.DemoSummary -> list[rich.tab
         head.add_row("true species split / merged", f"{pct(cand.get('split_rate'))} / {pct(cand.get('merge_rate'))}")
     for stage, sec in summary.seconds.items():
         head.add_row(f"time: {stage}", f"{sec:.1f} s")
-    ranks = Table(title="naming at the deepest confident rank (TAXXI; share of specimens)", title_justify="left")
-    for col in ("rank", "named right", "named wrong", "not named (known taxon)", "named, taxon unknown"):
-        ranks.add_column(col, justify="right" if col != "rank" else "left")
-    for rank, e in scores.get("ranks", {}).items():
-        ranks.add_row(rank, pct(e.get("tp_rate")), pct(e.get("mc_rate")), pct(e.get("uc_rate")), pct(e.get("oc_rate")))
-    return [head, ranks]
+    tables = [head]
+    for key, title in (("ranks", "naming at the deepest confident rank, all specimens (TAXXI; share of specimens)"),
+                       ("ranks_image_only", f"of which {scores.get('image_only', 0)} without a barcode, "
+                                            "named from the photograph alone")):
+        if not scores.get(key):
+            continue
+        ranks = Table(title=title, title_justify="left")
+        for col in ("rank", "named right", "named wrong", "not named (known taxon)", "named, taxon unknown"):
+            ranks.add_column(col, justify="right" if col != "rank" else "left")
+        for rank, e in scores[key].items():
+            ranks.add_row(rank, pct(e.get("tp_rate")), pct(e.get("mc_rate")), pct(e.get("uc_rate")),
+                          pct(e.get("oc_rate")))
+        tables.append(ranks)
+    return tables

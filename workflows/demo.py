@@ -27,7 +27,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,8 @@ class DemoConfig:
     preset: str = "small"
     #: Share of other_heldout specimens put in the new collection; the rest train the novelty detector.
     heldout_in_collection: float = 0.5
+    #: Share of the collection whose barcode "failed" (removed): named from the photograph alone.
+    no_barcode_fraction: float = 0.1
 
 
 @dataclass
@@ -100,6 +102,22 @@ def _heldout_parts(heldout: Sequence[Specimen], share: float, seed: int) -> tupl
     return coll, rest
 
 
+def _fail_barcodes(specimens: Sequence[Specimen], fraction: float, seed: int) -> list[Specimen]:
+    """Remove the barcode of a seeded ``fraction`` of specimens that have a photograph.
+
+    Sequencing fails for a share of every real plate; those specimens can only be
+    named from their photograph, which is what the image classifier is for.
+    """
+    import dataclasses
+
+    rng = np.random.default_rng(seed + 17)
+    out = []
+    for s in specimens:
+        fail = s.image_path is not None and rng.random() < fraction
+        out.append(dataclasses.replace(s, dna_barcode=None) if fail else s)
+    return out
+
+
 def write_collection(specimens: Sequence[Specimen], out_dir: Path) -> tuple[Path, Path]:
     """Write a lab-style collection: CSV without identifications + ``images/<processid>.jpg``."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,11 +145,13 @@ def _named_lineage(row: pd.Series) -> dict[str, str | None]:
 
 
 def score_run(db_path: Path, run_id: int, truth: pd.DataFrame, processids: Sequence[str],
-              reference: Sequence[Specimen]) -> dict[str, Any]:
+              reference: Sequence[Specimen], image_only: Collection[str] = ()) -> dict[str, Any]:
     """Compare a run's assignments and candidate species with the synthetic truth.
 
     ``reference`` are the keys the model searched: a true species absent from them
-    is novel, and naming it to species is over-classification.
+    is novel, and naming it to species is over-classification. ``image_only``:
+    specimens without a barcode; they are scored apart (``ranks_image_only``) and
+    left out of the novelty and candidate scores, which need a barcode.
     """
     from discovery.metrics import clustering_scores, novelty_scores, rank_errors
     from workflows.export import load_run_export
@@ -143,14 +163,23 @@ def score_run(db_path: Path, run_id: int, truth: pd.DataFrame, processids: Seque
     a = assign.loc[pids]
     ref_taxa = {r: {getattr(s, r) for s in reference if getattr(s, r)} for r in RANKS}
     is_novel = [sp not in ref_taxa["species"] for sp in t["species"]]
-    scores: dict[str, Any] = {"specimens": len(pids), "truly_novel": int(sum(is_novel))}
-    novelty = a["novelty"].astype(float).fillna(0.0).tolist()
-    if 0 < sum(is_novel) < len(is_novel):
-        scores["novelty"] = novelty_scores(is_novel, novelty)
+    no_dna = set(image_only)
+    scores: dict[str, Any] = {"specimens": len(pids), "truly_novel": int(sum(is_novel)),
+                              "image_only": sum(p in no_dna for p in pids)}
+    dna_idx = [i for i, p in enumerate(pids) if p not in no_dna]
+    novelty = a["novelty"].astype(float).tolist()
+    nov_truth = [is_novel[i] for i in dna_idx]
+    if 0 < sum(nov_truth) < len(nov_truth):
+        scores["novelty"] = novelty_scores(nov_truth, [0.0 if novelty[i] != novelty[i] else novelty[i]
+                                                       for i in dna_idx])
     truth_lineages = [{r: (None if pd.isna(t[r].iat[i]) else str(t[r].iat[i])) for r in RANKS} for i in range(len(t))]
     predicted = [_named_lineage(a.iloc[i]) for i in range(len(a))]
     scores["ranks"] = {r: e.as_dict() for r, e in rank_errors(truth_lineages, predicted, ref_taxa).items()}
-    novel_pids = [p for p, nov in zip(pids, is_novel) if nov]
+    img_idx = [i for i, p in enumerate(pids) if p in no_dna]
+    if img_idx:
+        scores["ranks_image_only"] = {r: e.as_dict() for r, e in rank_errors(
+            [truth_lineages[i] for i in img_idx], [predicted[i] for i in img_idx], ref_taxa).items()}
+    novel_pids = [pids[i] for i in dna_idx if is_novel[i]]
     if novel_pids:
         member_of = run.members.drop_duplicates("processid").set_index("processid")["proposal_id"].to_dict()
         pred = [f"candidate-{member_of[p]}" if p in member_of else f"unproposed-{p}" for p in novel_pids]
@@ -223,7 +252,8 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     by_split = _split_specimens(data)
     heldout_coll, heldout_rest = _heldout_parts(by_split.get("other_heldout", []),
                                                 config.heldout_in_collection, config.seed)
-    collection = by_split.get("test", []) + by_split.get("test_unseen", []) + heldout_coll
+    collection = _fail_barcodes(by_split.get("test", []) + by_split.get("test_unseen", []) + heldout_coll,
+                                config.no_barcode_fraction, config.seed)
     csv, images = write_collection(collection, coll_dir)
     say("collection", 1.0, f"{len(collection)} specimens (test + test_unseen + {len(heldout_coll)} other_heldout)")
     seconds["collection"] = time.perf_counter() - t
@@ -237,9 +267,10 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    # NOTE: build_reference takes outliers by split name, so the novelty detector currently also
-    # sees the other_heldout species put in the collection (heldout_rest is not yet passed through).
-    build_reference(data, model, outliers="other_heldout", overwrite=True,
+    # The collection's other_heldout species are excluded, so the novelty detector meets them first in triage.
+    # overwrite=False: the engine is stored *into* the trained bundle, keeping its encoders
+    build_reference(data, model, outliers="other_heldout", overwrite=False,
+                    exclude_processids={s.processid for s in heldout_coll},
                     progress=lambda msg: say("reference", 0.5, msg))
     say("reference", 1.0, "reference index, calibrated ranks, novelty detector")
     seconds["reference"] = time.perf_counter() - t
@@ -257,7 +288,8 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     t = time.perf_counter()
     truth = load_truth(data)
     reference = by_split.get("train", []) + by_split.get("key_unseen", [])
-    scores = (score_run(db, summary.run_id, truth, [s.processid for s in collection], reference)
+    scores = (score_run(db, summary.run_id, truth, [s.processid for s in collection], reference,
+                        image_only={s.processid for s in collection if not s.dna_barcode})
               if summary.run_id is not None else {})
     seconds["score"] = time.perf_counter() - t
     result = DemoSummary(workdir=str(workdir), db=str(db), model=str(model), run_id=summary.run_id,

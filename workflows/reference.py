@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -54,8 +54,16 @@ def sample(specimens: Sequence[Specimen], n: int, seed: int) -> list[Specimen]:
 def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", calibration: str = "val+val_unseen",
                     calibration_keys: str | None = "train", outliers: str = "other_heldout",
                     max_outliers: int = 3000, seed: int = 0, config: EngineConfig | None = None,
-                    overwrite: bool = False, progress: Callable[[str], None] | None = None) -> DiscoveryModel:
-    """Fit the k-mer discovery engine on ``data`` and save it as a bundle at ``out``."""
+                    overwrite: bool = False, progress: Callable[[str], None] | None = None,
+                    exclude_processids: Collection[str] = (), images: bool | None = None) -> DiscoveryModel:
+    """Fit the k-mer discovery engine on ``data`` and save it as a bundle at ``out``.
+
+    ``exclude_processids``: specimens never used for fitting (e.g. those of the
+    collection about to be triaged, so the novelty detector has not seen its
+    species). ``images``: also fit the image classifier (image-only naming and
+    DNA+image fusion in triage); None = when ``out`` already holds trained
+    encoders (``biodiscover train``) and the dataset has images.
+    """
     say = progress or log.info
     t0 = time.perf_counter()
     by_split: dict[str, list[Specimen]] = {}
@@ -63,8 +71,10 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     if calibration_keys:
         needed |= set(resolve_splits(calibration_keys))
     say(f"reading {', '.join(sorted(needed))} from {data}")
+    excluded = set(exclude_processids)
     for s in load_specimens(data, "+".join(sorted(needed))):
-        by_split.setdefault(s.split or "", []).append(s)
+        if s.processid not in excluded:
+            by_split.setdefault(s.split or "", []).append(s)
 
     def pick(expr: str) -> list[Specimen]:
         return [s for sp in resolve_splits(expr) for s in by_split.get(sp, [])]
@@ -81,6 +91,63 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
                    "calibration_keys": calibration_keys, "outliers": outliers, "max_outliers": max_outliers,
                    "seed": seed, "n_keys": len(ref), "n_calibration": len(cal), "n_outliers": len(out_l)}
+    if excluded:
+        fingerprint["excluded_processids"] = len(excluded)
     model.save(out, fingerprint=fingerprint, overwrite=overwrite)
+    if images is not False and _has_encoders(out):
+        fit_image_classifier(data, out, ref, cal, cal_keys, progress=say, required=bool(images))
+    elif images:
+        raise InputError(f"{out}: no trained encoders in the bundle; run `biodiscover train --out {out}` first "
+                         "to name specimens from images")
     say(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
     return model
+
+
+def _has_encoders(bundle_dir: Path) -> bool:
+    from encoders.embed import WEIGHTS_NAME
+    from storage.bundle import Bundle
+
+    return WEIGHTS_NAME in Bundle.open(bundle_dir).names("weights")
+
+
+def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Sequence[Specimen],
+                         cal_keys: Sequence[Specimen] | None, *, progress: Callable[[str], None] | None = None,
+                         required: bool = False) -> bool:
+    """Fit the image classifier (``discovery.multimodal``) with the bundle's own encoders; store it there.
+
+    Returns False (and says why) when the dataset has no images for the keys or
+    the calibration splits, unless ``required``.
+    """
+    import dataclasses
+
+    from discovery.multimodal import CrossModalClassifier
+    from encoders.embed import load_encoders
+    from storage.bioscan import BioscanDataset
+
+    say = progress or log.info
+    ds = BioscanDataset(Path(data))
+
+    def with_images(specimens: Sequence[Specimen] | None) -> list[Specimen] | None:
+        if specimens is None:
+            return None
+        out_: list[Specimen] = []
+        for s in specimens:
+            path = ds.image_path(s.processid, s.split)
+            out_.append(dataclasses.replace(s, image_path=path) if path is not None and path.is_file() else s)
+        return out_
+
+    ref_i, cal_i, keys_i = with_images(ref), with_images(cal), with_images(cal_keys)
+    n_ref = sum(s.image_path is not None for s in ref_i or [])
+    n_cal = sum(s.image_path is not None for s in cal_i or [])
+    if n_ref == 0 or n_cal == 0:
+        msg = f"{data}: no images for the keys ({n_ref}) or the calibration specimens ({n_cal}); image classifier not fitted"
+        if required:
+            raise InputError(msg)
+        say(msg)
+        return False
+    say(f"image classifier: embedding {n_ref} key and {n_cal} calibration images")
+    encoders = load_encoders(out)
+    clf = CrossModalClassifier().fit(encoders, ref_i or [], cal_i or [], calibration_keys=keys_i)
+    clf.save(out)
+    say(f"image classifier thresholds: {', '.join(f'{r} {t:.2f}' for r, t in clf.thresholds_.items())}")
+    return True

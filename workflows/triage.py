@@ -44,6 +44,8 @@ class TriageSummary:
     novel: int
     proposals: int
     seconds: dict[str, float] = field(default_factory=dict)
+    #: specimens per evidence used: "dna", "dna+image", "image", "none" (nothing usable)
+    by_modality: dict[str, int] = field(default_factory=dict)
     quarantine_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     """
     from discovery.proposals import discover_candidates
 
-    novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and r.modality == "dna"]
+    novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
     if not novel:
         return []
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
@@ -103,9 +105,34 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     return out
 
 
+@dataclass
+class ImageModel:
+    """The bundle's image classifier with the encoders it was fitted with (``discovery.multimodal``)."""
+
+    classifier: Any  # discovery.multimodal.CrossModalClassifier
+    encoders: Any  # encoders.embed.Encoders
+
+    @classmethod
+    def load(cls, model_path: Path) -> "ImageModel | None":
+        """None when the bundle has no image classifier (a DNA-only ``build-reference`` bundle)."""
+        from discovery.multimodal import CrossModalClassifier, has_image_classifier
+
+        if not has_image_classifier(model_path):
+            return None
+        from encoders.embed import load_encoders
+
+        return cls(CrossModalClassifier.load(model_path), load_encoders(model_path))
+
+
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
-                     progress: Progress | None = None) -> tuple[list[TriageResult], list[Any], dict[str, float]]:
-    """Engine + clustering on specimens already read (no I/O); returns results, proposals, stage seconds."""
+                     progress: Progress | None = None, image_model: ImageModel | None = None,
+                     ) -> tuple[list[TriageResult], list[Any], dict[str, float]]:
+    """Engine (+ image classifier) + clustering on specimens already read (no I/O).
+
+    Returns results, proposals and stage seconds. With ``image_model``, specimens
+    with a photograph get an image call, fused with the DNA call or standing
+    alone when the barcode is missing (``discovery.multimodal.combine_results``).
+    """
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -115,6 +142,21 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
         results.extend(model.triage(specimens[start : start + step]))
         say("triage", min(start + step, len(specimens)), len(specimens))
     seconds["triage"] = time.perf_counter() - t
+    with_image = [i for i, s in enumerate(specimens) if s.image_path is not None]
+    if image_model is not None and with_image:
+        from discovery.multimodal import ModalityCall, combine_results
+
+        t = time.perf_counter()
+        calls = [ModalityCall.none(s.processid) for s in specimens]
+        img_step = 512
+        for start in range(0, len(with_image), img_step):
+            part = with_image[start : start + img_step]
+            for i, call in zip(part, image_model.classifier.predict([specimens[i] for i in part],
+                                                                   image_model.encoders)):
+                calls[i] = call
+            say("images", min(start + img_step, len(with_image)), len(with_image))
+        results = combine_results(results, calls)
+        seconds["images"] = time.perf_counter() - t
     proposals: list[Any] = []
     if cluster:
         t = time.perf_counter()
@@ -127,11 +169,12 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
 
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
-               progress: Progress | None = None, database: Any = None) -> TriageSummary:
+               progress: Progress | None = None, database: Any = None, use_images: bool = True) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
-    ``results_out`` (JSON lines, one result per specimen).
+    ``results_out`` (JSON lines, one result per specimen). Photographs are used
+    when the bundle has an image classifier, unless ``use_images`` is False.
     """
     from storage.collections import read_collection
 
@@ -145,6 +188,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     read = read_collection(input_path, images=images)
     seconds["read"] = time.perf_counter() - t
     specimens = read.specimens
+    image_model = None
+    if use_images and any(s.image_path is not None for s in specimens):
+        t = time.perf_counter()
+        image_model = ImageModel.load(model_path)
+        seconds["load_model"] += time.perf_counter() - t
     name = collection or (Path(input_path).name.split(".")[0] if input_path else Path(images or "images").name)
     if not specimens:
         raise InputError(f"{input_path or images}: no valid specimen to triage "
@@ -180,7 +228,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             if db is not None and run_id is not None:
                 db.heartbeat(run_id, done=done if st == "triage" else None, message=st)
 
-        results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage)
+        results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage,
+                                                    image_model=image_model)
         seconds.update(secs)
         t = time.perf_counter()
         if db is not None and run_id is not None:
@@ -207,7 +256,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     return TriageSummary(
         run_id=run_id, collection=name, specimens=len(specimens) + len(read.quarantine),
         quarantined=len(read.quarantine), triaged=sum(r.modality != "none" for r in results),
-        no_usable_barcode=sum(r.modality == "none" for r in results),
+        no_usable_barcode=sum("dna" not in r.modality for r in results),
+        by_modality=dict(Counter(r.modality for r in results)),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file)
