@@ -90,3 +90,32 @@ def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
     assert "ami" in rep["candidate_species"] and rep["candidate_species"]["ami"] >= 0.5
     md = out.with_suffix(".md").read_text()
     assert "novelty AUROC" in md and "Hungarian" in md
+
+
+def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, bundle, tmp_path, capsys) -> None:
+    """A collection without identifications: each candidate's parent gets its order/family from the engine's
+    calls (the taxonomy graph is not flat), the evidence names the nearest known species, and the run's model
+    fingerprint is the one `biodiscover run` records for the same bundle."""
+    from storage.db import Database
+    from workflows.batch import model_fingerprint
+
+    db = tmp_path / "placed.db"
+    assert main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
+                 "--json", "-q"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    with Database.open(db) as database:
+        page, total = database.proposal_queue(run_id=summary["run_id"], limit=500)
+        assert total == summary["proposals"] > 0
+        placed = [p for p in page if p.parent_rank in ("genus", "subfamily", "family")]
+        assert placed
+        for p in placed:
+            detail = database.proposal_detail(p.id)
+            ranks = [rank for rank, _ in detail.parent_lineage]
+            assert ranks[0] == "order" and ranks[-1] == p.parent_rank, detail.parent_lineage
+            near = detail.evidence["nearest_known"]
+            assert near and near["species"] and 0.5 < near["identity"] <= 1.0
+            assert detail.summary.nearest_species
+            assert len(detail.evidence["nearest_known_distances"]) >= 1
+        run = database.run_tables(summary["run_id"])["run"]
+    fp = model_fingerprint(bundle)
+    assert fp.startswith("sha256:") and run["model_fingerprint"] == fp

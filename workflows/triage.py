@@ -92,17 +92,43 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
         return []
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
                                        novelty=[r.novelty for _, r in novel], threshold=threshold)
-    # the engine already aligned every member to its best reference: nearest known species
     by_pid = {s.processid: r for s, r in novel}
-    out = []
-    for p in proposals:
-        if p.nearest_species is None:
-            best = max((by_pid[m["processid"]] for m in p.members if m["processid"] in by_pid),
-                       key=lambda r: r.identity, default=None)
-            if best is not None:
-                p = dataclasses.replace(p, nearest_species=best.labels.get("species"), nearest_identity=best.identity)
-        out.append(p)
-    return out
+    return [_with_engine_evidence(p, [by_pid[m["processid"]] for m in p.members if m["processid"] in by_pid])
+            for p in proposals]
+
+
+def _with_engine_evidence(p: Any, results: Sequence[TriageResult]) -> Any:
+    """Fill a proposal's parent lineage and nearest known species from the engine's results.
+
+    A new collection carries no identifications, so the members' own labels say
+    nothing about the parent's order and family; the engine's labels (down to the
+    parent rank, where every member agrees) do, and the taxonomy graph needs them
+    to place the candidate. The engine also aligned every member to its best
+    reference, which is the nearest known species the reviewer is shown.
+    """
+    if not results:
+        return p
+    changes: dict[str, Any] = {}
+    if p.parent_rank in RANKS:
+        lineage: dict[str, str] = {}
+        for rank in RANKS[: RANKS.index(p.parent_rank) + 1]:
+            names = {r.labels.get(rank) for r in results}
+            if len(names) == 1 and None not in names:
+                lineage[rank] = names.pop()  # type: ignore[assignment]
+        if p.parent_name:
+            lineage[p.parent_rank] = p.parent_name
+        changes["parent_lineage"] = {**lineage, **(p.parent_lineage or {})}
+    best = max(results, key=lambda r: r.identity)
+    if p.nearest_species is None:
+        changes.update(nearest_species=best.labels.get("species"), nearest_identity=best.identity)
+    evidence = dict(p.evidence)
+    if not evidence.get("nearest_known"):
+        evidence["nearest_known"] = {"species": best.labels.get("species"), "genus": best.labels.get("genus"),
+                                     "processid": best.top_hit, "identity": best.identity,
+                                     "top_distances": sorted(1.0 - r.identity for r in results)}
+        evidence["nearest_known_distances"] = evidence["nearest_known"]["top_distances"]
+        changes["evidence"] = evidence
+    return dataclasses.replace(p, **changes)
 
 
 @dataclass
@@ -216,11 +242,13 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             seconds["ingest"] = time.perf_counter() - t
             from storage.bundle import Bundle
 
-            fingerprint = Bundle.open(model_path).fingerprint or None
+            from workflows.batch import model_fingerprint
+
             run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
                                              "images": str(images) if images else None,
+                                             "data": Bundle.open(model_path).fingerprint or None,
                                              "engine": model.config.to_dict()},
-                                  model_fingerprint=json.dumps(fingerprint, sort_keys=True) if fingerprint else None,
+                                  model_fingerprint=model_fingerprint(Path(model_path)),
                                   collection=name, total=len(specimens))
 
         def stage(st: str, done: int, total: int) -> None:
