@@ -331,6 +331,27 @@ class DiscoveryModel:
                                           0.0, None, None, float("nan"), False, None, 0.0)
         return results  # type: ignore[return-value]
 
+    def add_references(self, specimens: Sequence[Specimen]) -> int:
+        """Add keys for this session (e.g. members of accepted provisional species); returns how many.
+
+        Why not refit: the per-rank thresholds and the novelty detector were
+        calibrated on the bundle's data and stay valid for new keys of the same
+        kind; a specimen close to an accepted candidate is then named as that
+        provisional species instead of being proposed again. Keys already in the
+        reference (same processid) are skipped; nothing is saved to the bundle.
+        """
+        self._check_fitted()
+        have = set(self.ref_ids_)
+        new = [s for s in specimens if s.processid not in have
+               and _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
+        if not new:
+            return 0
+        self.index_.add(self.embedder.embed_dna([s.dna_barcode for s in new]))  # type: ignore[misc]
+        self.ref_ids_ += [s.processid for s in new]
+        self.ref_seqs_ += [s.dna_barcode for s in new]  # type: ignore[misc]
+        self.ref_lineages_ += [_lineage(s) for s in new]
+        return len(new)
+
     def _result(self, pid: str, call: RankCall, ev: RankEvidence, sim: float, nov: float) -> TriageResult:
         return TriageResult(
             processid=pid, modality="dna", labels=call.labels, confidence=call.confidence,

@@ -120,6 +120,19 @@ class ReferenceIndex:
         log.info("built %s index over %d keys of dimension %d", kind, n, d)
         return self
 
+    def add(self, keys: np.ndarray) -> "ReferenceIndex":
+        """Append keys (positions continue after the existing ones); every index kind supports it."""
+        if self._cpu_index is None:
+            raise RuntimeError("ReferenceIndex is not fitted; call fit() or load() first")
+        keys = np.ascontiguousarray(keys, dtype=np.float32)
+        if keys.ndim != 2 or keys.shape[1] != self.dim_:
+            raise ValueError(f"keys must have shape (n, {self.dim_}), got {keys.shape}")
+        if len(keys):
+            self._cpu_index.add(keys)
+            self._search_index = None  # a GPU copy would be stale
+            self.ntotal_ = int(self._cpu_index.ntotal)
+        return self
+
     def _searcher(self) -> faiss.Index:
         if self._cpu_index is None:
             raise RuntimeError("ReferenceIndex is not fitted; call fit() or load() first")

@@ -119,3 +119,36 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
         run = database.run_tables(summary["run_id"])["run"]
     fp = model_fingerprint(bundle)
     assert fp.startswith("sha256:") and run["model_fingerprint"] == fp
+
+
+def test_accepted_candidates_are_references_for_the_next_run(dataset, bundle, tmp_path, capsys) -> None:
+    """Review loop: accept a candidate, triage again → its members are named to the provisional species,
+    not proposed again; --no-provisional restores the first run's behaviour."""
+    from storage.db import Database
+
+    db = tmp_path / "loop.db"
+    argv = ["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
+            "--json", "-q"]
+    assert main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    with Database.open(db) as database:
+        page, _ = database.proposal_queue(run_id=first["run_id"], sort="size", descending=True)
+        chosen = page[0]
+        members = {m.processid for m in database.proposal_detail(chosen.id).members}
+        database.accept(chosen.id, expected_version=chosen.version, reviewer="tester")
+        name = database.proposal_detail(chosen.id).summary.provisional_name
+    assert main(argv) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert second["provisional_keys"] == len(members)
+    with Database.open(db) as database:
+        table = database.assignments(second["run_id"]).set_index("processid")
+        named = table.loc[sorted(members)]
+        assert (named["deepest_rank"] == "species").all() and (named["deepest_taxon"] == name).all()
+        assert (named["novelty"] < 0.5).all()
+        page, _ = database.proposal_queue(run_id=second["run_id"], limit=500)
+        reproposed = {m.processid for p in page for m in database.proposal_detail(p.id).members}
+    assert not reproposed & members
+    assert second["proposals"] == first["proposals"] - 1
+    assert main(argv[:-2] + ["--no-provisional", "--json", "-q"]) == 0
+    third = json.loads(capsys.readouterr().out)
+    assert third["provisional_keys"] == 0 and third["proposals"] == first["proposals"]

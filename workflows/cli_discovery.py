@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         results: Optional[Path] = typer.Option(None, "--results", help="Also write per-specimen results as JSON lines."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
         no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
+        no_provisional: bool = typer.Option(False, "--no-provisional",
+                                            help="Do not use the database's accepted provisional species as references."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
@@ -63,7 +65,8 @@ def register(app: typer.Typer) -> None:
         if db is None and results is None:
             raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
-                             results_out=results, progress=_progress(quiet), use_images=not no_images)
+                             results_out=results, progress=_progress(quiet), use_images=not no_images,
+                             use_provisional=not no_provisional)
         if as_json:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return
@@ -72,6 +75,8 @@ def register(app: typer.Typer) -> None:
                    f"({summary.quarantined} quarantined, {summary.no_usable_barcode} without a usable barcode)")
         typer.echo(f"deepest confident rank: {named}")
         typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
+        if summary.provisional_keys:
+            typer.echo(f"references: + {summary.provisional_keys} members of accepted provisional species")
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")

@@ -46,6 +46,8 @@ class TriageSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     #: specimens per evidence used: "dna", "dna+image", "image", "none" (nothing usable)
     by_modality: dict[str, int] = field(default_factory=dict)
+    #: reference keys added from accepted provisional species of the database
+    provisional_keys: int = 0
     quarantine_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -195,12 +197,16 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
 
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
-               progress: Progress | None = None, database: Any = None, use_images: bool = True) -> TriageSummary:
+               progress: Progress | None = None, database: Any = None, use_images: bool = True,
+               use_provisional: bool = True) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
     ``results_out`` (JSON lines, one result per specimen). Photographs are used
     when the bundle has an image classifier, unless ``use_images`` is False.
+    Members of candidate species a reviewer accepted in this database become
+    reference keys named by their provisional species (``use_provisional``), so
+    the next run names their relatives instead of proposing them again.
     """
     from storage.collections import read_collection
 
@@ -224,6 +230,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         raise InputError(f"{input_path or images}: no valid specimen to triage "
                          f"({len(read.quarantine)} quarantined; see the quarantine report)")
     quarantine_file = None
+    provisional = 0
     own_db = database is None and db_path is not None
     db = database
     run_id = None
@@ -244,9 +251,17 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
 
             from workflows.batch import model_fingerprint
 
+            if use_provisional:
+                from storage.db.taxonomy import provisional_references
+
+                provisional = model.add_references(provisional_references(db))
+                if provisional:
+                    log.info("%d members of accepted provisional species added as reference keys", provisional)
+
             run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
                                              "images": str(images) if images else None,
                                              "data": Bundle.open(model_path).fingerprint or None,
+                                             "provisional_keys": provisional,
                                              "engine": model.config.to_dict()},
                                   model_fingerprint=model_fingerprint(Path(model_path)),
                                   collection=name, total=len(specimens))
@@ -288,7 +303,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         by_modality=dict(Counter(r.modality for r in results)),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
-        quarantine_file=quarantine_file)
+        quarantine_file=quarantine_file, provisional_keys=provisional)
 
 
 def triage_for_batch(call: Any) -> Any:
