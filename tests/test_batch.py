@@ -137,23 +137,3 @@ def test_ledger_completed_and_dead_process_recovery(tmp_path: Path) -> None:
     assert ledger.recover() == []
     assert db.run_progress(live).status == "running"
     db.close()
-
-
-def test_ray_executor_refused_until_triage_takes_a_model(tmp_path: Path, capsys) -> None:
-    import inspect
-
-    from workflows.batch import check_executor_supported
-    from workflows.triage import run_triage
-
-    check_executor_supported("local")
-    if "model" in inspect.signature(run_triage).parameters:
-        check_executor_supported("ray")  # the pipeline takes the executor-wrapped model
-    else:
-        with pytest.raises(InputError, match="--executor ray: .*use --executor local"):
-            check_executor_supported("ray")
-        _write(tmp_path / "c.csv", "processid,dna_barcode\nP1,ACGT\n")
-        (tmp_path / "m").mkdir()
-        (tmp_path / "m" / "bundle.json").write_text("{}")
-        assert main(["run", "--collections", str(tmp_path / "c.csv"), "--model", str(tmp_path / "m"),
-                     "--db", str(tmp_path / "x.sqlite"), "--executor", "ray"]) == 2
-        assert "use --executor local" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from test_batch_fixtures import build_bundle_and_frame, write_collections
@@ -139,3 +140,28 @@ def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Pat
     assert len(completed) == len(plates)
     assert max(pids.values()) == 1
     assert sum(pids.values()) == sum(len(p.read_text().splitlines()) - 1 for p in plates)
+
+
+def test_run_with_ray_executor_matches_local(workspace, tmp_path: Path) -> None:
+    """`--executor ray` (a local Ray instance started by the executor) gives the same calls as local."""
+    pytest.importorskip("ray")
+    from workflows.executors import ExecutorConfig
+
+    root, bundle, meta = workspace
+    folder = tmp_path / "plates"
+    write_collections(meta, folder, 2, rows_per_collection=40)
+    out = {}
+    for kind in ("local", "ray"):
+        db_path = tmp_path / f"{kind}.sqlite"
+        summary = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path,
+                                        executor=ExecutorConfig(kind=kind)))
+        assert summary.exit_code == 0
+        db = Database.open(db_path, readonly=True)
+        try:
+            tables = [db.assignments(r.id) for r in _completed_triage_runs(db_path)]
+        finally:
+            db.close()
+        frame = pd.concat(tables).sort_values("processid").reset_index(drop=True)
+        out[kind] = frame[["processid", "deepest_rank", "deepest_taxon", "novelty"]]
+    assert len(out["local"]) == 80
+    pd.testing.assert_frame_equal(out["local"], out["ray"], check_exact=False, atol=1e-6)

@@ -390,8 +390,6 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
     specs = discover_collections(config.collections)
     fingerprint = model_fingerprint(config.model)
     triage_fn = triage or default_triage
-    if triage is None:
-        check_executor_supported(config.executor.kind)
     log_file = Path(config.log_file) if config.log_file else default_log_file(Path(config.db))
     try:
         handler = _attach_log(log_file)
@@ -540,37 +538,21 @@ class HeartbeatPoller:
                 self.stage((run.message or "triage").split(":")[0][:40], run.done or 0, run.total or 0)
 
 
-def _triage_parameters() -> set[str]:
-    import inspect
-
-    from workflows.triage import run_triage
-
-    return set(inspect.signature(run_triage).parameters)
-
-
-def check_executor_supported(kind: str) -> None:
-    """``--executor ray`` needs the triage pipeline to take a preloaded model (bad input otherwise)."""
-    if kind != "local" and "model" not in _triage_parameters():
-        raise InputError(f"--executor {kind}: workflows.triage.run_triage does not accept a preloaded model yet, "
-                         "so the engine cannot be handed to the executor; use --executor local")
-
-
 def default_triage(call: TriageCall) -> TriageReport:
     """One collection through E1's triage pipeline (``workflows.triage.run_triage``).
 
     The batch's open database is shared (one connection pool per process), the
     pipeline's stage callback feeds the batch progress, and its run row's
-    heartbeats feed :class:`HeartbeatPoller`. When ``run_triage`` accepts a
-    preloaded ``model``, the engine is wrapped so its per-specimen work runs
-    through the batch's executor (:class:`workflows.executors.ExecutorModel`).
+    heartbeats feed :class:`HeartbeatPoller`. The engine is handed over
+    wrapped so its per-specimen work runs through the batch's executor
+    (:class:`workflows.executors.ExecutorModel`).
     """
+    from workflows.executors import ExecutorModel
     from workflows.triage import run_triage
 
-    kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database}
-    if "model" in _triage_parameters():
-        from workflows.executors import ExecutorModel
-
-        kwargs["model"] = ExecutorModel.load(call.model, call.executor)
+    kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database,
+                              "collection": call.spec.name.split(".")[0],
+                              "model": ExecutorModel.load(call.model, call.executor)}
     summary = run_triage(call.spec.path, call.model, call.db_path, **kwargs)
     if summary.run_id is None:
         raise InputError(f"{call.spec.path}: triage wrote no run to the database")

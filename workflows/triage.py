@@ -198,7 +198,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
-               use_provisional: bool = True) -> TriageSummary:
+               use_provisional: bool = True, model: Any = None) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -207,13 +207,15 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     Members of candidate species a reviewer accepted in this database become
     reference keys named by their provisional species (``use_provisional``), so
     the next run names their relatives instead of proposing them again.
+    ``model``: an engine already loaded from ``model_path`` (the batch runner
+    passes one per batch, possibly wrapped to run through a Ray executor).
     """
     from storage.collections import read_collection
 
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    model = DiscoveryModel.load(model_path)
+    model = model if model is not None else DiscoveryModel.load(model_path)
     seconds["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
     say("read", 0, 1)
@@ -304,17 +306,3 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional)
-
-
-def triage_for_batch(call: Any) -> Any:
-    """Adapter for ``workflows.batch`` (``TriageCall`` → ``TriageReport``): one collection into the batch's DB."""
-    from workflows.batch import TriageReport
-
-    def stage(name: str, done: int, total: int) -> None:
-        call.stage(name, done, total)
-
-    summary = run_triage(call.spec.path, call.model, call.db_path, images=call.spec.images,
-                         collection=call.spec.name.split(".")[0], progress=stage, database=call.database)
-    return TriageReport(run_id=summary.run_id or 0, specimens=summary.specimens, quarantined=summary.quarantined,
-                        named_to_species=summary.named_to.get("species", 0), novel=summary.novel,
-                        proposals=summary.proposals, stages=dict(summary.seconds))
