@@ -59,6 +59,8 @@ _EQUAL_N = [("N", c) for c in "ACGT"]
 #: real BOLD dev set's val_unseen (single linkage, 3.0% p-distance; AMI 0.994 there).
 DEFAULT_THRESHOLD = 0.03
 DEFAULT_LINKAGE = "single"
+#: fewest non-N aligned columns a p-distance is computed on
+MIN_INFORMATIVE = 100
 _NUC = {c: i for i, c in enumerate("ACGT")}
 
 
@@ -109,8 +111,11 @@ def _p_distance(a: str, b: str, max_distance: float, overhang: float = 0.25) -> 
     into the longer one padded with ``overhang`` x its length of ``N`` on both
     sides, so reads that start or stop at different positions (other primers,
     trimmed ends) are compared on their overlap only, like vsearch's default
-    identity (terminal gaps ignored). Returns ``inf`` above ``max_distance`` or
-    when the overlap is under half the shorter sequence.
+    identity (terminal gaps ignored). Columns where either read has ``N`` carry
+    no information and are left out of the overlap, so a read that is mostly N
+    does not look identical to everything (and chain species together).
+    Returns ``inf`` above ``max_distance`` or when the informative overlap is
+    under ``MIN_INFORMATIVE`` bases or half the shorter read's informative bases.
     """
     import edlib
 
@@ -125,10 +130,11 @@ def _p_distance(a: str, b: str, max_distance: float, overhang: float = 0.25) -> 
     if d < 0:
         return math.inf
     start, end = res["locations"][0]
-    overlap = min(end, pad + len(t) - 1) - max(start, pad) + 1
-    if overlap < len(q) / 2:
+    lo, hi = max(start, pad), min(end, pad + len(t) - 1)
+    informative = (hi - lo + 1) - q.count("N") - t[lo - pad : hi - pad + 1].count("N")
+    if informative < max(MIN_INFORMATIVE, (len(q) - q.count("N")) / 2):
         return math.inf
-    return d / overlap
+    return d / informative
 
 
 def cross_p_distance(queries: Sequence[str], targets: Sequence[str], *, max_aligned: float = 0.12,

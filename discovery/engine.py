@@ -116,7 +116,8 @@ def _lineage(s: Specimen) -> tuple[str | None, ...]:
 
 
 def _usable(seq: str | None, min_len: int) -> bool:
-    return bool(seq) and len(seq) >= min_len  # type: ignore[arg-type]
+    """At least ``min_len`` informative (non-N) bases."""
+    return bool(seq) and len(seq) - seq.upper().count("N") >= min_len  # type: ignore[union-attr]
 
 
 class DiscoveryModel:

@@ -5,10 +5,12 @@ the query to the best reference of each candidate taxon is the evidence a
 taxonomist trusts (it is what BLAST's top hit reports). We align only the few
 dozen candidates retrieval proposes, with edlib's bit-parallel Myers algorithm.
 
-Identity = 1 − edit distance / length of the shorter sequence, aligning the
-shorter sequence anywhere inside the longer one (edlib ``HW`` mode: end gaps of
-the longer are free), so a 400-nt partial barcode is not penalised for the part
-it lacks. ``N`` matches any base.
+Identity = 1 − edit distance / informative length of the shorter sequence
+(its bases other than ``N``), aligning the shorter sequence anywhere inside the
+longer one (edlib ``HW`` mode: end gaps of the longer are free), so a 400-nt
+partial barcode is not penalised for the part it lacks. ``N`` matches any base
+but counts for nothing: a read that is mostly ``N`` is not identical to
+everything.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ def identity(a: str, b: str) -> float:
         a, b = b, a
     result = edlib.align(a, b, mode="HW", task="distance", additionalEqualities=_EQUALITIES)
     distance = result["editDistance"]
-    if distance < 0:
+    informative = len(a) - a.count("N")
+    if distance < 0 or informative <= 0:
         return 0.0
-    return max(0.0, 1.0 - distance / len(a))
+    return max(0.0, 1.0 - distance / informative)
 
 
 def identities(query: str, references: Sequence[str]) -> np.ndarray:

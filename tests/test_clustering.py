@@ -75,6 +75,21 @@ def test_p_distance_exact_on_known_edits() -> None:
     assert cross_p_distance([r], [a])[0, 0] >= 0.12
 
 
+def test_mostly_n_reads_do_not_chain_species(reference, gap) -> None:
+    """N columns carry no information: a read that is mostly N is not at distance 0 from everything."""
+    seqs, species, _ = reference
+    a, b = seqs[0], next(s for s, sp in zip(seqs, species) if sp != species[0])
+    mostly_n = "N" * 340 + a[340:]  # 60 informative bases, all from a
+    assert cross_p_distance([mostly_n], [a, b]).min() >= 0.12  # too little left to compare
+    # one substitution over 200 informative bases = 0.5%, not 1 / 400
+    half = "N" * 200 + a[200:250] + ("A" if a[250] != "A" else "C") + a[251:]
+    assert cross_p_distance([half], [a])[0, 0] == pytest.approx(1 / 200)
+    # bridging reads made of species a's and b's informative halves do not merge the two species
+    bridges = ["N" * 200 + a[200:], b[:200] + "N" * 200]
+    labels = CandidateSpeciesClusterer().fit([a, b] + bridges, None, gap).labels_
+    assert labels[0] != labels[1]
+
+
 def test_threshold_learned_inside_the_gap(gap: BarcodeGapThreshold) -> None:
     # within-species pairs ~1.6% apart, between species ~15%: the cut must fall between
     assert 0.02 <= gap.threshold_ <= 0.13

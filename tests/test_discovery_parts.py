@@ -40,6 +40,10 @@ def test_identity_counts_edits_and_tolerates_n_and_partial_reads() -> None:
     assert identity(a, a[:50].replace("G", "N")) == 1.0  # N matches anything
     assert identity(a[20:80], a) == 1.0  # a partial read is not penalised for what it lacks
     assert identity("", a) == 0.0
+    # N counts for nothing: one mismatch among 10 informative bases is 90% identity, not 99%
+    c = "N" * 90 + a[90:99] + ("A" if a[99] != "A" else "C")
+    assert identity(c, a) == pytest.approx(0.9)
+    assert identity("N" * 100, a) == 0.0
     got = candidate_identities([a, None], [[0, 1], [0]], [a, b])
     assert got[0].tolist() == pytest.approx([1.0, 0.99]) and got[1].tolist() == [0.0]
 
