@@ -11,7 +11,10 @@ Pipeline for a query barcode:
    crowded species does not push every other candidate out) up to
    ``max_candidates``;
 3. exact identity to each candidate (edlib);
-4. per-rank label / identity / margin → calibrated deepest confident rank;
+4. per-rank label, identity, margin and top-hit agreement → per-rank confidence
+   → deepest confident rank (``discovery.hierarchy``: thresholds calibrated on
+   the calibration specimens absent at each rank, or on reference specimens with
+   their own clade left out where those are lacking);
 5. novelty probability from the evidence features.
 
 At fit time the engine also learns, from the reference, the barcode-gap
