@@ -152,6 +152,10 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
     for s in specimens:
         by.setdefault(s.split, []).append(s)
     keys, test, unseen = by["train"], by["test"], by["test_unseen"]
+    if args.max_queries:  # the same seeded subsample for ours and BLAST, so both fit in one run
+        rng = np.random.default_rng(0)
+        test, unseen = ([items[i] for i in sorted(rng.choice(len(items), min(args.max_queries, len(items)), replace=False))]
+                        for items in (test, unseen))
     res: dict[str, Any] = {"preset": args.preset, "n_keys": len(keys), "n_test": len(test), "n_test_unseen": len(unseen)}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
@@ -380,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--probe", action="store_true", help="also fit the species linear probe (minutes on CPU)")
     r.add_argument("--aligned", action="store_true", help="also score the aligned (projected) DNA space")
     r.add_argument("--skip-blast", action="store_true")
+    r.add_argument("--max-queries", type=int, default=0,
+                   help="score ours and BLAST on a seeded subsample of at most this many test and test_unseen queries")
     g = sub.add_parser("gpu", help="CUDA: brief bf16 training, GPU throughput, CPU-trained bundle on GPU and back")
     g.add_argument("--work", required=True, help="scratch directory (synthetic data, bundles; emptied first)")
     g.add_argument("--data", default=None, help="dataset root; default: generate a synthetic one under --work")

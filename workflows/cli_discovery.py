@@ -129,5 +129,6 @@ def register(app: typer.Typer) -> None:
                                 calibration_keys=calibration_keys or None, outliers=outliers,
                                 max_outliers=max_outliers, seed=seed, overwrite=force, progress=_say(quiet),
                                 images=images)
-        th = ", ".join(f"{r} {t:.3f}" for r, t in model.classifier_.thresholds_.items())
-        typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; identity thresholds: {th}")
+        kinds = getattr(model.classifier_, "kind_", {})
+        th = ", ".join(f"{r} {kinds.get(r, 'identity')} ≥ {t:.3f}" for r, t in model.classifier_.thresholds_.items())
+        typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; per-rank thresholds: {th}")
