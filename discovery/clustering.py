@@ -404,7 +404,15 @@ class ClassicalMDS:
         from scipy.linalg import eigh
 
         top = min(self.n_components, n)
-        vals, vecs = eigh(b, subset_by_index=(n - top, n - 1))
+        b = 0.5 * (b + b.T)  # exactly symmetric: LAPACK's partial solver can fail on rounding asymmetry
+        try:
+            vals, vecs = eigh(b, subset_by_index=(n - top, n - 1))
+        except np.linalg.LinAlgError:
+            # syevr ("Internal Error") on highly degenerate spectra (many identical barcodes):
+            # the full divide-and-conquer solver is slower but robust.
+            log.warning("partial eigensolver failed on a %d x %d distance matrix; using the full one", n, n)
+            vals, vecs = eigh(b, driver="evd")
+            vals, vecs = vals[n - top:], vecs[:, n - top:]
         order = np.argsort(vals)[::-1]
         vals, vecs = vals[order], vecs[:, order]
         keep = max(1, min(self.n_components, int((vals > 1e-12).sum())))

@@ -208,3 +208,20 @@ def test_bad_input_is_refused() -> None:
         BarcodeGapThreshold().fit(["ACGT" * 60] * 3, ["a", "a", "a"])
     with pytest.raises(RuntimeError, match="not fitted"):
         CandidateSpeciesClusterer().predict(["ACGT"])
+
+
+def test_classical_mds_on_a_degenerate_group_of_identical_barcodes() -> None:
+    """Real plates hold dozens of identical barcodes per species (a rank-deficient, highly degenerate
+    distance matrix); MDS must still embed them so that distances are preserved."""
+    import numpy as np
+
+    from discovery.clustering import ClassicalMDS
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 4)) * 0.02
+    points = np.repeat(centres, [120, 80, 1], axis=0)  # 201 points, three distinct positions
+    dist = np.sqrt(((points[:, None, :] - points[None, :, :]) ** 2).sum(-1))
+    coords = ClassicalMDS(n_components=16).fit_transform(dist)
+    assert coords.shape[0] == 201 and np.isfinite(coords).all()
+    back = np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))
+    assert np.abs(back - dist).max() < 1e-6
