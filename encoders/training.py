@@ -169,6 +169,25 @@ def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L
     )
 
 
+def _fit(trainer: L.Trainer, module: L.LightningModule, loader: DataLoader, ckpt_path: str | None) -> None:
+    """``trainer.fit`` that lets Ctrl-C reach the caller as ``KeyboardInterrupt``.
+
+    Lightning answers Ctrl-C by saving nothing more, tearing down and calling
+    ``sys.exit(1)`` with SIGINT ignored from then on; the CLI would report a
+    plain failure and a library caller could not tell an interrupt from an
+    error. The last epoch checkpoint is on disk, so ``--resume`` continues.
+    """
+    import signal
+
+    try:
+        trainer.fit(module, loader, ckpt_path=ckpt_path)
+    except SystemExit as exc:
+        if trainer.interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt("training interrupted") from exc
+        raise
+
+
 def _resume_path(ckpt_dir: Path, resume: bool) -> str | None:
     last = ckpt_dir / "last.ckpt"
     return str(last) if resume and last.is_file() else None
@@ -223,7 +242,7 @@ def train_encoders(
         dna_ds = DNADataset(barcodes, pretrain.encoder.tokenizer, random_offset=True, seed=t.seed)
         loader = DataLoader(dna_ds, batch_size=t.batch_size, shuffle=True, collate_fn=dna_ds.collate, num_workers=t.num_workers, drop_last=len(dna_ds) > t.batch_size)
         start = time.perf_counter()
-        _trainer(config, t.pretrain_epochs, pre_dir, [pre_stats, *callbacks], progress).fit(pretrain, loader, ckpt_path=_resume_path(pre_dir, resume))
+        _fit(_trainer(config, t.pretrain_epochs, pre_dir, [pre_stats, *callbacks], progress), pretrain, loader, _resume_path(pre_dir, resume))
         stats["pretrain_seconds"] = round(time.perf_counter() - start, 2)
         stats["pretrain_epochs"] = pre_stats.epochs
         align_module.model.dna.load_state_dict(pretrain.encoder.state_dict())
@@ -234,7 +253,7 @@ def train_encoders(
     loader = DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
     align_stats = EpochStats("align_loss")
     start = time.perf_counter()
-    _trainer(config, t.align_epochs, align_dir, [align_stats, *callbacks], progress).fit(align_module, loader, ckpt_path=align_resume)
+    _fit(_trainer(config, t.align_epochs, align_dir, [align_stats, *callbacks], progress), align_module, loader, align_resume)
     stats["align_seconds"] = round(time.perf_counter() - start, 2)
     stats["align_epochs"] = align_stats.epochs
     stats["temperature"] = float(1.0 / align_module.model.scale().detach())

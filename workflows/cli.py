@@ -53,18 +53,24 @@ for _name in COMMAND_MODULES:
     importlib.import_module(_name).register(app)
 
 
+INTERRUPTED = "interrupted: work committed so far is kept; re-run the same command to resume."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: user errors become one line and exit code 2."""
     try:
         app(args=argv, prog_name="biodiscover", standalone_mode=True)
     except SystemExit as exc:  # click's own exits: --help, usage errors, success
         code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        code = code if isinstance(code, int) else (0 if code is None else 1)
+        if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
+            typer.echo(INTERRUPTED, err=True)
+        return code
     except BiodiscoverError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("interrupted: work committed so far is kept; re-run the same command to resume.", err=True)
+        typer.echo(INTERRUPTED, err=True)
         return 130
     return 0
 
