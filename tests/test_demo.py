@@ -135,3 +135,33 @@ def test_cli_prints_tables_and_next_steps(demo, capsys) -> None:
     code = main(["demo", "--workdir", str(workdir), "--species", "30", "--preset", "tiny"])
     assert code == 2
     assert "other settings" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> None:
+    """A real process: SIGINT while the encoders train → exit 130 with the resume hint, no model
+    written from a half-trained state; the same command then finishes the demo."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    workdir = tmp_path / "interrupted"
+    cmd = [sys.executable, "-c", "import sys; from workflows.cli import main; sys.exit(main(sys.argv[1:]))",
+           "demo", "--workdir", str(workdir), "--species", "24", "--specimens", "420", "--preset", "tiny",
+           "--seed", "3"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not (workdir / "model.checkpoints" / "pretrain").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted: work committed so far is kept" in err
+    assert not (workdir / "model" / "bundle.json").exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (workdir / "model" / "bundle.json").exists() and (workdir / "demo-summary.json").exists()
