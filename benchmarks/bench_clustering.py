@@ -36,12 +36,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer, ClusteringConfig  # noqa: E402
-from discovery.metrics import bin_agreement, clustering_scores  # noqa: E402
-from storage.records import MIN_BARCODE_LENGTH  # noqa: E402
-from storage.validation import clean_barcode  # noqa: E402
+from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer, ClusteringConfig  # noqa: E402
+from biodiscover.discovery.metrics import bin_agreement, clustering_scores  # noqa: E402
+from biodiscover.storage.records import MIN_BARCODE_LENGTH  # noqa: E402
+from biodiscover.storage.validation import clean_barcode  # noqa: E402
 
 log = logging.getLogger("bench_clustering")
 _NOT_ACGTN = re.compile("[^ACGTN]")
@@ -68,8 +67,8 @@ def synthetic(seed: int = 0, n_species: int = 600, n_specimens: int = 12000) -> 
     """The project's synthetic generator (storage.synth, metadata only). Truth
     (true species, genus, family, BIN of every record, including those whose
     metadata label stops above species) comes from its truth table."""
-    from storage.synth import SynthConfig
-    from storage.synth.generator import generate_frame
+    from biodiscover.storage.synth import SynthConfig
+    from biodiscover.storage.synth.generator import generate_frame
 
     cfg = SynthConfig(n_species=n_species, n_specimens=n_specimens, images=False, seed=seed)
     meta, truth = generate_frame(cfg)
@@ -102,8 +101,8 @@ def run_ours_grouped(learn: pd.DataFrame, ev: pd.DataFrame, keys: pd.DataFrame, 
     """The product's path: group by the ``rank`` taxon of the nearest reference
     barcode (1-NN on ``keys``, no labels of the evaluated records), cluster
     within groups. A stand-in for the engine's deepest confident parent."""
-    from discovery.proposals import nearest_known
-    from storage.records import Specimen
+    from biodiscover.discovery.proposals import nearest_known
+    from biodiscover.storage.records import Specimen
 
     t0 = time.perf_counter()
     gap = BarcodeGapThreshold().fit(list(learn["seq"]), list(learn["species"]), groups=list(learn["genus"]))

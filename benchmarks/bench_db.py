@@ -31,10 +31,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from storage.db import Database  # noqa: E402
-from storage.records import Specimen  # noqa: E402
+from biodiscover.storage.db import Database  # noqa: E402
+from biodiscover.storage.records import Specimen  # noqa: E402
 
 
 def cpu_s() -> float:
@@ -48,8 +47,8 @@ def rss_mib() -> float:
 
 
 def pool_frame(n: int, seed: int) -> Any:
-    from storage.synth.config import SynthConfig
-    from storage.synth.generator import generate_frame
+    from biodiscover.storage.synth.config import SynthConfig
+    from biodiscover.storage.synth.generator import generate_frame
 
     frame, _ = generate_frame(SynthConfig(n_species=max(50, n // 60), n_specimens=n, images=False, seed=seed))
     return frame

@@ -53,14 +53,13 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from discovery.engine import DiscoveryModel, EngineConfig  # noqa: E402
-from discovery.hierarchy import HierarchicalClassifier  # noqa: E402
-from discovery.metrics import clustering_scores, novelty_scores, rank_errors  # noqa: E402
-from storage.records import RANKS, Specimen  # noqa: E402
-from storage.validation import clean_barcode  # noqa: E402
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig  # noqa: E402
+from biodiscover.discovery.hierarchy import HierarchicalClassifier  # noqa: E402
+from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors  # noqa: E402
+from biodiscover.storage.records import RANKS, Specimen  # noqa: E402
+from biodiscover.storage.validation import clean_barcode  # noqa: E402
 
 log = logging.getLogger("bench_dev")
 _NON_ACGTN = re.compile("[^ACGTN]")
@@ -149,7 +148,7 @@ def named_lineages(results) -> list[dict]:
 # -- our engine ------------------------------------------------------------------------------------
 def run_ours(df: pd.DataFrame, oh_calib: pd.DataFrame, oh_eval: pd.DataFrame, bundle: Path | None,
              curve: bool, cluster: bool) -> tuple[dict, dict]:
-    from workflows.triage import candidate_species
+    from biodiscover.workflows.triage import candidate_species
 
     keys = df[df.split == "train"]
     calib = df[df.split.isin(["val", "val_unseen"])]

@@ -38,18 +38,17 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from encoders.alignment import AlignmentModel  # noqa: E402
-from encoders.config import load_preset  # noqa: E402
-from encoders.data import SpecimenDataset, load_specimens  # noqa: E402
-from encoders.embed import Encoders, load_encoders, save_encoders  # noqa: E402
-from encoders.evaluation import evaluate_encoders, linear_probe, top1_accuracy  # noqa: E402
-from encoders.text import TaxonomyVocab  # noqa: E402
-from encoders.training import split_for_training, train_bundle, train_encoders  # noqa: E402
-from storage.bundle import Bundle  # noqa: E402
-from storage.records import RANKS  # noqa: E402
+from biodiscover.encoders.alignment import AlignmentModel  # noqa: E402
+from biodiscover.encoders.config import load_preset  # noqa: E402
+from biodiscover.encoders.data import SpecimenDataset, load_specimens  # noqa: E402
+from biodiscover.encoders.embed import Encoders, load_encoders, save_encoders  # noqa: E402
+from biodiscover.encoders.evaluation import evaluate_encoders, linear_probe, top1_accuracy  # noqa: E402
+from biodiscover.encoders.text import TaxonomyVocab  # noqa: E402
+from biodiscover.encoders.training import split_for_training, train_bundle, train_encoders  # noqa: E402
+from biodiscover.storage.bundle import Bundle  # noqa: E402
+from biodiscover.storage.records import RANKS  # noqa: E402
 
 log = logging.getLogger("bench_encoders")
 
@@ -284,7 +283,7 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
     if args.data:
         data = Path(args.data)
     else:
-        from storage.synth import SynthConfig, generate
+        from biodiscover.storage.synth import SynthConfig, generate
 
         data = work / "synth"
         made = generate(SynthConfig(n_species=args.species, n_specimens=args.specimens, seed=0, image_size=args.image_size),

@@ -24,13 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from storage.jsonable import jsonable  # noqa: E402
-from storage.records import RANKS  # noqa: E402
-from storage.synth.generator import load_truth  # noqa: E402
-from workflows.demo import _split_specimens, score_run  # noqa: E402
-from workflows.triage import run_triage  # noqa: E402
+from biodiscover.storage.jsonable import jsonable  # noqa: E402
+from biodiscover.storage.records import RANKS  # noqa: E402
+from biodiscover.storage.synth.generator import load_truth  # noqa: E402
+from biodiscover.workflows.demo import _split_specimens, score_run  # noqa: E402
+from biodiscover.workflows.triage import run_triage  # noqa: E402
 
 
 def main() -> int:

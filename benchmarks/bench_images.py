@@ -34,14 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from discovery.engine import DiscoveryModel  # noqa: E402
-from discovery.metrics import rank_errors  # noqa: E402
-from discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse  # noqa: E402
-from encoders.data import load_specimens  # noqa: E402
-from encoders.embed import load_encoders  # noqa: E402
-from storage.records import RANKS  # noqa: E402
+from biodiscover.discovery.engine import DiscoveryModel  # noqa: E402
+from biodiscover.discovery.metrics import rank_errors  # noqa: E402
+from biodiscover.discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse  # noqa: E402
+from biodiscover.encoders.data import load_specimens  # noqa: E402
+from biodiscover.encoders.embed import load_encoders  # noqa: E402
+from biodiscover.storage.records import RANKS  # noqa: E402
 
 
 def score(specimens: list, calls: list, taxa: dict) -> dict:
@@ -132,8 +131,8 @@ def novelty_with_agreement(by: dict, dna: DiscoveryModel, image: CrossModalClass
 
     The image classifier's confidences were calibrated on the same calibration
     specimens, so the agreement feature is slightly optimistic on them."""
-    from discovery.metrics import novelty_scores
-    from discovery.novelty import NoveltyDetector
+    from biodiscover.discovery.metrics import novelty_scores
+    from biodiscover.discovery.novelty import NoveltyDetector
 
     train_species = {s.species for s in by["train"] if s.species}
     result = {}

@@ -37,12 +37,11 @@ def _rss_mb() -> float:
 
 def measure(reader: str, path: Path, chunksize: int) -> dict[str, object]:
     """Run one reader over ``path`` in this process; return rows, seconds and peak RSS."""
-    sys.path.insert(0, str(REPO))
     import pandas as pd
 
-    from storage.bioscan import iter_metadata, load_metadata
-    from storage.collections import iter_collection
-    from storage.records import COLUMN_DTYPES
+    from biodiscover.storage.bioscan import iter_metadata, load_metadata
+    from biodiscover.storage.collections import iter_collection
+    from biodiscover.storage.records import COLUMN_DTYPES
 
     baseline = _rss_mb()
     t0 = time.perf_counter()
@@ -101,8 +100,7 @@ def make_resampled(src: Path, rows: int, out: Path, seed: int) -> None:
     import numpy as np
     import pandas as pd
 
-    sys.path.insert(0, str(REPO))
-    from storage.records import chunk_for
+    from biodiscover.storage.records import chunk_for
 
     rng = np.random.default_rng(seed)
     base = pd.read_csv(src, dtype=str, keep_default_na=False)

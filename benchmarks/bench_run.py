@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
 
 def _threads(n: int) -> None:
@@ -51,13 +50,13 @@ def _random_barcodes(n: int, seed: int = 0, length: int = 658) -> list[str]:
 def bench_components(threads: int) -> list[tuple[str, str, str]]:
     import faiss
 
-    from workflows.executors import LocalExecutor, make_executor, ray_available, shard_index
+    from biodiscover.workflows.executors import LocalExecutor, make_executor, ray_available, shard_index
 
     _threads(threads)
     rows: list[tuple[str, str, str]] = []
     # k-mer embedding throughput.
     try:
-        from discovery.kmer import KmerConfig, KmerEmbedder
+        from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 
         seqs = _random_barcodes(5000)
         for ks in ((6,), (8,)):
@@ -163,7 +162,7 @@ def bench_components(threads: int) -> list[tuple[str, str, str]]:
 
 
 def _ray_config():
-    from workflows.executors import ExecutorConfig
+    from biodiscover.workflows.executors import ExecutorConfig
 
     return ExecutorConfig(kind="ray", num_cpus=2)
 
@@ -241,9 +240,9 @@ def _one(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO / "tests"))
     from test_batch_fixtures import write_collections
 
-    from discovery.engine import DiscoveryModel
-    from storage.records import Specimen
-    from storage.synth import SynthConfig, generate_frame
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.records import Specimen
+    from biodiscover.storage.synth import SynthConfig, generate_frame
 
     _threads(2)
     work = args.workdir
@@ -266,7 +265,7 @@ def _one(args: argparse.Namespace) -> None:
     cols = work / "collections"
     write_collections(meta, cols, args.collections, rows_per_collection=args.size // args.collections)
     db = work / "run.sqlite"
-    cmd = [sys.executable, "-m", "workflows.cli", "run", "--collections", str(cols), "--model", str(bundle),
+    cmd = [sys.executable, "-m", "biodiscover.cli", "run", "--collections", str(cols), "--model", str(bundle),
            "--db", str(db), "--json"]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from storage.synth import SynthConfig, generate
+from biodiscover.storage.synth import SynthConfig, generate
 
 
 def du(path: Path) -> int:
@@ -34,8 +34,8 @@ def calibrate(args: argparse.Namespace) -> None:
     measured identically (storage.synth.stats)."""
     import pandas as pd
 
-    from storage.synth import generate_frame
-    from storage.synth.stats import distance_profile
+    from biodiscover.storage.synth import generate_frame
+    from biodiscover.storage.synth.stats import distance_profile
 
     real = pd.read_csv(args.calibrate, dtype=str, usecols=["species", "genus", "family", "dna_barcode"])
     meta, truth = generate_frame(SynthConfig(n_species=args.species, n_specimens=args.specimens,

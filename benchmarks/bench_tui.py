@@ -30,9 +30,9 @@ from pathlib import Path
 
 import torch
 
-from storage.db import Database
-from tui.app import ReviewApp
-from tui.widgets.proposal_table import ProposalTable
+from biodiscover.storage.db import Database
+from biodiscover.tui.app import ReviewApp
+from biodiscover.tui.widgets.proposal_table import ProposalTable
 
 torch.set_num_threads(1)
 
@@ -98,7 +98,7 @@ async def drive(path: Path, repeats: int) -> dict[str, list[float]]:
             await settle(pilot)
             times["sort by size"].append((time.perf_counter() - t0) / 2)
             t0 = time.perf_counter()
-            from tui.screens.queue import parse_filter
+            from biodiscover.tui.screens.queue import parse_filter
             app.screen.set_query(parse_filter("size>=5 identity<=95", app.screen.query_state))
             await settle(pilot)
             times["filter"].append(time.perf_counter() - t0)

@@ -40,7 +40,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_mutual_info_score
 
-from storage.records import RANKS  # noqa: F401  (documents the rank vocabulary groups use)
+from biodiscover.storage.records import RANKS  # noqa: F401  (documents the rank vocabulary groups use)
 
 log = logging.getLogger(__name__)
 

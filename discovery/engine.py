@@ -36,13 +36,13 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from discovery.hierarchy import HierarchicalClassifier, RankCall, RankEvidence, rank_evidence
-from discovery.identity import candidate_identities
-from discovery.index import IndexConfig, ReferenceIndex
-from discovery.kmer import KmerConfig, KmerEmbedder
-from discovery.novelty import FEATURES, NoveltyDetector
-from storage.errors import InputError, ModelBundleError
-from storage.records import RANKS, Specimen
+from biodiscover.discovery.hierarchy import HierarchicalClassifier, RankCall, RankEvidence, rank_evidence
+from biodiscover.discovery.identity import candidate_identities
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
+from biodiscover.discovery.novelty import FEATURES, NoveltyDetector
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ class DiscoveryModel:
 
     def _learn_gap(self, say: Callable[[str], None]):
         """The reference's barcode gap: the species distance cut candidate clustering uses."""
-        from discovery.clustering import BarcodeGapThreshold
+        from biodiscover.discovery.clustering import BarcodeGapThreshold
 
         cfg = self.config
         rng = np.random.default_rng(0)
@@ -370,7 +370,7 @@ class DiscoveryModel:
     # -- persistence -------------------------------------------------------------------
     def save(self, bundle_dir: Path | str, *, fingerprint: dict | None = None, overwrite: bool = False) -> Path:
         """Store into a model bundle (creates a DNA-only bundle when none exists)."""
-        from storage.bundle import MANIFEST, Bundle
+        from biodiscover.storage.bundle import MANIFEST, Bundle
 
         self._check_fitted()
         path = Path(bundle_dir)
@@ -398,7 +398,7 @@ class DiscoveryModel:
 
     @classmethod
     def load(cls, bundle_dir: Path | str) -> "DiscoveryModel":
-        from storage.bundle import Bundle
+        from biodiscover.storage.bundle import Bundle
 
         bundle = Bundle.open(bundle_dir)
         if ENGINE_TABLE not in bundle.names("tables"):
@@ -413,7 +413,7 @@ class DiscoveryModel:
         self.calibration_summary_ = state["calibration_summary"]
         gap = state.get("barcode_gap")
         if gap is not None:
-            from discovery.clustering import BarcodeGapThreshold
+            from biodiscover.discovery.clustering import BarcodeGapThreshold
 
             self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
         else:

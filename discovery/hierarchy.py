@@ -45,7 +45,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from storage.records import RANKS
+from biodiscover.storage.records import RANKS
 
 log = logging.getLogger(__name__)
 

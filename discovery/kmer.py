@@ -20,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from storage.records import Specimen
+from biodiscover.storage.records import Specimen
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, roc_auc_score
 
-from storage.records import RANKS
+from biodiscover.storage.records import RANKS
 
 log = logging.getLogger(__name__)
 

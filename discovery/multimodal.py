@@ -55,10 +55,10 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from discovery.hierarchy import JsonLogistic
-from discovery.index import IndexConfig, ReferenceIndex
-from storage.errors import InputError, ModelBundleError
-from storage.records import RANKS, Specimen
+from biodiscover.discovery.hierarchy import JsonLogistic
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ class CrossModalClassifier:
     # -- persistence -------------------------------------------------------------------
     def save(self, bundle_dir: Path | str) -> Path:
         """Store into an existing model bundle (the one holding the encoders): JSON + arrays, no pickle."""
-        from storage.bundle import Bundle
+        from biodiscover.storage.bundle import Bundle
 
         self._check_fitted()
         bundle = Bundle.open(bundle_dir)
@@ -416,7 +416,7 @@ class CrossModalClassifier:
 
     @classmethod
     def load(cls, bundle_dir: Path | str) -> "CrossModalClassifier":
-        from storage.bundle import Bundle
+        from biodiscover.storage.bundle import Bundle
 
         bundle = Bundle.open(bundle_dir)
         if MULTIMODAL_TABLE not in bundle.names("tables"):
@@ -555,7 +555,7 @@ def agreement_array(dna_calls: Sequence[Any | None], image_calls: Sequence[Any |
 
 def has_image_classifier(bundle_dir: Path | str) -> bool:
     """Whether a bundle carries a fitted image (cross-modal) classifier."""
-    from storage.bundle import Bundle
+    from biodiscover.storage.bundle import Bundle
 
     return MULTIMODAL_TABLE in Bundle.open(bundle_dir).names("tables")
 

@@ -22,7 +22,7 @@ from typing import Mapping
 
 import numpy as np
 
-from discovery.hierarchy import JsonLogistic
+from biodiscover.discovery.hierarchy import JsonLogistic
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ to see *why*, in the terms they already trust — a consensus barcode, how tight
 the cluster is and how far from its neighbours, the nearest known species and
 its identity, whether BOLD's BINs agree, where and how big the specimens were,
 and a few photographs. :func:`build_proposals` turns a fitted
-:class:`~discovery.clustering.CandidateSpeciesClusterer` into a list of
+:class:`~biodiscover.discovery.clustering.CandidateSpeciesClusterer` into a list of
 :class:`CandidateProposal` — plain, JSON-able dataclasses whose field names match
 ``storage.db.proposals.ProposalIn`` (``members``, ``parent_rank``,
 ``parent_name``, ``novelty``, ``nearest_species``, ``nearest_identity``,
@@ -46,7 +46,7 @@ from typing import Any, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from discovery.clustering import (
+from biodiscover.discovery.clustering import (
     BarcodeGapThreshold,
     CandidateSpeciesClusterer,
     ClusteringConfig,
@@ -54,7 +54,7 @@ from discovery.clustering import (
     cross_p_distance,
     pairwise_p_distance,
 )
-from storage.records import RANKS, Specimen
+from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from encoders.config import ModelConfig
-from encoders.dna import DNAEncoder
-from encoders.image import build_image_encoder
-from encoders.text import TaxonomyVocab, TextEncoder
+from biodiscover.encoders.config import ModelConfig
+from biodiscover.encoders.dna import DNAEncoder
+from biodiscover.encoders.image import build_image_encoder
+from biodiscover.encoders.text import TaxonomyVocab, TextEncoder
 
 MODALITIES: tuple[str, ...] = ("dna", "image", "text")
 

@@ -1,4 +1,4 @@
-"""Torch datasets and collation over :class:`storage.records.Specimen` lists.
+"""Torch datasets and collation over :class:`biodiscover.storage.records.Specimen` lists.
 
 Every modality is optional per specimen: the batch carries ``has_dna``,
 ``has_image`` and ``has_text`` flags so the alignment loss can mask pairs, and
@@ -16,11 +16,11 @@ from typing import Any, Iterable, Sequence
 import torch
 from torch.utils.data import Dataset
 
-from encoders.image import ImageTransform, load_image
-from encoders.text import TaxonomyVocab
-from encoders.tokenizer import KmerTokenizer
-from storage.errors import InputError
-from storage.records import SPLITS, Specimen
+from biodiscover.encoders.image import ImageTransform, load_image
+from biodiscover.encoders.text import TaxonomyVocab
+from biodiscover.encoders.tokenizer import KmerTokenizer
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import SPLITS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ def load_specimens(data_dir: Path, splits: Iterable[str] | None = None) -> list[
     (``storage.validation.clean_barcode``); barcodes come back cleaned so the
     tokenizer sees what every other stage sees.
     """
-    from storage.validation import clean_barcode
+    from biodiscover.storage.validation import clean_barcode
 
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -130,7 +130,7 @@ def load_specimens(data_dir: Path, splits: Iterable[str] | None = None) -> list[
 
 
 def _read_with_project_reader(data_dir: Path, splits: tuple[str, ...]) -> list[Specimen]:
-    from storage.bioscan import BioscanDataset  # engineer A's validating reader
+    from biodiscover.storage.bioscan import BioscanDataset  # engineer A's validating reader
 
     return list(BioscanDataset(data_dir).specimens(splits=splits))
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from encoders.config import DNAConfig
-from encoders.tokenizer import KmerTokenizer
+from biodiscover.encoders.config import DNAConfig
+from biodiscover.encoders.tokenizer import KmerTokenizer
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

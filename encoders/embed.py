@@ -15,13 +15,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from encoders.alignment import AlignmentModel
-from encoders.config import ModelConfig
-from encoders.image import ImageTransform, load_image
-from encoders.text import Lineage, TaxonomyVocab
-from storage.bundle import Bundle
-from storage.errors import InputError, ModelBundleError
-from storage.records import Specimen
+from biodiscover.encoders.alignment import AlignmentModel
+from biodiscover.encoders.config import ModelConfig
+from biodiscover.encoders.image import ImageTransform, load_image
+from biodiscover.encoders.text import Lineage, TaxonomyVocab
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.records import Specimen
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from storage.records import RANKS, Specimen
+from biodiscover.storage.records import RANKS, Specimen
 
 if TYPE_CHECKING:
-    from encoders.embed import Encoders
+    from biodiscover.encoders.embed import Encoders
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 
-from encoders.config import ImageConfig
-from storage.errors import InputError, ModelBundleError
-from storage.records import RGB_MEAN, RGB_STDEV
+from biodiscover.encoders.config import ImageConfig
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.records import RGB_MEAN, RGB_STDEV
 
 log = logging.getLogger(__name__)
 

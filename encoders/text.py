@@ -14,8 +14,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from encoders.config import TextConfig
-from storage.records import RANKS
+from biodiscover.encoders.config import TextConfig
+from biodiscover.storage.records import RANKS
 
 #: Ranks the text encoder reads, shallow to deep.
 TEXT_RANKS: tuple[str, ...] = RANKS

@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from storage.records import MAX_NUCLEOTIDES
+from biodiscover.storage.records import MAX_NUCLEOTIDES
 
 MASK_ID = 0
 UNK_ID = 1

@@ -26,17 +26,17 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from encoders.alignment import AlignmentModel
-from encoders.config import ModelConfig
-from encoders.data import DNADataset, SpecimenDataset, fingerprint_specimens, load_specimens
-from encoders.dna import DNAEncoder
-from encoders.embed import Encoders, save_encoders
-from encoders.evaluation import evaluate_encoders
-from encoders.text import TaxonomyVocab
-from encoders.tokenizer import mask_tokens
-from storage.bundle import Bundle
-from storage.errors import InputError, ModelBundleError
-from storage.records import Specimen
+from biodiscover.encoders.alignment import AlignmentModel
+from biodiscover.encoders.config import ModelConfig
+from biodiscover.encoders.data import DNADataset, SpecimenDataset, fingerprint_specimens, load_specimens
+from biodiscover.encoders.dna import DNAEncoder
+from biodiscover.encoders.embed import Encoders, save_encoders
+from biodiscover.encoders.evaluation import evaluate_encoders
+from biodiscover.encoders.text import TaxonomyVocab
+from biodiscover.encoders.tokenizer import mask_tokens
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.records import Specimen
 
 log = logging.getLogger(__name__)
 

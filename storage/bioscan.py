@@ -31,9 +31,9 @@ from typing import Iterator, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from storage.collections import CollectionReader, TruncatedInputError, sniff_format
-from storage.errors import InputError
-from storage.records import (
+from biodiscover.storage.collections import CollectionReader, TruncatedInputError, sniff_format
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import (
     COLUMN_DTYPES,
     DEFAULT_IMAGE_PACKAGE,
     MAX_NUCLEOTIDES,
@@ -75,7 +75,7 @@ def _csv_options(path: Path) -> dict[str, object]:
 def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
     import csv
 
-    from storage.collections import open_text_lines
+    from biodiscover.storage.collections import open_text_lines
 
     # The header alone, read with our own line reader: pandas would decompress a
     # whole block first and fail on a truncated gzip before naming the header.
@@ -150,7 +150,7 @@ class _CompleteLinesGzip(io.RawIOBase):
 
 def _first_non_utf8_line(path: Path) -> int | None:
     """Line number of the first line that is not valid UTF-8 (for a precise error)."""
-    from storage.collections import open_text_lines
+    from biodiscover.storage.collections import open_text_lines
 
     try:
         for number, _text, problem in open_text_lines(path):
@@ -462,7 +462,7 @@ class BioscanDataset:
     ) -> CollectionReader:
         """A validating streaming reader over the metadata rows of ``splits``.
 
-        Rows failing a rule are quarantined (see :mod:`storage.validation`), not
+        Rows failing a rule are quarantined (see :mod:`biodiscover.storage.validation`), not
         dropped silently. ``check_images`` opens each found image with PIL.
         """
         wanted = _wanted(splits)

@@ -29,8 +29,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from storage.errors import ModelBundleError
-from storage.jsonable import jsonable
+from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """New collections: CSV/TSV with any subset of the 23 columns, BOLD FASTA, image folders.
 
 One entry point, :func:`read_collection`, turns whatever a taxonomist hands us
-into validated :class:`~storage.records.Specimen` records plus a quarantine of the
-rows that break a rule (see :mod:`storage.validation`). :class:`CollectionReader`
+into validated :class:`~biodiscover.storage.records.Specimen` records plus a quarantine of the
+rows that break a rule (see :mod:`biodiscover.storage.validation`). :class:`CollectionReader`
 is the streaming form for files too big to hold: it yields specimens one by one
 and hands quarantined rows to a callback.
 
@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Mapping
 
-from storage.errors import InputError
-from storage.fasta import FASTA_SUFFIXES, iter_fasta_lines
-from storage.records import BIOSCAN_COLUMNS, Specimen
-from storage.validation import (
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.fasta import FASTA_SUFFIXES, iter_fasta_lines
+from biodiscover.storage.records import BIOSCAN_COLUMNS, Specimen
+from biodiscover.storage.validation import (
     MALFORMED_ROW,
     NON_UTF8,
     TRUNCATED_GZIP,
@@ -480,7 +480,7 @@ def read_collection(
     problem is a quarantined record.
     """
     if path is not None and Path(path).is_dir() and images is None:
-        from storage.bioscan import BioscanDataset, is_dataset_root
+        from biodiscover.storage.bioscan import BioscanDataset, is_dataset_root
 
         if is_dataset_root(Path(path)):
             ds = BioscanDataset(Path(path))

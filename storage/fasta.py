@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
-from storage.records import Specimen
+from biodiscover.storage.records import Specimen
 
 FASTA_SUFFIXES: tuple[str, ...] = (".fasta", ".fa", ".fas", ".fna", ".ffn", ".fsa")
 #: A binomial "Genus species" (genus capitalised, epithet lower-case): safe to split.
@@ -84,7 +84,7 @@ def iter_fasta_lines(lines: Iterable[tuple[int, str]]) -> Iterator[FastaRecord]:
 
 def read_fasta(path: Path) -> list[FastaRecord]:
     """All records of a plain or gzip FASTA file (strict UTF-8; see collections for lenient)."""
-    from storage.collections import open_text_lines
+    from biodiscover.storage.collections import open_text_lines
 
     return list(iter_fasta_lines((n, t) for n, t, _ in open_text_lines(Path(path))))
 

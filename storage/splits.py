@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from storage.records import MAX_NUCLEOTIDES, chunk_for
+from biodiscover.storage.records import MAX_NUCLEOTIDES, chunk_for
 
 log = logging.getLogger(__name__)
 
@@ -258,9 +258,9 @@ def split_collection(source: Path, output: Path, *, seed: int = 1):
     Invalid rows are not partitioned: they are returned in the read's quarantine
     (the caller writes it), never silently dropped. Returns ``(SplitSummary, CollectionRead)``.
     """
-    from storage.collections import read_collection
-    from storage.errors import InputError
-    from storage.records import BIOSCAN_COLUMNS
+    from biodiscover.storage.collections import read_collection
+    from biodiscover.storage.errors import InputError
+    from biodiscover.storage.records import BIOSCAN_COLUMNS
 
     read = read_collection(Path(source), check_images=False)
     if not read.specimens:

@@ -2,7 +2,7 @@
 
 Every reader (BIOSCAN-5M metadata, collection CSV/TSV, FASTA, image folders) runs
 its rows through :class:`RowValidator`. A valid row becomes a
-:class:`~storage.records.Specimen`; an invalid one becomes a
+:class:`~biodiscover.storage.records.Specimen`; an invalid one becomes a
 :class:`QuarantinedRecord` that names the file, the line, the processid and the
 problem, so a taxonomist can fix the source and re-run. :class:`ValidationSummary`
 counts each kind of problem for the ``validate`` report.
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from storage.records import (
+from biodiscover.storage.records import (
     BIOSCAN_COLUMNS,
     IUPAC,
     MAX_NUCLEOTIDES,

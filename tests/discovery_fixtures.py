@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from storage.records import Specimen
+from biodiscover.storage.records import Specimen
 
 BASES = np.array(list("ACGT"))
 

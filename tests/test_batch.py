@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from storage.errors import InputError, ModelBundleError
-from workflows.batch import (
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.workflows.batch import (
     BatchSummary,
     CollectionOutcome,
     RunLedger,
     discover_collections,
     model_fingerprint,
 )
-from workflows.cli import main
+from biodiscover.cli.main import main
 
 
 def _write(path: Path, text: str) -> Path:
@@ -107,8 +107,8 @@ def test_summary_exit_codes_and_table() -> None:
 # -- the ledger on a real database ---------------------------------------------------------------------------
 
 def test_ledger_completed_and_dead_process_recovery(tmp_path: Path) -> None:
-    from storage.db.database import Database
-    from workflows.batch import ITEM_RUN_KIND, CollectionSpec
+    from biodiscover.storage.db.database import Database
+    from biodiscover.workflows.batch import ITEM_RUN_KIND, CollectionSpec
 
     path = tmp_path / "l.sqlite"
     db = Database.create(path)
@@ -121,7 +121,7 @@ def test_ledger_completed_and_dead_process_recovery(tmp_path: Path) -> None:
     assert ledger.completed(spec.key, "other-model") is None  # a new model means a new triage
     db.close()
     # A process that starts an item run and dies without finishing it (like SIGKILL).
-    code = ("from storage.db.database import Database; import os, sys; db = Database.open(sys.argv[1]); "
+    code = ("from biodiscover.storage.db.database import Database; import os, sys; db = Database.open(sys.argv[1]); "
             f"db.start_run({ITEM_RUN_KIND!r}, {{'collection_key': 'sha256:bbb', 'model_fingerprint': 'm1'}}, "
             "backup=False); os._exit(0)")
     subprocess.run([sys.executable, "-c", code, str(path)], check=True, cwd=Path(__file__).resolve().parent.parent)

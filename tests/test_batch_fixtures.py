@@ -18,9 +18,9 @@ COLLECTION_COLUMNS = ["processid", "sampleid", "dna_barcode", "country", "provin
 def build_bundle_and_frame(root: Path, *, n_species: int = 30, n_specimens: int = 700, seed: int = 5
                            ) -> tuple[Path, pd.DataFrame]:
     """Fit and save a DNA-only bundle at ``root/bundle``; return it and the full metadata frame."""
-    from discovery.engine import DiscoveryModel
-    from storage.records import Specimen
-    from storage.synth import SynthConfig, generate_frame
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.records import Specimen
+    from biodiscover.storage.synth import SynthConfig, generate_frame
 
     meta, _ = generate_frame(SynthConfig(n_species=n_species, n_specimens=n_specimens, images=False, seed=seed))
 

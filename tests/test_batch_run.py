@@ -16,10 +16,10 @@ import pytest
 
 from test_batch_fixtures import build_bundle_and_frame, write_collections
 
-pytest.importorskip("workflows.triage", reason="E1's triage pipeline (workflows/triage.py) not present")
+pytest.importorskip("biodiscover.workflows.triage", reason="E1's triage pipeline (workflows/triage.py) not present")
 
-from storage.db.database import Database  # noqa: E402
-from workflows.batch import ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch  # noqa: E402
+from biodiscover.storage.db.database import Database  # noqa: E402
+from biodiscover.workflows.batch import ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -96,7 +96,7 @@ def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Pat
     folder = tmp_path / "plates"
     plates = write_collections(meta, folder, 5)
     db_path = tmp_path / "kill.sqlite"
-    cmd = [sys.executable, "-m", "workflows.cli", "run", "--collections", str(folder), "--model", str(bundle),
+    cmd = [sys.executable, "-m", "biodiscover.cli", "run", "--collections", str(folder), "--model", str(bundle),
            "--db", str(db_path), "--json"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -145,7 +145,7 @@ def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Pat
 def test_run_with_ray_executor_matches_local(workspace, tmp_path: Path) -> None:
     """`--executor ray` (a local Ray instance started by the executor) gives the same calls as local."""
     pytest.importorskip("ray")
-    from workflows.executors import ExecutorConfig
+    from biodiscover.workflows.executors import ExecutorConfig
 
     root, bundle, meta = workspace
     folder = tmp_path / "plates"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from storage.bundle import BUNDLE_FORMAT_VERSION, Bundle
-from storage.errors import ModelBundleError
+from biodiscover.storage.bundle import BUNDLE_FORMAT_VERSION, Bundle
+from biodiscover.storage.errors import ModelBundleError
 
 
 def _bundle(tmp_path: Path) -> Bundle:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discovery.clustering import (
+from biodiscover.discovery.clustering import (
     BarcodeGapThreshold,
     CandidateSpeciesClusterer,
     ClassicalMDS,
@@ -14,7 +14,7 @@ from discovery.clustering import (
     cross_p_distance,
     pairwise_p_distance,
 )
-from discovery.metrics import clustering_scores
+from biodiscover.discovery.metrics import clustering_scores
 
 BASES = np.array(list("ACGT"))
 
@@ -215,7 +215,7 @@ def test_classical_mds_on_a_degenerate_group_of_identical_barcodes() -> None:
     distance matrix); MDS must still embed them so that distances are preserved."""
     import numpy as np
 
-    from discovery.clustering import ClassicalMDS
+    from biodiscover.discovery.clustering import ClassicalMDS
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 4)) * 0.02

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import Database, ProposalIn
-from storage.db.taxonomy import provisional_references
-from storage.errors import DatabaseError, StaleProposalError
-from storage.records import Specimen
+from biodiscover.storage.db import Database, ProposalIn
+from biodiscover.storage.db.taxonomy import provisional_references
+from biodiscover.storage.errors import DatabaseError, StaleProposalError
+from biodiscover.storage.records import Specimen
 
 GENERA = (("Diptera", "Phoridae", "Megaselia"), ("Diptera", "Cecidomyiidae", "Campylomyza"),
           ("Hymenoptera", "Braconidae", "Apanteles"))
@@ -253,7 +253,7 @@ def test_run_tables_feed_the_export(db: Database) -> None:
 def test_embeddings_round_trip_beside_db(tmp_path: Path) -> None:
     import numpy as np
 
-    from storage.embeddings import EmbeddingStore
+    from biodiscover.storage.embeddings import EmbeddingStore
 
     store = EmbeddingStore.beside(tmp_path / "bd.sqlite")
     vecs = np.arange(12, dtype=np.float32).reshape(4, 3)
@@ -284,9 +284,9 @@ def test_records_disagreeing_on_intermediate_ranks_share_one_taxon(tmp_path: Pat
 def test_names_in_open_nomenclature_and_search_by_member(tmp_path) -> None:
     """A family-level candidate is '<Family> gen. sp. BD-n' (as the DwC export writes it), and a
     specimen's processid finds the candidate that holds it."""
-    from storage.db import Database
-    from storage.db.proposals import ProposalIn
-    from storage.db.reviews import format_name
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.db.proposals import ProposalIn
+    from biodiscover.storage.db.reviews import format_name
 
     assert format_name("Megaselia", 7) == "Megaselia sp. BD-0007"
     assert format_name("Phoridae", 8, "family") == "Phoridae gen. sp. BD-0008"

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import Database
-from storage.records import BIOSCAN_COLUMNS
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import BIOSCAN_COLUMNS
 
 
 @pytest.fixture()
 def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    from workflows.cli import main
+    from biodiscover.cli.main import main
 
     def call(*args: str) -> subprocess.CompletedProcess:
         capsys.readouterr()
@@ -107,7 +107,7 @@ def test_specimens_table_has_every_bioscan_column(tmp_path: Path) -> None:
 
 
 def test_read_only_handle_reads_but_refuses_writes(tmp_path: Path) -> None:
-    from storage.errors import DatabaseError
+    from biodiscover.storage.errors import DatabaseError
 
     path = tmp_path / "bd.sqlite"
     with Database.create(path) as db:
@@ -137,10 +137,10 @@ def test_real_dev_rows_round_trip(tmp_path: Path, real_dev_csv: Path) -> None:
 
 def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     """A database made by an older biodiscover (revision 0001) is refused until upgraded; data survive."""
-    from storage.db.engine import EngineConfig, make_engine
-    from storage.records import Specimen
-    from storage.db.schema import inspect_revision, run_migrations
-    from storage.errors import DatabaseError
+    from biodiscover.storage.db.engine import EngineConfig, make_engine
+    from biodiscover.storage.records import Specimen
+    from biodiscover.storage.db.schema import inspect_revision, run_migrations
+    from biodiscover.storage.errors import DatabaseError
 
     path = tmp_path / "old.sqlite"
     engine = make_engine(path)
@@ -164,15 +164,15 @@ def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) 
 
 
 def check_ok(path: Path) -> bool:
-    from storage.db import check_database
+    from biodiscover.storage.db import check_database
 
     return check_database(path).ok
 
 
 def test_ingest_a_bioscan_dataset_root(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     """`--input` may be a BIOSCAN-5M layout root (metadata/…csv); here one made by storage.synth."""
-    synth = pytest.importorskip("storage.synth.generator")
-    from storage.synth.config import SynthConfig
+    synth = pytest.importorskip("biodiscover.storage.synth.generator")
+    from biodiscover.storage.synth.config import SynthConfig
 
     synth.generate(SynthConfig(n_species=8, n_specimens=40, images=False, seed=3), tmp_path / "ds")
     res = cli("ingest", "--input", str(tmp_path / "ds"), "--db", str(tmp_path / "bd.sqlite"), "--json")

@@ -23,16 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import Database, check_database
-from storage.errors import DatabaseError, StaleProposalError
+from biodiscover.storage.db import Database, check_database
+from biodiscover.storage.errors import DatabaseError, StaleProposalError
 
 REPO = Path(__file__).resolve().parent.parent
 
 COMMON = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from storage.db import Database, EngineConfig
-    from storage.records import Specimen
+    from biodiscover.storage.db import Database, EngineConfig
+    from biodiscover.storage.records import Specimen
     CFG = EngineConfig(busy_timeout_ms=20, max_wait_s=60)
     def specimens(n, start=0):
         for i in range(start, start + n):
@@ -51,7 +51,7 @@ def sha(path: Path) -> str:
 
 
 def _seed(path: Path, n_specimens: int, n_proposals: int) -> list[int]:
-    from storage.records import Specimen
+    from biodiscover.storage.records import Specimen
 
     with Database.create(path) as db:
         db.ingest((Specimen(processid=f"BD{i:07d}", order="Diptera", family="Phoridae", genus="Megaselia",
@@ -195,13 +195,13 @@ def test_c_review_of_a_reclustered_proposal_is_refused(tmp_path: Path) -> None:
 
 def _cli_process(*args: str) -> subprocess.CompletedProcess:
     """The real `biodiscover` in its own process (slow to start: every area's verbs are imported)."""
-    return subprocess.run([sys.executable, "-m", "workflows.cli", *args], cwd=REPO, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], cwd=REPO, capture_output=True, text=True)
 
 
 @pytest.fixture()
 def _cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
     """The CLI entry point in this process (same code path as the console script, minus start-up time)."""
-    from workflows.cli import main
+    from biodiscover.cli.main import main
 
     def call(*args: str) -> subprocess.CompletedProcess:
         capsys.readouterr()

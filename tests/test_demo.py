@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from storage.errors import InputError
-from workflows.cli import main
-from workflows.demo import CONFIG_FILE, DemoConfig, run_demo
+from biodiscover.storage.errors import InputError
+from biodiscover.cli.main import main
+from biodiscover.workflows.demo import CONFIG_FILE, DemoConfig, run_demo
 
 TINY = DemoConfig(n_species=24, n_specimens=420, preset="tiny", seed=3)
 
@@ -147,7 +147,7 @@ def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> Non
     import time
 
     workdir = tmp_path / "interrupted"
-    cmd = [sys.executable, "-c", "import sys; from workflows.cli import main; sys.exit(main(sys.argv[1:]))",
+    cmd = [sys.executable, "-c", "import sys; from biodiscover.cli.main import main; sys.exit(main(sys.argv[1:]))",
            "demo", "--workdir", str(workdir), "--species", "24", "--specimens", "420", "--preset", "tiny",
            "--seed", "3"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from storage.records import BIOSCAN_COLUMNS
+from biodiscover.storage.records import BIOSCAN_COLUMNS
 from tests.discovery_fixtures import make_world
-from workflows.cli import main
+from biodiscover.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,9 @@ def test_build_reference_writes_a_bundle(bundle) -> None:
 
 
 def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, capsys) -> None:
-    from storage.db import Database
+    from biodiscover.storage.db import Database
 
-    db = tmp_path / "discovery.db"
+    db = tmp_path / "biodiscover.discovery.db"
     results = tmp_path / "results.jsonl"
     code = main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
                  "--results", str(results), "--json", "-q"])
@@ -96,8 +96,8 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
     """A collection without identifications: each candidate's parent gets its order/family from the engine's
     calls (the taxonomy graph is not flat), the evidence names the nearest known species, and the run's model
     fingerprint is the one `biodiscover run` records for the same bundle."""
-    from storage.db import Database
-    from workflows.batch import model_fingerprint
+    from biodiscover.storage.db import Database
+    from biodiscover.workflows.batch import model_fingerprint
 
     db = tmp_path / "placed.db"
     assert main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
@@ -124,7 +124,7 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
 def test_accepted_candidates_are_references_for_the_next_run(dataset, bundle, tmp_path, capsys) -> None:
     """Review loop: accept a candidate, triage again → its members are named to the provisional species,
     not proposed again; --no-provisional restores the first run's behaviour."""
-    from storage.db import Database
+    from biodiscover.storage.db import Database
 
     db = tmp_path / "loop.db"
     argv = ["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from discovery.engine import DiscoveryModel, EngineConfig
-from discovery.kmer import KmerConfig
-from discovery.metrics import novelty_auroc
-from storage.bundle import Bundle
-from storage.errors import InputError, ModelBundleError
-from storage.records import Specimen
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.metrics import novelty_auroc
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.records import Specimen
 from tests.discovery_fixtures import make_world
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discovery.hierarchy import HierarchicalClassifier, JsonLogistic, RankEvidence, rank_evidence
-from discovery.identity import candidate_identities, identity
-from discovery.index import IndexConfig, ReferenceIndex
-from discovery.kmer import KmerConfig, KmerEmbedder, kmer_codes
-from discovery.novelty import FEATURES, NoveltyDetector
-from storage.records import RANKS
+from biodiscover.discovery.hierarchy import HierarchicalClassifier, JsonLogistic, RankEvidence, rank_evidence
+from biodiscover.discovery.identity import candidate_identities, identity
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, kmer_codes
+from biodiscover.discovery.novelty import FEATURES, NoveltyDetector
+from biodiscover.storage.records import RANKS
 
 
 def test_kmer_codes_skip_ambiguous_bases() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discovery.engine import DiscoveryModel, EngineConfig
-from discovery.metrics import novelty_auroc
-from workflows.reference import load_specimens, sample
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.metrics import novelty_auroc
+from biodiscover.workflows.reference import load_specimens, sample
 
 
 @pytest.mark.slow

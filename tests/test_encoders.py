@@ -18,14 +18,14 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from encoders.alignment import AlignmentModel, symmetric_info_nce
-from encoders.config import ModelConfig, load_preset
-from encoders.dna import DNAEncoder, mean_pool
-from encoders.image import ImageTransform, SmallCNN, SmallViT, load_image, to_tensor
-from encoders.text import TaxonomyVocab, TextEncoder, parse_taxonomy
-from encoders.tokenizer import MASK_ID, UNK_ID, KmerTokenizer, mask_tokens
-from storage.errors import InputError
-from storage.records import BIOSCAN_COLUMNS, RGB_MEAN, Specimen, image_relpath
+from biodiscover.encoders.alignment import AlignmentModel, symmetric_info_nce
+from biodiscover.encoders.config import ModelConfig, load_preset
+from biodiscover.encoders.dna import DNAEncoder, mean_pool
+from biodiscover.encoders.image import ImageTransform, SmallCNN, SmallViT, load_image, to_tensor
+from biodiscover.encoders.text import TaxonomyVocab, TextEncoder, parse_taxonomy
+from biodiscover.encoders.tokenizer import MASK_ID, UNK_ID, KmerTokenizer, mask_tokens
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import BIOSCAN_COLUMNS, RGB_MEAN, Specimen, image_relpath
 
 BASES = np.array(list("ACGT"))
 
@@ -259,8 +259,8 @@ def test_presets_load_and_validate(tmp_path: Path) -> None:
 
 
 def test_timm_backbone_is_optional() -> None:
-    from encoders.image import build_image_encoder
-    from storage.errors import ModelBundleError
+    from biodiscover.encoders.image import build_image_encoder
+    from biodiscover.storage.errors import ModelBundleError
 
     cfg = ModelConfig.from_dict({"image": {"arch": "timm", "timm_name": "resnet18"}}).image
     try:

@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from encoders.alignment import AlignmentModel
-from encoders.config import load_preset
-from encoders.data import fingerprint_specimens, load_specimens
-from encoders.embed import Encoders, load_encoders
-from encoders.evaluation import clustering_ami, evaluate_encoders, harmonic_mean, linear_probe, top1_accuracy
-from encoders.text import TaxonomyVocab
-from encoders.training import train_encoders
-from storage.bundle import Bundle
+from biodiscover.encoders.alignment import AlignmentModel
+from biodiscover.encoders.config import load_preset
+from biodiscover.encoders.data import fingerprint_specimens, load_specimens
+from biodiscover.encoders.embed import Encoders, load_encoders
+from biodiscover.encoders.evaluation import clustering_ami, evaluate_encoders, harmonic_mean, linear_probe, top1_accuracy
+from biodiscover.encoders.text import TaxonomyVocab
+from biodiscover.encoders.training import train_encoders
+from biodiscover.storage.bundle import Bundle
 from test_encoders import make_toy_dataset
-from workflows.cli import main
+from biodiscover.cli.main import main
 
 
 @pytest.fixture(scope="module")

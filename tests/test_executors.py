@@ -10,8 +10,8 @@ import faiss
 import numpy as np
 import pytest
 
-from storage.errors import InputError
-from workflows.executors import (
+from biodiscover.storage.errors import InputError
+from biodiscover.workflows.executors import (
     ExecutorConfig,
     LocalExecutor,
     make_executor,
@@ -141,9 +141,9 @@ def test_ray_sharded_search_matches_local(ray_executor) -> None:
 @pytest.fixture(scope="module")
 def fitted_engine():
     """A real DiscoveryModel fitted on a small synthetic BIOSCAN-like set, and query specimens."""
-    from discovery.engine import DiscoveryModel
-    from storage.records import Specimen
-    from storage.synth import SynthConfig, generate_frame
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.records import Specimen
+    from biodiscover.storage.synth import SynthConfig, generate_frame
 
     meta, _ = generate_frame(SynthConfig(n_species=30, n_specimens=700, images=False, seed=5))
 
@@ -168,7 +168,7 @@ def _same_results(got, want) -> None:
 
 
 def test_triage_with_local_executor_matches_engine(fitted_engine) -> None:
-    from workflows.executors import triage_with
+    from biodiscover.workflows.executors import triage_with
 
     model, queries = fitted_engine
     want = model.triage(queries)
@@ -179,7 +179,7 @@ def test_triage_with_local_executor_matches_engine(fitted_engine) -> None:
 
 @ray_only
 def test_triage_with_ray_executor_matches_engine(ray_executor, fitted_engine) -> None:
-    from workflows.executors import triage_with
+    from biodiscover.workflows.executors import triage_with
 
     model, queries = fitted_engine
     got = triage_with(ray_executor, model, queries, batch_size=25)
@@ -187,7 +187,7 @@ def test_triage_with_ray_executor_matches_engine(ray_executor, fitted_engine) ->
 
 
 def test_executor_model_delegates_and_matches(fitted_engine) -> None:
-    from workflows.executors import ExecutorModel
+    from biodiscover.workflows.executors import ExecutorModel
 
     model, queries = fitted_engine
     wrapped = ExecutorModel(model, LocalExecutor(), batch_size=10)

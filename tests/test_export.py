@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from storage.errors import InputError
+from biodiscover.storage.errors import InputError
 from test_export_fixtures import HOSTILE_NAMES, make_run_export
-from workflows.export import (
+from biodiscover.workflows.export import (
     DNA_ROWTYPE,
     IDENTIFICATION_ROWTYPE,
     neutralise_cell,
@@ -163,7 +163,7 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
     hostile = [h for h in headers if h.split("|")[3] == "6"]
     assert hostile and all("\n" not in h and ">" not in h for h in hostile)
     # Sequences round-trip through A's FASTA reader.
-    from storage.fasta import read_fasta
+    from biodiscover.storage.fasta import read_fasta
 
     for f in res.files:
         for rec in read_fasta(f):
@@ -253,7 +253,7 @@ def test_unknown_format_and_missing_folder(tmp_path: Path, data) -> None:
 # -- report numbers -----------------------------------------------------------------------------------------
 
 def test_barcode_gap_from_member_barcodes() -> None:
-    from workflows.report import barcode_gap_distances
+    from biodiscover.workflows.report import barcode_gap_distances
 
     import numpy as np
 
@@ -269,7 +269,7 @@ def test_barcode_gap_from_member_barcodes() -> None:
 
 
 def test_barcode_gap_prefers_stored_evidence() -> None:
-    from workflows.report import evidence_gap_distances, naming_depth_counts
+    from biodiscover.workflows.report import evidence_gap_distances, naming_depth_counts
 
     props = pd.DataFrame({"proposal_id": [1, 2, 3], "evidence": [
         {"within_distance": {"mean": 0.004, "max": 0.01}, "between_distance": {"distance": 0.08}},
@@ -285,7 +285,7 @@ def test_barcode_gap_prefers_stored_evidence() -> None:
 
 
 def test_open_nomenclature_for_interim_names_and_unnamed_candidates() -> None:
-    from workflows.export import RunExport, occurrence_rows
+    from biodiscover.workflows.export import RunExport, occurrence_rows
 
     spec = pd.DataFrame({"processid": ["A", "B", "C"], "dna_barcode": ["ACGT" * 60] * 3,
                          "dna_bin": ["BOLD:AAA0001", None, None]})
@@ -312,7 +312,7 @@ def test_open_nomenclature_for_interim_names_and_unnamed_candidates() -> None:
 
 def test_open_nomenclature_above_genus_is_gen_sp() -> None:
     """A candidate placed only in a family or subfamily has no genus: "Phoridae gen. sp.", not "Phoridae sp."."""
-    from workflows.export import RunExport, candidate_label, occurrence_rows
+    from biodiscover.workflows.export import RunExport, candidate_label, occurrence_rows
 
     spec = pd.DataFrame({"processid": ["F", "S", "K"], "dna_barcode": ["ACGT" * 60] * 3})
     assign = pd.DataFrame({"processid": ["F", "S", "K"], "deepest_rank": ["family", "subfamily", "family"],
@@ -343,7 +343,7 @@ def test_a_settings_record_as_fingerprint_is_not_pasted_into_remarks(tmp_path: P
 
     from dwca.read import DwCAReader
 
-    from workflows.export import model_description
+    from biodiscover.workflows.export import model_description
 
     blob = '{"calibration": "val+val_unseen", "data": "/tmp/demo2/data", "seed": 0}'
     run = {**data.run, "model_fingerprint": blob, "parameters": {"model": "/tmp/demo2/model"}}
@@ -396,7 +396,7 @@ def test_report_reads_like_a_report(tmp_path: Path, data) -> None:
     """Human headers and names, rejected proposals last and out of the plots, no settings blob in the header."""
     from dataclasses import replace
 
-    from workflows.report import candidate_table, nearest_known_gaps, plot_barcode_gap, render_plots
+    from biodiscover.workflows.report import candidate_table, nearest_known_gaps, plot_barcode_gap, render_plots
 
     props = data.proposals.copy()
     props["nearest_identity"] = [0.91, 1.0, 0.95, None, 0.9, 0.93, 0.97, 0.92][: len(props)]

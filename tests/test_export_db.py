@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from storage.records import Specimen
+from biodiscover.storage.records import Specimen
 from test_export_fixtures import make_run_export
-from workflows.cli import main
-from workflows.export import export_run
+from biodiscover.cli.main import main
+from biodiscover.workflows.export import export_run
 
-db_mod = pytest.importorskip("storage.db.database")
+db_mod = pytest.importorskip("biodiscover.storage.db.database")
 
 
 def _clean(value):

@@ -1,6 +1,6 @@
 """Realistic run tables for export tests, including hostile values (helpers, no tests here).
 
-Built as plain DataFrames in the shape :class:`workflows.export.RunExport`
+Built as plain DataFrames in the shape :class:`biodiscover.workflows.export.RunExport`
 expects, so the writers are exercised without a database; the DB round-trip
 tests fill a real SQLite file through the storage API instead.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from storage.records import RANKS
-from workflows.export import RunExport
+from biodiscover.storage.records import RANKS
+from biodiscover.workflows.export import RunExport
 
 HOSTILE_NAMES = [
     "=HYPERLINK(\"http://evil.example\",\"click\")",

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from discovery.metrics import (
+from biodiscover.discovery.metrics import (
     bin_agreement,
     clustering_scores,
     fpr_at_tpr,

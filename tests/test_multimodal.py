@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 import torch
 
-from discovery.metrics import rank_errors
-from discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse,
+from biodiscover.discovery.metrics import rank_errors
+from biodiscover.discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse,
                                   fuse_rank, modality_agreement)
-from encoders.config import load_preset
-from encoders.data import load_specimens
-from encoders.embed import Encoders, save_encoders
-from encoders.training import train_encoders
-from storage.bundle import Bundle
-from storage.errors import ModelBundleError
-from storage.records import RANKS
-from storage.synth import SynthConfig, generate
+from biodiscover.encoders.config import load_preset
+from biodiscover.encoders.data import load_specimens
+from biodiscover.encoders.embed import Encoders, save_encoders
+from biodiscover.encoders.training import train_encoders
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.records import RANKS
+from biodiscover.storage.synth import SynthConfig, generate
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +185,8 @@ def test_cross_modal_image_to_dna_keys(world: dict) -> None:
 def test_combine_results_image_only_fused_and_untouched() -> None:
     """Triage's merge: an image call stands alone without a barcode (never novel), is fused with a DNA
     call when both exist, and leaves a DNA result alone when there is no photograph."""
-    from discovery.engine import TriageResult
-    from discovery.multimodal import combine_results
+    from biodiscover.discovery.engine import TriageResult
+    from biodiscover.discovery.multimodal import combine_results
 
     lin = dict(zip(RANKS, ["O", "F", None, "G", "G s"]))
     conf = {r: 0.95 for r in RANKS}

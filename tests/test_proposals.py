@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from discovery.clustering import BarcodeGapThreshold, cross_p_distance
-from discovery.proposals import build_proposals, consensus_barcode, discover_candidates, nearest_known
-from storage.records import Specimen
+from biodiscover.discovery.clustering import BarcodeGapThreshold, cross_p_distance
+from biodiscover.discovery.proposals import build_proposals, consensus_barcode, discover_candidates, nearest_known
+from biodiscover.storage.records import Specimen
 
 BASES = np.array(list("ACGT"))
 
@@ -120,11 +120,11 @@ def test_json_and_database_contract(world: dict) -> None:
     p = world["proposals"][0]
     text = json.dumps(p.to_dict())
     assert json.loads(text)["evidence"]["size"] == 6
-    db = pytest.importorskip("storage.db.proposals")
+    db = pytest.importorskip("biodiscover.storage.db.proposals")
     row = db.ProposalIn.coerce(p)
     assert row.parent_name == p.parent_name and row.nearest_identity == p.nearest_identity
     assert len(row.member_rows()) == 6
-    tui = pytest.importorskip("tui.evidence")
+    tui = pytest.importorskip("biodiscover.tui.evidence")
     within, nearest = tui.distances(p.evidence)
     assert len(within) == 15 and nearest[0] == pytest.approx(1 - p.nearest_identity)
     assert tui.consensus(p.evidence) == p.evidence["consensus_barcode"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from storage.bioscan import (
+from biodiscover.storage.bioscan import (
     BioscanDataset,
     find_metadata,
     iter_metadata,
@@ -19,10 +19,10 @@ from storage.bioscan import (
     metadata_categories,
     reduce_repeated_barcodes,
 )
-from storage.collections import iter_collection, read_collection, sniff_format
-from storage.errors import InputError
-from storage.fasta import read_fasta, specimen_header, write_fasta
-from storage.records import BIOSCAN_COLUMNS, COLUMN_DTYPES, SPLITS, Specimen
+from biodiscover.storage.collections import iter_collection, read_collection, sniff_format
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.fasta import read_fasta, specimen_header, write_fasta
+from biodiscover.storage.records import BIOSCAN_COLUMNS, COLUMN_DTYPES, SPLITS, Specimen
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "readers"
 SAMPLE = FIX / "bioscan5m_sample.csv"

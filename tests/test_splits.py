@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from storage.records import BIOSCAN_COLUMNS, chunk_for
-from storage.splits import (
+from biodiscover.storage.records import BIOSCAN_COLUMNS, chunk_for
+from biodiscover.storage.splits import (
     apply_splits,
     assign_splits,
     barcode_cap,
@@ -18,7 +18,7 @@ from storage.splits import (
     species_test_quota,
     species_test_upper_bound,
 )
-from storage.synth import SynthConfig, generate_frame
+from biodiscover.storage.synth import SynthConfig, generate_frame
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_hand_made_records_and_determinism() -> None:
 
 
 def test_split_cli_roundtrip(tmp_path) -> None:
-    from workflows.cli import main
+    from biodiscover.cli.main import main
 
     meta, _ = generate_frame(SynthConfig(n_species=25, n_specimens=400, seed=4, images=False))
     labelled = meta.copy()
@@ -160,7 +160,7 @@ def test_split_cli_roundtrip(tmp_path) -> None:
 
 
 def test_synth_cli_refuses_non_empty_dir(tmp_path) -> None:
-    from workflows.cli import main
+    from biodiscover.cli.main import main
 
     out = tmp_path / "ds"
     assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "80", "--no-images", "--json"]) == 0

@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from storage.records import BIOSCAN_COLUMNS, MAX_NUCLEOTIDES, SPLITS, chunk_for, image_relpath
-from storage.splits import is_placeholder_species
-from storage.synth import METADATA_NAME, TRUTH_COLUMNS, SynthConfig, generate, generate_frame, load_truth
-from storage.synth.stats import distance_profile
+from biodiscover.storage.records import BIOSCAN_COLUMNS, MAX_NUCLEOTIDES, SPLITS, chunk_for, image_relpath
+from biodiscover.storage.splits import is_placeholder_species
+from biodiscover.storage.synth import METADATA_NAME, TRUTH_COLUMNS, SynthConfig, generate, generate_frame, load_truth
+from biodiscover.storage.synth.stats import distance_profile
 
 TINY = SynthConfig(n_species=30, n_specimens=600, seed=11)
 
@@ -106,8 +106,8 @@ def test_images_readable_and_size_columns_consistent(tiny_dataset) -> None:
 
 
 def test_congeners_look_alike_and_cryptic_species_look_identical() -> None:
-    from storage.synth.images import species_traits
-    from storage.synth.taxonomy import build_taxonomy
+    from biodiscover.storage.synth.images import species_traits
+    from biodiscover.storage.synth.taxonomy import build_taxonomy
 
     tx = build_taxonomy(400, 0.6, np.random.default_rng(0))
     traits = species_traits(tx.species, np.random.default_rng(1), cryptic_fraction=0.1)
@@ -162,7 +162,7 @@ def test_sequencing_realities(medium_frame) -> None:
     assert len(bc) / bc.nunique() > 1.3
     assert bc.value_counts().iloc[0] >= 10
     # a few species without a barcode gap: a congener closer than their own spread
-    from storage.synth.stats import clean, pair_distance
+    from biodiscover.storage.synth.stats import clean, pair_distance
 
     bcs = meta["dna_barcode"].map(clean)
     no_gap_hits = 0

@@ -11,16 +11,16 @@ import json
 
 import pytest
 
-from discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer
-from discovery.engine import DiscoveryModel
-from discovery.metrics import clustering_scores
-from storage.records import Specimen
-from workflows.triage import candidate_species, triage_specimens
+from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer
+from biodiscover.discovery.engine import DiscoveryModel
+from biodiscover.discovery.metrics import clustering_scores
+from biodiscover.storage.records import Specimen
+from biodiscover.workflows.triage import candidate_species, triage_specimens
 
 
 @pytest.fixture(scope="module")
 def world():
-    from storage.synth import SynthConfig, generate_frame
+    from biodiscover.storage.synth import SynthConfig, generate_frame
 
     meta, truth = generate_frame(SynthConfig(n_species=40, n_specimens=1200, images=False, seed=5,
                                              within_species=0.045, within_genus=0.16, within_family=0.25))

@@ -1,6 +1,6 @@
 """Behaviour of the review app on a real database: press keys, check what the database holds.
 
-Every test runs the real :class:`tui.app.ReviewApp` under Textual's Pilot on a
+Every test runs the real :class:`biodiscover.tui.app.ReviewApp` under Textual's Pilot on a
 SQLite file filled through the storage API by :mod:`tests.tui_fixtures`, and
 asserts on the database (status, names, review log) and on the notifications
 the app posted.
@@ -17,21 +17,21 @@ from typing import Any, Awaitable, Callable
 
 import pytest
 
-from storage.db import Database
+from biodiscover.storage.db import Database
 from tui_fixtures import ReviewFixture, build_review_db
 from textual.widgets import Input
 from textual.worker import WorkerCancelled
 
-from tui.app import ReviewApp
-from tui.screens.detail import DetailScreen
-from tui.screens.dialogs import PickDialog, PickManyDialog, TextDialog
-from tui.screens.help import HelpScreen
-from tui.screens.queue import QueueQuery, QueueScreen
-from tui.screens.taxonomy import TaxonomyScreen
-from tui.widgets.dna_panel import DnaPanel, variable_sites
-from tui.widgets.histogram import DistanceHistogram, bin_distances
-from tui.widgets.image_panel import ImagePanel
-from tui.widgets.proposal_table import ProposalTable
+from biodiscover.tui.app import ReviewApp
+from biodiscover.tui.screens.detail import DetailScreen
+from biodiscover.tui.screens.dialogs import PickDialog, PickManyDialog, TextDialog
+from biodiscover.tui.screens.help import HelpScreen
+from biodiscover.tui.screens.queue import QueueQuery, QueueScreen
+from biodiscover.tui.screens.taxonomy import TaxonomyScreen
+from biodiscover.tui.widgets.dna_panel import DnaPanel, variable_sites
+from biodiscover.tui.widgets.histogram import DistanceHistogram, bin_distances
+from biodiscover.tui.widgets.image_panel import ImagePanel
+from biodiscover.tui.widgets.proposal_table import ProposalTable
 
 SIZE = (80, 24)
 
@@ -439,7 +439,7 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
     """A country longer than its column ends in … and leaves a blank before the area column."""
     import sqlite3
 
-    from tui.screens.detail import MEMBER_COLUMNS
+    from biodiscover.tui.screens.detail import MEMBER_COLUMNS
 
     with Database.open(review_db) as first_db:
         first = first_db.proposal_queue(status="pending", limit=1)[0][0]
@@ -497,7 +497,7 @@ async def test_tab_keys_focus_the_tab_content(review_db: Path) -> None:
 
 @asynctest
 async def test_detail_says_why_proposed_and_reads_the_barcode_gap(review_db: Path) -> None:
-    from tui.evidence import barcode_gap
+    from biodiscover.tui.evidence import barcode_gap
 
     app, db = make_app(review_db)
     async with app.run_test(size=SIZE) as pilot:

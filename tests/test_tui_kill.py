@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import Database
+from biodiscover.storage.db import Database
 from tui_fixtures import build_review_db
 
 REPO = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_decision_survives_sigkill(tmp_path: Path) -> None:
     if pid == 0:  # child: the real CLI in a real terminal of 80x24
         os.chdir(REPO)
         os.environ.update(COLUMNS="80", LINES="24", TERM="xterm-256color")
-        os.execv(sys.executable, [sys.executable, "-m", "workflows.cli", "review", "--db", str(fx.path),
+        os.execv(sys.executable, [sys.executable, "-m", "biodiscover.cli", "review", "--db", str(fx.path),
                                   "--reviewer", "kim"])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # an 80x24 terminal
     try:

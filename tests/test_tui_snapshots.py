@@ -15,9 +15,9 @@ import pytest
 from textual.widgets import Input
 from textual.worker import WorkerCancelled
 
-from storage.db import Database
+from biodiscover.storage.db import Database
 from tui_fixtures import build_review_db
-from tui.app import ReviewApp
+from biodiscover.tui.app import ReviewApp
 
 SIZE = (80, 24)
 

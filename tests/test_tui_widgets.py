@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 from textual.app import App, ComposeResult
 
-from storage.errors import InputError
-from tui.app import ReviewApp
-from tui.commands import COMMANDS
-from tui.keymap import load_keymap
-from tui.screens.detail import DetailScreen
-from tui.screens.queue import QueueQuery, QueueScreen, parse_filter
-from tui.screens.taxonomy import TaxonomyScreen
-from tui.widgets.dna_panel import DnaPanel, variable_sites
-from tui.widgets.geography import render_geography
-from tui.widgets.histogram import bin_distances, render_histogram
-from tui.widgets.run_progress import render_counts, render_run
+from biodiscover.storage.errors import InputError
+from biodiscover.tui.app import ReviewApp
+from biodiscover.tui.commands import COMMANDS
+from biodiscover.tui.keymap import load_keymap
+from biodiscover.tui.screens.detail import DetailScreen
+from biodiscover.tui.screens.queue import QueueQuery, QueueScreen, parse_filter
+from biodiscover.tui.screens.taxonomy import TaxonomyScreen
+from biodiscover.tui.widgets.dna_panel import DnaPanel, variable_sites
+from biodiscover.tui.widgets.geography import render_geography
+from biodiscover.tui.widgets.histogram import bin_distances, render_histogram
+from biodiscover.tui.widgets.run_progress import render_counts, render_run
 
 
 def test_variable_sites_ignore_ambiguous_bases() -> None:
@@ -101,7 +101,7 @@ def test_filter_dialog_text_round_trips_and_speaks_percent() -> None:
 def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
     from types import SimpleNamespace
 
-    from tui.widgets.proposal_table import column_widths, row_cells
+    from biodiscover.tui.widgets.proposal_table import column_widths, row_cells
 
     narrow, wide = column_widths(80), column_widths(160)
     assert sum(narrow.values()) + 2 * len(narrow) <= 80 - 2
@@ -117,7 +117,7 @@ def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
 
 
 def test_barcode_gap_verdict_compares_within_and_nearest_known() -> None:
-    from tui.evidence import barcode_gap
+    from biodiscover.tui.evidence import barcode_gap
 
     gap = barcode_gap({"within_distance": {"mean": 0.01, "max": 0.028}, "nearest_known_distances": [],
                        "threshold": 0.03}, 1.0)
@@ -137,7 +137,7 @@ def test_barcode_gap_verdict_compares_within_and_nearest_known() -> None:
 def test_why_lines_say_how_a_candidate_was_formed() -> None:
     from types import SimpleNamespace
 
-    from tui.evidence import why_lines
+    from biodiscover.tui.evidence import why_lines
 
     members = [SimpleNamespace(novelty=0.5), SimpleNamespace(novelty=0.75), SimpleNamespace(novelty=None)]
     lines = dict(why_lines({"threshold": 0.03, "linkage": "single", "hdbscan_agreement": 1.0,
@@ -205,7 +205,7 @@ def test_dna_panel_draws_consensus_marks_and_scrolls() -> None:
 
 
 def test_evidence_lines_from_discovery_keys() -> None:
-    from tui.evidence import extra_lines
+    from biodiscover.tui.evidence import extra_lines
 
     lines = dict(extra_lines({
         "bin": {"dominant": "BOLD:AAA0001", "agreement": 0.75, "shared_with": [12]},
@@ -223,7 +223,7 @@ def test_evidence_lines_from_discovery_keys() -> None:
 def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) -> None:
     from PIL import Image
 
-    from tui.widgets.image_panel import ImagePanel
+    from biodiscover.tui.widgets.image_panel import ImagePanel
 
     good = tmp_path / "A-1.png"
     Image.new("RGB", (32, 24), (200, 40, 40)).save(good)
@@ -260,7 +260,7 @@ def test_split_and_merge_option_labels_fit_the_dialog() -> None:
     """Split options are aligned columns inside the 72-cell dialog; merge options name the nearest known species."""
     from types import SimpleNamespace
 
-    from tui.decisions import member_label, proposal_label
+    from biodiscover.tui.decisions import member_label, proposal_label
 
     members = [SimpleNamespace(processid="RVEBS5120-20", dna_bin=None, country="Democratic Republic of the Congo",
                                probability=1.0, novelty=0.57),

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from storage.bioscan import load_metadata
-from storage.collections import read_collection
-from storage.errors import InputError
-from storage.validation import (
+from biodiscover.storage.bioscan import load_metadata
+from biodiscover.storage.collections import read_collection
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.validation import (
     QUARANTINE_COLUMNS,
     RowValidator,
     barcode_problems,
@@ -34,7 +34,7 @@ def bad_read():
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "workflows.cli", *args], cwd=cwd or REPO, capture_output=True, text=True
+        [sys.executable, "-m", "biodiscover.cli", *args], cwd=cwd or REPO, capture_output=True, text=True
     )
 
 
@@ -238,7 +238,7 @@ def test_gzip_of_binary_and_zip_are_rejected(tmp_path: Path) -> None:
 # -- the CLI -------------------------------------------------------------------------------
 def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """Run the console entry point in-process (same code path as the script, no start-up cost)."""
-    from workflows.cli import main
+    from biodiscover.cli.main import main
 
     code = main(list(args))
     out = capsys.readouterr()

@@ -24,10 +24,10 @@ import numpy as np
 
 import pyfamsa
 
-from discovery.clustering import cross_p_distance, pairwise_p_distance
-from storage.db import Database
-from storage.records import RANKS, Specimen
-from storage.synth import SynthConfig, generate_frame
+from biodiscover.discovery.clustering import cross_p_distance, pairwise_p_distance
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import RANKS, Specimen
+from biodiscover.storage.synth import SynthConfig, generate_frame
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """The review app: ``biodiscover review --db DB``.
 
 A taxonomist works through the candidate species of a run. The app only
-presents and forwards: queries and decisions go to :class:`storage.db.Database`
+presents and forwards: queries and decisions go to :class:`biodiscover.storage.db.Database`
 from thread workers, so the UI never waits on SQLite, and every decision is
 committed the moment it is made (it survives the app being killed).
 
 Bindings carry ids (``proposal.accept`` …) so a keymap file can remap them
-(:mod:`tui.keymap`); the command palette offers the same actions as
-``noun: verb`` entries (:mod:`tui.commands`).
+(:mod:`biodiscover.tui.keymap`); the command palette offers the same actions as
+``noun: verb`` entries (:mod:`biodiscover.tui.commands`).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 
-from storage.db import Database
-from tui.commands import ReviewCommands
-from tui.keymap import default_keymap_path, load_keymap
-from tui.screens.help import HelpScreen, collect_bindings
+from biodiscover.storage.db import Database
+from biodiscover.tui.commands import ReviewCommands
+from biodiscover.tui.keymap import default_keymap_path, load_keymap
+from biodiscover.tui.screens.help import HelpScreen, collect_bindings
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class ReviewApp(App[None]):
         self.queue_screen: Any | None = None
 
     def on_mount(self) -> None:
-        from tui.screens.queue import QueueQuery, QueueScreen
+        from biodiscover.tui.screens.queue import QueueQuery, QueueScreen
 
         if self.user_keymap:
             self.set_keymap(self.user_keymap)
@@ -69,10 +69,10 @@ class ReviewApp(App[None]):
     # -- help ----------------------------------------------------------------------------------------------
     @staticmethod
     def binding_groups() -> list[tuple[str, list[Binding]]]:
-        from tui.screens.detail import DetailScreen
-        from tui.screens.queue import QueueScreen
-        from tui.screens.taxonomy import TaxonomyScreen
-        from tui.widgets.image_panel import ImagePanel
+        from biodiscover.tui.screens.detail import DetailScreen
+        from biodiscover.tui.screens.queue import QueueScreen
+        from biodiscover.tui.screens.taxonomy import TaxonomyScreen
+        from biodiscover.tui.widgets.image_panel import ImagePanel
 
         return collect_bindings([("Everywhere", ReviewApp), ("Queue", QueueScreen), ("Proposal", DetailScreen),
                                  ("Images", ImagePanel), ("Taxonomy", TaxonomyScreen)])

@@ -4,7 +4,7 @@ Each key asks what it needs (a dialog), then writes at once through the storage
 API in a thread worker (the UI never waits on SQLite), then tells the screen to
 reload. The version the reviewer *saw* goes with every write, so a proposal
 that changed underneath (another reviewer, a newer run) is refused by storage
-with :class:`~storage.errors.StaleProposalError`; that message is shown as an
+with :class:`~biodiscover.storage.errors.StaleProposalError`; that message is shown as an
 error notification and the screen reloads to show the new state.
 """
 
@@ -17,8 +17,8 @@ from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
-from storage.errors import BiodiscoverError, StaleProposalError
-from tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
+from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
+from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
 log = logging.getLogger(__name__)
 

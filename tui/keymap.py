@@ -8,7 +8,7 @@ The file maps binding ids to keys, for example::
 
 It is handed to :meth:`textual.app.App.set_keymap` (as Posting does), so every
 screen picks it up. A malformed file, or an id that no binding has, is an
-:class:`~storage.errors.InputError` naming the file and the entry, because a
+:class:`~biodiscover.storage.errors.InputError` naming the file and the entry, because a
 silently ignored remap leaves a taxonomist pressing keys that do nothing.
 """
 
@@ -19,7 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Iterable
 
-from storage.errors import InputError
+from biodiscover.storage.errors import InputError
 
 
 def default_keymap_path() -> Path:

@@ -43,8 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-from storage.errors import BiodiscoverError, InputError, ModelBundleError
-from workflows.executors import ExecutorConfig
+from biodiscover.storage.errors import BiodiscoverError, InputError, ModelBundleError
+from biodiscover.workflows.executors import ExecutorConfig
 
 log = logging.getLogger(__name__)
 
@@ -264,8 +264,8 @@ class RunLedger:
     def _runs_with_owner(self) -> list[dict[str, Any]]:
         import sqlalchemy as sa
 
-        from storage.db.engine import read_transaction
-        from storage.db.models import Run
+        from biodiscover.storage.db.engine import read_transaction
+        from biodiscover.storage.db.models import Run
 
         runs = Run.__table__
         with read_transaction(self.db.engine) as conn:
@@ -382,8 +382,8 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
     no collections, no model bundle, an unusable database. Per-collection
     problems never raise: they become ``failed`` outcomes (exit 1).
     """
-    from storage.db.database import Database
-    from workflows.executors import make_executor
+    from biodiscover.storage.db.database import Database
+    from biodiscover.workflows.executors import make_executor
 
     emit = progress or (lambda event: None)
     t_batch = time.perf_counter()
@@ -545,10 +545,10 @@ def default_triage(call: TriageCall) -> TriageReport:
     pipeline's stage callback feeds the batch progress, and its run row's
     heartbeats feed :class:`HeartbeatPoller`. The engine is handed over
     wrapped so its per-specimen work runs through the batch's executor
-    (:class:`workflows.executors.ExecutorModel`).
+    (:class:`biodiscover.workflows.executors.ExecutorModel`).
     """
-    from workflows.executors import ExecutorModel
-    from workflows.triage import run_triage
+    from biodiscover.workflows.executors import ExecutorModel
+    from biodiscover.workflows.triage import run_triage
 
     kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database,
                               "collection": call.spec.name.split(".")[0],

@@ -32,7 +32,7 @@ from typing import Any, Callable, Collection, Sequence
 import numpy as np
 import pandas as pd
 
-from storage.records import RANKS, Specimen, is_filler_name
+from biodiscover.storage.records import RANKS, Specimen, is_filler_name
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +76,13 @@ class DemoSummary:
 
     def to_json(self) -> dict[str, Any]:
         """Strict JSON (NaN rates, e.g. an empty denominator, become null)."""
-        from storage.jsonable import jsonable
+        from biodiscover.storage.jsonable import jsonable
 
         return jsonable(asdict(self))
 
 
 def _split_specimens(data_root: Path) -> dict[str, list[Specimen]]:
-    from storage.bioscan import BioscanDataset
+    from biodiscover.storage.bioscan import BioscanDataset
 
     ds = BioscanDataset(data_root)
     out: dict[str, list[Specimen]] = {}
@@ -153,8 +153,8 @@ def score_run(db_path: Path, run_id: int, truth: pd.DataFrame, processids: Seque
     specimens without a barcode; they are scored apart (``ranks_image_only``) and
     left out of the novelty and candidate scores, which need a barcode.
     """
-    from discovery.metrics import clustering_scores, novelty_scores, rank_errors
-    from workflows.export import load_run_export
+    from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors
+    from biodiscover.workflows.export import load_run_export
 
     run = load_run_export(db_path, run_id)
     assign = run.assignments.drop_duplicates("processid").set_index("processid")
@@ -199,7 +199,7 @@ def _prepare_workdir(workdir: Path, config: DemoConfig, fresh: bool) -> None:
     config; a different size, preset or seed is refused rather than silently
     mixed with the old data.
     """
-    from storage.errors import InputError
+    from biodiscover.storage.errors import InputError
 
     marker = workdir / CONFIG_FILE
     wanted = asdict(config)
@@ -227,12 +227,12 @@ def _prepare_workdir(workdir: Path, config: DemoConfig, fresh: bool) -> None:
 def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Progress | None = None,
              fresh: bool = False) -> DemoSummary:
     """Run every stage (reusing finished ones unless ``fresh``) and return the summary."""
-    from encoders.config import load_preset
-    from encoders.training import StageProgress, train_bundle
-    from storage.synth import SynthConfig, generate
-    from storage.synth.generator import load_truth
-    from workflows.reference import build_reference
-    from workflows.triage import run_triage
+    from biodiscover.encoders.config import load_preset
+    from biodiscover.encoders.training import StageProgress, train_bundle
+    from biodiscover.storage.synth import SynthConfig, generate
+    from biodiscover.storage.synth.generator import load_truth
+    from biodiscover.workflows.reference import build_reference
+    from biodiscover.workflows.triage import run_triage
 
     say = progress or (lambda stage, frac, msg: log.info("%s %.0f%% %s", stage, 100 * frac, msg))
     workdir = Path(workdir)

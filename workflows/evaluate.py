@@ -24,11 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from discovery.engine import DiscoveryModel
-from discovery.metrics import clustering_scores, novelty_scores, rank_errors
-from storage.records import RANKS
-from workflows.reference import load_specimens
-from workflows.triage import candidate_species
+from biodiscover.discovery.engine import DiscoveryModel
+from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors
+from biodiscover.storage.records import RANKS
+from biodiscover.workflows.reference import load_specimens
+from biodiscover.workflows.triage import candidate_species
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ default install and every test need nothing extra. :class:`RayExecutor` (extra
 ``ray``: ``pip install -e ".[ray]"``) runs ``map_batches`` as Ray Data
 ``Dataset.map_batches`` and each shard search as a Ray task with the serialised
 FAISS shard in the object store; ``ray`` is imported only when it is built, so
-``import workflows.executors`` never needs it.
+``import biodiscover.workflows.executors`` never needs it.
 
 Usage::
 
@@ -39,7 +39,7 @@ from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 
-from storage.errors import InputError
+from biodiscover.storage.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ def _triage_batch(batch: Columns, model: Any) -> Columns:
     """Worker body: rebuild specimens from columns, run the engine, return results as JSON rows."""
     import json
 
-    from storage.records import Specimen
+    from biodiscover.storage.records import Specimen
 
     specimens = [Specimen(processid=str(pid), dna_barcode=(str(seq) if seq is not None and seq == seq and seq != ""
                                                             else None))
@@ -383,7 +383,7 @@ def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, bat
     """
     import json
 
-    from discovery.engine import TriageResult
+    from biodiscover.discovery.engine import TriageResult
 
     if not specimens:
         return []
@@ -407,7 +407,7 @@ class ExecutorModel:
 
     @classmethod
     def load(cls, bundle: Any, executor: Executor, batch_size: int = 2048) -> "ExecutorModel":
-        from discovery.engine import DiscoveryModel
+        from biodiscover.discovery.engine import DiscoveryModel
 
         return cls(DiscoveryModel.load(bundle), executor, batch_size)
 

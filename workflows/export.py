@@ -21,7 +21,7 @@ Outputs, by format:
   model and confidence;
 * ``fasta`` → a directory with one FASTA file per candidate species, BOLD-style
   headers ``>processid|provisional name|parent taxon|candidate id|membership|BIN``;
-* ``html`` → one self-contained report (:mod:`workflows.report`);
+* ``html`` → one self-contained report (:mod:`biodiscover.workflows.report`);
 * ``json`` → one document with the run, assignments and candidates (evidence included).
 
 Hostile data: text cells that a spreadsheet would run as a formula (leading
@@ -56,9 +56,9 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
-from storage.errors import InputError
-from storage.records import RANKS, open_qualifier
-from storage.jsonable import jsonable
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import RANKS, open_qualifier
+from biodiscover.storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -456,7 +456,7 @@ def write_fasta(data: RunExport, out: Path) -> tuple[Path, ...]:
     pids = [p for p in records if records[p]]
     files = _unique_names(safe_member_name(f"{p}_{names_by_id.get(p) or 'candidate'}", suffix=".fasta") for p in pids)
 
-    from storage.fasta import write_fasta as write_fasta_records  # A's BOLD-style writer
+    from biodiscover.storage.fasta import write_fasta as write_fasta_records  # A's BOLD-style writer
 
     def build(tmp: Path) -> list[str]:
         for pid, name in zip(pids, files):
@@ -466,8 +466,8 @@ def write_fasta(data: RunExport, out: Path) -> tuple[Path, ...]:
 
 
 def write_html(data: RunExport, out: Path) -> tuple[Path, ...]:
-    """The self-contained HTML report (:func:`workflows.report.build_html`)."""
-    from workflows.report import build_html
+    """The self-contained HTML report (:func:`biodiscover.workflows.report.build_html`)."""
+    from biodiscover.workflows.report import build_html
 
     _atomic_write(out, build_html(data).encode("utf-8"))
     return (out,)
@@ -753,7 +753,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
     blocks nor is blocked). Candidates are the run's *live* proposals (pending,
     accepted, rejected); merged / superseded / withdrawn versions are history.
     """
-    from storage.db.database import Database
+    from biodiscover.storage.db.database import Database
 
     database = Database.open(Path(db), readonly=True)
     try:

@@ -22,16 +22,16 @@ from typing import Callable, Collection, Sequence
 
 import numpy as np
 
-from discovery.engine import DiscoveryModel, EngineConfig
-from storage.errors import InputError
-from storage.records import Specimen, resolve_splits
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import Specimen, resolve_splits
 
 log = logging.getLogger(__name__)
 
 
 def load_specimens(data: Path, splits: str) -> list[Specimen]:
     """Specimens of ``splits`` (split or metasplit expression) from a dataset root or metadata file."""
-    from storage.bioscan import find_metadata, load_metadata
+    from biodiscover.storage.bioscan import find_metadata, load_metadata
 
     wanted = resolve_splits(splits)
     path = find_metadata(Path(data))
@@ -104,8 +104,8 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
 
 
 def _has_encoders(bundle_dir: Path) -> bool:
-    from encoders.embed import WEIGHTS_NAME
-    from storage.bundle import Bundle
+    from biodiscover.encoders.embed import WEIGHTS_NAME
+    from biodiscover.storage.bundle import Bundle
 
     return WEIGHTS_NAME in Bundle.open(bundle_dir).names("weights")
 
@@ -120,9 +120,9 @@ def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Se
     """
     import dataclasses
 
-    from discovery.multimodal import CrossModalClassifier
-    from encoders.embed import load_encoders
-    from storage.bioscan import BioscanDataset
+    from biodiscover.discovery.multimodal import CrossModalClassifier
+    from biodiscover.encoders.embed import load_encoders
+    from biodiscover.storage.bioscan import BioscanDataset
 
     say = progress or log.info
     ds = BioscanDataset(Path(data))

@@ -2,7 +2,7 @@
 
 Why plain DataFrames in, PNG bytes out: every plot function takes the tables an
 export already holds (assignments, proposals, members, specimens — see
-:class:`workflows.export.RunExport`), so the plots are testable without a
+:class:`biodiscover.workflows.export.RunExport`), so the plots are testable without a
 database and reusable by the demo and the benchmarks. The HTML embeds each plot
 as a base64 PNG so the report is one self-contained file that opens offline.
 
@@ -35,12 +35,12 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from storage.records import RANKS
+from biodiscover.storage.records import RANKS
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from workflows.export import RunExport
+    from biodiscover.workflows.export import RunExport
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +450,7 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border-bottom:1px solid #
 
 def render_plots(data: "RunExport") -> list[Plot]:
     """All report plots for one run's export tables."""
-    from workflows.export import live_candidates
+    from biodiscover.workflows.export import live_candidates
 
     assignments, specimens = data.assignments, data.specimens
     # Candidate species are the proposals a reviewer did not reject; rejected ones stay out of the plots.
@@ -488,7 +488,7 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
 
     Candidates first (largest first), proposals a reviewer rejected after them.
     """
-    from workflows.export import candidate_label
+    from biodiscover.workflows.export import candidate_label
 
     rows = []
     for p in proposals.to_dict("records"):
@@ -516,7 +516,7 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
 
 def build_html(data: "RunExport") -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
-    from workflows.export import live_candidates, model_description
+    from biodiscover.workflows.export import live_candidates, model_description
 
     run = data.run
     plots = render_plots(data)

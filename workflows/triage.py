@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from discovery.engine import DiscoveryModel, TriageResult
-from storage.errors import InputError
-from storage.records import RANKS, Specimen
+from biodiscover.discovery.engine import DiscoveryModel, TriageResult
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     ``threshold``: the bundle's learned ``BarcodeGapThreshold``
     (``DiscoveryModel.barcode_gap_``); None = the clustering's default cut.
     """
-    from discovery.proposals import discover_candidates
+    from biodiscover.discovery.proposals import discover_candidates
 
     novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
     if not novel:
@@ -143,11 +143,11 @@ class ImageModel:
     @classmethod
     def load(cls, model_path: Path) -> "ImageModel | None":
         """None when the bundle has no image classifier (a DNA-only ``build-reference`` bundle)."""
-        from discovery.multimodal import CrossModalClassifier, has_image_classifier
+        from biodiscover.discovery.multimodal import CrossModalClassifier, has_image_classifier
 
         if not has_image_classifier(model_path):
             return None
-        from encoders.embed import load_encoders
+        from biodiscover.encoders.embed import load_encoders
 
         return cls(CrossModalClassifier.load(model_path), load_encoders(model_path))
 
@@ -172,7 +172,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     seconds["triage"] = time.perf_counter() - t
     with_image = [i for i, s in enumerate(specimens) if s.image_path is not None]
     if image_model is not None and with_image:
-        from discovery.multimodal import ModalityCall, combine_results
+        from biodiscover.discovery.multimodal import ModalityCall, combine_results
 
         t = time.perf_counter()
         calls = [ModalityCall.none(s.processid) for s in specimens]
@@ -210,7 +210,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``model``: an engine already loaded from ``model_path`` (the batch runner
     passes one per batch, possibly wrapped to run through a Ray executor).
     """
-    from storage.collections import read_collection
+    from biodiscover.storage.collections import read_collection
 
     say = progress or (lambda stage, done, total: None)
     seconds: dict[str, float] = {}
@@ -238,7 +238,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     run_id = None
     try:
         if own_db:
-            from storage.db import Database
+            from biodiscover.storage.db import Database
 
             db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
         if read.quarantine:
@@ -249,12 +249,12 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             say("ingest", 0, len(specimens))
             db.ingest(specimens, collection=name, source=input_path)
             seconds["ingest"] = time.perf_counter() - t
-            from storage.bundle import Bundle
+            from biodiscover.storage.bundle import Bundle
 
-            from workflows.batch import model_fingerprint
+            from biodiscover.workflows.batch import model_fingerprint
 
             if use_provisional:
-                from storage.db.taxonomy import provisional_references
+                from biodiscover.storage.db.taxonomy import provisional_references
 
                 provisional = model.add_references(provisional_references(db))
                 if provisional:

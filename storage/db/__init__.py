@@ -3,24 +3,24 @@
 Start with :class:`Database` (``Database.open(path)`` / ``Database.create(path)``
 / ``Database.open_or_create(path)``). The API, one module per concept:
 
-* :mod:`storage.db.ingest` — idempotent, versioned ingest with provenance;
-* :mod:`storage.db.runs` — runs, heartbeat, progress, assignments, run tables for export;
-* :mod:`storage.db.proposals` — candidate species, the review queue, details;
-* :mod:`storage.db.reviews` — accept / reject / merge / split / move / rename / note / undo;
-* :mod:`storage.db.taxonomy` — the taxonomy as a networkx graph; provisional references;
-* :mod:`storage.db.check` — integrity, foreign keys and orphan checks;
-* :mod:`storage.db.backup`, :mod:`storage.db.schema` — backups and migrations.
+* :mod:`biodiscover.storage.db.ingest` — idempotent, versioned ingest with provenance;
+* :mod:`biodiscover.storage.db.runs` — runs, heartbeat, progress, assignments, run tables for export;
+* :mod:`biodiscover.storage.db.proposals` — candidate species, the review queue, details;
+* :mod:`biodiscover.storage.db.reviews` — accept / reject / merge / split / move / rename / note / undo;
+* :mod:`biodiscover.storage.db.taxonomy` — the taxonomy as a networkx graph; provisional references;
+* :mod:`biodiscover.storage.db.check` — integrity, foreign keys and orphan checks;
+* :mod:`biodiscover.storage.db.backup`, :mod:`biodiscover.storage.db.schema` — backups and migrations.
 """
 
-from storage.db.backup import backup_database
-from storage.db.check import CheckReport, check_database
-from storage.db.database import Database
-from storage.db.engine import EngineConfig
-from storage.db.ingest import IngestReport
-from storage.db.proposals import MemberInfo, ProposalDetail, ProposalIn, ProposalSummary
-from storage.db.reviews import ReviewResult
-from storage.db.runs import RunProgress
-from storage.db.taxonomy import TaxonomyGraph, TaxonNode
+from biodiscover.storage.db.backup import backup_database
+from biodiscover.storage.db.check import CheckReport, check_database
+from biodiscover.storage.db.database import Database
+from biodiscover.storage.db.engine import EngineConfig
+from biodiscover.storage.db.ingest import IngestReport
+from biodiscover.storage.db.proposals import MemberInfo, ProposalDetail, ProposalIn, ProposalSummary
+from biodiscover.storage.db.reviews import ReviewResult
+from biodiscover.storage.db.runs import RunProgress
+from biodiscover.storage.db.taxonomy import TaxonomyGraph, TaxonNode
 
 __all__ = [
     "CheckReport", "Database", "EngineConfig", "IngestReport", "MemberInfo", "ProposalDetail", "ProposalIn",

@@ -15,7 +15,7 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
-from storage.errors import DatabaseError
+from biodiscover.storage.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
     db_path = Path(db_path)
     if not db_path.is_file():
         raise DatabaseError(f"{db_path}: no database to back up")
-    from storage.db.engine import check_sqlite_file
+    from biodiscover.storage.db.engine import check_sqlite_file
 
     check_sqlite_file(db_path)
     if dest is None:

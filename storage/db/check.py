@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from storage.db.engine import check_sqlite_file
-from storage.db.schema import inspect_revision, refuse_newer
-from storage.errors import DatabaseError
+from biodiscover.storage.db.engine import check_sqlite_file
+from biodiscover.storage.db.schema import inspect_revision, refuse_newer
+from biodiscover.storage.errors import DatabaseError
 
 #: (description, SQL returning one row per problem)
 ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (

@@ -8,10 +8,10 @@ Opening is careful because the file holds a taxonomist's decisions:
    newer biodiscover, or one that needs ``biodiscover db upgrade``, is refused
    without a byte written;
 3. only then is a read-write engine made (WAL, foreign keys, busy timeout; see
-   :mod:`storage.db.engine`).
+   :mod:`biodiscover.storage.db.engine`).
 
-The domain API lives in mixins, one module per concept — :mod:`~storage.db.ingest`,
-:mod:`~storage.db.runs`, :mod:`~storage.db.proposals`, :mod:`~storage.db.reviews`
+The domain API lives in mixins, one module per concept — :mod:`~biodiscover.storage.db.ingest`,
+:mod:`~biodiscover.storage.db.runs`, :mod:`~biodiscover.storage.db.proposals`, :mod:`~biodiscover.storage.db.reviews`
 — and is documented there. Typical use::
 
     db = Database.open_or_create(Path("work.sqlite"))
@@ -38,14 +38,14 @@ from typing import Any, Callable, Iterator, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from storage.db.backup import KEEP_AUTOMATIC, backup_database
-from storage.db.engine import EngineConfig, check_sqlite_file, make_engine, read_transaction, write_transaction
-from storage.db.ingest import IngestMixin
-from storage.db.proposals import ProposalsMixin
-from storage.db.reviews import ReviewsMixin
-from storage.db.runs import RunsMixin
-from storage.db.schema import inspect_revision, refuse_newer, run_migrations, upgrade_database
-from storage.errors import DatabaseError
+from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
+from biodiscover.storage.db.engine import EngineConfig, check_sqlite_file, make_engine, read_transaction, write_transaction
+from biodiscover.storage.db.ingest import IngestMixin
+from biodiscover.storage.db.proposals import ProposalsMixin
+from biodiscover.storage.db.reviews import ReviewsMixin
+from biodiscover.storage.db.runs import RunsMixin
+from biodiscover.storage.db.schema import inspect_revision, refuse_newer, run_migrations, upgrade_database
+from biodiscover.storage.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,7 +155,7 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
 
     # -- maintenance ----------------------------------------------------------------------------------------
     def backup(self, dest: Path | None = None, *, reason: str = "manual", keep: int | None = None) -> Path:
-        """Online backup of this database (see :mod:`storage.db.backup`)."""
+        """Online backup of this database (see :mod:`biodiscover.storage.db.backup`)."""
         return backup_database(self.path, dest, reason=reason, keep=keep)
 
     def _auto_backup(self, reason: str) -> Path | None:
@@ -178,12 +178,12 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
         self._write(lambda conn: conn.exec_driver_sql("PRAGMA optimize = 0x10002"), "optimize")
 
     def check(self) -> "CheckReport":
-        from storage.db.check import check_database
+        from biodiscover.storage.db.check import check_database
 
         return check_database(self.path)
 
     def taxonomy(self) -> "TaxonomyGraph":
-        from storage.db.taxonomy import TaxonomyGraph
+        from biodiscover.storage.db.taxonomy import TaxonomyGraph
 
         return TaxonomyGraph.load(self)
 
@@ -198,5 +198,5 @@ def _require_writable(path: Path) -> None:
 
 
 if False:  # pragma: no cover - typing only
-    from storage.db.check import CheckReport
-    from storage.db.taxonomy import TaxonomyGraph
+    from biodiscover.storage.db.check import CheckReport
+    from biodiscover.storage.db.taxonomy import TaxonomyGraph

@@ -12,7 +12,7 @@ Why each setting:
   upgrades from read to write gets SQLITE_BUSY at once, which no timeout fixes.
 * :func:`write_transaction` retries a whole transaction with exponential backoff
   if the lock is still held after the busy timeout; after ``max_wait`` seconds
-  it raises :class:`~storage.errors.DatabaseError` with a readable message.
+  it raises :class:`~biodiscover.storage.errors.DatabaseError` with a readable message.
 * Batch writers commit in chunks (see ``CHUNK_ROWS``) so a reviewer's single
   write waits at most one chunk.
 
@@ -34,7 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from storage.errors import DatabaseError
+from biodiscover.storage.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """Idempotent, versioned ingest of specimens with provenance.
 
-API (a mixin of :class:`storage.db.Database`)::
+API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
     db.ingest(specimens, collection="plate-42", source=Path("plate42.csv"),
               checksum=None, chunk_size=2000, backup=True, register_taxa=True) -> IngestReport
@@ -43,10 +43,10 @@ from typing import Any, Callable, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage.db.clock import utcnow
-from storage.db.engine import CHUNK_ROWS
-from storage.db.models import Collection, Ingest, SpecimenRow, Taxon
-from storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
+from biodiscover.storage.db.clock import utcnow
+from biodiscover.storage.db.engine import CHUNK_ROWS
+from biodiscover.storage.db.models import Collection, Ingest, SpecimenRow, Taxon
+from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +204,12 @@ class IngestMixin:
                     **kwargs: Any) -> tuple[IngestReport, Any]:
         """Stream a collection (CSV/TSV/FASTA/image folder) through engineer A's reader and ingest it.
 
-        Uses :func:`storage.collections.iter_collection`, so memory stays flat for
+        Uses :func:`biodiscover.storage.collections.iter_collection`, so memory stays flat for
         big files. Returns the report and the reader, whose ``quarantine`` lists the
         rows that were refused (file, line, reason) and ``summary`` the counts.
         """
-        from storage.bioscan import BioscanDataset, is_dataset_root
-        from storage.collections import iter_collection
+        from biodiscover.storage.bioscan import BioscanDataset, is_dataset_root
+        from biodiscover.storage.collections import iter_collection
 
         if path is not None and Path(path).is_dir() and images is None and is_dataset_root(Path(path)):
             dataset = BioscanDataset(Path(path))  # the official layout: metadata/…csv + images/…
@@ -246,7 +246,7 @@ class IngestMixin:
             return int(conn.execute(q).scalar() or 0)
 
     def specimens(self, processids: Iterable[str] | None = None) -> list[Specimen]:
-        """Current specimen records as :class:`~storage.records.Specimen` (all, or those named)."""
+        """Current specimen records as :class:`~biodiscover.storage.records.Specimen` (all, or those named)."""
         q = sa.select(SPECIMENS).where(SPECIMENS.c.current.is_(True))
         out: list[Specimen] = []
         with self._read() as conn:  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from storage.records import RANKS
+from biodiscover.storage.records import RANKS
 
 #: Proposal statuses a reviewer sees in the queue ("live").
 LIVE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected")

@@ -1,6 +1,6 @@
 """Candidate species (proposals): write them from a run, page through them, look one up.
 
-API (a mixin of :class:`storage.db.Database`)::
+API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
     db.write_proposals(run_id, proposals, chunk_size=500) -> list[int]
     db.proposal_queue(status=None, parent=None, *, parent_subtree=False, run_id=None, min_size=None,
@@ -25,7 +25,7 @@ every change. When a newer run writes a proposal sharing members with a
 version bumps too, and ``superseded_by`` points at the new one); the new one
 continues its ``lineage`` with ``version = old + 1``. Reviews carry the version
 they saw, so a decision made on the old grouping is refused
-(:class:`~storage.errors.StaleProposalError`) instead of being applied to
+(:class:`~biodiscover.storage.errors.StaleProposalError`) instead of being applied to
 members the reviewer never saw. Accepted / rejected proposals are decisions and
 are never superseded.
 
@@ -44,13 +44,13 @@ from typing import Any, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage.db.clock import utcnow
-from storage.db.engine import CHUNK_ROWS
-from storage.db.ingest import ensure_lineage
-from storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
+from biodiscover.storage.db.clock import utcnow
+from biodiscover.storage.db.engine import CHUNK_ROWS
+from biodiscover.storage.db.ingest import ensure_lineage
+from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
-from storage.errors import DatabaseError
-from storage.jsonable import jsonable
+from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.jsonable import jsonable
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +392,7 @@ class ProposalsMixin:
 
     def proposal_detail(self, proposal_id: int) -> ProposalDetail:
         """Everything the detail screen shows: members with specimen data and assignment, reviews, history."""
-        from storage.db.reviews import suggest_name_in
+        from biodiscover.storage.db.reviews import suggest_name_in
 
         with self._read() as conn:  # type: ignore[attr-defined]
             r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()

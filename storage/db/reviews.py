@@ -1,6 +1,6 @@
 """Review decisions: an append-only log that never loses a taxonomist's work.
 
-API (a mixin of :class:`storage.db.Database`); every action is one
+API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
 ``BEGIN IMMEDIATE`` transaction, appends one row to ``reviews`` and returns a
 :class:`ReviewResult`::
 
@@ -19,7 +19,7 @@ Rules:
 
 * ``expected_version`` is the version the reviewer saw. If the proposal changed
   since (another review, or a newer run re-clustered it) the action is refused
-  with :class:`~storage.errors.StaleProposalError` naming what happened; nothing
+  with :class:`~biodiscover.storage.errors.StaleProposalError` naming what happened; nothing
   is written.
 * Accept / reject / merge / split need a ``pending`` proposal; move and rename
   work on pending and accepted ones (an accepted proposal's provisional taxon is
@@ -46,10 +46,10 @@ from typing import Any, Mapping, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage.db.clock import utcnow
-from storage.db.models import Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
-from storage.errors import DatabaseError, StaleProposalError
-from storage.records import open_qualifier
+from biodiscover.storage.db.clock import utcnow
+from biodiscover.storage.db.models import Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
+from biodiscover.storage.errors import DatabaseError, StaleProposalError
+from biodiscover.storage.records import open_qualifier
 
 log = logging.getLogger(__name__)
 

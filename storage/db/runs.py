@@ -1,6 +1,6 @@
 """Runs (discovery jobs) and their per-specimen assignments.
 
-API (a mixin of :class:`storage.db.Database`)::
+API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
     db.start_run(kind, parameters=None, model_fingerprint=None, *, collection=None, total=None,
                  backup=True) -> int
@@ -40,11 +40,11 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from storage.db.clock import parse, utcnow
-from storage.db.engine import CHUNK_ROWS
-from storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
-from storage.errors import DatabaseError
-from storage.records import RANKS
+from biodiscover.storage.db.clock import parse, utcnow
+from biodiscover.storage.db.engine import CHUNK_ROWS
+from biodiscover.storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
+from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.records import RANKS
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ class RunsMixin:
         """
         import pandas as pd
 
-        from storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review
-        from storage.records import BIOSCAN_COLUMNS
+        from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review
+        from biodiscover.storage.records import BIOSCAN_COLUMNS
 
         P, M, R = Proposal.__table__, ProposalMember.__table__, Review.__table__
         progress = self.run_progress(run_id)

@@ -8,7 +8,7 @@ database is preceded by a backup, runs in batch mode with foreign keys OFF
 
 A database written by a *newer* biodiscover carries a revision these scripts do
 not know: :func:`inspect_revision` finds that with a read-only connection and
-the caller refuses with :class:`~storage.errors.DatabaseError`, leaving the
+the caller refuses with :class:`~biodiscover.storage.errors.DatabaseError`, leaving the
 file byte-for-byte untouched.
 """
 
@@ -24,8 +24,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from storage.db.backup import KEEP_AUTOMATIC, backup_database
-from storage.errors import DatabaseError
+from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
+from biodiscover.storage.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

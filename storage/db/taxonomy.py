@@ -36,13 +36,13 @@ import networkx as nx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from storage.db.clock import utcnow
-from storage.db.models import TAXON_STATUSES, Proposal, ProposalMember, Taxon
-from storage.errors import DatabaseError
-from storage.records import RANKS, Specimen
+from biodiscover.storage.db.clock import utcnow
+from biodiscover.storage.db.models import TAXON_STATUSES, Proposal, ProposalMember, Taxon
+from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.records import RANKS, Specimen
 
 if TYPE_CHECKING:
-    from storage.db.database import Database
+    from biodiscover.storage.db.database import Database
 
 log = logging.getLogger(__name__)
 TAXA = Taxon.__table__
@@ -203,8 +203,8 @@ class TaxonomyGraph:
 
 def provisional_references(db: "Database") -> list[Specimen]:
     """Members of accepted proposals as reference records named by their provisional species."""
-    from storage.db.ingest import row_to_specimen
-    from storage.db.models import SpecimenRow
+    from biodiscover.storage.db.ingest import row_to_specimen
+    from biodiscover.storage.db.models import SpecimenRow
 
     graph = db.taxonomy()
     P, M, S = Proposal.__table__, ProposalMember.__table__, SpecimenRow.__table__

@@ -5,8 +5,8 @@ Public API: :class:`SynthConfig`, :func:`generate` (writes the BIOSCAN-5M layout
 :class:`SynthResult`, :func:`load_truth`.
 """
 
-from storage.synth.config import SynthConfig
-from storage.synth.generator import (
+from biodiscover.storage.synth.config import SynthConfig
+from biodiscover.storage.synth.generator import (
     CONFIG_NAME,
     METADATA_NAME,
     TRUTH_COLUMNS,

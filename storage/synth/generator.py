@@ -27,11 +27,11 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from storage.records import BIOSCAN_COLUMNS, DEFAULT_IMAGE_PACKAGE, image_relpath
-from storage.splits import apply_splits
-from storage.synth import dna, geography, images
-from storage.synth.config import SynthConfig
-from storage.synth.taxonomy import build_taxonomy, placeholder_species
+from biodiscover.storage.records import BIOSCAN_COLUMNS, DEFAULT_IMAGE_PACKAGE, image_relpath
+from biodiscover.storage.splits import apply_splits
+from biodiscover.storage.synth import dna, geography, images
+from biodiscover.storage.synth.config import SynthConfig
+from biodiscover.storage.synth.taxonomy import build_taxonomy, placeholder_species
 
 log = logging.getLogger(__name__)
 
@@ -512,7 +512,7 @@ def load_truth(root: Path) -> pd.DataFrame:
     """Read ``root/metadata/truth.csv`` written by :func:`generate` (processid as index column)."""
     path = Path(root) / "metadata" / TRUTH_NAME
     if not path.exists():
-        from storage.errors import InputError
+        from biodiscover.storage.errors import InputError
 
         raise InputError(f"{path}: no truth file (not a synthetic dataset written by `biodiscover synth`)")
     return pd.read_csv(path, dtype={"processid": str, "subfamily": str, "bin": str},

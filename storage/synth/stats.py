@@ -17,7 +17,7 @@ import edlib
 import numpy as np
 import pandas as pd
 
-from storage.records import MAX_NUCLEOTIDES
+from biodiscover.storage.records import MAX_NUCLEOTIDES
 
 _N_EQUAL = [("N", b) for b in "ACGT"]
 

@@ -19,12 +19,12 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from tui import evidence as ev
-from tui.decisions import DECISION_BINDINGS, DecisionsMixin
-from tui.widgets.dna_panel import DnaPanel
-from tui.widgets.geography import GeographySummary
-from tui.widgets.histogram import DistanceHistogram
-from tui.widgets.image_panel import ImagePanel
+from biodiscover.tui import evidence as ev
+from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
+from biodiscover.tui.widgets.dna_panel import DnaPanel
+from biodiscover.tui.widgets.geography import GeographySummary
+from biodiscover.tui.widgets.histogram import DistanceHistogram
+from biodiscover.tui.widgets.image_panel import ImagePanel
 
 TABS: tuple[str, ...] = ("members", "dna", "evidence", "images", "history")
 
@@ -236,7 +236,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             self.query_one(target).focus()
 
     def action_taxonomy(self) -> None:
-        from tui.screens.taxonomy import TaxonomyScreen
+        from biodiscover.tui.screens.taxonomy import TaxonomyScreen
 
         s = self.current_proposal()
         self.app.push_screen(TaxonomyScreen(focus_taxon=s.parent_taxon_id if s else None))

@@ -19,10 +19,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from tui.decisions import DECISION_BINDINGS, DecisionsMixin
-from tui.screens.dialogs import TextDialog
-from tui.widgets.proposal_table import ProposalTable
-from tui.widgets.run_progress import QueueStatus
+from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
+from biodiscover.tui.screens.dialogs import TextDialog
+from biodiscover.tui.widgets.proposal_table import ProposalTable
+from biodiscover.tui.widgets.run_progress import QueueStatus
 
 SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent")
 STATUS_CYCLE: tuple[str | None, ...] = ("pending", None, "accepted", "rejected")
@@ -234,7 +234,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
     def action_open(self) -> None:
         p = self.current_proposal()
         if p is not None:
-            from tui.screens.detail import DetailScreen
+            from biodiscover.tui.screens.detail import DetailScreen
 
             table = self.query_one(ProposalTable)
             self.app.push_screen(DetailScreen(p.id, position=table.page_offset + table.cursor_row))
@@ -282,7 +282,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
                              lambda t: _apply(t) if t is not None else None)
 
     def action_taxonomy(self) -> None:
-        from tui.screens.taxonomy import TaxonomyScreen
+        from biodiscover.tui.screens.taxonomy import TaxonomyScreen
 
         p = self.current_proposal()
         self.app.push_screen(TaxonomyScreen(focus_taxon=p.parent_taxon_id if p else None))

@@ -144,7 +144,7 @@ class TaxonomyScreen(Screen[None]):
         if taxon is None or taxon.proposal_id is None:
             self.app.notify("this taxon was not created from a proposal", severity="warning")
             return
-        from tui.screens.detail import DetailScreen
+        from biodiscover.tui.screens.detail import DetailScreen
 
         self.app.push_screen(DetailScreen(taxon.proposal_id))
 

@@ -1,6 +1,6 @@
 """Alembic environment for the biodiscover database (run programmatically).
 
-:func:`storage.db.database.upgrade` passes an open connection in
+:func:`biodiscover.storage.db.database.upgrade` passes an open connection in
 ``config.attributes["connection"]``; migrations run in batch mode (SQLite
 cannot ALTER most things, so Alembic rebuilds tables) with foreign keys OFF
 during the rebuild, then ``foreign_key_check`` must come back empty.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import storage.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import biodiscover.storage.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata

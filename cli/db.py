@@ -1,7 +1,7 @@
 """Verbs: ``db upgrade | backup | check`` (a typer sub-app) and ``ingest``.
 
-Thin wrappers over :mod:`storage.db`; every failure a user can fix is a
-:class:`~storage.errors.BiodiscoverError` that ``workflows.cli.main`` prints as
+Thin wrappers over :mod:`biodiscover.storage.db`; every failure a user can fix is a
+:class:`~biodiscover.storage.errors.BiodiscoverError` that ``biodiscover.cli.main.main`` prints as
 one ``error:`` line (exit 2).
 """
 
@@ -13,8 +13,8 @@ from typing import Optional
 
 import typer
 
-from storage.db import Database, check_database
-from storage.errors import InputError
+from biodiscover.storage.db import Database, check_database
+from biodiscover.storage.errors import InputError
 
 db_app = typer.Typer(name="db", help="Database maintenance: upgrade the schema, back up, check integrity.",
                      no_args_is_help=True)
@@ -37,7 +37,7 @@ def backup(db: Path = DB_OPTION,
            out: Optional[Path] = typer.Option(None, "--out", help="Backup file (default: <db>.backups/<name>-manual-<time>.sqlite)."),
            ) -> None:
     """Write a consistent online copy of the database (safe while other jobs write)."""
-    from storage.db import backup_database
+    from biodiscover.storage.db import backup_database
 
     if not db.is_file():
         raise InputError(f"{db}: no database here")
@@ -90,7 +90,7 @@ def ingest(
                                             backup=backup_first, on_progress=progress)
     qpath = None
     if getattr(reader, "quarantine", None):
-        from storage.validation import write_quarantine
+        from biodiscover.storage.validation import write_quarantine
 
         qpath = write_quarantine(reader.quarantine, quarantine or Path.cwd() / f"{input.name.split('.')[0]}.quarantine.csv")
     if as_json:

@@ -1,20 +1,18 @@
 """Verbs: review.
 
 ``biodiscover review --db DB [--run ID]`` opens the Textual review app
-(:mod:`tui.app`). The CLI is the composition root that starts the top layer,
-so ``tui`` is loaded by name at call time: ``workflows`` sits below ``tui`` in
-the layering contract and never imports it statically.
+(:mod:`biodiscover.tui.app`). The CLI is the composition root, the one place that
+starts the TUI; the import sits inside the verb so other verbs do not load textual.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from storage.errors import InputError
+from biodiscover.storage.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
@@ -34,5 +32,6 @@ def register(app: typer.Typer) -> None:
         """Review candidate species in a terminal UI: accept, reject, merge, split, move, rename, note, undo."""
         if images is not None and not images.is_dir():
             raise InputError(f"{images}: --images is not a folder")
-        app_module = importlib.import_module("tui.app")
-        app_module.run_review(db, run_id=run, reviewer=reviewer, keymap_path=keymap, image_root=images)
+        from biodiscover.tui.app import run_review  # here, not at the top: other verbs need no textual
+
+        run_review(db, run_id=run, reviewer=reviewer, keymap_path=keymap, image_root=images)

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from workflows.export import FORMATS
+from biodiscover.workflows.export import FORMATS
 
 
 def _export(
@@ -26,7 +26,7 @@ def _export(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
 ) -> None:
     """Export one run: CSV, Darwin Core Archive, FASTA per candidate, HTML report, or JSON."""
-    from workflows.export import export_run
+    from biodiscover.workflows.export import export_run
 
     result = export_run(db, run, fmt, out, force=force)
     if as_json:
@@ -47,8 +47,8 @@ def _run(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Batch discovery over many collections; resumable: re-run the same command after a stop."""
-    from workflows.batch import BatchConfig, run_batch
-    from workflows.executors import ExecutorConfig
+    from biodiscover.workflows.batch import BatchConfig, run_batch
+    from biodiscover.workflows.executors import ExecutorConfig
 
     config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file,
                          executor=ExecutorConfig(kind=executor, address=ray_address))  # type: ignore[arg-type]
@@ -116,7 +116,7 @@ def _demo(
     Finished stages are reused, so an interrupted demo resumes where it stopped
     (use --fresh after changing the size, preset or seed).
     """
-    from workflows.demo import STAGES, DemoConfig, run_demo
+    from biodiscover.workflows.demo import STAGES, DemoConfig, run_demo
 
     config = DemoConfig(n_species=species, n_specimens=specimens, preset=preset, seed=seed)
     progress = _StageProgress(STAGES)

@@ -9,11 +9,11 @@ from typing import Any, Optional
 
 import typer
 
-from storage.errors import InputError
+from biodiscover.storage.errors import InputError
 
 
 def _load_config(preset: str, overrides: dict[str, Any]) -> Any:
-    from encoders.config import load_preset
+    from biodiscover.encoders.config import load_preset
 
     try:
         config = load_preset(preset)
@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the bundle's metrics as JSON."),
     ) -> None:
         """Pretrain the DNA encoder (masked k-mers), align DNA/image/text, evaluate, write a bundle."""
-        from encoders.training import train_bundle
+        from biodiscover.encoders.training import train_bundle
 
         overrides = {k: v for k, v in {"pretrain_epochs": pretrain_epochs, "align_epochs": align_epochs, "seed": seed}.items() if v is not None}
         config = _load_config(preset, overrides)
@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print bundle.json (config, fingerprint, metrics, files)."),
     ) -> None:
         """Show a model bundle's config, training-data fingerprint, metrics and contents."""
-        from storage.bundle import Bundle
+        from biodiscover.storage.bundle import Bundle
 
         b = Bundle.open(bundle)
         if as_json:

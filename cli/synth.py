@@ -18,10 +18,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from storage.errors import InputError
-from storage.records import DEFAULT_IMAGE_PACKAGE, SPLITS
-from storage.splits import split_collection
-from storage.synth import CONFIG_NAME, SynthConfig, generate
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import DEFAULT_IMAGE_PACKAGE, SPLITS
+from biodiscover.storage.splits import split_collection
+from biodiscover.storage.synth import CONFIG_NAME, SynthConfig, generate
 
 
 def _summary_table(title: str, records: dict[str, int], species: dict[str, int] | None = None) -> Table:

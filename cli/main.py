@@ -1,19 +1,21 @@
 """The ``biodiscover`` command line: thin typer verbs over the workflow functions.
 
-Each area registers its verbs from its own module (``cli_<area>.py``) so the
-verbs stay next to the pipeline they call. ``main`` turns user errors into one
-line and a non-zero exit code; only real bugs show a traceback.
+``biodiscover.cli`` is the composition root: the only package that imports both
+``workflows`` (pipelines) and ``tui`` (the review app). Each area's verbs live in
+their own module (``cli/<area>.py``) and are attached here by ``register(app)``;
+the imports are static so the layering check sees every edge. ``main`` turns user
+errors into one line and a non-zero exit code; only real bugs show a traceback.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 
 import typer
 
-from storage.errors import BiodiscoverError
+from biodiscover.cli import data, db, discovery, jobs, model, review, synth
+from biodiscover.storage.errors import BiodiscoverError
 
 app = typer.Typer(
     name="biodiscover",
@@ -27,16 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-#: Modules that add verbs to ``app`` through a ``register(app)`` function.
-COMMAND_MODULES: tuple[str, ...] = (
-    "workflows.cli_data",
-    "workflows.cli_synth",
-    "workflows.cli_db",
-    "workflows.cli_model",
-    "workflows.cli_discovery",
-    "workflows.cli_review",
-    "workflows.cli_jobs",
-)
 
 
 @app.callback()
@@ -49,8 +41,8 @@ def _root(
     )
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(_name).register(app)
+for _verbs in (data, synth, db, model, discovery, review, jobs):
+    _verbs.register(app)
 
 
 INTERRUPTED = "interrupted: work committed so far is kept; re-run the same command to resume."
@@ -73,7 +65,3 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(INTERRUPTED, err=True)
         return 130
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

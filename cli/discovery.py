@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from storage.errors import InputError
+from biodiscover.storage.errors import InputError
 
 
 def _progress(quiet: bool):
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         bundle has an image classifier: fused with the barcode, or alone for
         specimens whose barcode is missing or unusable.
         """
-        from workflows.triage import run_triage
+        from biodiscover.workflows.triage import run_triage
 
         if input is None and images is None:
             raise InputError("give --input COLLECTION (and/or --images DIR)")
@@ -93,7 +93,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Every metric of DESIGN.md for a bundle: JSON report plus a markdown table."""
-        from workflows.evaluate import evaluate, write_report
+        from biodiscover.workflows.evaluate import evaluate, write_report
 
         report = evaluate(data, model, known_split=known_split, novel_split=novel_split, cluster=not no_cluster,
                           progress=_say(quiet))
@@ -123,7 +123,7 @@ def register(app: typer.Typer) -> None:
         to also fit the image classifier with its encoders; otherwise it writes a
         DNA-only bundle.
         """
-        from workflows.reference import build_reference
+        from biodiscover.workflows.reference import build_reference
 
         model = build_reference(data, out, keys=keys, calibration=calibration,
                                 calibration_keys=calibration_keys or None, outliers=outliers,

@@ -15,9 +15,9 @@ from typing import Optional
 
 import typer
 
-from storage.collections import read_collection
-from storage.errors import InputError
-from storage.validation import PROBLEM_KINDS
+from biodiscover.storage.collections import read_collection
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.validation import PROBLEM_KINDS
 
 #: How many quarantined records the human-readable report lists.
 SHOWN_RECORDS = 10

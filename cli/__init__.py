@@ -1,0 +1,1 @@
+"""The ``biodiscover`` command line (composition root); ``main`` is the entry point."""
