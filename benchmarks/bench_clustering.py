@@ -112,7 +112,7 @@ def run_ours_grouped(learn: pd.DataFrame, ev: pd.DataFrame, keys: pd.DataFrame, 
     specimens = [Specimen(processid=p, genus=g, species=s, dna_barcode=q)
                  for p, g, s, q in zip(keys["processid"], keys["genus"], keys["species"], keys["seq"])]
     hits = nearest_known(list(ev["seq"]), specimens)
-    parents = [ref[h["processid"]][0 if rank == "family" else 1] if h else None for h in hits]
+    parents = [ref[h.processid][0 if rank == "family" else 1] if h else None for h in hits]
     t_nn = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
     cl = CandidateSpeciesClusterer().fit(list(ev["seq"]), groups=parents, threshold=gap)

@@ -148,7 +148,7 @@ def named_lineages(results) -> list[dict]:
 # -- our engine ------------------------------------------------------------------------------------
 def run_ours(df: pd.DataFrame, oh_calib: pd.DataFrame, oh_eval: pd.DataFrame, bundle: Path | None,
              curve: bool, cluster: bool) -> tuple[dict, dict]:
-    from biodiscover.workflows.triage import candidate_species
+    from biodiscover.discovery.proposals import candidate_species
 
     keys = df[df.split == "train"]
     calib = df[df.split.isin(["val", "val_unseen"])]
@@ -187,7 +187,7 @@ def run_ours(df: pd.DataFrame, oh_calib: pd.DataFrame, oh_eval: pd.DataFrame, bu
         props = candidate_species(specimens(test) + specimens(unseen), res["test"] + res["test_unseen"],
                                   threshold=gap)
         out["candidates_seconds"] = round(time.perf_counter() - t0, 1)
-        cand = {m["processid"]: i for i, p in enumerate(props) for m in p.members}
+        cand = {m.processid: i for i, p in enumerate(props) for m in p.members}
         sp = dict(zip(unseen.processid, unseen.species))
         pids = [p for p in extra["flagged"] if p in cand]
         out["candidate_species"] = {**clustering_scores([sp[p] for p in pids], [cand[p] for p in pids]),

@@ -53,7 +53,7 @@ def build(path: Path, n: int, seed: int = 0) -> float:
                 "novelty": round(rng.random(), 3), "nearest_species": f"{genus} sp{rng.randrange(50)}",
                 "nearest_identity": round(rng.uniform(0.8, 0.99), 4),
                 "evidence": {"within_distances": [round(rng.uniform(0, 0.02), 4) for _ in range(5)],
-                             "nearest_distances": [round(rng.uniform(0.03, 0.12), 4) for _ in range(5)]},
+                             "nearest_known_distances": [round(rng.uniform(0.03, 0.12), 4) for _ in range(5)]},
             })
             if len(batch) == 5000:
                 db.write_proposals(run, batch)

@@ -4,45 +4,31 @@ Why a separate module: clustering decides *who goes together*; a reviewer needs
 to see *why*, in the terms they already trust — a consensus barcode, how tight
 the cluster is and how far from its neighbours, the nearest known species and
 its identity, whether BOLD's BINs agree, where and how big the specimens were,
-and a few photographs. :func:`build_proposals` turns a fitted
-:class:`~biodiscover.discovery.clustering.CandidateSpeciesClusterer` into a list of
-:class:`CandidateProposal` — plain, JSON-able dataclasses whose field names match
-``storage.db.proposals.ProposalIn`` (``members``, ``parent_rank``,
-``parent_name``, ``novelty``, ``nearest_species``, ``nearest_identity``,
-``evidence``), so ``Database.write_proposals(run_id, proposals)`` stores them
-as they are; ``evidence`` is the JSON the TUI shows.
+and a few photographs.
 
-Evidence keys (all JSON types; absent data → ``None`` or empty):
+Discovery hands out *finished* proposals: :func:`candidate_species` clusters the
+specimens triage flagged novel under their parent taxon and fills each
+proposal's parent lineage and nearest known species from the engine's results,
+so a workflow only reads, writes and reports. The proposal and its evidence are
+the typed, versioned records of :mod:`biodiscover.storage.evidence`
+(:class:`~biodiscover.storage.evidence.CandidateProposal`,
+:class:`~biodiscover.storage.evidence.Evidence`), which the database stores and
+the TUI and exports read; see that module for every field.
 
-* ``size``, ``mean_probability``, ``hdbscan_agreement``;
-* ``consensus_barcode`` (pyfamsa MSA of up to ``max_msa`` members, majority base
-  per column, columns mostly gaps dropped), ``consensus_length``;
-* ``within_distance``: ``{"mean", "max"}`` pairwise p-distance among members,
-  and ``within_distances`` (a sample of those distances, for histograms);
-* ``alignment``: ``{processid: aligned sequence}`` of the MSA members;
-* ``between_distance``: ``{"nearest_candidate", "distance"}`` — consensus
-  p-distance to the closest other candidate of the same parent group;
-* ``nearest_known``: ``{"species", "genus", "processid", "identity",
-  "top_distances"}`` — best reference barcode for the consensus (identity =
-  1 - p-distance), and ``nearest_known_distances`` (the aligned top hits);
-* ``bin``: ``{"counts", "dominant", "agreement", "n_with_bin", "shared_with"}``
-  (agreement = share of members with a BIN that carry the dominant one;
-  ``shared_with`` = other candidates holding that BIN: a hint of over-splitting);
-* ``geography``: ``{"countries", "provinces", "n_with_coordinates", "lat_range",
-  "lon_range", "centroid", "bbox"}`` (bbox = [lat min, lat max, lon min, lon max]);
-* ``size_summary``: median / min / max of ``image_measurement_value``,
-  ``area_fraction`` and ``scale_factor`` where present;
-* ``representative_images``: up to ``max_images`` ``{"processid", "path"}``,
-  members with the highest membership probability first.
+* :func:`build_proposals` — evidence for every candidate of a fitted clusterer;
+* :func:`compute_evidence` — the evidence of one member list (what a review
+  that splits or merges candidates recomputes);
+* :func:`discover_candidates` — cluster barcodes and build their proposals;
+* :func:`candidate_species` — the same from triage results (parents and nearest
+  known species from the engine).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import math
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
-from typing import Any, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Collection, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -54,51 +40,28 @@ from biodiscover.discovery.clustering import (
     cross_p_distance,
     pairwise_p_distance,
 )
+from biodiscover.storage.evidence import (
+    BinEvidence,
+    CandidateProposal,
+    Evidence,
+    Geography,
+    Member,
+    NearestCandidate,
+    NearestKnown,
+    RepresentativeImage,
+    SizeStats,
+    SizeSummary,
+    Spread,
+)
 from biodiscover.storage.records import RANKS, Specimen
+
+if TYPE_CHECKING:
+    from biodiscover.discovery.engine import TriageResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CandidateProposal", "consensus_barcode", "align_members", "nearest_known", "build_proposals", "discover_candidates"]
-
-
-@dataclass(frozen=True)
-class CandidateProposal:
-    """One candidate species, ready for ``Database.write_proposals``.
-
-    ``members``: ``{"processid", "probability", "outlier_score"}`` dicts.
-    ``parent_rank`` / ``parent_name``: the deepest confident parent taxon the
-    members were grouped under (None when unknown). ``novelty``: mean novelty
-    probability of the members when the caller supplied it.
-    """
-
-    members: tuple[dict[str, Any], ...]
-    parent_rank: str | None = None
-    parent_name: str | None = None
-    parent_lineage: dict[str, str] | None = None
-    novelty: float | None = None
-    nearest_species: str | None = None
-    nearest_identity: float | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def size(self) -> int:
-        return len(self.members)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (lists for tuples; NaN → None)."""
-        return _jsonable(asdict(self))
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
+__all__ = ["CandidateProposal", "consensus_barcode", "align_members", "nearest_known", "compute_evidence",
+           "build_proposals", "discover_candidates", "novel_parent", "candidate_species"]
 
 
 # ---------------------------------------------------------------------------------
@@ -143,59 +106,55 @@ def align_members(ids: Sequence[str], seqs: Sequence[str], max_msa: int = 50) ->
 
 
 def nearest_known(queries: Sequence[str], reference: Sequence[Specimen], top: int = 20,
-                  k: int = 8) -> list[dict[str, Any] | None]:
+                  k: int = 8) -> list[NearestKnown | None]:
     """Best reference barcode per query: k-mer cosine picks ``top`` hits,
-    alignment (p-distance) ranks them. Returns ``{"species", "genus",
-    "processid", "identity", "top_distances"}`` (p-distances of the aligned
-    top hits, ascending) or None where the reference has no barcode."""
+    alignment (p-distance) ranks them. ``top_distances``: p-distances of the
+    aligned top hits, ascending; None where the reference has no barcode."""
     refs = [r for r in reference if r.dna_barcode]
     if not refs or not queries:
         return [None] * len(queries)
-    ref_seqs = [r.dna_barcode.upper() for r in refs]
+    ref_seqs = [(r.dna_barcode or "").upper() for r in refs]
     a = _kmer_presence([q.upper() for q in queries], k)
     b = _kmer_presence(ref_seqs, k)
     # cosine of k-mer sets ranks candidates (containment would favour short references)
     inter = np.asarray((a @ b.T).todense(), dtype=np.float32)
     norm = np.sqrt(np.asarray(a.sum(axis=1)).reshape(-1, 1) * np.asarray(b.sum(axis=1)).reshape(1, -1))
     sim = inter / np.maximum(norm, 1.0)
-    out: list[dict[str, Any] | None] = []
+    out: list[NearestKnown | None] = []
     for i, q in enumerate(queries):
         cand = np.argsort(-sim[i], kind="stable")[:top]
         d = cross_p_distance([q], [ref_seqs[j] for j in cand], max_aligned=0.3)[0]
-        best = int(cand[int(np.argmin(d))])
-        r = refs[best]
-        out.append({"species": r.species, "genus": r.genus, "processid": r.processid,
-                    "identity": float(1.0 - d.min()), "top_distances": sorted(float(x) for x in d)})
+        r = refs[int(cand[int(np.argmin(d))])]
+        out.append(NearestKnown(species=r.species, genus=r.genus, processid=r.processid,
+                                identity=float(1.0 - d.min()), top_distances=tuple(sorted(float(x) for x in d))))
     return out
 
 
-def _stats(values: Sequence[float | None]) -> dict[str, Any] | None:
-    v = np.array([x for x in values if x is not None and math.isfinite(x)], dtype=float)
+def _stats(values: Sequence[float | None]) -> SizeStats | None:
+    v = np.array([x for x in values if x is not None and np.isfinite(x)], dtype=float)
     if v.size == 0:
         return None
-    return {"n": int(v.size), "median": float(np.median(v)), "min": float(v.min()), "max": float(v.max())}
+    return SizeStats(n=int(v.size), median=float(np.median(v)), min=float(v.min()), max=float(v.max()))
 
 
-def _geography(members: Sequence[Specimen]) -> dict[str, Any]:
+def _geography(members: Sequence[Specimen]) -> Geography:
     coords = [(m.coord_lat, m.coord_lon) for m in members if m.coord_lat is not None and m.coord_lon is not None]
-    geo: dict[str, Any] = {
-        "countries": dict(Counter(m.country for m in members if m.country).most_common()),
-        "provinces": dict(Counter(m.province_state for m in members if m.province_state).most_common()),
-        "n_with_coordinates": len(coords),
-        "lat_range": None, "lon_range": None, "centroid": None, "bbox": None,
-    }
+    geo = Geography(countries=dict(Counter(m.country for m in members if m.country).most_common()),
+                    provinces=dict(Counter(m.province_state for m in members if m.province_state).most_common()),
+                    n_with_coordinates=len(coords))
     if coords:
-        lat = np.array([c[0] for c in coords])
-        lon = np.array([c[1] for c in coords])
-        geo.update(lat_range=[float(lat.min()), float(lat.max())], lon_range=[float(lon.min()), float(lon.max())],
-                   centroid=[float(lat.mean()), float(lon.mean())],
-                   bbox=[float(lat.min()), float(lat.max()), float(lon.min()), float(lon.max())])
+        lat = np.array([c[0] for c in coords], dtype=float)
+        lon = np.array([c[1] for c in coords], dtype=float)
+        geo = dataclasses.replace(
+            geo, lat_range=(float(lat.min()), float(lat.max())), lon_range=(float(lon.min()), float(lon.max())),
+            centroid=(float(lat.mean()), float(lon.mean())),
+            bbox=(float(lat.min()), float(lat.max()), float(lon.min()), float(lon.max())))
     return geo
 
 
 def _within(seqs: Sequence[str], max_members: int = 200, max_values: int = 500
-            ) -> tuple[dict[str, float], list[float]] | None:
-    """({"mean", "max"}, a sample of the pairwise p-distances) among members."""
+            ) -> tuple[Spread, tuple[float, ...]] | None:
+    """(mean and max, a sample of the pairwise p-distances) among members."""
     if len(seqs) < 2:
         return None
     if len(seqs) > max_members:
@@ -203,7 +162,103 @@ def _within(seqs: Sequence[str], max_members: int = 200, max_values: int = 500
     d = pairwise_p_distance(list(seqs))
     values = d[np.triu_indices(len(seqs), k=1)]
     sample = values[np.linspace(0, values.size - 1, min(values.size, max_values)).astype(int)]
-    return {"mean": float(values.mean()), "max": float(values.max())}, [float(v) for v in sample]
+    return Spread(mean=float(values.mean()), max=float(values.max())), tuple(float(v) for v in sample)
+
+
+def _bins(members: Sequence[Specimen], candidate: int | None,
+          holders: Mapping[str, Collection[int]] | None) -> BinEvidence:
+    """BIN counts of the members; ``holders``: BIN → ids of candidates holding it (this one may be among them)."""
+    bins = Counter(s.dna_bin for s in members if s.dna_bin)
+    dominant = bins.most_common(1)[0][0] if bins else None
+    shared: list[int] = []
+    if dominant is not None and holders is not None:
+        shared = sorted(int(x) for x in holders.get(dominant, ()) if x != candidate)
+    return BinEvidence(counts=dict(bins.most_common()), dominant=dominant,
+                       agreement=(bins[dominant] / sum(bins.values())) if dominant else None,
+                       n_with_bin=int(sum(bins.values())), shared_with=tuple(shared))
+
+
+def _assemble(members: Sequence[Specimen], probabilities: np.ndarray, *, consensus: str,
+              alignment: Mapping[str, str], nearest: NearestKnown | None, between: NearestCandidate | None,
+              bins: BinEvidence, candidate: int | None, threshold: float | None, linkage: str | None,
+              hdbscan_agreement: float | None, dna: bool, max_images: int) -> Evidence:
+    """One :class:`Evidence` from its computed pieces (the one place its fields are filled)."""
+    order = np.argsort(-probabilities, kind="stable")
+    images = [RepresentativeImage(members[j].processid, str(members[j].image_path))
+              for j in order if members[j].image_path is not None][:max_images]
+    within = _within([s.dna_barcode for s in members if s.dna_barcode]) if dna else None
+    return Evidence(
+        candidate=candidate,
+        size=len(members),
+        mean_probability=float(probabilities.mean()) if len(members) else None,
+        hdbscan_agreement=hdbscan_agreement,
+        threshold=threshold,
+        linkage=linkage,
+        consensus_barcode=consensus or None,
+        consensus_length=len(consensus),
+        within_distance=within[0] if within else None,
+        within_distances=within[1] if within else (),
+        nearest_known_distances=nearest.top_distances if nearest else (),
+        alignment=dict(alignment) if len(alignment) > 1 else {},
+        between_distance=between,
+        nearest_known=nearest,
+        bin=bins,
+        geography=_geography(members),
+        size_summary=SizeSummary(
+            image_measurement_value=_stats([s.image_measurement_value for s in members]),
+            area_fraction=_stats([s.area_fraction for s in members]),
+            scale_factor=_stats([s.scale_factor for s in members])),
+        representative_images=tuple(images),
+    )
+
+
+def compute_evidence(
+    members: Sequence[Specimen],
+    probabilities: Sequence[float] | None = None,
+    *,
+    candidate: int | None = None,
+    reference: Sequence[Specimen] | None = None,
+    nearest: NearestKnown | None = None,
+    neighbours: Mapping[int, str] | None = None,
+    bin_holders: Mapping[str, Collection[int]] | None = None,
+    threshold: float | None = None,
+    linkage: str | None = None,
+    hdbscan_agreement: float | None = None,
+    max_images: int = 3,
+    max_msa: int = 50,
+) -> Evidence:
+    """The evidence of one candidate from its member specimens alone.
+
+    Why apart from :func:`build_proposals`: a reviewer who splits or merges
+    candidates changes the member lists, and the new candidates need evidence
+    computed exactly as discovery computes it, without a clusterer.
+    ``probabilities``: membership per member (default 1.0); ``nearest``: the
+    nearest known species when the caller knows it (else looked up in
+    ``reference`` by the consensus barcode, else none); ``neighbours``: other
+    candidates' consensus barcodes by id (for ``between_distance``);
+    ``bin_holders``: BIN → ids of other candidates holding it; ``threshold``,
+    ``linkage``, ``hdbscan_agreement``: the clustering facts to record.
+    """
+    if not members:
+        raise ValueError("evidence needs at least one member")
+    probs = np.ones(len(members)) if probabilities is None else np.asarray(probabilities, dtype=float)
+    if probs.shape != (len(members),):
+        raise ValueError(f"{probs.size} probabilities for {len(members)} members")
+    consensus, alignment = align_members([m.processid for m in members], [m.dna_barcode or "" for m in members],
+                                         max_msa)
+    if nearest is None and reference is not None and consensus:
+        nearest = nearest_known([consensus], reference)[0]
+    between = None
+    others = {c: seq for c, seq in (neighbours or {}).items() if seq and c != candidate}
+    if consensus and others:
+        ids = list(others)
+        d = cross_p_distance([consensus], [others[c] for c in ids])[0]
+        j = int(np.argmin(d))
+        between = NearestCandidate(nearest_candidate=int(ids[j]), distance=float(d[j]))
+    return _assemble(members, probs, consensus=consensus, alignment=alignment, nearest=nearest, between=between,
+                     bins=_bins(members, candidate, bin_holders), candidate=candidate, threshold=threshold,
+                     linkage=linkage, hdbscan_agreement=hdbscan_agreement,
+                     dna=any(m.dna_barcode for m in members), max_images=max_images)
 
 
 # ---------------------------------------------------------------------------------
@@ -226,15 +281,17 @@ def build_proposals(
     the nearest known species in; ``novelty[i]``: its novelty probability.
     Proposals come out largest first.
     """
-    clusterer._check_fitted()
+    if not hasattr(clusterer, "labels_"):
+        raise RuntimeError("the clusterer is not fitted; call fit() first")
+    labels = clusterer.labels_
     n = len(specimens)
-    if clusterer.labels_.shape[0] != n:
-        raise ValueError(f"clusterer was fitted on {clusterer.labels_.shape[0]} specimens, got {n}")
+    if labels.shape[0] != n:
+        raise ValueError(f"clusterer was fitted on {labels.shape[0]} specimens, got {n}")
     for name, seq in (("parents", parents), ("novelty", novelty)):
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries for {n} specimens")
     by_cand: dict[int, list[int]] = defaultdict(list)
-    for i, c in enumerate(clusterer.labels_.tolist()):
+    for i, c in enumerate(labels.tolist()):
         by_cand[c].append(i)
     cands = sorted(by_cand, key=lambda c: (-len(by_cand[c]), c))
     dna = clusterer.config.metric == "p"
@@ -247,7 +304,7 @@ def build_proposals(
                                                    max_msa)
 
     # nearest other candidate of the same group, by consensus p-distance
-    between: dict[int, dict[str, Any] | None] = {c: None for c in cands}
+    between: dict[int, NearestCandidate | None] = {c: None for c in cands}
     by_group: dict[Hashable, list[int]] = defaultdict(list)
     for c in cands:
         if consensus[c]:
@@ -259,9 +316,9 @@ def build_proposals(
         np.fill_diagonal(d, np.inf)
         for r, c in enumerate(members):
             j = int(np.argmin(d[r]))
-            between[c] = {"nearest_candidate": int(members[j]), "distance": float(d[r, j])}
+            between[c] = NearestCandidate(nearest_candidate=int(members[j]), distance=float(d[r, j]))
 
-    nearest: dict[int, dict[str, Any] | None] = {c: None for c in cands}
+    nearest: dict[int, NearestKnown | None] = {c: None for c in cands}
     if reference is not None:
         with_seq = [c for c in cands if consensus[c]]
         for c, hit in zip(with_seq, nearest_known([consensus[c] for c in with_seq], reference)):
@@ -278,59 +335,25 @@ def build_proposals(
         idx = by_cand[c]
         mem = [specimens[i] for i in idx]
         prob = clusterer.probabilities_[idx]
-        members = tuple(
-            {"processid": s.processid, "probability": float(p), "outlier_score": float(clusterer.outlier_scores_[i])}
-            for s, p, i in zip(mem, prob, idx)
-        )
-        bins = Counter(s.dna_bin for s in mem if s.dna_bin)
-        dominant = bins.most_common(1)[0][0] if bins else None
-        bin_ev = {
-            "counts": dict(bins.most_common()), "dominant": dominant,
-            "agreement": (bins[dominant] / sum(bins.values())) if dominant else None,
-            "n_with_bin": int(sum(bins.values())),
-            "shared_with": sorted(int(x) for x in bin_holders.get(dominant, set()) - {c}) if dominant else [],
-        }
-        order = np.argsort(-prob, kind="stable")
-        images = [{"processid": mem[j].processid, "path": str(mem[j].image_path)}
-                  for j in order if mem[j].image_path is not None][:max_images]
+        members = tuple(Member(s.processid, float(p), float(clusterer.outlier_scores_[i]))
+                        for s, p, i in zip(mem, prob, idx))
         parent = _parent_of(idx, parents)
-        lineage = _shared_lineage(mem, parent)
         near = nearest[c]
-        within = _within([s.dna_barcode for s in mem if s.dna_barcode]) if dna else None
-        evidence = {
-            "candidate": int(c),
-            "size": len(idx),
-            "mean_probability": float(prob.mean()),
-            "hdbscan_agreement": float(clusterer.agreement_.get(c, 1.0)),
-            "threshold": float(clusterer.threshold_),
-            "linkage": clusterer.linkage_,
-            "consensus_barcode": consensus[c] or None,
-            "consensus_length": len(consensus[c]),
-            "within_distance": within[0] if within else None,
-            "within_distances": within[1] if within else [],
-            "nearest_known_distances": near["top_distances"] if near else [],
-            "alignment": alignment[c] if len(alignment[c]) > 1 else {},
-            "between_distance": between[c],
-            "nearest_known": near,
-            "bin": bin_ev,
-            "geography": _geography(mem),
-            "size_summary": {
-                "image_measurement_value": _stats([s.image_measurement_value for s in mem]),
-                "area_fraction": _stats([s.area_fraction for s in mem]),
-                "scale_factor": _stats([s.scale_factor for s in mem]),
-            },
-            "representative_images": images,
-        }
+        evidence = _assemble(
+            mem, prob, consensus=consensus[c], alignment=alignment[c], nearest=near, between=between[c],
+            bins=_bins(mem, c, bin_holders), candidate=int(c), threshold=float(clusterer.threshold_),
+            linkage=clusterer.linkage_, hdbscan_agreement=float(clusterer.agreement_.get(c, 1.0)), dna=dna,
+            max_images=max_images)
         nov = float(np.mean([novelty[i] for i in idx])) if novelty is not None else None
         out.append(CandidateProposal(
             members=members,
             parent_rank=parent[0] if parent else None,
             parent_name=parent[1] if parent else None,
-            parent_lineage=lineage,
+            parent_lineage=_shared_lineage(mem, parent),
             novelty=nov,
-            nearest_species=near["species"] if near else None,
-            nearest_identity=near["identity"] if near else None,
-            evidence=_jsonable(evidence),
+            nearest_species=near.species if near else None,
+            nearest_identity=near.identity if near else None,
+            evidence=evidence,
         ))
     return out
 
@@ -338,8 +361,11 @@ def build_proposals(
 def _parent_of(idx: Sequence[int], parents: Sequence[tuple[str, str] | None] | None) -> tuple[str, str] | None:
     if parents is None:
         return None
-    votes = Counter(tuple(parents[i]) for i in idx if parents[i] is not None)
-    return votes.most_common(1)[0][0] if votes else None
+    votes = Counter(tuple(p) for p in (parents[i] for i in idx) if p is not None)
+    if not votes:
+        return None
+    rank, name = votes.most_common(1)[0][0]
+    return rank, name
 
 
 def _shared_lineage(members: Sequence[Specimen], parent: tuple[str, str] | None) -> dict[str, str] | None:
@@ -378,7 +404,75 @@ def discover_candidates(
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise ValueError(f"{len(missing)} specimen(s) have no barcode to cluster: {shown}")
     groups = [tuple(p) if p is not None else None for p in parents] if parents is not None else None
-    clusterer = CandidateSpeciesClusterer(config).fit([s.dna_barcode for s in specimens], groups, threshold)
+    clusterer = CandidateSpeciesClusterer(config).fit([s.dna_barcode or "" for s in specimens], groups, threshold)
     proposals = build_proposals(specimens, clusterer, parents=parents, reference=reference, novelty=novelty)
     log.info("%d specimens → %d candidate species", len(specimens), len(proposals))
     return clusterer, proposals
+
+
+# ---------------------------------------------------------------------------------
+# from triage results to finished proposals
+# ---------------------------------------------------------------------------------
+def novel_parent(r: TriageResult) -> tuple[str, str] | None:
+    """The taxon a novel specimen is grouped under: its deepest confident rank above species."""
+    if not r.deepest_rank:
+        return None
+    for rank in reversed(RANKS[:-1]):
+        label = r.labels.get(rank)
+        if RANKS.index(rank) <= RANKS.index(r.deepest_rank) and label:
+            return rank, label
+    return None
+
+
+def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult],
+                      threshold: BarcodeGapThreshold | None = None) -> list[CandidateProposal]:
+    """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
+
+    Clustered under their parent taxon (:func:`novel_parent`); each proposal's
+    parent lineage and nearest known species come from the engine's results
+    (:func:`with_engine_evidence`). ``threshold``: the bundle's learned
+    ``BarcodeGapThreshold`` (``DiscoveryModel.barcode_gap_``); None = the
+    clustering's default cut.
+    """
+    novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
+    if not novel:
+        return []
+    _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
+                                       novelty=[r.novelty for _, r in novel], threshold=threshold)
+    by_pid = {s.processid: r for s, r in novel}
+    return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid])
+            for p in proposals]
+
+
+def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult]) -> CandidateProposal:
+    """Fill a proposal's parent lineage and nearest known species from the members' engine results.
+
+    A new collection carries no identifications, so the members' own labels say
+    nothing about the parent's order and family; the engine's labels (down to the
+    parent rank, where every member agrees) do, and the taxonomy graph needs them
+    to place the candidate. The engine also aligned every member to its best
+    reference, which is the nearest known species the reviewer is shown.
+    """
+    if not results:
+        return p
+    changes: dict[str, Any] = {}
+    if p.parent_rank in RANKS:
+        lineage: dict[str, str] = {}
+        for rank in RANKS[: RANKS.index(p.parent_rank) + 1]:
+            names = {r.labels.get(rank) for r in results}
+            name = names.pop() if len(names) == 1 else None
+            if name is not None:
+                lineage[rank] = name
+        if p.parent_name:
+            lineage[p.parent_rank] = p.parent_name
+        changes["parent_lineage"] = {**lineage, **(p.parent_lineage or {})}
+    best = max(results, key=lambda r: r.identity)
+    if p.nearest_species is None:
+        changes.update(nearest_species=best.labels.get("species"), nearest_identity=best.identity)
+    if p.evidence.nearest_known is None:
+        near = NearestKnown(species=best.labels.get("species"), genus=best.labels.get("genus"),
+                            processid=best.top_hit, identity=best.identity,
+                            top_distances=tuple(sorted(1.0 - r.identity for r in results)))
+        changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
+                                                  nearest_known_distances=near.top_distances)
+    return dataclasses.replace(p, **changes)

@@ -15,15 +15,9 @@ from biodiscover.discovery.clustering import (
     pairwise_p_distance,
 )
 from biodiscover.discovery.metrics import clustering_scores
+from discovery_fixtures import BASES, mutate
 
-BASES = np.array(list("ACGT"))
 
-
-def _mutate(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    out = seq.copy()
-    hits = rng.random(out.size) < rate
-    out[hits] = rng.choice(BASES, hits.sum())
-    return out
 
 
 def synthetic_barcodes(n_genera: int, species_per_genus: int, per_species: tuple[int, int],
@@ -34,9 +28,9 @@ def synthetic_barcodes(n_genera: int, species_per_genus: int, per_species: tuple
     for g in range(n_genera):
         anc = rng.choice(BASES, length)
         for s in range(species_per_genus):
-            sp = _mutate(anc, 0.10, rng)
+            sp = mutate(rng, anc, 0.10)
             for _ in range(int(rng.integers(per_species[0], per_species[1] + 1))):
-                seqs.append("".join(_mutate(sp, 0.008, rng)))
+                seqs.append("".join(mutate(rng, sp, 0.008)))
                 species.append(f"G{g} s{s}")
                 genera.append(f"G{g}")
     return seqs, species, genera
@@ -145,7 +139,7 @@ def test_predict_places_late_specimens(gap: BarcodeGapThreshold) -> None:
     seqs, species, genera = synthetic_barcodes(2, 3, (4, 6), seed=11)
     cl = CandidateSpeciesClusterer().fit(seqs, groups=genera, threshold=gap)
     rng = np.random.default_rng(5)
-    late = ["".join(_mutate(np.array(list(s)), 0.004, rng)) for s in seqs[:6]]
+    late = ["".join(mutate(rng, np.array(list(s)), 0.004)) for s in seqs[:6]]
     stranger = "".join(rng.choice(BASES, 400))
     labels, probs = cl.predict(late + [stranger], groups=genera[:6] + [genera[0]])
     assert (labels[:6] == cl.labels_[:6]).all()

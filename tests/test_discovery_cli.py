@@ -112,10 +112,10 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
             detail = database.proposal_detail(p.id)
             ranks = [rank for rank, _ in detail.parent_lineage]
             assert ranks[0] == "order" and ranks[-1] == p.parent_rank, detail.parent_lineage
-            near = detail.evidence["nearest_known"]
-            assert near and near["species"] and 0.5 < near["identity"] <= 1.0
+            near = detail.evidence.nearest_known
+            assert near and near.species and near.identity is not None and 0.5 < near.identity <= 1.0
             assert detail.summary.nearest_species
-            assert len(detail.evidence["nearest_known_distances"]) >= 1
+            assert len(detail.evidence.nearest_known_distances) >= 1
         run = database.run_tables(summary["run_id"])["run"]
     fp = model_fingerprint(bundle)
     assert fp.startswith("sha256:") and run["model_fingerprint"] == fp

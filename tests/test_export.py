@@ -194,7 +194,7 @@ def test_json_export(tmp_path: Path, data) -> None:
     assert len(doc["proposals"]) == len(data.proposals)
     sizes = {p["proposal_id"]: len(p["members"]) for p in doc["proposals"]}
     assert sizes == data.members.groupby("proposal_id").size().to_dict()
-    assert doc["proposals"][0]["evidence"]["nearest_known"] == "Megaselia k1"
+    assert doc["proposals"][0]["evidence"]["nearest_known"]["species"] == "Megaselia k1"
     img = next(a for a in doc["assignments"] if a["processid"] == "IMG0001")
     assert img["deepest_rank"] is None
 

@@ -57,7 +57,9 @@ def make_run_export(n_known: int = 40, n_candidates: int = 8, seed: int = 0) -> 
         proposals.append({"proposal_id": c + 1, "provisional_name": name, "parent_rank": "genus",
                           "parent_taxon": "Megaselia", "status": {4: "accepted", 2: "rejected"}.get(c, "pending"),
                           "version": 1, "size": size,
-                          "evidence": {"consensus": anc[:50], "within_max": 0.01, "nearest_known": "Megaselia k1",
+                          "evidence": {"consensus_barcode": anc[:50], "within_distance": {"max": 0.01},
+                                       "nearest_known": {"species": "Megaselia k1", "identity": 0.91},
+                                       # keys the evidence record does not know travel in its ``extra``
                                        "nearest_identity": 0.91, "sites": ["=1+1", "Ontario"]}})
         for j in range(size):
             pid = f"NV{n:04d}"

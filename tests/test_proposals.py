@@ -11,15 +11,9 @@ import pytest
 from biodiscover.discovery.clustering import BarcodeGapThreshold, cross_p_distance
 from biodiscover.discovery.proposals import build_proposals, consensus_barcode, discover_candidates, nearest_known
 from biodiscover.storage.records import Specimen
+from discovery_fixtures import BASES, mutate
 
-BASES = np.array(list("ACGT"))
 
-
-def _mutate(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    out = seq.copy()
-    hits = rng.random(out.size) < rate
-    out[hits] = rng.choice(BASES, hits.sum())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +25,12 @@ def world() -> dict:
         genus = f"Genus{g}"
         anc = rng.choice(BASES, 500)
         for s in range(6):
-            sp = _mutate(anc, 0.12, rng)
+            sp = mutate(rng, anc, 0.12)
             name = f"{genus} sp{s}"
             templates[name] = "".join(sp)
             target = reference if s < 3 else novel
             for k in range(6):
-                seq = "".join(_mutate(sp, 0.006, rng))
+                seq = "".join(mutate(rng, sp, 0.006))
                 target.append(Specimen(
                     processid=f"{'R' if s < 3 else 'N'}{g}{s}{k}", order="Diptera", family="Fam", genus=genus,
                     species=name, dna_barcode=seq,
@@ -60,60 +54,60 @@ def test_one_proposal_per_novel_species(world: dict) -> None:
     by_pid = {s.processid: s for s in world["novel"]}
     assert len(proposals) == 6
     for p in proposals:
-        species = {by_pid[m["processid"]].species for m in p.members}
+        species = {by_pid[m.processid].species for m in p.members}
         assert len(species) == 1 and p.size == 6
         assert p.parent_rank == "genus" and p.parent_name == next(iter(species)).split()[0]
         assert p.parent_lineage == {"order": "Diptera", "family": "Fam", "genus": p.parent_name}
         assert p.novelty == pytest.approx(0.9)
-        assert all(0.0 <= m["probability"] <= 1.0 for m in p.members)
+        assert all(0.0 <= m.probability <= 1.0 for m in p.members)
 
 
 def test_consensus_recovers_the_species_template(world: dict) -> None:
     by_pid = {s.processid: s for s in world["novel"]}
     for p in world["proposals"]:
-        species = by_pid[p.members[0]["processid"]].species
-        cons = p.evidence["consensus_barcode"]
+        species = by_pid[p.members[0].processid].species
+        cons = p.evidence.consensus_barcode
         # each read carries ~0.45% errors; the majority of six removes nearly all of them
         assert cross_p_distance([cons], [world["templates"][species]])[0, 0] <= 0.002
-        assert p.evidence["consensus_length"] == len(cons)
+        assert p.evidence.consensus_length == len(cons)
 
 
 def test_distances_and_nearest_known(world: dict) -> None:
     for p in world["proposals"]:
         ev = p.evidence
-        assert ev["within_distance"]["mean"] < 0.02
-        assert ev["between_distance"]["distance"] > world["gap"].threshold_
+        assert ev.within_distance.mean < 0.02
+        assert ev.between_distance.distance > world["gap"].threshold_
         # nearest known: a reference species of the same genus, clearly below species identity
         assert p.nearest_species.startswith(p.parent_name)
         assert 0.70 < p.nearest_identity < 0.95
-        assert ev["nearest_known"]["genus"] == p.parent_name
+        assert ev.nearest_known.genus == p.parent_name
 
 
 def test_bin_geography_size_images(world: dict) -> None:
     by_pid = {s.processid: s for s in world["novel"]}
     for p in world["proposals"]:
         ev = p.evidence
-        species = by_pid[p.members[0]["processid"]].species
+        species = by_pid[p.members[0].processid].species
         if species == "Genus0 sp3":
-            assert ev["bin"]["agreement"] == pytest.approx(0.5) and len(ev["bin"]["counts"]) == 2
+            assert ev.bin.agreement == pytest.approx(0.5) and len(ev.bin.counts) == 2
         else:
-            assert ev["bin"]["agreement"] == 1.0 and ev["bin"]["shared_with"] == []
-        assert ev["geography"]["countries"] == {"Canada": 4, "Costa Rica": 2}
-        assert ev["geography"]["lat_range"] == [45.0, 50.0]
-        assert ev["size_summary"]["image_measurement_value"]["median"] == pytest.approx(1025.0)
-        assert ev["size_summary"]["image_measurement_value"]["n"] == 6
-        imgs = ev["representative_images"]
+            assert ev.bin.agreement == 1.0 and ev.bin.shared_with == ()
+        assert ev.geography.countries == {"Canada": 4, "Costa Rica": 2}
+        assert ev.geography.lat_range == (45.0, 50.0)
+        assert ev.size_summary.image_measurement_value.median == pytest.approx(1025.0)
+        assert ev.size_summary.image_measurement_value.n == 6
+        imgs = ev.representative_images
         assert len(imgs) == 3
-        prob = {m["processid"]: m["probability"] for m in p.members}
+        prob = {m.processid: m.probability for m in p.members}
         ranked = sorted(prob.values(), reverse=True)[:3]
-        got = [prob[i["processid"]] for i in imgs]
+        got = [prob[i.processid] for i in imgs]
         assert got == pytest.approx(ranked)
-        assert all(i["path"] == str(by_pid[i["processid"]].image_path) for i in imgs)
-        assert ev["geography"]["bbox"] == [45.0, 50.0, -80.0, -75.0]
-        assert len(ev["within_distances"]) == 15  # 6 members -> 15 pairs
-        assert max(ev["within_distances"]) == pytest.approx(ev["within_distance"]["max"])
-        assert set(ev["alignment"]) == {m["processid"] for m in p.members}
-        assert ev["nearest_known_distances"][0] == pytest.approx(1 - p.nearest_identity)
+        assert all(i.path == str(by_pid[i.processid].image_path) for i in imgs)
+        assert ev.geography.bbox == (45.0, 50.0, -80.0, -75.0)
+        assert len(ev.within_distances) == 15  # 6 members -> 15 pairs
+        assert max(ev.within_distances) == pytest.approx(ev.within_distance.max)
+        assert set(ev.alignment) == {m.processid for m in p.members}
+        assert ev.nearest_known_distances[0] == pytest.approx(1 - p.nearest_identity)
 
 
 def test_json_and_database_contract(world: dict) -> None:
@@ -127,7 +121,7 @@ def test_json_and_database_contract(world: dict) -> None:
     tui = pytest.importorskip("biodiscover.tui.evidence")
     within, nearest = tui.distances(p.evidence)
     assert len(within) == 15 and nearest[0] == pytest.approx(1 - p.nearest_identity)
-    assert tui.consensus(p.evidence) == p.evidence["consensus_barcode"]
+    assert tui.consensus(p.evidence) == p.evidence.consensus_barcode
 
 
 def test_singleton_candidate_and_consensus_of_one(world: dict) -> None:
@@ -137,9 +131,9 @@ def test_singleton_candidate_and_consensus_of_one(world: dict) -> None:
     _, props = discover_candidates(novel, threshold=world["gap"])
     assert [p.size for p in props] == [6, 1]
     single = props[1]
-    assert single.members[0]["processid"] == "LONE" and single.members[0]["probability"] == 1.0
-    assert single.evidence["consensus_barcode"] == lone.dna_barcode
-    assert single.evidence["within_distance"] is None
+    assert single.members[0].processid == "LONE" and single.members[0].probability == 1.0
+    assert single.evidence.consensus_barcode == lone.dna_barcode
+    assert single.evidence.within_distance is None
     assert single.parent_name is None and single.nearest_species is None
     assert consensus_barcode([]) == ""
 

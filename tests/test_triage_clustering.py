@@ -15,7 +15,8 @@ from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeci
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import clustering_scores
 from biodiscover.storage.records import Specimen
-from biodiscover.workflows.triage import candidate_species, triage_specimens
+from biodiscover.discovery.proposals import candidate_species
+from biodiscover.workflows.triage import triage_specimens
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def test_bundle_round_trips_the_barcode_gap(world, tmp_path) -> None:
 def test_triage_clusters_with_the_learned_gap(world) -> None:
     model, unseen, species = world
     results, proposals, _ = triage_specimens(model, unseen)
-    member = {m["processid"]: i for i, p in enumerate(proposals) for m in p.members}
+    member = {m.processid: i for i, p in enumerate(proposals) for m in p.members}
     flagged = [s.processid for s in unseen if s.processid in member]
     assert len(flagged) >= 0.9 * len(unseen)
     triage_ami = clustering_scores([species[p] for p in flagged], [member[p] for p in flagged])["ami"]
@@ -58,6 +59,6 @@ def test_triage_clusters_with_the_learned_gap(world) -> None:
     assert triage_ami >= 0.85 and triage_ami >= alone_ami - 0.03
     # without the learned gap (the clustering's 3% default) species fall apart
     default = candidate_species(unseen, results, threshold=None)
-    member0 = {m["processid"]: i for i, p in enumerate(default) for m in p.members}
+    member0 = {m.processid: i for i, p in enumerate(default) for m in p.members}
     default_ami = clustering_scores([species[p] for p in flagged], [member0[p] for p in flagged])["ami"]
     assert default_ami < triage_ami - 0.2

@@ -194,18 +194,18 @@ async def test_detail_shows_evidence_from_database(review_db: Path) -> None:
         members = screen.query_one("#members-table")
         assert members.row_count == len(detail.members)
         dna = screen.query_one(DnaPanel)
-        cons = detail.evidence["consensus_barcode"]
+        cons = detail.evidence.consensus_barcode
         assert dna.data.consensus == cons
-        aligned = detail.evidence["alignment"]
+        aligned = detail.evidence.alignment
         assert [label for label, _ in dna.data.rows] == [m.processid for m in detail.members if m.processid in aligned]
         assert dna.variable_site_count == len(variable_sites(cons, list(aligned.values())))
         hist = screen.query_one(DistanceHistogram)
-        expected = bin_distances(detail.evidence["within_distances"], detail.evidence["nearest_known_distances"])
+        expected = bin_distances(detail.evidence.within_distances, detail.evidence.nearest_known_distances)
         assert hist.binned == expected
-        assert sum(hist.binned.within) == len(detail.evidence["within_distances"])
+        assert sum(hist.binned.within) == len(detail.evidence.within_distances)
         summary = str(screen.query_one("#detail-summary").render())
         assert detail.summary.nearest_species in summary
-        dominant = detail.evidence["bin"]["dominant"]
+        dominant = detail.evidence.bin.dominant
         assert f"BIN: {dominant}" in str(screen.query_one("#nearest").render())
         await pilot.press("4")
         await settle(pilot)

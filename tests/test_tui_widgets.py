@@ -117,34 +117,38 @@ def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
 
 
 def test_barcode_gap_verdict_compares_within_and_nearest_known() -> None:
+    from biodiscover.storage.evidence import Evidence
     from biodiscover.tui.evidence import barcode_gap
 
-    gap = barcode_gap({"within_distance": {"mean": 0.01, "max": 0.028}, "nearest_known_distances": [],
-                       "threshold": 0.03}, 1.0)
+    E = Evidence.from_dict
+
+    gap = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.028}, "nearest_known_distances": [],
+                         "threshold": 0.03}), 1.0)
     assert (gap.within_max, gap.nearest, gap.nearest_from) == (0.028, 0.0, "identity")
     line, style = gap.verdict
     assert line == "no barcode gap: nearest known species 0.0% away, members up to 2.8% apart" and style == "yellow"
-    good = barcode_gap({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08]}, 0.5)
+    good = barcode_gap(E({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08]}), 0.5)
     assert good.nearest == 0.08 and good.nearest_from == "distances"
     assert good.verdict[0] == "barcode gap: members ≤ 0.4% apart, nearest known species 8.0% away"
-    single = barcode_gap({"threshold": 0.03}, 99.0)  # identity in percent
+    single = barcode_gap(Evidence(threshold=0.03), 99.0)  # identity in percent
     assert single.verdict == ("no gap: single specimen 1.0% from nearest known species (threshold 3.0%)", "yellow")
-    assert all(len(barcode_gap(e, i).verdict[0]) <= 78 for e, i in  # one line at 80 columns
+    assert all(len(barcode_gap(E(e), i).verdict[0]) <= 78 for e, i in  # one line at 80 columns
                (({"within_distance": {"max": 0.1234}}, 0.5), ({"within_distance": {"max": 0.2}}, 0.9)))
-    assert "not recorded" in barcode_gap({}, None).verdict[0]
+    assert "not recorded" in barcode_gap(Evidence(), None).verdict[0]
 
 
 def test_why_lines_say_how_a_candidate_was_formed() -> None:
     from types import SimpleNamespace
 
+    from biodiscover.storage.evidence import Evidence
     from biodiscover.tui.evidence import why_lines
 
     members = [SimpleNamespace(novelty=0.5), SimpleNamespace(novelty=0.75), SimpleNamespace(novelty=None)]
-    lines = dict(why_lines({"threshold": 0.03, "linkage": "single", "hdbscan_agreement": 1.0,
-                            "mean_probability": 0.9}, members))
+    lines = dict(why_lines(Evidence(threshold=0.03, linkage="single", hdbscan_agreement=1.0, mean_probability=0.9),
+                           members))
     assert lines["novelty"] == "0.50–0.75 across members (mean 0.62)"
     assert lines["clustered"] == "single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; mean membership 0.90"
-    assert why_lines({}, []) == []
+    assert why_lines(Evidence(), []) == []
 
 
 def test_keymap_file(tmp_path: Path) -> None:
@@ -205,19 +209,20 @@ def test_dna_panel_draws_consensus_marks_and_scrolls() -> None:
 
 
 def test_evidence_lines_from_discovery_keys() -> None:
+    from biodiscover.storage.evidence import Evidence
     from biodiscover.tui.evidence import extra_lines
 
-    lines = dict(extra_lines({
+    lines = dict(extra_lines(Evidence.from_dict({
         "bin": {"dominant": "BOLD:AAA0001", "agreement": 0.75, "shared_with": [12]},
         "within_distance": {"mean": 0.004, "max": 0.011},
         "between_distance": {"nearest_candidate": 3, "distance": 0.052},
         "size_summary": {"image_measurement_value": {"n": 3, "median": 2100.0, "min": 1800.0, "max": 2500.0}},
-    }))
+    })))
     assert lines["BIN"] == "BOLD:AAA0001, 75% of members; also in #12 (over-split?)"
     assert lines["within"] == "mean 0.40%, max 1.10%"
     assert lines["closest candidate"] == "5.2% away"
     assert lines["body area (px in image)"] == "median 2100 (min 1800, max 2500)"
-    assert extra_lines({}) == []
+    assert extra_lines(Evidence()) == []
 
 
 def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
-"""Read the proposal evidence JSON into what the detail widgets draw.
+"""Read a proposal's evidence record into what the detail widgets draw.
 
-Evidence is written by discovery (``discovery.proposals``) and stored as JSON by
-storage; older runs or other producers may use slightly different keys, so each
-reader tries the known spellings and degrades to "not recorded" rather than
-failing. Nothing is computed here beyond picking and counting what is given.
+Evidence is produced by discovery (``discovery.proposals``) as the typed record
+:class:`biodiscover.storage.evidence.Evidence`, stored by the database and handed
+back as that record, so every reader here names a field instead of guessing
+keys; what a record lacks reads as "not recorded". Nothing is computed here
+beyond picking and counting what is given.
 """
 
 from __future__ import annotations
@@ -11,69 +12,45 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Sequence
 
-WITHIN_KEYS = ("within_distances", "within", "intra_distances")
-NEAREST_KEYS = ("nearest_known_distances", "nearest_distances", "to_nearest_known")
-CONSENSUS_KEYS = ("consensus_barcode", "consensus")
+from biodiscover.storage.evidence import Evidence
 
 
-def _first(evidence: Mapping[str, Any], keys: Iterable[str]) -> Any:
-    for k in keys:
-        if k in evidence and evidence[k] is not None:
-            return evidence[k]
-    return None
-
-
-def _numbers(value: Any) -> list[float]:
-    """A list of distances, or the values of a {pair: distance} mapping; summaries are not samples."""
-    if isinstance(value, Mapping):
-        if "values" in value:
-            return _numbers(value["values"])
-        return []
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [float(v) for v in value if isinstance(v, (int, float))]
-    return []
-
-
-def distances(evidence: Mapping[str, Any]) -> tuple[list[float], list[float]]:
+def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
     """(within-candidate distances, distances to the nearest known species), fractions."""
-    return _numbers(_first(evidence, WITHIN_KEYS)), _numbers(_first(evidence, NEAREST_KEYS))
+    return list(evidence.within_distances), list(evidence.nearest_known_distances)
 
 
-def aligned_rows(evidence: Mapping[str, Any], members: Sequence[Any]) -> list[tuple[str, str]]:
+def aligned_rows(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str]]:
     """(processid, sequence) rows for the DNA panel: the evidence's alignment when it has one
-    (``alignment``: processid → aligned sequence), else the raw member barcodes."""
-    alignment = evidence.get("alignment") or evidence.get("aligned_members")
-    if isinstance(alignment, Mapping) and alignment:
+    (processid → aligned sequence), else the raw member barcodes."""
+    alignment = evidence.alignment
+    if alignment:
         order = [m.processid for m in members if m.processid in alignment]
         order += [pid for pid in alignment if pid not in set(order)]
         return [(str(pid), str(alignment[pid])) for pid in order]
     return [(m.processid, m.dna_barcode) for m in members if m.dna_barcode]
 
 
-def extra_lines(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
+def extra_lines(evidence: Evidence) -> list[tuple[str, str]]:
     """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes."""
     out: list[tuple[str, str]] = []
-    b = evidence.get("bin")
-    if isinstance(b, Mapping) and b.get("dominant"):
-        agree = b.get("agreement")
-        text = f"{b['dominant']}" + (f", {agree * 100:.0f}% of members" if isinstance(agree, (int, float)) else "")
-        if b.get("shared_with"):
-            text += f"; also in #{', #'.join(str(x) for x in b['shared_with'])} (over-split?)"
+    b = evidence.bin
+    if b is not None and b.dominant:
+        text = f"{b.dominant}" + (f", {b.agreement * 100:.0f}% of members" if b.agreement is not None else "")
+        if b.shared_with:
+            text += f"; also in #{', #'.join(str(x) for x in b.shared_with)} (over-split?)"
         out.append(("BIN", text))
-    elif isinstance(evidence.get("bin_agreement"), (int, float)):
-        out.append(("BIN agreement", f"{evidence['bin_agreement'] * 100:.0f}%"))
-    w = evidence.get("within_distance")
-    if isinstance(w, Mapping) and w.get("mean") is not None:
-        out.append(("within", f"mean {w['mean'] * 100:.2f}%, max {(w.get('max') or 0) * 100:.2f}%"))
-    nb = evidence.get("between_distance")
-    if isinstance(nb, Mapping) and nb.get("distance") is not None:
-        out.append(("closest candidate", f"{nb['distance'] * 100:.1f}% away"))
-    sizes = (evidence.get("size_summary") or {}).get("image_measurement_value")
-    if isinstance(sizes, Mapping) and sizes.get("median") is not None:
-        out.append(("body area (px in image)",
-                    f"median {sizes['median']:.0f} (min {sizes['min']:.0f}, max {sizes['max']:.0f})"))
+    w = evidence.within_distance
+    if w is not None and w.mean is not None:
+        out.append(("within", f"mean {w.mean * 100:.2f}%, max {(w.max or 0) * 100:.2f}%"))
+    nb = evidence.between_distance
+    if nb is not None:
+        out.append(("closest candidate", f"{nb.distance * 100:.1f}% away"))
+    sizes = evidence.size_summary.image_measurement_value if evidence.size_summary else None
+    if sizes is not None:
+        out.append(("body area (px in image)", f"median {sizes.median:.0f} (min {sizes.min:.0f}, max {sizes.max:.0f})"))
     return out
 
 
@@ -116,68 +93,56 @@ class Gap:
         return f"single specimen, nearest known species {near} away", "default"
 
 
-def barcode_gap(evidence: Mapping[str, Any], nearest_identity: Any = None) -> Gap:
+def barcode_gap(evidence: Evidence, nearest_identity: Any = None) -> Gap:
     """:class:`Gap` from the evidence (and the summary's nearest identity as a fallback)."""
-    within = _numbers(_first(evidence, WITHIN_KEYS))
-    w = evidence.get("within_distance")
+    within = evidence.within_distances
     within_max = None
-    if isinstance(w, Mapping) and isinstance(w.get("max"), (int, float)):
-        within_max = float(w["max"])
+    if evidence.within_distance is not None and evidence.within_distance.max is not None:
+        within_max = evidence.within_distance.max
     elif within:
         within_max = max(within)
-    near = _numbers(_first(evidence, NEAREST_KEYS))
+    near = evidence.nearest_known_distances
     if near:
         nearest, source = min(near), "distances"
     else:
         ident = _fraction(nearest_identity)
         nearest, source = (None, "none") if ident is None else (max(0.0, 1.0 - ident), "identity")
-    threshold = evidence.get("threshold")
-    return Gap(within_max, nearest, source, float(threshold) if isinstance(threshold, (int, float)) else None)
+    return Gap(within_max, nearest, source, evidence.threshold)
 
 
-def why_lines(evidence: Mapping[str, Any], members: Sequence[Any]) -> list[tuple[str, str]]:
+def why_lines(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str]]:
     """(label, value) lines saying why these specimens were proposed as one candidate species."""
     out: list[tuple[str, str]] = []
     nov = [m.novelty for m in members if isinstance(getattr(m, "novelty", None), (int, float))]
     if nov:
         out.append(("novelty", f"{min(nov):.2f}–{max(nov):.2f} across members (mean {sum(nov) / len(nov):.2f})"))
     parts = []
-    t = evidence.get("threshold")
-    if isinstance(t, (int, float)):
-        linkage = evidence.get("linkage")
-        parts.append(f"{linkage + ' linkage' if isinstance(linkage, str) else 'linked'} at ≤ {t * 100:.1f}% "
-                     "p-distance")
-    agree = evidence.get("hdbscan_agreement")
-    if isinstance(agree, (int, float)):
-        parts.append(f"HDBSCAN agrees {agree * 100:.0f}%")
-    prob = evidence.get("mean_probability")
-    if isinstance(prob, (int, float)):
-        parts.append(f"mean membership {prob:.2f}")
+    t = evidence.threshold
+    if t is not None:
+        linkage = evidence.linkage
+        parts.append(f"{linkage + ' linkage' if linkage else 'linked'} at ≤ {t * 100:.1f}% p-distance")
+    if evidence.hdbscan_agreement is not None:
+        parts.append(f"HDBSCAN agrees {evidence.hdbscan_agreement * 100:.0f}%")
+    if evidence.mean_probability is not None:
+        parts.append(f"mean membership {evidence.mean_probability:.2f}")
     if parts:
         out.append(("clustered", "; ".join(parts)))
     return out
 
 
-def consensus(evidence: Mapping[str, Any]) -> str | None:
-    value = _first(evidence, CONSENSUS_KEYS)
-    return value if isinstance(value, str) and value else None
+def consensus(evidence: Evidence) -> str | None:
+    return evidence.consensus_barcode or None
 
 
-def places(evidence: Mapping[str, Any], members: Sequence[Any]) -> tuple[list[tuple[str, int]], list[float] | None]:
-    """(place, count) pairs and a lat/lon box: from evidence["geography"] when present, else members."""
-    geo = evidence.get("geography")
+def places(evidence: Evidence, members: Sequence[Any]) -> tuple[list[tuple[str, int]], list[float] | None]:
+    """(place, count) pairs and a lat/lon box: from the evidence's geography when present, else members."""
+    geo = evidence.geography
     pairs: list[tuple[str, int]] = []
     bbox: list[float] | None = None
-    if isinstance(geo, Mapping):
-        countries = geo.get("countries") or geo.get("places") or {}
-        if isinstance(countries, Mapping):
-            pairs = [(str(k), int(v)) for k, v in countries.items()]
-        elif isinstance(countries, Sequence):
-            pairs = [(str(x.get("place") or x.get("country")), int(x.get("count", 0)))
-                     for x in countries if isinstance(x, Mapping)]
-        box = geo.get("bbox")
-        if isinstance(box, Sequence) and len(box) == 4:
-            bbox = [float(v) for v in box]
+    if geo is not None:
+        pairs = [(str(k), int(v)) for k, v in geo.countries.items()]
+        if geo.bbox is not None:
+            bbox = list(geo.bbox)
     if not pairs:
         counts = Counter(", ".join(x for x in (m.country, m.province_state) if x) or "unknown" for m in members)
         pairs = list(counts.items())
@@ -189,7 +154,7 @@ def places(evidence: Mapping[str, Any], members: Sequence[Any]) -> tuple[list[tu
     return pairs, bbox
 
 
-def images(members: Sequence[Any], evidence: Mapping[str, Any], image_root: Path | None) -> list[tuple[str, Path]]:
+def images(members: Sequence[Any], evidence: Evidence, image_root: Path | None) -> list[tuple[str, Path]]:
     """(processid, path) of member images; representative images (evidence) first."""
     by_pid: dict[str, Path] = {}
     for m in members:
@@ -198,14 +163,12 @@ def images(members: Sequence[Any], evidence: Mapping[str, Any], image_root: Path
             if not path.is_absolute() and image_root is not None:
                 path = image_root / path
             by_pid[m.processid] = path
-    reps = evidence.get("representative_images") or evidence.get("images") or []
     order: list[str] = []
-    for r in reps if isinstance(reps, Sequence) and not isinstance(reps, str) else []:
-        pid = r.get("processid") if isinstance(r, Mapping) else None
-        if isinstance(r, Mapping) and pid and r.get("path") and pid not in by_pid:
-            by_pid[pid] = Path(r["path"]) if image_root is None or Path(r["path"]).is_absolute() \
-                else image_root / r["path"]
-        if pid in by_pid and pid not in order:
-            order.append(pid)
+    for r in evidence.representative_images:
+        if r.path and r.processid not in by_pid:
+            by_pid[r.processid] = Path(r.path) if image_root is None or Path(r.path).is_absolute() \
+                else image_root / r.path
+        if r.processid in by_pid and r.processid not in order:
+            order.append(r.processid)
     order += [pid for pid in by_pid if pid not in order]
     return [(pid, by_pid[pid]) for pid in order]

@@ -26,9 +26,9 @@ import numpy as np
 
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors
+from biodiscover.discovery.proposals import candidate_species
 from biodiscover.storage.records import RANKS
 from biodiscover.workflows.reference import load_specimens
-from biodiscover.workflows.triage import candidate_species
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
         say("clustering novel-flagged specimens")
         specs = known + novel
         props = candidate_species(specs, res, threshold=getattr(model, "barcode_gap_", None))
-        cand = {m["processid"]: i for i, p in enumerate(props) for m in p.members}
+        cand = {m.processid: i for i, p in enumerate(props) for m in p.members}
         truth_of = {s.processid: s.species for s in specs}
         pids = [s.processid for s in novel if s.processid in cand and s.species]
         if pids:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult
+from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.records import RANKS, Specimen
 
@@ -72,67 +73,6 @@ def write_results(results: Sequence[TriageResult], path: Path) -> Path:
     return path
 
 
-def novel_parent(r: TriageResult) -> tuple[str, str] | None:
-    """The taxon a novel specimen is grouped under: its deepest confident rank above species."""
-    for rank in reversed(RANKS[:-1]):
-        if r.deepest_rank and RANKS.index(rank) <= RANKS.index(r.deepest_rank) and r.labels.get(rank):
-            return rank, r.labels[rank]  # type: ignore[return-value]
-    return None
-
-
-def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult],
-                      threshold: Any = None) -> list[Any]:
-    """Cluster the novel specimens (with a barcode) under their parent taxon.
-
-    ``threshold``: the bundle's learned ``BarcodeGapThreshold``
-    (``DiscoveryModel.barcode_gap_``); None = the clustering's default cut.
-    """
-    from biodiscover.discovery.proposals import discover_candidates
-
-    novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
-    if not novel:
-        return []
-    _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
-                                       novelty=[r.novelty for _, r in novel], threshold=threshold)
-    by_pid = {s.processid: r for s, r in novel}
-    return [_with_engine_evidence(p, [by_pid[m["processid"]] for m in p.members if m["processid"] in by_pid])
-            for p in proposals]
-
-
-def _with_engine_evidence(p: Any, results: Sequence[TriageResult]) -> Any:
-    """Fill a proposal's parent lineage and nearest known species from the engine's results.
-
-    A new collection carries no identifications, so the members' own labels say
-    nothing about the parent's order and family; the engine's labels (down to the
-    parent rank, where every member agrees) do, and the taxonomy graph needs them
-    to place the candidate. The engine also aligned every member to its best
-    reference, which is the nearest known species the reviewer is shown.
-    """
-    if not results:
-        return p
-    changes: dict[str, Any] = {}
-    if p.parent_rank in RANKS:
-        lineage: dict[str, str] = {}
-        for rank in RANKS[: RANKS.index(p.parent_rank) + 1]:
-            names = {r.labels.get(rank) for r in results}
-            if len(names) == 1 and None not in names:
-                lineage[rank] = names.pop()  # type: ignore[assignment]
-        if p.parent_name:
-            lineage[p.parent_rank] = p.parent_name
-        changes["parent_lineage"] = {**lineage, **(p.parent_lineage or {})}
-    best = max(results, key=lambda r: r.identity)
-    if p.nearest_species is None:
-        changes.update(nearest_species=best.labels.get("species"), nearest_identity=best.identity)
-    evidence = dict(p.evidence)
-    if not evidence.get("nearest_known"):
-        evidence["nearest_known"] = {"species": best.labels.get("species"), "genus": best.labels.get("genus"),
-                                     "processid": best.top_hit, "identity": best.identity,
-                                     "top_distances": sorted(1.0 - r.identity for r in results)}
-        evidence["nearest_known_distances"] = evidence["nearest_known"]["top_distances"]
-        changes["evidence"] = evidence
-    return dataclasses.replace(p, **changes)
-
-
 @dataclass
 class ImageModel:
     """The bundle's image classifier with the encoders it was fitted with (``discovery.multimodal``)."""
@@ -154,7 +94,7 @@ class ImageModel:
 
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
                      progress: Progress | None = None, image_model: ImageModel | None = None,
-                     ) -> tuple[list[TriageResult], list[Any], dict[str, float]]:
+                     ) -> tuple[list[TriageResult], list[CandidateProposal], dict[str, float]]:
     """Engine (+ image classifier) + clustering on specimens already read (no I/O).
 
     Returns results, proposals and stage seconds. With ``image_model``, specimens
@@ -185,7 +125,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
             say("images", min(start + img_step, len(with_image)), len(with_image))
         results = combine_results(results, calls)
         seconds["images"] = time.perf_counter() - t
-    proposals: list[Any] = []
+    proposals: list[CandidateProposal] = []
     if cluster:
         t = time.perf_counter()
         say("candidates", 0, 1)

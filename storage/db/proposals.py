@@ -12,12 +12,14 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.queue_counts(run_id=None) -> dict[str, int]
     db.proposal_history(proposal_id) -> list[dict]
 
-A proposal to write is a :class:`ProposalIn`, or a mapping / dataclass with the
-same field names (unknown fields go into ``evidence``). ``members`` may be a
-list of processids, of ``(processid, probability)`` pairs, of dicts with
-``processid``/``probability``/``outlier_score``, or a dict processid → probability.
-The parent taxon is given by ``parent_taxon_id``, by ``parent_lineage`` (rank →
-name, created in ``taxa`` when missing) or by ``parent_rank`` + ``parent_name``.
+A proposal to write is a :class:`~biodiscover.storage.evidence.CandidateProposal`
+(``ProposalIn`` here), or a mapping / dataclass with the same field names.
+``members`` may be a list of processids, of ``(processid, probability)`` pairs, of
+dicts with ``processid``/``probability``/``outlier_score``, or a dict processid →
+probability. The parent taxon is given by ``parent_taxon_id``, by ``parent_lineage``
+(rank → name, created in ``taxa`` when missing) or by ``parent_rank`` + ``parent_name``.
+The evidence is stored in its typed record's JSON layout
+(:class:`~biodiscover.storage.evidence.Evidence`) and read back as that record.
 
 **Versions and re-clustering.** Each proposal has a ``version`` that grows with
 every change. When a newer run writes a proposal sharing members with a
@@ -38,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -50,7 +52,7 @@ from biodiscover.storage.db.ingest import ensure_lineage
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
-from biodiscover.storage.jsonable import jsonable
+from biodiscover.storage.evidence import CandidateProposal, Evidence
 
 log = logging.getLogger(__name__)
 
@@ -71,60 +73,8 @@ SORT_KEYS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class ProposalIn:
-    """A candidate species as discovery hands it to the database."""
-
-    members: Any
-    parent_taxon_id: int | None = None
-    parent_rank: str | None = None
-    parent_name: str | None = None
-    parent_lineage: Mapping[str, str] | None = None
-    provisional_name: str | None = None
-    novelty: float | None = None
-    nearest_species: str | None = None
-    nearest_identity: float | None = None
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def coerce(cls, obj: Any) -> "ProposalIn":
-        if isinstance(obj, ProposalIn):
-            return obj
-        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-            obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-        if not isinstance(obj, Mapping):
-            raise TypeError(f"cannot read a proposal from {type(obj).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in obj.items() if k in names}
-        extra = {k: v for k, v in obj.items() if k not in names}
-        if "members" not in known:
-            raise ValueError("proposal without members")
-        if extra:
-            known["evidence"] = {**dict(known.get("evidence") or {}), **extra}
-        return cls(**known)
-
-    def member_rows(self) -> list[dict[str, Any]]:
-        """Members as ``{processid, probability, outlier_score}`` dicts, de-duplicated."""
-        m = self.members
-        out: dict[str, dict[str, Any]] = {}
-        items: Iterable[Any] = m.items() if isinstance(m, Mapping) else m
-        for item in items:
-            if isinstance(item, str):
-                row = {"processid": item, "probability": None, "outlier_score": None}
-            elif isinstance(item, Mapping):
-                row = {"processid": str(item["processid"]), "probability": item.get("probability"),
-                       "outlier_score": item.get("outlier_score")}
-            else:
-                pid, prob = item[0], item[1]
-                row = {"processid": str(pid), "probability": prob,
-                       "outlier_score": item[2] if len(item) > 2 else None}
-            for k in ("probability", "outlier_score"):
-                if row[k] is not None:
-                    row[k] = float(row[k])
-            out[row["processid"]] = row
-        if not out:
-            raise ValueError("proposal with no members")
-        return list(out.values())
+#: A candidate species as discovery hands it to the database: the one record both sides use.
+ProposalIn = CandidateProposal
 
 
 @dataclass(frozen=True)
@@ -183,7 +133,7 @@ class MemberInfo:
 @dataclass(frozen=True)
 class ProposalDetail:
     summary: ProposalSummary
-    evidence: dict[str, Any]
+    evidence: Evidence
     members: list[MemberInfo]
     reviews: list[dict[str, Any]]
     history: list[dict[str, Any]]
@@ -257,7 +207,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
         (run_id, lineage, version, parent_id, parent_rank, parent_name, p.provisional_name, len(members),
          None if p.novelty is None else float(p.novelty), p.nearest_species,
          None if p.nearest_identity is None else float(p.nearest_identity),
-         json.dumps(jsonable(dict(p.evidence))), now, now))
+         json.dumps(p.evidence.to_dict()), now, now))
     new_id = int(cur.lastrowid)
     if lineage is None:
         raw.execute("UPDATE proposals SET lineage = ? WHERE id = ?", (new_id, new_id))
@@ -430,8 +380,12 @@ class ProposalsMixin:
                 lineage.append((t.rank, t.name))
                 tid = t.parent_id
             suggested = suggest_name_in(conn, summary.parent_name, summary.parent_rank)
-        return ProposalDetail(summary, dict(r["evidence"] or {}), members, reviews, history, suggested,
-                              list(reversed(lineage)))
+        try:
+            evidence = Evidence.from_dict(r["evidence"])
+        except (TypeError, ValueError) as err:
+            raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "  # type: ignore[attr-defined]
+                                f"{err}") from err
+        return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)))
 
     def proposal_members(self, proposal_id: int) -> list[str]:
         with self._read() as conn:  # type: ignore[attr-defined]

@@ -1,0 +1,396 @@
+"""What discovery hands the database about a candidate species: the proposal and its evidence.
+
+Why one typed, versioned record here, in ``storage``: discovery produces it, the
+database stores it (JSON in ``proposals.evidence``), the review TUI draws it,
+exports flatten it and a review that splits or merges a candidate recomputes it.
+All of them import ``storage``, and none may import each other; with a frozen
+dataclass they share field names checked by the type checker instead of dict
+keys each reader guesses. ``format`` grows when a field changes meaning, so an
+old reader refuses a newer record instead of misreading it.
+
+:class:`Evidence` ``to_dict()`` keeps the JSON layout the database has always held
+(flat keys such as ``within_distances`` and ``nearest_known``) plus ``format``;
+``from_dict`` reads that layout, including records written before the format
+existed (format 0: the same keys). Top-level keys this version does not know are
+kept in ``extra`` and written back, so nothing stored is lost; no reader
+interprets them.
+
+:class:`CandidateProposal` is the one proposal record: discovery builds it and
+``Database.write_proposals`` stores it (``storage.db.proposals.ProposalIn`` is the
+same class), so the two are never kept in step by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from biodiscover.storage.jsonable import jsonable
+
+__all__ = [
+    "EVIDENCE_FORMAT", "Spread", "NearestKnown", "NearestCandidate", "BinEvidence", "Geography", "SizeStats",
+    "SizeSummary", "RepresentativeImage", "Evidence", "Member", "CandidateProposal",
+]
+
+#: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
+EVIDENCE_FORMAT = 1
+
+
+def _float(value: Any) -> float | None:
+    """A finite float, or None (JSON null, NaN)."""
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def _floats(values: Any) -> tuple[float, ...]:
+    return tuple(float(v) for v in (values or ()) if v is not None)
+
+
+def _pair(values: Any) -> tuple[float, float] | None:
+    if values is None:
+        return None
+    lo, hi = (float(v) for v in values)
+    return lo, hi
+
+
+def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` restricted to ``cls``'s fields; a key it does not have is a malformed record."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{cls.__name__} must be a JSON object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has unknown field(s) {', '.join(map(repr, unknown))}")
+    return dict(data)
+
+
+def _counts(data: Any) -> dict[str, int]:
+    return {str(k): int(v) for k, v in (data or {}).items()}
+
+
+# ---------------------------------------------------------------------------------
+# parts
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spread:
+    """Pairwise p-distances among a candidate's members: mean and max (fractions)."""
+
+    mean: float | None = None
+    max: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Spread":
+        d = _known(cls, data)
+        return cls(_float(d.get("mean")), _float(d.get("max")))
+
+
+@dataclass(frozen=True)
+class NearestKnown:
+    """The best reference barcode for the candidate: identity = 1 - p-distance;
+    ``top_distances``: p-distances of the aligned top hits, ascending."""
+
+    species: str | None = None
+    genus: str | None = None
+    processid: str | None = None
+    identity: float | None = None
+    top_distances: tuple[float, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "NearestKnown":
+        d = _known(cls, data)
+        return cls(d.get("species"), d.get("genus"), d.get("processid"), _float(d.get("identity")),
+                   _floats(d.get("top_distances")))
+
+
+@dataclass(frozen=True)
+class NearestCandidate:
+    """The closest other candidate of the same parent group, by consensus p-distance."""
+
+    nearest_candidate: int
+    distance: float
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "NearestCandidate":
+        d = _known(cls, data)
+        return cls(int(d["nearest_candidate"]), float(d["distance"]))
+
+
+@dataclass(frozen=True)
+class BinEvidence:
+    """BOLD BINs of the members. ``agreement``: share of members with a BIN that carry the
+    dominant one; ``shared_with``: other candidates holding it (a hint of over-splitting)."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    dominant: str | None = None
+    agreement: float | None = None
+    n_with_bin: int = 0
+    shared_with: tuple[int, ...] = ()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "BinEvidence":
+        d = _known(cls, data)
+        return cls(_counts(d.get("counts")), d.get("dominant"), _float(d.get("agreement")),
+                   int(d.get("n_with_bin") or 0), tuple(int(x) for x in d.get("shared_with") or ()))
+
+
+@dataclass(frozen=True)
+class Geography:
+    """Where the members were caught; ``bbox`` = (lat min, lat max, lon min, lon max)."""
+
+    countries: dict[str, int] = field(default_factory=dict)
+    provinces: dict[str, int] = field(default_factory=dict)
+    n_with_coordinates: int = 0
+    lat_range: tuple[float, float] | None = None
+    lon_range: tuple[float, float] | None = None
+    centroid: tuple[float, float] | None = None
+    bbox: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Geography":
+        d = _known(cls, data)
+        box = d.get("bbox")
+        bbox = None
+        if box is not None:
+            a, b, c, e = (float(v) for v in box)
+            bbox = (a, b, c, e)
+        return cls(_counts(d.get("countries")), _counts(d.get("provinces")), int(d.get("n_with_coordinates") or 0),
+                   _pair(d.get("lat_range")), _pair(d.get("lon_range")), _pair(d.get("centroid")), bbox)
+
+
+@dataclass(frozen=True)
+class SizeStats:
+    """Median / min / max of one size measurement over the members that have it."""
+
+    n: int
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SizeStats":
+        d = _known(cls, data)
+        return cls(int(d["n"]), float(d["median"]), float(d["min"]), float(d["max"]))
+
+
+@dataclass(frozen=True)
+class SizeSummary:
+    """Body size of the members, per BIOSCAN-5M measurement column (None = not measured)."""
+
+    image_measurement_value: SizeStats | None = None
+    area_fraction: SizeStats | None = None
+    scale_factor: SizeStats | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "SizeSummary":
+        d = _known(cls, data)
+        return cls(*(SizeStats.from_dict(d[f.name]) if d.get(f.name) else None for f in dataclasses.fields(cls)))
+
+
+@dataclass(frozen=True)
+class RepresentativeImage:
+    processid: str
+    path: str
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RepresentativeImage":
+        d = _known(cls, data)
+        return cls(str(d["processid"]), str(d["path"]))
+
+
+# ---------------------------------------------------------------------------------
+# the record
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """Why these specimens were proposed as one candidate species (see the module docstring).
+
+    ``candidate``: the clusterer's candidate id within its run; ``threshold`` /
+    ``linkage``: the cut the candidate was made with; ``hdbscan_agreement``: share
+    of members HDBSCAN puts in the candidate's dominant cluster;
+    ``consensus_barcode``: majority-rule consensus of a pyfamsa alignment of up to
+    ``max_msa`` members, whose rows are ``alignment`` (processid → aligned
+    sequence; empty for one member); ``within_distances``: a sample of the
+    members' pairwise p-distances (for histograms), summarised by
+    ``within_distance``; ``nearest_known_distances``: the nearest known
+    species' aligned top-hit distances (= ``nearest_known.top_distances``).
+    """
+
+    size: int = 0
+    candidate: int | None = None
+    mean_probability: float | None = None
+    hdbscan_agreement: float | None = None
+    threshold: float | None = None
+    linkage: str | None = None
+    consensus_barcode: str | None = None
+    consensus_length: int = 0
+    within_distance: Spread | None = None
+    within_distances: tuple[float, ...] = ()
+    nearest_known_distances: tuple[float, ...] = ()
+    alignment: dict[str, str] = field(default_factory=dict)
+    between_distance: NearestCandidate | None = None
+    nearest_known: NearestKnown | None = None
+    bin: BinEvidence | None = None
+    geography: Geography | None = None
+    size_summary: SizeSummary | None = None
+    representative_images: tuple[RepresentativeImage, ...] = ()
+    #: top-level keys of a stored record this version does not know (kept, never read)
+    extra: dict[str, Any] = field(default_factory=dict)
+    format: int = EVIDENCE_FORMAT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored JSON layout (tuples as lists, NaN as null, ``extra`` merged back)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}
+        return {**jsonable(self.extra), **jsonable(_plain(out))}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> "Evidence":
+        """Read a stored record; ``ValueError`` names what is malformed or too new."""
+        if data is None:
+            return cls()
+        if isinstance(data, Evidence):
+            return data
+        if not isinstance(data, Mapping):
+            raise ValueError(f"evidence must be a JSON object, got {type(data).__name__}")
+        version = int(data.get("format", 0))
+        if version > EVIDENCE_FORMAT:
+            raise ValueError(f"evidence format {version} is newer than this biodiscover reads ({EVIDENCE_FORMAT})")
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        d = {k: v for k, v in data.items() if k in names}
+
+        def part(key: str, kind: Any) -> Any:
+            value = d.get(key)
+            return kind.from_dict(value) if value else None
+
+        return cls(
+            size=int(d.get("size") or 0),
+            candidate=None if d.get("candidate") is None else int(d["candidate"]),
+            mean_probability=_float(d.get("mean_probability")),
+            hdbscan_agreement=_float(d.get("hdbscan_agreement")),
+            threshold=_float(d.get("threshold")),
+            linkage=d.get("linkage"),
+            consensus_barcode=d.get("consensus_barcode") or None,
+            consensus_length=int(d.get("consensus_length") or 0),
+            within_distance=part("within_distance", Spread),
+            within_distances=_floats(d.get("within_distances")),
+            nearest_known_distances=_floats(d.get("nearest_known_distances")),
+            alignment={str(k): str(v) for k, v in (d.get("alignment") or {}).items()},
+            between_distance=part("between_distance", NearestCandidate),
+            nearest_known=part("nearest_known", NearestKnown),
+            bin=part("bin", BinEvidence),
+            geography=part("geography", Geography),
+            size_summary=part("size_summary", SizeSummary),
+            representative_images=tuple(RepresentativeImage.from_dict(x) for x in d.get("representative_images") or ()),
+            extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
+            format=EVIDENCE_FORMAT,
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Nested dataclasses as dicts (``dataclasses.asdict`` would deep-copy every alignment)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------
+# the proposal
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Member:
+    """One specimen of a candidate: its membership probability and GLOSH outlier score."""
+
+    processid: str
+    probability: float | None = None
+    outlier_score: float | None = None
+
+    @classmethod
+    def coerce(cls, item: Any) -> "Member":
+        """A processid, a ``(processid, probability[, outlier_score])`` pair, a mapping or a Member."""
+        if isinstance(item, Member):
+            return item
+        if isinstance(item, str):
+            return cls(item)
+        if isinstance(item, Mapping):
+            return cls(str(item["processid"]), _float(item.get("probability")), _float(item.get("outlier_score")))
+        pid, prob, *rest = item
+        return cls(str(pid), _float(prob), _float(rest[0]) if rest else None)
+
+
+def _members(value: Any) -> tuple[Member, ...]:
+    """Members in any accepted spelling (a mapping is processid → probability), de-duplicated by
+    processid (the last spelling wins)."""
+    items: Iterable[Any] = value.items() if isinstance(value, Mapping) else value
+    out: dict[str, Member] = {}
+    for item in items:
+        m = Member.coerce(item)
+        out[m.processid] = m
+    return tuple(out.values())
+
+
+@dataclass(frozen=True)
+class CandidateProposal:
+    """One candidate species, as discovery proposes it and ``Database.write_proposals`` stores it.
+
+    The parent taxon is given by ``parent_taxon_id``, by ``parent_lineage`` (rank
+    → name, created in the taxonomy when missing) or by ``parent_rank`` +
+    ``parent_name``. ``novelty``: mean novelty probability of the members.
+    ``members`` and ``evidence`` accept the looser spellings older callers used
+    (processid lists, pairs, a dict evidence) and are normalised on construction.
+    """
+
+    members: tuple[Member, ...]
+    parent_taxon_id: int | None = None
+    parent_rank: str | None = None
+    parent_name: str | None = None
+    parent_lineage: Mapping[str, str] | None = None
+    provisional_name: str | None = None
+    novelty: float | None = None
+    nearest_species: str | None = None
+    nearest_identity: float | None = None
+    evidence: Evidence = field(default_factory=Evidence)
+
+    def __post_init__(self) -> None:
+        members = _members(self.members)
+        if not members:
+            raise ValueError("proposal with no members")
+        object.__setattr__(self, "members", members)
+        if not isinstance(self.evidence, Evidence):
+            object.__setattr__(self, "evidence", Evidence.from_dict(self.evidence))
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @classmethod
+    def coerce(cls, obj: Any) -> "CandidateProposal":
+        """A proposal from a mapping or a dataclass with these field names (a proposal as is)."""
+        if isinstance(obj, CandidateProposal):
+            return obj
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            obj = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        if not isinstance(obj, Mapping):
+            raise TypeError(f"cannot read a proposal from {type(obj).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - names)
+        if unknown:
+            raise ValueError(f"proposal has unknown field(s) {', '.join(map(repr, unknown))}")
+        if "members" not in obj:
+            raise ValueError("proposal without members")
+        return cls(**obj)
+
+    def member_rows(self) -> list[dict[str, Any]]:
+        """Members as ``{processid, probability, outlier_score}`` dicts (the database's rows)."""
+        return [dataclasses.asdict(m) for m in self.members]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (evidence in its stored layout)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "evidence"}
+        return {**jsonable(_plain(out)), "evidence": self.evidence.to_dict()}

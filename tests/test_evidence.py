@@ -1,0 +1,148 @@
+"""The one evidence record: typed, versioned, shared by discovery, the database, the TUI and exports.
+
+A small synthetic world (two genera, novel species with known truth) is clustered
+by discovery; the tests check the record survives the database unchanged, that
+old and foreign records read as documented, and that ``compute_evidence`` on a
+member list gives what ``build_proposals`` gave the same members (what a review
+that splits or merges candidates relies on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.clustering import BarcodeGapThreshold
+from biodiscover.discovery.proposals import compute_evidence, discover_candidates
+from biodiscover.storage.evidence import (EVIDENCE_FORMAT, CandidateProposal, Evidence, Member, NearestKnown,
+                                          Spread)
+from biodiscover.storage.records import Specimen
+from discovery_fixtures import BASES, mutate
+
+
+
+
+@pytest.fixture(scope="module")
+def world() -> dict:
+    rng = np.random.default_rng(7)
+    reference, novel = [], []
+    for g in range(2):
+        anc = rng.choice(BASES, 450)
+        for s in range(4):
+            sp = mutate(rng, anc, 0.12)
+            for k in range(5):
+                target = reference if s < 2 else novel
+                target.append(Specimen(
+                    processid=f"{'R' if s < 2 else 'N'}{g}{s}{k}", order="Diptera", family="Fam", genus=f"G{g}",
+                    species=f"G{g} sp{s}", dna_barcode="".join(mutate(rng, sp, 0.005)),
+                    dna_bin=f"BOLD:{g}{s}", country="Peru" if k else "Chile", coord_lat=-10.0 - k,
+                    coord_lon=-70.0 + k, image_measurement_value=500.0 + k, image_path=Path(f"img/{g}{s}{k}.jpg")))
+    gap = BarcodeGapThreshold().fit([r.dna_barcode for r in reference], [r.species for r in reference],
+                                    groups=[r.genus for r in reference])
+    clusterer, proposals = discover_candidates(novel, parents=[("genus", s.genus) for s in novel], threshold=gap,
+                                               reference=reference, novelty=[0.8] * len(novel))
+    return {"reference": reference, "novel": novel, "gap": gap, "clusterer": clusterer, "proposals": proposals}
+
+
+def test_discovery_produces_typed_versioned_records(world: dict) -> None:
+    assert len(world["proposals"]) == 4
+    for p in world["proposals"]:
+        assert isinstance(p, CandidateProposal) and isinstance(p.evidence, Evidence)
+        assert all(isinstance(m, Member) for m in p.members)
+        ev = p.evidence
+        assert ev.format == EVIDENCE_FORMAT and ev.size == p.size == 5
+        assert isinstance(ev.within_distance, Spread) and ev.within_distance.max < world["gap"].threshold_
+        assert isinstance(ev.nearest_known, NearestKnown) and ev.nearest_known.genus == p.parent_name
+        assert ev.nearest_known_distances == ev.nearest_known.top_distances
+        assert p.nearest_identity == ev.nearest_known.identity
+
+
+def test_record_round_trips_through_json_and_keeps_the_stored_layout(world: dict) -> None:
+    ev = world["proposals"][0].evidence
+    stored = json.loads(json.dumps(ev.to_dict()))
+    assert stored["format"] == EVIDENCE_FORMAT
+    # the layout the database held before the record existed: flat keys, nested parts as objects
+    assert {"within_distances", "nearest_known_distances", "consensus_barcode", "bin", "geography"} <= set(stored)
+    assert stored["nearest_known"]["identity"] == pytest.approx(ev.nearest_known.identity)
+    assert Evidence.from_dict(stored) == ev
+
+
+def test_old_unversioned_records_read_and_unknown_keys_are_kept_not_read() -> None:
+    legacy = {"consensus_barcode": "ACGT", "within_distances": [0.01, 0.02], "threshold": 0.03,
+              "nearest_known": {"species": "Aus bus", "identity": 0.9}, "sites": ["x"]}
+    ev = Evidence.from_dict(legacy)
+    assert ev.consensus_barcode == "ACGT" and ev.within_distances == (0.01, 0.02)
+    assert ev.nearest_known == NearestKnown(species="Aus bus", identity=0.9)
+    assert ev.extra == {"sites": ["x"]} and ev.to_dict()["sites"] == ["x"]
+    assert ev.format == EVIDENCE_FORMAT
+    assert Evidence.from_dict(None) == Evidence()
+
+
+def test_newer_or_malformed_records_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=f"format {EVIDENCE_FORMAT + 1} is newer"):
+        Evidence.from_dict({"format": EVIDENCE_FORMAT + 1})
+    with pytest.raises(ValueError, match="NearestKnown has unknown field.*'identitty'"):
+        Evidence.from_dict({"nearest_known": {"identitty": 0.9}})
+    with pytest.raises(ValueError, match="must be a JSON object"):
+        Evidence.from_dict(["not", "a", "record"])  # type: ignore[arg-type]
+
+
+def test_one_proposal_record_for_discovery_and_database() -> None:
+    from biodiscover.storage.db import ProposalIn
+
+    assert ProposalIn is CandidateProposal
+    p = ProposalIn(members=[("A", 0.5), "B", {"processid": "C", "probability": 1, "outlier_score": 0.1}],
+                   evidence={"threshold": 0.02})
+    assert p.members == (Member("A", 0.5), Member("B"), Member("C", 1.0, 0.1))
+    assert p.evidence == Evidence(threshold=0.02)
+    with pytest.raises(ValueError, match="unknown field.*'colour'"):
+        CandidateProposal.coerce({"members": ["A"], "colour": "red"})
+    with pytest.raises(ValueError, match="no members"):
+        CandidateProposal(members=())
+
+
+def test_database_stores_and_returns_the_record(world: dict, tmp_path: Path) -> None:
+    from biodiscover.storage.db import Database
+
+    with Database.create(tmp_path / "e.db") as db:
+        db.ingest(world["novel"], collection="c")
+        run = db.start_run("triage", {}, model_fingerprint="t", backup=False)
+        ids = db.write_proposals(run, world["proposals"])
+        for pid, p in zip(ids, world["proposals"]):
+            assert db.proposal_detail(pid).evidence == p.evidence
+
+
+def test_compute_evidence_from_members_matches_discovery(world: dict) -> None:
+    """Recomputing a candidate from its member list (as a review after split/merge does)
+    gives the evidence discovery built for it."""
+    by_pid = {s.processid: s for s in world["novel"]}
+    props = world["proposals"]
+    p = props[0]
+    members = [by_pid[m.processid] for m in p.members]
+    others = {q.evidence.candidate: q.evidence.consensus_barcode for q in props[1:]}
+    holders = {q.evidence.bin.dominant: [q.evidence.candidate] for q in props[1:]}
+    again = compute_evidence(members, [m.probability for m in p.members], candidate=p.evidence.candidate,
+                             reference=world["reference"], neighbours=others, bin_holders=holders,
+                             threshold=p.evidence.threshold, linkage=p.evidence.linkage,
+                             hdbscan_agreement=p.evidence.hdbscan_agreement)
+    assert again.between_distance is not None
+    assert again.between_distance.distance == pytest.approx(p.evidence.between_distance.distance, abs=0.005)
+    assert dataclasses.replace(again, between_distance=p.evidence.between_distance) == p.evidence
+
+
+def test_compute_evidence_of_a_merge_and_of_a_split(world: dict) -> None:
+    by_pid = {s.processid: s for s in world["novel"]}
+    a, b = world["proposals"][:2]
+    merged = compute_evidence([by_pid[m.processid] for m in a.members + b.members])
+    assert merged.size == 10 and merged.within_distance.max > world["gap"].threshold_  # two species in one
+    assert sum(merged.bin.counts.values()) == 10 and merged.bin.agreement == pytest.approx(0.5)
+    assert merged.nearest_known is None and merged.between_distance is None  # nothing given to compare with
+    half = compute_evidence([by_pid[m.processid] for m in a.members[:2]], nearest=a.evidence.nearest_known)
+    assert half.size == 2 and half.nearest_known == a.evidence.nearest_known
+    assert half.within_distances and half.within_distance.max <= a.evidence.within_distance.max
+    with pytest.raises(ValueError, match="at least one member"):
+        compute_evidence([])
