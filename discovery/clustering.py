@@ -30,7 +30,6 @@ agree, so a reviewer sees where they do not.
 from __future__ import annotations
 
 import logging
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Sequence
@@ -40,150 +39,27 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_mutual_info_score
 
-from biodiscover.storage.records import RANKS  # noqa: F401  (documents the rank vocabulary groups use)
+from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ClusteringConfig",
-    "pairwise_p_distance",
-    "cross_p_distance",
     "cosine_distance",
     "BarcodeGapThreshold",
     "ClassicalMDS",
     "CandidateSpeciesClusterer",
 ]
 
-_EQUAL_N = [("N", c) for c in "ACGT"]
 #: Fallback when no threshold was learned: what BarcodeGapThreshold learned on the
 #: real BOLD dev set's val_unseen (single linkage, 3.0% p-distance; AMI 0.994 there).
 DEFAULT_THRESHOLD = 0.03
 DEFAULT_LINKAGE = "single"
-#: fewest non-N aligned columns a p-distance is computed on
-MIN_INFORMATIVE = 100
-_NUC = {c: i for i, c in enumerate("ACGT")}
 
 
 # ---------------------------------------------------------------------------------
-# distances
+# distances (barcode p-distance: storage.distance, the one definition)
 # ---------------------------------------------------------------------------------
-def _kmer_presence(seqs: Sequence[str], k: int):
-    """Sparse binary k-mer presence matrix (n x 4**k, CSR float32), k-mers with N skipped."""
-    from scipy import sparse
-
-    lut = np.full(256, 255, dtype=np.uint8)
-    for c, v in _NUC.items():
-        lut[ord(c)] = v
-    powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
-    indptr, indices = [0], []
-    for s in seqs:
-        codes = lut[np.frombuffer(s.encode("ascii"), dtype=np.uint8)]
-        if codes.size >= k:
-            win = np.lib.stride_tricks.sliding_window_view(codes, k)
-            ok = (win != 255).all(axis=1)
-            idx = np.unique((win[ok].astype(np.int64) * powers).sum(axis=1))
-            indices.append(idx)
-            indptr.append(indptr[-1] + idx.size)
-        else:
-            indptr.append(indptr[-1])
-    cols = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
-    return sparse.csr_matrix((np.ones(cols.size, dtype=np.float32), cols, np.asarray(indptr)),
-                             shape=(len(seqs), 4**k))
-
-
-def _mash_distance(presence_a, presence_b, k: int) -> np.ndarray:
-    """Divergence estimate from k-mer containment, -ln(C)/k (Mash-style).
-
-    Containment (shared k-mers over the smaller set), not Jaccard, so that a
-    partial barcode inside a full one still looks close.
-    """
-    inter = np.asarray((presence_a @ presence_b.T).todense(), dtype=np.float32)
-    size_a = np.asarray(presence_a.sum(axis=1), dtype=np.float32).reshape(-1, 1)
-    size_b = np.asarray(presence_b.sum(axis=1), dtype=np.float32).reshape(1, -1)
-    contain = np.clip(inter / np.maximum(np.minimum(size_a, size_b), 1.0), 1e-9, 1.0)
-    return np.clip(-np.log(contain) / k, 0.0, 1.0)
-
-
-def _p_distance(a: str, b: str, max_distance: float, overhang: float = 0.25) -> float:
-    """Differences per base over the overlap of two barcodes.
-
-    The shorter sequence is aligned (edlib, infix mode, ``N`` matches anything)
-    into the longer one padded with ``overhang`` x its length of ``N`` on both
-    sides, so reads that start or stop at different positions (other primers,
-    trimmed ends) are compared on their overlap only, like vsearch's default
-    identity (terminal gaps ignored). Columns where either read has ``N`` carry
-    no information and are left out of the overlap, so a read that is mostly N
-    does not look identical to everything (and chain species together).
-    Returns ``inf`` above ``max_distance`` or when the informative overlap is
-    under ``MIN_INFORMATIVE`` bases or half the shorter read's informative bases.
-    """
-    import edlib
-
-    q, t = (a, b) if len(a) <= len(b) else (b, a)
-    if not q:
-        return math.inf
-    pad = int(overhang * len(q))
-    k = int(max_distance * len(q)) + 1
-    res = edlib.align(q, "N" * pad + t + "N" * pad, mode="HW", task="locations", k=k,
-                      additionalEqualities=_EQUAL_N)
-    d = res["editDistance"]
-    if d < 0:
-        return math.inf
-    start, end = res["locations"][0]
-    lo, hi = max(start, pad), min(end, pad + len(t) - 1)
-    informative = (hi - lo + 1) - q.count("N") - t[lo - pad : hi - pad + 1].count("N")
-    if informative < max(MIN_INFORMATIVE, (len(q) - q.count("N")) / 2):
-        return math.inf
-    return d / informative
-
-
-def cross_p_distance(queries: Sequence[str], targets: Sequence[str], *, max_aligned: float = 0.12,
-                     k: int = 8) -> np.ndarray:
-    """p-distance of every query to every target (``len(queries) x len(targets)``).
-
-    Pairs whose k-mer (Mash) estimate exceeds ``max_aligned`` are not aligned and
-    keep the estimate (never below ``max_aligned``): they are far beyond any
-    species threshold, and skipping them is what makes n² affordable.
-    """
-    queries = [q.upper() for q in queries]
-    targets = [t.upper() for t in targets]
-    out = np.ones((len(queries), len(targets)), dtype=np.float32)
-    if not queries or not targets:
-        return out
-    uq, q_inv = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
-    ut, t_inv = np.unique(np.asarray(targets, dtype=object), return_inverse=True)
-    est = _mash_distance(_kmer_presence(list(uq), k), _kmer_presence(list(ut), k), k)
-    dist = np.maximum(est, max_aligned).astype(np.float32)
-    for i, j in zip(*np.nonzero(est <= max_aligned)):
-        d = _p_distance(uq[i], ut[j], max_aligned)
-        if math.isfinite(d):
-            dist[i, j] = d
-    return dist[np.ix_(q_inv.ravel(), t_inv.ravel())]
-
-
-def pairwise_p_distance(seqs: Sequence[str], *, max_aligned: float = 0.12, k: int = 8) -> np.ndarray:
-    """Symmetric p-distance matrix of barcodes (zero diagonal), see :func:`cross_p_distance`."""
-    seqs = [s.upper() for s in seqs]
-    n = len(seqs)
-    if n == 0:
-        return np.zeros((0, 0), dtype=np.float32)
-    uniq, inv = np.unique(np.asarray(seqs, dtype=object), return_inverse=True)
-    inv = inv.ravel()
-    pres = _kmer_presence(list(uniq), k)
-    est = _mash_distance(pres, pres, k)
-    dist = np.maximum(est, max_aligned).astype(np.float32)
-    ii, jj = np.nonzero(np.triu(est <= max_aligned, k=1))
-    for i, j in zip(ii.tolist(), jj.tolist()):
-        d = _p_distance(uniq[i], uniq[j], max_aligned)
-        if math.isfinite(d):
-            dist[i, j] = d
-    iu = np.triu_indices(len(uniq), k=1)
-    dist[(iu[1], iu[0])] = dist[iu]
-    np.fill_diagonal(dist, 0.0)
-    log.debug("p-distance: %d sequences, %d unique, %d aligned pairs", n, len(uniq), ii.size)
-    return dist[np.ix_(inv, inv)]
-
-
 def cosine_distance(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     """1 - cosine similarity of embedding rows (clipped to [0, 2])."""
     x = np.asarray(x, dtype=np.float32)

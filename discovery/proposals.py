@@ -32,14 +32,8 @@ from typing import TYPE_CHECKING, Any, Collection, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.clustering import (
-    BarcodeGapThreshold,
-    CandidateSpeciesClusterer,
-    ClusteringConfig,
-    _kmer_presence,
-    cross_p_distance,
-    pairwise_p_distance,
-)
+from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer, ClusteringConfig
+from biodiscover.storage.distance import cross_p_distance, kmer_presence, pairwise_p_distance
 from biodiscover.storage.evidence import (
     BinEvidence,
     CandidateProposal,
@@ -114,8 +108,8 @@ def nearest_known(queries: Sequence[str], reference: Sequence[Specimen], top: in
     if not refs or not queries:
         return [None] * len(queries)
     ref_seqs = [(r.dna_barcode or "").upper() for r in refs]
-    a = _kmer_presence([q.upper() for q in queries], k)
-    b = _kmer_presence(ref_seqs, k)
+    a = kmer_presence([q.upper() for q in queries], k)
+    b = kmer_presence(ref_seqs, k)
     # cosine of k-mer sets ranks candidates (containment would favour short references)
     inter = np.asarray((a @ b.T).todense(), dtype=np.float32)
     norm = np.sqrt(np.asarray(a.sum(axis=1)).reshape(-1, 1) * np.asarray(b.sum(axis=1)).reshape(1, -1))

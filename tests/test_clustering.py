@@ -11,10 +11,9 @@ from biodiscover.discovery.clustering import (
     ClassicalMDS,
     ClusteringConfig,
     cosine_distance,
-    cross_p_distance,
-    pairwise_p_distance,
 )
 from biodiscover.discovery.metrics import clustering_scores
+from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
 from discovery_fixtures import BASES, mutate
 
 

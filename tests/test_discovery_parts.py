@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from biodiscover.discovery.hierarchy import HierarchicalClassifier, JsonLogistic, RankEvidence, rank_evidence
-from biodiscover.discovery.identity import candidate_identities, identity
+from biodiscover.discovery.identity import candidate_identities
+from biodiscover.storage.distance import identity
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, kmer_codes
 from biodiscover.discovery.novelty import FEATURES, NoveltyDetector

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from biodiscover.discovery.clustering import BarcodeGapThreshold, cross_p_distance
+from biodiscover.discovery.clustering import BarcodeGapThreshold
 from biodiscover.discovery.proposals import build_proposals, consensus_barcode, discover_candidates, nearest_known
+from biodiscover.storage.distance import cross_p_distance
 from biodiscover.storage.records import Specimen
 from discovery_fixtures import BASES, mutate
 

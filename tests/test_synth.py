@@ -162,7 +162,8 @@ def test_sequencing_realities(medium_frame) -> None:
     assert len(bc) / bc.nunique() > 1.3
     assert bc.value_counts().iloc[0] >= 10
     # a few species without a barcode gap: a congener closer than their own spread
-    from biodiscover.storage.synth.stats import clean, pair_distance
+    from biodiscover.storage.distance import divergence
+    from biodiscover.storage.synth.stats import clean
 
     bcs = meta["dna_barcode"].map(clean)
     no_gap_hits = 0
@@ -170,8 +171,8 @@ def test_sequencing_realities(medium_frame) -> None:
         mine = bcs[truth["species_id"] == sid].unique()[:8]
         genus = truth.loc[truth["species_id"] == sid, "genus"].iloc[0]
         others = bcs[(truth["genus"] == genus) & (truth["species_id"] != sid)].unique()[:40]
-        intra = max([pair_distance(a, b) for i, a in enumerate(mine) for b in mine[i + 1:]], default=0.0)
-        inter = min([pair_distance(a, b) for a in mine for b in others], default=1.0)
+        intra = max([divergence(a, b) for i, a in enumerate(mine) for b in mine[i + 1:]], default=0.0)
+        inter = min([divergence(a, b) for a in mine for b in others], default=1.0)
         no_gap_hits += inter < intra
     assert no_gap_hits >= 2
     # rare mislabelled records

@@ -24,7 +24,7 @@ import numpy as np
 
 import pyfamsa
 
-from biodiscover.discovery.clustering import cross_p_distance, pairwise_p_distance
+from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import RANKS, Specimen
 from biodiscover.storage.synth import SynthConfig, generate_frame

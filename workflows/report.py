@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.distance import p_distance
 from biodiscover.storage.records import RANKS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -197,21 +198,6 @@ def plot_novelty(assignments: pd.DataFrame) -> Plot:
     return Plot("novelty", "Novelty scores", f"{n_novel} of {len(scores)} specimens flagged novel.", _png(fig))
 
 
-def p_distance(a: str, b: str) -> float:
-    """Uncorrected p-distance from a global (NW) alignment edit distance, N-tolerant.
-
-    ``edlib`` NW distance over the longer length: cheap, and what a taxonomist
-    reads as "% divergence" between two COI barcodes.
-    """
-    import edlib
-
-    if not a or not b:
-        return float("nan")
-    eq = [("N", c) for c in "ACGT"]
-    res = edlib.align(a, b, mode="NW", task="distance", additionalEqualities=eq)
-    return res["editDistance"] / max(len(a), len(b))
-
-
 def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per_candidate: int = 12,
                           max_candidates: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Within-candidate pairwise and nearest-other-candidate distances from member barcodes.
@@ -221,6 +207,8 @@ def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per
     few seconds on big runs; the caps are part of the plot's caption.
     Between: for each candidate, the smallest distance from its first member to
     the first member of any other candidate (nearest neighbour candidate).
+    Distances are the p-distance the clustering cut at (``storage.distance``);
+    pairs whose informative overlap is too short to compare are left out.
     """
     rng = np.random.default_rng(seed)
     groups: list[list[str]] = []
@@ -241,7 +229,8 @@ def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per
         for j in range(i + 1, len(reps)):
             dist[i, j] = dist[j, i] = p_distance(reps[i], reps[j])
     between = dist.min(axis=1) if len(reps) > 1 else np.array([])
-    return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
+    w, b = np.asarray(within, dtype=float), np.asarray(between, dtype=float)
+    return w[np.isfinite(w)], b[np.isfinite(b)]
 
 
 def evidence_gap_distances(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:

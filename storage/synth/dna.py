@@ -136,13 +136,3 @@ def to_strings(codes: np.ndarray) -> list[str]:
     letters = BASES[codes]
     return [row.tobytes().decode("ascii") for row in letters]
 
-
-def p_distance(a: str, b: str) -> float:
-    """Ungapped p-distance over the common prefix (synthetic barcodes share a frame)."""
-    n = min(len(a), len(b))
-    if n == 0:
-        return float("nan")
-    x = np.frombuffer(a[:n].encode(), dtype=np.uint8)
-    y = np.frombuffer(b[:n].encode(), dtype=np.uint8)
-    ok = (x != 78) & (y != 78)
-    return float((x[ok] != y[ok]).mean()) if ok.any() else float("nan")

@@ -3,37 +3,27 @@
 Why here: the generator's claims (median within-species ≈ 1.2%, within-genus ≈ 8%,
 within-family ≈ 14%) must be measured the same way on real and synthetic data.
 Both go through :func:`distance_profile`: barcodes cleaned (upper case, first
-660 nt, N runs stripped), unique barcodes per group, the shorter of each pair
-aligned inside the longer with edlib (infix mode, N matches anything), distance
-divided by the shorter length. Real barcodes differ in start and end, so an
-ungapped prefix comparison would overstate distances.
+660 nt, N runs stripped), unique barcodes per group, distance =
+:func:`biodiscover.storage.distance.divergence` (1 − identity: the shorter of each
+pair aligned inside the longer, N matches anything, differences per informative
+base of the shorter). Real barcodes differ in start and end, so an ungapped
+prefix comparison would overstate distances.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import edlib
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.distance import divergence
 from biodiscover.storage.records import MAX_NUCLEOTIDES
-
-_N_EQUAL = [("N", b) for b in "ACGT"]
 
 
 def clean(barcode: str) -> str:
     """Upper case, first 660 nt, leading/trailing N runs stripped."""
     return str(barcode).upper()[:MAX_NUCLEOTIDES].strip("N")
-
-
-def pair_distance(a: str, b: str) -> float:
-    """Edit distance per nucleotide of the shorter barcode aligned inside the longer."""
-    q, t = (a, b) if len(a) <= len(b) else (b, a)
-    if not q:
-        return float("nan")
-    res = edlib.align(q, t, mode="HW", task="distance", additionalEqualities=_N_EQUAL)
-    return res["editDistance"] / len(q)
 
 
 @dataclass(frozen=True)
@@ -94,7 +84,7 @@ def distance_profile(df: pd.DataFrame, ranks: tuple[str, ...] = ("species", "gen
                 grp = grp.sample(max_per_group, random_state=int(rng.integers(2**31)))
             seqs = grp["b"].to_numpy()
             labs = grp["c"].to_numpy()
-            d = [pair_distance(seqs[i], seqs[j]) for i in range(len(seqs)) for j in range(i + 1, len(seqs))
+            d = [divergence(seqs[i], seqs[j]) for i in range(len(seqs)) for j in range(i + 1, len(seqs))
                  if not child or labs[i] != labs[j]]
             d = [x for x in d if x == x]
             if d:

@@ -1,0 +1,182 @@
+"""Barcode distances: the one module every layer measures COI barcodes with.
+
+Why here, in ``storage``: the numbers it defines are part of the stored data —
+the evidence record (``storage.evidence``) holds p-distances, the synthetic
+generator (``storage.synth``) is calibrated against real data in them, and the
+engine, clustering, report and TUI all read or produce them. ``storage`` is the
+floor every layer may import; a definition in ``discovery`` could not be used by
+the generator, and a second copy is how the report's barcode-gap plot came to
+measure something other than what the clustering cut.
+
+All distances align the shorter read anywhere inside the longer one (edlib
+infix mode, ``HW``), so reads that start or stop at different primers are
+compared on what they share; ``N`` matches any base but is never counted as
+evidence. Two normalisations, each for a reason:
+
+* :func:`p_distance` — differences per *informative overlap column* (neither
+  read ``N``), with the longer read padded by ``N`` so overhangs cost nothing
+  (vsearch's identity definition, terminal gaps ignored). What clustering cuts
+  at, what candidate evidence reports (within, between, to the nearest known
+  species) and what the report's barcode-gap plot shows. ``inf`` when the
+  informative overlap is too short to say anything (a mostly-N read must not
+  look identical to everything and chain species together).
+* :func:`identity` — 1 − differences per informative base of the *shorter read*
+  (no padding, no overlap floor): "how much of this query matches", the
+  evidence the naming engine's calibrated per-rank models were fitted on, and
+  the distance the synthetic generator is calibrated in
+  (:func:`divergence` = 1 − identity, ``nan`` for an empty read).
+
+:func:`cross_p_distance` / :func:`pairwise_p_distance` make the p-distance
+affordable for thousands of reads: a k-mer containment estimate (Mash-style)
+skips alignment for pairs far beyond any species threshold.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Sequence
+
+import edlib
+import numpy as np
+from scipy import sparse
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MIN_INFORMATIVE", "p_distance", "cross_p_distance", "pairwise_p_distance", "identity", "divergence",
+           "kmer_presence", "mash_distance"]
+
+#: edlib equalities: ``N`` matches any base
+_N_EQUAL = [("N", base) for base in "ACGT"]
+#: fewest non-N aligned columns a p-distance is computed on
+MIN_INFORMATIVE = 100
+_NUC = {c: i for i, c in enumerate("ACGT")}
+
+
+def p_distance(a: str, b: str, max_distance: float = 1.0, overhang: float = 0.25) -> float:
+    """Differences per informative overlap column of two barcodes (see the module docstring).
+
+    The shorter read is aligned into the longer one padded with ``overhang`` x
+    its length of ``N`` on both sides. Returns ``inf`` above ``max_distance``
+    (the alignment stops early) or when the informative overlap is under
+    ``MIN_INFORMATIVE`` bases or half the shorter read's informative bases.
+    """
+    q, t = (a, b) if len(a) <= len(b) else (b, a)
+    if not q:
+        return math.inf
+    pad = int(overhang * len(q))
+    k = int(max_distance * len(q)) + 1
+    res = edlib.align(q, "N" * pad + t + "N" * pad, mode="HW", task="locations", k=k,
+                      additionalEqualities=_N_EQUAL)
+    d = res["editDistance"]
+    if d < 0:
+        return math.inf
+    start, end = res["locations"][0]
+    lo, hi = max(start, pad), min(end, pad + len(t) - 1)
+    informative = (hi - lo + 1) - q.count("N") - t[lo - pad : hi - pad + 1].count("N")
+    if informative < max(MIN_INFORMATIVE, (len(q) - q.count("N")) / 2):
+        return math.inf
+    return float(d / informative)
+
+
+def identity(a: str, b: str) -> float:
+    """1 − differences per informative base of the shorter read, in [0, 1] (0.0 when either is empty)."""
+    if not a or not b:
+        return 0.0
+    if len(a) > len(b):
+        a, b = b, a
+    result = edlib.align(a, b, mode="HW", task="distance", additionalEqualities=_N_EQUAL)
+    distance = result["editDistance"]
+    informative = len(a) - a.count("N")
+    if distance < 0 or informative <= 0:
+        return 0.0
+    return max(0.0, 1.0 - distance / informative)
+
+
+def divergence(a: str, b: str) -> float:
+    """1 − :func:`identity`; ``nan`` when either read is empty (nothing to compare)."""
+    if not a or not b:
+        return float("nan")
+    return 1.0 - identity(a, b)
+
+
+def kmer_presence(seqs: Sequence[str], k: int) -> sparse.csr_matrix:
+    """Sparse binary k-mer presence matrix (n x 4**k, CSR float32); k-mers with N are skipped."""
+    lut = np.full(256, 255, dtype=np.uint8)
+    for c, v in _NUC.items():
+        lut[ord(c)] = v
+    powers = 4 ** np.arange(k - 1, -1, -1, dtype=np.int64)
+    indptr, indices = [0], []
+    for s in seqs:
+        codes = lut[np.frombuffer(s.encode("ascii"), dtype=np.uint8)]
+        if codes.size >= k:
+            win = np.lib.stride_tricks.sliding_window_view(codes, k)
+            ok = (win != 255).all(axis=1)
+            idx = np.unique((win[ok].astype(np.int64) * powers).sum(axis=1))
+            indices.append(idx)
+            indptr.append(indptr[-1] + idx.size)
+        else:
+            indptr.append(indptr[-1])
+    cols = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int64)
+    return sparse.csr_matrix((np.ones(cols.size, dtype=np.float32), cols, np.asarray(indptr)),
+                             shape=(len(seqs), 4**k))
+
+
+def mash_distance(presence_a: sparse.csr_matrix, presence_b: sparse.csr_matrix, k: int) -> np.ndarray:
+    """Divergence estimate from k-mer containment, -ln(C)/k (Mash-style).
+
+    Containment (shared k-mers over the smaller set), not Jaccard, so that a
+    partial barcode inside a full one still looks close.
+    """
+    inter = np.asarray((presence_a @ presence_b.T).todense(), dtype=np.float32)
+    size_a = np.asarray(presence_a.sum(axis=1), dtype=np.float32).reshape(-1, 1)
+    size_b = np.asarray(presence_b.sum(axis=1), dtype=np.float32).reshape(1, -1)
+    contain = np.clip(inter / np.maximum(np.minimum(size_a, size_b), 1.0), 1e-9, 1.0)
+    return np.asarray(np.clip(-np.log(contain) / k, 0.0, 1.0))
+
+
+def cross_p_distance(queries: Sequence[str], targets: Sequence[str], *, max_aligned: float = 0.12,
+                     k: int = 8) -> np.ndarray:
+    """p-distance of every query to every target (``len(queries) x len(targets)``, float32).
+
+    Pairs whose k-mer (Mash) estimate exceeds ``max_aligned`` are not aligned and
+    keep the estimate (never below ``max_aligned``): they are far beyond any
+    species threshold, and skipping them is what makes n² affordable.
+    """
+    queries = [q.upper() for q in queries]
+    targets = [t.upper() for t in targets]
+    out = np.ones((len(queries), len(targets)), dtype=np.float32)
+    if not queries or not targets:
+        return out
+    uq, q_inv = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
+    ut, t_inv = np.unique(np.asarray(targets, dtype=object), return_inverse=True)
+    est = mash_distance(kmer_presence(list(uq), k), kmer_presence(list(ut), k), k)
+    dist = np.maximum(est, max_aligned).astype(np.float32)
+    for i, j in zip(*np.nonzero(est <= max_aligned)):
+        d = p_distance(uq[i], ut[j], max_aligned)
+        if math.isfinite(d):
+            dist[i, j] = d
+    return np.asarray(dist[np.ix_(q_inv.ravel(), t_inv.ravel())])
+
+
+def pairwise_p_distance(seqs: Sequence[str], *, max_aligned: float = 0.12, k: int = 8) -> np.ndarray:
+    """Symmetric p-distance matrix of barcodes (zero diagonal), see :func:`cross_p_distance`."""
+    seqs = [s.upper() for s in seqs]
+    n = len(seqs)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    uniq, inv = np.unique(np.asarray(seqs, dtype=object), return_inverse=True)
+    inv = inv.ravel()
+    pres = kmer_presence(list(uniq), k)
+    est = mash_distance(pres, pres, k)
+    dist = np.maximum(est, max_aligned).astype(np.float32)
+    ii, jj = np.nonzero(np.triu(est <= max_aligned, k=1))
+    for i, j in zip(ii.tolist(), jj.tolist()):
+        d = p_distance(uniq[i], uniq[j], max_aligned)
+        if math.isfinite(d):
+            dist[i, j] = d
+    iu = np.triu_indices(len(uniq), k=1)
+    dist[(iu[1], iu[0])] = dist[iu]
+    np.fill_diagonal(dist, 0.0)
+    log.debug("p-distance: %d sequences, %d unique, %d aligned pairs", n, len(uniq), ii.size)
+    return np.asarray(dist[np.ix_(inv, inv)])
