@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 
-from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer, ClusteringConfig  # noqa: E402
+from biodiscover.discovery.clustering import BarcodeDistances, BarcodeGapThreshold, ClusteringConfig  # noqa: E402
+from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer  # noqa: E402
 from biodiscover.discovery.metrics import bin_agreement, clustering_scores  # noqa: E402
 from biodiscover.storage.records import MIN_BARCODE_LENGTH  # noqa: E402
 from biodiscover.storage.validation import clean_barcode  # noqa: E402
@@ -86,7 +87,7 @@ def run_ours(learn: pd.DataFrame, ev: pd.DataFrame) -> dict:
     gap = BarcodeGapThreshold().fit(list(learn["seq"]), list(learn["species"]), groups=list(learn["genus"]))
     t_learn = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    cl = CandidateSpeciesClusterer().fit(list(ev["seq"]), threshold=gap)
+    cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(list(ev["seq"])))
     t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
     return {
         "labels": cl.labels_, "hdbscan_labels": cl.hdbscan_labels_,
@@ -115,11 +116,11 @@ def run_ours_grouped(learn: pd.DataFrame, ev: pd.DataFrame, keys: pd.DataFrame, 
     parents = [ref[h.processid][0 if rank == "family" else 1] if h else None for h in hits]
     t_nn = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    cl = CandidateSpeciesClusterer().fit(list(ev["seq"]), groups=parents, threshold=gap)
+    cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(list(ev["seq"])), groups=parents)
     t_fit, c_fit = time.perf_counter() - t0, time.process_time() - c0
     t0, c0 = time.perf_counter(), time.process_time()
-    apart = CandidateSpeciesClusterer(ClusteringConfig(merge_across_groups=False)).fit(
-        list(ev["seq"]), groups=parents, threshold=gap)
+    apart = CandidateSpeciesClusterer(ClusteringConfig(merge_across_groups=False), gap).fit(
+        BarcodeDistances(list(ev["seq"])), groups=parents)
     t_apart, c_apart = time.perf_counter() - t0, time.process_time() - c0
     return {"labels": cl.labels_, "labels_no_merge": apart.labels_, "wall_s_no_merge": t_apart,
             "cpu_s_no_merge": c_apart, "threshold": gap.threshold_, "linkage": gap.linkage_,

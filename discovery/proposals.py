@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Collection, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer, ClusteringConfig
+from biodiscover.discovery.clustering import (BarcodeDistances, BarcodeGapThreshold, ClusteringConfig, SpeciesClusterer,
+                                              make_clusterer)
 from biodiscover.storage.distance import cross_p_distance, kmer_presence, pairwise_p_distance
 from biodiscover.storage.evidence import (
     BinEvidence,
@@ -260,7 +261,7 @@ def compute_evidence(
 # ---------------------------------------------------------------------------------
 def build_proposals(
     specimens: Sequence[Specimen],
-    clusterer: CandidateSpeciesClusterer,
+    clusterer: SpeciesClusterer,
     *,
     parents: Sequence[tuple[str, str] | None] | None = None,
     reference: Sequence[Specimen] | None = None,
@@ -275,7 +276,7 @@ def build_proposals(
     the nearest known species in; ``novelty[i]``: its novelty probability.
     Proposals come out largest first.
     """
-    if not hasattr(clusterer, "labels_"):
+    if not clusterer.is_fitted:
         raise RuntimeError("the clusterer is not fitted; call fit() first")
     labels = clusterer.labels_
     n = len(specimens)
@@ -385,20 +386,22 @@ def discover_candidates(
     config: ClusteringConfig = ClusteringConfig(),
     reference: Sequence[Specimen] | None = None,
     novelty: Sequence[float] | None = None,
-) -> tuple[CandidateSpeciesClusterer, list[CandidateProposal]]:
+) -> tuple[SpeciesClusterer, list[CandidateProposal]]:
     """Cluster novel specimens within their parent taxon and build their proposals.
 
-    The one call the engine needs: specimens without a barcode cannot be placed
-    by DNA and are refused with their processids named.
+    The one call the engine needs: ``config`` chooses the method
+    (``discovery.clustering.make_clusterer``), ``threshold`` is the learned barcode
+    gap. Specimens without a barcode cannot be placed by DNA and are refused
+    with their processids named.
     """
     if config.metric != "p":
-        raise ValueError("discover_candidates clusters barcodes; use CandidateSpeciesClusterer for embeddings")
+        raise ValueError("discover_candidates clusters barcodes; fit a clusterer on EmbeddingDistances for embeddings")
     missing = [s.processid for s in specimens if not s.dna_barcode]
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise ValueError(f"{len(missing)} specimen(s) have no barcode to cluster: {shown}")
     groups = [tuple(p) if p is not None else None for p in parents] if parents is not None else None
-    clusterer = CandidateSpeciesClusterer(config).fit([s.dna_barcode or "" for s in specimens], groups, threshold)
+    clusterer = make_clusterer(config, threshold).fit(BarcodeDistances([s.dna_barcode or "" for s in specimens]), groups)
     proposals = build_proposals(specimens, clusterer, parents=parents, reference=reference, novelty=novelty)
     log.info("%d specimens → %d candidate species", len(specimens), len(proposals))
     return clusterer, proposals
@@ -419,20 +422,22 @@ def novel_parent(r: TriageResult) -> tuple[str, str] | None:
 
 
 def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult],
-                      threshold: BarcodeGapThreshold | None = None) -> list[CandidateProposal]:
+                      threshold: BarcodeGapThreshold | None = None,
+                      config: ClusteringConfig = ClusteringConfig()) -> list[CandidateProposal]:
     """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
 
     Clustered under their parent taxon (:func:`novel_parent`); each proposal's
     parent lineage and nearest known species come from the engine's results
     (:func:`with_engine_evidence`). ``threshold``: the bundle's learned
     ``BarcodeGapThreshold`` (``DiscoveryModel.barcode_gap_``); None = the
-    clustering's default cut.
+    clustering's default cut. ``config``: the clustering method and settings
+    (record them with the run: ``discovery.clustering.run_record``).
     """
     novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
     if not novel:
         return []
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
-                                       novelty=[r.novelty for _, r in novel], threshold=threshold)
+                                       novelty=[r.novelty for _, r in novel], threshold=threshold, config=config)
     by_pid = {s.processid: r for s, r in novel}
     return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid])
             for p in proposals]

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from biodiscover.discovery.clustering import (
+    BarcodeDistances,
     BarcodeGapThreshold,
-    CandidateSpeciesClusterer,
     ClassicalMDS,
     ClusteringConfig,
+    EmbeddingDistances,
     cosine_distance,
 )
+from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer
 from biodiscover.discovery.metrics import clustering_scores
 from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
 from discovery_fixtures import BASES, mutate
@@ -79,7 +81,7 @@ def test_mostly_n_reads_do_not_chain_species(reference, gap) -> None:
     assert cross_p_distance([half], [a])[0, 0] == pytest.approx(1 / 200)
     # bridging reads made of species a's and b's informative halves do not merge the two species
     bridges = ["N" * 200 + a[200:], b[:200] + "N" * 200]
-    labels = CandidateSpeciesClusterer().fit([a, b] + bridges, None, gap).labels_
+    labels = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances([a, b] + bridges)).labels_
     assert labels[0] != labels[1]
 
 
@@ -106,7 +108,7 @@ def test_threshold_round_trips_through_json(gap: BarcodeGapThreshold) -> None:
 
 def test_candidates_recover_novel_species(gap: BarcodeGapThreshold) -> None:
     seqs, species, genera = synthetic_barcodes(3, 4, (1, 7), seed=7)
-    cl = CandidateSpeciesClusterer().fit(seqs, groups=genera, threshold=gap)
+    cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs), groups=genera)
     scores = clustering_scores(species, cl.labels_)
     assert scores["ami"] > 0.95, scores
     n = len(seqs)
@@ -129,23 +131,23 @@ def test_singleton_species_kept_and_far_outlier_alone(gap: BarcodeGapThreshold) 
     seqs, species, _ = synthetic_barcodes(1, 3, (4, 4), seed=3)
     rng = np.random.default_rng(9)
     stranger = "".join(rng.choice(BASES, 400))
-    cl = CandidateSpeciesClusterer().fit(seqs + [stranger], threshold=gap)
+    cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs + [stranger]))
     assert np.sum(cl.labels_ == cl.labels_[-1]) == 1
     assert cl.n_candidates_ == 4
 
 
 def test_predict_places_late_specimens(gap: BarcodeGapThreshold) -> None:
     seqs, species, genera = synthetic_barcodes(2, 3, (4, 6), seed=11)
-    cl = CandidateSpeciesClusterer().fit(seqs, groups=genera, threshold=gap)
+    cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs), groups=genera)
     rng = np.random.default_rng(5)
     late = ["".join(mutate(rng, np.array(list(s)), 0.004)) for s in seqs[:6]]
     stranger = "".join(rng.choice(BASES, 400))
-    labels, probs = cl.predict(late + [stranger], groups=genera[:6] + [genera[0]])
+    labels, probs = cl.predict(BarcodeDistances(late + [stranger]), groups=genera[:6] + [genera[0]])
     assert (labels[:6] == cl.labels_[:6]).all()
     assert labels[6] == -1 and probs[6] == 0.0
     assert (probs[:6] > 0.3).all()
     # a group never seen at fit time gives new singletons
-    labels2, _ = cl.predict(seqs[:2], groups=["unknown", "unknown"])
+    labels2, _ = cl.predict(BarcodeDistances(seqs[:2]), groups=["unknown", "unknown"])
     assert (labels2 == -1).all()
 
 
@@ -153,13 +155,14 @@ def test_wrong_parent_is_merged_back_across_groups(gap: BarcodeGapThreshold) -> 
     seqs, species, genera = synthetic_barcodes(2, 3, (4, 6), seed=13)
     wrong = list(genera)
     wrong[0] = "G1"  # a G0 specimen filed under the other genus
-    merged = CandidateSpeciesClusterer().fit(seqs, groups=wrong, threshold=gap)
+    merged = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs), groups=wrong)
     assert clustering_scores(species, merged.labels_)["ami"] == pytest.approx(1.0)
     assert merged.labels_[0] == merged.labels_[1] and merged.merged_across_groups_
-    kept = CandidateSpeciesClusterer(ClusteringConfig(merge_across_groups=False)).fit(seqs, groups=wrong, threshold=gap)
+    kept = CandidateSpeciesClusterer(ClusteringConfig(merge_across_groups=False), gap).fit(
+        BarcodeDistances(seqs), groups=wrong)
     assert kept.labels_[0] != kept.labels_[1] and not kept.merged_across_groups_
     # predict still works on the relabelled candidates
-    labels, _ = merged.predict(seqs[1:3], groups=wrong[1:3])
+    labels, _ = merged.predict(BarcodeDistances(seqs[1:3]), groups=wrong[1:3])
     assert (labels == merged.labels_[1:3]).all()
 
 
@@ -169,9 +172,9 @@ def test_cosine_embeddings_and_fixed_threshold() -> None:
     truth = np.repeat(np.arange(6), 8)
     x = centers[truth] + 0.05 * rng.normal(size=(truth.size, 32))
     cfg = ClusteringConfig(metric="cosine", linkage="average", distance_threshold=0.2)
-    cl = CandidateSpeciesClusterer(cfg).fit(x)
+    cl = CandidateSpeciesClusterer(cfg).fit(EmbeddingDistances(x))
     assert clustering_scores(truth, cl.labels_)["ami"] > 0.99
-    labels, _ = cl.predict(x[:3] + 0.01)
+    labels, _ = cl.predict(EmbeddingDistances(x[:3] + 0.01))
     assert (labels == cl.labels_[:3]).all()
     d = cosine_distance(x[:2])
     assert d[0, 0] == 0.0 and d.shape == (2, 2)
@@ -192,15 +195,15 @@ def test_mds_out_of_sample_reproduces_training_points() -> None:
 
 def test_bad_input_is_refused() -> None:
     with pytest.raises(ValueError, match="no specimens"):
-        CandidateSpeciesClusterer().fit([])
+        CandidateSpeciesClusterer().fit(BarcodeDistances([]))
     with pytest.raises(ValueError, match="2 specimens but 1 group"):
-        CandidateSpeciesClusterer().fit(["ACGT" * 60, "ACGT" * 60], groups=["a"])
+        CandidateSpeciesClusterer().fit(BarcodeDistances(["ACGT" * 60, "ACGT" * 60]), groups=["a"])
     with pytest.raises(ValueError, match="linkage"):
-        CandidateSpeciesClusterer(ClusteringConfig(linkage="ward"))
+        ClusteringConfig(linkage="ward")
     with pytest.raises(ValueError, match=">= 2 species"):
         BarcodeGapThreshold().fit(["ACGT" * 60] * 3, ["a", "a", "a"])
     with pytest.raises(RuntimeError, match="not fitted"):
-        CandidateSpeciesClusterer().predict(["ACGT"])
+        CandidateSpeciesClusterer().predict(BarcodeDistances(["ACGT"]))
 
 
 def test_classical_mds_on_a_degenerate_group_of_identical_barcodes() -> None:
@@ -218,3 +221,62 @@ def test_classical_mds_on_a_degenerate_group_of_identical_barcodes() -> None:
     assert coords.shape[0] == 201 and np.isfinite(coords).all()
     back = np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))
     assert np.abs(back - dist).max() < 1e-6
+
+
+def test_a_new_clustering_method_is_one_new_file(tmp_path, monkeypatch, gap: BarcodeGapThreshold) -> None:
+    """A method is one module exposing a SpeciesClusterer; the config names it, discovery uses it,
+    and nothing else is edited."""
+    import textwrap
+
+    from biodiscover.discovery.clustering import available_methods, make_clusterer
+    from biodiscover.discovery.proposals import discover_candidates
+    from biodiscover.storage.records import Specimen
+
+    (tmp_path / "one_per_parent.py").write_text(textwrap.dedent('''
+        import numpy as np
+        from biodiscover.discovery.clustering import SpeciesClusterer
+
+        class Clusterer(SpeciesClusterer):
+            """Every parent group is one candidate (a deliberately crude method)."""
+
+            def fit(self, distances, groups=None):
+                keys = self._check_input(distances, groups)
+                ids = {g: i for i, g in enumerate(dict.fromkeys(keys))}
+                self.labels_ = np.array([ids[g] for g in keys], dtype=np.int64)
+                self.probabilities_ = np.full(len(keys), 0.5)
+                self._finish(keys)
+                return self
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seqs, species, genera = synthetic_barcodes(2, 3, (3, 3), seed=21)
+    specimens = [Specimen(processid=f"S{i}", dna_barcode=s) for i, s in enumerate(seqs)]
+    parents = [("genus", g) for g in genera]
+    config = ClusteringConfig(method="one_per_parent:Clusterer")
+    clusterer, props = discover_candidates(specimens, parents=parents, threshold=gap, config=config)
+    assert type(clusterer).__module__ == "one_per_parent"
+    assert sorted(p.size for p in props) == [9, 9] and {p.parent_name for p in props} == {"G0", "G1"}
+    assert all(m.probability == 0.5 for p in props for m in p.members)
+    assert props[0].evidence.threshold == gap.threshold_  # the facts it had no opinion on: defaults
+    # the built-in methods are the modules of discovery/clustering_methods; the default is unchanged
+    assert available_methods() == ["threshold", "threshold_hdbscan"]
+    assert type(make_clusterer(ClusteringConfig(), gap)) is CandidateSpeciesClusterer
+    plain, _ = discover_candidates(specimens, parents=parents, threshold=gap, config=ClusteringConfig(method="threshold"))
+    assert clustering_scores(species, plain.labels_)["ami"] == pytest.approx(1.0)
+    assert (plain.outlier_scores_ == 0).all() and set(plain.agreement_.values()) == {1.0}
+    with pytest.raises(ValueError, match="unknown clustering method 'kmeans'.*threshold_hdbscan"):
+        make_clusterer(ClusteringConfig(method="kmeans"))
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        make_clusterer(ClusteringConfig(method="one_per_parent:Nope"))
+
+
+def test_clustering_config_is_recorded_as_json(gap: BarcodeGapThreshold) -> None:
+    import json
+
+    from biodiscover.discovery.clustering import run_record
+
+    config = ClusteringConfig(method="threshold", linkage="average", merge_across_groups=False)
+    assert ClusteringConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    record = json.loads(json.dumps(run_record(config, gap)))
+    assert record["method"] == "threshold" and record["learned_gap"]["threshold"] == gap.threshold_
+    with pytest.raises(ValueError, match="unknown clustering setting"):
+        ClusteringConfig.from_dict({"colour": 1})

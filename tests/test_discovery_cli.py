@@ -119,6 +119,9 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
         run = database.run_tables(summary["run_id"])["run"]
     fp = model_fingerprint(bundle)
     assert fp.startswith("sha256:") and run["model_fingerprint"] == fp
+    # the clustering method and the learned cut it used are recorded with the run
+    clustering = run["parameters"]["clustering"]
+    assert clustering["method"] == "threshold_hdbscan" and clustering["learned_gap"]["threshold"] > 0
 
 
 def test_accepted_candidates_are_references_for_the_next_run(dataset, bundle, tmp_path, capsys) -> None:

@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from biodiscover.discovery.clustering import BarcodeGapThreshold, CandidateSpeciesClusterer
+from biodiscover.discovery.clustering import BarcodeDistances, BarcodeGapThreshold
+from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import clustering_scores
 from biodiscover.storage.records import Specimen
@@ -54,7 +55,7 @@ def test_triage_clusters_with_the_learned_gap(world) -> None:
     assert len(flagged) >= 0.9 * len(unseen)
     triage_ami = clustering_scores([species[p] for p in flagged], [member[p] for p in flagged])["ami"]
     # the standalone clusterer on the same specimens with the same learned gap
-    alone = CandidateSpeciesClusterer().fit([s.dna_barcode for s in unseen], None, model.barcode_gap_)
+    alone = CandidateSpeciesClusterer(gap=model.barcode_gap_).fit(BarcodeDistances([s.dna_barcode for s in unseen]))
     alone_ami = clustering_scores([species[s.processid] for s in unseen], list(alone.labels_))["ami"]
     assert triage_ami >= 0.85 and triage_ami >= alone_ami - 0.03
     # without the learned gap (the clustering's 3% default) species fall apart

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors
 from biodiscover.discovery.proposals import candidate_species
@@ -85,7 +86,9 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     if cluster:
         say("clustering novel-flagged specimens")
         specs = known + novel
-        props = candidate_species(specs, res, threshold=getattr(model, "barcode_gap_", None))
+        gap = getattr(model, "barcode_gap_", None)
+        props = candidate_species(specs, res, threshold=gap)
+        report["clustering"] = run_record(ClusteringConfig(), gap)
         cand = {m.processid: i for i, p in enumerate(props) for m in p.members}
         truth_of = {s.processid: s.species for s in specs}
         pids = [s.processid for s in novel if s.processid in cand and s.species]

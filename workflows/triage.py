@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.storage.errors import InputError
@@ -94,6 +95,7 @@ class ImageModel:
 
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
                      progress: Progress | None = None, image_model: ImageModel | None = None,
+                     clustering: ClusteringConfig = ClusteringConfig(),
                      ) -> tuple[list[TriageResult], list[CandidateProposal], dict[str, float]]:
     """Engine (+ image classifier) + clustering on specimens already read (no I/O).
 
@@ -129,7 +131,8 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     if cluster:
         t = time.perf_counter()
         say("candidates", 0, 1)
-        proposals = candidate_species(specimens, results, threshold=getattr(model, "barcode_gap_", None))
+        proposals = candidate_species(specimens, results, threshold=getattr(model, "barcode_gap_", None),
+                                      config=clustering)
         say("candidates", 1, 1)
         seconds["candidates"] = time.perf_counter() - t
     return results, proposals, seconds
@@ -138,7 +141,8 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
-               use_provisional: bool = True, model: Any = None) -> TriageSummary:
+               use_provisional: bool = True, model: Any = None,
+               clustering: ClusteringConfig = ClusteringConfig()) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -149,6 +153,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     the next run names their relatives instead of proposing them again.
     ``model``: an engine already loaded from ``model_path`` (the batch runner
     passes one per batch, possibly wrapped to run through a Ray executor).
+    ``clustering``: the candidate-species method and settings, recorded with the run.
     """
     from biodiscover.storage.collections import read_collection
 
@@ -204,7 +209,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                              "images": str(images) if images else None,
                                              "data": Bundle.open(model_path).fingerprint or None,
                                              "provisional_keys": provisional,
-                                             "engine": model.config.to_dict()},
+                                             "engine": model.config.to_dict(),
+                                             "clustering": run_record(clustering, getattr(model, "barcode_gap_", None))},
                                   model_fingerprint=model_fingerprint(Path(model_path)),
                                   collection=name, total=len(specimens))
 
@@ -214,7 +220,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                 db.heartbeat(run_id, done=done if st == "triage" else None, message=st)
 
         results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage,
-                                                    image_model=image_model)
+                                                    image_model=image_model, clustering=clustering)
         seconds.update(secs)
         t = time.perf_counter()
         if db is not None and run_id is not None:
