@@ -363,6 +363,11 @@ class DiscoveryModel:
             novelty=nov, is_novel=bool(nov >= self.novelty_.threshold_),
             top_hit=self.ref_ids_[ev.top_position] if ev.top_position >= 0 else None, top_similarity=sim)
 
+    @property
+    def novelty_threshold(self) -> float:
+        """The novelty probability at or above which a specimen is flagged novel (recorded with each run)."""
+        return float(self.novelty_.threshold_)
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "novelty_"):
             raise RuntimeError("DiscoveryModel is not fitted; call fit() or load()")

@@ -181,3 +181,28 @@ def test_ingest_a_bioscan_dataset_root(tmp_path: Path, cli) -> None:  # type: ig
     assert report["new"] + report["quarantined"] == 40 and report["source"].endswith(".csv")
     again = cli("ingest", "--input", str(tmp_path / "ds"), "--db", str(tmp_path / "bd.sqlite"), "--json")
     assert json.loads(again.stdout)["skipped"] is True
+
+
+def test_upgrade_stores_the_novelty_decision_old_readers_assumed(tmp_path: Path) -> None:
+    """Revision 0003 adds assignments.is_novel and runs.novelty_threshold; rows written before it get
+    what the report and exports assumed for them (novelty >= 0.5; no novelty = not novel)."""
+    import sqlalchemy as sa
+
+    from biodiscover.storage.db.schema import run_migrations
+
+    path = tmp_path / "old.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    run_migrations(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO runs (id, kind, parameters, status, started_at, heartbeat_at, done) "
+                             "VALUES (1, 'triage', '{}', 'completed', :t, :t, 3), "
+                             "(2, 'batch', '{}', 'completed', :t, :t, 0)"), {"t": "2026-01-01T00:00:00.000000Z"})
+        conn.exec_driver_sql("INSERT INTO assignments (run_id, processid, novelty) "
+                             "VALUES (1, 'A', 0.2), (1, 'B', 0.5), (1, 'C', NULL)")
+    engine.dispose()
+    assert Database.upgrade(path) is not None
+    with Database.open(path) as db:
+        frame = db.assignments(1).set_index("processid")
+        assert frame["is_novel"].tolist() == [False, True, False]
+        assert db.run_progress(1).novelty_threshold == 0.5 and db.run_progress(2).novelty_threshold is None
+        assert db.run_tables(1)["run"]["novelty_threshold"] == 0.5

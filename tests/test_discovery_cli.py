@@ -96,6 +96,7 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
     """A collection without identifications: each candidate's parent gets its order/family from the engine's
     calls (the taxonomy graph is not flat), the evidence names the nearest known species, and the run's model
     fingerprint is the one `biodiscover run` records for the same bundle."""
+    from biodiscover.discovery.engine import DiscoveryModel
     from biodiscover.storage.db import Database
     from biodiscover.workflows.batch import model_fingerprint
 
@@ -119,6 +120,11 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
         run = database.run_tables(summary["run_id"])["run"]
     fp = model_fingerprint(bundle)
     assert fp.startswith("sha256:") and run["model_fingerprint"] == fp
+    # the engine's novelty decisions and its threshold are stored with the run (readers never assume 0.5)
+    with Database.open(db) as database:
+        assignments = database.assignments(summary["run_id"])
+        assert int(assignments["is_novel"].sum()) == summary["novel"] > 0
+        assert database.run_progress(summary["run_id"]).novelty_threshold == DiscoveryModel.load(bundle).novelty_threshold
     # the clustering method and the learned cut it used are recorded with the run
     clustering = run["parameters"]["clustering"]
     assert clustering["method"] == "threshold_hdbscan" and clustering["learned_gap"]["threshold"] > 0

@@ -279,7 +279,8 @@ def test_barcode_gap_prefers_stored_evidence() -> None:
     assert within.tolist() == [0.01] and between.tolist() == [0.08, 0.11]
     assert evidence_gap_distances(pd.DataFrame({"proposal_id": [1], "evidence": [{}]})) is None
     counts = naming_depth_counts(pd.DataFrame({"deepest_rank": ["species", "genus", None, "genus"],
-                                               "novelty": [0.1, 0.9, 0.7, 0.2]}))
+                                               "novelty": [0.1, 0.9, 0.7, 0.2],
+                                               "is_novel": [False, True, True, False]}))
     assert counts.loc["genus"].tolist() == [1, 1] and counts.loc["unnamed"].tolist() == [0, 1]
     assert int(counts.to_numpy().sum()) == 4
 

@@ -45,7 +45,7 @@ def make_run_export(n_known: int = 40, n_candidates: int = 8, seed: int = 0) -> 
                           "dna_bin": f"BOLD:AAA{i % 5:04d}", "country": "Canada", "province_state": "Ontario",
                           "coord-lat": 43.0 + rng.normal(0, 2), "coord-lon": -80.0 + rng.normal(0, 3)})
         row = {"processid": pid, "deepest_rank": "species", "deepest_taxon": f"Megaselia k{i % 5}",
-               "novelty": float(rng.uniform(0, 0.2))}
+               "novelty": float(rng.uniform(0, 0.2)), "is_novel": False}
         for r, lab in zip(RANKS, ["Diptera", "Phoridae", "Metopininae", "Megaselia", f"Megaselia k{i % 5}"]):
             row[f"label_{r}"], row[f"confidence_{r}"] = lab, float(rng.uniform(0.9, 1.0))
         assign_rows.append(row)
@@ -69,15 +69,17 @@ def make_run_export(n_known: int = 40, n_candidates: int = 8, seed: int = 0) -> 
                               "dna_bin": None, "country": "Costa Rica", "province_state": "Guanacaste\tnorth",
                               "coord-lat": 10.5 + rng.normal(0, 0.5), "coord-lon": -85.4 + rng.normal(0, 0.5)})
             row = {"processid": pid, "deepest_rank": "genus", "deepest_taxon": "Megaselia",
-                   "novelty": float(rng.uniform(0.7, 1.0))}
+                   "novelty": float(rng.uniform(0.7, 1.0)), "is_novel": True}
             for r, lab in zip(RANKS, ["Diptera", "Phoridae", "Metopininae", "Megaselia", "Megaselia k1"]):
                 row[f"label_{r}"], row[f"confidence_{r}"] = lab, float(rng.uniform(0.2, 1.0))
             assign_rows.append(row)
             members.append({"proposal_id": c + 1, "processid": pid, "probability": float(rng.uniform(0.5, 1))})
     # One unnamed specimen with no coordinates and no barcode (image-only).
     spec_rows.append({"processid": "IMG0001", "order": None})
-    assign_rows.append({"processid": "IMG0001", "deepest_rank": None, "deepest_taxon": None, "novelty": 0.55})
+    assign_rows.append({"processid": "IMG0001", "deepest_rank": None, "deepest_taxon": None, "novelty": 0.55,
+                        "is_novel": True})
     run = {"id": 7, "kind": "triage", "status": "completed", "model_fingerprint": "sha256:abc123",
-           "started_at": "2026-11-23T06:00:00", "finished_at": "2026-11-23T06:05:00", "parameters": {"k": 20}}
+           "started_at": "2026-11-23T06:00:00", "finished_at": "2026-11-23T06:05:00", "parameters": {"k": 20},
+           "novelty_threshold": 0.5}
     return RunExport(run=run, specimens=pd.DataFrame(spec_rows), assignments=pd.DataFrame(assign_rows),
                      proposals=pd.DataFrame(proposals), members=pd.DataFrame(members))

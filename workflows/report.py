@@ -11,7 +11,7 @@ Plots:
 * :func:`plot_naming_depth` — how deep specimens were named (deepest confident
   rank), split into known vs flagged novel;
 * :func:`plot_novelty` — the novelty-probability distribution, with the decision
-  threshold;
+  threshold the run recorded;
 * :func:`plot_barcode_gap` — within-candidate vs nearest-other-candidate
   distances (the "barcode gap": candidates are convincing when the two do not
   overlap);
@@ -45,8 +45,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-#: Novelty probability above which a specimen counts as "flagged novel" in plots.
-NOVELTY_THRESHOLD = 0.5
 DEPTH_ORDER: tuple[str, ...] = ("unnamed",) + RANKS
 KNOWN_COLOUR = "#3b75af"
 NOVEL_COLOUR = "#e1812c"
@@ -129,9 +127,11 @@ def _empty(ax, message: str) -> None:
 
 
 def _novel_mask(assignments: pd.DataFrame) -> np.ndarray:
-    if "novelty" not in assignments:
+    """The engine's own decision (``is_novel``, stored with every assignment); never re-derived from a
+    threshold, because a fused DNA+image call may override it. Not recorded = not flagged."""
+    if "is_novel" not in assignments:
         return np.zeros(len(assignments), dtype=bool)
-    return pd.to_numeric(assignments["novelty"], errors="coerce").fillna(0).to_numpy() >= NOVELTY_THRESHOLD
+    return assignments["is_novel"].astype("boolean").fillna(False).to_numpy(dtype=bool)
 
 
 def naming_depth_counts(assignments: pd.DataFrame) -> pd.DataFrame:
@@ -144,8 +144,10 @@ def naming_depth_counts(assignments: pd.DataFrame) -> pd.DataFrame:
     return counts.fillna(0).astype(int)
 
 
-def plot_naming_depth(assignments: pd.DataFrame) -> Plot:
-    """Horizontal stacked bars: how many specimens were named down to each rank."""
+def plot_naming_depth(assignments: pd.DataFrame, threshold: float | None = None) -> Plot:
+    """Horizontal stacked bars: how many specimens were named down to each rank.
+
+    ``threshold``: the novelty threshold the run recorded (shown in the legend)."""
     counts = naming_depth_counts(assignments)
     fig = _figure()
     ax = fig.subplots()
@@ -154,9 +156,10 @@ def plot_naming_depth(assignments: pd.DataFrame) -> Plot:
         _empty(ax, "no assignments in this run")
     else:
         y = np.arange(len(counts))
-        ax.barh(y, counts["known"], color=KNOWN_COLOUR, label=f"known (novelty < {NOVELTY_THRESHOLD})")
-        ax.barh(y, counts["novel"], left=counts["known"], color=NOVEL_COLOUR,
-                label=f"flagged novel (novelty ≥ {NOVELTY_THRESHOLD})")
+        known, novel = ("known", "flagged novel") if threshold is None else \
+            (f"known (novelty < {threshold:g})", f"flagged novel (novelty ≥ {threshold:g})")
+        ax.barh(y, counts["known"], color=KNOWN_COLOUR, label=known)
+        ax.barh(y, counts["novel"], left=counts["known"], color=NOVEL_COLOUR, label=novel)
         ax.set_yticks(y, [f"{r}" for r in counts.index])
         ax.invert_yaxis()
         for yi, n in zip(y, counts.sum(axis=1)):
@@ -173,27 +176,32 @@ def plot_naming_depth(assignments: pd.DataFrame) -> Plot:
                 _png(fig))
 
 
-def plot_novelty(assignments: pd.DataFrame) -> Plot:
-    """Histogram of novelty probabilities (log counts: the novel tail is small but matters)."""
-    scores = pd.to_numeric(assignments.get("novelty", pd.Series(dtype=float)), errors="coerce").dropna().to_numpy()
+def plot_novelty(assignments: pd.DataFrame, threshold: float | None = None) -> Plot:
+    """Histogram of novelty probabilities (log counts: the novel tail is small but matters), coloured by the
+    engine's decision, with the run's recorded ``threshold`` drawn when there is one."""
+    raw = pd.to_numeric(assignments.get("novelty", pd.Series([np.nan] * len(assignments), dtype=float)),
+                        errors="coerce").to_numpy(dtype=float)
+    has = ~np.isnan(raw)
+    scores, flagged = raw[has], _novel_mask(assignments)[has]
     fig = _figure()
     ax = fig.subplots()
     if len(scores) == 0:
         _empty(ax, "no novelty scores in this run")
     else:
         bins = np.linspace(0, 1, 41)
-        ax.hist(scores[scores < NOVELTY_THRESHOLD], bins=bins, color=KNOWN_COLOUR, label="below threshold")
-        ax.hist(scores[scores >= NOVELTY_THRESHOLD], bins=bins, color=NOVEL_COLOUR, label="flagged novel")
-        ax.axvline(NOVELTY_THRESHOLD, color="black", ls="--", lw=1)
-        ax.text(NOVELTY_THRESHOLD + 0.008, 0.97, f"threshold {NOVELTY_THRESHOLD}", transform=ax.get_xaxis_transform(),
-                rotation=90, va="top", ha="left", fontsize=9)
+        ax.hist(scores[~flagged], bins=bins, color=KNOWN_COLOUR, label="not flagged")
+        ax.hist(scores[flagged], bins=bins, color=NOVEL_COLOUR, label="flagged novel")
+        if threshold is not None:
+            ax.axvline(threshold, color="black", ls="--", lw=1)
+            ax.text(threshold + 0.008, 0.97, f"threshold {threshold:g}",
+                    transform=ax.get_xaxis_transform(), rotation=90, va="top", ha="left", fontsize=9)
         ax.set_yscale("log")
         ax.set_xlim(0, 1)
         ax.set_xlabel("probability of a species outside the reference")
         ax.set_ylabel("specimens (log scale)")
         ax.legend(loc="upper right", frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
-    n_novel = int((scores >= NOVELTY_THRESHOLD).sum())
+    n_novel = int(flagged.sum())
     ax.set_title("Novelty score distribution")
     return Plot("novelty", "Novelty scores", f"{n_novel} of {len(scores)} specimens flagged novel.", _png(fig))
 
@@ -455,8 +463,8 @@ def render_plots(data: "RunExport") -> list[Plot]:
     else:
         within, between = barcode_gap_distances(members, barcodes) if len(members) else (np.array([]), np.array([]))
     return [
-        plot_naming_depth(assignments),
-        plot_novelty(assignments),
+        plot_naming_depth(assignments, data.run.get("novelty_threshold")),
+        plot_novelty(assignments, data.run.get("novelty_threshold")),
         plot_barcode_gap(within, between, per_candidate=from_evidence is not None,
                          nearest_known=nearest_known_gaps(proposals)),
         plot_proposal_sizes(proposals),

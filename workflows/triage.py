@@ -60,6 +60,7 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
     """One engine result as a database assignment row (C's ``write_assignments`` shape)."""
     return {"processid": r.processid, "deepest_rank": r.deepest_rank, "deepest_taxon": r.deepest_label,
             "novelty": None if r.novelty != r.novelty else r.novelty,  # NaN → NULL
+            "is_novel": r.is_novel,
             "labels": dict(r.labels), "confidences": dict(r.confidence)}
 
 
@@ -212,7 +213,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                              "engine": model.config.to_dict(),
                                              "clustering": run_record(clustering, getattr(model, "barcode_gap_", None))},
                                   model_fingerprint=model_fingerprint(Path(model_path)),
-                                  collection=name, total=len(specimens))
+                                  collection=name, total=len(specimens),
+                                  novelty_threshold=model.novelty_threshold)
 
         def stage(st: str, done: int, total: int) -> None:
             say(st, done, total)

@@ -1,4 +1,4 @@
-"""SQLModel tables of the biodiscover database (schema revision ``0002``).
+"""SQLModel tables of the biodiscover database (schema revision ``0003``).
 
 Why these tables, and why this shape:
 
@@ -12,9 +12,11 @@ Why these tables, and why this shape:
 * ``taxa`` is the taxonomy graph (``parent_id`` edges) with a status
   (accepted / provisional / rejected) and where the taxon came from.
 * ``runs`` record every discovery job with its parameters and model
-  fingerprint, a heartbeat and progress, so a reviewer can watch a batch job.
+  fingerprint, a heartbeat and progress, so a reviewer can watch a batch job,
+  and the novelty threshold its engine flagged specimens with.
 * ``assignments``: one row per specimen per run — label and confidence at every
-  rank, the deepest confident rank and taxon, the novelty probability.
+  rank, the deepest confident rank and taxon, the novelty probability and the
+  engine's decision ``is_novel`` (readers never re-derive it from a threshold).
 * ``proposals`` are candidate species. ``version`` grows on every change (a
   review or a re-clustering), and a review names the version it saw, so a
   decision is never applied to members it did not see. ``lineage`` ties the
@@ -143,6 +145,8 @@ class Run(SQLModel, table=True):
     message: Optional[str] = None
     pid: Optional[int] = None
     host: Optional[str] = None
+    #: novelty probability at or above which this run's engine flagged a specimen novel (revision 0003)
+    novelty_threshold: Optional[float] = None
 
 
 class Assignment(SQLModel, table=True):
@@ -161,6 +165,8 @@ class Assignment(SQLModel, table=True):
     deepest_taxon: Optional[str] = None
     taxon_id: Optional[int] = Field(default=None, foreign_key="taxa.id")
     novelty: Optional[float] = None
+    #: the engine's decision (revision 0003); not re-derivable: a fused DNA+image call may override it
+    is_novel: Optional[bool] = None
     label_order: Optional[str] = None
     label_family: Optional[str] = None
     label_subfamily: Optional[str] = None

@@ -3,7 +3,7 @@
 API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
     db.start_run(kind, parameters=None, model_fingerprint=None, *, collection=None, total=None,
-                 backup=True) -> int
+                 backup=True, novelty_threshold=None) -> int
     db.heartbeat(run_id, done=None, total=None, message=None) -> None
     db.finish_run(run_id, status="completed", message=None) -> None
     db.run_progress(run_id) -> RunProgress          # what the review TUI polls
@@ -22,7 +22,7 @@ waits at most one chunk; they are upserts keyed by (run, processid), so a
 resumed run rewrites rather than duplicates.
 
 An assignment row is a mapping with ``processid`` and any of ``deepest_rank``,
-``deepest_taxon``, ``novelty``, ``taxon_id``, ``label_<rank>``,
+``deepest_taxon``, ``novelty``, ``is_novel``, ``taxon_id``, ``label_<rank>``,
 ``confidence_<rank>`` — or nested ``labels`` / ``confidences`` dicts keyed by
 rank (order, family, subfamily, genus, species).
 """
@@ -52,7 +52,7 @@ RUNS = Run.__table__
 ASSIGNMENTS = Assignment.__table__
 SPECIMENS = SpecimenRow.__table__
 COLLECTIONS = Collection.__table__
-ASSIGNMENT_FIELDS: tuple[str, ...] = ("deepest_rank", "deepest_taxon", "novelty", "taxon_id") + tuple(
+ASSIGNMENT_FIELDS: tuple[str, ...] = ("deepest_rank", "deepest_taxon", "novelty", "is_novel", "taxon_id") + tuple(
     f"label_{r}" for r in RANKS) + tuple(f"confidence_{r}" for r in RANKS)
 
 
@@ -73,6 +73,8 @@ class RunProgress:
     finished_at: str | None
     seconds_since_heartbeat: float
     stale: bool
+    #: the novelty probability at or above which the run's engine flagged a specimen novel
+    novelty_threshold: float | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -101,6 +103,8 @@ def normalise_assignment(row: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("novelty",) + tuple(f"confidence_{r}" for r in RANKS):
         if out.get(key) is not None:
             out[key] = float(out[key])
+    if out.get("is_novel") is not None:
+        out["is_novel"] = bool(out["is_novel"])
     return out
 
 
@@ -110,8 +114,12 @@ class RunsMixin:
     stale_after_s: float = 600.0
 
     def start_run(self, kind: str, parameters: Mapping[str, Any] | None = None, model_fingerprint: str | None = None,
-                  *, collection: str | None = None, total: int | None = None, backup: bool = True) -> int:
-        """Record a new running job and return its id (backs the database up first when it holds data)."""
+                  *, collection: str | None = None, total: int | None = None, backup: bool = True,
+                  novelty_threshold: float | None = None) -> int:
+        """Record a new running job and return its id (backs the database up first when it holds data).
+
+        ``novelty_threshold``: what the run's engine flags novel at, stored beside its ``is_novel`` decisions.
+        """
         if backup:
             self._auto_backup("pre-run")  # type: ignore[attr-defined]
         now = utcnow()
@@ -123,7 +131,7 @@ class RunsMixin:
             return int(conn.execute(sa.insert(RUNS).values(
                 kind=kind, parameters=dict(parameters or {}), model_fingerprint=model_fingerprint, status="running",
                 collection_id=cid, started_at=now, heartbeat_at=now, total=total, done=0, pid=os.getpid(),
-                host=socket.gethostname())).inserted_primary_key[0])
+                host=socket.gethostname(), novelty_threshold=novelty_threshold)).inserted_primary_key[0])
 
         run_id = self._write(_do, "start run")  # type: ignore[attr-defined]
         log.info("started run %d (%s)", run_id, kind)
@@ -167,7 +175,8 @@ class RunsMixin:
         age = (datetime.now(timezone.utc) - hb).total_seconds() if hb else float("inf")
         return RunProgress(r["id"], r["kind"], r["status"], r["done"], r["total"], r["message"],
                            r["model_fingerprint"], dict(r["parameters"] or {}), r["started_at"], r["heartbeat_at"],
-                           r["finished_at"], age, r["status"] == "running" and age > self.stale_after_s)
+                           r["finished_at"], age, r["status"] == "running" and age > self.stale_after_s,
+                           novelty_threshold=r["novelty_threshold"])
 
     def run_progress(self, run_id: int) -> RunProgress:
         with self._read() as conn:  # type: ignore[attr-defined]
@@ -263,7 +272,8 @@ class RunsMixin:
         progress = self.run_progress(run_id)
         run = {"id": progress.id, "kind": progress.kind, "status": progress.status,
                "model_fingerprint": progress.model_fingerprint, "parameters": progress.parameters,
-               "started_at": progress.started_at, "finished_at": progress.finished_at}
+               "started_at": progress.started_at, "finished_at": progress.finished_at,
+               "novelty_threshold": progress.novelty_threshold}
         assignments = self.assignments(run_id)
         with self._read() as conn:  # type: ignore[attr-defined]
             spec_rows = conn.execute(
