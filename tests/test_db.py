@@ -250,23 +250,6 @@ def test_run_tables_feed_the_export(db: Database) -> None:
     assert "coord-lat" in t["specimens"].columns
 
 
-def test_embeddings_round_trip_beside_db(tmp_path: Path) -> None:
-    import numpy as np
-
-    from biodiscover.storage.embeddings import EmbeddingStore
-
-    store = EmbeddingStore.beside(tmp_path / "bd.sqlite")
-    vecs = np.arange(12, dtype=np.float32).reshape(4, 3)
-    store.save("dna", ["a", "b", "c", "d"], vecs, model_fingerprint="m1")
-    assert store.names() == ["dna"] and store.meta("dna")["dim"] == 3
-    np.testing.assert_array_equal(store.get("dna", ["c", "a"]), vecs[[2, 0]])
-    with pytest.raises(KeyError, match="'zz'"):
-        store.get("dna", ["zz"])
-    with pytest.raises(Exception, match="exists"):
-        store.save("dna", ["a"], vecs[:1])
-    assert (tmp_path / "bd.sqlite.embeddings" / "dna" / "vectors.npy").is_file()
-
-
 def test_records_disagreeing_on_intermediate_ranks_share_one_taxon(tmp_path: Path) -> None:
     with Database.create(tmp_path / "bd.sqlite") as db:
         db.ingest([Specimen("A", order="Diptera", family="Phoridae", subfamily="Metopininae", genus="Megaselia"),
