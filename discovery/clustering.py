@@ -90,8 +90,10 @@ def cosine_distance(x: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
 class Distances(Protocol):
     """Distances among specimens, computed for any subset when a method asks."""
 
-    #: "p" (barcodes) or "cosine" (embeddings)
-    metric: str
+    @property
+    def metric(self) -> str:
+        """"p" (barcodes) or "cosine" (embeddings)."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -460,9 +462,11 @@ class BarcodeGapThreshold:
         for i, g in enumerate(groups):
             by_group[g].append(i)
         species = list(species)
-        cuts = {(meth, t): [] for meth in self.linkage_methods for t in self.thresholds}
+        cuts: dict[tuple[str, float], list[np.ndarray]] = {(meth, t): [] for meth in self.linkage_methods
+                                                           for t in self.thresholds}
         truth: list[Hashable] = []
-        within, between = [], []
+        within: list[np.ndarray] = []
+        between: list[np.ndarray] = []
         offset = 0
         for g, idx in by_group.items():
             if len(idx) > self.max_group:
@@ -485,7 +489,7 @@ class BarcodeGapThreshold:
             offset += len(idx)
         self.curve_ = {t: float(adjusted_mutual_info_score(truth, np.concatenate(c))) for t, c in cuts.items()}
         best = max(self.curve_.values())
-        self.linkage_ = max(self.curve_, key=self.curve_.get)[0]
+        self.linkage_ = max(self.curve_, key=lambda key: self.curve_[key])[0]
         # among ties keep the middle of the plateau: the most robust cut
         plateau = [t for (m, t), s in self.curve_.items() if m == self.linkage_ and s >= best - 1e-9]
         self.threshold_ = float(plateau[len(plateau) // 2])
@@ -578,9 +582,9 @@ class ClassicalMDS:
         keep = max(1, min(self.n_components, int((vals > 1e-12).sum())))
         self.eigenvalues_ = np.maximum(vals[:keep], 1e-12)
         self.vectors_ = vecs[:, :keep]
-        return self.vectors_ * np.sqrt(self.eigenvalues_)
+        return np.asarray(self.vectors_ * np.sqrt(self.eigenvalues_))
 
     def transform(self, dist_to_train: np.ndarray) -> np.ndarray:
         """Coordinates of new points from their distances to the training points."""
         d2 = np.asarray(dist_to_train, dtype=np.float64) ** 2
-        return -0.5 * (d2 - self.col_mean_) @ (self.vectors_ / np.sqrt(self.eigenvalues_))
+        return np.asarray(-0.5 * (d2 - self.col_mean_) @ (self.vectors_ / np.sqrt(self.eigenvalues_)))

@@ -96,7 +96,7 @@ def align_members(ids: Sequence[str], seqs: Sequence[str], max_msa: int = 50) ->
         if gaps * 2 >= len(col):
             continue
         bases = {b: n for b, n in counts.items() if b in (b"A", b"C", b"G", b"T")}
-        out.append(max(sorted(bases), key=bases.get).decode() if bases else "N")
+        out.append(max(sorted(bases), key=lambda b: bases[b]).decode() if bases else "N")
     return "".join(out), aligned
 
 
@@ -304,14 +304,14 @@ def build_proposals(
     for c in cands:
         if consensus[c]:
             by_group[clusterer.candidate_group_.get(c)].append(c)
-    for members in by_group.values():
-        if len(members) < 2:
+    for group in by_group.values():
+        if len(group) < 2:
             continue
-        d = pairwise_p_distance([consensus[c] for c in members])
+        d = pairwise_p_distance([consensus[c] for c in group])
         np.fill_diagonal(d, np.inf)
-        for r, c in enumerate(members):
+        for r, c in enumerate(group):
             j = int(np.argmin(d[r]))
-            between[c] = NearestCandidate(nearest_candidate=int(members[j]), distance=float(d[r, j]))
+            between[c] = NearestCandidate(nearest_candidate=int(group[j]), distance=float(d[r, j]))
 
     nearest: dict[int, NearestKnown | None] = {c: None for c in cands}
     if reference is not None:
@@ -322,8 +322,9 @@ def build_proposals(
     bin_holders: dict[str, set[int]] = defaultdict(set)
     for c in cands:
         for i in by_cand[c]:
-            if specimens[i].dna_bin:
-                bin_holders[specimens[i].dna_bin].add(c)
+            bin_id = specimens[i].dna_bin
+            if bin_id:
+                bin_holders[bin_id].add(c)
 
     out: list[CandidateProposal] = []
     for c in cands:

@@ -90,7 +90,7 @@ def identity(a: str, b: str) -> float:
     informative = len(a) - a.count("N")
     if distance < 0 or informative <= 0:
         return 0.0
-    return max(0.0, 1.0 - distance / informative)
+    return max(0.0, 1.0 - float(distance) / informative)
 
 
 def divergence(a: str, b: str) -> float:

@@ -127,7 +127,7 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         self.candidate_group_, self.agreement_ = {}, {}
         for k in range(new_count):
             olds = np.nonzero(mapping == k)[0]
-            counts: Counter = Counter()
+            counts: Counter[Hashable] = Counter()
             for o in olds:
                 counts[old_group[int(o)]] += int(sizes[o])
             self.candidate_group_[k] = counts.most_common(1)[0][0]
@@ -220,7 +220,7 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             # no cluster (or only allow_single_cluster's root): nothing to predict into
             return p_hdb
         approx, _ = hdbscan.approximate_predict(clusterer, coords)
-        votes_by_label: dict[int, Counter] = defaultdict(Counter)
+        votes_by_label: dict[int, Counter[int]] = defaultdict(Counter)
         for a, cand in zip(approx.tolist(), group.labels.tolist()):
             if a >= 0:
                 votes_by_label[a][cand] += 1
