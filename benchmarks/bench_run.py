@@ -238,7 +238,7 @@ def _one(args: argparse.Namespace) -> None:
     per-stage seconds summed over collections from the run's own summary.
     """
     sys.path.insert(0, str(REPO / "tests"))
-    from test_batch_fixtures import write_collections
+    from fixtures.batch import write_collections
 
     from biodiscover.discovery.engine import DiscoveryModel
     from biodiscover.storage.records import Specimen

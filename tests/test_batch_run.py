@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from test_batch_fixtures import build_bundle_and_frame, write_collections
+from fixtures.batch import build_bundle_and_frame, write_collections
 
 pytest.importorskip("biodiscover.workflows.triage", reason="E1's triage pipeline (workflows/triage.py) not present")
 

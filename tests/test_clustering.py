@@ -16,7 +16,7 @@ from biodiscover.discovery.clustering import (
 from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer
 from biodiscover.discovery.metrics import clustering_scores
 from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
-from discovery_fixtures import BASES, mutate
+from fixtures.discovery import BASES, mutate
 
 
 

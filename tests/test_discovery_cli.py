@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from biodiscover.storage.records import BIOSCAN_COLUMNS
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 from biodiscover.cli.main import main
 
 

@@ -13,7 +13,7 @@ from biodiscover.discovery.metrics import novelty_auroc
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.records import Specimen
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 
 
 @pytest.fixture(scope="module")

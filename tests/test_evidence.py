@@ -21,7 +21,7 @@ from biodiscover.discovery.proposals import compute_evidence, discover_candidate
 from biodiscover.storage.evidence import (EVIDENCE_FORMAT, CandidateProposal, Evidence, Member, NearestKnown,
                                           Spread)
 from biodiscover.storage.records import Specimen
-from discovery_fixtures import BASES, mutate
+from fixtures.discovery import BASES, mutate
 
 
 

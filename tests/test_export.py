@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from biodiscover.storage.errors import InputError
-from test_export_fixtures import HOSTILE_NAMES, make_run_export
+from fixtures.run_export import HOSTILE_NAMES, make_run_export
 from biodiscover.workflows.export import (
     DNA_ROWTYPE,
     IDENTIFICATION_ROWTYPE,

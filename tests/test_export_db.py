@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from biodiscover.storage.records import Specimen
-from test_export_fixtures import make_run_export
+from fixtures.run_export import make_run_export
 from biodiscover.cli.main import main
 from biodiscover.workflows.export import export_run
 

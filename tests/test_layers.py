@@ -124,3 +124,10 @@ def test_import_graph_has_no_new_cycles() -> None:
     found = _cycles()
     assert sorted(map(sorted, found - set(KNOWN_CYCLES))) == [], "new import cycle(s)"
     assert sorted(map(sorted, set(KNOWN_CYCLES) - found)) == [], "a listed cycle is gone: delete it from KNOWN_CYCLES"
+
+
+def test_test_helpers_live_in_tests_fixtures() -> None:
+    """``tests/`` holds tests and conftest.py only; shared helpers are modules of ``tests/fixtures``."""
+    stray = sorted(p.name for p in (REPO / "tests").glob("*.py")
+                   if p.name != "conftest.py" and (not p.name.startswith("test_") or p.stem.endswith("_fixtures")))
+    assert stray == []

@@ -12,7 +12,7 @@ from biodiscover.discovery.clustering import BarcodeGapThreshold
 from biodiscover.discovery.proposals import build_proposals, consensus_barcode, discover_candidates, nearest_known
 from biodiscover.storage.distance import cross_p_distance
 from biodiscover.storage.records import Specimen
-from discovery_fixtures import BASES, mutate
+from fixtures.discovery import BASES, mutate
 
 
 

@@ -1,7 +1,7 @@
 """Behaviour of the review app on a real database: press keys, check what the database holds.
 
 Every test runs the real :class:`biodiscover.tui.app.ReviewApp` under Textual's Pilot on a
-SQLite file filled through the storage API by :mod:`tests.tui_fixtures`, and
+SQLite file filled through the storage API by :mod:`fixtures.review_db`, and
 asserts on the database (status, names, review log) and on the notifications
 the app posted.
 """
@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 import pytest
 
 from biodiscover.storage.db import Database
-from tui_fixtures import ReviewFixture, build_review_db
+from fixtures.review_db import ReviewFixture, build_review_db
 from textual.widgets import Input
 from textual.worker import WorkerCancelled
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from biodiscover.storage.db import Database
-from tui_fixtures import build_review_db
+from fixtures.review_db import build_review_db
 
 REPO = Path(__file__).resolve().parent.parent
 

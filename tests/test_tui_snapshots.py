@@ -16,7 +16,7 @@ from textual.widgets import Input
 from textual.worker import WorkerCancelled
 
 from biodiscover.storage.db import Database
-from tui_fixtures import build_review_db
+from fixtures.review_db import build_review_db
 from biodiscover.tui.app import ReviewApp
 
 SIZE = (80, 24)
