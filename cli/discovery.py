@@ -14,24 +14,22 @@ from typing import Optional
 import typer
 
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.progress import Progress, describe, no_progress
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool) -> Progress:
+    """Progress lines on stderr: the message when there is one, else ``stage: done/total`` (repeats dropped)."""
+    if quiet:
+        return no_progress
     last: dict[str, str] = {}
 
-    def stage(name: str, done: int, total: int) -> None:
-        if quiet:
-            return
-        msg = f"{name}: {done}/{total}"
-        if last.get("msg") != msg:
-            typer.echo(msg, err=True)
-            last["msg"] = msg
+    def report(stage: str, done: float, total: float | None = None, message: str = "") -> None:
+        line = message or describe(stage, done, total)
+        if last.get("line") != line:
+            typer.echo(line, err=True)
+            last["line"] = line
 
-    return stage
-
-
-def _say(quiet: bool):
-    return (lambda msg: None) if quiet else (lambda msg: typer.echo(msg, err=True))
+    return report
 
 
 def register(app: typer.Typer) -> None:
@@ -96,7 +94,7 @@ def register(app: typer.Typer) -> None:
         from biodiscover.workflows.evaluate import evaluate, write_report
 
         report = evaluate(data, model, known_split=known_split, novel_split=novel_split, cluster=not no_cluster,
-                          progress=_say(quiet))
+                          progress=_progress(quiet))
         js, md = write_report(report, out)
         typer.echo(md.read_text())
         typer.echo(f"report: {js} and {md}")
@@ -127,7 +125,7 @@ def register(app: typer.Typer) -> None:
 
         model = build_reference(data, out, keys=keys, calibration=calibration,
                                 calibration_keys=calibration_keys or None, outliers=outliers,
-                                max_outliers=max_outliers, seed=seed, overwrite=force, progress=_say(quiet),
+                                max_outliers=max_outliers, seed=seed, overwrite=force, progress=_progress(quiet),
                                 images=images)
         kinds = getattr(model.classifier_, "kind_", {})
         th = ", ".join(f"{r} {kinds.get(r, 'identity')} ≥ {t:.3f}" for r, t in model.classifier_.thresholds_.items())

@@ -140,7 +140,7 @@ def _demo(
 
 
 class _StageProgress:
-    """One bar per demo stage; the library only calls ``(stage, fraction, message)``."""
+    """One bar per demo stage, drawn from the library's ``progress(stage, done, total, message)`` calls."""
 
     def __init__(self, stages: tuple[str, ...]) -> None:
         from rich.console import Console
@@ -154,10 +154,11 @@ class _StageProgress:
         self._tasks: dict[str, int] = {}
         self._p.start()
 
-    def __call__(self, stage: str, frac: float, msg: str) -> None:
+    def __call__(self, stage: str, done: float, total: float | None = None, message: str = "") -> None:
+        frac = done / total if total else 0.0
         if stage not in self._tasks:
-            self._tasks[stage] = self._p.add_task(msg, total=1.0, stage=stage)
-        self._p.update(self._tasks[stage], completed=max(0.0, min(1.0, frac)), description=msg)
+            self._tasks[stage] = self._p.add_task(message, total=1.0, stage=stage)
+        self._p.update(self._tasks[stage], completed=max(0.0, min(1.0, frac)), description=message)
 
     def close(self) -> None:
         self._p.stop()

@@ -72,7 +72,7 @@ def synth(
                   console=console, transient=True, disable=as_json) as bar:
         tasks: dict[str, int] = {}
 
-        def progress(stage: str, done: int, total: int) -> None:
+        def progress(stage: str, done: float, total: float | None = None, message: str = "") -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)

@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import lightning as L
 import torch
@@ -36,6 +36,7 @@ from biodiscover.encoders.text import TaxonomyVocab
 from biodiscover.encoders.tokenizer import mask_tokens
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.progress import Progress
 from biodiscover.storage.records import Specimen
 
 log = logging.getLogger(__name__)
@@ -265,11 +266,11 @@ class StageProgress(L.Callback):
     """Reports training as one fraction over both phases (pretraining, then alignment).
 
     Why: callers that draw their own progress (the demo's stage bars, a TUI)
-    cannot use Lightning's tqdm bar; they get ``report(message, fraction)``
-    after every training batch instead.
+    cannot use Lightning's tqdm bar; they get ``report("train", fraction, 1.0,
+    message)`` (``storage.progress.Progress``) after every training batch instead.
     """
 
-    def __init__(self, report: Callable[[str, float], None]) -> None:
+    def __init__(self, report: Progress) -> None:
         self.report = report
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
@@ -279,7 +280,7 @@ class StageProgress(L.Callback):
         batches = max(1, int(trainer.num_training_batches or 1))
         within = (trainer.current_epoch + (batch_idx + 1) / batches) / epochs
         name = "pretraining the DNA encoder" if phase == 0 else "aligning image, DNA and text"
-        self.report(f"{name}: epoch {trainer.current_epoch + 1}/{epochs}", 0.5 * (phase + min(1.0, within)))
+        self.report("train", 0.5 * (phase + min(1.0, within)), 1.0, f"{name}: epoch {trainer.current_epoch + 1}/{epochs}")
 
 
 def default_checkpoint_dir(out: Path) -> Path:

@@ -33,7 +33,11 @@ def _strict(text: str) -> object:
 def demo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo") / "work"
     seen: list[tuple[str, float, str]] = []
-    summary = run_demo(workdir, TINY, progress=lambda st, f, m: seen.append((st, f, m)))
+    def progress(stage: str, done: float, total: float | None = None, message: str = "") -> None:
+        assert total == 1.0  # the demo reports every stage as a fraction of itself
+        seen.append((stage, done, message))
+
+    summary = run_demo(workdir, TINY, progress=progress)
     return workdir, summary, seen
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from biodiscover.storage.errors import BiodiscoverError, InputError, ModelBundleError
+from biodiscover.storage.progress import Progress
 from biodiscover.workflows.executors import ExecutorConfig
 
 log = logging.getLogger(__name__)
@@ -335,7 +336,7 @@ class TriageCall:
     db_path: Path
     database: Any
     executor: Any
-    stage: Callable[[str, int, int], None]
+    stage: Progress
     parameters: dict[str, Any]
 
 
@@ -455,7 +456,7 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
 
     lock = threading.Lock()  # called from triage and from the heartbeat poller thread
 
-    def stage(name: str, done: int = 0, total: int = 0) -> None:
+    def stage(name: str, done: float = 0, total: float | None = 0, message: str = "") -> None:
         with lock:
             now = time.perf_counter()
             if name not in stage_started:
@@ -463,7 +464,7 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
                     last = list(stage_started)[-1]
                     outcome.stages.setdefault(last, now - stage_started[last])
                 stage_started[name] = now
-            emit(BatchEvent("stage", spec.name, name, done, total))
+            emit(BatchEvent("stage", spec.name, name, int(done), int(total or 0)))
 
     try:
         with HeartbeatPoller(database, item_run, stage):
@@ -506,7 +507,7 @@ class HeartbeatPoller:
     to know about the batch. Runs in a daemon thread; reads only.
     """
 
-    def __init__(self, database: Any, after_run_id: int, stage: Callable[[str, int, int], None],
+    def __init__(self, database: Any, after_run_id: int, stage: Progress,
                  interval_s: float = 0.5) -> None:
         import threading
 

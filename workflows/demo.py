@@ -27,17 +27,15 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.progress import Progress, log_progress, within
 from biodiscover.storage.records import RANKS, Specimen, is_filler_name
 
 log = logging.getLogger(__name__)
-
-#: stage name, fraction of that stage done (0..1), message
-Progress = Callable[[str, float, str], None]
 
 STAGES: tuple[str, ...] = ("synth", "collection", "train", "reference", "triage", "score")
 
@@ -234,7 +232,7 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     from biodiscover.workflows.reference import build_reference
     from biodiscover.workflows.triage import run_triage
 
-    say = progress or (lambda stage, frac, msg: log.info("%s %.0f%% %s", stage, 100 * frac, msg))
+    say = progress or log_progress(log)
     workdir = Path(workdir)
     _prepare_workdir(workdir, config, fresh)
     data, coll_dir, model, db = (workdir / "data", workdir / "new-collection", workdir / "model",
@@ -244,8 +242,8 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     t = time.perf_counter()
     if not (data / "metadata" / "truth.csv").exists():
         synth = SynthConfig(n_species=config.n_species, n_specimens=config.n_specimens, seed=config.seed)
-        generate(synth, data, progress=lambda st, d, n: say("synth", d / max(n, 1), st))
-    say("synth", 1.0, f"dataset in {data}")
+        generate(synth, data, progress=within(say, "synth"))
+    say("synth", 1.0, 1.0, f"dataset in {data}")
     seconds["synth"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -255,15 +253,15 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     collection = _fail_barcodes(by_split.get("test", []) + by_split.get("test_unseen", []) + heldout_coll,
                                 config.no_barcode_fraction, config.seed)
     csv, images = write_collection(collection, coll_dir)
-    say("collection", 1.0, f"{len(collection)} specimens (test + test_unseen + {len(heldout_coll)} other_heldout)")
+    say("collection", 1.0, 1.0, f"{len(collection)} specimens (test + test_unseen + {len(heldout_coll)} other_heldout)")
     seconds["collection"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if not (model / "bundle.json").exists():
-        say("train", 0.0, f"encoders ({config.preset} preset)")
+        say("train", 0.0, 1.0, f"encoders ({config.preset} preset)")
         train_bundle(data, model, load_preset(config.preset), resume=(model.with_name(model.name + ".checkpoints")).exists(),
-                     progress=False, callbacks=[StageProgress(lambda msg, frac: say("train", 0.95 * frac, msg))])
-    say("train", 1.0, f"encoders ({config.preset}) in {model}")
+                     progress=False, callbacks=[StageProgress(within(say, "train", 0.0, 0.95))])
+    say("train", 1.0, 1.0, f"encoders ({config.preset}) in {model}")
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -271,8 +269,8 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     # overwrite=False: the engine is stored *into* the trained bundle, keeping its encoders
     build_reference(data, model, outliers="other_heldout", overwrite=False,
                     exclude_processids={s.processid for s in heldout_coll},
-                    progress=lambda msg: say("reference", 0.5, msg))
-    say("reference", 1.0, "reference index, calibrated ranks, novelty detector")
+                    progress=within(say, "reference", 0.5, 0.0))
+    say("reference", 1.0, 1.0, "reference index, calibrated ranks, novelty detector")
     seconds["reference"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -281,8 +279,8 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
         for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
             extra.unlink(missing_ok=True)
     summary = run_triage(csv, model, db, images=images, collection="demo-plate",
-                         progress=lambda st, d, n: say("triage", d / max(n, 1), st))
-    say("triage", 1.0, f"run {summary.run_id}: {summary.novel} novel, {summary.proposals} candidate species")
+                         progress=within(say, "triage"))
+    say("triage", 1.0, 1.0, f"run {summary.run_id}: {summary.novel} novel, {summary.proposals} candidate species")
     seconds["triage"] = time.perf_counter() - t
 
     t = time.perf_counter()

@@ -20,7 +20,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors
 from biodiscover.discovery.proposals import candidate_species
+from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import RANKS
 from biodiscover.workflows.reference import load_specimens
 
@@ -46,9 +47,9 @@ def _macro(pairs: list[tuple[Any, Any]]) -> float | None:
 
 
 def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_split: str = "test_unseen",
-             cluster: bool = True, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+             cluster: bool = True, progress: Progress | None = None) -> dict[str, Any]:
     """All metrics as one JSON-able dict."""
-    say = progress or log.info
+    say = messages(progress or log_progress(log), "evaluate")
     model = DiscoveryModel.load(model_path)
     ref_taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
     say(f"reading {known_split} and {novel_split}")

@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Callable, Collection, Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import Specimen, resolve_splits
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def sample(specimens: Sequence[Specimen], n: int, seed: int) -> list[Specimen]:
 def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", calibration: str = "val+val_unseen",
                     calibration_keys: str | None = "train", outliers: str = "other_heldout",
                     max_outliers: int = 3000, seed: int = 0, config: EngineConfig | None = None,
-                    overwrite: bool = False, progress: Callable[[str], None] | None = None,
+                    overwrite: bool = False, progress: Progress | None = None,
                     exclude_processids: Collection[str] = (), images: bool | None = None) -> DiscoveryModel:
     """Fit the k-mer discovery engine on ``data`` and save it as a bundle at ``out``.
 
@@ -64,7 +65,8 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     DNA+image fusion in triage); None = when ``out`` already holds trained
     encoders (``biodiscover train``) and the dataset has images.
     """
-    say = progress or log.info
+    report = progress or log_progress(log)
+    say = messages(report, "reference")
     t0 = time.perf_counter()
     by_split: dict[str, list[Specimen]] = {}
     needed = set(resolve_splits(keys)) | set(resolve_splits(calibration)) | set(resolve_splits(outliers))
@@ -95,7 +97,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
         fingerprint["excluded_processids"] = len(excluded)
     model.save(out, fingerprint=fingerprint, overwrite=overwrite)
     if images is not False and _has_encoders(out):
-        fit_image_classifier(data, out, ref, cal, cal_keys, progress=say, required=bool(images))
+        fit_image_classifier(data, out, ref, cal, cal_keys, progress=report, required=bool(images))
     elif images:
         raise InputError(f"{out}: no trained encoders in the bundle; run `biodiscover train --out {out}` first "
                          "to name specimens from images")
@@ -111,7 +113,7 @@ def _has_encoders(bundle_dir: Path) -> bool:
 
 
 def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Sequence[Specimen],
-                         cal_keys: Sequence[Specimen] | None, *, progress: Callable[[str], None] | None = None,
+                         cal_keys: Sequence[Specimen] | None, *, progress: Progress | None = None,
                          required: bool = False) -> bool:
     """Fit the image classifier (``discovery.multimodal``) with the bundle's own encoders; store it there.
 
@@ -124,7 +126,8 @@ def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Se
     from biodiscover.encoders.embed import load_encoders
     from biodiscover.storage.bioscan import BioscanDataset
 
-    say = progress or log.info
+    report = progress or log_progress(log)
+    say = messages(report, "reference")
     ds = BioscanDataset(Path(data))
 
     def with_images(specimens: Sequence[Specimen] | None) -> list[Specimen] | None:

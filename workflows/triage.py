@@ -19,17 +19,16 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.progress import Progress, no_progress
 from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -104,7 +103,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     with a photograph get an image call, fused with the DNA call or standing
     alone when the barcode is missing (``discovery.multimodal.combine_results``).
     """
-    say = progress or (lambda stage, done, total: None)
+    say = progress or no_progress
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     results: list[TriageResult] = []
@@ -158,7 +157,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     """
     from biodiscover.storage.collections import read_collection
 
-    say = progress or (lambda stage, done, total: None)
+    say = progress or no_progress
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     model = model if model is not None else DiscoveryModel.load(model_path)
@@ -216,10 +215,10 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                   collection=name, total=len(specimens),
                                   novelty_threshold=model.novelty_threshold)
 
-        def stage(st: str, done: int, total: int) -> None:
-            say(st, done, total)
+        def stage(st: str, done: float, total: float | None = None, message: str = "") -> None:
+            say(st, done, total, message)
             if db is not None and run_id is not None:
-                db.heartbeat(run_id, done=done if st == "triage" else None, message=st)
+                db.heartbeat(run_id, done=int(done) if st == "triage" else None, message=st)
 
         results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage,
                                                     image_model=image_model, clustering=clustering)

@@ -22,11 +22,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.progress import Progress
 from biodiscover.storage.records import BIOSCAN_COLUMNS, DEFAULT_IMAGE_PACKAGE, image_relpath
 from biodiscover.storage.splits import apply_splits
 from biodiscover.storage.synth import dna, geography, images
@@ -52,7 +52,6 @@ _DEEP_P = {"subfamily": -0.02, "family": 0.01, "order": 0.06, "root": 0.10}
 #: taxa), tuned on 1,000-species / 20,000-specimen runs (see benchmarks/RESULTS-synth.md).
 _HEIGHT_FUDGE = {"species": 1.2, "genus": 1.03, "deep": 1.06}
 
-ProgressFn = Callable[[str, int, int], None]
 #: Recurring read lengths of partial and poor reads.
 _PARTIAL_STOPS = (564, 577, 601, 613, 627, 639, 651)
 _POOR_STOPS = (487, 500, 519, 543, 570)
@@ -444,11 +443,11 @@ def _render_one(args: tuple) -> tuple[int, float, float, float]:
     return i, value, area, scale
 
 
-def generate(config: SynthConfig, out_dir: Path, *, progress: ProgressFn | None = None,
+def generate(config: SynthConfig, out_dir: Path, *, progress: Progress | None = None,
              workers: int = 1) -> SynthResult:
     """Write the dataset under ``out_dir`` (created if needed) and return what was written.
 
-    ``progress(stage, done, total)`` is called as work advances; ``workers`` > 1
+    ``progress(stage, done, total)`` (``storage.progress``) is called as work advances; ``workers`` > 1
     draws images in that many processes (the output does not depend on it).
     """
     t0 = time.perf_counter()
