@@ -114,7 +114,8 @@ def register(app: typer.Typer) -> None:
             value = m[key]
             shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) if isinstance(value, dict) else str(value)
             typer.echo(f"{key}: {shown}")
-        fp = b.fingerprint
+        typer.echo(f"fingerprint: {b.fingerprint}")
+        fp = b.data_fingerprint
         if fp:
             splits = ", ".join(f"{k} {v}" for k, v in fp.get("splits", {}).items())
             if "specimens" in fp:

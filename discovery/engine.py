@@ -6,11 +6,9 @@ sequences and taxonomy, the calibrated per-rank thresholds and the novelty
 detector), saved to and loaded from one model bundle.
 
 Pipeline for a query barcode:
-1. k-mer profile → FAISS top ``n_search`` reference keys;
-2. diversify: keep at most ``per_taxon`` keys per reference species (so a
-   crowded species does not push every other candidate out) up to
-   ``max_candidates``;
-3. exact identity to each candidate (edlib);
+1.–3. candidate search (``discovery.reference.Reference``): k-mer profile →
+   FAISS top ``n_search`` reference keys → at most ``per_taxon`` keys per
+   reference species up to ``max_candidates`` → exact identity to each (edlib);
 4. per-rank label, identity, margin and top-hit agreement → per-rank confidence
    → deepest confident rank (``discovery.hierarchy``: thresholds calibrated on
    the calibration specimens absent at each rank, or on reference specimens with
@@ -32,15 +30,15 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from biodiscover.discovery.hierarchy import HierarchicalClassifier, RankCall, RankEvidence, rank_evidence
-from biodiscover.discovery.identity import candidate_identities
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.novelty import FEATURES, NoveltyDetector
+from biodiscover.discovery.reference import Reference
 from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.records import RANKS, Specimen
 
@@ -48,8 +46,10 @@ log = logging.getLogger(__name__)
 
 ENGINE_TABLE = "discovery_engine"
 REFERENCE_TABLE = "discovery_reference"
-INDEX_ARRAY = "discovery_index"
-ENGINE_FORMAT = 2  # 2: confidence-calibrated ranks, clade exclusion, barcode gap in the bundle
+INDEX_ARRAY = "discovery_index"  # format 2 only: the raw FAISS index (format 3 keeps it with the reference)
+#: 2: confidence-calibrated ranks, clade exclusion, barcode gap in the bundle;
+#: 3: reference keys as memory-mapped arrays (``discovery.reference``)
+ENGINE_FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -141,6 +141,31 @@ class DiscoveryModel:
         self.config = config or EngineConfig()
         self.embedder = KmerEmbedder(self.config.kmer)
 
+    # -- the reference (keys and candidate search: discovery.reference) ----------------------
+    def _build_reference(self, specimens: Sequence[Specimen], say: Callable[[str], None]) -> Reference:
+        ids, seqs, lineages = self._set_reference(specimens)
+        return Reference.build(ids, seqs, lineages, kmer=self.config.kmer, index=self.config.index,
+                               batch_size=self.config.batch_size, progress=say)
+
+    @property
+    def ref_ids_(self) -> Sequence[str]:
+        """Processids of the reference keys (read-only view of ``reference_``)."""
+        return self.reference_.ids
+
+    @property
+    def ref_seqs_(self) -> Sequence[str]:
+        """Barcodes of the reference keys (memory-mapped after ``load``)."""
+        return self.reference_.sequences
+
+    @property
+    def ref_lineages_(self) -> list[tuple]:
+        """Lineage tuples (over ``RANKS``) of the reference keys."""
+        return self.reference_.lineages
+
+    @property
+    def index_(self) -> ReferenceIndex:
+        return self.reference_.index_
+
     # -- fitting -----------------------------------------------------------------------
     def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str], list[tuple]]:
         keep = [s for s in reference if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
@@ -158,9 +183,8 @@ class DiscoveryModel:
         t0 = time.perf_counter()
         # calibration pass against calibration keys (or the reference itself)
         keys = calibration_keys if calibration_keys is not None else reference
-        self.ref_ids_, self.ref_seqs_, self.ref_lineages_ = self._set_reference(keys)
-        say(f"indexing {len(self.ref_ids_)} calibration keys")
-        self.index_ = ReferenceIndex(self.config.index).fit(self.embedder.embed_dna(self.ref_seqs_))
+        say(f"indexing {len(keys)} calibration keys")
+        self.reference_ = self._build_reference(keys, say)
         calib = [s for s in calibration if _usable(s.dna_barcode, self.config.min_barcode_length) and s.species]
         outl = [s for s in outliers if _usable(s.dna_barcode, self.config.min_barcode_length)]
         if not calib:
@@ -184,9 +208,8 @@ class DiscoveryModel:
             "calibration": self.classifier_.calibration_, "novelty_brier": self.novelty_.brier_,
         }
         if calibration_keys is not None:
-            self.ref_ids_, self.ref_seqs_, self.ref_lineages_ = self._set_reference(reference)
-            say(f"indexing {len(self.ref_ids_)} reference keys")
-            self.index_ = ReferenceIndex(self.config.index).fit(self.embedder.embed_dna(self.ref_seqs_))
+            say(f"indexing {len(reference)} reference keys")
+            self.reference_ = self._build_reference(reference, say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
         self.fit_seconds_ = time.perf_counter() - t0
         return self
@@ -249,64 +272,18 @@ class DiscoveryModel:
         return gap
 
     # -- evidence ----------------------------------------------------------------------
-    def _candidates(self, sims: np.ndarray, pos: np.ndarray) -> list[list[int]]:
-        out = []
-        for row in pos:
-            seen: dict[object, int] = {}
-            cand: list[int] = []
-            for j in row:
-                if j < 0:
-                    break
-                lin = self.ref_lineages_[j]
-                key = lin[-1] or (lin[-2], j)  # species, else a unique key per unnamed record
-                c = seen.get(key, 0)
-                if c < self.config.per_taxon:
-                    seen[key] = c + 1
-                    cand.append(int(j))
-                    if len(cand) >= self.config.max_candidates:
-                        break
-            out.append(cand)
-        return out
-
     def _evidence(self, sequences: Sequence[str], exclude: Sequence[tuple[int, str]] | None = None
                   ) -> tuple[list[RankEvidence], np.ndarray]:
         """Evidence per query; ``exclude[i] = (rank index, label)`` leaves that taxon out of query i's search."""
+        cfg = self.config
+        lineages = self.reference_.lineages
         evidence: list[RankEvidence] = []
         tops = np.zeros(len(sequences), dtype=np.float32)
-        bs = self.config.batch_size
-        size: dict[tuple[int, str], int] = {}
-        if exclude is not None:
-            for lin in self.ref_lineages_:
-                for r, lab in enumerate(lin):
-                    size[(r, lab)] = size.get((r, lab), 0) + 1  # type: ignore[index]
-        for start in range(0, len(sequences), bs):
-            chunk = sequences[start : start + bs]
-            k = self.config.n_search
-            if exclude is not None:
-                k += max(size.get(tuple(e), 0) for e in exclude[start : start + bs])  # type: ignore[arg-type]
-            sims, pos = self.index_.search(self.embedder.embed_dna(chunk), k)
-            if exclude is not None:
-                sims, pos = self._drop_excluded(sims, pos, exclude[start : start + bs])
-            cands = self._candidates(sims, pos)
-            ids = candidate_identities(chunk, cands, self.ref_seqs_)
-            for i, (cand, idv) in enumerate(zip(cands, ids)):
-                sim_of = dict(zip(pos[i].tolist(), sims[i].tolist()))
-                retr = np.array([sim_of[j] for j in cand])
-                evidence.append(rank_evidence(cand, idv, retr, self.ref_lineages_))
-                tops[start + i] = float(sims[i, 0]) if len(cand) else 0.0
+        for i, c in enumerate(self.reference_.candidates(sequences, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
+                                                         max_candidates=cfg.max_candidates, exclude=exclude)):
+            evidence.append(rank_evidence(c.positions.tolist(), c.identities, c.similarities, lineages))
+            tops[i] = c.top_similarity
         return evidence, tops
-
-    def _drop_excluded(self, sims: np.ndarray, pos: np.ndarray, exclude: Sequence[tuple[int, str]]
-                       ) -> tuple[np.ndarray, np.ndarray]:
-        """Search results without the excluded taxon, padded with -1 to ``n_search`` columns."""
-        n = self.config.n_search
-        out_s = np.zeros((len(pos), n), dtype=np.float32)
-        out_p = np.full((len(pos), n), -1, dtype=np.int64)
-        for i, (r, lab) in enumerate(exclude):
-            keep = [c for c, j in enumerate(pos[i]) if j >= 0 and self.ref_lineages_[j][r] != lab][:n]
-            out_s[i, : len(keep)] = sims[i, keep]
-            out_p[i, : len(keep)] = pos[i, keep]
-        return out_s, out_p
 
     @staticmethod
     def _features(evidence: Sequence[RankEvidence], sims: np.ndarray, species_conf: np.ndarray,
@@ -350,11 +327,8 @@ class DiscoveryModel:
                and _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
         if not new:
             return 0
-        self.index_.add(self.embedder.embed_dna([s.dna_barcode for s in new]))  # type: ignore[misc]
-        self.ref_ids_ += [s.processid for s in new]
-        self.ref_seqs_ += [s.dna_barcode for s in new]  # type: ignore[misc]
-        self.ref_lineages_ += [_lineage(s) for s in new]
-        return len(new)
+        return self.reference_.add([s.processid for s in new], [s.dna_barcode for s in new],  # type: ignore[misc]
+                                   [_lineage(s) for s in new])
 
     def _result(self, pid: str, call: RankCall, ev: RankEvidence, sim: float, nov: float) -> TriageResult:
         return TriageResult(
@@ -373,16 +347,17 @@ class DiscoveryModel:
             raise RuntimeError("DiscoveryModel is not fitted; call fit() or load()")
 
     # -- persistence -------------------------------------------------------------------
-    def save(self, bundle_dir: Path | str, *, fingerprint: dict | None = None, overwrite: bool = False) -> Path:
-        """Store into a model bundle (creates a DNA-only bundle when none exists)."""
+    def save(self, bundle_dir: Any, *, fingerprint: dict | None = None, overwrite: bool = False) -> Path:
+        """Store into a model bundle (a path or an open ``Bundle``; creates a DNA-only bundle when none exists)."""
         from biodiscover.storage.bundle import MANIFEST, Bundle
 
         self._check_fitted()
-        path = Path(bundle_dir)
-        if (path / MANIFEST).exists() and not overwrite:
-            bundle = Bundle.open(path)
+        if isinstance(bundle_dir, Bundle):
+            bundle = bundle_dir
+        elif (Path(bundle_dir) / MANIFEST).exists() and not overwrite:
+            bundle = Bundle.open(bundle_dir)
         else:
-            bundle = Bundle.create(path, config={"kind": "dna-kmer", "discovery": self.config.to_dict()},
+            bundle = Bundle.create(bundle_dir, config={"kind": "dna-kmer", "discovery": self.config.to_dict()},
                                    fingerprint=fingerprint, overwrite=overwrite)
         bundle.save_table(ENGINE_TABLE, {
             "format": ENGINE_FORMAT, "config": self.config.to_dict(), "classifier": self.classifier_.to_dict(),
@@ -390,42 +365,90 @@ class DiscoveryModel:
             "index_kind": self.index_.kind_,
             "barcode_gap": self.barcode_gap_.to_dict() if getattr(self, "barcode_gap_", None) is not None else None,
         })
-        bundle.save_table(REFERENCE_TABLE, {"processid": self.ref_ids_, "sequence": self.ref_seqs_,
-                                            "ranks": list(RANKS), "lineage": [list(x) for x in self.ref_lineages_]})
-        bundle.save_array(INDEX_ARRAY, self.index_.to_bytes())
+        self.reference_.save(bundle, REFERENCE_TABLE)
+        bundle.remove("arrays", INDEX_ARRAY)  # a format-2 engine's index, replaced by the reference's
         gap = getattr(self, "barcode_gap_", None)
-        bundle.set_section("discovery", {"engine_format": ENGINE_FORMAT, "reference_keys": len(self.ref_ids_),
+        bundle.set_section("discovery", {"engine_format": ENGINE_FORMAT, "reference_keys": len(self.reference_),
+                                         "index_kind": self.index_.kind_,
                                          "thresholds": self.classifier_.thresholds_,
                                          "threshold_kind": self.classifier_.kind_,
                                          "barcode_gap": None if gap is None else
                                          {"threshold": gap.threshold_, "linkage": gap.linkage_, "ami": gap.score_}})
-        return path
+        return bundle.path
 
     @classmethod
     def load(cls, bundle_dir: Path | str) -> "DiscoveryModel":
+        """Open the bundle at ``bundle_dir`` and load the engine from it (see :meth:`from_bundle`)."""
         from biodiscover.storage.bundle import Bundle
 
-        bundle = Bundle.open(bundle_dir)
-        if ENGINE_TABLE not in bundle.names("tables"):
-            raise ModelBundleError(f"{bundle_dir}: bundle has no discovery engine; build one with "
-                                   "`biodiscover build-reference` (DNA k-mer) or fit DiscoveryModel")
-        state = bundle.load_table(ENGINE_TABLE)
-        if int(state.get("format", 0)) > ENGINE_FORMAT:
-            raise ModelBundleError(f"{bundle_dir}: discovery engine format {state.get('format')} is newer than supported")
-        self = cls(EngineConfig.from_dict(state["config"]))
-        self.classifier_ = HierarchicalClassifier.from_dict(state["classifier"])
-        self.novelty_ = NoveltyDetector.from_dict(state["novelty"])
-        self.calibration_summary_ = state["calibration_summary"]
-        gap = state.get("barcode_gap")
-        if gap is not None:
-            from biodiscover.discovery.clustering import BarcodeGapThreshold
+        return cls.from_bundle(Bundle.open(bundle_dir))
 
-            self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
+    @classmethod
+    def from_bundle(cls, bundle: Any) -> "DiscoveryModel":
+        """The engine stored in an open ``storage.bundle.Bundle``; a damaged bundle is a ``ModelBundleError``.
+
+        Every table is type-checked, reference arrays are memory-mapped with
+        their shapes checked against each other, and the loaded engine triages
+        one reference key as a self-check, so a bundle whose numbers do not fit
+        together fails here with one line instead of deep inside a triage.
+        """
+        where = f"{bundle.path}: discovery engine"
+        if ENGINE_TABLE not in bundle.names("tables"):
+            raise ModelBundleError(f"{bundle.path}: bundle has no discovery engine; build one with "
+                                   "`biodiscover build-reference` (DNA k-mer) or fit DiscoveryModel")
+        state = bundle.load_table(ENGINE_TABLE, expect=dict)
+        try:
+            fmt = int(state.get("format", 0))
+            if fmt > ENGINE_FORMAT:
+                raise ModelBundleError(f"{where} format {fmt} is newer than supported; upgrade biodiscover")
+            self = cls(EngineConfig.from_dict(state["config"]))
+            self.classifier_ = HierarchicalClassifier.from_dict(state["classifier"])
+            self.novelty_ = NoveltyDetector.from_dict(state["novelty"])
+            self.calibration_summary_ = dict(state["calibration_summary"])
+            gap = state.get("barcode_gap")
+            if gap is not None:
+                from biodiscover.discovery.clustering import BarcodeGapThreshold
+
+                self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
+            else:
+                self.barcode_gap_ = None
+            numbers = [*self.classifier_.thresholds_.values(), self.novelty_.threshold_]
+            if not all(isinstance(v, float) and np.isfinite(v) for v in numbers):
+                raise ValueError(f"non-finite thresholds {numbers}")
+        except ModelBundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelBundleError(f"{where} table is malformed ({type(exc).__name__}: {exc})") from None
+        if fmt >= 3:
+            self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
         else:
-            self.barcode_gap_ = None
-        ref = bundle.load_table(REFERENCE_TABLE)
-        self.ref_ids_ = list(ref["processid"])
-        self.ref_seqs_ = list(ref["sequence"])
-        self.ref_lineages_ = [tuple(x) for x in ref["lineage"]]
-        self.index_ = ReferenceIndex.from_bytes(bundle.load_array(INDEX_ARRAY), self.config.index)
+            self.reference_ = self._legacy_reference(bundle)
+        self._self_check(where)
         return self
+
+    def _legacy_reference(self, bundle: Any) -> Reference:
+        """Keys of a format-2 bundle: one JSON table and the raw FAISS index (read into memory)."""
+        where = f"{bundle.path}: discovery reference"
+        ref = bundle.load_table(REFERENCE_TABLE, expect=dict)
+        try:
+            ids, seqs, lins = list(ref["processid"]), list(ref["sequence"]), [tuple(x) for x in ref["lineage"]]
+            if list(ref["ranks"]) != list(RANKS) or not (len(ids) == len(seqs) == len(lins)) \
+                    or not all(len(x) == len(RANKS) for x in lins):
+                raise ValueError("columns of different lengths or ranks")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelBundleError(f"{where} table is malformed ({exc})") from None
+        index = ReferenceIndex.from_bytes(bundle.load_array(INDEX_ARRAY, mmap=True), self.config.index,
+                                          where=f"{where} index", ntotal=len(ids), dim=self.config.kmer.dim)
+        return Reference.from_legacy(ids, seqs, lins, index, self.config.kmer, self.config.index,
+                                     self.config.batch_size)
+
+    def _self_check(self, where: str) -> None:
+        """Triage the first reference key: shapes that do not fit together fail here, not in a user's run."""
+        probe = Specimen(processid="bundle-self-check", dna_barcode=self.reference_.sequences[0])
+        try:
+            (r,) = self.triage([probe])
+            values = [r.novelty, r.identity, r.top_similarity, *r.confidence.values()]
+            if not all(np.isfinite(v) for v in values):
+                raise ValueError(f"non-finite output {values}")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelBundleError(f"{where} failed its self-check ({type(exc).__name__}: {exc})") from None

@@ -1,22 +1,33 @@
 """Reference index: nearest-neighbour search over reference keys with FAISS.
 
 Why FAISS: the reference grows from ~20k keys (the dev set) to the 5M specimens of
-BIOSCAN-5M. Below ``exact_max`` keys we search exactly (``IndexFlatIP`` on unit
-vectors = cosine), so small references lose nothing; above it an approximate
-index (HNSW by default, IVF-Flat or IVF-PQ on request) keeps queries fast. When
-faiss-gpu and a CUDA device are present the index is moved to the GPU for search
-and moved back to the CPU to save, so a bundle built on one loads on the other.
+BIOSCAN-5M. Kinds (``IndexConfig.kind``):
 
-Memory and time for a 5M-key reference (computed from FAISS's storage layout,
-not measured here — the session had no machine with that many keys):
-* exact flat, d=4096 float32 (6-mer profile): 5e6 × 4096 × 4 B = 82 GB — too big;
-  use a smaller profile (5-mers, d=1024: 20 GB) or a compressed index;
-* HNSW32 on d=1024: 20 GB vectors + 5e6 × 32 × 2 × 4 B ≈ 1.3 GB links; ~1 ms/query;
-* IVF-PQ (nlist=16384, 128 sub-quantisers × 8 bit): 5e6 × 128 B = 0.64 GB codes
-  (+ ids 40 MB); query time ~1–5 ms on CPU with nprobe=32, training on ~1M keys
-  takes minutes. This is the setting to use for a full BIOSCAN-5M reference.
-Exact identity re-ranking (``discovery.identity``) on the top hits repairs most
-of the recall an approximate index loses.
+* ``flat``: exact inner product (cosine on unit vectors); nothing lost, cost grows
+  with keys × dimension;
+* ``ivfsq``: inverted lists (k-means cells) of 8-bit scalar-quantised vectors —
+  a quarter of the float32 size, and a query scans only ``ivf_nprobe`` cells;
+* ``hnsw``, ``ivf`` (IVF-Flat) and ``ivfpq`` (product quantisation, the smallest)
+  on request;
+* ``auto``: ``flat`` up to ``exact_max`` keys, ``ivfsq`` above.
+
+``project_dim`` puts a learned linear projection in front of the index (FAISS
+``IndexPreTransform``: an uncentred SVD basis of a sample of the keys, then L2
+normalisation), so a 4,096-d 6-mer profile is stored as a few hundred numbers and
+the projection travels inside the serialised index (queries are given in the
+original space). Memory per key: 16 KB for the raw 6-mer profile, 1 KB for a
+256-d float32 projection, 256 B as ``ivfsq`` codes. Recall against exact search
+over the raw profile, and what it does to naming, are measured in
+``benchmarks/bench_scale.py`` (benchmarks/RESULTS-scale.md).
+
+Searches can leave keys out (``search(..., allowed=mask)``: a FAISS ID selector,
+so a left-out clade costs nothing extra; IVF kinds then scan every cell so a
+crowded clade never hides the rest). ``shards(n)`` splits the index into
+contiguous key blocks that share the trained projection and cells, so the merged
+top-k of the shards equals the whole index's (the distributed executor relies on
+it). When faiss-gpu and a CUDA device are present the index is moved to the GPU
+for search and moved back to the CPU to save, so a bundle built on one loads on
+the other.
 """
 
 from __future__ import annotations
@@ -28,17 +39,22 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from biodiscover.storage.errors import ModelBundleError
+
 log = logging.getLogger(__name__)
 
-INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "ivfsq", "ivfpq")
 
 
 @dataclass(frozen=True)
 class IndexConfig:
     """How to index reference keys.
 
-    ``kind='auto'`` = exact below ``exact_max`` keys, HNSW above. ``use_gpu=None``
-    = use a GPU when faiss has GPU support and sees a device.
+    ``kind='auto'`` = exact below ``exact_max`` keys, ``ivfsq`` above.
+    ``project_dim`` = learn a linear projection to that many dimensions first
+    (None: index the vectors as given). ``train_size`` = keys sampled to learn
+    the projection and the IVF cells. ``use_gpu=None`` = use a GPU when faiss
+    has GPU support and sees a device.
     """
 
     kind: str = "auto"
@@ -49,17 +65,27 @@ class IndexConfig:
     ivf_nprobe: int = 32
     pq_m: int = 64
     use_gpu: bool | None = None
+    project_dim: int | None = None
+    train_size: int = 20_000
+    seed: int = 0
+    #: approximate kinds fetch this many times the hits asked for, for an exact re-ranking
+    #: (``discovery.reference``: binary k-mer sketches) to choose from
+    pool_factor: float = 2.0
+    #: order hits by the exact cosine of binary k-mer sketches (False: by the index's own similarity)
+    sketch_rerank: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in INDEX_KINDS:
             raise ValueError(f"unknown index kind {self.kind!r} (known: {', '.join(INDEX_KINDS)})")
+        if self.project_dim is not None and self.project_dim < 1:
+            raise ValueError(f"project_dim must be >= 1 or None, got {self.project_dim}")
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: dict) -> "IndexConfig":
-        return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
 def gpu_available() -> bool:
@@ -67,12 +93,42 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def _kind_of(index: faiss.Index) -> str:
+    if isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    if isinstance(index, faiss.IndexHNSW):
+        return "hnsw"
+    if isinstance(index, faiss.IndexIVFPQ):
+        return "ivfpq"
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        return "ivfsq"
+    if isinstance(index, faiss.IndexIVF):
+        return "ivf"
+    return "flat"
+
+
+def _projection(sample: np.ndarray, dim: int, seed: int) -> faiss.VectorTransform:
+    """Uncentred SVD basis of ``sample`` (keeps inner products best in least squares), then L2 norm."""
+    from sklearn.utils.extmath import randomized_svd
+
+    d_in = sample.shape[1]
+    dim = min(dim, d_in, max(1, sample.shape[0]))
+    _, _, vt = randomized_svd(sample.astype(np.float32), dim, n_iter=4, random_state=seed)
+    lt = faiss.LinearTransform(d_in, dim, False)
+    faiss.copy_array_to_vector(np.ascontiguousarray(vt, dtype=np.float32).ravel(), lt.A)
+    lt.is_trained = True
+    return lt
+
+
 class ReferenceIndex:
     """Inner-product (cosine on unit vectors) search over reference keys.
 
-    ``fit(keys)`` builds the index; ``search(queries, k)`` returns
+    ``fit(keys)`` = ``train(keys)`` + ``add(keys)``; large references are built
+    streaming: ``train(sample)`` then ``add(chunk)`` per chunk, so the full-size
+    key vectors never sit in memory together. ``search(queries, k)`` returns
     ``(similarities, positions)`` with ``-1`` positions where fewer than ``k``
-    keys exist. Fitted attributes: ``kind_``, ``dim_``, ``ntotal_``.
+    keys exist. Fitted attributes: ``kind_``, ``dim_`` (dimension of the
+    vectors given), ``ntotal_``.
     """
 
     FILENAME = "reference.faiss"
@@ -83,41 +139,77 @@ class ReferenceIndex:
         self._search_index: faiss.Index | None = None
 
     # -- building ------------------------------------------------------------------
+    @property
+    def exact(self) -> bool:
+        """Whether search over the stored vectors is exhaustive (flat)."""
+        return self.kind_ == "flat"
+
     def _choose_kind(self, n: int) -> str:
         if self.config.kind != "auto":
             return self.config.kind
-        return "flat" if n <= self.config.exact_max else "hnsw"
+        return "flat" if n <= self.config.exact_max else "ivfsq"
 
-    def fit(self, keys: np.ndarray) -> "ReferenceIndex":
-        keys = np.ascontiguousarray(keys, dtype=np.float32)
-        if keys.ndim != 2 or keys.shape[0] == 0:
-            raise ValueError(f"reference keys must be a non-empty 2-D array, got shape {keys.shape}")
-        n, d = keys.shape
+    def train(self, sample: np.ndarray, n_total: int | None = None) -> "ReferenceIndex":
+        """Create the index for ``n_total`` keys (default: the sample's size) and learn what it needs.
+
+        The kind (``auto``), the IVF cell count and the projection are chosen
+        here; ``sample`` is a random subset of the keys (``train_size`` is enough).
+        """
+        sample = np.ascontiguousarray(sample, dtype=np.float32)
+        if sample.ndim != 2 or sample.shape[0] == 0:
+            raise ValueError(f"reference keys must be a non-empty 2-D array, got shape {sample.shape}")
+        n = int(n_total or sample.shape[0])
+        d_in = sample.shape[1]
         kind = self._choose_kind(n)
+        transform = None
+        d = d_in
+        if self.config.project_dim is not None and self.config.project_dim < d_in:
+            transform = _projection(sample, self.config.project_dim, self.config.seed)
+            d = transform.d_out
         if kind == "flat":
             index: faiss.Index = faiss.IndexFlatIP(d)
         elif kind == "hnsw":
             index = faiss.IndexHNSWFlat(d, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efSearch = self.config.hnsw_ef_search
         else:
-            nlist = self.config.ivf_nlist or max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))
+            nlist = self.config.ivf_nlist or max(1, min(int(4 * np.sqrt(n)), sample.shape[0] // 39 or 1))
             quantizer = faiss.IndexFlatIP(d)
             if kind == "ivf":
                 index = faiss.IndexIVFFlat(quantizer, d, nlist, faiss.METRIC_INNER_PRODUCT)
+            elif kind == "ivfsq":
+                index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                                      faiss.METRIC_INNER_PRODUCT)
             else:
                 m = self.config.pq_m
                 while d % m:
                     m //= 2
                 index = faiss.IndexIVFPQ(quantizer, d, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
-            index.train(keys)
             index.nprobe = min(self.config.ivf_nprobe, nlist)
-        index.add(keys)
+        if transform is not None:
+            # faiss's Python wrappers keep the parts referenced from the IndexPreTransform
+            index = faiss.IndexPreTransform(faiss.NormalizationTransform(d, 2.0), index)
+            index.prepend_transform(transform)
+        if not index.is_trained:
+            index.train(sample)
         self._cpu_index = index
         self._search_index = None
         self.kind_ = kind
-        self.dim_ = d
-        self.ntotal_ = int(index.ntotal)
-        log.info("built %s index over %d keys of dimension %d", kind, n, d)
+        self.dim_ = d_in
+        self.ntotal_ = 0
+        return self
+
+    def fit(self, keys: np.ndarray) -> "ReferenceIndex":
+        keys = np.ascontiguousarray(keys, dtype=np.float32)
+        if keys.ndim != 2 or keys.shape[0] == 0:
+            raise ValueError(f"reference keys must be a non-empty 2-D array, got shape {keys.shape}")
+        sample = keys
+        if keys.shape[0] > self.config.train_size and self._choose_kind(len(keys)) != "flat" \
+                or (self.config.project_dim is not None and keys.shape[0] > self.config.train_size):
+            rng = np.random.default_rng(self.config.seed)
+            sample = keys[np.sort(rng.choice(len(keys), self.config.train_size, replace=False))]
+        self.train(sample, n_total=len(keys))
+        self.add(keys)
+        log.info("built %s index over %d keys of dimension %d", self.kind_, self.ntotal_, self.dim_)
         return self
 
     def add(self, keys: np.ndarray) -> "ReferenceIndex":
@@ -145,16 +237,96 @@ class ReferenceIndex:
                 self._search_index = self._cpu_index
         return self._search_index
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` keys per query: (similarities float32, positions int64)."""
+    def _params(self, allowed: np.ndarray | None) -> tuple[faiss.SearchParameters | None, list]:
+        """Search parameters leaving out keys where ``allowed`` is False (and what must outlive them)."""
+        if allowed is None:
+            return None, []
+        bits = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
+        sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
+        inner = faiss.downcast_index(self._cpu_index.index) if isinstance(self._cpu_index, faiss.IndexPreTransform) \
+            else self._cpu_index
+        if isinstance(inner, faiss.IndexIVF):
+            params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=sel, nprobe=int(inner.nlist))
+        elif isinstance(inner, faiss.IndexHNSW):
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.hnsw_ef_search, 1024))
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        if isinstance(self._cpu_index, faiss.IndexPreTransform):
+            outer = faiss.SearchParametersPreTransform()
+            outer.index_params = params
+            return outer, [bits, sel, params]
+        return params, [bits, sel]
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` keys per query: (similarities float32, positions int64).
+
+        ``allowed``: boolean mask over the keys; keys where it is False are never
+        returned (leave-clade-out calibration). Searched on the CPU index.
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim_:
             raise ValueError(f"queries must have shape (n, {self.dim_}), got {queries.shape}")
         k = max(1, min(int(k), self.ntotal_))
         if queries.shape[0] == 0:
             return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
-        sims, pos = self._searcher().search(queries, k)
-        return sims, pos
+        if allowed is not None:
+            if len(allowed) != self.ntotal_:
+                raise ValueError(f"allowed mask has {len(allowed)} entries for {self.ntotal_} keys")
+            params, keep = self._params(allowed)
+            n = queries.shape[0]
+            sims = np.empty((n, k), dtype=np.float32)
+            pos = np.empty((n, k), dtype=np.int64)
+            # the SWIG call itself: faiss.contrib.torch_utils (imported by pytorch-metric-learning)
+            # replaces Index.search with a version that drops ``params``
+            self._cpu_index.search_c(n, faiss.swig_ptr(queries), k, faiss.swig_ptr(sims), faiss.swig_ptr(pos), params)
+            del keep
+            return sims, pos
+        return self._searcher().search(queries, k)
+
+    # -- shards --------------------------------------------------------------------
+    def shards(self, n: int) -> list[tuple["ReferenceIndex", int]]:
+        """Split into ``n`` contiguous key blocks: ``(shard, offset to add to its positions)``.
+
+        Shards share the trained projection and IVF cells, so a query scans the
+        same cells in every shard and the merged per-shard top-k is the whole
+        index's top-k (ties aside). HNSW graphs cannot be split: their shards are
+        rebuilt from the stored vectors (approximate in another way).
+        """
+        if self._cpu_index is None:
+            raise RuntimeError("ReferenceIndex is not fitted")
+        n = max(1, min(int(n), self.ntotal_ or 1))
+        bounds = np.linspace(0, self.ntotal_, n + 1).astype(np.int64)
+        return [self._subset(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def _subset(self, lo: int, hi: int) -> tuple["ReferenceIndex", int]:
+        """Keys ``lo..hi-1`` as an index of their own, and what to add to its positions."""
+        whole = self._cpu_index
+        inner = faiss.downcast_index(whole.index) if isinstance(whole, faiss.IndexPreTransform) else whole
+        if isinstance(inner, faiss.IndexIVF):
+            part = faiss.deserialize_index(faiss.serialize_index(whole))  # clone_index lacks transforms
+            part_inner = faiss.extract_index_ivf(part)
+            part_inner.reset()
+            inner.copy_subset_to(part_inner, faiss.InvertedLists.SUBSET_TYPE_ID_RANGE, lo, hi)
+            if isinstance(part, faiss.IndexPreTransform):
+                part.ntotal = part_inner.ntotal
+            return ReferenceIndex.from_faiss(part, self.config), 0  # IVF lists keep the global ids
+        vectors = inner.reconstruct_n(lo, hi - lo)
+        part = faiss.deserialize_index(faiss.serialize_index(whole))  # clone_index lacks transforms
+        target = faiss.downcast_index(part.index) if isinstance(part, faiss.IndexPreTransform) else part
+        if isinstance(target, faiss.IndexHNSW):
+            target = faiss.IndexHNSWFlat(inner.d, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            target.hnsw.efSearch = self.config.hnsw_ef_search
+            if isinstance(part, faiss.IndexPreTransform):
+                part.index = target
+                part.referenced_objects = [target]
+            else:
+                part = target
+        target.reset()
+        target.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        if isinstance(part, faiss.IndexPreTransform):
+            part.ntotal = target.ntotal
+        return ReferenceIndex.from_faiss(part, self.config), lo
 
     # -- persistence -----------------------------------------------------------------
     def save(self, directory: Path) -> Path:
@@ -181,23 +353,42 @@ class ReferenceIndex:
         return faiss.serialize_index(self._cpu_index)
 
     @classmethod
-    def from_bytes(cls, data: np.ndarray, config: IndexConfig | None = None) -> "ReferenceIndex":
-        return cls.from_faiss(faiss.deserialize_index(np.asarray(data, dtype=np.uint8)), config)
+    def from_bytes(cls, data: np.ndarray, config: IndexConfig | None = None, *, where: str = "reference index",
+                   ntotal: int | None = None, dim: int | None = None) -> "ReferenceIndex":
+        """Deserialise (FAISS's own format, never pickle); a damaged blob is a ``ModelBundleError``.
+
+        ``ntotal`` / ``dim``: what the bundle's manifest says the index holds;
+        an index that disagrees (a truncated or swapped file whose checksum was
+        forged to match) is refused before any search.
+        """
+        try:
+            index = faiss.deserialize_index(np.ascontiguousarray(data, dtype=np.uint8))
+        except (RuntimeError, ValueError, TypeError, MemoryError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelBundleError(f"{where}: not a readable FAISS index ({first[:200]})") from None
+        self = cls.from_faiss(index, config)
+        if ntotal is not None and self.ntotal_ != ntotal:
+            raise ModelBundleError(f"{where}: FAISS index holds {self.ntotal_} keys where the bundle lists {ntotal}")
+        if dim is not None and self.dim_ != dim:
+            raise ModelBundleError(f"{where}: FAISS index of dimension {self.dim_} where {dim} is expected")
+        return self
 
     @classmethod
     def from_faiss(cls, index: faiss.Index, config: IndexConfig | None = None) -> "ReferenceIndex":
-        """Wrap a FAISS index read back from disk (kind inferred from its type)."""
+        """Wrap a FAISS index read back from disk (kind inferred from its type).
+
+        With a ``config``, its search settings (``ivf_nprobe``, ``hnsw_ef_search``)
+        replace the stored ones; without, the index searches as it was saved.
+        """
+        given = config is not None
         self = cls(config)
-        self._cpu_index = index
+        self._cpu_index = index  # keep the owning wrapper: a downcast copy would not own the C++ index
         self.dim_ = int(index.d)
         self.ntotal_ = int(index.ntotal)
-        if isinstance(index, faiss.IndexHNSWFlat):
-            self.kind_ = "hnsw"
-            index.hnsw.efSearch = self.config.hnsw_ef_search
-        elif isinstance(index, faiss.IndexIVFPQ):
-            self.kind_ = "ivfpq"
-        elif isinstance(index, faiss.IndexIVF):
-            self.kind_ = "ivf"
-        else:
-            self.kind_ = "flat"
+        self.kind_ = _kind_of(index)
+        inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexPreTransform) else index
+        if given and isinstance(inner, faiss.IndexHNSW):
+            inner.hnsw.efSearch = self.config.hnsw_ef_search
+        elif given and isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = min(self.config.ivf_nprobe, int(inner.nlist))
         return self

@@ -418,30 +418,50 @@ class CrossModalClassifier:
     def load(cls, bundle_dir: Path | str) -> "CrossModalClassifier":
         from biodiscover.storage.bundle import Bundle
 
-        bundle = Bundle.open(bundle_dir)
+        return cls.from_bundle(Bundle.open(bundle_dir))
+
+    @classmethod
+    def from_bundle(cls, bundle: Any) -> "CrossModalClassifier":
+        """The classifier stored in an open ``storage.bundle.Bundle``."""
+        bundle_dir = bundle.path
         if MULTIMODAL_TABLE not in bundle.names("tables"):
             raise ModelBundleError(f"{bundle_dir}: bundle has no image (cross-modal) classifier; fit "
                                    "CrossModalClassifier and save it into the bundle")
-        state = bundle.load_table(MULTIMODAL_TABLE)
-        if int(state.get("format", 0)) > MULTIMODAL_FORMAT:
-            raise ModelBundleError(f"{bundle_dir}: cross-modal classifier format {state.get('format')} is newer "
-                                   "than supported")
-        self = cls(CrossModalConfig.from_dict(state["config"]))
-        self.thresholds_ = {r: float(v) for r, v in state["thresholds"].items()}
-        self.weights_ = (float(state["weights"][0]), float(state["weights"][1]))
-        self.calibration_ = dict(state["calibration"])
-        self.confidence_ = {r: JsonLogistic.from_dict(m) for r, m in state["confidence"].items()}
-        ref = bundle.load_table(MULTIMODAL_REFERENCE_TABLE)
-        if list(ref["ranks"]) != list(RANKS):
-            raise ModelBundleError(f"{bundle_dir}: cross-modal reference ranks {ref['ranks']} differ from {RANKS}")
-        self.ref_ids_ = list(ref["processid"])
-        self.ref_lineages_ = [tuple(x) for x in ref["lineage"]]
-        self.image_keys_ = np.asarray(ref["image_keys"], dtype=np.int64)
-        self.dna_keys_ = np.asarray(ref["dna_keys"], dtype=np.int64)
-        self.image_index_ = (ReferenceIndex.from_bytes(bundle.load_array(IMAGE_INDEX_ARRAY), self.config.index)
-                             if state["has_image_index"] else None)
-        self.dna_index_ = (ReferenceIndex.from_bytes(bundle.load_array(DNA_INDEX_ARRAY), self.config.index)
-                           if state["has_dna_index"] else None)
+        state = bundle.load_table(MULTIMODAL_TABLE, expect=dict)
+        ref = bundle.load_table(MULTIMODAL_REFERENCE_TABLE, expect=dict)
+        try:
+            if int(state.get("format", 0)) > MULTIMODAL_FORMAT:
+                raise ModelBundleError(f"{bundle_dir}: cross-modal classifier format {state.get('format')} is newer "
+                                       "than supported")
+            self = cls(CrossModalConfig.from_dict(state["config"]))
+            self.thresholds_ = {r: float(v) for r, v in state["thresholds"].items()}
+            self.weights_ = (float(state["weights"][0]), float(state["weights"][1]))
+            self.calibration_ = dict(state["calibration"])
+            self.confidence_ = {r: JsonLogistic.from_dict(m) for r, m in state["confidence"].items()}
+            if list(ref["ranks"]) != list(RANKS):
+                raise ModelBundleError(f"{bundle_dir}: cross-modal reference ranks {ref['ranks']} differ from {RANKS}")
+            self.ref_ids_ = [str(x) for x in ref["processid"]]
+            self.ref_lineages_ = [tuple(x) for x in ref["lineage"]]
+            self.image_keys_ = np.asarray(ref["image_keys"], dtype=np.int64)
+            self.dna_keys_ = np.asarray(ref["dna_keys"], dtype=np.int64)
+            n = len(self.ref_ids_)
+            for keys in (self.image_keys_, self.dna_keys_):
+                if keys.ndim != 1 or (keys.size and (keys.min() < 0 or keys.max() >= n)):
+                    raise ValueError(f"key positions outside the {n} reference keys")
+            if len(self.ref_lineages_) != n or not all(np.isfinite(v) for v in self.thresholds_.values()):
+                raise ValueError("lineages or thresholds do not fit the reference")
+        except ModelBundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            raise ModelBundleError(f"{bundle_dir}: cross-modal classifier tables are malformed "
+                                   f"({type(exc).__name__}: {exc})") from None
+        where = f"{bundle_dir}: cross-modal"
+        self.image_index_ = (ReferenceIndex.from_bytes(bundle.load_array(IMAGE_INDEX_ARRAY), self.config.index,
+                                                       where=f"{where} image index", ntotal=len(self.image_keys_))
+                             if state.get("has_image_index") else None)
+        self.dna_index_ = (ReferenceIndex.from_bytes(bundle.load_array(DNA_INDEX_ARRAY), self.config.index,
+                                                     where=f"{where} DNA index", ntotal=len(self.dna_keys_))
+                           if state.get("has_dna_index") else None)
         return self
 
 
@@ -553,11 +573,12 @@ def agreement_array(dna_calls: Sequence[Any | None], image_calls: Sequence[Any |
     return np.array([modality_agreement(a, b) for a, b in zip(dna_calls, image_calls)], dtype=np.float64)
 
 
-def has_image_classifier(bundle_dir: Path | str) -> bool:
-    """Whether a bundle carries a fitted image (cross-modal) classifier."""
+def has_image_classifier(bundle: Any) -> bool:
+    """Whether a bundle (an open ``Bundle`` or its path) carries a fitted image (cross-modal) classifier."""
     from biodiscover.storage.bundle import Bundle
 
-    return MULTIMODAL_TABLE in Bundle.open(bundle_dir).names("tables")
+    bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+    return MULTIMODAL_TABLE in bundle.names("tables")
 
 
 def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCall]) -> list[Any]:

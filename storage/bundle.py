@@ -12,6 +12,17 @@ Why this shape: loading never unpickles (safetensors and JSON only, so a bundle
 from a stranger cannot run code), tensors are stored on CPU so a CPU-trained
 bundle loads on a GPU and back, and every file is hashed so a half-copied bundle
 is refused with a clear message instead of producing silent garbage.
+
+Nothing in a bundle is trusted before it is checked: the manifest and every
+table are size-capped, parsed with bounded nesting and without NaN/Infinity,
+and must have the documented shape (a stranger's ``"files": []`` or a 100k-deep
+JSON gives one ``ModelBundleError`` line, not a traceback); a file's size is
+compared with the manifest before it is read and its sha256 is computed
+streaming, so a swapped 200 MB table is refused without being loaded. Arrays
+are read from the safetensors header (dtype, shape and byte range checked
+against the file) and can be memory-mapped (``load_array(name, mmap=True)``),
+so a reference of millions of barcodes is paged in on demand instead of read
+into RAM.
 """
 
 from __future__ import annotations
@@ -20,12 +31,14 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import math
 import os
 import platform
 import re
+import struct
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +51,15 @@ BUNDLE_FORMAT_VERSION = 1
 MANIFEST = "bundle.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _KINDS = {"weights": ".safetensors", "arrays": ".safetensors", "tables": ".json"}
+#: caps on what is parsed from a bundle (a stranger's bundle must not exhaust memory or the stack)
+MAX_MANIFEST_BYTES = 16 << 20
+MAX_TABLE_BYTES = 512 << 20
+MAX_JSON_DEPTH = 64
+_MAX_SAFETENSORS_HEADER = 1 << 20
+#: safetensors dtype names ↔ numpy dtypes (little-endian, as the format defines)
+_ST_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4", "I16": "<i2", "I8": "i1",
+              "U64": "<u8", "U32": "<u4", "U16": "<u2", "U8": "u1", "BOOL": "?"}
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _VERSIONED_PACKAGES = ("biodiscover", "torch", "numpy", "lightning", "safetensors", "faiss-cpu", "scikit-learn", "timm")
 
 
@@ -66,6 +88,73 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number a bundle may hold")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} overflows to infinity")
+    return value
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (a deep document must not exhaust the stack)."""
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        node, d = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth = max(depth, d)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((v, d + 1) for v in (node.values() if isinstance(node, dict) else node))
+    return depth
+
+
+def parse_json(data: bytes, where: str | Path) -> Any:
+    """Strict JSON of a bundle file: UTF-8, finite numbers only, at most ``MAX_JSON_DEPTH`` levels."""
+    try:
+        value = json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ModelBundleError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelBundleError(f"{where}: corrupt JSON ({exc})") from None
+    if _json_depth(value) > MAX_JSON_DEPTH:
+        raise ModelBundleError(f"{where}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _check_manifest(manifest: Any, where: Path) -> dict[str, Any]:
+    """The manifest's shape: what every reader of ``bundle.json`` may then rely on."""
+    if not isinstance(manifest, dict) or manifest.get("format") != "biodiscover-bundle":
+        raise ModelBundleError(f"{where}: not a biodiscover bundle manifest")
+    version = manifest.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version > BUNDLE_FORMAT_VERSION:
+        raise ModelBundleError(
+            f"{where}: bundle format version {version!r} is newer than this biodiscover supports "
+            f"({BUNDLE_FORMAT_VERSION}); upgrade biodiscover"
+        )
+    for key in ("config", "data_fingerprint", "metrics", "packages"):
+        if not isinstance(manifest.setdefault(key, {}), dict):
+            raise ModelBundleError(f"{where}: {key!r} must be a JSON object, found {type(manifest[key]).__name__}")
+    files = manifest.setdefault("files", {})
+    if not isinstance(files, dict):
+        raise ModelBundleError(f"{where}: 'files' must be a JSON object of kinds, found {type(files).__name__}")
+    for kind in _KINDS:
+        entries = files.setdefault(kind, {})
+        if not isinstance(entries, dict):
+            raise ModelBundleError(f"{where}: files.{kind} must be a JSON object, found {type(entries).__name__}")
+        for name, entry in entries.items():
+            size = entry.get("bytes") if isinstance(entry, dict) else None
+            if not _NAME.match(name) or not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) \
+                    or not _SHA256.match(entry["sha256"]) or not isinstance(size, int) or isinstance(size, bool) \
+                    or size < 0:
+                raise ModelBundleError(f"{where}: files.{kind} entry {name!r} must be "
+                                       '{"sha256": <64 hex digits>, "bytes": <size>}')
+    return manifest
+
+
 class Bundle:
     """A model bundle directory. Create with :meth:`create`, open with :meth:`open`.
 
@@ -76,6 +165,7 @@ class Bundle:
     def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
         self.path = Path(path)
         self.manifest = manifest
+        self._manifest_bytes = b""
 
     # -- lifecycle ---------------------------------------------------------------------
     @classmethod
@@ -117,21 +207,20 @@ class Bundle:
         if not manifest_path.is_file():
             raise ModelBundleError(f"{path}: not a model bundle (no {MANIFEST})")
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelBundleError(f"{manifest_path}: corrupt manifest ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != "biodiscover-bundle":
-            raise ModelBundleError(f"{manifest_path}: not a biodiscover bundle manifest")
-        version = manifest.get("format_version")
-        if not isinstance(version, int) or version > BUNDLE_FORMAT_VERSION:
-            raise ModelBundleError(
-                f"{manifest_path}: bundle format version {version!r} is newer than this biodiscover supports "
-                f"({BUNDLE_FORMAT_VERSION}); upgrade biodiscover"
-            )
-        manifest.setdefault("files", {})
-        for kind in _KINDS:
-            manifest["files"].setdefault(kind, {})
-        return cls(path, manifest)
+            size = manifest_path.stat().st_size
+            if size > MAX_MANIFEST_BYTES:
+                raise ModelBundleError(f"{manifest_path}: {size} bytes, more than a manifest may hold "
+                                       f"({MAX_MANIFEST_BYTES})")
+            raw = manifest_path.read_bytes()
+        except OSError as exc:
+            raise ModelBundleError(f"{manifest_path}: cannot read ({exc.strerror})") from None
+        try:
+            manifest = parse_json(raw, manifest_path)
+        except ModelBundleError as exc:
+            raise ModelBundleError(str(exc).replace("corrupt JSON", "corrupt manifest")) from None
+        bundle = cls(path, _check_manifest(manifest, manifest_path))
+        bundle._manifest_bytes = raw
+        return bundle
 
     # -- manifest sections -------------------------------------------------------------
     @property
@@ -143,8 +232,25 @@ class Bundle:
         return self.manifest.get("metrics", {})
 
     @property
-    def fingerprint(self) -> dict[str, Any]:
+    def data_fingerprint(self) -> dict[str, Any]:
+        """What the bundle was fitted on (dataset, splits, counts), as recorded at creation."""
         return self.manifest.get("data_fingerprint", {})
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's identity, recorded with every run that used it.
+
+        A fingerprint written into the manifest (``fingerprint`` /
+        ``model_fingerprint``) wins; otherwise the sha256 of ``bundle.json`` as
+        it is on disk, which lists the sha256 of every file, so any change to
+        any weight, array or table gives another fingerprint (a batch then
+        re-triages collections done with the old model).
+        """
+        for key in ("fingerprint", "model_fingerprint"):
+            value = self.manifest.get(key)
+            if isinstance(value, str):
+                return value
+        return "sha256:" + hashlib.sha256(self._manifest_bytes).hexdigest()
 
     @property
     def packages(self) -> dict[str, str]:
@@ -199,14 +305,53 @@ class Bundle:
             raise ModelBundleError(f"array {name!r}: object dtype cannot be stored without pickle; store strings in a table")
         return self._store("arrays", name, save({"data": array}))
 
-    def load_array(self, name: str) -> np.ndarray:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load
+    def load_array(self, name: str, *, mmap: bool = False, dtype: Any = None,
+                   shape: Sequence[int | None] | None = None) -> np.ndarray:
+        """A stored array, checked against its safetensors header and, when given, ``dtype`` / ``shape``.
 
+        ``mmap=True`` maps the file read-only instead of reading it (the OS pages
+        in what is used, shared between processes); the file's checksum is still
+        verified first. ``shape`` entries that are None match any length.
+        """
+        path = self._verified("arrays", name)
+        size = path.stat().st_size
         try:
-            return load(self._read("arrays", name))["data"]
-        except (SafetensorError, ValueError, KeyError, OSError) as exc:
-            raise ModelBundleError(f"{self._file('arrays', name)}: not a bundle array ({exc})") from exc
+            with path.open("rb") as fh:
+                head = fh.read(8)
+                if len(head) < 8:
+                    raise ValueError("shorter than a safetensors header")
+                (n,) = struct.unpack("<Q", head)
+                if n > _MAX_SAFETENSORS_HEADER or 8 + n > size:
+                    raise ValueError(f"header length {n} does not fit the file")
+                header = parse_json(fh.read(n), path)
+            entry = header.get("data") if isinstance(header, dict) else None
+            if not isinstance(entry, dict) or entry.get("dtype") not in _ST_DTYPES:
+                raise ValueError("no 'data' tensor of a known dtype")
+            want = np.dtype(_ST_DTYPES[entry["dtype"]])
+            dims, offsets = entry.get("shape"), entry.get("data_offsets")
+            if not isinstance(dims, list) or not all(isinstance(d, int) and d >= 0 for d in dims) \
+                    or not isinstance(offsets, list) or len(offsets) != 2 \
+                    or not all(isinstance(o, int) and o >= 0 for o in offsets):
+                raise ValueError("malformed shape or data offsets")
+            count = int(np.prod(dims, dtype=np.int64)) if dims else 1
+            start, end = 8 + n + offsets[0], 8 + n + offsets[1]
+            if end - start != count * want.itemsize or end > size:
+                raise ValueError(f"shape {tuple(dims)} of {entry['dtype']} does not match {end - start} data bytes")
+        except (ValueError, OSError) as exc:
+            raise ModelBundleError(f"{path}: not a bundle array ({exc})") from None
+        if dtype is not None and want != np.dtype(dtype):
+            raise ModelBundleError(f"{path}: array of {want} where {np.dtype(dtype)} is expected")
+        if shape is not None and (len(shape) != len(dims)
+                                  or any(s is not None and s != d for s, d in zip(shape, dims))):
+            expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+            raise ModelBundleError(f"{path}: array of shape {tuple(dims)} where {expected} is expected")
+        if count == 0:
+            return np.zeros(dims, dtype=want)
+        if mmap:
+            return np.memmap(path, dtype=want, mode="r", offset=start, shape=tuple(dims))
+        with path.open("rb") as fh:
+            fh.seek(start)
+            return np.fromfile(fh, dtype=want, count=count).reshape(dims)
 
     # -- tables ------------------------------------------------------------------------
     def save_table(self, name: str, table: Any) -> Path:
@@ -214,11 +359,23 @@ class Bundle:
         text = json.dumps(jsonable(table), ensure_ascii=False, indent=None, separators=(",", ":"))
         return self._store("tables", name, text.encode("utf-8"))
 
-    def load_table(self, name: str) -> Any:
-        try:
-            return json.loads(self._read("tables", name).decode("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelBundleError(f"{self._file('tables', name)}: corrupt JSON table ({exc})") from exc
+    def load_table(self, name: str, expect: type | None = None) -> Any:
+        """A JSON table (strict: finite numbers, bounded depth); ``expect`` = dict or list checks its type."""
+        path = self._verified("tables", name, max_bytes=MAX_TABLE_BYTES)
+        value = parse_json(path.read_bytes(), path)
+        if expect is not None and not isinstance(value, expect):
+            kinds = {dict: "a JSON object", list: "a JSON array"}
+            raise ModelBundleError(f"{path}: expected {kinds.get(expect, expect.__name__)}, "
+                                   f"found {type(value).__name__}")
+        return value
+
+    def remove(self, kind: str, name: str) -> bool:
+        """Drop a stored file (e.g. one a newer format replaced); False when there was none."""
+        if self.manifest["files"][kind].pop(name, None) is None:
+            return False
+        self._write_manifest()
+        self._file(kind, name).unlink(missing_ok=True)
+        return True
 
     # -- internals ---------------------------------------------------------------------
     def _check_kind(self, kind: str) -> None:
@@ -240,7 +397,8 @@ class Bundle:
         log.debug("bundle %s: wrote %s", self.path, path.relative_to(self.path))
         return path
 
-    def _read(self, kind: str, name: str) -> bytes:
+    def _verified(self, kind: str, name: str, max_bytes: int | None = None) -> Path:
+        """The path of a listed file whose size and sha256 match the manifest (hashed streaming)."""
         path = self._file(kind, name)
         entry = self.manifest["files"][kind].get(name)
         if entry is None:
@@ -248,14 +406,27 @@ class Bundle:
             raise ModelBundleError(f"{self.path}: no {kind} named {name!r} (have: {have})")
         if not path.is_file():
             raise ModelBundleError(f"{path}: listed in {MANIFEST} but missing (incomplete copy?)")
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise ModelBundleError(f"{path}: {size} bytes where {MANIFEST} lists {entry['bytes']} "
+                                   "(checksum mismatch: file changed or truncated)")
+        if max_bytes is not None and size > max_bytes:
+            raise ModelBundleError(f"{path}: {size} bytes, more than a bundle {kind[:-1]} may hold ({max_bytes})")
+        try:
+            digest = _sha256(path)
+        except OSError as exc:
+            raise ModelBundleError(f"{path}: cannot read ({exc.strerror})") from None
+        if digest != entry["sha256"]:
             raise ModelBundleError(f"{path}: checksum mismatch with {MANIFEST} (file changed or truncated)")
-        return data
+        return path
+
+    def _read(self, kind: str, name: str) -> bytes:
+        return self._verified(kind, name).read_bytes()
 
     def _write_manifest(self) -> None:
         text = json.dumps(self.manifest, indent=2, sort_keys=False, ensure_ascii=False)
-        _atomic_write_bytes(self.path / MANIFEST, (text + "\n").encode("utf-8"))
+        self._manifest_bytes = (text + "\n").encode("utf-8")
+        _atomic_write_bytes(self.path / MANIFEST, self._manifest_bytes)
 
 
 def _untie(tensors: dict[str, Any]) -> dict[str, Any]:

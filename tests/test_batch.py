@@ -19,7 +19,6 @@ from biodiscover.workflows.batch import (
     CollectionOutcome,
     RunLedger,
     discover_collections,
-    model_fingerprint,
 )
 from biodiscover.cli.main import main
 
@@ -63,19 +62,6 @@ def test_no_collections_is_bad_input(tmp_path: Path) -> None:
         discover_collections(str(tmp_path))
     with pytest.raises(InputError, match="no collections found in pattern"):
         discover_collections(str(tmp_path / "*.csv"))
-
-
-def test_model_fingerprint(tmp_path: Path) -> None:
-    with pytest.raises(ModelBundleError, match="no bundle.json"):
-        model_fingerprint(tmp_path)
-    (tmp_path / "bundle.json").write_text("{not json")
-    with pytest.raises(ModelBundleError, match="not valid JSON"):
-        model_fingerprint(tmp_path)
-    (tmp_path / "bundle.json").write_text(json.dumps({"format_version": 1}))
-    fp = model_fingerprint(tmp_path)
-    assert fp.startswith("sha256:") and len(fp) == 71
-    (tmp_path / "bundle.json").write_text(json.dumps({"format_version": 1, "files": {"x": "y"}}))
-    assert model_fingerprint(tmp_path) != fp
 
 
 def test_cli_run_bad_input_exits_2(tmp_path: Path, capsys) -> None:

@@ -40,7 +40,20 @@ def test_round_trip(tmp_path: Path) -> None:
     assert again.metrics == {"acc": 0.5, "top1": 0.75}
     assert again.manifest["discovery"] == {"k": 5}
     assert again.names("arrays") == ["ids", "ref_emb"]
-    assert again.fingerprint["sha256"] == "ab" * 32
+    assert again.data_fingerprint["sha256"] == "ab" * 32
+
+
+def test_fingerprint_names_the_model_and_changes_with_any_file(tmp_path: Path) -> None:
+    """One fingerprint for runs and the batch ledger: recorded one wins, else sha256 of bundle.json."""
+    b = _bundle(tmp_path)
+    fp = Bundle.open(tmp_path / "b").fingerprint
+    assert fp.startswith("sha256:") and len(fp) == 71 and fp == b.fingerprint
+    b.save_array("x", np.ones(3, dtype=np.float32))
+    assert Bundle.open(tmp_path / "b").fingerprint not in (fp, None)
+    b.set_section("model_fingerprint", "release-2026.1")
+    assert Bundle.open(tmp_path / "b").fingerprint == "release-2026.1"
+    with pytest.raises(ModelBundleError, match="no bundle.json"):
+        Bundle.open(tmp_path / "nothing")
 
 
 def test_refuses_pickled_weights(tmp_path: Path) -> None:

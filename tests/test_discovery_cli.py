@@ -97,8 +97,8 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
     calls (the taxonomy graph is not flat), the evidence names the nearest known species, and the run's model
     fingerprint is the one `biodiscover run` records for the same bundle."""
     from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.bundle import Bundle
     from biodiscover.storage.db import Database
-    from biodiscover.workflows.batch import model_fingerprint
 
     db = tmp_path / "placed.db"
     assert main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
@@ -118,7 +118,7 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
             assert detail.summary.nearest_species
             assert len(detail.evidence.nearest_known_distances) >= 1
         run = database.run_tables(summary["run_id"])["run"]
-    fp = model_fingerprint(bundle)
+    fp = Bundle.open(bundle).fingerprint
     assert fp.startswith("sha256:") and run["model_fingerprint"] == fp
     # the engine's novelty decisions and its threshold are stored with the run (readers never assume 0.5)
     with Database.open(db) as database:

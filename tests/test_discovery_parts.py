@@ -49,7 +49,7 @@ def test_identity_counts_edits_and_tolerates_n_and_partial_reads() -> None:
     assert got[0].tolist() == pytest.approx([1.0, 0.99]) and got[1].tolist() == [0.0]
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfsq"])
 def test_index_matches_brute_force(kind: str, tmp_path) -> None:
     rng = np.random.default_rng(0)
     keys = rng.normal(size=(2000, 32)).astype(np.float32)
@@ -71,7 +71,7 @@ def test_index_matches_brute_force(kind: str, tmp_path) -> None:
 def test_index_auto_switches_to_approximate_above_exact_max() -> None:
     keys = np.eye(8, dtype=np.float32).repeat(10, axis=0)
     assert ReferenceIndex(IndexConfig(exact_max=100)).fit(keys).kind_ == "flat"
-    assert ReferenceIndex(IndexConfig(exact_max=10)).fit(keys).kind_ == "hnsw"
+    assert ReferenceIndex(IndexConfig(exact_max=10)).fit(keys).kind_ == "ivfsq"
     with pytest.raises(ValueError, match="unknown index kind"):
         IndexConfig(kind="lsh")
     with pytest.raises(ValueError, match="shape"):

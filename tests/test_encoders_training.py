@@ -44,8 +44,8 @@ def test_train_cli_writes_bundle_with_fingerprint(trained: dict, capsys: pytest.
     assert trained["rc"] == 0
     b = Bundle.open(trained["out"])
     expected = fingerprint_specimens(load_specimens(trained["root"]))
-    assert b.fingerprint["sha256"] == expected["sha256"]
-    assert b.fingerprint["splits"]["train"] == expected["splits"]["train"] > 0
+    assert b.data_fingerprint["sha256"] == expected["sha256"]
+    assert b.data_fingerprint["splits"]["train"] == expected["splits"]["train"] > 0
     assert b.config["align"]["embed_dim"] == 32
     assert "torch" in b.packages and b.manifest["format_version"] == 1
     assert not list(trained["out"].rglob("*.ckpt")), "pickled checkpoints must stay outside the bundle"
@@ -53,7 +53,7 @@ def test_train_cli_writes_bundle_with_fingerprint(trained: dict, capsys: pytest.
     capsys.readouterr()
     assert main(["info", str(trained["out"])]) == 0
     shown = capsys.readouterr().out
-    assert b.fingerprint["sha256"][:16] in shown and "image_to_dna" in shown and "k=4" in shown
+    assert b.data_fingerprint["sha256"][:16] in shown and "image_to_dna" in shown and "k=4" in shown
     assert main(["info", str(trained["out"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["metrics"] == b.metrics
 

@@ -25,7 +25,10 @@ How:
   exports and the review queue never see a specimen twice. Limitation: two
   ``run`` processes on the same database at the same time are not coordinated;
 * triage itself is E1's pipeline (``workflows.triage``); this module never
-  reimplements it;
+  reimplements it. The model bundle is opened once per batch (its
+  fingerprint keys the ledger) and the engine is loaded once, lazily — a
+  batch whose collections are all done never loads it — and handed to every
+  collection's triage;
 * exit codes (:attr:`BatchSummary.exit_code`): 0 every collection ok; 1 some
   collection failed or had quarantined rows; 2 bad input (no collections, no
   model, unusable database) — raised as ``BiodiscoverError`` before any work.
@@ -37,13 +40,15 @@ import glob
 import hashlib
 import json
 import logging
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
-from biodiscover.storage.errors import BiodiscoverError, InputError, ModelBundleError
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import BiodiscoverError, InputError
 from biodiscover.storage.progress import Progress
 from biodiscover.workflows.executors import ExecutorConfig
 
@@ -329,7 +334,12 @@ class RunLedger:
 
 @dataclass
 class TriageCall:
-    """Everything one collection's triage gets from the batch."""
+    """Everything one collection's triage gets from the batch.
+
+    ``bundle`` is the batch's open model bundle; ``engine()`` returns the
+    discovery engine loaded from it (once per batch, on first use), wrapped to
+    run its per-specimen work through ``executor``.
+    """
 
     spec: CollectionSpec
     model: Path
@@ -338,6 +348,8 @@ class TriageCall:
     executor: Any
     stage: Progress
     parameters: dict[str, Any]
+    bundle: Bundle | None = None
+    engine: Callable[[], Any] | None = None
 
 
 @dataclass
@@ -356,23 +368,6 @@ class TriageReport:
 TriageFn = Callable[[TriageCall], TriageReport]
 
 
-def model_fingerprint(model: Path) -> str:
-    """The bundle's recorded fingerprint, else sha256 of ``bundle.json`` (bad bundle → exit 2)."""
-    manifest = Path(model) / "bundle.json"
-    if not manifest.is_file():
-        raise ModelBundleError(f"{model}: not a model bundle (no bundle.json); build one with "
-                               "`biodiscover train` or `biodiscover evaluate --help`")
-    raw = manifest.read_bytes()
-    try:
-        meta = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ModelBundleError(f"{manifest}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    for key in ("fingerprint", "model_fingerprint"):
-        if isinstance(meta, dict) and isinstance(meta.get(key), str):
-            return meta[key]
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
-
-
 # -- the batch -----------------------------------------------------------------------------------------------
 
 def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None = None, *,
@@ -389,7 +384,8 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
     emit = progress or (lambda event: None)
     t_batch = time.perf_counter()
     specs = discover_collections(config.collections)
-    fingerprint = model_fingerprint(config.model)
+    bundle = Bundle.open(config.model)  # a missing or damaged bundle is bad input (exit 2) before any work
+    fingerprint = bundle.fingerprint
     triage_fn = triage or default_triage
     log_file = Path(config.log_file) if config.log_file else default_log_file(Path(config.db))
     try:
@@ -406,16 +402,20 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         recovered = ledger.recover()
         if recovered:
             log.info("resuming: runs %s had been interrupted", recovered)
+        engine = _lazy_engine(bundle)
+        if any(ledger.completed(spec.key, fingerprint) is None for spec in specs):
+            engine()  # load now: a damaged bundle is bad input (exit 2), found before any collection
         log.info("batch over %d collections with model %s (%s)", len(specs), config.model, fingerprint)
         batch_run = database.start_run(BATCH_RUN_KIND, {"collections": config.collections,
                                                         "model": str(config.model), "n_collections": len(specs),
                                                         "executor": config.executor.kind},
                                        model_fingerprint=fingerprint, total=len(specs))
         executor = make_executor(config.executor)
+        engine = _lazy_engine(bundle, executor, engine)
         emit(BatchEvent("batch_start", total=len(specs)))
         for i, spec in enumerate(specs):
             outcome = _one_collection(spec, config, database, ledger, executor, triage_fn, fingerprint, batch_run,
-                                      emit)
+                                      emit, bundle, engine)
             outcomes.append(outcome)
             database.heartbeat(batch_run, done=i + 1, total=len(specs),
                                message=f"{spec.name}: {outcome.status}")
@@ -438,9 +438,37 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
     return summary
 
 
+def _lazy_engine(bundle: Bundle, executor: Any = None, load: Callable[[], Any] | None = None
+                 ) -> Callable[[], Any]:
+    """The batch's engine, loaded from ``bundle`` (or by ``load``) on the first call, once.
+
+    With an ``executor`` it comes wrapped so its per-specimen work runs there.
+    """
+    loaded: list[Any] = []
+    lock = threading.Lock()
+
+    def engine() -> Any:
+        with lock:
+            if not loaded:
+                if load is not None:
+                    model = load()
+                else:
+                    from biodiscover.discovery.engine import DiscoveryModel
+
+                    model = DiscoveryModel.from_bundle(bundle)
+                if executor is not None:
+                    from biodiscover.workflows.executors import ExecutorModel
+
+                    model = ExecutorModel(model, executor)
+                loaded.append(model)
+            return loaded[0]
+    return engine
+
+
 def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, ledger: RunLedger, executor: Any,
                     triage_fn: TriageFn, fingerprint: str, batch_run: int | None,
-                    emit: Callable[[BatchEvent], None]) -> CollectionOutcome:
+                    emit: Callable[[BatchEvent], None], bundle: Bundle | None = None,
+                    engine: Callable[[], Any] | None = None) -> CollectionOutcome:
     outcome = CollectionOutcome(spec.name, str(spec.path), spec.key, "ok")
     done_run = ledger.completed(spec.key, fingerprint)
     if done_run is not None:
@@ -452,8 +480,6 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
     item_run = ledger.start(spec, fingerprint, batch_run)
     t0 = time.perf_counter()
     stage_started: dict[str, float] = {}
-    import threading
-
     lock = threading.Lock()  # called from triage and from the heartbeat poller thread
 
     def stage(name: str, done: float = 0, total: float | None = 0, message: str = "") -> None:
@@ -470,7 +496,7 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         with HeartbeatPoller(database, item_run, stage):
             report = triage_fn(TriageCall(spec, Path(config.model), Path(config.db), database, executor, stage,
                                           {"collection_key": spec.key, "batch_run_id": batch_run,
-                                           "batch_item_run_id": item_run}))
+                                           "batch_item_run_id": item_run}, bundle, engine))
         if stage_started:
             last = list(stage_started)[-1]
             outcome.stages.setdefault(last, time.perf_counter() - stage_started[last])
@@ -544,16 +570,23 @@ def default_triage(call: TriageCall) -> TriageReport:
 
     The batch's open database is shared (one connection pool per process), the
     pipeline's stage callback feeds the batch progress, and its run row's
-    heartbeats feed :class:`HeartbeatPoller`. The engine is handed over
-    wrapped so its per-specimen work runs through the batch's executor
-    (:class:`biodiscover.workflows.executors.ExecutorModel`).
+    heartbeats feed :class:`HeartbeatPoller`. The batch's open bundle and its
+    engine (loaded once, wrapped so its per-specimen work runs through the
+    batch's executor: :class:`biodiscover.workflows.executors.ExecutorModel`)
+    are handed over.
     """
     from biodiscover.workflows.executors import ExecutorModel
     from biodiscover.workflows.triage import run_triage
 
+    bundle = call.bundle if call.bundle is not None else Bundle.open(call.model)
+    if call.engine is not None:
+        engine = call.engine()
+    else:
+        from biodiscover.discovery.engine import DiscoveryModel
+
+        engine = ExecutorModel(DiscoveryModel.from_bundle(bundle), call.executor)
     kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database,
-                              "collection": call.spec.name.split(".")[0],
-                              "model": ExecutorModel.load(call.model, call.executor)}
+                              "collection": call.spec.name.split(".")[0], "model": engine, "bundle": bundle}
     summary = run_triage(call.spec.path, call.model, call.db_path, **kwargs)
     if summary.run_id is None:
         raise InputError(f"{call.spec.path}: triage wrote no run to the database")

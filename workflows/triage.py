@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
+from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, no_progress
 from biodiscover.storage.records import RANKS, Specimen
@@ -82,15 +83,19 @@ class ImageModel:
     encoders: Any  # encoders.embed.Encoders
 
     @classmethod
-    def load(cls, model_path: Path) -> "ImageModel | None":
-        """None when the bundle has no image classifier (a DNA-only ``build-reference`` bundle)."""
+    def load(cls, bundle: Bundle | Path) -> "ImageModel | None":
+        """None when the bundle has no image classifier (a DNA-only ``build-reference`` bundle).
+
+        Encoders (and torch) are imported only here, so DNA-only triage never loads them.
+        """
         from biodiscover.discovery.multimodal import CrossModalClassifier, has_image_classifier
 
-        if not has_image_classifier(model_path):
+        bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
+        if not has_image_classifier(bundle):
             return None
         from biodiscover.encoders.embed import load_encoders
 
-        return cls(CrossModalClassifier.load(model_path), load_encoders(model_path))
+        return cls(CrossModalClassifier.from_bundle(bundle), load_encoders(bundle))
 
 
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
@@ -142,7 +147,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
                use_provisional: bool = True, model: Any = None,
-               clustering: ClusteringConfig = ClusteringConfig()) -> TriageSummary:
+               clustering: ClusteringConfig = ClusteringConfig(), bundle: Bundle | None = None) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -152,7 +157,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     reference keys named by their provisional species (``use_provisional``), so
     the next run names their relatives instead of proposing them again.
     ``model``: an engine already loaded from ``model_path`` (the batch runner
-    passes one per batch, possibly wrapped to run through a Ray executor).
+    passes one per batch, possibly wrapped to run through a Ray executor);
+    ``bundle``: ``model_path`` already opened. The bundle is opened once and
+    everything (engine, image classifier, encoders, fingerprints) is read from it.
     ``clustering``: the candidate-species method and settings, recorded with the run.
     """
     from biodiscover.storage.collections import read_collection
@@ -160,7 +167,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     say = progress or no_progress
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    model = model if model is not None else DiscoveryModel.load(model_path)
+    bundle = bundle if bundle is not None else Bundle.open(model_path)
+    model = model if model is not None else DiscoveryModel.from_bundle(bundle)
     seconds["load_model"] = time.perf_counter() - t
     t = time.perf_counter()
     say("read", 0, 1)
@@ -170,7 +178,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     image_model = None
     if use_images and any(s.image_path is not None for s in specimens):
         t = time.perf_counter()
-        image_model = ImageModel.load(model_path)
+        image_model = ImageModel.load(bundle)
         seconds["load_model"] += time.perf_counter() - t
     name = collection or (Path(input_path).name.split(".")[0] if input_path else Path(images or "images").name)
     if not specimens:
@@ -194,10 +202,6 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             say("ingest", 0, len(specimens))
             db.ingest(specimens, collection=name, source=input_path)
             seconds["ingest"] = time.perf_counter() - t
-            from biodiscover.storage.bundle import Bundle
-
-            from biodiscover.workflows.batch import model_fingerprint
-
             if use_provisional:
                 from biodiscover.storage.db.taxonomy import provisional_references
 
@@ -207,11 +211,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
 
             run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
                                              "images": str(images) if images else None,
-                                             "data": Bundle.open(model_path).fingerprint or None,
+                                             "data": bundle.data_fingerprint or None,
                                              "provisional_keys": provisional,
                                              "engine": model.config.to_dict(),
                                              "clustering": run_record(clustering, getattr(model, "barcode_gap_", None))},
-                                  model_fingerprint=model_fingerprint(Path(model_path)),
+                                  model_fingerprint=bundle.fingerprint,
                                   collection=name, total=len(specimens),
                                   novelty_threshold=model.novelty_threshold)
 

@@ -1,0 +1,517 @@
+"""The reference: keys (ids, barcodes, lineages) and the candidate search over them.
+
+Why one object: the naming model needs, per query, the reference keys most
+likely to be its relatives with their *exact* identities (the evidence a
+taxonomist trusts), and during calibration the same with a whole clade left out
+of the keys. Everything about how keys are stored (compact, memory-mapped from
+the bundle) and searched (which FAISS index, sharded or not) lives here, so the
+naming code never depends on it and a change of index kind cannot change what
+it is given beyond what the search itself misses (measured: benchmarks/
+RESULTS-scale.md).
+
+Search: k-mer profile (``discovery.kmer``) → FAISS (``discovery.index``; by
+default an uncentred SVD projection of the 6-mer profile, exact below
+``exact_max`` keys and IVF with 8-bit codes above) → a pool of hits re-ranked
+by the exact cosine of binary k-mer sketches (one bit per k-mer present: 512
+bytes a key for 6-mers, compared with popcounts) → top ``n_search`` keys → at
+most ``per_taxon`` keys per species up to ``max_candidates`` (so a crowded
+species does not push every other candidate out) → exact identity to each
+candidate (edlib, ``discovery.identity``).
+
+Why the sketch re-ranking: a compact index orders near-identical keys of one
+species slightly differently from the full profile, and the per-species cap
+then keeps two of its keys that are not its closest, so the best identity
+found drops (4.7 % of dev queries with a 256-d projection). Ordering the pool
+by an exact similarity of the k-mer sets — the same function whatever index
+produced the pool — leaves the index only the job of getting the right keys
+into the pool, which is what its recall measures.
+
+Storage (bundle arrays, all memory-mapped on load; tables are small JSON):
+
+* ``<prefix>_seqs`` / ``<prefix>_seq_offsets``: barcodes as one ASCII byte
+  string and int64 offsets (``n + 1``), 1 byte a base;
+* ``<prefix>_ids`` / ``<prefix>_id_offsets``: processids the same way;
+* ``<prefix>_sketch`` / ``<prefix>_sketch_bits``: packed k-mer presence bits
+  ``(n, dim / 8)`` and their popcounts;
+* ``<prefix>_lineage``: int32 codes ``(n, len(RANKS))`` into the table's
+  per-rank vocabulary, ``-1`` = blank;
+* ``<prefix>_index``: the serialised FAISS index (projection included);
+* table ``<prefix>``: format, ranks, vocabularies, key count, index settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from biodiscover.discovery.identity import candidate_identities
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
+from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.records import RANKS
+
+log = logging.getLogger(__name__)
+
+REFERENCE_FORMAT = 1
+Lineage = tuple  # tuple[str | None, ...] over RANKS
+#: queries re-ranked together (bounds the gathered sketch block: 128 × pool × dim/8 bytes)
+_RERANK_BLOCK = 128
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+#: a chunk needs this many queries before its alignments are spread over worker processes
+_PARALLEL_MIN_QUERIES = 256
+#: the reference forked align workers read (set in the parent just before the fork)
+_FORKED: dict[str, Any] = {}
+
+
+def align_workers_default() -> int:
+    """Worker processes for exact identities: ``BIODISCOVER_ALIGN_WORKERS``, else the CPUs this process may use."""
+    env = os.environ.get("BIODISCOVER_ALIGN_WORKERS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, min(len(os.sched_getaffinity(0)), 8))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, min(os.cpu_count() or 1, 8))
+
+
+def _forked_identities(job: tuple[list[str], list[list[int]]]) -> list[np.ndarray]:
+    queries, cands = job
+    return candidate_identities(queries, cands, _FORKED["sequences"])
+
+
+def popcount_rows(bits: np.ndarray) -> np.ndarray:
+    """Set bits per row of a packed uint8 array (last axis summed)."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(bits).sum(axis=-1, dtype=np.int32)
+    return _POP8[bits].sum(axis=-1, dtype=np.int32)  # numpy < 2.0
+
+
+def sketch(profiles: np.ndarray) -> np.ndarray:
+    """Binary k-mer sketches: one bit per profile entry that is non-zero, packed (``(n, dim / 8)`` uint8)."""
+    return np.packbits(profiles > 0, axis=1)
+
+
+class StringStore(Sequence[str]):
+    """Immutable strings as one byte buffer + offsets (memory-mappable), plus an in-memory tail.
+
+    ``store[i]`` decodes one string on demand, so a million barcodes cost their
+    bytes (paged in from the bundle as they are read), not a million Python
+    strings. ``extend`` appends in memory (session keys; nothing is written back).
+    """
+
+    def __init__(self, data: np.ndarray, offsets: np.ndarray) -> None:
+        self._data = data
+        self._offsets = offsets
+        self._n = len(offsets) - 1
+        self._tail: list[str] = []
+
+    @classmethod
+    def from_strings(cls, strings: Iterable[str]) -> "StringStore":
+        encoded = [s.encode("utf-8") for s in strings]
+        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(e) for e in encoded], out=offsets[1:])
+        return cls(np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bytes, offsets) of every string, the tail included (for saving)."""
+        if not self._tail:
+            return np.asarray(self._data), np.asarray(self._offsets)
+        tail = StringStore.from_strings(self._tail)
+        data = np.concatenate([np.asarray(self._data), tail._data])
+        offsets = np.concatenate([np.asarray(self._offsets), tail._offsets[1:] + self._offsets[-1]])
+        return data, offsets
+
+    def __len__(self) -> int:
+        return self._n + len(self._tail)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        i = int(i)
+        if i < 0:
+            i += len(self)
+        if i >= self._n:
+            return self._tail[i - self._n]
+        if i < 0:
+            raise IndexError(i)
+        return bytes(self._data[self._offsets[i] : self._offsets[i + 1]]).decode("utf-8")
+
+    def __iter__(self) -> Iterator[str]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def extend(self, strings: Iterable[str]) -> None:
+        self._tail.extend(strings)
+
+
+def encode_lineages(lineages: Sequence[Lineage], ranks: Sequence[str] = RANKS
+                    ) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """Lineages as int32 codes ``(n, ranks)`` (-1 = blank) and the sorted per-rank vocabulary."""
+    vocab = {r: sorted({lin[i] for lin in lineages if lin[i]}) for i, r in enumerate(ranks)}
+    codes = np.full((len(lineages), len(ranks)), -1, dtype=np.int32)
+    for i, r in enumerate(ranks):
+        index = {name: c for c, name in enumerate(vocab[r])}
+        codes[:, i] = [index.get(lin[i], -1) if lin[i] else -1 for lin in lineages]
+    return codes, vocab
+
+
+def decode_lineages(codes: np.ndarray, vocab: dict[str, list[str]], ranks: Sequence[str] = RANKS) -> list[Lineage]:
+    """Inverse of :func:`encode_lineages` (one shared str object per taxon name)."""
+    cols = []
+    for i, r in enumerate(ranks):
+        names = np.array(list(vocab[r]) + [None], dtype=object)  # code -1 → the trailing None
+        cols.append(names[np.asarray(codes[:, i])])
+    return list(zip(*cols)) if cols and len(codes) else []
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One query's candidate keys: positions (search order), retrieval similarities, exact identities."""
+
+    positions: np.ndarray  # int64 positions into the reference
+    similarities: np.ndarray  # float32, the index's similarity (cosine in its space)
+    identities: np.ndarray  # float32, exact identity (discovery.identity) to each candidate
+    top_similarity: float  # similarity of the best search hit (0.0 when none)
+
+
+Exclusion = tuple[int, str]  # (rank index into RANKS, label): leave that taxon out of a query's search
+
+
+class Reference:
+    """Reference keys and their search; build with :meth:`build`, or :meth:`load` from a bundle.
+
+    Attributes: ``ids`` and ``sequences`` (:class:`StringStore`), ``lineages``
+    (list of tuples over ``RANKS``), ``index_`` (:class:`ReferenceIndex`),
+    ``embedder`` (:class:`KmerEmbedder`).
+    """
+
+    def __init__(self, kmer: KmerConfig | None = None, index: IndexConfig | None = None,
+                 batch_size: int = 2048, align_workers: int | None = None) -> None:
+        self.embedder = KmerEmbedder(kmer or KmerConfig(ks=(6,), sqrt=True))
+        self.index_config = index or IndexConfig()
+        self.batch_size = batch_size
+        #: processes computing exact identities (None: ``align_workers_default()``; 1: in this process)
+        self.align_workers = align_workers
+        #: replaces ``index_.search`` for the pool search when the index lives elsewhere (Ray shards)
+        self.remote_search: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
+        self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for another process (Ray): no worker pool, and no index when searches go to shards."""
+        state = dict(self.__dict__)
+        state["_pool"], state["_pool_size"] = None, 0
+        if self.remote_search is not None:
+            state["index_"] = _IndexStub(self.index_)
+        return state
+
+    def close(self) -> None:
+        """Stop the identity worker processes (they are also stopped at interpreter exit)."""
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool, self._pool_size = None, 0
+
+    # -- building ----------------------------------------------------------------------
+    @classmethod
+    def build(cls, ids: Sequence[str], sequences: Sequence[str], lineages: Sequence[Lineage], *,
+              kmer: KmerConfig | None = None, index: IndexConfig | None = None, batch_size: int = 2048,
+              progress: Callable[[str], None] | None = None) -> "Reference":
+        """Index ``sequences`` streaming: train on a sample, then embed and add chunk by chunk.
+
+        Peak memory is one chunk of full-size profiles plus the index, never all
+        keys' profiles at once.
+        """
+        if not (len(ids) == len(sequences) == len(lineages)):
+            raise ValueError(f"{len(ids)} ids, {len(sequences)} sequences and {len(lineages)} lineages")
+        if not len(ids):
+            raise ValueError("a reference needs at least one key")
+        self = cls(kmer, index, batch_size)
+        t = time.perf_counter()
+        self.ids = ids if isinstance(ids, StringStore) else StringStore.from_strings(ids)
+        self.sequences = sequences if isinstance(sequences, StringStore) else StringStore.from_strings(sequences)
+        self.lineages = [tuple(x) for x in lineages]
+        self._refresh()
+        n = len(self.ids)
+        cfg = self.index_config
+        rng = np.random.default_rng(cfg.seed)
+        take = np.sort(rng.choice(n, cfg.train_size, replace=False)) if n > cfg.train_size else np.arange(n)
+        self.index_ = ReferenceIndex(cfg).train(self.embedder.embed_dna([self.sequences[int(j)] for j in take]),
+                                                n_total=n)
+        self.sketches_ = np.zeros((n, (self.embedder.dim + 7) // 8), dtype=np.uint8)
+        for start in range(0, n, batch_size):
+            profiles = self.embedder.embed_dna(self.sequences[start : start + batch_size])
+            self.index_.add(profiles)
+            self.sketches_[start : start + len(profiles)] = sketch(profiles)
+        self.sketch_bits_ = popcount_rows(self.sketches_)
+        (progress or log.info)(f"indexed {n} reference keys ({self.index_.kind_}, "
+                               f"{self.describe_index()}) in {time.perf_counter() - t:.1f}s")
+        return self
+
+    def describe_index(self) -> str:
+        d = self.index_config.project_dim
+        return f"{self.embedder.dim}-d k-mer profile" + (f" projected to {d}-d" if d else "")
+
+    def _refresh(self, codes: np.ndarray | None = None, vocab: dict[str, list[str]] | None = None) -> None:
+        """Per-key taxon codes (from the bundle, or encoded from ``lineages``): the diversity rule
+        reads the species column, leave-clade-out searches compare one column."""
+        if codes is None or vocab is None:
+            codes, vocab = encode_lineages(self.lineages)
+        self._codes = np.asarray(codes)
+        self._code_of = {r: {name: c for c, name in enumerate(vocab[r])} for r in RANKS}
+        self._species = self._codes[:, -1].astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, ids: Sequence[str], sequences: Sequence[str], lineages: Sequence[Lineage]) -> int:
+        """Append keys for this session (in memory; the bundle is not changed). Returns how many."""
+        if not ids:
+            return 0
+        profiles = self.embedder.embed_dna(list(sequences))
+        self.index_.add(profiles)
+        new = sketch(profiles)
+        self.sketches_ = np.concatenate([np.asarray(self.sketches_), new])
+        self.sketch_bits_ = np.concatenate([np.asarray(self.sketch_bits_), popcount_rows(new)])
+        self.ids.extend(ids)
+        self.sequences.extend(sequences)
+        self.lineages.extend(tuple(x) for x in lineages)
+        self._refresh()
+        self.close()  # forked workers hold the old key list
+        return len(ids)
+
+    # -- search ------------------------------------------------------------------------
+    def search(self, sequences: Sequence[str], k: int, exclude: Sequence[Exclusion] | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` keys per query: (similarities, positions; -1 where fewer keys qualify).
+
+        Similarity = cosine of the binary k-mer sketches, over a pool the index
+        proposes (``pool_factor`` × ``k`` for approximate kinds). ``exclude[i] =
+        (rank index, label)`` leaves every key of that taxon out of query ``i``'s
+        search (the naming model's leave-clade-out simulation); queries sharing a
+        taxon are searched together with one ID selector.
+        """
+        k = max(1, min(int(k), len(self)))
+        out_s = np.zeros((len(sequences), k), dtype=np.float32)
+        out_p = np.full((len(sequences), k), -1, dtype=np.int64)
+        if exclude is None:
+            groups: dict[tuple[int, str] | None, list[int]] = {None: list(range(len(sequences)))}
+        else:
+            if len(exclude) != len(sequences):
+                raise ValueError(f"{len(exclude)} exclusions for {len(sequences)} queries")
+            groups = {}
+            for i, (r, label) in enumerate(exclude):
+                groups.setdefault((int(r), label), []).append(i)
+        rerank = self.index_config.sketch_rerank
+        pool = k if self.index_.exact or not rerank else int(np.ceil(k * self.index_config.pool_factor))
+        for group, rows in groups.items():
+            allowed = None
+            if group is not None:
+                code = self._code_of[RANKS[group[0]]].get(group[1])
+                allowed = self._codes[:, group[0]] != code if code is not None else None
+                if allowed is not None and not allowed.any():
+                    continue
+            for start in range(0, len(rows), self.batch_size):
+                part = rows[start : start + self.batch_size]
+                profiles = self.embedder.embed_dna([sequences[i] for i in part])
+                search = self.remote_search if self.remote_search is not None and allowed is None \
+                    else self.index_.search
+                s, p = search(profiles, pool, allowed=allowed)
+                if rerank:
+                    s, p = self._rerank(sketch(profiles), p, k)
+                out_s[part], out_p[part] = s, p
+        return out_s, out_p
+
+    def _rerank(self, query_sketches: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Order each row's hits by sketch cosine (ties: index order) and keep the top ``k``."""
+        n = len(pos)
+        out_s = np.zeros((n, k), dtype=np.float32)
+        out_p = np.full((n, k), -1, dtype=np.int64)
+        qbits = popcount_rows(query_sketches).astype(np.float64)
+        for start in range(0, n, _RERANK_BLOCK):
+            p = pos[start : start + _RERANK_BLOCK]
+            valid = p >= 0
+            safe = np.where(valid, p, 0)
+            keys = self.sketches_[safe.ravel()].reshape(*safe.shape, -1)  # gathered (block, pool, bytes)
+            inter = popcount_rows(keys & query_sketches[start : start + len(p), None, :])
+            norm = np.sqrt(np.asarray(self.sketch_bits_)[safe] * qbits[start : start + len(p), None])
+            sim = np.where(valid, inter / np.maximum(norm, 1e-12), -np.inf)
+            # ties (identical barcodes are common) go to the lower position, whatever order the
+            # index (or a merge of shards) returned them in: results do not depend on the index layout
+            order = np.lexsort((np.where(valid, p, np.iinfo(np.int64).max), -sim), axis=1)[:, :k]
+            top = np.take_along_axis(sim, order, axis=1)
+            m = top.shape[1]
+            out_s[start : start + len(p), :m] = np.where(np.isfinite(top), top, 0.0)
+            out_p[start : start + len(p), :m] = np.where(np.isfinite(top), np.take_along_axis(p, order, axis=1), -1)
+        return out_s, out_p
+
+    def diversify(self, positions: np.ndarray, per_taxon: int, max_candidates: int) -> list[list[int]]:
+        """Per query row: search hits in order, at most ``per_taxon`` per species, up to ``max_candidates``.
+
+        Keys without a species name each count as their own taxon.
+        """
+        out = []
+        species = self._species
+        for row in positions:
+            seen: dict[int, int] = {}
+            cand: list[int] = []
+            for j in row.tolist():
+                if j < 0:
+                    break
+                key = int(species[j])
+                if key < 0:
+                    cand.append(j)
+                else:
+                    c = seen.get(key, 0)
+                    if c >= per_taxon:
+                        continue
+                    seen[key] = c + 1
+                    cand.append(j)
+                if len(cand) >= max_candidates:
+                    break
+            out.append(cand)
+        return out
+
+    def candidates(self, sequences: Sequence[str], *, n_search: int, per_taxon: int, max_candidates: int,
+                   exclude: Sequence[Exclusion] | None = None) -> list[Candidates]:
+        """Per query: the diversified top search hits with their exact identities."""
+        out: list[Candidates] = []
+        bs = self.batch_size
+        for start in range(0, len(sequences), bs):
+            chunk = list(sequences[start : start + bs])
+            sims, pos = self.search(chunk, n_search, None if exclude is None else exclude[start : start + bs])
+            out.extend(self.align(chunk, sims, pos, per_taxon=per_taxon, max_candidates=max_candidates))
+        return out
+
+    def align(self, sequences: Sequence[str], sims: np.ndarray, pos: np.ndarray, *, per_taxon: int,
+              max_candidates: int) -> list[Candidates]:
+        """Diversify search hits (``search``'s output) and align each query to its candidates."""
+        cands = self.diversify(pos, per_taxon, max_candidates)
+        ids = self._identities(list(sequences), cands)
+        out = []
+        for i, (cand, idv) in enumerate(zip(cands, ids)):
+            sim_of = dict(zip(pos[i].tolist(), sims[i].tolist()))
+            out.append(Candidates(np.asarray(cand, dtype=np.int64),
+                                  np.array([sim_of[j] for j in cand], dtype=np.float32), idv,
+                                  float(sims[i, 0]) if cand else 0.0))
+        return out
+
+    def _identities(self, queries: list[str], cands: list[list[int]]) -> list[np.ndarray]:
+        """Exact identities, spread over forked worker processes for large chunks.
+
+        Why processes: edlib holds the GIL, and alignment is most of a large
+        triage's time. Forked workers share the memory-mapped barcodes with
+        this process (no copy); they are started on first use and kept.
+        """
+        workers = self.align_workers or align_workers_default()
+        if workers <= 1 or len(queries) < _PARALLEL_MIN_QUERIES or "fork" not in multiprocessing.get_all_start_methods():
+            return candidate_identities(queries, cands, self.sequences)
+        if self._pool is None or self._pool_size != workers:
+            self.close()
+            _FORKED["sequences"] = self.sequences
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            self._pool_size = workers
+        elif _FORKED.get("sequences") is not self.sequences:  # another reference forked since: restart
+            self.close()
+            return self._identities(queries, cands)
+        step = -(-len(queries) // (workers * 4))
+        jobs = [(queries[i : i + step], cands[i : i + step]) for i in range(0, len(queries), step)]
+        out: list[np.ndarray] = []
+        for part in self._pool.map(_forked_identities, jobs):
+            out.extend(part)
+        return out
+
+    # -- persistence -------------------------------------------------------------------
+    def save(self, bundle: Any, prefix: str) -> None:
+        """Write into ``bundle`` (``storage.bundle.Bundle``) under ``prefix``: arrays + one small table."""
+        seqs, seq_off = self.sequences.arrays()
+        ids, id_off = self.ids.arrays()
+        codes, vocab = encode_lineages(self.lineages)
+        bundle.save_array(f"{prefix}_seqs", seqs)
+        bundle.save_array(f"{prefix}_seq_offsets", seq_off)
+        bundle.save_array(f"{prefix}_ids", ids)
+        bundle.save_array(f"{prefix}_id_offsets", id_off)
+        bundle.save_array(f"{prefix}_lineage", codes)
+        bundle.save_array(f"{prefix}_sketch", np.asarray(self.sketches_))
+        bundle.save_array(f"{prefix}_sketch_bits", np.asarray(self.sketch_bits_, dtype=np.int32))
+        bundle.save_array(f"{prefix}_index", self.index_.to_bytes())
+        bundle.save_table(prefix, {"format": REFERENCE_FORMAT, "n": len(self), "ranks": list(RANKS),
+                                   "vocab": vocab, "kmer": self.embedder.config.to_dict(),
+                                   "index": self.index_config.to_dict(), "index_kind": self.index_.kind_,
+                                   "dim": self.embedder.dim})
+
+    @classmethod
+    def load(cls, bundle: Any, prefix: str, batch_size: int = 2048) -> "Reference":
+        """Open a saved reference: arrays memory-mapped, every shape checked against the table."""
+        where = f"{bundle.path}: reference {prefix!r}"
+        meta = bundle.load_table(prefix, expect=dict)
+        try:
+            n = meta["n"]
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ValueError(f"key count {n!r}")
+            if int(meta["format"]) > REFERENCE_FORMAT:
+                raise ModelBundleError(f"{where}: format {meta['format']} is newer than supported; upgrade")
+            if list(meta["ranks"]) != list(RANKS):
+                raise ValueError(f"ranks {meta['ranks']} differ from {list(RANKS)}")
+            vocab = {r: [str(x) for x in meta["vocab"][r]] for r in RANKS}
+            self = cls(KmerConfig.from_dict(meta["kmer"]), IndexConfig.from_dict(meta["index"]), batch_size)
+        except ModelBundleError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelBundleError(f"{where}: malformed table ({type(exc).__name__}: {exc})") from None
+        self.sequences = _strings(bundle, f"{prefix}_seqs", f"{prefix}_seq_offsets", n, where)
+        self.ids = _strings(bundle, f"{prefix}_ids", f"{prefix}_id_offsets", n, where)
+        codes = bundle.load_array(f"{prefix}_lineage", mmap=True, dtype=np.int32, shape=(n, len(RANKS)))
+        for i, r in enumerate(RANKS):
+            col = np.asarray(codes[:, i])
+            if col.size and (col.min() < -1 or col.max() >= len(vocab[r])):
+                raise ModelBundleError(f"{where}: {r} codes outside its vocabulary of {len(vocab[r])}")
+        self.lineages = decode_lineages(codes, vocab)
+        width = (self.embedder.dim + 7) // 8
+        self.sketches_ = bundle.load_array(f"{prefix}_sketch", mmap=True, dtype=np.uint8, shape=(n, width))
+        self.sketch_bits_ = bundle.load_array(f"{prefix}_sketch_bits", mmap=True, dtype=np.int32, shape=(n,))
+        blob = bundle.load_array(f"{prefix}_index", mmap=True, dtype=np.uint8, shape=(None,))
+        self.index_ = ReferenceIndex.from_bytes(blob, self.index_config, where=f"{where} index", ntotal=n,
+                                                dim=self.embedder.dim)
+        self._refresh(codes, vocab)
+        return self
+
+    @classmethod
+    def from_legacy(cls, ids: list[str], sequences: list[str], lineages: list[Lineage], index: ReferenceIndex,
+                    kmer: KmerConfig, index_config: IndexConfig, batch_size: int = 2048) -> "Reference":
+        """A reference from a format-2 engine bundle (JSON key table + raw FAISS index)."""
+        self = cls(kmer, index_config, batch_size)
+        self.ids, self.sequences = StringStore.from_strings(ids), StringStore.from_strings(sequences)
+        self.lineages = [tuple(x) for x in lineages]
+        self.index_ = index
+        self.sketches_ = np.zeros((len(ids), (self.embedder.dim + 7) // 8), dtype=np.uint8)
+        for start in range(0, len(ids), batch_size):
+            self.sketches_[start : start + batch_size] = sketch(self.embedder.embed_dna(sequences[start : start + batch_size]))
+        self.sketch_bits_ = popcount_rows(self.sketches_)
+        self._refresh()
+        return self
+
+
+class _IndexStub:
+    """What a Reference whose index lives in remote shards still needs to know about it."""
+
+    def __init__(self, index: ReferenceIndex) -> None:
+        self.kind_, self.ntotal_, self.dim_, self.exact = index.kind_, index.ntotal_, index.dim_, index.exact
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("this reference's index lives in remote shards; leave-clade-out search needs the index")
+
+
+def _strings(bundle: Any, data_name: str, offsets_name: str, n: int, where: str) -> StringStore:
+    offsets = bundle.load_array(offsets_name, mmap=True, dtype=np.int64, shape=(n + 1,))
+    data = bundle.load_array(data_name, mmap=True, dtype=np.uint8, shape=(None,))
+    off = np.asarray(offsets)
+    if off[0] != 0 or off[-1] != len(data) or (len(off) > 1 and np.any(np.diff(off) < 0)):
+        raise ModelBundleError(f"{where}: {offsets_name} do not describe {data_name} ({len(data)} bytes)")
+    return StringStore(data, offsets)
