@@ -43,6 +43,9 @@ def _run(
     db: Path = typer.Option(..., "--db", help="SQLite database (created if missing)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster address (default: local)."),
+    shards: int = typer.Option(0, "--shards", min=0,
+                               help="Ray: split the reference index over N shard actors (0 = one per Ray CPU, "
+                                    "1 = every worker holds the whole index)."),
     log_file: Optional[Path] = typer.Option(None, "--log", help="Log file (default: <db>.run-<time>.log)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
@@ -51,7 +54,7 @@ def _run(
     from biodiscover.workflows.executors import ExecutorConfig
 
     config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file,
-                         executor=ExecutorConfig(kind=executor, address=ray_address))  # type: ignore[arg-type]
+                         executor=ExecutorConfig(kind=executor, address=ray_address, shards=shards))  # type: ignore[arg-type]
     progress = None if as_json else _RichProgress()
     try:
         summary = run_batch(config, progress=progress)

@@ -193,3 +193,32 @@ def test_executor_model_delegates_and_matches(fitted_engine) -> None:
     wrapped = ExecutorModel(model, LocalExecutor(), batch_size=10)
     assert wrapped.config is model.config and wrapped.ref_ids_ is model.ref_ids_
     _same_results(wrapped.triage(queries), model.triage(queries))
+
+
+@ray_only
+def test_ray_shards_the_reference_index_and_matches_local(ray_executor) -> None:
+    """An approximate (IVF) index cut into 3 shard actors: workers search the shards, the merged pool is the
+    whole index's, so every call equals the in-process engine's — top hit included."""
+    from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+    from biodiscover.discovery.index import IndexConfig
+    from biodiscover.storage.records import Specimen
+    from biodiscover.storage.synth import SynthConfig, generate_frame
+    from biodiscover.workflows.executors import ExecutorModel, ShardedSearch
+
+    meta, _ = generate_frame(SynthConfig(n_species=30, n_specimens=700, images=False, seed=6))
+
+    def sp(*splits: str) -> list:
+        return [Specimen.from_row(r) for r in meta[meta["split"].isin(splits)].to_dict("records")]
+
+    config = EngineConfig(index=IndexConfig(kind="ivfsq", project_dim=48, ivf_nlist=8, ivf_nprobe=3),
+                          n_search=40, max_candidates=20)
+    model = DiscoveryModel(config).fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"),
+                                       calibration_keys=sp("train"))
+    assert model.index_.kind_ == "ivfsq"
+    queries = sp("test", "test_unseen", "pretrain")
+    want = model.triage(queries)
+    wrapped = ExecutorModel(model, ray_executor, batch_size=40, shards=3)
+    search = model.reference_.remote_search
+    assert isinstance(search, ShardedSearch) and len(search.actors) == 3
+    _same_results(wrapped.triage(queries), want)
+    assert [r.to_dict() for r in wrapped.triage(queries[:50])] == [r.to_dict() for r in want[:50]]

@@ -65,6 +65,9 @@ class ExecutorConfig:
     num_cpus: int | None = None
     num_gpus_per_batch: float = 0.0
     batch_size: int = 1024
+    #: Ray only: split the reference index over this many shard actors (1 = every worker holds
+    #: the whole index; 0 = one shard per CPU of the Ray cluster)
+    shards: int = 0
 
 
 @dataclass
@@ -288,6 +291,57 @@ def _ray_search_shard(blob: np.ndarray, ids: np.ndarray, queries: np.ndarray, k:
     return shard.search(queries, k)
 
 
+class ShardSearcher:
+    """One shard of a reference index in a Ray actor: searched on demand, positions made global.
+
+    Plain class (``ray.remote`` is applied where Ray is present). The shard
+    arrives as FAISS bytes through the object store, once per actor.
+    """
+
+    def __init__(self, blob: np.ndarray, offset: int) -> None:
+        from biodiscover.discovery.index import ReferenceIndex
+
+        self.index = ReferenceIndex.from_bytes(blob)
+        self.offset = int(offset)
+
+    def search(self, profiles: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        sims, pos = self.index.search(profiles, k)
+        return sims, np.where(pos >= 0, pos + self.offset, -1)
+
+
+class ShardedSearch:
+    """A reference's pool search fanned out to shard actors and merged (``merge_topk``).
+
+    Picklable (actor handles only), so a ``discovery.reference.Reference`` that
+    carries it as ``remote_search`` travels to Ray workers without its index:
+    queries are split over workers, the index over shard actors. The shards
+    share the index's trained projection and cells (``ReferenceIndex.shards``),
+    so the merged pool is the one the whole index returns (ties aside, and the
+    reference breaks ties by position), and results equal the local executor's.
+    """
+
+    def __init__(self, actors: list[Any]) -> None:
+        self.actors = actors
+
+    def __call__(self, profiles: np.ndarray, k: int, allowed: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        import ray
+
+        if allowed is not None:
+            raise InputError("leave-clade-out searches need the whole index, not Ray shards")
+        ref = ray.put(np.ascontiguousarray(profiles, dtype=np.float32))
+        parts = ray.get([a.search.remote(ref, k) for a in self.actors])
+        return merge_topk(parts, k)
+
+
+def shard_reference(reference: Any, n_shards: int) -> list[Any]:
+    """Ray actors holding ``n_shards`` contiguous shards of ``reference.index_`` (a ``ReferenceIndex``)."""
+    import ray
+
+    actor = ray.remote(ShardSearcher)
+    return [actor.remote(ray.put(shard.to_bytes()), offset) for shard, offset in reference.index_.shards(n_shards)]
+
+
 class RayExecutor(Executor):
     """Ray Data ``map_batches`` for per-specimen stages; one Ray task per index shard.
 
@@ -319,6 +373,12 @@ class RayExecutor(Executor):
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
         self._search_remote = ray.remote(_ray_search_shard)
+
+    def n_shards(self) -> int:
+        """Shards of a reference index: ``config.shards``, or one per CPU Ray reports (0)."""
+        if self.config.shards:
+            return int(self.config.shards)
+        return max(1, int(self._ray.cluster_resources().get("CPU", 1)))
 
     def _map(self, fn: Callable[..., Columns], columns: Columns, n: int, batch_size: int,
              context: Any = None) -> Columns:
@@ -402,8 +462,34 @@ class ExecutorModel:
     where the per-specimen work runs.
     """
 
-    def __init__(self, model: Any, executor: Executor, batch_size: int = 2048) -> None:
-        self.model, self.executor, self.batch_size = model, executor, batch_size
+    def __init__(self, model: Any, executor: Executor, batch_size: int = 2048, shards: int | None = None) -> None:
+        self.model, self.executor, self.batch_size, self.shards = model, executor, batch_size, shards
+        self._shard()
+
+    def _shard(self) -> None:
+        """With Ray: the reference index goes to shard actors; workers get the model without it.
+
+        Changes the wrapped model's reference in place (its searches then go to
+        the shards, wherever it runs).
+        """
+        reference = getattr(self.model, "reference_", None)
+        if not isinstance(self.executor, RayExecutor) or reference is None:
+            return
+        n = self.shards or self.executor.n_shards()
+        reference.remote_search = None
+        if n > 1:
+            reference.remote_search = ShardedSearch(shard_reference(reference, n))
+            log.info("reference index of %d keys split over %d Ray shard actors", len(reference), n)
+        reference.align_workers = 1  # Ray spreads the work; no process pool inside a worker
+
+    def add_references(self, specimens: Sequence[Any]) -> int:
+        """Session keys go into the model's index, then the shards are cut again."""
+        reference = getattr(self.model, "reference_", None)
+        if reference is not None:
+            reference.remote_search = None
+        added = self.model.add_references(specimens)
+        self._shard()
+        return added
 
     @classmethod
     def load(cls, bundle: Any, executor: Executor, batch_size: int = 2048) -> "ExecutorModel":
@@ -439,5 +525,6 @@ def make_executor(kind: str | ExecutorConfig = "local") -> Executor:
 
 __all__ = [
     "BatchFn", "Columns", "Executor", "ExecutorConfig", "ExecutorModel", "IndexShard", "LocalExecutor", "RayExecutor",
-    "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index", "triage_with",
+    "ShardSearcher", "ShardedSearch", "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index",
+    "shard_reference", "triage_with",
 ]
