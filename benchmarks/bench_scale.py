@@ -1,0 +1,401 @@
+"""Reference and triage at scale: recall of the candidate search, naming vs index kind, memory and time.
+
+Modes (each prints a markdown table; paste it into benchmarks/RESULTS-scale.md with the command):
+
+``recall``
+    Real dev data. Keys = every labelled record outside test/test_unseen (by default), queries = a
+    seeded sample of test + test_unseen. For each index setting, the share of the *exact* top
+    ``n_search`` (same similarity, every key scanned) that the search returns (recall@n_search),
+    the share of queries whose candidate set after the per-species cap yields the same best
+    identity as exact search (and the mean identity lost where it does not), and search time.
+
+``naming``
+    bench_dev's protocol (keys = train; calibration val + val_unseen + other_heldout half A;
+    scored on test, test_unseen and other_heldout half B): the engine fitted and run once per
+    index setting; every naming figure and its change (in points) against exact search.
+
+``build`` / ``triage``
+    ``biodiscover build-reference`` / ``biodiscover triage`` as child processes under
+    ``/usr/bin/time -v`` (peak RSS, wall), plus the bundle's size on disk.
+
+``synth``
+    A synthetic reference of N keys (default 1,000,000) made by mutating real dev barcodes
+    (each real species spawns synthetic species 3-8 % apart, each with keys 0-1 % apart),
+    written as a BIOSCAN-layout CSV; then ``build`` and ``triage`` as above.
+
+``sintax``
+    The whole ``biodiscover triage`` process (start-up, model load, everything) against
+    ``vsearch --sintax`` (its database build included) on the same keys and queries, in the
+    same run: keys = a seeded sample of ``--n-keys`` train records, queries = ``--n-queries``
+    of test + test_unseen.
+
+Every mode records ``uptime``'s load average before and after (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+log = logging.getLogger("bench_scale")
+SETTINGS = {
+    # name: IndexConfig keyword arguments
+    "exact (flat, raw 6-mer profile, no re-ranking: the engine before this change)":
+        {"kind": "flat", "project_dim": None, "sketch_rerank": False},
+    "flat, raw profile, sketch re-ranking": {"kind": "flat", "project_dim": None},
+    "flat, 256-d projection, sketch re-ranking": {"kind": "flat", "project_dim": 256},
+    "ivfsq, 256-d projection, sketch re-ranking (default above exact_max)": {"kind": "ivfsq", "project_dim": 256},
+    "hnsw, 256-d projection, sketch re-ranking": {"kind": "hnsw", "project_dim": 256},
+}
+
+
+def load_avg() -> str:
+    return open("/proc/loadavg").read().split(" ")[0:3].__str__()
+
+
+def _mb(nbytes: float) -> str:
+    return f"{nbytes / 2**20:,.0f} MB"
+
+
+# -- recall ------------------------------------------------------------------------------------------------
+def exact_sketch_topk(ref, queries: list[str], k: int) -> np.ndarray:
+    """Exact top-k by sketch cosine: every key's sketch compared with each query (slow, the ground truth)."""
+    from biodiscover.discovery.reference import popcount_rows, sketch
+
+    sk = np.asarray(ref.sketches_)
+    bits = np.asarray(ref.sketch_bits_, dtype=np.float64)
+    out = np.zeros((len(queries), k), dtype=np.int64)
+    for start in range(0, len(queries), 256):
+        q = sketch(ref.embedder.embed_dna(queries[start : start + 256]))
+        qb = popcount_rows(q).astype(np.float64)
+        for i in range(len(q)):
+            sim = popcount_rows(sk & q[i]) / np.sqrt(np.maximum(bits * qb[i], 1e-12))
+            top = np.argpartition(-sim, k)[:k]
+            out[start + i] = top[np.argsort(-sim[top], kind="stable")]
+    return out
+
+
+def run_recall(args) -> str:
+    from bench_dev import load_clean
+
+    from biodiscover.discovery.index import IndexConfig
+    from biodiscover.discovery.kmer import KmerConfig
+    from biodiscover.discovery.reference import Reference
+    from biodiscover.storage.records import RANKS
+
+    df = load_clean(args.data)
+    keys = df[df.split.isin(args.key_splits.split("+"))].reset_index(drop=True)
+    queries = df[df.split.isin(["test", "test_unseen"])].sample(min(args.queries, len(df)), random_state=0)
+    qseq = list(queries.seq)
+    ids, seqs = list(keys.processid), list(keys.seq)
+    lins = [tuple((r or None) for r in row) for row in keys[list(RANKS)].itertuples(index=False)]
+    kmer = KmerConfig(ks=(6,), sqrt=True)
+    rows, exact_best = [], None
+    truth = None
+    for name, kw in SETTINGS.items():
+        t = time.perf_counter()
+        ref = Reference.build(ids, seqs, lins, kmer=kmer, index=IndexConfig(**kw))
+        build_s = time.perf_counter() - t
+        if truth is None:
+            truth = exact_sketch_topk(ref, qseq, args.n_search)
+        t = time.perf_counter()
+        _, pos = ref.search(qseq, args.n_search)
+        search_s = time.perf_counter() - t
+        recall = float(np.mean([len(set(p[p >= 0]) & set(tr)) / args.n_search for p, tr in zip(pos, truth)]))
+        cands = ref.align(qseq, np.zeros(pos.shape, np.float32), pos, per_taxon=2, max_candidates=60)
+        best = np.array([c.identities.max() if len(c.identities) else 0.0 for c in cands])
+        if exact_best is None:
+            exact_best = best
+        same = float(np.mean(np.abs(best - exact_best) < 1e-6))
+        lost = float(np.mean(np.maximum(exact_best - best, 0.0)))
+        size = len(ref.index_.to_bytes()) + np.asarray(ref.sketches_).nbytes
+        rows.append((name, ref.index_.kind_, f"{recall:.4f}", f"{same:.4f}", f"{lost:.5f}",
+                     f"{search_s:.1f} s ({len(qseq) / search_s:,.0f}/s)", f"{build_s:.1f} s", _mb(size)))
+        log.info("%s", rows[-1])
+    head = (f"keys: {len(keys):,} ({args.key_splits}), queries: {len(qseq):,} (test + test_unseen sample), "
+            f"n_search {args.n_search}; recall = share of the exact top-{args.n_search} by sketch cosine found; "
+            "best identity = after the per-species cap (2) and 60 candidates, vs the first row\n\n")
+    table = ["| setting | kind | recall@n_search | same best identity | mean identity lost | search | build | "
+             "index + sketches |", "|---|---|---|---|---|---|---|---|"]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    return head + "\n".join(table)
+
+
+# -- naming ------------------------------------------------------------------------------------------------
+NAMING_FIGURES = ("seen_named_species_correct", "seen_named_to_species", "unseen_named_to_species",
+                  "unseen_named_correct_genus", "unseen_named_wrong_genus", "unseen_named_correct_family",
+                  "heldout_named_to_genus", "heldout_named_to_species")
+
+
+def run_naming(args) -> str:
+    from bench_dev import (absent_genus_figures, load_clean, named_lineages, specimens, split_outliers,
+                           summarise)
+
+    from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+    from biodiscover.discovery.index import IndexConfig
+
+    df = load_clean(args.data)
+    oh_calib, oh_eval = split_outliers(df, 3000, 2000, 0)
+    keys = df[df.split == "train"]
+    calib = df[df.split.isin(["val", "val_unseen"])]
+    test, unseen = df[df.split == "test"], df[df.split == "test_unseen"]
+    figures: dict[str, dict] = {}
+    for name, kw in SETTINGS.items():
+        if args.settings and not any(s in name for s in args.settings):
+            continue
+        model = DiscoveryModel(EngineConfig(index=IndexConfig(**kw)))
+        t = time.perf_counter()
+        model.fit(specimens(keys), specimens(calib), specimens(oh_calib))
+        fit_s = time.perf_counter() - t
+        res, secs = {}, 0.0
+        for split, q in (("test", test), ("test_unseen", unseen), ("heldout", oh_eval)):
+            t = time.perf_counter()
+            res[split] = model.triage(specimens(q))
+            secs += time.perf_counter() - t
+        named = {s: named_lineages(res[s]) for s in res}
+        top = {s: [dict(x.labels) for x in res[s]] for s in res}
+        nov = {s: np.array([x.novelty for x in res[s]]) for s in res}
+        out = summarise(name, test, unseen, keys, named["test"], named["test_unseen"], top["test"],
+                        top["test_unseen"], nov["test"], nov["test_unseen"], secs)
+        out.update(absent_genus_figures(oh_eval, named["heldout"], keys))
+        out["fit_seconds"] = fit_s
+        out["thresholds"] = model.classifier_.thresholds_
+        figures[name] = out
+        log.info("%s: %s", name, {k: out.get(k) for k in NAMING_FIGURES})
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=float))
+    base = next(iter(figures.values()))
+    cols = [*NAMING_FIGURES, "novelty AUROC", "TP species", "TP genus"]
+
+    def values(f: dict) -> list[float]:
+        return [*(f[k] for k in NAMING_FIGURES), f["novelty"]["auroc"], f["rank_errors"]["species"]["tp"],
+                f["rank_errors"]["genus"]["tp"]]
+
+    table = ["| setting | " + " | ".join(cols) + " | fit s | triage s | max change (points) |",
+             "|---|" + "---|" * (len(cols) + 3)]
+    for name, f in figures.items():
+        v, b = values(f), values(base)
+        delta = max(abs(x - y) for x, y in zip(v, b)) * 100
+        table.append(f"| {name} | " + " | ".join(f"{x:.4f}" for x in v)
+                     + f" | {f['fit_seconds']:.0f} | {f['seconds']:.0f} | {delta:.2f} |")
+    return (f"keys {len(keys):,} (train), test {len(test):,}, test_unseen {len(unseen):,}, heldout "
+            f"{len(oh_eval):,}; change = largest absolute difference from the first row, in points\n\n"
+            + "\n".join(table))
+
+
+# -- child processes under /usr/bin/time -v -----------------------------------------------------------------
+def timed(cmd: list[str], env: dict | None = None) -> dict:
+    """Run ``cmd`` under ``/usr/bin/time -v``: wall seconds, peak RSS, exit code, stderr tail."""
+    t = time.perf_counter()
+    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    return {"cmd": " ".join(cmd), "rc": proc.returncode, "wall_s": round(wall, 1),
+            "peak_rss_mb": round(int(rss.group(1)) / 1024) if rss else None, "load": load_avg(),
+            "stderr_tail": proc.stderr.strip().splitlines()[-25:] if proc.returncode else []}
+
+
+def _cli() -> list[str]:
+    return [sys.executable, "-m", "biodiscover.cli"]
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+def run_build(args) -> dict:
+    out = Path(args.bundle)
+    if out.exists():
+        shutil.rmtree(out)
+    r = timed([*_cli(), "build-reference", "--data", str(args.data), "--out", str(out), "--keys", args.keys, "-q"])
+    r["bundle_mb"] = round(dir_size(out) / 2**20) if out.exists() else None
+    return r
+
+
+def run_triage(args) -> dict:
+    results = Path(args.results)
+    cmd = [*_cli(), "triage", "--input", str(args.input), "--model", str(args.bundle), "--results", str(results),
+           "-q", "--json"]
+    if args.db:
+        cmd += ["--db", str(args.db)]
+    r = timed(cmd)
+    r["specimens"] = sum(1 for _ in results.open()) if results.exists() else None
+    return r
+
+
+# -- synthetic reference -----------------------------------------------------------------------------------
+def make_synthetic(data: Path, n_keys: int, out_csv: Path, n_queries: int, seed: int = 0) -> Path:
+    """A BIOSCAN-layout CSV of ``n_keys`` synthetic keys (split ``train``) and queries (``test``).
+
+    Species are made from real dev barcodes: each real species seeds synthetic species
+    (3-8 % of sites mutated from one of its barcodes), each synthetic species gets keys
+    0-1 % from its own centre, so the reference has the crowded, structured neighbourhoods
+    of real COI data at any size. Rows are streamed to the file in blocks.
+    """
+    from bench_dev import load_clean
+
+    rng = np.random.default_rng(seed)
+    df = load_clean(data)
+    df = df[df.species != ""]
+    seeds = df.groupby("species").head(1).reset_index(drop=True)
+    bases = np.frombuffer(b"ACGT", dtype=np.uint8)
+    cols = ["processid", "order", "family", "subfamily", "genus", "species", "dna_barcode", "split"]
+    per_species = 40
+    n_species = int(np.ceil((n_keys + n_queries) / per_species))
+    written = 0
+    with out_csv.open("w") as fh:
+        fh.write(",".join(cols) + "\n")
+        for s in range(n_species):
+            src = seeds.iloc[s % len(seeds)]
+            centre = np.frombuffer(src.seq.encode(), dtype=np.uint8).copy()
+            hit = rng.random(centre.size) < rng.uniform(0.03, 0.08)
+            centre[hit] = rng.choice(bases, int(hit.sum()))
+            name = f"{src.genus} syn{s}"
+            rows = []
+            for j in range(per_species):
+                seq = centre.copy()
+                hit = rng.random(seq.size) < rng.uniform(0.0, 0.01)
+                seq[hit] = rng.choice(bases, int(hit.sum()))
+                split = "train" if written < n_keys else "test"
+                rows.append(f"S{written:08d},{src.order},{src.family},{src['subfamily']},{src.genus},{name},"
+                            f"{seq.tobytes().decode()},{split}")
+                written += 1
+                if written >= n_keys + n_queries:
+                    break
+            fh.write("\n".join(rows) + "\n")
+            if written >= n_keys + n_queries:
+                break
+    return out_csv
+
+
+# -- vsearch SINTAX ----------------------------------------------------------------------------------------
+def run_sintax(args) -> str:
+    from bench_dev import _sintax_header, load_clean, write_fasta
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    df = load_clean(args.data)
+    keys = df[df.split == "train"].sample(args.n_keys, random_state=0)
+    queries = df[df.split.isin(["test", "test_unseen"])].sample(args.n_queries, random_state=0)
+    # our inputs: a BIOSCAN-layout CSV (keys as train; val/val_unseen/other_heldout samples to calibrate)
+    calib = df[df.split.isin(["val", "val_unseen"])].sample(min(600, args.n_keys // 4), random_state=0)
+    outl = df[df.split == "other_heldout"].sample(300, random_state=0)
+    pd.concat([keys, calib, outl]).drop(columns=["seq"]).to_csv(work / "keys.csv", index=False)
+    queries[["processid", "dna_barcode"]].to_csv(work / "queries.csv", index=False)
+    write_fasta(work / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.itertuples()])
+    write_fasta(work / "queries.fa", queries.processid, queries.seq)
+    bundle = work / "bundle"
+    if bundle.exists():
+        shutil.rmtree(bundle)
+    rows = []
+    build = timed([*_cli(), "build-reference", "--data", str(work / "keys.csv"), "--out", str(bundle),
+                   "--calibration-keys", "", "-q"])
+    rows.append(("biodiscover build-reference", build))
+    for rep in range(args.repeats):
+        ours = timed([*_cli(), "triage", "--input", str(work / "queries.csv"), "--model", str(bundle),
+                      "--results", str(work / f"ours{rep}.jsonl"), "-q"])
+        rows.append((f"biodiscover triage (whole process) #{rep + 1}", ours))
+        sintax = timed(["vsearch", "--sintax", str(work / "queries.fa"), "--db", str(work / "keys.fa"),
+                        "--tabbedout", str(work / f"sintax{rep}.tsv"), "--sintax_cutoff", "0.8",
+                        "--threads", str(args.threads), "--quiet"])
+        rows.append((f"vsearch --sintax (database built in the run) #{rep + 1}", sintax))
+    table = ["| step | wall s | peak RSS MB | load (1, 5, 15 min) | exit |", "|---|---|---|---|---|"]
+    table += [f"| {n} | {r['wall_s']} | {r['peak_rss_mb']} | {r['load']} | {r['rc']} |" for n, r in rows]
+    ours_s = [r["wall_s"] for n, r in rows if n.startswith("biodiscover triage")]
+    sin_s = [r["wall_s"] for n, r in rows if n.startswith("vsearch")]
+    ratio = min(ours_s) / min(sin_s)
+    return (f"keys {len(keys):,} (train sample), queries {len(queries):,} (test + test_unseen sample)\n\n"
+            + "\n".join(table) + f"\n\nbest of {args.repeats}: ours {min(ours_s)} s, SINTAX {min(sin_s)} s, "
+            f"ratio {ratio:.2f}×")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="mode", required=True)
+    data_default = REPO.parent / "shared" / "data" / "bold-insects-dev.csv.gz"
+    r = sub.add_parser("recall")
+    r.add_argument("--data", type=Path, default=data_default)
+    r.add_argument("--key-splits", default="train+key_unseen+val+val_unseen+other_heldout")
+    r.add_argument("--queries", type=int, default=2000)
+    r.add_argument("--n-search", type=int, default=300)
+    n = sub.add_parser("naming")
+    n.add_argument("--data", type=Path, default=data_default)
+    n.add_argument("--settings", nargs="*", default=None, help="substrings of the setting names to run")
+    n.add_argument("--json", default=None)
+    b = sub.add_parser("build")
+    b.add_argument("--data", type=Path, default=data_default)
+    b.add_argument("--bundle", type=Path, required=True)
+    b.add_argument("--keys", default="all")
+    t = sub.add_parser("triage")
+    t.add_argument("--input", type=Path, required=True)
+    t.add_argument("--bundle", type=Path, required=True)
+    t.add_argument("--results", type=Path, default=Path(tempfile.gettempdir()) / "bench_scale_results.jsonl")
+    t.add_argument("--db", type=Path, default=None)
+    s = sub.add_parser("synth")
+    s.add_argument("--data", type=Path, default=data_default)
+    s.add_argument("--keys", type=int, default=1_000_000)
+    s.add_argument("--queries", type=int, default=5000)
+    s.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_synth"))
+    x = sub.add_parser("sintax")
+    x.add_argument("--data", type=Path, default=data_default)
+    x.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_sintax"))
+    x.add_argument("--n-keys", type=int, default=3706)
+    x.add_argument("--n-queries", type=int, default=1666)
+    x.add_argument("--threads", type=int, default=2)
+    x.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    before = load_avg()
+    t0 = time.perf_counter()
+    if args.mode == "recall":
+        text = run_recall(args)
+    elif args.mode == "naming":
+        text = run_naming(args)
+    elif args.mode == "build":
+        text = json.dumps(run_build(args), indent=1)
+    elif args.mode == "triage":
+        text = json.dumps(run_triage(args), indent=1)
+    elif args.mode == "synth":
+        args.work.mkdir(parents=True, exist_ok=True)
+        csv = args.work / f"synthetic-{args.keys}.csv"
+        if not csv.exists():
+            t = time.perf_counter()
+            make_synthetic(args.data, args.keys, csv, args.queries)
+            log.info("wrote %s in %.0f s", csv, time.perf_counter() - t)
+        queries = args.work / "queries.csv"
+        pd.read_csv(csv, dtype=str, keep_default_na=False).query("split == 'test'")[
+            ["processid", "dna_barcode"]].to_csv(queries, index=False)
+        bundle = args.work / "bundle"
+        if bundle.exists():
+            shutil.rmtree(bundle)
+        build = timed([*_cli(), "build-reference", "--data", str(csv), "--out", str(bundle), "--keys", "train",
+                       "--calibration", "test", "--calibration-keys", "", "--outliers", "", "-q"])
+        build["bundle_mb"] = round(dir_size(bundle) / 2**20) if bundle.exists() else None
+        tri = timed([*_cli(), "triage", "--input", str(queries), "--model", str(bundle), "--results",
+                     str(args.work / "results.jsonl"), "-q"])
+        text = json.dumps({"build": build, "triage": tri}, indent=1)
+    else:
+        text = run_sintax(args)
+    print(text)
+    print(f"\nload average before {before}, after {load_avg()}; {time.perf_counter() - t0:.0f} s; "
+          f"{os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
