@@ -52,7 +52,7 @@ class IndexConfig:
 
     ``kind='auto'`` = exact below ``exact_max`` keys, ``ivfsq`` above.
     ``project_dim`` = learn a linear projection to that many dimensions first
-    (None: index the vectors as given). ``train_size`` = keys sampled to learn
+    (None: index the vectors as given; ignored for fewer than ``2 * project_dim`` keys). ``train_size`` = keys sampled to learn
     the projection and the IVF cells. ``use_gpu=None`` = use a GPU when faiss
     has GPU support and sees a device.
     """
@@ -163,7 +163,9 @@ class ReferenceIndex:
         kind = self._choose_kind(n)
         transform = None
         d = d_in
-        if self.config.project_dim is not None and self.config.project_dim < d_in:
+        # a basis learned from fewer keys than its dimension is only their span: keep the raw vectors then
+        if self.config.project_dim is not None and self.config.project_dim < d_in \
+                and sample.shape[0] > 2 * self.config.project_dim:
             transform = _projection(sample, self.config.project_dim, self.config.seed)
             d = transform.d_out
         if kind == "flat":
@@ -197,6 +199,12 @@ class ReferenceIndex:
         self.dim_ = d_in
         self.ntotal_ = 0
         return self
+
+    @property
+    def stored_dim(self) -> int:
+        """Dimension of the vectors the index holds (the projection's, when there is one)."""
+        index = self._cpu_index
+        return int(index.index.d) if isinstance(index, faiss.IndexPreTransform) else int(index.d)
 
     def fit(self, keys: np.ndarray) -> "ReferenceIndex":
         keys = np.ascontiguousarray(keys, dtype=np.float32)

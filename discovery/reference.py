@@ -255,8 +255,8 @@ class Reference:
         return self
 
     def describe_index(self) -> str:
-        d = self.index_config.project_dim
-        return f"{self.embedder.dim}-d k-mer profile" + (f" projected to {d}-d" if d else "")
+        d = self.index_.stored_dim
+        return f"{self.embedder.dim}-d k-mer profile" + (f" projected to {d}-d" if d != self.embedder.dim else "")
 
     def _refresh(self, codes: np.ndarray | None = None, vocab: dict[str, list[str]] | None = None) -> None:
         """Per-key taxon codes (from the bundle, or encoded from ``lineages``): the diversity rule

@@ -103,7 +103,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"storage.bioscan", "storage.collections", "storage.fasta"}): "safety",
     frozenset({"storage.db.database", "storage.db.taxonomy"}): "safety/review",
     frozenset({"workflows.export", "workflows.report"}): "review (export package)",
-    frozenset({"workflows.batch", "workflows.triage"}): "scale (Bundle.fingerprint)",
 }
 
 

@@ -1,0 +1,128 @@
+"""The reference (discovery.reference): storage, search with a clade left out, sketches, shards, parallel identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.index import IndexConfig
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.reference import Reference, StringStore, decode_lineages, encode_lineages
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.records import RANKS
+from biodiscover.workflows.executors import merge_topk
+from tests.discovery_fixtures import make_world
+
+KMER = KmerConfig(ks=(5,), sqrt=True)
+
+
+@pytest.fixture(scope="module")
+def world():
+    w = make_world(seed=11)
+    keys = w["train"] + w["val_unseen"] + w["other_heldout"]
+    return {"ids": [s.processid for s in keys], "seqs": [s.dna_barcode for s in keys],
+            "lins": [tuple(getattr(s, r) or None for r in RANKS) for s in keys],
+            "queries": [s.dna_barcode for s in w["test"] + w["test_unseen"]]}
+
+
+def _ref(world, **index) -> Reference:
+    return Reference.build(world["ids"], world["seqs"], world["lins"], kmer=KMER, index=IndexConfig(**index))
+
+
+def test_string_store_and_lineage_codes_round_trip() -> None:
+    store = StringStore.from_strings(["ACGT", "", "NNNACG"])
+    assert list(store) == ["ACGT", "", "NNNACG"] and store[-1] == "NNNACG" and len(store) == 3
+    store.extend(["TT"])
+    data, offsets = store.arrays()
+    assert list(StringStore(data, offsets)) == ["ACGT", "", "NNNACG", "TT"]
+    lins = [("O", "F", None, "G", "G s"), ("O", "F2", "Sf", None, None)]
+    codes, vocab = encode_lineages(lins)
+    assert codes.dtype == np.int32 and codes[1, 3] == -1 and decode_lineages(codes, vocab) == lins
+
+
+def test_search_leaves_the_excluded_clade_out_and_matches_brute_force(world) -> None:
+    ref = _ref(world, kind="flat")
+    genus = RANKS.index("genus")
+    q = world["queries"][:12]
+    excl = [(genus, world["lins"][0][genus])] * 6 + [(genus, world["lins"][-1][genus])] * 6
+    sims, pos = ref.search(q, 15, exclude=excl)
+    for i, (r, label) in enumerate(excl):
+        hits = pos[i][pos[i] >= 0]
+        assert len(hits) == 15 and all(ref.lineages[j][r] != label for j in hits)
+    # the same as searching a reference that never held the clade
+    for label in {lab for _, lab in excl}:
+        keep = [j for j, lin in enumerate(world["lins"]) if lin[genus] != label]
+        alone = Reference.build([world["ids"][j] for j in keep], [world["seqs"][j] for j in keep],
+                                [world["lins"][j] for j in keep], kmer=KMER, index=IndexConfig(kind="flat"))
+        rows = [i for i, (_, lab) in enumerate(excl) if lab == label]
+        s2, p2 = alone.search([q[i] for i in rows], 15)
+        np.testing.assert_array_equal(pos[rows], np.array(keep)[p2])
+        np.testing.assert_allclose(sims[rows], s2, rtol=1e-6)
+
+
+def test_ties_go_to_the_lower_position(world) -> None:
+    """Identical barcodes tie; the order must not depend on the index (shards, IVF cells)."""
+    seqs = world["seqs"][:5] * 3  # every barcode three times
+    ref = Reference.build([f"K{i}" for i in range(15)], seqs, world["lins"][:5] * 3, kmer=KMER,
+                          index=IndexConfig(kind="flat"))
+    sims, pos = ref.search(seqs[:5], 3)
+    assert pos.tolist() == [[i, i + 5, i + 10] for i in range(5)]
+    assert np.allclose(sims, 1.0)
+
+
+@pytest.mark.parametrize("index", [dict(kind="flat"), dict(kind="ivfsq", project_dim=32, ivf_nlist=4, ivf_nprobe=2),
+                                   dict(kind="flat", project_dim=32)])
+def test_bundle_round_trip_is_memory_mapped_and_identical(world, tmp_path, index) -> None:
+    ref = _ref(world, **index)
+    bundle = Bundle.create(tmp_path / "b", config={})
+    ref.save(bundle, "ref")
+    again = Reference.load(Bundle.open(tmp_path / "b"), "ref")
+    assert isinstance(again.sequences._data, np.memmap) and isinstance(again.sketches_, np.memmap)
+    assert list(again.ids) == world["ids"] and again.lineages == ref.lineages and again.index_.kind_ == ref.index_.kind_
+    a = ref.candidates(world["queries"], n_search=30, per_taxon=2, max_candidates=10)
+    b = again.candidates(world["queries"], n_search=30, per_taxon=2, max_candidates=10)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.positions, y.positions)
+        np.testing.assert_array_equal(x.identities, y.identities)
+    # a table that does not describe the arrays is refused
+    table = Bundle.open(tmp_path / "b").load_table("ref")
+    Bundle.open(tmp_path / "b").save_table("ref", {**table, "n": table["n"] + 1})
+    with pytest.raises(ModelBundleError, match="where"):
+        Reference.load(Bundle.open(tmp_path / "b"), "ref")
+
+
+def test_session_keys_are_searched(world) -> None:
+    ref = _ref(world, kind="flat")
+    n = len(ref)
+    new = world["queries"][0]
+    assert ref.add(["NEW1"], [new], [("Ord", "Fam", None, "Gnew", "Gnew sp")]) == 1
+    _, pos = ref.search([new], 1)
+    assert pos[0, 0] == n and ref.ids[n] == "NEW1" and ref.lineages[n][-1] == "Gnew sp"
+
+
+def test_index_shards_merge_to_the_whole_index(world) -> None:
+    ref = _ref(world, kind="ivfsq", project_dim=32, ivf_nlist=8, ivf_nprobe=3)
+    profiles = ref.embedder.embed_dna(world["queries"])
+    want_s, want_p = ref.index_.search(profiles, 20)
+    parts = []
+    for shard, offset in ref.index_.shards(3):
+        s, p = shard.search(profiles, 20)
+        parts.append((s, np.where(p >= 0, p + offset, -1)))
+    got_s, got_p = merge_topk(parts, 20)
+    np.testing.assert_array_equal(got_p, want_p)
+    np.testing.assert_allclose(got_s, want_s, rtol=1e-6)
+
+
+def test_identities_in_worker_processes_equal_in_process(world) -> None:
+    ref = _ref(world, kind="flat")
+    queries = (world["queries"] * 20)[:300]  # above the size that goes to workers
+    one = Reference.align(ref, queries, *ref.search(queries, 30), per_taxon=2, max_candidates=10)
+    ref.align_workers = 2
+    try:
+        two = ref.align(queries, *ref.search(queries, 30), per_taxon=2, max_candidates=10)
+        assert ref._pool is not None  # the worker pool was used
+    finally:
+        ref.close()
+    for x, y in zip(one, two):
+        np.testing.assert_array_equal(x.identities, y.identities)
