@@ -1,0 +1,37 @@
+"""What a DNA-only triage process loads: no torch, no encoders, the reference memory-mapped (real CLI, subprocess)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.kmer import KmerConfig
+from tests.discovery_fixtures import make_world
+
+PROBE = """
+import json, sys
+from biodiscover.cli.main import main
+rc = main(sys.argv[1:])
+mods = set(sys.modules)
+print(json.dumps({"rc": rc, "torch": "torch" in mods, "lightning": "lightning" in mods,
+                  "encoders": sorted(m for m in mods if m.startswith("biodiscover.encoders"))}))
+"""
+
+
+def test_dna_only_triage_never_imports_torch_or_encoders(tmp_path: Path) -> None:
+    world = make_world(seed=8)
+    model = DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15))
+    model.fit(world["train"], world["val"] + world["val_unseen"], world["other_heldout"][:20])
+    model.save(tmp_path / "bundle")
+    fasta = tmp_path / "c.fasta"
+    fasta.write_text("".join(f">{s.processid}\n{s.dna_barcode}\n" for s in world["test"] + world["test_unseen"]))
+    proc = subprocess.run([sys.executable, "-c", PROBE, "triage", "--input", str(fasta), "--model",
+                           str(tmp_path / "bundle"), "--db", str(tmp_path / "t.db"), "--results",
+                           str(tmp_path / "r.jsonl"), "-q"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"rc": 0, "torch": False, "lightning": False, "encoders": []}, seen
+    assert len((tmp_path / "r.jsonl").read_text().splitlines()) == len(world["test"]) + len(world["test_unseen"])
