@@ -21,7 +21,7 @@ import pytest
 
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.kmer import KmerConfig
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 
 ENGINE = "tables/discovery_engine.json"
 INDEX = "arrays/discovery_reference_index.safetensors"

@@ -12,7 +12,7 @@ from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import ModelBundleError
 from biodiscover.storage.records import RANKS
 from biodiscover.workflows.executors import merge_topk
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 
 KMER = KmerConfig(ks=(5,), sqrt=True)
 

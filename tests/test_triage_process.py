@@ -9,7 +9,7 @@ from pathlib import Path
 
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.kmer import KmerConfig
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 
 PROBE = """
 import json, sys
