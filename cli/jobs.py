@@ -16,24 +16,44 @@ import typer
 from biodiscover.workflows.export import FORMATS
 
 
-def _export(
-    db: Path = typer.Option(..., "--db", help="SQLite database written by triage / run."),
-    run: int = typer.Option(..., "--run", help="Run id to export (see `biodiscover run` / `triage` output)."),
-    fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)}."),
-    out: Path = typer.Option(..., "--out", "-o",
-                             help="Output: a folder for csv/fasta, a file for dwca (.zip), html, json."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output."),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
-) -> None:
-    """Export one run: CSV, Darwin Core Archive, FASTA per candidate, HTML report, or JSON."""
-    from biodiscover.workflows.export import export_run
+def export_command():  # -> the typer callback of ``export``
+    """The ``export`` verb, built now so its help lists the formats registered now (see
+    ``workflows.export.formats``: a new format shows up here with no edit to this module)."""
 
-    result = export_run(db, run, fmt, out, force=force)
-    if as_json:
-        typer.echo(json.dumps(result.to_json()))
-    else:
-        typer.echo(f"exported run {run} as {fmt}: {result.specimens} specimens, {result.proposals} candidate "
-                   f"species -> {result.out} ({len(result.files)} file{'s' if len(result.files) != 1 else ''})")
+    def _export(
+        db: Path = typer.Option(..., "--db", help="SQLite database written by triage / run."),
+        run: int = typer.Option(..., "--run", help="Run id to export (see `biodiscover run` / `triage` output)."),
+        fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)} (see below)."),
+        out: Path = typer.Option(..., "--out", "-o", help=FORMATS.out_help()),
+        force: bool = typer.Option(False, "--force", help="Replace a previous export (only files biodiscover wrote "
+                                   "and nobody changed since; anything else is refused and named)."),
+        partial: bool = typer.Option(False, "--partial", help="Export a run that did not complete (killed, failed, "
+                                     "still running); the output says it is partial."),
+        metadata: Optional[Path] = typer.Option(None, "--metadata", help="TOML or JSON file with title, creator(s), "
+                                                "contact and licence for the dataset (eml.xml, report, JSON)."),
+        creator: Optional[list[str]] = typer.Option(None, "--creator", help='Dataset creator "Name <e-mail>" '
+                                                    "(repeatable; overrides --metadata)."),
+        licence: Optional[str] = typer.Option(None, "--licence", "--license", help="CC0-1.0, CC-BY-4.0 or "
+                                              "CC-BY-NC-4.0 (the licences GBIF accepts)."),
+        title: Optional[str] = typer.Option(None, "--title", help="Dataset title (default: the run's)."),
+        as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+    ) -> None:
+        """Export one run: one of the formats listed under --format."""
+        from biodiscover.workflows.export import ExportOptions, build_metadata, export_run
+
+        meta = build_metadata(metadata, creators=creator, licence=licence, title=title)
+        result = export_run(db, run, fmt, out, force=force, partial=partial, options=ExportOptions(meta))
+        if as_json:
+            typer.echo(json.dumps(result.to_json()))
+        else:
+            typer.echo(f"exported run {run} as {result.format}{' (partial)' if result.partial else ''}: "
+                       f"{result.specimens} specimens, {result.proposals} candidate species -> {result.out} "
+                       f"({len(result.files)} file{'s' if len(result.files) != 1 else ''})")
+        if result.format == "dwca" and not meta.complete:
+            typer.echo(f"warning: eml.xml has no {' or '.join(meta.missing())}; GBIF needs both: pass --metadata FILE "
+                       "or --creator / --licence before publishing", err=True)
+
+    return _export
 
 
 def _run(
@@ -101,7 +121,7 @@ class _RichProgress:
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
     app.command("run")(_run)
-    app.command("export")(_export)
+    app.command("export", epilog=FORMATS.epilog())(export_command())
     app.command("demo")(_demo)
 
 

@@ -121,9 +121,11 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
         assert known.data[dwc + "taxonRank"] == "species"
         assert known.data[dwc + "identificationQualifier"] == ""
         assert float(known.data[dwc + "decimalLongitude"]) < 0
-        # Extensions: a provided and a predicted identification for labelled specimens; DNA where sequenced.
+        # Identification History holds earlier determinations only (here the one provided with the collection);
+        # the current one is the core's, never repeated. DNA where sequenced.
         idents = [e for e in known.extensions if e.rowtype == IDENTIFICATION_ROWTYPE]
-        assert {e.data[dwc + "identifiedBy"] for e in idents} == {"biodiscover", "provided with the collection"}
+        assert [e.data[dwc + "identifiedBy"] for e in idents] == ["provided with the collection"]
+        assert known.data[dwc + "identifiedBy"] == "biodiscover"
         dna = [e for e in known.extensions if e.rowtype == DNA_ROWTYPE]
         assert len(dna) == 1
         assert dna[0].data["http://rs.gbif.org/terms/dna_sequence"] == \
@@ -199,8 +201,7 @@ def test_json_export(tmp_path: Path, data) -> None:
     assert img["deepest_rank"] is None
 
 
-@pytest.mark.parametrize("fmt,name", [("json", "x.json"), ("dwca", "x.zip"), ("csv", "x"), ("fasta", "x"),
-                                      ("html", "x.html")])
+@pytest.mark.parametrize("fmt,name", [("json", "x.json"), ("dwca", "x.zip"), ("html", "x.html")])
 def test_existing_output_needs_force(tmp_path: Path, data, fmt: str, name: str) -> None:
     out = tmp_path / name
     first = write_export(data, fmt, out)
@@ -209,8 +210,23 @@ def test_existing_output_needs_force(tmp_path: Path, data, fmt: str, name: str) 
     with pytest.raises(InputError, match="already exists; pass --force"):
         write_export(data, fmt, out)
     assert marker.read_bytes() == b"edited by hand"
-    again = write_export(data, fmt, out, force=True)  # a previous export is replaced as a whole
+    again = write_export(data, fmt, out, force=True)  # a file named on the command line is replaced with --force
     assert sorted(again.files) == sorted(first.files) and marker.read_bytes() != b"edited by hand"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "fasta"])
+def test_force_replaces_a_previous_folder_export_but_not_a_file_edited_since(tmp_path: Path, data, fmt: str) -> None:
+    out = tmp_path / "x"
+    first = write_export(data, fmt, out)
+    with pytest.raises(InputError, match="already exists; pass --force"):
+        write_export(data, fmt, out)
+    again = write_export(data, fmt, out, force=True)  # untouched: replaced as a whole
+    assert sorted(again.files) == sorted(first.files)
+    marker = first.files[0]
+    marker.write_bytes(b"edited by hand")
+    with pytest.raises(InputError, match=rf"{marker.name} \(changed since biodiscover wrote it\)"):
+        write_export(data, fmt, out, force=True)
+    assert marker.read_bytes() == b"edited by hand"
 
 
 @pytest.mark.parametrize("fmt", ["csv", "fasta"])
@@ -387,8 +403,8 @@ def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:
     row = next(csv.DictReader(open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8")))
     assert (row["evidence_within_distance_max"], row["evidence_between_distance_distance"]) == ("0.011", "0.052")
     assert row["evidence_geography_countries"] == "Canada: 4; Peru: 2" and row["evidence_threshold"] == "0.03"
-    assert not any(k.startswith(("evidence_within_distances", "evidence_alignment")) or k == "evidence_geography_bbox"
-                   for k in row)
+    assert not any(k.startswith(("evidence_within_distances", "evidence_alignment")) for k in row)
+    assert row["evidence_geography_bbox"] == "1; 2; 3; 4"  # lat min; lat max; lon min; lon max
     assert row["evidence_size_summary_image_measurement_value"] == "n: 3; median: 2100"
     assert row["evidence_between_distance_nearest_candidate"] == "2"  # an id, not "2.0"
 

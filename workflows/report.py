@@ -41,7 +41,7 @@ from biodiscover.storage.records import RANKS
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from biodiscover.workflows.export import RunExport
+    from biodiscover.workflows.export import ExportOptions, RunExport
 
 log = logging.getLogger(__name__)
 
@@ -442,6 +442,10 @@ h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
 figure{margin:1.5rem 0} figure img{max-width:100%;border:1px solid #eee} figcaption{color:#555}
 table{border-collapse:collapse;font-size:.85rem} td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}
 .note{color:#777;font-size:.85rem}
+.cand{border-top:1px solid #ddd;margin-top:1.5rem}.facts th{width:12rem;color:#555;font-weight:normal}
+.photos{display:flex;gap:.6rem;flex-wrap:wrap;margin:.6rem 0}.photo{margin:0}.photo img{border:1px solid #ddd}
+.photo figcaption{font-size:.75rem;color:#666}.notes{margin:.4rem 0}
+.warn{background:#fff3cd;border:1px solid #e0c060;padding:.5rem .8rem;border-radius:6px}
 """
 
 
@@ -511,7 +515,144 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="_rejected")
 
 
-def build_html(data: "RunExport") -> str:
+#: Candidates given a section of their own (largest first), and photographs per candidate.
+DETAIL_LIMIT = 100
+PHOTOS_PER_CANDIDATE = 4
+THUMBNAIL_PX = 180
+
+
+def _thumbnail(path: object) -> str | None:
+    """A data URI of a small JPEG of the photograph at ``path``; None when it is missing or unreadable."""
+    from pathlib import Path
+
+    try:
+        from PIL import Image
+
+        p = Path(str(path))
+        if not p.is_file():
+            return None
+        with Image.open(p) as im:
+            im.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+            buf = io.BytesIO()
+            im.convert("RGB").save(buf, format="JPEG", quality=80)
+        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    except Exception:  # noqa: BLE001 - a bad photo never stops a report
+        log.debug("no thumbnail for %s", path, exc_info=True)
+        return None
+
+
+def _photo_paths(p: dict, members: pd.DataFrame, images: dict) -> list[tuple[str, object]]:
+    """(processid, path) of a candidate's photographs: the evidence's representative images first."""
+    out: list[tuple[str, object]] = []
+    ev = p.get("evidence") if isinstance(p.get("evidence"), dict) else {}
+    for r in ev.get("representative_images") or []:
+        if isinstance(r, dict) and r.get("processid") and r.get("path"):
+            out.append((str(r["processid"]), r["path"]))
+    seen = {pid for pid, _ in out}
+    for pid in members["processid"] if "processid" in members else []:
+        if pid not in seen and images.get(pid):
+            out.append((pid, images[pid]))
+    return out[:PHOTOS_PER_CANDIDATE]
+
+
+def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: object, images: dict) -> str:
+    """One candidate: name and placement, the barcode gap with its numbers, BINs and places, what
+    reviewers decided and noted, member photographs and the member list."""
+    from biodiscover.discovery.barcode_gap import gap_of
+    from biodiscover.workflows.export import candidate_label
+
+    e = html.escape
+    ev = p.get("evidence") if isinstance(p.get("evidence"), dict) else {}
+    facts: list[tuple[str, str]] = [
+        ("placed in", " ".join(str(x) for x in (p.get("parent_rank"), p.get("parent_taxon")) if x) or "unplaced"),
+        ("status", f"{p.get('status')} (version {p.get('version')})"),
+        ("specimens", str(p.get("size"))),
+    ]
+    ident = p.get("nearest_identity")
+    if p.get("nearest_species"):
+        pct = "" if ident is None or ident != ident else f" at {ident * 100 if ident <= 1 else ident:.1f}% identity"
+        facts.append(("nearest known species", f"{p['nearest_species']}{pct}"))
+    facts.append(("barcode gap", gap_of(ev, ident).sentence()))
+    b = ev.get("bin")
+    if isinstance(b, dict) and b.get("dominant"):
+        agree = b.get("agreement")
+        facts.append(("BIN", f"{b['dominant']}" + (f", {agree * 100:.0f}% of members with a BIN"
+                                                   if isinstance(agree, (int, float)) else "")))
+    geo = ev.get("geography") if isinstance(ev.get("geography"), dict) else {}
+    if geo.get("countries"):
+        places = "; ".join(f"{k} {v}" for k, v in geo["countries"].items())
+        box = geo.get("bbox")
+        if isinstance(box, list) and len(box) == 4:
+            places += f" (lat {box[0]:.2f}…{box[1]:.2f}, lon {box[2]:.2f}…{box[3]:.2f})"
+        facts.append(("where", places))
+    if trail is not None and getattr(trail, "decision", None):
+        facts.append(("decision", f"{trail.decision} by {trail.decided_by}, {_when(trail.decided_at)}"))
+    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
+    notes = ""
+    if trail is not None and getattr(trail, "notes", ()):
+        notes = "<ul class='notes'>" + "".join(
+            f"<li>“{e(text)}” <span class='note'>{e(who)}, {e(_when(at))}</span></li>"
+            for at, who, text in trail.notes) + "</ul>"
+    photos = []
+    for pid, path in _photo_paths(p, members, images):
+        uri = _thumbnail(path)
+        if uri:
+            photos.append(f"<figure class='photo'><img alt='{e(pid)}' src='{uri}'><figcaption>{e(pid)}"
+                          "</figcaption></figure>")
+    photo_html = f"<div class='photos'>{''.join(photos)}</div>" if photos else \
+        "<p class='note'>No photograph of these members was found.</p>"
+    mem_rows = []
+    for m in members.to_dict("records")[:30]:
+        s = specimens.get(m["processid"], {})
+        prob = m.get("probability")
+        mem_rows.append(f"<tr><td>{e(str(m['processid']))}</td><td>{e(str(s.get('country') or ''))}</td>"
+                        f"<td>{e(str(s.get('dna_bin') or ''))}</td>"
+                        f"<td>{'' if prob is None or prob != prob else f'{prob:.2f}'}</td></tr>")
+    more = f"<p class='note'>{len(members) - 30} more members in the CSV export.</p>" if len(members) > 30 else ""
+    return (f"<section class='cand' id='cand-{e(str(p.get('proposal_id')))}'>"
+            f"<h3>#{e(str(p.get('proposal_id')))} {e(candidate_label(p))}</h3>"
+            f"<table class='facts'>{rows}</table>{notes}{photo_html}"
+            "<table><thead><tr><th>member</th><th>country</th><th>BIN</th><th>membership</th></tr></thead>"
+            f"<tbody>{''.join(mem_rows)}</tbody></table>{more}</section>")
+
+
+def candidate_sections(data: "RunExport", limit: int = DETAIL_LIMIT) -> str:
+    """A section per proposal (candidates largest first, then the ones reviewers set aside), up to ``limit``."""
+    if data.proposals.empty:
+        return ""
+    specimens = {r["processid"]: r for r in data.specimens.to_dict("records")} if "processid" in data.specimens \
+        else {}
+    images = {pid: r.get("image_path") for pid, r in specimens.items() if r.get("image_path")}
+    trails = data.trails()
+    order = candidate_table(data.proposals)["#"].tolist()
+    props = {p["proposal_id"]: p for p in data.proposals.to_dict("records")}
+    by_prop = {k: g for k, g in data.members.groupby("proposal_id")} if not data.members.empty else {}
+    parts = [candidate_section(props[i], by_prop.get(i, data.members.iloc[0:0]), specimens, trails.get(i), images)
+             for i in order[:limit] if i in props]
+    more = f"<p class='note'>{len(order) - limit} more candidates in the CSV / JSON export.</p>" \
+        if len(order) > limit else ""
+    return "<h2>Candidate species in detail</h2>" + "".join(parts) + more
+
+
+def _dataset_line(options: "ExportOptions | None") -> str:
+    if options is None:
+        return ""
+    meta = options.metadata
+    parts = []
+    if meta.creators:
+        parts.append("by " + ", ".join(c.name or c.organization or "" for c in meta.creators))
+    if meta.licence:
+        parts.append(f"licence {meta.licence}")
+    return " · ".join(parts)
+
+
+def _partial_text(run: dict) -> str:
+    done, total = run.get("done"), run.get("total")
+    count = f": {done:,} of {total:,} specimens" if isinstance(done, int) and isinstance(total, int) else ""
+    return f"This run did not complete (status {run.get('status')}{count}): this report is partial."
+
+
+def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
     from biodiscover.workflows.export import live_candidates, model_description
 
@@ -528,6 +669,10 @@ def build_html(data: "RunExport") -> str:
     figs = "".join(
         f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"
         f"<figcaption>{html.escape(p.caption)}</figcaption></figure>" for p in plots)
+    if options is not None and options.metadata.title:
+        heading = options.metadata.title
+    else:
+        heading = f"Discovery run {run.get('id', '')}"
     meta = [f"{run.get('kind', 'triage')} run, {run.get('status', 'status unknown')}",
             f"model {model_description(run)}"]
     if run.get("started_at"):
@@ -539,14 +684,18 @@ def build_html(data: "RunExport") -> str:
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>biodiscover run {html.escape(str(run.get('id', '')))}</title><style>{_CSS}</style></head><body>"
-        f"<h1>Discovery run {html.escape(str(run.get('id', '')))}</h1>"
+        f"<h1>{html.escape(str(heading))}</h1>"
         f"<p class='sub'>{html.escape(' · '.join(meta))}</p>"
-        f"<div class='cards'>{card_html}</div>{figs}"
+        + (f"<p class='warn'>{html.escape(_partial_text(run))}</p>" if data.partial else "")
+        + f"<div class='cards'>{card_html}</div>{figs}"
         f"<h2>Candidate species, largest first</h2>"
         + (f"<p class='note'>{rejected} proposal{'s' if rejected != 1 else ''} rejected by a reviewer "
            "listed last.</p>" if rejected else "")
         + _table(candidate_table(data.proposals), ["#", "name", "placed in", "specimens", "nearest known species",
                                                   "identity", "novelty", "status"], limit=limit)
         + "<p class='note'>Generated by biodiscover. Candidate species are proposals for a taxonomist to review, "
-          "not described species; identity is to the nearest species in the reference.</p></body></html>"
+          "not described species; identity is to the nearest species in the reference.</p>"
+        + candidate_sections(data)
+        + (f"<p class='note'>{html.escape(_dataset_line(options))}</p>" if _dataset_line(options) else "")
+        + "</body></html>"
     )

@@ -1,0 +1,248 @@
+"""Issue 15 item 10: exports a taxonomist can publish, read back from a real reviewed database.
+
+The Darwin Core Archive is read with python-dwca-reader and checked against the
+GBIF validator's rules that can be checked offline (:func:`gbif_offline_problems`);
+the reviewer, their notes, the licence and the creator must be in it. The CSV and
+the HTML report carry the same review trail.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from biodiscover.storage.db import Database
+from tui_fixtures import build_review_db
+
+DWC = "http://rs.tdwg.org/dwc/terms/"
+BASIS = {"PreservedSpecimen", "FossilSpecimen", "LivingSpecimen", "MaterialSample", "MaterialEntity",
+         "HumanObservation", "MachineObservation", "Occurrence", "MaterialCitation"}
+RANK_VOCABULARY = {"kingdom", "phylum", "class", "order", "superfamily", "family", "subfamily", "tribe", "genus",
+                   "subgenus", "species", "subspecies"}
+GBIF_LICENCE_URLS = ("creativecommons.org/publicdomain/zero/1.0/legalcode", "creativecommons.org/licenses/by/4.0/legalcode",
+                     "creativecommons.org/licenses/by-nc/4.0/legalcode")
+
+
+def gbif_offline_problems(path: Path) -> list[str]:
+    """The GBIF data validator's rules that need no network, as a list of problems (empty: passes).
+
+    Structure (meta.xml names files that exist, every row has the declared columns,
+    unique non-empty core ids, extension rows point at core ids); occurrence terms
+    (basisOfRecord vocabulary, scientificName present, coordinates in range with a
+    datum, ISO dates, taxonRank vocabulary); DNA sequences are IUPAC; eml.xml has a
+    title, creator, contact, pubDate, language, abstract and one of GBIF's licences.
+    """
+    problems: list[str] = []
+    with zipfile.ZipFile(path) as zf:
+        names = set(zf.namelist())
+        meta = ET.fromstring(zf.read("meta.xml"))
+        ns = {"d": "http://rs.tdwg.org/dwc/text/"}
+        tables: dict[str, list[dict[str, str]]] = {}
+        for part in [meta.find("d:core", ns), *meta.findall("d:extension", ns)]:
+            loc = part.find("d:files/d:location", ns).text
+            if loc not in names:
+                problems.append(f"meta.xml names {loc}, not in the archive")
+                continue
+            fields = {int(f.get("index")): f.get("term").rsplit("/", 1)[-1] for f in part.findall("d:field", ns)}
+            lines = zf.read(loc).decode("utf-8").split("\n")
+            header = lines[0].split("\t")
+            width = 1 + len(fields)
+            rows = []
+            for n, line in enumerate(lines[1:], start=2):
+                if not line:
+                    continue
+                cells = line.split("\t")
+                if len(cells) != width or len(header) != width:
+                    problems.append(f"{loc}:{n}: {len(cells)} columns, meta.xml declares {width}")
+                    continue
+                rows.append({"_id": cells[0], **{fields[i]: cells[i] for i in fields}})
+            tables[part.get("rowType")] = rows
+        core = tables.get(DWC + "Occurrence", [])
+        ids = [r["_id"] for r in core]
+        if len(set(ids)) != len(ids) or not all(ids):
+            problems.append("core ids are not unique and non-empty")
+        for r in core:
+            rid = r["_id"]
+            if r.get("occurrenceID") != rid:
+                problems.append(f"{rid}: occurrenceID differs from the row id")
+            if r.get("basisOfRecord") not in BASIS:
+                problems.append(f"{rid}: basisOfRecord {r.get('basisOfRecord')!r} not in the vocabulary")
+            if not r.get("scientificName"):
+                problems.append(f"{rid}: no scientificName")
+            if r.get("taxonRank") and r["taxonRank"] not in RANK_VOCABULARY:
+                problems.append(f"{rid}: taxonRank {r['taxonRank']!r} not in the vocabulary")
+            lat, lon = r.get("decimalLatitude"), r.get("decimalLongitude")
+            if lat or lon:
+                if not (lat and lon and -90 <= float(lat) <= 90 and -180 <= float(lon) <= 180):
+                    problems.append(f"{rid}: coordinates out of range ({lat}, {lon})")
+                if not r.get("geodeticDatum"):
+                    problems.append(f"{rid}: coordinates without geodeticDatum")
+            if r.get("dateIdentified") and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", r["dateIdentified"]):
+                problems.append(f"{rid}: dateIdentified {r['dateIdentified']!r} is not ISO 8601")
+        core_ids = set(ids)
+        for row_type, rows in tables.items():
+            if row_type == DWC + "Occurrence":
+                continue
+            orphans = [r["_id"] for r in rows if r["_id"] not in core_ids]
+            if orphans:
+                problems.append(f"{row_type}: rows without a core record ({orphans[:3]})")
+        for r in tables.get("http://rs.gbif.org/terms/1.0/DNADerivedData", []):
+            if not re.fullmatch(r"[ACGTURYSWKMBDHVN.-]+", r.get("dna_sequence", ""), flags=re.I):
+                problems.append(f"{r['_id']}: dna_sequence is not IUPAC")
+        eml = ET.fromstring(zf.read("eml.xml"))
+        ds = eml.find("dataset")
+        for tag in ("title", "pubDate", "language", "abstract"):
+            if ds.find(tag) is None or not "".join(ds.find(tag).itertext()).strip():
+                problems.append(f"eml.xml: no {tag}")
+        for tag in ("creator", "contact"):
+            party = ds.find(tag)
+            if party is None or not (party.findtext("individualName/surName") or party.findtext("organizationName")):
+                problems.append(f"eml.xml: no {tag} with a name or organisation")
+        rights = ET.tostring(ds.find("intellectualRights"), encoding="unicode") if ds.find("intellectualRights") \
+            is not None else ""
+        if not any(u in rights for u in GBIF_LICENCE_URLS):
+            problems.append("eml.xml: intellectualRights names none of GBIF's licences")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory) -> tuple[Path, int, dict]:
+    root = tmp_path_factory.mktemp("publish")
+    fx = build_review_db(root / "lab.sqlite", images_dir=root / "images", max_proposals=6)
+    db = Database.open(fx.path)
+    try:
+        a, r, n = fx.proposal_ids[0], fx.proposal_ids[1], fx.proposal_ids[2]
+        db.note(a, "genitalia checked: distinct from the nearest species", reviewer="Ana Silva")
+        db.accept(a, db.proposal(a).version, "Megaselia sp. BD-0101", reviewer="Ana Silva")
+        db.reject(r, db.proposal(r).version, reviewer="Ben Ode", note="contaminated wells")
+        db.note(n, "waiting for more specimens", reviewer="Ben Ode")
+    finally:
+        db.close()
+    meta = root / "dataset.toml"
+    meta.write_text('title = "Plate 42, Guanacaste"\nlicence = "CC-BY-4.0"\n'
+                    '[[creator]]\nname = "Ana Silva"\norganization = "Museo Nacional"\nemail = "ana@example.org"\n'
+                    'orcid = "0000-0002-1825-0097"\n[contact]\nname = "Collections desk"\n'
+                    'email = "desk@example.org"\n')
+    return fx.path, fx.run_id, {"accepted": a, "rejected": r, "noted": n, "meta": meta, "root": root}
+
+
+def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(home)}, timeout=300)
+
+
+def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewed) -> None:
+    from dwca.read import DwCAReader
+
+    path, run, info = reviewed
+    out = tmp_path / "plate42.zip"
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--metadata",
+                str(info["meta"]), home=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert gbif_offline_problems(out) == []
+    db = Database.open(path, readonly=True)
+    accepted_members = set(db.proposal_members(info["accepted"]))
+    rejected_members = set(db.proposal_members(info["rejected"]))
+    decided_on = db.reviews(info["accepted"])[0]["created_at"][:10]
+    db.close()
+    with DwCAReader(str(out)) as dwca:
+        eml = dwca.metadata
+        assert eml.findtext("dataset/title") == "Plate 42, Guanacaste"
+        assert eml.findtext("dataset/creator/individualName/surName") == "Silva"
+        assert eml.findtext("dataset/creator/electronicMailAddress") == "ana@example.org"
+        assert eml.findtext("dataset/creator/userId") == "0000-0002-1825-0097"
+        assert eml.findtext("dataset/contact/electronicMailAddress") == "desk@example.org"
+        assert "creativecommons.org/licenses/by/4.0" in ET.tostring(eml.find("dataset/intellectualRights"),
+                                                                      encoding="unicode")
+        rows = {r.id: r for r in dwca}
+        terms = set(dwca.descriptor.core.terms)
+        assert {DWC + "subfamily", DWC + "associatedSequences"} <= terms
+        for pid in accepted_members:
+            rec = rows[pid].data
+            assert rec[DWC + "identifiedBy"] == "Ana Silva" and rec[DWC + "dateIdentified"] == decided_on
+            assert rec[DWC + "verbatimIdentification"] == "Megaselia sp. BD-0101"
+            assert "reviewer notes: genitalia checked: distinct from the nearest species (Ana Silva" in \
+                rec[DWC + "identificationRemarks"]
+            history = [e.data for e in rows[pid].extensions if e.rowtype == DWC + "Identification"]
+            # the machine's determination is history now; the core's is never repeated there
+            assert [h[DWC + "identifiedBy"] for h in history if h[DWC + "identifiedBy"] != "provided with the "
+                    "collection"] == ["biodiscover"]
+            assert all((h[DWC + "identifiedBy"], h[DWC + "verbatimIdentification"]) !=
+                       (rec[DWC + "identifiedBy"], rec[DWC + "verbatimIdentification"]) for h in history)
+        for pid in rejected_members:
+            assert "rejected by a reviewer; reviewer notes: contaminated wells (Ben Ode" in \
+                rows[pid].data[DWC + "identificationRemarks"]
+        sequenced = [r for r in rows.values() if any(e.rowtype.endswith("DNADerivedData") for e in r.extensions)]
+        assert sequenced and all(r.data[DWC + "associatedSequences"] for r in sequenced)
+        assert any(r.data[DWC + "subfamily"] for r in rows.values())
+        unreviewed = [r for pid, r in rows.items() if pid not in accepted_members]
+        assert {r.data[DWC + "identifiedBy"] for r in unreviewed} == {"biodiscover"}
+
+
+def test_dwca_without_metadata_warns_and_fails_the_licence_rule(tmp_path: Path, reviewed) -> None:
+    path, run, _ = reviewed
+    out = tmp_path / "a.zip"
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), home=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stderr.strip() == ("warning: eml.xml has no creator or licence; GBIF needs both: pass --metadata "
+                                   "FILE or --creator / --licence before publishing")
+    assert gbif_offline_problems(out) == ["eml.xml: intellectualRights names none of GBIF's licences"]
+    flags = tmp_path / "b.zip"
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(flags), "--creator",
+                "Ana Silva <ana@example.org>", "--licence", "cc0", home=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert gbif_offline_problems(flags) == []
+
+
+@pytest.mark.parametrize("content,message", [
+    ('licence = "GPL"\n', "licence 'GPL' is not one GBIF accepts (use CC0-1.0, CC-BY-4.0, CC-BY-NC-4.0)"),
+    ('[[creator]]\nemail = "x@y.org"\n', "creator 1: a creator or contact needs a name or an organization"),
+    ('[[creator]]\nname = "A"\norcid = "123"\n', "creator 1: '123' is not an ORCID iD"),
+    ('titel = "x"\n', "unknown key(s) titel"),
+    ("title = \n", "not valid TOML"),
+])
+def test_bad_metadata_file_is_one_error_line(tmp_path: Path, reviewed, content: str, message: str) -> None:
+    path, run, _ = reviewed
+    meta = tmp_path / "m.toml"
+    meta.write_text(content)
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(tmp_path / "x.zip"),
+                "--metadata", str(meta), home=tmp_path)
+    assert proc.returncode == 2 and not (tmp_path / "x.zip").exists()
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {meta}: ") and message in lines[0], proc.stderr
+
+
+def test_csv_and_html_carry_the_review_trail_and_photos(tmp_path: Path, reviewed) -> None:
+    path, run, info = reviewed
+    assert _cli("export", "--db", str(path), "--run", str(run), "-f", "csv", "-o", str(tmp_path / "csv"),
+                home=tmp_path).returncode == 0
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+        rows = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}
+    acc = rows[info["accepted"]]
+    assert (acc["name"], acc["decision"], acc["decided_by"]) == ("Megaselia sp. BD-0101", "accept", "Ana Silva")
+    assert acc["review_notes"].startswith("genitalia checked: distinct from the nearest species (Ana Silva, ")
+    assert rows[info["rejected"]]["decided_by"] == "Ben Ode"
+    noted = rows[info["noted"]]
+    assert noted["decision"] == "" and noted["reviewers"] == "Ben Ode" and noted["name"].endswith(
+        f"sp. cand{info['noted']}")
+    html_out = tmp_path / "r.html"
+    assert _cli("export", "--db", str(path), "--run", str(run), "-f", "html", "-o", str(html_out), "--metadata",
+                str(info["meta"]), home=tmp_path).returncode == 0
+    page = html_out.read_text(encoding="utf-8")
+    assert "<h1>Plate 42, Guanacaste</h1>" in page
+    section = page[page.index(f"id='cand-{info['accepted']}'"):]
+    section = section[: section.index("</section>")]
+    assert "Megaselia sp. BD-0101" in section and "accept by Ana Silva" in section
+    assert "“genitalia checked: distinct from the nearest species”" in section
+    assert "barcode gap" in section
+    photos = re.findall(r"<figure class='photo'><img alt='([^']+)' src='data:image/jpeg;base64,", page)
+    assert photos, "the fixture gives the first candidate photographs"
+    assert "by Ana Silva · licence CC-BY-4.0" in page

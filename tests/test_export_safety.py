@@ -1,0 +1,297 @@
+"""Issue 12's export items, each through the real CLI in a subprocess on a real database.
+
+Every test asserts the exit code, the one ``error:`` line and the SHA-256 of every
+file that must stay untouched: partial runs (item 6), formulas and control
+characters (item 9), ``--force`` (item 10), overwrites and file modes (item 12).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from biodiscover.storage.db.database import Database
+from biodiscover.storage.records import Specimen
+from biodiscover.workflows.export import MANIFEST, write_export
+from test_export_fixtures import make_run_export
+
+CONTROL = [chr(c) for c in range(0x20) if chr(c) not in "\t\n\r"] + ["\x7f"] + [chr(c) for c in range(0x80, 0xa0)]
+
+
+def _clean(value):
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def db_runs(tmp_path_factory) -> tuple[Path, int, int]:
+    """A database with a completed run (reviewed, hostile notes) and a run killed half-way (status running)."""
+    data = make_run_export(n_known=20, n_candidates=5, seed=5)
+    path = tmp_path_factory.mktemp("db") / "lab.sqlite"
+    db = Database.create(path)
+    specimens = [Specimen.from_row({k: _clean(v) for k, v in row.items()}, source="plate.csv", line=i + 2)
+                 for i, row in enumerate(data.specimens.to_dict(orient="records"))]
+    db.ingest(specimens, collection="plate", backup=False)
+    rows = [{k: _clean(v) for k, v in r.items()} for r in data.assignments.to_dict("records")]
+    done = db.start_run("triage", {"model": "m/"}, model_fingerprint="sha256:1", collection="plate", backup=False)
+    db.write_assignments(done, rows)
+    ids = db.write_proposals(done, [
+        {"members": list(data.members.loc[data.members["proposal_id"] == p, "processid"]), "parent_rank": "genus",
+         "parent_name": "Megaselia", "evidence": {}} for p in sorted(data.members["proposal_id"].unique())])
+    db.finish_run(done, "completed")
+    p = db.proposal(ids[0])
+    db.note(ids[0], '=HYPERLINK("http://evil.example","x")\x00\x1b[31m red', reviewer="ana\x07")
+    db.accept(ids[0], p.version, "Megaselia sp. BD-0042", reviewer="ana")
+    killed = db.start_run("triage", {"model": "m/"}, model_fingerprint="sha256:1", collection="plate",
+                          total=len(rows), backup=False)
+    db.write_assignments(killed, rows[: len(rows) // 2])
+    db.heartbeat(killed, done=len(rows) // 2, message="triage")
+    db.close()  # never finished: what a SIGKILL leaves
+    return path, done, killed
+
+
+def cli(*args: str, cwd: Path | None = None, umask: int | None = None, env_home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(env_home)}
+    pre = (lambda: os.umask(umask)) if umask is not None else None
+    return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, preexec_fn=pre, timeout=300)
+
+
+def one_error(proc: subprocess.CompletedProcess) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): sha(p) for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+# -- item 6: a run that did not complete ----------------------------------------------------------------------
+
+def test_partial_run_is_refused_without_partial_and_marked_with_it(tmp_path: Path, db_runs) -> None:
+    path, _, killed = db_runs
+    out = tmp_path / "run.json"
+    line = one_error(cli("export", "--db", str(path), "--run", str(killed), "--format", "json", "--out", str(out),
+                         env_home=tmp_path))
+    assert line == (f"error: run {killed} did not complete (status running: 19 of 38 specimens); pass --partial "
+                    "to export what it holds, marked as partial")
+    assert not out.exists()
+    ok = cli("export", "--db", str(path), "--run", str(killed), "--format", "json", "--out", str(out), "--partial",
+             env_home=tmp_path)
+    assert ok.returncode == 0 and "(partial)" in ok.stdout
+    doc = json.loads(out.read_text())
+    assert doc["partial"] is True and len(doc["assignments"]) == 19
+    html = tmp_path / "r.html"
+    assert cli("export", "--db", str(path), "--run", str(killed), "-f", "html", "-o", str(html), "--partial",
+               env_home=tmp_path).returncode == 0
+    assert "did not complete (status running: 19 of 38 specimens): this report is partial" in html.read_text()
+    zpath = tmp_path / "r.zip"
+    assert cli("export", "--db", str(path), "--run", str(killed), "-f", "dwca", "-o", str(zpath), "--partial",
+               env_home=tmp_path).returncode == 0
+    assert "this dataset is partial" in zipfile.ZipFile(zpath).read("eml.xml").decode()
+
+
+# -- item 9: formulas and control characters --------------------------------------------------------------------
+
+def _all_output_text(files: list[Path]) -> str:
+    chunks = []
+    for f in files:
+        if f.suffix == ".zip":
+            with zipfile.ZipFile(f) as zf:
+                chunks += [zf.read(n).decode("utf-8") for n in zf.namelist()]
+        else:
+            chunks.append(f.read_text(encoding="utf-8"))
+    return "\n".join(chunks)
+
+
+def test_control_characters_never_reach_any_output(tmp_path: Path) -> None:
+    data = make_run_export(n_known=5, n_candidates=3, seed=1)
+    spec = data.specimens.copy()
+    spec.loc[0, "processid"] = "KN\x000000"
+    spec.loc[1, "country"] = "=cmd|' /C calc'!A0\x1b]0;pwned\x07"
+    assign = data.assignments.copy()
+    assign.loc[0, "processid"] = "KN\x000000"
+    props = data.proposals.copy()
+    props.loc[0, "provisional_name"] = "Megaselia\x00 sp.\x9b2J BD-0001"
+    props["evidence"] = [{"note": "\x1b[2J", "nested": {"x": ["\x00a"]}}] * len(props)
+    reviews = pd.DataFrame([{"id": 1, "proposal_id": 1, "action": "note", "reviewer": "ana\x00",
+                             "created_at": "2026-11-23T09:00:00Z", "note": "@SUM(1)\x1b[31m", "target_review_id": None}])
+    hostile = dataclasses.replace(data, specimens=spec, assignments=assign, proposals=props, reviews=reviews)
+    files: list[Path] = []
+    for fmt, name in (("csv", "csv"), ("dwca", "a.zip"), ("fasta", "fa"), ("html", "r.html"), ("json", "r.json")):
+        files += list(write_export(hostile, fmt, tmp_path / name).files)
+    text = _all_output_text(files)
+    assert not [c for c in CONTROL if c in text]
+    assert "KN0000" in text and "Megaselia sp.2J BD-0001" in text
+    rows = pd.read_csv(tmp_path / "csv" / "proposals.csv", dtype=str)
+    assert rows.loc[0, "review_notes"].startswith("'@SUM(1)")  # a note is text, never a formula
+    occ = zipfile.ZipFile(tmp_path / "a.zip").read("occurrence.txt").decode()
+    assert "\t'=cmd|' /C calc'!A0]0;pwned\t" in occ
+
+
+def test_cli_export_of_a_hostile_note_is_inert(tmp_path: Path, db_runs) -> None:
+    path, done, _ = db_runs
+    out = tmp_path / "csv"
+    proc = cli("export", "--db", str(path), "--run", str(done), "-f", "csv", "-o", str(out), env_home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = (out / "proposals.csv").read_text(encoding="utf-8")
+    assert not [c for c in CONTROL if c in text]
+    row = pd.read_csv(out / "proposals.csv", dtype=str).iloc[0]
+    assert row["review_notes"].startswith("'=HYPERLINK(") and row["decided_by"] == "ana"
+
+
+# -- item 10: --force ---------------------------------------------------------------------------------------------
+
+def test_force_refuses_a_forged_manifest_even_with_the_right_checksum(tmp_path: Path, db_runs) -> None:
+    path, done, _ = db_runs
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    notes = folder / "notes.txt"
+    notes.write_text("years of work")
+    (folder / MANIFEST).write_text(json.dumps({"format": "csv", "files": {"notes.txt": sha(notes)}}))
+    before = tree_hashes(folder)
+    line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", "csv", "-o", str(folder), "--force",
+                         env_home=tmp_path))
+    assert line == (f"error: refusing to replace {folder}: it holds files no csv export wrote (notes.txt); "
+                    "choose a new or empty folder")
+    assert tree_hashes(folder) == before
+
+
+def test_force_keeps_a_lone_proposals_csv_of_ones_own(tmp_path: Path, db_runs) -> None:
+    path, done, _ = db_runs
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "proposals.csv").write_text("my,own,table\n")
+    before = tree_hashes(folder)
+    line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", "csv", "-o", str(folder), "--force",
+                         env_home=tmp_path))
+    assert "it holds files no csv export wrote (proposals.csv)" in line
+    assert tree_hashes(folder) == before
+
+
+def test_force_replaces_an_untouched_export_in_place_with_out_dot(tmp_path: Path, db_runs) -> None:
+    path, done, _ = db_runs
+    folder = tmp_path / "exp"
+    assert cli("export", "--db", str(path), "--run", str(done), "-f", "fasta", "-o", str(folder),
+               env_home=tmp_path).returncode == 0
+    first = tree_hashes(folder)
+    proc = cli("export", "--db", str(path), "--run", str(done), "-f", "fasta", "-o", ".", "--force", cwd=folder,
+               env_home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert folder.is_dir() and tree_hashes(folder).keys() == first.keys()
+    # The same in a folder holding a file of one's own: refused, nothing deleted.
+    (folder / "keep.txt").write_text("mine")
+    before = tree_hashes(folder)
+    line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", "fasta", "-o", ".", "--force",
+                         cwd=folder, env_home=tmp_path))
+    assert "keep.txt" in line and tree_hashes(folder) == before
+
+
+def test_out_a_symlink_is_refused_and_never_followed(tmp_path: Path, db_runs) -> None:
+    path, done, _ = db_runs
+    target = tmp_path / "real"
+    target.mkdir()
+    (target / "data.txt").write_text("precious")
+    link = tmp_path / "link"
+    link.symlink_to(target, target_is_directory=True)
+    before = tree_hashes(target)
+    for fmt in ("csv", "json"):
+        line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(link), "--force",
+                             env_home=tmp_path))
+        assert line == f"error: {link} is a symbolic link; give the real path (biodiscover never writes through a link)"
+    assert tree_hashes(target) == before and link.is_symlink()
+
+
+def test_force_never_deletes_through_a_link_or_an_edited_file(tmp_path: Path, db_runs) -> None:
+    path, done, _ = db_runs
+    folder = tmp_path / "exp"
+    assert cli("export", "--db", str(path), "--run", str(done), "-f", "csv", "-o", str(folder),
+               env_home=tmp_path).returncode == 0
+    precious = tmp_path / "precious.csv"
+    precious.write_text("do not delete")
+    (folder / "members.csv").unlink()
+    (folder / "members.csv").symlink_to(precious)
+    (folder / "proposals.csv").write_text("edited by hand")
+    before = tree_hashes(folder) | {"precious": sha(precious)}
+    line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", "csv", "-o", str(folder), "--force",
+                         env_home=tmp_path))
+    assert "members.csv" in line and "proposals.csv (changed since biodiscover wrote it)" in line
+    assert tree_hashes(folder) | {"precious": sha(precious)} == before
+    assert (folder / "members.csv").is_symlink()
+
+
+# -- item 12: no overwrite without --force; the user's umask ------------------------------------------------------
+
+@pytest.mark.parametrize("fmt,name", [("json", "r.json"), ("csv", "csvdir")])
+def test_outputs_are_not_overwritten_without_force(tmp_path: Path, db_runs, fmt: str, name: str) -> None:
+    path, done, _ = db_runs
+    out = tmp_path / name
+    assert cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(out),
+               env_home=tmp_path).returncode == 0
+    before = tree_hashes(tmp_path)
+    line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(out),
+                         env_home=tmp_path))
+    assert line == f"error: {out} already exists; pass --force to overwrite it"
+    assert tree_hashes(tmp_path) == before
+
+
+@pytest.mark.parametrize("umask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                        (0o002, 0o664, 0o775)])
+def test_exports_get_the_users_umask(tmp_path: Path, db_runs, umask: int, file_mode: int, dir_mode: int) -> None:
+    path, done, _ = db_runs
+    for fmt, name in (("json", "r.json"), ("dwca", "r.zip"), ("csv", "csvdir")):
+        proc = cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(tmp_path / name),
+                   umask=umask, env_home=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "r.zip").stat().st_mode) == file_mode
+    assert stat.S_IMODE((tmp_path / "csvdir").stat().st_mode) == dir_mode
+    assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "csvdir").iterdir()} == {file_mode}
+
+
+def test_read_only_output_folder_is_one_error_line(db_runs) -> None:
+    """Run as an unprivileged user (CI runs as root, which ignores permissions): no traceback."""
+    import shutil
+    import tempfile
+
+    path, done, _ = db_runs
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.fail("setpriv is needed to drop root for this test")
+    base = Path(tempfile.mkdtemp(prefix="bd-ro-"))
+    try:
+        os.chmod(base, 0o777)
+        db = base / "lab.sqlite"
+        shutil.copy(path, db)
+        os.chmod(db, 0o666)
+        folder = base / "ro"
+        folder.mkdir()
+        os.chmod(folder, 0o555)
+        cmd = [sys.executable, "-m", "biodiscover.cli", "export", "--db", str(db), "--run", str(done), "-f",
+               "json", "-o", str(folder / "r.json")]
+        if os.geteuid() == 0:
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "XDG_CONFIG_HOME": str(base), "HOME": str(base)})
+        line = one_error(proc)
+        assert line == f"error: cannot write {folder / 'r.json'}: permission denied"
+        assert not list(folder.iterdir()) and sha(db) == sha(path)
+    finally:
+        os.chmod(base / "ro", 0o755)
+        shutil.rmtree(base)

@@ -1,0 +1,126 @@
+"""``csv``: a folder of three spreadsheets a taxonomist opens first.
+
+* ``assignments.csv`` — one row per specimen: deepest confident rank and taxon,
+  label and confidence at every rank, novelty, and the candidate species it
+  belongs to (its ``proposal_id`` and ``name``);
+* ``proposals.csv`` — one row per candidate: its one name, placement, size,
+  status, what reviewers decided and noted, and the evidence flattened into
+  columns (distances, nearest known species, BINs, geography range / centroid /
+  bounding box, body size);
+* ``members.csv`` — candidate × specimen with the membership probability.
+
+Text a spreadsheet would evaluate gets a leading apostrophe.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from biodiscover.workflows.export.metadata import ExportOptions
+from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.safety import neutralise_frame
+from biodiscover.workflows.export.tables import RunExport, candidate_label
+
+FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
+
+_SCALAR = (str, int, float, bool)
+#: Evidence entries that are small records (flattened one level into CSV columns). Others that are
+#: mappings are keyed by data (``alignment``: processid → sequence) and stay in the JSON export.
+FLAT_EVIDENCE = ("within_distance", "between_distance", "nearest_known", "bin", "geography", "size_summary")
+#: Two-number lists of the evidence, as named columns (``lat_range`` → ``lat_min``, ``lat_max``).
+PAIRS: dict[str, tuple[str, str]] = {"lat_range": ("lat_min", "lat_max"), "lon_range": ("lon_min", "lon_max"),
+                                     "centroid": ("centroid_lat", "centroid_lon")}
+
+
+def _counts_text(value: Mapping[str, Any]) -> str:
+    return "; ".join(f"{a}: {b:g}" if isinstance(b, (int, float)) else f"{a}: {b}" for a, b in value.items())
+
+
+def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """One CSV row of evidence: scalars as they are, the records of :data:`FLAT_EVIDENCE` one level
+    deep (``within_distance`` → ``evidence_within_distance_mean`` / ``_max``), a mapping of counts or
+    statistics as ``"Canada: 4; Peru: 2"``, number pairs as two columns and a bounding box as
+    ``lat min; lat max; lon min; lon max``; long lists (distances) and alignments stay in the JSON export."""
+    out: dict[str, Any] = {}
+    for k, v in ev.items():
+        if isinstance(v, _SCALAR) or (v is None and k not in FLAT_EVIDENCE):
+            out[f"evidence_{k}"] = v
+        elif k in FLAT_EVIDENCE and isinstance(v, Mapping):
+            for k2, v2 in v.items():
+                col = f"evidence_{k}_{k2}"
+                if isinstance(v2, _SCALAR) or v2 is None:
+                    if k2 in PAIRS and v2 is None:
+                        out.update({f"evidence_{k}_{n}": None for n in PAIRS[k2]})
+                    else:
+                        out[col] = v2
+                elif isinstance(v2, Mapping) and v2 and all(isinstance(x, _SCALAR) for x in v2.values()):
+                    out[col] = _counts_text(v2)
+                elif isinstance(v2, (list, tuple)) and all(isinstance(x, (int, float)) for x in v2):
+                    if k2 in PAIRS and len(v2) == 2:
+                        out.update({f"evidence_{k}_{n}": float(x) for n, x in zip(PAIRS[k2], v2)})
+                    elif 0 < len(v2) <= 4:
+                        out[col] = "; ".join(f"{float(x):.6g}" for x in v2)
+    return out
+
+
+def assignment_table(data: RunExport) -> pd.DataFrame:
+    """Assignments joined with the candidate each specimen belongs to (the CSV's main table)."""
+    table = data.assignments.drop(columns=["id"], errors="ignore")  # the row id is internal to the database
+    cand = data.candidate_of()
+    ids = pd.Series([cand.get(p) for p in table["processid"]], index=table.index, dtype=object)
+    if ids.notna().any() and all(isinstance(v, (int, np.integer)) for v in ids.dropna()):
+        ids = ids.astype("Int64")  # keep integer ids integer next to the NaNs of uncandidated rows
+    table["proposal_id"] = ids
+    if not data.proposals.empty:
+        names = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
+        table["provisional_name"] = table["proposal_id"].map(names)
+    else:
+        table["provisional_name"] = None
+    return table
+
+
+REVIEW_COLUMNS: tuple[str, ...] = ("decision", "decided_by", "decided_at", "reviewers", "review_notes")
+
+
+def proposal_table(data: RunExport) -> pd.DataFrame:
+    """Candidates with their one name, the review trail and the evidence flattened (the rest goes to JSON)."""
+    props = data.proposals.drop(columns=["evidence"], errors="ignore").copy().reset_index(drop=True)
+    records = data.proposals.to_dict("records")
+    props.insert(min(1, len(props.columns)), "name", [candidate_label(p) for p in records])
+    trails = data.trails()
+    for col in REVIEW_COLUMNS:
+        props[col] = None
+    for i, p in enumerate(records):
+        t = trails.get(p.get("proposal_id"))
+        if t is not None:
+            props.loc[i, list(REVIEW_COLUMNS)] = [t.decision, t.decided_by, t.decided_at, "; ".join(t.reviewers),
+                                                  t.notes_text() or None]
+    if "evidence" in data.proposals:
+        rows = [_flat_evidence(ev if isinstance(ev, Mapping) else {}) for ev in data.proposals["evidence"]]
+        flat = pd.DataFrame(rows)
+        for col in flat.columns:  # ids and counts stay integers next to the gaps of other candidates
+            values = [r[col] for r in rows if r.get(col) is not None]
+            if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+                flat[col] = pd.array([r.get(col) for r in rows], dtype="Int64")
+        props = pd.concat([props, flat], axis=1)
+    return props
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    buf = io.StringIO()
+    neutralise_frame(frame).to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
+    return {"assignments.csv": csv_bytes(assignment_table(data)), "proposals.csv": csv_bytes(proposal_table(data)),
+            "members.csv": csv_bytes(data.members)}
+
+
+FORMAT = ExportFormat("csv", "assignments.csv, proposals.csv (evidence and review notes) and members.csv",
+                      "folder", render, details=__doc__ or "")

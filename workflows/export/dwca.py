@@ -1,0 +1,312 @@
+"""``dwca``: a Darwin Core Archive (zip) a taxonomist can publish through GBIF.
+
+* ``occurrence.txt`` (core): one row per specimen with its current determination —
+  the reviewer's where a reviewer accepted a candidate species or identified it as
+  a known species (``identifiedBy`` = the reviewer, ``dateIdentified`` = the
+  decision, their notes in ``identificationRemarks``), else the machine's.
+  Candidates are in open nomenclature: ``scientificName`` = the parent taxon,
+  ``identificationQualifier`` = ``sp.`` (``gen. sp.`` above genus),
+  ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
+  candidate. Ranks order … genus including ``subfamily``; ``associatedSequences``
+  names the barcode (BOLD process id) held in the DNA extension.
+* ``identification.txt`` (Identification History): earlier determinations only —
+  the one supplied with the collection, and the machine's where a reviewer's
+  replaced it. The current one is in the core, never repeated.
+* ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen.
+* ``eml.xml``: title, creator, contact and licence from ``--metadata`` / flags.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+from xml.sax.saxutils import escape as xml_escape
+
+import pandas as pd
+
+from biodiscover.storage.records import RANKS, open_qualifier
+from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
+from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.safety import FORMULA_PREFIXES
+from biodiscover.workflows.export.tables import (ABOVE_GENUS, RunExport, ReviewTrail, candidate_label,
+                                                  live_candidates, model_description, plain_records)
+
+DWC = "http://rs.tdwg.org/dwc/terms/"
+GBIF = "http://rs.gbif.org/terms/"
+MIXS = "https://w3id.org/mixs/"
+OCCURRENCE_ROWTYPE = DWC + "Occurrence"
+IDENTIFICATION_ROWTYPE = DWC + "Identification"
+DNA_ROWTYPE = "http://rs.gbif.org/terms/1.0/DNADerivedData"
+
+OCCURRENCE_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
+    "occurrenceID", "basisOfRecord", "catalogNumber", "recordedBy", "country", "stateProvince",
+    "decimalLatitude", "decimalLongitude", "geodeticDatum", "kingdom", "phylum", "class", "order", "family",
+    "subfamily", "genus", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+    "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
+    "identificationVerificationStatus", "associatedSequences"))
+IDENTIFICATION_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
+    "identificationID", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+    "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
+    "identificationVerificationStatus", "identificationReferences"))
+DNA_TERMS: tuple[tuple[str, str], ...] = (
+    ("DNA_sequence", GBIF + "dna_sequence"),
+    ("target_gene", MIXS + "0000044"),
+    ("target_subfragment", MIXS + "0000045"),
+    ("otu_class_appr", MIXS + "0000085"),
+    ("otu_seq_comp_appr", MIXS + "0000086"),
+    ("otu_db", MIXS + "0000087"),
+)
+#: Archive members are fixed names, never built from data.
+MEMBERS = ("meta.xml", "eml.xml", "occurrence.txt", "identification.txt", "dna.txt")
+MACHINE = "biodiscover"
+#: A BOLD process id (``ABCD123-24``): what ``associatedSequences`` can cite as ``BOLD:<id>``.
+BOLD_PROCESSID = re.compile(r"^[A-Z]{2,8}\d{1,7}-\d{2}$")
+_OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
+_WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
+
+
+def dwc_cell(value: Any) -> str:
+    """Tab-separated text cell: no tabs or line breaks inside, formulas neutralised."""
+    if value is None or value is pd.NA:
+        return ""
+    if isinstance(value, float):
+        return "" if value != value else f"{value:.6g}"
+    text = value if isinstance(value, str) else str(value)
+    if "\t" in text or "\n" in text or "\r" in text:
+        text = _WHITESPACE_BREAKS.sub(" ", text)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def _tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    lines = ["\t".join(header)]
+    lines.extend("\t".join(dwc_cell(v) for v in row) for row in rows)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any) -> str:
+    parts = [f"method=biodiscover {run.get('kind', 'triage')} run {run.get('id', '?')}",
+             f"model={model_description(run)}"]
+    if rank and conf is not None and conf == conf:
+        parts.append(f"confidence={float(conf):.3f} at {rank}")
+    if novelty is not None and novelty == novelty:
+        parts.append(f"novelty={float(novelty):.3f}")
+    return "; ".join(parts)
+
+
+def _day(stamp: Any) -> str | None:
+    text = str(stamp or "")
+    return text[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", text) else None
+
+
+def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str) -> None:
+    """Make ``row`` the reviewer's determination (who, when, their notes)."""
+    row["identificationVerificationStatus"] = verification
+    if trail is None or not trail.decided_by:
+        return
+    row["identifiedBy"] = trail.decided_by
+    row["dateIdentified"] = _day(trail.decided_at) or row.get("dateIdentified")
+    if trail.notes:
+        row["identificationRemarks"] = (row.get("identificationRemarks") or "") + \
+            f"; reviewer notes: {trail.notes_text()}"
+
+
+def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Darwin Core rows (occurrence, identification history, DNA-derived) for every specimen."""
+    run = data.run
+    when = str(run.get("finished_at") or run.get("started_at") or datetime.now(timezone.utc).isoformat())[:10]
+    # Plain dicts (NaN → None) keyed by id: per-row pandas lookups cost ~1 ms each at 100k rows.
+    spec = {r["processid"]: r for r in plain_records(data.specimens)}
+    assign = {r["processid"]: r for r in plain_records(data.assignments)}
+    cand = data.candidate_of()
+    props = {r["proposal_id"]: r for r in plain_records(data.proposals)} if not data.proposals.empty else {}
+    trails = data.trails()
+    # Members of a candidate a reviewer rejected or identified as a known species: their record says so.
+    set_aside: dict[str, Any] = {}
+    if not data.members.empty and props:
+        decided = {i for i, r in props.items() if r.get("status") in ("rejected", "assigned")}
+        for m_pid, m_prop in data.members[["processid", "proposal_id"]].itertuples(index=False, name=None):
+            if m_prop in decided:
+                set_aside.setdefault(m_pid, m_prop)
+    occ, ident, dna = [], [], []
+    for pid, s in spec.items():
+        a = assign.get(pid, {})
+        deepest = a.get("deepest_rank") if a.get("deepest_rank") in RANKS else None
+        novelty = a.get("novelty")
+        named = {r: a.get(f"label_{r}") for r in RANKS[: RANKS.index(deepest) + 1]} if deepest else {}
+        row: dict[str, Any] = {
+            "occurrenceID": pid, "basisOfRecord": "PreservedSpecimen", "catalogNumber": s.get("sampleid"),
+            "country": s.get("country"), "stateProvince": s.get("province_state"),
+            "decimalLatitude": s.get("coord-lat"), "decimalLongitude": s.get("coord-lon"),
+            "geodeticDatum": "WGS84" if pd.notna(s.get("coord-lat")) else None,
+            "kingdom": "Animalia", "phylum": s.get("phylum") or "Arthropoda", "class": s.get("class") or "Insecta",
+            "order": named.get("order"), "family": named.get("family"), "subfamily": named.get("subfamily"),
+            "genus": named.get("genus"), "identifiedBy": MACHINE, "dateIdentified": when,
+            "identificationVerificationStatus": "unverified (machine prediction)",
+        }
+        conf = a.get(f"confidence_{deepest}") if deepest else None
+        remarks = _remarks(run, deepest, conf, novelty)
+        proposal_id = cand.get(pid)
+        taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
+        novel = novelty is not None and novelty == novelty and float(novelty) >= 0.5
+        placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
+        # The machine's own determination (core when nobody reviewed it, history when a reviewer's replaced it).
+        if placeholder:  # a BOLD-style interim name ("Zyeria sp. BIOUG63189-C12") is not a binomial
+            row.update(scientificName=placeholder.group(1), taxonRank="genus",
+                       identificationQualifier=f"{placeholder.group(2)}.", verbatimIdentification=taxon,
+                       taxonConceptID=s.get("dna_bin"), identificationRemarks=remarks)
+        elif deepest:
+            # Named to genus: "Megaselia sp.". Novel and placed only in a family-group taxon: "Phoridae gen. sp.".
+            qualifier = "sp." if deepest == "genus" else ("gen. sp." if novel and deepest in ABOVE_GENUS else None)
+            row.update(scientificName=taxon, taxonRank=deepest, identificationQualifier=qualifier,
+                       verbatimIdentification=f"{taxon} {qualifier}" if qualifier else taxon,
+                       taxonConceptID=s.get("dna_bin") if novel else None, identificationRemarks=remarks)
+        else:
+            row.update(scientificName="Insecta" if not s.get("class") else s.get("class"), taxonRank="class",
+                       identificationRemarks=remarks + "; not named below class with confidence")
+        machine = dict(row)
+        decided = set_aside.get(pid)
+        if proposal_id is not None and proposal_id in props:
+            p = props[proposal_id]
+            parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
+            row.update(scientificName=p.get("parent_taxon") or a.get("deepest_taxon"), taxonRank=parent_rank,
+                       identificationQualifier=open_qualifier(parent_rank), verbatimIdentification=candidate_label(p),
+                       taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
+                       identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
+                                                       f"version {p.get('version')})")
+            if str(p.get("status")) == "accepted":
+                _reviewed(row, trails.get(proposal_id), "accepted by reviewer (provisional species)")
+        elif decided is not None and props.get(decided, {}).get("status") == "assigned":
+            p = props[decided]
+            row.update(scientificName=p.get("provisional_name"), taxonRank="species", identificationQualifier=None,
+                       verbatimIdentification=p.get("provisional_name"), taxonConceptID=None,
+                       identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
+                                                       "a known species")
+            _reviewed(row, trails.get(decided), "identified by reviewer (known species)")
+        elif decided is not None:
+            row["identificationRemarks"] = remarks + f"; proposed in candidate species {decided}, rejected by a reviewer"
+            notes = trails.get(decided)
+            if notes is not None and notes.notes:
+                row["identificationRemarks"] += f"; reviewer notes: {notes.notes_text()}"
+        barcode = s.get("dna_barcode")
+        if isinstance(barcode, str) and barcode:
+            row["associatedSequences"] = f"BOLD:{pid}" if BOLD_PROCESSID.match(str(pid)) else \
+                f"{pid} (COI-5P barcode in the DNA-derived data extension)"
+            dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
+                        "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
+                        f"{run.get('kind', 'triage')} (k-NN retrieval + calibrated per-rank thresholds)",
+                        "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits",
+                        "otu_db": f"model {model_description(run)}"})
+        occ.append(row)
+        provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r)}
+        if provided:
+            rank = [r for r in RANKS if r in provided][-1]
+            ident.append({"id": pid, "identificationID": f"{pid}:provided", "scientificName": provided[rank],
+                          "taxonRank": rank, "identifiedBy": "provided with the collection",
+                          "identificationVerificationStatus": "as supplied",
+                          "identificationReferences": s.get("source") if "source" in s else None})
+        if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
+            ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
+                k: machine.get(k) for k in ("scientificName", "taxonRank", "identificationQualifier",
+                                            "verbatimIdentification", "taxonConceptID", "identifiedBy",
+                                            "dateIdentified", "identificationRemarks",
+                                            "identificationVerificationStatus")}})
+    return occ, ident, dna
+
+
+def meta_xml() -> str:
+    def fields_xml(terms: Sequence[tuple[str, str]]) -> str:
+        return "".join(f'\n    <field index="{i + 1}" term="{uri}"/>' for i, (_, uri) in enumerate(terms))
+
+    attrs = 'encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" ignoreHeaderLines="1"'
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<archive xmlns="http://rs.tdwg.org/dwc/text/" metadata="eml.xml">\n'
+        f'  <core {attrs} rowType="{OCCURRENCE_ROWTYPE}">\n    <files><location>occurrence.txt</location></files>\n'
+        f'    <id index="0"/>{fields_xml(OCCURRENCE_TERMS)}\n  </core>\n'
+        f'  <extension {attrs} rowType="{IDENTIFICATION_ROWTYPE}">\n'
+        f'    <files><location>identification.txt</location></files>\n'
+        f'    <coreid index="0"/>{fields_xml(IDENTIFICATION_TERMS)}\n  </extension>\n'
+        f'  <extension {attrs} rowType="{DNA_ROWTYPE}">\n    <files><location>dna.txt</location></files>\n'
+        f'    <coreid index="0"/>{fields_xml(DNA_TERMS)}\n  </extension>\n'
+        '</archive>\n'
+    )
+
+
+def _party(tag: str, p: Person) -> str:
+    x = xml_escape
+    parts = [f"    <{tag}>"]
+    if p.name:
+        given, _, sur = p.name.rpartition(" ")
+        parts.append("<individualName>" + (f"<givenName>{x(given)}</givenName>" if given else "")
+                     + f"<surName>{x(sur)}</surName></individualName>")
+    if p.organization:
+        parts.append(f"<organizationName>{x(p.organization)}</organizationName>")
+    if p.email:
+        parts.append(f"<electronicMailAddress>{x(p.email)}</electronicMailAddress>")
+    if p.orcid:
+        parts.append(f'<userId directory="https://orcid.org/">{x(p.orcid)}</userId>')
+    parts.append(f"</{tag}>\n")
+    return "".join(parts)
+
+
+def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: DatasetMetadata,
+            partial: bool = False) -> str:
+    title = xml_escape(meta.title or f"biodiscover run {run.get('id')}: identifications and candidate species")
+    accepted = int((candidates["status"] == "accepted").sum()) if "status" in candidates else 0
+    reviewed = f" ({accepted} accepted by a reviewer, {len(candidates) - accepted} not yet)" if len(candidates) else ""
+    text = (f"{n_occ} specimens named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} "
+            f"run {run.get('id')}, model {model_description(run)}), with {len(candidates)} candidate new "
+            f"species{reviewed} in open nomenclature (provisional names, not described species).")
+    if partial:
+        text += f" The run did not complete (status {run.get('status')}): this dataset is partial."
+    if meta.abstract:
+        text = meta.abstract + " " + text
+    today = datetime.now(timezone.utc).date().isoformat()
+    machine = Person(organization="biodiscover")
+    creators = "".join(_party("creator", c) for c in meta.creators) or _party("creator", machine)
+    contact = _party("contact", meta.contact or (meta.creators[0] if meta.creators else machine))
+    if meta.licence:
+        name, url = LICENCES[meta.licence]
+        rights = (f'<para>This work is licensed under a <ulink url="{url}"><citetitle>{xml_escape(name)} '
+                  f"License</citetitle></ulink>.</para>")
+    else:
+        rights = "<para>No licence given: set one with --licence or --metadata before publishing.</para>"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<eml:eml xmlns:eml="eml://ecoinformatics.org/eml-2.1.1" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+        'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
+        f'packageId="biodiscover-run-{xml_escape(str(run.get("id")))}" system="biodiscover" xml:lang="en">\n'
+        f'  <dataset>\n    <title>{title}</title>\n{creators}'
+        f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
+        f'    <abstract><para>{xml_escape(text)}</para></abstract>\n'
+        f'    <intellectualRights>{rights}</intellectualRights>\n{contact}'
+        '  </dataset>\n</eml:eml>\n'
+    )
+
+
+def render(data: RunExport, options: ExportOptions) -> bytes:
+    occ, ident, dna = occurrence_rows(data)
+    members = {
+        "meta.xml": meta_xml().encode("utf-8"),
+        "eml.xml": eml_xml(data.run, len(occ), live_candidates(data.proposals), options.metadata,
+                           data.partial).encode("utf-8"),
+        "occurrence.txt": _tsv(["id"] + [t for t, _ in OCCURRENCE_TERMS],
+                               ([r["occurrenceID"]] + [r.get(t) for t, _ in OCCURRENCE_TERMS] for r in occ)),
+        "identification.txt": _tsv(["coreid"] + [t for t, _ in IDENTIFICATION_TERMS],
+                                   ([r["id"]] + [r.get(t) for t, _ in IDENTIFICATION_TERMS] for r in ident)),
+        "dna.txt": _tsv(["coreid"] + [t for t, _ in DNA_TERMS],
+                        ([r["id"]] + [r.get(t) for t, _ in DNA_TERMS] for r in dna)),
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in MEMBERS:
+            zf.writestr(name, members[name])
+    return buf.getvalue()
+
+
+FORMAT = ExportFormat("dwca", "Darwin Core Archive: occurrences, identification history, DNA, eml.xml",
+                      "file", render, suffix=".zip", details=__doc__ or "")

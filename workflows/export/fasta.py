@@ -1,0 +1,72 @@
+"""``fasta``: a folder with one FASTA file per candidate species.
+
+BOLD-style headers ``>processid|name|parent taxon|candidate id|membership|BIN``,
+one line per sequence (as BOLD writes). Members without a barcode (image-only
+specimens), and candidates a reviewer rejected or identified as a known species,
+are left out. File names are built from the candidate's name made safe.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+import pandas as pd
+
+from biodiscover.workflows.export.metadata import ExportOptions
+from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.safety import safe_member_name, unique_names
+from biodiscover.workflows.export.tables import NOT_CANDIDATES, RunExport, candidate_label
+
+
+def _field(value: Any) -> str:
+    """A header field: no ``|``, ``>`` or line breaks, so a hostile name cannot forge records."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return re.sub(r"[|\r\n>\t]+", " ", str(value)).strip()
+
+
+def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
+    """proposal id → [(header, sequence)] for every candidate species with a barcoded member."""
+    barcodes = dict(zip(data.specimens["processid"], data.specimens.get("dna_barcode", pd.Series(dtype=object))))
+    bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
+    out: dict[Any, list[tuple[str, str]]] = {}
+    props = data.proposals.set_index("proposal_id", drop=False)
+    for pid, grp in data.members.groupby("proposal_id", sort=True):
+        prop = props.loc[pid] if pid in props.index else {}
+        if len(prop) and prop.get("status") in NOT_CANDIDATES:
+            continue  # a reviewer said this is not a new species
+        recs = []
+        for _, m in grp.sort_values("processid").iterrows():
+            seq = barcodes.get(m["processid"])
+            if not isinstance(seq, str) or not seq:
+                continue
+            prob = m.get("probability")
+            fields_ = [m["processid"], candidate_label({**dict(prop), "proposal_id": pid}) if len(prop) else None,
+                       prop.get("parent_taxon"), pid,
+                       f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"])]
+            recs.append(("|".join(_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
+        out[pid] = recs
+    return out
+
+
+def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
+    from biodiscover.storage.fasta import write_fasta as write_fasta_records  # the BOLD-style writer
+
+    records = fasta_records(data)
+    names_by_id = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
+    pids = [p for p in records if records[p]]
+    files = unique_names([safe_member_name(f"{p}_{names_by_id.get(p) or 'candidate'}", suffix=".fasta")
+                          for p in pids])
+    out: dict[str, bytes] = {}
+    for pid, name in zip(pids, files):
+        buf = io.StringIO()
+        write_fasta_records(records[pid], buf)
+        out[name] = buf.getvalue().encode("utf-8")
+    return out
+
+
+FORMAT = ExportFormat("fasta", "one FASTA file per candidate species, BOLD-style headers", "folder", render,
+                      details=__doc__ or "")

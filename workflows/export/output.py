@@ -1,0 +1,253 @@
+"""Writing an export to disk without ever destroying a file biodiscover did not write.
+
+Rules (issue 12, items 10 and 12):
+
+* An existing output is replaced only with ``force``; a missing parent folder, a
+  file where a folder goes (or the reverse) and a symbolic link as the output are
+  refused with or without it: biodiscover never writes through a link.
+* A folder export (csv, fasta) leaves a manifest (:data:`MANIFEST`) naming each
+  file it wrote with its SHA-256, signed with a per-user key
+  (:func:`export_key`). ``force`` deletes a file only when the manifest verifies
+  and the file still has the checksum biodiscover wrote: a file a person edited,
+  added, or that a forged manifest names, is never deleted — the export refuses
+  and names it. Entries are never followed through links, and the folder itself
+  is never removed, so ``-o .`` inside a previous export works in place.
+* Every file is written under a temporary name and renamed into place (a crash
+  leaves the previous file or the new one, never half of one) and gets the mode
+  the user's umask gives a new file, not the 0600 of a temporary file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+from biodiscover.storage.errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Written into every folder export: which files it wrote, with checksums, signed.
+MANIFEST = ".biodiscover-export.json"
+KEY_FILE = "export.key"
+
+
+def _umask() -> int:
+    """The process umask (read and restored at once: Python has no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets here: 0666 minus the umask (what ``open(…, "w")`` would give)."""
+    return 0o666 & ~_umask()
+
+
+def folder_mode() -> int:
+    return 0o777 & ~_umask()
+
+
+def config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/biodiscover`` (``~/.config/biodiscover`` when unset)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "biodiscover"
+
+
+def export_key() -> bytes | None:
+    """This user's key for signing export manifests, created (mode 0600) on first use.
+
+    Why a key: a manifest is a file in the output folder and anyone who can write
+    there can write one. Signed, a manifest someone else made (naming your
+    ``notes.txt`` with its checksum) does not verify and deletes nothing. None
+    when the key cannot be stored (read-only home): manifests are then unsigned,
+    and an unsigned manifest never authorises a deletion.
+    """
+    path = config_dir() / KEY_FILE
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data
+    except OSError:
+        pass
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32).hex().encode("ascii"))
+        return path.read_bytes()
+    except FileExistsError:
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None
+    except OSError as exc:
+        log.warning("cannot store the export key in %s (%s); export manifests are unsigned", path, exc)
+        return None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _signature(body: Mapping[str, object], key: bytes) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, str]:
+    """{file name: sha256} from ``folder``'s manifest when it is biodiscover's and verifies, else {}."""
+    path = folder / MANIFEST
+    try:
+        if path.is_symlink() or not path.is_file():
+            return {}
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+        return {}
+    key = export_key()
+    sig = doc.get("signature")
+    body = {k: v for k, v in doc.items() if k != "signature"}
+    if key is None or not isinstance(sig, str) or not hmac.compare_digest(sig, _signature(body, key)):
+        return {}
+    return {str(k): str(v) for k, v in doc["files"].items()}
+
+
+def _write_manifest(folder: Path, fmt: str, files: Mapping[str, str]) -> None:
+    body: dict[str, object] = {"format": fmt, "files": dict(files)}
+    key = export_key()
+    if key is not None:
+        body["signature"] = _signature(body, key)
+    atomic_write(folder / MANIFEST, json.dumps(body, indent=1).encode("utf-8"))
+
+
+def replaceable(folder: Path) -> tuple[dict[str, str], list[str]]:
+    """(files a previous export wrote and nobody changed, entries that must not be deleted).
+
+    An entry is deletable only when the signed manifest names it, it is a plain
+    file (not a link, not a folder) and its SHA-256 is the one recorded.
+    """
+    written = read_manifest(folder)
+    ours: dict[str, str] = {}
+    foreign: list[str] = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name == MANIFEST:
+            continue
+        st = entry.lstat()
+        if entry.name in written and stat.S_ISREG(st.st_mode) and sha256_file(entry) == written[entry.name]:
+            ours[entry.name] = written[entry.name]
+        elif entry.name in written and stat.S_ISREG(st.st_mode):
+            foreign.append(f"{entry.name} (changed since biodiscover wrote it)")
+        else:
+            foreign.append(entry.name)
+    return ours, foreign
+
+
+def check_output(out: Path, *, force: bool, folder: bool | None = None, fmt: str | None = None) -> None:
+    """Refuse what this export must not write over (see the module docstring); returns when safe.
+
+    ``folder``: the format writes a folder (True), one file (False), unknown (None).
+    """
+    try:
+        _check_output(out, force=force, folder=folder, fmt=fmt)
+    except PermissionError:
+        raise InputError(f"cannot write {out}: permission denied") from None
+
+
+def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | None) -> None:
+    what = f"the {fmt} export" if fmt else "this export"
+    if out.is_symlink():
+        raise InputError(f"{out} is a symbolic link; give the real path (biodiscover never writes through a link)")
+    if out.exists():
+        if folder is True and not out.is_dir():
+            raise InputError(f"{out} is a file; {what} writes a folder (give a folder name)")
+        if folder is False and out.is_dir():
+            raise InputError(f"{out} is a folder; {what} writes one file (give a file name)")
+        if out.is_dir() and not any(out.iterdir()):
+            return
+        if not force:
+            raise InputError(f"{out} already exists; pass --force to overwrite it")
+        if out.is_dir():
+            _, foreign = replaceable(out)
+            if foreign:
+                shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+                raise InputError(f"refusing to replace {out}: it holds files no {fmt or ''} export wrote "
+                                 f"({shown}); choose a new or empty folder")
+        elif not out.is_file():
+            raise InputError(f"{out} is not a regular file; refusing to replace it")
+        return
+    if not out.parent.is_dir():
+        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename, with the umask's mode."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_file(out: Path, data: bytes, *, force: bool, fmt: str) -> tuple[Path, ...]:
+    check_output(out, force=force, folder=False, fmt=fmt)
+    try:
+        atomic_write(out, data)
+    except PermissionError:
+        raise InputError(f"cannot write {out}: permission denied") from None
+    return (out,)
+
+
+def write_folder(out: Path, files: Mapping[str, bytes], *, force: bool, fmt: str) -> tuple[Path, ...]:
+    """Write ``files`` (name → bytes; names already safe) into folder ``out`` in place.
+
+    Order, so that a crash at any point leaves a manifest covering every file
+    biodiscover put there: new files under temporary names; a manifest naming old
+    and new; old files removed and new ones renamed into place; the final manifest.
+    """
+    check_output(out, force=force, folder=True, fmt=fmt)
+    try:
+        if not out.exists():
+            out.mkdir(mode=folder_mode())
+        old, foreign = replaceable(out)
+        if foreign:  # changed between the check and now: check again, refuse naming them
+            check_output(out, force=True, folder=True, fmt=fmt)
+        temps: dict[str, Path] = {}
+        new: dict[str, str] = {}
+        try:
+            for name, data in files.items():
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                os.chmod(tmp, file_mode())
+                temps[name] = Path(tmp)
+                new[name] = hashlib.sha256(data).hexdigest()
+            _write_manifest(out, fmt, {**old, **{p.name: new[n] for n, p in temps.items()}, **new})
+            for name in old:
+                if name not in files:
+                    (out / name).unlink(missing_ok=True)
+            for name, tmp in temps.items():
+                os.replace(tmp, out / name)
+            temps = {}
+            _write_manifest(out, fmt, new)
+        finally:
+            for tmp in temps.values():
+                tmp.unlink(missing_ok=True)
+    except PermissionError:
+        raise InputError(f"cannot write into {out}: permission denied") from None
+    return tuple(out / n for n in files)

@@ -1,0 +1,104 @@
+"""``biodiscover export``: read one run from the database, refuse what must not be written, write it.
+
+Every format goes the same way: the run's tables are read once (read-only, one
+consistent snapshot), cleaned of control characters (:func:`clean_export`), the
+format renders its bytes in memory, and :mod:`~biodiscover.workflows.export.output`
+writes them without destroying anything biodiscover did not write.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from biodiscover.storage.errors import InputError
+from biodiscover.workflows.export.formats import REGISTRY
+from biodiscover.workflows.export.metadata import ExportOptions
+from biodiscover.workflows.export.output import check_output, write_file, write_folder
+from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.safety import clean_export
+from biodiscover.workflows.export.tables import ExportResult, RunExport, live_candidates
+
+log = logging.getLogger(__name__)
+
+
+def _format(fmt: str | ExportFormat) -> ExportFormat:
+    return fmt if isinstance(fmt, ExportFormat) else REGISTRY.get(str(fmt))
+
+
+def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: bool = False,
+                 options: ExportOptions | None = None) -> ExportResult:
+    """Write ``data`` as ``fmt`` to ``out`` (an existing output is replaced only with ``force``)."""
+    spec = _format(fmt)
+    out = Path(out)
+    check_output(out, force=force, folder=spec.output == "folder", fmt=spec.name)
+    data = clean_export(data)
+    rendered = spec.render(data, options or ExportOptions())
+    if spec.output == "folder":
+        if not isinstance(rendered, dict):
+            raise TypeError(f"export format {spec.name!r} writes a folder: render must return {{name: bytes}}")
+        files = write_folder(out, rendered, force=force, fmt=spec.name)
+    else:
+        if not isinstance(rendered, (bytes, bytearray)):
+            raise TypeError(f"export format {spec.name!r} writes one file: render must return bytes")
+        files = write_file(out, bytes(rendered), force=force, fmt=spec.name)
+    log.info("exported run %s as %s to %s (%d files)", data.run.get("id"), spec.name, out, len(files))
+    live = len(live_candidates(data.proposals))
+    return ExportResult(spec.name, out, files, len(data.assignments), live, len(data.proposals) - live,
+                        partial=data.partial)
+
+
+def incomplete_message(run: dict) -> str:
+    done, total = run.get("done"), run.get("total")
+    count = f": {done:,} of {total:,} specimens" if isinstance(done, int) and isinstance(total, int) else ""
+    return (f"run {run.get('id')} did not complete (status {run.get('status')}{count}); pass --partial to export "
+            "what it holds, marked as partial")
+
+
+def export_run(db: Path, run_id: int, fmt: str | ExportFormat, out: Path, *, force: bool = False,
+               partial: bool = False, options: ExportOptions | None = None) -> ExportResult:
+    """``biodiscover export``: read run ``run_id`` from the database at ``db`` and write it.
+
+    A run that did not complete (killed, failed, still running) holds only part
+    of its collection; it is refused unless ``partial``, and then every format
+    says it is partial.
+    """
+    spec = _format(fmt)
+    check_output(Path(out), force=force, folder=spec.output == "folder", fmt=spec.name)
+    data = load_run_export(db, run_id)
+    if data.partial and not partial:
+        raise InputError(incomplete_message(data.run))
+    return write_export(data, spec, Path(out), force=force, options=options)
+
+
+def load_run_export(db: Path, run_id: int) -> RunExport:
+    """Read one run's specimens, assignments, candidates, members and reviews from the database.
+
+    Goes through the storage API (``Database.open(readonly=True)`` refuses a
+    corrupt file or a newer schema without writing a byte; ``run_tables`` reads
+    one consistent snapshot, so a batch job writing at the same time neither
+    blocks nor is blocked). Candidates are the run's *live* proposals;
+    merged / superseded / withdrawn versions are history.
+    """
+    from biodiscover.storage.db.database import Database
+
+    database = Database.open(Path(db), readonly=True)
+    try:
+        tables = database.run_tables(int(run_id))
+        progress = database.run_progress(int(run_id))
+        # Photographs of candidate members (the report shows them); the specimen table has no image column.
+        members = tables["members"]
+        photos = {s.processid: str(s.image_path) for s in database.specimens(sorted(set(members["processid"])))
+                  if s.image_path} if not members.empty else {}
+    finally:
+        database.close()
+    run = dict(tables["run"])
+    run.update(done=progress.done, total=progress.total, message=progress.message)
+    specimens = tables["specimens"]
+    if photos and "processid" in specimens:
+        specimens = specimens.assign(image_path=specimens["processid"].map(photos))
+    return RunExport(run=run, specimens=specimens, assignments=tables["assignments"],
+                     proposals=tables["proposals"], members=tables["members"],
+                     reviews=tables.get("reviews", pd.DataFrame()))

@@ -1,0 +1,219 @@
+"""The tables every export format writes from, and the shaping the formats share.
+
+A run is read from the database once into a :class:`RunExport` (plain
+DataFrames: the shape ``Database.run_tables`` returns), so the writers are
+testable without a database and other areas (the demo, the benchmarks) can
+export tables they built themselves. What more than one format needs — which
+proposals are candidate species, the name a candidate goes by, what reviewers
+decided and noted, the model that made the run — lives here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from biodiscover.storage.jsonable import jsonable
+from biodiscover.storage.records import RANKS, open_qualifier
+
+#: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
+#: candidate, or identified its members as a known species.
+NOT_CANDIDATES: tuple[str, ...] = ("rejected", "assigned")
+
+
+@dataclass(frozen=True)
+class RunExport:
+    """One run's results as plain tables (what every writer consumes).
+
+    * ``run``: id, kind, status, model_fingerprint, parameters, started_at, finished_at;
+    * ``specimens``: ``processid`` + BIOSCAN-5M columns (the identification that
+      came *with* the collection, coordinates, barcode, BIN);
+    * ``assignments``: ``processid``, ``deepest_rank``, ``deepest_taxon``,
+      ``novelty``, and ``label_<rank>`` / ``confidence_<rank>`` for every rank;
+    * ``proposals``: ``proposal_id``, ``provisional_name``, ``parent_rank``,
+      ``parent_taxon``, ``status``, ``version``, ``size``, ``evidence`` (dict);
+    * ``members``: ``proposal_id``, ``processid``, ``probability``;
+    * ``reviews``: the review log rows of these proposals (``Database.reviews`` shape).
+    """
+
+    run: dict[str, Any]
+    specimens: pd.DataFrame
+    assignments: pd.DataFrame
+    proposals: pd.DataFrame
+    members: pd.DataFrame
+    reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def partial(self) -> bool:
+        """The run did not complete (killed, failed, still running): its tables may be incomplete."""
+        return str(self.run.get("status") or "completed") != "completed"
+
+    def candidate_of(self) -> dict[str, Any]:
+        """processid → proposal id of the candidate holding it (highest membership wins).
+
+        A proposal a reviewer rejected, or identified as a known species, is not a
+        candidate species any more, so its members are not counted here.
+        """
+        if self.members.empty:
+            return {}
+        m = self.members
+        if "status" in self.proposals and not self.proposals.empty:
+            gone = set(self.proposals.loc[self.proposals["status"].isin(NOT_CANDIDATES), "proposal_id"])
+            m = m[~m["proposal_id"].isin(gone)]
+        m = m.sort_values("probability", ascending=False) if "probability" in m else m
+        return dict(m.drop_duplicates("processid")[["processid", "proposal_id"]].itertuples(index=False, name=None))
+
+    def trails(self) -> dict[Any, "ReviewTrail"]:
+        """proposal id → what reviewers decided and noted (see :func:`review_trails`)."""
+        return review_trails(self.reviews)
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote (for the CLI summary and ``--json``).
+
+    ``proposals`` counts the candidate species (proposals a reviewer has not
+    rejected or assigned to a known species); ``rejected`` the ones set aside.
+    """
+
+    format: str
+    out: Path
+    files: tuple[Path, ...]
+    specimens: int
+    proposals: int
+    rejected: int = 0
+    partial: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
+                "specimens": self.specimens, "proposals": self.proposals, "rejected": self.rejected,
+                "partial": self.partial}
+
+
+def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
+    """The proposals that are candidate species: every one a reviewer did not reject or assign."""
+    if proposals.empty or "status" not in proposals:
+        return proposals
+    return proposals[~proposals["status"].isin(NOT_CANDIDATES)]
+
+
+def candidate_label(proposal: Mapping[str, Any]) -> str:
+    """The name a candidate goes by: its provisional name once a reviewer gave one, else an
+    open-nomenclature working label ``<parent> sp. cand<id>`` (``gen. sp.`` under a family or
+    subfamily; stable: the proposal id)."""
+    name = proposal.get("provisional_name")
+    if isinstance(name, str) and name.strip():
+        return name
+    parent = proposal.get("parent_taxon")
+    parent = parent if isinstance(parent, str) and parent.strip() else "Unplaced"
+    return f"{parent} {open_qualifier(proposal.get('parent_rank'))} cand{proposal.get('proposal_id')}"
+
+
+def model_description(run: Mapping[str, Any]) -> str:
+    """The run's model fingerprint, else the bundle path it recorded, else 'unknown'.
+
+    A fingerprint that is a whole settings record (a JSON object, or anything long)
+    is shown as the bundle path plus a short hash of it: it goes into one-line
+    remarks and the dataset abstract, where a JSON blob reads as noise.
+    """
+    params = run.get("parameters") if isinstance(run.get("parameters"), Mapping) else {}
+    model = params.get("model")
+    fingerprint = run.get("model_fingerprint")
+    text = fingerprint.strip() if isinstance(fingerprint, str) else ""
+    if text and (text.startswith(("{", "[")) or len(text) > 80 or "\n" in text):
+        short = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+        return f"{model} (fingerprint {short})" if model else f"fingerprint {short}"
+    return str(text or model or "unknown")
+
+
+# -- the review log, per proposal -----------------------------------------------------------------------------
+
+#: Review actions that decide a proposal's status.
+DECISIONS: tuple[str, ...] = ("accept", "reject", "assign")
+
+
+@dataclass(frozen=True)
+class ReviewTrail:
+    """What reviewers did to one proposal, undone reviews left out.
+
+    ``decision``/``decided_by``/``decided_at``: the last accept / reject / assign in
+    force; ``reviewers``: everyone whose review is in force, first seen first;
+    ``notes``: (time, reviewer, text) of every note in force, oldest first.
+    """
+
+    decision: str | None = None
+    decided_by: str | None = None
+    decided_at: str | None = None
+    reviewers: tuple[str, ...] = ()
+    notes: tuple[tuple[str, str, str], ...] = ()
+
+    def notes_text(self) -> str:
+        """All notes as one line: ``"text" (reviewer, 2026-11-23); …``."""
+        return "; ".join(f"{text} ({who}, {str(at)[:10]})" for at, who, text in self.notes)
+
+
+def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
+    """proposal id → :class:`ReviewTrail` from the review log (an undo takes its target out; an undo
+    of an undo puts it back)."""
+    if reviews is None or reviews.empty or "proposal_id" not in reviews:
+        return {}
+    rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
+    active: dict[Any, bool] = {}
+    undo_target: dict[Any, Any] = {}
+    for r in rows:
+        if r.get("action") == "undo":
+            t = r.get("target_review_id")
+            if t in undo_target:  # undoing an undo redoes what it took back
+                active[undo_target[t]] = True
+                active[t] = False
+            else:
+                active[t] = False
+            undo_target[r.get("id")] = t
+        else:
+            active[r.get("id")] = True
+    by_proposal: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("action") != "undo" and active.get(r.get("id")) and r.get("proposal_id") is not None:
+            by_proposal.setdefault(r["proposal_id"], []).append(r)
+    out: dict[Any, ReviewTrail] = {}
+    for pid, rs in by_proposal.items():
+        decided = [r for r in rs if r.get("action") in DECISIONS]
+        last = decided[-1] if decided else None
+        out[pid] = ReviewTrail(
+            decision=last.get("action") if last else None,
+            decided_by=last.get("reviewer") if last else None,
+            decided_at=last.get("created_at") if last else None,
+            reviewers=tuple(dict.fromkeys(str(r.get("reviewer")) for r in rs if r.get("reviewer"))),
+            notes=tuple((str(r.get("created_at") or ""), str(r.get("reviewer") or ""), str(r["note"]))
+                        for r in rs if isinstance(r.get("note"), str) and r["note"].strip()))
+    return out
+
+
+# -- table shaping --------------------------------------------------------------------------------------------
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts with missing values (NaN, NA) as None."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-ready rows: NaN → None; numpy scalars and nested values converted where needed."""
+    rows = _records(frame)
+    simple = (str, int, float, bool, type(None))
+    for row in rows:
+        for k, v in row.items():
+            if not isinstance(v, simple) or isinstance(v, (np.integer, np.floating, np.bool_)):
+                row[k] = jsonable(v)
+    return rows
+
+
+plain_records = _records
+
+#: Ranks above genus: a species placed only there has no genus either ("Phoridae gen. sp.").
+ABOVE_GENUS: tuple[str, ...] = tuple(RANKS[: RANKS.index("genus")])
