@@ -102,7 +102,6 @@ KNOWN_CYCLES: dict[frozenset[str], str] = {
     frozenset({"tui.screens.detail", "tui.screens.taxonomy"}): "review",
     frozenset({"storage.bioscan", "storage.collections", "storage.fasta"}): "safety",
     frozenset({"storage.db.database", "storage.db.taxonomy"}): "safety/review",
-    frozenset({"workflows.export", "workflows.report"}): "review (export package)",
 }
 
 

@@ -41,7 +41,8 @@ from biodiscover.storage.records import RANKS
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from biodiscover.workflows.export import ExportOptions, RunExport
+    from biodiscover.workflows.export.metadata import ExportOptions
+    from biodiscover.workflows.export.tables import RunExport
 
 log = logging.getLogger(__name__)
 
@@ -451,7 +452,7 @@ table{border-collapse:collapse;font-size:.85rem} td,th{border-bottom:1px solid #
 
 def render_plots(data: "RunExport") -> list[Plot]:
     """All report plots for one run's export tables."""
-    from biodiscover.workflows.export import live_candidates
+    from biodiscover.workflows.export.tables import live_candidates
 
     assignments, specimens = data.assignments, data.specimens
     # Candidate species are the proposals a reviewer did not reject; rejected ones stay out of the plots.
@@ -489,7 +490,7 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
 
     Candidates first (largest first), proposals a reviewer rejected after them.
     """
-    from biodiscover.workflows.export import candidate_label
+    from biodiscover.workflows.export.tables import candidate_label
 
     rows = []
     for p in proposals.to_dict("records"):
@@ -559,7 +560,7 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ob
     """One candidate: name and placement, the barcode gap with its numbers, BINs and places, what
     reviewers decided and noted, member photographs and the member list."""
     from biodiscover.discovery.barcode_gap import gap_of
-    from biodiscover.workflows.export import candidate_label
+    from biodiscover.workflows.export.tables import candidate_label
 
     e = html.escape
     ev = p.get("evidence") if isinstance(p.get("evidence"), dict) else {}
@@ -654,7 +655,7 @@ def _partial_text(run: dict) -> str:
 
 def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
-    from biodiscover.workflows.export import live_candidates, model_description
+    from biodiscover.workflows.export.tables import live_candidates, model_description
 
     run = data.run
     plots = render_plots(data)

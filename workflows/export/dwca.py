@@ -150,7 +150,8 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         remarks = _remarks(run, deepest, conf, novelty)
         proposal_id = cand.get(pid)
         taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
-        novel = novelty is not None and novelty == novelty and float(novelty) >= 0.5
+        # the engine's own decision, stored with the assignment (a fused DNA+image call may override a threshold)
+        novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False
         placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
         # The machine's own determination (core when nobody reviewed it, history when a reviewer's replaced it).
         if placeholder:  # a BOLD-style interim name ("Zyeria sp. BIOUG63189-C12") is not a binomial
