@@ -22,8 +22,9 @@ def register(app: typer.Typer) -> None:
     def review(
         db: Path = typer.Option(..., "--db", help="The biodiscover database (from triage / run / ingest)."),
         run: Optional[int] = typer.Option(None, "--run", help="Show only the proposals of this run."),
-        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Name written in the review log "
-                                               "(default: your login name)."),
+        reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Name written in the review log and the "
+                                               "exports (default: $BIODISCOVER_REVIEWER, else reviewer = \"…\" "
+                                               "in ~/.config/biodiscover/config.toml, else your login name)."),
         keymap: Optional[Path] = typer.Option(None, "--keymap", help="TOML file remapping bindings by id "
                                               "(default: ~/.config/biodiscover/keymap.toml if present)."),
         images: Optional[Path] = typer.Option(None, "--images", help="Folder that relative image paths "

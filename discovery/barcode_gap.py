@@ -46,25 +46,23 @@ class BarcodeGap:
         return self.verdict == "gap"
 
     def sentence(self) -> str:
-        """One line with the numbers, e.g. ``barcode gap: members ≤ 0.8% apart, nearest known species 4.1% away
-        (species threshold 2.2%)``."""
+        """One line (≤ 80 columns) with the numbers, e.g. ``barcode gap: members ≤ 0.8% apart, nearest known
+        4.1% away (threshold 2.2%)``."""
         if self.nearest is None:
             return "nearest known species not recorded: no barcode gap to read"
         near = _pct(self.nearest)
         within = "single specimen" if self.within_max is None else f"members ≤ {_pct(self.within_max)} apart"
-        thr = "" if self.threshold is None else f" (species threshold {_pct(self.threshold)})"
+        thr = "" if self.threshold is None else f" (threshold {_pct(self.threshold)})"
         v = self.verdict
         if v == "gap":
-            return f"barcode gap: {within}, nearest known species {near} away{thr}"
+            return f"barcode gap: {within}, nearest known {near} away{thr}"
         if v == "not separated":
-            return f"no barcode gap: nearest known species only {near} away, within the species threshold" + \
-                (f" {_pct(self.threshold)}" if self.threshold is not None else "") + f"; {within}"
+            return f"no gap: nearest known {near} away ≤ threshold {_pct(self.threshold or 0)}; {within}"
         if v == "no gap":
-            return f"no barcode gap: nearest known species {near} away, {within}{thr}"
+            return f"no gap: nearest known {near} away, {within}{thr}"
         if self.within_max is not None and self.threshold is not None and self.within_max > self.threshold:
-            return f"unclear: {within}, wider than the species threshold {_pct(self.threshold)}; nearest known " \
-                   f"species {near} away"
-        return f"{within}, nearest known species {near} away (no learned threshold recorded to judge a gap)"
+            return f"unclear: {within} > threshold {_pct(self.threshold)}; nearest known {near} away"
+        return f"{within}, nearest known {near} away (no learned threshold to judge a gap)"
 
 
 def _fraction(value: object) -> float | None:
@@ -74,17 +72,23 @@ def _fraction(value: object) -> float | None:
 
 
 def gap_of(evidence: object, nearest_identity: object = None) -> BarcodeGap:
-    """:class:`BarcodeGap` from a proposal's evidence (``within_distance.max``, the nearest known species'
-    aligned distances, ``threshold``), with ``1 − nearest_identity`` when no distances were recorded."""
-    ev = evidence if isinstance(evidence, dict) else {}
-    w = ev.get("within_distance")
-    within = _fraction(w.get("max")) if isinstance(w, dict) else None
-    near_d = [float(x) for x in (ev.get("nearest_known_distances") or []) if isinstance(x, (int, float))]
-    if near_d:
-        nearest: float | None = min(near_d)
-    else:
+    """:class:`BarcodeGap` from a proposal's evidence record (or its stored dict): ``within_distance.max``,
+    the nearest known species' aligned distances and ``threshold``, with ``1 − nearest_identity`` when no
+    distances were recorded."""
+    from biodiscover.storage.evidence import Evidence
+
+    if not isinstance(evidence, Evidence):
+        try:
+            evidence = Evidence.from_dict(evidence if isinstance(evidence, dict) else None)
+        except (TypeError, ValueError):
+            evidence = Evidence()
+    within = evidence.within_distance.max if evidence.within_distance is not None else None
+    if within is None and evidence.within_distances:
+        within = max(evidence.within_distances)
+    nearest: float | None = min(evidence.nearest_known_distances) if evidence.nearest_known_distances else None
+    if nearest is None:
         ident = _fraction(nearest_identity)
-        if ident is None and isinstance(ev.get("nearest_known"), dict):
-            ident = _fraction(ev["nearest_known"].get("identity"))
+        if ident is None and evidence.nearest_known is not None:
+            ident = _fraction(evidence.nearest_known.identity)
         nearest = None if ident is None else max(0.0, 1.0 - ident)
-    return BarcodeGap(within, nearest, _fraction(ev.get("threshold")))
+    return BarcodeGap(within, nearest, evidence.threshold)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any, Collection, Hashable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Collection, Hashable, Mapping, Sequence
 
 import numpy as np
 
@@ -41,6 +41,7 @@ from biodiscover.storage.evidence import (
     Evidence,
     Geography,
     Member,
+    MemberHit,
     NearestCandidate,
     NearestKnown,
     RepresentativeImage,
@@ -56,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["CandidateProposal", "consensus_barcode", "align_members", "nearest_known", "compute_evidence",
-           "build_proposals", "discover_candidates", "novel_parent", "candidate_species"]
+           "build_proposals", "discover_candidates", "novel_parent", "candidate_species", "recompute_evidence"]
 
 
 # ---------------------------------------------------------------------------------
@@ -424,7 +425,9 @@ def novel_parent(r: TriageResult) -> tuple[str, str] | None:
 
 def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageResult],
                       threshold: BarcodeGapThreshold | None = None,
-                      config: ClusteringConfig = ClusteringConfig()) -> list[CandidateProposal]:
+                      config: ClusteringConfig = ClusteringConfig(), *,
+                      reference_barcode: "Callable[[str], str | None] | None" = None,
+                      reference_image: "Callable[[str], str | None] | None" = None) -> list[CandidateProposal]:
     """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
 
     Clustered under their parent taxon (:func:`novel_parent`); each proposal's
@@ -440,11 +443,14 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
                                        novelty=[r.novelty for _, r in novel], threshold=threshold, config=config)
     by_pid = {s.processid: r for s, r in novel}
-    return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid])
+    return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid],
+                                 reference_barcode=reference_barcode, reference_image=reference_image)
             for p in proposals]
 
 
-def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult]) -> CandidateProposal:
+def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], *,
+                         reference_barcode: "Callable[[str], str | None] | None" = None,
+                         reference_image: "Callable[[str], str | None] | None" = None) -> CandidateProposal:
     """Fill a proposal's parent lineage and nearest known species from the members' engine results.
 
     A new collection carries no identifications, so the members' own labels say
@@ -469,10 +475,59 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult]) 
     best = max(results, key=lambda r: r.identity)
     if p.nearest_species is None:
         changes.update(nearest_species=best.labels.get("species"), nearest_identity=best.identity)
-    if p.evidence.nearest_known is None:
+    # Each member's own best hit, so a reviewer's split or merge can say which species is nearest to the new
+    # member set (recompute_evidence); the nearest one's barcode and photo for the review's side-by-side views.
+    hits = {r.processid: MemberHit(r.labels.get("species"), r.labels.get("genus"), r.top_hit, r.identity)
+            for r in results}
+    near = p.evidence.nearest_known
+    if near is None:
         near = NearestKnown(species=best.labels.get("species"), genus=best.labels.get("genus"),
                             processid=best.top_hit, identity=best.identity,
                             top_distances=tuple(sorted(1.0 - r.identity for r in results)))
-        changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
-                                                  nearest_known_distances=near.top_distances)
+    if near.processid and near.barcode is None and reference_barcode is not None:
+        near = dataclasses.replace(near, barcode=reference_barcode(near.processid))
+    if near.processid and near.image is None and reference_image is not None:
+        near = dataclasses.replace(near, image=reference_image(near.processid))
+    changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
+                                              nearest_known_distances=near.top_distances, member_hits=hits)
     return dataclasses.replace(p, **changes)
+
+
+def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[float] | None,
+                       sources: Sequence[Evidence], *, neighbours: Mapping[int, str] | None = None,
+                       candidate: int | None = None) -> Evidence:
+    """The evidence of a member list a reviewer made (split or merge) from the evidence it came from.
+
+    Everything a member list decides is recomputed by :func:`compute_evidence`
+    (consensus, alignment, within distances, BINs, places, sizes, photos). The
+    nearest known species is the best of the members' own reference hits
+    (``member_hits`` of the ``sources``, exactly how triage chose it), with its
+    barcode and photo when a source recorded them; the clustering facts
+    (threshold, linkage) are the sources' — the cut the candidates were made with.
+    """
+    keep = {m.processid for m in members}
+    hits: dict[str, MemberHit] = {}
+    barcodes: dict[str, str] = {}
+    images: dict[str, str] = {}
+    for ev in sources:
+        hits.update({pid: h for pid, h in ev.member_hits.items() if pid in keep})
+        nk = ev.nearest_known
+        if nk is not None and nk.processid:
+            if nk.barcode:
+                barcodes[nk.processid] = nk.barcode
+            if nk.image:
+                images[nk.processid] = nk.image
+    nearest: NearestKnown | None = None
+    scored = [h for h in hits.values() if h.identity is not None]
+    if scored:
+        best = max(scored, key=lambda h: (h.identity, h.processid or ""))
+        nearest = NearestKnown(species=best.species, genus=best.genus, processid=best.processid,
+                               identity=best.identity, top_distances=tuple(sorted(1.0 - h.identity for h in scored)),
+                               barcode=barcodes.get(best.processid or ""), image=images.get(best.processid or ""))
+    else:  # older records carry no per-member hits: the sources' nearest species, as recorded
+        known = [ev.nearest_known for ev in sources if ev.nearest_known is not None]
+        nearest = max(known, key=lambda n: n.identity or 0.0) if known else None
+    first = sources[0] if sources else Evidence()
+    ev = compute_evidence(members, probabilities, candidate=candidate, nearest=nearest, neighbours=neighbours,
+                          threshold=first.threshold, linkage=first.linkage)
+    return dataclasses.replace(ev, member_hits=hits)

@@ -31,11 +31,13 @@ from biodiscover.storage.jsonable import jsonable
 
 __all__ = [
     "EVIDENCE_FORMAT", "Spread", "NearestKnown", "NearestCandidate", "BinEvidence", "Geography", "SizeStats",
-    "SizeSummary", "RepresentativeImage", "Evidence", "Member", "CandidateProposal",
+    "SizeSummary", "RepresentativeImage", "MemberHit", "Evidence", "Member", "CandidateProposal",
 ]
 
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
-EVIDENCE_FORMAT = 1
+#: 2: ``member_hits`` (each member's best reference hit) and the nearest known species' ``barcode`` and
+#:    ``image``; records of format 0 and 1 read as before (those fields empty).
+EVIDENCE_FORMAT = 2
 
 
 def _float(value: Any) -> float | None:
@@ -98,12 +100,32 @@ class NearestKnown:
     processid: str | None = None
     identity: float | None = None
     top_distances: tuple[float, ...] = ()
+    #: the reference barcode of ``processid`` (the review's DNA tab aligns the members to it)
+    barcode: str | None = None
+    #: its photograph, where the reference dataset has one (shown beside the members' photos)
+    image: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NearestKnown":
         d = _known(cls, data)
         return cls(d.get("species"), d.get("genus"), d.get("processid"), _float(d.get("identity")),
-                   _floats(d.get("top_distances")))
+                   _floats(d.get("top_distances")), d.get("barcode") or None, d.get("image") or None)
+
+
+@dataclass(frozen=True)
+class MemberHit:
+    """One member's best reference hit (what the engine aligned it to): kept per member so a review that
+    splits or merges candidates can say which known species is nearest to the new member set."""
+
+    species: str | None = None
+    genus: str | None = None
+    processid: str | None = None
+    identity: float | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "MemberHit":
+        d = _known(cls, data)
+        return cls(d.get("species"), d.get("genus"), d.get("processid"), _float(d.get("identity")))
 
 
 @dataclass(frozen=True)
@@ -237,6 +259,8 @@ class Evidence:
     geography: Geography | None = None
     size_summary: SizeSummary | None = None
     representative_images: tuple[RepresentativeImage, ...] = ()
+    #: member processid → its best reference hit (empty when the producer had no engine results)
+    member_hits: dict[str, MemberHit] = field(default_factory=dict)
     #: top-level keys of a stored record this version does not know (kept, never read)
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = EVIDENCE_FORMAT
@@ -284,6 +308,7 @@ class Evidence:
             geography=part("geography", Geography),
             size_summary=part("size_summary", SizeSummary),
             representative_images=tuple(RepresentativeImage.from_dict(x) for x in d.get("representative_images") or ()),
+            member_hits={str(k): MemberHit.from_dict(v) for k, v in (d.get("member_hits") or {}).items()},
             extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
             format=EVIDENCE_FORMAT,
         )

@@ -149,6 +149,22 @@ def open_qualifier(rank: str | None) -> str:
     return "gen. sp." if rank in RANKS[: RANKS.index("genus")] else "sp."
 
 
+def candidate_name(provisional_name: str | None, parent_name: str | None, parent_rank: str | None,
+                   proposal_id: Any) -> str:
+    """The one name a candidate species goes by, on screen and in every export.
+
+    Its provisional name once a reviewer gave one (``Megaselia sp. BD-0007``), else a
+    working label in open nomenclature that never changes while it waits for review:
+    ``<parent> sp. cand<id>`` (``gen. sp.`` under a family or subfamily; the proposal
+    id makes it stable, unlike the next free BD number, which moves as others are
+    accepted).
+    """
+    if isinstance(provisional_name, str) and provisional_name.strip():
+        return provisional_name
+    parent = parent_name if isinstance(parent_name, str) and parent_name.strip() else "Unplaced"
+    return f"{parent} {open_qualifier(parent_rank)} cand{proposal_id}"
+
+
 def is_filler_name(name: Any) -> bool:
     """True for rank fillers such as ``unassigned Sciaridae`` / ``unclassified Diptera``.
 

@@ -404,7 +404,7 @@ def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:
     assert (row["evidence_within_distance_max"], row["evidence_between_distance_distance"]) == ("0.011", "0.052")
     assert row["evidence_geography_countries"] == "Canada: 4; Peru: 2" and row["evidence_threshold"] == "0.03"
     assert not any(k.startswith(("evidence_within_distances", "evidence_alignment")) for k in row)
-    assert row["evidence_geography_bbox"] == "1; 2; 3; 4"  # lat min; lat max; lon min; lon max
+    assert row["evidence_geography_bbox"] == "lat 1 to 2; lon 3 to 4"
     assert row["evidence_size_summary_image_measurement_value"] == "n: 3; median: 2100"
     assert row["evidence_between_distance_nearest_candidate"] == "2"  # an id, not "2.0"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from biodiscover.storage.db import Database
-from tui_fixtures import build_review_db
+from fixtures.review_db import build_review_db
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 BASIS = {"PreservedSpecimen", "FossilSpecimen", "LivingSpecimen", "MaterialSample", "MaterialEntity",

@@ -25,7 +25,7 @@ import pytest
 from biodiscover.storage.db.database import Database
 from biodiscover.storage.records import Specimen
 from biodiscover.workflows.export import MANIFEST, write_export
-from test_export_fixtures import make_run_export
+from fixtures.run_export import make_run_export
 
 CONTROL = [chr(c) for c in range(0x20) if chr(c) not in "\t\n\r"] + ["\x7f"] + [chr(c) for c in range(0x80, 0xa0)]
 

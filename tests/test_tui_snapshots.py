@@ -84,3 +84,60 @@ def test_help_snapshot(snap_compare, snapshot_db: Path) -> None:
         await _settle(pilot)
 
     assert snap_compare(_app(snapshot_db), terminal_size=SIZE, run_before=run_before)
+
+
+# -- issue 15: the DNA tab on a partial barcode, the photo grid, the evidence after a split -------------------------
+
+def test_dna_partial_barcode_snapshot(snap_compare, tmp_path: Path) -> None:
+    """Two partial reads 0.0 % apart under the nearest known species' barcode: gaps before column 58, no
+    variable column, the five fixed differences marked ``|``."""
+    from fixtures.review_db import partial_barcode_db
+
+    path, pid = partial_barcode_db(tmp_path / "partial.sqlite")
+
+    async def run_before(pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("enter", "2")
+        await _settle(pilot)
+        await pilot.press("right_square_bracket")
+        await _settle(pilot)
+
+    assert snap_compare(_app(path), terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.fixture(scope="module")
+def photo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tui-photos")
+    return build_review_db(root / "review.sqlite", images_dir=root / "images", max_proposals=4).path
+
+
+def test_photo_grid_snapshot(snap_compare, photo_db: Path) -> None:
+    async def run_before(pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("enter", "4")
+        await _settle(pilot)
+
+    assert snap_compare(_app(photo_db), terminal_size=(120, 36), run_before=run_before)
+
+
+def test_evidence_after_split_snapshot(snap_compare, snapshot_db: Path, tmp_path: Path) -> None:
+    """Split three members off the first candidate: the evidence tab shows the numbers of what is left."""
+    import shutil
+
+    path = tmp_path / "split.sqlite"
+    shutil.copy(snapshot_db, path)
+
+    async def run_before(pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("enter")
+        await _settle(pilot)
+        await pilot.press("x")
+        await _settle(pilot)
+        await pilot.press("space", "down", "space", "down", "space", "enter")
+        await _settle(pilot)
+        await pilot.press("3")
+        await _settle(pilot)
+        pilot.app.clear_notifications()  # the toast carries nothing the snapshot is about
+        await _settle(pilot)
+
+    assert snap_compare(_app(path), terminal_size=SIZE, run_before=run_before)

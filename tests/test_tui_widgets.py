@@ -107,6 +107,7 @@ def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
     assert sum(narrow.values()) + 2 * len(narrow) <= 80 - 2
     assert wide["nearest"] > narrow["nearest"] and wide["taxon"] > narrow["taxon"]
     p = SimpleNamespace(id=44, status="accepted", provisional_name="Tiaopsis sp. BD-chiapas-highlands-1",
+                            name="Tiaopsis sp. BD-chiapas-highlands-1",
                         parent_name="Tiaopsis", size=1, novelty=0.51, nearest_identity=0.994,
                         nearest_species="Thopliaus sp. BIOUG95524-A07")
     cells = [c.plain for c in row_cells(p, narrow)]
@@ -116,25 +117,33 @@ def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
     assert [c.plain for c in row_cells(p, wide)][6] == "Thopliaus sp. BIOUG95524-A07"
 
 
-def test_barcode_gap_verdict_compares_within_and_nearest_known() -> None:
+def test_barcode_gap_is_judged_against_the_learned_threshold() -> None:
+    """Issue 15 item 8: 0.8 % within vs 1.1 % to the nearest known species is no gap when the learned
+    species threshold is 2.2 %; the line states the three numbers."""
     from biodiscover.storage.evidence import Evidence
     from biodiscover.tui.evidence import barcode_gap
 
     E = Evidence.from_dict
 
-    gap = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.028}, "nearest_known_distances": [],
-                         "threshold": 0.03}), 1.0)
-    assert (gap.within_max, gap.nearest, gap.nearest_from) == (0.028, 0.0, "identity")
-    line, style = gap.verdict
-    assert line == "no barcode gap: nearest known species 0.0% away, members up to 2.8% apart" and style == "yellow"
-    good = barcode_gap(E({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08]}), 0.5)
-    assert good.nearest == 0.08 and good.nearest_from == "distances"
-    assert good.verdict[0] == "barcode gap: members ≤ 0.4% apart, nearest known species 8.0% away"
-    single = barcode_gap(Evidence(threshold=0.03), 99.0)  # identity in percent
-    assert single.verdict == ("no gap: single specimen 1.0% from nearest known species (threshold 3.0%)", "yellow")
-    assert all(len(barcode_gap(E(e), i).verdict[0]) <= 78 for e, i in  # one line at 80 columns
-               (({"within_distance": {"max": 0.1234}}, 0.5), ({"within_distance": {"max": 0.2}}, 0.9)))
-    assert "not recorded" in barcode_gap(Evidence(), None).verdict[0]
+    close = barcode_gap(E({"within_distance": {"mean": 0.004, "max": 0.008}, "nearest_known_distances": [0.011, 0.02],
+                           "threshold": 0.022}), 0.989)
+    assert (close.within_max, close.nearest, close.threshold, close.verdict) == (0.008, 0.011, 0.022, "not separated")
+    assert close.sentence() == "no gap: nearest known 1.1% away ≤ threshold 2.2%; members ≤ 0.8% apart"
+    good = barcode_gap(E({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08],
+                          "threshold": 0.022}), 0.5)
+    assert good.is_gap and good.sentence() == "barcode gap: members ≤ 0.4% apart, nearest known 8.0% away (threshold 2.2%)"
+    overlap = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.06}, "threshold": 0.022}), 0.95)
+    assert overlap.verdict == "no gap" and overlap.sentence() == ("no gap: nearest known 5.0% away, members ≤ 6.0% apart "
+                                                                  "(threshold 2.2%)")
+    wide = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.03}, "threshold": 0.022}), 0.92)
+    assert wide.verdict == "unknown" and wide.sentence() == ("unclear: members ≤ 3.0% apart > threshold 2.2%; nearest "
+                                                             "known 8.0% away")
+    no_threshold = barcode_gap(E({"within_distance": {"max": 0.004}}), 99.0)  # identity in percent
+    assert no_threshold.nearest == pytest.approx(0.01) and not no_threshold.is_gap
+    assert "(no learned threshold to judge a gap)" in no_threshold.sentence()
+    assert all(len(barcode_gap(E(e), i).sentence()) <= 78 for e, i in
+               (({"within_distance": {"max": 0.1234}, "threshold": 0.02}, 0.5), ({"within_distance": {"max": 0.2}}, 0.9)))
+    assert "not recorded" in barcode_gap(Evidence(), None).sentence()
 
 
 def test_why_lines_say_how_a_candidate_was_formed() -> None:
@@ -225,7 +234,7 @@ def test_evidence_lines_from_discovery_keys() -> None:
     assert extra_lines(Evidence()) == []
 
 
-def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) -> None:
+def test_image_panel_grid_reference_zoom_and_broken_files(tmp_path: Path) -> None:
     from PIL import Image
 
     from biodiscover.tui.widgets.image_panel import ImagePanel
@@ -234,6 +243,8 @@ def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) 
     Image.new("RGB", (32, 24), (200, 40, 40)).save(good)
     broken = tmp_path / "A-3.jpg"
     broken.write_bytes(b"not a jpeg")
+    ref = tmp_path / "K-9.png"
+    Image.new("RGB", (32, 24), (40, 40, 200)).save(ref)
 
     class _App(App[None]):
         def compose(self) -> ComposeResult:
@@ -241,24 +252,49 @@ def test_image_panel_cycles_and_reports_missing_or_broken_files(tmp_path: Path) 
 
     async def run() -> None:
         app = _App()
-        async with app.run_test(size=(40, 20)) as pilot:
+        async with app.run_test(size=(90, 26)) as pilot:
             panel = app.query_one(ImagePanel)
-            panel.set_images([("A-1", good), ("A-2", tmp_path / "A-2.jpg"), ("A-3", broken)])
+            panel.set_images([("A-1", good), ("A-2", tmp_path / "A-2.jpg"), ("A-3", broken)], ("Megaselia k9", ref))
             await pilot.pause()
-            assert panel.caption.startswith("image 1/3: A-1") and len(panel.query(".image-view")) == 1
+            assert panel.caption.startswith("photo 1/3: A-1") and panel.caption.endswith("drawn with half blocks")
+            # the nearest known species beside a grid of the members; missing and broken files say so
+            text = " ".join(str(w.render()) for w in panel.query(".tile-caption"))
+            assert "nearest known species: Megaselia k9" in text and "▶ A-1" in text
+            assert "(missing file A-2.jpg)" in text and "(unreadable" in text
+            assert len(panel.query(".tile-view")) == 2  # A-1 and the reference are drawn
             panel.focus()
             await pilot.press("n")
-            assert "image 2/3: A-2 (missing file A-2.jpg)" == panel.caption
-            assert len(panel.query(".image-view")) == 0
-            await pilot.press("n")
-            assert "image 3/3: A-3 (unreadable" in panel.caption
-            await pilot.press("p", "p")
-            assert panel.caption.startswith("image 1/3: A-1")
+            assert panel.caption.startswith("photo 2/3: A-2")
+            await pilot.press("p", "z")
+            await pilot.pause()
+            assert panel.zoomed and len(panel.query(".zoom-view")) == 1 and "z: back to the grid" in panel.caption
+            await pilot.press("z")
+            await pilot.pause()
+            assert not panel.zoomed and len(panel.query(".zoom-view")) == 0
             panel.set_images([])
             await pilot.pause()
             assert panel.caption == "no images for these members"
 
     asyncio.run(run())
+
+
+def test_pale_photographs_stay_grey_in_a_256_colour_terminal() -> None:
+    """A pale warm-grey background went to the nearest cube colour channel by channel (pink, #ffd7d7);
+    mapped to the palette by distance first, it lands on the grey ramp and stays there."""
+    from PIL import Image
+    from rich.color import Color, ColorSystem
+
+    from biodiscover.tui.widgets.image_panel import to_xterm256
+
+    pale = (240, 226, 226)
+    channelwise = Color.from_rgb(*pale).downgrade(ColorSystem.EIGHT_BIT).get_truecolor()
+    assert tuple(channelwise) == (255, 215, 215)  # what the terminal used to show: pink
+    mapped = to_xterm256(Image.new("RGB", (4, 4), pale)).getpixel((0, 0))
+    assert mapped[0] == mapped[1] == mapped[2]  # a grey of the ramp
+    again = Color.from_rgb(*mapped).downgrade(ColorSystem.EIGHT_BIT).get_truecolor()
+    assert again[0] == again[1] == again[2] and abs(again[0] - mapped[0]) <= 10  # the terminal draws a grey
+    red = to_xterm256(Image.new("RGB", (1, 1), (200, 40, 40))).getpixel((0, 0))
+    assert red[0] > 150 and red[1] < 80  # colours stay colours
 
 
 def test_split_and_merge_option_labels_fit_the_dialog() -> None:
@@ -276,5 +312,6 @@ def test_split_and_merge_option_labels_fit_the_dialog() -> None:
     assert labels[0].index("no BIN") == labels[1].index("BOLD:AAA0001")  # columns line up
     assert labels[1].index("memb 0.50") == labels[0].index("memb 1.00") and labels[1].endswith("nov –")
     p = SimpleNamespace(id=21, provisional_name=None, parent_name="Tiaopsis", size=3, nearest_species="Tiaopsis xua",
-                        nearest_identity=0.97, status="pending")
-    assert proposal_label(p) == "#21 · Tiaopsis · n=3 · nearest Tiaopsis xua 97.0%"
+                        nearest_identity=0.97, status="pending", name="Tiaopsis sp. cand21")
+    assert proposal_label(p) == "#21 Tiaopsis sp. cand21 · n=3 · nearest Tiaopsis xua 97.0%"
+    assert proposal_label(p, "family Phoridae").endswith("97.0% → under family Phoridae")

@@ -12,7 +12,6 @@ Bindings carry ids (``proposal.accept`` …) so a keymap file can remap them
 
 from __future__ import annotations
 
-import getpass
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from biodiscover.storage.db import Database
+from biodiscover.storage.settings import REVIEWER_ENV, config_path, resolve_reviewer
 from biodiscover.tui.commands import ReviewCommands
 from biodiscover.tui.keymap import default_keymap_path, load_keymap
 from biodiscover.tui.screens.help import HelpScreen, collect_bindings
@@ -46,7 +46,10 @@ class ReviewApp(App[None]):
         super().__init__()
         self.db = db
         self.run_id = run_id
-        self.reviewer = reviewer or _default_reviewer()
+        who = resolve_reviewer(reviewer)
+        #: the name written in the review log (``--reviewer`` > $BIODISCOVER_REVIEWER > config.toml > login)
+        self.reviewer = who.name
+        self.reviewer_source = who.source
         self.image_root = image_root
         self.poll_seconds = poll_seconds
         self.halfcell_images = halfcell_images
@@ -62,7 +65,13 @@ class ReviewApp(App[None]):
 
         if self.user_keymap:
             self.set_keymap(self.user_keymap)
-        self.sub_title = f"{self.db.path.name}" + (f" · run {self.run_id}" if self.run_id is not None else "")
+        self.sub_title = f"{self.db.path.name}" + (f" · run {self.run_id}" if self.run_id is not None else "") + \
+            f" · reviewer {self.reviewer}"
+        if self.reviewer_source == "login name":
+            # A login name (often "root" on a lab server) names nobody in a published identification.
+            self.notify(f"decisions are signed “{self.reviewer}” (your login name): set --reviewer, "
+                        f"${REVIEWER_ENV} or reviewer = \"Your Name\" in {config_path()}", severity="warning",
+                        timeout=12)
         self.queue_screen = QueueScreen(QueueQuery(run_id=self.run_id))
         self.push_screen(self.queue_screen)
 
@@ -72,10 +81,11 @@ class ReviewApp(App[None]):
         from biodiscover.tui.screens.detail import DetailScreen
         from biodiscover.tui.screens.queue import QueueScreen
         from biodiscover.tui.screens.taxonomy import TaxonomyScreen
+        from biodiscover.tui.widgets.dna_panel import DnaPanel
         from biodiscover.tui.widgets.image_panel import ImagePanel
 
         return collect_bindings([("Everywhere", ReviewApp), ("Queue", QueueScreen), ("Proposal", DetailScreen),
-                                 ("Images", ImagePanel), ("Taxonomy", TaxonomyScreen)])
+                                 ("DNA tab", DnaPanel), ("Images tab", ImagePanel), ("Taxonomy", TaxonomyScreen)])
 
     @classmethod
     def binding_ids(cls) -> set[str]:
@@ -97,13 +107,6 @@ class ReviewApp(App[None]):
             lineage = " › ".join(n.name for n in graph.lineage(tid)[:-1][-2:])
             out.append((tid, f"{node.rank} {node.name}" + (f"  ({lineage})" if lineage else "")))
         return sorted(out, key=lambda o: o[1])
-
-
-def _default_reviewer() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        return "reviewer"
 
 
 def run_review(db_path: Path, *, run_id: int | None = None, reviewer: str | None = None,

@@ -14,7 +14,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("proposal: accept", "accept", "Accept as a new provisional species (name editable)"),
     ("proposal: reject", "reject", "Reject this candidate"),
-    ("proposal: merge", "merge", "Merge another pending proposal of the same parent into this one"),
+    ("proposal: assign to a known species", "assign", "Its members are a known species: search the reference's species"),
+    ("proposal: merge", "merge", "Merge another pending proposal into this one (any parent; says where it lands)"),
     ("proposal: split", "split", "Split chosen members off into a new proposal"),
     ("proposal: move", "move", "Move to another parent taxon"),
     ("proposal: rename", "rename", "Rename the provisional name"),
@@ -33,6 +34,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("queue: show pending", "show_status('pending')", "Only proposals waiting for a decision"),
     ("queue: show accepted", "show_status('accepted')", "Only accepted proposals"),
     ("queue: show rejected", "show_status('rejected')", "Only rejected proposals"),
+    ("queue: show assigned", "show_status('assigned')", "Only proposals assigned to a known species"),
     ("queue: show all", "show_status('all')", "Pending, accepted and rejected"),
     ("queue: reload", "refresh", "Fetch the page and counts again"),
     ("taxonomy: open tree", "taxonomy", "The taxonomy graph, provisional taxa marked"),

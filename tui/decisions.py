@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 DECISION_BINDINGS: list[Binding] = [
     Binding("a", "accept", "Accept", id="proposal.accept"),
     Binding("r", "reject", "Reject", id="proposal.reject"),
+    Binding("i", "assign", "Known species", id="proposal.assign"),
     Binding("m", "merge", "Merge with another", id="proposal.merge", show=False),
     Binding("x", "split", "Split off members", id="proposal.split", show=False),
     Binding("v", "move", "Move to other taxon", id="proposal.move", show=False),
@@ -34,14 +35,42 @@ DECISION_BINDINGS: list[Binding] = [
 ]
 
 
-def proposal_label(p: Any) -> str:
-    """A merge candidate as one line (all are pending under the same parent): what a taxonomist
-    compares before merging two candidates."""
-    name = f" {p.provisional_name}" if p.provisional_name else ""
+def proposal_label(p: Any, lands: str | None = None) -> str:
+    """A merge candidate as one line: what a taxonomist compares before merging two candidates, and
+    (``lands``) where the merged candidate would sit when the parents differ."""
     ident = p.nearest_identity
     near = "" if not p.nearest_species else \
         f" · nearest {p.nearest_species}" + ("" if ident is None else f" {ident * 100 if ident <= 1 else ident:.1f}%")
-    return f"#{p.id}{name} · {p.parent_name or '?'} · n={p.size}{near}"
+    where = "" if not lands else (f" → {lands}" if lands.startswith("no taxon") else f" → under {lands}")
+    return f"#{p.id} {p.name} · n={p.size}{near}{where}"
+
+
+def lowest_common(graph: Any, a: int | None, b: int | None) -> Any | None:
+    """The lowest taxon two parents share (a merge across parents lands there), or None."""
+    if a is None or b is None or a not in graph or b not in graph:
+        return None
+    up = {n.id for n in graph.lineage(b)}
+    common = [n for n in graph.lineage(a) if n.id in up]
+    return common[-1] if common else None
+
+
+def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any]:
+    """Evidence for each member list in ``groups`` (processids), recomputed from the member specimens with
+    discovery's own function (:func:`biodiscover.discovery.proposals.recompute_evidence`) and the evidence of
+    the proposals they came from (``details``). After a split, the part split off names the part that stays
+    as its closest candidate."""
+    from biodiscover.discovery.proposals import recompute_evidence
+
+    sources = [d.evidence for d in details]
+    prob = {m.processid: m.probability for d in details for m in d.members}
+    specs = {s.processid: s for s in db.specimens(sorted({pid for g in groups for pid in g}))}
+    out: list[Any] = []
+    for i, group in enumerate(groups):
+        members = [specs[pid] for pid in group if pid in specs]
+        probs = [prob[m.processid] if prob.get(m.processid) is not None else 1.0 for m in members]
+        neighbours = {details[0].summary.id: out[0].consensus_barcode} if i and out[0].consensus_barcode else None
+        out.append(recompute_evidence(members, probs, sources, neighbours=neighbours))
+    return out
 
 
 def member_label(m: Any) -> str:
@@ -135,7 +164,11 @@ class DecisionsMixin:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
         db, who = self.app.db, self.app.reviewer
-        self.app.call_from_thread(self._ask, TextDialog(f"Accept #{p.id} as new species, name:", name),
+        # The working name (cand<id>) is the candidate's until a reviewer accepts it; accepting gives it a
+        # provisional species name, by default the next free BD number.
+        title = f"Accept #{p.id} ({p.name}) as a new species named:" if not p.provisional_name else \
+            f"Accept #{p.id} as a new species named:"
+        self.app.call_from_thread(self._ask, TextDialog(title, name),
                                   lambda n: self._write(
                                       "accept", lambda: db.accept(p.id, p.version, n, reviewer=who),
                                       lambda r: f"#{p.id} accepted as {r.name}", True))
@@ -199,18 +232,46 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _merge_options(self, p: Any) -> None:
+        """Every pending candidate can be merged in: the same parent first, then the others, each saying where
+        the merged candidate would land (the parents' lowest common taxon)."""
         db, who = self.app.db, self.app.reviewer
-        rows, _ = db.proposal_queue(status="pending", parent=p.parent_taxon_id if p.parent_taxon_id is not None
-                                    else p.parent_name, sort="size", descending=True, limit=500)
-        others = [(o, proposal_label(o)) for o in rows if o.id != p.id]
-        if not others:
-            self.app.call_from_thread(self.app.notify, f"no other pending proposal under {p.parent_name}",
-                                      severity="warning")
+        rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
+        graph = db.taxonomy()
+        options = []
+        for o in rows:
+            if o.id == p.id:
+                continue
+            lands, depth = None, 99
+            if o.parent_taxon_id != p.parent_taxon_id:
+                common = lowest_common(graph, p.parent_taxon_id, o.parent_taxon_id)
+                depth = -len(graph.lineage(common.id)) if common is not None else 0
+                lands = f"{common.rank} {common.name}" if common is not None else \
+                    f"no taxon in common: stays under {p.parent_rank} {p.parent_name}"
+            # the same parent first, then the closest relatives (deepest common taxon), unrelated ones last
+            options.append(((o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), proposal_label(o, lands)))
+        options.sort(key=lambda x: x[0])
+        if not options:
+            self.app.call_from_thread(self.app.notify, "no other pending proposal to merge with", severity="warning")
             return
+
+        def merge(choice: Any) -> None:
+            o, _ = choice
+
+            def fn() -> Any:
+                a, b = db.proposal_detail(p.id), db.proposal_detail(o.id)
+                members = list(dict.fromkeys([m.processid for m in a.members] + [m.processid for m in b.members]))
+                (evidence,) = recomputed(db, [a, b], [members])
+                return db.merge([p.id, o.id], [p.version, o.version], reviewer=who, evidence=evidence)
+
+            def done(r: Any) -> str:
+                where = f" under {r.parent[0]} {r.parent[1]}" if r.parent else ""
+                return f"#{o.id} merged into #{p.id}: now {p.size + o.size} specimens{where}; evidence recomputed"
+
+            self._write("merge", fn, done)
+
         self.app.call_from_thread(
-            self._ask, PickDialog(f"Merge #{p.id} with (its members go into #{p.id}):", others),
-            lambda o: self._write("merge", lambda: db.merge([p.id, o.id], [p.version, o.version], reviewer=who),
-                                  lambda r: f"#{o.id} merged into #{p.id}"))
+            self._ask, PickDialog(f"Merge into #{p.id} ({p.name}, under {p.parent_rank} {p.parent_name}):",
+                                  [(value, label) for _, value, label in options]), merge)
 
     def action_split(self) -> None:
         p = self._target()
@@ -226,10 +287,19 @@ class DecisionsMixin:
                                       severity="warning")
             return
         options = [(m.processid, member_label(m)) for m in detail.members]
+
+        def split(ids: list[str]) -> None:
+            def fn() -> Any:
+                chosen = set(ids)
+                keep = [m.processid for m in detail.members if m.processid not in chosen]
+                evidence = recomputed(db, [detail], [keep, list(ids)]) if keep and chosen else None
+                return db.split(p.id, p.version, ids, reviewer=who, evidence=evidence)
+
+            self._write("split", fn, lambda r: f"{len(ids)} members split from #{p.id} into #{r.new_proposal_id}; "
+                                               "evidence recomputed for both")
+
         self.app.call_from_thread(
-            self._ask, PickManyDialog(f"Split from #{p.id}: tick the members of the new proposal", options),
-            lambda ids: self._write("split", lambda: db.split(p.id, p.version, ids, reviewer=who),
-                                    lambda r: f"{len(ids)} members split from #{p.id} into #{r.new_proposal_id}"))
+            self._ask, PickManyDialog(f"Split from #{p.id}: tick the members of the new proposal", options), split)
 
     def action_move(self) -> None:
         p = self._target()
@@ -243,7 +313,34 @@ class DecisionsMixin:
         if not options:
             self.app.call_from_thread(self.app.notify, "no other taxon to move to", severity="warning")
             return
+        labels = dict(options)
+        here = f"{p.parent_rank} {p.parent_name}"
+
+        def confirm(tid: int) -> None:
+            # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
+            self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {labels[tid]}?"),
+                      lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who),
+                                            lambda r: f"#{p.id} moved from {here} to {r.parent[0]} {r.parent[1]}"))
+
+        self.app.call_from_thread(self._ask, PickDialog(f"Move #{p.id} (now under {here}) to:", options), confirm)
+
+    def action_assign(self) -> None:
+        p = self._target()
+        if p is not None:
+            self._assign_options(p)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _assign_options(self, p: Any) -> None:
+        """Pick a known species (the reference's, registered by triage), the nearest one first."""
+        db, who = self.app.db, self.app.reviewer
+        options = db.known_species(limit=5000, near=p.nearest_species)
+        if not options:
+            self.app.call_from_thread(self.app.notify, "no known species in this database's taxonomy (a triage "
+                                      "registers the reference's species)", severity="warning")
+            return
+        names = {tid: label.split("  (")[0] for tid, label in options}
         self.app.call_from_thread(
-            self._ask, PickDialog(f"Move #{p.id} (now under {p.parent_name}) to:", options),
-            lambda tid: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who),
-                                    lambda r: f"#{p.id} moved"))
+            self._ask, PickDialog(f"#{p.id} is a known species (type to search; nearest known first):", options),
+            lambda tid: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
+                                    lambda r: f"#{p.id} assigned to {names[tid]}: its {p.size} members are named "
+                                              "as that species", True))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.evidence import Evidence
 
 
@@ -54,60 +55,13 @@ def extra_lines(evidence: Evidence) -> list[tuple[str, str]]:
     return out
 
 
-def _fraction(value: Any) -> float | None:
-    """An identity or distance as a fraction (0–1): percentages (> 1) are divided by 100."""
-    if not isinstance(value, (int, float)) or value != value:
-        return None
-    return float(value) / 100 if value > 1 else float(value)
+def barcode_gap(evidence: Evidence, nearest_identity: Any = None) -> "BarcodeGap":
+    """The candidate's barcode gap, judged against the learned threshold (one definition, shared with the
+    HTML report: :func:`biodiscover.discovery.barcode_gap.gap_of`)."""
+    return gap_of(evidence, nearest_identity)
 
 
-@dataclass(frozen=True)
-class Gap:
-    """The barcode gap of one candidate: its widest within distance against its nearest known species.
-
-    ``nearest`` comes from the evidence's distances to the nearest known species
-    when it has them, else from the identity of the nearest known species
-    (``1 − identity``, what ``nearest_from`` says). ``threshold`` is the
-    clustering threshold the candidate was built with, when recorded.
-    """
-
-    within_max: float | None
-    nearest: float | None
-    nearest_from: str
-    threshold: float | None
-
-    @property
-    def verdict(self) -> tuple[str, str]:
-        """(one line a taxonomist reads at a glance, style) — the comparison only, never a decision."""
-        if self.nearest is None:
-            return "nearest known species not recorded: no barcode gap to read", "grey50"
-        near = f"{self.nearest * 100:.1f}%"
-        if self.within_max is not None:
-            within = f"{self.within_max * 100:.1f}%"
-            if self.nearest > self.within_max:
-                return (f"barcode gap: members ≤ {within} apart, nearest known species {near} away", "green")
-            return f"no barcode gap: nearest known species {near} away, members up to {within} apart", "yellow"
-        if self.threshold is not None and self.nearest <= self.threshold:
-            return (f"no gap: single specimen {near} from nearest known species (threshold "
-                    f"{self.threshold * 100:.1f}%)", "yellow")
-        return f"single specimen, nearest known species {near} away", "default"
-
-
-def barcode_gap(evidence: Evidence, nearest_identity: Any = None) -> Gap:
-    """:class:`Gap` from the evidence (and the summary's nearest identity as a fallback)."""
-    within = evidence.within_distances
-    within_max = None
-    if evidence.within_distance is not None and evidence.within_distance.max is not None:
-        within_max = evidence.within_distance.max
-    elif within:
-        within_max = max(within)
-    near = evidence.nearest_known_distances
-    if near:
-        nearest, source = min(near), "distances"
-    else:
-        ident = _fraction(nearest_identity)
-        nearest, source = (None, "none") if ident is None else (max(0.0, 1.0 - ident), "identity")
-    return Gap(within_max, nearest, source, evidence.threshold)
+GAP_STYLE = {"gap": "green", "not separated": "yellow", "no gap": "yellow", "unknown": "grey50"}
 
 
 def why_lines(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str]]:
@@ -172,3 +126,147 @@ def images(members: Sequence[Any], evidence: Evidence, image_root: Path | None) 
             order.append(r.processid)
     order += [pid for pid in by_pid if pid not in order]
     return [(pid, by_pid[pid]) for pid in order]
+
+
+def _snap(row: dict[str, Any], side: str, proposal_id: int | None) -> dict[str, Any]:
+    snap = row.get(side) if isinstance(row.get(side), dict) else {}
+    props = snap.get("proposals") if isinstance(snap.get("proposals"), dict) else {}
+    value = props.get(str(proposal_id)) if proposal_id is not None else None
+    return value if isinstance(value, dict) else {}
+
+
+def _parent(snap: dict[str, Any]) -> str:
+    return " ".join(str(x) for x in (snap.get("parent_rank"), snap.get("parent_name")) if x) or "no parent"
+
+
+def review_line(r: dict[str, Any], actions: dict[Any, str]) -> str:
+    """What one review did, in words: old and new names, where a move went, what an undo took back."""
+    action = str(r.get("action"))
+    pid = r.get("proposal_id")
+    before, after = _snap(r, "before", pid), _snap(r, "after", pid)
+    if action == "rename":
+        return f"renamed “{before.get('provisional_name') or '(working name)'}” → “{after.get('provisional_name')}”"
+    if action == "move":
+        return f"moved from {_parent(before)} to {_parent(after)}"
+    if action == "accept":
+        return f"accepted as new species “{after.get('provisional_name')}”"
+    if action == "assign":
+        return f"assigned to known species “{after.get('provisional_name')}”"
+    if action == "reject":
+        return "rejected"
+    if action == "merge":
+        others = [k for k in (r.get("after") or {}).get("proposals", {}) if k != str(pid)]
+        where = f", now under {_parent(after)}" if _parent(before) != _parent(after) else ""
+        return f"merged #{', #'.join(others)} into this one (n={after.get('size')}{where})"
+    if action == "split":
+        new = [k for k in (r.get("after") or {}).get("proposals", {}) if k != str(pid)]
+        moved = (r.get("after") or {}).get("proposals", {}).get(new[0], {}) if new else {}
+        n = moved.get("size", "?")
+        return f"split {n} member{'' if n == 1 else 's'} off into #{new[0] if new else '?'}"
+    if action == "undo":
+        target = r.get("target_review_id")
+        return f"undid {actions.get(target) or 'review'} (review {target})"
+    if action == "note":
+        return "note"
+    return action
+
+
+def edge_line(e: dict[str, Any], proposal_id: int) -> str | None:
+    """An automatic history event (re-clustering, a rejection remembered); None for edges a review row
+    already tells (merge, split)."""
+    kind, src, dst = e.get("kind"), e.get("source_id"), e.get("target_id")
+    detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
+    shared = detail.get("shared_members")
+    if e.get("review_id") is not None and kind in ("merge", "split"):
+        return None
+    if kind == "recluster":
+        return (f"re-clustered by run {e.get('run_id')} into #{dst} ({shared} members shared)" if src == proposal_id
+                else f"re-clusters #{src} of an earlier run ({shared} members shared)")
+    if kind == "recognised":
+        return (f"its members came back in run {e.get('run_id')} as #{dst}: rejected again, not queued"
+                if src == proposal_id else f"same members as #{src}, which a reviewer rejected: not queued again")
+    if kind == "overlaps_rejected":
+        return (f"{shared} of its members came back in #{dst} (run {e.get('run_id')})" if src == proposal_id
+                else f"{shared} of {detail.get('members', '?')} members were in #{src}, which a reviewer rejected")
+    if kind == "undo":
+        return "withdrawn: the split that made it was undone"
+    return f"{kind} #{src} → #{dst}"
+
+
+def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str, Any]], proposal_id: int
+                    ) -> list[tuple[str, str, str | None, str | None]]:
+    """(time, what happened, reviewer or None, note or None), oldest first: reviews and automatic events
+    in one timeline."""
+    actions = {r.get("id"): r.get("action") for r in reviews}
+    out = [(str(r.get("created_at") or ""), review_line(r, actions), str(r.get("reviewer") or "?"),
+            r.get("note") or None) for r in reviews]
+    for e in edges:
+        line = edge_line(e, proposal_id)
+        if line is not None:
+            out.append((str(e.get("created_at") or ""), line, None, None))
+    return sorted(out, key=lambda x: x[0])
+
+
+def rejected_warning(edges: Sequence[dict[str, Any]], proposal_id: int) -> str | None:
+    """One line when this candidate meets a rejected one again (``overlaps_rejected`` / ``recognised``)."""
+    for e in edges:
+        if e.get("target_id") != proposal_id:
+            continue
+        detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
+        if e.get("kind") == "recognised":
+            return f"same members as #{e.get('source_id')}, rejected by a reviewer: not queued again"
+        if e.get("kind") == "overlaps_rejected":
+            return (f"{detail.get('shared_members')} of {detail.get('members', '?')} members were in "
+                    f"#{e.get('source_id')}, which a reviewer rejected")
+    return None
+
+
+#: Members aligned in the DNA tab (evenly spread over the list when there are more).
+DNA_MAX_MEMBERS = 40
+
+
+@dataclass(frozen=True)
+class DnaView:
+    """What the DNA tab draws: (label, row) of the nearest known species, member rows, and a caption."""
+
+    reference: tuple[str, str] | None
+    rows: list[tuple[str, str]]
+    note: str
+
+
+def dna_alignment(evidence: Evidence, members: Sequence[Any]) -> DnaView:
+    """The members' barcodes and the nearest known species' barcode in one pyfamsa alignment
+    (:func:`biodiscover.discovery.proposals.align_members`, the alignment discovery makes its consensus
+    with), so partial barcodes line up and differences are read against the known species."""
+    from biodiscover.discovery.proposals import align_members
+
+    with_dna = [m for m in members if m.dna_barcode]
+    if not with_dna:
+        return DnaView(None, [], "no member of this candidate has a barcode")
+    shown = with_dna if len(with_dna) <= DNA_MAX_MEMBERS else \
+        [with_dna[round(i * (len(with_dna) - 1) / (DNA_MAX_MEMBERS - 1))] for i in range(DNA_MAX_MEMBERS)]
+    near = evidence.nearest_known
+    ref_id = "\x00reference"
+    ids = [m.processid for m in shown]
+    seqs = [m.dna_barcode for m in shown]
+    if near is not None and near.barcode:
+        ids, seqs = [ref_id, *ids], [near.barcode, *seqs]
+    _, aligned = align_members(ids, seqs, max_msa=len(ids))
+    rows = [(pid, aligned[pid]) for pid in ids if pid != ref_id and pid in aligned]
+    sample = f"{len(shown)} of {len(with_dna)} barcoded members" if len(shown) < len(with_dna) \
+        else f"{len(shown)} barcoded member{'s' if len(shown) != 1 else ''}"
+    if ref_id in aligned:
+        label = f"{near.species or near.processid}"  # type: ignore[union-attr]
+        note = (f"{sample} + nearest known {label} (first row)  ·  ^ vary  | differ from it  ·  "
+                "[ ] page")
+        return DnaView((label, aligned[ref_id]), rows, note)
+    why = "no nearest known species" if near is None else "its barcode was not recorded by this run"
+    return DnaView(None, rows, f"{sample} ({why})  ·  ^ vary  ·  [ ] page")
+
+
+def resolve(path: str | Path | None, image_root: Path | None) -> Path | None:
+    """A stored image path, relative ones resolved against ``--images``."""
+    if not path:
+        return None
+    p = Path(path)
+    return image_root / p if not p.is_absolute() and image_root is not None else p

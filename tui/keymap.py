@@ -14,18 +14,17 @@ silently ignored remap leaves a taxonomist pressing keys that do nothing.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Iterable
 
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.settings import config_dir
 
 
 def default_keymap_path() -> Path:
     """``$XDG_CONFIG_HOME/biodiscover/keymap.toml`` (``~/.config`` when unset)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "biodiscover" / "keymap.toml"
+    return config_dir() / "keymap.toml"
 
 
 def load_keymap(path: Path, known_ids: Iterable[str] | None = None) -> dict[str, str]:

@@ -98,9 +98,40 @@ class ImageModel:
         return cls(CrossModalClassifier.from_bundle(bundle), load_encoders(bundle))
 
 
+def reference_images(bundle: Bundle) -> Callable[[str], str | None] | None:
+    """processid → path of a reference specimen's photograph in the dataset the bundle was built from
+    (its ``data`` / ``source`` fingerprint), or None when that dataset or its images are not on this machine.
+
+    The review shows the nearest known species' photograph beside the members'; the
+    bundle stores no images, so they are looked up where BIOSCAN-5M keeps them.
+    """
+    from biodiscover.storage.bioscan import BioscanDataset
+    from biodiscover.storage.records import SPLITS
+
+    try:
+        fingerprint = bundle.data_fingerprint
+        root = fingerprint.get("data") or fingerprint.get("source")  # build-reference / train record it so
+        dataset = BioscanDataset(Path(root)) if root and Path(root).is_dir() else None
+    except Exception:  # noqa: BLE001 - no dataset here: no reference photos, triage goes on
+        log.debug("no reference images for %s", bundle.path, exc_info=True)
+        return None
+    if dataset is None or dataset.image_dir is None:
+        return None
+
+    def find(processid: str) -> str | None:
+        for split in SPLITS:
+            path = dataset.image_path(processid, split)
+            if path is not None and path.is_file():
+                return str(path)
+        return None
+
+    return find
+
+
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
                      progress: Progress | None = None, image_model: ImageModel | None = None,
                      clustering: ClusteringConfig = ClusteringConfig(),
+                     reference_image: Callable[[str], str | None] | None = None,
                      ) -> tuple[list[TriageResult], list[CandidateProposal], dict[str, float]]:
     """Engine (+ image classifier) + clustering on specimens already read (no I/O).
 
@@ -136,8 +167,10 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     if cluster:
         t = time.perf_counter()
         say("candidates", 0, 1)
+        barcodes = dict(zip(model.ref_ids_, model.ref_seqs_)) if hasattr(model, "ref_ids_") else {}
         proposals = candidate_species(specimens, results, threshold=getattr(model, "barcode_gap_", None),
-                                      config=clustering)
+                                      config=clustering, reference_barcode=barcodes.get,
+                                      reference_image=reference_image)
         say("candidates", 1, 1)
         seconds["candidates"] = time.perf_counter() - t
     return results, proposals, seconds
@@ -202,9 +235,13 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             say("ingest", 0, len(specimens))
             db.ingest(specimens, collection=name, source=input_path)
             seconds["ingest"] = time.perf_counter() - t
-            if use_provisional:
-                from biodiscover.storage.db.taxonomy import provisional_references
+            from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 
+            # The reference's known species in the taxonomy: the review tree shows them and a reviewer can
+            # assign a candidate to one.
+            if hasattr(model, "ref_lineages_"):
+                register_lineages(db, model.ref_lineages_, source=f"reference:{Path(model_path).name}")
+            if use_provisional:
                 provisional = model.add_references(provisional_references(db))
                 if provisional:
                     log.info("%d members of accepted provisional species added as reference keys", provisional)
@@ -225,7 +262,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                 db.heartbeat(run_id, done=int(done) if st == "triage" else None, message=st)
 
         results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage,
-                                                    image_model=image_model, clustering=clustering)
+                                                    image_model=image_model, clustering=clustering,
+                                                    reference_image=reference_images(bundle))
         seconds.update(secs)
         t = time.perf_counter()
         if db is not None and run_id is not None:

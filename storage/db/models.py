@@ -40,13 +40,14 @@ from sqlmodel import Field, SQLModel
 from biodiscover.storage.records import RANKS
 
 #: Proposal statuses a reviewer sees in the queue ("live").
-LIVE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected")
+#: ``assigned``: a reviewer identified the candidate's members as a known species (no new taxon).
+LIVE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected", "assigned")
 #: Every proposal status: ``merged`` (folded into another), ``superseded``
 #: (re-clustered by a newer run), ``withdrawn`` (a split undone).
 PROPOSAL_STATUSES: tuple[str, ...] = LIVE_STATUSES + ("merged", "superseded", "withdrawn")
 TAXON_STATUSES: tuple[str, ...] = ("accepted", "provisional", "rejected")
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
-REVIEW_ACTIONS: tuple[str, ...] = ("accept", "reject", "merge", "split", "move", "rename", "note", "undo")
+REVIEW_ACTIONS: tuple[str, ...] = ("accept", "reject", "assign", "merge", "split", "move", "rename", "note", "undo")
 
 
 class Collection(SQLModel, table=True):

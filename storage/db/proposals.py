@@ -21,6 +21,12 @@ probability. The parent taxon is given by ``parent_taxon_id``, by ``parent_linea
 The evidence is stored in its typed record's JSON layout
 (:class:`~biodiscover.storage.evidence.Evidence`) and read back as that record.
 
+**Rejections are remembered.** A new proposal whose members were all in a
+candidate a reviewer rejected is that candidate again: it is stored ``rejected``
+(same lineage) with a ``recognised`` edge to the earlier one, and never queued.
+One that only shares members with a rejected candidate is queued with an
+``overlaps_rejected`` edge, so the reviewer sees what was said before.
+
 **Versions and re-clustering.** Each proposal has a ``version`` that grows with
 every change. When a newer run writes a proposal sharing members with a
 *pending* proposal of an older run, the old one becomes ``superseded`` (its
@@ -53,6 +59,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Ass
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import CandidateProposal, Evidence
+from biodiscover.storage.records import candidate_name
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +110,11 @@ class ProposalSummary:
     @classmethod
     def from_row(cls, r: Mapping[str, Any]) -> "ProposalSummary":
         return cls(**{f.name: r[f.name] for f in dataclasses.fields(cls)})
+
+    @property
+    def name(self) -> str:
+        """The one name of this candidate (:func:`~biodiscover.storage.records.candidate_name`)."""
+        return candidate_name(self.provisional_name, self.parent_name, self.parent_rank, self.id)
 
 
 _SUMMARY_COLUMNS = ", ".join(f.name for f in dataclasses.fields(ProposalSummary))
@@ -186,16 +198,26 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     if key not in parents:
         parents[key] = _resolve_parent(conn, p, run_id)
     parent_id, parent_rank, parent_name = parents[key]
-    # Older pending proposals re-clustered by this one: any pending proposal of another run sharing a member.
+    # Older pending proposals re-clustered by this one (any pending proposal of another run sharing a member),
+    # and rejected ones it meets again (a reviewer's "no" is remembered, not asked again).
     overlap: dict[int, int] = {}
+    rejected: dict[int, int] = {}
     # CROSS JOIN pins the join order (members by processid first); left to itself the planner walks every
     # pending proposal through the status index, which is quadratic over a 100k-proposal run.
-    for old_id, n in _in_chunks(raw, "SELECT m.proposal_id, count(*) FROM proposal_members m CROSS JOIN proposals p "
-                                     "ON p.id = m.proposal_id WHERE m.processid IN ({}) AND p.status = 'pending' "
-                                     "AND p.run_id != ? GROUP BY m.proposal_id", pids, (run_id,)):
-        overlap[old_id] = overlap.get(old_id, 0) + n
+    for old_id, status, n in _in_chunks(
+            raw, "SELECT m.proposal_id, p.status, count(*) FROM proposal_members m CROSS JOIN proposals p "
+                 "ON p.id = m.proposal_id WHERE m.processid IN ({}) AND p.status IN ('pending', 'rejected') "
+                 "AND p.run_id != ? GROUP BY m.proposal_id", pids, (run_id,)):
+        into = overlap if status == "pending" else rejected
+        into[old_id] = into.get(old_id, 0) + n
+    # Every member was in one rejected candidate: the same candidate again, rejected again (linked to it).
+    recognised = min((k for k, n in rejected.items() if n == len(pids)), default=None)
     lineage, version = None, 1
-    if overlap:
+    if recognised is not None:
+        lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?",
+                                           (recognised,)).fetchone()
+        version = old_version + 1
+    elif overlap:
         best = max(overlap, key=lambda k: (overlap[k], -k))
         lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?", (best,)).fetchone()
         version = old_version + 1
@@ -203,8 +225,8 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     cur = raw.execute(
         "INSERT INTO proposals (run_id, lineage, version, status, parent_taxon_id, parent_rank, parent_name, "
         "provisional_name, size, novelty, nearest_species, nearest_identity, evidence, created_at, updated_at) "
-        "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, lineage, version, parent_id, parent_rank, parent_name, p.provisional_name, len(members),
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, lineage, version, "pending" if recognised is None else "rejected", parent_id, parent_rank, parent_name, p.provisional_name, len(members),
          None if p.novelty is None else float(p.novelty), p.nearest_species,
          None if p.nearest_identity is None else float(p.nearest_identity),
          json.dumps(p.evidence.to_dict()), now, now))
@@ -221,6 +243,12 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
                     "VALUES ('recluster', ?, ?, ?, ?, ?)",
                     (old_id, new_id, run_id, now, json.dumps({"shared_members": overlap[old_id]})))
+    for old_id in sorted(rejected):
+        kind = "recognised" if old_id == recognised else "overlaps_rejected"
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES (?, ?, ?, ?, ?, ?)", (kind, old_id, new_id, run_id, now,
+                                                  json.dumps({"shared_members": rejected[old_id],
+                                                              "members": len(pids)})))
     return new_id
 
 
@@ -256,7 +284,7 @@ class ProposalsMixin:
                        ) -> tuple[list[ProposalSummary], int]:
         """One page of proposals and the total matching the filters.
 
-        ``status`` None = live (pending, accepted, rejected); ``parent`` is a taxon
+        ``status`` None = live (pending, accepted, rejected, assigned); ``parent`` is a taxon
         id (with ``parent_subtree`` every proposal below it) or a parent name.
         Sort keys: id, size, novelty, identity, parent, name, status, created,
         updated, version; ties by id; missing values count as smallest (first

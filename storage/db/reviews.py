@@ -7,8 +7,9 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.suggest_name(proposal_id) -> str                       # "Megaselia sp. BD-0007" (not reserved)
     db.accept(proposal_id, expected_version, name=None, *, reviewer, note=None)
     db.reject(proposal_id, expected_version, *, reviewer, note=None)
-    db.merge(proposal_ids, expected_versions, *, reviewer, note=None)   # into proposal_ids[0]
-    db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None)  # new proposal
+    db.assign(proposal_id, expected_version, species_taxon, *, reviewer, note=None)  # a known species
+    db.merge(proposal_ids, expected_versions, *, reviewer, note=None, parent=None, evidence=None)
+    db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None, evidence=None)
     db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None)
     db.rename(proposal_id, expected_version, name, *, reviewer, note=None)
     db.note(proposal_id, text, *, reviewer, expected_version=None)
@@ -21,9 +22,18 @@ Rules:
   since (another review, or a newer run re-clustered it) the action is refused
   with :class:`~biodiscover.storage.errors.StaleProposalError` naming what happened; nothing
   is written.
-* Accept / reject / merge / split need a ``pending`` proposal; move and rename
-  work on pending and accepted ones (an accepted proposal's provisional taxon is
-  moved / renamed with it).
+* Accept / reject / assign / merge / split need a ``pending`` proposal; move and
+  rename work on pending and accepted ones (an accepted proposal's provisional
+  taxon is moved / renamed with it).
+* Assigning names the members as a known species (a ``species`` taxon already in
+  the taxonomy, e.g. from the reference): status ``assigned``, no new taxon; the
+  next triage uses them as keys of that species.
+* Merging candidates of different parents places the result under the parents'
+  lowest common taxon unless ``parent`` says where; the result names it.
+* Split and merge change who the members are, so the caller passes the evidence
+  recomputed from the new member lists (the review app does, with
+  ``discovery.proposals.recompute_evidence``); it is stored in the same
+  transaction and undo restores the evidence from before.
 * Accepting creates a provisional species taxon under the proposal's parent. The
   default name is ``<parent> sp. BD-NNNN`` from a counter stored in the database
   and never reused (a custom ``BD-NNNN`` name advances it too).
@@ -64,7 +74,7 @@ NAME_COUNTER = "provisional_name"
 NAME_PATTERN = re.compile(r"\bBD-(\d+)\b")
 #: Proposal fields a snapshot keeps (and undo restores).
 SNAP_FIELDS: tuple[str, ...] = ("status", "provisional_name", "parent_taxon_id", "parent_rank", "parent_name",
-                                "taxon_id", "merged_into", "size", "version")
+                                "taxon_id", "merged_into", "size", "nearest_species", "nearest_identity", "version")
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ class ReviewResult:
     taxon_id: int | None = None
     name: str | None = None
     new_proposal_id: int | None = None
+    #: where the proposal sits after a move or merge: (rank, name) of its parent taxon
+    parent: tuple[str | None, str | None] | None = None
 
 
 def format_name(parent_name: str | None, number: int, parent_rank: str | None = "genus") -> str:
@@ -110,7 +122,9 @@ def _advance_counter_past(conn: Connection, name: str) -> None:
                      {"n": NAME_COUNTER, "v": int(m.group(1))})
 
 
-def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence[int] = ()) -> dict[str, Any]:
+def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence[int] = (), *,
+              evidence: bool = False) -> dict[str, Any]:
+    """Proposals (fields, members; the evidence too when ``evidence``: split and merge change it) and taxa."""
     props: dict[str, Any] = {}
     for pid in proposal_ids:
         r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == pid)).mappings().first()
@@ -118,6 +132,8 @@ def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence
             props[str(pid)] = None
             continue
         snap = {k: r[k] for k in SNAP_FIELDS}
+        if evidence:
+            snap["evidence"] = r["evidence"]
         snap["members"] = [list(m) for m in conn.execute(
             sa.select(MEMBERS.c.processid, MEMBERS.c.specimen_id, MEMBERS.c.probability, MEMBERS.c.outlier_score)
             .where(MEMBERS.c.proposal_id == pid).order_by(MEMBERS.c.processid))]
@@ -182,11 +198,74 @@ def _content(snap: dict[str, Any] | None) -> Any:
     the version but restores the content, so an earlier review can be undone next)."""
     if snap is None:
         return None
-    return {k: (sorted(map(list, v)) if k == "members" else v) for k, v in snap.items() if k != "version"}
+    return {k: (sorted(map(list, v)) if k == "members" else v) for k, v in snap.items()
+            if k not in ("version", "evidence")}
 
 
 def _versions(snap: dict[str, Any]) -> dict[int, int]:
     return {int(k): v["version"] for k, v in snap["proposals"].items() if v is not None}
+
+
+def _evidence_json(evidence: Any) -> dict[str, Any]:
+    """An evidence record (or its dict) in the stored JSON layout."""
+    if hasattr(evidence, "to_dict"):
+        return evidence.to_dict()
+    if isinstance(evidence, Mapping):
+        return dict(evidence)
+    raise TypeError(f"evidence must be an Evidence record or a mapping, got {type(evidence).__name__}")
+
+
+def _evidence_values(evidence: Any) -> dict[str, Any]:
+    """Proposal columns set from recomputed evidence: the evidence itself and the nearest known species the
+    queue sorts and filters by (they must say the same as the evidence tab)."""
+    data = _evidence_json(evidence)
+    near = data.get("nearest_known") if isinstance(data.get("nearest_known"), Mapping) else {}
+    return {"evidence": data, "nearest_species": near.get("species"), "nearest_identity": near.get("identity")}
+
+
+def _find_taxon(conn: Connection, taxon: int | str, action: str) -> Any:
+    """A taxon row (id, rank, name, status, parent_id) by id or by unique name (not rejected)."""
+    cols = (TAXA.c.id, TAXA.c.rank, TAXA.c.name, TAXA.c.status, TAXA.c.parent_id)
+    if isinstance(taxon, int):
+        t = conn.execute(sa.select(*cols).where(TAXA.c.id == taxon)).first()
+    else:
+        found = conn.execute(sa.select(*cols).where(TAXA.c.name == taxon, TAXA.c.status != "rejected")).all()
+        if len(found) > 1:
+            raise DatabaseError(f"cannot {action}: {len(found)} taxa are named {taxon!r}; pick one by id")
+        t = found[0] if found else None
+    if t is None:
+        raise DatabaseError(f"cannot {action}: no taxon {taxon!r}")
+    return t
+
+
+def _ancestry(conn: Connection, taxon_id: int | None) -> list[int]:
+    """``taxon_id`` and its ancestors, nearest first."""
+    out: list[int] = []
+    while taxon_id is not None and len(out) < 64 and taxon_id not in out:
+        out.append(taxon_id)
+        taxon_id = conn.execute(sa.select(TAXA.c.parent_id).where(TAXA.c.id == taxon_id)).scalar()
+    return out
+
+
+def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int | None
+                   ) -> tuple[int, str, str] | None:
+    """(id, rank, name) of where a merge lands: ``chosen``, else the parents' lowest common taxon when
+    they differ (None: they agree, or share no taxon, and the target keeps its parent)."""
+    if chosen is None:
+        known = [p for p in parents if p is not None]
+        if len(set(known)) <= 1:
+            return None
+        common = _ancestry(conn, known[0])
+        for other in known[1:]:
+            up = set(_ancestry(conn, other))
+            common = [t for t in common if t in up]
+        if not common:
+            return None
+        chosen = common[0]
+    t = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == chosen)).first()
+    if t is None:
+        raise DatabaseError(f"cannot merge under taxon {chosen}: no such taxon")
+    return t.id, t.rank, t.name
 
 
 class ReviewsMixin:
@@ -245,9 +324,58 @@ class ReviewsMixin:
 
         return self._review(_do, "reject")
 
+    def assign(self, proposal_id: int, expected_version: int, species_taxon: int | str, *, reviewer: str,
+               note: str | None = None) -> ReviewResult:
+        """Identify a candidate as a known species: its members are named as that species.
+
+        ``species_taxon``: the id (or unique name) of a ``species`` taxon that is not
+        provisional-from-this-proposal or rejected. The proposal closes as
+        ``assigned`` under the species' parent, carrying the species' name.
+        """
+        def _do(conn: Connection) -> ReviewResult:
+            _load_checked(conn, proposal_id, expected_version, ("pending",), "assign")
+            t = _find_taxon(conn, species_taxon, "assign")
+            if t.rank != "species" or t.status == "rejected":
+                raise DatabaseError(f"cannot assign proposal {proposal_id} to {t.rank} {t.name!r}: pick a species")
+            parent = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(
+                TAXA.c.id == t.parent_id)).first() if t.parent_id is not None else None
+            now = utcnow()
+            before = _snapshot(conn, [proposal_id])
+            _bump(conn, proposal_id, now, status="assigned", taxon_id=t.id, provisional_name=t.name,
+                  parent_taxon_id=parent.id if parent else None, parent_rank=parent.rank if parent else None,
+                  parent_name=parent.name if parent else None)
+            after = _snapshot(conn, [proposal_id])
+            rid = _log(conn, "assign", proposal_id, reviewer, now, before, after, note)
+            return ReviewResult(rid, "assign", proposal_id, _versions(after), taxon_id=t.id, name=t.name,
+                                parent=(parent.rank, parent.name) if parent else None)
+
+        return self._review(_do, "assign")
+
+    def known_species(self, search: str = "", limit: int = 200, near: str | None = None) -> list[tuple[int, str]]:
+        """(taxon id, ``name  (genus › family)``) of known species matching ``search`` (case-insensitive
+        substring), ``near``'s genus first when given: what "assign to a known species" offers."""
+        from biodiscover.storage.db.taxonomy import lineage_labels
+
+        with self._read() as conn:  # type: ignore[attr-defined]
+            q = sa.select(TAXA.c.id, TAXA.c.name, TAXA.c.parent_id).where(
+                TAXA.c.rank == "species", TAXA.c.status == "accepted")
+            if search:
+                q = q.where(TAXA.c.name.ilike(f"%{search}%"))
+            rows = conn.execute(q.order_by(TAXA.c.name).limit(max(limit, 1) * 4)).all()
+            labels = lineage_labels(conn, {r.parent_id for r in rows if r.parent_id is not None})
+        genus = near.split()[0] if near else None
+        rows = sorted(rows, key=lambda r: (r.name != near, not (genus and r.name.startswith(genus + " ")), r.name))
+        return [(r.id, r.name + (f"  ({labels[r.parent_id]})" if r.parent_id in labels else "")) for r in rows[:limit]]
+
     def merge(self, proposal_ids: Sequence[int], expected_versions: Sequence[int] | Mapping[int, int], *,
-              reviewer: str, note: str | None = None) -> ReviewResult:
-        """Fold ``proposal_ids[1:]`` into ``proposal_ids[0]`` (members united, highest probability kept)."""
+              reviewer: str, note: str | None = None, parent: int | None = None,
+              evidence: Any = None) -> ReviewResult:
+        """Fold ``proposal_ids[1:]`` into ``proposal_ids[0]`` (members united, highest probability kept).
+
+        Candidates of different parents end under their lowest common taxon (or
+        ``parent``, a taxon id); ``evidence``: the evidence recomputed for the merged
+        members (an :class:`~biodiscover.storage.evidence.Evidence` or its dict).
+        """
         ids = list(dict.fromkeys(int(i) for i in proposal_ids))
         if len(ids) < 2:
             raise ValueError("merge needs at least two different proposals")
@@ -261,7 +389,7 @@ class ReviewsMixin:
                 _load_checked(conn, pid, expected[pid], ("pending",), "merge")
             now = utcnow()
             target = ids[0]
-            before = _snapshot(conn, ids)
+            before = _snapshot(conn, ids, evidence=True)
             best: dict[str, list[Any]] = {}
             for pid in ids:
                 for m in before["proposals"][str(pid)]["members"]:
@@ -269,27 +397,38 @@ class ReviewsMixin:
                     if cur is None or (m[2] or 0) > (cur[2] or 0):
                         best[m[0]] = m
             _set_members(conn, target, sorted(best.values()))
-            _bump(conn, target, now, size=len(best))
+            where = _merged_parent(conn, [before["proposals"][str(i)]["parent_taxon_id"] for i in ids], parent)
+            values: dict[str, Any] = {"size": len(best)}
+            if where is not None:
+                values.update(parent_taxon_id=where[0], parent_rank=where[1], parent_name=where[2])
+            if evidence is not None:
+                values.update(_evidence_values(evidence))
+            _bump(conn, target, now, **values)
             for pid in ids[1:]:
                 _bump(conn, pid, now, status="merged", merged_into=target)
-            after = _snapshot(conn, ids)
+            after = _snapshot(conn, ids, evidence=True)
             rid = _log(conn, "merge", target, reviewer, now, before, after, note)
             for pid in ids[1:]:
                 conn.execute(sa.insert(EDGES).values(kind="merge", source_id=pid, target_id=target, review_id=rid,
                                                      created_at=now, detail={}))
-            return ReviewResult(rid, "merge", target, _versions(after))
+            t = after["proposals"][str(target)]
+            return ReviewResult(rid, "merge", target, _versions(after), parent=(t["parent_rank"], t["parent_name"]))
 
         return self._review(_do, "merge")
 
     def split(self, proposal_id: int, expected_version: int, member_ids: Sequence[str], *, reviewer: str,
-              note: str | None = None) -> ReviewResult:
-        """Move ``member_ids`` out of a proposal into a new pending proposal (same run and parent)."""
+              note: str | None = None, evidence: Sequence[Any] | None = None) -> ReviewResult:
+        """Move ``member_ids`` out of a proposal into a new pending proposal (same run and parent).
+
+        ``evidence``: (evidence of the members that stay, evidence of the members split off),
+        recomputed from each member list by the caller.
+        """
         chosen = set(member_ids)
 
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending",), "split")
             now = utcnow()
-            before = _snapshot(conn, [proposal_id])
+            before = _snapshot(conn, [proposal_id], evidence=True)
             members = before["proposals"][str(proposal_id)]["members"]
             have = {m[0] for m in members}
             missing = sorted(chosen - have)
@@ -302,15 +441,18 @@ class ReviewsMixin:
             move = [m for m in members if m[0] in chosen]
             new_id = int(conn.execute(sa.insert(PROPOSALS).values(
                 run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
-                parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move),
-                novelty=r["novelty"], nearest_species=r["nearest_species"], nearest_identity=r["nearest_identity"],
-                evidence={"split_from": proposal_id}, created_at=now, updated_at=now)).inserted_primary_key[0])
+                parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move), novelty=r["novelty"],
+                **(_evidence_values(evidence[1]) if evidence is not None else {
+                    "nearest_species": r["nearest_species"], "nearest_identity": r["nearest_identity"],
+                    "evidence": {"split_from": proposal_id}}),
+                created_at=now, updated_at=now)).inserted_primary_key[0])
             conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
             _set_members(conn, new_id, move)
             _set_members(conn, proposal_id, keep)
-            _bump(conn, proposal_id, now, size=len(keep))
+            _bump(conn, proposal_id, now, size=len(keep),
+                  **(_evidence_values(evidence[0]) if evidence is not None else {}))
             before["proposals"][str(new_id)] = None
-            after = _snapshot(conn, [proposal_id, new_id])
+            after = _snapshot(conn, [proposal_id, new_id], evidence=True)
             rid = _log(conn, "split", proposal_id, reviewer, now, before, after, note)
             conn.execute(sa.insert(EDGES).values(kind="split", source_id=proposal_id, target_id=new_id,
                                                  review_id=rid, created_at=now, detail={"members": sorted(chosen)}))
@@ -323,18 +465,7 @@ class ReviewsMixin:
         """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name)."""
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "move")
-            if isinstance(new_parent_taxon, int):
-                t = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(
-                    TAXA.c.id == new_parent_taxon)).first()
-            else:
-                found = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(
-                    TAXA.c.name == new_parent_taxon, TAXA.c.status != "rejected")).all()
-                if len(found) > 1:
-                    raise DatabaseError(f"cannot move: {len(found)} taxa are named {new_parent_taxon!r}; "
-                                        "pick one by id")
-                t = found[0] if found else None
-            if t is None:
-                raise DatabaseError(f"cannot move proposal {proposal_id}: no taxon {new_parent_taxon!r}")
+            t = _find_taxon(conn, new_parent_taxon, "move")
             now = utcnow()
             taxa = [r["taxon_id"]] if r["taxon_id"] else []
             before = _snapshot(conn, [proposal_id], taxa)
@@ -343,7 +474,8 @@ class ReviewsMixin:
                 conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(parent_id=t.id))
             after = _snapshot(conn, [proposal_id], taxa)
             rid = _log(conn, "move", proposal_id, reviewer, now, before, after, note)
-            return ReviewResult(rid, "move", proposal_id, _versions(after), taxon_id=r["taxon_id"])
+            return ReviewResult(rid, "move", proposal_id, _versions(after), taxon_id=r["taxon_id"],
+                                parent=(t.rank, t.name))
 
         return self._review(_do, "move")
 
@@ -393,9 +525,12 @@ class ReviewsMixin:
             after, before = rv["after"], rv["before"]
             pids = [int(k) for k in after["proposals"]]
             tids = [int(k) for k in after.get("taxa", {})]
-            now_snap = _snapshot(conn, pids, tids)
+            with_evidence = any(isinstance(v, dict) and "evidence" in v for v in before["proposals"].values())
+            now_snap = _snapshot(conn, pids, tids, evidence=with_evidence)
             for k, snap in after["proposals"].items():
                 cur = now_snap["proposals"][k]
+                if snap is not None and cur is not None:
+                    cur = {f: v for f, v in cur.items() if f in snap}  # compare what that review recorded
                 if _content(snap) != _content(cur):
                     raise StaleProposalError(
                         f"cannot undo review {review_id} ({rv['action']}): proposal {k} changed after it "
@@ -411,7 +546,10 @@ class ReviewsMixin:
                         conn.execute(sa.insert(EDGES).values(kind="undo", source_id=pid, target_id=None,
                                                              created_at=now, detail={"review": review_id}))
                         continue
-                    values = {f: target[f] for f in SNAP_FIELDS if f != "version"}
+                    # snapshots written by older versions lack newer fields: restore what they hold
+                    values = {f: target[f] for f in SNAP_FIELDS if f != "version" and f in target}
+                    if "evidence" in target:
+                        values["evidence"] = target["evidence"]
                     _bump(conn, pid, now, **values)
                     _set_members(conn, pid, target["members"])
                 for k in tids:
@@ -420,7 +558,7 @@ class ReviewsMixin:
                         conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(status="rejected"))
                     else:
                         conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(**target))
-            restored = _snapshot(conn, pids, tids)
+            restored = _snapshot(conn, pids, tids, evidence=with_evidence)
             rid = _log(conn, "undo", rv["proposal_id"], reviewer, now, now_snap, restored, note, target=review_id)
             return ReviewResult(rid, "undo", rv["proposal_id"], _versions(restored))
 

@@ -13,7 +13,8 @@ API::
     graph.add_taxon(rank, name, parent_id, status="accepted", source=None) -> int   # negative id until saved
     graph.set_parent(taxon_id, parent_id) / graph.rename(taxon_id, name) / graph.set_status(taxon_id, status)
     graph.save(db) -> dict[int, int]                  # one BEGIN IMMEDIATE transaction; temp id → real id
-    provisional_references(db) -> list[Specimen]      # members of accepted proposals, named as their taxon
+    provisional_references(db) -> list[Specimen]      # members of accepted / assigned proposals, named as their taxon
+    register_lineages(db, lineages, source=...) -> int  # the reference's taxa (known species), added once
 
 Why a graph object and not SQL only: the TUI draws the tree and discovery walks
 lineages many times per run; a DiGraph answers lineage and subtree queries in
@@ -39,7 +40,7 @@ from sqlalchemy.engine import Connection
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.models import TAXON_STATUSES, Proposal, ProposalMember, Taxon
 from biodiscover.storage.errors import DatabaseError
-from biodiscover.storage.records import RANKS, Specimen
+from biodiscover.storage.records import RANKS, Specimen, is_filler_name
 
 if TYPE_CHECKING:
     from biodiscover.storage.db.database import Database
@@ -202,7 +203,8 @@ class TaxonomyGraph:
 
 
 def provisional_references(db: "Database") -> list[Specimen]:
-    """Members of accepted proposals as reference records named by their provisional species."""
+    """Members of accepted proposals as reference records named by their provisional species, and
+    members a reviewer assigned to a known species named as that species."""
     from biodiscover.storage.db.ingest import row_to_specimen
     from biodiscover.storage.db.models import SpecimenRow
 
@@ -213,7 +215,7 @@ def provisional_references(db: "Database") -> list[Specimen]:
         rows = conn.execute(
             sa.select(P.c.taxon_id, S).select_from(P).join(M, M.c.proposal_id == P.c.id)
             .join(S, sa.and_(S.c.processid == M.c.processid, S.c.current.is_(True)))
-            .where(P.c.status == "accepted").order_by(P.c.id, S.c.processid)).mappings().all()
+            .where(P.c.status.in_(("accepted", "assigned"))).order_by(P.c.id, S.c.processid)).mappings().all()
     for r in rows:
         if r["taxon_id"] not in graph:
             continue
@@ -223,3 +225,55 @@ def provisional_references(db: "Database") -> list[Specimen]:
             setattr(spec, rank, lineage.get(rank))
         out.append(spec)
     return out
+
+
+def lineage_labels(conn: Connection, taxon_ids: set[int]) -> dict[int, str]:
+    """taxon id → ``"Megaselia › Phoridae"`` (the taxon and its parent): what tells two same-named
+    species or genera apart in a pick list."""
+    out: dict[int, str] = {}
+    for tid in taxon_ids:
+        names: list[str] = []
+        cur: int | None = tid
+        while cur is not None and len(names) < 2:
+            r = conn.execute(sa.select(TAXA.c.name, TAXA.c.parent_id).where(TAXA.c.id == cur)).first()
+            if r is None:
+                break
+            if not is_filler_name(r.name):  # "unassigned Gaeaxidae" names no taxon
+                names.append(r.name)
+            cur = r.parent_id
+        if names:
+            out[tid] = " › ".join(names)
+    return out
+
+
+def register_lineages(db: "Database", lineages: Any, *, source: str) -> int:
+    """Add the taxa of ``lineages`` (rank → name mappings, or tuples in ``RANKS`` order) that the
+    taxonomy lacks, status accepted; returns how many distinct lineages were registered.
+
+    Why: the reference a run searched names thousands of known species the
+    database never saw (a new collection carries no identifications). Registered,
+    they appear in the taxonomy tree and a reviewer can assign a candidate to one.
+    One transaction; lineages already present cost a lookup each.
+    """
+    from biodiscover.storage.db.ingest import ensure_lineage
+
+    unique: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for lin in lineages:
+        d = dict(zip(RANKS, lin)) if isinstance(lin, (tuple, list)) else dict(lin)
+        clean = {r: str(d[r]) for r in RANKS if d.get(r)}
+        if clean:
+            unique.setdefault(tuple(clean.items()), clean)
+    if not unique:
+        return 0
+
+    def _do(conn: Connection) -> int:
+        cache: dict[tuple[str, str, int | None], int] = {}
+        for r in conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id)):
+            cache.setdefault((r.rank, r.name, r.parent_id), r.id)
+        added: dict[tuple[str, str, int | None], int] = {}
+        for lineage in unique.values():
+            ensure_lineage(conn, lineage, cache, added, source)
+            cache.update(added)
+        return len(unique)
+
+    return int(db._write(_do, "register reference taxa"))

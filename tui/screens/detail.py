@@ -19,6 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from biodiscover.storage.records import is_filler_name
 from biodiscover.tui import evidence as ev
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
 from biodiscover.tui.widgets.dna_panel import DnaPanel
@@ -35,24 +36,30 @@ def _pct(value: float | None) -> str:
     return f"{value * 100:.1f}%" if value <= 1 else f"{value:.1f}%"
 
 
+STATUS_STYLE = {"pending": "yellow", "accepted": "green", "rejected": "red", "assigned": "cyan"}
+
+
 def summary_text(detail: Any) -> Text:
     s = detail.summary
     text = Text()
     text.append(f"#{s.id} ", style="bold")
-    text.append(f"{s.status} ", style={"pending": "yellow", "accepted": "green", "rejected": "red"}.get(s.status, ""))
+    text.append(f"{s.status} ", style=STATUS_STYLE.get(s.status, ""))
     text.append(f"v{s.version}  ", style="grey50")
-    text.append(s.provisional_name or f"suggested: {detail.suggested_name}",
-                style="bold green" if s.provisional_name else "italic")
+    text.append(s.name, style="bold green" if s.provisional_name else "italic")
     text.append("\n")
-    names = [name for _, name in detail.parent_lineage] or [s.parent_name or "?"]
+    # rank fillers ("unassigned Gaeaxidae") name no taxon: left out of the lineage a taxonomist reads
+    names = [name for _, name in detail.parent_lineage if not is_filler_name(name)] or [s.parent_name or "?"]
     rank = detail.parent_lineage[-1][0] if detail.parent_lineage else s.parent_rank
     text.append(" › ".join(names), style="cyan")
     text.append(f" ({rank})\n" if rank else "\n", style="grey50")
     text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  nearest known ")
     text.append(f"{s.nearest_species or '–'}", style="magenta")
-    text.append(f" at {_pct(s.nearest_identity)} identity\n")
-    line, style = ev.barcode_gap(detail.evidence, s.nearest_identity).verdict
-    text.append(line, style=style)
+    text.append(f" ({_pct(s.nearest_identity)})\n")
+    gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
+    text.append(gap.sentence(), style=ev.GAP_STYLE.get(gap.verdict, ""))
+    warning = ev.rejected_warning(detail.history, s.id)
+    if warning:
+        text.append(f"\n⚠ {warning}", style="bold yellow")
     return text
 
 
@@ -100,7 +107,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
     ]
 
     def __init__(self, proposal_id: int, position: int | None = None) -> None:
-        super().__init__(id="detail")
+        super().__init__(classes="detail")
         self.proposal_id = proposal_id
         #: Row of this proposal in the queue's query (for next / previous), None when opened elsewhere.
         self.position = position
@@ -113,6 +120,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             with TabPane("1 Members", id="members"):
                 yield DataTable(id="members-table", cursor_type="row", zebra_stripes=True, cell_padding=0)
             with TabPane("2 DNA", id="dna"):
+                yield Static("", id="dna-note")
                 yield DnaPanel(id="dna-panel")
             with TabPane("3 Evidence", id="evidence"):
                 with VerticalScroll(id="evidence-scroll"):
@@ -158,10 +166,17 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             self.app.call_from_thread(self.app.notify, f"proposal {proposal_id}: {exc}", severity="error")
             self.app.call_from_thread(self.decision_shown)
             return
-        if not get_current_worker().is_cancelled:  # the reviewer already moved on
-            self.app.call_from_thread(self._show, detail)
+        if get_current_worker().is_cancelled:  # the reviewer already moved on
+            return
+        try:
+            dna = ev.dna_alignment(detail.evidence, detail.members)
+        except Exception as exc:  # noqa: BLE001 - an alignment failure must not hide the proposal
+            self.app.call_from_thread(self.app.notify, f"DNA alignment: {exc}", severity="warning")
+            dna = ev.DnaView(None, [], "alignment failed")
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show, detail, dna)
 
-    def _show(self, detail: Any) -> None:
+    def _show(self, detail: Any, dna: Any = None) -> None:
         self.decision_shown()
         self.detail = detail
         self.proposal_id = detail.summary.id
@@ -176,11 +191,9 @@ class DetailScreen(DecisionsMixin, Screen[None]):
                      "–" if m.image_measurement_value is None else f"{m.image_measurement_value:.0f}",
                      "–" if m.probability is None else f"{m.probability:.2f}")
             table.add_row(*(_cell(c, w[key]) for c, (key, *_) in zip(cells, MEMBER_COLUMNS)), key=m.processid)
-        cons = ev.consensus(detail.evidence)
-        rows = ev.aligned_rows(detail.evidence, detail.members)
-        if cons is None and rows:
-            cons = rows[0][1]
-        self.query_one(DnaPanel).set_sequences(cons or "", rows)
+        dna = dna if dna is not None else ev.dna_alignment(detail.evidence, detail.members)
+        self.query_one(DnaPanel).set_sequences("", dna.rows, dna.reference)
+        self.query_one("#dna-note", Static).update(dna.note)
         s = detail.summary
         nearest = Text()
         nearest.append("nearest known species: ", style="grey70")
@@ -194,29 +207,31 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one(DistanceHistogram).set_distances(within, near)
         pairs, bbox = ev.places(detail.evidence, detail.members)
         self.query_one(GeographySummary).set_places(pairs, bbox)
-        self.query_one(ImagePanel).set_images(ev.images(detail.members, detail.evidence, self.app.image_root))
+        near = detail.evidence.nearest_known
+        reference = None
+        if near is not None and (near.species or near.processid):
+            reference = (near.species or near.processid or "?", ev.resolve(near.image, self.app.image_root))
+        self.query_one(ImagePanel).set_images(ev.images(detail.members, detail.evidence, self.app.image_root),
+                                              reference)
         self.query_one("#history-text", Static).update(self._history(detail))
         self.sub_title = f"proposal #{s.id}"
 
     @staticmethod
     def _history(detail: Any) -> Text:
+        """Reviews and automatic events (re-clustering, a rejection remembered) in one timeline, oldest first,
+        each with who did it and what changed (old → new name, from → to parent)."""
         text = Text()
-        if not detail.reviews and not detail.history:
+        entries = ev.history_entries(detail.reviews, detail.history, detail.summary.id)
+        if not entries:
             text.append("no reviews yet", style="grey50")
-        actions = {r.get("id"): r.get("action") for r in detail.reviews}
-        for r in detail.reviews:
-            text.append(f"{_when(r.get('created_at'))}  ", style="grey50")
-            text.append(f"{r.get('action')}", style="bold")
-            target = r.get("target_review_id")
-            if r.get("action") == "undo" and target is not None:
-                text.append(f" of {actions.get(target) or 'review'} (review {target})", style="bold")
-            text.append(f"  by {r.get('reviewer')}")
-            if r.get("note"):
-                text.append(f"  “{r['note']}”", style="italic")
+        for when, what, who, note in entries:
+            text.append(f"{_when(when)}  ", style="grey50")
+            text.append(what, style="bold" if who else "grey70")
+            if who:
+                text.append(f"  by {who}", style="cyan")
+            if note:
+                text.append(f"  “{note}”", style="italic")
             text.append("\n")
-        for e in detail.history:
-            text.append(f"{_when(e.get('created_at'))}  {e.get('kind')}  #{e.get('source_id')} → "
-                        f"#{e.get('target_id')}\n", style="grey70")
         return text
 
     # -- navigation ----------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import Generic, Sequence, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.events import Key
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, SelectionList
@@ -89,7 +90,14 @@ class PickDialog(ModalScreen[V | None], Generic[V]):
             yield Label(self.title_text, classes="dialog-title")
             yield Input(placeholder="type to filter", id="dialog-filter")
             yield OptionList(*self._make(""), id="dialog-options")
-            yield Label("↓ to the list, Enter: pick   Esc: cancel", classes="dialog-hint")
+            yield Label("Enter: pick the highlighted one   ↓↑: move   Esc: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        # The first option is highlighted from the start, so Enter picks what the reviewer sees on top (the
+        # nearest known species, the same-parent candidate), never nothing or the second one.
+        options = self.query_one(OptionList)
+        if options.option_count:
+            options.highlighted = 0
 
     def _make(self, needle: str) -> list[Option]:
         needle = needle.lower()
@@ -107,9 +115,15 @@ class PickDialog(ModalScreen[V | None], Generic[V]):
         if options.option_count == 1 or (options.option_count and options.highlighted is not None):
             self._pick(options.get_option_at_index(options.highlighted or 0).id)
 
-    def key_down(self) -> None:
+    def key_down(self, event: Key) -> None:
+        """↓ in the filter box moves into the list onto the option already highlighted (not past it)."""
+        options = self.query_one(OptionList)
         if self.query_one(Input).has_focus:
-            self.query_one(OptionList).focus()
+            event.stop()
+            event.prevent_default()
+            if options.highlighted is None and options.option_count:
+                options.highlighted = 0
+            options.focus()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self._pick(event.option.id)

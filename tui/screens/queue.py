@@ -25,7 +25,7 @@ from biodiscover.tui.widgets.proposal_table import ProposalTable
 from biodiscover.tui.widgets.run_progress import QueueStatus
 
 SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent")
-STATUS_CYCLE: tuple[str | None, ...] = ("pending", None, "accepted", "rejected")
+STATUS_CYCLE: tuple[str | None, ...] = ("pending", None, "accepted", "rejected", "assigned")
 PAGE_SIZE = 100
 
 
@@ -115,7 +115,7 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 raise ValueError
         except ValueError:
             raise ValueError(f"cannot read filter term {term!r} (try size>=5 novelty>=0.9 identity<=97 "
-                             f"parent=NAME status=pending|accepted|rejected|all)") from None
+                             f"parent=NAME status=pending|accepted|rejected|assigned|all)") from None
     if words:
         q = replace(q, search=" ".join(words))
     return q

@@ -40,7 +40,7 @@ class TaxonomyScreen(Screen[None]):
     ]
 
     def __init__(self, focus_taxon: int | None = None) -> None:
-        super().__init__(id="taxonomy")
+        super().__init__(classes="taxonomy")
         self.focus_taxon = focus_taxon
         self.graph: Any | None = None
         self._tree_nodes: dict[int, Any] = {}

@@ -19,11 +19,11 @@ from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
-STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
+STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"), "assigned": ("=", "cyan"),
                "merged": ("⇢", "grey50"), "superseded": ("↻", "grey50"), "withdrawn": ("–", "grey50")}
 #: (key, header, width); ``None`` marks the two name columns sized by :func:`column_widths`.
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("id", "#", 5), ("status", "", 1), ("taxon", "parent / name", None),
+    ("id", "#", 5), ("status", "", 1), ("taxon", "candidate", None),
     ("size", "n", 4), ("novelty", "nov", 4), ("identity", "ident%", 6), ("nearest", "nearest known", None),
 )
 #: Smallest widths of the name columns (they fit 80 columns) and the most they grow to.
@@ -59,11 +59,12 @@ def row_cells(p: Any, widths: dict[str, int] | None = None) -> list[Any]:
     w = widths or column_widths(80)
     mark, style = STATUS_MARK.get(p.status, ("?", ""))
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
-    name = p.provisional_name or p.parent_name or "–"
+    name = p.name
     return [
         Text(str(p.id), justify="right"),
         Text(mark, style=style),
-        # A decided candidate is known by its provisional name (which names the parent), a pending one by its parent.
+        # The one name of the candidate (storage.records.candidate_name): the provisional name once given,
+        # else the working name "<parent> sp. cand<id>" every export uses too.
         Text(fit(name, w["taxon"]), style="green" if p.provisional_name else ""),
         Text(str(p.size), justify="right"),
         Text(_fmt(p.novelty), justify="right"),

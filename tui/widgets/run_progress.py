@@ -13,13 +13,15 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import ProgressBar, Static
 
-STATUS_STYLES = {"pending": "yellow", "accepted": "green", "rejected": "red"}
+STATUS_STYLES = {"pending": "yellow", "accepted": "green", "rejected": "red", "assigned": "cyan"}
 
 
 def render_counts(counts: Mapping[str, int]) -> Text:
-    """``pending 12 · accepted 3 · rejected 1`` (the three statuses a reviewer decides between)."""
+    """``pending 12 · accepted 3 · rejected 1 · assigned 2`` (what a reviewer decides between; assigned =
+    identified as a known species, shown once there is one)."""
     text = Text()
-    for i, status in enumerate(("pending", "accepted", "rejected")):
+    shown = ("pending", "accepted", "rejected") + (("assigned",) if counts.get("assigned") else ())
+    for i, status in enumerate(shown):
         if i:
             text.append(" · ", style="grey50")
         text.append(f"{status} ", style="grey70")

@@ -45,7 +45,7 @@ def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
     """One CSV row of evidence: scalars as they are, the records of :data:`FLAT_EVIDENCE` one level
     deep (``within_distance`` → ``evidence_within_distance_mean`` / ``_max``), a mapping of counts or
     statistics as ``"Canada: 4; Peru: 2"``, number pairs as two columns and a bounding box as
-    ``lat min; lat max; lon min; lon max``; long lists (distances) and alignments stay in the JSON export."""
+    ``lat -5.1 to -4.9; lon 145.4 to 145.9``; long lists (distances) and alignments stay in the JSON export."""
     out: dict[str, Any] = {}
     for k, v in ev.items():
         if isinstance(v, _SCALAR) or (v is None and k not in FLAT_EVIDENCE):
@@ -63,6 +63,8 @@ def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
                 elif isinstance(v2, (list, tuple)) and all(isinstance(x, (int, float)) for x in v2):
                     if k2 in PAIRS and len(v2) == 2:
                         out.update({f"evidence_{k}_{n}": float(x) for n, x in zip(PAIRS[k2], v2)})
+                    elif k2 == "bbox" and len(v2) == 4:  # words first: a cell starting "-33.7" reads as a formula
+                        out[col] = f"lat {v2[0]:.6g} to {v2[1]:.6g}; lon {v2[2]:.6g} to {v2[3]:.6g}"
                     elif 0 < len(v2) <= 4:
                         out[col] = "; ".join(f"{float(x):.6g}" for x in v2)
     return out

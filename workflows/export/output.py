@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Mapping
 
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.settings import config_dir
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,6 @@ def file_mode() -> int:
 
 def folder_mode() -> int:
     return 0o777 & ~_umask()
-
-
-def config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/biodiscover`` (``~/.config/biodiscover`` when unset)."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "biodiscover"
 
 
 def export_key() -> bytes | None:

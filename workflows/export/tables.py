@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import RANKS, open_qualifier
+from biodiscover.storage.records import RANKS, candidate_name
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
 #: candidate, or identified its members as a known species.
@@ -103,15 +103,10 @@ def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
 
 
 def candidate_label(proposal: Mapping[str, Any]) -> str:
-    """The name a candidate goes by: its provisional name once a reviewer gave one, else an
-    open-nomenclature working label ``<parent> sp. cand<id>`` (``gen. sp.`` under a family or
-    subfamily; stable: the proposal id)."""
-    name = proposal.get("provisional_name")
-    if isinstance(name, str) and name.strip():
-        return name
-    parent = proposal.get("parent_taxon")
-    parent = parent if isinstance(parent, str) and parent.strip() else "Unplaced"
-    return f"{parent} {open_qualifier(proposal.get('parent_rank'))} cand{proposal.get('proposal_id')}"
+    """The one name of a candidate (an export row): :func:`~biodiscover.storage.records.candidate_name`,
+    the function the review app uses too."""
+    return candidate_name(proposal.get("provisional_name"), proposal.get("parent_taxon"), proposal.get("parent_rank"),
+                          proposal.get("proposal_id"))
 
 
 def model_description(run: Mapping[str, Any]) -> str:

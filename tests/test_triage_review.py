@@ -1,0 +1,87 @@
+"""What triage stores for the review (issue 15): the reference's species in the taxonomy, each candidate's
+nearest known species with its barcode and every member's own hit, and rejections remembered when the same
+collection is triaged again. Real CLI, real bundle, real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from biodiscover.cli.main import main
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import BIOSCAN_COLUMNS
+from fixtures.discovery import make_world
+
+
+@pytest.fixture(scope="module")
+def world_and_bundle(tmp_path_factory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("ds")
+    (root / "metadata").mkdir()
+    world = make_world(seed=7)
+    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
+        w.writeheader()
+        for split, specs in world.items():
+            for s in specs:
+                row = {k: ("" if v is None else v) for k, v in s.to_row().items()}
+                row.update(phylum="Arthropoda", **{"class": "Insecta"}, split=split, inferred_ranks=0)
+                w.writerow(row)
+    with (root / "collection.fasta").open("w") as fh:
+        for s in world["test"] + world["test_unseen"]:
+            fh.write(f">{s.processid}|x\n{s.dna_barcode}\n")
+    bundle = tmp_path_factory.mktemp("b") / "bundle"
+    assert main(["build-reference", "--data", str(root), "--out", str(bundle), "--keys", "train",
+                 "--max-outliers", "40", "--quiet"]) == 0
+    return root, bundle, world
+
+
+def _triage(root: Path, bundle: Path, db: Path, capsys) -> dict:
+    assert main(["triage", "--input", str(root / "collection.fasta"), "--model", str(bundle), "--db", str(db),
+                 "--json", "-q"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_triage_registers_known_species_and_records_nearest_barcodes(world_and_bundle, tmp_path, capsys) -> None:
+    root, bundle, world = world_and_bundle
+    db_path = tmp_path / "lab.sqlite"
+    summary = _triage(root, bundle, db_path, capsys)
+    keys = {s.processid: s for s in world["train"]}
+    with Database.open(db_path) as db:
+        graph = db.taxonomy()
+        species = {graph.node(t).name for t in graph.graph.nodes if graph.node(t).rank == "species"}
+        assert {s.species for s in world["train"] if s.species} <= species  # every known species, in the tree
+        page, total = db.proposal_queue(run_id=summary["run_id"], limit=500)
+        assert total > 0
+        for p in page:
+            ev = db.proposal_detail(p.id).evidence
+            near = ev.nearest_known
+            assert near.processid in keys and near.barcode == keys[near.processid].dna_barcode
+            assert set(ev.member_hits) == set(db.proposal_members(p.id))
+            best = max(ev.member_hits.values(), key=lambda h: h.identity)
+            assert (best.processid, best.identity) == (near.processid, near.identity)
+        assert db.known_species(search=near.species)[0][1].startswith(near.species)
+
+
+def test_a_rejected_candidate_is_not_queued_again_by_the_next_triage(world_and_bundle, tmp_path, capsys) -> None:
+    root, bundle, _ = world_and_bundle
+    db_path = tmp_path / "lab.sqlite"
+    first = _triage(root, bundle, db_path, capsys)
+    with Database.open(db_path) as db:
+        page, _ = db.proposal_queue(run_id=first["run_id"], status="pending", sort="size", descending=True, limit=500)
+        rejected = page[0]
+        db.reject(rejected.id, rejected.version, reviewer="ana")
+        pending_before = db.queue_counts()["pending"]
+    second = _triage(root, bundle, db_path, capsys)
+    with Database.open(db_path) as db:
+        again = [e for e in db.proposal_history(rejected.id) if e["kind"] == "recognised"]
+        assert len(again) == 1
+        new = db.proposal(again[0]["target_id"])
+        assert new.run_id == second["run_id"] and new.status == "rejected" and new.lineage == rejected.lineage
+        assert set(db.proposal_members(new.id)) <= set(db.proposal_members(rejected.id))
+        assert not db.proposal_queue(run_id=second["run_id"], status="pending", search=new.provisional_name or
+                                     db.proposal_members(new.id)[0])[0]
+        # the rest of the first run's pending candidates were re-clustered (superseded), not duplicated
+        assert db.queue_counts()["pending"] == pending_before
