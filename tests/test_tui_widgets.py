@@ -315,3 +315,15 @@ def test_split_and_merge_option_labels_fit_the_dialog() -> None:
                         nearest_identity=0.97, status="pending", name="Tiaopsis sp. cand21")
     assert proposal_label(p) == "#21 Tiaopsis sp. cand21 · n=3 · nearest Tiaopsis xua 97.0%"
     assert proposal_label(p, "family Phoridae").endswith("97.0% → under family Phoridae")
+
+
+def test_queue_names_keep_the_part_that_tells_candidates_apart() -> None:
+    """Found reviewing the demo at 80 columns: "Taeglaeocera sp. cand…" and "Gebeixinae gen. sp. c…" hid the
+    candidate's own number; the genus is shortened instead."""
+    from biodiscover.tui.widgets.proposal_table import fit_name
+
+    assert fit_name("Taeglaeocera sp. cand16", 22) == "Taeglaeoce… sp. cand16"
+    assert fit_name("Gebeixinae gen. sp. cand24", 22) == "Gebei… gen. sp. cand24"
+    assert fit_name("Mioites sea", 22) == "Mioites sea"
+    assert all(len(fit_name(n, 22)) <= 22 for n in ("Tiaopsisinae gen. sp. cand36", "Megaselia sp. BD-0007",
+                                                    "Tiaopsis sp. BD-chiapas-highlands-1"))

@@ -12,6 +12,7 @@ another species than ``Dreum sp. BIOUG95524``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from rich.text import Text
@@ -40,6 +41,18 @@ def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+_QUALIFIED = re.compile(r"^(?P<head>.+?)(?P<tail> (?:gen\. )?sp\. \S+)$")
+
+
+def fit_name(name: str, width: int) -> str:
+    """A candidate's name cut to ``width``, keeping its end (``sp. cand16``, ``sp. BD-0007``): that is what
+    tells two candidates of one genus apart, so the genus is shortened instead (``Taeglaeoc… sp. cand16``)."""
+    m = _QUALIFIED.match(name)
+    if len(name) <= width or m is None or len(m["tail"]) + 4 > width:
+        return fit(name, width)
+    return fit(m["head"], width - len(m["tail"])) + m["tail"]
+
+
 def column_widths(total: int) -> dict[str, int]:
     """Width of every column for a table ``total`` cells wide (the name columns share the spare room)."""
     fixed = {key: width for key, _, width in COLUMNS if width is not None}
@@ -65,7 +78,7 @@ def row_cells(p: Any, widths: dict[str, int] | None = None) -> list[Any]:
         Text(mark, style=style),
         # The one name of the candidate (storage.records.candidate_name): the provisional name once given,
         # else the working name "<parent> sp. cand<id>" every export uses too.
-        Text(fit(name, w["taxon"]), style="green" if p.provisional_name else ""),
+        Text(fit_name(name, w["taxon"]), style="green" if p.provisional_name else ""),
         Text(str(p.size), justify="right"),
         Text(_fmt(p.novelty), justify="right"),
         Text("–" if identity is None else f"{identity:.1f}", justify="right"),
