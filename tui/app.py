@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import App
 from textual.binding import Binding
 
@@ -74,6 +75,13 @@ class ReviewApp(App[None]):
                         timeout=12)
         self.queue_screen = QueueScreen(QueueQuery(run_id=self.run_id))
         self.push_screen(self.queue_screen)
+        self._prewarm()
+
+    @work(thread=True, exit_on_error=False, description="load the alignment code")
+    def _prewarm(self) -> None:
+        """Import what the detail screen aligns with while the reviewer reads the queue: discovery's modules
+        bring scikit-learn and hdbscan, seconds of imports the first opened candidate would otherwise wait on."""
+        import biodiscover.discovery.proposals  # noqa: F401
 
     # -- help ----------------------------------------------------------------------------------------------
     @staticmethod
