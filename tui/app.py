@@ -103,6 +103,18 @@ class ReviewApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.binding_groups(), self.user_keymap))
 
+    # -- navigation between screens (the screens never import each other) -------------------------------------
+    def open_detail(self, proposal_id: int, position: int | None = None) -> None:
+        """Show one proposal (from the queue with its position, for next / previous; from elsewhere without)."""
+        from biodiscover.tui.screens.detail import DetailScreen
+
+        self.push_screen(DetailScreen(proposal_id, position=position))
+
+    def open_taxonomy(self, focus_taxon: int | None = None) -> None:
+        from biodiscover.tui.screens.taxonomy import TaxonomyScreen
+
+        self.push_screen(TaxonomyScreen(focus_taxon=focus_taxon))
+
     # -- data used by dialogs (called from worker threads) ---------------------------------------------------
     def parent_taxon_options(self, exclude: int | None = None) -> list[tuple[int, str]]:
         """(taxon id, label) of every non-species taxon a proposal can be moved under."""

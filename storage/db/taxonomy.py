@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, ContextManager, Protocol
 
 import networkx as nx
 import sqlalchemy as sa
@@ -42,8 +42,17 @@ from biodiscover.storage.db.models import TAXON_STATUSES, Proposal, ProposalMemb
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import RANKS, Specimen, is_filler_name
 
-if TYPE_CHECKING:
-    from biodiscover.storage.db.database import Database
+
+
+class Database(Protocol):
+    """What this module needs of :class:`biodiscover.storage.db.database.Database` (named here, not imported:
+    the database imports this module, and an import back would make a circle)."""
+
+    def _read(self) -> ContextManager[Connection]: ...
+
+    def _write(self, fn: Callable[[Connection], Any], what: str) -> Any: ...
+
+    def taxonomy(self) -> "TaxonomyGraph": ...
 
 log = logging.getLogger(__name__)
 TAXA = Taxon.__table__

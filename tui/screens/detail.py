@@ -251,10 +251,8 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             self.query_one(target).focus()
 
     def action_taxonomy(self) -> None:
-        from biodiscover.tui.screens.taxonomy import TaxonomyScreen
-
         s = self.current_proposal()
-        self.app.push_screen(TaxonomyScreen(focus_taxon=s.parent_taxon_id if s else None))
+        self.app.open_taxonomy(s.parent_taxon_id if s else None)
 
     def action_step(self, direction: int, after_decision: bool = False) -> None:
         """Open the next / previous proposal of the queue's current query."""

@@ -144,9 +144,7 @@ class TaxonomyScreen(Screen[None]):
         if taxon is None or taxon.proposal_id is None:
             self.app.notify("this taxon was not created from a proposal", severity="warning")
             return
-        from biodiscover.tui.screens.detail import DetailScreen
-
-        self.app.push_screen(DetailScreen(taxon.proposal_id))
+        self.app.open_detail(taxon.proposal_id)
 
     def action_next_provisional(self) -> None:
         if self.graph is None:
