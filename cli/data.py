@@ -17,7 +17,13 @@ import typer
 
 from biodiscover.storage.collections import read_collection
 from biodiscover.storage.errors import InputError
-from biodiscover.storage.validation import PROBLEM_KINDS
+from biodiscover.storage.validation import (
+    PROBLEM_KINDS,
+    check_output_path,
+    is_quarantine_report,
+    quarantine_path_for,
+    write_quarantine,
+)
 
 #: How many quarantined records the human-readable report lists.
 SHOWN_RECORDS = 10
@@ -36,23 +42,19 @@ KIND_LABELS: dict[str, str] = {
     "malformed_row": "wrong number of fields",
     "bad_value": "non-numeric value in a numeric column",
     "no_data": "neither barcode nor image",
+    "control_chars": "control characters in a cell",
+    "long_barcode": "barcode longer than any COI barcode",
 }
-
-
-def _default_quarantine_path(source: Path) -> Path:
-    name = source.name
-    for suffix in (".gz", ".csv", ".tsv", ".fasta", ".fa", ".fas"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-    return Path.cwd() / f"{name or 'input'}.quarantine.csv"
 
 
 def validate(
     input: Path = typer.Argument(..., help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M dataset root, or an image folder."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images to attach and check."),
     quarantine: Optional[Path] = typer.Option(
-        None, "--quarantine", help="Where to write the quarantine CSV (default: ./<input>.quarantine.csv when rows are set aside)."
+        None, "--quarantine", help="Where to write the quarantine CSV (default: <input>.quarantine.csv beside the "
+                                   "input when rows are set aside)."
     ),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --quarantine file that biodiscover did not write."),
     require_images: bool = typer.Option(False, "--require-images", help="Quarantine records without an image."),
     check_images: bool = typer.Option(True, "--check-images/--no-check-images", help="Open every image with PIL."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
@@ -62,13 +64,13 @@ def validate(
         raise InputError(f"{input}: no such file or directory")
     if images is not None and not images.is_dir():
         raise InputError(f"{images}: image folder does not exist")
+    target = quarantine if quarantine is not None else quarantine_path_for(input)
+    check_output_path(target, what="quarantine report", force=force, ours=is_quarantine_report)  # before reading
     result = read_collection(input, images=images, require_images=require_images, check_images=check_images)
     summary = result.summary
     qpath: Path | None = None
-    if result.quarantine:
-        qpath = result.write_quarantine(quarantine or _default_quarantine_path(input))
-    elif quarantine is not None:
-        qpath = result.write_quarantine(quarantine)
+    if result.quarantine or quarantine is not None:
+        qpath = write_quarantine(result.quarantine, target, force=force).absolute()
 
     if as_json:
         payload = {

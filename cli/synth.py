@@ -101,15 +101,17 @@ def split(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
 ) -> None:
     """Partition labelled records into BIOSCAN-5M splits (seen / unseen / heldout / pretrain)."""
+    from biodiscover.storage.validation import check_output_path, is_quarantine_report
+
     if not input.exists():
         raise InputError(f"{input}: no such file")
-    if out.exists() and not force:
-        raise InputError(f"{out}: already exists; use --force to overwrite")
+    if out.is_dir():
+        raise InputError(f"{out}: is a folder; --out takes the CSV file to write, e.g. {out / 'splits.csv'}")
+    check_output_path(out, what="split table", force=force)  # before the read: never fail after the work
+    qpath = out.with_name(out.name.removesuffix(".csv") + ".quarantine.csv")
+    check_output_path(qpath, what="quarantine report", force=force, ours=is_quarantine_report)
     summary, read = split_collection(input, out, seed=seed)
-    quarantine_path = None
-    if read.quarantine:
-        quarantine_path = out.with_name(out.name.removesuffix(".csv") + ".quarantine.csv")
-        read.write_quarantine(quarantine_path)
+    quarantine_path = read.write_quarantine(qpath, force=force) if read.quarantine else None
     if as_json:
         typer.echo(json.dumps({"output": str(out), "records": summary.records, "species": summary.species,
                                "quarantined": len(read.quarantine),

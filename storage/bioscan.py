@@ -83,7 +83,7 @@ def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
     try:
         for _number, text, problem in open_text_lines(path):
             if problem:
-                raise InputError(f"{path}: line 1 (the header) is not valid UTF-8")
+                raise InputError(f"{path}: line 1 (the header): {problem}")
             first = text
             break
     except TruncatedInputError:
@@ -95,6 +95,12 @@ def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
         shown = ", ".join(repr(c) for c in cols[:6])
         raise InputError(f"{path}: not BIOSCAN-5M metadata: line 1 has no 'processid' column (found {shown})")
     return cols
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names on line 1 of a metadata table (reads one bounded line, never the rows)."""
+    path = Path(path)
+    return _header(path, _csv_options(path))
 
 
 class _CompleteLinesGzip(io.RawIOBase):

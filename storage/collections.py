@@ -17,6 +17,7 @@ import csv
 import gzip
 import logging
 import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Literal, Mapping
@@ -68,6 +69,17 @@ COLUMN_ALIASES: dict[str, str] = {
 }
 #: Columns we read besides the 23 BIOSCAN ones.
 EXTRA_COLUMNS: tuple[str, ...] = ("image_path", "image_file")
+#: Physical lines one record may span (a quoted multi-line note) before it is taken for a stray quote.
+MAX_RECORD_LINES = 50
+
+
+def _first_cell(line: str, delimiter: str, index: int) -> str | None:
+    """The ``index``-th cell of one physical line split naively (to name a quarantined line's processid)."""
+    parts = line.rstrip("\r\n").split(delimiter)
+    if index < len(parts):
+        value = parts[index].strip().strip('"').strip()
+        return value or None
+    return None
 
 
 class TruncatedInputError(InputError):
@@ -130,13 +142,52 @@ def _looks_binary(head: bytes) -> bool:
     return controls > len(head) // 100
 
 
-def open_text_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
-    """Yield ``(line_number, text, decode_problem)`` for a plain or gzip text file.
+#: A physical line longer than this is refused without being held in memory whole
+#: (a 10 MB barcode still fits, so it is judged as a barcode; a 200 MB file with no
+#: line breaks is not a table).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class LineProblem(str):
+    """Why one physical line cannot be used as it stands; ``kind`` is a validation problem kind."""
+
+    kind: str = NON_UTF8
+
+    @classmethod
+    def of(cls, reason: str, kind: str) -> "LineProblem":
+        out = cls(reason)
+        out.kind = kind
+        return out
+
+
+def _read_lines(fh, max_bytes: int) -> Iterator[tuple[bytes, int]]:  # type: ignore[no-untyped-def]
+    """Physical lines of a binary stream as ``(line, length)``; an over-long line comes back as
+    ``(b"", length)`` after being skipped in blocks, so memory stays bounded."""
+    while True:
+        raw = fh.readline(max_bytes + 1)
+        if not raw:
+            return
+        if len(raw) <= max_bytes or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        length = len(raw)
+        while True:
+            more = fh.readline(1 << 20)
+            length += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        yield b"", length
+
+
+def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str, str | None]]:
+    """Yield ``(line_number, text, problem)`` for a plain or gzip text file.
 
     Each line is decoded on its own: a non-UTF-8 line comes back decoded with
-    replacement characters and a reason, so the caller can quarantine that one
-    record. A gzip stream that ends early raises :class:`TruncatedInputError`
-    after every complete line before the cut was yielded.
+    replacement characters and a :class:`LineProblem`, so the caller can
+    quarantine that one record; a line longer than ``max_line_bytes`` comes back
+    empty with a problem (never read whole into memory). A gzip stream that ends
+    early raises :class:`TruncatedInputError` after every complete line before
+    the cut was yielded.
     """
     path = Path(path)
     with path.open("rb") as probe:
@@ -145,8 +196,13 @@ def open_text_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
     number = 0
     try:
         with opener(path, "rb") as fh:  # type: ignore[operator]
-            for raw in fh:
+            for raw, length in _read_lines(fh, max_line_bytes):
                 number += 1
+                if not raw:
+                    yield number, "\n", LineProblem.of(
+                        f"line is {length:,} bytes long, more than the {max_line_bytes:,} a record may take "
+                        "(a file without line breaks?)", MALFORMED_ROW)
+                    continue
                 if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                     raw = raw[3:]
                 try:
@@ -154,7 +210,7 @@ def open_text_lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
                 except UnicodeDecodeError as exc:
                     bad = raw[exc.start : exc.end]
                     reason = f"line is not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
-                    yield number, raw.decode("utf-8", errors="replace"), reason
+                    yield number, raw.decode("utf-8", errors="replace"), LineProblem.of(reason, NON_UTF8)
     except (EOFError, gzip.BadGzipFile, __import__("zlib").error) as exc:
         raise TruncatedInputError(
             f"{path}: gzip stream is truncated or corrupt after line {number} ({exc})", lines=number
@@ -309,25 +365,55 @@ class CollectionReader:
 
     # Rows of a CSV/TSV --------------------------------------------------------------
     def _iter_table(self, src: str) -> Iterator[Specimen]:
+        """Rows of a CSV/TSV, one record per physical line unless a quoted field truly spans lines.
+
+        Why not a plain ``csv.reader`` over the file: one stray ``"`` opens a quoted
+        field that swallows every following line into one cell (a 49-row file read
+        as 4 records). Here a record that spans several physical lines is kept only
+        when it has the header's field count and its line breaks sit in columns we
+        ignore (a spreadsheet's multi-line note); otherwise its first line is
+        quarantined (unclosed quote) and reading resumes at the next physical line.
+        A record running past :data:`MAX_RECORD_LINES` lines is cut off the same way,
+        so a stray quote near the top of a big file never pulls the rest into memory.
+        """
         assert self.path is not None
         delimiter = "\t" if self.format == "tsv" else ","
-        bad_lines: dict[int, str] = {}
-        texts: dict[int, str] = {}
+        lines = iter(open_text_lines(self.path))
+        pushback: deque[tuple[int, str, str | None]] = deque()
+        consumed: list[tuple[int, str, str | None]] = []
+
+        class _Runaway(Exception):
+            """The current record ran past MAX_RECORD_LINES physical lines."""
 
         def feed() -> Iterator[str]:
-            for number, text, problem in open_text_lines(self.path):  # type: ignore[arg-type]
-                if problem:
-                    bad_lines[number] = problem
-                texts[number] = text
-                yield text
+            while True:
+                if pushback:
+                    item = pushback.popleft()
+                else:
+                    item = next(lines, None)
+                    if item is None:
+                        return
+                consumed.append(item)
+                if len(consumed) > MAX_RECORD_LINES:
+                    raise _Runaway
+                yield item[1]
 
-        reader = csv.reader(feed(), delimiter=delimiter)
+        def new_reader() -> Iterator[list[str]]:
+            return csv.reader(feed(), delimiter=delimiter)
+
+        reader = new_reader()
         try:
             header_cells = next(reader)
         except StopIteration:
             raise InputError(f"{src}: file is empty") from None
+        except _Runaway:
+            raise InputError(f"{src}: line 1 (the header) opens a quoted field that is never closed") from None
         except csv.Error as exc:
             raise InputError(f"{src}: not a CSV/TSV file ({exc})") from None
+        if consumed and consumed[0][2] is not None:
+            raise InputError(f"{src}: line 1 (the header): {consumed[0][2]}")
+        if len(consumed) > 1 or any("\n" in c or "\r" in c for c in header_cells):
+            raise InputError(f"{src}: line 1 (the header) opens a quoted field that is never closed")
         header = _normalise_header(header_cells)
         if "processid" not in header:
             shown = ", ".join(repr(h) for h in header_cells[:6])
@@ -343,30 +429,49 @@ class CollectionReader:
         if unknown:
             log.info("%s: ignoring columns %s", src, ", ".join(unknown))
         pid_col = header.index("processid")
-        texts.clear()
+        kept_columns = {i for i, h in enumerate(header) if h in BIOSCAN_COLUMNS or h in EXTRA_COLUMNS}
         while True:
-            start = reader.line_num + 1
+            consumed.clear()
             try:
                 cells = next(reader)
+                broken: str | None = None
             except StopIteration:
                 break
+            except _Runaway:
+                cells, broken = [], (f"a quoted field opened on this line is still open {MAX_RECORD_LINES} lines "
+                                     "later (stray '\"'?)")
             except csv.Error as exc:
-                end = reader.line_num
-                raw = "".join(texts.get(i, "") for i in range(start, end + 1)).rstrip("\r\n")
-                self._quarantine(
-                    self.validator.reject(source=src, line=start, kind=MALFORMED_ROW, reason=f"unparseable row ({exc})", raw=raw)
-                )
+                cells, broken = [], f"unparseable row ({exc})"
+            if not consumed:
+                break
+            start = consumed[0][0]
+            if broken is None and (len(consumed) > 1 or any("\n" in c or "\r" in c for c in cells)):
+                spans_ok = len(consumed) > 1 and len(cells) == len(header) and not any(
+                    ("\n" in c or "\r" in c) for i, c in enumerate(cells) if i in kept_columns)
+                if not spans_ok:
+                    broken = ("a quoted field opened on this line is not closed on it (stray '\"'?); "
+                              "the line is set aside and reading goes on with the next line")
+            if broken is not None:
+                first = consumed[0]
+                pushback.extendleft(reversed(consumed[1:]))
+                reason = broken if first[2] is None else f"{first[2]}; {broken}"
+                kind = getattr(first[2], "kind", MALFORMED_ROW) if first[2] is not None else MALFORMED_ROW
+                self._quarantine(self.validator.reject(
+                    source=src, line=start, kind=kind, reason=reason,
+                    raw=first[1].rstrip("\r\n"), processid=_first_cell(first[1], delimiter, pid_col)))
+                reader = new_reader()
                 continue
-            end = reader.line_num
-            raw = "".join(texts.pop(i, "") for i in range(start, end + 1)).rstrip("\r\n")
-            for i in [k for k in texts if k < start]:
-                del texts[i]
-            if not cells or all(not c.strip() for c in cells) and len(cells) <= 1:
-                continue  # blank line
+            raw = "".join(t for _, t, _ in consumed).rstrip("\r\n")
             extra: list[tuple[str, str]] = []
-            for i in range(start, end + 1):
-                if i in bad_lines:
-                    extra.append((NON_UTF8, bad_lines.pop(i)))
+            for _, _, problem in consumed:
+                if problem is not None:
+                    extra.append((getattr(problem, "kind", NON_UTF8), str(problem)))
+            if not cells or all(not c.strip() for c in cells) and len(cells) <= 1:
+                if not extra:
+                    continue  # blank line
+                self._quarantine(self.validator.reject(source=src, line=start, kind=extra[0][0],
+                                                       reason="; ".join(r for _, r in extra), raw=raw))
+                continue
             if len(cells) != len(header):
                 extra.append((MALFORMED_ROW, f"row has {len(cells)} fields, the header has {len(header)}"))
             row = dict(zip(header, cells))
@@ -435,9 +540,9 @@ class CollectionRead:
     source: str = ""
     format: str | None = None
 
-    def write_quarantine(self, path: Path) -> Path:
-        """The quarantined rows as CSV (file, line, processid, kind, reason, raw)."""
-        return write_quarantine(self.quarantine, path)
+    def write_quarantine(self, path: Path, *, force: bool = False) -> Path:
+        """The quarantined rows as CSV (file, line, processid, kind, reason, raw); see :func:`write_quarantine`."""
+        return write_quarantine(self.quarantine, path, force=force)
 
     @property
     def ok(self) -> bool:

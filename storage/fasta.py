@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
 from biodiscover.storage.records import Specimen
+from biodiscover.storage.safetext import escape_controls
 
 FASTA_SUFFIXES: tuple[str, ...] = (".fasta", ".fa", ".fas", ".fna", ".ffn", ".fsa")
 #: A binomial "Genus species" (genus capitalised, epithet lower-case): safe to split.
@@ -90,9 +91,11 @@ def read_fasta(path: Path) -> list[FastaRecord]:
 
 
 def _field(value: object) -> str:
+    """A header field: separators and line breaks become spaces, other control characters
+    (a NUL in a processid) visible escapes, so no byte of a record can forge a header."""
     if value is None:
         return ""
-    return _FIELD_UNSAFE.sub(" ", str(value)).strip()
+    return escape_controls(_FIELD_UNSAFE.sub(" ", str(value)).strip())
 
 
 def specimen_header(specimen: Specimen, extra: Sequence[str] = ("COI-5P",)) -> str:
@@ -130,6 +133,7 @@ def write_fasta(
                 header, seq = specimen_header(rec, extra), rec.dna_barcode
             else:
                 header, seq = rec
+                header = escape_controls(str(header).replace("\r", " ").replace("\n", " "))
             seq = re.sub(r"\s+", "", seq)
             fh.write(f">{header}\n")
             if width > 0:

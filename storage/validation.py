@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from biodiscover.storage.records import (
     BIOSCAN_COLUMNS,
@@ -31,6 +31,7 @@ from biodiscover.storage.records import (
     SPLITS,
     Specimen,
 )
+from biodiscover.storage.safetext import control_characters
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,10 @@ MALFORMED_ROW = "malformed_row"
 BAD_VALUE = "bad_value"
 #: Neither a barcode nor an image: nothing to identify the specimen from.
 NO_DATA = "no_data"
+#: A cell holds a NUL, line break, bidi override or other control character.
+CONTROL_CHARS = "control_chars"
+#: The raw barcode is longer than any COI barcode (a genome, or lines run together).
+LONG_BARCODE = "long_barcode"
 
 PROBLEM_KINDS: tuple[str, ...] = (
     BARCODE_CHARS,
@@ -76,7 +81,14 @@ PROBLEM_KINDS: tuple[str, ...] = (
     MALFORMED_ROW,
     BAD_VALUE,
     NO_DATA,
+    CONTROL_CHARS,
+    LONG_BARCODE,
 )
+
+#: Raw barcodes longer than this (gaps removed) are refused, not cut to 660 nt: COI-5P
+#: barcodes are about 658 nt and full-length COI about 1,550 (the longest in the real dev
+#: set); 5,000 leaves room for flanks while a 10 MB "barcode" is never taken for one.
+MAX_RAW_BARCODE_LENGTH = 5000
 
 _NON_IUPAC = re.compile("[^" + "".join(sorted(IUPAC)) + "]")
 _GAP_CHARS = ("-", ".", " ", "\t", "\r", "\n")
@@ -114,6 +126,9 @@ def barcode_problems(raw: str, *, min_length: int = MIN_BARCODE_LENGTH) -> list[
     """(kind, reason) for a raw barcode cell; empty list when it is usable."""
     problems: list[tuple[str, str]] = []
     stripped = _remove_gaps(raw).upper()
+    if len(stripped) > MAX_RAW_BARCODE_LENGTH:
+        return [(LONG_BARCODE, f"barcode is {len(stripped):,} characters long, more than the "
+                               f"{MAX_RAW_BARCODE_LENGTH:,} of any COI barcode (a genome, or lines run together?)")]
     first_bad = _NON_IUPAC.search(stripped)
     if first_bad is not None:
         bad = sorted({c for c in stripped if c not in IUPAC})
@@ -135,16 +150,25 @@ def check_image(path: Path) -> tuple[str, str] | None:
     is cheap enough to run on every image of a collection; a truncated JPEG is
     caught by a full ``load`` afterwards.
     """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
         return IMAGE_MISSING, f"image file {path} does not exist"
     try:
-        with Image.open(path) as img:
-            img.verify()
-        with Image.open(path) as img:
-            img.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        # A decompression bomb (a small file that decodes to gigapixels) is a hostile
+        # photo, not a reason to fail the collection: PIL's warning zone (over
+        # MAX_IMAGE_PIXELS) is refused too, so nothing near the limit is ever decoded.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.verify()
+            with Image.open(path) as img:
+                img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return IMAGE_UNREADABLE, f"image file {path} is refused: {exc}"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as exc:
         return IMAGE_UNREADABLE, f"image file {path} is not a readable image ({exc})"
     return None
 
@@ -174,16 +198,129 @@ class QuarantinedRecord:
 QUARANTINE_COLUMNS: tuple[str, ...] = ("file", "line", "processid", "kind", "reason", "raw")
 
 
-def write_quarantine(records: Iterable[QuarantinedRecord], path: Path) -> Path:
-    """Write quarantined records to a CSV (one row each, raw row kept verbatim)."""
+QUARANTINE_HEADER = ",".join(QUARANTINE_COLUMNS)
+#: A raw record longer than this is cut in the report (file and line still point at all of it).
+MAX_RAW_IN_REPORT = 20_000
+
+
+def shorten_raw(raw: str) -> str:
+    """``raw`` cut to :data:`MAX_RAW_IN_REPORT` characters, saying how much was left out."""
+    if len(raw) <= MAX_RAW_IN_REPORT:
+        return raw
+    return raw[:MAX_RAW_IN_REPORT] + f"…[{len(raw) - MAX_RAW_IN_REPORT:,} more characters; see the file and line]"
+
+
+def is_quarantine_report(path: Path) -> bool:
+    """True when ``path`` is a quarantine report biodiscover wrote (its first line is our header)."""
+    try:
+        with Path(path).open("rb") as fh:
+            first = fh.readline(4096)
+    except OSError:
+        return False
+    return first.rstrip(b"\r\n") == QUARANTINE_HEADER.encode()
+
+
+_INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", ".fasta", ".fa", ".fas", ".fna")
+
+
+def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
+    """Where the quarantine report of ``source`` goes by default: beside it, as an absolute path.
+
+    ``<folder of source>/<name>.quarantine.csv``, where the rows can be fixed; if
+    that folder is not writable (a read-only share), ``fallback`` (the database's
+    folder), then the current directory. Never silently the current directory
+    when the input's folder would do, and always printed in full by the caller.
+    """
+    import os
+
+    source = Path(source).absolute()
+    name = source.name
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _INPUT_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, stripped = name[: -len(suffix)], True
+    report = f"{name or 'input'}.quarantine.csv"
+    folders = [source.parent] + ([Path(fallback).absolute()] if fallback is not None else []) + [Path.cwd()]
+    for folder in folders:
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            return folder / report
+    return folders[0] / report
+
+
+def check_output_path(path: Path, *, what: str, force: bool = False, ours: Callable[[Path], bool] | None = None) -> Path:
+    """Refuse an output path before any work: a folder, an unwritable place, or someone else's file.
+
+    An existing file is replaced only with ``force`` or when ``ours(path)`` says
+    biodiscover wrote it (re-running a command replaces its own report, never a
+    user's spreadsheet that happens to have the name). Raises :class:`InputError`.
+    """
+    import os
+
+    from biodiscover.storage.errors import InputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(QUARANTINE_COLUMNS)
-        for r in records:
-            writer.writerow([r.file, "" if r.line is None else r.line, r.processid or "", r.kind, r.reason, r.raw])
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give a file path for the {what}")
+    if path.is_symlink() and not force:
+        raise InputError(f"{path}: is a symbolic link; refusing to write the {what} through it (use --force)")
+    if path.exists() and not force and not (ours is not None and ours(path)):
+        raise InputError(f"{path}: already exists and was not written by biodiscover; "
+                         f"use --force to replace it or choose another path for the {what}")
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise InputError(f"{path}: cannot write the {what}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write the {what}: folder {probe} is not writable")
     return path
+
+
+def write_quarantine(records: Iterable[QuarantinedRecord], path: Path, *, force: bool = False) -> Path:
+    """Write quarantined records to a CSV, atomically (one row each).
+
+    Every text cell is made safe for a spreadsheet and a terminal: control
+    characters are shown as ``\\xNN`` escapes and a cell starting with ``= + - @``
+    gets a leading ``'`` (:mod:`biodiscover.storage.safetext`, as the exports do). The
+    file is written to a temporary name and renamed, so a crash never leaves half a
+    report. An existing file is replaced only when biodiscover wrote it or with
+    ``force``; every failure is one :class:`~biodiscover.storage.errors.InputError`.
+    """
+    import os
+    import secrets
+
+    from biodiscover.storage.errors import InputError
+    from biodiscover.storage.safetext import safe_text_cell
+
+    path = Path(path)
+    check_output_path(path, what="quarantine report", force=force, ours=is_quarantine_report)
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_name = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial"))
+        # os.open with 0o666 applies the user's umask (mkstemp would force 0600)
+        fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(QUARANTINE_COLUMNS)
+            for r in records:
+                writer.writerow([safe_text_cell(r.file), "" if r.line is None else r.line,
+                                 safe_text_cell(r.processid or ""), r.kind, safe_text_cell(r.reason),
+                                 safe_text_cell(shorten_raw(r.raw))])
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the quarantine report ({exc.strerror or exc})") from None
+    finally:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+    return path
+
 
 
 @dataclass
@@ -306,6 +443,12 @@ class RowValidator:
         barcode_raw = cells.get("dna_barcode", "")
         if barcode_raw:
             problems.extend(barcode_problems(barcode_raw, min_length=self.min_barcode_length))
+        for col, value in cells.items():
+            if value and col != "dna_barcode" and (col in _SPECIMEN_FIELDS or col == "image_file"):
+                bad_chars = control_characters(value)
+                if bad_chars:  # a NUL in a processid must never reach a FASTA header or an export
+                    shown = ", ".join(repr(c) for c in bad_chars[:4])
+                    problems.append((CONTROL_CHARS, f"{col} holds control characters ({shown})"))
 
         values: dict[str, Any] = dict(cells)
         for col, lo, hi in (("coord-lat", -90.0, 90.0), ("coord-lon", -180.0, 180.0)):
@@ -406,10 +549,11 @@ class RowValidator:
             return self.images / p.name
         return base / p
 
-    def reject(self, *, source: str, line: int | None, kind: str, reason: str, raw: str = "") -> QuarantinedRecord:
+    def reject(self, *, source: str, line: int | None, kind: str, reason: str, raw: str = "",
+               processid: str | None = None) -> QuarantinedRecord:
         """Quarantine a row that could not even be split into cells (counted as a row)."""
         self.summary.add_quarantined([kind])
-        return QuarantinedRecord(file=source, line=line, processid=None, kind=kind, reason=reason, raw=raw)
+        return QuarantinedRecord(file=source, line=line, processid=processid, kind=kind, reason=reason, raw=raw)
 
     def file_problem(self, *, source: str, line: int | None, kind: str, reason: str) -> QuarantinedRecord:
         """A problem with the file itself (e.g. truncated gzip): counted, not a row."""

@@ -258,13 +258,20 @@ def test_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture
     with q.open(newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 9
 
-    monkeypatch.chdir(tmp_path)
-    code, out, err = _main(capsys, "validate", str(BAD), "--json")
+    # the default report goes beside the input (where the rows get fixed), named in full — not into the cwd
+    import shutil
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    copy = Path(shutil.copy(BAD, tmp_path / "in" / BAD.name))
+    shutil.copytree(FIX / "images", tmp_path / "in" / "images")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, err = _main(capsys, "validate", str(copy), "--json")
     assert code == 1
     payload = json.loads(out)
     assert payload["quarantined"] == 9 and payload["problems"]["coordinates"] == 2
-    assert Path(payload["quarantine_file"]) == tmp_path / "bad_rows.quarantine.csv"
-    assert (tmp_path / "bad_rows.quarantine.csv").is_file()
+    assert payload["quarantine_file"] == str(tmp_path / "in" / "bad_rows.quarantine.csv")
+    assert (tmp_path / "in" / "bad_rows.quarantine.csv").is_file() and not any((tmp_path / "elsewhere").iterdir())
 
 
 @pytest.mark.parametrize("name", ["not_csv.bin", "prose.txt", "does-not-exist.csv"])
