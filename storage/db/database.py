@@ -39,7 +39,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
-from biodiscover.storage.db.engine import EngineConfig, check_sqlite_file, make_engine, read_transaction, write_transaction
+from biodiscover.storage.db.check import damaged_database_error, quick_problems
+from biodiscover.storage.db.engine import (
+    EngineConfig,
+    check_sqlite_file,
+    explain_sqlite_error,
+    make_engine,
+    read_transaction,
+    sqlite_error_kind,
+    write_transaction,
+)
 from biodiscover.storage.db.ingest import IngestMixin
 from biodiscover.storage.db.proposals import ProposalsMixin
 from biodiscover.storage.db.reviews import ReviewsMixin
@@ -62,8 +71,15 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
 
     # -- opening --------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path | str, *, readonly: bool = False, config: EngineConfig = EngineConfig()) -> "Database":
-        """Open an existing database at the current schema revision (refuses anything else)."""
+    def open(cls, path: Path | str, *, readonly: bool = False, config: EngineConfig = EngineConfig(),
+             verify: bool = True) -> "Database":
+        """Open an existing database at the current schema revision (refuses anything else).
+
+        ``verify`` runs the quick integrity check (page-count sanity + ``PRAGMA
+        quick_check``, :func:`~biodiscover.storage.db.check.quick_problems`) first and refuses a
+        damaged file with one error naming ``db check`` and the newest good backup:
+        writing to a damaged file spreads the damage, reading it gives wrong answers.
+        """
         path = Path(path)
         if not path.exists():
             raise DatabaseError(f"{path}: no database here (biodiscover ingest or triage creates one)")
@@ -81,6 +97,10 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
         if not state.is_current:
             raise DatabaseError(f"{path}: schema revision {state.revision!r} is older than {state.head!r}; "
                                 f"run `biodiscover db upgrade --db {path}` (it backs the file up first)")
+        if verify:
+            damage = quick_problems(path)
+            if damage:
+                raise damaged_database_error(path, "; ".join(damage[:3]))
         return cls(path, make_engine(path, config, readonly=readonly), config, readonly)
 
     @classmethod
@@ -146,12 +166,28 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
     def _write(self, fn: Callable[[Connection], T], what: str = "write") -> T:
         if self.readonly:
             raise DatabaseError(f"{self.path}: opened read-only; cannot {what}")
-        return write_transaction(self.engine, fn, config=self.config, what=what)
+        try:
+            return write_transaction(self.engine, fn, config=self.config, what=what)
+        except (sa.exc.DBAPIError, sqlite3.DatabaseError) as exc:
+            raise self._user_error(exc, what) from None
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with read_transaction(self.engine) as conn:
-            yield conn
+        try:
+            with read_transaction(self.engine) as conn:
+                yield conn
+        except (sa.exc.DBAPIError, sqlite3.DatabaseError) as exc:
+            raise self._user_error(exc, "read") from None
+
+    def _user_error(self, exc: BaseException, what: str) -> BaseException:
+        """A SQLite failure a user can act on (damage, permissions, full disk) as one DatabaseError.
+
+        Constraint violations and programming errors are bugs and keep their traceback.
+        """
+        orig = getattr(exc, "orig", exc)
+        if isinstance(orig, (sqlite3.IntegrityError, sqlite3.ProgrammingError)) or sqlite_error_kind(exc) is None:
+            return exc
+        return explain_sqlite_error(self.path, exc, what)
 
     # -- maintenance ----------------------------------------------------------------------------------------
     def backup(self, dest: Path | None = None, *, reason: str = "manual", keep: int | None = None) -> Path:
@@ -166,6 +202,11 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
         if not has_data:
             return None
         return backup_database(self.path, reason=reason, keep=KEEP_AUTOMATIC)
+
+    def count_reviews(self) -> int:
+        """Entries in the review log (a database holding any is never deleted by the demo)."""
+        with self._read() as conn:
+            return int(conn.exec_driver_sql("SELECT count(*) FROM reviews").scalar() or 0)
 
     def optimize(self) -> None:
         """Refresh the query planner's statistics (``PRAGMA optimize``, sampled: milliseconds).

@@ -66,19 +66,20 @@ class RevisionState:
 
 def inspect_revision(path: Path) -> RevisionState:
     """Read the Alembic revision with a read-only connection (never writes the file)."""
+    from biodiscover.storage.db.engine import connect_readonly, explain_sqlite_error
+
     path = Path(path)
-    try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True, timeout=30)
-    except sqlite3.Error as exc:
-        raise DatabaseError(f"{path}: cannot open the database ({exc})") from None
+    conn = connect_readonly(path)
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         revision = None
         if "alembic_version" in tables:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
             revision = row[0] if row else None
-    except sqlite3.DatabaseError as exc:
-        raise DatabaseError(f"{path}: the database file is corrupt ({exc}); restore it from a backup") from None
+    except sqlite3.Error as exc:
+        # permissions (a read-only folder) and damage get different advice: restoring a
+        # backup over a file that is merely unreadable would lose newer work
+        raise explain_sqlite_error(path, exc, "read") from None
     finally:
         conn.close()
     return RevisionState(revision, head_revision(), bool(tables - {"alembic_version"}))
@@ -122,6 +123,12 @@ def upgrade_database(path: Path, engine_factory) -> Path | None:  # type: ignore
         return None
     if state.revision is None and state.has_tables:
         raise DatabaseError(f"{path}: not a biodiscover database (it has tables but no schema revision)")
+    if state.has_tables:
+        from biodiscover.storage.db.check import damaged_database_error, quick_problems
+
+        damage = quick_problems(path)
+        if damage:
+            raise damaged_database_error(path, "; ".join(damage[:3]))
     backup = backup_database(path, reason="pre-upgrade", keep=KEEP_AUTOMATIC) if state.has_tables else None
     engine = engine_factory(path)
     try:
