@@ -69,15 +69,26 @@ def ingest(
     db: Path = typer.Option(..., "--db", help="Database file (created if missing)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: the file name)."),
-    quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Where to write rows that were set aside (CSV)."),
+    quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Where to write rows that were set aside "
+                                              "(CSV; default: <input>.quarantine.csv beside the input)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing --quarantine file biodiscover did not write."),
     backup_first: bool = typer.Option(True, "--backup/--no-backup", help="Back the database up before a bulk ingest."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
 ) -> None:
-    """Store a collection in the database: idempotent (same file twice changes nothing), versioned, resumable."""
+    """Store a collection in the database: idempotent (same file twice changes nothing), versioned, resumable.
+
+    Rows that break a rule are set aside (stored with the ingest and written to
+    the quarantine CSV before the ingest counts as done); ingesting the same file
+    again reports them again.
+    """
+    from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for, write_quarantine
+
     if not input.exists():
         raise InputError(f"{input}: no such file or directory")
     if images is not None and not images.is_dir():
         raise InputError(f"{images}: image folder does not exist")
+    qtarget = quarantine if quarantine is not None else quarantine_path_for(input, fallback=db.absolute().parent)
+    check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
     with Database.open_or_create(db) as handle:
         done = {"n": 0}
 
@@ -86,24 +97,24 @@ def ingest(
                 typer.echo(f"  {n} records …", err=True)
                 done["n"] = n
 
-        report, reader = handle.ingest_file(input, images=images, collection=collection,
-                                            backup=backup_first, on_progress=progress)
-    qpath = None
-    if getattr(reader, "quarantine", None):
-        from biodiscover.storage.validation import write_quarantine
-
-        qpath = write_quarantine(reader.quarantine, quarantine or Path.cwd() / f"{input.name.split('.')[0]}.quarantine.csv")
+        report, _reader = handle.ingest_file(input, images=images, collection=collection, backup=backup_first,
+                                             on_progress=progress, quarantine_file=qtarget, force=force)
+        qfile = report.quarantine_file
+        if report.skipped and report.quarantined and not (qfile and Path(qfile).is_file()):
+            # the first ingest's report is gone (or was never written): write it again from the database
+            qfile = str(write_quarantine(handle.ingest_quarantine(report.ingest_id), qtarget, force=force).absolute())
     if as_json:
-        typer.echo(json.dumps({**report.to_json(), "quarantined": len(getattr(reader, "quarantine", []) or []),
-                               "quarantine_file": str(qpath) if qpath else None}, indent=2))
+        typer.echo(json.dumps({**report.to_json(), "quarantine_file": qfile}, indent=2))
         return
     if report.skipped:
         typer.echo(f"{input}: already ingested into {report.collection} (ingest {report.ingest_id}); nothing changed")
+        if report.quarantined:
+            typer.echo(f"{report.quarantined} rows were set aside by that ingest: {qfile}")
         return
     typer.echo(f"{input} → {db} [{report.collection}]: {report.total} records, {report.new} new, "
                f"{report.changed} changed (new version kept beside the old), {report.unchanged} unchanged")
-    if qpath is not None:
-        typer.echo(f"{len(reader.quarantine)} rows set aside: {qpath}")
+    if report.quarantined:
+        typer.echo(f"{report.quarantined} rows set aside: {qfile}")
 
 
 def register(app: typer.Typer) -> None:

@@ -137,8 +137,7 @@ def test_real_dev_rows_round_trip(tmp_path: Path, real_dev_csv: Path) -> None:
 
 def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
     """A database made by an older biodiscover (revision 0001) is refused until upgraded; data survive."""
-    from biodiscover.storage.db.engine import EngineConfig, make_engine
-    from biodiscover.storage.records import Specimen
+    from biodiscover.storage.db.engine import make_engine
     from biodiscover.storage.db.schema import inspect_revision, run_migrations
     from biodiscover.storage.errors import DatabaseError
 
@@ -146,10 +145,21 @@ def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) 
     engine = make_engine(path)
     run_migrations(engine, "0001")
     engine.dispose()
-    handle = Database(path, make_engine(path), EngineConfig())
-    handle.ingest([Specimen("OLD1", dna_barcode="ACGT" * 60)],
-                  collection="old", backup=False)
-    handle.close()
+    # rows as a revision-0001 biodiscover wrote them (today's code writes today's columns)
+    con = sqlite3.connect(path)
+    t = "2026-11-23T00:00:00.000000Z"
+    con.execute("INSERT INTO collections (name, created_at) VALUES ('old', ?)", (t,))
+    con.execute("INSERT INTO ingests (collection_id, started_at, finished_at, status, n_records, n_new, n_changed, "
+                "n_unchanged) VALUES (1, ?, ?, 'completed', 1, 1, 0, 0)", (t, t))
+    con.execute("INSERT INTO specimens (processid, version, current, record_hash, collection_id, ingest_id, "
+                "dna_barcode) VALUES ('OLD1', 1, 1, 'h', 1, 1, ?)", ("ACGT" * 60,))
+    for kind, status, message in (("batch_item", "completed", "triage run 7: 10 specimens, 0 quarantined"),
+                                  ("batch_item", "failed", "triage run 8: crashed"),
+                                  ("triage", "completed", "10 specimens")):
+        con.execute("INSERT INTO runs (kind, parameters, status, started_at, heartbeat_at, done, message) "
+                    "VALUES (?, '{}', ?, ?, ?, 0, ?)", (kind, status, t, t, message))
+    con.commit()
+    con.close()
     assert inspect_revision(path).revision == "0001"
     with pytest.raises(DatabaseError, match="run `biodiscover db upgrade"):
         Database.open(path)
@@ -159,6 +169,8 @@ def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) 
     assert len(backups) == 1 and inspect_revision(backups[0]).revision == "0001"
     with Database.open(path) as db:
         assert db.specimen("OLD1")["dna_barcode"] == "ACGT" * 60
+        # 0003: a legacy batch item's triage run id moved from its message into runs.result
+        assert [r.result for r in sorted(db.runs(), key=lambda r: r.id)] == [{"triage_run_id": 7}, {}, {}]
     idx = {r[1] for r in sqlite3.connect(path).execute("PRAGMA index_list(proposals)")}
     assert "ix_proposals_size" in idx and check_ok(path)
 

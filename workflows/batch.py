@@ -15,8 +15,8 @@ How:
   so a renamed file is still recognised and an edited one is triaged again;
 * per-collection state lives in the database's runs table (:class:`RunLedger`):
   each collection gets a ``batch_item`` run whose parameters hold its key and
-  the model fingerprint, finished ``completed`` (message ``triage run <id>: …``)
-  once triage succeeded. A completed item with the same key and model → the
+  the model fingerprint, finished ``completed`` (its triage run id in the run's
+  ``result``) once triage succeeded. A completed item with the same key and model → the
   collection is skipped. An item or triage run left ``running`` by a killed
   process (same host and its pid is gone, or no heartbeat for
   ``stale_after_s``) is marked ``interrupted`` and the collection triaged
@@ -235,21 +235,6 @@ def default_log_file(db: Path) -> Path:
 # -- per-collection state in the runs table ------------------------------------------------------------------
 
 ITEM_RUN_KIND = "batch_item"
-_TRIAGE_RUN_RE = r"^triage run (\d+)"
-
-
-def _pid_alive(pid: int | None) -> bool:
-    import os
-
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class RunLedger:
@@ -257,62 +242,32 @@ class RunLedger:
 
     Each collection triaged by a batch gets a ``batch_item`` run whose parameters
     hold the collection key, path and model fingerprint; it is finished
-    ``completed`` with the message ``triage run <id>: …`` once triage succeeded,
+    ``completed`` with its triage run id in ``result`` once triage succeeded,
     ``failed`` otherwise. A ``running`` item (or triage) run whose process is gone
     (same host, pid dead) or whose heartbeat is older than ``stale_after_s`` is
-    marked ``interrupted`` by :meth:`recover`.
+    marked ``interrupted`` by :meth:`recover`. The queries are
+    :class:`~biodiscover.storage.db.Database` methods (``interrupt_dead_runs``,
+    ``find_completed_run``): no SQL and no message parsing here.
     """
 
     def __init__(self, db: Any, stale_after_s: float = STALE_AFTER_S) -> None:
         self.db = db
         self.stale_after_s = stale_after_s
 
-    def _runs_with_owner(self) -> list[dict[str, Any]]:
-        import sqlalchemy as sa
-
-        from biodiscover.storage.db.engine import read_transaction
-        from biodiscover.storage.db.models import Run
-
-        runs = Run.__table__
-        with read_transaction(self.db.engine) as conn:
-            rows = conn.execute(sa.select(runs.c.id, runs.c.kind, runs.c.status, runs.c.pid, runs.c.host,
-                                          runs.c.parameters, runs.c.message, runs.c.heartbeat_at)
-                                .where(runs.c.kind.in_((ITEM_RUN_KIND, TRIAGE_RUN_KIND, BATCH_RUN_KIND)))
-                                .order_by(runs.c.id)).mappings().all()
-        return [dict(r) for r in rows]
-
     def recover(self) -> list[int]:
         """Mark runs left ``running`` by a dead process as ``interrupted``; returns their ids."""
-        import socket
-
-        host = socket.gethostname()
-        progress = {p.id: p for p in self.db.runs(limit=100_000)}
-        dead = []
-        for r in self._runs_with_owner():
-            if r["status"] != "running":
-                continue
-            p = progress.get(r["id"])
-            same_host_dead = r["host"] == host and not _pid_alive(r["pid"])
-            too_old = p is not None and p.seconds_since_heartbeat > self.stale_after_s
-            if same_host_dead or (r["host"] != host and too_old):
-                dead.append(r["id"])
-        for run_id in dead:
-            self.db.finish_run(run_id, "interrupted", message="process gone before the run finished; "
-                                                              "biodiscover run resumes this collection")
-            log.warning("run %d was left running by a dead process: marked interrupted", run_id)
-        return dead
+        return self.db.interrupt_dead_runs(
+            (ITEM_RUN_KIND, TRIAGE_RUN_KIND, BATCH_RUN_KIND), self.stale_after_s,
+            message="process gone before the run finished; biodiscover run resumes this collection")
 
     def completed(self, key: str, model_fingerprint: str | None) -> int | None:
-        """Triage run id of a completed item with this collection key and model, else None."""
-        import re
-
-        for r in reversed(self._runs_with_owner()):
-            params = r["parameters"] if isinstance(r["parameters"], dict) else json.loads(r["parameters"] or "{}")
-            if r["kind"] == ITEM_RUN_KIND and r["status"] == "completed" and params.get("collection_key") == key \
-                    and params.get("model_fingerprint") == model_fingerprint:
-                m = re.match(_TRIAGE_RUN_RE, r["message"] or "")
-                return int(m.group(1)) if m else -1
-        return None
+        """Triage run id of a completed item with this collection key and model, else None (-1: id unknown)."""
+        item = self.db.find_completed_run(ITEM_RUN_KIND, {"collection_key": key,
+                                                          "model_fingerprint": model_fingerprint})
+        if item is None:
+            return None
+        triage_run = item.result.get("triage_run_id")
+        return int(triage_run) if isinstance(triage_run, int) else -1
 
     def start(self, spec: CollectionSpec, model_fingerprint: str | None, batch_run_id: int | None) -> int:
         return self.db.start_run(ITEM_RUN_KIND, {"collection_key": spec.key, "path": str(spec.path),
@@ -325,7 +280,8 @@ class RunLedger:
         if outcome.status in ("ok", "quarantined"):
             self.db.finish_run(item_run, "completed",
                                message=f"triage run {outcome.run_id}: {outcome.specimens} specimens, "
-                                       f"{outcome.quarantined} quarantined, {outcome.proposals} candidates")
+                                       f"{outcome.quarantined} quarantined, {outcome.proposals} candidates",
+                               result={"triage_run_id": outcome.run_id})
         else:
             self.db.finish_run(item_run, "failed", message=(outcome.error or "failed")[:500])
 

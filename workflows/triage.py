@@ -64,6 +64,16 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
             "labels": dict(r.labels), "confidences": dict(r.confidence)}
 
 
+def is_results_file(path: Path) -> bool:
+    """True when ``path`` is a results file triage wrote (empty, or JSON lines with a processid)."""
+    try:
+        with Path(path).open("rb") as fh:
+            first = fh.readline(1 << 20)
+        return not first or isinstance(json.loads(first), dict) and "processid" in json.loads(first)
+    except (OSError, ValueError):
+        return False
+
+
 def write_results(results: Sequence[TriageResult], path: Path) -> Path:
     """One JSON object per line per specimen (NaN novelty → null)."""
     with path.open("w", encoding="utf-8") as fh:
@@ -180,7 +190,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
                use_provisional: bool = True, model: Any = None,
-               clustering: ClusteringConfig = ClusteringConfig(), bundle: Bundle | None = None) -> TriageSummary:
+               clustering: ClusteringConfig = ClusteringConfig(), bundle: Bundle | None = None,
+               force: bool = False) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -194,9 +205,19 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``bundle``: ``model_path`` already opened. The bundle is opened once and
     everything (engine, image classifier, encoders, fingerprints) is read from it.
     ``clustering``: the candidate-species method and settings, recorded with the run.
+    Rows set aside go to ``<input>.quarantine.csv`` beside the input (else beside
+    the database); that file and ``results_out`` replace only files biodiscover
+    wrote, unless ``force`` — both are checked before any work starts.
     """
     from biodiscover.storage.collections import read_collection
+    from biodiscover.storage.db.ingest import file_checksum
+    from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for
 
+    qtarget = quarantine_path_for(Path(input_path or images or "collection"),
+                                  fallback=Path(db_path).absolute().parent if db_path else None)
+    check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
+    if results_out is not None:
+        check_output_path(Path(results_out), what="results file", force=force, ours=is_results_file)
     say = progress or no_progress
     seconds: dict[str, float] = {}
     t = time.perf_counter()
@@ -215,8 +236,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         seconds["load_model"] += time.perf_counter() - t
     name = collection or (Path(input_path).name.split(".")[0] if input_path else Path(images or "images").name)
     if not specimens:
+        where = f": {read.write_quarantine(qtarget, force=force).absolute()}" if read.quarantine else ""
         raise InputError(f"{input_path or images}: no valid specimen to triage "
-                         f"({len(read.quarantine)} quarantined; see the quarantine report)")
+                         f"({len(read.quarantine)} quarantined; see the quarantine report{where})")
     quarantine_file = None
     provisional = 0
     own_db = database is None and db_path is not None
@@ -227,13 +249,13 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             from biodiscover.storage.db import Database
 
             db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
-        if read.quarantine:
-            base = Path(db_path).parent if db_path else Path(".")
-            quarantine_file = str(read.write_quarantine(base / f"{name}.quarantine.csv"))
         if db is not None:
             t = time.perf_counter()
             say("ingest", 0, len(specimens))
-            db.ingest(specimens, collection=name, source=input_path)
+            checksum = file_checksum(Path(input_path), images) if input_path and Path(input_path).is_file() else None
+            ingested = db.ingest(specimens, collection=name, source=input_path, checksum=checksum,
+                                 quarantine=read.quarantine, quarantine_file=qtarget, force=force)
+            quarantine_file = ingested.quarantine_file
             seconds["ingest"] = time.perf_counter() - t
             from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 
@@ -255,6 +277,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                   model_fingerprint=bundle.fingerprint,
                                   collection=name, total=len(specimens),
                                   novelty_threshold=model.novelty_threshold)
+        if read.quarantine and not (quarantine_file and Path(quarantine_file).is_file()):
+            # no database, or this input was ingested before and its report is gone: write it now
+            quarantine_file = str(read.write_quarantine(qtarget, force=force).absolute())
 
         def stage(st: str, done: float, total: float | None = None, message: str = "") -> None:
             say(st, done, total, message)

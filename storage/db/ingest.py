@@ -3,8 +3,10 @@
 API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
     db.ingest(specimens, collection="plate-42", source=Path("plate42.csv"),
-              checksum=None, chunk_size=2000, backup=True, register_taxa=True) -> IngestReport
-    db.ingest_file(path, collection=None, images=None) -> IngestReport   # via storage.collections
+              checksum=None, chunk_size=2000, backup=True, register_taxa=True,
+              quarantine=reader.quarantine, quarantine_file=Path("plate42.quarantine.csv")) -> IngestReport
+    db.ingest_file(path, collection=None, images=None, quarantine_file=None) -> (IngestReport, reader)
+    db.ingest_quarantine(ingest_id) -> list[QuarantinedRecord]     # what an ingest set aside
     db.specimen(processid, version=None) -> dict | None
     db.specimen_versions(processid) -> list[dict]
     db.count_specimens(current_only=True) -> int
@@ -25,7 +27,18 @@ Why it is built this way:
   is already there and completes the rest. A reviewer's write waits at most one
   chunk.
 * **Provenance.** ``ingests`` keeps file, checksum, start/finish time and counts;
-  every specimen row points at the ingest that wrote it.
+  every specimen row points at the ingest that wrote it. The checksum of a file
+  read with an image folder covers the folder's listing too, so adding a photo
+  is a new ingest, never "already ingested".
+* **Nothing set aside is lost.** Rows the reader quarantined go into the
+  ``quarantine`` table in the same transaction as the chunk they came with; the
+  report file (``quarantine_file``) is checked before anything is written and
+  written atomically *before* the ingest is marked completed. If it cannot be
+  written the ingest stays unfinished and a re-run does it again; a re-run of a
+  completed ingest reports what was set aside the first time.
+* **Interrupted ingests are closed.** When an ingest completes, earlier ingests
+  of the same file into the same collection left ``running`` by a killed process
+  are marked ``interrupted``, so ``db check`` stops warning about them.
 * With ``register_taxa`` the identification provided with the records
   (order … species) is added to ``taxa`` (status accepted, source
   ``collection:<name>``), so the taxonomy graph covers the collection.
@@ -38,15 +51,16 @@ import logging
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
-from biodiscover.storage.db.models import Collection, Ingest, SpecimenRow, Taxon
+from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
+from biodiscover.storage.validation import QuarantinedRecord, shorten_raw
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +68,7 @@ SPECIMENS = SpecimenRow.__table__
 TAXA = Taxon.__table__
 INGESTS = Ingest.__table__
 COLLECTIONS = Collection.__table__
+QUARANTINE = QuarantinedRow.__table__
 
 #: specimens-table column for each BIOSCAN-5M column.
 COLUMN_KEYS: dict[str, str] = {c: c.replace("-", "_") for c in BIOSCAN_COLUMNS}
@@ -74,20 +89,34 @@ class IngestReport:
     unchanged: int
     skipped: bool = False
     backup: Path | None = None
+    #: rows set aside (by this ingest, or — when ``skipped`` — by the completed ingest it matched)
+    quarantined: int = 0
+    quarantine_file: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"collection": self.collection, "collection_id": self.collection_id, "ingest_id": self.ingest_id,
                 "source": self.source, "checksum": self.checksum, "total": self.total, "new": self.new,
                 "changed": self.changed, "unchanged": self.unchanged, "skipped": self.skipped,
-                "backup": str(self.backup) if self.backup else None}
+                "backup": str(self.backup) if self.backup else None, "quarantined": self.quarantined,
+                "quarantine_file": self.quarantine_file}
 
 
-def file_checksum(path: Path) -> str:
-    """SHA-256 of a file, streamed (collections can be gigabytes)."""
+def file_checksum(path: Path, images: Path | None = None) -> str:
+    """SHA-256 of a file, streamed (collections can be gigabytes), plus the image folder's listing.
+
+    With ``images`` the name, size and modification time of every file in the
+    folder are hashed too: the same table with a photo added (or replaced) is
+    different input, and skipping it as "already ingested" would drop the photo.
+    """
     digest = hashlib.sha256()
     with Path(path).open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
+    if images is not None and Path(images).is_dir():
+        for p in sorted(Path(images).rglob("*")):
+            if p.is_file():
+                st = p.stat()
+                digest.update(f"\x00{p.relative_to(images)}\x1f{st.st_size}\x1f{st.st_mtime_ns}".encode())
     return "sha256:" + digest.hexdigest()
 
 
@@ -118,6 +147,13 @@ def record_hash(values: dict[str, Any]) -> str:
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
+def _store_quarantine(conn: Connection, ingest_id: int, records: Sequence[QuarantinedRecord]) -> None:
+    if records:
+        conn.execute(sa.insert(QUARANTINE), [
+            {"ingest_id": ingest_id, "file": r.file, "line": r.line, "processid": r.processid, "kind": r.kind,
+             "reason": r.reason, "raw": shorten_raw(r.raw)} for r in records])
+
+
 def _chunks(items: Iterable[Specimen], size: int) -> Iterator[list[Specimen]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
@@ -130,11 +166,28 @@ class IngestMixin:
     def ingest(self, specimens: Iterable[Specimen], *, collection: str, source: Path | str | None = None,
                checksum: str | None = None, chunk_size: int = CHUNK_ROWS, backup: bool = True,
                register_taxa: bool = True,
-               on_progress: Callable[[int], None] | None = None) -> IngestReport:
-        """Store ``specimens`` into ``collection``; see the module docstring for the guarantees."""
+               on_progress: Callable[[int], None] | None = None,
+               quarantine: Sequence[QuarantinedRecord] | None = None,
+               quarantine_file: Path | None = None, force: bool = False) -> IngestReport:
+        """Store ``specimens`` into ``collection``; see the module docstring for the guarantees.
+
+        ``quarantine``: the reader's live list of set-aside rows (it grows while
+        ``specimens`` is iterated); they are stored with the chunks and, when
+        ``quarantine_file`` is given, written there (replacing only a report
+        biodiscover wrote, unless ``force``) before the ingest is marked completed.
+        """
+        from biodiscover.storage.validation import check_output_path, is_quarantine_report
+
         source_s = str(source) if source is not None else None
         if checksum is None and source is not None and Path(source).is_file():
             checksum = file_checksum(Path(source))
+        if quarantine_file is not None:  # refuse before anything is written, not after the commit
+            check_output_path(Path(quarantine_file), what="quarantine report", force=force, ours=is_quarantine_report)
+
+        def _skipped(cid: int, prev: Any) -> IngestReport:
+            return IngestReport(collection, cid, prev["id"], source_s, checksum, prev["n_records"], 0, 0,
+                                prev["n_records"], skipped=True, quarantined=int(prev["n_quarantined"] or 0),
+                                quarantine_file=prev["quarantine_file"])
 
         def _start(conn: Connection) -> tuple[int, int | None, IngestReport | None]:
             cid = conn.execute(sa.select(COLLECTIONS.c.id).where(COLLECTIONS.c.name == collection)).scalar()
@@ -147,8 +200,7 @@ class IngestMixin:
                                              INGESTS.c.status == "completed").order_by(INGESTS.c.id.desc())
                 ).mappings().first()
                 if prev is not None:
-                    return cid, None, IngestReport(collection, cid, prev["id"], source_s, checksum,
-                                                   prev["n_records"], 0, 0, prev["n_records"], skipped=True)
+                    return cid, None, _skipped(cid, prev)
             iid = conn.execute(sa.insert(INGESTS).values(collection_id=cid, source=source_s, checksum=checksum,
                                                          started_at=utcnow(), status="running")
                                ).inserted_primary_key[0]
@@ -164,8 +216,7 @@ class IngestMixin:
                 if prev is not None:
                     log.info("%s already ingested into %s (ingest %d); nothing to do", source_s, collection,
                              prev["id"])
-                    return IngestReport(collection, cid0, prev["id"], source_s, checksum, prev["n_records"],
-                                        0, 0, prev["n_records"], skipped=True)
+                    return _skipped(cid0, prev)
         backup_path = self._auto_backup("pre-ingest") if backup else None  # type: ignore[attr-defined]
         cid, iid, skipped = self._write(_start, "start ingest")  # type: ignore[attr-defined]
         if skipped is not None:
@@ -178,35 +229,61 @@ class IngestMixin:
                     taxa_cache.setdefault((r.rank, r.name, r.parent_id), r.id)
         totals = {"n_records": 0, "n_new": 0, "n_changed": 0, "n_unchanged": 0}
         taxa_source = f"collection:{collection}"
+        stored = 0  # quarantined records already in the table
+
         for chunk in _chunks(specimens, chunk_size):
-            counts, added = self._write(  # type: ignore[attr-defined]
-                lambda conn, chunk=chunk: _ingest_chunk(conn, chunk, cid, iid, taxa_cache if register_taxa else None,
-                                                         taxa_source),
-                "ingest")
+            pending = list(quarantine[stored:]) if quarantine is not None else []
+
+            def _do(conn: Connection, chunk: list[Specimen] = chunk,
+                    pending: list[QuarantinedRecord] = pending) -> tuple[dict[str, int], dict[Any, int]]:
+                _store_quarantine(conn, iid, pending)
+                return _ingest_chunk(conn, chunk, cid, iid, taxa_cache if register_taxa else None, taxa_source)
+
+            counts, added = self._write(_do, "ingest")  # type: ignore[attr-defined]
+            stored += len(pending)
             taxa_cache.update(added)  # only after the chunk committed (a retried chunk must not see rolled-back ids)
             for k, v in counts.items():
                 totals[k] += v
             if on_progress is not None:
                 on_progress(totals["n_records"])
 
+        rest = list(quarantine[stored:]) if quarantine is not None else []
+        n_quarantined = stored + len(rest)
+        written_file: str | None = None
+        if quarantine_file is not None and n_quarantined:
+            from biodiscover.storage.validation import write_quarantine
+
+            # before the ingest is marked completed: if this fails the ingest stays unfinished and a re-run redoes it
+            written_file = str(write_quarantine(list(quarantine or []), Path(quarantine_file), force=force).resolve())
+
         def _finish(conn: Connection) -> None:
-            conn.execute(sa.update(INGESTS).where(INGESTS.c.id == iid).values(status="completed",
-                                                                               finished_at=utcnow()))
+            _store_quarantine(conn, iid, rest)
+            conn.execute(sa.update(INGESTS).where(INGESTS.c.id == iid).values(
+                status="completed", finished_at=utcnow(), n_quarantined=n_quarantined, quarantine_file=written_file))
+            same_input = (INGESTS.c.checksum == checksum) if checksum is not None else sa.and_(
+                INGESTS.c.checksum.is_(None),
+                INGESTS.c.source == source_s if source_s is not None else INGESTS.c.source.is_(None))
+            conn.execute(sa.update(INGESTS).where(
+                INGESTS.c.collection_id == cid, INGESTS.c.id < iid, INGESTS.c.status == "running", same_input,
+            ).values(status="interrupted"))
 
         self._write(_finish, "finish ingest")  # type: ignore[attr-defined]
         self.optimize()  # type: ignore[attr-defined]
-        log.info("ingested %d records into %s: %d new, %d changed, %d unchanged", totals["n_records"], collection,
-                 totals["n_new"], totals["n_changed"], totals["n_unchanged"])
+        log.info("ingested %d records into %s: %d new, %d changed, %d unchanged, %d set aside", totals["n_records"],
+                 collection, totals["n_new"], totals["n_changed"], totals["n_unchanged"], n_quarantined)
         return IngestReport(collection, cid, iid, source_s, checksum, totals["n_records"], totals["n_new"],
-                            totals["n_changed"], totals["n_unchanged"], backup=backup_path)
+                            totals["n_changed"], totals["n_unchanged"], backup=backup_path,
+                            quarantined=n_quarantined, quarantine_file=written_file)
 
     def ingest_file(self, path: Path | None, *, collection: str | None = None, images: Path | None = None,
                     **kwargs: Any) -> tuple[IngestReport, Any]:
-        """Stream a collection (CSV/TSV/FASTA/image folder) through engineer A's reader and ingest it.
+        """Stream a collection (CSV/TSV/FASTA/image folder) through the validating reader and ingest it.
 
         Uses :func:`biodiscover.storage.collections.iter_collection`, so memory stays flat for
         big files. Returns the report and the reader, whose ``quarantine`` lists the
-        rows that were refused (file, line, reason) and ``summary`` the counts.
+        rows that were refused (file, line, reason) and ``summary`` the counts; the
+        refused rows are stored with the ingest (``quarantine_file=`` also writes them
+        out). The file checksum covers ``images`` (see :func:`file_checksum`).
         """
         from biodiscover.storage.bioscan import BioscanDataset, is_dataset_root
         from biodiscover.storage.collections import iter_collection
@@ -220,8 +297,18 @@ class IngestMixin:
             reader = iter_collection(Path(path) if path is not None else None, images=images)
             origin = Path(path) if path is not None else Path(images) if images is not None else Path("collection")
             name = collection or origin.name.split(".")[0] or "collection"
-        report = self.ingest(reader, collection=name, source=origin, **kwargs)
+        if "checksum" not in kwargs and origin.is_file():
+            kwargs["checksum"] = file_checksum(origin, images)
+        report = self.ingest(reader, collection=name, source=origin, quarantine=reader.quarantine, **kwargs)
         return report, reader
+
+    def ingest_quarantine(self, ingest_id: int) -> list[QuarantinedRecord]:
+        """The rows an ingest set aside, in the order they were found."""
+        with self._read() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(sa.select(QUARANTINE).where(QUARANTINE.c.ingest_id == ingest_id)
+                                .order_by(QUARANTINE.c.id)).mappings().all()
+        return [QuarantinedRecord(file=r["file"], line=r["line"], processid=r["processid"], kind=r["kind"],
+                                  reason=r["reason"], raw=r["raw"]) for r in rows]
 
     # -- reads ----------------------------------------------------------------------------------------------
     def specimen(self, processid: str, version: int | None = None) -> dict[str, Any] | None:

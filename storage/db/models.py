@@ -1,9 +1,12 @@
-"""SQLModel tables of the biodiscover database (schema revision ``0003``).
+"""SQLModel tables of the biodiscover database (schema revision ``0004``).
 
 Why these tables, and why this shape:
 
 * ``collections`` / ``ingests`` keep provenance: which file (path, SHA-256, time)
-  brought each specimen version in.
+  brought each specimen version in. ``quarantine`` keeps every row an ingest set
+  aside (file, line, processid, problem), written in the same transactions as the
+  rows it kept, so a re-run of the same file can say what was set aside before
+  even when the report file is gone (revision 0004).
 * ``specimens`` holds every BIOSCAN-5M field. A record that changed between two
   ingests gets a new row (``version`` + 1, ``current`` = 1) and the old row keeps
   ``current`` = 0, so nothing a collection once said is overwritten. The rank
@@ -13,7 +16,9 @@ Why these tables, and why this shape:
   (accepted / provisional / rejected) and where the taxon came from.
 * ``runs`` record every discovery job with its parameters and model
   fingerprint, a heartbeat and progress, so a reviewer can watch a batch job,
-  and the novelty threshold its engine flagged specimens with.
+  and the novelty threshold its engine flagged specimens with; ``result`` holds
+  what a finished job produced in machine-readable form (a batch item's triage
+  run id), so nothing parses the human ``message`` (revision 0004).
 * ``assignments``: one row per specimen per run — label and confidence at every
   rank, the deepest confident rank and taxon, the novelty probability and the
   engine's decision ``is_novel`` (readers never re-derive it from a threshold).
@@ -72,6 +77,23 @@ class Ingest(SQLModel, table=True):
     n_new: int = 0
     n_changed: int = 0
     n_unchanged: int = 0
+    #: Revision 0004: rows set aside, and the report file they were written to.
+    n_quarantined: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    quarantine_file: Optional[str] = None
+
+
+class QuarantinedRow(SQLModel, table=True):
+    """One input row an ingest set aside, with the reason (revision 0004)."""
+
+    __tablename__ = "quarantine"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ingest_id: int = Field(foreign_key="ingests.id", index=True)
+    file: str
+    line: Optional[int] = None
+    processid: Optional[str] = None
+    kind: str
+    reason: str
+    raw: str = ""
 
 
 class SpecimenRow(SQLModel, table=True):
@@ -148,6 +170,8 @@ class Run(SQLModel, table=True):
     host: Optional[str] = None
     #: novelty probability at or above which this run's engine flagged a specimen novel (revision 0003)
     novelty_threshold: Optional[float] = None
+    #: Revision 0004: what the finished run produced, machine-readable (e.g. ``{"triage_run_id": 7}``).
+    result: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class Assignment(SQLModel, table=True):

@@ -9,6 +9,8 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.run_progress(run_id) -> RunProgress          # what the review TUI polls
     db.runs(limit=50) -> list[RunProgress];  db.latest_run(kind=None) -> RunProgress | None
     db.mark_stale_runs(older_than_s=600) -> list[int]
+    db.interrupt_dead_runs(kinds, stale_after_s, message) -> list[int]   # batch ledger: pid gone / no heartbeat
+    db.find_completed_run(kind, parameters={...}) -> RunProgress | None     # batch ledger: "done already?"
     db.write_assignments(run_id, rows, chunk_size=2000) -> int
     db.assignments(run_id) -> pandas.DataFrame
     db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
@@ -31,8 +33,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -75,10 +78,32 @@ class RunProgress:
     stale: bool
     #: the novelty probability at or above which the run's engine flagged a specimen novel
     novelty_threshold: float | None = None
+    #: What the finished run produced, machine-readable (``finish_run(result=…)``); {} when nothing.
+    result: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    host: str | None = None
 
     @property
     def fraction(self) -> float | None:
         return None if not self.total else min(1.0, self.done / self.total)
+
+
+_JSON_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists on this host (a pid we may not signal still exists)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def _batched(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -154,7 +179,9 @@ class RunsMixin:
 
         self._write(_do, "heartbeat")  # type: ignore[attr-defined]
 
-    def finish_run(self, run_id: int, status: str = "completed", message: str | None = None) -> None:
+    def finish_run(self, run_id: int, status: str = "completed", message: str | None = None,
+                   result: Mapping[str, Any] | None = None) -> None:
+        """End a run. ``message`` is for people; ``result`` (JSON) is what programs read back."""
         if status not in RUN_STATUSES or status == "running":
             raise ValueError(f"finish_run status must be one of {RUN_STATUSES[1:]}, not {status!r}")
         now = utcnow()
@@ -163,6 +190,8 @@ class RunsMixin:
             values: dict[str, Any] = {"status": status, "finished_at": now, "heartbeat_at": now}
             if message is not None:
                 values["message"] = message
+            if result is not None:
+                values["result"] = dict(result)
             if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
                 raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
 
@@ -176,7 +205,8 @@ class RunsMixin:
         return RunProgress(r["id"], r["kind"], r["status"], r["done"], r["total"], r["message"],
                            r["model_fingerprint"], dict(r["parameters"] or {}), r["started_at"], r["heartbeat_at"],
                            r["finished_at"], age, r["status"] == "running" and age > self.stale_after_s,
-                           novelty_threshold=r["novelty_threshold"])
+                           novelty_threshold=r["novelty_threshold"], result=dict(r.get("result") or {}),
+                           pid=r.get("pid"), host=r.get("host"))
 
     def run_progress(self, run_id: int) -> RunProgress:
         with self._read() as conn:  # type: ignore[attr-defined]
@@ -212,6 +242,50 @@ class RunsMixin:
 
             self._write(_do, "mark stale runs")  # type: ignore[attr-defined]
         return stale
+
+    def interrupt_dead_runs(self, kinds: Iterable[str], stale_after_s: float,
+                            message: str = "process gone before the run finished") -> list[int]:
+        """Mark ``running`` runs of ``kinds`` whose process is gone as ``interrupted``; returns their ids.
+
+        Gone = started on this host and its pid no longer exists, or started on
+        another host (whose pids we cannot see) and silent for ``stale_after_s``.
+        A run whose process is alive here is never touched, however old its heartbeat.
+        """
+        host = socket.gethostname()
+        kinds = tuple(kinds)
+        with self._read() as conn:  # type: ignore[attr-defined]
+            rows = conn.execute(sa.select(RUNS).where(RUNS.c.kind.in_(kinds), RUNS.c.status == "running")
+                                .order_by(RUNS.c.id)).mappings().all()
+        dead = []
+        for r in rows:
+            p = self._progress(r)
+            if (p.host == host and not pid_alive(p.pid)) or (p.host != host and p.seconds_since_heartbeat > stale_after_s):
+                dead.append(p.id)
+        for run_id in dead:
+            self.finish_run(run_id, "interrupted", message=message)
+            log.warning("run %d was left running by a dead process: marked interrupted", run_id)
+        return dead
+
+    def find_completed_run(self, kind: str, parameters: Mapping[str, Any]) -> RunProgress | None:
+        """The newest ``completed`` run of ``kind`` whose parameters hold every given key/value.
+
+        Values are compared as JSON scalars (``None`` matches a null or missing key),
+        in SQL, so the batch ledger never scans every run or parses a message.
+        """
+        q = sa.select(RUNS).where(RUNS.c.kind == kind, RUNS.c.status == "completed")
+        for key, value in parameters.items():
+            if not _JSON_KEY.match(key):
+                raise ValueError(f"parameter name {key!r} cannot be matched (letters, digits and _ only)")
+            extracted = sa.func.json_extract(RUNS.c.parameters, f"$.{key}")
+            if value is None:
+                q = q.where(extracted.is_(None))
+            elif isinstance(value, (str, int, float)) and not isinstance(value, bool):
+                q = q.where(extracted == value)
+            else:
+                raise ValueError(f"parameter {key!r}: only str, int, float or None can be matched")
+        with self._read() as conn:  # type: ignore[attr-defined]
+            r = conn.execute(q.order_by(RUNS.c.id.desc()).limit(1)).mappings().first()
+        return self._progress(r) if r else None
 
     # -- assignments ----------------------------------------------------------------------------------------
     def write_assignments(self, run_id: int, rows: Iterable[Mapping[str, Any]], chunk_size: int = CHUNK_ROWS) -> int:
