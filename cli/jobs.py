@@ -156,6 +156,8 @@ def _demo(
     for table in demo_tables(summary):
         console.print(table)
     # plain echo: commands must not be wrapped, people copy them
+    for note in summary.notes:
+        typer.echo(f"database: {note}")
     typer.echo(f"summary:  {Path(summary.workdir) / 'demo-summary.json'}")
     typer.echo(f"review:   biodiscover review --db {summary.db}")
     typer.echo(f"export:   biodiscover export --db {summary.db} --run {summary.run_id} --format html "

@@ -17,6 +17,11 @@ Layout of the work directory::
     <workdir>/demo-summary.json        the score against the synthetic truth
 
 Stages whose output already exists are reused, so an interrupted demo resumes.
+
+The demo never deletes a database that holds reviews: a re-run (``--fresh`` too)
+triages into the first ``biodiscover[-N].sqlite`` without reviews and says which;
+a database without reviews is replaced only after a verified backup
+(``<db>.backups/``, kept by ``--fresh``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,8 @@ class DemoSummary:
     specimens: int
     seconds: dict[str, float] = field(default_factory=dict)
     scores: dict[str, Any] = field(default_factory=dict)
+    #: what happened to databases already in the work directory (kept with reviews, or replaced after a backup)
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """Strict JSON (NaN rates, e.g. an empty denominator, become null)."""
@@ -208,7 +215,7 @@ def _prepare_workdir(workdir: Path, config: DemoConfig, fresh: bool) -> None:
             raise InputError(f"--workdir {workdir}: folder is not empty and was not made by `biodiscover demo` "
                              f"(no {CONFIG_FILE}); choose an empty or new folder")
         if fresh:
-            shutil.rmtree(workdir)
+            _wipe_but_databases(workdir)
         else:
             try:
                 found = json.loads(marker.read_text(encoding="utf-8"))
@@ -220,6 +227,55 @@ def _prepare_workdir(workdir: Path, config: DemoConfig, fresh: bool) -> None:
                                  f"({', '.join(changed)}); rerun with --fresh or use another --workdir")
     workdir.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
+
+
+DB_NAME = "biodiscover.sqlite"
+
+
+def _is_database_file(path: Path) -> bool:
+    """A demo database, its journal files or its backups folder: what ``--fresh`` keeps."""
+    name = path.name
+    return name.startswith("biodiscover") and ".sqlite" in name
+
+
+def _wipe_but_databases(workdir: Path) -> None:
+    """``--fresh``: remove everything the demo made except databases and their backups (they may hold reviews)."""
+    for child in workdir.iterdir():
+        if _is_database_file(child):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _choose_database(workdir: Path) -> tuple[Path, list[str]]:
+    """The database this run triages into, and what happened to the ones already there.
+
+    Why: a reviewer's decisions live in the demo's database (the demo invites them
+    to review). A database holding reviews is never touched; the next free name
+    is used instead. One without reviews is replaced, after a verified backup.
+    """
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
+
+    notes: list[str] = []
+    n = 1
+    while True:
+        db = workdir / (DB_NAME if n == 1 else f"biodiscover-{n}.sqlite")
+        if not db.exists() or db.stat().st_size == 0:
+            return db, notes
+        with Database.open(db, readonly=True) as handle:
+            reviews = handle.count_reviews()
+        if reviews:
+            notes.append(f"{db} holds {reviews} review{'s' if reviews != 1 else ''}: kept untouched")
+            n += 1
+            continue
+        backup = backup_database(db, reason="pre-demo", keep=KEEP_AUTOMATIC)
+        for part in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            part.unlink(missing_ok=True)
+        notes.append(f"{db} (no reviews) replaced by this run; the previous one is backed up in {backup}")
+        return db, notes
 
 
 def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Progress | None = None,
@@ -235,8 +291,7 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     say = progress or log_progress(log)
     workdir = Path(workdir)
     _prepare_workdir(workdir, config, fresh)
-    data, coll_dir, model, db = (workdir / "data", workdir / "new-collection", workdir / "model",
-                                 workdir / "biodiscover.sqlite")
+    data, coll_dir, model = workdir / "data", workdir / "new-collection", workdir / "model"
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
@@ -274,10 +329,9 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     seconds["reference"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    if db.exists():
-        db.unlink()
-        for extra in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-            extra.unlink(missing_ok=True)
+    db, notes = _choose_database(workdir)
+    for note in notes:
+        log.info("%s", note)
     summary = run_triage(csv, model, db, images=images, collection="demo-plate",
                          progress=within(say, "triage"))
     say("triage", 1.0, 1.0, f"run {summary.run_id}: {summary.novel} novel, {summary.proposals} candidate species")
@@ -291,6 +345,6 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
               if summary.run_id is not None else {})
     seconds["score"] = time.perf_counter() - t
     result = DemoSummary(workdir=str(workdir), db=str(db), model=str(model), run_id=summary.run_id,
-                         specimens=len(collection), seconds=seconds, scores=scores)
+                         specimens=len(collection), seconds=seconds, scores=scores, notes=notes)
     (workdir / "demo-summary.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False), encoding="utf-8")
     return result
