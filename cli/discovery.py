@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
         no_provisional: bool = typer.Option(False, "--no-provisional",
                                             help="Do not use the database's accepted provisional species as references."),
+        force: bool = typer.Option(False, "--force", help="Replace a --results or quarantine file that biodiscover "
+                                                          "did not write."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
@@ -64,7 +66,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
                              results_out=results, progress=_progress(quiet), use_images=not no_images,
-                             use_provisional=not no_provisional)
+                             use_provisional=not no_provisional, force=force)
         if as_json:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return
@@ -121,12 +123,15 @@ def register(app: typer.Typer) -> None:
         to also fit the image classifier with its encoders; otherwise it writes a
         DNA-only bundle.
         """
-        from biodiscover.workflows.reference import build_reference
+        from biodiscover.workflows.reference import build_reference, reference_quarantine_path
 
+        set_aside: list = []
         model = build_reference(data, out, keys=keys, calibration=calibration,
                                 calibration_keys=calibration_keys or None, outliers=outliers,
                                 max_outliers=max_outliers, seed=seed, overwrite=force, progress=_progress(quiet),
-                                images=images)
+                                images=images, quarantine=set_aside)
         kinds = getattr(model.classifier_, "kind_", {})
         th = ", ".join(f"{r} {kinds.get(r, 'identity')} ≥ {t:.3f}" for r, t in model.classifier_.thresholds_.items())
         typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; per-rank thresholds: {th}")
+        if set_aside:
+            typer.echo(f"{len(set_aside)} rows set aside (invalid or duplicated): {reference_quarantine_path(out)}")

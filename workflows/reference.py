@@ -26,23 +26,47 @@ from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import Specimen, resolve_splits
+from biodiscover.storage.validation import QuarantinedRecord
 
 log = logging.getLogger(__name__)
 
 
-def load_specimens(data: Path, splits: str) -> list[Specimen]:
-    """Specimens of ``splits`` (split or metasplit expression) from a dataset root or metadata file."""
-    from biodiscover.storage.bioscan import find_metadata, load_metadata
+def load_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecord] | None = None) -> list[Specimen]:
+    """Specimens of ``splits`` from a dataset root or metadata file, validated exactly like ``ingest``.
 
-    wanted = resolve_splits(splits)
+    Why the validating reader and not a bare table load: a reference key is what
+    every later specimen is named against, so a barcode with ``XZ!!``, a 10 MB
+    "barcode", a NUL in a processid or a duplicated processid must be set aside
+    with its reason (appended to ``quarantine``, and logged), never stored. The
+    header is checked first, so a table without a ``split`` or ``dna_barcode``
+    column fails before a byte of its rows is read.
+    """
+    from biodiscover.storage.bioscan import BioscanDataset, find_metadata, read_header
+
+    try:
+        wanted = resolve_splits(splits)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     path = find_metadata(Path(data))
-    df = load_metadata(path, split=list(wanted))
-    cols = [c for c in ("processid", "sampleid", "order", "family", "subfamily", "genus", "species", "dna_bin",
-                        "dna_barcode", "country", "province_state", "coord-lat", "coord-lon", "split")
-            if c in df.columns]
-    source = str(path)
-    return [Specimen.from_row(row, source=source, line=int(i) + 2)
-            for i, row in zip(df.index, df[cols].to_dict("records"))]
+    header = read_header(path)
+    for column in ("split", "dna_barcode"):
+        if column not in header:
+            raise InputError(f"{path}: has no {column!r} column (line 1); a reference needs labelled, split "
+                             "records with barcodes (BIOSCAN-5M layout)")
+    root = Path(data) if Path(data).is_dir() else path.parent
+    reader = BioscanDataset(root, metadata=path).reader(list(wanted), check_images=False)
+    specimens = list(reader)
+    if reader.quarantine:
+        log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine), reader.quarantine[0].message)
+        if quarantine is not None:
+            quarantine.extend(reader.quarantine)
+    return specimens
+
+
+def reference_quarantine_path(out: Path) -> Path:
+    """Where ``build-reference`` reports the rows it set aside: ``<bundle>.quarantine.csv`` beside the bundle."""
+    out = Path(out).absolute()
+    return out.with_name(out.name + ".quarantine.csv")
 
 
 def sample(specimens: Sequence[Specimen], n: int, seed: int) -> list[Specimen]:
@@ -56,8 +80,13 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
                     calibration_keys: str | None = "train", outliers: str = "other_heldout",
                     max_outliers: int = 3000, seed: int = 0, config: EngineConfig | None = None,
                     overwrite: bool = False, progress: Progress | None = None,
-                    exclude_processids: Collection[str] = (), images: bool | None = None) -> DiscoveryModel:
+                    exclude_processids: Collection[str] = (), images: bool | None = None,
+                    quarantine: list[QuarantinedRecord] | None = None) -> DiscoveryModel:
     """Fit the k-mer discovery engine on ``data`` and save it as a bundle at ``out``.
+
+    Input is validated exactly like ``ingest`` (:func:`load_specimens`): rows set
+    aside are written to :func:`reference_quarantine_path` (and appended to
+    ``quarantine`` for the caller), never fitted.
 
     ``exclude_processids``: specimens never used for fitting (e.g. those of the
     collection about to be triaged, so the novelty detector has not seen its
@@ -65,18 +94,28 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     DNA+image fusion in triage); None = when ``out`` already holds trained
     encoders (``biodiscover train``) and the dataset has images.
     """
+    from biodiscover.storage.validation import check_output_path, is_quarantine_report, write_quarantine
+
     report = progress or log_progress(log)
     say = messages(report, "reference")
     t0 = time.perf_counter()
     by_split: dict[str, list[Specimen]] = {}
-    needed = set(resolve_splits(keys)) | set(resolve_splits(calibration)) | set(resolve_splits(outliers))
-    if calibration_keys:
-        needed |= set(resolve_splits(calibration_keys))
+    try:
+        needed = set(resolve_splits(keys)) | set(resolve_splits(calibration)) | set(resolve_splits(outliers))
+        if calibration_keys:
+            needed |= set(resolve_splits(calibration_keys))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    qpath = reference_quarantine_path(out)
+    check_output_path(qpath, what="quarantine report", force=overwrite, ours=is_quarantine_report)
     say(f"reading {', '.join(sorted(needed))} from {data}")
     excluded = set(exclude_processids)
-    for s in load_specimens(data, "+".join(sorted(needed))):
+    set_aside: list[QuarantinedRecord] = []
+    for s in load_specimens(data, "+".join(sorted(needed)), quarantine=set_aside):
         if s.processid not in excluded:
             by_split.setdefault(s.split or "", []).append(s)
+    if quarantine is not None:
+        quarantine.extend(set_aside)
 
     def pick(expr: str) -> list[Specimen]:
         return [s for sp in resolve_splits(expr) for s in by_split.get(sp, [])]
@@ -101,6 +140,9 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     elif images:
         raise InputError(f"{out}: no trained encoders in the bundle; run `biodiscover train --out {out}` first "
                          "to name specimens from images")
+    if set_aside:
+        write_quarantine(set_aside, qpath, force=overwrite)
+        say(f"{len(set_aside)} rows set aside (not in the reference): {qpath}")
     say(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
     return model
 
