@@ -26,25 +26,36 @@ def _load_config(preset: str, overrides: dict[str, Any]) -> Any:
     return config
 
 
+def _section(mapping: Any, key: str) -> dict[str, Any]:
+    """``mapping[key]`` when it is a JSON object, else {} (a damaged or hand-edited bundle.json)."""
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
 def _fmt(value: Any) -> str:
     return "—" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def retrieval_lines(evaluation: dict[str, Any]) -> list[str]:
-    """CLIBD table rows: direction, rank, seen/unseen/HM micro and macro top-1."""
+def retrieval_lines(evaluation: Any) -> list[str]:
+    """CLIBD table rows: direction, rank, seen/unseen/HM micro and macro top-1 (damaged entries skipped)."""
+    ev = evaluation if isinstance(evaluation, dict) else {}
     lines = []
-    for direction, table in evaluation.get("retrieval", {}).items():
+    for direction, table in _section(ev, "retrieval").items():
+        if not isinstance(table, dict):
+            continue
         lines.append(f"  {direction}: rank        seen mi/ma      unseen mi/ma    HM mi/ma")
         for rank, row in table.items():
             cells = []
             for part in ("seen", "unseen", "hm"):
-                r = row.get(part) or {}
+                r = _section(row, part)
                 cells.append(f"{_fmt(r.get('micro')):>6} {_fmt(r.get('macro')):>6}")
             lines.append(f"    {rank:<18}" + "   ".join(cells))
-    for name, r in evaluation.get("barcodebert_probes", {}).items():
+    for name, r in _section(ev, "barcodebert_probes").items():
+        r = r if isinstance(r, dict) else {}
         lines.append(f"  {name}: micro {_fmt(r.get('micro'))} macro {_fmt(r.get('macro'))} (n={r.get('n')})")
-    for modality, per_rank in evaluation.get("clustering_ami", {}).items():
-        lines.append(f"  clustering AMI ({modality}): " + ", ".join(f"{k} {_fmt(v)}" for k, v in per_rank.items()))
+    for modality, per_rank in _section(ev, "clustering_ami").items():
+        if isinstance(per_rank, dict):
+            lines.append(f"  clustering AMI ({modality}): " + ", ".join(f"{k} {_fmt(v)}" for k, v in per_rank.items()))
     return lines
 
 
@@ -99,10 +110,16 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(b.manifest, indent=2))
             return
         m = b.manifest
-        cfg = b.config
+        # bundle.json is a file a person can edit: every section is checked for its shape before use,
+        # so a damaged one is named in the output instead of raising a traceback
+        damaged = [key for key in ("config", "packages", "data_fingerprint", "metrics")
+                   if key in m and not isinstance(m[key], dict)]
+        cfg = _section(m, "config")
         typer.echo(f"bundle {b.path}  (format {m.get('format_version')}, created {m.get('created')})")
+        for key in damaged:
+            typer.echo(f"{key}: damaged in bundle.json (a {type(m[key]).__name__}, not an object)")
         if cfg and "dna" in cfg:
-            dna, img, al = cfg.get("dna", {}), cfg.get("image", {}), cfg.get("align", {})
+            dna, img, al = _section(cfg, "dna"), _section(cfg, "image"), _section(cfg, "align")
             typer.echo(
                 f"config: preset {cfg.get('name')!r}; DNA k={dna.get('k')} hidden={dna.get('hidden')} layers={dna.get('layers')} "
                 f"heads={dna.get('heads')}; image {img.get('arch')} {img.get('image_size')}px; shared dim {al.get('embed_dim')}"
@@ -115,20 +132,20 @@ def register(app: typer.Typer) -> None:
             shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) if isinstance(value, dict) else str(value)
             typer.echo(f"{key}: {shown}")
         typer.echo(f"fingerprint: {b.fingerprint}")
-        fp = b.data_fingerprint
+        fp = _section(m, "data_fingerprint")
         if fp:
-            splits = ", ".join(f"{k} {v}" for k, v in fp.get("splits", {}).items())
+            splits = ", ".join(f"{k} {v}" for k, v in _section(fp, "splits").items())
             if "specimens" in fp:
                 typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens ({splits}); "
                            f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from {fp.get('source', '?')}")
             else:
                 typer.echo("data: " + ", ".join(f"{k}={v}" for k, v in fp.items()))
-        typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in b.packages.items()))
-        stats = b.metrics.get("training", {})
+        typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in _section(m, "packages").items()))
+        stats = _section(_section(m, "metrics"), "training")
         if stats:
             typer.echo(f"training: {stats.get('pretrain_sequences')} barcodes pretrained, {stats.get('align_specimens')} specimens aligned, "
                        f"temperature {_fmt(stats.get('temperature'))}")
-        lines = retrieval_lines(b.metrics.get("evaluation", {}))
+        lines = retrieval_lines(_section(_section(m, "metrics"), "evaluation"))
         if lines:
             typer.echo("metrics:")
             for line in lines:

@@ -130,7 +130,13 @@ def _check_manifest(manifest: Any, where: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != "biodiscover-bundle":
         raise ModelBundleError(f"{where}: not a biodiscover bundle manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version > BUNDLE_FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        # "1" (a string), 1.5 or null is a damaged manifest, not a newer one: say so
+        raise ModelBundleError(
+            f"{where}: format_version {version!r} is not a bundle format version (a whole number; this "
+            f"biodiscover writes {BUNDLE_FORMAT_VERSION}); bundle.json is damaged or was edited by hand"
+        )
+    if version > BUNDLE_FORMAT_VERSION:
         raise ModelBundleError(
             f"{where}: bundle format version {version!r} is newer than this biodiscover supports "
             f"({BUNDLE_FORMAT_VERSION}); upgrade biodiscover"
