@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from biodiscover.storage.collections import read_collection
+from biodiscover.storage.collections import check_input, read_collection
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.validation import (
     PROBLEM_KINDS,
@@ -60,10 +60,11 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
 ) -> None:
     """Check a collection; set aside invalid rows with their reasons (exit 0 ok, 1 some quarantined, 2 unusable)."""
-    if not input.exists():
-        raise InputError(f"{input}: no such file or directory")
+    check_input(input)
     if images is not None and not images.is_dir():
         raise InputError(f"{images}: image folder does not exist")
+    if images is not None:
+        check_input(images)
     target = quarantine if quarantine is not None else quarantine_path_for(input)
     check_output_path(target, what="quarantine report", force=force, ours=is_quarantine_report)  # before reading
     result = read_collection(input, images=images, require_images=require_images, check_images=check_images)

@@ -83,10 +83,13 @@ def ingest(
     """
     from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for, write_quarantine
 
-    if not input.exists():
-        raise InputError(f"{input}: no such file or directory")
+    from biodiscover.storage.collections import check_input
+
+    check_input(input)
     if images is not None and not images.is_dir():
         raise InputError(f"{images}: image folder does not exist")
+    if images is not None:
+        check_input(images)
     qtarget = quarantine if quarantine is not None else quarantine_path_for(input, fallback=db.absolute().parent)
     check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
     with Database.open_or_create(db) as handle:

@@ -9,6 +9,7 @@ errors into one line and a non-zero exit code; only real bugs show a traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 
@@ -46,6 +47,31 @@ for _verbs in (data, synth, db, model, discovery, review, jobs):
 
 
 INTERRUPTED = "interrupted: work committed so far is kept; re-run the same command to resume."
+_USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _own_path_checks(typer_app: typer.Typer) -> None:
+    """Leave 'is this path readable' to the verbs, which say why in one ``error:`` line.
+
+    Click's own check answers an unreadable file with a usage box (several lines,
+    "Try --help"), as if the command line were wrong; it is a permission problem.
+    """
+    import inspect
+
+    from typer.models import ParameterInfo
+
+    for command in typer_app.registered_commands:
+        if command.callback is None:
+            continue
+        for param in inspect.signature(command.callback).parameters.values():
+            if isinstance(param.default, ParameterInfo):
+                param.default.readable = False
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            _own_path_checks(group.typer_instance)
+
+
+_own_path_checks(app)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     except BiodiscoverError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except OSError as exc:
+        # permissions, a full disk or a read-only file system are the user's to fix, not bugs
+        if isinstance(exc, PermissionError) or exc.errno in _USER_OS_ERRORS:
+            where = f"{exc.filename}: " if exc.filename else ""
+            typer.echo(f"error: {where}{exc.strerror or exc} (check the permissions and free space of the file "
+                       "and its folder)", err=True)
+            return 2
+        raise
     except KeyboardInterrupt:
         typer.echo(INTERRUPTED, err=True)
         return 130

@@ -107,6 +107,19 @@ def _head(path: Path, n: int = 8192) -> bytes:
             return fh.read(n)
 
 
+def check_input(path: Path) -> Path:
+    """Refuse an input that is missing or unreadable, in one line, before any output is prepared."""
+    import os
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    need = os.R_OK | (os.X_OK if path.is_dir() else 0)
+    if not os.access(path, need):
+        raise InputError(f"{path}: not readable by you (permission denied); check its permissions")
+    return path
+
+
 def _check_readable_text(path: Path) -> None:
     """Raise one clear InputError when ``path`` is missing, a directory or binary."""
     if not path.exists():
@@ -316,6 +329,8 @@ class CollectionReader:
         self._stream: Iterator[Specimen] | None = None
         if self.path is not None and not self.path.is_dir():
             self.format = sniff_format(self.path)
+            if self.format != "fasta":
+                self._peek_header()
         elif self.path is not None and self.images is None:
             # A bare image folder is a collection of image-only specimens.
             self.images = self.path
@@ -364,6 +379,43 @@ class CollectionReader:
         yield from self._iter_leftover_images()
 
     # Rows of a CSV/TSV --------------------------------------------------------------
+    def _check_header(self, header_cells: list[str], src: str) -> list[str]:
+        """The normalised header, or one InputError when it cannot be a specimen table."""
+        header = _normalise_header(header_cells)
+        if "processid" not in header:
+            shown = ", ".join(repr(h) for h in header_cells[:6])
+            raise InputError(
+                f"{src}: not a specimen table: the header (line 1) has no 'processid' column (found {shown})"
+            )
+        has_image_col = any(h in header for h in EXTRA_COLUMNS)
+        if "dna_barcode" not in header and not has_image_col and self.images is None and self.image_resolver is None:
+            raise InputError(
+                f"{src}: has no 'dna_barcode' column and no image column; give --images DIR for image-only records"
+            )
+        return header
+
+    def _peek_header(self) -> None:
+        """Check line 1 when the reader is made, so a file that is not a specimen table fails
+        before anyone hashes, backs up or starts an ingest for it (not after reading 200 MB)."""
+        assert self.path is not None
+        src = str(self.path)
+        first: tuple[str, str | None] | None = None
+        try:
+            for _number, text, problem in open_text_lines(self.path):
+                first = (text, problem)
+                break
+        except TruncatedInputError:
+            first = None
+        if first is None:
+            return  # empty (or cut inside line 1): the full read says so
+        text, problem = first
+        if problem is not None:
+            raise InputError(f"{src}: line 1 (the header): {problem}")
+        cells = next(csv.reader([text], delimiter="\t" if self.format == "tsv" else ","), [])
+        if any("\n" in c or "\r" in c for c in cells):
+            raise InputError(f"{src}: line 1 (the header) opens a quoted field that is never closed")
+        self._check_header(cells, src)
+
     def _iter_table(self, src: str) -> Iterator[Specimen]:
         """Rows of a CSV/TSV, one record per physical line unless a quoted field truly spans lines.
 
@@ -414,17 +466,7 @@ class CollectionReader:
             raise InputError(f"{src}: line 1 (the header): {consumed[0][2]}")
         if len(consumed) > 1 or any("\n" in c or "\r" in c for c in header_cells):
             raise InputError(f"{src}: line 1 (the header) opens a quoted field that is never closed")
-        header = _normalise_header(header_cells)
-        if "processid" not in header:
-            shown = ", ".join(repr(h) for h in header_cells[:6])
-            raise InputError(
-                f"{src}: not a specimen table: the header (line 1) has no 'processid' column (found {shown})"
-            )
-        has_image_col = any(h in header for h in EXTRA_COLUMNS)
-        if "dna_barcode" not in header and not has_image_col and self.images is None and self.image_resolver is None:
-            raise InputError(
-                f"{src}: has no 'dna_barcode' column and no image column; give --images DIR for image-only records"
-            )
+        header = self._check_header(header_cells, src)
         unknown = [h for h in header if h not in BIOSCAN_COLUMNS and h not in EXTRA_COLUMNS]
         if unknown:
             log.info("%s: ignoring columns %s", src, ", ".join(unknown))
@@ -476,6 +518,8 @@ class CollectionReader:
                 extra.append((MALFORMED_ROW, f"row has {len(cells)} fields, the header has {len(header)}"))
             row = dict(zip(header, cells))
             if self.row_filter is not None and not extra and not self.row_filter(row):
+                # not wanted here, but its processid is taken: a later row reusing it is a duplicate
+                self.validator.seen.setdefault(row.get("processid", "").strip(), start)
                 continue
             if extra and "processid" not in row and len(cells) > pid_col:
                 row["processid"] = cells[pid_col]

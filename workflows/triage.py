@@ -209,12 +209,16 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     the database); that file and ``results_out`` replace only files biodiscover
     wrote, unless ``force`` — both are checked before any work starts.
     """
-    from biodiscover.storage.collections import read_collection
+    from biodiscover.storage.collections import check_input, read_collection
     from biodiscover.storage.db.ingest import file_checksum
     from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for
 
+    for given in (input_path, images):
+        if given is not None:
+            check_input(Path(given))
     qtarget = quarantine_path_for(Path(input_path or images or "collection"),
-                                  fallback=Path(db_path).absolute().parent if db_path else None)
+                                  fallback=Path(db_path).absolute().parent if db_path else
+                                  Path(results_out).absolute().parent if results_out else None)
     check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
     if results_out is not None:
         check_output_path(Path(results_out), what="results file", force=force, ours=is_results_file)

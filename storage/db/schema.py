@@ -118,17 +118,17 @@ def upgrade_database(path: Path, engine_factory) -> Path | None:  # type: ignore
     path = Path(path)
     state = inspect_revision(path)
     refuse_newer(path, state)
-    if state.is_current:
-        log.info("%s is already at schema revision %s", path, state.head)
-        return None
-    if state.revision is None and state.has_tables:
-        raise DatabaseError(f"{path}: not a biodiscover database (it has tables but no schema revision)")
-    if state.has_tables:
+    if state.has_tables:  # a damaged file is said so even when there is nothing to migrate
         from biodiscover.storage.db.check import damaged_database_error, quick_problems
 
         damage = quick_problems(path)
         if damage:
             raise damaged_database_error(path, "; ".join(damage[:3]))
+    if state.is_current:
+        log.info("%s is already at schema revision %s", path, state.head)
+        return None
+    if state.revision is None and state.has_tables:
+        raise DatabaseError(f"{path}: not a biodiscover database (it has tables but no schema revision)")
     backup = backup_database(path, reason="pre-upgrade", keep=KEEP_AUTOMATIC) if state.has_tables else None
     engine = engine_factory(path)
     try:
