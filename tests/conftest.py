@@ -33,3 +33,64 @@ def real_images_dir() -> Path:
     if not path.is_dir():
         pytest.skip(f"real specimen photos not present at {path}")
     return path
+
+
+# -- running a command as a user without write permission (issue 12) -----------------------------------------
+# CI runs as root, and root ignores file modes; a permission test that skips as root proves nothing there.
+# So the command runs without privileges: as nobody (uid 65534) when that user can read this checkout and its
+# interpreter, else as root without the capabilities that bypass file modes (DAC override/read-search, fowner).
+# Folders and files the test makes read-only get modes without any write bit, so both ways are denied.
+
+_UNPRIVILEGED_PREFIXES: tuple[tuple[str, ...], ...] = (
+    ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"),
+    ("setpriv", "--inh-caps=-all", "--bounding-set=-all"),
+)
+
+
+@pytest.fixture(scope="session")
+def unprivileged_prefix() -> tuple[str, ...]:
+    """The command prefix that drops write privileges here; () when the tests already run unprivileged."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    if os.geteuid() != 0:
+        return ()
+    if shutil.which("setpriv") is None:
+        pytest.fail("tests run as root but setpriv (util-linux) is missing: cannot drop privileges; "
+                    "install util-linux rather than skipping the permission tests")
+    probe_dir = Path(tempfile.mkdtemp(prefix="bd-priv-"))
+    try:
+        probe_dir.chmod(0o755)
+        target = probe_dir / "ro.txt"
+        target.write_text("x")
+        target.chmod(0o444)
+        code = ("import biodiscover.cli.main, sys\n"
+                f"try:\n    open({str(target)!r}, 'a')\nexcept PermissionError:\n    sys.exit(0)\nsys.exit(3)\n")
+        for prefix in _UNPRIVILEGED_PREFIXES:
+            res = subprocess.run([*prefix, sys.executable, "-c", code], capture_output=True, text=True,
+                                 cwd=probe_dir, env={**os.environ, "HOME": str(probe_dir)})
+            if res.returncode == 0:
+                return prefix
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+    pytest.fail("cannot drop privileges with setpriv here (neither uid 65534 nor a reduced bounding set works)")
+
+
+@pytest.fixture()
+def open_tmp():  # type: ignore[no-untyped-def]
+    """A temporary folder every user can enter (tmp_path's parents are private to root)."""
+    import shutil
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="bd-test-"))
+    folder.chmod(0o755)
+    home = folder / ".home"
+    home.mkdir()
+    home.chmod(0o777)
+    yield folder
+    for p in [folder, *folder.rglob("*")]:  # read-only modes the test set must not stop the cleanup
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    shutil.rmtree(folder, ignore_errors=True)

@@ -289,3 +289,40 @@ def test_names_in_open_nomenclature_and_search_by_member(tmp_path) -> None:
     accepted = db.accept(ids[0], expected_version=page[0].version, reviewer="t")
     assert db.proposal_detail(ids[0]).summary.provisional_name == "Phoridae gen. sp. BD-0001"
     assert accepted.proposal_id == ids[0]
+
+
+def test_run_ledger_queries_are_database_methods(tmp_path: Path) -> None:
+    """Issue 14 item 8: what the batch ledger needs, asked of the Database (no SQL or message parsing outside)."""
+    import socket
+
+    import sqlalchemy as sa
+
+    from biodiscover.storage.db.models import Run
+
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        a = db.start_run("batch_item", {"collection_key": "k1", "model_fingerprint": "m1"}, backup=False)
+        db.finish_run(a, "completed", message="triage run 7: whatever a person reads", result={"triage_run_id": 7})
+        b = db.start_run("batch_item", {"collection_key": "k1", "model_fingerprint": None}, backup=False)
+        db.finish_run(b, "completed", result={"triage_run_id": 8})
+        c = db.start_run("batch_item", {"collection_key": "k1", "model_fingerprint": "m1"}, backup=False)
+        db.finish_run(c, "failed", message="triage run 9: crashed")
+        found = db.find_completed_run("batch_item", {"collection_key": "k1", "model_fingerprint": "m1"})
+        assert found is not None and (found.id, found.result) == (a, {"triage_run_id": 7})
+        assert db.find_completed_run("batch_item", {"collection_key": "k1", "model_fingerprint": None}).id == b
+        assert db.find_completed_run("batch_item", {"collection_key": "k2"}) is None
+        assert db.find_completed_run("triage", {"collection_key": "k1"}) is None
+        with pytest.raises(ValueError, match="cannot be matched"):
+            db.find_completed_run("batch_item", {"key') OR 1=1 --": "x"})
+        # runs left running: here by a dead pid, elsewhere silent for long, elsewhere fresh, here alive
+        here, there = socket.gethostname(), "another-host"
+        ids = [db.start_run("batch_item", {}, backup=False) for _ in range(4)]
+        with db.engine.begin() as conn:
+            runs = Run.__table__
+            conn.execute(sa.update(runs).where(runs.c.id == ids[0]).values(pid=2 ** 22 + 12345, host=here))
+            conn.execute(sa.update(runs).where(runs.c.id == ids[1]).values(host=there,
+                                                                           heartbeat_at="2000-01-01T00:00:00.000000Z"))
+            conn.execute(sa.update(runs).where(runs.c.id == ids[2]).values(host=there))
+        assert db.interrupt_dead_runs(["batch_item"], stale_after_s=3600, message="gone") == ids[:2]
+        assert [db.run_progress(i).status for i in ids] == ["interrupted", "interrupted", "running", "running"]
+        assert db.run_progress(ids[0]).message == "gone"
+        assert db.interrupt_dead_runs(["batch_item"], stale_after_s=3600) == []

@@ -224,14 +224,27 @@ def test_d_unwritable_path_gives_clear_error(tmp_path: Path, _cli) -> None:  # t
     assert not (tmp_path / "missing").exists()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
-def test_d_read_only_file_is_refused_untouched(tmp_path: Path) -> None:
-    path = tmp_path / "bd.sqlite"
+def test_d_read_only_file_is_refused_untouched(open_tmp: Path, unprivileged_prefix: tuple[str, ...]) -> None:
+    """Without write permission (as root in CI too: the process drops its privileges), a writer is refused
+    in one line that says permissions, and a reader still reads."""
+    path = open_tmp / "bd.sqlite"
     _seed(path, 5, 1)
     path.chmod(0o444)
     digest = sha(path)
-    with pytest.raises(DatabaseError, match="not writable"):
-        Database.open(path)
+    code = """
+        from biodiscover.storage.errors import DatabaseError
+        try:
+            Database.open(sys.argv[1])
+        except DatabaseError as exc:
+            print("refused:", exc)
+        with Database.open(sys.argv[1], readonly=True) as db:
+            print("pending:", db.queue_counts()["pending"])
+    """
+    proc = subprocess.run([*unprivileged_prefix, sys.executable, "-c", COMMON + textwrap.dedent(code), str(path)],
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "HOME": str(open_tmp / ".home")})
+    assert proc.returncode == 0, proc.stderr
+    assert "refused:" in proc.stdout and "not writable" in proc.stdout and "damaged" not in proc.stdout
+    assert "pending: 1" in proc.stdout
     assert sha(path) == digest
 
 

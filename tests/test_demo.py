@@ -141,6 +141,46 @@ def test_cli_prints_tables_and_next_steps(demo, capsys) -> None:
     assert "other settings" in capsys.readouterr().err
 
 
+def test_rerun_never_deletes_a_database_that_holds_reviews(demo) -> None:
+    """Issue 12 item 1: review candidates as the demo invites, run the demo again (a real process):
+    the reviewed database is byte-for-byte untouched and the new run goes into a new file, said on stdout.
+    A database without reviews is replaced only after a backup that passes integrity_check."""
+    import hashlib
+    import subprocess
+    import sys
+
+    from biodiscover.storage.db import Database
+
+    workdir, _, _ = demo
+    reviewed = workdir / "biodiscover.sqlite"
+    with Database.open(reviewed) as db:
+        rows, _total = db.proposal_queue(limit=3)
+        for row in rows:
+            db.accept(row.id, expected_version=row.version, reviewer="ana")
+        db.note(rows[0].id, "checked the photos", reviewer="ana")
+        n_reviews = len(db.reviews())
+    assert n_reviews == len(rows) + 1 > 1
+    digest = hashlib.sha256(reviewed.read_bytes()).hexdigest()
+    res = subprocess.run([sys.executable, "-m", "biodiscover.cli", "demo", "--workdir", str(workdir), "--species",
+                          "24", "--specimens", "420", "--preset", "tiny", "--seed", "3"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert f"database: {reviewed} holds {n_reviews} reviews: kept untouched" in res.stdout
+    assert f"review:   biodiscover review --db {workdir / 'biodiscover-2.sqlite'}" in res.stdout
+    assert hashlib.sha256(reviewed.read_bytes()).hexdigest() == digest
+    with Database.open(reviewed, readonly=True) as db:
+        assert len(db.reviews()) == n_reviews
+    # again: the new file has no reviews, so it is replaced — after a verified backup
+    again = run_demo(workdir, TINY)
+    assert again.db == str(workdir / "biodiscover-2.sqlite") and "backed up in" in again.notes[-1]
+    backups = list((workdir / "biodiscover-2.sqlite.backups").glob("biodiscover-2-pre-demo-*.sqlite"))
+    assert len(backups) == 1
+    with sqlite3.connect(f"file:{backups[0]}?immutable=1", uri=True) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert con.execute("SELECT count(*) FROM assignments").fetchone()[0] > 0
+    assert hashlib.sha256(reviewed.read_bytes()).hexdigest() == digest
+
+
 def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> None:
     """A real process: SIGINT while the encoders train → exit 130 with the resume hint, no model
     written from a half-trained state; the same command then finishes the demo."""

@@ -1,0 +1,537 @@
+"""What biodiscover promises about your data (docs/data-promises.md), one test per break of issue 12.
+
+Every test runs the real ``biodiscover`` in a subprocess on a real file and checks
+the exit code, the one-line message and the SHA-256 of every file that must be
+left untouched. Permission tests run the command without privileges (as nobody,
+or as root without the capabilities that bypass file modes; see
+``unprivileged_prefix`` in conftest.py): CI runs as root, so skipping there would
+prove nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from biodiscover.storage.db import Database, check_database
+from biodiscover.storage.records import BIOSCAN_COLUMNS, Specimen
+from tests.discovery_fixtures import make_world
+
+REPO = Path(__file__).resolve().parent.parent
+HOSTILE = Path(__file__).resolve().parent / "hostile"
+HEADER = "processid,order,family,genus,species,dna_barcode,country"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder`` (relative name → digest)."""
+    return {str(p.relative_to(folder)): sha(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def cli(*args: str, prefix: tuple[str, ...] = (), cwd: Path | None = None, home: Path | None = None,
+        timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    if home is not None:
+        env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), MPLCONFIGDIR=str(home / ".mpl"))
+    return subprocess.run([*prefix, sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, env=env, timeout=timeout)
+
+
+def one_error_line(res: subprocess.CompletedProcess[str]) -> str:
+    """The single ``error:`` line of a refused command (exit 2, no traceback)."""
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (
+        res.returncode, res.stdout[-2000:], res.stderr[-3000:])
+    return lines[0]
+
+
+def barcode(i: int, n: int = 420) -> str:
+    import random
+
+    rng = random.Random(i)
+    return "".join(rng.choice("ACGT") for _ in range(n))
+
+
+def write_plate(path: Path, n: int, *, start: int = 0, prefix: str = "PL", bad: int = 0) -> Path:
+    lines = [HEADER]
+    lines += [f"{prefix}{i:05d},Diptera,Phoridae,Megaselia,Megaselia sp{i % 3},{barcode(i)},Canada"
+              for i in range(start, start + n)]
+    lines += [f"BAD{i:03d},Diptera,Phoridae,Megaselia,Megaselia sp1,ACGT,Canada" for i in range(bad)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def corrupt_middle(path: Path) -> None:
+    """Overwrite 4 KB in the middle of a database file (the header stays valid)."""
+    data = bytearray(path.read_bytes())
+    middle = (len(data) // 2) // 4096 * 4096
+    data[middle:middle + 4096] = os.urandom(4096)
+    path.write_bytes(bytes(data))
+
+
+@pytest.fixture(scope="module")
+def world_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("world")
+    (root / "metadata").mkdir()
+    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
+        writer.writeheader()
+        for split, specimens in make_world(seed=5).items():
+            for s in specimens:
+                writer.writerow({k: ("" if v is None else v) for k, v in s.to_row().items()} | {"split": split})
+    return root
+
+
+@pytest.fixture(scope="module")
+def bundle(world_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "bundle"
+    res = cli("build-reference", "--data", str(world_root), "--out", str(out), "--keys", "train",
+              "--max-outliers", "40", "--quiet")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+# -- 2. a damaged database is never written to; backups are verified; pruning keeps the good ones ------------
+
+def test_2_every_writing_verb_refuses_a_damaged_database(tmp_path: Path, bundle: Path) -> None:
+    db = tmp_path / "bd.sqlite"
+    with Database.create(db) as handle:
+        handle.ingest((Specimen(processid=f"BD{i:05d}", order="Diptera", family="Phoridae", genus="Megaselia",
+                                dna_barcode=barcode(i)) for i in range(1500)), collection="seed", backup=False)
+        good = [handle.backup(reason="pre-run", keep=3) for _ in range(3)]
+    corrupt_middle(db)
+    plate = write_plate(tmp_path / "plate.csv", 20)
+    (tmp_path / "coll").mkdir()
+    write_plate(tmp_path / "coll" / "night.csv", 20)
+    before_db, before_backups = sha(db), digests(db.with_name(db.name + ".backups"))
+    verbs = {
+        "ingest": ["ingest", "--input", str(plate), "--db", str(db)],
+        "triage": ["triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q"],
+        "run": ["run", "--collections", str(tmp_path / "coll"), "--model", str(bundle), "--db", str(db),
+                "--log", str(tmp_path / "run.log")],
+        "db upgrade": ["db", "upgrade", "--db", str(db)],
+        "db backup": ["db", "backup", "--db", str(db)],
+        "export": ["export", "--db", str(db), "--run", "1", "--format", "csv", "--out", str(tmp_path / "exp")],
+        "review": ["review", "--db", str(db)],
+    }
+    for verb, args in verbs.items():
+        line = one_error_line(cli(*args))
+        assert "the database is damaged" in line and "biodiscover db check" in line, (verb, line)
+        assert f"the newest good backup is {good[-1]}" in line, (verb, line)
+    res = cli("db", "check", "--db", str(db))
+    assert res.returncode == 1 and "problem" in res.stdout, res.stdout + res.stderr
+    assert sha(db) == before_db
+    assert digests(db.with_name(db.name + ".backups")) == before_backups  # nothing added, nothing pruned
+    assert not (tmp_path / "exp").exists()
+
+
+def test_2_backups_are_verified_and_pruning_never_loses_the_newest_good_one(tmp_path: Path) -> None:
+    from biodiscover.storage.db.backup import backup_database, list_backups, newest_good_backup
+    from biodiscover.storage.errors import DatabaseError
+
+    db = tmp_path / "bd.sqlite"
+    with Database.create(db) as handle:
+        handle.ingest((Specimen(processid=f"BD{i:05d}", dna_barcode=barcode(i)) for i in range(1500)),
+                      collection="seed", backup=False)
+        manual = handle.backup()
+        taken = [handle.backup(reason="pre-run", keep=2) for _ in range(3)]
+    # keep=2: the two newest pre-run backups stay (the one just taken always), the manual one is another reason
+    assert set(list_backups(db)) == {manual, *taken[1:]}
+    for b in list_backups(db):
+        assert sqlite3.connect(f"file:{b}?immutable=1", uri=True).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert not list(db.with_name(db.name + ".backups").glob("*-wal"))  # reading a backup leaves no journal files
+    # the newest backup rots on disk: the message names the newest one that still passes
+    corrupt_middle(taken[-1])
+    assert newest_good_backup(db) == taken[-2]
+    corrupt_middle(db)
+    before = digests(db.with_name(db.name + ".backups"))
+    with pytest.raises(DatabaseError, match="the database is damaged.*nothing was written"):
+        backup_database(db, reason="pre-run", keep=1)
+    assert digests(db.with_name(db.name + ".backups")) == before
+
+
+# -- 3. one stray quote sets aside one line, not the rest of the file -------------------------------------------
+
+def test_3_a_stray_quote_sets_aside_its_line_and_the_rest_is_read(tmp_path: Path) -> None:
+    src = HOSTILE / "stray_quote.csv"
+    digest = sha(src)
+    report = tmp_path / "q.csv"
+    res = cli("validate", str(src), "--quarantine", str(report))
+    assert res.returncode == 1, res.stderr
+    assert f"{src} (csv): 49 records, 48 valid, 1 quarantined" in res.stdout
+    with report.open(newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert (row["line"], row["processid"], row["kind"]) == ("5", "SQ003", "malformed_row")
+    assert "stray" in row["reason"] and row["raw"].count("\n") == 0
+    res = cli("ingest", "--input", str(src), "--db", str(tmp_path / "bd.sqlite"), "--quarantine",
+              str(tmp_path / "q2.csv"), "--json")
+    out = json.loads(res.stdout)
+    assert res.returncode == 0 and (out["new"], out["quarantined"]) == (48, 1), res.stderr
+    assert sha(src) == digest
+
+
+# -- 4. the quarantine is stored and written before the ingest counts as done ----------------------------------
+
+def test_4_an_unwritable_quarantine_path_is_refused_before_anything_is_written(
+        tmp_path: Path, open_tmp: Path, unprivileged_prefix: tuple[str, ...]) -> None:
+    plate = write_plate(open_tmp / "plate.csv", 10, bad=1)
+    plate.chmod(0o444)
+    (open_tmp / "dbdir").mkdir()
+    (open_tmp / "dbdir").chmod(0o777)
+    locked = open_tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    db = open_tmp / "dbdir" / "bd.sqlite"
+    res = cli("ingest", "--input", str(plate), "--db", str(db), "--quarantine", str(locked / "q.csv"),
+              prefix=unprivileged_prefix, home=open_tmp / ".home")
+    line = one_error_line(res)
+    assert str(locked / "q.csv") in line and "not writable" in line
+    assert not db.exists()  # refused before the database was even created
+    # a writable report path: stored, written, and reported again by every re-run
+    report = open_tmp / "dbdir" / "plate.quarantine.csv"
+    res = cli("ingest", "--input", str(plate), "--db", str(db), "--quarantine", str(report),
+              prefix=unprivileged_prefix, home=open_tmp / ".home")
+    assert res.returncode == 0 and f"1 rows set aside: {report}" in res.stdout, res.stderr
+    first = sha(report)
+    res = cli("ingest", "--input", str(plate), "--db", str(db), "--quarantine", str(report), "--json",
+              prefix=unprivileged_prefix, home=open_tmp / ".home")
+    again = json.loads(res.stdout)
+    assert again["skipped"] and again["quarantined"] == 1 and again["quarantine_file"] == str(report)
+    report.unlink()  # the report is lost: a re-run writes it again from the database
+    res = cli("ingest", "--input", str(plate), "--db", str(db), "--quarantine", str(report),
+              prefix=unprivileged_prefix, home=open_tmp / ".home")
+    assert res.returncode == 0 and "1 rows were set aside by that ingest" in res.stdout, res.stderr
+    assert sha(report) == first
+
+
+def test_4_a_report_that_cannot_be_written_leaves_the_ingest_unfinished(tmp_path: Path) -> None:
+    from biodiscover.storage.collections import iter_collection
+    from biodiscover.storage.errors import InputError
+
+    plate = write_plate(tmp_path / "plate.csv", 30, bad=2)
+    blocker = tmp_path / "reports"
+
+    def then_block(reader):  # type: ignore[no-untyped-def]
+        yield from reader
+        blocker.write_text("a file where the report folder should be")  # after the preflight passed
+
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        reader = iter_collection(plate)
+        with pytest.raises(InputError, match="cannot write the quarantine report"):
+            db.ingest(then_block(reader), collection="plate", source=plate, quarantine=reader.quarantine,
+                      quarantine_file=blocker / "q.csv", backup=False)
+        ingest = sqlite3.connect(tmp_path / "bd.sqlite").execute("SELECT status FROM ingests").fetchall()
+        assert ingest == [("running",)]  # not completed: a re-run must not skip it
+        blocker.unlink()
+        report, _ = db.ingest_file(plate, quarantine_file=blocker / "q.csv", backup=False)
+        assert not report.skipped and report.quarantined == 2 and report.unchanged == 30
+        assert len(db.ingest_quarantine(report.ingest_id)) == 2 and (blocker / "q.csv").is_file()
+    assert check_database(tmp_path / "bd.sqlite").warnings == []
+
+
+# -- 5. build-reference validates exactly like ingest -----------------------------------------------------------
+
+def test_5_build_reference_sets_aside_bad_barcodes_and_duplicated_processids(world_root: Path,
+                                                                            tmp_path: Path) -> None:
+    from biodiscover.discovery.engine import DiscoveryModel
+
+    data = tmp_path / "data"
+    (data / "metadata").mkdir(parents=True)
+    metadata = data / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv"
+    original = (world_root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").read_text()
+    with (HOSTILE / "reference_rows.csv").open(newline="") as fh:
+        extra = list(csv.DictReader(fh))
+    rows = []
+    for r in extra:  # hostile rows in the dataset's 23 columns; the stray-quote row keeps its raw text
+        if r["processid"] == "QT001":
+            continue
+        rows.append(",".join(r.get(c, "") for c in BIOSCAN_COLUMNS))
+    quote_line = (HOSTILE / "reference_rows.csv").read_text().splitlines()[-1]
+    qt = quote_line.split(",")
+    rows.append(",".join({"processid": qt[0], "order": qt[1], "family": qt[2], "genus": qt[3], "species": qt[4],
+                          "dna_barcode": qt[5], "split": qt[6]}.get(c, "") for c in BIOSCAN_COLUMNS))
+    metadata.write_text(original + "\n".join(rows) + "\n")
+    digest = sha(metadata)
+    out = tmp_path / "ref"
+    res = cli("build-reference", "--data", str(data), "--out", str(out), "--keys", "train",
+              "--max-outliers", "40", "--quiet")
+    assert res.returncode == 0, res.stderr
+    report = tmp_path / "ref.quarantine.csv"
+    assert f"58 rows set aside (invalid or duplicated): {report}" in res.stdout
+    with report.open(newline="") as fh:
+        kinds = [r["kind"] for r in csv.DictReader(fh)]
+    assert sorted(set(kinds)) == ["barcode_chars", "control_chars", "duplicate_processid", "malformed_row"]
+    assert kinds.count("duplicate_processid") == 50
+    model = DiscoveryModel.load(out)
+    n_train = len(make_world(seed=5)["train"])
+    assert len(model.ref_ids_) == n_train  # the 50 duplicates add no key, no bad barcode is stored
+    assert not any(pid.startswith(("XZ", "NUL", "QT")) for pid in model.ref_ids_)
+    assert sha(metadata) == digest
+
+
+# -- 7. a bad photo is a set-aside photo; unwritable outputs and wrong paths are one line -------------------------
+
+def test_7_a_decompression_bomb_is_a_set_aside_photo(tmp_path: Path) -> None:
+    res = cli("validate", str(HOSTILE / "images.csv"), "--images", str(HOSTILE / "images_images"), "--quarantine",
+              str(tmp_path / "q.csv"), "--json")
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert json.loads(res.stdout)["problems"] == {"image_unreadable": 3}
+    with (tmp_path / "q.csv").open(newline="") as fh:
+        reasons = {r["processid"]: r["reason"] for r in csv.DictReader(fh)}
+    assert "decompression bomb" in reasons["IMG002"].lower() and "is refused" in reasons["IMG002"]
+
+
+def test_7_unwritable_outputs_are_one_line_before_any_work(open_tmp: Path, bundle: Path,
+                                                            unprivileged_prefix: tuple[str, ...]) -> None:
+    (open_tmp / "in").mkdir()
+    (open_tmp / "in").chmod(0o777)
+    plate = write_plate(open_tmp / "in" / "plate.csv", 10, bad=1)
+    locked = open_tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    (open_tmp / "dbdir").mkdir()
+    (open_tmp / "dbdir").chmod(0o777)
+    db = open_tmp / "dbdir" / "bd.sqlite"
+    run = dict(prefix=unprivileged_prefix, home=open_tmp / ".home")
+    digest = sha(plate)
+    for args, path in (
+        (["validate", str(plate), "--quarantine", str(locked / "q.csv")], locked / "q.csv"),
+        (["ingest", "--input", str(plate), "--db", str(db), "--quarantine", str(locked / "q.csv")], locked / "q.csv"),
+        (["triage", "--input", str(plate), "--model", str(bundle), "--results", str(locked / "r.jsonl")],
+         locked / "r.jsonl"),
+        (["split", str(plate), "--out", str(locked / "s.csv")], locked / "s.csv"),
+    ):
+        line = one_error_line(cli(*args, **run))  # type: ignore[arg-type]
+        assert str(path) in line and "not writable" in line, line
+    assert not db.exists() and sha(plate) == digest and list(locked.iterdir()) == []
+    # the default report of an input in a read-only folder goes beside the database instead
+    (open_tmp / "share").mkdir()
+    shared = write_plate(open_tmp / "share" / "plate.csv", 10, bad=1)
+    (open_tmp / "share").chmod(0o555)
+    res = cli("ingest", "--input", str(shared), "--db", str(db), **run)  # type: ignore[arg-type]
+    assert res.returncode == 0 and f"1 rows set aside: {open_tmp / 'dbdir' / 'plate.quarantine.csv'}" in res.stdout
+
+
+def test_7_split_out_a_folder_and_info_on_a_bad_config_are_one_line(tmp_path: Path) -> None:
+    line = one_error_line(cli("split", str(HOSTILE / "stray_quote.csv"), "--out", str(tmp_path)))
+    assert "is a folder" in line and str(tmp_path / "splits.csv") in line
+    res = cli("info", str(HOSTILE / "bundles" / "config_list"))
+    assert res.returncode == 0 and "config: damaged in bundle.json (a list, not an object)" in res.stdout, res.stderr
+
+
+def test_7_a_file_without_line_breaks_is_refused_without_holding_it_whole(tmp_path: Path) -> None:
+    import resource
+
+    def peak_kib(*args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        res = cli(*args)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        return res, max(after, before)
+
+    small = write_plate(tmp_path / "small.csv", 3)
+    _, base = peak_kib("validate", str(small), "--quarantine", str(tmp_path / "q0.csv"))
+    one_line = tmp_path / "one-line.csv"
+    with one_line.open("wb") as fh:  # 40 MB of "barcode" and no line break at all
+        fh.write(b"processid,dna_barcode\nLONG1,")
+        for _ in range(40):
+            fh.write(b"ACGT" * (1 << 18))
+    res, peak = peak_kib("validate", str(one_line), "--quarantine", str(tmp_path / "q1.csv"), "--json")
+    assert res.returncode == 1 and json.loads(res.stdout)["problems"] == {"malformed_row": 1}, res.stderr
+    assert peak - base < 30 * 1024, f"peak RSS grew by {(peak - base) // 1024} MiB"
+    header_only = tmp_path / "no-breaks.csv"
+    header_only.write_bytes(b"processid" + b",x" * (10 << 20))
+    line = one_error_line(cli("validate", str(header_only)))
+    assert "line 1 (the header): line is" in line and "bytes long" in line
+
+
+# -- 8. read-only is not damage ----------------------------------------------------------------------------------
+
+def test_8_a_read_only_database_is_reported_as_permissions_not_damage(open_tmp: Path,
+                                                                     unprivileged_prefix: tuple[str, ...]) -> None:
+    folder = open_tmp / "share"
+    folder.mkdir()
+    db = folder / "bd.sqlite"
+    plate = write_plate(open_tmp / "plate.csv", 10)
+    assert cli("ingest", "--input", str(plate), "--db", str(db)).returncode == 0
+    db.chmod(0o444)
+    folder.chmod(0o555)
+    digest = sha(db)
+    run = dict(prefix=unprivileged_prefix, home=open_tmp / ".home")
+    res = cli("db", "check", "--db", str(db), **run)  # type: ignore[arg-type]
+    assert res.returncode == 0 and f"{db}: ok" in res.stdout, res.stdout + res.stderr
+    for args in (["ingest", "--input", str(plate), "--db", str(db)], ["review", "--db", str(db)],
+                 ["db", "upgrade", "--db", str(db)]):
+        line = one_error_line(cli(*args, **run))  # type: ignore[arg-type]
+        assert "not writable" in line or "read-only" in line, line
+        assert "damaged" not in line and "backup" not in line and "restore" not in line, line
+    db.chmod(0o000)
+    line = one_error_line(cli("db", "check", "--db", str(db), **run))  # type: ignore[arg-type]
+    assert "not readable by you" in line and "not known to be damaged" in line, line
+    db.chmod(0o444)
+    assert sha(db) == digest and sorted(p.name for p in folder.iterdir()) == ["bd.sqlite"]
+
+
+# -- 9. formulas are neutralised and control characters never reach an output -----------------------------------
+
+def test_9_quarantine_neutralises_formulas_and_controls_never_reach_outputs(tmp_path: Path, bundle: Path) -> None:
+    report = tmp_path / "formulas.quarantine.csv"
+    assert cli("validate", str(HOSTILE / "formulas.csv"), "--quarantine", str(report)).returncode == 1
+    with report.open(newline="") as fh:
+        pids = [r["processid"] for r in csv.DictReader(fh)]
+    assert pids == ["'=HYPERLINK(\"http://evil.example\",\"x\")", "'+SUM(A1:A9)", "'@cmd|' /C calc'!A0", "'-2+3"]
+    report = tmp_path / "controls.quarantine.csv"
+    assert cli("validate", str(HOSTILE / "control_chars.csv"), "--quarantine", str(report)).returncode == 1
+    raw = report.read_bytes()
+    assert b"\x00" not in raw and b"\x1b" not in raw and "\u202e".encode() not in raw
+    assert b"CTL\\x00001" in raw and b"CTL\\u202e002" in raw
+    # a NUL in a FASTA header: set aside; nothing downstream (database, FASTA export) ever sees it
+    db = tmp_path / "bd.sqlite"
+    res = cli("triage", "--input", str(HOSTILE / "nul_header.fasta"), "--model", str(bundle), "--db", str(db),
+              "--json", "-q", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    run_id = json.loads(res.stdout)["run_id"]
+    assert cli("export", "--db", str(db), "--run", str(run_id), "--format", "fasta", "--out",
+               str(tmp_path / "fasta")).returncode == 0
+    assert cli("export", "--db", str(db), "--run", str(run_id), "--format", "json", "--out",
+               str(tmp_path / "run.json")).returncode == 0
+    for path in [*(tmp_path / "fasta").rglob("*"), tmp_path / "run.json"]:
+        if path.is_file():
+            assert b"\x00" not in path.read_bytes(), path
+    pids = [r[0] for r in sqlite3.connect(db).execute("SELECT processid FROM specimens")]
+    assert sorted(pids) == ["FA001", "FA003"]
+
+
+def test_9_fasta_headers_never_carry_control_characters(tmp_path: Path) -> None:
+    from biodiscover.storage.fasta import write_fasta
+
+    out = tmp_path / "x.fasta"
+    write_fasta([Specimen(processid="A\x00B", species="Meg\u202easelia x", dna_barcode="ACGT"),
+                 ("raw\x07header|x\ny", "ACGT")], out)
+    text = out.read_text()
+    assert text == ">A\\x00B|Meg\\u202easelia x|COI-5P\nACGT\n>raw\\x07header|x y\nACGT\n"
+
+
+# -- 11. an ingest killed mid-file is finished by the re-run; a photo added later is kept -------------------------
+
+def test_11_sigkill_mid_ingest_of_a_file_then_the_rerun_completes_it(tmp_path: Path) -> None:
+    n = 30_000
+    plate = write_plate(tmp_path / "big.csv", n)
+    db = tmp_path / "bd.sqlite"
+    Database.create(db).close()
+    cmd = [sys.executable, "-m", "biodiscover.cli", "ingest", "--input", str(plate), "--db", str(db), "--no-backup"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    partial = 0
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:  # kill once a chunk has committed
+        try:
+            con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2)
+            partial = con.execute("SELECT count(*) FROM specimens").fetchone()[0]
+            con.close()
+        except sqlite3.Error:
+            partial = 0
+        if partial:
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert 0 < partial < n, f"the ingest was not caught mid-way ({partial} of {n} stored)"
+    report = check_database(db)
+    assert any("ingests that did not finish" in w for w in report.warnings)
+    res = cli("ingest", "--input", str(plate), "--db", str(db), "--json")
+    out = json.loads(res.stdout)
+    assert res.returncode == 0 and not out["skipped"], res.stderr  # the earlier ingest did not complete
+    assert out["total"] == n and out["new"] + out["unchanged"] == n
+    with Database.open(db) as handle:
+        assert handle.count_specimens() == n
+    res = cli("db", "check", "--db", str(db))
+    assert res.returncode == 0 and "warning" not in res.stdout, res.stdout  # the warning cleared
+    statuses = [r[0] for r in sqlite3.connect(db).execute("SELECT status FROM ingests ORDER BY id")]
+    assert statuses == ["interrupted", "completed"]
+
+
+def test_11_a_photo_added_to_a_specimen_later_is_a_new_version(tmp_path: Path) -> None:
+    plate = write_plate(tmp_path / "plate.csv", 3)
+    db = tmp_path / "bd.sqlite"
+    assert json.loads(cli("ingest", "--input", str(plate), "--db", str(db), "--json").stdout)["new"] == 3
+    images = tmp_path / "photos"
+    images.mkdir()
+    (images / "PL00001.jpg").write_bytes((REPO / "tests/fixtures/readers/images/COLL001-24.jpg").read_bytes())
+    res = cli("ingest", "--input", str(plate), "--db", str(db), "--images", str(images), "--json")
+    out = json.loads(res.stdout)
+    assert res.returncode == 0 and not out["skipped"] and (out["changed"], out["unchanged"]) == (1, 2), out
+    with Database.open(db) as handle:
+        versions = handle.specimen_versions("PL00001")
+    assert [v["image_path"] for v in versions] == [None, str(images / "PL00001.jpg")]
+
+
+# -- 12. reports beside the input, never over a user's file; versions; absurd barcodes ---------------------------
+
+def test_12_triage_report_goes_beside_the_input_and_never_over_a_users_file(tmp_path: Path, bundle: Path) -> None:
+    (tmp_path / "plates").mkdir()
+    (tmp_path / "cwd").mkdir()
+    plate = write_plate(tmp_path / "plates" / "plate.csv", 10, bad=1)
+    db = tmp_path / "bd.sqlite"
+    res = cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q", cwd=tmp_path / "cwd")
+    report = tmp_path / "plates" / "plate.quarantine.csv"
+    assert res.returncode == 0 and f"quarantine report: {report}" in res.stdout, res.stderr
+    assert report.is_file() and list((tmp_path / "cwd").iterdir()) == []
+    # a re-run replaces its own report; a spreadsheet of the user's with that name is never overwritten
+    assert cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q").returncode == 0
+    report.write_text("my notes on this plate\n")
+    results = tmp_path / "results.jsonl"
+    results.write_text("my results\n")
+    before = (sha(report), sha(results))
+    line = one_error_line(cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q"))
+    assert str(report) in line and "not written by biodiscover" in line and "--force" in line
+    report.unlink()
+    line = one_error_line(cli("triage", "--input", str(plate), "--model", str(bundle), "--results", str(results)))
+    assert str(results) in line and "not written by biodiscover" in line
+    assert sha(results) == before[1]
+    res = cli("triage", "--input", str(plate), "--model", str(bundle), "--results", str(results), "--force", "-q")
+    assert res.returncode == 0 and json.loads(results.read_text().splitlines()[0])["processid"] == "PL00000"
+
+
+def test_12_format_version_one_as_a_string_is_damaged_not_newer() -> None:
+    line = one_error_line(cli("info", str(HOSTILE / "bundles" / "version_string")))
+    assert "format_version '1' is not a bundle format version" in line and "newer" not in line
+
+
+def test_12_a_ten_megabyte_barcode_is_invalid_not_a_candidate(tmp_path: Path, bundle: Path) -> None:
+    plate = write_plate(tmp_path / "plate.csv", 5)
+    with plate.open("a") as fh:
+        fh.write(f"HUGE1,Diptera,Phoridae,Megaselia,,{'ACGT' * (10 << 18)},Canada\n")  # 10 MiB
+    res = cli("validate", str(plate), "--quarantine", str(tmp_path / "q.csv"), "--json")
+    assert res.returncode == 1 and json.loads(res.stdout)["problems"] == {"long_barcode": 1}
+    db = tmp_path / "bd.sqlite"
+    res = cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "--json", "-q")
+    summary = json.loads(res.stdout)
+    assert res.returncode == 0 and (summary["specimens"], summary["quarantined"]) == (6, 1), res.stderr
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM specimens WHERE processid = 'HUGE1'").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM proposal_members WHERE processid = 'HUGE1'").fetchone() == (0,)
+        assert con.execute("SELECT max(length(raw)) FROM quarantine").fetchone()[0] < 25_000
+
+
+def test_the_promises_page_names_tests_that_exist() -> None:
+    """docs/data-promises.md cites a test for each promise; each cited test must exist (no stale names)."""
+    import re
+
+    page = (REPO / "docs" / "data-promises.md").read_text(encoding="utf-8")
+    cited = set(re.findall(r"`(?:tests/[\w/.]+::)?(test_\w+)`", page))
+    defined = set()
+    for path in (REPO / "tests").glob("test_*.py"):
+        defined |= set(re.findall(r"^def (test_\w+)\(", path.read_text(encoding="utf-8"), flags=re.M))
+    assert len(cited) >= 15 and cited <= defined, sorted(cited - defined)
