@@ -131,6 +131,12 @@ def test_2_every_writing_verb_refuses_a_damaged_database(tmp_path: Path, bundle:
         line = one_error_line(cli(*args))
         assert "the database is damaged" in line and "biodiscover db check" in line, (verb, line)
         assert f"the newest good backup is {good[-1]}" in line, (verb, line)
+    # the database is checked before the input is read: a named pipe nobody writes to would block any read
+    fifo = tmp_path / "never-read.csv"
+    os.mkfifo(fifo)
+    for args in (["ingest", "--input", str(fifo), "--db", str(db)],
+                 ["triage", "--input", str(fifo), "--model", str(bundle), "--db", str(db), "-q"]):
+        assert "the database is damaged" in one_error_line(cli(*args, timeout=120))
     res = cli("db", "check", "--db", str(db))
     assert res.returncode == 1 and "problem" in res.stdout, res.stdout + res.stderr
     assert sha(db) == before_db

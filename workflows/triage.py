@@ -228,10 +228,21 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     bundle = bundle if bundle is not None else Bundle.open(model_path)
     model = model if model is not None else DiscoveryModel.from_bundle(bundle)
     seconds["load_model"] = time.perf_counter() - t
-    t = time.perf_counter()
-    say("read", 0, 1)
-    read = read_collection(input_path, images=images)
-    seconds["read"] = time.perf_counter() - t
+    own_db = database is None and db_path is not None
+    db = database
+    if own_db:  # before the read: a damaged, read-only or newer database fails before a 200 MB collection is read
+        from biodiscover.storage.db import Database
+
+        db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
+    try:
+        t = time.perf_counter()
+        say("read", 0, 1)
+        read = read_collection(input_path, images=images)
+        seconds["read"] = time.perf_counter() - t
+    except BaseException:
+        if own_db and db is not None:
+            db.close()
+        raise
     specimens = read.specimens
     image_model = None
     if use_images and any(s.image_path is not None for s in specimens):
@@ -240,19 +251,15 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         seconds["load_model"] += time.perf_counter() - t
     name = collection or (Path(input_path).name.split(".")[0] if input_path else Path(images or "images").name)
     if not specimens:
+        if own_db and db is not None:
+            db.close()
         where = f": {read.write_quarantine(qtarget, force=force).absolute()}" if read.quarantine else ""
         raise InputError(f"{input_path or images}: no valid specimen to triage "
                          f"({len(read.quarantine)} quarantined; see the quarantine report{where})")
     quarantine_file = None
     provisional = 0
-    own_db = database is None and db_path is not None
-    db = database
     run_id = None
     try:
-        if own_db:
-            from biodiscover.storage.db import Database
-
-            db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
         if db is not None:
             t = time.perf_counter()
             say("ingest", 0, len(specimens))
