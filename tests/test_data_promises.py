@@ -169,6 +169,27 @@ def test_2_backups_are_verified_and_pruning_never_loses_the_newest_good_one(tmp_
     assert digests(db.with_name(db.name + ".backups")) == before
 
 
+def test_2_a_file_cut_short_is_damaged_before_sqlite_reads_a_page(tmp_path: Path) -> None:
+    from biodiscover.storage.db.check import page_problems
+
+    db = tmp_path / "bd.sqlite"
+    with Database.create(db) as handle:
+        handle.ingest((Specimen(processid=f"BD{i:05d}", dna_barcode=barcode(i)) for i in range(500)),
+                      collection="seed", backup=False)
+    assert page_problems(db) == []
+    data = db.read_bytes()
+    (tmp_path / "half.sqlite").write_bytes(data[: len(data) // 2 // 4096 * 4096])
+    (tmp_path / "ragged.sqlite").write_bytes(data + b"\0" * 100)
+    assert "cut short" in page_problems(tmp_path / "half.sqlite")[0]
+    assert "not a whole number" in page_problems(tmp_path / "ragged.sqlite")[0]
+    for name in ("half.sqlite", "ragged.sqlite"):
+        digest = sha(tmp_path / name)
+        line = one_error_line(cli("ingest", "--input", str(write_plate(tmp_path / "p.csv", 3)), "--db",
+                                  str(tmp_path / name)))
+        assert "the database is damaged" in line and "no good backup was found" in line, line
+        assert sha(tmp_path / name) == digest
+
+
 # -- 3. one stray quote sets aside one line, not the rest of the file -------------------------------------------
 
 def test_3_a_stray_quote_sets_aside_its_line_and_the_rest_is_read(tmp_path: Path) -> None:
