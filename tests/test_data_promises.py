@@ -426,8 +426,9 @@ def test_9_quarantine_neutralises_formulas_and_controls_never_reach_outputs(tmp_
     assert b"CTL\\x00001" in raw and b"CTL\\u202e002" in raw
     # a NUL in a FASTA header: set aside; nothing downstream (database, FASTA export) ever sees it
     db = tmp_path / "bd.sqlite"
-    res = cli("triage", "--input", str(HOSTILE / "nul_header.fasta"), "--model", str(bundle), "--db", str(db),
-              "--json", "-q", cwd=tmp_path)
+    fasta = tmp_path / "nul_header.fasta"
+    fasta.write_bytes((HOSTILE / "nul_header.fasta").read_bytes())  # its report goes beside it, not into tests/
+    res = cli("triage", "--input", str(fasta), "--model", str(bundle), "--db", str(db), "--json", "-q")
     assert res.returncode == 0, res.stderr
     run_id = json.loads(res.stdout)["run_id"]
     assert cli("export", "--db", str(db), "--run", str(run_id), "--format", "fasta", "--out",
