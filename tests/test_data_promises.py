@@ -170,7 +170,7 @@ def test_2_backups_are_verified_and_pruning_never_loses_the_newest_good_one(tmp_
 
 
 def test_2_a_file_cut_short_is_damaged_before_sqlite_reads_a_page(tmp_path: Path) -> None:
-    from biodiscover.storage.db.check import page_problems
+    from biodiscover.storage.db.integrity import page_problems
 
     db = tmp_path / "bd.sqlite"
     with Database.create(db) as handle:

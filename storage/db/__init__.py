@@ -8,7 +8,8 @@ Start with :class:`Database` (``Database.open(path)`` / ``Database.create(path)`
 * :mod:`biodiscover.storage.db.proposals` — candidate species, the review queue, details;
 * :mod:`biodiscover.storage.db.reviews` — accept / reject / merge / split / move / rename / note / undo;
 * :mod:`biodiscover.storage.db.taxonomy` — the taxonomy as a networkx graph; provisional references;
-* :mod:`biodiscover.storage.db.check` — integrity, foreign keys and orphan checks;
+* :mod:`biodiscover.storage.db.check` — integrity, foreign keys and orphan checks (``db check``);
+* :mod:`biodiscover.storage.db.integrity` — the quick check every writer runs first; damage vs permissions;
 * :mod:`biodiscover.storage.db.backup`, :mod:`biodiscover.storage.db.schema` — backups and migrations.
 """
 

@@ -23,18 +23,21 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+from biodiscover.storage.db.engine import connect_readonly
+from biodiscover.storage.db.integrity import (  # noqa: F401  (newest_good_backup: re-exported)
+    backups_dir,
+    check_sqlite_file,
+    damaged_database_error,
+    explain_sqlite_error,
+    list_backups,
+    newest_good_backup,
+)
 from biodiscover.storage.errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
 #: Automatic backups (before migrations and bulk jobs) kept per database.
 KEEP_AUTOMATIC = 3
-
-
-def backups_dir(db_path: Path) -> Path:
-    """Where backups of ``db_path`` go by default: ``<db>.backups/`` beside it."""
-    db_path = Path(db_path)
-    return db_path.with_name(db_path.name + ".backups")
 
 
 def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "manual",
@@ -46,8 +49,6 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
     db_path = Path(db_path)
     if not db_path.is_file():
         raise DatabaseError(f"{db_path}: no database to back up")
-    from biodiscover.storage.db.engine import check_sqlite_file, connect_readonly, explain_sqlite_error
-
     check_sqlite_file(db_path)
     if dest is None:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
@@ -76,8 +77,6 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
             src.close()
         if integrity != ["ok"]:
             tmp.unlink(missing_ok=True)
-            from biodiscover.storage.db.check import damaged_database_error
-
             raise damaged_database_error(db_path, f"its copy fails integrity_check: {'; '.join(integrity[:3])}; "
                                                   "no backup was stored")
         os.replace(tmp, dest)
@@ -93,37 +92,10 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
     return dest
 
 
-def _stamp(path: Path) -> str:
-    """The UTC time stamp at the end of a backup's name (sorts in time order across reasons)."""
-    return path.stem.rsplit("-", 1)[-1]
-
-
-def list_backups(db_path: Path) -> list[Path]:
-    """Backups of ``db_path`` in its backups folder, newest first."""
-    folder = backups_dir(Path(db_path))
-    if not folder.is_dir():
-        return []
-    found = [p for p in folder.glob(f"{Path(db_path).stem}-*.sqlite") if p.is_file()]
-    return sorted(found, key=lambda p: (_stamp(p), p.stat().st_mtime), reverse=True)
-
-
-def newest_good_backup(db_path: Path) -> Path | None:
-    """The newest backup of ``db_path`` that passes page-count sanity and ``quick_check`` (None if none)."""
-    from biodiscover.storage.db.check import quick_problems
-
-    for candidate in list_backups(db_path):
-        try:
-            if not quick_problems(candidate, immutable=True):
-                return candidate
-        except DatabaseError:
-            continue
-    return None
-
-
 def _prune(db_path: Path, reason: str, keep: int, *, protect: Path) -> None:
     """Delete all but the newest ``keep`` backups of ``reason``; ``protect`` (just verified) always stays."""
-    folder = backups_dir(db_path)
-    old = sorted((p for p in folder.glob(f"{db_path.stem}-{reason}-*.sqlite") if p != protect), key=_stamp)
-    for path in old[: max(0, len(old) - max(keep - 1, 0))]:
+    prefix = f"{db_path.stem}-{reason}-"
+    same = [p for p in list_backups(db_path) if p.name.startswith(prefix) and p != protect]  # newest first
+    for path in same[max(keep - 1, 0):]:
         path.unlink(missing_ok=True)
         log.debug("pruned old backup %s", path)

@@ -13,12 +13,8 @@ Three layers, because each catches what the others miss:
 
 Runs on a read-only connection; never changes the file.
 
-:func:`quick_problems` is the cheap form (page-count sanity + ``PRAGMA
-quick_check``) that :meth:`Database.open <biodiscover.storage.db.Database.open>` runs before
-any verb writes: writing to a damaged file spreads the damage, and the automatic
-backups taken before the write would then copy it and prune the good ones.
-:func:`damaged_database_error` is the one message for a damaged file: it names
-``db check`` and the newest backup that passes its own check.
+The cheap form every writer runs first (page-count sanity + ``PRAGMA
+quick_check``) is :func:`biodiscover.storage.db.integrity.quick_problems`.
 """
 
 from __future__ import annotations
@@ -28,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from biodiscover.storage.db.engine import check_sqlite_file, connect_readonly
+from biodiscover.storage.db.engine import connect_readonly
+from biodiscover.storage.db.integrity import check_sqlite_file, explain_sqlite_error, page_problems
 from biodiscover.storage.db.schema import inspect_revision, refuse_newer
 from biodiscover.storage.errors import DatabaseError
 
@@ -95,7 +92,10 @@ def check_database(path: Path) -> CheckReport:
     if not state.is_current:
         problems.append(f"schema revision {state.revision!r} is not the current {state.head!r} (run db upgrade)")
     problems.extend(page_problems(path))
-    conn = connect_readonly(path)
+    try:
+        conn = connect_readonly(path)
+    except sqlite3.Error as exc:
+        raise explain_sqlite_error(path, exc, "read") from None
     try:
         integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
         if integrity != ["ok"]:
@@ -127,77 +127,3 @@ def check_database(path: Path) -> CheckReport:
     finally:
         conn.close()
     return CheckReport(path, problems, warnings, stats)
-
-
-def page_problems(path: Path) -> list[str]:
-    """Page-count sanity from the file header, without SQLite: a truncated or padded file.
-
-    The header holds the page size (bytes 16-17) and, when valid (bytes 24-27
-    equal 92-95), the database size in pages (28-31). A healthy file is a whole
-    number of pages and no shorter than that size.
-    """
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as fh:
-            head = fh.read(100)
-    except OSError:
-        return []  # unreadable is reported by whoever opens it, as a permission problem
-    if len(head) < 100:
-        return [f"the file is {size} bytes, shorter than a SQLite header"] if size else []
-    page_size = int.from_bytes(head[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    if page_size < 512 or page_size & (page_size - 1):
-        return [f"the header's page size {page_size} is not a power of two between 512 and 65536"]
-    problems = []
-    if size % page_size:
-        problems.append(f"the file is {size:,} bytes, not a whole number of {page_size}-byte pages "
-                        "(cut short or appended to)")
-    header_pages = int.from_bytes(head[28:32], "big")
-    wal = path.with_name(path.name + "-wal")
-    in_use = wal.exists() and wal.stat().st_size > 0  # mid-checkpoint the header may run ahead of the file
-    if header_pages and not in_use and head[24:28] == head[92:96] and size // page_size < header_pages:
-        problems.append(f"the file holds {size // page_size:,} pages but its header says {header_pages:,} "
-                        "(cut short)")
-    return problems
-
-
-def quick_problems(path: Path, *, max_errors: int = 5, immutable: bool = False) -> list[str]:
-    """Page-count sanity + ``PRAGMA quick_check`` (skips index-content checks; O(file size) reads).
-
-    ``immutable``: for files nobody writes (backups), so reading leaves no ``-shm`` behind.
-    """
-    path = Path(path)
-    problems = page_problems(path)
-    if problems:
-        return problems
-    try:
-        conn = connect_readonly(path, immutable=immutable)
-    except DatabaseError as exc:
-        if "permissions, not damage" in str(exc):
-            raise
-        return [str(exc)]
-    try:
-        rows = [r[0] for r in conn.execute(f"PRAGMA quick_check({int(max_errors)})")]
-        if rows != ["ok"]:
-            problems.extend(rows)
-    except sqlite3.DatabaseError as exc:
-        problems.append(f"the file cannot be read: {exc}")
-    finally:
-        conn.close()
-    return problems
-
-
-def damaged_database_error(path: Path, detail: str) -> DatabaseError:
-    """The one message for a damaged database: what failed, ``db check``, and the newest good backup."""
-    from biodiscover.storage.db.backup import backups_dir, newest_good_backup
-
-    path = Path(path)
-    good = newest_good_backup(path)
-    if good is not None:
-        restore = (f"the newest good backup is {good} (move the damaged file aside, then copy the backup "
-                   f"to {path.name})")
-    else:
-        restore = f"no good backup was found in {backups_dir(path)}"
-    return DatabaseError(f"{path}: the database is damaged ({detail}); nothing was written. "
-                         f"Run `biodiscover db check --db {path}` for details; {restore}")

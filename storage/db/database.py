@@ -39,15 +39,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
-from biodiscover.storage.db.check import damaged_database_error, quick_problems
 from biodiscover.storage.db.engine import (
     EngineConfig,
-    check_sqlite_file,
-    explain_sqlite_error,
     make_engine,
     read_transaction,
     sqlite_error_kind,
     write_transaction,
+)
+from biodiscover.storage.db.integrity import (
+    check_sqlite_file,
+    damaged_database_error,
+    explain_sqlite_error,
+    quick_problems,
 )
 from biodiscover.storage.db.ingest import IngestMixin
 from biodiscover.storage.db.proposals import ProposalsMixin
@@ -76,7 +79,7 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
         """Open an existing database at the current schema revision (refuses anything else).
 
         ``verify`` runs the quick integrity check (page-count sanity + ``PRAGMA
-        quick_check``, :func:`~biodiscover.storage.db.check.quick_problems`) first and refuses a
+        quick_check``, :func:`~biodiscover.storage.db.integrity.quick_problems`) first and refuses a
         damaged file with one error naming ``db check`` and the newest good backup:
         writing to a damaged file spreads the damage, reading it gives wrong answers.
         """

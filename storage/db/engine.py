@@ -137,26 +137,8 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def check_sqlite_file(path: Path) -> None:
-    """Refuse a file that is not a SQLite database, without letting SQLite touch it."""
-    path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(100)
-    except PermissionError:
-        raise DatabaseError(f"{path}: not readable by you (permission denied); check its permissions — "
-                            "the file itself is not known to be damaged") from None
-    except OSError as exc:
-        raise DatabaseError(f"{path}: cannot read the database file ({exc.strerror})") from None
-    if len(head) == 0:
-        return  # an empty file is a fresh database
-    if not head.startswith(SQLITE_MAGIC):
-        from biodiscover.storage.db.check import damaged_database_error
-
-        raise damaged_database_error(path, "not a SQLite database (the file is corrupt or of another format)")
-
-
-def _folder(path: Path) -> Path:
+def folder_of(path: Path) -> Path:
+    """The folder holding ``path`` (``.`` for a bare file name): where SQLite puts -wal and -shm."""
     return path.parent if str(path.parent) else Path(".")
 
 
@@ -174,62 +156,19 @@ def readonly_uri(path: Path, *, immutable: bool = False) -> str:
     path = Path(path).resolve()
     uri = f"file:{quote(str(path))}?mode=ro"
     wal = path.with_name(path.name + "-wal")
-    if immutable or (not os.access(_folder(path), os.W_OK | os.X_OK) and not wal.exists()):
+    if immutable or (not os.access(folder_of(path), os.W_OK | os.X_OK) and not wal.exists()):
         uri += "&immutable=1"
     return uri
 
 
 def connect_readonly(path: Path, *, timeout: float = 30, immutable: bool = False) -> sqlite3.Connection:
-    """A read-only sqlite3 connection (see :func:`readonly_uri`); errors become one clear DatabaseError."""
-    try:
-        return sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True, timeout=timeout)
-    except sqlite3.Error as exc:
-        raise explain_sqlite_error(path, exc, "open") from None
+    """A read-only sqlite3 connection (see :func:`readonly_uri`); SQLite's errors are raised as they come
+    (:func:`biodiscover.storage.db.integrity.explain_sqlite_error` turns them into one user error)."""
+    return sqlite3.connect(readonly_uri(path, immutable=immutable), uri=True, timeout=timeout)
 
 
 _PERMISSION_CODES = ("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")
 _CORRUPT_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
-
-
-def explain_sqlite_error(path: Path, exc: BaseException, doing: str) -> DatabaseError:
-    """One user-facing error for a SQLite failure, telling permissions, locks, a full disk and damage apart.
-
-    Why it matters: "restore it from a backup" is the right advice for a damaged
-    file and the wrong one for a read-only folder — following it there would
-    overwrite newer work with older.
-    """
-    import os
-
-    path = Path(path)
-    orig = getattr(exc, "orig", exc)
-    msg = str(orig)
-    kind = sqlite_error_kind(exc)
-    if kind == "damaged":
-        from biodiscover.storage.db.check import damaged_database_error
-
-        return damaged_database_error(path, f"SQLite says: {msg}")
-    if kind == "permission":
-        folder = _folder(path)
-        if not os.access(path, os.R_OK):
-            why = "the file is not readable by you"
-        elif not os.access(folder, os.W_OK | os.X_OK):
-            why = f"its folder {folder} is not writable (SQLite needs it for the -wal and -shm files)"
-        elif not os.access(path, os.W_OK):
-            why = "the file is read-only for you"
-        else:
-            side = [p.name for p in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"))
-                    if p.exists() and not os.access(p, os.R_OK | os.W_OK)]
-            why = (f"{', '.join(side)} beside it belongs to another user" if side
-                   else "the operating system refused access")
-        return DatabaseError(f"{path}: cannot {doing} the database: {why} (permissions, not damage: "
-                             f"the file was left untouched; SQLite said: {msg})")
-    if kind == "busy":
-        return DatabaseError(f"{path}: the database is locked by another process; try again when it finishes")
-    if kind == "full":
-        return DatabaseError(f"{path}: cannot {doing} the database: the disk is full")
-    if kind == "io":
-        return DatabaseError(f"{path}: cannot {doing} the database: input/output error from the disk ({msg})")
-    return DatabaseError(f"{path}: cannot {doing} the database ({msg})")
 
 
 def sqlite_error_kind(exc: BaseException) -> str | None:

@@ -66,10 +66,14 @@ class RevisionState:
 
 def inspect_revision(path: Path) -> RevisionState:
     """Read the Alembic revision with a read-only connection (never writes the file)."""
-    from biodiscover.storage.db.engine import connect_readonly, explain_sqlite_error
+    from biodiscover.storage.db.engine import connect_readonly
+    from biodiscover.storage.db.integrity import explain_sqlite_error
 
     path = Path(path)
-    conn = connect_readonly(path)
+    try:
+        conn = connect_readonly(path)
+    except sqlite3.Error as exc:
+        raise explain_sqlite_error(path, exc, "open") from None
     try:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         revision = None
@@ -119,7 +123,7 @@ def upgrade_database(path: Path, engine_factory) -> Path | None:  # type: ignore
     state = inspect_revision(path)
     refuse_newer(path, state)
     if state.has_tables:  # a damaged file is said so even when there is nothing to migrate
-        from biodiscover.storage.db.check import damaged_database_error, quick_problems
+        from biodiscover.storage.db.integrity import damaged_database_error, quick_problems
 
         damage = quick_problems(path)
         if damage:
