@@ -25,7 +25,7 @@ import pytest
 
 from biodiscover.storage.db import Database, check_database
 from biodiscover.storage.records import BIOSCAN_COLUMNS, Specimen
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "hostile"

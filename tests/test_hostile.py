@@ -27,7 +27,7 @@ import pytest
 from biodiscover.cli.main import main
 from biodiscover.storage.records import BIOSCAN_COLUMNS
 from biodiscover.storage.safetext import FORMULA_PREFIXES, control_characters
-from tests.discovery_fixtures import make_world
+from fixtures.discovery import make_world
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 REPO = HOSTILE.parent.parent
