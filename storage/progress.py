@@ -21,7 +21,9 @@ __all__ = ["Progress", "no_progress", "log_progress", "within", "messages", "des
 
 
 class Progress(Protocol):
-    def __call__(self, stage: str, done: float, total: float | None = None, message: str = "") -> None: ...
+    """Positional arguments only, so an implementation names its parameters as it likes."""
+
+    def __call__(self, stage: str, done: float, total: float | None = None, message: str = "", /) -> None: ...
 
 
 def no_progress(stage: str, done: float, total: float | None = None, message: str = "") -> None:
