@@ -40,7 +40,7 @@ class SiteModel:
         """Expected p-distance between two sequences ``d`` substitutions/site apart (F81 approx.)."""
         d = np.atleast_1d(np.asarray(d, dtype=float))
         b = 1.0 - (self.freqs ** 2).sum(axis=1)[self.site_class]  # (L,)
-        return (b[None, :] * (1.0 - np.exp(-self.rates[None, :] * d[:, None] / b[None, :]))).mean(axis=1)
+        return np.asarray((b[None, :] * (1.0 - np.exp(-self.rates[None, :] * d[:, None] / b[None, :]))).mean(axis=1))
 
     def depth_for_p(self, p: float) -> float:
         """Invert :meth:`expected_p`: the pairwise substitution depth giving p-distance ``p``."""
@@ -97,7 +97,7 @@ def random_root(model: SiteModel, rng: np.random.Generator) -> np.ndarray:
     """An ancestral sequence (codes 0–3) drawn from the stationary frequencies."""
     cdf = np.cumsum(model.freqs, axis=1)[model.site_class]  # (L, 4)
     u = rng.random(model.length)
-    return (u[:, None] > cdf).sum(axis=1).astype(np.uint8)
+    return np.asarray((u[:, None] > cdf).sum(axis=1).astype(np.uint8))
 
 
 def evolve(parents: np.ndarray, branch: np.ndarray, model: SiteModel,

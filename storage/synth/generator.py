@@ -22,6 +22,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -90,7 +91,7 @@ def _abundance(n_species: int, n_specimens: int, skew: float, rng: np.random.Gen
 def _bin_codes(n: int, rng: np.random.Generator) -> np.ndarray:
     letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
     codes: set[str] = set()
-    out = []
+    out: list[str] = []
     while len(out) < n:
         c = "BOLD:A" + "".join(rng.choice(letters, 2)) + f"{int(rng.integers(0, 10000)):04d}"
         if c not in codes:
@@ -117,9 +118,9 @@ def _ids(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     serial = np.empty(n, dtype=np.int64)
     counts = np.bincount(proj, minlength=n_proj)
     pos = 0
-    for p in range(n_proj):
-        serial[order[pos:pos + counts[p]]] = start[p] + np.arange(counts[p])
-        pos += counts[p]
+    for k in range(n_proj):
+        serial[order[pos:pos + counts[k]]] = start[k] + np.arange(counts[k])
+        pos += counts[k]
     pids = np.array([f"{projects[p]}{s}-{years[p]}" for p, s in zip(proj, serial)], dtype=object)
     plate = 10000 + rng.permutation(max(1, n // 95 + 1))[np.arange(n) // 95] % 90000
     wells = np.arange(n) % 95
@@ -351,10 +352,11 @@ def _build(config: SynthConfig) -> _World:
     meta["phylum"] = "Arthropoda"
     meta["class"] = "Insecta"
     meta["order"] = t_order
-    meta["family"] = np.where(label_rank == "order", None, t_family)
-    meta["subfamily"] = np.where(np.isin(label_rank, ["species", "genus"]), shown_sub, None)
-    meta["genus"] = np.where(np.isin(label_rank, ["species", "genus"]), shown_genus, None)
-    meta["species"] = np.where(to_species, shown_species, None)
+    missing = np.array(None)  # np.where's "no label" (an object scalar)
+    meta["family"] = np.where(label_rank == "order", missing, t_family)
+    meta["subfamily"] = np.where(np.isin(label_rank, ["species", "genus"]), shown_sub, missing)
+    meta["genus"] = np.where(np.isin(label_rank, ["species", "genus"]), shown_genus, missing)
+    meta["species"] = np.where(to_species, shown_species, missing)
     meta["dna_bin"] = dna_bin
     meta["dna_barcode"] = barcodes
 
@@ -387,7 +389,7 @@ def _build(config: SynthConfig) -> _World:
     lon = np.array([x[4] for x in flat])[pick]
     no_coords = grng.random(n) < 0.02
     meta["country"] = country
-    meta["province_state"] = np.where(grng.random(n) < 0.05, None, province)
+    meta["province_state"] = np.where(grng.random(n) < 0.05, np.array(None), province)
     meta["coord-lat"] = np.where(no_coords, np.nan, lat)
     meta["coord-lon"] = np.where(no_coords, np.nan, lon)
     meta["inferred_ranks"] = 0
@@ -431,7 +433,7 @@ def generate_frame(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     return world.meta, world.truth
 
 
-def _render_one(args: tuple) -> tuple[int, float, float, float]:
+def _render_one(args: tuple[Any, ...]) -> tuple[int, float, float, float]:
     (i, path, latent, wings, style, ant, pattern, seed, size, quality, length_mm) = args
     rng = np.random.default_rng(seed)
     ind = latent + rng.normal(0, 0.08, size=latent.shape)

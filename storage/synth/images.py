@@ -96,15 +96,15 @@ def species_traits(taxa: pd.DataFrame, rng: np.random.Generator, cryptic_fractio
     cryptic_of = np.full(n, -1, dtype=np.int64)
     genus_ids = taxa["genus_id"].to_numpy()
     template = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(rng.random(n) < cryptic_fraction):
-        if template[i]:
+    for c in np.flatnonzero(rng.random(n) < cryptic_fraction).tolist():
+        if template[c]:
             continue  # already copied by a cryptic sibling; keep its look stable
-        congeners = np.flatnonzero((genus_ids == genus_ids[i]) & (np.arange(n) != i) & (cryptic_of == -1))
+        congeners = np.flatnonzero((genus_ids == genus_ids[c]) & (np.arange(n) != c) & (cryptic_of == -1))
         if len(congeners):
             j = int(rng.choice(congeners))
-            latent[i] = latent[j]
-            pattern[i] = pattern[j]
-            cryptic_of[i] = j
+            latent[c] = latent[j]
+            pattern[c] = pattern[j]
+            cryptic_of[c] = j
             template[j] = True
     plans = [BODY_PLANS.get(o, (2, "folded", 1.0)) for o in taxa["order"]]
     return Traits(
@@ -187,12 +187,12 @@ def render(latent: np.ndarray, n_wing_pairs: int, wing_style: str, antenna_scale
     abd_cx = thorax_x - thx_len / 2 - abd_len / 2 + 0.02
     head_cx = thorax_x + thx_len / 2 + head_r * 0.8
 
-    def poly(pts: np.ndarray, fill: tuple, alpha: int = 255) -> None:
+    def poly(pts: np.ndarray, fill: tuple[int, ...], alpha: int = 255) -> None:
         p = tf(pts)
         d.polygon(p, fill=fill + (alpha,))
         m.polygon(p, fill=255)
 
-    def line(pts: np.ndarray, fill: tuple, width: int) -> None:
+    def line(pts: np.ndarray, fill: tuple[int, ...], width: int) -> None:
         p = tf(pts)
         d.line(p, fill=fill + (255,), width=width, joint="curve")
         m.line(p, fill=255, width=width)

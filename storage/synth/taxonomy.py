@@ -15,6 +15,8 @@ rules — flags, so the split partitioner sees them as the real pipeline would.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -62,13 +64,19 @@ def _stem(rng: np.random.Generator, n_syllables: int) -> str:
     return "".join(parts)
 
 
-def _unique(rng: np.random.Generator, used: set[str], make) -> str:
+def _unique(rng: np.random.Generator, used: set[str], make: Callable[[], str]) -> str:
     for _ in range(1000):
         name = make()
         if name not in used:
             used.add(name)
             return name
     raise RuntimeError("could not draw a unique name")  # pragma: no cover
+
+
+def _suffixed(rng: np.random.Generator, used: set[str], stem: str, suffix: str) -> str:
+    """``Stem`` + suffix (a family "-idae", a subfamily "-inae"), or a fresh stem when that is taken."""
+    name = stem.capitalize() + suffix
+    return name if name not in used else (_stem(rng, 2) + suffix).capitalize()
 
 
 def latin_genus(rng: np.random.Generator, used: set[str]) -> str:
@@ -154,7 +162,7 @@ def build_taxonomy(n_species: int, named_fraction: float, rng: np.random.Generat
     used_epithets: dict[str, set[str]] = {}
     used_species: set[str] = set()
     node_rows: list[tuple[int, str, str, int]] = []
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     next_id = 0
 
     def new_node(rank: str, name: str, parent: int) -> int:
@@ -180,9 +188,7 @@ def build_taxonomy(n_species: int, named_fraction: float, rng: np.random.Generat
         for f in range(n_fam):
             member_genera = [g for g in range(n_genera) if family_of_subfam[subfam_of_genus[g]] == f]
             stem = genus_names[member_genera[0]].rstrip("aeiouy") if member_genera else _stem(rng, 2)
-            name = _unique(rng, used_higher, lambda s=stem: s.capitalize() + "idae"
-                           if s.capitalize() + "idae" not in used_higher
-                           else (_stem(rng, 2) + "idae").capitalize())
+            name = _unique(rng, used_higher, partial(_suffixed, rng, used_higher, stem, "idae"))
             fam_names.append(name)
             fam_ids.append(new_node("family", name, order_id))
             # How this family's subfamilies are shown: 0 named, 1 missing, 2 "unassigned <Family>".
@@ -191,9 +197,7 @@ def build_taxonomy(n_species: int, named_fraction: float, rng: np.random.Generat
         for s in range(n_subfam):
             member_genera = [g for g in range(n_genera) if subfam_of_genus[g] == s]
             stem = genus_names[member_genera[0]].rstrip("aeiouy")
-            name = _unique(rng, used_higher, lambda st=stem: st.capitalize() + "inae"
-                           if st.capitalize() + "inae" not in used_higher
-                           else (_stem(rng, 2) + "inae").capitalize())
+            name = _unique(rng, used_higher, partial(_suffixed, rng, used_higher, stem, "inae"))
             sub_names.append(name)
             sub_ids.append(new_node("subfamily", name, fam_ids[family_of_subfam[s]]))
         gen_ids = [new_node("genus", genus_names[g], sub_ids[subfam_of_genus[g]]) for g in range(n_genera)]
