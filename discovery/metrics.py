@@ -60,6 +60,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_mutual_info_score, adjusted_rand_score, roc_auc_score
 
@@ -83,7 +84,7 @@ __all__ = [
 # ---------------------------------------------------------------------------------
 # novelty
 # ---------------------------------------------------------------------------------
-def _binary(is_novel: Sequence[Any], score: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _binary(is_novel: ArrayLike, score: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(is_novel, dtype=bool).ravel()
     s = np.asarray(score, dtype=float).ravel()
     if y.shape != s.shape:
@@ -95,13 +96,13 @@ def _binary(is_novel: Sequence[Any], score: Sequence[float]) -> tuple[np.ndarray
     return y, s
 
 
-def novelty_auroc(is_novel: Sequence[Any], score: Sequence[float]) -> float:
+def novelty_auroc(is_novel: ArrayLike, score: ArrayLike) -> float:
     """AUROC of ``score`` (higher = more novel) for separating novel from known."""
     y, s = _binary(is_novel, score)
     return float(roc_auc_score(y, s))
 
 
-def fpr_at_tpr(is_novel: Sequence[Any], score: Sequence[float], tpr: float = 0.95,
+def fpr_at_tpr(is_novel: ArrayLike, score: ArrayLike, tpr: float = 0.95,
                positive: str = "known") -> float:
     """False-positive rate at a given true-positive rate.
 
@@ -128,7 +129,7 @@ def fpr_at_tpr(is_novel: Sequence[Any], score: Sequence[float], tpr: float = 0.9
     raise ValueError(f"positive must be 'known' or 'novel', got {positive!r}")
 
 
-def novelty_scores(is_novel: Sequence[Any], score: Sequence[float]) -> dict[str, float]:
+def novelty_scores(is_novel: ArrayLike, score: ArrayLike) -> dict[str, float]:
     """AUROC, FPR95 (known positive) and FPR95 (novel positive), plus counts."""
     y, s = _binary(is_novel, score)
     return {
@@ -212,7 +213,7 @@ def rank_errors(
     known = {rank: set(reference_taxa.get(rank, ())) for rank in ranks}
     out: dict[str, RankErrors] = {}
     for rank in ranks:
-        counts = Counter()
+        counts: Counter[str] = Counter()
         for true_lineage, pred_lineage in zip(truth, predicted):
             t = true_lineage.get(rank)
             if _blank(t):

@@ -115,7 +115,7 @@ class Encoders:
         if di:
             dna[di] = self.embed_dna([specimens[i].dna_barcode or "" for i in di], batch_size)
         if ii:
-            img[ii] = self.embed_images([specimens[i].image_path for i in ii], batch_size)  # type: ignore[misc]
+            img[ii] = self.embed_images([specimens[i].image_path for i in ii], batch_size)
         stacked = np.stack([dna, img])
         count = (~np.isnan(stacked[..., 0])).sum(axis=0)
         fused = np.nansum(stacked, axis=0)

@@ -166,7 +166,7 @@ def evaluate_encoders(
             chosen = [s for s in group if s.dna_barcode]
             return encoders.embed_dna([s.dna_barcode or "" for s in chosen]), [s.lineage() for s in chosen]
         chosen = [s for s in group if s.image_path is not None]
-        return encoders.embed_images([s.image_path for s in chosen]), [s.lineage() for s in chosen]  # type: ignore[misc]
+        return encoders.embed_images([s.image_path for s in chosen]), [s.lineage() for s in chosen]
 
     cache: dict[tuple[str, str], tuple[np.ndarray, list[dict[str, Label]]]] = {}
     groups = {"seen": seen_q, "unseen": unseen_q, "keys": keys}

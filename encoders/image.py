@@ -149,7 +149,7 @@ class TimmBackbone(nn.Module):
     def __init__(self, config: ImageConfig, load_weights: bool = True) -> None:
         super().__init__()
         try:
-            import timm  # type: ignore[import-not-found]
+            import timm
         except ImportError as exc:  # pragma: no cover - depends on the optional extra
             raise ModelBundleError("image.arch 'timm' needs the optional extra: pip install 'biodiscover[timm]'") from exc
         if not config.timm_name:

@@ -67,7 +67,7 @@ class TaxonomyVocab:
         rows = []
         for lineage in lineages:
             parsed = parse_taxonomy(lineage)
-            rows.append([0 if parsed[r] is None else self._index[r].get(parsed[r], 1) for r in TEXT_RANKS])
+            rows.append([0 if (name := parsed[r]) is None else self._index[r].get(name, 1) for r in TEXT_RANKS])
         return torch.tensor(rows, dtype=torch.long).reshape(len(rows), len(TEXT_RANKS))
 
     def to_json(self) -> dict[str, list[str]]:

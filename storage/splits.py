@@ -31,11 +31,15 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from biodiscover.storage.records import MAX_NUCLEOTIDES, chunk_for
+
+if TYPE_CHECKING:
+    from biodiscover.storage.collections import CollectionRead
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +255,7 @@ def summarise(df: pd.DataFrame) -> SplitSummary:
     return SplitSummary(records={k: int(v) for k, v in rec.items()}, species={k: int(v) for k, v in spp.items()})
 
 
-def split_collection(source: Path, output: Path, *, seed: int = 1):
+def split_collection(source: Path, output: Path, *, seed: int = 1) -> tuple[SplitSummary, CollectionRead]:
     """Read a user's labelled records (CSV/TSV/FASTA via ``storage.collections``), partition
     them and write ``output`` with the 23 BIOSCAN columns, ``split`` and ``chunk`` filled.
 
