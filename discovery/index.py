@@ -35,11 +35,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import faiss
 import numpy as np
 
 from biodiscover.storage.errors import ModelBundleError
+
+#: faiss as Any, for the SWIG keyword constructors and constants its type stubs omit
+_SWIG: Any = faiss
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +84,11 @@ class IndexConfig:
         if self.project_dim is not None and self.project_dim < 1:
             raise ValueError(f"project_dim must be >= 1 or None, got {self.project_dim}")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "IndexConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "IndexConfig":
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
@@ -200,10 +204,15 @@ class ReferenceIndex:
         self.ntotal_ = 0
         return self
 
+    def _fitted(self) -> faiss.Index:
+        if self._cpu_index is None:
+            raise RuntimeError("ReferenceIndex is not fitted")
+        return self._cpu_index
+
     @property
     def stored_dim(self) -> int:
         """Dimension of the vectors the index holds (the projection's, when there is one)."""
-        index = self._cpu_index
+        index = self._fitted()
         return int(index.index.d) if isinstance(index, faiss.IndexPreTransform) else int(index.d)
 
     def fit(self, keys: np.ndarray) -> "ReferenceIndex":
@@ -245,7 +254,7 @@ class ReferenceIndex:
                 self._search_index = self._cpu_index
         return self._search_index
 
-    def _params(self, allowed: np.ndarray | None) -> tuple[faiss.SearchParameters | None, list]:
+    def _params(self, allowed: np.ndarray | None) -> tuple[faiss.SearchParameters | None, list[Any]]:
         """Search parameters leaving out keys where ``allowed`` is False (and what must outlive them)."""
         if allowed is None:
             return None, []
@@ -254,11 +263,11 @@ class ReferenceIndex:
         inner = faiss.downcast_index(self._cpu_index.index) if isinstance(self._cpu_index, faiss.IndexPreTransform) \
             else self._cpu_index
         if isinstance(inner, faiss.IndexIVF):
-            params: faiss.SearchParameters = faiss.SearchParametersIVF(sel=sel, nprobe=int(inner.nlist))
+            params: faiss.SearchParameters = _SWIG.SearchParametersIVF(sel=sel, nprobe=int(inner.nlist))
         elif isinstance(inner, faiss.IndexHNSW):
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.config.hnsw_ef_search, 1024))
+            params = _SWIG.SearchParametersHNSW(sel=sel, efSearch=max(self.config.hnsw_ef_search, 1024))
         else:
-            params = faiss.SearchParameters(sel=sel)
+            params = _SWIG.SearchParameters(sel=sel)
         if isinstance(self._cpu_index, faiss.IndexPreTransform):
             outer = faiss.SearchParametersPreTransform()
             outer.index_params = params
@@ -287,7 +296,8 @@ class ReferenceIndex:
             pos = np.empty((n, k), dtype=np.int64)
             # the SWIG call itself: faiss.contrib.torch_utils (imported by pytorch-metric-learning)
             # replaces Index.search with a version that drops ``params``
-            self._cpu_index.search_c(n, faiss.swig_ptr(queries), k, faiss.swig_ptr(sims), faiss.swig_ptr(pos), params)
+            index: Any = self._fitted()  # search_c: the raw SWIG method, absent from faiss's stubs
+            index.search_c(n, faiss.swig_ptr(queries), k, faiss.swig_ptr(sims), faiss.swig_ptr(pos), params)
             del keep
             return sims, pos
         return self._searcher().search(queries, k)
@@ -309,13 +319,13 @@ class ReferenceIndex:
 
     def _subset(self, lo: int, hi: int) -> tuple["ReferenceIndex", int]:
         """Keys ``lo..hi-1`` as an index of their own, and what to add to its positions."""
-        whole = self._cpu_index
+        whole = self._fitted()
         inner = faiss.downcast_index(whole.index) if isinstance(whole, faiss.IndexPreTransform) else whole
         if isinstance(inner, faiss.IndexIVF):
             part = faiss.deserialize_index(faiss.serialize_index(whole))  # clone_index lacks transforms
             part_inner = faiss.extract_index_ivf(part)
             part_inner.reset()
-            inner.copy_subset_to(part_inner, faiss.InvertedLists.SUBSET_TYPE_ID_RANGE, lo, hi)
+            inner.copy_subset_to(part_inner, _SWIG.InvertedLists.SUBSET_TYPE_ID_RANGE, lo, hi)
             if isinstance(part, faiss.IndexPreTransform):
                 part.ntotal = part_inner.ntotal
             return ReferenceIndex.from_faiss(part, self.config), 0  # IVF lists keep the global ids
@@ -327,7 +337,7 @@ class ReferenceIndex:
             target.hnsw.efSearch = self.config.hnsw_ef_search
             if isinstance(part, faiss.IndexPreTransform):
                 part.index = target
-                part.referenced_objects = [target]
+                cast(Any, part).referenced_objects = [target]  # keeps the new index alive (SWIG ownership)
             else:
                 part = target
         target.reset()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -53,11 +53,11 @@ class KmerConfig:
     def dim(self) -> int:
         return int(sum(4**k for k in self.ks))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"ks": list(self.ks), "sqrt": self.sqrt, "max_length": self.max_length}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "KmerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "KmerConfig":
         return cls(ks=tuple(int(k) for k in data["ks"]), sqrt=bool(data.get("sqrt", False)),
                    max_length=data.get("max_length"))
 
@@ -78,7 +78,7 @@ def kmer_codes(sequence: str, k: int) -> np.ndarray:
     out = np.zeros(n, dtype=np.int64)
     for j in range(k):
         out = out * 4 + c[j : j + n]
-    return out[ok]
+    return np.asarray(out[ok])
 
 
 class KmerEmbedder:

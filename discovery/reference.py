@@ -60,7 +60,7 @@ from biodiscover.storage.records import RANKS
 log = logging.getLogger(__name__)
 
 REFERENCE_FORMAT = 1
-Lineage = tuple  # tuple[str | None, ...] over RANKS
+Lineage = tuple[str | None, ...]  # over RANKS
 #: queries re-ranked together (bounds the gathered sketch block: 128 × pool × dim/8 bytes)
 _RERANK_BLOCK = 128
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
@@ -89,13 +89,13 @@ def _forked_identities(job: tuple[list[str], list[list[int]]]) -> list[np.ndarra
 def popcount_rows(bits: np.ndarray) -> np.ndarray:
     """Set bits per row of a packed uint8 array (last axis summed)."""
     if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(bits).sum(axis=-1, dtype=np.int32)
-    return _POP8[bits].sum(axis=-1, dtype=np.int32)  # numpy < 2.0
+        return np.asarray(np.bitwise_count(bits).sum(axis=-1, dtype=np.int32))
+    return np.asarray(_POP8[bits].sum(axis=-1, dtype=np.int32))  # numpy < 2.0
 
 
 def sketch(profiles: np.ndarray) -> np.ndarray:
     """Binary k-mer sketches: one bit per profile entry that is non-zero, packed (``(n, dim / 8)`` uint8)."""
-    return np.packbits(profiles > 0, axis=1)
+    return np.asarray(np.packbits(profiles > 0, axis=1))
 
 
 class StringStore(Sequence[str]):
@@ -154,11 +154,11 @@ class StringStore(Sequence[str]):
 def encode_lineages(lineages: Sequence[Lineage], ranks: Sequence[str] = RANKS
                     ) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Lineages as int32 codes ``(n, ranks)`` (-1 = blank) and the sorted per-rank vocabulary."""
-    vocab = {r: sorted({lin[i] for lin in lineages if lin[i]}) for i, r in enumerate(ranks)}
+    vocab = {r: sorted({name for lin in lineages if (name := lin[i])}) for i, r in enumerate(ranks)}
     codes = np.full((len(lineages), len(ranks)), -1, dtype=np.int32)
     for i, r in enumerate(ranks):
         index = {name: c for c, name in enumerate(vocab[r])}
-        codes[:, i] = [index.get(lin[i], -1) if lin[i] else -1 for lin in lineages]
+        codes[:, i] = [index.get(name, -1) if (name := lin[i]) else -1 for lin in lineages]
     return codes, vocab
 
 
@@ -191,6 +191,14 @@ class Reference:
     (list of tuples over ``RANKS``), ``index_`` (:class:`ReferenceIndex`),
     ``embedder`` (:class:`KmerEmbedder`).
     """
+
+    ids: StringStore
+    sequences: StringStore
+    lineages: list[Lineage]
+    index_: ReferenceIndex
+    #: packed binary k-mer sketches of the keys and their set-bit counts (the identity pre-filter)
+    sketches_: np.ndarray
+    sketch_bits_: np.ndarray
 
     def __init__(self, kmer: KmerConfig | None = None, index: IndexConfig | None = None,
                  batch_size: int = 2048, align_workers: int | None = None) -> None:

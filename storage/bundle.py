@@ -38,7 +38,7 @@ import re
 import struct
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -231,16 +231,16 @@ class Bundle:
     # -- manifest sections -------------------------------------------------------------
     @property
     def config(self) -> dict[str, Any]:
-        return self.manifest["config"]
+        return cast("dict[str, Any]", self.manifest["config"])
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return self.manifest.get("metrics", {})
+        return cast("dict[str, Any]", self.manifest.get("metrics", {}))
 
     @property
     def data_fingerprint(self) -> dict[str, Any]:
         """What the bundle was fitted on (dataset, splits, counts), as recorded at creation."""
-        return self.manifest.get("data_fingerprint", {})
+        return cast("dict[str, Any]", self.manifest.get("data_fingerprint", {}))
 
     @property
     def fingerprint(self) -> str:
@@ -260,7 +260,7 @@ class Bundle:
 
     @property
     def packages(self) -> dict[str, str]:
-        return self.manifest.get("packages", {})
+        return cast("dict[str, str]", self.manifest.get("packages", {}))
 
     def names(self, kind: str) -> list[str]:
         """Names stored of one kind: ``weights``, ``arrays`` or ``tables``."""
@@ -370,7 +370,7 @@ class Bundle:
         path = self._verified("tables", name, max_bytes=MAX_TABLE_BYTES)
         value = parse_json(path.read_bytes(), path)
         if expect is not None and not isinstance(value, expect):
-            kinds = {dict: "a JSON object", list: "a JSON array"}
+            kinds: dict[type, str] = {dict: "a JSON object", list: "a JSON array"}
             raise ModelBundleError(f"{path}: expected {kinds.get(expect, expect.__name__)}, "
                                    f"found {type(value).__name__}")
         return value

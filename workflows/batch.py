@@ -204,10 +204,9 @@ def discover_collections(spec: str) -> list[CollectionSpec]:
             if stem.lower().endswith(suffix):
                 stem = stem[: -len(suffix)]
                 break
-        images = p.parent / f"{stem}_images"
-        images = images if images.is_dir() else None
-        out.append(CollectionSpec(path=p.resolve(), images=images.resolve() if images else None,
-                                  key=collection_key(p, images)))
+        beside = p.parent / f"{stem}_images"
+        images = beside.resolve() if beside.is_dir() else None
+        out.append(CollectionSpec(path=p.resolve(), images=images, key=collection_key(p, beside if images else None)))
     return out
 
 

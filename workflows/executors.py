@@ -168,7 +168,7 @@ def _check_columns(columns: Mapping[str, np.ndarray]) -> int:
     return next(iter(lengths.values()))
 
 
-def _concat(outputs: list[Mapping[str, np.ndarray]]) -> Columns:
+def _concat(outputs: Sequence[Mapping[str, np.ndarray]]) -> Columns:
     if not outputs:
         return {}
     names = list(outputs[0])
@@ -184,7 +184,8 @@ class Executor(ABC):
         self.timings: list[StageTiming] = []
 
     @abstractmethod
-    def _map(self, fn: BatchFn, columns: Columns, n: int, batch_size: int, context: Any = None) -> Columns: ...
+    def _map(self, fn: Callable[..., Columns], columns: Columns, n: int, batch_size: int,
+             context: Any = None) -> Columns: ...
 
     @abstractmethod
     def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
