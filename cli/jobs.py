@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from biodiscover.workflows.export import FORMATS
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def export_command():  # -> the typer callback of ``export``
@@ -98,8 +101,8 @@ class _RichProgress:
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                            transient=False)
         self._p.start()
-        self._overall: int | None = None
-        self._stage: int | None = None
+        self._overall: TaskID | None = None
+        self._stage: TaskID | None = None
 
     def __call__(self, event) -> None:  # workflows.batch.BatchEvent
         if event.kind == "batch_start":
@@ -176,7 +179,7 @@ class _StageProgress:
                            TimeElapsedColumn(), TextColumn("{task.description}"), transient=False,
                            console=Console(stderr=True))
         self._stages = stages
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._p.start()
 
     def __call__(self, stage: str, done: float, total: float | None = None, message: str = "") -> None:
@@ -193,7 +196,7 @@ def demo_tables(summary) -> list:  # workflows.demo.DemoSummary -> list[rich.tab
     """The demo's score against the synthetic truth as tables a person reads at a glance."""
     from rich.table import Table
 
-    def pct(x: object) -> str:
+    def pct(x: float | None) -> str:
         return "—" if x is None or x != x else f"{100 * float(x):.1f}%"  # x != x: NaN
 
     scores = summary.scores

@@ -518,11 +518,11 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
             if nk.image:
                 images[nk.processid] = nk.image
     nearest: NearestKnown | None = None
-    scored = [h for h in hits.values() if h.identity is not None]
+    scored = [(h.identity, h) for h in hits.values() if h.identity is not None]
     if scored:
-        best = max(scored, key=lambda h: (h.identity, h.processid or ""))
+        best_identity, best = max(scored, key=lambda ih: (ih[0], ih[1].processid or ""))
         nearest = NearestKnown(species=best.species, genus=best.genus, processid=best.processid,
-                               identity=best.identity, top_distances=tuple(sorted(1.0 - h.identity for h in scored)),
+                               identity=best_identity, top_distances=tuple(sorted(1.0 - i for i, _ in scored)),
                                barcode=barcodes.get(best.processid or ""), image=images.get(best.processid or ""))
     else:  # older records carry no per-member hits: the sources' nearest species, as recorded
         known = [ev.nearest_known for ev in sources if ev.nearest_known is not None]

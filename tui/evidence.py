@@ -128,18 +128,21 @@ def images(members: Sequence[Any], evidence: Evidence, image_root: Path | None) 
     return [(pid, by_pid[pid]) for pid in order]
 
 
-def _snap(row: dict[str, Any], side: str, proposal_id: int | None) -> dict[str, Any]:
-    snap = row.get(side) if isinstance(row.get(side), dict) else {}
-    props = snap.get("proposals") if isinstance(snap.get("proposals"), dict) else {}
-    value = props.get(str(proposal_id)) if proposal_id is not None else None
+def _dict(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (stored history may lack any part)."""
     return value if isinstance(value, dict) else {}
+
+
+def _snap(row: dict[str, Any], side: str, proposal_id: int | None) -> dict[str, Any]:
+    props = _dict(_dict(row.get(side)).get("proposals"))
+    return _dict(props.get(str(proposal_id)) if proposal_id is not None else None)
 
 
 def _parent(snap: dict[str, Any]) -> str:
     return " ".join(str(x) for x in (snap.get("parent_rank"), snap.get("parent_name")) if x) or "no parent"
 
 
-def review_line(r: dict[str, Any], actions: dict[Any, str]) -> str:
+def review_line(r: dict[str, Any], actions: dict[Any, Any]) -> str:
     """What one review did, in words: old and new names, where a move went, what an undo took back."""
     action = str(r.get("action"))
     pid = r.get("proposal_id")
@@ -175,7 +178,7 @@ def edge_line(e: dict[str, Any], proposal_id: int) -> str | None:
     """An automatic history event (re-clustering, a rejection remembered); None for edges a review row
     already tells (merge, split)."""
     kind, src, dst = e.get("kind"), e.get("source_id"), e.get("target_id")
-    detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
+    detail = _dict(e.get("detail"))
     shared = detail.get("shared_members")
     if e.get("review_id") is not None and kind in ("merge", "split"):
         return None
@@ -198,8 +201,9 @@ def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str,
     """(time, what happened, reviewer or None, note or None), oldest first: reviews and automatic events
     in one timeline."""
     actions = {r.get("id"): r.get("action") for r in reviews}
-    out = [(str(r.get("created_at") or ""), review_line(r, actions), str(r.get("reviewer") or "?"),
-            r.get("note") or None) for r in reviews]
+    out: list[tuple[str, str, str | None, str | None]] = [
+        (str(r.get("created_at") or ""), review_line(r, actions), str(r.get("reviewer") or "?"), r.get("note") or None)
+        for r in reviews]
     for e in edges:
         line = edge_line(e, proposal_id)
         if line is not None:
@@ -212,7 +216,7 @@ def rejected_warning(edges: Sequence[dict[str, Any]], proposal_id: int) -> str |
     for e in edges:
         if e.get("target_id") != proposal_id:
             continue
-        detail = e.get("detail") if isinstance(e.get("detail"), dict) else {}
+        detail = _dict(e.get("detail"))
         if e.get("kind") == "recognised":
             return f"same members as #{e.get('source_id')}, rejected by a reviewer: not queued again"
         if e.get("kind") == "overlaps_rejected":

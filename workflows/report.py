@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from biodiscover.workflows.export.metadata import ExportOptions
-    from biodiscover.workflows.export.tables import RunExport
+    from biodiscover.workflows.export.tables import ReviewTrail, RunExport
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def plot_naming_depth(assignments: pd.DataFrame, threshold: float | None = None)
         for yi, n in zip(y, counts.sum(axis=1)):
             if n:
                 share = 100 * n / total
-                ax.text(n, yi, f"  {n} ({'<1' if share < 1 else f'{share:.0f}'}%)", va="center", fontsize=9)
+                ax.text(n, float(yi), f"  {n} ({'<1' if share < 1 else f'{share:.0f}'}%)", va="center", fontsize=9)
         ax.set_xlim(0, counts.sum(axis=1).max() * 1.25)
         ax.set_xlabel("specimens")
         ax.set_ylabel("deepest confident rank")
@@ -189,7 +189,7 @@ def plot_novelty(assignments: pd.DataFrame, threshold: float | None = None) -> P
     if len(scores) == 0:
         _empty(ax, "no novelty scores in this run")
     else:
-        bins = np.linspace(0, 1, 41)
+        bins = np.linspace(0, 1, 41).tolist()
         ax.hist(scores[~flagged], bins=bins, color=KNOWN_COLOUR, label="not flagged")
         ax.hist(scores[flagged], bins=bins, color=NOVEL_COLOUR, label="flagged novel")
         if threshold is not None:
@@ -288,8 +288,10 @@ def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(within, dtype=float), np.asarray(nearest, dtype=float)
 
 
-def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_candidate: bool = False,
-                     nearest_known: tuple[Sequence[float], Sequence[float]] | None = None) -> Plot:
+def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[float] | np.ndarray, *,
+                     per_candidate: bool = False,
+                     nearest_known: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray] | None = None
+                     ) -> Plot:
     """Overlaid histograms of within- and between-candidate distances (and, given ``nearest_known`` from
     :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
@@ -303,7 +305,7 @@ def plot_barcode_gap(within: Sequence[float], between: Sequence[float], *, per_c
         caption = "No distances to show."
     else:
         top = max(np.max(w) if len(w) else 0, np.max(b) if len(b) else 0, np.max(kn) if len(kn) else 0, 1.0)
-        bins = np.linspace(0, top * 1.05, 40)
+        bins = np.linspace(0, top * 1.05, 40).tolist()
         # Shares, not counts: within-pairs outnumber candidates quadratically.
         if len(w):
             w_label = f"largest within a candidate ({len(w)} candidates)" if per_candidate \
@@ -542,10 +544,15 @@ def _thumbnail(path: object) -> str | None:
         return None
 
 
+def _dict(value: object) -> dict:
+    """``value`` when it is a JSON object, else an empty one (an export's evidence may lack any part)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _photo_paths(p: dict, members: pd.DataFrame, images: dict) -> list[tuple[str, object]]:
     """(processid, path) of a candidate's photographs: the evidence's representative images first."""
     out: list[tuple[str, object]] = []
-    ev = p.get("evidence") if isinstance(p.get("evidence"), dict) else {}
+    ev = _dict(p.get("evidence"))
     for r in ev.get("representative_images") or []:
         if isinstance(r, dict) and r.get("processid") and r.get("path"):
             out.append((str(r["processid"]), r["path"]))
@@ -556,14 +563,15 @@ def _photo_paths(p: dict, members: pd.DataFrame, images: dict) -> list[tuple[str
     return out[:PHOTOS_PER_CANDIDATE]
 
 
-def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: object, images: dict) -> str:
+def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ReviewTrail | None,
+                      images: dict) -> str:
     """One candidate: name and placement, the barcode gap with its numbers, BINs and places, what
     reviewers decided and noted, member photographs and the member list."""
     from biodiscover.discovery.barcode_gap import gap_of
     from biodiscover.workflows.export.tables import candidate_label
 
     e = html.escape
-    ev = p.get("evidence") if isinstance(p.get("evidence"), dict) else {}
+    ev = _dict(p.get("evidence"))
     facts: list[tuple[str, str]] = [
         ("placed in", " ".join(str(x) for x in (p.get("parent_rank"), p.get("parent_taxon")) if x) or "unplaced"),
         ("status", f"{p.get('status')} (version {p.get('version')})"),
@@ -579,18 +587,18 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ob
         agree = b.get("agreement")
         facts.append(("BIN", f"{b['dominant']}" + (f", {agree * 100:.0f}% of members with a BIN"
                                                    if isinstance(agree, (int, float)) else "")))
-    geo = ev.get("geography") if isinstance(ev.get("geography"), dict) else {}
+    geo = _dict(ev.get("geography"))
     if geo.get("countries"):
         places = "; ".join(f"{k} {v}" for k, v in geo["countries"].items())
         box = geo.get("bbox")
         if isinstance(box, list) and len(box) == 4:
             places += f" (lat {box[0]:.2f}…{box[1]:.2f}, lon {box[2]:.2f}…{box[3]:.2f})"
         facts.append(("where", places))
-    if trail is not None and getattr(trail, "decision", None):
+    if trail is not None and trail.decision:
         facts.append(("decision", f"{trail.decision} by {trail.decided_by}, {_when(trail.decided_at)}"))
     rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
     notes = ""
-    if trail is not None and getattr(trail, "notes", ()):
+    if trail is not None and trail.notes:
         notes = "<ul class='notes'>" + "".join(
             f"<li>“{e(text)}” <span class='note'>{e(who)}, {e(_when(at))}</span></li>"
             for at, who, text in trail.notes) + "</ul>"

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult

@@ -65,9 +65,8 @@ class QueueQuery:
         for name, op, value in (("size", ">=", self.min_size), ("novelty", ">=", self.min_novelty),
                                 ("identity", ">=", self.min_identity), ("identity", "<=", self.max_identity)):
             if value is not None:
-                if name == "identity":
-                    value = f"{value * 100:g}"
-                parts.append(f"{name}{op}{value}")
+                shown = f"{value * 100:g}" if name == "identity" else value
+                parts.append(f"{name}{op}{shown}")
         if self.search:
             parts.append(" ".join(shlex.quote(w) for w in self.search.split()) if quote else f"'{self.search}'")
         return parts
@@ -110,7 +109,7 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
             elif key == "identity":
                 v = float(value)
                 v = v / 100 if v > 1 else v
-                q = replace(q, **({"max_identity": v} if op == "<=" else {"min_identity": v}))
+                q = replace(q, max_identity=v) if op == "<=" else replace(q, min_identity=v)
             else:
                 raise ValueError
         except ValueError:

@@ -17,6 +17,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
 
+from biodiscover.storage.db.taxonomy import TaxonomyGraph
+
 RANK_STYLE = {"order": "bold", "family": "cyan", "subfamily": "cyan", "genus": "italic", "species": "italic green"}
 
 
@@ -32,6 +34,9 @@ def taxon_label(node: Any) -> Text:
 
 
 class TaxonomyScreen(Screen[None]):
+    #: the ReviewApp (``tui.app``), loosely typed as in ``DecisionsMixin``: importing it here would close a circle
+    app: Any
+
     BINDINGS = [
         Binding("escape", "back", "Back", id="taxonomy.back"),
         Binding("enter", "show_proposals", "Proposals below", id="taxonomy.proposals", priority=True),
@@ -42,7 +47,7 @@ class TaxonomyScreen(Screen[None]):
     def __init__(self, focus_taxon: int | None = None) -> None:
         super().__init__(classes="taxonomy")
         self.focus_taxon = focus_taxon
-        self.graph: Any | None = None
+        self.graph: TaxonomyGraph | None = None
         self._tree_nodes: dict[int, Any] = {}
         self._provisional_cursor = -1
 
@@ -82,7 +87,7 @@ class TaxonomyScreen(Screen[None]):
         tree.focus()
 
     def _add(self, parent: Any, node: Any) -> Any:
-        has_children = bool(self.graph.children(node.id))
+        has_children = bool(self._graph().children(node.id))
         tnode = parent.add(taxon_label(node), data=node.id, allow_expand=has_children)
         self._tree_nodes[node.id] = tnode
         return tnode
@@ -90,17 +95,23 @@ class TaxonomyScreen(Screen[None]):
     def _fill(self, tnode: Any) -> None:
         if tnode.children or tnode.data is None:
             return
-        for child in sorted(self.graph.children(tnode.data), key=lambda n: (n.rank, n.name)):
+        for child in sorted(self._graph().children(tnode.data), key=lambda n: (n.rank, n.name)):
             self._add(tnode, child)
 
     @on(Tree.NodeExpanded)
     def _expanded(self, event: Tree.NodeExpanded) -> None:
         self._fill(event.node)
 
+    def _graph(self) -> TaxonomyGraph:
+        """The loaded graph (tree nodes exist only after ``load_graph`` set it)."""
+        if self.graph is None:
+            raise RuntimeError("the taxonomy is not loaded yet")
+        return self.graph
+
     def reveal(self, taxon_id: int) -> None:
         """Expand the path from the root to ``taxon_id`` and put the cursor on it."""
         tnode = None
-        for node in self.graph.lineage(taxon_id):
+        for node in self._graph().lineage(taxon_id):
             tnode = self._tree_nodes.get(node.id)
             if tnode is None:
                 continue
@@ -128,7 +139,7 @@ class TaxonomyScreen(Screen[None]):
         taxon = self.current_taxon
         if taxon is None:
             return
-        if taxon.proposal_id is not None and not self.graph.children(taxon.id):
+        if taxon.proposal_id is not None and not self._graph().children(taxon.id):
             # A provisional species has no proposals below it: it *is* one; open that proposal.
             self.action_open_proposal()
             return

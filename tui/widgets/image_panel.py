@@ -21,13 +21,17 @@ caption, never raised: a broken image must not stop a review.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.reactive import reactive
+from textual.widget import Widget
 from textual.widgets import Static
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 #: Cells one grid photograph takes (width, height); the grid has as many columns as fit.
 TILE = (24, 11)
@@ -184,7 +188,7 @@ class ImagePanel(Vertical, can_focus=True):
         return Vertical(Static("nearest known species:", classes="tile-caption"),
                         Static(label, classes="tile-caption"), picture, classes="image-reference")
 
-    def _picture(self, path: Path, classes: str, label: str) -> Static:
+    def _picture(self, path: Path, classes: str, label: str) -> Widget:
         if not path.is_file():
             return Static(f"(missing file {path.name})", classes="tile-caption")
         try:
@@ -210,7 +214,7 @@ class ImagePanel(Vertical, can_focus=True):
             return False
         return system not in ("truecolor", "windows")
 
-    def _image_widget(self, picture: object, classes: str) -> Static:
+    def _image_widget(self, picture: PILImage.Image, classes: str) -> Widget:
         from textual_image.widget import HalfcellImage
 
         if self.force_halfcell:

@@ -126,9 +126,9 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
     # Members of a candidate a reviewer rejected or identified as a known species: their record says so.
     set_aside: dict[str, Any] = {}
     if not data.members.empty and props:
-        decided = {i for i, r in props.items() if r.get("status") in ("rejected", "assigned")}
+        decided_ids = {i for i, r in props.items() if r.get("status") in ("rejected", "assigned")}
         for m_pid, m_prop in data.members[["processid", "proposal_id"]].itertuples(index=False, name=None):
-            if m_prop in decided:
+            if m_prop in decided_ids:
                 set_aside.setdefault(m_pid, m_prop)
     occ, ident, dna = [], [], []
     for pid, s in spec.items():

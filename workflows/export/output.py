@@ -236,13 +236,13 @@ def write_folder(out: Path, files: Mapping[str, bytes], *, force: bool, fmt: str
             for name in old:
                 if name not in files:
                     (out / name).unlink(missing_ok=True)
-            for name, tmp in temps.items():
-                os.replace(tmp, out / name)
+            for name, temp in temps.items():
+                os.replace(temp, out / name)
             temps = {}
             _write_manifest(out, fmt, new)
         finally:
-            for tmp in temps.values():
-                tmp.unlink(missing_ok=True)
+            for temp in temps.values():
+                temp.unlink(missing_ok=True)
     except PermissionError:
         raise InputError(f"cannot write into {out}: permission denied") from None
     return tuple(out / n for n in files)

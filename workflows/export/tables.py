@@ -116,7 +116,8 @@ def model_description(run: Mapping[str, Any]) -> str:
     is shown as the bundle path plus a short hash of it: it goes into one-line
     remarks and the dataset abstract, where a JSON blob reads as noise.
     """
-    params = run.get("parameters") if isinstance(run.get("parameters"), Mapping) else {}
+    raw = run.get("parameters")
+    params: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     model = params.get("model")
     fingerprint = run.get("model_fingerprint")
     text = fingerprint.strip() if isinstance(fingerprint, str) else ""
