@@ -103,7 +103,8 @@ def ingest(
         report, _reader = handle.ingest_file(input, images=images, collection=collection, backup=backup_first,
                                              on_progress=progress, quarantine_file=qtarget, force=force)
         qfile = report.quarantine_file
-        if report.skipped and report.quarantined and not (qfile and Path(qfile).is_file()):
+        if (report.skipped and report.quarantined and report.ingest_id is not None
+                and not (qfile and Path(qfile).is_file())):
             # the first ingest's report is gone (or was never written): write it again from the database
             qfile = str(write_quarantine(handle.ingest_quarantine(report.ingest_id), qtarget, force=force).absolute())
     if as_json:

@@ -26,7 +26,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -209,10 +209,10 @@ def _iter_chunks(
     stream: _CompleteLinesGzip | None = None
     if opts.get("compression") == "gzip":
         stream = _CompleteLinesGzip(path)
-        source = io.BufferedReader(stream, buffer_size=1 << 16)
+        source = io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=1 << 16)
         opts = {**opts, "compression": None}
     try:
-        reader = pd.read_csv(source, dtype=dtypes, usecols=use, chunksize=chunksize, **opts)  # type: ignore[arg-type]
+        reader = pd.read_csv(source, dtype=dtypes, usecols=use, chunksize=chunksize, **opts)
         with reader:
             for chunk in reader:
                 chunk.index = pd.RangeIndex(rows, rows + len(chunk))
@@ -293,7 +293,7 @@ def metadata_categories(path: Path, *, chunksize: int = DEFAULT_CHUNKSIZE) -> di
 
 def _barcode_keys(barcodes: pd.Series) -> np.ndarray:
     """64-bit hashes of N-right-stripped barcodes (the loader's dedup key)."""
-    return pd.util.hash_pandas_object(barcodes.str.rstrip("N"), index=False).to_numpy()
+    return np.asarray(pd.util.hash_pandas_object(barcodes.str.rstrip("N"), index=False).to_numpy())
 
 
 def load_metadata(

@@ -208,7 +208,7 @@ def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iter
     opener = gzip.open if is_gzip else open
     number = 0
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             for raw, length in _read_lines(fh, max_line_bytes):
                 number += 1
                 if not raw:
@@ -442,9 +442,10 @@ class CollectionReader:
                 if pushback:
                     item = pushback.popleft()
                 else:
-                    item = next(lines, None)
-                    if item is None:
+                    following = next(lines, None)
+                    if following is None:
                         return
+                    item = following
                 consumed.append(item)
                 if len(consumed) > MAX_RECORD_LINES:
                     raise _Runaway

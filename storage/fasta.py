@@ -122,8 +122,8 @@ def write_fasta(
     record). ``width`` > 0 wraps sequence lines; 0 writes one line per sequence,
     which is what BOLD produces and what most aligners read fastest.
     """
-    own = not hasattr(out, "write")
-    fh: IO[str] = Path(out).open("w", encoding="utf-8", newline="\n") if own else out  # type: ignore[arg-type]
+    own = isinstance(out, (str, Path))
+    fh: IO[str] = Path(out).open("w", encoding="utf-8", newline="\n") if isinstance(out, (str, Path)) else out
     n = 0
     try:
         for rec in records:

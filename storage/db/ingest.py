@@ -58,17 +58,18 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
+from biodiscover.storage.db.core import DatabaseCore, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
 from biodiscover.storage.validation import QuarantinedRecord, shorten_raw
 
 log = logging.getLogger(__name__)
 
-SPECIMENS = SpecimenRow.__table__
-TAXA = Taxon.__table__
-INGESTS = Ingest.__table__
-COLLECTIONS = Collection.__table__
-QUARANTINE = QuarantinedRow.__table__
+SPECIMENS = table(SpecimenRow)
+TAXA = table(Taxon)
+INGESTS = table(Ingest)
+COLLECTIONS = table(Collection)
+QUARANTINE = table(QuarantinedRow)
 
 #: specimens-table column for each BIOSCAN-5M column.
 COLUMN_KEYS: dict[str, str] = {c: c.replace("-", "_") for c in BIOSCAN_COLUMNS}
@@ -160,7 +161,7 @@ def _chunks(items: Iterable[Specimen], size: int) -> Iterator[list[Specimen]]:
         yield chunk
 
 
-class IngestMixin:
+class IngestMixin(DatabaseCore):
     """Ingest API; see the module docstring."""
 
     def ingest(self, specimens: Iterable[Specimen], *, collection: str, source: Path | str | None = None,
@@ -192,8 +193,8 @@ class IngestMixin:
         def _start(conn: Connection) -> tuple[int, int | None, IngestReport | None]:
             cid = conn.execute(sa.select(COLLECTIONS.c.id).where(COLLECTIONS.c.name == collection)).scalar()
             if cid is None:
-                cid = conn.execute(sa.insert(COLLECTIONS).values(name=collection, created_at=utcnow())
-                                   ).inserted_primary_key[0]
+                cid = inserted_id(conn.execute(sa.insert(COLLECTIONS).values(name=collection, created_at=utcnow())
+                                   ))
             if checksum is not None:
                 prev = conn.execute(
                     sa.select(INGESTS).where(INGESTS.c.collection_id == cid, INGESTS.c.checksum == checksum,
@@ -201,13 +202,13 @@ class IngestMixin:
                 ).mappings().first()
                 if prev is not None:
                     return cid, None, _skipped(cid, prev)
-            iid = conn.execute(sa.insert(INGESTS).values(collection_id=cid, source=source_s, checksum=checksum,
+            iid = inserted_id(conn.execute(sa.insert(INGESTS).values(collection_id=cid, source=source_s, checksum=checksum,
                                                          started_at=utcnow(), status="running")
-                               ).inserted_primary_key[0]
+                               ))
             return cid, iid, None
 
         # Skip check first (no backup for a no-op), then back up, then start.
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             cid0 = conn.execute(sa.select(COLLECTIONS.c.id).where(COLLECTIONS.c.name == collection)).scalar()
             if cid0 is not None and checksum is not None:
                 prev = conn.execute(sa.select(INGESTS).where(
@@ -217,14 +218,14 @@ class IngestMixin:
                     log.info("%s already ingested into %s (ingest %d); nothing to do", source_s, collection,
                              prev["id"])
                     return _skipped(cid0, prev)
-        backup_path = self._auto_backup("pre-ingest") if backup else None  # type: ignore[attr-defined]
-        cid, iid, skipped = self._write(_start, "start ingest")  # type: ignore[attr-defined]
+        backup_path = self._auto_backup("pre-ingest") if backup else None
+        cid, iid, skipped = self._write(_start, "start ingest")
         if skipped is not None:
             return skipped
         assert iid is not None
         taxa_cache: dict[tuple[str, str, int | None], int] = {}
         if register_taxa:
-            with self._read() as conn:  # type: ignore[attr-defined]
+            with self._read() as conn:
                 for r in conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id)):
                     taxa_cache.setdefault((r.rank, r.name, r.parent_id), r.id)
         totals = {"n_records": 0, "n_new": 0, "n_changed": 0, "n_unchanged": 0}
@@ -239,7 +240,7 @@ class IngestMixin:
                 _store_quarantine(conn, iid, pending)
                 return _ingest_chunk(conn, chunk, cid, iid, taxa_cache if register_taxa else None, taxa_source)
 
-            counts, added = self._write(_do, "ingest")  # type: ignore[attr-defined]
+            counts, added = self._write(_do, "ingest")
             stored += len(pending)
             taxa_cache.update(added)  # only after the chunk committed (a retried chunk must not see rolled-back ids)
             for k, v in counts.items():
@@ -267,8 +268,8 @@ class IngestMixin:
                 INGESTS.c.collection_id == cid, INGESTS.c.id < iid, INGESTS.c.status == "running", same_input,
             ).values(status="interrupted"))
 
-        self._write(_finish, "finish ingest")  # type: ignore[attr-defined]
-        self.optimize()  # type: ignore[attr-defined]
+        self._write(_finish, "finish ingest")
+        self.optimize()
         log.info("ingested %d records into %s: %d new, %d changed, %d unchanged, %d set aside", totals["n_records"],
                  collection, totals["n_new"], totals["n_changed"], totals["n_unchanged"], n_quarantined)
         return IngestReport(collection, cid, iid, source_s, checksum, totals["n_records"], totals["n_new"],
@@ -304,7 +305,7 @@ class IngestMixin:
 
     def ingest_quarantine(self, ingest_id: int) -> list[QuarantinedRecord]:
         """The rows an ingest set aside, in the order they were found."""
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             rows = conn.execute(sa.select(QUARANTINE).where(QUARANTINE.c.ingest_id == ingest_id)
                                 .order_by(QUARANTINE.c.id)).mappings().all()
         return [QuarantinedRecord(file=r["file"], line=r["line"], processid=r["processid"], kind=r["kind"],
@@ -315,12 +316,12 @@ class IngestMixin:
         """The current (or given) version of a specimen as a dict, or None."""
         q = sa.select(SPECIMENS).where(SPECIMENS.c.processid == processid)
         q = q.where(SPECIMENS.c.version == version) if version is not None else q.where(SPECIMENS.c.current.is_(True))
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             row = conn.execute(q).mappings().first()
         return dict(row) if row else None
 
     def specimen_versions(self, processid: str) -> list[dict[str, Any]]:
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             rows = conn.execute(sa.select(SPECIMENS).where(SPECIMENS.c.processid == processid)
                                 .order_by(SPECIMENS.c.version)).mappings().all()
         return [dict(r) for r in rows]
@@ -329,14 +330,14 @@ class IngestMixin:
         q = sa.select(sa.func.count()).select_from(SPECIMENS)
         if current_only:
             q = q.where(SPECIMENS.c.current.is_(True))
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             return int(conn.execute(q).scalar() or 0)
 
     def specimens(self, processids: Iterable[str] | None = None) -> list[Specimen]:
         """Current specimen records as :class:`~biodiscover.storage.records.Specimen` (all, or those named)."""
         q = sa.select(SPECIMENS).where(SPECIMENS.c.current.is_(True))
         out: list[Specimen] = []
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             if processids is None:
                 rows = conn.execute(q.order_by(SPECIMENS.c.id)).mappings().all()
             else:
@@ -374,7 +375,7 @@ def _compatible_taxon(conn: Connection, rank: str, name: str, parent: int | None
     second *Megaselia*. A candidate is reused when it is the only live one of
     that rank and name and one placement contains the other.
     """
-    found = [r[0] for r in conn.execute(sa.select(TAXA.c.id).where(
+    found: list[int] = [int(r[0]) for r in conn.execute(sa.select(TAXA.c.id).where(
         TAXA.c.rank == rank, TAXA.c.name == name, TAXA.c.status != "rejected")).all()]
     if len(found) != 1:
         return None
@@ -403,8 +404,8 @@ def ensure_lineage(conn: Connection, lineage: dict[str, Any], cache: dict[tuple[
         if tid is None:
             tid = _compatible_taxon(conn, rank, name, parent)
         if tid is None:
-            tid = conn.execute(sa.insert(TAXA).values(rank=rank, name=name, parent_id=parent, status="accepted",
-                                                      source=source, created_at=utcnow())).inserted_primary_key[0]
+            tid = inserted_id(conn.execute(sa.insert(TAXA).values(rank=rank, name=name, parent_id=parent, status="accepted",
+                                                      source=source, created_at=utcnow())))
         added[key] = tid
         parent = tid
     return parent
@@ -447,7 +448,7 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
         conn.execute(sa.update(SPECIMENS).where(SPECIMENS.c.id.in_(retire)).values(current=False))
     if inserts:
         # Raw executemany: SQLAlchemy's per-row overhead would dominate a million-row ingest.
-        raw = conn.connection.dbapi_connection
+        raw = dbapi(conn)
         assert raw is not None
         raw.executemany(_INSERT_SQL, [tuple(v[c] for c in _INSERT_COLUMNS) for v in inserts])
     added: dict[tuple[str, str, int | None], int] = {}

@@ -55,6 +55,7 @@ from sqlalchemy.engine import Connection
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.ingest import ensure_lineage
+from biodiscover.storage.db.core import DatabaseCore, dbapi, table
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
@@ -63,14 +64,14 @@ from biodiscover.storage.records import candidate_name
 
 log = logging.getLogger(__name__)
 
-PROPOSALS = Proposal.__table__
-MEMBERS = ProposalMember.__table__
-EDGES = ProposalEdge.__table__
-TAXA = Taxon.__table__
-RUNS = Run.__table__
-SPECIMENS = SpecimenRow.__table__
-ASSIGNMENTS = Assignment.__table__
-REVIEWS = Review.__table__
+PROPOSALS = table(Proposal)
+MEMBERS = table(ProposalMember)
+EDGES = table(ProposalEdge)
+TAXA = table(Taxon)
+RUNS = table(Run)
+SPECIMENS = table(SpecimenRow)
+ASSIGNMENTS = table(Assignment)
+REVIEWS = table(Review)
 
 #: Sort keys the queue accepts → column.
 SORT_KEYS: dict[str, str] = {
@@ -108,7 +109,7 @@ class ProposalSummary:
     updated_at: str
 
     @classmethod
-    def from_row(cls, r: Mapping[str, Any]) -> "ProposalSummary":
+    def from_row(cls, r: Mapping[Any, Any]) -> "ProposalSummary":
         return cls(**{f.name: r[f.name] for f in dataclasses.fields(cls)})
 
     @property
@@ -162,7 +163,7 @@ def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int |
     if p.parent_lineage:
         tid = ensure_lineage(conn, dict(p.parent_lineage), {}, {}, f"run:{run_id}")
         if tid is not None:
-            r = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == tid)).first()
+            r = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == tid)).one()
             return tid, r.rank, r.name
     if p.parent_name:
         q = sa.select(TAXA.c.id, TAXA.c.rank).where(TAXA.c.name == p.parent_name, TAXA.c.status != "rejected")
@@ -191,7 +192,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     Raw SQL on the transaction's own connection: SQLAlchemy's per-statement
     overhead was 90% of the time at 100k proposals (benchmarks/RESULTS-db.md).
     """
-    raw = conn.connection.dbapi_connection
+    raw = dbapi(conn)
     members = p.member_rows()
     pids = [m["processid"] for m in members]
     key = (p.parent_taxon_id, tuple(sorted((p.parent_lineage or {}).items())), p.parent_rank, p.parent_name)
@@ -252,7 +253,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     return new_id
 
 
-class ProposalsMixin:
+class ProposalsMixin(DatabaseCore):
     """Proposals API; see the module docstring."""
 
     def write_proposals(self, run_id: int, proposals: Iterable[Any], chunk_size: int = CHUNK_ROWS // 4) -> list[int]:
@@ -264,15 +265,15 @@ class ProposalsMixin:
 
             def _do(conn: Connection, chunk: list[ProposalIn] = chunk) -> list[int]:
                 if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar() is None:
-                    raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+                    raise DatabaseError(f"no run {run_id} in {self.path}")
                 now = utcnow()
                 parents: dict[tuple[Any, ...], tuple[int | None, str | None, str | None]] = {}
                 ids = [_write_one(conn, run_id, p, now, parents) for p in chunk]
                 conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=now))
                 return ids
 
-            out.extend(self._write(_do, "write proposals"))  # type: ignore[attr-defined]
-        self.optimize()  # type: ignore[attr-defined]
+            out.extend(self._write(_do, "write proposals"))
+        self.optimize()
         return out
 
     def proposal_queue(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
@@ -339,8 +340,8 @@ class ProposalsMixin:
         clause = " AND ".join(where)
         page_sql = (f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE {clause} "
                     f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?")
-        with self._read() as conn:  # type: ignore[attr-defined]
-            raw = conn.connection.dbapi_connection
+        with self._read() as conn:
+            raw = dbapi(conn)
             rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
             if live and len(where) == 1:
                 # The unfiltered queue: total minus the (few) dead ones, both answered from indexes.
@@ -351,10 +352,10 @@ class ProposalsMixin:
         return [ProposalSummary(*r) for r in rows], int(total)
 
     def proposal(self, proposal_id: int) -> ProposalSummary:
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()
         if r is None:
-            raise DatabaseError(f"no proposal {proposal_id} in {self.path}")  # type: ignore[attr-defined]
+            raise DatabaseError(f"no proposal {proposal_id} in {self.path}")
         return ProposalSummary.from_row(r)
 
     def queue_counts(self, run_id: int | None = None) -> dict[str, int]:
@@ -362,7 +363,7 @@ class ProposalsMixin:
         q = sa.select(PROPOSALS.c.status, sa.func.count()).group_by(PROPOSALS.c.status)
         if run_id is not None:
             q = q.where(PROPOSALS.c.run_id == run_id)
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             counts = {s: 0 for s in PROPOSAL_STATUSES}
             counts.update({s: int(n) for s, n in conn.execute(q)})
         counts["live"] = sum(counts[s] for s in LIVE_STATUSES)
@@ -372,10 +373,10 @@ class ProposalsMixin:
         """Everything the detail screen shows: members with specimen data and assignment, reviews, history."""
         from biodiscover.storage.db.reviews import suggest_name_in
 
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()
             if r is None:
-                raise DatabaseError(f"no proposal {proposal_id} in {self.path}")  # type: ignore[attr-defined]
+                raise DatabaseError(f"no proposal {proposal_id} in {self.path}")
             summary = ProposalSummary.from_row(r)
             S, A = SPECIMENS, ASSIGNMENTS
             q = (sa.select(MEMBERS.c.processid, MEMBERS.c.probability, MEMBERS.c.outlier_score, S, A.c.deepest_rank,
@@ -411,17 +412,17 @@ class ProposalsMixin:
         try:
             evidence = Evidence.from_dict(r["evidence"])
         except (TypeError, ValueError) as err:
-            raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "  # type: ignore[attr-defined]
+            raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
                                 f"{err}") from err
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)))
 
     def proposal_members(self, proposal_id: int) -> list[str]:
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             return [x for (x,) in conn.execute(sa.select(MEMBERS.c.processid).where(
                 MEMBERS.c.proposal_id == proposal_id).order_by(MEMBERS.c.processid))]
 
     def proposal_history(self, proposal_id: int) -> list[dict[str, Any]]:
         """Edges (recluster, merge, split, undo) touching this proposal, oldest first."""
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             return [dict(x) for x in conn.execute(sa.select(EDGES).where(sa.or_(
                 EDGES.c.source_id == proposal_id, EDGES.c.target_id == proposal_id)).order_by(EDGES.c.id)).mappings()]

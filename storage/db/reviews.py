@@ -57,18 +57,20 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
+from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
 from biodiscover.storage.db.models import Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
+from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import open_qualifier
 
 log = logging.getLogger(__name__)
 
-PROPOSALS = Proposal.__table__
-MEMBERS = ProposalMember.__table__
-REVIEWS = Review.__table__
-EDGES = ProposalEdge.__table__
-TAXA = Taxon.__table__
-COUNTERS = Counter.__table__
+PROPOSALS = table(Proposal)
+MEMBERS = table(ProposalMember)
+REVIEWS = table(Review)
+EDGES = table(ProposalEdge)
+TAXA = table(Taxon)
+COUNTERS = table(Counter)
 
 NAME_COUNTER = "provisional_name"
 NAME_PATTERN = re.compile(r"\bBD-(\d+)\b")
@@ -111,7 +113,7 @@ def suggest_name_in(conn: Connection, parent_name: str | None, parent_rank: str 
 def _next_number(conn: Connection) -> int:
     conn.execute(sa.text("INSERT OR IGNORE INTO counters(name, value) VALUES (:n, 0)"), {"n": NAME_COUNTER})
     return int(conn.execute(sa.text("UPDATE counters SET value = value + 1 WHERE name = :n RETURNING value"),
-                            {"n": NAME_COUNTER}).scalar())
+                            {"n": NAME_COUNTER}).scalar_one())
 
 
 def _advance_counter_past(conn: Connection, name: str) -> None:
@@ -146,7 +148,7 @@ def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence
     return {"proposals": props, "taxa": taxa}
 
 
-def _describe_stale(conn: Connection, r: Mapping[str, Any], expected: int | None) -> str:
+def _describe_stale(conn: Connection, r: Mapping[Any, Any], expected: int | None) -> str:
     pid = r["id"]
     if r["status"] == "superseded":
         new = conn.execute(sa.select(PROPOSALS.c.run_id, PROPOSALS.c.version).where(
@@ -163,7 +165,7 @@ def _describe_stale(conn: Connection, r: Mapping[str, Any], expected: int | None
 
 
 def _load_checked(conn: Connection, pid: int, expected: int | None, allowed: Sequence[str], action: str
-                  ) -> Mapping[str, Any]:
+                  ) -> Mapping[Any, Any]:
     r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == pid)).mappings().first()
     if r is None:
         raise DatabaseError(f"no proposal {pid}")
@@ -188,9 +190,9 @@ def _set_members(conn: Connection, pid: int, members: Sequence[Sequence[Any]]) -
 
 def _log(conn: Connection, action: str, pid: int | None, reviewer: str, now: str, before: dict[str, Any],
          after: dict[str, Any], note: str | None = None, target: int | None = None) -> int:
-    return int(conn.execute(sa.insert(REVIEWS).values(
+    return inserted_id(conn.execute(sa.insert(REVIEWS).values(
         proposal_id=pid, action=action, reviewer=reviewer, created_at=now, note=note, target_review_id=target,
-        before=before, after=after)).inserted_primary_key[0])
+        before=before, after=after)))
 
 
 def _content(snap: dict[str, Any] | None) -> Any:
@@ -208,7 +210,7 @@ def _versions(snap: dict[str, Any]) -> dict[int, int]:
 
 def _evidence_json(evidence: Any) -> dict[str, Any]:
     """An evidence record (or its dict) in the stored JSON layout."""
-    if hasattr(evidence, "to_dict"):
+    if isinstance(evidence, Evidence):
         return evidence.to_dict()
     if isinstance(evidence, Mapping):
         return dict(evidence)
@@ -219,7 +221,8 @@ def _evidence_values(evidence: Any) -> dict[str, Any]:
     """Proposal columns set from recomputed evidence: the evidence itself and the nearest known species the
     queue sorts and filters by (they must say the same as the evidence tab)."""
     data = _evidence_json(evidence)
-    near = data.get("nearest_known") if isinstance(data.get("nearest_known"), Mapping) else {}
+    found = data.get("nearest_known")
+    near: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     return {"evidence": data, "nearest_species": near.get("species"), "nearest_identity": near.get("identity")}
 
 
@@ -268,17 +271,17 @@ def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int 
     return t.id, t.rank, t.name
 
 
-class ReviewsMixin:
+class ReviewsMixin(DatabaseCore):
     """Review actions; see the module docstring."""
 
     def _review(self, fn: Any, what: str) -> ReviewResult:
-        result: ReviewResult = self._write(fn, what)  # type: ignore[attr-defined]
+        result: ReviewResult = self._write(fn, what)
         log.info("review %d: %s on proposal %s", result.review_id, result.action, result.proposal_id)
         return result
 
     def suggest_name(self, proposal_id: int) -> str:
         """The name :meth:`accept` would give now (not reserved: the counter moves only on accept)."""
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             row = conn.execute(sa.select(PROPOSALS.c.parent_name, PROPOSALS.c.parent_rank)
                                .where(PROPOSALS.c.id == proposal_id)).first()
             return suggest_name_in(conn, row[0] if row else None, row[1] if row else None)
@@ -300,9 +303,9 @@ class ReviewsMixin:
             if clash is not None:
                 raise DatabaseError(f"cannot accept proposal {proposal_id} as {final!r}: taxon {clash} already has "
                                     "that name under the same parent; choose another name")
-            tid = int(conn.execute(sa.insert(TAXA).values(
+            tid = inserted_id(conn.execute(sa.insert(TAXA).values(
                 rank="species", name=final, parent_id=r["parent_taxon_id"], status="provisional", source="review",
-                proposal_id=proposal_id, created_at=now)).inserted_primary_key[0])
+                proposal_id=proposal_id, created_at=now)))
             _bump(conn, proposal_id, now, status="accepted", taxon_id=tid, provisional_name=final)
             before["taxa"][str(tid)] = None
             after = _snapshot(conn, [proposal_id], [tid])
@@ -356,7 +359,7 @@ class ReviewsMixin:
         substring), ``near``'s genus first when given: what "assign to a known species" offers."""
         from biodiscover.storage.db.taxonomy import lineage_labels
 
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             q = sa.select(TAXA.c.id, TAXA.c.name, TAXA.c.parent_id).where(
                 TAXA.c.rank == "species", TAXA.c.status == "accepted")
             if search:
@@ -439,13 +442,13 @@ class ReviewsMixin:
                 raise DatabaseError(f"cannot split proposal {proposal_id}: pick some but not all of its members")
             keep = [m for m in members if m[0] not in chosen]
             move = [m for m in members if m[0] in chosen]
-            new_id = int(conn.execute(sa.insert(PROPOSALS).values(
+            new_id = inserted_id(conn.execute(sa.insert(PROPOSALS).values(
                 run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
                 parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move), novelty=r["novelty"],
                 **(_evidence_values(evidence[1]) if evidence is not None else {
                     "nearest_species": r["nearest_species"], "nearest_identity": r["nearest_identity"],
                     "evidence": {"split_from": proposal_id}}),
-                created_at=now, updated_at=now)).inserted_primary_key[0])
+                created_at=now, updated_at=now)))
             conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
             _set_members(conn, new_id, move)
             _set_members(conn, proposal_id, keep)
@@ -571,5 +574,5 @@ class ReviewsMixin:
             q = q.where(REVIEWS.c.proposal_id == proposal_id)
         if limit is not None:
             q = q.limit(limit)
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]

@@ -45,16 +45,17 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import parse, utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
+from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
 from biodiscover.storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import RANKS
 
 log = logging.getLogger(__name__)
 
-RUNS = Run.__table__
-ASSIGNMENTS = Assignment.__table__
-SPECIMENS = SpecimenRow.__table__
-COLLECTIONS = Collection.__table__
+RUNS = table(Run)
+ASSIGNMENTS = table(Assignment)
+SPECIMENS = table(SpecimenRow)
+COLLECTIONS = table(Collection)
 ASSIGNMENT_FIELDS: tuple[str, ...] = ("deepest_rank", "deepest_taxon", "novelty", "is_novel", "taxon_id") + tuple(
     f"label_{r}" for r in RANKS) + tuple(f"confidence_{r}" for r in RANKS)
 
@@ -133,7 +134,7 @@ def normalise_assignment(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class RunsMixin:
+class RunsMixin(DatabaseCore):
     """Runs and assignments API; see the module docstring."""
 
     stale_after_s: float = 600.0
@@ -146,19 +147,19 @@ class RunsMixin:
         ``novelty_threshold``: what the run's engine flags novel at, stored beside its ``is_novel`` decisions.
         """
         if backup:
-            self._auto_backup("pre-run")  # type: ignore[attr-defined]
+            self._auto_backup("pre-run")
         now = utcnow()
 
         def _do(conn: Connection) -> int:
             cid = None
             if collection is not None:
                 cid = conn.execute(sa.select(COLLECTIONS.c.id).where(COLLECTIONS.c.name == collection)).scalar()
-            return int(conn.execute(sa.insert(RUNS).values(
+            return inserted_id(conn.execute(sa.insert(RUNS).values(
                 kind=kind, parameters=dict(parameters or {}), model_fingerprint=model_fingerprint, status="running",
                 collection_id=cid, started_at=now, heartbeat_at=now, total=total, done=0, pid=os.getpid(),
-                host=socket.gethostname(), novelty_threshold=novelty_threshold)).inserted_primary_key[0])
+                host=socket.gethostname(), novelty_threshold=novelty_threshold)))
 
-        run_id = self._write(_do, "start run")  # type: ignore[attr-defined]
+        run_id = self._write(_do, "start run")
         log.info("started run %d (%s)", run_id, kind)
         return run_id
 
@@ -175,9 +176,9 @@ class RunsMixin:
 
         def _do(conn: Connection) -> None:
             if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
-                raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+                raise DatabaseError(f"no run {run_id} in {self.path}")
 
-        self._write(_do, "heartbeat")  # type: ignore[attr-defined]
+        self._write(_do, "heartbeat")
 
     def finish_run(self, run_id: int, status: str = "completed", message: str | None = None,
                    result: Mapping[str, Any] | None = None) -> None:
@@ -193,11 +194,11 @@ class RunsMixin:
             if result is not None:
                 values["result"] = dict(result)
             if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
-                raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+                raise DatabaseError(f"no run {run_id} in {self.path}")
 
-        self._write(_do, "finish run")  # type: ignore[attr-defined]
+        self._write(_do, "finish run")
 
-    def _progress(self, r: Mapping[str, Any]) -> RunProgress:
+    def _progress(self, r: Mapping[Any, Any]) -> RunProgress:
         from datetime import datetime, timezone
 
         hb = parse(r["heartbeat_at"])
@@ -209,15 +210,15 @@ class RunsMixin:
                            pid=r.get("pid"), host=r.get("host"))
 
     def run_progress(self, run_id: int) -> RunProgress:
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).mappings().first()
         if r is None:
-            raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+            raise DatabaseError(f"no run {run_id} in {self.path}")
         return self._progress(r)
 
     def runs(self, limit: int = 50) -> list[RunProgress]:
         """Most recent runs first."""
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             rows = conn.execute(sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(limit)).mappings().all()
         return [self._progress(r) for r in rows]
 
@@ -227,7 +228,7 @@ class RunsMixin:
             q = q.where(RUNS.c.kind == kind)
         if status is not None:
             q = q.where(RUNS.c.status == status)
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             r = conn.execute(q).mappings().first()
         return self._progress(r) if r else None
 
@@ -240,7 +241,7 @@ class RunsMixin:
                 conn.execute(sa.update(RUNS).where(RUNS.c.id.in_(stale), RUNS.c.status == "running").values(
                     status="interrupted", finished_at=utcnow(), message="no heartbeat; process presumed dead"))
 
-            self._write(_do, "mark stale runs")  # type: ignore[attr-defined]
+            self._write(_do, "mark stale runs")
         return stale
 
     def interrupt_dead_runs(self, kinds: Iterable[str], stale_after_s: float,
@@ -253,7 +254,7 @@ class RunsMixin:
         """
         host = socket.gethostname()
         kinds = tuple(kinds)
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             rows = conn.execute(sa.select(RUNS).where(RUNS.c.kind.in_(kinds), RUNS.c.status == "running")
                                 .order_by(RUNS.c.id)).mappings().all()
         dead = []
@@ -283,7 +284,7 @@ class RunsMixin:
                 q = q.where(extracted == value)
             else:
                 raise ValueError(f"parameter {key!r}: only str, int, float or None can be matched")
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             r = conn.execute(q.order_by(RUNS.c.id.desc()).limit(1)).mappings().first()
         return self._progress(r) if r else None
 
@@ -296,13 +297,13 @@ class RunsMixin:
 
             def _do(conn: Connection, values: list[dict[str, Any]] = values) -> None:
                 if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar() is None:
-                    raise DatabaseError(f"no run {run_id} in {self.path}")  # type: ignore[attr-defined]
+                    raise DatabaseError(f"no run {run_id} in {self.path}")
                 ids = dict(conn.execute(sa.select(SPECIMENS.c.processid, SPECIMENS.c.id).where(
                     SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_([v["processid"] for v in values]))
                 ).all())
                 full = []
                 for v in values:
-                    row = {k: None for k in ASSIGNMENT_FIELDS}
+                    row: dict[str, Any] = {k: None for k in ASSIGNMENT_FIELDS}
                     row.update(v)
                     row["run_id"] = run_id
                     row["specimen_id"] = ids.get(v["processid"])
@@ -314,7 +315,7 @@ class RunsMixin:
                 conn.execute(stmt, full)
                 conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=utcnow()))
 
-            self._write(_do, "write assignments")  # type: ignore[attr-defined]
+            self._write(_do, "write assignments")
             written += len(values)
         return written
 
@@ -322,7 +323,7 @@ class RunsMixin:
         """All assignments of a run as a DataFrame (columns as in the ``assignments`` table)."""
         import pandas as pd
 
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             rows = conn.execute(sa.select(ASSIGNMENTS).where(ASSIGNMENTS.c.run_id == run_id)
                                 .order_by(ASSIGNMENTS.c.id)).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in ASSIGNMENTS.c])
@@ -342,14 +343,14 @@ class RunsMixin:
         from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review
         from biodiscover.storage.records import BIOSCAN_COLUMNS
 
-        P, M, R = Proposal.__table__, ProposalMember.__table__, Review.__table__
+        P, M, R = table(Proposal), table(ProposalMember), table(Review)
         progress = self.run_progress(run_id)
         run = {"id": progress.id, "kind": progress.kind, "status": progress.status,
                "model_fingerprint": progress.model_fingerprint, "parameters": progress.parameters,
                "started_at": progress.started_at, "finished_at": progress.finished_at,
                "novelty_threshold": progress.novelty_threshold}
         assignments = self.assignments(run_id)
-        with self._read() as conn:  # type: ignore[attr-defined]
+        with self._read() as conn:
             spec_rows = conn.execute(
                 sa.select(SPECIMENS).join(ASSIGNMENTS, ASSIGNMENTS.c.processid == SPECIMENS.c.processid)
                 .where(ASSIGNMENTS.c.run_id == run_id, SPECIMENS.c.current.is_(True)).order_by(ASSIGNMENTS.c.id)
@@ -357,11 +358,11 @@ class RunsMixin:
             prop_rows = conn.execute(sa.select(P).where(P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))
                                      .order_by(P.c.id)).mappings().all()
             pids = [p["id"] for p in prop_rows]
-            mem_rows = []
+            mem_rows: list[Any] = []
             for i in range(0, len(pids), 900):
                 mem_rows.extend(conn.execute(sa.select(M.c.proposal_id, M.c.processid, M.c.probability)
                                              .where(M.c.proposal_id.in_(pids[i:i + 900]))).mappings().all())
-            rev_rows = []
+            rev_rows: list[Any] = []
             for i in range(0, len(pids), 900):
                 rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(pids[i:i + 900]))
                                              .order_by(R.c.id)).mappings().all())

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
+from biodiscover.storage.db.core import inserted_id, table
 from biodiscover.storage.db.models import TAXON_STATUSES, Proposal, ProposalMember, Taxon
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import RANKS, Specimen, is_filler_name
@@ -55,7 +56,7 @@ class Database(Protocol):
     def taxonomy(self) -> "TaxonomyGraph": ...
 
 log = logging.getLogger(__name__)
-TAXA = Taxon.__table__
+TAXA = table(Taxon)
 _ATTRS = ("rank", "name", "parent_id", "status", "source")
 
 
@@ -105,7 +106,7 @@ class TaxonomyGraph:
         return taxon_id in self.graph
 
     def __len__(self) -> int:
-        return self.graph.number_of_nodes()
+        return int(self.graph.number_of_nodes())
 
     def node(self, taxon_id: int) -> TaxonNode:
         if taxon_id not in self.graph:
@@ -130,7 +131,7 @@ class TaxonomyGraph:
         return {n.rank: n.name for n in self.lineage(taxon_id)}
 
     def subtree(self, taxon_id: int) -> set[int]:
-        return {taxon_id} | nx.descendants(self.graph, taxon_id)
+        return {taxon_id} | {int(t) for t in nx.descendants(self.graph, taxon_id)}
 
     def children(self, taxon_id: int) -> list[TaxonNode]:
         return sorted((self.node(c) for c in self.graph.successors(taxon_id)), key=lambda n: n.name)
@@ -188,9 +189,9 @@ class TaxonomyGraph:
                 parent = a["parent_id"]
                 parent = mapping.get(parent, parent) if parent is not None else None
                 if tid < 0:
-                    mapping[tid] = int(conn.execute(sa.insert(TAXA).values(
+                    mapping[tid] = inserted_id(conn.execute(sa.insert(TAXA).values(
                         rank=a["rank"], name=a["name"], parent_id=parent, status=a["status"], source=a["source"],
-                        created_at=now)).inserted_primary_key[0])
+                        created_at=now)))
                     continue
                 old = self._loaded.get(tid)
                 new = {"rank": a["rank"], "name": a["name"], "parent_id": parent, "status": a["status"],
@@ -200,7 +201,7 @@ class TaxonomyGraph:
                         raise DatabaseError(f"taxon {tid} disappeared while saving the taxonomy")
             return mapping
 
-        mapping = db._write(_do, "save taxonomy")
+        mapping: dict[int, int] = db._write(_do, "save taxonomy")
         for old, new in mapping.items():
             nx.relabel_nodes(self.graph, {old: new}, copy=False)
         for tid in self.graph.nodes:
@@ -218,7 +219,7 @@ def provisional_references(db: "Database") -> list[Specimen]:
     from biodiscover.storage.db.models import SpecimenRow
 
     graph = db.taxonomy()
-    P, M, S = Proposal.__table__, ProposalMember.__table__, SpecimenRow.__table__
+    P, M, S = table(Proposal), table(ProposalMember), table(SpecimenRow)
     out: list[Specimen] = []
     with db._read() as conn:
         rows = conn.execute(

@@ -22,7 +22,7 @@ def run_migrations_online() -> None:
     if connection is None:  # `alembic` command line (developers): build an engine from the URL
         from sqlalchemy import create_engine
 
-        engine = create_engine(config.get_main_option("sqlalchemy.url"))
+        engine = create_engine(config.get_main_option("sqlalchemy.url") or "sqlite://")
         with engine.connect() as conn:
             _run(conn)
         return
