@@ -9,6 +9,7 @@ back into BOLD-aware tools (and into us) unchanged.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,8 +123,8 @@ def write_fasta(
     record). ``width`` > 0 wraps sequence lines; 0 writes one line per sequence,
     which is what BOLD produces and what most aligners read fastest.
     """
-    own = isinstance(out, (str, Path))
-    fh: IO[str] = Path(out).open("w", encoding="utf-8", newline="\n") if isinstance(out, (str, Path)) else out
+    own = isinstance(out, (str, os.PathLike))
+    fh: IO[str] = Path(out).open("w", encoding="utf-8", newline="\n") if isinstance(out, (str, os.PathLike)) else out
     n = 0
     try:
         for rec in records:
