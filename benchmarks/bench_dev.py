@@ -56,15 +56,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig  # noqa: E402
-from biodiscover.discovery.hierarchy import HierarchicalClassifier  # noqa: E402
+from biodiscover.discovery.naming import deepest_confident  # noqa: E402
 from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors  # noqa: E402
 from biodiscover.storage.records import RANKS, Specimen  # noqa: E402
 from biodiscover.storage.validation import clean_barcode  # noqa: E402
 
 log = logging.getLogger("bench_dev")
 _NON_ACGTN = re.compile("[^ACGTN]")
-#: above-species over-classification targets of the trade-off curve
-CURVE_TARGETS = (0.02, 0.05, 0.10, 0.20, 0.30, 0.50, 1.0)
+#: naming levels of the trade-off curve (P(right) a rank needs)
+CURVE_LEVELS = (0.6, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995)
 
 
 def load_clean(path: Path) -> pd.DataFrame:
@@ -173,7 +173,8 @@ def run_ours(df: pd.DataFrame, oh_calib: pd.DataFrame, oh_eval: pd.DataFrame, bu
     out.update(absent_genus_figures(oh_eval, named["heldout"], keys))
     out["heldout_seconds"] = round(times["heldout"], 1)
     out["fit_seconds"] = round(fit_s, 1)
-    out["calibration"] = model.classifier_.calibration_
+    out["naming_support"] = model.naming_.support_
+    out["naming_expected"] = model.naming_.expected_.get(f"{model.config.naming.level}")
     gap = model.barcode_gap_
     out["barcode_gap"] = None if gap is None else {"threshold": gap.threshold_, "linkage": gap.linkage_,
                                                    "ami_on_keys": gap.score_}
@@ -194,27 +195,23 @@ def run_ours(df: pd.DataFrame, oh_calib: pd.DataFrame, oh_eval: pd.DataFrame, bu
                                     "scope": "test_unseen specimens flagged novel", "n_proposals": len(props)}
         extra["flagged"] = pids
     if curve:
-        out["curve"] = tradeoff_curve(model, calib, oh_calib, test, unseen, oh_eval, keys)
+        out["curve"] = tradeoff_curve(model, res, test, unseen, oh_eval, keys)
     return out, extra
 
 
-def tradeoff_curve(model: DiscoveryModel, calib: pd.DataFrame, oh_calib: pd.DataFrame, test: pd.DataFrame,
-                   unseen: pd.DataFrame, oh_eval: pd.DataFrame, keys: pd.DataFrame) -> list[dict]:
-    """Refit only the rank thresholds at several above-species targets (species target fixed)."""
-    cal = specimens(calib) + specimens(oh_calib)
-    ev_cal, _ = model._evidence([s.dna_barcode for s in cal])
-    truths = [s.lineage() for s in cal]
-    taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
-    extra = model._clade_exclusion(truths, taxa, log.info)
-    ev = {n: model._evidence(list(q.seq))[0] for n, q in (("test", test), ("test_unseen", unseen), ("heldout", oh_eval))}
-    cfg = model.config
+def tradeoff_curve(model: DiscoveryModel, res: dict, test: pd.DataFrame, unseen: pd.DataFrame,
+                   oh_eval: pd.DataFrame, keys: pd.DataFrame) -> list[dict]:
+    """The same triage re-decided at several naming levels (P(right) a rank needs)."""
     rows = []
-    for target in CURVE_TARGETS:
-        clf = HierarchicalClassifier(cfg.target_overclassification, cfg.min_absent,
-                                     rank_targets={r: target for r in RANKS if r != "species"},
-                                     min_absent_taxa=cfg.min_absent_taxa).fit(ev_cal, truths, taxa, extra=extra)
-        named = {n: named_lineages(clf.predict(e)) for n, e in ev.items()}
-        row = {"target_above_species": target}
+    for level in CURVE_LEVELS:
+        named = {}
+        for split, results in res.items():
+            named[split] = []
+            for x in results:
+                d = deepest_confident(x.labels, x.confidence, level, model.naming_.walk_optional)
+                named[split].append({r: (x.labels[r] if d and RANKS.index(r) <= RANKS.index(d) else None)
+                                     for r in RANKS})
+        row = {"level": level}
         s = summarise("curve", test, unseen, keys, named["test"], named["test_unseen"], named["test"],
                       named["test_unseen"], None, None, 0.0)
         for k in ("seen_named_species_correct", "unseen_named_to_species", "unseen_named_correct_genus",
@@ -387,12 +384,12 @@ def markdown(results: list[dict], clusters: list[dict], ours: dict | None) -> st
         text += "\n| clustering AMI on all test_unseen | " + " | ".join(
             f"{c['tool']}: {c['all_test_unseen']['ami']:.4f}" for c in clusters) + " |\n"
     if ours and ours.get("curve"):
-        text += "\nTrade-off (ours; species target 2%, above-species target varied):\n\n"
-        text += ("| target above species | test named correct species | test_unseen named to species | "
+        text += "\nTrade-off (ours; the naming level varied):\n\n"
+        text += ("| level | test named correct species | test_unseen named to species | "
                  "test_unseen correct genus | test_unseen wrong genus | held-out absent genera named to genus |\n"
                  "|---|---|---|---|---|---|\n")
         for r in ours["curve"]:
-            text += (f"| {r['target_above_species']:.2f} | {r['seen_named_species_correct']:.3f} | "
+            text += (f"| {r['level']:.3f} | {r['seen_named_species_correct']:.3f} | "
                      f"{r['unseen_named_to_species']:.3f} | {r['unseen_named_correct_genus']:.3f} | "
                      f"{r['unseen_named_wrong_genus']:.3f} | {r['heldout_named_to_genus']:.3f} |\n")
     return text

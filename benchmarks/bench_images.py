@@ -15,9 +15,9 @@ every rank in protocol A, novel species in B); other_heldout is not queried (it
 calibrates).
 Reported per rank: label accuracy (top label, whatever the confidence) and the
 deepest-confident-rank TP / MC / UC / OC rates of ``discovery.metrics.rank_errors``
-with reference taxa = the keys' taxa. In protocol B also the novelty AUROC /
-FPR95 (test vs test_unseen) of E1's ``NoveltyDetector`` refitted on the engine's
-features with the agreement slot at 0.5 vs filled by ``modality_agreement``.
+with reference taxa = the keys' taxa. (The novelty-with-image-agreement experiment
+recorded in RESULTS-images.md used the retired logistic novelty detector; novelty is
+now P(species absent) from the DNA naming model, ``discovery.naming``.)
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import torch
 
 from biodiscover.discovery.engine import DiscoveryModel  # noqa: E402
 from biodiscover.discovery.metrics import rank_errors  # noqa: E402
-from biodiscover.discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse  # noqa: E402
+from biodiscover.discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, fuse  # noqa: E402
 from biodiscover.encoders.data import load_specimens  # noqa: E402
 from biodiscover.encoders.embed import load_encoders  # noqa: E402
 from biodiscover.storage.records import RANKS  # noqa: E402
@@ -115,54 +115,16 @@ def run_protocol(args: argparse.Namespace, by: dict, enc: object, keys: list, ca
             if name == "image_only":
                 fused = [fuse(d, i) for d, i in zip(dcalls, icalls)]
                 res["fused"] = score(queries, fused, taxa)
-                agree = agreement_array(dcalls, icalls)
-                res["agreement"] = {"mean": float(agree.mean()), "share_1": float((agree == 1).mean())}
         out["results"][split] = res
-    if keys is by["train"]:  # protocol B: test_unseen species are novel
-        out["novelty"] = novelty_with_agreement(by, dna, models["image_only"], enc, calib)
     out["timings"] = timings
     return out
 
 
-def novelty_with_agreement(by: dict, dna: DiscoveryModel, image: CrossModalClassifier, enc: object,
-                           calib: list) -> dict:
-    """Novelty AUROC (known = test, novel = test_unseen; keys = train) of E1's detector
-    features with the agreement slot at 0.5 (DNA only) vs filled by ``modality_agreement``.
-
-    The image classifier's confidences were calibrated on the same calibration
-    specimens, so the agreement feature is slightly optimistic on them."""
-    from biodiscover.discovery.metrics import novelty_scores
-    from biodiscover.discovery.novelty import NoveltyDetector
-
-    train_species = {s.species for s in by["train"] if s.species}
-    result = {}
-    sets = {"calib": [s for s in calib if s.dna_barcode and s.species],
-            "eval": [s for s in by["test"] + by["test_unseen"] if s.dna_barcode and s.species]}
-    feats: dict = {}
-    for name, group in sets.items():
-        evidence, sims = dna._evidence([s.dna_barcode for s in group])
-        conf = dna.classifier_.confidences(evidence)["species"]
-        agree = agreement_array(dna.classifier_.predict(evidence), image.predict(group, enc))
-        y = np.array([int(s.species not in train_species) for s in group])
-        feats[name] = (DiscoveryModel._features(evidence, sims, conf), DiscoveryModel._features(evidence, sims, conf, agree), y)
-    for k, label in ((0, "dna_features"), (1, "dna_features+agreement")):
-        det = NoveltyDetector().fit(feats["calib"][k], feats["calib"][2])
-        result[label] = novelty_scores(feats["eval"][2], det.predict_proba(feats["eval"][k]))
-    result["n_eval_known"] = int((feats["eval"][2] == 0).sum())
-    result["n_eval_novel"] = int(feats["eval"][2].sum())
-    return result
-
-
 def report(out: dict, by: dict) -> None:
     timings = out["timings"]
-    if "novelty" in out:
-        print("novelty:", json.dumps(out["novelty"]))
     for split, res in out["results"].items():
         print(f"== {split} (n={len(by[split])})")
         for name, r in res.items():
-            if name == "agreement":
-                print(f"  agreement mean {r['mean']:.3f}  share==1 {r['share_1']:.3f}")
-                continue
             acc = " ".join(f"{k[:3]} {v:.3f}" for k, v in r["label_accuracy"].items())
             d = r["deepest"]
             deep = " ".join(f"{k[:3]} tp {v['tp_rate']:.3f} oc {v['oc_rate']:.3f}" for k, v in d.items())

@@ -259,8 +259,7 @@ def _one(args: argparse.Namespace) -> None:
             return [Specimen.from_row(r) for r in meta[meta["split"].isin(splits)].to_dict("records")]
 
         bundle = work / "bundle"
-        DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"),
-                             calibration_keys=sp("train")).save(bundle, overwrite=True)
+        DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout")).save(bundle, overwrite=True)
     setup_s = time.perf_counter() - t
     cols = work / "collections"
     write_collections(meta, cols, args.collections, rows_per_collection=args.size // args.collections)

@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
                                             help="Do not use the database's accepted provisional species as references."),
         force: bool = typer.Option(False, "--force", help="Replace a --results or quarantine file that biodiscover "
                                                           "did not write."),
+        level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
+                                              help="P(right) a rank needs to be named (default: the bundle's, "
+                                                   "see `biodiscover info`)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
@@ -66,7 +69,7 @@ def register(app: typer.Typer) -> None:
             raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
                              results_out=results, progress=_progress(quiet), use_images=not no_images,
-                             use_provisional=not no_provisional, force=force)
+                             use_provisional=not no_provisional, force=force, level=level)
         if as_json:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return
@@ -92,23 +95,29 @@ def register(app: typer.Typer) -> None:
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering metrics."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
-        """Every metric of DESIGN.md for a bundle: JSON report plus a markdown table."""
+        """Every metric of DESIGN.md for a bundle: JSON report, a markdown table and an HTML page with the reliability plot."""
         from biodiscover.workflows.evaluate import evaluate, write_report
 
         report = evaluate(data, model, known_split=known_split, novel_split=novel_split, cluster=not no_cluster,
                           progress=_progress(quiet))
         js, md = write_report(report, out)
         typer.echo(md.read_text())
-        typer.echo(f"report: {js} and {md}")
+        typer.echo(f"report: {js}, {md} and {js.with_suffix('.html')} (reliability plot)")
 
     @app.command("build-reference")
     def build_reference_cmd(
         data: Path = typer.Option(..., "--data", "-d", help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
         out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
         keys: str = typer.Option("train+key_unseen", help="Splits whose specimens are the reference keys."),
-        calibration: str = typer.Option("val+val_unseen", help="Splits used to calibrate thresholds and novelty."),
-        calibration_keys: str = typer.Option("train", help="Keys searched while calibrating ('' = same as --keys)."),
-        outliers: str = typer.Option("other_heldout", help="Outlier-exposure splits for the novelty detector."),
+        calibration: str = typer.Option("val+val_unseen", help="Extra labelled splits searched as they are: more "
+                                        "examples for the naming model (absence is simulated from the keys)."),
+        calibration_keys: str = typer.Option("train", help="Keys the image classifier calibrates against "
+                                             "('' = same as --keys)."),
+        outliers: str = typer.Option("other_heldout", help="Extra labelled splits of absent genera (outlier "
+                                     "exposure for the naming model)."),
+        level: float = typer.Option(0.98, "--level", min=0.501, max=1.0,
+                                    help="P(right) a rank needs to be named (over-classification ≤ (1-level)/level "
+                                         "at even odds); triage can override it."),
         max_outliers: int = typer.Option(3000, help="At most this many outlier specimens (seeded sample)."),
         seed: int = typer.Option(0),
         force: bool = typer.Option(False, "--force", help="Replace an existing bundle (its encoders too)."),
@@ -117,21 +126,30 @@ def register(app: typer.Typer) -> None:
                                                    "encoders and the dataset has images)."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
-        """Fit the discovery engine: DNA reference index, calibrated ranks, novelty detector, barcode gap.
+        """Fit the discovery engine: DNA reference index, naming model learned from the reference, barcode gap.
 
         Needs no GPU and no training. Run it on the bundle `biodiscover train` wrote
         to also fit the image classifier with its encoders; otherwise it writes a
         DNA-only bundle.
         """
+        import dataclasses
+
+        from biodiscover.discovery.engine import EngineConfig
+        from biodiscover.discovery.naming import NamingConfig, describe_support, describe_expected
         from biodiscover.workflows.reference import build_reference, reference_quarantine_path
 
         set_aside: list = []
+        config = dataclasses.replace(EngineConfig(), naming=NamingConfig(level=level))
         model = build_reference(data, out, keys=keys, calibration=calibration,
                                 calibration_keys=calibration_keys or None, outliers=outliers,
                                 max_outliers=max_outliers, seed=seed, overwrite=force, progress=_progress(quiet),
-                                images=images, quarantine=set_aside)
-        kinds = getattr(model.classifier_, "kind_", {})
-        th = ", ".join(f"{r} {kinds.get(r, 'identity')} ≥ {t:.3f}" for r, t in model.classifier_.thresholds_.items())
-        typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; per-rank thresholds: {th}")
+                                images=images, config=config, quarantine=set_aside)
+        naming = model.naming_
+        typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; naming level {level}")
+        for line in describe_support(naming.support_):
+            typer.echo(f"  {line}")
+        typer.echo(f"expected at level {level} (out-of-fold, queries simulated from this reference):")
+        for line in describe_expected(naming.expected_.get(f"{level}", {})):
+            typer.echo(f"  {line}")
         if set_aside:
             typer.echo(f"{len(set_aside)} rows set aside (invalid or duplicated): {reference_quarantine_path(out)}")

@@ -123,6 +123,18 @@ def register(app: typer.Typer) -> None:
         elif cfg:
             typer.echo("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if not isinstance(v, (dict, list))) or "config: (nested)")
         standard = {"format", "format_version", "created", "config", "packages", "data_fingerprint", "metrics", "files"}
+        disc = m.get("discovery")
+        if isinstance(disc, dict) and "support" in disc:
+            from biodiscover.discovery.naming import describe_expected, describe_support
+
+            typer.echo(f"discovery: {disc.get('reference_keys')} reference keys; naming level {disc.get('level')}")
+            for line in describe_support(disc["support"]):
+                typer.echo(f"  {line}")
+            if disc.get("expected"):
+                typer.echo(f"  expected at level {disc.get('level')} (out-of-fold, queries simulated from the reference):")
+                for line in describe_expected(disc["expected"]):
+                    typer.echo(f"    {line}")
+            standard = standard | {"discovery"}
         for key in sorted(set(m) - standard):
             value = m[key]
             shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) if isinstance(value, dict) else str(value)

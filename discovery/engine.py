@@ -1,27 +1,30 @@
-"""The discovery engine: reference index → identity → per-rank calls → novelty.
+"""The discovery engine: reference index → candidate keys with exact identity → calibrated naming.
 
 Why one object: triage, evaluate and the batch runner all need the same fitted
 pieces (the k-mer embedder, the FAISS index over reference keys, their
-sequences and taxonomy, the calibrated per-rank thresholds and the novelty
-detector), saved to and loaded from one model bundle.
+sequences and taxonomy, the naming model and the barcode gap), saved to and
+loaded from one model bundle.
 
-Pipeline for a query barcode:
+Pipeline for a query barcode (``_hits``):
 1.–3. candidate search (``discovery.reference.Reference``): k-mer profile →
-   FAISS top ``n_search`` reference keys → at most ``per_taxon`` keys per
-   reference species up to ``max_candidates`` → exact identity to each (edlib);
-4. per-rank label, identity, margin and top-hit agreement → per-rank confidence
-   → deepest confident rank (``discovery.hierarchy``: thresholds calibrated on
-   the calibration specimens absent at each rank, or on reference specimens with
-   their own clade left out where those are lacking);
-5. novelty probability from the evidence features.
+   FAISS top ``n_search`` reference keys (optionally with keys left out: the
+   simulation's leave-clade-out and leave-one-barcode-out searches) → at most
+   ``per_taxon`` keys per reference species up to ``max_candidates`` → exact
+   identity to each (edlib), best first → ``naming.Hits``.
+Then ``naming.NamingModel`` gives per rank the label, P(right) and P(absent);
+the deepest rank whose P(right) passes the level is named, and novelty is
+P(species absent) from the same model (``discovery.naming``).
 
-At fit time the engine also learns, from the reference, the barcode-gap
-distance threshold (``discovery.clustering.BarcodeGapThreshold``) that triage
-uses to cluster novel specimens into candidate species, and stores it in the
-bundle with everything else (JSON, no pickle).
+``fit`` simulates queries from the reference itself (leave-one-barcode-out and
+leave-clade-out at every rank), searches them with their clade left out, adds
+any extra labelled specimens (calibration splits, other_heldout) searched as
+they are, and fits the naming model on all of them. It also learns, from the
+reference, the barcode-gap distance threshold (``discovery.clustering``) triage
+uses to cluster novel specimens into candidate species. Everything is stored
+in the bundle as JSON and arrays (no pickle).
 
-Specimens without a usable barcode get no call (``modality='none'``): the
-image path through a learned cross-modal encoder is not wired in yet.
+Specimens without a usable barcode get no DNA call (``modality='none'``); the
+image path (``discovery.multimodal``) names them from a photograph.
 """
 
 from __future__ import annotations
@@ -30,15 +33,15 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.hierarchy import HierarchicalClassifier, RankCall, RankEvidence, rank_evidence
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
-from biodiscover.discovery.novelty import FEATURES, NoveltyDetector
-from biodiscover.discovery.reference import Reference
+from biodiscover.discovery.naming import (Hits, NamingConfig, NamingModel, SimQuery, deepest_confident,
+                                          plan_simulation)
+from biodiscover.discovery.reference import Exclusion, Reference
 from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.records import RANKS, Specimen
 
@@ -46,10 +49,11 @@ log = logging.getLogger(__name__)
 
 ENGINE_TABLE = "discovery_engine"
 REFERENCE_TABLE = "discovery_reference"
-INDEX_ARRAY = "discovery_index"  # format 2 only: the raw FAISS index (format 3 keeps it with the reference)
+INDEX_ARRAY = "discovery_index"  # format 2 only: the raw FAISS index (later formats keep it with the reference)
 #: 2: confidence-calibrated ranks, clade exclusion, barcode gap in the bundle;
-#: 3: reference keys as memory-mapped arrays (``discovery.reference``)
-ENGINE_FORMAT = 3
+#: 3: reference keys as memory-mapped arrays (``discovery.reference``);
+#: 4: the naming model trained on queries simulated from the reference (P(right), P(absent) per rank)
+ENGINE_FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -64,18 +68,9 @@ class EngineConfig:
     n_search: int = 300
     per_taxon: int = 2
     max_candidates: int = 60
-    #: share of calibration specimens of a species absent from the keys that may be named to species
-    target_overclassification: float = 0.02
-    #: the same share for genus and above (specimens of genera/families absent from the keys)
-    target_overclassification_above_species: float = 0.05
-    #: a rank needs this many calibration specimens of this many absent taxa to be calibrated
-    min_absent: int = 20
-    min_absent_taxa: int = 5
-    #: where the calibration data lack absent taxa at a rank, query reference specimens with
-    #: their own taxon at that rank left out of the search (TAXXI-style clade exclusion)
-    clade_exclusion: bool = True
-    exclusion_per_taxon: int = 5
-    max_exclusion_queries: int = 1500
+    naming: NamingConfig = field(default_factory=NamingConfig)
+    #: P(species absent) at or above which a specimen is flagged novel (a candidate for a new species)
+    novelty_threshold: float = 0.5
     #: learn the candidate-species distance threshold from the reference's barcode gap
     learn_barcode_gap: bool = True
     gap_per_species: int = 8
@@ -83,23 +78,35 @@ class EngineConfig:
     min_barcode_length: int = 50
     batch_size: int = 2048
 
-    def to_dict(self) -> dict:
+    def __post_init__(self) -> None:
+        # a specimen named to species has P(species absent) <= 1 - level: above that, never also novel
+        if not 1.0 - self.naming.level < self.novelty_threshold < 1.0:
+            raise ValueError(f"novelty_threshold must be in (1 - level, 1), got {self.novelty_threshold}")
+
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["kmer"] = self.kmer.to_dict()
         d["index"] = self.index.to_dict()
+        d["naming"] = self.naming.to_dict()
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EngineConfig":
+    def from_dict(cls, data: dict[str, Any]) -> "EngineConfig":
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         data["kmer"] = KmerConfig.from_dict(data["kmer"])
         data["index"] = IndexConfig.from_dict(data["index"])
+        data["naming"] = NamingConfig.from_dict(data.get("naming", {}))
         return cls(**data)
 
 
 @dataclass(frozen=True)
 class TriageResult:
-    """The engine's answer for one specimen (what the database stores as an assignment)."""
+    """The engine's answer for one specimen (what the database stores as an assignment).
+
+    ``confidence[rank]`` = P(the label at that rank is right); ``p_absent[rank]`` =
+    P(the specimen's taxon at that rank is absent from the reference); ``novelty`` =
+    P(species absent). ``deepest_rank`` is the deepest rank named at the engine's level.
+    """
 
     processid: str
     modality: str  # "dna" or "none"
@@ -112,8 +119,11 @@ class TriageResult:
     is_novel: bool
     top_hit: str | None
     top_similarity: float
+    p_absent: dict[str, float | None] = field(default_factory=dict)
+    #: why the naming stopped above species although a species was at hand (a reviewer's sentence)
+    reason: str | None = None
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -121,23 +131,26 @@ def _lineage(s: Specimen) -> tuple[str | None, ...]:
     return tuple(getattr(s, r) or None for r in RANKS)
 
 
+def informative_length(seq: str | None) -> int:
+    """Bases that carry information (not N)."""
+    return 0 if not seq else len(seq) - seq.upper().count("N")
+
+
 def _usable(seq: str | None, min_len: int) -> bool:
     """At least ``min_len`` informative (non-N) bases."""
-    return bool(seq) and len(seq) - seq.upper().count("N") >= min_len  # type: ignore[union-attr]
+    return informative_length(seq) >= min_len
 
 
 class DiscoveryModel:
     """Fit on labelled reference specimens; triage new specimens.
 
-    ``fit(reference, calibration, outliers, calibration_keys=None)``:
-    ``reference`` are the keys searched at triage (e.g. train + key_unseen);
-    ``calibration`` are labelled specimens not in the keys (val + val_unseen):
-    those whose species is among the keys are inliers, the others novel;
-    ``outliers`` (other_heldout) are extra novel examples of unknown genera.
-    When the reference already contains the calibration species (the default
-    train + key_unseen keys hold val_unseen's species), pass
-    ``calibration_keys`` (e.g. train only): calibration then queries an index of
-    those keys, so novel species are really novel during calibration.
+    ``fit(reference, calibration=(), outliers=())``: ``reference`` are the keys
+    searched at triage (e.g. train + key_unseen); the naming model is trained on
+    queries simulated from them. ``calibration`` (e.g. val + val_unseen) and
+    ``outliers`` (other_heldout) are extra labelled specimens, searched against
+    the keys as they are: their truth — present or absent at each rank — adds
+    real examples to the simulated ones. Fitted: ``ref_ids_``, ``ref_seqs_``,
+    ``ref_lineages_``, ``index_``, ``naming_``, ``barcode_gap_``, ``fit_seconds_``.
     """
 
     def __init__(self, config: EngineConfig | None = None) -> None:
@@ -169,6 +182,16 @@ class DiscoveryModel:
     def index_(self) -> ReferenceIndex:
         return self.reference_.index_
 
+    @property
+    def ref_lengths_(self) -> np.ndarray:
+        """Informative (non-N) bases of each key (the naming model's overlap feature)."""
+        cached = getattr(self, "_ref_lengths", None)
+        if cached is None or len(cached) != len(self.reference_):
+            cached = np.fromiter((informative_length(s) for s in self.reference_.sequences), dtype=np.int64,
+                                 count=len(self.reference_))
+            self._ref_lengths = cached
+        return cached
+
     # -- fitting -----------------------------------------------------------------------
     def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str], list[tuple]]:
         keep = [s for s in reference if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
@@ -179,76 +202,40 @@ class DiscoveryModel:
             raise InputError("no reference specimen has both a usable DNA barcode and a taxonomy label")
         return [s.processid for s in keep], [s.dna_barcode for s in keep], [_lineage(s) for s in keep]  # type: ignore[misc]
 
-    def fit(self, reference: Sequence[Specimen], calibration: Sequence[Specimen],
-            outliers: Sequence[Specimen] = (), calibration_keys: Sequence[Specimen] | None = None,
-            progress: Callable[[str], None] | None = None) -> "DiscoveryModel":
+    def fit(self, reference: Sequence[Specimen], calibration: Sequence[Specimen] = (),
+            outliers: Sequence[Specimen] = (), progress: Callable[[str], None] | None = None) -> "DiscoveryModel":
         say = progress or (lambda msg: log.info(msg))
         t0 = time.perf_counter()
-        # calibration pass against calibration keys (or the reference itself)
-        keys = calibration_keys if calibration_keys is not None else reference
-        say(f"indexing {len(keys)} calibration keys")
-        self.reference_ = self._build_reference(keys, say)
-        calib = [s for s in calibration if _usable(s.dna_barcode, self.config.min_barcode_length) and s.species]
-        outl = [s for s in outliers if _usable(s.dna_barcode, self.config.min_barcode_length)]
-        if not calib:
-            raise InputError("calibration needs labelled specimens (to species) with usable barcodes")
-        say(f"scoring {len(calib)} calibration and {len(outl)} outlier specimens")
-        evidence, sims = self._evidence([s.dna_barcode for s in calib + outl])  # type: ignore[misc]
-        taxa = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
-        truths = [s.lineage() for s in calib + outl]
-        extra = self._clade_exclusion(truths, taxa, say) if self.config.clade_exclusion else {}
-        looser = {r: self.config.target_overclassification_above_species for r in RANKS if r != "species"}
-        self.classifier_ = HierarchicalClassifier(self.config.target_overclassification, self.config.min_absent,
-                                                  rank_targets=looser, min_absent_taxa=self.config.min_absent_taxa
-                                                  ).fit(evidence, truths, taxa, extra=extra)
-        conf = self.classifier_.confidences(evidence)
-        X = self._features(evidence, sims, conf["species"])
-        y = np.array([int(s.species not in taxa["species"]) for s in calib] + [1] * len(outl))
-        self.novelty_ = NoveltyDetector().fit(X, y)
-        self.calibration_summary_ = {
-            "n_calibration": len(calib), "n_outliers": len(outl), "n_novel": int(y.sum()),
-            "thresholds": self.classifier_.thresholds_, "threshold_kind": self.classifier_.kind_,
-            "calibration": self.classifier_.calibration_, "novelty_brier": self.novelty_.brier_,
-        }
-        if calibration_keys is not None:
-            say(f"indexing {len(reference)} reference keys")
-            self.reference_ = self._build_reference(reference, say)
+        say(f"indexing {len(reference)} reference keys")
+        self.reference_ = self._build_reference(reference, say)
+        queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
+        say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out and "
+            f"leave-clade-out at every rank)")
+        hits = self._hits([self.ref_seqs_[q.position] for q in queries], [q.exclude for q in queries])
+        extra = [s for s in list(calibration) + list(outliers)
+                 if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
+        if extra:
+            say(f"searching {len(extra)} extra labelled specimens (calibration splits, outliers)")
+            queries += self._extra_queries(extra)
+            hits += self._hits([s.dna_barcode for s in extra])  # type: ignore[misc]
+        self.naming_ = NamingModel(self.config.naming).fit(self.ref_lineages_, self.ref_lengths_, queries, hits,
+                                                           support, progress=say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
-    def _clade_exclusion(self, truths: Sequence[dict], taxa: dict[str, set[str]],
-                         say: Callable[[str], None]) -> dict[str, tuple[list[RankEvidence], list[dict]]]:
-        """Absent-taxon examples for ranks the calibration data cannot calibrate.
-
-        For such a rank (fewer than ``min_absent_taxa`` taxa absent from the keys
-        among the calibration specimens), up to ``exclusion_per_taxon`` key
-        specimens of each taxon at that rank are searched with their whole taxon
-        left out of the keys: specimens of a taxon the reference lacks, at that
-        rank, with the rest of the reference as it is.
-        """
-        cfg = self.config
-        rng = np.random.default_rng(0)
-        out: dict[str, tuple[list[RankEvidence], list[dict]]] = {}
-        for r, rank in enumerate(RANKS):
-            absent = {t.get(rank) for t in truths if t.get(rank) and t[rank] not in taxa[rank]}
-            if len(absent) >= cfg.min_absent_taxa or len(taxa[rank]) < 2 * cfg.min_absent_taxa:
-                continue
-            members: dict[str, list[int]] = {}
-            for j, lin in enumerate(self.ref_lineages_):
-                if lin[r]:
-                    members.setdefault(lin[r], []).append(j)
-            per = max(1, min(cfg.exclusion_per_taxon, cfg.max_exclusion_queries // max(1, len(members))))
-            picks = sorted(int(j) for idx in members.values()
-                           for j in rng.choice(idx, min(per, len(idx)), replace=False))
-            say(f"{rank}: {len(absent)} absent taxa in the calibration data; "
-                f"{len(picks)} key specimens searched with their own {rank} left out")
-            exclude = [(r, self.ref_lineages_[j][r]) for j in picks]
-            ev, _ = self._evidence([self.ref_seqs_[j] for j in picks], exclude=exclude)
-            out[rank] = (ev, [dict(zip(RANKS, self.ref_lineages_[j])) for j in picks])
+    def _extra_queries(self, extra: Sequence[Specimen]) -> list[SimQuery]:
+        sizes = [{lin[k] for lin in self.ref_lineages_ if lin[k]} for k in range(len(RANKS))]
+        out = []
+        for s in extra:
+            truth = _lineage(s)
+            present = tuple(bool(truth[k]) and truth[k] in sizes[k] for k in range(len(RANKS)))
+            first = next((RANKS[k] for k in range(len(RANKS)) if truth[k] and not present[k]), None)
+            scenario = "present" if first is None else f"absent:{first}"
+            out.append(SimQuery(-1, None, truth, scenario, f"extra:{s.species or s.deepest_label}", present))
         return out
 
-    def _learn_gap(self, say: Callable[[str], None]):
+    def _learn_gap(self, say: Callable[[str], None]) -> Any:
         """The reference's barcode gap: the species distance cut candidate clustering uses."""
         from biodiscover.discovery.clustering import BarcodeGapThreshold
 
@@ -275,54 +262,87 @@ class DiscoveryModel:
         return gap
 
     # -- evidence ----------------------------------------------------------------------
-    def _evidence(self, sequences: Sequence[str], exclude: Sequence[tuple[int, str]] | None = None
-                  ) -> tuple[list[RankEvidence], np.ndarray]:
-        """Evidence per query; ``exclude[i] = (rank index, label)`` leaves that taxon out of query i's search."""
+    def _hits(self, sequences: Sequence[str], exclude: Sequence[Exclusion | None] | None = None) -> list[Hits]:
+        """Candidate keys with exact identities, best first, per query (``exclude[i]`` left out of query i)."""
         cfg = self.config
-        lineages = self.reference_.lineages
-        evidence: list[RankEvidence] = []
-        tops = np.zeros(len(sequences), dtype=np.float32)
-        for i, c in enumerate(self.reference_.candidates(sequences, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
-                                                         max_candidates=cfg.max_candidates, exclude=exclude)):
-            evidence.append(rank_evidence(c.positions.tolist(), c.identities, c.similarities, lineages))
-            tops[i] = c.top_similarity
-        return evidence, tops
-
-    @staticmethod
-    def _features(evidence: Sequence[RankEvidence], sims: np.ndarray, species_conf: np.ndarray,
-                  agreement: np.ndarray | None = None) -> np.ndarray:
-        agree = agreement if agreement is not None else np.full(len(evidence), 0.5)
-        return np.array([[ev.identity["species"], ev.margin["species"], ev.margin["genus"], sims[i],
-                          species_conf[i], agree[i]] for i, ev in enumerate(evidence)],
-                        dtype=np.float64).reshape(-1, len(FEATURES))
+        out: list[Hits] = []
+        found = self.reference_.candidates(sequences, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
+                                           max_candidates=cfg.max_candidates, exclude=exclude)
+        for seq, c in zip(sequences, found):
+            if not len(c.positions):
+                out.append(Hits.empty(informative_length(seq)))
+                continue
+            idv = np.asarray(c.identities, dtype=np.float64)
+            order = np.lexsort((-np.asarray(c.similarities, dtype=np.float64), -idv))
+            out.append(Hits(np.asarray(c.positions, dtype=np.int64)[order], idv[order], informative_length(seq)))
+        return out
 
     # -- triage ------------------------------------------------------------------------
-    def triage(self, specimens: Sequence[Specimen]) -> list[TriageResult]:
-        """Per-specimen deepest confident rank, labels, confidences and novelty."""
+    def triage(self, specimens: Sequence[Specimen], level: float | None = None) -> list[TriageResult]:
+        """Per-specimen labels, P(right) and P(absent) per rank, deepest named rank and novelty.
+
+        ``level`` overrides the bundle's naming level (P(right) a rank needs to be named).
+        """
         self._check_fitted()
+        level = self.config.naming.level if level is None else float(level)
+        if not 0.5 < level <= 1.0:
+            raise InputError(f"level must be in (0.5, 1], got {level}")
         usable = [i for i, s in enumerate(specimens) if _usable(s.dna_barcode, self.config.min_barcode_length)]
         results: list[TriageResult | None] = [None] * len(specimens)
         if usable:
-            evidence, sims = self._evidence([specimens[i].dna_barcode for i in usable])  # type: ignore[misc]
-            calls = self.classifier_.predict(evidence)
-            conf = self.classifier_.confidences(evidence)["species"]
-            nov = self.novelty_.predict_proba(self._features(evidence, sims, conf))
+            seqs = [specimens[i].dna_barcode for i in usable]
+            hits = self._hits(seqs)  # type: ignore[arg-type]
+            calls = self.naming_.predict(self.ref_lineages_, self.ref_lengths_, hits)
+            sims = self._top_similarity(seqs, hits)  # type: ignore[arg-type]
             for k, i in enumerate(usable):
-                results[i] = self._result(specimens[i].processid, calls[k], evidence[k], float(sims[k]), float(nov[k]))
+                labels, conf, absent = calls[k]
+                deepest = deepest_confident(labels, conf, level, self.naming_.walk_optional)
+                nov = self.naming_.novelty(absent)
+                h = hits[k]
+                results[i] = TriageResult(
+                    processid=specimens[i].processid, modality="dna", labels=labels, confidence=conf,
+                    identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=deepest,
+                    deepest_label=labels[deepest] if deepest else None, novelty=nov,
+                    is_novel=bool(nov >= self.config.novelty_threshold),
+                    top_hit=self.ref_ids_[h.top] if h.top >= 0 else None, top_similarity=float(sims[k]),
+                    p_absent=absent, reason=self.naming_.why_not_named(self.ref_lineages_, self.ref_lengths_, h,
+                                                                       labels, conf, absent, level))
         for i, s in enumerate(specimens):
             if results[i] is None:
                 results[i] = TriageResult(s.processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS},
-                                          0.0, None, None, float("nan"), False, None, 0.0)
+                                          0.0, None, None, float("nan"), False, None, 0.0,
+                                          {r: None for r in RANKS})
         return results  # type: ignore[return-value]
+
+    def set_level(self, level: float) -> None:
+        """Name at ``level`` from now on (P(right) a rank needs; recorded with every run)."""
+        import dataclasses
+
+        if not 0.5 < float(level) <= 1.0:
+            raise InputError(f"level must be in (0.5, 1], got {level}")
+        naming = dataclasses.replace(self.config.naming, level=float(level))
+        self.config = dataclasses.replace(self.config, naming=naming)
+
+    def _top_similarity(self, seqs: Sequence[str], hits: Sequence[Hits]) -> np.ndarray:
+        """k-mer profile cosine of each query to its best-identity key (the retrieval score, for the record)."""
+        out = np.zeros(len(seqs), dtype=np.float32)
+        have = [i for i, h in enumerate(hits) if h.top >= 0]
+        if have:
+            emb = self.reference_.embedder
+            q = emb.embed_dna([seqs[i] for i in have])
+            k = emb.embed_dna([self.ref_seqs_[hits[i].top] for i in have])
+            out[have] = (q * k).sum(axis=1)
+        return out
 
     def add_references(self, specimens: Sequence[Specimen]) -> int:
         """Add keys for this session (e.g. members of accepted provisional species); returns how many.
 
-        Why not refit: the per-rank thresholds and the novelty detector were
-        calibrated on the bundle's data and stay valid for new keys of the same
-        kind; a specimen close to an accepted candidate is then named as that
-        provisional species instead of being proposed again. Keys already in the
-        reference (same processid) are skipped; nothing is saved to the bundle.
+        Why not refit: the naming model's features are relative to the reference
+        (identities, the taxon's size, internal distances with a rank prior for new
+        taxa), so it stays valid for new keys of the same kind; a specimen close to an
+        accepted candidate is then named as that provisional species instead of
+        being proposed again. Keys already in the reference (same processid) are
+        skipped; nothing is saved to the bundle.
         """
         self._check_fitted()
         have = set(self.ref_ids_)
@@ -333,20 +353,13 @@ class DiscoveryModel:
         return self.reference_.add([s.processid for s in new], [s.dna_barcode for s in new],  # type: ignore[misc]
                                    [_lineage(s) for s in new])
 
-    def _result(self, pid: str, call: RankCall, ev: RankEvidence, sim: float, nov: float) -> TriageResult:
-        return TriageResult(
-            processid=pid, modality="dna", labels=call.labels, confidence=call.confidence,
-            identity=call.identity["species"], deepest_rank=call.deepest_rank, deepest_label=call.deepest_label,
-            novelty=nov, is_novel=bool(nov >= self.novelty_.threshold_),
-            top_hit=self.ref_ids_[ev.top_position] if ev.top_position >= 0 else None, top_similarity=sim)
-
     @property
     def novelty_threshold(self) -> float:
-        """The novelty probability at or above which a specimen is flagged novel (recorded with each run)."""
-        return float(self.novelty_.threshold_)
+        """P(species absent) at or above which a specimen is flagged novel (recorded with each run)."""
+        return float(self.config.novelty_threshold)
 
     def _check_fitted(self) -> None:
-        if not hasattr(self, "novelty_"):
+        if not hasattr(self, "naming_"):
             raise RuntimeError("DiscoveryModel is not fitted; call fit() or load()")
 
     # -- persistence -------------------------------------------------------------------
@@ -362,21 +375,20 @@ class DiscoveryModel:
         else:
             bundle = Bundle.create(bundle_dir, config={"kind": "dna-kmer", "discovery": self.config.to_dict()},
                                    fingerprint=fingerprint, overwrite=overwrite)
+        gap = self.barcode_gap_
         bundle.save_table(ENGINE_TABLE, {
-            "format": ENGINE_FORMAT, "config": self.config.to_dict(), "classifier": self.classifier_.to_dict(),
-            "novelty": self.novelty_.to_dict(), "calibration_summary": self.calibration_summary_,
-            "index_kind": self.index_.kind_,
-            "barcode_gap": self.barcode_gap_.to_dict() if getattr(self, "barcode_gap_", None) is not None else None,
+            "format": ENGINE_FORMAT, "config": self.config.to_dict(), "naming": self.naming_.to_dict(),
+            "index_kind": self.index_.kind_, "barcode_gap": gap.to_dict() if gap is not None else None,
         })
         self.reference_.save(bundle, REFERENCE_TABLE)
         bundle.remove("arrays", INDEX_ARRAY)  # a format-2 engine's index, replaced by the reference's
-        gap = getattr(self, "barcode_gap_", None)
-        bundle.set_section("discovery", {"engine_format": ENGINE_FORMAT, "reference_keys": len(self.reference_),
-                                         "index_kind": self.index_.kind_,
-                                         "thresholds": self.classifier_.thresholds_,
-                                         "threshold_kind": self.classifier_.kind_,
-                                         "barcode_gap": None if gap is None else
-                                         {"threshold": gap.threshold_, "linkage": gap.linkage_, "ami": gap.score_}})
+        naming = self.naming_
+        bundle.set_section("discovery", {
+            "engine_format": ENGINE_FORMAT, "reference_keys": len(self.reference_), "index_kind": self.index_.kind_,
+            "level": self.config.naming.level, "support": naming.support_,
+            "expected": naming.expected_.get(f"{self.config.naming.level}"),
+            "barcode_gap": None if gap is None else {"threshold": gap.threshold_, "linkage": gap.linkage_,
+                                                     "ami": gap.score_}})
         return bundle.path
 
     @classmethod
@@ -404,10 +416,11 @@ class DiscoveryModel:
             fmt = int(state.get("format", 0))
             if fmt > ENGINE_FORMAT:
                 raise ModelBundleError(f"{where} format {fmt} is newer than supported; upgrade biodiscover")
+            if fmt < ENGINE_FORMAT:
+                raise ModelBundleError(f"{where} format {fmt} predates the naming model learned from the "
+                                       "reference; rebuild it with `biodiscover build-reference`")
             self = cls(EngineConfig.from_dict(state["config"]))
-            self.classifier_ = HierarchicalClassifier.from_dict(state["classifier"])
-            self.novelty_ = NoveltyDetector.from_dict(state["novelty"])
-            self.calibration_summary_ = dict(state["calibration_summary"])
+            self.naming_ = NamingModel.from_dict(state["naming"])
             gap = state.get("barcode_gap")
             if gap is not None:
                 from biodiscover.discovery.clustering import BarcodeGapThreshold
@@ -415,42 +428,25 @@ class DiscoveryModel:
                 self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
             else:
                 self.barcode_gap_ = None
-            numbers = [*self.classifier_.thresholds_.values(), self.novelty_.threshold_]
+            numbers = [self.config.naming.level, self.config.novelty_threshold,
+                       *(m.absent_.baseline_ for m in self.naming_.models_.values())]
             if not all(isinstance(v, float) and np.isfinite(v) for v in numbers):
-                raise ValueError(f"non-finite thresholds {numbers}")
+                raise ValueError(f"non-finite settings {numbers}")
         except ModelBundleError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelBundleError(f"{where} table is malformed ({type(exc).__name__}: {exc})") from None
-        if fmt >= 3:
-            self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
-        else:
-            self.reference_ = self._legacy_reference(bundle)
+        self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
         self._self_check(where)
         return self
-
-    def _legacy_reference(self, bundle: Any) -> Reference:
-        """Keys of a format-2 bundle: one JSON table and the raw FAISS index (read into memory)."""
-        where = f"{bundle.path}: discovery reference"
-        ref = bundle.load_table(REFERENCE_TABLE, expect=dict)
-        try:
-            ids, seqs, lins = list(ref["processid"]), list(ref["sequence"]), [tuple(x) for x in ref["lineage"]]
-            if list(ref["ranks"]) != list(RANKS) or not (len(ids) == len(seqs) == len(lins)) \
-                    or not all(len(x) == len(RANKS) for x in lins):
-                raise ValueError("columns of different lengths or ranks")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelBundleError(f"{where} table is malformed ({exc})") from None
-        index = ReferenceIndex.from_bytes(bundle.load_array(INDEX_ARRAY, mmap=True), self.config.index,
-                                          where=f"{where} index", ntotal=len(ids), dim=self.config.kmer.dim)
-        return Reference.from_legacy(ids, seqs, lins, index, self.config.kmer, self.config.index,
-                                     self.config.batch_size)
 
     def _self_check(self, where: str) -> None:
         """Triage the first reference key: shapes that do not fit together fail here, not in a user's run."""
         probe = Specimen(processid="bundle-self-check", dna_barcode=self.reference_.sequences[0])
         try:
             (r,) = self.triage([probe])
-            values = [r.novelty, r.identity, r.top_similarity, *r.confidence.values()]
+            values = [r.novelty, r.identity, r.top_similarity, *r.confidence.values(),
+                      *(v for v in r.p_absent.values() if v is not None)]
             if not all(np.isfinite(v) for v in values):
                 raise ValueError(f"non-finite output {values}")
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

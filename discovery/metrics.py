@@ -72,6 +72,7 @@ __all__ = [
     "novelty_auroc",
     "fpr_at_tpr",
     "novelty_scores",
+    "reliability",
     "RankErrors",
     "rank_errors",
     "hungarian_accuracy",
@@ -139,6 +140,31 @@ def novelty_scores(is_novel: ArrayLike, score: ArrayLike) -> dict[str, float]:
         "n_known": int((~y).sum()),
         "n_novel": int(y.sum()),
     }
+
+
+def reliability(prob: Sequence[float], outcome: Sequence[Any], bins: int = 10) -> dict[str, Any]:
+    """Calibration of probabilities ``prob`` for 0/1 ``outcome``: expected calibration error and the
+    reliability table (equal-width bins: mean predicted vs observed rate, counts).
+
+    ECE = Σ_b (n_b / n) |mean p_b − observed_b| (Guo et al. 2017); 0 is perfectly calibrated.
+    """
+    p = np.asarray(prob, dtype=float).ravel()
+    y = np.asarray(outcome, dtype=float).ravel()
+    if p.shape != y.shape:
+        raise ValueError(f"prob has {p.size} values but outcome has {y.size}")
+    if p.size and (not np.isfinite(p).all() or p.min() < 0 or p.max() > 1):
+        raise ValueError("probabilities must be finite and in [0, 1]")
+    which = np.clip((p * bins).astype(int), 0, bins - 1)
+    table = []
+    ece = 0.0
+    for b in range(bins):
+        sel = which == b
+        if not sel.any():
+            continue
+        mp, ob = float(p[sel].mean()), float(y[sel].mean())
+        ece += sel.sum() / p.size * abs(mp - ob)
+        table.append({"lo": b / bins, "hi": (b + 1) / bins, "n": int(sel.sum()), "mean_p": mp, "observed": ob})
+    return {"ece": float(ece) if p.size else None, "n": int(p.size), "bins": table}
 
 
 # ---------------------------------------------------------------------------------

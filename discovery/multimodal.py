@@ -25,13 +25,13 @@ Method (``CrossModalClassifier``):
    among neighbours consistent with the labels already chosen above. A
    neighbour unlabelled at a rank (BIOSCAN keys often stop at genus) does not
    vote there.
-4. Per rank, a logistic model (``hierarchy.JsonLogistic``, JSON-serialisable)
+4. Per rank, a logistic model (``jsonmodels.JsonLogistic``, JSON-serialisable)
    on (vote share, vote margin, best image similarity, best DNA similarity of
    the chosen label) gives P(label right), fitted on the calibration specimens
    (val + val_unseen) *including* those whose taxon is absent from the keys (for
    them the label is necessarily wrong). The deepest confident rank is the
    deepest rank of an unbroken run whose confidence passes a per-rank threshold
-   set, as in ``hierarchy.HierarchicalClassifier``, so that at most the target
+   set so that at most the target
    share of calibration specimens whose taxon is absent from the keys is named
    at that rank (over-classification). The DNA classifier's thresholds cannot be
    reused as they are: it thresholds sequence identity and forces thresholds to
@@ -42,7 +42,6 @@ confidences (each confidence is read as P(that modality's label is right), the
 rest of the mass spread over other taxa), and a deepest rank that descends
 while the fused label is confidently named by at least one modality and is not
 made doubtful (fused confidence < 0.5) by a contradicting confident call.
-``modality_agreement`` gives the novelty detector's agreement feature.
 """
 
 from __future__ import annotations
@@ -55,7 +54,7 @@ from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.hierarchy import JsonLogistic
+from biodiscover.discovery.jsonmodels import JsonLogistic
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.records import RANKS, Specimen
@@ -67,8 +66,6 @@ MULTIMODAL_REFERENCE_TABLE = "multimodal_reference"
 IMAGE_INDEX_ARRAY = "multimodal_image_index"
 DNA_INDEX_ARRAY = "multimodal_dna_index"
 MULTIMODAL_FORMAT = 1
-#: rank weights of ``modality_agreement`` (deeper ranks say more about species identity)
-AGREEMENT_WEIGHTS: dict[str, float] = {"order": 1.0, "family": 2.0, "subfamily": 2.0, "genus": 3.0, "species": 4.0}
 N_FEATURES = 4
 
 
@@ -542,35 +539,6 @@ def fuse(dna_call: Any, image_call: Any, processid: str | None = None, min_confi
             descending = False
     return ModalityCall(pid, "fused", labels, confidence, deepest, labels[deepest] if deepest else None,
                         {}, d.top_hit, d.top_similarity)
-
-
-def modality_agreement(dna_call: Any | None, image_call: Any | None) -> float:
-    """Per-specimen agreement of the DNA and image calls in [0, 1] (the novelty feature).
-
-    Depth-weighted share of the ranks labelled by both modalities at which their
-    labels agree (``AGREEMENT_WEIGHTS``: species counts most). 0.5 when only one
-    modality (or neither) has a call, matching ``discovery.novelty``'s convention.
-    """
-    if dna_call is None or image_call is None:
-        return 0.5
-    if getattr(dna_call, "modality", "dna") == "none" or getattr(image_call, "modality", "image") == "none":
-        return 0.5
-    num = den = 0.0
-    for rank in RANKS:
-        a, b = dna_call.labels.get(rank), image_call.labels.get(rank)
-        if a is None or b is None:
-            continue
-        w = AGREEMENT_WEIGHTS[rank]
-        den += w
-        num += w * (a == b)
-    return float(num / den) if den else 0.5
-
-
-def agreement_array(dna_calls: Sequence[Any | None], image_calls: Sequence[Any | None]) -> np.ndarray:
-    """``modality_agreement`` for aligned lists (the ``agreement`` argument of ``DiscoveryModel._features``)."""
-    if len(dna_calls) != len(image_calls):
-        raise ValueError(f"{len(dna_calls)} DNA calls but {len(image_calls)} image calls")
-    return np.array([modality_agreement(a, b) for a, b in zip(dna_calls, image_calls)], dtype=np.float64)
 
 
 def has_image_classifier(bundle: Any) -> bool:

@@ -483,7 +483,8 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
     if near is None:
         near = NearestKnown(species=best.labels.get("species"), genus=best.labels.get("genus"),
                             processid=best.top_hit, identity=best.identity,
-                            top_distances=tuple(sorted(1.0 - r.identity for r in results)))
+                            top_distances=tuple(sorted(1.0 - r.identity for r in results)),
+                            not_named_because=getattr(best, "reason", None))
     if near.processid and near.barcode is None and reference_barcode is not None:
         near = dataclasses.replace(near, barcode=reference_barcode(near.processid))
     if near.processid and near.image is None and reference_image is not None:

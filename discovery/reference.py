@@ -181,7 +181,9 @@ class Candidates:
     top_similarity: float  # similarity of the best search hit (0.0 when none)
 
 
-Exclusion = tuple[int, str]  # (rank index into RANKS, label): leave that taxon out of a query's search
+#: what one query's search leaves out: ``(rank index into RANKS, label)`` — that whole taxon — or an
+#: int array of key positions (a leave-one-barcode-out query's identical copies); None: nothing
+Exclusion = tuple[int, str] | np.ndarray | None
 
 
 class Reference:
@@ -303,24 +305,35 @@ class Reference:
         proposes (``pool_factor`` × ``k`` for approximate kinds). ``exclude[i] =
         (rank index, label)`` leaves every key of that taxon out of query ``i``'s
         search (the naming model's leave-clade-out simulation); queries sharing a
-        taxon are searched together with one ID selector.
+        taxon are searched together with one ID selector. ``exclude[i]`` = an array
+        of key positions (a handful: a leave-one-barcode-out query's identical
+        copies) is met by fetching that many more hits and dropping them.
         """
         k = max(1, min(int(k), len(self)))
         out_s = np.zeros((len(sequences), k), dtype=np.float32)
         out_p = np.full((len(sequences), k), -1, dtype=np.int64)
+        groups: dict[Any, list[int]] = {}
         if exclude is None:
-            groups: dict[tuple[int, str] | None, list[int]] = {None: list(range(len(sequences)))}
+            groups[None] = list(range(len(sequences)))
         else:
             if len(exclude) != len(sequences):
                 raise ValueError(f"{len(exclude)} exclusions for {len(sequences)} queries")
-            groups = {}
-            for i, (r, label) in enumerate(exclude):
-                groups.setdefault((int(r), label), []).append(i)
+            for i, e in enumerate(exclude):
+                if e is None:
+                    key: Any = None
+                elif isinstance(e, tuple):
+                    key = (int(e[0]), e[1])
+                else:  # positions: over-fetch by the next power of two of their count
+                    key = ("keys", 1 << int(len(e)).bit_length())
+                groups.setdefault(key, []).append(i)
         rerank = self.index_config.sketch_rerank
         pool = k if self.index_.exact or not rerank else int(np.ceil(k * self.index_config.pool_factor))
         for group, rows in groups.items():
             allowed = None
-            if group is not None:
+            extra = 0
+            if group is not None and group[0] == "keys":
+                extra = int(group[1])
+            elif group is not None:
                 code = self._code_of[RANKS[group[0]]].get(group[1])
                 allowed = self._codes[:, group[0]] != code if code is not None else None
                 if allowed is not None and not allowed.any():
@@ -330,10 +343,13 @@ class Reference:
                 profiles = self.embedder.embed_dna([sequences[i] for i in part])
                 search = self.remote_search if self.remote_search is not None and allowed is None \
                     else self.index_.search
-                s, p = search(profiles, pool, allowed=allowed)
+                s, p = search(profiles, pool + extra, allowed=allowed)
                 if rerank:
-                    s, p = self._rerank(sketch(profiles), p, k)
-                out_s[part], out_p[part] = s, p
+                    s, p = self._rerank(sketch(profiles), p, k + extra)
+                if extra:
+                    s, p = _drop_positions(s, p, [exclude[i] for i in part], k)  # type: ignore[index]
+                m = min(k, p.shape[1])
+                out_s[part, :m], out_p[part, :m] = s[:, :m], p[:, :m]
         return out_s, out_p
 
     def _rerank(self, query_sketches: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -504,6 +520,18 @@ class Reference:
         self.sketch_bits_ = popcount_rows(self.sketches_)
         self._refresh()
         return self
+
+
+def _drop_positions(sims: np.ndarray, pos: np.ndarray, drop: Sequence[np.ndarray], k: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's hits without the positions in ``drop[row]``, the first ``k`` kept, -1 padded."""
+    out_s = np.zeros((len(pos), k), dtype=np.float32)
+    out_p = np.full((len(pos), k), -1, dtype=np.int64)
+    for row, gone in enumerate(drop):
+        keep = (pos[row] >= 0) & ~np.isin(pos[row], gone)
+        s, p = sims[row][keep][:k], pos[row][keep][:k]
+        out_s[row, : len(p)], out_p[row, : len(p)] = s, p
+    return out_s, out_p
 
 
 class _IndexStub:

@@ -104,12 +104,15 @@ class NearestKnown:
     barcode: str | None = None
     #: its photograph, where the reference dataset has one (shown beside the members' photos)
     image: str | None = None
+    #: the naming model's reason for not naming the closest member that species (discovery.naming)
+    not_named_because: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NearestKnown":
         d = _known(cls, data)
         return cls(d.get("species"), d.get("genus"), d.get("processid"), _float(d.get("identity")),
-                   _floats(d.get("top_distances")), d.get("barcode") or None, d.get("image") or None)
+                   _floats(d.get("top_distances")), d.get("barcode") or None, d.get("image") or None,
+                   d.get("not_named_because"))
 
 
 @dataclass(frozen=True)

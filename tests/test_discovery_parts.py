@@ -1,16 +1,15 @@
-"""Unit tests of the discovery engine's parts: k-mers, index, identity, hierarchy, novelty."""
+"""Unit tests of the discovery engine's parts: k-mers, index, identity, JSON models (naming: test_naming.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from biodiscover.discovery.hierarchy import HierarchicalClassifier, JsonLogistic, RankEvidence, rank_evidence
+from biodiscover.discovery.jsonmodels import JsonLogistic
 from biodiscover.discovery.identity import candidate_identities
 from biodiscover.storage.distance import identity
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, kmer_codes
-from biodiscover.discovery.novelty import FEATURES, NoveltyDetector
 from biodiscover.storage.records import RANKS
 
 
@@ -85,162 +84,24 @@ LINEAGES = [
 ]
 
 
-def test_rank_evidence_labels_identity_margins_and_agreement() -> None:
-    ev = rank_evidence([0, 1, 2], np.array([0.99, 0.95, 0.90]), None, LINEAGES)
-    assert ev.labels["species"] == "G1 a" and ev.labels["genus"] == "G1" and ev.labels["subfamily"] is None
-    assert ev.identity["species"] == pytest.approx(0.99)
-    assert ev.margin["species"] == pytest.approx(0.04)  # vs G1 b
-    assert ev.margin["genus"] == pytest.approx(0.09)  # vs G2 a
-    assert ev.margin["order"] == pytest.approx(0.09)  # nothing disagrees: margin vs worst candidate
-    # a blank rank carries no evidence
-    assert ev.margin["subfamily"] == 0.0 and ev.agreement["subfamily"] == 0.0
-    # nothing else within the 2% window: the best hit agrees with itself
-    assert ev.agreement["genus"] == 1.0 and ev.agreement["species"] == 1.0
-    assert rank_evidence([], np.array([]), None, LINEAGES).top_position == -1
-
-
-def test_rank_evidence_agreement_counts_species_once_and_ignores_blanks() -> None:
-    lineages = [
-        ("O", "F", "S1", "G1", "G1 a"),
-        ("O", "F", "S1", "G1", "G1 a"),  # same species again: one vote
-        ("O", "F", "S2", "G2", "G2 a"),
-        ("O", "F", None, None, "X b"),  # blank genus: neither disagrees nor votes
-        ("O", "F", "S1", "G1", "G1 c"),
-    ]
-    ev = rank_evidence([0, 1, 2, 3, 4], np.array([0.950, 0.949, 0.940, 0.948, 0.900]), None, lineages)
-    # within 2% of 0.950: species G1 a, G2 a, X b; G1 c is outside the window
-    assert ev.agreement["genus"] == pytest.approx(1 / 2)  # G1 vs G2 (X b has no genus)
-    assert ev.agreement["species"] == pytest.approx(1 / 3)
-    assert ev.margin["genus"] == pytest.approx(0.010)  # vs G2 a; the blank-genus 0.948 does not count
-    assert ev.margin["species"] == pytest.approx(0.002)  # vs X b
-
-
-RANK_NAMES = {"order": "O", "family": "F", "subfamily": "SF", "genus": "G1"}
-
-
-def _ev(species_id: float, label: str = "G1 a", margin: float = 0.02, subfamily: str | None = "SF") -> RankEvidence:
-    lab = {**RANK_NAMES, "subfamily": subfamily, "genus": label.split()[0], "species": label}
-    return RankEvidence(lab, {r: species_id for r in RANKS}, {r: margin for r in RANKS}, 0,
-                        {r: 1.0 for r in RANKS})
-
-
-def _truth(species: str, genus: str = "G1") -> dict:
-    return {**RANK_NAMES, "genus": genus, "species": species}
-
-
-def _novel_and_known() -> tuple[list[RankEvidence], list[dict]]:
-    # 10 absent species x 10 specimens, identities 0.900 .. 0.999; 50 known at 1.0
-    novel = [_ev(0.9 + i / 1000, margin=0.005) for i in range(100)]
-    known = [_ev(1.0, margin=0.04) for _ in range(50)]
-    truths = [_truth(f"G1 new{i % 10}") for i in range(100)] + [_truth("G1 a")] * 50
-    return novel + known, truths
-
-
-TAXA = {"order": {"O"}, "family": {"F"}, "subfamily": {"SF"}, "genus": {"G1"}, "species": {"G1 a"}}
-
-
-def test_species_threshold_bounds_overclassification_on_calibration() -> None:
-    evidence, truths = _novel_and_known()
-    clf = HierarchicalClassifier(0.02).fit(evidence, truths, TAXA)
-    assert clf.kind_["species"] == "confidence"
-    cal = clf.calibration_["species"]
-    assert cal["source"] == "calibration" and cal["n_absent"] == 100 and cal["n_absent_taxa"] == 10
-    assert cal["overclassification"] <= 0.02
-    calls = clf.predict(evidence)
-    assert sum(c.deepest_rank == "species" for c in calls[:100]) == 2  # floor(2% of 100)
-    assert all(c.deepest_rank == "species" and c.deepest_label == "G1 a" for c in calls[100:])
-    # genus has no absent examples → the default identity threshold
-    assert clf.calibration_["genus"]["source"] == "default" and clf.kind_["genus"] == "identity"
-    assert all(c.deepest_rank in ("genus", "species") for c in calls)  # identities >= 0.90
-    # confidence is higher for identical matches than for novel ones
-    conf = clf.confidences(evidence[:5] + evidence[100:105])["species"]
-    assert conf[5:].min() > conf[:5].max()
-    again = HierarchicalClassifier.from_dict(clf.to_dict())
-    assert [c.deepest_rank for c in again.predict(evidence)] == [c.deepest_rank for c in calls]
-
-
-def test_too_few_absent_taxa_fall_back_to_the_default() -> None:
-    evidence, truths = _novel_and_known()
-    truths = [_truth("G1 new") for _ in range(100)] + truths[100:]  # one absent species only
-    clf = HierarchicalClassifier(0.02, min_absent_taxa=5).fit(evidence, truths, TAXA)
-    assert clf.kind_["species"] == "identity" and clf.thresholds_["species"] == 0.97
-    assert clf.calibration_["species"]["n_absent_taxa"] == 1
-
-
-def test_blank_and_optional_ranks_do_not_stop_genus() -> None:
-    evidence, truths = _novel_and_known()
-    clf = HierarchicalClassifier(0.02).fit(evidence, truths, TAXA)
-    ev = _ev(0.95, margin=0.005)
-    assert clf.predict([ev])[0].deepest_rank == "genus"
-    # a blank subfamily in the reference is skipped, not a gate
-    assert clf.predict([_ev(0.95, margin=0.005, subfamily=None)])[0].deepest_rank == "genus"
-    # a subfamily that fails its threshold does not stop genus (optional rank) ...
-    clf.kind_["subfamily"], clf.thresholds_["subfamily"] = "confidence", 2.0
-    call = clf.predict([ev])[0]
-    assert call.deepest_rank == "genus" and call.labels["subfamily"] == "SF"
-    # ... unless the classifier is told every rank gates
-    strict = HierarchicalClassifier.from_dict({**clf.to_dict(), "optional_ranks": []})
-    assert strict.predict([ev])[0].deepest_rank == "family"
-
-
-def test_thresholds_are_calibrated_on_the_walk_and_extra_clade_examples() -> None:
-    """Family: no absent family in the calibration data → the clade-exclusion examples calibrate it;
-    genus: the 5% budget of absent genera is spent on those that pass family."""
-    evidence, truths = _novel_and_known()
-    # 6 absent genera x 10; half of them far (identity 0.80: stopped at family)
-    absent_genus = [_ev(0.80 if i < 30 else 0.88 + (i - 30) / 1000, label=f"G1 x{i % 6}", margin=0.001)
-                    for i in range(60)]
-    absent_truth = [_truth(f"H{i % 6} x", genus=f"H{i % 6}") for i in range(60)]
-    # clade exclusion: 6 families left out, identities 0.70 .. 0.87
-    fam = [_ev(0.70 + i / 350, label="G1 z", margin=0.0) for i in range(60)]
-    fam_truth = [{**_truth("Q z", genus="Q"), "family": f"F{i % 6}"} for i in range(60)]
-    clf = HierarchicalClassifier(0.02, rank_targets={"genus": 0.05, "family": 0.05}).fit(
-        evidence + absent_genus, truths + absent_truth, TAXA, extra={"family": (fam, fam_truth)})
-    assert clf.calibration_["family"]["source"] == "clade-exclusion"
-    assert clf.calibration_["family"]["n_absent_taxa"] == 6
-    assert clf.calibration_["family"]["overclassification"] <= 0.05
-    gen = clf.calibration_["genus"]
-    assert gen["source"] == "calibration" and gen["n_absent"] == 60
-    assert gen["overclassification"] <= 0.05
-    calls = clf.predict(absent_genus)
-    assert all(c.deepest_rank == "order" for c in calls[:30])  # the far half stops above family
-    assert sum(c.deepest_rank in ("genus", "species") for c in calls[30:]) == 3  # floor(5% of 60), all near
-
-
-def test_legacy_bundle_classifier_loads() -> None:
-    """A format-1 bundle: identity thresholds at every rank, two-feature confidence models."""
-    model = JsonLogistic().fit(np.array([[0.9, 0.0], [1.0, 0.05], [0.92, 0.01], [0.99, 0.04]]), np.array([0, 1, 0, 1]))
-    legacy = {"target_overclassification": 0.02, "min_absent": 20, "rank_targets": {},
-              "default_thresholds": {"order": 0.8, "family": 0.85, "subfamily": 0.87, "genus": 0.9, "species": 0.97},
-              "thresholds": {"order": 0.8, "family": 0.91, "subfamily": 0.939, "genus": 0.939, "species": 0.98},
-              "calibration": {}, "confidence": {r: model.to_dict() for r in RANKS}}
-    clf = HierarchicalClassifier.from_dict(legacy)
-    calls = clf.predict([_ev(0.99), _ev(0.95), _ev(0.93)])
-    assert [c.deepest_rank for c in calls] == ["species", "genus", "family"]
-    assert 0 < calls[0].confidence["species"] <= 1
-
-
-def test_novelty_detector_separates_and_roundtrips() -> None:
-    rng = np.random.default_rng(1)
-    known = np.column_stack([rng.uniform(0.98, 1.0, 300), rng.uniform(0.02, 0.1, 300), rng.uniform(0.05, 0.2, 300),
-                             rng.uniform(0.9, 1, 300), rng.uniform(0.8, 1, 300), np.full(300, 0.5)])
-    novel = np.column_stack([rng.uniform(0.85, 0.97, 300), rng.uniform(0.0, 0.03, 300), rng.uniform(0, 0.1, 300),
-                             rng.uniform(0.6, 0.9, 300), rng.uniform(0, 0.5, 300), np.full(300, 0.5)])
-    X = np.vstack([known, novel])
-    y = np.r_[np.zeros(300), np.ones(300)]
-    det = NoveltyDetector().fit(X, y)
-    p = det.predict_proba(X)
-    assert p[300:].mean() > 0.9 and p[:300].mean() < 0.1
-    assert det.predict(X).mean() == pytest.approx(0.5, abs=0.05)
-    assert det.brier_ < 0.05
-    again = NoveltyDetector.from_dict(det.to_dict())
-    np.testing.assert_allclose(again.predict_proba(X), p)
-    with pytest.raises(ValueError, match="both"):
-        NoveltyDetector().fit(X[:10], np.zeros(10))
-    with pytest.raises(ValueError, match=str(len(FEATURES))):
-        NoveltyDetector().fit(X[:, :3], y)
-
-
 def test_json_logistic_constant_when_one_class() -> None:
     m = JsonLogistic().fit(np.ones((5, 2)), np.ones(5))
     assert np.all(m.predict_proba(np.zeros((3, 2))) > 0.99)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
+def test_index_search_leaves_out_excluded_keys(kind: str) -> None:
+    """The simulation's leave-clade-out searches: excluded keys never come back, whatever the index kind,
+    and also once faiss.contrib.torch_utils (imported by torch-side libraries) has patched Index.search."""
+    rng = np.random.default_rng(0)
+    keys = rng.random((400, 16)).astype(np.float32)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    index = ReferenceIndex(IndexConfig(kind=kind, ivf_nlist=4)).fit(keys)
+    gone = np.arange(0, 400, 2)
+    for _ in range(2):
+        sims, pos = index.search(keys[:5], 10, exclude=gone)
+        assert pos.shape == (5, 10) and not np.isin(pos, gone).any()
+        if kind == "flat":  # exact: the best remaining keys, in order
+            expect = np.argsort(-(keys[:5] @ keys[1::2].T), axis=1)[:, :10] * 2 + 1
+            assert (pos == expect).all()
+        import faiss.contrib.torch_utils  # noqa: F401  (patches Index.search; the exclusion must survive it)

@@ -150,8 +150,7 @@ def fitted_engine():
     def sp(*splits: str) -> list:
         return [Specimen.from_row(r) for r in meta[meta["split"].isin(splits)].to_dict("records")]
 
-    model = DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"),
-                                 calibration_keys=sp("train"))
+    model = DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"))
     queries = sp("test", "test_unseen") + [Specimen(processid="NOSEQ1")] + sp("pretrain")[:40]
     return model, queries
 

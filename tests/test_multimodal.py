@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from biodiscover.discovery.metrics import rank_errors
-from biodiscover.discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, agreement_array, fuse,
-                                  fuse_rank, modality_agreement)
+from biodiscover.discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, fuse,
+                                  fuse_rank)
 from biodiscover.encoders.config import load_preset
 from biodiscover.encoders.data import load_specimens
 from biodiscover.encoders.embed import Encoders, save_encoders
@@ -141,22 +141,6 @@ def test_fuse_deepest_rank_rules() -> None:
     assert fuse(dna, other).deepest_rank == "genus"  # the image alone never overrides DNA's label
     assert fuse(dna, ModalityCall.none("X")).deepest_rank == "genus"
     assert fuse(None, same).modality == "image"
-
-
-def test_agreement_in_unit_interval_and_high_for_matching(world: dict) -> None:
-    lin = ["O", "F", None, "G", "G s"]
-    assert modality_agreement(_call(lin, "genus"), _call(lin, "genus", modality="image")) == 1.0
-    assert modality_agreement(_call(lin, "genus"), _call(["P", "E", None, "H", "H s"], None)) == 0.0
-    assert modality_agreement(_call(lin, "genus"), None) == 0.5
-    # real calls: image call of a specimen vs the "DNA" lineage of its own species (a matching pair)
-    # against the lineage of a specimen of another family (a mismatching pair)
-    test = world["by"]["test"] + world["by"]["test_unseen"] + world["by"]["val"]
-    calls = world["clf"].predict(test, world["enc"])
-    truth = [_call([getattr(s, r) for r in RANKS], "species") for s in test]
-    mismatch = [next((t for t, o in zip(truth, test) if o.family != s.family), t0) for s, t0 in zip(test, truth)]
-    agree, cross = agreement_array(truth, calls), agreement_array(mismatch, calls)
-    assert ((agree >= 0) & (agree <= 1)).all() and ((cross >= 0) & (cross <= 1)).all()
-    assert agree.mean() > cross.mean() + 0.05
 
 
 def test_cross_modal_image_to_dna_keys(world: dict) -> None:

@@ -26,7 +26,7 @@ import numpy as np
 
 from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
-from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors
+from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors, reliability
 from biodiscover.discovery.proposals import candidate_species
 from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import RANKS
@@ -81,6 +81,17 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
               for r in RANKS} for x in res]
     errs = rank_errors([s.lineage() for s in known + novel], named, ref_taxa)
     report["rank_errors"] = {r: e.as_dict() for r, e in errs.items()}
+    # reliability of P(right) per rank: the label against the truth (a taxon absent from the keys is wrong);
+    # ranks decided by a published cut-off carry no probability and are left out
+    learned = set(model.naming_.models_)
+    report["reliability"] = {}
+    for k, r in enumerate(RANKS):
+        pairs = [(x.confidence[r], float(x.labels[r] == s.lineage()[r])) for x, s in zip(res, known + novel)
+                 if r in learned and x.labels.get(r) and s.lineage().get(r)]
+        report["reliability"][r] = reliability([a for a, _ in pairs], [b for _, b in pairs]) if pairs else \
+            {"note": "published identity cut-off (no probability)" if r not in learned else "no labelled queries"}
+    report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
+                        "expected": model.naming_.expected_.get(f"{model.config.naming.level}")}
     report["named_to_species"] = {
         known_split: float(np.mean([bool(n["species"]) for n in named[: len(known)]])) if known else None,
         novel_split: float(np.mean([bool(n["species"]) for n in named[len(known):]])) if novel else None}
@@ -120,6 +131,8 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append((f"{split} named to species", v))
     for r, e in report["rank_errors"].items():
         rows.append((f"{r}: TP / MC / UC / OC rate", (e["tp_rate"], e["mc_rate"], e["uc_rate"], e["oc_rate"])))
+    for r, rel in report.get("reliability", {}).items():
+        rows.append((f"{r}: P(right) expected calibration error", rel.get("ece", rel.get("note"))))
     cs = report.get("candidate_species", {})
     if "ami" in cs:
         rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
@@ -137,8 +150,48 @@ def markdown(report: dict[str, Any]) -> str:
     return "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {fmt(v)} |\n" for k, v in rows)
 
 
+def reliability_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page: the figure table and the reliability plot (predicted P(right) vs
+    observed rate per rank, the diagonal = perfect calibration)."""
+    import base64
+    import html
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
+    ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="perfect calibration")
+    for r, rel in report.get("reliability", {}).items():
+        bins = rel.get("bins") or []
+        if bins:
+            ax.plot([b["mean_p"] for b in bins], [b["observed"] for b in bins], marker="o", ms=3,
+                    label=f"{r} (ECE {rel['ece']:.3f}, n={rel['n']})")
+    ax.set_xlabel("predicted P(name right)")
+    ax.set_ylabel("observed share right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_title("Reliability of the naming probabilities")
+    ax.legend(fontsize=8, loc="upper left")
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    png = base64.b64encode(buf.getvalue()).decode()
+    rows = "".join(f"<tr><td>{html.escape(line.split(' | ')[0].strip('| '))}</td><td>"
+                   f"{html.escape(line.split(' | ')[1].strip(' |'))}</td></tr>"
+                   for line in markdown(report).splitlines()[2:])
+    return (f"<!doctype html><meta charset='utf-8'><title>biodiscover evaluate</title>"
+            f"<h1>Evaluation of {html.escape(str(report.get('model')))}</h1>"
+            f"<p>data: {html.escape(str(report.get('data')))}</p><table border=1 cellpadding=4>{rows}</table>"
+            f"<h2>Reliability per rank</h2><img alt='reliability plot' src='data:image/png;base64,{png}'>")
+
+
 def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
-    """JSON at ``out`` (NaN → null) and the markdown table beside it (``.md``)."""
+    """JSON at ``out`` (NaN → null), the markdown table (``.md``) and an HTML page with the
+    reliability plot (``.html``) beside it."""
     def clean(o: Any) -> Any:
         if isinstance(o, float) and math.isnan(o):
             return None
@@ -153,4 +206,5 @@ def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
     out.write_text(json.dumps(clean(report), indent=2))
     md = out.with_suffix(".md")
     md.write_text(markdown(report))
+    out.with_suffix(".html").write_text(reliability_html(report))
     return out, md

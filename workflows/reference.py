@@ -6,9 +6,10 @@ embedder + exact identity needs no weights; this fits the discovery engine
 it as a model bundle ``biodiscover triage`` / ``evaluate`` load.
 
 Default protocol: keys = train + key_unseen (every labelled species a user
-would want named); calibration queries = val + val_unseen against an index of
-train only (so val_unseen's species are really unknown while calibrating);
-outliers = a seeded sample of other_heldout. The fit also learns the reference's
+would want named). The naming model is trained on queries simulated from the
+keys (leave-one-barcode-out, leave-clade-out at every rank); val + val_unseen
+and a seeded sample of other_heldout, when the dataset has them, are extra
+labelled examples searched against the keys as they are. The fit also learns the reference's
 barcode gap (the species distance cut triage clusters novel specimens with) and
 the bundle stores it.
 """
@@ -124,11 +125,12 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     if not ref:
         raise InputError(f"{data}: no specimens in the key splits {keys!r}")
     if not cal:
-        raise InputError(f"{data}: no specimens in the calibration splits {calibration!r}")
+        say(f"no specimens in the calibration splits {calibration!r}: the naming model learns from the "
+            "reference alone (simulated queries)")
     out_l = sample(pick(outliers), max_outliers, seed) if outliers else []
     cal_keys = pick(calibration_keys) if calibration_keys else None
-    model = DiscoveryModel(config or EngineConfig()).fit(ref, cal, out_l, calibration_keys=cal_keys,
-                                                         progress=say)
+    # the DNA engine simulates absence from the keys themselves; cal_keys only shapes the image classifier
+    model = DiscoveryModel(config or EngineConfig()).fit(ref, cal, out_l, progress=say)
     fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
                    "calibration_keys": calibration_keys, "outliers": outliers, "max_outliers": max_outliers,
                    "seed": seed, "n_keys": len(ref), "n_calibration": len(cal), "n_outliers": len(out_l)}

@@ -191,7 +191,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
                use_provisional: bool = True, model: Any = None,
                clustering: ClusteringConfig = ClusteringConfig(), bundle: Bundle | None = None,
-               force: bool = False) -> TriageSummary:
+               force: bool = False, level: float | None = None) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -208,6 +208,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     Rows set aside go to ``<input>.quarantine.csv`` beside the input (else beside
     the database); that file and ``results_out`` replace only files biodiscover
     wrote, unless ``force`` — both are checked before any work starts.
+    ``level``: P(right) a rank needs to be named (default: the bundle's), recorded with the run.
     """
     from biodiscover.storage.collections import check_input, read_collection
     from biodiscover.storage.db.ingest import file_checksum
@@ -227,6 +228,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     t = time.perf_counter()
     bundle = bundle if bundle is not None else Bundle.open(model_path)
     model = model if model is not None else DiscoveryModel.from_bundle(bundle)
+    if level is not None:
+        model.set_level(level)
     seconds["load_model"] = time.perf_counter() - t
     own_db = database is None and db_path is not None
     db = database
@@ -284,6 +287,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                              "data": bundle.data_fingerprint or None,
                                              "provisional_keys": provisional,
                                              "engine": model.config.to_dict(),
+                                             "level": model.config.naming.level,
                                              "clustering": run_record(clustering, getattr(model, "barcode_gap_", None))},
                                   model_fingerprint=bundle.fingerprint,
                                   collection=name, total=len(specimens),

@@ -1,0 +1,530 @@
+"""How a naming claim is proven: every fold of DESIGN.md, with the peers, in one invocation.
+
+Folds (real BOLD dev data, ../shared/data/bold-insects-dev.csv.gz, cleaned like bench_dev):
+
+1. **per-order** — each order alone is a complete BIOSCAN-style dataset. Keys = its train;
+   extra labelled queries for fitting = its val + val_unseen + half A of its other_heldout species;
+   scored on its test (known species), test_unseen (absent species of known genera) and half B
+   of its other_heldout species (absent genera).
+2. **leave-one-order-out** — reference = every labelled record of two orders except test and
+   test_unseen (no extra data); collection = a sample of the third order's records + the two
+   orders' test and test_unseen. Scored with TAXXI classes against the deepest rank the
+   reference holds for each specimen (its "should-be" rank; none for the left-out order).
+3. **stability** — the pooled reference (train of all orders) split into two disjoint halves
+   (every species' keys split in two); a model fitted on each half triages the same queries;
+   the share whose deepest rank (and name) agree.
+
+Peers in the same run, on the same keys and queries: BLAST top hit (blastn megablast,
+max_target_seqs 50) with identity cut-offs (species 95–99.5 %, genus 85–95 %, and the
+97/95/90/85 % ladder for all ranks), vsearch SINTAX at cut-offs 0.5–0.95 (one run, the
+bootstrap supports read at each cut-off). BLAST/SINTAX outputs are cached under --work by the
+hash of their inputs, so re-running after a change to our model only reruns ours.
+
+Nothing here tunes on test, test_unseen or the held-out halves: our model sees only the
+reference (and, in per-order folds, the val splits and other_heldout half A as extra data).
+
+    python benchmarks/bench_folds.py --work /tmp/folds --out /tmp/folds/folds.json
+
+Prints markdown tables (paste into benchmarks/RESULTS-discovery.md) and writes every figure as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bench_dev import _sintax_header, load_clean, specimens, write_fasta  # noqa: E402
+
+from biodiscover.discovery.metrics import novelty_scores, reliability  # noqa: E402
+from biodiscover.storage.records import RANKS  # noqa: E402
+
+log = logging.getLogger("bench_folds")
+ORDERS = ("Coleoptera", "Diptera", "Lepidoptera")
+Lineage = dict[str, str | None]
+BLANK: Lineage = {r: None for r in RANKS}
+SPECIES_CUTS = (0.95, 0.96, 0.97, 0.98, 0.985, 0.99, 0.995, 0.998)
+GENUS_CUTS = (0.85, 0.87, 0.90, 0.92, 0.95)
+LADDER = {"order": 0.85, "family": 0.90, "genus": 0.95, "species": 0.97}  # the 97/95/90/85 % ladder
+SINTAX_CUTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+LEVELS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+
+
+@dataclass
+class Fold:
+    """One fold: the reference keys, extra labelled fitting data and the scored query groups."""
+
+    name: str
+    kind: str  # per-order | loo | stability
+    keys: pd.DataFrame
+    extra: pd.DataFrame
+    groups: dict[str, pd.DataFrame]  # query group name -> records
+    info: dict = field(default_factory=dict)
+
+    @property
+    def queries(self) -> pd.DataFrame:
+        return pd.concat(list(self.groups.values())).drop_duplicates("processid")
+
+
+def _sample(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    return df if len(df) <= n else df.sample(n=n, random_state=seed).sort_index()
+
+
+def _halves_by_species(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    species = np.array(sorted(set(df.species)))
+    rng = np.random.default_rng(seed)
+    a = set(rng.choice(species, len(species) // 2, replace=False).tolist())
+    return df[df.species.isin(a)], df[~df.species.isin(a)]
+
+
+def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> list[Fold]:
+    folds: list[Fold] = []
+    labelled = df[df.split != "pretrain"]
+    if "per-order" in which:
+        for order in ORDERS:
+            d = df[df.order == order]
+            oh_a, oh_b = _halves_by_species(d[d.split == "other_heldout"], args.seed)
+            extra = pd.concat([d[d.split.isin(["val", "val_unseen"])], _sample(oh_a, args.max_extra_heldout, args.seed)])
+            folds.append(Fold(f"per-order {order}", "per-order", d[d.split == "train"], extra, {
+                "known": _sample(d[d.split == "test"], args.max_group, args.seed),
+                "absent_species": _sample(d[d.split == "test_unseen"], args.max_group, args.seed),
+                "absent_genus": _sample(oh_b, args.max_heldout, args.seed)}, {"order": order}))
+    if "loo" in which:
+        for order in ORDERS:
+            ref = labelled[(labelled.order != order) & ~labelled.split.isin(["test", "test_unseen"])]
+            others = labelled[labelled.order != order]
+            folds.append(Fold(f"leave-out {order}", "loo", ref, ref.iloc[:0], {
+                "left_out_order": _sample(df[df.order == order], args.max_left_out, args.seed),
+                "known": _sample(others[others.split == "test"], args.max_group, args.seed),
+                "absent_species": _sample(others[others.split == "test_unseen"], args.max_group, args.seed)},
+                {"order": order}))
+    if "stability" in which:
+        train = df[df.split == "train"]
+        rng = np.random.default_rng(args.seed)
+        half = np.zeros(len(train), dtype=bool)
+        for _, idx in train.groupby("species").indices.items():
+            pick = rng.permutation(idx)[: len(idx) // 2]
+            half[pick] = True
+        queries = {"known": _sample(df[df.split == "test"], args.max_group, args.seed),
+                   "absent_species": _sample(df[df.split == "test_unseen"], args.max_group, args.seed)}
+        for h, mask in (("A", half), ("B", ~half)):
+            folds.append(Fold(f"stability half {h}", "stability", train[mask], train.iloc[:0], queries))
+    return folds
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+def should_be(truth: Lineage, taxa: dict[str, set[str]]) -> str | None:
+    """The deepest rank at which the specimen's true taxon is in the reference (TAXXI)."""
+    deepest = None
+    for r in RANKS:
+        t = truth.get(r)
+        if not t:
+            continue
+        if t in taxa[r]:
+            deepest = r
+        else:
+            break
+    return deepest
+
+
+def taxxi(truths: list[Lineage], named: list[Lineage], taxa: dict[str, set[str]],
+          ranks: tuple[str, ...] = RANKS) -> dict[str, float]:
+    """TAXXI outcome classes of each prediction at the deepest rank the reference supports.
+
+    TP: every supported rank named, correctly; UC: named correctly but stops short; MC: a wrong
+    name at a rank whose true taxon is in the reference; OC: a name at a rank whose true taxon
+    is absent (or below the deepest blank-free supported rank). Ranks a tool cannot name (SINTAX:
+    no subfamily) are left out of ``ranks``.
+    """
+    out = {"TP": 0, "UC": 0, "MC": 0, "OC": 0}
+    for t, p in zip(truths, named):
+        sb = should_be({r: t.get(r) for r in ranks}, {r: taxa[r] for r in ranks})
+        sb_i = -1 if sb is None else ranks.index(sb)
+        cls = None
+        deepest_named = -1
+        for i, r in enumerate(ranks):
+            if not p.get(r):
+                continue
+            deepest_named = i
+            if i > sb_i:
+                cls = "OC" if cls is None else cls
+            elif t.get(r) and p[r] != t[r]:
+                cls = "MC"
+        if cls is None:
+            cls = "TP" if deepest_named >= sb_i else "UC"
+            if sb_i < 0:
+                cls = "TP"  # nothing named, nothing could be: a true negative counts as right
+        out[cls] += 1
+    n = max(1, len(truths))
+    return {k: v / n for k, v in out.items()}
+
+
+def group_figures(group: str, truths: list[Lineage], named: list[Lineage]) -> dict[str, float]:
+    """The per-group figures the issue names (known / absent species / absent genus / left-out order)."""
+    n = max(1, len(truths))
+    f: dict[str, float] = {"n": len(truths)}
+    sp = [bool(p.get("species")) for p in named]
+    if group == "known":
+        f["species_right"] = sum(p.get("species") == t["species"] for p, t in zip(named, truths)) / n
+        f["species_wrong"] = sum(bool(p.get("species")) and p.get("species") != t["species"]
+                                 for p, t in zip(named, truths)) / n
+        f["genus_right"] = sum(p.get("genus") == t["genus"] for p, t in zip(named, truths)) / n
+    elif group == "absent_species":
+        f["named_species"] = sum(sp) / n
+        f["genus_right"] = sum(p.get("genus") == t["genus"] for p, t in zip(named, truths)) / n
+        f["genus_wrong"] = sum(bool(p.get("genus")) and p.get("genus") != t["genus"]
+                               for p, t in zip(named, truths)) / n
+    elif group == "absent_genus":
+        f["named_genus"] = sum(bool(p.get("genus")) for p in named) / n
+        f["named_species"] = sum(sp) / n
+    elif group == "left_out_order":
+        f["named_order"] = sum(bool(p.get("order")) for p in named) / n
+    return f
+
+
+def truths_of(df: pd.DataFrame) -> list[Lineage]:
+    return [{r: (row[r] or None) for r in RANKS} for row in df[list(RANKS)].to_dict("records")]
+
+
+def taxa_of(df: pd.DataFrame) -> dict[str, set[str]]:
+    return {r: set(v for v in df[r] if v) for r in RANKS}
+
+
+def cut(full: list[Lineage], ident: np.ndarray, cuts: dict[str, float]) -> list[Lineage]:
+    """A top hit named down to the deepest rank whose identity cut-off it passes (ranks in order)."""
+    out = []
+    for lin, x in zip(full, ident):
+        d: Lineage = dict(BLANK)
+        for r in RANKS:
+            if r == "subfamily":
+                continue
+            if r in cuts and x >= cuts[r] and lin.get(r):
+                d[r] = lin[r]
+            elif r in cuts:
+                break
+        if d.get("genus") and lin.get("subfamily"):
+            d["subfamily"] = lin["subfamily"]
+        out.append(d)
+    return out
+
+
+# -- peers ------------------------------------------------------------------------------------------
+def _digest(*parts: pd.DataFrame) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update("\n".join(p.processid + ":" + p.seq).encode())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def blast_top(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads: int) -> tuple[dict, float]:
+    """processid -> (top-hit key processid, identity); cached by input hash. Returns (hits, seconds)."""
+    tag = _digest(keys, queries)
+    d = work / f"blast-{tag}"
+    d.mkdir(parents=True, exist_ok=True)
+    done = d / "top.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        return saved["hits"], saved["seconds"]
+    write_fasta(d / "keys.fa", keys.processid, keys.seq)
+    write_fasta(d / "q.fa", queries.processid, queries.seq)
+    t0 = time.perf_counter()
+    subprocess.run(["makeblastdb", "-in", str(d / "keys.fa"), "-dbtype", "nucl", "-out", str(d / "keys")],
+                   check=True, capture_output=True)
+    subprocess.run(["blastn", "-task", "megablast", "-query", str(d / "q.fa"), "-db", str(d / "keys"),
+                    "-outfmt", "6 qseqid sseqid pident length bitscore", "-max_target_seqs", "50",
+                    "-num_threads", str(threads), "-out", str(d / "hits.tsv")], check=True)
+    seconds = time.perf_counter() - t0
+    hits = pd.read_csv(d / "hits.tsv", sep="\t", header=None, names=["q", "s", "pident", "length", "bitscore"],
+                       dtype={"q": str, "s": str})
+    top = hits.loc[hits.groupby("q", sort=False)["bitscore"].idxmax()]
+    out = {q: (s, p / 100.0) for q, s, p in zip(top.q, top.s, top.pident)}
+    done.write_text(json.dumps({"hits": out, "seconds": seconds}))
+    return out, seconds
+
+
+def sintax_calls(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads: int) -> tuple[dict, float]:
+    """processid -> {rank: (name, bootstrap support)}; one run, read at any cut-off; cached."""
+    tag = _digest(keys, queries)
+    d = work / f"sintax-{tag}"
+    d.mkdir(parents=True, exist_ok=True)
+    done = d / "calls.json"
+    if done.exists():
+        saved = json.loads(done.read_text())
+        return saved["calls"], saved["seconds"]
+    write_fasta(d / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.to_dict("records")])
+    write_fasta(d / "q.fa", queries.processid, queries.seq)
+    t0 = time.perf_counter()
+    subprocess.run(["vsearch", "--sintax", str(d / "q.fa"), "--db", str(d / "keys.fa"), "--tabbedout",
+                    str(d / "out.tsv"), "--sintax_cutoff", "0.5", "--threads", str(threads), "--randseed", "1"],
+                   check=True, capture_output=True)
+    seconds = time.perf_counter() - t0
+    code = {"o": "order", "f": "family", "g": "genus", "s": "species"}
+    back = {r: {v.replace(",", "_").replace(" ", "_"): v for v in keys[r] if v} for r in code.values()}
+    calls: dict[str, dict] = {}
+    for line in (d / "out.tsv").read_text().splitlines():
+        f = line.split("\t")
+        c: dict[str, tuple[str, float]] = {}
+        for part in filter(None, (f[1] if len(f) > 1 else "").split(",")):
+            k, _, rest = part.partition(":")
+            if k in code and "(" in rest:
+                name, sup = rest.rsplit("(", 1)
+                c[code[k]] = (back[code[k]].get(name, name), float(sup.rstrip(")")))
+        calls[f[0]] = c
+    done.write_text(json.dumps({"calls": calls, "seconds": seconds}))
+    return calls, seconds
+
+
+def sintax_named(calls: dict, pids: list[str], cutoff: float) -> list[Lineage]:
+    out = []
+    for p in pids:
+        d: Lineage = dict(BLANK)
+        for r in ("order", "family", "genus", "species"):
+            name_sup = calls.get(p, {}).get(r)
+            if name_sup is None or name_sup[1] < cutoff:
+                break
+            d[r] = name_sup[0]
+        out.append(d)
+    return out
+
+
+# -- ours -------------------------------------------------------------------------------------------
+def run_ours(fold: Fold, args: argparse.Namespace) -> dict:
+    from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+
+    t0 = time.perf_counter()
+    extra = fold.extra
+    model = DiscoveryModel(EngineConfig()).fit(specimens(fold.keys), specimens(extra), ())
+    fit_s = time.perf_counter() - t0
+    q = fold.queries
+    t0 = time.perf_counter()
+    res = model.triage(specimens(q))
+    triage_s = time.perf_counter() - t0
+    return {"model": model, "results": dict(zip(q.processid, res)), "fit_seconds": fit_s, "triage_seconds": triage_s}
+
+
+def named_at(result, level: float | None, optional: tuple[str, ...] = ("subfamily",)) -> Lineage:
+    """Our named lineage: the product's own decision (level None) or re-decided at ``level``."""
+    if level is None:
+        deepest = result.deepest_rank
+    else:
+        from biodiscover.discovery.naming import deepest_confident
+
+        deepest = deepest_confident(result.labels, result.confidence, level, optional)
+    return {r: (result.labels[r] if deepest and RANKS.index(r) <= RANKS.index(deepest) else None) for r in RANKS}
+
+
+def _has_levels() -> bool:
+    try:
+        from biodiscover.discovery.naming import deepest_confident  # noqa: F401
+    except ImportError:  # an engine before the naming model: its own decisions only
+        return False
+    return True
+
+
+# -- one fold ---------------------------------------------------------------------------------------
+def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
+    log.info("%s: %d keys, %d extra, queries %s", fold.name, len(fold.keys), len(fold.extra),
+             {g: len(d) for g, d in fold.groups.items()})
+    taxa = taxa_of(fold.keys)
+    q = fold.queries
+    lin_of = {row["processid"]: {r: row[r] or None for r in RANKS} for row in fold.keys.to_dict("records")}
+    out: dict = {"fold": fold.name, "kind": fold.kind, "keys": len(fold.keys), "extra": len(fold.extra),
+                 "groups": {g: len(d) for g, d in fold.groups.items()}, "tools": {}}
+    tools: dict[str, dict[str, Lineage]] = {}
+    ours = run_ours(fold, args)
+    res = ours["results"]
+    model = ours["model"]
+    optional = getattr(getattr(model, "naming_", None), "walk_optional", ("subfamily",))
+    tools["ours"] = {p: named_at(r, None) for p, r in res.items()}
+    if _has_levels():
+        for lv in LEVELS:
+            tools[f"ours@{lv}"] = {p: named_at(r, lv, optional) for p, r in res.items()}
+    out["ours_seconds"] = {"fit": round(ours["fit_seconds"], 1), "triage": round(ours["triage_seconds"], 1)}
+    naming = getattr(model, "naming_", None)
+    if naming is not None:
+        out["predicted"] = naming.expected_.get(f"{model.config.naming.level}")
+        out["predicted_by_level"] = naming.expected_
+        out["support"] = naming.support_
+    learned = {r for r in RANKS if naming is None or naming.support_.get(r, {}).get("learned")}
+    if not args.skip_peers:
+        hits, bs = blast_top(fold.keys, q, args.work, args.threads)
+        full = [lin_of[hits[p][0]] if p in hits else dict(BLANK) for p in q.processid]
+        ident = np.array([hits[p][1] if p in hits else 0.0 for p in q.processid])
+        out["blast_seconds"] = round(bs, 1)
+        tools["BLAST top hit"] = dict(zip(q.processid, full))
+        tools["BLAST 97/95/90/85"] = dict(zip(q.processid, cut(full, ident, LADDER)))
+        for c in SPECIES_CUTS:
+            tools[f"BLAST species {c}"] = dict(zip(q.processid, cut(full, ident, {**LADDER, "species": c})))
+        for c in GENUS_CUTS:
+            tools[f"BLAST genus {c}"] = dict(zip(q.processid, cut(
+                full, ident, {"order": min(0.85, c), "family": min(0.90, c), "genus": c, "species": 2.0})))
+        calls, ss = sintax_calls(fold.keys, q, args.work, args.threads)
+        out["sintax_seconds"] = round(ss, 1)
+        for c in SINTAX_CUTS:
+            tools[f"SINTAX {c}"] = dict(zip(q.processid, sintax_named(calls, list(q.processid), c)))
+    for name, named in tools.items():
+        t_out: dict = {}
+        for g, d in fold.groups.items():
+            t_out[g] = group_figures(g, truths_of(d), [named[p] for p in d.processid])
+        ranks = RANKS if not name.startswith("SINTAX") and not name.startswith("BLAST") else \
+            tuple(r for r in RANKS if r != "subfamily")
+        t_out["taxxi"] = taxxi(truths_of(q), [named[p] for p in q.processid], taxa, ranks)
+        out["tools"][name] = t_out
+    # novelty: P(species absent) — known vs absent species (and absent genera where present)
+    known = [res[p].novelty for p in fold.groups["known"].processid]
+    novel = [res[p].novelty for g in ("absent_species", "absent_genus") if g in fold.groups
+             for p in fold.groups[g].processid]
+    y = np.r_[np.zeros(len(known)), np.ones(len(novel))]
+    s = np.nan_to_num(np.r_[known, novel], nan=1.0)
+    out["novelty"] = {**novelty_scores(y, s), "known_flagged_novel": float(np.mean(np.array(known) >= 0.5)),
+                      "named_species_and_novel": float(np.mean([
+                          bool(named_at(res[p], None)["species"]) and res[p].is_novel for p in q.processid]))}
+    if not args.skip_peers:
+        ident_known = [hits[p][1] if p in hits else 0.0 for p in fold.groups["known"].processid]
+        ident_novel = [hits[p][1] if p in hits else 0.0 for g in ("absent_species", "absent_genus")
+                       if g in fold.groups for p in fold.groups[g].processid]
+        out["novelty_blast"] = novelty_scores(y, -np.r_[ident_known, ident_novel])
+    # calibration of P(right) per rank: the label at each rank against the truth (absent = wrong)
+    truths = dict(zip(q.processid, truths_of(q)))
+    out["ece"] = {}
+    for r in RANKS:
+        if r not in learned:  # a published cut-off decides there: its 1/0 is no probability
+            out["ece"][r] = None
+            continue
+        ps, ys = [], []
+        for p, x in res.items():
+            if x.labels.get(r) and truths[p].get(r):
+                ps.append(x.confidence[r])
+                ys.append(float(x.labels[r] == truths[p][r]))
+        out["ece"][r] = reliability(ps, ys)["ece"] if ps else None
+    # over-classification per order inside this fold (for the "holds per clade" target)
+    out["oc_by_order"] = {}
+    if "absent_species" in fold.groups:
+        d = fold.groups["absent_species"]
+        for o, sub in d.groupby("order"):
+            out["oc_by_order"][o] = float(np.mean([bool(tools["ours"][p]["species"]) for p in sub.processid]))
+    out["_named"] = {"ours": tools["ours"]}
+    return out
+
+
+def stability(results: list[dict]) -> dict:
+    a, b = results
+    na, nb = a["_named"]["ours"], b["_named"]["ours"]
+    pids = sorted(set(na) & set(nb))
+
+    def deepest(d: Lineage) -> str | None:
+        return max((r for r in RANKS if d.get(r)), key=RANKS.index, default=None)
+
+    same_rank = np.mean([deepest(na[p]) == deepest(nb[p]) for p in pids])
+    same_call = np.mean([na[p] == nb[p] for p in pids])
+    return {"n": len(pids), "same_deepest_rank": float(same_rank), "same_named_lineage": float(same_call)}
+
+
+# -- report -----------------------------------------------------------------------------------------
+def _f(v) -> str:
+    return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
+
+
+def markdown(all_out: list[dict], stab: dict | None) -> str:
+    lines = []
+    per = [o for o in all_out if o["kind"] == "per-order"]
+    if per:
+        lines += ["### Per-order folds (keys = the order's train)", "",
+                  "| fold | tool | known: species right | known: wrong species | absent sp.: named to species | "
+                  "absent sp.: right genus | absent sp.: wrong genus | absent genera: named to genus |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for o in per:
+            for name in _shown_tools(o):
+                t = o["tools"][name]
+                lines.append(f"| {o['fold'].split()[-1]} | {name} | {_f(t['known']['species_right'])} | "
+                             f"{_f(t['known']['species_wrong'])} | {_f(t['absent_species']['named_species'])} | "
+                             f"{_f(t['absent_species']['genus_right'])} | {_f(t['absent_species']['genus_wrong'])} | "
+                             f"{_f(t['absent_genus']['named_genus'])} |")
+        lines.append("")
+    loo = [o for o in all_out if o["kind"] == "loo"]
+    if loo:
+        lines += ["### Leave-one-order-out (TAXXI classes at the deepest rank the reference holds)", "",
+                  "| left out | tool | TP | UC | MC | OC | left-out order given an order |", "|---|---|---|---|---|---|---|"]
+        for o in loo:
+            for name in _shown_tools(o):
+                t = o["tools"][name]
+                x = t["taxxi"]
+                lines.append(f"| {o['fold'].split()[-1]} | {name} | {_f(x['TP'])} | {_f(x['UC'])} | {_f(x['MC'])} | "
+                             f"{_f(x['OC'])} | {_f(t['left_out_order']['named_order'])} |")
+        lines.append("")
+    lines += ["### Novelty, calibration and timing (ours)", "",
+              "| fold | AUROC P(species absent) | AUROC BLAST −identity | known flagged novel | named to species and "
+              "novel | ECE order / family / subfamily / genus / species | fit s | triage s |",
+              "|---|---|---|---|---|---|---|---|"]
+    for o in all_out:
+        n = o["novelty"]
+        e = " / ".join(_f(o["ece"][r]) for r in RANKS)
+        lines.append(f"| {o['fold']} | {_f(n['auroc'])} | {_f(o.get('novelty_blast', {}).get('auroc'))} | "
+                     f"{_f(n['known_flagged_novel'])} | {_f(n['named_species_and_novel'])} | {e} | "
+                     f"{o['ours_seconds']['fit']} | {o['ours_seconds']['triage']} |")
+    if stab:
+        lines += ["", f"Stability (two disjoint halves of the pooled train keys, {stab['n']} queries): same deepest "
+                  f"rank {stab['same_deepest_rank']:.3f}, same named lineage {stab['same_named_lineage']:.3f}."]
+    return "\n".join(lines) + "\n"
+
+
+def _shown_tools(o: dict) -> list[str]:
+    keep = ["ours", "ours@0.9", "ours@0.99", "BLAST top hit", "BLAST 97/95/90/85", "BLAST species 0.99",
+            "BLAST species 0.998", "BLAST genus 0.9", "SINTAX 0.8", "SINTAX 0.95"]
+    return [k for k in keep if k in o["tools"]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "bold-insects-dev.csv.gz")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/bench_folds"))
+    ap.add_argument("--out", type=Path, default=Path("/tmp/bench_folds/folds.json"))
+    ap.add_argument("--folds", default="per-order,loo,stability")
+    ap.add_argument("--only", default=None, help="run only folds whose name contains this text")
+    ap.add_argument("--max-group", type=int, default=2500, help="cap per query group (sampled, seeded)")
+    ap.add_argument("--max-heldout", type=int, default=600, help="cap on other_heldout half B per order")
+    ap.add_argument("--max-extra-heldout", type=int, default=1500, help="cap on other_heldout half A per order")
+    ap.add_argument("--max-left-out", type=int, default=1500, help="cap on the left-out order's records")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--skip-peers", action="store_true")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    args.work.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    t_all = time.perf_counter()
+    df = load_clean(args.data)
+    folds = make_folds(df, args.folds.split(","), args)
+    if args.only:
+        folds = [f for f in folds if args.only in f.name]
+    results = [score_fold(f, args) for f in folds]
+    st = [o for o in results if o["kind"] == "stability"]
+    stab = stability(st) if len(st) == 2 else None
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    payload = {"data": str(args.data), "commit": commit, "argv": sys.argv,
+               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, no GPU",
+               "load": os.getloadavg(), "total_seconds": round(time.perf_counter() - t_all, 1),
+               "folds": [{k: v for k, v in o.items() if not k.startswith("_")} for o in results], "stability": stab}
+    args.out.write_text(json.dumps(payload, indent=1, default=float))
+    print(markdown(results, stab))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

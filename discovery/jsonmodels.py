@@ -1,0 +1,182 @@
+"""Probability models whose fitted state is plain numbers (JSON in a bundle, never a pickle).
+
+Why not keep the scikit-learn objects: bundles never unpickle, so the fitted state
+is stored as JSON and prediction is a few NumPy lines. scikit-learn does the fitting.
+
+* ``JsonLogistic`` — standardised binary logistic regression (the image classifier's
+  per-rank confidence).
+* ``JsonBoosting`` — gradient-boosted trees (scikit-learn's HistGradientBoosting) with
+  optional monotonic constraints: the naming model's P(absent) and P(right | present),
+  where identity interacts with how crowded a taxon's neighbourhood is in ways a
+  linear logit cannot follow (measured on the per-order folds: benchmarks/RESULTS-discovery.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+
+def _standardise(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = X.mean(axis=0) if len(X) else np.zeros(X.shape[1])
+    scale = X.std(axis=0) if len(X) else np.ones(X.shape[1])
+    scale[scale == 0] = 1.0
+    return mean, scale
+
+
+class JsonLogistic:
+    """Standardised binary logistic regression: ``fit(X, y)``, ``predict_proba(X)`` = P(y = 1)."""
+
+    def __init__(self, C: float = 1.0) -> None:
+        self.C = C
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "JsonLogistic":
+        from sklearn.linear_model import LogisticRegression
+
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=int)
+        self.mean_, self.scale_ = _standardise(X)
+        if len(X) == 0:  # nothing to learn from: confidence 0.5 everywhere
+            self.coef_ = np.zeros(X.shape[1])
+            self.intercept_ = 0.0
+            return self
+        if len(np.unique(y)) < 2:  # degenerate: constant probability
+            self.coef_ = np.zeros(X.shape[1])
+            p = float(np.clip(y.mean(), 1e-3, 1 - 1e-3))
+            self.intercept_ = float(np.log(p / (1 - p)))
+            return self
+        model = LogisticRegression(C=self.C, max_iter=1000)
+        model.fit((X - self.mean_) / self.scale_, y)
+        self.coef_ = model.coef_[0].astype(np.float64)
+        self.intercept_ = float(model.intercept_[0])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row (1-D)."""
+        z = ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_) @ self.coef_ + self.intercept_
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -50, 50))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"C": self.C, "mean": self.mean_.tolist(), "scale": self.scale_.tolist(),
+                "coef": self.coef_.tolist(), "intercept": self.intercept_}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "JsonLogistic":
+        self = cls(C=float(data["C"]))
+        self.mean_ = np.asarray(data["mean"], dtype=np.float64)
+        self.scale_ = np.asarray(data["scale"], dtype=np.float64)
+        self.coef_ = np.asarray(data["coef"], dtype=np.float64)
+        self.intercept_ = float(data["intercept"])
+        return self
+
+
+class JsonBoosting:
+    """Binary gradient-boosted trees: ``fit(X, y, sample_weight)``, ``predict_proba(X)`` = P(y = 1).
+
+    ``monotonic``: per feature +1 (P rises with it), −1 (falls) or 0, so the model cannot
+    learn, e.g., that a closer best key makes absence *more* likely where data are thin.
+    Fitted: ``baseline_`` (log-odds) and ``trees_`` (per tree the node arrays ``feature``,
+    ``threshold``, ``left``, ``right``, ``leaf``, ``value``, ``missing_left``).
+    """
+
+    FIELDS = ("feature", "threshold", "left", "right", "leaf", "value", "missing_left")
+
+    def __init__(self, monotonic: Sequence[int] | None = None, max_iter: int = 200, learning_rate: float = 0.05,
+                 max_leaf_nodes: int = 15, min_samples_leaf: int = 30, l2_regularization: float = 1.0,
+                 seed: int = 0) -> None:
+        self.monotonic = None if monotonic is None else [int(m) for m in monotonic]
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> "JsonBoosting":
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from threadpoolctl import threadpool_limits
+
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=int)
+        self.n_features_ = X.shape[1]
+        w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if len(X) == 0 or len(np.unique(y)) < 2:  # nothing to separate: a constant probability
+            p = float(np.clip(np.average(y, weights=w) if len(y) else 0.5, 1e-3, 1 - 1e-3))
+            self.baseline_ = float(np.log(p / (1 - p)))
+            self.trees_: list[dict[str, list[Any]]] = []
+            self._arrays()
+            return self
+        model = HistGradientBoostingClassifier(
+            max_iter=self.max_iter, learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf, l2_regularization=self.l2_regularization,
+            monotonic_cst=self.monotonic, early_stopping=False, random_state=self.seed)
+        # one OpenMP thread: these models are small (thousands of rows), and spinning OpenMP threads cost
+        # 5-10x the fit itself on a busy 2-core machine (measured: 1.0 s vs 7.8 s for 1,000 rows)
+        with threadpool_limits(limits=1, user_api="openmp"):
+            model.fit(X, y, sample_weight=w)
+        if list(model.classes_) != [0, 1]:
+            raise ValueError(f"expected classes 0 and 1, got {model.classes_}")
+        self.baseline_ = float(np.ravel(model._baseline_prediction)[0])
+        self.trees_ = []
+        for (predictor,) in model._predictors:
+            n = predictor.nodes
+            self.trees_.append({"feature": n["feature_idx"].astype(int).tolist(),
+                                "threshold": n["num_threshold"].astype(float).tolist(),
+                                "left": n["left"].astype(int).tolist(), "right": n["right"].astype(int).tolist(),
+                                "leaf": n["is_leaf"].astype(bool).tolist(), "value": n["value"].astype(float).tolist(),
+                                "missing_left": n["missing_go_to_left"].astype(bool).tolist()})
+        self._arrays()
+        return self
+
+    def _arrays(self) -> None:
+        self._nodes = [tuple(np.asarray(t[f]) for f in self.FIELDS) for t in self.trees_]
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Log-odds per row."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.n_features_)
+        raw = np.full(len(X), self.baseline_)
+        rows = np.arange(len(X))
+        for feature, threshold, left, right, leaf, value, missing_left in self._nodes:
+            node = np.zeros(len(X), dtype=np.int64)
+            active = ~leaf[node]
+            while active.any():
+                a = np.nonzero(active)[0]
+                nd = node[a]
+                x = X[rows[a], feature[nd]]
+                go_left = np.where(np.isnan(x), missing_left[nd], x <= threshold[nd])
+                node[a] = np.where(go_left, left[nd], right[nd])
+                active[a] = ~leaf[node[a]]
+            raw += value[node]
+        return raw
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(y = 1) per row (1-D)."""
+        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(self.decision_function(X), -50, 50))))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": {"monotonic": self.monotonic, "max_iter": self.max_iter,
+                           "learning_rate": self.learning_rate, "max_leaf_nodes": self.max_leaf_nodes,
+                           "min_samples_leaf": self.min_samples_leaf, "l2_regularization": self.l2_regularization,
+                           "seed": self.seed},
+                "n_features": self.n_features_, "baseline": self.baseline_, "trees": self.trees_}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "JsonBoosting":
+        self = cls(**data["params"])
+        self.n_features_ = int(data["n_features"])
+        self.baseline_ = float(data["baseline"])
+        self.trees_ = [dict(t) for t in data["trees"]]
+        for t in self.trees_:
+            n = len(t["value"])
+            if set(t) != set(cls.FIELDS) or any(len(t[f]) != n for f in cls.FIELDS):
+                raise ValueError("boosted tree state is malformed")
+            nodes = np.asarray(t["feature"])
+            kids = np.r_[t["left"], t["right"]]
+            if n == 0 or nodes.min(initial=0) < 0 or nodes.max(initial=0) >= self.n_features_ or \
+                    kids.min(initial=0) < 0 or kids.max(initial=0) >= n:
+                raise ValueError("boosted tree state points outside its arrays")
+            if not np.all(np.isfinite(np.asarray(t["value"], dtype=np.float64))):
+                raise ValueError("boosted tree state holds non-finite values")
+        self._arrays()
+        return self

@@ -1,0 +1,789 @@
+"""Calibrated naming: per rank, P(label right) and P(taxon absent from the reference).
+
+Why this model (PROTAX's idea: Somervuo et al. 2016; FinPROTAX 2022; PROTAX-GPU 2024):
+a threshold fitted on whatever calibration split a dataset happens to have is a
+fact about that dataset — on a new order it named half as many known species, and
+an order absent from the reference was named anyway. So the naming model is
+trained on queries **simulated from the reference itself**: reference specimens
+searched with their own clade left out, at every rank (order included), drawn
+across the whole reference, plus leave-one-barcode-out queries of present species.
+Calibration splits and other_heldout, when a user has them, are extra examples,
+not the only ones. Whatever reference a user brings, the model is fitted to it.
+
+Per query the search gives its candidate keys with exact identities (``Hits``).
+At each rank the label is the best-identity key's taxon (consistent down the
+ranks), and per rank two boosted-tree models (``RankModel``) give
+P(absent: the true taxon is not in the reference at this rank) and P(right |
+present), hence P(right), P(wrong: the true taxon is in the reference under
+another name) and P(absent), from features that mean the same thing in any
+reference (``FEATURES``):
+
+* ``log_distance`` — log(1 − identity + ε) of the best key;
+* ``log_margin`` — how much farther (log-distance ratio) the best key of another
+  taxon at this rank is (``has_other`` = 0 when no candidate has another name);
+* ``agreement`` — share of candidate species within 2 % identity of the best
+  that carry the chosen name;
+* ``vs_within`` — the distance against the chosen taxon's own internal distance
+  (how far its members lie from their nearest relative in another child taxon,
+  or for a species, another barcode): closer than that looks like a member;
+* ``vs_siblings`` — the distance against the parent taxon's internal distance
+  (how far sibling taxa lie from each other): farther than a typical sibling
+  looks like a new sibling;
+* ``single`` — the chosen taxon has no internal-distance estimate (one child in
+  the reference): its own spread is unknown, ``vs_within`` uses the rank's mean;
+* ``log_keys`` — log(1 + keys of the chosen taxon);
+* ``overlap`` — informative bases shared with the best key / 600 (a 100 %
+  identity over a 150-nt fragment is weak evidence).
+
+Internal distances are learned from the same simulation (each left-out query's
+distance to its nearest remaining relative), shrunk toward the rank's mean and
+left out for the query that produced them.
+
+Priors: each rank's model is fitted with equal total weight on "present at this
+rank" and "absent at this rank" examples (``absent_prior``). P(right) is thus a
+posterior under even odds that a specimen's taxon is missing from the reference,
+and a decision level L bounds over-classification: among specimens whose taxon is
+absent, at most (1 − L)/L pass (Markov on the likelihood ratio; 2 % at L = 0.98).
+The simulation, predicted out of fold, gives the expected TP / UC / MC / OC at any
+level (``expected_``), which ``build-reference`` prints and ``evaluate`` checks.
+
+Decision (``deepest_confident``): walk from order to species; a blank label is
+skipped (no evidence, no gate); a rank is named when P(right) ≥ level; a failing
+rank stops the walk unless optional (subfamily: often blank or inconsistent in
+BOLD). P(right) is made non-increasing down the walk (a species cannot be surer
+than its genus). Novelty = P(species absent), the largest P(absent) of the
+labelled ranks: a specimen named to species at a level above 0.5 is never flagged
+novel.
+
+A rank the reference cannot train — fewer than ``min_sim_taxa`` taxa can be left
+out at it (one order only; a genus-less reference) — falls back to a published
+conservative COI identity cut-off (BOLDigger3's 85/90/95/97 % for order / family /
+genus / species; 92 % for subfamily, between its neighbours), and ``support_``
+says so; ``build-reference`` and ``info`` print it. Never a silent fixed cut.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from biodiscover.discovery.jsonmodels import JsonBoosting
+from biodiscover.storage.records import RANKS
+
+log = logging.getLogger(__name__)
+
+Lineage = tuple[str | None, ...]  # one label per rank in RANKS order
+OUTCOMES: tuple[str, ...] = ("right", "wrong", "absent")
+FEATURES: tuple[str, ...] = ("log_distance", "log_margin", "has_other", "agreement", "vs_within", "vs_siblings",
+                             "single", "log_keys", "overlap")
+#: monotonic constraints per feature: P(absent) rises with the distance, and with the distance against the
+#: taxon's own and its siblings' spread; P(right | present) falls with the distance, rises with the margin
+#: and the agreement. The rest is learned free.
+MONOTONIC_ABSENT: tuple[int, ...] = (1, 0, 0, 0, 1, 1, 0, 0, 0)
+MONOTONIC_RIGHT: tuple[int, ...] = (-1, 1, 0, 1, 0, 0, 0, 0, 0)
+#: conservative published COI identity cut-offs for ranks a reference cannot train (BOLDigger3 defaults;
+#: subfamily between family and genus)
+PUBLISHED_CUTOFFS: dict[str, float] = {"order": 0.85, "family": 0.90, "subfamily": 0.92, "genus": 0.95,
+                                       "species": 0.97}
+EPS = 0.002  # ≈ 1 nt in 500: identity 1.0 is not infinitely close
+AGREEMENT_WINDOW = 0.02
+OVERLAP_FULL = 600
+ROOT = "__root__"  # the parent of the orders
+LEVEL_GRID: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
+
+
+def log_distance(identity: float | np.ndarray) -> float | np.ndarray:
+    """log(1 − identity + ε): distances compare by ratio across clades."""
+    return np.log(np.clip(1.0 - np.asarray(identity, dtype=np.float64), 0.0, 1.0) + EPS)
+
+
+
+@dataclass(frozen=True)
+class Hits:
+    """One query's candidate keys (positions into the reference), best identity first."""
+
+    positions: np.ndarray  # int64
+    identities: np.ndarray  # float64
+    query_length: int  # informative (non-N) bases of the query
+
+    @classmethod
+    def empty(cls, query_length: int = 0) -> "Hits":
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), query_length)
+
+    @property
+    def top(self) -> int:
+        return int(self.positions[0]) if len(self.positions) else -1
+
+
+def deepest_confident(labels: Mapping[str, str | None], confidence: Mapping[str, float], level: float,
+                      optional_ranks: Sequence[str] = ("subfamily",)) -> str | None:
+    """The deepest rank of the top-down walk whose P(right) passes ``level`` (see module docstring)."""
+    deepest = None
+    for rank in RANKS:
+        if not labels.get(rank):
+            continue
+        if confidence.get(rank, 0.0) >= level:
+            deepest = rank
+        elif rank not in optional_ranks:
+            break
+    return deepest
+
+
+@dataclass(frozen=True)
+class NamingConfig:
+    """Settings of the naming model (stored in the bundle)."""
+
+    #: P(right) a rank needs to be named (the user's level; must exceed 0.5 so naming and novelty agree)
+    level: float = 0.98
+    optional_ranks: tuple[str, ...] = ("subfamily",)
+    #: prior weight of "absent at this rank" in each rank's model (0.5 = even odds)
+    absent_prior: float = 0.5
+    #: share of the absent weight on specimens absent exactly at the rank (the rest: absent higher up)
+    exact_share: float = 0.8
+    sim_present_per_species: int = 2
+    sim_max_present: int = 3000
+    sim_queries_per_rank: int = 900
+    sim_per_taxon: int = 3
+    #: a rank needs left-out examples of at least this many taxa to be learned (else published cut-off):
+    #: two orders already tell how far apart orders lie; one cannot
+    min_sim_taxa: int = 2
+    #: pseudo-count pulling a taxon's internal distance toward its rank's mean
+    shrink: float = 1.0
+    #: boosted trees per model, their learning rate, and the fewest examples a leaf may hold
+    trees: int = 100
+    learning_rate: float = 0.1
+    min_leaf: int = 30
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.level <= 1.0:
+            raise ValueError(f"level must be in (0.5, 1], got {self.level}")
+        if not 0.0 < self.absent_prior < 1.0:
+            raise ValueError(f"absent_prior must be in (0, 1), got {self.absent_prior}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["optional_ranks"] = list(self.optional_ranks)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "NamingConfig":
+        d = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "optional_ranks" in d:
+            d["optional_ranks"] = tuple(d["optional_ranks"])
+        return cls(**d)
+
+
+@dataclass
+class SimQuery:
+    """A reference specimen searched as if it were a query (see ``plan_simulation``)."""
+
+    position: int  # the key used as query (-1 for extra, non-key specimens)
+    #: what its search leaves out: ``(rank index, taxon)`` (a clade) or key positions (its own barcode)
+    exclude: tuple[int, str] | np.ndarray | None
+    truth: Lineage
+    scenario: str  # "present" or "absent:<rank>" (the shallowest rank whose taxon was left out)
+    group: str  # unit of cross-validation: the left-out taxon or the query's species
+    present: tuple[bool, ...] = ()  # per rank: truth taxon still has keys (filled by plan_simulation)
+    sequence: str | None = None  # extra specimens carry their own barcode
+
+
+# -- internal distances ------------------------------------------------------------------------------
+@dataclass
+class TaxonSpread:
+    """Internal log-distance of taxa, rank by rank (sums and counts; JSON state)."""
+
+    sums: dict[str, dict[str, float]] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(self, rank: str, taxon: str, value: float) -> None:
+        self.sums.setdefault(rank, {})
+        self.counts.setdefault(rank, {})
+        self.sums[rank][taxon] = self.sums[rank].get(taxon, 0.0) + value
+        self.counts[rank][taxon] = self.counts[rank].get(taxon, 0) + 1
+
+    def rank_mean(self, rank: str) -> float:
+        n = sum(self.counts.get(rank, {}).values())
+        return self.sums_total(rank) / n if n else float(log_distance(0.9))
+
+    def sums_total(self, rank: str) -> float:
+        return float(sum(self.sums.get(rank, {}).values()))
+
+    def value(self, rank: str, taxon: str | None, shrink: float, own: float | None = None) -> tuple[float, bool]:
+        """(shrunk mean log-distance, whether the taxon had its own estimate), leaving ``own`` out."""
+        s = self.sums.get(rank, {}).get(taxon or "", 0.0)
+        n = self.counts.get(rank, {}).get(taxon or "", 0)
+        if own is not None and n:
+            s, n = s - own, n - 1
+        prior = self.rank_mean(rank)
+        if n <= 0:
+            return prior, False
+        return (s + shrink * prior) / (n + shrink), True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sums": self.sums, "counts": self.counts}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TaxonSpread":
+        return cls({r: {t: float(v) for t, v in d.items()} for r, d in data["sums"].items()},
+                   {r: {t: int(v) for t, v in d.items()} for r, d in data["counts"].items()})
+
+
+def _parent(lineage: Lineage, k: int) -> tuple[str, str]:
+    """(rank, taxon) of the nearest non-blank rank above index ``k`` (the root above the orders)."""
+    for j in range(k - 1, -1, -1):
+        if lineage[j]:
+            return RANKS[j], lineage[j]  # type: ignore[return-value]
+    return ROOT, ROOT
+
+
+# -- features ----------------------------------------------------------------------------------------
+class FeatureMaker:
+    """Per-rank features of a query's hits against one reference (lineages, key lengths, taxon sizes)."""
+
+    def __init__(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, spread: TaxonSpread,
+                 shrink: float) -> None:
+        self.lineages = lineages
+        self.key_lengths = key_lengths
+        self.spread = spread
+        self.shrink = shrink
+        self.sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
+
+    def features(self, hits: Hits, own: tuple[str, str, float] | None = None
+                 ) -> tuple[Lineage, list[np.ndarray | None]]:
+        """(top lineage, per rank a feature vector or None where the label is blank / there is no hit)."""
+        if not len(hits.positions):
+            return tuple([None] * len(RANKS)), [None] * len(RANKS)
+        lins = [self.lineages[int(j)] for j in hits.positions]
+        ids = hits.identities
+        top = lins[0]
+        x0 = float(ids[0])
+        ld0 = float(log_distance(x0))
+        floor = float(ids.min())
+        # one vote per candidate species within the window (unnamed records vote alone)
+        near: dict[object, Lineage] = {}
+        for i, lin in enumerate(lins):
+            if ids[i] < x0 - AGREEMENT_WINDOW - 1e-12:
+                continue
+            key = lin[-1] or ("#", i)
+            near.setdefault(key, lin)
+        overlap = min(1.0, min(hits.query_length, int(self.key_lengths[hits.top])) / OVERLAP_FULL)
+        out: list[np.ndarray | None] = []
+        for k, rank in enumerate(RANKS):
+            label = top[k]
+            if not label:
+                out.append(None)
+                continue
+            other = [float(ids[i]) for i, lin in enumerate(lins) if lin[k] and lin[k] != label]
+            has_other = bool(other)
+            out_id = max(other) if other else floor - 0.01
+            votes = [lin[k] for lin in near.values() if lin[k]]
+            agree = float(np.mean([v == label for v in votes])) if votes else 1.0
+            own_w = own[2] if own is not None and own[0] == rank and own[1] == label else None
+            within, has_within = self.spread.value(rank, label, self.shrink, own_w)
+            prank, ptaxon = _parent(top, k)
+            own_p = own[2] if own is not None and own[0] == prank and own[1] == ptaxon else None
+            sibling, _ = self.spread.value(prank, ptaxon, self.shrink, own_p)
+            out.append(np.array([ld0, float(log_distance(out_id)) - ld0, float(has_other), agree, ld0 - within,
+                                 ld0 - sibling, float(not has_within), math.log1p(self.sizes[k].get(label, 0)),
+                                 overlap]))
+        return top, out
+
+
+# -- simulation --------------------------------------------------------------------------------------
+def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], config: NamingConfig
+                    ) -> tuple[list[SimQuery], dict[str, dict[str, Any]]]:
+    """Queries simulated from the reference: leave-one-barcode-out (present) and leave-clade-out at
+    every rank. Returns the queries and, per rank, whether the reference supports learning it."""
+    rng = np.random.default_rng(config.seed)
+    n = len(lineages)
+    by_seq: dict[str, list[int]] = defaultdict(list)
+    for j, s in enumerate(sequences):
+        by_seq[s].append(j)
+    sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
+    members: list[dict[str, list[int]]] = [defaultdict(list) for _ in RANKS]
+    for j, lin in enumerate(lineages):
+        for k in range(len(RANKS)):
+            if lin[k]:
+                members[k][lin[k]].append(j)
+    queries: list[SimQuery] = []
+    # present: leave-one-barcode-out, a few keys of each deepest-labelled taxon
+    groups: dict[object, list[int]] = defaultdict(list)
+    for j, lin in enumerate(lineages):
+        deepest = max((k for k in range(len(RANKS)) if lin[k]), default=-1)
+        if deepest >= 0:
+            groups[(deepest, lin[deepest])].append(j)
+    keys = list(groups)
+    rng.shuffle(keys)  # type: ignore[arg-type]
+    # a few per taxon, more where the reference has few taxa (the budget spread over all of them)
+    per = max(config.sim_present_per_species, config.sim_max_present // max(1, len(keys)))
+    budget = config.sim_max_present
+    for key in keys:
+        if budget <= 0:
+            break
+        idx = groups[key]
+        for j in rng.choice(idx, min(per, len(idx)), replace=False):
+            j = int(j)
+            queries.append(SimQuery(j, np.asarray(by_seq[sequences[j]], dtype=np.int64), lineages[j], "present",
+                                    f"present:{key[1]}"))
+            budget -= 1
+    # absent at each rank: a taxon left out whole, its parent kept
+    support: dict[str, dict[str, Any]] = {}
+    for k, rank in enumerate(RANKS):
+        eligible = []
+        for taxon, idx in members[k].items():
+            prank, ptaxon = _parent(lineages[idx[0]], k)
+            if prank == ROOT:
+                others = len(sizes[0]) - 1  # other orders
+            else:
+                others = sizes[RANKS.index(prank)][ptaxon] - len(idx)
+            if others > 0:
+                eligible.append(taxon)
+        support[rank] = {"taxa": len(members[k]), "leave_out_taxa": len(eligible),
+                         "learned": len(eligible) >= config.min_sim_taxa}
+        if not eligible:
+            continue
+        rng.shuffle(eligible)
+        per_taxon = max(config.sim_per_taxon, config.sim_queries_per_rank // max(1, len(eligible)))
+        budget = config.sim_queries_per_rank
+        for taxon in eligible:
+            if budget <= 0:
+                break
+            idx = members[k][taxon]
+            excl = (k, taxon)
+            # prefer different species of the left-out taxon
+            by_sp: dict[object, list[int]] = defaultdict(list)
+            for j in idx:
+                by_sp[lineages[j][-1] or ("#", j)].append(j)
+            sp_keys = list(by_sp)
+            rng.shuffle(sp_keys)  # type: ignore[arg-type]
+            picks = [int(rng.choice(by_sp[s])) for s in sp_keys[:per_taxon]]
+            if len(picks) < per_taxon:
+                rest = [j for j in idx if j not in set(picks)]
+                picks += [int(j) for j in rng.choice(rest, min(len(rest), per_taxon - len(picks)), replace=False)]
+            for j in picks[:budget]:
+                queries.append(SimQuery(j, excl, lineages[j], f"absent:{rank}", f"absent:{rank}:{taxon}"))
+            budget -= len(picks)
+    # which ranks of each query's truth keep keys after its exclusion
+    for q in queries:
+        if isinstance(q.exclude, tuple):  # a whole clade: its own rank and below go, an ancestor stays if wider
+            k, taxon = q.exclude
+            gone = Counter({(j, q.truth[j]): sizes[k][taxon] for j in range(k)})
+            gone.update({(j, q.truth[j]): sizes[j].get(q.truth[j] or "", 0) for j in range(k, len(RANKS))})
+        else:
+            gone = Counter((k, lineages[int(j)][k]) for j in q.exclude for k in range(len(RANKS))
+                           if lineages[int(j)][k])
+        q.present = tuple(bool(q.truth[k]) and sizes[k].get(q.truth[k], 0) - gone.get((k, q.truth[k]), 0) > 0
+                          for k in range(len(RANKS)))
+        first_absent = next((RANKS[k] for k in range(len(RANKS)) if q.truth[k] and not q.present[k]), None)
+        q.scenario = "present" if first_absent is None else f"absent:{first_absent}"
+    log.info("simulation: %d queries (%s); n=%d keys", len(queries),
+             dict(Counter(q.scenario for q in queries)), n)
+    return queries, support
+
+
+def spread_contribution(q: SimQuery, hits: Hits, lineages: Sequence[Lineage]) -> tuple[str, str, float] | None:
+    """The internal-distance sample a simulated query gives: its distance to the nearest remaining key of
+    its deepest present taxon (the parent of what was left out; its own species for a present query)."""
+    if q.position < 0 or not len(hits.positions):
+        return None
+    first_absent = next((k for k in range(len(RANKS)) if q.truth[k] and not q.present[k]), None)
+    if first_absent is None:  # present: a conspecific with another barcode
+        k = max((k for k in range(len(RANKS)) if q.truth[k]), default=-1)
+        if k < 0:
+            return None
+        rank, taxon = RANKS[k], q.truth[k]
+    else:
+        rank, taxon = _parent(q.truth, first_absent)
+    if rank == ROOT:
+        return ROOT, ROOT, float(log_distance(float(hits.identities[0])))
+    k = RANKS.index(rank)
+    same = [float(x) for j, x in zip(hits.positions, hits.identities) if lineages[int(j)][k] == taxon]
+    if not same:
+        return None
+    return rank, taxon, float(log_distance(max(same)))  # type: ignore[return-value]
+
+
+# -- the model ---------------------------------------------------------------------------------------
+class RankModel:
+    """One rank's outcome model: P(absent) and P(right | present), hence P(right), P(wrong), P(absent).
+
+    Two binary boosted-tree models (``JsonBoosting``) rather than one multinomial, so each can carry
+    the monotonic constraints that keep it sane where examples are thin (``MONOTONIC_*``).
+    """
+
+    def __init__(self, trees: int = 100, learning_rate: float = 0.1, min_leaf: int = 30, seed: int = 0) -> None:
+        self.trees = trees
+        self.learning_rate = learning_rate
+        self.min_leaf = min_leaf
+        self.seed = seed
+
+    def fit(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
+        y_arr = np.asarray(list(y), dtype=object)
+        absent = y_arr == "absent"
+        opts = {"max_iter": self.trees, "learning_rate": self.learning_rate, "min_samples_leaf": self.min_leaf,
+                "seed": self.seed}
+        self.absent_ = JsonBoosting(MONOTONIC_ABSENT, **opts).fit(X, absent.astype(int), w)
+        present = ~absent
+        wp = w[present] * (len(w[present]) / max(float(w[present].sum()), 1e-12))
+        self.right_ = JsonBoosting(MONOTONIC_RIGHT, **opts).fit(X[present], (y_arr[present] == "right").astype(int), wp)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, 3): P(right), P(wrong), P(absent) (``OUTCOMES`` order)."""
+        a = self.absent_.predict_proba(X)
+        r = self.right_.predict_proba(X)
+        return np.column_stack([(1 - a) * r, (1 - a) * (1 - r), a])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"trees": self.trees, "learning_rate": self.learning_rate, "min_leaf": self.min_leaf, "seed": self.seed,
+                "absent": self.absent_.to_dict(), "right_if_present": self.right_.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RankModel":
+        self = cls(int(data["trees"]), float(data["learning_rate"]), int(data["min_leaf"]), int(data["seed"]))
+        self.absent_ = JsonBoosting.from_dict(data["absent"])
+        self.right_ = JsonBoosting.from_dict(data["right_if_present"])
+        return self
+
+
+class NamingModel:
+    """Per-rank P(right) / P(wrong) / P(absent) from simulated and extra labelled queries.
+
+    ``fit(lineages, key_lengths, sim_queries, sim_hits, support, extra=(extra_truths, extra_hits))``;
+    ``predict(hits) -> (labels, confidence, p_absent)`` per query. Fitted state (JSON):
+    ``models_`` (rank → ``RankModel``), ``spread_`` (internal distances), ``support_`` (per rank:
+    learned or the published cut-off used, and why), ``expected_`` (out-of-fold outcomes of the
+    simulation at ``LEVEL_GRID``), ``n_examples_``.
+    """
+
+    def __init__(self, config: NamingConfig | None = None) -> None:
+        self.config = config or NamingConfig()
+
+    # -- fitting -------------------------------------------------------------------------------------
+    def fit(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, queries: Sequence[SimQuery],
+            hits: Sequence[Hits], support: Mapping[str, Mapping[str, Any]],
+            progress: Callable[[str], None] | None = None) -> "NamingModel":
+        say = progress or log.info
+        if len(queries) != len(hits):
+            raise ValueError("queries and hits differ in length")
+        cfg = self.config
+        self.spread_ = TaxonSpread()
+        own: list[tuple[str, str, float] | None] = []
+        for q, h in zip(queries, hits):
+            c = spread_contribution(q, h, lineages)
+            own.append(c)
+            if c is not None:
+                self.spread_.add(*c)
+        maker = FeatureMaker(lineages, key_lengths, self.spread_, cfg.shrink)
+        rows = [maker.features(h, o) for h, o in zip(hits, own)]
+        self.support_ = {}
+        for rank in RANKS:
+            s = dict(support.get(rank, {}))
+            if not s.get("learned"):
+                s["fallback"] = PUBLISHED_CUTOFFS[rank]
+                s["why"] = (f"the reference holds {s.get('taxa', 0)} {rank} taxa of which {s.get('leave_out_taxa', 0)} "
+                            f"can be left out (need {cfg.min_sim_taxa}): {rank} uses the published COI identity "
+                            f"cut-off {PUBLISHED_CUTOFFS[rank]:.2f}")
+            self.support_[rank] = s
+        X, y, w, grp = self._training_sets(queries, rows)
+        self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank]) for rank in RANKS
+                        if self.support_[rank].get("learned") and len(X[rank])}
+        for rank in RANKS:
+            if self.support_[rank].get("learned") and rank not in self.models_:
+                self.support_[rank].update(learned=False, fallback=PUBLISHED_CUTOFFS[rank],
+                                           why=f"no simulated examples at {rank}")
+        self.n_examples_ = {r: int(len(X[r])) for r in RANKS}
+        self.expected_ = self._expected(queries, rows, hits, X, y, w, grp)
+        at = self.expected_.get(f"{cfg.level}", {})
+        say(f"naming model: {len(queries)} simulated queries; " + ", ".join(
+            f"{r} {'learned' if self.support_[r].get('learned') else 'cut-off %.2f' % PUBLISHED_CUTOFFS[r]}"
+            for r in RANKS))
+        if at:
+            say(f"expected at level {cfg.level}: " + _describe_expected(at))
+        return self
+
+    def _training_sets(self, queries: Sequence[SimQuery], rows: Sequence[tuple[Lineage, list]]):
+        cfg = self.config
+        X: dict[str, list] = {r: [] for r in RANKS}
+        y: dict[str, list] = {r: [] for r in RANKS}
+        g: dict[str, list] = {r: [] for r in RANKS}
+        grp: dict[str, list] = {r: [] for r in RANKS}
+        for q, (top, feats) in zip(queries, rows):
+            first_absent = next((k for k in range(len(RANKS)) if q.truth[k] and not q.present[k]), len(RANKS))
+            for k, rank in enumerate(RANKS):
+                if feats[k] is None or not q.truth[k]:
+                    continue
+                if not q.present[k]:
+                    outcome = "absent"
+                    kind = "absent-exact" if first_absent == k else "absent-above"
+                else:
+                    outcome = "right" if top[k] == q.truth[k] else "wrong"
+                    kind = f"present-{q.scenario}"
+                X[rank].append(feats[k])
+                y[rank].append(outcome)
+                g[rank].append(kind)
+                grp[rank].append(q.group)
+        w: dict[str, np.ndarray] = {}
+        for rank in RANKS:
+            kinds = Counter(g[rank])
+            present_kinds = [kd for kd in kinds if kd.startswith("present")]
+            absent_mass = {"absent-exact": cfg.exact_share, "absent-above": 1.0 - cfg.exact_share}
+            if "absent-exact" not in kinds:
+                absent_mass = {"absent-above": 1.0}
+            elif "absent-above" not in kinds:
+                absent_mass = {"absent-exact": 1.0}
+            # each group (a left-out taxon, a species) weighs the same within its kind, whatever its size:
+            # a dozen calibration species with hundreds of specimens must not decide a rank
+            per_group = Counter(zip(g[rank], grp[rank]))
+            groups_in_kind = Counter(kd for kd, _ in per_group)
+            ww = []
+            for kd, gq in zip(g[rank], grp[rank]):
+                mass = (1 - cfg.absent_prior) / len(present_kinds) if kd.startswith("present") else \
+                    cfg.absent_prior * absent_mass[kd]
+                ww.append(mass / groups_in_kind[kd] / per_group[(kd, gq)])
+            w[rank] = np.asarray(ww) * max(1, len(ww))  # mean weight ≈ 1 keeps C's meaning
+            X[rank] = np.asarray(X[rank], dtype=np.float64).reshape(-1, len(FEATURES))  # type: ignore[assignment]
+        return X, y, w, grp
+
+    def _fit_rank(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
+        cfg = self.config
+        return RankModel(cfg.trees, cfg.learning_rate, cfg.min_leaf, cfg.seed).fit(X, y, w)
+
+    def _expected(self, queries, rows, hits, X, y, w, grp) -> dict[str, dict[str, Any]]:
+        """Out-of-fold outcomes of the simulated queries at each level of ``LEVEL_GRID`` (2 folds by group)."""
+        fold = {r: np.array([zlib.crc32(str(gq).encode()) % 2 for gq in grp[r]]) for r in RANKS}
+        oof: dict[str, np.ndarray] = {}
+        for rank in RANKS:
+            if rank not in self.models_:
+                continue
+            p = np.zeros((len(X[rank]), len(OUTCOMES)))
+            for f in (0, 1):
+                tr, te = fold[rank] != f, fold[rank] == f
+                if te.any():
+                    m = self._fit_rank(X[rank][tr], [y[rank][i] for i in np.nonzero(tr)[0]], w[rank][tr])
+                    p[te] = m.predict_proba(X[rank][te])
+            oof[rank] = p[:, 0]
+        # map back to queries: per rank, the i-th example belongs to the i-th query with features there
+        conf: list[dict[str, float]] = [dict() for _ in queries]
+        counter = {r: 0 for r in RANKS}
+        for qi, (q, (top, feats)) in enumerate(zip(queries, rows)):
+            for k, rank in enumerate(RANKS):
+                if feats[k] is None:
+                    continue
+                if not q.truth[k]:  # not a training example: predict with the full model
+                    conf[qi][rank] = self._rank_confidence(rank, feats[k][None, :], hits[qi])[0]
+                    continue
+                i = counter[rank]
+                counter[rank] += 1
+                conf[qi][rank] = float(oof[rank][i]) if rank in oof else \
+                    self._rank_confidence(rank, feats[k][None, :], hits[qi])[0]
+        out: dict[str, dict[str, Any]] = {}
+        for level in LEVEL_GRID:
+            mono = [_monotone(c, dict(zip(RANKS, r[0])), self.walk_optional, self.models_)
+                    for c, r in zip(conf, rows)]
+            out[f"{level}"] = _outcomes(queries, [r[0] for r in rows], mono, level, self.walk_optional)
+        return out
+
+    # -- prediction ----------------------------------------------------------------------------------
+    def _rank_confidence(self, rank: str, X: np.ndarray, hits: Hits) -> np.ndarray:
+        if rank in self.models_:
+            return self.models_[rank].predict_proba(X)[:, 0]
+        return np.array([1.0 if len(hits.identities) and hits.identities[0] >= PUBLISHED_CUTOFFS[rank] else 0.0])
+
+    def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits]
+                ) -> list[tuple[dict[str, str | None], dict[str, float], dict[str, float | None]]]:
+        """Per query: (labels, P(right) made non-increasing down the ranks, P(absent); None where the
+        label is blank) at every rank."""
+        maker = FeatureMaker(lineages, key_lengths, self.spread_, self.config.shrink)
+        rows = [maker.features(h) for h in hits]
+        out = []
+        # batch per rank for speed
+        probs: dict[str, dict[int, np.ndarray]] = {r: {} for r in RANKS}
+        for k, rank in enumerate(RANKS):
+            idx = [i for i, (_, f) in enumerate(rows) if f[k] is not None]
+            if not idx:
+                continue
+            if rank in self.models_:
+                P = self.models_[rank].predict_proba(np.vstack([rows[i][1][k] for i in idx]))
+            else:
+                top_id = np.array([hits[i].identities[0] for i in idx])
+                right = (top_id >= PUBLISHED_CUTOFFS[rank]).astype(float)
+                P = np.column_stack([right, np.zeros(len(idx)), 1.0 - right])
+            for i, p in zip(idx, P):
+                probs[rank][i] = p
+        for i, (top, _) in enumerate(rows):
+            labels = {r: top[k] for k, r in enumerate(RANKS)}
+            conf = {r: float(probs[r][i][0]) if i in probs[r] else 0.0 for r in RANKS}
+            absent = {r: float(probs[r][i][2]) if i in probs[r] else None for r in RANKS}
+            out.append((labels, _monotone(conf, labels, self.walk_optional, self.models_), absent))
+        return out
+
+    def why_not_named(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Hits,
+                      labels: Mapping[str, str | None], conf: Mapping[str, float],
+                      p_absent: Mapping[str, float | None], level: float) -> str | None:
+        """Why the walk stopped where it did, in a reviewer's words (None when it named the species).
+
+        Names the rank that failed, its P(right) against the level and P(absent), and what made it
+        doubtful: another taxon almost as close, a distance beyond the taxon's own spread, a short overlap.
+        """
+        failed = next((r for r in RANKS if labels.get(r) and r not in self.walk_optional
+                       and conf.get(r, 0.0) < level), None)
+        if failed is None or not len(hits.positions):
+            return None
+        k = RANKS.index(failed)
+        label = labels[failed]
+        x = float(hits.identities[0])
+        pa = p_absent.get(failed)
+        why = [f"{failed} {label} at {x:.1%} identity: P(right) {conf[failed]:.2f} below the level {level:g}"
+               + (f", P(absent from the reference) {pa:.2f}" if pa is not None else "")]
+        others = [(float(i), lineages[int(j)][k]) for j, i in zip(hits.positions, hits.identities)
+                  if lineages[int(j)][k] and lineages[int(j)][k] != label]
+        if others:
+            oi, ol = max(others, key=lambda t: t[0])
+            if x - oi < 0.015:
+                why.append(f"{ol} lies within {x - oi:.1%}")
+        within, has = self.spread_.value(failed, label, self.config.shrink)
+        spread_id = 1.0 - float(np.exp(within)) + EPS
+        if has and x < spread_id:
+            why.append(f"farther than {label}'s own members lie from each other (≈{1 - spread_id:.1%})")
+        overlap = min(hits.query_length, int(key_lengths[hits.top]))
+        if overlap < 0.8 * OVERLAP_FULL:
+            why.append(f"only {overlap} informative bases shared with the best key")
+        return "; ".join(why)
+
+    @property
+    def walk_optional(self) -> tuple[str, ...]:
+        """Ranks whose failure does not stop the walk: the optional ones (subfamily) and those decided
+        by a published cut-off (a confident family implies its order even where the reference cannot
+        learn order absence)."""
+        return tuple(r for r in RANKS if r in self.config.optional_ranks or r not in self.models_)
+
+    def novelty(self, p_absent: Mapping[str, float | None]) -> float:
+        """P(species absent): the largest P(absent) among the labelled, learned, non-optional ranks
+        (1 with no hit at all)."""
+        vals = [v for r, v in p_absent.items() if r not in self.walk_optional and v is not None]
+        return max(vals) if vals else 1.0
+
+    # -- persistence ---------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "features": list(FEATURES), "outcomes": list(OUTCOMES),
+                "models": {r: m.to_dict() for r, m in self.models_.items()}, "spread": self.spread_.to_dict(),
+                "support": self.support_, "expected": self.expected_, "n_examples": self.n_examples_}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "NamingModel":
+        if list(data.get("features", [])) != list(FEATURES) or list(data.get("outcomes", [])) != list(OUTCOMES):
+            raise ValueError(f"naming model was trained on features {data.get('features')}, expected {FEATURES}")
+        self = cls(NamingConfig.from_dict(data["config"]))
+        self.models_ = {r: RankModel.from_dict(m) for r, m in data["models"].items()}
+        for r, m in self.models_.items():
+            if r not in RANKS or m.absent_.n_features_ != len(FEATURES) or m.right_.n_features_ != len(FEATURES):
+                raise ValueError(f"naming model for {r!r} has the wrong shape")
+        self.spread_ = TaxonSpread.from_dict(data["spread"])
+        self.support_ = {r: dict(v) for r, v in data["support"].items()}
+        self.expected_ = dict(data["expected"])
+        self.n_examples_ = {r: int(v) for r, v in data["n_examples"].items()}
+        return self
+
+
+def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], optional: Sequence[str],
+              learned: Collection[str]) -> dict[str, float]:
+    """P(right) non-increasing down the labelled, learned, non-optional ranks.
+
+    Blank ranks neither cap nor get capped; a rank decided by a published cut-off (its value is the
+    cut-off's 1/0, not a probability) does not cap the ranks below: the walk stops there anyway.
+    """
+    out = dict(conf)
+    cap = 1.0
+    for r in RANKS:
+        if r not in out or not labels.get(r) or r not in learned:
+            continue
+        out[r] = min(out[r], cap)
+        if r not in optional:
+            cap = out[r]
+    return out
+
+
+def _outcomes(queries: Sequence[SimQuery], tops: Sequence[Lineage], conf: Sequence[Mapping[str, float]],
+              level: float, optional: Sequence[str]) -> dict[str, Any]:
+    """What the walk at ``level`` does with each scenario of simulated queries.
+
+    Rates weigh every group (a left-out taxon, a species) equally, as the model was trained: a
+    dozen calibration species with hundreds of specimens each must not decide the forecast.
+    """
+    per: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for q, top, c in zip(queries, tops, conf):
+        labels = {r: top[k] for k, r in enumerate(RANKS)}
+        deepest = deepest_confident(labels, c, level, optional)
+        d = RANKS.index(deepest) if deepest else -1
+        named = {r: labels[r] if k <= d else None for k, r in enumerate(RANKS)}
+        if q.scenario == "present":
+            if q.truth[-1]:
+                per["known_species_right"].append((q.group, float(named["species"] == q.truth[-1])))
+                per["known_species_wrong"].append((q.group, float(bool(named["species"])
+                                                                  and named["species"] != q.truth[-1])))
+        else:
+            rank = q.scenario.split(":", 1)[1]
+            over = float(d >= RANKS.index(rank))
+            per[f"absent_{rank}_named"].append((q.group, over))
+            if rank == "species":
+                per[f"absent_species_named@{q.truth[0] or '?'}"].append((q.group, over))
+                if q.truth[3]:
+                    per["absent_species_genus_right"].append((q.group, float(named["genus"] == q.truth[3])))
+                    per["absent_species_genus_wrong"].append((q.group, float(bool(named["genus"])
+                                                                             and named["genus"] != q.truth[3])))
+    out: dict[str, Any] = {}
+    by_order: dict[str, Any] = {}
+    for key, vals in per.items():
+        size = Counter(g for g, _ in vals)
+        rate = sum(v / size[g] for g, v in vals) / len(size)
+        entry = {"rate": float(rate), "n": len(vals), "groups": len(size)}
+        if "@" in key:
+            by_order[key.split("@", 1)[1]] = entry
+        else:
+            out[key] = entry
+    out["absent_species_named_by_order"] = by_order
+    return out
+
+
+_EXPECTED_NAMES = (("known_species_right", "known species named to the right species"),
+                   ("known_species_wrong", "known species named to a wrong species"),
+                   ("absent_species_named", "absent species named to a species (over-classification)"),
+                   ("absent_species_genus_right", "absent species named to the right genus"),
+                   ("absent_species_genus_wrong", "absent species named to a wrong genus"),
+                   ("absent_subfamily_named", "absent subfamilies named to a subfamily"),
+                   ("absent_genus_named", "absent genera named to a genus"),
+                   ("absent_family_named", "absent families named to a family"),
+                   ("absent_order_named", "absent orders named to an order"))
+
+
+def describe_expected(at: Mapping[str, Any]) -> list[str]:
+    """Human lines for one level's expected outcomes (see ``NamingModel.expected_``)."""
+    lines = [f"{label}: {at[k]['rate']:.3f} ({at[k]['n']} queries of {at[k]['groups']} taxa)"
+             for k, label in _EXPECTED_NAMES if k in at]
+    by_order = at.get("absent_species_named_by_order") or {}
+    if len(by_order) > 1:
+        lines.append("absent species named to a species, by order: " + ", ".join(
+            f"{o} {v['rate']:.3f}" for o, v in sorted(by_order.items())))
+    return lines
+
+
+def _describe_expected(at: Mapping[str, Any]) -> str:
+    return "; ".join(describe_expected(at)[:5])
+
+
+def describe_support(support: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
+    """Human lines: which ranks were learned from the reference and which use a published cut-off."""
+    for r in RANKS:
+        s = support.get(r, {})
+        if s.get("learned"):
+            yield f"{r}: learned from {s.get('leave_out_taxa')} left-out taxa"
+        else:
+            yield s.get("why") or f"{r}: published cut-off {PUBLISHED_CUTOFFS[r]:.2f}"

@@ -1,0 +1,181 @@
+"""The naming model: simulated from the reference, P(right) / P(absent) per rank, the walk, novelty.
+
+A generated world deep enough to exercise every rank (tests/fixtures/discovery.make_tree_world):
+three reference orders and a fourth absent one; per family an absent genus; per genus an
+absent species; near-sister species in some genera and well-separated ones in others.
+The assertions are on how much is named (right) as well as on how little is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.jsonmodels import JsonBoosting
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.metrics import novelty_auroc
+from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
+                                          deepest_confident, plan_simulation)
+from biodiscover.storage.records import RANKS, Specimen
+from fixtures.discovery import make_tree_world
+
+CFG = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=80, max_candidates=30, naming=NamingConfig(min_leaf=10))
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, list[Specimen]]:
+    return make_tree_world(seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(world) -> DiscoveryModel:
+    return DiscoveryModel(CFG).fit(world["keys"])
+
+
+@pytest.fixture(scope="module")
+def calls(model, world) -> dict[str, list]:
+    return {g: model.triage(world[g]) for g in ("known", "absent_species", "absent_genus", "absent_order")}
+
+
+def _named(result, rank: str) -> bool:
+    return result.deepest_rank is not None and RANKS.index(result.deepest_rank) >= RANKS.index(rank)
+
+
+def test_known_species_are_named_and_absent_taxa_are_not(calls, world) -> None:
+    known = calls["known"]
+    assert np.mean([_named(r, "species") and r.deepest_label == s.species
+                    for r, s in zip(known, world["known"])]) >= 0.95
+    sp = calls["absent_species"]
+    assert np.mean([_named(r, "species") for r in sp]) <= 0.06
+    # ... but named as deep as the reference allows: their genus, right
+    assert np.mean([_named(r, "genus") and r.labels["genus"] == s.genus
+                    for r, s in zip(sp, world["absent_species"])]) >= 0.85
+    gen = calls["absent_genus"]
+    assert np.mean([_named(r, "genus") for r in gen]) <= 0.02
+    assert np.mean([_named(r, "family") and r.labels["family"] == s.family
+                    for r, s in zip(gen, world["absent_genus"])]) >= 0.8
+    assert np.mean([_named(r, "order") for r in calls["absent_order"]]) <= 0.02
+
+
+def test_novelty_is_p_species_absent_and_never_contradicts_the_naming(calls) -> None:
+    known, novel = calls["known"], calls["absent_species"] + calls["absent_genus"] + calls["absent_order"]
+    assert novelty_auroc([0] * len(known) + [1] * len(novel), [r.novelty for r in known + novel]) >= 0.99
+    assert np.mean([r.is_novel for r in known]) <= 0.02
+    assert np.mean([r.is_novel for r in novel]) >= 0.9
+    for r in known + novel:
+        assert not (r.deepest_rank == "species" and r.is_novel)
+        assert r.p_absent["species"] is None or r.novelty >= r.p_absent["species"] - 1e-12
+        # P(right) never rises down the learned ranks
+        learned = [r.confidence[k] for k in ("family", "genus", "species") if r.labels[k]]
+        assert all(a >= b - 1e-12 for a, b in zip(learned, learned[1:]))
+
+
+def test_expected_outcomes_forecast_what_triage_does(model, calls) -> None:
+    """The out-of-fold simulation predicts the measured rates (the forecast build-reference prints)."""
+    at = model.naming_.expected_[f"{model.config.naming.level}"]
+    measured_known = np.mean([_named(r, "species") for r in calls["known"]])
+    measured_absent = np.mean([_named(r, "species") for r in calls["absent_species"]])
+    assert abs(at["known_species_right"]["rate"] - measured_known) <= 0.1
+    assert abs(at["absent_species_named"]["rate"] - measured_absent) <= 0.06
+    assert set(at) >= {"absent_order_named", "absent_family_named", "absent_genus_named", "absent_species_named"}
+
+
+def test_a_higher_level_names_less(model, world) -> None:
+    strict = model.triage(world["absent_species"] + world["known"], level=0.999)
+    loose = model.triage(world["absent_species"] + world["known"], level=0.6)
+    depth = [lambda r: -1 if r.deepest_rank is None else RANKS.index(r.deepest_rank)][0]
+    assert all(depth(a) <= depth(b) for a, b in zip(strict, loose))
+    assert sum(map(depth, strict)) < sum(map(depth, loose))
+
+
+def test_simulation_leaves_each_clade_out_at_every_rank(world) -> None:
+    lineages = [tuple(getattr(s, r) or None for r in RANKS) for s in world["keys"]]
+    seqs = [s.dna_barcode for s in world["keys"]]
+    queries, support = plan_simulation(lineages, seqs, NamingConfig())
+    scenarios = {q.scenario for q in queries}
+    assert scenarios == {"present", "absent:order", "absent:family", "absent:subfamily", "absent:genus",
+                         "absent:species"}
+    for q in queries:
+        gone = {lineages[j] for j in q.exclude}
+        if q.scenario == "present":  # leave-one-barcode-out: only keys identical to the query go
+            assert all(seqs[j] == seqs[q.position] for j in q.exclude) and q.position in q.exclude
+            assert all(q.present[k] for k in range(len(RANKS)) if q.truth[k])
+        else:
+            k = RANKS.index(q.scenario.split(":")[1])
+            assert all(lin[k] == q.truth[k] for lin in gone)  # exactly the query's own taxon
+            assert not q.present[k] and all(q.present[j] for j in range(k) if q.truth[j])
+    assert all(s["learned"] for r, s in support.items() if r != "subfamily")
+
+
+def test_a_one_order_reference_says_order_uses_the_published_cutoff(world) -> None:
+    one = [s for s in world["keys"] if s.order == "Order0"]
+    m = DiscoveryModel(CFG).fit(one)
+    s = m.naming_.support_["order"]
+    assert not s["learned"] and s["fallback"] == PUBLISHED_CUTOFFS["order"] and "published" in s["why"]
+    assert "order" in m.naming_.walk_optional  # a confident family still implies its order
+    known = [x for x in world["known"] if x.order == "Order0"]
+    res = m.triage(known)
+    assert np.mean([r.deepest_rank == "species" for r in res]) >= 0.9
+    assert m.triage(world["absent_order"][:30]) and all(
+        not _named(r, "family") for r in m.triage(world["absent_order"][:30]))
+
+
+def test_a_few_abundant_calibration_species_do_not_decide_a_rank(world) -> None:
+    """Extra labelled specimens weigh per species: 4 'absent' species of 100 specimens each that share a
+    known species' barcode must not make every known species unnamable (they did, weighed per specimen)."""
+    rng = np.random.default_rng(1)
+    donors = rng.choice(len(world["keys"]), 4, replace=False)
+    clones = [dataclasses.replace(world["keys"][int(i)], processid=f"C{i}-{j}", species=f"Clone sp{i}")
+              for i in donors for j in range(100)]
+    m = DiscoveryModel(CFG).fit(world["keys"], clones)
+    res = m.triage(world["known"])
+    assert np.mean([r.deepest_rank == "species" for r in res]) >= 0.9
+
+
+def test_the_walk_skips_blank_ranks_and_optional_failures_but_stops_at_a_failed_rank() -> None:
+    labels = {"order": "O", "family": "F", "subfamily": None, "genus": "G", "species": "G s"}
+    conf = {"order": 0.99, "family": 0.99, "subfamily": 0.0, "genus": 0.99, "species": 0.99}
+    assert deepest_confident(labels, conf, 0.98) == "species"  # blank subfamily: no gate
+    assert deepest_confident({**labels, "subfamily": "S"}, conf, 0.98) == "species"  # optional subfamily fails
+    assert deepest_confident({**labels, "subfamily": "S"}, conf, 0.98, optional_ranks=()) == "family"
+    assert deepest_confident(labels, {**conf, "genus": 0.5}, 0.98) == "family"
+    assert deepest_confident(labels, {**conf, "order": 0.5}, 0.98) is None
+    assert deepest_confident(labels, {**conf, "order": 0.5}, 0.98, optional_ranks=("order",)) == "species"
+    capped = _monotone({"order": 1.0, "family": 0.9, "subfamily": 0.95, "genus": 0.97, "species": 0.99},
+                       {**labels, "subfamily": "S"}, ("subfamily",), {"family", "subfamily", "genus", "species"})
+    assert capped == {"order": 1.0, "family": 0.9, "subfamily": 0.9, "genus": 0.9, "species": 0.9}
+
+
+def test_model_state_roundtrips_and_refuses_other_features(model, world) -> None:
+    again = NamingModel.from_dict(model.naming_.to_dict())
+    hits = model._hits([s.dna_barcode for s in world["absent_species"][:20]])
+    a = model.naming_.predict(model.ref_lineages_, model.ref_lengths_, hits)
+    b = again.predict(model.ref_lineages_, model.ref_lengths_, hits)
+    assert a == b
+    state = model.naming_.to_dict()
+    with pytest.raises(ValueError, match="features"):
+        NamingModel.from_dict({**state, "features": state["features"][:-1]})
+    assert model.naming_.predict(model.ref_lineages_, model.ref_lengths_, [Hits.empty(300)])[0][1] == {
+        r: 0.0 for r in RANKS}
+
+
+def test_boosted_trees_predict_exactly_like_scikit_learn() -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.random((800, 4))
+    X[::40, 2] = np.nan
+    y = (X[:, 0] + 0.3 * rng.random(800) > 0.6).astype(int)
+    ours = JsonBoosting(monotonic=[1, 0, 0, 0], max_iter=30).fit(X, y)
+    ref = HistGradientBoostingClassifier(max_iter=30, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=30,
+                                         l2_regularization=1.0, monotonic_cst=[1, 0, 0, 0], early_stopping=False,
+                                         random_state=0).fit(X, y)
+    assert np.allclose(ours.predict_proba(X), ref.predict_proba(X)[:, 1], atol=1e-12)
+    assert np.allclose(JsonBoosting.from_dict(ours.to_dict()).predict_proba(X), ours.predict_proba(X))
+    bad = ours.to_dict()
+    bad["trees"][0]["left"][0] = 10_000
+    with pytest.raises(ValueError, match="outside"):
+        JsonBoosting.from_dict(bad)
