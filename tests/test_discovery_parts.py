@@ -87,21 +87,3 @@ LINEAGES = [
 def test_json_logistic_constant_when_one_class() -> None:
     m = JsonLogistic().fit(np.ones((5, 2)), np.ones(5))
     assert np.all(m.predict_proba(np.zeros((3, 2))) > 0.99)
-
-
-@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
-def test_index_search_leaves_out_excluded_keys(kind: str) -> None:
-    """The simulation's leave-clade-out searches: excluded keys never come back, whatever the index kind,
-    and also once faiss.contrib.torch_utils (imported by torch-side libraries) has patched Index.search."""
-    rng = np.random.default_rng(0)
-    keys = rng.random((400, 16)).astype(np.float32)
-    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
-    index = ReferenceIndex(IndexConfig(kind=kind, ivf_nlist=4)).fit(keys)
-    gone = np.arange(0, 400, 2)
-    for _ in range(2):
-        sims, pos = index.search(keys[:5], 10, exclude=gone)
-        assert pos.shape == (5, 10) and not np.isin(pos, gone).any()
-        if kind == "flat":  # exact: the best remaining keys, in order
-            expect = np.argsort(-(keys[:5] @ keys[1::2].T), axis=1)[:, :10] * 2 + 1
-            assert (pos == expect).all()
-        import faiss.contrib.torch_utils  # noqa: F401  (patches Index.search; the exclusion must survive it)
