@@ -413,7 +413,7 @@ class DiscoveryModel:
                                    "`biodiscover build-reference` (DNA k-mer) or fit DiscoveryModel")
         state = bundle.load_table(ENGINE_TABLE, expect=dict)
         try:
-            fmt = int(state.get("format", 0))
+            fmt = int(state["format"])
             if fmt > ENGINE_FORMAT:
                 raise ModelBundleError(f"{where} format {fmt} is newer than supported; upgrade biodiscover")
             if fmt < ENGINE_FORMAT:

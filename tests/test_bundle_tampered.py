@@ -85,25 +85,25 @@ def _wrong_shape(b: Path) -> None:
 def _nan_threshold(b: Path) -> None:
     text = (b / ENGINE).read_text()
     table = json.loads(text)
-    table["classifier"]["thresholds"]["species"] = 12345.678
+    table["config"]["naming"]["level"] = 12345.678
     _rewrite(b, ENGINE, json.dumps(table).replace("12345.678", "NaN").encode())
 
 
 def _null_threshold(b: Path) -> None:
     table = _engine_table(b)
-    table["classifier"]["thresholds"]["genus"] = None
+    table["naming"]["models"]["genus"]["absent"]["baseline"] = None
     _rewrite(b, ENGINE, json.dumps(table).encode())
 
 
 def _infinite_novelty_threshold(b: Path) -> None:
     table = _engine_table(b)
-    table["novelty"]["threshold"] = 7.5
+    table["config"]["novelty_threshold"] = 7.5
     _rewrite(b, ENGINE, json.dumps(table).replace("7.5", "1e999").encode())
 
 
 def _wrong_shape_model(b: Path) -> None:
     table = _engine_table(b)
-    table["novelty"]["model"]["coef"] = [1.0, 2.0]  # 2 coefficients for 6 features
+    table["naming"]["models"]["species"]["absent"]["n_features"] = 2  # trees split on features 0..8
     _rewrite(b, ENGINE, json.dumps(table).encode())
 
 
@@ -131,7 +131,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "NaN threshold": (_nan_threshold, "NaN is not a number a bundle may hold"),
     "null threshold": (_null_threshold, "discovery engine table is malformed"),
     "infinite novelty threshold": (_infinite_novelty_threshold, "overflows to infinity"),
-    "model of the wrong shape": (_wrong_shape_model, "failed its self-check"),
+    "model of the wrong shape": (_wrong_shape_model, "has the wrong shape"),
     "table larger than listed": (lambda b: _rewrite(b, ENGINE, (b / ENGINE).read_bytes() + b" " * 10,
                                                     fix_hash=False), "checksum mismatch"),
 }
