@@ -88,7 +88,7 @@ def run_protocol(args: argparse.Namespace, by: dict, enc: object, keys: list, ca
     taxa = {r: {getattr(s, r) for s in keys if getattr(s, r)} for r in RANKS}
     timings = {}
     t = time.perf_counter()
-    dna = DiscoveryModel().fit(keys, by["val"] + by["val_unseen"], by["other_heldout"], calibration_keys=by["train"])
+    dna = DiscoveryModel().fit(keys, by["val"] + by["val_unseen"], by["other_heldout"])
     timings["dna_fit_s"] = time.perf_counter() - t
     out: dict = {"results": {}}
     variants = {"image_only": CrossModalConfig(k=args.k),  # default: image keys only

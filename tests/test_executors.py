@@ -211,8 +211,7 @@ def test_ray_shards_the_reference_index_and_matches_local(ray_executor) -> None:
 
     config = EngineConfig(index=IndexConfig(kind="ivfsq", project_dim=48, ivf_nlist=8, ivf_nprobe=3),
                           n_search=40, max_candidates=20)
-    model = DiscoveryModel(config).fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"),
-                                       calibration_keys=sp("train"))
+    model = DiscoveryModel(config).fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout"))
     assert model.index_.kind_ == "ivfsq"
     queries = sp("test", "test_unseen", "pretrain")
     want = model.triage(queries)
