@@ -346,6 +346,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
     out: dict = {"fold": fold.name, "kind": fold.kind, "keys": len(fold.keys), "extra": len(fold.extra),
                  "groups": {g: len(d) for g, d in fold.groups.items()}, "tools": {}}
     tools: dict[str, dict[str, Lineage]] = {}
+    peers = not args.skip_peers and fold.kind != "stability"  # stability compares our two models only
     ours = run_ours(fold, args)
     res = ours["results"]
     model = ours["model"]
@@ -361,7 +362,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         out["predicted_by_level"] = naming.expected_
         out["support"] = naming.support_
     learned = {r for r in RANKS if naming is None or naming.support_.get(r, {}).get("learned")}
-    if not args.skip_peers:
+    if peers:
         hits, bs = blast_top(fold.keys, q, args.work, args.threads)
         full = [lin_of[hits[p][0]] if p in hits else dict(BLANK) for p in q.processid]
         ident = np.array([hits[p][1] if p in hits else 0.0 for p in q.processid])
@@ -394,7 +395,9 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
     out["novelty"] = {**novelty_scores(y, s), "known_flagged_novel": float(np.mean(np.array(known) >= 0.5)),
                       "named_species_and_novel": float(np.mean([
                           bool(named_at(res[p], None)["species"]) and res[p].is_novel for p in q.processid]))}
-    if not args.skip_peers:
+    if fold.kind == "per-order":
+        out["candidates"] = candidate_figures(fold, ours, args)
+    if peers:
         ident_known = [hits[p][1] if p in hits else 0.0 for p in fold.groups["known"].processid]
         ident_novel = [hits[p][1] if p in hits else 0.0 for g in ("absent_species", "absent_genus")
                        if g in fold.groups for p in fold.groups[g].processid]
@@ -419,6 +422,65 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         for o, sub in d.groupby("order"):
             out["oc_by_order"][o] = float(np.mean([bool(tools["ours"][p]["species"]) for p in sub.processid]))
     out["_named"] = {"ours": tools["ours"]}
+    return out
+
+
+def candidate_figures(fold: Fold, ours: dict, args: argparse.Namespace) -> dict:
+    """Candidate species from the fold's known + absent-species queries, against vsearch 97 % in the same run.
+
+    AMI against the true species over the absent-species specimens our model flags novel (both tools
+    scored on the same specimens), vsearch ``--cluster_size`` 97 % also over all of them, and the known
+    (test) specimens our proposals hold: known species proposed as new.
+    """
+    from bench_clustering import run_vsearch
+
+    from biodiscover.discovery.metrics import clustering_scores
+    from biodiscover.discovery.proposals import candidate_species
+
+    q = pd.concat([fold.groups["known"], fold.groups["absent_species"]]).drop_duplicates("processid")
+    res = ours["results"]
+    t0 = time.perf_counter()
+    props = candidate_species(specimens(q), [res[p] for p in q.processid], threshold=ours["model"].barcode_gap_)
+    seconds = time.perf_counter() - t0
+    cand = {m.processid: i for i, p in enumerate(props) for m in p.members}
+    unseen = fold.groups["absent_species"].reset_index(drop=True)
+    known = set(fold.groups["known"].processid)
+    flagged = [p for p in unseen.processid if p in cand]
+    sp = dict(zip(unseen.processid, unseen.species))
+    d = args.work / f"cluster-{_digest(unseen)}"
+    d.mkdir(parents=True, exist_ok=True)
+    v = run_vsearch(unseen, 0.97, d, args.threads)
+    lab = dict(zip(unseen.processid, v["labels"]))
+    return {"n_proposals": len(props), "seconds": round(seconds, 1),
+            "absent_in_candidates": len(flagged) / max(1, len(unseen)),
+            "known_in_candidates": sum(p in known for p in cand) / max(1, len(known)),
+            "ours_ami": clustering_scores([sp[p] for p in flagged], [cand[p] for p in flagged])["ami"] if flagged else None,
+            "vsearch97_ami_same": clustering_scores([sp[p] for p in flagged], [lab[p] for p in flagged])["ami"]
+            if flagged else None,
+            "vsearch97_ami_all": clustering_scores(list(unseen.species), v["labels"])["ami"]}
+
+
+def versus_identity(o: dict) -> dict:
+    """Ours against the best single identity cut-off with no more over-classification, on this fold.
+
+    Species: known named right vs absent species named to a species (OC). Genus: absent species
+    named to the right genus vs to a wrong genus. Returns both tools' figures and the margin.
+    """
+    t = o["tools"]
+    ours = t["ours"]
+    out: dict = {}
+    oc = ours["absent_species"]["named_species"]
+    best = max((t[f"BLAST species {c}"]["known"]["species_right"], c) for c in SPECIES_CUTS
+               if f"BLAST species {c}" in t and t[f"BLAST species {c}"]["absent_species"]["named_species"] <= oc + 1e-9) \
+        if any(f"BLAST species {c}" in t for c in SPECIES_CUTS) else None
+    out["species"] = {"ours_right": ours["known"]["species_right"], "ours_oc": oc,
+                      "identity_right": None if best is None else best[0], "identity_cut": None if best is None else best[1]}
+    wrong = ours["absent_species"]["genus_wrong"]
+    bestg = [(t[f"BLAST genus {c}"]["absent_species"]["genus_right"], c) for c in GENUS_CUTS
+             if f"BLAST genus {c}" in t and t[f"BLAST genus {c}"]["absent_species"]["genus_wrong"] <= wrong + 1e-9]
+    bg = max(bestg) if bestg else None
+    out["genus"] = {"ours_right": ours["absent_species"]["genus_right"], "ours_wrong": wrong,
+                    "identity_right": None if bg is None else bg[0], "identity_cut": None if bg is None else bg[1]}
     return out
 
 
@@ -456,6 +518,25 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                              f"{_f(t['absent_species']['genus_right'])} | {_f(t['absent_species']['genus_wrong'])} | "
                              f"{_f(t['absent_genus']['named_genus'])} |")
         lines.append("")
+        lines += ["Ours against the best single identity cut-off with no more over-classification on the same fold:", "",
+                  "| fold | known species right: ours / identity (cut) at ours' OC | OC ours | absent sp. right genus: "
+                  "ours / identity (cut) at ours' wrong-genus | wrong genus ours |", "|---|---|---|---|---|"]
+        for o in per:
+            v = versus_identity(o)
+            s_, g_ = v["species"], v["genus"]
+            lines.append(f"| {o['fold'].split()[-1]} | {_f(s_['ours_right'])} / {_f(s_['identity_right'])} "
+                         f"({s_['identity_cut']}) | {_f(s_['ours_oc'])} | {_f(g_['ours_right'])} / "
+                         f"{_f(g_['identity_right'])} ({g_['identity_cut']}) | {_f(g_['ours_wrong'])} |")
+        lines += ["", "Candidate species (known + absent-species queries of the fold; AMI against the true species):", "",
+                  "| fold | proposals | absent sp. in candidates | known in candidates | AMI ours | AMI vsearch 97 % "
+                  "(same specimens) | AMI vsearch 97 % (all absent sp.) |", "|---|---|---|---|---|---|---|"]
+        for o in per:
+            c = o.get("candidates")
+            if c:
+                lines.append(f"| {o['fold'].split()[-1]} | {c['n_proposals']} | {_f(c['absent_in_candidates'])} | "
+                             f"{_f(c['known_in_candidates'])} | {_f(c['ours_ami'])} | {_f(c['vsearch97_ami_same'])} | "
+                             f"{_f(c['vsearch97_ami_all'])} |")
+        lines.append("")
     loo = [o for o in all_out if o["kind"] == "loo"]
     if loo:
         lines += ["### Leave-one-order-out (TAXXI classes at the deepest rank the reference holds)", "",
@@ -467,6 +548,21 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                 lines.append(f"| {o['fold'].split()[-1]} | {name} | {_f(x['TP'])} | {_f(x['UC'])} | {_f(x['MC'])} | "
                              f"{_f(x['OC'])} | {_f(t['left_out_order']['named_order'])} |")
         lines.append("")
+    lines += ["### Predicted by `build-reference` (simulation on the reference) vs measured on the fold (ours, default level)",
+              "", "| fold | known species right: predicted / measured | absent sp. named to species: predicted / measured "
+              "| absent sp. right genus: predicted / measured | measured OC by order |", "|---|---|---|---|---|"]
+    for o in all_out:
+        pr = o.get("predicted") or {}
+        t = o["tools"]["ours"]
+
+        def pm(key: str, measured: float | None) -> str:
+            return f"{_f((pr.get(key) or {}).get('rate'))} / {_f(measured)}"
+
+        by = ", ".join(f"{k} {_f(v)}" for k, v in sorted(o.get("oc_by_order", {}).items()))
+        lines.append(f"| {o['fold']} | {pm('known_species_right', t.get('known', {}).get('species_right'))} | "
+                     f"{pm('absent_species_named', t.get('absent_species', {}).get('named_species'))} | "
+                     f"{pm('absent_species_genus_right', t.get('absent_species', {}).get('genus_right'))} | {by} |")
+    lines.append("")
     lines += ["### Novelty, calibration and timing (ours)", "",
               "| fold | AUROC P(species absent) | AUROC BLAST −identity | known flagged novel | named to species and "
               "novel | ECE order / family / subfamily / genus / species | fit s | triage s |",
@@ -512,16 +608,26 @@ def main(argv: list[str] | None = None) -> int:
     folds = make_folds(df, args.folds.split(","), args)
     if args.only:
         folds = [f for f in folds if args.only in f.name]
-    results = [score_fold(f, args) for f in folds]
-    st = [o for o in results if o["kind"] == "stability"]
-    stab = stability(st) if len(st) == 2 else None
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    payload = {"data": str(args.data), "commit": commit, "argv": sys.argv,
-               "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, no GPU",
-               "load": os.getloadavg(), "total_seconds": round(time.perf_counter() - t_all, 1),
-               "folds": [{k: v for k, v in o.items() if not k.startswith("_")} for o in results], "stability": stab}
-    args.out.write_text(json.dumps(payload, indent=1, default=float))
+    results: list[dict] = []
+    stab = None
+
+    def write() -> None:  # after every fold: a long run interrupted keeps what it measured
+        payload = {"data": str(args.data), "commit": commit, "argv": sys.argv,
+                   "machine": f"{platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, no GPU",
+                   "load": os.getloadavg(), "total_seconds": round(time.perf_counter() - t_all, 1),
+                   "folds": [{k: v for k, v in o.items() if not k.startswith("_")} for o in results],
+                   "stability": stab}
+        args.out.write_text(json.dumps(payload, indent=1, default=float))
+        args.out.with_suffix(".md").write_text(markdown(results, stab))
+
+    for f in folds:
+        results.append(score_fold(f, args))
+        write()
+    st = [o for o in results if o["kind"] == "stability"]
+    stab = stability(st) if len(st) == 2 else None
+    write()
     print(markdown(results, stab))
     return 0
 

@@ -158,6 +158,11 @@ def test_why_lines_say_how_a_candidate_was_formed() -> None:
     assert lines["novelty"] == "0.50–0.75 across members (mean 0.62)"
     assert lines["clustered"] == "single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; mean membership 0.90"
     assert why_lines(Evidence(), []) == []
+    from biodiscover.storage.evidence import NearestKnown
+
+    reason = "P(right) 0.57 below the level 0.98, P(absent from the reference) 0.07"
+    near = Evidence(nearest_known=NearestKnown(species="Zeopsis vosiaipes", identity=0.933, not_named_because=reason))
+    assert dict(why_lines(near, []))["not named"] == reason
 
 
 def test_keymap_file(tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ def why_lines(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str
         parts.append(f"mean membership {evidence.mean_probability:.2f}")
     if parts:
         out.append(("clustered", "; ".join(parts)))
+    near = evidence.nearest_known
+    if near is not None and near.not_named_because:  # why the closest member is not that known species
+        out.append(("not named", near.not_named_because))
     return out
 
 
