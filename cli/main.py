@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(INTERRUPTED, err=True)
         return code
     except BiodiscoverError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo("error: " + " ".join(str(exc).splitlines()), err=True)  # one line, always
         return exc.exit_code
     except OSError as exc:
         # permissions, a full disk or a read-only file system are the user's to fix, not bugs

@@ -74,11 +74,13 @@ def write_plate(path: Path, n: int, *, start: int = 0, prefix: str = "PL", bad: 
     return path
 
 
-def corrupt_middle(path: Path) -> None:
-    """Overwrite 4 KB in the middle of a database file (the header stays valid)."""
+def corrupt_middle(path: Path, seed: int = 0) -> None:
+    """Overwrite 4 KB in the middle of a database file with seeded noise (the header stays valid)."""
+    import random
+
     data = bytearray(path.read_bytes())
     middle = (len(data) // 2) // 4096 * 4096
-    data[middle:middle + 4096] = os.urandom(4096)
+    data[middle:middle + 4096] = random.Random(seed).randbytes(4096)
     path.write_bytes(bytes(data))
 
 
@@ -188,6 +190,31 @@ def test_2_a_file_cut_short_is_damaged_before_sqlite_reads_a_page(tmp_path: Path
                                   str(tmp_path / name)))
         assert "the database is damaged" in line and "no good backup was found" in line, line
         assert sha(tmp_path / name) == digest
+
+
+def test_2_sqlites_multi_line_complaint_is_still_one_error_line(tmp_path: Path) -> None:
+    """quick_check can answer '*** in database main ***\\nPage 38: …': the user still gets one line."""
+    db = tmp_path / "bd.sqlite"
+    with Database.create(db) as handle:
+        handle.ingest((Specimen(processid=f"BD{i:05d}", dna_barcode=barcode(i)) for i in range(1500)),
+                      collection="seed", backup=False)
+    import sqlite3 as sq
+
+    original = db.read_bytes()
+    for page in range(2, len(original) // 4096):  # an invalid b-tree page type: the report spans two lines
+        damaged = bytearray(original)
+        damaged[page * 4096] = 0x07
+        db.write_bytes(bytes(damaged))
+        try:
+            rows = [r[0] for r in sq.connect(f"file:{db}?immutable=1", uri=True).execute("PRAGMA quick_check(5)")]
+        except sq.DatabaseError:
+            continue
+        if any("\n" in r for r in rows):
+            break
+    else:
+        pytest.fail("no single-page damage gave a multi-line quick_check report")
+    line = one_error_line(cli("ingest", "--input", str(write_plate(tmp_path / "p.csv", 3)), "--db", str(db)))
+    assert "the database is damaged" in line and "biodiscover db check" in line
 
 
 # -- 3. one stray quote sets aside one line, not the rest of the file -------------------------------------------

@@ -99,7 +99,7 @@ def check_database(path: Path) -> CheckReport:
     try:
         integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
         if integrity != ["ok"]:
-            problems.extend(f"integrity: {m}" for m in integrity[:20])
+            problems.extend(f"integrity: {' '.join(str(m).split())}" for m in integrity[:20])
         fks = conn.execute("PRAGMA foreign_key_check").fetchall()
         if fks:
             problems.append(f"{len(fks)} rows break a foreign key (first: table {fks[0][0]} rowid {fks[0][1]} → "

@@ -128,7 +128,7 @@ def quick_problems(path: Path, *, max_errors: int = 5, immutable: bool = False) 
     try:
         rows = [r[0] for r in conn.execute(f"PRAGMA quick_check({int(max_errors)})")]
         if rows != ["ok"]:
-            problems.extend(rows)
+            problems.extend(" ".join(str(r).split()) for r in rows)  # SQLite's lines can hold line breaks
     except sqlite3.DatabaseError as exc:
         if sqlite_error_kind(exc) == "permission":
             raise explain_sqlite_error(path, exc, "read") from None
@@ -141,6 +141,7 @@ def quick_problems(path: Path, *, max_errors: int = 5, immutable: bool = False) 
 def damaged_database_error(path: Path, detail: str) -> DatabaseError:
     """The one message for a damaged database: what failed, ``db check``, and the newest good backup."""
     path = Path(path)
+    detail = " ".join(detail.split())  # one line, whatever SQLite put in it
     good = newest_good_backup(path)
     if good is not None:
         restore = (f"the newest good backup is {good} (move the damaged file aside, then copy the backup "
