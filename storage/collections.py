@@ -335,6 +335,12 @@ class CollectionReader:
             # A bare image folder is a collection of image-only specimens.
             self.images = self.path
             self._image_index = index_images(self.path)
+            if not self._image_index:  # "0 records, exit 0" would hide that the wrong folder was given
+                tables = sorted(p.name for p in self.path.iterdir() if p.is_file() and not p.name.startswith(".")
+                                and p.name.lower().endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz", *FASTA_SUFFIXES)))
+                hint = (f"; give its collection file ({', '.join(tables[:3])}) with --images for the photographs"
+                        if tables else "")
+                raise InputError(f"{self.path}: a folder without <processid>.jpg/.jpeg/.png images{hint}")
             self.validator.images = self.path
             self.path = None
         elif self.path is not None:

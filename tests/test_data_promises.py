@@ -590,3 +590,24 @@ def test_the_promises_page_names_tests_that_exist() -> None:
     for path in (REPO / "tests").glob("test_*.py"):
         defined |= set(re.findall(r"^def (test_\w+)\(", path.read_text(encoding="utf-8"), flags=re.M))
     assert len(cited) >= 15 and cited <= defined, sorted(cited - defined)
+
+
+def test_7_the_wrong_place_is_named_not_blamed_on_the_data(tmp_path: Path, bundle: Path) -> None:
+    """A backup destination that cannot be written is named (the database is not called unreadable); a folder
+    with no photographs is not '0 records, exit 0'; a failed triage leaves no new database behind."""
+    db = tmp_path / "bd.sqlite"
+    assert cli("ingest", "--input", str(write_plate(tmp_path / "p.csv", 3)), "--db", str(db)).returncode == 0
+    digest = sha(db)
+    line = one_error_line(cli("db", "backup", "--db", str(db), "--out", "/proc/backup.sqlite"))
+    assert line.startswith("error: /proc/backup.sqlite: cannot write the backup") and "was not touched" in line
+    assert sha(db) == digest
+    folder = tmp_path / "plate-folder"
+    folder.mkdir()
+    write_plate(folder / "collection.csv", 3)
+    for verb in (["validate", str(folder)], ["ingest", "--input", str(folder), "--db", str(tmp_path / "x.sqlite")]):
+        line = one_error_line(cli(*verb))
+        assert "a folder without <processid>.jpg" in line and "collection.csv" in line, line
+    new_db = tmp_path / "never.sqlite"
+    one_error_line(cli("triage", "--input", str(HOSTILE / "empty.csv"), "--model", str(bundle), "--db", str(new_db),
+                       "-q"))
+    assert not new_db.exists()

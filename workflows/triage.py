@@ -233,10 +233,12 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     seconds["load_model"] = time.perf_counter() - t
     own_db = database is None and db_path is not None
     db = database
-    if own_db:  # before the read: a damaged, read-only or newer database fails before a 200 MB collection is read
+    if own_db:
         from biodiscover.storage.db import Database
 
-        db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
+        if Path(db_path).is_file() and Path(db_path).stat().st_size:  # type: ignore[arg-type]
+            # before the read: a damaged, read-only or newer database fails before a 200 MB collection is read
+            db = Database.open(Path(db_path))  # type: ignore[arg-type]
     try:
         t = time.perf_counter()
         say("read", 0, 1)
@@ -263,6 +265,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     provisional = 0
     run_id = None
     try:
+        if own_db and db is None:  # a new database is made only once there is something to put in it
+            db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
         if db is not None:
             t = time.perf_counter()
             say("ingest", 0, len(specimens))

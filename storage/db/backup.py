@@ -60,21 +60,31 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatabaseError(f"{dest.parent}: cannot create the backup folder ({exc.strerror})") from None
+    if not os.access(dest.parent, os.W_OK | os.X_OK):
+        raise DatabaseError(f"{dest}: cannot write the backup: folder {dest.parent} is not writable "
+                            f"(the database {db_path} was not touched)")
     tmp = dest.with_name(dest.name + ".partial")
     integrity: list[str] = []
     try:
-        src = connect_readonly(db_path)
         try:
             dst = sqlite3.connect(tmp)
+            dst.execute("BEGIN IMMEDIATE")  # opens the file for writing now, so its failure is named as such
+            dst.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the destination, not the database, is the problem: say so
+            tmp.unlink(missing_ok=True)
+            raise DatabaseError(f"{dest}: cannot write the backup ({exc}; the database {db_path} was not touched)") \
+                from None
+        src = connect_readonly(db_path)
+        try:
             try:
                 src.backup(dst, pages=4096)
                 # a backup is one self-contained file: reading it later must not need -wal/-shm files
                 dst.execute("PRAGMA journal_mode = DELETE")
                 integrity = [r[0] for r in dst.execute("PRAGMA integrity_check(5)")]
             finally:
-                dst.close()
+                src.close()
         finally:
-            src.close()
+            dst.close()
         if integrity != ["ok"]:
             tmp.unlink(missing_ok=True)
             raise damaged_database_error(db_path, f"its copy fails integrity_check: {'; '.join(integrity[:3])}; "
