@@ -259,7 +259,7 @@ def main() -> None:
     print(f"copy of the working tree in {tree}", flush=True)
     # the selected tests must pass on the unmutated copy, or a 'kill' would mean nothing
     for module in args.modules:
-        for attempt in (1, 2):  # once more before calling it broken: the shared machine can starve a test
+        for _attempt in (1, 2):  # once more before calling it broken: the shared machine can starve a test
             status, secs, detail = run_tests(tree, shim, TESTS[module], args.timeout)
             print(f"baseline {module}: {status} in {secs:.0f}s", flush=True)
             if status == "survived":

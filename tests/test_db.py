@@ -326,3 +326,38 @@ def test_run_ledger_queries_are_database_methods(tmp_path: Path) -> None:
         assert [db.run_progress(i).status for i in ids] == ["interrupted", "interrupted", "running", "running"]
         assert db.run_progress(ids[0]).message == "gone"
         assert db.interrupt_dead_runs(["batch_item"], stale_after_s=3600) == []
+
+
+def test_check_knows_every_proposal_status_including_assigned(db: Database) -> None:
+    """`db check` follows the model's status lists: an assigned proposal is live (its members and size are
+    checked), must name a live species, and a status, taxon status, run status or review action no code
+    knows is a problem, not a row silently missing from every queue and export."""
+    graph = db.taxonomy()
+    genus = graph.find("Megaselia", "genus")[0]
+    graph.add_taxon("species", "Megaselia scalaris", genus.id)
+    graph.save(db)
+    _, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": {"genus": "Megaselia"}},
+                                {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
+    db.assign(p0, 1, "Megaselia scalaris", reviewer="ana")
+    assert db.proposal(p0).status == "assigned"
+    report = db.check()
+    assert report.ok, report.problems
+    path = db.path
+    with sqlite3.connect(path) as con:
+        con.execute("DELETE FROM proposal_members WHERE proposal_id = ?", (p0,))
+    problems = db.check().problems
+    assert f"1 proposals whose size differs from their member count (e.g. {p0})" in problems
+    assert f"1 live proposals without members (e.g. {p0})" in problems
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE proposals SET taxon_id = ? WHERE id = ?", (genus.id, p0))
+        con.execute("UPDATE proposals SET status = 'asigned' WHERE id = ?", (p1,))
+        con.execute("UPDATE taxa SET status = 'tentative' WHERE id = ?", (genus.id,))
+        con.execute("UPDATE runs SET status = 'done'")
+    problems = db.check().problems
+    assert f"1 assigned proposals whose taxon is not a species (e.g. {p0})" in problems
+    assert f"1 proposals with an unknown status (e.g. {p1})" in problems
+    assert f"1 taxa with an unknown status (e.g. {genus.id})" in problems
+    assert any(p.startswith("1 runs with an unknown status") for p in problems), problems
+    with sqlite3.connect(path) as con:
+        con.execute("UPDATE proposals SET taxon_id = NULL WHERE id = ?", (p0,))
+    assert f"1 accepted or assigned proposals without a live taxon (e.g. {p0})" in db.check().problems

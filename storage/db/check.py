@@ -26,24 +26,40 @@ from typing import Any
 
 from biodiscover.storage.db.engine import connect_readonly
 from biodiscover.storage.db.integrity import check_sqlite_file, explain_sqlite_error, page_problems
+from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, REVIEW_ACTIONS, RUN_STATUSES,
+                                           TAXON_STATUSES)
 from biodiscover.storage.db.schema import inspect_revision, refuse_newer
 from biodiscover.storage.errors import DatabaseError
 
-#: (description, SQL returning one row per problem)
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    """A SQL ``IN`` list of the model's own constants (never user input), so the checks follow the model."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+_LIVE = _sql_list(LIVE_STATUSES)
+#: statuses whose proposal names a taxon: a new one (``accepted``) or a known species (``assigned``)
+_WITH_TAXON = _sql_list(("accepted", "assigned"))
+
+#: (description, SQL returning one row per problem). The status lists come from the model
+#: (``LIVE_STATUSES`` and friends), so a status added there is checked here too.
 ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (
     ("specimens with more than one current version",
      "SELECT processid FROM specimens WHERE current = 1 GROUP BY processid HAVING count(*) > 1"),
     ("specimens with no current version",
      "SELECT processid FROM specimens GROUP BY processid HAVING sum(current) = 0"),
-    ("accepted proposals without a live taxon",
-     "SELECT p.id FROM proposals p LEFT JOIN taxa t ON t.id = p.taxon_id WHERE p.status = 'accepted' "
+    ("accepted or assigned proposals without a live taxon",
+     f"SELECT p.id FROM proposals p LEFT JOIN taxa t ON t.id = p.taxon_id WHERE p.status IN ({_WITH_TAXON}) "
      "AND (t.id IS NULL OR t.status = 'rejected')"),
+    ("assigned proposals whose taxon is not a species",
+     "SELECT p.id FROM proposals p JOIN taxa t ON t.id = p.taxon_id WHERE p.status = 'assigned' "
+     "AND t.rank != 'species'"),
     ("proposals whose size differs from their member count",
      "SELECT p.id FROM proposals p LEFT JOIN (SELECT proposal_id, count(*) n FROM proposal_members "
-     "GROUP BY proposal_id) m ON m.proposal_id = p.id WHERE p.status IN ('pending','accepted','rejected') "
+     f"GROUP BY proposal_id) m ON m.proposal_id = p.id WHERE p.status IN ({_LIVE}) "
      "AND p.size != coalesce(m.n, 0)"),
     ("live proposals without members",
-     "SELECT p.id FROM proposals p WHERE p.status IN ('pending','accepted','rejected') "
+     f"SELECT p.id FROM proposals p WHERE p.status IN ({_LIVE}) "
      "AND NOT EXISTS (SELECT 1 FROM proposal_members m WHERE m.proposal_id = p.id)"),
     ("superseded proposals without a successor",
      "SELECT id FROM proposals WHERE status = 'superseded' AND superseded_by IS NULL"),
@@ -51,6 +67,12 @@ ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (
      "SELECT id FROM proposals WHERE status = 'merged' AND merged_into IS NULL"),
     ("undo reviews without the review they undo",
      "SELECT id FROM reviews WHERE action = 'undo' AND target_review_id IS NULL"),
+    # no CHECK constraints in the schema: a status no code knows would hide a row from every queue and export
+    ("proposals with an unknown status",
+     f"SELECT id FROM proposals WHERE status NOT IN ({_sql_list(PROPOSAL_STATUSES)})"),
+    ("taxa with an unknown status", f"SELECT id FROM taxa WHERE status NOT IN ({_sql_list(TAXON_STATUSES)})"),
+    ("runs with an unknown status", f"SELECT id FROM runs WHERE status NOT IN ({_sql_list(RUN_STATUSES)})"),
+    ("reviews with an unknown action", f"SELECT id FROM reviews WHERE action NOT IN ({_sql_list(REVIEW_ACTIONS)})"),
 )
 WARNING_CHECKS: tuple[tuple[str, str], ...] = (
     ("runs still marked running (interrupted, or running now)", "SELECT id FROM runs WHERE status = 'running'"),
