@@ -110,29 +110,19 @@ class SpecimenDataset(Dataset):
 def load_specimens(data_dir: Path, splits: Iterable[str] | None = None) -> list[Specimen]:
     """Specimens of a BIOSCAN-5M-layout directory (``metadata/…csv`` + ``images/…``).
 
-    Uses the project's reader (``storage.bioscan``) and barcode cleaning
-    (``storage.validation.clean_barcode``); barcodes come back cleaned so the
-    tokenizer sees what every other stage sees.
+    The project's one loader (``storage.bioscan.load_specimens``): barcodes come
+    back cleaned as every other stage sees them.
     """
-    from biodiscover.storage.validation import clean_barcode
+    from biodiscover.storage.bioscan import load_specimens as load
 
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputError(f"{data_dir}: dataset directory not found")
     wanted = tuple(splits) if splits is not None else SPLITS
-    specimens = _read_with_project_reader(data_dir, wanted)
-    for s in specimens:
-        if s.dna_barcode:
-            s.dna_barcode = clean_barcode(s.dna_barcode) or None
+    specimens = load(data_dir, wanted)
     if not specimens:
         raise InputError(f"{data_dir}: no specimens in splits {', '.join(wanted)}")
     return specimens
-
-
-def _read_with_project_reader(data_dir: Path, splits: tuple[str, ...]) -> list[Specimen]:
-    from biodiscover.storage.bioscan import BioscanDataset  # engineer A's validating reader
-
-    return list(BioscanDataset(data_dir).specimens(splits=splits))
 
 
 def fingerprint_specimens(specimens: Iterable[Specimen]) -> dict[str, Any]:

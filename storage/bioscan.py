@@ -42,6 +42,7 @@ from biodiscover.storage.records import (
     chunk_for,
     resolve_splits,
 )
+from biodiscover.storage.validation import QuarantinedRecord
 
 log = logging.getLogger(__name__)
 
@@ -496,3 +497,23 @@ class BioscanDataset:
     def specimens(self, splits: str | Sequence[str] | None = None, *, check_images: bool = False) -> Iterator[Specimen]:
         """Valid specimens of ``splits``; ``image_path`` is set where the image file exists."""
         yield from self.reader(splits, check_images=check_images)
+
+
+def load_specimens(data: Path, splits: str | Sequence[str] | None = None, *,
+                   quarantine: list[QuarantinedRecord] | None = None) -> list[Specimen]:
+    """The valid specimens of ``splits`` of a dataset root or metadata file: the project's one loader.
+
+    Why one: build-reference, training and the demo each read datasets their own way and cleaned
+    barcodes differently. This is the validating reader ``ingest`` uses (barcodes cleaned by
+    ``storage.validation.clean_barcode``, image paths attached where the files exist); rows it
+    sets aside are logged and appended to ``quarantine``, never silently dropped.
+    """
+    path = find_metadata(Path(data))
+    root = Path(data) if Path(data).is_dir() else path.parent
+    reader = BioscanDataset(root, metadata=path).reader(splits, check_images=False)
+    specimens = list(reader)
+    if reader.quarantine:
+        log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine), reader.quarantine[0].message)
+        if quarantine is not None:
+            quarantine.extend(reader.quarantine)
+    return specimens

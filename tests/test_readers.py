@@ -16,6 +16,7 @@ from biodiscover.storage.bioscan import (
     find_metadata,
     iter_metadata,
     load_metadata,
+    load_specimens,
     metadata_categories,
     reduce_repeated_barcodes,
 )
@@ -186,6 +187,27 @@ def test_dataset_root_finds_metadata_and_images(tmp_path: Path, official: bool) 
     assert {s.split for s in seen} == {"train", "val", "test"}
     # the directory itself is accepted by read_collection
     assert len(read_collection(root).specimens) == len(raw)
+
+
+def test_load_specimens_is_the_validating_reader_with_images_and_quarantine(tmp_path: Path) -> None:
+    """The one loader (build-reference, train, demo, evaluate): cleaned barcodes, images, refused rows kept."""
+    root, raw = _make_root(tmp_path, official=False, with_images=[3, 9])
+    meta = find_metadata(root)
+    first = raw.iloc[3]
+    messy = raw.iloc[[3]].assign(processid="MESSY001-24", dna_barcode="nn" + first["dna_barcode"][:20].lower() + "-" +
+                                 first["dna_barcode"][20:] + "NNN")
+    bad = raw.iloc[[3]].assign(processid="BAD001-24", dna_barcode="ACGTXZ!!ACGT")
+    pd.concat([raw, messy, bad]).to_csv(meta, index=False)
+    set_aside: list = []
+    got = load_specimens(root, "train", quarantine=set_aside)
+    by_pid = {s.processid: s for s in got}
+    assert set(by_pid) == set(raw.loc[raw["split"] == "train", "processid"]) | {"MESSY001-24"}
+    assert by_pid["MESSY001-24"].dna_barcode == first["dna_barcode"].upper().strip("N")[:660].rstrip("N")
+    assert by_pid[first["processid"]].image_path is not None and by_pid[first["processid"]].image_path.is_file()
+    assert [q.processid for q in set_aside] == ["BAD001-24"]
+    # the metadata file itself reads the same specimens; every split when none is named
+    assert [s.processid for s in load_specimens(meta, "train")] == [s.processid for s in got]
+    assert len(load_specimens(root)) == len(raw) + 1
 
 
 def test_dataset_root_without_metadata_is_a_clear_error(tmp_path: Path) -> None:

@@ -87,11 +87,10 @@ class DemoSummary:
 
 
 def _split_specimens(data_root: Path) -> dict[str, list[Specimen]]:
-    from biodiscover.storage.bioscan import BioscanDataset
+    from biodiscover.storage.bioscan import load_specimens
 
-    ds = BioscanDataset(data_root)
     out: dict[str, list[Specimen]] = {}
-    for s in ds.specimens():
+    for s in load_specimens(data_root):
         out.setdefault(s.split or "", []).append(s)
     return out
 

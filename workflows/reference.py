@@ -42,7 +42,8 @@ def load_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecor
     header is checked first, so a table without a ``split`` or ``dna_barcode``
     column fails before a byte of its rows is read.
     """
-    from biodiscover.storage.bioscan import BioscanDataset, find_metadata, read_header
+    from biodiscover.storage.bioscan import find_metadata, read_header
+    from biodiscover.storage.bioscan import load_specimens as load
 
     try:
         wanted = resolve_splits(splits)
@@ -54,14 +55,7 @@ def load_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecor
         if column not in header:
             raise InputError(f"{path}: has no {column!r} column (line 1); a reference needs labelled, split "
                              "records with barcodes (BIOSCAN-5M layout)")
-    root = Path(data) if Path(data).is_dir() else path.parent
-    reader = BioscanDataset(root, metadata=path).reader(list(wanted), check_images=False)
-    specimens = list(reader)
-    if reader.quarantine:
-        log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine), reader.quarantine[0].message)
-        if quarantine is not None:
-            quarantine.extend(reader.quarantine)
-    return specimens
+    return load(data, list(wanted), quarantine=quarantine)
 
 
 def reference_quarantine_path(out: Path) -> Path:
@@ -164,28 +158,15 @@ def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Se
     Returns False (and says why) when the dataset has no images for the keys or
     the calibration splits, unless ``required``.
     """
-    import dataclasses
-
     from biodiscover.discovery.multimodal import CrossModalClassifier
     from biodiscover.encoders.embed import load_encoders
-    from biodiscover.storage.bioscan import BioscanDataset
 
     report = progress or log_progress(log)
     say = messages(report, "reference")
-    ds = BioscanDataset(Path(data))
-
-    def with_images(specimens: Sequence[Specimen] | None) -> list[Specimen] | None:
-        if specimens is None:
-            return None
-        out_: list[Specimen] = []
-        for s in specimens:
-            path = ds.image_path(s.processid, s.split)
-            out_.append(dataclasses.replace(s, image_path=path) if path is not None and path.is_file() else s)
-        return out_
-
-    ref_i, cal_i, keys_i = with_images(ref), with_images(cal), with_images(cal_keys)
-    n_ref = sum(s.image_path is not None for s in ref_i or [])
-    n_cal = sum(s.image_path is not None for s in cal_i or [])
+    # The one loader (storage.bioscan.load_specimens) already attached each image that exists.
+    ref_i, cal_i, keys_i = list(ref), list(cal), (list(cal_keys) if cal_keys is not None else None)
+    n_ref = sum(s.image_path is not None for s in ref_i)
+    n_cal = sum(s.image_path is not None for s in cal_i)
     if n_ref == 0 or n_cal == 0:
         msg = f"{data}: no images for the keys ({n_ref}) or the calibration specimens ({n_cal}); image classifier not fitted"
         if required:
@@ -194,7 +175,7 @@ def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Se
         return False
     say(f"image classifier: embedding {n_ref} key and {n_cal} calibration images")
     encoders = load_encoders(out)
-    clf = CrossModalClassifier().fit(encoders, ref_i or [], cal_i or [], calibration_keys=keys_i)
+    clf = CrossModalClassifier().fit(encoders, ref_i, cal_i, calibration_keys=keys_i)
     clf.save(out)
     say(f"image classifier thresholds: {', '.join(f'{r} {t:.2f}' for r, t in clf.thresholds_.items())}")
     return True
