@@ -28,7 +28,6 @@ import re
 import resource
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,11 +36,11 @@ import numpy as np
 import pandas as pd
 
 
-from biodiscover.discovery.clustering import BarcodeDistances, BarcodeGapThreshold, ClusteringConfig  # noqa: E402
-from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer  # noqa: E402
-from biodiscover.discovery.metrics import bin_agreement, clustering_scores  # noqa: E402
-from biodiscover.storage.records import MIN_BARCODE_LENGTH  # noqa: E402
-from biodiscover.storage.validation import clean_barcode  # noqa: E402
+from biodiscover.discovery.clustering import BarcodeDistances, BarcodeGapThreshold, ClusteringConfig
+from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer
+from biodiscover.discovery.metrics import bin_agreement, clustering_scores
+from biodiscover.storage.records import MIN_BARCODE_LENGTH
+from biodiscover.storage.validation import clean_barcode
 
 log = logging.getLogger("bench_clustering")
 _NOT_ACGTN = re.compile("[^ACGTN]")

@@ -32,8 +32,8 @@ from typing import Any, Iterator
 import numpy as np
 
 
-from biodiscover.storage.db import Database  # noqa: E402
-from biodiscover.storage.records import Specimen  # noqa: E402
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import Specimen
 
 
 def cpu_s() -> float:

@@ -79,7 +79,7 @@ def _table(title: str, retrieval: dict[str, Any]) -> list[str]:
     for direction, table in retrieval.items():
         for rank in RANKS:
             row = table.get(rank, {})
-            if not row or (row.get("seen") or {}).get("micro") is None and (row.get("unseen") or {}).get("micro") is None:
+            if not row or ((row.get("seen") or {}).get("micro") is None and (row.get("unseen") or {}).get("micro") is None):
                 continue
             cells = [fmt((row.get(p) or {}).get(m)) for p in ("seen", "unseen", "hm") for m in ("micro", "macro")]
             lines.append(f"| {direction} | {rank} | " + " | ".join(cells) + " |")

@@ -57,7 +57,7 @@ def main() -> int:
             result["runs"][name] = {"wall_s": round(wall, 2), "seconds": summary.seconds,
                                     "by_modality": summary.by_modality, "scores": scores}
     args.out.write_text(json.dumps(jsonable(result), indent=2))
-    print(f"| specimens | run | rank | named right (TP) | named wrong (MC) | taxon unknown yet named (OC) |")
+    print("| specimens | run | rank | named right (TP) | named wrong (MC) | taxon unknown yet named (OC) |")
     print("|---|---|---|---|---|---|")
     for subset in ("with_barcode", "photograph_only"):
         for name in ("dna_only", "dna_and_image"):

@@ -258,7 +258,7 @@ def make_synthetic(data: Path, n_keys: int, out_csv: Path, n_queries: int, seed:
             centre[hit] = rng.choice(bases, int(hit.sum()))
             name = f"{src.genus} syn{s}"
             rows = []
-            for j in range(per_species):
+            for _j in range(per_species):
                 seq = centre.copy()
                 hit = rng.random(seq.size) < rng.uniform(0.0, 0.01)
                 seq[hit] = rng.choice(bases, int(hit.sum()))

@@ -53,7 +53,7 @@ def calibrate(args: argparse.Namespace) -> None:
         bc = df["dna_barcode"].dropna()
         lengths = bc.str.len()
         print(json.dumps({
-            "data": name, "records": int(len(bc)),
+            "data": name, "records": len(bc),
             "at_fraction": round(float((bc.str.count("A") + bc.str.count("T")).sum() / bc.str.len().sum()), 3),
             "with_N": round(float(bc.str.contains("N").mean()), 3),
             "length_q05_q25_q50_q95": [int(lengths.quantile(q)) for q in (0.05, 0.25, 0.5, 0.95)],

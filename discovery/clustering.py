@@ -45,21 +45,21 @@ from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "ClusteringConfig",
-    "Distances",
     "BarcodeDistances",
-    "EmbeddingDistances",
-    "distances_of",
-    "cosine_distance",
-    "SpeciesClusterer",
-    "make_clusterer",
-    "available_methods",
-    "run_record",
-    "threshold_cut",
-    "same_species_probability",
-    "merge_across_groups",
     "BarcodeGapThreshold",
     "ClassicalMDS",
+    "ClusteringConfig",
+    "Distances",
+    "EmbeddingDistances",
+    "SpeciesClusterer",
+    "available_methods",
+    "cosine_distance",
+    "distances_of",
+    "make_clusterer",
+    "merge_across_groups",
+    "run_record",
+    "same_species_probability",
+    "threshold_cut",
 ]
 
 #: Fallback when no threshold was learned: what BarcodeGapThreshold learned on the
@@ -468,7 +468,7 @@ class BarcodeGapThreshold:
         within: list[np.ndarray] = []
         between: list[np.ndarray] = []
         offset = 0
-        for g, idx in by_group.items():
+        for idx in by_group.values():
             if len(idx) > self.max_group:
                 idx = sorted(rng.choice(idx, self.max_group, replace=False).tolist())
             sub = [X[i] for i in idx] if not isinstance(X, np.ndarray) else X[idx]

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, cast
 
@@ -220,7 +221,7 @@ class ReferenceIndex:
         if keys.ndim != 2 or keys.shape[0] == 0:
             raise ValueError(f"reference keys must be a non-empty 2-D array, got shape {keys.shape}")
         sample = keys
-        if keys.shape[0] > self.config.train_size and self._choose_kind(len(keys)) != "flat" \
+        if (keys.shape[0] > self.config.train_size and self._choose_kind(len(keys)) != "flat") \
                 or (self.config.project_dim is not None and keys.shape[0] > self.config.train_size):
             rng = np.random.default_rng(self.config.seed)
             sample = keys[np.sort(rng.choice(len(keys), self.config.train_size, replace=False))]
@@ -315,7 +316,7 @@ class ReferenceIndex:
             raise RuntimeError("ReferenceIndex is not fitted")
         n = max(1, min(int(n), self.ntotal_ or 1))
         bounds = np.linspace(0, self.ntotal_, n + 1).astype(np.int64)
-        return [self._subset(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return [self._subset(int(lo), int(hi)) for lo, hi in pairwise(bounds)]
 
     def _subset(self, lo: int, hi: int) -> tuple["ReferenceIndex", int]:
         """Keys ``lo..hi-1`` as an index of their own, and what to add to its positions."""

@@ -194,7 +194,7 @@ class Bundle:
         manifest = {
             "format": "biodiscover-bundle",
             "format_version": BUNDLE_FORMAT_VERSION,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "config": dict(config),
             "packages": package_versions(),
             "data_fingerprint": dict(fingerprint or {}),

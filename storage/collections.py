@@ -515,7 +515,7 @@ class CollectionReader:
             for _, _, problem in consumed:
                 if problem is not None:
                     extra.append((getattr(problem, "kind", NON_UTF8), str(problem)))
-            if not cells or all(not c.strip() for c in cells) and len(cells) <= 1:
+            if not cells or (all(not c.strip() for c in cells) and len(cells) <= 1):
                 if not extra:
                     continue  # blank line
                 self._quarantine(self.validator.reject(source=src, line=start, kind=extra[0][0],

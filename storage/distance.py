@@ -22,7 +22,7 @@ evidence. Two normalisations, each for a reason:
   look identical to everything and chain species together).
 * :func:`identity` — 1 − differences per informative base of the *shorter read*
   (no padding, no overlap floor): "how much of this query matches", the
-  evidence the naming engine's calibrated per-rank models were fitted on, and
+  evidence the naming engine's per-rank P(right) models were fitted on, and
   the distance the synthetic generator is calibrated in
   (:func:`divergence` = 1 − identity, ``nan`` for an empty read).
 
@@ -43,8 +43,16 @@ from scipy import sparse
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MIN_INFORMATIVE", "p_distance", "cross_p_distance", "pairwise_p_distance", "identity", "divergence",
-           "kmer_presence", "mash_distance"]
+__all__ = [
+    "MIN_INFORMATIVE",
+    "cross_p_distance",
+    "divergence",
+    "identity",
+    "kmer_presence",
+    "mash_distance",
+    "p_distance",
+    "pairwise_p_distance",
+]
 
 #: edlib equalities: ``N`` matches any base
 _N_EQUAL = [("N", base) for base in "ACGT"]

@@ -19,7 +19,7 @@ import numpy as np
 
 def jsonable(value: Any) -> Any:
     """``value`` as nested dicts/lists of str, int, float (finite), bool and None."""
-    if value is None or isinstance(value, (bool, str, int)) and not isinstance(value, np.generic):
+    if value is None or (isinstance(value, (bool, str, int)) and not isinstance(value, np.generic)):
         return value
     if isinstance(value, Mapping):
         return {str(k): jsonable(v) for k, v in value.items()}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Callable, Protocol
 
-__all__ = ["Progress", "no_progress", "log_progress", "within", "messages", "describe"]
+__all__ = ["Progress", "describe", "log_progress", "messages", "no_progress", "within"]
 
 
 class Progress(Protocol):

@@ -183,7 +183,7 @@ def _missing(value: Any) -> bool:
     if isinstance(value, str) and value.strip() == "":
         return True
     try:  # pandas.NA / NaT without importing pandas here
-        return bool(value != value)  # noqa: PLR0124
+        return bool(value != value)  # NaN is the one value not equal to itself
     except (TypeError, ValueError):
         return False
 

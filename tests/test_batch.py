@@ -6,14 +6,13 @@ End-to-end batches through the real triage pipeline are in ``test_batch_run.py``
 from __future__ import annotations
 
 import gzip
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.errors import InputError
 from biodiscover.workflows.batch import (
     BatchSummary,
     CollectionOutcome,

@@ -18,8 +18,8 @@ from fixtures.batch import build_bundle_and_frame, write_collections
 
 pytest.importorskip("biodiscover.workflows.triage", reason="E1's triage pipeline (workflows/triage.py) not present")
 
-from biodiscover.storage.db.database import Database  # noqa: E402
-from biodiscover.workflows.batch import ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch  # noqa: E402
+from biodiscover.storage.db.database import Database
+from biodiscover.workflows.batch import ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,7 +48,7 @@ def _items(db_path: Path) -> list:
 
 
 def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) -> None:
-    root, bundle, meta = workspace
+    _root, bundle, meta = workspace
     folder = tmp_path / "night"
     plates = write_collections(meta, folder, 3, rows_per_collection=30)
     # A plate with two bad rows (an impossible barcode, a repeated processid) among good ones.
@@ -92,7 +92,7 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
 
 @pytest.mark.slow  # two CLI processes (≈10 s of imports each on 2 busy cores) and a real SIGKILL
 def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Path) -> None:
-    root, bundle, meta = workspace
+    _root, bundle, meta = workspace
     folder = tmp_path / "plates"
     plates = write_collections(meta, folder, 5)
     db_path = tmp_path / "kill.sqlite"
@@ -107,7 +107,7 @@ def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Pat
                 try:
                     if any(r.status == "completed" for r in _items(db_path)):
                         break
-                except Exception:  # the database is being created
+                except Exception:  # noqa: BLE001 - the database is being created
                     pass
             if proc.poll() is not None:
                 pytest.fail(f"run finished before it could be killed: {proc.stderr.read().decode()[-2000:]}")
@@ -147,7 +147,7 @@ def test_run_with_ray_executor_matches_local(workspace, tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from biodiscover.workflows.executors import ExecutorConfig
 
-    root, bundle, meta = workspace
+    _root, bundle, meta = workspace
     folder = tmp_path / "plates"
     write_collections(meta, folder, 2, rows_per_collection=40)
     out = {}

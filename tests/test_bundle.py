@@ -52,7 +52,7 @@ def test_fingerprint_names_the_model_and_changes_with_any_file(tmp_path: Path) -
     assert Bundle.open(tmp_path / "b").fingerprint not in (fp, None)
     b.set_section("model_fingerprint", "release-2026.1")
     assert Bundle.open(tmp_path / "b").fingerprint == "release-2026.1"
-    with pytest.raises(ModelBundleError, match="no bundle.json"):
+    with pytest.raises(ModelBundleError, match=r"no bundle.json"):
         Bundle.open(tmp_path / "nothing")
 
 

@@ -128,7 +128,7 @@ def test_candidates_recover_novel_species(gap: BarcodeGapThreshold) -> None:
 
 
 def test_singleton_species_kept_and_far_outlier_alone(gap: BarcodeGapThreshold) -> None:
-    seqs, species, _ = synthetic_barcodes(1, 3, (4, 4), seed=3)
+    seqs, _species, _ = synthetic_barcodes(1, 3, (4, 4), seed=3)
     rng = np.random.default_rng(9)
     stranger = "".join(rng.choice(BASES, 400))
     cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs + [stranger]))
@@ -137,7 +137,7 @@ def test_singleton_species_kept_and_far_outlier_alone(gap: BarcodeGapThreshold) 
 
 
 def test_predict_places_late_specimens(gap: BarcodeGapThreshold) -> None:
-    seqs, species, genera = synthetic_barcodes(2, 3, (4, 6), seed=11)
+    seqs, _species, genera = synthetic_barcodes(2, 3, (4, 6), seed=11)
     cl = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs), groups=genera)
     rng = np.random.default_rng(5)
     late = ["".join(mutate(rng, np.array(list(s)), 0.004)) for s in seqs[:6]]
@@ -263,7 +263,7 @@ def test_a_new_clustering_method_is_one_new_file(tmp_path, monkeypatch, gap: Bar
     plain, _ = discover_candidates(specimens, parents=parents, threshold=gap, config=ClusteringConfig(method="threshold"))
     assert clustering_scores(species, plain.labels_)["ami"] == pytest.approx(1.0)
     assert (plain.outlier_scores_ == 0).all() and set(plain.agreement_.values()) == {1.0}
-    with pytest.raises(ValueError, match="unknown clustering method 'kmeans'.*threshold_hdbscan"):
+    with pytest.raises(ValueError, match=r"unknown clustering method 'kmeans'.*threshold_hdbscan"):
         make_clusterer(ClusteringConfig(method="kmeans"))
     with pytest.raises(ValueError, match="cannot be loaded"):
         make_clusterer(ClusteringConfig(method="one_per_parent:Nope"))

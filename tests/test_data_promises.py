@@ -166,7 +166,7 @@ def test_2_backups_are_verified_and_pruning_never_loses_the_newest_good_one(tmp_
     assert newest_good_backup(db) == taken[-2]
     corrupt_middle(db)
     before = digests(db.with_name(db.name + ".backups"))
-    with pytest.raises(DatabaseError, match="the database is damaged.*nothing was written"):
+    with pytest.raises(DatabaseError, match=r"the database is damaged.*nothing was written"):
         backup_database(db, reason="pre-run", keep=1)
     assert digests(db.with_name(db.name + ".backups")) == before
 

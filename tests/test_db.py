@@ -121,7 +121,7 @@ def test_queue_filters_sorts_pages_and_counts(db: Database) -> None:
                             parent_lineage=_lineage(i), novelty=i / 20, nearest_identity=0.99 - i / 100,
                             nearest_species=f"sp{i}", evidence={"consensus": "ACGT"})
                  for i in range(20)]
-    run, ids = _new_run(db, proposals)
+    _run, ids = _new_run(db, proposals)
     rows, total = db.proposal_queue(sort="novelty", descending=True, limit=5)
     assert total == 20 and [r.id for r in rows] == ids[::-1][:5]
     rows, total = db.proposal_queue(parent="Megaselia", min_size=2, sort="size", limit=100)
@@ -141,7 +141,7 @@ def test_queue_filters_sorts_pages_and_counts(db: Database) -> None:
 
 
 def test_accept_names_are_stable_counter_never_reused(db: Database) -> None:
-    run, ids = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+    _run, ids = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
                              {"members": ["BD000006"], "parent_lineage": _lineage(0)},
                              {"members": ["BD000009"], "parent_lineage": _lineage(0)}])
     assert db.suggest_name(ids[0]) == "Megaselia sp. BD-0001"
@@ -164,7 +164,7 @@ def test_accept_names_are_stable_counter_never_reused(db: Database) -> None:
 
 
 def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
-    run, ids = _new_run(db, [{"members": [("BD000000", 0.9), ("BD000003", 0.8), ("BD000006", 0.7)],
+    _run, ids = _new_run(db, [{"members": [("BD000000", 0.9), ("BD000003", 0.8), ("BD000006", 0.7)],
                               "parent_lineage": _lineage(0)},
                              {"members": [("BD000009", 0.6)], "parent_lineage": _lineage(0)},
                              {"members": ["BD000001"], "parent_lineage": _lineage(1)}])
@@ -179,7 +179,7 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
     mv = db.move(p1, db.proposal(p1).version, campylomyza.id, reviewer="ana")
     assert db.proposal(p1).parent_name == "Campylomyza"
     rn = db.rename(p2, 1, "Campylomyza sp. wet-meadow", reviewer="ana")
-    nt = db.note(p2, "check wing venation", reviewer="bo")
+    db.note(p2, "check wing venation", reviewer="bo")
     rj = db.reject(p2, db.proposal(p2).version, reviewer="bo")
     log = db.reviews()
     assert [r["action"] for r in reversed(log)] == ["split", "merge", "move", "rename", "note", "reject"]
@@ -199,7 +199,7 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
 
 
 def test_stale_version_and_out_of_order_undo_are_refused(db: Database) -> None:
-    run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+    _run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
     r = db.rename(pid, 1, "first", reviewer="ana")
     with pytest.raises(StaleProposalError, match="you saw version 1, it is now version 2"):
         db.reject(pid, 1, reviewer="bo")
@@ -213,10 +213,10 @@ def test_stale_version_and_out_of_order_undo_are_refused(db: Database) -> None:
 
 
 def test_recluster_supersedes_pending_but_not_decided(db: Database) -> None:
-    run1, (a, b) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+    _run1, (a, b) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
                                  {"members": ["BD000006"], "parent_lineage": _lineage(0)}])
     db.accept(b, 1, reviewer="ana")
-    run2, (c,) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006", "BD000009"],
+    _run2, (c,) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006", "BD000009"],
                                 "parent_lineage": _lineage(0)}])
     old, new = db.proposal(a), db.proposal(c)
     assert (old.status, old.superseded_by, old.version) == ("superseded", c, 2)

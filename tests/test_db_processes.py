@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -105,7 +104,7 @@ def test_a_batch_writer_and_reviewer_concurrently_lose_nothing(tmp_path: Path) -
     assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
     assert reviewer.stdout.readline().strip() == "ready", reviewer.stderr.read()
     go.touch()
-    r_out, r_err = reviewer.communicate(timeout=120)
+    _r_out, r_err = reviewer.communicate(timeout=120)
     stop.touch()
     w_out, w_err = writer.communicate(timeout=120)
     assert writer.returncode == 0, w_err

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -117,7 +116,7 @@ def test_resume_reuses_finished_stages(demo) -> None:
 
 def test_mismatched_settings_and_foreign_folders_are_refused(demo, tmp_path) -> None:
     workdir, _, _ = demo
-    with pytest.raises(InputError, match="other settings.*n_species"):
+    with pytest.raises(InputError, match=r"other settings.*n_species"):
         run_demo(workdir, DemoConfig(n_species=25, n_specimens=420, preset="tiny", seed=3))
     foreign = tmp_path / "mine"
     foreign.mkdir()

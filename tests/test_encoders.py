@@ -179,10 +179,10 @@ def test_image_preprocessing(tmp_path: Path) -> None:
     assert t[0].mean().item() == pytest.approx((1.0 - RGB_MEAN[0]) / 0.1421, abs=0.05)
     aug = ImageTransform(32, train=True, seed=1)
     assert aug(img).shape == (3, 32, 32)
-    with pytest.raises(InputError, match="x.txt"):
+    with pytest.raises(InputError, match=r"x.txt"):
         (tmp_path / "x.txt").write_text("not an image")
         load_image(tmp_path / "x.txt")
-    with pytest.raises(InputError, match="missing.jpg"):
+    with pytest.raises(InputError, match=r"missing.jpg"):
         load_image(tmp_path / "missing.jpg")
     assert to_tensor(Image.new("RGB", (4, 4), (0, 0, 0))).shape == (3, 4, 4)
 

@@ -85,7 +85,7 @@ def test_old_unversioned_records_read_and_unknown_keys_are_kept_not_read() -> No
 def test_newer_or_malformed_records_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match=f"format {EVIDENCE_FORMAT + 1} is newer"):
         Evidence.from_dict({"format": EVIDENCE_FORMAT + 1})
-    with pytest.raises(ValueError, match="NearestKnown has unknown field.*'identitty'"):
+    with pytest.raises(ValueError, match=r"NearestKnown has unknown field.*'identitty'"):
         Evidence.from_dict({"nearest_known": {"identitty": 0.9}})
     with pytest.raises(ValueError, match="must be a JSON object"):
         Evidence.from_dict(["not", "a", "record"])  # type: ignore[arg-type]
@@ -99,7 +99,7 @@ def test_one_proposal_record_for_discovery_and_database() -> None:
                    evidence={"threshold": 0.02})
     assert p.members == (Member("A", 0.5), Member("B"), Member("C", 1.0, 0.1))
     assert p.evidence == Evidence(threshold=0.02)
-    with pytest.raises(ValueError, match="unknown field.*'colour'"):
+    with pytest.raises(ValueError, match=r"unknown field.*'colour'"):
         CandidateProposal.coerce({"members": ["A"], "colour": "red"})
     with pytest.raises(ValueError, match="no members"):
         CandidateProposal(members=())

@@ -244,7 +244,7 @@ def test_force_never_deletes_a_folder_of_other_files(tmp_path: Path, data, fmt: 
     out = tmp_path / "export"
     write_export(data, fmt, out)
     (out / "my-notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="my-notes.txt"):
+    with pytest.raises(InputError, match=r"my-notes.txt"):
         write_export(data, fmt, out, force=True)
     assert (out / "my-notes.txt").read_text() == "keep me"
 

@@ -199,7 +199,7 @@ def test_run_takes_the_whole_corpus_in_one_process(bundle: Path, tmp_path: Path)
 
 @pytest.mark.parametrize("name", ["config_list", "config_string", "packages_list"])
 def test_info_refuses_a_damaged_manifest_section_in_one_line(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _cli(capsys, "info", str(HOSTILE / "bundles" / name))
+    code, _out, err = _cli(capsys, "info", str(HOSTILE / "bundles" / name))
     _assert_one_error_line(code, err)
     assert f"'{name.split('_')[0]}' must be a JSON object" in err, err
 
@@ -212,6 +212,6 @@ def test_info_skips_damaged_nested_metrics(capsys: pytest.CaptureFixture[str]) -
 @pytest.mark.parametrize("name", ["version_string", "version_float"])
 def test_info_calls_a_malformed_format_version_damaged_not_newer(name: str,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _cli(capsys, "info", str(HOSTILE / "bundles" / name))
+    code, _out, err = _cli(capsys, "info", str(HOSTILE / "bundles" / name))
     _assert_one_error_line(code, err)
     assert "is not a bundle format version" in err and "newer" not in err, err

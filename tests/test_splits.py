@@ -53,7 +53,7 @@ def test_quota_formula() -> None:
 
 
 def test_seen_unseen_heldout_rules(frame) -> None:
-    meta, truth = frame
+    meta, _truth = frame
     for s in ("val", "test"):
         assert _species(meta, s) <= _species(meta, "train")
     for s in ("val_unseen", "test_unseen"):
@@ -114,9 +114,9 @@ def test_hand_made_records_and_determinism() -> None:
     bases = "ACGT"
     rng = np.random.default_rng(0)
     for s in range(4):  # named species, 30 records over 10 barcodes each
-        for b in range(10):
+        for _b in range(10):
             add(f"Aus sp{'abcd'[s]}ecies", "Aus", "".join(rng.choice(list(bases), 300)), 3)
-    for b in range(6):  # a placeholder species in a seen genus: unseen
+    for _b in range(6):  # a placeholder species in a seen genus: unseen
         add("Aus sp. BIOUG1-A01", "Aus", "".join(rng.choice(list(bases), 300)), 2)
     add("Bus sp. CR1", "Bus", "ACGT" * 80, 5)  # placeholder genus not seen: heldout
     add("Aus singleton", "Aus", "T" * 300, 1)  # one record: train

@@ -359,7 +359,7 @@ async def test_taxonomy_marks_provisional_and_jumps_to_proposals(review_db: Path
         await settle(pilot)
         assert isinstance(app.screen, QueueScreen)
         shown = app.screen.query_one(ProposalTable).rows_shown
-        rows, total = db.proposal_queue(parent=parent.id, parent_subtree=True, limit=100)
+        rows, _total = db.proposal_queue(parent=parent.id, parent_subtree=True, limit=100)
         assert {p.id for p in shown} == {p.id for p in rows} and first.id in {p.id for p in shown}
     db.close()
 
@@ -381,7 +381,7 @@ async def test_keymap_remaps_binding_ids_and_help_lists_them(review_db: Path) ->
         assert isinstance(app.screen, HelpScreen)
         body = str(app.screen.query_one("#help-body").render())
         assert "proposal.reject" in body and "proposal.accept" in body
-        line = next(l for l in body.splitlines() if "proposal.reject" in l)
+        line = next(t for t in body.splitlines() if "proposal.reject" in t)
         assert line.split()[0] == "z"
     db.close()
 

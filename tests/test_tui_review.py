@@ -8,7 +8,6 @@ then asserts what the database holds and what the screen says.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import shutil
 from pathlib import Path
@@ -17,13 +16,13 @@ from typing import Any, Awaitable, Callable
 import pytest
 from textual.worker import WorkerCancelled
 
-from biodiscover.discovery.proposals import compute_evidence, recompute_evidence
+from biodiscover.discovery.proposals import recompute_evidence
 from biodiscover.storage.db import Database
 from biodiscover.storage.db.taxonomy import provisional_references
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.detail import DetailScreen
-from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog
+from biodiscover.tui.screens.dialogs import PickDialog, PickManyDialog
 from biodiscover.tui.screens.taxonomy import TaxonomyScreen
 from biodiscover.tui.widgets.dna_panel import DnaPanel
 from biodiscover.tui.widgets.image_panel import ImagePanel
@@ -143,6 +142,7 @@ async def test_split_and_merge_recompute_the_evidence_from_the_members(review_db
         new_id = int(next(k for k in new_id["proposals"] if k != "1"))
         kept, split = db.proposal_detail(1), db.proposal_detail(new_id)
         assert kept.summary.size == big.summary.size - 3 and split.summary.size == 3
+        assert {m.processid for m in split.members} == set(picked)  # the ticked members, not any three
         for d in (kept, split):
             ev = d.evidence
             assert ev.size == d.summary.size
@@ -244,7 +244,7 @@ async def test_dna_tab_aligns_partial_barcodes_to_the_nearest_known_species(tmp_
         await pilot.press("2")
         await settle(pilot)
         dna = screen.query_one(DnaPanel)
-        ref_label, ref_row = dna.data.reference
+        ref_label, _ref_row = dna.data.reference
         assert ref_label == "Xus knownus"
         rows = dict(dna.data.rows)
         assert rows["PART0-24"].startswith("-" * 57) and rows["PART0-24"][57] != "-"  # starts where it starts

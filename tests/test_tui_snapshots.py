@@ -93,7 +93,7 @@ def test_dna_partial_barcode_snapshot(snap_compare, tmp_path: Path) -> None:
     variable column, the five fixed differences marked ``|``."""
     from fixtures.review_db import partial_barcode_db
 
-    path, pid = partial_barcode_db(tmp_path / "partial.sqlite")
+    path, _pid = partial_barcode_db(tmp_path / "partial.sqlite")
 
     async def run_before(pilot) -> None:
         await _settle(pilot)

@@ -176,7 +176,7 @@ def test_keymap_file(tmp_path: Path) -> None:
         load_keymap(bad, ids)
     broken = tmp_path / "broken.toml"
     broken.write_text("proposal.accept = \n")
-    with pytest.raises(InputError, match="broken.toml: not valid TOML"):
+    with pytest.raises(InputError, match=r"broken.toml: not valid TOML"):
         load_keymap(broken, ids)
     with pytest.raises(InputError, match="keymap file not found"):
         load_keymap(tmp_path / "missing.toml")

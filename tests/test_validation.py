@@ -276,7 +276,7 @@ def test_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture
 
 @pytest.mark.parametrize("name", ["not_csv.bin", "prose.txt", "does-not-exist.csv"])
 def test_cli_unusable_input_is_one_line_exit_2(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _main(capsys, "validate", str(FIX / name))
+    code, _out, err = _main(capsys, "validate", str(FIX / name))
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and name in lines[0]

@@ -43,9 +43,9 @@ import logging
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal
 
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import BiodiscoverError, InputError
@@ -71,7 +71,7 @@ class BatchConfig:
     model: Path
     db: Path
     log_file: Path | None = None
-    executor: ExecutorConfig = ExecutorConfig()
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     stale_after_s: float = STALE_AFTER_S
 
 
@@ -227,7 +227,7 @@ def _attach_log(log_file: Path) -> logging.Handler:
 
 
 def default_log_file(db: Path) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return db.with_name(f"{db.name}.run-{stamp}.log")
 
 

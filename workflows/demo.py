@@ -302,7 +302,7 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
 
     t = time.perf_counter()
     by_split = _split_specimens(data)
-    heldout_coll, heldout_rest = _heldout_parts(by_split.get("other_heldout", []),
+    heldout_coll, _heldout_rest = _heldout_parts(by_split.get("other_heldout", []),
                                                 config.heldout_in_collection, config.seed)
     collection = _fail_barcodes(by_split.get("test", []) + by_split.get("test_unseen", []) + heldout_coll,
                                 config.no_barcode_fraction, config.seed)

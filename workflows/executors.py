@@ -227,7 +227,7 @@ class Executor(ABC):
         self.timings.append(StageTiming(stage, len(queries), time.perf_counter() - t0))
         return result
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a no-op by default: only executors with workers override it
         """Release workers (no-op locally)."""
 
     def __enter__(self) -> "Executor":

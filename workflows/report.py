@@ -539,7 +539,7 @@ def _thumbnail(path: object) -> str | None:
             buf = io.BytesIO()
             im.convert("RGB").save(buf, format="JPEG", quality=80)
         return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    except Exception:  # noqa: BLE001 - a bad photo never stops a report
+    except Exception:  # a bad photo never stops a report
         log.debug("no thumbnail for %s", path, exc_info=True)
         return None
 

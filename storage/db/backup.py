@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from biodiscover.storage.db.engine import connect_readonly
@@ -51,7 +51,7 @@ def backup_database(db_path: Path, dest: Path | None = None, *, reason: str = "m
         raise DatabaseError(f"{db_path}: no database to back up")
     check_sqlite_file(db_path)
     if dest is None:
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         dest = backups_dir(db_path) / f"{db_path.stem}-{reason}-{stamp}.sqlite"
     dest = Path(dest)
     if dest.exists():

@@ -49,6 +49,7 @@ from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
 from biodiscover.storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import RANKS
+from datetime import UTC
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +200,10 @@ class RunsMixin(DatabaseCore):
         self._write(_do, "finish run")
 
     def _progress(self, r: Mapping[Any, Any]) -> RunProgress:
-        from datetime import datetime, timezone
+        from datetime import datetime
 
         hb = parse(r["heartbeat_at"])
-        age = (datetime.now(timezone.utc) - hb).total_seconds() if hb else float("inf")
+        age = (datetime.now(UTC) - hb).total_seconds() if hb else float("inf")
         return RunProgress(r["id"], r["kind"], r["status"], r["done"], r["total"], r["message"],
                            r["model_fingerprint"], dict(r["parameters"] or {}), r["started_at"], r["heartbeat_at"],
                            r["finished_at"], age, r["status"] == "running" and age > self.stale_after_s,

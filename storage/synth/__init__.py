@@ -17,5 +17,14 @@ from biodiscover.storage.synth.generator import (
     load_truth,
 )
 
-__all__ = ["SynthConfig", "SynthResult", "generate", "generate_frame", "load_truth",
-           "METADATA_NAME", "TRUTH_NAME", "CONFIG_NAME", "TRUTH_COLUMNS"]
+__all__ = [
+    "CONFIG_NAME",
+    "METADATA_NAME",
+    "TRUTH_COLUMNS",
+    "TRUTH_NAME",
+    "SynthConfig",
+    "SynthResult",
+    "generate",
+    "generate_frame",
+    "load_truth",
+]

@@ -129,13 +129,13 @@ class DnaPanel(ScrollView, can_focus=True):
                       reference: tuple[str, str] | None = None) -> None:
         """Replace the content; every sequence (and ``reference``: (label, sequence)) in one alignment's
         coordinates. ``consensus`` may be empty: it is then computed from ``rows``."""
-        clean = tuple((str(l), s or "") for l, s in rows)
+        clean = tuple((str(label), s or "") for label, s in rows)
         cons = consensus or column_consensus([s for _, s in clean])
         self._data = DnaRows(cons, clean, reference)
         self._sites = frozenset(variable_sites(cons, [s for _, s in clean]))
         self._fixed = frozenset(variable_sites(reference[1], [cons])) if reference is not None else frozenset()
-        labels = ["consensus", "sites"] + [l for l, _ in clean] + ([reference[0]] if reference else [])
-        self._label_width = min(24, max(len(l) for l in labels)) + 1
+        labels = ["consensus", "sites"] + [label for label, _ in clean] + ([reference[0]] if reference else [])
+        self._label_width = min(24, max(len(label) for label in labels)) + 1
         seqs = [cons, *(s for _, s in clean)] + ([reference[1]] if reference else [])
         self._length = max(len(s) for s in seqs)
         self.virtual_size = Size(self._label_width + self._length, self.header_rows + len(clean))

@@ -197,7 +197,7 @@ class ImagePanel(Vertical, can_focus=True):
             with PILImage.open(path) as im:
                 im.load()
                 picture = im.convert("RGB")
-        except Exception as exc:  # unreadable image: say so, keep reviewing
+        except Exception as exc:  # noqa: BLE001 - unreadable image: say so, keep reviewing
             return Static(f"(unreadable: {type(exc).__name__})", classes="tile-caption")
         if self._few_colours():
             picture = to_xterm256(picture)
@@ -223,5 +223,5 @@ class ImagePanel(Vertical, can_focus=True):
 
         try:
             return Image(picture, classes=classes)
-        except Exception:  # protocol detection can fail on odd terminals: half blocks always work
+        except Exception:  # noqa: BLE001 - protocol detection can fail on odd terminals: half blocks always work
             return HalfcellImage(picture, classes=classes)

@@ -32,7 +32,7 @@ from biodiscover.workflows.export.tables import (ExportResult, RunExport, candid
 FORMATS = REGISTRY
 
 __all__ = [
-    "DNA_ROWTYPE", "IDENTIFICATION_ROWTYPE", "OCCURRENCE_ROWTYPE", "FORMATS", "MANIFEST", "REGISTRY",
+    "DNA_ROWTYPE", "FORMATS", "IDENTIFICATION_ROWTYPE", "MANIFEST", "OCCURRENCE_ROWTYPE", "REGISTRY",
     "DatasetMetadata", "ExportFormat", "ExportOptions", "ExportResult", "FormatRegistry", "RunExport",
     "build_metadata", "candidate_label", "check_output", "clean_text", "export_run", "live_candidates",
     "load_run_export", "model_description", "neutralise_cell", "occurrence_rows", "review_trails", "safe_join",
