@@ -182,6 +182,11 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
                 rows[pid].data[DWC + "identificationRemarks"]
         sequenced = [r for r in rows.values() if any(e.rowtype.endswith("DNADerivedData") for e in r.extensions)]
         assert sequenced and all(r.data[DWC + "associatedSequences"] for r in sequenced)
+        # how names were reached, as the engine does it now (not the old per-rank thresholds)
+        methods = {e.data["https://w3id.org/mixs/0000085"] for r in sequenced for e in r.extensions
+                   if e.rowtype.endswith("DNADerivedData")}
+        assert methods == {"biodiscover triage (k-NN retrieval; P(right) per rank from a model trained on queries "
+                           "simulated from the reference)"}
         assert any(r.data[DWC + "subfamily"] for r in rows.values())
         unreviewed = [r for pid, r in rows.items() if pid not in accepted_members]
         assert {r.data[DWC + "identifiedBy"] for r in unreviewed} == {"biodiscover"}
