@@ -555,7 +555,7 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
         pr = o.get("predicted") or {}
         t = o["tools"]["ours"]
 
-        def pm(key: str, measured: float | None) -> str:
+        def pm(key: str, measured: float | None, pr: dict = pr) -> str:
             return f"{_f((pr.get(key) or {}).get('rate'))} / {_f(measured)}"
 
         by = ", ".join(f"{k} {_f(v)}" for k, v in sorted(o.get("oc_by_order", {}).items()))

@@ -27,7 +27,6 @@ import collections
 import json
 import logging
 import platform
-import sys
 import time
 from pathlib import Path
 
@@ -35,12 +34,12 @@ import numpy as np
 import torch
 
 
-from biodiscover.discovery.engine import DiscoveryModel  # noqa: E402
-from biodiscover.discovery.metrics import rank_errors  # noqa: E402
-from biodiscover.discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, fuse  # noqa: E402
-from biodiscover.encoders.data import load_specimens  # noqa: E402
-from biodiscover.encoders.embed import load_encoders  # noqa: E402
-from biodiscover.storage.records import RANKS  # noqa: E402
+from biodiscover.discovery.engine import DiscoveryModel
+from biodiscover.discovery.metrics import rank_errors
+from biodiscover.discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, fuse
+from biodiscover.encoders.data import load_specimens
+from biodiscover.encoders.embed import load_encoders
+from biodiscover.storage.records import RANKS
 
 
 def score(specimens: list, calls: list, taxa: dict) -> dict:

@@ -174,7 +174,7 @@ class DiscoveryModel:
         return self.reference_.sequences
 
     @property
-    def ref_lineages_(self) -> list[tuple]:
+    def ref_lineages_(self) -> list[tuple[str | None, ...]]:
         """Lineage tuples (over ``RANKS``) of the reference keys."""
         return self.reference_.lineages
 
@@ -193,7 +193,7 @@ class DiscoveryModel:
         return cached
 
     # -- fitting -----------------------------------------------------------------------
-    def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str], list[tuple]]:
+    def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str], list[tuple[str | None, ...]]]:
         keep = [s for s in reference if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
         dropped = len(reference) - len(keep)
         if dropped:
@@ -363,7 +363,7 @@ class DiscoveryModel:
             raise RuntimeError("DiscoveryModel is not fitted; call fit() or load()")
 
     # -- persistence -------------------------------------------------------------------
-    def save(self, bundle_dir: Any, *, fingerprint: dict | None = None, overwrite: bool = False) -> Path:
+    def save(self, bundle_dir: Any, *, fingerprint: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
         """Store into a model bundle (a path or an open ``Bundle``; creates a DNA-only bundle when none exists)."""
         from biodiscover.storage.bundle import MANIFEST, Bundle
 

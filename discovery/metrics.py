@@ -69,16 +69,16 @@ from biodiscover.storage.records import RANKS
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "novelty_auroc",
-    "fpr_at_tpr",
-    "novelty_scores",
-    "reliability",
     "RankErrors",
-    "rank_errors",
-    "hungarian_accuracy",
-    "split_merge_rates",
-    "clustering_scores",
     "bin_agreement",
+    "clustering_scores",
+    "fpr_at_tpr",
+    "hungarian_accuracy",
+    "novelty_auroc",
+    "novelty_scores",
+    "rank_errors",
+    "reliability",
+    "split_merge_rates",
 ]
 
 

@@ -110,7 +110,7 @@ class CrossModalConfig:
     def target(self, rank: str) -> float:
         return self.target_overclassification if rank == "species" else self.target_overclassification_above_species
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["index"] = self.index.to_dict()
         return d
@@ -144,7 +144,7 @@ class ModalityCall:
             out[rank] = self.labels.get(rank) if i <= stop else None
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
@@ -173,7 +173,8 @@ def _softmax_weights(sims: np.ndarray, valid: np.ndarray, temperature: float) ->
     z = z - np.max(np.where(valid, z, -np.inf), axis=1, keepdims=True, initial=-np.inf)
     w = np.where(valid, np.exp(np.where(valid, z, 0.0)), 0.0)
     total = w.sum(axis=1, keepdims=True)
-    return np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    out: np.ndarray = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    return out
 
 
 def _threshold(absent_scores: np.ndarray, target: float) -> float:
@@ -255,7 +256,7 @@ class CrossModalClassifier:
         known = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
         self.confidence_: dict[str, JsonLogistic] = {}
         self.thresholds_: dict[str, float] = {}
-        self.calibration_: dict[str, dict] = {}
+        self.calibration_: dict[str, dict[str, Any]] = {}
         for r, rank in enumerate(RANKS):
             rows = [i for i, s in enumerate(calib) if getattr(s, rank) and labels[i][r] is not None]
             X = feats[rows, r, :] if rows else np.zeros((0, N_FEATURES))
@@ -316,10 +317,11 @@ class CrossModalClassifier:
                 votes: dict[str, float] = {}
                 labelled_w = 0.0
                 for m, lin in enumerate(lins):
-                    if valid[m] and lin[r]:
+                    label = lin[r]
+                    if valid[m] and label:
                         labelled_w += w[q, m]
                         if consistent[m]:
-                            votes[lin[r]] = votes.get(lin[r], 0.0) + w[q, m]  # type: ignore[index]
+                            votes[label] = votes.get(label, 0.0) + w[q, m]
                 if not votes:
                     chosen.append(None)
                     continue

@@ -79,6 +79,8 @@ from biodiscover.storage.records import RANKS
 log = logging.getLogger(__name__)
 
 Lineage = tuple[str | None, ...]  # one label per rank in RANKS order
+#: what FeatureMaker.features returns for one query: (top lineage, per rank a feature vector or None)
+FeatureRow = tuple[Lineage, list[np.ndarray | None]]
 OUTCOMES: tuple[str, ...] = ("right", "wrong", "absent")
 FEATURES: tuple[str, ...] = ("log_distance", "log_margin", "has_other", "agreement", "vs_within", "vs_siblings",
                              "single", "log_keys", "overlap")
@@ -309,18 +311,18 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
     sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
     members: list[dict[str, list[int]]] = [defaultdict(list) for _ in RANKS]
     for j, lin in enumerate(lineages):
-        for k in range(len(RANKS)):
-            if lin[k]:
-                members[k][lin[k]].append(j)
+        for k, label in enumerate(lin):
+            if label:
+                members[k][label].append(j)
     queries: list[SimQuery] = []
     # present: leave-one-barcode-out, a few keys of each deepest-labelled taxon
-    groups: dict[object, list[int]] = defaultdict(list)
+    groups: dict[tuple[int, str | None], list[int]] = defaultdict(list)
     for j, lin in enumerate(lineages):
         deepest = max((k for k in range(len(RANKS)) if lin[k]), default=-1)
         if deepest >= 0:
             groups[(deepest, lin[deepest])].append(j)
     keys = list(groups)
-    rng.shuffle(keys)  # type: ignore[arg-type]
+    rng.shuffle(keys)
     # a few per taxon, more where the reference has few taxa (the budget spread over all of them)
     per = max(config.sim_present_per_species, config.sim_max_present // max(1, len(keys)))
     budget = config.sim_max_present
@@ -362,7 +364,7 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
             for j in idx:
                 by_sp[lineages[j][-1] or ("#", j)].append(j)
             sp_keys = list(by_sp)
-            rng.shuffle(sp_keys)  # type: ignore[arg-type]
+            rng.shuffle(sp_keys)
             picks = [int(rng.choice(by_sp[s])) for s in sp_keys[:per_taxon]]
             if len(picks) < per_taxon:
                 rest = [j for j in idx if j not in set(picks)]
@@ -377,7 +379,8 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
             gone = Counter({(j, q.truth[j]): sizes[k][taxon] for j in range(k)})
             gone.update({(j, q.truth[j]): sizes[j].get(q.truth[j] or "", 0) for j in range(k, len(RANKS))})
         else:
-            gone = Counter((k, lineages[int(j)][k]) for j in q.exclude for k in range(len(RANKS))
+            kept_out = q.exclude if q.exclude is not None else np.empty(0, dtype=np.int64)
+            gone = Counter((k, lineages[int(j)][k]) for j in kept_out for k in range(len(RANKS))
                            if lineages[int(j)][k])
         q.present = tuple(bool(q.truth[k]) and sizes[k].get(q.truth[k], 0) - gone.get((k, q.truth[k]), 0) > 0
                           for k in range(len(RANKS)))
@@ -427,7 +430,7 @@ class RankModel:
     def fit(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
         y_arr = np.asarray(list(y), dtype=object)
         absent = y_arr == "absent"
-        opts = {"max_iter": self.trees, "learning_rate": self.learning_rate, "min_samples_leaf": self.min_leaf,
+        opts: dict[str, Any] = {"max_iter": self.trees, "learning_rate": self.learning_rate, "min_samples_leaf": self.min_leaf,
                 "seed": self.seed}
         self.absent_ = JsonBoosting(MONOTONIC_ABSENT, **opts).fit(X, absent.astype(int), w)
         present = ~absent
@@ -509,16 +512,18 @@ class NamingModel:
             say(f"expected at level {cfg.level}: " + _describe_expected(at))
         return self
 
-    def _training_sets(self, queries: Sequence[SimQuery], rows: Sequence[tuple[Lineage, list]]):
+    def _training_sets(self, queries: Sequence[SimQuery], rows: Sequence[FeatureRow]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, np.ndarray], dict[str, list[str]]]:
         cfg = self.config
-        X: dict[str, list] = {r: [] for r in RANKS}
-        y: dict[str, list] = {r: [] for r in RANKS}
-        g: dict[str, list] = {r: [] for r in RANKS}
-        grp: dict[str, list] = {r: [] for r in RANKS}
+        feats_of: dict[str, list[np.ndarray]] = {r: [] for r in RANKS}
+        y: dict[str, list[str]] = {r: [] for r in RANKS}
+        g: dict[str, list[str]] = {r: [] for r in RANKS}
+        grp: dict[str, list[str]] = {r: [] for r in RANKS}
         for q, (top, feats) in zip(queries, rows):
             first_absent = next((k for k in range(len(RANKS)) if q.truth[k] and not q.present[k]), len(RANKS))
             for k, rank in enumerate(RANKS):
-                if feats[k] is None or not q.truth[k]:
+                f = feats[k]
+                if f is None or not q.truth[k]:
                     continue
                 if not q.present[k]:
                     outcome = "absent"
@@ -526,11 +531,12 @@ class NamingModel:
                 else:
                     outcome = "right" if top[k] == q.truth[k] else "wrong"
                     kind = f"present-{q.scenario}"
-                X[rank].append(feats[k])
+                feats_of[rank].append(f)
                 y[rank].append(outcome)
                 g[rank].append(kind)
                 grp[rank].append(q.group)
         w: dict[str, np.ndarray] = {}
+        X: dict[str, np.ndarray] = {}
         for rank in RANKS:
             kinds = Counter(g[rank])
             present_kinds = [kd for kd in kinds if kd.startswith("present")]
@@ -549,14 +555,16 @@ class NamingModel:
                     cfg.absent_prior * absent_mass[kd]
                 ww.append(mass / groups_in_kind[kd] / per_group[(kd, gq)])
             w[rank] = np.asarray(ww) * max(1, len(ww))  # mean weight ≈ 1 keeps C's meaning
-            X[rank] = np.asarray(X[rank], dtype=np.float64).reshape(-1, len(FEATURES))  # type: ignore[assignment]
+            X[rank] = np.asarray(feats_of[rank], dtype=np.float64).reshape(-1, len(FEATURES))
         return X, y, w, grp
 
     def _fit_rank(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
         cfg = self.config
         return RankModel(cfg.trees, cfg.learning_rate, cfg.min_leaf, cfg.seed).fit(X, y, w)
 
-    def _expected(self, queries, rows, hits, X, y, w, grp) -> dict[str, dict[str, Any]]:
+    def _expected(self, queries: Sequence[SimQuery], rows: Sequence[FeatureRow], hits: Sequence[Hits],
+                  X: dict[str, np.ndarray], y: dict[str, list[str]], w: dict[str, np.ndarray],
+                  grp: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
         """Out-of-fold outcomes of the simulated queries at each level of ``LEVEL_GRID`` (2 folds by group)."""
         fold = {r: np.array([zlib.crc32(str(gq).encode()) % 2 for gq in grp[r]]) for r in RANKS}
         oof: dict[str, np.ndarray] = {}
@@ -573,17 +581,18 @@ class NamingModel:
         # map back to queries: per rank, the i-th example belongs to the i-th query with features there
         conf: list[dict[str, float]] = [dict() for _ in queries]
         counter = {r: 0 for r in RANKS}
-        for qi, (q, (top, feats)) in enumerate(zip(queries, rows)):
+        for qi, (q, (_top, feats)) in enumerate(zip(queries, rows)):
             for k, rank in enumerate(RANKS):
-                if feats[k] is None:
+                fv = feats[k]
+                if fv is None:
                     continue
                 if not q.truth[k]:  # not a training example: predict with the full model
-                    conf[qi][rank] = self._rank_confidence(rank, feats[k][None, :], hits[qi])[0]
+                    conf[qi][rank] = self._rank_confidence(rank, fv[None, :], hits[qi])[0]
                     continue
                 i = counter[rank]
                 counter[rank] += 1
                 conf[qi][rank] = float(oof[rank][i]) if rank in oof else \
-                    self._rank_confidence(rank, feats[k][None, :], hits[qi])[0]
+                    self._rank_confidence(rank, fv[None, :], hits[qi])[0]
         out: dict[str, dict[str, Any]] = {}
         for level in LEVEL_GRID:
             mono = [_monotone(c, dict(zip(RANKS, r[0])), self.walk_optional, self.models_)
@@ -611,7 +620,7 @@ class NamingModel:
             if not idx:
                 continue
             if rank in self.models_:
-                P = self.models_[rank].predict_proba(np.vstack([rows[i][1][k] for i in idx]))
+                P = self.models_[rank].predict_proba(np.vstack([f for i in idx if (f := rows[i][1][k]) is not None]))
             else:
                 top_id = np.array([hits[i].identities[0] for i in idx])
                 right = (top_id >= PUBLISHED_CUTOFFS[rank]).astype(float)

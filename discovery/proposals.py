@@ -56,8 +56,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CandidateProposal", "consensus_barcode", "align_members", "nearest_known", "compute_evidence",
-           "build_proposals", "discover_candidates", "novel_parent", "candidate_species", "recompute_evidence"]
+__all__ = [
+    "CandidateProposal",
+    "align_members",
+    "build_proposals",
+    "candidate_species",
+    "compute_evidence",
+    "consensus_barcode",
+    "discover_candidates",
+    "nearest_known",
+    "novel_parent",
+    "recompute_evidence",
+]
 
 
 # ---------------------------------------------------------------------------------

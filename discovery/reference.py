@@ -347,7 +347,8 @@ class Reference:
                 if rerank:
                     s, p = self._rerank(sketch(profiles), p, k + extra)
                 if extra:
-                    s, p = _drop_positions(s, p, [exclude[i] for i in part], k)  # type: ignore[index]
+                    # a "keys" group: every exclusion in it is an array of key positions
+                    s, p = _drop_positions(s, p, [np.asarray(exclude[i]) for i in part if exclude is not None], k)
                 m = min(k, p.shape[1])
                 out_s[part, :m], out_p[part, :m] = s[:, :m], p[:, :m]
         return out_s, out_p

@@ -30,8 +30,19 @@ from typing import Any, Iterable, Mapping
 from biodiscover.storage.jsonable import jsonable
 
 __all__ = [
-    "EVIDENCE_FORMAT", "Spread", "NearestKnown", "NearestCandidate", "BinEvidence", "Geography", "SizeStats",
-    "SizeSummary", "RepresentativeImage", "MemberHit", "Evidence", "Member", "CandidateProposal",
+    "EVIDENCE_FORMAT",
+    "BinEvidence",
+    "CandidateProposal",
+    "Evidence",
+    "Geography",
+    "Member",
+    "MemberHit",
+    "NearestCandidate",
+    "NearestKnown",
+    "RepresentativeImage",
+    "SizeStats",
+    "SizeSummary",
+    "Spread",
 ]
 
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).

@@ -10,7 +10,6 @@ from biodiscover.discovery.identity import candidate_identities
 from biodiscover.storage.distance import identity
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, kmer_codes
-from biodiscover.storage.records import RANKS
 
 
 def test_kmer_codes_skip_ambiguous_bases() -> None:
@@ -55,7 +54,7 @@ def test_index_matches_brute_force(kind: str, tmp_path) -> None:
     keys /= np.linalg.norm(keys, axis=1, keepdims=True)
     queries = keys[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
     idx = ReferenceIndex(IndexConfig(kind=kind, ivf_nprobe=64)).fit(keys)
-    sims, pos = idx.search(queries, 5)
+    _sims, pos = idx.search(queries, 5)
     truth = np.argsort(-(queries @ keys.T), axis=1)[:, :5]
     recall = np.mean([len(set(p) & set(t)) / 5 for p, t in zip(pos, truth)])
     assert recall >= (1.0 if kind == "flat" else 0.9)

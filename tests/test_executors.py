@@ -88,7 +88,7 @@ def test_search_with_global_ids_and_more_k_than_rows() -> None:
     ref = _kmer_like(6, 8, seed=3)
     ids = np.array([100, 101, 102, 103, 104, 105])
     shards = shard_index(ref, 4, ids=ids)
-    s, i = LocalExecutor().search(shards, ref[:2], 10)
+    _s, i = LocalExecutor().search(shards, ref[:2], 10)
     assert i[:, 0].tolist() == [100, 101]  # each vector's nearest neighbour is itself
     assert (i[:, 6:] == -1).all()
     assert set(i[0, :6].tolist()) == set(ids.tolist())

@@ -9,6 +9,7 @@ The assertions are on how much is named (right) as well as on how little is wron
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -70,7 +71,7 @@ def test_novelty_is_p_species_absent_and_never_contradicts_the_naming(calls) -> 
         assert r.p_absent["species"] is None or r.novelty >= r.p_absent["species"] - 1e-12
         # P(right) never rises down the learned ranks
         learned = [r.confidence[k] for k in ("family", "genus", "species") if r.labels[k]]
-        assert all(a >= b - 1e-12 for a, b in zip(learned, learned[1:]))
+        assert all(a >= b - 1e-12 for a, b in pairwise(learned))
 
 
 def test_expected_outcomes_forecast_what_triage_does(model, calls) -> None:

@@ -133,13 +133,13 @@ def test_search_leaves_out_given_key_positions(world) -> None:
     hits without them; mixed in one call with clade exclusions and plain queries."""
     ref = _ref(world, kind="flat")
     q = world["queries"][:6]
-    full_s, full_p = ref.search(q, 40)
+    _full_s, full_p = ref.search(q, 40)
     drop = [full_p[i][:3].copy() for i in range(3)]  # each query's three best keys
     genus = RANKS.index("genus")
     excl = [drop[0], drop[1], drop[2], None, (genus, world["lins"][0][genus]), None]
-    sims, pos = ref.search(q, 15, exclude=excl)
+    _sims, pos = ref.search(q, 15, exclude=excl)
     # the same as searching 4 more (the next power of two above 3) and dropping them
-    more_s, more_p = ref.search(q[:3], 19)
+    _more_s, more_p = ref.search(q[:3], 19)
     for i in range(3):
         assert not np.isin(pos[i], drop[i]).any()
         np.testing.assert_array_equal(pos[i], more_p[i][~np.isin(more_p[i], drop[i])][:15])

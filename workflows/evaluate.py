@@ -51,7 +51,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     """All metrics as one JSON-able dict."""
     say = messages(progress or log_progress(log), "evaluate")
     model = DiscoveryModel.load(model_path)
-    ref_taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
+    ref_taxa = {r: {label for lin in model.ref_lineages_ if (label := lin[i])} for i, r in enumerate(RANKS)}
     say(f"reading {known_split} and {novel_split}")
     queries = load_specimens(data, f"{known_split}+{novel_split}")
     known = [s for s in queries if s.split == known_split]
@@ -85,7 +85,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     # ranks decided by a published cut-off carry no probability and are left out
     learned = set(model.naming_.models_)
     report["reliability"] = {}
-    for k, r in enumerate(RANKS):
+    for r in RANKS:
         pairs = [(x.confidence[r], float(x.labels[r] == s.lineage()[r])) for x, s in zip(res, known + novel)
                  if r in learned and x.labels.get(r) and s.lineage().get(r)]
         report["reliability"][r] = reliability([a for a, _ in pairs], [b for _, b in pairs]) if pairs else \

@@ -69,7 +69,7 @@ def is_results_file(path: Path) -> bool:
     try:
         with Path(path).open("rb") as fh:
             first = fh.readline(1 << 20)
-        return not first or isinstance(json.loads(first), dict) and "processid" in json.loads(first)
+        return not first or (isinstance(json.loads(first), dict) and "processid" in json.loads(first))
     except (OSError, ValueError):
         return False
 
@@ -122,7 +122,7 @@ def reference_images(bundle: Bundle) -> Callable[[str], str | None] | None:
         fingerprint = bundle.data_fingerprint
         root = fingerprint.get("data") or fingerprint.get("source")  # build-reference / train record it so
         dataset = BioscanDataset(Path(root)) if root and Path(root).is_dir() else None
-    except Exception:  # noqa: BLE001 - no dataset here: no reference photos, triage goes on
+    except Exception:  # no dataset here: no reference photos, triage goes on
         log.debug("no reference images for %s", bundle.path, exc_info=True)
         return None
     if dataset is None or dataset.image_dir is None:
@@ -324,7 +324,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if db is not None and run_id is not None:
             try:
                 db.finish_run(run_id, "failed", message="triage interrupted or failed")
-            except Exception:  # noqa: BLE001 - never hide the original error
+            except Exception:  # never hide the original error
                 log.exception("could not mark run %s failed", run_id)
         raise
     finally:
