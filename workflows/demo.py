@@ -324,7 +324,7 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     build_reference(data, model, outliers="other_heldout", overwrite=False,
                     exclude_processids={s.processid for s in heldout_coll},
                     progress=within(say, "reference", 0.5, 0.0))
-    say("reference", 1.0, 1.0, "reference index, calibrated ranks, novelty detector")
+    say("reference", 1.0, 1.0, "reference index, per-rank P(right) naming model, novelty")
     seconds["reference"] = time.perf_counter() - t
 
     t = time.perf_counter()

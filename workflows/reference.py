@@ -2,7 +2,8 @@
 
 Why: real-data triage must work without GPU training. The k-mer profile
 embedder + exact identity needs no weights; this fits the discovery engine
-(reference index, calibrated per-rank thresholds, novelty detector) and writes
+(reference index; P(right) per rank from a model trained on queries simulated
+from the reference; novelty = P(species absent)) and writes
 it as a model bundle ``biodiscover triage`` / ``evaluate`` load.
 
 Default protocol: keys = train + key_unseen (every labelled species a user
