@@ -31,17 +31,21 @@ from typing import Iterator, Literal, Mapping, Sequence, cast
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.collections import CollectionReader, TruncatedInputError, sniff_format
+from biodiscover.storage.collections import CollectionReader, layout_reader, sniff_format
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.layout import METADATA_SUFFIXES as METADATA_SUFFIXES
+from biodiscover.storage.layout import OFFICIAL_METADATA as OFFICIAL_METADATA
+from biodiscover.storage.layout import find_image_dir as find_image_dir
+from biodiscover.storage.layout import find_metadata as find_metadata
+from biodiscover.storage.layout import image_path, wanted_splits
+from biodiscover.storage.layout import is_dataset_root as is_dataset_root
 from biodiscover.storage.records import (
     COLUMN_DTYPES,
     DEFAULT_IMAGE_PACKAGE,
     MAX_NUCLEOTIDES,
-    SPLITS,
     Specimen,
-    chunk_for,
-    resolve_splits,
 )
+from biodiscover.storage.textlines import TruncatedInputError, open_text_lines
 from biodiscover.storage.validation import QuarantinedRecord
 
 log = logging.getLogger(__name__)
@@ -58,8 +62,6 @@ LABEL_INDEX_COLUMNS: tuple[str, ...] = (
     "dna_bin",
 )
 CATEGORY_COLUMNS: tuple[str, ...] = tuple(c for c, d in COLUMN_DTYPES.items() if d == "category")
-OFFICIAL_METADATA = Path("bioscan5m", "metadata", "csv", "BIOSCAN_5M_Insect_Dataset_metadata.csv")
-METADATA_SUFFIXES: tuple[str, ...] = (".csv", ".csv.gz", ".tsv", ".tsv.gz")
 DEFAULT_CHUNKSIZE = 100_000
 
 
@@ -75,8 +77,6 @@ def _csv_options(path: Path) -> dict[str, object]:
 
 def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
     import csv
-
-    from biodiscover.storage.collections import open_text_lines
 
     # The header alone, read with our own line reader: pandas would decompress a
     # whole block first and fail on a truncated gzip before naming the header.
@@ -157,8 +157,6 @@ class _CompleteLinesGzip(io.RawIOBase):
 
 def _first_non_utf8_line(path: Path) -> int | None:
     """Line number of the first line that is not valid UTF-8 (for a precise error)."""
-    from biodiscover.storage.collections import open_text_lines
-
     try:
         for number, _text, problem in open_text_lines(path):
             if problem:
@@ -260,7 +258,7 @@ def iter_metadata(
     whole file — :func:`load_metadata` does that. ``splits`` takes a split,
     metasplit or ``a+b`` expression, or a list of split names.
     """
-    wanted = _wanted(splits)
+    wanted = wanted_splits(splits)
     for chunk in _iter_chunks(Path(path), chunksize=chunksize, columns=columns, labels_as_str=False,
                               categories=categories, max_nucleotides=max_nucleotides):
         if wanted is not None:
@@ -268,17 +266,6 @@ def iter_metadata(
                 raise InputError(f"{path}: has no 'split' column; cannot select splits {splits!r}")
             chunk = chunk[chunk["split"].isin(wanted)]
         yield chunk
-
-
-def _wanted(splits: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    if splits is None or splits == "all":
-        return None
-    try:
-        if isinstance(splits, str):
-            return resolve_splits(splits)
-        return tuple(s for part in splits for s in resolve_splits(part))
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
 
 
 def metadata_categories(path: Path, *, chunksize: int = DEFAULT_CHUNKSIZE) -> dict[str, list[str]]:
@@ -318,7 +305,7 @@ def load_metadata(
     truncated gzip ends (logged); the default raises :class:`InputError`.
     """
     path = Path(path)
-    wanted = _wanted(split)
+    wanted = wanted_splits(split)
     uniques: dict[str, set[str]] = {}
     kept: list[pd.DataFrame] = []
     keys: list[np.ndarray] = []
@@ -379,53 +366,6 @@ def reduce_repeated_barcodes(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- dataset roots --------------------------------------------------------------------
-def _metadata_candidates(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(METADATA_SUFFIXES))
-
-
-def find_metadata(root: Path) -> Path:
-    """The metadata file of a dataset root (our layout or the official ``bioscan5m/`` one)."""
-    root = Path(root)
-    if root.is_file():
-        return root
-    if not root.is_dir():
-        raise InputError(f"{root}: no such dataset directory")
-    for official in (root / OFFICIAL_METADATA, root / OFFICIAL_METADATA.with_suffix(".csv.gz")):
-        if official.is_file():
-            return official
-    for folder in (root / "metadata", root / "bioscan5m" / "metadata"):
-        found = _metadata_candidates(folder)
-        if len(found) > 1:
-            named = [p for p in found if "metadata" in p.name.lower()]
-            found = named if named else found
-        if len(found) == 1:
-            return found[0]
-        if len(found) > 1:
-            raise InputError(
-                f"{folder}: several metadata files ({', '.join(p.name for p in found[:5])}); pass the one to read"
-            )
-    raise InputError(
-        f"{root}: no metadata found (looked for metadata/*.csv[.gz]|*.tsv and {OFFICIAL_METADATA})"
-    )
-
-
-def is_dataset_root(path: Path) -> bool:
-    """A directory holding ``metadata/`` or the official ``bioscan5m/metadata``."""
-    path = Path(path)
-    return path.is_dir() and ((path / "metadata").is_dir() or (path / "bioscan5m" / "metadata").is_dir())
-
-
-def find_image_dir(root: Path, package: str = DEFAULT_IMAGE_PACKAGE) -> Path | None:
-    """``<root>/images/<package>`` or ``<root>/bioscan5m/images/<package>``, if present."""
-    root = Path(root)
-    for base in (root / "images", root / "bioscan5m" / "images"):
-        if (base / package).is_dir():
-            return base / package
-    return None
-
-
 @dataclass
 class BioscanDataset:
     """A BIOSCAN-5M-layout dataset on disk: metadata plus (optionally) images.
@@ -447,11 +387,7 @@ class BioscanDataset:
 
     def image_path(self, processid: str, split: str | None, chunk: str | None = None) -> Path | None:
         """Where the image of a specimen is expected (whether or not it exists)."""
-        if self.image_dir is None or not split:
-            return None
-        ch = chunk if chunk else chunk_for(processid, split)
-        base = self.image_dir / split
-        return (base / ch / f"{processid}.jpg") if ch else base / f"{processid}.jpg"
+        return image_path(self.image_dir, processid, split, chunk)
 
     def load(self, split: str | None = None, **kwargs: object) -> pd.DataFrame:
         """:func:`load_metadata` on this dataset's metadata file."""
@@ -472,27 +408,8 @@ class BioscanDataset:
         Rows failing a rule are quarantined (see :mod:`biodiscover.storage.validation`), not
         dropped silently. ``check_images`` opens each found image with PIL.
         """
-        wanted = _wanted(splits)
-        row_filter = None
-        if wanted is not None:
-            wanted_set = frozenset(wanted)
-
-            def row_filter(row: Mapping[str, str]) -> bool:
-                return row.get("split", "") in wanted_set
-
-        def resolver(cells: Mapping[str, str]) -> Path | None:
-            split = cells.get("split", "")
-            if split not in SPLITS:
-                return None
-            return self.image_path(cells.get("processid", ""), split, cells.get("chunk") or None)
-
-        return CollectionReader(
-            self.metadata_path,
-            require_images=require_images,
-            check_images=check_images,
-            row_filter=row_filter,
-            image_resolver=resolver if self.image_dir is not None else None,
-        )
+        return layout_reader(self.metadata_path, self.image_dir, splits, check_images=check_images,
+                             require_images=require_images)
 
     def specimens(self, splits: str | Sequence[str] | None = None, *, check_images: bool = False) -> Iterator[Specimen]:
         """Valid specimens of ``splits``; ``image_path`` is set where the image file exists."""

@@ -20,11 +20,13 @@ import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Mapping
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.fasta import FASTA_SUFFIXES, iter_fasta_lines
-from biodiscover.storage.records import BIOSCAN_COLUMNS, Specimen
+from biodiscover.storage.layout import find_image_dir, find_metadata, image_path, is_dataset_root, wanted_splits
+from biodiscover.storage.records import BIOSCAN_COLUMNS, SPLITS, Specimen
+from biodiscover.storage.textlines import TruncatedInputError, open_text_lines
 from biodiscover.storage.validation import (
     MALFORMED_ROW,
     NON_UTF8,
@@ -80,15 +82,6 @@ def _first_cell(line: str, delimiter: str, index: int) -> str | None:
         value = parts[index].strip().strip('"').strip()
         return value or None
     return None
-
-
-class TruncatedInputError(InputError):
-    """A gzip file ended before its end-of-stream marker; ``lines`` were read before."""
-
-    def __init__(self, message: str, *, lines: int = 0, rows: int = 0) -> None:
-        super().__init__(message)
-        self.lines = lines
-        self.rows = rows
 
 
 # -- opening and sniffing -------------------------------------------------------------
@@ -153,81 +146,6 @@ def _looks_binary(head: bytes) -> bool:
         return True
     controls = len(head) - len(head.translate(None, _CONTROL))
     return controls > len(head) // 100
-
-
-#: A physical line longer than this is refused without being held in memory whole
-#: (a 10 MB barcode still fits, so it is judged as a barcode; a 200 MB file with no
-#: line breaks is not a table).
-MAX_LINE_BYTES = 16 * 1024 * 1024
-
-
-class LineProblem(str):
-    """Why one physical line cannot be used as it stands; ``kind`` is a validation problem kind."""
-
-    kind: str = NON_UTF8
-
-    @classmethod
-    def of(cls, reason: str, kind: str) -> "LineProblem":
-        out = cls(reason)
-        out.kind = kind
-        return out
-
-
-def _read_lines(fh, max_bytes: int) -> Iterator[tuple[bytes, int]]:  # type: ignore[no-untyped-def]
-    """Physical lines of a binary stream as ``(line, length)``; an over-long line comes back as
-    ``(b"", length)`` after being skipped in blocks, so memory stays bounded."""
-    while True:
-        raw = fh.readline(max_bytes + 1)
-        if not raw:
-            return
-        if len(raw) <= max_bytes or raw.endswith(b"\n"):
-            yield raw, len(raw)
-            continue
-        length = len(raw)
-        while True:
-            more = fh.readline(1 << 20)
-            length += len(more)
-            if not more or more.endswith(b"\n"):
-                break
-        yield b"", length
-
-
-def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str, str | None]]:
-    """Yield ``(line_number, text, problem)`` for a plain or gzip text file.
-
-    Each line is decoded on its own: a non-UTF-8 line comes back decoded with
-    replacement characters and a :class:`LineProblem`, so the caller can
-    quarantine that one record; a line longer than ``max_line_bytes`` comes back
-    empty with a problem (never read whole into memory). A gzip stream that ends
-    early raises :class:`TruncatedInputError` after every complete line before
-    the cut was yielded.
-    """
-    path = Path(path)
-    with path.open("rb") as probe:
-        is_gzip = probe.read(2) == b"\x1f\x8b"
-    opener = gzip.open if is_gzip else open
-    number = 0
-    try:
-        with opener(path, "rb") as fh:
-            for raw, length in _read_lines(fh, max_line_bytes):
-                number += 1
-                if not raw:
-                    yield number, "\n", LineProblem.of(
-                        f"line is {length:,} bytes long, more than the {max_line_bytes:,} a record may take "
-                        "(a file without line breaks?)", MALFORMED_ROW)
-                    continue
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                    raw = raw[3:]
-                try:
-                    yield number, raw.decode("utf-8"), None
-                except UnicodeDecodeError as exc:
-                    bad = raw[exc.start : exc.end]
-                    reason = f"line is not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
-                    yield number, raw.decode("utf-8", errors="replace"), LineProblem.of(reason, NON_UTF8)
-    except (EOFError, gzip.BadGzipFile, __import__("zlib").error) as exc:
-        raise TruncatedInputError(
-            f"{path}: gzip stream is truncated or corrupt after line {number} ({exc})", lines=number
-        ) from exc
 
 
 def sniff_format(path: Path) -> Format:
@@ -600,6 +518,33 @@ class CollectionRead:
         return not self.quarantine
 
 
+def layout_reader(metadata: Path, image_dir: Path | None, splits: str | Sequence[str] | None = None, *,
+                  check_images: bool = False, require_images: bool = False) -> CollectionReader:
+    """A validating streaming reader over the rows of ``splits`` of a BIOSCAN-5M-layout metadata file,
+    each specimen's image looked up where the layout keeps it (``storage.layout.image_path``)."""
+    wanted = wanted_splits(splits)
+    row_filter = None
+    if wanted is not None:
+        wanted_set = frozenset(wanted)
+
+        def row_filter(row: Mapping[str, str]) -> bool:
+            return row.get("split", "") in wanted_set
+
+    def resolver(cells: Mapping[str, str]) -> Path | None:
+        split = cells.get("split", "")
+        if split not in SPLITS:
+            return None
+        return image_path(image_dir, cells.get("processid", ""), split, cells.get("chunk") or None)
+
+    return CollectionReader(
+        metadata,
+        require_images=require_images,
+        check_images=check_images,
+        row_filter=row_filter,
+        image_resolver=resolver if image_dir is not None else None,
+    )
+
+
 def iter_collection(
     path: Path | None,
     *,
@@ -635,14 +580,12 @@ def read_collection(
     input that cannot be read at all (missing, binary, not a table); every other
     problem is a quarantined record.
     """
-    if path is not None and Path(path).is_dir() and images is None:
-        from biodiscover.storage.bioscan import BioscanDataset, is_dataset_root
-
-        if is_dataset_root(Path(path)):
-            ds = BioscanDataset(Path(path))
-            reader = ds.reader(check_images=check_images, require_images=require_images)
-            specimens = list(reader)
-            return CollectionRead(specimens, reader.quarantine, reader.summary, str(ds.metadata_path), reader.format)
+    if path is not None and Path(path).is_dir() and images is None and is_dataset_root(Path(path)):
+        metadata = find_metadata(Path(path))
+        reader = layout_reader(metadata, find_image_dir(Path(path)), None, check_images=check_images,
+                               require_images=require_images)
+        specimens = list(reader)
+        return CollectionRead(specimens, reader.quarantine, reader.summary, str(metadata), reader.format)
     reader = CollectionReader(path, images=images, require_images=require_images, check_images=check_images)
     specimens = list(reader)
     source = str(reader.path or reader.images or "")

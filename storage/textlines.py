@@ -1,0 +1,102 @@
+"""Text lines of plain or gzip files, one at a time and bounded: the floor every reader stands on.
+
+Why its own module: the collection reader, the BIOSCAN-5M metadata reader and the FASTA
+reader all need the same decoding rules (one non-UTF-8 line is that line's problem, an
+over-long line is never held whole, a gzip cut short keeps what came before the cut), and
+each of them sits above this one, so no reader has to import another to get them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.validation import MALFORMED_ROW, NON_UTF8
+
+
+class TruncatedInputError(InputError):
+    """A gzip file ended before its end-of-stream marker; ``lines`` were read before."""
+
+    def __init__(self, message: str, *, lines: int = 0, rows: int = 0) -> None:
+        super().__init__(message)
+        self.lines = lines
+        self.rows = rows
+
+
+#: A physical line longer than this is refused without being held in memory whole
+#: (a 10 MB barcode still fits, so it is judged as a barcode; a 200 MB file with no
+#: line breaks is not a table).
+MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+class LineProblem(str):
+    """Why one physical line cannot be used as it stands; ``kind`` is a validation problem kind."""
+
+    kind: str = NON_UTF8
+
+    @classmethod
+    def of(cls, reason: str, kind: str) -> "LineProblem":
+        out = cls(reason)
+        out.kind = kind
+        return out
+
+
+def _read_lines(fh: io.BufferedIOBase, max_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Physical lines of a binary stream as ``(line, length)``; an over-long line comes back as
+    ``(b"", length)`` after being skipped in blocks, so memory stays bounded."""
+    while True:
+        raw = fh.readline(max_bytes + 1)
+        if not raw:
+            return
+        if len(raw) <= max_bytes or raw.endswith(b"\n"):
+            yield raw, len(raw)
+            continue
+        length = len(raw)
+        while True:
+            more = fh.readline(1 << 20)
+            length += len(more)
+            if not more or more.endswith(b"\n"):
+                break
+        yield b"", length
+
+
+def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str, str | None]]:
+    """Yield ``(line_number, text, problem)`` for a plain or gzip text file.
+
+    Each line is decoded on its own: a non-UTF-8 line comes back decoded with
+    replacement characters and a :class:`LineProblem`, so the caller can
+    quarantine that one record; a line longer than ``max_line_bytes`` comes back
+    empty with a problem (never read whole into memory). A gzip stream that ends
+    early raises :class:`TruncatedInputError` after every complete line before
+    the cut was yielded.
+    """
+    path = Path(path)
+    with path.open("rb") as probe:
+        is_gzip = probe.read(2) == b"\x1f\x8b"
+    opener = gzip.open if is_gzip else open
+    number = 0
+    try:
+        with opener(path, "rb") as fh:
+            for raw, length in _read_lines(fh, max_line_bytes):
+                number += 1
+                if not raw:
+                    yield number, "\n", LineProblem.of(
+                        f"line is {length:,} bytes long, more than the {max_line_bytes:,} a record may take "
+                        "(a file without line breaks?)", MALFORMED_ROW)
+                    continue
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    yield number, raw.decode("utf-8"), None
+                except UnicodeDecodeError as exc:
+                    bad = raw[exc.start : exc.end]
+                    reason = f"line is not valid UTF-8 (byte {bad!r} at column {exc.start + 1})"
+                    yield number, raw.decode("utf-8", errors="replace"), LineProblem.of(reason, NON_UTF8)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise TruncatedInputError(
+            f"{path}: gzip stream is truncated or corrupt after line {number} ({exc})", lines=number
+        ) from exc
