@@ -75,7 +75,7 @@ class IndexConfig:
     seed: int = 0
     #: approximate kinds fetch this many times the hits asked for, for an exact re-ranking
     #: (``discovery.reference``: binary k-mer sketches) to choose from
-    pool_factor: float = 2.0
+    pool_factor: float = 4.0
     #: order hits by the exact cosine of binary k-mer sketches (False: by the index's own similarity)
     sketch_rerank: bool = True
 
@@ -146,8 +146,8 @@ class ReferenceIndex:
     # -- building ------------------------------------------------------------------
     @property
     def exact(self) -> bool:
-        """Whether search over the stored vectors is exhaustive (flat)."""
-        return self.kind_ == "flat"
+        """Whether search is exact over the vectors as given: flat and not projected."""
+        return self.kind_ == "flat" and not isinstance(self._cpu_index, faiss.IndexPreTransform)
 
     def _choose_kind(self, n: int) -> str:
         if self.config.kind != "auto":

@@ -24,7 +24,10 @@ then keeps two of its keys that are not its closest, so the best identity
 found drops (4.7 % of dev queries with a 256-d projection). Ordering the pool
 by an exact similarity of the k-mer sets — the same function whatever index
 produced the pool — leaves the index only the job of getting the right keys
-into the pool, which is what its recall measures.
+into the pool, which is what its recall measures. The index itself stores the
+sketches as unit vectors (``presence``), projected and quantised, so it
+approximates that same similarity: a flat index over unprojected presence
+vectors is exact, and every other kind is measured against it.
 
 Storage (bundle arrays, all memory-mapped on load; tables are small JSON):
 
@@ -96,6 +99,13 @@ def popcount_rows(bits: np.ndarray) -> np.ndarray:
 def sketch(profiles: np.ndarray) -> np.ndarray:
     """Binary k-mer sketches: one bit per profile entry that is non-zero, packed (``(n, dim / 8)`` uint8)."""
     return np.asarray(np.packbits(profiles > 0, axis=1))
+
+
+def presence(profiles: np.ndarray) -> np.ndarray:
+    """The sketches as unit vectors (k-mer present = 1, scaled to unit length): inner product = sketch cosine."""
+    bits = (profiles > 0).astype(np.float32)
+    norms = np.linalg.norm(bits, axis=1, keepdims=True)
+    return np.divide(bits, norms, out=bits, where=norms > 0)
 
 
 class StringStore(Sequence[str]):
@@ -252,17 +262,23 @@ class Reference:
         cfg = self.index_config
         rng = np.random.default_rng(cfg.seed)
         take = np.sort(rng.choice(n, cfg.train_size, replace=False)) if n > cfg.train_size else np.arange(n)
-        self.index_ = ReferenceIndex(cfg).train(self.embedder.embed_dna([self.sequences[int(j)] for j in take]),
-                                                n_total=n)
+        self.index_ = ReferenceIndex(cfg).train(self._vectors(self.embedder.embed_dna(
+            [self.sequences[int(j)] for j in take])), n_total=n)
         self.sketches_ = np.zeros((n, (self.embedder.dim + 7) // 8), dtype=np.uint8)
         for start in range(0, n, batch_size):
             profiles = self.embedder.embed_dna(self.sequences[start : start + batch_size])
-            self.index_.add(profiles)
+            self.index_.add(self._vectors(profiles))
             self.sketches_[start : start + len(profiles)] = sketch(profiles)
         self.sketch_bits_ = popcount_rows(self.sketches_)
         (progress or log.info)(f"indexed {n} reference keys ({self.index_.kind_}, "
                                f"{self.describe_index()}) in {time.perf_counter() - t:.1f}s")
         return self
+
+    def _vectors(self, profiles: np.ndarray) -> np.ndarray:
+        """What the index stores and is queried with: k-mer presence (unit length) when hits are re-ranked
+        by sketch cosine, so the index approximates the very similarity that orders its hits; the profile
+        itself otherwise (the engine before format 3, and format-2 bundles)."""
+        return presence(profiles) if self.index_config.sketch_rerank else profiles
 
     def describe_index(self) -> str:
         d = self.index_.stored_dim
@@ -285,7 +301,7 @@ class Reference:
         if not ids:
             return 0
         profiles = self.embedder.embed_dna(list(sequences))
-        self.index_.add(profiles)
+        self.index_.add(self._vectors(profiles))
         new = sketch(profiles)
         self.sketches_ = np.concatenate([np.asarray(self.sketches_), new])
         self.sketch_bits_ = np.concatenate([np.asarray(self.sketch_bits_), popcount_rows(new)])
@@ -343,7 +359,7 @@ class Reference:
                 profiles = self.embedder.embed_dna([sequences[i] for i in part])
                 search = self.remote_search if self.remote_search is not None and allowed is None \
                     else self.index_.search
-                s, p = search(profiles, pool + extra, allowed=allowed)
+                s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)
                 if rerank:
                     s, p = self._rerank(sketch(profiles), p, k + extra)
                 if extra:
@@ -511,7 +527,10 @@ class Reference:
     def from_legacy(cls, ids: list[str], sequences: list[str], lineages: list[Lineage], index: ReferenceIndex,
                     kmer: KmerConfig, index_config: IndexConfig, batch_size: int = 2048) -> "Reference":
         """A reference from a format-2 engine bundle (JSON key table + raw FAISS index)."""
-        self = cls(kmer, index_config, batch_size)
+        import dataclasses
+
+        # a format-2 index holds profiles and its hits were never re-ranked: keep searching it that way
+        self = cls(kmer, dataclasses.replace(index_config, sketch_rerank=False), batch_size)
         self.ids, self.sequences = StringStore.from_strings(ids), StringStore.from_strings(sequences)
         self.lineages = [tuple(x) for x in lineages]
         self.index_ = index
@@ -540,6 +559,7 @@ class _IndexStub:
 
     def __init__(self, index: ReferenceIndex) -> None:
         self.kind_, self.ntotal_, self.dim_, self.exact = index.kind_, index.ntotal_, index.dim_, index.exact
+        self.stored_dim = index.stored_dim
 
     def search(self, *args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("this reference's index lives in remote shards; leave-clade-out search needs the index")
