@@ -245,7 +245,9 @@ def run_triage(args) -> dict:
 
 # -- synthetic reference -----------------------------------------------------------------------------------
 def make_synthetic(data: Path, n_keys: int, out_csv: Path, n_queries: int, seed: int = 0) -> Path:
-    """A BIOSCAN-layout CSV of ``n_keys`` synthetic keys (split ``train``) and queries (``test``).
+    """A BIOSCAN-layout CSV of about ``n_keys`` synthetic keys (``train``), calibration rows (``val``: one
+    specimen of every 10th species; ``val_unseen``: every 500th species, absent from the keys) and
+    ``n_queries`` queries (``test``).
 
     Species are made from real dev barcodes: each real species seeds synthetic species
     (3-8 % of sites mutated from one of its barcodes), each synthetic species gets keys
@@ -272,11 +274,17 @@ def make_synthetic(data: Path, n_keys: int, out_csv: Path, n_queries: int, seed:
             centre[hit] = rng.choice(bases, int(hit.sum()))
             name = f"{src.genus} syn{s}"
             rows = []
-            for _j in range(per_species):
+            novel = s % 500 == 499  # a species only the calibration sees (absent from the keys)
+            for j in range(per_species):
                 seq = centre.copy()
                 hit = rng.random(seq.size) < rng.uniform(0.0, 0.01)
                 seq[hit] = rng.choice(bases, int(hit.sum()))
-                split = "train" if written < n_keys else "test"
+                if written >= n_keys:
+                    split = "test"
+                elif novel:
+                    split = "val_unseen"
+                else:
+                    split = "val" if j == 0 and s % 10 == 0 else "train"
                 rows.append(f"S{written:08d},{src.order},{src.family},{src['subfamily']},{src.genus},{name},"
                             f"{seq.tobytes().decode()},{split}")
                 written += 1
@@ -356,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--keys", type=int, default=1_000_000)
     s.add_argument("--queries", type=int, default=5000)
     s.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_synth"))
+    s.add_argument("--only-data", action="store_true", help="write the synthetic CSV and stop")
     x = sub.add_parser("sintax")
     x.add_argument("--data", type=Path, default=data_default)
     x.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_sintax"))
@@ -381,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
         if not csv.exists():
             t = time.perf_counter()
             make_synthetic(args.data, args.keys, csv, args.queries)
+        if args.only_data:
+            print(f"wrote {csv}")
+            return 0
             log.info("wrote %s in %.0f s", csv, time.perf_counter() - t)
         queries = args.work / "queries.csv"
         pd.read_csv(csv, dtype=str, keep_default_na=False).query("split == 'test'")[
@@ -389,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         if bundle.exists():
             shutil.rmtree(bundle)
         build = timed([*_cli(), "build-reference", "--data", str(csv), "--out", str(bundle), "--keys", "train",
-                       "--calibration", "test", "--calibration-keys", "", "--outliers", "", "-q"])
+                       "--calibration", "val+val_unseen", "--calibration-keys", "", "--outliers", "", "-q"])
         build["bundle_mb"] = round(dir_size(bundle) / 2**20) if bundle.exists() else None
         tri = timed([*_cli(), "triage", "--input", str(queries), "--model", str(bundle), "--results",
                      str(args.work / "results.jsonl"), "-q"])
