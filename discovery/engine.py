@@ -61,8 +61,8 @@ class EngineConfig:
     """Settings of the discovery engine (stored in the bundle)."""
 
     kmer: KmerConfig = field(default_factory=lambda: KmerConfig(ks=(6,), sqrt=True))
-    #: 6-mer presence vectors projected to 256-d (uncentred SVD), searched exactly up to 20k keys and
-    #: with IVF + 8-bit codes above; hits re-ranked by exact k-mer sketch cosine (discovery.reference;
+    #: 6-mer presence vectors searched exactly up to 20k keys; above, projected to 256-d (uncentred SVD)
+    #: in IVF cells of 8-bit codes; hits re-ranked by exact k-mer sketch cosine (discovery.reference;
     #: recall and naming per index kind: benchmarks/RESULTS-scale.md)
     index: IndexConfig = field(default_factory=lambda: IndexConfig(project_dim=256, exact_max=20_000,
                                                                    ivf_nprobe=64))

@@ -9,7 +9,8 @@ BIOSCAN-5M. Kinds (``IndexConfig.kind``):
   a quarter of the float32 size, and a query scans only ``ivf_nprobe`` cells;
 * ``hnsw``, ``ivf`` (IVF-Flat) and ``ivfpq`` (product quantisation, the smallest)
   on request;
-* ``auto``: ``flat`` up to ``exact_max`` keys, ``ivfsq`` above.
+* ``auto``: ``flat`` over the vectors as given up to ``exact_max`` keys (exact:
+  nothing lost on a small reference), ``ivfsq`` over the projection above.
 
 ``project_dim`` puts a learned linear projection in front of the index (FAISS
 ``IndexPreTransform``: an uncentred SVD basis of a sample of the keys, then L2
@@ -55,7 +56,7 @@ INDEX_KINDS = ("auto", "flat", "hnsw", "ivf", "ivfsq", "ivfpq")
 class IndexConfig:
     """How to index reference keys.
 
-    ``kind='auto'`` = exact below ``exact_max`` keys, ``ivfsq`` above.
+    ``kind='auto'`` = exact (flat, no projection) up to ``exact_max`` keys, ``ivfsq`` above.
     ``project_dim`` = learn a linear projection to that many dimensions first
     (None: index the vectors as given; ignored for fewer than ``2 * project_dim`` keys). ``train_size`` = keys sampled to learn
     the projection and the IVF cells. ``use_gpu=None`` = use a GPU when faiss
@@ -168,9 +169,11 @@ class ReferenceIndex:
         kind = self._choose_kind(n)
         transform = None
         d = d_in
-        # a basis learned from fewer keys than its dimension is only their span: keep the raw vectors then
+        # a basis learned from fewer keys than its dimension is only their span: keep the raw vectors then;
+        # ``auto`` keeps them for its exact (flat) choice too: below exact_max nothing is approximated
         if self.config.project_dim is not None and self.config.project_dim < d_in \
-                and sample.shape[0] > 2 * self.config.project_dim:
+                and sample.shape[0] > 2 * self.config.project_dim \
+                and not (self.config.kind == "auto" and kind == "flat"):
             transform = _projection(sample, self.config.project_dim, self.config.seed)
             d = transform.d_out
         if kind == "flat":

@@ -10,8 +10,8 @@ it is given beyond what the search itself misses (measured: benchmarks/
 RESULTS-scale.md).
 
 Search: k-mer profile (``discovery.kmer``) → FAISS (``discovery.index``; by
-default an uncentred SVD projection of the 6-mer profile, exact below
-``exact_max`` keys and IVF with 8-bit codes above) → a pool of hits re-ranked
+default exact below ``exact_max`` keys, and above it an uncentred SVD projection
+to 256-d in IVF cells of 8-bit codes) → a pool of hits re-ranked
 by the exact cosine of binary k-mer sketches (one bit per k-mer present: 512
 bytes a key for 6-mers, compared with popcounts) → top ``n_search`` keys → at
 most ``per_taxon`` keys per species up to ``max_candidates`` (so a crowded
