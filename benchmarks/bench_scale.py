@@ -210,7 +210,8 @@ def timed(cmd: list[str], env: dict | None = None) -> dict:
     proc = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
-    return {"cmd": " ".join(cmd), "rc": proc.returncode, "wall_s": round(wall, 1),
+    cpu = [float(x) for x in re.findall(r"(?:User|System) time \(seconds\): ([\d.]+)", proc.stderr)]
+    return {"cmd": " ".join(cmd), "rc": proc.returncode, "wall_s": round(wall, 1), "cpu_s": round(sum(cpu), 1),
             "peak_rss_mb": round(int(rss.group(1)) / 1024) if rss else None, "load": load_avg(),
             "stderr_tail": proc.stderr.strip().splitlines()[-25:] if proc.returncode else []}
 

@@ -267,8 +267,20 @@ class Reference:
         cfg = self.index_config
         rng = np.random.default_rng(cfg.seed)
         take = np.sort(rng.choice(n, cfg.train_size, replace=False)) if n > cfg.train_size else np.arange(n)
-        self.index_ = ReferenceIndex(cfg).train(self._vectors(self.embedder.embed_dna(
-            [self.sequences[int(j)] for j in take])), n_total=n)
+        index = ReferenceIndex(cfg)
+        # IVF cells want ~39 keys each: more keys than the projection's sample, embedded chunk by chunk
+        want = min(n, 40 * index.cells_for(n)) if index._choose_kind(n) in ("ivf", "ivfsq", "ivfpq") else 0
+        rest = np.setdiff1d(np.arange(n), take)
+        extra = np.sort(rng.choice(rest, min(len(rest), max(0, want - len(take))), replace=False)) \
+            if want > len(take) else np.zeros(0, dtype=np.int64)
+
+        def cell_chunks() -> Iterator[np.ndarray]:
+            for start in range(0, len(extra), batch_size):
+                yield self._vectors(self.embedder.embed_dna([self.sequences[int(j)]
+                                                             for j in extra[start : start + batch_size]]))
+
+        self.index_ = index.train(self._vectors(self.embedder.embed_dna([self.sequences[int(j)] for j in take])),
+                                  n_total=n, cell_sample=cell_chunks())
         self.sketches_ = np.zeros((n, (self.embedder.dim + 7) // 8), dtype=np.uint8)
         for start in range(0, n, batch_size):
             profiles = self.embedder.embed_dna(self.sequences[start : start + batch_size])
