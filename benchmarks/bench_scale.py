@@ -23,6 +23,12 @@ Modes (each prints a markdown table; paste it into benchmarks/RESULTS-scale.md w
     (each real species spawns synthetic species 3-8 % apart, each with keys 0-1 % apart),
     written as a BIOSCAN-layout CSV; then ``build`` and ``triage`` as above.
 
+``ray``
+    One bundle, one query set: the engine in-process (local executor) against ``run --executor
+    ray``'s path (a local Ray instance of ``--cpus`` CPUs, the reference index cut into
+    ``--shards`` shard actors, queries mapped over workers); wall time, CPU seconds of this
+    process, and whether every result is identical.
+
 ``sintax``
     The whole ``biodiscover triage`` process (start-up, model load, everything) against
     ``vsearch --sintax`` (its database build included) on the same keys and queries, in the
@@ -297,6 +303,42 @@ def make_synthetic(data: Path, n_keys: int, out_csv: Path, n_queries: int, seed:
     return out_csv
 
 
+# -- Ray ---------------------------------------------------------------------------------------------------
+def run_ray(args) -> str:
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.bundle import Bundle
+    from biodiscover.storage.collections import read_collection
+    from biodiscover.workflows.executors import ExecutorConfig, ExecutorModel, make_executor
+
+    specimens = read_collection(args.input).specimens[: args.n]
+    t, c = time.perf_counter(), time.process_time()
+    model = DiscoveryModel.from_bundle(Bundle.open(args.bundle))
+    load = (time.perf_counter() - t, time.process_time() - c)
+    t, c = time.perf_counter(), time.process_time()
+    local = model.triage(specimens)
+    rows = [("local (in-process; identities in forked workers)", time.perf_counter() - t, time.process_time() - c)]
+    model.reference_.close()
+    t = time.perf_counter()
+    ex = make_executor(ExecutorConfig(kind="ray", num_cpus=args.cpus, shards=args.shards))
+    start = time.perf_counter() - t
+    try:
+        t, c = time.perf_counter(), time.process_time()
+        wrapped = ExecutorModel(model, ex, batch_size=args.batch)
+        shard_s = time.perf_counter() - t
+        t, c = time.perf_counter(), time.process_time()
+        remote = wrapped.triage(specimens)
+        rows.append((f"Ray, {args.cpus} CPUs, {args.shards} index shards (sharding {shard_s:.1f} s not included)",
+                     time.perf_counter() - t, time.process_time() - c))
+    finally:
+        ex.close()
+    same = sum(a.to_dict() == b.to_dict() for a, b in zip(local, remote))
+    table = ["| path | wall s | driver CPU s | specimens/s |", "|---|---|---|---|"]
+    table += [f"| {n} | {w:.1f} | {cpu:.1f} | {len(specimens) / w:,.0f} |" for n, w, cpu in rows]
+    return (f"bundle {args.bundle} ({len(model.reference_):,} keys, {model.index_.kind_}), {len(specimens):,} "
+            f"specimens; model load {load[0]:.1f} s wall / {load[1]:.1f} s CPU; Ray start {start:.1f} s\n\n"
+            + "\n".join(table) + f"\n\nidentical results: {same} of {len(local)}")
+
+
 # -- vsearch SINTAX ----------------------------------------------------------------------------------------
 def run_sintax(args) -> str:
     from bench_dev import _sintax_header, load_clean, write_fasta
@@ -366,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--queries", type=int, default=5000)
     s.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_synth"))
     s.add_argument("--only-data", action="store_true", help="write the synthetic CSV and stop")
+    y = sub.add_parser("ray")
+    y.add_argument("--bundle", type=Path, required=True)
+    y.add_argument("--input", type=Path, required=True)
+    y.add_argument("--n", type=int, default=4000)
+    y.add_argument("--cpus", type=int, default=2)
+    y.add_argument("--shards", type=int, default=2)
+    y.add_argument("--batch", type=int, default=512)
     x = sub.add_parser("sintax")
     x.add_argument("--data", type=Path, default=data_default)
     x.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_sintax"))
@@ -407,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         tri = timed([*_cli(), "triage", "--input", str(queries), "--model", str(bundle), "--results",
                      str(args.work / "results.jsonl"), "-q"])
         text = json.dumps({"build": build, "triage": tri}, indent=1)
+    elif args.mode == "ray":
+        text = run_ray(args)
     else:
         text = run_sintax(args)
     print(text)
