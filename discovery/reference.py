@@ -39,7 +39,8 @@ Storage (bundle arrays, all memory-mapped on load; tables are small JSON):
 * ``<prefix>_lineage``: int32 codes ``(n, len(RANKS))`` into the table's
   per-rank vocabulary, ``-1`` = blank;
 * ``<prefix>_index``: the serialised FAISS index (projection included);
-* table ``<prefix>``: format, ranks, vocabularies, key count, index settings.
+* table ``<prefix>``: format, ranks, vocabularies, key count, index settings and
+  what the index holds (``vectors``).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from biodiscover.storage.records import RANKS
 
 log = logging.getLogger(__name__)
 
-REFERENCE_FORMAT = 1
+REFERENCE_FORMAT = 2  # 2: the table says what the index holds (``vectors``); 1: k-mer profiles
 Lineage = tuple[str | None, ...]  # over RANKS
 #: queries re-ranked together (bounds the gathered sketch block: 128 × pool × dim/8 bytes)
 _RERANK_BLOCK = 128
@@ -224,6 +225,9 @@ class Reference:
         self.batch_size = batch_size
         #: processes computing exact identities (None: ``align_workers_default()``; 1: in this process)
         self.align_workers = align_workers
+        #: what the index holds and is queried with: ``presence`` (unit k-mer presence, approximating the
+        #: sketch cosine that re-ranks its hits) or ``profile`` (the k-mer profile: format-1 references)
+        self.index_vectors = "presence" if self.index_config.sketch_rerank else "profile"
         #: replaces ``index_.search`` for the pool search when the index lives elsewhere (Ray shards)
         self.remote_search: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
         self._pool: ProcessPoolExecutor | None = None
@@ -292,10 +296,10 @@ class Reference:
         return self
 
     def _vectors(self, profiles: np.ndarray) -> np.ndarray:
-        """What the index stores and is queried with: k-mer presence (unit length) when hits are re-ranked
-        by sketch cosine, so the index approximates the very similarity that orders its hits; the profile
-        itself otherwise (the engine before format 3, and format-2 bundles)."""
-        return presence(profiles) if self.index_config.sketch_rerank else profiles
+        """What the index stores and is queried with (``index_vectors``): k-mer presence (unit length) when
+        hits are re-ranked by sketch cosine, so the index approximates the very similarity that orders its
+        hits; the profile itself otherwise (``sketch_rerank=False``, and format-1 references)."""
+        return presence(profiles) if self.index_vectors == "presence" else profiles
 
     def describe_index(self) -> str:
         d = self.index_.stored_dim
@@ -504,7 +508,7 @@ class Reference:
         bundle.save_table(prefix, {"format": REFERENCE_FORMAT, "n": len(self), "ranks": list(RANKS),
                                    "vocab": vocab, "kmer": self.embedder.config.to_dict(),
                                    "index": self.index_config.to_dict(), "index_kind": self.index_.kind_,
-                                   "dim": self.embedder.dim})
+                                   "vectors": self.index_vectors, "dim": self.embedder.dim})
 
     @classmethod
     def load(cls, bundle: Any, prefix: str, batch_size: int = 2048) -> "Reference":
@@ -521,6 +525,10 @@ class Reference:
                 raise ValueError(f"ranks {meta['ranks']} differ from {list(RANKS)}")
             vocab = {r: [str(x) for x in meta["vocab"][r]] for r in RANKS}
             self = cls(KmerConfig.from_dict(meta["kmer"]), IndexConfig.from_dict(meta["index"]), batch_size)
+            # a format-1 index holds profiles: it keeps being queried with profiles (re-ranking still exact)
+            self.index_vectors = meta.get("vectors", "profile")
+            if self.index_vectors not in ("presence", "profile"):
+                raise ValueError(f"index vectors {self.index_vectors!r}")
         except ModelBundleError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -540,24 +548,6 @@ class Reference:
         self.index_ = ReferenceIndex.from_bytes(blob, self.index_config, where=f"{where} index", ntotal=n,
                                                 dim=self.embedder.dim)
         self._refresh(codes, vocab)
-        return self
-
-    @classmethod
-    def from_legacy(cls, ids: list[str], sequences: list[str], lineages: list[Lineage], index: ReferenceIndex,
-                    kmer: KmerConfig, index_config: IndexConfig, batch_size: int = 2048) -> "Reference":
-        """A reference from a format-2 engine bundle (JSON key table + raw FAISS index)."""
-        import dataclasses
-
-        # a format-2 index holds profiles and its hits were never re-ranked: keep searching it that way
-        self = cls(kmer, dataclasses.replace(index_config, sketch_rerank=False), batch_size)
-        self.ids, self.sequences = StringStore.from_strings(ids), StringStore.from_strings(sequences)
-        self.lineages = [tuple(x) for x in lineages]
-        self.index_ = index
-        self.sketches_ = np.zeros((len(ids), (self.embedder.dim + 7) // 8), dtype=np.uint8)
-        for start in range(0, len(ids), batch_size):
-            self.sketches_[start : start + batch_size] = sketch(self.embedder.embed_dna(sequences[start : start + batch_size]))
-        self.sketch_bits_ = popcount_rows(self.sketches_)
-        self._refresh()
         return self
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from biodiscover.discovery.index import IndexConfig
 from biodiscover.discovery.kmer import KmerConfig
-from biodiscover.discovery.reference import Reference, StringStore, decode_lineages, encode_lineages
+from biodiscover.discovery.reference import Reference, StringStore, decode_lineages, encode_lineages, sketch
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import ModelBundleError
 from biodiscover.storage.records import RANKS
@@ -89,6 +89,31 @@ def test_bundle_round_trip_is_memory_mapped_and_identical(world, tmp_path, index
     table = Bundle.open(tmp_path / "b").load_table("ref")
     Bundle.open(tmp_path / "b").save_table("ref", {**table, "n": table["n"] + 1})
     with pytest.raises(ModelBundleError, match="where"):
+        Reference.load(Bundle.open(tmp_path / "b"), "ref")
+
+
+def test_a_format_1_index_of_profiles_is_still_queried_with_profiles(world, tmp_path) -> None:
+    """Format-1 references indexed k-mer profiles; format 2 indexes presence vectors and says so in its
+    table. A format-1 table (no ``vectors``) keeps being queried with profiles, its hits re-ranked by the
+    sketches; a table naming anything else is refused."""
+    ref = _ref(world, kind="flat", sketch_rerank=False)  # an index of profiles, as format 1 built them
+    assert ref.index_vectors == "profile" and _ref(world, kind="flat").index_vectors == "presence"
+    ref.save(Bundle.create(tmp_path / "b", config={}), "ref")
+    table = Bundle.open(tmp_path / "b").load_table("ref")
+    assert table["format"] == 2 and table["vectors"] == "profile"
+    old = {k: v for k, v in table.items() if k != "vectors"}
+    Bundle.open(tmp_path / "b").save_table("ref", {**old, "format": 1,
+                                                   "index": {**table["index"], "sketch_rerank": True}})
+    again = Reference.load(Bundle.open(tmp_path / "b"), "ref")
+    assert again.index_vectors == "profile" and again.index_config.sketch_rerank
+    q = world["queries"][:8]
+    _, by_profile = ref.search(q, 10)
+    want_s, want_p = ref._rerank(sketch(ref.embedder.embed_dna(q)), by_profile, 10)
+    got_s, got_p = again.search(q, 10)
+    np.testing.assert_array_equal(got_p, want_p)
+    np.testing.assert_allclose(got_s, want_s, rtol=1e-6)
+    Bundle.open(tmp_path / "b").save_table("ref", {**table, "vectors": "dense"})
+    with pytest.raises(ModelBundleError, match="index vectors 'dense'"):
         Reference.load(Bundle.open(tmp_path / "b"), "ref")
 
 
