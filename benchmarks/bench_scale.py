@@ -9,6 +9,11 @@ Modes (each prints a markdown table; paste it into benchmarks/RESULTS-scale.md w
     the share of queries whose candidate set after the per-species cap yields the same best
     identity as exact search (and the mean identity lost where it does not), and search time.
 
+``folds``
+    The naming model's folds (benchmarks/bench_folds.py: per-order and leave-one-order-out, ours only,
+    no peers): the engine fitted and run once per index setting (exact, ivfsq); every per-group figure,
+    TAXXI class and novelty AUROC, and the largest change (points) against exact search.
+
 ``naming``
     bench_dev's protocol (keys = train; calibration val + val_unseen + other_heldout half A;
     scored on test, test_unseen and other_heldout half B): the engine fitted and run once per
@@ -83,17 +88,20 @@ def _mb(nbytes: float) -> str:
 
 # -- recall ------------------------------------------------------------------------------------------------
 def _same_evidence(a, b) -> bool:
-    """Two RankEvidence equal in everything the naming reads (floats to 1e-6)."""
-    close = (lambda x, y: all(abs(x[r] - y[r]) <= 1e-6 for r in x))
-    return a.labels == b.labels and close(a.identity, b.identity) and close(a.margin, b.margin) \
-        and close(a.agreement, b.agreement)
+    """Two naming feature sets (``FeatureMaker.features``: top lineage, per-rank vectors) equal to 1e-6."""
+    (top_a, xa), (top_b, xb) = a, b
+    return top_a == top_b and all((x is None and y is None) or (x is not None and y is not None and
+                                                                  np.allclose(x, y, rtol=0, atol=1e-6))
+                                  for x, y in zip(xa, xb))
 
 
 def run_recall(args) -> str:
     from bench_dev import load_clean
 
+    from biodiscover.discovery.engine import DiscoveryModel, EngineConfig, informative_length
     from biodiscover.discovery.index import IndexConfig
     from biodiscover.discovery.kmer import KmerConfig
+    from biodiscover.discovery.naming import FeatureMaker, TaxonSpread
     from biodiscover.discovery.reference import Reference, sketch
     from biodiscover.storage.records import RANKS
 
@@ -104,8 +112,9 @@ def run_recall(args) -> str:
     ids, seqs = list(keys.processid), list(keys.seq)
     lins = [tuple((r or None) for r in row) for row in keys[list(RANKS)].itertuples(index=False)]
     kmer = KmerConfig(ks=(6,), sqrt=True)
-    from biodiscover.discovery.hierarchy import rank_evidence
-
+    lengths = np.array([informative_length(x) for x in seqs], dtype=np.int64)
+    # the taxon spread is the same for every setting (it depends on the label, not the hits): left empty
+    features = FeatureMaker(lins, lengths, TaxonSpread(), 1.0).features
     rows, base = [], None
     for name in [EXACT, *(n for n in SETTINGS if n != EXACT)]:
         kw = SETTINGS[name]
@@ -117,9 +126,12 @@ def run_recall(args) -> str:
         search_s = time.perf_counter() - t
         if not kw.get("sketch_rerank", True):  # similarities of this setting's hits by sketch cosine
             got = ref._rerank(sketch(ref.embedder.embed_dna(qseq)), pos, args.n_search)[0]
-        cands = ref.align(qseq, got, pos, per_taxon=2, max_candidates=60)
-        evidence = [rank_evidence(c.positions.tolist(), c.identities, None, ref.lineages) for c in cands]
-        best = np.array([c.identities.max() if len(c.identities) else 0.0 for c in cands])
+        # the engine's own candidate step (per-species cap 2, 60 candidates, exact identities, best first)
+        engine = DiscoveryModel(EngineConfig(n_search=args.n_search))
+        engine.reference_ = ref
+        hits = engine._hits(qseq)
+        evidence = [features(h) for h in hits]
+        best = np.array([h.identities[0] if len(h.identities) else 0.0 for h in hits])
         if base is None:
             base = {"kth": got[:, -1:], "best": best, "evidence": evidence}
         # keys tied with the exact k-th are interchangeable: a hit counts when it is at least as similar
@@ -182,7 +194,6 @@ def run_naming(args) -> str:
                         top["test_unseen"], nov["test"], nov["test_unseen"], secs)
         out.update(absent_genus_figures(oh_eval, named["heldout"], keys))
         out["fit_seconds"] = fit_s
-        out["thresholds"] = model.classifier_.thresholds_
         figures[name] = out
         log.info("%s: %s", name, {k: out.get(k) for k in NAMING_FIGURES})
     if args.json:
@@ -207,6 +218,87 @@ def run_naming(args) -> str:
     return (f"keys {len(keys):,} (train), test {len(test):,}, test_unseen {len(unseen):,}, heldout "
             f"{len(oh_eval):,}; TP = share of test + test_unseen named right at their deepest rank (TAXXI); "
             f"change = largest absolute difference from '{ref_name}', in points\n\n" + "\n".join(table))
+
+
+# -- the naming model's folds per index setting ---------------------------------------------------------------
+FOLD_SETTINGS = {
+    # the two kinds the product uses (``auto``: exact up to 20k keys, ivfsq above), each forced on every fold
+    "exact": {"project_dim": 256, "exact_max": 10**9, "ivf_nprobe": 64},
+    "ivfsq": {"kind": "ivfsq", "project_dim": 256, "ivf_nprobe": 64},
+}
+
+
+def _fold_values(o: dict) -> dict[str, float]:
+    """Every figure of one scored fold for 'ours' (bench_folds.score_fold), flat: group figures, TAXXI, AUROC."""
+    t = o["tools"]["ours"]
+    out = {f"{g}: {k}": v for g, figs in t.items() if g != "taxxi" for k, v in figs.items() if k != "n"}
+    out.update({f"TAXXI {k}": v for k, v in t["taxxi"].items()})
+    out["novelty AUROC"] = o["novelty"]["auroc"]
+    return out
+
+
+def run_folds(args) -> str:
+    import bench_folds
+    from bench_dev import load_clean, specimens
+
+    from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+    from biodiscover.discovery.index import IndexConfig
+
+    fargs = argparse.Namespace(max_group=args.max_group, max_heldout=600, max_extra_heldout=1500,
+                               max_left_out=1500, seed=0, skip_peers=True, threads=2, work=args.work)
+    folds = bench_folds.make_folds(load_clean(args.data), args.folds.split(","), fargs)
+    scored: dict[str, list[dict]] = {}
+    kinds: dict[str, list[str]] = {}
+    for name in args.settings:
+        kw = FOLD_SETTINGS[name]
+
+        def run_ours(fold, _args, kw=kw, name=name) -> dict:
+            """bench_folds.run_ours with this index setting (the rest of the engine at its defaults)."""
+            t0 = time.perf_counter()
+            model = DiscoveryModel(EngineConfig(index=IndexConfig(**kw))).fit(specimens(fold.keys),
+                                                                              specimens(fold.extra), ())
+            fit_s = time.perf_counter() - t0
+            kinds.setdefault(name, []).append(model.index_.kind_)
+            q = fold.queries
+            t0 = time.perf_counter()
+            res = model.triage(specimens(q))
+            return {"model": model, "results": dict(zip(q.processid, res)), "fit_seconds": fit_s,
+                    "triage_seconds": time.perf_counter() - t0}
+
+        bench_folds.run_ours = run_ours
+        scored[name] = [bench_folds.score_fold(f, fargs) for f in folds]
+        log.info("%s done (load %s)", name, load_avg())
+    if args.json:
+        Path(args.json).write_text(json.dumps({n: [{k: v for k, v in o.items() if not k.startswith("_")}
+                                                   for o in out] for n, out in scored.items()},
+                                              indent=1, default=float))
+    base = args.settings[0]
+    table = ["| fold | keys | auto picks | setting (kind) | known: species right | absent sp.: named to species | "
+             "absent sp.: wrong genus | absent genera / left-out order named | TAXXI TP | novelty AUROC | "
+             "fit s | triage s | largest change vs " + base + " (points) |", "|---|" + "---|" * 12]
+    worst_all = (0.0, "")
+    for i, fold in enumerate(folds):
+        b = _fold_values(scored[base][i])
+        for name in args.settings:
+            o = scored[name][i]
+            v = _fold_values(o)
+            t = o["tools"]["ours"]
+            diffs = {k: abs(v[k] - b[k]) * 100 for k in b if k in v and np.isfinite(v[k]) and np.isfinite(b[k])}
+            k_w = max(diffs, key=diffs.get)
+            if diffs[k_w] > worst_all[0]:
+                worst_all = (diffs[k_w], f"{fold.name}, {name}: {k_w}")
+            absent = t.get("absent_genus", {}).get("named_genus", t.get("left_out_order", {}).get("named_order"))
+            auto = "flat" if len(fold.keys) <= 20_000 else "ivfsq"
+            table.append(
+                f"| {fold.name} | {len(fold.keys):,} | {auto} | {name} ({kinds[name][i]}) | "
+                f"{t['known']['species_right']:.4f} | {t['absent_species']['named_species']:.4f} | "
+                f"{t['absent_species']['genus_wrong']:.4f} | {absent:.4f} | {t['taxxi']['TP']:.4f} | "
+                f"{o['novelty']['auroc']:.4f} | {o['ours_seconds']['fit']} | {o['ours_seconds']['triage']} | "
+                + ("—" if name == base else f"{diffs[k_w]:.2f} ({k_w})") + " |")
+    return (f"folds: {args.folds} (bench_folds.make_folds, max group {args.max_group}, seed 0, peers skipped); "
+            f"every figure of 'ours' per group (bench_folds.group_figures), TAXXI classes and novelty AUROC "
+            f"compared with '{base}'\n\n" + "\n".join(table)
+            + f"\n\nlargest change anywhere: {worst_all[0]:.2f} points ({worst_all[1]})")
 
 
 # -- child processes under /usr/bin/time -v -----------------------------------------------------------------
@@ -393,6 +485,13 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("--data", type=Path, default=data_default)
     n.add_argument("--settings", nargs="*", default=None, help="substrings of the setting names to run")
     n.add_argument("--json", default=None)
+    f = sub.add_parser("folds")
+    f.add_argument("--data", type=Path, default=data_default)
+    f.add_argument("--folds", default="per-order,loo")
+    f.add_argument("--settings", nargs="+", default=list(FOLD_SETTINGS), choices=list(FOLD_SETTINGS))
+    f.add_argument("--max-group", type=int, default=2500)
+    f.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_folds"))
+    f.add_argument("--json", default=None)
     b = sub.add_parser("build")
     b.add_argument("--data", type=Path, default=data_default)
     b.add_argument("--bundle", type=Path, required=True)
@@ -430,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         text = run_recall(args)
     elif args.mode == "naming":
         text = run_naming(args)
+    elif args.mode == "folds":
+        text = run_folds(args)
     elif args.mode == "build":
         text = json.dumps(run_build(args), indent=1)
     elif args.mode == "triage":
