@@ -445,7 +445,7 @@ def run_sintax(args) -> str:
     outl = df[df.split == "other_heldout"].sample(300, random_state=0)
     pd.concat([keys, calib, outl]).drop(columns=["seq"]).to_csv(work / "keys.csv", index=False)
     queries[["processid", "dna_barcode"]].to_csv(work / "queries.csv", index=False)
-    write_fasta(work / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.itertuples()])
+    write_fasta(work / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.to_dict("records")])
     write_fasta(work / "queries.fa", queries.processid, queries.seq)
     bundle = work / "bundle"
     if bundle.exists():
