@@ -117,7 +117,7 @@ def _kind_of(index: faiss.Index) -> str:
 
 def _project(transform: faiss.VectorTransform, x: np.ndarray) -> np.ndarray:
     """``x`` through the learned projection, then to unit length (what the IVF index receives)."""
-    y = transform.apply(np.ascontiguousarray(x, dtype=np.float32))
+    y = np.asarray(transform.apply(np.ascontiguousarray(x, dtype=np.float32)), dtype=np.float32)
     faiss.normalize_L2(y)
     return y
 

@@ -111,7 +111,7 @@ def presence(profiles: np.ndarray) -> np.ndarray:
     """The sketches as unit vectors (k-mer present = 1, scaled to unit length): inner product = sketch cosine."""
     bits = (profiles > 0).astype(np.float32)
     norms = np.linalg.norm(bits, axis=1, keepdims=True)
-    return np.divide(bits, norms, out=bits, where=norms > 0)
+    return np.asarray(np.divide(bits, norms, out=bits, where=norms > 0))
 
 
 class StringStore(Sequence[str]):
@@ -271,9 +271,9 @@ class Reference:
         cfg = self.index_config
         rng = np.random.default_rng(cfg.seed)
         take = np.sort(rng.choice(n, cfg.train_size, replace=False)) if n > cfg.train_size else np.arange(n)
-        index = ReferenceIndex(cfg)
+        built = ReferenceIndex(cfg)
         # IVF cells want ~39 keys each: more keys than the projection's sample, embedded chunk by chunk
-        want = min(n, 40 * index.cells_for(n)) if index._choose_kind(n) in ("ivf", "ivfsq", "ivfpq") else 0
+        want = min(n, 40 * built.cells_for(n)) if built._choose_kind(n) in ("ivf", "ivfsq", "ivfpq") else 0
         rest = np.setdiff1d(np.arange(n), take)
         extra = np.sort(rng.choice(rest, min(len(rest), max(0, want - len(take))), replace=False)) \
             if want > len(take) else np.zeros(0, dtype=np.int64)
@@ -283,7 +283,7 @@ class Reference:
                 yield self._vectors(self.embedder.embed_dna([self.sequences[int(j)]
                                                              for j in extra[start : start + batch_size]]))
 
-        self.index_ = index.train(self._vectors(self.embedder.embed_dna([self.sequences[int(j)] for j in take])),
+        self.index_ = built.train(self._vectors(self.embedder.embed_dna([self.sequences[int(j)] for j in take])),
                                   n_total=n, cell_sample=cell_chunks())
         self.sketches_ = np.zeros((n, (self.embedder.dim + 7) // 8), dtype=np.uint8)
         for start in range(0, n, batch_size):
