@@ -604,9 +604,12 @@ def test_7_the_wrong_place_is_named_not_blamed_on_the_data(tmp_path: Path, bundl
     folder = tmp_path / "plate-folder"
     folder.mkdir()
     write_plate(folder / "collection.csv", 3)
+    (folder / "._collection.csv").write_bytes(b"\x00\x05\x16\x07")  # macOS's AppleDouble file on a USB stick
+    (folder / "notes.txt").write_text("trap 4, 2024-06")
     for verb in (["validate", str(folder)], ["ingest", "--input", str(folder), "--db", str(tmp_path / "x.sqlite")]):
         line = one_error_line(cli(*verb))
-        assert "a folder without <processid>.jpg" in line and "collection.csv" in line, line
+        # the hint names the collection file only: not a hidden file or one that is no table
+        assert "a folder without <processid>.jpg" in line and "(collection.csv)" in line, line
     new_db = tmp_path / "never.sqlite"
     one_error_line(cli("triage", "--input", str(HOSTILE / "empty.csv"), "--model", str(bundle), "--db", str(new_db),
                        "-q"))

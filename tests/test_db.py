@@ -90,6 +90,7 @@ def test_ingest_registers_provided_taxonomy_as_graph(db: Database) -> None:
     (megaselia,) = graph.find("Megaselia", "genus")
     assert [n.name for n in graph.lineage(megaselia.id)] == ["Diptera", "Phoridae", "Megaselia"]
     (diptera,) = graph.find("Diptera", "order")
+    assert graph.find("Phoridae", "genus") == [] and len(graph.find("Phoridae")) == 1  # the rank is a filter
     names = {graph.node(t).name for t in graph.subtree(diptera.id)}
     assert names == {"Diptera", "Phoridae", "Megaselia", "Cecidomyiidae", "Campylomyza"}
 
@@ -191,6 +192,7 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
     assert db.proposal_members(p0) == ["BD000000", "BD000003", "BD000006"]
     assert db.proposal_members(p1) == ["BD000009"] and db.proposal(p1).parent_name == "Megaselia"
     assert db.proposal(new).status == "withdrawn" and db.proposal(p2).status == "pending"
+    assert db.proposal(new).size == 0 and db.proposal_members(new) == []  # withdrawn holds nobody (mutation testing)
     assert db.proposal(p2).provisional_name is None
     assert len(db.reviews()) == 11  # append-only: nothing deleted
     kinds = [e["kind"] for e in db.proposal_history(p1)]
@@ -207,6 +209,11 @@ def test_stale_version_and_out_of_order_undo_are_refused(db: Database) -> None:
     with pytest.raises(StaleProposalError, match="undo the later reviews first"):
         db.undo(r.review_id, reviewer="ana")
     assert db.proposal(pid).provisional_name == "second"
+    # a note checked against the version its reviewer saw: the current one is taken, a stale one refused
+    db.note(pid, "wing venation as in M. scalaris", reviewer="bo", expected_version=3)
+    with pytest.raises(StaleProposalError, match="you saw version 2, it is now version 3"):
+        db.note(pid, "written on an old screen", reviewer="bo", expected_version=2)
+    assert [r["action"] for r in db.reviews()].count("note") == 1
     done = db.reject(pid, 3, reviewer="bo")
     with pytest.raises(DatabaseError, match="it is rejected"):
         db.accept(pid, done.versions[pid], reviewer="bo")
@@ -361,3 +368,69 @@ def test_check_knows_every_proposal_status_including_assigned(db: Database) -> N
     with sqlite3.connect(path) as con:
         con.execute("UPDATE proposals SET taxon_id = NULL WHERE id = ?", (p0,))
     assert f"1 accepted or assigned proposals without a live taxon (e.g. {p0})" in db.check().problems
+
+
+def test_check_reports_a_taxonomy_cycle(db: Database) -> None:
+    """A parent loop in the taxonomy (which no API allows: set_parent refuses it) is a problem `db check`
+    names with the taxa on it; a lineage walk would otherwise never end."""
+    assert db.check().ok
+    with sqlite3.connect(db.path) as con:
+        family, genus = (con.execute("SELECT id FROM taxa WHERE rank = ? AND name = ?", key).fetchone()[0]
+                         for key in (("family", "Phoridae"), ("genus", "Megaselia")))
+        con.execute("UPDATE taxa SET parent_id = ? WHERE id = ?", (genus, family))
+    problems = db.check().problems
+    assert any(p.startswith("taxonomy has cycles through taxa ") and str(genus) in p and str(family) in p
+               for p in problems), problems
+
+
+def test_merging_candidates_of_different_parents_lands_under_their_lowest_common_taxon(db: Database) -> None:
+    """Two genera of one order meet at the order; two orders share no taxon and the target keeps its parent
+    (found by mutation testing: only merges within one genus were tested)."""
+    _, (pm, pc, pa) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": _lineage(0)},   # Megaselia
+                                    {"members": ["BD000001"], "parent_lineage": _lineage(1)},   # Campylomyza
+                                    {"members": ["BD000002"], "parent_lineage": _lineage(2)}])  # Apanteles
+    res = db.merge([pm, pc], [1, 1], reviewer="ana")
+    assert res.parent == ("order", "Diptera")
+    assert (db.proposal(pm).parent_rank, db.proposal(pm).parent_name) == ("order", "Diptera")
+    assert db.proposal_members(pm) == ["BD000000", "BD000001"] and db.proposal(pc).status == "merged"
+    res = db.merge([pa, pm], [1, db.proposal(pm).version], reviewer="ana")
+    assert res.parent == ("genus", "Apanteles")  # Hymenoptera and Diptera: no common taxon
+    assert db.check().ok, db.check().problems
+
+
+def test_a_run_records_the_collection_it_triaged(db: Database) -> None:
+    """The run → collection link is provenance the JSON export carries (found by mutation testing: a run
+    that lost it passed every test)."""
+    named = db.start_run("triage", {}, "sha256:model", collection="plate-1", backup=False)
+    bare = db.start_run("evaluate", {}, "sha256:model", backup=False)
+    with sqlite3.connect(db.path) as con:
+        plate = con.execute("SELECT id FROM collections WHERE name = 'plate-1'").fetchone()[0]
+        linked = dict(con.execute("SELECT id, collection_id FROM runs WHERE id IN (?, ?)", (named, bare)).fetchall())
+    assert linked == {named: plate, bare: None}
+
+
+def test_jsonable_writes_paths_and_dates_as_text() -> None:
+    """What runs record as parameters (paths, dates) is stored as text, never dropped to null (found by
+    mutation testing)."""
+    from datetime import date, datetime
+    from pathlib import PurePosixPath
+
+    from biodiscover.storage.jsonable import jsonable
+
+    assert jsonable({"out": PurePosixPath("/data/plate 4.csv"), "on": date(2024, 6, 1),
+                     "at": datetime(2024, 6, 1, 12, 30)}) == {"out": "/data/plate 4.csv", "on": "2024-06-01",
+                                                              "at": "2024-06-01 12:30:00"}
+
+
+def test_renaming_an_accepted_candidate_renames_its_taxon_and_nothing_else(db: Database) -> None:
+    """An accepted candidate's provisional species follows its new name; every other taxon keeps its name
+    (found by mutation testing: no test renamed an accepted candidate)."""
+    _, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+    with sqlite3.connect(db.path) as con:
+        before = dict(con.execute("SELECT id, name FROM taxa").fetchall())
+    res = db.accept(pid, 1, reviewer="ana")
+    db.rename(pid, res.versions[pid], "Megaselia sp. wet-meadow", reviewer="ana")
+    with sqlite3.connect(db.path) as con:
+        after = dict(con.execute("SELECT id, name FROM taxa").fetchall())
+    assert after.pop(res.taxon_id) == "Megaselia sp. wet-meadow" == db.proposal(pid).provisional_name
+    assert after == before

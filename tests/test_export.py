@@ -199,6 +199,22 @@ def test_json_export(tmp_path: Path, data) -> None:
     assert doc["proposals"][0]["evidence"]["nearest_known"]["species"] == "Megaselia k1"
     img = next(a for a in doc["assignments"] if a["processid"] == "IMG0001")
     assert img["deepest_rank"] is None
+    assert doc["dataset"] == {"title": None, "licence": None, "creators": []}
+
+
+def test_json_export_names_the_datasets_creators(tmp_path: Path, data) -> None:
+    """Who made the dataset travels with the JSON export as people read it (found by mutation testing: no
+    test looked at the creators, so dropping them went unnoticed)."""
+    from biodiscover.workflows.export.metadata import DatasetMetadata, ExportOptions, Person, parse_person
+
+    meta = DatasetMetadata(title="Malaise trap 4", licence="CC-BY-4.0",
+                           creators=(parse_person("Ada Lovelace <ada@example.org>"),
+                                     Person(organization="Centre for Biodiversity Genomics")))
+    out = tmp_path / "run.json"
+    write_export(data, "json", out, options=ExportOptions(meta))
+    dataset = json.loads(out.read_text(encoding="utf-8"))["dataset"]
+    assert dataset == {"title": "Malaise trap 4", "licence": "CC-BY-4.0",
+                       "creators": ["Ada Lovelace <ada@example.org>", "Centre for Biodiversity Genomics"]}
 
 
 @pytest.mark.parametrize("fmt,name", [("json", "x.json"), ("dwca", "x.zip"), ("html", "x.html")])

@@ -294,3 +294,19 @@ def test_read_only_output_folder_is_one_error_line(db_runs) -> None:
     finally:
         os.chmod(base / "ro", 0o755)
         shutil.rmtree(base)
+
+
+def test_force_works_for_a_user_whose_config_folder_already_exists(tmp_path: Path, db_runs) -> None:
+    """The export key is created inside an existing config folder (one holding config.toml, no key yet), so
+    --force can replace that user's own export (found by mutation testing: every test started from no folder)."""
+    path, done, _ = db_runs
+    home = tmp_path / "config"
+    (home / "biodiscover").mkdir(parents=True)
+    (home / "biodiscover" / "config.toml").write_text("")
+    folder = tmp_path / "exp"
+    assert cli("export", "--db", str(path), "--run", str(done), "-f", "fasta", "-o", str(folder),
+               env_home=home).returncode == 0
+    assert len((home / "biodiscover" / "export.key").read_bytes()) >= 32
+    proc = cli("export", "--db", str(path), "--run", str(done), "-f", "fasta", "-o", str(folder), "--force",
+               env_home=home)
+    assert proc.returncode == 0, proc.stderr
