@@ -37,6 +37,11 @@ Needs ``coverage`` in the venv (``pip install coverage``; not a dependency of th
     nice -n 10 .venv/bin/python benchmarks/bench_mutation.py --sample 150 --seed 0 --max-minutes 60 \
         --out benchmarks/mutation-results.json
     .venv/bin/python benchmarks/bench_mutation.py --modules storage/db/check.py --sample 0   # every site of one module
+    # two workers over one sample: the second takes it from the far end, reusing the first's coverage run
+    ... --keep-coverage /tmp/cov ...;  ... --reverse --coverage-from /tmp/cov --out w2.json ...
+    .venv/bin/python benchmarks/bench_mutation.py --merge w1.json w2.json --out benchmarks/mutation-results.json
+    # does a new test kill an old survivor? (MODULE:INDEX from the results file)
+    .venv/bin/python benchmarks/bench_mutation.py --mutant storage/db/runs.py:42 --pool tests/test_db.py
 """
 
 from __future__ import annotations
@@ -65,8 +70,9 @@ EXCLUDE = ("storage/synth/", "storage/db/migrations/")
 #: batch/Ray, encoders and discovery science. A mutant only they would kill counts as a survivor: the rate errs low.
 POOL = ("tests/test_bundle.py", "tests/test_data_promises.py", "tests/test_db.py", "tests/test_db_cli.py",
         "tests/test_db_processes.py", "tests/test_evidence.py", "tests/test_export.py", "tests/test_export_db.py",
-        "tests/test_export_registry.py", "tests/test_export_safety.py", "tests/test_progress.py",
-        "tests/test_proposals.py", "tests/test_readers.py", "tests/test_splits.py", "tests/test_validation.py")
+        "tests/test_export_publish.py", "tests/test_export_registry.py", "tests/test_export_safety.py",
+        "tests/test_progress.py", "tests/test_proposals.py", "tests/test_readers.py", "tests/test_splits.py",
+        "tests/test_validation.py")
 LOG_NAMES = {"log", "logger", "logging"}
 CMP_SWAP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE,
             ast.LtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
@@ -296,9 +302,9 @@ def check_shim(tree: Path, shim: Path, env: dict[str, str]) -> None:
             raise SystemExit(f"the shim is not what {prefix or 'a plain process'} imports: {res.stdout}{res.stderr}")
 
 
-def pytest_cmd(tests: list[str]) -> list[str]:
+def pytest_cmd(tests: list[str], per_test_s: float = 900) -> list[str]:
     return [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "bd_mut_plugin",
-            "--timeout", "900", *tests]
+            "--timeout", str(int(per_test_s)), *tests]
 
 
 def coverage_run(work: Path, tree: Path, shim: Path, pool: list[str], scope: list[str]) -> tuple[
@@ -319,17 +325,30 @@ def coverage_run(work: Path, tree: Path, shim: Path, pool: list[str], scope: lis
         raise SystemExit(f"the pool fails without any mutation (rc {res.returncode}): {failed or res.stdout[-3000:]}")
     cov = coverage.Coverage(data_file=str(work / "cov" / ".coverage"), config_file=str(work / "coveragerc"))
     cov.combine([str(work / "cov")], keep=False)
-    data = cov.get_data()
+    cov.get_data().write()
+    (work / "cov" / "failed.json").write_text(json.dumps(sorted(failed)))
+    return read_coverage(work / "cov", scope)
+
+
+def read_coverage(cov_dir: Path, scope: list[str]) -> tuple[dict[str, dict[int, set[str]]], dict[str, float],
+                                                            list[str]]:
+    """The combined ``.coverage``, ``times.tsv`` and ``failed.json`` of a coverage run (also another run's,
+    copied: paths are mapped by their ``/shim/biodiscover/`` or ``/tree/`` part)."""
+    import coverage
+
+    data = coverage.CoverageData(basename=str(cov_dir / ".coverage"))
+    data.read()
+    failed = set(json.loads((cov_dir / "failed.json").read_text())) if (cov_dir / "failed.json").exists() else set()
     lines: dict[str, dict[int, set[str]]] = {m: {} for m in scope}
-    roots = (f"{shim}/biodiscover/", f"{tree}/")
     for fname in data.measured_files():
-        rel = next((fname[len(r):] for r in roots if fname.startswith(r)), None)
+        rel = next((fname.split(marker, 1)[1] for marker in ("/shim/biodiscover/", "/tree/") if marker in fname),
+                   None)
         if rel not in lines:
             continue
         for line, contexts in data.contexts_by_lineno(fname).items():
             lines[rel].setdefault(line, set()).update(contexts)
     times: dict[str, float] = {}
-    for row in (work / "cov" / "times.tsv").read_text().splitlines():
+    for row in (cov_dir / "times.tsv").read_text().splitlines():
         test, secs = row.rsplit("\t", 1)
         if test not in failed:  # a test that fails unmutated (a flake on a starved machine) can kill nothing
             times[test] = float(secs)
@@ -344,14 +363,18 @@ def select_tests(module_lines: dict[int, set[str]], line: int, times: dict[str, 
     return sorted(tests, key=lambda t: (times[t], t))
 
 
-def run_mutant(tree: Path, env: dict[str, str], tests: list[str], limit: float) -> tuple[str, float, str]:
+def run_mutant(tree: Path, env: dict[str, str], tests: list[str], limit: float,
+               per_test_s: float = 900) -> tuple[str, float, str]:
     t0 = time.perf_counter()
     try:
-        res = subprocess.run(pytest_cmd(tests), cwd=tree, env=env, capture_output=True, text=True, timeout=limit)
+        res = subprocess.run(pytest_cmd(tests, per_test_s), cwd=tree, env=env, capture_output=True, text=True,
+                             timeout=limit)
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - t0, "timeout (hang)"
     failed = [ln.split(" ")[1] for ln in res.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
     status = "survived" if res.returncode == 0 else "killed" if res.returncode in (1, 2) else "error"
+    if status == "error" and failed:  # a test module that no longer imports (pytest exits 3/4): detected
+        status = "killed"
     return status, time.perf_counter() - t0, failed[0] if failed else res.stdout[-2000:]
 
 
@@ -382,6 +405,47 @@ def summarise(results: list[Mutant], total_sites: int, args: argparse.Namespace,
             "all": [asdict(m) for m in results]}
 
 
+def rerun(mutants: list[str], tests: list[str]) -> None:
+    """Re-run chosen mutants (``module:index`` as in the results file) against ``tests``, on a fresh copy."""
+    work = Path(tempfile.mkdtemp(prefix="bd-mutation-"))
+    tree, shim = make_copy(work)
+    env = env_for(work, shim, coverage_on=False)
+    check_shim(tree, shim, env)
+    for spec in mutants:
+        module, index = spec.rsplit(":", 1)
+        source = (tree / module).read_text()
+        line, kind, desc = sites(source)[int(index)]
+        try:
+            (tree / module).write_text(_Apply(source, int(index)).mutated_source())
+            status, secs, detail = run_mutant(tree, env, tests, 3600)
+        finally:
+            (tree / module).write_text(source)
+        print(f"{status:>8} {module}:{line} {kind} ({desc}) {secs:.0f}s {detail[:100]}", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def merge_results(files: list[Path], out: Path) -> None:
+    """Join workers' results over the same sample (one from each end): each mutant once, summary recomputed."""
+    docs = [json.loads(f.read_text()) for f in files]
+    seen: dict[tuple[str, int], Mutant] = {}
+    for doc in docs:
+        for row in doc["all"]:
+            m = Mutant(**row)
+            if m.status == "error" and m.killed_by.startswith("tests/"):  # as run_mutant now classifies it
+                m.status, m.killed_by = "killed", m.killed_by + " (does not import)"
+            seen.setdefault((m.module, m.index), m)
+    args = argparse.Namespace(sample=docs[0]["sampled"], seed=docs[0]["seed"])
+    extra = {k: docs[0][k] for k in ("scope", "pool", "pool_tests", "failed_unmutated", "coverage_run_s")
+             if k in docs[0]}
+    extra["workers"] = [{"file": str(f), "mutants": len(d["all"]), "wall_s": d.get("wall_s")} for f, d in
+                        zip(files, docs)]
+    summary = summarise(list(seen.values()), docs[0]["sites_in_scope"], args,
+                        any(d.get("stopped_early") for d in docs), extra)
+    out.write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: summary[k] for k in ("sites_in_scope", "mutants", "errors", "killed", "kill_rate",
+                                              "kill_rate_95ci", "not_covered")}, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--modules", nargs="*", help="modules to mutate (paths in the repo; default: all in scope)")
@@ -389,9 +453,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop starting mutants after this (0 = no limit)")
     ap.add_argument("--timeout-factor", type=float, default=4.0)
+    ap.add_argument("--coverage-from", type=Path, help="a --keep-coverage folder of a run on the same code")
+    ap.add_argument("--keep-coverage", type=Path, help="copy the coverage run's data here for --coverage-from")
+    ap.add_argument("--reverse", action="store_true", help="take the sample from its far end (a second worker)")
+    ap.add_argument("--start", type=int, default=0, help="skip this many of the sample (a third worker: the middle)")
+    ap.add_argument("--merge", nargs="*", type=Path, help="only merge these result files (workers' halves) into --out")
+    ap.add_argument("--mutant", nargs="*", help="only re-run these MODULE:INDEX mutants against --pool (no coverage "
+                    "run): does a new test kill an old survivor?")
     ap.add_argument("--pool", nargs="*", help="test files or ids to draw from (default: POOL)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "mutation-results.json")
     args = ap.parse_args()
+    if args.merge:
+        merge_results(args.merge, args.out)
+        return
+    if args.mutant:
+        rerun(args.mutant, args.pool or list(POOL))
+        return
     t_start = time.perf_counter()
     scope = in_scope(args.modules)
     work = Path(tempfile.mkdtemp(prefix="bd-mutation-"))
@@ -399,7 +476,12 @@ def main() -> None:
     print(f"copy of the working tree in {tree}", flush=True)
     check_shim(tree, shim, env_for(work, shim, coverage_on=False))
     pool = args.pool or list(POOL)
-    lines, times, failed_unmutated = coverage_run(work, tree, shim, pool, scope)
+    if args.coverage_from:  # another run's coverage of the same tree: a second worker skips the coverage run
+        lines, times, failed_unmutated = read_coverage(args.coverage_from, scope)
+    else:
+        lines, times, failed_unmutated = coverage_run(work, tree, shim, pool, scope)
+        if args.keep_coverage:
+            shutil.copytree(work / "cov", args.keep_coverage, dirs_exist_ok=True)
     t_cov = time.perf_counter() - t_start
     print(f"coverage run: {len(times)} tests in {t_cov:.0f}s", flush=True)
     every: list[tuple[str, int]] = []
@@ -409,6 +491,9 @@ def main() -> None:
         every += [(module, i) for i in range(len(sites(sources[module])))]
     rng = random.Random(args.seed)
     chosen = rng.sample(every, min(args.sample, len(every))) if args.sample else list(every)
+    if args.reverse:  # a second worker takes the same sample from the other end; merge_results() joins them
+        chosen.reverse()
+    chosen = chosen[args.start:]
     env = env_for(work, shim, coverage_on=False)
     results: list[Mutant] = []
     stopped_early = False
@@ -429,7 +514,9 @@ def main() -> None:
             path = tree / module
             try:
                 path.write_text(_Apply(sources[module], index).mutated_source())
-                m.status, m.seconds, m.killed_by = run_mutant(tree, env, tests, limit)
+                # one test stuck far past its unmutated time is a hang: pytest-timeout fails it (a kill)
+                per_test = max(60.0, args.timeout_factor * max(times[t] for t in tests))
+                m.status, m.seconds, m.killed_by = run_mutant(tree, env, tests, limit, per_test)
             finally:
                 path.write_text(sources[module])
         results.append(m)
