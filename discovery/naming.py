@@ -84,6 +84,7 @@ FeatureRow = tuple[Lineage, list[np.ndarray | None]]
 OUTCOMES: tuple[str, ...] = ("right", "wrong", "absent")
 FEATURES: tuple[str, ...] = ("log_distance", "log_margin", "has_other", "agreement", "vs_within", "vs_siblings",
                              "single", "log_keys", "overlap")
+AGREEMENT = FEATURES.index("agreement")
 #: monotonic constraints per feature: P(absent) rises with the distance, and with the distance against the
 #: taxon's own and its siblings' spread; P(right | present) falls with the distance, rises with the margin
 #: and the agreement. The rest is learned free.
@@ -104,6 +105,14 @@ def log_distance(identity: float | np.ndarray) -> float | np.ndarray:
     """log(1 − identity + ε): distances compare by ratio across clades."""
     return np.log(np.clip(1.0 - np.asarray(identity, dtype=np.float64), 0.0, 1.0) + EPS)
 
+
+
+def fallback_right(rank: str, top_identity: np.ndarray, agreement: np.ndarray) -> np.ndarray:
+    """1/0 "named" at a rank the reference cannot train: the published COI cut-off, and every candidate
+    species within ``AGREEMENT_WINDOW`` of the best carries the same label (SINTAX's consistency, in
+    one look). Why the second condition: a query of an order absent from a two-order reference sits
+    at ~81 % identity to both orders, and an identity cut alone names a third of such specimens."""
+    return ((np.asarray(top_identity) >= PUBLISHED_CUTOFFS[rank]) & (np.asarray(agreement) >= 1.0)).astype(float)
 
 
 @dataclass(frozen=True)
@@ -495,7 +504,7 @@ class NamingModel:
                 s["fallback"] = PUBLISHED_CUTOFFS[rank]
                 s["why"] = (f"the reference holds {s.get('taxa', 0)} {rank} taxa of which {s.get('leave_out_taxa', 0)} "
                             f"can be left out (need {cfg.min_sim_taxa}): {rank} uses the published COI identity "
-                            f"cut-off {PUBLISHED_CUTOFFS[rank]:.2f}")
+                            f"cut-off {PUBLISHED_CUTOFFS[rank]:.2f} where the near-best candidates agree")
             self.support_[rank] = s
         X, y, w, grp = self._training_sets(queries, rows)
         self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank]) for rank in RANKS
@@ -606,7 +615,8 @@ class NamingModel:
     def _rank_confidence(self, rank: str, X: np.ndarray, hits: Hits) -> np.ndarray:
         if rank in self.models_:
             return self.models_[rank].predict_proba(X)[:, 0]
-        return np.array([1.0 if len(hits.identities) and hits.identities[0] >= PUBLISHED_CUTOFFS[rank] else 0.0])
+        top_id = np.array([hits.identities[0] if len(hits.identities) else 0.0])
+        return fallback_right(rank, top_id, X[:, AGREEMENT])
 
     def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits]
                 ) -> list[tuple[dict[str, str | None], dict[str, float], dict[str, float | None]]]:
@@ -625,7 +635,7 @@ class NamingModel:
                 P = self.models_[rank].predict_proba(np.vstack([f for i in idx if (f := rows[i][1][k]) is not None]))
             else:
                 top_id = np.array([hits[i].identities[0] for i in idx])
-                right = (top_id >= PUBLISHED_CUTOFFS[rank]).astype(float)
+                right = fallback_right(rank, top_id, np.array([rows[i][1][k][AGREEMENT] for i in idx]))
                 P = np.column_stack([right, np.zeros(len(idx)), 1.0 - right])
             for i, p in zip(idx, P):
                 probs[rank][i] = p

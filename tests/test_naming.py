@@ -19,7 +19,7 @@ from biodiscover.discovery.jsonmodels import JsonBoosting
 from biodiscover.discovery.kmer import KmerConfig
 from biodiscover.discovery.metrics import novelty_auroc
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
-                                          deepest_confident, plan_simulation)
+                                          deepest_confident, fallback_right, plan_simulation)
 from biodiscover.storage.records import RANKS, Specimen
 from fixtures.discovery import make_tree_world
 
@@ -121,6 +121,29 @@ def test_a_one_order_reference_says_order_uses_the_published_cutoff(world) -> No
     assert np.mean([r.deepest_rank == "species" for r in res]) >= 0.9
     assert m.triage(world["absent_order"][:30]) and all(
         not _named(r, "family") for r in m.triage(world["absent_order"][:30]))
+
+
+def test_fallback_names_only_past_the_cutoff_with_agreeing_candidates() -> None:
+    ids = np.array([0.84, 0.86, 0.86, 0.99])
+    agree = np.array([1.0, 1.0, 0.5, 0.5])
+    assert fallback_right("order", ids, agree).tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert fallback_right("species", np.array([0.969, 0.97]), np.ones(2)).tolist() == [0.0, 1.0]
+
+
+def test_two_orders_are_too_few_to_learn_order(world) -> None:
+    """Leaving one of two orders out leaves one: the simulation cannot show the model an absent order
+    choosing between two, so order falls back; a third order's specimens are not given an order."""
+    two = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
+    m = DiscoveryModel(CFG).fit(two)
+    s = m.naming_.support_["order"]
+    assert s["leave_out_taxa"] == 2 and not s["learned"] and "need 3" in s["why"]
+    assert m.naming_.support_["family"]["learned"]
+    third = [x for x in world["known"] if x.order == "Order2"] + world["absent_order"]
+    named = [r.labels["order"] for r in m.triage(third) if _named(r, "order")]
+    assert len(named) <= 0.02 * len(third), named
+    known = [x for x in world["known"] if x.order in ("Order0", "Order1")]
+    res = m.triage(known)
+    assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species for r, x in zip(res, known)]) >= 0.9
 
 
 def test_a_few_abundant_calibration_species_do_not_decide_a_rank(world) -> None:
