@@ -631,11 +631,12 @@ class NamingModel:
             idx = [i for i, (_, f) in enumerate(rows) if f[k] is not None]
             if not idx:
                 continue
+            X = np.vstack([f for i in idx if (f := rows[i][1][k]) is not None])
             if rank in self.models_:
-                P = self.models_[rank].predict_proba(np.vstack([f for i in idx if (f := rows[i][1][k]) is not None]))
+                P = self.models_[rank].predict_proba(X)
             else:
                 top_id = np.array([hits[i].identities[0] for i in idx])
-                right = fallback_right(rank, top_id, np.array([rows[i][1][k][AGREEMENT] for i in idx]))
+                right = fallback_right(rank, top_id, X[:, AGREEMENT])
                 P = np.column_stack([right, np.zeros(len(idx)), 1.0 - right])
             for i, p in zip(idx, P):
                 probs[rank][i] = p
