@@ -32,7 +32,7 @@ The mutants are a seeded uniform sample of every site in scope, run in random or
 so a run stopped by ``--max-minutes`` is still an unbiased sample; the kill rate is
 reported with a 95 % Wilson interval.
 
-Needs ``coverage`` in the venv (``pip install coverage``; not a dependency of the package)::
+Needs ``coverage`` (in the dev extra: ``pip install -e ".[dev]"``)::
 
     nice -n 10 .venv/bin/python benchmarks/bench_mutation.py --sample 150 --seed 0 --max-minutes 60 \
         --out benchmarks/mutation-results.json
