@@ -202,3 +202,47 @@ def test_boosted_trees_predict_exactly_like_scikit_learn() -> None:
     bad["trees"][0]["left"][0] = 10_000
     with pytest.raises(ValueError, match="outside"):
         JsonBoosting.from_dict(bad)
+
+
+def test_spread_contribution_is_the_distance_to_the_nearest_remaining_member() -> None:
+    """What a simulated query adds to its taxon's internal spread: present → its own deepest labelled
+    taxon (even when only the order is labelled); absent → the parent of what was left out, measured
+    to the nearest key of that parent; nothing when no key of it was found."""
+    from biodiscover.discovery.naming import ROOT, SimQuery, log_distance, spread_contribution
+
+    lins = [("O", "F", None, "G1", "G1 a"), ("O", "F", None, "G2", "G2 b"), ("O", None, None, None, None)]
+    hits = Hits(np.array([1, 0, 2]), np.array([0.97, 0.95, 0.90]), 600)
+    order_only = SimQuery(2, None, ("O", None, None, None, None), "present", "g", (True,) * 5)
+    assert spread_contribution(order_only, hits, lins) == ("order", "O", pytest.approx(log_distance(0.97)))
+    species = SimQuery(0, None, lins[0], "present", "g", (True,) * 5)
+    assert spread_contribution(species, hits, lins) == ("species", "G1 a", pytest.approx(log_distance(0.95)))
+    genus_out = SimQuery(0, (3, "G1"), lins[0], "absent:genus", "g", (True, True, True, False, False))
+    assert spread_contribution(genus_out, hits, lins) == ("family", "F", pytest.approx(log_distance(0.97)))
+    order_out = SimQuery(0, (0, "O"), lins[0], "absent:order", "g", (False,) * 5)
+    assert spread_contribution(order_out, hits, lins) == (ROOT, ROOT, pytest.approx(log_distance(0.97)))
+    lone = SimQuery(0, None, ("O", "F", None, "G9", "G9 z"), "present", "g", (True,) * 5)
+    assert spread_contribution(lone, hits, lins) is None
+
+
+def test_a_simulated_query_is_left_out_of_its_own_and_its_parents_spread() -> None:
+    """The within- and sibling-spread features of a simulated query do not count the query's own sample
+    (else a taxon's spread would include the very distance being compared to it)."""
+    from biodiscover.discovery.naming import FEATURES, FeatureMaker, TaxonSpread, log_distance
+
+    lins = [("O", "F", None, "G1", "G1 a"), ("O", "F", None, "G1", "G1 a"), ("O", "F", None, "G2", "G2 b")]
+    spread = TaxonSpread()
+    for rank, taxon, ident in (("species", "G1 a", 0.99), ("species", "G1 a", 0.97),
+                               ("genus", "G1", 0.95), ("genus", "G1", 0.93)):
+        spread.add(rank, taxon, float(log_distance(ident)))
+    maker = FeatureMaker(lins, np.array([600, 600, 600]), spread, shrink=0.0)
+    hits = Hits(np.array([0, 2]), np.array([0.98, 0.90]), 600)
+    within, siblings = FEATURES.index("vs_within"), FEATURES.index("vs_siblings")
+    _, plain = maker.features(hits)
+    _, own_sp = maker.features(hits, own=("species", "G1 a", float(log_distance(0.99))))
+    _, own_g = maker.features(hits, own=("genus", "G1", float(log_distance(0.95))))
+    sp = RANKS.index("species")
+    ld0 = float(log_distance(0.98))
+    assert plain[sp][within] == pytest.approx(ld0 - (log_distance(0.99) + log_distance(0.97)) / 2)
+    assert own_sp[sp][within] == pytest.approx(ld0 - float(log_distance(0.97)))  # its own sample left out
+    assert plain[sp][siblings] == pytest.approx(ld0 - (log_distance(0.95) + log_distance(0.93)) / 2)
+    assert own_g[sp][siblings] == pytest.approx(ld0 - float(log_distance(0.93)))  # the parent's too
