@@ -43,6 +43,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -234,89 +235,85 @@ def _digest(*parts: pd.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def blast_top(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads: int) -> tuple[dict, float]:
-    """processid -> (top-hit key processid, identity); cached by input hash. Returns (hits, seconds)."""
-    tag = _digest(keys, queries)
-    d = work / f"blast-{tag}"
+def _cached(work: Path, prefix: str, keys: pd.DataFrame, queries: pd.DataFrame, what: str,
+            run: Callable[[Path], dict]) -> tuple[dict, float]:
+    """A peer's result on (keys, queries), cached under ``work/<prefix>-<input hash>/<what>.json``: a rerun
+    after a change to our model reruns only ours. ``run(folder)`` computes it there; returns (result, seconds)."""
+    d = work / f"{prefix}-{_digest(keys, queries)}"
     d.mkdir(parents=True, exist_ok=True)
-    done = d / "top.json"
+    done = d / ("top.json" if what == "hits" else f"{what}.json")
     if done.exists():
         saved = json.loads(done.read_text())
-        return saved["hits"], saved["seconds"]
-    write_fasta(d / "keys.fa", keys.processid, keys.seq)
-    write_fasta(d / "q.fa", queries.processid, queries.seq)
+        return saved[what], saved["seconds"]
     t0 = time.perf_counter()
-    subprocess.run(["makeblastdb", "-in", str(d / "keys.fa"), "-dbtype", "nucl", "-out", str(d / "keys")],
-                   check=True, capture_output=True)
-    subprocess.run(["blastn", "-task", "megablast", "-query", str(d / "q.fa"), "-db", str(d / "keys"),
-                    "-outfmt", "6 qseqid sseqid pident length bitscore", "-max_target_seqs", "50",
-                    "-num_threads", str(threads), "-out", str(d / "hits.tsv")], check=True)
+    out = run(d)
     seconds = time.perf_counter() - t0
-    hits = pd.read_csv(d / "hits.tsv", sep="\t", header=None, names=["q", "s", "pident", "length", "bitscore"],
-                       dtype={"q": str, "s": str})
-    top = hits.loc[hits.groupby("q", sort=False)["bitscore"].idxmax()]
-    out = {q: (s, p / 100.0) for q, s, p in zip(top.q, top.s, top.pident)}
-    done.write_text(json.dumps({"hits": out, "seconds": seconds}))
+    done.write_text(json.dumps({what: out, "seconds": seconds}))
     return out, seconds
+
+
+def blast_top(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads: int) -> tuple[dict, float]:
+    """processid -> (top-hit key processid, identity); cached by input hash. Returns (hits, seconds)."""
+    def run(d: Path) -> dict:
+        write_fasta(d / "keys.fa", keys.processid, keys.seq)
+        write_fasta(d / "q.fa", queries.processid, queries.seq)
+        subprocess.run(["makeblastdb", "-in", str(d / "keys.fa"), "-dbtype", "nucl", "-out", str(d / "keys")],
+                       check=True, capture_output=True)
+        subprocess.run(["blastn", "-task", "megablast", "-query", str(d / "q.fa"), "-db", str(d / "keys"),
+                        "-outfmt", "6 qseqid sseqid pident length bitscore", "-max_target_seqs", "50",
+                        "-num_threads", str(threads), "-out", str(d / "hits.tsv")], check=True)
+        hits = pd.read_csv(d / "hits.tsv", sep="\t", header=None, names=["q", "s", "pident", "length", "bitscore"],
+                           dtype={"q": str, "s": str})
+        top = hits.loc[hits.groupby("q", sort=False)["bitscore"].idxmax()]
+        return {q: (s, p / 100.0) for q, s, p in zip(top.q, top.s, top.pident)}
+
+    return _cached(work, "blast", keys, queries, "hits", run)
 
 
 def vsearch_top(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads: int) -> tuple[dict, float]:
     """processid -> (top-hit key processid, identity) by vsearch ``--usearch_global`` (exhaustive over the
     k-mer-ranked keys, global alignment, identity = matches / alignment columns less terminal gaps);
     cached like :func:`blast_top`."""
-    tag = _digest(keys, queries)
-    d = work / f"vsearch-top-{tag}"
-    d.mkdir(parents=True, exist_ok=True)
-    done = d / "top.json"
-    if done.exists():
-        saved = json.loads(done.read_text())
-        return saved["hits"], saved["seconds"]
-    write_fasta(d / "keys.fa", keys.processid, keys.seq)
-    write_fasta(d / "q.fa", queries.processid, queries.seq)
-    t0 = time.perf_counter()
-    subprocess.run(["vsearch", "--usearch_global", str(d / "q.fa"), "--db", str(d / "keys.fa"), "--id", "0.6",
-                    "--maxaccepts", "8", "--maxrejects", "64", "--userout", str(d / "hits.tsv"),
-                    "--userfields", "query+target+id", "--threads", str(threads)], check=True, capture_output=True)
-    seconds = time.perf_counter() - t0
-    out: dict[str, tuple[str, float]] = {}
-    for line in (d / "hits.tsv").read_text().splitlines():
-        qid, sid, ident = line.split("\t")
-        if qid not in out or float(ident) / 100.0 > out[qid][1]:
-            out[qid] = (sid, float(ident) / 100.0)
-    done.write_text(json.dumps({"hits": out, "seconds": seconds}))
-    return out, seconds
+    def run(d: Path) -> dict:
+        write_fasta(d / "keys.fa", keys.processid, keys.seq)
+        write_fasta(d / "q.fa", queries.processid, queries.seq)
+        subprocess.run(["vsearch", "--usearch_global", str(d / "q.fa"), "--db", str(d / "keys.fa"), "--id", "0.6",
+                        "--maxaccepts", "8", "--maxrejects", "64", "--userout", str(d / "hits.tsv"),
+                        "--userfields", "query+target+id", "--threads", str(threads)], check=True,
+                       capture_output=True)
+        out: dict[str, tuple[str, float]] = {}
+        for line in (d / "hits.tsv").read_text().splitlines():
+            qid, sid, ident = line.split("\t")
+            if qid not in out or float(ident) / 100.0 > out[qid][1]:
+                out[qid] = (sid, float(ident) / 100.0)
+        return out
+
+    return _cached(work, "vsearch-top", keys, queries, "hits", run)
 
 
 def sintax_calls(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads: int) -> tuple[dict, float]:
     """processid -> {rank: (name, bootstrap support)}; one run, read at any cut-off; cached."""
-    tag = _digest(keys, queries)
-    d = work / f"sintax-{tag}"
-    d.mkdir(parents=True, exist_ok=True)
-    done = d / "calls.json"
-    if done.exists():
-        saved = json.loads(done.read_text())
-        return saved["calls"], saved["seconds"]
-    write_fasta(d / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.to_dict("records")])
-    write_fasta(d / "q.fa", queries.processid, queries.seq)
-    t0 = time.perf_counter()
-    subprocess.run(["vsearch", "--sintax", str(d / "q.fa"), "--db", str(d / "keys.fa"), "--tabbedout",
-                    str(d / "out.tsv"), "--sintax_cutoff", "0.5", "--threads", str(threads), "--randseed", "1"],
-                   check=True, capture_output=True)
-    seconds = time.perf_counter() - t0
-    code = {"o": "order", "f": "family", "g": "genus", "s": "species"}
-    back = {r: {v.replace(",", "_").replace(" ", "_"): v for v in keys[r] if v} for r in code.values()}
-    calls: dict[str, dict] = {}
-    for line in (d / "out.tsv").read_text().splitlines():
-        f = line.split("\t")
-        c: dict[str, tuple[str, float]] = {}
-        for part in filter(None, (f[1] if len(f) > 1 else "").split(",")):
-            k, _, rest = part.partition(":")
-            if k in code and "(" in rest:
-                name, sup = rest.rsplit("(", 1)
-                c[code[k]] = (back[code[k]].get(name, name), float(sup.rstrip(")")))
-        calls[f[0]] = c
-    done.write_text(json.dumps({"calls": calls, "seconds": seconds}))
-    return calls, seconds
+    def run(d: Path) -> dict:
+        write_fasta(d / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.to_dict("records")])
+        write_fasta(d / "q.fa", queries.processid, queries.seq)
+        subprocess.run(["vsearch", "--sintax", str(d / "q.fa"), "--db", str(d / "keys.fa"), "--tabbedout",
+                        str(d / "out.tsv"), "--sintax_cutoff", "0.5", "--threads", str(threads), "--randseed", "1"],
+                       check=True, capture_output=True)
+        code = {"o": "order", "f": "family", "g": "genus", "s": "species"}
+        back = {r: {v.replace(",", "_").replace(" ", "_"): v for v in keys[r] if v} for r in code.values()}
+        calls: dict[str, dict] = {}
+        for line in (d / "out.tsv").read_text().splitlines():
+            f = line.split("\t")
+            c: dict[str, tuple[str, float]] = {}
+            for part in filter(None, (f[1] if len(f) > 1 else "").split(",")):
+                k, _, rest = part.partition(":")
+                if k in code and "(" in rest:
+                    name, sup = rest.rsplit("(", 1)
+                    c[code[k]] = (back[code[k]].get(name, name), float(sup.rstrip(")")))
+            calls[f[0]] = c
+        return calls
+
+    return _cached(work, "sintax", keys, queries, "calls", run)
 
 
 def sintax_named(calls: dict, pids: list[str], cutoff: float) -> list[Lineage]:
