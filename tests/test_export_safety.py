@@ -265,14 +265,15 @@ def test_exports_get_the_users_umask(tmp_path: Path, db_runs, umask: int, file_m
     assert {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "csvdir").iterdir()} == {file_mode}
 
 
-def test_read_only_output_folder_is_one_error_line(db_runs) -> None:
-    """Run as an unprivileged user (CI runs as root, which ignores permissions): no traceback."""
+def test_read_only_output_folder_is_one_error_line(db_runs, unprivileged_prefix: tuple[str, ...]) -> None:
+    """Run without write privileges (CI runs as root, which ignores permissions): no traceback.
+
+    conftest's ``unprivileged_prefix`` drops them: user nobody where it can read the checkout, else root
+    without the capabilities that override file permissions."""
     import shutil
     import tempfile
 
     path, done, _ = db_runs
-    if os.geteuid() == 0 and not shutil.which("setpriv"):
-        pytest.fail("setpriv is needed to drop root for this test")
     base = Path(tempfile.mkdtemp(prefix="bd-ro-"))
     try:
         os.chmod(base, 0o777)
@@ -284,8 +285,7 @@ def test_read_only_output_folder_is_one_error_line(db_runs) -> None:
         os.chmod(folder, 0o555)
         cmd = [sys.executable, "-m", "biodiscover.cli", "export", "--db", str(db), "--run", str(done), "-f",
                "json", "-o", str(folder / "r.json")]
-        if os.geteuid() == 0:
-            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
+        cmd = [*unprivileged_prefix, *cmd]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
                               env={**os.environ, "XDG_CONFIG_HOME": str(base), "HOME": str(base)})
         line = one_error(proc)
