@@ -5,7 +5,7 @@ Two modes:
 ``python benchmarks/bench_run.py components``
     Throughput of the parts a 5M-specimen run is made of, on this machine:
     k-mer embedding (``discovery.kmer``), exact FAISS search per reference size
-    and dimension, shard-merge overhead, and the per-call overhead of the Ray
+    and dimension, the overhead of searching the reference index in shards and merging, and the per-call overhead of the Ray
     executor against the local one. These figures feed docs/scale-out.md.
 
 ``python benchmarks/bench_run.py run --sizes 10000 30000 100000``
@@ -50,7 +50,8 @@ def _random_barcodes(n: int, seed: int = 0, length: int = 658) -> list[str]:
 def bench_components(threads: int) -> list[tuple[str, str, str]]:
     import faiss
 
-    from biodiscover.workflows.executors import LocalExecutor, make_executor, ray_available, shard_index
+    from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+    from biodiscover.workflows.executors import ShardSearcher, make_executor, merge_topk, ray_available
 
     _threads(threads)
     rows: list[tuple[str, str, str]] = []
@@ -125,18 +126,21 @@ def bench_components(threads: int) -> list[tuple[str, str, str]]:
         rows.append((f"exact FAISS IP search, d={d}, {n_ref:,} keys, k=10",
                      f"{rate:,.0f} queries/s ({2 * d * n_ref * rate / 1e9:.1f} GFLOP/s)",
                      f"2,000 queries, {threads} threads"))
-    # Sharded search overhead (local): 8 shards vs 1.
+    # Sharded search overhead (in-process): the product's shards (ReferenceIndex.shards, each searched as
+    # a Ray shard actor does, ShardSearcher) and the top-k merge, 8 shards vs 1.
     ref = rng.standard_normal((100_000, 256), dtype=np.float32)
+    faiss.normalize_L2(ref)
     q = rng.standard_normal((2000, 256), dtype=np.float32)
+    faiss.normalize_L2(q)
+    whole = ReferenceIndex(IndexConfig(kind="flat")).fit(ref)
     for n_shards in (1, 8):
-        shards = shard_index(ref, n_shards)
-        ex = LocalExecutor()
-        ex.search(shards, q[:50], 10)
+        searchers = [ShardSearcher(shard.to_bytes(), offset) for shard, offset in whole.shards(n_shards)]
+        merge_topk([s.search(q[:50], 10) for s in searchers], 10)
         t = time.perf_counter()
-        ex.search(shards, q, 10)
+        merge_topk([s.search(q, 10) for s in searchers], 10)
         dt = time.perf_counter() - t
-        rows.append((f"LocalExecutor.search, {n_shards} shard(s), d=256, 100,000 keys, k=10",
-                     f"{len(q) / dt:,.0f} queries/s", "includes top-k merge"))
+        rows.append((f"ReferenceIndex.shards({n_shards}) searched + merge_topk, flat d=256, 100,000 keys, k=10",
+                     f"{len(q) / dt:,.0f} queries/s", "in-process; includes top-k merge"))
     # Executor overhead for map_batches.
     cols = {"x": rng.standard_normal((20_000, 64)).astype(np.float32)}
 

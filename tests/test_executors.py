@@ -6,18 +6,18 @@ cleanly where the ``ray`` extra is not installed.
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
 import pytest
 
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.storage.errors import InputError
 from biodiscover.workflows.executors import (
     ExecutorConfig,
     LocalExecutor,
+    ShardSearcher,
     make_executor,
     merge_topk,
     ray_available,
-    shard_index,
 )
 
 
@@ -61,37 +61,49 @@ def test_map_batches_rejects_wrong_row_count_and_ragged_input() -> None:
         ex.map_batches(_embed, {"a": np.zeros(3), "b": np.zeros(4)})
 
 
+def _index(kind: str, n: int = 500, d: int = 32, seed: int = 1) -> ReferenceIndex:
+    """A fitted reference index as the engine builds it (``ivfsq``: projection + shared cells)."""
+    cfg = IndexConfig(kind=kind, project_dim=16 if kind == "ivfsq" else None, ivf_nlist=8, ivf_nprobe=3)
+    return ReferenceIndex(cfg).fit(_kmer_like(n, d, seed))
+
+
+def _local_sharded(index: ReferenceIndex, n_shards: int, queries: np.ndarray, k: int):
+    """What ``ShardedSearch`` does over Ray, in-process: each shard in the actor's class, merged."""
+    parts = [ShardSearcher(shard.to_bytes(), offset).search(queries, k) for shard, offset in index.shards(n_shards)]
+    return merge_topk(parts, k)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivfsq"])
 @pytest.mark.parametrize("n_shards", [1, 3, 7])
-def test_sharded_search_equals_one_exact_index(n_shards: int) -> None:
-    ref = _kmer_like(500, 32, seed=1)
+def test_sharded_reference_index_equals_the_whole_index(kind: str, n_shards: int) -> None:
+    index = _index(kind)
     queries = _kmer_like(40, 32, seed=2)
-    full = faiss.IndexFlatIP(32)
-    full.add(ref)
-    want_s, want_i = full.search(queries, 5)
-    shards = shard_index(ref, n_shards)
-    assert sum(int(s.index.ntotal) for s in shards) == 500
-    got_s, got_i = LocalExecutor().search(shards, queries, 5)
+    want_s, want_i = index.search(queries, 5)
+    shards = index.shards(n_shards)
+    assert len(shards) == n_shards and sum(s.ntotal_ for s, _ in shards) == 500
+    got_s, got_i = _local_sharded(index, n_shards, queries, 5)
     np.testing.assert_array_equal(got_i, want_i)
-    np.testing.assert_allclose(got_s, want_s, rtol=1e-6)
+    np.testing.assert_allclose(got_s, want_s, rtol=1e-5)
 
 
-def test_merge_topk_l2_and_padding() -> None:
-    a = (np.array([[0.5, 2.0]], np.float32), np.array([[10, 11]]))
-    b = (np.array([[0.1]], np.float32), np.array([[20]]))
-    s, i = merge_topk([a, b], 4, metric="l2")
+def test_merge_topk_orders_by_similarity_and_pads() -> None:
+    a = (np.array([[0.5, 0.2]], np.float32), np.array([[10, 11]]))
+    b = (np.array([[0.9]], np.float32), np.array([[20]]))
+    s, i = merge_topk([a, b], 4)
     assert i.tolist() == [[20, 10, 11, -1]]
-    assert s[0, :3].tolist() == pytest.approx([0.1, 0.5, 2.0])
+    assert s[0, :3].tolist() == pytest.approx([0.9, 0.5, 0.2])
     assert np.isnan(s[0, 3])
+    with pytest.raises(InputError, match="no shard results"):
+        merge_topk([], 3)
 
 
-def test_search_with_global_ids_and_more_k_than_rows() -> None:
-    ref = _kmer_like(6, 8, seed=3)
-    ids = np.array([100, 101, 102, 103, 104, 105])
-    shards = shard_index(ref, 4, ids=ids)
-    _s, i = LocalExecutor().search(shards, ref[:2], 10)
-    assert i[:, 0].tolist() == [100, 101]  # each vector's nearest neighbour is itself
-    assert (i[:, 6:] == -1).all()
-    assert set(i[0, :6].tolist()) == set(ids.tolist())
+def test_sharded_search_with_more_k_than_keys() -> None:
+    index = _index("flat", n=6, d=8, seed=3)
+    queries = _kmer_like(2, 8, seed=3)
+    _want_s, want_i = index.search(queries, 6)
+    _s, i = _local_sharded(index, 4, queries, 10)  # shards of 1-2 keys each
+    np.testing.assert_array_equal(i[:, :6], want_i)
+    assert (i[:, 6:] == -1).all() and sorted(i[0, :6].tolist()) == list(range(6))
 
 
 def test_unknown_executor_is_a_clear_error() -> None:
@@ -126,14 +138,21 @@ def test_ray_map_batches_matches_local(ray_executor) -> None:
 
 
 @ray_only
-def test_ray_sharded_search_matches_local(ray_executor) -> None:
-    ref = _kmer_like(400, 16, seed=4)
+@pytest.mark.parametrize("kind", ["flat", "ivfsq"])
+def test_ray_shard_actors_equal_the_whole_index(ray_executor, kind: str) -> None:
+    """The product's Ray search: shard actors (``shard_reference``) behind ``ShardedSearch``."""
+    from biodiscover.workflows.executors import ShardedSearch, shard_reference
+
+    index = _index(kind, n=400, d=16, seed=4)
     queries = _kmer_like(25, 16, seed=5)
-    shards = shard_index(ref, 3)
-    want = LocalExecutor().search(shards, queries, 7)
-    got = ray_executor.search(shards, queries, 7)
+    search = ShardedSearch(shard_reference(index, 3))
+    assert len(search.actors) == 3
+    got = search(queries, 7)
+    want = index.search(queries, 7)
     np.testing.assert_array_equal(got[1], want[1])
-    np.testing.assert_allclose(got[0], want[0], rtol=1e-6)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    with pytest.raises(InputError, match="leave-clade-out"):
+        search(queries, 7, allowed=np.ones(400, bool))
 
 
 # -- the discovery engine through an executor ---------------------------------------------------------------

@@ -10,23 +10,25 @@ where they run:
 * :meth:`Executor.map_batches` — apply a function to column batches
   (``dict[str, np.ndarray]``, 2-D arrays allowed for embeddings) and return the
   concatenated output columns **in input order**;
-* :meth:`Executor.search` — k-nearest-neighbour search of queries over a reference
-  split into shards (:class:`IndexShard`), each shard searched on its own and the
-  per-shard top-k merged into a global top-k (:func:`merge_topk`).
+* the reference index split into shards: :class:`ExecutorModel` cuts the
+  engine's ``ReferenceIndex`` with ``ReferenceIndex.shards`` (shards share the
+  trained projection and cells), puts each shard in a Ray actor
+  (:class:`ShardSearcher`) and hands the reference a :class:`ShardedSearch`
+  that fans a query batch out to the actors and merges their top-k
+  (:func:`merge_topk`) into the whole index's top-k.
 
-:class:`LocalExecutor` (the default) runs both in the calling process, so the
+:class:`LocalExecutor` (the default) runs in the calling process, so the
 default install and every test need nothing extra. :class:`RayExecutor` (extra
 ``ray``: ``pip install -e ".[ray]"``) runs ``map_batches`` as Ray Data
-``Dataset.map_batches`` and each shard search as a Ray task with the serialised
-FAISS shard in the object store; ``ray`` is imported only when it is built, so
+``Dataset.map_batches``; ``ray`` is imported only when it is built, so
 ``import biodiscover.workflows.executors`` never needs it.
 
 Usage::
 
     with make_executor("local") as ex:
         out = ex.map_batches(embed_fn, {"processid": pids, "dna": seqs}, batch_size=512)
-        shards = shard_index(reference_vectors, n_shards=4)
-        scores, ids = ex.search(shards, out["embedding"], k=10)
+    with make_executor(ExecutorConfig(kind="ray", shards=4)) as ex:
+        results = ExecutorModel(DiscoveryModel.from_bundle(bundle), ex).triage(specimens)
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ log = logging.getLogger(__name__)
 
 Columns = dict[str, np.ndarray]
 BatchFn = Callable[[Columns], Mapping[str, np.ndarray]]
-Metric = Literal["ip", "l2"]
 #: Column that carries the input row number through a distributed map so the
 #: output can be put back in input order whatever the scheduler did.
 ROW_COLUMN = "_row"
@@ -83,60 +84,13 @@ class StageTiming:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
-@dataclass(frozen=True)
-class IndexShard:
-    """One shard of a reference index: a FAISS index and the global ids of its rows.
+def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-shard (similarities, global positions) into the global top-``k`` per query.
 
-    ``ids[i]`` is the global reference id of the shard's row ``i``, so results
-    from different shards can be merged into one ranking.
-    """
-
-    index: Any  # faiss.Index; typed loosely so this module imports without faiss
-    ids: np.ndarray
-    metric: Metric = "ip"
-
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` of this shard as (scores, global ids); missing hits are id -1."""
-        kk = min(k, int(self.index.ntotal))
-        n = queries.shape[0]
-        if kk == 0:
-            return (np.full((n, 0), np.nan, dtype=np.float32), np.full((n, 0), -1, dtype=np.int64))
-        scores, local = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), kk)
-        ids = np.where(local >= 0, self.ids[np.clip(local, 0, None)], -1)
-        return scores.astype(np.float32), ids.astype(np.int64)
-
-
-def shard_index(vectors: np.ndarray, n_shards: int, *, metric: Metric = "ip",
-                ids: np.ndarray | None = None) -> list[IndexShard]:
-    """Split reference vectors into ``n_shards`` exact FAISS indexes (contiguous blocks).
-
-    Exact flat shards keep results identical to one unsharded exact index, which
-    is what the tests check; a production deployment would put an IVF/HNSW index
-    (``discovery.index``) in each shard the same way.
-    """
-    import faiss
-
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2:
-        raise InputError(f"reference vectors must be 2-D, got shape {vectors.shape}")
-    if n_shards < 1:
-        raise InputError(f"n_shards must be >= 1, got {n_shards}")
-    gids = np.arange(len(vectors), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
-    shards: list[IndexShard] = []
-    for block in np.array_split(np.arange(len(vectors)), max(1, min(n_shards, len(vectors) or 1))):
-        index = faiss.IndexFlatIP(vectors.shape[1]) if metric == "ip" else faiss.IndexFlatL2(vectors.shape[1])
-        if len(block):
-            index.add(vectors[block])
-        shards.append(IndexShard(index=index, ids=gids[block], metric=metric))
-    return shards
-
-
-def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, *, metric: Metric = "ip"
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Merge per-shard (scores, ids) into the global top-``k`` per query.
-
-    Inner product: larger is better; L2: smaller is better. Ties keep shard
-    order, so merging is deterministic.
+    Larger similarity first (the reference index is inner product); ties keep
+    shard order, so merging is deterministic. Shards may return fewer columns
+    than ``k`` (a shard smaller than ``k``); missing hits are position -1
+    (similarity NaN), also when the shards hold fewer than ``k`` keys in all.
     """
     if not parts:
         raise InputError("no shard results to merge")
@@ -145,8 +99,7 @@ def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int, *, metric
     n = scores.shape[0]
     if scores.shape[1] == 0:
         return np.full((n, k), np.nan, np.float32), np.full((n, k), -1, np.int64)
-    key = -scores if metric == "ip" else scores.copy()
-    key = np.where(ids < 0, np.inf, key)
+    key = np.where(ids < 0, np.inf, -scores)
     order = np.argsort(key, axis=1, kind="stable")[:, :k]
     top_s = np.take_along_axis(scores, order, axis=1)
     top_i = np.take_along_axis(ids, order, axis=1)
@@ -187,10 +140,6 @@ class Executor(ABC):
     def _map(self, fn: Callable[..., Columns], columns: Columns, n: int, batch_size: int,
              context: Any = None) -> Columns: ...
 
-    @abstractmethod
-    def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
-                ) -> list[tuple[np.ndarray, np.ndarray]]: ...
-
     def map_batches(self, fn: BatchFn | Callable[[Columns, Any], Mapping[str, np.ndarray]],
                     columns: Mapping[str, np.ndarray], *, batch_size: int = 1024, stage: str = "map",
                     context: Any = None) -> Columns:
@@ -211,21 +160,6 @@ class Executor(ABC):
         self.timings.append(StageTiming(stage, n, time.perf_counter() - t0))
         log.info("%s: stage %s, %d rows in %.2fs", self.name, stage, n, self.timings[-1].seconds)
         return out
-
-    def search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int, *, stage: str = "search"
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """Global top-``k`` (scores, reference ids) of ``queries`` over all ``shards``."""
-        if not shards:
-            raise InputError("search needs at least one index shard")
-        metrics = {s.metric for s in shards}
-        if len(metrics) != 1:
-            raise InputError(f"shards mix metrics {sorted(metrics)}")
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        t0 = time.perf_counter()
-        parts = self._search(shards, queries, k)
-        result = merge_topk(parts, k, metric=shards[0].metric)
-        self.timings.append(StageTiming(stage, len(queries), time.perf_counter() - t0))
-        return result
 
     def close(self) -> None:  # noqa: B027 - a no-op by default: only executors with workers override it
         """Release workers (no-op locally)."""
@@ -263,11 +197,6 @@ class LocalExecutor(Executor):
             outputs.append(fn(batch, context))
         return _concat(outputs)
 
-    def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
-                ) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [shard.search(queries, k) for shard in shards]
-
-
 _WORKER_CONTEXT: dict[str, Any] = {}
 
 
@@ -282,14 +211,6 @@ def _worker_context(ref: Any) -> Any:
         _WORKER_CONTEXT.clear()  # one context at a time: a new run's model replaces the old
         _WORKER_CONTEXT[key] = ray.get(ref)
     return _WORKER_CONTEXT[key]
-
-
-def _ray_search_shard(blob: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ray task body: rebuild a FAISS shard from its bytes and search it."""
-    import faiss
-
-    shard = IndexShard(index=faiss.deserialize_index(blob), ids=ids)
-    return shard.search(queries, k)
 
 
 class ShardSearcher:
@@ -335,16 +256,16 @@ class ShardedSearch:
         return merge_topk(parts, k)
 
 
-def shard_reference(reference: Any, n_shards: int) -> list[Any]:
-    """Ray actors holding ``n_shards`` contiguous shards of ``reference.index_`` (a ``ReferenceIndex``)."""
+def shard_reference(index: Any, n_shards: int) -> list[Any]:
+    """Ray actors holding ``n_shards`` contiguous shards of ``index`` (a ``discovery.index.ReferenceIndex``)."""
     import ray
 
     actor = ray.remote(ShardSearcher)
-    return [actor.remote(ray.put(shard.to_bytes()), offset) for shard, offset in reference.index_.shards(n_shards)]
+    return [actor.remote(ray.put(shard.to_bytes()), offset) for shard, offset in index.shards(n_shards)]
 
 
 class RayExecutor(Executor):
-    """Ray Data ``map_batches`` for per-specimen stages; one Ray task per index shard.
+    """Ray Data ``map_batches`` for per-specimen stages (index shards: :class:`ExecutorModel`).
 
     Starts a local Ray instance (``num_cpus``) unless ``address`` names a cluster.
     The instance is shut down on :meth:`close` only if this executor started it.
@@ -373,7 +294,6 @@ class RayExecutor(Executor):
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
-        self._search_remote = ray.remote(_ray_search_shard)
 
     def n_shards(self) -> int:
         """Shards of a reference index: ``config.shards``, or one per CPU Ray reports (0)."""
@@ -406,14 +326,6 @@ class RayExecutor(Executor):
         merged = _concat(outputs)
         order = np.argsort(merged.pop(ROW_COLUMN), kind="stable")
         return {k: v[order] for k, v in merged.items()}
-
-    def _search(self, shards: Sequence[IndexShard], queries: np.ndarray, k: int
-                ) -> list[tuple[np.ndarray, np.ndarray]]:
-        import faiss
-
-        q_ref = self._ray.put(queries)
-        futures = [self._search_remote.remote(faiss.serialize_index(s.index), s.ids, q_ref, k) for s in shards]
-        return list(self._ray.get(futures))
 
     def close(self) -> None:
         if self._owns_ray and self._ray.is_initialized():
@@ -479,7 +391,7 @@ class ExecutorModel:
         n = self.shards or self.executor.n_shards()
         reference.remote_search = None
         if n > 1:
-            reference.remote_search = ShardedSearch(shard_reference(reference, n))
+            reference.remote_search = ShardedSearch(shard_reference(reference.index_, n))
             log.info("reference index of %d keys split over %d Ray shard actors", len(reference), n)
         reference.align_workers = 1  # Ray spreads the work; no process pool inside a worker
 
@@ -525,7 +437,7 @@ def make_executor(kind: str | ExecutorConfig = "local") -> Executor:
 
 
 __all__ = [
-    "BatchFn", "Columns", "Executor", "ExecutorConfig", "ExecutorModel", "IndexShard", "LocalExecutor", "RayExecutor",
-    "ShardSearcher", "ShardedSearch", "StageTiming", "make_executor", "merge_topk", "ray_available", "shard_index",
+    "BatchFn", "Columns", "Executor", "ExecutorConfig", "ExecutorModel", "LocalExecutor", "RayExecutor",
+    "ShardSearcher", "ShardedSearch", "StageTiming", "make_executor", "merge_topk", "ray_available",
     "shard_reference", "triage_with",
 ]
