@@ -13,8 +13,10 @@ from typing import Optional
 
 import typer
 
-from biodiscover.storage.db import Database, check_database
 from biodiscover.storage.errors import InputError
+
+# storage.db (SQLAlchemy, Alembic, networkx: ~1 s of CPU) is imported inside each verb: every
+# `biodiscover` process imports this module, and `triage --results` needs no database.
 
 db_app = typer.Typer(name="db", help="Database maintenance: upgrade the schema, back up, check integrity.",
                      no_args_is_help=True)
@@ -25,6 +27,8 @@ DB_OPTION = typer.Option(..., "--db", help="The biodiscover SQLite database file
 @db_app.command("upgrade")
 def upgrade(db: Path = DB_OPTION) -> None:
     """Migrate the database to this version's schema (a backup is written first)."""
+    from biodiscover.storage.db import Database
+
     backup = Database.upgrade(db)
     if backup is None:
         typer.echo(f"{db}: already at the current schema")
@@ -48,6 +52,8 @@ def backup(db: Path = DB_OPTION,
 @db_app.command("check")
 def check(db: Path = DB_OPTION, as_json: bool = typer.Option(False, "--json", help="Machine-readable report.")) -> None:
     """integrity_check + foreign_key_check + orphan checks; exit 1 when a problem is found."""
+    from biodiscover.storage.db import check_database
+
     report = check_database(db)
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
@@ -82,6 +88,7 @@ def ingest(
     again reports them again.
     """
     from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for, write_quarantine
+    from biodiscover.storage.db import Database
 
     from biodiscover.storage.collections import check_input
 

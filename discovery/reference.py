@@ -473,6 +473,18 @@ class Reference:
         triage's time. Forked workers share the memory-mapped barcodes with
         this process (no copy); they are started on first use and kept.
         """
+        # repeated (barcode, candidates) rows — a collection's identical barcodes — are aligned once
+        row_of: dict[tuple[str, tuple[int, ...]], int] = {}
+        first: list[int] = []
+        which: list[int] = []
+        for i, (q, c) in enumerate(zip(queries, cands)):
+            r = row_of.setdefault((q or "", tuple(c)), len(first))
+            if r == len(first):
+                first.append(i)
+            which.append(r)
+        if len(first) < len(queries):
+            unique = self._identities([queries[i] for i in first], [cands[i] for i in first])
+            return [unique[r].copy() for r in which]
         workers = self.align_workers or align_workers_default()
         if workers <= 1 or len(queries) < _PARALLEL_MIN_QUERIES or "fork" not in multiprocessing.get_all_start_methods():
             return candidate_identities(queries, cands, self.sequences)

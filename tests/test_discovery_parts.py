@@ -47,6 +47,27 @@ def test_identity_counts_edits_and_tolerates_n_and_partial_reads() -> None:
     assert got[0].tolist() == pytest.approx([1.0, 0.99]) and got[1].tolist() == [0.0]
 
 
+def test_identity_equals_edlibs_unbounded_distance_near_and_far() -> None:
+    """identity() aligns in two bounded passes; the distance is edlib's exact one at every divergence,
+    including reads farther apart than the first pass's bound and reads of different lengths."""
+    import edlib
+
+    rng = np.random.default_rng(3)
+    base = "".join(rng.choice(list("ACGT"), 658))
+    for rate in (0.0, 0.02, 0.1, 0.3, 0.6):
+        other = "".join(c if rng.random() > rate else str(rng.choice(list("ACGTN"))) for c in base)
+        for a, b in ((base, other), (other[40:500], base), ("ACGT" * 10, other)):
+            short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+            d = edlib.align(short, long_, mode="HW", task="distance",
+                            additionalEqualities=[("N", x) for x in "ACGT"])["editDistance"]
+            informative = len(short) - short.count("N")
+            assert identity(a, b) == pytest.approx(max(0.0, 1 - d / informative), abs=1e-12)
+    # a memoised repeat gives the same value as the first alignment
+    got = candidate_identities([base, base, other], [[0, 1, 0], [1], [1]], [other, base])
+    assert got[0][0] == got[0][2] == np.float32(identity(base, other)) and got[1][0] == 1.0
+    assert got[2][0] == np.float32(identity(other, base))
+
+
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf", "ivfsq"])
 def test_index_matches_brute_force(kind: str, tmp_path) -> None:
     rng = np.random.default_rng(0)

@@ -141,7 +141,9 @@ def test_index_shards_merge_to_the_whole_index(world) -> None:
 
 def test_identities_in_worker_processes_equal_in_process(world) -> None:
     ref = _ref(world, kind="flat")
-    queries = (world["queries"] * 20)[:300]  # above the size that goes to workers
+    # distinct barcodes above the size that goes to workers (repeats are aligned once, in this process)
+    queries = list(dict.fromkeys(q[j:] for j in range(20) for q in world["queries"]))[:300]
+    assert len(queries) == 300
     one = Reference.align(ref, queries, *ref.search(queries, 30), per_taxon=2, max_candidates=10)
     ref.align_workers = 2
     try:
@@ -151,6 +153,23 @@ def test_identities_in_worker_processes_equal_in_process(world) -> None:
         ref.close()
     for x, y in zip(one, two):
         np.testing.assert_array_equal(x.identities, y.identities)
+
+
+def test_repeated_barcodes_are_aligned_once_with_the_same_identities(world) -> None:
+    """A collection's identical barcodes share their candidates' identities (aligned once): every
+    repeat gets the values the barcode gets alone, in its own array."""
+    ref = _ref(world, kind="flat")
+    ref.align_workers = 1
+    queries = world["queries"][:5]
+    alone = ref.align(queries, *ref.search(queries, 30), per_taxon=2, max_candidates=10)
+    repeated = queries * 60  # 300 rows, 5 distinct: too few distinct ones to start workers
+    again = ref.align(repeated, *ref.search(repeated, 30), per_taxon=2, max_candidates=10)
+    assert ref._pool is None
+    for i, c in enumerate(again):
+        np.testing.assert_array_equal(c.identities, alone[i % 5].identities)
+        np.testing.assert_array_equal(c.positions, alone[i % 5].positions)
+    again[0].identities[:] = -1.0  # each row owns its array
+    assert (again[5].identities >= 0).all()
 
 
 def test_search_leaves_out_given_key_positions(world) -> None:
