@@ -1,0 +1,86 @@
+"""The barcode-gap verdict of a candidate species (discovery.barcode_gap), every branch with its numbers.
+
+Why here and not only through the TUI: the review screen and the HTML report both read this verdict, and
+each rule (a nearest known species within the learned threshold is no evidence; members spread wider than
+the nearest known species is no gap; no threshold, no verdict) decides what a taxonomist is told.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
+from biodiscover.storage.evidence import Evidence, NearestKnown, Spread
+
+
+@pytest.mark.parametrize("within, nearest, threshold, verdict", [
+    (0.004, 0.05, 0.02, "gap"),
+    (None, 0.05, 0.02, "gap"),  # a single specimen: nothing within to compare
+    (0.004, 0.02, 0.02, "not separated"),  # nearest exactly at the threshold is not beyond it
+    (0.004, 0.015, 0.02, "not separated"),
+    (0.06, 0.05, 0.02, "no gap"),  # members farther apart than the nearest known species
+    (0.05, 0.05, 0.02, "no gap"),  # equal: not separated from it either
+    (0.03, 0.05, 0.02, "unknown"),  # members wider than the threshold: the cut did not hold them
+    (0.02, 0.05, 0.02, "gap"),  # members exactly at the threshold are within it
+    (0.004, 0.05, None, "unknown"),  # no learned threshold to judge against
+    (0.004, None, 0.02, "unknown"),  # nearest known not recorded
+])
+def test_verdict_rules(within: float | None, nearest: float | None, threshold: float | None, verdict: str) -> None:
+    gap = BarcodeGap(within, nearest, threshold)
+    assert gap.verdict == verdict
+    assert gap.is_gap is (verdict == "gap")
+
+
+def test_sentences_state_the_three_numbers() -> None:
+    assert BarcodeGap(0.004, 0.05, 0.02).sentence() == \
+        "barcode gap: members ≤ 0.4% apart, nearest known 5.0% away (threshold 2.0%)"
+    assert BarcodeGap(None, 0.05, 0.02).sentence() == \
+        "barcode gap: single specimen, nearest known 5.0% away (threshold 2.0%)"
+    assert BarcodeGap(0.004, 0.015, 0.02).sentence() == \
+        "no gap: nearest known 1.5% away ≤ threshold 2.0%; members ≤ 0.4% apart"
+    assert BarcodeGap(0.06, 0.05, 0.02).sentence() == \
+        "no gap: nearest known 5.0% away, members ≤ 6.0% apart (threshold 2.0%)"
+    assert BarcodeGap(0.06, 0.05, None).sentence() == "no gap: nearest known 5.0% away, members ≤ 6.0% apart"
+    assert BarcodeGap(0.03, 0.05, 0.02).sentence() == \
+        "unclear: members ≤ 3.0% apart > threshold 2.0%; nearest known 5.0% away"
+    assert BarcodeGap(0.004, 0.05, None).sentence() == \
+        "members ≤ 0.4% apart, nearest known 5.0% away (no learned threshold to judge a gap)"
+    assert BarcodeGap(0.004, None, 0.02).sentence() == "nearest known species not recorded: no barcode gap to read"
+
+
+def test_gap_of_reads_the_recorded_distances_first() -> None:
+    ev = Evidence(within_distance=Spread(mean=0.002, max=0.006), within_distances=(0.001, 0.009),
+                  nearest_known_distances=(0.08, 0.04, 0.12), threshold=0.025,
+                  nearest_known=NearestKnown(species="A b", identity=0.5))
+    gap = gap_of(ev, nearest_identity=0.7)
+    # the summary's max wins over the sample; the smallest aligned distance wins over any identity
+    assert (gap.within_max, gap.nearest, gap.threshold) == (0.006, 0.04, 0.025)
+    assert gap.verdict == "gap"
+    # the stored dict reads the same as the record
+    assert gap_of(ev.to_dict(), 0.7) == gap
+
+
+def test_gap_of_falls_back_to_the_sample_and_to_identities() -> None:
+    sample_only = gap_of({"within_distances": [0.001, 0.009, 0.003], "threshold": 0.02}, 0.96)
+    assert sample_only.within_max == 0.009
+    assert sample_only.nearest == pytest.approx(0.04)  # 1 − the identity given
+    percent = gap_of({"threshold": 0.02}, 97.5)  # identities in percent are read as percent
+    assert percent.nearest == pytest.approx(0.025) and percent.within_max is None
+    recorded = gap_of({"nearest_known": {"species": "A b", "identity": 0.9}}, None)
+    assert recorded.nearest == pytest.approx(0.1)  # the evidence's own nearest known species
+    assert gap_of({"nearest_known": {"species": "A b", "identity": 0.9}}, 0.99).nearest == pytest.approx(0.01)
+    assert gap_of({}, 1.0).nearest == 0.0  # identical: distance 0, never negative
+    assert gap_of({}, 1.2).nearest == pytest.approx(0.988)  # read as 1.2 % identity
+
+
+@pytest.mark.parametrize("identity", [None, True, float("nan"), "0.97", [0.97]])
+def test_gap_of_ignores_what_is_not_an_identity(identity: object) -> None:
+    assert gap_of({"threshold": 0.02}, identity).nearest is None
+    assert gap_of({"threshold": 0.02}, identity).verdict == "unknown"
+
+
+def test_gap_of_reads_malformed_evidence_as_empty() -> None:
+    for bad in (None, "not a record", 3, {"format": 99}):
+        gap = gap_of(bad, 0.9)
+        assert (gap.within_max, gap.threshold) == (None, None)
+        assert gap.nearest == pytest.approx(0.1)

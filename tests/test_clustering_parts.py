@@ -1,0 +1,218 @@
+"""The parts candidate-species clustering is made of (discovery.clustering), each on a case worked out by hand:
+linkage distances, the calibrated same-species probability, joining candidates across parent groups, the
+learned barcode-gap cut, the configuration and the plug-in loader, and HDBSCAN's opinion on pairs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.clustering import (
+    BarcodeDistances,
+    BarcodeGapThreshold,
+    ClassicalMDS,
+    ClusteringConfig,
+    EmbeddingDistances,
+    cosine_distance,
+    distances_of,
+    link_distance,
+    make_clusterer,
+    merge_across_groups,
+    same_species_probability,
+)
+from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer
+from biodiscover.discovery.metrics import clustering_scores
+from fixtures.discovery import BASES, mutate
+
+
+def _species(n_species: int, per: int | list[int], seed: int, within: float = 0.004, between: float = 0.12,
+             length: int = 400) -> tuple[list[str], list[int]]:
+    """Barcodes of ``n_species`` species (one ancestor, ``between`` apart from it), ``per`` specimens each."""
+    rng = np.random.default_rng(seed)
+    anc = rng.choice(BASES, length)
+    sizes = per if isinstance(per, list) else [per] * n_species
+    seqs, truth = [], []
+    for s, n in enumerate(sizes):
+        sp = mutate(rng, anc, between)
+        for _ in range(n):
+            seqs.append("".join(mutate(rng, sp, within)))
+            truth.append(s)
+    return seqs, truth
+
+
+def _gap(coef: float = -100.0, intercept: float = 3.0, threshold: float = 0.03) -> BarcodeGapThreshold:
+    return BarcodeGapThreshold.from_dict({"metric": "p", "threshold": threshold, "linkage": "single", "score": 1.0,
+                                          "within_q95": 0.01, "between_q05": 0.1, "coef": coef,
+                                          "intercept": intercept})
+
+
+def test_link_distance_is_what_each_linkage_sees() -> None:
+    d = np.array([[0.1, 0.3, 0.2], [0.4, 0.0, 0.2]])
+    assert link_distance(d, "single").tolist() == [0.1, 0.0]
+    assert link_distance(d, "complete").tolist() == [0.3, 0.4]
+    assert link_distance(d, "average") == pytest.approx([0.2, 0.2])
+    assert link_distance(d, "single", axis=0).tolist() == [0.1, 0.0, 0.2]
+
+
+def test_same_species_probability_reads_the_linkage_distance_to_the_other_members() -> None:
+    dist = np.array([[0.00, 0.01, 0.05, 0.3],
+                     [0.01, 0.00, 0.03, 0.3],
+                     [0.05, 0.03, 0.00, 0.3],
+                     [0.30, 0.30, 0.30, 0.0]])
+    labels = np.array([0, 0, 0, 1])
+    gap = _gap()
+    p = same_species_probability(dist, labels, "single", gap)
+    assert p == pytest.approx(gap.same_species_proba(np.array([0.01, 0.01, 0.03, 0.0])[:3]).tolist() + [1.0])
+    p = same_species_probability(dist, labels, "complete", gap)
+    assert p[:3] == pytest.approx(gap.same_species_proba(np.array([0.05, 0.03, 0.05])))
+    p = same_species_probability(dist, labels, "average", gap)
+    assert p[:3] == pytest.approx(gap.same_species_proba(np.array([0.03, 0.02, 0.04])))
+    assert p[3] == 1.0  # a singleton is its own species
+    assert same_species_probability(dist, labels, "single", None).tolist() == [1.0] * 4  # nothing to calibrate
+    # the logistic itself: P = 1 / (1 + exp(-(coef * d + intercept)))
+    assert gap.same_species_proba(0.03) == pytest.approx(0.5)
+    assert gap.same_species_proba(0.0) == pytest.approx(1 / (1 + np.exp(-3.0)))
+
+
+def _unit(deg: float) -> list[float]:
+    return [float(np.cos(np.radians(deg))), float(np.sin(np.radians(deg))), 0.0]
+
+
+def test_merge_across_groups_joins_only_candidates_of_different_groups() -> None:
+    # cosine distance: 8° apart = 0.0097, 16° = 0.0387, 90° = 1
+    vectors = EmbeddingDistances(np.array([_unit(0), _unit(1), _unit(8), _unit(-8), _unit(90)]))
+    labels = np.array([0, 0, 1, 2, 3])
+    groups = {0: "G1", 1: "G2", 2: "G1", 3: "G2"}
+    mapping = merge_across_groups(vectors, labels, groups, threshold=0.02, representatives=5)
+    # 0 and 1 join (different groups, 8° apart); 2 is as close to 0 but in 0's own group; 3 is far
+    assert mapping is not None and mapping.tolist() == [0, 0, 1, 2]
+    assert merge_across_groups(vectors, labels, {0: "G", 1: "G", 2: "G", 3: "G"}, 0.02, 5) is None
+    assert merge_across_groups(vectors, labels, groups, threshold=0.005, representatives=5) is None
+    # representatives: candidate 0's member near candidate 1 is the second of 3; one representative
+    # (the first member) is not near enough, two (first and last) are not either, three are
+    far_first = EmbeddingDistances(np.array([_unit(-30), _unit(7), _unit(-40), _unit(8)]))
+    lab = np.array([0, 0, 0, 1])
+    grp = {0: "G1", 1: "G2"}
+    assert merge_across_groups(far_first, lab, grp, 0.02, representatives=1) is None
+    assert merge_across_groups(far_first, lab, grp, 0.02, representatives=2) is None
+    assert merge_across_groups(far_first, lab, grp, 0.02, representatives=3).tolist() == [0, 0]
+
+
+def test_the_learned_cut_is_the_middle_of_the_plateau_of_best_agreement() -> None:
+    seqs, truth = _species(4, 5, seed=2, within=0.004, between=0.10)
+    gap = BarcodeGapThreshold(linkage_methods=("single",)).fit(seqs, truth)
+    assert gap.score_ == pytest.approx(1.0) and gap.linkage_ == "single"
+    plateau = [t for (m, t), s in sorted(gap.curve_.items()) if s >= 1.0 - 1e-9]
+    assert gap.threshold_ == plateau[len(plateau) // 2]
+    # within pairs are ≲ 1 %, between ≳ 13 %: the plateau spans the gap and its middle lies inside it
+    assert plateau[0] <= 0.02 and plateau[-1] >= 0.1 and 0.04 <= gap.threshold_ <= 0.08
+    assert gap.within_q95_ < 0.02 < 0.1 < gap.between_q05_
+    # the logistic separates the two kinds of pair
+    assert gap.same_species_proba(0.005) > 0.9 and gap.same_species_proba(0.15) < 0.1
+    assert gap.coef_ < 0
+
+
+def test_without_pairs_of_one_kind_the_probability_is_a_step_at_the_cut() -> None:
+    seqs, truth = _species(2, 4, seed=5)
+    # each group holds one species: no between-species pair to learn from
+    gap = BarcodeGapThreshold(linkage_methods=("average",)).fit(seqs, truth, groups=[f"g{t}" for t in truth])
+    assert np.isnan(gap.between_q05_) and gap.within_q95_ < 0.02
+    assert (gap.coef_, gap.intercept_) == (-200.0, pytest.approx(200.0 * gap.threshold_))
+    assert gap.same_species_proba(gap.threshold_) == pytest.approx(0.5)
+    assert gap.same_species_proba(gap.threshold_ - 0.03) > 0.99 and gap.same_species_proba(gap.threshold_ + 0.03) < 0.01
+    # a group bigger than max_group is subsampled (deterministically), not refused
+    seqs, truth = _species(3, 6, seed=6)
+    small = BarcodeGapThreshold(max_group=10).fit(seqs, truth)
+    again = BarcodeGapThreshold(max_group=10).fit(seqs, truth)
+    assert small.to_dict() == again.to_dict() and small.score_ > 0.9
+    with pytest.raises(ValueError, match="3 specimens but 2 species labels"):
+        BarcodeGapThreshold().fit(seqs[:3], truth[:2])
+    with pytest.raises(ValueError, match=">= 3 labelled specimens"):
+        BarcodeGapThreshold().fit(seqs[:2], [0, 1])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        BarcodeGapThreshold().to_dict()
+
+
+def test_pairs_are_hdbscan_clusters_by_default() -> None:
+    """``min_cluster_size`` 2 lets HDBSCAN form pairs: a two-specimen candidate is agreed (not noise),
+    and its members' probability is the mean of two high opinions."""
+    seqs, truth = _species(4, 2, seed=9, within=0.003, between=0.12)
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03)).fit(BarcodeDistances(seqs))
+    assert clustering_scores(truth, cl.labels_)["ami"] == pytest.approx(1.0)
+    assert cl.n_candidates_ == 4
+    assert (cl.hdbscan_labels_ >= 0).all()
+    assert set(cl.agreement_.values()) == {1.0}
+    assert (cl.probabilities_ > 0.9).all()
+    # pairs below HDBSCAN's minimum are noise: HDBSCAN no longer agrees and membership drops
+    strict = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03, min_cluster_size=3)).fit(
+        BarcodeDistances(seqs))
+    assert strict.labels_.tolist() == cl.labels_.tolist()
+    assert min(strict.agreement_.values()) < 1.0 and strict.probabilities_.min() < 0.9
+
+
+def test_groups_too_small_for_hdbscan_keep_the_cut_alone() -> None:
+    seqs, _ = _species(2, [2, 1], seed=4)
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03)).fit(BarcodeDistances(seqs),
+                                                                                  ["A", "A", "B"])
+    assert cl.labels_.tolist() == [0, 0, 1] and (cl.hdbscan_labels_ == -1).all()
+    assert cl.agreement_ == {0: 1.0, 1: 1.0} and (cl.outlier_scores_ == 0).all()
+    assert cl.probabilities_.tolist() == [1.0, 1.0, 1.0]  # no gap, no HDBSCAN: nothing lowers them
+    assert cl.threshold_ == 0.03 and cl.linkage_ == "single"
+
+
+def test_threshold_method_joins_a_misfiled_specimen_and_names_the_majority_group() -> None:
+    seqs, truth = _species(2, 5, seed=12)
+    groups = ["A"] * 5 + ["B"] * 5
+    groups[0] = "B"  # one specimen of species 0 filed under the other parent
+    cl = make_clusterer(ClusteringConfig(method="threshold", distance_threshold=0.03)).fit(
+        BarcodeDistances(seqs), groups)
+    assert clustering_scores(truth, cl.labels_)["ami"] == pytest.approx(1.0)
+    assert cl.candidate_group_[int(cl.labels_[1])] == "A" and cl.candidate_group_[int(cl.labels_[5])] == "B"
+    kept = make_clusterer(ClusteringConfig(method="threshold", distance_threshold=0.03,
+                                           merge_across_groups=False)).fit(BarcodeDistances(seqs), groups)
+    assert kept.labels_[0] != kept.labels_[1] and len(set(kept.labels_.tolist())) == 3
+    assert kept.probabilities_.tolist() == [1.0] * 10  # no learned gap: no calibrated doubt
+    gap = _gap(threshold=0.03)
+    calibrated = make_clusterer(ClusteringConfig(method="threshold"), gap).fit(BarcodeDistances(seqs), groups)
+    assert calibrated.threshold_ == 0.03 and calibrated.linkage_ == "single"
+    # members of a cut cluster get the calibrated P(same species) at their single-linkage distance
+    members = calibrated.probabilities_[1:]
+    assert (members < 1.0).all() and (members > 0.5).all()
+
+
+def test_configuration_and_distances_refuse_what_they_cannot_do() -> None:
+    with pytest.raises(ValueError, match="unknown metric 'hamming'"):
+        ClusteringConfig(metric="hamming")
+    with pytest.raises(ValueError, match="unknown metric 'x'"):
+        distances_of(["ACGT"], "x")
+    assert isinstance(distances_of(["ACGT"], "p"), BarcodeDistances)
+    assert isinstance(distances_of(np.eye(2), "cosine"), EmbeddingDistances)
+    with pytest.raises(TypeError, match="only with barcodes"):
+        BarcodeDistances(["ACGT"]).cross(EmbeddingDistances(np.eye(2)))
+    with pytest.raises(TypeError, match="only with embeddings"):
+        EmbeddingDistances(np.eye(2)).cross(BarcodeDistances(["ACGT"]))
+    assert ClusteringConfig.from_dict({"thresholds": [0.01, 0.02]}).thresholds == (0.01, 0.02)
+    with pytest.raises(TypeError, match="'builtins:slice' is not a SpeciesClusterer"):
+        make_clusterer(ClusteringConfig(method="builtins:slice"))
+    cfg = ClusteringConfig()
+    assert (cfg.method, cfg.linkage, cfg.distance_threshold, cfg.min_samples, cfg.merge_across_groups) == \
+        ("threshold_hdbscan", None, None, 1, True)
+    assert cfg.thresholds[0] == 0.0025 and cfg.thresholds[-1] == 0.1 and len(cfg.thresholds) == 40
+
+
+def test_cosine_distances_and_mds_dimensions() -> None:
+    x = np.array([_unit(0), _unit(90)])
+    y = np.array([_unit(0), _unit(180), [0.0, 0.0, 2.0]])
+    d = cosine_distance(x, y)
+    assert d.shape == (2, 3) and d[0].tolist() == pytest.approx([0.0, 2.0, 1.0], abs=1e-6)
+    assert cosine_distance(np.array([[3.0, 0.0], [1.0, 1e-3]]))[0, 0] == 0.0
+    assert EmbeddingDistances(np.eye(3)).subset([2, 0]).vectors.tolist() == [[0, 0, 1], [1, 0, 0]]
+    # four points on a line: one dimension carries them, whatever was asked for
+    pts = np.array([0.0, 1.0, 3.0, 7.0])
+    dist = np.abs(pts[:, None] - pts[None, :])
+    mds = ClassicalMDS(n_components=3)
+    coords = mds.fit_transform(dist)
+    assert coords.shape == (4, 1)
+    assert np.abs(np.abs(coords[:, 0] - coords[0, 0]) - pts).max() < 1e-9
+    assert mds.transform(dist[[2]]) == pytest.approx(coords[[2]])

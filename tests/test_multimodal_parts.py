@@ -1,0 +1,216 @@
+"""The image classifier's rules (discovery.multimodal) on cases worked out by hand, in seconds.
+
+``tests/test_multimodal.py`` trains real encoders (minutes) and checks the classifier end to end. Here the
+classifier is read from a real bundle written with a hand-made reference: unit vectors at known angles in a real
+FAISS index, per-rank confidence models with known coefficients. ``predict_embeddings`` (the documented entry
+for embeddings already computed) then shows the neighbour votes, the top-down labels, the per-rank thresholds
+and the deepest rank with numbers checkable on paper; the loader's checks and the fusion rules likewise.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.engine import TriageResult
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.discovery.multimodal import (DNA_INDEX_ARRAY, IMAGE_INDEX_ARRAY, MULTIMODAL_REFERENCE_TABLE,
+                                              MULTIMODAL_TABLE, CrossModalClassifier, CrossModalConfig,
+                                              ModalityCall, _softmax_weights, _threshold, fuse, fuse_rank,
+                                              has_image_classifier)
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.records import RANKS
+
+#: the reference: (processid, lineage, angle of its image in degrees, in the x-y plane)
+KEYS = [("K0", ("O1", "F1", None, "G1", "G1 a"), 0.0),
+        ("K1", ("O1", "F1", None, "G1", "G1 a"), 2.0),
+        ("K2", ("O1", "F1", None, "G1", "G1 b"), 10.0),
+        ("K3", ("O1", "F2", None, "G2", "G2 c"), 60.0),
+        ("K4", ("O2", "F3", "S3", "G3", "G3 d"), 180.0)]
+TEMPERATURE = 0.05
+#: P(right) = sigmoid(10 * vote share - 7): share 0.8 → 0.73, share 1 → 0.95
+CONFIDENCE = {"C": 1.0, "mean": [0.0] * 4, "scale": [1.0] * 4, "coef": [10.0, 0.0, 0.0, 0.0], "intercept": -7.0}
+
+
+def _unit(deg: float) -> np.ndarray:
+    return np.array([math.cos(math.radians(deg)), math.sin(math.radians(deg)), 0.0, 0.0], dtype=np.float32)
+
+
+def _write(path: Path, *, k: int = 3, thresholds: dict[str, float] | None = None, dna: bool = False,
+           **override: object) -> Path:
+    """A bundle holding an image classifier with the hand-made reference above."""
+    config = CrossModalConfig(k=k, temperature=TEMPERATURE, image_weight=1.0, dna_weight=0.5 if dna else 0.0)
+    bundle = Bundle.create(path, config={})
+    image_index = ReferenceIndex(config.index).fit(np.stack([_unit(a) for _, _, a in KEYS]))
+    state = {"format": 1, "config": config.to_dict(), "weights": [1.0, 0.5 if dna else 0.0],
+             "thresholds": thresholds or {r: 0.7 for r in RANKS}, "calibration": {},
+             "confidence": {r: CONFIDENCE for r in RANKS}, "has_image_index": True, "has_dna_index": dna}
+    ref = {"processid": [p for p, _, _ in KEYS], "ranks": list(RANKS), "lineage": [list(lin) for _, lin, _ in KEYS],
+           "image_keys": list(range(len(KEYS))), "dna_keys": [4] if dna else []}
+    for key, value in override.items():
+        (ref if key in ref and key not in state else state)[key] = value
+    bundle.save_table(MULTIMODAL_TABLE, state)
+    bundle.save_table(MULTIMODAL_REFERENCE_TABLE, ref)
+    bundle.save_array(IMAGE_INDEX_ARRAY, image_index.to_bytes())
+    if dna:  # one DNA key (K4's barcode), placed where an image query at 170° finds it
+        bundle.save_array(DNA_INDEX_ARRAY, ReferenceIndex(config.index).fit(_unit(170.0)[None, :]).to_bytes())
+    return path
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def test_votes_labels_confidence_and_deepest_rank_by_hand(tmp_path: Path) -> None:
+    clf = CrossModalClassifier.load(_write(tmp_path / "b"))
+    assert has_image_classifier(tmp_path / "b") and clf.weights_ == (1.0, 0.0)
+    call = clf.predict_embeddings(_unit(1.0)[None, :], ["Q"])[0]
+    # neighbours K0, K1 (1° away) and K2 (9°): softmax of cosine / temperature
+    sims = np.array([math.cos(math.radians(d)) for d in (1.0, 1.0, 9.0)])
+    w = np.exp(sims / TEMPERATURE)
+    w /= w.sum()
+    share_a = w[0] + w[1]
+    assert call.labels == {"order": "O1", "family": "F1", "subfamily": None, "genus": "G1", "species": "G1 a"}
+    assert call.support["genus"] == pytest.approx(1.0) and call.support["species"] == pytest.approx(share_a, abs=1e-5)
+    assert call.support["subfamily"] == 0.0  # no neighbour has one: no vote, and no stop either
+    assert call.confidence["genus"] == pytest.approx(_sigmoid(3.0), abs=1e-5)
+    assert call.confidence["species"] == pytest.approx(_sigmoid(10 * share_a - 7), abs=1e-4)
+    assert call.confidence["subfamily"] == 0.0
+    # thresholds 0.7: genus (P 0.95) is named; species (share 0.72, P 0.55) is not
+    assert share_a == pytest.approx(0.718, abs=0.002)
+    assert call.deepest_rank == "genus" and call.deepest_label == "G1"
+    assert call.top_hit in ("K0", "K1") and call.top_similarity == pytest.approx(math.cos(math.radians(1.0)), abs=1e-5)
+    assert call.modality == "image" and call.processid == "Q"
+    # a query between two families: labels are chosen top-down among neighbours consistent with those above
+    mid = clf.predict_embeddings(_unit(35.0)[None, :], ["M"])[0]
+    assert mid.labels["order"] == "O1"
+    assert (mid.labels["family"], mid.labels["genus"]) in (("F1", "G1"), ("F2", "G2"))
+    fam_of = {"G1": "F1", "G2": "F2"}
+    assert fam_of[mid.labels["genus"]] == mid.labels["family"]
+    assert mid.support["order"] == pytest.approx(1.0)
+
+
+def test_a_rank_below_its_threshold_stops_the_descent(tmp_path: Path) -> None:
+    strict = {r: 0.7 for r in RANKS} | {"family": 0.99}
+    clf = CrossModalClassifier.load(_write(tmp_path / "b", thresholds=strict))
+    call = clf.predict_embeddings(_unit(0.5)[None, :], ["Q"])[0]
+    # P(family) = sigmoid(3) = 0.95 < 0.99: named to order only, although genus passes its own threshold
+    assert call.deepest_rank == "order" and call.deepest_label == "O1"
+    assert call.named() == {"order": "O1", "family": None, "subfamily": None, "genus": None, "species": None}
+    assert call.labels["genus"] == "G1"  # the label is still reported, only not named
+    loose = CrossModalClassifier.load(_write(tmp_path / "c", thresholds={r: 0.5 for r in RANKS}))
+    far = loose.predict_embeddings(np.stack([_unit(180.0), _unit(0.0)]), ["Q4", "Q0"])
+    # alone at 180° with k=3, K4's neighbours include two far keys of another order, down-weighted to nothing
+    assert far[0].labels["order"] == "O2" and far[0].labels["subfamily"] == "S3"
+    assert far[0].deepest_rank == "species" and far[0].deepest_label == "G3 d"
+    assert far[1].labels["species"] == "G1 a" and far[1].top_hit == "K0"
+
+
+def test_cross_modal_votes_mix_in_with_their_weight(tmp_path: Path) -> None:
+    clf = CrossModalClassifier.load(_write(tmp_path / "b", dna=True, k=1))
+    assert clf.weights_ == (1.0, 0.5) and clf.dna_index_ is not None
+    # an image at 100°: its nearest image key is K3 (60°, O1), its nearest DNA key K4 (170°, O2)
+    call = clf.predict_embeddings(_unit(100.0)[None, :], ["Q"])[0]
+    # one neighbour per index, each weight 1 within its index, mixed 1 : 0.5
+    assert call.labels["order"] == "O1" and call.support["order"] == pytest.approx(1.0 / 1.5)
+    assert call.labels["species"] == "G2 c" and call.top_hit == "K3"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"format": 2}, "newer than supported"),
+    ({"ranks": ["order", "family", "genus", "species"]}, "ranks"),
+    ({"image_keys": [0, 1, 2, 3, 5]}, "outside the 5 reference keys"),
+    ({"image_keys": [-1, 0, 1, 2, 3]}, "outside the 5 reference keys"),
+    ({"lineage": [["O1", "F1", None, "G1", "G1 a"]]}, "do not fit the reference"),
+    ({"weights": [1.0]}, "malformed"),
+])
+def test_a_malformed_classifier_is_refused_with_the_reason(tmp_path: Path, change: dict, message: str) -> None:
+    path = _write(tmp_path / "b", **change)
+    with pytest.raises(ModelBundleError, match=message):
+        CrossModalClassifier.load(path)
+
+
+def test_an_unfitted_classifier_and_a_bundle_without_one() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CrossModalClassifier().predict_embeddings(np.zeros((1, 4)), ["Q"])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CrossModalClassifier().save("nowhere")
+
+
+def test_config_refuses_impossible_settings_and_round_trips() -> None:
+    for bad, message in (({"k": 0}, "k must be >= 1"), ({"temperature": 0.0}, "temperature must be > 0"),
+                         ({"image_weight": 0.0, "dna_weight": 0.0}, "not both 0"),
+                         ({"dna_weight": -1.0}, "must be >= 0")):
+        with pytest.raises(ValueError, match=message):
+            CrossModalConfig(**bad)  # type: ignore[arg-type]
+    cfg = CrossModalConfig(k=7, index=IndexConfig(kind="flat"))
+    assert CrossModalConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.target("species") == 0.02 and cfg.target("genus") == 0.05 and cfg.target("order") == 0.05
+
+
+def test_threshold_allows_the_target_share_of_absent_specimens() -> None:
+    scores = np.array([0.1, 0.9, 0.5, 0.7, 0.3, 0.2, 0.8, 0.4, 0.6, 0.95])
+    # 10 absent specimens, target 0.2: two may pass → the threshold sits just above the third highest (0.8)
+    t = _threshold(scores, 0.2)
+    assert t == np.nextafter(0.8, np.inf) and int((scores >= t).sum()) == 2
+    assert int((scores >= _threshold(scores, 0.0)).sum()) == 0  # none may pass
+    assert _threshold(scores, 1.0) == 0.1  # all may pass: the lowest score
+    assert _threshold(scores, 0.05) == np.nextafter(0.95, np.inf)
+
+
+def test_softmax_weights_over_valid_neighbours_only() -> None:
+    sims = np.array([[0.9, 0.8, 0.99], [0.5, 0.5, 0.5]])
+    valid = np.array([[True, True, False], [False, False, False]])
+    w = _softmax_weights(sims, valid, 0.1)
+    e = math.exp(-1.0)
+    assert w[0].tolist() == pytest.approx([1 / (1 + e), e / (1 + e), 0.0])
+    assert w[1].tolist() == [0.0, 0.0, 0.0]  # nothing found: no weight, no NaN
+    assert _softmax_weights(sims[:1], np.ones((1, 3), bool), 100.0)[0] == pytest.approx([1 / 3] * 3, abs=1e-3)
+
+
+def test_fuse_rank_edge_cases() -> None:
+    assert fuse_rank(None, 0.3, None, 0.9) == (None, 0.0)
+    assert fuse_rank("A", 0.6, None, 0.9) == ("A", 0.6)
+    label, p = fuse_rank("A", 0.6, "B", 0.9)  # the stronger label wins a disagreement, lowered
+    assert label == "B" and p == pytest.approx(0.4 * 0.9 / (0.6 * 0.1 + 0.4 * 0.9 + 0.4 * 0.1))
+    label, p = fuse_rank("A", 1.0, "A", 0.0)  # certainties are clipped, never 0/0
+    assert label == "A" and 0.0 < p < 1.0 and p == pytest.approx(0.5)
+
+
+def _call(labels: list[str | None], deepest: str | None, p: float = 0.9, modality: str = "dna") -> ModalityCall:
+    lab = dict(zip(RANKS, labels))
+    return ModalityCall("X", modality, lab, {r: p for r in RANKS}, deepest, lab[deepest] if deepest else None)
+
+
+def test_modality_calls_from_engine_results_and_fusion_rules() -> None:
+    none = TriageResult("N", "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS}, 0.0, None, None,
+                        float("nan"), False, None, 0.0)
+    assert ModalityCall.from_call("N", none).modality == "none"
+    named = TriageResult("D", "dna", dict(zip(RANKS, ["O", "F", None, "G", "G s"])), {"order": 0.99}, 0.98,
+                         "genus", "G", 0.1, False, "K7", 0.93)
+    call = ModalityCall.from_call("D", named)
+    assert (call.modality, call.deepest_rank, call.deepest_label, call.top_hit) == ("dna", "genus", "G", "K7")
+    assert call.top_similarity == pytest.approx(0.93) and call.confidence["species"] == 0.0
+    assert call.named() == {"order": "O", "family": "F", "subfamily": None, "genus": "G", "species": None}
+    assert ModalityCall.none("Z").named() == {r: None for r in RANKS}
+    # a blank subfamily in both calls does not stop the descent; a blank genus does
+    dna = _call(["O", "F", None, "G", "G s"], "species", 0.95)
+    img = _call(["O", "F", None, "G", "G s"], "species", 0.9, "image")
+    fused = fuse(dna, img)
+    assert fused.deepest_rank == "species" and fused.modality == "fused" and fused.processid == "X"
+    assert fused.confidence["order"] == pytest.approx(0.95 * 0.9 / (0.95 * 0.9 + 0.05 * 0.1))
+    assert fuse(_call(["O", "F", None, None, None], "family", 0.95), img).deepest_rank == "family"
+    assert fuse(dna, img, processid="P1").processid == "P1"
+    assert fuse(dna, None) == dna and fuse(dna, ModalityCall.none("X")) == dna
+    # the image alone, where DNA gave nothing
+    assert fuse(ModalityCall.none("X"), img) == img
+    # a contradicting image call at family makes the fused family doubtful below min_confidence: stop at order
+    doubt = fuse(_call(["O", "F", None, "G", "G s"], "species", 0.7),
+                 _call(["O", "H", None, "J", "J t"], "genus", 0.75, "image"))
+    assert doubt.deepest_rank == "order" and doubt.labels["family"] == "H"
+    assert fuse(_call(["O", "F", None, "G", "G s"], "species", 0.7),
+                _call(["O", "H", None, "J", "J t"], "genus", 0.75, "image"), min_confidence=0.3).deepest_rank == "order"

@@ -1,0 +1,188 @@
+"""From triage results to finished proposals (discovery.proposals): which parent a novel specimen is grouped
+under, the parent lineage and nearest known species a proposal takes from its members' engine results, and
+the evidence a reviewer's split or merge recomputes.
+
+Engine results are written out by hand (``TriageResult`` is a plain record), so each rule is checked on a case
+whose answer is known; the clustering and alignment underneath are the real ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.engine import TriageResult
+from biodiscover.discovery.proposals import (candidate_species, compute_evidence, novel_parent, recompute_evidence,
+                                             with_engine_evidence)
+from biodiscover.storage.evidence import CandidateProposal, Evidence, MemberHit, NearestKnown
+from biodiscover.storage.records import RANKS, Specimen
+from fixtures.discovery import BASES, mutate
+
+
+def _result(pid: str, labels: list[str | None], deepest: str | None, identity: float = 0.9, *,
+            novel: bool = True, modality: str = "dna", top_hit: str | None = None,
+            reason: str | None = None) -> TriageResult:
+    lab = dict(zip(RANKS, labels))
+    return TriageResult(pid, modality, lab, {r: 0.9 for r in RANKS}, identity, deepest,
+                        lab.get(deepest) if deepest else None, 0.95 if novel else 0.05, novel, top_hit, 0.8,
+                        reason=reason)
+
+
+LINEAGE = ["Ord", "Fam", "Sub", "Gen", "Gen near"]
+
+
+def test_novel_parent_is_the_deepest_confident_rank_above_species() -> None:
+    assert novel_parent(_result("a", LINEAGE, "species")) == ("genus", "Gen")
+    assert novel_parent(_result("a", LINEAGE, "genus")) == ("genus", "Gen")
+    assert novel_parent(_result("a", LINEAGE, "subfamily")) == ("subfamily", "Sub")
+    # labels below the deepest confident rank are not trusted
+    assert novel_parent(_result("a", LINEAGE, "family")) == ("family", "Fam")
+    assert novel_parent(_result("a", LINEAGE, "order")) == ("order", "Ord")
+    # a blank subfamily is skipped, not the end of the walk
+    assert novel_parent(_result("a", ["Ord", "Fam", None, "Gen", "Gen near"], "species")) == ("genus", "Gen")
+    assert novel_parent(_result("a", ["Ord", "Fam", None, None, None], "genus")) == ("family", "Fam")
+    assert novel_parent(_result("a", LINEAGE, None)) is None
+    assert novel_parent(_result("a", [None] * 5, "order")) is None
+
+
+def _proposal(evidence: Evidence | None = None, **kw: object) -> CandidateProposal:
+    return CandidateProposal(members=("m1", "m2", "m3"), evidence=evidence or Evidence(size=3), **kw)  # type: ignore[arg-type]
+
+
+def test_parent_lineage_comes_from_the_engine_down_to_the_parent_rank_only() -> None:
+    # every member's engine call agrees down to species, but the proposal's parent is the genus:
+    # the lineage stops there (a candidate species is not placed inside a known species)
+    results = [_result(f"m{i}", LINEAGE, "genus", 0.9 + i / 100) for i in (1, 2, 3)]
+    out = with_engine_evidence(_proposal(parent_rank="genus", parent_name="Gen"), results)
+    assert out.parent_lineage == {"order": "Ord", "family": "Fam", "subfamily": "Sub", "genus": "Gen"}
+    # a rank where the members' calls disagree is left out; the parent's own name always stands
+    mixed = [_result("m1", LINEAGE, "genus"), _result("m2", ["Ord", "Fam2", "Sub", "Gen", None], "genus")]
+    out = with_engine_evidence(_proposal(parent_rank="genus", parent_name="Gen"), mixed)
+    assert out.parent_lineage == {"order": "Ord", "subfamily": "Sub", "genus": "Gen"}
+    out = with_engine_evidence(_proposal(parent_rank="family", parent_name="FamX"), results)
+    assert out.parent_lineage == {"order": "Ord", "family": "FamX"}
+    # what the proposal already knew wins over the engine's calls
+    out = with_engine_evidence(_proposal(parent_rank="genus", parent_name="Gen",
+                                         parent_lineage={"order": "Known", "genus": "Gen"}), results)
+    assert out.parent_lineage == {"order": "Known", "family": "Fam", "subfamily": "Sub", "genus": "Gen"}
+    # no parent rank: no lineage to fill
+    assert with_engine_evidence(_proposal(), results).parent_lineage is None
+
+
+def test_nearest_known_species_is_the_best_member_hit() -> None:
+    results = [_result("m1", ["Ord", "Fam", None, "Gen", "Gen a"], "genus", 0.91, top_hit="K1"),
+               _result("m2", ["Ord", "Fam", None, "Gen", "Gen b"], "genus", 0.95, top_hit="K2",
+                       reason="P(right) 0.40 below the level"),
+               _result("m3", ["Ord", "Fam", None, "Gen", "Gen a"], "genus", 0.89, top_hit="K3")]
+    seen: list[str] = []
+
+    def barcode(pid: str) -> str:
+        seen.append(pid)
+        return "ACGT" * 10
+
+    out = with_engine_evidence(_proposal(parent_rank="genus", parent_name="Gen"), results,
+                               reference_barcode=barcode, reference_image=lambda pid: f"img/{pid}.jpg")
+    assert out.nearest_species == "Gen b" and out.nearest_identity == pytest.approx(0.95)
+    near = out.evidence.nearest_known
+    assert near is not None
+    assert (near.species, near.genus, near.processid, near.identity) == ("Gen b", "Gen", "K2", pytest.approx(0.95))
+    assert near.top_distances == pytest.approx((0.05, 0.09, 0.11))  # every member's, ascending
+    assert out.evidence.nearest_known_distances == near.top_distances
+    assert near.not_named_because == "P(right) 0.40 below the level"
+    assert near.barcode == "ACGT" * 10 and near.image == "img/K2.jpg" and seen == ["K2"]
+    assert out.evidence.member_hits == {
+        "m1": MemberHit("Gen a", "Gen", "K1", pytest.approx(0.91)),
+        "m2": MemberHit("Gen b", "Gen", "K2", pytest.approx(0.95)),
+        "m3": MemberHit("Gen a", "Gen", "K3", pytest.approx(0.89))}
+
+
+def test_what_the_proposal_already_holds_is_kept() -> None:
+    known = NearestKnown(species="Ref sp", genus="Ref", processid="R9", identity=0.97, top_distances=(0.03,),
+                         barcode="GGGG", image="mine.jpg")
+    p = _proposal(Evidence(size=3, nearest_known=known), nearest_species="Ref sp", nearest_identity=0.97)
+    results = [_result("m1", LINEAGE, "genus", 0.99, top_hit="K1")]
+    out = with_engine_evidence(p, results, reference_barcode=lambda pid: "AAAA",
+                               reference_image=lambda pid: "other.jpg")
+    assert (out.nearest_species, out.nearest_identity) == ("Ref sp", 0.97)
+    assert out.evidence.nearest_known == known  # its barcode and photo are not looked up again
+    # a recorded nearest species without its barcode gets it from the reference
+    bare = _proposal(Evidence(size=3, nearest_known=NearestKnown(species="Ref sp", processid="R9", identity=0.97)))
+    filled = with_engine_evidence(bare, results, reference_barcode=lambda pid: f"seq-of-{pid}")
+    assert filled.evidence.nearest_known is not None and filled.evidence.nearest_known.barcode == "seq-of-R9"
+    assert filled.evidence.nearest_known.image is None
+    assert with_engine_evidence(p, []) is p
+
+
+def _species_world(seed: int = 3) -> tuple[list[Specimen], list[str]]:
+    """Two novel species of one genus, 5 specimens each, ~10 % apart; 0.5 % within."""
+    rng = np.random.default_rng(seed)
+    anc = rng.choice(BASES, 450)
+    specimens, truth = [], []
+    for s in range(2):
+        sp = mutate(rng, anc, 0.12)
+        for i in range(5):
+            specimens.append(Specimen(processid=f"S{s}{i}", dna_barcode="".join(mutate(rng, sp, 0.005))))
+            truth.append(f"sp{s}")
+    return specimens, truth
+
+
+def test_candidate_species_clusters_only_novel_dna_calls() -> None:
+    specimens, _ = _species_world()
+    results = [_result(s.processid, ["Ord", "Fam", None, "Gen", "Gen near"], "genus", 0.9 - i / 100)
+               for i, s in enumerate(specimens)]
+    results[0] = _result("S00", LINEAGE, "species", 0.995, novel=False)  # named: not a candidate
+    results[5] = _result("S10", [None] * 5, None, 0.0, modality="none")  # no DNA call
+    proposals = candidate_species(specimens, results)
+    members = sorted(sorted(m.processid for m in p.members) for p in proposals)
+    assert members == [["S01", "S02", "S03", "S04"], ["S11", "S12", "S13", "S14"]]
+    for p in proposals:
+        assert (p.parent_rank, p.parent_name) == ("genus", "Gen")
+        assert p.parent_lineage == {"order": "Ord", "family": "Fam", "genus": "Gen"}
+        assert p.novelty == pytest.approx(0.95)
+        assert p.nearest_species == "Gen near"
+        assert set(p.evidence.member_hits) == {m.processid for m in p.members}
+    assert candidate_species(specimens, [_result(s.processid, LINEAGE, "species", novel=False)
+                                         for s in specimens]) == []
+
+
+def test_recompute_evidence_of_a_split_takes_the_best_kept_member_hit() -> None:
+    specimens, _ = _species_world(seed=8)
+    source = Evidence(
+        size=10, threshold=0.027, linkage="average",
+        nearest_known=NearestKnown(species="Gen far", processid="K9", identity=0.9, barcode="AC" * 30,
+                                   image="k9.jpg"),
+        member_hits={"S00": MemberHit("Gen near", "Gen", "K9", 0.93), "S01": MemberHit("Gen x", "Gen", "K2", 0.91),
+                     "S10": MemberHit("Gen y", "Gen", "K3", 0.99), "S11": MemberHit(None, None, None, None)})
+    kept = specimens[:5]  # the split keeps species 0 only: S10's better hit no longer counts
+    ev = recompute_evidence(kept, None, [source], candidate=4)
+    near = ev.nearest_known
+    assert near is not None
+    assert (near.species, near.processid, near.identity) == ("Gen near", "K9", pytest.approx(0.93))
+    assert near.top_distances == pytest.approx((0.07, 0.09))
+    assert (near.barcode, near.image) == ("AC" * 30, "k9.jpg")  # recorded by the source for K9
+    assert set(ev.member_hits) == {"S00", "S01"}
+    assert (ev.threshold, ev.linkage, ev.candidate, ev.size) == (0.027, "average", 4, 5)
+    assert ev.within_distance is not None and ev.within_distance.max is not None
+    assert ev.within_distance.max < 0.03
+    # records without per-member hits: the best nearest species the sources recorded
+    old = [Evidence(nearest_known=NearestKnown(species="A", identity=0.8)),
+           Evidence(nearest_known=NearestKnown(species="B", identity=0.92)), Evidence()]
+    assert recompute_evidence(kept, None, old).nearest_known == NearestKnown(species="B", identity=0.92)
+    assert recompute_evidence(kept, None, []).nearest_known is None
+
+
+def test_compute_evidence_between_distance_and_bad_input() -> None:
+    specimens, _ = _species_world(seed=11)
+    other = compute_evidence(specimens[5:])
+    own = compute_evidence(specimens[:5])
+    assert other.consensus_barcode and own.consensus_barcode
+    # the candidate's own consensus (id 0) is not its nearest other candidate
+    ev = compute_evidence(specimens[:5], [1.0, 0.5, 1.0, 1.0, 1.0], candidate=0,
+                          neighbours={0: own.consensus_barcode, 7: other.consensus_barcode, 9: ""})
+    assert ev.between_distance is not None and ev.between_distance.nearest_candidate == 7
+    assert 0.08 < ev.between_distance.distance < 0.3  # the sister species
+    assert ev.mean_probability == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="at least one member"):
+        compute_evidence([])
+    with pytest.raises(ValueError, match="2 probabilities for 5 members"):
+        compute_evidence(specimens[:5], [1.0, 1.0])

@@ -1,0 +1,184 @@
+"""The reference's smaller rules (discovery.reference), each on a case with a known answer: the per-species
+cap on candidates, searches that leave out a taxon the reference does not hold or the whole reference, what
+``build`` refuses, string storage bounds, the worker count, a reference handed to another process whose index
+lives in shards, and the load-time checks a tampered bundle meets.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.index import IndexConfig
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.reference import Reference, StringStore, align_workers_default, popcount_rows, sketch
+from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.records import RANKS
+from fixtures.discovery import make_world
+
+KMER = KmerConfig(ks=(5,), sqrt=True)
+
+
+@pytest.fixture(scope="module")
+def small() -> dict[str, Any]:
+    w = make_world(seed=3, n_genera=3, species_per_genus=3, per_species=5)
+    keys = w["train"]
+    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
+    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins, kmer=KMER,
+                          index=IndexConfig(kind="flat"))
+    return {"ref": ref, "keys": keys, "lins": lins, "queries": [s.dna_barcode for s in w["test"]]}
+
+
+def test_diversify_caps_each_species_and_the_candidates() -> None:
+    lins = [("O", "F", None, "G", "G a")] * 4 + [("O", "F", None, "G", None)] * 2 + [("O", "F", None, "G", "G b")]
+    ref = Reference.build([f"K{i}" for i in range(7)], ["ACGTACGTAC" * 5] * 7, lins, kmer=KMER,
+                          index=IndexConfig(kind="flat"))
+    rows = np.array([[0, 1, 2, 4, 5, 3, 6, -1, 0]])
+    # two per species; keys without a species each count alone; a -1 ends the row
+    assert ref.diversify(rows, per_taxon=2, max_candidates=10) == [[0, 1, 4, 5, 6]]
+    assert ref.diversify(rows, per_taxon=1, max_candidates=10) == [[0, 4, 5, 6]]
+    assert ref.diversify(rows, per_taxon=2, max_candidates=3) == [[0, 1, 4]]
+    assert ref.diversify(np.array([[-1, 0, 1]]), per_taxon=2, max_candidates=3) == [[]]
+
+
+def test_search_exclusions_that_leave_nothing_or_name_no_key(small: dict[str, Any]) -> None:
+    ref: Reference = small["ref"]
+    q = small["queries"][:2]
+    plain_s, plain_p = ref.search(q, 5)
+    # a taxon the reference does not hold excludes nothing
+    s, p = ref.search(q, 5, exclude=[(RANKS.index("genus"), "Nowhere"), None])
+    np.testing.assert_array_equal(p, plain_p)
+    np.testing.assert_allclose(s, plain_s)
+    # leaving out the only order leaves no key at all: that row stays empty
+    s, p = ref.search(q, 5, exclude=[(0, "Ord"), None])
+    assert (p[0] == -1).all() and (s[0] == 0).all() and (p[1] == plain_p[1]).all()
+    with pytest.raises(ValueError, match="1 exclusions for 2 queries"):
+        ref.search(q, 5, exclude=[None])
+    # k is clamped to the keys there are
+    assert ref.search(q[:1], 10_000)[1].shape == (1, len(ref))
+    # sketches re-rank the hits: similarities are sketch cosines, best first
+    assert (np.diff(plain_s, axis=1) <= 1e-6).all() and 0.0 < plain_s[0, 0] <= 1.0
+
+
+def test_candidates_of_a_query_without_hits_have_no_top_similarity(small: dict[str, Any]) -> None:
+    ref: Reference = small["ref"]
+    q = small["queries"][:2]
+    sims, pos = ref.search(q, 6, exclude=[(0, "Ord"), None])
+    empty, found = ref.align(q, sims, pos, per_taxon=2, max_candidates=4)
+    assert empty.positions.size == 0 and empty.top_similarity == 0.0 and empty.identities.size == 0
+    assert 1 <= found.positions.size <= 4 and found.top_similarity == pytest.approx(float(sims[1, 0]))
+    assert found.similarities.tolist() == pytest.approx([float(sims[1][list(pos[1]).index(j)])
+                                                         for j in found.positions])
+    assert found.identities.max() > 0.95  # a test specimen of a reference species
+
+
+def test_build_refuses_mismatched_or_empty_keys() -> None:
+    with pytest.raises(ValueError, match="2 ids, 1 sequences and 2 lineages"):
+        Reference.build(["a", "b"], ["ACGT"], [(None,) * 5] * 2)
+    with pytest.raises(ValueError, match="at least one key"):
+        Reference.build([], [], [])
+
+
+def test_string_store_bounds_and_slices() -> None:
+    store = StringStore.from_strings(["AC", "GTT", ""])
+    store.extend(["TAIL"])
+    assert store[1:4] == ["GTT", "", "TAIL"] and store[-1] == "TAIL" and store[-4] == "AC" and store[3] == "TAIL"
+    with pytest.raises(IndexError):
+        store[-5]
+    with pytest.raises(IndexError):
+        store[4]
+    assert popcount_rows(np.array([[0b1011, 255], [0, 1]], dtype=np.uint8)).tolist() == [11, 1]
+    assert sketch(np.array([[0.0, 0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])).tolist() == [[0b01000000, 0b10000000]]
+
+
+def test_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIODISCOVER_ALIGN_WORKERS", "3")
+    assert align_workers_default() == 3
+    monkeypatch.setenv("BIODISCOVER_ALIGN_WORKERS", "0")
+    assert align_workers_default() == 1
+    monkeypatch.delenv("BIODISCOVER_ALIGN_WORKERS")
+    import os
+
+    assert align_workers_default() == max(1, min(len(os.sched_getaffinity(0)), 8))
+
+
+def _shard_search(*args: Any, **kwargs: Any) -> Any:  # a stand-in for the sharded search (picklable)
+    raise AssertionError("not called in this test")
+
+
+def test_a_reference_sent_to_another_process_without_its_index(small: dict[str, Any]) -> None:
+    ref: Reference = small["ref"]
+    plain = pickle.loads(pickle.dumps(ref))
+    assert plain.search(small["queries"][:1], 3)[1].tolist() == ref.search(small["queries"][:1], 3)[1].tolist()
+    ref.remote_search = _shard_search
+    try:
+        shipped = pickle.loads(pickle.dumps(ref))
+    finally:
+        ref.remote_search = None
+    assert shipped._pool is None and shipped._pool_size == 0
+    stub = shipped.index_
+    assert (stub.kind_, stub.ntotal_, stub.dim_, stub.exact) == ("flat", len(ref), ref.index_.dim_, True)
+    with pytest.raises(RuntimeError, match="remote shards"):
+        stub.search(np.zeros((1, stub.dim_), np.float32), 1)
+
+
+@pytest.fixture()
+def saved(small: dict[str, Any], tmp_path: Path) -> Path:
+    bundle = Bundle.create(tmp_path / "b", config={})
+    small["ref"].save(bundle, "ref")
+    return tmp_path / "b"
+
+
+def _load(path: Path) -> Reference:
+    return Reference.load(Bundle.open(path), "ref")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"n": True}, "key count True"),
+    ({"n": 0}, "key count 0"),
+    ({"format": 99}, "format 99 is newer"),
+    ({"ranks": ["order", "genus"]}, "ranks"),
+    ({"vectors": "pixels"}, "index vectors 'pixels'"),
+    ({"vocab": {"order": ["Ord"]}}, "malformed table"),
+])
+def test_a_tampered_reference_table_is_refused(saved: Path, change: dict[str, Any], message: str) -> None:
+    bundle = Bundle.open(saved)
+    table = bundle.load_table("ref", expect=dict)
+    bundle.save_table("ref", {**table, **change})
+    with pytest.raises(ModelBundleError, match=message):
+        _load(saved)
+
+
+def test_tampered_reference_arrays_are_refused(saved: Path, small: dict[str, Any]) -> None:
+    ref: Reference = small["ref"]
+    assert len(_load(saved)) == len(ref)
+    bundle = Bundle.open(saved)
+    codes = np.asarray(bundle.load_array("ref_lineage")).copy()
+    codes[0, RANKS.index("genus")] = 99
+    bundle.save_array("ref_lineage", codes)
+    with pytest.raises(ModelBundleError, match="genus codes outside its vocabulary of 3"):
+        _load(saved)
+    codes[0, RANKS.index("genus")] = -2
+    bundle.save_array("ref_lineage", codes)
+    with pytest.raises(ModelBundleError, match="genus codes outside"):
+        _load(saved)
+
+
+@pytest.mark.parametrize("how", ["start", "end", "order"])
+def test_offsets_that_do_not_describe_their_strings_are_refused(saved: Path, how: str) -> None:
+    bundle = Bundle.open(saved)
+    offsets = np.asarray(bundle.load_array("ref_seq_offsets")).copy()
+    if how == "start":
+        offsets[0] = 1
+    elif how == "end":
+        offsets[-1] += 1
+    else:
+        offsets[1], offsets[2] = offsets[2], offsets[1]
+    bundle.save_array("ref_seq_offsets", offsets)
+    with pytest.raises(ModelBundleError, match="ref_seq_offsets do not describe ref_seqs"):
+        _load(saved)
