@@ -189,6 +189,8 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         if n_hdb > 0:
             try:
                 soft = np.atleast_2d(hdbscan.all_points_membership_vectors(clusterer)).reshape(m, -1)
+                if not np.isfinite(soft).all():  # 0/0 inside hdbscan on a tree of pairs: NaN memberships
+                    raise ValueError("soft membership is not finite")
             except (KeyError, IndexError, ValueError) as err:
                 # hdbscan's soft clustering fails on some tiny trees (e.g. with
                 # allow_single_cluster); fall back to hard membership strengths
