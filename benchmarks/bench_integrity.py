@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from biodiscover.storage.db import Database
@@ -41,7 +42,7 @@ def main() -> None:
     ingest_s = time.perf_counter() - t0
     size_mb = os.path.getsize(db) / 2**20
 
-    def best(fn) -> float:  # type: ignore[no-untyped-def]
+    def best(fn: Callable[[], object]) -> float:
         times = []
         for _ in range(args.repeat):
             t = time.perf_counter()

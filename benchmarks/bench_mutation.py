@@ -182,21 +182,22 @@ class _Apply:
 
     def mutated_source(self) -> str:
         node, kind = self.order[self.target]
-        if kind.startswith("compare:"):
+        # each kind names one node type (see _order); the isinstance checks tell the type checker which
+        if kind.startswith("compare:") and isinstance(node, ast.Compare):
             i = int(kind.split(":")[1])
-            node.ops[i] = CMP_SWAP[type(node.ops[i])]()  # type: ignore[attr-defined]
-        elif kind == "boolop":
-            node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()  # type: ignore[attr-defined]
-        elif kind == "not":
-            self._replace(node, node.operand)  # type: ignore[attr-defined]
-        elif kind == "bool":
-            node.value = not node.value  # type: ignore[attr-defined]
-        elif kind == "int":
-            node.value = node.value + 1  # type: ignore[attr-defined]
-        elif kind == "binop":
-            node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()  # type: ignore[attr-defined]
-        elif kind == "return":
-            node.value = ast.Constant(None)  # type: ignore[attr-defined]
+            node.ops[i] = CMP_SWAP[type(node.ops[i])]()
+        elif kind == "boolop" and isinstance(node, ast.BoolOp):
+            node.op = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        elif kind == "not" and isinstance(node, ast.UnaryOp):
+            self._replace(node, node.operand)
+        elif kind == "bool" and isinstance(node, ast.Constant):
+            node.value = not node.value
+        elif kind == "int" and isinstance(node, ast.Constant) and isinstance(node.value, int):
+            node.value = node.value + 1
+        elif kind == "binop" and isinstance(node, ast.BinOp):
+            node.op = ast.Sub() if isinstance(node.op, ast.Add) else ast.Add()
+        elif kind == "return" and isinstance(node, ast.Return):
+            node.value = ast.Constant(None)
         elif kind == "delete":
             self._replace(node, ast.Pass())
         return ast.unparse(ast.fix_missing_locations(self.tree))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional, cast
 
 import typer
 
@@ -76,8 +76,10 @@ def _run(
     from biodiscover.workflows.batch import BatchConfig, run_batch
     from biodiscover.workflows.executors import ExecutorConfig
 
+    # typer hands the option over as str; an unknown kind is refused (naming the known ones) by make_executor
+    kind = cast("Literal['local', 'ray']", executor)
     config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file,
-                         executor=ExecutorConfig(kind=executor, address=ray_address, shards=shards))  # type: ignore[arg-type]
+                         executor=ExecutorConfig(kind=kind, address=ray_address, shards=shards))
     progress = None if as_json else _RichProgress()
     try:
         summary = run_batch(config, progress=progress)

@@ -142,6 +142,11 @@ def _usable(seq: str | None, min_len: int) -> bool:
     return informative_length(seq) >= min_len
 
 
+def _barcode(s: Specimen) -> str:
+    """The barcode of a specimen :func:`_usable` passed (typed ``str``: it is never None there)."""
+    return s.dna_barcode or ""
+
+
 class DiscoveryModel:
     """Fit on labelled reference specimens; triage new specimens.
 
@@ -201,7 +206,7 @@ class DiscoveryModel:
             log.warning("%d reference specimens without a usable barcode or any label were left out", dropped)
         if not keep:
             raise InputError("no reference specimen has both a usable DNA barcode and a taxonomy label")
-        return [s.processid for s in keep], [s.dna_barcode for s in keep], [_lineage(s) for s in keep]  # type: ignore[misc]
+        return [s.processid for s in keep], [_barcode(s) for s in keep], [_lineage(s) for s in keep]
 
     def fit(self, reference: Sequence[Specimen], calibration: Sequence[Specimen] = (),
             outliers: Sequence[Specimen] = (), progress: Callable[[str], None] | None = None) -> "DiscoveryModel":
@@ -218,7 +223,7 @@ class DiscoveryModel:
         if extra:
             say(f"searching {len(extra)} extra labelled specimens (calibration splits, outliers)")
             queries += self._extra_queries(extra)
-            hits += self._hits([s.dna_barcode for s in extra])  # type: ignore[misc]
+            hits += self._hits([_barcode(s) for s in extra])
         self.naming_ = NamingModel(self.config.naming).fit(self.ref_lineages_, self.ref_lengths_, queries, hits,
                                                            support, progress=say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
@@ -291,10 +296,10 @@ class DiscoveryModel:
         usable = [i for i, s in enumerate(specimens) if _usable(s.dna_barcode, self.config.min_barcode_length)]
         results: list[TriageResult | None] = [None] * len(specimens)
         if usable:
-            seqs = [specimens[i].dna_barcode for i in usable]
-            hits = self._hits(seqs)  # type: ignore[arg-type]
+            seqs = [_barcode(specimens[i]) for i in usable]
+            hits = self._hits(seqs)
             calls = self.naming_.predict(self.ref_lineages_, self.ref_lengths_, hits)
-            sims = self._top_similarity(seqs, hits)  # type: ignore[arg-type]
+            sims = self._top_similarity(seqs, hits)
             for k, i in enumerate(usable):
                 labels, conf, absent = calls[k]
                 deepest = deepest_confident(labels, conf, level, self.naming_.walk_optional)
@@ -313,7 +318,7 @@ class DiscoveryModel:
                 results[i] = TriageResult(s.processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS},
                                           0.0, None, None, float("nan"), False, None, 0.0,
                                           {r: None for r in RANKS})
-        return results  # type: ignore[return-value]
+        return [r for r in results if r is not None]  # every slot is filled above
 
     def set_level(self, level: float) -> None:
         """Name at ``level`` from now on (P(right) a rank needs; recorded with every run)."""
@@ -351,7 +356,7 @@ class DiscoveryModel:
                and _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
         if not new:
             return 0
-        return self.reference_.add([s.processid for s in new], [s.dna_barcode for s in new],  # type: ignore[misc]
+        return self.reference_.add([s.processid for s in new], [_barcode(s) for s in new],
                                    [_lineage(s) for s in new])
 
     @property

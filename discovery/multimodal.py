@@ -50,7 +50,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -168,6 +168,11 @@ def _lineage(s: Specimen) -> tuple[str | None, ...]:
     return tuple(getattr(s, r) or None for r in RANKS)
 
 
+def _image_paths(specimens: Iterable[Specimen]) -> list[Path]:
+    """The image paths of specimens already filtered to have one (typed ``Path``: never None there)."""
+    return [s.image_path for s in specimens if s.image_path is not None]
+
+
 def _softmax_weights(sims: np.ndarray, valid: np.ndarray, temperature: float) -> np.ndarray:
     z = np.where(valid, sims / temperature, -np.inf)
     z = z - np.max(np.where(valid, z, -np.inf), axis=1, keepdims=True, initial=-np.inf)
@@ -218,13 +223,13 @@ class CrossModalClassifier:
         self.weights_ = (float(wi if img else 0.0), float(wd if dna else 0.0))
         if self.weights_[0] > 0:
             self.image_keys_ = np.asarray(img, dtype=np.int64)
-            emb = encoders.embed_images([keep[i].image_path for i in img])  # type: ignore[misc]
+            emb = encoders.embed_images(_image_paths(keep[i] for i in img))
             self.image_index_: ReferenceIndex | None = ReferenceIndex(self.config.index).fit(emb)
         else:
             self.image_keys_, self.image_index_ = np.zeros(0, np.int64), None
         if self.weights_[1] > 0:
             self.dna_keys_ = np.asarray(dna, dtype=np.int64)
-            emb = encoders.embed_dna([keep[i].dna_barcode for i in dna])  # type: ignore[misc]
+            emb = encoders.embed_dna([keep[i].dna_barcode or "" for i in dna])  # all usable: never empty
             self.dna_index_: ReferenceIndex | None = ReferenceIndex(self.config.index).fit(emb)
         else:
             self.dna_keys_, self.dna_index_ = np.zeros(0, np.int64), None
@@ -233,7 +238,8 @@ class CrossModalClassifier:
         log.info("cross-modal reference: %d image keys, %d DNA keys", len(self.image_keys_), len(self.dna_keys_))
 
     def _usable_dna(self, s: Specimen) -> bool:
-        return bool(s.dna_barcode) and len(s.dna_barcode) >= self.config.min_barcode_length  # type: ignore[arg-type]
+        seq = s.dna_barcode or ""
+        return bool(seq) and len(seq) >= self.config.min_barcode_length
 
     def fit(self, encoders: EmbeddingModel, reference: Sequence[Specimen], calibration: Sequence[Specimen],
             calibration_keys: Sequence[Specimen] | None = None) -> "CrossModalClassifier":
@@ -251,7 +257,7 @@ class CrossModalClassifier:
         calib = [s for s in calibration if s.image_path is not None and s.deepest_label is not None]
         if not calib:
             raise InputError("calibration needs labelled specimens with images")
-        emb = encoders.embed_images([s.image_path for s in calib])  # type: ignore[misc]
+        emb = encoders.embed_images(_image_paths(calib))
         labels, feats, _ = self._evidence(emb)
         known = {r: {lin[i] for lin in self.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
         self.confidence_: dict[str, JsonLogistic] = {}
@@ -381,7 +387,7 @@ class CrossModalClassifier:
         have = [i for i, s in enumerate(specimens) if s.image_path is not None]
         out: list[ModalityCall] = [ModalityCall.none(s.processid) for s in specimens]
         if have:
-            emb = encoders.embed_images([specimens[i].image_path for i in have])  # type: ignore[misc]
+            emb = encoders.embed_images(_image_paths(specimens[i] for i in have))
             for i, call in zip(have, self.predict_embeddings(emb, [specimens[i].processid for i in have])):
                 out[i] = call
         return out

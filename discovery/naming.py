@@ -251,8 +251,9 @@ class TaxonSpread:
 def _parent(lineage: Lineage, k: int) -> tuple[str, str]:
     """(rank, taxon) of the nearest non-blank rank above index ``k`` (the root above the orders)."""
     for j in range(k - 1, -1, -1):
-        if lineage[j]:
-            return RANKS[j], lineage[j]  # type: ignore[return-value]
+        taxon = lineage[j]
+        if taxon:
+            return RANKS[j], taxon
     return ROOT, ROOT
 
 
@@ -410,9 +411,10 @@ def spread_contribution(q: SimQuery, hits: Hits, lineages: Sequence[Lineage]) ->
     first_absent = next((k for k in range(len(RANKS)) if q.truth[k] and not q.present[k]), None)
     if first_absent is None:  # present: a conspecific with another barcode
         k = max((k for k in range(len(RANKS)) if q.truth[k]), default=-1)
-        if k < 0:
+        deepest = q.truth[k] if k >= 0 else None
+        if not deepest:
             return None
-        rank, taxon = RANKS[k], q.truth[k]
+        rank, taxon = RANKS[k], deepest
     else:
         rank, taxon = _parent(q.truth, first_absent)
     if rank == ROOT:
@@ -421,7 +423,7 @@ def spread_contribution(q: SimQuery, hits: Hits, lineages: Sequence[Lineage]) ->
     same = [float(x) for j, x in zip(hits.positions, hits.identities) if lineages[int(j)][k] == taxon]
     if not same:
         return None
-    return rank, taxon, float(log_distance(max(same)))  # type: ignore[return-value]
+    return rank, taxon, float(log_distance(max(same)))
 
 
 # -- the model ---------------------------------------------------------------------------------------

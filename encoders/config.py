@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -149,7 +152,7 @@ class ModelConfig:
 
 
 def _build(klass: type[T], values: Mapping[str, Any], section: str) -> T:
-    names = {f.name for f in fields(klass)}  # type: ignore[arg-type]
+    names = {f.name for f in fields(klass)}
     unknown = set(values) - names
     if unknown:
         raise ValueError(f"unknown key(s) in config section {section!r}: {sorted(unknown)}")
@@ -157,8 +160,8 @@ def _build(klass: type[T], values: Mapping[str, Any], section: str) -> T:
 
 
 def _jsonable(value: Any) -> Any:
-    if is_dataclass(value):
-        value = asdict(value)  # type: ignore[arg-type]
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

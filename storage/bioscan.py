@@ -26,7 +26,7 @@ import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal, Mapping, Sequence, cast
+from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -47,6 +47,9 @@ from biodiscover.storage.records import (
 )
 from biodiscover.storage.textlines import TruncatedInputError, open_text_lines
 from biodiscover.storage.validation import QuarantinedRecord
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +145,10 @@ class _CompleteLinesGzip(io.RawIOBase):
                 return buf[:cut]
         return b""
 
-    def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         if not self._pending:
             self._pending = self._next_block()
+        b = memoryview(buffer).cast("B")
         n = min(len(b), len(self._pending))
         b[:n] = self._pending[:n]
         self._pending = self._pending[n:]
@@ -388,13 +392,6 @@ class BioscanDataset:
     def image_path(self, processid: str, split: str | None, chunk: str | None = None) -> Path | None:
         """Where the image of a specimen is expected (whether or not it exists)."""
         return image_path(self.image_dir, processid, split, chunk)
-
-    def load(self, split: str | None = None, **kwargs: object) -> pd.DataFrame:
-        """:func:`load_metadata` on this dataset's metadata file."""
-        return load_metadata(self.metadata_path, split=split, **kwargs)  # type: ignore[arg-type]
-
-    def iter_metadata(self, splits: str | None = None, **kwargs: object) -> Iterator[pd.DataFrame]:
-        return iter_metadata(self.metadata_path, splits=splits, **kwargs)  # type: ignore[arg-type]
 
     def reader(
         self,

@@ -457,11 +457,12 @@ class CollectionReader:
     # Records of a FASTA -------------------------------------------------------------
     def _iter_fasta(self, src: str) -> Iterator[Specimen]:
         assert self.path is not None
+        path = self.path
         bad_lines: dict[int, str] = {}
         last = {"number": 0, "header": False}
 
         def feed() -> Iterator[tuple[int, str]]:
-            for number, text, problem in open_text_lines(self.path):  # type: ignore[arg-type]
+            for number, text, problem in open_text_lines(path):
                 if problem:
                     bad_lines[number] = problem
                 last["number"], last["header"] = number, text.startswith(">")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -79,7 +81,7 @@ def unprivileged_prefix() -> tuple[str, ...]:
 
 
 @pytest.fixture()
-def open_tmp():  # type: ignore[no-untyped-def]
+def open_tmp() -> Iterator[Path]:
     """A temporary folder every user can enter (tmp_path's parents are private to root)."""
     import shutil
     import tempfile
@@ -94,3 +96,17 @@ def open_tmp():  # type: ignore[no-untyped-def]
         if p.is_dir() and not p.is_symlink():
             p.chmod(0o755)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture()
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI entry point in this process (same code path as the console script, minus start-up time)."""
+    from biodiscover.cli.main import main
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+    return call

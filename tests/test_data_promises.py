@@ -19,7 +19,9 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -278,7 +280,7 @@ def test_4_a_report_that_cannot_be_written_leaves_the_ingest_unfinished(tmp_path
     plate = write_plate(tmp_path / "plate.csv", 30, bad=2)
     blocker = tmp_path / "reports"
 
-    def then_block(reader):  # type: ignore[no-untyped-def]
+    def then_block(reader: Iterable[Specimen]) -> Iterator[Specimen]:
         yield from reader
         blocker.write_text("a file where the report folder should be")  # after the preflight passed
 
@@ -359,7 +361,7 @@ def test_7_unwritable_outputs_are_one_line_before_any_work(open_tmp: Path, bundl
     (open_tmp / "dbdir").mkdir()
     (open_tmp / "dbdir").chmod(0o777)
     db = open_tmp / "dbdir" / "bd.sqlite"
-    run = dict(prefix=unprivileged_prefix, home=open_tmp / ".home")
+    run: dict[str, Any] = dict(prefix=unprivileged_prefix, home=open_tmp / ".home")
     digest = sha(plate)
     for args, path in (
         (["validate", str(plate), "--quarantine", str(locked / "q.csv")], locked / "q.csv"),
@@ -368,14 +370,14 @@ def test_7_unwritable_outputs_are_one_line_before_any_work(open_tmp: Path, bundl
          locked / "r.jsonl"),
         (["split", str(plate), "--out", str(locked / "s.csv")], locked / "s.csv"),
     ):
-        line = one_error_line(cli(*args, **run))  # type: ignore[arg-type]
+        line = one_error_line(cli(*args, **run))
         assert str(path) in line and "not writable" in line, line
     assert not db.exists() and sha(plate) == digest and list(locked.iterdir()) == []
     # the default report of an input in a read-only folder goes beside the database instead
     (open_tmp / "share").mkdir()
     shared = write_plate(open_tmp / "share" / "plate.csv", 10, bad=1)
     (open_tmp / "share").chmod(0o555)
-    res = cli("ingest", "--input", str(shared), "--db", str(db), **run)  # type: ignore[arg-type]
+    res = cli("ingest", "--input", str(shared), "--db", str(db), **run)
     assert res.returncode == 0 and f"1 rows set aside: {open_tmp / 'dbdir' / 'plate.quarantine.csv'}" in res.stdout
 
 
@@ -423,16 +425,16 @@ def test_8_a_read_only_database_is_reported_as_permissions_not_damage(open_tmp: 
     db.chmod(0o444)
     folder.chmod(0o555)
     digest = sha(db)
-    run = dict(prefix=unprivileged_prefix, home=open_tmp / ".home")
-    res = cli("db", "check", "--db", str(db), **run)  # type: ignore[arg-type]
+    run: dict[str, Any] = dict(prefix=unprivileged_prefix, home=open_tmp / ".home")
+    res = cli("db", "check", "--db", str(db), **run)
     assert res.returncode == 0 and f"{db}: ok" in res.stdout, res.stdout + res.stderr
     for args in (["ingest", "--input", str(plate), "--db", str(db)], ["review", "--db", str(db)],
                  ["db", "upgrade", "--db", str(db)]):
-        line = one_error_line(cli(*args, **run))  # type: ignore[arg-type]
+        line = one_error_line(cli(*args, **run))
         assert "not writable" in line or "read-only" in line, line
         assert "damaged" not in line and "backup" not in line and "restore" not in line, line
     db.chmod(0o000)
-    line = one_error_line(cli("db", "check", "--db", str(db), **run))  # type: ignore[arg-type]
+    line = one_error_line(cli("db", "check", "--db", str(db), **run))
     assert "not readable by you" in line and "not known to be damaged" in line, line
     db.chmod(0o444)
     assert sha(db) == digest and sorted(p.name for p in folder.iterdir()) == ["bd.sqlite"]

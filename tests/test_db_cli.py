@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,17 +14,7 @@ from biodiscover.storage.db import Database
 from biodiscover.storage.records import BIOSCAN_COLUMNS
 
 
-@pytest.fixture()
-def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    from biodiscover.cli.main import main
-
-    def call(*args: str) -> subprocess.CompletedProcess:
-        capsys.readouterr()
-        code = main(list(args))
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
-
-    return call
+CLI = Callable[..., subprocess.CompletedProcess[str]]  # conftest's in-process ``cli`` fixture
 
 
 def write_collection(path: Path, n: int, *, bad: int = 0, country: str = "Canada") -> Path:
@@ -36,7 +27,7 @@ def write_collection(path: Path, n: int, *, bad: int = 0, country: str = "Canada
     return path
 
 
-def test_ingest_twice_changes_nothing_and_quarantines_bad_rows(tmp_path: Path, cli, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_twice_changes_nothing_and_quarantines_bad_rows(tmp_path: Path, cli: CLI, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     src = write_collection(tmp_path / "plate.csv", 25, bad=2)
     db = tmp_path / "bd.sqlite"
@@ -57,7 +48,7 @@ def test_ingest_twice_changes_nothing_and_quarantines_bad_rows(tmp_path: Path, c
         assert [v["country"] for v in handle.specimen_versions("CLI0003")] == ["Canada", "Peru"]
 
 
-def test_db_check_backup_upgrade_verbs(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_db_check_backup_upgrade_verbs(tmp_path: Path, cli: CLI) -> None:
     db = tmp_path / "bd.sqlite"
     cli("ingest", "--input", str(write_collection(tmp_path / "p.csv", 5)), "--db", str(db))
     res = cli("db", "check", "--db", str(db), "--json")
@@ -78,7 +69,7 @@ def test_db_check_backup_upgrade_verbs(tmp_path: Path, cli) -> None:  # type: ig
     assert res.returncode == 1 and "more than one current version" in res.stdout
 
 
-def test_empty_file_is_upgraded_into_a_database(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_empty_file_is_upgraded_into_a_database(tmp_path: Path, cli: CLI) -> None:
     db = tmp_path / "empty.sqlite"
     db.touch()
     assert cli("db", "upgrade", "--db", str(db)).returncode == 0
@@ -135,7 +126,7 @@ def test_real_dev_rows_round_trip(tmp_path: Path, real_dev_csv: Path) -> None:
         assert db.taxonomy().roots(), "provided identifications become taxa"
 
 
-def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli: CLI) -> None:
     """A database made by an older biodiscover (revision 0001) is refused until upgraded; data survive."""
     from biodiscover.storage.db.engine import make_engine
     from biodiscover.storage.db.schema import inspect_revision, run_migrations
@@ -181,7 +172,7 @@ def check_ok(path: Path) -> bool:
     return check_database(path).ok
 
 
-def test_ingest_a_bioscan_dataset_root(tmp_path: Path, cli) -> None:  # type: ignore[no-untyped-def]
+def test_ingest_a_bioscan_dataset_root(tmp_path: Path, cli: CLI) -> None:
     """`--input` may be a BIOSCAN-5M layout root (metadata/…csv); here one made by storage.synth."""
     synth = pytest.importorskip("biodiscover.storage.synth.generator")
     from biodiscover.storage.synth.config import SynthConfig

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -197,28 +198,17 @@ def _cli_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], cwd=REPO, capture_output=True, text=True)
 
 
-@pytest.fixture()
-def _cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    """The CLI entry point in this process (same code path as the console script, minus start-up time)."""
-    from biodiscover.cli.main import main
-
-    def call(*args: str) -> subprocess.CompletedProcess:
-        capsys.readouterr()
-        code = main(list(args))
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
-
-    return call
+CLI = Callable[..., subprocess.CompletedProcess[str]]  # conftest's in-process ``cli`` fixture
 
 
-def test_d_unwritable_path_gives_clear_error(tmp_path: Path, _cli) -> None:  # type: ignore[no-untyped-def]
+def test_d_unwritable_path_gives_clear_error(tmp_path: Path, cli: CLI) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(DatabaseError, match="is a file, not a folder"):
         Database.create(blocker / "bd.sqlite")
     with pytest.raises(DatabaseError, match="does not exist"):
         Database.create(tmp_path / "missing" / "bd.sqlite")
-    res = _cli("ingest", "--input", str(blocker), "--db", str(tmp_path / "missing" / "bd.sqlite"))
+    res = cli("ingest", "--input", str(blocker), "--db", str(tmp_path / "missing" / "bd.sqlite"))
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
     assert not (tmp_path / "missing").exists()
 
@@ -247,14 +237,14 @@ def test_d_read_only_file_is_refused_untouched(open_tmp: Path, unprivileged_pref
     assert sha(path) == digest
 
 
-def test_d_corrupt_files_are_refused_untouched(tmp_path: Path, _cli) -> None:  # type: ignore[no-untyped-def]
+def test_d_corrupt_files_are_refused_untouched(tmp_path: Path, cli: CLI) -> None:
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(os.urandom(8192))
     digest = sha(junk)
     with pytest.raises(DatabaseError, match="not a SQLite database"):
         Database.open(junk)
     for verb in (["db", "check"], ["db", "upgrade"], ["db", "backup"]):
-        res = _cli(*verb, "--db", str(junk))
+        res = cli(*verb, "--db", str(junk))
         assert res.returncode == 2 and "not a SQLite database" in res.stderr and "Traceback" not in res.stderr
     assert sha(junk) == digest
     # a real database with its middle overwritten: the header is fine, the pages are not
@@ -264,12 +254,12 @@ def test_d_corrupt_files_are_refused_untouched(tmp_path: Path, _cli) -> None:  #
     data[4096 * 3: 4096 * 6] = os.urandom(4096 * 3)
     broken.write_bytes(bytes(data))
     digest = sha(broken)
-    res = _cli("db", "check", "--db", str(broken))
+    res = cli("db", "check", "--db", str(broken))
     assert res.returncode in (1, 2) and ("problem" in res.stdout or "corrupt" in res.stderr), res.stdout + res.stderr
     assert sha(broken) == digest
 
 
-def test_d_newer_schema_is_refused_untouched(tmp_path: Path, _cli) -> None:  # type: ignore[no-untyped-def]
+def test_d_newer_schema_is_refused_untouched(tmp_path: Path, cli: CLI) -> None:
     path = tmp_path / "bd.sqlite"
     _seed(path, 5, 1)
     con = sqlite3.connect(path)
@@ -280,7 +270,7 @@ def test_d_newer_schema_is_refused_untouched(tmp_path: Path, _cli) -> None:  # t
     with pytest.raises(DatabaseError, match="written by a newer biodiscover"):
         Database.open(path)
     for verb in (["db", "check"], ["db", "upgrade"]):
-        res = _cli(*verb, "--db", str(path))
+        res = cli(*verb, "--db", str(path))
         assert res.returncode == 2 and "newer biodiscover" in res.stderr, res.stderr
     res = _cli_process("db", "check", "--db", str(path))  # and from a real process: one line, no traceback
     assert res.returncode == 2 and res.stderr.startswith("error: ") and "Traceback" not in res.stderr
@@ -288,13 +278,13 @@ def test_d_newer_schema_is_refused_untouched(tmp_path: Path, _cli) -> None:  # t
     assert not (tmp_path / "bd.sqlite.backups").exists()
 
 
-def test_upgrade_is_a_noop_at_head_and_backup_opens(tmp_path: Path, _cli) -> None:  # type: ignore[no-untyped-def]
+def test_upgrade_is_a_noop_at_head_and_backup_opens(tmp_path: Path, cli: CLI) -> None:
     path = tmp_path / "bd.sqlite"
     _seed(path, 5, 1)
     assert Database.upgrade(path) is None  # already current: no backup, no change
-    res = _cli("db", "upgrade", "--db", str(path))
+    res = cli("db", "upgrade", "--db", str(path))
     assert res.returncode == 0 and "already at the current schema" in res.stdout
-    res = _cli("db", "backup", "--db", str(path))
+    res = cli("db", "backup", "--db", str(path))
     assert res.returncode == 0
     backup = Path(res.stdout.strip())
     with Database.open(backup) as copy:

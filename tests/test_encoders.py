@@ -245,7 +245,7 @@ def test_presets_load_and_validate(tmp_path: Path) -> None:
     assert tiny.train.mask_ratio == small.train.mask_ratio == 0.5
     assert ModelConfig.from_dict(tiny.to_dict()) == tiny
     with pytest.raises(dataclasses.FrozenInstanceError):
-        tiny.dna.k = 5  # type: ignore[misc]
+        tiny.dna.k = 5  # type: ignore[misc]  # assigning to the frozen field is the point
     with pytest.raises(ValueError, match="unknown key"):
         ModelConfig.from_dict({"dna": {"kmer": 4}})
     with pytest.raises(ValueError, match="divisible"):

@@ -88,7 +88,7 @@ def test_newer_or_malformed_records_are_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match=r"NearestKnown has unknown field.*'identitty'"):
         Evidence.from_dict({"nearest_known": {"identitty": 0.9}})
     with pytest.raises(ValueError, match="must be a JSON object"):
-        Evidence.from_dict(["not", "a", "record"])  # type: ignore[arg-type]
+        Evidence.from_dict(["not", "a", "record"])  # type: ignore[arg-type]  # the wrong type is the input under test
 
 
 def test_one_proposal_record_for_discovery_and_database() -> None:

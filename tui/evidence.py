@@ -262,8 +262,8 @@ def dna_alignment(evidence: Evidence, members: Sequence[Any]) -> DnaView:
     rows = [(pid, aligned[pid]) for pid in ids if pid != ref_id and pid in aligned]
     sample = f"{len(shown)} of {len(with_dna)} barcoded members" if len(shown) < len(with_dna) \
         else f"{len(shown)} barcoded member{'s' if len(shown) != 1 else ''}"
-    if ref_id in aligned:
-        label = f"{near.species or near.processid}"  # type: ignore[union-attr]
+    if near is not None and ref_id in aligned:
+        label = f"{near.species or near.processid}"
         note = (f"{sample} + nearest known {label} (first row)  ·  ^ vary  | differ from it  ·  "
                 "[ ] page")
         return DnaView((label, aligned[ref_id]), rows, note)

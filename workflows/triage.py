@@ -231,14 +231,15 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     if level is not None:
         model.set_level(level)
     seconds["load_model"] = time.perf_counter() - t
-    own_db = database is None and db_path is not None
+    own_file = Path(db_path) if database is None and db_path is not None else None
+    own_db = own_file is not None
     db = database
-    if own_db:
+    if own_file is not None:
         from biodiscover.storage.db import Database
 
-        if Path(db_path).is_file() and Path(db_path).stat().st_size:  # type: ignore[arg-type]
+        if own_file.is_file() and own_file.stat().st_size:
             # before the read: a damaged, read-only or newer database fails before a 200 MB collection is read
-            db = Database.open(Path(db_path))  # type: ignore[arg-type]
+            db = Database.open(own_file)
     try:
         t = time.perf_counter()
         say("read", 0, 1)
@@ -265,8 +266,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     provisional = 0
     run_id = None
     try:
-        if own_db and db is None:  # a new database is made only once there is something to put in it
-            db = Database.open_or_create(Path(db_path))  # type: ignore[arg-type]
+        if own_file is not None and db is None:  # a new database is made only once there is something to put in it
+            db = Database.open_or_create(own_file)
         if db is not None:
             t = time.perf_counter()
             say("ingest", 0, len(specimens))

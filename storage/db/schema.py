@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def run_migrations(engine: Engine, target: str = "head") -> None:
                             f"(first: {problems[0]}); restore the backup taken before it")
 
 
-def upgrade_database(path: Path, engine_factory) -> Path | None:  # type: ignore[no-untyped-def]
+def upgrade_database(path: Path, engine_factory: Callable[[Path], Engine]) -> Path | None:
     """Upgrade ``path`` to the head revision after a backup; returns the backup (None if current)."""
     path = Path(path)
     state = inspect_revision(path)

@@ -169,7 +169,7 @@ class ImagePanel(Vertical, can_focus=True):
         else:
             caption.update(f"no photographs of these members  ·  drawn with {how}")
         if self.reference is not None:
-            body.mount(self._reference_column())
+            body.mount(self._reference_column(self.reference))
         if self.zoomed:
             pid, path = self.images[self.index]
             body.mount(self._picture(path, "zoom-view", pid))
@@ -181,8 +181,8 @@ class ImagePanel(Vertical, can_focus=True):
         grid.styles.grid_size_columns = self._columns
         body.mount(grid)
 
-    def _reference_column(self) -> Vertical:
-        label, path = self.reference  # type: ignore[misc]
+    def _reference_column(self, reference: tuple[str, Path | None]) -> Vertical:
+        label, path = reference
         picture = Static("no photograph of it in the reference", classes="tile-caption") if path is None \
             else self._picture(path, "tile-view", label)
         return Vertical(Static("nearest known species:", classes="tile-caption"),

@@ -9,6 +9,7 @@ during the rebuild, then ``foreign_key_check`` must come back empty.
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
 import biodiscover.storage.db.models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -29,7 +30,7 @@ def run_migrations_online() -> None:
     _run(connection)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
