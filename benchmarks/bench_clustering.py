@@ -77,7 +77,8 @@ def synthetic(seed: int = 0, n_species: int = 600, n_specimens: int = 12000) -> 
                        "dna_bin": truth["bin"].where(truth["bin"].notna(), None),
                        "seq": meta["dna_barcode"].map(clean)})
     df = df[df["seq"].notna()].copy()
-    return df, f"synthetic: storage.synth.generate_frame(SynthConfig(n_species={n_species}, n_specimens={n_specimens}, images=False, seed={seed}))"
+    return df, (f"synthetic: storage.synth.generate_frame(SynthConfig(n_species={n_species}, "
+                f"n_specimens={n_specimens}, images=False, seed={seed}))")
 
 
 # ---------------------------------------------------------------------------------
@@ -202,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         args.eval_split = f"{args.eval_split} + {len(known)} test records (seed 0)"
     ev = ev.reset_index(drop=True)
     log.info("learn on %s: %d records, %d species; evaluate %s: %d records, %d species",
-             args.learn_split, len(learn), learn["species"].nunique(), args.eval_split, len(ev), ev["species"].nunique())
+             args.learn_split, len(learn), learn["species"].nunique(), args.eval_split, len(ev),
+             ev["species"].nunique())
     results: dict = {"data": source, "learn_split": args.learn_split, "eval_split": args.eval_split,
                      "n_eval": len(ev), "n_species": int(ev["species"].nunique()),
                      "n_unique_barcodes": int(ev["seq"].nunique()),
@@ -218,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     if old:
         results["methods"]["HDBSCAN alone (diagnostic)"].update(
             hungarian_old=hres["hungarian_old"], hungarian_new=hres["hungarian_new"])
-    log.info("ours: AMI %.4f (threshold %.4f %s) in %.1f s", res["ami"], res["threshold"], res["linkage"], res["wall_s"])
+    log.info("ours: AMI %.4f (threshold %.4f %s) in %.1f s", res["ami"], res["threshold"], res["linkage"],
+             res["wall_s"])
     keys = df[df["split"].isin(args.keys_split.split("+"))] if args.keys_split else df.iloc[:0]
     if len(keys):
         for rank in ("family", "genus"):
@@ -246,7 +249,8 @@ def markdown(results: dict) -> str:
     lines = [f"data: {results['data']} — {results['eval_split']}: {results['n_eval']} records, "
              f"{results['n_species']} species, {results['n_unique_barcodes']} unique barcodes; "
              f"threshold learned on {results['learn_split']}", "",
-             "| method | AMI | ARI | Hungarian acc | split rate | merge rate | exact | clusters | AMI vs BIN | wall s | CPU s |",
+             "| method | AMI | ARI | Hungarian acc | split rate | merge rate | exact | clusters | AMI vs BIN | wall s "
+             "| CPU s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results["methods"].items():
         if "split_rate" not in r:

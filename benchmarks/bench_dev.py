@@ -122,12 +122,16 @@ def summarise(name: str, test: pd.DataFrame, unseen: pd.DataFrame, keys: pd.Data
     """
     taxa = reference_taxa(keys)
     out: dict = {"tool": name, "seconds": round(seconds, 1)}
-    out["seen_species_accuracy_top1"] = float(np.mean([p.get("species") == t for p, t in zip(top_test, test["species"])]))
-    out["seen_named_species_correct"] = float(np.mean([p.get("species") == t for p, t in zip(pred_test, test["species"])]))
+    out["seen_species_accuracy_top1"] = float(np.mean([p.get("species") == t
+                                                      for p, t in zip(top_test, test["species"])]))
+    out["seen_named_species_correct"] = float(np.mean([p.get("species") == t
+                                                      for p, t in zip(pred_test, test["species"])]))
     out["seen_named_to_species"] = float(np.mean([bool(p.get("species")) for p in pred_test]))
-    out["unseen_genus_accuracy_top1"] = float(np.mean([p.get("genus") == t for p, t in zip(top_unseen, unseen["genus"])]))
+    out["unseen_genus_accuracy_top1"] = float(np.mean([p.get("genus") == t
+                                                      for p, t in zip(top_unseen, unseen["genus"])]))
     out["unseen_named_to_species"] = float(np.mean([bool(p.get("species")) for p in pred_unseen]))
-    out["unseen_named_correct_genus"] = float(np.mean([p.get("genus") == t for p, t in zip(pred_unseen, unseen["genus"])]))
+    out["unseen_named_correct_genus"] = float(np.mean([p.get("genus") == t
+                                                      for p, t in zip(pred_unseen, unseen["genus"])]))
     out["unseen_named_wrong_genus"] = float(np.mean([bool(p.get("genus")) and p.get("genus") != t
                                                       for p, t in zip(pred_unseen, unseen["genus"])]))
     out["unseen_named_correct_family"] = float(np.mean([p.get("family") == t

@@ -74,12 +74,15 @@ def _throughput(enc: Encoders, specimens: list, n: int = 1000) -> dict[str, floa
 
 
 def _table(title: str, retrieval: dict[str, Any]) -> list[str]:
-    lines = [f"**{title}**", "", "| direction | rank | seen micro | seen macro | unseen micro | unseen macro | HM micro | HM macro |", "|---|---|---|---|---|---|---|---|"]
+    lines = [f"**{title}**", "",
+             "| direction | rank | seen micro | seen macro | unseen micro | unseen macro | HM micro | HM macro |",
+             "|---|---|---|---|---|---|---|---|"]
     fmt = lambda v: "—" if v is None else f"{v:.3f}"  # noqa: E731
     for direction, table in retrieval.items():
         for rank in RANKS:
             row = table.get(rank, {})
-            if not row or ((row.get("seen") or {}).get("micro") is None and (row.get("unseen") or {}).get("micro") is None):
+            if not row or ((row.get("seen") or {}).get("micro") is None
+                           and (row.get("unseen") or {}).get("micro") is None):
                 continue
             cells = [fmt((row.get(p) or {}).get(m)) for p in ("seen", "unseen", "hm") for m in ("micro", "macro")]
             lines.append(f"| {direction} | {rank} | " + " | ".join(cells) + " |")
@@ -88,7 +91,8 @@ def _table(title: str, retrieval: dict[str, Any]) -> list[str]:
 
 def _config(args: argparse.Namespace) -> Any:
     overrides = {k: v for k, v in {"pretrain_epochs": args.pretrain_epochs, "align_epochs": args.align_epochs,
-                                   "max_pretrain_specimens": args.max_pretrain, "max_align_specimens": args.max_align}.items() if v is not None}
+                                   "max_pretrain_specimens": args.max_pretrain,
+                                   "max_align_specimens": args.max_align}.items() if v is not None}
     config = load_preset(args.preset)
     return config.replace(train=overrides) if overrides else config
 
@@ -125,8 +129,10 @@ def _blast_top_hits(keys: list, queries: list, work: Path, threads: int) -> tupl
             for s in items:
                 fh.write(f">{s.processid}\n{s.dna_barcode}\n")
     t = time.perf_counter()
-    subprocess.run(["makeblastdb", "-in", str(work / "keys.fa"), "-dbtype", "nucl", "-out", str(work / "keys")], check=True, capture_output=True)
-    subprocess.run(["blastn", "-query", str(work / "queries.fa"), "-db", str(work / "keys"), "-outfmt", "6 qseqid sseqid",
+    subprocess.run(["makeblastdb", "-in", str(work / "keys.fa"), "-dbtype", "nucl", "-out", str(work / "keys")],
+                   check=True, capture_output=True)
+    subprocess.run(["blastn", "-query", str(work / "queries.fa"), "-db", str(work / "keys"), "-outfmt",
+                    "6 qseqid sseqid",
                     "-max_target_seqs", "5", "-num_threads", str(threads), "-out", str(work / "hits.tsv")], check=True)
     seconds = time.perf_counter() - t
     top: dict[str, str] = {}
@@ -137,7 +143,8 @@ def _blast_top_hits(keys: list, queries: list, work: Path, threads: int) -> tupl
 
 
 def _accuracy_from_hits(queries: list, keys_by_id: dict, top: dict[str, str], rank: str) -> float:
-    ok = [bool(top.get(q.processid)) and keys_by_id[top[q.processid]].lineage()[rank] == q.lineage()[rank] for q in queries if q.lineage()[rank]]
+    ok = [bool(top.get(q.processid)) and keys_by_id[top[q.processid]].lineage()[rank] == q.lineage()[rank]
+          for q in queries if q.lineage()[rank]]
     return float(np.mean(ok))
 
 
@@ -153,9 +160,11 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
     keys, test, unseen = by["train"], by["test"], by["test_unseen"]
     if args.max_queries:  # the same seeded subsample for ours and BLAST, so both fit in one run
         rng = np.random.default_rng(0)
-        test, unseen = ([items[i] for i in sorted(rng.choice(len(items), min(args.max_queries, len(items)), replace=False))]
+        test, unseen = ([items[i] for i in sorted(rng.choice(len(items), min(args.max_queries, len(items)),
+                                                             replace=False))]
                         for items in (test, unseen))
-    res: dict[str, Any] = {"preset": args.preset, "n_keys": len(keys), "n_test": len(test), "n_test_unseen": len(unseen)}
+    res: dict[str, Any] = {"preset": args.preset, "n_keys": len(keys), "n_test": len(test),
+                           "n_test_unseen": len(unseen)}
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         model, stats = train_encoders(specimens, config, Path(tmp) / "ck")
@@ -164,13 +173,17 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
         enc = Encoders(model, device="cpu")
         t = time.perf_counter()
         cpu = time.process_time()
-        feats = {name: enc.dna_features([s.dna_barcode for s in items]) for name, items in (("keys", keys), ("test", test), ("unseen", unseen))}
+        feats = {name: enc.dna_features([s.dna_barcode for s in items]) for name, items in (("keys", keys),
+                                                                                            ("test", test),
+                                                                                            ("unseen", unseen))}
         n_embedded = sum(len(v) for v in feats.values())
         res["dna_embed_per_s_wall"] = round(n_embedded / (time.perf_counter() - t), 1)
         res["dna_embed_per_cpu_s"] = round(n_embedded / (time.process_time() - cpu), 1)
         res["ours_pretrained_features"] = {
-            "genus_1nn_test_unseen": top1_accuracy(feats["unseen"], [s.genus for s in unseen], feats["keys"], [s.genus for s in keys]),
-            "species_1nn_test": top1_accuracy(feats["test"], [s.species for s in test], feats["keys"], [s.species for s in keys]),
+            "genus_1nn_test_unseen": top1_accuracy(feats["unseen"],
+                                                   [s.genus for s in unseen], feats["keys"], [s.genus for s in keys]),
+            "species_1nn_test": top1_accuracy(feats["test"], [s.species for s in test],
+                                              feats["keys"], [s.species for s in keys]),
         }
         if args.probe:
             t = time.perf_counter()
@@ -180,11 +193,15 @@ def run_real(args: argparse.Namespace) -> dict[str, Any]:
         if not args.aligned:
             aligned = None
         else:
-            aligned = {name: enc.embed_dna([s.dna_barcode for s in items]) for name, items in (("keys", keys), ("test", test), ("unseen", unseen))}
+            aligned = {name: enc.embed_dna([s.dna_barcode for s in items]) for name, items in (("keys", keys),
+                                                                                               ("test", test),
+                                                                                               ("unseen", unseen))}
         if aligned is not None:
             res["ours_aligned_space"] = {
-                "genus_1nn_test_unseen": top1_accuracy(aligned["unseen"], [s.genus for s in unseen], aligned["keys"], [s.genus for s in keys]),
-                "species_1nn_test": top1_accuracy(aligned["test"], [s.species for s in test], aligned["keys"], [s.species for s in keys]),
+                "genus_1nn_test_unseen": top1_accuracy(aligned["unseen"], [s.genus for s in unseen],
+                                                       aligned["keys"], [s.genus for s in keys]),
+                "species_1nn_test": top1_accuracy(aligned["test"], [s.species for s in test],
+                                                  aligned["keys"], [s.species for s in keys]),
             }
         if shutil.which("blastn") and not args.skip_blast:
             top, seconds = _blast_top_hits(keys, test + unseen, Path(tmp), threads=2)
@@ -231,7 +248,8 @@ def _loader_rate(specimens: list, config: Any, enc: Encoders) -> dict[str, Any]:
     _, align = split_for_training(specimens, config)
     t = config.train
     ds = SpecimenDataset(align, enc.tokenizer, enc.vocab, config.image.image_size, train=True, seed=t.seed)
-    loader = torch.utils.data.DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers)
+    loader = torch.utils.data.DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate,
+                                         num_workers=t.num_workers)
     start = time.perf_counter()
     n = sum(batch["dna_ids"].shape[0] for batch in loader)
     return {"num_workers": t.num_workers, "samples": n, "samples_per_s": round(n / (time.perf_counter() - start), 1)}
@@ -242,7 +260,8 @@ def _image_model_rate(enc: Encoders, batch_size: int = 256, batches: int = 20) -
     size = enc.config.image.image_size
     x = torch.randn(batch_size, 3, size, size, device=enc.device)
     out: dict[str, float] = {}
-    for name, autocast in (("fp32", contextlib.nullcontext), ("bf16_autocast", lambda: torch.autocast("cuda", dtype=torch.bfloat16))):
+    for name, autocast in (("fp32", contextlib.nullcontext),
+                           ("bf16_autocast", lambda: torch.autocast("cuda", dtype=torch.bfloat16))):
         with torch.inference_mode(), autocast():
             enc.model.encode_image(x)
             torch.cuda.synchronize()
@@ -257,7 +276,8 @@ def _image_model_rate(enc: Encoders, batch_size: int = 256, batches: int = 20) -
 def _max_abs_diff(a: Encoders, b: Encoders, specimens: list, n: int) -> dict[str, float]:
     """Largest absolute difference between two encoders' embeddings of the same first ``n`` inputs per modality."""
     return {f"{name}_max_abs_diff": float(np.abs(fn(items) - fb(items)).max())
-            for (name, fn, items), (_, fb, _) in zip(_modalities(a, specimens, n), _modalities(b, specimens, n)) if items}
+            for (name, fn, items), (_, fb, _) in zip(_modalities(a, specimens, n),
+                                                     _modalities(b, specimens, n)) if items}
 
 
 def _save_bundle(path: Path, model: AlignmentModel, metrics: dict[str, Any]) -> Path:
@@ -276,9 +296,12 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True)
     props = torch.cuda.get_device_properties(0)
     res: dict[str, Any] = {
-        "machine": {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1), "torch": torch.__version__,
-                    "cuda": torch.version.cuda, "lightning": L.__version__, "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "tf32_matmul": torch.backends.cuda.matmul.allow_tf32, "tf32_cudnn": torch.backends.cudnn.allow_tf32},
+        "machine": {"gpu": props.name, "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                    "torch": torch.__version__,
+                    "cuda": torch.version.cuda, "lightning": L.__version__, "cpu_count": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(),
+                    "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                    "tf32_cudnn": torch.backends.cudnn.allow_tf32},
     }
     if args.data:
         data = Path(args.data)
@@ -286,9 +309,11 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
         from biodiscover.storage.synth import SynthConfig, generate
 
         data = work / "synth"
-        made = generate(SynthConfig(n_species=args.species, n_specimens=args.specimens, seed=0, image_size=args.image_size),
+        made = generate(SynthConfig(n_species=args.species,
+                                    n_specimens=args.specimens, seed=0, image_size=args.image_size),
                         data, workers=max(1, (os.cpu_count() or 2) - 2))
-        res["data"] = {"synth": {"species": args.species, "specimens": args.specimens, "image_size": args.image_size, "seed": 0},
+        res["data"] = {"synth": {"species": args.species, "specimens": args.specimens,
+                                 "image_size": args.image_size, "seed": 0},
                        "seconds": round(made.seconds, 1), "splits": made.split_counts}
     specimens = load_specimens(data)
 
@@ -306,8 +331,10 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
     bs = config.train.batch_size
     res["training_summary"] = {
         "precision": "bf16-mixed",
-        "pretrain": {**_phase_summary(stats["pretrain_epochs"], stats["pretrain_sequences"], bs), "peak_gpu_mib": memory.peaks.get("PretrainModule")},
-        "align": {**_phase_summary(stats["align_epochs"], stats["align_specimens"], bs), "peak_gpu_mib": memory.peaks.get("AlignModule")},
+        "pretrain": {**_phase_summary(stats["pretrain_epochs"], stats["pretrain_sequences"], bs),
+                     "peak_gpu_mib": memory.peaks.get("PretrainModule")},
+        "align": {**_phase_summary(stats["align_epochs"], stats["align_specimens"], bs),
+                  "peak_gpu_mib": memory.peaks.get("AlignModule")},
         "peak_gpu_mib_both_phases": round(torch.cuda.max_memory_allocated() / 2**20),
         "parameters_million": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
     }
@@ -320,7 +347,8 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
     res["throughput_gpu"] = {args.preset: {**_throughput(enc, specimens, args.n_embed), **_image_model_rate(enc),
                                            "peak_gpu_mib": round(torch.cuda.max_memory_allocated() / 2**20)}}
     res["input_pipeline_align"] = _loader_rate(specimens, config, enc)
-    res[f"{args.preset}_gpu_trained_bundle_on_cpu"] = _max_abs_diff(enc, load_encoders(bundle, device="cpu"), specimens, args.n_compare)
+    res[f"{args.preset}_gpu_trained_bundle_on_cpu"] = _max_abs_diff(enc, load_encoders(bundle, device="cpu"), specimens,
+                                                                    args.n_compare)
 
     # 3. a CPU-trained bundle: loads on the GPU, embeds like on CPU, saved from the GPU and loaded back on CPU
     if args.cpu_bundle:
@@ -346,9 +374,12 @@ def run_gpu(args: argparse.Namespace) -> dict[str, Any]:
 def _gpu_tables(res: dict[str, Any]) -> list[str]:
     m = res["machine"]
     s = res["training_summary"]
-    lines = [f"**{m['gpu']}**, torch {m['torch']} (CUDA {m['cuda']}), lightning {m['lightning']}; preset `{res['preset']}` "
-             f"({s['parameters_million']} M parameters), {s['precision']}, batch {res['config_train']['batch_size']}", "",
-             "| phase | samples/epoch | s per epoch (each) | steady s/epoch | steady samples/s | peak GPU MiB |", "|---|---|---|---|---|---|"]
+    lines = [f"**{m['gpu']}**, torch {m['torch']} (CUDA {m['cuda']}), lightning {m['lightning']}; "
+             f"preset `{res['preset']}` ({s['parameters_million']} M parameters), {s['precision']}, "
+             f"batch {res['config_train']['batch_size']}",
+             "",
+             "| phase | samples/epoch | s per epoch (each) | steady s/epoch | steady samples/s | peak GPU MiB |",
+             "|---|---|---|---|---|---|"]
     for phase in ("pretrain", "align"):
         p = s[phase]
         lines.append(f"| {phase} | {p['samples_per_epoch']} | {', '.join(f'{x:.1f}' for x in p['epoch_seconds'])} | "
@@ -356,17 +387,21 @@ def _gpu_tables(res: dict[str, Any]) -> list[str]:
     lines += ["", f"Alignment input pipeline alone ({res['input_pipeline_align']['num_workers']} workers): "
               f"{res['input_pipeline_align']['samples_per_s']} samples/s", "",
               "| model | where | DNA /s | image /s | text /s |", "|---|---|---|---|---|"]
-    rows = [(k, "GPU", v) for k, v in res["throughput_gpu"].items()] + [(k, "device CPU", v) for k, v in res.get("throughput_device_cpu", {}).items()]
+    rows = [(k, "GPU", v) for k, v in res["throughput_gpu"].items()] \
+        + [(k, "device CPU", v) for k, v in res.get("throughput_device_cpu", {}).items()]
     for name, where, t in rows:
         lines.append(f"| {name} | {where} | {t.get('dna_per_s')} | {t.get('image_per_s')} | {t.get('text_per_s')} |")
     t = res["throughput_gpu"][res["preset"]]
-    lines += ["", f"Image tower alone ({res['preset']}, pre-decoded batch of 256): {t['image_model_only_fp32_per_s']} images/s fp32, "
+    lines += ["",
+              f"Image tower alone ({res['preset']}, pre-decoded batch of 256): "
+              f"{t['image_model_only_fp32_per_s']} images/s fp32, "
               f"{t['image_model_only_bf16_autocast_per_s']} bf16 autocast", ""]
     if "cpu_trained_bundle" in res:
         c = res["cpu_trained_bundle"]
         lines += [f"CPU-trained `{c['preset']}` bundle: GPU vs CPU max |diff| {c['gpu_vs_cpu']}; saved from GPU, "
                   f"loaded on CPU vs CPU {c['saved_from_gpu_loaded_on_cpu_vs_cpu']}; ok={c['ok']}", ""]
-    lines.append(f"`{res['preset']}` trained on GPU, loaded on CPU vs GPU: max |diff| {res[res['preset'] + '_gpu_trained_bundle_on_cpu']}")
+    lines.append(f"`{res['preset']}` trained on GPU, loaded on CPU vs GPU: max |diff| "
+                 f"{res[res['preset'] + '_gpu_trained_bundle_on_cpu']}")
     return lines
 
 

@@ -101,7 +101,8 @@ def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> 
         for order in ORDERS:
             d = df[df.order == order]
             oh_a, oh_b = _halves_by_species(d[d.split == "other_heldout"], args.seed)
-            extra = pd.concat([d[d.split.isin(["val", "val_unseen"])], _sample(oh_a, args.max_extra_heldout, args.seed)])
+            extra = pd.concat([d[d.split.isin(["val", "val_unseen"])],
+                               _sample(oh_a, args.max_extra_heldout, args.seed)])
             folds.append(Fold(f"per-order {order}", "per-order", d[d.split == "train"], extra, {
                 "known": _sample(d[d.split == "test"], args.max_group, args.seed),
                 "absent_species": _sample(d[d.split == "test_unseen"], args.max_group, args.seed),
@@ -483,7 +484,8 @@ def candidate_figures(fold: Fold, ours: dict, args: argparse.Namespace) -> dict:
     return {"n_proposals": len(props), "seconds": round(seconds, 1),
             "absent_in_candidates": len(flagged) / max(1, len(unseen)),
             "known_in_candidates": sum(p in known for p in cand) / max(1, len(known)),
-            "ours_ami": clustering_scores([sp[p] for p in flagged], [cand[p] for p in flagged])["ami"] if flagged else None,
+            "ours_ami": clustering_scores([sp[p] for p in flagged], [cand[p] for p in flagged])["ami"]
+            if flagged else None,
             "vsearch97_ami_same": clustering_scores([sp[p] for p in flagged], [lab[p] for p in flagged])["ami"]
             if flagged else None,
             "vsearch97_ami_all": clustering_scores(list(unseen.species), v["labels"])["ami"]}
@@ -510,10 +512,12 @@ def versus_identity(o: dict) -> dict:
     oc = ours["absent_species"]["named_species"]
     wrong = ours["absent_species"]["genus_wrong"]
     return {"species": {"ours_right": ours["known"]["species_right"], "ours_oc": oc,
-                        **best(SPECIES_CUTS, f"{o.get('top_hit_tool', 'BLAST')} species", lambda x: x["known"]["species_right"],
+                        **best(SPECIES_CUTS, f"{o.get('top_hit_tool', 'BLAST')} species",
+                               lambda x: x["known"]["species_right"],
                                lambda x: x["absent_species"]["named_species"], oc)},
             "genus": {"ours_right": ours["absent_species"]["genus_right"], "ours_wrong": wrong,
-                      **best(GENUS_CUTS, f"{o.get('top_hit_tool', 'BLAST')} genus", lambda x: x["absent_species"]["genus_right"],
+                      **best(GENUS_CUTS, f"{o.get('top_hit_tool', 'BLAST')} genus",
+                             lambda x: x["absent_species"]["genus_right"],
                              lambda x: x["absent_species"]["genus_wrong"], wrong)}}
 
 
@@ -551,8 +555,8 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                              f"{_f(t['absent_species']['genus_right'])} | {_f(t['absent_species']['genus_wrong'])} | "
                              f"{_f(t['absent_genus']['named_genus'])} |")
         lines.append("")
-        lines += ["Ours against the best single identity cut-off (BLAST top hit) with no more over-classification on the same "
-                  "fold (where none is as strict, the strictest, with its own error):", "",
+        lines += ["Ours against the best single identity cut-off (BLAST top hit) with no more over-classification on "
+                  "the same fold (where none is as strict, the strictest, with its own error):", "",
                   "| fold | known species right: ours / identity | OC (absent sp. named to species): ours / identity "
                   "(cut) | absent sp. right genus: ours / identity | wrong genus: ours / identity (cut) |",
                   "|---|---|---|---|---|"]
@@ -565,7 +569,8 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                          f"{_f(s_['ours_oc'])} / {_f(s_['identity_err'])} ({s_['identity_cut']}) | "
                          f"{_f(g_['ours_right'])} / {_f(g_['identity_right'])} | {_f(g_['ours_wrong'])} / "
                          f"{_f(g_['identity_err'])} ({g_['identity_cut']}) |")
-        lines += ["", "Candidate species (known + absent-species queries of the fold; AMI against the true species):", "",
+        lines += ["", "Candidate species (known + absent-species queries of the fold; AMI against the true species):",
+                  "",
                   "| fold | proposals | absent sp. in candidates | known in candidates | AMI ours | AMI vsearch 97 % "
                   "(same specimens) | AMI vsearch 97 % (all absent sp.) |", "|---|---|---|---|---|---|---|"]
         for o in per:
@@ -578,7 +583,8 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
     loo = [o for o in all_out if o["kind"] == "loo"]
     if loo:
         lines += ["### Leave-one-order-out (TAXXI classes at the deepest rank the reference holds)", "",
-                  "| left out | tool | TP | UC | MC | OC | left-out order given an order |", "|---|---|---|---|---|---|---|"]
+                  "| left out | tool | TP | UC | MC | OC | left-out order given an order |",
+                  "|---|---|---|---|---|---|---|"]
         for o in loo:
             for name in _shown_tools(o):
                 t = o["tools"][name]
@@ -586,8 +592,10 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                 lines.append(f"| {o['fold'].split()[-1]} | {name} | {_f(x['TP'])} | {_f(x['UC'])} | {_f(x['MC'])} | "
                              f"{_f(x['OC'])} | {_f(t['left_out_order']['named_order'])} |")
         lines.append("")
-    lines += ["### Predicted by `build-reference` (simulation on the reference) vs measured on the fold (ours, default level)",
-              "", "| fold | known species right: predicted / measured | absent sp. named to species: predicted / measured "
+    lines += ["### Predicted by `build-reference` (simulation on the reference) vs measured on the fold "
+              "(ours, default level)",
+              "",
+              "| fold | known species right: predicted / measured | absent sp. named to species: predicted / measured "
               "| absent sp. right genus: predicted / measured | absent order named to an order: predicted / measured "
               "| measured OC by order |", "|---|---|---|---|---|---|"]
     for o in all_out:

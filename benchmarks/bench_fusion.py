@@ -64,7 +64,8 @@ def main() -> int:
             ranks = result["runs"][name]["scores"][subset]["ranks"]
             for rank in RANKS:
                 e = ranks[rank]
-                oc = "—" if e["oc_rate"] is None or e["oc_rate"] != e["oc_rate"] else f"{e['oc_rate']:.3f} (n={e['n_novel']})"
+                oc = "—" if e["oc_rate"] is None or e["oc_rate"] != e["oc_rate"] \
+                    else f"{e['oc_rate']:.3f} (n={e['n_novel']})"
                 print(f"| {subset} | {name} | {rank} | {e['tp_rate']:.3f} | {e['mc_rate']:.3f} | {oc} |")
     for name, run in result["runs"].items():
         print(f"{name}: wall {run['wall_s']} s, stages {run['seconds']}, evidence {run['by_modality']}")

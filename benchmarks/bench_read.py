@@ -81,7 +81,8 @@ def measure(reader: str, path: Path, chunksize: int) -> dict[str, object]:
 def run(path: Path, readers: list[str], chunksize: int) -> list[dict[str, object]]:
     results = []
     for reader in readers:
-        cmd = [sys.executable, __file__, "measure", "--reader", reader, "--path", str(path), "--chunksize", str(chunksize)]
+        cmd = [sys.executable, __file__, "measure", "--reader", reader, "--path", str(path), "--chunksize",
+               str(chunksize)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(result), flush=True)

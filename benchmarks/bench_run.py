@@ -223,11 +223,12 @@ def main() -> None:
         workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench_run_"))
         res = bench_run(args.sizes, args.species, args.collections, workdir, args.model)
         print("| specimens | species / reference keys | collections | wall s | CPU s | peak RSS MB | specimens/s | "
-              "novel / candidates | DB MB | stages, summed over collections (s) |\n|---|---|---|---|---|---|---|---|---|---|")
+              "novel / candidates | DB MB | stages, summed over collections (s) "
+              "|\n|---|---|---|---|---|---|---|---|---|---|")
         for d in res:
             stages = ", ".join(f"{k} {v:.1f}" for k, v in d["stages"].items())
-            print(f"| {d['size']:,} | {d['species']} / {d['reference_keys']:,} | {d['collections']} | {d['run_s']:.1f} | "
-                  f"{d.get('run_cpu_s', float('nan')):.1f} | "
+            print(f"| {d['size']:,} | {d['species']} / {d['reference_keys']:,} | {d['collections']} | "
+                  f"{d['run_s']:.1f} | {d.get('run_cpu_s', float('nan')):.1f} | "
                   f"{d['peak_rss_mb']:.0f} | {d['size'] / d['run_s']:,.0f} | {d['novel']:,} / {d['proposals']:,} | "
                   f"{d['db_mb']:.0f} | {stages} |")
         print(json.dumps(res))
@@ -264,7 +265,8 @@ def _one(args: argparse.Namespace) -> None:
             return [Specimen.from_row(r) for r in meta[meta["split"].isin(splits)].to_dict("records")]
 
         bundle = work / "bundle"
-        DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"), sp("other_heldout")).save(bundle, overwrite=True)
+        DiscoveryModel().fit(sp("train", "key_unseen"), sp("val", "val_unseen"),
+                             sp("other_heldout")).save(bundle, overwrite=True)
     setup_s = time.perf_counter() - t
     cols = work / "collections"
     write_collections(meta, cols, args.collections, rows_per_collection=args.size // args.collections)
@@ -290,7 +292,8 @@ def _one(args: argparse.Namespace) -> None:
     print(json.dumps({
         "size": sum(c["specimens"] for c in summary["collections"]), "collections": len(summary["collections"]),
         "species": args.species, "reference_keys": int(meta["split"].isin(["train", "key_unseen"]).sum()),
-        "run_s": run_s, "run_cpu_s": run_cpu_s, "load": os.getloadavg(), "peak_rss_mb": _peak_rss_mb_children(), "setup_s": setup_s, "stages": stages,
+        "run_s": run_s, "run_cpu_s": run_cpu_s, "load": os.getloadavg(), "peak_rss_mb": _peak_rss_mb_children(),
+        "setup_s": setup_s, "stages": stages,
         "novel": sum(c["novel"] for c in summary["collections"]),
         "proposals": sum(c["proposals"] for c in summary["collections"]), "exit_code": proc.returncode,
         "db_mb": db.stat().st_size / 1e6}))

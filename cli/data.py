@@ -48,13 +48,17 @@ KIND_LABELS: dict[str, str] = {
 
 
 def validate(
-    input: Path = typer.Argument(..., help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M dataset root, or an image folder."),
-    images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images to attach and check."),
+    input: Path = typer.Argument(...,
+                                 help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M dataset root, or an image "
+                                      "folder."),
+    images: Optional[Path] = typer.Option(None, "--images",
+                                          help="Folder of <processid>.jpg images to attach and check."),
     quarantine: Optional[Path] = typer.Option(
         None, "--quarantine", help="Where to write the quarantine CSV (default: <input>.quarantine.csv beside the "
                                    "input when rows are set aside)."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --quarantine file that biodiscover did not write."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace an existing --quarantine file that biodiscover did not write."),
     require_images: bool = typer.Option(False, "--require-images", help="Quarantine records without an image."),
     check_images: bool = typer.Option(True, "--check-images/--no-check-images", help="Open every image with PIL."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
@@ -82,7 +86,8 @@ def validate(
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
-        typer.echo(f"{input} ({result.format}): {summary.rows} records, {summary.ok} valid, {summary.quarantined} quarantined")
+        typer.echo(f"{input} ({result.format}): {summary.rows} records, {summary.ok} valid, {summary.quarantined} "
+                   "quarantined")
         if summary.problems:
             width = max(len(KIND_LABELS.get(k, k)) for k in summary.problems)
             typer.echo(f"  {'problem'.ljust(width)}  count")

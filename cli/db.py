@@ -38,7 +38,8 @@ def upgrade(db: Path = DB_OPTION) -> None:
 
 @db_app.command("backup")
 def backup(db: Path = DB_OPTION,
-           out: Optional[Path] = typer.Option(None, "--out", help="Backup file (default: <db>.backups/<name>-manual-<time>.sqlite)."),
+           out: Optional[Path] = typer.Option(None, "--out",
+                                              help="Backup file (default: <db>.backups/<name>-manual-<time>.sqlite)."),
            ) -> None:
     """Write a consistent online copy of the database (safe while other jobs write)."""
     from biodiscover.storage.db import backup_database
@@ -71,13 +72,15 @@ def check(db: Path = DB_OPTION, as_json: bool = typer.Option(False, "--json", he
 
 
 def ingest(
-    input: Path = typer.Option(..., "--input", help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M root, or an image folder."),
+    input: Path = typer.Option(..., "--input",
+                               help="Collection CSV/TSV/FASTA (plain or .gz), a BIOSCAN-5M root, or an image folder."),
     db: Path = typer.Option(..., "--db", help="Database file (created if missing)."),
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: the file name)."),
     quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Where to write rows that were set aside "
                                               "(CSV; default: <input>.quarantine.csv beside the input)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing --quarantine file biodiscover did not write."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace an existing --quarantine file biodiscover did not write."),
     backup_first: bool = typer.Option(True, "--backup/--no-backup", help="Back the database up before a bulk ingest."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
 ) -> None:
@@ -87,8 +90,13 @@ def ingest(
     the quarantine CSV before the ingest counts as done); ingesting the same file
     again reports them again.
     """
-    from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for, write_quarantine
     from biodiscover.storage.db import Database
+    from biodiscover.storage.validation import (
+        check_output_path,
+        is_quarantine_report,
+        quarantine_path_for,
+        write_quarantine,
+    )
 
     from biodiscover.storage.collections import check_input
 

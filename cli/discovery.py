@@ -37,16 +37,21 @@ def register(app: typer.Typer) -> None:
 
     @app.command("triage")
     def triage_cmd(
-        input: Optional[Path] = typer.Option(None, "--input", "-i", help="Collection: CSV/TSV/FASTA (plain or .gz) or a BIOSCAN-5M dataset root."),
+        input: Optional[Path] = typer.Option(None, "--input", "-i",
+                                             help="Collection: CSV/TSV/FASTA (plain or .gz) or a BIOSCAN-5M dataset "
+                                                  "root."),
         model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory (see build-reference / train)."),
-        db: Optional[Path] = typer.Option(None, "--db", help="SQLite database to write the run, assignments and proposals to."),
+        db: Optional[Path] = typer.Option(None, "--db",
+                                          help="SQLite database to write the run, assignments and proposals to."),
         images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
         collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: file name)."),
-        results: Optional[Path] = typer.Option(None, "--results", help="Also write per-specimen results as JSON lines."),
+        results: Optional[Path] = typer.Option(None, "--results",
+                                               help="Also write per-specimen results as JSON lines."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
         no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
         no_provisional: bool = typer.Option(False, "--no-provisional",
-                                            help="Do not use the database's accepted provisional species as references."),
+                                            help="Do not use the database's accepted provisional species as "
+                                                 "references."),
         force: bool = typer.Option(False, "--force", help="Replace a --results or quarantine file that biodiscover "
                                                           "did not write."),
         level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
@@ -87,7 +92,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate_cmd(
-        data: Path = typer.Option(..., "--data", "-d", help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
+        data: Path = typer.Option(..., "--data", "-d",
+                                  help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
         model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory."),
         out: Path = typer.Option(..., "--out", "-o", help="Report JSON path (a .md table is written beside it)."),
         known_split: str = typer.Option("test", help="Split of known-species queries."),
@@ -95,7 +101,8 @@ def register(app: typer.Typer) -> None:
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering metrics."),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
-        """Every metric of DESIGN.md for a bundle: JSON report, a markdown table and an HTML page with the reliability plot."""
+        """Every metric of DESIGN.md for a bundle: JSON report, a markdown table and an HTML page with the
+        reliability plot."""
         from biodiscover.workflows.evaluate import evaluate, write_report
 
         report = evaluate(data, model, known_split=known_split, novel_split=novel_split, cluster=not no_cluster,
@@ -106,7 +113,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("build-reference")
     def build_reference_cmd(
-        data: Path = typer.Option(..., "--data", "-d", help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
+        data: Path = typer.Option(..., "--data", "-d",
+                                  help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
         out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
         keys: str = typer.Option("train+key_unseen", help="Splits whose specimens are the reference keys."),
         calibration: str = typer.Option("val+val_unseen", help="Extra labelled splits searched as they are: more "

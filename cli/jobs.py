@@ -136,7 +136,8 @@ def _demo(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON instead of tables."),
     species: int = typer.Option(150, "--species", min=10, help="Species in the synthetic dataset."),
     specimens: int = typer.Option(3000, "--specimens", min=100, help="Specimens in the synthetic dataset."),
-    preset: str = typer.Option("small", "--preset", help="Encoder preset: tiny (seconds), small (minutes), base (GPU)."),
+    preset: str = typer.Option("small", "--preset",
+                               help="Encoder preset: tiny (seconds), small (minutes), base (GPU)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic dataset and of training."),
 ) -> None:
     """Synthetic collection -> train (small) -> reference -> triage -> candidate species in SQLite -> score.

@@ -67,24 +67,32 @@ def register(app: typer.Typer) -> None:
         data: Path = typer.Option(..., "--data", help="Dataset root in BIOSCAN-5M layout (metadata/…csv + images/…)."),
         out: Path = typer.Option(..., "--out", help="Model bundle directory to write."),
         preset: str = typer.Option("small", "--preset", help="tiny | small | base, or a preset JSON file."),
-        resume: bool = typer.Option(False, "--resume", help="Continue from the last Lightning checkpoint of an interrupted run."),
+        resume: bool = typer.Option(False, "--resume",
+                                    help="Continue from the last Lightning checkpoint of an interrupted run."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at --out."),
-        checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="Where training checkpoints go (default: <out>.checkpoints)."),
-        pretrain_epochs: Optional[int] = typer.Option(None, "--pretrain-epochs", min=0, help="Override the preset's DNA pretraining epochs."),
-        align_epochs: Optional[int] = typer.Option(None, "--align-epochs", min=1, help="Override the preset's alignment epochs."),
+        checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir",
+                                                      help="Where training checkpoints go "
+                                                           "(default: <out>.checkpoints)."),
+        pretrain_epochs: Optional[int] = typer.Option(None, "--pretrain-epochs", min=0,
+                                                      help="Override the preset's DNA pretraining epochs."),
+        align_epochs: Optional[int] = typer.Option(None, "--align-epochs", min=1,
+                                                   help="Override the preset's alignment epochs."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Override the preset's seed."),
-        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bars (default: when stderr is a terminal)."),
+        progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                                help="Progress bars (default: when stderr is a terminal)."),
         as_json: bool = typer.Option(False, "--json", help="Print the bundle's metrics as JSON."),
     ) -> None:
         """Pretrain the DNA encoder (masked k-mers), align DNA/image/text, evaluate, write a bundle."""
         from biodiscover.encoders.training import train_bundle
 
-        overrides = {k: v for k, v in {"pretrain_epochs": pretrain_epochs, "align_epochs": align_epochs, "seed": seed}.items() if v is not None}
+        overrides = {k: v for k, v in {"pretrain_epochs": pretrain_epochs, "align_epochs": align_epochs,
+                                       "seed": seed}.items() if v is not None}
         config = _load_config(preset, overrides)
         show = (sys.stderr.isatty() and not as_json) if progress is None else progress
         if not as_json:
             typer.echo(f"training preset {config.name!r} on {data} → {out}", err=True)
-        result = train_bundle(data, out, config, resume=resume, overwrite=overwrite, progress=show, checkpoint_dir=checkpoint_dir)
+        result = train_bundle(data, out, config, resume=resume, overwrite=overwrite, progress=show,
+                              checkpoint_dir=checkpoint_dir)
         if as_json:
             typer.echo(json.dumps({"bundle": str(result.bundle_path), "metrics": result.metrics}, indent=2))
             return
@@ -117,11 +125,14 @@ def register(app: typer.Typer) -> None:
         if cfg and "dna" in cfg:
             dna, img, al = _section(cfg, "dna"), _section(cfg, "image"), _section(cfg, "align")
             typer.echo(
-                f"config: preset {cfg.get('name')!r}; DNA k={dna.get('k')} hidden={dna.get('hidden')} layers={dna.get('layers')} "
-                f"heads={dna.get('heads')}; image {img.get('arch')} {img.get('image_size')}px; shared dim {al.get('embed_dim')}"
+                f"config: preset {cfg.get('name')!r}; DNA k={dna.get('k')} hidden={dna.get('hidden')} "
+                f"layers={dna.get('layers')} "
+                f"heads={dna.get('heads')}; image {img.get('arch')} {img.get('image_size')}px; shared dim "
+                f"{al.get('embed_dim')}"
             )
         elif cfg:
-            typer.echo("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if not isinstance(v, (dict, list))) or "config: (nested)")
+            typer.echo("config: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if not isinstance(v, (dict, list)))
+                       or "config: (nested)")
         standard = {"format", "format_version", "created", "config", "packages", "data_fingerprint", "metrics", "files"}
         disc = m.get("discovery")
         if isinstance(disc, dict) and "support" in disc:
@@ -131,27 +142,32 @@ def register(app: typer.Typer) -> None:
             for line in describe_support(disc["support"]):
                 typer.echo(f"  {line}")
             if disc.get("expected"):
-                typer.echo(f"  expected at level {disc.get('level')} (out-of-fold, queries simulated from the reference):")
+                typer.echo(f"  expected at level {disc.get('level')} (out-of-fold, queries simulated from the "
+                           "reference):")
                 for line in describe_expected(disc["expected"]):
                     typer.echo(f"    {line}")
             standard = standard | {"discovery"}
         for key in sorted(set(m) - standard):
             value = m[key]
-            shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) if isinstance(value, dict) else str(value)
+            shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) \
+                if isinstance(value, dict) else str(value)
             typer.echo(f"{key}: {shown}")
         typer.echo(f"fingerprint: {b.fingerprint}")
         fp = _section(m, "data_fingerprint")
         if fp:
             splits = ", ".join(f"{k} {v}" for k, v in _section(fp, "splits").items())
             if "specimens" in fp:
-                typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens ({splits}); "
-                           f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from {fp.get('source', '?')}")
+                typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens "
+                           f"({splits}); "
+                           f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from "
+                           f"{fp.get('source', '?')}")
             else:
                 typer.echo("data: " + ", ".join(f"{k}={v}" for k, v in fp.items()))
         typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in _section(m, "packages").items()))
         stats = _section(_section(m, "metrics"), "training")
         if stats:
-            typer.echo(f"training: {stats.get('pretrain_sequences')} barcodes pretrained, {stats.get('align_specimens')} specimens aligned, "
+            typer.echo(f"training: {stats.get('pretrain_sequences')} barcodes pretrained, "
+                       f"{stats.get('align_specimens')} specimens aligned, "
                        f"temperature {_fmt(stats.get('temperature'))}")
         lines = retrieval_lines(_section(_section(m, "metrics"), "evaluation"))
         if lines:

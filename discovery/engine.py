@@ -199,7 +199,8 @@ class DiscoveryModel:
         return cached
 
     # -- fitting -----------------------------------------------------------------------
-    def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str], list[tuple[str | None, ...]]]:
+    def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str],
+                                                                     list[tuple[str | None, ...]]]:
         keep = [s for s in reference if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
         dropped = len(reference) - len(keep)
         if dropped:

@@ -60,8 +60,8 @@ class IndexConfig:
 
     ``kind='auto'`` = exact (flat, no projection) up to ``exact_max`` keys, ``ivfsq`` above.
     ``project_dim`` = learn a linear projection to that many dimensions first
-    (None: index the vectors as given; ignored for fewer than ``2 * project_dim`` keys). ``train_size`` = keys sampled to learn
-    the projection and the IVF cells. ``use_gpu=None`` = use a GPU when faiss
+    (None: index the vectors as given; ignored for fewer than ``2 * project_dim`` keys).
+    ``train_size`` = keys sampled to learn the projection and the IVF cells. ``use_gpu=None`` = use a GPU when faiss
     has GPU support and sees a device.
     """
 

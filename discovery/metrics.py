@@ -218,7 +218,8 @@ class RankErrors:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or (isinstance(value, str) and not value.strip())
+    return value is None or (isinstance(value, float) and np.isnan(value)) \
+        or (isinstance(value, str) and not value.strip())
 
 
 def rank_errors(

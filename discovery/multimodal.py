@@ -513,8 +513,8 @@ def fuse(dna_call: Any, image_call: Any, processid: str | None = None, min_confi
     rank below the DNA call's deepest rank when there is a DNA call: on the
     ``small``-preset benchmark, letting an agreeing image call extend DNA calls
     raised species over-classification of unseen species from 7.5 % to 10.4 %
-    and gained nothing on seen ones (benchmarks/RESULTS-images.md). Either input may be ``None`` or have ``modality='none'``;
-    the other is then returned unchanged (as a ``ModalityCall``).
+    and gained nothing on seen ones (benchmarks/RESULTS-images.md). Either input may be ``None`` or have
+    ``modality='none'``; the other is then returned unchanged (as a ``ModalityCall``).
     """
     pid = processid or getattr(dna_call, "processid", None) or getattr(image_call, "processid", None) or ""
     d = ModalityCall.from_call(pid, dna_call, "dna") if dna_call is not None else ModalityCall.none(pid)

@@ -443,7 +443,8 @@ class RankModel:
     def fit(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
         y_arr = np.asarray(list(y), dtype=object)
         absent = y_arr == "absent"
-        opts: dict[str, Any] = {"max_iter": self.trees, "learning_rate": self.learning_rate, "min_samples_leaf": self.min_leaf,
+        opts: dict[str, Any] = {"max_iter": self.trees, "learning_rate": self.learning_rate,
+                                "min_samples_leaf": self.min_leaf,
                 "seed": self.seed}
         self.absent_ = JsonBoosting(MONOTONIC_ABSENT, **opts).fit(X, absent.astype(int), w)
         present = ~absent
@@ -526,7 +527,8 @@ class NamingModel:
         return self
 
     def _training_sets(self, queries: Sequence[SimQuery], rows: Sequence[FeatureRow]
-                       ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, np.ndarray], dict[str, list[str]]]:
+                       ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, np.ndarray],
+                                  dict[str, list[str]]]:
         cfg = self.config
         feats_of: dict[str, list[np.ndarray]] = {r: [] for r in RANKS}
         y: dict[str, list[str]] = {r: [] for r in RANKS}

@@ -486,7 +486,8 @@ class Reference:
             unique = self._identities([queries[i] for i in first], [cands[i] for i in first])
             return [unique[r].copy() for r in which]
         workers = self.align_workers or align_workers_default()
-        if workers <= 1 or len(queries) < _PARALLEL_MIN_QUERIES or "fork" not in multiprocessing.get_all_start_methods():
+        if (workers <= 1 or len(queries) < _PARALLEL_MIN_QUERIES
+                or "fork" not in multiprocessing.get_all_start_methods()):
             return candidate_identities(queries, cands, self.sequences)
         if self._pool is None or self._pool_size != workers:
             self.close()

@@ -131,7 +131,8 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
         """Build from a (possibly partial) dict; unknown keys are an error, not ignored."""
-        sections = {"dna": DNAConfig, "image": ImageConfig, "text": TextConfig, "align": AlignConfig, "train": TrainConfig}
+        sections = {"dna": DNAConfig, "image": ImageConfig, "text": TextConfig, "align": AlignConfig,
+                    "train": TrainConfig}
         unknown = set(data) - set(sections) - {"name"}
         if unknown:
             raise ValueError(f"unknown config section(s): {sorted(unknown)}")

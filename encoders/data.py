@@ -36,7 +36,8 @@ def has_taxonomy(specimen: Specimen) -> bool:
 class DNADataset(Dataset):
     """Barcodes for masked-token pretraining; a random k-mer offset per draw when training."""
 
-    def __init__(self, sequences: Sequence[str], tokenizer: KmerTokenizer, random_offset: bool = True, seed: int = 0) -> None:
+    def __init__(self, sequences: Sequence[str], tokenizer: KmerTokenizer, random_offset: bool = True,
+                 seed: int = 0) -> None:
         self.sequences = list(sequences)
         self.tokenizer = tokenizer
         self.random_offset = random_offset
@@ -91,7 +92,8 @@ class SpecimenDataset(Dataset):
         return item
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        ids, mask = self.tokenizer.batch([it["barcode"] for it in items], [it["offset"] for it in items], length=self.tokenizer.max_tokens)
+        ids, mask = self.tokenizer.batch([it["barcode"] for it in items], [it["offset"] for it in items],
+                                         length=self.tokenizer.max_tokens)
         blank = torch.zeros(3, self.image_size, self.image_size)
         return {
             "dna_ids": ids,
@@ -144,9 +146,11 @@ def fingerprint_specimens(specimens: Iterable[Specimen]) -> dict[str, Any]:
             except OSError:
                 img = Path(s.image_path).name
         n_dna += bool(s.dna_barcode)
-        rows.append("\t".join([s.processid, s.split or "", s.dna_barcode or "", "|".join(v or "" for v in s.lineage().values()), img]))
+        rows.append("\t".join([s.processid, s.split or "", s.dna_barcode or "",
+                               "|".join(v or "" for v in s.lineage().values()), img]))
     digest = hashlib.sha256()
     for row in sorted(rows):
         digest.update(row.encode("utf-8"))
         digest.update(b"\n")
-    return {"sha256": digest.hexdigest(), "specimens": len(rows), "with_dna": n_dna, "with_image": n_images, "splits": dict(sorted(counts.items()))}
+    return {"sha256": digest.hexdigest(), "specimens": len(rows), "with_dna": n_dna, "with_image": n_images,
+            "splits": dict(sorted(counts.items()))}

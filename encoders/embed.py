@@ -130,7 +130,8 @@ def save_encoders(bundle: Bundle, model: AlignmentModel) -> None:
     bundle.save_table(VOCAB_TABLE, model.text.vocab.to_json())
 
 
-def load_encoders(bundle: Bundle | Path | str, device: torch.device | str | None = None, batch_size: int = 256) -> Encoders:
+def load_encoders(bundle: Bundle | Path | str, device: torch.device | str | None = None,
+                  batch_size: int = 256) -> Encoders:
     """Rebuild the encoders stored in a bundle, on ``device`` (default: CUDA when present)."""
     if not isinstance(bundle, Bundle):
         bundle = Bundle.open(bundle)

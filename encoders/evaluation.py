@@ -114,7 +114,8 @@ def linear_probe(
 
 
 def clustering_ami(
-    embeddings: np.ndarray, lineages: Sequence[Mapping[str, Label]], ranks: Sequence[str] = RANKS, max_points: int = 5000, seed: int = 0
+    embeddings: np.ndarray, lineages: Sequence[Mapping[str, Label]], ranks: Sequence[str] = RANKS,
+    max_points: int = 5000, seed: int = 0
 ) -> dict[str, float | None]:
     """Zero-shot clustering (BIOSCAN-5M): Ward agglomerative with the true cluster count → AMI per rank."""
     from sklearn.cluster import AgglomerativeClustering
@@ -142,7 +143,8 @@ def _cap(items: list[Specimen], n: int | None, seed: int) -> list[Specimen]:
 
 
 def evaluate_encoders(
-    encoders: "Encoders", specimens: Sequence[Specimen], max_queries: int | None = 2000, seed: int = 0, with_clustering: bool = True
+    encoders: "Encoders", specimens: Sequence[Specimen], max_queries: int | None = 2000, seed: int = 0,
+    with_clustering: bool = True
 ) -> dict[str, Any]:
     """Every encoder protocol that the splits present in ``specimens`` allow.
 
@@ -175,7 +177,8 @@ def evaluate_encoders(
             cache[(name, modality)] = emb(group, modality)
 
     retrieval: dict[str, Any] = {}
-    for direction, (qm, km) in {"dna_to_dna": ("dna", "dna"), "image_to_image": ("image", "image"), "image_to_dna": ("image", "dna")}.items():
+    for direction, (qm, km) in {"dna_to_dna": ("dna", "dna"), "image_to_image": ("image", "image"),
+                                "image_to_dna": ("image", "dna")}.items():
         key = cache[("keys", km)]
         queries = {n: cache[(n, qm)] for n in ("seen", "unseen") if len(cache[(n, qm)][0])}
         if len(key[0]) and queries:
@@ -190,12 +193,15 @@ def evaluate_encoders(
         tu = [s for s in _cap(by_split.get("test_unseen", []), max_queries, seed) if s.dna_barcode]
         if tu:
             tu_x = encoders.dna_features([s.dna_barcode or "" for s in tu])
-            probes["genus_1nn_test_unseen"] = top1_accuracy(tu_x, [s.genus for s in tu], train_x, [s.genus for s in train])
+            probes["genus_1nn_test_unseen"] = top1_accuracy(tu_x, [s.genus for s in tu], train_x,
+                                                            [s.genus for s in train])
         te = [s for s in _cap(by_split.get("test", []), max_queries, seed) if s.dna_barcode]
         if te:
             te_x = encoders.dna_features([s.dna_barcode or "" for s in te])
-            probes["species_linear_probe_test"] = linear_probe(train_x, [s.species for s in train], te_x, [s.species for s in te])
-            probes["species_1nn_test"] = top1_accuracy(te_x, [s.species for s in te], train_x, [s.species for s in train])
+            probes["species_linear_probe_test"] = linear_probe(train_x, [s.species for s in train], te_x,
+                                                               [s.species for s in te])
+            probes["species_1nn_test"] = top1_accuracy(te_x, [s.species for s in te], train_x,
+                                                       [s.species for s in train])
     report["barcodebert_probes"] = probes
 
     if with_clustering:

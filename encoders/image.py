@@ -127,7 +127,8 @@ class SmallViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.hidden))
         self.pos_embed = nn.Parameter(torch.randn(1, n_patches + 1, config.hidden) * 0.02)
         layer = nn.TransformerEncoderLayer(
-            config.hidden, config.heads, 4 * config.hidden, config.dropout, batch_first=True, norm_first=True, activation="gelu"
+            config.hidden, config.heads, 4 * config.hidden, config.dropout, batch_first=True, norm_first=True,
+            activation="gelu"
         )
         self.blocks = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(config.hidden)
@@ -151,7 +152,8 @@ class TimmBackbone(nn.Module):
         try:
             import timm
         except ImportError as exc:  # pragma: no cover - depends on the optional extra
-            raise ModelBundleError("image.arch 'timm' needs the optional extra: pip install 'biodiscover[timm]'") from exc
+            raise ModelBundleError("image.arch 'timm' needs the optional extra: "
+                                   "pip install 'biodiscover[timm]'") from exc
         if not config.timm_name:
             raise ModelBundleError("image.arch 'timm' needs image.timm_name")
         self.model = timm.create_model(config.timm_name, pretrained=False, num_classes=0)
@@ -162,7 +164,8 @@ class TimmBackbone(nn.Module):
             if path.suffix != ".safetensors" or not path.is_file():
                 raise ModelBundleError(f"{path}: timm weights must be a local .safetensors file")
             missing, unexpected = self.model.load_state_dict(load_file(str(path)), strict=False)
-            log.info("timm %s: loaded %s (missing %d, unexpected %d keys)", config.timm_name, path, len(missing), len(unexpected))
+            log.info("timm %s: loaded %s (missing %d, unexpected %d keys)", config.timm_name, path, len(missing),
+                     len(unexpected))
         self.output_dim = int(self.model.num_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

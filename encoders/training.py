@@ -45,7 +45,8 @@ log = logging.getLogger(__name__)
 HELD_OUT_SPLITS = ("val", "test", "val_unseen", "test_unseen")
 
 
-def _warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_fraction: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:
+def _warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
+                   warmup_fraction: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:
     warmup = max(1, int(total_steps * warmup_fraction))
 
     def factor(step: int) -> float:
@@ -77,7 +78,8 @@ class PretrainModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.config.train.pretrain_lr, weight_decay=self.config.train.weight_decay)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.config.train.pretrain_lr,
+                                weight_decay=self.config.train.weight_decay)
         sched = _warmup_cosine(opt, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -102,7 +104,8 @@ class AlignModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.config.train.align_lr, weight_decay=self.config.train.weight_decay)
+        opt = torch.optim.AdamW(self.parameters(), lr=self.config.train.align_lr,
+                                weight_decay=self.config.train.weight_decay)
         sched = _warmup_cosine(opt, int(self.trainer.estimated_stepping_batches))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -147,13 +150,15 @@ def _sample(items: list[Specimen], n: int | None, seed: int) -> list[Specimen]:
     return random.Random(seed).sample(items, n)
 
 
-def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L.Callback], progress: bool) -> L.Trainer:
+def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L.Callback],
+             progress: bool) -> L.Trainer:
     if log.getEffectiveLevel() > logging.INFO:  # Lightning's banners only in --verbose runs
         logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cuda = torch.cuda.is_available()
     n_gpu = torch.cuda.device_count() if cuda else 0
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0, every_n_epochs=1)
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
+                                                     every_n_epochs=1)
     return L.Trainer(
         max_epochs=epochs,
         accelerator="auto",
@@ -241,20 +246,25 @@ def train_encoders(
         pretrain = PretrainModule(config)
         pre_stats = EpochStats("mlm_loss")
         dna_ds = DNADataset(barcodes, pretrain.encoder.tokenizer, random_offset=True, seed=t.seed)
-        loader = DataLoader(dna_ds, batch_size=t.batch_size, shuffle=True, collate_fn=dna_ds.collate, num_workers=t.num_workers, drop_last=len(dna_ds) > t.batch_size)
+        loader = DataLoader(dna_ds, batch_size=t.batch_size, shuffle=True, collate_fn=dna_ds.collate,
+                            num_workers=t.num_workers, drop_last=len(dna_ds) > t.batch_size)
         start = time.perf_counter()
-        _fit(_trainer(config, t.pretrain_epochs, pre_dir, [pre_stats, *callbacks], progress), pretrain, loader, _resume_path(pre_dir, resume))
+        _fit(_trainer(config, t.pretrain_epochs, pre_dir, [pre_stats, *callbacks], progress), pretrain, loader,
+             _resume_path(pre_dir, resume))
         stats["pretrain_seconds"] = round(time.perf_counter() - start, 2)
         stats["pretrain_epochs"] = pre_stats.epochs
         align_module.model.dna.load_state_dict(pretrain.encoder.state_dict())
     else:
         log.info("resuming alignment from %s (pretraining already finished)", align_resume)
 
-    ds = SpecimenDataset(align, align_module.model.dna.tokenizer, vocab, config.image.image_size, train=True, seed=t.seed, use_text="text" in config.align.modalities)
-    loader = DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers, drop_last=len(ds) > t.batch_size)
+    ds = SpecimenDataset(align, align_module.model.dna.tokenizer, vocab, config.image.image_size, train=True,
+                         seed=t.seed, use_text="text" in config.align.modalities)
+    loader = DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers,
+                        drop_last=len(ds) > t.batch_size)
     align_stats = EpochStats("align_loss")
     start = time.perf_counter()
-    _fit(_trainer(config, t.align_epochs, align_dir, [align_stats, *callbacks], progress), align_module, loader, align_resume)
+    _fit(_trainer(config, t.align_epochs, align_dir, [align_stats, *callbacks], progress), align_module, loader,
+         align_resume)
     stats["align_seconds"] = round(time.perf_counter() - start, 2)
     stats["align_epochs"] = align_stats.epochs
     stats["temperature"] = float(1.0 / align_module.model.scale().detach())
@@ -280,7 +290,8 @@ class StageProgress(L.Callback):
         batches = max(1, int(trainer.num_training_batches or 1))
         within = (trainer.current_epoch + (batch_idx + 1) / batches) / epochs
         name = "pretraining the DNA encoder" if phase == 0 else "aligning image, DNA and text"
-        self.report("train", 0.5 * (phase + min(1.0, within)), 1.0, f"{name}: epoch {trainer.current_epoch + 1}/{epochs}")
+        self.report("train", 0.5 * (phase + min(1.0, within)), 1.0,
+                    f"{name}: epoch {trainer.current_epoch + 1}/{epochs}")
 
 
 def default_checkpoint_dir(out: Path) -> Path:
@@ -318,7 +329,8 @@ def train_bundle(
     if evaluate:
         start = time.perf_counter()
         enc = Encoders(model, device="cpu")
-        metrics["evaluation"] = evaluate_encoders(enc, specimens, max_queries=config.train.eval_max_queries, seed=config.train.seed)
+        metrics["evaluation"] = evaluate_encoders(enc, specimens, max_queries=config.train.eval_max_queries,
+                                                  seed=config.train.seed)
         metrics["evaluation_seconds"] = round(time.perf_counter() - start, 2)
     bundle = Bundle.create(out, config=config.to_dict(), fingerprint=fingerprint, metrics=metrics, overwrite=True)
     save_encoders(bundle, model)

@@ -357,7 +357,8 @@ def load_metadata(
         chunk_part = df["chunk"].fillna("") if "chunk" in df.columns else pd.Series("", index=df.index)
         sep = "/"
         df["image_path"] = (
-            df["split"].astype(str) + sep + chunk_part.where(chunk_part == "", chunk_part + sep) + df["processid"] + ".jpg"
+            df["split"].astype(str) + sep + chunk_part.where(chunk_part == "", chunk_part + sep)
+            + df["processid"] + ".jpg"
         )
     return df
 

@@ -308,7 +308,8 @@ class Bundle:
 
         array = np.ascontiguousarray(array)
         if array.dtype == object:
-            raise ModelBundleError(f"array {name!r}: object dtype cannot be stored without pickle; store strings in a table")
+            raise ModelBundleError(f"array {name!r}: object dtype cannot be stored without pickle; "
+                                   "store strings in a table")
         return self._store("arrays", name, save({"data": array}))
 
     def load_array(self, name: str, *, mmap: bool = False, dtype: Any = None,

@@ -475,7 +475,8 @@ class CollectionReader:
                 stop = last["number"] if (last["header"] and last["number"] != rec.line) else last["number"] + 1
                 extra = [(NON_UTF8, bad_lines.pop(n)) for n in sorted(bad_lines) if rec.line <= n < stop]
                 raw = f">{rec.header}\n{rec.sequence}"
-                specimen, q = self.validator.validate(rec.as_row(), source=src, line=rec.line, raw=raw, extra_problems=extra)
+                specimen, q = self.validator.validate(rec.as_row(), source=src, line=rec.line, raw=raw,
+                                                      extra_problems=extra)
                 if q is not None:
                     self._quarantine(q)
                 elif specimen is not None:

@@ -249,7 +249,8 @@ def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
     return folders[0] / report
 
 
-def check_output_path(path: Path, *, what: str, force: bool = False, ours: Callable[[Path], bool] | None = None) -> Path:
+def check_output_path(path: Path, *, what: str, force: bool = False,
+                      ours: Callable[[Path], bool] | None = None) -> Path:
     """Refuse an output path before any work: a folder, an unwritable place, or someone else's file.
 
     An existing file is replaced only with ``force`` or when ``ours(path)`` says

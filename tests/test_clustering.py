@@ -260,7 +260,8 @@ def test_a_new_clustering_method_is_one_new_file(tmp_path, monkeypatch, gap: Bar
     # the built-in methods are the modules of discovery/clustering_methods; the default is unchanged
     assert available_methods() == ["threshold", "threshold_hdbscan"]
     assert type(make_clusterer(ClusteringConfig(), gap)) is CandidateSpeciesClusterer
-    plain, _ = discover_candidates(specimens, parents=parents, threshold=gap, config=ClusteringConfig(method="threshold"))
+    plain, _ = discover_candidates(specimens, parents=parents, threshold=gap,
+                                   config=ClusteringConfig(method="threshold"))
     assert clustering_scores(species, plain.labels_)["ami"] == pytest.approx(1.0)
     assert (plain.outlier_scores_ == 0).all() and set(plain.agreement_.values()) == {1.0}
     with pytest.raises(ValueError, match=r"unknown clustering method 'kmeans'.*threshold_hdbscan"):

@@ -161,7 +161,8 @@ def test_2_backups_are_verified_and_pruning_never_loses_the_newest_good_one(tmp_
     # keep=2: the two newest pre-run backups stay (the one just taken always), the manual one is another reason
     assert set(list_backups(db)) == {manual, *taken[1:]}
     for b in list_backups(db):
-        assert sqlite3.connect(f"file:{b}?immutable=1", uri=True).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        check = sqlite3.connect(f"file:{b}?immutable=1", uri=True).execute("PRAGMA integrity_check").fetchone()
+        assert check == ("ok",)
     assert not list(db.with_name(db.name + ".backups").glob("*-wal"))  # reading a backup leaves no journal files
     # the newest backup rots on disk: the message names the newest one that still passes
     corrupt_middle(taken[-1])

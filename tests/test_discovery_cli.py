@@ -124,7 +124,8 @@ def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, 
     with Database.open(db) as database:
         assignments = database.assignments(summary["run_id"])
         assert int(assignments["is_novel"].sum()) == summary["novel"] > 0
-        assert database.run_progress(summary["run_id"]).novelty_threshold == DiscoveryModel.load(bundle).novelty_threshold
+        assert database.run_progress(summary["run_id"]).novelty_threshold \
+            == DiscoveryModel.load(bundle).novelty_threshold
     # the clustering method and the learned cut it used are recorded with the run
     clustering = run["parameters"]["clustering"]
     assert clustering["method"] == "threshold_hdbscan" and clustering["learned_gap"]["threshold"] > 0

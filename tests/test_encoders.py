@@ -37,7 +37,8 @@ def _mutate(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarra
     return out
 
 
-def make_toy_dataset(root: Path, *, n_genera: int = 4, species_per_genus: int = 3, per_species: int = 12, seed: int = 0, length: int = 330) -> list[Specimen]:
+def make_toy_dataset(root: Path, *, n_genera: int = 4, species_per_genus: int = 3, per_species: int = 12, seed: int = 0,
+                     length: int = 330) -> list[Specimen]:
     """Write a BIOSCAN-5M-layout dataset (metadata CSV + 32px images) and return its specimens.
 
     Seen species (the first ``species_per_genus - 1`` of each genus) go to
@@ -64,7 +65,8 @@ def make_toy_dataset(root: Path, *, n_genera: int = 4, species_per_genus: int = 
                     split = "pretrain"
                 seq = "".join(_mutate(s_root, 0.01, rng))
                 row = {c: "" for c in BIOSCAN_COLUMNS}
-                row.update(processid=pid, order="Diptera", family=f"Fam{g % 2}", genus=f"Genus{g}", species=f"Genus{g} sp{sp}", dna_barcode=seq, split=split)
+                row.update(processid=pid, order="Diptera", family=f"Fam{g % 2}", genus=f"Genus{g}",
+                           species=f"Genus{g} sp{sp}", dna_barcode=seq, split=split)
                 if split == "pretrain":
                     row.update(genus="", species="")
                 rows.append(row)
@@ -89,7 +91,8 @@ def make_toy_dataset(root: Path, *, n_genera: int = 4, species_per_genus: int = 
                 s.image_path = path
                 specimens.append(s)
     (root / "metadata").mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(BIOSCAN_COLUMNS)).to_csv(root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv", index=False)
+    metadata = root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv"
+    pd.DataFrame(rows, columns=list(BIOSCAN_COLUMNS)).to_csv(metadata, index=False)
     return specimens
 
 
@@ -191,7 +194,8 @@ def test_image_models_shapes() -> None:
     cfg = load_preset("tiny").image
     x = torch.randn(2, 3, 32, 32)
     assert SmallCNN(cfg)(x).shape == (2, cfg.channels[-1])
-    vit = ModelConfig.from_dict({"image": {"arch": "vit", "image_size": 32, "patch": 8, "hidden": 32, "layers": 1, "heads": 2}}).image
+    vit = ModelConfig.from_dict({"image": {"arch": "vit", "image_size": 32, "patch": 8, "hidden": 32, "layers": 1,
+                                           "heads": 2}}).image
     assert SmallViT(vit)(x).shape == (2, 32)
 
 

@@ -16,7 +16,13 @@ from biodiscover.encoders.alignment import AlignmentModel
 from biodiscover.encoders.config import load_preset
 from biodiscover.encoders.data import fingerprint_specimens, load_specimens
 from biodiscover.encoders.embed import Encoders, load_encoders
-from biodiscover.encoders.evaluation import clustering_ami, evaluate_encoders, harmonic_mean, linear_probe, top1_accuracy
+from biodiscover.encoders.evaluation import (
+    clustering_ami,
+    evaluate_encoders,
+    harmonic_mean,
+    linear_probe,
+    top1_accuracy,
+)
 from biodiscover.encoders.text import TaxonomyVocab
 from biodiscover.encoders.training import train_encoders
 from biodiscover.storage.bundle import Bundle
@@ -75,7 +81,8 @@ def test_alignment_beats_unaligned_baseline(trained: dict) -> None:
     aligned = Bundle.open(trained["out"]).metrics["evaluation"]["retrieval"]["image_to_dna"]
     torch.manual_seed(0)
     vocab = TaxonomyVocab.build([s.lineage() for s in specimens])
-    baseline = evaluate_encoders(Encoders(AlignmentModel(trained["config"], vocab), device="cpu"), specimens, with_clustering=False)
+    baseline = evaluate_encoders(Encoders(AlignmentModel(trained["config"], vocab), device="cpu"), specimens,
+                                 with_clustering=False)
     base = baseline["retrieval"]["image_to_dna"]
     for rank in ("genus", "species"):
         assert aligned[rank]["seen"]["micro"] >= base[rank]["seen"]["micro"] + 0.2, rank
@@ -94,7 +101,8 @@ def test_bundle_roundtrip_identical_embeddings(trained: dict) -> None:
     imgs = a.embed_images([s.image_path for s in specimens])
     np.testing.assert_allclose(imgs, b.embed_images([s.image_path for s in specimens]), atol=1e-6)
     text = a.embed_text([s.lineage() for s in specimens] + ["Diptera Fam0 Genus0 Genus0 sp0"])
-    np.testing.assert_allclose(text[0], text[-1], atol=1e-6) if specimens[0].species == "Genus0 sp0" and specimens[0].subfamily is None else None
+    np.testing.assert_allclose(text[0], text[-1], atol=1e-6) \
+        if specimens[0].species == "Genus0 sp0" and specimens[0].subfamily is None else None
     both = a.embed_specimens(specimens)
     np.testing.assert_allclose(both["dna"], ea, atol=1e-6)
     assert np.allclose(np.linalg.norm(both["fused"], axis=1), 1.0, atol=1e-5)

@@ -350,7 +350,8 @@ def test_open_nomenclature_above_genus_is_gen_sp() -> None:
     spec = pd.DataFrame({"processid": ["F", "S", "K"], "dna_barcode": ["ACGT" * 60] * 3})
     assign = pd.DataFrame({"processid": ["F", "S", "K"], "deepest_rank": ["family", "subfamily", "family"],
                            "deepest_taxon": ["Phoridae", "Metopininae", "Phoridae"], "novelty": [0.97, 0.9, 0.1],
-                           "is_novel": [True, True, False], "label_order": ["Diptera"] * 3, "label_family": ["Phoridae"] * 3,
+                           "is_novel": [True, True, False], "label_order": ["Diptera"] * 3,
+                           "label_family": ["Phoridae"] * 3,
                            "label_subfamily": [None, "Metopininae", None]})
     props = pd.DataFrame({"proposal_id": [45], "provisional_name": [None], "parent_rank": ["family"],
                           "parent_taxon": ["Phoridae"], "status": ["pending"], "version": [1], "size": [1],

@@ -27,7 +27,8 @@ BASIS = {"PreservedSpecimen", "FossilSpecimen", "LivingSpecimen", "MaterialSampl
          "HumanObservation", "MachineObservation", "Occurrence", "MaterialCitation"}
 RANK_VOCABULARY = {"kingdom", "phylum", "class", "order", "superfamily", "family", "subfamily", "tribe", "genus",
                    "subgenus", "species", "subspecies"}
-GBIF_LICENCE_URLS = ("creativecommons.org/publicdomain/zero/1.0/legalcode", "creativecommons.org/licenses/by/4.0/legalcode",
+GBIF_LICENCE_URLS = ("creativecommons.org/publicdomain/zero/1.0/legalcode",
+                     "creativecommons.org/licenses/by/4.0/legalcode",
                      "creativecommons.org/licenses/by-nc/4.0/legalcode")
 
 

@@ -131,7 +131,8 @@ def test_control_characters_never_reach_any_output(tmp_path: Path) -> None:
     props.loc[0, "provisional_name"] = "Megaselia\x00 sp.\x9b2J BD-0001"
     props["evidence"] = [{"note": "\x1b[2J", "nested": {"x": ["\x00a"]}}] * len(props)
     reviews = pd.DataFrame([{"id": 1, "proposal_id": 1, "action": "note", "reviewer": "ana\x00",
-                             "created_at": "2026-11-23T09:00:00Z", "note": "@SUM(1)\x1b[31m", "target_review_id": None}])
+                             "created_at": "2026-11-23T09:00:00Z", "note": "@SUM(1)\x1b[31m",
+                             "target_review_id": None}])
     hostile = dataclasses.replace(data, specimens=spec, assignments=assign, proposals=props, reviews=reviews)
     files: list[Path] = []
     for fmt, name in (("csv", "csv"), ("dwca", "a.zip"), ("fasta", "fa"), ("html", "r.html"), ("json", "r.json")):

@@ -156,7 +156,8 @@ def test_image_path_column_follows_chunk_rules() -> None:
 def _make_root(tmp_path: Path, official: bool, with_images: list[int]) -> tuple[Path, pd.DataFrame]:
     raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
     base = tmp_path / ("bioscan5m" if official else "")
-    meta = base / "metadata" / ("csv/BIOSCAN_5M_Insect_Dataset_metadata.csv" if official else "BIOSCAN_5M_Insect_Dataset_metadata.csv")
+    meta = base / "metadata" / ("csv/BIOSCAN_5M_Insect_Dataset_metadata.csv" if official
+                                else "BIOSCAN_5M_Insect_Dataset_metadata.csv")
     meta.parent.mkdir(parents=True)
     shutil.copy(SAMPLE, meta)
     for i in with_images:
@@ -324,7 +325,8 @@ def test_gzipped_fasta_reads_like_the_plain_file(tmp_path: Path) -> None:
     assert sniff_format(gz) == "fasta"
     plain = read_collection(FIX / "collection.fasta").specimens
     packed = read_collection(gz).specimens
-    assert [(s.processid, s.dna_barcode, s.taxon) for s in packed] == [(s.processid, s.dna_barcode, s.taxon) for s in plain]
+    assert [(s.processid, s.dna_barcode, s.taxon) for s in packed] \
+        == [(s.processid, s.dna_barcode, s.taxon) for s in plain]
 
 
 def test_dataset_root_quarantines_missing_and_broken_images_when_asked(tmp_path: Path) -> None:

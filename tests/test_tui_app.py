@@ -265,7 +265,8 @@ async def test_split_merge_move_rename_note(review_db: Path) -> None:
         await settle(pilot)
         after = db.proposal(big.id)
         assert after.size == big.size - 2
-        new = [p for p in db.proposal_queue(status="pending", limit=500)[0] if set(db.proposal_members(p.id)) == set(picked)]
+        new = [p for p in db.proposal_queue(status="pending", limit=500)[0]
+               if set(db.proposal_members(p.id)) == set(picked)]
         assert len(new) == 1
         # rename and note
         await pilot.press("e")

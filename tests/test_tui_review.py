@@ -251,7 +251,8 @@ async def test_dna_tab_aligns_partial_barcodes_to_the_nearest_known_species(tmp_
         assert dna.variable_site_count == 0  # 0.0 % apart: no column varies among the members
         assert dna.fixed_difference_count == 5  # the five sites that tell it from the known species
         note = str(screen.query_one("#dna-note").render())
-        assert note == "2 barcoded members + nearest known Xus knownus (first row)  ·  ^ vary  | differ from it  ·  [ ] page"
+        assert note == ("2 barcoded members + nearest known Xus knownus (first row)  ·  ^ vary  | differ from it  ·  "
+                        "[ ] page")
         # sideways paging by key, and it is in the footer and the help
         await pilot.press("right_square_bracket")
         assert dna.scroll_x > 40

@@ -70,7 +70,8 @@ def test_geography_orders_by_count_and_folds_the_tail() -> None:
 
 
 def test_counts_and_run_lines() -> None:
-    assert "pending 1,234 · accepted 2 · rejected 0" in render_counts({"pending": 1234, "accepted": 2, "rejected": 0}).plain
+    assert "pending 1,234 · accepted 2 · rejected 0" in render_counts({"pending": 1234, "accepted": 2,
+                                                                        "rejected": 0}).plain
     line = render_run({"id": 3, "kind": "run", "status": "running", "done": 10, "total": 200, "stale": True}).plain
     assert "run 3 running 10/200" in line and "no heartbeat" in line
     assert render_run(None).plain == "no batch run"
@@ -131,10 +132,11 @@ def test_barcode_gap_is_judged_against_the_learned_threshold() -> None:
     assert close.sentence() == "no gap: nearest known 1.1% away ≤ threshold 2.2%; members ≤ 0.8% apart"
     good = barcode_gap(E({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08],
                           "threshold": 0.022}), 0.5)
-    assert good.is_gap and good.sentence() == "barcode gap: members ≤ 0.4% apart, nearest known 8.0% away (threshold 2.2%)"
+    assert good.is_gap
+    assert good.sentence() == "barcode gap: members ≤ 0.4% apart, nearest known 8.0% away (threshold 2.2%)"
     overlap = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.06}, "threshold": 0.022}), 0.95)
-    assert overlap.verdict == "no gap" and overlap.sentence() == ("no gap: nearest known 5.0% away, members ≤ 6.0% apart "
-                                                                  "(threshold 2.2%)")
+    assert overlap.verdict == "no gap"
+    assert overlap.sentence() == "no gap: nearest known 5.0% away, members ≤ 6.0% apart (threshold 2.2%)"
     wide = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.03}, "threshold": 0.022}), 0.92)
     assert wide.verdict == "unknown" and wide.sentence() == ("unclear: members ≤ 3.0% apart > threshold 2.2%; nearest "
                                                              "known 8.0% away")
@@ -142,7 +144,8 @@ def test_barcode_gap_is_judged_against_the_learned_threshold() -> None:
     assert no_threshold.nearest == pytest.approx(0.01) and not no_threshold.is_gap
     assert "(no learned threshold to judge a gap)" in no_threshold.sentence()
     assert all(len(barcode_gap(E(e), i).sentence()) <= 78 for e, i in
-               (({"within_distance": {"max": 0.1234}, "threshold": 0.02}, 0.5), ({"within_distance": {"max": 0.2}}, 0.9)))
+               (({"within_distance": {"max": 0.1234}, "threshold": 0.02}, 0.5),
+                ({"within_distance": {"max": 0.2}}, 0.9)))
     assert "not recorded" in barcode_gap(Evidence(), None).sentence()
 
 

@@ -14,7 +14,8 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("proposal: accept", "accept", "Accept as a new provisional species (name editable)"),
     ("proposal: reject", "reject", "Reject this candidate"),
-    ("proposal: assign to a known species", "assign", "Its members are a known species: search the reference's species"),
+    ("proposal: assign to a known species", "assign",
+     "Its members are a known species: search the reference's species"),
     ("proposal: merge", "merge", "Merge another pending proposal into this one (any parent; says where it lands)"),
     ("proposal: split", "split", "Split chosen members off into a new proposal"),
     ("proposal: move", "move", "Move to another parent taxon"),

@@ -313,7 +313,8 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     t = time.perf_counter()
     if not (model / "bundle.json").exists():
         say("train", 0.0, 1.0, f"encoders ({config.preset} preset)")
-        train_bundle(data, model, load_preset(config.preset), resume=(model.with_name(model.name + ".checkpoints")).exists(),
+        train_bundle(data, model, load_preset(config.preset),
+                     resume=(model.with_name(model.name + ".checkpoints")).exists(),
                      progress=False, callbacks=[StageProgress(within(say, "train", 0.0, 0.95))])
     say("train", 1.0, 1.0, f"encoders ({config.preset}) in {model}")
     seconds["train"] = time.perf_counter() - t
@@ -345,5 +346,6 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     seconds["score"] = time.perf_counter() - t
     result = DemoSummary(workdir=str(workdir), db=str(db), model=str(model), run_id=summary.run_id,
                          specimens=len(collection), seconds=seconds, scores=scores, notes=notes)
-    (workdir / "demo-summary.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False), encoding="utf-8")
+    (workdir / "demo-summary.json").write_text(json.dumps(result.to_json(), indent=2, allow_nan=False),
+                                               encoding="utf-8")
     return result

@@ -136,7 +136,8 @@ def markdown(report: dict[str, Any]) -> str:
     cs = report.get("candidate_species", {})
     if "ami" in cs:
         rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
-                 ("Hungarian accuracy All / Old / New", (cs["hungarian_all"], cs["hungarian_old"], cs["hungarian_new"])),
+                 ("Hungarian accuracy All / Old / New",
+                  (cs["hungarian_all"], cs["hungarian_old"], cs["hungarian_new"])),
                  ("split / merge rate", (cs.get("split_rate"), cs.get("merge_rate")))]
     rows.append(("triage throughput, specimens/s", report["specimens_per_second"]))
 

@@ -308,7 +308,8 @@ class RayExecutor(Executor):
 
         arrays: dict[str, Any] = {ROW_COLUMN: np.arange(n, dtype=np.int64)}
         for name, col in columns.items():
-            arrays[name] = ArrowTensorArray.from_numpy(col) if col.ndim > 1 else pa.array(col.tolist() if col.dtype == object else col)
+            arrays[name] = ArrowTensorArray.from_numpy(col) if col.ndim > 1 \
+                else pa.array(col.tolist() if col.dtype == object else col)
         ds = self._ray.data.from_arrow(pa.table(arrays))
         ctx_ref = self._ray.put(context) if context is not None else None
 

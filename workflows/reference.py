@@ -169,7 +169,8 @@ def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Se
     n_ref = sum(s.image_path is not None for s in ref_i)
     n_cal = sum(s.image_path is not None for s in cal_i)
     if n_ref == 0 or n_cal == 0:
-        msg = f"{data}: no images for the keys ({n_ref}) or the calibration specimens ({n_cal}); image classifier not fitted"
+        msg = (f"{data}: no images for the keys ({n_ref}) or the calibration specimens ({n_cal}); "
+               "image classifier not fitted")
         if required:
             raise InputError(msg)
         say(msg)

@@ -443,7 +443,8 @@ h1{margin-bottom:.2rem} .sub{color:#666;margin-top:0}
 .cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#f6f6f6;border-radius:8px;padding:.8rem 1.2rem}
 .card b{display:block;font-size:1.6rem}
 figure{margin:1.5rem 0} figure img{max-width:100%;border:1px solid #eee} figcaption{color:#555}
-table{border-collapse:collapse;font-size:.85rem} td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}
+table{border-collapse:collapse;font-size:.85rem}
+td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}
 .note{color:#777;font-size:.85rem}
 .cand{border-top:1px solid #ddd;margin-top:1.5rem}.facts th{width:12rem;color:#555;font-weight:normal}
 .photos{display:flex;gap:.6rem;flex-wrap:wrap;margin:.6rem 0}.photo{margin:0}.photo img{border:1px solid #ddd}

@@ -275,7 +275,8 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             for r, i in enumerate(idx_list):
                 if best_d[r] <= self.threshold_:
                     labels[i] = int(cands[best[r]])
-                    probs[i] = 0.5 * (float(p_dist[r]) + strength[r]) if group.clusterer is not None else float(p_dist[r])
+                    probs[i] = 0.5 * (float(p_dist[r]) + strength[r]) if group.clusterer is not None \
+                        else float(p_dist[r])
         return labels, probs
 
 

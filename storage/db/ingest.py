@@ -122,7 +122,8 @@ def file_checksum(path: Path, images: Path | None = None) -> str:
 
 
 #: (specimens column, Specimen attribute) for the BIOSCAN fields, resolved once (ingest is a hot loop).
-_FIELD_PAIRS: tuple[tuple[str, str], ...] = tuple((COLUMN_KEYS[c], Specimen.field_for_column(c)) for c in BIOSCAN_COLUMNS)
+_FIELD_PAIRS: tuple[tuple[str, str], ...] = tuple((COLUMN_KEYS[c], Specimen.field_for_column(c))
+                                                  for c in BIOSCAN_COLUMNS)
 #: Column order of the raw INSERT used by bulk ingest.
 _INSERT_COLUMNS: tuple[str, ...] = tuple(k for k, _ in _FIELD_PAIRS) + (
     "image_path", "source", "line", "record_hash", "version", "current", "collection_id", "ingest_id")
@@ -202,7 +203,8 @@ class IngestMixin(DatabaseCore):
                 ).mappings().first()
                 if prev is not None:
                     return cid, None, _skipped(cid, prev)
-            iid = inserted_id(conn.execute(sa.insert(INGESTS).values(collection_id=cid, source=source_s, checksum=checksum,
+            iid = inserted_id(conn.execute(sa.insert(INGESTS).values(collection_id=cid, source=source_s,
+                                                                     checksum=checksum,
                                                          started_at=utcnow(), status="running")
                                ))
             return cid, iid, None
@@ -404,7 +406,8 @@ def ensure_lineage(conn: Connection, lineage: dict[str, Any], cache: dict[tuple[
         if tid is None:
             tid = _compatible_taxon(conn, rank, name, parent)
         if tid is None:
-            tid = inserted_id(conn.execute(sa.insert(TAXA).values(rank=rank, name=name, parent_id=parent, status="accepted",
+            tid = inserted_id(conn.execute(sa.insert(TAXA).values(rank=rank, name=name, parent_id=parent,
+                                                                  status="accepted",
                                                       source=source, created_at=utcnow())))
         added[key] = tid
         parent = tid

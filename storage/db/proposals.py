@@ -227,7 +227,8 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
         "INSERT INTO proposals (run_id, lineage, version, status, parent_taxon_id, parent_rank, parent_name, "
         "provisional_name, size, novelty, nearest_species, nearest_identity, evidence, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, lineage, version, "pending" if recognised is None else "rejected", parent_id, parent_rank, parent_name, p.provisional_name, len(members),
+        (run_id, lineage, version, "pending" if recognised is None else "rejected", parent_id, parent_rank, parent_name,
+         p.provisional_name, len(members),
          None if p.novelty is None else float(p.novelty), p.nearest_species,
          None if p.nearest_identity is None else float(p.nearest_identity),
          json.dumps(p.evidence.to_dict()), now, now))

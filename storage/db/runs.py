@@ -261,7 +261,8 @@ class RunsMixin(DatabaseCore):
         dead = []
         for r in rows:
             p = self._progress(r)
-            if (p.host == host and not pid_alive(p.pid)) or (p.host != host and p.seconds_since_heartbeat > stale_after_s):
+            if (p.host == host and not pid_alive(p.pid)) \
+                    or (p.host != host and p.seconds_since_heartbeat > stale_after_s):
                 dead.append(p.id)
         for run_id in dead:
             self.finish_run(run_id, "interrupted", message=message)

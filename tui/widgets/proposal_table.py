@@ -20,7 +20,8 @@ from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
-STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"), "assigned": ("=", "cyan"),
+STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
+               "assigned": ("=", "cyan"),
                "merged": ("⇢", "grey50"), "superseded": ("↻", "grey50"), "withdrawn": ("–", "grey50")}
 #: (key, header, width); ``None`` marks the two name columns sized by :func:`column_widths`.
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
@@ -145,7 +146,8 @@ class ProposalTable(DataTable):
         return self.rows_shown[self.cursor_row]
 
     def action_cursor_down(self) -> None:
-        if self.rows_shown and self.cursor_row >= len(self.rows_shown) - 1 and self.page_offset + len(self.rows_shown) < self.total:
+        if (self.rows_shown and self.cursor_row >= len(self.rows_shown) - 1
+                and self.page_offset + len(self.rows_shown) < self.total):
             self.post_message(self.PageRequest(+1))
             return
         super().action_cursor_down()

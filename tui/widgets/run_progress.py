@@ -39,7 +39,8 @@ def render_run(run: Any) -> Text:
     if not run:
         return Text("no batch run", style="grey50")
     status = str(_get(run, "status") or "?")
-    style = {"running": "bold cyan", "completed": "green", "failed": "bold red", "interrupted": "yellow"}.get(status, "")
+    style = {"running": "bold cyan", "completed": "green", "failed": "bold red",
+             "interrupted": "yellow"}.get(status, "")
     text = Text()
     text.append(f"run {_get(run, 'id')} ", style="grey70")
     text.append(status, style=style)

@@ -187,7 +187,8 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                                                        "a known species")
             _reviewed(row, trails.get(decided), "identified by reviewer (known species)")
         elif decided is not None:
-            row["identificationRemarks"] = remarks + f"; proposed in candidate species {decided}, rejected by a reviewer"
+            row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
+                                                      "rejected by a reviewer")
             notes = trails.get(decided)
             if notes is not None and notes.notes:
                 row["identificationRemarks"] += f"; reviewer notes: {notes.notes_text()}"
@@ -222,7 +223,8 @@ def meta_xml() -> str:
     def fields_xml(terms: Sequence[tuple[str, str]]) -> str:
         return "".join(f'\n    <field index="{i + 1}" term="{uri}"/>' for i, (_, uri) in enumerate(terms))
 
-    attrs = 'encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" ignoreHeaderLines="1"'
+    attrs = ('encoding="UTF-8" fieldsTerminatedBy="\\t" linesTerminatedBy="\\n" fieldsEnclosedBy="" '
+             'ignoreHeaderLines="1"')
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<archive xmlns="http://rs.tdwg.org/dwc/text/" metadata="eml.xml">\n'
@@ -280,7 +282,8 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<eml:eml xmlns:eml="eml://ecoinformatics.org/eml-2.1.1" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-        'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
+        'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 '
+        'http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
         f'packageId="biodiscover-run-{xml_escape(str(run.get("id")))}" system="biodiscover" xml:lang="en">\n'
         f'  <dataset>\n    <title>{title}</title>\n{creators}'
         f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'

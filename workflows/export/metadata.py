@@ -71,7 +71,8 @@ class DatasetMetadata:
         return bool(self.creators) and self.licence is not None
 
     def missing(self) -> list[str]:
-        return [what for what, ok in (("creator", bool(self.creators)), ("licence", self.licence is not None)) if not ok]
+        return [what for what, ok in (("creator", bool(self.creators)),
+                                      ("licence", self.licence is not None)) if not ok]
 
 
 @dataclass(frozen=True)

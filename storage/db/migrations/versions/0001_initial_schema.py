@@ -199,7 +199,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('specimens', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_specimens_collection_id'), ['collection_id'], unique=False)
-        batch_op.create_index('ix_specimens_current_processid', ['processid'], unique=True, sqlite_where=sa.text('current = 1'))
+        batch_op.create_index('ix_specimens_current_processid', ['processid'], unique=True,
+                              sqlite_where=sa.text('current = 1'))
         batch_op.create_index(batch_op.f('ix_specimens_ingest_id'), ['ingest_id'], unique=False)
 
     op.create_table('assignments',
