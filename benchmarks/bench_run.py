@@ -5,8 +5,8 @@ Two modes:
 ``python benchmarks/bench_run.py components``
     Throughput of the parts a 5M-specimen run is made of, on this machine:
     k-mer embedding (``discovery.kmer``), exact FAISS search per reference size
-    and dimension, the overhead of searching the reference index in shards and merging, and the per-call overhead of the Ray
-    executor against the local one. These figures feed docs/scale-out.md.
+    and dimension, the overhead of searching the reference index in shards and merging, and the
+    per-call overhead of the Ray executor against the local one. These figures feed docs/scale-out.md.
 
 ``python benchmarks/bench_run.py run --sizes 10000 30000 100000``
     ``biodiscover run`` end to end on synthetic collections (storage.synth):
