@@ -171,10 +171,8 @@ def _is_collection(path: Path) -> bool:
 
 def collection_key(path: Path, images: Path | None) -> str:
     """sha256 of the collection's bytes and its image file names (content, not path, identifies it)."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
+        h = hashlib.file_digest(fh, "sha256")  # streamed in blocks
     if images is not None:
         for p in sorted(images.rglob("*")):
             if p.is_file():

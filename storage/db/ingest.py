@@ -109,10 +109,8 @@ def file_checksum(path: Path, images: Path | None = None) -> str:
     folder are hashed too: the same table with a photo added (or replaced) is
     different input, and skipping it as "already ingested" would drop the photo.
     """
-    digest = hashlib.sha256()
     with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+        digest = hashlib.file_digest(fh, "sha256")  # streamed in blocks
     if images is not None and Path(images).is_dir():
         for p in sorted(Path(images).rglob("*")):
             if p.is_file():
