@@ -25,10 +25,6 @@ from biodiscover.storage.records import SPLITS, Specimen
 log = logging.getLogger(__name__)
 
 
-def has_barcode(specimen: Specimen) -> bool:
-    return bool(specimen.dna_barcode)
-
-
 def has_taxonomy(specimen: Specimen) -> bool:
     return specimen.deepest_label is not None
 

@@ -43,6 +43,7 @@ from biodiscover.storage.records import (
     COLUMN_DTYPES,
     DEFAULT_IMAGE_PACKAGE,
     MAX_NUCLEOTIDES,
+    TAXONOMY_COLUMNS,
     Specimen,
 )
 from biodiscover.storage.textlines import TruncatedInputError, open_text_lines
@@ -54,16 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Columns the loader turns into ``<column>_index`` targets.
-LABEL_INDEX_COLUMNS: tuple[str, ...] = (
-    "phylum",
-    "class",
-    "order",
-    "family",
-    "subfamily",
-    "genus",
-    "species",
-    "dna_bin",
-)
+LABEL_INDEX_COLUMNS: tuple[str, ...] = TAXONOMY_COLUMNS + ("dna_bin",)
 CATEGORY_COLUMNS: tuple[str, ...] = tuple(c for c, d in COLUMN_DTYPES.items() if d == "category")
 DEFAULT_CHUNKSIZE = 100_000
 

@@ -18,24 +18,6 @@ class InputError(BiodiscoverError):
     """An input file is missing, unreadable, or not in a format we read."""
 
 
-class ValidationError(BiodiscoverError):
-    """A record breaks a rule; carries where it came from."""
-
-    def __init__(self, message: str, *, source: str | None = None, line: int | None = None,
-                 processid: str | None = None, kind: str = "invalid") -> None:
-        self.source = source
-        self.line = line
-        self.processid = processid
-        self.kind = kind
-        where = source or "<input>"
-        if line is not None:
-            where += f":{line}"
-        if processid:
-            where += f" (processid {processid!r})"
-        super().__init__(f"{where}: {message}")
-        self.reason = message
-
-
 class DatabaseError(BiodiscoverError):
     """The database cannot be opened, is corrupt, newer than us, or refused a write."""
 

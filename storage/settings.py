@@ -42,10 +42,6 @@ class Reviewer:
     name: str
     source: str
 
-    @property
-    def from_login(self) -> bool:
-        return self.source == "login name"
-
 
 def resolve_reviewer(explicit: str | None = None) -> Reviewer:
     """``--reviewer`` > ``$BIODISCOVER_REVIEWER`` > ``reviewer`` in ``config.toml`` > the login name."""

@@ -23,17 +23,6 @@ def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
     return list(evidence.within_distances), list(evidence.nearest_known_distances)
 
 
-def aligned_rows(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str]]:
-    """(processid, sequence) rows for the DNA panel: the evidence's alignment when it has one
-    (processid → aligned sequence), else the raw member barcodes."""
-    alignment = evidence.alignment
-    if alignment:
-        order = [m.processid for m in members if m.processid in alignment]
-        order += [pid for pid in alignment if pid not in set(order)]
-        return [(str(pid), str(alignment[pid])) for pid in order]
-    return [(m.processid, m.dna_barcode) for m in members if m.dna_barcode]
-
-
 def extra_lines(evidence: Evidence) -> list[tuple[str, str]]:
     """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes."""
     out: list[tuple[str, str]] = []

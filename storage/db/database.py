@@ -33,7 +33,7 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -241,6 +241,6 @@ def _require_writable(path: Path) -> None:
         raise DatabaseError(f"{path}: its folder is not writable, and SQLite needs it for the WAL journal")
 
 
-if False:  # pragma: no cover - typing only
+if TYPE_CHECKING:
     from biodiscover.storage.db.check import CheckReport
     from biodiscover.storage.db.taxonomy import TaxonomyGraph

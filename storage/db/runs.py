@@ -8,7 +8,6 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.finish_run(run_id, status="completed", message=None) -> None
     db.run_progress(run_id) -> RunProgress          # what the review TUI polls
     db.runs(limit=50) -> list[RunProgress];  db.latest_run(kind=None) -> RunProgress | None
-    db.mark_stale_runs(older_than_s=600) -> list[int]
     db.interrupt_dead_runs(kinds, stale_after_s, message) -> list[int]   # batch ledger: pid gone / no heartbeat
     db.find_completed_run(kind, parameters={...}) -> RunProgress | None     # batch ledger: "done already?"
     db.write_assignments(run_id, rows, chunk_size=2000) -> int
@@ -18,7 +17,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
 Why: every prediction must be traceable to the run (parameters, model
 fingerprint) that made it, like pybioclip records its settings. A run writes
 a heartbeat so a reader can tell a live job from one that died
-(:meth:`RunsMixin.mark_stale_runs`). Assignment rows are written in chunks, each
+(:meth:`RunsMixin.interrupt_dead_runs`). Assignment rows are written in chunks, each
 its own ``BEGIN IMMEDIATE`` transaction, so a reviewer working on the same file
 waits at most one chunk; they are upserts keyed by (run, processid), so a
 resumed run rewrites rather than duplicates.
@@ -232,18 +231,6 @@ class RunsMixin(DatabaseCore):
         with self._read() as conn:
             r = conn.execute(q).mappings().first()
         return self._progress(r) if r else None
-
-    def mark_stale_runs(self, older_than_s: float | None = None) -> list[int]:
-        """Mark running jobs without a heartbeat for ``older_than_s`` as ``interrupted``."""
-        limit = self.stale_after_s if older_than_s is None else older_than_s
-        stale = [p.id for p in self.runs(limit=1000) if p.status == "running" and p.seconds_since_heartbeat > limit]
-        if stale:
-            def _do(conn: Connection) -> None:
-                conn.execute(sa.update(RUNS).where(RUNS.c.id.in_(stale), RUNS.c.status == "running").values(
-                    status="interrupted", finished_at=utcnow(), message="no heartbeat; process presumed dead"))
-
-            self._write(_do, "mark stale runs")
-        return stale
 
     def interrupt_dead_runs(self, kinds: Iterable[str], stale_after_s: float,
                             message: str = "process gone before the run finished") -> list[int]:

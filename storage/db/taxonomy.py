@@ -11,7 +11,7 @@ API::
     graph.find(name, rank=None) -> list[TaxonNode]
     graph.provisional() -> list[TaxonNode]
     graph.add_taxon(rank, name, parent_id, status="accepted", source=None) -> int   # negative id until saved
-    graph.set_parent(taxon_id, parent_id) / graph.rename(taxon_id, name) / graph.set_status(taxon_id, status)
+    graph.set_parent(taxon_id, parent_id) / graph.rename(taxon_id, name)
     graph.save(db) -> dict[int, int]                  # one BEGIN IMMEDIATE transaction; temp id → real id
     provisional_references(db) -> list[Specimen]      # members of accepted / assigned proposals, named as their taxon
     register_lineages(db, lineages, source=...) -> int  # the reference's taxa (known species), added once
@@ -172,11 +172,6 @@ class TaxonomyGraph:
 
     def rename(self, taxon_id: int, name: str) -> None:
         self.graph.nodes[taxon_id]["name"] = name
-
-    def set_status(self, taxon_id: int, status: str) -> None:
-        if status not in TAXON_STATUSES:
-            raise ValueError(f"unknown taxon status {status!r}")
-        self.graph.nodes[taxon_id]["status"] = status
 
     def save(self, db: "Database") -> dict[int, int]:
         """Write new and changed taxa back in one transaction; returns temp id → new id."""

@@ -11,7 +11,8 @@ goes through them:
 * :func:`clean_export` applies it to every text cell of a :class:`RunExport`
   (nested evidence and review notes included) before any writer runs;
 * :func:`neutralise_cell` prefixes ``'`` to text a spreadsheet would evaluate
-  (OWASP CSV injection) in the tabular formats (CSV, Darwin Core);
+  (OWASP CSV injection) in the tabular formats (CSV, Darwin Core); it and
+  ``FORMULA_PREFIXES`` are :mod:`biodiscover.storage.safetext`'s, re-exported here;
 * :func:`safe_member_name` / :func:`safe_join` turn data into file names that
   cannot leave the output folder.
 """
@@ -26,12 +27,12 @@ from typing import TYPE_CHECKING, Any, Mapping
 import pandas as pd
 
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.safetext import FORMULA_PREFIXES as FORMULA_PREFIXES
+from biodiscover.storage.safetext import neutralise_cell as neutralise_cell
 
 if TYPE_CHECKING:  # pragma: no cover
     from biodiscover.workflows.export.tables import RunExport
 
-#: Leading characters that make a spreadsheet evaluate a cell (OWASP CSV injection).
-FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 #: Control characters no output may carry: C0 except tab / newline / carriage return, DEL, C1.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
@@ -75,17 +76,6 @@ def clean_export(data: "RunExport") -> "RunExport":
         data, run=_clean_nested(dict(data.run)), specimens=clean_frame(data.specimens),
         assignments=clean_frame(data.assignments), proposals=clean_frame(data.proposals),
         members=clean_frame(data.members), reviews=clean_frame(data.reviews))
-
-
-def neutralise_cell(value: Any) -> Any:
-    """Make a text cell inert in spreadsheets: prefix ``'`` when it starts with a formula trigger.
-
-    Numbers stay numbers (a negative longitude is data, not a formula); only
-    strings are touched, so every value round-trips except for the apostrophe.
-    """
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:
