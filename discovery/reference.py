@@ -16,7 +16,10 @@ by the exact cosine of binary k-mer sketches (one bit per k-mer present: 512
 bytes a key for 6-mers, compared with popcounts) → top ``n_search`` keys → at
 most ``per_taxon`` keys per species up to ``max_candidates`` (so a crowded
 species does not push every other candidate out) → exact identity to each
-candidate (edlib, ``discovery.identity``).
+candidate (edlib, ``discovery.identity``). An exact reference (flat index over
+unprojected presence vectors) skips the float scan: every key is scored from its
+packed sketch (FAISS Hamming distances give the shared k-mers exactly), the
+same similarity at a sixth of the CPU.
 
 Why the sketch re-ranking: a compact index orders near-identical keys of one
 species slightly differently from the full profile, and the per-species cap
@@ -53,6 +56,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import faiss
 import numpy as np
 
 from biodiscover.discovery.identity import candidate_identities
@@ -378,16 +382,61 @@ class Reference:
             for start in range(0, len(rows), self.batch_size):
                 part = rows[start : start + self.batch_size]
                 profiles = self.embedder.embed_dna([sequences[i] for i in part])
-                search = self.remote_search if self.remote_search is not None and allowed is None \
-                    else self.index_.search
-                s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)
-                if rerank:
-                    s, p = self._rerank(sketch(profiles), p, k + extra)
+                remote = self.remote_search is not None and allowed is None
+                if rerank and self.index_.exact and self.index_vectors == "presence" and not remote:
+                    # the flat index would score every key by this very similarity, in floats
+                    s, p = self._sketch_search(sketch(profiles), k + extra, allowed)
+                else:
+                    search = self.remote_search if remote else self.index_.search
+                    s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)  # type: ignore[misc]
+                    if rerank:
+                        s, p = self._rerank(sketch(profiles), p, k + extra)
                 if extra:
                     # a "keys" group: every exclusion in it is an array of key positions
                     s, p = _drop_positions(s, p, [np.asarray(exclude[i]) for i in part if exclude is not None], k)
                 m = min(k, p.shape[1])
                 out_s[part, :m], out_p[part, :m] = s[:, :m], p[:, :m]
+        return out_s, out_p
+
+    def _sketch_search(self, query_sketches: np.ndarray, k: int, allowed: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top ``k`` keys by sketch cosine, every key scored from its packed bits.
+
+        What a flat index over the presence vectors followed by :meth:`_rerank` returns, without the
+        float scan of ``dim`` floats a key: FAISS's Hamming distances of the packed sketches give the
+        shared k-mers exactly (``|q ∩ k| = (|q| + |k| − H) / 2``), at a sixth of the CPU on 4,096-bit
+        sketches. Same similarity and tie rule as ``_rerank`` (ties to the lower position), computed the
+        same way, and no float rounding at the ``k``-th hit. ``allowed``: keys that may be returned.
+        """
+        q = np.ascontiguousarray(query_sketches, dtype=np.uint8)
+        keys = np.ascontiguousarray(self.sketches_, dtype=np.uint8)
+        n, width = keys.shape
+        k = min(k, n)
+        out_s = np.zeros((len(q), k), dtype=np.float32)
+        out_p = np.full((len(q), k), -1, dtype=np.int64)
+        qbits = popcount_rows(q).astype(np.float64)
+        key_bits = np.asarray(self.sketch_bits_)
+        block = max(1, (1 << 21) // n)  # queries scored at once: ~2M (query, key) pairs, ~60 MB of scratch
+        for start in range(0, len(q), block):
+            qb = q[start : start + block]
+            ham = np.empty((len(qb), n), dtype=np.int32)
+            faiss.hammings(faiss.swig_ptr(qb), faiss.swig_ptr(keys), len(qb), n, width,  # type: ignore[attr-defined]
+                           faiss.swig_ptr(ham))
+            inter = (qbits[start : start + len(qb), None].astype(np.int64) + key_bits[None, :] - ham) // 2
+            norm = np.sqrt(key_bits[None, :] * qbits[start : start + len(qb), None])
+            sim = inter / np.maximum(norm, 1e-12)
+            if allowed is not None:
+                sim[:, ~allowed] = -np.inf
+            # the k best, ties at the k-th included, then ordered by similarity and position
+            kth = -np.partition(-sim, k - 1, axis=1)[:, k - 1 : k]
+            for row in range(len(qb)):
+                pos = np.flatnonzero(sim[row] >= kth[row])
+                pos = pos[np.lexsort((pos, -sim[row, pos]))][:k]
+                top = sim[row, pos]
+                keep = np.isfinite(top)
+                m = int(keep.sum())
+                out_s[start + row, :m] = top[keep]
+                out_p[start + row, :m] = pos[keep]
         return out_s, out_p
 
     def _rerank(self, query_sketches: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -61,6 +61,31 @@ def test_search_leaves_the_excluded_clade_out_and_matches_brute_force(world) -> 
         np.testing.assert_allclose(sims[rows], s2, rtol=1e-6)
 
 
+def test_exact_search_from_the_sketches_equals_reranking_every_key(world) -> None:
+    """An exact reference is searched from its packed sketches (Hamming distances): the same keys, order
+    and similarities as re-ranking every (allowed) key by sketch cosine — which the flat index's float
+    scan followed by the re-ranking matched up to rounding at the k-th hit (ties there now go to the
+    lower position as everywhere else) — with and without a clade left out."""
+    ref = _ref(world, kind="flat")
+    assert ref.index_.exact
+    q = world["queries"][:20]
+    sk = sketch(ref.embedder.embed_dna(q))
+    genus = RANKS.index("genus")
+    allowed = np.array([lin[genus] != world["lins"][0][genus] for lin in world["lins"]])
+    everything = np.arange(len(ref))
+    for k, mask in ((30, None), (30, allowed), (len(ref), None), (len(ref), allowed)):
+        keys = everything if mask is None else everything[mask]
+        want_s, want_p = ref._rerank(sk, np.tile(keys, (len(q), 1)), k)
+        got_s, got_p = ref._sketch_search(sk, k, mask)
+        np.testing.assert_array_equal(got_p, want_p)
+        np.testing.assert_array_equal(got_s, want_s)
+        if k == len(ref):  # the whole order: the flat index re-ranked gives the same
+            _s, p = ref.index_.search(ref._vectors(ref.embedder.embed_dna(q)), k, allowed=mask)
+            np.testing.assert_array_equal(ref._rerank(sk, p, k)[1], want_p)
+    _sims, pos = ref.search(q, 30, exclude=[(genus, world["lins"][0][genus])] * len(q))
+    np.testing.assert_array_equal(pos, ref._sketch_search(sk, 30, allowed)[1])
+
+
 def test_ties_go_to_the_lower_position(world) -> None:
     """Identical barcodes tie; the order must not depend on the index (shards, IVF cells)."""
     seqs = world["seqs"][:5] * 3  # every barcode three times
