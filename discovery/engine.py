@@ -33,7 +33,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (Hits, NamingConfig, NamingModel, SimQuery, deepest_confident,
                                           plan_simulation)
-from biodiscover.discovery.reference import Exclusion, Reference
+from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.records import RANKS, Specimen
 
@@ -164,8 +164,8 @@ class DiscoveryModel:
         self.embedder = KmerEmbedder(self.config.kmer)
 
     # -- the reference (keys and candidate search: discovery.reference) ----------------------
-    def _build_reference(self, specimens: Sequence[Specimen], say: Callable[[str], None]) -> Reference:
-        ids, seqs, lineages = self._set_reference(specimens)
+    def _build_reference(self, keys: KeyColumns, say: Callable[[str], None]) -> Reference:
+        ids, seqs, lineages = keys.columns()
         return Reference.build(ids, seqs, lineages, kmer=self.config.kmer, index=self.config.index,
                                batch_size=self.config.batch_size, progress=say)
 
@@ -199,22 +199,36 @@ class DiscoveryModel:
         return cached
 
     # -- fitting -----------------------------------------------------------------------
-    def _set_reference(self, reference: Sequence[Specimen]) -> tuple[list[str], list[str],
-                                                                     list[tuple[str | None, ...]]]:
-        keep = [s for s in reference if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
-        dropped = len(reference) - len(keep)
-        if dropped:
-            log.warning("%d reference specimens without a usable barcode or any label were left out", dropped)
-        if not keep:
-            raise InputError("no reference specimen has both a usable DNA barcode and a taxonomy label")
-        return [s.processid for s in keep], [_barcode(s) for s in keep], [_lineage(s) for s in keep]
+    def add_key(self, keys: KeyColumns, specimen: Specimen) -> bool:
+        """Append ``specimen`` to ``keys`` when it can be a key (a barcode of ``min_barcode_length``
+        informative bases and a label); whether it was. ``build-reference`` streams the validating
+        reader through this, so a million keys never exist as ``Specimen`` objects at once."""
+        if not (_usable(specimen.dna_barcode, self.config.min_barcode_length) and specimen.deepest_label):
+            return False
+        keys.append(specimen.processid, _barcode(specimen), _lineage(specimen))
+        return True
 
-    def fit(self, reference: Sequence[Specimen], calibration: Sequence[Specimen] = (),
+    def key_columns(self, specimens: Iterable[Specimen]) -> KeyColumns:
+        """The usable keys of ``specimens`` (:meth:`add_key`) in compact columns: what :meth:`fit` indexes."""
+        keys, seen = KeyColumns(), 0
+        for s in specimens:
+            seen += 1
+            self.add_key(keys, s)
+        if seen > len(keys):
+            log.warning("%d reference specimens without a usable barcode or any label were left out",
+                        seen - len(keys))
+        return keys
+
+    def fit(self, reference: Sequence[Specimen] | KeyColumns, calibration: Sequence[Specimen] = (),
             outliers: Sequence[Specimen] = (), progress: Callable[[str], None] | None = None) -> "DiscoveryModel":
+        """``reference``: specimens, or keys already in columns (:meth:`key_columns`, the streaming build)."""
         say = progress or (lambda msg: log.info(msg))
         t0 = time.perf_counter()
-        say(f"indexing {len(reference)} reference keys")
-        self.reference_ = self._build_reference(reference, say)
+        keys = reference if isinstance(reference, KeyColumns) else self.key_columns(reference)
+        if not len(keys):
+            raise InputError("no reference specimen has both a usable DNA barcode and a taxonomy label")
+        say(f"indexing {len(keys)} reference keys")
+        self.reference_ = self._build_reference(keys, say)
         queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
         say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out and "
             f"leave-clade-out at every rank)")

@@ -317,9 +317,6 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
     every rank. Returns the queries and, per rank, whether the reference supports learning it."""
     rng = np.random.default_rng(config.seed)
     n = len(lineages)
-    by_seq: dict[str, list[int]] = defaultdict(list)
-    for j, s in enumerate(sequences):
-        by_seq[s].append(j)
     sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
     members: list[dict[str, list[int]]] = [defaultdict(list) for _ in RANKS]
     for j, lin in enumerate(lineages):
@@ -338,15 +335,22 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
     # a few per taxon, more where the reference has few taxa (the budget spread over all of them)
     per = max(config.sim_present_per_species, config.sim_max_present // max(1, len(keys)))
     budget = config.sim_max_present
+    present: list[tuple[int, str]] = []
     for key in keys:
         if budget <= 0:
             break
         idx = groups[key]
         for j in rng.choice(idx, min(per, len(idx)), replace=False):
-            j = int(j)
-            queries.append(SimQuery(j, np.asarray(by_seq[sequences[j]], dtype=np.int64), lineages[j], "present",
-                                    f"present:{key[1]}"))
+            present.append((int(j), f"present:{key[1]}"))
             budget -= 1
+    # each present query leaves out its barcode's identical copies: found in one pass over the keys for
+    # the picked barcodes only (a dict of every barcode would hold a million strings at 1M keys)
+    copies: dict[str, list[int]] = {sequences[j]: [] for j, _ in present}
+    for j, seq in enumerate(sequences):
+        if seq in copies:
+            copies[seq].append(j)
+    for j, label in present:
+        queries.append(SimQuery(j, np.asarray(copies[sequences[j]], dtype=np.int64), lineages[j], "present", label))
     # absent at each rank: a taxon left out whole, its parent kept
     support: dict[str, dict[str, Any]] = {}
     for k, rank in enumerate(RANKS):

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from array import array
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -171,6 +172,61 @@ class StringStore(Sequence[str]):
         self._tail.extend(strings)
 
 
+class KeyColumns:
+    """Reference keys accumulated one at a time into compact columns: the streaming build's input.
+
+    Why: a million keys read as ``Specimen`` objects cost ≈ 2.3 KB each (a dict of
+    two dozen fields and a string per cell); here a key costs its barcode and
+    processid bytes, two int64 offsets and ``len(RANKS)`` int32 taxon codes, so a
+    build never holds more than that (plus one row in flight). ``columns()``
+    hands :meth:`Reference.build` the same ids, barcodes and lineages, in the
+    same order, as lists would.
+    """
+
+    def __init__(self) -> None:
+        self._ids, self._seqs = bytearray(), bytearray()
+        self._id_end, self._seq_end = array("q"), array("q")  # end offsets (8 B a key, no int objects)
+        self._codes = array("i")  # len(RANKS) taxon codes a key, -1 = blank
+        self._vocab: list[dict[str, int]] = [{} for _ in RANKS]
+
+    def __len__(self) -> int:
+        return len(self._id_end)
+
+    def append(self, processid: str, sequence: str, lineage: Lineage) -> None:
+        if len(lineage) != len(RANKS):
+            raise ValueError(f"lineage of {len(lineage)} ranks for {len(RANKS)}")
+        self._ids += processid.encode("utf-8")
+        self._id_end.append(len(self._ids))
+        self._seqs += sequence.encode("utf-8")
+        self._seq_end.append(len(self._seqs))
+        for vocab, name in zip(self._vocab, lineage):
+            self._codes.append(vocab.setdefault(name, len(vocab)) if name else -1)
+
+    def extend(self, other: "KeyColumns") -> None:
+        """Append ``other``'s keys after these (e.g. the key splits in the order they were asked for)."""
+        base_i, base_s = len(self._ids), len(self._seqs)
+        self._ids += other._ids
+        self._seqs += other._seqs
+        self._id_end.extend(e + base_i for e in other._id_end)
+        self._seq_end.extend(e + base_s for e in other._seq_end)
+        names = [{c: n for n, c in vocab.items()} for vocab in other._vocab]
+        width = len(RANKS)
+        for j, c in enumerate(other._codes):
+            vocab = self._vocab[j % width]
+            self._codes.append(vocab.setdefault(names[j % width][c], len(vocab)) if c >= 0 else -1)
+
+    def columns(self) -> tuple["StringStore", "StringStore", list[Lineage]]:
+        """(ids, barcodes, lineages): byte stores over these buffers and one shared str per taxon name."""
+        def store(data: bytearray, ends: "array[int]") -> StringStore:
+            offsets = np.zeros(len(ends) + 1, dtype=np.int64)
+            offsets[1:] = np.frombuffer(ends, dtype=np.int64)
+            return StringStore(np.frombuffer(data, dtype=np.uint8), offsets)  # a view: no copy of the barcodes
+
+        codes = np.frombuffer(self._codes, dtype=np.int32).reshape(len(self), len(RANKS))
+        vocab = {r: list(v) for r, v in zip(RANKS, self._vocab)}  # insertion order = code order
+        return store(self._ids, self._id_end), store(self._seqs, self._seq_end), decode_lineages(codes, vocab)
+
+
 def encode_lineages(lineages: Sequence[Lineage], ranks: Sequence[str] = RANKS
                     ) -> tuple[np.ndarray, dict[str, list[str]]]:
     """Lineages as int32 codes ``(n, ranks)`` (-1 = blank) and the sorted per-rank vocabulary."""
@@ -289,6 +345,8 @@ class Reference:
 
         self.index_ = built.train(self._vectors(self.embedder.embed_dna([self.sequences[int(j)] for j in take])),
                                   n_total=n, cell_sample=cell_chunks())
+        (progress or log.info)(f"trained the {self.index_.kind_} index on {len(take) + len(extra)} of {n} keys "
+                               f"in {time.perf_counter() - t:.1f}s")
         self.sketches_ = np.zeros((n, (self.embedder.dim + 7) // 8), dtype=np.uint8)
         for start in range(0, n, batch_size):
             profiles = self.embedder.embed_dna(self.sequences[start : start + batch_size])

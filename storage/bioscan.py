@@ -406,6 +406,20 @@ class BioscanDataset:
         yield from self.reader(splits, check_images=check_images)
 
 
+def iter_specimens(data: Path, splits: str | Sequence[str] | None = None, *,
+                   quarantine: list[QuarantinedRecord] | None = None) -> Iterator[Specimen]:
+    """:func:`load_specimens` one specimen at a time (a million-row reference never sits in memory as
+    Specimen objects); rows set aside are logged and appended to ``quarantine`` once the rows are read."""
+    path = find_metadata(Path(data))
+    root = Path(data) if Path(data).is_dir() else path.parent
+    reader = BioscanDataset(root, metadata=path).reader(splits, check_images=False)
+    yield from reader
+    if reader.quarantine:
+        log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine), reader.quarantine[0].message)
+        if quarantine is not None:
+            quarantine.extend(reader.quarantine)
+
+
 def load_specimens(data: Path, splits: str | Sequence[str] | None = None, *,
                    quarantine: list[QuarantinedRecord] | None = None) -> list[Specimen]:
     """The valid specimens of ``splits`` of a dataset root or metadata file: the project's one loader.
@@ -415,12 +429,4 @@ def load_specimens(data: Path, splits: str | Sequence[str] | None = None, *,
     ``storage.validation.clean_barcode``, image paths attached where the files exist); rows it
     sets aside are logged and appended to ``quarantine``, never silently dropped.
     """
-    path = find_metadata(Path(data))
-    root = Path(data) if Path(data).is_dir() else path.parent
-    reader = BioscanDataset(root, metadata=path).reader(splits, check_images=False)
-    specimens = list(reader)
-    if reader.quarantine:
-        log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine), reader.quarantine[0].message)
-        if quarantine is not None:
-            quarantine.extend(reader.quarantine)
-    return specimens
+    return list(iter_specimens(data, splits, quarantine=quarantine))

@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Collection, Iterator, Sequence
 
 import numpy as np
 
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.reference import KeyColumns
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import Specimen, resolve_splits
@@ -43,8 +44,14 @@ def load_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecor
     header is checked first, so a table without a ``split`` or ``dna_barcode``
     column fails before a byte of its rows is read.
     """
+    return list(iter_specimens(data, splits, quarantine=quarantine))
+
+
+def iter_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecord] | None = None
+                   ) -> Iterator[Specimen]:
+    """:func:`load_specimens` one at a time (the header checked before the first is yielded)."""
     from biodiscover.storage.bioscan import find_metadata, read_header
-    from biodiscover.storage.bioscan import load_specimens as load
+    from biodiscover.storage.bioscan import iter_specimens as read
 
     try:
         wanted = resolve_splits(splits)
@@ -56,7 +63,7 @@ def load_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecor
         if column not in header:
             raise InputError(f"{path}: has no {column!r} column (line 1); a reference needs labelled, split "
                              "records with barcodes (BIOSCAN-5M layout)")
-    return load(data, list(wanted), quarantine=quarantine)
+    return read(data, list(wanted), quarantine=quarantine)
 
 
 def reference_quarantine_path(out: Path) -> Path:
@@ -95,40 +102,66 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     report = progress or log_progress(log)
     say = messages(report, "reference")
     t0 = time.perf_counter()
-    by_split: dict[str, list[Specimen]] = {}
     try:
-        needed = set(resolve_splits(keys)) | set(resolve_splits(calibration)) | set(resolve_splits(outliers))
+        key_splits = resolve_splits(keys)
+        needed = set(key_splits) | set(resolve_splits(calibration))
+        if outliers:  # an empty expression means "no outliers", not every split
+            needed |= set(resolve_splits(outliers))
         if calibration_keys:
             needed |= set(resolve_splits(calibration_keys))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     qpath = reference_quarantine_path(out)
     check_output_path(qpath, what="quarantine report", force=overwrite, ours=is_quarantine_report)
+    model = DiscoveryModel(config or EngineConfig())
+    # The keys stream into compact columns (one per key split, joined in the order asked for); Specimen
+    # objects are kept only for the calibration and outlier splits, and for the keys when the image
+    # classifier will need them (a bundle with trained encoders).
+    with_images = images is True or (images is None and not overwrite and _has_encoders(out))
+    columns = {sp: KeyColumns() for sp in key_splits}
+    listed = set(resolve_splits(calibration)) | (set(resolve_splits(outliers)) if outliers else set())
+    if with_images:  # cal_keys shape the image classifier only
+        listed |= set(key_splits) | (set(resolve_splits(calibration_keys)) if calibration_keys else set())
     say(f"reading {', '.join(sorted(needed))} from {data}")
     excluded = set(exclude_processids)
     set_aside: list[QuarantinedRecord] = []
-    for s in load_specimens(data, "+".join(sorted(needed)), quarantine=set_aside):
-        if s.processid not in excluded:
-            by_split.setdefault(s.split or "", []).append(s)
+    by_split: dict[str, list[Specimen]] = {}
+    n_key_rows = 0
+    for s in iter_specimens(data, "+".join(sorted(needed)), quarantine=set_aside):
+        if s.processid in excluded:
+            continue
+        split = s.split or ""
+        if split in columns:
+            n_key_rows += 1
+            model.add_key(columns[split], s)
+        if split in listed:
+            by_split.setdefault(split, []).append(s)
     if quarantine is not None:
         quarantine.extend(set_aside)
 
     def pick(expr: str) -> list[Specimen]:
         return [s for sp in resolve_splits(expr) for s in by_split.get(sp, [])]
 
-    ref, cal = pick(keys), pick(calibration)
-    if not ref:
+    if not n_key_rows:
         raise InputError(f"{data}: no specimens in the key splits {keys!r}")
+    ref_keys = columns[key_splits[0]]
+    for sp in key_splits[1:]:
+        ref_keys.extend(columns.pop(sp))
+    if n_key_rows > len(ref_keys):
+        log.warning("%d reference specimens without a usable barcode or any label were left out",
+                    n_key_rows - len(ref_keys))
+    ref = pick(keys) if with_images else []
+    cal = pick(calibration)
     if not cal:
         say(f"no specimens in the calibration splits {calibration!r}: the naming model learns from the "
             "reference alone (simulated queries)")
     out_l = sample(pick(outliers), max_outliers, seed) if outliers else []
-    cal_keys = pick(calibration_keys) if calibration_keys else None
-    # the DNA engine simulates absence from the keys themselves; cal_keys only shapes the image classifier
-    model = DiscoveryModel(config or EngineConfig()).fit(ref, cal, out_l, progress=say)
+    cal_keys = pick(calibration_keys) if calibration_keys and with_images else None
+    model.fit(ref_keys, cal, out_l, progress=say)
+    del columns, ref_keys
     fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
                    "calibration_keys": calibration_keys, "outliers": outliers, "max_outliers": max_outliers,
-                   "seed": seed, "n_keys": len(ref), "n_calibration": len(cal), "n_outliers": len(out_l)}
+                   "seed": seed, "n_keys": n_key_rows, "n_calibration": len(cal), "n_outliers": len(out_l)}
     if excluded:
         fingerprint["excluded_processids"] = len(excluded)
     model.save(out, fingerprint=fingerprint, overwrite=overwrite)
@@ -146,9 +179,9 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
 
 def _has_encoders(bundle_dir: Path) -> bool:
     from biodiscover.encoders.embed import WEIGHTS_NAME
-    from biodiscover.storage.bundle import Bundle
+    from biodiscover.storage.bundle import MANIFEST, Bundle
 
-    return WEIGHTS_NAME in Bundle.open(bundle_dir).names("weights")
+    return (Path(bundle_dir) / MANIFEST).is_file() and WEIGHTS_NAME in Bundle.open(bundle_dir).names("weights")
 
 
 def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Sequence[Specimen],

@@ -1,0 +1,101 @@
+"""The streaming reference build (issue 13): keys read row by row into compact columns give the very
+reference, index and naming that fitting the same specimens held as objects gives, whatever the chunk size."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.index import IndexConfig
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.reference import KeyColumns, StringStore
+from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
+from biodiscover.workflows.reference import build_reference, load_specimens, sample
+from fixtures.discovery import make_world
+
+KEYS, CALIBRATION, OUTLIERS = "train+val", "val_unseen", "other_heldout"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A BIOSCAN-layout CSV whose rows are shuffled, so the two key splits interleave in the file."""
+    path = tmp_path_factory.mktemp("ds") / "metadata.csv"
+    rows = []
+    for split, specs in make_world(seed=11).items():
+        for s in specs:
+            row = {k: ("" if v is None else v) for k, v in s.to_row().items()}
+            row.update(phylum="Arthropoda", **{"class": "Insecta"}, split=split, inferred_ranks=0)
+            rows.append(row)
+    rows.append({**rows[0], "processid": "NOLABEL1", "order": "", "family": "", "genus": "", "species": "",
+                 "split": "train"})  # a key row that cannot be a key: left out on both paths
+    order = np.random.default_rng(0).permutation(len(rows))
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
+        w.writeheader()
+        w.writerows(rows[i] for i in order)
+    return path
+
+
+def _config(batch_size: int) -> EngineConfig:
+    # ivfsq with a projection and few cells: training sample, cell sample and chunked adds all take part
+    index = IndexConfig(kind="ivfsq", project_dim=24, ivf_nlist=4, ivf_nprobe=2, train_size=60)
+    return EngineConfig(kmer=KmerConfig(ks=(5,)), index=index, n_search=40, max_candidates=15,
+                        batch_size=batch_size)
+
+
+def test_key_columns_hold_what_lists_hold() -> None:
+    world = make_world(seed=2)
+    a, b = world["train"], world["val"]
+    model = DiscoveryModel()
+    first, second = KeyColumns(), KeyColumns()
+    for s in a:
+        assert model.add_key(first, s)
+    assert not model.add_key(second, Specimen(processid="X", dna_barcode="ACGT", genus="G"))  # too short
+    for s in b:
+        model.add_key(second, s)
+    first.extend(second)
+    ids, seqs, lineages = first.columns()
+    want = a + b
+    assert isinstance(ids, StringStore) and len(ids) == len(want) == len(first)
+    assert list(ids) == [s.processid for s in want]
+    assert list(seqs) == [s.dna_barcode for s in want]
+    assert lineages == [tuple(getattr(s, r) or None for r in RANKS) for s in want]
+    # one str object per taxon name, not one per key
+    assert len({id(lin[RANKS.index("genus")]) for lin in lineages}) == len({s.genus for s in want})
+
+
+@pytest.fixture(scope="module")
+def unstreamed(dataset) -> DiscoveryModel:
+    """The path before streaming: every split read as Specimen objects, keys in the order the splits are
+    named, one chunk for everything."""
+    by_split = {sp: load_specimens(dataset, sp) for sp in ("train", "val", "val_unseen", "other_heldout")}
+    keys = by_split["train"] + by_split["val"]
+    return DiscoveryModel(_config(4096)).fit(keys, by_split["val_unseen"], sample(by_split["other_heldout"], 25, 0))
+
+
+@pytest.mark.parametrize("batch_size", [7, 4096])
+def test_streaming_build_equals_fitting_the_specimens(dataset, unstreamed, tmp_path, batch_size) -> None:
+    """Streamed keys in chunks of 7 (embedding, sketches, index adds, searches) or in one chunk: the
+    same keys in the same order, the same sketches, index hits, naming model and triage."""
+    built = build_reference(dataset, tmp_path / "bundle", keys=KEYS, calibration=CALIBRATION,
+                            outliers=OUTLIERS, max_outliers=25, config=_config(batch_size))
+    want = unstreamed
+    n_key_rows = len(load_specimens(dataset, KEYS))
+    assert len(built.reference_) == n_key_rows - 1  # the unlabelled row left out
+    assert list(built.ref_ids_) == list(want.ref_ids_)
+    assert list(built.ref_seqs_) == list(want.ref_seqs_)
+    assert built.ref_lineages_ == want.ref_lineages_
+    assert built.index_.kind_ == "ivfsq"
+    np.testing.assert_array_equal(np.asarray(built.reference_.sketches_), np.asarray(want.reference_.sketches_))
+    q = list(want.ref_seqs_)[:30]
+    np.testing.assert_array_equal(built.reference_.search(q, 10)[1], want.reference_.search(q, 10)[1])
+    assert built.naming_.to_dict() == want.naming_.to_dict()
+    queries = load_specimens(dataset, "test+test_unseen")
+    expected = [r.to_dict() for r in want.triage(queries)]
+    assert [r.to_dict() for r in built.triage(queries)] == expected
+    # and what was saved is what was built
+    assert [r.to_dict() for r in DiscoveryModel.load(tmp_path / "bundle").triage(queries)] == expected
