@@ -73,8 +73,11 @@ Lineage = tuple[str | None, ...]  # over RANKS
 #: queries re-ranked together (bounds the gathered sketch block: 128 × pool × dim/8 bytes)
 _RERANK_BLOCK = 128
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
-#: a chunk needs this many queries before its alignments are spread over worker processes
-_PARALLEL_MIN_QUERIES = 256
+#: a chunk needs this many distinct (query, candidate) alignments (~2 s of edlib) before they are spread
+#: over worker processes: forking a loaded engine costs ~0.5 s of CPU (copy-on-write of the parent's
+#: heap, pickled jobs), more than it saves below that (on the SINTAX set's 62k alignments, 2 workers
+#: took 0.5 s more CPU and, at load 11, 2.5 s more wall than one; benchmarks/RESULTS-scale.md)
+PARALLEL_MIN_PAIRS = 100_000
 #: the reference forked align workers read (set in the parent just before the fork)
 _FORKED: dict[str, Any] = {}
 
@@ -285,6 +288,8 @@ class Reference:
         self.batch_size = batch_size
         #: processes computing exact identities (None: ``align_workers_default()``; 1: in this process)
         self.align_workers = align_workers
+        #: distinct alignments a chunk needs before they go to worker processes
+        self.parallel_min_pairs = PARALLEL_MIN_PAIRS
         #: what the index holds and is queried with: ``presence`` (unit k-mer presence, approximating the
         #: sketch cosine that re-ranks its hits) or ``profile`` (the k-mer profile: format-1 references)
         self.index_vectors = "presence" if self.index_config.sketch_rerank else "profile"
@@ -593,7 +598,7 @@ class Reference:
             unique = self._identities([queries[i] for i in first], [cands[i] for i in first])
             return [unique[r].copy() for r in which]
         workers = self.align_workers or align_workers_default()
-        if (workers <= 1 or len(queries) < _PARALLEL_MIN_QUERIES
+        if (workers <= 1 or sum(len(c) for c in cands) < self.parallel_min_pairs
                 or "fork" not in multiprocessing.get_all_start_methods()):
             return candidate_identities(queries, cands, self.sequences)
         if self._pool is None or self._pool_size != workers:

@@ -171,6 +171,7 @@ def test_identities_in_worker_processes_equal_in_process(world) -> None:
     assert len(queries) == 300
     one = Reference.align(ref, queries, *ref.search(queries, 30), per_taxon=2, max_candidates=10)
     ref.align_workers = 2
+    ref.parallel_min_pairs = 1000  # 3,000 alignments here; a real chunk needs PARALLEL_MIN_PAIRS
     try:
         two = ref.align(queries, *ref.search(queries, 30), per_taxon=2, max_candidates=10)
         assert ref._pool is not None  # the worker pool was used
