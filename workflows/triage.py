@@ -211,7 +211,6 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``level``: P(right) a rank needs to be named (default: the bundle's), recorded with the run.
     """
     from biodiscover.storage.collections import check_input, read_collection
-    from biodiscover.storage.db.ingest import file_checksum
     from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for
 
     for given in (input_path, images):
@@ -271,6 +270,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if db is not None:
             t = time.perf_counter()
             say("ingest", 0, len(specimens))
+            from biodiscover.storage.db.ingest import file_checksum  # storage.db: only with a database (~1 s CPU)
+
             checksum = file_checksum(Path(input_path), images) if input_path and Path(input_path).is_file() else None
             ingested = db.ingest(specimens, collection=name, source=input_path, checksum=checksum,
                                  quarantine=read.quarantine, quarantine_file=qtarget, force=force)
