@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +111,25 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.Complete
         return subprocess.CompletedProcess(list(args), code, out.out, out.err)
 
     return call
+
+
+@pytest.fixture(scope="module")
+def review_template(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A review database filled by discovery (built once per test module; never written by a test)."""
+    from fixtures.review_db import build_review_db
+
+    root = tmp_path_factory.mktemp("tui-review")
+    return build_review_db(root / "review.sqlite", images_dir=root / "images")
+
+
+@pytest.fixture
+def review_db(review_template: Any, tmp_path: Path) -> Path:
+    """A private copy of the template database (the template is closed, so copying is safe)."""
+    import shutil
+
+    dest = tmp_path / "review.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(review_template.path) + suffix)
+        if src.exists():
+            shutil.copy(src, Path(str(dest) + suffix))
+    return dest

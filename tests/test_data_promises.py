@@ -27,7 +27,7 @@ import pytest
 
 from biodiscover.storage.db import Database, check_database
 from biodiscover.storage.records import BIOSCAN_COLUMNS, Specimen
-from fixtures.discovery import make_world
+from fixtures.discovery import make_world, write_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -89,13 +89,7 @@ def corrupt_middle(path: Path, seed: int = 0) -> None:
 @pytest.fixture(scope="module")
 def world_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("world")
-    (root / "metadata").mkdir()
-    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
-        writer.writeheader()
-        for split, specimens in make_world(seed=5).items():
-            for s in specimens:
-                writer.writerow({k: ("" if v is None else v) for k, v in s.to_row().items()} | {"split": split})
+    write_metadata(root, make_world(seed=5))
     return root
 
 

@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 
-from biodiscover.storage.records import BIOSCAN_COLUMNS
-from fixtures.discovery import make_world
+from fixtures.discovery import make_world, write_metadata
 from biodiscover.cli.main import main
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("ds")
-    (root / "metadata").mkdir()
     world = make_world(seed=5)
-    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
-        w.writeheader()
-        for split, specs in world.items():
-            for s in specs:
-                row = {k: ("" if v is None else v) for k, v in s.to_row().items()}
-                row.update(phylum="Arthropoda", **{"class": "Insecta"}, split=split, inferred_ranks=0)
-                w.writerow(row)
+    write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
     # a new collection: FASTA of test + test_unseen, plus one bad record
     with (root / "collection.fasta").open("w") as fh:
         for s in world["test"] + world["test_unseen"]:

@@ -25,9 +25,8 @@ from pathlib import Path
 import pytest
 
 from biodiscover.cli.main import main
-from biodiscover.storage.records import BIOSCAN_COLUMNS
 from biodiscover.storage.safetext import FORMULA_PREFIXES, control_characters
-from fixtures.discovery import make_world
+from fixtures.discovery import make_world, write_metadata
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 REPO = HOSTILE.parent.parent
@@ -96,13 +95,7 @@ def _assert_outputs_inert(folder: Path, inputs: set[Path]) -> None:
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DNA reference bundle built from a small generated world (seconds)."""
     root = tmp_path_factory.mktemp("world")
-    (root / "metadata").mkdir()
-    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
-        writer.writeheader()
-        for split, specimens in make_world(seed=5).items():
-            for s in specimens:
-                writer.writerow({k: ("" if v is None else v) for k, v in s.to_row().items()} | {"split": split})
+    write_metadata(root, make_world(seed=5))
     out = tmp_path_factory.mktemp("bundle") / "bundle"
     assert main(["build-reference", "--data", str(root), "--out", str(out), "--keys", "train",
                  "--max-outliers", "40", "--quiet"]) == 0

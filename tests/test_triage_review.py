@@ -4,7 +4,6 @@ collection is triaged again. Real CLI, real bundle, real SQLite file."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -12,23 +11,14 @@ import pytest
 
 from biodiscover.cli.main import main
 from biodiscover.storage.db import Database
-from biodiscover.storage.records import BIOSCAN_COLUMNS
-from fixtures.discovery import make_world
+from fixtures.discovery import make_world, write_metadata
 
 
 @pytest.fixture(scope="module")
 def world_and_bundle(tmp_path_factory) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("ds")
-    (root / "metadata").mkdir()
     world = make_world(seed=7)
-    with (root / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(BIOSCAN_COLUMNS))
-        w.writeheader()
-        for split, specs in world.items():
-            for s in specs:
-                row = {k: ("" if v is None else v) for k, v in s.to_row().items()}
-                row.update(phylum="Arthropoda", **{"class": "Insecta"}, split=split, inferred_ranks=0)
-                w.writerow(row)
+    write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
     with (root / "collection.fasta").open("w") as fh:
         for s in world["test"] + world["test_unseen"]:
             fh.write(f">{s.processid}|x\n{s.dna_barcode}\n")

@@ -8,19 +8,15 @@ the app posted.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from biodiscover.storage.db import Database
-from fixtures.review_db import ReviewFixture, build_review_db
+from fixtures.tui_pilot import asynctest, notes, settle
 from textual.widgets import Input
-from textual.worker import WorkerCancelled
 
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.detail import DetailScreen
@@ -34,47 +30,6 @@ from biodiscover.tui.widgets.image_panel import ImagePanel
 from biodiscover.tui.widgets.proposal_table import ProposalTable
 
 SIZE = (80, 24)
-
-
-def asynctest(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Run an async test with asyncio.run (no async pytest plugin is installed); fixtures still resolve."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> ReviewFixture:
-    root = tmp_path_factory.mktemp("tui-template")
-    return build_review_db(root / "review.sqlite", images_dir=root / "images")
-
-
-@pytest.fixture
-def review_db(template: ReviewFixture, tmp_path: Path) -> Path:
-    """A private copy of the template database (the template is closed, so copying is safe)."""
-    dest = tmp_path / "review.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(str(template.path) + suffix)
-        if src.exists():
-            shutil.copy(src, Path(str(dest) + suffix))
-    return dest
-
-
-async def settle(pilot, rounds: int = 3) -> None:
-    """Let thread workers finish and their results reach the screen."""
-    for _ in range(rounds):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:  # an exclusive worker replaced by a newer one: expected
-            pass
-        await pilot.pause()
-
-
-def notes(app: ReviewApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 def log_of(db: Database, proposal_id: int) -> list[dict[str, Any]]:

@@ -1,20 +1,17 @@
 """Issue 15, item by item: the review a taxonomist needs, on a real database under Textual's Pilot.
 
 Each test presses keys in the real :class:`~biodiscover.tui.app.ReviewApp` on a
-SQLite file filled by discovery and the storage API (:mod:`tests.tui_fixtures`),
+SQLite file filled by discovery and the storage API (:mod:`fixtures.review_db`),
 then asserts what the database holds and what the screen says.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import shutil
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import pytest
-from textual.worker import WorkerCancelled
 
 from biodiscover.discovery.proposals import recompute_evidence
 from biodiscover.storage.db import Database
@@ -27,46 +24,10 @@ from biodiscover.tui.screens.taxonomy import TaxonomyScreen
 from biodiscover.tui.widgets.dna_panel import DnaPanel
 from biodiscover.tui.widgets.image_panel import ImagePanel
 from biodiscover.tui.widgets.proposal_table import ProposalTable
-from fixtures.review_db import ReviewFixture, build_review_db, partial_barcode_db
+from fixtures.review_db import partial_barcode_db
+from fixtures.tui_pilot import asynctest, notes, settle
 
 SIZE = (80, 24)
-
-
-def asynctest(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> ReviewFixture:
-    root = tmp_path_factory.mktemp("tui-review")
-    return build_review_db(root / "review.sqlite", images_dir=root / "images")
-
-
-@pytest.fixture
-def review_db(template: ReviewFixture, tmp_path: Path) -> Path:
-    dest = tmp_path / "review.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        src = Path(str(template.path) + suffix)
-        if src.exists():
-            shutil.copy(src, Path(str(dest) + suffix))
-    return dest
-
-
-async def settle(pilot, rounds: int = 4) -> None:
-    for _ in range(rounds):
-        try:
-            await pilot.app.workers.wait_for_complete()
-        except WorkerCancelled:
-            pass
-        await pilot.pause()
-
-
-def notes(app: ReviewApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
 
 
 def make_app(path: Path, reviewer: str | None = "ana", **kw: Any) -> tuple[ReviewApp, Database]:
