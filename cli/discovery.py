@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, describe, no_progress
+
+if TYPE_CHECKING:
+    from biodiscover.storage.validation import QuarantinedRecord
 
 
 def _progress(quiet: bool) -> Progress:
@@ -146,7 +149,7 @@ def register(app: typer.Typer) -> None:
         from biodiscover.discovery.naming import NamingConfig, describe_support, describe_expected
         from biodiscover.workflows.reference import build_reference, reference_quarantine_path
 
-        set_aside: list = []
+        set_aside: list[QuarantinedRecord] = []
         config = dataclasses.replace(EngineConfig(), naming=NamingConfig(level=level))
         model = build_reference(data, out, keys=keys, calibration=calibration,
                                 calibration_keys=calibration_keys or None, outliers=outliers,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Optional, cast
+from typing import TYPE_CHECKING, Callable, Literal, Optional, cast
 
 import typer
 
@@ -17,9 +17,13 @@ from biodiscover.workflows.export import FORMATS
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
+    from rich.table import Table
+
+    from biodiscover.workflows.batch import BatchEvent
+    from biodiscover.workflows.demo import DemoSummary
 
 
-def export_command():  # -> the typer callback of ``export``
+def export_command() -> Callable[..., None]:  # the typer callback of ``export``
     """The ``export`` verb, built now so its help lists the formats registered now (see
     ``workflows.export.formats``: a new format shows up here with no edit to this module)."""
 
@@ -106,7 +110,7 @@ class _RichProgress:
         self._overall: TaskID | None = None
         self._stage: TaskID | None = None
 
-    def __call__(self, event) -> None:  # workflows.batch.BatchEvent
+    def __call__(self, event: BatchEvent) -> None:
         if event.kind == "batch_start":
             self._overall = self._p.add_task("collections", total=event.total)
         elif event.kind == "stage":
@@ -195,7 +199,7 @@ class _StageProgress:
         self._p.stop()
 
 
-def demo_tables(summary) -> list:  # workflows.demo.DemoSummary -> list[rich.table.Table]
+def demo_tables(summary: DemoSummary) -> list[Table]:
     """The demo's score against the synthetic truth as tables a person reads at a glance."""
     from rich.table import Table
 

@@ -99,7 +99,7 @@ class TaxonomyScreen(Screen[None]):
             self._add(tnode, child)
 
     @on(Tree.NodeExpanded)
-    def _expanded(self, event: Tree.NodeExpanded) -> None:
+    def _expanded(self, event: Tree.NodeExpanded[int]) -> None:
         self._fill(event.node)
 
     def _graph(self) -> TaxonomyGraph:

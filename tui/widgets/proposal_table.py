@@ -87,7 +87,7 @@ def row_cells(p: Any, widths: dict[str, int] | None = None) -> list[Any]:
     ]
 
 
-class ProposalTable(DataTable):
+class ProposalTable(DataTable[Any]):
     """A ``DataTable`` over one page; ``rows`` keeps the summaries in display order."""
 
     class PageRequest(Message):
