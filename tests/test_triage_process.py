@@ -17,6 +17,7 @@ from biodiscover.cli.main import main
 rc = main(sys.argv[1:])
 mods = set(sys.modules)
 print(json.dumps({"rc": rc, "torch": "torch" in mods, "lightning": "lightning" in mods,
+                  "database": "biodiscover.storage.db" in mods or "sqlalchemy" in mods,
                   "encoders": sorted(m for m in mods if m.startswith("biodiscover.encoders"))}))
 """
 
@@ -33,5 +34,13 @@ def test_dna_only_triage_never_imports_torch_or_encoders(tmp_path: Path) -> None
                            str(tmp_path / "r.jsonl"), "-q"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert seen == {"rc": 0, "torch": False, "lightning": False, "encoders": []}, seen
+    assert seen == {"rc": 0, "torch": False, "lightning": False, "database": True, "encoders": []}, seen
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == len(world["test"]) + len(world["test_unseen"])
+    # results only: the database layer (SQLAlchemy, Alembic: ~1 s of CPU) is not even imported
+    proc = subprocess.run([sys.executable, "-c", PROBE, "triage", "--input", str(fasta), "--model",
+                           str(tmp_path / "bundle"), "--results", str(tmp_path / "r2.jsonl"), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"rc": 0, "torch": False, "lightning": False, "database": False, "encoders": []}, seen
+    assert (tmp_path / "r2.jsonl").read_text() == (tmp_path / "r.jsonl").read_text()
