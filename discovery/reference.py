@@ -444,7 +444,12 @@ class Reference:
                     continue
             for start in range(0, len(rows), self.batch_size):
                 part = rows[start : start + self.batch_size]
-                profiles = self.embedder.embed_dna([sequences[i] for i in part])
+                # identical barcodes (a third of a real collection's rows) are searched once
+                distinct = {str(sequences[i] or ""): 0 for i in part}
+                for n, seq in enumerate(distinct):
+                    distinct[seq] = n
+                again = np.array([distinct[str(sequences[i] or "")] for i in part], dtype=np.int64)
+                profiles = self.embedder.embed_dna(list(distinct))
                 remote = self.remote_search is not None and allowed is None
                 if rerank and self.index_.exact and self.index_vectors == "presence" and not remote:
                     # the flat index would score every key by this very similarity, in floats
@@ -454,6 +459,7 @@ class Reference:
                     s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)  # type: ignore[misc]
                     if rerank:
                         s, p = self._rerank(sketch(profiles), p, k + extra)
+                s, p = s[again], p[again]
                 if extra:
                     # a "keys" group: every exclusion in it is an array of key positions
                     s, p = _drop_positions(s, p, [np.asarray(exclude[i]) for i in part if exclude is not None], k)

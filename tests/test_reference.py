@@ -86,6 +86,22 @@ def test_exact_search_from_the_sketches_equals_reranking_every_key(world) -> Non
     np.testing.assert_array_equal(pos, ref._sketch_search(sk, 30, allowed)[1])
 
 
+@pytest.mark.parametrize("index", [dict(kind="flat"), dict(kind="ivfsq", project_dim=32, ivf_nlist=4, ivf_nprobe=2)])
+def test_repeated_barcodes_are_searched_once_with_each_rows_own_exclusion(world, index) -> None:
+    """Identical barcodes in one call share one search; each row still gets its own exclusion."""
+    ref = _ref(world, **index)
+    q = world["queries"][:4]
+    s1, p1 = ref.search(q, 12)
+    s3, p3 = ref.search(q * 3, 12)
+    np.testing.assert_array_equal(p3, np.tile(p1, (3, 1)))
+    np.testing.assert_array_equal(s3, np.tile(s1, (3, 1)))
+    # the same barcode twice, each leaving out a different key (a leave-one-barcode-out query's copies)
+    drop = [np.array([p1[0, 0]]), np.array([p1[0, 1]])]
+    _s, pd_ = ref.search([q[0], q[0]], 12, exclude=drop)
+    assert p1[0, 0] not in pd_[0] and p1[0, 1] in pd_[0]
+    assert p1[0, 1] not in pd_[1] and p1[0, 0] in pd_[1]
+
+
 def test_ties_go_to_the_lower_position(world) -> None:
     """Identical barcodes tie; the order must not depend on the index (shards, IVF cells)."""
     seqs = world["seqs"][:5] * 3  # every barcode three times
