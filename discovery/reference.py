@@ -455,8 +455,8 @@ class Reference:
                     # the flat index would score every key by this very similarity, in floats
                     s, p = self._sketch_search(sketch(profiles), k + extra, allowed)
                 else:
-                    search = self.remote_search if remote else self.index_.search
-                    s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)  # type: ignore[misc]
+                    search = self.remote_search if remote and self.remote_search is not None else self.index_.search
+                    s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)
                     if rerank:
                         s, p = self._rerank(sketch(profiles), p, k + extra)
                 s, p = s[again], p[again]
@@ -489,6 +489,7 @@ class Reference:
         for start in range(0, len(q), block):
             qb = q[start : start + block]
             ham = np.empty((len(qb), n), dtype=np.int32)
+            # why the ignore: faiss ships its own stubs (faiss/__init__.pyi) and they omit the SWIG hammings
             faiss.hammings(faiss.swig_ptr(qb), faiss.swig_ptr(keys), len(qb), n, width,  # type: ignore[attr-defined]
                            faiss.swig_ptr(ham))
             inter = (qbits[start : start + len(qb), None].astype(np.int64) + key_bits[None, :] - ham) // 2

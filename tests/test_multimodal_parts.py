@@ -146,7 +146,7 @@ def test_config_refuses_impossible_settings_and_round_trips() -> None:
                          ({"image_weight": 0.0, "dna_weight": 0.0}, "not both 0"),
                          ({"dna_weight": -1.0}, "must be >= 0")):
         with pytest.raises(ValueError, match=message):
-            CrossModalConfig(**bad)  # type: ignore[arg-type]
+            CrossModalConfig(**bad)
     cfg = CrossModalConfig(k=7, index=IndexConfig(kind="flat"))
     assert CrossModalConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.target("species") == 0.02 and cfg.target("genus") == 0.05 and cfg.target("order") == 0.05

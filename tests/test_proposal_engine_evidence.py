@@ -8,6 +8,8 @@ whose answer is known; the clustering and alignment underneath are the real ones
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -45,8 +47,8 @@ def test_novel_parent_is_the_deepest_confident_rank_above_species() -> None:
     assert novel_parent(_result("a", [None] * 5, "order")) is None
 
 
-def _proposal(evidence: Evidence | None = None, **kw: object) -> CandidateProposal:
-    return CandidateProposal(members=("m1", "m2", "m3"), evidence=evidence or Evidence(size=3), **kw)  # type: ignore[arg-type]
+def _proposal(evidence: Evidence | None = None, **kw: Any) -> CandidateProposal:
+    return CandidateProposal(members=("m1", "m2", "m3"), evidence=evidence or Evidence(size=3), **kw)
 
 
 def test_parent_lineage_comes_from_the_engine_down_to_the_parent_rank_only() -> None:
