@@ -552,13 +552,16 @@ def main(argv: list[str] | None = None) -> int:
         if not csv.exists():
             t = time.perf_counter()
             make_synthetic(args.data, args.keys, csv, args.queries)
+            log.info("wrote %s in %.0f s", csv, time.perf_counter() - t)
         if args.only_data:
             print(f"wrote {csv}")
             return 0
-            log.info("wrote %s in %.0f s", csv, time.perf_counter() - t)
         queries = args.work / "queries.csv"
-        pd.read_csv(csv, dtype=str, keep_default_na=False).query("split == 'test'")[
-            ["processid", "dna_barcode"]].to_csv(queries, index=False)
+        # the test rows, read in chunks (the whole 1M-row table in pandas would take GBs in this process)
+        parts = [c[c.split == "test"][["processid", "dna_barcode"]]
+                 for c in pd.read_csv(csv, dtype=str, keep_default_na=False, chunksize=100_000,
+                                      usecols=["processid", "dna_barcode", "split"])]
+        pd.concat(parts).to_csv(queries, index=False)
         bundle = args.work / "bundle"
         if bundle.exists():
             shutil.rmtree(bundle)
