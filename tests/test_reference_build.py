@@ -99,3 +99,14 @@ def test_streaming_build_equals_fitting_the_specimens(dataset, unstreamed, tmp_p
     assert [r.to_dict() for r in built.triage(queries)] == expected
     # and what was saved is what was built
     assert [r.to_dict() for r in DiscoveryModel.load(tmp_path / "bundle").triage(queries)] == expected
+
+
+def test_images_asked_for_without_encoders_is_one_clear_error(dataset, tmp_path) -> None:
+    """The path that keeps key specimens as objects (the image classifier needs their image paths) still
+    fits, then says what is missing instead of fitting images from nothing."""
+    from biodiscover.storage.errors import InputError
+
+    with pytest.raises(InputError, match="no trained encoders in the bundle"):
+        build_reference(dataset, tmp_path / "bundle", keys=KEYS, calibration=CALIBRATION, outliers="",
+                        config=_config(4096), images=True)
+    assert DiscoveryModel.load(tmp_path / "bundle").index_.kind_ == "ivfsq"  # the DNA engine was saved first
