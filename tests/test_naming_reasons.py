@@ -1,0 +1,64 @@
+"""The reviewer's sentence for a specimen the naming walk stopped above species (``TriageResult.reason``,
+``NamingModel.why_not_named``): which rank failed, its identity, P(right) against the level and P(absent), and
+what made it doubtful. The review screen shows it as "not named because"; nothing else checked its content.
+
+The world is the naming tests' generated one (every rank, absent species in every genus); what is asserted is
+how the sentence agrees with the call it explains, not the model's numbers.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.naming import NamingConfig
+from biodiscover.storage.records import RANKS
+from fixtures.discovery import make_tree_world
+
+CFG = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=80, max_candidates=30, naming=NamingConfig(min_leaf=10))
+HEAD = re.compile(r"^(?P<rank>\w+) (?P<label>.+?) at (?P<identity>[\d.]+)% identity: P\(right\) (?P<p>[\d.]+) "
+                  r"below the level (?P<level>[\d.]+), P\(absent from the reference\) (?P<absent>[\d.]+)(?P<rest>.*)$")
+
+
+@pytest.fixture(scope="module")
+def triaged() -> dict[str, list]:
+    world = make_tree_world(seed=0, families=2, genera=3, species=4)
+    model = DiscoveryModel(CFG).fit(world["keys"])
+    return {"level": model.config.naming.level,
+            "known": model.triage(world["known"]), "absent": model.triage(world["absent_species"])}
+
+
+def test_a_specimen_named_to_species_carries_no_reason(triaged: dict[str, list]) -> None:
+    named = [r for r in triaged["known"] if r.deepest_rank == "species"]
+    assert len(named) >= 0.9 * len(triaged["known"])
+    assert all(r.reason is None for r in named)
+
+
+def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str, list]) -> None:
+    level = triaged["level"]
+    stopped = [r for r in triaged["absent"] if r.deepest_rank != "species" and r.labels.get("species")]
+    assert len(stopped) >= 0.8 * len(triaged["absent"])
+    for r in stopped:
+        assert r.reason, r
+        m = HEAD.match(r.reason)
+        assert m, r.reason
+        rank = m["rank"]
+        # the first rank of the walk that fell below the level, with the call's own label and numbers
+        deepest = -1 if r.deepest_rank is None else RANKS.index(r.deepest_rank)
+        assert RANKS.index(rank) > deepest
+        assert m["label"] == r.labels[rank]
+        assert float(m["p"]) == pytest.approx(r.confidence[rank], abs=0.005) and r.confidence[rank] < level
+        assert float(m["level"]) == pytest.approx(level)
+        assert float(m["absent"]) == pytest.approx(r.p_absent[rank], abs=0.005)
+        assert float(m["identity"]) == pytest.approx(100 * r.identity, abs=0.05)
+        for part in filter(None, m["rest"].split("; ")):
+            assert re.match(r"^(.+ lies within [\d.]+%|farther than .+'s own members lie from each other "
+                            r"\(≈[\d.]+%\)|only \d+ informative bases shared with the best key)$", part), part
+    # most of these absent species stop at species itself, with their sister species as the label
+    at_species = [r for r in stopped if r.reason.startswith("species ")]
+    assert len(at_species) >= 0.5 * len(stopped)
+    # what made it doubtful is said for most of them: a close rival or a distance beyond the species' spread
+    assert sum(";" in r.reason for r in at_species) >= 0.5 * len(at_species)
