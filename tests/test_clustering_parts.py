@@ -216,3 +216,18 @@ def test_cosine_distances_and_mds_dimensions() -> None:
     assert coords.shape == (4, 1)
     assert np.abs(np.abs(coords[:, 0] - coords[0, 0]) - pts).max() < 1e-9
     assert mds.transform(dist[[2]]) == pytest.approx(coords[[2]])
+
+
+def test_a_late_copy_of_a_member_joins_with_both_opinions() -> None:
+    """``predict``: a specimen identical to a fitted member joins its candidate with the mean of the calibrated
+    P(same species) and HDBSCAN's ``approximate_predict`` strength, both near 1; a stranger joins nothing."""
+    seqs, truth = _species(2, 6, seed=14)
+    gap = _gap(coef=-300.0, intercept=9.0)  # P(same) = 0.9999 at distance 0, 0.5 at 3 %
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03), gap).fit(BarcodeDistances(seqs))
+    assert clustering_scores(truth, cl.labels_)["ami"] == pytest.approx(1.0)
+    labels, probs = cl.predict(BarcodeDistances([seqs[0], seqs[7]]))
+    assert labels.tolist() == [cl.labels_[0], cl.labels_[7]]
+    p_same = float(gap.same_species_proba(0.0))
+    # HDBSCAN places the copy of member 0 in its cluster: the mean of both opinions is well above p_same / 2,
+    # what the calibrated probability alone would give (the copy of member 7 gets no HDBSCAN strength here)
+    assert probs[0] > 0.5 * p_same + 0.25 and probs[1] >= 0.5 * p_same - 1e-9 and (probs <= 1.0).all()

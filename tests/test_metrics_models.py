@@ -95,3 +95,15 @@ def test_json_boosting_constant_without_two_classes_and_its_checks() -> None:
     for broken, message in bad_cases:
         with pytest.raises(ValueError, match=message):
             JsonBoosting.from_dict({**state, "trees": [broken]})
+
+
+def test_noise_labels_are_each_their_own_cluster() -> None:
+    """HDBSCAN's -1 is no cluster: three noise specimens of one species are three singletons, not a match."""
+    from biodiscover.discovery.metrics import hungarian_accuracy, split_merge_rates
+
+    y_true, y_pred = ["A", "A", "A", "B"], [-1, -1, -1, 0]
+    assert hungarian_accuracy(y_true, y_pred, noise_label=-1)["all"] == pytest.approx(0.5)
+    assert hungarian_accuracy(y_true, y_pred)["all"] == pytest.approx(1.0)  # -1 read as one cluster
+    rates = split_merge_rates(y_true, y_pred, noise_label=-1)
+    assert (rates["split_rate"], rates["n_clusters"], rates["exact_rate"]) == (1.0, 4, 0.5)
+    assert split_merge_rates(y_true, y_pred)["split_rate"] == 0.0
