@@ -57,8 +57,12 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
         for part in filter(None, m["rest"].split("; ")):
             assert re.match(r"^(.+ lies within [\d.]+%|farther than .+'s own members lie from each other "
                             r"\(≈[\d.]+%\)|only \d+ informative bases shared with the best key)$", part), part
+            rival = re.match(r"^(?P<other>.+) lies within (?P<gap>[\d.]+)%$", part)
+            if rival:  # a rival label of the same rank, closer than 1.5 points of identity to the best key
+                assert rival["other"] != m["label"] and float(rival["gap"]) <= 1.5
     # most of these absent species stop at species itself, with their sister species as the label
     at_species = [r for r in stopped if r.reason.startswith("species ")]
     assert len(at_species) >= 0.5 * len(stopped)
     # what made it doubtful is said for most of them: a close rival or a distance beyond the species' spread
     assert sum(";" in r.reason for r in at_species) >= 0.5 * len(at_species)
+    assert any(" lies within " in r.reason for r in at_species)  # the rival check above ran
