@@ -231,3 +231,16 @@ def test_a_late_copy_of_a_member_joins_with_both_opinions() -> None:
     # HDBSCAN places the copy of member 0 in its cluster: the mean of both opinions is well above p_same / 2,
     # what the calibrated probability alone would give (the copy of member 7 gets no HDBSCAN strength here)
     assert probs[0] > 0.5 * p_same + 0.25 and probs[1] >= 0.5 * p_same - 1e-9 and (probs <= 1.0).all()
+
+
+def test_one_species_is_one_hdbscan_cluster_that_agrees() -> None:
+    """A group holding one species: HDBSCAN's single cluster agrees with the cut, so its soft membership
+    (not zero) enters every member's probability."""
+    seqs, _ = _species(1, 8, seed=15, within=0.003)
+    gap = _gap(coef=-300.0, intercept=9.0)
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03), gap).fit(BarcodeDistances(seqs))
+    assert cl.n_candidates_ == 1 and set(cl.hdbscan_labels_.tolist()) == {0}
+    assert cl.agreement_ == {0: 1.0}
+    # P(same) ≈ 1 at these distances; a zero HDBSCAN opinion would halve it for every member
+    # (hdbscan's soft vectors leave a few members of a single cluster at 0 themselves: the median is read)
+    assert np.median(cl.probabilities_) > 0.75 and cl.probabilities_.min() >= 0.49
