@@ -58,8 +58,12 @@ novel.
 A rank the reference cannot train — fewer than ``min_sim_taxa`` taxa can be left
 out at it (one order only; a genus-less reference) — falls back to a published
 conservative COI identity cut-off (BOLDigger3's 85/90/95/97 % for order / family /
-genus / species; 92 % for subfamily, between its neighbours), and ``support_``
-says so; ``build-reference`` and ``info`` print it. Never a silent fixed cut.
+genus / species; 92 % for subfamily, between its neighbours) where the near-best
+candidates agree, and, where the reference holds at least two such taxa, only above
+the identities its own simulated absent-at-that-rank queries reach (``fallback_right``:
+with two orders, a third order's specimens lie as close to them as either lies to the
+other). ``support_`` says so; ``build-reference`` and ``info`` print it. Never a
+silent fixed cut.
 """
 
 from __future__ import annotations
@@ -107,12 +111,26 @@ def log_distance(identity: float | np.ndarray) -> float | np.ndarray:
 
 
 
-def fallback_right(rank: str, top_identity: np.ndarray, agreement: np.ndarray) -> np.ndarray:
-    """1/0 "named" at a rank the reference cannot train: the published COI cut-off, and every candidate
-    species within ``AGREEMENT_WINDOW`` of the best carries the same label (SINTAX's consistency, in
-    one look). Why the second condition: a query of an order absent from a two-order reference sits
-    at ~81 % identity to both orders, and an identity cut alone names a third of such specimens."""
-    return ((np.asarray(top_identity) >= PUBLISHED_CUTOFFS[rank]) & (np.asarray(agreement) >= 1.0)).astype(float)
+def fallback_right(rank: str, top_identity: np.ndarray, agreement: np.ndarray,
+                   absent_identities: Sequence[float] | None = None) -> np.ndarray:
+    """P(right) at a rank the reference cannot train: 0 below the published COI cut-off or where the
+    near-best candidates disagree, else the share of the reference's own simulated absent-at-this-rank
+    queries whose best identity lies below this one (1 where the reference has none to simulate).
+
+    Why the agreement: every candidate species within ``AGREEMENT_WINDOW`` of the best must carry the
+    same label (SINTAX's consistency, in one look). Why the simulated identities: a COI identity means
+    different things in different clades; on a two-order reference the published 85 % order cut-off
+    gave an order to 6–19 % of a third order's specimens (their identities to the wrong order: 85–88 %),
+    while leaving either reference order out shows how close an absent order comes to the other one.
+    With a level L, a rank is then named only above the L-quantile of those identities: at most 1 − L
+    of absent taxa pass, the same bound the learned ranks give."""
+    top = np.asarray(top_identity, dtype=np.float64)
+    ok = (top >= PUBLISHED_CUTOFFS[rank]) & (np.asarray(agreement) >= 1.0)
+    if absent_identities is None or not len(absent_identities):
+        return ok.astype(float)
+    ref = np.sort(np.asarray(absent_identities, dtype=np.float64))
+    below = np.searchsorted(ref, top, side="left") / len(ref)
+    return np.where(ok, below, 0.0)
 
 
 @dataclass(frozen=True)
@@ -508,18 +526,15 @@ class NamingModel:
         for rank in RANKS:
             s = dict(support.get(rank, {}))
             if not s.get("learned"):
-                s["fallback"] = PUBLISHED_CUTOFFS[rank]
-                s["why"] = (f"the reference holds {s.get('taxa', 0)} {rank} taxa of which {s.get('leave_out_taxa', 0)} "
-                            f"can be left out (need {cfg.min_sim_taxa}): {rank} uses the published COI identity "
-                            f"cut-off {PUBLISHED_CUTOFFS[rank]:.2f} where the near-best candidates agree")
+                self._fallback_support(rank, s, queries, hits)
             self.support_[rank] = s
         X, y, w, grp = self._training_sets(queries, rows)
         self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank]) for rank in RANKS
                         if self.support_[rank].get("learned") and len(X[rank])}
         for rank in RANKS:
             if self.support_[rank].get("learned") and rank not in self.models_:
-                self.support_[rank].update(learned=False, fallback=PUBLISHED_CUTOFFS[rank],
-                                           why=f"no simulated examples at {rank}")
+                self.support_[rank]["learned"] = False
+                self._fallback_support(rank, self.support_[rank], queries, hits)
         self.n_examples_ = {r: int(len(X[r])) for r in RANKS}
         self.expected_ = self._expected(queries, rows, hits, X, y, w, grp)
         at = self.expected_.get(f"{cfg.level}", {})
@@ -529,6 +544,28 @@ class NamingModel:
         if at:
             say(f"expected at level {cfg.level}: " + _describe_expected(at))
         return self
+
+    def _fallback_support(self, rank: str, s: dict[str, Any], queries: Sequence[SimQuery],
+                          hits: Sequence[Hits]) -> None:
+        """Fill ``s`` for a rank decided by the published cut-off: the best identities of the simulated
+        queries whose taxon was left out exactly at this rank (``fallback_right``), and the reason."""
+        absent = sorted(round(float(h.identities[0]), 5) for q, h in zip(queries, hits)
+                        if q.scenario == f"absent:{rank}" and len(h.identities))
+        s["fallback"] = PUBLISHED_CUTOFFS[rank]
+        s["absent_identities"] = absent
+        cfg = self.config
+        if s.get("learned") is False and s.get("leave_out_taxa", 0) >= cfg.min_sim_taxa:
+            head = f"{rank}: no simulated examples to learn from"
+        else:
+            head = (f"the reference holds {s.get('taxa', 0)} {rank} taxa of which {s.get('leave_out_taxa', 0)} "
+                    f"can be left out (need {cfg.min_sim_taxa})")
+        why = (f"{head}: {rank} uses the published COI identity cut-off {PUBLISHED_CUTOFFS[rank]:.2f} where the "
+               f"near-best candidates agree")
+        if absent:
+            q = float(np.quantile(absent, cfg.level))
+            why += (f", and names only above the identities of the reference's own {len(absent)} simulated "
+                    f"absent-{rank} queries at the level ({cfg.level:g} of them lie below {q:.1%})")
+        s["why"] = why
 
     def _training_sets(self, queries: Sequence[SimQuery], rows: Sequence[FeatureRow]
                        ) -> tuple[dict[str, np.ndarray], dict[str, list[str]], dict[str, np.ndarray],
@@ -624,7 +661,7 @@ class NamingModel:
         if rank in self.models_:
             return self.models_[rank].predict_proba(X)[:, 0]
         top_id = np.array([hits.identities[0] if len(hits.identities) else 0.0])
-        return fallback_right(rank, top_id, X[:, AGREEMENT])
+        return fallback_right(rank, top_id, X[:, AGREEMENT], self.support_[rank].get("absent_identities"))
 
     def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits]
                 ) -> list[tuple[dict[str, str | None], dict[str, float], dict[str, float | None]]]:
@@ -644,7 +681,7 @@ class NamingModel:
                 P = self.models_[rank].predict_proba(X)
             else:
                 top_id = np.array([hits[i].identities[0] for i in idx])
-                right = fallback_right(rank, top_id, X[:, AGREEMENT])
+                right = fallback_right(rank, top_id, X[:, AGREEMENT], self.support_[rank].get("absent_identities"))
                 P = np.column_stack([right, np.zeros(len(idx)), 1.0 - right])
             for i, p in zip(idx, P):
                 probs[rank][i] = p
@@ -727,8 +764,9 @@ def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], optio
               learned: Collection[str]) -> dict[str, float]:
     """P(right) non-increasing down the labelled, learned, non-optional ranks.
 
-    Blank ranks neither cap nor get capped; a rank decided by a published cut-off (its value is the
-    cut-off's 1/0, not a probability) does not cap the ranks below: the walk stops there anyway.
+    Blank ranks neither cap nor get capped; a rank decided by a published cut-off (its value is a
+    share of simulated absent queries, not a model's probability) does not cap the ranks below: a
+    confident family implies its order.
     """
     out = dict(conf)
     cap = 1.0

@@ -130,6 +130,16 @@ def test_fallback_names_only_past_the_cutoff_with_agreeing_candidates() -> None:
     assert fallback_right("species", np.array([0.969, 0.97]), np.ones(2)).tolist() == [0.0, 1.0]
 
 
+def test_fallback_names_only_above_the_simulated_absent_identities() -> None:
+    """With simulated absent-at-rank identities, P(right) is the share of them below the query's."""
+    ids = np.array([0.84, 0.86, 0.87, 0.90, 0.95])
+    agree = np.array([1.0, 1.0, 1.0, 1.0, 0.5])
+    absent = [0.89, 0.80, 0.87, 0.85]  # unsorted on purpose
+    assert fallback_right("order", ids, agree, absent).tolist() == [0.0, 0.5, 0.5, 1.0, 0.0]
+    # none to simulate (a one-order reference): the published cut-off's 1/0
+    assert fallback_right("order", ids, agree, []).tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
 def test_two_orders_are_too_few_to_learn_order(world) -> None:
     """Leaving one of two orders out leaves one: the simulation cannot show the model an absent order
     choosing between two, so order falls back; a third order's specimens are not given an order."""
@@ -144,6 +154,27 @@ def test_two_orders_are_too_few_to_learn_order(world) -> None:
     known = [x for x in world["known"] if x.order in ("Order0", "Order1")]
     res = m.triage(known)
     assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species for r, x in zip(res, known)]) >= 0.9
+
+
+def test_a_two_order_reference_names_order_only_above_its_own_absent_order_identities(world) -> None:
+    """Leaving either order out shows how close an absent order comes: the fallback keeps those
+    identities (every simulated absent-order query's best), says so, and names an order only above them."""
+    two = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
+    m = DiscoveryModel(CFG).fit(two)
+    lineages = m.ref_lineages_
+    queries, _ = plan_simulation(lineages, list(m.ref_seqs_), CFG.naming)
+    n_absent = sum(q.scenario == "absent:order" for q in queries)
+    s = m.naming_.support_["order"]
+    absent = s["absent_identities"]
+    assert len(absent) == n_absent > 0 and absent == sorted(absent)
+    assert 0.4 < float(np.median(absent)) < 0.8  # the world's orders are unrelated sequences
+    assert "simulated absent-order queries" in s["why"] and f"{len(absent)}" in s["why"]
+    # the same model as if its absent orders had come as close as 86–90 %: 87 % is no longer enough
+    m.naming_.support_["order"] = dict(s, absent_identities=list(np.linspace(0.86, 0.90, 50)))
+    key = next(j for j, lin in enumerate(lineages) if lin[0] == "Order0")
+    near = [Hits(np.array([key]), np.array([x]), 650) for x in (0.84, 0.87, 0.95)]
+    conf = [c["order"] for _, c, _ in m.naming_.predict(lineages, m.ref_lengths_, near)]
+    assert conf[0] == 0.0 and 0.2 < conf[1] < 0.5 and conf[2] == 1.0
 
 
 def test_a_few_abundant_calibration_species_do_not_decide_a_rank(world) -> None:
