@@ -232,13 +232,14 @@ class DiscoveryModel:
         queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
         say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out and "
             f"leave-clade-out at every rank)")
-        hits = self._hits([self.ref_seqs_[q.position] for q in queries], [q.exclude for q in queries])
+        cutoff = [k for k, r in enumerate(RANKS) if not support.get(r, {}).get("learned")]
+        hits = self._hits([self.ref_seqs_[q.position] for q in queries], [q.exclude for q in queries], cutoff)
         extra = [s for s in list(calibration) + list(outliers)
                  if _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
         if extra:
             say(f"searching {len(extra)} extra labelled specimens (calibration splits, outliers)")
             queries += self._extra_queries(extra)
-            hits += self._hits([_barcode(s) for s in extra])
+            hits += self._hits([_barcode(s) for s in extra], bootstrap_ranks=cutoff)
         self.naming_ = NamingModel(self.config.naming).fit(self.ref_lineages_, self.ref_lengths_, queries, hits,
                                                            support, progress=say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
@@ -283,20 +284,34 @@ class DiscoveryModel:
         return gap
 
     # -- evidence ----------------------------------------------------------------------
-    def _hits(self, sequences: Sequence[str], exclude: Sequence[Exclusion | None] | None = None) -> list[Hits]:
-        """Candidate keys with exact identities, best first, per query (``exclude[i]`` left out of query i)."""
+    def _hits(self, sequences: Sequence[str], exclude: Sequence[Exclusion | None] | None = None,
+              bootstrap_ranks: Sequence[int] = ()) -> list[Hits]:
+        """Candidate keys with exact identities, best first, per query (``exclude[i]`` left out of query i).
+
+        ``bootstrap_ranks`` (indices into RANKS): the ranks decided by the published cut-off; where a
+        query's candidates carry more than one label at one of them, its bootstrap wins are computed
+        (``Hits.wins``; elsewhere the support is 1 and costs nothing).
+        """
         cfg = self.config
         out: list[Hits] = []
         found = self.reference_.candidates(sequences, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
                                            max_candidates=cfg.max_candidates, exclude=exclude)
+        lineages = self.ref_lineages_
         for seq, c in zip(sequences, found):
             if not len(c.positions):
                 out.append(Hits.empty(informative_length(seq)))
                 continue
             idv = np.asarray(c.identities, dtype=np.float64)
             order = np.lexsort((-np.asarray(c.similarities, dtype=np.float64), -idv))
-            out.append(Hits(np.asarray(c.positions, dtype=np.int64)[order], idv[order], informative_length(seq)))
+            pos = np.asarray(c.positions, dtype=np.int64)[order]
+            rivals = any(len({lineages[int(j)][k] for j in pos} - {None}) > 1 for k in bootstrap_ranks)
+            wins = self.reference_.bootstrap(seq, pos) if rivals else None
+            out.append(Hits(pos, idv[order], informative_length(seq), wins))
         return out
+
+    def _cutoff_ranks(self) -> list[int]:
+        """Indices of the ranks the fitted naming model decides by the published cut-off."""
+        return [k for k, r in enumerate(RANKS) if r not in self.naming_.models_]
 
     # -- triage ------------------------------------------------------------------------
     def triage(self, specimens: Sequence[Specimen], level: float | None = None) -> list[TriageResult]:
@@ -312,7 +327,7 @@ class DiscoveryModel:
         results: list[TriageResult | None] = [None] * len(specimens)
         if usable:
             seqs = [_barcode(specimens[i]) for i in usable]
-            hits = self._hits(seqs)
+            hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks())
             calls = self.naming_.predict(self.ref_lineages_, self.ref_lengths_, hits)
             sims = self._top_similarity(seqs, hits)
             for k, i in enumerate(usable):

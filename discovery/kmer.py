@@ -112,6 +112,15 @@ class KmerEmbedder:
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 else vec
 
+    def present(self, sequence: str) -> np.ndarray:
+        """Indices into ``profile`` of the k-mers ``sequence`` holds, each once (the bits its sketch sets)."""
+        seq = sequence if self.config.max_length is None else sequence[: self.config.max_length]
+        parts, offset = [], 0
+        for k in self.config.ks:
+            parts.append(np.unique(kmer_codes(seq, k)) + offset)
+            offset += 4**k
+        return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
     def embed_dna(self, sequences: Iterable[str | None]) -> np.ndarray:
         """Profiles of many sequences; ``None``/empty gives a zero row."""
         seqs = list(sequences)
@@ -124,3 +133,25 @@ class KmerEmbedder:
     def embed(self, specimens: Sequence[Specimen]) -> np.ndarray:
         """Profiles of specimens' barcodes (zero rows where a specimen has none)."""
         return self.embed_dna(s.dna_barcode for s in specimens)
+
+
+def bootstrap_wins(present: np.ndarray, sketches: np.ndarray, *, draws: int = 32, reps: int = 100,
+                   seed: int = 0) -> np.ndarray:
+    """SINTAX's bootstrap (Edgar 2016) over given candidates: each candidate's share of ``reps`` draws.
+
+    In each draw, ``draws`` of the query's k-mers (``present``: bit indices) are taken with
+    replacement and the candidate(s) whose packed sketch (``sketches``, one row each) holds the
+    most of them win, ties split. Why: how often the best key stays best when the evidence is
+    resampled says whether its name rests on the whole barcode or on a few k-mers — a specimen of
+    an order absent from the reference sits about as close to keys of two orders, and the winner
+    flips between them.
+    """
+    n = len(sketches)
+    if not len(present) or not n:
+        return np.zeros(n)
+    present = np.asarray(present, dtype=np.int64)
+    bits = (np.asarray(sketches)[:, present >> 3] >> (7 - (present & 7)).astype(np.uint8)) & 1
+    idx = np.random.default_rng(seed).integers(0, len(present), size=(reps, draws))
+    counts = bits.T[idx].sum(axis=1)  # (reps, candidates)
+    tie = counts == counts.max(axis=1, keepdims=True)
+    return np.asarray((tie / tie.sum(axis=1, keepdims=True)).mean(axis=0))

@@ -53,6 +53,7 @@ import multiprocessing
 from array import array
 import os
 import time
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -62,7 +63,7 @@ import numpy as np
 
 from biodiscover.discovery.identity import candidate_identities
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
-from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
+from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
 from biodiscover.storage.errors import ModelBundleError
 from biodiscover.storage.records import RANKS
 
@@ -584,6 +585,13 @@ class Reference:
                                   np.array([sim_of[j] for j in cand], dtype=np.float32), idv,
                                   float(sims[i, 0]) if cand else 0.0))
         return out
+
+    def bootstrap(self, sequence: str, positions: np.ndarray) -> np.ndarray:
+        """SINTAX-style bootstrap over one query's candidate keys (``kmer.bootstrap_wins`` on their
+        sketches): each candidate's share of wins, seeded by the sequence (same query, same answer)."""
+        pos = np.asarray(positions, dtype=np.int64)
+        return bootstrap_wins(self.embedder.present(sequence), np.asarray(self.sketches_[pos]),
+                              seed=zlib.crc32(sequence.encode("utf-8", "replace")))
 
     def _identities(self, queries: list[str], cands: list[list[int]]) -> list[np.ndarray]:
         """Exact identities, spread over forked worker processes for large chunks.

@@ -16,7 +16,8 @@ import pytest
 
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.jsonmodels import JsonBoosting
-from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
+from biodiscover.discovery.reference import sketch
 from biodiscover.discovery.metrics import novelty_auroc
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
                                           deepest_confident, fallback_right, plan_simulation)
@@ -138,6 +139,51 @@ def test_fallback_names_only_above_the_simulated_absent_identities() -> None:
     assert fallback_right("order", ids, agree, absent).tolist() == [0.0, 0.5, 0.5, 1.0, 0.0]
     # none to simulate (a one-order reference): the published cut-off's 1/0
     assert fallback_right("order", ids, agree, []).tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+
+
+def test_bootstrap_wins_share_the_draws_among_the_candidates_that_hold_the_most_kmers() -> None:
+    emb = KmerEmbedder(KmerConfig(ks=(4,)))
+    rng = np.random.default_rng(3)
+    query = "".join(rng.choice(list("ACGT"), 400))
+    other = "".join(rng.choice(list("ACGT"), 400))
+    present = emb.present(query)
+    # the sketch bits a sequence sets are exactly its present k-mers
+    assert np.array_equal(np.flatnonzero(np.unpackbits(sketch(emb.embed_dna([query]))[0])), present)
+    sk = sketch(emb.embed_dna([query, query[:200], other, query]))
+    wins = bootstrap_wins(present, sk, seed=1)
+    assert wins.sum() == pytest.approx(1.0)
+    # the two full copies split every draw; half the barcode rarely ties them; an unrelated one never does
+    assert wins[0] == pytest.approx(wins[3]) and wins[0] + wins[3] > 0.9 and wins[2] < 0.02
+    assert np.array_equal(wins, bootstrap_wins(present, sk, seed=1))  # seeded: same query, same answer
+    assert bootstrap_wins(present, sk[:0]).shape == (0,) and bootstrap_wins(present[:0], sk).tolist() == [0.0] * 4
+
+
+def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world) -> None:
+    """Where a rank falls back to the cut-off, P(right) is capped by the share of bootstrap wins of the
+    candidates carrying the label; the engine computes the wins only where the candidates disagree."""
+    two = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
+    m = DiscoveryModel(CFG).fit(two)
+    lineages = m.ref_lineages_
+    assert m._cutoff_ranks() == [0]
+    a = next(j for j, lin in enumerate(lineages) if lin[0] == "Order0")
+    b = next(j for j, lin in enumerate(lineages) if lin[0] == "Order1")
+    hits = [Hits(np.array([a, b]), np.array([0.99, 0.70]), 650, wins)
+            for wins in (None, np.array([1.0, 0.0]), np.array([0.6, 0.4]))]
+    assert hits[2].support(lineages, 0) == pytest.approx(0.6) and hits[0].support(lineages, 0) == 1.0
+    conf = [c["order"] for _, c, _ in m.naming_.predict(lineages, m.ref_lengths_, hits)]
+    assert conf[0] == conf[1] == 1.0 and conf[2] == pytest.approx(0.6)
+    # the engine: wins where a query's candidates hold both orders, none where they hold one
+    third = [x.dna_barcode for x in world["absent_order"][:20]]
+    own = [x.dna_barcode for x in world["known"] if x.order == "Order0"][:20]
+    got = m._hits(third + own, bootstrap_ranks=m._cutoff_ranks())
+    for h in got:
+        orders = {lineages[int(j)][0] for j in h.positions}
+        assert (h.wins is not None) == (len(orders) > 1)
+        if h.wins is not None:
+            assert h.wins.sum() == pytest.approx(1.0) and len(h.wins) == len(h.positions)
+    assert any(h.wins is not None for h in got[:20])
+    one = DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order == "Order0"])
+    assert all(h.wins is None for h in one._hits(third, bootstrap_ranks=one._cutoff_ranks()))
 
 
 def test_two_orders_are_too_few_to_learn_order(world) -> None:
