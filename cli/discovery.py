@@ -121,7 +121,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Bundle directory to write."),
         keys: str = typer.Option("train+key_unseen", help="Splits whose specimens are the reference keys."),
         calibration: str = typer.Option("val+val_unseen", help="Extra labelled splits searched as they are: more "
-                                        "examples for the naming model (absence is simulated from the keys)."),
+                                        "examples for the naming model (absence is simulated from the keys; '' = none; "
+                                        "key splits are never also calibration)."),
         calibration_keys: str = typer.Option("train", help="Keys the image classifier calibrates against "
                                              "('' = same as --keys)."),
         outliers: str = typer.Option("other_heldout", help="Extra labelled splits of absent genera (outlier "

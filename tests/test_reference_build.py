@@ -110,3 +110,24 @@ def test_images_asked_for_without_encoders_is_one_clear_error(dataset, tmp_path)
         build_reference(dataset, tmp_path / "bundle", keys=KEYS, calibration=CALIBRATION, outliers="",
                         config=_config(4096), images=True)
     assert DiscoveryModel.load(tmp_path / "bundle").index_.kind_ == "ivfsq"  # the DNA engine was saved first
+
+
+def test_calibration_is_never_the_keys_and_empty_means_none(dataset, tmp_path) -> None:
+    """``--calibration ''`` used to mean every split, keys included: the keys were searched against
+    themselves as extra naming examples (100 % identity, always right). Now '' is none, and a key split
+    named as calibration is left out of it."""
+    import json
+
+    def fingerprint(out: Path) -> dict:
+        return json.loads((out / "bundle.json").read_text())["data_fingerprint"]
+
+    n_val_unseen = len(load_specimens(dataset, "val_unseen"))
+    build_reference(dataset, tmp_path / "none", keys=KEYS, calibration="", outliers="", config=_config(4096))
+    fp = fingerprint(tmp_path / "none")
+    assert fp["n_calibration"] == 0 and fp["calibration_splits"] == []
+    said: list[str] = []
+    build_reference(dataset, tmp_path / "overlap", keys=KEYS, calibration="train+val_unseen", outliers="",
+                    config=_config(4096), progress=lambda stage, done, total=None, msg="": said.append(msg))
+    fp = fingerprint(tmp_path / "overlap")
+    assert fp["calibration_splits"] == ["val_unseen"] and fp["n_calibration"] == n_val_unseen > 0
+    assert any("calibration splits train are key splits" in m for m in said), said

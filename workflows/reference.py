@@ -104,7 +104,11 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     t0 = time.perf_counter()
     try:
         key_splits = resolve_splits(keys)
-        needed = set(key_splits) | set(resolve_splits(calibration))
+        # an empty expression means "no calibration" (as for outliers), not every split; a key split is
+        # never also searched as calibration: its specimens would find themselves at 100 % identity
+        asked = resolve_splits(calibration) if calibration else ()
+        cal_splits = tuple(sp for sp in asked if sp not in key_splits)
+        needed = set(key_splits) | set(cal_splits)
         if outliers:  # an empty expression means "no outliers", not every split
             needed |= set(resolve_splits(outliers))
         if calibration_keys:
@@ -119,9 +123,12 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     # classifier will need them (a bundle with trained encoders).
     with_images = images is True or (images is None and not overwrite and _has_encoders(out))
     columns = {sp: KeyColumns() for sp in key_splits}
-    listed = set(resolve_splits(calibration)) | (set(resolve_splits(outliers)) if outliers else set())
+    listed = set(cal_splits) | (set(resolve_splits(outliers)) if outliers else set())
     if with_images:  # cal_keys shape the image classifier only
         listed |= set(key_splits) | (set(resolve_splits(calibration_keys)) if calibration_keys else set())
+    if len(cal_splits) < len(asked):
+        say(f"calibration splits {', '.join(sp for sp in asked if sp in key_splits)} are key splits: not also "
+            "searched as calibration")
     say(f"reading {', '.join(sorted(needed))} from {data}")
     excluded = set(exclude_processids)
     set_aside: list[QuarantinedRecord] = []
@@ -151,7 +158,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
         log.warning("%d reference specimens without a usable barcode or any label were left out",
                     n_key_rows - len(ref_keys))
     ref = pick(keys) if with_images else []
-    cal = pick(calibration)
+    cal = pick("+".join(cal_splits)) if cal_splits else []
     if not cal:
         say(f"no specimens in the calibration splits {calibration!r}: the naming model learns from the "
             "reference alone (simulated queries)")
@@ -160,6 +167,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     model.fit(ref_keys, cal, out_l, progress=say)
     del columns, ref_keys
     fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
+                   "calibration_splits": list(cal_splits),
                    "calibration_keys": calibration_keys, "outliers": outliers, "max_outliers": max_outliers,
                    "seed": seed, "n_keys": n_key_rows, "n_calibration": len(cal), "n_outliers": len(out_l)}
     if excluded:
