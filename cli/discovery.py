@@ -82,7 +82,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return
         named = ", ".join(f"{k} {v}" for k, v in summary.named_to.items())
-        typer.echo(f"triage run {summary.run_id}: {summary.triaged} of {summary.specimens} specimens triaged "
+        run = f"triage run {summary.run_id}" if summary.run_id is not None else "triage (no --db: nothing stored)"
+        typer.echo(f"{run}: {summary.triaged} of {summary.specimens} specimens triaged "
                    f"({summary.quarantined} quarantined, {summary.no_usable_barcode} without a usable barcode)")
         typer.echo(f"deepest confident rank: {named}")
         typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
