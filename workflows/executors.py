@@ -429,7 +429,14 @@ def ray_available() -> bool:
 
 def make_executor(kind: str | ExecutorConfig = "local") -> Executor:
     """Build an executor by name (``local`` | ``ray``) or from a config."""
-    config = kind if isinstance(kind, ExecutorConfig) else ExecutorConfig(kind=kind)  # type: ignore[arg-type]
+    if isinstance(kind, ExecutorConfig):
+        config = kind
+    elif kind == "local":
+        config = ExecutorConfig(kind="local")
+    elif kind == "ray":
+        config = ExecutorConfig(kind="ray")
+    else:
+        raise InputError(f"unknown executor {kind!r} (known: local, ray)")
     if config.kind == "local":
         return LocalExecutor()
     if config.kind == "ray":
