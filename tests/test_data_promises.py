@@ -234,6 +234,31 @@ def test_3_a_stray_quote_sets_aside_its_line_and_the_rest_is_read(tmp_path: Path
     assert sha(src) == digest
 
 
+def test_3_a_quoted_note_over_two_or_three_lines_is_one_valid_record(tmp_path: Path) -> None:
+    """A properly quoted cell may hold line breaks (spreadsheets write them for notes): in a column biodiscover
+    does not keep, such a record is read whole, not set aside as a stray quote; only a break inside a kept column
+    is. Two lines is the common case and the edge of the rule."""
+    rows = [f"{HEADER},remarks"]
+    rows += [f"ML{i:03d},Diptera,Phoridae,Megaselia,Megaselia sp{i % 2},{barcode(i)},Canada,dry" for i in range(4)]
+    rows[2] = rows[2].replace(",dry", ',"collected at dusk\nnear the light trap"')  # two physical lines
+    rows[3] = rows[3].replace(",dry", ',"one\ntwo\nthree"')  # three
+    rows.append(f'ML900,Diptera,Phoridae,Megaselia,Megaselia sp0,{barcode(900)},"Can\nada",dry')  # kept column
+    src = tmp_path / "notes.csv"
+    src.write_text("\n".join(rows) + "\n")
+    report = tmp_path / "q.csv"
+    res = cli("validate", str(src), "--quarantine", str(report))
+    assert res.returncode == 1, res.stderr
+    # the break in `country` sets its line aside and the next physical line is read (and refused) on its own
+    assert f"{src} (csv): 6 records, 4 valid, 2 quarantined" in res.stdout, res.stdout
+    with report.open(newline="") as fh:
+        assert [(r["line"], r["processid"]) for r in csv.DictReader(fh)] == [("9", "ML900"), ("10", 'ada"')]
+    res = cli("ingest", "--input", str(src), "--db", str(tmp_path / "bd.sqlite"), "--quarantine",
+              str(tmp_path / "q2.csv"), "--json")
+    assert res.returncode == 0 and json.loads(res.stdout)["new"] == 4, res.stderr
+    with Database.open(tmp_path / "bd.sqlite", readonly=True) as db:
+        assert sorted(s.processid for s in db.specimens()) == ["ML000", "ML001", "ML002", "ML003"]
+
+
 # -- 4. the quarantine is stored and written before the ingest counts as done ----------------------------------
 
 def test_4_an_unwritable_quarantine_path_is_refused_before_anything_is_written(

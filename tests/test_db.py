@@ -9,8 +9,9 @@ import pytest
 
 from biodiscover.storage.db import Database, ProposalIn
 from biodiscover.storage.db.taxonomy import provisional_references
-from biodiscover.storage.errors import DatabaseError, StaleProposalError
+from biodiscover.storage.errors import DatabaseError, InputError, StaleProposalError
 from biodiscover.storage.records import Specimen
+from biodiscover.storage.settings import Reviewer, resolve_reviewer
 
 GENERA = (("Diptera", "Phoridae", "Megaselia"), ("Diptera", "Cecidomyiidae", "Campylomyza"),
           ("Hymenoptera", "Braconidae", "Apanteles"))
@@ -433,3 +434,37 @@ def test_renaming_an_accepted_candidate_renames_its_taxon_and_nothing_else(db: D
         after = dict(con.execute("SELECT id, name FROM taxa").fetchall())
     assert after.pop(res.taxon_id) == "Megaselia sp. wet-meadow" == db.proposal(pid).provisional_name
     assert after == before
+
+
+def test_the_reviewer_written_in_the_log_comes_from_flag_environment_config_then_login(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Who decided is part of every review row: the name in ``config.toml`` must be the one used when neither
+    ``--reviewer`` nor ``$BIODISCOVER_REVIEWER`` is given, and a blank one is refused, not logged."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.delenv("BIODISCOVER_REVIEWER", raising=False)
+    assert resolve_reviewer().from_login  # nothing configured: the login name, flagged as such
+    (tmp_path / "biodiscover").mkdir()
+    config = tmp_path / "biodiscover" / "config.toml"
+    config.write_text('reviewer = "  Ana Silva "\n')
+    assert resolve_reviewer() == Reviewer("Ana Silva", str(config))
+    monkeypatch.setenv("BIODISCOVER_REVIEWER", "Ben Okafor")
+    assert resolve_reviewer() == Reviewer("Ben Okafor", "$BIODISCOVER_REVIEWER")
+    assert resolve_reviewer(" Cy ") == Reviewer("Cy", "--reviewer")
+    monkeypatch.delenv("BIODISCOVER_REVIEWER")
+    config.write_text('reviewer = "   "\n')
+    with pytest.raises(InputError, match="reviewer must be a non-empty string"):
+        resolve_reviewer()
+
+
+def test_a_candidates_members_show_the_current_version_of_each_specimen(db: Database) -> None:
+    """The detail a reviewer decides on must show each member as it stands now: after a corrected re-ingest
+    (a new version of one specimen) the member carries the new data, never the superseded row."""
+    _, (pid,) = _new_run(db, [ProposalIn(parent_rank="genus", parent_name="Megaselia",
+                                         members=[("BD000000", 1.0), ("BD000003", 0.8)])])
+    corrected = make_specimens(60)
+    corrected[3].country = "Costa Rica"
+    assert db.ingest(corrected, collection="plate-1", backup=False).changed == 1
+    members = {m.processid: m for m in db.proposal_detail(pid).members}
+    assert (members["BD000003"].country, members["BD000000"].country) == ("Costa Rica", "Canada")
+    assert members["BD000003"].dna_barcode == corrected[3].dna_barcode
+    assert members["BD000003"].provided["genus"] == "Megaselia"

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from biodiscover.storage.progress import log_progress, messages, no_progress, within
+from biodiscover.storage.progress import describe, log_progress, messages, no_progress, within
 
 
 def test_within_maps_a_sub_job_into_its_share_of_a_stage() -> None:
@@ -34,3 +34,10 @@ def test_log_progress_logs_the_message_or_the_count(caplog: pytest.LogCaptureFix
         report("reference", 0, None, "indexing 12 keys")
         report("silent", 0, None)
     assert caplog.messages == ["triage: 2000/4000", "reference: indexing 12 keys"]
+
+
+def test_describe_names_the_stage_when_a_call_has_no_count_and_no_message() -> None:
+    """The CLI prints ``describe``'s line for every call: a stage-only call must still say which stage."""
+    assert describe("loading the model", 0) == "loading the model"
+    assert describe("embed", 0.5, 1.0) == "embed: 0.5/1"
+    assert describe("triage", 3, 10, "3 of 10 collections") == "triage: 3 of 10 collections"

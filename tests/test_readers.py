@@ -268,6 +268,19 @@ def test_fasta_writer_round_trips(tmp_path: Path) -> None:
     assert max(len(line) for line in out.read_text().splitlines()) == 60
 
 
+def test_fasta_writer_closes_its_file_when_the_records_fail_midway(tmp_path: Path) -> None:
+    """A reader that fails part-way (a damaged input) must not leave the FASTA it was feeding open and
+    unflushed while the error is handled: the records written before the failure are on disk at once."""
+    def records():
+        yield ("KEPT-1|Megaselia sp1", "ACGT")
+        raise InputError("input.csv: line 3: unreadable")
+
+    out = tmp_path / "partial.fasta"
+    with pytest.raises(InputError) as caught:  # ``caught`` keeps the writer's frame (and any open file) alive
+        write_fasta(records(), out)
+    assert out.read_text() == ">KEPT-1|Megaselia sp1\nACGT\n", caught.value
+
+
 def test_iter_collection_streams_and_reports_quarantine(tmp_path: Path) -> None:
     got = []
     reader = iter_collection(FIX / "bad_rows.csv", on_quarantine=got.append)
