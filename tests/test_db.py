@@ -480,3 +480,16 @@ def test_bulk_writes_leave_the_query_planner_its_statistics(db: Database) -> Non
     _new_run(db, [ProposalIn(parent_rank="genus", parent_name="Megaselia",
                              members=[(f"BD{i:06d}", 1.0) for i in range(0, 60, 3)])])
     assert {"proposals", "proposal_members"} <= analysed()
+
+
+def test_specimens_returns_all_current_records_or_exactly_those_named(db: Database) -> None:
+    """Exports and the report fetch members' records by name: asking for two must give those two (current
+    versions), asking for none named gives every current record, and a long list is read in chunks."""
+    corrected = make_specimens(60)
+    corrected[5].country = "Costa Rica"
+    db.ingest(corrected, collection="plate-1", backup=False)
+    assert [s.processid for s in db.specimens()] == [f"BD{i:06d}" for i in range(60) if i != 5] + ["BD000005"]
+    named = db.specimens(["BD000005", "BD000001", "NOT-THERE"])
+    assert sorted((s.processid, s.country) for s in named) == [("BD000001", "Canada"), ("BD000005", "Costa Rica")]
+    many = [f"BD{i:06d}" for i in range(950)]  # past one 900-name chunk
+    assert sorted(s.processid for s in db.specimens(many)) == [f"BD{i:06d}" for i in range(60)]
