@@ -442,7 +442,7 @@ def test_the_reviewer_written_in_the_log_comes_from_flag_environment_config_then
     ``--reviewer`` nor ``$BIODISCOVER_REVIEWER`` is given, and a blank one is refused, not logged."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     monkeypatch.delenv("BIODISCOVER_REVIEWER", raising=False)
-    assert resolve_reviewer().from_login  # nothing configured: the login name, flagged as such
+    assert resolve_reviewer().source == "login name"  # nothing configured: the login name, said so
     (tmp_path / "biodiscover").mkdir()
     config = tmp_path / "biodiscover" / "config.toml"
     config.write_text('reviewer = "  Ana Silva "\n')
