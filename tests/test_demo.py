@@ -193,8 +193,11 @@ def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> Non
     cmd = [sys.executable, "-c", "import sys; from biodiscover.cli.main import main; sys.exit(main(sys.argv[1:]))",
            "demo", "--workdir", str(workdir), "--species", "24", "--specimens", "420", "--preset", "tiny",
            "--seed", "3"]
+    # SIGINT back to its default in the child: a suite started as a background job without job control
+    # (`cmd &` in a script) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not (workdir / "model.checkpoints" / "pretrain").exists():
         assert proc.poll() is None, proc.stderr.read()
