@@ -364,9 +364,16 @@ class DiscoveryModel:
         out = np.zeros(len(seqs), dtype=np.float32)
         have = [i for i, h in enumerate(hits) if h.top >= 0]
         if have:
-            emb = self.reference_.embedder
-            q = emb.embed_dna([seqs[i] for i in have])
-            k = emb.embed_dna([self.ref_seqs_[hits[i].top] for i in have])
+            # each distinct barcode (query or key) is embedded once: a collection repeats barcodes and
+            # many queries share a best key; the rows multiplied are the same ones, so the same values
+            pairs = [(seqs[i], self.ref_seqs_[hits[i].top]) for i in have]
+            row: dict[str, int] = {}
+            for q, key in pairs:
+                row.setdefault(q, len(row))
+                row.setdefault(key, len(row))
+            prof = self.reference_.embedder.embed_dna(list(row))
+            q = prof[[row[a] for a, _ in pairs]]
+            k = prof[[row[b] for _, b in pairs]]
             out[have] = (q * k).sum(axis=1)
         return out
 

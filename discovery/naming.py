@@ -304,6 +304,18 @@ class FeatureMaker:
         self.spread = spread
         self.shrink = shrink
         self.sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
+        #: (rank, taxon) → TaxonSpread.value without a left-out query (the same for every query; the
+        #: rank's prior is a sum over all its taxa, so computing it once per maker saves most of ``features``)
+        self._spread: dict[tuple[str, str | None], tuple[float, bool]] = {}
+
+    def _spread_value(self, rank: str, taxon: str | None, own: float | None) -> tuple[float, bool]:
+        if own is not None:
+            return self.spread.value(rank, taxon, self.shrink, own)
+        key = (rank, taxon)
+        v = self._spread.get(key)
+        if v is None:
+            v = self._spread[key] = self.spread.value(rank, taxon, self.shrink)
+        return v
 
     def features(self, hits: Hits, own: tuple[str, str, float] | None = None
                  ) -> tuple[Lineage, list[np.ndarray | None]]:
@@ -324,22 +336,24 @@ class FeatureMaker:
             key = lin[-1] or ("#", i)
             near.setdefault(key, lin)
         overlap = min(1.0, min(hits.query_length, int(self.key_lengths[hits.top])) / OVERLAP_FULL)
+        idl = ids.tolist()  # the same values as float(ids[i]), converted once
         out: list[np.ndarray | None] = []
         for k, rank in enumerate(RANKS):
             label = top[k]
             if not label:
                 out.append(None)
                 continue
-            other = [float(ids[i]) for i, lin in enumerate(lins) if lin[k] and lin[k] != label]
+            other = [x for x, lin in zip(idl, lins) if lin[k] and lin[k] != label]
             has_other = bool(other)
             out_id = max(other) if other else floor - 0.01
             votes = [lin[k] for lin in near.values() if lin[k]]
-            agree = float(np.mean([v == label for v in votes])) if votes else 1.0
+            # the share of agreeing votes: count / n, the same float np.mean gives for 0/1 values
+            agree = sum(v == label for v in votes) / len(votes) if votes else 1.0
             own_w = own[2] if own is not None and own[0] == rank and own[1] == label else None
-            within, has_within = self.spread.value(rank, label, self.shrink, own_w)
+            within, has_within = self._spread_value(rank, label, own_w)
             prank, ptaxon = _parent(top, k)
             own_p = own[2] if own is not None and own[0] == prank and own[1] == ptaxon else None
-            sibling, _ = self.spread.value(prank, ptaxon, self.shrink, own_p)
+            sibling, _ = self._spread_value(prank, ptaxon, own_p)
             out.append(np.array([ld0, float(log_distance(out_id)) - ld0, float(has_other), agree, ld0 - within,
                                  ld0 - sibling, float(not has_within), math.log1p(self.sizes[k].get(label, 0)),
                                  overlap]))
