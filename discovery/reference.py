@@ -450,12 +450,12 @@ class Reference:
                 for n, seq in enumerate(distinct):
                     distinct[seq] = n
                 again = np.array([distinct[str(sequences[i] or "")] for i in part], dtype=np.int64)
-                profiles = self.embedder.embed_dna(list(distinct))
                 remote = self.remote_search is not None and allowed is None
                 if rerank and self.index_.exact and self.index_vectors == "presence" and not remote:
                     # the flat index would score every key by this very similarity, in floats
-                    s, p = self._sketch_search(sketch(profiles), k + extra, allowed)
+                    s, p = self._sketch_search(self.query_sketches(list(distinct)), k + extra, allowed)
                 else:
+                    profiles = self.embedder.embed_dna(list(distinct))
                     search = self.remote_search if remote and self.remote_search is not None else self.index_.search
                     s, p = search(self._vectors(profiles), pool + extra, allowed=allowed)
                     if rerank:
@@ -467,6 +467,21 @@ class Reference:
                 m = min(k, p.shape[1])
                 out_s[part, :m], out_p[part, :m] = s[:, :m], p[:, :m]
         return out_s, out_p
+
+    def query_sketches(self, sequences: Sequence[str]) -> np.ndarray:
+        """Packed sketches of ``sequences``: ``sketch(embedder.embed_dna(sequences))`` without the dense profiles.
+
+        The bits are the k-mers ``embedder.present`` lists, which are the profile's non-zero entries; one
+        row of booleans at a time instead of a (queries x 4,096) float matrix (less CPU, no 16 KB a query).
+        """
+        out = np.zeros((len(sequences), (self.embedder.dim + 7) // 8), dtype=np.uint8)
+        row = np.zeros(self.embedder.dim, dtype=bool)
+        for i, seq in enumerate(sequences):
+            if seq:
+                row[:] = False
+                row[self.embedder.present(seq)] = True
+                out[i] = np.packbits(row)
+        return out
 
     def _sketch_search(self, query_sketches: np.ndarray, k: int, allowed: np.ndarray | None
                        ) -> tuple[np.ndarray, np.ndarray]:
@@ -486,7 +501,9 @@ class Reference:
         out_p = np.full((len(q), k), -1, dtype=np.int64)
         qbits = popcount_rows(q).astype(np.float64)
         key_bits = np.asarray(self.sketch_bits_)
-        block = max(1, (1 << 21) // n)  # queries scored at once: ~2M (query, key) pairs, ~60 MB of scratch
+        # queries scored at once: up to 256k (query, key) pairs (~2 MB a scratch array), so the scratch is
+        # reused from the heap instead of fresh pages each block (each row's result does not depend on it)
+        block = max(1, min(64, (1 << 18) // n))
         for start in range(0, len(q), block):
             qb = q[start : start + block]
             ham = np.empty((len(qb), n), dtype=np.int32)

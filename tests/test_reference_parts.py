@@ -182,3 +182,13 @@ def test_offsets_that_do_not_describe_their_strings_are_refused(saved: Path, how
     bundle.save_array("ref_seq_offsets", offsets)
     with pytest.raises(ModelBundleError, match="ref_seq_offsets do not describe ref_seqs"):
         _load(saved)
+
+
+def test_query_sketches_are_the_sketches_of_the_profiles() -> None:
+    """The exact search packs a query's k-mers straight from ``present``: the same bits as the sketch of its
+    dense profile, for full, short, N-holding, lower-case and empty reads."""
+    ref = Reference(KmerConfig())
+    rng = np.random.default_rng(5)
+    base = "".join(rng.choice(list("ACGT"), 658))
+    seqs = [base, base[:40], base[:5], "", base[:300] + "N" * 7 + base[307:], base.lower()[:100], "NNNNNNNN"]
+    assert np.array_equal(ref.query_sketches(seqs), sketch(ref.embedder.embed_dna(seqs)))
