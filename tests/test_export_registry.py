@@ -1,14 +1,17 @@
 """Issue 14 item 7: a new export format is one new file plus one registry line.
 
 The test writes a throwaway format module to disk (as a contributor would add
-``workflows/export/<name>.py``), registers it with one line, and finds it in the
-CLI help, the format list and a real export through the CLI verb — with no
-other edit anywhere.
+``workflows/export/<name>.py``: a module whose ``FORMAT`` registers itself),
+imports it with one line (as ``workflows/export/formats.py`` does for each
+format) ahead of the real ``biodiscover`` entry point in a fresh process, and
+finds it in the CLI help, the format list and a real export through the CLI —
+with no other edit anywhere. A second test holds the product to the same shape:
+each shipped format is one module plus exactly one line of the table.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -16,8 +19,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from biodiscover.storage.db.database import Database
 from biodiscover.storage.errors import InputError
@@ -26,7 +27,7 @@ from biodiscover.workflows.export import FORMATS, REGISTRY, ExportFormat
 THROWAWAY = textwrap.dedent('''
     """``tally``: one line per candidate species (name and size), a format made up by a test."""
 
-    from biodiscover.workflows.export.registry import ExportFormat
+    from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
     from biodiscover.workflows.export.tables import candidate_label, live_candidates
 
 
@@ -35,22 +36,20 @@ THROWAWAY = textwrap.dedent('''
         return ("\\n".join(rows) + "\\n").encode("utf-8")
 
 
-    FORMAT = ExportFormat("tally", "candidate names and sizes", "file", render, suffix=".tsv")
+    FORMAT = REGISTRY.register(ExportFormat("tally", "candidate names and sizes", "file", render, suffix=".tsv"))
 ''')
 
+#: The real entry point behind one import line: the line a new format adds to workflows/export/formats.py.
+ENTRY = "import sys\nimport tally_format\nfrom biodiscover.cli.main import main\nsys.exit(main(sys.argv[1:]))\n"
 
-@pytest.fixture()
-def tally(tmp_path: Path):
-    path = tmp_path / "tally.py"
-    path.write_text(THROWAWAY)
-    spec = importlib.util.spec_from_file_location("tally_format", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    REGISTRY.register(module.FORMAT)  # the one registry line
-    try:
-        yield module.FORMAT
-    finally:
-        REGISTRY.unregister("tally")
+
+def _biodiscover_with_tally(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    plugin = tmp_path / "plugin"
+    plugin.mkdir(exist_ok=True)
+    (plugin / "tally_format.py").write_text(THROWAWAY)
+    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(plugin)}
+    return subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
 @pytest.fixture()
@@ -73,29 +72,39 @@ def _words(text: str) -> str:
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
 
 
-def _app() -> typer.Typer:
-    from biodiscover.cli import jobs
-
-    app = typer.Typer()
-    jobs.register(app)
-    return app
-
-
-def test_a_registered_format_is_in_the_help_the_list_and_the_cli(tally: ExportFormat, small_db, tmp_path) -> None:
-    assert "tally" in FORMATS and FORMATS.names()[-1] == "tally"
-    runner = CliRunner()
-    help_text = runner.invoke(_app(), ["export", "--help"], terminal_width=200).output
-    assert "tally: candidate names and sizes (a .tsv file)" in _words(help_text)
-    assert "One of: csv, dwca, fasta, html, json, tally" in _words(help_text)
+def test_a_registered_format_is_in_the_help_the_list_and_the_cli(small_db, tmp_path) -> None:
+    proc = _biodiscover_with_tally(tmp_path, "export", "--help")
+    assert proc.returncode == 0, proc.stderr
+    help_text = _words(proc.stdout)
+    assert "tally: candidate names and sizes (a .tsv file)" in help_text
+    assert "One of: csv, dwca, fasta, html, json, tally" in help_text
+    assert "a file for dwca (.zip), html (.html), json (.json), tally (.tsv)" in help_text
     path, run = small_db
     out = tmp_path / "c.tsv"
-    result = runner.invoke(_app(), ["export", "--db", str(path), "--run", str(run), "-f", "tally", "-o", str(out)])
-    assert result.exit_code == 0, result.output
+    proc = _biodiscover_with_tally(tmp_path, "export", "--db", str(path), "--run", str(run), "-f", "tally",
+                                   "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert f"exported run {run} as tally" in proc.stdout
     assert out.read_text() == "Megaselia sp. cand1\t3\nPhoridae gen. sp. cand2\t2\n"
 
 
+def test_each_shipped_format_is_one_module_and_one_table_line() -> None:
+    """The product has the shape the test above relies on: every module of the export package that defines a
+    FORMAT is imported by exactly one line of formats.py, that line names nothing else, and the registry holds
+    exactly those formats (nothing else lists them: the CLI reads the registry)."""
+    package = Path(__file__).resolve().parent.parent / "workflows" / "export"
+    modules = sorted(p.stem for p in package.glob("*.py") if re.search(r"^FORMAT = ", p.read_text(), re.M))
+    table = [line for line in (package / "formats.py").read_text().splitlines()
+             if line.startswith(("from ", "import "))]
+    lines = [line for line in table if "registry import REGISTRY" not in line and "__future__" not in line]
+    assert lines == [f"from biodiscover.workflows.export import {m}" for m in modules]
+    assert list(REGISTRY.names()) == sorted(REGISTRY.get(m).name for m in modules) == modules
+    cli = (package.parent.parent / "cli" / "jobs.py").read_text()
+    assert "csv, dwca" not in cli and "FORMATS" in cli
+
+
 def test_unregistered_format_is_unknown_everywhere(small_db, tmp_path) -> None:
-    assert "tally" not in FORMATS
+    assert "tally" not in FORMATS and list(FORMATS) == ["csv", "dwca", "fasta", "html", "json"]
     with pytest.raises(InputError, match=r"unknown export format 'tally' \(known: csv, dwca, fasta, html, json\)"):
         REGISTRY.get("tally")
 

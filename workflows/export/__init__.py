@@ -2,8 +2,8 @@
 
 ``biodiscover export --db DB --run ID --format FMT --out PATH`` calls
 :func:`export_run`. The formats (``csv``, ``dwca``, ``fasta``, ``html``, ``json``)
-are listed once, in :mod:`~biodiscover.workflows.export.formats`; each is a module
-of this package whose docstring says what it writes. The shared parts:
+are listed once, one import line each in :mod:`~biodiscover.workflows.export.formats`;
+each is a module of this package that registers itself and whose docstring says what it writes. The shared parts:
 
 * :mod:`~biodiscover.workflows.export.tables` — :class:`RunExport`, the tables every
   format writes from, and the candidate name / review trail / model description

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.workflows.export.metadata import ExportOptions
-from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
 from biodiscover.workflows.export.tables import RunExport, candidate_label
 
@@ -124,5 +124,6 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
             "members.csv": csv_bytes(data.members)}
 
 
-FORMAT = ExportFormat("csv", "assignments.csv, proposals.csv (evidence and review notes) and members.csv",
-                      "folder", render, details=__doc__ or "")
+FORMAT = REGISTRY.register(ExportFormat(
+    "csv", "assignments.csv, proposals.csv (evidence and review notes) and members.csv",
+    "folder", render, details=__doc__ or ""))

@@ -29,7 +29,7 @@ import pandas as pd
 
 from biodiscover.storage.records import RANKS, open_qualifier
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
-from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, RunExport, ReviewTrail, candidate_label,
                                                   live_candidates, model_description, plain_records)
@@ -313,5 +313,6 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     return buf.getvalue()
 
 
-FORMAT = ExportFormat("dwca", "Darwin Core Archive: occurrences, identification history, DNA, eml.xml",
-                      "file", render, suffix=".zip", details=__doc__ or "")
+FORMAT = REGISTRY.register(ExportFormat(
+    "dwca", "Darwin Core Archive: occurrences, identification history, DNA, eml.xml",
+    "file", render, suffix=".zip", details=__doc__ or ""))

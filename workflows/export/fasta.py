@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from biodiscover.workflows.export.metadata import ExportOptions
-from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import safe_member_name, unique_names
 from biodiscover.workflows.export.tables import NOT_CANDIDATES, RunExport, candidate_label
 
@@ -68,5 +68,6 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     return out
 
 
-FORMAT = ExportFormat("fasta", "one FASTA file per candidate species, BOLD-style headers", "folder", render,
-                      details=__doc__ or "")
+FORMAT = REGISTRY.register(ExportFormat(
+    "fasta", "one FASTA file per candidate species, BOLD-style headers",
+    "folder", render, details=__doc__ or ""))

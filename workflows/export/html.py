@@ -7,7 +7,7 @@ data is escaped and every image embedded, so the file opens offline and alone.
 from __future__ import annotations
 
 from biodiscover.workflows.export.metadata import ExportOptions
-from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.tables import RunExport
 
 
@@ -17,5 +17,6 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     return build_html(data, options).encode("utf-8")
 
 
-FORMAT = ExportFormat("html", "self-contained report: plots, candidates with photos, evidence and review notes", "file",
-                      render, suffix=".html", details=__doc__ or "")
+FORMAT = REGISTRY.register(ExportFormat(
+    "html", "self-contained report: plots, candidates with photos, evidence and review notes",
+    "file", render, suffix=".html", details=__doc__ or ""))

@@ -10,7 +10,7 @@ import json
 
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.workflows.export.metadata import ExportOptions
-from biodiscover.workflows.export.registry import ExportFormat
+from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.tables import RunExport, candidate_label, json_records
 
 
@@ -39,5 +39,6 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-FORMAT = ExportFormat("json", "run, assignments and candidates with evidence, members and reviews", "file", render,
-                      suffix=".json", details=__doc__ or "")
+FORMAT = REGISTRY.register(ExportFormat(
+    "json", "run, assignments and candidates with evidence, members and reviews",
+    "file", render, suffix=".json", details=__doc__ or ""))

@@ -1,8 +1,8 @@
 """The format registry: one entry per export format, from which the CLI help and the format list come.
 
 Why a registry: a format used to be listed in three places plus hand-written CLI
-help, and they drifted. Now a format is one module in this package defining an
-:class:`ExportFormat`, plus one line in the table of
+help, and they drifted. Now a format is one module in this package whose ``FORMAT`` registers itself
+here, plus one import line in the table of
 :mod:`biodiscover.workflows.export.formats`; ``biodiscover export --help``, the
 ``--format`` choices, the error for an unknown format and ``FORMATS`` are all
 read from :data:`REGISTRY`.
@@ -51,7 +51,7 @@ class ExportFormat:
 
 
 class FormatRegistry:
-    """Formats by name, in registration order."""
+    """Formats by name, listed in name order (so the list does not depend on which module imported first)."""
 
     def __init__(self, formats: Any = ()) -> None:
         self._formats: dict[str, ExportFormat] = {}
@@ -66,10 +66,8 @@ class FormatRegistry:
         if fmt.output not in ("file", "folder"):
             raise ValueError(f"export format {fmt.name!r}: output must be 'file' or 'folder'")
         self._formats[fmt.name] = fmt
+        self._formats = dict(sorted(self._formats.items()))
         return fmt
-
-    def unregister(self, name: str) -> None:
-        self._formats.pop(name, None)
 
     def get(self, name: str) -> ExportFormat:
         try:
@@ -109,5 +107,5 @@ class FormatRegistry:
         return "Output: " + "; ".join(parts) + "."
 
 
-#: The one registry; :mod:`biodiscover.workflows.export.formats` fills it.
+#: The one registry; the format modules imported by :mod:`biodiscover.workflows.export.formats` fill it.
 REGISTRY = FormatRegistry()
