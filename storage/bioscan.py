@@ -249,9 +249,9 @@ def iter_metadata(
 
     Each chunk has the loader's dtypes; its index is the 0-based row number in the
     file (file line = index + 2). Label columns are ``category`` with the chunk's
-    own categories unless ``categories`` fixes them (e.g. from
-    :func:`metadata_categories`), because codes stable over the whole file need the
-    whole file — :func:`load_metadata` does that. ``splits`` takes a split,
+    own categories unless ``categories`` fixes them (e.g. those of :func:`load_metadata`'s
+    frame), because codes stable over the whole file need the whole file — :func:`load_metadata`
+    does that. ``splits`` takes a split,
     metasplit or ``a+b`` expression, or a list of split names.
     """
     wanted = wanted_splits(splits)
@@ -262,17 +262,6 @@ def iter_metadata(
                 raise InputError(f"{path}: has no 'split' column; cannot select splits {splits!r}")
             chunk = chunk[chunk["split"].isin(wanted)]
         yield chunk
-
-
-def metadata_categories(path: Path, *, chunksize: int = DEFAULT_CHUNKSIZE) -> dict[str, list[str]]:
-    """Sorted labels of every category column over the whole file (one streaming pass)."""
-    seen: dict[str, set[str]] = {}
-    for chunk in _iter_chunks(Path(path), chunksize=chunksize, columns=None, labels_as_str=True,
-                              categories=None, max_nucleotides=None):
-        for c in CATEGORY_COLUMNS:
-            if c in chunk.columns:
-                seen.setdefault(c, set()).update(chunk[c].dropna().unique().tolist())
-    return {c: sorted(v) for c, v in seen.items()}
 
 
 def _barcode_keys(barcodes: pd.Series) -> np.ndarray:

@@ -17,7 +17,6 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from biodiscover.storage.records import Specimen
 from biodiscover.storage.safetext import escape_controls
-from biodiscover.storage.textlines import open_text_lines
 
 FASTA_SUFFIXES: tuple[str, ...] = (".fasta", ".fa", ".fas", ".fna", ".ffn", ".fsa")
 #: A binomial "Genus species" (genus capitalised, epithet lower-case): safe to split.
@@ -83,11 +82,6 @@ def iter_fasta_lines(lines: Iterable[tuple[int, str]]) -> Iterator[FastaRecord]:
             chunks.append(text.strip())
     if header is not None:
         yield FastaRecord(header, "".join(chunks), header_line)
-
-
-def read_fasta(path: Path) -> list[FastaRecord]:
-    """All records of a plain or gzip FASTA file (strict UTF-8; see storage.textlines for lenient)."""
-    return list(iter_fasta_lines((n, t) for n, t, _ in open_text_lines(Path(path))))
 
 
 def _field(value: object) -> str:

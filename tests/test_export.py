@@ -164,12 +164,14 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
         assert fields[2] == "Megaselia"
     hostile = [h for h in headers if h.split("|")[3] == "6"]
     assert hostile and all("\n" not in h and ">" not in h for h in hostile)
-    # Sequences round-trip through A's FASTA reader.
-    from biodiscover.storage.fasta import read_fasta
+    # Sequences round-trip through the collection reader (what `triage --input x.fasta` reads).
+    from biodiscover.storage.collections import read_collection
 
     for f in res.files:
-        for rec in read_fasta(f):
-            assert rec.sequence == with_barcode[rec.processid]
+        back = read_collection(f)
+        assert back.ok and back.specimens
+        for rec in back.specimens:
+            assert rec.dna_barcode == with_barcode[rec.processid]
 
 
 def test_html_report_has_five_plots_and_escapes(tmp_path: Path, data) -> None:

@@ -17,12 +17,11 @@ from biodiscover.storage.bioscan import (
     iter_metadata,
     load_metadata,
     load_specimens,
-    metadata_categories,
     reduce_repeated_barcodes,
 )
 from biodiscover.storage.collections import iter_collection, read_collection, sniff_format
 from biodiscover.storage.errors import InputError
-from biodiscover.storage.fasta import read_fasta, specimen_header, write_fasta
+from biodiscover.storage.fasta import iter_fasta_lines, specimen_header, write_fasta
 from biodiscover.storage.records import BIOSCAN_COLUMNS, COLUMN_DTYPES, SPLITS, Specimen
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "readers"
@@ -106,9 +105,10 @@ def test_iter_metadata_reads_in_bounded_chunks_with_file_row_numbers() -> None:
     assert whole["processid"].tolist() == load_metadata(SAMPLE)["processid"].tolist()
     seen = pd.concat(iter_metadata(SAMPLE, chunksize=4, splits="seen"))
     assert set(seen["split"]) == {"train", "val", "test"}
-    cats = metadata_categories(SAMPLE, chunksize=4)
+    full = load_metadata(SAMPLE)
+    cats = {c: list(full[c].cat.categories) for c in ("order", "family", "genus", "species")}
     fixed = pd.concat(iter_metadata(SAMPLE, chunksize=4, categories=cats))
-    assert (fixed["species"].cat.codes.to_numpy() == load_metadata(SAMPLE)["species_index"].to_numpy()).all()
+    assert (fixed["species"].cat.codes.to_numpy() == full["species_index"].to_numpy()).all()
 
 
 def test_tsv_gzip_and_csv_read_identically(tmp_path: Path) -> None:
@@ -250,7 +250,8 @@ def test_fasta_collection_with_bold_headers() -> None:
     assert by_pid["FA002-24"].taxon == "Megaselia sp. BIOUG12345-A01" and by_pid["FA002-24"].species is None
     assert by_pid["FA003-24"].taxon == "Cecidomyiidae"
     assert by_pid["FA004-24"].taxon is None
-    raw = read_fasta(FIX / "collection.fasta")
+    text = (FIX / "collection.fasta").read_text(encoding="utf-8").splitlines()
+    raw = list(iter_fasta_lines(enumerate(text, start=1)))
     assert [r.line for r in raw] == [s.line for s in result.specimens]
     for r in raw:
         assert by_pid[r.processid].dna_barcode == r.sequence.upper()
