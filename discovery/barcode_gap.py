@@ -41,10 +41,6 @@ class BarcodeGap:
             return "unknown"
         return "gap"
 
-    @property
-    def is_gap(self) -> bool:
-        return self.verdict == "gap"
-
     def sentence(self) -> str:
         """One line (≤ 80 columns) with the numbers, e.g. ``barcode gap: members ≤ 0.8% apart, nearest known
         4.1% away (threshold 2.2%)``."""

@@ -21,7 +21,6 @@ from biodiscover.encoders.image import ImageTransform, load_image
 from biodiscover.encoders.text import Lineage, TaxonomyVocab
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError, ModelBundleError
-from biodiscover.storage.records import Specimen
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +99,6 @@ class Encoders:
             ids = self.vocab.encode(lineages[sl]).to(self.device)
             out[sl] = self.model.encode_text(ids).float().cpu().numpy()
         return out
-
-    def embed_specimens(self, specimens: Sequence[Specimen], batch_size: int | None = None) -> dict[str, np.ndarray]:
-        """Per-specimen ``dna``, ``image`` and ``fused`` arrays [N, dim]; missing modality rows are NaN.
-
-        ``fused`` is the re-normalised mean of the modalities a specimen has, so
-        DNA-only, image-only and paired specimens all get one vector.
-        """
-        n = len(specimens)
-        dna = np.full((n, self.dim), np.nan, dtype=np.float32)
-        img = np.full((n, self.dim), np.nan, dtype=np.float32)
-        di = [i for i, s in enumerate(specimens) if s.dna_barcode]
-        ii = [i for i, s in enumerate(specimens) if s.image_path is not None]
-        if di:
-            dna[di] = self.embed_dna([specimens[i].dna_barcode or "" for i in di], batch_size)
-        if ii:
-            img[ii] = self.embed_images([specimens[i].image_path for i in ii], batch_size)
-        stacked = np.stack([dna, img])
-        count = (~np.isnan(stacked[..., 0])).sum(axis=0)
-        fused = np.nansum(stacked, axis=0)
-        norms = np.linalg.norm(fused, axis=1, keepdims=True)
-        fused = np.where(count[:, None] > 0, fused / np.maximum(norms, 1e-12), np.nan).astype(np.float32)
-        return {"dna": dna, "image": img, "fused": fused}
 
 
 def save_encoders(bundle: Bundle, model: AlignmentModel) -> None:

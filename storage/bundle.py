@@ -264,11 +264,6 @@ class Bundle:
         self._check_kind(kind)
         return sorted(self.manifest["files"][kind])
 
-    def update_metrics(self, metrics: Mapping[str, Any]) -> None:
-        """Merge ``metrics`` (JSON-serialisable) into the manifest's metrics."""
-        self.manifest.setdefault("metrics", {}).update(jsonable(dict(metrics)))
-        self._write_manifest()
-
     def set_section(self, key: str, value: Any) -> None:
         """Store an extra JSON section in bundle.json (e.g. ``discovery`` settings)."""
         if key in ("format", "format_version", "files"):

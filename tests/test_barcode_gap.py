@@ -28,7 +28,6 @@ from biodiscover.storage.evidence import Evidence, NearestKnown, Spread
 def test_verdict_rules(within: float | None, nearest: float | None, threshold: float | None, verdict: str) -> None:
     gap = BarcodeGap(within, nearest, threshold)
     assert gap.verdict == verdict
-    assert gap.is_gap is (verdict == "gap")
 
 
 def test_sentences_state_the_three_numbers() -> None:

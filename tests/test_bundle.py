@@ -19,13 +19,13 @@ def _bundle(tmp_path: Path) -> Bundle:
 
 
 def test_round_trip(tmp_path: Path) -> None:
-    b = _bundle(tmp_path)
+    b = Bundle.create(tmp_path / "b", config={"name": "t"}, fingerprint={"sha256": "ab" * 32},
+                      metrics={"acc": 0.5, "top1": np.float64(0.75)})
     lin = torch.nn.Linear(4, 3)
     b.save_weights("enc", lin.state_dict())
     b.save_array("ref_emb", np.arange(12, dtype=np.float32).reshape(3, 4))
     b.save_array("ids", np.array([5, 7, 9], dtype=np.int64))
     b.save_table("taxonomy", {"species": ["a b", "c d"], "thresholds": [0.1, np.float32(0.25)]})
-    b.update_metrics({"top1": np.float64(0.75)})
     b.set_section("discovery", {"k": 5})
 
     again = Bundle.open(tmp_path / "b")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from biodiscover.storage.db import Database, ProposalIn
-from biodiscover.storage.db.taxonomy import provisional_references
+from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 from biodiscover.storage.errors import DatabaseError, InputError, StaleProposalError
 from biodiscover.storage.records import Specimen
 from biodiscover.storage.settings import Reviewer, resolve_reviewer
+from fixtures.db_views import count_specimens, proposal_history, proposal_members, specimen_versions
 
 GENERA = (("Diptera", "Phoridae", "Megaselia"), ("Diptera", "Cecidomyiidae", "Campylomyza"),
           ("Hymenoptera", "Braconidae", "Apanteles"))
@@ -66,11 +67,11 @@ def test_ingest_is_idempotent_and_versions_changed_records(tmp_path: Path) -> No
         changed[3].country = "Costa Rica"
         third = db.ingest(changed, collection="c", backup=False)
         assert (third.new, third.changed, third.unchanged) == (0, 1, 29)
-        versions = db.specimen_versions("BD000003")
+        versions = specimen_versions(path, "BD000003")
         assert [(v["version"], v["current"], v["country"]) for v in versions] == [
             (1, False, "Canada"), (2, True, "Costa Rica")]
         assert versions[1]["ingest_id"] == third.ingest_id != versions[0]["ingest_id"]
-        assert db.count_specimens() == 30 and db.count_specimens(current_only=False) == 31
+        assert count_specimens(path) == 30 and count_specimens(path, current_only=False) == 31
 
 
 def test_same_file_twice_is_skipped_by_checksum_with_provenance(tmp_path: Path) -> None:
@@ -172,9 +173,9 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
     p0, p1, p2 = ids
     s = db.split(p0, 1, ["BD000006"], reviewer="ana", note="two haplogroups")
     new = s.new_proposal_id
-    assert db.proposal_members(p0) == ["BD000000", "BD000003"] and db.proposal_members(new) == ["BD000006"]
+    assert proposal_members(db, p0) == ["BD000000", "BD000003"] and proposal_members(db, new) == ["BD000006"]
     m = db.merge([p1, new], {p1: 1, new: 1}, reviewer="ana")
-    assert db.proposal_members(p1) == ["BD000006", "BD000009"] and db.proposal(new).status == "merged"
+    assert proposal_members(db, p1) == ["BD000006", "BD000009"] and db.proposal(new).status == "merged"
     assert db.proposal(p1).size == 2
     (campylomyza,) = db.taxonomy().find("Campylomyza", "genus")
     mv = db.move(p1, db.proposal(p1).version, campylomyza.id, reviewer="ana")
@@ -189,13 +190,13 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
     # undo in reverse order restores the original grouping
     for res in (rj, rn, mv, m, s):
         db.undo(res.review_id, reviewer="ana")
-    assert db.proposal_members(p0) == ["BD000000", "BD000003", "BD000006"]
-    assert db.proposal_members(p1) == ["BD000009"] and db.proposal(p1).parent_name == "Megaselia"
+    assert proposal_members(db, p0) == ["BD000000", "BD000003", "BD000006"]
+    assert proposal_members(db, p1) == ["BD000009"] and db.proposal(p1).parent_name == "Megaselia"
     assert db.proposal(new).status == "withdrawn" and db.proposal(p2).status == "pending"
-    assert db.proposal(new).size == 0 and db.proposal_members(new) == []  # withdrawn holds nobody (mutation testing)
+    assert db.proposal(new).size == 0 and proposal_members(db, new) == []  # withdrawn holds nobody (mutation testing)
     assert db.proposal(p2).provisional_name is None
     assert len(db.reviews()) == 11  # append-only: nothing deleted
-    kinds = [e["kind"] for e in db.proposal_history(p1)]
+    kinds = [e["kind"] for e in proposal_history(db, p1)]
     assert kinds == ["merge"]
     assert db.check().ok, db.check().problems
 
@@ -229,21 +230,24 @@ def test_recluster_supersedes_pending_but_not_decided(db: Database) -> None:
     assert (old.status, old.superseded_by, old.version) == ("superseded", c, 2)
     assert (new.lineage, new.version) == (a, 2)
     assert db.proposal(b).status == "accepted"  # decisions are never superseded
-    assert [e["kind"] for e in db.proposal_history(c)] == ["recluster"]
+    assert [e["kind"] for e in proposal_history(db, c)] == ["recluster"]
 
 
-def test_taxonomy_graph_edits_save_in_one_transaction(db: Database) -> None:
+def test_registered_lineages_join_the_taxonomy_once_with_every_rank(db: Database) -> None:
+    """The reference's lineages (how taxa enter besides reviews) land under the taxa already there, a subfamily
+    between family and genus included; registering them again adds nothing."""
+    before = len(db.taxonomy().graph)
+    lineage = {"order": "Diptera", "family": "Phoridae", "subfamily": "Metopininae", "genus": "Dohrniphora",
+               "species": "Dohrniphora cornuta"}
+    assert register_lineages(db, [lineage, dict(lineage)], source="reference") == 1
     graph = db.taxonomy()
+    assert len(graph.graph) == before + 3
+    (species,) = graph.find("Dohrniphora cornuta", "species")
+    assert [(n.rank, n.name) for n in graph.lineage(species.id)] == list(lineage.items())
     (phoridae,) = graph.find("Phoridae", "family")
-    sub = graph.add_taxon("subfamily", "Metopininae", phoridae.id)
-    (megaselia,) = graph.find("Megaselia", "genus")
-    graph.set_parent(megaselia.id, sub)
-    mapping = graph.save(db)
-    again = db.taxonomy()
-    assert [n.name for n in again.lineage(megaselia.id)] == ["Diptera", "Phoridae", "Metopininae", "Megaselia"]
-    assert mapping[sub] > 0 and again.node(mapping[sub]).rank == "subfamily"
-    with pytest.raises(ValueError, match="cycle"):
-        again.set_parent(phoridae.id, megaselia.id)
+    assert graph.lineage(species.id)[1].id == phoridae.id and species.source == "reference"
+    register_lineages(db, [lineage], source="reference")
+    assert len(db.taxonomy().graph) == before + 3
 
 
 def test_run_tables_feed_the_export(db: Database) -> None:
@@ -339,10 +343,8 @@ def test_check_knows_every_proposal_status_including_assigned(db: Database) -> N
     """`db check` follows the model's status lists: an assigned proposal is live (its members and size are
     checked), must name a live species, and a status, taxon status, run status or review action no code
     knows is a problem, not a row silently missing from every queue and export."""
-    graph = db.taxonomy()
-    genus = graph.find("Megaselia", "genus")[0]
-    graph.add_taxon("species", "Megaselia scalaris", genus.id)
-    graph.save(db)
+    register_lineages(db, [{**_lineage(0), "species": "Megaselia scalaris"}], source="test")
+    genus = db.taxonomy().find("Megaselia", "genus")[0]
     _, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": {"genus": "Megaselia"}},
                                 {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
     db.assign(p0, 1, "Megaselia scalaris", reviewer="ana")
@@ -371,7 +373,7 @@ def test_check_knows_every_proposal_status_including_assigned(db: Database) -> N
 
 
 def test_check_reports_a_taxonomy_cycle(db: Database) -> None:
-    """A parent loop in the taxonomy (which no API allows: set_parent refuses it) is a problem `db check`
+    """A parent loop in the taxonomy (which no API writes: taxa change only through reviews) is a problem `db check`
     names with the taxa on it; a lineage walk would otherwise never end."""
     assert db.check().ok
     with sqlite3.connect(db.path) as con:
@@ -392,7 +394,7 @@ def test_merging_candidates_of_different_parents_lands_under_their_lowest_common
     res = db.merge([pm, pc], [1, 1], reviewer="ana")
     assert res.parent == ("order", "Diptera")
     assert (db.proposal(pm).parent_rank, db.proposal(pm).parent_name) == ("order", "Diptera")
-    assert db.proposal_members(pm) == ["BD000000", "BD000001"] and db.proposal(pc).status == "merged"
+    assert proposal_members(db, pm) == ["BD000000", "BD000001"] and db.proposal(pc).status == "merged"
     res = db.merge([pa, pm], [1, db.proposal(pm).version], reviewer="ana")
     assert res.parent == ("genus", "Apanteles")  # Hymenoptera and Diptera: no common taxon
     assert db.check().ok, db.check().problems

@@ -12,6 +12,7 @@ import pytest
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import BIOSCAN_COLUMNS
+from fixtures.db_views import count_specimens, specimen_versions
 
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]  # conftest's in-process ``cli`` fixture
@@ -44,8 +45,8 @@ def test_ingest_twice_changes_nothing_and_quarantines_bad_rows(tmp_path: Path, c
     third = cli("ingest", "--input", str(changed), "--db", str(db), "--json")
     assert json.loads(third.stdout)["changed"] == 25
     with Database.open(db) as handle:
-        assert handle.count_specimens() == 25 and handle.count_specimens(current_only=False) == 50
-        assert [v["country"] for v in handle.specimen_versions("CLI0003")] == ["Canada", "Peru"]
+        assert len(handle.specimens()) == 25 and count_specimens(db, current_only=False) == 50
+        assert [v["country"] for v in specimen_versions(db, "CLI0003")] == ["Canada", "Peru"]
 
 
 def test_db_check_backup_upgrade_verbs(tmp_path: Path, cli: CLI) -> None:
@@ -57,7 +58,7 @@ def test_db_check_backup_upgrade_verbs(tmp_path: Path, cli: CLI) -> None:
     out = tmp_path / "copy.sqlite"
     assert cli("db", "backup", "--db", str(db), "--out", str(out)).returncode == 0
     with Database.open(out) as copy:
-        assert copy.count_specimens() == 5
+        assert len(copy.specimens()) == 5
     assert cli("db", "upgrade", "--db", str(db)).returncode == 0
     # an orphan the schema cannot express: a specimen with two current versions
     con = sqlite3.connect(db)
@@ -121,8 +122,8 @@ def test_real_dev_rows_round_trip(tmp_path: Path, real_dev_csv: Path) -> None:
         assert report.new == report.total > 400
         assert report.total + len(reader.quarantine) == 500
         first = db.specimens()[0]
-        stored = db.specimen(first.processid)
-        assert stored["dna_barcode"] == first.dna_barcode and stored["version"] == 1
+        (stored,) = specimen_versions(db.path, first.processid)
+        assert stored["dna_barcode"] == first.dna_barcode and stored["version"] == 1 and stored["current"]
         assert db.taxonomy().roots(), "provided identifications become taxa"
 
 
@@ -159,7 +160,7 @@ def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli: 
     backups = list((tmp_path / "old.sqlite.backups").glob("old-pre-upgrade-*.sqlite"))
     assert len(backups) == 1 and inspect_revision(backups[0]).revision == "0001"
     with Database.open(path) as db:
-        assert db.specimen("OLD1")["dna_barcode"] == "ACGT" * 60
+        assert db.specimens(["OLD1"])[0].dna_barcode == "ACGT" * 60
         # 0003: a legacy batch item's triage run id moved from its message into runs.result
         assert [r.result for r in sorted(db.runs(), key=lambda r: r.id)] == [{"triage_run_id": 7}, {}, {}]
     idx = {r[1] for r in sqlite3.connect(path).execute("PRAGMA index_list(proposals)")}

@@ -103,25 +103,8 @@ def test_bundle_roundtrip_identical_embeddings(trained: dict) -> None:
     text = a.embed_text([s.lineage() for s in specimens] + ["Diptera Fam0 Genus0 Genus0 sp0"])
     np.testing.assert_allclose(text[0], text[-1], atol=1e-6) \
         if specimens[0].species == "Genus0 sp0" and specimens[0].subfamily is None else None
-    both = a.embed_specimens(specimens)
-    np.testing.assert_allclose(both["dna"], ea, atol=1e-6)
-    assert np.allclose(np.linalg.norm(both["fused"], axis=1), 1.0, atol=1e-5)
+    assert np.allclose(np.linalg.norm(imgs, axis=1), 1.0, atol=1e-5)
     assert a.dna_features(seqs).shape == (20, trained["config"].dna.hidden)
-
-
-@pytest.mark.slow
-def test_embed_specimens_missing_modalities(trained: dict) -> None:
-    enc = load_encoders(trained["out"], device="cpu")
-    s = load_specimens(trained["root"])[:3]
-    s[0].image_path = None
-    s[1].dna_barcode = None
-    s[2].image_path = None
-    s[2].dna_barcode = None
-    out = enc.embed_specimens(s)
-    assert np.isnan(out["image"][0]).all() and not np.isnan(out["dna"][0]).any()
-    np.testing.assert_allclose(out["fused"][0], out["dna"][0], atol=1e-6)
-    np.testing.assert_allclose(out["fused"][1], out["image"][1], atol=1e-6)
-    assert np.isnan(out["fused"][2]).all()
 
 
 @pytest.mark.slow

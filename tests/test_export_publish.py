@@ -21,6 +21,7 @@ import pytest
 
 from biodiscover.storage.db import Database
 from fixtures.review_db import build_review_db
+from fixtures.db_views import proposal_members
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 BASIS = {"PreservedSpecimen", "FossilSpecimen", "LivingSpecimen", "MaterialSample", "MaterialEntity",
@@ -150,8 +151,8 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     assert gbif_offline_problems(out) == []
     db = Database.open(path, readonly=True)
-    accepted_members = set(db.proposal_members(info["accepted"]))
-    rejected_members = set(db.proposal_members(info["rejected"]))
+    accepted_members = set(proposal_members(db, info["accepted"]))
+    rejected_members = set(proposal_members(db, info["rejected"]))
     decided_on = db.reviews(info["accepted"])[0]["created_at"][:10]
     db.close()
     with DwCAReader(str(out)) as dwca:

@@ -12,6 +12,7 @@ import pytest
 from biodiscover.cli.main import main
 from biodiscover.storage.db import Database
 from fixtures.discovery import make_world, write_metadata
+from fixtures.db_views import proposal_history, proposal_members
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_triage_registers_known_species_and_records_nearest_barcodes(world_and_b
             ev = db.proposal_detail(p.id).evidence
             near = ev.nearest_known
             assert near.processid in keys and near.barcode == keys[near.processid].dna_barcode
-            assert set(ev.member_hits) == set(db.proposal_members(p.id))
+            assert set(ev.member_hits) == set(proposal_members(db, p.id))
             best = max(ev.member_hits.values(), key=lambda h: h.identity)
             assert (best.processid, best.identity) == (near.processid, near.identity)
         assert db.known_species(search=near.species)[0][1].startswith(near.species)
@@ -66,12 +67,12 @@ def test_a_rejected_candidate_is_not_queued_again_by_the_next_triage(world_and_b
         pending_before = db.queue_counts()["pending"]
     second = _triage(root, bundle, db_path, capsys)
     with Database.open(db_path) as db:
-        again = [e for e in db.proposal_history(rejected.id) if e["kind"] == "recognised"]
+        again = [e for e in proposal_history(db, rejected.id) if e["kind"] == "recognised"]
         assert len(again) == 1
         new = db.proposal(again[0]["target_id"])
         assert new.run_id == second["run_id"] and new.status == "rejected" and new.lineage == rejected.lineage
-        assert set(db.proposal_members(new.id)) <= set(db.proposal_members(rejected.id))
+        assert set(proposal_members(db, new.id)) <= set(proposal_members(db, rejected.id))
         assert not db.proposal_queue(run_id=second["run_id"], status="pending", search=new.provisional_name or
-                                     db.proposal_members(new.id)[0])[0]
+                                     proposal_members(db, new.id)[0])[0]
         # the rest of the first run's pending candidates were re-clustered (superseded), not duplicated
         assert db.queue_counts()["pending"] == pending_before

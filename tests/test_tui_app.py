@@ -28,6 +28,7 @@ from biodiscover.tui.widgets.dna_panel import DnaPanel, variable_sites
 from biodiscover.tui.widgets.histogram import DistanceHistogram, bin_distances
 from biodiscover.tui.widgets.image_panel import ImagePanel
 from biodiscover.tui.widgets.proposal_table import ProposalTable
+from fixtures.db_views import proposal_members
 
 SIZE = (80, 24)
 
@@ -221,7 +222,7 @@ async def test_split_merge_move_rename_note(review_db: Path) -> None:
         after = db.proposal(big.id)
         assert after.size == big.size - 2
         new = [p for p in db.proposal_queue(status="pending", limit=500)[0]
-               if set(db.proposal_members(p.id)) == set(picked)]
+               if set(proposal_members(db, p.id)) == set(picked)]
         assert len(new) == 1
         # rename and note
         await pilot.press("e")
@@ -409,7 +410,7 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
 
     with Database.open(review_db) as first_db:
         first = first_db.proposal_queue(status="pending", limit=1)[0][0]
-        long_one = first_db.proposal_members(first.id)[0]
+        long_one = proposal_members(first_db, first.id)[0]
     with sqlite3.connect(review_db) as raw:  # a real country name longer than the column
         raw.execute("UPDATE specimens SET country = 'Democratic Republic of the Congo' WHERE processid = ?",
                     (long_one,))

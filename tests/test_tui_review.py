@@ -26,6 +26,7 @@ from biodiscover.tui.widgets.image_panel import ImagePanel
 from biodiscover.tui.widgets.proposal_table import ProposalTable
 from fixtures.review_db import partial_barcode_db
 from fixtures.tui_pilot import asynctest, notes, settle
+from fixtures.db_views import proposal_members
 
 SIZE = (80, 24)
 
@@ -54,14 +55,14 @@ async def test_rejection_is_remembered_when_the_same_members_come_back(review_db
         await pilot.press("r")
         await settle(pilot)
     assert db.proposal(first.id).status == "rejected"
-    members = db.proposal_members(first.id)
+    members = proposal_members(db, first.id)
     pending_before = db.queue_counts()["pending"]
     # The same collection triaged again: a new run proposes the same 80 specimens, and a candidate sharing
     # some of them with new specimens.
     run = db.start_run("triage", {"again": True}, backup=False)
     again, overlap = db.write_proposals(run, [
         {"members": members, "parent_rank": first.parent_rank, "parent_name": first.parent_name},
-        {"members": members[:5] + db.proposal_members(first.id + 1)[:3], "parent_rank": "genus",
+        {"members": members[:5] + proposal_members(db, first.id + 1)[:3], "parent_rank": "genus",
          "parent_name": first.parent_name}])
     db.finish_run(run, "completed")
     assert db.proposal(again).status == "rejected" and db.proposal(again).lineage == first.lineage
@@ -83,7 +84,7 @@ async def test_rejection_is_remembered_when_the_same_members_come_back(review_db
 # -- item 2: evidence recomputed from the members on split and merge ----------------------------------------------
 
 def _members_of(db: Database, pid: int) -> list[Specimen]:
-    return db.specimens(db.proposal_members(pid))
+    return db.specimens(proposal_members(db, pid))
 
 
 @asynctest
@@ -184,7 +185,7 @@ async def test_assign_to_a_known_species_names_the_members_and_closes_the_propos
         ("assigned", species, "species", species, "accepted")
     assert p.parent_name == "Bobeix" and p.parent_rank == "genus"
     named = {s.processid: s.species for s in provisional_references(db)}
-    assert {named[pid] for pid in db.proposal_members(2)} == {species}
+    assert {named[pid] for pid in proposal_members(db, 2)} == {species}
     assert db.reviews(2)[0]["reviewer"] == "ana" and db.reviews(2)[0]["action"] == "assign"
     assert any(f"#2 assigned to {species}: its {target.size} members" in n for n in notes(app))
     # undo gives the candidate back and leaves the known species alone

@@ -132,7 +132,7 @@ def test_barcode_gap_is_judged_against_the_learned_threshold() -> None:
     assert close.sentence() == "no gap: nearest known 1.1% away ≤ threshold 2.2%; members ≤ 0.8% apart"
     good = barcode_gap(E({"within_distances": [0.0, 0.004], "nearest_known_distances": [0.09, 0.08],
                           "threshold": 0.022}), 0.5)
-    assert good.is_gap
+    assert good.verdict == "gap"
     assert good.sentence() == "barcode gap: members ≤ 0.4% apart, nearest known 8.0% away (threshold 2.2%)"
     overlap = barcode_gap(E({"within_distance": {"mean": 0.01, "max": 0.06}, "threshold": 0.022}), 0.95)
     assert overlap.verdict == "no gap"
@@ -141,7 +141,7 @@ def test_barcode_gap_is_judged_against_the_learned_threshold() -> None:
     assert wide.verdict == "unknown" and wide.sentence() == ("unclear: members ≤ 3.0% apart > threshold 2.2%; nearest "
                                                              "known 8.0% away")
     no_threshold = barcode_gap(E({"within_distance": {"max": 0.004}}), 99.0)  # identity in percent
-    assert no_threshold.nearest == pytest.approx(0.01) and not no_threshold.is_gap
+    assert no_threshold.nearest == pytest.approx(0.01) and no_threshold.verdict == "unknown"
     assert "(no learned threshold to judge a gap)" in no_threshold.sentence()
     assert all(len(barcode_gap(E(e), i).sentence()) <= 78 for e, i in
                (({"within_distance": {"max": 0.1234}, "threshold": 0.02}, 0.5),

@@ -7,9 +7,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
               quarantine=reader.quarantine, quarantine_file=Path("plate42.quarantine.csv")) -> IngestReport
     db.ingest_file(path, collection=None, images=None, quarantine_file=None) -> (IngestReport, reader)
     db.ingest_quarantine(ingest_id) -> list[QuarantinedRecord]     # what an ingest set aside
-    db.specimen(processid, version=None) -> dict | None
-    db.specimen_versions(processid) -> list[dict]
-    db.count_specimens(current_only=True) -> int
+    db.specimens(processids=None) -> list[Specimen]           # current versions (old ones stay in the file)
 
 Why it is built this way:
 
@@ -312,27 +310,6 @@ class IngestMixin(DatabaseCore):
                                   reason=r["reason"], raw=r["raw"]) for r in rows]
 
     # -- reads ----------------------------------------------------------------------------------------------
-    def specimen(self, processid: str, version: int | None = None) -> dict[str, Any] | None:
-        """The current (or given) version of a specimen as a dict, or None."""
-        q = sa.select(SPECIMENS).where(SPECIMENS.c.processid == processid)
-        q = q.where(SPECIMENS.c.version == version) if version is not None else q.where(SPECIMENS.c.current.is_(True))
-        with self._read() as conn:
-            row = conn.execute(q).mappings().first()
-        return dict(row) if row else None
-
-    def specimen_versions(self, processid: str) -> list[dict[str, Any]]:
-        with self._read() as conn:
-            rows = conn.execute(sa.select(SPECIMENS).where(SPECIMENS.c.processid == processid)
-                                .order_by(SPECIMENS.c.version)).mappings().all()
-        return [dict(r) for r in rows]
-
-    def count_specimens(self, current_only: bool = True) -> int:
-        q = sa.select(sa.func.count()).select_from(SPECIMENS)
-        if current_only:
-            q = q.where(SPECIMENS.c.current.is_(True))
-        with self._read() as conn:
-            return int(conn.execute(q).scalar() or 0)
-
     def specimens(self, processids: Iterable[str] | None = None) -> list[Specimen]:
         """Current specimen records as :class:`~biodiscover.storage.records.Specimen` (all, or those named)."""
         q = sa.select(SPECIMENS).where(SPECIMENS.c.current.is_(True))

@@ -10,7 +10,6 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.proposal(proposal_id) -> ProposalSummary
     db.proposal_detail(proposal_id) -> ProposalDetail
     db.queue_counts(run_id=None) -> dict[str, int]
-    db.proposal_history(proposal_id) -> list[dict]
 
 A proposal to write is a :class:`~biodiscover.storage.evidence.CandidateProposal`
 (``ProposalIn`` here), or a mapping / dataclass with the same field names.
@@ -416,14 +415,3 @@ class ProposalsMixin(DatabaseCore):
             raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
                                 f"{err}") from err
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)))
-
-    def proposal_members(self, proposal_id: int) -> list[str]:
-        with self._read() as conn:
-            return [x for (x,) in conn.execute(sa.select(MEMBERS.c.processid).where(
-                MEMBERS.c.proposal_id == proposal_id).order_by(MEMBERS.c.processid))]
-
-    def proposal_history(self, proposal_id: int) -> list[dict[str, Any]]:
-        """Edges (recluster, merge, split, undo) touching this proposal, oldest first."""
-        with self._read() as conn:
-            return [dict(x) for x in conn.execute(sa.select(EDGES).where(sa.or_(
-                EDGES.c.source_id == proposal_id, EDGES.c.target_id == proposal_id)).order_by(EDGES.c.id)).mappings()]

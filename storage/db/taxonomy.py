@@ -10,17 +10,13 @@ API::
     graph.children(taxon_id) / graph.roots() -> list[TaxonNode]
     graph.find(name, rank=None) -> list[TaxonNode]
     graph.provisional() -> list[TaxonNode]
-    graph.add_taxon(rank, name, parent_id, status="accepted", source=None) -> int   # negative id until saved
-    graph.set_parent(taxon_id, parent_id) / graph.rename(taxon_id, name)
-    graph.save(db) -> dict[int, int]                  # one BEGIN IMMEDIATE transaction; temp id → real id
     provisional_references(db) -> list[Specimen]      # members of accepted / assigned proposals, named as their taxon
     register_lineages(db, lineages, source=...) -> int  # the reference's taxa (known species), added once
 
 Why a graph object and not SQL only: the TUI draws the tree and discovery walks
 lineages many times per run; a DiGraph answers lineage and subtree queries in
-memory. Reviews change taxa through the review API (which logs them); edits
-made directly on the graph are for curation tools and are saved back in one
-transaction so a crash never leaves half a re-arrangement.
+memory. The graph is a read-only snapshot: taxa change only through the review
+API (which logs every change) and :func:`register_lineages`.
 
 ``provisional_references`` lets the next run treat accepted candidates as known
 species: each member specimen comes back with its lineage filled from the
@@ -37,10 +33,8 @@ import networkx as nx
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from biodiscover.storage.db.clock import utcnow
-from biodiscover.storage.db.core import inserted_id, table
-from biodiscover.storage.db.models import TAXON_STATUSES, Proposal, ProposalMember, Taxon
-from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.db.core import table
+from biodiscover.storage.db.models import Proposal, ProposalMember, Taxon
 from biodiscover.storage.records import RANKS, Specimen, is_filler_name
 
 
@@ -78,15 +72,12 @@ class TaxonNode:
 class TaxonomyGraph:
     """A snapshot of ``taxa`` as a DiGraph; see the module docstring."""
 
-    def __init__(self, graph: nx.DiGraph, loaded: dict[int, dict[str, Any]]) -> None:
+    def __init__(self, graph: nx.DiGraph) -> None:
         self.graph = graph
-        self._loaded = loaded
-        self._next_temp = -1
 
     @classmethod
     def load(cls, db: "Database", include_rejected: bool = False) -> "TaxonomyGraph":
         g = nx.DiGraph()
-        loaded: dict[int, dict[str, Any]] = {}
         with db._read() as conn:
             q = sa.select(TAXA)
             if not include_rejected:
@@ -95,11 +86,10 @@ class TaxonomyGraph:
                 attrs = {k: r[k] for k in _ATTRS}
                 attrs["proposal_id"] = r["proposal_id"]
                 g.add_node(r["id"], **attrs)
-                loaded[r["id"]] = {k: r[k] for k in _ATTRS}
         for tid, attrs in list(g.nodes(data=True)):
             if attrs["parent_id"] is not None and attrs["parent_id"] in g:
                 g.add_edge(attrs["parent_id"], tid)
-        return cls(g, loaded)
+        return cls(g)
 
     # -- queries --------------------------------------------------------------------------------------------
     def __contains__(self, taxon_id: int) -> bool:
@@ -145,66 +135,6 @@ class TaxonomyGraph:
 
     def provisional(self) -> list[TaxonNode]:
         return [self.node(n) for n, a in self.graph.nodes(data=True) if a["status"] == "provisional"]
-
-    # -- edits (saved by save()) ----------------------------------------------------------------------------
-    def add_taxon(self, rank: str, name: str, parent_id: int | None, status: str = "accepted",
-                  source: str | None = None) -> int:
-        if status not in TAXON_STATUSES:
-            raise ValueError(f"unknown taxon status {status!r}")
-        if parent_id is not None and parent_id not in self.graph:
-            raise KeyError(f"no parent taxon {parent_id}")
-        tid = self._next_temp
-        self._next_temp -= 1
-        self.graph.add_node(tid, rank=rank, name=name, parent_id=parent_id, status=status, source=source,
-                            proposal_id=None)
-        if parent_id is not None:
-            self.graph.add_edge(parent_id, tid)
-        return tid
-
-    def set_parent(self, taxon_id: int, parent_id: int | None) -> None:
-        if parent_id is not None and (parent_id not in self.graph or parent_id in self.subtree(taxon_id)):
-            raise ValueError(f"cannot place taxon {taxon_id} under {parent_id}: missing, or a cycle")
-        for p in list(self.graph.predecessors(taxon_id)):
-            self.graph.remove_edge(p, taxon_id)
-        if parent_id is not None:
-            self.graph.add_edge(parent_id, taxon_id)
-        self.graph.nodes[taxon_id]["parent_id"] = parent_id
-
-    def rename(self, taxon_id: int, name: str) -> None:
-        self.graph.nodes[taxon_id]["name"] = name
-
-    def save(self, db: "Database") -> dict[int, int]:
-        """Write new and changed taxa back in one transaction; returns temp id → new id."""
-        def _do(conn: Connection) -> dict[int, int]:
-            mapping: dict[int, int] = {}
-            now = utcnow()
-            # Parents before children: topological order over the graph.
-            for tid in nx.topological_sort(self.graph):
-                a = self.graph.nodes[tid]
-                parent = a["parent_id"]
-                parent = mapping.get(parent, parent) if parent is not None else None
-                if tid < 0:
-                    mapping[tid] = inserted_id(conn.execute(sa.insert(TAXA).values(
-                        rank=a["rank"], name=a["name"], parent_id=parent, status=a["status"], source=a["source"],
-                        created_at=now)))
-                    continue
-                old = self._loaded.get(tid)
-                new = {"rank": a["rank"], "name": a["name"], "parent_id": parent, "status": a["status"],
-                       "source": a["source"]}
-                if old != new:
-                    if conn.execute(sa.update(TAXA).where(TAXA.c.id == tid).values(**new)).rowcount != 1:
-                        raise DatabaseError(f"taxon {tid} disappeared while saving the taxonomy")
-            return mapping
-
-        mapping: dict[int, int] = db._write(_do, "save taxonomy")
-        for old, new in mapping.items():
-            nx.relabel_nodes(self.graph, {old: new}, copy=False)
-        for tid in self.graph.nodes:
-            a = self.graph.nodes[tid]
-            if a["parent_id"] in mapping:
-                a["parent_id"] = mapping[a["parent_id"]]
-            self._loaded[tid] = {k: a[k] for k in _ATTRS}
-        return mapping
 
 
 def provisional_references(db: "Database") -> list[Specimen]:
