@@ -42,7 +42,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from biodiscover.encoders.alignment import AlignmentModel  # noqa: E402
 from biodiscover.encoders.config import load_preset  # noqa: E402
-from biodiscover.encoders.data import SpecimenDataset, load_specimens  # noqa: E402
+from biodiscover.encoders.data import SpecimenDataset  # noqa: E402
+from biodiscover.storage.bioscan import load_specimens  # noqa: E402
 from biodiscover.encoders.embed import Encoders, load_encoders, save_encoders  # noqa: E402
 from biodiscover.encoders.evaluation import evaluate_encoders, linear_probe, top1_accuracy  # noqa: E402
 from biodiscover.encoders.text import TaxonomyVocab  # noqa: E402

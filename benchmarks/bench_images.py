@@ -37,7 +37,7 @@ import torch
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import rank_errors
 from biodiscover.discovery.multimodal import CrossModalClassifier, CrossModalConfig, ModalityCall, fuse
-from biodiscover.encoders.data import load_specimens
+from biodiscover.storage.bioscan import load_specimens
 from biodiscover.encoders.embed import load_encoders
 from biodiscover.storage.records import RANKS
 

@@ -19,8 +19,7 @@ from torch.utils.data import Dataset
 from biodiscover.encoders.image import ImageTransform, load_image
 from biodiscover.encoders.text import TaxonomyVocab
 from biodiscover.encoders.tokenizer import KmerTokenizer
-from biodiscover.storage.errors import InputError
-from biodiscover.storage.records import SPLITS, Specimen
+from biodiscover.storage.records import Specimen
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +99,6 @@ class SpecimenDataset(Dataset):
             "text_ids": self.vocab.encode([it["lineage"] for it in items]),
             "has_text": torch.tensor([bool(it["has_text"]) for it in items]),
         }
-
-
-# -- reading a dataset directory ---------------------------------------------------------
-
-
-def load_specimens(data_dir: Path, splits: Iterable[str] | None = None) -> list[Specimen]:
-    """Specimens of a BIOSCAN-5M-layout directory (``metadata/…csv`` + ``images/…``).
-
-    The project's one loader (``storage.bioscan.load_specimens``): barcodes come
-    back cleaned as every other stage sees them.
-    """
-    from biodiscover.storage.bioscan import load_specimens as load
-
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise InputError(f"{data_dir}: dataset directory not found")
-    wanted = tuple(splits) if splits is not None else SPLITS
-    specimens = load(data_dir, wanted)
-    if not specimens:
-        raise InputError(f"{data_dir}: no specimens in splits {', '.join(wanted)}")
-    return specimens
 
 
 def fingerprint_specimens(specimens: Iterable[Specimen]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader
 
 from biodiscover.encoders.alignment import AlignmentModel
 from biodiscover.encoders.config import ModelConfig
-from biodiscover.encoders.data import DNADataset, SpecimenDataset, fingerprint_specimens, load_specimens
+from biodiscover.encoders.data import DNADataset, SpecimenDataset, fingerprint_specimens
 from biodiscover.encoders.dna import DNAEncoder
 from biodiscover.encoders.embed import Encoders, save_encoders
 from biodiscover.encoders.evaluation import evaluate_encoders
@@ -37,7 +37,8 @@ from biodiscover.encoders.tokenizer import mask_tokens
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.progress import Progress
-from biodiscover.storage.records import Specimen
+from biodiscover.storage.bioscan import load_specimens
+from biodiscover.storage.records import SPLITS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -316,7 +317,9 @@ def train_bundle(
     out = Path(out)
     if (out / "bundle.json").exists() and not (overwrite or resume):
         raise ModelBundleError(f"{out}: a model bundle already exists (use --overwrite, or --resume to continue)")
-    specimens = load_specimens(Path(data_dir))
+    specimens = load_specimens(Path(data_dir), SPLITS)  # the project's one loader, every named split
+    if not specimens:
+        raise InputError(f"{data_dir}: no specimens in splits {', '.join(SPLITS)}")
     fingerprint = fingerprint_specimens(specimens)
     fingerprint["source"] = str(Path(data_dir).resolve())
     ckpt = checkpoint_dir or default_checkpoint_dir(out)

@@ -390,32 +390,48 @@ class BioscanDataset:
         return layout_reader(self.metadata_path, self.image_dir, splits, check_images=check_images,
                              require_images=require_images)
 
-    def specimens(self, splits: str | Sequence[str] | None = None, *, check_images: bool = False) -> Iterator[Specimen]:
-        """Valid specimens of ``splits``; ``image_path`` is set where the image file exists."""
-        yield from self.reader(splits, check_images=check_images)
-
 
 def iter_specimens(data: Path, splits: str | Sequence[str] | None = None, *,
-                   quarantine: list[QuarantinedRecord] | None = None) -> Iterator[Specimen]:
+                   quarantine: list[QuarantinedRecord] | None = None,
+                   require: Sequence[str] = ()) -> Iterator[Specimen]:
     """:func:`load_specimens` one specimen at a time (a million-row reference never sits in memory as
-    Specimen objects); rows set aside are logged and appended to ``quarantine`` once the rows are read."""
+    Specimen objects); rows set aside are appended to ``quarantine`` once the rows are read.
+
+    ``require``: columns the caller cannot work without (a reference needs ``split`` and
+    ``dna_barcode``), checked in the header before a row is read, so a table without them
+    fails at once instead of quarantining every row. A bad split expression fails first too.
+    Rows set aside are a logged warning only when the caller did not take them to report
+    (with ``quarantine``, the caller says it once, with the report's path).
+    """
     path = find_metadata(Path(data))
+    wanted_splits(splits)  # an unknown split name: InputError before any reading
+    if require:
+        header = read_header(path)
+        for column in require:
+            if column not in header:
+                raise InputError(f"{path}: has no {column!r} column (line 1); needed here: "
+                                 f"{', '.join(require)} (BIOSCAN-5M layout)")
     root = Path(data) if Path(data).is_dir() else path.parent
     reader = BioscanDataset(root, metadata=path).reader(splits, check_images=False)
     yield from reader
     if reader.quarantine:
-        log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine), reader.quarantine[0].message)
-        if quarantine is not None:
+        if quarantine is None:
+            log.warning("%s: %d rows set aside (first: %s)", path, len(reader.quarantine),
+                        reader.quarantine[0].message)
+        else:
+            log.info("%s: %d rows set aside", path, len(reader.quarantine))
             quarantine.extend(reader.quarantine)
 
 
 def load_specimens(data: Path, splits: str | Sequence[str] | None = None, *,
-                   quarantine: list[QuarantinedRecord] | None = None) -> list[Specimen]:
+                   quarantine: list[QuarantinedRecord] | None = None, require: Sequence[str] = ()
+                   ) -> list[Specimen]:
     """The valid specimens of ``splits`` of a dataset root or metadata file: the project's one loader.
 
     Why one: build-reference, training and the demo each read datasets their own way and cleaned
     barcodes differently. This is the validating reader ``ingest`` uses (barcodes cleaned by
     ``storage.validation.clean_barcode``, image paths attached where the files exist); rows it
-    sets aside are logged and appended to ``quarantine``, never silently dropped.
+    sets aside are appended to ``quarantine`` (else logged), never silently dropped. ``require``:
+    see :func:`iter_specimens`.
     """
-    return list(iter_specimens(data, splits, quarantine=quarantine))
+    return list(iter_specimens(data, splits, quarantine=quarantine, require=require))

@@ -344,10 +344,12 @@ def test_5_build_reference_sets_aside_bad_barcodes_and_duplicated_processids(wor
     digest = sha(metadata)
     out = tmp_path / "ref"
     res = cli("build-reference", "--data", str(data), "--out", str(out), "--keys", "train",
-              "--max-outliers", "40", "--quiet")
+              "--max-outliers", "40")
     assert res.returncode == 0, res.stderr
     report = tmp_path / "ref.quarantine.csv"
     assert f"58 rows set aside (invalid or duplicated): {report}" in res.stdout
+    # said once, with progress on: not again by the workflow's progress or the reader's log
+    assert (res.stdout + res.stderr).count("set aside") == 1, res.stdout + res.stderr
     with report.open(newline="") as fh:
         kinds = [r["kind"] for r in csv.DictReader(fh)]
     assert sorted(set(kinds)) == ["barcode_chars", "control_chars", "duplicate_processid", "malformed_row"]

@@ -13,7 +13,8 @@ import pytest
 
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import novelty_auroc
-from biodiscover.workflows.reference import load_specimens, sample
+from biodiscover.storage.bioscan import load_specimens
+from biodiscover.workflows.reference import sample
 
 
 @pytest.mark.slow

@@ -14,7 +14,8 @@ import torch
 
 from biodiscover.encoders.alignment import AlignmentModel
 from biodiscover.encoders.config import load_preset
-from biodiscover.encoders.data import fingerprint_specimens, load_specimens
+from biodiscover.encoders.data import fingerprint_specimens
+from biodiscover.storage.bioscan import load_specimens
 from biodiscover.encoders.embed import Encoders, load_encoders
 from biodiscover.encoders.evaluation import (
     clustering_ami,

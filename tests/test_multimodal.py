@@ -19,7 +19,7 @@ from biodiscover.discovery.metrics import rank_errors
 from biodiscover.discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, fuse,
                                   fuse_rank)
 from biodiscover.encoders.config import load_preset
-from biodiscover.encoders.data import load_specimens
+from biodiscover.storage.bioscan import load_specimens
 from biodiscover.encoders.embed import Encoders, save_encoders
 from biodiscover.encoders.training import train_encoders
 from biodiscover.storage.bundle import Bundle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 import shutil
 from pathlib import Path
 
@@ -176,7 +177,7 @@ def test_dataset_root_finds_metadata_and_images(tmp_path: Path, official: bool) 
     ds = BioscanDataset(root)
     assert ds.metadata_path == find_metadata(root)
     assert ds.image_dir is not None and ds.image_dir.name == "cropped_256"
-    specimens = list(ds.specimens())
+    specimens = load_specimens(root)  # the one loader reads this layout
     assert len(specimens) == len(raw)
     with_img = {s.processid for s in specimens if s.image_path is not None}
     assert with_img == {raw.iloc[i]["processid"] for i in with_images}
@@ -184,7 +185,7 @@ def test_dataset_root_finds_metadata_and_images(tmp_path: Path, official: bool) 
         if s.image_path is not None:
             assert s.image_path.is_file()
             assert s.image_path.parent.name == (s.chunk or s.split)
-    seen = list(ds.specimens("seen"))
+    seen = load_specimens(root, "seen")
     assert {s.split for s in seen} == {"train", "val", "test"}
     # the directory itself is accepted by read_collection
     assert len(read_collection(root).specimens) == len(raw)
@@ -209,6 +210,40 @@ def test_load_specimens_is_the_validating_reader_with_images_and_quarantine(tmp_
     # the metadata file itself reads the same specimens; every split when none is named
     assert [s.processid for s in load_specimens(meta, "train")] == [s.processid for s in got]
     assert len(load_specimens(root)) == len(raw) + 1
+
+
+def test_the_one_loader_checks_required_columns_and_splits_before_reading(tmp_path: Path, caplog) -> None:
+    """What the reference and evaluate wrappers used to add is the loader's: a table without a column the
+    caller needs, or an unknown split name, fails before a row is read; rows set aside are a warning only
+    when the caller does not take them to report."""
+    root, raw = _make_root(tmp_path, official=False, with_images=[])
+    meta = find_metadata(root)
+    raw.drop(columns=["split"]).to_csv(meta, index=False)
+    assert len(load_specimens(root)) == len(raw)  # unsplit rows are valid specimens …
+    with pytest.raises(InputError, match=r"has no 'split' column \(line 1\); needed here: split, dna_barcode"):
+        load_specimens(root, require=("split", "dna_barcode"))  # … but not a reference
+    raw.to_csv(meta, index=False)
+    with pytest.raises(InputError, match="trian"):
+        load_specimens(root, "trian")
+    bad = raw.iloc[[0]].assign(processid="BAD001-24", dna_barcode="ACGTXZ!!ACGT")
+    pd.concat([raw, bad]).to_csv(meta, index=False)
+    with caplog.at_level("INFO", logger="biodiscover.storage.bioscan"):
+        taken: list = []
+        load_specimens(root, quarantine=taken)
+        assert [q.processid for q in taken] == ["BAD001-24"]
+        assert not [r for r in caplog.records if r.levelname == "WARNING"]
+        load_specimens(root)
+        assert [r.levelname for r in caplog.records if "set aside" in r.getMessage()] == ["INFO", "WARNING"]
+
+
+def test_there_is_one_dataset_loader() -> None:
+    """No product module wraps or re-implements the loader (three did, cleaning barcodes differently)."""
+    repo = Path(__file__).resolve().parent.parent
+    defining = sorted(str(p.relative_to(repo)) for area in ("storage", "discovery", "encoders", "workflows", "tui",
+                                                          "cli")
+                      for p in (repo / area).rglob("*.py") if re.search(r"^def (load|iter)_specimens\(",
+                                                                          p.read_text(), re.M))
+    assert defining == ["storage/bioscan.py"]
 
 
 def test_dataset_root_without_metadata_is_a_clear_error(tmp_path: Path) -> None:

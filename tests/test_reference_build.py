@@ -14,7 +14,8 @@ from biodiscover.discovery.index import IndexConfig
 from biodiscover.discovery.kmer import KmerConfig
 from biodiscover.discovery.reference import KeyColumns, StringStore
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
-from biodiscover.workflows.reference import build_reference, load_specimens, sample
+from biodiscover.storage.bioscan import load_specimens
+from biodiscover.workflows.reference import build_reference, sample
 from fixtures.discovery import make_world
 
 KEYS, CALIBRATION, OUTLIERS = "train+val", "val_unseen", "other_heldout"

@@ -28,9 +28,10 @@ from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors, reliability
 from biodiscover.discovery.proposals import candidate_species
+from biodiscover.storage.bioscan import load_specimens
 from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import RANKS
-from biodiscover.workflows.reference import load_specimens
+from biodiscover.workflows.reference import REFERENCE_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     model = DiscoveryModel.load(model_path)
     ref_taxa = {r: {label for lin in model.ref_lineages_ if (label := lin[i])} for i, r in enumerate(RANKS)}
     say(f"reading {known_split} and {novel_split}")
-    queries = load_specimens(data, f"{known_split}+{novel_split}")
+    queries = load_specimens(data, f"{known_split}+{novel_split}", require=REFERENCE_COLUMNS)
     known = [s for s in queries if s.split == known_split]
     novel = [s for s in queries if s.split == novel_split]
     t = time.perf_counter()

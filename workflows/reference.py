@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Collection, Iterator, Sequence
+from typing import Collection, Sequence
 
 import numpy as np
 
@@ -34,36 +34,9 @@ from biodiscover.storage.validation import QuarantinedRecord
 log = logging.getLogger(__name__)
 
 
-def load_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecord] | None = None) -> list[Specimen]:
-    """Specimens of ``splits`` from a dataset root or metadata file, validated exactly like ``ingest``.
-
-    Why the validating reader and not a bare table load: a reference key is what
-    every later specimen is named against, so a barcode with ``XZ!!``, a 10 MB
-    "barcode", a NUL in a processid or a duplicated processid must be set aside
-    with its reason (appended to ``quarantine``, and logged), never stored. The
-    header is checked first, so a table without a ``split`` or ``dna_barcode``
-    column fails before a byte of its rows is read.
-    """
-    return list(iter_specimens(data, splits, quarantine=quarantine))
-
-
-def iter_specimens(data: Path, splits: str, *, quarantine: list[QuarantinedRecord] | None = None
-                   ) -> Iterator[Specimen]:
-    """:func:`load_specimens` one at a time (the header checked before the first is yielded)."""
-    from biodiscover.storage.bioscan import find_metadata, read_header
-    from biodiscover.storage.bioscan import iter_specimens as read
-
-    try:
-        wanted = resolve_splits(splits)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    path = find_metadata(Path(data))
-    header = read_header(path)
-    for column in ("split", "dna_barcode"):
-        if column not in header:
-            raise InputError(f"{path}: has no {column!r} column (line 1); a reference needs labelled, split "
-                             "records with barcodes (BIOSCAN-5M layout)")
-    return read(data, list(wanted), quarantine=quarantine)
+#: What a labelled dataset must have to be a reference (or be scored against one): checked in the header
+#: by the one loader (``storage.bioscan.iter_specimens``) before a row is read.
+REFERENCE_COLUMNS = ("split", "dna_barcode")
 
 
 def reference_quarantine_path(out: Path) -> Path:
@@ -87,7 +60,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
                     quarantine: list[QuarantinedRecord] | None = None) -> DiscoveryModel:
     """Fit the k-mer discovery engine on ``data`` and save it as a bundle at ``out``.
 
-    Input is validated exactly like ``ingest`` (:func:`load_specimens`): rows set
+    Input is validated exactly like ``ingest`` (``storage.bioscan.load_specimens``): rows set
     aside are written to :func:`reference_quarantine_path` (and appended to
     ``quarantine`` for the caller), never fitted.
 
@@ -97,6 +70,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     DNA+image fusion in triage); None = when ``out`` already holds trained
     encoders (``biodiscover train``) and the dataset has images.
     """
+    from biodiscover.storage.bioscan import iter_specimens
     from biodiscover.storage.validation import check_output_path, is_quarantine_report, write_quarantine
 
     report = progress or log_progress(log)
@@ -134,7 +108,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     set_aside: list[QuarantinedRecord] = []
     by_split: dict[str, list[Specimen]] = {}
     n_key_rows = 0
-    for s in iter_specimens(data, "+".join(sorted(needed)), quarantine=set_aside):
+    for s in iter_specimens(data, "+".join(sorted(needed)), quarantine=set_aside, require=REFERENCE_COLUMNS):
         if s.processid in excluded:
             continue
         split = s.split or ""
@@ -179,8 +153,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
         raise InputError(f"{out}: no trained encoders in the bundle; run `biodiscover train --out {out}` first "
                          "to name specimens from images")
     if set_aside:
-        write_quarantine(set_aside, qpath, force=overwrite)
-        say(f"{len(set_aside)} rows set aside (not in the reference): {qpath}")
+        write_quarantine(set_aside, qpath, force=overwrite)  # the caller says so, once, with the path
     say(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
     return model
 
