@@ -41,6 +41,7 @@ from scipy.spatial.distance import squareform
 from sklearn.metrics import adjusted_mutual_info_score
 
 from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
+from biodiscover.storage.errors import NotFittedError
 
 log = logging.getLogger(__name__)
 
@@ -522,7 +523,7 @@ class BarcodeGapThreshold:
     def to_dict(self) -> dict[str, float | str]:
         """The fitted state as JSON (for a model bundle; no pickling)."""
         if not hasattr(self, "threshold_"):
-            raise RuntimeError("BarcodeGapThreshold is not fitted; call fit() first")
+            raise NotFittedError("BarcodeGapThreshold is not fitted; call fit() first")
         return {"metric": self.metric, "threshold": self.threshold_, "linkage": self.linkage_,
                 "score": self.score_, "within_q95": self.within_q95_, "between_q05": self.between_q05_,
                 "coef": self.coef_, "intercept": self.intercept_}

@@ -42,7 +42,7 @@ from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (Hits, NamingConfig, NamingModel, SimQuery, deepest_confident,
                                           plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
-from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
@@ -403,7 +403,7 @@ class DiscoveryModel:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "naming_"):
-            raise RuntimeError("DiscoveryModel is not fitted; call fit() or load()")
+            raise NotFittedError("DiscoveryModel is not fitted; call fit() or load()")
 
     # -- persistence -------------------------------------------------------------------
     def save(self, bundle_dir: Any, *, fingerprint: dict[str, Any] | None = None, overwrite: bool = False) -> Path:

@@ -42,7 +42,7 @@ from typing import Any, Iterable, cast
 import faiss
 import numpy as np
 
-from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.errors import ModelBundleError, NotFittedError
 
 #: faiss as Any, for the SWIG keyword constructors and constants its type stubs omit
 _SWIG: Any = faiss
@@ -157,6 +157,7 @@ class ReferenceIndex:
     @property
     def exact(self) -> bool:
         """Whether search is exact over the vectors as given: flat and not projected."""
+        self._fitted()
         return self.kind_ == "flat" and not isinstance(self._cpu_index, faiss.IndexPreTransform)
 
     def _choose_kind(self, n: int) -> str:
@@ -237,7 +238,7 @@ class ReferenceIndex:
 
     def _fitted(self) -> faiss.Index:
         if self._cpu_index is None:
-            raise RuntimeError("ReferenceIndex is not fitted")
+            raise NotFittedError("ReferenceIndex is not fitted; call fit() or load() first")
         return self._cpu_index
 
     @property
@@ -263,7 +264,7 @@ class ReferenceIndex:
     def add(self, keys: np.ndarray) -> "ReferenceIndex":
         """Append keys (positions continue after the existing ones); every index kind supports it."""
         if self._cpu_index is None:
-            raise RuntimeError("ReferenceIndex is not fitted; call fit() or load() first")
+            raise NotFittedError("ReferenceIndex is not fitted; call fit() or load() first")
         keys = np.ascontiguousarray(keys, dtype=np.float32)
         if keys.ndim != 2 or keys.shape[1] != self.dim_:
             raise ValueError(f"keys must have shape (n, {self.dim_}), got {keys.shape}")
@@ -275,7 +276,7 @@ class ReferenceIndex:
 
     def _searcher(self) -> faiss.Index:
         if self._cpu_index is None:
-            raise RuntimeError("ReferenceIndex is not fitted; call fit() or load() first")
+            raise NotFittedError("ReferenceIndex is not fitted; call fit() or load() first")
         if self._search_index is None:
             use_gpu = self.config.use_gpu if self.config.use_gpu is not None else gpu_available()
             if use_gpu and gpu_available() and self.kind_ != "hnsw":  # HNSW has no GPU version
@@ -312,6 +313,7 @@ class ReferenceIndex:
         ``allowed``: boolean mask over the keys; keys where it is False are never
         returned (leave-clade-out calibration). Searched on the CPU index.
         """
+        self._fitted()  # before dim_ / ntotal_, which exist only once fitted
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if queries.ndim != 2 or queries.shape[1] != self.dim_:
             raise ValueError(f"queries must have shape (n, {self.dim_}), got {queries.shape}")
@@ -343,7 +345,7 @@ class ReferenceIndex:
         rebuilt from the stored vectors (approximate in another way).
         """
         if self._cpu_index is None:
-            raise RuntimeError("ReferenceIndex is not fitted")
+            raise NotFittedError("ReferenceIndex is not fitted; call fit() or load() first")
         n = max(1, min(int(n), self.ntotal_ or 1))
         bounds = np.linspace(0, self.ntotal_, n + 1).astype(np.int64)
         return [self._subset(int(lo), int(hi)) for lo, hi in pairwise(bounds)]
@@ -381,7 +383,7 @@ class ReferenceIndex:
     def save(self, directory: Path) -> Path:
         """Write the CPU index to ``directory/reference.faiss`` (FAISS's own format, no pickle)."""
         if self._cpu_index is None:
-            raise RuntimeError("cannot save an unfitted ReferenceIndex")
+            raise NotFittedError("cannot save an unfitted ReferenceIndex; call fit() or load() first")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / self.FILENAME
@@ -398,7 +400,7 @@ class ReferenceIndex:
     def to_bytes(self) -> np.ndarray:
         """The CPU index serialised by FAISS (uint8 array, storable as a bundle array)."""
         if self._cpu_index is None:
-            raise RuntimeError("cannot serialise an unfitted ReferenceIndex")
+            raise NotFittedError("cannot serialise an unfitted ReferenceIndex; call fit() or load() first")
         return faiss.serialize_index(self._cpu_index)
 
     @classmethod

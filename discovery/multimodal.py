@@ -56,7 +56,7 @@ import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonLogistic
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
-from biodiscover.storage.errors import InputError, ModelBundleError
+from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,7 @@ class CrossModalClassifier:
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "thresholds_"):
-            raise RuntimeError("CrossModalClassifier is not fitted; call fit() or load()")
+            raise NotFittedError("CrossModalClassifier is not fitted; call fit() or load()")
 
     # -- persistence -------------------------------------------------------------------
     def save(self, bundle_dir: Path | str) -> Path:

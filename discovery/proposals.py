@@ -49,6 +49,7 @@ from biodiscover.storage.evidence import (
     SizeSummary,
     Spread,
 )
+from biodiscover.storage.errors import NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
 
 if TYPE_CHECKING:
@@ -290,7 +291,7 @@ def build_proposals(
     Proposals come out largest first.
     """
     if not clusterer.is_fitted:
-        raise RuntimeError("the clusterer is not fitted; call fit() first")
+        raise NotFittedError("the clusterer is not fitted; call fit() first")
     labels = clusterer.labels_
     n = len(specimens)
     if labels.shape[0] != n:

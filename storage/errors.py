@@ -28,3 +28,11 @@ class StaleProposalError(DatabaseError):
 
 class ModelBundleError(BiodiscoverError):
     """A model bundle is missing, incomplete, or from an incompatible version."""
+
+
+class NotFittedError(BiodiscoverError, RuntimeError):
+    """An estimator was asked to predict, search or save before ``fit`` (or ``load``).
+
+    A RuntimeError too, so code written against the estimators' earlier behaviour still catches it;
+    a BiodiscoverError, so a user who reaches it (a bundle missing its fitted state) sees one line.
+    """

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from biodiscover.discovery.index import MAX_CELLS, IndexConfig, ReferenceIndex
-from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.errors import BiodiscoverError, ModelBundleError, NotFittedError
 
 
 def _keys(n: int, d: int = 16, seed: int = 0) -> np.ndarray:
@@ -98,10 +98,13 @@ def test_search_clamps_k_and_answers_no_queries() -> None:
 
 def test_unfitted_and_misshapen_input_is_refused(tmp_path) -> None:
     empty = ReferenceIndex()
-    for call in (lambda: empty.add(_keys(2)), lambda: empty.stored_dim,
+    for call in (lambda: empty.add(_keys(2)), lambda: empty.stored_dim, lambda: empty.search(_keys(2), 1),
+                 lambda: empty.search(_keys(2), 1, allowed=np.ones(2, bool)), lambda: empty.exact,
                  lambda: empty.shards(2), lambda: empty.save(tmp_path), lambda: empty.to_bytes()):
-        with pytest.raises(RuntimeError, match=r"not fitted|unfitted"):
+        # the project's error (one `error:` line at the CLI), never an AttributeError on a fitted attribute
+        with pytest.raises(NotFittedError, match=r"(not fitted|unfitted).*call fit\(\) or load\(\) first") as err:
             call()
+        assert isinstance(err.value, BiodiscoverError) and isinstance(err.value, RuntimeError)
     with pytest.raises(ValueError, match="non-empty 2-D"):
         ReferenceIndex().fit(np.zeros((0, 4), np.float32))
     with pytest.raises(ValueError, match="non-empty 2-D"):

@@ -36,6 +36,7 @@ import numpy as np
 
 from biodiscover.discovery.clustering import (ClassicalMDS, Distances, SpeciesClusterer, link_distance,
                                               merge_across_groups, same_species_probability, threshold_cut)
+from biodiscover.storage.errors import NotFittedError
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         import hdbscan
 
         if not self.is_fitted:
-            raise RuntimeError("CandidateSpeciesClusterer is not fitted; call fit() first")
+            raise NotFittedError("CandidateSpeciesClusterer is not fitted; call fit() first")
         n = len(distances)
         keys = list(groups) if groups is not None else [None] * n
         labels = np.full(n, -1, dtype=np.int64)
