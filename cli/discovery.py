@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
         images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
         collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: file name)."),
         results: Optional[Path] = typer.Option(None, "--results",
-                                               help="Also write per-specimen results as JSON lines."),
+                                               help="Also write per-specimen results: a table for .csv / .tsv, "
+                                                    "JSON lines for .jsonl."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
         no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
         no_provisional: bool = typer.Option(False, "--no-provisional",

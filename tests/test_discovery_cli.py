@@ -152,3 +152,39 @@ def test_accepted_candidates_are_references_for_the_next_run(dataset, bundle, tm
     assert main(argv[:-2] + ["--no-provisional", "--json", "-q"]) == 0
     third = json.loads(capsys.readouterr().out)
     assert third["provisional_keys"] == 0 and third["proposals"] == first["proposals"]
+
+
+def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys) -> None:
+    """`--results x.csv` is a CSV table a spreadsheet opens (it used to be JSON lines under a .csv name), the
+    same results as the JSON lines, one row per specimen; an ending triage does not write is one `error:` line
+    before any work, and nothing is written."""
+    import csv
+
+    from biodiscover.workflows.triage import results_columns
+
+    collection = str(dataset / "collection.fasta")
+    jsonl, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
+    for out in (jsonl, table):
+        assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(out), "-q"]) == 0
+    capsys.readouterr()
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    with table.open(newline="") as fh:
+        assert fh.readline().rstrip("\n").split(",") == results_columns()
+        fh.seek(0)
+        got = list(csv.DictReader(fh))
+    assert [r["processid"] for r in got] == [r["processid"] for r in rows] and len(got) > 10
+    for want, have in zip(rows, got):
+        assert have["deepest_rank"] == (want["deepest_rank"] or "")
+        assert have["is_novel"] == str(want["is_novel"])
+        assert have["label_genus"] == (want["labels"].get("genus") or "")
+        assert float(have["confidence_genus"]) == want["confidence"]["genus"]
+        assert (have["novelty"] == "") if want["novelty"] is None else float(have["novelty"]) == want["novelty"]
+    # triage again into the table it wrote: its own file, replaced without --force
+    assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
+    capsys.readouterr()
+    sheet = tmp_path / "r.xlsx"
+    assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(sheet), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {sheet}: --results writes CSV (.csv), TSV (.tsv) or JSON lines (.jsonl), not '.xlsx'; "
+                   "rename the file"]
+    assert not sheet.exists()

@@ -12,6 +12,7 @@ review TUI and the batch runner can follow a long triage.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import logging
@@ -28,6 +29,7 @@ from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, no_progress
 from biodiscover.storage.records import RANKS, Specimen
+from biodiscover.storage.safetext import neutralise_cell
 
 log = logging.getLogger(__name__)
 
@@ -64,24 +66,73 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
             "labels": dict(r.labels), "confidences": dict(r.confidence)}
 
 
+#: ``--results`` by file name ending: delimited tables for a spreadsheet, JSON lines for a script.
+RESULTS_DELIMITERS = {".csv": ",", ".tsv": "\t"}
+RESULTS_JSON_SUFFIXES = ("", ".jsonl", ".ndjson", ".json")
+#: one column each in a CSV/TSV results file, then the per-rank fields
+RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "identity",
+                  "top_hit", "top_similarity", "reason")
+
+
+def results_columns() -> list[str]:
+    """The header of a CSV/TSV results file: one column per field, ranks spread into ``label_<rank>``,
+    ``confidence_<rank>`` and ``p_absent_<rank>``."""
+    return [*RESULT_SCALARS, *(f"{what}_{rank}" for what in ("label", "confidence", "p_absent") for rank in RANKS)]
+
+
+def check_results_path(path: Path) -> None:
+    """Refuse a ``--results`` name whose ending says a format triage does not write, before any work.
+
+    Why: a user who names ``results.csv`` opens it in a spreadsheet; JSON lines there (what an
+    earlier version wrote) looks like a broken file. ``.csv``/``.tsv`` get a table, ``.jsonl``
+    (or no ending) JSON lines; anything else is one ``error:`` line naming the choices.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in RESULTS_DELIMITERS and suffix not in RESULTS_JSON_SUFFIXES:
+        raise InputError(f"{path}: --results writes CSV (.csv), TSV (.tsv) or JSON lines (.jsonl), "
+                         f"not {suffix!r}; rename the file")
+
+
 def is_results_file(path: Path) -> bool:
-    """True when ``path`` is a results file triage wrote (empty, or JSON lines with a processid)."""
+    """True when ``path`` is a results file triage wrote (empty; JSON lines with a processid; or a table
+    with triage's header)."""
     try:
         with Path(path).open("rb") as fh:
             first = fh.readline(1 << 20)
-        return not first or (isinstance(json.loads(first), dict) and "processid" in json.loads(first))
+        if not first:
+            return True
+        delimiter = RESULTS_DELIMITERS.get(Path(path).suffix.lower())
+        if delimiter is not None:
+            return first.decode("utf-8").rstrip("\r\n").split(delimiter) == results_columns()
+        return isinstance(json.loads(first), dict) and "processid" in json.loads(first)
     except (OSError, ValueError):
         return False
 
 
+def _result_row(r: TriageResult) -> dict[str, Any]:
+    row = r.to_dict()
+    if row["novelty"] != row["novelty"]:
+        row["novelty"] = None
+    return row
+
+
 def write_results(results: Sequence[TriageResult], path: Path) -> Path:
-    """One JSON object per line per specimen (NaN novelty → null)."""
-    with path.open("w", encoding="utf-8") as fh:
+    """One row per specimen: a CSV/TSV table for ``.csv``/``.tsv`` (cells that a spreadsheet would run as a
+    formula neutralised), else one JSON object per line (NaN novelty → null / empty)."""
+    delimiter = RESULTS_DELIMITERS.get(path.suffix.lower())
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        if delimiter is None:
+            for r in results:
+                fh.write(json.dumps(_result_row(r)) + "\n")
+            return path
+        writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
+        writer.writerow(results_columns())
         for r in results:
-            row = r.to_dict()
-            if row["novelty"] != row["novelty"]:
-                row["novelty"] = None
-            fh.write(json.dumps(row) + "\n")
+            row = _result_row(r)
+            flat = [row[c] for c in RESULT_SCALARS]
+            flat += [row[what][rank] if rank in (row[what] or {}) else None
+                     for what in ("labels", "confidence", "p_absent") for rank in RANKS]
+            writer.writerow(["" if v is None else neutralise_cell(v) for v in flat])
     return path
 
 
@@ -195,7 +246,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
-    ``results_out`` (JSON lines, one result per specimen). Photographs are used
+    ``results_out`` (one result per specimen: CSV/TSV by its ending, else JSON lines). Photographs are used
     when the bundle has an image classifier, unless ``use_images`` is False.
     Members of candidate species a reviewer accepted in this database become
     reference keys named by their provisional species (``use_provisional``), so
@@ -221,6 +272,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                   Path(results_out).absolute().parent if results_out else None)
     check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
     if results_out is not None:
+        check_results_path(Path(results_out))
         check_output_path(Path(results_out), what="results file", force=force, ours=is_results_file)
     say = progress or no_progress
     seconds: dict[str, float] = {}
