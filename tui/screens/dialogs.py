@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Label, OptionList, SelectionList
 from textual.widgets.option_list import Option
 
 V = TypeVar("V")
+R = TypeVar("R")
 
 
 class TextDialog(ModalScreen[str | None]):
@@ -75,8 +76,8 @@ class ConfirmDialog(ModalScreen[bool]):
         self.dismiss(value)
 
 
-class PickDialog(ModalScreen[V | None], Generic[V]):
-    """Pick one option; typing in the box filters the list (merge target, new parent taxon)."""
+class _OptionsDialog(ModalScreen[R | None], Generic[R, V]):
+    """A titled choice over ``(value, label)`` options that returns ``R``; Escape cancels (None)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
@@ -84,6 +85,13 @@ class PickDialog(ModalScreen[V | None], Generic[V]):
         super().__init__(classes="dialog-screen")
         self.title_text = title
         self.options = list(options)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PickDialog(_OptionsDialog[V, V]):
+    """Pick one option; typing in the box filters the list (merge target, new parent taxon)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -132,22 +140,11 @@ class PickDialog(ModalScreen[V | None], Generic[V]):
         if option_id is not None:
             self.dismiss(self.options[int(option_id)][0])
 
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
-
-class PickManyDialog(ModalScreen[list[V] | None], Generic[V]):
+class PickManyDialog(_OptionsDialog[list[V], V]):
     """Tick several options with Space (members to split off); Enter confirms."""
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="dialog.cancel"),
-        Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True),
-    ]
-
-    def __init__(self, title: str, options: Sequence[tuple[V, str]]) -> None:
-        super().__init__(classes="dialog-screen")
-        self.title_text = title
-        self.options = list(options)
+    BINDINGS = [Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True)]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -161,6 +158,3 @@ class PickManyDialog(ModalScreen[list[V] | None], Generic[V]):
             self.notify("tick at least one with Space, or press Esc", severity="warning")
             return
         self.dismiss([self.options[i][0] for i in picked])
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
