@@ -20,6 +20,7 @@ pytest.importorskip("biodiscover.workflows.triage", reason="E1's triage pipeline
 
 from biodiscover.storage.db.database import Database
 from biodiscover.workflows.batch import ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch
+from fixtures.db_views import runs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -34,7 +35,7 @@ def workspace(tmp_path_factory):
 def _completed_triage_runs(db_path: Path) -> list:
     db = Database.open(db_path, readonly=True)
     try:
-        return [r for r in db.runs(limit=10_000) if r.kind == TRIAGE_RUN_KIND and r.status == "completed"]
+        return [r for r in runs(db) if r.kind == TRIAGE_RUN_KIND and r.status == "completed"]
     finally:
         db.close()
 
@@ -42,7 +43,7 @@ def _completed_triage_runs(db_path: Path) -> list:
 def _items(db_path: Path) -> list:
     db = Database.open(db_path, readonly=True)
     try:
-        return [r for r in db.runs(limit=10_000) if r.kind == ITEM_RUN_KIND]
+        return [r for r in runs(db) if r.kind == ITEM_RUN_KIND]
     finally:
         db.close()
 
@@ -133,7 +134,7 @@ def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Pat
     # No specimen has two assignments in completed triage runs.
     db = Database.open(db_path, readonly=True)
     try:
-        completed = [r.id for r in db.runs(limit=10_000) if r.kind == TRIAGE_RUN_KIND and r.status == "completed"]
+        completed = [r.id for r in runs(db) if r.kind == TRIAGE_RUN_KIND and r.status == "completed"]
         pids = Counter(p for r in completed for p in db.assignments(r)["processid"])
     finally:
         db.close()

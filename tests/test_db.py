@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from biodiscover.storage.db import Database, ProposalIn
+from biodiscover.storage.db import Database, ProposalIn, check_database
 from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 from biodiscover.storage.errors import DatabaseError, InputError, StaleProposalError
 from biodiscover.storage.records import Specimen
@@ -198,7 +198,7 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
     assert len(db.reviews()) == 11  # append-only: nothing deleted
     kinds = [e["kind"] for e in proposal_history(db, p1)]
     assert kinds == ["merge"]
-    assert db.check().ok, db.check().problems
+    assert check_database(db.path).ok, check_database(db.path).problems
 
 
 def test_stale_version_and_out_of_order_undo_are_refused(db: Database) -> None:
@@ -349,12 +349,12 @@ def test_check_knows_every_proposal_status_including_assigned(db: Database) -> N
                                 {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
     db.assign(p0, 1, "Megaselia scalaris", reviewer="ana")
     assert db.proposal(p0).status == "assigned"
-    report = db.check()
+    report = check_database(db.path)
     assert report.ok, report.problems
     path = db.path
     with sqlite3.connect(path) as con:
         con.execute("DELETE FROM proposal_members WHERE proposal_id = ?", (p0,))
-    problems = db.check().problems
+    problems = check_database(db.path).problems
     assert f"1 proposals whose size differs from their member count (e.g. {p0})" in problems
     assert f"1 live proposals without members (e.g. {p0})" in problems
     with sqlite3.connect(path) as con:
@@ -362,25 +362,25 @@ def test_check_knows_every_proposal_status_including_assigned(db: Database) -> N
         con.execute("UPDATE proposals SET status = 'asigned' WHERE id = ?", (p1,))
         con.execute("UPDATE taxa SET status = 'tentative' WHERE id = ?", (genus.id,))
         con.execute("UPDATE runs SET status = 'done'")
-    problems = db.check().problems
+    problems = check_database(db.path).problems
     assert f"1 assigned proposals whose taxon is not a species (e.g. {p0})" in problems
     assert f"1 proposals with an unknown status (e.g. {p1})" in problems
     assert f"1 taxa with an unknown status (e.g. {genus.id})" in problems
     assert any(p.startswith("1 runs with an unknown status") for p in problems), problems
     with sqlite3.connect(path) as con:
         con.execute("UPDATE proposals SET taxon_id = NULL WHERE id = ?", (p0,))
-    assert f"1 accepted or assigned proposals without a live taxon (e.g. {p0})" in db.check().problems
+    assert f"1 accepted or assigned proposals without a live taxon (e.g. {p0})" in check_database(db.path).problems
 
 
 def test_check_reports_a_taxonomy_cycle(db: Database) -> None:
     """A parent loop in the taxonomy (which no API writes: taxa change only through reviews) is a problem `db check`
     names with the taxa on it; a lineage walk would otherwise never end."""
-    assert db.check().ok
+    assert check_database(db.path).ok
     with sqlite3.connect(db.path) as con:
         family, genus = (con.execute("SELECT id FROM taxa WHERE rank = ? AND name = ?", key).fetchone()[0]
                          for key in (("family", "Phoridae"), ("genus", "Megaselia")))
         con.execute("UPDATE taxa SET parent_id = ? WHERE id = ?", (genus, family))
-    problems = db.check().problems
+    problems = check_database(db.path).problems
     assert any(p.startswith("taxonomy has cycles through taxa ") and str(genus) in p and str(family) in p
                for p in problems), problems
 
@@ -397,7 +397,7 @@ def test_merging_candidates_of_different_parents_lands_under_their_lowest_common
     assert proposal_members(db, pm) == ["BD000000", "BD000001"] and db.proposal(pc).status == "merged"
     res = db.merge([pa, pm], [1, db.proposal(pm).version], reviewer="ana")
     assert res.parent == ("genus", "Apanteles")  # Hymenoptera and Diptera: no common taxon
-    assert db.check().ok, db.check().problems
+    assert check_database(db.path).ok, check_database(db.path).problems
 
 
 def test_a_run_records_the_collection_it_triaged(db: Database) -> None:

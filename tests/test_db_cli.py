@@ -12,7 +12,7 @@ import pytest
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import BIOSCAN_COLUMNS
-from fixtures.db_views import count_specimens, specimen_versions
+from fixtures.db_views import count_specimens, runs, specimen_versions
 
 
 CLI = Callable[..., subprocess.CompletedProcess[str]]  # conftest's in-process ``cli`` fixture
@@ -162,7 +162,7 @@ def test_upgrade_from_revision_0001_backs_up_then_migrates(tmp_path: Path, cli: 
     with Database.open(path) as db:
         assert db.specimens(["OLD1"])[0].dna_barcode == "ACGT" * 60
         # 0003: a legacy batch item's triage run id moved from its message into runs.result
-        assert [r.result for r in sorted(db.runs(), key=lambda r: r.id)] == [{"triage_run_id": 7}, {}, {}]
+        assert [r.result for r in sorted(runs(db), key=lambda r: r.id)] == [{"triage_run_id": 7}, {}, {}]
     idx = {r[1] for r in sqlite3.connect(path).execute("PRAGMA index_list(proposals)")}
     assert "ix_proposals_size" in idx and check_ok(path)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from biodiscover.storage.db import Database
+from biodiscover.storage.db import Database, check_database
 from fixtures.review_db import build_review_db
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,4 +73,4 @@ def test_decision_survives_sigkill(tmp_path: Path) -> None:
     with Database.open(fx.path) as db:
         assert db.proposal(first).status == "accepted"
         assert [(r["action"], r["reviewer"]) for r in db.reviews(first)] == [("accept", "kim")]
-        assert not db.check().problems
+        assert not check_database(db.path).problems

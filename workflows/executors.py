@@ -79,10 +79,6 @@ class StageTiming:
     rows: int
     seconds: float
 
-    @property
-    def rows_per_s(self) -> float:
-        return self.rows / self.seconds if self.seconds > 0 else float("inf")
-
 
 def merge_topk(parts: Sequence[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Merge per-shard (similarities, global positions) into the global top-``k`` per query.

@@ -221,11 +221,6 @@ class Database(IngestMixin, RunsMixin, ProposalsMixin, ReviewsMixin):
             return
         self._write(lambda conn: conn.exec_driver_sql("PRAGMA optimize = 0x10002"), "optimize")
 
-    def check(self) -> "CheckReport":
-        from biodiscover.storage.db.check import check_database
-
-        return check_database(self.path)
-
     def taxonomy(self) -> "TaxonomyGraph":
         from biodiscover.storage.db.taxonomy import TaxonomyGraph
 
@@ -242,5 +237,4 @@ def _require_writable(path: Path) -> None:
 
 
 if TYPE_CHECKING:
-    from biodiscover.storage.db.check import CheckReport
     from biodiscover.storage.db.taxonomy import TaxonomyGraph

@@ -7,7 +7,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.heartbeat(run_id, done=None, total=None, message=None) -> None
     db.finish_run(run_id, status="completed", message=None) -> None
     db.run_progress(run_id) -> RunProgress          # what the review TUI polls
-    db.runs(limit=50) -> list[RunProgress];  db.latest_run(kind=None) -> RunProgress | None
+    db.latest_run(kind=None) -> RunProgress | None
     db.interrupt_dead_runs(kinds, stale_after_s, message) -> list[int]   # batch ledger: pid gone / no heartbeat
     db.find_completed_run(kind, parameters={...}) -> RunProgress | None     # batch ledger: "done already?"
     db.write_assignments(run_id, rows, chunk_size=2000) -> int
@@ -215,12 +215,6 @@ class RunsMixin(DatabaseCore):
         if r is None:
             raise DatabaseError(f"no run {run_id} in {self.path}")
         return self._progress(r)
-
-    def runs(self, limit: int = 50) -> list[RunProgress]:
-        """Most recent runs first."""
-        with self._read() as conn:
-            rows = conn.execute(sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(limit)).mappings().all()
-        return [self._progress(r) for r in rows]
 
     def latest_run(self, kind: str | None = None, status: str | None = None) -> RunProgress | None:
         q = sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(1)

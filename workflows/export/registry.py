@@ -87,10 +87,6 @@ class FormatRegistry:
     def __len__(self) -> int:
         return len(self._formats)
 
-    def help(self) -> str:
-        """``--format`` help: every format with what it writes."""
-        return "; ".join(f.help_line() for f in self._formats.values())
-
     def epilog(self) -> str:
         """The formats, one paragraph each, for the end of ``export --help``."""
         return "\n\n".join(["Formats:", *(f.help_line() for f in self._formats.values())])
