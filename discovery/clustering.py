@@ -307,8 +307,9 @@ def run_record(config: ClusteringConfig, gap: "BarcodeGapThreshold | None") -> d
 
 def available_methods() -> list[str]:
     """The built-in methods: one module each in ``discovery/clustering_methods``."""
-    package = importlib.import_module(METHODS_PACKAGE)
-    return sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_"))
+    from biodiscover.discovery import clustering_methods  # the package only: its modules import this one
+
+    return sorted(m.name for m in pkgutil.iter_modules(clustering_methods.__path__) if not m.name.startswith("_"))
 
 
 def make_clusterer(config: ClusteringConfig = ClusteringConfig(), gap: "BarcodeGapThreshold | None" = None

@@ -268,6 +268,22 @@ def test_a_new_clustering_method_is_one_new_file(tmp_path, monkeypatch, gap: Bar
         make_clusterer(ClusteringConfig(method="kmeans"))
     with pytest.raises(ValueError, match="cannot be loaded"):
         make_clusterer(ClusteringConfig(method="one_per_parent:Nope"))
+    # the same file dropped into discovery/clustering_methods (its search path stands in for the folder here,
+    # so the test writes nothing into the source tree) is a built-in method by its module name: no other edit
+    import sys
+
+    from biodiscover.discovery import clustering_methods
+
+    builtin = tmp_path / "methods"
+    builtin.mkdir()
+    (builtin / "one_per_parent.py").write_text((tmp_path / "one_per_parent.py").read_text())
+    monkeypatch.setattr(clustering_methods, "__path__", [*clustering_methods.__path__, str(builtin)])
+    monkeypatch.delitem(sys.modules, "biodiscover.discovery.clustering_methods.one_per_parent", raising=False)
+    assert available_methods() == ["one_per_parent", "threshold", "threshold_hdbscan"]
+    by_name, named_props = discover_candidates(specimens, parents=parents, threshold=gap,
+                                               config=ClusteringConfig(method="one_per_parent"))
+    assert type(by_name).__module__ == "biodiscover.discovery.clustering_methods.one_per_parent"
+    assert sorted(p.size for p in named_props) == [9, 9]
 
 
 def test_clustering_config_is_recorded_as_json(gap: BarcodeGapThreshold) -> None:

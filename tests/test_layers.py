@@ -125,3 +125,13 @@ def test_test_helpers_live_in_tests_fixtures() -> None:
     stray = sorted(p.name for p in (REPO / "tests").glob("*.py")
                    if p.name != "conftest.py" and (not p.name.startswith("test_") or p.stem.endswith("_fixtures")))
     assert stray == []
+
+
+def test_no_hidden_imports_outside_the_clustering_plugins() -> None:
+    """Every edge between the project's modules is a plain import the checks above see; a module named by a
+    string is imported only where a plug-in is truly dynamic: the clustering method a config names (one file in
+    discovery/clustering_methods, or any ``package.module:Class``). Export formats are static imports."""
+    dynamic = re.compile(r"\bimport_module\(|\b__import__\(|\bspec_from_file_location\(|\bexec_module\(")
+    found = sorted(f"{p.relative_to(REPO)}:{n}" for area in AREAS for p in (REPO / area).rglob("*.py")
+                   for n, line in enumerate(p.read_text().splitlines(), 1) if dynamic.search(line))
+    assert [f.split(":")[0] for f in found] == ["discovery/clustering.py"], found
