@@ -118,9 +118,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(b.manifest, indent=2))
             return
         m = b.manifest
-        # Bundle.open checks the top-level sections; what is nested inside them is read with _section,
-        # so a hand-edited bundle.json shows what it can instead of raising a traceback
-        cfg = _section(m, "config")
+        # Bundle.open checks the top-level sections (its accessors are JSON objects); what is nested inside
+        # them is read with _section, so a hand-edited bundle.json shows what it can instead of a traceback
+        cfg = b.config
         typer.echo(f"bundle {b.path}  (format {m.get('format_version')}, created {m.get('created')})")
         if cfg and "dna" in cfg:
             dna, img, al = _section(cfg, "dna"), _section(cfg, "image"), _section(cfg, "align")
@@ -153,7 +153,7 @@ def register(app: typer.Typer) -> None:
                 if isinstance(value, dict) else str(value)
             typer.echo(f"{key}: {shown}")
         typer.echo(f"fingerprint: {b.fingerprint}")
-        fp = _section(m, "data_fingerprint")
+        fp = b.data_fingerprint
         if fp:
             splits = ", ".join(f"{k} {v}" for k, v in _section(fp, "splits").items())
             if "specimens" in fp:
@@ -163,8 +163,8 @@ def register(app: typer.Typer) -> None:
                            f"{fp.get('source', '?')}")
             else:
                 typer.echo("data: " + ", ".join(f"{k}={v}" for k, v in fp.items()))
-        typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in _section(m, "packages").items()))
-        stats = _section(_section(m, "metrics"), "training")
+        typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in b.packages.items()))
+        stats = _section(b.metrics, "training")
         if stats:
             typer.echo(f"training: {stats.get('pretrain_sequences')} barcodes pretrained, "
                        f"{stats.get('align_specimens')} specimens aligned, "
