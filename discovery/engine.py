@@ -368,9 +368,9 @@ class DiscoveryModel:
             # many queries share a best key; the rows multiplied are the same ones, so the same values
             pairs = [(seqs[i], self.ref_seqs_[hits[i].top]) for i in have]
             row: dict[str, int] = {}
-            for q, key in pairs:
-                row.setdefault(q, len(row))
-                row.setdefault(key, len(row))
+            for query_seq, key_seq in pairs:
+                row.setdefault(query_seq, len(row))
+                row.setdefault(key_seq, len(row))
             prof = self.reference_.embedder.embed_dna(list(row))
             q = prof[[row[a] for a, _ in pairs]]
             k = prof[[row[b] for _, b in pairs]]
