@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from biodiscover.storage.db import Database
-from fixtures.tui_pilot import asynctest, notes, settle
+from fixtures.tui_pilot import asynctest, notes, open_detail, settle
 from textual.widgets import Input
 
 from biodiscover.tui.app import ReviewApp
@@ -416,10 +416,7 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
                     (long_one,))
     app, db = make_app(review_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_detail(pilot)
         table = screen.query_one("#members-table")
         widths = {key: table.columns[key].width for key, *_ in MEMBER_COLUMNS}
         detail = db.proposal_detail(screen.proposal_id)
@@ -440,10 +437,7 @@ async def test_tab_keys_focus_the_tab_content(review_db: Path) -> None:
     """2 then arrows scroll the alignment (not the tab bar); 4 then n pages the images."""
     app, db = make_app(review_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_detail(pilot)
         assert app.focused is screen.query_one("#members-table")
         await pilot.press("2")
         dna = screen.query_one(DnaPanel)
@@ -470,10 +464,7 @@ async def test_detail_says_why_proposed_and_reads_the_barcode_gap(review_db: Pat
 
     app, db = make_app(review_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
-        screen = app.screen
+        screen = await open_detail(pilot)
         detail = db.proposal_detail(screen.proposal_id)
         summary = str(screen.query_one("#detail-summary").render())
         assert barcode_gap(detail.evidence, detail.summary.nearest_identity).sentence() in summary

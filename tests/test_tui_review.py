@@ -25,7 +25,7 @@ from biodiscover.tui.widgets.dna_panel import DnaPanel
 from biodiscover.tui.widgets.image_panel import ImagePanel
 from biodiscover.tui.widgets.proposal_table import ProposalTable
 from fixtures.review_db import partial_barcode_db
-from fixtures.tui_pilot import asynctest, notes, settle
+from fixtures.tui_pilot import asynctest, notes, open_detail, settle
 from fixtures.db_views import proposal_members
 
 SIZE = (80, 24)
@@ -395,9 +395,7 @@ async def test_a_proposal_opened_from_the_taxonomy_over_its_own_detail_does_not_
     """queue → detail → accept → t → P (next provisional) → p (its proposal): a second detail screen."""
     app, db = make_app(review_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("enter")
-        await settle(pilot)
+        await open_detail(pilot)
         pid = app.screen.proposal_id
         await pilot.press("a")
         await settle(pilot)
