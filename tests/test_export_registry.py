@@ -100,7 +100,8 @@ def test_each_shipped_format_is_one_module_and_one_table_line() -> None:
     assert lines == [f"from biodiscover.workflows.export import {m}" for m in modules]
     assert list(REGISTRY.names()) == sorted(REGISTRY.get(m).name for m in modules) == modules
     cli = (package.parent.parent / "cli" / "jobs.py").read_text()
-    assert "csv, dwca" not in cli and "FORMATS" in cli
+    assert "FORMATS" in cli and not re.search(r"\"(csv|dwca|fasta|html|json)\"", cli)  # no format named
+    assert [n for n in REGISTRY.names() if REGISTRY.get(n).publishes_metadata] == ["dwca"]
 
 
 def test_unregistered_format_is_unknown_everywhere(small_db, tmp_path) -> None:

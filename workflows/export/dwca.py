@@ -315,4 +315,4 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "dwca", "Darwin Core Archive: occurrences, identification history, DNA, eml.xml",
-    "file", render, suffix=".zip", details=__doc__ or ""))
+    "file", render, suffix=".zip", details=__doc__ or "", publishes_metadata=True))

@@ -43,6 +43,9 @@ class ExportFormat:
     suffix: str | None = None
     #: longer help: what the output holds
     details: str = field(default="", compare=False)
+    #: the output names the dataset's creator and licence (a publisher such as GBIF needs both): the CLI
+    #: warns when the metadata lacks them
+    publishes_metadata: bool = False
 
     def help_line(self) -> str:
         where = f"a {self.suffix} file" if self.output == "file" and self.suffix else \
