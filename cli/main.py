@@ -45,7 +45,10 @@ for _verbs in (data, synth, db, model, discovery, review, jobs):
     _verbs.register(app)
 
 
-INTERRUPTED = "interrupted: work committed so far is kept; re-run the same command to resume."
+#: true for every verb: ingested specimens, completed runs and a batch's finished collections stay; the step
+#: that was running is marked failed or interrupted and stored nothing of its own results
+INTERRUPTED = ("interrupted: finished steps are kept and the interrupted one is marked as such; "
+               "re-run the same command to go on from there.")
 _USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 

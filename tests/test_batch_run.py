@@ -166,3 +166,37 @@ def test_run_with_ray_executor_matches_local(workspace, tmp_path: Path) -> None:
         out[kind] = frame[["processid", "deepest_rank", "deepest_taxon", "novelty"]]
     assert len(out["local"]) == 80
     pd.testing.assert_frame_equal(out["local"], out["ray"], check_exact=False, atol=1e-6)
+
+
+def test_ctrl_c_marks_runs_for_what_they_hold_and_the_rerun_finishes(workspace, tmp_path: Path) -> None:
+    """Ctrl-C (KeyboardInterrupt) in the middle of a collection: the triage run is failed with the count of
+    results it stored (none: assignments are written in one step at the end — not the 30 of 30 its heartbeat
+    had counted in memory), the batch item is 'interrupted', not left 'running' for `db check` to report,
+    and the same command then triages that collection and skips the finished one."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    write_collections(meta, folder, 2, rows_per_collection=30)
+    db_path = tmp_path / "night.sqlite"
+
+    def stop_in_second_plate(event) -> None:
+        if event.kind == "stage" and event.collection == "plate-01.csv" and event.stage == "candidates":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path), progress=stop_in_second_plate)
+    db = Database.open(db_path, readonly=True)
+    try:
+        by_kind = {(r.kind, r.status): r for r in runs(db)}
+        statuses = Counter((r.kind, r.status) for r in runs(db))
+        assert statuses[(ITEM_RUN_KIND, "completed")] == 1 and statuses[(ITEM_RUN_KIND, "interrupted")] == 1
+        assert statuses[(ITEM_RUN_KIND, "running")] == 0
+        failed = by_kind[(TRIAGE_RUN_KIND, "failed")]
+        assert len(db.assignments(failed.id)) == 0
+        progress = db.run_progress(failed.id)
+        assert (progress.done, progress.total) == (0, 30)
+        assert "interrupted before its results were stored" in (progress.message or "")
+    finally:
+        db.close()
+    again = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    assert {o.collection: o.status for o in again.outcomes} == {"plate-00.csv": "skipped", "plate-01.csv": "ok"}
+    assert len(_completed_triage_runs(db_path)) == 2

@@ -206,7 +206,7 @@ def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> Non
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
-    assert "interrupted: work committed so far is kept" in err
+    assert "interrupted: finished steps are kept" in err
     assert not (workdir / "model" / "bundle.json").exists()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -459,6 +459,11 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         outcome.named_to_species, outcome.novel, outcome.proposals = report.named_to_species, report.novel, \
             report.proposals
         outcome.status = "quarantined" if report.quarantined else "ok"
+    except KeyboardInterrupt:
+        # the item run must not stay 'running' (db check would report it): the next batch resumes it
+        database.finish_run(item_run, "interrupted", message="stopped by the user; biodiscover run resumes "
+                                                             "this collection")
+        raise
     except BiodiscoverError as exc:
         outcome.status, outcome.error = "failed", str(exc)
         log.error("%s: %s", spec.name, exc)

@@ -316,6 +316,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     quarantine_file = None
     provisional = 0
     run_id = None
+    stored = 0
     try:
         if own_file is not None and db is None:  # a new database is made only once there is something to put in it
             db = Database.open_or_create(own_file)
@@ -367,6 +368,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         t = time.perf_counter()
         if db is not None and run_id is not None:
             db.write_assignments(run_id, (assignment_row(r) for r in results))
+            stored = len(results)
             if proposals:
                 db.write_proposals(run_id, proposals)
             db.finish_run(run_id, "completed", message=f"{len(results)} specimens, "
@@ -375,10 +377,16 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if results_out is not None:
             write_results(results, Path(results_out))
         seconds["write"] = time.perf_counter() - t
-    except BaseException:
+    except BaseException as exc:
         if db is not None and run_id is not None:
             try:
-                db.finish_run(run_id, "failed", message="triage interrupted or failed")
+                # the heartbeat counted specimens triaged in memory; the run keeps what it stored (the
+                # assignments are written in one step at the end): an export must not read 1,500 of 1,500
+                # done for a run that holds none
+                db.heartbeat(run_id, done=stored)
+                what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                db.finish_run(run_id, "failed", message=f"triage {what} before its results were stored"
+                              if not stored else f"triage {what} after storing {stored} assignments")
             except Exception:  # never hide the original error
                 log.exception("could not mark run %s failed", run_id)
         raise
