@@ -56,6 +56,9 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
             typer.echo(f"exported run {run} as {result.format}{' (partial)' if result.partial else ''}: "
                        f"{result.specimens} specimens, {result.proposals} candidate species -> {result.out} "
                        f"({len(result.files)} file{'s' if len(result.files) != 1 else ''})")
+            note = result.superseded_note(run)
+            if note:
+                typer.echo(note, err=True)
         if FORMATS.get(result.format).publishes_metadata and not meta.complete:
             typer.echo(f"warning: eml.xml has no {' or '.join(meta.missing())}; GBIF needs both: pass --metadata FILE "
                        "or --creator / --licence before publishing", err=True)

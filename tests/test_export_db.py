@@ -113,3 +113,40 @@ def test_cli_export_and_errors(tmp_path: Path, filled_db, capsys) -> None:
     assert "no database here" in capsys.readouterr().err
     assert main(["export", "--db", str(path), "--run", str(run), "--format", "xlsx", "--out", str(tmp_path / "w")]) == 2
     assert "unknown export format 'xlsx'" in capsys.readouterr().err
+
+
+def test_export_of_a_run_whose_candidates_a_later_run_reclustered_says_where_they_went(
+        tmp_path: Path, filled_db, capsys) -> None:
+    """Re-triaging the same collection supersedes the earlier run's pending candidates; exporting the earlier
+    run then holds fewer candidates, and must say which later run holds them instead of reading silently
+    '0 candidate species' (found by a new-user pass)."""
+    import shutil
+
+    src, run, info = filled_db
+    path = tmp_path / "work.sqlite"
+    shutil.copy(src, path)
+    db = db_mod.Database.open(path)
+    pending = [i for i in info["ids"] if db.proposal(i).status == "pending"]
+    assert len(pending) >= 2
+    members = info["data"].members
+    run2 = db.start_run("triage", {"k": 20}, model_fingerprint="sha256:feedbeef", collection="plate-1", backup=False)
+    again = [{"members": list(zip(m["processid"], m["probability"])), "parent_rank": "genus",
+              "parent_name": "Megaselia", "provisional_name": "again", "novelty": 0.9}
+             for pid in pending[:2] for m in [members[members["proposal_id"] == info["data"].proposals.loc[
+                 info["ids"].index(pid), "proposal_id"]]]]
+    db.write_proposals(run2, again)
+    db.finish_run(run2, "completed")
+    assert [db.proposal(i).status for i in pending[:2]] == ["superseded", "superseded"]
+    db.close()
+    before = len(info["ids"])
+    res = export_run(path, run, "json", tmp_path / "run1.json")
+    assert res.proposals + res.rejected == before - 2
+    assert (res.superseded, res.superseded_by) == (2, (run2,))
+    assert res.to_json()["superseded"] == 2
+    assert main(["export", "--db", str(path), "--run", str(run), "--format", "csv", "--out",
+                 str(tmp_path / "run1-csv")]) == 0
+    err = capsys.readouterr().err
+    assert (f"note: 2 candidate species of run {run} were re-clustered by later run {run2} and are not in this "
+            f"export; export run {run2} for the current grouping") in err
+    # the later run's export has nothing to say
+    assert export_run(path, run2, "json", tmp_path / "run2.json").superseded_note(run2) is None

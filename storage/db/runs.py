@@ -314,7 +314,8 @@ class RunsMixin(DatabaseCore):
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
 
-        Keys: ``run`` (dict), ``specimens`` (processid + BIOSCAN-5M columns, as
+        Keys: ``run`` (dict; ``superseded``: how many of the run's candidates later runs re-clustered, and
+        those runs' ids), ``specimens`` (processid + BIOSCAN-5M columns, as
         provided), ``assignments``, ``proposals`` (live ones created by this run or
         split from them: ``proposal_id``, ``provisional_name``, ``parent_rank``,
         ``parent_taxon``, ``status``, ``version``, ``size``, ``novelty``,
@@ -341,6 +342,14 @@ class RunsMixin(DatabaseCore):
             prop_rows = conn.execute(sa.select(P).where(P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))
                                      .order_by(P.c.id)).mappings().all()
             pids = [p["id"] for p in prop_rows]
+            # candidates of this run that a later run re-clustered: not exported here (they are history), but
+            # the export must say where they went, or run 1 silently reads "0 candidate species"
+            later = conn.execute(sa.text(
+                "SELECT count(*), group_concat(DISTINCT s.run_id) FROM proposals p JOIN proposals s "
+                "ON s.id = p.superseded_by WHERE p.run_id = :run AND p.status = 'superseded'"),
+                {"run": run_id}).one()
+            run["superseded"] = {"candidates": int(later[0] or 0),
+                                 "by_runs": sorted(int(r) for r in str(later[1]).split(",")) if later[1] else []}
             mem_rows: list[Any] = []
             for i in range(0, len(pids), 900):
                 mem_rows.extend(conn.execute(sa.select(M.c.proposal_id, M.c.processid, M.c.probability)

@@ -46,8 +46,10 @@ def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: 
         files = write_file(out, bytes(rendered), force=force, fmt=spec.name)
     log.info("exported run %s as %s to %s (%d files)", data.run.get("id"), spec.name, out, len(files))
     live = len(live_candidates(data.proposals))
+    later = data.run.get("superseded") or {}
     return ExportResult(spec.name, out, files, len(data.assignments), live, len(data.proposals) - live,
-                        partial=data.partial)
+                        partial=data.partial, superseded=int(later.get("candidates", 0)),
+                        superseded_by=tuple(later.get("by_runs", ())))
 
 
 def incomplete_message(run: dict) -> str:

@@ -88,11 +88,23 @@ class ExportResult:
     proposals: int
     rejected: int = 0
     partial: bool = False
+    #: the run's candidates a later run re-clustered (not in this export) and the ids of those runs
+    superseded: int = 0
+    superseded_by: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
                 "specimens": self.specimens, "proposals": self.proposals, "rejected": self.rejected,
-                "partial": self.partial}
+                "partial": self.partial, "superseded": self.superseded, "superseded_by": list(self.superseded_by)}
+
+    def superseded_note(self, run: int) -> str | None:
+        """One line for the user when later runs took over some of the run's candidates, else None."""
+        if not self.superseded:
+            return None
+        runs = ", ".join(str(r) for r in self.superseded_by)
+        many = "s" if len(self.superseded_by) != 1 else ""
+        return (f"note: {self.superseded} candidate species of run {run} were re-clustered by later run{many} "
+                f"{runs} and are not in this export; export run{many} {runs} for the current grouping")
 
 
 def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
