@@ -460,4 +460,33 @@ def test_report_reads_like_a_report(tmp_path: Path, data) -> None:
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "{&quot;seed" not in page and "fingerprint sha256:" in page and "started 2026-11-23 06:00 UTC" in page
     assert "<th>nearest known species</th>" in page and "<th>proposal_id</th>" not in page
-    assert "1 proposal rejected by a reviewer listed last" in page
+    assert "Listed last: 1 proposal rejected by a reviewer." in page
+
+
+def test_report_says_unplaced_and_names_the_assigned_species(tmp_path: Path, data) -> None:
+    """A candidate with no parent reads "unplaced" (never "nan nan"); one a reviewer assigned to a known
+    species names that species and is counted and listed last as assigned, not as rejected."""
+    from dataclasses import replace
+
+    from biodiscover.workflows.report import candidate_table
+
+    props = data.proposals.copy()
+    props["parent_rank"] = props["parent_rank"].astype(object)
+    props["parent_taxon"] = props["parent_taxon"].astype(object)
+    props.loc[props["proposal_id"] == 1, ["parent_rank", "parent_taxon"]] = [float("nan"), float("nan")]
+    props.loc[props["proposal_id"] == 4, ["status", "provisional_name", "parent_rank", "parent_taxon"]] = [
+        "assigned", "Megaselia scalaris", "genus", "Megaselia"]
+    d = replace(data, proposals=props)
+    table = candidate_table(d.proposals).set_index("#")
+    assert table.loc[1, "placed in"] == "unplaced"
+    assert table.loc[4, "placed in"] == "species Megaselia scalaris (assigned by a reviewer)"
+    assert set(table.index[-2:]) == {3, 4}
+    assert set(table["status"].iloc[-2:]) == {"assigned", "rejected"}
+    write_export(d, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "nan nan" not in page and "<td>unplaced</td>" in page
+    assert "<th>placed in</th><td>unplaced</td>" in page
+    assert "<th>placed in</th><td>species Megaselia scalaris (assigned by a reviewer)</td>" in page
+    assert "placed in</th><td>genus Megaselia</td></tr><tr><th>status</th><td>assigned" not in page
+    assert "Listed last: 1 proposal rejected by a reviewer and 1 proposal assigned to a known species by a " \
+        "reviewer." in page

@@ -121,6 +121,38 @@ def candidate_label(proposal: Mapping[str, Any]) -> str:
                           proposal.get("proposal_id"))
 
 
+def _text(value: Any) -> str:
+    """``value`` as display text; None, NaN (a missing cell in a DataFrame) and blanks are ''."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(value).strip()
+
+
+def placement(proposal: Mapping[str, Any]) -> str:
+    """Where a proposal sits, as a taxonomist reads it: ``genus Megaselia``; ``species Pterostichus
+    niger (assigned by a reviewer)`` once a reviewer identified it as a known species; ``unplaced``
+    when discovery could not put it under any known taxon (a missing parent is NaN in a DataFrame,
+    which must never print as ``nan nan``)."""
+    if proposal.get("status") == "assigned" and _text(proposal.get("provisional_name")):
+        return f"species {_text(proposal.get('provisional_name'))} (assigned by a reviewer)"
+    where = " ".join(t for t in (_text(proposal.get("parent_rank")), _text(proposal.get("parent_taxon"))) if t)
+    return where or "unplaced"
+
+
+def set_aside_note(proposals: pd.DataFrame) -> str:
+    """The sentence saying which proposals are no longer candidates (listed after the candidates), by
+    what reviewers did to them; '' when none is."""
+    if proposals.empty or "status" not in proposals:
+        return ""
+    counts = proposals["status"].value_counts()
+    parts = []
+    for status, words in (("rejected", "rejected"), ("assigned", "assigned to a known species")):
+        n = int(counts.get(status, 0))
+        if n:
+            parts.append(f"{n} proposal{'s' if n != 1 else ''} {words} by a reviewer")
+    return ("Listed last: " + " and ".join(parts) + ".") if parts else ""
+
+
 def model_description(run: Mapping[str, Any]) -> str:
     """The run's model fingerprint, else the bundle path it recorded, else 'unknown'.
 
