@@ -396,6 +396,32 @@ def test_a_settings_record_as_fingerprint_is_not_pasted_into_remarks(tmp_path: P
     assert all("{" not in r and f"model={desc}" in r for r in remarks)
 
 
+def test_dwca_names_an_unplaced_candidate_by_its_deepest_higher_taxon(tmp_path: Path, data) -> None:
+    """GBIF needs scientificName: members of a candidate placed nowhere, themselves not named below class,
+    get Insecta at class ("gen. sp."), and keep the candidate's own name as verbatimIdentification."""
+    from dataclasses import replace
+
+    from biodiscover.workflows.export import candidate_label
+
+    props = data.proposals.copy().astype({"parent_rank": object, "parent_taxon": object})
+    props.loc[props["proposal_id"] == 1, ["parent_rank", "parent_taxon", "provisional_name"]] = [
+        float("nan"), float("nan"), None]
+    members = set(data.members.loc[data.members["proposal_id"] == 1, "processid"])
+    assign = data.assignments.copy().astype({"deepest_rank": object, "deepest_taxon": object})
+    assign.loc[assign["processid"].isin(members), ["deepest_rank", "deepest_taxon"]] = [None, None]
+    d = replace(data, proposals=props, assignments=assign)
+    out = tmp_path / "u.zip"
+    write_export(d, "dwca", out)
+    with zipfile.ZipFile(out) as zf:
+        rows = list(csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")), delimiter="\t"))
+    mine = [r for r in rows if r["occurrenceID"] in members]
+    assert mine and all(r["scientificName"] for r in rows)
+    label = candidate_label(props[props["proposal_id"] == 1].iloc[0].to_dict())
+    assert label == "Unplaced sp. cand1"
+    assert {(r["scientificName"], r["taxonRank"], r["identificationQualifier"], r["verbatimIdentification"])
+            for r in mine} == {("Insecta", "class", "gen. sp.", label)}
+
+
 def test_rejected_proposals_are_not_counted_as_candidate_species(tmp_path: Path, data) -> None:
     from dwca.read import DwCAReader
 

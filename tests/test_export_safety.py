@@ -107,6 +107,21 @@ def test_partial_run_is_refused_without_partial_and_marked_with_it(tmp_path: Pat
     assert "this dataset is partial" in zipfile.ZipFile(zpath).read("eml.xml").decode()
 
 
+def test_dwca_out_must_end_in_zip(tmp_path: Path, db_runs) -> None:
+    """A Darwin Core Archive named e.txt would be a zip posing as text: refused with one error line, nothing
+    written; a name that ends in .zip (any case) is written."""
+    path, done, _ = db_runs
+    out = tmp_path / "e.txt"
+    line = one_error(cli("export", "--db", str(path), "--run", str(done), "-f", "dwca", "-o", str(out),
+                         env_home=tmp_path))
+    assert line == f"error: {out}: the dwca export writes a .zip file; name it e.zip"
+    assert not out.exists() and not (tmp_path / "e.zip").exists()
+    ok = tmp_path / "E.ZIP"
+    assert cli("export", "--db", str(path), "--run", str(done), "-f", "dwca", "-o", str(ok),
+               env_home=tmp_path).returncode == 0
+    assert zipfile.is_zipfile(ok)
+
+
 # -- item 9: formulas and control characters --------------------------------------------------------------------
 
 def _all_output_text(files: list[Path]) -> str:

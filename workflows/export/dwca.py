@@ -172,8 +172,14 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         if proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
-            row.update(scientificName=p.get("parent_taxon") or a.get("deepest_taxon"), taxonRank=parent_rank,
-                       identificationQualifier=open_qualifier(parent_rank), verbatimIdentification=candidate_label(p),
+            parent_name = p.get("parent_taxon") or a.get("deepest_taxon")
+            qualifier = open_qualifier(parent_rank)
+            if not parent_name or not parent_rank:
+                # An unplaced candidate: GBIF needs a scientificName, so the deepest higher taxon known
+                # (the machine's own, e.g. Insecta at class), in open nomenclature above genus.
+                parent_name, parent_rank, qualifier = machine["scientificName"], machine["taxonRank"], "gen. sp."
+            row.update(scientificName=parent_name, taxonRank=parent_rank,
+                       identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
                        taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
                        identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
                                                        f"version {p.get('version')})")
@@ -315,4 +321,5 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "dwca", "Darwin Core Archive: occurrences, identification history, DNA, eml.xml",
-    "file", render, suffix=".zip", details=__doc__ or "", publishes_metadata=True))
+    "file", render, suffix=".zip", details=__doc__ or "", publishes_metadata=True,
+    requires_suffix=True))

@@ -28,11 +28,19 @@ def _format(fmt: str | ExportFormat) -> ExportFormat:
     return fmt if isinstance(fmt, ExportFormat) else REGISTRY.get(str(fmt))
 
 
+def _check_suffix(spec: ExportFormat, out: Path) -> None:
+    """Refuse an ``--out`` whose ending hides what the file is, for a format that requires its ending."""
+    if spec.requires_suffix and spec.suffix and out.suffix.lower() != spec.suffix:
+        raise InputError(f"{out}: the {spec.name} export writes a {spec.suffix} file; name it "
+                         f"{out.with_suffix(spec.suffix).name if out.suffix else out.name + spec.suffix}")
+
+
 def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: bool = False,
                  options: ExportOptions | None = None) -> ExportResult:
     """Write ``data`` as ``fmt`` to ``out`` (an existing output is replaced only with ``force``)."""
     spec = _format(fmt)
     out = Path(out)
+    _check_suffix(spec, out)
     check_output(out, force=force, folder=spec.output == "folder", fmt=spec.name)
     data = clean_export(data)
     rendered = spec.render(data, options or ExportOptions())
@@ -68,6 +76,7 @@ def export_run(db: Path, run_id: int, fmt: str | ExportFormat, out: Path, *, for
     says it is partial.
     """
     spec = _format(fmt)
+    _check_suffix(spec, Path(out))
     check_output(Path(out), force=force, folder=spec.output == "folder", fmt=spec.name)
     data = load_run_export(db, run_id)
     if data.partial and not partial:

@@ -46,6 +46,9 @@ class ExportFormat:
     #: the output names the dataset's creator and licence (a publisher such as GBIF needs both): the CLI
     #: warns when the metadata lacks them
     publishes_metadata: bool = False
+    #: ``--out`` must end in ``suffix``: an archive named otherwise (``e.txt`` holding a zip) is opened by the
+    #: wrong program and refused by a publisher, so the export refuses it rather than write it
+    requires_suffix: bool = False
 
     def help_line(self) -> str:
         where = f"a {self.suffix} file" if self.output == "file" and self.suffix else \
