@@ -119,7 +119,8 @@ def test_export_of_a_run_whose_candidates_a_later_run_reclustered_says_where_the
         tmp_path: Path, filled_db, capsys) -> None:
     """Re-triaging the same collection supersedes the earlier run's pending candidates; exporting the earlier
     run then holds fewer candidates, and must say which later run holds them instead of reading silently
-    '0 candidate species' (found by a new-user pass)."""
+    '0 candidate species'; a reviewer's note on a re-clustered candidate follows it (both found by a new-user
+    pass)."""
     import shutil
 
     src, run, info = filled_db
@@ -134,9 +135,16 @@ def test_export_of_a_run_whose_candidates_a_later_run_reclustered_says_where_the
               "parent_name": "Megaselia", "provisional_name": "again", "novelty": 0.9}
              for pid in pending[:2] for m in [members[members["proposal_id"] == info["data"].proposals.loc[
                  info["ids"].index(pid), "proposal_id"]]]]
-    db.write_proposals(run2, again)
+    db.note(pending[0], "Weevil? check genitalia", reviewer="ana")
+    new_ids = db.write_proposals(run2, again)
     db.finish_run(run2, "completed")
     assert [db.proposal(i).status for i in pending[:2]] == ["superseded", "superseded"]
+    # the reviewer's note follows the candidate into its re-clustered successor, saying where it was written
+    reviews = db.run_tables(run2)["reviews"]
+    carried = reviews[(reviews["proposal_id"] == new_ids[0]) & (reviews["action"] == "note")]
+    assert list(carried["note"]) == [f"(on #{pending[0]}) Weevil? check genitalia"]
+    assert list(carried["reviewer"]) == ["ana"]
+    assert reviews[reviews["proposal_id"] == new_ids[1]].empty
     db.close()
     before = len(info["ids"])
     res = export_run(path, run, "json", tmp_path / "run1.json")

@@ -250,7 +250,26 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
                     "VALUES (?, ?, ?, ?, ?, ?)", (kind, old_id, new_id, run_id, now,
                                                   json.dumps({"shared_members": rejected[old_id],
                                                               "members": len(pids)})))
+    _carry_notes(conn, raw, sorted(overlap), new_id)
     return new_id
+
+
+def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int) -> None:
+    """A reviewer's notes on a pending candidate follow it when a later run re-clusters it: the new proposal
+    gets each note (same reviewer and time, saying which proposal it was written on), so the queue, the
+    history tab and the exports show it where the reviewer now works. Decisions are not carried: the
+    grouping they were made on is gone (a stale review is refused instead)."""
+    from biodiscover.storage.db.reviews import _log, _snapshot
+
+    notes = [row for old_id in old_ids for row in raw.execute(
+        "SELECT proposal_id, reviewer, created_at, note FROM reviews WHERE proposal_id = ? AND action = 'note' "
+        "ORDER BY id", (old_id,)).fetchall()]
+    if not notes:
+        return
+    snap = _snapshot(conn, [new_id])
+    for old_id, reviewer, created_at, text in notes:
+        carried = text if str(text or "").startswith("(on #") else f"(on #{old_id}) {text or ''}"
+        _log(conn, "note", new_id, reviewer, created_at, snap, snap, carried)
 
 
 class ProposalsMixin(DatabaseCore):
