@@ -28,6 +28,7 @@ methods agree, so a reviewer sees where they do not.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Hashable, Sequence
@@ -189,7 +190,13 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         soft = np.zeros((m, max(n_hdb, 1)))
         if n_hdb > 0:
             try:
-                soft = np.atleast_2d(hdbscan.all_points_membership_vectors(clusterer)).reshape(m, -1)
+                with warnings.catch_warnings():
+                    # hdbscan divides 0 by 0 (prediction.py, all_points_prob_in_some_cluster) on trees of
+                    # pairs; the NaN it makes is handled just below, so its RuntimeWarning is noise that
+                    # would reach the user's terminal in evaluate / run. Only that warning, only here.
+                    warnings.filterwarnings("ignore", message="invalid value encountered in scalar divide",
+                                            category=RuntimeWarning, module=r"hdbscan\.")
+                    soft = np.atleast_2d(hdbscan.all_points_membership_vectors(clusterer)).reshape(m, -1)
                 if not np.isfinite(soft).all():  # 0/0 inside hdbscan on a tree of pairs: NaN memberships
                     raise ValueError("soft membership is not finite")
             except (KeyError, IndexError, ValueError) as err:
