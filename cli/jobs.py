@@ -8,6 +8,7 @@ progress and prints summaries.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Optional, cast
 
@@ -185,21 +186,35 @@ class _StageProgress:
         from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
         # stderr: stdout carries the result (tables or --json)
+        console = Console(stderr=True)
         self._p = Progress(TextColumn("{task.fields[stage]:>10}"), BarColumn(), TaskProgressColumn(),
                            TimeElapsedColumn(), TextColumn("{task.description}"), transient=False,
-                           console=Console(stderr=True))
+                           console=console)
         self._stages = stages
         self._tasks: dict[str, TaskID] = {}
-        self._p.start()
+        # Redirected (`demo > log 2>&1`), rich draws bars only when stopped, so the log stayed empty until
+        # the end: there, one plain line per stage step instead, written as it happens.
+        self._plain = not console.is_terminal
+        self._said: dict[str, str] = {}
+        if not self._plain:
+            self._p.start()
 
     def __call__(self, stage: str, done: float, total: float | None = None, message: str = "") -> None:
+        if self._plain:
+            from biodiscover.storage.progress import describe
+
+            if self._said.get(stage) != message:
+                self._said[stage] = message
+                print(describe(stage, done, total, message), file=sys.stderr, flush=True)
+            return
         frac = done / total if total else 0.0
         if stage not in self._tasks:
             self._tasks[stage] = self._p.add_task(message, total=1.0, stage=stage)
         self._p.update(self._tasks[stage], completed=max(0.0, min(1.0, frac)), description=message)
 
     def close(self) -> None:
-        self._p.stop()
+        if not self._plain:
+            self._p.stop()
 
 
 def demo_tables(summary: DemoSummary) -> list[Table]:

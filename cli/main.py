@@ -10,7 +10,9 @@ errors into one line and a non-zero exit code; only real bugs show a traceback.
 from __future__ import annotations
 
 import errno
+import io
 import logging
+import sys
 
 import typer
 
@@ -78,6 +80,10 @@ _own_path_checks(app)
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: user errors become one line and exit code 2."""
+    # Redirected to a file or pipe, Python buffers stdout in blocks: lines would appear only at exit and
+    # out of order with stderr's. One line at a time, always.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     try:
         app(args=argv, prog_name="biodiscover", standalone_mode=True)
     except SystemExit as exc:  # click's own exits: --help, usage errors, success
