@@ -238,6 +238,22 @@ def test_d_read_only_file_is_refused_untouched(open_tmp: Path, unprivileged_pref
     assert sha(path) == digest
 
 
+def test_d_a_wrong_db_path_is_not_called_a_damaged_database(tmp_path: Path) -> None:
+    """`--db plate.csv` (a CSV, not SQLite): say it is not a biodiscover database, with no backup advice;
+    the file is left untouched. The damaged-database message stays for real SQLite damage (test below)."""
+    plate = tmp_path / "plate.csv"
+    plate.write_text("processid,dna_barcode\nBD00001,ACGT\n")
+    digest = sha(plate)
+    for verb in (["db", "check"], ["ingest", "--input", str(plate)]):
+        res = subprocess.run([sys.executable, "-m", "biodiscover.cli", *verb, "--db", str(plate)],
+                             capture_output=True, text=True, timeout=120)
+        lines = [x for x in res.stderr.splitlines() if x.strip()]
+        assert res.returncode == 2 and lines == [
+            f"error: {plate}: not a biodiscover database (not a SQLite database at all); check that --db names "
+            "the database file"], (verb, res.stderr)
+    assert sha(plate) == digest and not (tmp_path / "plate.csv.backups").exists()
+
+
 def test_d_corrupt_files_are_refused_untouched(tmp_path: Path, cli: CLI) -> None:
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(os.urandom(8192))

@@ -43,7 +43,10 @@ def check_sqlite_file(path: Path) -> None:
     if len(head) == 0:
         return  # an empty file is a fresh database
     if not head.startswith(SQLITE_MAGIC):
-        raise damaged_database_error(path, "not a SQLite database (the file is corrupt or of another format)")
+        # Almost always a wrong --db (a CSV, a bundle file), not damage: "restore a backup" would send the
+        # user looking for backups of a file that never was a database. Real damage keeps its own message.
+        raise DatabaseError(f"{path}: not a biodiscover database (not a SQLite database at all); check that "
+                            "--db names the database file")
 
 
 def backups_dir(db_path: Path) -> Path:
