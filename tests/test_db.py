@@ -93,7 +93,11 @@ def test_ingest_registers_provided_taxonomy_as_graph(db: Database) -> None:
     assert [n.name for n in graph.lineage(megaselia.id)] == ["Diptera", "Phoridae", "Megaselia"]
     (diptera,) = graph.find("Diptera", "order")
     assert graph.find("Phoridae", "genus") == [] and len(graph.find("Phoridae")) == 1  # the rank is a filter
-    names = {graph.node(t).name for t in graph.subtree(diptera.id)}
+    below, names = [diptera], set()
+    while below:  # the tree as the taxonomy screen walks it, children by children
+        node = below.pop()
+        names.add(node.name)
+        below.extend(graph.children(node.id))
     assert names == {"Diptera", "Phoridae", "Megaselia", "Cecidomyiidae", "Campylomyza"}
 
 

@@ -6,7 +6,6 @@ API::
     graph.graph                           # nx.DiGraph; node = taxon id; attrs rank, name, status, source, proposal_id
     graph.node(taxon_id) -> TaxonNode
     graph.lineage(taxon_id) -> list[TaxonNode]        # root … taxon
-    graph.subtree(taxon_id) -> set[int]               # the taxon and everything below it
     graph.children(taxon_id) / graph.roots() -> list[TaxonNode]
     graph.find(name, rank=None) -> list[TaxonNode]
     graph.provisional() -> list[TaxonNode]
@@ -14,7 +13,7 @@ API::
     register_lineages(db, lineages, source=...) -> int  # the reference's taxa (known species), added once
 
 Why a graph object and not SQL only: the TUI draws the tree and discovery walks
-lineages many times per run; a DiGraph answers lineage and subtree queries in
+lineages many times per run; a DiGraph answers lineage and children queries in
 memory. The graph is a read-only snapshot: taxa change only through the review
 API (which logs every change) and :func:`register_lineages`.
 
@@ -119,9 +118,6 @@ class TaxonomyGraph:
 
     def lineage_dict(self, taxon_id: int) -> dict[str, str]:
         return {n.rank: n.name for n in self.lineage(taxon_id)}
-
-    def subtree(self, taxon_id: int) -> set[int]:
-        return {taxon_id} | {int(t) for t in nx.descendants(self.graph, taxon_id)}
 
     def children(self, taxon_id: int) -> list[TaxonNode]:
         return sorted((self.node(c) for c in self.graph.successors(taxon_id)), key=lambda n: n.name)
