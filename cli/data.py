@@ -19,6 +19,7 @@ from biodiscover.storage.collections import check_input, read_collection
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.validation import (
     PROBLEM_KINDS,
+    QuarantinedRecord,
     check_output_path,
     is_quarantine_report,
     quarantine_path_for,
@@ -27,6 +28,24 @@ from biodiscover.storage.validation import (
 
 #: How many quarantined records the human-readable report lists.
 SHOWN_RECORDS = 10
+
+
+def shown_records(records: list[QuarantinedRecord]) -> list[str]:
+    """The quarantined records a person is shown on screen, one line each (the first
+    :data:`SHOWN_RECORDS`): ``validate`` lists them under its counts, ``triage`` as ``error:`` lines."""
+    return [rec.message for rec in records[:SHOWN_RECORDS]]
+
+
+def report_records(path: Path) -> list[QuarantinedRecord]:
+    """The first :data:`SHOWN_RECORDS` records of a quarantine report biodiscover wrote (its cells are already
+    safe for a terminal), for a command that only has the report, not the records."""
+    import csv
+    from itertools import islice
+
+    with Path(path).open(encoding="utf-8", newline="") as fh:
+        return [QuarantinedRecord(file=r["file"], line=int(r["line"]) if r["line"].isdigit() else None,
+                                  processid=r["processid"] or None, kind=r["kind"], reason=r["reason"])
+                for r in islice(csv.DictReader(fh), SHOWN_RECORDS)]
 
 KIND_LABELS: dict[str, str] = {
     "barcode_chars": "barcode characters outside IUPAC",
@@ -94,8 +113,8 @@ def validate(
             for kind in PROBLEM_KINDS:
                 if summary.problems.get(kind):
                     typer.echo(f"  {KIND_LABELS.get(kind, kind).ljust(width)}  {summary.problems[kind]}")
-            for rec in result.quarantine[:SHOWN_RECORDS]:
-                typer.echo(f"  {rec.message}")
+            for line in shown_records(result.quarantine):
+                typer.echo(f"  {line}")
             if len(result.quarantine) > SHOWN_RECORDS:
                 typer.echo(f"  … {len(result.quarantine) - SHOWN_RECORDS} more")
         if qpath is not None:

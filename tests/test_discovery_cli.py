@@ -188,3 +188,32 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
     assert err == [f"error: {sheet}: --results writes CSV (.csv), TSV (.tsv) or JSON lines (.jsonl), not '.xlsx'; "
                    "rename the file"]
     assert not sheet.exists()
+
+
+def test_triage_names_the_first_quarantined_records_on_stderr(dataset, bundle, tmp_path, capsys) -> None:
+    """Rows set aside: exit 0, and stderr names the first ten the way validate does (file:line: reason) as
+    error: lines, then how many more and where the report is."""
+    source = (dataset / "collection.fasta").read_text()
+    coll = tmp_path / "plate.fasta"
+    coll.write_text(source + "".join(f">BADX{i:02d}|x\nACGT!!XX\n" for i in range(12)))
+    code = main(["triage", "--input", str(coll), "--model", str(bundle), "--results", str(tmp_path / "r.jsonl"),
+                 "-q"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    report = tmp_path / "plate.quarantine.csv"
+    assert f"quarantine report: {report.absolute()}" in out
+    lines = err.splitlines()
+    assert len(lines) == 11 and all(x.startswith(f"error: {coll}:") for x in lines[:10]), err
+    assert "(processid 'BAD1')" in lines[0] and "(processid 'BADX00')" in lines[1]
+    assert lines[10] == f"… and 3 more; see {report.absolute()}"
+
+
+def test_triage_of_a_header_only_file_points_at_no_report(bundle, tmp_path, capsys) -> None:
+    coll = tmp_path / "empty.csv"
+    coll.write_text("processid,dna_barcode\n")
+    code = main(["triage", "--input", str(coll), "--model", str(bundle), "--results", str(tmp_path / "r.jsonl"),
+                 "-q"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip().splitlines() == [
+        f"error: {coll}: no specimen to triage (the collection holds no records)"], err
+    assert not list(tmp_path.glob("*.quarantine.csv"))

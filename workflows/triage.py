@@ -310,9 +310,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     if not specimens:
         if own_db and db is not None:
             db.close()
-        where = f": {read.write_quarantine(qtarget, force=force).absolute()}" if read.quarantine else ""
+        if not read.quarantine:  # nothing set aside, so no report to point at
+            raise InputError(f"{input_path or images}: no specimen to triage (the collection holds no records)")
+        where = read.write_quarantine(qtarget, force=force).absolute()
         raise InputError(f"{input_path or images}: no valid specimen to triage "
-                         f"({len(read.quarantine)} quarantined; see the quarantine report{where})")
+                         f"({len(read.quarantine)} quarantined; see the quarantine report: {where})")
     quarantine_file = None
     provisional = 0
     run_id = None
