@@ -52,6 +52,14 @@ def register(app: typer.Typer) -> None:
                                                help="Also write per-specimen results: a table for .csv / .tsv, "
                                                     "JSON lines for .jsonl."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
+        clustering: str = typer.Option("threshold_hdbscan", "--clustering",
+                                       help="Candidate-species method: a module of discovery/clustering_methods "
+                                            "(built in: threshold_hdbscan, threshold) or package.module:Class; "
+                                            "recorded with the run."),
+        cluster_threshold: Optional[float] = typer.Option(
+            None, "--cluster-threshold", min=0.0, max=1.0,
+            help="Barcode p-distance at which candidates split (default: the cut the bundle learned from the "
+                 "reference's barcode gap)."),
         no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
         no_provisional: bool = typer.Option(False, "--no-provisional",
                                             help="Do not use the database's accepted provisional species as "
@@ -70,15 +78,22 @@ def register(app: typer.Typer) -> None:
         bundle has an image classifier: fused with the barcode, or alone for
         specimens whose barcode is missing or unusable.
         """
+        from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer
         from biodiscover.workflows.triage import run_triage
 
+        try:  # an unknown method is a usage error, found before any work
+            method = ClusteringConfig(method=clustering, distance_threshold=cluster_threshold)
+            if not no_cluster:
+                make_clusterer(method)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"--clustering {clustering}: {exc}") from None
         if input is None and images is None:
             raise InputError("give --input COLLECTION (and/or --images DIR)")
         if db is None and results is None:
             raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
                              results_out=results, progress=_progress(quiet), use_images=not no_images,
-                             use_provisional=not no_provisional, force=force, level=level)
+                             use_provisional=not no_provisional, force=force, level=level, clustering=method)
         if as_json:
             typer.echo(json.dumps(summary.to_dict(), indent=2))
             return

@@ -217,3 +217,34 @@ def test_triage_of_a_header_only_file_points_at_no_report(bundle, tmp_path, caps
     assert code == 2 and err.strip().splitlines() == [
         f"error: {coll}: no specimen to triage (the collection holds no records)"], err
     assert not list(tmp_path.glob("*.quarantine.csv"))
+
+
+def test_triage_chooses_the_clustering_method_and_records_it(dataset, bundle, tmp_path, capsys) -> None:
+    """`--clustering` picks a candidate-species method by name and `--cluster-threshold` its cut; both are
+    recorded with the run; an unknown method is one `error:` line before any work (no database made)."""
+    from biodiscover.storage.db.database import Database
+
+    collection = str(dataset / "collection.fasta")
+    counts = {}
+    for name, extra in (("default", []), ("threshold", ["--clustering", "threshold"]),
+                        ("wide", ["--clustering", "threshold", "--cluster-threshold", "0.5"])):
+        db = tmp_path / f"{name}.sqlite"
+        assert main(["triage", "--input", collection, "--model", str(bundle), "--db", str(db), "--json", "-q",
+                     *extra]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        database = Database.open(db, readonly=True)
+        try:
+            recorded = database.run_progress(summary["run_id"]).parameters["clustering"]
+        finally:
+            database.close()
+        counts[name] = summary["proposals"]
+        assert recorded["method"] == ("threshold_hdbscan" if name == "default" else "threshold")
+        assert recorded["distance_threshold"] == (0.5 if name == "wide" else None)
+    assert counts["default"] > 1 and counts["threshold"] > 1
+    # a 50 % cut joins every novel specimen of the collection's few genera into far fewer candidates
+    assert counts["wide"] < counts["threshold"]
+    assert main(["triage", "--input", collection, "--model", str(bundle), "--db", str(tmp_path / "x.sqlite"),
+                 "--clustering", "nope", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --clustering nope: unknown clustering method 'nope'")
+    assert not (tmp_path / "x.sqlite").exists()
