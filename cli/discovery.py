@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
         known_split: str = typer.Option("test", help="Split of known-species queries."),
         novel_split: str = typer.Option("test_unseen", help="Split of novel-species queries."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering metrics."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
         """Every metric of DESIGN.md for a bundle: JSON report, a markdown table and an HTML page with the
         reliability plot."""
@@ -157,12 +157,13 @@ def register(app: typer.Typer) -> None:
                                     help="P(right) a rank needs to be named (over-classification ≤ (1-level)/level "
                                          "at even odds); triage can override it."),
         max_outliers: int = typer.Option(3000, help="At most this many outlier specimens (seeded sample)."),
-        seed: int = typer.Option(0),
+        seed: int = typer.Option(0, help="Seed of the random choices (the --max-outliers sample), for a "
+                                          "reproducible bundle."),
         force: bool = typer.Option(False, "--force", help="Replace an existing bundle (its encoders too)."),
         images: Optional[bool] = typer.Option(None, "--images/--no-images",
                                               help="Fit the image classifier (default: when --out holds trained "
                                                    "encoders and the dataset has images)."),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
         """Fit the discovery engine: DNA reference index, naming model learned from the reference, barcode gap.
 

@@ -59,17 +59,27 @@ def _own_path_checks(typer_app: typer.Typer) -> None:
 
     Click's own check answers an unreadable file with a usage box (several lines,
     "Try --help"), as if the command line were wrong; it is a permission problem.
+
+    Also the one place options are shaped for help: an on/off flag takes no value, so its
+    help shows none (typer labelled every flag ``<bool>``, as if it wanted one).
     """
     import inspect
 
-    from typer.models import ParameterInfo
+    from typer.models import OptionInfo, ParameterInfo
 
-    for command in typer_app.registered_commands:
-        if command.callback is None:
+    callbacks = [c.callback for c in typer_app.registered_commands]
+    if typer_app.registered_callback is not None:  # the root's own options (--verbose)
+        callbacks.append(typer_app.registered_callback.callback)
+    for callback in callbacks:
+        if callback is None:
             continue
-        for param in inspect.signature(command.callback).parameters.values():
+        for param in inspect.signature(callback).parameters.values():
             if isinstance(param.default, ParameterInfo):
                 param.default.readable = False
+                flag = isinstance(param.default.default, bool) or param.annotation in (
+                    bool, "bool", "Optional[bool]", "bool | None")  # annotations are strings here
+                if isinstance(param.default, OptionInfo) and flag and param.default.metavar is None:
+                    param.default.metavar = ""
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
             _own_path_checks(group.typer_instance)

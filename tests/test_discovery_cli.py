@@ -248,3 +248,22 @@ def test_triage_chooses_the_clustering_method_and_records_it(dataset, bundle, tm
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: --clustering nope: unknown clustering method 'nope'")
     assert not (tmp_path / "x.sqlite").exists()
+
+
+@pytest.mark.parametrize("verb", [[], ["build-reference"], ["evaluate"], ["triage"], ["synth"], ["export"]])
+def test_help_shows_no_value_for_flags_and_explains_quiet_and_seed(verb: list[str]) -> None:
+    """An on/off flag takes no value: its help row shows none (typer wrote ``<bool>``); only click's own
+    --help row keeps it. --quiet and build-reference's --seed say what they do."""
+    import os
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "biodiscover.cli", *verb, "--help"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"})
+    assert res.returncode == 0, res.stderr
+    rows = res.stdout.splitlines()
+    assert [r for r in rows if "<bool>" in r and "--help" not in r] == []
+    if verb in (["build-reference"], ["evaluate"], ["triage"]):
+        assert any("--quiet" in r and "No progress on stderr." in r for r in rows), res.stdout
+    if verb == ["build-reference"]:
+        assert any("--seed" in r and "Seed of the random choices" in r for r in rows), res.stdout
