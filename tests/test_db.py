@@ -499,3 +499,12 @@ def test_specimens_returns_all_current_records_or_exactly_those_named(db: Databa
     assert sorted((s.processid, s.country) for s in named) == [("BD000001", "Canada"), ("BD000005", "Costa Rica")]
     many = [f"BD{i:06d}" for i in range(950)]  # past one 900-name chunk
     assert sorted(s.processid for s in db.specimens(many)) == [f"BD{i:06d}" for i in range(60)]
+
+
+def test_assign_pick_list_shows_lineage_higher_to_lower(tmp_path: Path) -> None:
+    """The assign-to-species dialog reads "(Harpalinae › Pterostichus)", order → genus like the headers,
+    not reversed."""
+    with Database.create(tmp_path / "t.sqlite") as db:
+        register_lineages(db, [{"order": "Coleoptera", "family": "Carabidae", "subfamily": "Harpalinae",
+                                "genus": "Pterostichus", "species": "Pterostichus niger"}], source="test")
+        assert [label for _, label in db.known_species("niger")] == ["Pterostichus niger  (Harpalinae › Pterostichus)"]

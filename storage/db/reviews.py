@@ -355,7 +355,7 @@ class ReviewsMixin(DatabaseCore):
         return self._review(_do, "assign")
 
     def known_species(self, search: str = "", limit: int = 200, near: str | None = None) -> list[tuple[int, str]]:
-        """(taxon id, ``name  (genus › family)``) of known species matching ``search`` (case-insensitive
+        """(taxon id, ``name  (family › genus)``) of known species matching ``search`` (case-insensitive
         substring), ``near``'s genus first when given: what "assign to a known species" offers."""
         from biodiscover.storage.db.taxonomy import lineage_labels
 

@@ -159,8 +159,8 @@ def provisional_references(db: "Database") -> list[Specimen]:
 
 
 def lineage_labels(conn: Connection, taxon_ids: set[int]) -> dict[int, str]:
-    """taxon id → ``"Megaselia › Phoridae"`` (the taxon and its parent): what tells two same-named
-    species or genera apart in a pick list."""
+    """taxon id → ``"Phoridae › Megaselia"`` (its parent, then the taxon: higher to lower, the order the
+    review screens' headers use): what tells two same-named species or genera apart in a pick list."""
     out: dict[int, str] = {}
     for tid in taxon_ids:
         names: list[str] = []
@@ -173,7 +173,7 @@ def lineage_labels(conn: Connection, taxon_ids: set[int]) -> dict[int, str]:
                 names.append(r.name)
             cur = r.parent_id
         if names:
-            out[tid] = " › ".join(names)
+            out[tid] = " › ".join(reversed(names))
     return out
 
 
