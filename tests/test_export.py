@@ -174,6 +174,16 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
             assert rec.dna_barcode == with_barcode[rec.processid]
 
 
+def test_fasta_file_names_sort_in_candidate_order(tmp_path: Path) -> None:
+    """Eleven candidates: ids are zero-padded (01_…, 10_…) so a plain file listing sorts 1, 2 … 10, 11."""
+    many = make_run_export(n_known=20, n_candidates=11, seed=5)
+    res = write_export(many, "fasta", tmp_path / "fa")
+    names = sorted(f.name for f in res.files)
+    ids = [int(n.split("_", 1)[0]) for n in names]
+    assert ids == sorted(ids) and max(ids) >= 10
+    assert all(len(n.split("_", 1)[0]) == 2 for n in names), names
+
+
 def test_html_report_has_five_plots_and_escapes(tmp_path: Path, data) -> None:
     out = tmp_path / "report.html"
     write_export(data, "html", out)

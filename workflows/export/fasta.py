@@ -58,8 +58,10 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     records = fasta_records(data)
     names_by_id = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
     pids = [p for p in records if records[p]]
-    files = unique_names([safe_member_name(f"{p}_{names_by_id.get(p) or 'candidate'}", suffix=".fasta")
-                          for p in pids])
+    # ids zero-padded to the widest, so a file listing sorts 01, 02 … 10 rather than 1, 10, 2
+    width = max((len(str(p)) for p in pids), default=1)
+    files = unique_names([safe_member_name(f"{str(p).zfill(width)}_{names_by_id.get(p) or 'candidate'}",
+                                           suffix=".fasta") for p in pids])
     out: dict[str, bytes] = {}
     for pid, name in zip(pids, files):
         buf = io.StringIO()
