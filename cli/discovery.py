@@ -15,6 +15,7 @@ import typer
 
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, describe, no_progress
+from biodiscover.storage.records import plural
 
 if TYPE_CHECKING:
     from biodiscover.storage.validation import QuarantinedRecord
@@ -104,7 +105,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"deepest confident rank: {named}")
         typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
         if summary.provisional_keys:
-            typer.echo(f"references: + {summary.provisional_keys} members of accepted provisional species")
+            typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of accepted provisional species")
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")

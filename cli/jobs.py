@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Literal, Optional, cast
 
 import typer
 
+from biodiscover.storage.records import plural
 from biodiscover.workflows.export import FORMATS
 
 if TYPE_CHECKING:
@@ -55,8 +56,8 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
             typer.echo(json.dumps(result.to_json()))
         else:
             typer.echo(f"exported run {run} as {result.format}{' (partial)' if result.partial else ''}: "
-                       f"{result.specimens} specimens, {result.proposals} candidate species -> {result.out} "
-                       f"({len(result.files)} file{'s' if len(result.files) != 1 else ''})")
+                       f"{plural(result.specimens, 'specimen')}, {result.proposals} candidate species -> "
+                       f"{result.out} ({plural(len(result.files), 'file')})")
             note = result.superseded_note(run)
             if note:
                 typer.echo(note, err=True)

@@ -78,7 +78,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonBoosting
-from biodiscover.storage.records import RANKS
+from biodiscover.storage.records import RANKS, plural
 
 log = logging.getLogger(__name__)
 
@@ -589,7 +589,8 @@ class NamingModel:
         if s.get("learned") is False and s.get("leave_out_taxa", 0) >= cfg.min_sim_taxa:
             head = f"{rank}: no simulated examples to learn from"
         else:
-            head = (f"the reference holds {s.get('taxa', 0)} {rank} taxa of which {s.get('leave_out_taxa', 0)} "
+            head = (f"the reference holds {plural(s.get('taxa', 0), rank + ' taxon', rank + ' taxa')} of which "
+                    f"{s.get('leave_out_taxa', 0)} "
                     f"can be left out (need {cfg.min_sim_taxa})")
         why = (f"{head}: {rank} uses the published COI identity cut-off {PUBLISHED_CUTOFFS[rank]:.2f} where the "
                f"near-best candidates agree")

@@ -149,6 +149,12 @@ def open_qualifier(rank: str | None) -> str:
     return "gen. sp." if rank in RANKS[: RANKS.index("genus")] else "sp."
 
 
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 specimen`` / ``3 specimens`` (``nouns`` when the plural is not ``noun + 's'``: taxon/taxa):
+    the one way every message counts things, so none reads "1 candidates"."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
 def candidate_name(provisional_name: str | None, parent_name: str | None, parent_rank: str | None,
                    proposal_id: Any) -> str:
     """The one name a candidate species goes by, on screen and in every export.

@@ -526,3 +526,17 @@ def test_report_says_unplaced_and_names_the_assigned_species(tmp_path: Path, dat
     assert "placed in</th><td>genus Megaselia</td></tr><tr><th>status</th><td>assigned" not in page
     assert "Listed last: 1 proposal rejected by a reviewer and 1 proposal assigned to a known species by a " \
         "reviewer." in page
+
+
+def test_counts_of_one_are_singular() -> None:
+    """One candidate / singleton / order taxon reads as one (the tester saw "1 candidates", "1 order taxa")."""
+    from biodiscover.storage.records import plural
+    from biodiscover.workflows.report import plot_proposal_sizes
+
+    assert (plural(1, "specimen"), plural(0, "specimen"), plural(2, "member")) == \
+        ("1 specimen", "0 specimens", "2 members")
+    assert (plural(1, "order taxon", "order taxa"), plural(3, "order taxon", "order taxa")) == \
+        ("1 order taxon", "3 order taxa")
+    caption = plot_proposal_sizes(pd.DataFrame({"size": [1]})).caption
+    assert caption == "1 candidate, 1 singleton (kept: a single specimen can be a new species)."
+    assert plot_proposal_sizes(pd.DataFrame({"size": [1, 4]})).caption.startswith("2 candidates, 1 singleton ")

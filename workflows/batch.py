@@ -50,6 +50,7 @@ from typing import Any, Callable, Literal
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import BiodiscoverError, InputError
 from biodiscover.storage.progress import Progress
+from biodiscover.storage.records import plural
 from biodiscover.workflows.executors import ExecutorConfig
 
 log = logging.getLogger(__name__)
@@ -276,8 +277,9 @@ class RunLedger:
     def finish(self, item_run: int, outcome: CollectionOutcome) -> None:
         if outcome.status in ("ok", "quarantined"):
             self.db.finish_run(item_run, "completed",
-                               message=f"triage run {outcome.run_id}: {outcome.specimens} specimens, "
-                                       f"{outcome.quarantined} quarantined, {outcome.proposals} candidates",
+                               message=f"triage run {outcome.run_id}: {plural(outcome.specimens, 'specimen')}, "
+                                       f"{outcome.quarantined} quarantined, "
+                                       f"{plural(outcome.proposals, 'candidate')}",
                                result={"triage_run_id": outcome.run_id})
         else:
             self.db.finish_run(item_run, "failed", message=(outcome.error or "failed")[:500])
@@ -476,8 +478,8 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         emit(BatchEvent("collection_failed", spec.name, message=outcome.error or ""))
     else:
         emit(BatchEvent("collection_done", spec.name, message=(
-            f"run {outcome.run_id}: {outcome.specimens} specimens, {outcome.quarantined} quarantined, "
-            f"{outcome.novel} novel, {outcome.proposals} candidates in {outcome.seconds:.1f}s")))
+            f"run {outcome.run_id}: {plural(outcome.specimens, 'specimen')}, {outcome.quarantined} quarantined, "
+            f"{outcome.novel} novel, {plural(outcome.proposals, 'candidate')} in {outcome.seconds:.1f}s")))
     log.info("%s: %s in %.1fs (%s)", spec.name, outcome.status, outcome.seconds,
              ", ".join(f"{k} {v:.1f}s" for k, v in outcome.stages.items()))
     return outcome

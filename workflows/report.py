@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.distance import p_distance
-from biodiscover.storage.records import RANKS
+from biodiscover.storage.records import RANKS, plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -308,16 +308,16 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
         bins = np.linspace(0, top * 1.05, 40).tolist()
         # Shares, not counts: within-pairs outnumber candidates quadratically.
         if len(w):
-            w_label = f"largest within a candidate ({len(w)} candidates)" if per_candidate \
+            w_label = f"largest within a candidate ({plural(len(w), 'candidate')})" if per_candidate \
                 else f"within a candidate ({len(w)} pairs)"
             ax.hist(w, bins=bins, weights=np.full(len(w), 1 / len(w)), color=WITHIN_COLOUR, alpha=0.75,
                     label=w_label)
         if len(b):
             ax.hist(b, bins=bins, weights=np.full(len(b), 1 / len(b)), color=BETWEEN_COLOUR, alpha=0.6,
-                    label=f"to nearest other candidate ({len(b)} candidates)")
+                    label=f"to nearest other candidate ({plural(len(b), 'candidate')})")
         if len(kn):
             ax.hist(kn, bins=bins, weights=np.full(len(kn), 1 / len(kn)), histtype="step", lw=1.8,
-                    color=KNOWN_COLOUR, label=f"to nearest known species ({len(kn)} candidates)")
+                    color=KNOWN_COLOUR, label=f"to nearest known species ({plural(len(kn), 'candidate')})")
         gap = (float(np.max(w)) if len(w) else 0.0, float(np.min(b)) if len(b) else math.inf)
         if len(w) and len(b) and gap[1] > gap[0]:
             ax.axvspan(gap[0], gap[1], color="#e4e4e4", zorder=0, label=f"barcode gap ({gap[0]:.1f}–{gap[1]:.1f}%)")
@@ -362,7 +362,8 @@ def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
     ax.set_title("Candidate species sizes")
     n_single = int((sizes == 1).sum()) if not sizes.empty else 0
     return Plot("proposal_sizes", "Proposal sizes",
-                f"{len(sizes)} candidates, {n_single} singletons (kept: a single specimen can be a new species).",
+                f"{plural(len(sizes), 'candidate')}, {plural(n_single, 'singleton')} "
+                "(kept: a single specimen can be a new species).",
                 _png(fig))
 
 
