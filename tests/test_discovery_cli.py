@@ -267,3 +267,41 @@ def test_help_shows_no_value_for_flags_and_explains_quiet_and_seed(verb: list[st
         assert any("--quiet" in r and "No progress on stderr." in r for r in rows), res.stdout
     if verb == ["build-reference"]:
         assert any("--seed" in r and "Seed of the random choices" in r for r in rows), res.stdout
+
+
+def test_results_file_names_each_specimens_candidate_species_as_the_database_does(dataset, bundle, tmp_path,
+                                                                                  capsys) -> None:
+    """The results file says which candidate species each specimen was grouped into — without --db it is the
+    only place they are written — by the name the database, review screen and exports use."""
+    import csv
+
+    from biodiscover.storage.db.database import Database
+
+    collection = str(dataset / "collection.fasta")
+    table, db = tmp_path / "r.csv", tmp_path / "w.sqlite"
+    assert main(["triage", "--input", collection, "--model", str(bundle), "--db", str(db), "--results", str(table),
+                 "--json", "-q"]) == 0
+    run = json.loads(capsys.readouterr().out)["run_id"]
+    with table.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    named = {r["processid"]: r["candidate"] for r in rows if r["candidate"]}
+    database = Database.open(db, readonly=True)
+    try:
+        tables = database.run_tables(run)
+    finally:
+        database.close()
+    from biodiscover.workflows.export.tables import candidate_label
+
+    name_of = {p["proposal_id"]: candidate_label(p) for p in tables["proposals"].to_dict("records")}
+    expected = {m["processid"]: name_of[m["proposal_id"]] for m in tables["members"].to_dict("records")}
+    assert len(expected) >= 5 and named == expected
+    # only novel specimens are grouped
+    assert all(r["is_novel"] == "True" for r in rows if r["candidate"])
+    # without a database: the same groups, numbered in order
+    alone = tmp_path / "alone.jsonl"
+    assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(alone), "-q"]) == 0
+    capsys.readouterr()
+    groups = [r["candidate"] for r in map(json.loads, alone.read_text().splitlines())]
+    assert {g for g in groups if g} and sorted({pid for pid, g in zip([json.loads(x)["processid"] for x in
+                                                                       alone.read_text().splitlines()], groups)
+                                                if g}) == sorted(expected)

@@ -28,7 +28,7 @@ from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import RANKS, Specimen
+from biodiscover.storage.records import RANKS, Specimen, candidate_name
 from biodiscover.storage.safetext import neutralise_cell
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
 RESULTS_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 RESULTS_JSON_SUFFIXES = ("", ".jsonl", ".ndjson", ".json")
 #: one column each in a CSV/TSV results file, then the per-rank fields
-RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "identity",
-                  "top_hit", "top_similarity", "reason")
+RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
+                  "identity", "top_hit", "top_similarity", "reason")
 
 
 def results_columns() -> list[str]:
@@ -109,26 +109,39 @@ def is_results_file(path: Path) -> bool:
         return False
 
 
-def _result_row(r: TriageResult) -> dict[str, Any]:
+def _result_row(r: TriageResult, candidate: str | None = None) -> dict[str, Any]:
     row = r.to_dict()
     if row["novelty"] != row["novelty"]:
         row["novelty"] = None
+    row["candidate"] = candidate
     return row
 
 
-def write_results(results: Sequence[TriageResult], path: Path) -> Path:
+def candidate_names(proposals: Sequence[CandidateProposal], ids: Sequence[Any] | None = None) -> dict[str, str]:
+    """processid → the one name of the candidate species it was grouped into (``storage.records.candidate_name``:
+    the database's proposal ids when stored, so the file and the review screen agree; else 1, 2, … in order)."""
+    ids = list(ids) if ids is not None else list(range(1, len(proposals) + 1))
+    return {m.processid: candidate_name(p.provisional_name, p.parent_name, p.parent_rank, pid)
+            for p, pid in zip(proposals, ids) for m in p.members}
+
+
+def write_results(results: Sequence[TriageResult], path: Path, candidates: dict[str, str] | None = None) -> Path:
     """One row per specimen: a CSV/TSV table for ``.csv``/``.tsv`` (cells that a spreadsheet would run as a
-    formula neutralised), else one JSON object per line (NaN novelty → null / empty)."""
+    formula neutralised), else one JSON object per line (NaN novelty → null / empty).
+
+    ``candidate``: the name of the candidate species a specimen was grouped into (``candidate_names``) —
+    without ``--db`` this file is the only place a triage's candidate species are written."""
+    member_of = candidates or {}
     delimiter = RESULTS_DELIMITERS.get(path.suffix.lower())
     with path.open("w", encoding="utf-8", newline="") as fh:
         if delimiter is None:
             for r in results:
-                fh.write(json.dumps(_result_row(r)) + "\n")
+                fh.write(json.dumps(_result_row(r, member_of.get(r.processid))) + "\n")
             return path
         writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
         writer.writerow(results_columns())
         for r in results:
-            row = _result_row(r)
+            row = _result_row(r, member_of.get(r.processid))
             flat = [row[c] for c in RESULT_SCALARS]
             flat += [row[what][rank] if rank in (row[what] or {}) else None
                      for what in ("labels", "confidence", "p_absent") for rank in RANKS]
@@ -319,6 +332,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     provisional = 0
     run_id = None
     stored = 0
+    proposal_ids: list[int] | None = None
     try:
         if own_file is not None and db is None:  # a new database is made only once there is something to put in it
             db = Database.open_or_create(own_file)
@@ -372,12 +386,12 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             db.write_assignments(run_id, (assignment_row(r) for r in results))
             stored = len(results)
             if proposals:
-                db.write_proposals(run_id, proposals)
+                proposal_ids = db.write_proposals(run_id, proposals)
             db.finish_run(run_id, "completed", message=f"{len(results)} specimens, "
                                                        f"{sum(r.is_novel for r in results)} novel, "
                                                        f"{len(proposals)} candidate species")
         if results_out is not None:
-            write_results(results, Path(results_out))
+            write_results(results, Path(results_out), candidate_names(proposals, proposal_ids))
         seconds["write"] = time.perf_counter() - t
     except BaseException as exc:
         if db is not None and run_id is not None:
