@@ -81,7 +81,8 @@ POOL = ("tests/test_bundle.py", "tests/test_data_promises.py", "tests/test_db.py
 #: the Ray executors; a mutant only they would kill counts as a survivor, so the rate errs low.
 DISCOVERY_SCOPE = ("discovery",)
 DISCOVERY_POOL = ("tests/test_naming.py", "tests/test_naming_reasons.py", "tests/test_naming_simulation.py",
-                  "tests/test_discovery_engine.py",
+                  "tests/test_naming_parts.py", "tests/test_discovery_engine.py", "tests/test_discovery_edges.py",
+                  "tests/test_reference_build.py",
                   "tests/test_reference.py", "tests/test_reference_parts.py", "tests/test_discovery_parts.py",
                   "tests/test_index_parts.py",
                   "tests/test_clustering.py", "tests/test_clustering_parts.py", "tests/test_proposals.py",

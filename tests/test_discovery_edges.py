@@ -1,0 +1,180 @@
+"""Branches of discovery/ that no other test reached (found by the coverage run of the mutation pool,
+``benchmarks/bench_mutation.py --area discovery --keep-coverage``): the caps that keep an MSA or a
+pairwise spread affordable on a big cluster, a query whose search leaves nothing, the level setter,
+the barcode-gap learner's specimen cap, a reloaded product-quantised index, session keys.
+
+Each asserts what the branch does to the numbers a user sees, on tiny real inputs (real FAISS, real
+pyfamsa, real edlib), so that the branch cannot be deleted or inverted unnoticed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
+from biodiscover.discovery.proposals import _within, align_members
+from biodiscover.discovery.reference import Reference
+from biodiscover.storage.distance import pairwise_p_distance
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import RANKS, Specimen
+from fixtures.discovery import make_world
+
+BASES = np.array(list("ACGT"))
+
+
+def _seq(rng: np.random.Generator, n: int = 300) -> str:
+    return "".join(rng.choice(BASES, n))
+
+
+def _point_mutants(base: str, counts: list[int], seed: int = 0) -> list[str]:
+    """``base`` with 0, c1, c2, ... substitutions at distinct random sites (exact p-distances to it)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in counts:
+        s = list(base)
+        for i in rng.choice(len(base), c, replace=False):
+            s[i] = {"A": "C", "C": "G", "G": "T", "T": "A"}[s[i]]
+        out.append("".join(s))
+    return out
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, list[Specimen]]:
+    return make_world(seed=5)
+
+
+@pytest.fixture(scope="module")
+def model(world) -> DiscoveryModel:
+    cfg = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15)
+    return DiscoveryModel(cfg).fit(world["train"])
+
+
+def test_a_big_cluster_is_aligned_from_evenly_spread_members() -> None:
+    """Above ``max_msa`` members the MSA takes ``max_msa`` of them, first and last included, evenly
+    spread; the consensus is then theirs alone."""
+    base = _seq(np.random.default_rng(1))
+    seqs = _point_mutants(base, [0, 5, 9, 14, 20, 27, 33], seed=2)
+    ids = [f"m{i}" for i in range(len(seqs))]
+    consensus, aligned = align_members(ids, seqs, max_msa=3)
+    assert sorted(aligned) == ["m0", "m3", "m6"]  # linspace(0, 6, 3)
+    assert {k: v.replace("-", "") for k, v in aligned.items()} == {"m0": seqs[0], "m3": seqs[3], "m6": seqs[6]}
+    # at or under the cap, every member is aligned
+    assert sorted(align_members(ids[:3], seqs[:3], max_msa=3)[1]) == ["m0", "m1", "m2"]
+    assert len(consensus) == len(base)
+
+
+def test_a_big_clusters_spread_comes_from_evenly_spread_members() -> None:
+    """``_within`` measures at most ``max_members`` members (evenly spread) and keeps at most
+    ``max_values`` of their pairwise distances; mean and max are of the members it measured."""
+    base = _seq(np.random.default_rng(3))
+    seqs = _point_mutants(base, [0, 3, 30, 6, 9], seed=4)  # the 30-substitution one sits at index 2
+    full = pairwise_p_distance(seqs)
+    spread, sample = _within(seqs)
+    assert spread.max == pytest.approx(full.max()) and len(sample) == 10
+    capped, sample2 = _within(seqs, max_members=2)  # members 0 and 4 only: 9 substitutions apart
+    assert capped.max == pytest.approx(full[0, 4]) and capped.mean == pytest.approx(full[0, 4])
+    assert capped.max < 0.5 * spread.max and sample2 == (pytest.approx(full[0, 4]),)
+    _, few = _within(seqs, max_values=3)
+    assert len(few) == 3 and set(few) <= set(sample)
+    assert _within(seqs[:1]) is None
+
+
+def test_set_level_changes_what_triage_names_and_refuses_levels_outside_half_to_one(model, world) -> None:
+    default = model.config.naming.level
+    before = model.triage(world["test"][:20])
+    try:
+        for bad in (0.5, 0.2, 1.01):
+            with pytest.raises(InputError, match=r"level must be in \(0.5, 1\]"):
+                model.set_level(bad)
+        assert model.config.naming.level == default  # a refused level changes nothing
+        model.set_level(1.0)  # the closed end is a level
+        assert model.config.naming.level == 1.0
+        model.set_level(0.999)
+        assert model.config.naming.level == 0.999
+        strict = model.triage(world["test"][:20])
+        depth = [-1 if r.deepest_rank is None else RANKS.index(r.deepest_rank) for r in before]
+        depth1 = [-1 if r.deepest_rank is None else RANKS.index(r.deepest_rank) for r in strict]
+        assert all(a <= b for a, b in zip(depth1, depth)) and sum(depth1) < sum(depth)
+        # the same calls as asking triage for that level directly
+        assert [r.deepest_rank for r in strict] == [r.deepest_rank for r in model.triage(world["test"][:20], 0.999)]
+    finally:
+        model.set_level(default)
+    assert [r.deepest_rank for r in model.triage(world["test"][:20])] == [r.deepest_rank for r in before]
+
+
+def test_a_query_whose_search_leaves_nothing_has_empty_hits_of_its_informative_length(model, world) -> None:
+    seq = world["test"][0].dna_barcode
+    order = world["test"][0].order
+    every_order = {lin[0] for lin in model.ref_lineages_}
+    assert every_order == {order}  # make_world has one order: leaving it out leaves no key
+    masked = "NNNN" + seq[:200] + "nn" + seq[200:]  # N is no information, in either case
+    got = model._hits([seq, masked], exclude=[(0, order), (0, order)])
+    assert len(got) == 2
+    for h, informative in zip(got, (len(seq), len(seq))):
+        assert len(h.positions) == 0 and len(h.identities) == 0 and h.top == -1
+        assert h.query_length == informative
+    kept = model._hits([seq])[0]
+    assert len(kept.positions) > 0 and kept.query_length == len(seq)
+
+
+def test_the_barcode_gap_is_learned_on_at_most_gap_max_specimens(world, caplog) -> None:
+    cfg = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15, gap_per_species=3,
+                       gap_max_specimens=7)
+    with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
+        m = DiscoveryModel(cfg).fit(world["train"])
+    said = [r.getMessage() for r in caplog.records if "barcode gap learned on" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("barcode gap learned on 7 reference specimens"), said
+    assert m.barcode_gap_ is not None and 0.0 < m.barcode_gap_.threshold_ < 0.2
+    roomy = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15, gap_per_species=3,
+                         gap_max_specimens=10_000)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
+        DiscoveryModel(roomy).fit(world["train"])
+    n_species = len({s.species for s in world["train"]})
+    said = [r.getMessage() for r in caplog.records if "barcode gap learned on" in r.getMessage()]
+    assert said[0].startswith(f"barcode gap learned on {3 * n_species} reference specimens"), said
+
+
+def test_a_reloaded_index_knows_its_kind(tmp_path) -> None:
+    """The kind is read back from the FAISS type (``_kind_of``): a product-quantised index stays one."""
+    rng = np.random.default_rng(0)
+    keys = rng.normal(size=(300, 24)).astype(np.float32)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    for kind in ("ivfpq", "ivfsq", "ivf", "hnsw", "flat"):
+        index = ReferenceIndex(IndexConfig(kind=kind, ivf_nlist=4)).fit(keys)
+        back = ReferenceIndex.from_bytes(index.to_bytes())
+        assert back.kind_ == index.kind_ == kind
+        assert back.ntotal_ == 300 and back.dim_ == 24
+        assert back.search(keys[:5], 1)[1][:, 0].tolist() == index.search(keys[:5], 1)[1][:, 0].tolist()
+
+
+def test_kmer_embed_reads_each_specimens_barcode() -> None:
+    emb = KmerEmbedder(KmerConfig(ks=(3,)))
+    specs = [Specimen(processid="a", dna_barcode="ACGTACGTAA"), Specimen(processid="b"),
+             Specimen(processid="c", dna_barcode="TTTTGGGG")]
+    got = emb.embed(specs)
+    assert got.shape == (3, 64)
+    assert np.array_equal(got, emb.embed_dna(["ACGTACGTAA", None, "TTTTGGGG"]))
+    assert got[0].any() and not got[1].any() and got[2].any()
+
+
+def test_session_keys_extend_the_reference_and_nothing_is_a_no_op(world) -> None:
+    keys = world["train"]
+    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
+    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins,
+                          kmer=KmerConfig(ks=(5,)), index=IndexConfig(kind="flat"))
+    n = len(ref)
+    assert ref.add([], [], []) == 0 and len(ref) == n and ref.sketches_.shape[0] == n
+    new = world["test_unseen"][:2]
+    new_lins = [tuple(getattr(s, r) or None for r in RANKS) for s in new]
+    assert ref.add([s.processid for s in new], [s.dna_barcode for s in new], new_lins) == 2
+    assert len(ref) == n + 2 and ref.ids[n] == new[0].processid and ref.lineages[n + 1] == new_lins[1]
+    assert ref.sequences[n] == new[0].dna_barcode
+    assert ref.sketches_.shape[0] == ref.sketch_bits_.shape[0] == n + 2
+    found = ref.candidates([new[0].dna_barcode], n_search=10, per_taxon=2, max_candidates=5)[0]
+    assert int(found.positions[0]) == n and float(found.identities[0]) == pytest.approx(1.0)
