@@ -178,3 +178,21 @@ def test_session_keys_extend_the_reference_and_nothing_is_a_no_op(world) -> None
     assert ref.sketches_.shape[0] == ref.sketch_bits_.shape[0] == n + 2
     found = ref.candidates([new[0].dna_barcode], n_search=10, per_taxon=2, max_candidates=5)[0]
     assert int(found.positions[0]) == n and float(found.identities[0]) == pytest.approx(1.0)
+
+
+def test_saving_into_an_existing_bundle_keeps_what_else_it_holds(model, world, tmp_path) -> None:
+    """A bundle may hold more than the DNA engine (an image classifier, a user's tables): saving the
+    engine into it again adds and replaces the engine's own parts only, unless asked to overwrite."""
+    from biodiscover.storage.bundle import Bundle
+
+    path = tmp_path / "bundle"
+    model.save(path)
+    Bundle.open(path).save_table("kept", {"note": "written by someone else"})
+    model.save(path)
+    again = Bundle.open(path)
+    assert "kept" in again.names("tables") and again.load_table("kept") == {"note": "written by someone else"}
+    back = DiscoveryModel.load(path)
+    want = [(r.deepest_rank, r.deepest_label) for r in model.triage(world["test"][:10])]
+    assert [(r.deepest_rank, r.deepest_label) for r in back.triage(world["test"][:10])] == want
+    model.save(path, overwrite=True)
+    assert "kept" not in Bundle.open(path).names("tables")

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 
+from biodiscover.discovery.naming import FEATURES as FEATURES_
 from biodiscover.discovery.naming import (EPS, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel, SimQuery,
                                           TaxonSpread, _outcomes, _parent, describe_expected, describe_support,
-                                          log_distance)
+                                          log_distance, plan_simulation)
 from biodiscover.storage.records import RANKS
 
 ALL = ("order", "family", "subfamily", "genus", "species")
@@ -175,3 +177,121 @@ def test_empty_hits_have_no_top_and_full_support() -> None:
     assert h.top == 2
     assert h.support(lins, 0) == pytest.approx(0.7)  # O1 holds candidates 2 and 0
     assert h.support(lins, 1) == pytest.approx(1.0) and h.support(lins, 4) == pytest.approx(0.5)
+
+
+def test_features_of_a_query_follow_their_definitions() -> None:
+    """Each feature as the module docstring defines it, on five candidates of known identity."""
+    from biodiscover.discovery.naming import FEATURES, FeatureMaker
+
+    lins = [("O", "F", None, "G1", "G1 a"), ("O", "F", None, "G1", "G1 a"), ("O", "F", None, "G1", "G1 b"),
+            ("O", "F", None, "G2", "G2 c"), ("O", "F2", None, "G3", None), ("O", "F", None, "G2", None)]
+    lengths = np.array([500, 600, 600, 600, 600, 600])
+    maker = FeatureMaker(lins, lengths, TaxonSpread(), shrink=1.0)
+    hits = Hits(np.array([0, 5, 2, 3, 4]), np.array([0.99, 0.985, 0.98, 0.96, 0.80]), 450)
+    top, feats = maker.features(hits)
+    assert top == lins[0]
+    assert feats[RANKS.index("subfamily")] is None  # a blank label has no features
+    f = {r: dict(zip(FEATURES, v)) for r, v in zip(RANKS, feats) if v is not None}
+    ld0 = math.log(0.01 + EPS)
+    for r in f:
+        assert f[r]["log_distance"] == pytest.approx(ld0)
+        assert f[r]["overlap"] == pytest.approx(450 / 600)  # the query is the shorter of the two
+        assert f[r]["single"] == 1.0  # nothing learned of any spread yet
+        assert f[r]["vs_within"] == pytest.approx(ld0 - math.log(0.1 + EPS))  # the default rank mean
+    # order: no candidate of another order; the margin is then to just below the worst candidate
+    assert f["order"]["has_other"] == 0.0 and f["order"]["agreement"] == 1.0
+    assert f["order"]["log_margin"] == pytest.approx(math.log(1 - 0.79 + EPS) - ld0)
+    assert f["family"]["has_other"] == 1.0
+    assert f["family"]["log_margin"] == pytest.approx(math.log(0.2 + EPS) - ld0)
+    # genus: the unnamed G2 record at 98.5 % is the nearest rival and votes on its own
+    assert f["genus"]["log_margin"] == pytest.approx(math.log(0.015 + EPS) - ld0)
+    assert f["genus"]["agreement"] == pytest.approx(2 / 3)
+    # species: the unnamed record has no species vote; G1 a and G1 b split the window
+    assert f["species"]["log_margin"] == pytest.approx(math.log(0.02 + EPS) - ld0)
+    assert f["species"]["agreement"] == pytest.approx(0.5)
+    sizes = {"order": 6, "family": 5, "genus": 3, "species": 2}
+    for r, size in sizes.items():
+        assert f[r]["log_keys"] == pytest.approx(math.log1p(size)), r
+    # a full-length key and query: overlap 1, never more
+    _, full = maker.features(Hits(np.array([1]), np.array([1.0]), 900))
+    assert full[0][FEATURES.index("overlap")] == 1.0 and full[0][FEATURES.index("log_margin")] == pytest.approx(
+        math.log(1 - 0.99 + EPS) - math.log(EPS))
+    # no hit: no lineage, no features
+    assert maker.features(Hits.empty(300)) == ((None,) * len(RANKS), [None] * len(RANKS))
+
+
+def test_training_weights_give_present_and_absent_their_priors_and_every_group_one_share() -> None:
+    """Per rank: present kinds share 1 − absent_prior equally; absent-exact gets absent_prior ×
+    exact_share and absent-above the rest; within a kind every group (taxon, species) weighs the
+    same whatever its size; the mean weight is 1."""
+    n = len(RANKS)
+    G = RANKS.index("genus")
+
+    def q(truth, present, scenario, group):
+        return SimQuery(0, None, truth, scenario, group, present)
+
+    lin = ("O", "F", None, "G1", "G1 a")
+    all_present = (True, True, False, True, True)
+    queries = [q(lin, all_present, "present", "sp1")] * 3 + [q(("O", "F", None, "G1", "G1 b"), all_present,
+                                                              "present", "sp2")]
+    queries += [q(("O", "F", None, "G1", "G1 new"), (True, True, False, True, False), "absent:species", "S1")]
+    queries += [q(("O", "F", None, "Gx", "Gx a"), (True, True, False, False, False), "absent:genus", "Gx")] * 2
+    queries += [q(("O", "F", None, "Gy", "Gy a"), (True, True, False, False, False), "absent:genus", "Gy")]
+    queries += [q(("O", "Fz", None, "Gz", "Gz a"), (True, False, False, False, False), "absent:family", "Fz")]
+    queries += [q(("O", "F", None, None, None), (True, True, False, False, False), "present", "blank")]
+    x = np.arange(len(FEATURES_), dtype=float)
+    # the top lineage: right for sp1, a wrong genus for sp2's one specimen
+    tops = [lin] * 3 + [("O", "F", None, "G9", "G9 a")] + [lin] * 6
+    rows = [(t, [x if t[k] else None for k in range(n)]) for t in tops]
+    model = NamingModel(NamingConfig(absent_prior=0.4, exact_share=0.75))
+    X, y, w, grp = model._training_sets(queries, rows)
+    assert len(X["genus"]) == 9 and X["genus"].shape[1] == len(FEATURES_)  # the blank-genus query is no example
+    assert y["genus"] == ["right"] * 3 + ["wrong", "right"] + ["absent"] * 4
+    wg = w["genus"]
+    assert wg.sum() == pytest.approx(len(wg))  # mean weight 1
+    share = wg / wg.sum()
+    # present: two kinds (plain present; present at genus in an absent-species query), 0.3 each
+    assert share[:4].sum() == pytest.approx(0.3) and share[4] == pytest.approx(0.3)
+    assert share[:3].sum() == pytest.approx(share[3])  # sp1's three specimens weigh what sp2's one does
+    assert share[5:8].sum() == pytest.approx(0.4 * 0.75) and share[5] == pytest.approx(share[7] / 2)
+    assert share[8] == pytest.approx(0.4 * 0.25)
+    assert grp["genus"][:4] == ["sp1"] * 3 + ["sp2"]
+    # order: nothing absent at it here; the four present kinds (by the query's scenario) weigh the same
+    wo = w["order"]
+    assert set(y["order"]) == {"right"} and len(wo) == 10
+    assert wo[[0, 1, 2, 3, 9]].sum() == pytest.approx(wo[4]) == pytest.approx(wo[5:8].sum()) == pytest.approx(wo[8])
+    assert wo[9] == pytest.approx(wo[3]) == pytest.approx(wo[:3].sum())  # three groups of one kind
+    # family: only absent-exact examples of absence: all of the absent prior on them
+    yf, wf = y["family"], w["family"] / w["family"].sum()
+    assert yf.count("absent") == 1 and wf[yf.index("absent")] == pytest.approx(0.4)
+    del G
+
+
+def test_the_simulation_spends_its_budgets_and_leaves_out_only_taxa_with_kin() -> None:
+    """Present queries: ``sim_max_present`` in all, at least ``sim_present_per_species`` per taxon where
+    the budget allows; absent queries: at most ``sim_queries_per_rank`` per rank, spread over the
+    taxa; a taxon is left out only when its parent keeps other keys (else nothing tells it apart)."""
+    # family F1: genera G1, G2 (2 species x 5 keys each); family F2: G3 alone (1 species x 5 keys)
+    lins = [("O", "F1", None, f"G{g}", f"G{g} s{s}") for g in (1, 2) for s in range(2) for _ in range(5)]
+    lins += [("O", "F2", None, "G3", "G3 s0")] * 5
+    seqs = [f"ACGT{i:03d}" for i in range(len(lins))]
+    queries, support = plan_simulation(lins, seqs, NamingConfig(sim_max_present=3, sim_present_per_species=1))
+    present = [x for x in queries if x.scenario == "present"]
+    assert len(present) == 3 and len({x.group for x in present}) == 3  # the budget ends it: 3 species once
+    twice, _ = plan_simulation(lins, seqs, NamingConfig(sim_max_present=12, sim_present_per_species=1))
+    per = Counter(x.group for x in twice if x.scenario == "present")
+    assert len(per) == 5 and set(per.values()) == {2}  # 12 // 5 species = 2 each
+    roomy, support = plan_simulation(lins, seqs, NamingConfig(sim_max_present=3000))
+    assert sum(x.scenario == "present" for x in roomy) == len(lins)  # few taxa: every key once
+    assert support["order"] == {"taxa": 1, "leave_out_taxa": 0, "learned": False}
+    assert support["family"] == {"taxa": 2, "leave_out_taxa": 2, "learned": False}
+    assert support["genus"] == {"taxa": 3, "leave_out_taxa": 2, "learned": False}  # G3 is alone in F2
+    assert support["species"] == {"taxa": 5, "leave_out_taxa": 4, "learned": True}  # G3 s0 alone in G3
+    left_out = {x.truth[RANKS.index("genus")] for x in roomy if x.scenario == "absent:genus"}
+    assert left_out == {"G1", "G2"}
+    capped, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=3, sim_per_taxon=1))
+    by_rank = Counter(x.scenario for x in capped if x.scenario != "present")
+    assert by_rank["absent:species"] == 3 and by_rank["absent:genus"] == 2 and by_rank["absent:family"] == 2
+    wide, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=40, sim_per_taxon=1))
+    per_species = Counter(x.group for x in wide if x.scenario == "absent:species")
+    assert sorted(per_species.values()) == [5, 5, 5, 5]  # 40 / 4 taxa = 10 wanted, 5 keys each
