@@ -196,3 +196,39 @@ def test_saving_into_an_existing_bundle_keeps_what_else_it_holds(model, world, t
     assert [(r.deepest_rank, r.deepest_label) for r in back.triage(world["test"][:10])] == want
     model.save(path, overwrite=True)
     assert "kept" not in Bundle.open(path).names("tables")
+
+
+def test_session_references_name_their_species_and_skip_known_or_unusable_specimens(world) -> None:
+    """``add_references`` (accepted candidates become keys for the rest of the session): a species that
+    was absent is then named; keys already there, barcodes too short and unlabelled specimens are not
+    added; the record's top similarity is the k-mer profile cosine to the best-identity key."""
+    import dataclasses
+
+    m = DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15)).fit(world["train"])
+    by_species: dict[str, list[Specimen]] = {}
+    for s in world["test_unseen"]:
+        by_species.setdefault(s.species, []).append(s)
+    species, members = sorted(by_species.items())[0]
+    first, rest = members[:3], members[3:]
+    assert rest and all(r.deepest_rank != "species" for r in m.triage(rest))  # absent: not named to species
+    n = len(m.reference_)
+    short = dataclasses.replace(members[0], processid="short", dna_barcode=members[0].dna_barcode[:30])
+    unlabelled = Specimen(processid="nolabel", dna_barcode=members[0].dna_barcode)
+    known = world["train"][0]
+    assert m.add_references(first + [short, unlabelled, known]) == 3
+    assert len(m.reference_) == n + 3 and list(m.ref_ids_[n:]) == [s.processid for s in first]
+    assert m.add_references(first) == 0 and len(m.reference_) == n + 3  # the same processids: nothing new
+    assert len(m.ref_lengths_) == n + 3 and m.ref_lengths_[n] == len(first[0].dna_barcode)
+    res = m.triage(rest + [first[0]])
+    assert all(r.deepest_rank == "species" and r.deepest_label == species for r in res[:-1]), res
+    assert all(r.top_hit in {s.processid for s in first} for r in res)
+    copy = res[-1]
+    assert copy.top_hit == first[0].processid and copy.identity == pytest.approx(1.0)
+    assert copy.top_similarity == pytest.approx(1.0, abs=1e-5)
+    emb = m.reference_.embedder
+    cosines = []
+    for r, s in zip(res[:-1], rest):
+        top_seq = m.ref_seqs_[list(m.ref_ids_).index(r.top_hit)]
+        cosines.append(float((emb.embed_dna([s.dna_barcode]) * emb.embed_dna([top_seq])).sum()))
+        assert r.top_similarity == pytest.approx(cosines[-1], abs=1e-5)
+    assert min(cosines) < 0.99  # not every one a copy of its key
