@@ -232,3 +232,43 @@ def test_session_references_name_their_species_and_skip_known_or_unusable_specim
         cosines.append(float((emb.embed_dna([s.dna_barcode]) * emb.embed_dna([top_seq])).sum()))
         assert r.top_similarity == pytest.approx(cosines[-1], abs=1e-5)
     assert min(cosines) < 0.99  # not every one a copy of its key
+
+
+def test_evidence_parts_from_members_by_hand() -> None:
+    """The evidence a reviewer reads, from members whose numbers are known: size statistics skip
+    missing and non-finite values; geography gives ranges, centre and box of the members with both
+    coordinates, countries by frequency; BINs name the dominant one, its share, and the other candidates
+    that hold it (never this one); the parent taxon is the members' majority; the shared lineage keeps
+    only the ranks every labelled member agrees on, down to the parent."""
+    from biodiscover.discovery.proposals import _bins, _geography, _parent_of, _shared_lineage, _stats
+
+    s = _stats([3.0, None, float("nan"), 1.0, 8.0, float("inf")])
+    assert (s.n, s.median, s.min, s.max) == (3, 3.0, 1.0, 8.0)
+    assert _stats([None, float("nan")]) is None
+    members = [Specimen(processid="a", country="Peru", coord_lat=-10.0, coord_lon=-70.0, dna_bin="B1"),
+               Specimen(processid="b", country="Chile", coord_lat=-30.0, coord_lon=-72.0, dna_bin="B1"),
+               Specimen(processid="c", country="Peru", province_state="Cusco", coord_lat=-12.0, dna_bin="B2"),
+               Specimen(processid="d", country="Peru", province_state="Cusco", dna_bin="B1"),
+               Specimen(processid="e")]
+    geo = _geography(members)
+    assert geo.n_with_coordinates == 2 and list(geo.countries.items()) == [("Peru", 3), ("Chile", 1)]
+    assert geo.provinces == {"Cusco": 2}
+    assert geo.lat_range == (-30.0, -10.0) and geo.lon_range == (-72.0, -70.0)
+    assert geo.centroid == (pytest.approx(-20.0), pytest.approx(-71.0))
+    assert geo.bbox == (-30.0, -10.0, -72.0, -70.0)
+    assert _geography(members[2:]).lat_range is None and _geography(members[2:]).n_with_coordinates == 0
+    b = _bins(members, candidate=4, holders={"B1": {4, 7, 2}, "B2": {9}})
+    assert b.dominant == "B1" and b.counts == {"B1": 3, "B2": 1} and b.n_with_bin == 4
+    assert b.agreement == pytest.approx(0.75) and b.shared_with == (2, 7)
+    assert _bins(members, candidate=None, holders=None).shared_with == ()
+    none = _bins(members[4:], candidate=1, holders={"B1": {2}})
+    assert none.dominant is None and none.agreement is None and none.n_with_bin == 0
+    parents = [("genus", "G1"), ("genus", "G2"), None, ("genus", "G1"), ("family", "F")]
+    assert _parent_of([0, 1, 3], parents) == ("genus", "G1")
+    assert _parent_of([2], parents) is None and _parent_of([0], None) is None
+    lineage = [Specimen(processid="x", order="O", family="F", genus="G1"),
+               Specimen(processid="y", order="O", family="F2", genus="G1"),
+               Specimen(processid="z", order="O", genus="G1")]
+    assert _shared_lineage(lineage, ("genus", "G1")) == {"order": "O", "genus": "G1"}  # family disagrees
+    assert _shared_lineage(lineage, ("family", "Fx")) == {"order": "O", "family": "Fx"}
+    assert _shared_lineage(lineage, None) is None

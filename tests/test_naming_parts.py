@@ -295,3 +295,5 @@ def test_the_simulation_spends_its_budgets_and_leaves_out_only_taxa_with_kin() -
     wide, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=40, sim_per_taxon=1))
     per_species = Counter(x.group for x in wide if x.scenario == "absent:species")
     assert sorted(per_species.values()) == [5, 5, 5, 5]  # 40 / 4 taxa = 10 wanted, 5 keys each
+    picked = [(x.group, x.position) for x in wide if x.scenario != "present"]
+    assert len(picked) == len(set(picked))  # a key is one query of its left-out taxon, never two
