@@ -271,29 +271,35 @@ def test_the_simulation_spends_its_budgets_and_leaves_out_only_taxa_with_kin() -
     """Present queries: ``sim_max_present`` in all, at least ``sim_present_per_species`` per taxon where
     the budget allows; absent queries: at most ``sim_queries_per_rank`` per rank, spread over the
     taxa; a taxon is left out only when its parent keeps other keys (else nothing tells it apart)."""
-    # family F1: genera G1, G2 (2 species x 5 keys each); family F2: G3 alone (1 species x 5 keys)
+    # family F1: genera G1, G2 (2 species x 5 keys each) and G1's one-key species; family F2: G3 alone
     lins = [("O", "F1", None, f"G{g}", f"G{g} s{s}") for g in (1, 2) for s in range(2) for _ in range(5)]
-    lins += [("O", "F2", None, "G3", "G3 s0")] * 5
+    lins += [("O", "F2", None, "G3", "G3 s0")] * 5 + [("O", "F1", None, "G1", "G1 lone")]
     seqs = [f"ACGT{i:03d}" for i in range(len(lins))]
+
+    def present(queries):  # leave-one-barcode-out queries, by the species they were drawn for
+        return Counter(x.group for x in queries if x.group.startswith("present:"))
+
     queries, support = plan_simulation(lins, seqs, NamingConfig(sim_max_present=3, sim_present_per_species=1))
-    present = [x for x in queries if x.scenario == "present"]
-    assert len(present) == 3 and len({x.group for x in present}) == 3  # the budget ends it: 3 species once
+    assert sum(present(queries).values()) == 3 and len(present(queries)) == 3  # the budget ends it
     twice, _ = plan_simulation(lins, seqs, NamingConfig(sim_max_present=12, sim_present_per_species=1))
-    per = Counter(x.group for x in twice if x.scenario == "present")
-    assert len(per) == 5 and set(per.values()) == {2}  # 12 // 5 species = 2 each
+    assert sorted(present(twice).values()) == [1, 2, 2, 2, 2, 2]  # 12 // 6 species = 2 each, where there are 2
     roomy, support = plan_simulation(lins, seqs, NamingConfig(sim_max_present=3000))
-    assert sum(x.scenario == "present" for x in roomy) == len(lins)  # few taxa: every key once
+    assert sum(present(roomy).values()) == len(lins)  # few taxa: every key once
+    # the one-key species left out of its own search is absent at species (its genus stays)
+    (lone,) = [x for x in roomy if x.group == "present:G1 lone"]
+    assert lone.scenario == "absent:species" and lone.present == (True, True, False, True, False)
+    assert all(x.scenario == "present" for x in roomy if x.group.startswith("present:") and x is not lone)
     assert support["order"] == {"taxa": 1, "leave_out_taxa": 0, "learned": False}
     assert support["family"] == {"taxa": 2, "leave_out_taxa": 2, "learned": False}
     assert support["genus"] == {"taxa": 3, "leave_out_taxa": 2, "learned": False}  # G3 is alone in F2
-    assert support["species"] == {"taxa": 5, "leave_out_taxa": 4, "learned": True}  # G3 s0 alone in G3
+    assert support["species"] == {"taxa": 6, "leave_out_taxa": 5, "learned": True}  # G3 s0 alone in G3
     left_out = {x.truth[RANKS.index("genus")] for x in roomy if x.scenario == "absent:genus"}
     assert left_out == {"G1", "G2"}
     capped, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=3, sim_per_taxon=1))
-    by_rank = Counter(x.scenario for x in capped if x.scenario != "present")
+    by_rank = Counter(x.group.rsplit(":", 1)[0] for x in capped if x.group.startswith("absent:"))
     assert by_rank["absent:species"] == 3 and by_rank["absent:genus"] == 2 and by_rank["absent:family"] == 2
     wide, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=40, sim_per_taxon=1))
-    per_species = Counter(x.group for x in wide if x.scenario == "absent:species")
-    assert sorted(per_species.values()) == [5, 5, 5, 5]  # 40 / 4 taxa = 10 wanted, 5 keys each
+    per_species = Counter(x.group for x in wide if x.group.startswith("absent:species:"))
+    assert sorted(per_species.values()) == [1, 5, 5, 5, 5]  # 40 / 5 taxa = 8 wanted, 5 keys each (1 for lone)
     picked = [(x.group, x.position) for x in wide if x.scenario != "present"]
     assert len(picked) == len(set(picked))  # a key is one query of its left-out taxon, never two
