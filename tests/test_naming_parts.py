@@ -225,7 +225,6 @@ def test_training_weights_give_present_and_absent_their_priors_and_every_group_o
     exact_share and absent-above the rest; within a kind every group (taxon, species) weighs the
     same whatever its size; the mean weight is 1."""
     n = len(RANKS)
-    G = RANKS.index("genus")
 
     def q(truth, present, scenario, group):
         return SimQuery(0, None, truth, scenario, group, present)
@@ -264,7 +263,6 @@ def test_training_weights_give_present_and_absent_their_priors_and_every_group_o
     # family: only absent-exact examples of absence: all of the absent prior on them
     yf, wf = y["family"], w["family"] / w["family"].sum()
     assert yf.count("absent") == 1 and wf[yf.index("absent")] == pytest.approx(0.4)
-    del G
 
 
 def test_the_simulation_spends_its_budgets_and_leaves_out_only_taxa_with_kin() -> None:
