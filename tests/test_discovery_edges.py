@@ -272,3 +272,20 @@ def test_evidence_parts_from_members_by_hand() -> None:
     assert _shared_lineage(lineage, ("genus", "G1")) == {"order": "O", "genus": "G1"}  # family disagrees
     assert _shared_lineage(lineage, ("family", "Fx")) == {"order": "O", "family": "Fx"}
     assert _shared_lineage(lineage, None) is None
+
+
+def test_an_ivf_index_over_fewer_than_39_vectors_has_one_cell() -> None:
+    """FAISS wants ~39 training vectors a cell: below that one cell, whatever ``ivf_nlist`` asks, and every
+    key is still its own nearest hit (written after the seed-4242 sample, where ``or 1`` → ``or 2`` on this
+    line survived; not re-scored)."""
+    import faiss
+
+    rng = np.random.default_rng(1)
+    keys = rng.normal(size=(30, 16)).astype(np.float32)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    for nlist in (None, 50):
+        index = ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=nlist, ivf_nprobe=8)).fit(keys)
+        assert faiss.extract_index_ivf(index._fitted()).nlist == 1
+        assert index.search(keys, 1)[1][:, 0].tolist() == list(range(30))
+    assert faiss.extract_index_ivf(ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=50)).fit(
+        np.tile(keys, (3, 1)))._fitted()).nlist == 2  # 90 vectors: two cells of 39
