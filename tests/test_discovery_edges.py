@@ -138,6 +138,17 @@ def test_the_barcode_gap_is_learned_on_at_most_gap_max_specimens(world, caplog) 
     n_species = len({s.species for s in world["train"]})
     said = [r.getMessage() for r in caplog.records if "barcode gap learned on" in r.getMessage()]
     assert said[0].startswith(f"barcode gap learned on {3 * n_species} reference specimens"), said
+    # keys named to genus only are keys, but no species to learn a gap from (written after the seed-4242
+    # sample, where `lin[-1] and lin[-2]` -> `lin[-2] and lin[-2]` survived; not re-scored)
+    import dataclasses
+
+    genus_only = [dataclasses.replace(s, processid=f"G-{s.processid}", species=None) for s in world["train"][:9]]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
+        m = DiscoveryModel(roomy).fit(world["train"] + genus_only)
+    assert len(m.reference_) == len(world["train"]) + 9
+    said = [r.getMessage() for r in caplog.records if "barcode gap learned on" in r.getMessage()]
+    assert said[0].startswith(f"barcode gap learned on {3 * n_species} reference specimens"), said
 
 
 def test_a_reloaded_index_knows_its_kind(tmp_path) -> None:
@@ -289,3 +300,40 @@ def test_an_ivf_index_over_fewer_than_39_vectors_has_one_cell() -> None:
         assert index.search(keys, 1)[1][:, 0].tolist() == list(range(30))
     assert faiss.extract_index_ivf(ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=50)).fit(
         np.tile(keys, (3, 1)))._fitted()).nlist == 2  # 90 vectors: two cells of 39
+
+
+def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
+    """``Reference.close`` ends the forked identity workers (else every triage of a long session leaves
+    processes behind). Written after the seed-4242 sample, where deleting the pool's shutdown survived; it
+    does not kill that mutant: dropping the last reference to the executor stops its workers as well."""
+    import time
+
+    keys = world["train"]
+    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
+    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins,
+                          kmer=KmerConfig(ks=(5,)), index=IndexConfig(kind="flat"))
+    ref.align_workers, ref.parallel_min_pairs = 2, 1
+    queries = [s.dna_barcode for s in world["test"][:8]]
+    ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
+    assert ref._pool is not None
+    procs = list(ref._pool._processes.values())
+    assert procs and all(p.is_alive() for p in procs)
+    ref.close()
+    assert ref._pool is None
+    deadline = time.monotonic() + 30
+    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(p.is_alive() for p in procs)
+
+
+def test_an_index_saved_into_a_new_folder_reads_back(tmp_path) -> None:
+    """``ReferenceIndex.save`` creates its folder (written after the seed-4242 sample, where deleting the
+    ``mkdir`` survived: every test saved into an existing folder; not re-scored)."""
+    rng = np.random.default_rng(2)
+    keys = rng.normal(size=(40, 8)).astype(np.float32)
+    keys /= np.linalg.norm(keys, axis=1, keepdims=True)
+    index = ReferenceIndex(IndexConfig(kind="flat")).fit(keys)
+    where = tmp_path / "new" / "deeper"
+    index.save(where)
+    back = ReferenceIndex.load(where)
+    assert back.ntotal_ == 40 and back.search(keys, 1)[1][:, 0].tolist() == list(range(40))
