@@ -337,3 +337,17 @@ def test_an_index_saved_into_a_new_folder_reads_back(tmp_path) -> None:
     index.save(where)
     back = ReferenceIndex.load(where)
     assert back.ntotal_ == 40 and back.search(keys, 1)[1][:, 0].tolist() == list(range(40))
+
+
+def test_presence_vectors_are_unit_length_sketches() -> None:
+    """What the index holds for re-ranked kinds: k-mer presence scaled to unit length, so an inner product
+    is the sketch cosine (written after the seed-4242 sample, where scaling only the empty rows survived;
+    not re-scored)."""
+    from biodiscover.discovery.reference import presence
+
+    emb = KmerEmbedder(KmerConfig(ks=(3,)))
+    prof = emb.embed_dna(["ACGTACGTTTGACCA", "AAAA", None])
+    v = presence(prof)
+    assert np.allclose(np.linalg.norm(v[:2], axis=1), 1.0) and not v[2].any()
+    assert np.array_equal(v[0] > 0, prof[0] > 0)
+    assert float(v[1] @ v[1]) == pytest.approx(1.0) and float((v[0] > 0).sum()) == pytest.approx(1 / v[0].max() ** 2)
