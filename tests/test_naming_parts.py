@@ -301,3 +301,19 @@ def test_the_simulation_spends_its_budgets_and_leaves_out_only_taxa_with_kin() -
     assert sorted(per_species.values()) == [1, 5, 5, 5, 5]  # 40 / 5 taxa = 8 wanted, 5 keys each (1 for lone)
     picked = [(x.group, x.position) for x in wide if x.scenario != "present"]
     assert len(picked) == len(set(picked))  # a key is one query of its left-out taxon, never two
+
+
+def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
+    """``why_not_named``: the rival it names is the closest other label at the failed rank, not any other
+    (written after the seed-4242 sample, where picking the rival by name survived; not re-scored)."""
+    m = NamingModel(NamingConfig())
+    m.models_ = {"genus": object(), "species": object()}
+    m.spread_ = TaxonSpread()
+    lins = [("O", "F", None, "G", "G a"), ("O", "F", None, "G", "G b"), ("O", "F", None, "G", "G z")]
+    hits = Hits(np.array([0, 1, 2]), np.array([0.990, 0.985, 0.980]), 600)
+    labels = dict(zip(RANKS, lins[0]))
+    conf = {"order": 1.0, "family": 1.0, "subfamily": 0.0, "genus": 0.99, "species": 0.4}
+    absent = {"order": None, "family": None, "subfamily": None, "genus": 0.01, "species": 0.5}
+    why = m.why_not_named(lins, np.array([600, 600, 600]), hits, labels, conf, absent, 0.98)
+    assert why.startswith("species G a at 99.0% identity: P(right) 0.40 below the level 0.98")
+    assert "G b lies within 0.5%" in why and "G z" not in why
