@@ -25,8 +25,18 @@ starts coverage there and names the running test). A mutant then runs only the t
 that executed its line, fastest first, ``-x``: the first failure kills it. A line no
 test executed is a survivor without running anything ("not covered"). A line executed
 only at import time (module constants, signatures) runs every test that executed
-any line of its module. A mutant still running after ``--timeout-factor`` times its
-tests' unmutated time (at least 120 s) is a hang and counts as killed, as in mutmut.
+any line of its module.
+
+Timeouts (why a timeout is not simply a kill): a mutant whose tests run past
+``--timeout-factor`` times their unmutated time (at least 120 s), or one test of which
+pytest-timeout stops, may be a hang the mutation caused — or only a machine whose load
+went from 1 to 15 since the coverage run. So a timeout is re-run once with
+``--retry-factor`` times the budget; if it finishes, its result counts (killed or
+survived); if it hangs again, the unmutated tests run with that same budget: they pass
+in it → a hang the mutation caused ("timeout", a kill, as in mutmut); they do not →
+"timeout-unresolved", counted neither as a kill nor in the kill rate, and reported
+apart (``status_counts``; ``kill_rate_if_unresolved_survived`` is the rate with them as
+survivors).
 
 The mutants are a seeded uniform sample of every site in scope, run in random order,
 so a run stopped by ``--max-minutes`` is still an unbiased sample; the kill rate is
@@ -57,6 +67,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -103,7 +115,9 @@ class Mutant:
     kind: str
     before: str
     after: str = ""
-    status: str = "pending"  # killed | timeout (a hang: killed) | survived | not covered (survived) | error
+    #: killed | timeout (a hang the mutation caused: killed) | survived | not covered (survived) |
+    #: timeout-unresolved (hung even with the larger budget, and so did the unmutated tests: not judged) | error
+    status: str = "pending"
     seconds: float = 0.0
     tests: int = 0  # how many tests ran against it
     killed_by: str = ""
@@ -381,19 +395,56 @@ def select_tests(module_lines: dict[int, set[str]], line: int, times: dict[str, 
     return sorted(tests, key=lambda t: (times[t], t))
 
 
+#: how pytest-timeout reports a test it stopped: "Failed: Timeout (>60.0s) from pytest-timeout." (2.x, signal
+#: method), "Failed: Timeout >60.0s" (older), a "+++++ Timeout +++++" banner (thread method)
+PER_TEST_TIMEOUT_MARKS = ("from pytest-timeout", "Failed: Timeout >", "+++++ Timeout +++++")
+
+
 def run_mutant(tree: Path, env: dict[str, str], tests: list[str], limit: float,
                per_test_s: float = 900) -> tuple[str, float, str]:
+    """One pytest run: ``killed`` | ``survived`` | ``timeout`` (the whole run past ``limit``, or a test stopped by
+    pytest-timeout at ``per_test_s``: either may be load, see :func:`judge`) | ``error``."""
     t0 = time.perf_counter()
     try:
         res = subprocess.run(pytest_cmd(tests, per_test_s), cwd=tree, env=env, capture_output=True, text=True,
                              timeout=limit)
     except subprocess.TimeoutExpired:
-        return "timeout", time.perf_counter() - t0, "timeout (hang)"
-    failed = [ln.split(" ")[1] for ln in res.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+        return "timeout", time.perf_counter() - t0, f"timeout: the run passed {limit:.0f}s"
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith(("FAILED ", "ERROR "))]
+    failed = [ln.split(" ")[1] for ln in lines]
+    if res.returncode != 0 and any(mark in res.stdout for mark in PER_TEST_TIMEOUT_MARKS):
+        stopped = next((ln.split(" ")[1] for ln in lines if "Timeout" in ln), failed[0] if failed else "")
+        return "timeout", time.perf_counter() - t0, f"timeout: {stopped} passed {per_test_s:.0f}s".replace("  ", " ")
     status = "survived" if res.returncode == 0 else "killed" if res.returncode in (1, 2) else "error"
     if status == "error" and failed:  # a test module that no longer imports (pytest exits 3/4): detected
         status = "killed"
     return status, time.perf_counter() - t0, failed[0] if failed else res.stdout[-2000:]
+
+
+Runner = Callable[[float, float], tuple[str, float, str]]
+
+
+def judge(mutated: Runner, unmutated: Runner, limit: float, per_test_s: float,
+          retry_factor: float = 3.0) -> tuple[str, float, str]:
+    """The status of one mutant, with a timeout told apart from load (see the module docstring).
+
+    ``mutated(limit, per_test_s)`` runs the tests on the mutant, ``unmutated(...)`` on the original source; both
+    return :func:`run_mutant`'s triple. Seconds are the total spent, checks included."""
+    status, secs, detail = mutated(limit, per_test_s)
+    if status != "timeout":
+        return status, secs, detail
+    big, big_test = limit * retry_factor, per_test_s * retry_factor
+    status2, secs2, detail2 = mutated(big, big_test)
+    spent = secs + secs2
+    if status2 != "timeout":  # the first budget was too short for this machine now: the re-run's result counts
+        return status2, spent, f"{detail2} (re-run after a {detail})"
+    base_status, base_secs, base_detail = unmutated(big, big_test)
+    spent += base_secs
+    if base_status == "survived":
+        return "timeout", spent, (f"timeout (hang): again with {big:.0f}s, while the unmutated tests pass in "
+                                  f"{base_secs:.0f}s now")
+    return "timeout-unresolved", spent, (f"timeout-unresolved: hung with {big:.0f}s, and the unmutated tests gave "
+                                         f"{base_status} ({base_detail[:80]}) in {base_secs:.0f}s")
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -407,23 +458,50 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 def summarise(results: list[Mutant], total_sites: int, args: argparse.Namespace, stopped_early: bool,
               extra: dict[str, object]) -> dict[str, object]:
-    done = [m for m in results if m.status != "error"]
+    """Counts and the kill rate. ``mutants`` = the judged ones: neither errors nor unresolved timeouts (load, not
+    the mutation, may have stopped those); ``kill_rate_if_unresolved_survived`` counts those as survivors."""
+    done = [m for m in results if m.status not in ("error", "timeout-unresolved")]
+    unresolved = sum(m.status == "timeout-unresolved" for m in results)
     killed = sum(m.status in ("killed", "timeout") for m in done)
     per_module: dict[str, dict[str, int]] = {}
-    for m in done:
+    for m in results:
         row = per_module.setdefault(m.module, {"mutants": 0, "killed": 0})
-        row["mutants"] += 1
+        row["mutants"] += m in done
         row["killed"] += m.status in ("killed", "timeout")
+        if m.status == "timeout-unresolved":
+            row["timeout_unresolved"] = row.get("timeout_unresolved", 0) + 1
     return {"sites_in_scope": total_sites, "sampled": args.sample, "seed": args.seed, "mutants": len(done),
-            "errors": len(results) - len(done), "killed": killed,
+            "errors": sum(m.status == "error" for m in results), "timeout_unresolved": unresolved, "killed": killed,
             "kill_rate": round(killed / max(1, len(done)), 4), "kill_rate_95ci": wilson(killed, len(done)),
+            "kill_rate_if_unresolved_survived": round(killed / max(1, len(done) + unresolved), 4),
+            "status_counts": dict(sorted(Counter(m.status for m in results).items())),
             "not_covered": sum(m.status == "not covered" for m in done), "stopped_early": stopped_early,
             "per_module": per_module, **extra,
             "survivors": [asdict(m) for m in results if m.status in ("survived", "not covered")],
             "all": [asdict(m) for m in results]}
 
 
-def rerun(mutants: list[str], tests: list[str]) -> None:
+def _runners(tree: Path, env: dict[str, str], tests: list[str], module: str, source: str,
+             index: int) -> tuple[Runner, Runner]:
+    """(the tests on the mutant, the tests on the original source) for :func:`judge`; the source is restored
+    after every run, so a stopped run leaves the copy unmutated."""
+    path = tree / module
+    mutated = _Apply(source, index).mutated_source()
+
+    def on_mutant(limit: float, per_test_s: float) -> tuple[str, float, str]:
+        try:
+            path.write_text(mutated)
+            return run_mutant(tree, env, tests, limit, per_test_s)
+        finally:
+            path.write_text(source)
+
+    def unmutated(limit: float, per_test_s: float) -> tuple[str, float, str]:
+        return run_mutant(tree, env, tests, limit, per_test_s)
+
+    return on_mutant, unmutated
+
+
+def rerun(mutants: list[str], tests: list[str], retry_factor: float = 3.0) -> None:
     """Re-run chosen mutants (``module:index`` as in the results file) against ``tests``, on a fresh copy."""
     work = Path(tempfile.mkdtemp(prefix="bd-mutation-"))
     tree, shim = make_copy(work)
@@ -433,11 +511,8 @@ def rerun(mutants: list[str], tests: list[str]) -> None:
         module, index = spec.rsplit(":", 1)
         source = (tree / module).read_text()
         line, kind, desc = sites(source)[int(index)]
-        try:
-            (tree / module).write_text(_Apply(source, int(index)).mutated_source())
-            status, secs, detail = run_mutant(tree, env, tests, 3600)
-        finally:
-            (tree / module).write_text(source)
+        runs = _runners(tree, env, tests, module, source, int(index))
+        status, secs, detail = judge(*runs, limit=3600, per_test_s=900, retry_factor=retry_factor)
         print(f"{status:>8} {module}:{line} {kind} ({desc}) {secs:.0f}s {detail[:100]}", flush=True)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -460,8 +535,9 @@ def merge_results(files: list[Path], out: Path) -> None:
     summary = summarise(list(seen.values()), docs[0]["sites_in_scope"], args,
                         any(d.get("stopped_early") for d in docs), extra)
     out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: summary[k] for k in ("sites_in_scope", "mutants", "errors", "killed", "kill_rate",
-                                              "kill_rate_95ci", "not_covered")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("sites_in_scope", "mutants", "errors", "timeout_unresolved", "killed",
+                                              "kill_rate", "kill_rate_95ci", "not_covered", "status_counts")},
+                     indent=2))
 
 
 def main() -> None:
@@ -471,6 +547,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-minutes", type=float, default=0, help="stop starting mutants after this (0 = no limit)")
     ap.add_argument("--timeout-factor", type=float, default=4.0)
+    ap.add_argument("--retry-factor", type=float, default=3.0,
+                    help="a timeout is re-run once with this many times the budget before it is judged")
     ap.add_argument("--coverage-from", type=Path, help="a --keep-coverage folder of a run on the same code")
     ap.add_argument("--keep-coverage", type=Path, help="copy the coverage run's data here for --coverage-from")
     ap.add_argument("--reverse", action="store_true", help="take the sample from its far end (a second worker)")
@@ -490,7 +568,7 @@ def main() -> None:
         merge_results(args.merge, args.out)
         return
     if args.mutant:
-        rerun(args.mutant, args.pool or list(POOL))
+        rerun(args.mutant, args.pool or list(POOL), args.retry_factor)
         return
     t_start = time.perf_counter()
     scope = in_scope(args.modules)
@@ -534,14 +612,11 @@ def main() -> None:
             m.status = "not covered"
         else:
             limit = max(120.0, args.timeout_factor * sum(times[t] for t in tests) + 30)
-            path = tree / module
-            try:
-                path.write_text(_Apply(sources[module], index).mutated_source())
-                # one test stuck far past its unmutated time is a hang: pytest-timeout fails it (a kill)
-                per_test = max(60.0, args.timeout_factor * max(times[t] for t in tests))
-                m.status, m.seconds, m.killed_by = run_mutant(tree, env, tests, limit, per_test)
-            finally:
-                path.write_text(sources[module])
+            # one test stuck far past its unmutated time: pytest-timeout stops it; judge() tells a hang from load
+            per_test = max(60.0, args.timeout_factor * max(times[t] for t in tests))
+            runs = _runners(tree, env, tests, module, sources[module], index)
+            m.status, m.seconds, m.killed_by = judge(*runs, limit=limit, per_test_s=per_test,
+                                                     retry_factor=args.retry_factor)
         results.append(m)
         print(f"{len(results):>4} {m.status:>11} {module}:{line} {kind} ({desc}) {m.tests} tests {m.seconds:.0f}s "
               f"{m.killed_by[:90]}", flush=True)
@@ -549,8 +624,9 @@ def main() -> None:
     summary = summarise(results, len(every), args, stopped_early,
                         {**extra, "wall_s": round(time.perf_counter() - t_start)})
     args.out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: summary[k] for k in ("sites_in_scope", "mutants", "errors", "killed", "kill_rate",
-                                              "kill_rate_95ci", "not_covered", "stopped_early")}, indent=2))
+    print(json.dumps({k: summary[k] for k in ("sites_in_scope", "mutants", "errors", "timeout_unresolved", "killed",
+                                              "kill_rate", "kill_rate_95ci", "kill_rate_if_unresolved_survived",
+                                              "not_covered", "status_counts", "stopped_early")}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -1,0 +1,102 @@
+"""benchmarks/bench_mutation.py tells a hang the mutation caused from a machine that is only slow now.
+
+Under load 10-17 a mutant's tests could pass their budget without any hang and were counted as
+kills: the kill rate erred high. A timeout is now re-run with a larger budget and, if it hangs again,
+checked against the unmutated tests in that budget; only then is it a kill ("timeout"), else it is
+"timeout-unresolved" and left out of the rate (RESULTS-safety.md). The pytest runs here are real
+(a tiny tree of its own, so they take seconds); the decision is checked with runners that play
+back what a loaded machine returns, which no test can make happen on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("bench_mutation", REPO / "benchmarks" / "bench_mutation.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_mutation"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_test_stopped_by_pytest_timeout_is_a_timeout_not_a_kill_and_a_failure_is_a_kill(bench, tmp_path: Path
+                                                                                             ) -> None:
+    tree, shim = tmp_path / "tree", tmp_path / "shim"
+    (tree / "tests").mkdir(parents=True)
+    shim.mkdir()
+    (shim / "bd_mut_plugin.py").write_text(bench.PLUGIN)
+    (tree / "tests" / "test_t.py").write_text(
+        "import time\n"
+        "def test_sleeps():\n    time.sleep(60)\n"
+        "def test_fails():\n    assert 1 + 1 == 3\n")
+    env = {**os.environ, "PYTHONPATH": str(shim), "BD_MUT_TIMES": str(tmp_path / "times.tsv")}
+    status, secs, detail = bench.run_mutant(tree, env, ["tests/test_t.py::test_sleeps"], limit=300, per_test_s=1)
+    assert status == "timeout"
+    assert "tests/test_t.py::test_sleeps" in detail and "1s" in detail
+    assert secs < 60  # stopped by pytest-timeout, not by sleeping out the minute
+    status, _, detail = bench.run_mutant(tree, env, ["tests/test_t.py::test_fails"], limit=300, per_test_s=30)
+    assert (status, detail) == ("killed", "tests/test_t.py::test_fails")
+
+
+class PlayBack:
+    """Returns the given results in order and records the budgets it was asked to run with."""
+
+    def __init__(self, *results: tuple[str, float, str]) -> None:
+        self.results, self.budgets = list(results), []  # type: ignore[var-annotated]
+
+    def __call__(self, limit: float, per_test_s: float) -> tuple[str, float, str]:
+        self.budgets.append((limit, per_test_s))
+        return self.results.pop(0)
+
+
+def test_a_timeout_is_a_kill_only_if_it_hangs_again_with_three_times_the_budget_and_the_unmutated_tests_fit(
+        bench) -> None:
+    # a hang: again past 3x the budget, and the unmutated tests pass in it now
+    mutated = PlayBack(("timeout", 120, "timeout: the run passed 120s"), ("timeout", 360, "timeout: ..."))
+    unmutated = PlayBack(("survived", 40, ""))
+    status, secs, detail = bench.judge(mutated, unmutated, limit=120, per_test_s=60, retry_factor=3)
+    assert status == "timeout" and secs == 520 and "hang" in detail
+    assert mutated.budgets == [(120, 60), (360, 180)] and unmutated.budgets == [(360, 180)]
+
+    # load: the re-run with the larger budget finishes, and its result counts (either way)
+    for second in ("survived", "killed"):
+        status, secs, _ = bench.judge(PlayBack(("timeout", 120, "t"), (second, 200, "tests/x.py::t")),
+                                      PlayBack(), limit=120, per_test_s=60, retry_factor=3)
+        assert (status, secs) == (second, 320)
+
+    # load again: the unmutated tests do not finish in the larger budget either: not judged
+    status, _, detail = bench.judge(PlayBack(("timeout", 120, "t"), ("timeout", 360, "t")),
+                                    PlayBack(("timeout", 360, "t")), limit=120, per_test_s=60, retry_factor=3)
+    assert status == "timeout-unresolved" and "unmutated" in detail
+
+    # anything but a timeout is final at once: no re-run, no check
+    unused = PlayBack()
+    assert bench.judge(PlayBack(("killed", 5, "tests/x.py::t")), unused, limit=120, per_test_s=60)[0] == "killed"
+    assert unused.budgets == []
+
+
+def test_unresolved_timeouts_are_counted_apart_and_left_out_of_the_kill_rate(bench) -> None:
+    statuses = ["killed"] * 6 + ["timeout", "survived", "not covered", "timeout-unresolved", "error"]
+    results = [bench.Mutant("storage/x.py", i, i + 1, "bool", "x", status=s) for i, s in enumerate(statuses)]
+    args = argparse.Namespace(sample=11, seed=5)
+    summary = bench.summarise(results, 100, args, False, {})
+    assert summary["mutants"] == 9  # neither the error nor the unresolved timeout is judged
+    assert (summary["killed"], summary["timeout_unresolved"], summary["errors"]) == (7, 1, 1)
+    assert summary["kill_rate"] == round(7 / 9, 4)
+    assert summary["kill_rate_if_unresolved_survived"] == round(7 / 10, 4)
+    assert summary["status_counts"] == {"error": 1, "killed": 6, "not covered": 1, "survived": 1, "timeout": 1,
+                                        "timeout-unresolved": 1}
+    assert summary["per_module"]["storage/x.py"] == {"mutants": 9, "killed": 7, "timeout_unresolved": 1}
+    assert [s["status"] for s in summary["survivors"]] == ["survived", "not covered"]
