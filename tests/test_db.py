@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -508,3 +509,312 @@ def test_assign_pick_list_shows_lineage_higher_to_lower(tmp_path: Path) -> None:
         register_lineages(db, [{"order": "Coleoptera", "family": "Carabidae", "subfamily": "Harpalinae",
                                 "genus": "Pterostichus", "species": "Pterostichus niger"}], source="test")
         assert [label for _, label in db.known_species("niger")] == ["Pterostichus niger  (Harpalinae › Pterostichus)"]
+
+
+def test_the_queue_filters_by_status_run_and_exact_parent_and_counts_per_run(db: Database) -> None:
+    """The review queue's less used filters: a status list, one run, a parent taxon itself (not its subtree)."""
+    run1, (a, b) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": _lineage(0)},
+                                 {"members": ["BD000001"], "parent_lineage": _lineage(1)}])
+    run2, (c,) = _new_run(db, [{"members": ["BD000002"], "parent_lineage": _lineage(2)}])
+    db.reject(b, 1, reviewer="ana")
+    assert [r.id for r in db.proposal_queue(status="rejected")[0]] == [b]
+    assert sorted(r.id for r in db.proposal_queue(status=["pending", "rejected"])[0]) == [a, b, c]
+    rows, total = db.proposal_queue(run_id=run1)
+    assert (sorted(r.id for r in rows), total) == (sorted([a, b]), 2)
+    (megaselia,) = db.taxonomy().find("Megaselia", "genus")
+    (phoridae,) = db.taxonomy().find("Phoridae", "family")
+    assert [r.id for r in db.proposal_queue(parent=megaselia.id)[0]] == [a]
+    assert db.proposal_queue(parent=phoridae.id)[1] == 0  # the family itself holds no candidate
+    counts = db.queue_counts(run_id=run1)
+    assert (counts["pending"], counts["rejected"], counts["live"]) == (1, 1, 2)
+    assert db.queue_counts(run_id=run2)["pending"] == 1
+    with pytest.raises(ValueError, match="unknown proposal status 'maybe'"):
+        db.proposal_queue(status=["pending", "maybe"])
+
+
+def test_a_proposal_under_a_taxon_id_takes_its_rank_and_name_and_a_missing_one_is_refused(db: Database) -> None:
+    (apanteles,) = db.taxonomy().find("Apanteles", "genus")
+    _run, (pid,) = _new_run(db, [ProposalIn(members=[("BD000002", 1.0)], parent_taxon_id=apanteles.id)])
+    p = db.proposal(pid)
+    assert (p.parent_taxon_id, p.parent_rank, p.parent_name) == (apanteles.id, "genus", "Apanteles")
+    run = db.start_run("triage", {}, "sha256:model", backup=False)
+    with pytest.raises(DatabaseError, match="parent taxon 99999 does not exist"):
+        db.write_proposals(run, [ProposalIn(members=[("BD000005", 1.0)], parent_taxon_id=99999)])
+
+
+def test_a_rejected_candidate_proposed_again_is_recognised_and_an_overlap_is_linked(db: Database) -> None:
+    """A re-run that proposes exactly a rejected candidate continues its lineage (version + 1, edge
+    "recognised"); one that only overlaps a rejected candidate is a new lineage linked "overlaps_rejected"."""
+    _run, (old, other) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+                                       {"members": ["BD000006", "BD000009"], "parent_lineage": _lineage(0)}])
+    db.reject(old, 1, reviewer="ana")
+    db.reject(other, 1, reviewer="ana")
+    _run2, (again, partly) = _new_run(db, [
+        {"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+        {"members": ["BD000006", "BD000012"], "parent_lineage": _lineage(0)}])
+    p_again, p_partly = db.proposal(again), db.proposal(partly)
+    assert (p_again.lineage, p_again.version) == (db.proposal(old).lineage, 3)  # rejected at version 2
+    assert p_partly.lineage != db.proposal(other).lineage and p_partly.version == 1
+    edges = {(e["kind"], e["source_id"], e["target_id"]) for e in db.proposal_history(old)}
+    assert edges == {("recognised", old, again)}
+    assert [(e["kind"], e["source_id"]) for e in db.proposal_history(partly)] == [("overlaps_rejected", other)]
+    assert db.proposal(old).status == db.proposal(other).status == "rejected"  # decisions stay
+
+
+def test_a_stale_review_says_whether_the_candidate_was_merged_or_withdrawn(db: Database) -> None:
+    _run, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)},
+                                   {"members": ["BD000006"], "parent_lineage": _lineage(0)}])
+    with pytest.raises(DatabaseError, match="BD000009 not among its members"):
+        db.split(p0, 1, ["BD000003", "BD000009"], reviewer="ana")
+    s = db.split(p0, 1, ["BD000003"], reviewer="ana")
+    new = s.new_proposal_id
+    db.undo(s.review_id, reviewer="ana")
+    with pytest.raises(StaleProposalError, match=f"proposal {new} was withdrawn \\(a split was undone\\)"):
+        db.accept(new, db.proposal(new).version, reviewer="ana")
+    db.merge([p0, p1], {p0: db.proposal(p0).version, p1: 1}, reviewer="ana")
+    with pytest.raises(StaleProposalError, match=f"proposal {p1} was merged into proposal {p0}; review that one"):
+        db.reject(p1, db.proposal(p1).version, reviewer="bo")
+    with pytest.raises(DatabaseError, match="no proposal 99999"):
+        db.reject(99999, 1, reviewer="bo")
+
+
+def test_merge_and_split_with_recomputed_evidence_update_the_nearest_species_the_queue_shows(db: Database
+                                                                                             ) -> None:
+    from biodiscover.storage.evidence import Evidence, NearestKnown
+
+    _run, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006"], "parent_lineage": _lineage(0),
+                                    "nearest_species": "Megaselia old", "nearest_identity": 0.5},
+                                   {"members": ["BD000009"], "parent_lineage": _lineage(0)}])
+    merged = Evidence(size=4, nearest_known=NearestKnown(species="Megaselia scalaris", identity=0.97))
+    db.merge([p0, p1], [1, 1], reviewer="ana", evidence=merged)
+    p = db.proposal(p0)
+    assert (p.nearest_species, p.nearest_identity, p.size) == ("Megaselia scalaris", 0.97, 4)
+    assert db.proposal_detail(p0).evidence.nearest_known.species == "Megaselia scalaris"
+    stay = {"size": 2, "nearest_known": {"species": "Megaselia abdita", "identity": 0.93}}
+    off = {"size": 2, "nearest_known": "not a mapping"}
+    s = db.split(p0, p.version, ["BD000006", "BD000009"], reviewer="ana", evidence=(stay, off))
+    kept, moved = db.proposal(p0), db.proposal(s.new_proposal_id)
+    assert (kept.nearest_species, kept.nearest_identity) == ("Megaselia abdita", 0.93)
+    assert (moved.nearest_species, moved.nearest_identity) == (None, None)
+    with pytest.raises(TypeError, match="evidence must be an Evidence record or a mapping, got list"):
+        db.merge([p0, s.new_proposal_id], [kept.version, moved.version], reviewer="ana", evidence=[1])
+
+
+def test_moving_an_accepted_candidate_moves_its_taxon_and_undo_puts_it_back(db: Database) -> None:
+    _run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+    acc = db.accept(pid, 1, reviewer="ana")
+    (campylomyza,) = db.taxonomy().find("Campylomyza", "genus")
+    mv = db.move(pid, acc.versions[pid], "Campylomyza", reviewer="ana")
+    graph = db.taxonomy()
+    assert graph.node(acc.taxon_id).parent_id == campylomyza.id
+    assert [n.name for n in graph.lineage(acc.taxon_id)][:3] == ["Diptera", "Cecidomyiidae", "Campylomyza"]
+    db.undo(mv.review_id, reviewer="ana")
+    graph = db.taxonomy()
+    assert [n.name for n in graph.lineage(acc.taxon_id)][:3] == ["Diptera", "Phoridae", "Megaselia"]
+    assert db.proposal(pid).parent_name == "Megaselia" and db.check().ok
+
+
+def test_known_species_offers_the_nearest_genus_first_labelled_with_genus_and_family(db: Database) -> None:
+    """What "assign to a known species" lists: accepted species matching the search, the named one first,
+    then its genus, each labelled with its parent and grandparent ("unassigned …" fillers skipped)."""
+    from biodiscover.storage.db.taxonomy import register_lineages
+
+    lineages = [{"order": "Diptera", "family": "Phoridae", "genus": "Megaselia", "species": "Megaselia scalaris"},
+                {"order": "Diptera", "family": "Phoridae", "genus": "Megaselia", "species": "Megaselia abdita"},
+                {"order": "Diptera", "family": "Phoridae", "genus": "Abiomyia", "species": "Abiomyia zeta"},
+                {"order": "Diptera", "family": "unassigned Diptera", "genus": "Zyx", "species": "Zyx ana"}]
+    assert register_lineages(db, lineages + [("Diptera", "Phoridae", "Megaselia")], source="test") == 5
+    assert register_lineages(db, [], source="test") == 0
+    assert [name for _, name in db.known_species()] == [
+        "Abiomyia zeta  (Abiomyia › Phoridae)", "Megaselia abdita  (Megaselia › Phoridae)",
+        "Megaselia scalaris  (Megaselia › Phoridae)", "Zyx ana  (Zyx › Diptera)"]
+    near = [name.split("  ")[0] for _, name in db.known_species(near="Megaselia scalaris")]
+    assert near == ["Megaselia scalaris", "Megaselia abdita", "Abiomyia zeta", "Zyx ana"]
+    assert [name.split("  ")[0] for _, name in db.known_species("SELIA", limit=1, near="Megaselia abdita")] == [
+        "Megaselia abdita"]
+    assert db.known_species("no such species") == []
+
+
+def test_the_taxonomy_graph_lists_roots_children_and_provisional_taxa(db: Database) -> None:
+    _run, (pid,) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": _lineage(0)}])
+    acc = db.accept(pid, 1, reviewer="ana")
+    graph = db.taxonomy()
+    assert [n.name for n in graph.roots()] == ["Diptera", "Hymenoptera"]
+    (diptera,) = graph.find("Diptera", "order")
+    assert [n.name for n in graph.children(diptera.id)] == ["Cecidomyiidae", "Phoridae"]
+    assert len(graph) == 2 + 3 + 3 + 1  # two orders, three families, three genera, the accepted candidate
+    node = graph.node(acc.taxon_id)
+    assert node.provisional and not diptera.provisional and node.proposal_id == pid
+    assert acc.taxon_id in graph and -5 not in graph
+    with pytest.raises(KeyError, match="no taxon -5"):
+        graph.node(-5)
+
+
+# -- SQLite failures as one user error: damage, permissions, a lock, a full disk told apart (issue 12 item 8) ------
+
+def _sqlite_error(path: Path, *statements: str, timeout: float = 5.0) -> sqlite3.Error:
+    conn = sqlite3.connect(path, timeout=timeout)
+    try:
+        for sql in statements:
+            conn.execute(sql)
+        conn.commit()
+    except sqlite3.Error as exc:
+        return exc
+    finally:
+        conn.close()
+    raise AssertionError(f"no SQLite error from {statements}")
+
+
+def test_a_lock_a_full_disk_damage_and_a_bug_get_their_own_message(tmp_path: Path) -> None:
+    """Real SQLite errors, each classified: the advice differs (wait, free space, restore, report a bug)."""
+    from biodiscover.storage.db.engine import sqlite_error_kind
+    from biodiscover.storage.db.integrity import explain_sqlite_error
+
+    path = tmp_path / "bd.sqlite"
+    sqlite3.connect(path).execute("CREATE TABLE t (x BLOB)").connection.commit()
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN EXCLUSIVE")
+    busy = _sqlite_error(path, "INSERT INTO t VALUES (1)", timeout=0)
+    holder.rollback()
+    holder.close()
+    assert sqlite_error_kind(busy) == "busy"
+    assert str(explain_sqlite_error(path, busy, "write to")) == (
+        f"{path}: the database is locked by another process; try again when it finishes")
+
+    pages = sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]
+    full = _sqlite_error(path, f"PRAGMA max_page_count = {pages}", "INSERT INTO t VALUES (zeroblob(1000000))")
+    assert sqlite_error_kind(full) == "full"
+    assert str(explain_sqlite_error(path, full, "write to")) == (
+        f"{path}: cannot write to the database: the disk is full")
+
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database at all " * 200)
+    damaged = _sqlite_error(junk, "SELECT * FROM sqlite_master")
+    assert sqlite_error_kind(damaged) == "damaged"
+    msg = str(explain_sqlite_error(junk, damaged, "read"))
+    assert "the database is damaged" in msg and f"biodiscover db check --db {junk}" in msg
+
+    bug = _sqlite_error(path, "SELECT * FROM no_such_table")
+    assert sqlite_error_kind(bug) is None
+    assert str(explain_sqlite_error(path, bug, "read")) == (
+        f"{path}: cannot read the database (no such table: no_such_table)")
+
+    # a failing disk cannot be made on demand: SQLite's own message for it, as SQLite raises it
+    io = sqlite3.OperationalError("disk I/O error")
+    assert sqlite_error_kind(io) == "io"
+    assert str(explain_sqlite_error(path, io, "write to")) == (
+        f"{path}: cannot write to the database: input/output error from the disk (disk I/O error)")
+
+
+PERMISSION_PROBE = """
+import json, sqlite3, sys
+from pathlib import Path
+from biodiscover.storage.db.engine import sqlite_error_kind
+from biodiscover.storage.db.integrity import explain_sqlite_error
+out = {}
+for case in sys.argv[1:]:
+    path = Path(case) / "bd.sqlite"
+    try:
+        conn = sqlite3.connect(path)
+        conn.execute("PRAGMA user_version").fetchone()
+        conn.execute("CREATE TABLE written_by_nobody (x)")
+        conn.commit()
+        conn.close()
+        out[case] = "written"
+    except sqlite3.Error as exc:
+        out[case] = [sqlite_error_kind(exc), str(explain_sqlite_error(path, exc, "write to"))]
+print(json.dumps(out))
+"""
+
+
+def test_permission_problems_name_the_file_the_folder_or_the_side_files_not_damage(
+        open_tmp: Path, unprivileged_prefix: tuple[str, ...]) -> None:
+    """As a user without write permission (never skipped as root): which of the file, its folder or the
+    -wal/-shm files beside it is in the way, and that the file is not damaged (so no restore from a backup)."""
+    import json
+    import subprocess
+    import sys
+
+    modes = {"unreadable": (0o755, 0o600), "ro-folder": (0o555, 0o666), "ro-file": (0o777, 0o644),
+             "side-files": (0o777, 0o666)}  # (folder, file)
+    cases = {}
+    for name, (_, file_mode) in modes.items():
+        folder = open_tmp / name
+        folder.mkdir()
+        conn = sqlite3.connect(folder / "bd.sqlite")
+        conn.execute("CREATE TABLE t (x)")
+        conn.commit()
+        conn.close()
+        (folder / "bd.sqlite").chmod(file_mode)
+        cases[name] = folder
+    # another user's live WAL session: its -wal and -shm stay while its connection is open
+    owner = sqlite3.connect(cases["side-files"] / "bd.sqlite")
+    owner.execute("PRAGMA journal_mode = wal")
+    owner.execute("INSERT INTO t VALUES (1)")
+    owner.commit()
+    for side in ("bd.sqlite-wal", "bd.sqlite-shm"):
+        (cases["side-files"] / side).chmod(0o600)
+    for name, (folder_mode, _) in modes.items():
+        cases[name].chmod(folder_mode)
+    before = {n: (f / "bd.sqlite").read_bytes() for n, f in cases.items()}
+    try:
+        res = subprocess.run([*unprivileged_prefix, sys.executable, "-c", PERMISSION_PROBE,
+                              *(str(f) for f in cases.values())], capture_output=True, text=True, cwd=open_tmp,
+                             env={**os.environ, "HOME": str(open_tmp / ".home")})
+    finally:
+        owner.close()
+    assert res.returncode == 0, res.stderr
+    out = {Path(k).name: v for k, v in json.loads(res.stdout).items()}
+    for name, (kind, msg) in out.items():
+        assert kind == "permission", (name, msg)
+        assert msg.startswith(f"{cases[name] / 'bd.sqlite'}: cannot write to the database: ")
+        assert "(permissions, not damage: the file was left untouched; SQLite said: " in msg
+    if unprivileged_prefix and "--reuid=65534" in unprivileged_prefix:  # as another user: which part is named
+        assert "the file is not readable by you" in out["unreadable"][1]
+        assert f"its folder {cases['ro-folder']} is not writable" in out["ro-folder"][1]
+        assert "the file is read-only for you" in out["ro-file"][1]
+        assert "bd.sqlite-wal, bd.sqlite-shm beside it belongs to another user" in out["side-files"][1]
+    assert {n: (f / "bd.sqlite").read_bytes() for n, f in cases.items()}["ro-file"] == before["ro-file"]
+
+
+def test_the_header_check_catches_a_stub_a_bad_page_size_and_a_foreign_file(tmp_path: Path) -> None:
+    from biodiscover.storage.db.integrity import page_problems, quick_problems
+
+    stub = tmp_path / "stub.sqlite"
+    stub.write_bytes(b"SQLite format 3\x00" + b"\x00" * 40)
+    assert page_problems(stub) == ["the file is 56 bytes, shorter than a SQLite header"]
+    (tmp_path / "empty.sqlite").write_bytes(b"")
+    assert page_problems(tmp_path / "empty.sqlite") == []  # an empty file is a new database, not a damaged one
+    good = tmp_path / "good.sqlite"
+    conn = sqlite3.connect(good)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    head = bytearray(good.read_bytes())
+    odd = tmp_path / "odd.sqlite"
+    odd.write_bytes(bytes(head[:16]) + (1000).to_bytes(2, "big") + bytes(head[18:]))
+    assert page_problems(odd) == ["the header's page size 1000 is not a power of two between 512 and 65536"]
+    tiny = tmp_path / "tiny.sqlite"
+    tiny.write_bytes(bytes(head[:16]) + (256).to_bytes(2, "big") + bytes(head[18:]))
+    assert "page size 256 is not" in page_problems(tiny)[0]
+    big = tmp_path / "big.sqlite"  # 1 stands for 65536: a whole page of that size is sane
+    big.write_bytes(bytes(head[:16]) + (1).to_bytes(2, "big") + bytes(head[18:28]) + (1).to_bytes(4, "big")
+                    + bytes(head[32:100]) + b"\x00" * (65536 - 100))
+    assert page_problems(big) == []
+    assert page_problems(good) == [] and quick_problems(good) == []
+    foreign = tmp_path / "foreign.sqlite"
+    foreign.write_bytes(b"x" * 16 + (4096).to_bytes(2, "big") + b"\x00" * (4096 - 18))
+    problems = quick_problems(foreign)
+    assert len(problems) == 1 and problems[0].startswith("the file cannot be read: ")
+    with pytest.raises(DatabaseError, match="permissions, not damage"):
+        quick_problems(tmp_path / "missing.sqlite")
+
+
+def test_the_handle_names_its_file_and_counts_the_review_log(db: Database) -> None:
+    assert repr(db) == f"Database({str(db.path)!r})"
+    assert db.count_reviews() == 0
+    _run, (pid,) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": _lineage(0)}])
+    db.note(pid, "one", reviewer="ana")
+    res = db.reject(pid, 1, reviewer="ana")
+    db.undo(res.review_id, reviewer="ana")
+    assert db.count_reviews() == 3
