@@ -34,15 +34,15 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         f = float(value)
         return f if math.isfinite(f) else None
-    if isinstance(value, (PurePath, datetime, date)):
-        return str(value)
-    try:  # pandas missing markers (pd.NA, pd.NaT) without importing pandas here
+    try:  # pandas missing markers (pd.NA, pd.NaT); before dates: NaT is a datetime, and "NaT" is no date
         import pandas as pd
 
         if value is pd.NA or value is pd.NaT:
             return None
     except ImportError:  # pragma: no cover - pandas is a core dependency
         pass
+    if isinstance(value, (PurePath, datetime, date)):
+        return str(value)
     if hasattr(value, "tolist"):
         return jsonable(value.tolist())
     return str(value)

@@ -1,0 +1,112 @@
+"""Small parts of the storage floor at their edges: barcode distances, JSON conversion, record helpers.
+
+Each asserts a value a caller relies on at a boundary no larger test reaches: an empty or all-``N`` read,
+a numpy or pandas value stored as JSON, a filler rank name, where a record came from.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from biodiscover.storage.distance import (
+    MIN_INFORMATIVE,
+    cross_p_distance,
+    divergence,
+    identity,
+    kmer_presence,
+    p_distance,
+    pairwise_p_distance,
+)
+from biodiscover.storage.jsonable import jsonable
+from biodiscover.storage.records import SPLITS, Specimen, is_filler_name, resolve_splits
+
+
+def _barcode(n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(rng.choice("ACGT") for _ in range(n))
+
+
+def _mutate(seq: str, every: int) -> str:
+    return "".join(("A" if c != "A" else "C") if i % every == 0 else c for i, c in enumerate(seq))
+
+
+def test_p_distance_counts_per_informative_column_and_is_infinite_when_nothing_can_be_compared() -> None:
+    a = _barcode(400, 1)
+    b = _mutate(a, 20)  # 20 substitutions over 400 columns
+    assert p_distance(a, b) == 20 / 400
+    assert p_distance(b, a) == 20 / 400  # the shorter one is the query either way
+    assert p_distance(a[50:350], a) == 0.0  # a partial read inside a full one: overhang costs nothing
+    assert p_distance("", a) == math.inf
+    assert p_distance(a, _barcode(400, 2), max_distance=0.05) == math.inf  # stops early above the bound
+    short = a[:MIN_INFORMATIVE - 1]
+    assert p_distance(short, a) == math.inf  # too short an overlap to call a distance
+    assert p_distance(a[:150] + "N" * 250, a) == 0.0  # N columns are never evidence, and never a difference
+
+
+def test_identity_and_divergence_at_their_edges() -> None:
+    a = _barcode(300, 3)
+    b = _mutate(a, 10)  # 30 substitutions
+    assert identity(a, b) == 1 - 30 / 300 and identity(b, a) == identity(a, b)
+    assert divergence(a, b) == pytest.approx(30 / 300)
+    assert identity("", a) == identity(a, "") == 0.0
+    assert identity("N" * 100, a) == 0.0  # nothing informative to compare
+    assert math.isnan(divergence("", a)) and math.isnan(divergence(a, ""))
+    far = _barcode(700, 4)
+    assert 0.0 <= identity(a, far) < 0.8  # past the first bounded pass (more than a quarter of the read)
+
+
+def test_kmer_presence_skips_short_reads_and_ambiguous_kmers_and_matrices_keep_their_shape() -> None:
+    pres = kmer_presence(["ACGTAC", "ACG", "ACNTAC"], 4)
+    assert pres.shape == (3, 256)
+    assert pres[0].nnz == 3  # ACGT, CGTA, GTAC
+    assert pres[1].nnz == 0  # shorter than k: an empty row, the next rows still in place
+    assert pres[2].nnz == 0  # every 4-mer of ACNTAC holds the N
+    assert pairwise_p_distance([]).shape == (0, 0)
+    assert cross_p_distance([], ["ACGT"]).shape == (0, 1)
+    a = _barcode(400, 5)
+    b = _mutate(a, 40)
+    d = pairwise_p_distance([a, b, a])
+    assert d.shape == (3, 3) and d[0, 2] == 0.0 and d[0, 1] == d[1, 0] == np.float32(10 / 400)
+    assert np.all(np.diag(d) == 0.0)
+    far = _barcode(400, 6)
+    assert pairwise_p_distance([a, far])[0, 1] >= 0.12  # never aligned: the k-mer estimate, at least the bound
+    assert cross_p_distance([a], [b, far])[0, 0] == np.float32(10 / 400)
+
+
+def test_jsonable_turns_numpy_and_pandas_values_into_plain_json() -> None:
+    assert jsonable({1: np.arange(3), "f": np.float32(0.5), "b": np.bool_(True), "i": np.int64(7)}) == {
+        "1": [0, 1, 2], "f": 0.5, "b": True, "i": 7}
+    assert jsonable([np.float64("nan"), float("inf"), 2.5]) == [None, None, 2.5]
+    assert jsonable((pd.NA, pd.NaT, {3}, frozenset())) == [None, None, [3], []]  # NaT is missing, not "NaT"
+    assert jsonable(pd.Timestamp("2026-12-02 07:30")) == "2026-12-02 07:30:00"
+    assert jsonable(date(2026, 12, 2)) == "2026-12-02" and jsonable(Path("/a/b")) == "/a/b"
+    assert jsonable(np.str_("abc")) == "abc" and type(jsonable(np.str_("abc"))) is str
+    assert jsonable(pd.Series([1, 2])) == [1, 2]  # anything with tolist()
+
+    class Odd:
+        def __str__(self) -> str:
+            return "odd"
+
+    assert jsonable(Odd()) == "odd"
+    assert jsonable(True) is True and jsonable(None) is None
+
+
+def test_record_helpers_name_fillers_lineages_and_where_a_record_came_from() -> None:
+    assert is_filler_name("unassigned Sciaridae") and is_filler_name("  Unclassified Diptera")
+    assert not is_filler_name("Megaselia") and not is_filler_name(None) and not is_filler_name(3)
+    s = Specimen("BD1", genus="Megaselia", family="Phoridae")
+    assert s.lineage() == {"order": None, "family": "Phoridae", "subfamily": None, "genus": "Megaselia",
+                           "species": None}
+    assert s.deepest_label == ("genus", "Megaselia")
+    assert Specimen("BD2").deepest_label is None
+    assert s.where == "<memory> (processid 'BD1')"
+    assert Specimen("BD3", source="plate.csv", line=5).where == "plate.csv:5 (processid 'BD3')"
+    assert Specimen("BD4", source="plate.csv").where == "plate.csv (processid 'BD4')"
+    assert resolve_splits(None) == resolve_splits("") == SPLITS
