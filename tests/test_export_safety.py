@@ -326,3 +326,30 @@ def test_force_works_for_a_user_whose_config_folder_already_exists(tmp_path: Pat
     proc = cli("export", "--db", str(path), "--run", str(done), "-f", "fasta", "-o", str(folder), "--force",
                env_home=home)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_re_export_removes_its_own_old_files_and_a_failed_one_leaves_the_old_export_whole(
+        tmp_path: Path, monkeypatch) -> None:
+    """write_folder at the library level: with --force an export replaces biodiscover's previous files (one the
+    new export lacks is removed), and an export that fails midway leaves the previous one and no temporary files.
+    A manifest that is not biodiscover's shape names nothing replaceable."""
+    from biodiscover.workflows.export.output import read_manifest, write_folder
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    out = tmp_path / "export"
+    write_folder(out, {"a.csv": b"1\n", "b.csv": b"2\n"}, force=False, fmt="csv")
+    assert read_manifest(out) == {"a.csv": hashlib.sha256(b"1\n").hexdigest(),
+                                  "b.csv": hashlib.sha256(b"2\n").hexdigest()}
+    write_folder(out, {"a.csv": b"3\n"}, force=True, fmt="csv")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.csv", MANIFEST])
+    assert (out / "a.csv").read_bytes() == b"3\n" and read_manifest(out) == {"a.csv": sha(out / "a.csv")}
+    with pytest.raises(TypeError):
+        write_folder(out, {"a.csv": b"4\n", "c.csv": "not bytes"}, force=True, fmt="csv")  # type: ignore[dict-item]
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.csv", MANIFEST])  # no temporary file left
+    assert (out / "a.csv").read_bytes() == b"3\n" and read_manifest(out) == {"a.csv": sha(out / "a.csv")}
+    manifest = json.loads((out / MANIFEST).read_text())
+    for forged in ([manifest], {**manifest, "files": list(manifest["files"])}, {**manifest, "signature": "0" * 64}):
+        (out / MANIFEST).write_text(json.dumps(forged))
+        assert read_manifest(out) == {}
+    (out / MANIFEST).write_text("{not json")
+    assert read_manifest(out) == {}

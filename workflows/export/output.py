@@ -224,10 +224,10 @@ def write_folder(out: Path, files: Mapping[str, bytes], *, force: bool, fmt: str
         try:
             for name, data in files.items():
                 fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+                temps[name] = Path(tmp)  # before writing: a write that fails (disk full) must not leave it behind
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(data)
                 os.chmod(tmp, file_mode())
-                temps[name] = Path(tmp)
                 new[name] = hashlib.sha256(data).hexdigest()
             _write_manifest(out, fmt, {**old, **{p.name: new[n] for n, p in temps.items()}, **new})
             for name in old:
