@@ -303,3 +303,63 @@ def test_a_stray_nul_byte_quarantines_its_row_not_the_file(tmp_path: Path) -> No
     result = read_collection(path)
     assert [s.processid for s in result.specimens] == ["A1", "A3"]
     assert [(q.line, q.processid, q.kind) for q in result.quarantine] == [(3, "A2", "barcode_chars")]
+
+
+def test_number_columns_are_checked_and_a_record_with_nothing_to_compare_is_set_aside() -> None:
+    v = RowValidator()
+    good, q = v.validate({"processid": "N1", "dna_barcode": "ACGT" * 60, "area_fraction": "0.25",
+                          "inferred_ranks": "3.0"}, source="m.csv", line=2)
+    assert q is None and good is not None
+    assert (good.area_fraction, good.inferred_ranks) == (0.25, 3)
+    spec, q = v.validate({"processid": "N2", "dna_barcode": "ACGT" * 60, "area_fraction": "a quarter",
+                          "inferred_ranks": "2.5"}, source="m.csv", line=3)
+    assert spec is None and q is not None and q.kind == "bad_value"
+    assert q.reason == "area_fraction 'a quarter' is not a number; inferred_ranks '2.5' is not an integer"
+    spec, q = v.validate({"processid": "N3", "country": "Canada"}, source="m.csv", line=4)
+    assert spec is None and q is not None
+    assert (q.kind, q.reason) == ("no_data", "record has neither a DNA barcode nor an image")
+    assert v.summary.problems == {"bad_value": 2, "no_data": 1} and v.summary.quarantined == 2  # per problem
+
+
+def test_an_image_path_is_found_beside_the_metadata_then_in_the_image_folder(tmp_path: Path) -> None:
+    """A relative image_path: beside the metadata file first, then under --images with its folders, then by
+    its file name in --images; one found nowhere is quarantined naming where it was looked for."""
+    import shutil
+
+    photo = FIX / "images" / "COLL001-24.jpg"
+    meta, imgs = tmp_path / "meta", tmp_path / "imgs"
+    for target in (meta / "pics" / "a.jpg", imgs / "sub" / "b.jpg", imgs / "c.jpg", tmp_path / "abs.jpg"):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo, target)
+    source = str(meta / "plate.csv")
+    v = RowValidator(images=imgs)
+    found = {}
+    for pid, rel in (("A", "pics/a.jpg"), ("B", "sub/b.jpg"), ("C", "elsewhere/c.jpg"),
+                     ("D", str(tmp_path / "abs.jpg"))):
+        spec, q = v.validate({"processid": pid, "image_path": rel}, source=source, line=2)
+        assert q is None and spec is not None, q
+        found[pid] = spec.image_path
+    assert found == {"A": meta / "pics" / "a.jpg", "B": imgs / "sub" / "b.jpg", "C": imgs / "c.jpg",
+                     "D": tmp_path / "abs.jpg"}
+    spec, q = v.validate({"processid": "E", "image_file": "nope/e.jpg"}, source=source, line=3)
+    assert spec is None and q is not None and q.kind == "image_missing"
+    assert q.reason == f"image file {meta / 'nope' / 'e.jpg'} does not exist"
+    alone = RowValidator()  # no --images: beside the metadata file, found or not
+    spec, q = alone.validate({"processid": "F", "image_path": "sub/b.jpg"}, source=source, line=4)
+    assert q is not None and q.reason == f"image file {meta / 'sub' / 'b.jpg'} does not exist"
+
+
+def test_a_quarantine_report_that_cannot_be_written_is_one_error_and_leaves_nothing(tmp_path: Path) -> None:
+    from biodiscover.storage.validation import QuarantinedRecord, is_quarantine_report, write_quarantine
+
+    rec = QuarantinedRecord(file="m.csv", line=2, processid="X", kind="no_data", reason="nothing", raw="X,,")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError, match="cannot write the quarantine report"):
+        write_quarantine([rec], blocker / "q.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+    written = write_quarantine([rec], tmp_path / "q.csv")
+    assert is_quarantine_report(written)
+    assert not is_quarantine_report(tmp_path) and not is_quarantine_report(tmp_path / "missing.csv")
+    assert not is_quarantine_report(blocker)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "q.csv"]  # no partial file left
