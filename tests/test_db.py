@@ -818,3 +818,32 @@ def test_the_handle_names_its_file_and_counts_the_review_log(db: Database) -> No
     res = db.reject(pid, 1, reviewer="ana")
     db.undo(res.review_id, reviewer="ana")
     assert db.count_reviews() == 3
+
+
+def test_check_reports_an_old_schema_a_broken_index_and_rows_breaking_a_foreign_key(tmp_path: Path) -> None:
+    """``db check`` on three kinds of damage it must name (each left by a tool outside biodiscover)."""
+    path = tmp_path / "bd.sqlite"
+    with Database.create(path) as handle:
+        handle.ingest(make_specimens(12), collection="c", backup=False)
+        _new_run(handle, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+        assert handle.check().ok
+    raw = sqlite3.connect(path)  # foreign keys are off in a plain connection, as in any other tool
+    raw.execute("DELETE FROM runs")
+    raw.commit()
+    index = raw.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'specimens' "
+                        "AND sql IS NOT NULL ORDER BY name").fetchone()
+    raw.execute("PRAGMA writable_schema = ON")  # an index whose definition no longer matches its entries
+    raw.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?",
+                (f"CREATE INDEX {index[0]} ON specimens(country)", index[0]))
+    raw.execute("PRAGMA writable_schema = OFF")
+    raw.execute("UPDATE alembic_version SET version_num = '0003'")
+    raw.commit()
+    raw.close()
+    from biodiscover.storage.db.check import check_database
+
+    problems = check_database(path).problems
+    assert problems[0] == "schema revision '0003' is not the current '0004' (run db upgrade)"
+    assert any(p.startswith("integrity: ") and index[0] in p for p in problems), problems
+    fk = [p for p in problems if "break a foreign key" in p]
+    assert len(fk) == 1 and fk[0].startswith("1 rows break a foreign key (first: table proposals rowid ")
+    assert fk[0].endswith("→ runs)")
