@@ -847,3 +847,28 @@ def test_check_reports_an_old_schema_a_broken_index_and_rows_breaking_a_foreign_
     fk = [p for p in problems if "break a foreign key" in p]
     assert len(fk) == 1 and fk[0].startswith("1 rows break a foreign key (first: table proposals rowid ")
     assert fk[0].endswith("→ runs)")
+
+
+def test_a_runs_process_is_alive_only_while_it_exists_and_finishing_takes_only_end_statuses(db: Database) -> None:
+    import subprocess
+    import sys
+
+    from biodiscover.storage.db.runs import pid_alive
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert pid_alive(os.getpid()) and not pid_alive(child.pid)
+    assert not pid_alive(None) and not pid_alive(0)
+    first = db.start_run("triage", {}, "sha256:m", backup=False)
+    second = db.start_run("triage", {}, "sha256:m", backup=False)
+    db.finish_run(first, "completed", message="done", result={"n": 3})
+    assert db.latest_run("triage").id == second
+    done = db.latest_run("triage", status="completed")
+    assert (done.id, done.message, done.result) == (first, "done", {"n": 3})
+    assert db.latest_run("triage", status="failed") is None
+    for bad in ("running", "finished"):
+        with pytest.raises(ValueError, match="finish_run status must be one of"):
+            db.finish_run(second, bad)
+    with pytest.raises(DatabaseError, match="no run 999"):
+        db.finish_run(999, "failed")
+    assert db.run_progress(second).status == "running"
