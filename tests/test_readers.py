@@ -390,3 +390,39 @@ def test_dataset_root_quarantines_missing_and_broken_images_when_asked(tmp_path:
     assert kinds[raw.iloc[4]["processid"]] == "image_unreadable"
     n_train = int((raw["split"] == "train").sum())
     assert list(kinds.values()).count("image_missing") == n_train - 3
+
+
+def test_a_byte_order_mark_a_bad_header_byte_and_a_folder_for_a_file(tmp_path: Path) -> None:
+    """Spreadsheet exports start with a byte-order mark: the header still names processid. A header line that
+    is not UTF-8 is one error naming line 1; a folder given with --images is named as a folder."""
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes(b"\xef\xbb\xbfprocessid,dna_barcode,country\r\nB1," + b"ACGT" * 60 + b",Canada\r\n")
+    assert sniff_format(bom) == "csv"
+    result = read_collection(bom)
+    assert [(s.processid, s.country, s.line) for s in result.specimens] == [("B1", "Canada", 2)]
+    bom_tsv = tmp_path / "excel.tsv"
+    bom_tsv.write_bytes(b"\xef\xbb\xbfprocessid\tdna_barcode\nT1\t" + b"ACGT" * 60 + b"\n")
+    assert sniff_format(bom_tsv) == "tsv" and [s.processid for s in read_collection(bom_tsv).specimens] == ["T1"]
+    latin = tmp_path / "latin1.csv"
+    latin.write_bytes(b"processid,dna_barcode,pa\xefs\nL1," + b"ACGT" * 60 + b",x\n")
+    with pytest.raises(InputError, match=r"latin1.csv: line 1 \(the header\): "):
+        read_collection(latin)
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    shutil.copy(bom, folder / "excel.csv")
+    with pytest.raises(InputError, match="is a directory; give the metadata file and --images DIR"):
+        read_collection(folder, images=tmp_path)
+
+
+def test_fasta_comments_before_the_first_record_are_skipped_and_sequence_before_a_header_is_refused(
+        tmp_path: Path) -> None:
+    ok = tmp_path / "c.fasta"
+    ok.write_text("; made by hand\n\n>F1|Megaselia\nACGT\nACGT\n")
+    assert [(r.header, r.sequence, r.line) for r in read_fasta(ok)] == [("F1|Megaselia", "ACGTACGT", 3)]
+    bad = tmp_path / "b.fasta"
+    bad.write_text("ACGT\n>F1\nACGT\n")
+    with pytest.raises(ValueError, match="line 1: sequence data before the first '>' header"):
+        read_fasta(bad)
+    empty_head = tmp_path / "h.fasta"
+    empty_head.write_text(">\nACGT\n")
+    assert [(r.header, r.sequence) for r in read_fasta(empty_head)] == [("", "ACGT")]
