@@ -158,3 +158,36 @@ def test_export_of_a_run_whose_candidates_a_later_run_reclustered_says_where_the
             f"export; export run {run2} for the current grouping") in err
     # the later run's export has nothing to say
     assert export_run(path, run2, "json", tmp_path / "run2.json").superseded_note(run2) is None
+
+
+def test_review_trails_follow_undo_and_the_undo_of_an_undo(tmp_path: Path) -> None:
+    """The export's "decided by" and notes come from the reviews in force: an undone accept is not in force,
+    undoing that undo puts it back (the database's own log, read as the export reads it)."""
+    import pandas as pd
+
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.records import Specimen
+    from biodiscover.workflows.export import review_trails
+
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        db.ingest([Specimen(f"R{i}", dna_barcode="ACGT" * 60, genus="Megaselia", family="Phoridae",
+                            order="Diptera") for i in range(4)], collection="c", backup=False)
+        run = db.start_run("triage", {}, "sha256:m", backup=False)
+        a, b = db.write_proposals(run, [{"members": ["R0", "R1"], "parent_rank": "genus", "parent_name": "Megaselia"},
+                                        {"members": ["R2"], "parent_rank": "genus", "parent_name": "Megaselia"}])
+        db.note(a, "wing venation", reviewer="bo")
+        acc = db.accept(a, 1, reviewer="ana")
+        undo = db.undo(acc.review_id, reviewer="ana")
+        log = pd.DataFrame(db.reviews())
+        trails = review_trails(log)
+        assert trails[a].decision is None and trails[a].reviewers == ("bo",)
+        assert [n[1:] for n in trails[a].notes] == [("bo", "wing venation")]
+        db.undo(undo.review_id, reviewer="carl")
+        db.reject(b, 1, reviewer="dee")
+        log = pd.DataFrame(db.reviews())
+        trails = review_trails(log)
+        assert (trails[a].decision, trails[a].decided_by) == ("accept", "ana")
+        assert trails[a].reviewers == ("bo", "ana")
+        rejected_at = log.loc[log["action"] == "reject", "created_at"].item()
+        assert (trails[b].decision, trails[b].decided_by, trails[b].decided_at) == ("reject", "dee", rejected_at)
+    assert review_trails(pd.DataFrame()) == {}
