@@ -126,3 +126,21 @@ def test_registry_refuses_bad_or_duplicate_formats() -> None:
         REGISTRY.register(ExportFormat("json", "again", "file", render))
     with pytest.raises(ValueError, match="lower-case"):
         REGISTRY.register(ExportFormat("Bad Name", "x", "file", render))
+
+
+def test_a_registry_built_from_formats_keeps_their_order_count_and_help_lines() -> None:
+    from biodiscover.workflows.export.registry import FormatRegistry
+
+    def render(data, options):  # never called here
+        raise AssertionError
+
+    formats = [ExportFormat("b-tab", "a table", "file", render, suffix=".tsv"),
+               ExportFormat("a-dir", "a folder of tables", "folder", render),
+               ExportFormat("c-raw", "raw bytes", "file", render)]
+    reg = FormatRegistry(formats)
+    assert len(reg) == 3 and reg.names() == ("b-tab", "a-dir", "c-raw") and list(reg) == list(reg.names())
+    assert reg.help() == ("b-tab: a table (a .tsv file); a-dir: a folder of tables (a folder); "
+                          "c-raw: raw bytes (one file)")
+    assert "a-dir" in reg and "d" not in reg and reg.get("c-raw") is formats[2]
+    assert len(FormatRegistry()) == 0 and FormatRegistry().help() == ""
+    assert len(REGISTRY) == len(FORMATS) >= 5
