@@ -143,4 +143,4 @@ def test_a_registry_built_from_formats_keeps_their_order_count_and_help_lines() 
                           "c-raw: raw bytes (one file)")
     assert "a-dir" in reg and "d" not in reg and reg.get("c-raw") is formats[2]
     assert len(FormatRegistry()) == 0 and FormatRegistry().help() == ""
-    assert len(REGISTRY) == len(FORMATS) >= 5
+    assert len(REGISTRY) >= 5  # csv, dwca, fasta, html, json at least
