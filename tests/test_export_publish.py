@@ -121,11 +121,13 @@ def reviewed(tmp_path_factory) -> tuple[Path, int, dict]:
     fx = build_review_db(root / "lab.sqlite", images_dir=root / "images", max_proposals=6)
     db = Database.open(fx.path)
     try:
-        a, r, n = fx.proposal_ids[0], fx.proposal_ids[1], fx.proposal_ids[2]
+        a, r, n, k = fx.proposal_ids[0], fx.proposal_ids[1], fx.proposal_ids[2], fx.proposal_ids[3]
         db.note(a, "genitalia checked: distinct from the nearest species", reviewer="Ana Silva")
         db.accept(a, db.proposal(a).version, "Megaselia sp. BD-0101", reviewer="Ana Silva")
         db.reject(r, db.proposal(r).version, reviewer="Ben Ode", note="contaminated wells")
         db.note(n, "waiting for more specimens", reviewer="Ben Ode")
+        known_id, known_label = db.known_species(limit=1)[0]  # a species of the reference
+        db.assign(k, db.proposal(k).version, known_id, reviewer="Cy Roe")
     finally:
         db.close()
     meta = root / "dataset.toml"
@@ -133,7 +135,8 @@ def reviewed(tmp_path_factory) -> tuple[Path, int, dict]:
                     '[[creator]]\nname = "Ana Silva"\norganization = "Museo Nacional"\nemail = "ana@example.org"\n'
                     'orcid = "0000-0002-1825-0097"\n[contact]\nname = "Collections desk"\n'
                     'email = "desk@example.org"\n')
-    return fx.path, fx.run_id, {"accepted": a, "rejected": r, "noted": n, "meta": meta, "root": root}
+    return fx.path, fx.run_id, {"accepted": a, "rejected": r, "noted": n, "assigned": k,
+                                "known": known_label.split("  ")[0], "meta": meta, "root": root}
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
@@ -153,6 +156,7 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
     db = Database.open(path, readonly=True)
     accepted_members = set(proposal_members(db, info["accepted"]))
     rejected_members = set(proposal_members(db, info["rejected"]))
+    assigned_members = set(proposal_members(db, info["assigned"]))
     decided_on = db.reviews(info["accepted"])[0]["created_at"][:10]
     db.close()
     with DwCAReader(str(out)) as dwca:
@@ -189,8 +193,16 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
                    if e.rowtype.endswith("DNADerivedData")}
         assert methods == {"biodiscover triage (k-NN retrieval; P(right) per rank from a model trained on queries "
                            "simulated from the reference)"}
+        # a candidate a reviewer identified as a known species: its members are named as that species
+        assert assigned_members
+        for pid in assigned_members:
+            rec = rows[pid].data
+            assert (rec[DWC + "scientificName"], rec[DWC + "taxonRank"]) == (info["known"], "species")
+            assert rec[DWC + "verbatimIdentification"] == info["known"] and rec[DWC + "identifiedBy"] == "Cy Roe"
+            assert f"candidate species {info['assigned']} identified by a reviewer as a known species" in \
+                rec[DWC + "identificationRemarks"]
         assert any(r.data[DWC + "subfamily"] for r in rows.values())
-        unreviewed = [r for pid, r in rows.items() if pid not in accepted_members]
+        unreviewed = [r for pid, r in rows.items() if pid not in accepted_members | assigned_members]
         assert {r.data[DWC + "identifiedBy"] for r in unreviewed} == {"biodiscover"}
 
 
