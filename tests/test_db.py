@@ -872,3 +872,31 @@ def test_a_runs_process_is_alive_only_while_it_exists_and_finishing_takes_only_e
     with pytest.raises(DatabaseError, match="no run 999"):
         db.finish_run(999, "failed")
     assert db.run_progress(second).status == "running"
+
+
+def test_a_backup_of_a_damaged_database_is_refused_and_leaves_no_file(tmp_path: Path) -> None:
+    """A backup is only stored when its copy passes integrity_check; a source SQLite cannot read, or whose copy
+    fails the check, gives the damaged-database error and leaves neither the backup nor its .partial file."""
+    from biodiscover.storage.db.backup import backup_database
+
+    path = tmp_path / "bd.sqlite"
+    with Database.create(path) as handle:
+        handle.ingest(make_specimens(12), collection="c", backup=False)
+    raw = sqlite3.connect(path)
+    index = raw.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'specimens' "
+                        "AND sql IS NOT NULL ORDER BY name").fetchone()[0]
+    raw.execute("PRAGMA writable_schema = ON")
+    raw.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (f"CREATE INDEX {index} ON specimens(country)",
+                                                                    index))
+    raw.commit()
+    raw.close()
+    out = tmp_path / "backups"
+    with pytest.raises(DatabaseError, match=r"the database is damaged \(its copy fails integrity_check: .*"
+                                            r"no backup was stored"):
+        backup_database(path, out / "copy.sqlite")
+    assert list(out.iterdir()) == []
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"\x00" * 8192)
+    with pytest.raises(DatabaseError, match=r"junk\.sqlite: the database is damaged \(not a SQLite database"):
+        backup_database(junk, out / "junk-copy.sqlite")
+    assert list(out.iterdir()) == []
