@@ -129,3 +129,38 @@ def test_cpu_bundle_loads_on_gpu_and_back(tmp_path: Path) -> None:
     assert all(t.is_cuda for t in on_gpu.values())
     b.save_weights("back", on_gpu)
     torch.testing.assert_close(b.load_weights("back")["weight"], lin.weight.detach())
+
+
+def test_bundle_sections_removal_and_array_shape_checks(tmp_path: Path, monkeypatch) -> None:
+    """What a loader relies on besides the round trip: the config and package versions as written, a removed
+    file gone from disk and manifest, an empty array, and the dtype/shape a caller asks for enforced by name."""
+    from biodiscover.storage import bundle as bundle_module
+    from biodiscover.storage.bundle import MAX_JSON_DEPTH, parse_json
+
+    b = _bundle(tmp_path)
+    assert b.config == {"name": "t"}
+    assert b.packages["numpy"] == np.__version__
+    b.save_array("ref_emb", np.arange(12, dtype=np.float32).reshape(3, 4))
+    b.save_array("empty", np.zeros((0, 4), dtype=np.float32))
+    b.save_table("old", {"a": 1})
+    again = Bundle.open(tmp_path / "b")
+    empty = again.load_array("empty", shape=(None, 4), dtype=np.float32)
+    assert empty.shape == (0, 4) and empty.dtype == np.float32
+    assert again.load_array("ref_emb", shape=(3, None)).shape == (3, 4)
+    with pytest.raises(ModelBundleError, match=r"array of shape \(3, 4\) where \(n, 5\) is expected"):
+        again.load_array("ref_emb", shape=(None, 5))
+    with pytest.raises(ModelBundleError, match=r"array of shape \(3, 4\) where \(3\) is expected"):
+        again.load_array("ref_emb", shape=(3,))
+    with pytest.raises(ModelBundleError, match="array of float32 where int64 is expected"):
+        again.load_array("ref_emb", dtype=np.int64)
+    monkeypatch.setattr(bundle_module, "MAX_TABLE_BYTES", 4)
+    with pytest.raises(ModelBundleError, match=r"old.json: \d+ bytes, more than a bundle table may hold \(4\)"):
+        again.load_table("old")
+    monkeypatch.undo()
+    assert again.remove("tables", "old") is True and again.remove("tables", "old") is False
+    assert again.names("tables") == [] and not any(p.name.startswith("old") for p in (tmp_path / "b").rglob("*"))
+    assert Bundle.open(tmp_path / "b").names("tables") == []
+    deep = b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1)
+    with pytest.raises(ModelBundleError, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+        parse_json(deep, "t.json")
+    assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH, "t.json") is not None
