@@ -191,7 +191,8 @@ def _missing(value: Any) -> bool:
     try:  # pandas.NA / NaT without importing pandas here
         return bool(value != value)  # NaN is the one value not equal to itself
     except (TypeError, ValueError):
-        return False
+        # pandas.NA: its comparisons give NA, whose truth value raises; it was stored as the text "<NA>"
+        return type(value).__name__ == "NAType"
 
 
 @dataclass(slots=True)

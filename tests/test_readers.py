@@ -426,3 +426,29 @@ def test_fasta_comments_before_the_first_record_are_skipped_and_sequence_before_
     empty_head = tmp_path / "h.fasta"
     empty_head.write_text(">\nACGT\n")
     assert [(r.header, r.sequence) for r in read_fasta(empty_head)] == [("", "ACGT")]
+
+
+def test_metadata_columns_asked_for_must_exist_an_empty_selection_keeps_them_and_a_bad_number_is_named(
+        tmp_path: Path) -> None:
+    from biodiscover.storage.layout import find_metadata
+
+    with pytest.raises(InputError, match="columns not in the header: colour, size"):
+        load_metadata(SAMPLE, columns=["processid", "colour", "size"])
+    raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    raw[raw["split"] == "train"].to_csv(tmp_path / "train.csv", index=False)
+    empty = load_metadata(tmp_path / "train.csv", split="test", columns=["processid", "split", "coord-lat"])
+    assert len(empty) == 0 and {"processid", "split", "coord-lat"} <= set(empty.columns)
+    bad = raw.copy()
+    bad.loc[1, "coord-lat"] = "forty-five"
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError, match=r"bad\.csv: cannot read rows 2–\d+ with the BIOSCAN-5M dtypes .*"
+                                         r"run `biodiscover validate"):
+        load_metadata(tmp_path / "bad.csv")
+    root = tmp_path / "root"
+    (root / "metadata").mkdir(parents=True)
+    for name in ("plate_a.csv", "plate_b.csv"):
+        shutil.copy(SAMPLE, root / "metadata" / name)
+    with pytest.raises(InputError, match=r"several metadata files \(plate_a\.csv, plate_b\.csv\); pass the one"):
+        find_metadata(root)
+    shutil.copy(SAMPLE, root / "metadata" / "BIOSCAN_metadata_v2.csv")  # one says "metadata": that one
+    assert find_metadata(root) == root / "metadata" / "BIOSCAN_metadata_v2.csv"

@@ -110,3 +110,18 @@ def test_record_helpers_name_fillers_lineages_and_where_a_record_came_from() -> 
     assert Specimen("BD3", source="plate.csv", line=5).where == "plate.csv:5 (processid 'BD3')"
     assert Specimen("BD4", source="plate.csv").where == "plate.csv (processid 'BD4')"
     assert resolve_splits(None) == resolve_splits("") == SPLITS
+
+
+def test_missing_cells_control_characters_and_fasta_header_fields() -> None:
+    from biodiscover.storage.fasta import specimen_header
+    from biodiscover.storage.safetext import escape_controls, safe_text_cell
+
+    s = Specimen.from_row({"processid": "M1", "country": float("nan"), "genus": "  ", "family": pd.NA,
+                           "order": "Diptera"})
+    assert (s.country, s.genus, s.family, s.order) == (None, None, None, "Diptera")
+    assert escape_controls("a\nb\x00c\u202e") == "a\\x0ab\\x00c\\u202e"
+    assert escape_controls("a\nb\x00", keep_newlines=True) == "a\nb\\x00"
+    assert safe_text_cell("=SUM(A1)\x07") == "'=SUM(A1)\\x07" and safe_text_cell(-12.5) == -12.5
+    assert safe_text_cell(None) is None
+    assert specimen_header(Specimen("P\x001|x", genus="Megaselia")) == "P\\x001 x|Megaselia|COI-5P"
+    assert specimen_header(Specimen("P2")) == "P2||COI-5P"
