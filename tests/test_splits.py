@@ -172,3 +172,22 @@ def test_synth_cli_refuses_non_empty_dir(tmp_path) -> None:
     assert main(["synth", "--out", str(out), "--species", "8", "--specimens", "50", "--seed", "2", "--force"]) == 0
     assert len(list((out / "images").rglob("*.jpg"))) == 50
     assert main(["synth", "--out", str(tmp_path / "e"), "--species", "10", "--specimens", "5"]) == 2
+
+
+def test_apply_splits_removes_labels_below_family_from_pretrain_records() -> None:
+    """BIOSCAN-5M's pretrain split carries no label below family: a record named only to genus (no species) is
+    pretrain, and its subfamily and genus are removed, its taxon becoming the family; labelled records keep theirs.
+    (Written after the seed-4817 mutation sample, for its survivor at splits.py:233.)"""
+    rows = [{"processid": f"G{i}", "order": "Diptera", "family": "Phoridae", "subfamily": "Metopininae",
+             "genus": "Megaselia", "species": None, "dna_barcode": "ACGT" * 75} for i in range(3)]
+    rows += [{"processid": f"S{i}", "order": "Diptera", "family": "Phoridae", "subfamily": "Metopininae",
+              "genus": "Megaselia", "species": "Megaselia scalaris", "dna_barcode": "ACGT" * 75} for i in range(3)]
+    df = pd.DataFrame(rows)
+    out = apply_splits(df.assign(**{c: None for c in BIOSCAN_COLUMNS if c not in df.columns}), seed=1)
+    pre = out[out["processid"].str.startswith("G")]
+    assert set(pre["split"]) == {"pretrain"}
+    assert pre[["subfamily", "genus", "species"]].isna().all().all()
+    assert list(pre["taxon"]) == ["Phoridae"] * 3 and list(pre["family"]) == ["Phoridae"] * 3
+    named = out[out["processid"].str.startswith("S")]
+    assert "pretrain" not in set(named["split"])
+    assert list(named["genus"]) == ["Megaselia"] * 3 and list(named["taxon"]) == ["Megaselia scalaris"] * 3
