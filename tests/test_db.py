@@ -900,3 +900,20 @@ def test_a_backup_of_a_damaged_database_is_refused_and_leaves_no_file(tmp_path: 
     with pytest.raises(DatabaseError, match=r"junk\.sqlite: the database is damaged \(not a SQLite database"):
         backup_database(junk, out / "junk-copy.sqlite")
     assert list(out.iterdir()) == []
+
+
+def test_an_ingest_into_a_database_holding_data_is_backed_up_first_by_default(tmp_path: Path) -> None:
+    """Triage ingests without naming ``backup``: the default must take the verified pre-ingest backup of a
+    database that already holds data (an empty one has nothing to save). (Written after the seed-4817 mutation
+    sample, for its survivor at ingest.py:167; not re-scored into that sample.)"""
+    from biodiscover.storage.db.integrity import quick_problems
+
+    with Database.create(tmp_path / "bd.sqlite") as handle:
+        first = handle.ingest(make_specimens(12), collection="c")
+        assert first.backup is None  # nothing worth saving yet
+        second = handle.ingest(make_specimens(3, start=12), collection="c")
+        assert second.backup is not None and second.backup.is_file()
+        assert "pre-ingest" in second.backup.name and quick_problems(second.backup) == []
+        copy = sqlite3.connect(second.backup)
+        assert copy.execute("SELECT count(*) FROM specimens").fetchone()[0] == 12  # taken before the 3 new
+        copy.close()
