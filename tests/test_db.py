@@ -555,9 +555,9 @@ def test_a_rejected_candidate_proposed_again_is_recognised_and_an_overlap_is_lin
     p_again, p_partly = db.proposal(again), db.proposal(partly)
     assert (p_again.lineage, p_again.version) == (db.proposal(old).lineage, 3)  # rejected at version 2
     assert p_partly.lineage != db.proposal(other).lineage and p_partly.version == 1
-    edges = {(e["kind"], e["source_id"], e["target_id"]) for e in db.proposal_history(old)}
+    edges = {(e["kind"], e["source_id"], e["target_id"]) for e in proposal_history(db, old)}
     assert edges == {("recognised", old, again)}
-    assert [(e["kind"], e["source_id"]) for e in db.proposal_history(partly)] == [("overlaps_rejected", other)]
+    assert [(e["kind"], e["source_id"]) for e in proposal_history(db, partly)] == [("overlaps_rejected", other)]
     assert db.proposal(old).status == db.proposal(other).status == "rejected"  # decisions stay
 
 
@@ -611,7 +611,7 @@ def test_moving_an_accepted_candidate_moves_its_taxon_and_undo_puts_it_back(db: 
     db.undo(mv.review_id, reviewer="ana")
     graph = db.taxonomy()
     assert [n.name for n in graph.lineage(acc.taxon_id)][:3] == ["Diptera", "Phoridae", "Megaselia"]
-    assert db.proposal(pid).parent_name == "Megaselia" and db.check().ok
+    assert db.proposal(pid).parent_name == "Megaselia" and check_database(db.path).ok
 
 
 def test_known_species_offers_the_nearest_genus_first_labelled_with_genus_and_family(db: Database) -> None:
@@ -625,9 +625,9 @@ def test_known_species_offers_the_nearest_genus_first_labelled_with_genus_and_fa
                 {"order": "Diptera", "family": "unassigned Diptera", "genus": "Zyx", "species": "Zyx ana"}]
     assert register_lineages(db, lineages + [("Diptera", "Phoridae", "Megaselia")], source="test") == 5
     assert register_lineages(db, [], source="test") == 0
-    assert [name for _, name in db.known_species()] == [
-        "Abiomyia zeta  (Abiomyia › Phoridae)", "Megaselia abdita  (Megaselia › Phoridae)",
-        "Megaselia scalaris  (Megaselia › Phoridae)", "Zyx ana  (Zyx › Diptera)"]
+    assert [name for _, name in db.known_species()] == [  # higher rank first, as the headers read
+        "Abiomyia zeta  (Phoridae › Abiomyia)", "Megaselia abdita  (Phoridae › Megaselia)",
+        "Megaselia scalaris  (Phoridae › Megaselia)", "Zyx ana  (Diptera › Zyx)"]
     near = [name.split("  ")[0] for _, name in db.known_species(near="Megaselia scalaris")]
     assert near == ["Megaselia scalaris", "Megaselia abdita", "Abiomyia zeta", "Zyx ana"]
     assert [name.split("  ")[0] for _, name in db.known_species("SELIA", limit=1, near="Megaselia abdita")] == [
@@ -826,7 +826,7 @@ def test_check_reports_an_old_schema_a_broken_index_and_rows_breaking_a_foreign_
     with Database.create(path) as handle:
         handle.ingest(make_specimens(12), collection="c", backup=False)
         _new_run(handle, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
-        assert handle.check().ok
+    assert check_database(path).ok
     raw = sqlite3.connect(path)  # foreign keys are off in a plain connection, as in any other tool
     raw.execute("DELETE FROM runs")
     raw.commit()
@@ -839,8 +839,6 @@ def test_check_reports_an_old_schema_a_broken_index_and_rows_breaking_a_foreign_
     raw.execute("UPDATE alembic_version SET version_num = '0003'")
     raw.commit()
     raw.close()
-    from biodiscover.storage.db.check import check_database
-
     problems = check_database(path).problems
     assert problems[0] == "schema revision '0003' is not the current '0004' (run db upgrade)"
     assert any(p.startswith("integrity: ") and index[0] in p for p in problems), problems
@@ -875,8 +873,8 @@ def test_a_runs_process_is_alive_only_while_it_exists_and_finishing_takes_only_e
 
 
 def test_a_backup_of_a_damaged_database_is_refused_and_leaves_no_file(tmp_path: Path) -> None:
-    """A backup is only stored when its copy passes integrity_check; a source SQLite cannot read, or whose copy
-    fails the check, gives the damaged-database error and leaves neither the backup nor its .partial file."""
+    """A backup is only stored when its copy passes integrity_check: a source whose copy fails the check gives the
+    damaged-database error, a file that is not SQLite is refused as such; neither leaves a backup or a .partial."""
     from biodiscover.storage.db.backup import backup_database
 
     path = tmp_path / "bd.sqlite"
@@ -897,7 +895,7 @@ def test_a_backup_of_a_damaged_database_is_refused_and_leaves_no_file(tmp_path: 
     assert list(out.iterdir()) == []
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"\x00" * 8192)
-    with pytest.raises(DatabaseError, match=r"junk\.sqlite: the database is damaged \(not a SQLite database"):
+    with pytest.raises(DatabaseError, match=r"junk\.sqlite: not a biodiscover database \(not a SQLite database"):
         backup_database(junk, out / "junk-copy.sqlite")
     assert list(out.iterdir()) == []
 

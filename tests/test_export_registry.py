@@ -128,7 +128,7 @@ def test_registry_refuses_bad_or_duplicate_formats() -> None:
         REGISTRY.register(ExportFormat("Bad Name", "x", "file", render))
 
 
-def test_a_registry_built_from_formats_keeps_their_order_count_and_help_lines() -> None:
+def test_a_registry_built_from_formats_keeps_them_in_name_order_with_count_and_help_lines() -> None:
     from biodiscover.workflows.export.registry import FormatRegistry
 
     def render(data, options):  # never called here
@@ -138,9 +138,9 @@ def test_a_registry_built_from_formats_keeps_their_order_count_and_help_lines() 
                ExportFormat("a-dir", "a folder of tables", "folder", render),
                ExportFormat("c-raw", "raw bytes", "file", render)]
     reg = FormatRegistry(formats)
-    assert len(reg) == 3 and reg.names() == ("b-tab", "a-dir", "c-raw") and list(reg) == list(reg.names())
-    assert reg.help() == ("b-tab: a table (a .tsv file); a-dir: a folder of tables (a folder); "
-                          "c-raw: raw bytes (one file)")
+    assert len(reg) == 3 and reg.names() == ("a-dir", "b-tab", "c-raw") and list(reg) == list(reg.names())
+    assert [reg.get(n).help_line() for n in reg] == ["a-dir: a folder of tables (a folder)",
+                                                     "b-tab: a table (a .tsv file)", "c-raw: raw bytes (one file)"]
     assert "a-dir" in reg and "d" not in reg and reg.get("c-raw") is formats[2]
-    assert len(FormatRegistry()) == 0 and FormatRegistry().help() == ""
+    assert len(FormatRegistry()) == 0
     assert len(REGISTRY) >= 5  # csv, dwca, fasta, html, json at least

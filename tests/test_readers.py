@@ -416,6 +416,9 @@ def test_a_byte_order_mark_a_bad_header_byte_and_a_folder_for_a_file(tmp_path: P
 
 def test_fasta_comments_before_the_first_record_are_skipped_and_sequence_before_a_header_is_refused(
         tmp_path: Path) -> None:
+    def read_fasta(path: Path) -> list:
+        return list(iter_fasta_lines(enumerate(path.read_text().splitlines(keepends=True), start=1)))
+
     ok = tmp_path / "c.fasta"
     ok.write_text("; made by hand\n\n>F1|Megaselia\nACGT\nACGT\n")
     assert [(r.header, r.sequence, r.line) for r in read_fasta(ok)] == [("F1|Megaselia", "ACGTACGT", 3)]
