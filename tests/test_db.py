@@ -754,6 +754,13 @@ def test_permission_problems_name_the_file_the_folder_or_the_side_files_not_dama
     owner.commit()
     for side in ("bd.sqlite-wal", "bd.sqlite-shm"):
         (cases["side-files"] / side).chmod(0o600)
+    if unprivileged_prefix and "--reuid=65534" not in unprivileged_prefix:
+        # the prefix only drops root's capabilities (uid 65534 cannot reach this venv, e.g. under a 0700
+        # clone folder): the probe stays uid 0, the owner, for whom 0o644 is writable; hand the files to
+        # another user so the modes stand in the way as they would for a colleague's database
+        for folder in cases.values():
+            for p in [folder, *folder.iterdir()]:
+                os.chown(p, 65534, 65534)
     for name, (folder_mode, _) in modes.items():
         cases[name].chmod(folder_mode)
     before = {n: (f / "bd.sqlite").read_bytes() for n, f in cases.items()}
