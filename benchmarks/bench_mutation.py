@@ -62,6 +62,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -418,7 +419,14 @@ def run_mutant(tree: Path, env: dict[str, str], tests: list[str], limit: float,
     status = "survived" if res.returncode == 0 else "killed" if res.returncode in (1, 2) else "error"
     if status == "error" and failed:  # a test module that no longer imports (pytest exits 3/4): detected
         status = "killed"
-    return status, time.perf_counter() - t0, failed[0] if failed else res.stdout[-2000:]
+    return status, time.perf_counter() - t0, failed[0] if failed else portable(res.stdout[-2000:])
+
+
+def portable(text: str) -> str:
+    """``text`` without this machine's paths (the venv, the checkout, the mutants' scratch tree): the results
+    are committed."""
+    text = text.replace(sys.prefix, "<venv>").replace(str(REPO), "<repo>")
+    return re.sub(r"\S*/bd-mutation-[^/\s]+/", "<work>/", text)
 
 
 Runner = Callable[[float, float], tuple[str, float, str]]
@@ -530,7 +538,7 @@ def merge_results(files: list[Path], out: Path) -> None:
     args = argparse.Namespace(sample=docs[0]["sampled"], seed=docs[0]["seed"])
     extra = {k: docs[0][k] for k in ("scope", "pool", "pool_tests", "failed_unmutated", "coverage_run_s")
              if k in docs[0]}
-    extra["workers"] = [{"file": str(f), "mutants": len(d["all"]), "wall_s": d.get("wall_s")} for f, d in
+    extra["workers"] = [{"file": f.name, "mutants": len(d["all"]), "wall_s": d.get("wall_s")} for f, d in
                         zip(files, docs)]
     summary = summarise(list(seen.values()), docs[0]["sites_in_scope"], args,
                         any(d.get("stopped_early") for d in docs), extra)

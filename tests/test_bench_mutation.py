@@ -100,3 +100,14 @@ def test_unresolved_timeouts_are_counted_apart_and_left_out_of_the_kill_rate(ben
                                         "timeout-unresolved": 1}
     assert summary["per_module"]["storage/x.py"] == {"mutants": 9, "killed": 7, "timeout_unresolved": 1}
     assert [s["status"] for s in summary["survivors"]] == ["survived", "not covered"]
+
+
+def test_results_carry_no_machine_paths(bench) -> None:
+    """The results are committed: a failing run's output keeps its text but not this machine's venv, checkout
+    or the mutants' scratch tree."""
+    text = (f"  {sys.prefix}/lib/python3.11/site-packages/hdbscan/prediction.py:753: RuntimeWarning\n"
+            f"  /tmp/bd-mutation-abc123/shim/biodiscover/discovery/multimodal.py:155: RuntimeWarning\n"
+            f"  {REPO}/tests/test_x.py:3: failed")
+    assert bench.portable(text) == ("  <venv>/lib/python3.11/site-packages/hdbscan/prediction.py:753: RuntimeWarning\n"
+                                    "  <work>/shim/biodiscover/discovery/multimodal.py:155: RuntimeWarning\n"
+                                    "  <repo>/tests/test_x.py:3: failed")
