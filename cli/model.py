@@ -146,6 +146,15 @@ def register(app: typer.Typer) -> None:
                            "reference):")
                 for line in describe_expected(disc["expected"]):
                     typer.echo(f"    {line}")
+            audit = disc.get("audit")
+            if isinstance(audit, dict):
+                from biodiscover.discovery.audit import describe_audit
+
+                for line in describe_audit(audit):
+                    typer.echo(f"  {line}")
+            else:
+                typer.echo("  reference audit: not in this bundle (built before it); rebuild with "
+                           "`biodiscover build-reference` to list keys far from the rest of their species")
             standard = standard | {"discovery"}
         for key in sorted(set(m) - standard):
             value = m[key]

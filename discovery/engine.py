@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_TABLE = "discovery_engine"
 REFERENCE_TABLE = "discovery_reference"
+AUDIT_TABLE = "reference_audit"
 INDEX_ARRAY = "discovery_index"  # format 2 only: the raw FAISS index (later formats keep it with the reference)
 #: 2: confidence-calibrated ranks, clade exclusion, barcode gap in the bundle;
 #: 3: reference keys as memory-mapped arrays (``discovery.reference``);
@@ -121,7 +122,8 @@ class TriageResult:
     top_hit: str | None
     top_similarity: float
     p_absent: dict[str, float | None] = field(default_factory=dict)
-    #: why the naming stopped above species although a species was at hand (a reviewer's sentence)
+    #: a reviewer's sentence: why the naming stopped above species although a species was at hand, and/or
+    #: that the best reference key is one the reference audit lists (``discovery.audit``)
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -243,6 +245,7 @@ class DiscoveryModel:
         self.naming_ = NamingModel(self.config.naming).fit(self.ref_lineages_, self.ref_lengths_, queries, hits,
                                                            support, progress=say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
+        self._audit(say)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
 
@@ -256,6 +259,30 @@ class DiscoveryModel:
             scenario = "present" if first is None else f"absent:{first}"
             out.append(SimQuery(-1, None, truth, scenario, f"extra:{s.species or s.deepest_label}", present))
         return out
+
+    def _audit(self, say: Callable[[str], None]) -> None:
+        """List the reference keys far from every other key of their species (``discovery.audit``)."""
+        from biodiscover.discovery.audit import AUDIT_IDENTITY, audit_reference, describe_audit, nearest_other_species
+
+        t = time.perf_counter()
+        cfg = self.config
+        suspects, checked = audit_reference(self.ref_ids_, self.ref_seqs_, self.ref_lineages_)
+        if suspects:
+            flagged = {s.processid for s in suspects}
+            where = {pid: j for j, pid in enumerate(self.ref_ids_) if pid in flagged}
+
+            def candidates(queries: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+                found = self.reference_.candidates(queries, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
+                                                   max_candidates=cfg.max_candidates)
+                return [(c.positions, c.identities) for c in found]
+
+            suspects = nearest_other_species(suspects, where, self.ref_seqs_, self.ref_lineages_, candidates)
+        self.audit_ = suspects
+        self.audit_summary_ = {"species_checked": checked, "suspects": len(suspects), "min_identity": AUDIT_IDENTITY,
+                               "worst": [s.to_dict() for s in suspects[:20]]}
+        for line in describe_audit(self.audit_summary_):
+            say(line)
+        log.info("reference audit in %.1fs", time.perf_counter() - t)
 
     def _learn_gap(self, say: Callable[[str], None]) -> Any:
         """The reference's barcode gap: the species distance cut candidate clustering uses."""
@@ -330,19 +357,24 @@ class DiscoveryModel:
             hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks())
             calls = self.naming_.predict(self.ref_lineages_, self.ref_lengths_, hits)
             sims = self._top_similarity(seqs, hits)
+            suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):
                 labels, conf, absent = calls[k]
                 deepest = deepest_confident(labels, conf, level, self.naming_.walk_optional)
                 nov = self.naming_.novelty(absent)
                 h = hits[k]
+                reason = self.naming_.why_not_named(self.ref_lineages_, self.ref_lengths_, h, labels, conf, absent,
+                                                    level)
+                top_hit = self.ref_ids_[h.top] if h.top >= 0 else None
+                if top_hit in suspect:  # the name rests on a key the reference audit lists
+                    caveat = f"its best reference key is flagged by the reference audit: {suspect[top_hit].describe()}"
+                    reason = f"{reason}; {caveat}" if reason else caveat
                 results[i] = TriageResult(
                     processid=specimens[i].processid, modality="dna", labels=labels, confidence=conf,
                     identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=deepest,
                     deepest_label=labels[deepest] if deepest else None, novelty=nov,
                     is_novel=bool(nov >= self.config.novelty_threshold),
-                    top_hit=self.ref_ids_[h.top] if h.top >= 0 else None, top_similarity=float(sims[k]),
-                    p_absent=absent, reason=self.naming_.why_not_named(self.ref_lineages_, self.ref_lengths_, h,
-                                                                       labels, conf, absent, level))
+                    top_hit=top_hit, top_similarity=float(sims[k]), p_absent=absent, reason=reason)
         for i, s in enumerate(specimens):
             if results[i] is None:
                 results[i] = TriageResult(s.processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS},
@@ -424,6 +456,9 @@ class DiscoveryModel:
             "index_kind": self.index_.kind_, "barcode_gap": gap.to_dict() if gap is not None else None,
         })
         self.reference_.save(bundle, REFERENCE_TABLE)
+        audit = getattr(self, "audit_", None)
+        if audit is not None:
+            bundle.save_table(AUDIT_TABLE, [s.to_dict() for s in audit])
         bundle.remove("arrays", INDEX_ARRAY)  # a format-2 engine's index, replaced by the reference's
         naming = self.naming_
         bundle.set_section("discovery", {
@@ -431,7 +466,8 @@ class DiscoveryModel:
             "level": self.config.naming.level, "support": naming.support_,
             "expected": naming.expected_.get(f"{self.config.naming.level}"),
             "barcode_gap": None if gap is None else {"threshold": gap.threshold_, "linkage": gap.linkage_,
-                                                     "ami": gap.score_}})
+                                                     "ami": gap.score_},
+            "audit": getattr(self, "audit_summary_", None)})
         return bundle.path
 
     @classmethod
@@ -480,6 +516,15 @@ class DiscoveryModel:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelBundleError(f"{where} table is malformed ({type(exc).__name__}: {exc})") from None
         self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
+        self.audit_ = None  # a bundle built before the audit: not audited (``info`` says so)
+        if AUDIT_TABLE in bundle.names("tables"):
+            from biodiscover.discovery.audit import SuspectKey
+
+            try:
+                self.audit_ = [SuspectKey.from_dict(row) for row in bundle.load_table(AUDIT_TABLE, expect=list)]
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                raise ModelBundleError(f"{bundle.path}: reference audit table is malformed "
+                                       f"({type(exc).__name__}: {exc})") from None
         self._self_check(where)
         return self
 

@@ -1,0 +1,130 @@
+"""The reference audit: keys far from every other key of their species are listed, nothing else.
+
+A generated world (species within ~1 %, congeneric species ~8 % apart) with three
+planted problems: a key labelled as one species that carries another species' barcode
+(a misidentification), a species whose only two keys are from different genera, and a
+species split into two groups of three keys (a deep split, not a lone key: not listed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from biodiscover.discovery.audit import AUDIT_IDENTITY, SuspectKey, audit_reference, describe_audit
+from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.storage.records import Specimen
+from fixtures.discovery import make_world, mutate, write_metadata
+
+CFG = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=60, max_candidates=20)
+
+
+@pytest.fixture(scope="module")
+def planted() -> dict[str, object]:
+    world = make_world(seed=5)
+    keys = list(world["train"])
+    rng = np.random.default_rng(1)
+    donor = next(s for s in keys if s.species == "Gen1 sp1")
+    wrong = next(s for s in keys if s.species == "Gen0 sp0")
+    # the misidentified key: labelled Gen0 sp0, its barcode a Gen1 sp1 specimen's (with its own few differences)
+    mislabelled_seq = "".join(mutate(rng, np.array(list(donor.dna_barcode)), 0.006))
+    keys[keys.index(wrong)] = dataclasses.replace(wrong, dna_barcode=mislabelled_seq)
+    # a species of two keys from different genera: both listed (nothing says which is wrong)
+    g2 = next(s for s in keys if s.genus == "Gen2")
+    g3 = next(s for s in keys if s.genus == "Gen3")
+    pair = [dataclasses.replace(g2, processid="PAIR1", species="Gen2 spX", split="train"),
+            dataclasses.replace(g3, processid="PAIR2", species="Gen2 spX", split="train")]
+    # a species split in two groups of three keys, ~20 % apart: every key has a close conspecific
+    a, b = (np.array(list(s.dna_barcode)) for s in (g2, g3))
+    split = [dataclasses.replace(g2, processid=f"SPLIT{i}", species="Gen2 spY", split="train",
+                                 dna_barcode="".join(mutate(rng, a if i < 3 else b, 0.005))) for i in range(6)]
+    keys += pair + split
+    return {"keys": keys, "mislabelled": wrong.processid, "mislabelled_seq": mislabelled_seq, "world": world}
+
+
+def test_the_audit_lists_the_lone_keys_and_nothing_else(planted) -> None:
+    keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
+    suspects, checked = audit_reference([s.processid for s in keys], [s.dna_barcode or "" for s in keys],
+                                        [(s.order, s.family, s.subfamily, s.genus, s.species) for s in keys])
+    assert {s.processid for s in suspects} == {planted["mislabelled"], "PAIR1", "PAIR2"}
+    assert checked == len({s.species for s in keys})  # every species of the world has 2 keys or more
+    by_id = {s.processid: s for s in suspects}
+    mis = by_id[str(planted["mislabelled"])]
+    assert mis.species == "Gen0 sp0"
+    assert mis.conspecific_keys == sum(s.species == "Gen0 sp0" for s in keys) - 1
+    # far from its own species: a genus apart in this world (~18 % + species divergence)
+    assert 0.6 < mis.own_identity < AUDIT_IDENTITY
+    assert by_id["PAIR1"].conspecific_keys == 1
+    assert by_id["PAIR1"].own_identity == pytest.approx(by_id["PAIR2"].own_identity, abs=0.01)  # one pair, two ways
+    assert [s.own_identity for s in suspects] == sorted(s.own_identity for s in suspects)  # most distant first
+
+
+def test_a_key_identical_to_a_conspecific_copy_or_alone_is_not_listed() -> None:
+    seq = "ACGT" * 100
+    far = "".join(mutate(np.random.default_rng(0), np.array(list(seq)), 0.3))
+    ids = ["A1", "A2", "B1", "C1"]
+    seqs = [seq, seq, far, far]
+    lin = [("O", "F", None, "G", "G a"), ("O", "F", None, "G", "G a"), ("O", "F", None, "G", "G b"),
+           ("O", "F", None, "G", None)]
+    suspects, checked = audit_reference(ids, seqs, lin)
+    assert suspects == [] and checked == 1  # G a: two identical keys; G b alone; C1 has no species
+
+
+def test_the_engine_names_what_a_lone_key_resembles_and_the_bundle_keeps_the_audit(planted, tmp_path) -> None:
+    keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
+    model = DiscoveryModel(CFG).fit(keys)
+    listed = {s.processid: s for s in model.audit_}
+    mis = listed[str(planted["mislabelled"])]
+    assert mis.nearest_other == "Gen1 sp1" and mis.nearest_other_identity >= 0.98
+    assert model.audit_summary_["suspects"] == 3
+    # a query with the misidentified barcode is told that its best key is under suspicion
+    probe = Specimen(processid="Q1", dna_barcode=str(planted["mislabelled_seq"]))
+    (r,) = model.triage([probe])
+    assert r.top_hit == planted["mislabelled"]
+    assert r.reason is not None and "flagged by the reference audit" in r.reason and "Gen0 sp0" in r.reason
+    # an ordinary query is not
+    ok = next(s for s in planted["world"]["test"] if s.species == "Gen4 sp0")  # type: ignore[index]
+    (r2,) = model.triage([ok])
+    assert r2.reason is None or "audit" not in r2.reason
+    # saved and loaded with the bundle
+    model.save(tmp_path / "bundle")
+    again = DiscoveryModel.load(tmp_path / "bundle")
+    assert again.audit_ == model.audit_
+    manifest = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
+    assert manifest["discovery"]["audit"]["suspects"] == 3
+
+
+def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
+    rows = [SuspectKey(f"K{i}", "Sp a", 0.70 + i / 100, 4, "Sp b", 0.99).to_dict() for i in range(7)]
+    lines = describe_audit({"species_checked": 10, "suspects": 7, "min_identity": 0.9, "worst": rows}, limit=5)
+    assert "7 key(s) lie farther than 10 %" in lines[0]
+    assert lines[1].strip().startswith("K0 (Sp a): 70.0 %") and "99.0 % to Sp b" in lines[1]
+    assert lines[-1].strip() == "… and 2 more (bundle table reference_audit)"
+    assert "every key of the 10 species" in describe_audit({"species_checked": 10, "suspects": 0})[0]
+
+
+def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path) -> None:
+    """The real CLI: build-reference prints the audit; info shows it again from the bundle."""
+    world = dict(planted["world"])  # type: ignore[call-overload]
+    world["train"] = planted["keys"]
+    root = tmp_path / "ds"
+    write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
+    out = tmp_path / "bundle"
+    build = subprocess.run([sys.executable, "-m", "biodiscover.cli", "build-reference", "--data", str(root),
+                            "--out", str(out), "--keys", "train", "--max-outliers", "20"],
+                           capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    said = build.stdout + build.stderr
+    assert "reference audit: 3 key(s) lie farther than 10 % from every other key of their species" in said
+    assert f"{planted['mislabelled']} (Gen0 sp0)" in said and "to Gen1 sp1" in said
+    info = subprocess.run([sys.executable, "-m", "biodiscover.cli", "info", str(out)], capture_output=True,
+                          text=True, timeout=120)
+    assert info.returncode == 0, info.stderr
+    assert f"{planted['mislabelled']} (Gen0 sp0)" in info.stdout
+    assert "PAIR1 (Gen2 spX)" in info.stdout and "SPLIT" not in info.stdout
