@@ -261,3 +261,37 @@ def test_one_species_is_one_hdbscan_cluster_that_agrees() -> None:
     # P(same) ≈ 1 at these distances; a zero HDBSCAN opinion would halve it for every member
     # (hdbscan's soft vectors leave a few members of a single cluster at 0 themselves: the median is read)
     assert np.median(cl.probabilities_) > 0.75 and cl.probabilities_.min() >= 0.49
+
+
+def test_a_group_above_max_group_is_subsampled_without_repeating_a_specimen() -> None:
+    """Twelve species of one specimen each, max_group 11: no conspecific pair exists, so the subsample
+    must not make one (a specimen drawn twice would be a within-species pair at distance 0)."""
+    rng = np.random.default_rng(3)
+    root = rng.choice(BASES, 300)
+    seqs = ["".join(mutate(rng, root, 0.3)) for _ in range(12)]
+    gap = BarcodeGapThreshold(max_group=11).fit(seqs, [f"sp{i}" for i in range(12)])
+    assert np.isnan(gap.within_q95_)
+    assert gap.between_q05_ > 0.2
+    assert gap.coef_ == -200.0  # no within pairs: the step at the cut
+
+
+def test_mds_falls_back_to_the_full_eigensolver_with_the_same_coordinates(monkeypatch) -> None:
+    """LAPACK's partial solver can fail on degenerate spectra (many identical barcodes); the full solver
+    must then give the same top components (up to sign), not the bottom ones."""
+    import scipy.linalg
+
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(30, 3)) * np.array([5.0, 2.0, 1.0])
+    dist = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+    expected = ClassicalMDS(n_components=3).fit_transform(dist)
+    real_eigh = scipy.linalg.eigh
+
+    def failing_partial(*args, **kwargs):
+        if "subset_by_index" in kwargs:
+            raise np.linalg.LinAlgError("syevr: internal error (injected)")
+        return real_eigh(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.linalg, "eigh", failing_partial)
+    got = ClassicalMDS(n_components=3).fit_transform(dist)
+    assert got.shape == expected.shape == (30, 3)
+    np.testing.assert_allclose(np.abs(got), np.abs(expected), atol=1e-8)
