@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -331,12 +331,28 @@ def sintax_named(calls: dict, pids: list[str], cutoff: float) -> list[Lineage]:
 
 
 # -- ours -------------------------------------------------------------------------------------------
+def engine_config(args: argparse.Namespace) -> Any:
+    """The engine's defaults, with ``--naming KEY=VALUE`` settings of its naming model (an experiment's
+    variant; the run's JSON records them)."""
+    import dataclasses
+
+    from biodiscover.discovery.engine import EngineConfig
+    from biodiscover.discovery.naming import NamingConfig
+
+    changes: dict[str, Any] = {}
+    for item in getattr(args, "naming", None) or ():
+        key, _, text = item.partition("=")
+        default = getattr(NamingConfig(), key)  # AttributeError: not a setting
+        changes[key] = text.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(text)
+    return EngineConfig(naming=dataclasses.replace(NamingConfig(), **changes))
+
+
 def run_ours(fold: Fold, args: argparse.Namespace) -> dict:
-    from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
+    from biodiscover.discovery.engine import DiscoveryModel
 
     t0 = time.perf_counter()
     extra = fold.extra
-    model = DiscoveryModel(EngineConfig()).fit(specimens(fold.keys), specimens(extra), ())
+    model = DiscoveryModel(engine_config(args)).fit(specimens(fold.keys), specimens(extra), ())
     fit_s = time.perf_counter() - t0
     q = fold.queries
     t0 = time.perf_counter()
@@ -648,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--naming", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="naming-model settings for an experiment (NamingConfig fields; recorded in the JSON)")
     ap.add_argument("--loo-top-hit", choices=("blast", "vsearch"), default="blast",
                     help="top-hit peer on the leave-one-order-out folds (53k keys: BLAST takes hours on 2 cores; "
                          "vsearch --usearch_global is the same top-hit-and-identity peer, exhaustive)")
