@@ -3,7 +3,8 @@
 ``biodiscover validate INPUT`` reads a collection or a BIOSCAN-5M dataset the way
 every other verb will, and reports what it would set aside: a table of problem
 kinds, the first few records by file and line, and a quarantine CSV with every
-bad row and its reason. Exit code 0 = every row valid, 1 = some rows quarantined,
+bad row and its reason (and every photo set aside from a record kept without it).
+Exit code 0 = every row valid, 1 = some rows quarantined or photos set aside,
 2 = the input cannot be used at all (one ``error:`` line, no traceback).
 """
 
@@ -17,6 +18,7 @@ import typer
 
 from biodiscover.storage.collections import check_input, read_collection
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import plural
 from biodiscover.storage.validation import (
     PROBLEM_KINDS,
     QuarantinedRecord,
@@ -82,7 +84,11 @@ def validate(
     check_images: bool = typer.Option(True, "--check-images/--no-check-images", help="Open every image with PIL."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary instead of the table."),
 ) -> None:
-    """Check a collection; set aside invalid rows with their reasons (exit 0 ok, 1 some quarantined, 2 unusable)."""
+    """Check a collection; set aside invalid rows with their reasons (exit 0 ok, 1 some quarantined, 2 unusable).
+
+    A barcoded record whose photo is unreadable is valid without the photo; the photo is
+    listed in the quarantine report and makes the exit code 1 too.
+    """
     check_input(input)
     if images is not None and not images.is_dir():
         raise InputError(f"{images}: image folder does not exist")
@@ -105,8 +111,9 @@ def validate(
         }
         typer.echo(json.dumps(payload, indent=2))
     else:
+        photos = f", {plural(summary.photos_set_aside, 'photo')} set aside" if summary.photos_set_aside else ""
         typer.echo(f"{input} ({result.format}): {summary.rows} records, {summary.ok} valid, {summary.quarantined} "
-                   "quarantined")
+                   f"quarantined{photos}")
         if summary.problems:
             width = max(len(KIND_LABELS.get(k, k)) for k in summary.problems)
             typer.echo(f"  {'problem'.ljust(width)}  count")

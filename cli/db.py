@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -118,7 +118,7 @@ def ingest(
         report, _reader = handle.ingest_file(input, images=images, collection=collection, backup=backup_first,
                                              on_progress=progress, quarantine_file=qtarget, force=force)
         qfile = report.quarantine_file
-        if (report.skipped and report.quarantined and report.ingest_id is not None
+        if (report.skipped and (report.quarantined or report.photos_set_aside) and report.ingest_id is not None
                 and not (qfile and Path(qfile).is_file())):
             # the first ingest's report is gone (or was never written): write it again from the database
             qfile = str(write_quarantine(handle.ingest_quarantine(report.ingest_id), qtarget, force=force).absolute())
@@ -127,13 +127,25 @@ def ingest(
         return
     if report.skipped:
         typer.echo(f"{input}: already ingested into {report.collection} (ingest {report.ingest_id}); nothing changed")
-        if report.quarantined:
-            typer.echo(f"{report.quarantined} rows were set aside by that ingest: {qfile}")
+        if report.quarantined or report.photos_set_aside:
+            typer.echo(f"{_set_aside(report, were=True)} by that ingest: {qfile}")
         return
     typer.echo(f"{input} → {db} [{report.collection}]: {report.total} records, {report.new} new, "
                f"{report.changed} changed (new version kept beside the old), {report.unchanged} unchanged")
-    if report.quarantined:
-        typer.echo(f"{report.quarantined} rows set aside: {qfile}")
+    if report.quarantined or report.photos_set_aside:
+        typer.echo(f"{_set_aside(report)}: {qfile}")
+
+
+def _set_aside(report: Any, *, were: bool = False) -> str:
+    """``3 rows set aside`` / ``1 photo set aside (its specimen kept without)`` / both, for an ingest report
+    (``were``: ``3 rows were set aside``, said of an earlier ingest)."""
+    verb = "were set aside" if were else "set aside"
+    parts = [f"{report.quarantined} rows {verb}"] if report.quarantined else []
+    if report.photos_set_aside:
+        photos = "photo" if report.photos_set_aside == 1 else "photos"
+        kept = "its specimen" if report.photos_set_aside == 1 else "their specimens"
+        parts.append(f"{report.photos_set_aside} {photos} {verb} ({kept} kept without)")
+    return ", ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

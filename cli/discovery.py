@@ -100,8 +100,11 @@ def register(app: typer.Typer) -> None:
             return
         named = ", ".join(f"{k} {v}" for k, v in summary.named_to.items())
         run = f"triage run {summary.run_id}" if summary.run_id is not None else "triage (no --db: nothing stored)"
+        photos = (f", {plural(summary.photos_set_aside, 'photo')} set aside (specimens kept without)"
+                  if summary.photos_set_aside else "")
         typer.echo(f"{run}: {summary.triaged} of {summary.specimens} specimens triaged "
-                   f"({summary.quarantined} quarantined, {summary.no_usable_barcode} without a usable barcode)")
+                   f"({summary.quarantined} quarantined{photos}, {summary.no_usable_barcode} without a usable "
+                   "barcode)")
         typer.echo(f"deepest confident rank: {named}")
         typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
         if summary.provisional_keys:
@@ -109,15 +112,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")
-            if summary.quarantined:
+            listed = summary.quarantined + summary.photos_set_aside
+            if listed:
                 from biodiscover.cli.data import report_records, shown_records
 
                 lines = shown_records(report_records(Path(summary.quarantine_file)))
                 for line in lines:
                     typer.echo(f"error: {line}", err=True)
-                if summary.quarantined > len(lines):
-                    typer.echo(f"… and {summary.quarantined - len(lines)} more; see {summary.quarantine_file}",
-                               err=True)
+                if listed > len(lines):
+                    typer.echo(f"… and {listed - len(lines)} more; see {summary.quarantine_file}", err=True)
         typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
 
     @app.command("evaluate")
@@ -176,6 +179,7 @@ def register(app: typer.Typer) -> None:
 
         from biodiscover.discovery.engine import EngineConfig
         from biodiscover.discovery.naming import NamingConfig, describe_support, describe_expected
+        from biodiscover.storage.validation import count_set_aside
         from biodiscover.workflows.reference import build_reference, reference_quarantine_path
 
         set_aside: list[QuarantinedRecord] = []
@@ -192,4 +196,7 @@ def register(app: typer.Typer) -> None:
         for line in describe_expected(naming.expected_.get(f"{level}", {})):
             typer.echo(f"  {line}")
         if set_aside:
-            typer.echo(f"{len(set_aside)} rows set aside (invalid or duplicated): {reference_quarantine_path(out)}")
+            rows, photos = count_set_aside(set_aside)
+            said = [f"{rows} rows set aside (invalid or duplicated)"] if rows else []
+            said += [f"{plural(photos, 'photo')} set aside (specimens kept without)"] if photos else []
+            typer.echo(f"{', '.join(said)}: {reference_quarantine_path(out)}")

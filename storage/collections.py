@@ -6,8 +6,9 @@ rows that break a rule (see :mod:`biodiscover.storage.validation`). :class:`Coll
 is the streaming form for files too big to hold: it yields specimens one by one
 and hands quarantined rows to a callback.
 
-Files are read as bytes and decoded line by line, so one non-UTF-8 line is
-reported (file, line) and quarantined instead of killing the whole read; a gzip
+Files are read as bytes and decoded line by line. A file that is not UTF-8 (a
+spreadsheet saved as Latin-1/cp1252) is refused before anything is read, naming its
+first offending line, rather than losing each accented row to the quarantine; a gzip
 file cut short keeps every row read before the cut and reports how many.
 """
 
@@ -26,7 +27,7 @@ from biodiscover.storage.errors import InputError
 from biodiscover.storage.fasta import FASTA_SUFFIXES, iter_fasta_lines
 from biodiscover.storage.layout import find_image_dir, find_metadata, image_path, is_dataset_root, wanted_splits
 from biodiscover.storage.records import BIOSCAN_COLUMNS, SPLITS, Specimen
-from biodiscover.storage.textlines import TruncatedInputError, open_text_lines
+from biodiscover.storage.textlines import TruncatedInputError, first_non_utf8_line, open_text_lines
 from biodiscover.storage.validation import (
     MALFORMED_ROW,
     NON_UTF8,
@@ -249,6 +250,9 @@ class CollectionReader:
             self.format = sniff_format(self.path)
             if self.format != "fasta":
                 self._peek_header()
+            not_utf8 = first_non_utf8_line(self.path)  # the file's problem, not each accented row's
+            if not_utf8 is not None:
+                raise InputError(f"{self.path}: {not_utf8}")
         elif self.path is not None and self.images is None:
             # A bare image folder is a collection of image-only specimens.
             self.images = self.path
@@ -451,7 +455,7 @@ class CollectionReader:
             specimen, rec = self.validator.validate(row, source=src, line=start, raw=raw, extra_problems=extra)
             if rec is not None:
                 self._quarantine(rec)
-            elif specimen is not None:
+            if specimen is not None:  # kept, possibly without its photo (then ``rec`` reports the photo)
                 yield specimen
 
     # Records of a FASTA -------------------------------------------------------------
@@ -479,7 +483,7 @@ class CollectionReader:
                                                       extra_problems=extra)
                 if q is not None:
                     self._quarantine(q)
-                elif specimen is not None:
+                if specimen is not None:
                     yield specimen
         except ValueError as exc:
             raise InputError(f"{src}: not a FASTA file ({exc})") from None
@@ -497,7 +501,7 @@ class CollectionReader:
             )
             if rec is not None:
                 self._quarantine(rec)
-            elif specimen is not None:
+            if specimen is not None:  # kept, possibly without its photo (then ``rec`` reports the photo)
                 yield specimen
 
 

@@ -67,6 +67,11 @@ CONTROL_CHARS = "control_chars"
 #: The raw barcode is longer than any COI barcode (a genome, or lines run together).
 LONG_BARCODE = "long_barcode"
 
+#: How the reason of a quarantine row starts when only the photo was set aside: the record
+#: itself (its barcode and the rest) was kept, without the photo. The prefix is the mark, so
+#: it survives the quarantine table and the report file (:attr:`QuarantinedRecord.photo_only`).
+PHOTO_SET_ASIDE = "photo set aside, specimen kept without it"
+
 PROBLEM_KINDS: tuple[str, ...] = (
     BARCODE_CHARS,
     EMPTY_PROCESSID,
@@ -193,6 +198,22 @@ class QuarantinedRecord:
         if self.processid:
             where += f" (processid {self.processid!r})"
         return f"{where}: {self.reason}"
+
+    @property
+    def photo_only(self) -> bool:
+        """True when only the record's photo was set aside (the specimen was kept without it)."""
+        return self.reason.startswith(PHOTO_SET_ASIDE)
+
+
+def count_set_aside(records: Iterable[QuarantinedRecord]) -> tuple[int, int]:
+    """``(records set aside whole, photos set aside from kept records)`` of a quarantine."""
+    rows = photos = 0
+    for r in records:
+        if r.photo_only:
+            photos += 1
+        else:
+            rows += 1
+    return rows, photos
 
 
 QUARANTINE_COLUMNS: tuple[str, ...] = ("file", "line", "processid", "kind", "reason", "raw")
@@ -329,11 +350,14 @@ class ValidationSummary:
     """Counts for the report: rows seen, rows kept, and problems per kind.
 
     A row with two problems counts once in ``quarantined`` and once under each kind.
+    A kept row whose photo was set aside counts in ``ok``, in ``photos_set_aside`` and
+    under its photo's problem kind.
     """
 
     rows: int = 0
     ok: int = 0
     quarantined: int = 0
+    photos_set_aside: int = 0
     problems: Counter[str] = field(default_factory=Counter)
 
     def add_ok(self) -> None:
@@ -347,11 +371,17 @@ class ValidationSummary:
         for k in kinds:
             self.problems[k] += 1
 
+    def add_photo_set_aside(self, kind: str) -> None:
+        """A kept row (counted with :meth:`add_ok`) whose photo was set aside."""
+        self.photos_set_aside += 1
+        self.problems[kind] += 1
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "rows": self.rows,
             "ok": self.ok,
             "quarantined": self.quarantined,
+            "photos_set_aside": self.photos_set_aside,
             "problems": {k: self.problems.get(k, 0) for k in PROBLEM_KINDS if self.problems.get(k, 0)},
         }
 
@@ -429,7 +459,12 @@ class RowValidator:
     ) -> tuple[Specimen | None, QuarantinedRecord | None]:
         """Check one row (BIOSCAN column names, string cells).
 
-        Returns ``(specimen, None)`` for a valid row or ``(None, quarantined)``.
+        Returns ``(specimen, None)`` for a valid row, ``(None, quarantined)`` for a row
+        set aside whole, and ``(specimen, photo)`` for a row kept without its photo: a
+        barcoded record whose photo is unreadable, corrupt or a decompression bomb is
+        kept on its barcode (no ``image_path``) and ``photo`` (reason starting with
+        :data:`PHOTO_SET_ASIDE`) reports the photo alone. A record whose only data is
+        the bad photo, or that must have a photo (``require_images``), is set aside whole.
         """
         problems: list[tuple[str, str]] = list(extra_problems)
         cells = {k: ("" if v is None else str(v).strip()) for k, v in row.items() if k is not None}
@@ -487,6 +522,7 @@ class RowValidator:
             problems.append((UNKNOWN_SPLIT, f"split {split!r} is not one of {', '.join(SPLITS)}"))
 
         image: Path | None = None
+        photo_bad: tuple[str, str] | None = None
         explicit = cells.get("image_path", "") or cells.get("image_file", "")
         if explicit:
             image = self._resolve_explicit(Path(explicit), source)
@@ -503,7 +539,9 @@ class RowValidator:
                 image = None
             elif self.check_images:
                 bad = check_image(image)
-                if bad is not None:
+                if bad is not None and barcode_raw and not self.require_images:
+                    photo_bad, image = bad, None  # the barcode carries the specimen; the photo alone is set aside
+                elif bad is not None:
                     problems.append(bad)
         if image is None and self.require_images and pid and not any(k == IMAGE_MISSING for k, _ in problems):
             where = self.images if self.images is not None else "the dataset's image folder"
@@ -514,6 +552,8 @@ class RowValidator:
         if pid and pid not in self.seen:
             self.seen[pid] = line
         if problems:
+            if photo_bad is not None:  # set aside whole for another reason: the photo's problem is named too
+                problems.append(photo_bad)
             self.summary.add_quarantined(k for k, _ in problems)
             rec = QuarantinedRecord(
                 file=source,
@@ -535,7 +575,13 @@ class RowValidator:
         values.pop("image_file", None)
         specimen = _specimen(values, source=source, line=line)
         self.summary.add_ok()
-        return specimen, None
+        if photo_bad is None:
+            return specimen, None
+        self.summary.add_photo_set_aside(photo_bad[0])
+        photo = QuarantinedRecord(file=source, line=line, processid=pid or None, kind=photo_bad[0],
+                                  reason=f"{PHOTO_SET_ASIDE}: {photo_bad[1]}", raw=raw)
+        log.debug("photo set aside %s", photo.message)
+        return specimen, photo
 
     def _resolve_explicit(self, p: Path, source: str) -> Path:
         """A relative image path is relative to the metadata file's folder, else to --images."""

@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -363,14 +364,92 @@ def test_5_build_reference_sets_aside_bad_barcodes_and_duplicated_processids(wor
 
 # -- 7. a bad photo is a set-aside photo; unwritable outputs and wrong paths are one line -------------------------
 
-def test_7_a_decompression_bomb_is_a_set_aside_photo(tmp_path: Path) -> None:
-    res = cli("validate", str(HOSTILE / "images.csv"), "--images", str(HOSTILE / "images_images"), "--quarantine",
-              str(tmp_path / "q.csv"), "--json")
+def test_7_a_decompression_bomb_is_a_set_aside_photo(tmp_path: Path, bundle: Path) -> None:
+    """A bad photo (decompression bomb, corrupt, not an image) is set aside alone: its barcoded
+    specimen is kept without it and the photo is a quarantine row; a record whose only data is
+    the bad photo is still set aside whole."""
+    work = tmp_path / "in"
+    work.mkdir()
+    table = Path(shutil.copy(HOSTILE / "images.csv", work / "images.csv"))
+    photos = Path(shutil.copytree(HOSTILE / "images_images", work / "images_images"))
+    shutil.copy(photos / "IMG002.png", photos / "ONLY001.png")  # a photo with no row: its only data is the bomb
+    before = digests(work)
+
+    res = cli("validate", str(table), "--images", str(photos), "--quarantine", str(tmp_path / "q.csv"))
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
-    assert json.loads(res.stdout)["problems"] == {"image_unreadable": 3}
+    assert f"{table} (csv): 5 records, 4 valid, 1 quarantined, 3 photos set aside" in res.stdout, res.stdout
+    res = cli("validate", str(table), "--images", str(photos), "--quarantine", str(tmp_path / "q.csv"), "--json")
+    report = json.loads(res.stdout)
+    assert (res.returncode, report["rows"], report["ok"], report["quarantined"], report["photos_set_aside"]) == (
+        1, 5, 4, 1, 3), report
+    assert report["problems"] == {"image_unreadable": 4}
     with (tmp_path / "q.csv").open(newline="") as fh:
-        reasons = {r["processid"]: r["reason"] for r in csv.DictReader(fh)}
-    assert "decompression bomb" in reasons["IMG002"].lower() and "is refused" in reasons["IMG002"]
+        rows = {r["processid"]: r for r in csv.DictReader(fh)}
+    assert set(rows) == {"IMG002", "IMG003", "IMG004", "ONLY001"}
+    for pid in ("IMG002", "IMG003", "IMG004"):  # the photo alone, naming the record's file and line
+        assert rows[pid]["file"] == str(table) and rows[pid]["kind"] == "image_unreadable", rows[pid]
+        assert rows[pid]["reason"].startswith("photo set aside, specimen kept without it: image file "), rows[pid]
+        assert str(photos / pid) in rows[pid]["reason"]
+    assert "decompression bomb" in rows["IMG002"]["reason"].lower() and "is refused" in rows["IMG002"]["reason"]
+    assert rows["IMG002"]["line"] == "3"
+    assert not rows["ONLY001"]["reason"].startswith("photo set aside")  # nothing else to keep: set aside whole
+    assert rows["ONLY001"]["file"] == str(photos / "ONLY001.png")
+
+    db = tmp_path / "bd.sqlite"
+    res = cli("ingest", "--input", str(table), "--images", str(photos), "--db", str(db))
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    qfile = work / "images.quarantine.csv"
+    assert f"1 rows set aside, 3 photos set aside (their specimens kept without): {qfile}" in res.stdout, res.stdout
+    with sqlite3.connect(db) as conn:
+        kept = {pid: (bc, img) for pid, bc, img in conn.execute(
+            "SELECT processid, dna_barcode, image_path FROM specimens WHERE current")}
+        stored = sorted(conn.execute("SELECT processid, kind, substr(reason, 1, 41) FROM quarantine"))
+    assert set(kept) == {"IMG001", "IMG002", "IMG003", "IMG004"}
+    barcodes = {r["processid"]: r["dna_barcode"] for r in csv.DictReader(table.open(newline=""))}
+    for pid in ("IMG002", "IMG003", "IMG004"):
+        assert kept[pid] == (barcodes[pid], None), kept[pid]
+    assert kept["IMG001"][1] == str(photos / "IMG001.jpg")
+    assert stored == [(pid, "image_unreadable", "photo set aside, specimen kept without it")
+                      for pid in ("IMG002", "IMG003", "IMG004")] + [("ONLY001", "image_unreadable",
+                                                                     "image file " + str(photos)[:30])]
+    res = cli("ingest", "--input", str(table), "--images", str(photos), "--db", str(db), "--json")
+    again = json.loads(res.stdout)  # the re-run says the same
+    assert (res.returncode, again["skipped"], again["quarantined"], again["photos_set_aside"]) == (0, True, 1, 3)
+
+    res = cli("triage", "--input", str(table), "--images", str(photos), "--model", str(bundle), "--no-images",
+              "--results", str(tmp_path / "r.jsonl"), "--json", "-q")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert (summary["specimens"], summary["quarantined"], summary["photos_set_aside"], summary["triaged"]) == (
+        5, 1, 3, 4), summary
+    assert digests(work) == {**before, "images.quarantine.csv": sha(qfile)}
+
+
+def test_7_a_latin1_file_is_refused_whole_naming_its_first_line(tmp_path: Path) -> None:
+    """A spreadsheet saved as Latin-1/cp1252 is refused in one line naming the file and its first
+    non-UTF-8 line (never each accented row set aside one by one); saved as UTF-8 every row is read."""
+    rows = [f"LA{i:03d},Diptera,Phoridae,Megaselia,Megaselia sp1,{barcode(i)},{country}"
+            for i, country in enumerate(["Canada", "Québec", "Canada", "México"])]
+    text = HEADER + "\n" + "\n".join(rows) + "\n"
+    latin = tmp_path / "plate.csv"
+    latin.write_bytes(text.encode("cp1252"))
+    digest = sha(latin)
+    db = tmp_path / "bd.sqlite"
+    for args in (["validate", str(latin)], ["ingest", "--input", str(latin), "--db", str(db)]):
+        line = one_error_line(cli(*args))
+        assert line == (f"error: {latin}: not UTF-8 (looks like Latin-1/cp1252); re-save as UTF-8 — "
+                        "first at line 3: 'Québec' read as cp1252"), line
+    assert sha(latin) == digest and not (tmp_path / "plate.quarantine.csv").exists()
+    assert not db.exists() or not Database.open(db).specimens()
+    latin.write_text(text, encoding="utf-8")  # re-saved as UTF-8
+    res = cli("validate", str(latin))
+    assert res.returncode == 0 and f"{latin} (csv): 4 records, 4 valid, 0 quarantined" in res.stdout, res.stdout
+    binary = tmp_path / "odd.csv"  # bytes that are not text in any 8-bit sense: the byte and column are named
+    binary.write_bytes((HEADER + "\n").encode() + f"OD001,Diptera,Phoridae,Megaselia,x,{barcode(1)},Can".encode()
+                       + b"\x81\x00\n")
+    line = one_error_line(cli("validate", str(binary)))
+    assert line == (f"error: {binary}: not UTF-8; re-save as UTF-8 — first at line 2, column "
+                    f"{len(barcode(1)) + 40} (byte b'\\x81')"), line
 
 
 def test_7_unwritable_outputs_are_one_line_before_any_work(open_tmp: Path, bundle: Path,

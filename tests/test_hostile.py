@@ -40,10 +40,10 @@ EXPECTED: dict[str, tuple[int, int, int, int] | None] = {
     "nul_header.fasta": (1, 3, 2, 1),
     "bad_barcodes.csv": (1, 5, 2, 3),
     "duplicates.csv": (1, 20, 10, 10),
-    "non_utf8.csv": (1, 3, 2, 1),
+    "non_utf8.csv": None,  # Latin-1 bytes: the whole file is refused (re-save as UTF-8), no row lost one by one
     "crlf_bom.csv": (0, 3, 3, 0),
     "blank_lines.csv": (1, 4, 3, 1),
-    "images.csv": (1, 4, 1, 3),
+    "images.csv": (1, 4, 4, 0),  # three bad photos: each set aside alone, its barcoded specimen kept (PHOTOS)
     "header_only.csv": (0, 0, 0, 0),
     "empty.csv": None,
     "no_processid.csv": None,
@@ -51,6 +51,8 @@ EXPECTED: dict[str, tuple[int, int, int, int] | None] = {
     "zip_archive.csv": None,
     "binary.csv": None,
 }
+#: file -> photos set aside from specimens kept without them (listed in the quarantine, exit code 1)
+PHOTOS: dict[str, int] = {"images.csv": 3}
 
 
 def sha(path: Path) -> str:
@@ -122,6 +124,7 @@ def test_every_reading_verb_keeps_or_sets_aside_every_record(name: str, bundle: 
     else:
         report = json.loads(out)
         assert (code, report["rows"], report["ok"], report["quarantined"]) == expected, report
+        assert report["photos_set_aside"] == PHOTOS.get(name, 0), report
 
     db = tmp_path / "out" / "bd.sqlite"
     db.parent.mkdir()
@@ -134,8 +137,10 @@ def test_every_reading_verb_keeps_or_sets_aside_every_record(name: str, bundle: 
         report = json.loads(out)
         # total counts the records stored; with those set aside they make up the file
         assert (report["total"], report["new"], report["quarantined"]) == (expected[2], expected[2], expected[3])
+        assert report["photos_set_aside"] == PHOTOS.get(name, 0), report
         again = json.loads(_cli(capsys, "ingest", "--input", str(src), "--db", str(db), *images, "--json")[1])
         assert again["skipped"] and again["quarantined"] == expected[3], again
+        assert again["photos_set_aside"] == PHOTOS.get(name, 0), again
 
     code, out, err = _cli(capsys, "triage", "--input", str(src), *images, "--model", str(bundle),
                           "--db", str(tmp_path / "out" / "triage.sqlite"),
@@ -146,8 +151,8 @@ def test_every_reading_verb_keeps_or_sets_aside_every_record(name: str, bundle: 
         assert code == 0, err
         summary = json.loads(out)
         assert (summary["specimens"], summary["quarantined"]) == (expected[1], expected[3]), summary
-        assert summary["triaged"] == expected[2]
-        if expected[3]:
+        assert summary["triaged"] == expected[2] and summary["photos_set_aside"] == PHOTOS.get(name, 0)
+        if expected[3] or PHOTOS.get(name):
             assert summary["quarantine_file"] == str(work / f"{src.name.split('.')[0]}.quarantine.csv")
 
     code, out, err = _cli(capsys, "split", str(src), "--out", str(tmp_path / "out" / "split.csv"), "--json")
@@ -184,9 +189,12 @@ def test_run_takes_the_whole_corpus_in_one_process(bundle: Path, tmp_path: Path)
         if expected is None or expected[2] == 0:
             assert o["status"] == "failed" and o["error"], o
         else:
-            assert o["status"] == ("quarantined" if expected[3] else "ok"), o
-            assert (o["specimens"], o["quarantined"]) == (expected[2], expected[3]), o
-    assert outcomes["images.csv"]["status"] == "quarantined"  # a decompression bomb is a set-aside photo
+            assert o["status"] == ("quarantined" if expected[3] or PHOTOS.get(name) else "ok"), o
+            assert (o["specimens"], o["quarantined"], o["photos_set_aside"]) == (
+                expected[2], expected[3], PHOTOS.get(name, 0)), o
+    # a decompression bomb is a set-aside photo: the collection is not failed and its specimens are all kept
+    assert outcomes["images.csv"]["status"] == "quarantined" and outcomes["images.csv"]["specimens"] == 4
+    assert "Latin-1" in outcomes["non_utf8.csv"]["error"], outcomes["non_utf8.csv"]
     _assert_outputs_inert(folder, inputs)
 
 

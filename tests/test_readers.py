@@ -323,9 +323,9 @@ def test_iter_collection_streams_and_reports_quarantine(tmp_path: Path) -> None:
     first = next(iter(reader))
     assert first.processid == "GOOD001-24"
     rest = list(reader)
-    assert [s.processid for s in rest] == ["GOOD002-24"]
+    assert [s.processid for s in rest] == ["IMGBAD001-24", "GOOD002-24"]  # the first kept without its bad photo
     assert reader.quarantine == []  # streamed to the callback, not kept
-    assert len(got) == 9 and reader.summary.quarantined == 9
+    assert len(got) == 9 and reader.summary.quarantined == 8 and reader.summary.photos_set_aside == 1
 
 
 # -- real data (skipped without ../shared) -------------------------------------------------

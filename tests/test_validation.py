@@ -83,8 +83,14 @@ def test_each_rule_quarantines_with_file_line_record_and_reason(bad_read, line, 
 
 
 def test_valid_rows_go_on_cleaned(bad_read) -> None:
-    assert [(s.processid, s.line) for s in bad_read.specimens] == [("GOOD001-24", 2), ("GOOD002-24", 12)]
-    first, second = bad_read.specimens
+    # IMGBAD001-24 has a good barcode and an unreadable photo: kept without the photo (the photo is set aside)
+    assert [(s.processid, s.line) for s in bad_read.specimens] == [("GOOD001-24", 2), ("IMGBAD001-24", 11),
+                                                                   ("GOOD002-24", 12)]
+    first, photo_less, second = bad_read.specimens
+    assert photo_less.image_path is None and photo_less.dna_barcode
+    (photo,) = [q for q in bad_read.quarantine if q.photo_only]
+    assert (photo.line, photo.processid) == (11, "IMGBAD001-24")
+    assert photo.reason.startswith("photo set aside, specimen kept without it: image file ")
     assert "-" not in first.dna_barcode and first.dna_barcode == first.dna_barcode.upper()
     assert len(second.dna_barcode) == 660 and not second.dna_barcode.startswith("N")
     assert second.coord_lat == 0.0 and second.split == "val"
@@ -92,7 +98,8 @@ def test_valid_rows_go_on_cleaned(bad_read) -> None:
 
 def test_summary_counts_each_kind(bad_read) -> None:
     summary = bad_read.summary.as_dict()
-    assert summary["rows"] == 11 and summary["ok"] == 2 and summary["quarantined"] == 9
+    assert summary["rows"] == 11 and summary["ok"] == 3 and summary["quarantined"] == 8
+    assert summary["photos_set_aside"] == 1
     assert summary["problems"] == {
         "barcode_chars": 1,
         "empty_processid": 1,
@@ -164,22 +171,22 @@ def test_wrong_field_count_is_quarantined(tmp_path: Path) -> None:
 
 
 # -- encodings and broken files ------------------------------------------------------------
-def test_non_utf8_line_is_reported_and_quarantined_not_fatal() -> None:
-    result = read_collection(FIX / "non_utf8.csv")
-    assert [s.processid for s in result.specimens] == ["UTF001-24", "UTF003-24"]
-    (q,) = result.quarantine
-    assert (q.line, q.processid, q.kind) == (3, "UTF002-24", "non_utf8")
-    assert "b'\\xe9'" in q.reason
-    assert "M\ufffdxico" in q.raw
+def test_a_non_utf8_file_is_refused_naming_its_first_line() -> None:
+    """A Latin-1 line is the file's encoding, not one row's problem: the file is refused before any row is
+    read (no row is set aside one by one), naming the line and the fix."""
+    with pytest.raises(InputError) as err:
+        read_collection(FIX / "non_utf8.csv")
+    assert str(err.value) == (f"{FIX / 'non_utf8.csv'}: not UTF-8 (looks like Latin-1/cp1252); re-save as UTF-8 — "
+                              "first at line 3: 'México' read as cp1252")
 
 
-def test_non_utf8_in_fasta_names_the_record(tmp_path: Path) -> None:
+def test_a_non_utf8_fasta_is_refused_too(tmp_path: Path) -> None:
     seq = "ACGT" * 60
     path = tmp_path / "bad.fasta"
     path.write_bytes(f">F1|Tuta absoluta\n{seq}\n>F2|Caf".encode() + b"\xe9\n" + f"{seq}\n>F3|\n{seq}\n".encode())
-    result = read_collection(path)
-    assert [s.processid for s in result.specimens] == ["F1", "F3"]
-    assert [(q.line, q.processid, q.kind) for q in result.quarantine] == [(3, "F2", "non_utf8")]
+    with pytest.raises(InputError, match=r"bad\.fasta: not UTF-8 \(looks like Latin-1/cp1252\); re-save as UTF-8 "
+                                         r"— first at line 3: '>F2\|Café' read as cp1252"):
+        read_collection(path)
 
 
 def test_load_metadata_names_the_non_utf8_line() -> None:
@@ -253,6 +260,7 @@ def test_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture
     q = tmp_path / "quarantine.csv"
     code, out, err = _main(capsys, "validate", str(BAD), "--quarantine", str(q))
     assert code == 1, err
+    assert f"{BAD} (csv): 11 records, 3 valid, 8 quarantined, 1 photo set aside" in out, out
     assert "coordinates out of range" in out
     assert f"{BAD}:3 (processid 'BADCHAR001-24')" in out
     with q.open(newline="") as fh:
@@ -269,7 +277,8 @@ def test_cli_exit_codes_and_report(tmp_path: Path, capsys: pytest.CaptureFixture
     code, out, err = _main(capsys, "validate", str(copy), "--json")
     assert code == 1
     payload = json.loads(out)
-    assert payload["quarantined"] == 9 and payload["problems"]["coordinates"] == 2
+    assert payload["quarantined"] == 8 and payload["photos_set_aside"] == 1
+    assert payload["problems"]["coordinates"] == 2
     assert payload["quarantine_file"] == str(tmp_path / "in" / "bad_rows.quarantine.csv")
     assert (tmp_path / "in" / "bad_rows.quarantine.csv").is_file() and not any((tmp_path / "elsewhere").iterdir())
 

@@ -117,6 +117,8 @@ class CollectionOutcome:
     novel: int = 0
     proposals: int = 0
     seconds: float = 0.0
+    #: photos set aside from specimens kept without them (listed in the collection's quarantine report)
+    photos_set_aside: int = 0
     stages: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
@@ -318,6 +320,7 @@ class TriageReport:
     novel: int = 0
     proposals: int = 0
     stages: dict[str, float] = field(default_factory=dict)
+    photos_set_aside: int = 0
 
 
 TriageFn = Callable[[TriageCall], TriageReport]
@@ -458,9 +461,10 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         outcome.stages.update(report.stages)
         outcome.run_id = report.run_id
         outcome.specimens, outcome.quarantined = report.specimens, report.quarantined
+        outcome.photos_set_aside = report.photos_set_aside
         outcome.named_to_species, outcome.novel, outcome.proposals = report.named_to_species, report.novel, \
             report.proposals
-        outcome.status = "quarantined" if report.quarantined else "ok"
+        outcome.status = "quarantined" if report.quarantined or report.photos_set_aside else "ok"
     except KeyboardInterrupt:
         # the item run must not stay 'running' (db check would report it): the next batch resumes it
         database.finish_run(item_run, "interrupted", message="stopped by the user; biodiscover run resumes "
@@ -479,7 +483,8 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
     else:
         emit(BatchEvent("collection_done", spec.name, message=(
             f"run {outcome.run_id}: {plural(outcome.specimens, 'specimen')}, {outcome.quarantined} quarantined, "
-            f"{outcome.novel} novel, {plural(outcome.proposals, 'candidate')} in {outcome.seconds:.1f}s")))
+            + (f"{plural(outcome.photos_set_aside, 'photo')} set aside, " if outcome.photos_set_aside else "")
+            + f"{outcome.novel} novel, {plural(outcome.proposals, 'candidate')} in {outcome.seconds:.1f}s")))
     log.info("%s: %s in %.1fs (%s)", spec.name, outcome.status, outcome.seconds,
              ", ".join(f"{k} {v:.1f}s" for k, v in outcome.stages.items()))
     return outcome
@@ -552,5 +557,5 @@ def default_triage(call: TriageCall) -> TriageReport:
         raise InputError(f"{call.spec.path}: triage wrote no run to the database")
     return TriageReport(run_id=int(summary.run_id), specimens=summary.specimens - summary.quarantined,
                         quarantined=summary.quarantined, named_to_species=int(summary.named_to.get("species", 0)),
-                        novel=summary.novel, proposals=summary.proposals,
+                        novel=summary.novel, proposals=summary.proposals, photos_set_aside=summary.photos_set_aside,
                         stages={k: float(v) for k, v in summary.seconds.items()})

@@ -53,6 +53,8 @@ class TriageSummary:
     #: reference keys added from accepted provisional species of the database
     provisional_keys: int = 0
     quarantine_file: str | None = None
+    #: photos set aside from specimens kept without them (in the quarantine report, not in ``quarantined``)
+    photos_set_aside: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -275,7 +277,12 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``level``: P(right) a rank needs to be named (default: the bundle's), recorded with the run.
     """
     from biodiscover.storage.collections import check_input, read_collection
-    from biodiscover.storage.validation import check_output_path, is_quarantine_report, quarantine_path_for
+    from biodiscover.storage.validation import (
+        check_output_path,
+        count_set_aside,
+        is_quarantine_report,
+        quarantine_path_for,
+    )
 
     for given in (input_path, images):
         if given is not None:
@@ -410,9 +417,10 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if own_db and db is not None:
             db.close()
     named = Counter(r.deepest_rank or "unnamed" for r in results)
+    set_aside, photos = count_set_aside(read.quarantine)
     return TriageSummary(
-        run_id=run_id, collection=name, specimens=len(specimens) + len(read.quarantine),
-        quarantined=len(read.quarantine), triaged=sum(r.modality != "none" for r in results),
+        run_id=run_id, collection=name, specimens=len(specimens) + set_aside,
+        quarantined=set_aside, photos_set_aside=photos, triaged=sum(r.modality != "none" for r in results),
         no_usable_barcode=sum("dna" not in r.modality for r in results),
         by_modality=dict(Counter(r.modality for r in results)),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),

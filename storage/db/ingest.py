@@ -59,7 +59,7 @@ from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.core import DatabaseCore, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
-from biodiscover.storage.validation import QuarantinedRecord, shorten_raw
+from biodiscover.storage.validation import PHOTO_SET_ASIDE, QuarantinedRecord, count_set_aside, shorten_raw
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,15 @@ class IngestReport:
     #: rows set aside (by this ingest, or — when ``skipped`` — by the completed ingest it matched)
     quarantined: int = 0
     quarantine_file: str | None = None
+    #: photos set aside from records that were kept without them (listed in the quarantine too)
+    photos_set_aside: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"collection": self.collection, "collection_id": self.collection_id, "ingest_id": self.ingest_id,
                 "source": self.source, "checksum": self.checksum, "total": self.total, "new": self.new,
                 "changed": self.changed, "unchanged": self.unchanged, "skipped": self.skipped,
                 "backup": str(self.backup) if self.backup else None, "quarantined": self.quarantined,
-                "quarantine_file": self.quarantine_file}
+                "photos_set_aside": self.photos_set_aside, "quarantine_file": self.quarantine_file}
 
 
 def file_checksum(path: Path, images: Path | None = None) -> str:
@@ -182,9 +184,13 @@ class IngestMixin(DatabaseCore):
         if quarantine_file is not None:  # refuse before anything is written, not after the commit
             check_output_path(Path(quarantine_file), what="quarantine report", force=force, ours=is_quarantine_report)
 
-        def _skipped(cid: int, prev: Any) -> IngestReport:
+        def _skipped(conn: Connection, cid: int, prev: Any) -> IngestReport:
+            photos = int(conn.execute(sa.select(sa.func.count()).select_from(QUARANTINE).where(
+                QUARANTINE.c.ingest_id == prev["id"],
+                QUARANTINE.c.reason.startswith(PHOTO_SET_ASIDE, autoescape=True))).scalar() or 0)
             return IngestReport(collection, cid, prev["id"], source_s, checksum, prev["n_records"], 0, 0,
-                                prev["n_records"], skipped=True, quarantined=int(prev["n_quarantined"] or 0),
+                                prev["n_records"], skipped=True,
+                                quarantined=int(prev["n_quarantined"] or 0) - photos, photos_set_aside=photos,
                                 quarantine_file=prev["quarantine_file"])
 
         def _start(conn: Connection) -> tuple[int, int | None, IngestReport | None]:
@@ -198,7 +204,7 @@ class IngestMixin(DatabaseCore):
                                              INGESTS.c.status == "completed").order_by(INGESTS.c.id.desc())
                 ).mappings().first()
                 if prev is not None:
-                    return cid, None, _skipped(cid, prev)
+                    return cid, None, _skipped(conn, cid, prev)
             iid = inserted_id(conn.execute(sa.insert(INGESTS).values(collection_id=cid, source=source_s,
                                                                      checksum=checksum,
                                                          started_at=utcnow(), status="running")
@@ -215,7 +221,7 @@ class IngestMixin(DatabaseCore):
                 if prev is not None:
                     log.info("%s already ingested into %s (ingest %d); nothing to do", source_s, collection,
                              prev["id"])
-                    return _skipped(cid0, prev)
+                    return _skipped(conn, cid0, prev)
         backup_path = self._auto_backup("pre-ingest") if backup else None
         cid, iid, skipped = self._write(_start, "start ingest")
         if skipped is not None:
@@ -247,7 +253,8 @@ class IngestMixin(DatabaseCore):
                 on_progress(totals["n_records"])
 
         rest = list(quarantine[stored:]) if quarantine is not None else []
-        n_quarantined = stored + len(rest)
+        n_quarantined = stored + len(rest)  # every row of the quarantine table: records and photos set aside
+        n_records_set_aside, n_photos = count_set_aside(quarantine or [])
         written_file: str | None = None
         if quarantine_file is not None and n_quarantined:
             from biodiscover.storage.validation import write_quarantine
@@ -268,11 +275,12 @@ class IngestMixin(DatabaseCore):
 
         self._write(_finish, "finish ingest")
         self.optimize()
-        log.info("ingested %d records into %s: %d new, %d changed, %d unchanged, %d set aside", totals["n_records"],
-                 collection, totals["n_new"], totals["n_changed"], totals["n_unchanged"], n_quarantined)
+        log.info("ingested %d records into %s: %d new, %d changed, %d unchanged, %d set aside, %d photos set aside",
+                 totals["n_records"], collection, totals["n_new"], totals["n_changed"], totals["n_unchanged"],
+                 n_records_set_aside, n_photos)
         return IngestReport(collection, cid, iid, source_s, checksum, totals["n_records"], totals["n_new"],
                             totals["n_changed"], totals["n_unchanged"], backup=backup_path,
-                            quarantined=n_quarantined, quarantine_file=written_file)
+                            quarantined=n_records_set_aside, quarantine_file=written_file, photos_set_aside=n_photos)
 
     def ingest_file(self, path: Path | None, *, collection: str | None = None, images: Path | None = None,
                     **kwargs: Any) -> tuple[IngestReport, Any]:
