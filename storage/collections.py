@@ -450,8 +450,6 @@ class CollectionReader:
                 # not wanted here, but its processid is taken: a later row reusing it is a duplicate
                 self.validator.seen.setdefault(row.get("processid", "").strip(), start)
                 continue
-            if extra and "processid" not in row and len(cells) > pid_col:
-                row["processid"] = cells[pid_col]
             specimen, rec = self.validator.validate(row, source=src, line=start, raw=raw, extra_problems=extra)
             if rec is not None:
                 self._quarantine(rec)
@@ -525,7 +523,7 @@ class CollectionRead:
 
 
 def layout_reader(metadata: Path, image_dir: Path | None, splits: str | Sequence[str] | None = None, *,
-                  check_images: bool = False, require_images: bool = False) -> CollectionReader:
+                  check_images: bool, require_images: bool = False) -> CollectionReader:
     """A validating streaming reader over the rows of ``splits`` of a BIOSCAN-5M-layout metadata file,
     each specimen's image looked up where the layout keeps it (``storage.layout.image_path``)."""
     wanted = wanted_splits(splits)

@@ -77,7 +77,7 @@ def make_engine(path: Path, config: EngineConfig = EngineConfig(), *, readonly: 
     def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
         cur = dbapi_conn.cursor()
-        cur.execute(f"PRAGMA busy_timeout = {int(config.busy_timeout_ms)}")
+        # no PRAGMA busy_timeout: connect_args' "timeout" is sqlite3_busy_timeout on every connection
         cur.execute("PRAGMA foreign_keys = ON")
         if not readonly:
             mode = cur.execute("PRAGMA journal_mode").fetchone()[0]

@@ -87,7 +87,8 @@ class ExportResult:
     specimens: int
     proposals: int
     rejected: int = 0
-    partial: bool = False
+    #: whether the run did not complete (``--partial``); required: an export must say it, never default it
+    partial: bool = field(kw_only=True)
     #: the run's candidates a later run re-clustered (not in this export) and the ids of those runs
     superseded: int = 0
     superseded_by: tuple[int, ...] = ()
