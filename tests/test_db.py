@@ -55,6 +55,21 @@ def test_sqlite_settings_are_wal_fk_and_busy_timeout(db: Database) -> None:
         assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
 
 
+def test_every_connection_waits_the_configured_busy_timeout(tmp_path: Path) -> None:
+    """The engine's busy timeout (connect_args' ``timeout``) reaches every pooled connection, read-only ones too."""
+    from biodiscover.storage.db.engine import EngineConfig, make_engine
+
+    Database.create(tmp_path / "bd.sqlite").close()
+    for readonly in (False, True):
+        engine = make_engine(tmp_path / "bd.sqlite", EngineConfig(busy_timeout_ms=1234), readonly=readonly)
+        try:
+            with engine.connect() as first, engine.connect() as second:
+                for conn in (first, second):
+                    assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 1234
+        finally:
+            engine.dispose()
+
+
 def test_ingest_is_idempotent_and_versions_changed_records(tmp_path: Path) -> None:
     path = tmp_path / "bd.sqlite"
     with Database.create(path) as db:
@@ -922,3 +937,115 @@ def test_an_ingest_into_a_database_holding_data_is_backed_up_first_by_default(tm
         copy = sqlite3.connect(second.backup)
         assert copy.execute("SELECT count(*) FROM specimens").fetchone()[0] == 12  # taken before the 3 new
         copy.close()
+
+
+# -- paths no other test walks (found from the coverage of the mutation pool, not from any mutant) ----------
+def test_a_failed_creation_leaves_no_half_made_database_and_a_bug_keeps_its_traceback(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    from biodiscover.storage.db import database as database_module
+
+    def disk_fails(engine, target: str = "head") -> None:
+        with engine.connect() as conn:  # SQLite has written the file (and its -wal) by then
+            conn.exec_driver_sql("CREATE TABLE half (x)")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(database_module, "run_migrations", disk_fails)
+    new = tmp_path / "new" / "bd.sqlite"
+    new.parent.mkdir()
+    with pytest.raises(DatabaseError, match=r"bd\.sqlite: cannot create the database \(disk I/O error\)$"):
+        Database.create(new)
+    assert list(new.parent.iterdir()) == []  # no database, -wal or -shm left for the next open to trip on
+    mine = tmp_path / "mine" / "bd.sqlite"  # an empty file the user made is theirs: kept
+    mine.parent.mkdir()
+    mine.touch()
+    with pytest.raises(DatabaseError, match="cannot create the database"):
+        Database.create(mine)
+    assert mine.is_file()
+
+    def bug(engine, target: str = "head") -> None:
+        raise RuntimeError("a bug in a migration")
+
+    monkeypatch.setattr(database_module, "run_migrations", bug)
+    with pytest.raises(RuntimeError, match="a bug in a migration"):
+        Database.create(tmp_path / "other.sqlite")
+
+
+def test_sqlite_failures_a_user_can_act_on_are_one_message_and_bugs_stay_bugs(db: Database) -> None:
+    for raised, kind in ((sqlite3.OperationalError("database is locked"), "busy"),
+                         (sqlite3.OperationalError("disk I/O error"), "io"),
+                         (sqlite3.DatabaseError("database disk image is malformed"), "damaged")):
+        with pytest.raises(DatabaseError) as err:
+            with db._read():
+                raise raised
+        assert str(db.path) in str(err.value), (kind, err.value)
+    for bug in (sqlite3.IntegrityError("UNIQUE constraint failed: specimens.id"),
+                sqlite3.ProgrammingError("Cannot operate on a closed cursor"),
+                sqlite3.OperationalError("no such column: nope")):
+        with pytest.raises(type(bug)) as caught:
+            with db._read():
+                raise bug
+        assert caught.value is bug  # unchanged: a traceback for a bug, not advice to a user
+
+
+def test_an_ingest_another_process_completes_meanwhile_is_skipped_not_doubled(tmp_path: Path) -> None:
+    """Between the 'already ingested?' read and the start of the ingest, another process finishes the same
+    input: the start sees it (in the write transaction) and skips; nothing is stored twice."""
+    path = tmp_path / "bd.sqlite"
+    with Database.create(path) as db, Database.open(path) as other:
+        db.ingest(make_specimens(2, start=100), collection="plate", backup=False)
+        finished: list[int | None] = []
+
+        def another_process_meanwhile(reason: str) -> None:
+            report = other.ingest(make_specimens(12), collection="plate", checksum="sha256:same", backup=False)
+            finished.append(report.ingest_id)
+
+        db._auto_backup = another_process_meanwhile
+        report = db.ingest(make_specimens(12), collection="plate", checksum="sha256:same")
+        assert report.skipped and (report.total, report.new, report.unchanged) == (12, 0, 12)
+        assert report.ingest_id == finished[0] is not None
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM ingests WHERE checksum = 'sha256:same'").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM ingests WHERE status != 'completed'").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM specimens").fetchone()[0] == 14
+
+
+def test_pid_alive_tells_live_gone_and_unsignallable_processes_apart(monkeypatch,
+                                                                     unprivileged_prefix: tuple[str, ...]) -> None:
+    import errno
+    import subprocess
+    import sys
+
+    from biodiscover.storage.db.runs import pid_alive
+
+    assert pid_alive(os.getpid()) and not pid_alive(None) and not pid_alive(0)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    assert not pid_alive(gone.pid)
+    # a process we may not signal (pid 1, root's, asked by an unprivileged user) still exists
+    res = subprocess.run([*unprivileged_prefix, sys.executable, "-c",
+                          "import sys\nfrom biodiscover.storage.db.runs import pid_alive\n"
+                          "sys.exit(0 if pid_alive(1) else 7)"], capture_output=True, text=True, cwd="/")
+    assert res.returncode == 0, res.stderr
+
+    def probe_fails(pid: int, sig: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(os, "kill", probe_fails)
+    assert not pid_alive(12345)  # a probe that fails for another reason does not make a process up
+
+
+def test_a_backup_that_cannot_be_renamed_into_place_is_named_and_leaves_no_partial_copy(db: Database,
+                                                                                        monkeypatch) -> None:
+    import errno
+
+    def disk_full(src: object, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    dest = db.path.parent / "keep" / "copy.sqlite"
+    before = count_specimens(db.path)
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(DatabaseError, match=r"copy\.sqlite: cannot write the backup \(No space left on device\)$"):
+        db.backup(dest)
+    monkeypatch.undo()
+    assert list(dest.parent.iterdir()) == []  # no .partial copy a later prune could take for a backup
+    assert count_specimens(db.path) == before and check_database(db.path).ok

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from biodiscover.storage.db.database import Database
+from biodiscover.storage.errors import InputError
 from biodiscover.storage.records import Specimen
 from biodiscover.workflows.export import MANIFEST, write_export
 from fixtures.run_export import make_run_export
@@ -353,3 +354,73 @@ def test_a_re_export_removes_its_own_old_files_and_a_failed_one_leaves_the_old_e
         assert read_manifest(out) == {}
     (out / MANIFEST).write_text("{not json")
     assert read_manifest(out) == {}
+
+
+# -- paths no other test walks (found from the coverage of the mutation pool, not from any mutant) ----------
+def test_files_appearing_between_the_check_and_the_write_are_named_and_kept(tmp_path: Path, monkeypatch) -> None:
+    """Someone saves a file into the export folder after the check passed: the export is refused naming it,
+    and the file is left as it is."""
+    from biodiscover.workflows.export import output
+
+    real_check = output.check_output
+    data = make_run_export(n_known=4, n_candidates=2, seed=3)
+    out = tmp_path / "export"
+
+    def check_then_a_user_saves_a_file(path: Path, **kwargs) -> None:
+        real_check(path, **kwargs)
+        if not kwargs.get("force"):
+            out.mkdir(exist_ok=True)
+            (out / "my-notes.txt").write_text("field notes")
+
+    monkeypatch.setattr(output, "check_output", check_then_a_user_saves_a_file)
+    with pytest.raises(InputError, match=r"my-notes\.txt"):
+        write_export(data, "csv", out)
+    assert (out / "my-notes.txt").read_text() == "field notes"
+    assert sorted(p.name for p in out.iterdir()) == ["my-notes.txt"]
+
+
+def test_a_write_that_fails_leaves_no_temporary_file(tmp_path: Path, monkeypatch) -> None:
+    from biodiscover.workflows.export.output import atomic_write
+
+    def refused(src: str, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(tmp_path / "report.html", b"<html></html>")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unique_names_fold_case_as_a_file_system_may() -> None:
+    from biodiscover.workflows.export.safety import unique_names
+
+    assert unique_names(["a.fasta", "A.fasta", "a.FASTA", "notes", "NOTES", "b.fa"]) == [
+        "a.fasta", "A-1.fasta", "a-2.FASTA", "notes", "NOTES-1", "b.fa"]
+
+
+def test_a_dataset_abstract_leads_and_a_creator_may_be_one_line_of_text(tmp_path: Path) -> None:
+    from biodiscover.workflows.export.metadata import ExportOptions, load_metadata
+
+    meta_file = tmp_path / "dataset.toml"
+    meta_file.write_text('abstract = "Malaise traps, Ontario 2025."\ncreator = "Ana Ruiz <ana@example.org>"\n'
+                         'contact = "Ben Okafor"\nlicence = "CC-BY-4.0"\n')
+    meta = load_metadata(meta_file)
+    assert [(p.name, p.email) for p in meta.creators] == [("Ana Ruiz", "ana@example.org")]
+    assert meta.contact is not None and (meta.contact.name, meta.contact.email) == ("Ben Okafor", None)
+    data = make_run_export(n_known=4, n_candidates=2, seed=3)
+    write_export(data, "dwca", tmp_path / "a.zip", options=ExportOptions(metadata=meta))
+    eml = zipfile.ZipFile(tmp_path / "a.zip").read("eml.xml").decode()
+    start = eml.index("Malaise traps, Ontario 2025. ")
+    assert eml[start:].split("<", 1)[0].startswith(f"Malaise traps, Ontario 2025. {len(data.assignments)} specimens "
+                                                   "named")
+
+
+def test_evidence_pairs_without_a_value_are_empty_columns(tmp_path: Path) -> None:
+    data = make_run_export(n_known=4, n_candidates=2, seed=3)
+    props = data.proposals.copy()
+    props["evidence"] = [{"geography": {"lat_range": None, "lon_range": [1.5, 2.5], "centroid": None}}] * len(props)
+    write_export(dataclasses.replace(data, proposals=props), "csv", tmp_path / "csv")
+    row = pd.read_csv(tmp_path / "csv" / "proposals.csv", dtype=str, keep_default_na=False).iloc[0]
+    for col in ("lat_min", "lat_max", "centroid_lat", "centroid_lon"):
+        assert row[f"evidence_geography_{col}"] == "", col
+    assert (row["evidence_geography_lon_min"], row["evidence_geography_lon_max"]) == ("1.5", "2.5")

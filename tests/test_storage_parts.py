@@ -6,6 +6,7 @@ a numpy or pandas value stored as JSON, a filler rank name, where a record came 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from datetime import date
@@ -25,7 +26,7 @@ from biodiscover.storage.distance import (
     pairwise_p_distance,
 )
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import SPLITS, Specimen, is_filler_name, resolve_splits
+from biodiscover.storage.records import SPLITS, Specimen, candidate_name, is_filler_name, resolve_splits
 
 
 def _barcode(n: int, seed: int) -> str:
@@ -125,3 +126,61 @@ def test_missing_cells_control_characters_and_fasta_header_fields() -> None:
     assert safe_text_cell(None) is None
     assert specimen_header(Specimen("P\x001|x", genus="Megaselia")) == "P\\x001 x|Megaselia|COI-5P"
     assert specimen_header(Specimen("P2")) == "P2||COI-5P"
+
+
+# -- paths no other test walks (found from the coverage of the mutation pool, not from any mutant) ----------
+def test_split_lists_placeholders_evidence_and_proposal_names() -> None:
+    from biodiscover.storage.db.proposals import ProposalSummary
+    from biodiscover.storage.errors import InputError
+    from biodiscover.storage.evidence import Evidence
+    from biodiscover.storage.layout import wanted_splits
+    from biodiscover.storage.splits import is_placeholder_species
+
+    assert wanted_splits(["train", "val_unseen"]) == ("train", "val_unseen")
+    assert wanted_splits(("key_unseen+test", "val")) == ("key_unseen", "test", "val")
+    assert wanted_splits(None) is None and wanted_splits("all") is None
+    with pytest.raises(InputError, match="nope"):
+        wanted_splits(["train", "nope"])
+    assert is_placeholder_species("Megaselia rufipes", "Malaise Trap Genus")  # a malaise genus, typo-tolerant too
+    assert is_placeholder_species("Megaselia rufipes", "melaize")
+    assert not is_placeholder_species("Megaselia rufipes", "Megaselia")
+    ev = Evidence.from_dict({"threshold": 0.03})
+    assert Evidence.from_dict(ev) is ev
+    fields = {f.name: None for f in dataclasses.fields(ProposalSummary)}
+    named = ProposalSummary(**{**fields, "id": 7, "provisional_name": None, "parent_name": "Megaselia",
+                               "parent_rank": "genus"})
+    assert named.name == candidate_name(None, "Megaselia", "genus", 7) != ""
+
+
+def test_an_empty_selection_of_metadata_keeps_its_columns(tmp_path: Path) -> None:
+    from biodiscover.storage.bioscan import load_metadata
+
+    path = tmp_path / "meta.csv"
+    path.write_text("processid,species,dna_barcode,split\nT1,Megaselia sp1," + "ACGT" * 60 + ",train\n")
+    empty = load_metadata(path, split="test", columns=["processid", "species", "split"])
+    assert len(empty) == 0 and list(empty.columns)[:3] == ["processid", "species", "split"]
+    assert len(load_metadata(path, split="test")) == 0
+
+
+def test_a_bundle_array_whose_shape_disagrees_with_its_bytes_names_both(tmp_path: Path) -> None:
+    """A forged array whose manifest checksum is right but whose header claims more data than it holds."""
+    import json
+    import struct
+
+    from safetensors.numpy import save
+
+    from biodiscover.storage.bundle import Bundle
+    from biodiscover.storage.errors import ModelBundleError
+
+    raw = save({"data": np.zeros((4, 3), dtype=np.float32)})
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    header["data"]["shape"] = [5, 3]  # 60 bytes claimed, 48 stored
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= n
+    forged = raw[:8] + text.ljust(n) + raw[8 + n:]
+    bundle = Bundle.create(tmp_path / "b", config={})
+    bundle._store("arrays", "keys", forged)  # listed with its own (matching) checksum
+    with pytest.raises(ModelBundleError, match=r"not a bundle array \(shape \(5, 3\) of F32 does not match 48 data "
+                                               r"bytes\)"):
+        Bundle.open(tmp_path / "b").load_array("keys")

@@ -372,3 +372,78 @@ def test_a_quarantine_report_that_cannot_be_written_is_one_error_and_leaves_noth
     assert not is_quarantine_report(tmp_path) and not is_quarantine_report(tmp_path / "missing.csv")
     assert not is_quarantine_report(blocker)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "q.csv"]  # no partial file left
+
+
+# -- paths no other test walks (found from the coverage of the mutation pool, not from any mutant) ----------
+def _photo_plate(tmp_path: Path) -> tuple[Path, Path]:
+    import shutil
+
+    images = tmp_path / "photos"
+    images.mkdir()
+    for pid in ("P1", "P2", "P3"):
+        shutil.copy(FIX / "images" / "BROKEN001-24.jpg", images / f"{pid}.jpg")
+    good = "ACGT" * 60
+    table = tmp_path / "plate.csv"
+    table.write_text(f"processid,dna_barcode\nP1,ACGTACGT\nP2,{good}\nP3,{good}\n")
+    return table, images
+
+
+def test_a_bad_photo_on_a_record_set_aside_anyway_is_named_with_it_and_never_counted_twice(tmp_path: Path) -> None:
+    table, images = _photo_plate(tmp_path)
+    read = read_collection(table, images=images)
+    assert [s.processid for s in read.specimens] == ["P2", "P3"]
+    assert all(s.image_path is None and s.dna_barcode for s in read.specimens)
+    whole, *photos = read.quarantine
+    assert (whole.processid, whole.kind, whole.photo_only) == ("P1", "short_barcode", False)
+    assert "shorter than" in whole.reason and "P1.jpg is not a readable image" in whole.reason
+    assert [(p.processid, p.kind, p.photo_only) for p in photos] == [("P2", "image_unreadable", True),
+                                                                       ("P3", "image_unreadable", True)]
+    summary = read.summary.as_dict()
+    assert (summary["rows"], summary["ok"], summary["quarantined"], summary["photos_set_aside"]) == (3, 2, 1, 2)
+    assert summary["problems"] == {"short_barcode": 1, "image_unreadable": 3}
+
+
+def test_with_require_images_a_bad_photo_sets_its_record_aside_whole(tmp_path: Path) -> None:
+    table, images = _photo_plate(tmp_path)
+    read = read_collection(table, images=images, require_images=True)
+    assert read.specimens == [] and read.summary.photos_set_aside == 0
+    assert [(q.processid, q.kind, q.photo_only) for q in read.quarantine] == [
+        ("P1", "short_barcode", False), ("P2", "image_unreadable", False), ("P3", "image_unreadable", False)]
+
+
+def test_a_quarantine_report_that_cannot_be_renamed_into_place_is_one_error_and_leaves_nothing(
+        tmp_path: Path, monkeypatch) -> None:
+    import errno
+    import os
+
+    from biodiscover.storage.validation import QuarantinedRecord, write_quarantine
+
+    def disk_full(src: str, dst: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    rec = QuarantinedRecord(file="plate.csv", line=2, processid="P1", kind="short_barcode", reason="short")
+    with pytest.raises(InputError, match=r"q\.csv: cannot write the quarantine report \(No space left on device\)$"):
+        write_quarantine([rec], tmp_path / "q.csv")
+    assert list(tmp_path.iterdir()) == []  # no half-written .partial file left beside it
+
+    def odd_failure(src: str, dst: object) -> None:
+        raise OSError("rename refused")  # no strerror: the exception's own text is shown
+
+    monkeypatch.setattr(os, "replace", odd_failure)
+    with pytest.raises(InputError, match=r"cannot write the quarantine report \(rename refused\)$"):
+        write_quarantine([rec], tmp_path / "q.csv")
+
+
+def test_header_names_in_any_case_and_a_corrupt_gzip_is_refused_as_binary(tmp_path: Path) -> None:
+    from biodiscover.storage.collections import sniff_format
+
+    shouting = tmp_path / "plate.csv"
+    shouting.write_text("ProcessID,DNA_Barcode,Country\nC1," + "ACGT" * 60 + ",Peru\n")
+    (spec,) = read_collection(shouting).specimens
+    assert (spec.processid, spec.country, len(spec.dna_barcode or "")) == ("C1", "Peru", 240)
+    broken = tmp_path / "plate2.csv.gz"  # gzip magic, then not a gzip stream
+    broken.write_bytes(b"\x1f\x8b" + b"processid,dna_barcode\nZ1,ACGT\n")
+    for read in (sniff_format, read_collection):  # judged on its raw bytes when the stream cannot be opened
+        with pytest.raises(InputError, match=r"plate2\.csv\.gz: binary content, not a CSV/TSV/FASTA text file$"):
+            read(broken)
