@@ -208,7 +208,7 @@ def tradeoff_curve(model: DiscoveryModel, res: dict, test: pd.DataFrame, unseen:
     """The same triage re-decided at several naming levels (P(right) a rank needs)."""
     rows = []
     for level in CURVE_LEVELS:
-        named = {}
+        named: dict[str, list] = {}
         for split, results in res.items():
             named[split] = []
             for x in results:
