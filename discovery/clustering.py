@@ -36,9 +36,6 @@ from dataclasses import dataclass
 from typing import Any, Hashable, Mapping, Protocol, Sequence
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
-from scipy.spatial.distance import squareform
-from sklearn.metrics import adjusted_mutual_info_score
 
 from biodiscover.storage.distance import cross_p_distance, pairwise_p_distance
 from biodiscover.storage.errors import NotFittedError
@@ -261,6 +258,12 @@ class SpeciesClusterer:
     def fit_predict(self, distances: Distances, groups: Sequence[Hashable] | None = None) -> np.ndarray:
         return self.fit(distances, groups).labels_
 
+    def prepare(self) -> None:
+        """Import what :meth:`fit` will need, so a caller can do it early (triage runs it while a forked
+        child aligns). This module imports SciPy's clustering and scikit-learn only where used: a
+        triage that clusters nothing (or ``--no-cluster``) never loads them (~1.5 s of CPU)."""
+        import scipy.cluster.hierarchy  # noqa: F401  (threshold_cut)
+
     # -- helpers for subclasses --------------------------------------------------------
     def _resolve_cut(self) -> None:
         if self.config.distance_threshold is not None:
@@ -350,6 +353,9 @@ def link_distance(dist_to_members: np.ndarray, method: str, axis: int = 1) -> np
 
 def threshold_cut(dist: np.ndarray, threshold: float, method: str) -> np.ndarray:
     """Agglomerative labels (0..k-1) cutting a ``method`` linkage at ``threshold``."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
     n = dist.shape[0]
     if n == 1:
         return np.zeros(1, dtype=np.int64)
@@ -453,6 +459,10 @@ class BarcodeGapThreshold:
 
     def fit(self, X: Sequence[str] | np.ndarray, species: Sequence[Hashable],
             groups: Sequence[Hashable] | None = None) -> "BarcodeGapThreshold":
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+        from sklearn.metrics import adjusted_mutual_info_score
+
         n = len(species)
         if len(X) != n:
             raise ValueError(f"{len(X)} specimens but {n} species labels")

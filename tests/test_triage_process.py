@@ -17,6 +17,8 @@ from biodiscover.cli.main import main
 rc = main(sys.argv[1:])
 mods = set(sys.modules)
 print(json.dumps({"rc": rc, "torch": "torch" in mods, "lightning": "lightning" in mods,
+                  "clustering stack": sorted(m for m in ("sklearn", "scipy.stats", "scipy.cluster", "hdbscan")
+                                             if m in mods),
                   "database": "biodiscover.storage.db" in mods or "sqlalchemy" in mods,
                   "encoders": sorted(m for m in mods if m.startswith("biodiscover.encoders"))}))
 """
@@ -34,6 +36,7 @@ def test_dna_only_triage_never_imports_torch_or_encoders(tmp_path: Path) -> None
                            str(tmp_path / "r.jsonl"), "-q"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen.pop("clustering stack")
     assert seen == {"rc": 0, "torch": False, "lightning": False, "database": True, "encoders": []}, seen
     assert len((tmp_path / "r.jsonl").read_text().splitlines()) == len(world["test"]) + len(world["test_unseen"])
     # results only: the database layer (SQLAlchemy, Alembic: ~1 s of CPU) is not even imported
@@ -42,5 +45,15 @@ def test_dna_only_triage_never_imports_torch_or_encoders(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    seen.pop("clustering stack")
     assert seen == {"rc": 0, "torch": False, "lightning": False, "database": False, "encoders": []}, seen
     assert (tmp_path / "r2.jsonl").read_text() == (tmp_path / "r.jsonl").read_text()
+    # no clustering: hdbscan, scikit-learn and SciPy's stats and clustering (~1.5 s of CPU) are not imported;
+    # the clustering imports them only where it uses them (issue 13's triage-vs-SINTAX figure)
+    proc = subprocess.run([sys.executable, "-c", PROBE, "triage", "--input", str(fasta), "--model",
+                           str(tmp_path / "bundle"), "--results", str(tmp_path / "r3.jsonl"), "--no-cluster", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen == {"rc": 0, "torch": False, "lightning": False, "clustering stack": [], "database": False,
+                    "encoders": []}, seen

@@ -82,6 +82,11 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
     ``candidate_group_`` names the group holding most members.
     """
 
+    def prepare(self) -> None:
+        """Import hdbscan (with scikit-learn, SciPy's stats and pandas under it: ~1.5 s of CPU) ahead of fit."""
+        super().prepare()
+        import hdbscan  # noqa: F401
+
     # -- fit -------------------------------------------------------------------------
     def fit(self, distances: Distances, groups: Sequence[Hashable] | None = None) -> "CandidateSpeciesClusterer":
         keys = self._check_input(distances, groups)
