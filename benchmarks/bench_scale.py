@@ -459,10 +459,20 @@ def run_sintax(args) -> str:
         build = timed([*_cli(), "build-reference", "--data", str(work / "keys.csv"), "--out", str(bundle),
                        "--calibration-keys", "", "-q"])
         rows.append(("biodiscover build-reference", build))
+    def ours(name: str, env: dict | None, rep: int) -> tuple[str, dict]:
+        return name, timed([*_cli(), "triage", "--input", str(work / "queries.csv"), "--model", str(bundle),
+                            "--results", str(work / f"{name}{rep}.jsonl"), "-q", "--force"], env=env)
+
+    baseline_env = None
+    if args.baseline:  # the code before a change, run from its own tree (PYTHONPATH wins over the editable install)
+        baseline_env = {**os.environ, "PYTHONPATH": str(args.baseline)}
     for rep in range(args.repeats):
-        ours = timed([*_cli(), "triage", "--input", str(work / "queries.csv"), "--model", str(bundle),
-                      "--results", str(work / f"ours{rep}.jsonl"), "-q", "--force"])
-        rows.append((f"biodiscover triage (whole process) #{rep + 1}", ours))
+        order = [("ours", None), ("baseline", baseline_env)] if baseline_env else [("ours", None)]
+        if rep % 2:  # alternate which code runs first
+            order.reverse()
+        for name, r in (ours(name, env, rep) for name, env in order):
+            label = "biodiscover triage (whole process)" if name == "ours" else "baseline triage (--baseline code)"
+            rows.append((f"{label} #{rep + 1}", r))
         sintax = timed(["vsearch", "--sintax", str(work / "queries.fa"), "--db", str(work / "keys.fa"),
                         "--tabbedout", str(work / f"sintax{rep}.tsv"), "--sintax_cutoff", "0.8",
                         "--threads", str(args.threads), "--quiet"])
@@ -473,6 +483,19 @@ def run_sintax(args) -> str:
               for n, r in rows]
     ours_r = [r for n, r in rows if n.startswith("biodiscover triage")]
     sin_r = [r for n, r in rows if n.startswith("vsearch")]
+    base_r = [r for n, r in rows if n.startswith("baseline triage")]
+    # every results file against the first one (byte for byte): a speed change must not change a result
+    outputs = [work / f"{name}{rep}.jsonl" for rep in range(args.repeats) for name in ("ours", "baseline")
+               if name == "ours" or base_r]
+    first = (work / "ours0.jsonl").read_bytes() if (work / "ours0.jsonl").exists() else None
+    same = sum(1 for f in outputs if f.exists() and f.read_bytes() == first)
+    baseline_line = ""
+    if base_r:
+        bm = {key: float(np.median([r[key] for r in base_r])) for key in ("wall_s", "cpu_s")}
+        bs = {key: float(np.median([r[key] for r in sin_r])) for key in ("wall_s", "cpu_s")}
+        baseline_line = (f"\n\nbaseline code (median of {len(base_r)}): wall {bm['wall_s']:.1f} s (ratio "
+                         f"{bm['wall_s'] / bs['wall_s']:.2f}×), CPU {bm['cpu_s']:.1f} s "
+                         f"(ratio {bm['cpu_s'] / bs['cpu_s']:.2f}×)")
     best = {key: (min(r[key] for r in ours_r), min(r[key] for r in sin_r)) for key in ("wall_s", "cpu_s")}
     # the runs alternate (ours, SINTAX, ours, ...) under the same load: the medians are the figure to quote
     med = {key: (float(np.median([r[key] for r in ours_r])), float(np.median([r[key] for r in sin_r])))
@@ -483,7 +506,8 @@ def run_sintax(args) -> str:
             f"{med['cpu_s'][0]:.1f} s, SINTAX {med['cpu_s'][1]:.1f} s, ratio {med['cpu_s'][0] / med['cpu_s'][1]:.2f}×"
             + f"\n\nbest of {args.repeats}: wall ours {best['wall_s'][0]} s, SINTAX "
             f"{best['wall_s'][1]} s, ratio {best['wall_s'][0] / best['wall_s'][1]:.2f}×; CPU ours "
-            f"{best['cpu_s'][0]} s, SINTAX {best['cpu_s'][1]} s, ratio {best['cpu_s'][0] / best['cpu_s'][1]:.2f}×")
+            f"{best['cpu_s'][0]} s, SINTAX {best['cpu_s'][1]} s, ratio {best['cpu_s'][0] / best['cpu_s'][1]:.2f}×"
+            + baseline_line + f"\n\nresults files byte-identical to ours0.jsonl: {same} of {len(outputs)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -535,6 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--n-queries", type=int, default=1666)
     x.add_argument("--threads", type=int, default=2)
     x.add_argument("--repeats", type=int, default=3)
+    x.add_argument("--baseline", type=Path, default=None,
+                   help="a folder holding biodiscover/<area> of the code before a change: each pair then also runs "
+                        "that code's triage (alternating which goes first) and its ratio is printed")
     x.add_argument("--keep-bundle", action="store_true",
                    help="reuse --work's bundle when there is one (e.g. one built by an earlier commit whose "
                         "build is unchanged) instead of building it in the run")

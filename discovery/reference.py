@@ -48,12 +48,14 @@ Storage (bundle arrays, all memory-mapped on load; tables are small JSON):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
-from array import array
 import os
+import threading
 import time
 import zlib
+from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -81,6 +83,69 @@ _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 PARALLEL_MIN_PAIRS = 100_000
 #: the reference forked align workers read (set in the parent just before the fork)
 _FORKED: dict[str, Any] = {}
+#: distinct alignments (~0.1 s of edlib) a chunk needs before ``while_aligning``'s work is done beside them
+OVERLAP_MIN_PAIRS = 5_000
+#: work registered by ``while_aligning``, waiting for a chunk to align beside
+_MEANWHILE: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def while_aligning(work: Callable[[], None]) -> Iterator[None]:
+    """Inside the block, run ``work`` in this process while one forked child aligns the first chunk that
+    needs at least ``OVERLAP_MIN_PAIRS`` exact identities (and is too small for the worker pool).
+
+    Why: edlib holds the GIL, so a thread cannot overlap the alignments with anything; a child
+    process can. Meant for work the caller needs next anyway — triage imports the clustering
+    stack (hdbscan, scikit-learn, SciPy's stats: ~1.5 s of CPU) while ~1.4 s of alignments run —
+    so nothing is done twice: the wall time falls by the shorter of the two, the CPU stays (plus the
+    fork). The identities are the child's own ``candidate_identities`` values, sent back as float32
+    bytes: the same numbers. When no chunk qualifies (few queries, no ``fork``, other threads running,
+    ``align_workers`` 1) ``work`` is not run here; the caller's next step does it.
+    """
+    _MEANWHILE.append(work)
+    try:
+        yield
+    finally:
+        if work in _MEANWHILE:
+            _MEANWHILE.remove(work)
+
+
+def _aligned_beside(queries: list[str], cands: list[list[int]], sequences: Sequence[str],
+                    work: Callable[[], None]) -> list[np.ndarray]:
+    """``candidate_identities`` in a forked child while this process runs ``work``."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: align, send the values, leave without the parent's exit handlers
+        code = 1
+        try:
+            os.close(read_fd)
+            values = candidate_identities(queries, cands, sequences)
+            with os.fdopen(write_fd, "wb") as fh:
+                fh.write(np.concatenate(values).astype(np.float32, copy=False).tobytes())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    payload = b""
+    try:
+        try:
+            work()
+        except Exception:  # the caller's next step does the same work again and reports what fails
+            log.debug("work beside the alignments failed", exc_info=True)
+        with os.fdopen(read_fd, "rb") as fh:
+            read_fd = -1
+            payload = fh.read()
+    finally:
+        if read_fd >= 0:  # interrupted before reading: a child blocked on a full pipe gets EPIPE and exits
+            os.close(read_fd)
+        status = os.waitpid(pid, 0)[1]
+    sizes = [len(c) for c in cands]
+    if status != 0 or len(payload) != 4 * sum(sizes):
+        log.warning("forked alignment failed (wait status %d); aligning in this process", status)
+        return candidate_identities(queries, cands, sequences)
+    flat = np.frombuffer(payload, dtype=np.float32)
+    ends = np.cumsum(sizes)
+    return [flat[end - n : end].copy() for n, end in zip(sizes, ends.tolist())]
 
 
 def align_workers_default() -> int:
@@ -630,8 +695,12 @@ class Reference:
             unique = self._identities([queries[i] for i in first], [cands[i] for i in first])
             return [unique[r].copy() for r in which]
         workers = self.align_workers or align_workers_default()
-        if (workers <= 1 or sum(len(c) for c in cands) < self.parallel_min_pairs
-                or "fork" not in multiprocessing.get_all_start_methods()):
+        pairs = sum(len(c) for c in cands)
+        can_fork = workers > 1 and "fork" in multiprocessing.get_all_start_methods()
+        if (can_fork and _MEANWHILE and OVERLAP_MIN_PAIRS <= pairs < self.parallel_min_pairs
+                and threading.active_count() == 1):
+            return _aligned_beside(queries, cands, self.sequences, _MEANWHILE.pop())
+        if not can_fork or pairs < self.parallel_min_pairs:
             return candidate_identities(queries, cands, self.sequences)
         if self._pool is None or self._pool_size != workers:
             self.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -195,6 +197,62 @@ def test_identities_in_worker_processes_equal_in_process(world) -> None:
         ref.close()
     for x, y in zip(one, two):
         np.testing.assert_array_equal(x.identities, y.identities)
+
+
+def test_work_beside_the_alignments_runs_once_and_the_identities_are_the_same(world, monkeypatch) -> None:
+    """``while_aligning``: a forked child aligns while this process runs the work; same float32 values."""
+    from biodiscover.discovery import reference as reference_module
+
+    ref = _ref(world, kind="flat")
+    queries = list(dict.fromkeys(q[j:] for j in range(20) for q in world["queries"]))[:300]
+    hits = ref.search(queries, 30)
+    ref.align_workers = 1  # in this process: no fork, the work is not run here
+    ran: list[int] = []
+    with reference_module.while_aligning(lambda: ran.append(os.getpid())):
+        one = ref.align(queries, *hits, per_taxon=2, max_candidates=10)
+    assert ran == [] and not reference_module._MEANWHILE
+    monkeypatch.setattr(reference_module, "OVERLAP_MIN_PAIRS", 1000)  # 3,000 alignments here
+    ref.align_workers = 2
+    parent = os.getpid()
+    forked: list[int] = []
+    real = reference_module._aligned_beside
+    monkeypatch.setattr(reference_module, "_aligned_beside", lambda *a: forked.append(1) or real(*a))
+    with reference_module.while_aligning(lambda: ran.append(os.getpid())):
+        two = ref.align(queries, *hits, per_taxon=2, max_candidates=10)
+        three = ref.align(queries, *hits, per_taxon=2, max_candidates=10)  # the work is done: in this process
+    assert ran == [parent] and forked == [1] and ref._pool is None and not reference_module._MEANWHILE
+    for x, y, z in zip(one, two, three):
+        assert y.identities.dtype == x.identities.dtype
+        np.testing.assert_array_equal(x.identities, y.identities)
+        np.testing.assert_array_equal(x.identities, z.identities)
+
+
+def test_alignments_beside_failed_work_or_a_failed_child_are_still_the_same(world, monkeypatch) -> None:
+    from biodiscover.discovery import reference as reference_module
+    from biodiscover.discovery.identity import candidate_identities
+
+    ref = _ref(world, kind="flat")
+    queries = world["queries"][:40]
+    cands = [list(range(i, i + 25)) for i in range(40)]
+    want = candidate_identities(queries, cands, ref.sequences)
+
+    def broken() -> None:
+        raise RuntimeError("the work fails: the caller's next step does it again")
+
+    got = reference_module._aligned_beside(queries, cands, ref.sequences, broken)
+    for x, y in zip(want, got):
+        np.testing.assert_array_equal(x, y)
+    parent = os.getpid()
+
+    def child_dies(*args):  # the child fails; this process aligns instead
+        if os.getpid() != parent:
+            raise MemoryError
+        return candidate_identities(*args)
+
+    monkeypatch.setattr(reference_module, "candidate_identities", child_dies)
+    got = reference_module._aligned_beside(queries, cands, ref.sequences, lambda: None)
+    for x, y in zip(want, got):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_repeated_barcodes_are_aligned_once_with_the_same_identities(world) -> None:
