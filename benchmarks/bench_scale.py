@@ -274,30 +274,42 @@ def run_folds(args) -> str:
         Path(args.json).write_text(json.dumps({n: [{k: v for k, v in o.items() if not k.startswith("_")}
                                                    for o in out] for n, out in scored.items()},
                                               indent=1, default=float))
-    base = args.settings[0]
+    return folds_table(args.folds, args.max_group, scored, list(args.settings), kinds)
+
+
+def folds_table(which: str, max_group: int, scored: dict[str, list[dict]], settings: list[str],
+                kinds: dict[str, list[str]] | None = None) -> str:
+    """The folds table from scored folds (``run_folds``' own, or its ``--json`` file read back:
+    ``folds --from-json``); a group a fold kind does not have (leave-one-order-out: no absent species) is "—"."""
+    def cell(t: dict, group: str, figure: str) -> str:
+        value = t.get(group, {}).get(figure)
+        return "—" if value is None else f"{value:.4f}"
+
+    base = settings[0]
     table = ["| fold | keys | auto picks | setting (kind) | known: species right | absent sp.: named to species | "
              "absent sp.: wrong genus | absent genera / left-out order named | TAXXI TP | novelty AUROC | "
              "fit s | triage s | largest change vs " + base + " (points) |", "|---|" + "---|" * 12]
     worst_all = (0.0, "")
-    for i, fold in enumerate(folds):
-        b = _fold_values(scored[base][i])
-        for name in args.settings:
+    for i, first in enumerate(scored[base]):
+        b = _fold_values(first)
+        for name in settings:
             o = scored[name][i]
             v = _fold_values(o)
             t = o["tools"]["ours"]
             diffs = {k: abs(v[k] - b[k]) * 100 for k in b if k in v and np.isfinite(v[k]) and np.isfinite(b[k])}
-            k_w = max(diffs, key=diffs.get)
+            k_w = max(diffs, key=lambda k: diffs[k])
             if diffs[k_w] > worst_all[0]:
-                worst_all = (diffs[k_w], f"{fold.name}, {name}: {k_w}")
-            absent = t.get("absent_genus", {}).get("named_genus", t.get("left_out_order", {}).get("named_order"))
-            auto = "flat" if len(fold.keys) <= 20_000 else "ivfsq"
+                worst_all = (diffs[k_w], f"{o['fold']}, {name}: {k_w}")
+            absent = cell(t, "absent_genus", "named_genus") if "absent_genus" in t else cell(t, "left_out_order",
+                                                                                              "named_order")
+            auto = "flat" if o["keys"] <= 20_000 else "ivfsq"
+            kind = f" ({kinds[name][i]})" if kinds else ""
             table.append(
-                f"| {fold.name} | {len(fold.keys):,} | {auto} | {name} ({kinds[name][i]}) | "
-                f"{t['known']['species_right']:.4f} | {t['absent_species']['named_species']:.4f} | "
-                f"{t['absent_species']['genus_wrong']:.4f} | {absent:.4f} | {t['taxxi']['TP']:.4f} | "
-                f"{o['novelty']['auroc']:.4f} | {o['ours_seconds']['fit']} | {o['ours_seconds']['triage']} | "
-                + ("—" if name == base else f"{diffs[k_w]:.2f} ({k_w})") + " |")
-    return (f"folds: {args.folds} (bench_folds.make_folds, max group {args.max_group}, seed 0, peers skipped); "
+                f"| {o['fold']} | {o['keys']:,} | {auto} | {name}{kind} | {cell(t, 'known', 'species_right')} | "
+                f"{cell(t, 'absent_species', 'named_species')} | {cell(t, 'absent_species', 'genus_wrong')} | "
+                f"{absent} | {t['taxxi']['TP']:.4f} | {o['novelty']['auroc']:.4f} | {o['ours_seconds']['fit']} | "
+                f"{o['ours_seconds']['triage']} | " + ("—" if name == base else f"{diffs[k_w]:.2f} ({k_w})") + " |")
+    return (f"folds: {which} (bench_folds.make_folds, max group {max_group}, seed 0, peers skipped); "
             f"every figure of 'ours' per group (bench_folds.group_figures), TAXXI classes and novelty AUROC "
             f"compared with '{base}'\n\n" + "\n".join(table)
             + f"\n\nlargest change anywhere: {worst_all[0]:.2f} points ({worst_all[1]})")
@@ -530,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--max-group", type=int, default=2500)
     f.add_argument("--work", type=Path, default=Path("/tmp/bench_scale_folds"))
     f.add_argument("--json", default=None)
+    f.add_argument("--from-json", type=Path, default=None,
+                   help="print the table of an earlier run's --json file instead of running the folds")
     b = sub.add_parser("build")
     b.add_argument("--data", type=Path, default=data_default)
     b.add_argument("--bundle", type=Path, required=True)
@@ -573,6 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         text = run_recall(args)
     elif args.mode == "naming":
         text = run_naming(args)
+    elif args.mode == "folds" and args.from_json:
+        scored = json.loads(args.from_json.read_text())
+        text = folds_table(args.folds, args.max_group, scored, [n for n in args.settings if n in scored])
     elif args.mode == "folds":
         text = run_folds(args)
     elif args.mode == "build":
