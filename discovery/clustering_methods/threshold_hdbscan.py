@@ -214,6 +214,10 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             # soft vectors spread over every cluster of the group; relative to each
             # point's best cluster they read as "how much this is my cluster" in [0, 1]
             soft = soft / np.maximum(soft.max(axis=1, keepdims=True), 1e-12)
+            # a point HDBSCAN puts in a cluster with an all-zero soft vector (hdbscan 0.8.44 gives five of
+            # eight members of a lone tight cluster no membership at all): its own cluster is its best
+            blank = np.nonzero((soft.max(axis=1) <= 0) & (hl >= 0))[0]
+            soft[blank, hl[blank]] = 1.0
         p_hdb = np.zeros(m)
         group.candidate_to_hdb = {}
         for c in np.unique(agg):
