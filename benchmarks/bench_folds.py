@@ -390,7 +390,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
     out: dict = {"fold": fold.name, "kind": fold.kind, "keys": len(fold.keys), "extra": len(fold.extra),
                  "groups": {g: len(d) for g, d in fold.groups.items()}, "tools": {}}
     tools: dict[str, dict[str, Lineage]] = {}
-    peers = not args.skip_peers and fold.kind != "stability"  # stability compares our two models only
+    peers = not args.skip_peers  # on the stability halves too: is agreement across halves within any tool's reach?
     ours = run_ours(fold, args)
     res = ours["results"]
     model = ours["model"]
@@ -467,7 +467,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         d = fold.groups["absent_species"]
         for o, sub in d.groupby("order"):
             out["oc_by_order"][o] = float(np.mean([bool(tools["ours"][p]["species"]) for p in sub.processid]))
-    out["_named"] = {"ours": tools["ours"]}
+    out["_named"] = dict(tools)
     return out
 
 
@@ -538,16 +538,21 @@ def versus_identity(o: dict) -> dict:
 
 
 def stability(results: list[dict]) -> dict:
+    """Agreement of the two halves' calls on the same queries: ours, and each peer run on both halves."""
     a, b = results
-    na, nb = a["_named"]["ours"], b["_named"]["ours"]
-    pids = sorted(set(na) & set(nb))
 
     def deepest(d: Lineage) -> str | None:
         return max((r for r in RANKS if d.get(r)), key=RANKS.index, default=None)
 
-    same_rank = np.mean([deepest(na[p]) == deepest(nb[p]) for p in pids])
-    same_call = np.mean([na[p] == nb[p] for p in pids])
-    return {"n": len(pids), "same_deepest_rank": float(same_rank), "same_named_lineage": float(same_call)}
+    def agree(tool: str) -> dict:
+        na, nb = a["_named"][tool], b["_named"][tool]
+        pids = sorted(set(na) & set(nb))
+        return {"n": len(pids), "same_deepest_rank": float(np.mean([deepest(na[p]) == deepest(nb[p]) for p in pids])),
+                "same_named_lineage": float(np.mean([na[p] == nb[p] for p in pids]))}
+
+    out = agree("ours")
+    out["by_tool"] = {t: agree(t) for t in a["_named"] if t in b["_named"] and t != "ours"}
+    return out
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -640,6 +645,11 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
     if stab:
         lines += ["", f"Stability (two disjoint halves of the pooled train keys, {stab['n']} queries): same deepest "
                   f"rank {stab['same_deepest_rank']:.3f}, same named lineage {stab['same_named_lineage']:.3f}."]
+        if stab.get("by_tool"):
+            lines += ["", "| tool (each run on both halves) | same deepest rank | same named lineage |",
+                      "|---|---|---|"]
+            lines += [f"| {t} | {v['same_deepest_rank']:.3f} | {v['same_named_lineage']:.3f} |"
+                      for t, v in sorted(stab["by_tool"].items(), key=lambda kv: -kv[1]["same_deepest_rank"])]
     return "\n".join(lines) + "\n"
 
 

@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from biodiscover.discovery.naming import PUBLISHED_CUTOFFS
-from biodiscover.storage.distance import identity, p_distance
+from biodiscover.storage.distance import identity, p_distance, reverse_complement
 
 #: a key whose nearest conspecific is below this identity is listed (the published family cut-off)
 AUDIT_IDENTITY = PUBLISHED_CUTOFFS["family"]
@@ -51,6 +51,9 @@ class SuspectKey:
     #: species of the nearest key of another species among the search candidates (None: none found)
     nearest_other: str | None = None
     nearest_other_identity: float = 0.0
+    #: identity of the key's reverse complement to the nearest other key of its species (0.0: not
+    #: computed); at or above the audit's cut-off the key was stored reversed
+    reversed_identity: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,13 +63,17 @@ class SuspectKey:
         return cls(processid=str(data["processid"]), species=str(data["species"]),
                    own_identity=float(data["own_identity"]), conspecific_keys=int(data["conspecific_keys"]),
                    nearest_other=None if data.get("nearest_other") is None else str(data["nearest_other"]),
-                   nearest_other_identity=float(data.get("nearest_other_identity", 0.0)))
+                   nearest_other_identity=float(data.get("nearest_other_identity", 0.0)),
+                   reversed_identity=float(data.get("reversed_identity", 0.0)))
 
     def describe(self) -> str:
         """One line for a reviewer: the key, how far it is from its species, what it resembles instead."""
         text = (f"{self.processid} ({self.species}): {100 * self.own_identity:.1f} % identity to the nearest of "
                 f"the {self.conspecific_keys} other key(s) of its species")
-        if self.nearest_other:
+        if self.reversed_identity >= AUDIT_IDENTITY:
+            text += (f"; its reverse complement is {100 * self.reversed_identity:.1f} % identical to its species: "
+                     "stored reversed, indexed as its reverse complement")
+        elif self.nearest_other:
             text += f"; {100 * self.nearest_other_identity:.1f} % to {self.nearest_other}"
         return text
 
@@ -109,7 +116,10 @@ def audit_reference(ids: Sequence[str], sequences: Sequence[str], lineages: Sequ
                 others = [others[int(x)] for x in rng.choice(len(others), max_exact, replace=False)]
             best = max(identity(seq, s) for s in others)
             if best < min_identity:
-                suspects.extend(SuspectKey(str(ids[j]), species, best, n_keys - 1) for j in distinct[seq])
+                flipped = reverse_complement(seq)
+                back = max(identity(flipped, s) for s in others)
+                suspects.extend(SuspectKey(str(ids[j]), species, best, n_keys - 1, reversed_identity=back)
+                                for j in distinct[seq])
     suspects.sort(key=lambda s: (s.own_identity, s.processid))
     return suspects, checked
 
@@ -133,7 +143,7 @@ def nearest_other_species(suspects: Sequence[SuspectKey], positions: Mapping[str
             if sp and sp != s.species and float(ident) > best:
                 best_sp, best = sp, float(ident)
         out.append(SuspectKey(s.processid, s.species, s.own_identity, s.conspecific_keys, best_sp,
-                              best if best_sp else 0.0))
+                              best if best_sp else 0.0, s.reversed_identity))
     return out
 
 

@@ -37,11 +37,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from biodiscover.discovery.audit import (AUDIT_IDENTITY, SuspectKey, audit_reference, describe_audit,
+                                         nearest_other_species)
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (Hits, NamingConfig, NamingModel, SimQuery, deepest_confident,
                                           plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
+from biodiscover.storage.distance import reverse_complement
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
 
@@ -77,6 +80,9 @@ class EngineConfig:
     learn_barcode_gap: bool = True
     gap_per_species: int = 8
     gap_max_specimens: int = 6000
+    #: reference keys shuffled (base composition kept) to learn the identity unrelated sequences reach,
+    #: spread over ``NULL_LENGTHS``
+    null_queries: int = 500
     min_barcode_length: int = 50
     batch_size: int = 2048
 
@@ -144,6 +150,8 @@ def _usable(seq: str | None, min_len: int) -> bool:
     return informative_length(seq) >= min_len
 
 
+#: read lengths at which the chance identity of an unrelated sequence is learned (and the longest key's)
+NULL_LENGTHS = (200, 300, 400, 500)
 def _barcode(s: Specimen) -> str:
     """The barcode of a specimen :func:`_usable` passed (typed ``str``: it is never None there)."""
     return s.dna_barcode or ""
@@ -167,7 +175,15 @@ class DiscoveryModel:
 
     # -- the reference (keys and candidate search: discovery.reference) ----------------------
     def _build_reference(self, keys: KeyColumns, say: Callable[[str], None]) -> Reference:
+        t = time.perf_counter()
         ids, seqs, lineages = keys.columns()
+        # the audit runs before indexing: a key it finds stored reversed is indexed the right way round
+        suspects, checked = audit_reference(ids, seqs, lineages)
+        flip = {s.processid for s in suspects if s.reversed_identity >= AUDIT_IDENTITY}
+        if flip:
+            keys.reverse_complement(j for j, pid in enumerate(ids) if pid in flip)
+            ids, seqs, lineages = keys.columns()
+        self._audit_found = (suspects, checked, time.perf_counter() - t)
         return Reference.build(ids, seqs, lineages, kmer=self.config.kmer, index=self.config.index,
                                batch_size=self.config.batch_size, progress=say)
 
@@ -245,6 +261,7 @@ class DiscoveryModel:
         self.naming_ = NamingModel(self.config.naming).fit(self.ref_lineages_, self.ref_lengths_, queries, hits,
                                                            support, progress=say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
+        self._learn_null(say)
         self._audit(say)
         self.fit_seconds_ = time.perf_counter() - t0
         return self
@@ -260,15 +277,49 @@ class DiscoveryModel:
             out.append(SimQuery(-1, None, truth, scenario, f"extra:{s.species or s.deepest_label}", present))
         return out
 
+    def _learn_null(self, say: Callable[[str], None]) -> None:
+        """The identity a barcode unrelated to every key reaches, by query length: windows of keys
+        shuffled (their base composition kept) and searched like queries. Chance identity rises as a
+        read gets shorter (it is aligned inside a longer key), hence one value per length. A query
+        no closer than that is not homologous to the reference (another gene region, a reversed
+        read, a contaminant): naming it — or proposing it as a new species — would rest on chance
+        matches. Fitted: ``null_identity_``, [(length, the highest identity reached)] by length."""
+        rng = np.random.default_rng(self.config.naming.seed)
+        n = len(self.reference_)
+        per = max(1, self.config.null_queries // (len(NULL_LENGTHS) + 1))
+        longest = max(len(self.ref_seqs_[j]) for j in range(min(n, 1000)))
+        table: list[tuple[int, float]] = []
+        for length in [x for x in NULL_LENGTHS if x < longest] + [longest]:
+            shuffled = []
+            for j in rng.choice(n, min(per, n), replace=False):
+                seq = self.ref_seqs_[int(j)]
+                start = int(rng.integers(0, max(1, len(seq) - length + 1)))
+                bases = np.frombuffer(seq[start:start + length].encode("ascii"), dtype=np.uint8).copy()
+                rng.shuffle(bases)
+                shuffled.append(bases.tobytes().decode("ascii"))
+            best = [float(h.identities[0]) if len(h.identities) else 0.0 for h in self._hits(shuffled)]
+            table.append((length, max(best)))
+        self.null_identity_: list[tuple[int, float]] | None = table or None
+        if table:
+            say("unrelated sequences (shuffled keys) reach at most " + ", ".join(
+                f"{100 * v:.1f} % at {length} nt" for length, v in table) + ": a query no closer is not named "
+                "from DNA; its reverse complement is tried first")
+
+    def null_floor(self, length: int) -> float | None:
+        """The chance identity a read of ``length`` informative bases reaches (None: not learned)."""
+        table = getattr(self, "null_identity_", None)
+        if not table:
+            return None
+        return float(np.interp(length, [t[0] for t in table], [t[1] for t in table]))
+
     def _audit(self, say: Callable[[str], None]) -> None:
         """List the reference keys far from every other key of their species (``discovery.audit``)."""
-        from biodiscover.discovery.audit import AUDIT_IDENTITY, audit_reference, describe_audit, nearest_other_species
-
         t = time.perf_counter()
         cfg = self.config
-        suspects, checked = audit_reference(self.ref_ids_, self.ref_seqs_, self.ref_lineages_)
-        if suspects:
-            flagged = {s.processid for s in suspects}
+        suspects, checked, seconds = self._audit_found
+        far = [s for s in suspects if s.reversed_identity < AUDIT_IDENTITY]  # the rest now match their species
+        if far:
+            flagged = {s.processid for s in far}
             where = {pid: j for j, pid in enumerate(self.ref_ids_) if pid in flagged}
 
             def candidates(queries: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -276,13 +327,15 @@ class DiscoveryModel:
                                                    max_candidates=cfg.max_candidates)
                 return [(c.positions, c.identities) for c in found]
 
-            suspects = nearest_other_species(suspects, where, self.ref_seqs_, self.ref_lineages_, candidates)
-        self.audit_ = suspects
+            found = {s.processid: s for s in nearest_other_species(far, where, self.ref_seqs_, self.ref_lineages_,
+                                                                    candidates)}
+            suspects = [found.get(s.processid, s) for s in suspects]
+        self.audit_: list[SuspectKey] | None = suspects
         self.audit_summary_ = {"species_checked": checked, "suspects": len(suspects), "min_identity": AUDIT_IDENTITY,
                                "worst": [s.to_dict() for s in suspects[:20]]}
         for line in describe_audit(self.audit_summary_):
             say(line)
-        log.info("reference audit in %.1fs", time.perf_counter() - t)
+        log.info("reference audit in %.1fs", seconds + time.perf_counter() - t)
 
     def _learn_gap(self, say: Callable[[str], None]) -> Any:
         """The reference's barcode gap: the species distance cut candidate clustering uses."""
@@ -355,10 +408,17 @@ class DiscoveryModel:
         if usable:
             seqs = [_barcode(specimens[i]) for i in usable]
             hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks())
+            reversed_, unrelated = self._check_homology(seqs, hits)
             calls = self.naming_.predict(self.ref_lineages_, self.ref_lengths_, hits)
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):
+                if k in unrelated:  # no homology to any key: nothing to name, not a new species either
+                    results[i] = TriageResult(specimens[i].processid, "none", {r: None for r in RANKS},
+                                              {r: 0.0 for r in RANKS}, float(hits[k].identities[0])
+                                              if len(hits[k].identities) else 0.0, None, None, float("nan"), False,
+                                              None, 0.0, {r: None for r in RANKS}, reason=unrelated[k])
+                    continue
                 labels, conf, absent = calls[k]
                 deepest = deepest_confident(labels, conf, level, self.naming_.walk_optional)
                 nov = self.naming_.novelty(absent)
@@ -369,6 +429,8 @@ class DiscoveryModel:
                 if top_hit in suspect:  # the name rests on a key the reference audit lists
                     caveat = f"its best reference key is flagged by the reference audit: {suspect[top_hit].describe()}"
                     reason = f"{reason}; {caveat}" if reason else caveat
+                if k in reversed_:
+                    reason = f"{reversed_[k]}; {reason}" if reason else reversed_[k]
                 results[i] = TriageResult(
                     processid=specimens[i].processid, modality="dna", labels=labels, confidence=conf,
                     identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=deepest,
@@ -381,6 +443,38 @@ class DiscoveryModel:
                                           0.0, None, None, float("nan"), False, None, 0.0,
                                           {r: None for r in RANKS})
         return [r for r in results if r is not None]  # every slot is filled above
+
+    def _check_homology(self, seqs: list[str], hits: list[Hits]) -> tuple[dict[int, str], dict[int, str]]:
+        """Queries no closer to any key than shuffled keys come (``null_identity_``): their reverse
+        complement is searched and used when it is closer (``seqs``/``hits`` updated in place: a
+        barcode submitted reversed is named as read the right way); the rest are unrelated. Returns
+        (query index → note) for the reversed and for the unrelated."""
+        if not getattr(self, "null_identity_", None):
+            return {}, {}
+
+        def best(h: Hits) -> float:
+            return float(h.identities[0]) if len(h.identities) else 0.0
+
+        floors = {k: self.null_floor(informative_length(seq)) or 0.0 for k, seq in enumerate(seqs)}
+        low = [k for k, h in enumerate(hits) if best(h) <= floors[k]]
+        if not low:
+            return {}, {}
+        flipped = [reverse_complement(seqs[k]) for k in low]
+        again = self._hits(flipped, bootstrap_ranks=self._cutoff_ranks())
+        reversed_, unrelated = {}, {}
+        for k, seq, h in zip(low, flipped, again):
+            floor = floors[k]
+            if best(h) > floor:
+                reversed_[k] = (f"barcode read reversed: its reverse complement matches the reference at "
+                                f"{100 * best(h):.1f} % identity (as given: {100 * best(hits[k]):.1f} %), so it is "
+                                "named as reverse-complemented")
+                seqs[k], hits[k] = seq, h
+            else:
+                unrelated[k] = (f"barcode unrelated to every reference key: {100 * best(hits[k]):.1f} % identity at "
+                                f"best (either strand), no closer than shuffled reference barcodes come "
+                                f"({100 * floor:.1f} %): another gene region, a contaminant or a failed read; "
+                                "not named from DNA and not a candidate species")
+        return reversed_, unrelated
 
     def set_level(self, level: float) -> None:
         """Name at ``level`` from now on (P(right) a rank needs; recorded with every run)."""
@@ -454,6 +548,7 @@ class DiscoveryModel:
         bundle.save_table(ENGINE_TABLE, {
             "format": ENGINE_FORMAT, "config": self.config.to_dict(), "naming": self.naming_.to_dict(),
             "index_kind": self.index_.kind_, "barcode_gap": gap.to_dict() if gap is not None else None,
+            "null_identity": getattr(self, "null_identity_", None),
         })
         self.reference_.save(bundle, REFERENCE_TABLE)
         audit = getattr(self, "audit_", None)
@@ -507,7 +602,10 @@ class DiscoveryModel:
                 self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
             else:
                 self.barcode_gap_ = None
+            null = state.get("null_identity")  # None: a bundle built before it (no homology check)
+            self.null_identity_ = None if null is None else [(int(a), float(b)) for a, b in null]
             numbers = [self.config.naming.level, self.config.novelty_threshold,
+                       *(b for _, b in self.null_identity_ or ()),
                        *(m.absent_.baseline_ for m in self.naming_.models_.values())]
             if not all(isinstance(v, float) and np.isfinite(v) for v in numbers):
                 raise ValueError(f"non-finite settings {numbers}")
@@ -518,8 +616,6 @@ class DiscoveryModel:
         self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
         self.audit_ = None  # a bundle built before the audit: not audited (``info`` says so)
         if AUDIT_TABLE in bundle.names("tables"):
-            from biodiscover.discovery.audit import SuspectKey
-
             try:
                 self.audit_ = [SuspectKey.from_dict(row) for row in bundle.load_table(AUDIT_TABLE, expect=list)]
             except (KeyError, TypeError, ValueError, AttributeError) as exc:

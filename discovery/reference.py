@@ -66,6 +66,7 @@ import numpy as np
 from biodiscover.discovery.identity import candidate_identities
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
+from biodiscover.storage.distance import reverse_complement
 from biodiscover.storage.errors import ModelBundleError
 from biodiscover.storage.records import RANKS
 
@@ -270,6 +271,14 @@ class KeyColumns:
         self._seq_end.append(len(self._seqs))
         for vocab, name in zip(self._vocab, lineage):
             self._codes.append(vocab.setdefault(name, len(vocab)) if name else -1)
+
+    def reverse_complement(self, positions: Iterable[int]) -> None:
+        """Store the barcodes at ``positions`` as their reverse complement, in place (a key stored
+        reversed, found by the reference audit: same length, so nothing else moves)."""
+        for j in positions:
+            start = self._seq_end[j - 1] if j else 0
+            end = self._seq_end[j]
+            self._seqs[start:end] = reverse_complement(self._seqs[start:end].decode("utf-8")).encode("utf-8")
 
     def extend(self, other: "KeyColumns") -> None:
         """Append ``other``'s keys after these (e.g. the key splits in the order they were asked for)."""

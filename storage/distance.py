@@ -110,6 +110,14 @@ def identity(a: str, b: str) -> float:
     return max(0.0, 1.0 - float(distance) / informative)
 
 
+_COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
+
+
+def reverse_complement(seq: str) -> str:
+    """The other strand of a barcode read 5'→3' (anything but A, C, G, T becomes N)."""
+    return "".join(c if c in "ACGTN" else "N" for c in seq.upper()).translate(_COMPLEMENT)[::-1]
+
+
 def divergence(a: str, b: str) -> float:
     """1 − :func:`identity`; ``nan`` when either read is empty (nothing to compare)."""
     if not a or not b:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -109,22 +107,36 @@ def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
     assert "every key of the 10 species" in describe_audit({"species_checked": 10, "suspects": 0})[0]
 
 
-def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path) -> None:
-    """The real CLI: build-reference prints the audit; info shows it again from the bundle."""
+def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path, cli) -> None:
+    """The CLI: build-reference prints the audit; info shows it again from the bundle."""
     world = dict(planted["world"])  # type: ignore[call-overload]
     world["train"] = planted["keys"]
     root = tmp_path / "ds"
     write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
     out = tmp_path / "bundle"
-    build = subprocess.run([sys.executable, "-m", "biodiscover.cli", "build-reference", "--data", str(root),
-                            "--out", str(out), "--keys", "train", "--max-outliers", "20"],
-                           capture_output=True, text=True, timeout=600)
+    build = cli("build-reference", "--data", str(root), "--out", str(out), "--keys", "train", "--max-outliers", "20")
     assert build.returncode == 0, build.stderr
     said = build.stdout + build.stderr
     assert "reference audit: 3 key(s) lie farther than 10 % from every other key of their species" in said
     assert f"{planted['mislabelled']} (Gen0 sp0)" in said and "to Gen1 sp1" in said
-    info = subprocess.run([sys.executable, "-m", "biodiscover.cli", "info", str(out)], capture_output=True,
-                          text=True, timeout=120)
+    info = cli("info", str(out))
     assert info.returncode == 0, info.stderr
     assert f"{planted['mislabelled']} (Gen0 sp0)" in info.stdout
     assert "PAIR1 (Gen2 spX)" in info.stdout and "SPLIT" not in info.stdout
+
+
+def test_a_key_stored_reversed_is_said_to_be() -> None:
+    """A key whose reverse complement is its species' barcode: listed, and described as stored reversed
+    (what the real dev reference's most distant keys turned out to be: BOLD mirrors of GenBank records)."""
+    from biodiscover.storage.distance import reverse_complement
+
+    rng = np.random.default_rng(4)
+    base = rng.choice(list("ACGT"), 500)
+    seqs = ["".join(mutate(rng, base, 0.005)) for _ in range(5)]
+    seqs[2] = reverse_complement(seqs[2])
+    lin = [("O", "F", None, "G", "G a")] * 5
+    suspects, checked = audit_reference([f"K{i}" for i in range(5)], seqs, lin)
+    assert checked == 1 and [s.processid for s in suspects] == ["K2"]
+    assert suspects[0].own_identity < AUDIT_IDENTITY <= 0.98 <= suspects[0].reversed_identity
+    assert suspects[0].describe().endswith(
+        "identical to its species: stored reversed, indexed as its reverse complement")

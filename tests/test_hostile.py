@@ -151,7 +151,10 @@ def test_every_reading_verb_keeps_or_sets_aside_every_record(name: str, bundle: 
         assert code == 0, err
         summary = json.loads(out)
         assert (summary["specimens"], summary["quarantined"]) == (expected[1], expected[3]), summary
-        assert summary["triaged"] == expected[2] and summary["photos_set_aside"] == PHOTOS.get(name, 0)
+        # every kept specimen has a result (the corpus's random barcodes are unrelated to the test world's keys,
+        # so most carry no DNA call: modality "none" with the reason, tests/test_homology.py)
+        assert sum(summary["by_modality"].values()) == expected[2], summary
+        assert summary["photos_set_aside"] == PHOTOS.get(name, 0)
         if expected[3] or PHOTOS.get(name):
             assert summary["quarantine_file"] == str(work / f"{src.name.split('.')[0]}.quarantine.csv")
 
