@@ -43,6 +43,17 @@ def test_round_trip(tmp_path: Path) -> None:
     assert again.data_fingerprint["sha256"] == "ab" * 32
 
 
+def test_arrays_of_one_element_and_of_none_round_trip(tmp_path: Path) -> None:
+    b = _bundle(tmp_path)
+    b.save_array("one", np.array([7.5], dtype=np.float32))
+    b.save_array("one_by_one", np.array([[3]], dtype=np.int64))
+    b.save_array("empty", np.zeros((0, 4), dtype=np.float32))
+    again = Bundle.open(tmp_path / "b")
+    np.testing.assert_array_equal(again.load_array("one"), np.array([7.5], dtype=np.float32))
+    np.testing.assert_array_equal(again.load_array("one_by_one", mmap=True), np.array([[3]]))
+    assert again.load_array("empty").shape == (0, 4)
+
+
 def test_fingerprint_names_the_model_and_changes_with_any_file(tmp_path: Path) -> None:
     """One fingerprint for runs and the batch ledger: recorded one wins, else sha256 of bundle.json."""
     b = _bundle(tmp_path)

@@ -1049,3 +1049,122 @@ def test_a_backup_that_cannot_be_renamed_into_place_is_named_and_leaves_no_parti
     monkeypatch.undo()
     assert list(dest.parent.iterdir()) == []  # no .partial copy a later prune could take for a backup
     assert count_specimens(db.path) == before and check_database(db.path).ok
+
+
+def test_a_pooled_connection_serves_another_thread_and_a_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    """The batch's heartbeat poller reads on its own thread from the pool the main thread filled; and a
+    transaction that fails half-way leaves none of its rows (the explicit BEGIN: pysqlite is in autocommit)."""
+    import threading
+
+    from biodiscover.storage.db.engine import make_engine
+
+    engine = make_engine(tmp_path / "t.sqlite")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            with engine.connect() as c:
+                c.exec_driver_sql("SELECT count(*) FROM t").scalar()
+        except Exception as exc:  # noqa: BLE001 - reported to the main thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=read)
+    worker.start()
+    worker.join()
+    assert errors == []
+    with pytest.raises(RuntimeError, match="half-way"):
+        with engine.begin() as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+            raise RuntimeError("half-way")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    engine.dispose()
+
+
+def test_a_runs_progress_carries_its_parameters(db: Database) -> None:
+    run = db.start_run("triage", {"threshold": 0.9, "k": 8}, "sha256:abc", total=3, backup=False)
+    assert db.run_progress(run).parameters == {"threshold": 0.9, "k": 8}
+    bare = db.start_run("evaluate", None, backup=False)
+    assert db.run_progress(bare).parameters == {}
+
+
+def test_a_permission_error_with_no_side_files_does_not_blame_them(tmp_path: Path) -> None:
+    """-wal/-shm files that do not exist are not "another user's": the message says the OS refused."""
+    from biodiscover.storage.db.integrity import explain_sqlite_error
+
+    path = tmp_path / "bd.sqlite"
+    Database.create(path).close()
+    for side in ("-wal", "-shm"):
+        path.with_name(path.name + side).unlink(missing_ok=True)
+    err = explain_sqlite_error(path, sqlite3.OperationalError("attempt to write a readonly database"), "write to")
+    assert "the operating system refused access" in str(err) and "another user" not in str(err), err
+
+
+def test_an_image_folder_ingest_that_completes_marks_the_killed_one_of_the_same_folder_interrupted(
+        tmp_path: Path) -> None:
+    """With a source but no file checksum (an image folder), the re-run that completes clears the
+    "did not finish" warning of the earlier ingest of that folder — and only of that folder."""
+    def dies_after_two(specimens: list[Specimen]):
+        yield from specimens[:2]
+        raise KeyboardInterrupt  # a Ctrl-C mid-ingest: the ingest row stays "running"
+
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        for source in ("photos-a", "photos-b"):
+            with pytest.raises(KeyboardInterrupt):
+                db.ingest(dies_after_two(make_specimens(6)), collection="c", source=source, chunk_size=1,
+                          backup=False)
+        with pytest.raises(KeyboardInterrupt):
+            db.ingest(dies_after_two(make_specimens(6)), collection="c", chunk_size=1, backup=False)
+        db.ingest(make_specimens(6), collection="c", source="photos-a", backup=False)
+        path = db.path
+    with sqlite3.connect(path) as con:
+        rows = con.execute("SELECT source, status FROM ingests ORDER BY id").fetchall()
+    assert rows == [("photos-a", "interrupted"), ("photos-b", "running"), (None, "running"),
+                    ("photos-a", "completed")]
+
+
+def test_a_genus_name_under_two_unrelated_families_stays_two_taxa(tmp_path: Path) -> None:
+    """A homonym (one genus name in two families of two orders) is two taxa, never one merged taxon;
+    records that agree, but one names fewer ranks, share theirs (the test above)."""
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        db.ingest([Specimen("A", order="Diptera", family="Phoridae", genus="Homonyma"),
+                   Specimen("B", order="Coleoptera", family="Carabidae", genus="Homonyma"),
+                   Specimen("C", order="Diptera", family="Phoridae", genus="Homonyma")],
+                  collection="c", backup=False, chunk_size=1)
+        graph = db.taxonomy()
+        found = graph.find("Homonyma", "genus")
+        assert sorted(graph.lineage(t.id)[1].name for t in found) == ["Carabidae", "Phoridae"]
+
+
+def test_an_assigned_candidate_sits_under_the_species_genus_and_a_detail_lists_its_lineage(db: Database) -> None:
+    register_lineages(db, [{**_lineage(0), "species": "Megaselia scalaris"}], source="test")
+    genus = db.taxonomy().find("Megaselia", "genus")[0]
+    _, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": {"genus": "Megaselia"}},
+                                {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
+    db.assign(p0, 1, "Megaselia scalaris", reviewer="ana")
+    s = db.proposal(p0)
+    assert (s.parent_taxon_id, s.parent_rank, s.parent_name) == (genus.id, "genus", "Megaselia")
+    assert db.proposal_detail(p1).parent_lineage == [("order", "Diptera"), ("family", "Phoridae"),
+                                                     ("genus", "Megaselia")]  # higher to lower
+
+
+def test_a_review_logged_with_fewer_fields_by_an_older_version_can_still_be_undone(db: Database) -> None:
+    """Undo compares only what the review recorded: a log row lacking a field added since is not "stale"."""
+    import json
+
+    _, (p0,) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": {"genus": "Megaselia"}}])
+    rejected = db.reject(p0, expected_version=1, reviewer="ana")
+    with sqlite3.connect(db.path) as con:
+        before, after = con.execute("SELECT before, after FROM reviews WHERE id = ?",
+                                    (rejected.review_id,)).fetchone()
+        before, after = json.loads(before), json.loads(after)
+        for snap in (before, after):
+            for field in ("nearest_species", "nearest_identity"):
+                del snap["proposals"][str(p0)][field]
+        con.execute("UPDATE reviews SET before = ?, after = ? WHERE id = ?",
+                    (json.dumps(before), json.dumps(after), rejected.review_id))
+    db.undo(rejected.review_id, reviewer="ana")
+    assert db.proposal(p0).status == "pending"

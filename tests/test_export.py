@@ -45,12 +45,14 @@ def test_plain_cells_and_numbers_are_untouched() -> None:
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/abs/path", "..", "a/../../b", "C:\\win\\x", "CON",
-                                  "nul.txt", "\x00\x01", "", "☃" * 300])
+                                  "nul.txt", "COM1", "lpt1.txt", "COM9", "\x00\x01", "", "☃" * 300])
 def test_safe_member_names_stay_inside(tmp_path: Path, name: str) -> None:
     member = safe_member_name(name, suffix=".fasta")
     assert "/" not in member and "\\" not in member and not member.startswith(".")
     assert len(member) <= 106
-    assert member.split(".")[0].upper() not in {"CON", "NUL"}
+    # every name Windows reserves, COM1 and LPT1 included, is made an ordinary one
+    reserved = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+    assert member.split(".")[0].upper() not in reserved
     assert safe_join(tmp_path, member).parent == tmp_path.resolve()
 
 
@@ -73,6 +75,10 @@ def test_csv_export(tmp_path: Path, data) -> None:
     first_member = data.members.iloc[0]
     assert by_id[first_member["processid"]]["proposal_id"] == str(first_member["proposal_id"])
     assert by_id["KN0000"]["proposal_id"] == ""
+    # ... and its name: every member of candidate 5 is named as the candidate, a known specimen is not
+    fifth = data.members[data.members["proposal_id"] == 5]["processid"]
+    assert [by_id[p]["provisional_name"] for p in fifth] == ["Megaselia sp. BD-0007"] * len(fifth)
+    assert by_id["KN0000"]["provisional_name"] == ""
     props = list(csv.DictReader(open(out / "proposals.csv", newline="", encoding="utf-8")))
     assert len(props) == len(data.proposals)
     names = [p["provisional_name"] for p in props]
@@ -287,6 +293,13 @@ def test_file_and_folder_outputs_are_not_confused(tmp_path: Path, data) -> None:
         write_export(data, "html", tmp_path)
 
 
+def test_a_file_export_named_without_its_ending_is_refused_with_the_name_to_use(tmp_path: Path, data) -> None:
+    for given, hint in (("run7", "run7.zip"), ("run7.txt", "run7.zip")):
+        with pytest.raises(InputError, match=rf"writes a \.zip file; name it {re.escape(hint)}$"):
+            write_export(data, "dwca", tmp_path / given)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_format_and_missing_folder(tmp_path: Path, data) -> None:
     with pytest.raises(InputError, match="unknown export format 'xlsx'"):
         write_export(data, "xlsx", tmp_path / "x")
@@ -353,6 +366,33 @@ def test_open_nomenclature_for_interim_names_and_unnamed_candidates() -> None:
     assert (c["scientificName"], c["taxonRank"], c["identificationQualifier"]) == ("Apis mellifera", "species", None)
     assert "model=bundles/small" in c["identificationRemarks"] and "confidence=0.990 at species" in \
         c["identificationRemarks"]
+
+
+def test_a_dwca_row_keeps_the_candidates_rank_the_reviewers_day_the_novelty_and_no_tab() -> None:
+    """A candidate placed in a family whose member the machine named to genus is a family-level record;
+    the reviewer's day, not the run's, dates the determination; the novelty score is in the remarks; a tab
+    inside a value (no line break) becomes a space instead of shifting the archive's columns."""
+    from biodiscover.workflows.export import RunExport, occurrence_rows
+    from biodiscover.workflows.export.dwca import dwc_cell
+
+    spec = pd.DataFrame({"processid": ["G"], "dna_barcode": ["ACGT" * 60]})
+    assign = pd.DataFrame({"processid": ["G"], "deepest_rank": ["genus"], "deepest_taxon": ["Megaselia"],
+                           "novelty": [0.875], "is_novel": [True], "label_order": ["Diptera"],
+                           "label_family": ["Phoridae"], "label_genus": ["Megaselia"], "confidence_genus": [0.5]})
+    props = pd.DataFrame({"proposal_id": [45], "provisional_name": [None], "parent_rank": ["family"],
+                          "parent_taxon": ["Phoridae"], "status": ["accepted"], "version": [2], "size": [1],
+                          "evidence": [{}]})
+    members = pd.DataFrame({"proposal_id": [45], "processid": ["G"], "probability": [1.0]})
+    reviews = pd.DataFrame([{"id": 1, "proposal_id": 45, "action": "accept", "reviewer": "ana",
+                             "created_at": "2026-11-30T09:15:00+00:00", "note": None, "target_review_id": None}])
+    run = {"id": 1, "kind": "triage", "started_at": "2026-11-23T06:00:00", "finished_at": "2026-11-23T06:05:00"}
+    (g,), _, _ = occurrence_rows(RunExport(run, spec, assign, props, members, reviews))
+    assert (g["scientificName"], g["taxonRank"], g["identificationQualifier"]) == ("Phoridae", "family", "gen. sp.")
+    assert (g["identifiedBy"], g["dateIdentified"]) == ("ana", "2026-11-30")
+    assert "novelty=0.875" in g["identificationRemarks"]
+    assert dwc_cell("Guanacaste\tnorth") == "Guanacaste north"
+    assert dwc_cell("a\t\tb\r\nc") == "a b c"
+    assert [dwc_cell(f"two{c}lines") for c in "\t\n\r"] == ["two lines"] * 3  # each break alone too
 
 
 def test_open_nomenclature_above_genus_is_gen_sp() -> None:

@@ -191,3 +191,23 @@ def test_review_trails_follow_undo_and_the_undo_of_an_undo(tmp_path: Path) -> No
         rejected_at = log.loc[log["action"] == "reject", "created_at"].item()
         assert (trails[b].decision, trails[b].decided_by, trails[b].decided_at) == ("reject", "dee", rejected_at)
     assert review_trails(pd.DataFrame()) == {}
+
+
+def test_an_export_reads_the_database_without_changing_a_byte_of_it(tmp_path: Path, filled_db) -> None:
+    """Exporting opens the database read-only: a file in rollback-journal mode (as another tool may leave
+    it) is not switched to WAL, and no -wal/-shm file is left beside it."""
+    import hashlib
+    import shutil
+    import sqlite3
+
+    path, run, _ = filled_db
+    copy = tmp_path / "db" / "work.sqlite"
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    con = sqlite3.connect(copy)
+    assert con.execute("PRAGMA journal_mode = DELETE").fetchone() == ("delete",)
+    con.close()
+    before = hashlib.sha256(copy.read_bytes()).hexdigest()
+    export_run(copy, run, "json", tmp_path / "run.json")
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["work.sqlite"]

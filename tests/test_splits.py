@@ -154,9 +154,23 @@ def test_split_cli_roundtrip(tmp_path) -> None:
     assert tuple(got.columns) == BIOSCAN_COLUMNS and len(got) == len(meta)
     assert set(got["split"]) <= set(meta["split"]) and (got["split"] != "").all()
     assert main(["split", str(src), "--out", str(out)]) == 2  # refuses to overwrite
+    nested = tmp_path / "new" / "deeper" / "split.csv"  # a folder that does not exist yet is made
+    assert main(["split", str(src), "--out", str(nested)]) == 0
+    assert nested.read_bytes() == out.read_bytes()
     bad = tmp_path / "not.csv"
     bad.write_bytes(b"\x00\x01\x02binary")
     assert main(["split", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
+
+
+def test_a_species_with_just_two_barcodes_can_give_one_to_the_unseen_test_side() -> None:
+    """The BIOSCAN rule keeps one barcode for the key side: two distinct barcodes are enough to draw from."""
+    from biodiscover.storage.splits import _allocate_test
+
+    frame = pd.DataFrame({"species": ["s1"] * 10, "key": ["AAA"] * 9 + ["CCC"]})
+    exclusive = pd.Series({"AAA": True, "CCC": True})
+    assert list(_allocate_test(frame, exclusive, np.random.default_rng(0))) == [9]
+    one_barcode = frame.assign(key="AAA")
+    assert list(_allocate_test(one_barcode, exclusive, np.random.default_rng(0))) == []
 
 
 def test_synth_cli_refuses_non_empty_dir(tmp_path) -> None:

@@ -46,6 +46,8 @@ def test_p_distance_counts_per_informative_column_and_is_infinite_when_nothing_c
     assert p_distance(a[50:350], a) == 0.0  # a partial read inside a full one: overhang costs nothing
     assert p_distance("", a) == math.inf
     assert p_distance(a, _barcode(400, 2), max_distance=0.05) == math.inf  # stops early above the bound
+    assert p_distance(a, b, max_distance=0.05) == 20 / 400  # a pair exactly at the bound is still measured
+    assert p_distance(a, _mutate(a, 19), max_distance=0.05) == math.inf  # 22 differences: one past it
     short = a[:MIN_INFORMATIVE - 1]
     assert p_distance(short, a) == math.inf  # too short an overlap to call a distance
     assert p_distance(a[:150] + "N" * 250, a) == 0.0  # N columns are never evidence, and never a difference
@@ -61,6 +63,13 @@ def test_identity_and_divergence_at_their_edges() -> None:
     assert math.isnan(divergence("", a)) and math.isnan(divergence(a, ""))
     far = _barcode(700, 4)
     assert 0.0 <= identity(a, far) < 0.8  # past the first bounded pass (more than a quarter of the read)
+
+
+def test_an_evidence_record_without_a_coordinate_count_counts_none() -> None:
+    from biodiscover.storage.evidence import Geography
+
+    # an evidence record written before coordinates were counted: none, not one
+    assert Geography.from_dict({"countries": {"Canada": 2}}).n_with_coordinates == 0
 
 
 def test_kmer_presence_skips_short_reads_and_ambiguous_kmers_and_matrices_keep_their_shape() -> None:

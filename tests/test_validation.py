@@ -330,6 +330,30 @@ def test_number_columns_are_checked_and_a_record_with_nothing_to_compare_is_set_
     assert v.summary.problems == {"bad_value": 2, "no_data": 1} and v.summary.quarantined == 2  # per problem
 
 
+def test_a_photo_in_pils_warning_zone_is_refused_not_decoded(tmp_path: Path, monkeypatch) -> None:
+    """Between PIL's pixel limit and twice it PIL only warns; such a photo is refused all the same.
+    (The limit is lowered so the photo is small; PIL's own default is 89.5 Mpx.)"""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)
+    near = tmp_path / "near.png"
+    Image.new("L", (120, 120)).save(near)  # 14,400 px: past the limit, under twice it
+    kind, reason = check_image(near)
+    assert kind == "image_unreadable" and "is refused" in reason and "decompression bomb" in reason.lower()
+    Image.new("L", (100, 100)).save(tmp_path / "fine.png")  # at the limit: a photo
+    assert check_image(tmp_path / "fine.png") is None
+
+
+def test_a_processid_seen_three_times_names_its_first_line_each_time(tmp_path: Path) -> None:
+    barcode = "ACGT" * 60
+    src = tmp_path / "three.csv"
+    src.write_text("processid,dna_barcode\n" + "".join(f"P1-24,{barcode}\n" for _ in range(3)), encoding="utf-8")
+    read = read_collection(src, check_images=False)
+    assert [s.processid for s in read.specimens] == ["P1-24"]
+    assert [(q.line, q.kind) for q in read.quarantine] == [(3, "duplicate_processid"), (4, "duplicate_processid")]
+    assert all("first seen at line 2" in q.reason for q in read.quarantine), [q.reason for q in read.quarantine]
+
+
 def test_an_image_path_is_found_beside_the_metadata_then_in_the_image_folder(tmp_path: Path) -> None:
     """A relative image_path: beside the metadata file first, then under --images with its folders, then by
     its file name in --images; one found nowhere is quarantined naming where it was looked for."""
