@@ -121,7 +121,7 @@ def _check_readable_text(path: Path) -> None:
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a CSV/TSV/FASTA file")
     with path.open("rb") as fh:
-        magic = fh.read(4)
+        magic = fh.read(6)  # xz: FD 37 7A 58 5A 00
     if magic.startswith(b"PK\x03\x04"):
         raise InputError(f"{path}: is a zip archive, not a CSV/TSV/FASTA file; extract it first")
     if magic.startswith(b"BZh") or magic.startswith(b"\xfd7zXZ"):

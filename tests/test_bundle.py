@@ -43,6 +43,12 @@ def test_round_trip(tmp_path: Path) -> None:
     assert again.data_fingerprint["sha256"] == "ab" * 32
 
 
+def test_json_depth_counts_containers_only() -> None:
+    from biodiscover.storage.bundle import _json_depth
+
+    assert (_json_depth(7), _json_depth("x"), _json_depth([]), _json_depth({"a": [1, {"b": 2}]})) == (0, 0, 1, 3)
+
+
 def test_arrays_of_one_element_and_of_none_round_trip(tmp_path: Path) -> None:
     b = _bundle(tmp_path)
     b.save_array("one", np.array([7.5], dtype=np.float32))

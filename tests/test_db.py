@@ -1168,3 +1168,24 @@ def test_a_review_logged_with_fewer_fields_by_an_older_version_can_still_be_undo
                     (json.dumps(before), json.dumps(after), rejected.review_id))
     db.undo(rejected.review_id, reviewer="ana")
     assert db.proposal(p0).status == "pending"
+
+
+def test_a_bulk_job_keeps_exactly_three_automatic_backups_of_its_reason(db: Database) -> None:
+    taken = [db.start_run("triage", {}, backup=True) for _ in range(4)]
+    assert len(taken) == 4
+    kept = sorted(p.name for p in (db.path.parent / f"{db.path.name}.backups").iterdir()
+                  if "-pre-run-" in p.name)
+    assert len(kept) == 3, kept
+
+
+def test_the_queue_pages_exactly_and_the_log_keeps_evidence_only_where_a_review_changes_it(db: Database) -> None:
+    _, (p0, p1, p2) = _new_run(db, [{"members": [f"BD00000{i}"], "parent_lineage": {"genus": "Megaselia"}}
+                                    for i in range(3)])
+    assert db.proposal_queue(limit=0) == ([], 3)
+    assert [s.id for s in db.proposal_queue(limit=1, offset=1)[0]] == [p1]
+    db.reject(p2, expected_version=1, reviewer="ana")
+    db.merge([p0, p1], {p0: 1, p1: 1}, reviewer="ana")
+    merged, rejected = db.reviews(limit=2)
+    assert (merged["action"], rejected["action"]) == ("merge", "reject")
+    assert all("evidence" in s for s in merged["after"]["proposals"].values() if s is not None)
+    assert "evidence" not in rejected["after"]["proposals"][str(p2)]

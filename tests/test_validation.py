@@ -240,6 +240,14 @@ def test_gzip_of_binary_and_zip_are_rejected(tmp_path: Path) -> None:
     zp.write_bytes(b"PK\x03\x04" + b"\x00" * 40)
     with pytest.raises(InputError, match="zip archive"):
         read_collection(zp)
+    import bz2
+    import lzma
+
+    for name, packed in (("plate.csv.bz2", bz2.compress(b"processid\nA-24\n")),
+                         ("plate.csv.xz", lzma.compress(b"processid\nA-24\n"))):
+        (tmp_path / name).write_bytes(packed)
+        with pytest.raises(InputError, match=r"compressed with bzip2/xz; only plain or gzip \(\.gz\) files"):
+            read_collection(tmp_path / name)
 
 
 # -- the CLI -------------------------------------------------------------------------------
