@@ -219,7 +219,8 @@ class CollectionReader:
 
     path: Path | None
     images: Path | None = None
-    require_images: bool = False
+    #: required: every constructor decides it (a default nobody used was an untestable line)
+    require_images: bool = field(kw_only=True)
     check_images: bool = True
     row_filter: RowFilter | None = None
     image_resolver: Callable[[Mapping[str, str]], Path | None] | None = None

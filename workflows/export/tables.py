@@ -90,7 +90,7 @@ class ExportResult:
     #: whether the run did not complete (``--partial``); required: an export must say it, never default it
     partial: bool = field(kw_only=True)
     #: the run's candidates a later run re-clustered (not in this export) and the ids of those runs
-    superseded: int = 0
+    superseded: int = field(kw_only=True)
     superseded_by: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
