@@ -282,13 +282,18 @@ def build_proposals(
     novelty: Sequence[float] | None = None,
     max_images: int = 3,
     max_msa: int = 50,
+    evidence: bool = True,
 ) -> list[CandidateProposal]:
     """Evidence for every candidate of a clusterer fitted on ``specimens`` (same order).
 
     ``parents[i]``: (rank, name) of specimen *i*'s deepest confident parent
     taxon (what it was grouped under); ``reference``: labelled specimens to find
     the nearest known species in; ``novelty[i]``: its novelty probability.
-    Proposals come out largest first.
+    Proposals come out largest first. ``evidence=False``: members, parent and
+    novelty only, with an empty :class:`Evidence` (no consensus MSA, no
+    distances): for a caller that writes no evidence (``triage --results``
+    without a database names each specimen's candidate and nothing more);
+    such proposals are not for storing or review.
     """
     if not clusterer.is_fitted:
         raise NotFittedError("the clusterer is not fitted; call fit() first")
@@ -304,6 +309,10 @@ def build_proposals(
         by_cand[c].append(i)
     cands = sorted(by_cand, key=lambda c: (-len(by_cand[c]), c))
     dna = clusterer.config.metric == "p"
+
+    if not evidence:
+        return [_proposal([specimens[i] for i in by_cand[c]], by_cand[c], clusterer, parents, novelty)
+                for c in cands]
 
     consensus: dict[int, str] = {}
     alignment: dict[int, dict[str, str]] = {}
@@ -344,28 +353,35 @@ def build_proposals(
     for c in cands:
         idx = by_cand[c]
         mem = [specimens[i] for i in idx]
-        prob = clusterer.probabilities_[idx]
-        members = tuple(Member(s.processid, float(p), float(clusterer.outlier_scores_[i]))
-                        for s, p, i in zip(mem, prob, idx))
-        parent = _parent_of(idx, parents)
         near = nearest[c]
         evidence = _assemble(
-            mem, prob, consensus=consensus[c], alignment=alignment[c], nearest=near, between=between[c],
-            bins=_bins(mem, c, bin_holders), candidate=int(c), threshold=float(clusterer.threshold_),
-            linkage=clusterer.linkage_, hdbscan_agreement=float(clusterer.agreement_.get(c, 1.0)), dna=dna,
-            max_images=max_images)
-        nov = float(np.mean([novelty[i] for i in idx])) if novelty is not None else None
-        out.append(CandidateProposal(
-            members=members,
-            parent_rank=parent[0] if parent else None,
-            parent_name=parent[1] if parent else None,
-            parent_lineage=_shared_lineage(mem, parent),
-            novelty=nov,
-            nearest_species=near.species if near else None,
-            nearest_identity=near.identity if near else None,
-            evidence=evidence,
-        ))
+            mem, clusterer.probabilities_[idx], consensus=consensus[c], alignment=alignment[c], nearest=near,
+            between=between[c], bins=_bins(mem, c, bin_holders), candidate=int(c),
+            threshold=float(clusterer.threshold_), linkage=clusterer.linkage_,
+            hdbscan_agreement=float(clusterer.agreement_.get(c, 1.0)), dna=dna, max_images=max_images)
+        out.append(_proposal(mem, idx, clusterer, parents, novelty, near=near, evidence=evidence))
     return out
+
+
+def _proposal(mem: Sequence[Specimen], idx: list[int], clusterer: SpeciesClusterer,
+              parents: Sequence[tuple[str, str] | None] | None, novelty: Sequence[float] | None, *,
+              near: NearestKnown | None = None, evidence: Evidence | None = None) -> CandidateProposal:
+    """One candidate's proposal: members (membership, outlier score), parent by vote, mean novelty;
+    ``evidence`` None = an empty :class:`Evidence` (``build_proposals(evidence=False)``)."""
+    prob = clusterer.probabilities_[idx]
+    members = tuple(Member(s.processid, float(p), float(clusterer.outlier_scores_[i]))
+                    for s, p, i in zip(mem, prob, idx))
+    parent = _parent_of(idx, parents)
+    return CandidateProposal(
+        members=members,
+        parent_rank=parent[0] if parent else None,
+        parent_name=parent[1] if parent else None,
+        parent_lineage=_shared_lineage(mem, parent),
+        novelty=float(np.mean([novelty[i] for i in idx])) if novelty is not None else None,
+        nearest_species=near.species if near else None,
+        nearest_identity=near.identity if near else None,
+        evidence=evidence if evidence is not None else Evidence(),
+    )
 
 
 def _parent_of(idx: Sequence[int], parents: Sequence[tuple[str, str] | None] | None) -> tuple[str, str] | None:
@@ -401,13 +417,14 @@ def discover_candidates(
     config: ClusteringConfig = ClusteringConfig(),
     reference: Sequence[Specimen] | None = None,
     novelty: Sequence[float] | None = None,
+    evidence: bool = True,
 ) -> tuple[SpeciesClusterer, list[CandidateProposal]]:
     """Cluster novel specimens within their parent taxon and build their proposals.
 
     The one call the engine needs: ``config`` chooses the method
     (``discovery.clustering.make_clusterer``), ``threshold`` is the learned barcode
     gap. Specimens without a barcode cannot be placed by DNA and are refused
-    with their processids named.
+    with their processids named. ``evidence=False``: see :func:`build_proposals`.
     """
     if config.metric != "p":
         raise ValueError("discover_candidates clusters barcodes; fit a clusterer on EmbeddingDistances for embeddings")
@@ -418,7 +435,8 @@ def discover_candidates(
     groups = [tuple(p) if p is not None else None for p in parents] if parents is not None else None
     clusterer = make_clusterer(config, threshold).fit(BarcodeDistances([s.dna_barcode or "" for s in specimens]),
                                                       groups)
-    proposals = build_proposals(specimens, clusterer, parents=parents, reference=reference, novelty=novelty)
+    proposals = build_proposals(specimens, clusterer, parents=parents, reference=reference, novelty=novelty,
+                                evidence=evidence)
     log.info("%d specimens → %d candidate species", len(specimens), len(proposals))
     return clusterer, proposals
 
@@ -441,7 +459,8 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
                       threshold: BarcodeGapThreshold | None = None,
                       config: ClusteringConfig = ClusteringConfig(), *,
                       reference_barcode: "Callable[[str], str | None] | None" = None,
-                      reference_image: "Callable[[str], str | None] | None" = None) -> list[CandidateProposal]:
+                      reference_image: "Callable[[str], str | None] | None" = None,
+                      evidence: bool = True) -> list[CandidateProposal]:
     """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
 
     Clustered under their parent taxon (:func:`novel_parent`); each proposal's
@@ -449,13 +468,19 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     (:func:`with_engine_evidence`). ``threshold``: the bundle's learned
     ``BarcodeGapThreshold`` (``DiscoveryModel.barcode_gap_``); None = the
     clustering's default cut. ``config``: the clustering method and settings
-    (record them with the run: ``discovery.clustering.run_record``).
+    (record them with the run: ``discovery.clustering.run_record``). ``evidence=False``: the same
+    candidates (members, parent, novelty) without the evidence a database stores and a reviewer reads
+    (:func:`build_proposals`) — for ``triage --results`` without a database, which writes only each
+    specimen's candidate name.
     """
     novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
     if not novel:
         return []
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
-                                       novelty=[r.novelty for _, r in novel], threshold=threshold, config=config)
+                                       novelty=[r.novelty for _, r in novel], threshold=threshold, config=config,
+                                       evidence=evidence)
+    if not evidence:
+        return proposals
     by_pid = {s.processid: r for s, r in novel}
     return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid],
                                  reference_barcode=reference_barcode, reference_image=reference_image)

@@ -66,3 +66,17 @@ def test_triage_clusters_with_the_learned_gap(world) -> None:
     member0 = {m.processid: i for i, p in enumerate(default) for m in p.members}
     default_ami = clustering_scores([species[p] for p in flagged], [member0[p] for p in flagged])["ami"]
     assert default_ami < triage_ami - 0.2
+
+
+def test_candidates_without_evidence_are_the_same_candidates(world) -> None:
+    """``evidence=False`` (``triage --results`` without a database) skips the MSAs and distances only:
+    the same candidates in the same order, with the same members, memberships, parents and novelty."""
+    model, unseen, _ = world
+    results, full, _ = triage_specimens(model, unseen)
+    again, bare, _ = triage_specimens(model, unseen, evidence=False)
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
+    assert len(bare) == len(full) >= 2
+    for b, f in zip(bare, full):
+        assert b.members == f.members
+        assert (b.parent_rank, b.parent_name, b.novelty) == (f.parent_rank, f.parent_name, f.novelty)
+        assert f.evidence.consensus_barcode and b.evidence.consensus_barcode is None
