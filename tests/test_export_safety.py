@@ -357,6 +357,30 @@ def test_a_re_export_removes_its_own_old_files_and_a_failed_one_leaves_the_old_e
 
 
 # -- paths no other test walks (found from the coverage of the mutation pool, not from any mutant) ----------
+def test_an_empty_or_cut_export_key_signs_nothing_and_a_manifest_forged_with_it_deletes_nothing(
+        tmp_path: Path, monkeypatch) -> None:
+    """A key file left empty (a disk full at first use) or cut short is no key: with the empty key anyone
+    could sign a manifest naming a user's file; such a manifest must authorise no deletion."""
+    from biodiscover.workflows.export.output import KEY_FILE, _signature, export_key, read_manifest
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    key = tmp_path / "config" / "biodiscover" / KEY_FILE
+    key.parent.mkdir(parents=True)
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "notes.txt").write_bytes(b"mine\n")
+    for short in (b"", b"0123456789abcdef"):
+        key.write_bytes(short)
+        assert export_key() is None
+        body = {"format": "csv", "files": {"notes.txt": sha(out / "notes.txt")}}
+        (out / MANIFEST).write_text(json.dumps({**body, "signature": _signature(body, short)}))
+        assert read_manifest(out) == {}
+    key.unlink()
+    made = export_key()  # made on first use: 64 hex characters, readable by this user only
+    assert made is not None and len(made) == 64 and export_key() == made
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+
+
 def test_files_appearing_between_the_check_and_the_write_are_named_and_kept(tmp_path: Path, monkeypatch) -> None:
     """Someone saves a file into the export folder after the check passed: the export is refused naming it,
     and the file is left as it is."""

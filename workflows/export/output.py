@@ -77,11 +77,13 @@ def export_key() -> bytes | None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(os.urandom(32).hex().encode("ascii"))
         return path.read_bytes()
-    except FileExistsError:
+    except FileExistsError:  # another process made it meanwhile, or a short (empty, cut) key is there
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except OSError:
             return None
+        # a short key is no key: an empty one would let anyone sign a manifest
+        return data if len(data) >= 32 else None
     except OSError as exc:
         log.warning("cannot store the export key in %s (%s); export manifests are unsigned", path, exc)
         return None
