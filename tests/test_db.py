@@ -1189,3 +1189,26 @@ def test_the_queue_pages_exactly_and_the_log_keeps_evidence_only_where_a_review_
     assert (merged["action"], rejected["action"]) == ("merge", "reject")
     assert all("evidence" in s for s in merged["after"]["proposals"].values() if s is not None)
     assert "evidence" not in rejected["after"]["proposals"][str(p2)]
+
+
+def test_a_candidate_proposed_without_any_parent_is_unplaced(db: Database) -> None:
+    _, (pid,) = _new_run(db, [{"members": ["BD000001"]}])
+    s = db.proposal(pid)
+    assert (s.parent_taxon_id, s.parent_rank, s.parent_name) == (None, None, None)
+
+
+def test_a_migration_that_leaves_broken_foreign_keys_is_refused_naming_the_first(tmp_path: Path) -> None:
+    from biodiscover.storage.db.engine import make_engine
+    from biodiscover.storage.db.schema import run_migrations
+
+    path = tmp_path / "old.sqlite"
+    engine = make_engine(path)
+    run_migrations(engine, "0001")
+    engine.dispose()
+    with sqlite3.connect(path) as con:  # a row pointing at a collection that does not exist (foreign keys off)
+        con.execute("INSERT INTO specimens (processid, version, current, record_hash, collection_id, ingest_id) "
+                    "VALUES ('ORPHAN1', 1, 1, 'h', 99, 99)")
+    engine = make_engine(path)
+    with pytest.raises(DatabaseError, match=r"migration left \d+ foreign-key violations \(first: \('specimens', "):
+        run_migrations(engine)
+    engine.dispose()

@@ -36,7 +36,7 @@ def test_placeholder_rules() -> None:
                         ("Eudorylas sp. CR10", "Eudorylas"), ("Glyptapanteles Malaise2577", "Glyptapanteles"),
                         ("Boletina GS-spC", "Boletina"), ("gelBioLep01 BioLep429", "gelBioLep01"),
                         ("Psychoda sp. 11GMK", "Psychoda"), ("Aus aff. bus", "Aus"), ("aus bus", "Aus"),
-                        ("Aus bus", "malaiseGenus")]:
+                        ("Aus bus", "malaiseGenus"), ("Aus bus", "aus")]:  # a genus in lower case too
         assert is_placeholder_species(name, genus), name
     for name, genus in [("Tuta absoluta", "Tuta"), ("Xestia c-nigrum", "Xestia"),
                         ("Gnamptogenys sulcata", "Gnamptogenys"), ("Aus bus", "unassigned Aidae")]:

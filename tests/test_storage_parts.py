@@ -135,6 +135,7 @@ def test_missing_cells_control_characters_and_fasta_header_fields() -> None:
     assert safe_text_cell(None) is None
     assert specimen_header(Specimen("P\x001|x", genus="Megaselia")) == "P\\x001 x|Megaselia|COI-5P"
     assert specimen_header(Specimen("P2")) == "P2||COI-5P"
+    assert specimen_header(Specimen("P3"), extra=("COI-5P", None)) == "P3||COI-5P|"  # a missing field is empty
 
 
 # -- paths no other test walks (found from the coverage of the mutation pool, not from any mutant) ----------

@@ -479,3 +479,11 @@ def test_header_names_in_any_case_and_a_corrupt_gzip_is_refused_as_binary(tmp_pa
     for read in (sniff_format, read_collection):  # judged on its raw bytes when the stream cannot be opened
         with pytest.raises(InputError, match=r"plate2\.csv\.gz: binary content, not a CSV/TSV/FASTA text file$"):
             read(broken)
+
+
+def test_a_header_line_that_is_not_utf8_is_refused_naming_line_1(tmp_path: Path) -> None:
+    src = tmp_path / "plate.csv"
+    src.write_bytes(b"processid,dna_\xff\xfebarcode\nA-24," + b"ACGT" * 60 + b"\n")
+    with pytest.raises(InputError) as err:
+        read_collection(src, check_images=False)
+    assert str(err.value) == f"{src}: line 1 (the header): line is not valid UTF-8 (byte b'\\xff' at column 15)"
