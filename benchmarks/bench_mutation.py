@@ -190,6 +190,31 @@ def sites(source: str) -> list[tuple[int, str, str]]:
     return [(getattr(node, "lineno", 0), kind, desc) for node, kind, desc in _order(*_parse(source))]
 
 
+def import_time_lines(source: str) -> set[int]:
+    """Lines that run when the module is imported, not when a function is called: module and class bodies,
+    decorators, and a def's header (its defaults). Which test "executed" such a line is an accident of import
+    order (the first test to import the module, or a CLI subprocess), so their tests are those of the module."""
+    out: set[int] = set()
+
+    def header(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) -> None:
+        for d in node.decorator_list:
+            out.update(range(d.lineno, (d.end_lineno or d.lineno) + 1))
+        out.update(range(node.lineno, node.body[0].lineno))
+
+    def body(stmts: list[ast.stmt]) -> None:
+        for st in stmts:
+            if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                header(st)
+            elif isinstance(st, ast.ClassDef):
+                header(st)
+                body(st.body)
+            else:
+                out.update(range(st.lineno, (st.end_lineno or st.lineno) + 1))
+
+    body(ast.parse(source).body)
+    return out
+
+
 class _Apply:
     """Apply the ``target``-th site of :func:`sites` to a fresh parse of ``source``."""
 
@@ -388,10 +413,12 @@ def read_coverage(cov_dir: Path, scope: list[str]) -> tuple[dict[str, dict[int, 
     return lines, times, sorted(failed)
 
 
-def select_tests(module_lines: dict[int, set[str]], line: int, times: dict[str, float]) -> list[str]:
-    """The tests that executed ``line`` (import-time only: those that executed any line of the module)."""
+def select_tests(module_lines: dict[int, set[str]], line: int, times: dict[str, float],
+                 import_time: bool = False) -> list[str]:
+    """The tests that executed ``line``; for an import-time line (:func:`import_time_lines`) that ran, every
+    test that executed any line of the module."""
     tests = {t for t in module_lines.get(line, set()) if t in times}
-    if not tests and module_lines.get(line):  # only "" (collection / import time)
+    if module_lines.get(line) and (import_time or not tests):  # not tests: only "" (collection / import time)
         tests = {t for ctx in module_lines.values() for t in ctx if t in times}
     return sorted(tests, key=lambda t: (times[t], t))
 
@@ -595,8 +622,10 @@ def main() -> None:
     print(f"coverage run: {len(times)} tests in {t_cov:.0f}s", flush=True)
     every: list[tuple[str, int]] = []
     sources: dict[str, str] = {}
+    import_lines: dict[str, set[int]] = {}
     for module in scope:
         sources[module] = (tree / module).read_text()
+        import_lines[module] = import_time_lines(sources[module])
         every += [(module, i) for i in range(len(sites(sources[module])))]
     rng = random.Random(args.seed)
     chosen = rng.sample(every, min(args.sample, len(every))) if args.sample else list(every)
@@ -614,7 +643,7 @@ def main() -> None:
             break
         line, kind, desc = sites(sources[module])[index]
         m = Mutant(module, index, line, kind, sources[module].splitlines()[line - 1].strip(), desc)
-        tests = select_tests(lines[module], line, times)
+        tests = select_tests(lines[module], line, times, line in import_lines[module])
         m.tests = len(tests)
         if not tests:
             m.status = "not covered"

@@ -111,3 +111,29 @@ def test_results_carry_no_machine_paths(bench) -> None:
     assert bench.portable(text) == ("  <venv>/lib/python3.11/site-packages/hdbscan/prediction.py:753: RuntimeWarning\n"
                                     "  <work>/shim/biodiscover/discovery/multimodal.py:155: RuntimeWarning\n"
                                     "  <repo>/tests/test_x.py:3: failed")
+
+
+def test_an_import_time_line_runs_every_test_of_its_module_not_only_the_first_importer(bench) -> None:
+    """Which test "executed" a module-level line, a class-body default or a def's default is an accident of
+    import order (seed 2612: existing tests killed engine.py:51 and ingest.py:167, but the tool never ran
+    them), so such a line gets every test that ran any line of the module; a function-body line only its own."""
+    source = ("import os\n"
+              "LIMIT = 660\n"
+              "class Config:\n"
+              "    timeout: int = 5000\n"
+              "    def method(self,\n"
+              "               flag: bool = True) -> int:\n"
+              "        return 1\n"
+              "@staticmethod\n"
+              "def f(x,\n"
+              "      backup=True):\n"
+              "    def inner(y=3):\n"
+              "        return y\n"
+              "    return x\n")
+    assert bench.import_time_lines(source) == {1, 2, 3, 4, 5, 6, 8, 9, 10}
+    lines = {4: {"", "t_first"}, 7: {"t_call"}, 10: {"t_cli"}, 12: {"t_inner"}}
+    times = {"t_first": 1.0, "t_call": 2.0, "t_cli": 3.0, "t_inner": 0.5}
+    assert bench.select_tests(lines, 4, times, import_time=True) == ["t_inner", "t_first", "t_call", "t_cli"]
+    assert bench.select_tests(lines, 7, times, import_time=False) == ["t_call"]
+    assert bench.select_tests(lines, 12, times, import_time=False) == ["t_inner"]
+    assert bench.select_tests(lines, 2, times, import_time=True) == []  # never ran: not covered
