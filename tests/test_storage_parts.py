@@ -194,3 +194,12 @@ def test_a_bundle_array_whose_shape_disagrees_with_its_bytes_names_both(tmp_path
     with pytest.raises(ModelBundleError, match=r"not a bundle array \(shape \(5, 3\) of F32 does not match 48 data "
                                                r"bytes\)"):
         Bundle.open(tmp_path / "b").load_array("keys")
+
+
+def test_a_file_ending_inside_a_multibyte_character_is_not_all_utf8(tmp_path: Path) -> None:
+    from biodiscover.storage.textlines import _all_utf8
+
+    whole, cut = tmp_path / "whole.csv", tmp_path / "cut.csv"
+    whole.write_bytes("processid\nÜ-24\n".encode())
+    cut.write_bytes("processid\nÜ-24\n".encode() + "é".encode()[:1])  # the last character's first byte only
+    assert (_all_utf8(whole), _all_utf8(cut)) == (True, False)
