@@ -1212,3 +1212,11 @@ def test_a_migration_that_leaves_broken_foreign_keys_is_refused_naming_the_first
     with pytest.raises(DatabaseError, match=r"migration left \d+ foreign-key violations \(first: \('specimens', "):
         run_migrations(engine)
     engine.dispose()
+
+
+def test_writing_a_runs_candidates_refreshes_its_heartbeat(db: Database) -> None:
+    """A long write of candidates must not make a live run look stale (seed 5309's survivor proposals.py:291)."""
+    run = db.start_run("triage", {}, backup=False)
+    before = db.run_progress(run).heartbeat_at
+    db.write_proposals(run, [{"members": ["BD000001"], "parent_lineage": {"genus": "Megaselia"}}])
+    assert db.run_progress(run).heartbeat_at > before

@@ -265,3 +265,16 @@ def test_csv_and_html_carry_the_review_trail_and_photos(tmp_path: Path, reviewed
     photos = re.findall(r"<figure class='photo'><img alt='([^']+)' src='data:image/jpeg;base64,", page)
     assert photos, "the fixture gives the first candidate photographs"
     assert "by Ana Silva · licence CC-BY-4.0" in page
+
+
+def test_a_creator_may_spell_organisation_either_way(tmp_path: Path) -> None:
+    """`organisation` (British) is read like `organization`, also next to a name (seed 5309's survivor
+    metadata.py:100: with `and` it was dropped silently)."""
+    from biodiscover.workflows.export.metadata import load_metadata
+
+    meta = tmp_path / "m.toml"
+    meta.write_text('[[creator]]\nname = "Ada Lovelace"\norganisation = "Centre for Biodiversity Genomics"\n'
+                    '[[creator]]\norganization = "Natural History Museum"\n', encoding="utf-8")
+    ada, museum = load_metadata(meta).creators
+    assert (ada.name, ada.organization) == ("Ada Lovelace", "Centre for Biodiversity Genomics")
+    assert (museum.name, museum.organization) == (None, "Natural History Museum")
