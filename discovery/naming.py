@@ -208,6 +208,8 @@ class NamingConfig:
     trees: int = 100
     learning_rate: float = 0.1
     min_leaf: int = 30
+    #: boosted-tree pairs per rank, each on a bootstrap of the simulated groups, averaged (``RankModel``)
+    bags: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -486,41 +488,77 @@ class RankModel:
 
     Two binary boosted-tree models (``JsonBoosting``) rather than one multinomial, so each can carry
     the monotonic constraints that keep it sane where examples are thin (``MONOTONIC_*``).
+
+    Bagged (``bags`` > 1): each member pair is fitted on a bootstrap of the *groups* (left-out taxa,
+    species: the units the simulation draws), and the members' probabilities are averaged. Why: a rank
+    learns from a few hundred left-out taxa, so which taxa a reference happens to offer moves one fit's
+    boundary; two disjoint halves of the same reference gave boosters that disagreed on 9 % of deepest
+    ranks with the evidence held fixed (benchmarks/RESULTS-discovery.md, "Stability").
     """
 
-    def __init__(self, trees: int = 100, learning_rate: float = 0.1, min_leaf: int = 30, seed: int = 0) -> None:
+    def __init__(self, trees: int = 100, learning_rate: float = 0.1, min_leaf: int = 30, seed: int = 0,
+                 bags: int = 1) -> None:
         self.trees = trees
         self.learning_rate = learning_rate
         self.min_leaf = min_leaf
         self.seed = seed
+        self.bags = bags
 
-    def fit(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
+    def fit(self, X: np.ndarray, y: Sequence[str], w: np.ndarray, groups: Sequence[str] | None = None
+            ) -> "RankModel":
         y_arr = np.asarray(list(y), dtype=object)
-        absent = y_arr == "absent"
-        opts: dict[str, Any] = {"max_iter": self.trees, "learning_rate": self.learning_rate,
-                                "min_samples_leaf": self.min_leaf,
-                "seed": self.seed}
-        self.absent_ = JsonBoosting(MONOTONIC_ABSENT, **opts).fit(X, absent.astype(int), w)
-        present = ~absent
-        wp = w[present] * (len(w[present]) / max(float(w[present].sum()), 1e-12))
-        self.right_ = JsonBoosting(MONOTONIC_RIGHT, **opts).fit(X[present], (y_arr[present] == "right").astype(int), wp)
+        w = np.asarray(w, dtype=np.float64)
+        self.members_: list[tuple[JsonBoosting, JsonBoosting]] = []
+        if self.bags <= 1 or groups is None:
+            self.members_.append(self._fit_pair(X, y_arr, w, self.seed))
+            return self
+        names, inverse = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
+        rng = np.random.default_rng(self.seed)
+        for b in range(self.bags):
+            times = np.bincount(rng.integers(0, len(names), len(names)), minlength=len(names))[inverse]
+            keep = times > 0
+            self.members_.append(self._fit_pair(X[keep], y_arr[keep], w[keep] * times[keep], self.seed + b))
         return self
 
+    def _fit_pair(self, X: np.ndarray, y_arr: np.ndarray, w: np.ndarray, seed: int
+                  ) -> tuple[JsonBoosting, JsonBoosting]:
+        absent = y_arr == "absent"
+        opts: dict[str, Any] = {"max_iter": self.trees, "learning_rate": self.learning_rate,
+                                "min_samples_leaf": self.min_leaf, "seed": seed}
+        a = JsonBoosting(MONOTONIC_ABSENT, **opts).fit(X, absent.astype(int), w)
+        present = ~absent
+        wp = w[present] * (len(w[present]) / max(float(w[present].sum()), 1e-12))
+        r = JsonBoosting(MONOTONIC_RIGHT, **opts).fit(X[present], (y_arr[present] == "right").astype(int), wp)
+        return a, r
+
+    @property
+    def absent_(self) -> JsonBoosting:
+        """The first member's P(absent) model (shape checks, the bundle's sanity check)."""
+        return self.members_[0][0]
+
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(n, 3): P(right), P(wrong), P(absent) (``OUTCOMES`` order)."""
-        a = self.absent_.predict_proba(X)
-        r = self.right_.predict_proba(X)
-        return np.column_stack([(1 - a) * r, (1 - a) * (1 - r), a])
+        """(n, 3): P(right), P(wrong), P(absent) (``OUTCOMES`` order), the members' mean."""
+        out = np.zeros((len(X), len(OUTCOMES)))
+        for absent, right in self.members_:
+            a = absent.predict_proba(X)
+            r = right.predict_proba(X)
+            out += np.column_stack([(1 - a) * r, (1 - a) * (1 - r), a])
+        return out / len(self.members_)
 
     def to_dict(self) -> dict[str, Any]:
         return {"trees": self.trees, "learning_rate": self.learning_rate, "min_leaf": self.min_leaf, "seed": self.seed,
-                "absent": self.absent_.to_dict(), "right_if_present": self.right_.to_dict()}
+                "bags": self.bags, "members": [{"absent": a.to_dict(), "right_if_present": r.to_dict()}
+                                               for a, r in self.members_]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RankModel":
-        self = cls(int(data["trees"]), float(data["learning_rate"]), int(data["min_leaf"]), int(data["seed"]))
-        self.absent_ = JsonBoosting.from_dict(data["absent"])
-        self.right_ = JsonBoosting.from_dict(data["right_if_present"])
+        self = cls(int(data["trees"]), float(data["learning_rate"]), int(data["min_leaf"]), int(data["seed"]),
+                   int(data.get("bags", 1)))
+        members = data["members"] if "members" in data else [data]  # a bundle before bagging: one pair
+        if not members:
+            raise ValueError("rank model without members")
+        self.members_ = [(JsonBoosting.from_dict(m["absent"]), JsonBoosting.from_dict(m["right_if_present"]))
+                         for m in members]
         return self
 
 
@@ -561,7 +599,7 @@ class NamingModel:
                 self._fallback_support(rank, s, queries, hits)
             self.support_[rank] = s
         X, y, w, grp = self._training_sets(queries, rows)
-        self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank]) for rank in RANKS
+        self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank], grp[rank]) for rank in RANKS
                         if self.support_[rank].get("learned") and len(X[rank])}
         for rank in RANKS:
             if self.support_[rank].get("learned") and rank not in self.models_:
@@ -647,9 +685,9 @@ class NamingModel:
             X[rank] = np.asarray(feats_of[rank], dtype=np.float64).reshape(-1, len(FEATURES))
         return X, y, w, grp
 
-    def _fit_rank(self, X: np.ndarray, y: Sequence[str], w: np.ndarray) -> "RankModel":
+    def _fit_rank(self, X: np.ndarray, y: Sequence[str], w: np.ndarray, groups: Sequence[str]) -> "RankModel":
         cfg = self.config
-        return RankModel(cfg.trees, cfg.learning_rate, cfg.min_leaf, cfg.seed).fit(X, y, w)
+        return RankModel(cfg.trees, cfg.learning_rate, cfg.min_leaf, cfg.seed, cfg.bags).fit(X, y, w, groups)
 
     def _expected(self, lineages: Sequence[Lineage], queries: Sequence[SimQuery], rows: Sequence[FeatureRow],
                   hits: Sequence[Hits],
@@ -665,7 +703,9 @@ class NamingModel:
             for f in (0, 1):
                 tr, te = fold[rank] != f, fold[rank] == f
                 if te.any():
-                    m = self._fit_rank(X[rank][tr], [y[rank][i] for i in np.nonzero(tr)[0]], w[rank][tr])
+                    idx = np.nonzero(tr)[0]
+                    m = self._fit_rank(X[rank][tr], [y[rank][i] for i in idx], w[rank][tr],
+                                       [grp[rank][i] for i in idx])
                     p[te] = m.predict_proba(X[rank][te])
             oof[rank] = p[:, 0]
         # map back to queries: per rank, the i-th example belongs to the i-th query with features there
@@ -788,7 +828,8 @@ class NamingModel:
         self = cls(NamingConfig.from_dict(data["config"]))
         self.models_ = {r: RankModel.from_dict(m) for r, m in data["models"].items()}
         for r, m in self.models_.items():
-            if r not in RANKS or m.absent_.n_features_ != len(FEATURES) or m.right_.n_features_ != len(FEATURES):
+            if r not in RANKS or any(a.n_features_ != len(FEATURES) or b.n_features_ != len(FEATURES)
+                                     for a, b in m.members_):
                 raise ValueError(f"naming model for {r!r} has the wrong shape")
         self.spread_ = TaxonSpread.from_dict(data["spread"])
         self.support_ = {r: dict(v) for r, v in data["support"].items()}

@@ -476,8 +476,8 @@ class Reference:
         return len(ids)
 
     # -- search ------------------------------------------------------------------------
-    def search(self, sequences: Sequence[str], k: int, exclude: Sequence[Exclusion] | None = None
-               ) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, sequences: Sequence[str], k: int, exclude: Sequence[Exclusion] | None = None,
+               exact: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` keys per query: (similarities, positions; -1 where fewer keys qualify).
 
         Similarity = cosine of the binary k-mer sketches, over a pool the index
@@ -487,6 +487,7 @@ class Reference:
         taxon are searched together with one ID selector. ``exclude[i]`` = an array
         of key positions (a handful: a leave-one-barcode-out query's identical
         copies) is met by fetching that many more hits and dropping them.
+        ``exact``: every key scored from its sketch whatever the index kind (``scan_exact``).
         """
         k = max(1, min(int(k), len(self)))
         out_s = np.zeros((len(sequences), k), dtype=np.float32)
@@ -506,6 +507,7 @@ class Reference:
                     key = ("keys", 1 << int(len(e)).bit_length())
                 groups.setdefault(key, []).append(i)
         rerank = self.index_config.sketch_rerank
+        scan = self.scan_exact(exact)
         pool = k if self.index_.exact or not rerank else int(np.ceil(k * self.index_config.pool_factor))
         for group, rows in groups.items():
             allowed = None
@@ -525,7 +527,7 @@ class Reference:
                     distinct[seq] = n
                 again = np.array([distinct[str(sequences[i] or "")] for i in part], dtype=np.int64)
                 remote = self.remote_search is not None and allowed is None
-                if rerank and self.index_.exact and self.index_vectors == "presence" and not remote:
+                if scan and not remote:
                     # the flat index would score every key by this very similarity, in floats
                     s, p = self._sketch_search(self.query_sketches(list(distinct)), k + extra, allowed)
                 else:
@@ -541,6 +543,14 @@ class Reference:
                 m = min(k, p.shape[1])
                 out_s[part, :m], out_p[part, :m] = s[:, :m], p[:, :m]
         return out_s, out_p
+
+    def scan_exact(self, exact: bool = False) -> bool:
+        """Whether a search scores every key from its packed sketch (``_sketch_search``): always on an
+        exact index, and on any index when ``exact`` is asked (the naming model's simulation: its
+        training candidates must not depend on an approximate index's recall). Needs sketch re-ranking
+        of presence vectors (a format-1 reference is searched through its index)."""
+        return bool(self.index_config.sketch_rerank and self.index_vectors == "presence"
+                    and (exact or self.index_.exact))
 
     def query_sketches(self, sequences: Sequence[str]) -> np.ndarray:
         """Packed sketches of ``sequences``: ``sketch(embedder.embed_dna(sequences))`` without the dense profiles.
@@ -654,13 +664,14 @@ class Reference:
         return out
 
     def candidates(self, sequences: Sequence[str], *, n_search: int, per_taxon: int, max_candidates: int,
-                   exclude: Sequence[Exclusion] | None = None) -> list[Candidates]:
-        """Per query: the diversified top search hits with their exact identities."""
+                   exclude: Sequence[Exclusion] | None = None, exact: bool = False) -> list[Candidates]:
+        """Per query: the diversified top search hits with their exact identities (``exact``: see ``search``)."""
         out: list[Candidates] = []
         bs = self.batch_size
         for start in range(0, len(sequences), bs):
             chunk = list(sequences[start : start + bs])
-            sims, pos = self.search(chunk, n_search, None if exclude is None else exclude[start : start + bs])
+            sims, pos = self.search(chunk, n_search, None if exclude is None else exclude[start : start + bs],
+                                    exact=exact)
             out.extend(self.align(chunk, sims, pos, per_taxon=per_taxon, max_candidates=max_candidates))
         return out
 

@@ -332,3 +332,56 @@ def test_a_simulated_query_is_left_out_of_its_own_and_its_parents_spread() -> No
     assert own_sp[sp][within] == pytest.approx(ld0 - float(log_distance(0.97)))  # its own sample left out
     assert plain[sp][siblings] == pytest.approx(ld0 - (log_distance(0.95) + log_distance(0.93)) / 2)
     assert own_g[sp][siblings] == pytest.approx(ld0 - float(log_distance(0.93)))  # the parent's too
+
+
+def test_the_naming_model_is_fitted_on_the_same_candidates_whatever_the_index_kind(world) -> None:
+    """The simulation searches every key exactly (up to ``sim_exact_max`` keys), so an approximate
+    index changes only triage's own search: the fitted naming model is identical to the exact
+    reference's. Through the IVF-SQ index itself (``sim_exact_max=0``) it is not."""
+    from biodiscover.discovery.index import IndexConfig
+
+    keys = world["keys"]
+    # a coarse index that misses keys: 8-d codes, 1 of 16 cells, no extra pool for the re-ranking
+    ivf = IndexConfig(kind="ivfsq", project_dim=8, ivf_nlist=16, ivf_nprobe=1, pool_factor=1.0)
+    exact = DiscoveryModel(dataclasses.replace(CFG, index=IndexConfig(kind="flat"))).fit(keys)
+    approx = DiscoveryModel(dataclasses.replace(CFG, index=ivf)).fit(keys)
+    assert approx.index_.kind_ == "ivfsq" and exact.index_.kind_ == "flat"
+    assert approx.naming_.to_dict() == exact.naming_.to_dict()
+    through = DiscoveryModel(dataclasses.replace(CFG, index=ivf, sim_exact_max=0)).fit(keys)
+    assert through.naming_.to_dict() != exact.naming_.to_dict()
+
+
+def test_a_bagged_rank_model_averages_members_fitted_on_bootstraps_of_the_groups() -> None:
+    """``bags`` pairs of boosted trees, each on a bootstrap of the groups (left-out taxa), averaged;
+    the state round-trips, and a bundle written before bagging (one pair, no ``members``) still loads."""
+    from biodiscover.discovery.naming import FEATURES, RankModel
+
+    rng = np.random.default_rng(3)
+    n = 1200
+    groups = [f"taxon{i % 60}" for i in range(n)]
+    X = rng.random((n, len(FEATURES)))
+    y = np.where(X[:, 0] > 0.6, "absent", np.where(X[:, 1] > 0.3, "right", "wrong"))
+    w = np.ones(n)
+    one = RankModel(trees=20, min_leaf=10).fit(X, y, w, groups)
+    bagged = RankModel(trees=20, min_leaf=10, bags=3).fit(X, y, w, groups)
+    assert len(one.members_) == 1 and len(bagged.members_) == 3
+    # members differ (different bootstraps), and the model's answer is their mean
+    per = []
+    for a, r in bagged.members_:
+        pa, pr = a.predict_proba(X), r.predict_proba(X)
+        per.append(np.column_stack([(1 - pa) * pr, (1 - pa) * (1 - pr), pa]))
+    assert not np.allclose(per[0], per[1])
+    np.testing.assert_allclose(bagged.predict_proba(X), np.mean(per, axis=0), atol=1e-12)
+    np.testing.assert_allclose(bagged.predict_proba(X).sum(axis=1), 1.0)
+    # both learned the rule: absent where the first feature is high
+    for m in (one, bagged):
+        p = m.predict_proba(X)
+        assert p[X[:, 0] > 0.7, 2].mean() > 0.8 and p[X[:, 0] < 0.5, 2].mean() < 0.2
+    again = RankModel.from_dict(bagged.to_dict())
+    np.testing.assert_array_equal(again.predict_proba(X), bagged.predict_proba(X))
+    a0, r0 = one.members_[0]
+    legacy = {"trees": 20, "learning_rate": 0.1, "min_leaf": 10, "seed": 0, "absent": a0.to_dict(),
+              "right_if_present": r0.to_dict()}
+    np.testing.assert_array_equal(RankModel.from_dict(legacy).predict_proba(X), one.predict_proba(X))
+    with pytest.raises(ValueError, match="members"):
+        RankModel.from_dict({**bagged.to_dict(), "members": []})
