@@ -39,6 +39,12 @@ Internal distances are learned from the same simulation (each left-out query's
 distance to its nearest remaining relative), shrunk toward the rank's mean and
 left out for the query that produced them.
 
+How finely each rank's trees may cut (trees, learning rate, fewest examples a leaf holds) is chosen
+per reference and rank, from ``NamingConfig.settings``, by the out-of-fold log-loss of the simulated
+queries (two folds by left-out taxon): the reference decides, not a constant tuned on one dataset. On
+the dev orders the old fixed setting (100 / 0.1 / 30) was too coarse: mid-range P(right) at genus and
+family came out right far more often than it said, so absent species were rarely given their genus.
+
 Priors: each rank's model is fitted with equal total weight on "present at this
 rank" and "absent at this rank" examples (``absent_prior``). P(right) is thus a
 posterior under even odds that a specimen's taxon is missing from the reference,
@@ -208,6 +214,12 @@ class NamingConfig:
     trees: int = 100
     learning_rate: float = 0.1
     min_leaf: int = 30
+    #: other (trees, learning_rate, min_leaf) settings tried per rank; the one with the lowest out-of-fold
+    #: log-loss on the simulated queries (``folds`` by group) is kept (``NamingModel.tuning_``). None by
+    #: default: on every dev order that loss chose the default setting at every rank (RESULTS-discovery.md)
+    alternatives: tuple[tuple[int, float, int], ...] = ()
+    #: folds (by group) of the out-of-fold predictions that choose the setting and forecast ``expected_``
+    folds: int = 2
     #: boosted-tree pairs per rank, each on a bootstrap of the simulated groups, averaged (``RankModel``)
     bags: int = 1
     seed: int = 0
@@ -218,9 +230,16 @@ class NamingConfig:
         if not 0.0 < self.absent_prior < 1.0:
             raise ValueError(f"absent_prior must be in (0, 1), got {self.absent_prior}")
 
+    @property
+    def settings(self) -> tuple[tuple[int, float, int], ...]:
+        """Every (trees, learning_rate, min_leaf) tried per rank, the configured one first."""
+        first = (self.trees, self.learning_rate, self.min_leaf)
+        return (first, *(a for a in self.alternatives if tuple(a) != first))
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["optional_ranks"] = list(self.optional_ranks)
+        d["alternatives"] = [list(a) for a in self.alternatives]
         return d
 
     @classmethod
@@ -228,6 +247,8 @@ class NamingConfig:
         d = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if "optional_ranks" in d:
             d["optional_ranks"] = tuple(d["optional_ranks"])
+        # a bundle before the alternatives was fitted with its one setting
+        d["alternatives"] = tuple((int(t), float(lr), int(m)) for t, lr, m in d.get("alternatives", ()))
         return cls(**d)
 
 
@@ -569,7 +590,8 @@ class NamingModel:
     ``predict(hits) -> (labels, confidence, p_absent)`` per query. Fitted state (JSON):
     ``models_`` (rank → ``RankModel``), ``spread_`` (internal distances), ``support_`` (per rank:
     learned or the published cut-off used, and why), ``expected_`` (out-of-fold outcomes of the
-    simulation at ``LEVEL_GRID``), ``n_examples_``.
+    simulation at ``LEVEL_GRID``), ``n_examples_``, ``tuning_`` (per rank: the boosting setting chosen
+    and every setting's out-of-fold log-loss).
     """
 
     def __init__(self, config: NamingConfig | None = None) -> None:
@@ -599,18 +621,24 @@ class NamingModel:
                 self._fallback_support(rank, s, queries, hits)
             self.support_[rank] = s
         X, y, w, grp = self._training_sets(queries, rows)
-        self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank], grp[rank]) for rank in RANKS
-                        if self.support_[rank].get("learned") and len(X[rank])}
+        learn = [rank for rank in RANKS if self.support_[rank].get("learned") and len(X[rank])]
+        oof = self._tune(learn, X, y, w, grp)
+        self.models_ = {rank: self._fit_rank(X[rank], y[rank], w[rank], grp[rank], self.tuning_[rank]["chosen"])
+                        for rank in learn}
         for rank in RANKS:
             if self.support_[rank].get("learned") and rank not in self.models_:
                 self.support_[rank]["learned"] = False
                 self._fallback_support(rank, self.support_[rank], queries, hits)
         self.n_examples_ = {r: int(len(X[r])) for r in RANKS}
-        self.expected_ = self._expected(lineages, queries, rows, hits, X, y, w, grp)
+        self.expected_ = self._expected(lineages, queries, rows, hits, oof)
         at = self.expected_.get(f"{cfg.level}", {})
         say(f"naming model: {len(queries)} simulated queries; " + ", ".join(
             f"{r} {'learned' if self.support_[r].get('learned') else 'cut-off %.2f' % PUBLISHED_CUTOFFS[r]}"
             for r in RANKS))
+        if self.tuning_:
+            say("boosted trees per rank (trees/learning rate/min leaf, lowest out-of-fold log-loss on the "
+                "simulation): " + ", ".join(f"{r} {'/'.join(f'{v:g}' for v in t['chosen'])}"
+                                           for r, t in self.tuning_.items()))
         if at:
             say(f"expected at level {cfg.level}: " + _describe_expected(at))
         return self
@@ -685,29 +713,51 @@ class NamingModel:
             X[rank] = np.asarray(feats_of[rank], dtype=np.float64).reshape(-1, len(FEATURES))
         return X, y, w, grp
 
-    def _fit_rank(self, X: np.ndarray, y: Sequence[str], w: np.ndarray, groups: Sequence[str]) -> "RankModel":
+    def _fit_rank(self, X: np.ndarray, y: Sequence[str], w: np.ndarray, groups: Sequence[str],
+                  setting: Sequence[float]) -> "RankModel":
         cfg = self.config
-        return RankModel(cfg.trees, cfg.learning_rate, cfg.min_leaf, cfg.seed, cfg.bags).fit(X, y, w, groups)
+        trees, rate, leaf = setting
+        return RankModel(int(trees), float(rate), int(leaf), cfg.seed, cfg.bags).fit(X, y, w, groups)
+
+    def _tune(self, learn: Sequence[str], X: dict[str, np.ndarray], y: dict[str, list[str]],
+              w: dict[str, np.ndarray], grp: dict[str, list[str]]) -> dict[str, np.ndarray]:
+        """Per rank, the (trees, learning rate, min leaf) of ``NamingConfig.settings`` with the lowest
+        out-of-fold log-loss on the simulated queries (two folds by group: a left-out taxon is never on
+        both sides), weighted as the model is trained. Returns each rank's out-of-fold P(right) under
+        the chosen setting (``_expected`` forecasts from it); sets ``tuning_``.
+
+        Why tune per reference: how finely the trees may cut depends on how many taxa a reference offers
+        to leave out, and the reference is all a user brings; one fixed setting was too coarse on the dev
+        orders (mid-range P(right) at genus came out right far more often than it said)."""
+        self.tuning_: dict[str, dict[str, Any]] = {}
+        oof: dict[str, np.ndarray] = {}
+        for rank in learn:
+            fold = np.array([zlib.crc32(str(gq).encode()) % self.config.folds for gq in grp[rank]])
+            truth = np.array([OUTCOMES.index(o) for o in y[rank]])
+            losses, preds = [], []
+            for setting in self.config.settings:
+                p = np.zeros((len(X[rank]), len(OUTCOMES)))
+                for f in range(self.config.folds):
+                    tr, te = fold != f, fold == f
+                    if te.any():
+                        idx = np.nonzero(tr)[0]
+                        m = self._fit_rank(X[rank][tr], [y[rank][i] for i in idx], w[rank][tr],
+                                           [grp[rank][i] for i in idx], setting)
+                        p[te] = m.predict_proba(X[rank][te])
+                picked = np.clip(p[np.arange(len(p)), truth], 1e-6, 1.0)
+                losses.append(float(-np.average(np.log(picked), weights=w[rank])))
+                preds.append(p[:, 0])
+            best = int(np.argmin(losses))
+            self.tuning_[rank] = {"chosen": list(self.config.settings[best]),
+                                  "log_loss": {f"{t}/{r:g}/{m}": round(v, 5)
+                                               for (t, r, m), v in zip(self.config.settings, losses)}}
+            oof[rank] = preds[best]
+        return oof
 
     def _expected(self, lineages: Sequence[Lineage], queries: Sequence[SimQuery], rows: Sequence[FeatureRow],
-                  hits: Sequence[Hits],
-                  X: dict[str, np.ndarray], y: dict[str, list[str]], w: dict[str, np.ndarray],
-                  grp: dict[str, list[str]]) -> dict[str, dict[str, Any]]:
-        """Out-of-fold outcomes of the simulated queries at each level of ``LEVEL_GRID`` (2 folds by group)."""
-        fold = {r: np.array([zlib.crc32(str(gq).encode()) % 2 for gq in grp[r]]) for r in RANKS}
-        oof: dict[str, np.ndarray] = {}
-        for rank in RANKS:
-            if rank not in self.models_:
-                continue
-            p = np.zeros((len(X[rank]), len(OUTCOMES)))
-            for f in (0, 1):
-                tr, te = fold[rank] != f, fold[rank] == f
-                if te.any():
-                    idx = np.nonzero(tr)[0]
-                    m = self._fit_rank(X[rank][tr], [y[rank][i] for i in idx], w[rank][tr],
-                                       [grp[rank][i] for i in idx])
-                    p[te] = m.predict_proba(X[rank][te])
-            oof[rank] = p[:, 0]
+                  hits: Sequence[Hits], oof: dict[str, np.ndarray]) -> dict[str, dict[str, Any]]:
+        """Out-of-fold outcomes of the simulated queries at each level of ``LEVEL_GRID`` (``oof``: per rank,
+        P(right) of each training example from the fold that did not see its group; ``_tune``)."""
         # map back to queries: per rank, the i-th example belongs to the i-th query with features there
         conf: list[dict[str, float]] = [dict() for _ in queries]
         counter = {r: 0 for r in RANKS}
@@ -819,7 +869,8 @@ class NamingModel:
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "features": list(FEATURES), "outcomes": list(OUTCOMES),
                 "models": {r: m.to_dict() for r, m in self.models_.items()}, "spread": self.spread_.to_dict(),
-                "support": self.support_, "expected": self.expected_, "n_examples": self.n_examples_}
+                "support": self.support_, "expected": self.expected_, "n_examples": self.n_examples_,
+                "tuning": self.tuning_}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NamingModel":
@@ -835,6 +886,7 @@ class NamingModel:
         self.support_ = {r: dict(v) for r, v in data["support"].items()}
         self.expected_ = dict(data["expected"])
         self.n_examples_ = {r: int(v) for r, v in data["n_examples"].items()}
+        self.tuning_ = {r: dict(v) for r, v in data.get("tuning", {}).items()}  # none before tuning
         return self
 
 

@@ -385,3 +385,25 @@ def test_a_bagged_rank_model_averages_members_fitted_on_bootstraps_of_the_groups
     np.testing.assert_array_equal(RankModel.from_dict(legacy).predict_proba(X), one.predict_proba(X))
     with pytest.raises(ValueError, match="members"):
         RankModel.from_dict({**bagged.to_dict(), "members": []})
+
+
+def test_each_rank_keeps_the_boosting_setting_with_the_lowest_out_of_fold_log_loss(world) -> None:
+    """``alternatives``: per rank, every setting is scored by out-of-fold log-loss on the simulated
+    queries and the lowest kept; a setting whose leaves must hold more examples than a rank has
+    (a constant model) loses to the default, and the choice travels with the model."""
+    cfg = dataclasses.replace(CFG, naming=NamingConfig(min_leaf=10, alternatives=((5, 0.1, 100_000),)))
+    model = DiscoveryModel(cfg).fit(world["keys"])
+    tuning = model.naming_.tuning_
+    assert set(tuning) == set(model.naming_.models_)
+    for rank, t in tuning.items():
+        losses = t["log_loss"]
+        assert set(losses) == {"100/0.1/10", "5/0.1/100000"}
+        assert t["chosen"] == [100, 0.1, 10] and losses["100/0.1/10"] < losses["5/0.1/100000"]
+        m = model.naming_.models_[rank]
+        assert (m.trees, m.learning_rate, m.min_leaf) == (100, 0.1, 10)
+    assert NamingModel.from_dict(model.naming_.to_dict()).tuning_ == tuning
+    # the constant setting chosen alone: its log-loss is what the rank's model then is
+    alone = DiscoveryModel(dataclasses.replace(CFG, naming=NamingConfig(min_leaf=100_000, trees=5))).fit(world["keys"])
+    for rank, t in alone.naming_.tuning_.items():
+        assert t["chosen"] == [5, 0.1, 100_000]
+        assert t["log_loss"]["5/0.1/100000"] == pytest.approx(tuning[rank]["log_loss"]["5/0.1/100000"])
