@@ -395,6 +395,19 @@ def test_a_dwca_row_keeps_the_candidates_rank_the_reviewers_day_the_novelty_and_
     assert [dwc_cell(f"two{c}lines") for c in "\t\n\r"] == ["two lines"] * 3  # each break alone too
 
 
+def test_a_dwca_row_keeps_a_specimens_own_phylum_and_class_and_defaults_only_missing_ones() -> None:
+    """Seed 5309's survivor dwca.py:144: with `and` for `or` a spider's class became Insecta, or a missing
+    class or phylum stayed empty instead of the arthropod/insect default."""
+    from biodiscover.workflows.export import RunExport, occurrence_rows
+
+    spec = pd.DataFrame({"processid": ["SPIDER", "BARE"], "phylum": ["Arthropoda", None],
+                         "class": ["Arachnida", None], "dna_barcode": ["ACGT" * 60] * 2})
+    assign = pd.DataFrame({"processid": ["SPIDER", "BARE"], "deepest_rank": [None, None],
+                           "deepest_taxon": [None, None], "novelty": [0.1, 0.1]})
+    occ, _, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, pd.DataFrame(), pd.DataFrame()))
+    assert [(r["phylum"], r["class"]) for r in occ] == [("Arthropoda", "Arachnida"), ("Arthropoda", "Insecta")]
+
+
 def test_open_nomenclature_above_genus_is_gen_sp() -> None:
     """A candidate placed only in a family or subfamily has no genus: "Phoridae gen. sp.", not "Phoridae sp."."""
     from biodiscover.workflows.export import RunExport, candidate_label, occurrence_rows
