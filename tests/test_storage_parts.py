@@ -59,6 +59,7 @@ def test_identity_and_divergence_at_their_edges() -> None:
     assert identity(a, b) == 1 - 30 / 300 and identity(b, a) == identity(a, b)
     assert divergence(a, b) == pytest.approx(30 / 300)
     assert identity("", a) == identity(a, "") == 0.0
+    assert identity(a, a) == identity(a[50:250], a) == 1.0  # the same read, or a part of it: no difference at all
     assert identity("N" * 100, a) == 0.0  # nothing informative to compare
     assert math.isnan(divergence("", a)) and math.isnan(divergence(a, ""))
     far = _barcode(700, 4)
