@@ -126,4 +126,4 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "csv", "assignments.csv, proposals.csv (evidence and review notes) and members.csv",
-    "folder", render, details=__doc__ or ""))
+    "folder", render))

@@ -321,5 +321,5 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "dwca", "Darwin Core Archive: occurrences, identification history, DNA, eml.xml",
-    "file", render, suffix=".zip", details=__doc__ or "", publishes_metadata=True,
+    "file", render, suffix=".zip", publishes_metadata=True,
     requires_suffix=True))

@@ -72,4 +72,4 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "fasta", "one FASTA file per candidate species, BOLD-style headers",
-    "folder", render, details=__doc__ or ""))
+    "folder", render))

@@ -19,4 +19,4 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "html", "self-contained report: plots, candidates with photos, evidence and review notes",
-    "file", render, suffix=".html", details=__doc__ or ""))
+    "file", render, suffix=".html"))

@@ -41,4 +41,4 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
 
 FORMAT = REGISTRY.register(ExportFormat(
     "json", "run, assignments and candidates with evidence, members and reviews",
-    "file", render, suffix=".json", details=__doc__ or ""))
+    "file", render, suffix=".json"))

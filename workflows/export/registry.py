@@ -10,7 +10,7 @@ read from :data:`REGISTRY`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Union
 
 from biodiscover.storage.errors import InputError
@@ -41,8 +41,6 @@ class ExportFormat:
     render: Callable[["RunExport", "ExportOptions"], Rendered]
     #: usual file name ending of a file format (``.zip``), for help and for ``--out`` defaults
     suffix: str | None = None
-    #: longer help: what the output holds
-    details: str = field(default="", compare=False)
     #: the output names the dataset's creator and licence (a publisher such as GBIF needs both): the CLI
     #: warns when the metadata lacks them
     publishes_metadata: bool = False
