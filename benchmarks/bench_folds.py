@@ -343,7 +343,12 @@ def engine_config(args: argparse.Namespace) -> Any:
     for item in getattr(args, "naming", None) or ():
         key, _, text = item.partition("=")
         default = getattr(NamingConfig(), key)  # AttributeError: not a setting
-        changes[key] = text.lower() in ("1", "true", "yes") if isinstance(default, bool) else type(default)(text)
+        if isinstance(default, bool):
+            changes[key] = text.lower() in ("1", "true", "yes")
+        elif isinstance(default, tuple):  # JSON: alternatives=[[150,0.3,5]], optional_ranks=["subfamily"]
+            changes[key] = tuple(tuple(v) if isinstance(v, list) else v for v in json.loads(text))
+        else:
+            changes[key] = type(default)(text)
     return EngineConfig(naming=dataclasses.replace(NamingConfig(), **changes))
 
 
