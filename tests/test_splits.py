@@ -225,3 +225,18 @@ def test_a_seen_species_with_twenty_records_or_more_gives_about_five_percent_to_
         assert target <= val <= target + max(1, target // 2) + 1, (s, val)
     keys = df.loc[split == "val", "dna_barcode"]
     assert set(split[df["dna_barcode"].isin(keys)]) == {"val"}  # a barcode is never split across val and others
+
+
+def test_a_seen_species_of_exactly_twenty_records_gives_some_to_val() -> None:
+    """The rule's edge: 20 records is "at least 20" (seed 5309's survivor splits.py:188; not re-scored)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for s, n_barcodes in (("Aus alpha", 40), ("Aus gamma", 10)):
+        for b in range(n_barcodes):
+            seq = "".join(rng.choice(list("ACGT"), 300))
+            rows += [{"processid": f"{s[4]}{b}-{i}", "species": s, "genus": "Aus", "dna_barcode": seq}
+                     for i in range(2)]
+    df = pd.DataFrame(rows)
+    split = assign_splits(df, seed=1)
+    gamma = split[df["species"] == "Aus gamma"]
+    assert len(gamma) == 20 and (gamma == "val").sum() == 2  # 5 % of 20 is one record; barcodes go whole (two records)
