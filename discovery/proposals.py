@@ -354,12 +354,12 @@ def build_proposals(
         idx = by_cand[c]
         mem = [specimens[i] for i in idx]
         near = nearest[c]
-        evidence = _assemble(
+        found = _assemble(
             mem, clusterer.probabilities_[idx], consensus=consensus[c], alignment=alignment[c], nearest=near,
             between=between[c], bins=_bins(mem, c, bin_holders), candidate=int(c),
             threshold=float(clusterer.threshold_), linkage=clusterer.linkage_,
             hdbscan_agreement=float(clusterer.agreement_.get(c, 1.0)), dna=dna, max_images=max_images)
-        out.append(_proposal(mem, idx, clusterer, parents, novelty, near=near, evidence=evidence))
+        out.append(_proposal(mem, idx, clusterer, parents, novelty, near=near, evidence=found))
     return out
 
 
