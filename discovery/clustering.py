@@ -233,8 +233,13 @@ class SpeciesClusterer:
     (``outlier_scores_`` 0, ``agreement_`` 1.0, ``candidate_group_`` = the group
     holding most members). ``threshold_`` / ``linkage_``: the cut used, from
     the config, else the learned gap, else the defaults (:meth:`_resolve_cut`).
+
+    ``partition_only`` (default False): the caller reads only the partition (``labels_``,
+    ``candidate_group_``); a method may then skip what sets nothing else (``threshold_hdbscan`` skips
+    HDBSCAN, which adds soft memberships, outlier scores and agreement but never moves a label).
     """
 
+    partition_only: bool = False
     labels_: np.ndarray
     probabilities_: np.ndarray
     outlier_scores_: np.ndarray

@@ -433,8 +433,10 @@ def discover_candidates(
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise ValueError(f"{len(missing)} specimen(s) have no barcode to cluster: {shown}")
     groups = [tuple(p) if p is not None else None for p in parents] if parents is not None else None
-    clusterer = make_clusterer(config, threshold).fit(BarcodeDistances([s.dna_barcode or "" for s in specimens]),
-                                                      groups)
+    clusterer = make_clusterer(config, threshold)
+    # without evidence only the partition is read (members, parent, order): a method may skip the rest
+    clusterer.partition_only = not evidence
+    clusterer.fit(BarcodeDistances([s.dna_barcode or "" for s in specimens]), groups)
     proposals = build_proposals(specimens, clusterer, parents=parents, reference=reference, novelty=novelty,
                                 evidence=evidence)
     log.info("%d specimens → %d candidate species", len(specimens), len(proposals))

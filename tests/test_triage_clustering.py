@@ -69,14 +69,29 @@ def test_triage_clusters_with_the_learned_gap(world) -> None:
 
 
 def test_candidates_without_evidence_are_the_same_candidates(world) -> None:
-    """``evidence=False`` (``triage --results`` without a database) skips the MSAs and distances only:
-    the same candidates in the same order, with the same members, memberships, parents and novelty."""
+    """``evidence=False`` (``triage --results`` without a database) skips the MSAs, the distances and HDBSCAN
+    (``partition_only``): the same candidates in the same order, with the same members, parents and novelty."""
     model, unseen, _ = world
     results, full, _ = triage_specimens(model, unseen)
     again, bare, _ = triage_specimens(model, unseen, evidence=False)
     assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
     assert len(bare) == len(full) >= 2
     for b, f in zip(bare, full):
-        assert b.members == f.members
+        assert [m.processid for m in b.members] == [m.processid for m in f.members]
         assert (b.parent_rank, b.parent_name, b.novelty) == (f.parent_rank, f.parent_name, f.novelty)
         assert f.evidence.consensus_barcode and b.evidence.consensus_barcode is None
+
+
+def test_partition_only_gives_the_same_partition(world) -> None:
+    """HDBSCAN never moves a label of ``threshold_hdbscan`` (the cut fixes the partition), so skipping it
+    leaves labels and groups as they were; only the memberships lose HDBSCAN's half."""
+    model, unseen, _ = world
+    barcodes = BarcodeDistances([s.dna_barcode for s in unseen])
+    groups = [s.genus for s in unseen]
+    full = CandidateSpeciesClusterer(gap=model.barcode_gap_).fit(barcodes, groups)
+    part = CandidateSpeciesClusterer(gap=model.barcode_gap_)
+    part.partition_only = True
+    part.fit(barcodes, groups)
+    assert full.labels_.tolist() == part.labels_.tolist() and full.candidate_group_ == part.candidate_group_
+    assert len(set(full.labels_.tolist())) >= 2 and (full.hdbscan_labels_ >= 0).any()
+    assert (part.hdbscan_labels_ == -1).all() and (part.outlier_scores_ == 0).all()

@@ -206,8 +206,8 @@ def reference_images(bundle: Bundle) -> Callable[[str], str | None] | None:
     return find
 
 
-#: clustering methods whose ``prepare`` this process has scheduled (``triage_specimens``)
-_PREPARED: set[str] = set()
+#: (clustering method, evidence) pairs whose ``prepare`` this process has scheduled (``triage_specimens``)
+_PREPARED: set[tuple[str, bool]] = set()
 
 
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
@@ -232,10 +232,12 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     # the clustering's imports (~1.5 s of CPU) are done while a forked child computes the identities
     # (once a process: a batch's later collections find them imported)
     ahead: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if cluster and clustering.method not in _PREPARED:
-        _PREPARED.add(clustering.method)
+    if cluster and (clustering.method, evidence) not in _PREPARED:
+        _PREPARED.add((clustering.method, evidence))
         try:
-            ahead = while_aligning(make_clusterer(clustering).prepare)
+            clusterer = make_clusterer(clustering)
+            clusterer.partition_only = not evidence  # as candidate_species will fit it (no HDBSCAN import)
+            ahead = while_aligning(clusterer.prepare)
         except (ValueError, TypeError):  # a method that cannot be built fails where it is used, as before
             pass
     with ahead:

@@ -85,7 +85,8 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
     def prepare(self) -> None:
         """Import hdbscan (with scikit-learn, SciPy's stats and pandas under it: ~1.5 s of CPU) ahead of fit."""
         super().prepare()
-        import hdbscan  # noqa: F401
+        if not self.partition_only:
+            import hdbscan  # noqa: F401
 
     # -- fit -------------------------------------------------------------------------
     def fit(self, distances: Distances, groups: Sequence[Hashable] | None = None) -> "CandidateSpeciesClusterer":
@@ -158,9 +159,10 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         group = _Group(key, idx, distances, glob)
         # (a) distance-calibrated probability of belonging with the other members
         p_dist = same_species_probability(dist, agg, self.linkage_, self.gap)
-        # (b) HDBSCAN soft membership, when the group is big enough
-        p_hdb = np.ones(m)
-        if m > self.config.min_cluster_size:
+        # (b) HDBSCAN soft membership, when the group is big enough (and anything but the partition is wanted:
+        # the labels are the cut's; with ``partition_only`` the membership is the calibrated probability alone)
+        p_hdb = np.ones(m) if not self.partition_only else p_dist
+        if m > self.config.min_cluster_size and not self.partition_only:
             p_hdb = self._fit_hdbscan(group, dist, agg, hdb_offset)
             hdb_offset = int(self.hdbscan_labels_.max()) + 1
         else:
