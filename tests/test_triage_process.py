@@ -45,7 +45,9 @@ def test_dna_only_triage_never_imports_torch_or_encoders(tmp_path: Path) -> None
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    seen.pop("clustering stack")
+    # nor scikit-learn and hdbscan: without a database only the candidates' partition is written, and
+    # HDBSCAN (memberships, outlier scores) never moves it (``partition_only``)
+    assert not {"sklearn", "scipy.stats", "hdbscan"} & set(seen.pop("clustering stack")), seen
     assert seen == {"rc": 0, "torch": False, "lightning": False, "database": False, "encoders": []}, seen
     assert (tmp_path / "r2.jsonl").read_text() == (tmp_path / "r.jsonl").read_text()
     # no clustering: hdbscan, scikit-learn and SciPy's stats and clustering (~1.5 s of CPU) are not imported;
