@@ -1220,3 +1220,19 @@ def test_writing_a_runs_candidates_refreshes_its_heartbeat(db: Database) -> None
     before = db.run_progress(run).heartbeat_at
     db.write_proposals(run, [{"members": ["BD000001"], "parent_lineage": {"genus": "Megaselia"}}])
     assert db.run_progress(run).heartbeat_at > before
+
+
+def test_a_backup_is_one_self_contained_file_and_a_clean_skipped_reingest_reports_nothing_set_aside(
+        db: Database, tmp_path: Path) -> None:
+    """Seed 5309's survivors backup.py:82 (a backup keeping the WAL flag needs -wal/-shm files to be read) and
+    ingest.py:193 (a skipped re-run of a clean file said one record was set aside); not re-scored."""
+    dest = db.backup(tmp_path / "copy.sqlite")
+    with sqlite3.connect(dest) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    plate = tmp_path / "plate.csv"
+    plate.write_text("processid,dna_barcode\n" + "".join(f"Q{i}-24,{'ACGT' * 60}\n" for i in range(3)),
+                     encoding="utf-8")
+    first, _ = db.ingest_file(plate, collection="plate-2", backup=False)
+    again, _ = db.ingest_file(plate, collection="plate-2", backup=False)
+    assert (first.new, first.quarantined) == (3, 0)
+    assert (again.skipped, again.quarantined, again.photos_set_aside) == (True, 0, 0)

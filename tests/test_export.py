@@ -274,6 +274,12 @@ def test_force_never_deletes_a_folder_of_other_files(tmp_path: Path, data, fmt: 
                                          r"\(notes.txt, old.fasta\)"):
         write_export(data, fmt, home, force=True)
     assert (home / "notes.txt").read_text() == "years of work" and (home / "old.fasta").exists()
+    # four or five: three are named, the rest counted (seed 5309's survivor output.py:176)
+    for name, shown in (("a.txt", "a.txt, notes.txt, old.fasta"), ("b.txt", "a.txt, b.txt, notes.txt and 1 more"),
+                        ("c.txt", "a.txt, b.txt, c.txt and 2 more")):
+        (home / name).write_text("mine")
+        with pytest.raises(InputError, match=rf"\({shown}\); choose a new or empty folder$"):
+            write_export(data, fmt, home, force=True)
     # A file of one's own added to a previous export folder is kept too.
     out = tmp_path / "export"
     write_export(data, fmt, out)
