@@ -43,6 +43,13 @@ def test_round_trip(tmp_path: Path) -> None:
     assert again.data_fingerprint["sha256"] == "ab" * 32
 
 
+def test_this_build_writes_bundle_format_1(tmp_path: Path) -> None:
+    """The number readers compare (a bundle of a newer format is refused): bumping it is a decision, not a slip
+    (seed 5309's survivor bundle.py:50; the other tests compare the manifest with the constant itself)."""
+    _bundle(tmp_path)
+    assert json.loads((tmp_path / "b" / "bundle.json").read_text())["format_version"] == 1
+
+
 def test_json_depth_counts_containers_only() -> None:
     from biodiscover.storage.bundle import _json_depth
 

@@ -1236,3 +1236,19 @@ def test_a_backup_is_one_self_contained_file_and_a_clean_skipped_reingest_report
     again, _ = db.ingest_file(plate, collection="plate-2", backup=False)
     assert (first.new, first.quarantined) == (3, 0)
     assert (again.skipped, again.quarantined, again.photos_set_aside) == (True, 0, 0)
+
+
+def test_a_candidate_placed_by_parent_name_links_that_taxon_and_one_species_name_per_genus_is_accepted_once(
+        db: Database) -> None:
+    """Seed 5309's survivors proposals.py:170 (a parent given by name and rank linked no taxon) and
+    reviews.py:302 (a second species of one name under one genus was not refused); not re-scored."""
+    megaselia = db.taxonomy().find("Megaselia", "genus")[0]
+    _, (p0, p1, p2) = _new_run(db, [
+        {"members": ["BD000000"], "parent_name": "Megaselia", "parent_rank": "genus"},
+        {"members": ["BD000003"], "parent_name": "Megaselia", "parent_rank": "genus"},
+        {"members": ["BD000001"], "parent_name": "Campylomyza", "parent_rank": "genus"}])
+    assert db.proposal(p0).parent_taxon_id == megaselia.id
+    db.accept(p0, 1, "Megaselia nova", reviewer="ana")
+    with pytest.raises(DatabaseError, match=r"as 'Megaselia nova': taxon \d+ already has that name under the same "):
+        db.accept(p1, 1, "Megaselia nova", reviewer="ana")
+    db.accept(p2, 1, "Megaselia nova", reviewer="ana")  # another genus: not the same parent, no clash

@@ -414,6 +414,17 @@ def test_a_dwca_row_keeps_a_specimens_own_phylum_and_class_and_defaults_only_mis
     assert [(r["phylum"], r["class"]) for r in occ] == [("Arthropoda", "Arachnida"), ("Arthropoda", "Insecta")]
 
 
+def test_the_identification_provided_with_a_collection_cites_its_source() -> None:
+    """Seed 5309's survivor dwca.py:218: the history row of a provided identification lost its source."""
+    from biodiscover.workflows.export import RunExport, occurrence_rows
+
+    spec = pd.DataFrame({"processid": ["P1"], "genus": ["Megaselia"], "source": ["plate-1.csv"],
+                         "dna_barcode": ["ACGT" * 60]})
+    assign = pd.DataFrame({"processid": ["P1"], "deepest_rank": [None], "deepest_taxon": [None], "novelty": [0.1]})
+    _, ident, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, pd.DataFrame(), pd.DataFrame()))
+    assert [(r["scientificName"], r["identificationReferences"]) for r in ident] == [("Megaselia", "plate-1.csv")]
+
+
 def test_open_nomenclature_above_genus_is_gen_sp() -> None:
     """A candidate placed only in a family or subfamily has no genus: "Phoridae gen. sp.", not "Phoridae sp."."""
     from biodiscover.workflows.export import RunExport, candidate_label, occurrence_rows

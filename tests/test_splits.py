@@ -240,3 +240,14 @@ def test_a_seen_species_of_exactly_twenty_records_gives_some_to_val() -> None:
     split = assign_splits(df, seed=1)
     gamma = split[df["species"] == "Aus gamma"]
     assert len(gamma) == 20 and (gamma == "val").sum() == 2  # 5 % of 20 is one record; barcodes go whole (two records)
+
+
+def test_the_tail_of_small_seen_species_gives_five_percent_of_its_records_to_val() -> None:
+    """Species of 7-19 records pool their single-record barcodes; val gets round(5 % of their records): 29 records
+    → 1, not 2 (seed 5309's survivor splits.py:181 counted one record too many; not re-scored)."""
+    rng = np.random.default_rng(5)
+    rows = [{"processid": f"{s[4]}{b}", "species": s, "genus": "Aus",
+             "dna_barcode": "".join(rng.choice(list("ACGT"), 300))}
+            for s, n in (("Aus alpha", 15), ("Aus beta", 14)) for b in range(n)]
+    df = pd.DataFrame(rows)
+    assert int((assign_splits(df, seed=1) == "val").sum()) == 1
