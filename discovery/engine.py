@@ -616,7 +616,7 @@ class DiscoveryModel:
             self.null_identity_ = None if null is None else [(int(a), float(b)) for a, b in null]
             numbers = [self.config.naming.level, self.config.novelty_threshold,
                        *(b for _, b in self.null_identity_ or ()),
-                       *(m.absent_.baseline_ for m in self.naming_.models_.values())]
+                       *(b.baseline_ for m in self.naming_.models_.values() for pair in m.members_ for b in pair)]
             if not all(isinstance(v, float) and np.isfinite(v) for v in numbers):
                 raise ValueError(f"non-finite settings {numbers}")
         except ModelBundleError:

@@ -91,7 +91,7 @@ def _nan_threshold(b: Path) -> None:
 
 def _null_threshold(b: Path) -> None:
     table = _engine_table(b)
-    table["naming"]["models"]["genus"]["absent"]["baseline"] = None
+    table["naming"]["models"]["genus"]["members"][0]["absent"]["baseline"] = None
     _rewrite(b, ENGINE, json.dumps(table).encode())
 
 
@@ -103,7 +103,7 @@ def _infinite_novelty_threshold(b: Path) -> None:
 
 def _wrong_shape_model(b: Path) -> None:
     table = _engine_table(b)
-    table["naming"]["models"]["species"]["absent"]["n_features"] = 2  # trees split on features 0..8
+    table["naming"]["models"]["species"]["members"][0]["absent"]["n_features"] = 2  # trees split on features 0..8
     _rewrite(b, ENGINE, json.dumps(table).encode())
 
 
