@@ -552,11 +552,6 @@ class RankModel:
         r = JsonBoosting(MONOTONIC_RIGHT, **opts).fit(X[present], (y_arr[present] == "right").astype(int), wp)
         return a, r
 
-    @property
-    def absent_(self) -> JsonBoosting:
-        """The first member's P(absent) model (shape checks, the bundle's sanity check)."""
-        return self.members_[0][0]
-
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """(n, 3): P(right), P(wrong), P(absent) (``OUTCOMES`` order), the members' mean."""
         out = np.zeros((len(X), len(OUTCOMES)))
