@@ -33,7 +33,8 @@ def test_bin_distances_counts_every_value_once() -> None:
     within = [0.0, 0.01, 0.012, 0.02]
     nearest = [0.08, 0.1, 0.1, 0.11]
     b = bin_distances(within, nearest, bins=5)
-    assert len(b.edges) == 6 and b.edges[0] == 0.0 and b.edges[-1] == pytest.approx(0.11)
+    # 0–11 % in at most 5 bins: 2.5 % wide, edges 0, 2.5, …, 12.5 %
+    assert len(b.edges) == 6 and b.edges[0] == 0.0 and b.edges[-1] == pytest.approx(0.125)
     assert sum(b.within) == 4 and sum(b.nearest) == 4
     assert b.within[0] == 4 and b.nearest[-1] == 3  # the barcode gap: within left, nearest right
     assert bin_distances([], []).edges == ()
@@ -44,10 +45,28 @@ def test_bin_distances_counts_every_value_once() -> None:
 def test_render_histogram_has_a_line_per_bin_and_counts() -> None:
     b = bin_distances([0.0, 0.01], [0.1, 0.1, 0.1], bins=4)
     lines = render_histogram(b).plain.splitlines()
-    assert len(lines) == 1 + 4
+    assert len(lines) == 1 + 3  # 0–10 % in at most 4 bins: three 5 % bins (0, 5, 10 %)
+    assert [ln.split("│")[0].strip() for ln in lines[1:]] == ["0.0%", "5.0%", "10.0%"]
     assert lines[1].strip().startswith("0.0%") and lines[1].endswith("2/0")
     assert lines[-1].endswith("0/3")
     assert "no distances" in render_histogram(bin_distances([], [])).plain
+
+
+def test_a_narrow_range_gets_round_distinct_bins_not_six_rows_of_one_distance() -> None:
+    """A single specimen 0.7 % from its nearest known species is one row, not six rows labelled 0.7 %."""
+    one = bin_distances([], [0.007])
+    assert one.edges == pytest.approx((0.005, 0.01)) and one.nearest == (1,) and one.within == (0,)
+    lines = render_histogram(one).plain.splitlines()
+    assert len(lines) == 2 and lines[1].split("│")[0].strip() == "0.5%" and lines[1].endswith("0/1")
+    # a tight candidate (members 0–0.4 % apart) 1.6–2.1 % from a known species: 0.5 % rows, labels distinct
+    tight = bin_distances([0.0, 0.002, 0.004], [0.016, 0.021])
+    labels = [ln.split("│")[0].strip() for ln in render_histogram(tight).plain.splitlines()[1:]]
+    assert labels == ["0.0%", "0.5%", "1.0%", "1.5%", "2.0%"]
+    assert tight.within == (3, 0, 0, 0, 0) and tight.nearest == (0, 0, 0, 1, 1)
+    # every value lands in the bin whose lower edge it reaches, also at an exact edge
+    edge = bin_distances([0.01, 0.02], [0.03], bins=3)
+    assert edge.edges == pytest.approx((0.01, 0.02, 0.03, 0.04))
+    assert edge.within == (1, 1, 0) and edge.nearest == (0, 0, 1)
 
 
 def test_histogram_without_nearest_known_distances_says_so() -> None:

@@ -29,23 +29,35 @@ class Binned:
     nearest: tuple[int, ...]
 
 
+#: bin widths a reader takes in at a glance (fractions: 0.5 % … 100 %). The narrowest is 0.5 % (about
+#: three bases of a 658-bp barcode): finer bins only split one barcode difference across rows, and a
+#: single specimen's one distance used to be drawn as six rows all labelled "0.7%".
+NICE_STEPS: tuple[float, ...] = (0.005, 0.01, 0.02, 0.025, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0)
+
+
 def bin_distances(within: Sequence[float], nearest: Sequence[float], bins: int = 6) -> Binned:
-    """Count both series over the same ``bins`` equal-width bins spanning their joint range."""
+    """Count both series over shared bins of one round width, at most ``bins`` of them.
+
+    The width is the narrowest of ``NICE_STEPS`` that covers the joint range in ``bins`` bins, and
+    the edges are multiples of it, so every row's label is a distinct round distance.
+    """
     values = [float(v) for v in (*within, *nearest) if v is not None and math.isfinite(float(v))]
     if not values:
         return Binned((), (), ())
     lo, hi = min(values), max(values)
-    if hi - lo < 1e-9:
-        hi = lo + 1e-3
-    step = (hi - lo) / bins
-    edges = tuple(lo + i * step for i in range(bins + 1))
+    for step in NICE_STEPS:
+        start = math.floor(lo / step + 1e-9) * step
+        n = math.floor((hi - start) / step + 1e-9) + 1
+        if n <= bins:
+            break
+    edges = tuple(start + i * step for i in range(n + 1))
 
     def count(series: Sequence[float]) -> tuple[int, ...]:
-        out = [0] * bins
+        out = [0] * n
         for v in series:
             if v is None or not math.isfinite(float(v)):
                 continue
-            out[min(bins - 1, int((float(v) - lo) / step))] += 1
+            out[min(n - 1, max(0, math.floor((float(v) - start) / step + 1e-9)))] += 1
         return tuple(out)
 
     return Binned(edges, count(within), count(nearest))
