@@ -25,7 +25,13 @@ starts coverage there and names the running test). A mutant then runs only the t
 that executed its line, fastest first, ``-x``: the first failure kills it. A line no
 test executed is a survivor without running anything ("not covered"). A line executed
 only at import time (module constants, signatures) runs every test that executed
-any line of its module.
+any line of its module; a module-level constant (``MAX_NUCLEOTIDES = 660``) also every test that ran a line
+of a module importing it and every test of a pool file importing it.
+
+A line whose every mutant is provably equivalent (a chunk size far under SQLite's limit, a probe whose value
+is never used) carries ``# pragma: no mutate <reason>`` (mutmut's convention): no site starting on it is
+drawn, so the sample and the site count leave it out; the results list every such line with its reason
+(``pragma_no_mutate``). Never for a mutant that is merely harmless: that gets a test.
 
 Timeouts (why a timeout is not simply a kill): a mutant whose tests run past
 ``--timeout-factor`` times their unmutated time (at least 120 s), or one test of which
@@ -58,6 +64,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import io
 import json
 import math
 import os
@@ -68,6 +75,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tokenize
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -152,11 +160,28 @@ def _in_annotation(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     return False
 
 
-def _order(tree: ast.AST, parents: dict[ast.AST, ast.AST]) -> list[tuple[ast.AST, str, str]]:
-    """(node, kind, description) of every mutation site, in ``ast.walk`` order (stable for a source)."""
+#: a line whose every mutant is provably equivalent carries this comment and a short reason after it
+#: (mutmut's convention); no site whose node starts on that line is drawn. Listed with their reasons in
+#: RESULTS-safety.md; never for a "harmless" mutant (those get a test).
+PRAGMA = "# pragma: no mutate"
+
+
+def pragma_lines(source: str) -> dict[int, str]:
+    """line -> the reason written after ``# pragma: no mutate`` on it (the comment is required to give one)."""
+    out: dict[int, str] = {}
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type == tokenize.COMMENT and tok.string.startswith(PRAGMA):
+            out[tok.start[0]] = tok.string[len(PRAGMA):].strip(" :;-—")
+    return out
+
+
+def _order(tree: ast.AST, parents: dict[ast.AST, ast.AST],
+           skip: frozenset[int] = frozenset()) -> list[tuple[ast.AST, str, str]]:
+    """(node, kind, description) of every mutation site, in ``ast.walk`` order (stable for a source); nodes
+    starting on a ``skip`` line (:func:`pragma_lines`) are no sites."""
     out: list[tuple[ast.AST, str, str]] = []
     for node in ast.walk(tree):
-        if _in_annotation(node, parents):
+        if _in_annotation(node, parents) or getattr(node, "lineno", None) in skip:
             continue
         if isinstance(node, ast.Compare):
             out += [(node, f"compare:{i}", f"{type(op).__name__} -> {CMP_SWAP[type(op)].__name__}")
@@ -187,7 +212,8 @@ def _parse(source: str) -> tuple[ast.AST, dict[ast.AST, ast.AST]]:
 
 def sites(source: str) -> list[tuple[int, str, str]]:
     """(line, kind, description) of every mutation site."""
-    return [(getattr(node, "lineno", 0), kind, desc) for node, kind, desc in _order(*_parse(source))]
+    return [(getattr(node, "lineno", 0), kind, desc)
+            for node, kind, desc in _order(*_parse(source), skip=frozenset(pragma_lines(source)))]
 
 
 def import_time_lines(source: str) -> set[int]:
@@ -221,7 +247,8 @@ class _Apply:
     def __init__(self, source: str, target: int) -> None:
         self.target = target
         self.tree, self.parents = _parse(source)
-        self.order = [(node, kind) for node, kind, _ in _order(self.tree, self.parents)]
+        skip = frozenset(pragma_lines(source))
+        self.order = [(node, kind) for node, kind, _ in _order(self.tree, self.parents, skip)]
 
     def mutated_source(self) -> str:
         node, kind = self.order[self.target]
@@ -423,6 +450,62 @@ def select_tests(module_lines: dict[int, set[str]], line: int, times: dict[str, 
     return sorted(tests, key=lambda t: (times[t], t))
 
 
+def module_names(source: str) -> dict[int, set[str]]:
+    """line -> the names a module-level assignment on it binds: the constants other modules may import."""
+    out: dict[int, set[str]] = {}
+    for st in ast.parse(source).body:
+        targets = st.targets if isinstance(st, ast.Assign) else \
+            [st.target] if isinstance(st, (ast.AnnAssign, ast.AugAssign)) else []
+        names = {t.id for t in targets if isinstance(t, ast.Name)}
+        for line in range(st.lineno, (st.end_lineno or st.lineno) + 1) if names else ():
+            out.setdefault(line, set()).update(names)
+    return out
+
+
+def dotted(rel: str) -> str:
+    """``storage/db/engine.py`` -> ``biodiscover.storage.db.engine`` (setuptools' package-dir mapping)."""
+    return "biodiscover." + rel.removesuffix(".py").replace("/", ".")
+
+
+def imports_name(source: str, rel: str | None, target: str, names: set[str]) -> bool:
+    """Does this source import one of ``names`` from the module ``target`` (dotted), directly (``from target
+    import NAME``, ``*``) or through the module (``from package import module`` then ``module.NAME``)?
+    ``rel``: the source's path in the repository, for relative imports (None: a test file, absolute only)."""
+    package = dotted(rel).split(".")[:-1] if rel else []
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            anchor = package[:len(package) - (node.level - 1)]
+            base = ".".join(anchor + ([node.module] if node.module else []))
+        if base == target and any(a.name in names or a.name == "*" for a in node.names):
+            return True
+        if any(f"{base}.{a.name}" == target for a in node.names) and any(
+                isinstance(n, ast.Attribute) and n.attr in names for n in ast.walk(tree)):
+            return True
+    return False
+
+
+def importer_tests(module: str, line: int, sources: dict[str, str], lines: dict[str, dict[int, set[str]]],
+                   times: dict[str, float], test_sources: dict[str, str]) -> set[str]:
+    """For a module-level constant, the tests of the modules that import it: every test that ran any line of an
+    in-scope module importing the name, and every test of a pool file importing it. A constant's own module's
+    tests may never use it (``records.py:94``, ``MAX_NUCLEOTIDES``, is read by ``validation.py``)."""
+    names = module_names(sources[module]).get(line, set())
+    if not names:
+        return set()
+    target, found = dotted(module), set()
+    for other, src in sources.items():
+        if other != module and imports_name(src, other, target, names):
+            found |= {t for ctx in lines.get(other, {}).values() for t in ctx if t in times}
+    for test_file, src in test_sources.items():
+        if imports_name(src, None, target, names):
+            found |= {t for t in times if t.split("::", 1)[0] == test_file}
+    return found
+
+
 #: how pytest-timeout reports a test it stopped: "Failed: Timeout (>60.0s) from pytest-timeout." (2.x, signal
 #: method), "Failed: Timeout >60.0s" (older), a "+++++ Timeout +++++" banner (thread method)
 PER_TEST_TIMEOUT_MARKS = ("from pytest-timeout", "Failed: Timeout >", "+++++ Timeout +++++")
@@ -563,7 +646,8 @@ def merge_results(files: list[Path], out: Path) -> None:
                 m.status, m.killed_by = "killed", m.killed_by + " (does not import)"
             seen.setdefault((m.module, m.index), m)
     args = argparse.Namespace(sample=docs[0]["sampled"], seed=docs[0]["seed"])
-    extra = {k: docs[0][k] for k in ("scope", "pool", "pool_tests", "failed_unmutated", "coverage_run_s")
+    extra = {k: docs[0][k] for k in ("scope", "pool", "pool_tests", "failed_unmutated", "coverage_run_s",
+                                      "pragma_no_mutate")
              if k in docs[0]}
     extra["workers"] = [{"file": f.name, "mutants": len(d["all"]), "wall_s": d.get("wall_s")} for f, d in
                         zip(files, docs)]
@@ -612,10 +696,11 @@ def main() -> None:
     print(f"copy of the working tree in {tree}", flush=True)
     check_shim(tree, shim, env_for(work, shim, coverage_on=False))
     pool = args.pool or list(POOL)
+    every_module = sorted(set(in_scope(None)) | set(scope))  # a constant's importers may lie outside --modules
     if args.coverage_from:  # another run's coverage of the same tree: a second worker skips the coverage run
-        lines, times, failed_unmutated = read_coverage(args.coverage_from, scope)
+        lines, times, failed_unmutated = read_coverage(args.coverage_from, every_module)
     else:
-        lines, times, failed_unmutated = coverage_run(work, tree, shim, pool, scope)
+        lines, times, failed_unmutated = coverage_run(work, tree, shim, pool, every_module)
         if args.keep_coverage:
             shutil.copytree(work / "cov", args.keep_coverage, dirs_exist_ok=True)
     t_cov = time.perf_counter() - t_start
@@ -623,8 +708,11 @@ def main() -> None:
     every: list[tuple[str, int]] = []
     sources: dict[str, str] = {}
     import_lines: dict[str, set[int]] = {}
-    for module in scope:
+    for module in every_module:
         sources[module] = (tree / module).read_text()
+    test_sources = {f: (tree / f).read_text() for f in sorted({p.split("::", 1)[0] for p in pool})
+                    if f.endswith(".py") and (tree / f).is_file()}
+    for module in scope:
         import_lines[module] = import_time_lines(sources[module])
         every += [(module, i) for i in range(len(sites(sources[module])))]
     rng = random.Random(args.seed)
@@ -636,7 +724,9 @@ def main() -> None:
     results: list[Mutant] = []
     stopped_early = False
     extra = {"scope": scope if args.modules else list(SCOPE), "pool": pool, "pool_tests": len(times),
-             "failed_unmutated": failed_unmutated, "coverage_run_s": round(t_cov)}
+             "failed_unmutated": failed_unmutated, "coverage_run_s": round(t_cov),
+             "pragma_no_mutate": [{"module": m, "line": ln, "reason": why} for m in scope
+                                  for ln, why in sorted(pragma_lines(sources[m]).items())]}
     for module, index in chosen:
         if args.max_minutes and time.perf_counter() - t_start > args.max_minutes * 60:
             stopped_early = True
@@ -644,6 +734,9 @@ def main() -> None:
         line, kind, desc = sites(sources[module])[index]
         m = Mutant(module, index, line, kind, sources[module].splitlines()[line - 1].strip(), desc)
         tests = select_tests(lines[module], line, times, line in import_lines[module])
+        if tests and line in import_lines[module]:  # a constant: also the tests of whoever imports it
+            more = importer_tests(module, line, sources, lines, times, test_sources) - set(tests)
+            tests = sorted({*tests, *more}, key=lambda t: (times[t], t))
         m.tests = len(tests)
         if not tests:
             m.status = "not covered"

@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 LABEL_INDEX_COLUMNS: tuple[str, ...] = TAXONOMY_COLUMNS + ("dna_bin",)
 CATEGORY_COLUMNS: tuple[str, ...] = tuple(c for c, d in COLUMN_DTYPES.items() if d == "category")
 DEFAULT_CHUNKSIZE = 100_000
+_BUFFER = 1 << 16  # pragma: no mutate a read buffer's size: every size reads the same bytes
 
 
 # -- reading the table ----------------------------------------------------------------
@@ -204,7 +205,7 @@ def _iter_chunks(
     stream: _CompleteLinesGzip | None = None
     if opts.get("compression") == "gzip":
         stream = _CompleteLinesGzip(path)
-        source = io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=1 << 16)
+        source = io.BufferedReader(cast("io.RawIOBase", stream), buffer_size=_BUFFER)
         opts = {**opts, "compression": None}
     try:
         reader = pd.read_csv(source, dtype=dtypes, usecols=use, chunksize=chunksize, **opts)

@@ -57,7 +57,7 @@ def _read_lines(fh: io.BufferedIOBase, max_bytes: int) -> Iterator[tuple[bytes, 
             continue
         length = len(raw)
         while True:
-            more = fh.readline(1 << 20)
+            more = fh.readline(1 << 20)  # pragma: no mutate the block an over-long line is skipped in
             length += len(more)
             if not more or more.endswith(b"\n"):
                 break
@@ -108,7 +108,7 @@ def _open_binary(path: Path) -> io.BufferedIOBase:
     return gzip.open(path, "rb") if is_gzip else path.open("rb")
 
 
-def _all_utf8(path: Path, block: int = 1 << 20) -> bool:
+def _all_utf8(path: Path, block: int = 1 << 20) -> bool:  # pragma: no mutate an incremental decoder's block
     """True when the whole (decompressed) file is UTF-8; read in blocks, fast (no line splitting).
 
     A gzip stream cut short ends the scan as if the file ended there: the reader itself reports the cut.

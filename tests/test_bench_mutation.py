@@ -137,3 +137,44 @@ def test_an_import_time_line_runs_every_test_of_its_module_not_only_the_first_im
     assert bench.select_tests(lines, 7, times, import_time=False) == ["t_call"]
     assert bench.select_tests(lines, 12, times, import_time=False) == ["t_inner"]
     assert bench.select_tests(lines, 2, times, import_time=True) == []  # never ran: not covered
+
+
+def test_a_line_marked_no_mutate_gives_no_site_and_its_reason_is_kept(bench) -> None:
+    """``# pragma: no mutate <reason>`` takes every site starting on that line out of the draw (and only
+    those), and the same index still names the same mutant when it is applied."""
+    source = ("def f(ids):\n"
+              "    for i in range(0, len(ids), 900):  # pragma: no mutate chunk size far under SQLite's limit\n"
+              "        yield ids[i:i + 900]\n"
+              "    return x == 1\n")
+    assert bench.pragma_lines(source) == {2: "chunk size far under SQLite's limit"}
+    found = bench.sites(source)
+    assert all(line != 2 for line, _, _ in found)
+    assert [(line, kind) for line, kind, _ in found] == [(4, "return"), (4, "compare:0"), (4, "int"),
+                                                           (3, "binop"), (3, "int")]
+    # the index skips the pragma'd sites when the mutant is applied too: site 4 is `900 -> 901` on line 3
+    mutated = bench._Apply(source, 4).mutated_source()
+    assert "ids[i:i + 901]" in mutated and "range(0, len(ids), 900)" in mutated
+
+
+def test_a_constant_is_also_tried_against_the_tests_of_the_modules_and_test_files_that_import_it(bench) -> None:
+    """``records.py:94`` (``MAX_NUCLEOTIDES``) is read by ``validation.py``: its mutant must run the tests that ran
+    validation's lines, not only those of records.py, and a pool test file importing the name."""
+    sources = {"storage/records.py": "MAX_NUCLEOTIDES = 660\nMIN = 200\ndef f():\n    return 1\n",
+               "storage/validation.py": "from .records import MAX_NUCLEOTIDES\ndef clean(s):\n"
+                                        "    return s[:MAX_NUCLEOTIDES]\n",
+               "storage/db/ingest.py": "from .. import records\ndef g():\n    return records.MAX_NUCLEOTIDES\n",
+               "storage/other.py": "from biodiscover.storage.records import MIN\n"}
+    lines = {"storage/records.py": {1: {""}, 4: {"t_records"}},
+             "storage/validation.py": {3: {"t_validation"}},
+             "storage/db/ingest.py": {3: {"t_ingest"}},
+             "storage/other.py": {1: {"t_other"}}}
+    times = {"t_records": 1.0, "t_validation": 1.0, "t_ingest": 1.0, "t_other": 1.0,
+             "tests/test_v.py::t_file": 1.0, "tests/test_w.py::t_unrelated": 1.0}
+    tests = {"tests/test_v.py": "from biodiscover.storage.records import MAX_NUCLEOTIDES\n",
+             "tests/test_w.py": "from biodiscover.storage.records import MIN\n"}
+    assert bench.module_names(sources["storage/records.py"]) == {1: {"MAX_NUCLEOTIDES"}, 2: {"MIN"}}
+    assert bench.importer_tests("storage/records.py", 1, sources, lines, times, tests) == {
+        "t_validation", "t_ingest", "tests/test_v.py::t_file"}
+    assert bench.importer_tests("storage/records.py", 2, sources, lines, times, tests) == {
+        "t_other", "tests/test_w.py::t_unrelated"}
+    assert bench.importer_tests("storage/records.py", 4, sources, lines, times, tests) == set()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any, Callable, TypeVar
 
 import sqlalchemy as sa
@@ -18,6 +19,16 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import SQLModel
 
 T = TypeVar("T")
+
+#: ids per ``IN (…)`` list. SQLite before 3.32 refuses more than 999 bound parameters in a statement (32,766
+#: since); every chunk size up to that limit reads the same rows.
+IN_CHUNK = 900  # pragma: no mutate the chunk size: any value up to SQLite's 999-parameter limit reads the same rows
+
+
+def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of ``size`` (the last one shorter): the ``IN (…)`` lists of one lookup."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 class DatabaseCore:

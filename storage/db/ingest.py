@@ -56,7 +56,7 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
-from biodiscover.storage.db.core import DatabaseCore, dbapi, inserted_id, table
+from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
 from biodiscover.storage.validation import PHOTO_SET_ASIDE, QuarantinedRecord, count_set_aside, shorten_raw
@@ -328,8 +328,8 @@ class IngestMixin(DatabaseCore):
             else:
                 ids = list(processids)
                 rows = []
-                for i in range(0, len(ids), 900):
-                    rows.extend(conn.execute(q.where(SPECIMENS.c.processid.in_(ids[i:i + 900]))).mappings().all())
+                for part in chunked(ids):
+                    rows.extend(conn.execute(q.where(SPECIMENS.c.processid.in_(part))).mappings().all())
         for r in rows:
             out.append(row_to_specimen(r))
         return out

@@ -54,7 +54,7 @@ from sqlalchemy.engine import Connection
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.ingest import ensure_lineage
-from biodiscover.storage.db.core import DatabaseCore, dbapi, table
+from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, table
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
@@ -178,8 +178,8 @@ def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int |
 def _in_chunks(raw: Any, sql: str, keys: Sequence[str], extra: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Run ``sql`` (with one ``{}`` for an IN list) over ``keys`` in chunks below SQLite's variable limit."""
     out: list[tuple[Any, ...]] = []
-    for i in range(0, len(keys), 900):
-        part = list(keys[i:i + 900])
+    for chunk in chunked(keys):
+        part = list(chunk)
         out.extend(raw.execute(sql.format(", ".join("?" * len(part))), [*part, *extra]).fetchall())
     return out
 

@@ -44,7 +44,7 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import parse, utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
-from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
+from biodiscover.storage.db.core import DatabaseCore, chunked, inserted_id, table
 from biodiscover.storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import RANKS
@@ -217,7 +217,7 @@ class RunsMixin(DatabaseCore):
         return self._progress(r)
 
     def latest_run(self, kind: str | None = None, status: str | None = None) -> RunProgress | None:
-        q = sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(1)
+        q = sa.select(RUNS).order_by(RUNS.c.id.desc()).limit(1)  # pragma: no mutate .first() takes one row
         if kind is not None:
             q = q.where(RUNS.c.kind == kind)
         if status is not None:
@@ -351,12 +351,12 @@ class RunsMixin(DatabaseCore):
             run["superseded"] = {"candidates": int(later[0] or 0),
                                  "by_runs": sorted(int(r) for r in str(later[1]).split(",")) if later[1] else []}
             mem_rows: list[Any] = []
-            for i in range(0, len(pids), 900):
+            for part in chunked(pids):
                 mem_rows.extend(conn.execute(sa.select(M.c.proposal_id, M.c.processid, M.c.probability)
-                                             .where(M.c.proposal_id.in_(pids[i:i + 900]))).mappings().all())
+                                             .where(M.c.proposal_id.in_(part))).mappings().all())
             rev_rows: list[Any] = []
-            for i in range(0, len(pids), 900):
-                rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(pids[i:i + 900]))
+            for part in chunked(pids):
+                rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(part))
                                              .order_by(R.c.id)).mappings().all())
         specimens = pd.DataFrame([{c: r[c.replace("-", "_")] for c in BIOSCAN_COLUMNS} for r in spec_rows],
                                  columns=list(BIOSCAN_COLUMNS))

@@ -41,7 +41,7 @@ KEY_FILE = "export.key"
 
 def _umask() -> int:
     """The process umask (read and restored at once: Python has no read-only call)."""
-    mask = os.umask(0o022)
+    mask = os.umask(0o022)  # pragma: no mutate a probe: the mask set here is restored on the next line
     os.umask(mask)
     return mask
 
