@@ -1,0 +1,207 @@
+"""Whole-output checks of the Darwin Core rows: every column of every row of a small, hand-made run.
+
+The other export tests look at chosen cells of a large synthetic run; mutation samples kept finding
+survivors where a cell nobody looked at changed (a default phylum, a reviewer's day, a qualifier, the
+history extension's reference). Here six specimens cover each way a specimen can end up in the archive
+— named to species by the machine, an interim BOLD name, a candidate a reviewer accepted (with notes,
+one undone and redone), a rejected candidate, a candidate identified as a known species, a pending
+candidate under a subfamily, an image-only record of another class — and each row is written out in
+full, as a taxonomist reading the archive would expect it.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from biodiscover.workflows.export import RunExport
+from biodiscover.workflows.export.dwca import occurrence_rows
+from biodiscover.workflows.export.tables import ReviewTrail, review_trails
+
+RUN = {"id": 3, "kind": "triage", "status": "completed", "model_fingerprint": "sha256:0f1e",
+       "started_at": "2026-11-20T08:00:00", "finished_at": "2026-11-20T08:30:00", "parameters": {}}
+MACHINE_STATUS = "unverified (machine prediction)"
+METHOD = "method=biodiscover triage run 3; model=sha256:0f1e"
+LINEAGE = ("Diptera", "Phoridae", "Metopininae", "Megaselia")
+
+
+def _assignment(pid: str, deepest: str | None, taxon: str | None, novelty: float, novel: bool,
+                labels: tuple[str | None, ...], conf: float) -> dict[str, object]:
+    row: dict[str, object] = {"processid": pid, "deepest_rank": deepest, "deepest_taxon": taxon,
+                              "novelty": novelty, "is_novel": novel}
+    for rank, label in zip(("order", "family", "subfamily", "genus", "species"), labels):
+        row[f"label_{rank}"], row[f"confidence_{rank}"] = label, conf
+    return row
+
+
+def _specimen(pid: str, *, lat: float | None = None, lon: float | None = None, klass: str | None = None,
+              **given: str) -> dict[str, object]:
+    """A specimen row with every column the exports read; what is not given is missing (None)."""
+    cols = ("sampleid", "phylum", "order", "family", "genus", "species", "dna_barcode", "dna_bin", "country",
+            "province_state", "source")
+    return {"processid": pid, **{c: given.get(c) for c in cols}, "class": klass, "coord-lat": lat, "coord-lon": lon}
+
+
+def _run() -> RunExport:
+    specimens = pd.DataFrame([
+        _specimen("BIOUG001-24", sampleid="S1", order="Diptera", family="Phoridae", genus="Megaselia",
+                  species="Megaselia scalaris", dna_barcode="ACGTACGTAA", dna_bin="BOLD:AAA0001", country="Canada",
+                  province_state="Ontario", lat=43.5, lon=-80.25, source="plate1.csv"),
+        _specimen("BIOUG002-24", sampleid="S2", order="Diptera", dna_bin="BOLD:ACX1234", country="Canada",
+                  source="plate1.csv"),
+        _specimen("NOVEL01", sampleid="S3", dna_barcode="ACGTTT", country="Costa Rica", province_state="Guanacaste",
+                  lat=10.5, lon=-85.4),
+        _specimen("NOVEL02", sampleid="S4", dna_bin="BOLD:ZZZ0002", country="Costa Rica"),
+        _specimen("NOVEL03", sampleid="S5"),
+        _specimen("NOVEL04", sampleid="S6", dna_bin="BOLD:ZZZ0004"),
+        _specimen("IMG0001", phylum="Arthropoda", klass="Arachnida"),
+    ])
+    assignments = pd.DataFrame([
+        _assignment("BIOUG001-24", "species", "Megaselia scalaris", 0.05, False, (*LINEAGE, "Megaselia scalaris"),
+                    0.95),
+        _assignment("BIOUG002-24", "species", "Megaselia sp. BIOUG63189-C12", 0.3, False,
+                    (*LINEAGE, "Megaselia sp. BIOUG63189-C12"), 0.8),
+        _assignment("NOVEL01", "genus", "Megaselia", 0.85, True, (*LINEAGE, None), 0.9),
+        _assignment("NOVEL02", "family", "Phoridae", 0.9, True, ("Diptera", "Phoridae", None, None, None), 0.75),
+        _assignment("NOVEL03", "genus", "Megaselia", 0.6, True, (*LINEAGE, None), 0.7),
+        _assignment("NOVEL04", "subfamily", "Metopininae", 0.95, True, (*LINEAGE[:3], None, None), 0.65),
+        {"processid": "IMG0001", "deepest_rank": None, "deepest_taxon": None, "novelty": 0.55, "is_novel": True},
+    ])
+    proposals = pd.DataFrame([
+        {"proposal_id": 1, "provisional_name": "Megaselia sp. BD-0001", "parent_rank": "genus",
+         "parent_taxon": "Megaselia", "status": "accepted", "version": 2, "size": 1},
+        {"proposal_id": 2, "provisional_name": None, "parent_rank": "family", "parent_taxon": "Phoridae",
+         "status": "rejected", "version": 2, "size": 1},
+        {"proposal_id": 3, "provisional_name": "Megaselia scalaris", "parent_rank": "genus",
+         "parent_taxon": "Megaselia", "status": "assigned", "version": 2, "size": 1},
+        {"proposal_id": 4, "provisional_name": None, "parent_rank": "subfamily", "parent_taxon": "Metopininae",
+         "status": "pending", "version": 1, "size": 1},
+    ])
+    members = pd.DataFrame([{"proposal_id": i, "processid": f"NOVEL0{i}", "probability": 0.9} for i in (1, 2, 3, 4)])
+    log = [  # (id, proposal, action, reviewer, when, note, the review an undo takes back)
+        (1, 1, "accept", "ana", "2026-11-21T10:00:00", None, None),
+        (2, 1, "note", "ben", "2026-11-22T09:00:00", "wing venation differs", None),
+        (3, 1, "undo", "ben", "2026-11-22T09:01:00", None, 2),
+        (4, 1, "undo", "ben", "2026-11-22T09:02:00", None, 3),  # undoes the undo: the note is back
+        (5, 2, "reject", "ana", "2026-11-21T11:00:00", "looks like contamination", None),
+        (6, 1, "note", "ana", "2026-11-23T12:00:00", "checked genitalia", None),
+        (7, 3, "assign", "ben", "2026-11-22T15:30:00", None, None),
+        (8, 4, "reject", "ana", "2026-11-24T08:00:00", "too early", None),
+        (9, 4, "undo", "ana", "2026-11-24T08:05:00", None, 8),
+    ]
+    reviews = pd.DataFrame(log, columns=["id", "proposal_id", "action", "reviewer", "created_at", "note",
+                                         "target_review_id"])
+    return RunExport(run=dict(RUN), specimens=specimens, assignments=assignments, proposals=proposals,
+                     members=members, reviews=reviews)
+
+
+def _base(pid: str, catalog: str | None, country: str | None, province: str | None, lat: float | None,
+          lon: float | None, ranks: tuple[str | None, ...], *, klass: str = "Insecta") -> dict[str, object]:
+    order, family, subfamily, genus = (*ranks, None, None, None, None)[:4]
+    return {"occurrenceID": pid, "basisOfRecord": "PreservedSpecimen", "catalogNumber": catalog, "country": country,
+            "stateProvince": province, "decimalLatitude": lat, "decimalLongitude": lon,
+            "geodeticDatum": "WGS84" if lat is not None else None, "kingdom": "Animalia", "phylum": "Arthropoda",
+            "class": klass, "order": order, "family": family, "subfamily": subfamily, "genus": genus,
+            "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
+            "identificationVerificationStatus": MACHINE_STATUS}
+
+
+DNA_METHOD = {"target_gene": "COI", "target_subfragment": "COI-5P",
+              "otu_class_appr": "biodiscover triage (k-NN retrieval; P(right) per rank from a model trained on "
+                                "queries simulated from the reference)",
+              "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits", "otu_db": "model sha256:0f1e"}
+
+
+def test_every_darwin_core_row_in_full() -> None:
+    occ, ident, dna = occurrence_rows(_run())
+    by_id = {r["occurrenceID"]: r for r in occ}
+    assert list(by_id) == ["BIOUG001-24", "BIOUG002-24", "NOVEL01", "NOVEL02", "NOVEL03", "NOVEL04", "IMG0001"]
+
+    # named to species by the machine, a BOLD process id: the sequence is cited as BOLD:<id>
+    assert by_id["BIOUG001-24"] == {
+        **_base("BIOUG001-24", "S1", "Canada", "Ontario", 43.5, -80.25, LINEAGE),
+        "scientificName": "Megaselia scalaris", "taxonRank": "species", "identificationQualifier": None,
+        "verbatimIdentification": "Megaselia scalaris", "taxonConceptID": None,
+        "identificationRemarks": f"{METHOD}; confidence=0.950 at species; novelty=0.050",
+        "associatedSequences": "BOLD:BIOUG001-24"}
+    # a BOLD interim name is not a binomial: the genus, "sp.", the name verbatim, its BIN as the concept
+    assert by_id["BIOUG002-24"] == {
+        **_base("BIOUG002-24", "S2", "Canada", None, None, None, LINEAGE),
+        "scientificName": "Megaselia", "taxonRank": "genus", "identificationQualifier": "sp.",
+        "verbatimIdentification": "Megaselia sp. BIOUG63189-C12", "taxonConceptID": "BOLD:ACX1234",
+        "identificationRemarks": f"{METHOD}; confidence=0.800 at species; novelty=0.300"}
+    # a candidate a reviewer accepted: the reviewer's determination, their day, every note in force
+    assert by_id["NOVEL01"] == {
+        **_base("NOVEL01", "S3", "Costa Rica", "Guanacaste", 10.5, -85.4, LINEAGE),
+        "scientificName": "Megaselia", "taxonRank": "genus", "identificationQualifier": "sp.",
+        "verbatimIdentification": "Megaselia sp. BD-0001", "taxonConceptID": "biodiscover:run:3:candidate:1",
+        "identificationRemarks": f"{METHOD}; confidence=0.900 at genus; novelty=0.850; candidate species 1 "
+                                 "(status accepted, version 2); reviewer notes: wing venation differs "
+                                 "(ben, 2026-11-22); checked genitalia (ana, 2026-11-23)",
+        "identifiedBy": "ana", "dateIdentified": "2026-11-21",
+        "identificationVerificationStatus": "accepted by reviewer (provisional species)",
+        "associatedSequences": "NOVEL01 (COI-5P barcode in the DNA-derived data extension)"}
+    # a novel specimen placed in a family whose candidate was rejected: "Phoridae gen. sp.", the BIN, why
+    assert by_id["NOVEL02"] == {
+        **_base("NOVEL02", "S4", "Costa Rica", None, None, None, ("Diptera", "Phoridae")),
+        "scientificName": "Phoridae", "taxonRank": "family", "identificationQualifier": "gen. sp.",
+        "verbatimIdentification": "Phoridae gen. sp.", "taxonConceptID": "BOLD:ZZZ0002",
+        "identificationRemarks": f"{METHOD}; confidence=0.750 at family; novelty=0.900; proposed in candidate "
+                                 "species 2, rejected by a reviewer; reviewer notes: looks like contamination "
+                                 "(ana, 2026-11-21)"}
+    # a candidate a reviewer identified as a known species: that species, by that reviewer
+    assert by_id["NOVEL03"] == {
+        **_base("NOVEL03", "S5", None, None, None, None, LINEAGE),
+        "scientificName": "Megaselia scalaris", "taxonRank": "species", "identificationQualifier": None,
+        "verbatimIdentification": "Megaselia scalaris", "taxonConceptID": None,
+        "identificationRemarks": f"{METHOD}; confidence=0.700 at genus; novelty=0.600; candidate species 3 "
+                                 "identified by a reviewer as a known species",
+        "identifiedBy": "ben", "dateIdentified": "2026-11-22",
+        "identificationVerificationStatus": "identified by reviewer (known species)"}
+    # a pending candidate under a subfamily (its rejection undone): a working label, still the machine's
+    assert by_id["NOVEL04"] == {
+        **_base("NOVEL04", "S6", None, None, None, None, LINEAGE[:3]),
+        "scientificName": "Metopininae", "taxonRank": "subfamily", "identificationQualifier": "gen. sp.",
+        "verbatimIdentification": "Metopininae gen. sp. cand4", "taxonConceptID": "biodiscover:run:3:candidate:4",
+        "identificationRemarks": f"{METHOD}; confidence=0.650 at subfamily; novelty=0.950; candidate species 4 "
+                                 "(status pending, version 1)"}
+    # nothing named below class: the specimen's own class (a spider is no insect), no confidence to give
+    assert by_id["IMG0001"] == {
+        **_base("IMG0001", None, None, None, None, None, (), klass="Arachnida"),
+        "scientificName": "Arachnida", "taxonRank": "class",
+        "identificationRemarks": f"{METHOD}; novelty=0.550; not named below class with confidence"}
+
+    # history: what came with the collection (citing its file), and the machine's call a reviewer replaced
+    machine_novel01 = {"scientificName": "Megaselia", "taxonRank": "genus", "identificationQualifier": "sp.",
+                       "verbatimIdentification": "Megaselia sp.", "taxonConceptID": None,
+                       "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
+                       "identificationRemarks": f"{METHOD}; confidence=0.900 at genus; novelty=0.850",
+                       "identificationVerificationStatus": MACHINE_STATUS}
+    assert ident == [
+        {"id": "BIOUG001-24", "identificationID": "BIOUG001-24:provided", "scientificName": "Megaselia scalaris",
+         "taxonRank": "species", "identifiedBy": "provided with the collection",
+         "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
+        {"id": "BIOUG002-24", "identificationID": "BIOUG002-24:provided", "scientificName": "Diptera",
+         "taxonRank": "order", "identifiedBy": "provided with the collection",
+         "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
+        {"id": "NOVEL01", "identificationID": "NOVEL01:run3", **machine_novel01},
+        {"id": "NOVEL03", "identificationID": "NOVEL03:run3", **machine_novel01,
+         "identificationRemarks": f"{METHOD}; confidence=0.700 at genus; novelty=0.600"},
+    ]
+    assert dna == [{"id": "BIOUG001-24", "DNA_sequence": "ACGTACGTAA", **DNA_METHOD},
+                   {"id": "NOVEL01", "DNA_sequence": "ACGTTT", **DNA_METHOD}]
+
+
+def test_review_trails_leave_out_undone_reviews_and_put_back_an_undone_undo() -> None:
+    trails = review_trails(_run().reviews)
+    assert trails == {
+        1: ReviewTrail(decision="accept", decided_by="ana", decided_at="2026-11-21T10:00:00",
+                       reviewers=("ana", "ben"),
+                       notes=(("2026-11-22T09:00:00", "ben", "wing venation differs"),
+                              ("2026-11-23T12:00:00", "ana", "checked genitalia"))),
+        2: ReviewTrail(decision="reject", decided_by="ana", decided_at="2026-11-21T11:00:00", reviewers=("ana",),
+                       notes=(("2026-11-21T11:00:00", "ana", "looks like contamination"),)),
+        3: ReviewTrail(decision="assign", decided_by="ben", decided_at="2026-11-22T15:30:00", reviewers=("ben",)),
+    }
+    assert trails[1].notes_text() == ("wing venation differs (ben, 2026-11-22); "
+                                       "checked genitalia (ana, 2026-11-23)")
+    assert review_trails(pd.DataFrame()) == {} and review_trails(pd.DataFrame([{"id": 1}])) == {}
