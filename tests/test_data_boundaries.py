@@ -16,6 +16,7 @@ import hashlib
 import json
 import sqlite3
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from biodiscover.storage.bundle import Bundle, parse_json
 from biodiscover.storage.collections import read_collection
 from biodiscover.storage.db.core import chunked
 from biodiscover.storage.db.integrity import page_problems
-from biodiscover.storage.errors import ModelBundleError
+from biodiscover.storage.errors import InputError, ModelBundleError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.splits import barcode_cap, species_test_quota, species_test_upper_bound
 from biodiscover.storage.textlines import open_text_lines
@@ -365,3 +366,69 @@ def test_every_writer_creates_the_missing_folders_of_its_output(tmp_path: Path, 
     key = export_key()
     assert key is not None and len(key) == 64 and (tmp_path / "c1" / "c2" / "biodiscover" / "export.key").is_file()
     assert export_key() == key  # the folder exists now: the same key is read back, not replaced
+
+
+# -- messages: how many are shown of many ----------------------------------------------------------------------
+
+def _refusal(call: Callable[..., object], *args: object, **kwargs: object) -> str:
+    """The one-line InputError ``call`` raises."""
+    with pytest.raises(InputError) as caught:
+        call(*args, **kwargs)
+    return str(caught.value)
+
+
+def test_a_barcode_names_its_first_8_foreign_characters_and_where_the_first_one_is() -> None:
+    (kind, reason), = barcode_problems("ACGT" * 60 + "9876543210")
+    assert kind == "barcode_chars"
+    assert reason == ("barcode has characters outside IUPAC: '0', '1', '2', '3', '4', '5', '6', '7' "
+                      "(first at position 241)")
+
+
+def test_control_characters_in_a_kept_field_are_named_four_at_most(tmp_path: Path) -> None:
+    src = tmp_path / "plate.csv"
+    src.write_text(HEADER + "\n" + _row(0).replace("Canada", "Can\x01\x02\x03\x04\x05ada") + "\n" + _row(1) + "\n")
+    read = read_collection(src, check_images=False)
+    assert [s.processid for s in read.specimens] == ["ML001"]
+    assert read.quarantine[0].reason == r"country holds control characters ('\x01', '\x02', '\x03', '\x04')"
+
+
+def test_a_header_without_processid_names_its_first_six_cells(tmp_path: Path) -> None:
+    from biodiscover.storage.bioscan import read_header
+
+    src = tmp_path / "table.csv"
+    src.write_text("a,b,c,d,e,f,g,h\n1,2,3,4,5,6,7,8\n")
+    found = "(found 'a', 'b', 'c', 'd', 'e', 'f')"
+    assert _refusal(read_collection, src, check_images=False) == \
+        f"{src}: not a specimen table: the header (line 1) has no 'processid' column {found}"
+    assert _refusal(read_header, src) == f"{src}: not BIOSCAN-5M metadata: line 1 has no 'processid' column {found}"
+
+
+def test_a_folder_of_tables_without_photos_names_three_of_them(tmp_path: Path) -> None:
+    folder = tmp_path / "plates"
+    folder.mkdir()
+    for name in ("d.csv", "a.tsv", "c.csv.gz", "b.fasta", ".hidden.csv", "notes.txt"):
+        (folder / name).write_text("x\n")
+    assert _refusal(read_collection, folder, check_images=False) == (
+        f"{folder}: a folder without <processid>.jpg/.jpeg/.png images; give its collection file "
+        "(a.tsv, b.fasta, c.csv.gz) with --images for the photographs")
+
+
+def test_a_dataset_with_several_metadata_files_names_five_of_them(tmp_path: Path) -> None:
+    from biodiscover.storage.layout import find_metadata
+
+    (tmp_path / "metadata").mkdir()
+    for i in range(7):
+        (tmp_path / "metadata" / f"part{i}.csv").write_text("processid\n")
+    assert _refusal(find_metadata, tmp_path) == (
+        f"{tmp_path / 'metadata'}: several metadata files (part0.csv, part1.csv, part2.csv, part3.csv, part4.csv); "
+        "pass the one to read")
+
+
+def test_a_latin1_file_is_refused_quoting_at_most_80_characters_of_the_word(tmp_path: Path) -> None:
+    from biodiscover.storage.textlines import first_non_utf8_line
+
+    src = tmp_path / "latin1.csv"
+    word = "Qu" + "\xe9" + "bec" * 40  # 123 characters, no separator in it
+    src.write_bytes(b"processid,province\nML1," + word.encode("cp1252") + b"\n")
+    assert first_non_utf8_line(src) == ("not UTF-8 (looks like Latin-1/cp1252); re-save as UTF-8 — first at line 2: "
+                                        f"{word[:80]!r} read as cp1252")

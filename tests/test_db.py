@@ -53,6 +53,10 @@ def test_sqlite_settings_are_wal_fk_and_busy_timeout(db: Database) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert raw.execute("PRAGMA foreign_keys").fetchone()[0] == 1
         assert raw.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+        # the documented speed settings: 64 MiB page cache, NORMAL fsync in WAL, a bounded ANALYZE
+        assert raw.execute("PRAGMA cache_size").fetchone()[0] == -65536
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert raw.execute("PRAGMA analysis_limit").fetchone()[0] == 400
 
 
 def test_every_connection_waits_the_configured_busy_timeout(tmp_path: Path) -> None:
@@ -1252,3 +1256,22 @@ def test_a_candidate_placed_by_parent_name_links_that_taxon_and_one_species_name
     with pytest.raises(DatabaseError, match=r"as 'Megaselia nova': taxon \d+ already has that name under the same "):
         db.accept(p1, 1, "Megaselia nova", reviewer="ana")
     db.accept(p2, 1, "Megaselia nova", reviewer="ana")  # another genus: not the same parent, no clash
+
+
+def test_a_message_about_many_rows_names_the_first_five_and_counts_them_all(db: Database) -> None:
+    """A refused split and `db check`'s findings name at most five ids and count every one."""
+    run, (pid,) = _new_run(db, [{"members": [f"BD{i:06d}" for i in range(4)], "parent_lineage": _lineage(0)}])
+    with pytest.raises(DatabaseError) as caught:
+        db.split(pid, 1, [f"ZZ{i}" for i in range(7)] + ["BD000000"], reviewer="ana")
+    assert str(caught.value) == f"cannot split proposal {pid}: ZZ0, ZZ1, ZZ2, ZZ3, ZZ4 not among its members"
+    runs = [run] + [db.start_run("triage", {"k": 8}, backup=False) for _ in range(6)]
+    report = check_database(db.path)
+    assert report.ok and report.warnings == [
+        "7 runs still marked running (interrupted, or running now): " + ", ".join(str(r) for r in runs[:5])]
+    conn = sqlite3.connect(db.path)
+    conn.execute("UPDATE runs SET status = 'paused'")
+    conn.commit()
+    conn.close()
+    report = check_database(db.path)
+    assert not report.ok and report.warnings == []
+    assert report.problems == [f"7 runs with an unknown status (e.g. {', '.join(str(r) for r in runs[:5])})"]
