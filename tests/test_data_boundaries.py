@@ -432,3 +432,56 @@ def test_a_latin1_file_is_refused_quoting_at_most_80_characters_of_the_word(tmp_
     src.write_bytes(b"processid,province\nML1," + word.encode("cp1252") + b"\n")
     assert first_non_utf8_line(src) == ("not UTF-8 (looks like Latin-1/cp1252); re-save as UTF-8 — first at line 2: "
                                         f"{word[:80]!r} read as cp1252")
+
+
+def _distinct_barcode(i: int) -> str:
+    """A 420-base barcode no other index shares (the index written in base 4 inside it)."""
+    digits = ""
+    while True:
+        i, r = divmod(i, 4)
+        digits = "ACGT"[r] + digits
+        if i == 0:
+            break
+    return (digits.rjust(8, "A") + "ACGTTGCA" * 52)[:420]
+
+
+def test_the_bioscan_5m_split_counts_follow_its_rules_whatever_the_draw() -> None:
+    """With one barcode per record every quota is met exactly, so each species' count per split follows from
+    the published rules alone: seen species give min(25, ⌊4 + (n−8)/4⌋) records to test (at most ⌊1 + (b−2)/3⌋
+    barcodes), 5 % of n to val from 20 records on, and 5 % of the 7–19-record tail's mass to val; placeholder
+    species of a seen genus with 8 or more records are unseen (the same test rule, ⌊0.2 n⌋ of the rest to
+    val_unseen); every other named record is held out, an unnamed one is pretraining."""
+    from collections import Counter
+
+    import pandas as pd
+
+    from biodiscover.storage.splits import assign_splits
+
+    plan = [("Megaselia alpha", "Megaselia", 40), ("Megaselia beta", "Megaselia", 20),
+            ("Megaselia gamma", "Megaselia", 10), ("Megaselia delta", "Megaselia", 7),
+            ("Megaselia epsilon", "Megaselia", 5), ("Megaselia sp. BIOUG01", "Megaselia", 12),
+            ("Megaselia sp. BIOUG02", "Megaselia", 5), ("Dohrniphora sp. BIOUG03", "Dohrniphora", 9),
+            (None, "Megaselia", 3)]
+    rows = []
+    for species, genus, n in plan:
+        for _ in range(n):
+            rows.append({"processid": f"P{len(rows):04d}", "species": species, "genus": genus,
+                         "dna_barcode": _distinct_barcode(len(rows))})
+    frame = pd.DataFrame(rows)
+    for seed in (1, 7):
+        split = assign_splits(frame, seed=seed)
+        counts = Counter(zip(frame["species"].fillna("-"), split))
+        tail_val = counts[("Megaselia gamma", "val")] + counts[("Megaselia delta", "val")]
+        assert tail_val == 1  # round(0.05 × (10 + 7)): one record from the 7–19 tail, from either species
+        assert {k: v for k, v in counts.items() if k[1] != "val" or k[0] not in ("Megaselia gamma",
+                                                                                  "Megaselia delta")} == {
+            ("Megaselia alpha", "test"): 12, ("Megaselia alpha", "val"): 2, ("Megaselia alpha", "train"): 26,
+            ("Megaselia beta", "test"): 7, ("Megaselia beta", "val"): 1, ("Megaselia beta", "train"): 12,
+            ("Megaselia gamma", "test"): 3, ("Megaselia gamma", "train"): 7 - counts[("Megaselia gamma", "val")],
+            ("Megaselia delta", "train"): 7 - counts[("Megaselia delta", "val")],
+            ("Megaselia epsilon", "train"): 5,
+            ("Megaselia sp. BIOUG01", "test_unseen"): 4, ("Megaselia sp. BIOUG01", "val_unseen"): 1,
+            ("Megaselia sp. BIOUG01", "key_unseen"): 7,
+            ("Megaselia sp. BIOUG02", "other_heldout"): 5, ("Dohrniphora sp. BIOUG03", "other_heldout"): 9,
+            ("-", "pretrain"): 3,
+        }
