@@ -485,3 +485,19 @@ def test_the_bioscan_5m_split_counts_follow_its_rules_whatever_the_draw() -> Non
             ("Megaselia sp. BIOUG02", "other_heldout"): 5, ("Dohrniphora sp. BIOUG03", "other_heldout"): 9,
             ("-", "pretrain"): 3,
         }
+
+
+def test_the_page_count_is_read_as_the_whole_four_byte_field(tmp_path: Path) -> None:
+    """A header claiming 2**24 + 2 pages (a 64 GiB database) on a 2-page file is a cut file, and says so with
+    the number the header holds (reading three of its four bytes would see 2 pages and pass it)."""
+    path = tmp_path / "t.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    data = bytearray(path.read_bytes())
+    pages = len(data) // int.from_bytes(data[16:18], "big")
+    assert pages == 2 and page_problems(path) == []
+    data[28:32] = (2**24 + 2).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    assert page_problems(path) == ["the file holds 2 pages but its header says 16,777,218 (cut short)"]

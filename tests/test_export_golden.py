@@ -205,3 +205,64 @@ def test_review_trails_leave_out_undone_reviews_and_put_back_an_undone_undo() ->
     assert trails[1].notes_text() == ("wing venation differs (ben, 2026-11-22); "
                                        "checked genitalia (ana, 2026-11-23)")
     assert review_trails(pd.DataFrame()) == {} and review_trails(pd.DataFrame([{"id": 1}])) == {}
+
+
+def _eml_head(run_id: int) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<eml:eml xmlns:eml="eml://ecoinformatics.org/eml-2.1.1" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 '
+            'http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
+            f'packageId="biodiscover-run-{run_id}" system="biodiscover" xml:lang="en">\n  <dataset>\n')
+
+
+def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() -> None:
+    """eml.xml names every creator part by part (given and surname, organisation, e-mail, ORCID), the contact,
+    the licence GBIF knows, the counts of candidates (accepted or not) and says when the run did not finish;
+    without creators the machine is named, without a licence the text says to set one."""
+    from datetime import UTC, datetime
+
+    from biodiscover.workflows.export.dwca import eml_xml
+    from biodiscover.workflows.export.metadata import DatasetMetadata, Person
+
+    today = datetime.now(UTC).date().isoformat()
+    candidates = _run().proposals[lambda p: ~p["status"].isin(["rejected", "assigned"])]
+    meta = DatasetMetadata(title="Plate 42 & friends", abstract="Malaise trap, 2026.", licence="CC-BY-4.0",
+                           creators=(Person("Ana M. Silva", "INBio", "ana@example.org", "0000-0002-1825-0097"),
+                                     Person(organization="Museo <Nacional>")),
+                           contact=Person("Desk", email="desk@example.org"))
+    run = {**RUN, "status": "failed"}
+    assert eml_xml(run, 7, candidates, meta, partial=True) == _eml_head(3) + (
+        "    <title>Plate 42 &amp; friends</title>\n"
+        "    <creator><individualName><givenName>Ana M.</givenName><surName>Silva</surName></individualName>"
+        "<organizationName>INBio</organizationName><electronicMailAddress>ana@example.org</electronicMailAddress>"
+        '<userId directory="https://orcid.org/">0000-0002-1825-0097</userId></creator>\n'
+        "    <creator><organizationName>Museo &lt;Nacional&gt;</organizationName></creator>\n"
+        f"    <pubDate>{today}</pubDate>\n    <language>en</language>\n"
+        "    <abstract><para>Malaise trap, 2026. 7 specimens named to their deepest confident rank by biodiscover "
+        "(triage run 3, model sha256:0f1e), with 2 candidate new species (1 accepted by a reviewer, 1 not yet) in "
+        "open nomenclature (provisional names, not described species). The run did not complete (status failed): "
+        "this dataset is partial.</para></abstract>\n"
+        '    <intellectualRights><para>This work is licensed under a <ulink '
+        'url="http://creativecommons.org/licenses/by/4.0/legalcode"><citetitle>Creative Commons Attribution '
+        "(CC-BY) 4.0 License</citetitle></ulink>.</para></intellectualRights>\n"
+        "    <contact><individualName><surName>Desk</surName></individualName>"
+        "<electronicMailAddress>desk@example.org</electronicMailAddress></contact>\n"
+        "  </dataset>\n</eml:eml>\n")
+    bare = eml_xml(RUN, 7, candidates.iloc[0:0], DatasetMetadata())
+    assert bare == _eml_head(3) + (
+        "    <title>biodiscover run 3: identifications and candidate species</title>\n"
+        "    <creator><organizationName>biodiscover</organizationName></creator>\n"
+        f"    <pubDate>{today}</pubDate>\n    <language>en</language>\n"
+        "    <abstract><para>7 specimens named to their deepest confident rank by biodiscover (triage run 3, model "
+        "sha256:0f1e), with 0 candidate new species in open nomenclature (provisional names, not described "
+        "species).</para></abstract>\n"
+        "    <intellectualRights><para>No licence given: set one with --licence or --metadata before publishing."
+        "</para></intellectualRights>\n"
+        "    <contact><organizationName>biodiscover</organizationName></contact>\n"
+        "  </dataset>\n</eml:eml>\n")
+    # with creators but no contact, the first creator is the contact
+    first = DatasetMetadata(creators=(Person("Ana Silva", email="ana@example.org"),))
+    assert "<contact><individualName><givenName>Ana</givenName><surName>Silva</surName></individualName>" \
+           "<electronicMailAddress>ana@example.org</electronicMailAddress></contact>" in \
+           eml_xml(RUN, 1, candidates, first)
