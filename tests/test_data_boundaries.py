@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sqlite3
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +32,7 @@ from biodiscover.storage.textlines import open_text_lines
 from biodiscover.storage.validation import barcode_problems, shorten_raw
 from biodiscover.workflows.export.safety import safe_member_name
 from biodiscover.workflows.export.tables import model_description
+from fixtures.db_views import plain_sqlite_file
 
 MiB = 1 << 20
 
@@ -275,13 +275,7 @@ def test_every_sqlite_page_size_passes_the_page_count_check_and_a_cut_file_does_
                                                                                      page_size: int) -> None:
     """The header's page size (bytes 16–17; 65,536 is stored as 1) and page count (bytes 28–31, trusted when
     the change counters at 24 and 92 agree) are read as SQLite's file format defines them."""
-    path = tmp_path / "t.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA page_size = {page_size}")
-    conn.execute("CREATE TABLE t (x)")
-    conn.executemany("INSERT INTO t VALUES (?)", [("z" * 300,)] * 40)
-    conn.commit()
-    conn.close()
+    path = plain_sqlite_file(tmp_path / "t.sqlite", page_size=page_size, rows=40)
     head = path.read_bytes()[:100]
     pages = int.from_bytes(head[28:32], "big")
     assert pages >= 2 and path.stat().st_size == pages * page_size
@@ -490,11 +484,7 @@ def test_the_bioscan_5m_split_counts_follow_its_rules_whatever_the_draw() -> Non
 def test_the_page_count_is_read_as_the_whole_four_byte_field(tmp_path: Path) -> None:
     """A header claiming 2**24 + 2 pages (a 64 GiB database) on a 2-page file is a cut file, and says so with
     the number the header holds (reading three of its four bytes would see 2 pages and pass it)."""
-    path = tmp_path / "t.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (x)")
-    conn.commit()
-    conn.close()
+    path = plain_sqlite_file(tmp_path / "t.sqlite")
     data = bytearray(path.read_bytes())
     pages = len(data) // int.from_bytes(data[16:18], "big")
     assert pages == 2 and page_problems(path) == []

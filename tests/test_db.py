@@ -13,7 +13,8 @@ from biodiscover.storage.db.taxonomy import provisional_references, register_lin
 from biodiscover.storage.errors import DatabaseError, InputError, StaleProposalError
 from biodiscover.storage.records import Specimen
 from biodiscover.storage.settings import Reviewer, resolve_reviewer
-from fixtures.db_views import count_specimens, proposal_history, proposal_members, specimen_versions
+from fixtures.db_views import (count_specimens, plain_sqlite_file, proposal_history, proposal_members,
+                               specimen_versions)
 
 GENERA = (("Diptera", "Phoridae", "Megaselia"), ("Diptera", "Cecidomyiidae", "Campylomyza"),
           ("Hymenoptera", "Braconidae", "Apanteles"))
@@ -811,11 +812,7 @@ def test_the_header_check_catches_a_stub_a_bad_page_size_and_a_foreign_file(tmp_
     assert page_problems(stub) == ["the file is 56 bytes, shorter than a SQLite header"]
     (tmp_path / "empty.sqlite").write_bytes(b"")
     assert page_problems(tmp_path / "empty.sqlite") == []  # an empty file is a new database, not a damaged one
-    good = tmp_path / "good.sqlite"
-    conn = sqlite3.connect(good)
-    conn.execute("CREATE TABLE t (x)")
-    conn.commit()
-    conn.close()
+    good = plain_sqlite_file(tmp_path / "good.sqlite")
     head = bytearray(good.read_bytes())
     odd = tmp_path / "odd.sqlite"
     odd.write_bytes(bytes(head[:16]) + (1000).to_bytes(2, "big") + bytes(head[18:]))
