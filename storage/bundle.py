@@ -355,7 +355,8 @@ class Bundle:
     # -- tables ------------------------------------------------------------------------
     def save_table(self, name: str, table: Any) -> Path:
         """Store any JSON-serialisable object (lists, dicts, numbers, strings)."""
-        text = json.dumps(jsonable(table), ensure_ascii=False, indent=None, separators=(",", ":"))
+        text = json.dumps(jsonable(table), indent=None, separators=(",", ":"),
+                          ensure_ascii=False)  # pragma: no mutate escaping only: every reader parses the JSON
         return self._store("tables", name, text.encode("utf-8"))
 
     def load_table(self, name: str, expect: type | None = None) -> Any:
@@ -423,7 +424,8 @@ class Bundle:
         return self._verified(kind, name).read_bytes()
 
     def _write_manifest(self) -> None:
-        text = json.dumps(self.manifest, indent=2, sort_keys=False, ensure_ascii=False)
+        text = json.dumps(self.manifest,
+                          indent=2, sort_keys=False, ensure_ascii=False)  # pragma: no mutate layout only (parsed)
         self._manifest_bytes = (text + "\n").encode("utf-8")
         _atomic_write_bytes(self.path / MANIFEST, self._manifest_bytes)
 

@@ -322,7 +322,7 @@ def write_quarantine(records: Iterable[QuarantinedRecord], path: Path, *, force:
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_name = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial"))  # pragma: no mutate random
+        tmp_name = str(path.with_name(f".{path.name}.{secrets.token_hex(4)}.partial"))  # pragma: no mutate a temp name
         # os.open with 0o666 applies the user's umask (mkstemp would force 0600)
         fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:

@@ -443,7 +443,7 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
         for values in inserts:
             key = tuple(values.get(r) for r in RANKS)
             if key not in seen:
-                seen.add(key)
+                seen.add(key)  # pragma: no mutate it only skips repeating the idempotent ensure_lineage
                 ensure_lineage(conn, values, taxa_cache, added, taxa_source)
     n = len(chunk)
     conn.execute(sa.update(INGESTS).where(INGESTS.c.id == iid).values(
