@@ -227,8 +227,6 @@ class ReferenceIndex:
             # faiss's Python wrappers keep the parts referenced from the IndexPreTransform
             index = faiss.IndexPreTransform(faiss.NormalizationTransform(d, 2.0), index)
             index.prepend_transform(transform)
-        if not index.is_trained:
-            index.train(sample)
         self._cpu_index = index
         self._search_index = None
         self.kind_ = kind
@@ -248,9 +246,7 @@ class ReferenceIndex:
         return int(index.index.d) if isinstance(index, faiss.IndexPreTransform) else int(index.d)
 
     def fit(self, keys: np.ndarray) -> "ReferenceIndex":
-        keys = np.ascontiguousarray(keys, dtype=np.float32)
-        if keys.ndim != 2 or keys.shape[0] == 0:
-            raise ValueError(f"reference keys must be a non-empty 2-D array, got shape {keys.shape}")
+        keys = np.ascontiguousarray(keys, dtype=np.float32)  # its shape is checked by ``train``
         sample = keys
         if (keys.shape[0] > self.config.train_size and self._choose_kind(len(keys)) != "flat") \
                 or (self.config.project_dim is not None and keys.shape[0] > self.config.train_size):
@@ -286,10 +282,8 @@ class ReferenceIndex:
                 self._search_index = self._cpu_index
         return self._search_index
 
-    def _params(self, allowed: np.ndarray | None) -> tuple[faiss.SearchParameters | None, list[Any]]:
+    def _params(self, allowed: np.ndarray) -> tuple[faiss.SearchParameters, list[Any]]:
         """Search parameters leaving out keys where ``allowed`` is False (and what must outlive them)."""
-        if allowed is None:
-            return None, []
         bits = np.packbits(np.asarray(allowed, dtype=bool), bitorder="little")
         sel = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bits))
         inner = faiss.downcast_index(self._cpu_index.index) if isinstance(self._cpu_index, faiss.IndexPreTransform) \

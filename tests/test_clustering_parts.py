@@ -295,3 +295,113 @@ def test_mds_falls_back_to_the_full_eigensolver_with_the_same_coordinates(monkey
     got = ClassicalMDS(n_components=3).fit_transform(dist)
     assert got.shape == expected.shape == (30, 3)
     np.testing.assert_allclose(np.abs(got), np.abs(expected), atol=1e-8)
+
+
+# -- brute-force oracles on random points: the partition every method must produce --------------------------
+def _circle(n: int, seed: int) -> tuple[EmbeddingDistances, np.ndarray]:
+    """``n`` unit vectors at random angles in a 40° arc (cosine distances up to ~0.24), with their matrix."""
+    rng = np.random.default_rng(seed)
+    deg = np.sort(rng.uniform(0.0, 40.0, n))[rng.permutation(n)]
+    vectors = EmbeddingDistances(np.array([_unit(a) for a in deg]))
+    return vectors, vectors.pairwise()
+
+
+def _components(linked: np.ndarray) -> list[frozenset[int]]:
+    """Connected components of a boolean adjacency matrix, by breadth-first search."""
+    seen: set[int] = set()
+    out = []
+    for start in range(len(linked)):
+        if start in seen:
+            continue
+        part, todo = {start}, [start]
+        while todo:
+            i = todo.pop()
+            for j in np.flatnonzero(linked[i]).tolist():
+                if j not in part:
+                    part.add(j)
+                    todo.append(j)
+        seen |= part
+        out.append(frozenset(part))
+    return sorted(out, key=min)
+
+
+def _partition(labels: np.ndarray) -> list[frozenset[int]]:
+    return sorted((frozenset(np.flatnonzero(labels == c).tolist()) for c in np.unique(labels)), key=min)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_single_linkage_cut_is_the_components_of_the_pairs_within_the_threshold(seed: int) -> None:
+    from biodiscover.discovery.clustering import threshold_cut
+
+    _, dist = _circle(30, seed)
+    for t in (0.0001, 0.0005, 0.002):  # 15-21, 5-11 and 1-4 components of 30 points
+        labels = threshold_cut(dist, t, "single")
+        assert _partition(labels) == _components(dist <= t)
+        assert sorted(np.unique(labels).tolist()) == list(range(len(_components(dist <= t))))  # ids 0..k-1
+    # complete linkage: every pair inside a cluster within the threshold; average: the mean pair within it
+    for method, check in (("complete", np.max), ("average", np.mean)):
+        labels = threshold_cut(dist, 0.002, method)
+        assert labels.min() == 0 and set(np.unique(labels).tolist()) == set(range(labels.max() + 1))
+        assert len(_partition(labels)) >= len(_components(dist <= 0.002))  # never coarser than single linkage
+        for part in _partition(labels):
+            idx = sorted(part)
+            if len(idx) > 1:
+                sub = dist[np.ix_(idx, idx)][np.triu_indices(len(idx), k=1)]
+                assert check(sub) <= 0.002 + 1e-12
+    assert threshold_cut(np.zeros((1, 1)), 0.01, "single").tolist() == [0]
+
+
+@pytest.mark.parametrize("method", ["threshold", "threshold_hdbscan"])
+@pytest.mark.parametrize("seed", [3, 4])
+def test_candidates_are_the_components_within_the_threshold_joined_across_groups_or_not(method: str,
+                                                                                           seed: int) -> None:
+    """Single linkage at a fixed cut: within one parent group the candidates are the connected components
+    of the pairs within the cut; joining across groups (every member a representative) makes them the
+    components over all pairs, whatever the groups; without joining, only same-group pairs link."""
+    vectors, dist = _circle(36, seed)
+    groups = np.random.default_rng(seed).choice(["G1", "G2", "G3"], 36).tolist()
+    same_group = np.equal.outer(np.array(groups), np.array(groups))
+    t = 0.0005
+    for merge, linked in ((True, dist <= t), (False, (dist <= t) & same_group)):
+        cfg = ClusteringConfig(method=method, metric="cosine", linkage="single", distance_threshold=t,
+                               merge_across_groups=merge, merge_representatives=36)
+        fitted = make_clusterer(cfg).fit(vectors, groups)
+        want = _components(linked)
+        assert len(want) >= 5 and _partition(fitted.labels_) == want
+        assert sorted(np.unique(fitted.labels_).tolist()) == list(range(len(want)))
+        assert fitted.threshold_ == t and fitted.linkage_ == "single"
+        for part in _partition(fitted.labels_):
+            label = int(fitted.labels_[min(part)])
+            votes = [groups[i] for i in part]
+            # the group a candidate is filed under holds the most of its members
+            assert votes.count(fitted.candidate_group_[label]) == max(votes.count(g) for g in set(votes))
+        assert all(0.0 <= p <= 1.0 for p in fitted.probabilities_)
+        singletons = [min(p) for p in want if len(p) == 1]
+        assert (fitted.probabilities_[singletons] == 1.0).all()
+
+
+@pytest.mark.parametrize("linkage", ["single", "average", "complete"])
+def test_a_late_specimen_joins_the_candidate_its_linkage_puts_nearest_within_the_cut(linkage: str) -> None:
+    """``predict``: the candidate of the specimen's group with the smallest linkage distance (nearest,
+    mean or farthest member) when that is within the cut, else -1; another group's candidates never."""
+    vectors, _ = _circle(24, 7)
+    groups = ["G1"] * 12 + ["G2"] * 12
+    t = 0.0005
+    cfg = ClusteringConfig(metric="cosine", linkage=linkage, distance_threshold=t, merge_across_groups=False)
+    fitted = make_clusterer(cfg).fit(vectors, groups)
+    rng = np.random.default_rng(8)
+    late = EmbeddingDistances(np.array([_unit(a) for a in rng.uniform(-2.0, 42.0, 20)]))
+    late_groups = ["G1"] * 10 + ["G2"] * 9 + ["G9"]
+    labels, probs = fitted.predict(late, late_groups)
+    d = late.cross(vectors)
+    agg = {"single": np.min, "average": np.mean, "complete": np.max}[linkage]
+    for r, g in enumerate(late_groups):
+        mine = [i for i in range(24) if groups[i] == g]
+        if not mine:
+            assert labels[r] == -1 and probs[r] == 0.0  # a group fitted without members: nothing to join
+            continue
+        cands = sorted({int(fitted.labels_[i]) for i in mine})
+        link = [agg(d[r, [i for i in mine if fitted.labels_[i] == c]]) for c in cands]
+        best = int(np.argmin(link))
+        assert labels[r] == (cands[best] if link[best] <= t else -1)
+        assert (probs[r] > 0) == (labels[r] >= 0)

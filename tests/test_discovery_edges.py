@@ -304,8 +304,9 @@ def test_an_ivf_index_over_fewer_than_39_vectors_has_one_cell() -> None:
 
 def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
     """``Reference.close`` ends the forked identity workers (else every triage of a long session leaves
-    processes behind). Written after the seed-4242 sample, where deleting the pool's shutdown survived; it
-    does not kill that mutant: dropping the last reference to the executor stops its workers as well."""
+    processes behind). The executor is held here while the reference closes it, as another part of a
+    session may hold it: dropping the last reference to an executor also stops its workers, so without
+    that hold a close that forgot to shut the pool down looked the same (seed 4242's survivor)."""
     import time
 
     keys = world["train"]
@@ -315,15 +316,19 @@ def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
     ref.align_workers, ref.parallel_min_pairs = 2, 1
     queries = [s.dna_barcode for s in world["test"][:8]]
     ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
-    assert ref._pool is not None
-    procs = list(ref._pool._processes.values())
+    held = ref._pool
+    assert held is not None
+    procs = list(held._processes.values())
     assert procs and all(p.is_alive() for p in procs)
-    ref.close()
-    assert ref._pool is None
-    deadline = time.monotonic() + 30
-    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(p.is_alive() for p in procs)
+    try:
+        ref.close()
+        assert ref._pool is None
+        deadline = time.monotonic() + 30
+        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(p.is_alive() for p in procs)
+    finally:
+        held.shutdown(cancel_futures=True)
 
 
 def test_an_index_saved_into_a_new_folder_reads_back(tmp_path) -> None:
@@ -351,3 +356,129 @@ def test_presence_vectors_are_unit_length_sketches() -> None:
     assert np.allclose(np.linalg.norm(v[:2], axis=1), 1.0) and not v[2].any()
     assert np.array_equal(v[0] > 0, prof[0] > 0)
     assert float(v[1] @ v[1]) == pytest.approx(1.0) and float((v[0] > 0).sum()) == pytest.approx(1 / v[0].max() ** 2)
+
+
+# -- the engine's candidate search against brute force, at its documented defaults ---------------------------
+def _species_keys(rng: np.random.Generator, n_species: int, per: int, genus: str = "Gn") -> tuple[list, list, list]:
+    anc = rng.choice(BASES, 400)
+    ids, seqs, lins = [], [], []
+    for s in range(n_species):
+        sp = np.where(rng.random(400) < 0.08, rng.choice(BASES, 400), anc)
+        for i in range(per):
+            seqs.append("".join(np.where(rng.random(400) < 0.01, rng.choice(BASES, 400), sp)))
+            ids.append(f"{genus}{s}-{i}")
+            lins.append(("Ord", "Fam", None, genus, f"{genus} sp{s}"))
+    return ids, seqs, lins
+
+
+def _brute_candidates(ref: Reference, query: str, n_search: int, per_taxon: int, most: int
+                      ) -> tuple[list[int], list[float]]:
+    """Every key scored by sketch cosine (shared k-mers over the root of the product of the counts; ties to
+    the lower position), the first ``n_search``, at most ``per_taxon`` a species up to ``most``, then aligned
+    and ordered by identity (ties: by similarity)."""
+    from biodiscover.storage.distance import identity
+
+    q = set(ref.embedder.present(query).tolist())
+    sims = []
+    for j in range(len(ref)):
+        k = set(ref.embedder.present(ref.sequences[j]).tolist())
+        sims.append(len(q & k) / np.sqrt(len(q) * len(k)))
+    ranked = sorted(range(len(ref)), key=lambda j: (-sims[j], j))[:n_search]
+    taken: dict[str, int] = {}
+    cands = []
+    for j in ranked:
+        sp = ref.lineages[j][-1]
+        if taken.get(sp, 0) < per_taxon:
+            taken[sp] = taken.get(sp, 0) + 1
+            cands.append(j)
+        if len(cands) == most:
+            break
+    ids = {j: identity(query, ref.sequences[j]) for j in cands}
+    cands.sort(key=lambda j: (-ids[j], -sims[j]))
+    return cands, [ids[j] for j in cands]
+
+
+def _engine_over(ids: list, seqs: list, lins: list) -> DiscoveryModel:
+    m = DiscoveryModel()  # the default engine: its reference alone (no naming model is needed to search)
+    m.reference_ = Reference.build(ids, seqs, lins, kmer=m.config.kmer, index=m.config.index)
+    return m
+
+
+def test_the_engines_candidates_are_300_keys_searched_two_a_species_up_to_60() -> None:
+    """``_hits`` at the defaults (``n_search`` 300, ``per_taxon`` 2, ``max_candidates`` 60), against brute
+    force: 10 species of 30 keys near the query and 10 unrelated keys, so the 301st key by similarity is the
+    first unrelated one (left out); then 50 species of 2 keys, so the 60 cap binds."""
+    rng = np.random.default_rng(31)
+    ids, seqs, lins = _species_keys(rng, 10, 30)
+    far = ["".join(rng.choice(BASES, 400)) for _ in range(10)]
+    ids += [f"far{i}" for i in range(10)]
+    seqs += far
+    lins += [("Ord", "Fam", None, "Gfar", f"Gfar sp{i}") for i in range(10)]
+    m = _engine_over(ids, seqs, lins)
+    queries = [seqs[0], seqs[45][:300], "".join(rng.choice(BASES, 400))]
+    for q, hits in zip(queries, m._hits(queries)):
+        want, idv = _brute_candidates(m.reference_, q, 300, 2, 60)
+        assert hits.positions.tolist() == want
+        np.testing.assert_allclose(hits.identities, idv, atol=1e-6)
+        assert hits.query_length == len(q)
+    first = m._hits(queries[:1])[0]
+    assert len(first.positions) == 20 and not any(ids[j].startswith("far") for j in first.positions)
+    ids2, seqs2, lins2 = _species_keys(np.random.default_rng(32), 50, 2)
+    m2 = _engine_over(ids2, seqs2, lins2)
+    (hits,) = m2._hits(seqs2[:1])
+    want, idv = _brute_candidates(m2.reference_, seqs2[0], 300, 2, 60)
+    assert len(want) == 60 and hits.positions.tolist() == want
+
+
+def test_a_key_needs_50_informative_bases_and_a_label() -> None:
+    from biodiscover.discovery.reference import KeyColumns
+
+    m = DiscoveryModel()
+    keys = KeyColumns()
+    fifty = "ACGT" * 12 + "AC"
+    assert m.add_key(keys, Specimen(processid="A", species="G s", dna_barcode=fifty))
+    assert not m.add_key(keys, Specimen(processid="B", species="G s", dna_barcode=fifty[:-1] + "N"))
+    assert not m.add_key(keys, Specimen(processid="C", dna_barcode=fifty + "ACGT"))  # no label at any rank
+    assert m.add_key(keys, Specimen(processid="D", order="Ord", dna_barcode="NN" + fifty))
+    assert len(keys) == 2 and keys.columns()[0][:] == ["A", "D"]
+
+
+def test_the_default_barcode_gap_is_learned_on_8_keys_a_species(caplog) -> None:
+    ids, seqs, lins = _species_keys(np.random.default_rng(33), 3, 10)
+    m = _engine_over(ids, seqs, lins)
+    with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
+        gap = m._learn_gap(lambda msg: logging.getLogger("biodiscover.discovery.engine").info(msg))
+    said = [r.getMessage() for r in caplog.records if "barcode gap learned on" in r.getMessage()]
+    assert said and said[0].startswith("barcode gap learned on 24 reference specimens"), said
+    assert gap is not None and gap.score_ == pytest.approx(1.0)
+
+
+def test_the_engines_index_is_exact_to_20000_keys_then_256_d_cells_probed_64_deep() -> None:
+    """The engine's documented index (``EngineConfig.index``; recall and naming per kind in
+    benchmarks/RESULTS-scale.md) and its profile (square-rooted 6-mer counts)."""
+    import dataclasses
+
+    cfg = EngineConfig().index
+    auto = ReferenceIndex(cfg)
+    assert auto._choose_kind(20_000) == "flat" and auto._choose_kind(20_001) == "ivfsq"
+    rng = np.random.default_rng(34)
+
+    def unit(n: int, d: int) -> np.ndarray:
+        x = rng.normal(size=(n, d)).astype(np.float32)
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    projected = ReferenceIndex(dataclasses.replace(cfg, exact_max=10)).fit(unit(520, 300))
+    assert projected.kind_ == "ivfsq" and projected.stored_dim == 256
+    probed = ReferenceIndex(dataclasses.replace(cfg, kind="ivf", project_dim=None, ivf_nlist=64)).fit(unit(2496, 8))
+    assert faiss_nprobe(probed) == 64
+    seq = "ACGTTT" * 20 + "GATTACA" * 10
+    engine = DiscoveryModel().embedder
+    assert engine.dim == 4096
+    np.testing.assert_allclose(engine.profile(seq), KmerEmbedder(KmerConfig(ks=(6,), sqrt=True)).profile(seq))
+    assert not np.allclose(engine.profile(seq), KmerEmbedder(KmerConfig(ks=(6,))).profile(seq))
+
+
+def faiss_nprobe(index: ReferenceIndex) -> int:
+    import faiss
+
+    return int(faiss.extract_index_ivf(index._fitted()).nprobe)

@@ -154,3 +154,113 @@ def test_clustering_rejects_bad_input() -> None:
         clustering_scores(["a", "b"], [0])
     with pytest.raises(ValueError, match="specimen 1 is missing"):
         clustering_scores(["a", None], [0, 1])
+
+
+# --- brute-force oracles on random labelings ---------------------------------------------
+def _random_labels(seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 13))
+    truth = [f"t{x}" for x in rng.integers(0, rng.integers(1, 5), n)]
+    pred = [f"c{x}" for x in rng.integers(0, rng.integers(1, 5), n)]
+    return truth, pred
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hungarian_accuracy_is_the_best_one_to_one_matching(seed: int) -> None:
+    """All / Old / New from the best one-to-one matching of clusters to classes, found by trying every
+    matching: the specimens of each class in the cluster matched to it count as right."""
+    import itertools
+
+    truth, pred = _random_labels(seed)
+    classes, clusters = sorted(set(truth)), sorted(set(pred))
+    count = {(c, k): sum(t == c and p == k for t, p in zip(truth, pred)) for c in classes for k in clusters}
+    best_total, best_right = -1, {}
+    slots = clusters + [None] * len(classes)  # a class may be matched to no cluster
+    for chosen in itertools.permutations(slots, len(classes)):
+        right = {c: count[(c, k)] if k is not None else 0 for c, k in zip(classes, chosen)}
+        if sum(right.values()) > best_total:
+            best_total, best_right = sum(right.values()), right
+    old = set(classes[: len(classes) // 2])
+    got = hungarian_accuracy(truth, pred, old_classes=old)
+    assert got["all"] == pytest.approx(best_total / len(truth))
+
+    def share(which: set[str]) -> float:
+        n = sum(t in which for t in truth)
+        return math.nan if n == 0 else sum(best_right[c] for c in which) / n
+
+    # Old / New of one best matching: several matchings can tie on the total, so compare the sums
+    for key, which in (("old", old), ("new", set(classes) - old)):
+        want = share(which)
+        assert math.isnan(got[key]) == math.isnan(want)
+    n_old, n_new = sum(t in old for t in truth), sum(t not in old for t in truth)
+    total = ((0 if math.isnan(got["old"]) else got["old"] * n_old)
+             + (0 if math.isnan(got["new"]) else got["new"] * n_new))
+    assert total == pytest.approx(best_total)
+    assert math.isnan(hungarian_accuracy(truth, pred)["old"])  # no old classes: every class is New
+    assert hungarian_accuracy(truth, pred)["new"] == pytest.approx(best_total / len(truth))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_split_merge_and_exact_rates_follow_their_definitions(seed: int) -> None:
+    truth, pred = _random_labels(seed)
+    pred[0] = "noise"
+    got = split_merge_rates(truth, pred, noise_label="noise")
+    # every noise specimen is a cluster of its own
+    clusters = [f"noise#{i}" if p == "noise" else p for i, p in enumerate(pred)]
+    members = {k: [truth[i] for i, c in enumerate(clusters) if c == k] for k in set(clusters)}
+    homes = {t: {clusters[i] for i, x in enumerate(truth) if x == t} for t in set(truth)}
+    big_classes = [t for t in homes if truth.count(t) >= 2]
+    big_clusters = [k for k, m in members.items() if len(m) >= 2]
+    want_split = sum(len(homes[t]) > 1 for t in big_classes) / len(big_classes) if big_classes else math.nan
+    want_merge = (sum(len(set(members[k])) > 1 for k in big_clusters) / len(big_clusters)
+                  if big_clusters else math.nan)
+    exact = sum(len(homes[t]) == 1 and set(members[next(iter(homes[t]))]) == {t} for t in homes)
+    assert got["split_rate"] == pytest.approx(want_split, nan_ok=True)
+    assert got["merge_rate"] == pytest.approx(want_merge, nan_ok=True)
+    assert got["exact_rate"] == pytest.approx(exact / len(homes))
+    assert (got["n_classes"], got["n_clusters"]) == (len(homes), len(members))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_fpr_at_tpr_is_the_share_passed_at_the_first_threshold_that_passes_enough_positives(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 30))
+    score = rng.integers(0, 8, n).astype(float)  # integer scores: ties at the threshold
+    novel = rng.random(n) < 0.5
+    novel[0], novel[1] = True, False
+    for tpr in (0.5, 0.8, 0.95, 1.0):
+        known_s, novel_s = score[~novel], score[novel]
+        # "known" positive: the lowest cut accepting at least tpr of known specimens; novel ones accepted too
+        cut = min(s for s in known_s if np.mean(known_s <= s) >= tpr)
+        assert fpr_at_tpr(novel, score, tpr, "known") == pytest.approx(np.mean(novel_s <= cut))
+        cut = max(s for s in novel_s if np.mean(novel_s >= s) >= tpr)
+        assert fpr_at_tpr(novel, score, tpr, "novel") == pytest.approx(np.mean(known_s >= cut))
+    # AUROC: the share of (novel, known) pairs ordered right, ties counting half
+    pairs = [(a > b) + 0.5 * (a == b) for a in score[novel] for b in score[~novel]]
+    assert novelty_auroc(novel, score) == pytest.approx(np.mean(pairs))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rank_errors_count_each_query_by_the_definitions(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    ranks = ("genus", "species")
+    names = {"genus": ["Ga", "Gb", "Gc"], "species": ["Ga x", "Ga y", "Gb x", "Gc z"]}
+    reference = {"genus": ["Ga", "Gb"], "species": ["Ga x", "Gb x"]}
+    truth, pred = [], []
+    for _ in range(40):
+        truth.append({r: (str(rng.choice(names[r])) if rng.random() < 0.9 else None) for r in ranks})
+        pred.append({r: (str(rng.choice(names[r])) if rng.random() < 0.6 else "") for r in ranks})
+    got = rank_errors(truth, pred, reference, ranks)
+    for r in ranks:
+        want = {"tp": 0, "mc": 0, "uc": 0, "oc": 0, "tn": 0}
+        for t, p in zip(truth, pred):
+            if not t[r]:
+                continue  # no truth at this rank: not scored
+            if t[r] in reference[r]:
+                want["uc" if not p[r] else "tp" if p[r] == t[r] else "mc"] += 1
+            else:
+                want["oc" if p[r] else "tn"] += 1
+        e = got[r]
+        assert (e.tp, e.mc, e.uc, e.oc, e.tn) == tuple(want.values())
+        assert e.tp_rate == pytest.approx(want["tp"] / (want["tp"] + want["mc"] + want["uc"]))
+        assert e.oc_rate == pytest.approx(want["oc"] / (want["oc"] + want["tn"]))

@@ -145,3 +145,47 @@ def test_bad_input(world: dict) -> None:
     with pytest.raises(ValueError, match="fitted on 36 specimens, got 2"):
         build_proposals(world["novel"][:2], world["clusterer"])
     assert nearest_known(["ACGT"], []) == [None]
+
+
+def test_nearest_known_is_the_best_alignment_among_the_kmer_shortlist() -> None:
+    """The k-mer cosine only shortlists (``top`` hits); the alignment decides. A reference barcode with its
+    differences in one block shares more 8-mers with the query than one with fewer differences spread out,
+    so the k-mer ranking puts it first; the nearest known species is still the one with fewer differences."""
+    rng = np.random.default_rng(21)
+    query = rng.choice(BASES, 500)
+
+    def changed(at: np.ndarray) -> np.ndarray:  # another base at each of these positions
+        out = query.copy()
+        out[at] = [rng.choice([b for b in BASES if b != query[i]]) for i in at]
+        return out
+
+    spread, block = changed(np.arange(8, 500, 17)), changed(np.arange(200, 260))  # 29 apart, 60 in a row
+    refs = [Specimen(processid="SPREAD", genus="Ga", species="Ga spread", dna_barcode="".join(spread)),
+            Specimen(processid="BLOCK", genus="Gb", species="Gb block", dna_barcode="".join(block)),
+            Specimen(processid="EMPTY", genus="Gc", species="Gc none")]  # no barcode: never a candidate
+    q = "".join(query)
+    d_spread, d_block = cross_p_distance([q], ["".join(spread), "".join(block)], max_aligned=0.3)[0].tolist()
+    assert 0.05 < d_spread < d_block - 0.01  # aligned, the spread differences are fewer
+    (best,) = nearest_known([q], refs)
+    assert (best.species, best.genus, best.processid) == ("Ga spread", "Ga", "SPREAD")
+    assert best.identity == pytest.approx(1 - d_spread)
+    assert best.top_distances == pytest.approx((d_spread, d_block))  # both aligned, nearest first
+    (kmer_first,) = nearest_known([q], refs, top=1)  # a shortlist of one: the k-mer ranking's first
+    assert kmer_first.processid == "BLOCK" and kmer_first.top_distances == pytest.approx((d_block,))
+    assert nearest_known([q, q.lower()], refs[:1])[1].identity == pytest.approx(1 - d_spread)  # any case
+    assert nearest_known([], refs) == [] and nearest_known([q], refs[2:]) == [None]
+
+
+def test_nearest_known_of_every_proposal_is_the_closest_reference_barcode(world: dict) -> None:
+    """Brute force: each proposal's nearest known species is the reference barcode at the smallest
+    p-distance from its consensus among all 36 keys, and the distances shown are those of the 20 keys the
+    k-mer shortlist aligned, nearest first."""
+    ref = world["reference"]
+    for p in world["proposals"]:
+        d = cross_p_distance([p.evidence.consensus_barcode], [r.dna_barcode for r in ref], max_aligned=0.3)[0]
+        closest = {(ref[j].processid, ref[j].species) for j in np.flatnonzero(d == d.min())}  # ties: any of them
+        near = p.evidence.nearest_known
+        assert (near.processid, near.species) in closest
+        assert near.identity == pytest.approx(1 - d.min()) and p.nearest_identity == pytest.approx(1 - d.min())
+        assert len(near.top_distances) == 20 and list(near.top_distances) == sorted(near.top_distances)
+        assert all(np.isclose(x, d, atol=1e-6).any() for x in near.top_distances)
