@@ -258,8 +258,8 @@ def test_evidence_records_are_format_2_and_a_format_3_record_is_refused_as_newer
 def test_an_export_member_name_is_cut_at_100_characters_before_its_suffix() -> None:
     assert safe_member_name("a" * 150, suffix=".fasta") == "a" * 100 + ".fasta"
     assert safe_member_name("b" * 100) == "b" * 100
-    assert [safe_member_name(n) for n in ("COM1", "com9.txt", "LPT1", "LPT9", "COM10", "LPT0")] == \
-        ["_COM1", "_com9.txt", "_LPT1", "_LPT9", "COM10", "LPT0"]
+    assert [safe_member_name(n) for n in ("COM1", "com9.txt", "LPT1", "LPT9", "COM10", "LPT10", "LPT0")] == \
+        ["_COM1", "_com9.txt", "_LPT1", "_LPT9", "COM10", "LPT10", "LPT0"]
 
 
 def test_a_model_fingerprint_of_80_characters_is_shown_whole_and_a_longer_one_as_a_12_digit_hash() -> None:

@@ -207,6 +207,21 @@ def test_review_trails_leave_out_undone_reviews_and_put_back_an_undone_undo() ->
     assert review_trails(pd.DataFrame()) == {} and review_trails(pd.DataFrame([{"id": 1}])) == {}
 
 
+def test_undo_redo_undo_leaves_the_review_undone_however_long_the_chain() -> None:
+    """Undo in the review app undoes the last review, so pressing it again and again alternates: after an odd
+    number of undos in a chain the first review is not in force, after an even number it is."""
+    base = [(1, 1, "accept", "ana", "2026-11-21T10:00:00", None, None),
+            (2, 1, "note", "ben", "2026-11-22T09:00:00", "wing venation differs", None)]
+    columns = ["id", "proposal_id", "action", "reviewer", "created_at", "note", "target_review_id"]
+    for n_undos in range(1, 6):
+        chain = [(3 + i, 1, "undo", "ben", f"2026-11-22T10:0{i}:00", None, 2 + i) for i in range(n_undos)]
+        trail = review_trails(pd.DataFrame(base + chain, columns=columns))[1]
+        in_force = n_undos % 2 == 0
+        assert trail.notes == ((("2026-11-22T09:00:00", "ben", "wing venation differs"),) if in_force else ()), \
+            n_undos
+        assert trail.reviewers == (("ana", "ben") if in_force else ("ana",)) and trail.decision == "accept"
+
+
 def _eml_head(run_id: int) -> str:
     return ('<?xml version="1.0" encoding="UTF-8"?>\n'
             '<eml:eml xmlns:eml="eml://ecoinformatics.org/eml-2.1.1" '

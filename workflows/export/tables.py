@@ -208,15 +208,15 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
     undo_target: dict[Any, Any] = {}
     for r in rows:
         if r.get("action") == "undo":
-            t = r.get("target_review_id")
-            if t in undo_target:  # undoing an undo redoes what it took back
-                active[undo_target[t]] = True
-                active[t] = False
-            else:
-                active[t] = False
-            undo_target[r.get("id")] = t
-        else:
-            active[r.get("id")] = True
+            undo_target[r.get("id")] = r.get("target_review_id")
+        # a review in force takes the review it undoes out of force, and that one's target back in: down the
+        # whole chain (undo, redo, undo again leaves the first review undone)
+        rid, in_force = r.get("id"), True
+        while True:
+            active[rid] = in_force
+            if rid not in undo_target:
+                break
+            rid, in_force = undo_target[rid], not in_force
     by_proposal: dict[Any, list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("action") != "undo" and active.get(r.get("id")) and r.get("proposal_id") is not None:
