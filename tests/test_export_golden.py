@@ -281,3 +281,17 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
     assert "<contact><individualName><givenName>Ana</givenName><surName>Silva</surName></individualName>" \
            "<electronicMailAddress>ana@example.org</electronicMailAddress></contact>" in \
            eml_xml(RUN, 1, candidates, first)
+
+
+def test_a_specimen_the_engine_did_not_call_novel_is_named_plainly_at_its_rank() -> None:
+    """Without the engine's novelty decision (``is_novel`` missing: an older run) a specimen placed in a family
+    is that family, not "Phoridae gen. sp." with its BIN as a new species' concept."""
+    specimens = pd.DataFrame([_specimen("OLD0001", dna_bin="BOLD:AAB0001")])
+    row = _assignment("OLD0001", "family", "Phoridae", 0.4, False, ("Diptera", "Phoridae", None, None, None), 0.9)
+    row["is_novel"] = None
+    data = RunExport(run=dict(RUN), specimens=specimens, assignments=pd.DataFrame([row]), proposals=pd.DataFrame(),
+                     members=pd.DataFrame())
+    (occ,), ident, dna = occurrence_rows(data)
+    assert (occ["scientificName"], occ["taxonRank"], occ["identificationQualifier"], occ["verbatimIdentification"],
+            occ["taxonConceptID"]) == ("Phoridae", "family", None, "Phoridae", None)
+    assert ident == [] and dna == []
