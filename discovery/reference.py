@@ -74,18 +74,20 @@ log = logging.getLogger(__name__)
 
 REFERENCE_FORMAT = 2  # 2: the table says what the index holds (``vectors``); 1: k-mer profiles
 Lineage = tuple[str | None, ...]  # over RANKS
+#: queries searched (and keys embedded) a batch at a time by default
+BATCH_SIZE = 2048  # pragma: no mutate batches of rows and chunks of keys: each row's answer and key's sketch is its own
 #: queries re-ranked together (bounds the gathered sketch block: 128 × pool × dim/8 bytes)
-_RERANK_BLOCK = 128
-_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
+_RERANK_BLOCK = 128  # pragma: no mutate rows are re-ranked independently: any block gives the same rows
+_POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)  # pragma: no mutate a byte is < 256
 #: a chunk needs this many distinct (query, candidate) alignments (~2 s of edlib) before they are spread
 #: over worker processes: forking a loaded engine costs ~0.5 s of CPU (copy-on-write of the parent's
 #: heap, pickled jobs), more than it saves below that (on the SINTAX set's 62k alignments, 2 workers
 #: took 0.5 s more CPU and, at load 11, 2.5 s more wall than one; benchmarks/RESULTS-scale.md)
-PARALLEL_MIN_PAIRS = 100_000
+PARALLEL_MIN_PAIRS = 100_000  # pragma: no mutate only the path: the same identities in or out of the pool
 #: the reference forked align workers read (set in the parent just before the fork)
 _FORKED: dict[str, Any] = {}
 #: distinct alignments (~0.1 s of edlib) a chunk needs before ``while_aligning``'s work is done beside them
-OVERLAP_MIN_PAIRS = 5_000
+OVERLAP_MIN_PAIRS = 5_000  # pragma: no mutate only when: the work runs beside or after, the identities are the same
 #: work registered by ``while_aligning``, waiting for a chunk to align beside
 _MEANWHILE: list[Callable[[], None]] = []
 
@@ -357,7 +359,7 @@ class Reference:
     sketch_bits_: np.ndarray
 
     def __init__(self, kmer: KmerConfig | None = None, index: IndexConfig | None = None,
-                 batch_size: int = 2048, align_workers: int | None = None) -> None:
+                 batch_size: int = BATCH_SIZE, align_workers: int | None = None) -> None:
         self.embedder = KmerEmbedder(kmer or KmerConfig(ks=(6,), sqrt=True))
         self.index_config = index or IndexConfig()
         self.batch_size = batch_size
@@ -390,7 +392,7 @@ class Reference:
     # -- building ----------------------------------------------------------------------
     @classmethod
     def build(cls, ids: Sequence[str], sequences: Sequence[str], lineages: Sequence[Lineage], *,
-              kmer: KmerConfig | None = None, index: IndexConfig | None = None, batch_size: int = 2048,
+              kmer: KmerConfig | None = None, index: IndexConfig | None = None, batch_size: int = BATCH_SIZE,
               progress: Callable[[str], None] | None = None) -> "Reference":
         """Index ``sequences`` streaming: train on a sample, then embed and add chunk by chunk.
 
@@ -587,7 +589,7 @@ class Reference:
         key_bits = np.asarray(self.sketch_bits_)
         # queries scored at once: up to 256k (query, key) pairs (~2 MB a scratch array), so the scratch is
         # reused from the heap instead of fresh pages each block (each row's result does not depend on it)
-        block = max(1, min(64, (1 << 18) // n))
+        block = max(1, min(64, (1 << 18) // n))  # pragma: no mutate a scratch block: each row's result is its own
         for start in range(0, len(q), block):
             qb = q[start : start + block]
             ham = np.empty((len(qb), n), dtype=np.int32)
@@ -730,7 +732,7 @@ class Reference:
         elif _FORKED.get("sequences") is not self.sequences:  # another reference forked since: restart
             self.close()
             return self._identities(queries, cands)
-        step = -(-len(queries) // (workers * 4))
+        step = -(-len(queries) // (workers * 4))  # pragma: no mutate job sizes: the pool's map keeps order
         jobs = [(queries[i : i + step], cands[i : i + step]) for i in range(0, len(queries), step)]
         out: list[np.ndarray] = []
         for part in self._pool.map(_forked_identities, jobs):
@@ -757,7 +759,7 @@ class Reference:
                                    "vectors": self.index_vectors, "dim": self.embedder.dim})
 
     @classmethod
-    def load(cls, bundle: Any, prefix: str, batch_size: int = 2048) -> "Reference":
+    def load(cls, bundle: Any, prefix: str, batch_size: int = BATCH_SIZE) -> "Reference":
         """Open a saved reference: arrays memory-mapped, every shape checked against the table."""
         where = f"{bundle.path}: reference {prefix!r}"
         meta = bundle.load_table(prefix, expect=dict)

@@ -359,10 +359,11 @@ def test_presence_vectors_are_unit_length_sketches() -> None:
 
 
 # -- the engine's candidate search against brute force, at its documented defaults ---------------------------
-def _species_keys(rng: np.random.Generator, n_species: int, per: int, genus: str = "Gn") -> tuple[list, list, list]:
+def _species_keys(rng: np.random.Generator, sizes: list[int], genus: str = "Gn") -> tuple[list, list, list]:
+    """Keys of species ~15 % apart (8 % from one ancestor each), ``sizes[s]`` keys of species ``s`` ~2 % apart."""
     anc = rng.choice(BASES, 400)
     ids, seqs, lins = [], [], []
-    for s in range(n_species):
+    for s, per in enumerate(sizes):
         sp = np.where(rng.random(400) < 0.08, rng.choice(BASES, 400), anc)
         for i in range(per):
             seqs.append("".join(np.where(rng.random(400) < 0.01, rng.choice(BASES, 400), sp)))
@@ -406,24 +407,23 @@ def _engine_over(ids: list, seqs: list, lins: list) -> DiscoveryModel:
 
 def test_the_engines_candidates_are_300_keys_searched_two_a_species_up_to_60() -> None:
     """``_hits`` at the defaults (``n_search`` 300, ``per_taxon`` 2, ``max_candidates`` 60), against brute
-    force: 10 species of 30 keys near the query and 10 unrelated keys, so the 301st key by similarity is the
-    first unrelated one (left out); then 50 species of 2 keys, so the 60 cap binds."""
+    force: 300 keys of 10 species near the query and 10 unrelated keys, so the 301st key by similarity is the
+    first unrelated one (left out); then 50 species of 2 keys, so the 60 cap binds. The queries are keys (or
+    a part of one) of a species with two keys, the others ~15 % away: no other key could contend with them."""
     rng = np.random.default_rng(31)
-    ids, seqs, lins = _species_keys(rng, 10, 30)
-    far = ["".join(rng.choice(BASES, 400)) for _ in range(10)]
+    ids, seqs, lins = _species_keys(rng, [2, 34] + [33] * 8)
     ids += [f"far{i}" for i in range(10)]
-    seqs += far
+    seqs += ["".join(rng.choice(BASES, 400)) for _ in range(10)]
     lins += [("Ord", "Fam", None, "Gfar", f"Gfar sp{i}") for i in range(10)]
     m = _engine_over(ids, seqs, lins)
-    queries = [seqs[0], seqs[45][:300], "".join(rng.choice(BASES, 400))]
+    queries = [seqs[0], seqs[1][:300]]
     for q, hits in zip(queries, m._hits(queries)):
         want, idv = _brute_candidates(m.reference_, q, 300, 2, 60)
-        assert hits.positions.tolist() == want
+        assert hits.positions.tolist() == want and len(want) == 20
+        assert not any(ids[j].startswith("far") for j in want)
         np.testing.assert_allclose(hits.identities, idv, atol=1e-6)
-        assert hits.query_length == len(q)
-    first = m._hits(queries[:1])[0]
-    assert len(first.positions) == 20 and not any(ids[j].startswith("far") for j in first.positions)
-    ids2, seqs2, lins2 = _species_keys(np.random.default_rng(32), 50, 2)
+        assert hits.query_length == len(q) and idv[0] == pytest.approx(1.0)
+    ids2, seqs2, lins2 = _species_keys(np.random.default_rng(32), [2] * 50)
     m2 = _engine_over(ids2, seqs2, lins2)
     (hits,) = m2._hits(seqs2[:1])
     want, idv = _brute_candidates(m2.reference_, seqs2[0], 300, 2, 60)
@@ -444,7 +444,7 @@ def test_a_key_needs_50_informative_bases_and_a_label() -> None:
 
 
 def test_the_default_barcode_gap_is_learned_on_8_keys_a_species(caplog) -> None:
-    ids, seqs, lins = _species_keys(np.random.default_rng(33), 3, 10)
+    ids, seqs, lins = _species_keys(np.random.default_rng(33), [10, 10, 10])
     m = _engine_over(ids, seqs, lins)
     with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
         gap = m._learn_gap(lambda msg: logging.getLogger("biodiscover.discovery.engine").info(msg))

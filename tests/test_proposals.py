@@ -189,3 +189,21 @@ def test_nearest_known_of_every_proposal_is_the_closest_reference_barcode(world:
         assert near.identity == pytest.approx(1 - d.min()) and p.nearest_identity == pytest.approx(1 - d.min())
         assert len(near.top_distances) == 20 and list(near.top_distances) == sorted(near.top_distances)
         assert all(np.isclose(x, d, atol=1e-6).any() for x in near.top_distances)
+
+
+def test_proposals_come_largest_first_each_beside_the_nearest_candidate_of_its_parent_group(world: dict) -> None:
+    """Brute force over the proposals: ordered by size (largest first), then candidate id; each one's
+    ``between_distance`` is to the candidate of the same parent group whose consensus is nearest (never to
+    itself nor to another group's); a proposal's candidate id is its members' clusterer label."""
+    props = world["proposals"]
+    assert [(-p.size, p.evidence.candidate) for p in props] == sorted((-p.size, p.evidence.candidate) for p in props)
+    assert sorted(p.evidence.candidate for p in props) == list(range(len(props)))
+    for p in props:
+        same = [q for q in props if q is not p and q.parent_name == p.parent_name]
+        assert len(same) == 2
+        d = cross_p_distance([p.evidence.consensus_barcode], [q.evidence.consensus_barcode for q in same])[0]
+        near = p.evidence.between_distance
+        assert near.distance == pytest.approx(float(d.min()), abs=1e-6)
+        assert near.nearest_candidate in {same[j].evidence.candidate for j in np.flatnonzero(d == d.min())}
+        assert p.evidence.candidate == world["clusterer"].labels_[
+            [s.processid for s in world["novel"]].index(p.members[0].processid)]
