@@ -405,3 +405,38 @@ def test_a_late_specimen_joins_the_candidate_its_linkage_puts_nearest_within_the
         best = int(np.argmin(link))
         assert labels[r] == (cands[best] if link[best] <= t else -1)
         assert (probs[r] > 0) == (labels[r] >= 0)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_hdbscans_opinion_is_recorded_per_candidate_as_its_share_in_the_dominant_cluster(seed: int) -> None:
+    """``threshold_hdbscan`` without joining across groups, against its definitions: HDBSCAN labels are
+    unique across groups (group-local ids offset), ``agreement_`` is the share of a candidate's members in its
+    most common HDBSCAN cluster (1 for a singleton, 0 when HDBSCAN calls every member noise), each member's
+    probability is the mean of the calibrated and the HDBSCAN membership (1 for a singleton), and a group too
+    small for HDBSCAN (``min_cluster_size`` members or fewer) gets no outlier scores and full agreement."""
+    vectors, dist = _circle(40, seed)
+    groups = ["G1"] * 18 + ["G2"] * 20 + ["tiny"] * 2
+    cfg = ClusteringConfig(metric="cosine", linkage="single", distance_threshold=0.0005, merge_across_groups=False)
+    fitted = make_clusterer(cfg, _gap(threshold=0.0005)).fit(vectors, groups)
+    hl, labels = fitted.hdbscan_labels_, fitted.labels_
+    g1, g2 = set(hl[:18][hl[:18] >= 0].tolist()), set(hl[18:38][hl[18:38] >= 0].tolist())
+    assert g1 and g2 and not g1 & g2
+    assert (hl[38:] == -1).all() and (fitted.outlier_scores_[38:] == 0).all()
+    assert fitted.n_candidates_ == len(set(labels.tolist()))
+    for c in set(labels.tolist()):
+        mem = np.flatnonzero(labels == c)
+        votes = [int(h) for h in hl[mem] if h >= 0]
+        if mem.size == 1 or groups[mem[0]] == "tiny":  # no HDBSCAN opinion: it agrees
+            want = 1.0
+        else:
+            want = max(votes.count(h) for h in votes) / mem.size if votes else 0.0
+        assert fitted.agreement_[c] == pytest.approx(want)
+        assert fitted.candidate_group_[c] == groups[mem[0]]
+        if mem.size == 1:
+            assert fitted.probabilities_[mem[0]] == 1.0
+        else:
+            sub = dist[np.ix_(mem, mem)].astype(float)
+            np.fill_diagonal(sub, np.inf)
+            p_dist = _gap(threshold=0.0005).same_species_proba(sub.min(axis=1))
+            assert (fitted.probabilities_[mem] <= 0.5 * (p_dist + 1.0) + 1e-9).all()
+            assert (fitted.probabilities_[mem] >= 0.5 * p_dist - 1e-9).all()

@@ -166,3 +166,146 @@ def test_settings_and_results_refuse_assignment(name: str) -> None:
     for field in dataclasses.fields(record):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(record, field.name, None)
+
+
+# -- the reference audit against a loop over every pair of conspecific barcodes ------------------------------
+def test_the_audit_lists_exactly_the_keys_whose_nearest_conspecific_is_below_the_cut() -> None:
+    """``audit_reference`` against brute force: a key is listed when its species has another barcode, no key
+    of the species shares its barcode, and every other barcode of the species is below the family cut-off
+    (``own_identity`` the best of them; ``reversed_identity`` the best of its reverse complement); keys
+    without a species are not audited; the species checked are those with two keys or more; most distant
+    first, then by processid. ``nearest_other_species`` fills the closest key of another species from the
+    candidates it is given."""
+    from biodiscover.discovery.audit import AUDIT_IDENTITY, audit_reference, nearest_other_species
+    from biodiscover.storage.distance import identity, reverse_complement
+
+    rng = np.random.default_rng(40)
+    ids, seqs, lins = [], [], []
+
+    def key(pid: str, seq: np.ndarray | str, species: str | None) -> None:
+        ids.append(pid)
+        seqs.append(seq if isinstance(seq, str) else "".join(seq))
+        lins.append(("O", "F", None, "G", species))
+
+    for s in range(5):
+        sp = rng.choice(list("ACGT"), 300)
+        for i in range(3):
+            key(f"S{s}-{i}", np.where(rng.random(300) < 0.01, rng.choice(list("ACGT"), 300), sp), f"G s{s}")
+        key(f"S{s}-far", rng.choice(list("ACGT"), 300), f"G s{s}")  # a stranger filed under the species
+    key("S0-copy", seqs[3], "G s0")  # the stranger of species 0 twice: an identical copy, not listed
+    key("S1-rev", reverse_complement(seqs[4]), "G s1")  # a key of species 1 stored reversed
+    pair = rng.choice(list("ACGT"), 300)
+    key("P-a", pair, "G pair")
+    key("P-b", rng.choice(list("ACGT"), 300), "G pair")  # two keys, far apart: both listed
+    key("L-1", pair, "G lone")  # one key: nothing to compare
+    key("U-1", pair, None)  # not labelled to species
+    suspects, checked = audit_reference(ids, seqs, lins)
+    want = []
+    for j, (pid, seq, lin) in enumerate(zip(ids, seqs, lins)):
+        own = [seqs[i] for i in range(len(ids)) if i != j and lins[i][-1] == lin[-1]] if lin[-1] else []
+        others = {x for x in own if x != seq}
+        if not others or seq in own:
+            continue
+        best = max(identity(seq, x) for x in others)
+        if best < AUDIT_IDENTITY:
+            back = max(identity(reverse_complement(seq), x) for x in others)
+            want.append((pid, lin[-1], best, len(own), back))
+    want.sort(key=lambda w: (w[2], w[0]))
+    assert [(s.processid, s.species, s.own_identity, s.conspecific_keys, s.reversed_identity) for s in suspects] \
+        == want
+    assert {"S1-far", "S2-far", "S3-far", "S4-far", "P-a", "P-b", "S1-rev"} == {w[0] for w in want}
+    assert next(s for s in suspects if s.processid == "S1-rev").reversed_identity >= AUDIT_IDENTITY
+    assert checked == 5 + 1  # five species of 4-6 keys and the pair; the lone key and the unlabelled one not
+    # the nearest key of another species among the candidates a search would give
+    where = {pid: j for j, pid in enumerate(ids)}
+
+    def candidates(queries: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for q in queries:
+            order = sorted(range(len(ids)), key=lambda j: -identity(q, seqs[j]))[:6]
+            out.append((np.array(order), np.array([identity(q, seqs[j]) for j in order])))
+        return out
+
+    filled = nearest_other_species(suspects, where, seqs, lins, candidates)
+    for s, f in zip(suspects, filled):
+        pos, idv = candidates([seqs[where[s.processid]]])[0]
+        rivals = [(float(v), lins[int(j)][-1]) for j, v in zip(pos, idv)
+                  if lins[int(j)][-1] and lins[int(j)][-1] != s.species]
+        best = max(rivals, key=lambda r: r[0], default=(0.0, None))
+        assert (f.nearest_other, f.nearest_other_identity) == (best[1], best[0])
+        assert (f.processid, f.own_identity, f.reversed_identity) == (s.processid, s.own_identity, s.reversed_identity)
+    assert nearest_other_species([], where, seqs, lins, candidates) == []
+
+
+# -- k-mers against a plain loop over the windows -------------------------------------------------------------
+def _loop_codes(seq: str, k: int) -> list[int]:
+    value = {"A": 0, "C": 1, "G": 2, "T": 3, "U": 3}
+    out = []
+    for i in range(len(seq) - k + 1):
+        window = seq[i : i + k].upper()
+        if all(c in value for c in window):
+            code = 0
+            for c in window:
+                code = code * 4 + value[c]
+            out.append(code)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kmer_codes_profiles_and_presence_equal_a_loop_over_the_windows(seed: int) -> None:
+    from collections import Counter
+
+    rng = np.random.default_rng(seed)
+    seq = "".join(rng.choice(list("ACGTACGTACGTNacgtU-"), int(rng.integers(0, 80))))
+    for k in (1, 2, 3, 5):
+        assert kmer_codes(seq, k).tolist() == _loop_codes(seq, k)
+    for cfg in (KmerConfig(ks=(2,)), KmerConfig(ks=(1, 3), sqrt=True), KmerConfig(ks=(3,), max_length=20)):
+        emb = KmerEmbedder(cfg)
+        cut = seq if cfg.max_length is None else seq[: cfg.max_length]
+        blocks = []
+        for k in cfg.ks:
+            counts = np.zeros(4**k)
+            for code, n in Counter(_loop_codes(cut, k)).items():
+                counts[code] = np.sqrt(n) if cfg.sqrt else n
+            blocks.append(counts / np.linalg.norm(counts) if counts.any() else counts)
+        want = np.concatenate(blocks)
+        want = want / np.linalg.norm(want) if want.any() else want
+        np.testing.assert_allclose(emb.profile(seq), want, atol=1e-6)
+        offsets = np.cumsum([0] + [4**k for k in cfg.ks])
+        present = sorted({int(c) + int(offsets[j]) for j, k in enumerate(cfg.ks) for c in _loop_codes(cut, k)})
+        assert emb.present(seq).tolist() == present
+
+
+def test_the_default_profile_is_of_6_mers_counted_over_the_first_660_bases() -> None:
+    """The BIOSCAN-5M loader's cut (660 nt) and 6-mers: what the reference's sketches and the benchmarks use."""
+    rng = np.random.default_rng(1)
+    head = "".join(rng.choice(list("ACGT"), 660))
+    emb = KmerEmbedder()
+    assert emb.dim == 4096 and not emb.config.sqrt
+    np.testing.assert_array_equal(emb.profile(head + "ACGT" * 30), emb.profile(head))
+    counts = np.bincount(_loop_codes(head, 6), minlength=4096).astype(float)
+    np.testing.assert_allclose(emb.profile(head), counts / np.linalg.norm(counts), atol=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_bootstrap_wins_are_each_candidates_share_of_100_draws_of_32_kmers(seed: int) -> None:
+    """SINTAX's bootstrap (32 k-mers a draw, 100 draws): in each draw the candidates holding the most of the
+    drawn k-mers share the win; a candidate's result is its share."""
+    from biodiscover.discovery.kmer import bootstrap_wins
+
+    rng = np.random.default_rng(seed)
+    present = np.sort(rng.choice(64, 20, replace=False))
+    held = [set(rng.choice(present, int(rng.integers(5, 20)), replace=False).tolist()) for _ in range(4)]
+    rows = np.zeros((4, 64), dtype=bool)
+    for r, h in enumerate(held):
+        rows[r, list(h)] = True
+    sketches = np.packbits(rows, axis=1)
+    draws = np.random.default_rng(seed + 100).integers(0, len(present), size=(100, 32))
+    want = np.zeros(4)
+    for d in draws:
+        hits = np.array([sum(int(present[i]) in h for i in d) for h in held])
+        best = hits == hits.max()
+        want += best / best.sum() / 100
+    np.testing.assert_allclose(bootstrap_wins(present, sketches, seed=seed + 100), want, atol=1e-12)
+    assert bootstrap_wins(present[:0], sketches).tolist() == [0.0] * 4
+    assert bootstrap_wins(present, sketches[:0]).size == 0
