@@ -438,5 +438,52 @@ def test_hdbscans_opinion_is_recorded_per_candidate_as_its_share_in_the_dominant
             sub = dist[np.ix_(mem, mem)].astype(float)
             np.fill_diagonal(sub, np.inf)
             p_dist = _gap(threshold=0.0005).same_species_proba(sub.min(axis=1))
-            assert (fitted.probabilities_[mem] <= 0.5 * (p_dist + 1.0) + 1e-9).all()
-            assert (fitted.probabilities_[mem] >= 0.5 * p_dist - 1e-9).all()
+            p_hdb = 2 * fitted.probabilities_[mem] - p_dist  # HDBSCAN's membership, relative to the best cluster
+            assert (p_hdb >= -1e-9).all() and (p_hdb <= 1 + 1e-9).all()
+            if groups[mem[0]] == "tiny":
+                assert np.allclose(p_hdb, 1.0)
+            if fitted.agreement_[c] < 1:  # a member HDBSCAN puts elsewhere is less than fully a member here
+                assert p_hdb.min() < 1 - 1e-6
+    assert min(fitted.agreement_.values()) < 1 or seed == 5  # seed 6 holds a candidate HDBSCAN splits
+
+
+def test_the_barcode_gap_curve_is_the_agreement_of_each_cut_made_within_each_group() -> None:
+    """``BarcodeGapThreshold.fit`` with groups, against brute force: for each linkage and threshold, the AMI
+    of the species labels with the cut made inside each group (groups never share a cluster); the pair
+    quantiles from the within-group pairs of one species and of two; the chosen cut the middle of the best
+    plateau of the winning linkage."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+    from sklearn.metrics import adjusted_mutual_info_score
+
+    parts = {"A": _species(3, [4, 3, 2], seed=41, within=0.01, between=0.06),
+             "B": _species(1, [1], seed=43),  # a group of one key: its label comes from no linkage
+             "C": _species(3, [3, 3, 1], seed=42, within=0.01, between=0.06)}
+    seqs = [x for g in parts for x in parts[g][0]]
+    species = [f"{g}{t}" for g in parts for t in parts[g][1]]
+    groups = [g for g in parts for _ in parts[g][0]]
+    thresholds = (0.005, 0.02, 0.04, 0.08, 0.2)
+    gap = BarcodeGapThreshold(linkage_methods=("single", "average"), thresholds=thresholds).fit(seqs, species, groups)
+    within, between = [], []
+    for meth in ("single", "average"):
+        for t in thresholds:
+            labels, truth = [], []
+            for g in parts:
+                idx = [i for i in range(len(seqs)) if groups[i] == g]
+                d = BarcodeDistances([seqs[i] for i in idx]).pairwise()
+                cut = fcluster(linkage(squareform(d, checks=False).astype(float), method=meth), t=t,
+                               criterion="distance") if len(idx) > 1 else [0]
+                labels += [f"{g}{c}" for c in cut]
+                truth += [species[i] for i in idx]
+                if meth == "single" and t == thresholds[0]:
+                    for x in range(len(idx)):
+                        for y in range(x + 1, len(idx)):
+                            (within if species[idx[x]] == species[idx[y]] else between).append(d[x, y])
+            assert gap.curve_[(meth, t)] == pytest.approx(adjusted_mutual_info_score(truth, labels))
+    assert gap.within_q95_ == pytest.approx(np.quantile(within, 0.95))
+    assert gap.between_q05_ == pytest.approx(np.quantile(between, 0.05))
+    best = max(gap.curve_.values())
+    assert gap.score_ == best and gap.curve_[(gap.linkage_, gap.threshold_)] == best
+    plateau = [t for t in thresholds if gap.curve_[(gap.linkage_, t)] >= best - 1e-9]
+    assert gap.threshold_ == plateau[len(plateau) // 2]
+    assert len({round(v, 9) for v in gap.curve_.values()}) >= 3  # the cuts differ: the oracle has work to do

@@ -469,7 +469,7 @@ def test_the_engines_index_is_exact_to_20000_keys_then_256_d_cells_probed_64_dee
 
     projected = ReferenceIndex(dataclasses.replace(cfg, exact_max=10)).fit(unit(520, 300))
     assert projected.kind_ == "ivfsq" and projected.stored_dim == 256
-    probed = ReferenceIndex(dataclasses.replace(cfg, kind="ivf", project_dim=None, ivf_nlist=64)).fit(unit(2496, 8))
+    probed = ReferenceIndex(dataclasses.replace(cfg, kind="ivf", project_dim=None, ivf_nlist=66)).fit(unit(66 * 39, 8))
     assert faiss_nprobe(probed) == 64
     seq = "ACGTTT" * 20 + "GATTACA" * 10
     engine = DiscoveryModel().embedder

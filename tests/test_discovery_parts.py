@@ -235,6 +235,19 @@ def test_the_audit_lists_exactly_the_keys_whose_nearest_conspecific_is_below_the
         assert (f.nearest_other, f.nearest_other_identity) == (best[1], best[0])
         assert (f.processid, f.own_identity, f.reversed_identity) == (s.processid, s.own_identity, s.reversed_identity)
     assert nearest_other_species([], where, seqs, lins, candidates) == []
+    # what build-reference and info print: the five most distant by default, each with what it resembles
+    from biodiscover.discovery.audit import describe_audit
+
+    lines = describe_audit({"species_checked": checked, "suspects": len(filled), "min_identity": AUDIT_IDENTITY,
+                            "worst": [f.to_dict() for f in filled]})
+    assert len(lines) == 1 + 5 + 1
+    assert lines[-1].strip() == f"… and {len(filled) - 5} more (bundle table reference_audit)"
+    for f, line in zip(filled, lines[1:6]):
+        assert line.strip().startswith(f"{f.processid} ({f.species}): {100 * f.own_identity:.1f} % identity")
+        if f.reversed_identity >= AUDIT_IDENTITY:
+            assert "stored reversed" in line
+        elif f.nearest_other:
+            assert line.strip().endswith(f"{100 * f.nearest_other_identity:.1f} % to {f.nearest_other}")
 
 
 # -- k-mers against a plain loop over the windows -------------------------------------------------------------
@@ -256,7 +269,7 @@ def test_kmer_codes_profiles_and_presence_equal_a_loop_over_the_windows(seed: in
     from collections import Counter
 
     rng = np.random.default_rng(seed)
-    seq = "".join(rng.choice(list("ACGTACGTACGTNacgtU-"), int(rng.integers(0, 80))))
+    seq = "".join(rng.choice(list("ACGTACGTACGTNacgtUu-"), int(rng.integers(0, 80))))
     for k in (1, 2, 3, 5):
         assert kmer_codes(seq, k).tolist() == _loop_codes(seq, k)
     for cfg in (KmerConfig(ks=(2,)), KmerConfig(ks=(1, 3), sqrt=True), KmerConfig(ks=(3,), max_length=20)):

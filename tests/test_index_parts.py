@@ -93,7 +93,7 @@ def test_search_clamps_k_and_answers_no_queries() -> None:
     assert (np.diff(sims, axis=1) <= 1e-6).all()  # best first
     assert index.search(_keys(1), 0)[1].shape == (1, 1)
     sims, pos = index.search(np.zeros((0, 16), np.float32), 3)
-    assert sims.shape == (0, 3) and pos.dtype == np.int64
+    assert sims.shape == pos.shape == (0, 3) and sims.dtype == np.float32 and pos.dtype == np.int64
 
 
 def test_unfitted_and_misshapen_input_is_refused(tmp_path) -> None:
@@ -231,14 +231,15 @@ def test_ivf_cells_are_learned_from_the_extra_cell_sample_too() -> None:
         x = c + 0.05 * rng.normal(size=(n, 16)).astype(np.float32)
         return x / np.linalg.norm(x, axis=1, keepdims=True)
 
-    extra = [around(centres[1], 40), around(centres[2], 40), around(centres[3], 40)]
-    index = ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=4)).train(around(centres[0], 40), n_total=160,
-                                                                      cell_sample=iter(extra))
-    inner = faiss.extract_index_ivf(index._fitted())
-    cells = faiss.rev_swig_ptr(faiss.downcast_index(inner.quantizer).get_xb(), 4 * 16).reshape(4, 16)
-    # each of the four regions has a cell centred on it
-    assert sorted(np.argmax(cells @ centres.T, axis=1).tolist()) == [0, 1, 2, 3]
-    assert index.ntotal_ == 0  # trained, nothing added yet
+    for regions in (2, 4):  # one chunk of extra keys, then three
+        extra = [around(centres[r], 40) for r in range(1, regions)]
+        index = ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=regions)).train(
+            around(centres[0], 40), n_total=40 * regions, cell_sample=iter(extra))
+        inner = faiss.extract_index_ivf(index._fitted())
+        cells = faiss.rev_swig_ptr(faiss.downcast_index(inner.quantizer).get_xb(), regions * 16).reshape(regions, 16)
+        # each region has a cell centred on it
+        assert sorted(np.argmax(cells @ centres[:regions].T, axis=1).tolist()) == list(range(regions))
+        assert index.ntotal_ == 0  # trained, nothing added yet
 
 
 def test_the_gpu_is_used_only_with_gpu_support_a_device_and_a_kind_it_can_hold(monkeypatch) -> None:
@@ -315,6 +316,15 @@ def test_what_a_build_is_trained_on_the_sample_the_total_and_a_basis_no_wider_th
     big = ReferenceIndex(IndexConfig(exact_max=100)).train(_keys(50, seed=13), n_total=1000)
     assert big.kind_ == "ivfsq" and big.ntotal_ == 0
     assert ReferenceIndex(IndexConfig(exact_max=100)).train(_keys(50, seed=13)).kind_ == "flat"
+    assert ReferenceIndex(IndexConfig(exact_max=100)).train(_keys(150, seed=13)).kind_ == "ivfsq"  # 150 keys, 16-d
+    # 39 training vectors a cell: 78 train two
+    assert faiss.extract_index_ivf(ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=50)).fit(_keys(78))._fitted()
+                                   ).nlist == 2
+    # fit = the streaming build: train on ``train_size`` distinct keys drawn with the seed, then add them all
+    cfg = IndexConfig(kind="flat", project_dim=4, train_size=50, seed=3)
+    take = np.sort(np.random.default_rng(3).choice(120, 50, replace=False))
+    streamed = ReferenceIndex(cfg).train(keys[take], n_total=120).add(keys)
+    assert np.array_equal(ReferenceIndex(cfg).fit(keys).to_bytes(), streamed.to_bytes())
     assert _projection(wide[:3], 8, seed=0).d_out == 3 and _projection(wide[:1], 8, seed=0).d_out == 1
     assert _projection(wide, 8, seed=0).d_out == 8
 
