@@ -50,6 +50,16 @@ def world() -> dict:
             "clusterer": clusterer, "proposals": proposals}
 
 
+def _fresh(world: dict) -> tuple:
+    """The world's candidates and proposals computed again inside the calling test: what the module's fixture
+    computed once is, for a mutation tool that attributes each line run to the test running it, the first
+    test's alone, so a test reading the fixture's proposals would never be run against a mutant of the code
+    that made them (bench_mutation.py selects the tests that ran a mutated line)."""
+    return discover_candidates(world["novel"], parents=[("genus", s.genus) for s in world["novel"]],
+                               threshold=world["gap"], reference=world["reference"],
+                               novelty=[0.9] * len(world["novel"]))
+
+
 def test_one_proposal_per_novel_species(world: dict) -> None:
     proposals = world["proposals"]
     by_pid = {s.processid: s for s in world["novel"]}
@@ -65,7 +75,7 @@ def test_one_proposal_per_novel_species(world: dict) -> None:
 
 def test_consensus_recovers_the_species_template(world: dict) -> None:
     by_pid = {s.processid: s for s in world["novel"]}
-    for p in world["proposals"]:
+    for p in _fresh(world)[1]:
         species = by_pid[p.members[0].processid].species
         cons = p.evidence.consensus_barcode
         # each read carries ~0.45% errors; the majority of six removes nearly all of them
@@ -74,7 +84,7 @@ def test_consensus_recovers_the_species_template(world: dict) -> None:
 
 
 def test_distances_and_nearest_known(world: dict) -> None:
-    for p in world["proposals"]:
+    for p in _fresh(world)[1]:
         ev = p.evidence
         assert ev.within_distance.mean < 0.02
         assert ev.between_distance.distance > world["gap"].threshold_
@@ -86,7 +96,7 @@ def test_distances_and_nearest_known(world: dict) -> None:
 
 def test_bin_geography_size_images(world: dict) -> None:
     by_pid = {s.processid: s for s in world["novel"]}
-    for p in world["proposals"]:
+    for p in _fresh(world)[1]:
         ev = p.evidence
         species = by_pid[p.members[0].processid].species
         if species == "Genus0 sp3":
@@ -112,7 +122,7 @@ def test_bin_geography_size_images(world: dict) -> None:
 
 
 def test_json_and_database_contract(world: dict) -> None:
-    p = world["proposals"][0]
+    p = _fresh(world)[1][0]
     text = json.dumps(p.to_dict())
     assert json.loads(text)["evidence"]["size"] == 6
     db = pytest.importorskip("biodiscover.storage.db.proposals")
@@ -174,14 +184,6 @@ def test_nearest_known_is_the_best_alignment_among_the_kmer_shortlist() -> None:
     assert kmer_first.processid == "BLOCK" and kmer_first.top_distances == pytest.approx((d_block,))
     assert nearest_known([q, q.lower()], refs[:1])[1].identity == pytest.approx(1 - d_spread)  # any case
     assert nearest_known([], refs) == [] and nearest_known([q], refs[2:]) == [None]
-
-
-def _fresh(world: dict) -> tuple:
-    """The world's candidates and proposals computed again inside the calling test (what the module's
-    fixture computed once is, for a tool that attributes each line run to a test, the first test's alone)."""
-    return discover_candidates(world["novel"], parents=[("genus", s.genus) for s in world["novel"]],
-                               threshold=world["gap"], reference=world["reference"],
-                               novelty=[0.9] * len(world["novel"]))
 
 
 def test_nearest_known_of_every_proposal_is_the_closest_reference_barcode(world: dict) -> None:
