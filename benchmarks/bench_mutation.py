@@ -25,8 +25,8 @@ starts coverage there and names the running test). A mutant then runs only the t
 that executed its line, fastest first, ``-x``: the first failure kills it. A line no
 test executed is a survivor without running anything ("not covered"). A line executed
 only at import time (module constants, signatures) runs every test that executed
-any line of its module; a module-level constant (``MAX_NUCLEOTIDES = 660``) also every test that ran a line
-of a module importing it and every test of a pool file importing it.
+any line of its module, and every test of a pool file importing the module; a module-level constant
+(``MAX_NUCLEOTIDES = 660``) also every test that ran a line of a module importing it.
 
 A line whose every mutant is provably equivalent (a chunk size far under SQLite's limit, a probe whose value
 is never used) carries ``# pragma: no mutate <reason>`` (mutmut's convention): no site starting on it is
@@ -489,21 +489,34 @@ def imports_name(source: str, rel: str | None, target: str, names: set[str]) -> 
     return False
 
 
+def imports_module(source: str, target: str) -> bool:
+    """Does this (test) source import the module ``target`` (dotted) or anything from it? Absolute imports."""
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import) and any(a.name == target or a.name.startswith(target + ".")
+                                                for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and not node.level:
+            base = node.module or ""
+            if base == target or any(f"{base}.{a.name}" == target for a in node.names):
+                return True
+    return False
+
+
 def importer_tests(module: str, line: int, sources: dict[str, str], lines: dict[str, dict[int, set[str]]],
                    times: dict[str, float], test_sources: dict[str, str]) -> set[str]:
-    """For a module-level constant, the tests of the modules that import it: every test that ran any line of an
-    in-scope module importing the name, and every test of a pool file importing it. A constant's own module's
-    tests may never use it (``records.py:94``, ``MAX_NUCLEOTIDES``, is read by ``validation.py``)."""
-    names = module_names(sources[module]).get(line, set())
-    if not names:
-        return set()
+    """For an import-time line, the tests beyond those that ran a line of its module: every test of a pool file
+    that imports the module (a test may use only what the class body made, e.g. a frozen dataclass's
+    ``__setattr__``, and so run no line of the module: seed 6151's ``evidence.py:91``), and, for a module-level
+    constant, every test that ran a line of an in-scope module importing the name (``records.py:94``,
+    ``MAX_NUCLEOTIDES``, is read by ``validation.py``)."""
     target, found = dotted(module), set()
-    for other, src in sources.items():
-        if other != module and imports_name(src, other, target, names):
-            found |= {t for ctx in lines.get(other, {}).values() for t in ctx if t in times}
     for test_file, src in test_sources.items():
-        if imports_name(src, None, target, names):
+        if imports_module(src, target):
             found |= {t for t in times if t.split("::", 1)[0] == test_file}
+    names = module_names(sources[module]).get(line, set())
+    for other, src in sources.items():
+        if names and other != module and imports_name(src, other, target, names):
+            found |= {t for ctx in lines.get(other, {}).values() for t in ctx if t in times}
     return found
 
 

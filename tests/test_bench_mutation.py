@@ -158,7 +158,9 @@ def test_a_line_marked_no_mutate_gives_no_site_and_its_reason_is_kept(bench) -> 
 
 def test_a_constant_is_also_tried_against_the_tests_of_the_modules_and_test_files_that_import_it(bench) -> None:
     """``records.py:94`` (``MAX_NUCLEOTIDES``) is read by ``validation.py``: its mutant must run the tests that ran
-    validation's lines, not only those of records.py, and a pool test file importing the name."""
+    validation's lines, not only those of records.py; and every import-time line runs every test of a pool file
+    importing the module, which may use only what a class body made (seed 6151: ``evidence.py:91``'s
+    ``frozen=True``, killed by a test that runs no line of evidence.py)."""
     sources = {"storage/records.py": "MAX_NUCLEOTIDES = 660\nMIN = 200\ndef f():\n    return 1\n",
                "storage/validation.py": "from .records import MAX_NUCLEOTIDES\ndef clean(s):\n"
                                         "    return s[:MAX_NUCLEOTIDES]\n",
@@ -169,12 +171,15 @@ def test_a_constant_is_also_tried_against_the_tests_of_the_modules_and_test_file
              "storage/db/ingest.py": {3: {"t_ingest"}},
              "storage/other.py": {1: {"t_other"}}}
     times = {"t_records": 1.0, "t_validation": 1.0, "t_ingest": 1.0, "t_other": 1.0,
-             "tests/test_v.py::t_file": 1.0, "tests/test_w.py::t_unrelated": 1.0}
+             "tests/test_v.py::t_file": 1.0, "tests/test_w.py::t_module": 1.0, "tests/test_x.py::t_none": 1.0}
     tests = {"tests/test_v.py": "from biodiscover.storage.records import MAX_NUCLEOTIDES\n",
-             "tests/test_w.py": "from biodiscover.storage.records import MIN\n"}
+             "tests/test_w.py": "def test_module():\n    from biodiscover.storage import records\n",
+             "tests/test_x.py": "from biodiscover.storage import recordsx\nimport biodiscover.storage.db\n"}
     assert bench.module_names(sources["storage/records.py"]) == {1: {"MAX_NUCLEOTIDES"}, 2: {"MIN"}}
+    files = {"tests/test_v.py::t_file", "tests/test_w.py::t_module"}
     assert bench.importer_tests("storage/records.py", 1, sources, lines, times, tests) == {
-        "t_validation", "t_ingest", "tests/test_v.py::t_file"}
-    assert bench.importer_tests("storage/records.py", 2, sources, lines, times, tests) == {
-        "t_other", "tests/test_w.py::t_unrelated"}
-    assert bench.importer_tests("storage/records.py", 4, sources, lines, times, tests) == set()
+        "t_validation", "t_ingest", *files}
+    assert bench.importer_tests("storage/records.py", 2, sources, lines, times, tests) == {"t_other", *files}
+    assert bench.importer_tests("storage/records.py", 3, sources, lines, times, tests) == files  # a def header
+    assert bench.imports_module("import biodiscover.storage.records as r\n", "biodiscover.storage.records")
+    assert not bench.imports_module("from .records import f\n", "biodiscover.storage.records")
