@@ -9,8 +9,9 @@ Pipeline for a query barcode (``_hits``):
 1.–3. candidate search (``discovery.reference.Reference``): k-mer profile →
    FAISS top ``n_search`` reference keys (optionally with keys left out: the
    simulation's leave-clade-out and leave-one-barcode-out searches) → at most
-   ``per_taxon`` keys per reference species up to ``max_candidates`` → exact
-   identity to each (edlib), best first → ``naming.Hits``.
+   ``per_taxon`` keys per reference species (the first by k-mer containment,
+   the rest by the search's order) up to ``max_candidates`` → exact identity to
+   each (edlib), best first → ``naming.Hits``.
 Then ``naming.NamingModel`` gives per rank the label, P(right) and P(absent);
 the deepest rank whose P(right) passes the level is named, and novelty is
 P(species absent) from the same model (``discovery.naming``).
@@ -73,6 +74,10 @@ class EngineConfig:
     n_search: int = 300
     per_taxon: int = 2
     max_candidates: int = 60
+    #: a species' first candidate key is its search hit of highest k-mer containment, not of highest cosine:
+    #: the identity the naming model reads is over the overlap, and cosine also falls with a length
+    #: difference (``Reference.diversify``); False in bundles written before, whose models saw the other
+    containment_first: bool = True
     naming: NamingConfig = field(default_factory=NamingConfig)
     #: the naming model's simulated queries score every key exactly (packed k-mer sketches) up to this many
     #: keys, whatever the index kind; above, they go through the index as triage does (the scan costs
@@ -105,6 +110,7 @@ class EngineConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EngineConfig":
         data = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        data.setdefault("containment_first", False)  # a bundle from before: its model saw cosine's choice
         data["kmer"] = KmerConfig.from_dict(data["kmer"])
         data["index"] = IndexConfig.from_dict(data["index"])
         data["naming"] = NamingConfig.from_dict(data.get("naming", {}))
@@ -333,7 +339,8 @@ class DiscoveryModel:
 
             def candidates(queries: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
                 found = self.reference_.candidates(queries, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
-                                                   max_candidates=cfg.max_candidates)
+                                                   max_candidates=cfg.max_candidates,
+                                                   containment_first=cfg.containment_first)
                 return [(c.positions, c.identities) for c in found]
 
             found = {s.processid: s for s in nearest_other_species(far, where, self.ref_seqs_, self.ref_lineages_,
@@ -385,7 +392,8 @@ class DiscoveryModel:
         cfg = self.config
         out: list[Hits] = []
         found = self.reference_.candidates(sequences, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
-                                           max_candidates=cfg.max_candidates, exclude=exclude, exact=exact)
+                                           max_candidates=cfg.max_candidates, exclude=exclude, exact=exact,
+                                           containment_first=cfg.containment_first)
         lineages = self.ref_lineages_
         for seq, c in zip(sequences, found):
             if not len(c.positions):

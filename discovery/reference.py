@@ -56,6 +56,7 @@ import threading
 import time
 import zlib
 from array import array
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -78,6 +79,8 @@ Lineage = tuple[str | None, ...]  # over RANKS
 BATCH_SIZE = 2048  # pragma: no mutate batches of rows and chunks of keys: each row's answer and key's sketch is its own
 #: queries re-ranked together (bounds the gathered sketch block: 128 × pool × dim/8 bytes)
 _RERANK_BLOCK = 128  # pragma: no mutate rows are re-ranked independently: any block gives the same rows
+#: a key covering less of the query than this counts as covering this much in ``Reference.containment``
+CONTAIN_FLOOR = 0.8
 _POP8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)  # pragma: no mutate a byte is < 256
 #: a chunk needs this many distinct (query, candidate) alignments (~2 s of edlib) before they are spread
 #: over worker processes: forking a loaded engine costs ~0.5 s of CPU (copy-on-write of the parent's
@@ -613,22 +616,47 @@ class Reference:
                 out_p[start + row, :m] = pos[keep]
         return out_s, out_p
 
+    def shared_kmers(self, query_sketches: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Sketch bits (k-mers) each hit ``pos[i, j]`` shares with query ``i`` (0 where ``pos`` is -1)."""
+        out = np.zeros(pos.shape, dtype=np.int64)
+        words, qwords = _as_words(np.asarray(self.sketches_)), _as_words(np.ascontiguousarray(query_sketches))
+        for start in range(0, len(pos), _RERANK_BLOCK):
+            p = pos[start : start + _RERANK_BLOCK]
+            valid = p >= 0
+            keys = np.take(words, np.where(valid, p, 0).ravel(), axis=0).reshape(*p.shape, -1)  # (block, pool, words)
+            out[start : start + len(p)] = np.where(valid, popcount_rows(keys & qwords[start : start + len(p), None, :]),
+                                                   0)
+        return out
+
+    def containment(self, query_sketches: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """Share of the smaller of (query, key) k-mer sets that the other holds, per hit (0 where ``pos`` is -1),
+        a key covering under ``CONTAIN_FLOOR`` of the query's k-mers counted as covering that much.
+
+        The k-mer estimate of what ``identity`` measures, the identity over the two reads' overlap; the
+        search's cosine also falls with a length difference (``diversify`` says why that matters). The floor:
+        a 300-bp fragment identical to a 658-bp query is weaker evidence than the query's full-length key at
+        99.8 % (the naming model reads the best key's overlap), so it must not take its species' first slot.
+        """
+        inter = self.shared_kmers(query_sketches, pos)
+        qbits = popcount_rows(query_sketches).astype(np.float64)[:, None]
+        kbits = np.asarray(self.sketch_bits_, dtype=np.float64)[np.where(pos >= 0, pos, 0)]
+        return np.where(pos >= 0, inter / np.maximum(1.0, np.maximum(np.minimum(qbits, kbits), CONTAIN_FLOOR * qbits)),
+                        0.0)
+
     def _rerank(self, query_sketches: np.ndarray, pos: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Order each row's hits by sketch cosine (ties: index order) and keep the top ``k``."""
         n = len(pos)
         out_s = np.zeros((n, k), dtype=np.float32)
         out_p = np.full((n, k), -1, dtype=np.int64)
         qbits = popcount_rows(query_sketches).astype(np.float64)
-        words, qwords = _as_words(np.asarray(self.sketches_)), _as_words(np.ascontiguousarray(query_sketches))
         key_bits = np.asarray(self.sketch_bits_)
+        inter_all = self.shared_kmers(query_sketches, pos)
         for start in range(0, n, _RERANK_BLOCK):
             p = pos[start : start + _RERANK_BLOCK]
             valid = p >= 0
             safe = np.where(valid, p, 0)
-            keys = np.take(words, safe.ravel(), axis=0).reshape(*safe.shape, -1)  # gathered (block, pool, words)
-            inter = popcount_rows(keys & qwords[start : start + len(p), None, :])
             norm = np.sqrt(key_bits[safe] * qbits[start : start + len(p), None])
-            sim = np.where(valid, inter / np.maximum(norm, 1e-12), -np.inf)
+            sim = np.where(valid, inter_all[start : start + len(p)] / np.maximum(norm, 1e-12), -np.inf)
             # ties (identical barcodes are common) go to the lower position, whatever order the
             # index (or a merge of shards) returned them in: results do not depend on the index layout
             order = np.lexsort((np.where(valid, p, np.iinfo(np.int64).max), -sim), axis=1)[:, :k]
@@ -638,19 +666,42 @@ class Reference:
             out_p[start : start + len(p), :m] = np.where(np.isfinite(top), np.take_along_axis(p, order, axis=1), -1)
         return out_s, out_p
 
-    def diversify(self, positions: np.ndarray, per_taxon: int, max_candidates: int) -> list[list[int]]:
+    def diversify(self, positions: np.ndarray, per_taxon: int, max_candidates: int,
+                  contain: np.ndarray | None = None) -> list[list[int]]:
         """Per query row: search hits in order, at most ``per_taxon`` per species, up to ``max_candidates``.
 
-        Keys without a species name each count as their own taxon.
+        Keys without a species name each count as their own taxon. With ``contain`` (``containment`` of
+        each hit, same shape as ``positions``), a species' first slot goes to its hit of highest
+        containment (ties: search order) and its other slots follow search order.
+
+        Why: the search ranks by sketch cosine, which a length difference lowers as much as a few
+        mismatches do. A 660-bp Harpalus rubripes query's identical keys of 577–621 bp ranked 48th–57th,
+        under its species' 658-bp keys at 96.7 %; the two slots went to those, the species' best identity
+        (what the naming model reads) came out 96.7 % instead of 100 %, and a known species was called
+        absent with P 0.995. On the per-order folds, 2.7 % (Coleoptera) to 4.7 % (Diptera) of the test
+        queries had their best identity under-read by ≥ 0.5 point that way; containment, the k-mer
+        estimate of the identity over the overlap, finds the best key at the same number of alignments
+        (benchmarks/RESULTS-discovery.md, "The candidate keys: containment, not cosine, picks a species'
+        first key").
         """
         out = []
         species = self._species
-        for row in positions:
+        for r, row in enumerate(positions):
+            hits = [int(j) for j in row.tolist()]
+            hits = hits[: hits.index(-1)] if -1 in hits else hits
+            # per species, its hit of highest containment (first of equals in search order) fills its first
+            # slot; its other slots take its other hits in search order, each where the search met it
+            best: dict[int, int] = {}
+            if contain is not None and hits:
+                h = np.asarray(hits)
+                sp = species[h]
+                by = np.lexsort((np.arange(len(h)), -contain[r, : len(h)], sp))  # species, containment, order
+                lead = by[np.r_[True, sp[by][1:] != sp[by][:-1]]]
+                best = {int(sp[c]): int(h[c]) for c in lead if sp[c] >= 0}
+            waiting: dict[int, list[int]] = defaultdict(list)  # a species' hits met so far, not yet placed
             seen: dict[int, int] = {}
             cand: list[int] = []
-            for j in row.tolist():
-                if j < 0:
-                    break
+            for j in hits:
                 key = int(species[j])
                 if key < 0:
                     cand.append(j)
@@ -659,28 +710,41 @@ class Reference:
                     if c >= per_taxon:
                         continue
                     seen[key] = c + 1
-                    cand.append(j)
+                    if key not in best:
+                        cand.append(j)
+                    else:
+                        if j != best[key]:
+                            waiting[key].append(j)
+                        cand.append(best[key] if c == 0 else waiting[key].pop(0))
                 if len(cand) >= max_candidates:
                     break
             out.append(cand)
         return out
 
     def candidates(self, sequences: Sequence[str], *, n_search: int, per_taxon: int, max_candidates: int,
-                   exclude: Sequence[Exclusion] | None = None, exact: bool = False) -> list[Candidates]:
-        """Per query: the diversified top search hits with their exact identities (``exact``: see ``search``)."""
+                   exclude: Sequence[Exclusion] | None = None, exact: bool = False,
+                   containment_first: bool = True) -> list[Candidates]:
+        """Per query: the diversified top search hits with their exact identities (``exact``: see ``search``;
+        ``containment_first``: see ``align``)."""
         out: list[Candidates] = []
         bs = self.batch_size
         for start in range(0, len(sequences), bs):
             chunk = list(sequences[start : start + bs])
             sims, pos = self.search(chunk, n_search, None if exclude is None else exclude[start : start + bs],
                                     exact=exact)
-            out.extend(self.align(chunk, sims, pos, per_taxon=per_taxon, max_candidates=max_candidates))
+            out.extend(self.align(chunk, sims, pos, per_taxon=per_taxon, max_candidates=max_candidates,
+                                  containment_first=containment_first))
         return out
 
     def align(self, sequences: Sequence[str], sims: np.ndarray, pos: np.ndarray, *, per_taxon: int,
-              max_candidates: int) -> list[Candidates]:
-        """Diversify search hits (``search``'s output) and align each query to its candidates."""
-        cands = self.diversify(pos, per_taxon, max_candidates)
+              max_candidates: int, containment_first: bool = True) -> list[Candidates]:
+        """Diversify search hits (``search``'s output) and align each query to its candidates.
+
+        ``containment_first``: a species' first candidate is its hit of highest k-mer containment
+        (``diversify``); off, its first hit by cosine (bundles written before this choice).
+        """
+        contain = self.containment(self.query_sketches(sequences), pos) if containment_first else None
+        cands = self.diversify(pos, per_taxon, max_candidates, contain)
         ids = self._identities(list(sequences), cands)
         out = []
         for i, (cand, idv) in enumerate(zip(cands, ids)):

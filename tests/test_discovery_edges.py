@@ -375,23 +375,32 @@ def _species_keys(rng: np.random.Generator, sizes: list[int], genus: str = "Gn")
 def _brute_candidates(ref: Reference, query: str, n_search: int, per_taxon: int, most: int
                       ) -> tuple[list[int], list[float]]:
     """Every key scored by sketch cosine (shared k-mers over the root of the product of the counts; ties to
-    the lower position), the first ``n_search``, at most ``per_taxon`` a species up to ``most``, then aligned
-    and ordered by identity (ties: by similarity)."""
+    the lower position), the first ``n_search``, at most ``per_taxon`` a species up to ``most`` — a species'
+    first slot to its key of highest containment (shared k-mers over the smaller count; ties: search order),
+    its others to its other keys in search order, each where the search met the species — then aligned and
+    ordered by identity (ties: by similarity)."""
     from biodiscover.storage.distance import identity
 
     q = set(ref.embedder.present(query).tolist())
-    sims = []
+    sims, contain = [], []
     for j in range(len(ref)):
         k = set(ref.embedder.present(ref.sequences[j]).tolist())
         sims.append(len(q & k) / np.sqrt(len(q) * len(k)))
+        contain.append(len(q & k) / min(len(q), len(k)))
     ranked = sorted(range(len(ref)), key=lambda j: (-sims[j], j))[:n_search]
+    of_species: dict[str, list[int]] = {}
+    for j in ranked:
+        of_species.setdefault(ref.lineages[j][-1], []).append(j)
+    slots = {sp: sorted(js, key=lambda j: (-contain[j], js.index(j)))[:1] for sp, js in of_species.items()}
+    for sp, js in of_species.items():
+        slots[sp] += [j for j in js if j != slots[sp][0]]
     taken: dict[str, int] = {}
     cands = []
     for j in ranked:
         sp = ref.lineages[j][-1]
         if taken.get(sp, 0) < per_taxon:
+            cands.append(slots[sp][taken.get(sp, 0)])
             taken[sp] = taken.get(sp, 0) + 1
-            cands.append(j)
         if len(cands) == most:
             break
     ids = {j: identity(query, ref.sequences[j]) for j in cands}

@@ -43,7 +43,60 @@ def test_diversify_caps_each_species_and_the_candidates() -> None:
     assert ref.diversify(rows, per_taxon=2, max_candidates=10) == [[0, 1, 4, 5, 6]]
     assert ref.diversify(rows, per_taxon=1, max_candidates=10) == [[0, 4, 5, 6]]
     assert ref.diversify(rows, per_taxon=2, max_candidates=3) == [[0, 1, 4]]
+    assert ref.diversify(rows, per_taxon=2, max_candidates=1) == [[0]]  # the cap also after a named key
+    assert ref.diversify(rows, per_taxon=2, max_candidates=1, contain=np.ones(rows.shape)) == [[0]]
     assert ref.diversify(np.array([[-1, 0, 1]]), per_taxon=2, max_candidates=3) == [[]]
+
+
+def _mutated(seq: str, n: int, rng: np.random.Generator) -> str:
+    out = list(seq)
+    for i in rng.choice(len(seq), n, replace=False):
+        out[i] = {"A": "C", "C": "G", "G": "T", "T": "A"}[out[i]]
+    return "".join(out)
+
+
+def test_a_species_first_candidate_is_its_key_of_highest_containment_not_of_highest_cosine() -> None:
+    """The real case (Coleoptera fold, Harpalus rubripes): the search put a species' 658-bp keys at 96.7 %
+    first and its identical 580-bp key after them; two keys a species were aligned, so its best identity
+    read 96.7 % and a known species was called absent. Containment (shared k-mers over the smaller set)
+    gives the identical shorter key the species' first slot; the second slot keeps the search's order."""
+    rng = np.random.default_rng(7)
+    q = "".join(rng.choice(list("ACGT"), 660))
+    near = [_mutated(q[:658], 22, rng) for _ in range(4)]  # 96.7 % over 658 bp
+    far = ["".join(rng.choice(list("ACGT"), 658)) for _ in range(2)]  # an unrelated species
+    seqs = near + [q[40:620]] + far  # key 4: identical to the query over 580 bp
+    lins = [("O", "F", None, "G", "G a")] * 5 + [("O", "F", None, "H", "H b")] * 2
+    ref = Reference.build([f"K{i}" for i in range(7)], seqs, lins, kmer=KmerConfig(ks=(6,), sqrt=True),
+                          index=IndexConfig(kind="flat"))
+    qs = ref.query_sketches([q])
+    pos = np.array([[0, 1, 5, 2, 6, 3, 4]])  # the search's order: the identical key last
+    contain = ref.containment(qs, pos)
+    # containment = shared k-mers / the smaller set: 1 for the key inside the query, lower for the mutants
+    assert contain[0, -1] == pytest.approx(1.0) and contain[0, :2].max() < 0.9 and contain[0, 4] < 0.3
+    inter = ref.shared_kmers(qs, np.array([[4, -1]]))
+    assert inter[0, 1] == 0 and inter[0, 0] == int(popcount_rows(sketch(ref.embedder.embed_dna([q[40:620]])))[0])
+    hb = [5, 6] if contain[0, 2] >= contain[0, 4] else [6, 5]  # H b's keys (columns 2 and 4) by containment
+    assert ref.diversify(pos, 2, 60) == [[0, 1, 5, 6]]
+    # 4 takes G a's first slot and 0, the search's first, its second; each slot where the search met G a
+    assert ref.diversify(pos, 2, 60, contain) == [[4, 0, *hb]]
+    assert ref.diversify(pos, 1, 60, contain) == [[4, hb[0]]]
+    assert ref.diversify(pos, 2, 3, contain) == [[4, 0, hb[0]]]
+    sims = np.linspace(0.99, 0.5, 7, dtype=np.float32)[None, :]
+    plain = ref.align([q], sims, pos, per_taxon=2, max_candidates=60, containment_first=False)[0]
+    first = ref.align([q], sims, pos, per_taxon=2, max_candidates=60)[0]
+    assert float(plain.identities.max()) < 0.97 and float(first.identities.max()) == 1.0
+    assert first.positions.tolist() == [4, 0, *hb]
+    assert first.similarities.tolist() == [float(sims[0, pos[0].tolist().index(j)]) for j in (4, 0, *hb)]
+
+
+def test_a_bundle_from_before_containment_first_keeps_the_candidates_its_model_was_fitted_on() -> None:
+    """The naming model reads the candidates' identities: a bundle written before ``containment_first``
+    triages with cosine's choice (its model never saw the other); new bundles store True."""
+    from biodiscover.discovery.engine import EngineConfig
+
+    new = EngineConfig().to_dict()
+    assert new["containment_first"] is True and EngineConfig.from_dict(new).containment_first is True
+    assert EngineConfig.from_dict({k: v for k, v in new.items() if k != "containment_first"}).containment_first is False
 
 
 def test_search_exclusions_that_leave_nothing_or_name_no_key(small: dict[str, Any]) -> None:
