@@ -146,6 +146,11 @@ def register(app: typer.Typer) -> None:
                            "reference):")
                 for line in describe_expected(disc["expected"]):
                     typer.echo(f"    {line}")
+            if disc.get("first_key") == "containment":
+                typer.echo("  candidate keys: a species' first by k-mer containment")
+            else:  # a bundle from before the choice existed: triage keeps cosine's, which its model was fitted on
+                typer.echo("  candidate keys: a species' first by cosine (built before containment_first; rebuild "
+                           "with `biodiscover build-reference` so a shorter identical key is not passed over)")
             audit = disc.get("audit")
             if isinstance(audit, dict):
                 from biodiscover.discovery.audit import describe_audit

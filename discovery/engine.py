@@ -577,6 +577,7 @@ class DiscoveryModel:
         bundle.set_section("discovery", {
             "engine_format": ENGINE_FORMAT, "reference_keys": len(self.reference_), "index_kind": self.index_.kind_,
             "level": self.config.naming.level, "support": naming.support_,
+            "first_key": "containment" if self.config.containment_first else "cosine",
             "expected": naming.expected_.get(f"{self.config.naming.level}"),
             "barcode_gap": None if gap is None else {"threshold": gap.threshold_, "linkage": gap.linkage_,
                                                      "ami": gap.score_},

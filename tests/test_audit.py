@@ -123,6 +123,7 @@ def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path, 
     assert info.returncode == 0, info.stderr
     assert f"{planted['mislabelled']} (Gen0 sp0)" in info.stdout
     assert "PAIR1 (Gen2 spX)" in info.stdout and "SPLIT" not in info.stdout
+    assert "candidate keys: a species' first by k-mer containment" in info.stdout and "by cosine" not in info.stdout
 
 
 def test_a_key_stored_reversed_is_said_to_be() -> None:
