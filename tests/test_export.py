@@ -157,6 +157,9 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
     assert len(res.files) == int((data.proposals["status"] != "rejected").sum())
     for f in res.files:
         assert f.parent == out and f.suffix == ".fasta"
+    # each file is named by its candidate's id and name (made safe): the accepted candidate 5 by its provisional name
+    assert out / "5_Megaselia_sp._BD-0007.fasta" in res.files
+    assert out / "1__HYPERLINK_http_evil.example_click.fasta" in res.files  # "=" and the quotes made safe
     text = "".join(f.read_text() for f in res.files)
     headers = [line[1:] for line in text.splitlines() if line.startswith(">")]
     with_barcode = data.specimens.set_index("processid")["dna_barcode"].dropna()

@@ -60,10 +60,11 @@ def _run() -> RunExport:
                     0.95),
         _assignment("BIOUG002-24", "species", "Megaselia sp. BIOUG63189-C12", 0.3, False,
                     (*LINEAGE, "Megaselia sp. BIOUG63189-C12"), 0.8),
-        _assignment("NOVEL01", "genus", "Megaselia", 0.85, True, (*LINEAGE, None), 0.9),
-        _assignment("NOVEL02", "family", "Phoridae", 0.9, True, ("Diptera", "Phoridae", None, None, None), 0.75),
+        # labels below the deepest confident rank are the model's unconfident guesses: never written as names
+        _assignment("NOVEL01", "genus", "Megaselia", 0.85, True, (*LINEAGE, "Megaselia k1"), 0.9),
+        _assignment("NOVEL02", "family", "Phoridae", 0.9, True, (*LINEAGE, "Megaselia k2"), 0.75),
         _assignment("NOVEL03", "genus", "Megaselia", 0.6, True, (*LINEAGE, None), 0.7),
-        _assignment("NOVEL04", "subfamily", "Metopininae", 0.95, True, (*LINEAGE[:3], None, None), 0.65),
+        _assignment("NOVEL04", "subfamily", "Metopininae", 0.95, True, (*LINEAGE, None), 0.65),
         {"processid": "IMG0001", "deepest_rank": None, "deepest_taxon": None, "novelty": 0.55, "is_novel": True},
     ])
     proposals = pd.DataFrame([

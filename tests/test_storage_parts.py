@@ -51,6 +51,9 @@ def test_p_distance_counts_per_informative_column_and_is_infinite_when_nothing_c
     short = a[:MIN_INFORMATIVE - 1]
     assert p_distance(short, a) == math.inf  # too short an overlap to call a distance
     assert p_distance(a[:150] + "N" * 250, a) == 0.0  # N columns are never evidence, and never a difference
+    # a read's own Ns are not informative columns: 4 differences over its 200 called bases, not over 400
+    assert p_distance(_mutate(a[:200], 50) + "N" * 200, a) == 4 / 200
+    assert p_distance(a[:90] + "N" * 310, a) == math.inf  # 90 called bases: under the 100-column bar
 
 
 def test_identity_and_divergence_at_their_edges() -> None:
