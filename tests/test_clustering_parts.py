@@ -421,6 +421,7 @@ def test_hdbscans_opinion_is_recorded_per_candidate_as_its_share_in_the_dominant
     hl, labels = fitted.hdbscan_labels_, fitted.labels_
     g1, g2 = set(hl[:18][hl[:18] >= 0].tolist()), set(hl[18:38][hl[18:38] >= 0].tolist())
     assert g1 and g2 and not g1 & g2
+    assert set(hl.tolist()) <= g1 | g2 | {-1} and (hl[:38] == -1).any()  # noise is -1, as documented
     assert (hl[38:] == -1).all() and (fitted.outlier_scores_[38:] == 0).all()
     assert fitted.n_candidates_ == len(set(labels.tolist()))
     for c in set(labels.tolist()):

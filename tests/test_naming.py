@@ -399,6 +399,7 @@ def test_each_rank_keeps_the_boosting_setting_with_the_lowest_out_of_fold_log_lo
         losses = t["log_loss"]
         assert set(losses) == {"100/0.1/10", "5/0.1/100000"}
         assert t["chosen"] == [100, 0.1, 10] and losses["100/0.1/10"] < losses["5/0.1/100000"]
+        assert all(v == round(v, 5) and v > 0 for v in losses.values())  # recorded (info, the bundle) to 5 decimals
         m = model.naming_.models_[rank]
         assert (m.trees, m.learning_rate, m.min_leaf) == (100, 0.1, 10)
     assert NamingModel.from_dict(model.naming_.to_dict()).tuning_ == tuning
