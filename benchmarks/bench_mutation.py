@@ -111,7 +111,9 @@ DISCOVERY_POOL = ("tests/test_naming.py", "tests/test_naming_reasons.py", "tests
                   "tests/test_proposal_engine_evidence.py", "tests/test_evidence.py",
                   "tests/test_triage_clustering.py", "tests/test_metrics.py", "tests/test_metrics_models.py",
                   "tests/test_barcode_gap.py", "tests/test_multimodal_parts.py", "tests/test_multimodal.py",
-                  "tests/test_discovery_cli.py")
+                  "tests/test_discovery_cli.py",
+                  # the reference audit's and the homology null's own tests (seed 7333: three survivors they kill)
+                  "tests/test_audit.py", "tests/test_homology.py")
 LOG_NAMES = {"log", "logger", "logging"}
 CMP_SWAP = {ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE,
             ast.LtE: ast.Gt, ast.In: ast.NotIn, ast.NotIn: ast.In, ast.Is: ast.IsNot, ast.IsNot: ast.Is}
