@@ -678,9 +678,10 @@ class Reference:
         mismatches do. A 660-bp Harpalus rubripes query's identical keys of 577–621 bp ranked 48th–57th,
         under its species' 658-bp keys at 96.7 %; the two slots went to those, the species' best identity
         (what the naming model reads) came out 96.7 % instead of 100 %, and a known species was called
-        absent with P 0.995. On the per-order folds, 2.7 % (Coleoptera) to 4.7 % (Diptera) of the test
-        queries had their best identity under-read by ≥ 0.5 point that way; containment, the k-mer
-        estimate of the identity over the overlap, finds the best key at the same number of alignments
+        absent with P 0.995. On the per-order folds, 2.2 % (Lepidoptera) to 4.7 % (Diptera) of the test
+        queries had their best identity under-read by ≥ 0.5 point that way (``bench_candidates.py``);
+        containment, the k-mer estimate of the identity over the overlap, finds the best key at the same
+        number of alignments
         (benchmarks/RESULTS-discovery.md, "The candidate keys: containment, not cosine, picks a species'
         first key").
         """
