@@ -26,7 +26,12 @@ that executed its line, fastest first, ``-x``: the first failure kills it. A lin
 test executed is a survivor without running anything ("not covered"). A line executed
 only at import time (module constants, signatures) runs every test that executed
 any line of its module, and every test of a pool file importing the module; a module-level constant
-(``MAX_NUCLEOTIDES = 660``) also every test that ran a line of a module importing it.
+(``MAX_NUCLEOTIDES = 660``) also every test that ran a line of a module importing it. A module-, class-,
+package- or session-scoped fixture is set up inside whichever test asks for it first: its setup gets a
+context of its own, and its lines count for every test that uses the fixture (such a test, run alone, pays
+for the setup: its budget includes it). A forked child (``os.fork``, multiprocessing's fork workers) keeps
+the parent's tracer and test context and is saved when it leaves by ``os._exit``, so code only a child runs
+is covered too (seed 7333: ``reference.py``'s ``_aligned_beside`` child was "not covered").
 
 A line whose every mutant is provably equivalent (a chunk size far under SQLite's limit, a probe whose value
 is never used) carries ``# pragma: no mutate <reason>`` (mutmut's convention): no site starting on it is
@@ -83,13 +88,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 #: what is mutated: every module under these folders, less generated or test-only code
-SCOPE = ("storage", "workflows/export")
+SCOPE: tuple[str, ...] = ("storage", "workflows/export")
 EXCLUDE = ("storage/synth/", "storage/db/migrations/")
 #: the tests drawn from: those written against storage, the database, the readers, the data promises and the
 #: exports. Left out to keep the coverage run affordable on two shared cores (it ran 20 min for 50 tests under
 #: load 8 with them): the hostile-corpus walk and tampered-bundle cases (each a dozen CLI runs), the demo, the TUI,
 #: batch/Ray, encoders and discovery science. A mutant only they would kill counts as a survivor: the rate errs low.
-POOL = ("tests/test_bundle.py", "tests/test_data_boundaries.py", "tests/test_data_promises.py", "tests/test_db.py",
+POOL: tuple[str, ...] = (
+        "tests/test_bundle.py", "tests/test_data_boundaries.py", "tests/test_data_promises.py", "tests/test_db.py",
         "tests/test_db_cli.py", "tests/test_db_processes.py", "tests/test_evidence.py", "tests/test_export.py",
         "tests/test_export_db.py", "tests/test_export_golden.py", "tests/test_export_publish.py",
         "tests/test_export_registry.py", "tests/test_export_safety.py", "tests/test_progress.py",
@@ -137,7 +143,7 @@ class Mutant:
 
 def _is_docstring(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     parent = parents.get(node)
-    return isinstance(parent, ast.Expr) and isinstance(getattr(parent, "value", None), ast.Constant) and \
+    return isinstance(parent, ast.Expr) and isinstance(parent.value, ast.Constant) and \
         isinstance(parent.value.value, str)
 
 
@@ -298,29 +304,96 @@ if os.environ.get("COVERAGE_PROCESS_START"):
     _cov = coverage.process_startup() or coverage.Coverage.current()  # coverage's own .pth may have started it
     if _cov is not None and os.environ.get("BD_MUT_CONTEXT"):
         _cov.switch_context(os.environ["BD_MUT_CONTEXT"])
+
+    def _bd_mut_forked_child() -> None:
+        # a forked child (os.fork, multiprocessing's fork workers) keeps the parent's tracer and context, but leaves
+        # by os._exit, which skips coverage's atexit save: save first (coverage starts a file of the child's own)
+        cov = coverage.Coverage.current()
+        if cov is None:
+            return
+        leave = os._exit
+
+        def _exit(code: int) -> None:
+            try:
+                cov.stop()
+                cov.save()
+            except Exception:
+                pass
+            leave(code)
+
+        os._exit = _exit
+
+    os.register_at_fork(after_in_child=_bd_mut_forked_child)
 """
 PLUGIN = """\
-# written by benchmarks/bench_mutation.py: names the running test for coverage (here and in subprocesses)
+# written by benchmarks/bench_mutation.py: names the running test for coverage (here and in subprocesses), and
+# gives a module-, class-, package- or session-scoped fixture's setup a context of its own ("fixture:<id>") with
+# the tests that use it, so its lines count for every one of them (they run in whichever test comes first)
 import os, time
 import pytest
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item, nextitem):
+_names = []  # the context stack: the running test, then any broader fixture being set up inside it
+
+
+def _cov():
     try:
         import coverage
-        cov = coverage.Coverage.current()
+        return coverage.Coverage.current()
     except ImportError:
-        cov = None
-    os.environ["BD_MUT_CONTEXT"] = item.nodeid
+        return None
+
+
+def _switch(name):
+    if name:
+        os.environ["BD_MUT_CONTEXT"] = name
+    else:
+        os.environ.pop("BD_MUT_CONTEXT", None)
+    cov = _cov()
     if cov is not None:
-        cov.switch_context(item.nodeid)
+        cov.switch_context(name)
+
+
+def _fixture_id(fixturedef):
+    return f"fixture:{fixturedef.baseid}::{fixturedef.argname}"
+
+
+def _log(row):
+    if os.environ.get("BD_MUT_FIXTURES"):
+        with open(os.environ["BD_MUT_FIXTURES"], "a") as fh:
+            fh.write("\\t".join(row) + "\\n")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    if fixturedef.scope == "function" or not _names:
+        yield
+        return
+    name = _fixture_id(fixturedef)
+    _names.append(name)
+    _switch(name)
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        _log(["setup", name, f"{time.perf_counter() - t0:.3f}", _names[0]])
+        _names.pop()
+        _switch(_names[-1])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _names[:] = [item.nodeid]
+    _switch(item.nodeid)
+    for argname in item.fixturenames:
+        defs = getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.get(argname)
+        if defs and defs[-1].scope != "function":
+            _log(["uses", item.nodeid, _fixture_id(defs[-1])])
     t0 = time.perf_counter()
     yield
     with open(os.environ["BD_MUT_TIMES"], "a") as fh:
         fh.write(f"{item.nodeid}\\t{time.perf_counter() - t0:.3f}\\n")
-    os.environ.pop("BD_MUT_CONTEXT", None)
-    if cov is not None:
-        cov.switch_context("")
+    _names.clear()
+    _switch("")
 """
 
 
@@ -368,7 +441,7 @@ def make_copy(work: Path) -> tuple[Path, Path]:
 
 def env_for(work: Path, shim: Path, coverage_on: bool) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(shim), "PYTHONDONTWRITEBYTECODE": "1",
-           "BD_MUT_TIMES": str(work / "cov" / "times.tsv")}
+           "BD_MUT_TIMES": str(work / "cov" / "times.tsv"), "BD_MUT_FIXTURES": str(work / "cov" / "fixtures.tsv")}
     env.pop("BD_MUT_CONTEXT", None)
     if coverage_on:
         env["COVERAGE_PROCESS_START"] = str(work / "coveragerc")
@@ -427,6 +500,7 @@ def read_coverage(cov_dir: Path, scope: list[str]) -> tuple[dict[str, dict[int, 
     data = coverage.CoverageData(basename=str(cov_dir / ".coverage"))
     data.read()
     failed = set(json.loads((cov_dir / "failed.json").read_text())) if (cov_dir / "failed.json").exists() else set()
+    users, extra = fixture_users(cov_dir / "fixtures.tsv")
     lines: dict[str, dict[int, set[str]]] = {m: {} for m in scope}
     for fname in data.measured_files():
         rel = next((fname.split(marker, 1)[1] for marker in ("/shim/biodiscover/", "/tree/") if marker in fname),
@@ -434,13 +508,40 @@ def read_coverage(cov_dir: Path, scope: list[str]) -> tuple[dict[str, dict[int, 
         if rel not in lines:
             continue
         for line, contexts in data.contexts_by_lineno(fname).items():
-            lines[rel].setdefault(line, set()).update(contexts)
+            lines[rel].setdefault(line, set()).update(
+                t for ctx in contexts for t in (users.get(ctx, set()) if ctx.startswith("fixture:") else {ctx}))
     times: dict[str, float] = {}
     for row in (cov_dir / "times.tsv").read_text().splitlines():
         test, secs = row.rsplit("\t", 1)
         if test not in failed:  # a test that fails unmutated (a flake on a starved machine) can kill nothing
-            times[test] = float(secs)
+            times[test] = float(secs) + extra.get(test, 0.0)
     return lines, times, sorted(failed)
+
+
+def fixture_users(path: Path) -> tuple[dict[str, set[str]], dict[str, float]]:
+    """From the plugin's ``fixtures.tsv``: (``fixture:<id>`` context -> the tests using that fixture, test -> the
+    setup seconds of the broader fixtures it uses but did not set up itself).
+
+    Why: a module-scoped fixture runs inside the first test that asks for it, so coverage saw its lines only
+    there; a mutant of that code must also run the later tests that read what it made (seeds 4242, 7333), and
+    such a test run alone pays for the setup, which its budget must hold. An older coverage folder without the
+    file: no fixture contexts, nothing added."""
+    users: dict[str, set[str]] = {}
+    setup: dict[str, tuple[float, str]] = {}
+    if path.exists():
+        for row in path.read_text().splitlines():
+            kind, *rest = row.split("\t")
+            if kind == "uses" and len(rest) == 2:
+                users.setdefault(rest[1], set()).add(rest[0])
+            elif kind == "setup" and len(rest) == 3:  # the test it ran in uses it (also by getfixturevalue)
+                setup[rest[0]] = max(setup.get(rest[0], (0.0, "")), (float(rest[1]), rest[2]))
+                users.setdefault(rest[0], set()).add(rest[2])
+    extra: dict[str, float] = {}
+    for name, tests in users.items():
+        secs, first = setup.get(name, (0.0, ""))
+        for test in tests - {first}:
+            extra[test] = extra.get(test, 0.0) + secs
+    return users, extra
 
 
 def select_tests(module_lines: dict[int, set[str]], line: int, times: dict[str, float],

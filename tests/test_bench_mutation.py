@@ -15,6 +15,7 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def bench():  # type: ignore[no-untyped-def]
+def bench() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_mutation", REPO / "benchmarks" / "bench_mutation.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -183,3 +184,55 @@ def test_a_constant_is_also_tried_against_the_tests_of_the_modules_and_test_file
     assert bench.importer_tests("storage/records.py", 3, sources, lines, times, tests) == files  # a def header
     assert bench.imports_module("import biodiscover.storage.records as r\n", "biodiscover.storage.records")
     assert not bench.imports_module("from .records import f\n", "biodiscover.storage.records")
+
+
+def test_a_broader_fixtures_lines_count_for_every_test_using_it_and_a_forked_childs_for_the_forking_test(
+        bench, tmp_path: Path) -> None:
+    """Two blind spots seed 7333 met, through a real coverage run of a tiny tree: a module-scoped fixture runs
+    inside the first test that asks for it, so its lines counted only for that test (a later test reading what
+    it made was never run against a mutant of that code); and a forked child was never measured
+    (``reference.py``'s ``_aligned_beside``: its mutants were "not covered"). Now the fixture's lines count for
+    each of its users (and a user's budget holds the setup it did not run), the child's calls count for the
+    test that forked, the lines of the forking frame that only the child runs included (the child keeps the
+    parent's tracer and is saved when it leaves by ``os._exit``)."""
+    work = tmp_path / "work"
+    tree, shim = work / "tree", work / "shim"
+    (tree / "storage").mkdir(parents=True)
+    (tree / "tests").mkdir()
+    (work / "cov").mkdir()
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(bench.SITECUSTOMIZE)
+    (shim / "bd_mut_plugin.py").write_text(bench.PLUGIN)
+    module = ("import os\n"
+              "def build():\n"
+              "    return [1, 2]\n"
+              "def in_child():\n"
+              "    return 7\n"
+              "def fork_and_wait():\n"
+              "    pid = os.fork()\n"
+              "    if pid == 0:\n"
+              "        code = in_child()\n"
+              "        os._exit(code)\n"
+              "    return os.waitpid(pid, 0)[1] >> 8\n")
+    (tree / "storage" / "mod.py").write_text(module)
+    (tree / "tests" / "test_t.py").write_text(
+        "import pytest\n"
+        "from storage import mod\n"
+        "@pytest.fixture(scope='module')\n"
+        "def built():\n"
+        "    return mod.build()\n"
+        "def test_first(built):\n    assert built\n"
+        "def test_second(built):\n    assert built == [1, 2]\n"
+        "def test_fork():\n    assert mod.fork_and_wait() == 7\n")
+    lines, times, failed = bench.coverage_run(work, tree, shim, ["tests/test_t.py"], ["storage/mod.py"])
+    assert failed == []
+    first, second, fork = (f"tests/test_t.py::{name}" for name in ("test_first", "test_second", "test_fork"))
+    mod_lines = lines["storage/mod.py"]
+    assert mod_lines[3] == {first, second}  # build()'s body, run once inside test_first
+    assert mod_lines[5] == {fork}  # in_child()'s body, run only in the forked child
+    assert mod_lines[9] == mod_lines[10] == {fork}  # the forking frame's branch that only the child takes
+    assert bench.select_tests(mod_lines, 9, times) == [fork]
+    users, extra = bench.fixture_users(work / "cov" / "fixtures.tsv")
+    assert users["fixture:tests/test_t.py::built"] == {first, second}  # (plugins' session fixtures too)
+    assert second in extra and first not in extra  # test_second run alone sets the fixture up itself
+
