@@ -107,6 +107,20 @@ def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
     assert "every key of the 10 species" in describe_audit({"species_checked": 10, "suspects": 0})[0]
 
 
+def test_a_clean_reference_is_said_to_lie_within_the_audits_distance() -> None:
+    """No suspect: the one line ``build-reference`` and ``info`` print says how far (100 % less the audit's
+    identity cut) every key lies from another key of its species (seed 7333: ``1 - cut`` -> ``1 + cut`` printed
+    "190 %" and survived)."""
+    keys = list(make_world(seed=5)["train"])
+    suspects, checked = audit_reference([s.processid for s in keys], [s.dna_barcode or "" for s in keys],
+                                        [(s.order, s.family, s.subfamily, s.genus, s.species) for s in keys])
+    assert suspects == [] and checked == len({s.species for s in keys})
+    summary = {"species_checked": checked, "suspects": 0, "min_identity": AUDIT_IDENTITY}
+    assert describe_audit(summary) == [f"reference audit: every key of the {checked} species with 2 or more keys "
+                                       "lies within 10 % of another key of its species"]
+    assert "lies within 3 % of" in describe_audit({**summary, "min_identity": 0.97})[0]
+
+
 def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path, cli) -> None:
     """The CLI: build-reference prints the audit; info shows it again from the bundle."""
     world = dict(planted["world"])  # type: ignore[call-overload]

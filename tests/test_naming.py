@@ -365,6 +365,10 @@ def test_a_bagged_rank_model_averages_members_fitted_on_bootstraps_of_the_groups
     one = RankModel(trees=20, min_leaf=10).fit(X, y, w, groups)
     bagged = RankModel(trees=20, min_leaf=10, bags=3).fit(X, y, w, groups)
     assert len(one.members_) == 1 and len(bagged.members_) == 3
+    # two is already a bag (seed 7333: `bags <= 1` -> `<= 2` fitted one pair for two), and no groups, no bag
+    two = RankModel(trees=20, min_leaf=10, bags=2).fit(X, y, w, groups)
+    assert len(two.members_) == 2 and not np.allclose(two.predict_proba(X), one.predict_proba(X))
+    assert len(RankModel(trees=20, min_leaf=10, bags=3).fit(X, y, w).members_) == 1
     # members differ (different bootstraps), and the model's answer is their mean
     per = []
     for a, r in bagged.members_:
