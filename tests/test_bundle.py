@@ -188,3 +188,31 @@ def test_bundle_sections_removal_and_array_shape_checks(tmp_path: Path, monkeypa
     with pytest.raises(ModelBundleError, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
         parse_json(deep, "t.json")
     assert parse_json(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH, "t.json") is not None
+
+
+def test_weights_tied_three_ways_are_saved_and_read_back_tied_in_value(tmp_path: Path) -> None:
+    """safetensors refuses tensors that share storage, so every alias after the first is saved as its own copy;
+    with three names on one tensor (an embedding tied to two heads) a slip that copied the first instead of the
+    later ones would leave two sharing and the save would fail."""
+    emb = torch.nn.Embedding(5, 3)
+    heads = [torch.nn.Linear(3, 5, bias=False) for _ in range(2)]
+    for head in heads:
+        head.weight = emb.weight
+    model = torch.nn.ModuleDict({"emb": emb, "head_a": heads[0], "head_b": heads[1]})
+    b = _bundle(tmp_path)
+    b.save_weights("tied3", model.state_dict())
+    state = Bundle.open(tmp_path / "b").load_weights("tied3")
+    assert sorted(state) == ["emb.weight", "head_a.weight", "head_b.weight"]
+    for name in state:
+        torch.testing.assert_close(state[name], emb.weight.detach())
+
+
+def test_removing_a_file_missing_from_disk_drops_its_entry(tmp_path: Path) -> None:
+    """An incomplete copy of a bundle lists a file that is not there; removing it (as a newer format does
+    with what it replaced) must drop the entry, not fail on the absent file."""
+    b = _bundle(tmp_path)
+    b.save_table("old", {"a": 1})
+    (path,) = [p for p in (tmp_path / "b").rglob("*") if p.name.startswith("old")]
+    path.unlink()
+    assert b.remove("tables", "old") is True
+    assert Bundle.open(tmp_path / "b").names("tables") == []

@@ -491,3 +491,25 @@ def test_the_page_count_is_read_as_the_whole_four_byte_field(tmp_path: Path) -> 
     data[28:32] = (2**24 + 2).to_bytes(4, "big")
     path.write_bytes(bytes(data))
     assert page_problems(path) == ["the file holds 2 pages but its header says 16,777,218 (cut short)"]
+
+
+def test_each_unseen_species_gives_exactly_a_fifth_of_its_remaining_records_to_val_unseen() -> None:
+    """⌊0.2 n⌋ of an unseen species' records left after test_unseen go to val_unseen, each record once: on
+    species of 60–90 records a draw that could pick a record twice would fall short of the count."""
+    from collections import Counter
+
+    import pandas as pd
+
+    from biodiscover.storage.splits import assign_splits
+
+    plan = [("Megaselia alpha", 40), ("Megaselia sp. BIOUG11", 60), ("Megaselia sp. BIOUG12", 75),
+            ("Megaselia sp. BIOUG13", 90)]
+    names = [sp for sp, n in plan for _ in range(n)]
+    frame = pd.DataFrame({"processid": [f"U{i:04d}" for i in range(len(names))], "species": names,
+                          "genus": "Megaselia", "dna_barcode": [_distinct_barcode(i) for i in range(len(names))]})
+    for seed in (1, 7):
+        counts = Counter(zip(frame["species"], assign_splits(frame, seed=seed)))
+        for species, n in plan[1:]:
+            rest = n - counts[(species, "test_unseen")]
+            assert counts[(species, "val_unseen")] == rest // 5 and rest // 5 >= 8
+            assert counts[(species, "key_unseen")] == rest - rest // 5

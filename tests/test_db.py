@@ -1272,3 +1272,21 @@ def test_a_message_about_many_rows_names_the_first_five_and_counts_them_all(db: 
     report = check_database(db.path)
     assert not report.ok and report.warnings == []
     assert report.problems == [f"7 runs with an unknown status (e.g. {', '.join(str(r) for r in runs[:5])})"]
+
+
+def test_ingest_refuses_a_users_file_as_quarantine_report_before_storing_anything(tmp_path: Path) -> None:
+    """``Database.ingest(quarantine_file=...)`` is an API of its own (the CLI checks the path too): a user's
+    file there must stop the ingest before its first commit, or the rows would be stored and the ingest
+    marked done with its set-aside rows reported nowhere. The user's file stays as it was."""
+    path = tmp_path / "bd.sqlite"
+    Database.create(path).close()
+    user_file = tmp_path / "notes.csv"
+    user_file.write_bytes(b"my own notes\n")
+    with Database.open(path) as handle, pytest.raises(InputError, match=r"notes\.csv: already exists and was not "
+                                                                        r"written by biodiscover"):
+        handle.ingest(make_specimens(5), collection="plate-1", backup=False, quarantine_file=user_file)
+    assert count_specimens(path) == 0
+    assert user_file.read_bytes() == b"my own notes\n"
+    with Database.open(path) as handle:
+        report = handle.ingest(make_specimens(5), collection="plate-1", backup=False)
+    assert (report.skipped, report.new) == (False, 5) and count_specimens(path) == 5

@@ -146,3 +146,50 @@ def test_compute_evidence_of_a_merge_and_of_a_split(world: dict) -> None:
     assert half.within_distances and half.within_distance.max <= a.evidence.within_distance.max
     with pytest.raises(ValueError, match="at least one member"):
         compute_evidence([])
+
+
+def _full_record() -> Evidence:
+    """A record with every field, and every field of every part, away from its default: what the discovery
+    run of ``world`` leaves empty (member hits, sizes, images, BIN sharing) round-trips here too."""
+    from biodiscover.storage.evidence import (BinEvidence, Geography, MemberHit, NearestCandidate,
+                                              RepresentativeImage, SizeStats, SizeSummary)
+
+    return Evidence(
+        size=3, candidate=7, mean_probability=0.91, hdbscan_agreement=0.67, threshold=0.023, linkage="average",
+        consensus_barcode="ACGTN", consensus_length=5, within_distance=Spread(0.004, 0.011),
+        within_distances=(0.002, 0.004, 0.011), nearest_known_distances=(0.061, 0.07),
+        alignment={"NV1": "ACGT-", "NV2": "ACGTA"}, between_distance=NearestCandidate(4, 0.052),
+        nearest_known=NearestKnown("Aus bus", "Aus", "REF1", 0.939, (0.061, 0.07), "ACGTA", "img/REF1.jpg",
+                                   "identity under the species bar"),
+        bin=BinEvidence({"BOLD:AAA1": 2, "BOLD:AAB2": 1}, "BOLD:AAA1", 0.667, 3, (2, 9)),
+        geography=Geography({"Peru": 2, "Chile": 1}, {"Cusco": 2}, 3, (-12.5, -10.0), (-71.0, -70.0),
+                            (-11.2, -70.5), (-12.5, -10.0, -71.0, -70.0)),
+        size_summary=SizeSummary(SizeStats(3, 510.0, 500.0, 520.0), SizeStats(2, 0.3, 0.2, 0.4),
+                                 SizeStats(1, 1.5, 1.5, 1.5)),
+        representative_images=(RepresentativeImage("NV1", "img/NV1.jpg"), RepresentativeImage("NV2", "img/NV2.jpg")),
+        member_hits={"NV1": MemberHit("Aus bus", "Aus", "REF1", 0.94), "NV2": MemberHit("Aus cus", "Aus", "REF2",
+                                                                                        0.93)},
+        extra={"sites": [3, 9]})
+
+
+def test_every_field_of_a_full_record_survives_json_and_the_database(world: dict, tmp_path: Path) -> None:
+    """Each part's reader is the only way stored evidence comes back (review, TUI, exports): a part read back
+    as nothing, or one field read into another, loses what discovery found. Every field differs from its
+    default and from its neighbours, so any such slip changes the record read back."""
+    from biodiscover.storage.db import Database
+
+    full = _full_record()
+    assert all(getattr(full, f.name) != f.default for f in dataclasses.fields(full)
+               if f.default is not dataclasses.MISSING and f.name != "format")
+    stored = json.loads(json.dumps(full.to_dict()))
+    assert stored["member_hits"]["NV2"] == {"species": "Aus cus", "genus": "Aus", "processid": "REF2",
+                                            "identity": 0.93}
+    assert stored["geography"]["bbox"] == [-12.5, -10.0, -71.0, -70.0] and stored["sites"] == [3, 9]
+    assert Evidence.from_dict(stored) == full
+    proposal = dataclasses.replace(world["proposals"][0], evidence=full)
+    with Database.create(tmp_path / "full.db") as db:
+        db.ingest(world["novel"], collection="c")
+        run = db.start_run("triage", {}, model_fingerprint="t", backup=False)
+        (pid,) = db.write_proposals(run, [proposal])
+    with Database.open(tmp_path / "full.db", readonly=True) as db:
+        assert db.proposal_detail(pid).evidence == full

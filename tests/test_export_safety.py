@@ -448,3 +448,25 @@ def test_evidence_pairs_without_a_value_are_empty_columns(tmp_path: Path) -> Non
     for col in ("lat_min", "lat_max", "centroid_lat", "centroid_lon"):
         assert row[f"evidence_geography_{col}"] == "", col
     assert (row["evidence_geography_lon_min"], row["evidence_geography_lon_max"]) == ("1.5", "2.5")
+
+
+@pytest.mark.parametrize("output", ["file", "folder"])
+def test_a_file_that_appears_while_the_export_renders_is_not_overwritten(tmp_path: Path, output: str) -> None:
+    """The output is checked before rendering (which can take minutes on a large run) and again just before
+    writing: a file another program put there in between is the user's, refused without ``--force`` and
+    left byte for byte as it was."""
+    from biodiscover.workflows.export.registry import ExportFormat
+
+    out = tmp_path / ("out.txt" if output == "file" else "out")
+    user_file = out if output == "file" else out / "notes.txt"
+
+    def render(data: object, options: object) -> bytes | dict[str, bytes]:
+        user_file.parent.mkdir(exist_ok=True)
+        user_file.write_bytes(b"the user's own notes\n")
+        return b"rendered\n" if output == "file" else {"proposals.csv": b"rendered\n"}
+
+    spec = ExportFormat(name="probe", summary="test format", output=output, render=render)
+    with pytest.raises(InputError, match=f"^{out} already exists; pass --force to overwrite it$"):
+        write_export(make_run_export(n_known=3, n_candidates=1, seed=2), spec, out)
+    assert user_file.read_bytes() == b"the user's own notes\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == sorted({out.name, user_file.name})

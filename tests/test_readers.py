@@ -455,3 +455,49 @@ def test_metadata_columns_asked_for_must_exist_an_empty_selection_keeps_them_and
         find_metadata(root)
     shutil.copy(SAMPLE, root / "metadata" / "BIOSCAN_metadata_v2.csv")  # one says "metadata": that one
     assert find_metadata(root) == root / "metadata" / "BIOSCAN_metadata_v2.csv"
+
+
+def test_without_a_chunk_column_photos_are_found_in_bioscan5m_chunk_folders(tmp_path: Path) -> None:
+    """BIOSCAN-5M keeps ``pretrain`` photos in folders named by the first two hex digits of the processid's
+    md5, ``train`` and ``other_heldout`` by the first one, the other splits unchunked. A metadata file
+    without the ``chunk`` column (an older or hand-made export) must still find them there; the folder
+    names below are written out from that rule, not computed with the code under test."""
+    raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False).drop(columns=["chunk"])
+    (tmp_path / "metadata").mkdir()
+    raw.to_csv(tmp_path / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv", index=False)
+    placed = {"AACTA1807-20": "pretrain/5f", "AACTA1813-20": "train/3", "ABINP065-21": "other_heldout/b",
+              "AACTA5863-20": "test"}
+    for pid, folder in placed.items():
+        img = tmp_path / "images" / "cropped_256" / folder / f"{pid}.jpg"
+        img.parent.mkdir(parents=True)
+        Image.new("RGB", (8, 6), (10, 80, 120)).save(img)
+    found = {s.processid: s.image_path for s in load_specimens(tmp_path) if s.image_path is not None}
+    assert {pid: p.parent.relative_to(tmp_path / "images" / "cropped_256").as_posix()
+            for pid, p in found.items()} == placed
+
+
+def test_a_chunk_that_cannot_be_read_is_named_by_its_line_range(tmp_path: Path) -> None:
+    """The message sends the user to lines of the file: data rows start on line 2, so with chunks of 3 rows
+    the second chunk is lines 5–7, and a bad value on line 6 must be inside the range named."""
+    raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False)
+    raw.loc[4, "coord-lat"] = "forty-five"  # the fifth row: line 6
+    raw.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError) as err:
+        load_metadata(tmp_path / "bad.csv", chunksize=3)
+    assert re.match(r".*bad\.csv: cannot read rows 5–7 with the BIOSCAN-5M dtypes \(.*\); run `biodiscover "
+                    r"validate .*bad\.csv` to find the bad records$", str(err.value))
+
+
+def test_a_fasta_line_that_cannot_be_used_sets_aside_its_own_record_only(tmp_path: Path) -> None:
+    """A FASTA record spans its header up to the next header (or the end of the file): a line refused as
+    too long (16 MiB and a byte more) on the last line of a record must set aside that record, not the
+    next one or none, whether another record follows or the file ends."""
+    seq, long = "ACGT" * 60, b"A" * (16 * 1024 * 1024 + 1)
+    path = tmp_path / "long.fasta"
+    path.write_bytes(f">F1|Tuta absoluta\n{seq}\n>F2|Tuta absoluta\n{seq}\n".encode() + long
+                     + f"\n>F3|Tuta absoluta\n{seq}\n>F4|Tuta absoluta\n{seq}\n".encode() + long + b"\n")
+    got = read_collection(path)
+    assert [s.processid for s in got.specimens] == ["F1", "F3"]
+    assert [(q.line, q.processid) for q in got.quarantine] == [(3, "F2"), (8, "F4")]
+    assert all(q.reason.startswith("line is 16,777,218 bytes long, more than the 16,777,216 a record may take")
+               for q in got.quarantine)

@@ -207,3 +207,30 @@ def test_a_file_ending_inside_a_multibyte_character_is_not_all_utf8(tmp_path: Pa
     whole.write_bytes("processid\nÜ-24\n".encode())
     cut.write_bytes("processid\nÜ-24\n".encode() + "é".encode()[:1])  # the last character's first byte only
     assert (_all_utf8(whole), _all_utf8(cut)) == (True, False)
+
+
+def test_a_database_that_cannot_be_opened_is_a_problem_listed_and_a_permission_one_an_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``quick_problems`` decides whether a writing verb may touch a file and whether a backup is good: an
+    open that fails for a reason other than permissions (an I/O error on a failing disk, injected here: no
+    test can make a real disk fail) is a problem named in one line, so the file is refused or the backup
+    counted bad; a permission failure is an error saying "permissions, not damage" (its advice differs)."""
+    import sqlite3
+
+    from biodiscover.storage.db import integrity
+    from biodiscover.storage.errors import DatabaseError
+    from fixtures.db_views import plain_sqlite_file
+
+    path = plain_sqlite_file(tmp_path / "t.sqlite")
+    assert integrity.quick_problems(path) == []
+
+    def failing(error: str) -> object:
+        def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+            raise sqlite3.OperationalError(error)
+        return connect
+
+    monkeypatch.setattr(integrity, "connect_readonly", failing("disk I/O error"))
+    assert integrity.quick_problems(path) == ["the file cannot be opened: disk I/O error"]
+    monkeypatch.setattr(integrity, "connect_readonly", failing("unable to open database file"))
+    with pytest.raises(DatabaseError, match="permissions, not damage"):
+        integrity.quick_problems(path)

@@ -487,3 +487,20 @@ def test_a_header_line_that_is_not_utf8_is_refused_naming_line_1(tmp_path: Path)
     with pytest.raises(InputError) as err:
         read_collection(src, check_images=False)
     assert str(err.value) == f"{src}: line 1 (the header): line is not valid UTF-8 (byte b'\\xff' at column 15)"
+
+
+def test_write_quarantine_replaces_only_its_own_report_unless_forced(tmp_path: Path) -> None:
+    """``write_quarantine`` is called from the API as well as after the CLI's own check: it must itself refuse
+    a user's file of that name (left byte for byte), replace a report biodiscover wrote, and a user's file
+    only with ``force``."""
+    from biodiscover.storage.validation import QuarantinedRecord, is_quarantine_report, write_quarantine
+
+    rec = QuarantinedRecord(file="plate.csv", line=2, processid="P1", kind="short_barcode", reason="short")
+    user = tmp_path / "q.csv"
+    user.write_bytes(b"my own spreadsheet\n")
+    with pytest.raises(InputError, match=r"q\.csv: already exists and was not written by biodiscover; use --force"):
+        write_quarantine([rec], user)
+    assert user.read_bytes() == b"my own spreadsheet\n"
+    own = write_quarantine([rec], tmp_path / "own.csv")
+    assert write_quarantine([rec, rec], own) == own and len(own.read_text().splitlines()) == 3
+    assert write_quarantine([rec], user, force=True) == user and is_quarantine_report(user)
