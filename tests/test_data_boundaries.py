@@ -318,7 +318,7 @@ def test_a_value_nothing_has_happened_to_yet_counts_zero_and_claims_nothing(tmp_
     reader = CollectionReader(tmp_path / "plate.csv", require_images=False)
     assert (reader.check_images, reader.keep_quarantine, reader.quarantine) == (True, True, [])
     ingest = Ingest()
-    assert (ingest.n_records, ingest.n_new, ingest.n_changed, ingest.n_unchanged) == (0, 0, 0, 0)
+    assert (ingest.n_records, ingest.n_new, ingest.n_changed, ingest.n_unchanged, ingest.n_quarantined) == (0,) * 5
     specimen = SpecimenRow()
     assert (specimen.version, specimen.current) == (1, True)
     proposal = Proposal()
