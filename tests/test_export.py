@@ -524,7 +524,10 @@ def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:
     evidence = {"within_distance": {"mean": 0.004, "max": 0.011}, "between_distance": {"nearest_candidate": 2,
                 "distance": 0.052}, "geography": {"countries": {"Canada": 4, "Peru": 2}, "bbox": [1, 2, 3, 4]},
                 "within_distances": [0.0, 0.01], "threshold": 0.03, "alignment": {"NV0001": "ACGT", "NV0002": "ACGA"},
-                "size_summary": {"image_measurement_value": {"n": 3, "median": 2100.0}}}
+                "size_summary": {"image_measurement_value": {"n": 3, "median": 2100.0}},
+                # four numbers that are not a bounding box: a plain list, never lat/lon words
+                "nearest_known": {"species": "Aus bus", "top_distances": [0.05, 0.06, 0.07, 0.08]},
+                "bin": {"shared_with": [2, 9]}}  # two numbers that are not a named pair
     props = data.proposals.copy()
     props["evidence"] = [evidence] + [{**evidence, "between_distance": None}] * (len(props) - 1)
     write_export(replace(data, proposals=props), "csv", tmp_path / "csv")
@@ -533,6 +536,8 @@ def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:
     assert row["evidence_geography_countries"] == "Canada: 4; Peru: 2" and row["evidence_threshold"] == "0.03"
     assert not any(k.startswith(("evidence_within_distances", "evidence_alignment")) for k in row)
     assert row["evidence_geography_bbox"] == "lat 1 to 2; lon 3 to 4"
+    assert row["evidence_nearest_known_top_distances"] == "0.05; 0.06; 0.07; 0.08"
+    assert row["evidence_bin_shared_with"] == "2; 9" and "evidence_bin_lat_min" not in row
     assert row["evidence_size_summary_image_measurement_value"] == "n: 3; median: 2100"
     assert row["evidence_between_distance_nearest_candidate"] == "2"  # an id, not "2.0"
 
@@ -613,3 +618,48 @@ def test_counts_of_one_are_singular() -> None:
     caption = plot_proposal_sizes(pd.DataFrame({"size": [1]})).caption
     assert caption == "1 candidate, 1 singleton (kept: a single specimen can be a new species)."
     assert plot_proposal_sizes(pd.DataFrame({"size": [1, 4]})).caption.startswith("2 candidates, 1 singleton ")
+
+
+def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path: Path) -> None:
+    """A spreadsheet or script reading the CSV export finds its columns by header: no stray index column,
+    the candidate's one name second, the review trail after the stored fields, then one column per evidence
+    value in the order the records first hold them — a scalar that is null still gets its column, a nested
+    record that is null (no nearest candidate) none of its own, only its fields from the candidates that
+    have it, a number pair its two named columns (empty when the pair is null), a list of one to four
+    numbers one cell, and a longer list or one holding a null (a NaN stored) none: it stays in the JSON."""
+    from dataclasses import replace
+
+    data = make_run_export(n_known=3, n_candidates=2, seed=0)
+    props = data.proposals.copy()
+    props["evidence"] = [
+        {"threshold": 0.03, "linkage": None, "between_distance": None,
+         "bin": {"dominant": "BOLD:AAA1", "n_with_bin": 3}, "geography": {"lat_range": None, "centroid": [-12.5, 7]},
+         "nearest_known": {"top_distances": [0.1]}},
+        {"threshold": 0.02, "linkage": "average", "between_distance": {"nearest_candidate": 1, "distance": 0.05},
+         "bin": {"dominant": None, "n_with_bin": 0}, "geography": {"lat_range": [-12, -11.5], "centroid": None,
+                                                                   "bbox": [-12, None, 7, 7.5]},  # NaN stored
+         "nearest_known": {"top_distances": [0.1, 0.2, 0.3, 0.4, 0.5]}}]  # five: left to the JSON export
+    write_export(replace(data, proposals=props), "csv", tmp_path / "csv")
+
+    def read(name: str) -> list[list[str]]:
+        with open(tmp_path / "csv" / name, newline="", encoding="utf-8") as fh:
+            return list(csv.reader(fh))
+
+    ranks = [f"{kind}_{rank}" for rank in ("order", "family", "subfamily", "genus", "species")
+             for kind in ("label", "confidence")]
+    assignments = read("assignments.csv")
+    assert assignments[0] == ["processid", "deepest_rank", "deepest_taxon", "novelty", "is_novel", *ranks,
+                              "proposal_id", "provisional_name"]
+    proposals = read("proposals.csv")
+    assert proposals[0] == ["proposal_id", "name", "provisional_name", "parent_rank", "parent_taxon", "status",
+                            "version", "size", "decision", "decided_by", "decided_at", "reviewers", "review_notes",
+                            "evidence_threshold", "evidence_linkage", "evidence_bin_dominant",
+                            "evidence_bin_n_with_bin", "evidence_geography_lat_min", "evidence_geography_lat_max",
+                            "evidence_geography_centroid_lat", "evidence_geography_centroid_lon",
+                            "evidence_nearest_known_top_distances", "evidence_between_distance_nearest_candidate",
+                            "evidence_between_distance_distance"]
+    assert [row[13:] for row in proposals[1:]] == [
+        ["0.03", "", "BOLD:AAA1", "3", "", "", "-12.5", "7.0", "0.1", "", ""],
+        ["0.02", "average", "", "0", "-12.0", "-11.5", "", "", "", "1", "0.05"]]
+    assert read("members.csv")[0] == ["proposal_id", "processid", "probability"]
+    assert len(assignments) == 1 + len(data.assignments) and len(proposals) == 3
