@@ -130,6 +130,11 @@ def test_without_pairs_of_one_kind_the_probability_is_a_step_at_the_cut() -> Non
         BarcodeGapThreshold().fit(seqs[:3], truth[:2])
     with pytest.raises(ValueError, match=">= 3 labelled specimens"):
         BarcodeGapThreshold().fit(seqs[:2], [0, 1])
+    with pytest.raises(ValueError, match=">= 3 labelled specimens"):
+        BarcodeGapThreshold().fit(seqs[:3], [0, 0, 0])
+    # the smallest reference it accepts: three keys of two species (an exploration's `n < 3` -> `n < 4` survived)
+    three = BarcodeGapThreshold().fit([seqs[0], seqs[1], seqs[6]], [0, 0, 1])
+    assert three.within_q95_ < three.threshold_ < three.between_q05_
     with pytest.raises(RuntimeError, match="not fitted"):
         BarcodeGapThreshold().to_dict()
 

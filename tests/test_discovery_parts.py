@@ -290,6 +290,21 @@ def test_kmer_codes_profiles_and_presence_equal_a_loop_over_the_windows(seed: in
         assert emb.present(seq).tolist() == present
 
 
+def test_kmer_sizes_from_1_to_10_are_counted_and_others_refused() -> None:
+    """The k-mer sizes a reference may be built with are 1..10 (a 10-mer profile is 4**10 ~ a million features):
+    both ends are counted like a loop over the windows, 0 and 11 are refused (an exploration found the range
+    unpinned: ``k > 10`` -> ``k > 11`` survived)."""
+    rng = np.random.default_rng(2)
+    seq = "".join(rng.choice(list("ACGT"), 40))
+    for k in (1, 10):
+        emb = KmerEmbedder(KmerConfig(ks=(k,)))
+        assert emb.dim == 4**k
+        assert emb.present(seq).tolist() == sorted(set(_loop_codes(seq, k)))
+    for bad in ((0,), (11,), (6, 11), ()):
+        with pytest.raises(ValueError, match="k-mer sizes must be in 1..10"):
+            KmerConfig(ks=bad)
+
+
 def test_the_default_profile_is_of_6_mers_counted_over_the_first_660_bases() -> None:
     """The BIOSCAN-5M loader's cut (660 nt) and 6-mers: what the reference's sketches and the benchmarks use."""
     rng = np.random.default_rng(1)

@@ -152,6 +152,11 @@ def test_singleton_candidate_and_consensus_of_one(world: dict) -> None:
 def test_bad_input(world: dict) -> None:
     with pytest.raises(ValueError, match="no barcode to cluster: X1"):
         discover_candidates([Specimen(processid="X1")])
+    # the message names at most five of them, and says when there are more
+    with pytest.raises(ValueError, match=r"^5 specimen\(s\) have no barcode to cluster: X0, X1, X2, X3, X4$"):
+        discover_candidates([Specimen(processid=f"X{i}") for i in range(5)])
+    with pytest.raises(ValueError, match=r"^6 specimen\(s\) have no barcode to cluster: X0, X1, X2, X3, X4 …$"):
+        discover_candidates([Specimen(processid=f"X{i}") for i in range(6)] + world["novel"][:1])
     with pytest.raises(ValueError, match="fitted on 36 specimens, got 2"):
         build_proposals(world["novel"][:2], world["clusterer"])
     assert nearest_known(["ACGT"], []) == [None]
