@@ -203,6 +203,23 @@ def test_threshold_method_joins_a_misfiled_specimen_and_names_the_majority_group
     assert (members < 1.0).all() and (members > 0.5).all()
 
 
+@pytest.mark.parametrize("method", ["threshold", "threshold_hdbscan"])
+def test_groups_of_one_and_of_two_keys_are_cut_like_any_other(method: str) -> None:
+    """A parent group of two keys is cut on their distance (apart when farther than the cut), a group of one key
+    is a singleton candidate (an exploration of ``threshold.py`` found both unpinned: ``len(idx) > 1`` -> ``> 2``
+    joined any two keys, and the one-key matrix's shape was never read)."""
+    far, _ = _species(2, 1, seed=13, between=0.12)
+    near, _ = _species(1, 2, seed=14, within=0.003)
+    lone, _ = _species(1, 1, seed=15)
+    cl = make_clusterer(ClusteringConfig(method=method, distance_threshold=0.03, merge_across_groups=False),
+                        _gap(threshold=0.03)).fit(BarcodeDistances(far + near + lone), ["F", "F", "N", "N", "L"])
+    labels = cl.labels_.tolist()
+    assert labels[0] != labels[1] and labels[2] == labels[3] and len(set(labels)) == 4
+    assert sorted(cl.candidate_group_.values()) == ["F", "F", "L", "N"]
+    assert cl.probabilities_[[0, 1, 4]].tolist() == [1.0, 1.0, 1.0]  # singletons
+    assert 0.5 < cl.probabilities_[2] == cl.probabilities_[3] < 1.0  # the pair: the calibrated P(same species)
+
+
 def test_configuration_and_distances_refuse_what_they_cannot_do() -> None:
     with pytest.raises(ValueError, match="unknown metric 'hamming'"):
         ClusteringConfig(metric="hamming")
@@ -494,7 +511,11 @@ def test_the_barcode_gap_curve_is_the_agreement_of_each_cut_made_within_each_gro
 
     parts = {"A": _species(3, [4, 3, 2], seed=41, within=0.01, between=0.06),
              "B": _species(1, [1], seed=43),  # a group of one key: its label comes from no linkage
-             "C": _species(3, [3, 3, 1], seed=42, within=0.01, between=0.06)}
+             "C": _species(3, [3, 3, 1], seed=42, within=0.01, between=0.06),
+             # groups of two keys (a genus with two barcodes): their one pair counts, close or far (an
+             # exploration's `len(idx) > 1` -> `> 2` left them out and survived)
+             "D": _species(2, [1, 1], seed=44, between=0.02),
+             "E": _species(1, [2], seed=45, within=0.03)}
     seqs = [x for g in parts for x in parts[g][0]]
     species = [f"{g}{t}" for g in parts for t in parts[g][1]]
     groups = [g for g in parts for _ in parts[g][0]]
