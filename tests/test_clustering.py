@@ -157,7 +157,10 @@ def test_wrong_parent_is_merged_back_across_groups(gap: BarcodeGapThreshold) -> 
     wrong[0] = "G1"  # a G0 specimen filed under the other genus
     merged = CandidateSpeciesClusterer(gap=gap).fit(BarcodeDistances(seqs), groups=wrong)
     assert clustering_scores(species, merged.labels_)["ami"] == pytest.approx(1.0)
-    assert merged.labels_[0] == merged.labels_[1] and merged.merged_across_groups_
+    assert merged.labels_[0] == merged.labels_[1]
+    # only the joined candidate is listed, with the groups it was joined from
+    assert list(merged.merged_across_groups_) == [int(merged.labels_[0])]
+    assert sorted(merged.merged_across_groups_[int(merged.labels_[0])]) == sorted({genera[1], wrong[0]})
     kept = CandidateSpeciesClusterer(ClusteringConfig(merge_across_groups=False), gap).fit(
         BarcodeDistances(seqs), groups=wrong)
     assert kept.labels_[0] != kept.labels_[1] and not kept.merged_across_groups_
