@@ -301,7 +301,7 @@ def test_kmer_sizes_from_1_to_10_are_counted_and_others_refused() -> None:
         assert emb.dim == 4**k
         assert emb.present(seq).tolist() == sorted(set(_loop_codes(seq, k)))
     for bad in ((0,), (11,), (6, 11), ()):
-        with pytest.raises(ValueError, match="k-mer sizes must be in 1..10"):
+        with pytest.raises(ValueError, match=r"k-mer sizes must be in 1\.\.10"):
             KmerConfig(ks=bad)
 
 
