@@ -151,6 +151,29 @@ def test_the_barcode_gap_is_learned_on_at_most_gap_max_specimens(world, caplog) 
     assert said[0].startswith(f"barcode gap learned on {3 * n_species} reference specimens"), said
 
 
+def test_two_reference_species_are_enough_for_a_barcode_gap_and_one_is_not(world, caplog) -> None:
+    """The gap is learned from two species on (the smallest reference it can separate species in); with one
+    species there is nothing to separate and clustering keeps its default cut, said in the log (an exploration
+    of the engine found the boundary unpinned: ``len(by_species) < 2`` -> ``< 3`` survived). The other keys are
+    named to genus only, so the reference and its naming model stay the same size."""
+    import dataclasses
+
+    cfg = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15)
+    species = sorted({s.species for s in world["train"]})
+    for kept in (species[:2], species[:1]):
+        keys = [s if s.species in kept else dataclasses.replace(s, species=None) for s in world["train"]]
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
+            m = DiscoveryModel(cfg).fit(keys)
+        said = [r.getMessage() for r in caplog.records]
+        if len(kept) == 2:
+            assert m.barcode_gap_ is not None and set(m.barcode_gap_.curve_) and m.barcode_gap_.score_ > 0.5
+            assert any(x.startswith("barcode gap learned on") for x in said)
+        else:
+            assert m.barcode_gap_ is None
+            assert "fewer than 2 reference species: no barcode gap learned (clustering uses its default)" in said
+
+
 def test_a_reloaded_index_knows_its_kind(tmp_path) -> None:
     """The kind is read back from the FAISS type (``_kind_of``): a product-quantised index stays one."""
     rng = np.random.default_rng(0)
