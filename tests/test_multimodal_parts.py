@@ -94,6 +94,20 @@ def test_votes_labels_confidence_and_deepest_rank_by_hand(tmp_path: Path) -> Non
     assert mid.support["order"] == pytest.approx(1.0)
 
 
+def test_the_margin_to_the_runner_up_label_is_a_feature_of_the_confidence(tmp_path: Path) -> None:
+    """P(right) may read the vote share's margin over the runner-up label (the second feature): with two
+    species among the neighbours it is the difference of their shares, with one label the share itself (an
+    exploration found it unpinned: ``len(ranked) > 1`` -> ``> 2`` took a lone runner-up's share as 0)."""
+    margin_only = {"C": 1.0, "mean": [0.0] * 4, "scale": [1.0] * 4, "coef": [0.0, 10.0, 0.0, 0.0], "intercept": -7.0}
+    clf = CrossModalClassifier.load(_write(tmp_path / "b", confidence={r: margin_only for r in RANKS}))
+    call = clf.predict_embeddings(_unit(1.0)[None, :], ["Q"])[0]
+    sims = np.array([math.cos(math.radians(d)) for d in (1.0, 1.0, 9.0)])  # K0, K1 (G1 a) and K2 (G1 b)
+    w = np.exp(sims / TEMPERATURE)
+    w /= w.sum()
+    assert call.confidence["species"] == pytest.approx(_sigmoid(10 * (w[0] + w[1] - w[2]) - 7), abs=1e-4)
+    assert call.confidence["genus"] == pytest.approx(_sigmoid(3.0), abs=1e-5)  # one label: margin = share 1
+
+
 def test_a_rank_below_its_threshold_stops_the_descent(tmp_path: Path) -> None:
     strict = {r: 0.7 for r in RANKS} | {"family": 0.99}
     clf = CrossModalClassifier.load(_write(tmp_path / "b", thresholds=strict))
