@@ -68,6 +68,24 @@ def test_a_big_cluster_is_aligned_from_evenly_spread_members() -> None:
     assert len(consensus) == len(base)
 
 
+def test_two_members_are_aligned_and_their_evidence_keeps_the_alignment() -> None:
+    """A candidate of two specimens whose barcodes differ by an indel is aligned (both rows of one length, each
+    its own barcode with gaps) and its evidence carries that alignment; identical barcodes need no MSA. (An
+    exploration found the two-member case unpinned: ``len({...}) == 1`` -> ``== 2`` returned two unaligned
+    barcodes, and ``len(alignment) > 1`` -> ``> 2`` dropped a pair's alignment from its evidence.)"""
+    from biodiscover.discovery.proposals import compute_evidence
+
+    base = _seq(np.random.default_rng(5))
+    short = base[:100] + base[103:]  # a three-base deletion
+    _, aligned = align_members(["a", "b"], [base, short])
+    assert len(aligned["a"]) == len(aligned["b"]) == len(base)
+    assert aligned["a"] == base and aligned["b"].replace("-", "") == short and aligned["b"].count("-") == 3
+    assert align_members(["a", "b"], [base, base.lower()]) == (base, {"a": base, "b": base})
+    ev = compute_evidence([Specimen(processid="a", dna_barcode=base), Specimen(processid="b", dna_barcode=short)])
+    assert ev.alignment == aligned and ev.size == 2
+    assert compute_evidence([Specimen(processid="a", dna_barcode=base)]).alignment == {}  # one member: nothing
+
+
 def test_a_big_clusters_spread_comes_from_evenly_spread_members() -> None:
     """``_within`` measures at most ``max_members`` members (evenly spread) and keeps at most
     ``max_values`` of their pairwise distances; mean and max are of the members it measured."""
