@@ -109,6 +109,9 @@ def register(app: typer.Typer) -> None:
         typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
         if summary.provisional_keys:
             typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of accepted provisional species")
+        if summary.absent_share:
+            typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
+                       + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")

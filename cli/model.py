@@ -151,6 +151,15 @@ def register(app: typer.Typer) -> None:
             else:  # a bundle from before the choice existed: triage keeps cosine's, which its model was fitted on
                 typer.echo("  candidate keys: a species' first by cosine (built before containment_first; rebuild "
                            "with `biodiscover build-reference` so a shorter identical key is not passed over)")
+            weight = disc.get("collection_weight")
+            if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+                typer.echo(f"  P(absent): per collection, at its own share of absent taxa per rank (estimated from "
+                           f"its specimens, weighed against {weight:g} pseudo-specimens at the simulation's even "
+                           "odds)")
+            else:  # a bundle from before: every specimen at the simulation's odds, whatever the collection holds
+                typer.echo("  P(absent): at the simulation's even odds for every collection (built before collection "
+                           "priors; rebuild with `biodiscover build-reference` to read each collection's own share "
+                           "of absent taxa)")
             audit = disc.get("audit")
             if isinstance(audit, dict):
                 from biodiscover.discovery.audit import describe_audit

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -141,6 +141,19 @@ class TriageResult:
     #: a reviewer's sentence: why the naming stopped above species although a species was at hand, and/or
     #: that the best reference key is one the reference audit lists (``discovery.audit``)
     reason: str | None = None
+    #: per rank, the rank model's (P(right), P(wrong), P(absent)) at the simulation's even odds: what
+    #: ``DiscoveryModel.adapt`` re-reads under a collection's own share of absent taxa
+    outcomes: dict[str, list[float] | None] = field(default_factory=dict)
+    #: per learned rank, the share of absent taxa ``confidence`` and ``p_absent`` assume (empty: the
+    #: simulation's even odds; ``naming.collection_prior``)
+    priors: dict[str, float] = field(default_factory=dict)
+    #: per rank, the closest other label among the candidate keys and its identity (for ``reason``)
+    rivals: dict[str, list[Any] | None] = field(default_factory=dict)
+    #: informative bases shared with the best key
+    overlap: int = 0
+    #: what ``reason`` says besides the naming: "reversed" (the barcode was read reverse-complemented),
+    #: "audit" (the best key is one the reference audit lists)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -412,10 +425,14 @@ class DiscoveryModel:
         return [k for k, r in enumerate(RANKS) if r not in self.naming_.models_]
 
     # -- triage ------------------------------------------------------------------------
-    def triage(self, specimens: Sequence[Specimen], level: float | None = None) -> list[TriageResult]:
+    def triage(self, specimens: Sequence[Specimen], level: float | None = None, collection: bool = True
+               ) -> list[TriageResult]:
         """Per-specimen labels, P(right) and P(absent) per rank, deepest named rank and novelty.
 
         ``level`` overrides the bundle's naming level (P(right) a rank needs to be named).
+        ``collection``: the specimens are one collection, decided under its own share of absent taxa
+        (``adapt``); False for one chunk of a bigger collection, which its caller adapts as a whole
+        (each result is then at the simulation's even odds).
         """
         self._check_fitted()
         level = self.config.naming.level if level is None else float(level)
@@ -427,7 +444,7 @@ class DiscoveryModel:
             seqs = [_barcode(specimens[i]) for i in usable]
             hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks())
             reversed_, unrelated = self._check_homology(seqs, hits)
-            calls = self.naming_.predict(self.ref_lineages_, self.ref_lengths_, hits)
+            calls = self.naming_.outcomes(self.ref_lineages_, self.ref_lengths_, hits)
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):
@@ -437,30 +454,76 @@ class DiscoveryModel:
                                               if len(hits[k].identities) else 0.0, None, None, float("nan"), False,
                                               None, 0.0, {r: None for r in RANKS}, reason=unrelated[k])
                     continue
-                labels, conf, absent = calls[k]
-                deepest = deepest_confident(labels, conf, level, self.naming_.walk_optional)
-                nov = self.naming_.novelty(absent)
+                labels, outcomes = calls[k]
                 h = hits[k]
-                reason = self.naming_.why_not_named(self.ref_lineages_, self.ref_lengths_, h, labels, conf, absent,
-                                                    level)
                 top_hit = self.ref_ids_[h.top] if h.top >= 0 else None
-                if top_hit in suspect:  # the name rests on a key the reference audit lists
-                    caveat = f"its best reference key is flagged by the reference audit: {suspect[top_hit].describe()}"
-                    reason = f"{reason}; {caveat}" if reason else caveat
+                notes = {}
                 if k in reversed_:
-                    reason = f"{reversed_[k]}; {reason}" if reason else reversed_[k]
-                results[i] = TriageResult(
-                    processid=specimens[i].processid, modality="dna", labels=labels, confidence=conf,
-                    identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=deepest,
-                    deepest_label=labels[deepest] if deepest else None, novelty=nov,
-                    is_novel=bool(nov >= self.config.novelty_threshold),
-                    top_hit=top_hit, top_similarity=float(sims[k]), p_absent=absent, reason=reason)
+                    notes["reversed"] = reversed_[k]
+                if top_hit in suspect:  # the name rests on a key the reference audit lists
+                    notes["audit"] = (f"its best reference key is flagged by the reference audit: "
+                                      f"{suspect[top_hit].describe()}")
+                results[i] = TriageResult(  # decided below, once the collection's priors are known
+                    processid=specimens[i].processid, modality="dna", labels=labels, confidence={},
+                    identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=None,
+                    deepest_label=None, novelty=float("nan"), is_novel=False, top_hit=top_hit,
+                    top_similarity=float(sims[k]), outcomes={r: (list(o) if o is not None else None)
+                                                             for r, o in outcomes.items()},
+                    rivals={r: (list(v) if v is not None else None)
+                            for r, v in self.naming_.rivals(self.ref_lineages_, h).items()},
+                    overlap=min(h.query_length, int(self.ref_lengths_[h.top])) if h.top >= 0 else 0,
+                    notes=notes)
         for i, s in enumerate(specimens):
             if results[i] is None:
                 results[i] = TriageResult(s.processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS},
                                           0.0, None, None, float("nan"), False, None, 0.0,
                                           {r: None for r in RANKS})
-        return [r for r in results if r is not None]  # every slot is filled above
+        done = [r for r in results if r is not None]  # every slot is filled above
+        return self._decide_all(done, self._collection_priors(done, level) if collection else {}, level)
+
+    def _collection_priors(self, results: Sequence[TriageResult], level: float) -> dict[str, float]:
+        return self.naming_.collection_priors([r.outcomes for r in results if r.modality == "dna" and r.outcomes],
+                                              level)
+
+    def _decide_all(self, results: Sequence[TriageResult], priors: Mapping[str, float], level: float
+                    ) -> list[TriageResult]:
+        return [self._decided(r, priors, level) if r.modality == "dna" and r.outcomes else r for r in results]
+
+    def _decided(self, r: TriageResult, priors: Mapping[str, float], level: float) -> TriageResult:
+        """``r`` decided from its ``outcomes`` under ``priors`` (``NamingModel.decide``): P(right), P(absent),
+        the deepest rank named at ``level``, novelty and the reviewer's reason."""
+        if not self.naming_.placed(r.outcomes, level):  # beyond a cut-off rank: the simulation's odds stand
+            priors = {}
+        conf, absent = self.naming_.decide(r.labels, r.outcomes, priors)
+        deepest = deepest_confident(r.labels, conf, level, self.naming_.walk_optional)
+        nov = self.naming_.novelty(absent)
+        why = self.naming_.explain(r.labels, conf, absent, level, r.identity, r.rivals, r.overlap)
+        reason = "; ".join(x for x in (r.notes.get("reversed"), why, r.notes.get("audit")) if x) or None
+        return replace(r, confidence=conf, p_absent=absent, deepest_rank=deepest,
+                       deepest_label=r.labels[deepest] if deepest else None, novelty=nov,
+                       is_novel=bool(nov >= self.config.novelty_threshold), reason=reason,
+                       priors={k: v for k, v in priors.items() if k in self.naming_.models_})
+
+    def adapt(self, results: Sequence[TriageResult], level: float | None = None
+              ) -> tuple[list[TriageResult], dict[str, float]]:
+        """The results of one collection decided again under its own share of absent taxa per rank
+        (``NamingModel.collection_priors``, estimated from every result's ``outcomes``), and those shares.
+
+        Why over the whole collection and not per call: a batch runner triages a collection in chunks
+        (and Ray in batches), and a specimen's call must not depend on which chunk it fell in. Exact and
+        idempotent: the shares are re-estimated from the simulation-odds ``outcomes`` each result
+        keeps, whatever priors it was decided under before. Results without outcomes (no barcode,
+        unrelated sequence, read back from a file) are returned as they are and do not count; nor do
+        those a cut-off rank does not accept (``NamingModel.placed``), which keep the simulation's odds.
+        """
+        self._check_fitted()
+        level = self.config.naming.level if level is None else float(level)
+        if not 0.5 < level <= 1.0:
+            raise InputError(f"level must be in (0.5, 1], got {level}")
+        priors = self._collection_priors(results, level)
+        if not priors:
+            return list(results), {}
+        return self._decide_all(results, priors, level), priors
 
     def _check_homology(self, seqs: list[str], hits: list[Hits]) -> tuple[dict[int, str], dict[int, str]]:
         """Queries no closer to any key than shuffled keys come (``null_identity_``): their reverse
@@ -578,6 +641,7 @@ class DiscoveryModel:
             "engine_format": ENGINE_FORMAT, "reference_keys": len(self.reference_), "index_kind": self.index_.kind_,
             "level": self.config.naming.level, "support": naming.support_,
             "first_key": "containment" if self.config.containment_first else "cosine",
+            "collection_weight": self.config.naming.collection_weight,
             "expected": naming.expected_.get(f"{self.config.naming.level}"),
             "barcode_gap": None if gap is None else {"threshold": gap.threshold_, "linkage": gap.linkage_,
                                                      "ami": gap.score_},

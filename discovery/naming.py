@@ -53,6 +53,16 @@ absent, at most (1 − L)/L pass (Markov on the likelihood ratio; 2 % at L = 0.9
 The simulation, predicted out of fold, gives the expected TP / UC / MC / OC at any
 level (``expected_``), which ``build-reference`` prints and ``evaluate`` checks.
 
+A collection is then read at its own odds (``collection_prior``; Saerens et al. 2002):
+the share of its specimens absent at each rank is estimated from their P(absent) by
+EM, pulled toward even odds by ``collection_weight`` pseudo-specimens (one 96-well
+plate), and each specimen's P(absent) is moved to it by Bayes' rule on the odds;
+P(right | present) is kept. A plate of a well-known fauna has few absent families,
+and at even odds its families read P(right) 0.9 where 0.99 is right; a collection
+of mostly new species gets more caution, not less. Over a whole collection, never
+chunk by chunk (``DiscoveryModel.adapt``). Queries a cut-off rank refuses (an order
+the reference lacks) keep even odds and do not count (``NamingModel.placed``).
+
 Decision (``deepest_confident``): walk from order to species; a blank label is
 skipped (no evidence, no gate); a rank is named when P(right) ≥ level; a failing
 rank stops the walk unless optional (subfamily: often blank or inconsistent in
@@ -106,6 +116,8 @@ PUBLISHED_CUTOFFS: dict[str, float] = {"order": 0.85, "family": 0.90, "subfamily
                                        "species": 0.97}
 EPS = 0.002  # ≈ 1 nt in 500: identity 1.0 is not infinitely close
 AGREEMENT_WINDOW = 0.02
+#: a reason names another taxon as a rival when its best key comes this close to the best identity
+RIVAL_WINDOW = 0.015
 OVERLAP_FULL = 600
 ROOT = "__root__"  # the parent of the orders
 LEVEL_GRID: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999)
@@ -188,6 +200,41 @@ def deepest_confident(labels: Mapping[str, str | None], confidence: Mapping[str,
     return deepest
 
 
+def shift_prior(p_absent: np.ndarray, old: float, new: float) -> np.ndarray:
+    """P(absent) under a prior share ``new`` of absent taxa, from P(absent) under ``old``: Bayes' rule
+    changes only the prior odds, so the posterior odds scale by (new / (1 − new)) / (old / (1 − old))."""
+    p = np.clip(np.asarray(p_absent, dtype=np.float64), 0.0, 1.0)
+    ratio = (new / (1.0 - new)) / (old / (1.0 - old))
+    return ratio * p / np.maximum(ratio * p + 1.0 - p, 1e-300)
+
+
+def collection_prior(p_absent: np.ndarray, prior: float, weight: float, tol: float = 1e-9,
+                     max_iter: int = 1000) -> float:
+    """The share of a collection's specimens whose taxon is absent at a rank, estimated from the
+    collection itself: the EM of Saerens, Latinne & Decaestecker (2002, Neural Computation 14:21),
+    which re-weighs each specimen's P(absent) (given under ``prior``) to the current estimate and
+    averages, with ``weight`` pseudo-specimens at ``prior`` added (a MAP estimate under a Beta prior).
+
+    Why: each rank's model is fitted at even odds that a taxon is absent (``absent_prior``), but a
+    collection's mix is what it is — a plate of a well-barcoded fauna holds few absent families, a
+    tropical Malaise trap many absent species. At even odds, P(right) of the families of a plate
+    where none is absent reads 0.9 where 0.99 is right, and absent species are kept from genera
+    they plainly belong to. The pseudo-specimens keep a small batch (one specimen: the
+    simulation's odds, moved by 1 %) from deciding its own prior.
+    """
+    a = np.clip(np.asarray(p_absent, dtype=np.float64), 0.0, 1.0)
+    if not len(a):
+        return prior
+    pi = prior
+    for _ in range(max_iter):
+        new = (float(shift_prior(a, prior, pi).sum()) + weight * prior) / (len(a) + weight)
+        new = min(max(new, 1e-4), 1.0 - 1e-4)  # odds stay finite: a shift is never to certainty
+        if abs(new - pi) < tol:
+            return new
+        pi = new
+    return pi
+
+
 @dataclass(frozen=True)
 class NamingConfig:
     """Settings of the naming model (stored in the bundle)."""
@@ -223,12 +270,20 @@ class NamingConfig:
     #: boosted-tree pairs per rank, each on a bootstrap of the simulated groups, averaged (``RankModel``)
     bags: int = 1
     seed: int = 0
+    #: the collection's own share of absent taxa (``collection_prior``) replaces the simulation's even odds,
+    #: weighed against this many pseudo-specimens at those odds: one 96-well plate (95 specimens and a
+    #: control) must be triaged before a collection's own mix counts as much as the simulation's. None:
+    #: P(absent) stays at the simulation's odds (bundles written before)
+    collection_weight: float | None = 96.0
 
     def __post_init__(self) -> None:
         if not 0.5 < self.level <= 1.0:
             raise ValueError(f"level must be in (0.5, 1], got {self.level}")
         if not 0.0 < self.absent_prior < 1.0:
             raise ValueError(f"absent_prior must be in (0, 1), got {self.absent_prior}")
+        if self.collection_weight is not None and not (math.isfinite(self.collection_weight)
+                                                       and self.collection_weight >= 0):
+            raise ValueError(f"collection_weight must be a finite number >= 0 or None, got {self.collection_weight}")
 
     @property
     def settings(self) -> tuple[tuple[int, float, int], ...]:
@@ -249,6 +304,7 @@ class NamingConfig:
             d["optional_ranks"] = tuple(d["optional_ranks"])
         # a bundle before the alternatives was fitted with its one setting
         d["alternatives"] = tuple((int(t), float(lr), int(m)) for t, lr, m in d.get("alternatives", ()))
+        d.setdefault("collection_weight", None)  # a bundle before: P(absent) at the simulation's odds
         return cls(**d)
 
 
@@ -783,16 +839,15 @@ class NamingModel:
         return fallback_right(rank, top_id, X[:, AGREEMENT], self.support_[rank].get("absent_identities"),
                               np.array([hits.support(lineages, RANKS.index(rank))]))
 
-    def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits]
-                ) -> list[tuple[dict[str, str | None], dict[str, float], dict[str, float | None]]]:
-        """Per query: (labels, P(right) made non-increasing down the ranks, P(absent); None where the
-        label is blank) at every rank."""
+    def outcomes(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits]
+                 ) -> list[tuple[dict[str, str | None], dict[str, tuple[float, float, float] | None]]]:
+        """Per query: its labels and, per rank, (P(right), P(wrong), P(absent)) as the rank's model gives
+        them at the simulation's odds (None where the label is blank). A rank decided by the published
+        cut-off gives (P(right), 0, 1 − P(right)): its "absent" is no probability and no prior moves it."""
         maker = FeatureMaker(lineages, key_lengths, self.spread_, self.config.shrink)
         rows = [maker.features(h) for h in hits]
-        out = []
-        # batch per rank for speed
         probs: dict[str, dict[int, np.ndarray]] = {r: {} for r in RANKS}
-        for k, rank in enumerate(RANKS):
+        for k, rank in enumerate(RANKS):  # batched per rank for speed
             idx = [i for i, (_, f) in enumerate(rows) if f[k] is not None]
             if not idx:
                 continue
@@ -807,42 +862,125 @@ class NamingModel:
                 P = np.column_stack([right, np.zeros(len(idx)), 1.0 - right])
             for i, p in zip(idx, P):
                 probs[rank][i] = p
-        for i, (top, _) in enumerate(rows):
-            labels = {r: top[k] for k, r in enumerate(RANKS)}
-            conf = {r: float(probs[r][i][0]) if i in probs[r] else 0.0 for r in RANKS}
-            absent = {r: float(probs[r][i][2]) if i in probs[r] else None for r in RANKS}
-            out.append((labels, _monotone(conf, labels, self.walk_optional, self.models_), absent))
+        return [({r: top[k] for k, r in enumerate(RANKS)},
+                 {r: (float(probs[r][i][0]), float(probs[r][i][1]), float(probs[r][i][2])) if i in probs[r] else None
+                  for r in RANKS})
+                for i, (top, _) in enumerate(rows)]
+
+    def decide(self, labels: Mapping[str, str | None], outcomes: Mapping[str, Sequence[float] | None],
+               priors: Mapping[str, float] | None = None) -> tuple[dict[str, float], dict[str, float | None]]:
+        """(P(right) made non-increasing down the ranks, P(absent); None where the label is blank) from a
+        query's ``outcomes``, with each learned rank's P(absent) moved from the simulation's odds to the
+        collection's share of absent taxa in ``priors`` (``collection_prior``; a rank not in it keeps the
+        simulation's). P(right | present) is what it was: the prior says how often a taxon is missing,
+        not which present taxon a specimen belongs to."""
+        pi0 = self.config.absent_prior
+        conf: dict[str, float] = {}
+        absent: dict[str, float | None] = {}
+        for r in RANKS:
+            o = outcomes.get(r)
+            if o is None:
+                conf[r], absent[r] = 0.0, None
+                continue
+            right, wrong, a = (float(v) for v in o)
+            if priors and r in priors and r in self.models_:
+                pi = float(priors[r])
+                ratio = (pi / (1.0 - pi)) / (pi0 / (1.0 - pi0))  # as shift_prior, on one value (read per specimen)
+                a = ratio * a / max(ratio * a + 1.0 - a, 1e-300)
+                right = (1.0 - a) * (right / (right + wrong) if right + wrong > 0 else 0.0)
+            conf[r], absent[r] = right, a
+        return _monotone(conf, labels, self.walk_optional, self.models_), absent
+
+    def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits],
+                priors: Mapping[str, float] | None = None
+                ) -> list[tuple[dict[str, str | None], dict[str, float], dict[str, float | None]]]:
+        """Per query: (labels, P(right) made non-increasing down the ranks, P(absent); None where the
+        label is blank) at every rank (``outcomes`` then ``decide``)."""
+        return [(labels, *self.decide(labels, o, priors)) for labels, o in self.outcomes(lineages, key_lengths, hits)]
+
+    def placed(self, outcomes: Mapping[str, Sequence[float] | None], level: float) -> bool:
+        """Whether every labelled rank decided by the published cut-off (no model: e.g. order on a
+        reference of one or two orders) accepts the query at ``level``.
+
+        Why it matters: no simulated query was ever absent at such a rank, so for a query beyond it
+        (a specimen of an order the reference lacks) the learned ranks below extrapolate, and their
+        P(absent) is no calibrated probability (leaving Diptera out, its specimens read a median P(family
+        absent) of 0.74 where 1 is right). Saerens' EM needs calibrated posteriors: such queries
+        neither inform a collection's share of absent taxa nor are moved by it."""
+        return all(o[0] >= level for r, o in outcomes.items() if o is not None and r not in self.models_)
+
+    def collection_priors(self, outcomes: Sequence[Mapping[str, Sequence[float] | None]], level: float
+                          ) -> dict[str, float]:
+        """Per learned rank, the share of absent taxa in the collection whose ``outcomes`` these are
+        (``collection_prior``, over the ``placed`` queries); empty when ``collection_weight`` is None (a
+        bundle from before)."""
+        weight = self.config.collection_weight
+        if weight is None:
+            return {}
+        inside = [o for o in outcomes if self.placed(o, level)]
+        out: dict[str, float] = {}
+        for r in self.models_:
+            a = np.array([float(o[r][2]) for o in inside if o.get(r) is not None])  # type: ignore[index]
+            if len(a):
+                out[r] = round(collection_prior(a, self.config.absent_prior, float(weight)), 6)
+        return out
+
+    @staticmethod
+    def rivals(lineages: Sequence[Lineage], hits: Hits) -> dict[str, tuple[str, float] | None]:
+        """Per rank, the closest other (non-blank) label than the best key's among the candidate keys within
+        ``RIVAL_WINDOW`` of the best identity, and its identity (None: none that close): what ``explain``
+        cites as "… lies within"."""
+        out: dict[str, tuple[str, float] | None] = {r: None for r in RANKS}
+        if not len(hits.positions):
+            return out
+        top = lineages[hits.top]
+        open_ranks = [k for k in range(len(RANKS)) if top[k]]
+        # best identity first (``Hits``): the first other label met at a rank is its closest
+        floor = float(hits.identities[0]) - RIVAL_WINDOW
+        for j, i in zip(hits.positions.tolist(), hits.identities.tolist()):
+            if not open_ranks or i <= floor:
+                break
+            lin = lineages[j]
+            for k in list(open_ranks):
+                if lin[k] and lin[k] != top[k]:
+                    out[RANKS[k]] = (str(lin[k]), float(i))
+                    open_ranks.remove(k)
         return out
 
     def why_not_named(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Hits,
                       labels: Mapping[str, str | None], conf: Mapping[str, float],
                       p_absent: Mapping[str, float | None], level: float) -> str | None:
-        """Why the walk stopped where it did, in a reviewer's words (None when it named the species).
+        """Why the walk stopped where it did, in a reviewer's words (None when it named the species);
+        ``explain`` from the query's hits."""
+        if not len(hits.positions):
+            return None
+        return self.explain(labels, conf, p_absent, level, float(hits.identities[0]), self.rivals(lineages, hits),
+                            min(hits.query_length, int(key_lengths[hits.top])))
 
-        Names the rank that failed, its P(right) against the level and P(absent), and what made it
-        doubtful: another taxon almost as close, a distance beyond the taxon's own spread, a short overlap.
-        """
+    def explain(self, labels: Mapping[str, str | None], conf: Mapping[str, float],
+                p_absent: Mapping[str, float | None], level: float, identity: float,
+                rivals: Mapping[str, Sequence[Any] | None], overlap: int) -> str | None:
+        """Why the walk stopped where it did (None when it named the species), from what a stored result
+        keeps: the best identity, each rank's closest rival label (``rivals``) and the overlap with the
+        best key. Names the rank that failed, its P(right) against the level and P(absent), and what
+        made it doubtful: another taxon almost as close, a distance beyond the taxon's own spread, a
+        short overlap."""
         failed = next((r for r in RANKS if labels.get(r) and r not in self.walk_optional
                        and conf.get(r, 0.0) < level), None)
-        if failed is None or not len(hits.positions):
+        if failed is None:
             return None
-        k = RANKS.index(failed)
         label = labels[failed]
-        x = float(hits.identities[0])
+        x = identity
         pa = p_absent.get(failed)
         why = [f"{failed} {label} at {x:.1%} identity: P(right) {conf[failed]:.2f} below the level {level:g}"
                + (f", P(absent from the reference) {pa:.2f}" if pa is not None else "")]
-        others = [(float(i), lineages[int(j)][k]) for j, i in zip(hits.positions, hits.identities)
-                  if lineages[int(j)][k] and lineages[int(j)][k] != label]
-        if others:
-            oi, ol = max(others, key=lambda t: t[0])
-            if x - oi < 0.015:
-                why.append(f"{ol} lies within {x - oi:.1%}")
+        rival = rivals.get(failed)
+        if rival is not None and x - float(rival[1]) < RIVAL_WINDOW:
+            why.append(f"{rival[0]} lies within {x - float(rival[1]):.1%}")
         within, has = self.spread_.value(failed, label, self.config.shrink)
         spread_id = 1.0 - float(np.exp(within)) + EPS
         if has and x < spread_id:
             why.append(f"farther than {label}'s own members lie from each other (≈{1 - spread_id:.1%})")
-        overlap = min(hits.query_length, int(key_lengths[hits.top]))
         if overlap < 0.8 * OVERLAP_FULL:
             why.append(f"only {overlap} informative bases shared with the best key")
         return "; ".join(why)
@@ -852,7 +990,12 @@ class NamingModel:
         """Ranks whose failure does not stop the walk: the optional ones (subfamily) and those decided
         by a published cut-off (a confident family implies its order even where the reference cannot
         learn order absence)."""
-        return tuple(r for r in RANKS if r in self.config.optional_ranks or r not in self.models_)
+        key = (tuple(self.models_), self.config.optional_ranks)  # read per specimen: computed once per model
+        cached = getattr(self, "_walk_optional", None)
+        if cached is None or cached[0] != key:
+            cached = (key, tuple(r for r in RANKS if r in self.config.optional_ranks or r not in self.models_))
+            self._walk_optional = cached
+        return cached[1]
 
     def novelty(self, p_absent: Mapping[str, float | None]) -> float:
         """P(species absent): the largest P(absent) among the labelled, learned, non-optional ranks

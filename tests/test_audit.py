@@ -138,6 +138,8 @@ def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path, 
     assert f"{planted['mislabelled']} (Gen0 sp0)" in info.stdout
     assert "PAIR1 (Gen2 spX)" in info.stdout and "SPLIT" not in info.stdout
     assert "candidate keys: a species' first by k-mer containment" in info.stdout and "by cosine" not in info.stdout
+    assert ("P(absent): per collection, at its own share of absent taxa per rank (estimated from its specimens, "
+            "weighed against 96 pseudo-specimens at the simulation's even odds)") in info.stdout
 
 
 def test_a_key_stored_reversed_is_said_to_be() -> None:

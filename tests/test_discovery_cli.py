@@ -53,6 +53,9 @@ def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, 
     assert summary["quarantined"] == 1 and summary["triaged"] == summary["specimens"] - 1
     assert summary["novel"] >= 1 and summary["proposals"] >= 1
     assert summary["named_to"]["species"] >= 1
+    # the collection's own share of absent taxa, per learned rank, which every stored P(absent) assumes
+    share = summary["absent_share"]
+    assert {"genus", "species"} <= set(share) and all(0 < v < 1 for v in share.values())
     with Database.open(db) as database:
         table = database.assignments(summary["run_id"])
         assert len(table) == summary["triaged"]

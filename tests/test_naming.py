@@ -412,3 +412,46 @@ def test_each_rank_keeps_the_boosting_setting_with_the_lowest_out_of_fold_log_lo
     for rank, t in alone.naming_.tuning_.items():
         assert t["chosen"] == [5, 0.1, 100_000]
         assert t["log_loss"]["5/0.1/100000"] == pytest.approx(tuning[rank]["log_loss"]["5/0.1/100000"])
+
+
+def test_a_collection_is_decided_under_its_own_share_of_absent_taxa_whatever_its_chunks(model, world) -> None:
+    """``triage`` decides a collection under its own share of absent taxa per rank (``adapt``): chunks
+    triaged apart and adapted as one give exactly the whole collection's calls, adapting again changes
+    nothing, and the same known specimens are named no less surely among known ones than among many
+    specimens of absent genera (the estimated shares follow what the collection holds)."""
+    coll = world["known"][:40] + world["absent_species"][:20] + world["absent_genus"][:20]
+    whole = model.triage(coll)
+    parts = model.triage(coll[:13], collection=False) + model.triage(coll[13:], collection=False)
+    assert all(r.priors == {} for r in parts)  # a chunk alone is left at the simulation's odds
+    adapted, priors = model.adapt(parts)
+    assert [r.to_dict() for r in adapted] == [r.to_dict() for r in whole]
+    assert set(priors) == set(model.naming_.models_) and all(0 < v < 1 for v in priors.values())
+    assert any(r.priors == priors for r in whole)
+    again, priors_again = model.adapt(whole)
+    assert priors_again == priors and [r.to_dict() for r in again] == [r.to_dict() for r in whole]
+
+    known = world["known"][:40]
+    among_known = model.triage(known)
+    among_absent = model.triage(known + world["absent_genus"] * 3)[:len(known)]
+    p_known = among_known[0].priors
+    p_absent = among_absent[0].priors
+    assert p_absent["genus"] > p_known["genus"] + 0.2 and p_absent["species"] > p_known["species"] + 0.2
+    for a, b in zip(among_known, among_absent):
+        if a.labels["species"] and a.priors and b.priors:
+            assert a.confidence["species"] >= b.confidence["species"] - 1e-12
+            assert a.p_absent["species"] <= b.p_absent["species"] + 1e-12
+    # at the simulation's even odds, the same specimens read as they did before collections were adapted
+    plain = model.triage(known, collection=False)
+    assert sum(_named(r, "species") for r in among_known) >= sum(_named(r, "species") for r in plain)
+
+
+def test_a_bundle_from_before_keeps_the_simulations_odds(model, world) -> None:
+    """``collection_weight`` None (what an older bundle's settings read as): ``adapt`` changes nothing."""
+    old = dataclasses.replace(model.naming_.config, collection_weight=None)
+    naming = NamingModel.from_dict({**model.naming_.to_dict(), "config": old.to_dict()})
+    twin = DiscoveryModel.__new__(DiscoveryModel)
+    twin.__dict__.update(model.__dict__)
+    twin.naming_ = naming
+    plain = model.triage(world["known"][:20], collection=False)
+    kept, priors = twin.adapt(plain)
+    assert priors == {} and [r.to_dict() for r in kept] == [r.to_dict() for r in plain]

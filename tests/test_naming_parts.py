@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 
 from biodiscover.discovery.naming import FEATURES as FEATURES_
+from biodiscover.discovery.metrics import reliability
 from biodiscover.discovery.naming import (EPS, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel, SimQuery,
-                                          TaxonSpread, _outcomes, _parent, describe_expected, describe_support,
-                                          log_distance, plan_simulation)
+                                          TaxonSpread, _outcomes, _parent, collection_prior, describe_expected,
+                                          describe_support, log_distance, plan_simulation, shift_prior)
 from biodiscover.storage.records import RANKS
 
 ALL = ("order", "family", "subfamily", "genus", "species")
@@ -317,3 +318,61 @@ def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
     why = m.why_not_named(lins, np.array([600, 600, 600]), hits, labels, conf, absent, 0.98)
     assert why.startswith("species G a at 99.0% identity: P(right) 0.40 below the level 0.98")
     assert "G b lies within 0.5%" in why and "G z" not in why
+
+
+def test_a_collections_share_of_absent_taxa_is_recovered_and_recalibrates_p_absent() -> None:
+    """Saerens' EM (``collection_prior``) on P(absent) that is exact at even odds — two unit Gaussians at
+    ±1, so P = σ(2x) — over a collection where 20 % are absent: the share comes back, and P(absent)
+    moved to it (``shift_prior``) is calibrated there, where at even odds it was not."""
+    rng = np.random.default_rng(5)
+    absent = rng.random(20_000) < 0.2
+    a = 1.0 / (1.0 + np.exp(-2.0 * rng.normal(np.where(absent, 1.0, -1.0), 1.0)))
+    pi = collection_prior(a, 0.5, weight=0.0)
+    assert pi == pytest.approx(0.2, abs=0.01)
+    assert reliability(a, absent)["ece"] > 0.1
+    assert reliability(shift_prior(a, 0.5, pi), absent)["ece"] < 0.01
+    # the pseudo-specimens: a batch of one barely moves the prior, a plate of 96 meets it halfway
+    assert collection_prior(a[:1], 0.5, 96.0) == pytest.approx(0.5, abs=0.006)
+    assert collection_prior(np.array([]), 0.5, 96.0) == 0.5
+    free, half = collection_prior(a[:96], 0.5, 0.0), collection_prior(a[:96], 0.5, 96.0)
+    assert free < half < 0.5  # the plate's own share, pulled toward the simulation's by its 96 pseudo-specimens
+    assert half == pytest.approx((shift_prior(a[:96], 0.5, half).sum() + 96 * 0.5) / (96 + 96), abs=1e-6)
+    # Bayes' rule on the odds: there and back is the identity, the same prior changes nothing
+    x = np.array([0.0, 1e-6, 0.3, 0.5, 0.9, 1.0])
+    assert np.allclose(shift_prior(shift_prior(x, 0.5, 0.03), 0.03, 0.5), x)
+    assert np.allclose(shift_prior(x, 0.5, 0.5), x)
+    assert shift_prior(np.array([0.5]), 0.5, 0.2)[0] == pytest.approx(0.2)
+
+
+def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_p_right_if_present() -> None:
+    m = NamingModel(NamingConfig())
+    m.models_ = {"family": object(), "genus": object(), "species": object()}
+    labels = {"order": "O", "family": "F", "subfamily": None, "genus": "G", "species": "G s"}
+    out = {"order": (1.0, 0.0, 0.0), "family": (0.9, 0.0, 0.1), "subfamily": None, "genus": (0.6, 0.2, 0.2),
+           "species": (0.3, 0.2, 0.5)}
+    conf, absent = m.decide(labels, out)
+    assert absent == {"order": 0.0, "family": 0.1, "subfamily": None, "genus": 0.2, "species": 0.5}
+    assert conf["species"] == pytest.approx(0.3) and conf["genus"] == pytest.approx(0.6)
+    conf, absent = m.decide(labels, out, {"family": 0.5, "genus": 0.1, "species": 0.1, "order": 0.9})
+    assert absent["order"] == 0.0 and absent["family"] == pytest.approx(0.1)  # a cut-off rank; the same odds
+    assert absent["genus"] == pytest.approx(shift_prior(np.array([0.2]), 0.5, 0.1)[0])
+    assert conf["genus"] == pytest.approx((1 - absent["genus"]) * 0.6 / 0.8)  # P(right | present) stays 0.75
+    assert conf["species"] == pytest.approx((1 - absent["species"]) * 0.6)
+    assert conf["species"] <= conf["genus"] <= conf["family"]  # still non-increasing down the walk
+    # placed: a cut-off rank that does not accept the query keeps it from the collection's prior
+    assert m.placed(out, 0.98)
+    assert not m.placed({**out, "order": (0.4, 0.0, 0.6)}, 0.98)
+    assert m.placed({**out, "order": None}, 0.98)  # a blank rank accepts nothing and refuses nothing
+    weights = [None, 0.0, 96.0]
+    for w in weights:
+        one = NamingModel(NamingConfig(collection_weight=w))
+        one.models_ = m.models_
+        got = one.collection_priors([out, {**out, "order": (0.0, 0.0, 1.0), "species": (0.0, 0.0, 1.0)}], 0.98)
+        if w is None:
+            assert got == {}  # a bundle from before: the simulation's odds
+        else:  # the query its order refuses does not count: one query alone, pulled toward 0.5 by w
+            assert set(got) == {"family", "genus", "species"}
+            assert got["species"] == pytest.approx(collection_prior(np.array([0.5]), 0.5, w), abs=1e-6)
+    with pytest.raises(ValueError, match="collection_weight"):
+        NamingConfig(collection_weight=-1.0)
+    assert NamingConfig.from_dict({"level": 0.98}).collection_weight is None  # an older bundle's settings

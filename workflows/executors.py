@@ -339,17 +339,19 @@ def _triage_batch(batch: Columns, model: Any) -> Columns:
     specimens = [Specimen(processid=str(pid), dna_barcode=(str(seq) if seq is not None and seq == seq and seq != ""
                                                             else None))
                  for pid, seq in zip(batch["processid"], batch["dna_barcode"])]
-    results = model.triage(specimens)
+    results = model.triage(specimens, collection=False)  # a batch of a collection: adapted as a whole
     return {"result": np.array([json.dumps(r.to_dict()) for r in results], dtype=object)}
 
 
-def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, batch_size: int = 2048) -> list[Any]:
+def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, batch_size: int = 2048,
+                collection: bool = True) -> list[Any]:
     """``model.triage(specimens)`` with the per-specimen work spread by ``executor``.
 
     Embedding, FAISS search, identity, per-rank calls and novelty are all
     per specimen (``discovery.engine.DiscoveryModel.triage``), so they map over
     batches; the fitted model is shipped once per worker as the map's context.
-    Results come back in input order as the engine's own ``TriageResult``.
+    Results come back in input order as the engine's own ``TriageResult``; with ``collection``, the
+    batches' results are then decided as one collection (``DiscoveryModel.adapt``), as ``triage`` does.
     """
     import json
 
@@ -361,7 +363,8 @@ def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, bat
                "dna_barcode": np.array([s.dna_barcode or "" for s in specimens], dtype=object)}
     out = executor.map_batches(_triage_batch, columns, batch_size=batch_size, stage="embed+classify",
                                context=model)
-    return [TriageResult(**json.loads(r)) for r in out["result"]]
+    results = [TriageResult(**json.loads(r)) for r in out["result"]]
+    return model.adapt(results)[0] if collection else results
 
 
 class ExecutorModel:
@@ -407,10 +410,11 @@ class ExecutorModel:
 
         return cls(DiscoveryModel.load(bundle), executor, batch_size)
 
-    def triage(self, specimens: Sequence[Any]) -> list[Any]:
-        if isinstance(self.executor, LocalExecutor):
-            return self.model.triage(specimens)  # no copies through columns when nothing is distributed
-        return triage_with(self.executor, self.model, specimens, batch_size=self.batch_size)
+    def triage(self, specimens: Sequence[Any], collection: bool = True) -> list[Any]:
+        """As ``DiscoveryModel.triage`` (through ``triage_with`` where the work is spread)."""
+        if isinstance(self.executor, LocalExecutor):  # no copies through columns when nothing is distributed
+            return self.model.triage(specimens, collection=collection)
+        return triage_with(self.executor, self.model, specimens, batch_size=self.batch_size, collection=collection)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)

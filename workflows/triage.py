@@ -57,6 +57,9 @@ class TriageSummary:
     quarantine_file: str | None = None
     #: photos set aside from specimens kept without them (in the quarantine report, not in ``quarantined``)
     photos_set_aside: int = 0
+    #: per learned rank, the collection's estimated share of specimens absent from the reference, which its
+    #: P(absent) assumes (``DiscoveryModel.adapt``; empty: a bundle that reads every collection at even odds)
+    absent_share: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -242,8 +245,10 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
             pass
     with ahead:
         for start in range(0, len(specimens), step):
-            results.extend(model.triage(specimens[start : start + step]))
+            results.extend(model.triage(specimens[start : start + step], collection=False))
             say("triage", min(start + step, len(specimens)), len(specimens))
+        # decided as one collection, under its own share of absent taxa per rank (not chunk by chunk)
+        results = model.adapt(results)[0]
     seconds["triage"] = time.perf_counter() - t
     with_image = [i for i, s in enumerate(specimens) if s.image_path is not None]
     if image_model is not None and with_image:
@@ -449,4 +454,5 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         by_modality=dict(Counter(r.modality for r in results)),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
-        quarantine_file=quarantine_file, provisional_keys=provisional)
+        quarantine_file=quarantine_file, provisional_keys=provisional,
+        absent_share=next((dict(r.priors) for r in results if r.priors), {}))
