@@ -455,3 +455,21 @@ def test_a_bundle_from_before_keeps_the_simulations_odds(model, world) -> None:
     plain = model.triage(world["known"][:20], collection=False)
     kept, priors = twin.adapt(plain)
     assert priors == {} and [r.to_dict() for r in kept] == [r.to_dict() for r in plain]
+
+
+def test_a_decision_remade_keeps_its_notes_around_the_naming_reason_and_leaves_other_results(model, world) -> None:
+    """``adapt`` re-makes the reason from what a result keeps: the reversed-read note first, the naming's
+    own sentence, the reference-audit caveat last; a result without outcomes (no barcode) passes as it
+    is; the level is checked as ``triage`` checks it."""
+    from biodiscover.discovery.engine import InputError
+
+    res = model.triage(world["absent_species"][:30] + [Specimen(processid="NOSEQ")], collection=False)
+    stopped = next(r for r in res if r.modality == "dna" and r.deepest_rank != "species" and r.reason)
+    assert stopped.notes == {}
+    noted = dataclasses.replace(stopped, notes={"reversed": "read reversed", "audit": "key flagged"})
+    again = model._decided(noted, {}, model.config.naming.level)
+    assert again.reason == f"read reversed; {stopped.reason}; key flagged"
+    adapted, priors = model.adapt(res)
+    assert priors and adapted[-1] is res[-1] and adapted[-1].modality == "none"
+    with pytest.raises(InputError, match="level must be in"):
+        model.adapt(res, level=0.5)

@@ -376,3 +376,36 @@ def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_
     with pytest.raises(ValueError, match="collection_weight"):
         NamingConfig(collection_weight=-1.0)
     assert NamingConfig.from_dict({"level": 0.98}).collection_weight is None  # an older bundle's settings
+
+
+def test_the_collection_prior_keeps_its_odds_finite_and_decide_reads_a_certain_absence() -> None:
+    """The estimate never reaches certainty (a share of 0 or 1 would make every later shift 0 or 1):
+    it stops at 1e-4 and 1 - 1e-4; a query the rank model calls certainly absent stays absent at any
+    share, with P(right) 0; a cut-off rank accepts a query exactly at the level."""
+    assert collection_prior(np.zeros(500), 0.5, 0.0) == pytest.approx(1e-4)
+    assert collection_prior(np.ones(500), 0.5, 0.0) == pytest.approx(1 - 1e-4)
+    m = NamingModel(NamingConfig())
+    m.models_ = {"genus": object(), "species": object()}
+    labels = {"order": "O", "family": "F", "subfamily": None, "genus": "G", "species": "G s"}
+    out = {"order": (0.98, 0.0, 0.02), "family": (1.0, 0.0, 0.0), "subfamily": None, "genus": (0.9, 0.0, 0.1),
+           "species": (0.0, 0.0, 1.0)}
+    conf, absent = m.decide(labels, out, {"genus": 0.01, "species": 0.01})
+    assert absent["species"] == pytest.approx(1.0) and conf["species"] == 0.0
+    assert conf["genus"] > 0.99  # 0.1 at even odds is 0.001 at 1 %: P(right | present) 1 kept
+    assert m.placed(out, 0.98) and not m.placed(out, 0.981)
+
+
+def test_rivals_are_the_closest_other_label_per_rank_within_the_window() -> None:
+    """``NamingModel.rivals`` reads the best-first candidates once: per rank the first other (non-blank)
+    label, and only within ``RIVAL_WINDOW`` of the best identity (what a reason may cite)."""
+    from biodiscover.discovery.naming import RIVAL_WINDOW
+
+    lins = [("O", "F", None, "G", "G a"), ("O", "F", "S", "G", "G b"), ("O", "F2", None, "H", "H c"),
+            ("O", "F", None, "G", "G d")]
+    hits = Hits(np.array([0, 1, 2, 3]), np.array([0.990, 0.985, 0.990 - RIVAL_WINDOW, 0.980]), 600)
+    assert NamingModel.rivals(lins, hits) == {"order": None, "family": None, "subfamily": None,
+                                              "genus": None, "species": ("G b", 0.985)}
+    near = Hits(np.array([0, 2, 1]), np.array([0.990, 0.980, 0.979]), 600)
+    assert NamingModel.rivals(lins, near) == {"order": None, "family": ("F2", 0.980), "subfamily": None,
+                                              "genus": ("H", 0.980), "species": ("H c", 0.980)}
+    assert NamingModel.rivals(lins, Hits.empty(600)) == {r: None for r in RANKS}
