@@ -51,6 +51,19 @@ for _verbs in (data, synth, db, model, discovery, review, jobs):
 #: that was running is marked failed or interrupted and stored nothing of its own results
 INTERRUPTED = ("interrupted: finished steps are kept and the interrupted one is marked as such; "
                "re-run the same command to go on from there.")
+#: verbs with no steps to keep: what an interrupted run of them left behind
+INTERRUPTED_BY_VERB = {
+    "build-reference": ("interrupted: the bundle is written only once the engine is fitted, so there is none "
+                        "unless 'bundle written' was printed; re-run the same command (with --force over a "
+                        "bundle it wrote) to build it."),
+}
+
+
+def _interrupted(argv: list[str] | None) -> str:
+    """The interrupt message for the verb on the command line (the general one when it has no other)."""
+    args = sys.argv[1:] if argv is None else argv
+    verb = next((a for a in args if not a.startswith("-")), None)
+    return INTERRUPTED_BY_VERB.get(verb or "", INTERRUPTED)
 _USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
@@ -100,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         code = code if isinstance(code, int) else (0 if code is None else 1)
         if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
-            typer.echo(INTERRUPTED, err=True)
+            typer.echo(_interrupted(argv), err=True)
         return code
     except BiodiscoverError as exc:
         typer.echo("error: " + " ".join(str(exc).splitlines()), err=True)  # one line, always
@@ -114,6 +127,6 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     except KeyboardInterrupt:
-        typer.echo(INTERRUPTED, err=True)
+        typer.echo(_interrupted(argv), err=True)
         return 130
     return 0

@@ -308,3 +308,31 @@ def test_results_file_names_each_specimens_candidate_species_as_the_database_doe
     assert {g for g in groups if g} and sorted({pid for pid, g in zip([json.loads(x)["processid"] for x in
                                                                        alone.read_text().splitlines()], groups)
                                                 if g}) == sorted(expected)
+
+
+def test_ctrl_c_during_build_reference_says_no_bundle_was_written(dataset, tmp_path) -> None:
+    """A real process: SIGINT while build-reference reads and fits → exit 130, no bundle, and the message
+    says so (the general one, "finished steps are kept … go on from there", would be untrue here: the
+    verb has no steps to keep, and a re-run starts over)."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "bundle"
+    cmd = [sys.executable, "-c", "import sys; from biodiscover.cli.main import main; sys.exit(main(sys.argv[1:]))",
+           "build-reference", "--data", str(dataset), "--out", str(out), "--keys", "train"]
+    # SIGINT back to its default in the child (a suite started as a background job inherits it ignored)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.stderr is not None
+    said = []
+    for line in proc.stderr:  # Ctrl-C once it says it is reading: the fit (seconds) has not begun
+        said.append(line)
+        if "reading " in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, "".join(said) + err[-2000:]
+    assert "interrupted: the bundle is written only once the engine is fitted" in err
+    assert "finished steps are kept" not in err
+    assert not (out / "bundle.json").exists()
