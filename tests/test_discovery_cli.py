@@ -83,6 +83,10 @@ def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
     assert "ami" in rep["candidate_species"] and rep["candidate_species"]["ami"] >= 0.5
     md = out.with_suffix(".md").read_text()
     assert "novelty AUROC" in md and "Hungarian" in md
+    # the share of absent taxa the evaluated specimens' P(absent) assume, per learned rank
+    share = rep["naming"]["absent_share"]
+    assert {"genus", "species"} <= set(share) and all(0 < v < 1 for v in share.values())
+    assert f"species: share absent from the reference, estimated from the specimens | {share['species']:.3f}" in md
 
 
 def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, bundle, tmp_path, capsys) -> None:

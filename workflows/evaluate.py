@@ -92,7 +92,9 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
         report["reliability"][r] = reliability([a for a, _ in pairs], [b for _, b in pairs]) if pairs else \
             {"note": "published identity cut-off (no probability)" if r not in learned else "no labelled queries"}
     report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
-                        "expected": model.naming_.expected_.get(f"{model.config.naming.level}")}
+                        "expected": model.naming_.expected_.get(f"{model.config.naming.level}"),
+                        # what the evaluated specimens' P(absent) assume (the forecast above is at even odds)
+                        "absent_share": next((dict(x.priors) for x in res if x.priors), {})}
     report["named_to_species"] = {
         known_split: float(np.mean([bool(n["species"]) for n in named[: len(known)]])) if known else None,
         novel_split: float(np.mean([bool(n["species"]) for n in named[len(known):]])) if novel else None}
@@ -134,6 +136,8 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append((f"{r}: TP / MC / UC / OC rate", (e["tp_rate"], e["mc_rate"], e["uc_rate"], e["oc_rate"])))
     for r, rel in report.get("reliability", {}).items():
         rows.append((f"{r}: P(right) expected calibration error", rel.get("ece", rel.get("note"))))
+    for r, v in report.get("naming", {}).get("absent_share", {}).items():
+        rows.append((f"{r}: share absent from the reference, estimated from the specimens", v))
     cs = report.get("candidate_species", {})
     if "ami" in cs:
         rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
