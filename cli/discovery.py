@@ -78,6 +78,10 @@ def register(app: typer.Typer) -> None:
         Photographs (--images, or image paths in the collection) are used when the
         bundle has an image classifier: fused with the barcode, or alone for
         specimens whose barcode is missing or unusable.
+
+        A collection is read at its own share of taxa absent from the reference
+        (estimated from its specimens, printed at the end): triage a plate as one
+        collection, not a specimen at a time.
         """
         from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer
         from biodiscover.workflows.triage import run_triage
