@@ -409,3 +409,31 @@ def test_rivals_are_the_closest_other_label_per_rank_within_the_window() -> None
     assert NamingModel.rivals(lins, near) == {"order": None, "family": ("F2", 0.980), "subfamily": None,
                                               "genus": ("H", 0.980), "species": ("H c", 0.980)}
     assert NamingModel.rivals(lins, Hits.empty(600)) == {r: None for r in RANKS}
+
+
+def test_decide_keeps_p_right_if_present_when_wrong_outweighs_right_and_reasons_need_no_rival() -> None:
+    """P(right | present) = right / (right + wrong) whichever is larger; a failed rank with no rival in the
+    window gives a reason without one; the walk's optional ranks follow the models a model holds now."""
+    m = NamingModel(NamingConfig())
+    m.models_ = {"genus": object(), "species": object()}
+    m.spread_ = TaxonSpread()
+    labels = {"order": "O", "family": "F", "subfamily": None, "genus": "G", "species": "G s"}
+    out = {"order": (1.0, 0.0, 0.0), "family": (1.0, 0.0, 0.0), "subfamily": None, "genus": (0.999, 0.0, 0.001),
+           "species": (0.2, 0.6, 0.2)}
+    conf, absent = m.decide(labels, out, {"genus": 0.5, "species": 0.1})
+    assert absent["species"] == pytest.approx(shift_prior(np.array([0.2]), 0.5, 0.1)[0])
+    assert conf["species"] == pytest.approx((1 - absent["species"]) * 0.25)
+    why = m.explain(labels, conf, absent, 0.98, 0.97, {r: None for r in RANKS}, 600)
+    assert why is not None and why.startswith("species G s at 97.0% identity: P(right) ")
+    assert "lies within" not in why
+    assert m.walk_optional == ("order", "family", "subfamily")
+    m.models_ = {"family": object(), "genus": object(), "species": object()}
+    assert m.walk_optional == ("order", "subfamily")  # not the first model's answer
+
+
+def test_the_collection_prior_returns_its_last_estimate_when_it_runs_out_of_iterations() -> None:
+    """One EM step from even odds is the mean P(absent), pulled toward the prior by the weight."""
+    a = np.array([0.1, 0.2, 0.9, 0.05])
+    assert collection_prior(a, 0.5, 0.0, max_iter=1) == pytest.approx(a.mean())
+    assert collection_prior(a, 0.5, 4.0, max_iter=1) == pytest.approx((a.sum() + 2.0) / 8)
+    assert collection_prior(a, 0.5, 0.0) != pytest.approx(a.mean(), abs=1e-3)  # iterated past one step
