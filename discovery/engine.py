@@ -425,14 +425,15 @@ class DiscoveryModel:
         return [k for k, r in enumerate(RANKS) if r not in self.naming_.models_]
 
     # -- triage ------------------------------------------------------------------------
-    def triage(self, specimens: Sequence[Specimen], level: float | None = None, collection: bool = True
+    def triage(self, specimens: Sequence[Specimen], level: float | None = None, collection: bool | None = True
                ) -> list[TriageResult]:
         """Per-specimen labels, P(right) and P(absent) per rank, deepest named rank and novelty.
 
         ``level`` overrides the bundle's naming level (P(right) a rank needs to be named).
-        ``collection``: the specimens are one collection, decided under its own share of absent taxa
-        (``adapt``); False for one chunk of a bigger collection, which its caller adapts as a whole
-        (each result is then at the simulation's even odds).
+        ``collection``: True, the specimens are one collection, decided under its own share of absent
+        taxa (``adapt``); False, each at the simulation's even odds; None, one chunk of a bigger
+        collection whose caller decides the whole with ``adapt``: the results carry their ``outcomes``
+        and are not decided yet (no confidence, deepest rank or novelty), so nothing is decided twice.
         """
         self._check_fitted()
         level = self.config.naming.level if level is None else float(level)
@@ -479,7 +480,7 @@ class DiscoveryModel:
                                           0.0, None, None, float("nan"), False, None, 0.0,
                                           {r: None for r in RANKS})
         done = [r for r in results if r is not None]  # every slot is filled above
-        return self._decide_all(done, self._collection_priors(done, level) if collection else {}, level)
+        return done if collection is None else self.adapt(done, level, collection=collection)[0]
 
     def _collection_priors(self, results: Sequence[TriageResult], level: float) -> dict[str, float]:
         return self.naming_.collection_priors([r.outcomes for r in results if r.modality == "dna" and r.outcomes],
@@ -504,10 +505,11 @@ class DiscoveryModel:
                        is_novel=bool(nov >= self.config.novelty_threshold), reason=reason,
                        priors={k: v for k, v in priors.items() if k in self.naming_.models_})
 
-    def adapt(self, results: Sequence[TriageResult], level: float | None = None
+    def adapt(self, results: Sequence[TriageResult], level: float | None = None, collection: bool = True
               ) -> tuple[list[TriageResult], dict[str, float]]:
-        """The results of one collection decided again under its own share of absent taxa per rank
-        (``NamingModel.collection_priors``, estimated from every result's ``outcomes``), and those shares.
+        """The results of one collection decided (again) under its own share of absent taxa per rank
+        (``NamingModel.collection_priors``, estimated from every result's ``outcomes``), and those shares;
+        with ``collection`` False, each at the simulation's even odds.
 
         Why over the whole collection and not per call: a batch runner triages a collection in chunks
         (and Ray in batches), and a specimen's call must not depend on which chunk it fell in. Exact and
@@ -520,9 +522,7 @@ class DiscoveryModel:
         level = self.config.naming.level if level is None else float(level)
         if not 0.5 < level <= 1.0:
             raise InputError(f"level must be in (0.5, 1], got {level}")
-        priors = self._collection_priors(results, level)
-        if not priors:
-            return list(results), {}
+        priors = self._collection_priors(results, level) if collection else {}
         return self._decide_all(results, priors, level), priors
 
     def _check_homology(self, seqs: list[str], hits: list[Hits]) -> tuple[dict[int, str], dict[int, str]]:

@@ -427,6 +427,11 @@ def test_a_collection_is_decided_under_its_own_share_of_absent_taxa_whatever_its
     assert [r.to_dict() for r in adapted] == [r.to_dict() for r in whole]
     assert set(priors) == set(model.naming_.models_) and all(0 < v < 1 for v in priors.values())
     assert any(r.priors == priors for r in whole)
+    # chunks left undecided for the caller (what the batch runner and Ray batches do): decided once, the same
+    raw = model.triage(coll[:50], collection=None) + model.triage(coll[50:], collection=None)
+    assert all(r.confidence == {} and r.deepest_rank is None for r in raw if r.modality == "dna")
+    assert [r.to_dict() for r in model.adapt(raw)[0]] == [r.to_dict() for r in whole]
+    assert [r.to_dict() for r in model.adapt(raw, collection=False)[0]] == [r.to_dict() for r in parts]
     again, priors_again = model.adapt(whole)
     assert priors_again == priors and [r.to_dict() for r in again] == [r.to_dict() for r in whole]
 
@@ -473,3 +478,11 @@ def test_a_decision_remade_keeps_its_notes_around_the_naming_reason_and_leaves_o
     assert priors and adapted[-1] is res[-1] and adapted[-1].modality == "none"
     with pytest.raises(InputError, match="level must be in"):
         model.adapt(res, level=0.5)
+
+
+def test_an_unfitted_engine_refuses_to_adapt_as_it_refuses_to_triage() -> None:
+    from biodiscover.storage.errors import NotFittedError
+
+    for call in (lambda m: m.triage([]), lambda m: m.adapt([])):
+        with pytest.raises(NotFittedError, match=r"DiscoveryModel is not fitted; call fit\(\) or load\(\)"):
+            call(DiscoveryModel(CFG))

@@ -339,19 +339,20 @@ def _triage_batch(batch: Columns, model: Any) -> Columns:
     specimens = [Specimen(processid=str(pid), dna_barcode=(str(seq) if seq is not None and seq == seq and seq != ""
                                                             else None))
                  for pid, seq in zip(batch["processid"], batch["dna_barcode"])]
-    results = model.triage(specimens, collection=False)  # a batch of a collection: adapted as a whole
+    results = model.triage(specimens, collection=None)  # a batch of a collection: decided as a whole
     return {"result": np.array([json.dumps(r.to_dict()) for r in results], dtype=object)}
 
 
 def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, batch_size: int = 2048,
-                collection: bool = True) -> list[Any]:
+                collection: bool | None = True) -> list[Any]:
     """``model.triage(specimens)`` with the per-specimen work spread by ``executor``.
 
     Embedding, FAISS search, identity, per-rank calls and novelty are all
     per specimen (``discovery.engine.DiscoveryModel.triage``), so they map over
     batches; the fitted model is shipped once per worker as the map's context.
-    Results come back in input order as the engine's own ``TriageResult``; with ``collection``, the
-    batches' results are then decided as one collection (``DiscoveryModel.adapt``), as ``triage`` does.
+    Results come back in input order as the engine's own ``TriageResult``, then decided here as
+    ``triage`` decides them for ``collection`` (True: as one collection, ``DiscoveryModel.adapt``;
+    None: left undecided for a caller that decides a bigger collection).
     """
     import json
 
@@ -364,7 +365,7 @@ def triage_with(executor: Executor, model: Any, specimens: Sequence[Any], *, bat
     out = executor.map_batches(_triage_batch, columns, batch_size=batch_size, stage="embed+classify",
                                context=model)
     results = [TriageResult(**json.loads(r)) for r in out["result"]]
-    return model.adapt(results)[0] if collection else results
+    return results if collection is None else model.adapt(results, collection=collection)[0]
 
 
 class ExecutorModel:
@@ -410,7 +411,7 @@ class ExecutorModel:
 
         return cls(DiscoveryModel.load(bundle), executor, batch_size)
 
-    def triage(self, specimens: Sequence[Any], collection: bool = True) -> list[Any]:
+    def triage(self, specimens: Sequence[Any], collection: bool | None = True) -> list[Any]:
         """As ``DiscoveryModel.triage`` (through ``triage_with`` where the work is spread)."""
         if isinstance(self.executor, LocalExecutor):  # no copies through columns when nothing is distributed
             return self.model.triage(specimens, collection=collection)

@@ -245,7 +245,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
             pass
     with ahead:
         for start in range(0, len(specimens), step):
-            results.extend(model.triage(specimens[start : start + step], collection=False))
+            results.extend(model.triage(specimens[start : start + step], collection=None))  # decided below
             say("triage", min(start + step, len(specimens)), len(specimens))
         # decided as one collection, under its own share of absent taxa per rank (not chunk by chunk)
         results = model.adapt(results)[0]
