@@ -429,11 +429,26 @@ def test_a_collection_is_decided_under_its_own_share_of_absent_taxa_whatever_its
     assert any(r.priors == priors for r in whole)
     # chunks left undecided for the caller (what the batch runner and Ray batches do): decided once, the same
     raw = model.triage(coll[:50], collection=None) + model.triage(coll[50:], collection=None)
-    assert all(r.confidence == {} and r.deepest_rank is None for r in raw if r.modality == "dna")
+    assert all(r.confidence == {} and r.deepest_rank is None and not r.is_novel for r in raw if r.modality == "dna")
     assert [r.to_dict() for r in model.adapt(raw)[0]] == [r.to_dict() for r in whole]
     assert [r.to_dict() for r in model.adapt(raw, collection=False)[0]] == [r.to_dict() for r in parts]
     again, priors_again = model.adapt(whole)
     assert priors_again == priors and [r.to_dict() for r in again] == [r.to_dict() for r in whole]
+    # what a result keeps to be decided again: the best key's identity and the bases shared with it
+    from biodiscover.discovery.engine import informative_length
+    from biodiscover.storage.distance import identity
+
+    key_seq = dict(zip(model.ref_ids_, model.ref_seqs_))
+    for s, r in zip(coll, whole):
+        if r.modality == "dna" and r.top_hit is not None:
+            key = key_seq[r.top_hit]
+            assert r.identity == pytest.approx(identity(s.dna_barcode, key))
+            assert r.overlap == min(informative_length(s.dna_barcode), informative_length(key))
+            assert all(v is None or v[1] <= r.identity for v in r.rivals.values())
+    # a result without outcomes (read back from a file) is returned as it is and does not count
+    bare = [dataclasses.replace(whole[0], outcomes={})] + whole[1:]
+    kept, bare_priors = model.adapt(bare)
+    assert kept[0] is bare[0] and bare_priors != priors
 
     known = world["known"][:40]
     among_known = model.triage(known)
