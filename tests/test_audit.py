@@ -107,6 +107,26 @@ def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
     assert "every key of the 10 species" in describe_audit({"species_checked": 10, "suspects": 0})[0]
 
 
+@pytest.mark.parametrize("differences, listed", [(38, False), (40, True)])
+def test_a_pair_just_past_the_audits_distance_is_listed(differences: int, listed: bool) -> None:
+    """Two keys of one species, 400 bases with the same ten Ns, ``differences`` substitutions apart: 38 leave
+    them within the audit's distance, 40 put them past it and both are listed. The bounded alignment that
+    checks a pair allows int(0.1 x 400) + 1 edits over the read, while its p-distance divides by the informative
+    columns (fewer, with Ns), so a pair just past the cut comes back finite and only the comparison rejects it
+    (written after the seed-3299 sample, where ``<= 1.0 - min_identity`` -> ``<= 1.0 + min_identity`` in
+    ``_close`` survived; not re-scored)."""
+    rng = np.random.default_rng(7)
+    a = np.array(list("".join(rng.choice(list("ACGT"), 400))))
+    a[rng.choice(400, 10, replace=False)] = "N"
+    b = a.copy()
+    for i in rng.choice(np.flatnonzero(a != "N"), differences, replace=False):
+        b[i] = {"A": "C", "C": "G", "G": "T", "T": "A"}[b[i]]
+    suspects, checked = audit_reference(["K1", "K2"], ["".join(a), "".join(b)], [("Ord", "Gen", "Gen sp")] * 2)
+    assert checked == 1
+    assert [s.processid for s in suspects] == (["K1", "K2"] if listed else [])
+    assert all(s.own_identity < AUDIT_IDENTITY for s in suspects)
+
+
 def test_a_clean_reference_is_said_to_lie_within_the_audits_distance() -> None:
     """No suspect: the one line ``build-reference`` and ``info`` print says how far (100 % less the audit's
     identity cut) every key lies from another key of its species (seed 7333: ``1 - cut`` -> ``1 + cut`` printed
@@ -156,4 +176,5 @@ def test_a_key_stored_reversed_is_said_to_be() -> None:
     assert checked == 1 and [s.processid for s in suspects] == ["K2"]
     assert suspects[0].own_identity < AUDIT_IDENTITY <= 0.98 <= suspects[0].reversed_identity
     assert suspects[0].describe().endswith(
-        "identical to its species: stored reversed, indexed as its reverse complement")
+        f"; its reverse complement is {100 * suspects[0].reversed_identity:.1f} % identical to its species: "
+        "stored reversed, indexed as its reverse complement")  # the figure too (seed 3299: 100 -> 101 survived)

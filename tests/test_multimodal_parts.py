@@ -108,6 +108,22 @@ def test_the_margin_to_the_runner_up_label_is_a_feature_of_the_confidence(tmp_pa
     assert call.confidence["genus"] == pytest.approx(_sigmoid(3.0), abs=1e-5)  # one label: margin = share 1
 
 
+def test_the_best_image_and_dna_similarity_of_the_label_are_features_of_the_confidence(tmp_path: Path) -> None:
+    """P(right) may read the best image and the best DNA similarity among the neighbours holding the chosen
+    label (the third and fourth features). A query at 172°: its image neighbour K4 (180°) and its DNA neighbour
+    (K4's barcode, placed at 170°) agree, so both features are theirs (cos 8° and cos 2°). Written after the
+    seed-3299 sample, where ``for s in (0, 1)`` -> ``(0, 2)`` (the DNA feature replaced by the floor) and
+    ``best[0]`` -> ``best[1]`` survived (not re-scored)."""
+    sims_only = {"C": 1.0, "mean": [0.0] * 4, "scale": [1.0] * 4, "coef": [0.0, 0.0, 10.0, 20.0], "intercept": -29.0}
+    clf = CrossModalClassifier.load(_write(tmp_path / "b", dna=True, k=1,
+                                           confidence={r: sims_only for r in RANKS}))
+    call = clf.predict_embeddings(_unit(172.0)[None, :], ["Q"])[0]
+    assert call.labels["species"] == "G3 d"
+    image, dna = math.cos(math.radians(8.0)), math.cos(math.radians(2.0))
+    for rank in ("order", "species"):
+        assert call.confidence[rank] == pytest.approx(_sigmoid(10 * image + 20 * dna - 29), abs=1e-5)
+
+
 def test_a_rank_below_its_threshold_stops_the_descent(tmp_path: Path) -> None:
     strict = {r: 0.7 for r in RANKS} | {"family": 0.99}
     clf = CrossModalClassifier.load(_write(tmp_path / "b", thresholds=strict))

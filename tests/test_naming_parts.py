@@ -437,3 +437,25 @@ def test_the_collection_prior_returns_its_last_estimate_when_it_runs_out_of_iter
     assert collection_prior(a, 0.5, 0.0, max_iter=1) == pytest.approx(a.mean())
     assert collection_prior(a, 0.5, 4.0, max_iter=1) == pytest.approx((a.sum() + 2.0) / 8)
     assert collection_prior(a, 0.5, 0.0) != pytest.approx(a.mean(), abs=1e-3)  # iterated past one step
+
+
+def test_the_tuning_predictions_are_out_of_fold_by_group() -> None:
+    """``_tune``'s P(right) for a simulated query comes from a model that never saw its group (the left-out
+    taxon): groups whose outcome only a group-identifying feature tells are learned in-sample but cannot be
+    predicted out of fold, so there P(right) says nothing about the truth. In-sample predictions would (written
+    after the seed-3299 sample, where ``te = fold == f`` -> ``fold != f`` survived: the forecast ``expected_``
+    and the setting choice then read in-sample predictions; not re-scored)."""
+    rng = np.random.default_rng(0)
+    n_groups, per = 40, 40
+    group = np.repeat(np.arange(n_groups), per)
+    outcome = rng.choice(["right", "wrong", "absent"], n_groups)[group]
+    X = rng.random((n_groups * per, len(FEATURES_)))
+    X[:, 0] = group / n_groups  # the group, as a feature: enough to learn each group's outcome by heart
+    grp = [f"taxon{g}" for g in group]
+    model = NamingModel(NamingConfig(trees=60, min_leaf=20))
+    oof = model._tune(["genus"], {"genus": X}, {"genus": list(outcome)}, {"genus": np.ones(len(X))},
+                      {"genus": grp})
+    right = outcome == "right"
+    assert oof["genus"].shape == (len(X),)
+    assert abs(oof["genus"][right].mean() - oof["genus"][~right].mean()) < 0.2  # out of fold: no signal
+    assert model.tuning_["genus"]["log_loss"]["60/0.1/20"] > 0.9  # about chance (ln 3 = 1.10), not learned

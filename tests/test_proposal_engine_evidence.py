@@ -166,6 +166,14 @@ def test_recompute_evidence_of_a_split_takes_the_best_kept_member_hit() -> None:
     assert (ev.threshold, ev.linkage, ev.candidate, ev.size) == (0.027, "average", 4, 5)
     assert ev.within_distance is not None and ev.within_distance.max is not None
     assert ev.within_distance.max < 0.03
+    # two members' hits at the same identity: the larger key id, whatever order the sources come in (the
+    # nearest key of a re-made candidate must not depend on the order a reviewer merged; written after the
+    # seed-3299 sample, where the tie-break `processid or ""` -> `processid and ""` survived; not re-scored)
+    tied = [Evidence(member_hits={"S00": MemberHit("Gen a", "Gen", "K1", 0.95)}),
+            Evidence(member_hits={"S01": MemberHit("Gen b", "Gen", "K7", 0.95)})]
+    for sources in (tied, tied[::-1]):
+        near = recompute_evidence(kept, None, sources).nearest_known
+        assert near is not None and (near.processid, near.species) == ("K7", "Gen b")
     # records without per-member hits: the best nearest species the sources recorded
     old = [Evidence(nearest_known=NearestKnown(species="A", identity=0.8)),
            Evidence(nearest_known=NearestKnown(species="B", identity=0.92)), Evidence()]

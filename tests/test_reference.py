@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -195,11 +196,12 @@ def test_identities_in_worker_processes_equal_in_process(world) -> None:
         assert ref._pool is not None  # the worker pool was used
     finally:
         ref.close()
+    assert len(two) == len(one) == len(queries)  # every job's queries come back (zip below stops at the shorter)
     for x, y in zip(one, two):
         np.testing.assert_array_equal(x.identities, y.identities)
 
 
-def test_work_beside_the_alignments_runs_once_and_the_identities_are_the_same(world, monkeypatch) -> None:
+def test_work_beside_the_alignments_runs_once_and_the_identities_are_the_same(world, monkeypatch, caplog) -> None:
     """``while_aligning``: a forked child aligns while this process runs the work; same float32 values."""
     from biodiscover.discovery import reference as reference_module
 
@@ -217,10 +219,14 @@ def test_work_beside_the_alignments_runs_once_and_the_identities_are_the_same(wo
     forked: list[int] = []
     real = reference_module._aligned_beside
     monkeypatch.setattr(reference_module, "_aligned_beside", lambda *a: forked.append(1) or real(*a))
-    with reference_module.while_aligning(lambda: ran.append(os.getpid())):
+    with reference_module.while_aligning(lambda: ran.append(os.getpid())), \
+            caplog.at_level(logging.WARNING, logger="biodiscover.discovery.reference"):
         two = ref.align(queries, *hits, per_taxon=2, max_candidates=10)
         three = ref.align(queries, *hits, per_taxon=2, max_candidates=10)  # the work is done: in this process
     assert ran == [parent] and forked == [1] and ref._pool is None and not reference_module._MEANWHILE
+    # the child's values were used: no fallback to aligning here again (written after the seed-3299 sample,
+    # where deleting the child's write survived: the fallback gave the same identities; not re-scored)
+    assert not [r for r in caplog.records if "forked alignment failed" in r.getMessage()]
     for x, y, z in zip(one, two, three):
         assert y.identities.dtype == x.identities.dtype
         np.testing.assert_array_equal(x.identities, y.identities)
