@@ -78,6 +78,10 @@ def test_outcomes_count_each_scenario_and_weigh_every_group_the_same() -> None:
     stricter = _outcomes(queries, tops, conf, 0.981, ("subfamily",))
     assert stricter["absent_species_named"]["rate"] == 0.0
     assert stricter["absent_species_genus_right"]["rate"] == pytest.approx(0.5)  # its genus still named
+    # a1 alone: its genus is right, not wrong (the two above split 1 : 1 and cannot tell right from wrong;
+    # written after the seed-3299 sample, where `named["genus"] == q.truth[3]` -> `!=` survived; not re-scored)
+    a1 = _outcomes(queries[4:5], tops[4:5], conf[4:5], 0.98, ("subfamily",))
+    assert (a1["absent_species_genus_right"]["rate"], a1["absent_species_genus_wrong"]["rate"]) == (1.0, 0.0)
     # a failing subfamily stops the walk unless it is optional
     sub = _outcomes(queries[:1], tops[:1], [_conf(subfamily=0.1)], 0.98, ())
     assert sub["known_species_right"]["rate"] == 0.0
