@@ -179,6 +179,10 @@ def test_config_refuses_impossible_settings_and_round_trips() -> None:
             CrossModalConfig(**bad)
     cfg = CrossModalConfig(k=7, index=IndexConfig(kind="flat"))
     assert CrossModalConfig.from_dict(cfg.to_dict()) == cfg
+    # the smallest settings it accepts: one neighbour, equal weights, one modality only (seed 3299:
+    # `image_weight + dna_weight == 0` -> `image_weight - dna_weight == 0` survived, refusing equal weights)
+    for fine in ({"k": 1}, {"image_weight": 0.5, "dna_weight": 0.5}, {"image_weight": 0.0, "dna_weight": 1.0}):
+        assert CrossModalConfig(**fine).to_dict().items() >= fine.items()
     assert cfg.target("species") == 0.02 and cfg.target("genus") == 0.05 and cfg.target("order") == 0.05
 
 
