@@ -106,6 +106,12 @@ def test_same_file_twice_is_skipped_by_checksum_with_provenance(tmp_path: Path) 
         with db._read() as conn:
             rows = conn.exec_driver_sql("SELECT source, checksum, status, finished_at FROM ingests").all()
         assert len(rows) == 1 and rows[0][0] == str(src) and rows[0][2] == "completed" and rows[0][3]
+        # a re-run that writes nothing takes no pre-ingest backup (each one would push an older good one out)
+        from biodiscover.storage.db.backup import list_backups
+
+        before = list_backups(tmp_path / "bd.sqlite")
+        r3 = db.ingest([Specimen("A1", dna_barcode="ACGT" * 60)], collection="plate", source=src, backup=True)
+        assert r3.skipped and r3.backup is None and list_backups(tmp_path / "bd.sqlite") == before
 
 
 def test_ingest_registers_provided_taxonomy_as_graph(db: Database) -> None:
@@ -120,6 +126,30 @@ def test_ingest_registers_provided_taxonomy_as_graph(db: Database) -> None:
         names.add(node.name)
         below.extend(graph.children(node.id))
     assert names == {"Diptera", "Phoridae", "Megaselia", "Cecidomyiidae", "Campylomyza"}
+
+
+def test_ingest_without_register_taxa_leaves_the_taxonomy_as_it_was(tmp_path: Path) -> None:
+    """Only *with* ``register_taxa`` are the provided names added to the taxonomy (the module's promise):
+    without it the specimens are stored and the taxa table gains no row."""
+    with Database.create(tmp_path / "bd.sqlite") as handle:
+        report = handle.ingest(make_specimens(12), collection="plate-1", backup=False, register_taxa=False)
+        assert report.new == 12 and handle.taxonomy().find("Megaselia") == []
+    assert count_specimens(tmp_path / "bd.sqlite") == 12
+    assert sqlite3.connect(tmp_path / "bd.sqlite").execute("SELECT count(*) FROM taxa").fetchone() == (0,)
+
+
+def test_a_candidates_members_carry_their_own_assignment_once_each(db: Database) -> None:
+    """The review screen's member table: each member once, with the rank, taxon, confidence and novelty the
+    run gave *that* specimen (every specimen of the run has an assignment here, so a join on the wrong key
+    would multiply the rows or mix them up)."""
+    run = db.start_run("triage", {}, "sha256:abc", backup=False)
+    db.write_assignments(run, [{"processid": f"BD{i:06d}", "deepest_rank": "genus", "deepest_taxon": f"G{i}",
+                                "novelty": i / 100, "confidences": {"genus": 0.5 + i / 200}} for i in range(60)])
+    (pid,) = db.write_proposals(run, [{"members": [("BD000003", 0.9), ("BD000007", 0.8)], "parent_rank": "genus",
+                                       "parent_name": "Megaselia"}])
+    members = db.proposal_detail(pid).members
+    assert [(m.processid, m.deepest_taxon, m.confidence, m.novelty) for m in members] == [
+        ("BD000003", "G3", 0.515, 0.03), ("BD000007", "G7", 0.535, 0.07)]
 
 
 def test_runs_heartbeat_progress_and_assignments_upsert(db: Database) -> None:
@@ -211,6 +241,8 @@ def test_every_review_action_logs_and_undo_restores(db: Database) -> None:
     log = db.reviews()
     assert [r["action"] for r in reversed(log)] == ["split", "merge", "move", "rename", "note", "reject"]
     assert all(r["reviewer"] in ("ana", "bo") and r["created_at"] for r in log)
+    assert [(r["proposal_id"], r["action"]) for r in db.reviews(p2)] == [(p2, "reject"), (p2, "note"),
+                                                                         (p2, "rename")]  # one proposal's log
     assert log[-1]["before"]["proposals"][str(p0)]["members"][2][0] == "BD000006"  # before snapshot kept
     # undo in reverse order restores the original grouping
     for res in (rj, rn, mv, m, s):
@@ -887,6 +919,8 @@ def test_a_runs_process_is_alive_only_while_it_exists_and_finishing_takes_only_e
     done = db.latest_run("triage", status="completed")
     assert (done.id, done.message, done.result) == (first, "done", {"n": 3})
     assert db.latest_run("triage", status="failed") is None
+    other = db.start_run("build-reference", {}, "sha256:m", backup=False)  # a newer run of another kind
+    assert (db.latest_run("triage").id, db.latest_run().id) == (second, other)
     for bad in ("running", "finished"):
         with pytest.raises(ValueError, match="finish_run status must be one of"):
             db.finish_run(second, bad)

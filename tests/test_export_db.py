@@ -55,11 +55,19 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
     res = export_run(path, run, "json", tmp_path / "run.json")
     doc = json.loads(res.files[0].read_text())
     assert doc["run"]["id"] == run and doc["run"]["model_fingerprint"] == "sha256:feedbeef"
+    assert doc["run"]["superseded"] == {"candidates": 0, "by_runs": []}  # no later run re-clustered this one
     assert len(doc["assignments"]) == len(data.assignments)
     assert sorted(p["proposal_id"] for p in doc["proposals"]) == sorted(info["ids"])
     assert sum(len(p["members"]) for p in doc["proposals"]) == len(data.members)
     doc_members = {p["proposal_id"]: [m["processid"] for m in p["members"]] for p in doc["proposals"]}
     assert {p["proposal_id"]: p["status"] for p in doc["proposals"]}[info["accepted"]] == "accepted"
+    # the evidence stored with each candidate is exported as it was stored (an export without it says nothing
+    # about why a candidate was proposed)
+    stored = {pid: ev for pid, ev in zip(info["ids"], data.proposals["evidence"])}
+    for p in doc["proposals"]:
+        ev = stored[p["proposal_id"]]
+        assert p["evidence"]["consensus_barcode"] == ev["consensus_barcode"]
+        assert p["evidence"]["nearest_known"]["identity"] == ev["nearest_known"]["identity"]
 
     from dwca.read import DwCAReader
 
@@ -130,7 +138,10 @@ def test_export_of_a_run_whose_candidates_a_later_run_reclustered_says_where_the
     pending = [i for i in info["ids"] if db.proposal(i).status == "pending"]
     assert len(pending) >= 2
     members = info["data"].members
+    # another run first, so the later triage's id (3) is not the number of candidates it takes over (2)
+    db.finish_run(db.start_run("build-reference", {}, model_fingerprint="sha256:feedbeef", backup=False), "completed")
     run2 = db.start_run("triage", {"k": 20}, model_fingerprint="sha256:feedbeef", collection="plate-1", backup=False)
+    assert run2 != 2
     again = [{"members": list(zip(m["processid"], m["probability"])), "parent_rank": "genus",
               "parent_name": "Megaselia", "provisional_name": "again", "novelty": 0.9}
              for pid in pending[:2] for m in [members[members["proposal_id"] == info["data"].proposals.loc[

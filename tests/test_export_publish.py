@@ -219,6 +219,12 @@ def test_dwca_without_metadata_warns_and_fails_the_licence_rule(tmp_path: Path, 
                 "Ana Silva <ana@example.org>", "--licence", "cc0", home=tmp_path)
     assert proc.returncode == 0 and proc.stderr == ""
     assert gbif_offline_problems(flags) == []
+    half = tmp_path / "c.zip"  # a creator and no licence is not enough either: the warning names what is missing
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(half), "--creator",
+                "Ana Silva <ana@example.org>", home=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stderr.strip() == ("warning: eml.xml has no licence; GBIF needs both: pass --metadata FILE or "
+                                   "--creator / --licence before publishing")
 
 
 @pytest.mark.parametrize("content,message", [

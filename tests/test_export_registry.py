@@ -47,7 +47,10 @@ def _biodiscover_with_tally(tmp_path: Path, *args: str) -> subprocess.CompletedP
     plugin = tmp_path / "plugin"
     plugin.mkdir(exist_ok=True)
     (plugin / "tally_format.py").write_text(THROWAWAY)
-    env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(plugin)}
+    # the plugin's folder before, not instead of, the PYTHONPATH this test runs under (which may name the code
+    # under test, as bench_mutation's shim does)
+    env = {**os.environ, "COLUMNS": "200",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(plugin), os.environ.get("PYTHONPATH")) if p)}
     return subprocess.run([sys.executable, "-c", ENTRY, *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -112,7 +115,7 @@ def test_unregistered_format_is_unknown_everywhere(small_db, tmp_path) -> None:
 
 def test_cli_help_lists_every_registered_format_from_the_registry() -> None:
     proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--help"], capture_output=True,
-                          text=True, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"}, timeout=120)
+                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
     text = _words(proc.stdout)
     assert proc.returncode == 0
     for fmt in REGISTRY.names():

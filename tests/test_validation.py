@@ -504,3 +504,15 @@ def test_write_quarantine_replaces_only_its_own_report_unless_forced(tmp_path: P
     own = write_quarantine([rec], tmp_path / "own.csv")
     assert write_quarantine([rec, rec], own) == own and len(own.read_text().splitlines()) == 3
     assert write_quarantine([rec], user, force=True) == user and is_quarantine_report(user)
+
+
+def test_only_an_empty_line_is_skipped_a_line_of_one_cell_or_one_comma_is_set_aside(tmp_path: Path) -> None:
+    """Every physical line is a record, set aside, or blank (empty or only white space): a line with one cell
+    and no delimiter, or one comma, is a broken record (reported), never skipped as if it were blank."""
+    seq = "ACGT" * 60
+    path = tmp_path / "plate.csv"
+    path.write_text(f"processid,dna_barcode\nA1,{seq}\nLONELY\n,\n\n   \nA2,{seq}\n")
+    got = read_collection(path)
+    assert [s.processid for s in got.specimens] == ["A1", "A2"]
+    assert [(q.line, q.kind, q.reason) for q in got.quarantine] == [
+        (3, "malformed_row", "row has 1 fields, the header has 2"), (4, "empty_processid", "processid is empty")]
