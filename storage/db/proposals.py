@@ -168,7 +168,8 @@ def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int |
         q = sa.select(TAXA.c.id, TAXA.c.rank).where(TAXA.c.name == p.parent_name, TAXA.c.status != "rejected")
         if p.parent_rank:
             q = q.where(TAXA.c.rank == p.parent_rank)
-        r = conn.execute(q.order_by(TAXA.c.id).limit(1)).first()
+        q = q.order_by(TAXA.c.id).limit(1)  # pragma: no mutate .first() takes one row
+        r = conn.execute(q).first()
         if r is not None:
             return r.id, r.rank, p.parent_name
         return None, p.parent_rank, p.parent_name

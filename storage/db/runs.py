@@ -267,8 +267,9 @@ class RunsMixin(DatabaseCore):
                 q = q.where(extracted == value)
             else:
                 raise ValueError(f"parameter {key!r}: only str, int, float or None can be matched")
+        q = q.order_by(RUNS.c.id.desc()).limit(1)  # pragma: no mutate .first() takes one row
         with self._read() as conn:
-            r = conn.execute(q.order_by(RUNS.c.id.desc()).limit(1)).mappings().first()
+            r = conn.execute(q).mappings().first()
         return self._progress(r) if r else None
 
     # -- assignments ----------------------------------------------------------------------------------------
