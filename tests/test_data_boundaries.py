@@ -157,6 +157,24 @@ def test_an_array_header_may_take_1_mib_and_not_a_byte_more(tmp_path: Path) -> N
     assert b.load_array("edge").tolist() == [0.0]
 
 
+def test_an_array_header_with_a_negative_or_fractional_dimension_is_refused_before_use(tmp_path: Path) -> None:
+    """A tampered array header whose dimensions multiply to the right number of elements ((-2) × (-2) = 4,
+    2.0 × 2 = 4.0 for 16 bytes of float32), or whose data starts before its data section (offset -4) or at a
+    fractional offset, must still be refused as malformed, not handed to numpy."""
+    _bundle(tmp_path)
+    for name, dims, offsets in (("negative", [-2, -2], [0, 16]), ("fractional", [2.0, 2], [0, 16]),
+                                ("before_data", [4], [-4, 12]), ("fractional_offset", [4], [0.0, 16])):
+        path = tmp_path / "b" / "arrays" / f"{name}.safetensors"
+        header = json.dumps({"data": {"dtype": "F32", "shape": dims, "data_offsets": offsets}}).encode()
+        path.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+        _relist(tmp_path / "b", "arrays", name, path)
+    b = Bundle.open(tmp_path / "b")
+    for name in ("negative", "fractional", "before_data", "fractional_offset"):
+        with pytest.raises(ModelBundleError, match=rf"{name}\.safetensors: not a bundle array \(malformed shape or "
+                                                   r"data offsets\)$"):
+            b.load_array(name)
+
+
 # -- barcodes, records, lines -----------------------------------------------------------------------------------
 
 def test_a_barcode_of_200_bases_is_usable_and_one_of_199_is_set_aside() -> None:
