@@ -64,6 +64,8 @@ def _interrupted(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
     verb = next((a for a in args if not a.startswith("-")), None)
     return INTERRUPTED_BY_VERB.get(verb or "", INTERRUPTED)
+
+
 _USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 

@@ -482,6 +482,11 @@ class DiscoveryModel:
         done = [r for r in results if r is not None]  # every slot is filled above
         return done if collection is None else self.adapt(done, level, collection=collection)[0]
 
+    @staticmethod
+    def collection_shares(results: Sequence[TriageResult]) -> dict[str, float]:
+        """The share of absent taxa per rank that ``results`` were decided under (``adapt``; empty: even odds)."""
+        return next((dict(r.priors) for r in results if r.priors), {})
+
     def _collection_priors(self, results: Sequence[TriageResult], level: float) -> dict[str, float]:
         return self.naming_.collection_priors([r.outcomes for r in results if r.modality == "dna" and r.outcomes],
                                               level)

@@ -204,7 +204,15 @@ def shift_prior(p_absent: np.ndarray, old: float, new: float) -> np.ndarray:
     """P(absent) under a prior share ``new`` of absent taxa, from P(absent) under ``old``: Bayes' rule
     changes only the prior odds, so the posterior odds scale by (new / (1 − new)) / (old / (1 − old))."""
     p = np.clip(np.asarray(p_absent, dtype=np.float64), 0.0, 1.0)
-    ratio = (new / (1.0 - new)) / (old / (1.0 - old))
+    return _shifted(p, _odds_ratio(old, new))
+
+
+def _odds_ratio(old: float, new: float) -> float:
+    return (new / (1.0 - new)) / (old / (1.0 - old))
+
+
+def _shifted(p: Any, ratio: float) -> Any:
+    """``shift_prior``'s Bayes step on an array or one float (``decide`` reads one value per specimen)."""
     return ratio * p / np.maximum(ratio * p + 1.0 - p, 1e-300)
 
 
@@ -884,9 +892,7 @@ class NamingModel:
                 continue
             right, wrong, a = (float(v) for v in o)
             if priors and r in priors and r in self.models_:
-                pi = float(priors[r])
-                ratio = (pi / (1.0 - pi)) / (pi0 / (1.0 - pi0))  # as shift_prior, on one value (read per specimen)
-                a = ratio * a / max(ratio * a + 1.0 - a, 1e-300)
+                a = float(_shifted(a, _odds_ratio(pi0, float(priors[r]))))
                 right = (1.0 - a) * (right / (right + wrong) if right + wrong > 0 else 0.0)
             conf[r], absent[r] = right, a
         return _monotone(conf, labels, self.walk_optional, self.models_), absent

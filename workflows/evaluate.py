@@ -94,7 +94,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
                         "expected": model.naming_.expected_.get(f"{model.config.naming.level}"),
                         # what the evaluated specimens' P(absent) assume (the forecast above is at even odds)
-                        "absent_share": next((dict(x.priors) for x in res if x.priors), {})}
+                        "absent_share": model.collection_shares(res)}
     report["named_to_species"] = {
         known_split: float(np.mean([bool(n["species"]) for n in named[: len(known)]])) if known else None,
         novel_split: float(np.mean([bool(n["species"]) for n in named[len(known):]])) if novel else None}

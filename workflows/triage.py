@@ -455,4 +455,4 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional,
-        absent_share=next((dict(r.priors) for r in results if r.priors), {}))
+        absent_share=DiscoveryModel.collection_shares(results))
