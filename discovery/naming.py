@@ -204,7 +204,8 @@ def shift_prior(p_absent: np.ndarray, old: float, new: float) -> np.ndarray:
     """P(absent) under a prior share ``new`` of absent taxa, from P(absent) under ``old``: Bayes' rule
     changes only the prior odds, so the posterior odds scale by (new / (1 − new)) / (old / (1 − old))."""
     p = np.clip(np.asarray(p_absent, dtype=np.float64), 0.0, 1.0)
-    return _shifted(p, _odds_ratio(old, new))
+    shifted: np.ndarray = _shifted(p, _odds_ratio(old, new))
+    return shifted
 
 
 def _odds_ratio(old: float, new: float) -> float:
