@@ -99,12 +99,22 @@ def test_the_engine_names_what_a_lone_key_resembles_and_the_bundle_keeps_the_aud
 
 
 def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
+    """``build-reference`` and ``info`` show the five worst keys (the call without ``limit``) and count the rest;
+    the distance they state is 100 % less the recorded cut, whole percent, for any cut a bundle records (seed
+    7333's ``100 * (1 - cut)`` -> ``101 *`` prints the same "10 %" at the product's cut and was left harmless)."""
     rows = [SuspectKey(f"K{i}", "Sp a", 0.70 + i / 100, 4, "Sp b", 0.99).to_dict() for i in range(7)]
-    lines = describe_audit({"species_checked": 10, "suspects": 7, "min_identity": 0.9, "worst": rows}, limit=5)
+    lines = describe_audit({"species_checked": 10, "suspects": 7, "min_identity": 0.9, "worst": rows})
     assert "7 key(s) lie farther than 10 %" in lines[0]
     assert lines[1].strip().startswith("K0 (Sp a): 70.0 %") and "99.0 % to Sp b" in lines[1]
+    assert [line.split()[0] for line in lines[1:-1]] == ["K0", "K1", "K2", "K3", "K4"]
     assert lines[-1].strip() == "… and 2 more (bundle table reference_audit)"
+    assert len(describe_audit({"species_checked": 10, "suspects": 7, "worst": rows}, limit=7)) == 8
     assert "every key of the 10 species" in describe_audit({"species_checked": 10, "suspects": 0})[0]
+    for cut, said in ((0.35, "65"), (0.8, "20")):
+        assert f"lie farther than {said} % from" in describe_audit({"suspects": 7, "min_identity": cut,
+                                                                    "worst": rows})[0]
+        assert f"lies within {said} % of" in describe_audit({"species_checked": 3, "suspects": 0,
+                                                             "min_identity": cut})[0]
 
 
 @pytest.mark.parametrize("differences, listed", [(38, False), (40, True)])

@@ -45,6 +45,9 @@ def test_sentences_state_the_three_numbers() -> None:
     assert BarcodeGap(0.004, 0.05, None).sentence() == \
         "members ≤ 0.4% apart, nearest known 5.0% away (no learned threshold to judge a gap)"
     assert BarcodeGap(0.004, None, 0.02).sentence() == "nearest known species not recorded: no barcode gap to read"
+    # a zero threshold (every distinct barcode its own species) is stated as such, not as a missing one
+    assert BarcodeGap(None, 0.0, 0.0).sentence() == \
+        "no gap: nearest known 0.0% away ≤ threshold 0.0%; single specimen"
 
 
 def test_gap_of_reads_the_recorded_distances_first() -> None:

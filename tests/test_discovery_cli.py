@@ -180,7 +180,7 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
         fh.seek(0)
         got = list(csv.DictReader(fh))
     assert [r["processid"] for r in got] == [r["processid"] for r in rows] and len(got) > 10
-    for want, have in zip(rows, got):
+    for want, have in zip(rows, got, strict=True):
         assert have["deepest_rank"] == (want["deepest_rank"] or "")
         assert have["is_novel"] == str(want["is_novel"])
         assert have["label_genus"] == (want["labels"].get("genus") or "")

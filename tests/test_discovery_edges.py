@@ -117,7 +117,7 @@ def test_set_level_changes_what_triage_names_and_refuses_levels_outside_half_to_
         strict = model.triage(world["test"][:20])
         depth = [-1 if r.deepest_rank is None else RANKS.index(r.deepest_rank) for r in before]
         depth1 = [-1 if r.deepest_rank is None else RANKS.index(r.deepest_rank) for r in strict]
-        assert all(a <= b for a, b in zip(depth1, depth)) and sum(depth1) < sum(depth)
+        assert all(a <= b for a, b in zip(depth1, depth, strict=True)) and sum(depth1) < sum(depth)
         # the same calls as asking triage for that level directly
         assert [r.deepest_rank for r in strict] == [r.deepest_rank for r in model.triage(world["test"][:20], 0.999)]
     finally:
@@ -279,7 +279,7 @@ def test_session_references_name_their_species_and_skip_known_or_unusable_specim
     assert copy.top_similarity == pytest.approx(1.0, abs=1e-5)
     emb = m.reference_.embedder
     cosines = []
-    for r, s in zip(res[:-1], rest):
+    for r, s in zip(res[:-1], rest, strict=True):
         top_seq = m.ref_seqs_[list(m.ref_ids_).index(r.top_hit)]
         cosines.append(float((emb.embed_dna([s.dna_barcode]) * emb.embed_dna([top_seq])).sum()))
         assert r.top_similarity == pytest.approx(cosines[-1], abs=1e-5)
@@ -467,7 +467,7 @@ def test_the_engines_candidates_are_300_keys_searched_two_a_species_up_to_60() -
     lins += [("Ord", "Fam", None, "Gfar", f"Gfar sp{i}") for i in range(10)]
     m = _engine_over(ids, seqs, lins)
     queries = [seqs[0], seqs[1][:300]]
-    for q, hits in zip(queries, m._hits(queries)):
+    for q, hits in zip(queries, m._hits(queries), strict=True):
         want, idv = _brute_candidates(m.reference_, q, 300, 2, 60)
         assert hits.positions.tolist() == want and len(want) == 20
         assert not any(ids[j].startswith("far") for j in want)
@@ -532,3 +532,68 @@ def faiss_nprobe(index: ReferenceIndex) -> int:
     import faiss
 
     return int(faiss.extract_index_ivf(index._fitted()).nprobe)
+
+
+def test_what_build_reference_prints_while_it_fits_states_what_was_built(world) -> None:
+    """``fit``'s progress lines (what ``build-reference`` prints) each state a number of what was built: the keys
+    indexed, the simulated queries and the extra labelled specimens searched, which ranks were learned, the
+    forecast at the level, the barcode gap, the audit; every duration printed lies within the fit's own wall
+    time. Seed 3299 left a deleted progress line "harmless" (``engine.py:273``) and seeds 4242/3299 a printed
+    duration (``perf_counter() - t`` -> ``+ t``): what a user reads of the build was checked by no test."""
+    import re
+    import time
+
+    from biodiscover.discovery.audit import describe_audit
+    from biodiscover.discovery.naming import PUBLISHED_CUTOFFS
+
+    said: list[str] = []
+    extra = world["val"]
+    t = time.perf_counter()
+    m = DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15)).fit(
+        world["train"], calibration=extra, progress=said.append)
+    wall = time.perf_counter() - t
+    assert 0 < m.fit_seconds_ <= wall
+
+    def line(start: str) -> str:
+        (found,) = [x for x in said if x.startswith(start)]
+        return found
+
+    n = len(world["train"])
+    assert len(m.ref_ids_) == n
+    assert line("indexing ") == f"indexing {n} reference keys"
+    trained = re.fullmatch(rf"trained the flat index on {n} of {n} keys in ([\d.]+)s", line("trained the "))
+    indexed = re.fullmatch(rf"indexed {n} reference keys \(flat, .+\) in ([\d.]+)s", line("indexed "))
+    assert trained and indexed and float(trained[1]) <= float(indexed[1]) <= wall + 0.05
+    simulated = re.fullmatch(r"simulating (\d+) queries from the reference \(leave-one-barcode-out and "
+                             r"leave-clade-out at every rank\)", line("simulating "))
+    assert simulated and int(simulated[1]) > n  # one per key left out, and the left-out taxa at every rank
+    assert line("searching ") == f"searching {len(extra)} extra labelled specimens (calibration splits, outliers)"
+    naming = re.fullmatch(r"naming model: (\d+) simulated queries; (.+)", line("naming model: "))
+    assert naming and int(naming[1]) == int(simulated[1]) + len(extra)
+    support = m.naming_.support_
+    assert naming[2].split(", ") == [f"{r} learned" if support[r].get("learned")
+                                     else f"{r} cut-off {PUBLISHED_CUTOFFS[r]:.2f}" for r in RANKS]
+    assert any(support[r].get("learned") for r in RANKS) and not all(support[r].get("learned") for r in RANKS)
+    trees = line("boosted trees per rank ")
+    assert trees.endswith(": " + ", ".join(f"{r} {'/'.join(f'{v:g}' for v in t['chosen'])}"
+                                           for r, t in m.naming_.tuning_.items()))
+    level = m.config.naming.level
+    at = m.naming_.expected_[f"{level}"]
+    forecast = re.findall(r": ([\d.]+) \((\d+) queries of (\d+) taxa\)", line(f"expected at level {level}: "))
+    assert len(forecast) == 5
+    for rate, queries, taxa in forecast:
+        assert any(abs(v["rate"] - float(rate)) <= 5e-4 and (v["n"], v["groups"]) == (int(queries), int(taxa))
+                   for v in at.values())
+    gap = m.barcode_gap_
+    learned = re.fullmatch(r"barcode gap learned on (\d+) reference specimens: (\w+) linkage at ([\d.]+) p-distance "
+                           r"\(AMI ([\d.]+); ([\d.]+)s\)", line("barcode gap learned on "))
+    per_species: dict[str, int] = {}
+    for lin in m.ref_lineages_:
+        per_species[lin[-1]] = per_species.get(lin[-1], 0) + 1
+    assert learned and int(learned[1]) == sum(min(8, c) for c in per_species.values())
+    assert learned[2] == gap.linkage_ and float(learned[3]) == pytest.approx(gap.threshold_, abs=5e-5)
+    assert float(learned[4]) == pytest.approx(gap.score_, abs=5e-4) and float(learned[5]) <= wall + 0.05
+    audit = describe_audit(m.audit_summary_)
+    assert said[-len(audit):] == audit and audit[0].endswith(
+        f"every key of the {len(per_species)} species with 2 or more keys lies within 10 % of another key of its "
+        "species")

@@ -32,13 +32,14 @@ def test_known_species_are_named_and_novel_ones_stop_at_genus_flagged(model, wor
     that ran it sees running the fit (the fixture): it checks both sides of what the fit learned."""
     known = model.triage(world["test"])
     assert len(known) == len(world["test"])
-    correct = [r.deepest_rank == "species" and r.deepest_label == s.species for r, s in zip(known, world["test"])]
+    correct = [r.deepest_rank == "species" and r.deepest_label == s.species
+               for r, s in zip(known, world["test"], strict=True)]
     assert np.mean(correct) >= 0.95
     assert np.mean([r.is_novel for r in known]) <= 0.1
     assert all(r.top_hit is not None and r.identity > 0.97 for r in known)
     res = model.triage(world["test_unseen"])
     assert np.mean([r.deepest_rank == "species" for r in res]) <= 0.1
-    assert np.mean([r.labels["genus"] == s.genus for r, s in zip(res, world["test_unseen"])]) >= 0.9
+    assert np.mean([r.labels["genus"] == s.genus for r, s in zip(res, world["test_unseen"], strict=True)]) >= 0.9
     assert np.mean([r.is_novel for r in res]) >= 0.8
     auroc = novelty_auroc([0] * len(known) + [1] * len(res), [r.novelty for r in known + res])
     assert auroc >= 0.95
@@ -84,4 +85,4 @@ def test_fit_refuses_unusable_input(world) -> None:
         world["train"], [Specimen(processid="b")])
     res = alone.triage(world["test"])
     assert np.mean([r.deepest_rank == "species" and r.deepest_label == s.species
-                    for r, s in zip(res, world["test"])]) >= 0.9
+                    for r, s in zip(res, world["test"], strict=True)]) >= 0.9

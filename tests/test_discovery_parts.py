@@ -81,7 +81,7 @@ def test_index_matches_brute_force(kind: str, tmp_path) -> None:
     idx = ReferenceIndex(IndexConfig(kind=kind, ivf_nprobe=64)).fit(keys)
     _sims, pos = idx.search(queries, 5)
     truth = np.argsort(-(queries @ keys.T), axis=1)[:, :5]
-    recall = np.mean([len(set(p) & set(t)) / 5 for p, t in zip(pos, truth)])
+    recall = np.mean([len(set(p) & set(t)) / 5 for p, t in zip(pos, truth, strict=True)])
     assert recall >= (1.0 if kind == "flat" else 0.9)
     assert idx.kind_ == kind
     idx.save(tmp_path)
@@ -228,7 +228,7 @@ def test_the_audit_lists_exactly_the_keys_whose_nearest_conspecific_is_below_the
         return out
 
     filled = nearest_other_species(suspects, where, seqs, lins, candidates)
-    for s, f in zip(suspects, filled):
+    for s, f in zip(suspects, filled, strict=True):
         pos, idv = candidates([seqs[where[s.processid]]])[0]
         rivals = [(float(v), lins[int(j)][-1]) for j, v in zip(pos, idv)
                   if lins[int(j)][-1] and lins[int(j)][-1] != s.species]

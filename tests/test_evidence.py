@@ -112,7 +112,7 @@ def test_database_stores_and_returns_the_record(world: dict, tmp_path: Path) -> 
         db.ingest(world["novel"], collection="c")
         run = db.start_run("triage", {}, model_fingerprint="t", backup=False)
         ids = db.write_proposals(run, world["proposals"])
-        for pid, p in zip(ids, world["proposals"]):
+        for pid, p in zip(ids, world["proposals"], strict=True):
             assert db.proposal_detail(pid).evidence == p.evidence
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import copy
 import math
+import re
 
 import numpy as np
 import pytest
@@ -31,8 +33,18 @@ def world() -> dict[str, list[Specimen]]:
 
 
 @pytest.fixture(scope="module")
-def model(world) -> DiscoveryModel:
-    return DiscoveryModel(CFG).fit(world["train"])
+def fitted(world) -> tuple[DiscoveryModel, list[str]]:
+    said: list[str] = []
+    return DiscoveryModel(CFG).fit(world["train"], progress=said.append), said
+
+
+@pytest.fixture(scope="module")
+def model(fitted) -> DiscoveryModel:
+    return fitted[0]
+
+
+def _percents(text: str) -> list[float]:
+    return [float(x) for x in re.findall(r"([\d.]+) %", text)]
 
 
 def _shuffled(s: Specimen, seed: int) -> Specimen:
@@ -47,7 +59,8 @@ def test_reverse_complement() -> None:
     assert reverse_complement(reverse_complement("ACGGTTCA")) == "ACGGTTCA"
 
 
-def test_chance_identity_is_learned_per_read_length(model) -> None:
+def test_chance_identity_is_learned_per_read_length(fitted) -> None:
+    model, said = fitted
     table = model.null_identity_
     lengths = [n for n, _ in table]
     assert lengths == sorted(lengths) and lengths[0] == 200 and lengths[-1] == 400  # the world's keys: 400 nt
@@ -56,6 +69,10 @@ def test_chance_identity_is_learned_per_read_length(model) -> None:
     assert values[0] >= values[-1]  # a shorter read aligned inside a key reaches more by chance
     assert model.null_floor(200) == values[0] and model.null_floor(10_000) == values[-1]
     assert values[-1] <= model.null_floor(250) <= values[0]
+    # what build-reference prints is the table it learned, one percentage per read length
+    (line,) = [m for m in said if m.startswith("unrelated sequences (shuffled keys) reach at most ")]
+    assert _percents(line) == pytest.approx([100 * v for v in values], abs=0.05)
+    assert [int(n) for n in re.findall(r"at (\d+) nt", line)] == lengths
 
 
 def test_a_reversed_barcode_is_named_as_its_reverse_complement(model, world) -> None:
@@ -63,11 +80,19 @@ def test_a_reversed_barcode_is_named_as_its_reverse_complement(model, world) -> 
     forward = model.triage(known)
     backward = model.triage([dataclasses.replace(s, dna_barcode=reverse_complement(s.dna_barcode or ""))
                              for s in known])
-    for f, b in zip(forward, backward):
+    as_given = copy.copy(model)
+    as_given.null_identity_ = None  # no homology check: the reversed reads' own identities, as given
+    given = as_given.triage([dataclasses.replace(s, dna_barcode=reverse_complement(s.dna_barcode or ""))
+                             for s in known])
+    assert len(forward) == len(backward) == len(given) == len(known)
+    for f, b, g in zip(forward, backward, given, strict=True):
         assert (b.modality, b.deepest_rank, b.deepest_label, b.top_hit) == ("dna", f.deepest_rank, f.deepest_label,
                                                                             f.top_hit)
         assert b.identity == pytest.approx(f.identity)
         assert b.reason.startswith("barcode read reversed: its reverse complement matches the reference at")
+        # the sentence's numbers: the reverse complement's identity, then the read's own as given
+        assert _percents(b.reason) == pytest.approx([100 * f.identity, 100 * g.identity], abs=0.05)
+        assert g.identity < f.identity - 0.2
         assert f.reason is None or "reversed" not in f.reason
     assert sum(f.deepest_rank == "species" for f in forward) >= 10
 
@@ -80,6 +105,8 @@ def test_an_unrelated_barcode_is_not_named_nor_proposed(model, world) -> None:
         assert (r.modality, r.deepest_rank, r.is_novel) == ("none", None, False) and math.isnan(r.novelty)
         assert r.reason.startswith("barcode unrelated to every reference key") and "either strand" in r.reason
         assert r.identity <= model.null_floor(400)
+        # its numbers: its best identity on either strand, then the chance identity of a 400-base read
+        assert _percents(r.reason) == pytest.approx([100 * r.identity, 100 * model.null_floor(400)], abs=0.05)
     assert all(r.modality == "dna" and r.is_novel for r in results[6:])
     proposals = candidate_species(junk + absent, results, model.barcode_gap_)
     members = {m.processid for p in proposals for m in p.members}

@@ -173,7 +173,7 @@ def test_an_ivf_search_probes_its_configured_cells_and_a_masked_one_probes_every
     one = ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=8, ivf_nprobe=1)).fit(keys)
     assert faiss.extract_index_ivf(one._fitted()).nlist == 8
     _, pos = one.search(queries, 10)
-    assert np.mean([len(set(p) & set(t)) / 10 for p, t in zip(pos, truth)]) < 0.9
+    assert np.mean([len(set(p) & set(t)) / 10 for p, t in zip(pos, truth, strict=True)]) < 0.9
     every = ReferenceIndex(IndexConfig(kind="ivf", ivf_nlist=8, ivf_nprobe=8)).fit(keys)
     np.testing.assert_array_equal(every.search(queries, 10)[1], truth)
     allowed = np.random.default_rng(4).random(400) < 0.6

@@ -248,3 +248,20 @@ def test_modality_calls_from_engine_results_and_fusion_rules() -> None:
     assert doubt.deepest_rank == "order" and doubt.labels["family"] == "H"
     assert fuse(_call(["O", "F", None, "G", "G s"], "species", 0.7),
                 _call(["O", "H", None, "J", "J t"], "genus", 0.75, "image"), min_confidence=0.3).deepest_rank == "order"
+
+
+def test_the_image_classifier_takes_as_dna_keys_the_barcodes_the_engine_takes() -> None:
+    """A specimen's barcode is a key for image identification exactly when it is one for the DNA engine (both
+    at their defaults): 50 bases are, 49 are not. Otherwise one specimen would be "with barcode" on one path
+    and "without" on the other (the classifier's ``min_barcode_length`` default was read by no test)."""
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.records import Specimen
+
+    rng = np.random.default_rng(3)
+    classifier, engine = CrossModalClassifier(), DiscoveryModel()
+    for n in (1, 49, 50, 51, 400):
+        barcode = "".join(rng.choice(list("ACGT"), n))
+        s = Specimen(processid=f"L{n}", order="O", dna_barcode=barcode)
+        keys = engine.key_columns([s])
+        assert classifier._usable_dna(s) == (len(keys) == 1) == (n >= 50), n
+    assert not classifier._usable_dna(Specimen(processid="E", order="O"))

@@ -49,16 +49,16 @@ def _named(result, rank: str) -> bool:
 def test_known_species_are_named_and_absent_taxa_are_not(calls, world) -> None:
     known = calls["known"]
     assert np.mean([_named(r, "species") and r.deepest_label == s.species
-                    for r, s in zip(known, world["known"])]) >= 0.95
+                    for r, s in zip(known, world["known"], strict=True)]) >= 0.95
     sp = calls["absent_species"]
     assert np.mean([_named(r, "species") for r in sp]) <= 0.06
     # ... but named as deep as the reference allows: their genus, right
     assert np.mean([_named(r, "genus") and r.labels["genus"] == s.genus
-                    for r, s in zip(sp, world["absent_species"])]) >= 0.85
+                    for r, s in zip(sp, world["absent_species"], strict=True)]) >= 0.85
     gen = calls["absent_genus"]
     assert np.mean([_named(r, "genus") for r in gen]) <= 0.02
     assert np.mean([_named(r, "family") and r.labels["family"] == s.family
-                    for r, s in zip(gen, world["absent_genus"])]) >= 0.8
+                    for r, s in zip(gen, world["absent_genus"], strict=True)]) >= 0.8
     assert np.mean([_named(r, "order") for r in calls["absent_order"]]) <= 0.02
 
 
@@ -98,7 +98,7 @@ def test_a_higher_level_names_less(model, world) -> None:
     strict = model.triage(world["absent_species"] + world["known"], level=0.999)
     loose = model.triage(world["absent_species"] + world["known"], level=0.6)
     depth = [lambda r: -1 if r.deepest_rank is None else RANKS.index(r.deepest_rank)][0]
-    assert all(depth(a) <= depth(b) for a, b in zip(strict, loose))
+    assert all(depth(a) <= depth(b) for a, b in zip(strict, loose, strict=True))
     assert sum(map(depth, strict)) < sum(map(depth, loose))
 
 
@@ -208,7 +208,8 @@ def test_two_orders_are_too_few_to_learn_order(world) -> None:
     assert len(named) <= 0.02 * len(third), named
     known = [x for x in world["known"] if x.order in ("Order0", "Order1")]
     res = m.triage(known)
-    assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species for r, x in zip(res, known)]) >= 0.9
+    assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species
+                    for r, x in zip(res, known, strict=True)]) >= 0.9
 
 
 def test_a_two_order_reference_names_order_only_above_its_own_absent_order_identities(world) -> None:
@@ -439,7 +440,7 @@ def test_a_collection_is_decided_under_its_own_share_of_absent_taxa_whatever_its
     from biodiscover.storage.distance import identity
 
     key_seq = dict(zip(model.ref_ids_, model.ref_seqs_))
-    for s, r in zip(coll, whole):
+    for s, r in zip(coll, whole, strict=True):
         if r.modality == "dna" and r.top_hit is not None:
             key = key_seq[r.top_hit]
             assert r.identity == pytest.approx(identity(s.dna_barcode, key))
@@ -456,7 +457,7 @@ def test_a_collection_is_decided_under_its_own_share_of_absent_taxa_whatever_its
     p_known = among_known[0].priors
     p_absent = among_absent[0].priors
     assert p_absent["genus"] > p_known["genus"] + 0.2 and p_absent["species"] > p_known["species"] + 0.2
-    for a, b in zip(among_known, among_absent):
+    for a, b in zip(among_known, among_absent, strict=True):
         if a.labels["species"] and a.priors and b.priors:
             assert a.confidence["species"] >= b.confidence["species"] - 1e-12
             assert a.p_absent["species"] <= b.p_absent["species"] + 1e-12

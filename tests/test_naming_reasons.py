@@ -28,6 +28,7 @@ def triaged() -> dict[str, list]:
     world = make_tree_world(seed=0, families=2, genera=3, species=4)
     model = DiscoveryModel(CFG).fit(world["keys"])
     return {"level": model.config.naming.level,
+            "labels": {rank: {getattr(s, rank) for s in world["keys"]} - {None} for rank in RANKS},
             "known": model.triage(world["known"]), "absent": model.triage(world["absent_species"])}
 
 
@@ -60,9 +61,16 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
             rival = re.match(r"^(?P<other>.+) lies within (?P<gap>[\d.]+)%$", part)
             if rival:  # a rival label of the same rank, closer than 1.5 points of identity to the best key
                 assert rival["other"] != m["label"] and float(rival["gap"]) <= 1.5
+                assert rival["other"] in triaged["labels"][rank]
+            spread = re.match(r"^farther than (?P<label>.+)'s own members lie from each other \(≈(?P<d>[\d.]+)%\)$",
+                              part)
+            if spread:  # the taxon's own spread, a distance smaller than the query's from the best key
+                assert spread["label"] == m["label"]
+                assert 0 < float(spread["d"]) <= 100 - float(m["identity"]) + 0.05
     # most of these absent species stop at species itself, with their sister species as the label
     at_species = [r for r in stopped if r.reason.startswith("species ")]
     assert len(at_species) >= 0.5 * len(stopped)
     # what made it doubtful is said for most of them: a close rival or a distance beyond the species' spread
     assert sum(";" in r.reason for r in at_species) >= 0.5 * len(at_species)
     assert any(" lies within " in r.reason for r in at_species)  # the rival check above ran
+    assert any(" own members lie from each other " in r.reason for r in stopped)  # and the spread check

@@ -126,7 +126,7 @@ def test_bundle_round_trip_is_memory_mapped_and_identical(world, tmp_path, index
     assert list(again.ids) == world["ids"] and again.lineages == ref.lineages and again.index_.kind_ == ref.index_.kind_
     a = ref.candidates(world["queries"], n_search=30, per_taxon=2, max_candidates=10)
     b = again.candidates(world["queries"], n_search=30, per_taxon=2, max_candidates=10)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.positions, y.positions)
         np.testing.assert_array_equal(x.identities, y.identities)
     # a table that does not describe the arrays is refused
@@ -197,7 +197,7 @@ def test_identities_in_worker_processes_equal_in_process(world) -> None:
     finally:
         ref.close()
     assert len(two) == len(one) == len(queries)  # every job's queries come back (zip below stops at the shorter)
-    for x, y in zip(one, two):
+    for x, y in zip(one, two, strict=True):
         np.testing.assert_array_equal(x.identities, y.identities)
 
 
@@ -227,7 +227,7 @@ def test_work_beside_the_alignments_runs_once_and_the_identities_are_the_same(wo
     # the child's values were used: no fallback to aligning here again (written after the seed-3299 sample,
     # where deleting the child's write survived: the fallback gave the same identities; not re-scored)
     assert not [r for r in caplog.records if "forked alignment failed" in r.getMessage()]
-    for x, y, z in zip(one, two, three):
+    for x, y, z in zip(one, two, three, strict=True):
         assert y.identities.dtype == x.identities.dtype
         np.testing.assert_array_equal(x.identities, y.identities)
         np.testing.assert_array_equal(x.identities, z.identities)
@@ -246,7 +246,7 @@ def test_alignments_beside_failed_work_or_a_failed_child_are_still_the_same(worl
         raise RuntimeError("the work fails: the caller's next step does it again")
 
     got = reference_module._aligned_beside(queries, cands, ref.sequences, broken)
-    for x, y in zip(want, got):
+    for x, y in zip(want, got, strict=True):
         np.testing.assert_array_equal(x, y)
     parent = os.getpid()
 
@@ -257,7 +257,7 @@ def test_alignments_beside_failed_work_or_a_failed_child_are_still_the_same(worl
 
     monkeypatch.setattr(reference_module, "candidate_identities", child_dies)
     got = reference_module._aligned_beside(queries, cands, ref.sequences, lambda: None)
-    for x, y in zip(want, got):
+    for x, y in zip(want, got, strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -132,3 +132,28 @@ def test_calibration_is_never_the_keys_and_empty_means_none(dataset, tmp_path) -
     fp = fingerprint(tmp_path / "overlap")
     assert fp["calibration_splits"] == ["val_unseen"] and fp["n_calibration"] == n_val_unseen > 0
     assert any("calibration splits train are key splits" in m for m in said), said
+
+
+@pytest.mark.parametrize("n, train_size, trained", [(400, 100, 160), (400, 200, 200), (120, 100, 120)])
+def test_an_ivf_reference_says_how_many_keys_its_cells_were_trained_on(n: int, train_size: int, trained: int) -> None:
+    """The build's progress line states the keys the IVF cells were learned from: the projection's sample
+    (``train_size``) topped up to 40 keys a cell (four cells here) from the other keys, never more keys than
+    there are, and how long it took. Seed 3299 left ``want - len(take)`` -> ``want + len(take)`` (cells trained
+    on more keys than asked) "harmless", and seed 11 the 40 -> 41 of the same line: no test read that sample."""
+    import re
+    import time
+
+    from biodiscover.discovery.reference import Reference
+
+    rng = np.random.default_rng(12)
+    seqs = ["".join(rng.choice(list("ACGT"), 120)) for _ in range(n)]
+    said: list[str] = []
+    t = time.perf_counter()
+    ref = Reference.build([f"K{i}" for i in range(n)], seqs, [("O", "F", None, "G", f"G s{i}") for i in range(n)],
+                          kmer=KmerConfig(ks=(3,)), index=IndexConfig(kind="ivf", ivf_nlist=4, train_size=train_size),
+                          progress=said.append)
+    wall = time.perf_counter() - t
+    assert ref.index_.kind_ == "ivf" and len(ref.ids) == n
+    (line,) = [x for x in said if x.startswith("trained the ")]
+    m = re.fullmatch(r"trained the ivf index on (\d+) of (\d+) keys in ([\d.]+)s", line)
+    assert m and (int(m[1]), int(m[2])) == (trained, n) and float(m[3]) <= wall + 0.05

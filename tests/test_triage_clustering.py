@@ -76,7 +76,7 @@ def test_candidates_without_evidence_are_the_same_candidates(world) -> None:
     again, bare, _ = triage_specimens(model, unseen, evidence=False)
     assert [r.to_dict() for r in again] == [r.to_dict() for r in results]
     assert len(bare) == len(full) >= 2
-    for b, f in zip(bare, full):
+    for b, f in zip(bare, full, strict=True):
         assert [m.processid for m in b.members] == [m.processid for m in f.members]
         assert (b.parent_rank, b.parent_name, b.novelty) == (f.parent_rank, f.parent_name, f.novelty)
         assert f.evidence.consensus_barcode and b.evidence.consensus_barcode is None
