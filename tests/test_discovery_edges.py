@@ -574,6 +574,8 @@ def test_what_build_reference_prints_while_it_fits_states_what_was_built(world) 
     assert naming[2].split(", ") == [f"{r} learned" if support[r].get("learned")
                                      else f"{r} cut-off {PUBLISHED_CUTOFFS[r]:.2f}" for r in RANKS]
     assert any(support[r].get("learned") for r in RANKS) and not all(support[r].get("learned") for r in RANKS)
+    # bagging is optional (docs/DESIGN.md): a default model fits one pair of boosted trees per learned rank
+    assert m.naming_.models_ and all(len(r.members_) == 1 for r in m.naming_.models_.values())
     trees = line("boosted trees per rank ")
     assert trees.endswith(": " + ", ".join(f"{r} {'/'.join(f'{v:g}' for v in t['chosen'])}"
                                            for r, t in m.naming_.tuning_.items()))
