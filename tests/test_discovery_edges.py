@@ -9,6 +9,7 @@ pyfamsa, real edlib), so that the branch cannot be deleted or inverted unnoticed
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -599,3 +600,16 @@ def test_what_build_reference_prints_while_it_fits_states_what_was_built(world) 
     assert said[-len(audit):] == audit and audit[0].endswith(
         f"every key of the {len(per_species)} species with 2 or more keys lies within 10 % of another key of its "
         "species")
+
+
+def test_a_query_whose_best_key_is_the_references_first_keeps_its_overlap(model, world) -> None:
+    """What a result keeps to be decided again (``overlap``: the informative bases shared with the best key) holds
+    for the reference's first key as for any other (position 0 is a key, not "no key")."""
+    from biodiscover.discovery.engine import informative_length
+
+    first, other = model.ref_ids_[0], model.ref_ids_[5]
+    by_id = {s.processid: s for s in world["train"]}
+    results = model.triage([dataclasses.replace(by_id[pid], processid=f"Q{pid}") for pid in (first, other)])
+    for r, pid in zip(results, (first, other), strict=True):
+        assert r.top_hit == pid and r.identity == pytest.approx(1.0)
+        assert r.overlap == informative_length(by_id[pid].dna_barcode) > 0
