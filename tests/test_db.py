@@ -1218,9 +1218,11 @@ def test_the_queue_pages_exactly_and_the_log_keeps_evidence_only_where_a_review_
                                     for i in range(3)])
     assert db.proposal_queue(limit=0) == ([], 3)
     assert [s.id for s in db.proposal_queue(limit=1, offset=1)[0]] == [p1]
+    db.note(p0, "older than the limit reaches", reviewer="ana")
     db.reject(p2, expected_version=1, reviewer="ana")
     db.merge([p0, p1], {p0: 1, p1: 1}, reviewer="ana")
-    merged, rejected = db.reviews(limit=2)
+    assert len(db.reviews()) == 3
+    merged, rejected = db.reviews(limit=2)  # the newest two of three
     assert (merged["action"], rejected["action"]) == ("merge", "reject")
     assert all("evidence" in s for s in merged["after"]["proposals"].values() if s is not None)
     assert "evidence" not in rejected["after"]["proposals"][str(p2)]
@@ -1324,3 +1326,134 @@ def test_ingest_refuses_a_users_file_as_quarantine_report_before_storing_anythin
     with Database.open(path) as handle:
         report = handle.ingest(make_specimens(5), collection="plate-1", backup=False)
     assert (report.skipped, report.new) == (False, 5) and count_specimens(path) == 5
+
+
+def test_a_candidates_detail_lists_its_own_reviews_and_no_other_candidates(db: Database) -> None:
+    """The detail screen's review list, like ``reviews(proposal_id)``, is one candidate's log: with two candidates
+    reviewed, each shows exactly its own notes and decisions, in the order they were made."""
+    _run, (a, b, c) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": _lineage(0)},
+                                    {"members": ["BD000001"], "parent_lineage": _lineage(1)},
+                                    {"members": ["BD000002"], "parent_lineage": _lineage(2)}])
+    db.note(a, "first on a", reviewer="ana")
+    db.note(b, "only on b", reviewer="bo")
+    db.note(a, "second on a", reviewer="ana")
+    db.reject(b, 1, reviewer="bo")
+    assert [(r["action"], r["note"], r["reviewer"]) for r in db.proposal_detail(a).reviews] == [
+        ("note", "first on a", "ana"), ("note", "second on a", "ana")]
+    assert [(r["action"], r["note"]) for r in db.proposal_detail(b).reviews] == [("note", "only on b"),
+                                                                                   ("reject", None)]
+    assert db.proposal_detail(c).reviews == []
+
+
+def test_a_completed_run_is_matched_only_on_str_int_float_or_null_parameters(tmp_path: Path) -> None:
+    """``find_completed_run`` compares values as JSON scalars in SQL; a bool (an int to Python, but ``true`` in
+    JSON), a list or a dict cannot be compared that way and is refused, not matched against something else."""
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        run = db.start_run("batch_item", {"k": 8, "f": 0.5, "name": "x", "flag": True}, backup=False)
+        db.finish_run(run, "completed")
+        assert db.find_completed_run("batch_item", {"k": 8, "f": 0.5, "name": "x"}).id == run
+        assert db.find_completed_run("batch_item", {"k": 9}) is None
+        for value in (True, False, ["x"], {"a": 1}, b"x"):
+            with pytest.raises(ValueError, match="parameter 'flag': only str, int, float or None can be matched"):
+                db.find_completed_run("batch_item", {"flag": value})
+
+
+def test_a_file_is_skipped_only_when_the_same_collection_completed_it_and_progress_counts_every_record(
+        tmp_path: Path) -> None:
+    """The skip is keyed on collection *and* checksum (the module's promise): the same bytes ingested into another
+    collection are a new ingest there, a file with other bytes is read, and a checksum given by the caller (no
+    source file) is matched the same way. ``on_progress`` hears the running record count after each chunk."""
+    src = tmp_path / "plate.csv"
+    src.write_text("processid\nBD000000\n")
+    seen: list[int] = []
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        first = db.ingest(make_specimens(5), collection="plate", source=src, backup=False, chunk_size=2,
+                          on_progress=seen.append)
+        assert seen == [2, 4, 5] and not first.skipped
+        other = db.ingest(make_specimens(5), collection="another plate", source=src, backup=False)
+        assert not other.skipped and other.ingest_id != first.ingest_id and other.checksum == first.checksum
+        assert (other.new, other.unchanged) == (0, 5)
+        again = db.ingest(make_specimens(5), collection="another plate", source=src, backup=False)
+        assert again.skipped and again.ingest_id == other.ingest_id
+        src.write_text("processid\nBD000001\n")
+        changed = db.ingest(make_specimens(6), collection="plate", source=src, backup=False)
+        assert not changed.skipped and (changed.new, changed.unchanged) == (1, 5)
+        given = db.ingest(make_specimens(2, start=40), collection="plate", checksum="sha256:given", backup=False)
+        assert not given.skipped and given.checksum == "sha256:given" and given.new == 2
+        repeat = db.ingest(make_specimens(2, start=40), collection="plate", checksum="sha256:given", backup=False)
+        assert repeat.skipped and repeat.ingest_id == given.ingest_id
+        elsewhere = db.ingest(make_specimens(2, start=40), collection="third", checksum="sha256:given", backup=False)
+        assert not elsewhere.skipped and elsewhere.ingest_id > repeat.ingest_id
+    assert count_specimens(tmp_path / "bd.sqlite") == 8
+
+
+def test_the_known_species_pick_list_offers_at_most_200_and_a_near_genus_from_past_the_alphabetical_cut(
+        db: Database) -> None:
+    """The pick list is 200 entries by default; the near species' genus comes first even when its names sort
+    past the first 200 (the search fetches four times the limit before ordering)."""
+    from biodiscover.storage.db.taxonomy import register_lineages
+
+    many = [{"order": "Diptera", "family": "Phoridae", "genus": "Aphiochaeta", "species": f"Aphiochaeta s{i:03d}"}
+            for i in range(250)] + [{"order": "Diptera", "family": "Phoridae", "genus": "Megaselia",
+                                     "species": "Megaselia scalaris"}]
+    register_lineages(db, many, source="test")
+    offered = [name.split("  ")[0] for _, name in db.known_species()]
+    assert offered == [f"Aphiochaeta s{i:03d}" for i in range(200)]
+    near = [name.split("  ")[0] for _, name in db.known_species(near="Megaselia scalaris")]
+    assert near == ["Megaselia scalaris"] + [f"Aphiochaeta s{i:03d}" for i in range(199)]
+
+
+def test_an_undone_acceptance_leaves_the_taxonomy_but_stays_on_record_as_rejected(db: Database) -> None:
+    """Undoing an accept takes the provisional species out of the taxonomy every screen shows (``db.taxonomy()``);
+    the row itself is kept, status ``rejected``, and only ``TaxonomyGraph.load(include_rejected=True)`` sees it."""
+    from biodiscover.storage.db.taxonomy import TaxonomyGraph
+
+    _run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+    accepted = db.accept(pid, 1, "Megaselia sp. BD-0001", reviewer="ana")
+    (species,) = db.taxonomy().find("Megaselia sp. BD-0001", "species")
+    assert species.id == accepted.taxon_id and species.status == "provisional" and species.id in db.taxonomy()
+    db.undo(accepted.review_id, reviewer="ana")
+    assert db.taxonomy().find("Megaselia sp. BD-0001") == [] and accepted.taxon_id not in db.taxonomy()
+    everything = TaxonomyGraph.load(db, include_rejected=True)
+    assert [(n.id, n.status) for n in everything.find("Megaselia sp. BD-0001")] == [(accepted.taxon_id, "rejected")]
+    assert len(everything) == len(db.taxonomy()) + 1
+
+
+def test_the_queue_unasked_is_the_first_50_live_candidates_oldest_first(db: Database) -> None:
+    """``proposal_queue()`` with no argument is the review screen's first page: 50 candidates, lowest id first,
+    out of a total that counts them all; the next page starts where it ended, and ``descending`` turns it."""
+    _run, ids = _new_run(db, [{"members": [f"BD{i:06d}"], "parent_lineage": _lineage(i)} for i in range(55)])
+    page, total = db.proposal_queue()
+    assert total == 55 and [p.id for p in page] == ids[:50]
+    assert [p.id for p in db.proposal_queue(offset=50)[0]] == ids[50:]
+    assert [p.id for p in db.proposal_queue(descending=True)[0]] == ids[::-1][:50]
+
+
+def test_a_run_started_on_a_database_holding_data_is_backed_up_first_by_default(db: Database) -> None:
+    from biodiscover.storage.db.backup import list_backups
+
+    assert list_backups(db.path) == []
+    db.start_run("triage", {})
+    (taken,) = list_backups(db.path)
+    assert "-pre-run-" in taken.name
+
+
+def test_a_read_only_connection_sees_what_is_still_in_the_write_ahead_log(tmp_path: Path) -> None:
+    """``connect_readonly`` (``db check``, exports' checks) reads a live database as its writer left it, rows
+    still in the ``-wal`` file included; only a caller that says the file is frozen (a backup) gets
+    ``immutable``, which would ignore the log."""
+    from urllib.parse import quote
+
+    from biodiscover.storage.db.engine import connect_readonly, readonly_uri
+
+    path = tmp_path / "bd.sqlite"
+    with Database.create(path) as db:
+        db.ingest(make_specimens(5), collection="c", backup=False)
+        assert path.with_name("bd.sqlite-wal").stat().st_size > 0
+        con = connect_readonly(path)
+        try:
+            assert con.execute("SELECT count(*) FROM specimens").fetchone() == (5,)
+        finally:
+            con.close()
+    assert readonly_uri(path) == f"file:{quote(str(path.resolve()))}?mode=ro"
+    assert readonly_uri(path, immutable=True) == f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"

@@ -663,3 +663,37 @@ def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path
         ["0.02", "average", "", "0", "-12.0", "-11.5", "", "", "", "1", "0.05"]]
     assert read("members.csv")[0] == ["proposal_id", "processid", "probability"]
     assert len(assignments) == 1 + len(data.assignments) and len(proposals) == 3
+
+
+def test_a_specimen_in_two_candidates_counts_for_the_one_it_belongs_to_most_and_never_for_a_rejected_one() -> None:
+    """``candidate_of`` (the CSV's ``proposal_id`` column): highest membership wins; a candidate a reviewer
+    rejected or assigned to a known species holds nobody; a run whose status says nothing is complete."""
+    from biodiscover.workflows.export.tables import RunExport
+
+    members = pd.DataFrame({"proposal_id": [1, 2, 2, 3, 3, 4], "processid": ["A", "A", "B", "B", "C", "D"],
+                            "probability": [0.4, 0.9, 0.3, 0.8, 1.0, 1.0]})
+    proposals = pd.DataFrame({"proposal_id": [1, 2, 3, 4], "status": ["pending", "pending", "rejected", "assigned"]})
+    data = RunExport(run={"id": 1}, specimens=pd.DataFrame(), assignments=pd.DataFrame(), proposals=proposals,
+                     members=members)
+    assert data.candidate_of() == {"A": 2, "B": 2}
+    unreviewed = RunExport(**{**data.__dict__, "proposals": proposals[["proposal_id"]]})  # no status column
+    assert unreviewed.candidate_of() == {"A": 2, "B": 3, "C": 3, "D": 4}
+    assert RunExport(**{**data.__dict__, "members": members.iloc[:0]}).candidate_of() == {}
+    assert not data.partial and RunExport(**{**data.__dict__, "run": {"id": 1, "status": "failed"}}).partial
+
+
+def test_the_note_about_re_clustered_candidates_names_one_run_or_several() -> None:
+    from biodiscover.workflows.export.tables import ExportResult
+
+    def result(n: int, runs: tuple[int, ...]) -> ExportResult:
+        return ExportResult("csv", Path("out"), (), 10, 3, partial=False, superseded=n, superseded_by=runs)
+
+    assert result(0, ()).superseded_note(1) is None
+    assert result(0, ()).to_json() == {"format": "csv", "out": "out", "files": [], "specimens": 10, "proposals": 3,
+                                       "rejected": 0, "partial": False, "superseded": 0, "superseded_by": []}
+    assert result(2, (4,)).superseded_note(1) == (
+        "note: 2 candidate species of run 1 were re-clustered by later run 4 and are not in this export; "
+        "export run 4 for the current grouping")
+    assert result(5, (4, 6)).superseded_note(1) == (
+        "note: 5 candidate species of run 1 were re-clustered by later runs 4, 6 and are not in this export; "
+        "export runs 4, 6 for the current grouping")

@@ -470,3 +470,22 @@ def test_a_file_that_appears_while_the_export_renders_is_not_overwritten(tmp_pat
         write_export(make_run_export(n_known=3, n_candidates=1, seed=2), spec, out)
     assert user_file.read_bytes() == b"the user's own notes\n"
     assert sorted(p.name for p in tmp_path.rglob("*")) == sorted({out.name, user_file.name})
+
+
+def test_a_run_that_never_knew_its_total_is_refused_without_a_count(tmp_path: Path) -> None:
+    """A run killed before it knew how many specimens it had (``total`` unset, ``done`` counted) is refused like
+    any incomplete run, with the one error line naming its status and no "x of y" it cannot state."""
+    path = tmp_path / "lab.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(f"BD{i:06d}", dna_barcode="ACGT" * 60) for i in range(4)], collection="plate",
+                  backup=False)
+        run = db.start_run("triage", {}, model_fingerprint="sha256:1", collection="plate", backup=False)
+        db.write_assignments(run, [{"processid": f"BD{i:06d}", "deepest_rank": "order"} for i in range(2)])
+        db.heartbeat(run, done=2, message="triage")
+    before = sha(path)
+    out = tmp_path / "run.json"
+    line = one_error(cli("export", "--db", str(path), "--run", str(run), "--format", "json", "--out", str(out),
+                         env_home=tmp_path))
+    assert line == (f"error: run {run} did not complete (status running); pass --partial to export what it holds, "
+                    "marked as partial")
+    assert not out.exists() and sha(path) == before

@@ -501,3 +501,25 @@ def test_a_fasta_line_that_cannot_be_used_sets_aside_its_own_record_only(tmp_pat
     assert [(q.line, q.processid) for q in got.quarantine] == [(3, "F2"), (8, "F4")]
     assert all(q.reason.startswith("line is 16,777,218 bytes long, more than the 16,777,216 a record may take")
                for q in got.quarantine)
+
+
+def test_reading_one_split_still_counts_other_splits_processids_and_reports_their_broken_rows(
+        tmp_path: Path) -> None:
+    """``BioscanDataset.reader("train")`` reads the train rows only, but a row of another split still takes its
+    processid (a train row reusing it later is a duplicate, set aside), and a broken row is reported whatever
+    split its cells name: a malformed line is never passed over as "not wanted here"."""
+    root, raw = _make_root(tmp_path, official=False, with_images=[])
+    meta = find_metadata(root)
+    header = meta.read_text(encoding="utf-8").splitlines()[0].split(",")
+    val = raw[raw["split"] == "val"].iloc[0]
+    reused = dict(raw[raw["split"] == "train"].iloc[0], processid=val["processid"])
+    broken = dict(raw[raw["split"] == "val"].iloc[1], processid="BROKEN1-26")
+    with meta.open("a", encoding="utf-8") as fh:
+        fh.write(",".join(reused[c] for c in header) + "\n")
+        fh.write(",".join(broken[c] for c in header) + ",one cell too many\n")
+    n_lines = len(raw) + 3  # the header, the sample's rows, the two added
+    reader = BioscanDataset(root).reader("train")
+    kept = [s.processid for s in reader]
+    assert kept == raw[raw["split"] == "train"]["processid"].tolist()
+    assert [(q.line, q.processid, q.kind) for q in reader.quarantine] == [
+        (n_lines - 1, val["processid"], "duplicate_processid"), (n_lines, "BROKEN1-26", "malformed_row")]

@@ -234,3 +234,17 @@ def test_a_database_that_cannot_be_opened_is_a_problem_listed_and_a_permission_o
     monkeypatch.setattr(integrity, "connect_readonly", failing("unable to open database file"))
     with pytest.raises(DatabaseError, match="permissions, not damage"):
         integrity.quick_problems(path)
+
+
+def test_two_specimens_are_equal_when_their_data_is_whatever_line_or_file_they_came_from() -> None:
+    """``source`` and ``line`` say where a record was read, not what it is: the same record read from two files
+    compares equal, and any field of its data makes it differ."""
+    from biodiscover.storage.records import Specimen
+
+    row = {"processid": "A1", "dna_barcode": "ACGT" * 60, "country": "Canada", "coord-lat": "45.5"}
+    a = Specimen.from_row(row, source="plate-1.csv", line=2)
+    b = Specimen.from_row(row, source="plate-2.tsv", line=90)
+    assert (a.source, a.line, b.source, b.line) == ("plate-1.csv", 2, "plate-2.tsv", 90)
+    assert a == b
+    assert a != Specimen.from_row({**row, "country": "Peru"}, source="plate-1.csv", line=2)
+    assert a != Specimen.from_row({**row, "coord-lat": "45.6"}, source="plate-1.csv", line=2)

@@ -516,3 +516,15 @@ def test_only_an_empty_line_is_skipped_a_line_of_one_cell_or_one_comma_is_set_as
     assert [s.processid for s in got.specimens] == ["A1", "A2"]
     assert [(q.line, q.kind, q.reason) for q in got.quarantine] == [
         (3, "malformed_row", "row has 1 fields, the header has 2"), (4, "empty_processid", "processid is empty")]
+
+
+def test_a_validator_opens_each_photo_unless_told_not_to(tmp_path: Path) -> None:
+    """By default the row validator decodes every photo it finds, so a damaged one sets its record aside
+    (``image_unreadable``, the record kept without it); ``check_images=False`` only checks the file is there."""
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    row = {"processid": "A", "dna_barcode": "ACGT" * 60, "image_path": "bad.jpg"}
+    source = str(tmp_path / "plate.csv")
+    spec, q = RowValidator().validate(row, source=source, line=2)
+    assert q is not None and q.kind == "image_unreadable" and spec is not None and spec.image_path is None
+    spec, q = RowValidator(check_images=False).validate(row, source=source, line=2)
+    assert q is None and spec is not None and spec.image_path == tmp_path / "bad.jpg"
