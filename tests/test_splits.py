@@ -38,6 +38,11 @@ def test_placeholder_rules() -> None:
                         ("Psychoda sp. 11GMK", "Psychoda"), ("Aus aff. bus", "Aus"), ("aus bus", "Aus"),
                         ("Aus bus", "malaiseGenus"), ("Aus bus", "aus")]:  # a genus in lower case too
         assert is_placeholder_species(name, genus), name
+    # one rule each: malaise in the species alone, in the genus alone, a digit alone, a capital inside alone,
+    # a word alone
+    for name, genus in [("Malaise trap", "Aus"), ("Aus bus", "Melaize"), ("Aus bus2", "Aus"), ("Aus Bus", "Aus"),
+                        ("Aus aff bus", "Aus")]:
+        assert is_placeholder_species(name, genus), name
     for name, genus in [("Tuta absoluta", "Tuta"), ("Xestia c-nigrum", "Xestia"),
                         ("Gnamptogenys sulcata", "Gnamptogenys"), ("Aus bus", "unassigned Aidae")]:
         assert not is_placeholder_species(name, genus), name
@@ -125,6 +130,8 @@ def test_hand_made_records_and_determinism() -> None:
     s1 = assign_splits(df, seed=1)
     assert s1.equals(assign_splits(df, seed=1))
     assert not s1.equals(assign_splits(df, seed=2))
+    # a caller that gives no seed gets BIOSCAN-5M's, 1 (the CLI's --seed default says so too)
+    assert assign_splits(df).equals(s1) and apply_splits(df)["split"].equals(s1)
     assert set(s1[df["species"] == "Aus sp. BIOUG1-A01"]) <= {"key_unseen", "val_unseen", "test_unseen"}
     assert (s1[df["species"] == "Bus sp. CR1"] == "other_heldout").all()
     assert (s1[df["species"] == "Aus singleton"] == "train").all()
@@ -157,6 +164,10 @@ def test_split_cli_roundtrip(tmp_path) -> None:
     nested = tmp_path / "new" / "deeper" / "split.csv"  # a folder that does not exist yet is made
     assert main(["split", str(src), "--out", str(nested)]) == 0
     assert nested.read_bytes() == out.read_bytes()
+    from biodiscover.storage.splits import split_collection
+
+    split_collection(src, tmp_path / "library.csv")  # no seed: the same partition as the CLI without --seed
+    assert (tmp_path / "library.csv").read_bytes() == out.read_bytes()
     bad = tmp_path / "not.csv"
     bad.write_bytes(b"\x00\x01\x02binary")
     assert main(["split", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
