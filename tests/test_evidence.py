@@ -193,3 +193,16 @@ def test_every_field_of_a_full_record_survives_json_and_the_database(world: dict
         (pid,) = db.write_proposals(run, [proposal])
     with Database.open(tmp_path / "full.db", readonly=True) as db:
         assert db.proposal_detail(pid).evidence == full
+
+
+@pytest.mark.parametrize("part", ["Spread", "NearestKnown", "MemberHit", "BinEvidence", "Geography", "SizeSummary"])
+def test_a_stored_part_missing_its_fields_reads_as_nothing_known(part: str) -> None:
+    """Evidence written by an older version (or by hand) may lack any optional field: each part whose fields all
+    have a default, read from ``{}``, is that part's empty value (no counts, nothing nearest, zero specimens),
+    never a made-up count (NearestCandidate, SizeStats and RepresentativeImage have required fields)."""
+    import biodiscover.storage.evidence as ev
+
+    cls = getattr(ev, part)
+    assert cls.from_dict({}) == cls()
+    if part == "NearestKnown":  # an empty barcode or image path stored is no barcode or image
+        assert cls.from_dict({"barcode": "", "image": ""}) == cls()
