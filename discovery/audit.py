@@ -8,9 +8,12 @@ over distant BINs); a taxonomist wants them listed before trusting a reference.
 So ``build-reference`` lists, for review, every key whose nearest conspecific key
 is farther than the published COI family cut-off (``naming.PUBLISHED_CUTOFFS``:
 two keys of one species rarely differ more than two families usually do), with
-the nearest key of another species. The audit never changes a name; it says
-which keys to check (``build-reference`` output, ``info``, the bundle table
-``reference_audit``).
+the nearest key of another species. The audit never edits a key's record; it
+says which keys to check (``build-reference`` output, ``info``, the bundle table
+``reference_audit``), and the engine sets the listed keys aside when naming
+(``DiscoveryModel.naming_lineages_``; a key stored reversed is turned round
+instead): no query is named from them, while the rest of their species still
+names. Only a species of two keys, both listed, loses its name that way.
 
 A species split into two groups of several keys each is *not* flagged: each key
 has a close conspecific. What is flagged is a key alone — and for a species of
@@ -155,9 +158,15 @@ def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
     if not n:
         return [f"reference audit: every key of the {checked} species with 2 or more keys lies within "
                 f"{100 * (1 - cut):.0f} % of another key of its species"]
-    lines = [f"reference audit: {n} key(s) lie farther than {100 * (1 - cut):.0f} % from every other key of their "
-             "species (possible misidentification, contamination or a cryptic species; check them before "
-             "trusting names they give):"]
+    head = (f"reference audit: {n} key(s) lie farther than {100 * (1 - cut):.0f} % from every other key of their "
+            "species (possible misidentification, contamination or a cryptic species; ")
+    aside = summary.get("set_aside")
+    if aside is None:  # a bundle built before keys were set aside: they still name what matches them
+        head += "check them before trusting names they give):"
+    else:
+        head += (f"{int(aside)} set aside: no specimen is named from them, the rest of their species still names; "
+                 "check them):")
+    lines = [head]
     shown = summary.get("worst", [])[:limit]
     lines += [f"  {SuspectKey.from_dict(row).describe()}" for row in shown]
     if n > len(shown):

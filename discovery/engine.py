@@ -225,6 +225,35 @@ class DiscoveryModel:
         """Lineage tuples (over ``RANKS``) of the reference keys."""
         return self.reference_.lineages
 
+    def _set_aside_mask(self) -> np.ndarray | None:
+        """Which reference positions ``set_aside_`` holds (None: none), computed once per reference size."""
+        ids = getattr(self, "set_aside_", None)
+        if not ids:
+            return None
+        n = len(self.reference_)
+        cached = getattr(self, "_set_aside_cache", None)
+        if cached is None or len(cached[0]) != n:
+            mask = np.fromiter((pid in ids for pid in self.reference_.ids), dtype=bool, count=n)
+            blank: tuple[str | None, ...] = (None,) * len(RANKS)
+            cached = self._set_aside_cache = (mask, [blank if m else lin for lin, m in zip(self.ref_lineages_, mask)])
+        return cached[0]
+
+    @property
+    def naming_lineages_(self) -> list[tuple[str | None, ...]]:
+        """The lineages the naming model reads: ``ref_lineages_`` with the keys set aside unlabelled.
+
+        Why a key is set aside (``set_aside_``): the reference audit found it farther than the published
+        family cut-off from every other key of its species — a misidentified, contaminated or mislabelled
+        record, most likely. Such a key names whatever matches it with its species at full confidence: in
+        the pooled dev reference one "Amara bifrons" key 86 % from the rest of its species sat 98 % from
+        specimens of the absent Amara quenseli and named twelve of them A. bifrons at P(right) 0.98–1.0.
+        Set aside, it is neither searched (``_hits`` drops it) nor simulated from, so a query is named
+        from the keys that agree with their species; it stays in the reference, the audit and the evidence.
+        """
+        if self._set_aside_mask() is None:
+            return self.ref_lineages_
+        return self._set_aside_cache[1]
+
     @property
     def index_(self) -> ReferenceIndex:
         return self.reference_.index_
@@ -270,7 +299,10 @@ class DiscoveryModel:
             raise InputError("no reference specimen has both a usable DNA barcode and a taxonomy label")
         say(f"indexing {len(keys)} reference keys")
         self.reference_ = self._build_reference(keys, say)
-        queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
+        suspects = self._audit_found[0]
+        self.set_aside_ = frozenset(s.processid for s in suspects if s.reversed_identity < AUDIT_IDENTITY)
+        self._set_aside_cache = None
+        queries, support = plan_simulation(self.naming_lineages_, self.ref_seqs_, self.config.naming)
         say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out and "
             f"leave-clade-out at every rank)")
         cutoff = [k for k, r in enumerate(RANKS) if not support.get(r, {}).get("learned")]
@@ -286,7 +318,7 @@ class DiscoveryModel:
             say(f"searching {len(extra)} extra labelled specimens (calibration splits, outliers)")
             queries += self._extra_queries(extra)
             hits += self._hits([_barcode(s) for s in extra], bootstrap_ranks=cutoff, exact=exact)
-        self.naming_ = NamingModel(self.config.naming).fit(self.ref_lineages_, self.ref_lengths_, queries, hits,
+        self.naming_ = NamingModel(self.config.naming).fit(self.naming_lineages_, self.ref_lengths_, queries, hits,
                                                            support, progress=say)
         self.barcode_gap_ = self._learn_gap(say) if self.config.learn_barcode_gap else None
         self._learn_null(say)
@@ -295,7 +327,7 @@ class DiscoveryModel:
         return self
 
     def _extra_queries(self, extra: Sequence[Specimen]) -> list[SimQuery]:
-        sizes = [{lin[k] for lin in self.ref_lineages_ if lin[k]} for k in range(len(RANKS))]
+        sizes = [{lin[k] for lin in self.naming_lineages_ if lin[k]} for k in range(len(RANKS))]
         out = []
         for s in extra:
             truth = _lineage(s)
@@ -361,6 +393,7 @@ class DiscoveryModel:
             suspects = [found.get(s.processid, s) for s in suspects]
         self.audit_: list[SuspectKey] | None = suspects
         self.audit_summary_ = {"species_checked": checked, "suspects": len(suspects), "min_identity": AUDIT_IDENTITY,
+                               "set_aside": len(getattr(self, "set_aside_", None) or ()),
                                "worst": [s.to_dict() for s in suspects[:20]]}
         for line in describe_audit(self.audit_summary_):
             say(line)
@@ -394,13 +427,16 @@ class DiscoveryModel:
 
     # -- evidence ----------------------------------------------------------------------
     def _hits(self, sequences: Sequence[str], exclude: Sequence[Exclusion | None] | None = None,
-              bootstrap_ranks: Sequence[int] = (), exact: bool = False) -> list[Hits]:
+              bootstrap_ranks: Sequence[int] = (), exact: bool = False,
+              closer_set_aside: dict[int, int] | None = None) -> list[Hits]:
         """Candidate keys with exact identities, best first, per query (``exclude[i]`` left out of query i).
 
         ``bootstrap_ranks`` (indices into RANKS): the ranks decided by the published cut-off; where a
         query's candidates carry more than one label at one of them, its bootstrap wins are computed
         (``Hits.wins``; elsewhere the support is 1 and costs nothing). ``exact``: every key scored, whatever
-        the index kind (``Reference.search``).
+        the index kind (``Reference.search``). Keys set aside by the audit (``naming_lineages_``) are
+        dropped; ``closer_set_aside``, when given, gets query i → the position of one that was closer
+        than every key kept (what the reviewer is told).
         """
         cfg = self.config
         out: list[Hits] = []
@@ -408,16 +444,23 @@ class DiscoveryModel:
                                            max_candidates=cfg.max_candidates, exclude=exclude, exact=exact,
                                            containment_first=cfg.containment_first)
         lineages = self.ref_lineages_
-        for seq, c in zip(sequences, found):
-            if not len(c.positions):
-                out.append(Hits.empty(informative_length(seq)))
-                continue
+        aside = self._set_aside_mask()
+        for i, (seq, c) in enumerate(zip(sequences, found)):
             idv = np.asarray(c.identities, dtype=np.float64)
             order = np.lexsort((-np.asarray(c.similarities, dtype=np.float64), -idv))
             pos = np.asarray(c.positions, dtype=np.int64)[order]
+            idv = idv[order]
+            if aside is not None and len(pos) and aside[pos].any():
+                keep = ~aside[pos]
+                if closer_set_aside is not None and not keep[0]:
+                    closer_set_aside[i] = int(pos[0])
+                pos, idv = pos[keep], idv[keep]
+            if not len(pos):
+                out.append(Hits.empty(informative_length(seq)))
+                continue
             rivals = any(len({lineages[int(j)][k] for j in pos} - {None}) > 1 for k in bootstrap_ranks)
             wins = self.reference_.bootstrap(seq, pos) if rivals else None
-            out.append(Hits(pos, idv[order], informative_length(seq), wins))
+            out.append(Hits(pos, idv, informative_length(seq), wins))
         return out
 
     def _cutoff_ranks(self) -> list[int]:
@@ -443,9 +486,10 @@ class DiscoveryModel:
         results: list[TriageResult | None] = [None] * len(specimens)
         if usable:
             seqs = [_barcode(specimens[i]) for i in usable]
-            hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks())
+            closer: dict[int, int] = {}
+            hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
             reversed_, unrelated = self._check_homology(seqs, hits)
-            calls = self.naming_.outcomes(self.ref_lineages_, self.ref_lengths_, hits)
+            calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits)
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):
@@ -464,6 +508,11 @@ class DiscoveryModel:
                 if top_hit in suspect:  # the name rests on a key the reference audit lists
                     notes["audit"] = (f"its best reference key is flagged by the reference audit: "
                                       f"{suspect[top_hit].describe()}")
+                elif k in closer and k not in reversed_:
+                    aside = self.ref_ids_[closer[k]]
+                    described = suspect[aside].describe() if aside in suspect else aside
+                    notes["audit"] = (f"a closer reference key was set aside, not named from: the reference audit "
+                                      f"flags it: {described}")
                 results[i] = TriageResult(  # decided below, once the collection's priors are known
                     processid=specimens[i].processid, modality="dna", labels=labels, confidence={},
                     identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=None,
@@ -471,7 +520,7 @@ class DiscoveryModel:
                     top_similarity=float(sims[k]), outcomes={r: (list(o) if o is not None else None)
                                                              for r, o in outcomes.items()},
                     rivals={r: (list(v) if v is not None else None)
-                            for r, v in self.naming_.rivals(self.ref_lineages_, h).items()},
+                            for r, v in self.naming_.rivals(self.naming_lineages_, h).items()},
                     overlap=min(h.query_length, int(self.ref_lengths_[h.top])) if h.top >= 0 else 0,
                     notes=notes)
         for i, s in enumerate(specimens):
@@ -635,6 +684,7 @@ class DiscoveryModel:
             "format": ENGINE_FORMAT, "config": self.config.to_dict(), "naming": self.naming_.to_dict(),
             "index_kind": self.index_.kind_, "barcode_gap": gap.to_dict() if gap is not None else None,
             "null_identity": getattr(self, "null_identity_", None),
+            "set_aside": sorted(getattr(self, "set_aside_", None) or ()),
         })
         self.reference_.save(bundle, REFERENCE_TABLE)
         audit = getattr(self, "audit_", None)
@@ -690,6 +740,11 @@ class DiscoveryModel:
                 self.barcode_gap_ = BarcodeGapThreshold.from_dict(gap)
             else:
                 self.barcode_gap_ = None
+            # absent: a bundle built before keys were set aside (its naming model was fitted on every key)
+            aside = state.get("set_aside", [])
+            if not isinstance(aside, list) or not all(isinstance(p, str) for p in aside):
+                raise TypeError(f"set_aside must be a list of processids, got {type(aside).__name__}")
+            self.set_aside_ = frozenset(aside)
             null = state.get("null_identity")  # None: a bundle built before it (no homology check)
             self.null_identity_ = None if null is None else [(int(a), float(b)) for a, b in null]
             numbers = [self.config.naming.level, self.config.novelty_threshold,

@@ -74,28 +74,67 @@ def test_a_key_identical_to_a_conspecific_copy_or_alone_is_not_listed() -> None:
     assert suspects == [] and checked == 1  # G a: two identical keys; G b alone; C1 has no species
 
 
-def test_the_engine_names_what_a_lone_key_resembles_and_the_bundle_keeps_the_audit(planted, tmp_path) -> None:
+def test_the_engine_sets_the_listed_keys_aside_names_from_the_rest_and_the_bundle_keeps_both(planted, tmp_path
+                                                                                                 ) -> None:
     keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
     model = DiscoveryModel(CFG).fit(keys)
     listed = {s.processid: s for s in model.audit_}
     mis = listed[str(planted["mislabelled"])]
     assert mis.nearest_other == "Gen1 sp1" and mis.nearest_other_identity >= 0.98
-    assert model.audit_summary_["suspects"] == 3
-    # a query with the misidentified barcode is told that its best key is under suspicion
+    assert model.audit_summary_["suspects"] == 3 and model.audit_summary_["set_aside"] == 3
+    assert model.set_aside_ == {planted["mislabelled"], "PAIR1", "PAIR2"}
+    # set aside: unlabelled for the naming model (never simulated from), kept in the reference as it is
+    pos = {pid: j for j, pid in enumerate(model.ref_ids_)}
+    for pid in model.set_aside_:
+        assert model.naming_lineages_[pos[pid]] == (None,) * 5
+        assert model.ref_lineages_[pos[pid]][-1] in ("Gen0 sp0", "Gen2 spX")
+    kept = [j for pid, j in pos.items() if pid not in model.set_aside_]
+    assert all(model.naming_lineages_[j] == model.ref_lineages_[j] for j in kept)
+    # the misidentified barcode is named from the keys it resembles, and told of the closer key set aside
     probe = Specimen(processid="Q1", dna_barcode=str(planted["mislabelled_seq"]))
     (r,) = model.triage([probe])
-    assert r.top_hit == planted["mislabelled"]
-    assert r.reason is not None and "flagged by the reference audit" in r.reason and "Gen0 sp0" in r.reason
-    # an ordinary query is not
+    assert r.top_hit != planted["mislabelled"] and r.labels["species"] == "Gen1 sp1"
+    assert r.deepest_label in ("Gen1", "Gen1 sp1") and r.identity < 1.0
+    assert r.reason is not None and "set aside, not named from" in r.reason
+    assert f"{planted['mislabelled']} (Gen0 sp0)" in r.reason
+    # a species whose two keys are both listed names nothing: its name rests on keys the audit doubts
+    pair = next(s for s in keys if s.processid == "PAIR1")
+    (rp,) = model.triage([dataclasses.replace(pair, processid="Q2", species=None, split=None)])
+    assert rp.labels["species"] != "Gen2 spX" and rp.top_hit not in model.set_aside_
+    # an ordinary query is not told anything
     ok = next(s for s in planted["world"]["test"] if s.species == "Gen4 sp0")  # type: ignore[index]
     (r2,) = model.triage([ok])
     assert r2.reason is None or "audit" not in r2.reason
-    # saved and loaded with the bundle
+    # saved and loaded with the bundle: the same keys set aside, the same call
     model.save(tmp_path / "bundle")
     again = DiscoveryModel.load(tmp_path / "bundle")
-    assert again.audit_ == model.audit_
+    assert again.audit_ == model.audit_ and again.set_aside_ == model.set_aside_
+    (r3,) = again.triage([probe])
+    assert (r3.top_hit, r3.labels, r3.deepest_rank, r3.reason) == (r.top_hit, r.labels, r.deepest_rank, r.reason)
     manifest = json.loads((tmp_path / "bundle" / "bundle.json").read_text())
-    assert manifest["discovery"]["audit"]["suspects"] == 3
+    assert manifest["discovery"]["audit"]["suspects"] == 3 and manifest["discovery"]["audit"]["set_aside"] == 3
+    assert "3 set aside: no specimen is named from them" in describe_audit(manifest["discovery"]["audit"])[0]
+
+
+def test_a_bundle_from_before_keys_were_set_aside_names_from_every_key(planted, tmp_path) -> None:
+    """Its naming model was fitted on every key: loading it must not drop keys it was trained with."""
+    from biodiscover.discovery.engine import ENGINE_TABLE
+    from biodiscover.storage.bundle import Bundle
+
+    keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
+    model = DiscoveryModel(CFG).fit(keys)
+    model.save(tmp_path / "old")
+    bundle = Bundle.open(tmp_path / "old")
+    state = bundle.load_table(ENGINE_TABLE, expect=dict)
+    del state["set_aside"]
+    bundle.save_table(ENGINE_TABLE, state)
+    old = DiscoveryModel.load(tmp_path / "old")
+    assert old.set_aside_ == frozenset() and old.naming_lineages_ is old.ref_lineages_
+    (r,) = old.triage([Specimen(processid="Q1", dna_barcode=str(planted["mislabelled_seq"]))])
+    assert r.top_hit == planted["mislabelled"]
+    assert r.reason is not None and "flagged by the reference audit" in r.reason and "Gen0 sp0" in r.reason
+    summary = {k: v for k, v in model.audit_summary_.items() if k != "set_aside"}
+    assert "check them before trusting names they give" in describe_audit(summary)[0]
 
 
 def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
