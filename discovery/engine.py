@@ -302,7 +302,10 @@ class DiscoveryModel:
         suspects = self._audit_found[0]
         self.set_aside_ = frozenset(s.processid for s in suspects if s.reversed_identity < AUDIT_IDENTITY)
         self._set_aside_cache = None
-        queries, support = plan_simulation(self.naming_lineages_, self.ref_seqs_, self.config.naming)
+        queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
+        aside = self._set_aside_mask()
+        if aside is not None:  # drawn as from every key, then the keys set aside dropped: the same draw otherwise
+            queries = [q for q in queries if not aside[q.position]]
         say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out and "
             f"leave-clade-out at every rank)")
         cutoff = [k for k, r in enumerate(RANKS) if not support.get(r, {}).get("learned")]
