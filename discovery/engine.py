@@ -226,17 +226,19 @@ class DiscoveryModel:
         return self.reference_.lineages
 
     def _set_aside_mask(self) -> np.ndarray | None:
-        """Which reference positions ``set_aside_`` holds (None: none), computed once per reference size."""
+        """Which reference positions ``set_aside_`` holds (None: none), computed once per set and reference size
+        (a refit sets a new set; ``add_keys`` grows the reference)."""
         ids = getattr(self, "set_aside_", None)
         if not ids:
             return None
         n = len(self.reference_)
         cached = getattr(self, "_set_aside_cache", None)
-        if cached is None or len(cached[0]) != n:
+        if cached is None or cached[0] is not ids or len(cached[1]) != n:
             mask = np.fromiter((pid in ids for pid in self.reference_.ids), dtype=bool, count=n)
             blank: tuple[str | None, ...] = (None,) * len(RANKS)
-            cached = self._set_aside_cache = (mask, [blank if m else lin for lin, m in zip(self.ref_lineages_, mask)])
-        return cached[0]
+            cached = (ids, mask, [blank if m else lin for lin, m in zip(self.ref_lineages_, mask)])
+            self._set_aside_cache = cached
+        return cached[1]
 
     @property
     def naming_lineages_(self) -> list[tuple[str | None, ...]]:
@@ -252,7 +254,7 @@ class DiscoveryModel:
         """
         if self._set_aside_mask() is None:
             return self.ref_lineages_
-        return self._set_aside_cache[1]
+        return self._set_aside_cache[2]
 
     @property
     def index_(self) -> ReferenceIndex:
@@ -301,7 +303,6 @@ class DiscoveryModel:
         self.reference_ = self._build_reference(keys, say)
         suspects = self._audit_found[0]
         self.set_aside_ = frozenset(s.processid for s in suspects if s.reversed_identity < AUDIT_IDENTITY)
-        self._set_aside_cache = None
         queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
         aside = self._set_aside_mask()
         if aside is not None:  # drawn as from every key, then the keys set aside dropped: the same draw otherwise
