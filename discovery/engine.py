@@ -432,15 +432,15 @@ class DiscoveryModel:
     # -- evidence ----------------------------------------------------------------------
     def _hits(self, sequences: Sequence[str], exclude: Sequence[Exclusion | None] | None = None,
               bootstrap_ranks: Sequence[int] = (), exact: bool = False,
-              closer_set_aside: dict[int, int] | None = None) -> list[Hits]:
+              closer_set_aside: dict[int, tuple[int, float]] | None = None) -> list[Hits]:
         """Candidate keys with exact identities, best first, per query (``exclude[i]`` left out of query i).
 
         ``bootstrap_ranks`` (indices into RANKS): the ranks decided by the published cut-off; where a
         query's candidates carry more than one label at one of them, its bootstrap wins are computed
         (``Hits.wins``; elsewhere the support is 1 and costs nothing). ``exact``: every key scored, whatever
         the index kind (``Reference.search``). Keys set aside by the audit (``naming_lineages_``) are
-        dropped; ``closer_set_aside``, when given, gets query i → the position of one that was closer
-        than every key kept (what the reviewer is told).
+        dropped; ``closer_set_aside``, when given, gets query i → (position, identity) of one that was
+        closer than every key kept (what the reviewer is told).
         """
         cfg = self.config
         out: list[Hits] = []
@@ -457,7 +457,7 @@ class DiscoveryModel:
             if aside is not None and len(pos) and aside[pos].any():
                 keep = ~aside[pos]
                 if closer_set_aside is not None and not keep[0]:
-                    closer_set_aside[i] = int(pos[0])
+                    closer_set_aside[i] = (int(pos[0]), float(idv[0]))
                 pos, idv = pos[keep], idv[keep]
             if not len(pos):
                 out.append(Hits.empty(informative_length(seq)))
@@ -490,7 +490,7 @@ class DiscoveryModel:
         results: list[TriageResult | None] = [None] * len(specimens)
         if usable:
             seqs = [_barcode(specimens[i]) for i in usable]
-            closer: dict[int, int] = {}
+            closer: dict[int, tuple[int, float]] = {}
             hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
             reversed_, unrelated = self._check_homology(seqs, hits)
             calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits)
@@ -513,10 +513,10 @@ class DiscoveryModel:
                     notes["audit"] = (f"its best reference key is flagged by the reference audit: "
                                       f"{suspect[top_hit].describe()}")
                 elif k in closer and k not in reversed_:
-                    aside = self.ref_ids_[closer[k]]
+                    aside = self.ref_ids_[closer[k][0]]
                     described = suspect[aside].describe() if aside in suspect else aside
-                    notes["audit"] = (f"a closer reference key was set aside, not named from: the reference audit "
-                                      f"flags it: {described}")
+                    notes["audit"] = (f"a closer reference key, at {100 * closer[k][1]:.1f} % identity, was set "
+                                      f"aside, not named from: the reference audit flags it: {described}")
                 results[i] = TriageResult(  # decided below, once the collection's priors are known
                     processid=specimens[i].processid, modality="dna", labels=labels, confidence={},
                     identity=float(h.identities[0]) if len(h.identities) else 0.0, deepest_rank=None,
