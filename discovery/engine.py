@@ -227,7 +227,7 @@ class DiscoveryModel:
 
     def _set_aside_mask(self) -> np.ndarray | None:
         """Which reference positions ``set_aside_`` holds (None: none), computed once per set and reference size
-        (a refit sets a new set; ``add_keys`` grows the reference)."""
+        (a refit sets a new set; ``add_references`` grows the reference)."""
         ids = getattr(self, "set_aside_", None)
         if not ids:
             return None

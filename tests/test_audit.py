@@ -118,6 +118,22 @@ def test_the_engine_sets_the_listed_keys_aside_names_from_the_rest_and_the_bundl
     assert "3 set aside: no specimen is named from them" in describe_audit(manifest["discovery"]["audit"])[0]
 
 
+def test_keys_added_after_the_fit_are_searched_and_the_listed_ones_stay_aside(planted) -> None:
+    """``add_references`` grows the reference (accepted provisional species): the set-aside mask must grow with
+    it (a stale mask indexes past its end)."""
+    keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
+    model = DiscoveryModel(CFG).fit(keys)
+    probe = Specimen(processid="Q1", dna_barcode=str(planted["mislabelled_seq"]))
+    (before,) = model.triage([probe])  # computes the mask for the fitted reference
+    donor = next(s for s in keys if s.species == "Gen1 sp1")
+    new = dataclasses.replace(donor, processid="NEWKEY", dna_barcode=str(planted["mislabelled_seq"]), split="train")
+    assert model.add_references([new]) == 1
+    (after,) = model.triage([probe])
+    assert after.top_hit == "NEWKEY" and after.identity == 1.0 and after.labels["species"] == "Gen1 sp1"
+    assert before.top_hit != "NEWKEY" and planted["mislabelled"] in model.set_aside_
+    assert model.naming_lineages_[-1] == model.ref_lineages_[-1]  # the new key is labelled for the naming model
+
+
 def test_a_bundle_from_before_keys_were_set_aside_names_from_every_key(planted, tmp_path) -> None:
     """Its naming model was fitted on every key: loading it must not drop keys it was trained with."""
     from biodiscover.discovery.engine import ENGINE_TABLE
