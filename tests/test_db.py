@@ -1457,3 +1457,42 @@ def test_a_read_only_connection_sees_what_is_still_in_the_write_ahead_log(tmp_pa
             con.close()
     assert readonly_uri(path) == f"file:{quote(str(path.resolve()))}?mode=ro"
     assert readonly_uri(path, immutable=True) == f"file:{quote(str(path.resolve()))}?mode=ro&immutable=1"
+
+
+def test_merging_candidates_keeps_every_member_also_one_not_stored_as_a_specimen(tmp_path: Path) -> None:
+    """A merge keys members by processid: candidates written over processids that were never ingested (the API
+    allows it; their specimen id is empty) merge into one holding all of them, each once."""
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        run = db.start_run("triage", {}, backup=False)
+        a, b = db.write_proposals(run, [{"members": [("X1", 0.9), ("X2", 0.8)], "parent_rank": "genus",
+                                         "parent_name": "Megaselia"},
+                                        {"members": [("X3", 0.7)], "parent_rank": "genus",
+                                         "parent_name": "Megaselia"}])
+        db.merge([a, b], {a: 1, b: 1}, reviewer="ana")
+        merged = db.proposal(a)
+        assert merged.size == 3
+        assert sorted(m.processid for m in db.proposal_detail(a).members) == ["X1", "X2", "X3"]
+
+
+def test_the_log_of_a_split_records_both_candidates_recomputed_evidence(db: Database) -> None:
+    """A split changes the evidence of the candidate kept and gives the new one its own: the review log's after-state
+    holds both (as a merge's does), so the record says what the reviewer's split produced."""
+    _run, (p0,) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006"], "parent_lineage": _lineage(0)}])
+    stay = {"size": 2, "nearest_known": {"species": "Megaselia abdita", "identity": 0.93}}
+    off = {"size": 1, "nearest_known": {"species": "Megaselia scalaris", "identity": 0.95}}
+    s = db.split(p0, 1, ["BD000006"], reviewer="ana", evidence=(stay, off))
+    (logged,) = db.reviews(p0, limit=1)
+    after = logged["after"]["proposals"]
+    assert after[str(p0)]["evidence"]["nearest_known"]["species"] == "Megaselia abdita"
+    assert after[str(s.new_proposal_id)]["evidence"]["nearest_known"]["species"] == "Megaselia scalaris"
+
+
+def test_a_run_is_stale_only_while_it_says_running_without_a_heartbeat(db: Database) -> None:
+    """``RunProgress.stale``: a run left ``running`` whose last heartbeat is older than ``stale_after_s``;
+    a finished run is never stale, however long ago it ended."""
+    running = db.start_run("triage", {}, backup=False)
+    done = db.start_run("triage", {}, backup=False)
+    db.finish_run(done, "completed")
+    assert (db.run_progress(running).stale, db.run_progress(done).stale) == (False, False)
+    db.stale_after_s = 0.0  # every heartbeat is now too old
+    assert (db.run_progress(running).stale, db.run_progress(done).stale) == (True, False)

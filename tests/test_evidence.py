@@ -206,3 +206,10 @@ def test_a_stored_part_missing_its_fields_reads_as_nothing_known(part: str) -> N
     assert cls.from_dict({}) == cls()
     if part == "NearestKnown":  # an empty barcode or image path stored is no barcode or image
         assert cls.from_dict({"barcode": "", "image": ""}) == cls()
+
+
+def test_a_member_given_as_a_triple_keeps_its_outlier_score() -> None:
+    """``(processid, probability, outlier_score)``, the documented third form of a member, as discovery may hand
+    it over: the score is kept, not lost or refused."""
+    p = CandidateProposal(members=[("A", 0.5, 0.25), ("B", 1, None), ("C", 0.75)])
+    assert p.members == (Member("A", 0.5, 0.25), Member("B", 1.0), Member("C", 0.75))

@@ -222,3 +222,31 @@ def test_an_export_reads_the_database_without_changing_a_byte_of_it(tmp_path: Pa
     export_run(copy, run, "json", tmp_path / "run.json")
     assert hashlib.sha256(copy.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in copy.parent.iterdir()) == ["work.sqlite"]
+
+
+def test_an_html_export_shows_members_photos_when_the_evidence_names_none(tmp_path: Path) -> None:
+    """A candidate whose evidence lists no representative images (a merge or split recomputed it without them,
+    or an older run) still shows its members' photographs, read from the stored specimens."""
+    from PIL import Image
+
+    path = tmp_path / "lab.sqlite"
+    photos = []
+    for i in range(3):
+        photo = tmp_path / "images" / f"P{i}.jpg"
+        photo.parent.mkdir(exist_ok=True)
+        Image.new("RGB", (16, 12), (40 * i, 90, 160)).save(photo)
+        photos.append(photo)
+    db = db_mod.Database.create(path)
+    db.ingest([Specimen(f"P{i}", dna_barcode="ACGT" * 60, genus="Megaselia", image_path=photos[i]) for i in range(3)]
+              + [Specimen("Q0", dna_barcode="ACGA" * 60, genus="Megaselia")], collection="plate", backup=False)
+    run = db.start_run("triage", {}, model_fingerprint="sha256:1", collection="plate", backup=False)
+    db.write_assignments(run, [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Megaselia"}
+                               for p in ("P0", "P1", "P2", "Q0")])
+    db.write_proposals(run, [{"members": [("P0", 1.0), ("P1", 0.9), ("Q0", 0.8)], "parent_rank": "genus",
+                              "parent_name": "Megaselia", "evidence": {"threshold": 0.02}}])
+    db.finish_run(run, "completed")
+    db.close()
+    export_run(path, run, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    shown = re.findall(r"<figure class='photo'><img alt='([^']+)' src='data:image/jpeg;base64,", page)
+    assert sorted(shown) == ["P0", "P1"]  # the members with a photograph; P2 is no member, Q0 has none

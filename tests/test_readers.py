@@ -523,3 +523,12 @@ def test_reading_one_split_still_counts_other_splits_processids_and_reports_thei
     assert kept == raw[raw["split"] == "train"]["processid"].tolist()
     assert [(q.line, q.processid, q.kind) for q in reader.quarantine] == [
         (n_lines - 1, val["processid"], "duplicate_processid"), (n_lines, "BROKEN1-26", "malformed_row")]
+
+
+def test_a_fasta_file_saved_with_a_byte_order_mark_is_still_fasta(tmp_path: Path) -> None:
+    """An editor that writes a byte-order mark before ``>`` leaves a FASTA file: the mark is skipped, the rest
+    of the first line read whole (its ``>`` included)."""
+    bom = tmp_path / "plate.fasta"
+    bom.write_bytes(b"\xef\xbb\xbf>F1\n" + b"ACGT" * 60 + b"\n>F2\n" + b"ACGA" * 60 + b"\n")
+    assert sniff_format(bom) == "fasta"
+    assert [s.processid for s in read_collection(bom).specimens] == ["F1", "F2"]

@@ -248,3 +248,38 @@ def test_two_specimens_are_equal_when_their_data_is_whatever_line_or_file_they_c
     assert a == b
     assert a != Specimen.from_row({**row, "country": "Peru"}, source="plate-1.csv", line=2)
     assert a != Specimen.from_row({**row, "coord-lat": "45.6"}, source="plate-1.csv", line=2)
+
+
+@pytest.mark.parametrize("entry", [{"dtype": "Q8", "shape": [4, 3], "data_offsets": [0, 48]}, None, "data"],
+                         ids=["unknown-dtype", "null", "a-string"])
+def test_a_bundle_array_without_a_data_tensor_of_a_known_dtype_is_one_bundle_error(tmp_path: Path, entry) -> None:
+    """A forged array header (checksum right) whose ``data`` entry names a dtype safetensors does not have, or is
+    no entry at all, is refused with the one bundle error, not a KeyError or AttributeError traceback."""
+    import json
+    import struct
+
+    from safetensors.numpy import save
+
+    from biodiscover.storage.bundle import Bundle
+    from biodiscover.storage.errors import ModelBundleError
+
+    raw = save({"data": np.zeros((4, 3), dtype=np.float32)})
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    header["data"] = entry
+    text = json.dumps(header, separators=(",", ":")).encode()
+    assert len(text) <= n
+    bundle = Bundle.create(tmp_path / "b", config={})
+    bundle._store("arrays", "keys", raw[:8] + text.ljust(n) + raw[8 + n:])
+    with pytest.raises(ModelBundleError, match=r"not a bundle array \(no 'data' tensor of a known dtype\)"):
+        Bundle.open(tmp_path / "b").load_array("keys")
+
+
+def test_a_p_distance_needs_half_the_shorter_reads_called_bases_to_overlap_called_bases() -> None:
+    """The module's second bar besides 100 columns: a pair is compared only over at least half of the shorter
+    read's called (non-N) bases. A full 400-base read against one whose first 200 bases are N overlaps on 200
+    called columns (exactly half: measured); on 199 it is not compared at all."""
+    a = _barcode(400, 3)
+    b = _mutate(a, 40)
+    assert p_distance(a, "N" * 200 + b[200:]) == 5 / 200  # b's differences at 200, 240, ..., 360
+    assert p_distance(a, "N" * 201 + b[201:]) == math.inf
