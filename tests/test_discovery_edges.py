@@ -613,3 +613,20 @@ def test_a_query_whose_best_key_is_the_references_first_keeps_its_overlap(model,
     for r, pid in zip(results, (first, other), strict=True):
         assert r.top_hit == pid and r.identity == pytest.approx(1.0)
         assert r.overlap == informative_length(by_id[pid].dna_barcode) > 0
+
+
+def test_saving_into_a_bundle_of_an_older_engine_drops_its_replaced_index(model, tmp_path) -> None:
+    """A format-2 engine kept its FAISS index as the array ``discovery_index``; later formats keep it with the
+    reference. Saved into such a bundle (an open one, as ``build-reference`` does with an image model), the
+    engine leaves no stale index behind (seed 5651: deleting that ``bundle.remove`` survived; written after the
+    sample, not re-scored)."""
+    from biodiscover.discovery.engine import INDEX_ARRAY
+    from biodiscover.storage.bundle import Bundle
+
+    bundle = Bundle.create(tmp_path / "b", config={})
+    bundle.save_array(INDEX_ARRAY, np.zeros(8, dtype=np.uint8))
+    assert INDEX_ARRAY in bundle.names("arrays")
+    model.save(bundle)
+    assert INDEX_ARRAY not in Bundle.open(tmp_path / "b").names("arrays")
+    again = DiscoveryModel.load(tmp_path / "b")
+    assert list(again.ref_ids_) == list(model.ref_ids_)

@@ -18,6 +18,12 @@ def test_kmer_codes_skip_ambiguous_bases() -> None:
     assert kmer_codes("ACGT", 2).tolist() == [1, 6, 11]  # AC=0*4+1, CG=1*4+2, GT=2*4+3
     assert kmer_codes("ACNGT", 2).tolist() == [1, 11]  # CN and NG dropped
     assert kmer_codes("A", 2).size == 0
+    # a sequence exactly k bases long has its one k-mer, one base shorter none (seed 5651: `n <= 0` -> `n <= 1`
+    # survived; written after the sample, not re-scored)
+    for k in (1, 2, 6, 10):
+        seq = "ACGTTGCAAC"[:k]
+        assert kmer_codes(seq, k).tolist() == [int("".join(str("ACGT".index(b)) for b in seq), 4)]  # base-4 digits
+        assert kmer_codes(seq[:-1], k).size == 0
 
 
 def test_kmer_profile_is_unit_norm_and_counts_kmers() -> None:

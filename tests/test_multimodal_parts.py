@@ -85,6 +85,10 @@ def test_votes_labels_confidence_and_deepest_rank_by_hand(tmp_path: Path) -> Non
     assert call.deepest_rank == "genus" and call.deepest_label == "G1"
     assert call.top_hit in ("K0", "K1") and call.top_similarity == pytest.approx(math.cos(math.radians(1.0)), abs=1e-5)
     assert call.modality == "image" and call.processid == "Q"
+    # the top hit's similarity is its own, not the runner-up's (seed 5651: `order[0]` -> `order[1]` for the
+    # similarity survived, the two nearest keys above being equally near; written after the sample, not re-scored)
+    near = clf.predict_embeddings(_unit(0.5)[None, :], ["N"])[0]
+    assert near.top_hit == "K0" and near.top_similarity == pytest.approx(math.cos(math.radians(0.5)), abs=1e-6)
     # a query between two families: labels are chosen top-down among neighbours consistent with those above
     mid = clf.predict_embeddings(_unit(35.0)[None, :], ["M"])[0]
     assert mid.labels["order"] == "O1"

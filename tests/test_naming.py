@@ -268,6 +268,29 @@ def test_model_state_roundtrips_and_refuses_other_features(model, world) -> None
     state = model.naming_.to_dict()
     with pytest.raises(ValueError, match="features"):
         NamingModel.from_dict({**state, "features": state["features"][:-1]})
+    # a rank model for a rank the walk does not know, or a pair one of whose two models reads other features, is
+    # refused (seed 5651: `or` -> `and` in that check survived; written after the sample, not re-scored)
+    import copy
+
+    from biodiscover.discovery.naming import FEATURES
+
+    models = state["models"]
+    rank = next(iter(models))
+    with pytest.raises(ValueError, match="wrong shape"):
+        NamingModel.from_dict({**state, "models": {**models, "kingdom": models[rank]}})
+    for part in ("absent", "right_if_present"):
+        odd = copy.deepcopy(models[rank])
+        odd["members"][0][part]["n_features"] = len(FEATURES) + 1
+        with pytest.raises(ValueError, match="wrong shape"):
+            NamingModel.from_dict({**state, "models": {**models, rank: odd}})
+    # a learned rank's confidence is its model's P(right) (seed 5651: the forecast's full-model confidence read
+    # the P(wrong) column and survived; not re-scored)
+    from biodiscover.discovery.naming import OUTCOMES
+
+    X = np.random.default_rng(4).random((6, len(FEATURES)))
+    for r, m in model.naming_.models_.items():
+        got = model.naming_._rank_confidence(r, X, Hits.empty(300), model.ref_lineages_)
+        np.testing.assert_array_equal(got, m.predict_proba(X)[:, OUTCOMES.index("right")])
     assert model.naming_.predict(model.ref_lineages_, model.ref_lengths_, [Hits.empty(300)])[0][1] == {
         r: 0.0 for r in RANKS}
 
