@@ -107,6 +107,14 @@ def _wrong_shape_model(b: Path) -> None:
     _rewrite(b, ENGINE, json.dumps(table).encode())
 
 
+def _naming_support_emptied(b: Path) -> None:
+    """Every part passes its own check (the naming model's shape, the reference's arrays), but the model no
+    longer says which ranks it learned: only triaging a key (the load's self-check) finds that they do not fit."""
+    table = _engine_table(b)
+    table["naming"]["support"] = {}
+    _rewrite(b, ENGINE, json.dumps(table).encode())
+
+
 def _manifest(edit: Callable[[dict], None]) -> Callable[[Path], None]:
     def apply(b: Path) -> None:
         manifest = json.loads((b / "bundle.json").read_text())
@@ -132,6 +140,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "null threshold": (_null_threshold, "discovery engine table is malformed"),
     "infinite novelty threshold": (_infinite_novelty_threshold, "overflows to infinity"),
     "model of the wrong shape": (_wrong_shape_model, "has the wrong shape"),
+    "naming support emptied, parts fine alone": (_naming_support_emptied, "failed its self-check (KeyError"),
     "table larger than listed": (lambda b: _rewrite(b, ENGINE, (b / ENGINE).read_bytes() + b" " * 10,
                                                     fix_hash=False), "checksum mismatch"),
 }
