@@ -161,7 +161,7 @@ def align_workers_default() -> int:
         return max(1, int(env))
     try:
         return max(1, min(len(os.sched_getaffinity(0)), 8))
-    except AttributeError:  # pragma: no cover - not Linux
+    except AttributeError:  # not Linux (macOS, Windows): no affinity mask
         return max(1, min(os.cpu_count() or 1, 8))
 
 

@@ -160,6 +160,19 @@ def test_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert align_workers_default() == max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
+@pytest.mark.parametrize(("cpus", "workers"), [(12, 8), (8, 8), (3, 3), (None, 1)])
+def test_without_cpu_affinity_the_worker_count_is_the_cpu_count_capped_at_eight(
+        monkeypatch: pytest.MonkeyPatch, cpus: int | None, workers: int) -> None:
+    """macOS and Windows have no ``os.sched_getaffinity``: the count falls back to ``os.cpu_count()``, capped at
+    the same 8 workers, and an unknown count (``None``) is one worker."""
+    import os
+
+    monkeypatch.delenv("BIODISCOVER_ALIGN_WORKERS", raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    assert align_workers_default() == workers
+
+
 def _shard_search(*args: Any, **kwargs: Any) -> Any:  # a stand-in for the sharded search (picklable)
     raise AssertionError("not called in this test")
 
