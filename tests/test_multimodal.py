@@ -104,6 +104,13 @@ def test_calibration_respects_target_overclassification(world: dict) -> None:
     assert errs["species"].oc_rate <= clf.config.target_overclassification + 1e-9
     # and naming is not switched off: some seen calibration specimens are named deeper than order
     assert any(c.deepest_rank in ("family", "subfamily", "genus", "species") for c in calls)
+    # the calibration record's accuracy is the nearest key's label on the known calibration specimens only
+    for rank in ("genus", "species"):
+        known = [(c.labels[rank], getattr(s, rank)) for s, c in zip(world["calib"], calls, strict=True)
+                 if getattr(s, rank) in train_taxa[rank] and c.labels[rank] is not None]
+        record = check.calibration_[rank]
+        assert record["n"] - record["n_absent"] == len(known) > 0
+        assert record["label_accuracy_known"] == pytest.approx(np.mean([p == t for p, t in known]))
 
 
 def test_specimens_without_image_get_no_call(world: dict) -> None:
