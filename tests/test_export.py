@@ -183,6 +183,25 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
             assert rec.dna_barcode == with_barcode[rec.processid]
 
 
+def test_a_fasta_header_leaves_a_missing_bin_empty(data) -> None:
+    """A specimen without a BIN (``None`` from the database, ``NaN`` from pandas) gets an empty header field, never
+    the words ``None`` or ``nan`` a BOLD upload would read as a BIN; a BIN present is written as it is."""
+    import dataclasses
+
+    from biodiscover.workflows.export.fasta import fasta_records
+
+    pids = sorted(h.split("|")[0] for recs in fasta_records(data).values() for h, _ in recs)
+    with_bin, with_none, with_nan = pids[:3]
+    specimens = data.specimens.copy()
+    specimens["dna_bin"] = specimens["dna_bin"].astype(object)
+    specimens.loc[specimens["processid"] == with_bin, "dna_bin"] = "BOLD:AAA0001"
+    specimens.loc[specimens["processid"] == with_none, "dna_bin"] = None
+    specimens.loc[specimens["processid"] == with_nan, "dna_bin"] = float("nan")
+    fields = {h.split("|")[0]: h.split("|")
+              for recs in fasta_records(dataclasses.replace(data, specimens=specimens)).values() for h, _ in recs}
+    assert (fields[with_bin][5], fields[with_none][5], fields[with_nan][5]) == ("BOLD:AAA0001", "", "")
+
+
 def test_fasta_file_names_sort_in_candidate_order(tmp_path: Path) -> None:
     """Eleven candidates: ids are zero-padded (01_…, 10_…) so a plain file listing sorts 1, 2 … 10, 11."""
     many = make_run_export(n_known=20, n_candidates=11, seed=5)
