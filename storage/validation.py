@@ -572,8 +572,7 @@ class RowValidator:
             values["image_path"] = image
         else:
             values.pop("image_path", None)
-        values.pop("image_file", None)
-        specimen = _specimen(values, source=source, line=line)
+        specimen = _specimen(values, source=source, line=line)  # columns that are no Specimen field (image_file) drop
         self.summary.add_ok()
         if photo_bad is None:
             return specimen, None
