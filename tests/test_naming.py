@@ -525,3 +525,38 @@ def test_an_unfitted_engine_refuses_to_adapt_as_it_refuses_to_triage() -> None:
     for call in (lambda m: m.triage([]), lambda m: m.adapt([])):
         with pytest.raises(NotFittedError, match=r"DiscoveryModel is not fitted; call fit\(\) or load\(\)"):
             call(DiscoveryModel(CFG))
+
+
+#: the features ``MONOTONIC_ABSENT`` / ``MONOTONIC_RIGHT`` leave free (the design, restated here on purpose: a test
+#: that read the tuples would follow a changed constraint instead of catching it)
+FREE_FOR_ABSENT = ("log_margin", "has_other", "agreement", "single", "log_keys", "overlap")
+FREE_FOR_RIGHT = ("has_other", "vs_within", "vs_siblings", "single", "log_keys", "overlap")
+
+
+@pytest.mark.parametrize(("outcome", "feature"), [("absent", f) for f in FREE_FOR_ABSENT]
+                         + [("right", f) for f in FREE_FOR_RIGHT])
+def test_a_feature_left_free_is_learned_falling_as_well_as_rising(outcome: str, feature: str) -> None:
+    """Only the distance, the margin and the agreement carry a direction fixed in advance; every other feature
+    is learned free, so where the reference's examples make P(absent) or P(right | present) fall as the feature
+    rises, the rank model falls with it (a rising-only constraint would hold it flat: seed 6607's
+    naming.py:112 0 -> 1 survived as harmless because nothing showed this)."""
+    from biodiscover.discovery.naming import FEATURES, RankModel
+
+    rng = np.random.default_rng(11)
+    n = 1600
+    j = FEATURES.index(feature)
+    X = rng.random((n, len(FEATURES)))
+    low = X[:, j] < 0.5
+    hit = rng.random(n) < np.where(low, 0.85, 0.15)  # the outcome is likely where the feature is low
+    if outcome == "absent":
+        y = np.where(hit, "absent", np.where(rng.random(n) < 0.5, "right", "wrong"))
+    else:
+        y = np.where(hit, "right", "wrong")
+    model = RankModel(trees=30, min_leaf=20).fit(X, y, np.ones(n))
+    column = {"right": 0, "absent": 2}[outcome]
+    grid = np.tile(X[:400], (2, 1))
+    grid[:400, j], grid[400:, j] = 0.2, 0.8
+    p = model.predict_proba(grid)[:, column]
+    if outcome == "right":  # P(right | present): the right-or-wrong split alone
+        p = p / (p + model.predict_proba(grid)[:, 1])
+    assert p[:400].mean() - p[400:].mean() > 0.4, feature
