@@ -161,6 +161,12 @@ def test_runs_heartbeat_progress_and_assignments_upsert(db: Database) -> None:
     db.heartbeat(run, done=60, message="classified")
     prog = db.run_progress(run)
     assert (prog.status, prog.done, prog.total, prog.fraction, prog.stale) == ("running", 60, 60, 1.0, False)
+    assert prog.message == "classified"
+    db.heartbeat(run, done=59)  # a heartbeat without a message keeps the last one; with a total, sets it
+    assert (db.run_progress(run).done, db.run_progress(run).message) == (59, "classified")
+    db.heartbeat(run, total=61, message="named")
+    assert (db.run_progress(run).done, db.run_progress(run).total, db.run_progress(run).message) == (59, 61, "named")
+    db.heartbeat(run, done=60, total=60, message="classified")
     rows[0]["novelty"] = 0.99
     db.write_assignments(run, rows[:1])  # a resumed run rewrites, never duplicates
     frame = db.assignments(run)
@@ -893,13 +899,13 @@ def test_check_reports_an_old_schema_a_broken_index_and_rows_breaking_a_foreign_
     raw.execute("PRAGMA writable_schema = OFF")
     raw.execute("UPDATE alembic_version SET version_num = '0003'")
     raw.commit()
+    (orphan,) = raw.execute("SELECT rowid FROM proposals").fetchone()  # the one proposal, its run deleted
     raw.close()
     problems = check_database(path).problems
     assert problems[0] == "schema revision '0003' is not the current '0004' (run db upgrade)"
     assert any(p.startswith("integrity: ") and index[0] in p for p in problems), problems
     fk = [p for p in problems if "break a foreign key" in p]
-    assert len(fk) == 1 and fk[0].startswith("1 rows break a foreign key (first: table proposals rowid ")
-    assert fk[0].endswith("→ runs)")
+    assert fk == [f"1 rows break a foreign key (first: table proposals rowid {orphan} → runs)"]
 
 
 def test_a_runs_process_is_alive_only_while_it_exists_and_finishing_takes_only_end_statuses(db: Database) -> None:
@@ -1496,3 +1502,23 @@ def test_a_run_is_stale_only_while_it_says_running_without_a_heartbeat(db: Datab
     assert (db.run_progress(running).stale, db.run_progress(done).stale) == (False, False)
     db.stale_after_s = 0.0  # every heartbeat is now too old
     assert (db.run_progress(running).stale, db.run_progress(done).stale) == (True, False)
+
+
+def test_assigning_to_a_known_species_checks_the_version_and_the_status_like_every_review(db: Database) -> None:
+    """``assign`` is optimistic like accept and reject: a reviewer who saw an older version is refused (another
+    reviewer's decision is never overwritten), and a candidate already decided must be undone first; the
+    proposal is untouched and nothing is logged."""
+    register_lineages(db, [{**_lineage(0), "species": "Megaselia scalaris"}], source="test")
+    _, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": {"genus": "Megaselia"}},
+                                {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
+    db.reject(p1, 1, reviewer="bo")
+    with pytest.raises(StaleProposalError, match="you saw version 1, it is now version 2"):
+        db.assign(p1, 1, "Megaselia scalaris", reviewer="ana")
+    with pytest.raises(DatabaseError, match=f"cannot assign proposal {p1}: it is rejected"):
+        db.assign(p1, 2, "Megaselia scalaris", reviewer="ana")
+    with pytest.raises(DatabaseError, match="no proposal 999"):
+        db.assign(999, 1, "Megaselia scalaris", reviewer="ana")
+    assert (db.proposal(p1).status, db.proposal(p1).version) == ("rejected", 2)
+    assert [r["action"] for r in db.reviews(p1)] == ["reject"]
+    db.assign(p0, 1, "Megaselia scalaris", reviewer="ana")
+    assert (db.proposal(p0).status, db.proposal(p0).version) == ("assigned", 2)
