@@ -250,3 +250,29 @@ def test_an_html_export_shows_members_photos_when_the_evidence_names_none(tmp_pa
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     shown = re.findall(r"<figure class='photo'><img alt='([^']+)' src='data:image/jpeg;base64,", page)
     assert sorted(shown) == ["P0", "P1"]  # the members with a photograph; P2 is no member, Q0 has none
+
+
+def test_an_export_closes_the_database_it_opened(tmp_path: Path, filled_db) -> None:
+    """The review app exports again and again from one long-lived process: each export closes its read-only
+    connection (no file handle on the database, its WAL or shared memory is left open), so a later restore or
+    move of the file is not held up by exports that finished long ago."""
+    import gc
+    import os
+    import shutil
+
+    path, run, _ = filled_db
+    copy = tmp_path / "work.sqlite"
+    shutil.copy(path, copy)
+    gc.disable()  # a leaked connection must show, not be collected by chance before the count
+    try:
+        def held() -> list[str]:
+            fds = Path(f"/proc/{os.getpid()}/fd")
+            targets = [os.path.realpath(fd) for fd in fds.iterdir()]
+            return [t for t in targets if Path(t).name.startswith(copy.name)]
+
+        assert held() == []
+        for i in range(3):
+            export_run(copy, run, "json", tmp_path / f"run{i}.json")
+        assert held() == []
+    finally:
+        gc.enable()

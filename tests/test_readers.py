@@ -293,6 +293,19 @@ def test_fasta_collection_with_bold_headers() -> None:
         assert 600 <= len(r.sequence) <= 660
 
 
+def test_a_two_field_fasta_header_is_processid_and_taxon() -> None:
+    """``>PID|Genus species``, the shortest header that names a taxon (what many pipelines write), is read like
+    BOLD's longer ``>PID|taxon|marker|BIN``; a header of one field names nothing and an empty taxon field neither."""
+    text = [">TW001-24|Tuta absoluta", "ACGT" * 60, ">TW002-24|Cecidomyiidae", "ACGA" * 60, ">TW003-24", "ACGG" * 60,
+            ">TW004-24||COI-5P", "ACGC" * 60]
+    rows = [r.as_row() for r in iter_fasta_lines(enumerate(text, start=1))]
+    assert rows[0] == {"processid": "TW001-24", "dna_barcode": "ACGT" * 60, "taxon": "Tuta absoluta",
+                       "genus": "Tuta", "species": "Tuta absoluta"}
+    assert rows[1] == {"processid": "TW002-24", "dna_barcode": "ACGA" * 60, "taxon": "Cecidomyiidae"}
+    assert rows[2] == {"processid": "TW003-24", "dna_barcode": "ACGG" * 60}
+    assert rows[3] == {"processid": "TW004-24", "dna_barcode": "ACGC" * 60}
+
+
 def test_fasta_writer_round_trips(tmp_path: Path) -> None:
     specimens = read_collection(FIX / "collection.fasta").specimens
     specimens.append(Specimen(processid="NOSEQ-1", image_path=FIX / "images" / "COLL001-24.jpg"))

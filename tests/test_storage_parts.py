@@ -126,6 +126,14 @@ def test_record_helpers_name_fillers_lineages_and_where_a_record_came_from() -> 
     assert resolve_splits(None) == resolve_splits("") == SPLITS
 
 
+def test_a_row_s_unknown_columns_and_its_own_source_or_line_cells_are_ignored() -> None:
+    """A metadata row carries columns that are no specimen field (BIOSCAN-5M's ``split``, a lab's ``notes``): they
+    are ignored, not an error; a cell named ``source`` or ``line`` never overrides where the record was read."""
+    s = Specimen.from_row({"processid": "M1", "split": "train", "notes": "wing torn", "source": "forged.csv",
+                           "line": "1", "class": "Insecta", "coord-lat": "45.5"}, source="plate.csv", line=7)
+    assert (s.processid, s.class_, s.coord_lat, s.source, s.line) == ("M1", "Insecta", 45.5, "plate.csv", 7)
+
+
 def test_missing_cells_control_characters_and_fasta_header_fields() -> None:
     from biodiscover.storage.fasta import specimen_header
     from biodiscover.storage.safetext import escape_controls, safe_text_cell
