@@ -147,3 +147,14 @@ def test_a_registry_built_from_formats_keeps_them_in_name_order_with_count_and_h
     assert "a-dir" in reg and "d" not in reg and reg.get("c-raw") is formats[2]
     assert len(FormatRegistry()) == 0
     assert len(REGISTRY) >= 5  # csv, dwca, fasta, html, json at least
+    assert reg.register(formats[0]) is formats[0]  # registering again the same object is no duplicate
+
+
+def test_each_format_module_s_format_is_the_one_its_line_registered() -> None:
+    """``FORMAT = REGISTRY.register(ExportFormat(...))``: ``register`` hands back what it registered, so a
+    module's ``FORMAT`` (what a caller or a plug-in imports) is the registry's entry, not ``None``."""
+    import importlib
+
+    for name in ("csv", "dwca", "fasta", "html", "json"):
+        module = importlib.import_module(f"biodiscover.workflows.export.{name}")
+        assert module.FORMAT is REGISTRY.get(name), name
