@@ -203,8 +203,7 @@ def register_lineages(db: "Database", lineages: Any, *, source: str) -> int:
             cache.setdefault((r.rank, r.name, r.parent_id), r.id)
         added: dict[tuple[str, str, int | None], int] = {}
         for lineage in unique.values():
-            ensure_lineage(conn, lineage, cache, added, source)
-            cache.update(added)
+            ensure_lineage(conn, lineage, cache, added, source)  # it looks in ``added`` as well as the cache
         return len(unique)
 
     return int(db._write(_do, "register reference taxa"))
