@@ -447,6 +447,19 @@ def test_the_identification_provided_with_a_collection_cites_its_source() -> Non
     assert [(r["scientificName"], r["identificationReferences"]) for r in ident] == [("Megaselia", "plate-1.csv")]
 
 
+def test_an_empty_rank_cell_is_no_identification_provided_with_the_collection() -> None:
+    """A RunExport built by a caller (not read from the database, where an empty name is NULL) may carry ``""``
+    for a rank: the provided identification is the deepest rank that holds a name, never an empty one."""
+    from biodiscover.workflows.export import RunExport, occurrence_rows
+
+    spec = pd.DataFrame({"processid": ["P1", "P2"], "order": ["Diptera", ""], "genus": ["Megaselia", ""],
+                         "species": ["", ""], "dna_barcode": ["ACGT" * 60] * 2})
+    assign = pd.DataFrame({"processid": ["P1", "P2"], "deepest_rank": [None, None], "deepest_taxon": [None, None],
+                           "novelty": [0.1, 0.1]})
+    _, ident, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, pd.DataFrame(), pd.DataFrame()))
+    assert [(r["id"], r["scientificName"], r["taxonRank"]) for r in ident] == [("P1", "Megaselia", "genus")]
+
+
 def test_open_nomenclature_above_genus_is_gen_sp() -> None:
     """A candidate placed only in a family or subfamily has no genus: "Phoridae gen. sp.", not "Phoridae sp."."""
     from biodiscover.workflows.export import RunExport, candidate_label, occurrence_rows
