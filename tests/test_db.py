@@ -38,6 +38,26 @@ def db(tmp_path: Path) -> Database:
     handle.close()
 
 
+def test_every_connection_enforces_foreign_keys_not_only_the_one_that_migrated(db: Database) -> None:
+    """SQLite forgets ``foreign_keys`` per connection: the migration switches it back on for its own connection,
+    so the check must be on a connection that never migrated — a second one opened beside it, and the first of
+    a database opened again. A member of no candidate is refused there too."""
+    import sqlalchemy as sa
+
+    path = db.path
+    with db.engine.connect() as first, db.engine.connect() as second:
+        for conn in (first, second):
+            assert conn.connection.dbapi_connection.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    db.close()
+    again = Database.open(path)
+    try:
+        with again.engine.connect() as conn, pytest.raises(sa.exc.IntegrityError, match="FOREIGN KEY"):
+            conn.exec_driver_sql("INSERT INTO proposal_members (proposal_id, processid, probability) "
+                                 "VALUES (999, 'X', 1.0)")
+    finally:
+        again.close()
+
+
 def _new_run(db: Database, proposals: list[dict]) -> tuple[int, list[int]]:
     run = db.start_run("triage", {"k": 8}, "sha256:model", backup=False)
     return run, db.write_proposals(run, proposals)
