@@ -313,3 +313,84 @@ def test_an_exact_search_through_an_approximate_index_equals_the_flat_index(worl
         np.testing.assert_array_equal(got_s, want_s)
     _s, approx = ivf.search(q, 25)
     assert (approx != flat.search(q, 25)[1]).any()  # the approximate search does differ: the test can fail
+
+
+def test_keys_added_after_the_alignment_workers_forked_are_aligned_to_in_them(world) -> None:
+    """Forked identity workers hold the key barcodes as they were at the fork; ``add`` (a session's accepted
+    species) must stop them, so the next large chunk forks workers that hold the new keys too. Left running
+    (seed 6607's reference.py:480 ``self.close()`` deleted survived), they are asked for positions past their
+    copy's end. Each added barcode is then its own best candidate at 100 %, as aligned in this process."""
+    n = len(world["ids"]) - 3
+    ref = Reference.build(world["ids"][:n], world["seqs"][:n], world["lins"][:n], kmer=KMER,
+                          index=IndexConfig(kind="flat"))
+    ref.align_workers, ref.parallel_min_pairs = 2, 1
+    try:
+        ref.candidates(world["queries"][:4], n_search=10, per_taxon=2, max_candidates=5)
+        assert ref._pool is not None  # workers forked before the keys are added
+        assert ref.add(world["ids"][n:], world["seqs"][n:], world["lins"][n:]) == 3
+        new = ref.candidates(world["seqs"][n:], n_search=10, per_taxon=2, max_candidates=5)
+        assert ref._pool is not None  # aligned in the (new) workers
+    finally:
+        ref.close()
+    assert [int(c.positions[0]) for c in new] == [n, n + 1, n + 2]
+    assert [float(c.identities[0]) for c in new] == [1.0, 1.0, 1.0]
+    ref.align_workers = 1
+    alone = ref.candidates(world["seqs"][n:], n_search=10, per_taxon=2, max_candidates=5)
+    for x, y in zip(new, alone, strict=True):
+        np.testing.assert_array_equal(x.positions, y.positions)
+        np.testing.assert_array_equal(x.identities, y.identities)
+
+
+def test_two_references_aligning_in_turn_each_restart_their_workers(world) -> None:
+    """The worker processes read the barcodes of the reference that forked them last (one module-level slot):
+    a reference whose pool was forked before another reference forked its own restarts it, once, with its own
+    barcodes. Without the restart's ``close`` (seed 6607's reference.py:798, a line no test ran) the check
+    finds the same stale pool again and again: a RecursionError. Two references over the same keys in a
+    different order: each one's candidates are its own positions, with the identities aligned in process."""
+    order = list(range(len(world["ids"])))[::-1]
+    one = _ref(world, kind="flat")
+    two = Reference.build([world["ids"][j] for j in order], [world["seqs"][j] for j in order],
+                          [world["lins"][j] for j in order], kmer=KMER, index=IndexConfig(kind="flat"))
+    queries = world["queries"][:6]
+    want = {id(r): r.candidates(queries, n_search=10, per_taxon=2, max_candidates=5) for r in (one, two)}
+    for r in (one, two):
+        r.align_workers, r.parallel_min_pairs = 2, 1
+    try:
+        got = [(r, r.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)) for r in (one, two, one, two)]
+        assert one._pool is not None and two._pool is not None
+    finally:
+        one.close()
+        two.close()
+    for r, cands in got:
+        for x, y in zip(cands, want[id(r)], strict=True):
+            np.testing.assert_array_equal(x.positions, y.positions)
+            np.testing.assert_array_equal(x.identities, y.identities)
+    # the two orders really differ: the same barcode sits at another position in each
+    assert [int(c.positions[0]) for c in want[id(one)]] != [int(c.positions[0]) for c in want[id(two)]]
+
+
+def test_a_loaded_reference_maps_its_index_file_instead_of_reading_it(world, tmp_path) -> None:
+    """The FAISS index is a bundle's largest array (a flat index of 6-mer presence: 16 KiB a key, 8 GB at the
+    500,000 keys up to which ``auto`` keeps it flat); ``load`` maps its file, and FAISS copies from the mapping
+    into its own buffer, so no NumPy copy of the whole file is made as well. Read instead (seed 6607's
+    reference.py:860 ``mmap=True`` -> False survived: the same index either way), the load's traced peak (the
+    Python heap: NumPy's arrays, not FAISS's) holds the whole file; mapped, only the checksum's 256 KiB read
+    buffer and the small tables (here 3.6 MB of index, 0.3 MB traced)."""
+    import tracemalloc
+
+    ref = Reference.build(world["ids"], world["seqs"], world["lins"], kmer=KmerConfig(ks=(6,)),
+                          index=IndexConfig(kind="flat"))
+    bundle = Bundle.create(tmp_path / "b", config={})
+    ref.save(bundle, "ref")
+    size = bundle.load_array("ref_index", mmap=True).nbytes
+    assert size > 3_500_000
+    opened = Bundle.open(tmp_path / "b")
+    tracemalloc.start()
+    try:
+        again = Reference.load(opened, "ref")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size / 4, (peak, size)
+    assert again.index_.ntotal_ == len(ref) and again.search(world["queries"][:3], 5)[1].tolist() == \
+        ref.search(world["queries"][:3], 5)[1].tolist()

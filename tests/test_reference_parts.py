@@ -286,3 +286,28 @@ def test_a_search_through_an_approximate_index_re_ranks_to_the_exact_answer(nine
         want = sorted(range(len(cos)), key=lambda j: (-cos[j], j))[:30]
         assert pos[row].tolist() == want
         np.testing.assert_allclose(sims[row], [cos[j] for j in want], atol=1e-6)
+
+
+def test_an_approximate_index_leaving_out_a_barcodes_copies_still_gives_k_other_keys(ninety: dict[str, Any]) -> None:
+    """The naming model's leave-one-barcode-out query leaves out every identical copy of its barcode (an array
+    of key positions); through an approximate index (a reference above ``sim_exact_max`` keys) the search
+    fetches the pool *plus* the next power of two of their count, so that after the copies are dropped ``k``
+    other keys remain. Here a barcode held five times (extra 8) asked for 3 hits: the pool is 3 x 4 = 12, and
+    20 are fetched; fetching 12 - 8 = 4 instead (seed 6607's reference.py:541 ``+`` -> ``-`` survived) returns
+    only copies, so nothing is left. The answer must be the exact one: the 3 best other keys by sketch cosine."""
+    keys, lins = ninety["keys"], ninety["lins"]
+    copy = keys[0].dna_barcode
+    ids = [s.processid for s in keys] + [f"COPY{i}" for i in range(4)]
+    seqs = [s.dna_barcode for s in keys] + [copy] * 4
+    ivf = Reference.build(ids, seqs, lins + [lins[0]] * 4, kmer=KmerConfig(ks=(5,)),
+                          index=IndexConfig(kind="ivf", ivf_nlist=2, ivf_nprobe=2))
+    assert not ivf.scan_exact() and ivf.index_config.pool_factor == 4.0
+    copies = np.array([0, 90, 91, 92, 93])
+    sims, pos = ivf.search([copy], 3, exclude=[copies])
+    present = [set(ivf.embedder.present(s).tolist()) for s in ivf.sequences]
+    mine = present[0]
+    cos = [len(mine & p) / np.sqrt(len(mine) * len(p)) for p in present]
+    want = sorted((j for j in range(len(cos)) if j not in set(copies.tolist())), key=lambda j: (-cos[j], j))[:3]
+    assert pos[0].tolist() == want
+    np.testing.assert_allclose(sims[0], [cos[j] for j in want], atol=1e-6)
+    assert max(cos[j] for j in want) < 1.0  # the copies (cosine 1) are gone, three other keys came instead
