@@ -134,6 +134,32 @@ def test_keys_added_after_the_fit_are_searched_and_the_listed_ones_stay_aside(pl
     assert model.naming_lineages_[-1] == model.ref_lineages_[-1]  # the new key is labelled for the naming model
 
 
+def test_a_refit_on_as_many_other_keys_sets_aside_its_own_audits_keys(planted) -> None:
+    """The set-aside mask is kept per set and reference size; a refit of the same model makes a new set, and
+    its mask and lineages must be those of the new reference even when it holds as many keys (seed 6607's
+    engine.py:236 ``is not`` -> ``is`` survived: it kept the first fit's mask and lineages for a new set of the
+    same size). Refitted on the same keys with the pair relabelled as the species their barcodes come from,
+    only the misidentified key is set aside: the pair's keys are labelled for the naming model again, and the
+    naming model reads the new reference's labels, not the first fit's."""
+    keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
+    model = DiscoveryModel(CFG).fit(keys)
+    assert model.set_aside_ == {planted["mislabelled"], "PAIR1", "PAIR2"}
+    assert model.naming_lineages_[[s.processid for s in keys].index("PAIR1")] == (None,) * 5
+    world_keys = {s.dna_barcode: s for s in planted["world"]["train"]}  # type: ignore[index]
+    relabelled = [dataclasses.replace(s, species=world_keys[s.dna_barcode].species)
+                  if s.processid in ("PAIR1", "PAIR2") else s for s in keys]
+    assert len(relabelled) == len(keys)
+    model.fit(relabelled)
+    assert model.set_aside_ == {planted["mislabelled"]} and model.audit_summary_["set_aside"] == 1
+    pos = {pid: j for j, pid in enumerate(model.ref_ids_)}
+    species = {s.processid: s.species for s in relabelled}
+    for pid, genus in (("PAIR1", "Gen2"), ("PAIR2", "Gen3")):
+        assert model.naming_lineages_[pos[pid]] == model.ref_lineages_[pos[pid]]
+        assert model.naming_lineages_[pos[pid]][-1] == species[pid] and species[pid].startswith(genus + " sp")
+    assert model.naming_lineages_[pos[str(planted["mislabelled"])]] == (None,) * 5
+    assert sum(lin == (None,) * 5 for lin in model.naming_lineages_) == 1
+
+
 def test_a_bundle_from_before_keys_were_set_aside_names_from_every_key(planted, tmp_path) -> None:
     """Its naming model was fitted on every key: loading it must not drop keys it was trained with."""
     from biodiscover.discovery.engine import ENGINE_TABLE
