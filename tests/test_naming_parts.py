@@ -22,7 +22,8 @@ from biodiscover.discovery.naming import FEATURES as FEATURES_
 from biodiscover.discovery.metrics import reliability
 from biodiscover.discovery.naming import (EPS, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel, SimQuery,
                                           TaxonSpread, _outcomes, _parent, collection_prior, describe_expected,
-                                          describe_support, log_distance, plan_simulation, shift_prior)
+                                          describe_support, fallback_right, log_distance, plan_simulation,
+                                          shift_prior)
 from biodiscover.storage.records import RANKS
 
 ALL = ("order", "family", "subfamily", "genus", "species")
@@ -463,3 +464,40 @@ def test_the_tuning_predictions_are_out_of_fold_by_group() -> None:
     assert oof["genus"].shape == (len(X),)
     assert abs(oof["genus"][right].mean() - oof["genus"][~right].mean()) < 0.2  # out of fold: no signal
     assert model.tuning_["genus"]["log_loss"]["60/0.1/20"] > 0.9  # about chance (ln 3 = 1.10), not learned
+
+
+def test_the_collection_prior_stops_at_the_first_step_smaller_than_tol() -> None:
+    """The EM returns as soon as one step moves the estimate by less than ``tol``: that step's value, not the
+    fixed point it would creep on to. Here (six specimens, no pseudo-specimens) the steps shrink by about
+    0.64 each; the 11th is the first under 1e-3, at 0.1837, where the fixed point is 0.1823. Seed 6607's
+    naming.py:241 ``new - pi`` -> ``new + pi`` survived: the sum never falls under ``tol``, so every call ran
+    all ``max_iter`` steps; at the product's tol (1e-9, read to 6 decimals) the value moved by 2e-9, only the
+    work (1,000 steps per rank per batch) showed it."""
+    a = np.array([0.1, 0.2, 0.9, 0.05, 0.6, 0.3])
+    steps = [0.5] + [collection_prior(a, 0.5, 0.0, tol=0.0, max_iter=i) for i in range(1, 41)]
+    first = next(i for i in range(1, len(steps)) if abs(steps[i] - steps[i - 1]) < 1e-3)
+    assert first == 11 and steps[first] == pytest.approx(0.18374, abs=1e-5)
+    assert collection_prior(a, 0.5, 0.0, tol=1e-3) == steps[first]
+    assert collection_prior(a, 0.5, 0.0, tol=1e-3, max_iter=first - 1) == steps[first - 1]  # ran out first
+    fixed = collection_prior(a, 0.5, 0.0)
+    assert fixed == pytest.approx(0.18229, abs=1e-5) and abs(steps[first] - fixed) > 1e-3
+
+
+def test_a_cut_off_ranks_record_keeps_its_simulated_absent_identities_to_five_decimals() -> None:
+    """A rank decided by the published cut-off records (in the bundle's naming state) the best identity of
+    each simulated query left out exactly at that rank that found a key, sorted, to five decimals (0.001 %,
+    as the tuning record's log-losses), and its fallback P(right) reads those recorded values: a query at
+    87.6545 % lies above a recorded 87.654 %. Seed 6607's naming.py:710 ``round(..., 5)`` -> ``6`` survived:
+    the record then held 0.876545, and the same query counted only one of the two as below it."""
+    lin = ("O", "F", None, "G", "G s")
+    queries = [_q(lin, "absent:order", "a"), _q(lin, "absent:order", "b"), _q(lin, "absent:order", "c"),
+               _q(lin, "absent:family", "d"), _q(lin, "present", "e")]
+    hits = [Hits(np.array([1, 2]), np.array([0.87654491, 0.5]), 600), Hits(np.array([3]), np.array([0.62345678]), 600),
+            Hits.empty(600), Hits(np.array([4]), np.array([0.95]), 600), Hits(np.array([5]), np.array([0.99]), 600)]
+    model = NamingModel(NamingConfig())
+    s: dict = {"taxa": 2, "leave_out_taxa": 2, "learned": False}
+    model._fallback_support("order", s, queries, hits)
+    assert s["absent_identities"] == [0.62346, 0.87654] and s["fallback"] == PUBLISHED_CUTOFFS["order"]
+    assert "own 2 simulated absent-order queries" in s["why"]
+    assert fallback_right("order", np.array([0.876545, 0.8765]), np.ones(2), s["absent_identities"]).tolist() \
+        == [1.0, 0.5]
