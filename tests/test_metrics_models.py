@@ -117,6 +117,23 @@ def test_json_boosting_constant_without_two_classes_and_its_checks() -> None:
             JsonBoosting.from_dict({**state, "trees": [broken]})
 
 
+def test_json_boosting_of_single_leaf_trees_reads_back() -> None:
+    """A tree that found no split is one leaf whose child pointers are 0 (scikit-learn's node record): fewer
+    rows than two leaves need, both classes present (a naming-model rank with few simulated examples). Such
+    trees are in bounds, so the state must load and predict the same (seed 6607's jsonmodels.py:177
+    ``kids.max(initial=0)`` -> ``initial=1`` survived: a maximum of at least 1 refused every one-node tree)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = JsonBoosting(max_iter=5, min_samples_leaf=30).fit(X, y)
+    state = json.loads(json.dumps(model.to_dict()))
+    assert [len(t["value"]) for t in state["trees"]] == [1] * 5
+    assert all(t["left"] == [0] and t["right"] == [0] and t["leaf"] == [True] for t in state["trees"])
+    back = JsonBoosting.from_dict(state)
+    assert back.predict_proba(X).tolist() == model.predict_proba(X).tolist()
+    assert model.predict_proba(X[:1])[0] == pytest.approx(19 / 40)  # no split: the base rate, 19 of 40 rows
+
+
 def test_noise_labels_are_each_their_own_cluster() -> None:
     """HDBSCAN's -1 is no cluster: three noise specimens of one species are three singletons, not a match."""
     from biodiscover.discovery.metrics import hungarian_accuracy, split_merge_rates
