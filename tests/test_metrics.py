@@ -240,6 +240,20 @@ def test_fpr_at_tpr_is_the_share_passed_at_the_first_threshold_that_passes_enoug
     assert novelty_auroc(novel, score) == pytest.approx(np.mean(pairs))
 
 
+def test_fpr_at_tpr_when_one_positive_is_enough_cuts_at_the_first_one() -> None:
+    """Where ``tpr`` of the positives is one specimen or fewer (one known specimen at 95 %, or 10 % of ten), the
+    cut is the first positive's score: the lowest known score (``known``), the highest novel one (``novel``).
+    Seed 6607's metrics.py:123 ``known[max(k, 0)]`` -> ``max(k, 1)`` survived (the property test above never
+    drew so few known specimens): one known specimen was an IndexError, ten cut at the second-lowest score."""
+    one = np.array([False, True, True, True])
+    assert fpr_at_tpr(one, [2.0, 1.0, 2.0, 3.0], 0.95, "known") == pytest.approx(2 / 3)  # novel <= 2.0
+    ten = np.array([False] * 10 + [True] * 4)
+    score = np.r_[np.arange(10.0), [0.0, 0.5, 1.0, 9.0]]
+    assert fpr_at_tpr(ten, score, 0.1, "known") == pytest.approx(1 / 4)  # cut 0.0: only the novel 0.0 passes
+    assert fpr_at_tpr(ten, score, 0.2, "known") == pytest.approx(3 / 4)  # two known: cut 1.0
+    assert fpr_at_tpr(~ten, -score, 0.1, "novel") == pytest.approx(1 / 4)  # the same, mirrored
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_rank_errors_count_each_query_by_the_definitions(seed: int) -> None:
     rng = np.random.default_rng(seed)
