@@ -137,6 +137,21 @@ def test_build_refuses_mismatched_or_empty_keys() -> None:
         Reference.build([], [], [])
 
 
+def test_a_reference_of_one_key_is_saved_loaded_and_searched(small: dict[str, Any], tmp_path: Path) -> None:
+    """One key is the least a reference holds (``build`` refuses none, the load check refuses a count of 0):
+    a bundle of one key must load, and its one key is every query's only hit, found again at 100 %. Seed
+    6607's reference.py:833 ``n < 1`` -> ``n < 2`` survived: the load refused a one-key reference as a bad
+    key count (no test saved a reference of fewer than two keys)."""
+    key = small["keys"][0]
+    one = Reference.build([key.processid], [key.dna_barcode], [small["lins"][0]], kmer=KMER,
+                          index=IndexConfig(kind="flat"))
+    one.save(Bundle.create(tmp_path / "b", config={}), "ref")
+    again = _load(tmp_path / "b")
+    assert len(again) == 1 and list(again.ids) == [key.processid] and again.lineages == [small["lins"][0]]
+    (found,) = again.candidates([key.dna_barcode], n_search=5, per_taxon=2, max_candidates=3)
+    assert found.positions.tolist() == [0] and found.identities.tolist() == [1.0]
+
+
 def test_string_store_bounds_and_slices() -> None:
     store = StringStore.from_strings(["AC", "GTT", ""])
     store.extend(["TAIL"])
