@@ -225,9 +225,10 @@ class DiscoveryModel:
         """Lineage tuples (over ``RANKS``) of the reference keys."""
         return self.reference_.lineages
 
-    def _set_aside_mask(self) -> np.ndarray | None:
-        """Which reference positions ``set_aside_`` holds (None: none), computed once per set and reference size
-        (a refit sets a new set; ``add_references`` grows the reference)."""
+    def _set_aside(self) -> tuple[np.ndarray, list[tuple[str | None, ...]]] | None:
+        """(which reference positions ``set_aside_`` holds, the lineages with those keys unlabelled), or None
+        when none is set aside; computed once per set and reference size (a refit sets a new set;
+        ``add_references`` grows the reference)."""
         ids = getattr(self, "set_aside_", None)
         if not ids:
             return None
@@ -238,7 +239,12 @@ class DiscoveryModel:
             blank: tuple[str | None, ...] = (None,) * len(RANKS)
             cached = (ids, mask, [blank if m else lin for lin, m in zip(self.ref_lineages_, mask)])
             self._set_aside_cache = cached
-        return cached[1]
+        return cached[1], cached[2]
+
+    def _set_aside_mask(self) -> np.ndarray | None:
+        """Which reference positions ``set_aside_`` holds (None: none)."""
+        aside = self._set_aside()
+        return None if aside is None else aside[0]
 
     @property
     def naming_lineages_(self) -> list[tuple[str | None, ...]]:
@@ -252,9 +258,8 @@ class DiscoveryModel:
         Set aside, it is neither searched (``_hits`` drops it) nor simulated from, so a query is named
         from the keys that agree with their species; it stays in the reference, the audit and the evidence.
         """
-        if self._set_aside_mask() is None:
-            return self.ref_lineages_
-        return self._set_aside_cache[2]
+        aside = self._set_aside()
+        return self.ref_lineages_ if aside is None else aside[1]
 
     @property
     def index_(self) -> ReferenceIndex:
