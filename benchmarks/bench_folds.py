@@ -43,7 +43,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -51,9 +51,10 @@ import pandas as pd
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bench_dev import _sintax_header, load_clean, specimens, write_fasta  # noqa: E402
+from bench_dev import _sintax_header, load_clean, sintax_command, specimens, write_fasta  # noqa: E402
+from bench_mutation import wilson  # noqa: E402
 
-from biodiscover.discovery.metrics import novelty_scores, reliability  # noqa: E402
+from biodiscover.discovery.metrics import novelty_auroc, novelty_scores, reliability  # noqa: E402
 from biodiscover.storage.records import RANKS  # noqa: E402
 
 log = logging.getLogger("bench_folds")
@@ -132,6 +133,29 @@ def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> 
 
 
 # -- scoring ----------------------------------------------------------------------------------------
+BOOTSTRAP = 2000
+
+
+def species_interval(species: Sequence[object], stat: Callable[[np.ndarray], float], seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """(``stat`` on every specimen, and its 95 % interval with whole species resampled).
+
+    ``stat`` takes the indices of a sample of specimens. Why species and not specimens: specimens of one
+    species share their barcodes' fate (a species named wrong is named wrong for every specimen), so a
+    fold with ten absent species holds ten chances, not 338; an interval over specimens would be far too
+    narrow. Percentile bootstrap, ``BOOTSTRAP`` draws, seeded."""
+    sp = np.asarray([str(x) for x in species])
+    names, inv = np.unique(sp, return_inverse=True)
+    members = [np.nonzero(inv == i)[0] for i in range(len(names))]
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(BOOTSTRAP):
+        pick = rng.integers(0, len(names), len(names))
+        draws.append(stat(np.concatenate([members[i] for i in pick])))
+    lo, hi = np.nanpercentile(draws, [2.5, 97.5])  # nan: a draw the statistic is undefined on
+    return float(stat(np.arange(len(sp)))), float(lo), float(hi)
+
+
 def should_be(truth: Lineage, taxa: dict[str, set[str]]) -> str | None:
     """The deepest rank at which the specimen's true taxon is in the reference (TAXXI)."""
     deepest = None
@@ -297,9 +321,7 @@ def sintax_calls(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads:
     def run(d: Path) -> dict:
         write_fasta(d / "keys.fa", keys.processid, keys.seq, [_sintax_header(r) for r in keys.to_dict("records")])
         write_fasta(d / "q.fa", queries.processid, queries.seq)
-        subprocess.run(["vsearch", "--sintax", str(d / "q.fa"), "--db", str(d / "keys.fa"), "--tabbedout",
-                        str(d / "out.tsv"), "--sintax_cutoff", "0.5", "--threads", str(threads), "--randseed", "1"],
-                       check=True, capture_output=True)
+        subprocess.run(sintax_command(d / "q.fa", d / "keys.fa", d / "out.tsv", 0.5), check=True, capture_output=True)
         code = {"o": "order", "f": "family", "g": "genus", "s": "species"}
         back = {r: {v.replace(",", "_").replace(" ", "_"): v for v in keys[r] if v} for r in code.values()}
         calls: dict[str, dict] = {}
@@ -314,7 +336,7 @@ def sintax_calls(keys: pd.DataFrame, queries: pd.DataFrame, work: Path, threads:
             calls[f[0]] = c
         return calls
 
-    return _cached(work, "sintax", keys, queries, "calls", run)
+    return _cached(work, "sintax1", keys, queries, "calls", run)  # "1": one thread (a cache of two is not reused)
 
 
 def sintax_named(calls: dict, pids: list[str], cutoff: float) -> list[Lineage]:
@@ -443,6 +465,9 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
     novel = [res[p].novelty for g in absent_groups if g in fold.groups for p in fold.groups[g].processid]
     y = np.r_[np.zeros(len(known)), np.ones(len(novel))]
     s = np.nan_to_num(np.r_[known, novel], nan=1.0)
+    species = [*fold.groups["known"].species, *(x for g in absent_groups if g in fold.groups
+                                                  for x in fold.groups[g].species)]
+    out["novelty_auroc_interval"] = species_interval(species, _auroc_of(y, s))
     out["novelty"] = {**novelty_scores(y, s), "known_flagged_novel": float(np.mean(np.array(known) >= 0.5)),
                       "named_species_and_novel": float(np.mean([
                           bool(named_at(res[p], None)["species"]) and res[p].is_novel for p in q.processid]))}
@@ -455,25 +480,85 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         out["novelty_blast"] = novelty_scores(y, -np.r_[ident_known, ident_novel])
     # calibration of P(right) per rank: the label at each rank against the truth (absent = wrong)
     truths = dict(zip(q.processid, truths_of(q)))
-    out["ece"] = {}
+    out["ece"], out["ece_interval"] = {}, {}
     for r in RANKS:
         if r not in learned:  # a published cut-off decides there: its 1/0 is no probability
             out["ece"][r] = None
             continue
-        ps, ys = [], []
+        ps, ys, sp = [], [], []
         for p, x in res.items():
             if x.labels.get(r) and truths[p].get(r):
                 ps.append(x.confidence[r])
                 ys.append(float(x.labels[r] == truths[p][r]))
+                sp.append(truths[p].get("species") or p)
         out["ece"][r] = reliability(ps, ys)["ece"] if ps else None
+        if ps:  # species resampled; ECE's bias is upward at small n, so the interval is a little high too
+            out["ece_interval"][r] = species_interval(sp, _ece_of(np.asarray(ps), np.asarray(ys)))
     # over-classification per order inside this fold (for the "holds per clade" target)
     out["oc_by_order"] = {}
     if "absent_species" in fold.groups:
         d = fold.groups["absent_species"]
         for o, sub in d.groupby("order"):
             out["oc_by_order"][o] = float(np.mean([bool(tools["ours"][p]["species"]) for p in sub.processid]))
+        # the same with what the simulation forecast for the order, each with Wilson's interval over its species
+        forecast = ((out.get("predicted") or {}).get("absent_species_named_by_order") or {})
+        out["oc_by_order_sure"] = {o: {"measured": _wilson_rate(out["oc_by_order"][o], int(sub.species.nunique())),
+                                       "species": int(sub.species.nunique()),
+                                       "forecast": _wilson_rate(forecast[o]["rate"], int(forecast[o]["groups"]))
+                                       if o in forecast else None,
+                                       "forecast_species": int(forecast[o]["groups"]) if o in forecast else None}
+                                   for o, sub in d.groupby("order")}
+    if peers and fold.kind == "per-order":
+        out["sure"] = how_sure(fold, out, tools)
     out["_named"] = dict(tools)
     return out
+
+
+def _wilson_rate(rate: float, species: int) -> tuple[float, float, float]:
+    """A rate over ``species`` groups and Wilson's 95 % interval, the rate read as that share of the species."""
+    lo, hi = wilson(int(round(rate * species)), species)
+    return float(rate), max(0.0, lo), min(1.0, hi)  # rounding can leave -0.0 below a zero rate
+
+
+def _auroc_of(y: np.ndarray, s: np.ndarray) -> Callable[[np.ndarray], float]:
+    return lambda i: novelty_auroc(y[i], s[i]) if 0 < y[i].sum() < len(i) else float("nan")
+
+
+def _ece_of(p: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], float]:
+    return lambda i: float(reliability(p[i], y[i])["ece"])
+
+
+def how_sure(fold: Fold, out: dict, tools: dict[str, dict[str, Lineage]]) -> dict:
+    """95 % intervals for the per-order targets: known named right minus the best species cut-off's and absent
+    species to the right genus minus the best genus cut-off's (whole species resampled, ``species_interval``);
+    the over-classification measured and what ``build-reference`` forecast, each with Wilson's interval over
+    its species (the fold's absent species; the simulation's left-out ones). Which misses are beyond the
+    sampling error of a fold with a few dozen absent species, and which are not, is what these say."""
+    v = versus_identity(out)
+    top = out.get("top_hit_tool", "BLAST")
+    ours = tools["ours"]
+    known, absent = fold.groups["known"], fold.groups["absent_species"]
+
+    def right(tool: dict[str, Lineage], d: pd.DataFrame, rank: str) -> np.ndarray:
+        return np.array([tool[p][rank] == t for p, t in zip(d.processid, d[rank])], dtype=float)
+
+    sure: dict[str, Any] = {"known_species": int(known.species.nunique()),
+                            "absent_species": int(absent.species.nunique())}
+    if v["species"]["identity_cut"] is not None:
+        a, b = right(ours, known, "species"), right(tools[f"{top} species {v['species']['identity_cut']}"], known,
+                                                   "species")
+        sure["known_right_minus_cut"] = species_interval(known.species, lambda i: float(a[i].mean() - b[i].mean()))
+    if v["genus"]["identity_cut"] is not None:
+        a, b = right(ours, absent, "genus"), right(tools[f"{top} genus {v['genus']['identity_cut']}"], absent, "genus")
+        sure["genus_right_minus_cut"] = species_interval(absent.species, lambda i: float(a[i].mean() - b[i].mean()))
+    # a rate of zero has no spread to resample: both OCs get Wilson's interval over their species instead
+    oc = float(np.mean([bool(ours[p]["species"]) for p in absent.processid])) if len(absent) else 0.0
+    sure["oc_measured"] = _wilson_rate(oc, sure["absent_species"])
+    pr = (out.get("predicted") or {}).get("absent_species_named")
+    if pr:
+        sure["oc_predicted"] = _wilson_rate(pr["rate"], int(pr["groups"]))
+        sure["oc_predicted_groups"] = int(pr["groups"])
+    return sure
 
 
 def candidate_figures(fold: Fold, ours: dict, args: argparse.Namespace) -> dict:
@@ -502,7 +587,15 @@ def candidate_figures(fold: Fold, ours: dict, args: argparse.Namespace) -> dict:
     d.mkdir(parents=True, exist_ok=True)
     v = run_vsearch(unseen, 0.97, d, args.threads)
     lab = dict(zip(unseen.processid, v["labels"]))
+    truth = [sp[p] for p in flagged]
+    ours_l, theirs = [cand[p] for p in flagged], [lab[p] for p in flagged]
+
+    def ami_gap(i: np.ndarray) -> float:  # a species drawn twice: its specimens twice, as one species
+        return float(clustering_scores([truth[j] for j in i], [ours_l[j] for j in i])["ami"]
+                     - clustering_scores([truth[j] for j in i], [theirs[j] for j in i])["ami"])
+
     return {"n_proposals": len(props), "seconds": round(seconds, 1),
+            "ami_minus_vsearch": species_interval(truth, ami_gap) if flagged else None,
             "absent_in_candidates": len(flagged) / max(1, len(unseen)),
             "known_in_candidates": sum(p in known for p in cand) / max(1, len(known)),
             "ours_ami": clustering_scores([sp[p] for p in flagged], [cand[p] for p in flagged])["ami"]
@@ -565,6 +658,15 @@ def _f(v) -> str:
     return "—" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.3f}"
 
 
+def _ci(v: Sequence[float] | None) -> str:
+    """A figure and its interval: ``+0.012 [−0.004, +0.031]`` style, signed where it can be negative."""
+    if v is None:
+        return "—"
+    x, lo, hi = v
+    fmt = "{:+.3f}" if lo < 0 or x < 0 else "{:.3f}"
+    return f"{fmt.format(x)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
 def markdown(all_out: list[dict], stab: dict | None) -> str:
     lines = []
     per = [o for o in all_out if o["kind"] == "per-order"]
@@ -606,6 +708,22 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                              f"{_f(c['known_in_candidates'])} | {_f(c['ours_ami'])} | {_f(c['vsearch97_ami_same'])} | "
                              f"{_f(c['vsearch97_ami_all'])} |")
         lines.append("")
+        sure = [o for o in per if o.get("sure")]
+        if sure:
+            lines += ["How sure: 95 % intervals, differences with whole species resampled (a fold's absent species "
+                      "are a few dozen chances, not hundreds of specimens), over-classification by Wilson over the "
+                      "species (the simulation's left-out species for the forecast):",
+                      "", "| fold | known species right: ours − best cut | absent sp. right genus: ours − best genus "
+                      "cut | OC forecast by `build-reference` | OC measured | AMI: ours − vsearch 97 % |",
+                      "|---|---|---|---|---|---|"]
+            for o in sure:
+                u = o["sure"]
+                c = (o.get("candidates") or {}).get("ami_minus_vsearch")
+                lines.append(f"| {o['fold'].split()[-1]} | {_ci(u.get('known_right_minus_cut'))} | "
+                             f"{_ci(u.get('genus_right_minus_cut'))} | {_ci(u.get('oc_predicted'))} "
+                             f"({u.get('oc_predicted_groups', '—')} species) | {_ci(u.get('oc_measured'))} "
+                             f"({u['absent_species']} species) | {_ci(c)} |")
+            lines.append("")
     loo = [o for o in all_out if o["kind"] == "loo"]
     if loo:
         lines += ["### Leave-one-order-out (TAXXI classes at the deepest rank the reference holds)", "",
@@ -637,6 +755,16 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                      f"{pm('absent_species_genus_right', t.get('absent_species', {}).get('genus_right'))} | "
                      f"{pm('absent_order_named', t.get('left_out_order', {}).get('named_order'))} | {by} |")
     lines.append("")
+    by_order = [o for o in all_out if o.get("oc_by_order_sure")]
+    if by_order:
+        lines += ["Over-classification by order (absent species named to a species), forecast by `build-reference` "
+                  "and measured, each with Wilson's 95 % interval over its species:", "",
+                  "| fold | order | forecast (left-out species) | measured (absent species) |", "|---|---|---|---|"]
+        for o in by_order:
+            for order, u in sorted(o["oc_by_order_sure"].items()):
+                lines.append(f"| {o['fold']} | {order} | {_ci(u['forecast'])} ({u['forecast_species'] or '—'}) | "
+                             f"{_ci(u['measured'])} ({u['species']}) |")
+        lines.append("")
     lines += ["### Novelty, calibration and timing (ours)", "",
               "| fold | AUROC P(species absent) | AUROC top hit −identity | known flagged novel | named to species and "
               "novel | ECE order / family / subfamily / genus / species | fit s | triage s |",
@@ -647,6 +775,15 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
         lines.append(f"| {o['fold']} | {_f(n['auroc'])} | {_f(o.get('novelty_blast', {}).get('auroc'))} | "
                      f"{_f(n['known_flagged_novel'])} | {_f(n['named_species_and_novel'])} | {e} | "
                      f"{o['ours_seconds']['fit']} | {o['ours_seconds']['triage']} |")
+    with_ci = [o for o in all_out if o.get("ece_interval")]
+    if with_ci:
+        lines += ["", "Novelty AUROC and ECE with their 95 % intervals, whole species resampled (ECE reads high at "
+                  "small n: so does its interval):", "",
+                  "| fold | AUROC P(species absent) | ECE order | family | subfamily | genus | species |",
+                  "|---|---|---|---|---|---|---|"]
+        for o in with_ci:
+            lines.append(f"| {o['fold']} | {_ci(o.get('novelty_auroc_interval'))} | "
+                         + " | ".join(_ci(o["ece_interval"].get(r)) for r in RANKS) + " |")
     if stab:
         lines += ["", f"Stability (two disjoint halves of the pooled train keys, {stab['n']} queries): same deepest "
                   f"rank {stab['same_deepest_rank']:.3f}, same named lineage {stab['same_named_lineage']:.3f}."]
