@@ -272,6 +272,18 @@ def test_a_late_copy_of_a_member_joins_with_both_opinions() -> None:
     assert probs[0] > 0.5 * p_same + 0.25 and probs[1] >= 0.5 * p_same - 1e-9 and (probs <= 1.0).all()
 
 
+def test_a_late_copy_in_a_group_too_small_for_hdbscan_joins_with_the_calibrated_probability_alone() -> None:
+    """``predict`` in a group HDBSCAN never ran on (``min_cluster_size`` members or fewer): the calibrated
+    P(same species) is the whole opinion, not half of it averaged with a strength nobody measured."""
+    seqs, _ = _species(1, 2, seed=16)
+    gap = _gap(coef=-300.0, intercept=9.0)
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03), gap).fit(BarcodeDistances(seqs))
+    assert cl.groups_[0].clusterer is None and len(set(cl.labels_.tolist())) == 1
+    labels, probs = cl.predict(BarcodeDistances([seqs[0]]))
+    assert labels.tolist() == [cl.labels_[0]]
+    assert probs[0] == pytest.approx(float(gap.same_species_proba(0.0))) and probs[0] > 0.99
+
+
 def test_one_species_is_one_hdbscan_cluster_that_agrees() -> None:
     """A group holding one species: HDBSCAN's single cluster agrees with the cut, so its soft membership
     (not zero) enters every member's probability."""
