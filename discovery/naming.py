@@ -582,8 +582,10 @@ class RankModel:
     ranks with the evidence held fixed (benchmarks/RESULTS-discovery.md, "Stability").
     """
 
-    def __init__(self, trees: int = 100, learning_rate: float = 0.1, min_leaf: int = 30, seed: int = 0,
-                 bags: int = 1) -> None:
+    def __init__(self, trees: int = NamingConfig.trees, learning_rate: float = NamingConfig.learning_rate,
+                 min_leaf: int = NamingConfig.min_leaf, seed: int = NamingConfig.seed,
+                 bags: int = NamingConfig.bags) -> None:
+        # the defaults are the product's (``NamingConfig``): one place says what a rank model is by default
         self.trees = trees
         self.learning_rate = learning_rate
         self.min_leaf = min_leaf

@@ -560,3 +560,13 @@ def test_a_feature_left_free_is_learned_falling_as_well_as_rising(outcome: str, 
     if outcome == "right":  # P(right | present): the right-or-wrong split alone
         p = p / (p + model.predict_proba(grid)[:, 1])
     assert p[:400].mean() - p[400:].mean() > 0.4, feature
+
+
+def test_a_rank_model_built_without_settings_is_the_products_default_setting() -> None:
+    """``RankModel()`` takes its defaults from ``NamingConfig`` (seed 2027's ``naming.py:585`` 100 -> 101 survived
+    when the two held their own literals): a library caller gets the rank model the product fits by default."""
+    from biodiscover.discovery.naming import NamingConfig, RankModel
+
+    m, cfg = RankModel(), NamingConfig()
+    assert (m.trees, m.learning_rate, m.min_leaf) == cfg.settings[0] == (100, 0.1, 30)
+    assert (m.seed, m.bags) == (cfg.seed, cfg.bags) == (0, 1)
