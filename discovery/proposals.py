@@ -71,10 +71,15 @@ __all__ = [
 ]
 
 
+#: members a candidate's consensus barcode is aligned from (pyfamsa): evenly spread over a bigger candidate,
+#: since a consensus of 50 barcodes of one species is settled and the alignment's cost grows with every one
+MAX_MSA = 50
+
+
 # ---------------------------------------------------------------------------------
 # pieces of evidence
 # ---------------------------------------------------------------------------------
-def consensus_barcode(seqs: Sequence[str], max_msa: int = 50) -> str:
+def consensus_barcode(seqs: Sequence[str], max_msa: int = MAX_MSA) -> str:
     """Majority-rule consensus of a pyfamsa multiple alignment.
 
     Columns where gaps are the majority are dropped (an insertion in a minority
@@ -84,7 +89,7 @@ def consensus_barcode(seqs: Sequence[str], max_msa: int = 50) -> str:
     return align_members([f"s{i}" for i in range(len(seqs))], seqs, max_msa)[0]
 
 
-def align_members(ids: Sequence[str], seqs: Sequence[str], max_msa: int = 50) -> tuple[str, dict[str, str]]:
+def align_members(ids: Sequence[str], seqs: Sequence[str], max_msa: int = MAX_MSA) -> tuple[str, dict[str, str]]:
     """(consensus, {id: aligned sequence}) from a pyfamsa MSA of up to ``max_msa``
     members (evenly spread over the list, so the choice is deterministic)."""
     pairs = [(i, s.upper()) for i, s in zip(ids, seqs) if s]
@@ -234,7 +239,7 @@ def compute_evidence(
     linkage: str | None = None,
     hdbscan_agreement: float | None = None,
     max_images: int = 3,
-    max_msa: int = 50,
+    max_msa: int = MAX_MSA,
 ) -> Evidence:
     """The evidence of one candidate from its member specimens alone.
 
@@ -281,7 +286,7 @@ def build_proposals(
     reference: Sequence[Specimen] | None = None,
     novelty: Sequence[float] | None = None,
     max_images: int = 3,
-    max_msa: int = 50,
+    max_msa: int = MAX_MSA,
     evidence: bool = True,
 ) -> list[CandidateProposal]:
     """Evidence for every candidate of a clusterer fitted on ``specimens`` (same order).
