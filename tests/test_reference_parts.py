@@ -175,6 +175,22 @@ def test_worker_count_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert align_workers_default() == max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
+def test_a_process_pinned_to_one_cpu_aligns_with_one_worker() -> None:
+    """The CPUs *this* process may use decide the count (``taskset``, a container's cpuset, a batch scheduler's
+    allocation), not the machine's or another process's: pinned to one CPU, one worker (seed 2027's
+    ``reference.py:163`` ``sched_getaffinity(0)`` -> ``(1)``, init's mask, survived while the sample ran). A real
+    process, pinned for real; where only one CPU exists the pin is no restriction and the answer is still 1."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+            "from biodiscover.discovery.reference import align_workers_default; print(align_workers_default())")
+    env = {k: v for k, v in os.environ.items() if k != "BIODISCOVER_ALIGN_WORKERS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "1"
+
+
 @pytest.mark.parametrize(("cpus", "workers"), [(12, 8), (8, 8), (3, 3), (None, 1)])
 def test_without_cpu_affinity_the_worker_count_is_the_cpu_count_capped_at_eight(
         monkeypatch: pytest.MonkeyPatch, cpus: int | None, workers: int) -> None:
