@@ -195,6 +195,30 @@ def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world) -> No
     assert all(h.wins is None for h in one._hits(third, bootstrap_ranks=one._cutoff_ranks()))
 
 
+def test_fitting_computes_bootstrap_wins_only_for_ranks_the_cut_off_decides(world, monkeypatch) -> None:
+    """The simulation's queries get bootstrap wins (100 draws of k-mers each) only where a rank decided by the
+    published cut-off has rival labels among their candidates, as triage's do: on one order (order the only
+    cut-off rank, never in dispute) none at all; on two orders, some. Seed 2027's ``engine.py:317`` (the
+    learned ranks passed instead of the cut-off ones) survived while the sample ran: every simulated query with
+    two species among its candidates paid for a bootstrap no rank reads. Counted on the real method."""
+    from biodiscover.discovery.reference import Reference
+
+    calls: list[int] = []
+    real = Reference.bootstrap
+
+    def counted(self: Reference, seq: str, positions: np.ndarray) -> np.ndarray:
+        calls.append(len(positions))
+        return real(self, seq, positions)
+
+    monkeypatch.setattr(Reference, "bootstrap", counted)
+    one = DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order == "Order0"])
+    assert one._cutoff_ranks() == [0] and sum(one.naming_.n_examples_.values()) > 500
+    assert calls == []
+    two = DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order in ("Order0", "Order1")])
+    # two orders: the queries whose candidates hold both orders (most, in this world), not every query
+    assert two._cutoff_ranks() == [0] and 0 < len(calls) < two.naming_.n_examples_["order"]
+
+
 def test_two_orders_are_too_few_to_learn_order(world) -> None:
     """Leaving one of two orders out leaves one: the simulation cannot show the model an absent order
     choosing between two, so order falls back; a third order's specimens are not given an order."""
