@@ -59,6 +59,28 @@ def test_reverse_complement() -> None:
     assert reverse_complement(reverse_complement("ACGGTTCA")) == "ACGGTTCA"
 
 
+@pytest.mark.parametrize(("null_queries", "per_length"), [(250, 50), (3, 1), (5000, 90)])
+def test_the_chance_identity_searches_its_budget_of_windows_spread_over_the_lengths(
+        model, null_queries: int, per_length: int) -> None:
+    """``null_queries`` shuffled windows in all, as many per length as ``NULL_LENGTHS`` plus the longest key
+    allow (the world's keys are 400 nt: 200, 300 and 400), one per length however small the budget, and no
+    more than the 90 keys (one window of each, no key twice): a table learned from fewer windows than asked
+    reads the chance identity low, and a read just above it would be named. Seed 2027's ``engine.py:358``
+    survived while the sample ran; counted on the real search."""
+    m = copy.copy(model)
+    m.config = dataclasses.replace(model.config, null_queries=null_queries)
+    searched: list[int] = []
+    real = model._hits
+
+    def counted(seqs, *args, **kwargs):
+        searched.append(len(seqs))
+        return real(seqs, *args, **kwargs)
+
+    m._hits = counted  # type: ignore[method-assign]
+    m._learn_null(lambda _: None)
+    assert searched == [per_length] * 3 and [n for n, _ in m.null_identity_] == [200, 300, 400]
+
+
 def test_chance_identity_is_learned_per_read_length(fitted) -> None:
     model, said = fitted
     table = model.null_identity_
