@@ -284,6 +284,23 @@ def test_a_late_copy_in_a_group_too_small_for_hdbscan_joins_with_the_calibrated_
     assert probs[0] == pytest.approx(float(gap.same_species_proba(0.0))) and probs[0] > 0.99
 
 
+def test_a_late_copy_joins_a_lone_hdbscan_cluster_beside_noise_with_both_opinions() -> None:
+    """One species and a stray specimen: HDBSCAN finds one cluster and calls the stray noise, yet its tree holds
+    that split, so a late copy of a member still gets HDBSCAN's ``approximate_predict`` strength beside the
+    calibrated probability (seed 2027's ``threshold_hdbscan.py:240`` ``n_hdb == 0`` -> ``== 1`` survived while the
+    sample ran: a single cluster was taken for none, and every late member of such a group got half its
+    probability)."""
+    seqs, _ = _species(2, [12, 1], seed=0, within=0.003)
+    gap = _gap(coef=-300.0, intercept=9.0)
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03), gap).fit(BarcodeDistances(seqs))
+    group = cl.groups_[0]
+    assert group.clusterer is not None and int(group.clusterer.labels_.max()) == 0  # one HDBSCAN cluster
+    assert group.clusterer.labels_[-1] == -1 and group.clusterer.prediction_data_.cluster_tree.shape[0] > 0
+    labels, probs = cl.predict(BarcodeDistances([seqs[0]]))
+    assert labels.tolist() == [cl.labels_[0]]
+    assert probs[0] > 0.5 * float(gap.same_species_proba(0.0)) + 0.25
+
+
 def test_one_species_is_one_hdbscan_cluster_that_agrees() -> None:
     """A group holding one species: HDBSCAN's single cluster agrees with the cut, so its soft membership
     (not zero) enters every member's probability."""
