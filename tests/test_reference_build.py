@@ -168,3 +168,20 @@ def test_an_ivf_reference_says_how_many_keys_its_cells_were_trained_on(n: int, t
     assert faiss.extract_index_ivf(ref.index_._fitted()).nlist == cells
     _sims, pos = ref.index_.search(ref._vectors(ref.embedder.embed_dna(seqs[:20])), 1)
     assert pos[:, 0].tolist() == list(range(20))
+
+
+def test_keys_stored_reversed_are_turned_in_place_the_first_and_the_last_included() -> None:
+    """``KeyColumns.reverse_complement``: each barcode at the given positions becomes its whole reverse
+    complement, its neighbours' bytes untouched (seed 2027's ``reference.py:284`` ``else 0`` -> ``else 1``
+    survived while the sample ran: the first key turned from its second base on, its first base left where
+    it was, so an audit's flip of key 0 indexed a barcode that is neither strand)."""
+    from biodiscover.storage.distance import reverse_complement
+
+    keys = KeyColumns()
+    seqs = ["AACCGGTTAC", "GGGTTTAAAC", "CATGCATGCA", "TTTTACGTAA"]
+    for i, s in enumerate(seqs):
+        keys.append(f"K{i}", s, ("Ord", None, None, None, f"Gen sp{i}"))
+    keys.reverse_complement([0, 3])
+    ids, barcodes, lineages = keys.columns()
+    assert barcodes[:] == [reverse_complement(seqs[0]), seqs[1], seqs[2], reverse_complement(seqs[3])]
+    assert ids[:] == ["K0", "K1", "K2", "K3"] and [lin[-1] for lin in lineages] == [f"Gen sp{i}" for i in range(4)]
