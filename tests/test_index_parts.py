@@ -143,6 +143,19 @@ def test_a_damaged_or_mismatched_index_is_a_bundle_error() -> None:
         ReferenceIndex.from_bytes(blob, ntotal=6, dim=8)
     back = ReferenceIndex.from_bytes(blob, ntotal=6, dim=16)
     assert (back.kind_, back.ntotal_, back.dim_) == ("flat", 6, 16)
+    # a header FAISS reads far enough to fail on (an impossible dimension) gets a first line of C++ signature
+    # and source path over 200 characters (236 with faiss-cpu 1.15.1): the one-line error keeps its first 200
+    # (seed 2027's index.py:413 200 -> 201 survived while the sample ran)
+    import faiss
+
+    damaged = np.frombuffer(b"IwFl" + b"\xff" * 100, np.uint8)
+    with pytest.raises(RuntimeError) as raw:
+        faiss.deserialize_index(damaged)
+    first = str(raw.value).strip().splitlines()[0]
+    assert len(first) > 200  # else this payload no longer tests the cut: find one FAISS says more about
+    with pytest.raises(ModelBundleError) as err:
+        ReferenceIndex.from_bytes(damaged, where="here")
+    assert str(err.value) == f"here: not a readable FAISS index ({first[:200]})"
 
 
 def test_reading_back_applies_the_configured_search_settings() -> None:
