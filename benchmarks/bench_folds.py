@@ -52,9 +52,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_dev import _sintax_header, load_clean, sintax_command, specimens, write_fasta  # noqa: E402
-from bench_mutation import wilson  # noqa: E402
 
-from biodiscover.discovery.metrics import novelty_auroc, novelty_scores, reliability  # noqa: E402
+from biodiscover.discovery.metrics import novelty_auroc, novelty_scores, reliability, wilson_interval  # noqa: E402
 from biodiscover.storage.records import RANKS  # noqa: E402
 
 log = logging.getLogger("bench_folds")
@@ -516,8 +515,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
 
 def _wilson_rate(rate: float, species: int) -> tuple[float, float, float]:
     """A rate over ``species`` groups and Wilson's 95 % interval, the rate read as that share of the species."""
-    lo, hi = wilson(int(round(rate * species)), species)
-    return float(rate), max(0.0, lo), min(1.0, hi)  # rounding can leave -0.0 below a zero rate
+    return (float(rate), *wilson_interval(rate * species, species))
 
 
 def _auroc_of(y: np.ndarray, s: np.ndarray) -> Callable[[np.ndarray], float]:

@@ -71,7 +71,6 @@ import argparse
 import ast
 import io
 import json
-import math
 import os
 import random
 import re
@@ -682,13 +681,12 @@ def judge(mutated: Runner, unmutated: Runner, limit: float, per_test_s: float,
                                          f"{base_status} ({base_detail[:80]}) in {base_secs:.0f}s")
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return (0.0, 1.0)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (round(centre - half, 4), round(centre + half, 4))
+def wilson(k: int, n: int) -> tuple[float, float]:
+    """The kill rate's 95 % interval (``discovery.metrics.wilson_interval``), to four places."""
+    from biodiscover.discovery.metrics import wilson_interval
+
+    lo, hi = wilson_interval(k, n)
+    return (round(lo, 4), round(hi, 4))
 
 
 def summarise(results: list[Mutant], total_sites: int, args: argparse.Namespace, stopped_early: bool,

@@ -582,9 +582,11 @@ def test_what_build_reference_prints_while_it_fits_states_what_was_built(world) 
                                            for r, t in m.naming_.tuning_.items()))
     level = m.config.naming.level
     at = m.naming_.expected_[f"{level}"]
-    forecast = re.findall(r": ([\d.]+) \((\d+) queries of (\d+) taxa\)", line(f"expected at level {level}: "))
+    forecast = re.findall(r": ([\d.]+) \((\d+) queries of (\d+) taxa; 95 %: ([\d.]+)–([\d.]+)\)",
+                          line(f"expected at level {level}: "))
     assert len(forecast) == 5
-    for rate, queries, taxa in forecast:
+    for rate, queries, taxa, lo, hi in forecast:
+        assert float(lo) <= float(rate) <= float(hi) and float(hi) - float(lo) > 0.01  # a few dozen taxa: not a point
         assert any(abs(v["rate"] - float(rate)) <= 5e-4 and (v["n"], v["groups"]) == (int(queries), int(taxa))
                    for v in at.values())
     gap = m.barcode_gap_

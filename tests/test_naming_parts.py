@@ -88,7 +88,21 @@ def test_outcomes_count_each_scenario_and_weigh_every_group_the_same() -> None:
     assert sub["known_species_right"]["rate"] == 0.0
 
 
-def test_the_expected_lines_say_each_rate_with_its_queries_and_taxa() -> None:
+def test_wilson_interval_is_the_textbook_one_and_stays_inside_0_and_1() -> None:
+    """Wilson's 95 % score interval: 0 of 10 reaches 0.2775, 10 of 10 starts at 0.7225 (Brown, Cai & DasGupta
+    2001's table), symmetric about a half, a fractional count between its neighbours, no data no knowledge."""
+    from biodiscover.discovery.metrics import wilson_interval
+
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.27754), abs=1e-5)
+    assert wilson_interval(10, 10) == pytest.approx((0.72246, 1.0), abs=1e-5)
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(1 - hi) and (lo, hi) == pytest.approx((0.23659, 0.76341), abs=1e-5)
+    # a fractional count (a rate averaged over groups, times the groups) lies between its neighbours
+    assert wilson_interval(0, 20) < wilson_interval(0.5, 20) < wilson_interval(1, 20)
+    assert wilson_interval(1, 46)[0] > 0 and wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_the_expected_lines_say_each_rate_with_its_queries_taxa_and_interval() -> None:
     at = {"known_species_right": {"rate": 0.9512, "n": 40, "groups": 20},
           "absent_species_named": {"rate": 0.0149, "n": 30, "groups": 10},
           "absent_genus_named": {"rate": 0.0, "n": 9, "groups": 3},
@@ -96,9 +110,9 @@ def test_the_expected_lines_say_each_rate_with_its_queries_and_taxa() -> None:
                                             "Coleoptera": {"rate": 0.01, "n": 20, "groups": 6}}}
     lines = describe_expected(at)
     assert lines == [
-        "known species named to the right species: 0.951 (40 queries of 20 taxa)",
-        "absent species named to a species (over-classification): 0.015 (30 queries of 10 taxa)",
-        "absent genera named to a genus: 0.000 (9 queries of 3 taxa)",
+        "known species named to the right species: 0.951 (40 queries of 20 taxa; 95 %: 0.766–0.991)",
+        "absent species named to a species (over-classification): 0.015 (30 queries of 10 taxa; 95 %: 0.001–0.299)",
+        "absent genera named to a genus: 0.000 (9 queries of 3 taxa; 95 %: 0.000–0.562)",
         "absent species named to a species, by order: Coleoptera 0.010, Diptera 0.020",
     ]
     one_order = {**at, "absent_species_named_by_order": {"Diptera": {"rate": 0.02, "n": 10, "groups": 4}}}
