@@ -216,3 +216,19 @@ def test_combine_results_image_only_fused_and_untouched() -> None:
     assert vetoed.deepest_rank == "family"  # a confident contradicting photograph stops naming at genus
     with pytest.raises(ValueError, match="2 DNA results but 1 image"):
         combine_results([dna, dna], [img_same])
+
+
+def test_the_reference_keeps_only_labelled_specimens_with_a_photo_or_a_barcode(world: dict) -> None:
+    """A key must say what it is and carry something to search by: an unlabelled specimen with a photo and a
+    barcode would name its look-alikes with nothing, a labelled one with neither could never be found
+    (seed 2027's ``multimodal.py:211`` ``and`` -> ``or`` survived while the sample ran: both got in)."""
+    import dataclasses
+
+    keys = [s for s in world["keys"] if s.image_path is not None and s.dna_barcode][:12]
+    unlabelled = dataclasses.replace(keys[0], processid="NOLABEL", **{r: None for r in RANKS})
+    bare = dataclasses.replace(keys[1], processid="BARE", image_path=None, dna_barcode=None)
+    assert unlabelled.deepest_label is None and bare.deepest_label is not None
+    clf = CrossModalClassifier(CrossModalConfig(k=5, image_weight=1.0, dna_weight=1.0))  # both kinds of key
+    clf._set_reference(world["enc"], [*keys, unlabelled, bare])
+    assert clf.ref_ids_ == [s.processid for s in keys] and len(clf.ref_lineages_) == len(keys)
+    assert clf.image_keys_.tolist() == clf.dna_keys_.tolist() == list(range(len(keys)))
