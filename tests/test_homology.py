@@ -122,7 +122,12 @@ def test_a_reversed_barcode_is_named_as_its_reverse_complement(model, world) -> 
 def test_an_unrelated_barcode_is_not_named_nor_proposed(model, world) -> None:
     junk = [_shuffled(s, i) for i, s in enumerate(world["test"][:6])]
     absent = world["test_unseen"][:10]  # real novel species: still novel, still proposed
-    results = model.triage(junk + absent)
+    no_dna = dataclasses.replace(world["test"][6], processid="NO-DNA", dna_barcode=None)
+    results = model.triage(junk + absent + [no_dna])
+    # named from no key: no bases shared with one (seed 2027's engine.py:153 overlap default 0 -> 1 survived)
+    assert [r.overlap for r in results[:6]] + [results[-1].overlap] == [0] * 7
+    assert all(r.overlap > 0 for r in results[6:16])
+    results = results[:16]
     for r in results[:6]:
         assert (r.modality, r.deepest_rank, r.is_novel) == ("none", None, False) and math.isnan(r.novelty)
         assert r.reason.startswith("barcode unrelated to every reference key") and "either strand" in r.reason
