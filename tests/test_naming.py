@@ -594,3 +594,25 @@ def test_a_rank_model_built_without_settings_is_the_products_default_setting() -
     m, cfg = RankModel(), NamingConfig()
     assert (m.trees, m.learning_rate, m.min_leaf) == cfg.settings[0] == (100, 0.1, 30)
     assert (m.seed, m.bags) == (cfg.seed, cfg.bags) == (0, 1)
+
+
+def test_a_bagged_rank_model_can_draw_every_group_the_first_included() -> None:
+    """Each bag is a bootstrap over *all* the groups: the group that sorts first (``g00`` here, alone in holding
+    a trait that marks an absent taxon) reaches some bag and the averaged model learns from it (seed 2027's
+    ``naming.py:604`` ``rng.integers(0, …)`` -> ``(1, …)`` survived while the sample ran: the first group was
+    never drawn, in any bag, of any reference)."""
+    from biodiscover.discovery.naming import FEATURES, RankModel
+
+    rng = np.random.default_rng(5)
+    j = FEATURES.index("log_keys")  # free for P(absent): no direction imposed
+    per, n_groups = 40, 20
+    groups = [f"g{g:02d}" for g in range(n_groups) for _ in range(per)]
+    X = rng.random((len(groups), len(FEATURES)))
+    X[:, j] = np.where(np.array(groups) == "g00", 0.95, rng.random(len(groups)) * 0.5)
+    y = np.where(np.array(groups) == "g00", "absent",
+                 np.where(rng.random(len(groups)) < 0.2, "absent", np.where(rng.random(len(groups)) < 0.8,
+                                                                              "right", "wrong")))
+    model = RankModel(trees=30, min_leaf=10, bags=4).fit(X, y, np.ones(len(groups)), groups)
+    probe = X[:200].copy()
+    probe[:, j] = 0.95
+    assert model.predict_proba(probe)[:, 2].mean() > 0.5  # learned from g00 (without it, nearer the 0.2 elsewhere)
