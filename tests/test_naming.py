@@ -616,3 +616,25 @@ def test_a_bagged_rank_model_can_draw_every_group_the_first_included() -> None:
     probe = X[:200].copy()
     probe[:, j] = 0.95
     assert model.predict_proba(probe)[:, 2].mean() > 0.5  # learned from g00 (without it, nearer the 0.2 elsewhere)
+
+
+def test_each_learned_ranks_outcomes_are_right_wrong_and_absent_summing_to_one(model, world) -> None:
+    """``NamingModel.outcomes``: per learned rank, (P(right), P(wrong), P(absent)) in that order, the rank model's
+    three columns, summing to one; a cut-off rank's P(wrong) is 0 (seed 2027's ``naming.py:875`` ``[1]`` ->
+    ``[2]`` survived while the sample ran: P(absent) stood in for P(wrong), and a collection's odds then moved
+    P(right) by the wrong share)."""
+    results = model.triage(world["known"][:30] + world["absent_species"][:30] + world["absent_genus"][:20],
+                           collection=None)
+    learned = set(model.naming_.models_)
+    seen = 0
+    for r in results:
+        for rank, o in r.outcomes.items():
+            if o is None:
+                continue
+            right, wrong, absent = o
+            assert right + wrong + absent == pytest.approx(1.0, abs=1e-9), (rank, o)
+            if rank not in learned:
+                assert wrong == 0.0
+            elif abs(wrong - absent) > 0.05:
+                seen += 1
+    assert seen > 20  # the two columns differ often enough that swapping them would show
