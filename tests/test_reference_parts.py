@@ -152,6 +152,28 @@ def test_a_reference_of_one_key_is_saved_loaded_and_searched(small: dict[str, An
     assert found.positions.tolist() == [0] and found.identities.tolist() == [1.0]
 
 
+def test_a_loaded_reference_reads_its_taxon_codes_from_the_bundle(saved: Path, small: dict[str, Any],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading takes the taxon codes the bundle stores, not a fresh encoding of every key's lineage (a million
+    keys' lineages encoded again at each ``triage`` start); the codes are the ones a fresh encoding would give.
+    Seed 2027's ``reference.py:458`` ``codes is None`` -> ``is not None`` survived while the sample ran: every
+    load encoded again, the same codes slower. Counted on the real function."""
+    from biodiscover.discovery import reference as reference_module
+
+    calls: list[int] = []
+    real = reference_module.encode_lineages
+
+    def counted(lineages, *args, **kwargs):
+        calls.append(len(lineages))
+        return real(lineages, *args, **kwargs)
+
+    monkeypatch.setattr(reference_module, "encode_lineages", counted)
+    again = _load(saved)
+    assert calls == []
+    codes, _ = real(again.lineages)
+    assert np.array_equal(again._codes, codes) and again.lineages == small["lins"]
+
+
 def test_string_store_bounds_and_slices() -> None:
     store = StringStore.from_strings(["AC", "GTT", ""])
     store.extend(["TAIL"])
