@@ -101,7 +101,7 @@ class JsonBoosting:
         y = np.asarray(y, dtype=int)
         self.n_features_ = X.shape[1]
         w = np.ones(len(X)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        if len(X) == 0 or len(np.unique(y)) < 2:  # nothing to separate: a constant probability
+        if len(np.unique(y)) < 2:  # nothing to separate (no rows, or one class): a constant probability
             p = float(np.clip(np.average(y, weights=w) if len(y) else 0.5, 1e-3, 1 - 1e-3))
             self.baseline_ = float(np.log(p / (1 - p)))
             self.trees_: list[dict[str, list[Any]]] = []
