@@ -171,7 +171,9 @@ class Hits:
     wins: np.ndarray | None = None
 
     @classmethod
-    def empty(cls, query_length: int = 0) -> "Hits":
+    def empty(cls, query_length: int) -> "Hits":
+        """No candidate at all, for a query of ``query_length`` informative bases (never unknown: every
+        query's length is counted before it is searched)."""
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0), query_length)
 
     @property

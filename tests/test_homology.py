@@ -70,15 +70,21 @@ def test_the_chance_identity_searches_its_budget_of_windows_spread_over_the_leng
     m = copy.copy(model)
     m.config = dataclasses.replace(model.config, null_queries=null_queries)
     searched: list[int] = []
+    reached: list[float] = []
     real = model._hits
 
     def counted(seqs, *args, **kwargs):
         searched.append(len(seqs))
-        return real(seqs, *args, **kwargs)
+        hits = real(seqs, *args, **kwargs)
+        reached.append(max(float(h.identities[0]) for h in hits))  # each window's best key, the best window
+        return hits
 
     m._hits = counted  # type: ignore[method-assign]
     m._learn_null(lambda _: None)
     assert searched == [per_length] * 3 and [n for n, _ in m.null_identity_] == [200, 300, 400]
+    # the chance identity of a length is the highest any of its windows reached with its best key (seed
+    # 2027's engine.py:369 identities[0] -> [1] survived while the sample ran: the runner-up read it low)
+    assert [v for _, v in m.null_identity_] == reached
 
 
 def test_chance_identity_is_learned_per_read_length(fitted) -> None:
