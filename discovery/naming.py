@@ -1116,9 +1116,11 @@ def describe_expected(at: Mapping[str, Any]) -> list[str]:
     """Human lines for one level's expected outcomes (see ``NamingModel.expected_``), each with its 95 %
     interval over the simulated taxa (Wilson). Why: a forecast from 46 left-out species moves 2 points with
     each one, and a user deciding whether a reference is big enough to trust at a level must see that."""
-    lines = [f"{label}: {at[k]['rate']:.3f} ({at[k]['n']} queries of {at[k]['groups']} taxa; 95 %: "
-             + "{:.3f}–{:.3f})".format(*wilson_interval(at[k]["rate"] * at[k]["groups"], at[k]["groups"]))
-             for k, label in _EXPECTED_NAMES if k in at]
+    def said(e: Mapping[str, Any]) -> str:
+        lo, hi = wilson_interval(e["rate"] * e["groups"], e["groups"])
+        return f"{e['rate']:.3f} ({e['n']} queries of {e['groups']} taxa; 95 %: {lo:.3f}–{hi:.3f})"
+
+    lines = [f"{label}: {said(at[k])}" for k, label in _EXPECTED_NAMES if k in at]
     by_order = at.get("absent_species_named_by_order") or {}
     if len(by_order) > 1:
         lines.append("absent species named to a species, by order: " + ", ".join(
