@@ -94,7 +94,6 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonBoosting
-from biodiscover.discovery.metrics import wilson_interval
 from biodiscover.storage.records import RANKS, plural
 
 log = logging.getLogger(__name__)
@@ -1116,6 +1115,10 @@ def describe_expected(at: Mapping[str, Any]) -> list[str]:
     """Human lines for one level's expected outcomes (see ``NamingModel.expected_``), each with its 95 %
     interval over the simulated taxa (Wilson). Why: a forecast from 46 left-out species moves 2 points with
     each one, and a user deciding whether a reference is big enough to trust at a level must see that."""
+    # imported here: discovery.metrics brings scikit-learn and SciPy, which a DNA-only triage never loads
+    # (tests/test_triage_process.py); only build-reference and info describe a forecast
+    from biodiscover.discovery.metrics import wilson_interval
+
     def said(e: Mapping[str, Any]) -> str:
         lo, hi = wilson_interval(e["rate"] * e["groups"], e["groups"])
         return f"{e['rate']:.3f} ({e['n']} queries of {e['groups']} taxa; 95 %: {lo:.3f}–{hi:.3f})"
