@@ -170,6 +170,11 @@ def test_a_reference_of_one_key_is_saved_loaded_and_searched(small: dict[str, An
     assert len(again) == 1 and list(again.ids) == [key.processid] and again.lineages == [small["lins"][0]]
     (found,) = again.candidates([key.dna_barcode], n_search=5, per_taxon=2, max_candidates=3)
     assert found.positions.tolist() == [0] and found.identities.tolist() == [1.0]
+    # its one species left out (a leave-clade-out query): no hit, and nothing read past the one key (the hunt
+    # after seed 2027: reference.py:626's filler position for an empty slot, 0 -> 1, indexed a second key)
+    (none,) = again.candidates([key.dna_barcode], n_search=5, per_taxon=2, max_candidates=3,
+                               exclude=[(len(RANKS) - 1, small["lins"][0][-1])])
+    assert none.positions.tolist() == [] and none.identities.tolist() == []
 
 
 def test_a_loaded_reference_reads_its_taxon_codes_from_the_bundle(saved: Path, small: dict[str, Any],

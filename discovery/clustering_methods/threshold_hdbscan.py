@@ -73,8 +73,8 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
     specimen in exactly one candidate; singletons kept), ``probabilities_``
     (membership probability), ``outlier_scores_`` (GLOSH, 0 for groups too small
     for HDBSCAN), ``agglomerative_labels_``, ``hdbscan_labels_`` (-1 = noise,
-    group-local ids offset to be unique), ``candidate_group_`` (candidate id →
-    group), ``agreement_`` (candidate id → share of members HDBSCAN puts in the
+    else 0..H-1 over all groups: each group's ids offset past the previous group's),
+    ``candidate_group_`` (candidate id → group), ``agreement_`` (candidate id → share of members HDBSCAN puts in the
     candidate's dominant HDBSCAN cluster), ``threshold_``, ``linkage_``,
     ``n_candidates_``, ``merged_across_groups_`` (candidate id → the parent
     groups it was joined from; see :meth:`_merge_across_groups`). With
