@@ -237,3 +237,19 @@ def test_a_consensus_keeps_every_column_a_minority_of_reads_has_a_gap_in() -> No
     inserted = base[:30] + "T" + base[30:]
     assert consensus_barcode([base, inserted, base]) == base  # the insertion is one read's of three
     assert consensus_barcode([base, base[:50] + "N" + base[51:]]) == base
+
+
+def test_proposals_built_from_a_fitted_clusterer_carry_their_evidence_unless_told_not_to(world: dict) -> None:
+    """``build_proposals`` on a fitted clusterer, nothing else said about evidence: the same proposals, evidence
+    and all, as ``discover_candidates`` made; ``evidence=False`` the same candidates with none (the hunt after
+    seed 2027, seed 31337: its default ``evidence=True`` -> ``False`` survived, as only the engine's explicit
+    flag was tested)."""
+    clusterer, proposals = _fresh(world)
+    kw = {"parents": [("genus", s.genus) for s in world["novel"]], "reference": world["reference"],
+          "novelty": [0.9] * len(world["novel"])}
+    again = build_proposals(world["novel"], clusterer, **kw)
+    assert [p.to_dict() for p in again] == [p.to_dict() for p in proposals]
+    assert all(p.evidence.consensus_barcode for p in again)
+    bare = build_proposals(world["novel"], clusterer, evidence=False, **kw)
+    assert [[m.processid for m in p.members] for p in bare] == [[m.processid for m in p.members] for p in proposals]
+    assert not any(p.evidence.consensus_barcode for p in bare)
