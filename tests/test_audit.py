@@ -271,3 +271,20 @@ def test_a_key_stored_reversed_is_said_to_be() -> None:
     assert suspects[0].describe().endswith(
         f"; its reverse complement is {100 * suspects[0].reversed_identity:.1f} % identical to its species: "
         "stored reversed, indexed as its reverse complement")  # the figure too (seed 3299: 100 -> 101 survived)
+
+
+def test_the_audits_time_is_logged_as_a_part_of_the_fit(planted, caplog) -> None:
+    """"reference audit in N s": the audit's own time (before indexing, and the second look after), a part of
+    the fit's, never negative (the hunt after seed 2027, seed 31337: both subtractions swapped survived,
+    engine.py:209 and :409)."""
+    import logging
+    import re
+
+    keys: list[Specimen] = planted["keys"]  # type: ignore[assignment]
+    with caplog.at_level(logging.INFO, logger="biodiscover.discovery.engine"):
+        model = DiscoveryModel(CFG).fit(keys)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reference audit in ")]
+    assert len(said) == 1
+    seconds = float(re.fullmatch(r"reference audit in ([\d.]+)s", said[0])[1])  # type: ignore[index]
+    assert 0.0 <= seconds <= model.fit_seconds_ + 0.05
+    assert model._audit_found[2] >= 0.0
