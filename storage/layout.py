@@ -42,7 +42,7 @@ def find_metadata(root: Path) -> Path:
     if root.is_file():
         return root
     if not root.is_dir():
-        raise InputError(f"{root}: no such dataset directory")
+        raise InputError(f"{root}: no such metadata file or dataset directory")
     for official in (root / OFFICIAL_METADATA, root / OFFICIAL_METADATA.with_suffix(".csv.gz")):
         if official.is_file():
             return official

@@ -545,3 +545,13 @@ def test_a_fasta_file_saved_with_a_byte_order_mark_is_still_fasta(tmp_path: Path
     bom.write_bytes(b"\xef\xbb\xbf>F1\n" + b"ACGT" * 60 + b"\n>F2\n" + b"ACGA" * 60 + b"\n")
     assert sniff_format(bom) == "fasta"
     assert [s.processid for s in read_collection(bom).specimens] == ["F1", "F2"]
+
+
+def test_a_missing_metadata_path_is_named_as_either_a_file_or_a_folder(tmp_path: Path) -> None:
+    """``--data`` takes a metadata file or a dataset folder; a path that is neither says so, whichever the user
+    meant (a missing ``keys.csv`` was told "no such dataset directory")."""
+    from biodiscover.storage.errors import InputError
+
+    for missing in (tmp_path / "keys.csv", tmp_path / "collection"):
+        with pytest.raises(InputError, match=r"^.*: no such metadata file or dataset directory$"):
+            find_metadata(missing)
