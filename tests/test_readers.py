@@ -550,8 +550,6 @@ def test_a_fasta_file_saved_with_a_byte_order_mark_is_still_fasta(tmp_path: Path
 def test_a_missing_metadata_path_is_named_as_either_a_file_or_a_folder(tmp_path: Path) -> None:
     """``--data`` takes a metadata file or a dataset folder; a path that is neither says so, whichever the user
     meant (a missing ``keys.csv`` was told "no such dataset directory")."""
-    from biodiscover.storage.errors import InputError
-
     for missing in (tmp_path / "keys.csv", tmp_path / "collection"):
         with pytest.raises(InputError, match=r"^.*: no such metadata file or dataset directory$"):
             find_metadata(missing)
