@@ -494,19 +494,18 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         if ps:  # species resampled; ECE's bias is upward at small n, so the interval is a little high too
             out["ece_interval"][r] = species_interval(sp, _ece_of(np.asarray(ps), np.asarray(ys)))
     # over-classification per order inside this fold (for the "holds per clade" target)
-    out["oc_by_order"] = {}
+    # and beside it what the simulation forecast for the order, each with Wilson's interval over its species
+    out["oc_by_order"], out["oc_by_order_sure"] = {}, {}
     if "absent_species" in fold.groups:
-        d = fold.groups["absent_species"]
-        for o, sub in d.groupby("order"):
-            out["oc_by_order"][o] = float(np.mean([bool(tools["ours"][p]["species"]) for p in sub.processid]))
-        # the same with what the simulation forecast for the order, each with Wilson's interval over its species
         forecast = ((out.get("predicted") or {}).get("absent_species_named_by_order") or {})
-        out["oc_by_order_sure"] = {o: {"measured": _wilson_rate(out["oc_by_order"][o], int(sub.species.nunique())),
-                                       "species": int(sub.species.nunique()),
-                                       "forecast": _wilson_rate(forecast[o]["rate"], int(forecast[o]["groups"]))
-                                       if o in forecast else None,
-                                       "forecast_species": int(forecast[o]["groups"]) if o in forecast else None}
-                                   for o, sub in d.groupby("order")}
+        for o, sub in fold.groups["absent_species"].groupby("order"):
+            rate = float(np.mean([bool(tools["ours"][p]["species"]) for p in sub.processid]))
+            n, f = int(sub.species.nunique()), forecast.get(o)
+            out["oc_by_order"][o] = rate
+            out["oc_by_order_sure"][o] = {
+                "measured": _wilson_rate(rate, n), "species": n,
+                "forecast": _wilson_rate(f["rate"], int(f["groups"])) if f else None,
+                "forecast_species": int(f["groups"]) if f else None}
     if peers and fold.kind == "per-order":
         out["sure"] = how_sure(fold, out, tools)
     out["_named"] = dict(tools)
@@ -550,8 +549,7 @@ def how_sure(fold: Fold, out: dict, tools: dict[str, dict[str, Lineage]]) -> dic
         a, b = right(ours, absent, "genus"), right(tools[f"{top} genus {v['genus']['identity_cut']}"], absent, "genus")
         sure["genus_right_minus_cut"] = species_interval(absent.species, lambda i: float(a[i].mean() - b[i].mean()))
     # a rate of zero has no spread to resample: both OCs get Wilson's interval over their species instead
-    oc = float(np.mean([bool(ours[p]["species"]) for p in absent.processid])) if len(absent) else 0.0
-    sure["oc_measured"] = _wilson_rate(oc, sure["absent_species"])
+    sure["oc_measured"] = _wilson_rate(out["tools"]["ours"]["absent_species"]["named_species"], sure["absent_species"])
     pr = (out.get("predicted") or {}).get("absent_species_named")
     if pr:
         sure["oc_predicted"] = _wilson_rate(pr["rate"], int(pr["groups"]))
