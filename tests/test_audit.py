@@ -17,6 +17,7 @@ import pytest
 from biodiscover.discovery.audit import AUDIT_IDENTITY, SuspectKey, audit_reference, describe_audit
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.kmer import KmerConfig
+from biodiscover.storage.distance import p_distance
 from biodiscover.storage.records import Specimen
 from fixtures.discovery import make_world, mutate, write_metadata
 
@@ -72,6 +73,24 @@ def test_a_key_identical_to_a_conspecific_copy_or_alone_is_not_listed() -> None:
            ("O", "F", None, "G", None)]
     suspects, checked = audit_reference(ids, seqs, lin)
     assert suspects == [] and checked == 1  # G a: two identical keys; G b alone; C1 has no species
+
+
+def test_a_key_read_from_other_primers_is_compared_on_what_it_shares_and_not_listed() -> None:
+    """A conspecific barcode that starts 160 bases later and runs 160 past the others' end (240 of 400 shared)
+    is its species' barcode, not a lone key: measured over the shared bases it lies within the species'
+    own spread. Padding a quarter of the read, it was forced onto 60 bases it does not share and listed."""
+    world = make_world(seed=5)
+    keys = [s for s in world["train"] if s.genus in ("Gen0", "Gen1")]
+    rng = np.random.default_rng(3)
+    host = next(s for s in keys if s.species == "Gen0 sp1")
+    extension = "".join(rng.choice(list("ACGT"), 160))
+    offset = dataclasses.replace(host, processid="OFFSET", dna_barcode=(host.dna_barcode or "")[160:] + extension)
+    keys = [s for s in keys if s is not host] + [offset]
+    conspecific = [s.dna_barcode or "" for s in keys if s.species == "Gen0 sp1" and s.processid != "OFFSET"]
+    assert max(p_distance(offset.dna_barcode or "", c) for c in conspecific) < 0.03
+    suspects, _ = audit_reference([s.processid for s in keys], [s.dna_barcode or "" for s in keys],
+                                  [(s.order, s.family, s.subfamily, s.genus, s.species) for s in keys])
+    assert "OFFSET" not in {s.processid for s in suspects}
 
 
 def test_the_engine_sets_the_listed_keys_aside_names_from_the_rest_and_the_bundle_keeps_both(planted, tmp_path

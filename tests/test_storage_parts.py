@@ -56,6 +56,22 @@ def test_p_distance_counts_per_informative_column_and_is_infinite_when_nothing_c
     assert p_distance(a[:90] + "N" * 310, a) == math.inf  # 90 called bases: under the 100-column bar
 
 
+def test_reads_from_primers_far_apart_are_compared_on_what_they_share() -> None:
+    # one template read from two primer pairs: the second read starts 240 bases later and runs 240
+    # past the first one's end, so the two share 360 of their 600 bases (60 %, more than a quarter off)
+    template = _barcode(840, 7)
+    first, second = template[:600], _mutate(template[240:], 40)  # 15 differences over its 600 bases
+    shared_differences = sum(x != y for x, y in zip(first[240:], second[:360]))
+    assert shared_differences == 9
+    assert p_distance(first, second) == 9 / 360
+    assert p_distance(second, first) in (9 / 360, 9 / 361)  # the mutated first base may align a column early
+    # sharing just over half the shorter read is still measured; under half is too little to say anything
+    assert p_distance(template[:600], template[290:]) == 0.0  # 310 of 550 shared
+    assert p_distance(template[:600], template[380:]) == math.inf  # 220 of 460
+    # the pairwise matrix clustering cuts reads the same distance
+    assert pairwise_p_distance([first, second])[0, 1] == pytest.approx(9 / 360, abs=1e-4)
+
+
 def test_identity_and_divergence_at_their_edges() -> None:
     a = _barcode(300, 3)
     b = _mutate(a, 10)  # 30 substitutions
@@ -285,9 +301,12 @@ def test_a_bundle_array_without_a_data_tensor_of_a_known_dtype_is_one_bundle_err
 
 def test_a_p_distance_needs_half_the_shorter_reads_called_bases_to_overlap_called_bases() -> None:
     """The module's second bar besides 100 columns: a pair is compared only over at least half of the shorter
-    read's called (non-N) bases. A full 400-base read against one whose first 200 bases are N overlaps on 200
-    called columns (exactly half: measured); on 199 it is not compared at all."""
+    read's called (non-N) bases. Leading and trailing Ns are no bases at all: a 400-base read whose first 201
+    are N is the 199-base read it carries, wholly inside the full one."""
     a = _barcode(400, 3)
     b = _mutate(a, 40)
     assert p_distance(a, "N" * 200 + b[200:]) == 5 / 200  # b's differences at 200, 240, ..., 360
-    assert p_distance(a, "N" * 201 + b[201:]) == math.inf
+    assert p_distance(a, "N" * 201 + b[201:]) == p_distance(a, b[201:]) == 4 / 199
+    tail = _barcode(300, 4)
+    assert p_distance(a, b[250:] + tail[:150]) == 3 / 150  # half of the 300-base read shared: measured
+    assert p_distance(a, b[280:] + tail[:180]) == math.inf  # 120 of 300: not compared
