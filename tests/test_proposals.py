@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -119,6 +120,24 @@ def test_bin_geography_size_images(world: dict) -> None:
         assert max(ev.within_distances) == pytest.approx(ev.within_distance.max)
         assert set(ev.alignment) == {m.processid for m in p.members}
         assert ev.nearest_known_distances[0] == pytest.approx(1 - p.nearest_identity)
+
+
+def test_candidates_whose_members_carry_one_bin_name_each_other(world: dict) -> None:
+    """Two new species whose specimens BOLD put in one BIN stay two candidates (their barcodes are 12 % apart)
+    and each one's evidence names the other as holding its BIN: the split a reviewer must weigh."""
+    shared = {"Genus1 sp3", "Genus1 sp4"}
+    novel = [dataclasses.replace(s, dna_bin="BOLD:SHARED") if s.species in shared else s for s in world["novel"]]
+    _, proposals = discover_candidates(novel, parents=[("genus", s.genus) for s in novel], threshold=world["gap"])
+    by_pid = {s.processid: s.species for s in novel}
+    index = {by_pid[p.members[0].processid]: i for i, p in enumerate(proposals)}
+    assert len(index) == 6
+    for species, i in index.items():
+        bins = proposals[i].evidence.bin
+        if species in shared:
+            (other,) = shared - {species}
+            assert bins.dominant == "BOLD:SHARED" and bins.shared_with == (index[other],)
+        else:
+            assert bins.shared_with == ()
 
 
 def test_json_and_database_contract(world: dict) -> None:
