@@ -208,6 +208,9 @@ def test_softmax_weights_over_valid_neighbours_only() -> None:
     assert w[0].tolist() == pytest.approx([1 / (1 + e), e / (1 + e), 0.0])
     assert w[1].tolist() == [0.0, 0.0, 0.0]  # nothing found: no weight, no NaN
     assert _softmax_weights(sims[:1], np.ones((1, 3), bool), 100.0)[0] == pytest.approx([1 / 3] * 3, abs=1e-3)
+    # a very sharp temperature is the nearest neighbour's vote alone, never exp overflowing into NaN
+    sharp = _softmax_weights(sims[:1], np.ones((1, 3), bool), 0.001)
+    assert sharp[0].tolist() == pytest.approx([0.0, 0.0, 1.0])
 
 
 def test_fuse_rank_edge_cases() -> None:
