@@ -508,7 +508,7 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
         if not eligible:
             continue
         rng.shuffle(eligible)
-        per_taxon = max(config.sim_per_taxon, config.sim_queries_per_rank // max(1, len(eligible)))
+        per_taxon = max(config.sim_per_taxon, config.sim_queries_per_rank // len(eligible))
         budget = config.sim_queries_per_rank
         for taxon in eligible:
             if budget <= 0:
