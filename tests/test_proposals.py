@@ -129,13 +129,13 @@ def test_candidates_whose_members_carry_one_bin_name_each_other(world: dict) -> 
     novel = [dataclasses.replace(s, dna_bin="BOLD:SHARED") if s.species in shared else s for s in world["novel"]]
     _, proposals = discover_candidates(novel, parents=[("genus", s.genus) for s in novel], threshold=world["gap"])
     by_pid = {s.processid: s.species for s in novel}
-    index = {by_pid[p.members[0].processid]: i for i, p in enumerate(proposals)}
-    assert len(index) == 6
-    for species, i in index.items():
-        bins = proposals[i].evidence.bin
+    of_species = {by_pid[p.members[0].processid]: p for p in proposals}
+    assert len(of_species) == 6
+    for species, p in of_species.items():
+        bins = p.evidence.bin
         if species in shared:
             (other,) = shared - {species}
-            assert bins.dominant == "BOLD:SHARED" and bins.shared_with == (index[other],)
+            assert bins.dominant == "BOLD:SHARED" and bins.shared_with == (of_species[other].evidence.candidate,)
         else:
             assert bins.shared_with == ()
 
