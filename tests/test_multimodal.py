@@ -166,6 +166,14 @@ def test_fuse_deepest_rank_rules() -> None:
     assert fuse(dna, other).deepest_rank == "genus"  # the image alone never overrides DNA's label
     assert fuse(dna, ModalityCall.none("X")).deepest_rank == "genus"
     assert fuse(None, same).modality == "image"
+    # a rank neither call labels (other than the optional subfamily) ends the walk: nothing below it is named
+    gap = ["O", None, None, "G", "G s"]
+    f = fuse(_call(gap, "species"), _call(gap, "species", 0.9, "image"), extend_dna=True)
+    assert f.deepest_rank == "order" and f.labels["genus"] == "G"
+    # so does a rank they contradict evenly, even where they agree again below it
+    f = fuse(_call(["O", "F", None, "G", "X s"], "species", 0.8), _call(["O", "F", None, "H", "X s"], "species", 0.8,
+                                                                          "image"))
+    assert f.deepest_rank == "family" and f.labels["species"] == "X s"
 
 
 def test_cross_modal_image_to_dna_keys(world: dict) -> None:
