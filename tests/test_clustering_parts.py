@@ -89,6 +89,9 @@ def test_merge_across_groups_joins_only_candidates_of_different_groups() -> None
     assert mapping is not None and mapping.tolist() == [0, 0, 1, 2]
     assert merge_across_groups(vectors, labels, {0: "G", 1: "G", 2: "G", 3: "G"}, 0.02, 5) is None
     assert merge_across_groups(vectors, labels, groups, threshold=0.005, representatives=5) is None
+    # two lone specimens, one under each group, within the threshold: the only pair there is joins them
+    pair = EmbeddingDistances(np.array([_unit(0), _unit(8)]))
+    assert merge_across_groups(pair, np.array([0, 1]), {0: "G1", 1: "G2"}, 0.02, 5).tolist() == [0, 0]
     # representatives: candidate 0's member near candidate 1 is the second of 3; one representative
     # (the first member) is not near enough, two (first and last) are not either, three are
     far_first = EmbeddingDistances(np.array([_unit(-30), _unit(7), _unit(-40), _unit(8)]))
