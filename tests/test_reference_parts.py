@@ -427,3 +427,13 @@ def test_building_says_what_it_indexed_and_how(ninety: dict[str, Any]) -> None:
                     index=IndexConfig(kind="flat"), progress=said.append)
     (line,) = [s for s in said if s.startswith("indexed ")]
     assert re.fullmatch(r"indexed 90 reference keys \(flat, 256-d k-mer profile\) in [\d.]+s", line), line
+
+
+def test_set_bits_are_counted_the_same_without_numpys_bitwise_count(monkeypatch) -> None:
+    """numpy < 2.0 has no ``bitwise_count``: the byte table counts the same bits (the sketches' sizes)."""
+    bits = np.random.default_rng(0).integers(0, 256, size=(5, 16), dtype=np.uint8)
+    expected = [sum(bin(int(b)).count("1") for b in row) for row in bits]
+    assert popcount_rows(bits).tolist() == expected
+    monkeypatch.delattr(np, "bitwise_count")
+    counted = popcount_rows(bits)
+    assert counted.tolist() == expected and counted.dtype == np.int32
