@@ -63,11 +63,11 @@ MIN_INFORMATIVE = 100
 _NUC = {c: i for i, c in enumerate("ACGT")}
 
 
-def p_distance(a: str, b: str, max_distance: float = 1.0, overhang: float = 0.5) -> float:
+def p_distance(a: str, b: str, max_distance: float = 1.0) -> float:
     """Differences per informative overlap column of two barcodes (see the module docstring).
 
-    The shorter read is aligned into the longer one padded with ``overhang`` x
-    its length of ``N`` on both sides. Returns ``inf`` above ``max_distance``
+    The shorter read is aligned into the longer one padded with half its length
+    of ``N`` on both sides. Returns ``inf`` above ``max_distance``
     (the alignment stops early) or when the informative overlap is under
     ``MIN_INFORMATIVE`` bases or half the shorter read's informative bases.
 
@@ -85,7 +85,7 @@ def p_distance(a: str, b: str, max_distance: float = 1.0, overhang: float = 0.5)
     q, t = (a, b) if len(a) <= len(b) else (b, a)
     if not q:
         return math.inf
-    pad = int(overhang * len(q))
+    pad = len(q) // 2  # tied to the floor below: not a setting
     k = int(max_distance * len(q)) + 1
     res = edlib.align(q, "N" * pad + t + "N" * pad, mode="HW", task="locations", k=k,
                       additionalEqualities=_N_EQUAL)
