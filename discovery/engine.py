@@ -45,7 +45,7 @@ from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (Hits, NamingConfig, NamingModel, SimQuery, deepest_confident,
                                           plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
-from biodiscover.storage.distance import reverse_complement
+from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
 
@@ -469,7 +469,11 @@ class DiscoveryModel:
                 continue
             rivals = any(len({lineages[int(j)][k] for j in pos} - {None}) > 1 for k in bootstrap_ranks)
             wins = self.reference_.bootstrap(seq, pos) if rivals else None
-            out.append(Hits(pos, idv, informative_length(seq), wins))
+            # what the best key's identity was measured on: less than the shorter read where reads from
+            # other primers overhang each other (one more alignment a query: the candidates' values are
+            # identities only, aligned in bulk and often in another process)
+            shared = shared_identity(seq, self.reference_.sequences[int(pos[0])])[1]
+            out.append(Hits(pos, idv, informative_length(seq), wins, shared))
         return out
 
     def _cutoff_ranks(self) -> list[int]:
@@ -530,7 +534,7 @@ class DiscoveryModel:
                                                              for r, o in outcomes.items()},
                     rivals={r: (list(v) if v is not None else None)
                             for r, v in self.naming_.rivals(self.naming_lineages_, h).items()},
-                    overlap=min(h.query_length, int(self.ref_lengths_[h.top])) if h.top >= 0 else 0,
+                    overlap=h.overlap(self.ref_lengths_),
                     notes=notes)
         for i, s in enumerate(specimens):
             if results[i] is None:

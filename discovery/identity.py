@@ -5,7 +5,7 @@ the query to the best reference of each candidate taxon is the evidence a
 taxonomist trusts (it is what BLAST's top hit reports). We align only the few
 dozen candidates retrieval proposes. The identity itself is defined once, in
 :func:`biodiscover.storage.distance.identity` (1 − differences per informative
-base of the shorter read, the shorter aligned anywhere inside the longer).
+base the two reads share, the shorter aligned anywhere inside the longer, an overhang left out).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from biodiscover.storage.distance import identity
+from biodiscover.storage.distance import probe_index, shared_identity
 
 
 def candidate_identities(queries: Sequence[str | None], candidates: Sequence[Sequence[int]],
@@ -33,6 +33,7 @@ def candidate_identities(queries: Sequence[str | None], candidates: Sequence[Seq
     for q, cand in zip(queries, candidates):
         values = np.zeros(len(cand), dtype=np.float32)
         if q:
+            probes: dict[str, int] | None = None  # the query's probe index, built once it is needed
             for n, j in enumerate(cand):
                 s = key_seq.get(j)
                 if s is None:
@@ -40,7 +41,9 @@ def candidate_identities(queries: Sequence[str | None], candidates: Sequence[Seq
                 pair = (q, s)
                 v = memo.get(pair)
                 if v is None:
-                    v = memo[pair] = identity(q, s)
+                    if probes is None:
+                        probes = probe_index(q)
+                    v = memo[pair] = shared_identity(q, s, probes)[0]
                 values[n] = v
         out.append(values)
     return out

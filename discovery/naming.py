@@ -168,6 +168,9 @@ class Hits:
     #: each candidate's share of SINTAX-style bootstrap wins (``Reference.bootstrap``); None: not computed
     #: (the engine computes it only where a rank decided by the published cut-off has rival labels)
     wins: np.ndarray | None = None
+    #: informative bases the query shares with the best key (``storage.distance.shared_identity``); None:
+    #: not measured, taken as the shorter of the two reads (hits built without the barcodes at hand)
+    top_overlap: int | None = None
 
     @classmethod
     def empty(cls, query_length: int) -> "Hits":
@@ -178,6 +181,14 @@ class Hits:
     @property
     def top(self) -> int:
         return int(self.positions[0]) if len(self.positions) else -1
+
+    def overlap(self, key_lengths: np.ndarray) -> int:
+        """Informative bases shared with the best key (0 without one): what the identity was measured on."""
+        if self.top < 0:
+            return 0
+        if self.top_overlap is not None:
+            return self.top_overlap
+        return min(self.query_length, int(key_lengths[self.top]))
 
     def support(self, lineages: Sequence[Lineage], k: int) -> float:
         """Bootstrap support of the best key's label at rank index ``k``: the share of wins of the
@@ -425,7 +436,7 @@ class FeatureMaker:
                 continue
             key = lin[-1] or ("#", i)
             near.setdefault(key, lin)
-        overlap = min(1.0, min(hits.query_length, int(self.key_lengths[hits.top])) / OVERLAP_FULL)
+        overlap = min(1.0, hits.overlap(self.key_lengths) / OVERLAP_FULL)
         idl = ids.tolist()  # the same values as float(ids[i]), converted once
         out: list[np.ndarray | None] = []
         for k, rank in enumerate(RANKS):
@@ -966,7 +977,7 @@ class NamingModel:
         if not len(hits.positions):
             return None
         return self.explain(labels, conf, p_absent, level, float(hits.identities[0]), self.rivals(lineages, hits),
-                            min(hits.query_length, int(key_lengths[hits.top])))
+                            hits.overlap(key_lengths))
 
     def explain(self, labels: Mapping[str, str | None], conf: Mapping[str, float],
                 p_absent: Mapping[str, float | None], level: float, identity: float,

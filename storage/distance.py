@@ -23,10 +23,13 @@ evidence. Two normalisations, each for a reason:
   informative overlap is too short to say anything (a mostly-N read must not
   look identical to everything and chain species together).
 * :func:`identity` — 1 − differences per informative base of the *shorter read*
-  (no padding, no overlap floor): "how much of this query matches", the
-  evidence the naming engine's per-rank P(right) models were fitted on, and
+  that lies inside the longer one: "how much of this query matches", the
+  evidence the naming engine's per-rank P(right) models are fitted on, and
   the distance the synthetic generator is calibrated in
-  (:func:`divergence` = 1 − identity, ``nan`` for an empty read).
+  (:func:`divergence` = 1 − identity, ``nan`` for an empty read). Where the
+  longer read starts or ends inside the shorter one (found by exact probes,
+  not a padded alignment: see :func:`shared_identity`), the overhang is left
+  out, as vsearch and BLAST leave out terminal gaps.
 
 :func:`cross_p_distance` / :func:`pairwise_p_distance` make the p-distance
 affordable for thousands of reads: a k-mer containment estimate (Mash-style)
@@ -37,7 +40,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import edlib
 import numpy as np
@@ -54,6 +57,8 @@ __all__ = [
     "mash_distance",
     "p_distance",
     "pairwise_p_distance",
+    "probe_index",
+    "shared_identity",
 ]
 
 #: edlib equalities: ``N`` matches any base
@@ -101,11 +106,88 @@ def p_distance(a: str, b: str, max_distance: float = 1.0) -> float:
 
 
 def identity(a: str, b: str) -> float:
-    """1 − differences per informative base of the shorter read, in [0, 1] (0.0 when either is empty)."""
+    """1 − differences per informative base the two reads share, in [0, 1] (0.0 when either is empty)."""
+    return shared_identity(a, b)[0]
+
+
+#: length of the exact probes that find an end of the longer read inside the shorter one
+END_PROBE = 16
+#: probes tried at each end of the longer read, each ``END_PROBE`` further in (a difference in one, a
+#: sequencing error at a read's ragged end, must not hide where that end lies)
+END_PROBES = 4
+#: bases of the shorter read given up beside an overhang: an indel near the probe may move the boundary
+OVERHANG_SLACK = 4
+
+
+def probe_index(read: str) -> dict[str, int]:
+    """Each ``END_PROBE``-mer of ``read`` → its first position: what :func:`shared_identity` looks probes
+    up in when one read is compared with many (a dictionary lookup instead of a substring search; the
+    same positions as ``read.find``)."""
+    k = END_PROBE
+    return {read[i : i + k]: i for i in range(len(read) - k, -1, -1)}
+
+
+def shared_identity(a: str, b: str, index_a: Mapping[str, int] | None = None) -> tuple[float, int]:
+    """:func:`identity` and the informative bases it was measured on (``(0.0, 0)`` when either is empty).
+
+    The shorter read is aligned anywhere inside the longer one and its differences counted per informative
+    base — unless the longer read starts or ends *inside* the shorter one (reads from other primers, or
+    trimmed differently): then the shorter read's overhang is no evidence either way and is left out. Charged
+    as differences, 32 overhanging bases read a conspecific key at 100 % over 594 shared bases as 94 %, and
+    a 598-base read sharing 396 bases at 100 % as 66 %: 480 of 18,000 Diptera query–key pairs moved by more
+    than half a point (benchmarks/RESULTS-discovery.md, "Reads from other primers").
+
+    Where the longer read's ends lie is found by exact probes of its first and last bases (``END_PROBES``
+    of ``END_PROBE`` bases at each end) looked up in the shorter read; a padded alignment (what
+    :func:`p_distance` does) would cost 2.5× the alignment on every pair to settle the few where an end
+    lies inside. Probes find ends only between close reads (a 16-base exact match): between distant
+    ones the overhang changes nothing a naming decision reads. The shared part must hold
+    ``MIN_INFORMATIVE`` bases and half the shorter read (as for :func:`p_distance`), and is kept only when
+    it reads closer than the whole: a probe matching by chance at the wrong place cannot make two reads
+    look farther apart than they are. ``index_a``: ``probe_index(a)``, when ``a`` is compared with many.
+    """
     if not a or not b:
-        return 0.0
+        return 0.0, 0
     if len(a) > len(b):
-        a, b = b, a
+        a, b, index_a = b, a, None
+    informative = len(a) - a.count("N")
+    if informative <= 0:
+        return 0.0, 0
+    whole = _per_base(a, b, informative)
+    lo, hi = _inside(a, b, a.find if index_a is None else lambda probe: index_a.get(probe, -1))
+    if lo == 0 and hi == len(a):
+        return whole, informative
+    part = a[lo:hi]
+    shared = len(part) - part.count("N")
+    if shared < max(MIN_INFORMATIVE, informative / 2):
+        return whole, informative
+    inner = _per_base(part, b, shared)
+    return (inner, shared) if inner > whole else (whole, informative)
+
+
+def _inside(q: str, t: str, find: Callable[[str], int]) -> tuple[int, int]:
+    """The span of ``q`` (the shorter read) that lies inside ``t``: ``(0, len(q))`` unless a probe of an end
+    of ``t`` is found inside ``q`` (``find``: first position in ``q``, -1 if absent), less
+    ``OVERHANG_SLACK`` bases beside each overhang."""
+    k, n, m = END_PROBE, len(q), len(t)
+    lo, hi = 0, n
+    for j in range(0, min(END_PROBES * k, m - k + 1), k):
+        at = find(t[j : j + k])
+        if at >= 0:  # t starts at at - j in q's coordinates
+            if at > j:
+                lo = at - j + OVERHANG_SLACK
+            break
+    for j in range(0, min(END_PROBES * k, m - k + 1), k):
+        at = find(t[m - k - j : m - j])
+        if at >= 0:  # t ends at at + k + j
+            if at + k + j < n:
+                hi = at + k + j - OVERHANG_SLACK
+            break
+    return lo, max(lo, hi)
+
+
+def _per_base(q: str, t: str, informative: int) -> float:
+    """1 − edit distance of ``q`` aligned anywhere inside ``t``, per informative base of ``q``, floored at 0."""
     # Edlib unbounded starts at 64 edits and doubles, re-running the alignment each time; most
     # candidate keys lie 8-20 % away (more than 64 edits on a 658-nt barcode), so one bounded pass
     # at a quarter of the read's length, then one covering every possible distance (in infix mode
@@ -113,12 +195,11 @@ def identity(a: str, b: str) -> float:
     # less time (benchmarks/RESULTS-scale.md).
     # ``N`` = any base only matters where an ``N`` is present; without one, edlib's setup of the extra
     # equalities is ~10 % of the call for nothing (same distance: no pair of present letters changes)
-    extra = {"additionalEqualities": _N_EQUAL} if "N" in a or "N" in b else {}
-    distance = edlib.align(a, b, mode="HW", task="distance", k=max(64, len(a) // 4), **extra)["editDistance"]
+    extra = {"additionalEqualities": _N_EQUAL} if "N" in q or "N" in t else {}
+    distance = edlib.align(q, t, mode="HW", task="distance", k=max(64, len(q) // 4), **extra)["editDistance"]
     if distance < 0:
-        distance = edlib.align(a, b, mode="HW", task="distance", k=len(a), **extra)["editDistance"]
-    informative = len(a) - a.count("N")
-    if distance < 0 or informative <= 0:
+        distance = edlib.align(q, t, mode="HW", task="distance", k=len(q), **extra)["editDistance"]
+    if distance < 0:
         return 0.0
     return max(0.0, 1.0 - float(distance) / informative)
 

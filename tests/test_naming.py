@@ -638,3 +638,24 @@ def test_each_learned_ranks_outcomes_are_right_wrong_and_absent_summing_to_one(m
             elif abs(wrong - absent) > 0.05:
                 seen += 1
     assert seen > 20  # the two columns differ often enough that swapping them would show
+
+
+def test_a_read_from_other_primers_is_named_from_the_bases_it_shares(model, world, calls) -> None:
+    """The same specimens read from primers 150 bases further along (350 of 500 bases shared with every key,
+    150 new ones past the keys' end): named as the whole reads were, at the identity of what they share,
+    with that overlap stated. End to end (the overhang charged as differences) they read 80-85 % to
+    their own species' keys, and none was named to a species."""
+    rng = np.random.default_rng(11)
+    known = world["known"][:40]
+    shifted = [dataclasses.replace(s, dna_barcode=(s.dna_barcode or "")[150:] + "".join(rng.choice(list("ACGT"), 150)))
+               for s in known]
+    whole = calls["known"][:40]
+    moved = model.triage(shifted)
+    named = [_named(r, "species") and r.deepest_label == s.species for r, s in zip(whole, known, strict=True)]
+    assert sum(named) >= 36
+    same = [_named(r, "species") and r.deepest_label == s.species for r, s in zip(moved, known, strict=True)]
+    assert sum(a and b for a, b in zip(named, same)) >= sum(named) - 2
+    for r, w in zip(moved, whole, strict=True):
+        assert 340 <= r.overlap <= 350 and w.overlap == 500
+        assert r.identity >= w.identity - 0.02
+        assert not r.is_novel or w.is_novel

@@ -24,6 +24,8 @@ from biodiscover.storage.distance import (
     kmer_presence,
     p_distance,
     pairwise_p_distance,
+    probe_index,
+    shared_identity,
 )
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.storage.records import SPLITS, Specimen, candidate_name, is_filler_name, resolve_splits
@@ -70,6 +72,44 @@ def test_reads_from_primers_far_apart_are_compared_on_what_they_share() -> None:
     assert p_distance(template[:600], template[380:]) == math.inf  # 220 of 460
     # the pairwise matrix clustering cuts reads the same distance
     assert pairwise_p_distance([first, second])[0, 1] == pytest.approx(9 / 360, abs=1e-4)
+
+
+def test_identity_leaves_out_what_reads_from_other_primers_do_not_share() -> None:
+    # the primers of the test above: 360 shared bases, 9 differences among them. End to end the same pair
+    # reads 58.8 % (the overhangs charged as differences); over what the reads share, 97.5-97.8 %
+    template = _barcode(840, 7)
+    first, second = template[:600], _mutate(template[240:], 40)
+    # the second read's start is found inside the first: the first's 240 bases before it, and the 4 next
+    # to the boundary (an indel there would move it), are left out; 8 of the 9 differences remain
+    assert shared_identity(first, second) == (1 - 8 / 356, 356)
+    # the first read's end is found inside the second: the second's last 240 + 4 bases are left out
+    assert shared_identity(second, first) == (1 - 9 / 356, 356)
+    assert identity(first, second) == 1 - 8 / 356
+    # a read inside the other: nothing overhangs, every base of it counts
+    assert shared_identity(template[100:400], template[:600]) == (1.0, 300)
+    assert shared_identity(template[:600], template[290:]) == (1.0, 306)  # 310 shared, just over half of 550
+    # under half the shorter read shared (220 of 460): too little to stand for the read, measured end to end
+    over = shared_identity(template[:600], template[380:])
+    assert over[1] == 460 and over[0] < 0.6
+    assert shared_identity("", template) == (0.0, 0) and shared_identity("N" * 50, template) == (0.0, 0)
+
+
+def test_the_probe_index_finds_what_a_substring_search_finds() -> None:
+    """One read compared with many looks its probes up in ``probe_index`` instead of searching the read:
+    the same first positions (a repeated stretch included), so the same identities."""
+    base = _barcode(600, 9)
+    read = base[:300] + base[100:140] + base[300:]  # bases 100-139 twice
+    index = probe_index(read)
+    for i in range(0, len(read) - 16, 5):
+        assert index[read[i : i + 16]] == read.find(read[i : i + 16])
+    assert index.get("A" * 16, -1) == read.find("A" * 16) == -1
+    template = _barcode(900, 10)
+    others = [template[:640], template[200:], _mutate(template[120:760], 30), read[50:], _barcode(640, 11)]
+    for other in others:
+        assert shared_identity(read, other, index) == shared_identity(read, other)
+    one = template[150:790]
+    probes = probe_index(one)
+    assert [shared_identity(one, o, probes) for o in others] == [shared_identity(one, o) for o in others]
 
 
 def test_identity_and_divergence_at_their_edges() -> None:
