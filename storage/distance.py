@@ -133,9 +133,10 @@ def shared_identity(a: str, b: str, index_a: Mapping[str, int] | None = None) ->
     The shorter read is aligned anywhere inside the longer one and its differences counted per informative
     base — unless the longer read starts or ends *inside* the shorter one (reads from other primers, or
     trimmed differently): then the shorter read's overhang is no evidence either way and is left out. Charged
-    as differences, 32 overhanging bases read a conspecific key at 100 % over 594 shared bases as 94 %, and
-    a 598-base read sharing 396 bases at 100 % as 66 %: 480 of 18,000 Diptera query–key pairs moved by more
-    than half a point (benchmarks/RESULTS-discovery.md, "Reads from other primers").
+    as differences, 32 overhanging bases made a 547-base read that matches its conspecific key at 100 % read
+    94.1 %, and a 598-base read sharing 396 bases at 100 % read 66 %; of 18,000 Diptera query–key pairs (300
+    test queries against 10 keys of their species and 50 others), 480 read more than half a point closer,
+    at ≥ 90 %, over what they share (benchmarks/RESULTS-discovery.md, "Reads from other primers").
 
     Where the longer read's ends lie is found by exact probes of its first and last bases (``END_PROBES``
     of ``END_PROBE`` bases at each end) looked up in the shorter read; a padded alignment (what
