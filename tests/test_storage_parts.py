@@ -85,6 +85,8 @@ def test_identity_leaves_out_what_reads_from_other_primers_do_not_share() -> Non
     # the first read's end is found inside the second: the second's last 240 + 4 bases are left out
     assert shared_identity(second, first) == (1 - 9 / 356, 356)
     assert identity(first, second) == 1 - 8 / 356
+    # an N in the shared part is no evidence: one base fewer to count over, no difference more
+    assert shared_identity(first[:300] + "N" + first[301:], second) == (1 - 8 / 355, 355)
     # a read inside the other: nothing overhangs, every base of it counts
     assert shared_identity(template[100:400], template[:600]) == (1.0, 300)
     assert shared_identity(template[:600], template[290:]) == (1.0, 306)  # 310 shared, just over half of 550
