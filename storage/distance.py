@@ -143,9 +143,14 @@ def shared_identity(a: str, b: str, index_a: Mapping[str, int] | None = None) ->
     :func:`p_distance` does) would cost 2.5× the alignment on every pair to settle the few where an end
     lies inside. Probes find ends only between close reads (a 16-base exact match): between distant
     ones the overhang changes nothing a naming decision reads. The shared part must hold
-    ``MIN_INFORMATIVE`` bases and half the shorter read (as for :func:`p_distance`), and is kept only when
-    it reads closer than the whole: a probe matching by chance at the wrong place cannot make two reads
-    look farther apart than they are. ``index_a``: ``probe_index(a)``, when ``a`` is compared with many.
+    ``MIN_INFORMATIVE`` bases and half of *each* read's informative bases, and is kept only when it reads
+    closer than the whole: a probe matching by chance at the wrong place cannot make two reads look farther
+    apart than they are. Why half of each, not of the shorter one only (:func:`p_distance`'s floor): naming
+    takes the best of many keys, and the best of many identities measured on short overlaps is biased
+    upward — with the shorter read's half, a 246-base fragment key sharing 123 bases with a 531-base query
+    of another species read 96.8 % (92.5 % end to end), and the best other-species key of left-out
+    Coleoptera species reached ≥ 99.5 % for 12 of 859 of them instead of 7. ``index_a``:
+    ``probe_index(a)``, when ``a`` is compared with many.
     """
     if not a or not b:
         return 0.0, 0
@@ -160,7 +165,7 @@ def shared_identity(a: str, b: str, index_a: Mapping[str, int] | None = None) ->
         return whole, informative
     part = a[lo:hi]
     shared = len(part) - part.count("N")
-    if shared < max(MIN_INFORMATIVE, informative / 2):
+    if shared < max(MIN_INFORMATIVE, (len(b) - b.count("N")) / 2):  # the longer read's half: the larger
         return whole, informative
     inner = _per_base(part, b, shared)
     return (inner, shared) if inner > whole else (whole, informative)
