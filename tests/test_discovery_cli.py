@@ -186,9 +186,17 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
         assert have["label_genus"] == (want["labels"].get("genus") or "")
         assert float(have["confidence_genus"]) == want["confidence"]["genus"]
         assert (have["novelty"] == "") if want["novelty"] is None else float(have["novelty"]) == want["novelty"]
+        # what the identity was measured on: the bases shared with the best key (none without a DNA call)
+        assert int(have["overlap"]) == want["overlap"] and (want["overlap"] > 0) == ("dna" in want["modality"])
     # triage again into the table it wrote: its own file, replaced without --force
     assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
     capsys.readouterr()
+    # and a table written before the overlap column is triage's own too
+    older = [c for c in results_columns() if c != "overlap"]
+    table.write_text(",".join(older) + "\n")
+    assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
+    capsys.readouterr()
+    assert table.read_text().splitlines()[0].split(",") == results_columns()
     sheet = tmp_path / "r.xlsx"
     assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(sheet), "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

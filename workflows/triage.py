@@ -76,15 +76,18 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
 #: ``--results`` by file name ending: delimited tables for a spreadsheet, JSON lines for a script.
 RESULTS_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 RESULTS_JSON_SUFFIXES = ("", ".jsonl", ".ndjson", ".json")
-#: one column each in a CSV/TSV results file, then the per-rank fields
+#: one column each in a CSV/TSV results file, then the per-rank fields. ``overlap``: the informative bases the
+#: ``identity`` was measured on (a read from other primers shares only part of itself with its best key)
 RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
-                  "identity", "top_hit", "top_similarity", "reason")
+                  "identity", "overlap", "top_hit", "top_similarity", "reason")
+#: the scalars of a results table written before ``overlap`` was a column (still recognised as triage's own)
+_RESULT_SCALARS_BEFORE_OVERLAP = tuple(c for c in RESULT_SCALARS if c != "overlap")
 
 
-def results_columns() -> list[str]:
+def results_columns(scalars: Sequence[str] = RESULT_SCALARS) -> list[str]:
     """The header of a CSV/TSV results file: one column per field, ranks spread into ``label_<rank>``,
     ``confidence_<rank>`` and ``p_absent_<rank>``."""
-    return [*RESULT_SCALARS, *(f"{what}_{rank}" for what in ("label", "confidence", "p_absent") for rank in RANKS)]
+    return [*scalars, *(f"{what}_{rank}" for what in ("label", "confidence", "p_absent") for rank in RANKS)]
 
 
 def check_results_path(path: Path) -> None:
@@ -110,7 +113,8 @@ def is_results_file(path: Path) -> bool:
             return True
         delimiter = RESULTS_DELIMITERS.get(Path(path).suffix.lower())
         if delimiter is not None:
-            return first.decode("utf-8").rstrip("\r\n").split(delimiter) == results_columns()
+            header = first.decode("utf-8").rstrip("\r\n").split(delimiter)
+            return header in (results_columns(), results_columns(_RESULT_SCALARS_BEFORE_OVERLAP))
         return isinstance(json.loads(first), dict) and "processid" in json.loads(first)
     except (OSError, ValueError):
         return False
