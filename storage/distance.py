@@ -165,7 +165,7 @@ def shared_identity(a: str, b: str, index_a: Mapping[str, int] | None = None) ->
         return whole, informative
     part = a[lo:hi]
     shared = len(part) - part.count("N")
-    if shared < max(MIN_INFORMATIVE, (len(b) - b.count("N")) / 2):  # the longer read's half: the larger
+    if shared < max(MIN_INFORMATIVE, (len(b) - b.count("N")) / 2):  # half of the longer read, so half of each
         return whole, informative
     inner = _per_base(part, b, shared)
     return (inner, shared) if inner > whole else (whole, informative)
