@@ -10,6 +10,9 @@ Folds (real BOLD dev data, ../shared/data/bold-insects-dev.csv.gz, cleaned like 
    test_unseen (no extra data); collection = a sample of the third order's records + the two
    orders' test and test_unseen. Scored with TAXXI classes against the deepest rank the
    reference holds for each specimen (its "should-be" rank; none for the left-out order).
+   **one-order** (the mirror image, a specialist's library) — reference = every labelled record of
+   one order except test and test_unseen; collection = a sample of the two other orders' records +
+   the order's test and test_unseen; scored the same way.
 3. **stability** — the pooled reference (train of all orders) split into two disjoint halves
    (every species' keys split in two); a model fitted on each half triages the same queries;
    the share whose deepest rank (and name) agree.
@@ -72,7 +75,7 @@ class Fold:
     """One fold: the reference keys, extra labelled fitting data and the scored query groups."""
 
     name: str
-    kind: str  # per-order | loo | stability
+    kind: str  # per-order | loo | one-order | stability
     keys: pd.DataFrame
     extra: pd.DataFrame
     groups: dict[str, pd.DataFrame]  # query group name -> records
@@ -116,6 +119,15 @@ def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> 
                 "left_out_order": _sample(df[df.order == order], args.max_left_out, args.seed),
                 "known": pd.concat([_sample(others[others.split == "test"], args.max_group, args.seed),
                                     _sample(others[others.split == "test_unseen"], args.max_group, args.seed)])},
+                {"order": order}))
+    if "one-order" in which:
+        for order in ORDERS:
+            mine = labelled[labelled.order == order]
+            ref = mine[~mine.split.isin(["test", "test_unseen"])]
+            folds.append(Fold(f"one-order {order}", "one-order", ref, ref.iloc[:0], {
+                "left_out_order": _sample(df[df.order != order], args.max_left_out, args.seed),
+                "known": pd.concat([_sample(mine[mine.split == "test"], args.max_group, args.seed),
+                                    _sample(mine[mine.split == "test_unseen"], args.max_group, args.seed)])},
                 {"order": order}))
     if "stability" in which:
         train = df[df.split == "train"]
@@ -433,7 +445,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         out["support"] = naming.support_
     learned = {r for r in RANKS if naming is None or naming.support_.get(r, {}).get("learned")}
     if peers:
-        top = "vsearch" if fold.kind == "loo" and args.loo_top_hit == "vsearch" else "BLAST"
+        top = "vsearch" if fold.kind in ("loo", "one-order") and args.loo_top_hit == "vsearch" else "BLAST"
         out["top_hit_tool"] = top
         hits, bs = (vsearch_top if top == "vsearch" else blast_top)(fold.keys, q, args.work, args.threads)
         full = [lin_of[hits[p][0]] if p in hits else dict(BLANK) for p in q.processid]
@@ -720,12 +732,16 @@ def markdown(all_out: list[dict], stab: dict | None) -> str:
                              f"({u.get('oc_predicted_groups', '—')} species) | {_ci(u.get('oc_measured'))} "
                              f"({u['absent_species']} species) | {_ci(c)} |")
             lines.append("")
-    loo = [o for o in all_out if o["kind"] == "loo"]
-    if loo:
-        lines += ["### Leave-one-order-out (TAXXI classes at the deepest rank the reference holds)", "",
-                  "| left out | tool | TP | UC | MC | OC | left-out order given an order |",
-                  "|---|---|---|---|---|---|---|"]
-        for o in loo:
+    for kind, head, col, other in (
+            ("loo", "Leave-one-order-out", "left out", "left-out order given an order"),
+            ("one-order", "One order as the reference, the two others in the collection", "reference",
+             "other orders given an order")):
+        folds = [o for o in all_out if o["kind"] == kind]
+        if not folds:
+            continue
+        lines += [f"### {head} (TAXXI classes at the deepest rank the reference holds)", "",
+                  f"| {col} | tool | TP | UC | MC | OC | {other} |", "|---|---|---|---|---|---|---|"]
+        for o in folds:
             for name in _shown_tools(o):
                 t = o["tools"][name]
                 x = t["taxxi"]
@@ -815,8 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naming", nargs="*", default=[], metavar="KEY=VALUE",
                     help="naming-model settings for an experiment (NamingConfig fields; recorded in the JSON)")
     ap.add_argument("--loo-top-hit", choices=("blast", "vsearch"), default="blast",
-                    help="top-hit peer on the leave-one-order-out folds (53k keys: BLAST takes hours on 2 cores; "
-                         "vsearch --usearch_global is the same top-hit-and-identity peer, exhaustive)")
+                    help="top-hit peer on the leave-one-order-out and one-order folds (53k keys: BLAST takes hours "
+                         "on 2 cores; vsearch --usearch_global is the same top-hit-and-identity peer, exhaustive)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args.work.mkdir(parents=True, exist_ok=True)

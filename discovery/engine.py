@@ -550,8 +550,8 @@ class DiscoveryModel:
         return next((dict(r.priors) for r in results if r.priors), {})
 
     def _collection_priors(self, results: Sequence[TriageResult], level: float) -> dict[str, float]:
-        return self.naming_.collection_priors([r.outcomes for r in results if r.modality == "dna" and r.outcomes],
-                                              level)
+        dna = [r for r in results if r.modality == "dna" and r.outcomes]
+        return self.naming_.collection_priors([r.outcomes for r in dna], level, [r.identity for r in dna])
 
     def _decide_all(self, results: Sequence[TriageResult], priors: Mapping[str, float], level: float
                     ) -> list[TriageResult]:
@@ -560,7 +560,7 @@ class DiscoveryModel:
     def _decided(self, r: TriageResult, priors: Mapping[str, float], level: float) -> TriageResult:
         """``r`` decided from its ``outcomes`` under ``priors`` (``NamingModel.decide``): P(right), P(absent),
         the deepest rank named at ``level``, novelty and the reviewer's reason."""
-        if not self.naming_.placed(r.outcomes, level):  # beyond a cut-off rank: the simulation's odds stand
+        if not self.naming_.placed(r.outcomes, level, r.identity):  # beyond a cut-off rank: the simulation's odds
             priors = {}
         conf, absent = self.naming_.decide(r.labels, r.outcomes, priors)
         deepest = deepest_confident(r.labels, conf, level, self.naming_.walk_optional)

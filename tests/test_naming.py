@@ -133,6 +133,40 @@ def test_a_one_order_reference_says_order_uses_the_published_cutoff(world) -> No
         not _named(r, "family") for r in m.triage(world["absent_order"][:30]))
 
 
+def _farther(seq: str, share: float, rng: np.random.Generator) -> str:
+    """``seq`` with exactly ``share`` of its bases changed to another base."""
+    out = list(seq)
+    for i in rng.choice(len(out), int(round(share * len(out))), replace=False):
+        out[i] = str(rng.choice([b for b in "ACGT" if b != out[i]]))
+    return "".join(out)
+
+
+def test_a_one_order_reference_gives_no_order_below_its_own_absent_families() -> None:
+    """With one order nothing can be left out at order, and the published 85 % alone named any barcode
+    within 85 % of a key: against the dev Coleoptera, 64 % of Diptera and Lepidoptera specimens were
+    given "Coleoptera" (COI saturates between insect orders). The floor is then the reference's own
+    absent families: specimens 86.5 % from their nearest key, where this world's families lie 88–90 %
+    apart, get no order; the known species of the order are still named to species."""
+    world = make_tree_world(seed=0, orders=2, scale=0.25)
+    keys = [s for s in world["keys"] if s.order == "Order0"]
+    m = DiscoveryModel(CFG).fit(keys)
+    s = m.naming_.support_["order"]
+    assert not s["learned"] and s["absent_from"] == "family"
+    assert len(s["absent_identities"]) == sum(1 for q in plan_simulation(
+        m.ref_lineages_, list(m.ref_seqs_), CFG.naming)[0] if q.scenario == "absent:family") > 50
+    assert float(np.quantile(s["absent_identities"], 0.98)) > 0.88
+    assert "absent-family queries" in s["why"] and "with no order to leave out" in s["why"]
+    rng = np.random.default_rng(5)
+    strangers = [dataclasses.replace(k, processid=f"X{i}", dna_barcode=_farther(k.dna_barcode, 0.135, rng))
+                 for i, k in enumerate(keys[::7])]
+    res = m.triage(strangers)
+    assert len(res) == 16 and all(0.85 < r.identity < 0.875 for r in res)
+    assert all(r.deepest_rank is None and r.confidence["order"] < 0.98 for r in res)
+    known = [x for x in world["known"] if x.order == "Order0"]
+    assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species
+                    for r, x in zip(m.triage(known), known, strict=True)]) >= 0.95
+
+
 def test_fallback_names_only_past_the_cutoff_with_agreeing_candidates() -> None:
     ids = np.array([0.84, 0.86, 0.86, 0.99])
     agree = np.array([1.0, 1.0, 0.5, 0.5])

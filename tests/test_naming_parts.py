@@ -382,6 +382,18 @@ def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_
     assert m.placed(out, 0.98)
     assert not m.placed({**out, "order": (0.4, 0.0, 0.6)}, 0.98)
     assert m.placed({**out, "order": None}, 0.98)  # a blank rank accepts nothing and refuses nothing
+    # a rank whose floor stands in from the rank below (one order) names above that floor but places at the
+    # published cut-off, where the learned ranks were simulated: 0.86 is placed though its order is not named
+    refused = {**out, "order": (0.4, 0.0, 0.6)}
+    m.support_ = {"order": {"learned": False, "absent_from": "family"}}
+    assert m.placed(refused, 0.98, 0.86) and m.placed(refused, 0.98, 0.85) and not m.placed(refused, 0.98, 0.849)
+    assert not m.placed(refused, 0.98)  # no identity given: the floor decides
+    # the other cut-off ranks still refuse by their own floors
+    assert not m.placed({**out, "genus": None, "subfamily": (0.5, 0.0, 0.5)}, 0.98, 0.99)
+    m.support_ = {"order": {"learned": False, "absent_from": "order"}}
+    assert not m.placed(refused, 0.98, 0.99)  # its own absent identities: the floor decides
+    del m.support_  # a bundle from before the stand-in: as above
+    assert not m.placed(refused, 0.98, 0.99)
     weights = [None, 0.0, 96.0]
     for w in weights:
         one = NamingModel(NamingConfig(collection_weight=w))
@@ -392,6 +404,14 @@ def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_
         else:  # the query its order refuses does not count: one query alone, pulled toward 0.5 by w
             assert set(got) == {"family", "genus", "species"}
             assert got["species"] == pytest.approx(collection_prior(np.array([0.5]), 0.5, w), abs=1e-6)
+    # one order: each query's best identity places it (the published cut-off), not its order's floor
+    one = NamingModel(NamingConfig(collection_weight=0.0))
+    one.models_, one.support_ = m.models_, {"order": {"learned": False, "absent_from": "family"}}
+    two = [out, {**out, "order": (0.0, 0.0, 1.0), "species": (0.0, 0.0, 1.0)}]
+    assert one.collection_priors(two, 0.98, [0.99, 0.90])["species"] == pytest.approx(
+        collection_prior(np.array([0.5, 1.0]), 0.5, 0.0), abs=1e-6)
+    assert one.collection_priors(two, 0.98, [0.99, 0.84])["species"] == pytest.approx(
+        collection_prior(np.array([0.5]), 0.5, 0.0), abs=1e-6)
     with pytest.raises(ValueError, match="collection_weight"):
         NamingConfig(collection_weight=-1.0)
     assert NamingConfig.from_dict({"level": 0.98}).collection_weight is None  # an older bundle's settings
@@ -515,3 +535,12 @@ def test_a_cut_off_ranks_record_keeps_its_simulated_absent_identities_to_five_de
     assert "own 2 simulated absent-order queries" in s["why"]
     assert fallback_right("order", np.array([0.876545, 0.8765]), np.ones(2), s["absent_identities"]).tolist() \
         == [1.0, 0.5]
+    assert s["absent_from"] == "order"
+    # one order: nothing left out at order, so the nearest rank below with absent queries stands in
+    one: dict = {"taxa": 1, "leave_out_taxa": 0, "learned": False}
+    model._fallback_support("order", one, queries[3:], hits[3:])
+    assert one["absent_identities"] == [0.95] and one["absent_from"] == "family"
+    assert "own 1 simulated absent-family queries" in one["why"] and "no order to leave out" in one["why"]
+    none: dict = {"taxa": 1, "leave_out_taxa": 0, "learned": False}
+    model._fallback_support("order", none, queries[4:], hits[4:])  # nothing absent anywhere: the cut-off alone
+    assert none["absent_identities"] == [] and none["absent_from"] == "order" and "simulated" not in none["why"]
