@@ -1047,7 +1047,23 @@ class NamingModel:
             why.append(f"farther than {label}'s own members lie from each other (≈{1 - spread_id:.1%})")
         if overlap < 0.8 * OVERLAP_FULL:
             why.append(f"only {overlap} informative bases shared with the best key")
+        if deepest_confident(labels, conf, level, self.walk_optional) is None:
+            # nothing named: a cut-off rank (walk-optional, so never the failed one above) that refused says why
+            why += [self._refusal(r, str(labels[r]), x, level) for r in RANKS if labels.get(r)
+                    and r not in self.models_ and r not in self.config.optional_ranks and conf.get(r, 0.0) < level]
         return "; ".join(why)
+
+    def _refusal(self, rank: str, label: str, identity: float, level: float) -> str:
+        """Why a rank decided by the published cut-off did not name ``label`` (``fallback_right``)."""
+        cut = PUBLISHED_CUTOFFS[rank]
+        if identity < cut:
+            return f"{rank} {label} not given: {identity:.2%} is below the published {rank} cut-off {cut:.0%}"
+        s = getattr(self, "support_", {}).get(rank, {})
+        absent = np.asarray(s.get("absent_identities") or [], dtype=np.float64)
+        if len(absent) and np.searchsorted(absent, identity, side="left") / len(absent) < level:
+            return (f"{rank} {label} not given: no closer than {level:g} of the reference's own simulated "
+                    f"absent-{s.get('absent_from', rank)} queries come ({float(np.quantile(absent, level)):.1%})")
+        return f"{rank} {label} not given: its near-best candidates disagree, or too few bootstrap draws name it"
 
     @property
     def walk_optional(self) -> tuple[str, ...]:

@@ -162,6 +162,10 @@ def test_a_one_order_reference_gives_no_order_below_its_own_absent_families() ->
     res = m.triage(strangers)
     assert len(res) == 16 and all(0.85 < r.identity < 0.875 for r in res)
     assert all(r.deepest_rank is None and r.confidence["order"] < 0.98 for r in res)
+    # the reviewer is told why not even the order: the reference's own left-out families come closer
+    q = float(np.quantile(s["absent_identities"], 0.98))
+    assert all(f"; order Order0 not given: no closer than 0.98 of the reference's own simulated absent-family "
+               f"queries come ({q:.1%})" in r.reason for r in res), res[0].reason
     known = [x for x in world["known"] if x.order == "Order0"]
     assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species
                     for r, x in zip(m.triage(known), known, strict=True)]) >= 0.95

@@ -544,3 +544,20 @@ def test_a_cut_off_ranks_record_keeps_its_simulated_absent_identities_to_five_de
     none: dict = {"taxa": 1, "leave_out_taxa": 0, "learned": False}
     model._fallback_support("order", none, queries[4:], hits[4:])  # nothing absent anywhere: the cut-off alone
     assert none["absent_identities"] == [] and none["absent_from"] == "order" and "simulated" not in none["why"]
+
+
+def test_a_cut_off_rank_that_refused_says_which_of_its_three_gates_did() -> None:
+    """When nothing is named, the reason also says why a rank decided by the published cut-off gave no name:
+    the published cut-off itself, the reference's own simulated absent identities (its own, or a stand-in
+    rank's on one order), or the candidates' agreement and bootstrap support (``fallback_right``)."""
+    m = NamingModel(NamingConfig())
+    m.support_ = {"order": {"absent_identities": list(np.linspace(0.86, 0.90, 41)), "absent_from": "family"}}
+    assert m._refusal("order", "O", 0.8498, 0.98) == \
+        "order O not given: 84.98% is below the published order cut-off 85%"
+    assert m._refusal("order", "O", 0.89, 0.98) == (
+        "order O not given: no closer than 0.98 of the reference's own simulated absent-family queries come (89.9%)")
+    assert m._refusal("order", "O", 0.90, 0.98).endswith("(89.9%)")  # 40 of 41 below: 0.976 < 0.98
+    assert m._refusal("order", "O", 0.9001, 0.98) == \
+        "order O not given: its near-best candidates disagree, or too few bootstrap draws name it"
+    del m.support_  # no record at all: only the cut-off and the candidates can have refused
+    assert m._refusal("order", "O", 0.89, 0.98).endswith("too few bootstrap draws name it")
