@@ -627,6 +627,11 @@ def importer_tests(module: str, line: int, sources: dict[str, str], lines: dict[
 PER_TEST_TIMEOUT_MARKS = ("from pytest-timeout", "Failed: Timeout >", "+++++ Timeout +++++")
 
 
+#: pytest -q's last line once every selected test has run and none failed: "10 passed in 18.23s", "3 passed,
+#: 1 skipped in 2.01s", "1 skipped in 0.40s"
+PYTEST_SUMMARY = re.compile(r"^=*\s*\d+ (passed|skipped)\b.* in [\d.]+s", re.MULTILINE)
+
+
 def run_mutant(tree: Path, env: dict[str, str], tests: list[str], limit: float,
                per_test_s: float = 900) -> tuple[str, float, str]:
     """One pytest run: ``killed`` | ``survived`` | ``timeout`` (the whole run past ``limit``, or a test stopped by
@@ -645,6 +650,11 @@ def run_mutant(tree: Path, env: dict[str, str], tests: list[str], limit: float,
     status = "survived" if res.returncode == 0 else "killed" if res.returncode in (1, 2) else "error"
     if status == "error" and failed:  # a test module that no longer imports (pytest exits 3/4): detected
         status = "killed"
+    if status == "survived" and not PYTEST_SUMMARY.search(res.stdout):
+        # exit 0 without pytest's summary: the test process itself left mid-run. Seed 2606's reference.py:124
+        # (``pid == 0`` -> ``!=`` in the forked aligner) made pytest run the child's branch and ``os._exit(0)``
+        return "killed", time.perf_counter() - t0, "the test process exited 0 before pytest's summary: " + \
+            portable(res.stdout[-300:])
     return status, time.perf_counter() - t0, failed[0] if failed else portable(res.stdout[-2000:])
 
 

@@ -51,6 +51,27 @@ def test_a_test_stopped_by_pytest_timeout_is_a_timeout_not_a_kill_and_a_failure_
     assert (status, detail) == ("killed", "tests/test_t.py::test_fails")
 
 
+def test_a_run_whose_test_process_exits_0_before_pytests_summary_is_a_kill(bench, tmp_path: Path) -> None:
+    """A mutant can make the test process itself leave with status 0 halfway (seed 2606's ``pid == 0`` ->
+    ``!=`` in the forked aligner: pytest ran the child's branch and ``os._exit(0)``). Exit 0 alone said
+    "survived"; a run that passes prints pytest's summary."""
+    tree, shim = tmp_path / "tree", tmp_path / "shim"
+    (tree / "tests").mkdir(parents=True)
+    shim.mkdir()
+    (shim / "bd_mut_plugin.py").write_text(bench.PLUGIN)
+    (tree / "tests" / "test_t.py").write_text(
+        "import os\nimport pytest\n"
+        "def test_passes():\n    assert True\n"
+        "def test_skips():\n    pytest.skip('not here')\n"
+        "def test_leaves():\n    os._exit(0)\n")
+    env = {**os.environ, "PYTHONPATH": str(shim), "BD_MUT_TIMES": str(tmp_path / "times.tsv")}
+    assert bench.run_mutant(tree, env, ["tests/test_t.py::test_passes"], limit=300, per_test_s=30)[0] == "survived"
+    assert bench.run_mutant(tree, env, ["tests/test_t.py::test_skips"], limit=300, per_test_s=30)[0] == "survived"
+    status, _, detail = bench.run_mutant(tree, env, ["tests/test_t.py::test_passes", "tests/test_t.py::test_leaves"],
+                                         limit=300, per_test_s=30)
+    assert status == "killed" and detail.startswith("the test process exited 0 before pytest's summary")
+
+
 class PlayBack:
     """Returns the given results in order and records the budgets it was asked to run with."""
 

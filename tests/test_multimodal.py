@@ -165,6 +165,11 @@ def test_fuse_deepest_rank_rules() -> None:
     assert strong.deepest_rank == "species" and strong.labels["species"] == "G s"  # a weak veto does not
     assert fuse(dna, other).deepest_rank == "genus"  # the image alone never overrides DNA's label
     assert fuse(dna, ModalityCall.none("X")).deepest_rank == "genus"
+    # a silent modality never stops naming, however unsure the other is: only a contradiction asks for
+    # min_confidence (seed 2606's ``and`` -> ``or`` counted a silent rank as a contradiction: nothing named)
+    silent = _call(["O", None, None, None, None], "order", 0.9, "image")
+    unsure = fuse(_call(lin, "genus", 0.4), silent)
+    assert unsure.deepest_rank == "genus" and unsure.confidence["genus"] == pytest.approx(0.4)
     assert fuse(None, same).modality == "image"
     # a rank neither call labels (other than the optional subfamily) ends the walk: nothing below it is named
     gap = ["O", None, None, "G", "G s"]

@@ -394,6 +394,12 @@ def test_spread_contribution_is_the_distance_to_the_nearest_remaining_member() -
     assert spread_contribution(order_out, hits, lins) == (ROOT, ROOT, pytest.approx(log_distance(0.97)))
     lone = SimQuery(0, None, ("O", "F", None, "G9", "G9 z"), "present", "g", (True,) * 5)
     assert spread_contribution(lone, hits, lins) is None
+    # an extra labelled specimen (no key position: a calibration split's) informs no spread, whatever it hit;
+    # nor does a key that found nothing (seed 2606's ``or`` -> ``and`` let the first in, and sent the second,
+    # left out at order, to read the best identity of no hits)
+    extra = SimQuery(-1, None, lins[0], "present", "g", (True,) * 5, sequence="ACGT")
+    assert spread_contribution(extra, hits, lins) is None
+    assert spread_contribution(order_out, Hits.empty(600), lins) is None
 
 
 def test_a_simulated_query_is_left_out_of_its_own_and_its_parents_spread() -> None:

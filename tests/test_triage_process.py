@@ -59,3 +59,19 @@ def test_dna_only_triage_never_imports_torch_or_encoders(tmp_path: Path) -> None
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen == {"rc": 0, "torch": False, "lightning": False, "clustering stack": [], "database": False,
                     "encoders": []}, seen
+
+
+def test_the_clusterer_prepares_hdbscan_ahead_only_when_its_memberships_are_read() -> None:
+    """``prepare`` (run by triage while a forked child aligns) imports HDBSCAN ahead of the fit, and not when
+    only the partition is read (``partition_only``, a triage without a database): nothing ran it under test
+    before (seed 2606: ``not self.partition_only`` -> ``self.partition_only`` was never executed)."""
+    probe = ("import sys\n"
+             "from biodiscover.discovery.clustering_methods.threshold_hdbscan import CandidateSpeciesClusterer\n"
+             "c = CandidateSpeciesClusterer()\n"
+             "c.partition_only = sys.argv[1] == 'partition'\n"
+             "before = 'hdbscan' in sys.modules\n"
+             "c.prepare()\n"
+             "print(before, 'hdbscan' in sys.modules, 'scipy.cluster.hierarchy' in sys.modules)\n")
+    seen = {how: subprocess.run([sys.executable, "-c", probe, how], capture_output=True, text=True, timeout=120,
+                                check=True).stdout.split() for how in ("whole", "partition")}
+    assert seen == {"whole": ["False", "True", "True"], "partition": ["False", "False", "True"]}, seen
