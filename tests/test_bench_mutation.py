@@ -32,17 +32,21 @@ def bench() -> ModuleType:
     return module
 
 
-def test_a_test_stopped_by_pytest_timeout_is_a_timeout_not_a_kill_and_a_failure_is_a_kill(bench, tmp_path: Path
-                                                                                             ) -> None:
+def _tiny_tree(bench: ModuleType, tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:
+    """A tree with one test file, ``tests/test_t.py``, and the environment the tool runs a mutant's tests in."""
     tree, shim = tmp_path / "tree", tmp_path / "shim"
     (tree / "tests").mkdir(parents=True)
     shim.mkdir()
     (shim / "bd_mut_plugin.py").write_text(bench.PLUGIN)
-    (tree / "tests" / "test_t.py").write_text(
-        "import time\n"
-        "def test_sleeps():\n    time.sleep(60)\n"
-        "def test_fails():\n    assert 1 + 1 == 3\n")
-    env = {**os.environ, "PYTHONPATH": str(shim), "BD_MUT_TIMES": str(tmp_path / "times.tsv")}
+    (tree / "tests" / "test_t.py").write_text(tests)
+    return tree, {**os.environ, "PYTHONPATH": str(shim), "BD_MUT_TIMES": str(tmp_path / "times.tsv")}
+
+
+def test_a_test_stopped_by_pytest_timeout_is_a_timeout_not_a_kill_and_a_failure_is_a_kill(bench, tmp_path: Path
+                                                                                             ) -> None:
+    tree, env = _tiny_tree(bench, tmp_path, "import time\n"
+                                             "def test_sleeps():\n    time.sleep(60)\n"
+                                             "def test_fails():\n    assert 1 + 1 == 3\n")
     status, secs, detail = bench.run_mutant(tree, env, ["tests/test_t.py::test_sleeps"], limit=300, per_test_s=1)
     assert status == "timeout"
     assert "tests/test_t.py::test_sleeps" in detail and "1s" in detail
@@ -55,16 +59,10 @@ def test_a_run_whose_test_process_exits_0_before_pytests_summary_is_a_kill(bench
     """A mutant can make the test process itself leave with status 0 halfway (seed 2606's ``pid == 0`` ->
     ``!=`` in the forked aligner: pytest ran the child's branch and ``os._exit(0)``). Exit 0 alone said
     "survived"; a run that passes prints pytest's summary."""
-    tree, shim = tmp_path / "tree", tmp_path / "shim"
-    (tree / "tests").mkdir(parents=True)
-    shim.mkdir()
-    (shim / "bd_mut_plugin.py").write_text(bench.PLUGIN)
-    (tree / "tests" / "test_t.py").write_text(
-        "import os\nimport pytest\n"
-        "def test_passes():\n    assert True\n"
-        "def test_skips():\n    pytest.skip('not here')\n"
-        "def test_leaves():\n    os._exit(0)\n")
-    env = {**os.environ, "PYTHONPATH": str(shim), "BD_MUT_TIMES": str(tmp_path / "times.tsv")}
+    tree, env = _tiny_tree(bench, tmp_path, "import os\nimport pytest\n"
+                                             "def test_passes():\n    assert True\n"
+                                             "def test_skips():\n    pytest.skip('not here')\n"
+                                             "def test_leaves():\n    os._exit(0)\n")
     assert bench.run_mutant(tree, env, ["tests/test_t.py::test_passes"], limit=300, per_test_s=30)[0] == "survived"
     assert bench.run_mutant(tree, env, ["tests/test_t.py::test_skips"], limit=300, per_test_s=30)[0] == "survived"
     status, _, detail = bench.run_mutant(tree, env, ["tests/test_t.py::test_passes", "tests/test_t.py::test_leaves"],

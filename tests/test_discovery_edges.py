@@ -615,6 +615,8 @@ def test_a_query_whose_best_key_is_the_references_first_keeps_its_overlap(model,
     for r, pid in zip(results, (first, other), strict=True):
         assert r.top_hit == pid and r.identity == pytest.approx(1.0)
         assert r.overlap == informative_length(by_id[pid].dna_barcode) > 0
+    # the informative bases of nothing are none (seed 2606's ``0`` -> ``1`` for a missing barcode survived)
+    assert informative_length(None) == informative_length("") == 0 and informative_length("ACNNGTn") == 4
 
 
 def test_saving_into_a_bundle_of_an_older_engine_drops_its_replaced_index(model, tmp_path) -> None:

@@ -561,3 +561,20 @@ def test_a_cut_off_rank_that_refused_says_which_of_its_three_gates_did() -> None
         "order O not given: its near-best candidates disagree, or too few bootstrap draws name it"
     del m.support_  # no record at all: only the cut-off and the candidates can have refused
     assert m._refusal("order", "O", 0.89, 0.98).endswith("too few bootstrap draws name it")
+
+
+def test_a_cut_off_ranks_confidence_reads_the_best_identity_not_the_runner_up() -> None:
+    """``_rank_confidence`` (the forecast's P(right) at a rank the published cut-off decides) reads the query's
+    best identity: 95 % passes the order cut-off and the reference's own absent orders (60–70 %), the runner-up's
+    50 % would not (seed 2606's ``identities[0]`` -> ``[1]`` survived: no test had two hits there)."""
+    m = NamingModel(NamingConfig())
+    m.models_ = {}
+    m.support_ = {"order": {"learned": False, "absent_identities": [0.6, 0.7]}}
+    lineages = [("O", "F", None, "G", "G s"), ("O", "F", None, "G", "G t")]
+    hits = Hits(np.array([0, 1]), np.array([0.95, 0.5]), 600)
+    x = np.zeros((1, len(FEATURES_)))
+    x[0, FEATURES_.index("agreement")] = 1.0
+    assert m._rank_confidence("order", x, hits, lineages).tolist() == [1.0]
+    assert m._rank_confidence("order", x, Hits(np.array([1, 0]), np.array([0.65, 0.5]), 600), lineages).tolist() \
+        == [0.0]  # below the cut-off
+    assert m._rank_confidence("order", x, Hits.empty(600), lineages).tolist() == [0.0]
