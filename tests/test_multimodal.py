@@ -105,12 +105,17 @@ def test_calibration_respects_target_overclassification(world: dict) -> None:
     # and naming is not switched off: some seen calibration specimens are named deeper than order
     assert any(c.deepest_rank in ("family", "subfamily", "genus", "species") for c in calls)
     # the calibration record's accuracy is the nearest key's label on the known calibration specimens only
-    for rank in ("genus", "species"):
+    for rank in ("subfamily", "genus", "species"):
         known = [(c.labels[rank], getattr(s, rank)) for s, c in zip(world["calib"], calls, strict=True)
                  if getattr(s, rank) in train_taxa[rank] and c.labels[rank] is not None]
         record = check.calibration_[rank]
         assert record["n"] - record["n_absent"] == len(known) > 0
         assert record["label_accuracy_known"] == pytest.approx(np.mean([p == t for p, t in known]))
+        # its rows are the calibration specimens with a truth and a label at the rank, no others: one without
+        # a subfamily is no wrong call (seed 2606's ``and`` -> ``or`` survived: no row count was checked)
+        assert record["n"] == sum(bool(getattr(s, rank)) and c.labels[rank] is not None
+                                  for s, c in zip(world["calib"], calls, strict=True))
+    assert any(not s.subfamily and c.labels["subfamily"] for s, c in zip(world["calib"], calls, strict=True))
 
 
 def test_specimens_without_image_get_no_call(world: dict) -> None:

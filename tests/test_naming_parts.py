@@ -578,3 +578,18 @@ def test_a_cut_off_ranks_confidence_reads_the_best_identity_not_the_runner_up() 
     assert m._rank_confidence("order", x, Hits(np.array([1, 0]), np.array([0.65, 0.5]), 600), lineages).tolist() \
         == [0.0]  # below the cut-off
     assert m._rank_confidence("order", x, Hits.empty(600), lineages).tolist() == [0.0]
+
+
+def test_a_learnable_rank_left_without_examples_says_so_not_that_too_few_taxa_can_be_left_out() -> None:
+    """A rank with enough taxa to leave out whose simulation still gave no examples (``NamingModel.fit`` turns it
+    to the cut-off) is not described as too small (seed 2606's ``is False`` -> ``is not False`` survived)."""
+    model = NamingModel(NamingConfig())
+    lin = ("O", "F", None, "G", "G s")
+    queries, hits = [_q(lin, "present", "e")], [Hits(np.array([1]), np.array([0.99]), 600)]
+    starved: dict = {"taxa": 5, "leave_out_taxa": 5, "learned": False}
+    model._fallback_support("genus", starved, queries, hits)
+    assert starved["why"].startswith("genus: no simulated examples to learn from: genus uses the published COI "
+                                     "identity cut-off 0.95")
+    small: dict = {"taxa": 2, "leave_out_taxa": 2, "learned": False}
+    model._fallback_support("genus", small, queries, hits)
+    assert small["why"].startswith("the reference holds 2 genus taxa of which 2 can be left out (need 3): ")
