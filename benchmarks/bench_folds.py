@@ -97,6 +97,11 @@ def _halves_by_species(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.Da
     return df[df.species.isin(a)], df[~df.species.isin(a)]
 
 
+def _test_splits(d: pd.DataFrame, args: argparse.Namespace) -> pd.DataFrame:
+    """Each of ``d``'s test and test_unseen, capped (sampled, seeded): the known specimens of an open-world fold."""
+    return pd.concat([_sample(d[d.split == split], args.max_group, args.seed) for split in ("test", "test_unseen")])
+
+
 def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> list[Fold]:
     folds: list[Fold] = []
     labelled = df[df.split != "pretrain"]
@@ -117,8 +122,7 @@ def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> 
             # test_unseen species have their keys in key_unseen, which this reference holds: both are known
             folds.append(Fold(f"leave-out {order}", "loo", ref, ref.iloc[:0], {
                 "left_out_order": _sample(df[df.order == order], args.max_left_out, args.seed),
-                "known": pd.concat([_sample(others[others.split == "test"], args.max_group, args.seed),
-                                    _sample(others[others.split == "test_unseen"], args.max_group, args.seed)])},
+                "known": _test_splits(others, args)},
                 {"order": order}))
     if "one-order" in which:
         for order in ORDERS:
@@ -126,8 +130,7 @@ def make_folds(df: pd.DataFrame, which: list[str], args: argparse.Namespace) -> 
             ref = mine[~mine.split.isin(["test", "test_unseen"])]
             folds.append(Fold(f"one-order {order}", "one-order", ref, ref.iloc[:0], {
                 "left_out_order": _sample(df[df.order != order], args.max_left_out, args.seed),
-                "known": pd.concat([_sample(mine[mine.split == "test"], args.max_group, args.seed),
-                                    _sample(mine[mine.split == "test_unseen"], args.max_group, args.seed)])},
+                "known": _test_splits(mine, args)},
                 {"order": order}))
     if "stability" in which:
         train = df[df.split == "train"]

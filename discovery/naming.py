@@ -1059,8 +1059,8 @@ class NamingModel:
         if identity < cut:
             return f"{rank} {label} not given: {identity:.2%} is below the published {rank} cut-off {cut:.0%}"
         s = getattr(self, "support_", {}).get(rank, {})
-        absent = np.asarray(s.get("absent_identities") or [], dtype=np.float64)
-        if len(absent) and np.searchsorted(absent, identity, side="left") / len(absent) < level:
+        absent = s.get("absent_identities") or []
+        if fallback_right(rank, np.array([identity]), np.ones(1), absent)[0] < level:  # the floor, as it decided
             return (f"{rank} {label} not given: no closer than {level:g} of the reference's own simulated "
                     f"absent-{s.get('absent_from', rank)} queries come ({float(np.quantile(absent, level)):.1%})")
         return f"{rank} {label} not given: its near-best candidates disagree, or too few bootstrap draws name it"
