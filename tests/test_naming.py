@@ -316,9 +316,14 @@ def test_the_walk_skips_blank_ranks_and_optional_failures_but_stops_at_a_failed_
     assert deepest_confident(labels, {**conf, "genus": 0.5}, 0.98) == "family"
     assert deepest_confident(labels, {**conf, "order": 0.5}, 0.98) is None
     assert deepest_confident(labels, {**conf, "order": 0.5}, 0.98, optional_ranks=("order",)) == "species"
-    capped = _monotone({"order": 1.0, "family": 0.9, "subfamily": 0.95, "genus": 0.97, "species": 0.99},
-                       {**labels, "subfamily": "S"}, ("subfamily",), {"family", "subfamily", "genus", "species"})
-    assert capped == {"order": 1.0, "family": 0.9, "subfamily": 0.9, "genus": 0.9, "species": 0.9}
+    # P(right) is made non-increasing by raising each rank to the largest below it (a right genus implies a right
+    # family), not by capping it from above; a blank rank and a cut-off rank (order here) are left as they are
+    conf = {"order": 0.7, "family": 0.9, "subfamily": 0.5, "genus": 0.97, "species": 0.6}
+    learned = {"family", "subfamily", "genus", "species"}
+    assert _monotone(conf, {**labels, "subfamily": "S"}, learned) == {
+        "order": 0.7, "family": 0.97, "subfamily": 0.97, "genus": 0.97, "species": 0.6}
+    assert _monotone(conf, labels, learned) == {
+        "order": 0.7, "family": 0.97, "subfamily": 0.5, "genus": 0.97, "species": 0.6}
 
 
 def test_model_state_roundtrips_and_refuses_other_features(model, world) -> None:

@@ -21,8 +21,8 @@ import pytest
 from biodiscover.discovery.naming import FEATURES as FEATURES_
 from biodiscover.discovery.metrics import reliability
 from biodiscover.discovery.naming import (EPS, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel, SimQuery,
-                                          TaxonSpread, _outcomes, _parent, collection_prior, describe_expected,
-                                          describe_support, fallback_right, log_distance, plan_simulation,
+                                          TaxonSpread, _outcomes, _parent, collection_prior, deepest_confident,
+                                          describe_expected, describe_support, fallback_right, log_distance, plan_simulation,
                                           shift_prior)
 from biodiscover.storage.records import RANKS
 
@@ -415,6 +415,27 @@ def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_
     with pytest.raises(ValueError, match="collection_weight"):
         NamingConfig(collection_weight=-1.0)
     assert NamingConfig.from_dict({"level": 0.98}).collection_weight is None  # an older bundle's settings
+
+
+def test_a_deeper_ranks_p_right_raises_the_ranks_above_it_and_their_p_absent_follows() -> None:
+    """Two halves of one reference disagreed on 12 % of deepest ranks, a fifth of it a family model dipping under
+    the level while the genus model was sure: a right genus implies a right family, so the family is raised."""
+    m = NamingModel(NamingConfig())
+    m.models_ = {"family": object(), "subfamily": object(), "genus": object(), "species": object()}
+    labels = {"order": "O", "family": "F", "subfamily": "S", "genus": "G", "species": "G s"}
+    out = {"order": (0.7, 0.0, 0.3), "family": (0.86, 0.04, 0.10), "subfamily": (0.5, 0.1, 0.4),
+           "genus": (0.97, 0.0, 0.03), "species": (0.2, 0.1, 0.7)}
+    conf, absent = m.decide(labels, out)
+    assert conf == pytest.approx({"order": 0.7, "family": 0.97, "subfamily": 0.97, "genus": 0.97, "species": 0.2})
+    # P(absent) no more than 1 − P(right) where P(right) was raised; the species and the cut-off order untouched
+    assert absent == pytest.approx({"order": 0.3, "family": 0.03, "subfamily": 0.03, "genus": 0.03, "species": 0.7})
+    assert m.novelty(absent) == pytest.approx(0.7)
+    # capped from above, the family's 0.86 stopped the walk before its genus (and the order is a cut-off rank)
+    assert deepest_confident(labels, conf, 0.96, m.walk_optional) == "genus"
+    assert deepest_confident(labels, conf, 0.98, m.walk_optional) is None
+    # a blank subfamily neither raises nor is raised
+    conf, absent = m.decide({**labels, "subfamily": None}, {**out, "subfamily": None})
+    assert conf["subfamily"] == 0.0 and absent["subfamily"] is None and conf["family"] == pytest.approx(0.97)
 
 
 def test_the_collection_prior_keeps_its_odds_finite_and_decide_reads_a_certain_absence() -> None:
