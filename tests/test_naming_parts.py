@@ -22,8 +22,8 @@ from biodiscover.discovery.naming import FEATURES as FEATURES_
 from biodiscover.discovery.metrics import reliability
 from biodiscover.discovery.naming import (EPS, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel, SimQuery,
                                           TaxonSpread, _outcomes, _parent, collection_prior, deepest_confident,
-                                          describe_expected, describe_support, fallback_right, log_distance, plan_simulation,
-                                          shift_prior)
+                                          describe_expected, describe_support, fallback_right, log_distance,
+                                          plan_simulation, shift_prior)
 from biodiscover.storage.records import RANKS
 
 ALL = ("order", "family", "subfamily", "genus", "species")
