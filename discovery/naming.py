@@ -67,8 +67,8 @@ Decision (``deepest_confident``): walk from order to species; a blank label is
 skipped (no evidence, no gate); a rank is named when P(right) ≥ level; a failing
 rank stops the walk unless optional (subfamily: often blank or inconsistent in
 BOLD). P(right) is made non-increasing down the walk by raising each rank to the
-largest P(right) below it (a right genus implies a right family; ``_monotone`` says
-why not capping). Novelty = P(species absent), the largest P(absent) of the
+largest P(right) of the non-optional ranks below it (a right genus implies a right
+family; ``_monotone`` says why not capping). Novelty = P(species absent), the largest P(absent) of the
 labelled ranks: a specimen named to species at a level above 0.5 is never flagged
 novel.
 
@@ -876,7 +876,7 @@ class NamingModel:
                     self._rank_confidence(rank, fv[None, :], hits[qi], lineages)[0]
         out: dict[str, dict[str, Any]] = {}
         for level in LEVEL_GRID:
-            mono = [_monotone(c, dict(zip(RANKS, r[0])), self.models_)
+            mono = [_monotone(c, dict(zip(RANKS, r[0])), self.walk_optional, self.models_)
                     for c, r in zip(conf, rows)]
             out[f"{level}"] = _outcomes(queries, [r[0] for r in rows], mono, level, self.walk_optional)
         return out
@@ -937,7 +937,7 @@ class NamingModel:
                 a = float(_shifted(a, _odds_ratio(pi0, float(priors[r]))))
                 right = (1.0 - a) * (right / (right + wrong) if right + wrong > 0 else 0.0)
             conf[r], absent[r] = right, a
-        raised = _monotone(conf, labels, self.models_)
+        raised = _monotone(conf, labels, self.walk_optional, self.models_)
         # where P(right) was raised, P(absent) is no more than what it leaves: the two read as one distribution
         absent = {r: a if a is None or raised[r] <= conf[r] else min(a, 1.0 - raised[r]) for r, a in absent.items()}
         return raised, absent
@@ -1112,27 +1112,36 @@ class NamingModel:
         return self
 
 
-def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], learned: Collection[str]
-              ) -> dict[str, float]:
-    """P(right) non-increasing down the labelled, learned ranks, each raised to the largest P(right) of
-    the ranks below it: a right genus implies a right family, so P(family right) is at least P(genus
-    right), and each deeper rank's model, trained on absent-above queries too, is evidence for it.
+def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], optional: Sequence[str],
+              learned: Collection[str]) -> dict[str, float]:
+    """P(right) non-increasing down the labelled, learned ranks: each is raised to the largest P(right) of
+    the non-optional ranks below it (a right genus implies a right family, so P(family right) is at least
+    P(genus right), and each deeper rank's model, trained on absent-above queries too, is evidence for
+    it); an optional rank (subfamily) is raised so but raises nothing, and is capped by the rank above.
 
-    Why raised and not capped from above (which the walk did before): each rank's model is fitted
-    on its own simulated left-out taxa, fewer at the shallow ranks, so its P(right) is the noisier;
-    capping took the lower of two noisy figures and stopped the walk at a family whenever that
-    model dipped under the level (two disjoint halves of one reference disagreed on the deepest
-    rank 1.3–2 points more, and absent species were named to their right genus 7 points less
-    often, at the same wrong-genus share). Blank ranks neither raise nor get raised; a rank
-    decided by a published cut-off (its value is a share of simulated absent queries, not a
+    Why raised and not capped from above (which the walk did before): each rank's model is fitted on
+    its own simulated left-out taxa, fewer at the shallow ranks, so its P(right) is the noisier;
+    capping took the lower of two noisy figures and stopped the walk at a family whenever that model
+    dipped under the level (two disjoint halves of one reference disagreed on the deepest rank 1.3
+    points more, and absent species were named to their right genus 0.4–6 points less often, at the
+    same wrong-genus share). Why the subfamily raises nothing: its labels are often blank or
+    inconsistent in BOLD, and its model alone was sure of a wrong family (an absent notodontid genus at
+    92 % to a noctuid, subfamily P(right) 1.0, family 0.48). Blank ranks neither raise nor get raised;
+    a rank decided by a published cut-off (its value is a share of simulated absent queries, not a
     model's probability) is left as it is.
     """
     out = dict(conf)
+    ranks = [r for r in RANKS if r in out and labels.get(r) and r in learned]
     best = 0.0
-    for r in reversed(RANKS):
-        if r not in out or not labels.get(r) or r not in learned:
-            continue
-        best = out[r] = max(out[r], best)
+    for r in reversed(ranks):
+        out[r] = max(out[r], best)
+        if r not in optional:
+            best = out[r]
+    cap = 1.0
+    for r in ranks:
+        out[r] = min(out[r], cap)
+        if r not in optional:
+            cap = out[r]
     return out
 
 

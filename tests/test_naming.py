@@ -320,10 +320,13 @@ def test_the_walk_skips_blank_ranks_and_optional_failures_but_stops_at_a_failed_
     # family), not by capping it from above; a blank rank and a cut-off rank (order here) are left as they are
     conf = {"order": 0.7, "family": 0.9, "subfamily": 0.5, "genus": 0.97, "species": 0.6}
     learned = {"family", "subfamily", "genus", "species"}
-    assert _monotone(conf, {**labels, "subfamily": "S"}, learned) == {
+    assert _monotone(conf, {**labels, "subfamily": "S"}, ("subfamily",), learned) == {
         "order": 0.7, "family": 0.97, "subfamily": 0.97, "genus": 0.97, "species": 0.6}
-    assert _monotone(conf, labels, learned) == {
+    assert _monotone(conf, labels, ("subfamily",), learned) == {
         "order": 0.7, "family": 0.97, "subfamily": 0.5, "genus": 0.97, "species": 0.6}
+    # the optional subfamily raises nothing and is capped by its family
+    assert _monotone({**conf, "subfamily": 0.99, "genus": 0.6}, {**labels, "subfamily": "S"}, ("subfamily",),
+                     learned) == {"order": 0.7, "family": 0.9, "subfamily": 0.9, "genus": 0.6, "species": 0.6}
 
 
 def test_model_state_roundtrips_and_refuses_other_features(model, world) -> None:

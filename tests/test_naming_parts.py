@@ -433,6 +433,12 @@ def test_a_deeper_ranks_p_right_raises_the_ranks_above_it_and_their_p_absent_fol
     # capped from above, the family's 0.86 stopped the walk before its genus (and the order is a cut-off rank)
     assert deepest_confident(labels, conf, 0.96, m.walk_optional) == "genus"
     assert deepest_confident(labels, conf, 0.98, m.walk_optional) is None
+    # the optional subfamily raises nothing: sure of a wrong subfamily (an absent notodontid genus at 92 % to a
+    # noctuid), it would have named a wrong family; it is capped by the family its genus raised
+    conf, absent = m.decide(labels, {**out, "family": (0.48, 0.02, 0.5), "subfamily": (1.0, 0.0, 0.0)})
+    assert conf["family"] == pytest.approx(0.97) and conf["subfamily"] == pytest.approx(0.97)
+    assert absent["family"] == pytest.approx(0.03) and absent["subfamily"] == 0.0
+    assert deepest_confident(labels, conf, 0.98, m.walk_optional) is None
     # a blank subfamily neither raises nor is raised
     conf, absent = m.decide({**labels, "subfamily": None}, {**out, "subfamily": None})
     assert conf["subfamily"] == 0.0 and absent["subfamily"] is None and conf["family"] == pytest.approx(0.97)
