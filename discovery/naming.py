@@ -68,9 +68,9 @@ skipped (no evidence, no gate); a rank is named when P(right) ≥ level; a faili
 rank stops the walk unless optional (subfamily: often blank or inconsistent in
 BOLD). P(right) is made non-increasing down the walk by raising each rank to the
 largest P(right) of the non-optional ranks below it (a right genus implies a right
-family; ``_monotone`` says why not capping). Novelty = P(species absent), the largest P(absent) of the
-labelled ranks: a specimen named to species at a level above 0.5 is never flagged
-novel.
+family; ``_monotone`` says why not capping). Novelty = P(species absent), the
+largest P(absent) of the labelled ranks: a specimen named to species at a level
+above 0.5 is never flagged novel.
 
 A rank the reference cannot train — fewer than ``min_sim_taxa`` taxa can be left
 out at it (one order only; a genus-less reference) — falls back to a published
@@ -1122,7 +1122,7 @@ def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], optio
     Why raised and not capped from above (which the walk did before): each rank's model is fitted on
     its own simulated left-out taxa, fewer at the shallow ranks, so its P(right) is the noisier;
     capping took the lower of two noisy figures and stopped the walk at a family whenever that model
-    dipped under the level (two disjoint halves of one reference disagreed on the deepest rank 1.3
+    dipped under the level (two disjoint halves of one reference disagreed on the deepest rank 1.2
     points more, and absent species were named to their right genus 0.4–6 points less often, at the
     same wrong-genus share). Why the subfamily raises nothing: its labels are often blank or
     inconsistent in BOLD, and its model alone was sure of a wrong family (an absent notodontid genus at

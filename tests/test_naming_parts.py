@@ -418,7 +418,7 @@ def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_
 
 
 def test_a_deeper_ranks_p_right_raises_the_ranks_above_it_and_their_p_absent_follows() -> None:
-    """Two halves of one reference disagreed on 12 % of deepest ranks, a fifth of it a family model dipping under
+    """Two halves of one reference disagreed on 12 % of deepest ranks, a third of it a family model dipping under
     the level while the genus model was sure: a right genus implies a right family, so the family is raised."""
     m = NamingModel(NamingConfig())
     m.models_ = {"family": object(), "subfamily": object(), "genus": object(), "species": object()}
