@@ -337,6 +337,13 @@ def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
     why = m.why_not_named(lins, np.array([600, 600, 600]), hits, labels, conf, absent, 0.98)
     assert why.startswith("species G a at 99.0% identity: P(right) 0.40 below the level 0.98")
     assert "G b lies within 0.5%" in why and "G z" not in why
+    # a P(right) just under the level is printed as under it, with the digits that show it (0.978 read "0.98
+    # below the level 0.98" on the per-order Diptera fold), and no more digits than that takes
+    for p, level, shown in ((0.978, 0.98, "0.978"), (0.9799999, 0.98, "0.979999"), (0.97, 0.98, "0.97"),
+                            (0.9949, 0.995, "0.99"), (0.98999, 0.99, "0.98999")):
+        sure_genus = {**conf, "genus": 1.0, "species": p}
+        why = m.why_not_named(lins, np.array([600, 600, 600]), hits, labels, sure_genus, absent, level)
+        assert why.startswith(f"species G a at 99.0% identity: P(right) {shown} below the level {level:g},"), why
 
 
 def test_a_collections_share_of_absent_taxa_is_recovered_and_recalibrates_p_absent() -> None:

@@ -52,6 +52,7 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
         assert RANKS.index(rank) > deepest
         assert m["label"] == r.labels[rank]
         assert float(m["p"]) == pytest.approx(r.confidence[rank], abs=0.005) and r.confidence[rank] < level
+        assert float(m["p"]) < float(m["level"])  # printed as under the level it failed, however close
         assert float(m["level"]) == pytest.approx(level)
         assert float(m["absent"]) == pytest.approx(r.p_absent[rank], abs=0.005)
         assert float(m["identity"]) == pytest.approx(100 * r.identity, abs=0.05)
