@@ -154,6 +154,9 @@ class TriageResult:
     #: what ``reason`` says besides the naming: "reversed" (the barcode was read reverse-complemented),
     #: "audit" (the best key is one the reference audit lists)
     notes: dict[str, str] = field(default_factory=dict)
+    #: per learned rank, ``outcomes`` had the query shared a full-length barcode with its best key (empty: it
+    #: did, or no rank is learned): what ``reason`` weighs a short overlap by (``NamingModel.explain``)
+    full_overlap: dict[str, list[float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -512,7 +515,7 @@ class DiscoveryModel:
                                               if len(hits[k].identities) else 0.0, None, None, float("nan"), False,
                                               None, 0.0, {r: None for r in RANKS}, reason=unrelated[k])
                     continue
-                labels, outcomes = calls[k]
+                labels, outcomes, full = calls[k]
                 h = hits[k]
                 top_hit = self.ref_ids_[h.top] if h.top >= 0 else None
                 notes = {}
@@ -535,7 +538,7 @@ class DiscoveryModel:
                     rivals={r: (list(v) if v is not None else None)
                             for r, v in self.naming_.rivals(self.naming_lineages_, h).items()},
                     overlap=h.overlap(self.ref_lengths_),
-                    notes=notes)
+                    notes=notes, full_overlap={r: list(o) for r, o in full.items()})
         for i, s in enumerate(specimens):
             if results[i] is None:
                 results[i] = TriageResult(s.processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS},
@@ -565,7 +568,8 @@ class DiscoveryModel:
         conf, absent = self.naming_.decide(r.labels, r.outcomes, priors)
         deepest = deepest_confident(r.labels, conf, level, self.naming_.walk_optional)
         nov = self.naming_.novelty(absent)
-        why = self.naming_.explain(r.labels, conf, absent, level, r.identity, r.rivals, r.overlap)
+        full = self.naming_.decide(r.labels, {**r.outcomes, **r.full_overlap}, priors)[0] if r.full_overlap else None
+        why = self.naming_.explain(r.labels, conf, absent, level, r.identity, r.rivals, r.overlap, full)
         reason = "; ".join(x for x in (r.notes.get("reversed"), why, r.notes.get("audit")) if x) or None
         return replace(r, confidence=conf, p_absent=absent, deepest_rank=deepest,
                        deepest_label=r.labels[deepest] if deepest else None, novelty=nov,

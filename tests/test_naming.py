@@ -19,7 +19,7 @@ from biodiscover.discovery.jsonmodels import JsonBoosting
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
 from biodiscover.discovery.reference import sketch
 from biodiscover.discovery.metrics import novelty_auroc
-from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
+from biodiscover.discovery.naming import (OVERLAP_FULL, PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
                                           deepest_confident, fallback_right, plan_simulation)
 from biodiscover.storage.records import RANKS, Specimen
 from fixtures.discovery import make_tree_world
@@ -711,3 +711,29 @@ def test_a_read_from_other_primers_is_named_from_the_bases_it_shares(model, worl
         assert 340 <= r.overlap <= 350 and w.overlap == 500
         assert r.identity >= w.identity - 0.02
         assert not r.is_novel or w.is_novel
+
+
+def test_a_result_keeps_its_full_length_counterfactual_and_its_reason_reads_it(model, calls) -> None:
+    """What a result keeps to be decided again includes, per learned rank, the outcomes had it shared a full-length
+    barcode (this world's barcodes are 500 bases: every query has them); re-deciding reads them into the reason
+    and into nothing else — the call, P(right) and novelty stay the query's own."""
+    learned = set(model.naming_.models_)
+    results = [r for r in calls["absent_species"] if r.modality == "dna"]
+    for r in results:
+        assert r.overlap < OVERLAP_FULL
+        assert set(r.full_overlap) == {k for k in learned if r.labels.get(k)}
+        assert all(sum(o) == pytest.approx(1.0) for o in r.full_overlap.values())
+    stopped = [r for r in results if r.deepest_rank != "species" and r.labels.get("species")][:10]
+    assert len(stopped) == 10
+    sure = [dataclasses.replace(r, full_overlap={**r.full_overlap, "species": [1.0, 0.0, 0.0]}) for r in stopped]
+    plain = [dataclasses.replace(r, full_overlap={}) for r in stopped]
+    a, _ = model.adapt(sure, collection=False)
+    b, _ = model.adapt(plain, collection=False)
+    for x, y in zip(a, b, strict=True):
+        assert (x.deepest_rank, x.confidence, x.novelty) == (y.deepest_rank, y.confidence, y.novelty)
+        if x.reason.startswith("species "):  # the failed rank is species: a full-length barcode would name it
+            assert x.reason == y.reason + "; only 500 informative bases shared with the best key (over a full-length " \
+                "barcode the same identity gives P(right) 1.000)"
+        else:
+            assert x.reason == y.reason
+    assert sum(x.reason != y.reason for x, y in zip(a, b)) >= 5
