@@ -737,3 +737,18 @@ def test_a_result_keeps_its_full_length_counterfactual_and_its_reason_reads_it(m
         else:
             assert x.reason == y.reason
     assert sum(x.reason != y.reason for x, y in zip(a, b)) >= 5
+
+
+def test_a_specimen_without_a_usable_barcode_is_neither_named_nor_flagged_novel(model, world) -> None:
+    """No barcode, or one under ``min_barcode_length`` informative bases: nothing to name and no evidence of a new
+    species either (seed 1701's ``engine.py:542`` ``False`` -> ``True`` survived: such specimens were flagged novel,
+    and a plate's failed sequencing would have read as new species)."""
+    s = world["known"][0]
+    short = (s.dna_barcode or "")[:model.config.min_barcode_length - 1]
+    results = model.triage([dataclasses.replace(s, processid="none", dna_barcode=None),
+                            dataclasses.replace(s, processid="short", dna_barcode=short), s])
+    for r in results[:2]:
+        assert r.modality == "none" and r.deepest_rank is None and r.deepest_label is None
+        assert not r.is_novel and r.novelty != r.novelty  # NaN: not a probability of anything
+        assert set(r.confidence.values()) == {0.0} and r.outcomes == {} and r.full_overlap == {}
+    assert results[2].modality == "dna" and results[2].deepest_label == s.species and not results[2].is_novel

@@ -236,6 +236,12 @@ def test_features_of_a_query_follow_their_definitions() -> None:
     _, full = maker.features(Hits(np.array([1]), np.array([1.0]), 900))
     assert full[0][FEATURES.index("overlap")] == 1.0 and full[0][FEATURES.index("log_margin")] == pytest.approx(
         math.log(1 - 0.99 + EPS) - math.log(EPS))
+    # the window is inclusive: a rival exactly 2 points under the best still votes (seed 1701's ``naming.py:439``
+    # tolerance ``- 1e-12`` -> ``+ 1e-12`` survived: a rival at the edge then fell out by rounding alone)
+    _, edge = maker.features(Hits(np.array([1, 2]), np.array([1.0, 0.98]), 600))
+    assert edge[RANKS.index("species")][FEATURES.index("agreement")] == pytest.approx(0.5)
+    _, past = maker.features(Hits(np.array([1, 2]), np.array([1.0, 0.9799]), 600))
+    assert past[RANKS.index("species")][FEATURES.index("agreement")] == 1.0
     # no hit: no lineage, no features
     assert maker.features(Hits.empty(300)) == ((None,) * len(RANKS), [None] * len(RANKS))
 
