@@ -124,6 +124,10 @@ def test_without_pairs_of_one_kind_the_probability_is_a_step_at_the_cut() -> Non
     assert (gap.coef_, gap.intercept_) == (-200.0, pytest.approx(200.0 * gap.threshold_))
     assert gap.same_species_proba(gap.threshold_) == pytest.approx(0.5)
     assert gap.same_species_proba(gap.threshold_ - 0.03) > 0.99 and gap.same_species_proba(gap.threshold_ + 0.03) < 0.01
+    # every specimen alone in its group: no pair at all, neither quantile measured (seed 1701's
+    # ``clustering.py:515`` ``np.zeros(0)`` -> ``np.zeros(1)`` survived: "between-species 5 %" then read 0.0)
+    lone = BarcodeGapThreshold(linkage_methods=("average",)).fit(seqs, truth, groups=list(range(len(truth))))
+    assert np.isnan(lone.within_q95_) and np.isnan(lone.between_q05_) and lone.coef_ == -200.0
     # a group bigger than max_group is subsampled (deterministically), not refused
     seqs, truth = _species(3, 6, seed=6)
     small = BarcodeGapThreshold(max_group=10).fit(seqs, truth)
