@@ -74,8 +74,8 @@ def test_a_species_first_candidate_is_its_key_of_highest_containment_not_of_high
     contain = ref.containment(qs, pos)
     # containment = shared k-mers / the smaller set: 1 for the key inside the query, lower for the mutants
     assert contain[0, -1] == pytest.approx(1.0) and contain[0, :2].max() < 0.9 and contain[0, 4] < 0.3
-    # a reference of one key, its padded slot read as no key (seed 1701's ``reference.py:643`` ``pos >= 0`` -> ``pos >= 1``
-    # survived: the first key of the reference then read no containment at all)
+    # a reference of one key: its key reads its containment, the padded slot none (seed 1701's
+    # ``reference.py:643`` ``pos >= 0`` -> ``pos >= 1`` survived: the reference's first key then read none)
     one = Reference.build(["K0"], [q], [lins[0]], kmer=KmerConfig(ks=(6,), sqrt=True), index=IndexConfig(kind="flat"))
     assert one.containment(one.query_sketches([q]), np.array([[0, -1]])).tolist() == [[1.0, 0.0]]
     inter = ref.shared_kmers(qs, np.array([[4, -1]]))
