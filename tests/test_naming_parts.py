@@ -325,6 +325,10 @@ def test_the_simulation_spends_its_budgets_and_leaves_out_only_taxa_with_kin() -
     wide, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=40, sim_per_taxon=1))
     per_species = Counter(x.group for x in wide if x.group.startswith("absent:species:"))
     assert sorted(per_species.values()) == [1, 5, 5, 5, 5]  # 40 / 5 taxa = 8 wanted, 5 keys each (1 for lone)
+    # 15 / 5 taxa = 3 wanted: a left-out species gives 3 of its 5 keys, never more (seed 1701's ``naming.py:542``
+    # ``per_taxon - len(picks)`` -> ``+`` survived: a taxon of one species then gave every key it had)
+    even, _ = plan_simulation(lins, seqs, NamingConfig(sim_queries_per_rank=15, sim_per_taxon=1))
+    assert sorted(Counter(x.group for x in even if x.group.startswith("absent:species:")).values()) == [1, 3, 3, 3, 3]
     picked = [(x.group, x.position) for x in wide if x.scenario != "present"]
     assert len(picked) == len(set(picked))  # a key is one query of its left-out taxon, never two
 
