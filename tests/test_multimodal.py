@@ -250,3 +250,15 @@ def test_the_reference_keeps_only_labelled_specimens_with_a_photo_or_a_barcode(w
     clf._set_reference(world["enc"], [*keys, unlabelled, bare])
     assert clf.ref_ids_ == [s.processid for s in keys] and len(clf.ref_lineages_) == len(keys)
     assert clf.image_keys_.tolist() == clf.dna_keys_.tolist() == list(range(len(keys)))
+
+
+def test_a_calibration_specimen_without_a_photograph_is_left_out_not_misaligned(world: dict) -> None:
+    """Calibration reads photographs: a labelled specimen without one is skipped, and every other specimen keeps
+    its own embedding (seed 1701's ``multimodal.py:257`` ``and`` -> ``or`` survived: such a specimen was kept, the
+    embeddings, which skip it, then read against the specimens after it)."""
+    calib = world["calib"]
+    bare = dataclasses.replace(calib[0], processid="NOPHOTO", image_path=None)
+    assert bare.deepest_label is not None
+    again = CrossModalClassifier(CrossModalConfig(k=10, min_absent=5)).fit(world["enc"], world["keys"], [bare, *calib],
+                                                                           calibration_keys=world["by"]["train"])
+    assert again.calibration_ == world["clf"].calibration_ and again.thresholds_ == world["clf"].thresholds_
