@@ -356,6 +356,23 @@ def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
         assert why.startswith(f"species G a at 99.0% identity: P(right) {shown} below the level {level:g},"), why
 
 
+def test_with_nothing_named_the_reason_adds_the_refusal_of_each_cut_off_rank_and_only_those() -> None:
+    """A walk that names nothing says why each rank decided by the published cut-off refused; a learned rank has
+    said its own piece already and the optional subfamily never stops the walk (seed 1701's ``naming.py:1056``
+    ``and`` -> ``or`` survived: every labelled rank's refusal was appended, learned ones included)."""
+    m = NamingModel(NamingConfig())
+    m.models_ = {"genus": object(), "species": object()}
+    m.spread_ = TaxonSpread()
+    labels = {"order": "O", "family": "F", "subfamily": "S", "genus": "G", "species": "G a"}
+    conf = {"order": 0.5, "family": 0.5, "subfamily": 0.5, "genus": 0.3, "species": 0.2}
+    absent = {"order": None, "family": None, "subfamily": None, "genus": 0.6, "species": 0.7}
+    why = m.explain(labels, conf, absent, 0.98, 0.86, {}, 600).split("; ")
+    assert why[0].startswith("genus G at 86.0% identity: P(right) 0.30 below the level 0.98")
+    assert [w.split(" not given: ")[0] for w in why[1:]] == ["order O", "family F"]
+    # named to its family (a cut-off rank that passed): the walk named something, no refusal is added
+    assert " not given: " not in m.explain(labels, conf | {"family": 0.99}, absent, 0.98, 0.86, {}, 600)
+
+
 def test_a_short_overlap_is_weighed_by_what_a_full_length_barcode_would_give() -> None:
     """``outcomes``' third part: per learned rank, the rank model's outcomes had the query shared a full-length
     barcode with its best key, only where it shares fewer than ``OVERLAP_FULL`` bases; ``explain`` blames a short
