@@ -285,6 +285,21 @@ def test_session_references_name_their_species_and_skip_known_or_unusable_specim
         cosines.append(float((emb.embed_dna([s.dna_barcode]) * emb.embed_dna([top_seq])).sum()))
         assert r.top_similarity == pytest.approx(cosines[-1], abs=1e-5)
     assert min(cosines) < 0.99  # not every one a copy of its key
+    # a species added as one key and a fragment of it: a copy of the whole barcode meets both at 100 %, and the
+    # overlap it keeps is what it shares with its best key, whichever of the two that is (seed 1701's
+    # ``engine.py:475`` ``pos[0]`` -> ``pos[1]`` survived: the overlap was the runner-up's)
+    from biodiscover.discovery.engine import informative_length
+    from biodiscover.storage.distance import shared_identity
+
+    other = next(s for sp, ms in sorted(by_species.items())[1:] for s in ms[:1])
+    whole = other.dna_barcode
+    frag = dataclasses.replace(other, processid="frag", dna_barcode=whole[:200])
+    assert m.add_references([other, frag]) == 2
+    (again,) = m.triage([dataclasses.replace(other, processid="whole")])
+    assert again.top_hit in {other.processid, "frag"} and again.identity == pytest.approx(1.0)
+    best = m.ref_seqs_[list(m.ref_ids_).index(again.top_hit)]
+    assert again.overlap == shared_identity(whole, best)[1]
+    assert {shared_identity(whole, x)[1] for x in (whole, whole[:200])} == {informative_length(whole), 200}
 
 
 def test_evidence_parts_from_members_by_hand() -> None:
