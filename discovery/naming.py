@@ -902,8 +902,9 @@ class NamingModel:
         rows = [maker.features(h) for h in hits]
         full: dict[int, dict[str, tuple[float, float, float]]] = defaultdict(dict)
         for k, rank in enumerate(RANKS):
-            short = [i for i, (_, f) in enumerate(rows) if rank in self.models_ and (x := f[k]) is not None
-                     and x[OVERLAP] < 1.0]
+            if rank not in self.models_:  # a cut-off rank does not read the overlap
+                continue
+            short = [i for i, (_, f) in enumerate(rows) if (x := f[k]) is not None and x[OVERLAP] < 1.0]
             if short:
                 X = np.vstack([f for i in short if (f := rows[i][1][k]) is not None])
                 X[:, OVERLAP] = 1.0
