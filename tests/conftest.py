@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,26 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: Real data lives beside the checkout in ../shared; a user's clone has none.
 SHARED_DATA = Path(os.environ.get("BIODISCOVER_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def load_benchmark() -> Callable[[str], Any]:
+    """``load_benchmark(name)``: ``benchmarks/<name>.py`` as a module (``_load_benchmark``)."""
+    return _load_benchmark
+
+
+def _load_benchmark(name: str) -> Any:
+    """``benchmarks/<name>.py`` imported as the module ``name`` (the scripts are no package; a dataclass looks
+    its module up by name, so it is registered in ``sys.modules``), with ``benchmarks/`` on the path for the
+    scripts it imports in turn."""
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ back what a loaded machine returns, which no test can make happen on demand.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -23,13 +23,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_mutation", REPO / "benchmarks" / "bench_mutation.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_mutation"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("bench_mutation")
 
 
 def _tiny_tree(bench: ModuleType, tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:

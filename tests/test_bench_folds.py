@@ -1,0 +1,52 @@
+"""``benchmarks/bench_folds.py``'s region fold on a hand-made table: what a collection from another country is.
+
+The fold is how the naming model is measured on a fauna it was never fitted on (RESULTS-discovery.md, "A
+collection from another country"); if its groups leaked a record of the country into the reference, or
+called a species known that only the country holds, every figure it prints would flatter the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
+
+@pytest.fixture(scope="module")
+def bench(load_benchmark: Callable[[str], ModuleType]) -> ModuleType:
+    return load_benchmark("bench_folds")
+
+
+def _row(pid: str, country: str, genus: str, species: str, split: str = "train") -> dict[str, str]:
+    return {"processid": pid, "country": country, "order": "Diptera", "family": "Culicidae", "subfamily": "",
+            "genus": genus, "species": species, "split": split, "dna_bin": "", "dna_barcode": "ACGT" * 60}
+
+
+def test_a_region_fold_holds_the_country_out_of_the_reference_and_sorts_its_specimens(bench: ModuleType) -> None:
+    rows = [_row("c1", "Canada", "Aedes", "Aedes vexans"),          # known: its species has keys in Peru
+            _row("c2", "Canada", "Aedes", "Aedes canadensis"),      # absent species of a known genus
+            _row("c3", "Canada", "Coquillettidia", "Coquillettidia perturbans"),  # absent genus
+            _row("c4", "Canada", "Aedes", "", "pretrain"),          # unlabelled: never a query
+            _row("c5", "Canada", "Aedes", "Aedes vexans", "test"),  # every split of the country is collection
+            _row("p1", "Peru", "Aedes", "Aedes vexans"), _row("p2", "Peru", "Aedes", "Aedes aegypti", "key_unseen"),
+            _row("g1", "Germany", "Culiseta", "Culiseta annulata", "test"), _row("x1", "", "Aedes", "Aedes vexans")]
+    df = pd.DataFrame(rows)
+    args = argparse.Namespace(seed=0, max_group=2500, max_heldout=600)
+    folds = {f.name: f for f in bench.make_folds(df, ["region"], args)}
+    assert set(folds) == {"region Canada", "region Germany"}  # no record of Costa Rica or Australia: no fold
+    ca = folds["region Canada"]
+    assert ca.kind == "region" and ca.info == {"region": "Canada"}
+    assert sorted(ca.keys.processid) == ["g1", "p1", "p2", "x1"]  # every labelled split from elsewhere, test too
+    assert {g: sorted(d.processid) for g, d in ca.groups.items()} == {
+        "known": ["c1", "c5"], "absent_species": ["c2"], "absent_genus": ["c3"]}
+    de = folds["region Germany"]
+    assert "g1" not in set(de.keys.processid)
+    assert {g: sorted(d.processid) for g, d in de.groups.items()} == {
+        "known": [], "absent_species": [], "absent_genus": ["g1"]}  # no Culiseta elsewhere
+    # the cap per group is the same seeded sample as the other folds'
+    capped = {f.name: f for f in bench.make_folds(df, ["region"], argparse.Namespace(seed=0, max_group=1,
+                                                                                     max_heldout=600))}
+    assert len(capped["region Canada"].groups["known"]) == 1
