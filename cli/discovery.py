@@ -116,6 +116,9 @@ def register(app: typer.Typer) -> None:
         if summary.absent_share:
             typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
                        + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
+        if summary.species_at_level:
+            typer.echo("named to species at a lower --level (the same P(right)): " + ", ".join(
+                f"{lv} {n}" for lv, n in summary.species_at_level.items()) + f" (now {summary.named_to['species']})")
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")

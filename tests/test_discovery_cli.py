@@ -63,6 +63,15 @@ def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, 
         assert database.queue_counts(summary["run_id"])["live"] == summary["proposals"]
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == summary["triaged"] and {"novelty", "labels", "deepest_rank"} <= set(rows[0])
+    # how many the same P(right) would name to species at each lower level: the walk re-read, nothing refitted
+    from biodiscover.discovery.naming import deepest_confident
+
+    at = summary["species_at_level"]
+    assert list(at) == ["0.95", "0.9"]
+    for lv, n in at.items():
+        assert n == sum(deepest_confident(r["labels"], r["confidence"], float(lv), ("subfamily",)) == "species"
+                        for r in rows)
+    assert summary["named_to"]["species"] <= at["0.95"] <= at["0.9"] < summary["triaged"]
 
 
 def test_triage_bad_model_is_a_one_line_error(dataset, tmp_path, capsys) -> None:
@@ -348,3 +357,16 @@ def test_ctrl_c_during_build_reference_says_no_bundle_was_written(dataset, tmp_p
     assert "interrupted: the bundle is written only once the engine is fitted" in err
     assert "finished steps are kept" not in err
     assert not (out / "bundle.json").exists()
+
+
+def test_triage_says_how_many_a_lower_level_would_name_and_only_the_levels_below_its_own(dataset, bundle, tmp_path,
+                                                                                         capsys) -> None:
+    args = ["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--results"]
+    assert main([*args, str(tmp_path / "a.jsonl"), "--level", "0.95", "-q"]) == 0
+    out = capsys.readouterr().out
+    (line,) = [x for x in out.splitlines() if x.startswith("named to species at a lower --level")]
+    n = sum(json.loads(x)["deepest_rank"] == "species" for x in (tmp_path / "a.jsonl").read_text().splitlines())
+    assert line.startswith("named to species at a lower --level (the same P(right)): 0.9 ") and line.endswith(
+        f"(now {n})")
+    assert main([*args, str(tmp_path / "b.jsonl"), "--level", "0.9", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["species_at_level"] == {}  # nothing under 0.9 is counted

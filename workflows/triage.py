@@ -60,9 +60,31 @@ class TriageSummary:
     #: per learned rank, the collection's estimated share of specimens absent from the reference, which its
     #: P(absent) assumes (``DiscoveryModel.adapt``; empty: a bundle that reads every collection at even odds)
     absent_share: dict[str, float] = field(default_factory=dict)
+    #: specimens the same P(right) would name to species at each lower level of ``LOWER_LEVELS`` (empty at or
+    #: under them): how many of the collection sit just under the level, before anyone re-runs it
+    species_at_level: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+#: the lower levels a triage summary counts species names at (``species_at_level``)
+LOWER_LEVELS = (0.95, 0.9)
+
+
+def species_at_lower_levels(results: Sequence[TriageResult], level: float, optional: Sequence[str]
+                            ) -> dict[str, int]:
+    """Per level of ``LOWER_LEVELS`` under ``level``: how many of ``results`` their P(right) would name to species
+    there (the walk of ``deepest_confident``, nothing refitted or re-estimated).
+
+    Why: P(right) comes from queries simulated from the reference, and on a fauna the reference did not sample
+    it errs low (a collection from Australia against the dev data: known species named to species 0.447 at the
+    default 0.98, 0.755 at 0.9, no absent species named at either; benchmarks/RESULTS-discovery.md, "A collection
+    from another country"). A taxonomist who sees how many sit between the levels can judge that collection."""
+    from biodiscover.discovery.naming import deepest_confident
+
+    return {f"{lv:g}": sum(deepest_confident(r.labels, r.confidence, lv, optional) == "species" for r in results)
+            for lv in LOWER_LEVELS if lv < level}
 
 
 def assignment_row(r: TriageResult) -> dict[str, Any]:
@@ -459,4 +481,6 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional,
-        absent_share=DiscoveryModel.collection_shares(results))
+        absent_share=DiscoveryModel.collection_shares(results),
+        species_at_level=species_at_lower_levels(results, model.config.naming.level, model.naming_.walk_optional)
+        if getattr(model, "naming_", None) is not None else {})
