@@ -24,8 +24,7 @@ Folds (real BOLD dev data, ../shared/data/bold-insects-dev.csv.gz, cleaned like 
 
 Peers in the same run, on the same keys and queries: BLAST top hit (blastn megablast; on the
 leave-one-order-out, one-order and region folds, whose 37k–70k keys take BLAST hours on 2 cores,
-``--loo-top-hit vsearch``
-swaps in vsearch ``--usearch_global`` as the top-hit peer, with the same cut-offs,
+``--loo-top-hit vsearch`` swaps in vsearch ``--usearch_global`` as the top-hit peer, with the same cut-offs,
 max_target_seqs 50) with identity cut-offs (species 95–99.5 %, genus 85–95 %, and the
 97/95/90/85 % ladder for all ranks), vsearch SINTAX at cut-offs 0.5–0.95 (one run, the
 bootstrap supports read at each cut-off). BLAST/SINTAX outputs are cached under --work by the

@@ -482,5 +482,4 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional,
         absent_share=DiscoveryModel.collection_shares(results),
-        species_at_level=species_at_lower_levels(results, model.config.naming.level, model.naming_.walk_optional)
-        if getattr(model, "naming_", None) is not None else {})
+        species_at_level=species_at_lower_levels(results, model.config.naming.level, model.naming_.walk_optional))
