@@ -89,6 +89,7 @@ def split_outliers(df: pd.DataFrame, n_calib: int, n_eval: int, seed: int) -> tu
 
 def specimens(df: pd.DataFrame) -> list[Specimen]:
     cols = ["processid", "order", "family", "subfamily", "genus", "species", "dna_bin", "dna_barcode", "split"]
+    cols += [c for c in ("country",) if c in df.columns]
     return [Specimen.from_row(r) for r in df[cols].to_dict("records")]
 
 

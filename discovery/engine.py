@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -285,7 +286,7 @@ class DiscoveryModel:
         reader through this, so a million keys never exist as ``Specimen`` objects at once."""
         if not (_usable(specimen.dna_barcode, self.config.min_barcode_length) and specimen.deepest_label):
             return False
-        keys.append(specimen.processid, _barcode(specimen), _lineage(specimen))
+        keys.append(specimen.processid, _barcode(specimen), _lineage(specimen), specimen.country)
         return True
 
     def key_columns(self, specimens: Iterable[Specimen]) -> KeyColumns:
@@ -311,12 +312,17 @@ class DiscoveryModel:
         self.reference_ = self._build_reference(keys, say)
         suspects = self._audit_found[0]
         self.set_aside_ = frozenset(s.processid for s in suspects if s.reversed_identity < AUDIT_IDENTITY)
-        queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming)
+        countries = keys.countries()
+        queries, support = plan_simulation(self.ref_lineages_, self.ref_seqs_, self.config.naming, countries)
         aside = self._set_aside_mask()
         if aside is not None:  # drawn as from every key, then the keys set aside dropped: the same draw otherwise
             queries = [q for q in queries if not aside[q.position]]
-        say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out and "
-            f"leave-clade-out at every rank)")
+        plain = Counter(q.position for q in queries if not isinstance(q.exclude, tuple))
+        elsewhere = sum(plain.values()) - len(plain)  # a key searched twice: the second time from elsewhere
+        say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out, "
+            + (f"{elsewhere} of them again from another country, " if countries is not None else
+               "the keys give no country: no species is met from another part of its range, ")
+            + "and leave-clade-out at every rank)")
         cutoff = [k for k, r in enumerate(RANKS) if not support.get(r, {}).get("learned")]
         # the simulation searches every key exactly whatever the index kind (up to ``sim_exact_max`` keys):
         # the model must not hinge on an approximate index's recall (fitted on IVF-SQ candidates instead, the

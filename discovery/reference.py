@@ -252,10 +252,11 @@ class KeyColumns:
 
     Why: a million keys read as ``Specimen`` objects cost ≈ 2.3 KB each (a dict of
     two dozen fields and a string per cell); here a key costs its barcode and
-    processid bytes, two int64 offsets and ``len(RANKS)`` int32 taxon codes, so a
+    processid bytes, two int64 offsets, ``len(RANKS)`` int32 taxon codes and an int32 country code, so a
     build never holds more than that (plus one row in flight). ``columns()``
     hands :meth:`Reference.build` the same ids, barcodes and lineages, in the
-    same order, as lists would.
+    same order, as lists would; ``countries()`` where each key was collected (the naming
+    model's simulation meets a species from another part of its range through it).
     """
 
     def __init__(self) -> None:
@@ -263,13 +264,16 @@ class KeyColumns:
         self._id_end, self._seq_end = array("q"), array("q")  # end offsets (8 B a key, no int objects)
         self._codes = array("i")  # len(RANKS) taxon codes a key, -1 = blank
         self._vocab: list[dict[str, int]] = [{} for _ in RANKS]
+        self._country = array("i")  # the collecting country's code a key, -1 = none recorded
+        self._country_vocab: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._id_end)
 
-    def append(self, processid: str, sequence: str, lineage: Lineage) -> None:
+    def append(self, processid: str, sequence: str, lineage: Lineage, country: str | None = None) -> None:
         if len(lineage) != len(RANKS):
             raise ValueError(f"lineage of {len(lineage)} ranks for {len(RANKS)}")
+        self._country.append(self._country_vocab.setdefault(country, len(self._country_vocab)) if country else -1)
         self._ids += processid.encode("utf-8")
         self._id_end.append(len(self._ids))
         self._seqs += sequence.encode("utf-8")
@@ -297,6 +301,16 @@ class KeyColumns:
         for j, c in enumerate(other._codes):
             vocab = self._vocab[j % width]
             self._codes.append(vocab.setdefault(names[j % width][c], len(vocab)) if c >= 0 else -1)
+        places = {c: n for n, c in other._country_vocab.items()}
+        for c in other._country:
+            self._country.append(self._country_vocab.setdefault(places[c], len(self._country_vocab)) if c >= 0 else -1)
+
+    def countries(self) -> list[str | None] | None:
+        """Each key's collecting country (None where not recorded), or None when no key has one."""
+        if not self._country_vocab:
+            return None
+        names = list(self._country_vocab)  # insertion order = code order
+        return [names[c] if c >= 0 else None for c in self._country]
 
     def columns(self) -> tuple["StringStore", "StringStore", list[Lineage]]:
         """(ids, barcodes, lineages): byte stores over these buffers and one shared str per taxon name."""

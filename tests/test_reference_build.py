@@ -4,6 +4,7 @@ reference, index and naming that fitting the same specimens held as objects give
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,12 @@ def _config(batch_size: int) -> EngineConfig:
 
 def test_key_columns_hold_what_lists_hold() -> None:
     world = make_world(seed=2)
-    a, b = world["train"], world["val"]
+    # where each key was collected, coded per column in the order first seen (the two columns' codes differ)
+    places = ["Canada", None, "Peru", "Canada"]
+    a = [dataclasses.replace(s, country=places[i % 4]) for i, s in enumerate(world["train"])]
+    b = [dataclasses.replace(s, country=places[(i + 2) % 4]) for i, s in enumerate(world["val"])]
     model = DiscoveryModel()
+    assert KeyColumns().countries() is None
     first, second = KeyColumns(), KeyColumns()
     for s in a:
         assert model.add_key(first, s)
@@ -65,6 +70,7 @@ def test_key_columns_hold_what_lists_hold() -> None:
     assert list(ids) == [s.processid for s in want]
     assert list(seqs) == [s.dna_barcode for s in want]
     assert lineages == [tuple(getattr(s, r) or None for r in RANKS) for s in want]
+    assert first.countries() == [s.country for s in want]
     # one str object per taxon name, not one per key
     assert len({id(lin[RANKS.index("genus")]) for lin in lineages}) == len({s.genus for s in want})
 
