@@ -401,7 +401,9 @@ def engine_config(args: argparse.Namespace) -> Any:
     for item in getattr(args, "naming", None) or ():
         key, _, text = item.partition("=")
         default = getattr(NamingConfig(), key)  # AttributeError: not a setting
-        if isinstance(default, bool):
+        if text.lower() in ("null", "none"):  # an optional setting switched off: collection_weight=null
+            changes[key] = None
+        elif isinstance(default, bool):
             changes[key] = text.lower() in ("1", "true", "yes")
         elif isinstance(default, tuple):  # JSON: alternatives=[[150,0.3,5]], optional_ranks=["subfamily"]
             changes[key] = tuple(tuple(v) if isinstance(v, list) else v for v in json.loads(text))

@@ -50,3 +50,15 @@ def test_a_region_fold_holds_the_country_out_of_the_reference_and_sorts_its_spec
     capped = {f.name: f for f in bench.make_folds(df, ["region"], argparse.Namespace(seed=0, max_group=1,
                                                                                      max_heldout=600))}
     assert len(capped["region Canada"].groups["known"]) == 1
+
+
+def test_naming_settings_of_an_experiment_are_parsed_by_their_type(bench: ModuleType) -> None:
+    """``--naming KEY=VALUE``: what a variant's run records is what its engine ran with."""
+    args = argparse.Namespace(naming=["trees=150", "learning_rate=0.3", "collection_weight=null",
+                                      "optional_ranks=[\"subfamily\", \"genus\"]", "alternatives=[[50, 0.2, 10]]"])
+    cfg = bench.engine_config(args).naming
+    assert (cfg.trees, cfg.learning_rate, cfg.collection_weight) == (150, 0.3, None)
+    assert cfg.optional_ranks == ("subfamily", "genus") and cfg.alternatives == ((50, 0.2, 10),)
+    assert bench.engine_config(argparse.Namespace(naming=["collection_weight=12"])).naming.collection_weight == 12.0
+    with pytest.raises(AttributeError):
+        bench.engine_config(argparse.Namespace(naming=["no_such_setting=1"]))
