@@ -16,8 +16,9 @@ Then ``naming.NamingModel`` gives per rank the label, P(right) and P(absent);
 the deepest rank whose P(right) passes the level is named, and novelty is
 P(species absent) from the same model (``discovery.naming``).
 
-``fit`` simulates queries from the reference itself (leave-one-barcode-out and
-leave-clade-out at every rank), searches them with their clade left out, adds
+``fit`` simulates queries from the reference itself (leave-one-barcode-out, again
+without the query's own country where the keys carry one, and leave-clade-out at
+every rank), searches them with their clade left out, adds
 any extra labelled specimens (calibration splits, other_heldout) searched as
 they are, and fits the naming model on all of them. It also learns, from the
 reference, the barcode-gap distance threshold (``discovery.clustering``) triage
