@@ -485,8 +485,10 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
     leave-one-barcode-out query still meets its own population, so the model only ever saw known species
     within their own spread; a collection from another country meets them from elsewhere. Without it,
     known species of collections from four countries not in the reference were named to species 0.904 /
-    0.950 / 0.716 / 0.447 (Canada / Germany / Costa Rica / Australia; with it 0.951 / 0.963 / 0.787 / 0.806,
-    no absent species named to a species either way: RESULTS-discovery.md, "Met elsewhere")."""
+    0.950 / 0.716 / 0.447 (Canada / Germany / Costa Rica / Australia; with it 0.942 / 0.962 / 0.711 / 0.761,
+    no absent species named to a species either way: RESULTS-discovery.md, "Met elsewhere").
+    A twin is made only where another country holds a barcode other than the query's own (its copies are
+    left out with it, so a twin there would be a species with no key, not one met elsewhere)."""
     rng = np.random.default_rng(config.seed)
     n = len(lineages)
     sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
