@@ -320,6 +320,8 @@ class DiscoveryModel:
             queries = [q for q in queries if not aside[q.position]]
         plain = Counter(q.position for q in queries if not isinstance(q.exclude, tuple))
         elsewhere = sum(plain.values()) - len(plain)  # a key searched twice: the second time from elsewhere
+        # kept with the species rank's support, so `info` says it too (None: the keys gave no country)
+        support.setdefault("species", {})["met_elsewhere"] = elsewhere if countries is not None else None
         say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out, "
             + (f"{elsewhere} of them again from another country, " if countries is not None else
                "the keys give no country: no species is met from another part of its range, ")

@@ -1291,6 +1291,11 @@ def describe_support(support: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
     for r in RANKS:
         s = support.get(r, {})
         if s.get("learned"):
-            yield f"{r}: learned from {s.get('leave_out_taxa')} left-out taxa"
+            line = f"{r}: learned from {s.get('leave_out_taxa')} left-out taxa"
         else:
-            yield s.get("why") or f"{r}: published cut-off {PUBLISHED_CUTOFFS[r]:.2f}"
+            line = s.get("why") or f"{r}: published cut-off {PUBLISHED_CUTOFFS[r]:.2f}"
+        if "met_elsewhere" in s:  # a bundle before it has no such key and says nothing
+            n = s["met_elsewhere"]
+            line += ("; the keys give no country: no known species was met from another part of its range"
+                     if n is None else f"; {n} present queries met their species from another country")
+        yield line

@@ -787,6 +787,7 @@ def test_a_known_species_met_from_another_part_of_its_range_is_named() -> None:
         said: list[str] = []
         model = DiscoveryModel(CFG).fit(ref, progress=said.append)
         simulating = next(m for m in said if m.startswith("simulating"))
+        assert model.naming_.support_["species"]["met_elsewhere"] == (len(ref) if countries else None)
         if countries:  # every key is a present query (a small world), and each is met from the other country too
             assert f"leave-one-barcode-out, {len(ref)} of them again from another country" in simulating, simulating
         else:

@@ -130,6 +130,13 @@ def test_the_support_lines_say_learned_or_which_cutoff_and_why() -> None:
     assert lines[1] == "family: learned from 7 left-out taxa"
     assert lines[2] == f"subfamily: published cut-off {PUBLISHED_CUTOFFS['subfamily']:.2f}"  # nothing known
     assert lines[3] == f"genus: published cut-off {PUBLISHED_CUTOFFS['genus']:.2f}"
+    assert lines[4] == f"species: published cut-off {PUBLISHED_CUTOFFS['species']:.2f}"  # a bundle from before
+    support["species"] = {"learned": True, "leave_out_taxa": 9, "met_elsewhere": 12}
+    assert list(describe_support(support))[4] == ("species: learned from 9 left-out taxa; 12 present queries met "
+                                                  "their species from another country")
+    support["species"]["met_elsewhere"] = None
+    assert list(describe_support(support))[4].endswith("; the keys give no country: no known species was met from "
+                                                       "another part of its range")
 
 
 def test_novelty_is_the_largest_p_absent_of_the_learned_non_optional_labelled_ranks() -> None:
