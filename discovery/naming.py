@@ -528,10 +528,10 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
     n_elsewhere = 0
     for j, label in present:
         queries.append(SimQuery(j, np.asarray(copies[sequences[j]], dtype=np.int64), lineages[j], "present", label))
-        if not elsewhere or countries is None or not countries[j] or not lineages[j][species]:
+        if not elsewhere or countries is None or not countries[j]:
             continue
         here = countries[j]
-        kin = members[species][lineages[j][species] or ""]
+        kin = members[species].get(lineages[j][species] or "", [])  # a key named to genus only: no species to meet
         if any(countries[i] and countries[i] != here and sequences[i] != sequences[j] for i in kin):
             out = sorted({i for i in kin if countries[i] == here} | set(copies[sequences[j]]))
             queries.append(SimQuery(j, np.asarray(out, dtype=np.int64), lineages[j], "present", label))
