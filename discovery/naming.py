@@ -525,7 +525,6 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
             copies[seq].append(j)
     species = len(RANKS) - 1
     elsewhere = countries is not None and config.sim_present_elsewhere
-    n_elsewhere = 0
     for j, label in present:
         queries.append(SimQuery(j, np.asarray(copies[sequences[j]], dtype=np.int64), lineages[j], "present", label))
         if not elsewhere or countries is None or not countries[j]:
@@ -535,7 +534,6 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
         if any(countries[i] and countries[i] != here and sequences[i] != sequences[j] for i in kin):
             out = sorted({i for i in kin if countries[i] == here} | set(copies[sequences[j]]))
             queries.append(SimQuery(j, np.asarray(out, dtype=np.int64), lineages[j], "present", label))
-            n_elsewhere += 1
     # absent at each rank: a taxon left out whole, its parent kept
     support: dict[str, dict[str, Any]] = {}
     for k, rank in enumerate(RANKS):
@@ -587,8 +585,8 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
                           for k in range(len(RANKS)))
         first_absent = next((RANKS[k] for k in range(len(RANKS)) if q.truth[k] and not q.present[k]), None)
         q.scenario = "present" if first_absent is None else f"absent:{first_absent}"
-    log.info("simulation: %d queries (%s; %d present ones met from another country); n=%d keys", len(queries),
-             dict(Counter(q.scenario for q in queries)), n_elsewhere, n)
+    log.info("simulation: %d queries (%s); n=%d keys", len(queries),
+             dict(Counter(q.scenario for q in queries)), n)
     return queries, support
 
 
