@@ -467,6 +467,7 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
                       config: ClusteringConfig = ClusteringConfig(), *,
                       reference_barcode: "Callable[[str], str | None] | None" = None,
                       reference_image: "Callable[[str], str | None] | None" = None,
+                      reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None,
                       evidence: bool = True) -> list[CandidateProposal]:
     """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
 
@@ -490,13 +491,16 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
         return proposals
     by_pid = {s.processid: r for s, r in novel}
     return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid],
-                                 reference_barcode=reference_barcode, reference_image=reference_image)
+                                 reference_barcode=reference_barcode, reference_image=reference_image,
+                                 reference_lineage=reference_lineage)
             for p in proposals]
 
 
 def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], *,
                          reference_barcode: "Callable[[str], str | None] | None" = None,
-                         reference_image: "Callable[[str], str | None] | None" = None) -> CandidateProposal:
+                         reference_image: "Callable[[str], str | None] | None" = None,
+                         reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None
+                         ) -> CandidateProposal:
     """Fill a proposal's parent lineage and nearest known species from the members' engine results.
 
     A new collection carries no identifications, so the members' own labels say
@@ -504,6 +508,12 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
     parent rank, where every member agrees) do, and the taxonomy graph needs them
     to place the candidate. The engine also aligned every member to its best
     reference, which is the nearest known species the reviewer is shown.
+
+    That species and genus are the best key's own (``reference_lineage``: a key's processid → its lineage
+    over ``RANKS``), not the result's labels: a photograph's call folded into the DNA call
+    (``multimodal.combine_results``) changes the labels at the ranks the DNA did not name, and the
+    reviewer was then shown one species' name beside another's barcode and identity (17 of the demo's 22
+    candidates). Without the lookup, the labels stand in: a DNA result's labels are its best key's lineage.
     """
     if not results:
         return p
@@ -518,16 +528,23 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
         if p.parent_name:
             lineage[p.parent_rank] = p.parent_name
         changes["parent_lineage"] = {**lineage, **(p.parent_lineage or {})}
+    def key_names(r: TriageResult) -> tuple[str | None, str | None]:
+        """(species, genus) of the key ``r`` was measured against."""
+        lineage = reference_lineage(r.top_hit) if reference_lineage is not None and r.top_hit else None
+        if lineage is None:
+            return r.labels.get("species"), r.labels.get("genus")
+        return lineage[RANKS.index("species")], lineage[RANKS.index("genus")]
+
     best = max(results, key=lambda r: r.identity)
+    best_species, best_genus = key_names(best)
     if p.nearest_species is None:
-        changes.update(nearest_species=best.labels.get("species"), nearest_identity=best.identity)
+        changes.update(nearest_species=best_species, nearest_identity=best.identity)
     # Each member's own best hit, so a reviewer's split or merge can say which species is nearest to the new
     # member set (recompute_evidence); the nearest one's barcode and photo for the review's side-by-side views.
-    hits = {r.processid: MemberHit(r.labels.get("species"), r.labels.get("genus"), r.top_hit, r.identity)
-            for r in results}
+    hits = {r.processid: MemberHit(*key_names(r), r.top_hit, r.identity) for r in results}
     near = p.evidence.nearest_known
     if near is None:
-        near = NearestKnown(species=best.labels.get("species"), genus=best.labels.get("genus"),
+        near = NearestKnown(species=best_species, genus=best_genus,
                             processid=best.top_hit, identity=best.identity,
                             top_distances=tuple(sorted(1.0 - r.identity for r in results)),
                             not_named_because=getattr(best, "reason", None))

@@ -102,6 +102,30 @@ def test_run_in_sqlite_and_scores_against_truth(demo) -> None:
     assert written["scores"]["specimens"] == summary.specimens
 
 
+def test_each_candidates_nearest_known_species_is_that_of_the_key_it_was_measured_against(demo) -> None:
+    """The species a reviewer is shown beside the nearest key's barcode and identity is that key's own, also
+    where a photograph's call changed the member's labels at the ranks the DNA did not name (it named another
+    species beside the barcode: 17 of the demo's 22 candidates)."""
+    workdir, summary, _ = demo
+    ref = pd.read_csv(workdir / "data" / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").set_index("processid")
+    with sqlite3.connect(workdir / "biodiscover.sqlite") as con:
+        rows = con.execute("SELECT nearest_species, evidence FROM proposals WHERE run_id = ?",
+                           (summary.run_id,)).fetchall()
+        labels = dict(con.execute("SELECT processid, label_species FROM assignments WHERE run_id = ?",
+                                  (summary.run_id,)).fetchall())
+    assert rows
+    relabelled = 0
+    for nearest, text in rows:
+        ev = json.loads(text)
+        key = ev["nearest_known"]["processid"]
+        assert nearest == ev["nearest_known"]["species"] == ref.loc[key, "species"]
+        assert ev["nearest_known"]["genus"] == ref.loc[key, "genus"]
+        for member, hit in ev["member_hits"].items():
+            assert (hit["species"], hit["genus"]) == tuple(ref.loc[hit["processid"], ["species", "genus"]])
+            relabelled += labels[member] != hit["species"]
+    assert relabelled > 0  # the photographs did change some members' species label: the case is exercised
+
+
 def test_resume_reuses_finished_stages(demo) -> None:
     workdir, summary, _ = demo
     bundle = workdir / "model" / "bundle.json"

@@ -98,6 +98,26 @@ def test_nearest_known_species_is_the_best_member_hit() -> None:
         "m3": MemberHit("Gen a", "Gen", "K3", pytest.approx(0.89))}
 
 
+def test_the_nearest_known_species_is_the_best_keys_own_not_the_members_labels() -> None:
+    # labels a photograph's call changed below the DNA's named rank (multimodal.combine_results): the species
+    # shown beside the key's barcode and identity is the key's own, looked up by its processid
+    lineages = {"K1": ("Ord", "Fam", None, "Gen", "Gen a"), "K2": ("Ord", "Fam", None, "Other", "Other b")}
+    results = [_result("m1", ["Ord", "Fam", None, "Gen", "Gen photo"], "genus", 0.91, top_hit="K1"),
+               _result("m2", ["Ord", "Fam", None, "Gen", "Gen photo"], "genus", 0.95, top_hit="K2"),
+               _result("m3", ["Ord", "Fam", None, "Gen", "Gen c"], "genus", 0.89, top_hit="K9")]
+    out = with_engine_evidence(_proposal(parent_rank="genus", parent_name="Gen"), results,
+                               reference_lineage=lineages.get)
+    assert (out.nearest_species, out.nearest_identity) == ("Other b", pytest.approx(0.95))
+    near = out.evidence.nearest_known
+    assert near is not None and (near.species, near.genus, near.processid) == ("Other b", "Other", "K2")
+    assert out.evidence.member_hits == {
+        "m1": MemberHit("Gen a", "Gen", "K1", pytest.approx(0.91)),
+        "m2": MemberHit("Other b", "Other", "K2", pytest.approx(0.95)),
+        "m3": MemberHit("Gen c", "Gen", "K9", pytest.approx(0.89))}  # a key the lookup lacks: its labels
+    # the parent lineage is still the members' calls, down to the parent rank
+    assert out.parent_lineage == {"order": "Ord", "family": "Fam", "genus": "Gen"}
+
+
 def test_what_the_proposal_already_holds_is_kept() -> None:
     known = NearestKnown(species="Ref sp", genus="Ref", processid="R9", identity=0.97, top_distances=(0.03,),
                          barcode="GGGG", image="mine.jpg")

@@ -295,9 +295,14 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     if cluster:
         t = time.perf_counter()
         say("candidates", 0, 1)
-        barcodes = dict(zip(model.ref_ids_, model.ref_seqs_)) if evidence and hasattr(model, "ref_ids_") else {}
+        # a key's barcode and lineage by processid, read only for the candidates' nearest keys (the barcodes
+        # stay memory-mapped: a dict of every one would read a million of them in)
+        where = {pid: j for j, pid in enumerate(model.ref_ids_)} if evidence and hasattr(model, "ref_ids_") else {}
+        seqs, lineages = (model.ref_seqs_, model.ref_lineages_) if where else ((), [])
         proposals = candidate_species(specimens, results, threshold=getattr(model, "barcode_gap_", None),
-                                      config=clustering, reference_barcode=barcodes.get,
+                                      config=clustering,
+                                      reference_barcode=lambda pid: seqs[where[pid]] if pid in where else None,
+                                      reference_lineage=lambda pid: lineages[where[pid]] if pid in where else None,
                                       reference_image=reference_image, evidence=evidence)
         say("candidates", 1, 1)
         seconds["candidates"] = time.perf_counter() - t
