@@ -552,8 +552,14 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
         near = dataclasses.replace(near, barcode=reference_barcode(near.processid))
     if near.processid and near.image is None and reference_image is not None:
         near = dataclasses.replace(near, image=reference_image(near.processid))
+    # every hit key's barcode, so a split or merge whose nearest species is another member's hit still shows it
+    keys = sorted({h.processid for h in hits.values() if h.processid})
+    found = {pid: reference_barcode(pid) for pid in keys} if reference_barcode is not None else {}
+    if near.processid and near.barcode:
+        found[near.processid] = near.barcode
     changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
-                                              nearest_known_distances=near.top_distances, member_hits=hits)
+                                              nearest_known_distances=near.top_distances, member_hits=hits,
+                                              hit_barcodes={pid: b for pid, b in sorted(found.items()) if b})
     return dataclasses.replace(p, **changes)
 
 
@@ -575,6 +581,7 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
     images: dict[str, str] = {}
     for ev in sources:
         hits.update({pid: h for pid, h in ev.member_hits.items() if pid in keep})
+        barcodes.update(ev.hit_barcodes)
         nk = ev.nearest_known
         if nk is not None and nk.processid:
             if nk.barcode:
@@ -594,4 +601,6 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
     first = sources[0] if sources else Evidence()
     ev = compute_evidence(members, probabilities, candidate=candidate, nearest=nearest, neighbours=neighbours,
                           threshold=first.threshold, linkage=first.linkage)
-    return dataclasses.replace(ev, member_hits=hits)
+    used = {h.processid for h in hits.values() if h.processid}
+    return dataclasses.replace(ev, member_hits=hits,
+                               hit_barcodes={pid: b for pid, b in sorted(barcodes.items()) if pid in used})

@@ -48,7 +48,8 @@ __all__ = [
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
 #: 2: ``member_hits`` (each member's best reference hit) and the nearest known species' ``barcode`` and
 #:    ``image``; records of format 0 and 1 read as before (those fields empty).
-EVIDENCE_FORMAT = 2
+#: 3: ``hit_barcodes`` (the barcode of each member hit's key); records before read with it empty.
+EVIDENCE_FORMAT = 3
 
 
 def _float(value: Any) -> float | None:
@@ -275,6 +276,9 @@ class Evidence:
     representative_images: tuple[RepresentativeImage, ...] = ()
     #: member processid → its best reference hit (empty when the producer had no engine results)
     member_hits: dict[str, MemberHit] = field(default_factory=dict)
+    #: key processid → its barcode, for every key among ``member_hits``: after a split or merge the nearest
+    #: known species may be another member's hit, and the DNA tab aligns the members against its barcode
+    hit_barcodes: dict[str, str] = field(default_factory=dict)
     #: top-level keys of a stored record this version does not know (kept, never read)
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = EVIDENCE_FORMAT
@@ -323,6 +327,7 @@ class Evidence:
             size_summary=part("size_summary", SizeSummary),
             representative_images=tuple(RepresentativeImage.from_dict(x) for x in d.get("representative_images") or ()),
             member_hits={str(k): MemberHit.from_dict(v) for k, v in (d.get("member_hits") or {}).items()},
+            hit_barcodes={str(k): str(v) for k, v in (d.get("hit_barcodes") or {}).items() if v},
             extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
             format=EVIDENCE_FORMAT,
         )

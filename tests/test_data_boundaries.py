@@ -266,11 +266,14 @@ def test_at_most_floor_1_plus_b_minus_2_over_3_barcodes_of_a_species_go_to_test(
 
 # -- formats and headers ----------------------------------------------------------------------------------------
 
-def test_evidence_records_are_format_2_and_a_format_3_record_is_refused_as_newer() -> None:
-    assert Evidence.from_dict({"format": 2}).format == 2
-    assert Evidence.from_dict({}).format == 2
-    with pytest.raises(ValueError, match=r"evidence format 3 is newer than this biodiscover reads \(2\)"):
-        Evidence.from_dict({"format": 3})
+def test_evidence_records_are_format_3_and_a_format_4_record_is_refused_as_newer() -> None:
+    assert Evidence.from_dict({"format": 2}).format == 3
+    assert Evidence.from_dict({}).format == 3
+    # a record of format 2 has no hit barcodes; format 3 keeps them
+    assert Evidence.from_dict({"format": 2}).hit_barcodes == {}
+    assert Evidence.from_dict({"format": 3, "hit_barcodes": {"K1": "ACGT"}}).hit_barcodes == {"K1": "ACGT"}
+    with pytest.raises(ValueError, match=r"evidence format 4 is newer than this biodiscover reads \(3\)"):
+        Evidence.from_dict({"format": 4})
 
 
 def test_an_export_member_name_is_cut_at_100_characters_before_its_suffix() -> None:
@@ -322,7 +325,7 @@ def test_a_value_nothing_has_happened_to_yet_counts_zero_and_claims_nothing(tmp_
     from biodiscover.workflows.export.tables import ExportResult
 
     ev = Evidence()
-    assert (ev.size, ev.consensus_length, ev.format) == (0, 0, 2)
+    assert (ev.size, ev.consensus_length, ev.format) == (0, 0, 3)
     assert BinEvidence().n_with_bin == 0 and Geography().n_with_coordinates == 0
     summary = ValidationSummary()
     assert (summary.rows, summary.ok, summary.quarantined, summary.photos_set_aside) == (0, 0, 0, 0)

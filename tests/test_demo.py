@@ -122,6 +122,8 @@ def test_each_candidates_nearest_known_species_is_that_of_the_key_it_was_measure
         assert ev["nearest_known"]["genus"] == ref.loc[key, "genus"]
         for member, hit in ev["member_hits"].items():
             assert (hit["species"], hit["genus"]) == tuple(ref.loc[hit["processid"], ["species", "genus"]])
+            # its key's barcode is kept too: a split whose nearest key this becomes can still show it
+            assert ev["hit_barcodes"][hit["processid"]] == ref.loc[hit["processid"], "dna_barcode"]
             relabelled += labels[member] != hit["species"]
     assert relabelled > 0  # the photographs did change some members' species label: the case is exercised
 

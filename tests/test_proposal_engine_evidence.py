@@ -91,7 +91,9 @@ def test_nearest_known_species_is_the_best_member_hit() -> None:
     assert near.top_distances == pytest.approx((0.05, 0.09, 0.11))  # every member's, ascending
     assert out.evidence.nearest_known_distances == near.top_distances
     assert near.not_named_because == "P(right) 0.40 below the level"
-    assert near.barcode == "ACGT" * 10 and near.image == "img/K2.jpg" and seen == ["K2"]
+    assert near.barcode == "ACGT" * 10 and near.image == "img/K2.jpg"
+    assert set(seen) == {"K1", "K2", "K3"}  # every hit key's barcode, for a later split or merge
+    assert out.evidence.hit_barcodes == {k: "ACGT" * 10 for k in ("K1", "K2", "K3")}
     assert out.evidence.member_hits == {
         "m1": MemberHit("Gen a", "Gen", "K1", pytest.approx(0.91)),
         "m2": MemberHit("Gen b", "Gen", "K2", pytest.approx(0.95)),
@@ -199,6 +201,26 @@ def test_recompute_evidence_of_a_split_takes_the_best_kept_member_hit() -> None:
            Evidence(nearest_known=NearestKnown(species="B", identity=0.92)), Evidence()]
     assert recompute_evidence(kept, None, old).nearest_known == NearestKnown(species="B", identity=0.92)
     assert recompute_evidence(kept, None, []).nearest_known is None
+
+
+def test_a_split_whose_nearest_key_was_another_members_hit_still_shows_that_keys_barcode() -> None:
+    # the demo's split showed "(its barcode was not recorded by this run)": only the old nearest key's barcode
+    # was kept. Triage records every hit key's barcode; a split keeps those of the hits it keeps
+    specimens, _ = _species_world(seed=8)
+    results = [_result("S00", LINEAGE, "genus", 0.93, top_hit="K1"), _result("S01", LINEAGE, "genus", 0.91,
+                                                                             top_hit="K2"),
+               _result("S10", LINEAGE, "genus", 0.99, top_hit="K3")]
+    barcodes = {"K1": "AC" * 30, "K2": "GT" * 30, "K3": "CA" * 30}
+    made = with_engine_evidence(CandidateProposal(members=("S00", "S01", "S10"), evidence=Evidence(size=3)), results,
+                                reference_barcode=barcodes.get)
+    assert made.evidence.hit_barcodes == barcodes
+    assert made.evidence.nearest_known is not None and made.evidence.nearest_known.processid == "K3"
+    ev = recompute_evidence(specimens[:2], None, [made.evidence])  # S00 and S01: K1 is now the nearest key
+    assert ev.nearest_known is not None
+    assert (ev.nearest_known.processid, ev.nearest_known.barcode) == ("K1", "AC" * 30)
+    assert ev.hit_barcodes == {"K1": "AC" * 30, "K2": "GT" * 30}  # K3 left with S10
+    # and it survives the database's JSON
+    assert Evidence.from_dict(ev.to_dict()).hit_barcodes == ev.hit_barcodes
 
 
 def test_compute_evidence_between_distance_and_bad_input() -> None:
