@@ -433,6 +433,28 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
 
 
 @asynctest
+async def test_the_footer_ends_at_the_command_palette_key_on_every_screen(review_db: Path) -> None:
+    """The bottom row ends "^p Commands" exactly: Textual's compact footer gave the docked command-palette key a
+    right margin, and the column under it showed a letter of the key beneath ("^p Commandsl" on the DNA tab,
+    "^p Commandsn" on the photographs tab, at 80 columns)."""
+    def bottom_row() -> str:
+        return "".join(seg.text for seg in app.screen._compositor.render_strips()[-1])
+
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        rows = {"queue": bottom_row()}
+        await open_detail(pilot)
+        for tab in "1234":
+            await pilot.press(tab)
+            await settle(pilot)
+            rows[tab] = bottom_row()
+    db.close()
+    for where, row in rows.items():
+        assert len(row) == SIZE[0] and row.endswith("^p Commands"), (where, row)
+
+
+@asynctest
 async def test_tab_keys_focus_the_tab_content(review_db: Path) -> None:
     """2 then arrows scroll the alignment (not the tab bar); 4 then n pages the images."""
     app, db = make_app(review_db)
