@@ -276,6 +276,29 @@ def test_a_reference_sent_to_another_process_without_its_index(small: dict[str, 
         stub.search(np.zeros((1, stub.dim_), np.float32), 1)
 
 
+def test_a_reference_whose_index_lives_in_shards_searches_through_them(small: dict[str, Any]) -> None:
+    """In the process a reference was shipped to, its index is a stub: every unrestricted search goes to the
+    shards (``remote_search``), with the same answers the index would give. (Written after the seed-1806
+    sample, where routing the search to the stub index survived; not re-scored.)"""
+    ref: Reference = small["ref"]
+    ref.remote_search = _shard_search
+    try:
+        shipped = pickle.loads(pickle.dumps(ref))
+    finally:
+        ref.remote_search = None
+    calls: list[int] = []
+
+    def shards(vectors: np.ndarray, k: int, allowed: Any = None) -> Any:
+        calls.append(len(vectors))
+        return ref.index_.search(vectors, k, allowed=allowed)
+
+    shipped.remote_search = shards
+    queries = small["queries"][:4]
+    got, want = shipped.search(queries, 3), ref.search(queries, 3)
+    assert calls and got[1].tolist() == want[1].tolist()
+    assert np.allclose(got[0], want[0])
+
+
 @pytest.fixture()
 def saved(small: dict[str, Any], tmp_path: Path) -> Path:
     bundle = Bundle.create(tmp_path / "b", config={})
