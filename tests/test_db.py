@@ -678,6 +678,26 @@ def test_merge_and_split_with_recomputed_evidence_update_the_nearest_species_the
         db.merge([p0, s.new_proposal_id], [kept.version, moved.version], reviewer="ana", evidence=[1])
 
 
+def test_a_split_or_merge_gives_each_candidate_its_members_mean_novelty_and_undo_restores_it(db: Database) -> None:
+    """A candidate's novelty is its members' mean (as discovery makes it); the demo's split left both parts at
+    the parent's 0.94 while the queue's members read 0.97 and 0.87. Merged members count in the run that
+    proposed them; a member without an assignment counts for nothing."""
+    run, (p0,) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006", "BD000009"], "novelty": 0.7}])
+    db.write_assignments(run, [{"processid": pid, "novelty": v, "is_novel": True} for pid, v in
+                               (("BD000000", 0.9), ("BD000003", 0.8), ("BD000006", 0.5), ("BD000009", 0.6))])
+    s = db.split(p0, 1, ["BD000006", "BD000009"], reviewer="ana")
+    kept, moved = db.proposal(p0), db.proposal(s.new_proposal_id)
+    assert kept.novelty == pytest.approx(0.85) and moved.novelty == pytest.approx(0.55)
+    other, (p2,) = _new_run(db, [{"members": ["BD000012", "BD000015"], "novelty": 0.99}])
+    db.write_assignments(other, [{"processid": "BD000012", "novelty": 1.0, "is_novel": True}])
+    m = db.merge([p0, p2], [kept.version, 1], reviewer="ana")
+    assert db.proposal(p0).novelty == pytest.approx((0.9 + 0.8 + 1.0) / 3)  # BD000015: no assignment
+    db.undo(m.review_id, reviewer="ana")
+    assert db.proposal(p0).novelty == pytest.approx(0.85)
+    db.undo(s.review_id, reviewer="ana")
+    assert db.proposal(p0).novelty == pytest.approx(0.7) and check_database(db.path).ok
+
+
 def test_moving_an_accepted_candidate_moves_its_taxon_and_undo_puts_it_back(db: Database) -> None:
     _run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
     acc = db.accept(pid, 1, reviewer="ana")

@@ -58,7 +58,7 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
-from biodiscover.storage.db.models import Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
+from biodiscover.storage.db.models import Assignment, Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import open_qualifier
@@ -71,12 +71,14 @@ REVIEWS = table(Review)
 EDGES = table(ProposalEdge)
 TAXA = table(Taxon)
 COUNTERS = table(Counter)
+ASSIGNMENTS = table(Assignment)
 
 NAME_COUNTER = "provisional_name"
 NAME_PATTERN = re.compile(r"\bBD-(\d+)\b")
 #: Proposal fields a snapshot keeps (and undo restores).
 SNAP_FIELDS: tuple[str, ...] = ("status", "provisional_name", "parent_taxon_id", "parent_rank", "parent_name",
-                                "taxon_id", "merged_into", "size", "nearest_species", "nearest_identity", "version")
+                                "taxon_id", "merged_into", "size", "nearest_species", "nearest_identity", "novelty",
+                                "version")
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,24 @@ def _advance_counter_past(conn: Connection, name: str) -> None:
         conn.execute(sa.text("INSERT OR IGNORE INTO counters(name, value) VALUES (:n, 0)"), {"n": NAME_COUNTER})
         conn.execute(sa.text("UPDATE counters SET value = max(value, :v) WHERE name = :n"),
                      {"n": NAME_COUNTER, "v": int(m.group(1))})
+
+
+def _members_novelty(conn: Connection, members: Sequence[tuple[int, str]]) -> float | None:
+    """The mean novelty of ``members`` ((run id, processid): each in the run that proposed it), what a
+    candidate's novelty is when discovery makes it (``discovery.proposals``: its members' mean); None when no
+    member has an assignment there. Why after a split or merge: the parts kept the parent's value (the demo's
+    split showed 0.94 on a part whose members read 0.84-0.89)."""
+    by_run: dict[int, list[str]] = {}
+    for run, pid in members:
+        by_run.setdefault(int(run), []).append(pid)
+    values: list[float] = []
+    for run, pids in by_run.items():
+        for i in range(0, len(pids), 500):
+            values += [float(v) for (v,) in conn.execute(
+                sa.select(ASSIGNMENTS.c.novelty).where(ASSIGNMENTS.c.run_id == run,
+                                                      ASSIGNMENTS.c.processid.in_(pids[i:i + 500])))
+                if v is not None]
+    return sum(values) / len(values) if values else None
 
 
 def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence[int] = (), *,
@@ -393,15 +413,21 @@ class ReviewsMixin(DatabaseCore):
             now = utcnow()
             target = ids[0]
             before = _snapshot(conn, ids, evidence=True)
+            runs = dict(conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.run_id)
+                                     .where(PROPOSALS.c.id.in_(ids))).tuples().all())
             best: dict[str, list[Any]] = {}
+            came_from: dict[str, int] = {}
             for pid in ids:
                 for m in before["proposals"][str(pid)]["members"]:
                     cur = best.get(m[0])
                     if cur is None or (m[2] or 0) > (cur[2] or 0):
-                        best[m[0]] = m
+                        best[m[0]], came_from[m[0]] = m, runs[pid]
             _set_members(conn, target, sorted(best.values()))
             where = _merged_parent(conn, [before["proposals"][str(i)]["parent_taxon_id"] for i in ids], parent)
             values: dict[str, Any] = {"size": len(best)}
+            novelty = _members_novelty(conn, [(came_from[m], m) for m in best])
+            if novelty is not None:
+                values["novelty"] = novelty
             if where is not None:
                 values.update(parent_taxon_id=where[0], parent_rank=where[1], parent_name=where[2])
             if evidence is not None:
@@ -442,9 +468,11 @@ class ReviewsMixin(DatabaseCore):
                 raise DatabaseError(f"cannot split proposal {proposal_id}: pick some but not all of its members")
             keep = [m for m in members if m[0] not in chosen]
             move = [m for m in members if m[0] in chosen]
+            novelty = [_members_novelty(conn, [(r["run_id"], m[0]) for m in part]) for part in (keep, move)]
             new_id = inserted_id(conn.execute(sa.insert(PROPOSALS).values(
                 run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
-                parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move), novelty=r["novelty"],
+                parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move),
+                novelty=r["novelty"] if novelty[1] is None else novelty[1],
                 **(_evidence_values(evidence[1]) if evidence is not None else {
                     "nearest_species": r["nearest_species"], "nearest_identity": r["nearest_identity"],
                     "evidence": {"split_from": proposal_id}}),
@@ -452,7 +480,7 @@ class ReviewsMixin(DatabaseCore):
             conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
             _set_members(conn, new_id, move)
             _set_members(conn, proposal_id, keep)
-            _bump(conn, proposal_id, now, size=len(keep),
+            _bump(conn, proposal_id, now, size=len(keep), **({} if novelty[0] is None else {"novelty": novelty[0]}),
                   **(_evidence_values(evidence[0]) if evidence is not None else {}))
             before["proposals"][str(new_id)] = None
             after = _snapshot(conn, [proposal_id, new_id], evidence=True)
