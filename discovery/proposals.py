@@ -234,6 +234,7 @@ def compute_evidence(
     reference: Sequence[Specimen] | None = None,
     nearest: NearestKnown | None = None,
     neighbours: Mapping[int, str] | None = None,
+    neighbour_members: Mapping[int, str] | None = None,
     bin_holders: Mapping[str, Collection[int]] | None = None,
     threshold: float | None = None,
     linkage: str | None = None,
@@ -249,7 +250,8 @@ def compute_evidence(
     ``probabilities``: membership per member (default 1.0); ``nearest``: the
     nearest known species when the caller knows it (else looked up in
     ``reference`` by the consensus barcode, else none); ``neighbours``: other
-    candidates' consensus barcodes by id (for ``between_distance``);
+    candidates' consensus barcodes by id (for ``between_distance``); ``neighbour_members``: one specimen of
+    each, by the same id (what says later which proposal holds that candidate);
     ``bin_holders``: BIN → ids of other candidates holding it; ``threshold``,
     ``linkage``, ``hdbscan_agreement``: the clustering facts to record.
     """
@@ -268,7 +270,8 @@ def compute_evidence(
         ids = list(others)
         d = cross_p_distance([consensus], [others[c] for c in ids])[0]
         j = int(np.argmin(d))
-        between = NearestCandidate(nearest_candidate=int(ids[j]), distance=float(d[j]))
+        between = NearestCandidate(nearest_candidate=int(ids[j]), distance=float(d[j]),
+                                   member=(neighbour_members or {}).get(ids[j]))
     return _assemble(members, probs, consensus=consensus, alignment=alignment, nearest=nearest, between=between,
                      bins=_bins(members, candidate, bin_holders), candidate=candidate, threshold=threshold,
                      linkage=linkage, hdbscan_agreement=hdbscan_agreement,
@@ -339,7 +342,8 @@ def build_proposals(
         np.fill_diagonal(d, np.inf)
         for r, c in enumerate(group):
             j = int(np.argmin(d[r]))
-            between[c] = NearestCandidate(nearest_candidate=int(group[j]), distance=float(d[r, j]))
+            between[c] = NearestCandidate(nearest_candidate=int(group[j]), distance=float(d[r, j]),
+                                          member=specimens[by_cand[group[j]][0]].processid)
 
     nearest: dict[int, NearestKnown | None] = {c: None for c in cands}
     if reference is not None:
@@ -565,7 +569,8 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
 
 def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[float] | None,
                        sources: Sequence[Evidence], *, neighbours: Mapping[int, str] | None = None,
-                       candidate: int | None = None) -> Evidence:
+                       neighbour_members: Mapping[int, str] | None = None, candidate: int | None = None
+                       ) -> Evidence:
     """The evidence of a member list a reviewer made (split or merge) from the evidence it came from.
 
     Everything a member list decides is recomputed by :func:`compute_evidence`
@@ -600,6 +605,7 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
         nearest = max(known, key=lambda n: n.identity or 0.0) if known else None
     first = sources[0] if sources else Evidence()
     ev = compute_evidence(members, probabilities, candidate=candidate, nearest=nearest, neighbours=neighbours,
+                          neighbour_members=neighbour_members,
                           threshold=first.threshold, linkage=first.linkage)
     used = {h.processid for h in hits.values() if h.processid}
     return dataclasses.replace(ev, member_hits=hits,

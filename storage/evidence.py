@@ -48,7 +48,8 @@ __all__ = [
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
 #: 2: ``member_hits`` (each member's best reference hit) and the nearest known species' ``barcode`` and
 #:    ``image``; records of format 0 and 1 read as before (those fields empty).
-#: 3: ``hit_barcodes`` (the barcode of each member hit's key); records before read with it empty.
+#: 3: ``hit_barcodes`` (the barcode of each member hit's key) and ``between_distance.member`` (a specimen of
+#:    the closest candidate); records before read with them empty.
 EVIDENCE_FORMAT = 3
 
 
@@ -145,15 +146,21 @@ class MemberHit:
 
 @dataclass(frozen=True)
 class NearestCandidate:
-    """The closest other candidate of the same parent group, by consensus p-distance."""
+    """The closest other candidate of the same parent group, by consensus p-distance.
+
+    ``nearest_candidate`` is a number of the run that made it (the clustering's candidate, or the proposal a
+    split part came from), not always a proposal id; ``member`` (format 3) is one of that candidate's specimens,
+    which says which proposal holds it now (``Database.proposal_detail``), after any split or merge too."""
 
     nearest_candidate: int
     distance: float
+    member: str | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NearestCandidate":
         d = _known(cls, data)
-        return cls(int(d["nearest_candidate"]), float(d["distance"]))
+        member = d.get("member")
+        return cls(int(d["nearest_candidate"]), float(d["distance"]), str(member) if member else None)
 
 
 @dataclass(frozen=True)

@@ -698,6 +698,25 @@ def test_a_split_or_merge_gives_each_candidate_its_members_mean_novelty_and_undo
     assert db.proposal(p0).novelty == pytest.approx(0.7) and check_database(db.path).ok
 
 
+def test_the_closest_candidate_is_the_live_proposal_now_holding_its_recorded_specimen(db: Database) -> None:
+    """Evidence records the closest candidate by a number of the run that made it (not a proposal id: the demo's
+    #9 recorded candidate 8, which is #14) and one of its specimens; the detail names the live proposal holding
+    that specimen, after a merge too, and none when no live proposal holds it."""
+    near = {"between_distance": {"nearest_candidate": 8, "distance": 0.046, "member": "BD000009"}}
+    _run, (p0, p1, p2) = _new_run(db, [{"members": ["BD000000", "BD000003"], "evidence": near},
+                                       {"members": ["BD000009"]}, {"members": ["BD000012"]}])
+    closest = db.proposal_detail(p0).closest_candidate
+    assert closest is not None and (closest.id, closest.name) == (p1, db.proposal(p1).name)
+    db.merge([p2, p1], [1, 1], reviewer="ana")
+    assert db.proposal_detail(p0).closest_candidate.id == p2  # merged into p2, which holds it now
+    db.reject(p2, db.proposal(p2).version, reviewer="ana")
+    assert db.proposal_detail(p0).closest_candidate.id == p2  # rejected is still a candidate a reviewer decided
+    assert db.proposal_detail(p1).closest_candidate is None  # no closest recorded
+    _run2, (p3,) = _new_run(db, [{"members": ["BD000015"], "evidence": {
+        "between_distance": {"nearest_candidate": 0, "distance": 0.05, "member": "BD000015"}}}])
+    assert db.proposal_detail(p3).closest_candidate is None  # only itself holds it
+
+
 def test_moving_an_accepted_candidate_moves_its_taxon_and_undo_puts_it_back(db: Database) -> None:
     _run, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
     acc = db.accept(pid, 1, reviewer="ana")

@@ -131,6 +131,13 @@ def test_compute_evidence_from_members_matches_discovery(world: dict) -> None:
                              hdbscan_agreement=p.evidence.hdbscan_agreement)
     assert again.between_distance is not None
     assert again.between_distance.distance == pytest.approx(p.evidence.between_distance.distance, abs=0.005)
+    # discovery names one specimen of the closest candidate: what says later which proposal holds it
+    nb = p.evidence.between_distance
+    closest = next(q for q in props if q.evidence.candidate == nb.nearest_candidate)
+    assert nb.member in {m.processid for m in closest.members}
+    given = compute_evidence(members, neighbours=others, candidate=p.evidence.candidate,
+                             neighbour_members={closest.evidence.candidate: "X1"})
+    assert given.between_distance is not None and given.between_distance.member == "X1"
     assert dataclasses.replace(again, between_distance=p.evidence.between_distance) == p.evidence
 
 

@@ -256,7 +256,13 @@ def test_evidence_lines_from_discovery_keys() -> None:
     })))
     assert lines["BIN"] == "BOLD:AAA0001, 75% of members; also in #12 (over-split?)"
     assert lines["within"] == "mean 0.40%, max 1.10%"
-    assert lines["closest candidate"] == "5.2% away"
+    assert lines["closest candidate"] == "5.2% away"  # a record that does not say which
+    from types import SimpleNamespace
+
+    named = dict(extra_lines(Evidence.from_dict({"between_distance": {"nearest_candidate": 3, "distance": 0.052,
+                                                                      "member": "S1"}}),
+                             SimpleNamespace(id=14, name="Tiaopsis sp. cand14")))
+    assert named["closest candidate"] == "#14 Tiaopsis sp. cand14, 5.2% away"
     assert lines["body area (px in image)"] == "median 2100 (min 1800, max 2500)"
     assert extra_lines(Evidence()) == []
 

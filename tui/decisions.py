@@ -69,7 +69,8 @@ def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any
         members = [specs[pid] for pid in group if pid in specs]
         probs = [prob[m.processid] if prob.get(m.processid) is not None else 1.0 for m in members]
         neighbours = {details[0].summary.id: out[0].consensus_barcode} if i and out[0].consensus_barcode else None
-        out.append(recompute_evidence(members, probs, sources, neighbours=neighbours))
+        out.append(recompute_evidence(members, probs, sources, neighbours=neighbours,
+                                      neighbour_members={details[0].summary.id: groups[0][0]} if i else None))
     return out
 
 

@@ -23,8 +23,9 @@ def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
     return list(evidence.within_distances), list(evidence.nearest_known_distances)
 
 
-def extra_lines(evidence: Evidence) -> list[tuple[str, str]]:
-    """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes."""
+def extra_lines(evidence: Evidence, closest: Any = None) -> list[tuple[str, str]]:
+    """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes. ``closest``:
+    the proposal now holding the closest candidate (``ProposalDetail.closest_candidate``), named when given."""
     out: list[tuple[str, str]] = []
     b = evidence.bin
     if b is not None and b.dominant:
@@ -37,7 +38,8 @@ def extra_lines(evidence: Evidence) -> list[tuple[str, str]]:
         out.append(("within", f"mean {w.mean * 100:.2f}%, max {(w.max or 0) * 100:.2f}%"))
     nb = evidence.between_distance
     if nb is not None:
-        out.append(("closest candidate", f"{nb.distance * 100:.1f}% away"))
+        which = f"#{closest.id} {closest.name}, " if closest is not None else ""
+        out.append(("closest candidate", f"{which}{nb.distance * 100:.1f}% away"))
     sizes = evidence.size_summary.image_measurement_value if evidence.size_summary else None
     if sizes is not None:
         out.append(("body area (px in image)", f"median {sizes.median:.0f} (min {sizes.min:.0f}, max {sizes.max:.0f})"))

@@ -151,6 +151,9 @@ class ProposalDetail:
     history: list[dict[str, Any]]
     suggested_name: str
     parent_lineage: list[tuple[str, str]]
+    #: the live proposal that now holds the closest candidate's recorded specimen (None: not recorded, or no
+    #: live proposal holds it): "closest candidate" says which one, after any split or merge
+    closest_candidate: ProposalSummary | None = None
 
 
 def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int | None, str | None, str | None]:
@@ -429,9 +432,19 @@ class ProposalsMixin(DatabaseCore):
                 lineage.append((t.rank, t.name))
                 tid = t.parent_id
             suggested = suggest_name_in(conn, summary.parent_name, summary.parent_rank)
-        try:
-            evidence = Evidence.from_dict(r["evidence"])
-        except (TypeError, ValueError) as err:
-            raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
-                                f"{err}") from err
-        return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)))
+            try:
+                evidence = Evidence.from_dict(r["evidence"])
+            except (TypeError, ValueError) as err:
+                raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
+                                    f"{err}") from err
+            closest = None
+            held = evidence.between_distance.member if evidence.between_distance is not None else None
+            if held:  # the live proposal holding it now (through the members index)
+                row = dbapi(conn).execute(
+                    f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE id != ? AND status NOT IN "
+                    "('merged', 'superseded', 'withdrawn') AND id IN "
+                    "(SELECT proposal_id FROM proposal_members WHERE processid = ?) ORDER BY id DESC LIMIT 1",
+                    (proposal_id, held)).fetchone()
+                closest = ProposalSummary(*row) if row is not None else None
+        return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
+                              closest)

@@ -413,8 +413,8 @@ class ReviewsMixin(DatabaseCore):
             now = utcnow()
             target = ids[0]
             before = _snapshot(conn, ids, evidence=True)
-            runs = dict(conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.run_id)
-                                     .where(PROPOSALS.c.id.in_(ids))).tuples().all())
+            runs = {int(i): int(run) for i, run in conn.execute(
+                sa.select(PROPOSALS.c.id, PROPOSALS.c.run_id).where(PROPOSALS.c.id.in_(ids)))}
             best: dict[str, list[Any]] = {}
             came_from: dict[str, int] = {}
             for pid in ids:
