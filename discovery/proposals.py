@@ -180,16 +180,21 @@ def _within(seqs: Sequence[str], max_members: int = 200, max_values: int = 500
 
 
 def _bins(members: Sequence[Specimen], candidate: int | None,
-          holders: Mapping[str, Collection[int]] | None) -> BinEvidence:
-    """BIN counts of the members; ``holders``: BIN → ids of candidates holding it (this one may be among them)."""
+          holders: Mapping[str, Collection[int]] | None,
+          holder_members: Mapping[tuple[str, int], str] | None = None) -> BinEvidence:
+    """BIN counts of the members; ``holders``: BIN → ids of candidates holding it (this one may be among them);
+    ``holder_members``: (BIN, id) → one of that candidate's specimens with the BIN (what says later which
+    proposal holds it)."""
     bins = Counter(s.dna_bin for s in members if s.dna_bin)
     dominant = bins.most_common(1)[0][0] if bins else None
     shared: list[int] = []
     if dominant is not None and holders is not None:
         shared = sorted(int(x) for x in holders.get(dominant, ()) if x != candidate)
+    who = holder_members or {}
     return BinEvidence(counts=dict(bins.most_common()), dominant=dominant,
                        agreement=(bins[dominant] / sum(bins.values())) if dominant else None,
-                       n_with_bin=int(sum(bins.values())), shared_with=tuple(shared))
+                       n_with_bin=int(sum(bins.values())), shared_with=tuple(shared),
+                       shared_members=tuple(who[(dominant, x)] for x in shared if dominant and (dominant, x) in who))
 
 
 def _assemble(members: Sequence[Specimen], probabilities: np.ndarray, *, consensus: str,
@@ -352,11 +357,13 @@ def build_proposals(
             nearest[c] = hit
 
     bin_holders: dict[str, set[int]] = defaultdict(set)
+    bin_members: dict[tuple[str, int], str] = {}
     for c in cands:
         for i in by_cand[c]:
             bin_id = specimens[i].dna_bin
             if bin_id:
                 bin_holders[bin_id].add(c)
+                bin_members.setdefault((bin_id, int(c)), specimens[i].processid)
 
     out: list[CandidateProposal] = []
     for c in cands:
@@ -365,7 +372,7 @@ def build_proposals(
         near = nearest[c]
         found = _assemble(
             mem, clusterer.probabilities_[idx], consensus=consensus[c], alignment=alignment[c], nearest=near,
-            between=between[c], bins=_bins(mem, c, bin_holders), candidate=int(c),
+            between=between[c], bins=_bins(mem, c, bin_holders, bin_members), candidate=int(c),
             threshold=float(clusterer.threshold_), linkage=clusterer.linkage_,
             hdbscan_agreement=float(clusterer.agreement_.get(c, 1.0)), dna=dna, max_images=max_images)
         out.append(_proposal(mem, idx, clusterer, parents, novelty, near=near, evidence=found))

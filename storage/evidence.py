@@ -48,8 +48,8 @@ __all__ = [
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
 #: 2: ``member_hits`` (each member's best reference hit) and the nearest known species' ``barcode`` and
 #:    ``image``; records of format 0 and 1 read as before (those fields empty).
-#: 3: ``hit_barcodes`` (the barcode of each member hit's key) and ``between_distance.member`` (a specimen of
-#:    the closest candidate); records before read with them empty.
+#: 3: ``hit_barcodes`` (the barcode of each member hit's key), ``between_distance.member`` (a specimen of the
+#:    closest candidate) and ``bin.shared_members``; records before read with them empty.
 EVIDENCE_FORMAT = 3
 
 
@@ -166,19 +166,23 @@ class NearestCandidate:
 @dataclass(frozen=True)
 class BinEvidence:
     """BOLD BINs of the members. ``agreement``: share of members with a BIN that carry the
-    dominant one; ``shared_with``: other candidates holding it (a hint of over-splitting)."""
+    dominant one; ``shared_with``: other candidates holding it (a hint of over-splitting), by the numbers of
+    the run's clustering, not proposal ids; ``shared_members`` (format 3): one of their specimens with that
+    BIN each, which says which proposals hold them now (``Database.proposal_detail``)."""
 
     counts: dict[str, int] = field(default_factory=dict)
     dominant: str | None = None
     agreement: float | None = None
     n_with_bin: int = 0
     shared_with: tuple[int, ...] = ()
+    shared_members: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "BinEvidence":
         d = _known(cls, data)
         return cls(_counts(d.get("counts")), d.get("dominant"), _float(d.get("agreement")),
-                   int(d.get("n_with_bin") or 0), tuple(int(x) for x in d.get("shared_with") or ()))
+                   int(d.get("n_with_bin") or 0), tuple(int(x) for x in d.get("shared_with") or ()),
+                   tuple(str(x) for x in d.get("shared_members") or ()))
 
 
 @dataclass(frozen=True)

@@ -715,6 +715,11 @@ def test_the_closest_candidate_is_the_live_proposal_now_holding_its_recorded_spe
     _run2, (p3,) = _new_run(db, [{"members": ["BD000015"], "evidence": {
         "between_distance": {"nearest_candidate": 0, "distance": 0.05, "member": "BD000015"}}}])
     assert db.proposal_detail(p3).closest_candidate is None  # only itself holds it
+    # the candidates sharing its BIN, the same way: by the specimens recorded, each held once
+    _run3, (p4, p5) = _new_run(db, [{"members": ["BD000018"], "evidence": {"bin": {
+        "dominant": "BOLD:X", "shared_with": [1, 2, 3], "shared_members": ["BD000021", "BD000000", "BD000003"]}}},
+        {"members": ["BD000021"]}])
+    assert [p.id for p in db.proposal_detail(p4).bin_holders] == [p0, p5]
 
 
 def test_moving_an_accepted_candidate_moves_its_taxon_and_undo_puts_it_back(db: Database) -> None:

@@ -141,6 +141,23 @@ def test_compute_evidence_from_members_matches_discovery(world: dict) -> None:
     assert dataclasses.replace(again, between_distance=p.evidence.between_distance) == p.evidence
 
 
+def test_candidates_sharing_a_bin_are_named_by_one_of_their_specimens(world: dict) -> None:
+    """Two candidate species in one BIN (a hint of over-splitting) each record the other by its clustering number
+    and by a specimen of it carrying the BIN: the number is no proposal id, the specimen says which proposal
+    holds it (``Database.proposal_detail``)."""
+    novel = [dataclasses.replace(s, dna_bin=f"BOLD:{s.genus}") for s in world["novel"]]  # one BIN a genus
+    _, proposals = discover_candidates(novel, parents=[("genus", s.genus) for s in novel], threshold=world["gap"],
+                                       reference=world["reference"], novelty=[0.8] * len(novel))
+    by_number = {p.evidence.candidate: p for p in proposals}
+    assert len(proposals) == 4
+    for p in proposals:
+        b = p.evidence.bin
+        assert b is not None and len(b.shared_with) == len(b.shared_members) == 1
+        other = by_number[b.shared_with[0]]
+        assert other is not p and b.shared_members[0] in {m.processid for m in other.members}
+        assert other.members[0].processid[:2] == p.members[0].processid[:2]  # the same genus's other species
+
+
 def test_compute_evidence_of_a_merge_and_of_a_split(world: dict) -> None:
     by_pid = {s.processid: s for s in world["novel"]}
     a, b = world["proposals"][:2]

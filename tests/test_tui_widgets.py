@@ -254,7 +254,8 @@ def test_evidence_lines_from_discovery_keys() -> None:
         "between_distance": {"nearest_candidate": 3, "distance": 0.052},
         "size_summary": {"image_measurement_value": {"n": 3, "median": 2100.0, "min": 1800.0, "max": 2500.0}},
     })))
-    assert lines["BIN"] == "BOLD:AAA0001, 75% of members; also in #12 (over-split?)"
+    # a record naming no specimen of the candidates sharing its BIN: their numbers are the clustering's, no ids
+    assert lines["BIN"] == "BOLD:AAA0001, 75% of members; also in 1 other candidate(s) of its run (over-split?)"
     assert lines["within"] == "mean 0.40%, max 1.10%"
     assert lines["closest candidate"] == "5.2% away"  # a record that does not say which
     from types import SimpleNamespace
@@ -263,6 +264,10 @@ def test_evidence_lines_from_discovery_keys() -> None:
                                                                       "member": "S1"}}),
                              SimpleNamespace(id=14, name="Tiaopsis sp. cand14")))
     assert named["closest candidate"] == "#14 Tiaopsis sp. cand14, 5.2% away"
+    shared = dict(extra_lines(Evidence.from_dict({"bin": {"dominant": "BOLD:AAA0001", "agreement": 1.0,
+                                                          "shared_with": [12], "shared_members": ["S9"]}}),
+                              bin_holders=[SimpleNamespace(id=7, name="x"), SimpleNamespace(id=9, name="y")]))
+    assert shared["BIN"] == "BOLD:AAA0001, 100% of members; also in #7, #9 (over-split?)"
     assert lines["body area (px in image)"] == "median 2100 (min 1800, max 2500)"
     assert extra_lines(Evidence()) == []
 

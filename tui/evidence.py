@@ -23,15 +23,18 @@ def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
     return list(evidence.within_distances), list(evidence.nearest_known_distances)
 
 
-def extra_lines(evidence: Evidence, closest: Any = None) -> list[tuple[str, str]]:
+def extra_lines(evidence: Evidence, closest: Any = None, bin_holders: Sequence[Any] = ()) -> list[tuple[str, str]]:
     """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes. ``closest``:
-    the proposal now holding the closest candidate (``ProposalDetail.closest_candidate``), named when given."""
+    the proposal now holding the closest candidate (``ProposalDetail.closest_candidate``), named when given;
+    ``bin_holders``: the proposals holding the other candidates of the dominant BIN (``ProposalDetail``)."""
     out: list[tuple[str, str]] = []
     b = evidence.bin
     if b is not None and b.dominant:
         text = f"{b.dominant}" + (f", {b.agreement * 100:.0f}% of members" if b.agreement is not None else "")
-        if b.shared_with:
-            text += f"; also in #{', #'.join(str(x) for x in b.shared_with)} (over-split?)"
+        if bin_holders:
+            text += f"; also in #{', #'.join(str(p.id) for p in bin_holders)} (over-split?)"
+        elif b.shared_with and not b.shared_members:  # a record that names no specimen: its numbers are no ids
+            text += f"; also in {len(b.shared_with)} other candidate(s) of its run (over-split?)"
         out.append(("BIN", text))
     w = evidence.within_distance
     if w is not None and w.mean is not None:

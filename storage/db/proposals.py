@@ -154,6 +154,21 @@ class ProposalDetail:
     #: the live proposal that now holds the closest candidate's recorded specimen (None: not recorded, or no
     #: live proposal holds it): "closest candidate" says which one, after any split or merge
     closest_candidate: ProposalSummary | None = None
+    #: the live proposals that now hold the recorded specimens of the other candidates sharing this one's BIN
+    bin_holders: tuple[ProposalSummary, ...] = ()
+
+
+def _holders(conn: Connection, proposal_id: int, specimens: Sequence[str]) -> list[ProposalSummary]:
+    """The live proposals other than ``proposal_id`` that hold ``specimens`` now (through the members index),
+    by id: evidence names another candidate by one of its specimens, which stays true after splits and merges."""
+    if not specimens:
+        return []
+    marks = ", ".join("?" * len(specimens))
+    rows = dbapi(conn).execute(
+        f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE id != ? AND status NOT IN ('merged', 'superseded', "
+        f"'withdrawn') AND id IN (SELECT proposal_id FROM proposal_members WHERE processid IN ({marks})) ORDER BY id",
+        (proposal_id, *specimens)).fetchall()
+    return [ProposalSummary(*r) for r in rows]
 
 
 def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int | None, str | None, str | None]:
@@ -437,14 +452,8 @@ class ProposalsMixin(DatabaseCore):
             except (TypeError, ValueError) as err:
                 raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
                                     f"{err}") from err
-            closest = None
             held = evidence.between_distance.member if evidence.between_distance is not None else None
-            if held:  # the live proposal holding it now (through the members index)
-                row = dbapi(conn).execute(
-                    f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE id != ? AND status NOT IN "
-                    "('merged', 'superseded', 'withdrawn') AND id IN "
-                    "(SELECT proposal_id FROM proposal_members WHERE processid = ?) ORDER BY id DESC LIMIT 1",
-                    (proposal_id, held)).fetchone()
-                closest = ProposalSummary(*row) if row is not None else None
+            closest = _holders(conn, proposal_id, [held] if held else [])
+            bin_holders = _holders(conn, proposal_id, evidence.bin.shared_members if evidence.bin else ())
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
-                              closest)
+                              closest[0] if closest else None, tuple(bin_holders))

@@ -200,7 +200,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
         nearest.append(f"  identity {_pct(s.nearest_identity)}")
         for label, value in [*ev.why_lines(detail.evidence, detail.members),
-                             *ev.extra_lines(detail.evidence, detail.closest_candidate)]:
+                             *ev.extra_lines(detail.evidence, detail.closest_candidate, detail.bin_holders)]:
             nearest.append(f"\n{label}: ", style="grey70")
             nearest.append(value)
         self.query_one("#nearest", Static).update(nearest)
