@@ -115,6 +115,14 @@ def _naming_support_emptied(b: Path) -> None:
     _rewrite(b, ENGINE, json.dumps(table).encode())
 
 
+def _set_aside_as_text(b: Path) -> None:
+    """A string is iterable, each character a "processid": it must be refused, not read as a set of letters
+    (seed-1806 survivor: the type check's `or` turned `and`; not re-scored)."""
+    table = _engine_table(b)
+    table["set_aside"] = "BOLD1-20"
+    _rewrite(b, ENGINE, json.dumps(table).encode())
+
+
 def _manifest(edit: Callable[[dict], None]) -> Callable[[Path], None]:
     def apply(b: Path) -> None:
         manifest = json.loads((b / "bundle.json").read_text())
@@ -140,6 +148,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     "null threshold": (_null_threshold, "discovery engine table is malformed"),
     "infinite novelty threshold": (_infinite_novelty_threshold, "overflows to infinity"),
     "model of the wrong shape": (_wrong_shape_model, "has the wrong shape"),
+    "set-aside keys as text": (_set_aside_as_text, "set_aside must be a list of processids, got str"),
     "naming support emptied, parts fine alone": (_naming_support_emptied, "failed its self-check (KeyError"),
     "table larger than listed": (lambda b: _rewrite(b, ENGINE, (b / ENGINE).read_bytes() + b" " * 10,
                                                     fix_hash=False), "checksum mismatch"),

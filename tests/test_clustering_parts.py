@@ -151,6 +151,9 @@ def test_pairs_are_hdbscan_clusters_by_default() -> None:
     and its members' probability is the mean of two high opinions."""
     seqs, truth = _species(4, 2, seed=9, within=0.003, between=0.12)
     cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03)).fit(BarcodeDistances(seqs))
+    # fit_predict is fit's labels (seed-1806: never called by a test; not re-scored)
+    assert CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03)).fit_predict(
+        BarcodeDistances(seqs)).tolist() == cl.labels_.tolist()
     assert clustering_scores(truth, cl.labels_)["ami"] == pytest.approx(1.0)
     assert cl.n_candidates_ == 4
     assert (cl.hdbscan_labels_ >= 0).all()

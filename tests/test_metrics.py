@@ -146,6 +146,8 @@ def test_bin_agreement_skips_missing_bins() -> None:
     pred = [0, 0, 5, 1, 6]
     out = bin_agreement(bins, pred)
     assert out["n_with_bin"] == 3 and out["ami"] == pytest.approx(1.0)
+    # a BIN is no species: the one-to-one matching of old and new species says nothing about BINs (seed 1806)
+    assert not {"hungarian_old", "hungarian_new"} & set(out)
     assert bin_agreement([None, None], [0, 1]) == {"n_with_bin": 0}
 
 

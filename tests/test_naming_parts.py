@@ -198,6 +198,7 @@ def test_distance_is_a_clipped_log_and_parents_skip_blank_ranks() -> None:
 def test_empty_hits_have_no_top_and_full_support() -> None:
     h = Hits.empty(321)
     assert h.top == -1 and h.query_length == 321 and len(h.positions) == len(h.identities) == 0
+    assert h.overlap(np.array([600, 650])) == 0  # no best key, nothing shared (seed-1806 survivor, not re-scored)
     assert h.support([("O",) * 5], 0) == 1.0
     lins = [("O1", "F", None, "G", "G a"), ("O2", "F", None, "G", "G b"), ("O1", "F", None, "G", "G c")]
     h = Hits(np.array([2, 1, 0]), np.array([0.99, 0.98, 0.97]), 600, np.array([0.5, 0.3, 0.2]))

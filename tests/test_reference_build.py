@@ -49,6 +49,21 @@ def _config(batch_size: int) -> EngineConfig:
                         batch_size=batch_size)
 
 
+def test_key_columns_say_how_many_specimens_could_not_be_keys(caplog: pytest.LogCaptureFixture) -> None:
+    """A specimen without a usable barcode or a label is left out of the keys, and the log says how many; with
+    none left out it says nothing (seed-1806 survivor: the warning's condition flipped; not re-scored)."""
+    world = make_world(seed=2)
+    keys = world["train"][:6]
+    with caplog.at_level("WARNING", logger="biodiscover.discovery.engine"):
+        assert len(DiscoveryModel().key_columns(keys)) == 6
+        assert not [r for r in caplog.records if "left out" in r.getMessage()]
+        bad = [dataclasses.replace(keys[0], dna_barcode="NNNN"), dataclasses.replace(keys[1], species=None,
+               genus=None, subfamily=None, family=None, order=None)]
+        assert len(DiscoveryModel().key_columns(keys[2:] + bad)) == 4
+    said = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert said == ["2 reference specimens without a usable barcode or any label were left out"]
+
+
 def test_key_columns_hold_what_lists_hold() -> None:
     world = make_world(seed=2)
     # where each key was collected, coded per column in the order first seen (the two columns' codes differ)
