@@ -719,7 +719,10 @@ def test_the_closest_candidate_is_the_live_proposal_now_holding_its_recorded_spe
     _run3, (p4, p5) = _new_run(db, [{"members": ["BD000018"], "evidence": {"bin": {
         "dominant": "BOLD:X", "shared_with": [1, 2, 3], "shared_members": ["BD000021", "BD000000", "BD000003"]}}},
         {"members": ["BD000021"]}])
-    assert [p.id for p in db.proposal_detail(p4).bin_holders] == [p0, p5]
+    assert [p.id for p in db.proposal_detail(p4).bin_holders] == [p5, p0]  # its own run's first
+    # a specimen two runs proposed: the closest candidate is the one of this proposal's own run
+    _run4, (p6, p7) = _new_run(db, [{"members": ["BD000024"], "evidence": near}, {"members": ["BD000009"]}])
+    assert db.proposal_detail(p6).closest_candidate.id == p7 and db.proposal_detail(p0).closest_candidate.id == p2
 
 
 def test_moving_an_accepted_candidate_moves_its_taxon_and_undo_puts_it_back(db: Database) -> None:

@@ -158,16 +158,17 @@ class ProposalDetail:
     bin_holders: tuple[ProposalSummary, ...] = ()
 
 
-def _holders(conn: Connection, proposal_id: int, specimens: Sequence[str]) -> list[ProposalSummary]:
-    """The live proposals other than ``proposal_id`` that hold ``specimens`` now (through the members index),
-    by id: evidence names another candidate by one of its specimens, which stays true after splits and merges."""
+def _holders(conn: Connection, summary: ProposalSummary, specimens: Sequence[str]) -> list[ProposalSummary]:
+    """The live proposals other than ``summary``'s that hold ``specimens`` now (through the members index), those
+    of its own run first, then by id: evidence names another candidate by one of its specimens, which stays true
+    after splits and merges (a specimen another run also proposed is in one live proposal of each run)."""
     if not specimens:
         return []
     marks = ", ".join("?" * len(specimens))
     rows = dbapi(conn).execute(
         f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE id != ? AND status NOT IN ('merged', 'superseded', "
-        f"'withdrawn') AND id IN (SELECT proposal_id FROM proposal_members WHERE processid IN ({marks})) ORDER BY id",
-        (proposal_id, *specimens)).fetchall()
+        f"'withdrawn') AND id IN (SELECT proposal_id FROM proposal_members WHERE processid IN ({marks})) "
+        "ORDER BY run_id != ?, id", (summary.id, *specimens, summary.run_id)).fetchall()
     return [ProposalSummary(*r) for r in rows]
 
 
@@ -453,7 +454,7 @@ class ProposalsMixin(DatabaseCore):
                 raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
                                     f"{err}") from err
             held = evidence.between_distance.member if evidence.between_distance is not None else None
-            closest = _holders(conn, proposal_id, [held] if held else [])
-            bin_holders = _holders(conn, proposal_id, evidence.bin.shared_members if evidence.bin else ())
+            closest = _holders(conn, summary, [held] if held else [])
+            bin_holders = _holders(conn, summary, evidence.bin.shared_members if evidence.bin else ())
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               closest[0] if closest else None, tuple(bin_holders))
