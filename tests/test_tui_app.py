@@ -288,6 +288,39 @@ async def test_sort_and_filter_go_through_the_database(review_db: Path) -> None:
 
 
 @asynctest
+async def test_the_merge_list_offers_the_closest_candidate_first_with_its_distance(review_db: Path) -> None:
+    """After a split, the part split off records the part that stays as its closest candidate: its merge list
+    puts that one first and says how far it is ("Merging is guesswork": the list gave no distances)."""
+    from biodiscover.tui.decisions import recomputed
+
+    db = Database.open(review_db)
+    big = max(db.proposal_queue(status="pending", limit=100)[0], key=lambda p: p.size)
+    detail = db.proposal_detail(big.id)
+    members = [m.processid for m in detail.members]
+    keep, off = members[2:], members[:2]
+    new_id = db.split(big.id, big.version, off, reviewer="ana",
+                      evidence=recomputed(db, [detail], [keep, off])).new_proposal_id
+    nb = db.proposal_detail(new_id).evidence.between_distance
+    db.close()
+    assert nb is not None
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        screen.set_query(screen.query_state.__class__(status="pending", search=off[0]))
+        await settle(pilot)
+        await open_detail(pilot)
+        assert app.screen.proposal_id == new_id
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        (first, label), rest = app.screen.options[0], app.screen.options[1:]
+        assert first[0].id == big.id and label.endswith(f" · closest: {nb.distance * 100:.1f}% from #{new_id}")
+        assert not any("closest" in lab for _, lab in rest)
+    db.close()
+
+
+@asynctest
 async def test_taxonomy_marks_provisional_and_jumps_to_proposals(review_db: Path) -> None:
     app, db = make_app(review_db)
     first = db.proposal_queue(status="pending", limit=1)[0][0]

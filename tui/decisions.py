@@ -233,11 +233,14 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _merge_options(self, p: Any) -> None:
-        """Every pending candidate can be merged in: the same parent first, then the others, each saying where
+        """Every pending candidate can be merged in: the closest candidate (its consensus nearest this one's, as
+        the evidence recorded it) first, saying how far; then the same parent, then the others, each saying where
         the merged candidate would land (the parents' lowest common taxon)."""
         db, who = self.app.db, self.app.reviewer
         rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
         graph = db.taxonomy()
+        detail = db.proposal_detail(p.id)
+        closest, nb = detail.closest_candidate, detail.evidence.between_distance
         options = []
         for o in rows:
             if o.id == p.id:
@@ -248,8 +251,12 @@ class DecisionsMixin:
                 depth = -len(graph.lineage(common.id)) if common is not None else 0
                 lands = f"{common.rank} {common.name}" if common is not None else \
                     f"no taxon in common: stays under {p.parent_rank} {p.parent_name}"
-            # the same parent first, then the closest relatives (deepest common taxon), unrelated ones last
-            options.append(((o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), proposal_label(o, lands)))
+            label = proposal_label(o, lands)
+            first = closest is not None and nb is not None and o.id == closest.id
+            if first:
+                label += f" · closest: {nb.distance * 100:.1f}% from #{p.id}"
+            # the closest first, then the same parent, then the closest relatives (deepest common taxon)
+            options.append(((not first, o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), label))
         options.sort(key=lambda x: x[0])
         if not options:
             self.app.call_from_thread(self.app.notify, "no other pending proposal to merge with", severity="warning")
