@@ -559,13 +559,15 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
                             processid=best.top_hit, identity=best.identity,
                             top_distances=tuple(sorted(1.0 - r.identity for r in results)),
                             not_named_because=getattr(best, "reason", None))
-    if near.processid and near.barcode is None and reference_barcode is not None:
-        near = dataclasses.replace(near, barcode=reference_barcode(near.processid))
-    if near.processid and near.image is None and reference_image is not None:
-        near = dataclasses.replace(near, image=reference_image(near.processid))
-    # every hit key's barcode, so a split or merge whose nearest species is another member's hit still shows it
+    # every hit key's barcode (each looked up once), so a split or merge whose nearest species is another
+    # member's hit still shows it; the nearest key's among them
     keys = sorted({h.processid for h in hits.values() if h.processid})
     found = {pid: reference_barcode(pid) for pid in keys} if reference_barcode is not None else {}
+    if near.processid and near.barcode is None and reference_barcode is not None:
+        barcode = found[near.processid] if near.processid in found else reference_barcode(near.processid)
+        near = dataclasses.replace(near, barcode=barcode)
+    if near.processid and near.image is None and reference_image is not None:
+        near = dataclasses.replace(near, image=reference_image(near.processid))
     if near.processid and near.barcode:
         found[near.processid] = near.barcode
     changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
