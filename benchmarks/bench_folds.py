@@ -465,6 +465,7 @@ def score_fold(fold: Fold, args: argparse.Namespace) -> dict:
         for lv in LEVELS:
             tools[f"ours@{lv}"] = {p: named_at(r, lv, optional) for p, r in res.items()}
     out["ours_seconds"] = {"fit": round(ours["fit_seconds"], 1), "triage": round(ours["triage_seconds"], 1)}
+    out["ours_priors"] = next((dict(r.priors) for r in res.values() if getattr(r, "priors", None)), {})
     naming = getattr(model, "naming_", None)
     if naming is not None:
         out["predicted"] = naming.expected_.get(f"{model.config.naming.level}")

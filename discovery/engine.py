@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -318,14 +317,17 @@ class DiscoveryModel:
         aside = self._set_aside_mask()
         if aside is not None:  # drawn as from every key, then the keys set aside dropped: the same draw otherwise
             queries = [q for q in queries if not aside[q.position]]
-        plain = Counter(q.position for q in queries if not isinstance(q.exclude, tuple))
-        elsewhere = sum(plain.values()) - len(plain)  # a key searched twice: the second time from elsewhere
+        elsewhere = sum(q.elsewhere and q.scenario == "present" for q in queries)
+        away = sum(q.elsewhere and q.scenario != "present" for q in queries)
         # kept with the species rank's support, so `info` says it too (None: the keys gave no country)
         support.setdefault("species", {})["met_elsewhere"] = elsewhere if countries is not None else None
+        support["species"]["absent_met_elsewhere"] = away if countries is not None else None
         say(f"simulating {len(queries)} queries from the reference (leave-one-barcode-out, "
             + (f"{elsewhere} of them again from another country, " if countries is not None else
                "the keys give no country: no species is met from another part of its range, ")
-            + "and leave-clade-out at every rank)")
+            + "and leave-clade-out at every rank"
+            + (f", {away} left-out species again without their relatives' keys from their own country)"
+               if countries is not None else ")"))
         cutoff = [k for k, r in enumerate(RANKS) if not support.get(r, {}).get("learned")]
         # the simulation searches every key exactly whatever the index kind (up to ``sim_exact_max`` keys):
         # the model must not hinge on an approximate index's recall (fitted on IVF-SQ candidates instead, the

@@ -61,8 +61,8 @@ def test_a_species_with_keys_from_another_country_is_also_met_from_elsewhere() -
     queries, _ = plan_simulation(lineages, seqs, NamingConfig(), countries)
     by_key: dict[int, list] = defaultdict(list)
     for q in queries:
-        if q.position >= 0 and not isinstance(q.exclude, tuple):
-            by_key[q.position].append(q)
+        if q.position >= 0 and not isinstance(q.exclude, tuple) and (q.scenario == "present" or not q.elsewhere):
+            by_key[q.position].append(q)  # (a left-out species met without its relatives: the next test)
     # G a's five keys twice; every other key once (14-15 are named to genus only)
     assert {j: len(qs) for j, qs in by_key.items()} == {j: 2 if j < 5 else 1 for j in range(len(lineages))}
     plain, elsewhere = by_key[1]
@@ -74,3 +74,32 @@ def test_a_species_with_keys_from_another_country_is_also_met_from_elsewhere() -
     for cfg, where in ((NamingConfig(sim_present_elsewhere=False), countries), (NamingConfig(), None)):
         queries, _ = plan_simulation(lineages, seqs, cfg, where)
         assert sorted(q.position for q in queries if not isinstance(q.exclude, tuple)) == list(range(len(lineages)))
+
+
+def test_a_left_out_species_is_also_met_without_its_relatives_from_its_own_country() -> None:
+    """The absent side of "met elsewhere": a species left out whole (``absent:species``) is searched a second
+    time with its genus's keys from its own country left out too, in the same group, where the genus keeps keys
+    from another country; a query without a country, or a genus with nothing left elsewhere, gets no twin."""
+    species = ["G a"] * 2 + ["G b"] * 2 + ["G c"] * 2 + ["H d"] * 2 + ["H e"] * 2
+    genus = [sp.split()[0] for sp in species]
+    lineages = [("O", "F", None, g, sp) for g, sp in zip(genus, species)]
+    countries = ["Canada", "Peru", "Canada", "Canada", "Peru", "Peru", "Canada", "Canada", "Canada", None]
+    seqs = [f"ACGT{i:04d}" for i in range(len(lineages))]
+    queries, _ = plan_simulation(lineages, seqs, NamingConfig(sim_per_taxon=2), countries)
+    left = [q for q in queries if q.scenario == "absent:species"]
+    twins = {q.position: q for q in left if q.elsewhere}
+    plain = {q.position: q for q in left if not q.elsewhere}
+    # G a's Canadian key: G a and G b's Canadian keys out, G c (Peru) names the genus still
+    assert twins[0].exclude.tolist() == [0, 1, 2, 3] and twins[0].group == plain[0].group == "absent:species:G a"
+    assert twins[0].present == (True, True, False, True, False)  # (no subfamily label)
+    # G a's Peruvian key: G c's Peruvian keys out, G b's Canadian keys remain
+    assert twins[1].exclude.tolist() == [0, 1, 4, 5]
+    # H: every other key of the genus is Canadian or has no country, so nothing is left elsewhere
+    assert not {6, 7, 8, 9} & set(twins)
+    assert all(not q.elsewhere for q in queries if q.scenario.startswith("absent:") and q.scenario != "absent:species")
+    no_rank = plan_simulation(lineages, seqs, NamingConfig(sim_per_taxon=2, sim_absent_elsewhere_ranks=()), countries)[0]
+    assert not any(q.elsewhere for q in no_rank if q.scenario != "present")  # present twins still
+    assert any(q.elsewhere for q in no_rank if q.scenario == "present")
+    for cfg, where in ((NamingConfig(sim_per_taxon=2, sim_present_elsewhere=False), countries),
+                       (NamingConfig(sim_per_taxon=2), None)):
+        assert not any(q.elsewhere for q in plan_simulation(lineages, seqs, cfg, where)[0])
