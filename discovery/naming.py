@@ -1347,6 +1347,6 @@ def describe_support(support: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
             n = s["met_elsewhere"]
             line += ("; the keys give no country: no known species was met from another part of its range"
                      if n is None else f"; {n} present queries met their species from another country")
-            if s.get("absent_met_elsewhere"):
+            if n is not None and s.get("absent_met_elsewhere"):
                 line += f", {s['absent_met_elsewhere']} left-out species their relatives"
         yield line

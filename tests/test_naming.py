@@ -408,6 +408,12 @@ def test_spread_contribution_is_the_distance_to_the_nearest_remaining_member() -
     extra = SimQuery(-1, None, lins[0], "present", "g", (True,) * 5, sequence="ACGT")
     assert spread_contribution(extra, hits, lins) is None
     assert spread_contribution(order_out, Hits.empty(600), lins) is None
+    # a left-out taxon met from elsewhere (its parent's keys from its own country left out too) says nothing of how
+    # far the parent's members lie from one another; a present query met from elsewhere still samples its species
+    away = SimQuery(0, np.array([0, 1]), lins[0], "absent:genus", "g", (True, True, True, False, False), elsewhere=True)
+    assert spread_contribution(away, hits, lins) is None
+    there = SimQuery(0, np.array([0]), lins[0], "present", "g", (True,) * 5, elsewhere=True)
+    assert spread_contribution(there, hits, lins) == ("species", "G1 a", pytest.approx(log_distance(0.95)))
 
 
 def test_a_simulated_query_is_left_out_of_its_own_and_its_parents_spread() -> None:
@@ -790,6 +796,8 @@ def test_a_known_species_met_from_another_part_of_its_range_is_named() -> None:
         assert model.naming_.support_["species"]["met_elsewhere"] == (len(ref) if countries else None)
         if countries:  # every key is a present query (a small world), and each is met from the other country too
             assert f"leave-one-barcode-out, {len(ref)} of them again from another country" in simulating, simulating
+            away = model.naming_.support_["species"]["absent_met_elsewhere"]
+            assert away > 0 and f", {away} left-out species again without their relatives' keys" in simulating
         else:
             assert "the keys give no country" in simulating
         named = [r.deepest_rank == "species" and r.labels["species"] == s.species

@@ -134,6 +134,10 @@ def test_the_support_lines_say_learned_or_which_cutoff_and_why() -> None:
     support["species"] = {"learned": True, "leave_out_taxa": 9, "met_elsewhere": 12}
     assert list(describe_support(support))[4] == ("species: learned from 9 left-out taxa; 12 present queries met "
                                                   "their species from another country")
+    support["species"]["absent_met_elsewhere"] = 5
+    assert list(describe_support(support))[4] == ("species: learned from 9 left-out taxa; 12 present queries met "
+                                                  "their species from another country, 5 left-out species their "
+                                                  "relatives")
     support["species"]["met_elsewhere"] = None
     assert list(describe_support(support))[4].endswith("; the keys give no country: no known species was met from "
                                                        "another part of its range")
