@@ -17,6 +17,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: Real data lives beside the checkout in ../shared; a user's clone has none.
 SHARED_DATA = Path(os.environ.get("BIODISCOVER_SHARED_DATA", REPO.parent / "shared" / "data"))
 
+# One OpenMP thread per process (torch, faiss), set before either is imported and inherited by every CLI
+# subprocess a test starts. The tests' models are tiny: on the 2-core CI machine a second thread buys nothing,
+# and whenever the other core is busy (a subprocess, a Ray worker, another job) OpenMP's threads wait on each
+# other, and the demo's tiny-preset training took 36 s instead of 3. A value set by the caller is kept.
+for _omp in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_omp, "1")
+
 
 @pytest.fixture(scope="session")
 def load_benchmark() -> Callable[[str], Any]:

@@ -41,7 +41,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     preset_path = tmp / "toy.json"
     preset_path.write_text(json.dumps(preset.to_dict()))
     out = tmp / "bundle"
-    torch.set_num_threads(2)
     rc = main(["train", "--data", str(root), "--out", str(out), "--preset", str(preset_path), "--no-progress"])
     return {"rc": rc, "root": root, "out": out, "tmp": tmp, "config": preset}
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from biodiscover.discovery.metrics import rank_errors
 from biodiscover.discovery.multimodal import (CrossModalClassifier, CrossModalConfig, ModalityCall, fuse,
@@ -31,7 +30,6 @@ from biodiscover.storage.synth import SynthConfig, generate
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    torch.set_num_threads(2)
     tmp = tmp_path_factory.mktemp("mm")
     root = tmp / "data"
     generate(SynthConfig(n_species=24, n_specimens=360, seed=2, image_size=32), root)
