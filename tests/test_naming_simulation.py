@@ -97,7 +97,8 @@ def test_a_left_out_species_is_also_met_without_its_relatives_from_its_own_count
     # H: every other key of the genus is Canadian or has no country, so nothing is left elsewhere
     assert not {6, 7, 8, 9} & set(twins)
     assert all(not q.elsewhere for q in queries if q.scenario.startswith("absent:") and q.scenario != "absent:species")
-    no_rank = plan_simulation(lineages, seqs, NamingConfig(sim_per_taxon=2, sim_absent_elsewhere_ranks=()), countries)[0]
+    no_rank = plan_simulation(lineages, seqs, NamingConfig(sim_per_taxon=2, sim_absent_elsewhere_ranks=()),
+                              countries)[0]
     assert not any(q.elsewhere for q in no_rank if q.scenario != "present")  # present twins still
     assert any(q.elsewhere for q in no_rank if q.scenario == "present")
     for cfg, where in ((NamingConfig(sim_per_taxon=2, sim_present_elsewhere=False), countries),
