@@ -279,7 +279,8 @@ class NamingConfig:
     sim_present_per_species: int = 2
     #: each present query of a species that has keys from another country is searched a second time with
     #: every key of its species from its own country left out (``plan_simulation``): a collection meets a
-    #: known species from another part of its range, where its own population is not among the keys
+    #: known species from another part of its range, where its own population is not among the keys (off: no
+    #: query of either side is met from elsewhere, ``sim_absent_elsewhere_ranks`` included)
     sim_present_elsewhere: bool = True
     #: ranks whose left-out taxa are, with ``sim_present_elsewhere``, also searched without their parent's keys
     #: from the query's own country (``_country_kin``): absent taxa met from elsewhere
@@ -1348,5 +1349,5 @@ def describe_support(support: Mapping[str, Mapping[str, Any]]) -> Iterable[str]:
             line += ("; the keys give no country: no known species was met from another part of its range"
                      if n is None else f"; {n} present queries met their species from another country")
             if n is not None and s.get("absent_met_elsewhere"):
-                line += f", {s['absent_met_elsewhere']} left-out species their relatives"
+                line += f", {s['absent_met_elsewhere']} left-out species met their relatives from another country"
         yield line

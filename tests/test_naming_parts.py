@@ -136,8 +136,8 @@ def test_the_support_lines_say_learned_or_which_cutoff_and_why() -> None:
                                                   "their species from another country")
     support["species"]["absent_met_elsewhere"] = 5
     assert list(describe_support(support))[4] == ("species: learned from 9 left-out taxa; 12 present queries met "
-                                                  "their species from another country, 5 left-out species their "
-                                                  "relatives")
+                                                  "their species from another country, 5 left-out species met "
+                                                  "their relatives from another country")
     support["species"]["met_elsewhere"] = None
     assert list(describe_support(support))[4].endswith("; the keys give no country: no known species was met from "
                                                        "another part of its range")
