@@ -240,7 +240,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.app.pop_screen()
         queue = self.app.queue_screen
         if queue is not None:
-            queue.reload()
+            queue.reload(shown=None if self.position is None else (self.proposal_id, self.position))
 
     def action_tab(self, tab: str) -> None:
         """Show a tab and focus what it holds, so arrows scroll the alignment and n/p page the images

@@ -159,12 +159,20 @@ class QueueScreen(DecisionsMixin, Screen[None]):
     def current_proposal(self) -> Any | None:
         return self.query_one(ProposalTable).current
 
-    def reload(self, *, advance: bool = False) -> None:
-        """Fetch the page again; keep the cursor on the same proposal, or the same row after a decision."""
+    def reload(self, *, advance: bool = False, shown: tuple[int, int] | None = None) -> None:
+        """Fetch the page again; keep the cursor on the same proposal, or the same row after a decision.
+
+        ``shown``: (proposal id, queue position) of the proposal the detail showed last — back from it, the
+        cursor lands there, on whichever page holds it: a reviewer who walked on with ``j``/``k`` is not sent
+        back to where they opened the first one."""
         table = self.query_one(ProposalTable)
         cur = table.current
         self._keep_id = None if (advance or cur is None) else cur.id
         self._keep_row = table.cursor_row
+        if shown is not None:
+            self._keep_id = shown[0]
+            self.page_offset = max(0, shown[1]) // PAGE_SIZE * PAGE_SIZE
+            self._keep_row = max(0, shown[1]) - self.page_offset
         self.load_page()
         self.poll_status()
 
