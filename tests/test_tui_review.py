@@ -319,6 +319,35 @@ async def test_history_in_time_order_with_old_and_new_names_and_the_reviewer_fro
     db.close()
 
 
+def test_the_part_split_off_and_the_candidate_merged_away_say_where_they_went(review_db: Path) -> None:
+    """The review row of a split is the parent's and of a merge the kept candidate's; the other side's history
+    said nothing of it (the part split off from the demo's #1 showed only a note): now it names the other
+    proposal, and the side that holds the review row does not say it twice."""
+    from biodiscover.tui.evidence import history_entries
+
+    db = Database.open(review_db)
+    detail = db.proposal_detail(1)
+    picked = [m.processid for m in detail.members[:3]]
+    new_id = db.split(1, detail.summary.version, picked, reviewer="ana").new_proposal_id
+    assert new_id is not None
+    other = next(p for p in db.proposal_queue(status="pending", limit=50)[0] if p.id not in (1, new_id))
+    versions = {1: db.proposal_detail(1).summary.version, other.id: other.version}
+    db.merge([1, other.id], versions, reviewer="ana")
+
+    def said(pid: int) -> list[str]:
+        d = db.proposal_detail(pid)
+        return [what for _, what, _, _ in history_entries(d.reviews, d.history, pid)]
+
+    split_review = next(r["id"] for r in db.reviews(1) if r["action"] == "split")
+    assert said(new_id) == [f"split off from #1 (3 members, review {split_review})"]
+    merged_away = said(other.id)
+    assert len(merged_away) == 1 and merged_away[0].startswith("merged into #1 (review ")
+    kept = said(1)
+    assert kept[0] == "split 3 members off into #%d" % new_id and kept[1].startswith(f"merged #{other.id} into")
+    assert len(kept) == 2  # its own review rows only: the edges they made are not told again
+    db.close()
+
+
 @asynctest
 async def test_environment_names_the_reviewer_and_a_login_name_is_flagged(
         review_db: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

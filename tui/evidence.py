@@ -172,13 +172,19 @@ def review_line(r: dict[str, Any], actions: dict[Any, Any]) -> str:
 
 
 def edge_line(e: dict[str, Any], proposal_id: int) -> str | None:
-    """An automatic history event (re-clustering, a rejection remembered); None for edges a review row
-    already tells (merge, split)."""
+    """An automatic history event (re-clustering, a rejection remembered), or the other side of a merge or split
+    (the part split off, a candidate merged into another); None where this proposal's own review row tells it."""
     kind, src, dst = e.get("kind"), e.get("source_id"), e.get("target_id")
     detail = _dict(e.get("detail"))
     shared = detail.get("shared_members")
     if e.get("review_id") is not None and kind in ("merge", "split"):
-        return None
+        # the review row is the kept proposal's (merge) or the parent's (split): the other side says it here
+        if proposal_id == (dst if kind == "merge" else src):
+            return None
+        if kind == "split":
+            n = len(detail.get("members") or ())
+            return f"split off from #{src} ({n} member{'' if n == 1 else 's'}, review {e.get('review_id')})"
+        return f"merged into #{dst} (review {e.get('review_id')})"
     if kind == "recluster":
         return (f"re-clustered by run {e.get('run_id')} into #{dst} ({shared} members shared)" if src == proposal_id
                 else f"re-clusters #{src} of an earlier run ({shared} members shared)")
