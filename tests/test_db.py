@@ -1571,6 +1571,29 @@ def test_a_run_is_stale_only_while_it_says_running_without_a_heartbeat(db: Datab
     assert (db.run_progress(running).stale, db.run_progress(done).stale) == (True, False)
 
 
+def test_a_later_candidate_is_assigned_to_an_accepted_new_species_whose_accept_then_cannot_be_undone_under_it(
+        db: Database) -> None:
+    """The demo's review met it: a fourth specimen of an accepted candidate's species came as a candidate of its
+    own, and nothing could add it to the accepted one. "Assign" offers the accepted provisional species too; and
+    the accept that made that species cannot be undone while another candidate is assigned to it (its specimens
+    would be named as a species that no longer is): the assignment is undone first, then the accept."""
+    register_lineages(db, [{**_lineage(0), "species": "Megaselia scalaris"}], source="test")
+    _, (p0, p1) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": {"genus": "Megaselia"}},
+                                {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
+    accepted = db.accept(p0, 1, reviewer="ana", name="Megaselia sp. BD-0001")
+    offered = [name.split("  ")[0] for _, name in db.known_species(near="Megaselia scalaris")]
+    assert offered == ["Megaselia scalaris", "Megaselia sp. BD-0001"]
+    assigned = db.assign(p1, 1, "Megaselia sp. BD-0001", reviewer="bo")
+    assert (db.proposal(p1).status, db.proposal(p1).taxon_id) == ("assigned", accepted.taxon_id)
+    with pytest.raises(StaleProposalError, match=f"proposal {p1} was assigned to Megaselia sp. BD-0001 since"):
+        db.undo(accepted.review_id, reviewer="ana")
+    assert db.proposal(p0).status == "accepted"  # refused whole: nothing moved
+    db.undo(assigned.review_id, reviewer="bo")
+    db.undo(accepted.review_id, reviewer="ana")
+    assert db.proposal(p0).status == "pending" and db.proposal(p1).status == "pending"
+    assert [name.split("  ")[0] for _, name in db.known_species()] == ["Megaselia scalaris"]  # rejected: not offered
+
+
 def test_assigning_to_a_known_species_checks_the_version_and_the_status_like_every_review(db: Database) -> None:
     """``assign`` is optimistic like accept and reject: a reviewer who saw an older version is refused (another
     reviewer's decision is never overwritten), and a candidate already decided must be undone first; the

@@ -339,7 +339,8 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _assign_options(self, p: Any) -> None:
-        """Pick a known species (the reference's, registered by triage), the nearest one first."""
+        """Pick a known species (the reference's, registered by triage, or a new one a reviewer accepted), the
+        nearest one first."""
         db, who = self.app.db, self.app.reviewer
         options = db.known_species(limit=5000, near=p.nearest_species)
         if not options:
@@ -348,7 +349,8 @@ class DecisionsMixin:
             return
         names = {tid: label.split("  (")[0] for tid, label in options}
         self.app.call_from_thread(
-            self._ask, PickDialog(f"#{p.id} is a known species (type to search; nearest known first):", options),
+            self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; nearest known "
+                                  "first):", options),
             lambda tid: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
                                     lambda r: f"#{p.id} assigned to {names[tid]}: its {p.size} members are named "
                                               "as that species", True))

@@ -376,12 +376,14 @@ class ReviewsMixin(DatabaseCore):
 
     def known_species(self, search: str = "", limit: int = 200, near: str | None = None) -> list[tuple[int, str]]:
         """(taxon id, ``name  (family › genus)``) of known species matching ``search`` (case-insensitive
-        substring), ``near``'s genus first when given: what "assign to a known species" offers."""
+        substring), ``near``'s genus first when given: what "assign to a known species" offers — the
+        reference's species and the provisional ones reviewers accepted (a later candidate of an accepted
+        one, such as a fourth specimen triaged apart, is assigned to it, not accepted twice)."""
         from biodiscover.storage.db.taxonomy import lineage_labels
 
         with self._read() as conn:
             q = sa.select(TAXA.c.id, TAXA.c.name, TAXA.c.parent_id).where(
-                TAXA.c.rank == "species", TAXA.c.status == "accepted")
+                TAXA.c.rank == "species", TAXA.c.status.in_(("accepted", "provisional")))
             if search:
                 q = q.where(TAXA.c.name.ilike(f"%{search}%"))
             rows = conn.execute(q.order_by(TAXA.c.name).limit(max(limit, 1) * 4)).all()
@@ -567,6 +569,14 @@ class ReviewsMixin(DatabaseCore):
                         f"cannot undo review {review_id} ({rv['action']}): proposal {k} changed after it "
                         f"(version {snap['version'] if snap else '-'} then, {cur['version'] if cur else '-'} now); "
                         "undo the later reviews first")
+            made = [k for k in tids if before.get("taxa", {}).get(str(k)) is None]  # taxa that review created
+            named = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
+                                 .where(PROPOSALS.c.taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
+                                        PROPOSALS.c.status == "assigned")).first() if made else None
+            if named is not None:
+                raise StaleProposalError(
+                    f"cannot undo review {review_id} ({rv['action']}): proposal {named.id} was assigned to "
+                    f"{named.name} since; undo that assignment first")
             now = utcnow()
             if rv["action"] != "note":
                 for k, target in before["proposals"].items():
