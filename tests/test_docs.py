@@ -18,7 +18,7 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     test_section = readme.split("## Run the tests", 1)[1]
     command = _bash_blocks(test_section)[0].strip()
-    assert command.endswith("-m pytest -q")
+    assert command.endswith("-m pytest -q -n auto")
     assert command in (REPO / ".ci" / "run").read_text(encoding="utf-8")
 
 
