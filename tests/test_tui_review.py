@@ -44,6 +44,16 @@ async def open_proposal(pilot, proposal_id: int) -> DetailScreen:
     return pilot.app.screen
 
 
+async def decide(pilot, proposal_id: int, key: str, *answer: str) -> None:
+    """Let the app load, open a proposal, press a decision's key, answer its dialog and let it be written."""
+    await settle(pilot)
+    await open_proposal(pilot, proposal_id)
+    await pilot.press(key)
+    await settle(pilot)
+    await pilot.press(*answer)
+    await settle(pilot)
+
+
 # -- item 1: a rejected candidate whose members come back is recognised, linked and not re-queued ----------------
 
 @asynctest
@@ -160,6 +170,55 @@ def test_exports_read_the_recomputed_evidence(review_db: Path, tmp_path: Path) -
     for pid, ev in ((1, evidence[0]), (res.new_proposal_id, evidence[1])):
         assert int(rows[pid]["evidence_size"]) == ev.size == int(rows[pid]["size"])
         assert float(rows[pid]["evidence_within_distance_max"]) == pytest.approx(ev.within_distance.max)
+
+
+@asynctest
+async def test_after_a_split_the_part_that_stays_names_its_closest_candidate_too(review_db: Path) -> None:
+    """Found reviewing the demo: after a split the part split off said "closest candidate: #1 …, 0.7% away" and
+    #1, the part that stays, said nothing: only the part split off was given a neighbour when the evidence was
+    recomputed. Both parts now name each other, on the evidence tab too."""
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await decide(pilot, 1, "x", "space", "down", "space", "down", "space", "enter")
+        new_id = db.reviews(1)[0]  # newest first: the split
+        new_id = int(next(k for k in new_id["after"]["proposals"] if k != "1"))
+        kept, off = db.proposal_detail(1), db.proposal_detail(new_id)
+        assert kept.closest_candidate is not None and kept.closest_candidate.id == new_id
+        assert off.closest_candidate is not None and off.closest_candidate.id == 1
+        # one distance between the two consensus barcodes, whichever side reads it
+        assert kept.evidence.between_distance.distance == pytest.approx(off.evidence.between_distance.distance)
+        await pilot.press("3")
+        await settle(pilot)
+        shown = str(app.screen.query_one("#nearest").render())
+        assert (f"closest candidate: #{new_id} {off.summary.name}, "
+                f"{kept.evidence.between_distance.distance * 100:.1f}% away") in shown
+    db.close()
+
+
+def test_a_split_or_merge_keeps_the_closest_candidate_the_sources_had(review_db: Path) -> None:
+    """The candidate closest to a proposal before a split or merge is still there afterwards: the new member
+    lists are measured against it too (a merged candidate had no closest candidate at all)."""
+    from biodiscover.tui.decisions import recomputed
+
+    db = Database.open(review_db)
+    a, b = db.proposal_detail(4), db.proposal_detail(6)  # two Bobeix candidates, both closest to a third one
+    third = a.closest_candidate
+    assert third is not None and b.closest_candidate is not None and b.closest_candidate.id == third.id
+    members = [m.processid for m in a.members] + [m.processid for m in b.members]
+    (evidence,) = recomputed(db, [a, b], [members])
+    db.merge([4, 6], [a.summary.version, b.summary.version], reviewer="ana", evidence=evidence)
+    merged = db.proposal_detail(4)
+    assert merged.closest_candidate is not None and merged.closest_candidate.id == third.id
+    # split one member off: the part that stays is nearer that part than the third, the third stays a neighbour
+    ids = [m.processid for m in merged.members]
+    keep, off = recomputed(db, [merged], [ids[1:], ids[:1]])
+    assert keep.between_distance is not None and off.between_distance is not None
+    third_seq = db.proposal_detail(third.id).evidence.consensus_barcode
+    from biodiscover.storage.distance import cross_p_distance
+
+    to_third = float(cross_p_distance([off.consensus_barcode], [third_seq])[0][0])
+    assert off.between_distance.distance == pytest.approx(min(to_third, keep.between_distance.distance))
+    db.close()
 
 
 # -- item 3: "this is species X" ----------------------------------------------------------------------------------
