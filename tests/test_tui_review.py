@@ -54,6 +54,15 @@ async def decide(pilot, proposal_id: int, key: str, *answer: str) -> None:
     await settle(pilot)
 
 
+async def open_dna_tab(pilot, proposal_id: int) -> tuple[DetailScreen, DnaPanel]:
+    """Let the app load, open a proposal on its DNA tab and let the alignment load."""
+    await settle(pilot)
+    screen = await open_proposal(pilot, proposal_id)
+    await pilot.press("2")
+    await settle(pilot)
+    return screen, screen.query_one(DnaPanel)
+
+
 # -- item 1: a rejected candidate whose members come back is recognised, linked and not re-queued ----------------
 
 @asynctest
@@ -260,11 +269,7 @@ async def test_dna_tab_aligns_partial_barcodes_to_the_nearest_known_species(tmp_
     path, pid = partial_barcode_db(tmp_path / "partial.sqlite")
     app, db = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await open_proposal(pilot, pid)
-        await pilot.press("2")
-        await settle(pilot)
-        dna = screen.query_one(DnaPanel)
+        screen, dna = await open_dna_tab(pilot, pid)
         ref_label, _ref_row = dna.data.reference
         assert ref_label == "Xus knownus"
         rows = dict(dna.data.rows)
@@ -285,6 +290,25 @@ async def test_dna_tab_aligns_partial_barcodes_to_the_nearest_known_species(tmp_
         await settle(pilot)
         help_text = str(app.screen.query_one("#help-body").render())
         assert "DNA tab" in help_text and "Page →" in help_text and "dna.page_right" in help_text
+    db.close()
+
+
+@asynctest
+async def test_dna_tab_shows_a_long_species_name_whole_at_80_columns(tmp_path: Path) -> None:
+    """The label column was cut at 24 characters: the reference row read "Xus sp. BIOUG57720-B08 c". A label
+    column as wide as the longest label shows it whole and still leaves 40 bases in view at 80 columns."""
+    species = "Xus sp. BIOUG57720-B08 cf. knownus"
+    path, pid = partial_barcode_db(tmp_path / "partial.sqlite", species=species)
+    app, db = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        _, dna = await open_dna_tab(pilot, pid)
+        _, reference = dna.data.reference
+        first = dna.render_line(0).text
+        assert first.startswith(species + " ")
+        bases = first[len(species):].strip()
+        assert len(bases) >= 40 and reference.startswith(bases)  # the reference's own bases, from column 1
+        member = dna.render_line(3).text  # member rows start in the same column (a read starting with gaps)
+        assert member[: len(species) + 1].rstrip() == "PART0-24" and member[len(species) + 1] == "-"
     db.close()
 
 
