@@ -262,6 +262,53 @@ async def test_assign_to_a_known_species_names_the_members_and_closes_the_propos
     db.close()
 
 
+@asynctest
+async def test_a_renamed_new_species_is_named_anew_on_the_candidates_assigned_to_it(
+        review_db: Path, tmp_path: Path) -> None:
+    """One name per taxon. A candidate assigned (``i``) to a new species a reviewer had accepted kept the name
+    the species had then once the species was renamed: the queue, its detail and the exports said the old
+    name. They follow the species now; the assignment still undoes, and undoing the rename names it back."""
+    import csv
+
+    from biodiscover.workflows.export import export_run
+
+    db = Database.open(review_db)
+    species = db.proposal(3)
+    old = db.accept(3, species.version, "Vibeum sp. BD-0001", reviewer="ana")
+    assigned = db.assign(2, db.proposal(2).version, old.taxon_id, reviewer="ana")
+    db.close()
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await decide(pilot, 3, "e", "ctrl+u", *"Vibeum dorsalis", "enter")
+        assert db.taxonomy().node(old.taxon_id).name == "Vibeum dorsalis"
+        screen = await open_proposal(pilot, 2)
+        assert "Vibeum dorsalis" in str(screen.query_one("#detail-summary").render()).splitlines()[0]
+        await pilot.press("5")
+        await settle(pilot)
+        history = str(screen.query_one("#history-text").render())
+        assert "assigned to known species “Vibeum sp. BD-0001” (renamed “Vibeum dorsalis” since)" in history
+        app.pop_screen()
+        queue = app.screen
+        queue.set_query(queue.query_state.__class__(status="assigned"))
+        await settle(pilot)
+        assert [(p.id, p.name) for p in queue.query_one(ProposalTable).rows_shown] == [(2, "Vibeum dorsalis")]
+    assert db.proposal(2).version == assigned.versions[2]  # the assignment itself did not change
+    run = db.proposal(2).run_id
+    export_run(review_db, run, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+        assert {int(r["proposal_id"]): r["provisional_name"] for r in csv.DictReader(fh)}[2] == "Vibeum dorsalis"
+    # a reviewer's decisions survive the rename: the assignment undoes, and redoes under the name of now
+    undo = db.undo(assigned.review_id, reviewer="ana")
+    assert db.proposal(2).status == "pending"
+    db.undo(undo.review_id, reviewer="ana")
+    assert (db.proposal(2).status, db.proposal(2).name) == ("assigned", "Vibeum dorsalis")
+    # undoing the rename names the species and its assigned candidate back
+    rename = next(r["id"] for r in db.reviews(3) if r["action"] == "rename")
+    db.undo(rename, reviewer="ana")
+    assert db.proposal(2).name == db.proposal(3).name == "Vibeum sp. BD-0001"
+    db.close()
+
+
 # -- item 4: the DNA tab on partial barcodes ----------------------------------------------------------------------
 
 @asynctest

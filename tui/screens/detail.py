@@ -233,7 +233,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         """Reviews and automatic events (re-clustering, a rejection remembered) in one timeline, oldest first,
         each with who did it and what changed (old → new name, from → to parent)."""
         text = Text()
-        entries = ev.history_entries(detail.reviews, detail.history, detail.summary.id)
+        entries = ev.history_entries(detail.reviews, detail.history, detail.summary.id, detail.summary)
         if not entries:
             text.append("no reviews yet", style="grey50")
         for when, what, who, note in entries:
