@@ -231,6 +231,22 @@ def _assemble(members: Sequence[Specimen], probabilities: np.ndarray, *, consens
     )
 
 
+def nearest_candidate(consensus: str, neighbours: Mapping[int, str] | None,
+                      neighbour_members: Mapping[int, str] | None = None, candidate: int | None = None
+                      ) -> NearestCandidate | None:
+    """The candidate of ``neighbours`` (consensus barcodes by id, ``candidate`` itself left out) whose consensus
+    is nearest ``consensus`` by p-distance, with one of its specimens from ``neighbour_members``; None when
+    there is no consensus or no other candidate to compare."""
+    others = {c: seq for c, seq in (neighbours or {}).items() if seq and c != candidate}
+    if not consensus or not others:
+        return None
+    ids = list(others)
+    d = cross_p_distance([consensus], [others[c] for c in ids])[0]
+    j = int(np.argmin(d))
+    return NearestCandidate(nearest_candidate=int(ids[j]), distance=float(d[j]),
+                            member=(neighbour_members or {}).get(ids[j]))
+
+
 def compute_evidence(
     members: Sequence[Specimen],
     probabilities: Sequence[float] | None = None,
@@ -269,14 +285,7 @@ def compute_evidence(
                                          max_msa)
     if nearest is None and reference is not None and consensus:
         nearest = nearest_known([consensus], reference)[0]
-    between = None
-    others = {c: seq for c, seq in (neighbours or {}).items() if seq and c != candidate}
-    if consensus and others:
-        ids = list(others)
-        d = cross_p_distance([consensus], [others[c] for c in ids])[0]
-        j = int(np.argmin(d))
-        between = NearestCandidate(nearest_candidate=int(ids[j]), distance=float(d[j]),
-                                   member=(neighbour_members or {}).get(ids[j]))
+    between = nearest_candidate(consensus, neighbours, neighbour_members, candidate)
     return _assemble(members, probs, consensus=consensus, alignment=alignment, nearest=nearest, between=between,
                      bins=_bins(members, candidate, bin_holders), candidate=candidate, threshold=threshold,
                      linkage=linkage, hdbscan_agreement=hdbscan_agreement,

@@ -481,6 +481,32 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
 
 
 @asynctest
+async def test_members_table_shows_a_five_digit_area_whole_at_80_columns(review_db: Path) -> None:
+    """A reviewer saw "1234…" for an area of 12345 px (the column had room for four digits). Five digits show
+    whole, six in thousands, and the table still fits 80 columns without scrolling sideways."""
+    import sqlite3
+
+    with Database.open(review_db) as first_db:
+        first = first_db.proposal_queue(status="pending", limit=1)[0][0]
+        five, six = proposal_members(first_db, first.id)[:2]
+    with sqlite3.connect(review_db) as raw:
+        raw.execute("UPDATE specimens SET image_measurement_value = 12345 WHERE processid = ?", (five,))
+        raw.execute("UPDATE specimens SET image_measurement_value = 110817 WHERE processid = ?", (six,))
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_detail(pilot)
+        table = screen.query_one("#members-table")
+        keys = list(table.columns)
+        assert str(table.get_row(five)[keys.index("size")]) == "12345"
+        assert str(table.get_row(six)[keys.index("size")]) == "111k"
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # every column in view
+        shown = ["".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips()]
+        row = next(line for line in shown if line.lstrip().startswith(five))
+        assert row.split()[-2] == "12345"  # the area column, before the membership one
+    db.close()
+
+
+@asynctest
 async def test_the_footer_ends_at_the_command_palette_key_on_every_screen(review_db: Path) -> None:
     """The bottom row ends "^p Commands" exactly: Textual's compact footer gave the docked command-palette key a
     right margin, and the column under it showed a letter of the key beneath ("^p Commandsl" on the DNA tab,

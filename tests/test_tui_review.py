@@ -44,6 +44,25 @@ async def open_proposal(pilot, proposal_id: int) -> DetailScreen:
     return pilot.app.screen
 
 
+async def decide(pilot, proposal_id: int, key: str, *answer: str) -> None:
+    """Let the app load, open a proposal, press a decision's key, answer its dialog and let it be written."""
+    await settle(pilot)
+    await open_proposal(pilot, proposal_id)
+    await pilot.press(key)
+    await settle(pilot)
+    await pilot.press(*answer)
+    await settle(pilot)
+
+
+async def open_dna_tab(pilot, proposal_id: int) -> tuple[DetailScreen, DnaPanel]:
+    """Let the app load, open a proposal on its DNA tab and let the alignment load."""
+    await settle(pilot)
+    screen = await open_proposal(pilot, proposal_id)
+    await pilot.press("2")
+    await settle(pilot)
+    return screen, screen.query_one(DnaPanel)
+
+
 # -- item 1: a rejected candidate whose members come back is recognised, linked and not re-queued ----------------
 
 @asynctest
@@ -162,6 +181,55 @@ def test_exports_read_the_recomputed_evidence(review_db: Path, tmp_path: Path) -
         assert float(rows[pid]["evidence_within_distance_max"]) == pytest.approx(ev.within_distance.max)
 
 
+@asynctest
+async def test_after_a_split_the_part_that_stays_names_its_closest_candidate_too(review_db: Path) -> None:
+    """Found reviewing the demo: after a split the part split off said "closest candidate: #1 …, 0.7% away" and
+    #1, the part that stays, said nothing: only the part split off was given a neighbour when the evidence was
+    recomputed. Both parts now name each other, on the evidence tab too."""
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await decide(pilot, 1, "x", "space", "down", "space", "down", "space", "enter")
+        new_id = db.reviews(1)[0]  # newest first: the split
+        new_id = int(next(k for k in new_id["after"]["proposals"] if k != "1"))
+        kept, off = db.proposal_detail(1), db.proposal_detail(new_id)
+        assert kept.closest_candidate is not None and kept.closest_candidate.id == new_id
+        assert off.closest_candidate is not None and off.closest_candidate.id == 1
+        # one distance between the two consensus barcodes, whichever side reads it
+        assert kept.evidence.between_distance.distance == pytest.approx(off.evidence.between_distance.distance)
+        await pilot.press("3")
+        await settle(pilot)
+        shown = str(app.screen.query_one("#nearest").render())
+        assert (f"closest candidate: #{new_id} {off.summary.name}, "
+                f"{kept.evidence.between_distance.distance * 100:.1f}% away") in shown
+    db.close()
+
+
+def test_a_split_or_merge_keeps_the_closest_candidate_the_sources_had(review_db: Path) -> None:
+    """The candidate closest to a proposal before a split or merge is still there afterwards: the new member
+    lists are measured against it too (a merged candidate had no closest candidate at all)."""
+    from biodiscover.tui.decisions import recomputed
+
+    db = Database.open(review_db)
+    a, b = db.proposal_detail(4), db.proposal_detail(6)  # two Bobeix candidates, both closest to a third one
+    third = a.closest_candidate
+    assert third is not None and b.closest_candidate is not None and b.closest_candidate.id == third.id
+    members = [m.processid for m in a.members] + [m.processid for m in b.members]
+    (evidence,) = recomputed(db, [a, b], [members])
+    db.merge([4, 6], [a.summary.version, b.summary.version], reviewer="ana", evidence=evidence)
+    merged = db.proposal_detail(4)
+    assert merged.closest_candidate is not None and merged.closest_candidate.id == third.id
+    # split one member off: the part that stays is nearer that part than the third, the third stays a neighbour
+    ids = [m.processid for m in merged.members]
+    keep, off = recomputed(db, [merged], [ids[1:], ids[:1]])
+    assert keep.between_distance is not None and off.between_distance is not None
+    third_seq = db.proposal_detail(third.id).evidence.consensus_barcode
+    from biodiscover.storage.distance import cross_p_distance
+
+    to_third = float(cross_p_distance([off.consensus_barcode], [third_seq])[0][0])
+    assert off.between_distance.distance == pytest.approx(min(to_third, keep.between_distance.distance))
+    db.close()
+
+
 # -- item 3: "this is species X" ----------------------------------------------------------------------------------
 
 @asynctest
@@ -194,6 +262,53 @@ async def test_assign_to_a_known_species_names_the_members_and_closes_the_propos
     db.close()
 
 
+@asynctest
+async def test_a_renamed_new_species_is_named_anew_on_the_candidates_assigned_to_it(
+        review_db: Path, tmp_path: Path) -> None:
+    """One name per taxon. A candidate assigned (``i``) to a new species a reviewer had accepted kept the name
+    the species had then once the species was renamed: the queue, its detail and the exports said the old
+    name. They follow the species now; the assignment still undoes, and undoing the rename names it back."""
+    import csv
+
+    from biodiscover.workflows.export import export_run
+
+    db = Database.open(review_db)
+    species = db.proposal(3)
+    old = db.accept(3, species.version, "Vibeum sp. BD-0001", reviewer="ana")
+    assigned = db.assign(2, db.proposal(2).version, old.taxon_id, reviewer="ana")
+    db.close()
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await decide(pilot, 3, "e", "ctrl+u", *"Vibeum dorsalis", "enter")
+        assert db.taxonomy().node(old.taxon_id).name == "Vibeum dorsalis"
+        screen = await open_proposal(pilot, 2)
+        assert "Vibeum dorsalis" in str(screen.query_one("#detail-summary").render()).splitlines()[0]
+        await pilot.press("5")
+        await settle(pilot)
+        history = str(screen.query_one("#history-text").render())
+        assert "assigned to known species “Vibeum sp. BD-0001” (renamed “Vibeum dorsalis” since)" in history
+        app.pop_screen()
+        queue = app.screen
+        queue.set_query(queue.query_state.__class__(status="assigned"))
+        await settle(pilot)
+        assert [(p.id, p.name) for p in queue.query_one(ProposalTable).rows_shown] == [(2, "Vibeum dorsalis")]
+    assert db.proposal(2).version == assigned.versions[2]  # the assignment itself did not change
+    run = db.proposal(2).run_id
+    export_run(review_db, run, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+        assert {int(r["proposal_id"]): r["provisional_name"] for r in csv.DictReader(fh)}[2] == "Vibeum dorsalis"
+    # a reviewer's decisions survive the rename: the assignment undoes, and redoes under the name of now
+    undo = db.undo(assigned.review_id, reviewer="ana")
+    assert db.proposal(2).status == "pending"
+    db.undo(undo.review_id, reviewer="ana")
+    assert (db.proposal(2).status, db.proposal(2).name) == ("assigned", "Vibeum dorsalis")
+    # undoing the rename names the species and its assigned candidate back
+    rename = next(r["id"] for r in db.reviews(3) if r["action"] == "rename")
+    db.undo(rename, reviewer="ana")
+    assert db.proposal(2).name == db.proposal(3).name == "Vibeum sp. BD-0001"
+    db.close()
+
+
 # -- item 4: the DNA tab on partial barcodes ----------------------------------------------------------------------
 
 @asynctest
@@ -201,11 +316,7 @@ async def test_dna_tab_aligns_partial_barcodes_to_the_nearest_known_species(tmp_
     path, pid = partial_barcode_db(tmp_path / "partial.sqlite")
     app, db = make_app(path)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = await open_proposal(pilot, pid)
-        await pilot.press("2")
-        await settle(pilot)
-        dna = screen.query_one(DnaPanel)
+        screen, dna = await open_dna_tab(pilot, pid)
         ref_label, _ref_row = dna.data.reference
         assert ref_label == "Xus knownus"
         rows = dict(dna.data.rows)
@@ -226,6 +337,25 @@ async def test_dna_tab_aligns_partial_barcodes_to_the_nearest_known_species(tmp_
         await settle(pilot)
         help_text = str(app.screen.query_one("#help-body").render())
         assert "DNA tab" in help_text and "Page →" in help_text and "dna.page_right" in help_text
+    db.close()
+
+
+@asynctest
+async def test_dna_tab_shows_a_long_species_name_whole_at_80_columns(tmp_path: Path) -> None:
+    """The label column was cut at 24 characters: the reference row read "Xus sp. BIOUG57720-B08 c". A label
+    column as wide as the longest label shows it whole and still leaves 40 bases in view at 80 columns."""
+    species = "Xus sp. BIOUG57720-B08 cf. knownus"
+    path, pid = partial_barcode_db(tmp_path / "partial.sqlite", species=species)
+    app, db = make_app(path)
+    async with app.run_test(size=SIZE) as pilot:
+        _, dna = await open_dna_tab(pilot, pid)
+        _, reference = dna.data.reference
+        first = dna.render_line(0).text
+        assert first.startswith(species + " ")
+        bases = first[len(species):].strip()
+        assert len(bases) >= 40 and reference.startswith(bases)  # the reference's own bases, from column 1
+        member = dna.render_line(3).text  # member rows start in the same column (a read starting with gaps)
+        assert member[: len(species) + 1].rstrip() == "PART0-24" and member[len(species) + 1] == "-"
     db.close()
 
 

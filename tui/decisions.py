@@ -10,6 +10,7 @@ error notification and the screen reloads to show the new state.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Callable
 
@@ -57,20 +58,37 @@ def lowest_common(graph: Any, a: int | None, b: int | None) -> Any | None:
 def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any]:
     """Evidence for each member list in ``groups`` (processids), recomputed from the member specimens with
     discovery's own function (:func:`biodiscover.discovery.proposals.recompute_evidence`) and the evidence of
-    the proposals they came from (``details``). After a split, the part split off names the part that stays
-    as its closest candidate."""
-    from biodiscover.discovery.proposals import recompute_evidence
+    the proposals they came from (``details``).
+
+    The closest candidate of each new member list is the nearest of those the sources had as theirs (outside
+    the sources) and, after a split, the other part: the part split off and the part that stays name each
+    other (the part that stays was given no neighbour at all, so its evidence lost its closest candidate)."""
+    from biodiscover.discovery.proposals import nearest_candidate, recompute_evidence
 
     sources = [d.evidence for d in details]
+    own = {d.summary.id for d in details}
+    # the candidates closest to the sources before this review are still there, and still near the new parts
+    seqs: dict[int, str] = {}
+    held: dict[int, str] = {}
+    for d in details:
+        near, nb = d.closest_candidate, d.evidence.between_distance
+        if near is not None and nb is not None and nb.member and near.id not in own and near.id not in seqs:
+            seqs[near.id] = db.proposal_detail(near.id).evidence.consensus_barcode or ""
+            held[near.id] = nb.member
     prob = {m.processid: m.probability for d in details for m in d.members}
     specs = {s.processid: s for s in db.specimens(sorted({pid for g in groups for pid in g}))}
     out: list[Any] = []
-    for i, group in enumerate(groups):
+    for group in groups:
         members = [specs[pid] for pid in group if pid in specs]
         probs = [prob[m.processid] if prob.get(m.processid) is not None else 1.0 for m in members]
-        neighbours = {details[0].summary.id: out[0].consensus_barcode} if i and out[0].consensus_barcode else None
-        out.append(recompute_evidence(members, probs, sources, neighbours=neighbours,
-                                      neighbour_members={details[0].summary.id: groups[0][0]} if i else None))
+        out.append(recompute_evidence(members, probs, sources, neighbours=seqs, neighbour_members=held))
+    if len(out) == 2:
+        # a split: the other part is a candidate of its own now, named (until storage gives it an id) by the
+        # proposal it came from and one of its specimens, which says later which proposal holds it
+        parent = details[0].summary.id
+        out = [dataclasses.replace(e, between_distance=nearest_candidate(
+            e.consensus_barcode or "", {**seqs, parent: out[1 - i].consensus_barcode or ""},
+            {**held, parent: groups[1 - i][0]})) for i, e in enumerate(out)]
     return out
 
 

@@ -139,8 +139,10 @@ def _parent(snap: dict[str, Any]) -> str:
     return " ".join(str(x) for x in (snap.get("parent_rank"), snap.get("parent_name")) if x) or "no parent"
 
 
-def review_line(r: dict[str, Any], actions: dict[Any, Any]) -> str:
-    """What one review did, in words: old and new names, where a move went, what an undo took back."""
+def review_line(r: dict[str, Any], actions: dict[Any, Any], current: Any = None) -> str:
+    """What one review did, in words: old and new names, where a move went, what an undo took back.
+    ``current``: the proposal as it is now (``ProposalSummary``): an assignment to a species renamed since
+    says its name now too."""
     action = str(r.get("action"))
     pid = r.get("proposal_id")
     before, after = _snap(r, "before", pid), _snap(r, "after", pid)
@@ -151,7 +153,11 @@ def review_line(r: dict[str, Any], actions: dict[Any, Any]) -> str:
     if action == "accept":
         return f"accepted as new species “{after.get('provisional_name')}”"
     if action == "assign":
-        return f"assigned to known species “{after.get('provisional_name')}”"
+        then = after.get("provisional_name")
+        renamed = current is not None and current.status == "assigned" and \
+            current.taxon_id == after.get("taxon_id") and current.provisional_name != then
+        return f"assigned to known species “{then}”" + (f" (renamed “{current.provisional_name}” since)"
+                                                          if renamed else "")
     if action == "reject":
         return "rejected"
     if action == "merge":
@@ -199,14 +205,14 @@ def edge_line(e: dict[str, Any], proposal_id: int) -> str | None:
     return f"{kind} #{src} → #{dst}"
 
 
-def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str, Any]], proposal_id: int
-                    ) -> list[tuple[str, str, str | None, str | None]]:
+def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str, Any]], proposal_id: int,
+                    current: Any = None) -> list[tuple[str, str, str | None, str | None]]:
     """(time, what happened, reviewer or None, note or None), oldest first: reviews and automatic events
-    in one timeline."""
+    in one timeline (``current``: the proposal now, see :func:`review_line`)."""
     actions = {r.get("id"): r.get("action") for r in reviews}
     out: list[tuple[str, str, str | None, str | None]] = [
-        (str(r.get("created_at") or ""), review_line(r, actions), str(r.get("reviewer") or "?"), r.get("note") or None)
-        for r in reviews]
+        (str(r.get("created_at") or ""), review_line(r, actions, current), str(r.get("reviewer") or "?"),
+         r.get("note") or None) for r in reviews]
     for e in edges:
         line = edge_line(e, proposal_id)
         if line is not None:

@@ -208,6 +208,24 @@ def _set_members(conn: Connection, pid: int, members: Sequence[Sequence[Any]]) -
                                            "probability": m[2], "outlier_score": m[3]} for m in members])
 
 
+#: Fields of an ``assigned`` proposal that are its species taxon's, not its own: they follow the taxon.
+FOLLOWS_TAXON: tuple[str, ...] = ("provisional_name", "parent_taxon_id", "parent_rank", "parent_name")
+
+
+def _follow_taxon(conn: Connection, taxon_id: int) -> None:
+    """Give the proposals assigned to ``taxon_id`` its current name and parent: one name per taxon. A candidate
+    assigned to an accepted new species kept the name it had then after that species was renamed (and the parent
+    after it was moved). What the assigned proposals decided stays theirs: their version does not move."""
+    t = conn.execute(sa.select(TAXA.c.name, TAXA.c.parent_id).where(TAXA.c.id == taxon_id)).first()
+    if t is None:
+        return
+    parent = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == t.parent_id)).first() \
+        if t.parent_id is not None else None
+    conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.taxon_id == taxon_id, PROPOSALS.c.status == "assigned")
+                 .values(provisional_name=t.name, parent_taxon_id=t.parent_id,
+                         parent_rank=parent.rank if parent else None, parent_name=parent.name if parent else None))
+
+
 def _log(conn: Connection, action: str, pid: int | None, reviewer: str, now: str, before: dict[str, Any],
          after: dict[str, Any], note: str | None = None, target: int | None = None) -> int:
     return inserted_id(conn.execute(sa.insert(REVIEWS).values(
@@ -217,11 +235,13 @@ def _log(conn: Connection, action: str, pid: int | None, reviewer: str, now: str
 
 def _content(snap: dict[str, Any] | None) -> Any:
     """A proposal snapshot without its version: what undo compares (an undo of a later review bumps
-    the version but restores the content, so an earlier review can be undone next)."""
+    the version but restores the content, so an earlier review can be undone next); an assigned proposal's
+    name and parent follow its taxon (:func:`_follow_taxon`) and are left out."""
     if snap is None:
         return None
-    return {k: (sorted(map(list, v)) if k == "members" else v) for k, v in snap.items()
-            if k not in ("version", "evidence")}
+    # an assigned proposal's name and parent are its taxon's (a rename of that species since changes them)
+    skip = ("version", "evidence", *(FOLLOWS_TAXON if snap.get("status") == "assigned" else ()))
+    return {k: (sorted(map(list, v)) if k == "members" else v) for k, v in snap.items() if k not in skip}
 
 
 def _versions(snap: dict[str, Any]) -> dict[int, int]:
@@ -505,6 +525,7 @@ class ReviewsMixin(DatabaseCore):
             _bump(conn, proposal_id, now, parent_taxon_id=t.id, parent_rank=t.rank, parent_name=t.name)
             if r["taxon_id"]:
                 conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(parent_id=t.id))
+                _follow_taxon(conn, r["taxon_id"])
             after = _snapshot(conn, [proposal_id], taxa)
             rid = _log(conn, "move", proposal_id, reviewer, now, before, after, note)
             return ReviewResult(rid, "move", proposal_id, _versions(after), taxon_id=r["taxon_id"],
@@ -527,6 +548,7 @@ class ReviewsMixin(DatabaseCore):
             _bump(conn, proposal_id, now, provisional_name=name)
             if r["taxon_id"]:
                 conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(name=name))
+                _follow_taxon(conn, r["taxon_id"])
             after = _snapshot(conn, [proposal_id], taxa)
             rid = _log(conn, "rename", proposal_id, reviewer, now, before, after, note)
             return ReviewResult(rid, "rename", proposal_id, _versions(after), taxon_id=r["taxon_id"], name=name)
@@ -599,6 +621,11 @@ class ReviewsMixin(DatabaseCore):
                         conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(status="rejected"))
                     else:
                         conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(**target))
+                # a restored assignment takes its species' name as it is now, not as it was then
+                assigned = {t["taxon_id"] for t in before["proposals"].values()
+                            if t is not None and t.get("status") == "assigned" and t.get("taxon_id")}
+                for k in sorted(set(tids) | assigned):
+                    _follow_taxon(conn, k)
             restored = _snapshot(conn, pids, tids, evidence=with_evidence)
             rid = _log(conn, "undo", rv["proposal_id"], reviewer, now, now_snap, restored, note, target=review_id)
             return ReviewResult(rid, "undo", rv["proposal_id"], _versions(restored))

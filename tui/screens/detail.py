@@ -66,7 +66,7 @@ def summary_text(detail: Any) -> Text:
 #: Members table: (key, header, width at 80 columns, extra share of any wider terminal).
 MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
     ("pid", "processid", 13, 0), ("rank", "deepest rank", 18, 2), ("conf", "conf", 5, 0), ("nov", "nov", 5, 0),
-    ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 5, 0), ("p", "memb", 5, 0),
+    ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "memb", 5, 0),
 )
 
 
@@ -76,6 +76,17 @@ def member_widths(total: int) -> dict[str, int]:
     spare = max(0, total - base)
     shares = sum(x for *_, x in MEMBER_COLUMNS)
     return {key: w + min(spare * x // shares, 24) for key, _, w, x in MEMBER_COLUMNS}
+
+
+def area_text(value: float | None) -> str:
+    """A member's body area (px in image) in at most five characters, the area column's room at 80 columns:
+    whole up to 99999 (a 5-digit area was cut to ``1234…``), in thousands above (``110817`` → ``111k``), in
+    millions from 999500 (``2.5M``)."""
+    if value is None:
+        return "–"
+    if round(value) < 100_000:
+        return f"{value:.0f}"
+    return f"{value / 1000:.0f}k" if round(value / 1000) < 1000 else f"{value / 1e6:.1f}M"
 
 
 def _cell(text: str, width: int) -> str:
@@ -188,7 +199,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             cells = (m.processid, f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}",
                      "–" if m.confidence is None else f"{m.confidence:.2f}",
                      "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
-                     "–" if m.image_measurement_value is None else f"{m.image_measurement_value:.0f}",
+                     area_text(m.image_measurement_value),
                      "–" if m.probability is None else f"{m.probability:.2f}")
             table.add_row(*(_cell(c, w[key]) for c, (key, *_) in zip(cells, MEMBER_COLUMNS)), key=m.processid)
         dna = dna if dna is not None else ev.dna_alignment(detail.evidence, detail.members)
@@ -222,7 +233,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         """Reviews and automatic events (re-clustering, a rejection remembered) in one timeline, oldest first,
         each with who did it and what changed (old → new name, from → to parent)."""
         text = Text()
-        entries = ev.history_entries(detail.reviews, detail.history, detail.summary.id)
+        entries = ev.history_entries(detail.reviews, detail.history, detail.summary.id, detail.summary)
         if not entries:
             text.append("no reviews yet", style="grey50")
         for when, what, who, note in entries:

@@ -47,6 +47,11 @@ RULER_STYLE = Style(color="grey50")
 MARK_STYLE = Style(color="yellow1", bold=True)
 FIXED_STYLE = Style(color="magenta", bold=True)
 CALLED = frozenset("ACGT")
+#: Bases kept in view beside the labels: a label column as wide as the longest label (a species name such as
+#: ``Tiaopsis sp. BIOUG57720-B08``) leaves at least this many; only a label longer than that is cut (``…``).
+MIN_BASES = 40
+#: The label column never gets narrower than this (a BOLD processid), however narrow the panel.
+MIN_LABEL = 12
 
 
 def variable_sites(consensus: str, sequences: list[str]) -> list[int]:
@@ -103,6 +108,7 @@ class DnaPanel(ScrollView, can_focus=True):
         super().__init__(name=name, id=id, classes=classes)
         self._data = DnaRows("", ())
         self._label_width = 10
+        self._longest_label = 9
         self._sites: frozenset[int] = frozenset()
         self._fixed: frozenset[int] = frozenset()
         self._length = 0
@@ -135,12 +141,23 @@ class DnaPanel(ScrollView, can_focus=True):
         self._sites = frozenset(variable_sites(cons, [s for _, s in clean]))
         self._fixed = frozenset(variable_sites(reference[1], [cons])) if reference is not None else frozenset()
         labels = ["consensus", "sites"] + [label for label, _ in clean] + ([reference[0]] if reference else [])
-        self._label_width = min(24, max(len(label) for label in labels)) + 1
+        self._longest_label = max(len(label) for label in labels)
         seqs = [cons, *(s for _, s in clean)] + ([reference[1]] if reference else [])
         self._length = max(len(s) for s in seqs)
-        self.virtual_size = Size(self._label_width + self._length, self.header_rows + len(clean))
+        self._fit_labels()
         self.scroll_to(0, 0, animate=False)
         self.refresh()
+
+    def _fit_labels(self) -> None:
+        """The label column: the longest label whole, as long as :data:`MIN_BASES` bases stay in view (a fixed
+        24 cut species names such as ``Tiaopsis sp. BIOUG57720-B08`` at 80 columns)."""
+        room = self.scrollable_content_region.width
+        cap = max(MIN_LABEL, room - MIN_BASES) if room else self._longest_label
+        self._label_width = min(self._longest_label, cap) + 1
+        self.virtual_size = Size(self._label_width + self._length, self.header_rows + len(self._data.rows))
+
+    def on_resize(self) -> None:
+        self._fit_labels()
 
     # -- sideways paging ---------------------------------------------------------------------------------------
     def _page_width(self) -> int:
@@ -186,7 +203,9 @@ class DnaPanel(ScrollView, can_focus=True):
             segments = self._bases(seq, start, stop, against)
         else:
             return Strip.blank(width)
-        strip = Strip([Segment(label[: self._label_width - 1].ljust(self._label_width), label_style), *segments])
+        room = self._label_width - 1
+        label = label if len(label) <= room else label[: room - 1] + "…"
+        strip = Strip([Segment(label.ljust(self._label_width), label_style), *segments])
         return strip.extend_cell_length(width).crop(0, width)
 
     @staticmethod
