@@ -248,7 +248,7 @@ def _loader_rate(specimens: list, config: Any, enc: Encoders) -> dict[str, Any]:
     """Alignment input pipeline alone (decode + augment + collate, the training's workers): samples/s."""
     _, align = split_for_training(specimens, config)
     t = config.train
-    ds = SpecimenDataset(align, enc.tokenizer, enc.vocab, config.image.image_size, train=True, seed=t.seed)
+    ds = SpecimenDataset(align, enc.tokenizer, enc.vocab, config.image.image_size, train=True)
     loader = torch.utils.data.DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate,
                                          num_workers=t.num_workers)
     start = time.perf_counter()

@@ -28,21 +28,31 @@ def has_taxonomy(specimen: Specimen) -> bool:
     return specimen.deepest_label is not None
 
 
+def item_rng() -> random.Random:
+    """The random draws of one training item (k-mer offset, image augmentation), seeded from torch's generator.
+
+    Why torch's and not a generator the dataset keeps: in the main process torch's generator is what
+    ``seed_everything`` set and what a checkpoint restores (``training.RngState``), so a resumed run draws
+    what the uninterrupted one would have; in a loader worker it is seeded anew each epoch (the loader's base
+    seed + the worker's id), so each epoch gets fresh augmentations. A dataset's own ``random.Random(seed)``
+    restarted at the seed on resume, and in workers — which get a copy of the dataset each epoch — repeated
+    the first epoch's draws in every epoch."""
+    return random.Random(int(torch.randint(0, 2**62, (1,)).item()))
+
+
 class DNADataset(Dataset):
     """Barcodes for masked-token pretraining; a random k-mer offset per draw when training."""
 
-    def __init__(self, sequences: Sequence[str], tokenizer: KmerTokenizer, random_offset: bool = True,
-                 seed: int = 0) -> None:
+    def __init__(self, sequences: Sequence[str], tokenizer: KmerTokenizer, random_offset: bool = True) -> None:
         self.sequences = list(sequences)
         self.tokenizer = tokenizer
         self.random_offset = random_offset
-        self.rng = random.Random(seed)
 
     def __len__(self) -> int:
         return len(self.sequences)
 
     def __getitem__(self, i: int) -> tuple[str, int]:
-        offset = self.rng.randrange(self.tokenizer.k) if self.random_offset else 0
+        offset = item_rng().randrange(self.tokenizer.k) if self.random_offset else 0
         return self.sequences[i], offset
 
     def collate(self, items: list[tuple[str, int]]) -> dict[str, torch.Tensor]:
@@ -61,16 +71,14 @@ class SpecimenDataset(Dataset):
         vocab: TaxonomyVocab,
         image_size: int,
         train: bool = True,
-        seed: int = 0,
         use_text: bool = True,
     ) -> None:
         self.specimens = list(specimens)
         self.tokenizer = tokenizer
         self.vocab = vocab
         self.image_size = image_size
-        self.transform = ImageTransform(image_size, train=train, seed=seed)
+        self.transform = ImageTransform(image_size, train=train)
         self.train = train
-        self.rng = random.Random(seed)
         self.use_text = use_text
 
     def __len__(self) -> int:
@@ -79,10 +87,11 @@ class SpecimenDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         s = self.specimens[i]
         item: dict[str, Any] = {"barcode": s.dna_barcode or "", "offset": 0, "image": None, "lineage": s.lineage()}
-        if s.dna_barcode and self.train:
-            item["offset"] = self.rng.randrange(self.tokenizer.k)
+        rng = item_rng() if self.train else None
+        if s.dna_barcode and rng is not None:
+            item["offset"] = rng.randrange(self.tokenizer.k)
         if s.image_path is not None:
-            item["image"] = self.transform(load_image(s.image_path))
+            item["image"] = self.transform(load_image(s.image_path), rng)
         item["has_text"] = self.use_text and has_taxonomy(s)
         return item
 

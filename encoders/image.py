@@ -55,14 +55,16 @@ class ImageTransform:
         self.max_rotation = max_rotation
         self.rng = random.Random(seed)
 
-    def __call__(self, img: Image.Image) -> torch.Tensor:
+    def __call__(self, img: Image.Image, rng: random.Random | None = None) -> torch.Tensor:
+        """``rng``: the draws of this one item (``data.item_rng``); without it, the transform's own generator."""
         if self.train:
-            img = self._random_resized_crop(img)
-            if self.rng.random() < 0.5:
+            rng = rng or self.rng
+            img = self._random_resized_crop(img, rng)
+            if rng.random() < 0.5:
                 img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-            if self.rng.random() < 0.5:
+            if rng.random() < 0.5:
                 img = img.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-            angle = self.rng.uniform(-self.max_rotation, self.max_rotation)
+            angle = rng.uniform(-self.max_rotation, self.max_rotation)
             img = img.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=_FILL)
         else:
             img = self._resize_center_crop(img)
@@ -76,11 +78,11 @@ class ImageTransform:
         left, top = (nw - self.size) // 2, (nh - self.size) // 2
         return img.crop((left, top, left + self.size, top + self.size))
 
-    def _random_resized_crop(self, img: Image.Image) -> Image.Image:
+    def _random_resized_crop(self, img: Image.Image, rng: random.Random) -> Image.Image:
         w, h = img.size
-        side = min(w, h) * (self.rng.uniform(0.7, 1.0) ** 0.5)
-        left = self.rng.uniform(0, w - side)
-        top = self.rng.uniform(0, h - side)
+        side = min(w, h) * (rng.uniform(0.7, 1.0) ** 0.5)
+        left = rng.uniform(0, w - side)
+        top = rng.uniform(0, h - side)
         box = (round(left), round(top), round(left + side), round(top + side))
         return img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=box)
 

@@ -151,6 +151,32 @@ def _sample(items: list[Specimen], n: int | None, seed: int) -> list[Specimen]:
     return random.Random(seed).sample(items, n)
 
 
+class RngState(L.Callback):
+    """Keeps the random generators' states in every checkpoint and restores them on resume.
+
+    Why: a run resumed from a checkpoint started its next epoch from whatever state the generators had after
+    ``seed_everything``, not where the interrupted run stood, so the loader shuffled and augmented differently
+    and the model differed from the one an uninterrupted run of the same seed writes (the tiny preset on the
+    demo's data, interrupted at its second alignment epoch: other weights). With the states restored (and the
+    items' draws taken from torch's generator, ``data.item_rng``) the resumed run writes the same weights.
+    Plain lists and tensors only, so the checkpoint loads without unpickling arbitrary objects; numpy's global
+    generator is left out: training never draws from it."""
+
+    def state_dict(self) -> dict[str, Any]:
+        version, state, gauss = random.getstate()
+        out: dict[str, Any] = {"python": [version, list(state), gauss], "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            out["cuda"] = torch.cuda.get_rng_state_all()
+        return out
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        version, state, gauss = state_dict["python"]
+        random.setstate((version, tuple(state), gauss))
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
 def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L.Callback],
              progress: bool) -> L.Trainer:
     if log.getEffectiveLevel() > logging.INFO:  # Lightning's banners only in --verbose runs
@@ -158,7 +184,10 @@ def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L
         logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cuda = torch.cuda.is_available()
     n_gpu = torch.cuda.device_count() if cuda else 0
-    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=0,
+    # every epoch: the newest epoch's file (save_top_k=1 without a monitor keeps the latest) and a copy as
+    # last.ckpt, what a resume reads. save_top_k=0 wrote last.ckpt only when the phase ended (Lightning 2.6
+    # saves "last" only beside a top-k save), so an interrupted alignment restarted from its first epoch
+    checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=str(ckpt_dir), save_last=True, save_top_k=1,
                                                      every_n_epochs=1)
     return L.Trainer(
         max_epochs=epochs,
@@ -166,7 +195,7 @@ def _trainer(config: ModelConfig, epochs: int, ckpt_dir: Path, callbacks: list[L
         devices="auto",
         strategy="ddp" if n_gpu > 1 else "auto",
         precision="bf16-mixed" if cuda else "32-true",
-        callbacks=[checkpoint, *callbacks],
+        callbacks=[checkpoint, RngState(), *callbacks],
         enable_progress_bar=progress,
         enable_model_summary=False,
         logger=False,
@@ -246,7 +275,7 @@ def train_encoders(
     if align_resume is None:
         pretrain = PretrainModule(config)
         pre_stats = EpochStats("mlm_loss")
-        dna_ds = DNADataset(barcodes, pretrain.encoder.tokenizer, random_offset=True, seed=t.seed)
+        dna_ds = DNADataset(barcodes, pretrain.encoder.tokenizer, random_offset=True)
         loader = DataLoader(dna_ds, batch_size=t.batch_size, shuffle=True, collate_fn=dna_ds.collate,
                             num_workers=t.num_workers, drop_last=len(dna_ds) > t.batch_size)
         start = time.perf_counter()
@@ -259,7 +288,7 @@ def train_encoders(
         log.info("resuming alignment from %s (pretraining already finished)", align_resume)
 
     ds = SpecimenDataset(align, align_module.model.dna.tokenizer, vocab, config.image.image_size, train=True,
-                         seed=t.seed, use_text="text" in config.align.modalities)
+                         use_text="text" in config.align.modalities)
     loader = DataLoader(ds, batch_size=t.batch_size, shuffle=True, collate_fn=ds.collate, num_workers=t.num_workers,
                         drop_last=len(ds) > t.batch_size)
     align_stats = EpochStats("align_loss")
