@@ -1364,6 +1364,35 @@ def test_a_candidate_placed_by_parent_name_links_that_taxon_and_one_species_name
     db.accept(p2, 1, "Megaselia nova", reviewer="ana")  # another genus: not the same parent, no clash
 
 
+def test_no_rename_move_or_undo_makes_two_species_of_one_name_under_one_parent(db: Database) -> None:
+    """Accept refused a second "Megaselia nova" under Megaselia; a rename, a move or an undo could still make one
+    (the review UI's rename had no check). Each is refused whole: names, parents and versions stay as they were."""
+    _, (p0, p1, p2) = _new_run(db, [
+        {"members": ["BD000000"], "parent_name": "Megaselia", "parent_rank": "genus"},
+        {"members": ["BD000003"], "parent_name": "Megaselia", "parent_rank": "genus"},
+        {"members": ["BD000001"], "parent_name": "Campylomyza", "parent_rank": "genus"}])
+    db.accept(p0, 1, "Megaselia nova", reviewer="ana")
+    db.accept(p1, 1, "Megaselia alta", reviewer="ana")
+    db.accept(p2, 1, "Megaselia nova", reviewer="ana")  # under Campylomyza: no clash
+    before = {p: (db.proposal(p).provisional_name, db.proposal(p).parent_name, db.proposal(p).version)
+              for p in (p0, p1, p2)}
+    with pytest.raises(DatabaseError, match=r"cannot rename proposal \d+ to 'Megaselia nova': taxon \d+ already has "
+                                            r"the name 'Megaselia nova' under the same parent"):
+        db.rename(p1, 2, "Megaselia nova", reviewer="bo")
+    with pytest.raises(DatabaseError, match=r"cannot move proposal \d+ under Megaselia: taxon \d+ already has"):
+        db.move(p2, 2, "Megaselia", reviewer="bo")
+    assert {p: (db.proposal(p).provisional_name, db.proposal(p).parent_name, db.proposal(p).version)
+            for p in (p0, p1, p2)} == before
+    assert sorted(t.name for t in db.taxonomy().find("Megaselia nova", "species")) == ["Megaselia nova"] * 2
+    # an undo that would bring a name back where another species took it since
+    renamed = db.rename(p0, 2, "Megaselia prima", reviewer="bo")
+    db.rename(p1, 2, "Megaselia nova", reviewer="bo")  # the name is free now
+    with pytest.raises(DatabaseError, match=rf"cannot undo review {renamed.review_id} \(rename\): taxon \d+ already "):
+        db.undo(renamed.review_id, reviewer="bo")
+    assert db.proposal(p0).provisional_name == "Megaselia prima"
+    db.rename(p0, 3, "Megaselia tertia", reviewer="bo")  # another name is free
+
+
 def test_a_message_about_many_rows_names_the_first_five_and_counts_them_all(db: Database) -> None:
     """A refused split and `db check`'s findings name at most five ids and count every one."""
     run, (pid,) = _new_run(db, [{"members": [f"BD{i:06d}" for i in range(4)], "parent_lineage": _lineage(0)}])

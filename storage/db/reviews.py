@@ -208,6 +208,31 @@ def _set_members(conn: Connection, pid: int, members: Sequence[Sequence[Any]]) -
                                            "probability": m[2], "outlier_score": m[3]} for m in members])
 
 
+def _namesake(conn: Connection, name: str, parent_id: int | None, own: int | None = None) -> int | None:
+    """A species taxon other than ``own``, not rejected, called ``name`` under ``parent_id``: what would make two
+    species of one name under one parent (the first wins the name in every lookup, so the second could never be
+    told apart in a search, an assignment or an export)."""
+    where = [TAXA.c.rank == "species", TAXA.c.name == name, TAXA.c.status != "rejected",
+             TAXA.c.parent_id.is_(None) if parent_id is None else TAXA.c.parent_id == parent_id]
+    if own is not None:
+        where.append(TAXA.c.id != own)
+    found = conn.execute(sa.select(TAXA.c.id).where(*where)).scalar()
+    return None if found is None else int(found)
+
+
+def _refuse_namesake(conn: Connection, taxon_id: int, what: str) -> None:
+    """Raise when the species ``taxon_id`` (as it stands now, inside the review's transaction) shares its name
+    with another species under the same parent; the transaction then rolls back whole."""
+    t = conn.execute(sa.select(TAXA.c.name, TAXA.c.parent_id, TAXA.c.status, TAXA.c.rank)
+                     .where(TAXA.c.id == taxon_id)).first()
+    if t is None or t.rank != "species" or t.status == "rejected":
+        return
+    other = _namesake(conn, t.name, t.parent_id, own=taxon_id)
+    if other is not None:
+        raise DatabaseError(f"cannot {what}: taxon {other} already has the name {t.name!r} under the same parent; "
+                            "choose another name")
+
+
 #: Fields of an ``assigned`` proposal that are its species taxon's, not its own: they follow the taxon.
 FOLLOWS_TAXON: tuple[str, ...] = ("provisional_name", "parent_taxon_id", "parent_rank", "parent_name")
 
@@ -336,10 +361,7 @@ class ReviewsMixin(DatabaseCore):
             final = (name or "").strip() or format_name(r["parent_name"], _next_number(conn), r["parent_rank"])
             if name:
                 _advance_counter_past(conn, final)
-            clash = conn.execute(sa.select(TAXA.c.id).where(
-                TAXA.c.rank == "species", TAXA.c.name == final, TAXA.c.status != "rejected",
-                TAXA.c.parent_id.is_(None) if r["parent_taxon_id"] is None
-                else TAXA.c.parent_id == r["parent_taxon_id"])).scalar()
+            clash = _namesake(conn, final, r["parent_taxon_id"])
             if clash is not None:
                 raise DatabaseError(f"cannot accept proposal {proposal_id} as {final!r}: taxon {clash} already has "
                                     "that name under the same parent; choose another name")
@@ -525,6 +547,7 @@ class ReviewsMixin(DatabaseCore):
             _bump(conn, proposal_id, now, parent_taxon_id=t.id, parent_rank=t.rank, parent_name=t.name)
             if r["taxon_id"]:
                 conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(parent_id=t.id))
+                _refuse_namesake(conn, r["taxon_id"], f"move proposal {proposal_id} under {t.name}")
                 _follow_taxon(conn, r["taxon_id"])
             after = _snapshot(conn, [proposal_id], taxa)
             rid = _log(conn, "move", proposal_id, reviewer, now, before, after, note)
@@ -548,6 +571,7 @@ class ReviewsMixin(DatabaseCore):
             _bump(conn, proposal_id, now, provisional_name=name)
             if r["taxon_id"]:
                 conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(name=name))
+                _refuse_namesake(conn, r["taxon_id"], f"rename proposal {proposal_id} to {name!r}")
                 _follow_taxon(conn, r["taxon_id"])
             after = _snapshot(conn, [proposal_id], taxa)
             rid = _log(conn, "rename", proposal_id, reviewer, now, before, after, note)
@@ -624,6 +648,8 @@ class ReviewsMixin(DatabaseCore):
                 # a restored assignment takes its species' name as it is now, not as it was then
                 assigned = {t["taxon_id"] for t in before["proposals"].values()
                             if t is not None and t.get("status") == "assigned" and t.get("taxon_id")}
+                for k in tids:
+                    _refuse_namesake(conn, k, f"undo review {review_id} ({rv['action']})")
                 for k in sorted(set(tids) | assigned):
                     _follow_taxon(conn, k)
             restored = _snapshot(conn, pids, tids, evidence=with_evidence)
