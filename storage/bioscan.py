@@ -368,7 +368,7 @@ class BioscanDataset:
     image_dir: Path | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.root = Path(self.root)
+        self.root = Path(self.root).absolute()  # its photos' paths outlive the folder the command ran in
         self.metadata_path = Path(self.metadata) if self.metadata is not None else find_metadata(self.root)
         self.image_dir = find_image_dir(self.root, self.image_package)
 

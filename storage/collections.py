@@ -231,8 +231,10 @@ class CollectionReader:
     quarantine: list[QuarantinedRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.path = Path(self.path) if self.path is not None else None
-        self.images = Path(self.images) if self.images is not None else None
+        # absolute: the photographs' paths travel with the specimens into the database and the exports, and a
+        # relative one was later read against whatever folder `biodiscover review` was started in ("missing file")
+        self.path = Path(self.path).absolute() if self.path is not None else None
+        self.images = Path(self.images).absolute() if self.images is not None else None
         self._image_index: dict[str, Path] | None = index_images(self.images) if self.images is not None else None
         resolver = self.image_resolver
         if resolver is None and self._image_index is not None:

@@ -364,6 +364,24 @@ def test_5_build_reference_sets_aside_bad_barcodes_and_duplicated_processids(wor
 
 # -- 7. a bad photo is a set-aside photo; unwritable outputs and wrong paths are one line -------------------------
 
+def test_7_photos_given_by_a_relative_path_are_found_from_any_folder_later(tmp_path: Path) -> None:
+    """`ingest --input images.csv --images images_images` run inside the folder: the database keeps where the
+    photo is, not where it was from the folder the command ran in (a review started elsewhere showed
+    "missing file")."""
+    work = tmp_path / "in"
+    work.mkdir()
+    shutil.copy(HOSTILE / "images.csv", work / "images.csv")
+    shutil.copytree(HOSTILE / "images_images", work / "images_images")
+    db = tmp_path / "bd.sqlite"
+    res = cli("ingest", "--input", "images.csv", "--images", "images_images", "--db", str(db), cwd=work)
+    assert res.returncode == 0, res.stderr
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT image_path FROM specimens WHERE processid = 'IMG001'").fetchone()
+    assert Path(stored).is_absolute() and Path(stored) == work / "images_images" / "IMG001.jpg"
+    assert Path(stored).is_file()
+
+
+
 def test_7_a_decompression_bomb_is_a_set_aside_photo(tmp_path: Path, bundle: Path) -> None:
     """A bad photo (decompression bomb, corrupt, not an image) is set aside alone: its barcoded
     specimen is kept without it and the photo is a quarantine row; a record whose only data is
