@@ -95,7 +95,10 @@ def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, f
     p = min(max(successes / n, 0.0), 1.0)
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+    # at 0 of n and n of n the interval ends exactly at 0 and 1 (the formula's rounding left 0.9999999999999999)
+    lo = 0.0 if p == 0 else max(0.0, float(centre - half))
+    hi = 1.0 if p == 1 else min(1.0, float(centre + half))
+    return lo, hi
 
 
 # ---------------------------------------------------------------------------------

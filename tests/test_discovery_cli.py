@@ -96,6 +96,22 @@ def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
     share = rep["naming"]["absent_share"]
     assert {"genus", "species"} <= set(share) and all(0 < v < 1 for v in share.values())
     assert f"species: share absent from the reference, estimated from the specimens | {share['species']:.3f}" in md
+    # the reliability plot's numbers, bin by bin, in the page: every specimen counted once per rank, each observed
+    # share inside its 95 % interval, and a bin of few specimens with a wide one
+    from biodiscover.workflows.evaluate import reliability_rows
+
+    rows = reliability_rows(rep)
+    page = out.with_suffix(".html").read_text()
+    learned = {rank: rel for rank, rel in rep["reliability"].items() if "bins" in rel}  # the rest: a cut-off
+    assert "species" in learned
+    for rank, rel in learned.items():
+        mine = [r for r in rows if r[0] == rank]
+        assert sum(r[3] for r in mine) == rel["n"] > 0
+        for _, lo, hi, n, p, observed, a, b in mine:
+            assert lo <= p <= hi and a <= observed <= b
+            assert f"<td>{rank}</td><td>{lo:.1f}–{hi:.1f}</td><td>{n}</td><td>{p:.3f}</td>" in page
+    widths = {r[3]: r[7] - r[6] for r in rows}
+    assert widths[min(widths)] > widths[max(widths)]
 
 
 def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, bundle, tmp_path, capsys) -> None:

@@ -26,7 +26,8 @@ import numpy as np
 
 from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
-from biodiscover.discovery.metrics import clustering_scores, novelty_scores, rank_errors, reliability
+from biodiscover.discovery.metrics import (clustering_scores, novelty_scores, rank_errors, reliability,
+                                          wilson_interval)
 from biodiscover.discovery.proposals import candidate_species
 from biodiscover.storage.bioscan import load_specimens
 from biodiscover.storage.progress import Progress, log_progress, messages
@@ -156,9 +157,23 @@ def markdown(report: dict[str, Any]) -> str:
     return "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {fmt(v)} |\n" for k, v in rows)
 
 
+def reliability_rows(report: dict[str, Any]) -> list[tuple[str, float, float, int, float, float, float, float]]:
+    """Per rank and probability bin: (rank, bin from, bin to, specimens, mean predicted P(right), observed share
+    right, and that share's 95 % Wilson interval). What the reliability plot draws, as numbers: a bin of three
+    specimens and one of three hundred look alike as points, and only the interval says which one can
+    contradict the diagonal."""
+    out = []
+    for r, rel in report.get("reliability", {}).items():
+        for b in rel.get("bins") or []:
+            lo, hi = wilson_interval(b["observed"] * b["n"], b["n"])
+            out.append((r, b["lo"], b["hi"], b["n"], b["mean_p"], b["observed"], lo, hi))
+    return out
+
+
 def reliability_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page: the figure table and the reliability plot (predicted P(right) vs
-    observed rate per rank, the diagonal = perfect calibration)."""
+    """A self-contained HTML page: the figure table, the reliability plot (predicted P(right) vs observed share
+    right per rank, each point sized by its specimens with its 95 % interval, the diagonal = perfect
+    calibration, and below it how many specimens fall in each bin) and the same numbers as a table."""
     import base64
     import html
     import io
@@ -168,31 +183,51 @@ def reliability_html(report: dict[str, Any]) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 5), dpi=110)
+    rows = reliability_rows(report)
+    fig, (ax, count) = plt.subplots(2, 1, figsize=(6, 7), dpi=110, sharex=True,
+                                    gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="perfect calibration")
-    for r, rel in report.get("reliability", {}).items():
-        bins = rel.get("bins") or []
-        if bins:
-            ax.plot([b["mean_p"] for b in bins], [b["observed"] for b in bins], marker="o", ms=3,
-                    label=f"{r} (ECE {rel['ece']:.3f}, n={rel['n']})")
-    ax.set_xlabel("predicted P(name right)")
+    ranks = list(report.get("reliability", {}))
+    width = 0.1 / max(1, len(ranks))
+    for i, r in enumerate(ranks):
+        rel = report["reliability"][r]
+        mine = [row for row in rows if row[0] == r]
+        if not mine:
+            continue
+        x = np.array([row[4] for row in mine])
+        y = np.array([row[5] for row in mine])
+        err = np.clip(np.array([[row[5] - row[6] for row in mine], [row[7] - row[5] for row in mine]]), 0, 1)
+        line = ax.errorbar(x, y, yerr=err, marker="o", ms=0, lw=1, capsize=2,
+                           label=f"{r} (ECE {rel['ece']:.3f}, n={rel['n']})")
+        colour = line[0].get_color()
+        ax.scatter(x, y, s=[8 + 60 * math.sqrt(row[3] / max(1, rel["n"])) for row in mine], color=colour, zorder=3)
+        count.bar([row[1] + i * width for row in mine], [row[3] for row in mine], width=width, align="edge",
+                  color=colour)
     ax.set_ylabel("observed share right")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_title("Reliability of the naming probabilities")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Reliability of the naming probabilities (points sized by specimens, 95 % intervals)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8, loc="best")
+    count.set_yscale("log")
+    count.set_ylabel("specimens")
+    count.set_xlabel("predicted P(name right), bins of 0.1")
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
     png = base64.b64encode(buf.getvalue()).decode()
-    rows = "".join(f"<tr><td>{html.escape(line.split(' | ')[0].strip('| '))}</td><td>"
-                   f"{html.escape(line.split(' | ')[1].strip(' |'))}</td></tr>"
-                   for line in markdown(report).splitlines()[2:])
+    figures = "".join(f"<tr><td>{html.escape(line.split(' | ')[0].strip('| '))}</td><td>"
+                      f"{html.escape(line.split(' | ')[1].strip(' |'))}</td></tr>"
+                      for line in markdown(report).splitlines()[2:])
+    bins = "".join(f"<tr><td>{html.escape(r)}</td><td>{lo:.1f}–{hi:.1f}</td><td>{n}</td><td>{p:.3f}</td>"
+                   f"<td>{obs:.3f}</td><td>{a:.3f}–{b:.3f}</td></tr>" for r, lo, hi, n, p, obs, a, b in rows)
     return (f"<!doctype html><meta charset='utf-8'><title>biodiscover evaluate</title>"
             f"<h1>Evaluation of {html.escape(str(report.get('model')))}</h1>"
-            f"<p>data: {html.escape(str(report.get('data')))}</p><table border=1 cellpadding=4>{rows}</table>"
-            f"<h2>Reliability per rank</h2><img alt='reliability plot' src='data:image/png;base64,{png}'>")
+            f"<p>data: {html.escape(str(report.get('data')))}</p><table border=1 cellpadding=4>{figures}</table>"
+            f"<h2>Reliability per rank</h2><img alt='reliability plot' src='data:image/png;base64,{png}'>"
+            f"<table border=1 cellpadding=4><tr><th>rank</th><th>P(right) bin</th><th>specimens</th>"
+            f"<th>mean predicted</th><th>observed right</th><th>95 % interval</th></tr>{bins}</table>")
 
 
 def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
