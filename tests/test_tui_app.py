@@ -16,7 +16,7 @@ import pytest
 
 from biodiscover.storage.db import Database
 from fixtures.tui_pilot import asynctest, notes, open_detail, settle
-from textual.widgets import Input
+from textual.widgets import Input, Label, SelectionList
 
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.detail import DetailScreen
@@ -273,6 +273,41 @@ async def test_split_merge_move_rename_note(review_db: Path) -> None:
         assert any(f"moved from genus {big.parent_name} to genus {name}" in n for n in notes(app))
         actions = [r["action"] for r in log_of(db, big.id)]
         assert actions == ["split", "rename", "note", "merge", "move"]
+    db.close()
+
+
+@asynctest
+async def test_split_dialog_says_which_members_are_ticked_without_colour(review_db: Path) -> None:
+    """Textual's checkbox tells a ticked member from an unticked one by colour alone: the row's own text carries
+    the tick and a line counts and names the ticked ones, so a monochrome terminal shows what is split off."""
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_detail(pilot)
+        await pilot.press("x")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, PickManyDialog)
+        rows = dialog.query_one(SelectionList)
+
+        def shown() -> list[str]:
+            return [rows.render_line(y).text for y in range(3)]
+
+        def count() -> str:
+            return str(dialog.query_one("#dialog-count", Label).render())
+
+        before = shown()
+        assert count().startswith(f"0 of {len(dialog.options)} ticked")
+        await pilot.press("space", "down", "down", "space")
+        await pilot.pause()
+        after = shown()
+        assert after[1] == before[1]  # the unticked row reads as it did
+        assert after[0] != before[0] and after[2] != before[2]
+        assert "✓" in after[0] and "✓" in after[2] and "✓" not in after[1]
+        ticked = [dialog.options[0][0], dialog.options[2][0]]
+        assert count().startswith(f"2 of {len(dialog.options)} ticked: {ticked[0]}, {ticked[1]}")
+        await pilot.press("space")  # untick the third again
+        await pilot.pause()
+        assert shown()[2] == before[2] and count().startswith(f"1 of {len(dialog.options)} ticked: {ticked[0]}")
     db.close()
 
 

@@ -142,15 +142,36 @@ class PickDialog(_OptionsDialog[V, V]):
 
 
 class PickManyDialog(_OptionsDialog[list[V], V]):
-    """Tick several options with Space (members to split off); Enter confirms."""
+    """Tick several options with Space (members to split off); Enter confirms.
+
+    Textual's checkbox tells a ticked row from an unticked one by colour alone, so a ticked row's text starts
+    with a ✓ and a line under the list counts and names the ticked values: readable on a monochrome terminal.
+    """
 
     BINDINGS = [Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True)]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield SelectionList[int](*[(label, i) for i, (_, label) in enumerate(self.options)], id="dialog-selection")
+            yield SelectionList[int](*[(self._prompt(label, False), i) for i, (_, label) in enumerate(self.options)],
+                                     id="dialog-selection")
+            yield Label(self._count([]), id="dialog-count")
             yield Label("Space: tick   Enter: confirm   Esc: cancel", classes="dialog-hint")
+
+    @staticmethod
+    def _prompt(label: str, ticked: bool) -> str:
+        return f"{'✓' if ticked else ' '} {label}"
+
+    def _count(self, ticked: list[int]) -> str:
+        names = ", ".join(str(self.options[i][0]) for i in ticked)
+        return f"{len(ticked)} of {len(self.options)} ticked" + (f": {names}" if names else "")
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[int]) -> None:
+        rows = event.selection_list
+        ticked = sorted(rows.selected)
+        for i, (_, label) in enumerate(self.options):
+            rows.replace_option_prompt_at_index(i, self._prompt(label, i in ticked))
+        self.query_one("#dialog-count", Label).update(self._count(ticked))
 
     def action_confirm(self) -> None:
         picked = sorted(self.query_one(SelectionList).selected)
