@@ -95,7 +95,10 @@ def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
     # the share of absent taxa the evaluated specimens' P(absent) assume, per learned rank
     share = rep["naming"]["absent_share"]
     assert {"genus", "species"} <= set(share) and all(0 < v < 1 for v in share.values())
-    assert f"species: share absent from the reference, estimated from the specimens | {share['species']:.3f}" in md
+    # a known collection's estimate is pulled toward even odds by the pseudo-specimens, and the label says so
+    assert rep["naming"]["collection_weight"] == 96
+    assert (f"species: share absent from the reference, estimated from the specimens (weighed against 96 at even "
+            f"odds) | {share['species']:.3f}") in md
     # the reliability plot's numbers, bin by bin, in the page: every specimen counted once per rank, each observed
     # share inside its 95 % interval, and a bin of few specimens with a wide one
     from biodiscover.workflows.evaluate import reliability_rows

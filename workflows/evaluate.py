@@ -94,8 +94,10 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
             {"note": "published identity cut-off (no probability)" if r not in learned else "no labelled queries"}
     report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
                         "expected": model.naming_.expected_.get(f"{model.config.naming.level}"),
-                        # what the evaluated specimens' P(absent) assume (the forecast above is at even odds)
-                        "absent_share": model.collection_shares(res)}
+                        # what the evaluated specimens' P(absent) assume (the forecast above is at even odds):
+                        # their own estimate, weighed against ``collection_weight`` pseudo-specimens at even odds
+                        "absent_share": model.collection_shares(res),
+                        "collection_weight": model.config.naming.collection_weight}
     report["named_to_species"] = {
         known_split: float(np.mean([bool(n["species"]) for n in named[: len(known)]])) if known else None,
         novel_split: float(np.mean([bool(n["species"]) for n in named[len(known):]])) if novel else None}
@@ -137,8 +139,10 @@ def markdown(report: dict[str, Any]) -> str:
         rows.append((f"{r}: TP / MC / UC / OC rate", (e["tp_rate"], e["mc_rate"], e["uc_rate"], e["oc_rate"])))
     for r, rel in report.get("reliability", {}).items():
         rows.append((f"{r}: P(right) expected calibration error", rel.get("ece", rel.get("note"))))
+    weight = report.get("naming", {}).get("collection_weight")
+    pseudo = f" (weighed against {weight:g} at even odds)" if weight else ""
     for r, v in report.get("naming", {}).get("absent_share", {}).items():
-        rows.append((f"{r}: share absent from the reference, estimated from the specimens", v))
+        rows.append((f"{r}: share absent from the reference, estimated from the specimens{pseudo}", v))
     cs = report.get("candidate_species", {})
     if "ami" in cs:
         rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
