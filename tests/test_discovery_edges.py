@@ -388,6 +388,36 @@ def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
         held.shutdown(cancel_futures=True)
 
 
+def test_asking_for_another_number_of_alignment_workers_stops_the_old_ones(world) -> None:
+    """A reference whose worker count changes (``align_workers``) starts a new pool and shuts the old one down,
+    held elsewhere or not: without it each change left its processes running (seed 4909's reference.py:807,
+    the ``close`` before the new pool deleted, survived)."""
+    import time
+
+    keys = world["train"]
+    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
+    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins,
+                          kmer=KmerConfig(ks=(5,)), index=IndexConfig(kind="flat"))
+    ref.align_workers, ref.parallel_min_pairs = 2, 1
+    queries = [s.dna_barcode for s in world["test"][:8]]
+    first = ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
+    held = ref._pool
+    assert held is not None
+    procs = list(held._processes.values())
+    try:
+        ref.align_workers = 3
+        again = ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
+        assert ref._pool is not None and ref._pool is not held
+        assert [c.identities.tolist() for c in again] == [c.identities.tolist() for c in first]
+        deadline = time.monotonic() + 30
+        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(p.is_alive() for p in procs)
+    finally:
+        held.shutdown(cancel_futures=True)
+        ref.close()
+
+
 def test_an_index_saved_into_a_new_folder_reads_back(tmp_path) -> None:
     """``ReferenceIndex.save`` creates its folder (written after the seed-4242 sample, where deleting the
     ``mkdir`` survived: every test saved into an existing folder; not re-scored)."""

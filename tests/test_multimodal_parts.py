@@ -152,6 +152,13 @@ def test_cross_modal_votes_mix_in_with_their_weight(tmp_path: Path) -> None:
     # one neighbour per index, each weight 1 within its index, mixed 1 : 0.5
     assert call.labels["order"] == "O1" and call.support["order"] == pytest.approx(1.0 / 1.5)
     assert call.labels["species"] == "G2 c" and call.top_hit == "K3"
+    # the confidence model reads the label's best similarity per source: O1's image neighbour K3 (cos 40°) is an
+    # image key, and it has no DNA neighbour, so its DNA feature is the floor, the query's lowest similarity (K4,
+    # cos 70°) — seed 4909's multimodal.py:293, the image hits marked as DNA hits, survived
+    _, feats, _ = clf._evidence(_unit(100.0)[None, :])
+    order = RANKS.index("order")
+    assert feats[0, order, 2] == pytest.approx(math.cos(math.radians(40.0)), abs=1e-5)
+    assert feats[0, order, 3] == pytest.approx(math.cos(math.radians(70.0)), abs=1e-5)
 
 
 @pytest.mark.parametrize("change, message", [

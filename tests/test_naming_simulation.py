@@ -104,3 +104,15 @@ def test_a_left_out_species_is_also_met_without_its_relatives_from_its_own_count
     for cfg, where in ((NamingConfig(sim_per_taxon=2, sim_present_elsewhere=False), countries),
                        (NamingConfig(sim_per_taxon=2), None)):
         assert not any(q.elsewhere for q in plan_simulation(lineages, seqs, cfg, where)[0])
+
+
+def test_a_present_budget_smaller_than_the_reference_is_spread_over_all_of_it() -> None:
+    """More species than the present budget: the species that get a leave-one-barcode-out query are drawn at
+    random, not the first in the reference's order. A reference written order by order would otherwise simulate
+    known species of its first order only (seed 4909's naming.py:524, the shuffle deleted, survived)."""
+    lineages = [(f"O{o}", f"F{o}", None, f"G{o}", f"G{o} s{s}") for o in range(3) for s in range(20) for _ in range(2)]
+    seqs = [f"ACGT{i:04d}" for i in range(len(lineages))]
+    queries, _ = plan_simulation(lineages, seqs, NamingConfig(sim_max_present=12, sim_present_per_species=1))
+    present = [q for q in queries if q.scenario == "present"]
+    assert len(present) == 12 and len({q.truth[-1] for q in present}) == 12
+    assert {q.truth[0] for q in present} == {"O0", "O1", "O2"}
