@@ -116,3 +116,15 @@ def test_a_present_budget_smaller_than_the_reference_is_spread_over_all_of_it() 
     present = [q for q in queries if q.scenario == "present"]
     assert len(present) == 12 and len({q.truth[-1] for q in present}) == 12
     assert {q.truth[0] for q in present} == {"O0", "O1", "O2"}
+
+
+def test_a_key_named_to_order_only_is_searched_as_a_present_query_too() -> None:
+    """Leave-one-barcode-out groups keys by their deepest label, the order included: a reference whose keys of
+    one order carry no family simulates that order's present queries as well (seed 4909's naming.py:521,
+    ``deepest >= 0`` -> ``>= 1``, dropped them and survived)."""
+    lineages = [("O1", None, None, None, None)] * 3 + [("O2", "F", None, "G", f"G s{i // 2}") for i in range(4)]
+    seqs = [f"ACGT{i:04d}" for i in range(len(lineages))]
+    queries, _ = plan_simulation(lineages, seqs, NamingConfig())
+    present = sorted(q.position for q in queries if q.scenario == "present")
+    assert present == list(range(7))
+    assert {q.group for q in queries if q.scenario == "present" and q.position < 3} == {"present:O1"}
