@@ -359,6 +359,18 @@ def test_an_ivf_index_over_fewer_than_39_vectors_has_one_cell() -> None:
         np.tile(keys, (3, 1)))._fitted()).nlist == 2  # 90 vectors: two cells of 39
 
 
+def _aligning_in_two_workers(world) -> tuple[Reference, list[str], list]:
+    """A reference over the world's train keys that aligns in two forked workers, after one search of eight
+    test barcodes (its pool started): the reference, the queries and their candidates."""
+    keys = world["train"]
+    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
+    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins,
+                          kmer=KmerConfig(ks=(5,)), index=IndexConfig(kind="flat"))
+    ref.align_workers, ref.parallel_min_pairs = 2, 1
+    queries = [s.dna_barcode for s in world["test"][:8]]
+    return ref, queries, ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
+
+
 def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
     """``Reference.close`` ends the forked identity workers (else every triage of a long session leaves
     processes behind). The executor is held here while the reference closes it, as another part of a
@@ -366,13 +378,7 @@ def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
     that hold a close that forgot to shut the pool down looked the same (seed 4242's survivor)."""
     import time
 
-    keys = world["train"]
-    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
-    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins,
-                          kmer=KmerConfig(ks=(5,)), index=IndexConfig(kind="flat"))
-    ref.align_workers, ref.parallel_min_pairs = 2, 1
-    queries = [s.dna_barcode for s in world["test"][:8]]
-    ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
+    ref, _, _ = _aligning_in_two_workers(world)
     held = ref._pool
     assert held is not None
     procs = list(held._processes.values())
@@ -394,13 +400,7 @@ def test_asking_for_another_number_of_alignment_workers_stops_the_old_ones(world
     the ``close`` before the new pool deleted, survived)."""
     import time
 
-    keys = world["train"]
-    lins = [tuple(getattr(s, r) or None for r in RANKS) for s in keys]
-    ref = Reference.build([s.processid for s in keys], [s.dna_barcode for s in keys], lins,
-                          kmer=KmerConfig(ks=(5,)), index=IndexConfig(kind="flat"))
-    ref.align_workers, ref.parallel_min_pairs = 2, 1
-    queries = [s.dna_barcode for s in world["test"][:8]]
-    first = ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
+    ref, queries, first = _aligning_in_two_workers(world)
     held = ref._pool
     assert held is not None
     procs = list(held._processes.values())
