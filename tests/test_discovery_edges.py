@@ -371,13 +371,21 @@ def _aligning_in_two_workers(world) -> tuple[Reference, list[str], list]:
     return ref, queries, ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
 
 
+def _all_stopped(procs: list, within: float = 30.0) -> bool:
+    """Whether every one of ``procs`` has ended, waiting up to ``within`` seconds."""
+    import time
+
+    deadline = time.monotonic() + within
+    while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not any(p.is_alive() for p in procs)
+
+
 def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
     """``Reference.close`` ends the forked identity workers (else every triage of a long session leaves
     processes behind). The executor is held here while the reference closes it, as another part of a
     session may hold it: dropping the last reference to an executor also stops its workers, so without
     that hold a close that forgot to shut the pool down looked the same (seed 4242's survivor)."""
-    import time
-
     ref, _, _ = _aligning_in_two_workers(world)
     held = ref._pool
     assert held is not None
@@ -386,10 +394,7 @@ def test_closing_a_reference_stops_its_alignment_workers(world) -> None:
     try:
         ref.close()
         assert ref._pool is None
-        deadline = time.monotonic() + 30
-        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(p.is_alive() for p in procs)
+        assert _all_stopped(procs)
     finally:
         held.shutdown(cancel_futures=True)
 
@@ -398,8 +403,6 @@ def test_asking_for_another_number_of_alignment_workers_stops_the_old_ones(world
     """A reference whose worker count changes (``align_workers``) starts a new pool and shuts the old one down,
     held elsewhere or not: without it each change left its processes running (seed 4909's reference.py:807,
     the ``close`` before the new pool deleted, survived)."""
-    import time
-
     ref, queries, first = _aligning_in_two_workers(world)
     held = ref._pool
     assert held is not None
@@ -409,10 +412,7 @@ def test_asking_for_another_number_of_alignment_workers_stops_the_old_ones(world
         again = ref.candidates(queries, n_search=10, per_taxon=2, max_candidates=5)
         assert ref._pool is not None and ref._pool is not held
         assert [c.identities.tolist() for c in again] == [c.identities.tolist() for c in first]
-        deadline = time.monotonic() + 30
-        while any(p.is_alive() for p in procs) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(p.is_alive() for p in procs)
+        assert _all_stopped(procs)
     finally:
         held.shutdown(cancel_futures=True)
         ref.close()
