@@ -586,3 +586,25 @@ def test_the_barcode_gap_curve_is_the_agreement_of_each_cut_made_within_each_gro
     plateau = [t for t in thresholds if gap.curve_[(gap.linkage_, t)] >= best - 1e-9]
     assert gap.threshold_ == plateau[len(plateau) // 2]
     assert len({round(v, 9) for v in gap.curve_.values()}) >= 3  # the cuts differ: the oracle has work to do
+
+
+def test_hdbscan_strength_counts_only_where_its_cluster_is_the_candidate_the_distance_chose() -> None:
+    """``predict``: a late specimen joins the candidate its distance picks; HDBSCAN's ``approximate_predict``
+    strength is averaged in only when HDBSCAN puts it in that same candidate's cluster. Where they disagree (here:
+    the fitted map from HDBSCAN's clusters to candidates swapped, as HDBSCAN may place a specimen beside another
+    candidate's members), the strength is no evidence for the candidate chosen (seed 4909's threshold_hdbscan.py:290,
+    ``and`` -> ``or``, gave every such specimen the other cluster's strength, and survived)."""
+    seqs, _ = _species(2, 6, seed=14)
+    gap = _gap(coef=-300.0, intercept=9.0)
+    cl = CandidateSpeciesClusterer(ClusteringConfig(distance_threshold=0.03), gap).fit(BarcodeDistances(seqs))
+    p_same = float(gap.same_species_proba(0.0))
+    _, agreeing = cl.predict(BarcodeDistances([seqs[0]]))
+    assert agreeing[0] > 0.5 * p_same + 0.1  # HDBSCAN agrees: its strength (0.4 here) is averaged in
+    group = cl.groups_[0]
+    mapping = dict(group.approx_to_candidate)
+    assert len(set(mapping.values())) == 2
+    a, b = sorted(set(mapping.values()))
+    group.approx_to_candidate = {h: (b if c == a else a) for h, c in mapping.items()}
+    labels, probs = cl.predict(BarcodeDistances([seqs[0]]))
+    assert labels.tolist() == [cl.labels_[0]]  # the distance still decides where it goes
+    assert probs[0] == pytest.approx(0.5 * p_same)  # and HDBSCAN, pointing elsewhere, adds nothing
