@@ -375,7 +375,9 @@ class DiscoveryModel:
         for length in [x for x in NULL_LENGTHS if x < longest] + [longest]:
             shuffled = []
             for j in rng.choice(n, min(per, n), replace=False):
-                seq = self.ref_seqs_[int(j)]
+                # its called bases only: the table is looked up by a read's called bases (``null_floor``), and
+                # a window of a key's N run, shuffled, was a read of Ns that matched anything
+                seq = self.ref_seqs_[int(j)].replace("N", "")
                 start = int(rng.integers(0, max(1, len(seq) - length + 1)))
                 bases = np.frombuffer(seq[start:start + length].encode("ascii"), dtype=np.uint8).copy()
                 rng.shuffle(bases)

@@ -100,6 +100,30 @@ def test_identity_leaves_out_what_reads_from_other_primers_do_not_share() -> Non
     assert shared_identity("", template) == (0.0, 0) and shared_identity("N" * 50, template) == (0.0, 0)
 
 
+def test_a_keys_run_of_n_is_no_shared_base_and_no_wildcard() -> None:
+    """An N matches any base, so a key with a long run of them matched any read lying on it: on a real
+    reference (LNAUY1385-19: 50 + 200 Ns in 658 bases) a shuffled 200-base window read 100 % to it, and the
+    chance identity build-reference learned at 200 bases was 100 % (no 200-base read could be named)."""
+    template = _barcode(658, 21)
+    key = template[:200] + "N" * 250 + template[450:]  # 408 called bases
+    read = _mutate(template, 10)  # 66 differences over 658 bases, 41 of them where the key calls its base
+    differences = sum(x != y for x, y in zip(read, key) if y != "N")
+    assert differences == 41
+    # counted over the 408 bases both reads call: 90 %, not 1 - 41 / 658 = 93.8 %
+    assert shared_identity(read, key) == (1 - 41 / 408, 408)
+    assert shared_identity(read, template)[0] == pytest.approx(1 - 66 / 658)
+    shuffled = list(template[300:500])
+    random.Random(4).shuffle(shuffled)
+    window = "".join(shuffled)
+    assert shared_identity(window, template)[0] < 0.7
+    assert shared_identity(window, key)[0] < 0.7  # was 1.0: the window lay on the Ns
+    # a read half or more of whose bases fall on the key's Ns: the key cannot speak for it
+    assert shared_identity(template[100:300], key) == (0.0, 100)
+    assert shared_identity(template[50:280], key) == (1.0, 150)  # 150 of its 230 bases shared: measured on them
+    # the reads' own Ns keep counting as before: a key without Ns reads the same
+    assert shared_identity(key, template) == shared_identity(template, key) == (1.0, 408)
+
+
 def test_the_probe_index_finds_what_a_substring_search_finds() -> None:
     """One read compared with many looks its probes up in ``probe_index`` instead of searching the read:
     the same first positions (a repeated stretch included), so the same identities."""
