@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 import pandas as pd
 
-from biodiscover.storage.records import RANKS, open_qualifier
+from biodiscover.storage.records import RANKS, is_filler_name, open_qualifier
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
@@ -135,7 +135,14 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         a = assign.get(pid, {})
         deepest = a.get("deepest_rank") if a.get("deepest_rank") in RANKS else None
         novelty = a.get("novelty")
-        named = {r: a.get(f"label_{r}") for r in RANKS[: RANKS.index(deepest) + 1]} if deepest else {}
+        # A rank filler ("unassigned Gaeaxidae") names no taxon: never a dwc rank column or a scientificName.
+        named = {r: None if is_filler_name(v := a.get(f"label_{r}")) else v
+                 for r in RANKS[: RANKS.index(deepest) + 1]} if deepest else {}
+        taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
+        if deepest and is_filler_name(taxon):  # named only down to a filler: its deepest real taxon is the name
+            real = [r for r, v in named.items() if v]
+            deepest = real[-1] if real else None
+            taxon = named[deepest] if deepest else None
         row: dict[str, Any] = {
             "occurrenceID": pid, "basisOfRecord": "PreservedSpecimen", "catalogNumber": s.get("sampleid"),
             "country": s.get("country"), "stateProvince": s.get("province_state"),
@@ -149,7 +156,6 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
         conf = a.get(f"confidence_{deepest}") if deepest else None
         remarks = _remarks(run, deepest, conf, novelty)
         proposal_id = cand.get(pid)
-        taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
         # the engine's own decision, stored with the assignment (a fused DNA+image call may override a threshold)
         novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False
         placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
@@ -174,7 +180,7 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
             parent_name = p.get("parent_taxon") or a.get("deepest_taxon")
             qualifier = open_qualifier(parent_rank)
-            if not parent_name or not parent_rank:
+            if not parent_name or not parent_rank or is_filler_name(parent_name):
                 # An unplaced candidate: GBIF needs a scientificName, so the deepest higher taxon known
                 # (the machine's own, e.g. Insecta at class), in open nomenclature above genus.
                 parent_name, parent_rank, qualifier = machine["scientificName"], machine["taxonRank"], "gen. sp."
@@ -209,7 +215,7 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                         "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits",
                         "otu_db": f"model {model_description(run)}"})
         occ.append(row)
-        provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r)}
+        provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r) and not is_filler_name(s[r])}
         if provided:
             rank = [r for r in RANKS if r in provided][-1]
             ident.append({"id": pid, "identificationID": f"{pid}:provided", "scientificName": provided[rank],

@@ -1,0 +1,87 @@
+"""Darwin Core names a GBIF publisher can match: rank fillers and interim names are never published as taxa.
+
+Found reviewing the demo's export (``biodiscover demo`` then ``export -f dwca``): specimens named down to a
+subfamily shown as ``unassigned Gaeaxidae`` (a BIOSCAN-5M / BOLD rank filler, see
+:func:`biodiscover.storage.records.is_filler_name`) went out with ``dwc:subfamily = unassigned Gaeaxidae``,
+and three with ``scientificName = unassigned Gaeaxidae`` at ``taxonRank = subfamily``.
+
+Real SQLite database, the real review API and the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.db.taxonomy import register_lineages
+from biodiscover.storage.records import Specimen
+
+LINEAGE = {"order": "Coleoptera", "family": "Gaeaxidae", "subfamily": "unassigned Gaeaxidae"}
+INTERIM = "Craura sp. BIOUG1234-A01"
+
+
+def _db(path: Path) -> tuple[Path, int, list[int]]:
+    bases = "ACGT" * 150
+    specimens = [Specimen(processid=f"FILL{i}-24", dna_barcode=bases, country="Peru") for i in range(4)]
+    db = Database.create(path)
+    try:
+        db.ingest(specimens, collection="plate", backup=False)
+        register_lineages(db, [{**LINEAGE, "genus": "Craura", "species": INTERIM}], source="reference:test")
+        run = db.start_run("triage", {}, backup=False)
+        labels = {**LINEAGE, "genus": None, "species": None}
+        db.write_assignments(run, [
+            # named to the filler "subfamily": the family is the deepest real taxon
+            {"processid": "FILL0-24", "deepest_rank": "subfamily", "deepest_taxon": "unassigned Gaeaxidae",
+             "labels": labels, "confidences": {"order": 1.0, "family": 0.99, "subfamily": 0.7}, "novelty": 0.1},
+            # named to a genus below the filler: the genus stays, the filler leaves the subfamily column
+            {"processid": "FILL1-24", "deepest_rank": "genus", "deepest_taxon": "Craura",
+             "labels": {**LINEAGE, "genus": "Craura"},
+             "confidences": {"order": 1.0, "family": 0.99, "subfamily": 0.99, "genus": 0.99}, "novelty": 0.2},
+            *({"processid": f"FILL{i}-24", "deepest_rank": "genus", "deepest_taxon": "Craura",
+               "labels": {**LINEAGE, "genus": "Craura"}, "is_novel": True,
+               "confidences": {"order": 1.0, "family": 0.99, "subfamily": 0.99, "genus": 0.99}, "novelty": 0.99}
+              for i in (2, 3))])
+        ids = db.write_proposals(run, [{"members": ["FILL2-24"], "parent_lineage": {**LINEAGE, "genus": "Craura"}},
+                                       {"members": ["FILL3-24"], "parent_lineage": {**LINEAGE, "genus": "Craura"}}])
+        db.finish_run(run, "completed")
+        (species_id, _), = db.known_species(INTERIM, limit=1)
+        db.assign(ids[0], db.proposal(ids[0]).version, species_id, reviewer="Ana Silva")
+    finally:
+        db.close()
+    return path, run, list(ids)
+
+
+def _occurrences(tmp_path: Path) -> dict[str, dict[str, str]]:
+    path, run, _ = _db(tmp_path / "lab.sqlite")
+    out = tmp_path / "plate.zip"
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
+                           "-f", "dwca", "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
+                           "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out) as zf:
+        text = zf.read("occurrence.txt").decode("utf-8")
+        history = zf.read("identification.txt").decode("utf-8")
+    assert "unassigned" not in history
+    rows = csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
+    return {r["id"]: r for r in rows}
+
+
+def test_a_rank_filler_is_never_a_dwc_taxon(tmp_path: Path) -> None:
+    rows = _occurrences(tmp_path)
+    assert not any("unassigned" in r[t] for r in rows.values()
+                   for t in ("order", "family", "subfamily", "genus", "scientificName"))
+    only_filler = rows["FILL0-24"]
+    assert (only_filler["scientificName"], only_filler["taxonRank"], only_filler["family"]) == \
+        ("Gaeaxidae", "family", "Gaeaxidae")
+    assert "confidence=0.990 at family" in only_filler["identificationRemarks"]
+    below = rows["FILL1-24"]
+    assert (below["scientificName"], below["taxonRank"], below["subfamily"], below["family"]) == \
+        ("Craura", "genus", "", "Gaeaxidae")
+
