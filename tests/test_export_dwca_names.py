@@ -3,7 +3,10 @@
 Found reviewing the demo's export (``biodiscover demo`` then ``export -f dwca``): specimens named down to a
 subfamily shown as ``unassigned Gaeaxidae`` (a BIOSCAN-5M / BOLD rank filler, see
 :func:`biodiscover.storage.records.is_filler_name`) went out with ``dwc:subfamily = unassigned Gaeaxidae``,
-and three with ``scientificName = unassigned Gaeaxidae`` at ``taxonRank = subfamily``.
+and three with ``scientificName = unassigned Gaeaxidae`` at ``taxonRank = subfamily``; and a candidate a
+reviewer identified as the reference's interim species ``Tiaopsis sp. BIOUG57720-B08`` went out with that
+interim name as a ``scientificName`` at ``taxonRank = species``, where the machine's own determination of
+the same name is written in open nomenclature (genus + ``sp.``, the interim name verbatim).
 
 Real SQLite database, the real review API and the real CLI.
 """
@@ -85,3 +88,10 @@ def test_a_rank_filler_is_never_a_dwc_taxon(tmp_path: Path) -> None:
     assert (below["scientificName"], below["taxonRank"], below["subfamily"], below["family"]) == \
         ("Craura", "genus", "", "Gaeaxidae")
 
+
+def test_a_candidate_identified_as_an_interim_species_is_in_open_nomenclature(tmp_path: Path) -> None:
+    row = _occurrences(tmp_path)["FILL2-24"]
+    assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"],
+            row["verbatimIdentification"]) == ("Craura", "genus", "sp.", INTERIM)
+    assert row["identifiedBy"] == "Ana Silva"
+    assert row["identificationVerificationStatus"] == "identified by reviewer (known species)"

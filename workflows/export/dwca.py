@@ -193,8 +193,13 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                 _reviewed(row, trails.get(proposal_id), "accepted by reviewer (provisional species)")
         elif decided is not None and props.get(decided, {}).get("status") == "assigned":
             p = props[decided]
-            row.update(scientificName=p.get("provisional_name"), taxonRank="species", identificationQualifier=None,
-                       verbatimIdentification=p.get("provisional_name"), taxonConceptID=None,
+            known = p.get("provisional_name")
+            interim = _OPEN_NOMENCLATURE.match(known) if isinstance(known, str) else None
+            # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007") as the machine writes it
+            row.update(scientificName=interim.group(1) if interim else known,
+                       taxonRank="genus" if interim else "species",
+                       identificationQualifier=f"{interim.group(2)}." if interim else None,
+                       verbatimIdentification=known, taxonConceptID=None,
                        identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
                                                        "a known species")
             _reviewed(row, trails.get(decided), "identified by reviewer (known species)")
