@@ -110,7 +110,32 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
             if values and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
                 flat[col] = pd.array([r.get(col) for r in rows], dtype="Int64")
         props = pd.concat([props, flat], axis=1)
+    if "evidence_between_distance_member" in props:
+        _name_nearest_candidate(props, data)
     return props
+
+
+def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
+    """Add the proposal id and name of each candidate's closest other candidate after
+    ``evidence_between_distance_member``.
+
+    ``evidence_between_distance_nearest_candidate`` is a number of the clustering that made the run (or the
+    proposal a split part came from), not a proposal id (:class:`biodiscover.storage.evidence.NearestCandidate`):
+    read as one it names another candidate. The member it records says which proposal holds it now, as the review
+    app resolves it: the lowest-numbered other proposal of the run holding that specimen."""
+    holders: dict[str, list[Any]] = {}
+    if not data.members.empty:
+        for pid, prop in sorted(data.members[["processid", "proposal_id"]].itertuples(index=False, name=None),
+                                key=lambda t: t[1]):
+            holders.setdefault(pid, []).append(prop)
+    names = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
+    ids: list[Any] = []
+    for own, member in zip(props["proposal_id"], props["evidence_between_distance_member"]):
+        held = holders.get(member, []) if isinstance(member, str) else []
+        ids.append(next((h for h in held if h != own), None))
+    at = props.columns.get_loc("evidence_between_distance_member") + 1
+    props.insert(at, "evidence_between_distance_proposal_id", pd.array(ids, dtype="Int64"))
+    props.insert(at + 1, "evidence_between_distance_name", [names.get(i) if i is not None else None for i in ids])
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
