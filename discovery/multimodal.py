@@ -528,10 +528,22 @@ def fuse(dna_call: Any, image_call: Any, processid: str | None = None, min_confi
     confidence: dict[str, float] = {}
     deepest: str | None = None
     descending = True
+    # a modality whose label lost at a rank says nothing below it: its deeper labels lie in another taxon
+    # (fused rank by rank, a genus from the photograph sat above a species from the barcode of another genus,
+    # and the export's label_species contradicted its label_genus)
+    # and one left alone is no surer than the fused rank above, which weighed the other's doubt
+    in_dna = in_image = True
+    above = 1.0
     for rank in RANKS:
-        label, p = fuse_rank(d.labels.get(rank), d.confidence.get(rank, 0.0), i.labels.get(rank),
-                             i.confidence.get(rank, 0.0))
+        a, b = d.labels.get(rank) if in_dna else None, i.labels.get(rank) if in_image else None
+        label, p = fuse_rank(a, d.confidence.get(rank, 0.0) if a else 0.0, b,
+                             i.confidence.get(rank, 0.0) if b else 0.0)
+        if not (in_dna and in_image):
+            p = min(p, above)
         labels[rank], confidence[rank] = label, float(p)
+        in_dna = in_dna and a in (None, label)
+        in_image = in_image and b in (None, label)
+        above = float(p) if label is not None else above
         if not descending:
             continue
         if label is None:

@@ -263,6 +263,22 @@ def test_modality_calls_from_engine_results_and_fusion_rules() -> None:
     assert fuse(_call(["O", "F", None, "G", "G s"], "species", 0.7),
                 _call(["O", "H", None, "J", "J t"], "genus", 0.75, "image"), min_confidence=0.3).deepest_rank == "order"
 
+    # each modality's labels stay inside the taxon it won: the photograph's genus wins, so the barcode's species
+    # (of another genus) is no fused species, and where the photograph's species loses nothing is below its genus
+    split = fuse(_call(["O", "F", None, "G", "G s"], "family", 0.6),
+                 _call(["O", "F", None, "J", "J t"], "family", 0.9, "image"))
+    assert split.deepest_rank == "family" and (split.labels["genus"], split.labels["species"]) == ("J", "J t")
+    # the photograph's species alone is no surer than the fused genus, which weighed the barcode's doubt
+    genus = 0.9 * 0.4 / (0.9 * 0.4 + 0.1 * 0.6 + 0.1 * 0.4)  # fuse_rank's masses: J, G, a third genus
+    assert split.confidence["species"] == split.confidence["genus"] == pytest.approx(genus)
+    dna_species = ModalityCall("X", "dna", dict(zip(RANKS, ["O", "F", None, "G", "G s"])),
+                               {"order": 0.99, "family": 0.99, "subfamily": 0.0, "genus": 0.5, "species": 0.95},
+                               "family", "F")
+    photo = ModalityCall("X", "image", dict(zip(RANKS, ["O", "F", None, "J", "J t"])),
+                         {"order": 0.9, "family": 0.9, "subfamily": 0.0, "genus": 0.9, "species": 0.2}, "genus", "J")
+    mixed = fuse(dna_species, photo)
+    assert mixed.labels["genus"] == "J" and mixed.labels["species"] == "J t"  # was "G s", under genus G
+
 
 def test_the_image_classifier_takes_as_dna_keys_the_barcodes_the_engine_takes() -> None:
     """A specimen's barcode is a key for image identification exactly when it is one for the DNA engine (both
