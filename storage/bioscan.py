@@ -40,6 +40,7 @@ from biodiscover.storage.layout import find_metadata as find_metadata
 from biodiscover.storage.layout import image_path, wanted_splits
 from biodiscover.storage.layout import is_dataset_root as is_dataset_root
 from biodiscover.storage.records import (
+    BIOSCAN_COLUMNS,
     COLUMN_DTYPES,
     DEFAULT_IMAGE_PACKAGE,
     MAX_NUCLEOTIDES,
@@ -91,6 +92,10 @@ def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
     if "processid" not in cols:
         shown = ", ".join(repr(c) for c in cols[:6])
         raise InputError(f"{path}: not BIOSCAN-5M metadata: line 1 has no 'processid' column (found {shown})")
+    for i, name in enumerate(cols):  # pandas would read the first of the two and drop the other, silently
+        if name in BIOSCAN_COLUMNS and name in cols[:i]:
+            raise InputError(f"{path}: the header (line 1) names column {name!r} twice "
+                             f"(columns {cols.index(name) + 1} and {i + 1}); keep one")
     return cols
 
 

@@ -315,6 +315,14 @@ class CollectionReader:
     def _check_header(self, header_cells: list[str], src: str) -> list[str]:
         """The normalised header, or one InputError when it cannot be a specimen table."""
         header = _normalise_header(header_cells)
+        first_at: dict[str, int] = {}
+        for i, name in enumerate(header):
+            if name not in BIOSCAN_COLUMNS and name not in EXTRA_COLUMNS:
+                continue  # ignored columns may repeat: nothing is read from them
+            if name in first_at:  # the row dict would keep the last of the two, silently
+                raise InputError(f"{src}: the header (line 1) names column {name!r} twice "
+                                 f"(columns {first_at[name] + 1} and {i + 1}); keep one")
+            first_at[name] = i
         if "processid" not in header:
             shown = ", ".join(repr(h) for h in header_cells[:6])
             raise InputError(

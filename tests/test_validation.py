@@ -528,3 +528,25 @@ def test_a_validator_opens_each_photo_unless_told_not_to(tmp_path: Path) -> None
     assert q is not None and q.kind == "image_unreadable" and spec is not None and spec.image_path is None
     spec, q = RowValidator(check_images=False).validate(row, source=source, line=2)
     assert q is None and spec is not None and spec.image_path == tmp_path / "bad.jpg"
+
+
+@pytest.mark.parametrize("header", ["processid,dna_barcode,dna_barcode", "processid,dna_barcode,Sequence",
+                                    "processid,process_id,dna_barcode"])
+def test_a_column_named_twice_is_refused_not_read_from_one_of_the_two(header: str, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Two header cells for one column (the same name twice, or a name and its alias) left the reader taking the
+    last one silently: a specimen was named from one of two barcodes, or filed under one of two ids, and nobody
+    was told which. The file is refused in one line that names both columns."""
+    path = tmp_path / "plate.csv"
+    path.write_text(f"{header}\n" + "".join(f"D{i},{'ACGT' * 60},{'TTGCA' * 50}\n" for i in range(3)))
+    with pytest.raises(InputError, match=r"plate\.csv: the header \(line 1\) names column '(processid|dna_barcode)' "
+                                         r"twice \(columns [0-9] and [0-9]\); keep one"):
+        read_collection(path)
+    if header.endswith("dna_barcode,dna_barcode"):  # a reference table: pandas kept the first, silently
+        twice = r"plate\.csv: the header \(line 1\) names column 'dna_barcode' twice"
+        with pytest.raises(InputError, match=twice):
+            load_metadata(path)
+    code, out, err = _main(capsys, "validate", str(path))
+    assert code == 2 and out == "" and not (tmp_path / "plate.quarantine.csv").exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {path}: the header (line 1) names column"), err
