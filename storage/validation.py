@@ -112,6 +112,9 @@ _INT_COLUMNS = ("inferred_ranks", "index_bioscan_1M_insect")
 def clean_barcode(seq: str | None, max_nucleotides: int | None = MAX_NUCLEOTIDES) -> str:
     """Normalise a COI barcode: upper-case, gaps and whitespace removed, N runs trimmed.
 
+    U (uracil, an RNA or cDNA-style export) is written as T: it is the same base, and the
+    reference's barcodes say T, so an alignment would count every U as a mismatch.
+
     Why this order: alignment gaps (``-``, ``.``) are not bases, so they go first;
     leading/trailing N runs are unread ends, not sequence; the official loader keeps
     the first 660 nt because longer tails are likely bad reads, and trailing Ns the
@@ -121,7 +124,7 @@ def clean_barcode(seq: str | None, max_nucleotides: int | None = MAX_NUCLEOTIDES
     """
     if seq is None:
         return ""
-    s = _remove_gaps(str(seq)).upper().strip("N")
+    s = _remove_gaps(str(seq)).upper().replace("U", "T").strip("N")
     if max_nucleotides is not None and len(s) > max_nucleotides:
         s = s[:max_nucleotides].rstrip("N")
     return s

@@ -392,3 +392,21 @@ def test_triage_says_how_many_a_lower_level_would_name_and_only_the_levels_below
         f"(now {n})")
     assert main([*args, str(tmp_path / "b.jsonl"), "--level", "0.9", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["species_at_level"] == {}  # nothing under 0.9 is counted
+
+
+def test_a_barcode_written_as_rna_is_named_as_its_dna(dataset, bundle, tmp_path, capsys) -> None:
+    """U is IUPAC for T (an RNA or cDNA-style export): validate accepted such a barcode, the k-mer search found
+    its species, and the alignment then counted every U against the reference's T: 63 % identity, every
+    specimen P(novel) ≈ 1 and proposed as a new species. The same barcodes with U for T are named the same."""
+    lines = (dataset / "collection.fasta").read_text().splitlines()
+    dna, rna = tmp_path / "dna.fasta", tmp_path / "rna.fasta"
+    dna.write_text("\n".join(lines) + "\n")
+    rna.write_text("\n".join(s if s.startswith(">") else s.replace("T", "U") for s in lines) + "\n")
+    got = {}
+    for path in (dna, rna):
+        out = tmp_path / f"{path.stem}.jsonl"
+        assert main(["triage", "--input", str(path), "--model", str(bundle), "--results", str(out), "-q"]) == 0
+        got[path.stem] = [(r["processid"], r["deepest_rank"], r["labels"].get("species"), r["is_novel"])
+                          for r in map(json.loads, out.read_text().splitlines())]
+    capsys.readouterr()
+    assert got["rna"] == got["dna"] and any(rank == "species" for _, rank, _, _ in got["dna"])

@@ -43,6 +43,7 @@ def test_clean_barcode_uppercases_removes_gaps_trims_n_runs_and_truncates() -> N
     assert clean_barcode("nnac-gt.ACnnTG nn") == "ACGTACNNTG"
     assert clean_barcode("NNNN") == ""
     assert clean_barcode(None) == ""
+    assert clean_barcode("acgu-Uu") == "ACGTTT"  # RNA's U is DNA's T
     long = "A" * 659 + "N" * 5 + "C" * 10
     assert clean_barcode(long) == "A" * 659  # cut at 660 lands in the N run: trimmed again
     assert len(clean_barcode("ACGT" * 200)) == 660
