@@ -81,7 +81,11 @@ def _run(
     log_file: Optional[Path] = typer.Option(None, "--log", help="Log file (default: <db>.run-<time>.log)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Batch discovery over many collections; resumable: re-run the same command after a stop."""
+    """Batch discovery over many collections; resumable: re-run the same command after a stop.
+
+    Exit 0 when every collection is done, exit 1 when one failed or had rows set aside (see the table
+    and the log), exit 2 when nothing could start (no collection, no model, an unusable database).
+    """
     from biodiscover.workflows.batch import BatchConfig, run_batch
     from biodiscover.workflows.executors import ExecutorConfig
 

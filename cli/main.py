@@ -26,6 +26,11 @@ app = typer.Typer(
         "deepest confident rank, flag novel species, propose candidate new species, review "
         "and export them."
     ),
+    epilog=(
+        "Exit codes: 0 success; 1 done, but validate or run set rows aside (or a run's collection failed), or "
+        "db check found a problem; 2 nothing done: one error: line says why (a wrong path, a malformed file, an "
+        "unusable database or option); 130 interrupted (Ctrl-C): re-run the same command to go on."
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

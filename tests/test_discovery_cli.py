@@ -410,3 +410,19 @@ def test_a_barcode_written_as_rna_is_named_as_its_dna(dataset, bundle, tmp_path,
                           for r in map(json.loads, out.read_text().splitlines())]
     capsys.readouterr()
     assert got["rna"] == got["dna"] and any(rank == "species" for _, rank, _, _ in got["dna"])
+
+
+def test_help_documents_the_exit_codes(cli) -> None:
+    """Scripts and schedulers act on the exit code: `biodiscover --help` lists what each one means, and `run`
+    (whose 1 is 'a collection failed or had rows set aside', unlike triage's and ingest's 0) says its own."""
+    import re
+
+    def text(*args: str) -> str:
+        res = cli(*args, "--help")
+        assert res.returncode == 0, res.stderr
+        return re.sub(r"[\s│]+", " ", res.stdout)
+
+    root = text()
+    for code, meaning in (("0", "success"), ("1", "set rows aside"), ("2", "error:"), ("130", "interrupted")):
+        assert re.search(rf"\b{code}\b[^0-9]*{re.escape(meaning)}", root), (code, root)
+    assert re.search(r"exit 0 .*exit 1 .*failed or had rows set aside.*exit 2", text("run"), re.I), text("run")
