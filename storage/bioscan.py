@@ -66,7 +66,9 @@ _BUFFER = 1 << 16  # pragma: no mutate a read buffer's size: every size reads th
 def _csv_options(path: Path) -> dict[str, object]:
     fmt = sniff_format(path)
     if fmt == "fasta":
-        raise InputError(f"{path}: is FASTA, not BIOSCAN-5M metadata; read it with read_collection")
+        raise InputError(f"{path}: is FASTA, not BIOSCAN-5M metadata: a labelled dataset is a CSV/TSV with "
+                         "processid, split, dna_barcode and the taxonomy columns (a FASTA collection is for "
+                         "validate, ingest and triage)")
     with path.open("rb") as fh:
         is_gzip = fh.read(2) == b"\x1f\x8b"
     return {"sep": "\t" if fmt == "tsv" else ",", "compression": "gzip" if is_gzip else None}

@@ -426,3 +426,14 @@ def test_help_documents_the_exit_codes(cli) -> None:
     for code, meaning in (("0", "success"), ("1", "set rows aside"), ("2", "error:"), ("130", "interrupted")):
         assert re.search(rf"\b{code}\b[^0-9]*{re.escape(meaning)}", root), (code, root)
     assert re.search(r"exit 0 .*exit 1 .*failed or had rows set aside.*exit 2", text("run"), re.I), text("run")
+
+
+def test_build_reference_on_a_fasta_says_what_it_needs_in_the_users_words(dataset, tmp_path, capsys) -> None:
+    """A FASTA given as the reference was refused with '…; read it with read_collection' (a Python function no
+    CLI user can call): the line says what a reference is and which verbs read a FASTA collection."""
+    fasta = dataset / "collection.fasta"
+    assert main(["build-reference", "--data", str(fasta), "--out", str(tmp_path / "b"), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {fasta}: is FASTA, not BIOSCAN-5M metadata"), err
+    assert "read_collection" not in err[0] and "validate, ingest and triage" in err[0], err
+    assert not (tmp_path / "b").exists()
