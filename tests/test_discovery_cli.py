@@ -437,3 +437,25 @@ def test_build_reference_on_a_fasta_says_what_it_needs_in_the_users_words(datase
     assert len(err) == 1 and err[0].startswith(f"error: {fasta}: is FASTA, not BIOSCAN-5M metadata"), err
     assert "read_collection" not in err[0] and "validate, ingest and triage" in err[0], err
     assert not (tmp_path / "b").exists()
+
+
+def test_photographs_a_dna_only_bundle_cannot_name_are_said_not_silently_left(bundle, tmp_path, capsys,
+                                                                             caplog) -> None:
+    """Photographed specimens without a barcode, triaged with a DNA-only bundle (build-reference without
+    `train`): '3 of 3 … without a usable barcode, evidence: none', exit 0, and nothing said about the photos.
+    The run still goes on (a plate may be mostly barcoded), but stderr says why those specimens were not
+    named and what bundle would name them."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for pid in ("PH1", "PH2", "PH3"):
+        Image.new("RGB", (32, 32), (120, 90, 40)).save(photos / f"{pid}.jpg")
+    plate = tmp_path / "plate.csv"
+    plate.write_text("processid,dna_barcode\nPH1,\nPH2,\nPH3,\n")
+    code = main(["triage", "--input", str(plate), "--images", str(photos), "--model", str(bundle),
+                 "--db", str(tmp_path / "lab.sqlite"), "-q"])
+    assert code == 0, capsys.readouterr().err
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]  # stderr, through the root logger
+    assert any("3 specimens have a photograph but no usable barcode" in m and "no image classifier" in m
+               and "biodiscover train" in m for m in said), said

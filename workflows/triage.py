@@ -383,6 +383,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         t = time.perf_counter()
         image_model = ImageModel.load(bundle)
         seconds["load_model"] += time.perf_counter() - t
+        photo_only = sum(s.image_path is not None and not s.dna_barcode for s in specimens)
+        if image_model is None and photo_only:  # else "N without a usable barcode" is all the user sees
+            log.warning("%s specimens have a photograph but no usable barcode, and the bundle has no image "
+                        "classifier (DNA-only): they are not named; build-reference into a bundle that "
+                        "`biodiscover train` wrote names them from their photographs", f"{photo_only:,}")
     name = collection or (Path(input_path).name.split(".")[0] if input_path else Path(images or "images").name)
     if not specimens:
         if own_db and db is not None:
