@@ -139,6 +139,10 @@ def register(app: typer.Typer) -> None:
             from biodiscover.discovery.naming import describe_expected, describe_support
 
             typer.echo(f"discovery: {disc.get('reference_keys')} reference keys; naming level {disc.get('level')}")
+            ref = disc.get("reference")
+            if isinstance(ref, dict) and ref:  # a bundle from before the record has none
+                typer.echo("  reference: " + ", ".join(f"{k}={v}" for k, v in ref.items()
+                                                       if not isinstance(v, (dict, list))))
             for line in describe_support(disc["support"]):
                 typer.echo(f"  {line}")
             if disc.get("expected"):

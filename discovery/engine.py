@@ -709,6 +709,11 @@ class DiscoveryModel:
         else:
             bundle = Bundle.create(bundle_dir, config={"kind": "dna-kmer", "discovery": self.config.to_dict()},
                                    fingerprint=fingerprint, overwrite=overwrite)
+        if fingerprint is not None and bundle.config.get("kind") == "dna-kmer":
+            # a DNA-only bundle's data record is its reference's: an engine refitted in place (no --force) showed
+            # the first build's keys, seed and count beside the new engine's (a trained bundle's record is the
+            # encoders' training data, and stays)
+            bundle.set_section("data_fingerprint", fingerprint)
         gap = self.barcode_gap_
         bundle.save_table(ENGINE_TABLE, {
             "format": ENGINE_FORMAT, "config": self.config.to_dict(), "naming": self.naming_.to_dict(),
@@ -723,6 +728,7 @@ class DiscoveryModel:
         bundle.remove("arrays", INDEX_ARRAY)  # a format-2 engine's index, replaced by the reference's
         naming = self.naming_
         bundle.set_section("discovery", {
+            "reference": fingerprint,  # what this engine's keys were, whatever bundle it was written into
             "engine_format": ENGINE_FORMAT, "reference_keys": len(self.reference_), "index_kind": self.index_.kind_,
             "level": self.config.naming.level, "support": naming.support_,
             "first_key": "containment" if self.config.containment_first else "cosine",

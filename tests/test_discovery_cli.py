@@ -37,8 +37,30 @@ def test_build_reference_writes_a_bundle(bundle) -> None:
     manifest = json.loads((bundle / "bundle.json").read_text())
     assert manifest["discovery"]["reference_keys"] > 0
     assert manifest["data_fingerprint"]["keys"] == "train"
-    # refuses to overwrite without --force
-    assert main(["build-reference", "--data", str(bundle.parent), "--out", str(bundle), "-q"]) == 2
+    assert manifest["discovery"]["reference"] == manifest["data_fingerprint"]
+
+
+def test_a_reference_rebuilt_in_place_records_its_own_keys(dataset, bundle, tmp_path, capsys) -> None:
+    """Without --force an existing bundle keeps its encoders and gets the new engine; its record of what the
+    engine was built from must follow (a QA run saw `info` show the first build's keys=train+key_unseen, seed 0
+    and 1,156 keys beside the rebuilt engine's 526)."""
+    import shutil
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    first = json.loads((copy / "bundle.json").read_text())
+    assert main(["build-reference", "--data", str(dataset), "--out", str(copy), "--keys", "train+val",
+                 "--calibration", "val_unseen", "--seed", "5", "--max-outliers", "40", "--quiet"]) == 0
+    manifest = json.loads((copy / "bundle.json").read_text())
+    assert manifest["discovery"]["reference_keys"] > first["discovery"]["reference_keys"]
+    for record in (manifest["data_fingerprint"], manifest["discovery"]["reference"]):
+        assert (record["keys"], record["seed"]) == ("train+val", 5)
+        assert record["n_keys"] > first["data_fingerprint"]["n_keys"]
+    capsys.readouterr()
+    assert main(["info", str(copy)]) == 0
+    shown = capsys.readouterr().out
+    assert "reference: " in shown and "keys=train+val" in shown and "seed=5" in shown
+    assert " keys=train," not in shown and "n_keys=90" not in shown  # the first build's record is gone
 
 
 def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, capsys) -> None:
