@@ -2,9 +2,12 @@
 
 BOLD's sequence downloads look like ``>GMEEO6589-21|Tuta absoluta|COI-5P|MG123456``:
 the processid first, then the identification (the deepest name given), then
-marker and accession. We read the processid and the identification and keep the
+marker and accession (:data:`BOLD_FIELDS`). We read the processid and the identification and keep the
 header verbatim; the writer produces the same shape so a file we export reads
-back into BOLD-aware tools (and into us) unchanged.
+back into BOLD-aware tools (and into us) unchanged. Fields of our own (the candidate
+export's candidate id, membership, BIN) go *after* those four, never in their
+places: a BOLD-aware tool reads the third field as the marker and the fourth as
+a GenBank accession whatever we meant by them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ FASTA_SUFFIXES: tuple[str, ...] = (".fasta", ".fa", ".fas", ".fna", ".ffn", ".fs
 _BINOMIAL = re.compile(r"^([A-Z][a-z]+) ([a-z][a-z-]+)$")
 #: Characters that would break a header field.
 _FIELD_UNSAFE = re.compile(r"[|\r\n>]")
+#: BOLD's header fields, in the order BOLD writes them.
+BOLD_FIELDS: tuple[str, ...] = ("processid", "identification", "marker", "accession")
+#: The marker every barcode biodiscover handles is (BIOSCAN-5M's, BOLD's animal barcode region).
+MARKER = "COI-5P"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,23 @@ class FastaRecord:
     def processid(self) -> str:
         return self.fields[0].split()[0] if self.fields and self.fields[0].split() else ""
 
+    def _at(self, name: str) -> str:
+        """BOLD's field ``name`` (see :data:`BOLD_FIELDS`), '' where the header is shorter."""
+        fields, i = self.fields, BOLD_FIELDS.index(name)
+        return fields[i] if i < len(fields) else ""
+
+    @property
+    def identification(self) -> str:
+        return self._at("identification")
+
+    @property
+    def marker(self) -> str:
+        return self._at("marker")
+
+    @property
+    def accession(self) -> str:
+        return self._at("accession")
+
     def as_row(self) -> dict[str, str]:
         """The record as BIOSCAN columns: processid, dna_barcode, taxon (+ genus/species).
 
@@ -49,9 +73,8 @@ class FastaRecord:
         never invent a rank.
         """
         row = {"processid": self.processid, "dna_barcode": self.sequence}
-        fields = self.fields
-        if len(fields) > 1 and fields[1]:
-            taxon = fields[1]
+        taxon = self.identification
+        if taxon:
             row["taxon"] = taxon
             m = _BINOMIAL.match(taxon)
             if m:
@@ -92,7 +115,7 @@ def _field(value: object) -> str:
     return escape_controls(_FIELD_UNSAFE.sub(" ", str(value)).strip())
 
 
-def specimen_header(specimen: Specimen, extra: Sequence[str] = ("COI-5P",)) -> str:
+def specimen_header(specimen: Specimen, extra: Sequence[str] = (MARKER,)) -> str:
     """BOLD-style header ``processid|identification|<extra…>`` for one specimen.
 
     The identification is the deepest name we have: species, else genus, …, else
@@ -108,7 +131,7 @@ def write_fasta(
     out: Path | IO[str],
     *,
     width: int = 0,
-    extra: Sequence[str] = ("COI-5P",),
+    extra: Sequence[str] = (MARKER,),
 ) -> int:
     """Write specimens (or ``(header, sequence)`` pairs) as FASTA; returns records written.
 

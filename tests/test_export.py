@@ -165,13 +165,13 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
     with_barcode = data.specimens.set_index("processid")["dna_barcode"].dropna()
     live = data.members[data.members["proposal_id"] != 3]  # candidate 3 was rejected
     assert len(headers) == int(live["processid"].isin(with_barcode.index).sum())
-    assert not [h for h in headers if h.split("|")[3] == "3"]
-    for h in headers:
+    assert not [h for h in headers if h.split("|")[4] == "3"]
+    for h in headers:  # BOLD's processid|identification|marker|accession, then candidate, membership, BIN, parent
         fields = h.split("|")
-        assert len(fields) == 6, h
+        assert len(fields) == 8, h
         assert fields[0] in with_barcode.index
-        assert fields[2] == "Megaselia"
-    hostile = [h for h in headers if h.split("|")[3] == "6"]
+        assert (fields[2], fields[3], fields[7]) == ("COI-5P", "", "Megaselia")
+    hostile = [h for h in headers if h.split("|")[4] == "6"]
     assert hostile and all("\n" not in h and ">" not in h for h in hostile)
     # Sequences round-trip through the collection reader (what `triage --input x.fasta` reads).
     from biodiscover.storage.collections import read_collection
@@ -199,7 +199,7 @@ def test_a_fasta_header_leaves_a_missing_bin_empty(data) -> None:
     specimens.loc[specimens["processid"] == with_nan, "dna_bin"] = float("nan")
     fields = {h.split("|")[0]: h.split("|")
               for recs in fasta_records(dataclasses.replace(data, specimens=specimens)).values() for h, _ in recs}
-    assert (fields[with_bin][5], fields[with_none][5], fields[with_nan][5]) == ("BOLD:AAA0001", "", "")
+    assert (fields[with_bin][6], fields[with_none][6], fields[with_nan][6]) == ("BOLD:AAA0001", "", "")
 
 
 def test_fasta_file_names_sort_in_candidate_order(tmp_path: Path) -> None:

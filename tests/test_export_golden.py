@@ -296,3 +296,16 @@ def test_a_specimen_the_engine_did_not_call_novel_is_named_plainly_at_its_rank()
     assert (occ["scientificName"], occ["taxonRank"], occ["identificationQualifier"], occ["verbatimIdentification"],
             occ["taxonConceptID"]) == ("Phoridae", "family", None, "Phoridae", None)
     assert ident == [] and dna == []
+
+
+def test_every_fasta_file_in_full() -> None:
+    """The fasta export, byte for byte: BOLD's ``processid|identification|marker|accession`` first (the marker
+    third, where BOLD and our own reader read it; no GenBank accession to give), then the candidate id, the
+    membership, the BIN and the parent taxon. Only the accepted candidate 1 has a barcoded member: the rejected
+    and the assigned are no candidate species, the pending one's member has no barcode. Exports before the
+    marker moved to the third field wrote ``NOVEL01|Megaselia sp. BD-0001|Megaselia|1|0.900|``."""
+    from biodiscover.workflows.export.fasta import render
+    from biodiscover.workflows.export.metadata import ExportOptions
+
+    assert render(_run(), ExportOptions()) == {
+        "1_Megaselia_sp._BD-0001.fasta": b">NOVEL01|Megaselia sp. BD-0001|COI-5P||1|0.900||Megaselia\nACGTTT\n"}

@@ -1,9 +1,14 @@
 """``fasta``: a folder with one FASTA file per candidate species.
 
-BOLD-style headers ``>processid|name|parent taxon|candidate id|membership|BIN``,
-one line per sequence (as BOLD writes). Members without a barcode (image-only
-specimens), and candidates a reviewer rejected or identified as a known species,
-are left out. File names are built from the candidate's name made safe.
+BOLD-style headers ``>processid|name|COI-5P|accession|candidate id|membership|BIN|parent taxon``,
+one line per sequence (as BOLD writes). The first four fields are BOLD's own
+(:data:`biodiscover.storage.fasta.BOLD_FIELDS`): the marker third and the GenBank
+accession fourth, left empty because a collection gives none, so BOLD-aware tools
+(and our own reader, ``triage --input``) read each field as what it is; ours follow.
+Older exports put the parent taxon third, where BOLD reads the marker; it is now
+last. Members without a barcode (image-only specimens), and candidates a reviewer
+rejected or identified as a known species, are left out. File names are built
+from the candidate's name made safe.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from biodiscover.storage.fasta import MARKER
+from biodiscover.storage.fasta import write_fasta as write_fasta_records  # the BOLD-style writer
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import safe_member_name, unique_names
@@ -44,17 +51,16 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
             if not isinstance(seq, str) or not seq:
                 continue
             prob = m.get("probability")
-            fields_ = [m["processid"], candidate_label({**dict(prop), "proposal_id": pid}) if len(prop) else None,
-                       prop.get("parent_taxon"), pid,
-                       f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"])]
+            name = candidate_label({**dict(prop), "proposal_id": pid}) if len(prop) else None
+            fields_ = [m["processid"], name, MARKER, None,  # BOLD's four; no accession to give
+                       pid, f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"]),
+                       prop.get("parent_taxon")]
             recs.append(("|".join(_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
         out[pid] = recs
     return out
 
 
 def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
-    from biodiscover.storage.fasta import write_fasta as write_fasta_records  # the BOLD-style writer
-
     records = fasta_records(data)
     names_by_id = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
     pids = [p for p in records if records[p]]
