@@ -39,7 +39,10 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
         partial: bool = typer.Option(False, "--partial", help="Export a run that did not complete (killed, failed, "
                                      "still running); the output says it is partial."),
         metadata: Optional[Path] = typer.Option(None, "--metadata", help="TOML or JSON file with title, creator(s), "
-                                                "contact and licence for the dataset (eml.xml, report, JSON)."),
+                                                "contact and licence for the dataset (eml.xml, report, JSON); a "
+                                                "creator or contact: name (or given + surname, where splitting the "
+                                                "name at its last space is wrong), organization, position (a "
+                                                "role such as a collections desk), email, orcid."),
         creator: Optional[list[str]] = typer.Option(None, "--creator", help='Dataset creator "Name <e-mail>" '
                                                     "(repeatable; overrides --metadata)."),
         licence: Optional[str] = typer.Option(None, "--licence", "--license", help="CC0-1.0, CC-BY-4.0 or "

@@ -233,9 +233,10 @@ def _eml_head(run_id: int) -> str:
 
 
 def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() -> None:
-    """eml.xml names every creator part by part (given and surname, organisation, e-mail, ORCID), the contact,
-    the licence GBIF knows, the counts of candidates (accepted or not) and says when the run did not finish;
-    without creators the machine is named, without a licence the text says to set one."""
+    """eml.xml names every creator part by part (given and surname, organisation, e-mail, ORCID), the metadata
+    provider and the contact (the same party, as GBIF's IPT writes them), the licence GBIF knows, the counts of
+    candidates (accepted or not) and says when the run did not finish; without creators the machine is named,
+    without a licence the text says to set one. (The metadataProvider lines are new: exports before it had none.)"""
     from datetime import UTC, datetime
 
     from biodiscover.workflows.export.dwca import eml_xml
@@ -254,6 +255,8 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
         "<organizationName>INBio</organizationName><electronicMailAddress>ana@example.org</electronicMailAddress>"
         '<userId directory="https://orcid.org/">0000-0002-1825-0097</userId></creator>\n'
         "    <creator><organizationName>Museo &lt;Nacional&gt;</organizationName></creator>\n"
+        "    <metadataProvider><individualName><surName>Desk</surName></individualName>"
+        "<electronicMailAddress>desk@example.org</electronicMailAddress></metadataProvider>\n"
         f"    <pubDate>{today}</pubDate>\n    <language>en</language>\n"
         "    <abstract><para>Malaise trap, 2026. 7 specimens named to their deepest confident rank by biodiscover "
         "(triage run 3, model sha256:0f1e), with 2 candidate new species (1 accepted by a reviewer, 1 not yet) in "
@@ -269,6 +272,7 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
     assert bare == _eml_head(3) + (
         "    <title>biodiscover run 3: identifications and candidate species</title>\n"
         "    <creator><organizationName>biodiscover</organizationName></creator>\n"
+        "    <metadataProvider><organizationName>biodiscover</organizationName></metadataProvider>\n"
         f"    <pubDate>{today}</pubDate>\n    <language>en</language>\n"
         "    <abstract><para>7 specimens named to their deepest confident rank by biodiscover (triage run 3, model "
         "sha256:0f1e), with 0 candidate new species in open nomenclature (provisional names, not described "
@@ -277,11 +281,24 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
         "</para></intellectualRights>\n"
         "    <contact><organizationName>biodiscover</organizationName></contact>\n"
         "  </dataset>\n</eml:eml>\n")
-    # with creators but no contact, the first creator is the contact
+    # with creators but no contact, the first creator is the contact and the metadata provider
     first = DatasetMetadata(creators=(Person("Ana Silva", email="ana@example.org"),))
-    assert "<contact><individualName><givenName>Ana</givenName><surName>Silva</surName></individualName>" \
-           "<electronicMailAddress>ana@example.org</electronicMailAddress></contact>" in \
-           eml_xml(RUN, 1, candidates, first)
+    for tag in ("metadataProvider", "contact"):
+        assert f"<{tag}><individualName><givenName>Ana</givenName><surName>Silva</surName></individualName>" \
+               f"<electronicMailAddress>ana@example.org</electronicMailAddress></{tag}>" in \
+               eml_xml(RUN, 1, candidates, first)
+    # a name's parts as given (two surnames), a mononym, and a role that is no person: none split at a space
+    parted = DatasetMetadata(creators=(Person("Ana María Silva Pérez", given="Ana María", surname="Silva Pérez"),
+                                       Person(surname="Aristotle")),
+                             contact=Person(organization="INBio", position="Collections desk"))
+    text = eml_xml(RUN, 1, candidates, parted)
+    assert ("    <creator><individualName><givenName>Ana María</givenName><surName>Silva Pérez</surName>"
+            "</individualName></creator>\n"
+            "    <creator><individualName><surName>Aristotle</surName></individualName></creator>\n"
+            "    <metadataProvider><organizationName>INBio</organizationName><positionName>Collections desk"
+            "</positionName></metadataProvider>\n") in text
+    assert ("    <contact><organizationName>INBio</organizationName><positionName>Collections desk</positionName>"
+            "</contact>\n") in text
 
 
 def test_a_specimen_the_engine_did_not_call_novel_is_named_plainly_at_its_rank() -> None:

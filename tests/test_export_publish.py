@@ -9,6 +9,7 @@ the HTML report carry the same review trail.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -104,10 +105,11 @@ def gbif_offline_problems(path: Path) -> list[str]:
         for tag in ("title", "pubDate", "language", "abstract"):
             if ds.find(tag) is None or not "".join(ds.find(tag).itertext()).strip():
                 problems.append(f"eml.xml: no {tag}")
-        for tag in ("creator", "contact"):
+        for tag in ("creator", "metadataProvider", "contact"):  # GBIF's IPT writes all three
             party = ds.find(tag)
-            if party is None or not (party.findtext("individualName/surName") or party.findtext("organizationName")):
-                problems.append(f"eml.xml: no {tag} with a name or organisation")
+            if party is None or not (party.findtext("individualName/surName") or party.findtext("organizationName")
+                                     or party.findtext("positionName")):
+                problems.append(f"eml.xml: no {tag} with a name, organisation or position")
         rights = ET.tostring(ds.find("intellectualRights"), encoding="unicode") if ds.find("intellectualRights") \
             is not None else ""
         if not any(u in rights for u in GBIF_LICENCE_URLS):
@@ -227,10 +229,69 @@ def test_dwca_without_metadata_warns_and_fails_the_licence_rule(tmp_path: Path, 
                                    "--creator / --licence before publishing")
 
 
+def test_eml_names_people_as_the_metadata_file_parts_them_and_has_a_metadata_provider(tmp_path: Path,
+                                                                                         reviewed) -> None:
+    """Found reviewing the demo's export (FINDINGS F7): no ``metadataProvider`` (GBIF's IPT always writes one),
+    "Ana María Silva Pérez" written as given name "Ana María Silva", surname "Pérez" (GBIF would cite
+    "Pérez A. M. S."), and the contact "Collections desk" as given name "Collections", surname "desk". The
+    metadata file may now give ``given`` / ``surname``, and ``position`` for a role; a plain ``name`` is still
+    split at its last space, and the contact (else the first creator) is the metadata provider."""
+    path, run, _ = reviewed
+    meta = tmp_path / "dataset.json"
+    meta.write_text(json.dumps({
+        "title": "Malaise plate 42, Kruger NP", "licence": "CC-BY-4.0",
+        "creator": [{"name": "Ana María Silva Pérez", "given": "Ana María", "surname": "Silva Pérez",
+                     "organization": "Museo Nacional de Costa Rica", "email": "ana@example.org"},
+                    {"name": "Ada Lovelace"}],
+        "contact": {"position": "Collections desk", "organization": "Museo Nacional de Costa Rica",
+                    "email": "desk@example.org"}}), encoding="utf-8")
+    out = tmp_path / "a.zip"
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--metadata", str(meta),
+                home=tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert gbif_offline_problems(out) == []
+    with zipfile.ZipFile(out) as zf:
+        ds = ET.fromstring(zf.read("eml.xml")).find("dataset")
+    first, second = ds.findall("creator")
+    assert (first.findtext("individualName/givenName"), first.findtext("individualName/surName")) == \
+        ("Ana María", "Silva Pérez")
+    assert (second.findtext("individualName/givenName"), second.findtext("individualName/surName")) == \
+        ("Ada", "Lovelace")  # no parts given: the name split at its last space, as before
+    for tag in ("metadataProvider", "contact"):
+        party = ds.find(tag)
+        assert party is not None and party.find("individualName") is None, tag
+        assert [(e.tag, e.text) for e in party] == [("organizationName", "Museo Nacional de Costa Rica"),
+                                                    ("positionName", "Collections desk"),
+                                                    ("electronicMailAddress", "desk@example.org")], tag
+    # GBIF's EML profile fixes the order: the provider after the creators, before pubDate
+    tags = [e.tag for e in ds]
+    assert tags.index("metadataProvider") == tags.index("creator") + 2 and tags.index("pubDate") == \
+        tags.index("metadataProvider") + 1
+    # without a contact the first creator provides the metadata
+    meta.write_text('licence = "CC0-1.0"\n[[creator]]\ngiven = "Ana María"\nsurname = "Silva Pérez"\n',
+                    encoding="utf-8")
+    meta = meta.rename(tmp_path / "dataset.toml")
+    out = tmp_path / "b.zip"
+    assert _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--metadata",
+                str(meta), home=tmp_path).returncode == 0
+    with zipfile.ZipFile(out) as zf:
+        ds = ET.fromstring(zf.read("eml.xml")).find("dataset")
+    assert ds.findtext("metadataProvider/individualName/surName") == "Silva Pérez"
+    assert ds.findtext("metadataProvider/individualName/givenName") == "Ana María"
+    # a creator given only by parts is named in full where people read it (the report, the JSON export)
+    report = tmp_path / "r.html"
+    assert _cli("export", "--db", str(path), "--run", str(run), "-f", "html", "-o", str(report), "--metadata",
+                str(meta), home=tmp_path).returncode == 0
+    assert "by Ana María Silva Pérez · licence CC0-1.0" in report.read_text(encoding="utf-8")
+
+
 @pytest.mark.parametrize("content,message", [
     ('licence = "GPL"\n', "licence 'GPL' is not one GBIF accepts (use CC0-1.0, CC-BY-4.0, CC-BY-NC-4.0)"),
     ('[[creator]]\nemail = "x@y.org"\n', "creator 1: a creator or contact needs a name or an organization"),
     ('[[creator]]\nname = "A"\norcid = "123"\n', "creator 1: '123' is not an ORCID iD"),
+    ('[[creator]]\ngiven = "Ana María"\n', "creator 1: given 'Ana María' needs a surname too"),
+    ('[contact]\nname = "Desk"\nphone = "1"\n', "contact: unknown key(s) phone (name, given, surname, organization, "
+                                             "position, email, orcid)"),
     ('titel = "x"\n', "unknown key(s) titel"),
     ("title = \n", "not valid TOML"),
 ])

@@ -651,7 +651,7 @@ def _dataset_line(options: "ExportOptions | None") -> str:
     meta = options.metadata
     parts = []
     if meta.creators:
-        parts.append("by " + ", ".join(c.name or c.organization or "" for c in meta.creators))
+        parts.append("by " + ", ".join(c.display_name or "" for c in meta.creators))
     if meta.licence:
         parts.append(f"licence {meta.licence}")
     return " · ".join(parts)

@@ -13,7 +13,7 @@
   the one supplied with the collection, and the machine's where a reviewer's
   replaced it. The current one is in the core, never repeated.
 * ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen.
-* ``eml.xml``: title, creator, contact and licence from ``--metadata`` / flags.
+* ``eml.xml``: title, creator, metadata provider, contact and licence from ``--metadata`` / flags.
 """
 
 from __future__ import annotations
@@ -257,14 +257,19 @@ def meta_xml() -> str:
 
 
 def _party(tag: str, p: Person) -> str:
+    """One EML responsible party, its elements in the order the schema fixes (name, organisation, position,
+    e-mail, user id)."""
     x = xml_escape
     parts = [f"    <{tag}>"]
-    if p.name:
-        given, _, sur = p.name.rpartition(" ")
+    names = p.name_parts()
+    if names is not None:
+        given, sur = names
         parts.append("<individualName>" + (f"<givenName>{x(given)}</givenName>" if given else "")
                      + f"<surName>{x(sur)}</surName></individualName>")
     if p.organization:
         parts.append(f"<organizationName>{x(p.organization)}</organizationName>")
+    if p.position:
+        parts.append(f"<positionName>{x(p.position)}</positionName>")
     if p.email:
         parts.append(f"<electronicMailAddress>{x(p.email)}</electronicMailAddress>")
     if p.orcid:
@@ -288,7 +293,10 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
     today = datetime.now(UTC).date().isoformat()
     machine = Person(organization="biodiscover")
     creators = "".join(_party("creator", c) for c in meta.creators) or _party("creator", machine)
-    contact = _party("contact", meta.contact or (meta.creators[0] if meta.creators else machine))
+    # GBIF's IPT always writes a metadataProvider (who answers for this metadata): the contact, else the first
+    # creator, as for the contact itself
+    answers = meta.contact or (meta.creators[0] if meta.creators else machine)
+    provider, contact = _party("metadataProvider", answers), _party("contact", answers)
     if meta.licence:
         name, url = LICENCES[meta.licence]
         rights = (f'<para>This work is licensed under a <ulink url="{url}"><citetitle>{xml_escape(name)} '
@@ -302,7 +310,7 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
         'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 '
         'http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
         f'packageId="biodiscover-run-{xml_escape(str(run.get("id")))}" system="biodiscover" xml:lang="en">\n'
-        f'  <dataset>\n    <title>{title}</title>\n{creators}'
+        f'  <dataset>\n    <title>{title}</title>\n{creators}{provider}'
         f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
         f'    <abstract><para>{xml_escape(text)}</para></abstract>\n'
         f'    <intellectualRights>{rights}</intellectualRights>\n{contact}'

@@ -14,13 +14,23 @@ They come from ``--metadata FILE`` (TOML or JSON) and / or flags::
     organization = "Natural History Museum"
     email = "ada@example.org"
     orcid = "0000-0002-1825-0097"
+    [[creator]]
+    given = "Ana María"                       # a name's parts, where splitting at the last
+    surname = "Silva Pérez"                   # space would be wrong (two surnames, "van der …")
     [contact]                                 # optional: the first creator otherwise
-    name = "Collections desk"
+    position = "Collections desk"             # a role, not a person: never split into names
+    organization = "Natural History Museum"
     email = "collections@example.org"
+
+A creator or contact has a ``name`` (split at its last space into given name and
+surname, for eml.xml, unless ``given`` / ``surname`` say otherwise), or ``given`` +
+``surname``, or an ``organization``, or a ``position``; ``email`` and ``orcid`` are
+optional. The contact is also eml.xml's metadata provider.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import tomllib
@@ -41,19 +51,50 @@ _ALIASES = {re.sub(r"[^a-z0-9]", "", k.lower()): k for k in LICENCES} | {"cc0": 
                                                                          "ccbync": "CC-BY-NC-4.0"}
 _ORCID = re.compile(r"^(https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+#: The keys of a creator or contact in a metadata file (``organisation`` is read as ``organization`` too).
+PERSON_KEYS: tuple[str, ...] = ("name", "given", "surname", "organization", "position", "email", "orcid")
 
 
 @dataclass(frozen=True)
 class Person:
-    """A creator or contact: at least a name or an organisation."""
+    """A creator or contact: at least a name, a surname, an organisation or a position.
+
+    eml.xml names a person by given name and surname, and GBIF cites a dataset from them
+    ("Silva Pérez A. M."). No rule splits every written name right ("Ana María Silva Pérez"
+    has two surnames, "Ludwig van Beethoven" a particle), so ``given`` / ``surname`` say it
+    where the metadata file gives them; only without them is ``name`` split at its last space
+    (:meth:`name_parts`). ``position`` is a role rather than a person ("Collections desk", EML's
+    ``positionName``), so a desk is never written as given name "Collections", surname "desk".
+    """
 
     name: str | None = None
     organization: str | None = None
     email: str | None = None
     orcid: str | None = None
+    given: str | None = None
+    surname: str | None = None
+    position: str | None = None
+
+    @property
+    def display_name(self) -> str | None:
+        """How people read who this is: the name as written, else its parts, else the organisation or position."""
+        parts = " ".join(p for p in (self.given, self.surname) if p)
+        return self.name or parts or self.organization or self.position
+
+    def name_parts(self) -> tuple[str | None, str] | None:
+        """(given name or None, surname) of a person; None for an organisation or a position alone.
+
+        The explicit parts when given; else ``name`` split at its last space, the fallback
+        that is right for "Ada Lovelace" and wrong for "Ana María Silva Pérez"."""
+        if self.surname:
+            return self.given, self.surname
+        if self.name:
+            given, _, surname = self.name.rpartition(" ")
+            return given or None, surname
+        return None
 
     def label(self) -> str:
-        who = self.name or self.organization or "?"
+        who = self.display_name or "?"
         return who + (f" <{self.email}>" if self.email else "")
 
 
@@ -93,13 +134,14 @@ def _person(raw: Any, where: str) -> Person:
     if isinstance(raw, str):
         return parse_person(raw, where)
     if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a table with name / organization / email / orcid, got {raw!r}")
-    unknown = sorted(set(raw) - {"name", "organization", "organisation", "email", "orcid"})
+        raise InputError(f"{where}: expected a table with {', '.join(PERSON_KEYS)}, got {raw!r}")
+    unknown = sorted(set(raw) - {*PERSON_KEYS, "organisation"})
     if unknown:
-        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} (name, organization, email, orcid)")
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)} ({', '.join(PERSON_KEYS)})")
     p = Person(name=_text(raw.get("name"), where), organization=_text(raw.get("organization")
                or raw.get("organisation"), where), email=_text(raw.get("email"), where),
-               orcid=_text(raw.get("orcid"), where))
+               orcid=_text(raw.get("orcid"), where), given=_text(raw.get("given"), where),
+               surname=_text(raw.get("surname"), where), position=_text(raw.get("position"), where))
     return _checked(p, where)
 
 
@@ -112,15 +154,19 @@ def _text(value: Any, where: str) -> str | None:
 
 
 def _checked(p: Person, where: str) -> Person:
-    if not (p.name or p.organization):
-        raise InputError(f"{where}: a creator or contact needs a name or an organization")
+    if p.given and not p.surname:
+        # eml.xml's individualName must have a surName; guessing it from ``name`` is what ``given`` is there to avoid
+        raise InputError(f"{where}: given {p.given!r} needs a surname too")
+    if not (p.name or p.surname or p.organization or p.position):
+        raise InputError(f"{where}: a creator or contact needs a name or an organization (or given + surname, "
+                         "or a position)")
     if p.email and not _EMAIL.match(p.email):
         raise InputError(f"{where}: {p.email!r} is not an e-mail address")
     if p.orcid:
         m = _ORCID.match(p.orcid)
         if not m:
             raise InputError(f"{where}: {p.orcid!r} is not an ORCID iD (0000-0002-1825-0097)")
-        p = Person(p.name, p.organization, p.email, m.group(2))
+        p = dataclasses.replace(p, orcid=m.group(2))
     return p
 
 
