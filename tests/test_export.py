@@ -681,7 +681,9 @@ def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path
              for kind in ("label", "confidence")]
     assignments = read("assignments.csv")
     assert assignments[0] == ["processid", "deepest_rank", "deepest_taxon", "novelty", "is_novel", *ranks,
-                              "proposal_id", "provisional_name"]
+                              "proposal_id", "provisional_name", "proposed_in", "candidate_status", "scientificName",
+                              "taxonRank", "identificationQualifier", "verbatimIdentification", "identifiedBy",
+                              "dateIdentified", "identificationVerificationStatus"]
     proposals = read("proposals.csv")
     assert proposals[0] == ["proposal_id", "name", "provisional_name", "parent_rank", "parent_taxon", "status",
                             "version", "size", "decision", "decided_by", "decided_at", "reviewers", "review_notes",

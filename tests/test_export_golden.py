@@ -326,3 +326,35 @@ def test_every_fasta_file_in_full() -> None:
 
     assert render(_run(), ExportOptions()) == {
         "1_Megaselia_sp._BD-0001.fasta": b">NOVEL01|Megaselia sp. BD-0001|COI-5P||1|0.900||Megaselia\nACGTTT\n"}
+
+
+def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
+    """assignments.csv says per specimen what the DwC core says (the same terms, the same values, from
+    ``dwca.determinations``), plus the proposal it was proposed in and that proposal's status, rejected and
+    assigned ones included (``proposal_id`` stays the live candidate species only, as before). These columns
+    are new: older exports ended at ``provisional_name``."""
+    import csv
+    import io
+
+    from biodiscover.workflows.export.csv import render
+    from biodiscover.workflows.export.metadata import ExportOptions
+
+    text = render(_run(), ExportOptions())["assignments.csv"].decode("utf-8")
+    columns = ("processid", "proposal_id", "provisional_name", "proposed_in", "candidate_status", "scientificName",
+               "taxonRank", "identificationQualifier", "verbatimIdentification", "identifiedBy", "dateIdentified",
+               "identificationVerificationStatus")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0])[-10:] == list(columns[2:])
+    machine = ("biodiscover", "2026-11-20", MACHINE_STATUS)
+    assert [tuple(r[c] for c in columns) for r in rows] == [
+        ("BIOUG001-24", "", "", "", "", "Megaselia scalaris", "species", "", "Megaselia scalaris", *machine),
+        ("BIOUG002-24", "", "", "", "", "Megaselia", "genus", "sp.", "Megaselia sp. BIOUG63189-C12", *machine),
+        ("NOVEL01", "1", "Megaselia sp. BD-0001", "1", "accepted", "Megaselia", "genus", "sp.",
+         "Megaselia sp. BD-0001", "ana", "2026-11-21", "accepted by reviewer (provisional species)"),
+        ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.", *machine),
+        ("NOVEL03", "", "", "3", "assigned", "Megaselia scalaris", "species", "", "Megaselia scalaris", "ben",
+         "2026-11-22", "identified by reviewer (known species)"),
+        ("NOVEL04", "4", "Metopininae gen. sp. cand4", "4", "pending", "Metopininae", "subfamily", "gen. sp.",
+         "Metopininae gen. sp. cand4", *machine),
+        ("IMG0001", "", "", "", "", "Arachnida", "class", "", "", *machine),
+    ]

@@ -1,8 +1,13 @@
 """``csv``: a folder of three spreadsheets a taxonomist opens first.
 
-* ``assignments.csv`` — one row per specimen: deepest confident rank and taxon,
-  label and confidence at every rank, novelty, and the candidate species it
-  belongs to (its ``proposal_id`` and ``name``);
+* ``assignments.csv`` — one row per specimen: the machine's deepest confident rank
+  and taxon, label and confidence at every rank, novelty, the candidate species it
+  belongs to (its ``proposal_id`` and ``provisional_name``; empty once a reviewer
+  rejected the candidate or identified it as a known species), then the proposal it
+  was proposed in whatever became of it (``proposed_in``, ``candidate_status``) and
+  its current determination in the Darwin Core core's own terms and values
+  (``scientificName`` … ``identificationVerificationStatus``: the reviewer's where a
+  reviewer decided, else the machine's; see ``dwca.determinations``);
 * ``proposals.csv`` — one row per candidate: its one name, placement, size,
   status, what reviewers decided and noted, and the evidence flattened into
   columns (distances, nearest known species, BINs, geography range / centroid /
@@ -21,6 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from biodiscover.workflows.export.dwca import determinations
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
@@ -83,6 +89,10 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
         table["provisional_name"] = table["proposal_id"].map(names)
     else:
         table["provisional_name"] = None
+    # the current determination: the DwC core's (one owner), so the two never disagree about a specimen
+    det = determinations(data).set_index("processid")
+    for col in det.columns:
+        table[col] = table["processid"].map(det[col]).astype(det[col].dtype)
     return table
 
 

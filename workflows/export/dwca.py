@@ -25,6 +25,7 @@ from datetime import datetime, UTC
 from typing import Any, Iterable, Mapping, Sequence
 from xml.sax.saxutils import escape as xml_escape
 
+import numpy as np
 import pandas as pd
 
 from biodiscover.storage.records import RANKS, is_filler_name, open_qualifier
@@ -115,6 +116,44 @@ def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str)
 
 def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Darwin Core rows (occurrence, identification history, DNA-derived) for every specimen."""
+    occ, ident, dna, _ = _darwin_core(data)
+    return occ, ident, dna
+
+
+#: The occurrence terms that are a specimen's current determination: what it is called (in open nomenclature),
+#: by whom, when and how sure. The per-specimen sheet (assignments.csv) carries exactly these, from
+#: :func:`determinations`, so a collection manager reading it and GBIF reading the archive see one determination.
+DETERMINATION_TERMS: tuple[str, ...] = ("scientificName", "taxonRank", "identificationQualifier",
+                                        "verbatimIdentification", "identifiedBy", "dateIdentified",
+                                        "identificationVerificationStatus")
+
+
+def determinations(data: RunExport) -> pd.DataFrame:
+    """Per specimen: ``processid``, the proposal it was proposed in whatever became of it (``proposed_in``) and
+    that proposal's ``candidate_status`` (pending, accepted, rejected, assigned), then its current determination
+    (:data:`DETERMINATION_TERMS`), taken from the Darwin Core occurrence rows themselves.
+
+    The reviewer's determination replaces the machine's by rules that live once, in :func:`occurrence_rows`
+    (open nomenclature, rank fillers, interim names, who decided when); the other exports read them from here
+    rather than restating them."""
+    occ, _, _, proposed = _darwin_core(data)
+    status = ({r["proposal_id"]: r.get("status") for r in plain_records(data.proposals)}
+              if not data.proposals.empty and "status" in data.proposals else {})
+    rows = [{"processid": r["occurrenceID"], "proposed_in": proposed.get(r["occurrenceID"]),
+             "candidate_status": status.get(proposed.get(r["occurrenceID"])),
+             **{t: r.get(t) for t in DETERMINATION_TERMS}} for r in occ]
+    frame = pd.DataFrame(rows, columns=["processid", "proposed_in", "candidate_status", *DETERMINATION_TERMS],
+                         dtype=object)
+    ids = [r["proposed_in"] for r in rows if r["proposed_in"] is not None]
+    if ids and all(isinstance(v, (int, np.integer)) for v in ids):
+        frame["proposed_in"] = pd.array([r["proposed_in"] for r in rows], dtype="Int64")  # integers next to gaps
+    return frame
+
+
+def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
+                                           dict[str, Any]]:
+    """:func:`occurrence_rows`, and processid → the proposal each specimen was proposed in (a live candidate,
+    else one a reviewer rejected or assigned): the proposal its determination comes from."""
     run = data.run
     when = str(run.get("finished_at") or run.get("started_at") or datetime.now(UTC).isoformat())[:10]
     # Plain dicts (NaN → None) keyed by id: per-row pandas lookups cost ~1 ms each at 100k rows.
@@ -131,6 +170,7 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
             if m_prop in decided_ids:
                 set_aside.setdefault(m_pid, m_prop)
     occ, ident, dna = [], [], []
+    proposed: dict[str, Any] = {}
     for pid, s in spec.items():
         a = assign.get(pid, {})
         deepest = a.get("deepest_rank") if a.get("deepest_rank") in RANKS else None
@@ -175,6 +215,8 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                        identificationRemarks=remarks + "; not named below class with confidence")
         machine = dict(row)
         decided = set_aside.get(pid)
+        if proposal_id is not None or decided is not None:
+            proposed[pid] = proposal_id if proposal_id is not None else decided
         if proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
@@ -233,7 +275,7 @@ def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[st
                                             "verbatimIdentification", "taxonConceptID", "identifiedBy",
                                             "dateIdentified", "identificationRemarks",
                                             "identificationVerificationStatus")}})
-    return occ, ident, dna
+    return occ, ident, dna, proposed
 
 
 def meta_xml() -> str:

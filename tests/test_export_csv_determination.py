@@ -1,0 +1,86 @@
+"""assignments.csv carries each specimen's current determination, the same as the Darwin Core core.
+
+Found reviewing the demo's export (FINDINGS F4): ``SOONR2410-20``, whose candidate a reviewer identified as
+``Tiaopsis sp. BIOUG57720-B08``, showed only the machine's genus with an empty ``proposal_id``; the members
+of a rejected candidate were not marked; an accepted candidate's members had its name but no status. The
+DwC core said "identified by reviewer". Both now read the determination from one place
+(:func:`biodiscover.workflows.export.dwca.determinations`).
+
+Real SQLite database, the real review API and the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from fixtures.db_views import proposal_members
+from fixtures.review_db import build_review_db
+
+#: The Darwin Core terms of a current determination, as assignments.csv names its columns.
+DETERMINATION_TERMS = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+                       "identifiedBy", "dateIdentified", "identificationVerificationStatus")
+
+
+def _cli(home: Path, *args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", *args], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_path: Path) -> None:
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=4)
+    acc, rej, ass, pend = fx.proposal_ids[:4]
+    db = Database.open(fx.path)
+    try:
+        db.accept(acc, db.proposal(acc).version, reviewer="Ana Silva")
+        db.reject(rej, db.proposal(rej).version, reviewer="Ben Ode", note="contaminated wells")
+        known_id, known_label = db.known_species(limit=1)[0]
+        db.assign(ass, db.proposal(ass).version, known_id, reviewer="Cy Roe")
+        members = {p: set(proposal_members(db, p)) for p in (acc, rej, ass, pend)}
+        decided_on = {r["proposal_id"]: r["created_at"][:10] for r in db.reviews()}
+        accepted_name = db.proposal(acc).provisional_name
+    finally:
+        db.close()
+    run = str(fx.run_id)
+    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "csv", "-o", str(tmp_path / "csv"))
+    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "dwca", "-o", str(tmp_path / "a.zip"))
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8") as fh:
+        sheet = {r["processid"]: r for r in csv.DictReader(fh)}
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        core = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),
+                                                   delimiter="\t", quoting=csv.QUOTE_NONE)}
+    assert set(sheet) == set(core)
+    # every specimen, reviewed or not: the sheet says what the archive says
+    for pid, row in sheet.items():
+        assert {t: row[t] for t in DETERMINATION_TERMS} == {t: core[pid][t] for t in DETERMINATION_TERMS}, pid
+
+    def of(pid: int) -> list[dict[str, str]]:
+        assert members[pid]
+        return [sheet[m] for m in sorted(members[pid])]
+
+    for row in of(ass):  # identified as a known species: that species, by that reviewer, on that day
+        assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(ass), "assigned", "")
+        assert (row["verbatimIdentification"], row["identifiedBy"], row["dateIdentified"]) == \
+            (known_label.split("  ")[0], "Cy Roe", decided_on[ass])
+        assert row["identificationVerificationStatus"] == "identified by reviewer (known species)"
+    for row in of(rej):  # rejected: marked, the machine's determination stays
+        assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(rej), "rejected", "")
+        assert (row["identifiedBy"], row["identificationVerificationStatus"]) == \
+            ("biodiscover", "unverified (machine prediction)")
+    for row in of(acc):  # accepted: open nomenclature, the reviewer and the day, and the status
+        assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(acc), "accepted", str(acc))
+        assert (row["verbatimIdentification"], row["identificationQualifier"], row["identifiedBy"],
+                row["dateIdentified"]) == (accepted_name, "sp.", "Ana Silva", decided_on[acc])
+        assert row["identificationVerificationStatus"] == "accepted by reviewer (provisional species)"
+    for row in of(pend):
+        assert (row["candidate_status"], row["identifiedBy"]) == ("pending", "biodiscover")
+    proposed = set().union(*members.values())
+    outside = [r for p, r in sheet.items() if p not in proposed]
+    assert outside and all(r["proposed_in"] == r["candidate_status"] == "" for r in outside)
