@@ -9,7 +9,7 @@
   (``scientificName`` … ``identificationVerificationStatus``: the reviewer's where a
   reviewer decided, else the machine's; see ``dwca.determinations``);
 * ``proposals.csv`` — one row per candidate: its one name, placement, size,
-  status, what reviewers decided and noted, and the evidence flattened into
+  status, what reviewers decided and noted, the names it had before (renames), and the evidence flattened into
   columns (distances, nearest known species, BINs, geography range / centroid /
   bounding box, body size);
 * ``members.csv`` — candidate × specimen with the membership probability.
@@ -30,7 +30,7 @@ from biodiscover.workflows.export.dwca import determinations
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
-from biodiscover.workflows.export.tables import RunExport, candidate_label
+from biodiscover.workflows.export.tables import ReviewAction, RunExport, candidate_label
 
 FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
 
@@ -96,7 +96,15 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
     return table
 
 
-REVIEW_COLUMNS: tuple[str, ...] = ("decision", "decided_by", "decided_at", "reviewers", "review_notes")
+REVIEW_COLUMNS: tuple[str, ...] = ("decision", "decided_by", "decided_at", "reviewers", "review_notes",
+                                   "previous_names")
+
+
+def previous_names(history: tuple[ReviewAction, ...], current: str) -> str | None:
+    """Every other name the review log shows the candidate under, oldest first (a working name, a provisional
+    name renamed since, one whose acceptance was undone): a name once on a label stays traceable."""
+    seen = dict.fromkeys(n for a in history for n in (a.before_name, a.after_name) if n and n != current)
+    return "; ".join(seen) or None
 
 
 def proposal_table(data: RunExport) -> pd.DataFrame:
@@ -104,14 +112,15 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
     props = data.proposals.drop(columns=["evidence"], errors="ignore").copy().reset_index(drop=True)
     records = data.proposals.to_dict("records")
     props.insert(min(1, len(props.columns)), "name", [candidate_label(p) for p in records])
-    trails = data.trails()
+    trails, histories = data.trails(), data.histories()
     for col in REVIEW_COLUMNS:
         props[col] = None
     for i, p in enumerate(records):
         t = trails.get(p.get("proposal_id"))
         if t is not None:
-            props.loc[i, list(REVIEW_COLUMNS)] = [t.decision, t.decided_by, t.decided_at, "; ".join(t.reviewers),
-                                                  t.notes_text() or None]
+            props.loc[i, list(REVIEW_COLUMNS[:5])] = [t.decision, t.decided_by, t.decided_at, "; ".join(t.reviewers),
+                                                      t.notes_text() or None]
+        props.loc[i, "previous_names"] = previous_names(histories.get(p.get("proposal_id"), ()), candidate_label(p))
     if "evidence" in data.proposals:
         rows = [_flat_evidence(ev if isinstance(ev, Mapping) else {}) for ev in data.proposals["evidence"]]
         flat = pd.DataFrame(rows)

@@ -10,8 +10,10 @@
   candidate. Ranks order … genus including ``subfamily``; ``associatedSequences``
   names the barcode (BOLD process id) held in the DNA extension.
 * ``identification.txt`` (Identification History): earlier determinations only —
-  the one supplied with the collection, and the machine's where a reviewer's
-  replaced it. The current one is in the core, never repeated.
+  the one supplied with the collection, the machine's where a reviewer's
+  replaced it, and each name a reviewer gave that a later review replaced (a
+  rename: who gave it, when, and which review replaced it). The current one is
+  in the core, never repeated.
 * ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen.
 * ``eml.xml``: title, creator, metadata provider, contact and licence from ``--metadata`` / flags.
 """
@@ -32,8 +34,8 @@ from biodiscover.storage.records import RANKS, is_filler_name, open_qualifier
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
-from biodiscover.workflows.export.tables import (ABOVE_GENUS, RunExport, ReviewTrail, candidate_label,
-                                                  live_candidates, model_description, plain_records)
+from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
+                                                  candidate_label, live_candidates, model_description, plain_records)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 GBIF = "http://rs.gbif.org/terms/"
@@ -161,7 +163,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
     assign = {r["processid"]: r for r in plain_records(data.assignments)}
     cand = data.candidate_of()
     props = {r["proposal_id"]: r for r in plain_records(data.proposals)} if not data.proposals.empty else {}
-    trails = data.trails()
+    trails, histories = data.trails(), data.histories()
     # Members of a candidate a reviewer rejected or identified as a known species: their record says so.
     set_aside: dict[str, Any] = {}
     if not data.members.empty and props:
@@ -269,6 +271,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                           "taxonRank": rank, "identifiedBy": "provided with the collection",
                           "identificationVerificationStatus": "as supplied",
                           "identificationReferences": s.get("source") if "source" in s else None})
+        ident.extend(_earlier_review_names(pid, row, histories.get(proposed.get(pid), ()), run))
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
                 k: machine.get(k) for k in ("scientificName", "taxonRank", "identificationQualifier",
@@ -276,6 +279,29 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                                             "dateIdentified", "identificationRemarks",
                                             "identificationVerificationStatus")}})
     return occ, ident, dna, proposed
+
+
+def _earlier_review_names(pid: str, core: Mapping[str, Any], history: Sequence[ReviewAction],
+                          run: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Identification History rows for the names reviewers gave a specimen's candidate that a later review
+    replaced (``… sp. BD-0001`` renamed ``… sp. Kruger-1``): each with the reviewer and day that gave it, and
+    the reviews that gave and replaced it in words. The current name is the core's, never repeated; undone
+    reviews are left out (they never named anything in force)."""
+    in_force = [a for a in history if a.action != "undo" and a.undone_by is None]
+    out: list[dict[str, Any]] = []
+    for i, act in enumerate(in_force):
+        if not act.renames or act.after_name == core.get("verbatimIdentification"):
+            continue
+        later = next((b for b in in_force[i + 1:] if b.renames), None)
+        rank, parent = act.after_parent
+        remarks = f"given by {act.in_words()}" + (f"; replaced by {later.in_words()}" if later else "")
+        out.append({"id": pid, "identificationID": f"{pid}:review{act.review_id}",
+                    "scientificName": parent, "taxonRank": rank if rank in RANKS else None,
+                    "identificationQualifier": open_qualifier(rank) if parent else None,
+                    "verbatimIdentification": act.after_name, "taxonConceptID": core.get("taxonConceptID"),
+                    "identifiedBy": act.reviewer, "dateIdentified": _day(act.at), "identificationRemarks": remarks,
+                    "identificationVerificationStatus": f"superseded by a later review (run {run.get('id')})"})
+    return out
 
 
 def meta_xml() -> str:

@@ -1,5 +1,8 @@
 """``json``: one document with the run, every assignment and every candidate (evidence, members, reviews).
 
+Each candidate's ``review`` holds the trail in force (decision, reviewers, notes) and ``history``: every
+review of it, undone ones included, with reviewer, time, action and its name before and after.
+
 The machine-readable export: what a script or another tool reads. A run that
 did not complete is marked ``"partial": true``.
 """
@@ -16,7 +19,7 @@ from biodiscover.workflows.export.tables import RunExport, candidate_label, json
 
 def render(data: RunExport, options: ExportOptions) -> bytes:
     members = data.members.groupby("proposal_id") if not data.members.empty else None
-    trails = data.trails()
+    trails, histories = data.trails(), data.histories()
     proposals = []
     for row in json_records(data.proposals):
         pid = row.get("proposal_id")
@@ -25,10 +28,14 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
             row["members"] = json_records(members.get_group(pid).drop(columns=["proposal_id"]))
         else:
             row["members"] = []
-        t = trails.get(pid)
-        row["review"] = None if t is None else {
-            "decision": t.decision, "decided_by": t.decided_by, "decided_at": t.decided_at,
-            "reviewers": list(t.reviewers), "notes": [{"at": a, "reviewer": w, "text": x} for a, w, x in t.notes]}
+        t, acts = trails.get(pid), histories.get(pid, ())
+        # ``history``: every review (renames, merges, splits, moves, undos), not only the ones in force: a name
+        # accepted and renamed since may already be on labels
+        row["review"] = None if t is None and not acts else {
+            "decision": t.decision if t else None, "decided_by": t.decided_by if t else None,
+            "decided_at": t.decided_at if t else None, "reviewers": list(t.reviewers) if t else [],
+            "notes": [{"at": a, "reviewer": w, "text": x} for a, w, x in t.notes] if t else [],
+            "history": [jsonable(a.as_json()) for a in acts]}
         proposals.append(row)
     meta = options.metadata
     doc = {"format": "biodiscover-run-export", "version": 2, "partial": data.partial, "run": jsonable(data.run),

@@ -72,6 +72,10 @@ class RunExport:
         """proposal id → what reviewers decided and noted (see :func:`review_trails`)."""
         return review_trails(self.reviews)
 
+    def histories(self) -> dict[Any, tuple["ReviewAction", ...]]:
+        """proposal id → every review of it, undone ones included (see :func:`review_histories`)."""
+        return review_histories(self.reviews)
+
 
 @dataclass(frozen=True)
 class ExportResult:
@@ -198,12 +202,9 @@ class ReviewTrail:
         return "; ".join(f"{text} ({who}, {str(at)[:10]})" for at, who, text in self.notes)
 
 
-def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
-    """proposal id → :class:`ReviewTrail` from the review log (an undo takes its target out; an undo
-    of an undo puts it back)."""
-    if reviews is None or reviews.empty or "proposal_id" not in reviews:
-        return {}
-    rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
+def _in_force(rows: list[dict[str, Any]]) -> dict[Any, bool]:
+    """review id → whether it is in force: an undo takes its target out, an undo of an undo puts it back
+    (``rows`` oldest first)."""
     active: dict[Any, bool] = {}
     undo_target: dict[Any, Any] = {}
     for r in rows:
@@ -217,6 +218,16 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
             if rid not in undo_target:
                 break
             rid, in_force = undo_target[rid], not in_force
+    return active
+
+
+def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
+    """proposal id → :class:`ReviewTrail` from the review log (an undo takes its target out; an undo
+    of an undo puts it back)."""
+    if reviews is None or reviews.empty or "proposal_id" not in reviews:
+        return {}
+    rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
+    active = _in_force(rows)
     by_proposal: dict[Any, list[dict[str, Any]]] = {}
     for r in rows:
         if r.get("action") != "undo" and active.get(r.get("id")) and r.get("proposal_id") is not None:
@@ -233,6 +244,95 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
             notes=tuple((str(r.get("created_at") or ""), str(r.get("reviewer") or ""), str(r["note"]))
                         for r in rs if isinstance(r.get("note"), str) and r["note"].strip()))
     return out
+
+
+@dataclass(frozen=True)
+class ReviewAction:
+    """One review of a candidate as the exports list it: what was done, by whom, when, and the candidate's
+    name before and after (:func:`~biodiscover.storage.records.candidate_name`, the name the review app showed).
+
+    The trail keeps only what is in force; this keeps everything, because a name once accepted (``… sp.
+    BD-0001``) may be on labels and in letters after a rename, and a merge or split changes which candidate
+    a specimen was in. ``others``: (id, name after) of the other candidates a merge or split touched;
+    ``undone_by``: the id of the undo in force that took this review back, else None.
+    """
+
+    review_id: Any
+    action: str
+    reviewer: str | None
+    at: str | None
+    before_name: str | None
+    after_name: str | None
+    note: str | None = None
+    others: tuple[tuple[Any, str | None], ...] = ()
+    undoes: Any = None
+    undone_by: Any = None
+    #: (rank, name) of the taxon the candidate sat under after this review: what its name is open nomenclature in
+    after_parent: tuple[str | None, str | None] = (None, None)
+
+    @property
+    def renames(self) -> bool:
+        """The candidate had another name after this review than before it (and had one before)."""
+        return self.before_name is not None and self.after_name is not None and self.before_name != self.after_name
+
+    def as_json(self) -> dict[str, Any]:
+        return {"review_id": self.review_id, "action": self.action, "reviewer": self.reviewer, "at": self.at,
+                "before_name": self.before_name, "after_name": self.after_name, "note": self.note,
+                "others": [{"proposal_id": i, "name": n} for i, n in self.others], "undoes": self.undoes,
+                "undone_by": self.undone_by}
+
+    def in_words(self) -> str:
+        """``review 7: rename Thopliaus sp. BD-0001 → Thopliaus sp. Kruger-1 (A. Taxonomist, 2026-12-01)``."""
+        names = f" {self.before_name} → {self.after_name}" if self.renames else ""
+        return f"review {self.review_id}: {self.action}{names} ({self.reviewer}, {str(self.at or '')[:10]})"
+
+
+def _snapshot_name(snapshot: Any, proposal_id: Any) -> str | None:
+    """The candidate's name in a review's before / after snapshot; None where it did not exist (or an older
+    log kept no snapshot)."""
+    props = snapshot.get("proposals") if isinstance(snapshot, Mapping) else None
+    snap = props.get(str(proposal_id)) if isinstance(props, Mapping) else None
+    if not isinstance(snap, Mapping):
+        return None
+    return candidate_name(snap.get("provisional_name"), snap.get("parent_name"), snap.get("parent_rank"),
+                          proposal_id)
+
+
+def _snapshot_parent(snapshot: Any, proposal_id: Any) -> tuple[str | None, str | None]:
+    props = snapshot.get("proposals") if isinstance(snapshot, Mapping) else None
+    snap = props.get(str(proposal_id)) if isinstance(props, Mapping) else None
+    return (snap.get("parent_rank"), snap.get("parent_name")) if isinstance(snap, Mapping) else (None, None)
+
+
+def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...]]:
+    """proposal id → every review of it, oldest first, undone ones and undos included (see :class:`ReviewAction`).
+
+    A merge or a split is listed for every candidate it touched (the log files it under one of them), so the part
+    split off, or the candidate a merge kept, says where its members came from."""
+    if reviews is None or reviews.empty or "proposal_id" not in reviews:
+        return {}
+    rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
+    active = _in_force(rows)
+    undone_by = {r.get("target_review_id"): r.get("id") for r in rows
+                 if r.get("action") == "undo" and active.get(r.get("id"))}
+    out: dict[Any, list[ReviewAction]] = {}
+    for r in rows:
+        before, after = r.get("before"), r.get("after")
+        touched = [r.get("proposal_id")]
+        if r.get("action") in ("merge", "split") and isinstance(after, Mapping):
+            touched += [int(k) for k in (after.get("proposals") or {}) if str(k) != str(r.get("proposal_id"))]
+        for pid in touched:
+            if pid is None:
+                continue
+            others = tuple((o, _snapshot_name(after, o) or _snapshot_name(before, o)) for o in touched if o != pid)
+            note = r.get("note") if isinstance(r.get("note"), str) and r["note"].strip() else None
+            out.setdefault(pid, []).append(ReviewAction(
+                review_id=r.get("id"), action=str(r.get("action")), reviewer=r.get("reviewer"),
+                at=r.get("created_at"), before_name=_snapshot_name(before, pid), after_name=_snapshot_name(after, pid),
+                note=note, others=others, undoes=r.get("target_review_id"),
+                undone_by=None if active.get(r.get("id"), True) else undone_by.get(r.get("id")),
+                after_parent=_snapshot_parent(after, pid)))
+    return {pid: tuple(acts) for pid, acts in out.items()}
 
 
 # -- table shaping --------------------------------------------------------------------------------------------

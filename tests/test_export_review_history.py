@@ -1,0 +1,92 @@
+"""Renames, merges, splits and undos are in the exports, not only the decision in force.
+
+Found reviewing the demo's export (FINDINGS F8): #2 was accepted as ``Thopliaus sp. BD-0001`` and renamed
+``Thopliaus sp. Kruger-1``; the rename appeared in no export (not the DwC identification history, not
+proposals.csv, not the JSON ``review`` object), nor did merges and splits. A name already on labels or in
+letters could not be traced. Now the JSON review history lists every review with reviewer, time, action and
+the name before and after; the DwC Identification History keeps each reviewer's name a later review replaced;
+proposals.csv lists the previous names.
+
+Real SQLite database, the real review API and the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from fixtures.db_views import proposal_members
+from fixtures.review_db import build_review_db
+
+
+def _export(home: Path, db: Path, run: int, fmt: str, out: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(db), "--run", str(run),
+                           "-f", fmt, "-o", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_review_of_a_candidate_is_in_the_json_dwca_and_csv_exports(tmp_path: Path) -> None:
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=6)
+    a, b, c, d, e = fx.proposal_ids[:5]
+    db = Database.open(fx.path)
+    try:
+        working = db.proposal(a).name  # the name the review app showed before the acceptance
+        accepted = db.accept(a, db.proposal(a).version, reviewer="Ana Silva")
+        genus = accepted.name.split(" sp. ")[0]
+        renamed = db.rename(a, db.proposal(a).version, f"{genus} sp. Kruger-1", reviewer="Ben Ode")
+        merged = db.merge([b, c], {b: db.proposal(b).version, c: db.proposal(c).version}, reviewer="Ana Silva")
+        split_members = proposal_members(db, d)[:1]
+        split = db.split(d, db.proposal(d).version, split_members, reviewer="Cy Roe")
+        rejected = db.reject(e, db.proposal(e).version, reviewer="Cy Roe")
+        undone = db.undo(rejected.review_id, reviewer="Cy Roe")
+        a_members = proposal_members(db, a)
+        log = {r["id"]: r for r in db.reviews()}
+    finally:
+        db.close()
+    kruger, bd = f"{genus} sp. Kruger-1", accepted.name
+
+    _export(tmp_path, fx.path, fx.run_id, "json", tmp_path / "run.json")
+    doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    history = {p["proposal_id"]: p["review"]["history"] for p in doc["proposals"] if p["review"]}
+    acts = [(h["review_id"], h["action"], h["reviewer"], h["before_name"], h["after_name"]) for h in history[a]]
+    assert acts[1:] == [(renamed.review_id, "rename", "Ben Ode", bd, kruger)]
+    assert acts[0] == (accepted.review_id, "accept", "Ana Silva", working, bd)
+    assert [h["at"] for h in history[a]] == [log[r.review_id]["created_at"] for r in (accepted, renamed)]
+    # a merge is told on the candidate it kept, naming the one folded in; a split on both parts
+    (m,) = history[b]
+    assert (m["review_id"], m["action"], m["reviewer"]) == (merged.review_id, "merge", "Ana Silva")
+    assert [o["proposal_id"] for o in m["others"]] == [c]
+    assert [h["action"] for h in history[d]] == ["split"]
+    assert [(h["action"], h["before_name"]) for h in history[split.new_proposal_id]] == [("split", None)]
+    # a rejection undone: both reviews listed, the first marked as undone by the second
+    assert [(h["review_id"], h["action"], h["undone_by"], h["undoes"]) for h in history[e]] == \
+        [(rejected.review_id, "reject", undone.review_id, None), (undone.review_id, "undo", None, rejected.review_id)]
+
+    _export(tmp_path, fx.path, fx.run_id, "dwca", tmp_path / "a.zip")
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        rows = list(csv.DictReader(io.StringIO(zf.read("identification.txt").decode("utf-8")), delimiter="\t",
+                                   quoting=csv.QUOTE_NONE))
+        core = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),
+                                                   delimiter="\t", quoting=csv.QUOTE_NONE)}
+    given = {r["coreid"]: r for r in rows if r["identificationID"].endswith(f":review{accepted.review_id}")}
+    assert set(given) == set(a_members)
+    for pid, r in given.items():
+        assert core[pid]["verbatimIdentification"] == kruger  # the current name stays in the core only
+        assert (r["verbatimIdentification"], r["scientificName"], r["identificationQualifier"], r["identifiedBy"],
+                r["dateIdentified"]) == (bd, genus, "sp.", "Ana Silva", log[accepted.review_id]["created_at"][:10])
+        assert f"replaced by review {renamed.review_id}: rename {bd} → {kruger} (Ben Ode, " in \
+            r["identificationRemarks"]
+    assert not [r for r in rows if r["verbatimIdentification"] == kruger]
+
+    _export(tmp_path, fx.path, fx.run_id, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+        props = {int(p["proposal_id"]): p for p in csv.DictReader(fh)}
+    assert props[a]["name"] == kruger and props[a]["previous_names"].split("; ")[-1] == bd
