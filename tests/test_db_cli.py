@@ -214,6 +214,59 @@ def test_upgrade_stores_the_novelty_decision_old_readers_assumed(tmp_path: Path)
         assert db.run_tables(1)["run"]["novelty_threshold"] == 0.5
 
 
+def test_upgrade_to_0005_keeps_old_assignments_and_gives_assigned_candidates_their_species_name(
+        tmp_path: Path) -> None:
+    """Revision 0005 adds what each specimen was named from (modality, identity, overlap, best key, reason; NULL
+    in rows written before: that evidence was not kept) and, once, gives every candidate assigned to an accepted
+    species that species' current name and parent — a database written before d9c3439 kept the name the species
+    had when the candidate was assigned to it, after the species was renamed."""
+    from alembic import command
+
+    from biodiscover.storage.db.schema import alembic_config, inspect_revision
+    from biodiscover.storage.records import Specimen
+
+    path = tmp_path / "old.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=f"BD{i:06d}", order="Diptera", family="Phoridae", genus="Megaselia",
+                            dna_barcode="ACGT" * 60 + "A" * i, split="test") for i in range(8)],
+                  collection="plate-1", backup=False)
+        run = db.start_run("triage", {}, "sha256:model", backup=False)
+        p0, p1 = db.write_proposals(run, [
+            {"members": ["BD000000", "BD000003"], "parent_lineage": {"genus": "Megaselia"}},
+            {"members": ["BD000006"], "parent_lineage": {"genus": "Megaselia"}}])
+        db.write_assignments(run, [{"processid": "BD000000", "deepest_rank": "genus", "deepest_taxon": "Megaselia",
+                                    "modality": "dna", "identity": 0.93, "overlap": 658, "top_hit": "K1"}])
+        accepted = db.accept(p0, 1, reviewer="ana", name="Megaselia sp. BD-0001")
+        db.assign(p1, 1, "Megaselia sp. BD-0001", reviewer="bo")
+        db.rename(p0, db.proposal(p0).version, "Megaselia sp. Kruger-1", reviewer="ana")
+        assert db.proposal(p1).provisional_name == "Megaselia sp. Kruger-1"
+    # what such a database looked like under 0004: the assigned candidate still under the species' first name
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE proposals SET provisional_name = 'Megaselia sp. BD-0001', parent_name = 'Old' "
+                             "WHERE id = :p"), {"p": p1})
+    with engine.connect() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        conn.commit()
+    engine.dispose()
+    assert inspect_revision(path).revision == "0004"
+    cols = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(assignments)")}
+    assert not {"modality", "identity", "overlap", "top_hit", "reason"} & cols
+    assert Database.upgrade(path) is not None
+    with Database.open(path) as db:
+        assigned = db.proposal(p1)
+        assert (assigned.provisional_name, assigned.parent_name) == ("Megaselia sp. Kruger-1", "Megaselia")
+        assert assigned.version == 2 and assigned.taxon_id == accepted.taxon_id  # the decision did not move
+        row = db.assignments(run).set_index("processid").loc["BD000000"]
+        assert row["deepest_taxon"] == "Megaselia" and row[["modality", "identity", "top_hit"]].isna().all()
+        db.write_assignments(run, [{"processid": "BD000003", "modality": "image", "top_hit": "K9",
+                                    "reason": "named from its photograph"}])
+        new = db.assignments(run).set_index("processid").loc["BD000003"]
+        assert (new["modality"], new["top_hit"], new["reason"]) == ("image", "K9", "named from its photograph")
+
+
 def _shape(tables: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """What a table promises about its rows, from SQLAlchemy ``Table`` objects or a reflection of them."""
     out = {}

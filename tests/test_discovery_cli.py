@@ -85,6 +85,14 @@ def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, 
         assert database.queue_counts(summary["run_id"])["live"] == summary["proposals"]
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == summary["triaged"] and {"novelty", "labels", "deepest_rank"} <= set(rows[0])
+    # what each specimen was named from is stored with it, as the results file says (schema 0005)
+    stored = table.set_index("processid")
+    for r in rows:
+        s = stored.loc[r["processid"]]
+        assert (s["modality"], s["top_hit"], s["overlap"]) == (r["modality"], r["top_hit"], r["overlap"])
+        assert s["identity"] == pytest.approx(r["identity"])
+        assert (s["reason"] if isinstance(s["reason"], str) else None) == r["reason"]
+    assert set(stored["modality"]) == {"dna"} and stored["identity"].between(0.5, 1.0).all()
     # how many the same P(right) would name to species at each lower level: the walk re-read, nothing refitted
     from biodiscover.discovery.naming import deepest_confident
 

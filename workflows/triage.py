@@ -89,10 +89,14 @@ def species_at_lower_levels(results: Sequence[TriageResult], level: float, optio
 
 def assignment_row(r: TriageResult) -> dict[str, Any]:
     """One engine result as a database assignment row (C's ``write_assignments`` shape)."""
+    dna = bool(r.top_hit) and r.modality in ("dna", "dna+image")  # identity is the barcode's, not a photograph's
     return {"processid": r.processid, "deepest_rank": r.deepest_rank, "deepest_taxon": r.deepest_label,
             "novelty": None if r.novelty != r.novelty else r.novelty,  # NaN → NULL
             "is_novel": r.is_novel,
-            "labels": dict(r.labels), "confidences": dict(r.confidence)}
+            "labels": dict(r.labels), "confidences": dict(r.confidence),
+            # what it was named from: a photograph-only call and a barcode at 99.8 % are not one kind of evidence
+            "modality": r.modality, "identity": r.identity if dna else None, "overlap": r.overlap if dna else None,
+            "top_hit": r.top_hit or None, "reason": r.reason}
 
 
 #: ``--results`` by file name ending: delimited tables for a spreadsheet, JSON lines for a script.

@@ -1,4 +1,4 @@
-"""SQLModel tables of the biodiscover database (schema revision ``0004``).
+"""SQLModel tables of the biodiscover database (schema revision ``0005``).
 
 Why these tables, and why this shape:
 
@@ -21,7 +21,9 @@ Why these tables, and why this shape:
   run id), so nothing parses the human ``message`` (revision 0004).
 * ``assignments``: one row per specimen per run — label and confidence at every
   rank, the deepest confident rank and taxon, the novelty probability and the
-  engine's decision ``is_novel`` (readers never re-derive it from a threshold).
+  engine's decision ``is_novel`` (readers never re-derive it from a threshold), and
+  what it was named from: the modality, the identity to its best key and the bases
+  shared, that key, and why it was not named deeper (revision 0005).
 * ``proposals`` are candidate species. ``version`` grows on every change (a
   review or a re-clustering), and a review names the version it saw, so a
   decision is never applied to members it did not see. ``lineage`` ties the
@@ -202,6 +204,16 @@ class Assignment(SQLModel, table=True):
     confidence_subfamily: Optional[float] = None
     confidence_genus: Optional[float] = None
     confidence_species: Optional[float] = None
+    #: Revision 0005: what the specimen was named from (NULL in rows written before it).
+    #: ``dna``, ``image``, ``dna+image`` or ``none`` (no usable barcode and no photograph call)
+    modality: Optional[str] = None
+    #: identity of the barcode to its best reference key over ``overlap`` informative bases both call
+    #: (NULL when the barcode gave no call), and the key the call came from (by photograph for ``image``)
+    identity: Optional[float] = None
+    overlap: Optional[int] = None
+    top_hit: Optional[str] = None
+    #: why it was not named deeper (the engine's sentence), or a note such as a reversed read
+    reason: Optional[str] = None
 
 
 class Proposal(SQLModel, table=True):

@@ -25,7 +25,8 @@ resumed run rewrites rather than duplicates.
 An assignment row is a mapping with ``processid`` and any of ``deepest_rank``,
 ``deepest_taxon``, ``novelty``, ``is_novel``, ``taxon_id``, ``label_<rank>``,
 ``confidence_<rank>`` — or nested ``labels`` / ``confidences`` dicts keyed by
-rank (order, family, subfamily, genus, species).
+rank (order, family, subfamily, genus, species) — and what it was named from:
+``modality``, ``identity``, ``overlap``, ``top_hit``, ``reason``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ ASSIGNMENTS = table(Assignment)
 SPECIMENS = table(SpecimenRow)
 COLLECTIONS = table(Collection)
 ASSIGNMENT_FIELDS: tuple[str, ...] = ("deepest_rank", "deepest_taxon", "novelty", "is_novel", "taxon_id") + tuple(
-    f"label_{r}" for r in RANKS) + tuple(f"confidence_{r}" for r in RANKS)
+    f"label_{r}" for r in RANKS) + tuple(f"confidence_{r}" for r in RANKS) + (
+    "modality", "identity", "overlap", "top_hit", "reason")
 
 
 @dataclass(frozen=True)
@@ -126,9 +128,11 @@ def normalise_assignment(row: Mapping[str, Any]) -> dict[str, Any]:
             if rank not in RANKS:
                 raise ValueError(f"assignment for {row['processid']!r}: unknown rank {rank!r} in {nested}")
             out[prefix + rank] = value
-    for key in ("novelty",) + tuple(f"confidence_{r}" for r in RANKS):
+    for key in ("novelty", "identity") + tuple(f"confidence_{r}" for r in RANKS):
         if out.get(key) is not None:
             out[key] = float(out[key])
+    if out.get("overlap") is not None:
+        out["overlap"] = int(out["overlap"])
     if out.get("is_novel") is not None:
         out["is_novel"] = bool(out["is_novel"])
     return out
