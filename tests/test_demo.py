@@ -206,6 +206,44 @@ def test_rerun_never_deletes_a_database_that_holds_reviews(demo) -> None:
     assert hashlib.sha256(reviewed.read_bytes()).hexdigest() == digest
 
 
+def test_a_rerun_over_a_database_of_an_earlier_schema_upgrades_it_and_keeps_its_reviews(demo, tmp_path) -> None:
+    """A demo folder from an earlier biodiscover holds a database at an older schema revision: the rerun stopped
+    at "run db upgrade". It is upgraded (backed up first) and then handled as any other: kept when it holds
+    reviews, replaced after a backup when not."""
+    import shutil
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.db.schema import alembic_config, head_revision, inspect_revision
+
+    workdir = tmp_path / "work"
+    shutil.copytree(demo[0], workdir, ignore=shutil.ignore_patterns("biodiscover-2.sqlite*"))
+    db_path = workdir / "biodiscover.sqlite"
+    with Database.open(db_path) as db:
+        reviews = len(db.reviews())
+        if not reviews:
+            row = db.proposal_queue(limit=1)[0][0]
+            db.accept(row.id, expected_version=row.version, reviewer="ana")
+            reviews = 1
+    engine = sa.create_engine(f"sqlite:///{db_path}")
+    with engine.connect() as conn:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0004")
+        conn.commit()
+    engine.dispose()
+    assert inspect_revision(db_path).revision == "0004"
+    summary = run_demo(workdir, TINY)
+    assert inspect_revision(db_path).revision == head_revision()
+    assert any(n.startswith(f"{db_path} upgraded from schema 0004") for n in summary.notes), summary.notes
+    assert summary.db == str(workdir / "biodiscover-2.sqlite")  # it holds reviews: kept, the run went next door
+    with Database.open(db_path, readonly=True) as db:
+        assert len(db.reviews()) == reviews
+    assert list((workdir / "biodiscover.sqlite.backups").glob("biodiscover-pre-upgrade-*.sqlite"))
+
+
 def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> None:
     """A real process: SIGINT while the encoders train → exit 130 with the resume hint, no model
     written from a half-trained state; the same command then finishes the demo."""

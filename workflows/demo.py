@@ -257,6 +257,7 @@ def _choose_database(workdir: Path) -> tuple[Path, list[str]]:
     """
     from biodiscover.storage.db import Database
     from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
+    from biodiscover.storage.db.schema import inspect_revision
 
     notes: list[str] = []
     n = 1
@@ -264,6 +265,12 @@ def _choose_database(workdir: Path) -> tuple[Path, list[str]]:
         db = workdir / (DB_NAME if n == 1 else f"biodiscover-{n}.sqlite")
         if not db.exists() or db.stat().st_size == 0:
             return db, notes
+        state = inspect_revision(db)
+        if state.has_tables and state.revision is not None and not state.is_current and not state.is_newer:
+            # the demo's own file from an earlier biodiscover: brought to this schema (backed up first) so its
+            # reviews can be counted and kept; a second demo used to stop at "run db upgrade"
+            backup = Database.upgrade(db)
+            notes.append(f"{db} upgraded from schema {state.revision} to {state.head} (backup: {backup})")
         with Database.open(db, readonly=True) as handle:
             reviews = handle.count_reviews()
         if reviews:
