@@ -76,7 +76,9 @@ def validate(
                                           help="Folder of <processid>.jpg images to attach and check."),
     quarantine: Optional[Path] = typer.Option(
         None, "--quarantine", help="Where to write the quarantine CSV (default: <input>.quarantine.csv beside the "
-                                   "input when rows are set aside)."
+                                   "input when rows are set aside; <input file name>.quarantine.csv when that "
+                                   "holds the report of another input of the same name, e.g. plate.csv and "
+                                   "plate.fasta)."
     ),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing --quarantine file that biodiscover did not write."),

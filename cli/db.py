@@ -78,7 +78,9 @@ def ingest(
     images: Optional[Path] = typer.Option(None, "--images", help="Folder of <processid>.jpg images."),
     collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: the file name)."),
     quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Where to write rows that were set aside "
-                                              "(CSV; default: <input>.quarantine.csv beside the input)."),
+                                              "(CSV; default: <input>.quarantine.csv beside the input, or "
+                                              "<input file name>.quarantine.csv when that holds the report of "
+                                              "another input of the same name)."),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing --quarantine file biodiscover did not write."),
     backup_first: bool = typer.Option(True, "--backup/--no-backup", help="Back the database up before a bulk ingest."),

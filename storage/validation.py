@@ -247,6 +247,48 @@ def is_quarantine_report(path: Path) -> bool:
 _INPUT_SUFFIXES = (".gz", ".csv", ".tsv", ".txt", ".fasta", ".fa", ".fas", ".fna")
 
 
+def _input_stem(name: str) -> str:
+    """``name`` without its input suffixes (``plate.csv.gz`` -> ``plate``): the default report's stem."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for suffix in _INPUT_SUFFIXES:
+            if name.lower().endswith(suffix) and len(name) > len(suffix):
+                name, stripped = name[: -len(suffix)], True
+    return name or "input"
+
+
+def report_written_for_another_input(report: Path, source: Path) -> str | None:
+    """The other input whose quarantine report ``report`` is, or None when it is free for ``source``'s.
+
+    ``plate.csv.gz`` and ``plate.fasta.gz`` (or ``plate.csv`` and ``plate.tsv``)
+    share the default name ``plate.quarantine.csv``; replacing the first's report
+    with the second's would lose the record of what the first set aside. The report
+    says which input it was written for: its ``file`` column names the file of each
+    row. A row from another file of the same stem, that is neither ``source`` nor
+    inside it (a dataset root, an image folder), is another input's. A photo from
+    ``--images`` is named by its own file (``<processid>.jpg``) and does not count:
+    its stem is not the input's. A file that is not a biodiscover report is None
+    here; :func:`check_output_path` refuses that one.
+    """
+    source = Path(source).absolute()
+    stem = _input_stem(source.name)
+    if not is_quarantine_report(report):
+        return None
+    try:
+        with Path(report).open(encoding="utf-8", errors="replace", newline="") as fh:
+            for row in csv.DictReader(fh):
+                cell = row.get("file") or ""
+                other = Path(cell).absolute()
+                if (not cell or other == source or source in other.parents
+                        or _input_stem(other.name) != stem):
+                    continue
+                return str(other)
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
 def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
     """Where the quarantine report of ``source`` goes by default: beside it, as an absolute path.
 
@@ -254,23 +296,30 @@ def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
     that folder is not writable (a read-only share), ``fallback`` (the database's
     folder), then the current directory. Never silently the current directory
     when the input's folder would do, and always printed in full by the caller.
+    When that file already holds the report of another input of the same name
+    (``plate.csv`` beside ``plate.fasta``: see :func:`report_written_for_another_input`),
+    this input's report is ``<full input name>.quarantine.csv``
+    (``plate.fasta.quarantine.csv``), so neither record is lost; the single-input
+    case keeps the short name. Should that one be another input's too (two
+    ``plate.csv`` from read-only folders, both sent to the current directory), the
+    run is refused (:class:`~biodiscover.storage.errors.InputError`) rather than
+    replace it.
     """
     import os
 
+    from biodiscover.storage.errors import InputError
+
     source = Path(source).absolute()
-    name = source.name
-    stripped = True
-    while stripped:
-        stripped = False
-        for suffix in _INPUT_SUFFIXES:
-            if name.lower().endswith(suffix) and len(name) > len(suffix):
-                name, stripped = name[: -len(suffix)], True
-    report = f"{name or 'input'}.quarantine.csv"
+    names = [f"{_input_stem(source.name)}.quarantine.csv", f"{source.name}.quarantine.csv"]
     folders = [source.parent] + ([Path(fallback).absolute()] if fallback is not None else []) + [Path.cwd()]
-    for folder in folders:
-        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
-            return folder / report
-    return folders[0] / report
+    folder = next((f for f in folders if f.is_dir() and os.access(f, os.W_OK | os.X_OK)), folders[0])
+    other = None
+    for name in names:
+        other = report_written_for_another_input(folder / name, source)
+        if other is None:
+            return folder / name
+    raise InputError(f"{folder / names[-1]}: holds the quarantine report of {other}, not of {source}; move or "
+                     "rename that report, then run again")
 
 
 def check_output_path(path: Path, *, what: str, force: bool = False,

@@ -551,3 +551,45 @@ def test_a_column_named_twice_is_refused_not_read_from_one_of_the_two(header: st
     assert code == 2 and out == "" and not (tmp_path / "plate.quarantine.csv").exists()
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}: the header (line 1) names column"), err
+
+
+def test_two_inputs_of_one_name_keep_two_quarantine_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch) -> None:
+    """``plate.csv.gz`` and ``plate.fasta.gz`` in one folder both defaulted to ``plate.quarantine.csv``, and the
+    second run replaced the first's report without a word: the record of what the first set aside was gone. The
+    first keeps the short name; the second's report is named after its whole file; each re-run replaces only its
+    own; ``ingest`` (the same default) follows; a third input that would land on both is refused, naming the report's
+    input."""
+    from biodiscover.storage.validation import quarantine_path_for
+
+    seq = "ACGT" * 60
+    with gzip.open(tmp_path / "plate.csv.gz", "wt") as fh:
+        fh.write(f"processid,dna_barcode\nC1,{seq}\nC2,ACGT\n")
+    with gzip.open(tmp_path / "plate.fasta.gz", "wt") as fh:
+        fh.write(f">F1\n{seq}\n>F2\nACGTX{seq}\n")
+    short, whole = tmp_path / "plate.quarantine.csv", tmp_path / "plate.fasta.gz.quarantine.csv"
+
+    code, out, err = _main(capsys, "validate", str(tmp_path / "plate.csv.gz"))
+    assert code == 1 and f"quarantine written to {short}" in out, err
+    first = short.read_bytes()
+    assert b"C2" in first
+    code, out, err = _main(capsys, "validate", str(tmp_path / "plate.fasta.gz"))
+    assert code == 1 and f"quarantine written to {whole}" in out, (out, err)
+    assert short.read_bytes() == first and b"F2" in whole.read_bytes() and b"C2" not in whole.read_bytes()
+    for again, report in (("plate.csv.gz", short), ("plate.fasta.gz", whole)):  # a re-run finds its own report
+        code, out, _ = _main(capsys, "validate", str(tmp_path / again), "--json")
+        assert code == 1 and json.loads(out)["quarantine_file"] == str(report)
+    assert short.read_bytes() == first
+
+    code, out, err = _main(capsys, "ingest", "--input", str(tmp_path / "plate.fasta.gz"),
+                           "--db", str(tmp_path / "lab.sqlite"), "--json")
+    assert code == 0 and json.loads(out)["quarantine_file"] == str(whole), err
+    assert short.read_bytes() == first
+
+    (tmp_path / "plate.tsv.quarantine.csv").write_bytes(first)  # plate.csv.gz's report under both of its names
+    (tmp_path / "plate.tsv").write_text(f"processid\tdna_barcode\nT1\t{seq}\n")
+    with pytest.raises(InputError, match=r"plate\.tsv\.quarantine\.csv: holds the quarantine report of "
+                                         r".*plate\.csv\.gz, not of .*plate\.tsv; move or rename that report"):
+        quarantine_path_for(tmp_path / "plate.tsv")
+    monkeypatch.chdir(tmp_path)  # a relative input is the same input
+    assert quarantine_path_for(Path("plate.csv.gz")) == short

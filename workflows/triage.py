@@ -333,7 +333,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     everything (engine, image classifier, encoders, fingerprints) is read from it.
     ``clustering``: the candidate-species method and settings, recorded with the run.
     Rows set aside go to ``<input>.quarantine.csv`` beside the input (else beside
-    the database); that file and ``results_out`` replace only files biodiscover
+    the database; ``quarantine_path_for`` says which name when another input of the
+    same name has a report there); that file and ``results_out`` replace only files biodiscover
     wrote, unless ``force`` — both are checked before any work starts.
     ``level``: P(right) a rank needs to be named (default: the bundle's), recorded with the run.
     """
