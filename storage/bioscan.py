@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Iterator, Literal, Mapping, Sequence, cast
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.collections import CollectionReader, layout_reader, sniff_format
+from biodiscover.storage.collections import CollectionReader, header_found, layout_reader, sniff_format
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.layout import METADATA_SUFFIXES as METADATA_SUFFIXES
 from biodiscover.storage.layout import OFFICIAL_METADATA as OFFICIAL_METADATA
@@ -92,8 +92,8 @@ def _header(path: Path, opts: Mapping[str, object]) -> list[str]:
         raise InputError(f"{path}: file is empty or has no header line")
     cols = next(csv.reader([first], delimiter=str(opts["sep"])))
     if "processid" not in cols:
-        shown = ", ".join(repr(c) for c in cols[:6])
-        raise InputError(f"{path}: not BIOSCAN-5M metadata: line 1 has no 'processid' column (found {shown})")
+        raise InputError(f"{path}: not BIOSCAN-5M metadata: line 1 has no 'processid' column "
+                         f"{header_found(cols, str(opts['sep']))}")
     for i, name in enumerate(cols):  # pandas would read the first of the two and drop the other, silently
         if name in BIOSCAN_COLUMNS and name in cols[:i]:
             raise InputError(f"{path}: the header (line 1) names column {name!r} twice "

@@ -191,6 +191,25 @@ def _normalise_header(cells: list[str]) -> list[str]:
     return out
 
 
+#: Separators a spreadsheet may save its "CSV" with that the readers do not split on (they read ``,`` and tab).
+OTHER_SEPARATORS = (";", "|")
+
+
+def header_found(cells: Sequence[str], delimiter: str) -> str:
+    """``(found 'a', 'b', …)`` for a header without processid, with the fix when another separator names it.
+
+    Many European spreadsheets save "CSV" with ``;``: the header is then one cell,
+    ``'processid;sampleid;…'``, and the user has to spot the separator in the quote.
+    Both readers (collections and the BIOSCAN-5M reference) say it this way.
+    """
+    shown = ", ".join(repr(c) for c in cells[:6])
+    line = delimiter.join(cells)
+    for sep in OTHER_SEPARATORS:
+        if "processid" in _normalise_header(line.split(sep)):
+            return f"(found {shown}): are the columns separated by {sep!r}? save the file comma- or tab-separated"
+    return f"(found {shown})"
+
+
 def index_images(directory: Path) -> dict[str, Path]:
     """``processid → image path`` for ``<processid>.jpg`` (also .jpeg/.png) in a folder."""
     directory = Path(directory)
@@ -312,7 +331,7 @@ class CollectionReader:
         yield from self._iter_leftover_images()
 
     # Rows of a CSV/TSV --------------------------------------------------------------
-    def _check_header(self, header_cells: list[str], src: str) -> list[str]:
+    def _check_header(self, header_cells: list[str], src: str, delimiter: str) -> list[str]:
         """The normalised header, or one InputError when it cannot be a specimen table."""
         header = _normalise_header(header_cells)
         first_at: dict[str, int] = {}
@@ -324,10 +343,11 @@ class CollectionReader:
                                  f"(columns {first_at[name] + 1} and {i + 1}); keep one")
             first_at[name] = i
         if "processid" not in header:
-            shown = ", ".join(repr(h) for h in header_cells[:6])
-            raise InputError(
-                f"{src}: not a specimen table: the header (line 1) has no 'processid' column (found {shown})"
-            )
+            if not any(c.strip() for c in header_cells):  # "(found )" would say nothing
+                raise InputError(f"{src}: not a specimen table: the file has no header line (line 1 is blank; "
+                                 "the column names, processid among them, go on line 1)")
+            raise InputError(f"{src}: not a specimen table: the header (line 1) has no 'processid' column "
+                             f"{header_found(header_cells, delimiter)}")
         has_image_col = any(h in header for h in EXTRA_COLUMNS)
         if "dna_barcode" not in header and not has_image_col and self.images is None and self.image_resolver is None:
             raise InputError(
@@ -352,10 +372,11 @@ class CollectionReader:
         text, problem = first
         if problem is not None:
             raise InputError(f"{src}: line 1 (the header): {problem}")
-        cells = next(csv.reader([text], delimiter="\t" if self.format == "tsv" else ","), [])
+        delimiter = "\t" if self.format == "tsv" else ","
+        cells = next(csv.reader([text], delimiter=delimiter), [])
         if any("\n" in c or "\r" in c for c in cells):
             raise InputError(f"{src}: line 1 (the header) opens a quoted field that is never closed")
-        self._check_header(cells, src)
+        self._check_header(cells, src, delimiter)
 
     def _iter_table(self, src: str) -> Iterator[Specimen]:
         """Rows of a CSV/TSV, one record per physical line unless a quoted field truly spans lines.
@@ -408,7 +429,7 @@ class CollectionReader:
             raise InputError(f"{src}: line 1 (the header): {consumed[0][2]}")
         if len(consumed) > 1 or any("\n" in c or "\r" in c for c in header_cells):
             raise InputError(f"{src}: line 1 (the header) opens a quoted field that is never closed")
-        header = self._check_header(header_cells, src)
+        header = self._check_header(header_cells, src, delimiter)
         unknown = [h for h in header if h not in BIOSCAN_COLUMNS and h not in EXTRA_COLUMNS]
         if unknown:
             log.info("%s: ignoring columns %s", src, ", ".join(unknown))

@@ -593,3 +593,34 @@ def test_two_inputs_of_one_name_keep_two_quarantine_reports(tmp_path: Path, caps
         quarantine_path_for(tmp_path / "plate.tsv")
     monkeypatch.chdir(tmp_path)  # a relative input is the same input
     assert quarantine_path_for(Path("plate.csv.gz")) == short
+
+
+def test_a_blank_header_line_and_a_semicolon_separated_file_say_what_is_wrong(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file of blank lines was refused with "(found )", and a ``;``-separated export (as many European
+    spreadsheets save CSV) quoted its header without saying why it is one cell: each refusal now names the
+    cause and the fix, in ``validate`` and in ``build-reference`` (the reference reader) alike."""
+    blank = tmp_path / "blank.csv"
+    blank.write_text("\n\n\n")
+    code, out, err = _main(capsys, "validate", str(blank))
+    assert code == 2 and out == ""
+    assert err.strip() == (f"error: {blank}: not a specimen table: the file has no header line (line 1 is blank; "
+                           "the column names, processid among them, go on line 1)")
+
+    hint = "are the columns separated by ';'? save the file comma- or tab-separated"
+    semi = tmp_path / "semicolon.csv"
+    semi.write_text(f"processid;order;dna_barcode\nP1;Diptera;{'ACGT' * 60}\n")
+    code, out, err = _main(capsys, "validate", str(semi))
+    assert code == 2 and err.strip() == (f"error: {semi}: not a specimen table: the header (line 1) has no "
+                                         f"'processid' column (found 'processid;order;dna_barcode'): {hint}")
+    code, out, err = _main(capsys, "build-reference", "--data", str(semi), "--out", str(tmp_path / "model"), "-q")
+    assert code == 2 and err.strip().endswith(f"line 1 has no 'processid' column "
+                                              f"(found 'processid;order;dna_barcode'): {hint}"), err
+    piped = tmp_path / "piped.csv"
+    piped.write_text(f"Process_ID|dna_barcode\nP1|{'ACGT' * 60}\n")  # an alias of processid counts too
+    with pytest.raises(InputError, match=r"\(found 'Process_ID\|dna_barcode'\): are the columns separated by '\|'"):
+        read_collection(piped)
+    other = tmp_path / "other.csv"  # no processid under any separator: no guess
+    other.write_text("a;b\n1;2\n")
+    with pytest.raises(InputError, match=r"\(found 'a;b'\)$"):
+        read_collection(other)
