@@ -330,8 +330,6 @@ def check_output_path(path: Path, *, what: str, force: bool = False,
     biodiscover wrote it (re-running a command replaces its own report, never a
     user's spreadsheet that happens to have the name). Raises :class:`InputError`.
     """
-    import os
-
     from biodiscover.storage.errors import InputError
 
     path = Path(path)
@@ -342,15 +340,31 @@ def check_output_path(path: Path, *, what: str, force: bool = False,
     if path.exists() and not force and not (ours is not None and ours(path)):
         raise InputError(f"{path}: already exists and was not written by biodiscover; "
                          f"use --force to replace it or choose another path for the {what}")
-    parent = path.parent if str(path.parent) else Path(".")
-    probe = parent
+    problem = unwritable_place(path)
+    if problem is not None:
+        raise InputError(f"{path}: cannot write the {what}: {problem}")
+    return path
+
+
+def unwritable_place(path: Path) -> str | None:
+    """Why nothing can be written at ``path`` (``folder X is not writable``), or None when it can.
+
+    The nearest folder that exists above ``path`` is the one that must take the
+    new file (and any folders still to make). One probe for every output:
+    :func:`check_output_path` for a file, ``build-reference`` for a bundle folder
+    (given a path inside the bundle), so each names the thing the user asked for.
+    """
+    import os
+
+    path = Path(path)
+    probe = path.parent if str(path.parent) else Path(".")
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise InputError(f"{path}: cannot write the {what}: {probe} is not a folder")
+        return f"{probe} is not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(f"{path}: cannot write the {what}: folder {probe} is not writable")
-    return path
+        return f"folder {probe} is not writable"
+    return None
 
 
 def write_quarantine(records: Iterable[QuarantinedRecord], path: Path, *, force: bool = False) -> Path:

@@ -739,3 +739,19 @@ def test_7_the_wrong_place_is_named_not_blamed_on_the_data(tmp_path: Path, bundl
     one_error_line(cli("triage", "--input", str(HOSTILE / "empty.csv"), "--model", str(bundle), "--db", str(new_db),
                        "-q"))
     assert not new_db.exists()
+
+
+def test_4_build_reference_into_a_read_only_folder_names_the_bundle(
+        open_tmp: Path, unprivileged_prefix: tuple[str, ...]) -> None:
+    """``build-reference --out <read-only folder>/model`` was refused naming the quarantine report that goes beside
+    the bundle ("cannot write the quarantine report"): the right folder, but not the thing the user asked for."""
+    data = Path(shutil.copy(REPO / "tests" / "fixtures" / "readers" / "bioscan5m_sample.csv", open_tmp / "ref.csv"))
+    data.chmod(0o444)
+    locked = open_tmp / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    res = cli("build-reference", "--data", str(data), "--out", str(locked / "model"), "-q",
+              prefix=unprivileged_prefix, home=open_tmp / ".home")
+    assert one_error_line(res) == (f"error: {locked / 'model'}: cannot write the bundle: folder {locked} "
+                                   "is not writable")
+    assert not any(locked.iterdir())

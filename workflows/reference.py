@@ -71,7 +71,13 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     encoders (``biodiscover train``) and the dataset has images.
     """
     from biodiscover.storage.bioscan import iter_specimens
-    from biodiscover.storage.validation import check_output_path, is_quarantine_report, write_quarantine
+    from biodiscover.storage.bundle import MANIFEST
+    from biodiscover.storage.validation import (
+        check_output_path,
+        is_quarantine_report,
+        unwritable_place,
+        write_quarantine,
+    )
 
     report = progress or log_progress(log)
     say = messages(report, "reference")
@@ -89,6 +95,10 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
             needed |= set(resolve_splits(calibration_keys))
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    # the bundle asked for first: its report beside it would fail on the same folder, naming the wrong thing
+    unwritable = unwritable_place(Path(out) / MANIFEST)
+    if unwritable is not None:
+        raise InputError(f"{out}: cannot write the bundle: {unwritable}")
     qpath = reference_quarantine_path(out)
     check_output_path(qpath, what="quarantine report", force=overwrite, ours=is_quarantine_report)
     model = DiscoveryModel(config or EngineConfig())
