@@ -55,7 +55,10 @@ def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: 
     log.info("exported run %s as %s to %s (%d files)", data.run.get("id"), spec.name, out, len(files))
     live = len(live_candidates(data.proposals))
     later = data.run.get("superseded") or {}
-    return ExportResult(spec.name, out, files, len(data.assignments), live, len(data.proposals) - live,
+    # each status counted on its own (the proposals that are not candidates were all counted as "rejected")
+    status = data.proposals["status"].value_counts() if "status" in data.proposals else pd.Series(dtype=int)
+    return ExportResult(spec.name, out, files, len(data.assignments), live, int(status.get("rejected", 0)),
+                        int(status.get("assigned", 0)), int(status.get("accepted", 0)),
                         partial=data.partial, superseded=int(later.get("candidates", 0)),
                         superseded_by=tuple(later.get("by_runs", ())))
 

@@ -82,7 +82,11 @@ class ExportResult:
     """What an export wrote (for the CLI summary and ``--json``).
 
     ``proposals`` counts the candidate species (proposals a reviewer has not
-    rejected or assigned to a known species); ``rejected`` the ones set aside.
+    rejected or assigned to a known species), ``accepted`` those of them a reviewer
+    accepted; ``rejected`` and ``assigned`` count each of the other two statuses on
+    its own: a script reading ``rejected`` must not find the proposals a reviewer
+    identified as a known species in it. proposals + rejected + assigned = every
+    proposal in the export.
     """
 
     format: str
@@ -91,6 +95,8 @@ class ExportResult:
     specimens: int
     proposals: int
     rejected: int = 0
+    assigned: int = 0
+    accepted: int = 0
     #: whether the run did not complete (``--partial``); required: an export must say it, never default it
     partial: bool = field(kw_only=True)
     #: the run's candidates a later run re-clustered (not in this export) and the ids of those runs
@@ -99,7 +105,8 @@ class ExportResult:
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
-                "specimens": self.specimens, "proposals": self.proposals, "rejected": self.rejected,
+                "specimens": self.specimens, "proposals": self.proposals, "accepted": self.accepted,
+                "pending": self.proposals - self.accepted, "rejected": self.rejected, "assigned": self.assigned,
                 "partial": self.partial, "superseded": self.superseded, "superseded_by": list(self.superseded_by)}
 
     def superseded_note(self, run: int) -> str | None:

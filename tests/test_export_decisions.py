@@ -1,0 +1,85 @@
+"""What reviewers decided, as the exports write it: the ``--json`` summary's counts and the Darwin Core rows.
+
+Found reviewing the demo's exports (/work/exp/e21/exp/FINDINGS.md, F2's leftover, F12, F14). Real SQLite
+database, the real review API (accept, assign, reject, note) and the real ``biodiscover export`` CLI.
+
+The run: four candidates of one plate, one specimen each. ``BD1-24``'s candidate is placed only in the family
+Phoridae and accepted (``Phoridae gen. sp. BD-0001``); ``BD2-24``'s is assigned to that accepted species (a
+later specimen of it triaged apart); ``BD3-24``'s is rejected after two notes; ``BD4-24``'s waits for review.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.db.taxonomy import register_lineages
+from biodiscover.storage.records import Specimen
+
+FAMILY = {"order": "Diptera", "family": "Phoridae"}
+ACCEPTED = "Phoridae gen. sp. BD-0001"
+REVIEWER = "Ana Silva"
+NOTES = ("two legs missing; re-check", "a contaminated well")
+
+
+def _db(path: Path) -> tuple[Path, int]:
+    db = Database.create(path)
+    try:
+        db.ingest([Specimen(processid=f"BD{i}-24", dna_barcode="ACGT" * 150, country="Peru") for i in range(1, 5)],
+                  collection="plate", backup=False)
+        register_lineages(db, [FAMILY], source="reference:test")
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [
+            {"processid": f"BD{i}-24", "deepest_rank": "family", "deepest_taxon": "Phoridae",
+             "labels": {**FAMILY, "subfamily": None, "genus": None, "species": None}, "is_novel": True,
+             "confidences": {"order": 1.0, "family": 0.99}, "novelty": 0.99} for i in range(1, 5)])
+        ids = db.write_proposals(run, [{"members": [f"BD{i}-24"], "parent_lineage": FAMILY} for i in range(1, 5)])
+        db.finish_run(run, "completed")
+        accepted, assigned, rejected, _pending = ids
+        db.accept(accepted, db.proposal(accepted).version, reviewer=REVIEWER)
+        (species_id, _), = db.known_species(ACCEPTED, limit=1)
+        db.assign(assigned, db.proposal(assigned).version, species_id, reviewer=REVIEWER)
+        for note in NOTES:
+            db.note(rejected, note, reviewer=REVIEWER)
+        db.reject(rejected, db.proposal(rejected).version, reviewer=REVIEWER)
+    finally:
+        db.close()
+    return path, run
+
+
+def _export(tmp_path: Path, fmt: str, out: Path) -> subprocess.CompletedProcess[str]:
+    path, run = _db(tmp_path / "lab.sqlite")
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
+                           "-f", fmt, "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
+                           "--licence", "CC0-1.0", "--json"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture()
+def occurrences(tmp_path: Path) -> dict[str, dict[str, str]]:
+    out = tmp_path / "plate.zip"
+    _export(tmp_path, "dwca", out)
+    with zipfile.ZipFile(out) as zf:
+        text = zf.read("occurrence.txt").decode("utf-8")
+    return {r["id"]: r for r in csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)}
+
+
+def test_the_json_summary_counts_each_status_on_its_own(tmp_path: Path) -> None:
+    """``"rejected": 2`` for one rejected and one assigned proposal: the assigned one was counted as rejected
+    (F14). Each status is counted on its own, and together they are every proposal of the run."""
+    summary = json.loads(_export(tmp_path, "json", tmp_path / "run.json").stdout)
+    assert summary["rejected"] == 1, summary
+    assert {k: summary[k] for k in ("specimens", "proposals", "accepted", "pending", "rejected", "assigned",
+                                    "superseded")} == {"specimens": 4, "proposals": 2, "accepted": 1, "pending": 1,
+                                                       "rejected": 1, "assigned": 1, "superseded": 0}
