@@ -83,3 +83,17 @@ def test_the_json_summary_counts_each_status_on_its_own(tmp_path: Path) -> None:
     assert {k: summary[k] for k in ("specimens", "proposals", "accepted", "pending", "rejected", "assigned",
                                     "superseded")} == {"specimens": 4, "proposals": 2, "accepted": 1, "pending": 1,
                                                        "rejected": 1, "assigned": 1, "superseded": 0}
+
+
+def test_a_candidate_assigned_to_an_accepted_species_above_genus_is_in_open_nomenclature(
+        occurrences: dict[str, dict[str, str]]) -> None:
+    """A later candidate assigned to the accepted ``Phoridae gen. sp. BD-0001`` went out as that whole name at
+    species rank, a "binomial" GBIF cannot match (F2's leftover: the interim-name rule only knew ``… sp. …``).
+    It is written as the accepted candidate itself is: the family at its rank, ``gen. sp.``, the name verbatim,
+    and still the reviewer's identification."""
+    terms = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification")
+    assigned, accepted = occurrences["BD2-24"], occurrences["BD1-24"]
+    assert [assigned[t] for t in terms] == ["Phoridae", "family", "gen. sp.", ACCEPTED]
+    assert [assigned[t] for t in terms] == [accepted[t] for t in terms]
+    assert (assigned["identifiedBy"], assigned["identificationVerificationStatus"]) == (
+        REVIEWER, "identified by reviewer (known species)")

@@ -7,7 +7,8 @@
   Candidates are in open nomenclature: ``scientificName`` = the parent taxon,
   ``identificationQualifier`` = ``sp.`` (``gen. sp.`` above genus),
   ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
-  candidate. Ranks order … genus including ``subfamily``; ``associatedSequences``
+  candidate; a candidate a reviewer assigned to an accepted one placed above genus
+  is written the same way (``_placed_in``). Ranks order … genus including ``subfamily``; ``associatedSequences``
   names the barcode (BOLD process id) held in the DNA extension.
 * ``identification.txt`` (Identification History): earlier determinations only —
   the one supplied with the collection, the machine's where a reviewer's
@@ -102,6 +103,22 @@ def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any) 
 def _day(stamp: Any) -> str | None:
     text = str(stamp or "")
     return text[:10] if re.match(r"^\d{4}-\d{2}-\d{2}", text) else None
+
+
+def _placed_in(parent_name: Any, parent_rank: Any, machine: Mapping[str, Any]) -> tuple[Any, Any, str]:
+    """``(scientificName, taxonRank, identificationQualifier)`` of an undescribed species placed in a taxon.
+
+    The one open-nomenclature rule of a candidate species, pending or accepted, and of
+    a later candidate a reviewer assigned to an accepted one: the parent taxon at its
+    own rank, ``sp.`` after a genus and ``gen. sp.`` above
+    (:func:`~biodiscover.storage.records.open_qualifier`), so GBIF matches the parent
+    and the candidate's name travels as ``verbatimIdentification``. With no parent,
+    or a rank filler for one, the machine's deepest higher taxon (``machine``'s
+    name, e.g. Insecta at class) with ``gen. sp.``: GBIF needs a scientificName.
+    """
+    if not parent_name or parent_rank not in RANKS or is_filler_name(parent_name):
+        return machine["scientificName"], machine["taxonRank"], "gen. sp."
+    return parent_name, parent_rank, open_qualifier(parent_rank)
 
 
 def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str) -> None:
@@ -222,12 +239,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         if proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
-            parent_name = p.get("parent_taxon") or a.get("deepest_taxon")
-            qualifier = open_qualifier(parent_rank)
-            if not parent_name or not parent_rank or is_filler_name(parent_name):
-                # An unplaced candidate: GBIF needs a scientificName, so the deepest higher taxon known
-                # (the machine's own, e.g. Insecta at class), in open nomenclature above genus.
-                parent_name, parent_rank, qualifier = machine["scientificName"], machine["taxonRank"], "gen. sp."
+            parent_name, parent_rank, qualifier = _placed_in(p.get("parent_taxon") or a.get("deepest_taxon"),
+                                                             parent_rank, machine)
             row.update(scientificName=parent_name, taxonRank=parent_rank,
                        identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
                        taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
@@ -239,10 +252,15 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             p = props[decided]
             known = p.get("provisional_name")
             interim = _OPEN_NOMENCLATURE.match(known) if isinstance(known, str) else None
-            # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007") as the machine writes it
-            row.update(scientificName=interim.group(1) if interim else known,
-                       taxonRank="genus" if interim else "species",
-                       identificationQualifier=f"{interim.group(2)}." if interim else None,
+            if p.get("parent_rank") in ABOVE_GENUS:
+                # a species with no genus ("Phoridae gen. sp. BD-0002", an accepted candidate placed in a family)
+                # is no binomial whatever its name: written as that candidate itself is
+                name, rank, qualifier = _placed_in(p.get("parent_taxon"), p.get("parent_rank"), machine)
+            elif interim:  # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007"), as the machine's
+                name, rank, qualifier = interim.group(1), "genus", f"{interim.group(2)}."
+            else:
+                name, rank, qualifier = known, "species", None
+            row.update(scientificName=name, taxonRank=rank, identificationQualifier=qualifier,
                        verbatimIdentification=known, taxonConceptID=None,
                        identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
                                                        "a known species")
