@@ -70,10 +70,10 @@ def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_
         assert (row["verbatimIdentification"], row["identifiedBy"], row["dateIdentified"]) == \
             (known_label.split("  ")[0], "Cy Roe", decided_on[ass])
         assert row["identificationVerificationStatus"] == "identified by reviewer (known species)"
-    for row in of(rej):  # rejected: marked, the machine's determination stays
+    for row in of(rej):  # rejected: marked, the machine's name stands, reviewed by that reviewer on that day
         assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(rej), "rejected", "")
-        assert (row["identifiedBy"], row["identificationVerificationStatus"]) == \
-            ("biodiscover", "unverified (machine prediction)")
+        assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == \
+            ("Ben Ode", decided_on[rej], "candidate species rejected by reviewer (the machine's name stands)")
     for row in of(acc):  # accepted: open nomenclature, the reviewer and the day, and the status
         assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(acc), "accepted", str(acc))
         assert (row["verbatimIdentification"], row["identificationQualifier"], row["identifiedBy"],

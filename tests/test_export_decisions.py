@@ -97,3 +97,26 @@ def test_a_candidate_assigned_to_an_accepted_species_above_genus_is_in_open_nome
     assert [assigned[t] for t in terms] == [accepted[t] for t in terms]
     assert (assigned["identifiedBy"], assigned["identificationVerificationStatus"]) == (
         REVIEWER, "identified by reviewer (known species)")
+
+
+def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: dict[str, dict[str, str]],
+                                                                   tmp_path: Path) -> None:
+    """A rejected candidate's specimen read "rejected by a reviewer", still "unverified (machine prediction)",
+    with no reviewer and no day, unlike an accepted or assigned one; and its notes were joined with "; ", the
+    separator the remarks use between their own parts (F12). The rejection is now the reviewer's, dated, the
+    machine's name standing (and kept in the history); each note is quoted, so a note holding "; " stays one."""
+    row = occurrences["BD3-24"]
+    accepted = occurrences["BD1-24"]
+    assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == (
+        REVIEWER, accepted["dateIdentified"], "candidate species rejected by reviewer (the machine's name stands)")
+    assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"]) == (
+        "Phoridae", "family", "gen. sp.")
+    day = row["dateIdentified"]
+    assert row["identificationRemarks"].endswith(
+        f'; proposed in candidate species 3, rejected by a reviewer; reviewer notes: "{NOTES[0]}" '
+        f'({REVIEWER}, {day}); "{NOTES[1]}" ({REVIEWER}, {day})'), row["identificationRemarks"]
+    with zipfile.ZipFile(tmp_path / "plate.zip") as zf:
+        history = list(csv.DictReader(io.StringIO(zf.read("identification.txt").decode("utf-8")), delimiter="\t",
+                                      quoting=csv.QUOTE_NONE))
+    assert [(h["identifiedBy"], h["scientificName"]) for h in history if h["coreid"] == "BD3-24"] == [
+        ("biodiscover", "Phoridae")]

@@ -20,6 +20,7 @@ from biodiscover.workflows.export.tables import ReviewTrail, review_trails
 RUN = {"id": 3, "kind": "triage", "status": "completed", "model_fingerprint": "sha256:0f1e",
        "started_at": "2026-11-20T08:00:00", "finished_at": "2026-11-20T08:30:00", "parameters": {}}
 MACHINE_STATUS = "unverified (machine prediction)"
+REJECTED = "candidate species rejected by reviewer (the machine's name stands)"
 METHOD = "method=biodiscover triage run 3; model=sha256:0f1e"
 LINEAGE = ("Diptera", "Phoridae", "Metopininae", "Megaselia")
 
@@ -136,19 +137,21 @@ def test_every_darwin_core_row_in_full() -> None:
         "scientificName": "Megaselia", "taxonRank": "genus", "identificationQualifier": "sp.",
         "verbatimIdentification": "Megaselia sp. BD-0001", "taxonConceptID": "biodiscover:run:3:candidate:1",
         "identificationRemarks": f"{METHOD}; confidence=0.900 at genus; novelty=0.850; candidate species 1 "
-                                 "(status accepted, version 2); reviewer notes: wing venation differs "
-                                 "(ben, 2026-11-22); checked genitalia (ana, 2026-11-23)",
+                                 "(status accepted, version 2); reviewer notes: \"wing venation differs\" "
+                                 "(ben, 2026-11-22); \"checked genitalia\" (ana, 2026-11-23)",
         "identifiedBy": "ana", "dateIdentified": "2026-11-21",
         "identificationVerificationStatus": "accepted by reviewer (provisional species)",
         "associatedSequences": "NOVEL01 (COI-5P barcode in the DNA-derived data extension)"}
-    # a novel specimen placed in a family whose candidate was rejected: "Phoridae gen. sp.", the BIN, why
+    # a novel specimen placed in a family whose candidate was rejected: "Phoridae gen. sp.", the BIN, why, and
+    # who rejected it when (the machine's name stands, reviewed)
     assert by_id["NOVEL02"] == {
         **_base("NOVEL02", "S4", "Costa Rica", None, None, None, ("Diptera", "Phoridae")),
         "scientificName": "Phoridae", "taxonRank": "family", "identificationQualifier": "gen. sp.",
         "verbatimIdentification": "Phoridae gen. sp.", "taxonConceptID": "BOLD:ZZZ0002",
         "identificationRemarks": f"{METHOD}; confidence=0.750 at family; novelty=0.900; proposed in candidate "
-                                 "species 2, rejected by a reviewer; reviewer notes: looks like contamination "
-                                 "(ana, 2026-11-21)"}
+                                 "species 2, rejected by a reviewer; reviewer notes: \"looks like contamination\" "
+                                 "(ana, 2026-11-21)",
+        "identifiedBy": "ana", "dateIdentified": "2026-11-21", "identificationVerificationStatus": REJECTED}
     # a candidate a reviewer identified as a known species: that species, by that reviewer
     assert by_id["NOVEL03"] == {
         **_base("NOVEL03", "S5", None, None, None, None, LINEAGE),
@@ -185,6 +188,10 @@ def test_every_darwin_core_row_in_full() -> None:
          "taxonRank": "order", "identifiedBy": "provided with the collection",
          "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
         {"id": "NOVEL01", "identificationID": "NOVEL01:run3", **machine_novel01},
+        {"id": "NOVEL02", "identificationID": "NOVEL02:run3", **machine_novel01, "scientificName": "Phoridae",
+         "taxonRank": "family", "identificationQualifier": "gen. sp.", "verbatimIdentification": "Phoridae gen. sp.",
+         "taxonConceptID": "BOLD:ZZZ0002", "identificationRemarks": f"{METHOD}; confidence=0.750 at family; "
+                                                                     "novelty=0.900"},
         {"id": "NOVEL03", "identificationID": "NOVEL03:run3", **machine_novel01,
          "identificationRemarks": f"{METHOD}; confidence=0.700 at genus; novelty=0.600"},
     ]
@@ -203,8 +210,8 @@ def test_review_trails_leave_out_undone_reviews_and_put_back_an_undone_undo() ->
                        notes=(("2026-11-21T11:00:00", "ana", "looks like contamination"),)),
         3: ReviewTrail(decision="assign", decided_by="ben", decided_at="2026-11-22T15:30:00", reviewers=("ben",)),
     }
-    assert trails[1].notes_text() == ("wing venation differs (ben, 2026-11-22); "
-                                       "checked genitalia (ana, 2026-11-23)")
+    assert trails[1].notes_text() == ('"wing venation differs" (ben, 2026-11-22); '
+                                       '"checked genitalia" (ana, 2026-11-23)')
     assert review_trails(pd.DataFrame()) == {} and review_trails(pd.DataFrame([{"id": 1}])) == {}
 
 
@@ -351,7 +358,8 @@ def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
         ("BIOUG002-24", "", "", "", "", "Megaselia", "genus", "sp.", "Megaselia sp. BIOUG63189-C12", *machine),
         ("NOVEL01", "1", "Megaselia sp. BD-0001", "1", "accepted", "Megaselia", "genus", "sp.",
          "Megaselia sp. BD-0001", "ana", "2026-11-21", "accepted by reviewer (provisional species)"),
-        ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.", *machine),
+        ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.", "ana",
+         "2026-11-21", REJECTED),
         ("NOVEL03", "", "", "3", "assigned", "Megaselia scalaris", "species", "", "Megaselia scalaris", "ben",
          "2026-11-22", "identified by reviewer (known species)"),
         ("NOVEL04", "4", "Metopininae gen. sp. cand4", "4", "pending", "Metopininae", "subfamily", "gen. sp.",

@@ -177,7 +177,7 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
             rec = rows[pid].data
             assert rec[DWC + "identifiedBy"] == "Ana Silva" and rec[DWC + "dateIdentified"] == decided_on
             assert rec[DWC + "verbatimIdentification"] == "Megaselia sp. BD-0101"
-            assert "reviewer notes: genitalia checked: distinct from the nearest species (Ana Silva" in \
+            assert 'reviewer notes: "genitalia checked: distinct from the nearest species" (Ana Silva' in \
                 rec[DWC + "identificationRemarks"]
             history = [e.data for e in rows[pid].extensions if e.rowtype == DWC + "Identification"]
             # the machine's determination is history now; the core's is never repeated there
@@ -186,7 +186,7 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
             assert all((h[DWC + "identifiedBy"], h[DWC + "verbatimIdentification"]) !=
                        (rec[DWC + "identifiedBy"], rec[DWC + "verbatimIdentification"]) for h in history)
         for pid in rejected_members:
-            assert "rejected by a reviewer; reviewer notes: contaminated wells (Ben Ode" in \
+            assert 'rejected by a reviewer; reviewer notes: "contaminated wells" (Ben Ode' in \
                 rows[pid].data[DWC + "identificationRemarks"]
         sequenced = [r for r in rows.values() if any(e.rowtype.endswith("DNADerivedData") for e in r.extensions)]
         assert sequenced and all(r.data[DWC + "associatedSequences"] for r in sequenced)
@@ -204,8 +204,9 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
             assert f"candidate species {info['assigned']} identified by a reviewer as a known species" in \
                 rec[DWC + "identificationRemarks"]
         assert any(r.data[DWC + "subfamily"] for r in rows.values())
-        unreviewed = [r for pid, r in rows.items() if pid not in accepted_members | assigned_members]
+        unreviewed = [r for pid, r in rows.items() if pid not in accepted_members | assigned_members | rejected_members]
         assert {r.data[DWC + "identifiedBy"] for r in unreviewed} == {"biodiscover"}
+        assert {rows[pid].data[DWC + "identifiedBy"] for pid in rejected_members} == {"Ben Ode"}  # who rejected it
 
 
 def test_dwca_without_metadata_warns_and_fails_the_licence_rule(tmp_path: Path, reviewed) -> None:
@@ -314,7 +315,7 @@ def test_csv_and_html_carry_the_review_trail_and_photos(tmp_path: Path, reviewed
         rows = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}
     acc = rows[info["accepted"]]
     assert (acc["name"], acc["decision"], acc["decided_by"]) == ("Megaselia sp. BD-0101", "accept", "Ana Silva")
-    assert acc["review_notes"].startswith("genitalia checked: distinct from the nearest species (Ana Silva, ")
+    assert acc["review_notes"].startswith('"genitalia checked: distinct from the nearest species" (Ana Silva, ')
     assert rows[info["rejected"]]["decided_by"] == "Ben Ode"
     noted = rows[info["noted"]]
     assert noted["decision"] == "" and noted["reviewers"] == "Ben Ode" and noted["name"].endswith(

@@ -1,15 +1,17 @@
 """``dwca``: a Darwin Core Archive (zip) a taxonomist can publish through GBIF.
 
 * ``occurrence.txt`` (core): one row per specimen with its current determination —
-  the reviewer's where a reviewer accepted a candidate species or identified it as
-  a known species (``identifiedBy`` = the reviewer, ``dateIdentified`` = the
-  decision, their notes in ``identificationRemarks``), else the machine's.
+  the reviewer's where a reviewer accepted a candidate species, identified it as
+  a known species or rejected it (the machine's name then stands, reviewed):
+  ``identifiedBy`` = the reviewer, ``dateIdentified`` = the decision, their notes,
+  each quoted, in ``identificationRemarks``; else the machine's.
   Candidates are in open nomenclature: ``scientificName`` = the parent taxon,
   ``identificationQualifier`` = ``sp.`` (``gen. sp.`` above genus),
   ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
   candidate; a candidate a reviewer assigned to an accepted one placed above genus
-  is written the same way (``_placed_in``). Ranks order … genus including ``subfamily``; ``associatedSequences``
-  names the barcode (BOLD process id) held in the DNA extension.
+  is written the same way (``_placed_in``). Ranks order … genus including
+  ``subfamily``; ``associatedSequences`` names the barcode (BOLD process id) held
+  in the DNA extension.
 * ``identification.txt`` (Identification History): earlier determinations only —
   the one supplied with the collection, the machine's where a reviewer's
   replaced it, and each name a reviewer gave that a later review replaced (a
@@ -68,6 +70,9 @@ MEMBERS = ("meta.xml", "eml.xml", "occurrence.txt", "identification.txt", "dna.t
 MACHINE = "biodiscover"
 #: A BOLD process id (``ABCD123-24``): what ``associatedSequences`` can cite as ``BOLD:<id>``.
 BOLD_PROCESSID = re.compile(r"^[A-Z]{2,8}\d{1,7}-\d{2}$")
+#: identificationVerificationStatus of a specimen whose candidate a reviewer rejected: the determination is the
+#: machine's name, reviewed (identifiedBy / dateIdentified: the reviewer and the day), not a new species.
+REJECTED_STATUS = "candidate species rejected by reviewer (the machine's name stands)"
 _OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
 _WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
 
@@ -122,7 +127,8 @@ def _placed_in(parent_name: Any, parent_rank: Any, machine: Mapping[str, Any]) -
 
 
 def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str) -> None:
-    """Make ``row`` the reviewer's determination (who, when, their notes)."""
+    """Make ``row`` the reviewer's determination (who, when, their notes): an accepted, assigned or rejected
+    candidate alike, so each decision says who made it and on what day (the machine's row goes to the history)."""
     row["identificationVerificationStatus"] = verification
     if trail is None or not trail.decided_by:
         return
@@ -265,12 +271,10 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                        identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
                                                        "a known species")
             _reviewed(row, trails.get(decided), "identified by reviewer (known species)")
-        elif decided is not None:
+        elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer")
-            notes = trails.get(decided)
-            if notes is not None and notes.notes:
-                row["identificationRemarks"] += f"; reviewer notes: {notes.notes_text()}"
+            _reviewed(row, trails.get(decided), REJECTED_STATUS)
         barcode = s.get("dna_barcode")
         if isinstance(barcode, str) and barcode:
             row["associatedSequences"] = f"BOLD:{pid}" if BOLD_PROCESSID.match(str(pid)) else \

@@ -205,8 +205,16 @@ class ReviewTrail:
     notes: tuple[tuple[str, str, str], ...] = ()
 
     def notes_text(self) -> str:
-        """All notes as one line: ``"text" (reviewer, 2026-11-23); …``."""
-        return "; ".join(f"{text} ({who}, {str(at)[:10]})" for at, who, text in self.notes)
+        """All notes as one line: ``"text" (reviewer, 2026-11-23); …``.
+
+        Each text is quoted (a ``"`` or ``\\`` inside escaped, as in JSON): a note may hold
+        ``; `` itself ("+1 female in ethanol; holotype candidate"), and joined bare
+        with the separator the remarks use too, nobody could tell where one note ends.
+        """
+        import json
+
+        return "; ".join(f"{json.dumps(text, ensure_ascii=False)} ({who}, {str(at)[:10]})"
+                         for at, who, text in self.notes)
 
 
 def _in_force(rows: list[dict[str, Any]]) -> dict[Any, bool]:
