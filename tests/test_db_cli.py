@@ -220,10 +220,9 @@ def test_upgrade_to_0005_keeps_old_assignments_and_gives_assigned_candidates_the
     in rows written before: that evidence was not kept) and, once, gives every candidate assigned to an accepted
     species that species' current name and parent — a database written before d9c3439 kept the name the species
     had when the candidate was assigned to it, after the species was renamed."""
-    from alembic import command
-
-    from biodiscover.storage.db.schema import alembic_config, inspect_revision
+    from biodiscover.storage.db.schema import inspect_revision
     from biodiscover.storage.records import Specimen
+    from fixtures.db_views import downgrade
 
     path = tmp_path / "old.sqlite"
     with Database.create(path) as db:
@@ -245,12 +244,8 @@ def test_upgrade_to_0005_keeps_old_assignments_and_gives_assigned_candidates_the
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE proposals SET provisional_name = 'Megaselia sp. BD-0001', parent_name = 'Old' "
                              "WHERE id = :p"), {"p": p1})
-    with engine.connect() as conn:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
-        conn.commit()
     engine.dispose()
+    downgrade(path, "0004")
     assert inspect_revision(path).revision == "0004"
     cols = {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(assignments)")}
     assert not {"modality", "identity", "overlap", "top_hit", "reason"} & cols

@@ -212,11 +212,9 @@ def test_a_rerun_over_a_database_of_an_earlier_schema_upgrades_it_and_keeps_its_
     reviews, replaced after a backup when not."""
     import shutil
 
-    import sqlalchemy as sa
-    from alembic import command
-
     from biodiscover.storage.db import Database
-    from biodiscover.storage.db.schema import alembic_config, head_revision, inspect_revision
+    from biodiscover.storage.db.schema import head_revision, inspect_revision
+    from fixtures.db_views import downgrade
 
     workdir = tmp_path / "work"
     shutil.copytree(demo[0], workdir, ignore=shutil.ignore_patterns("biodiscover-2.sqlite*"))
@@ -227,13 +225,7 @@ def test_a_rerun_over_a_database_of_an_earlier_schema_upgrades_it_and_keeps_its_
             row = db.proposal_queue(limit=1)[0][0]
             db.accept(row.id, expected_version=row.version, reviewer="ana")
             reviews = 1
-    engine = sa.create_engine(f"sqlite:///{db_path}")
-    with engine.connect() as conn:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004")
-        conn.commit()
-    engine.dispose()
+    downgrade(db_path, "0004")
     assert inspect_revision(db_path).revision == "0004"
     summary = run_demo(workdir, TINY)
     assert inspect_revision(db_path).revision == head_revision()

@@ -13,17 +13,12 @@ Real SQLite database, the real review API and the real CLI.
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.records import Specimen
+from fixtures.run_export import export_dwca
 
 LINEAGE = {"order": "Coleoptera", "family": "Gaeaxidae", "subfamily": "unassigned Gaeaxidae"}
 INTERIM = "Craura sp. BIOUG1234-A01"
@@ -62,18 +57,9 @@ def _db(path: Path) -> tuple[Path, int, list[int]]:
 
 def _occurrences(tmp_path: Path) -> dict[str, dict[str, str]]:
     path, run, _ = _db(tmp_path / "lab.sqlite")
-    out = tmp_path / "plate.zip"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
-                           "-f", "dwca", "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
-                           "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr
-    with zipfile.ZipFile(out) as zf:
-        text = zf.read("occurrence.txt").decode("utf-8")
-        history = zf.read("identification.txt").decode("utf-8")
+    rows, history = export_dwca(path, run, tmp_path)
     assert "unassigned" not in history
-    rows = csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)
-    return {r["id"]: r for r in rows}
+    return rows
 
 
 def test_a_rank_filler_is_never_a_dwc_taxon(tmp_path: Path) -> None:

@@ -7,16 +7,11 @@ both (the taxonomist's review of the demo's export, F9). Real SQLite database an
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
+from fixtures.run_export import export_dwca
 
 LINEAGE = {"order": "Diptera", "family": "Phoridae", "subfamily": None, "genus": "Megaselia", "species": None}
 #: processid → what triage stored about its evidence (BD5's row is one written before schema 0005: nothing)
@@ -39,15 +34,7 @@ def test_the_archive_says_what_each_specimen_was_named_from(tmp_path: Path) -> N
                                     "labels": LINEAGE, "confidences": {"order": 1.0, "family": 1.0, "genus": 0.99},
                                     "novelty": 0.2, "is_novel": False, **e} for p, e in EVIDENCE.items()])
         db.finish_run(run, "completed")
-    out = tmp_path / "plate.zip"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
-                           "-f", "dwca", "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
-                           "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr
-    with zipfile.ZipFile(out) as zf:
-        text = zf.read("occurrence.txt").decode("utf-8")
-    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE)}
+    rows, _ = export_dwca(path, run, tmp_path)
 
     def said(pid: str) -> str:
         remarks = rows[pid]["identificationRemarks"]
