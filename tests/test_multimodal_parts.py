@@ -180,6 +180,12 @@ def test_an_unfitted_classifier_and_a_bundle_without_one() -> None:
         CrossModalClassifier().predict_embeddings(np.zeros((1, 4)), ["Q"])
     with pytest.raises(RuntimeError, match="not fitted"):
         CrossModalClassifier().save("nowhere")
+    # predict too, even with encoders given and no photograph to embed: an unfitted classifier must not answer
+    # "nothing to name" as if it had looked (seed 6263's multimodal.py:382, the check deleted, survived)
+    from biodiscover.storage.records import Specimen
+
+    with pytest.raises(RuntimeError, match="not fitted"):
+        CrossModalClassifier().predict([Specimen(processid="P1", dna_barcode="ACGT" * 60)], encoders=object())
 
 
 def test_config_refuses_impossible_settings_and_round_trips() -> None:
