@@ -34,7 +34,7 @@ import numpy as np
 
 from biodiscover.discovery.clustering import (BarcodeDistances, BarcodeGapThreshold, ClusteringConfig, SpeciesClusterer,
                                               make_clusterer)
-from biodiscover.storage.distance import cross_p_distance, kmer_presence, pairwise_p_distance
+from biodiscover.storage.distance import cross_p_distance, kmer_presence, p_distance, pairwise_p_distance
 from biodiscover.storage.evidence import (
     BinEvidence,
     CandidateProposal,
@@ -166,6 +166,10 @@ def _geography(members: Sequence[Specimen]) -> Geography:
     return geo
 
 
+#: pairs of members the distance matrix estimated at or above this (not aligned) are measured exactly (``_within``)
+WITHIN_ALIGNED = 0.12
+
+
 def _within(seqs: Sequence[str], max_members: int = 200, max_values: int = 500
             ) -> tuple[Spread, tuple[float, ...]] | None:
     """(mean and max, a sample of the pairwise p-distances) among members."""
@@ -173,8 +177,18 @@ def _within(seqs: Sequence[str], max_members: int = 200, max_values: int = 500
         return None
     if len(seqs) > max_members:
         seqs = [seqs[i] for i in np.linspace(0, len(seqs) - 1, max_members).astype(int)]
-    d = pairwise_p_distance(list(seqs))
-    values = d[np.triu_indices(len(seqs), k=1)]
+    d = pairwise_p_distance(list(seqs), max_aligned=WITHIN_ALIGNED)
+    rows, cols = np.triu_indices(len(seqs), k=1)
+    values = d[rows, cols].astype(float)
+    # The matrix keeps the k-mer estimate (or its floor) for pairs it did not align: right for clustering's
+    # "far apart", wrong as a within distance when the pair is two partial reads sharing a few dozen bases —
+    # a real candidate of one species read "members ≤ 18.1 % apart: no gap" from a 266-base read and two 407-base
+    # 3' fragments. Those pairs are aligned exactly; a pair with too little in common to compare is left out.
+    for i in np.nonzero(values >= WITHIN_ALIGNED)[0].tolist():
+        values[i] = p_distance(seqs[rows[i]], seqs[cols[i]], 1.0)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return None
     sample = values[np.linspace(0, values.size - 1, min(values.size, max_values)).astype(int)]
     return Spread(mean=float(values.mean()), max=float(values.max())), tuple(float(v) for v in sample)
 

@@ -237,3 +237,25 @@ def test_a_member_given_as_a_triple_keeps_its_outlier_score() -> None:
     it over: the score is kept, not lost or refused."""
     p = CandidateProposal(members=[("A", 0.5, 0.25), ("B", 1, None), ("C", 0.75)])
     assert p.members == (Member("A", 0.5, 0.25), Member("B", 1.0), Member("C", 0.75))
+
+
+def test_partial_reads_that_barely_overlap_are_no_within_distance() -> None:
+    """A real Costa Rican candidate of one species (Hemiceras clarki, 10 specimens) read "no gap: members ≤ 18.1 %
+    apart": a 266-base read and two 407-base 3' fragments share a few dozen bases, and the distance matrix keeps the
+    k-mer estimate for pairs it does not align. Such pairs are measured exactly, and left out when they share too
+    little to compare; two members that do differ still count."""
+    rng = np.random.default_rng(8)
+    template = "".join(rng.choice(list("ACGT"), 658))
+
+    def varied(seq: str, every: int) -> str:
+        return "".join(("A" if c != "A" else "C") if i % every == 5 else c for i, c in enumerate(seq))
+
+    full = [varied(template, e) for e in (400, 500, 700, 900)] + [template, template]
+    fragments = [template[:266], template[251:], varied(template, 300)[251:]]  # 15 bases in common with the first
+    members = [Specimen(processid=f"HC{i}", dna_barcode=s) for i, s in enumerate(full + fragments)]
+    ev = compute_evidence(members)
+    assert ev.within_distance is not None and ev.within_distance.max < 0.01
+    assert max(ev.within_distances) < 0.01
+    other = varied(template, 12)  # a member 8 % away is still told
+    wide = compute_evidence(members + [Specimen(processid="HC-far", dna_barcode=other)])
+    assert wide.within_distance is not None and 0.07 < wide.within_distance.max < 0.1
