@@ -339,6 +339,11 @@ class DecisionsMixin:
         if not options:
             self.app.call_from_thread(self.app.notify, "no other taxon to move to", severity="warning")
             return
+        # the taxon every member's label agrees on first (the list began with other orders' families)
+        agreed = db.proposal_detail(p.id).agreed_below
+        if agreed is not None:
+            first = f"{agreed[0]} {agreed[1]}"
+            options = sorted(options, key=lambda o: o[1] != first and not o[1].startswith(first + "  "))
         labels = dict(options)
         here = f"{p.parent_rank} {p.parent_name}"
 

@@ -52,6 +52,12 @@ def summary_text(detail: Any) -> Text:
     rank = detail.parent_lineage[-1][0] if detail.parent_lineage else s.parent_rank
     text.append(" › ".join(names), style="cyan")
     text.append(f" ({rank})\n" if rank else "\n", style="grey50")
+    below = getattr(detail, "agreed_below", None)
+    if below is not None and s.status == "pending":
+        r, name, lo, hi = below
+        span = f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+        text.append(f"members' labels agree down to {r} {name} (P(right) {span}, under the level): v moves it there\n",
+                    style="grey70")
     text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  nearest known ")
     text.append(f"{s.nearest_species or '–'}", style="magenta")
     text.append(f" ({_pct(s.nearest_identity)})\n")
