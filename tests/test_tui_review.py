@@ -19,7 +19,7 @@ from biodiscover.storage.db.taxonomy import provisional_references
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.detail import DetailScreen
-from biodiscover.tui.screens.dialogs import PickDialog, PickManyDialog
+from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog
 from biodiscover.tui.screens.taxonomy import TaxonomyScreen
 from biodiscover.tui.widgets.dna_panel import DnaPanel
 from biodiscover.tui.widgets.image_panel import ImagePanel
@@ -244,8 +244,17 @@ async def test_assign_to_a_known_species_names_the_members_and_closes_the_propos
         dialog = app.screen
         assert isinstance(dialog, PickDialog)
         assert dialog.options[0][1].startswith(target.nearest_species)  # the nearest known species first
+        # with its identity and how many members' best hits name it (a real plate's tie was assigned by row)
+        best = max(h.identity for h in db.proposal_detail(2).evidence.member_hits.values()
+                   if h.species == target.nearest_species)
+        assert f"· {100 * best:.1f} %, best hit of " in dialog.options[0][1]
         species = "Bobeix thiata"
         await pilot.press(*species, "enter")
+        await settle(pilot)
+        # asked before written: which species, how many specimens
+        assert isinstance(app.screen, ConfirmDialog) and db.proposal(2).status == "pending"
+        assert f"Assign #2 ({target.size} specimens) to {species}?" in str(app.screen.query_one("Label").render())
+        await pilot.press("enter")
         await settle(pilot)
     p = db.proposal(2)
     taxon = db.taxonomy().node(p.taxon_id)

@@ -371,9 +371,26 @@ class DecisionsMixin:
                                       "registers the reference's species)", severity="warning")
             return
         names = {tid: label.split("  (")[0] for tid, label in options}
+        # the species the members' own best hits name, closest first, each with its identity and how many members
+        # hit it: a taxonomist reviewing a real plate saw one of two species tied at 95.0 % and assigned by row
+        hits: dict[str, list[float]] = {}
+        for h in db.proposal_detail(p.id).evidence.member_hits.values():
+            if h.species and h.identity is not None:
+                hits.setdefault(h.species, []).append(h.identity)
+        ranked = {sp: (max(v), len(v)) for sp, v in hits.items()}
+        options = sorted(((tid, label + (f"  · {100 * ranked[names[tid]][0]:.1f} %, best hit of "
+                                         f"{ranked[names[tid]][1]} of {p.size}" if names[tid] in ranked else ""))
+                          for tid, label in options),
+                         key=lambda o: -ranked[names[o[0]]][0] if names[o[0]] in ranked else 1.0)
+
+        def confirm(tid: int) -> None:
+            # say exactly what before writing: a row picked by one key press too many names another species
+            self._ask(ConfirmDialog(f"Assign #{p.id} ({p.size} specimens) to {names[tid]}? Its members are then "
+                                    "named as that species."),
+                      lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
+                                            lambda r: f"#{p.id} assigned to {names[tid]}: its {p.size} members are "
+                                                      "named as that species", True))
+
         self.app.call_from_thread(
-            self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; nearest known "
-                                  "first):", options),
-            lambda tid: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
-                                    lambda r: f"#{p.id} assigned to {names[tid]}: its {p.size} members are named "
-                                              "as that species", True))
+            self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
+                                  "its members' best hits name first, closest first):", options), confirm)
