@@ -512,6 +512,7 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
             assert row["country"] == expected
         assert dict(zip([k for k, *_ in MEMBER_COLUMNS], table.get_row(long_one)))["country"].endswith("…")
         assert "area" in [str(c.label) for c in table.columns.values()]
+        assert widths["pid"] - 1 >= len("GBMIN123456-19")  # a BOLD process id shows whole at 80 columns
     db.close()
 
 

@@ -69,9 +69,10 @@ def summary_text(detail: Any) -> Text:
     return text
 
 
-#: Members table: (key, header, width at 80 columns, extra share of any wider terminal).
+#: Members table: (key, header, width at 80 columns, extra share of any wider terminal). A BOLD process id runs to
+#: 14 characters (``GBMIN123456-19``): a reviewer of a real plate read ``BLPAA10046-…`` at 13.
 MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
-    ("pid", "processid", 13, 0), ("rank", "deepest rank", 18, 2), ("conf", "conf", 5, 0), ("nov", "nov", 5, 0),
+    ("pid", "processid", 15, 0), ("rank", "deepest rank", 16, 2), ("conf", "conf", 5, 0), ("nov", "nov", 5, 0),
     ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "memb", 5, 0),
 )
 
