@@ -370,6 +370,20 @@ def test_barcode_gap_prefers_stored_evidence() -> None:
     assert int(counts.to_numpy().sum()) == 4
 
 
+def test_the_barcode_gap_plot_draws_and_names_the_threshold_the_candidates_were_cut_at() -> None:
+    """A taxonomist reading the real plate's report could not see where the learned species threshold lay; each
+    candidate's gap sentence is judged against it (the most common one recorded, as a fraction)."""
+    from biodiscover.workflows.report import evidence_threshold, plot_barcode_gap
+
+    props = pd.DataFrame({"proposal_id": [1, 2, 3, 4], "evidence": [
+        {"threshold": 0.028}, {"threshold": 0.028}, {"threshold": 0.03}, "not a dict"]})
+    assert evidence_threshold(props) == 0.028
+    assert evidence_threshold(pd.DataFrame({"proposal_id": [1], "evidence": [{}]})) is None
+    plot = plot_barcode_gap([0.004, 0.01], [0.08, 0.11], per_candidate=True, threshold=0.028)
+    assert plot.caption.endswith("Dashed: the species threshold learned from the reference, 2.8%.")
+    assert "threshold" not in plot_barcode_gap([0.004], [0.08], per_candidate=True).caption
+
+
 def test_open_nomenclature_for_interim_names_and_unnamed_candidates() -> None:
     from biodiscover.workflows.export import RunExport, occurrence_rows
 

@@ -200,7 +200,9 @@ def plot_novelty(assignments: pd.DataFrame, threshold: float | None = None) -> P
         ax.set_xlim(0, 1)
         ax.set_xlabel("probability of a species outside the reference")
         ax.set_ylabel("specimens (log scale)")
-        ax.legend(loc="upper right", frameon=False)
+        # between the two tails and left of the threshold's label, not over the bars: the flagged tail at 1.0 is the
+        # tallest bar of a real collection (the legend at the upper right covered it)
+        ax.legend(loc="upper left", bbox_to_anchor=(0.1, 1.0), frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
     n_novel = int(flagged.sum())
     ax.set_title("Novelty score distribution")
@@ -266,6 +268,17 @@ def evidence_gap_distances(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndar
     return np.asarray(within, dtype=float), np.asarray(between, dtype=float)
 
 
+def evidence_threshold(proposals: pd.DataFrame) -> float | None:
+    """The species threshold the run's candidates were cut at (their evidence's ``threshold``, the most common
+    one), as a fraction; None when not recorded. What the barcode-gap plot draws its line at: the sentence on
+    each candidate judges a gap against it, and a reader of the plot could not see where it lay."""
+    if "evidence" not in proposals or proposals.empty:
+        return None
+    seen = [float(ev["threshold"]) for ev in proposals["evidence"]
+            if isinstance(ev, dict) and isinstance(ev.get("threshold"), (int, float)) and ev["threshold"] == ev["threshold"]]
+    return max(set(seen), key=seen.count) if seen else None
+
+
 def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Per candidate: (widest within distance or NaN, distance to its nearest known species).
 
@@ -290,8 +303,8 @@ def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 
 def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[float] | np.ndarray, *,
                      per_candidate: bool = False,
-                     nearest_known: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray] | None = None
-                     ) -> Plot:
+                     nearest_known: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray] | None = None,
+                     threshold: float | None = None) -> Plot:
     """Overlaid histograms of within- and between-candidate distances (and, given ``nearest_known`` from
     :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
@@ -321,12 +334,17 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
         gap = (float(np.max(w)) if len(w) else 0.0, float(np.min(b)) if len(b) else math.inf)
         if len(w) and len(b) and gap[1] > gap[0]:
             ax.axvspan(gap[0], gap[1], color="#e4e4e4", zorder=0, label=f"barcode gap ({gap[0]:.1f}–{gap[1]:.1f}%)")
+        if threshold is not None:
+            ax.axvline(100 * threshold, color="black", ls="--", lw=1,
+                       label=f"species threshold learned from the reference ({100 * threshold:.1f}%)")
         ax.set_xlabel("p-distance between barcodes (% divergence)")
         ax.set_ylabel("share of distances")
         ax.legend(frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
         caption = (f"Max within {np.max(w):.1f}%" if len(w) else "No within-candidate pairs") + (
             f", min between {np.min(b):.1f}%." if len(b) else ".")
+        if threshold is not None:
+            caption += f" Dashed: the species threshold learned from the reference, {100 * threshold:.1f}%."
         if len(kn):
             # Singletons have no within distance: compare them with 0 (their one barcode).
             no_gap = int(np.sum(kn / 100 <= np.nan_to_num(kw, nan=0.0)))
@@ -475,7 +493,7 @@ def render_plots(data: "RunExport") -> list[Plot]:
         plot_naming_depth(assignments, data.run.get("novelty_threshold")),
         plot_novelty(assignments, data.run.get("novelty_threshold")),
         plot_barcode_gap(within, between, per_candidate=from_evidence is not None,
-                         nearest_known=nearest_known_gaps(proposals)),
+                         nearest_known=nearest_known_gaps(proposals), threshold=evidence_threshold(proposals)),
         plot_proposal_sizes(proposals),
         plot_sites(specimens, assignments),
     ]
