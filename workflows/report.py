@@ -274,8 +274,8 @@ def evidence_threshold(proposals: pd.DataFrame) -> float | None:
     each candidate judges a gap against it, and a reader of the plot could not see where it lay."""
     if "evidence" not in proposals or proposals.empty:
         return None
-    seen = [float(ev["threshold"]) for ev in proposals["evidence"]
-            if isinstance(ev, dict) and isinstance(ev.get("threshold"), (int, float)) and ev["threshold"] == ev["threshold"]]
+    seen = [float(t) for ev in proposals["evidence"]
+            if isinstance(ev, dict) and isinstance(t := ev.get("threshold"), (int, float)) and t == t]
     return max(set(seen), key=seen.count) if seen else None
 
 
