@@ -92,7 +92,7 @@ def test_a_big_clusters_spread_comes_from_evenly_spread_members() -> None:
     ``max_values`` of their pairwise distances; mean and max are of the members it measured."""
     base = _seq(np.random.default_rng(3))
     seqs = _point_mutants(base, [0, 3, 30, 6, 9], seed=4)  # the 30-substitution one sits at index 2
-    full = pairwise_p_distance(seqs)
+    full = pairwise_p_distance(seqs, max_aligned=1.0)  # every pair aligned: a within distance is exact (cb0fe6f)
     spread, sample = _within(seqs)
     assert spread.max == pytest.approx(full.max()) and len(sample) == 10
     capped, sample2 = _within(seqs, max_members=2)  # members 0 and 4 only: 9 substitutions apart
