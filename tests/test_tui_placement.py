@@ -71,3 +71,27 @@ async def test_the_header_says_it_and_the_move_list_offers_it_first(tmp_path: Pa
     moved = db.proposal(pid)
     assert (moved.parent_rank, moved.parent_name) == ("genus", "Nystalea")
     db.close()
+
+
+@asynctest
+async def test_moving_an_unplaced_candidate_says_so(tmp_path: Path) -> None:
+    """The taxonomist saw "Move #113 (now under None None) to:" for a candidate the engine could not place."""
+    path = tmp_path / "plate.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid="CR9", dna_barcode="ACGT" * 150)], collection="plate", backup=False)
+        register_lineages(db, [NYSTALEA], source="test")
+        run = db.start_run("triage", {}, backup=False)
+        (pid,) = db.write_proposals(run, [{"members": ["CR9"]}])
+        db.finish_run(run, "completed")
+    db = Database.open(path)
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        app.push_screen(DetailScreen(pid))
+        await settle(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        title = str(app.screen.query_one("Label").render())
+        assert f"Move #{pid} (now under no taxon (unplaced)) to:" in title and "None" not in title
+    db.close()

@@ -345,7 +345,8 @@ class DecisionsMixin:
             first = f"{agreed[0]} {agreed[1]}"
             options = sorted(options, key=lambda o: o[1] != first and not o[1].startswith(first + "  "))
         labels = dict(options)
-        here = f"{p.parent_rank} {p.parent_name}"
+        # an unplaced candidate has no parent: the dialog read "now under None None"
+        here = f"{p.parent_rank} {p.parent_name}" if p.parent_name else "no taxon (unplaced)"
 
         def confirm(tid: int) -> None:
             # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
