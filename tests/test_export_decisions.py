@@ -1,6 +1,6 @@
 """What reviewers decided, as the exports write it: the ``--json`` summary's counts and the Darwin Core rows.
 
-Found reviewing the demo's exports (/work/exp/e21/exp/FINDINGS.md, F2's leftover, F12, F14). Real SQLite
+Found by a taxonomist reviewing the demo's exports (findings F2's leftover, F12, F14). Real SQLite
 database, the real review API (accept, assign, reject, note) and the real ``biodiscover export`` CLI.
 
 The run: four candidates of one plate, one specimen each. ``BD1-24``'s candidate is placed only in the family
