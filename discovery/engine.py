@@ -43,7 +43,7 @@ from biodiscover.discovery.audit import (AUDIT_IDENTITY, SuspectKey, audit_refer
                                          nearest_other_species)
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
-from biodiscover.discovery.naming import (Hits, NamingConfig, NamingModel, SimQuery, deepest_confident,
+from biodiscover.discovery.naming import (Hits, Lineage, NamingConfig, NamingModel, SimQuery, deepest_confident,
                                           plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
@@ -182,6 +182,27 @@ NULL_LENGTHS = (200, 300, 400, 500)
 def _barcode(s: Specimen) -> str:
     """The barcode of a specimen :func:`_usable` passed (typed ``str``: it is never None there)."""
     return s.dna_barcode or ""
+
+
+def gap_sample(lineages: Sequence[Lineage], per_species: int, cap: int, seed: int = 0) -> list[int]:
+    """The reference keys the barcode gap is learned on (sorted positions; empty under two species): up to
+    ``per_species`` distinct keys of each species named with its genus, then at most ``cap`` of those.
+
+    Why distinct: a key drawn twice is a within-species pair at distance 0 that no two specimens make, and
+    it pulls the learned species cut towards the copies (the gap is fitted on pairs of the drawn keys).
+    Why a cap per species: the crowded species would otherwise decide the within-species spread alone."""
+    rng = np.random.default_rng(seed)
+    by_species: dict[str, list[int]] = {}
+    for j, lin in enumerate(lineages):
+        if lin[-1] and lin[-2]:
+            by_species.setdefault(lin[-1], []).append(j)
+    if len(by_species) < 2:
+        return []
+    picks = [int(j) for idx in by_species.values()
+             for j in rng.choice(idx, min(per_species, len(idx)), replace=False)]
+    if len(picks) > cap:
+        picks = rng.choice(picks, cap, replace=False).tolist()
+    return sorted(picks)
 
 
 class DiscoveryModel:
@@ -429,19 +450,10 @@ class DiscoveryModel:
         from biodiscover.discovery.clustering import BarcodeGapThreshold
 
         cfg = self.config
-        rng = np.random.default_rng(0)
-        by_species: dict[str, list[int]] = {}
-        for j, lin in enumerate(self.ref_lineages_):
-            if lin[-1] and lin[-2]:
-                by_species.setdefault(lin[-1], []).append(j)
-        if len(by_species) < 2:
+        picks = gap_sample(self.ref_lineages_, cfg.gap_per_species, cfg.gap_max_specimens)
+        if not picks:
             log.warning("fewer than 2 reference species: no barcode gap learned (clustering uses its default)")
             return None
-        picks = [int(j) for idx in by_species.values()
-                 for j in rng.choice(idx, min(cfg.gap_per_species, len(idx)), replace=False)]
-        if len(picks) > cfg.gap_max_specimens:
-            picks = rng.choice(picks, cfg.gap_max_specimens, replace=False).tolist()
-        picks.sort()
         t = time.perf_counter()
         gap = BarcodeGapThreshold().fit([self.ref_seqs_[j] for j in picks],
                                         [self.ref_lineages_[j][-1] for j in picks],

@@ -141,6 +141,25 @@ def test_a_query_whose_search_leaves_nothing_has_empty_hits_of_its_informative_l
     assert len(kept.positions) > 0 and kept.query_length == len(seq)
 
 
+def test_the_barcode_gap_sample_takes_distinct_keys_of_each_species_up_to_the_cap() -> None:
+    """``gap_sample``: a key drawn twice would be a within-species pair at distance 0 that no two specimens make
+    (seed 6263's engine.py:441, drawn with replacement, survived: the counts the log reports stay the same)."""
+    from collections import Counter
+
+    from biodiscover.discovery.engine import gap_sample
+
+    lineages = [("O", "F", None, "G", f"G s{i // 5}") for i in range(20)] + [("O", "F", None, "G", None)] * 3
+    picks = gap_sample(lineages, per_species=4, cap=100)
+    assert picks == sorted(set(picks)) and len(picks) == 16
+    assert Counter(lineages[j][-1] for j in picks) == {f"G s{k}": 4 for k in range(4)}
+    assert all(lineages[j][-1] for j in picks)  # a key named to genus only has no species to learn from
+    whole = gap_sample(lineages, per_species=5, cap=100)
+    assert whole == list(range(20))  # every key of a species at most once, all of them where allowed
+    capped = gap_sample(lineages, per_species=5, cap=7)
+    assert len(capped) == len(set(capped)) == 7 and set(capped) <= set(whole)
+    assert gap_sample(lineages[:5], per_species=4, cap=100) == []  # one species: no gap
+
+
 def test_the_barcode_gap_is_learned_on_at_most_gap_max_specimens(world, caplog) -> None:
     cfg = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15, gap_per_species=3,
                        gap_max_specimens=7)

@@ -139,6 +139,13 @@ def test_bundle_roundtrip_same_calls(world: dict) -> None:
     # the comparison above is None == None then; not re-scored)
     assert [ModalityCall(**x.to_dict()) for x in a] == a and a[0].to_dict()["processid"] == test[0].processid
     assert not list(Path(world["bundle"]).rglob("*.pkl"))
+    # bundle.json says the bundle holds an image classifier and over how many keys: what `info` lists, without
+    # reading its tables (seed 6263's multimodal.py:418, the section not written, survived)
+    from biodiscover.storage.bundle import Bundle
+
+    section = Bundle.open(world["bundle"]).manifest["multimodal"]
+    assert section["image_keys"] == len(clf.image_keys_) > 0 and section["dna_keys"] == len(clf.dna_keys_)
+    assert section["thresholds"] == clf.thresholds_
 
 
 def test_fuse_rank_naive_bayes() -> None:

@@ -602,9 +602,11 @@ def test_a_decision_remade_keeps_its_notes_around_the_naming_reason_and_leaves_o
 
 
 def test_an_unfitted_engine_refuses_to_adapt_as_it_refuses_to_triage() -> None:
+    """Also to take session keys (``add_references``: seed 6263's engine.py:681, the check deleted, survived as
+    an AttributeError about a missing attribute instead of the error that says what to do)."""
     from biodiscover.storage.errors import NotFittedError
 
-    for call in (lambda m: m.triage([]), lambda m: m.adapt([])):
+    for call in (lambda m: m.triage([]), lambda m: m.adapt([]), lambda m: m.add_references([])):
         with pytest.raises(NotFittedError, match=r"DiscoveryModel is not fitted; call fit\(\) or load\(\)"):
             call(DiscoveryModel(CFG))
 

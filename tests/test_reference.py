@@ -261,6 +261,45 @@ def test_alignments_beside_failed_work_or_a_failed_child_are_still_the_same(worl
         np.testing.assert_array_equal(x, y)
 
 
+#: run in a process of its own, so that a hang is a timeout here, not a test session that never ends
+_INTERRUPT_WHILE_THE_CHILD_WRITES = """
+import random
+from biodiscover.discovery import reference
+
+rng = random.Random(0)
+seqs = ["".join(rng.choice("ACGT") for _ in range(80)) for _ in range(300)]
+cands = [list(range(i % 200, i % 200 + 100)) for i in range(200)]  # 20,000 float32 values: 80 kB > a pipe's 64
+
+def ctrl_c() -> None:
+    raise KeyboardInterrupt
+
+try:
+    reference._aligned_beside(seqs[:200], cands, seqs, ctrl_c)
+except KeyboardInterrupt:
+    print("interrupted, child reaped")
+"""
+
+
+def test_ctrl_c_while_a_forked_child_writes_more_than_a_pipe_holds_returns_at_once(tmp_path) -> None:
+    """Ctrl-C in the work beside the alignments: this process closes its read end and waits for the child, which
+    must then fail its write (EPIPE) and leave. That holds only if the child closed its own copy of the read end
+    first; if not, the pipe still has a reader, the child blocks on a full pipe for ever and triage never returns
+    from Ctrl-C (seed 6263's reference.py:146, the child's close deleted: not covered by any test)."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPT_WHILE_THE_CHILD_WRITES], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the child too: it shares the session
+        proc.communicate()
+        pytest.fail("Ctrl-C beside a forked alignment hung: the child still held the pipe's read end")
+    assert proc.returncode == 0 and out.strip() == "interrupted, child reaped", err
+
+
 def test_repeated_barcodes_are_aligned_once_with_the_same_identities(world) -> None:
     """A collection's identical barcodes share their candidates' identities (aligned once): every
     repeat gets the values the barcode gets alone, in its own array."""
