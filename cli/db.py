@@ -117,13 +117,16 @@ def ingest(
                 typer.echo(f"  {n} records …", err=True)
                 done["n"] = n
 
-        report, _reader = handle.ingest_file(input, images=images, collection=collection, backup=backup_first,
-                                             on_progress=progress, quarantine_file=qtarget, force=force)
+        report, reader = handle.ingest_file(input, images=images, collection=collection, backup=backup_first,
+                                            on_progress=progress, quarantine_file=qtarget, force=force)
         qfile = report.quarantine_file
         if (report.skipped and (report.quarantined or report.photos_set_aside) and report.ingest_id is not None
                 and not (qfile and Path(qfile).is_file())):
             # the first ingest's report is gone (or was never written): write it again from the database
             qfile = str(write_quarantine(handle.ingest_quarantine(report.ingest_id), qtarget, force=force).absolute())
+    for rec in reader.quarantine:  # a problem of the file itself (a gzip cut short): the count below omits it
+        if rec.whole_file:
+            typer.echo(f"error: {rec.message}", err=True)
     if as_json:
         typer.echo(json.dumps({**report.to_json(), "quarantine_file": qfile}, indent=2))
         return

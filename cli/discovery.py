@@ -122,15 +122,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")
-            listed = summary.quarantined + summary.photos_set_aside
-            if listed:
-                from biodiscover.cli.data import report_records, shown_records
+            from biodiscover.cli.data import report_records, shown_records
 
-                lines = shown_records(report_records(Path(summary.quarantine_file)))
-                for line in lines:
-                    typer.echo(f"error: {line}", err=True)
-                if listed > len(lines):
-                    typer.echo(f"… and {listed - len(lines)} more; see {summary.quarantine_file}", err=True)
+            # every row of the report: records and photos set aside, and problems of the file itself
+            listed = summary.quarantined + summary.photos_set_aside + summary.file_problems
+            lines = shown_records(report_records(Path(summary.quarantine_file)))
+            for line in lines:
+                typer.echo(f"error: {line}", err=True)
+            if listed > len(lines):
+                typer.echo(f"… and {listed - len(lines)} more; see {summary.quarantine_file}", err=True)
         typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
 
     @app.command("evaluate")

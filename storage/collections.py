@@ -326,7 +326,9 @@ class CollectionReader:
                         f"the {self.summary.rows} rows read before are kept"
                     ),
                 )
-                log.warning("%s", rec.message)
+                # info, not a warning: the record is in the quarantine, which each command shows as its one
+                # `error:` line (a warning here printed the same sentence twice)
+                log.info("%s", rec.message)
                 self._quarantine(rec)
         yield from self._iter_leftover_images()
 

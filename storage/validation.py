@@ -67,6 +67,10 @@ CONTROL_CHARS = "control_chars"
 #: The raw barcode is longer than any COI barcode (a genome, or lines run together).
 LONG_BARCODE = "long_barcode"
 
+#: Problems of the input file itself, not of a record (a quarantine row without a specimen behind it): never
+#: counted among the records or specimens set aside.
+FILE_PROBLEMS: frozenset[str] = frozenset({TRUNCATED_GZIP})
+
 #: How the reason of a quarantine row starts when only the photo was set aside: the record
 #: itself (its barcode and the rest) was kept, without the photo. The prefix is the mark, so
 #: it survives the quarantine table and the report file (:attr:`QuarantinedRecord.photo_only`).
@@ -203,18 +207,25 @@ class QuarantinedRecord:
         return f"{where}: {self.reason}"
 
     @property
+    def whole_file(self) -> bool:
+        """True for a problem of the file itself (``FILE_PROBLEMS``): no record was set aside by it."""
+        return self.kind in FILE_PROBLEMS
+
+    @property
     def photo_only(self) -> bool:
         """True when only the record's photo was set aside (the specimen was kept without it)."""
         return self.reason.startswith(PHOTO_SET_ASIDE)
 
 
 def count_set_aside(records: Iterable[QuarantinedRecord]) -> tuple[int, int]:
-    """``(records set aside whole, photos set aside from kept records)`` of a quarantine."""
+    """``(records set aside whole, photos set aside from kept records)`` of a quarantine; a problem of the file
+    itself (a gzip cut short) is neither: it set no record aside, and counting it made "0 of 197 specimens" of a
+    file that held 196."""
     rows = photos = 0
     for r in records:
         if r.photo_only:
             photos += 1
-        else:
+        elif not r.whole_file:
             rows += 1
     return rows, photos
 

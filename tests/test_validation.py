@@ -314,6 +314,24 @@ def test_cli_truncated_gzip_reports_and_exits_1(tmp_path: Path, capsys: pytest.C
     assert "truncated gzip" in out and "rows read before are kept" in out
 
 
+def test_ingest_of_a_truncated_gzip_says_so_once_and_counts_no_row_for_it(tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The cut is a problem of the file: one `error:` line naming the file and where it ends, the rows before it
+    ingested, and "N rows set aside" not counting the cut (it set no row aside)."""
+    read = read_collection(FIX / "truncated.csv.gz")
+    assert read.specimens and not [q for q in read.quarantine if not q.whole_file]  # only the cut
+    code, out, err = _main(capsys, "ingest", "--input", str(FIX / "truncated.csv.gz"), "--db", str(tmp_path / "t.db"),
+                           "--quarantine", str(tmp_path / "q.csv"))
+    assert code == 0, err
+    assert f"{len(read.specimens)} records, {len(read.specimens)} new" in out and "set aside" not in out, out
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {FIX / 'truncated.csv.gz'}:"), err
+    assert "gzip stream ends before its end marker" in lines[0]
+    code, out, err = _main(capsys, "ingest", "--input", str(FIX / "truncated.csv.gz"), "--db", str(tmp_path / "t.db"),
+                           "--quarantine", str(tmp_path / "q.csv"))
+    assert code == 0 and "already ingested" in out and "set aside" not in out, out  # the same said again
+
+
 def test_a_stray_nul_byte_quarantines_its_row_not_the_file(tmp_path: Path) -> None:
     seq = "ACGT" * 60
     path = tmp_path / "nul.csv"

@@ -57,6 +57,9 @@ class TriageSummary:
     quarantine_file: str | None = None
     #: photos set aside from specimens kept without them (in the quarantine report, not in ``quarantined``)
     photos_set_aside: int = 0
+    #: problems of the input file itself (a gzip cut short: ``QuarantinedRecord.whole_file``), in the quarantine
+    #: report but neither a specimen nor among ``quarantined``
+    file_problems: int = 0
     #: per learned rank, the collection's estimated share of specimens absent from the reference, which its
     #: P(absent) assumes (``DiscoveryModel.adapt``; empty: a bundle that reads every collection at even odds)
     absent_share: dict[str, float] = field(default_factory=dict)
@@ -490,7 +493,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     set_aside, photos = count_set_aside(read.quarantine)
     return TriageSummary(
         run_id=run_id, collection=name, specimens=len(specimens) + set_aside,
-        quarantined=set_aside, photos_set_aside=photos, triaged=sum(r.modality != "none" for r in results),
+        quarantined=set_aside, photos_set_aside=photos, file_problems=sum(r.whole_file for r in read.quarantine),
+        triaged=sum(r.modality != "none" for r in results),
         no_usable_barcode=sum("dna" not in r.modality for r in results),
         by_modality=dict(Counter(r.modality for r in results)),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),

@@ -59,7 +59,8 @@ from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
-from biodiscover.storage.validation import PHOTO_SET_ASIDE, QuarantinedRecord, count_set_aside, shorten_raw
+from biodiscover.storage.validation import (FILE_PROBLEMS, PHOTO_SET_ASIDE, QuarantinedRecord, count_set_aside,
+                                             shorten_raw)
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +186,16 @@ class IngestMixin(DatabaseCore):
             check_output_path(Path(quarantine_file), what="quarantine report", force=force, ours=is_quarantine_report)
 
         def _skipped(conn: Connection, cid: int, prev: Any) -> IngestReport:
-            photos = int(conn.execute(sa.select(sa.func.count()).select_from(QUARANTINE).where(
-                QUARANTINE.c.ingest_id == prev["id"],
-                QUARANTINE.c.reason.startswith(PHOTO_SET_ASIDE, autoescape=True))).scalar() or 0)
+            def rows(*where: Any) -> int:
+                return int(conn.execute(sa.select(sa.func.count()).select_from(QUARANTINE).where(
+                    QUARANTINE.c.ingest_id == prev["id"], *where)).scalar() or 0)
+
+            photos = rows(QUARANTINE.c.reason.startswith(PHOTO_SET_ASIDE, autoescape=True))
+            whole_file = rows(QUARANTINE.c.kind.in_(sorted(FILE_PROBLEMS)))  # no record set aside (count_set_aside)
             return IngestReport(collection, cid, prev["id"], source_s, checksum, prev["n_records"], 0, 0,
                                 prev["n_records"], skipped=True,
-                                quarantined=int(prev["n_quarantined"] or 0) - photos, photos_set_aside=photos,
+                                quarantined=int(prev["n_quarantined"] or 0) - photos - whole_file,
+                                photos_set_aside=photos,
                                 quarantine_file=prev["quarantine_file"])
 
         def _start(conn: Connection) -> tuple[int, int | None, IngestReport | None]:
