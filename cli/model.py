@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option("small", "--preset", help="tiny | small | base, or a preset JSON file."),
         resume: bool = typer.Option(False, "--resume",
                                     help="Continue from the last Lightning checkpoint of an interrupted run."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing bundle at --out."),
+        overwrite: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
         checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir",
                                                       help="Where training checkpoints go "
                                                            "(default: <out>.checkpoints)."),

@@ -345,7 +345,8 @@ def train_bundle(
     """``biodiscover train``: dataset directory → trained, evaluated model bundle at ``out``."""
     out = Path(out)
     if (out / "bundle.json").exists() and not (overwrite or resume):
-        raise ModelBundleError(f"{out}: a model bundle already exists (use --overwrite, or --resume to continue)")
+        raise ModelBundleError(f"{out}: a model bundle already exists (use --force to replace it, or --resume to "
+                               "continue)")
     specimens = load_specimens(Path(data_dir), SPLITS)  # the project's one loader, every named split
     if not specimens:
         raise InputError(f"{data_dir}: no specimens in splits {', '.join(SPLITS)}")

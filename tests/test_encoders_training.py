@@ -64,6 +64,10 @@ def test_train_cli_writes_bundle_with_fingerprint(trained: dict, capsys: pytest.
     assert b.data_fingerprint["sha256"][:16] in shown and "image_to_dna" in shown and "k=4" in shown
     assert main(["info", str(trained["out"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["metrics"] == b.metrics
+    # a second train over it is refused with the flag every other command uses to replace its output
+    again = ["train", "--data", str(trained["root"]), "--out", str(trained["out"]), "--preset", "tiny"]
+    assert main(again) == 2
+    assert "a model bundle already exists (use --force to replace it, or --resume" in capsys.readouterr().err
 
 
 @pytest.mark.slow
