@@ -158,9 +158,18 @@ class TriageResult:
     #: per learned rank, ``outcomes`` had the query shared a full-length barcode with its best key (empty: it
     #: did, or no rank is learned): what ``reason`` weighs a short overlap by (``NamingModel.explain``)
     full_overlap: dict[str, list[float]] = field(default_factory=dict)
+    #: the nearest known species among the aligned candidate keys, best first, up to ``NEAR_SPECIES``: each
+    #: ``[species, genus, key processid, identity]`` of its best key (keys without a species name left out)
+    near: list[list[Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: known species a result keeps beside its best key (``TriageResult.near``). Why: a candidate's evidence lists
+#: the nearest few species over its members (``discovery.proposals``): on a real plate one known species sat
+#: tied at 0.0 % with the species shown, and a reviewer saw only the one the best key named.
+NEAR_SPECIES = 5
 
 
 def _lineage(s: Specimen) -> tuple[str | None, ...]:
@@ -232,8 +241,10 @@ class DiscoveryModel:
             keys.reverse_complement(j for j, pid in enumerate(ids) if pid in flip)
             ids, seqs, lineages = keys.columns()
         self._audit_found = (suspects, checked, time.perf_counter() - t)
-        return Reference.build(ids, seqs, lineages, kmer=self.config.kmer, index=self.config.index,
-                               batch_size=self.config.batch_size, progress=say)
+        ref = Reference.build(ids, seqs, lineages, kmer=self.config.kmer, index=self.config.index,
+                              batch_size=self.config.batch_size, progress=say)
+        ref.countries = keys.countries()  # where each key was collected: the review's nearest species say it
+        return ref
 
     @property
     def ref_ids_(self) -> Sequence[str]:
@@ -563,7 +574,7 @@ class DiscoveryModel:
                     rivals={r: (list(v) if v is not None else None)
                             for r, v in self.naming_.rivals(self.naming_lineages_, h).items()},
                     overlap=h.overlap(self.ref_lengths_),
-                    notes=notes, full_overlap={r: list(o) for r, o in full.items()})
+                    notes=notes, full_overlap={r: list(o) for r, o in full.items()}, near=self._near_species(h))
         for i, s in enumerate(specimens):
             if results[i] is None:
                 results[i] = TriageResult(s.processid, "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS},
@@ -571,6 +582,47 @@ class DiscoveryModel:
                                           {r: None for r in RANKS})
         done = [r for r in results if r is not None]  # every slot is filled above
         return done if collection is None else self.adapt(done, level, collection=collection)[0]
+
+    def _near_species(self, h: Hits) -> list[list[Any]]:
+        """``TriageResult.near`` from one query's hits (best identity first): each species' best key."""
+        lineages, ids = self.ref_lineages_, self.ref_ids_
+        si, gi = RANKS.index("species"), RANKS.index("genus")
+        out: list[list[Any]] = []
+        seen: set[str] = set()
+        for j, identity in zip(h.positions.tolist(), h.identities.tolist()):
+            species = lineages[j][si]
+            if species and species not in seen:
+                seen.add(species)
+                out.append([species, lineages[j][gi], ids[j], float(identity)])
+                if len(out) == NEAR_SPECIES:
+                    break
+        return out
+
+    def species_keys(self) -> dict[str, tuple[int, dict[str, int] | None]]:
+        """Species → (its keys in the reference, {country: keys}; None where the reference records no country).
+
+        What a candidate's nearest species are shown with: a species whose every key was collected in
+        another country than the candidate's members may be a known species met from another part of its
+        range (``storage.evidence.known_elsewhere``). Counted once per reference size."""
+        cached: tuple[int, dict[str, tuple[int, dict[str, int] | None]]] | None = getattr(self, "_species_keys", None)
+        if cached is not None and cached[0] == len(self.reference_):
+            return cached[1]
+        si = RANKS.index("species")
+        countries = self.reference_.countries
+        counts: dict[str, int] = {}
+        places: dict[str, dict[str, int]] = {}
+        for j, lineage in enumerate(self.ref_lineages_):
+            species = lineage[si]
+            if not species:
+                continue
+            counts[species] = counts.get(species, 0) + 1
+            where = countries[j] if countries is not None else None
+            if where:
+                here = places.setdefault(species, {})
+                here[where] = here.get(where, 0) + 1
+        out = {sp: (n, (places.get(sp, {}) if countries is not None else None)) for sp, n in counts.items()}
+        self._species_keys = (len(self.reference_), out)
+        return out
 
     @staticmethod
     def collection_shares(results: Sequence[TriageResult]) -> dict[str, float]:
@@ -697,7 +749,7 @@ class DiscoveryModel:
         if not new:
             return 0
         return self.reference_.add([s.processid for s in new], [_barcode(s) for s in new],
-                                   [_lineage(s) for s in new])
+                                   [_lineage(s) for s in new], [s.country for s in new])
 
     @property
     def novelty_threshold(self) -> float:

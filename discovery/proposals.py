@@ -42,6 +42,7 @@ from biodiscover.storage.evidence import (
     Geography,
     Member,
     MemberHit,
+    NearSpecies,
     NearestCandidate,
     NearestKnown,
     RepresentativeImage,
@@ -65,9 +66,11 @@ __all__ = [
     "compute_evidence",
     "consensus_barcode",
     "discover_candidates",
+    "near_species",
     "nearest_known",
     "novel_parent",
     "recompute_evidence",
+    "regroup_near_species",
 ]
 
 
@@ -502,6 +505,7 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
                       reference_barcode: "Callable[[str], str | None] | None" = None,
                       reference_image: "Callable[[str], str | None] | None" = None,
                       reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None,
+                      species_keys: "SpeciesKeys | None" = None,
                       evidence: bool = True) -> list[CandidateProposal]:
     """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
 
@@ -513,7 +517,8 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     (record them with the run: ``discovery.clustering.run_record``). ``evidence=False``: the same
     candidates (members, parent, novelty) without the evidence a database stores and a reviewer reads
     (:func:`build_proposals`) — for ``triage --results`` without a database, which writes only each
-    specimen's candidate name.
+    specimen's candidate name. ``species_keys``: a species → (its reference keys, their countries) lookup
+    (``DiscoveryModel.species_keys``), for the evidence's nearest species.
     """
     novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
     if not novel:
@@ -526,15 +531,15 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     by_pid = {s.processid: r for s, r in novel}
     return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid],
                                  reference_barcode=reference_barcode, reference_image=reference_image,
-                                 reference_lineage=reference_lineage)
+                                 reference_lineage=reference_lineage, species_keys=species_keys)
             for p in proposals]
 
 
 def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], *,
                          reference_barcode: "Callable[[str], str | None] | None" = None,
                          reference_image: "Callable[[str], str | None] | None" = None,
-                         reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None
-                         ) -> CandidateProposal:
+                         reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None,
+                         species_keys: "SpeciesKeys | None" = None) -> CandidateProposal:
     """Fill a proposal's parent lineage and nearest known species from the members' engine results.
 
     A new collection carries no identifications, so the members' own labels say
@@ -548,6 +553,9 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
     (``multimodal.combine_results``) changes the labels at the ranks the DNA did not name, and the
     reviewer was then shown one species' name beside another's barcode and identity (17 of the demo's 22
     candidates). Without the lookup, the labels stand in: a DNA result's labels are its best key's lineage.
+
+    ``near_species``: every species the members were aligned to (each result's ``near``, and its best key's),
+    with its keys' count and countries from ``species_keys`` (:func:`near_species`).
     """
     if not results:
         return p
@@ -593,10 +601,62 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
         near = dataclasses.replace(near, image=reference_image(near.processid))
     if near.processid and near.barcode:
         found[near.processid] = near.barcode
+    aligned: dict[str, list[tuple[str, str | None, float]]] = {}
+    for r in results:
+        species, genus = key_names(r)
+        pairs = [(str(sp), g, float(i)) for sp, g, _, i in getattr(r, "near", None) or () if sp]
+        if species and r.top_hit and all(sp != species for sp, _, _ in pairs):
+            pairs.insert(0, (species, genus, float(r.identity)))
+        aligned[r.processid] = pairs
     changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
                                               nearest_known_distances=near.top_distances, member_hits=hits,
-                                              hit_barcodes={pid: b for pid, b in sorted(found.items()) if b})
+                                              hit_barcodes={pid: b for pid, b in sorted(found.items()) if b},
+                                              near_species=near_species(aligned, species_keys))
     return dataclasses.replace(p, **changes)
+
+
+#: a species → (its keys in the reference, {country: keys} or None where the reference records no country)
+SpeciesKeys = Callable[[str], "tuple[int, dict[str, int] | None] | None"]
+
+
+def near_species(aligned: Mapping[str, Sequence[tuple[str, str | None, float]]],
+                 species_keys: SpeciesKeys | None = None) -> tuple[NearSpecies, ...]:
+    """The known species nearest a member set, nearest first (ties by name), from what each member was aligned
+    to: ``aligned``: member processid → (species, genus, identity to that species' best key it met).
+
+    Each species' identity is its best over the members, and ``members`` keeps every member's, so a split or
+    merge recomputes the list from the members it keeps (:func:`regroup_near_species`). ``species_keys`` adds
+    its keys' count and countries (None: not known to this caller)."""
+    best: dict[str, NearSpecies] = {}
+    for pid, pairs in aligned.items():
+        for species, genus, identity in pairs:
+            s = best.get(species) or NearSpecies(species, genus, None)
+            members = {**s.members, pid: max(identity, s.members.get(pid, identity))}
+            best[species] = dataclasses.replace(s, genus=s.genus or genus, identity=max(members.values()),
+                                                members=members)
+    out = []
+    for s in best.values():
+        keys = species_keys(s.species) if species_keys is not None else None
+        if keys is not None:
+            s = dataclasses.replace(s, n_keys=int(keys[0]), countries=None if keys[1] is None else dict(keys[1]))
+        out.append(s)
+    return tuple(sorted(out, key=lambda s: (-(s.identity or 0.0), s.species)))
+
+
+def regroup_near_species(sources: Sequence[Evidence], keep: Collection[str]) -> tuple[NearSpecies, ...]:
+    """The nearest species of a member set a reviewer made from the ``sources``' lists: each species' identity
+    over the members kept (a species none of them met is dropped), its keys as the sources recorded them."""
+    merged: dict[str, NearSpecies] = {}
+    for ev in sources:
+        for s in ev.near_species:
+            members = {pid: i for pid, i in s.members.items() if pid in keep}
+            if not members:
+                continue
+            had = merged.get(s.species)
+            if had is not None:
+                members = {**had.members, **members}
+            merged[s.species] = dataclasses.replace(s, identity=max(members.values()), members=members)
+    return tuple(sorted(merged.values(), key=lambda s: (-(s.identity or 0.0), s.species)))
 
 
 def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[float] | None,
@@ -629,9 +689,15 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
     scored = [(h.identity, h) for h in hits.values() if h.identity is not None]
     if scored:
         best_identity, best = max(scored, key=lambda ih: (ih[0], ih[1].processid or ""))
+        # the naming's reason for not naming the nearest key's species, where a source's nearest key is that
+        # key (its reason was its closest member's): a split dropped the only clue that a known species sat
+        # 0.4 % away (FINDINGS F11)
+        why = next((ev.nearest_known.not_named_because for ev in sources if ev.nearest_known is not None
+                    and ev.nearest_known.processid == best.processid and ev.nearest_known.not_named_because), None)
         nearest = NearestKnown(species=best.species, genus=best.genus, processid=best.processid,
                                identity=best_identity, top_distances=tuple(sorted(1.0 - i for i, _ in scored)),
-                               barcode=barcodes.get(best.processid or ""), image=images.get(best.processid or ""))
+                               barcode=barcodes.get(best.processid or ""), image=images.get(best.processid or ""),
+                               not_named_because=why)
     else:  # older records carry no per-member hits: the sources' nearest species, as recorded
         known = [ev.nearest_known for ev in sources if ev.nearest_known is not None]
         nearest = max(known, key=lambda n: n.identity or 0.0) if known else None
@@ -641,4 +707,5 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
                           threshold=first.threshold, linkage=first.linkage)
     used = {h.processid for h in hits.values() if h.processid}
     return dataclasses.replace(ev, member_hits=hits,
-                               hit_barcodes={pid: b for pid, b in sorted(barcodes.items()) if pid in used})
+                               hit_barcodes={pid: b for pid, b in sorted(barcodes.items()) if pid in used},
+                               near_species=regroup_near_species(sources, keep))

@@ -374,6 +374,11 @@ class Reference:
     #: packed binary k-mer sketches of the keys and their set-bit counts (the identity pre-filter)
     sketches_: np.ndarray
     sketch_bits_: np.ndarray
+    #: where each key was collected (None where not recorded); None: the reference records no country
+    #: (built before countries were kept, or from keys that carry none). The review shows a candidate's
+    #: nearest known species with the countries of its keys (a known species met from another part of its
+    #: range looks new when every key of it comes from elsewhere).
+    countries: list[str | None] | None
 
     def __init__(self, kmer: KmerConfig | None = None, index: IndexConfig | None = None,
                  batch_size: int = BATCH_SIZE, align_workers: int | None = None) -> None:
@@ -391,6 +396,7 @@ class Reference:
         self.remote_search: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._pool_size = 0
+        self.countries = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for another process (Ray): no worker pool, and no index when searches go to shards."""
@@ -478,10 +484,14 @@ class Reference:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, ids: Sequence[str], sequences: Sequence[str], lineages: Sequence[Lineage]) -> int:
-        """Append keys for this session (in memory; the bundle is not changed). Returns how many."""
+    def add(self, ids: Sequence[str], sequences: Sequence[str], lineages: Sequence[Lineage],
+            countries: Sequence[str | None] | None = None) -> int:
+        """Append keys for this session (in memory; the bundle is not changed). Returns how many.
+        ``countries``: where each was collected (kept when the reference records countries)."""
         if not ids:
             return 0
+        if self.countries is not None:
+            self.countries.extend(countries if countries is not None else [None] * len(ids))
         profiles = self.embedder.embed_dna(list(sequences))
         self.index_.add(self._vectors(profiles))
         new = sketch(profiles)
@@ -832,7 +842,16 @@ class Reference:
         bundle.save_array(f"{prefix}_sketch", np.asarray(self.sketches_))
         bundle.save_array(f"{prefix}_sketch_bits", np.asarray(self.sketch_bits_, dtype=np.int32))
         bundle.save_array(f"{prefix}_index", self.index_.to_bytes())
+        places: list[str] = []
+        if self.countries is not None:
+            code = {c: i for i, c in enumerate(sorted({c for c in self.countries if c}))}
+            places = list(code)
+            bundle.save_array(f"{prefix}_country", np.array([code[c] if c else -1 for c in self.countries],
+                                                            dtype=np.int32))
+        else:
+            bundle.remove("arrays", f"{prefix}_country")
         bundle.save_table(prefix, {"format": REFERENCE_FORMAT, "n": len(self), "ranks": list(RANKS),
+                                   "countries": places if self.countries is not None else None,
                                    "vocab": vocab, "kmer": self.embedder.config.to_dict(),
                                    "index": self.index_config.to_dict(), "index_kind": self.index_.kind_,
                                    "vectors": self.index_vectors, "dim": self.embedder.dim})
@@ -874,6 +893,13 @@ class Reference:
         blob = bundle.load_array(f"{prefix}_index", mmap=True, dtype=np.uint8, shape=(None,))
         self.index_ = ReferenceIndex.from_bytes(blob, self.index_config, where=f"{where} index", ntotal=n,
                                                 dim=self.embedder.dim)
+        places = meta.get("countries")
+        if places is not None:  # a reference written before countries were kept has none
+            country = np.asarray(bundle.load_array(f"{prefix}_country", dtype=np.int32, shape=(n,)))
+            if country.size and (country.min() < -1 or country.max() >= len(places)):
+                raise ModelBundleError(f"{where}: country codes outside its list of {len(places)}")
+            names = [str(x) for x in places] + [None]  # code -1 → the trailing None
+            self.countries = [names[c] for c in country.tolist()]
         self._refresh(codes, vocab)
         return self
 

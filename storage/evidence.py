@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from biodiscover.storage.jsonable import jsonable
 
@@ -37,12 +37,15 @@ __all__ = [
     "Geography",
     "Member",
     "MemberHit",
+    "NearSpecies",
     "NearestCandidate",
     "NearestKnown",
     "RepresentativeImage",
     "SizeStats",
     "SizeSummary",
     "Spread",
+    "known_elsewhere",
+    "tied_species",
 ]
 
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
@@ -50,7 +53,9 @@ __all__ = [
 #:    ``image``; records of format 0 and 1 read as before (those fields empty).
 #: 3: ``hit_barcodes`` (the barcode of each member hit's key), ``between_distance.member`` (a specimen of the
 #:    closest candidate) and ``bin.shared_members``; records before read with them empty.
-EVIDENCE_FORMAT = 3
+#: 4: ``near_species`` (the known species nearest the members, with their reference keys' count and countries);
+#:    records before read with it empty.
+EVIDENCE_FORMAT = 4
 
 
 def _float(value: Any) -> float | None:
@@ -142,6 +147,101 @@ class MemberHit:
     def from_dict(cls, data: Mapping[str, Any]) -> "MemberHit":
         d = _known(cls, data)
         return cls(d.get("species"), d.get("genus"), d.get("processid"), _float(d.get("identity")))
+
+
+@dataclass(frozen=True)
+class NearSpecies:
+    """One of the known species nearest a candidate's members (format 4), from what the engine aligned them to.
+
+    Why beside ``nearest_known``: the best key names one species, and a reviewer of a real plate could not
+    see a second species tied with it (0.0 % apart, the true one), nor that every key of the species shown
+    came from another country (10 of 115 candidates were known species met from another part of their range).
+    ``identity``: the best identity of any member to one of its keys; ``n_keys``: its keys in the reference
+    (None: not known to the run that made this); ``countries``: where those keys were collected, country →
+    keys (keys beyond their sum carry no country; None: the reference records no country at all);
+    ``members``: member processid → its identity to the species (what a split or merge recomputes from)."""
+
+    species: str
+    genus: str | None = None
+    identity: float | None = None
+    n_keys: int | None = None
+    countries: dict[str, int] | None = None
+    members: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "NearSpecies":
+        d = _known(cls, data)
+        countries = d.get("countries")
+        return cls(str(d["species"]), d.get("genus"), _float(d.get("identity")),
+                   None if d.get("n_keys") is None else int(d["n_keys"]),
+                   None if countries is None else _counts(countries),
+                   {str(k): float(v) for k, v in (d.get("members") or {}).items()})
+
+    @property
+    def no_country(self) -> int:
+        """Keys of the species with no country recorded."""
+        return max(0, (self.n_keys or 0) - sum((self.countries or {}).values()))
+
+    def keys_text(self) -> str:
+        """``5 keys: Panama 4, Mexico 1`` / ``1 key, no country`` / ``2 keys (countries not recorded)``."""
+        if self.n_keys is None:
+            return "keys not counted"
+        head = f"{self.n_keys} key{'' if self.n_keys == 1 else 's'}"
+        if self.countries is None:
+            return f"{head} (countries not recorded)"
+        if not self.countries:
+            return f"{head}, no country"
+        places = [f"{c} {n}" for c, n in sorted(self.countries.items(), key=lambda cn: (-cn[1], cn[0]))]
+        if self.no_country:
+            places.append(f"no country {self.no_country}")
+        return f"{head}: {', '.join(places)}"
+
+
+#: identities at most this far below the nearest species' are a tie (the header names every tied species)
+TIE = 0.001
+#: a listed species this close to the members (p-distance) may be their own species met elsewhere, whatever
+#: genus the candidate sits in (``known_elsewhere``)
+ELSEWHERE_DISTANCE = 0.05
+
+
+def tied_species(near: Sequence["NearSpecies"]) -> list["NearSpecies"]:
+    """The species tied with the nearest (within ``TIE`` of its identity), nearest first; [] for an empty list."""
+    if not near or near[0].identity is None:
+        return list(near[:1])
+    top = near[0].identity
+    return [s for s in near if s.identity is not None and top - s.identity <= TIE + 1e-12]
+
+
+def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5) -> "NearSpecies | None":
+    """The nearest listed species that may be the candidate's OWN species, met from another part of its range;
+    None when no listed species is one, or when it cannot be told (no member's country is recorded, or the
+    reference records no country).
+
+    Why: a known species whose reference keys all come from other countries looks exactly like a new one — on a
+    real Costa Rican plate 10 of 115 candidates were known species whose keys came from French Guiana, Panama,
+    Trinidad, Mexico, Brazil or no country, proposed at P(absent) up to 0.99 with a clean barcode gap. Distance
+    alone cannot tell them from new species (their keys lay 1–7 % away, as congeners do); where the keys were
+    collected can say that nothing rules the known species out. The rule, kept simple so a reviewer can
+    predict it: among the first ``shown`` listed species, the first that
+
+    * is close enough to be the candidate's species: the nearest listed species in the candidate's ``genus``
+      (the genus it is placed in; None when placed above genus), or any listed species within
+      ``ELSEWHERE_DISTANCE`` (5 %) of the members, and
+    * has no key from any country the candidate's members were collected in (keys with no country recorded
+      vouch for no country).
+
+    It says "cannot be ruled out", not "is known": a new species next to a congener known only from elsewhere
+    is flagged as well (benchmarks/RESULTS-tui.md measures both on that plate)."""
+    near = evidence.near_species[:shown]
+    here = set(evidence.geography.countries) if evidence.geography is not None else set()
+    if not near or not here:
+        return None
+    for i, s in enumerate(near):
+        close = (i == 0 and genus is not None and s.genus == genus) or \
+            (s.identity is not None and 1.0 - s.identity <= ELSEWHERE_DISTANCE + 1e-12)
+        if close and s.countries is not None and not here & set(s.countries):
+            return s
+    return None
 
 
 @dataclass(frozen=True)
@@ -290,6 +390,8 @@ class Evidence:
     #: key processid → its barcode, for every key among ``member_hits``: after a split or merge the nearest
     #: known species may be another member's hit, and the DNA tab aligns the members against its barcode
     hit_barcodes: dict[str, str] = field(default_factory=dict)
+    #: the known species nearest the members (format 4), nearest first (:class:`NearSpecies`); empty before
+    near_species: tuple[NearSpecies, ...] = ()
     #: top-level keys of a stored record this version does not know (kept, never read)
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = EVIDENCE_FORMAT
@@ -339,6 +441,7 @@ class Evidence:
             representative_images=tuple(RepresentativeImage.from_dict(x) for x in d.get("representative_images") or ()),
             member_hits={str(k): MemberHit.from_dict(v) for k, v in (d.get("member_hits") or {}).items()},
             hit_barcodes={str(k): str(v) for k, v in (d.get("hit_barcodes") or {}).items() if v},
+            near_species=tuple(NearSpecies.from_dict(x) for x in d.get("near_species") or ()),
             extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
             format=EVIDENCE_FORMAT,
         )

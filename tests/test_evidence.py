@@ -18,8 +18,8 @@ import pytest
 
 from biodiscover.discovery.clustering import BarcodeGapThreshold
 from biodiscover.discovery.proposals import compute_evidence, discover_candidates
-from biodiscover.storage.evidence import (EVIDENCE_FORMAT, CandidateProposal, Evidence, Member, NearestKnown,
-                                          Spread)
+from biodiscover.storage.evidence import (EVIDENCE_FORMAT, CandidateProposal, Evidence, Geography, Member,
+                                          NearestKnown, NearSpecies, Spread, known_elsewhere, tied_species)
 from biodiscover.storage.records import Specimen
 from fixtures.discovery import BASES, mutate
 
@@ -193,6 +193,8 @@ def _full_record() -> Evidence:
         representative_images=(RepresentativeImage("NV1", "img/NV1.jpg"), RepresentativeImage("NV2", "img/NV2.jpg")),
         member_hits={"NV1": MemberHit("Aus bus", "Aus", "REF1", 0.94), "NV2": MemberHit("Aus cus", "Aus", "REF2",
                                                                                         0.93)},
+        near_species=(NearSpecies("Aus bus", "Aus", 0.94, 5, {"Panama": 4}, {"NV1": 0.94, "NV2": 0.925}),
+                      NearSpecies("Aus cus", "Aus", 0.93, 1, None, {"NV2": 0.93})),
         extra={"sites": [3, 9]})
 
 
@@ -209,6 +211,9 @@ def test_every_field_of_a_full_record_survives_json_and_the_database(world: dict
     assert stored["member_hits"]["NV2"] == {"species": "Aus cus", "genus": "Aus", "processid": "REF2",
                                             "identity": 0.93}
     assert stored["geography"]["bbox"] == [-12.5, -10.0, -71.0, -70.0] and stored["sites"] == [3, 9]
+    assert stored["near_species"][0] == {"species": "Aus bus", "genus": "Aus", "identity": 0.94, "n_keys": 5,
+                                         "countries": {"Panama": 4}, "members": {"NV1": 0.94, "NV2": 0.925}}
+    assert stored["near_species"][1]["countries"] is None  # "the reference records no country", not "none"
     assert Evidence.from_dict(stored) == full
     proposal = dataclasses.replace(world["proposals"][0], evidence=full)
     with Database.create(tmp_path / "full.db") as db:
@@ -259,3 +264,58 @@ def test_partial_reads_that_barely_overlap_are_no_within_distance() -> None:
     other = varied(template, 12)  # a member 8 % away is still told
     wide = compute_evidence(members + [Specimen(processid="HC-far", dna_barcode=other)])
     assert wide.within_distance is not None and 0.07 < wide.within_distance.max < 0.1
+
+
+def test_a_format_3_record_reads_with_no_nearest_species_and_no_flag() -> None:
+    """Records written before the nearest species were kept (format 3 and older) still read: the list is empty,
+    and nothing is flagged from it (the detail shows the one nearest known species it always showed)."""
+    old = {"format": 3, "size": 2, "nearest_known": {"species": "Aus bus", "identity": 0.95},
+           "member_hits": {"A": {"species": "Aus bus", "genus": "Aus", "processid": "K1", "identity": 0.95}},
+           "geography": {"countries": {"Costa Rica": 2}}}
+    ev = Evidence.from_dict(old)
+    assert ev.near_species == () and ev.nearest_known == NearestKnown(species="Aus bus", identity=0.95)
+    assert ev.format == EVIDENCE_FORMAT == 4
+    assert known_elsewhere(ev, "Aus") is None and tied_species(ev.near_species) == []
+    assert Evidence.from_dict(ev.to_dict()) == ev
+
+
+def _near(*species: NearSpecies, here: dict[str, int] | None = None) -> Evidence:
+    return Evidence(near_species=species, geography=Geography(countries={"Costa Rica": 3} if here is None else here))
+
+
+def test_known_elsewhere_flags_a_close_species_whose_keys_all_come_from_other_countries() -> None:
+    """The rule a reviewer is told (``known_elsewhere``): the nearest species in the candidate's genus, or any
+    listed species within 5 %, with no key from a country of the members. Each clause is checked on its own."""
+    losa = NearSpecies("Hemiceras losa", "Hemiceras", 0.934, 2, {"Trinidad & Tobago": 1, "Suriname": 1})
+    # the nearest, in the candidate's genus: flagged however far (6.6 %)
+    assert known_elsewhere(_near(losa), "Hemiceras") == losa
+    # ... but not for a candidate placed in another genus or above genus, at 6.6 %
+    assert known_elsewhere(_near(losa), "Nystalea") is None and known_elsewhere(_near(losa), None) is None
+    # one key from the members' own country: a conspecific from here would have matched it
+    home = dataclasses.replace(losa, n_keys=3, countries={"Suriname": 1, "Costa Rica": 1})
+    assert known_elsewhere(_near(home), "Hemiceras") is None
+    # keys with no country vouch for no country: flagged
+    uxor = NearSpecies("Gonodonta uxor", "Gonodonta", 0.991, 1, {})
+    assert known_elsewhere(_near(uxor), "Gonodonta") == uxor
+    # a runner-up of another genus within 5 %, below a nearest from the members' country
+    here = NearSpecies("Amaxia rocio", "Amaxia", 0.950, 3, {"Costa Rica": 3})
+    apyga = NearSpecies("Amaxia apyga", "Amaxia", 0.950, 5, {"Panama": 4, "Mexico": 1})
+    assert known_elsewhere(_near(here, apyga), None) == apyga
+    far = dataclasses.replace(apyga, identity=0.949)  # 5.1 % away, and not the nearest
+    assert known_elsewhere(_near(here, far), "Amaxia") is None
+    # what cannot be told is no flag: a reference that records no country, members with no country
+    assert known_elsewhere(_near(dataclasses.replace(uxor, countries=None)), "Gonodonta") is None
+    assert known_elsewhere(_near(uxor, here={}), "Gonodonta") is None
+    # only the first ``shown`` species count
+    assert known_elsewhere(_near(here, here, apyga), None, shown=2) is None
+
+
+def test_near_species_say_their_keys_and_ties() -> None:
+    a = NearSpecies("G bidens", "G", 0.9912, 3, {"Mexico": 2})
+    b = NearSpecies("G uxor", "G", 0.9905, 1, {})
+    c = NearSpecies("G incurva", "G", 0.9895, 2, None)
+    assert a.keys_text() == "3 keys: Mexico 2, no country 1"
+    assert b.keys_text() == "1 key, no country"
+    assert c.keys_text() == "2 keys (countries not recorded)"
+    assert NearSpecies("x").keys_text() == "keys not counted"
+    assert tied_species((a, b, c)) == [a, b]  # within 0.1 %: c is 0.17 % below

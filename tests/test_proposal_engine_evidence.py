@@ -8,6 +8,7 @@ whose answer is known; the clustering and alignment underneath are the real ones
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -238,3 +239,82 @@ def test_compute_evidence_between_distance_and_bad_input() -> None:
         compute_evidence([])
     with pytest.raises(ValueError, match="2 probabilities for 5 members"):
         compute_evidence(specimens[:5], [1.0, 1.0])
+
+
+def test_nearest_species_of_a_candidate_come_from_every_members_aligned_keys_with_their_countries() -> None:
+    """A tie the best key hides (S00's runner-up is as close as its best key) is in the list; each species
+    carries its keys' count and countries; a member whose result kept no runners-up still counts its best key."""
+    specimens, _ = _species_world(seed=8)
+    results = [_result("S00", LINEAGE, "genus", 0.95, top_hit="K1"),
+               _result("S01", LINEAGE, "genus", 0.93, top_hit="K2"),
+               _result("S02", LINEAGE, "genus", 0.91, top_hit="K4")]  # no ``near`` (an older result)
+    results[0] = dataclasses.replace(results[0], near=[["Gen near", "Gen", "K1", 0.95], ["Gen tie", "Gen", "K7", 0.95],
+                                                       ["Oth far", "Oth", "K9", 0.90]])
+    results[1] = dataclasses.replace(results[1], near=[["Gen near", "Gen", "K2", 0.93], ["Oth far", "Oth", "K8", 0.92]])
+    keys = {"Gen near": (3, {"Peru": 2}), "Gen tie": (1, {}), "Oth far": (40, None)}
+    made = with_engine_evidence(CandidateProposal(members=("S00", "S01", "S02"), evidence=Evidence(size=3)), results,
+                                species_keys=keys.get)
+    near = made.evidence.near_species
+    assert [(s.species, s.genus, s.identity, s.n_keys, s.countries) for s in near] == [
+        ("Gen near", "Gen", 0.95, 3, {"Peru": 2}), ("Gen tie", "Gen", 0.95, 1, {}), ("Oth far", "Oth", 0.92, 40, None)]
+    assert near[0].members == {"S00": 0.95, "S01": 0.93, "S02": 0.91}  # S02's best key counts without ``near``
+    assert near[2].members == {"S00": 0.90, "S01": 0.92}
+    assert Evidence.from_dict(made.evidence.to_dict()).near_species == near  # and survives the database's JSON
+    # a split recomputes the list from the members it keeps: S00 goes, its tie goes with it
+    ev = recompute_evidence(specimens[1:3], None, [made.evidence])
+    assert [(s.species, s.identity, s.n_keys) for s in ev.near_species] == [("Gen near", 0.93, 3),
+                                                                             ("Oth far", 0.92, 40)]
+    # without a lookup (an engine without the census) the species are listed, their keys not counted
+    bare = with_engine_evidence(CandidateProposal(members=("S00",), evidence=Evidence(size=1)), results[:1])
+    assert [(s.species, s.n_keys, s.countries) for s in bare.evidence.near_species][:2] == [
+        ("Gen near", None, None), ("Gen tie", None, None)]
+
+
+def test_a_split_keeps_the_reason_the_nearest_species_was_not_named() -> None:
+    """FINDINGS F11: after a split the "not named" line was gone (the only clue that a known species sat 0.4 %
+    away). Where the part's nearest key is the one the reason was given for, the reason stays."""
+    specimens, _ = _species_world(seed=8)
+    results = [_result("S00", LINEAGE, "genus", 0.96, top_hit="K1", reason="M. aulica lies within 0.4%"),
+               _result("S01", LINEAGE, "genus", 0.95, top_hit="K1"), _result("S10", LINEAGE, "genus", 0.90,
+                                                                            top_hit="K5")]
+    made = with_engine_evidence(CandidateProposal(members=("S00", "S01", "S10"), evidence=Evidence(size=3)), results)
+    assert made.evidence.nearest_known is not None
+    assert made.evidence.nearest_known.not_named_because == "M. aulica lies within 0.4%"
+    kept = recompute_evidence(specimens[:2], None, [made.evidence]).nearest_known
+    assert kept is not None and kept.not_named_because == "M. aulica lies within 0.4%"
+    other = recompute_evidence(specimens[5:6], None, [made.evidence]).nearest_known  # S10 alone: another key
+    assert other is not None and other.processid == "K5" and other.not_named_because is None
+
+
+def test_the_engine_keeps_each_members_nearest_species_and_every_keys_country(tmp_path) -> None:
+    """On a small generated world: each result's ``near`` is its aligned keys' species, best first, one entry a
+    species; the engine counts every species' keys and countries, and a bundle keeps the countries."""
+    from collections import Counter
+
+    from biodiscover.discovery.engine import NEAR_SPECIES, DiscoveryModel, EngineConfig
+    from biodiscover.discovery.kmer import KmerConfig
+    from fixtures.discovery import make_world
+
+    world = make_world(seed=3)
+    keys = [dataclasses.replace(s, country=("Peru" if i % 3 else None)) for i, s in enumerate(world["train"])]
+    model = DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=60, max_candidates=20)).fit(keys)
+    results = model.triage(world["test_unseen"])
+    for r in results:
+        assert 1 <= len(r.near) <= NEAR_SPECIES
+        assert len({sp for sp, *_ in r.near}) == len(r.near)
+        assert [i for *_, i in r.near] == sorted((i for *_, i in r.near), reverse=True)
+        assert (r.near[0][2], r.near[0][3]) == (r.top_hit, r.identity)
+    census = model.species_keys()
+    want = Counter(s.species for s in keys)
+    assert {sp: n for sp, (n, _) in census.items()} == dict(want)
+    sp = keys[0].species
+    assert census[sp][1] == dict(Counter(s.country for s in keys if s.species == sp and s.country))
+    again = DiscoveryModel.load(model.save(tmp_path / "bundle"))
+    assert again.reference_.countries == [s.country for s in keys] and again.species_keys() == census
+    proposals = candidate_species(world["test_unseen"], results, species_keys=census.get)
+    assert proposals
+    for p in proposals:
+        near = p.evidence.near_species
+        assert near and near[0].identity == max(r.identity for r in results if r.processid in
+                                                {m.processid for m in p.members})
+        assert all(s.n_keys == want[s.species] for s in near)

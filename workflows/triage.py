@@ -306,11 +306,15 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
         # stay memory-mapped: a dict of every one would read a million of them in)
         where = {pid: j for j, pid in enumerate(model.ref_ids_)} if evidence and hasattr(model, "ref_ids_") else {}
         seqs, lineages = (model.ref_seqs_, model.ref_lineages_) if where else ((), [])
+        # each nearest species' keys and where they were collected (the review flags a known species whose every
+        # key comes from elsewhere: ``storage.evidence.known_elsewhere``)
+        census = model.species_keys() if where and hasattr(model, "species_keys") else {}
         proposals = candidate_species(specimens, results, threshold=getattr(model, "barcode_gap_", None),
                                       config=clustering,
                                       reference_barcode=lambda pid: seqs[where[pid]] if pid in where else None,
                                       reference_lineage=lambda pid: lineages[where[pid]] if pid in where else None,
-                                      reference_image=reference_image, evidence=evidence)
+                                      reference_image=reference_image, species_keys=census.get if census else None,
+                                      evidence=evidence)
         say("candidates", 1, 1)
         seconds["candidates"] = time.perf_counter() - t
     return results, proposals, seconds

@@ -58,7 +58,7 @@ from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, table
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
-from biodiscover.storage.evidence import CandidateProposal, Evidence
+from biodiscover.storage.evidence import CandidateProposal, Evidence, Geography, NearSpecies, known_elsewhere
 from biodiscover.storage.records import candidate_name
 
 log = logging.getLogger(__name__)
@@ -316,6 +316,17 @@ def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int
         _log(conn, "note", new_id, reviewer, created_at, snap, snap, carried)
 
 
+def _known_elsewhere_sql(near: str | None, countries: str | None, genus: str | None) -> int:
+    """``known_elsewhere`` as an SQLite function over the evidence's JSON parts (1: flagged); a part that does
+    not read is no flag (the detail screen says what is wrong with that record)."""
+    try:
+        ev = Evidence(near_species=tuple(NearSpecies.from_dict(x) for x in json.loads(near or "[]")),
+                      geography=Geography(countries={str(k): int(v) for k, v in json.loads(countries or "{}").items()}))
+        return int(known_elsewhere(ev, genus) is not None)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return 0
+
+
 class ProposalsMixin(DatabaseCore):
     """Proposals API; see the module docstring."""
 
@@ -345,11 +356,13 @@ class ProposalsMixin(DatabaseCore):
                        max_novelty: float | None = None, min_identity: float | None = None,
                        max_identity: float | None = None, search: str | None = None, sort: str = "id",
                        descending: bool = False, offset: int = 0, limit: int = 50,
-                       ) -> tuple[list[ProposalSummary], int]:
+                       known_elsewhere: bool = False) -> tuple[list[ProposalSummary], int]:
         """One page of proposals and the total matching the filters.
 
         ``status`` None = live (pending, accepted, rejected, assigned); ``parent`` is a taxon
-        id (with ``parent_subtree`` every proposal below it) or a parent name.
+        id (with ``parent_subtree`` every proposal below it) or a parent name. ``known_elsewhere``: only
+        candidates whose evidence says a known species met from elsewhere cannot be ruled out
+        (``storage.evidence.known_elsewhere``, the one rule, run inside SQLite on each candidate's evidence).
         Sort keys: id, size, novelty, identity, parent, name, status, created,
         updated, version; ties by id; missing values count as smallest (first
         ascending, last descending) — SQLite's order, which keeps the indexes usable.
@@ -393,6 +406,10 @@ class ProposalsMixin(DatabaseCore):
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)
+        if known_elsewhere:
+            where.append("bd_known_elsewhere(json_extract(evidence, '$.near_species'), "
+                         "json_extract(evidence, '$.geography.countries'), "
+                         "CASE WHEN parent_rank = 'genus' THEN parent_name END)")
         if search:
             # a specimen's processid finds the candidate holding it (exact, through the members index)
             where.append("(provisional_name LIKE ? OR parent_name LIKE ? OR nearest_species LIKE ? "
@@ -405,6 +422,8 @@ class ProposalsMixin(DatabaseCore):
                     f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?")
         with self._read() as conn:
             raw = dbapi(conn)
+            if known_elsewhere:
+                raw.create_function("bd_known_elsewhere", 3, _known_elsewhere_sql, deterministic=True)
             rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
             if live and len(where) == 1:
                 # The unfiltered queue: total minus the (few) dead ones, both answered from indexes.
