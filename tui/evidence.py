@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
-from biodiscover.storage.evidence import Evidence
+from biodiscover.storage.evidence import Evidence, NearSpecies, known_elsewhere, tied_species
 
 
 def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
@@ -79,6 +79,68 @@ def why_lines(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str
     if near is not None and near.not_named_because:  # why the closest member is not that known species
         out.append(("not named", near.not_named_because))
     return out
+
+
+#: nearest known species the Evidence tab lists (the flag reads the same ones)
+NEAR_SHOWN = 5
+
+
+def species_names(names: Sequence[str]) -> str:
+    """``Gonodonta bidens / G. uxor``: tied species in one line, a repeated genus shortened to its initial."""
+    out: list[str] = []
+    first_genus = names[0].split(" ", 1)[0] if names else ""
+    for i, name in enumerate(names):
+        genus, _, rest = name.partition(" ")
+        out.append(f"{genus[0]}. {rest}" if i and rest and genus == first_genus else name)
+    return " / ".join(out)
+
+
+def nearest_header(evidence: Evidence, species: str | None, identity: float | None) -> tuple[str, float | None]:
+    """(what the header names as the nearest known species, its identity): every species tied with the nearest
+    (within 0.1 %) — a real plate's true species sat tied and unnamed behind "nearest known G. bidens" — else
+    the proposal's own nearest species (records without the list)."""
+    tied = tied_species(evidence.near_species)
+    if len(tied) > 1 and species in {t.species for t in tied}:  # the best key's species first, as before
+        return species_names([species, *(t.species for t in tied if t.species != species)]), tied[0].identity
+    return species or "–", identity
+
+
+def assigned_identity(evidence: Evidence, species: str | None) -> float | None:
+    """The best identity of any member to the keys of ``species`` (the species a candidate was assigned to), from
+    the nearest species list or the members' best hits; None when no member was aligned to one of its keys.
+    Why: after an assignment the header kept the old nearest species' identity ("Memphis proserpina 96.7 %"
+    over a candidate assigned to M. aulica, at 96.1 %)."""
+    if not species:
+        return None
+    found = [s.identity for s in evidence.near_species if s.species == species and s.identity is not None]
+    found += [h.identity for h in evidence.member_hits.values() if h.species == species and h.identity is not None]
+    return max(found) if found else None
+
+
+def placed_genus(rank: str | None, name: str | None) -> str | None:
+    """The genus a candidate is placed in (None above genus): what ``known_elsewhere`` compares with (the queue
+    filter asks the database the same: ``parent_rank = 'genus'``)."""
+    return name if rank == "genus" else None
+
+
+def elsewhere_line(evidence: Evidence, genus: str | None) -> str | None:
+    """The flag in words, where ``known_elsewhere`` raises it: ``H. losa: 2 keys: Suriname 1, Trinidad and
+    Tobago 1; none from Costa Rica — may be a known species met from another part of its range``."""
+    s = known_elsewhere(evidence, genus, NEAR_SHOWN)
+    if s is None:
+        return None
+    here = ", ".join(evidence.geography.countries) if evidence.geography is not None else "?"
+    return (f"{s.species} ({_percent(s.identity)}): {s.keys_text()}; none from {here} — may be a known species "
+            "met from another part of its range")
+
+
+def near_species_lines(evidence: Evidence) -> list[tuple[NearSpecies, str]]:
+    """(species, ``99.1%  9 keys: Brazil 6, …``) for the nearest known species listed, nearest first."""
+    return [(s, f"{_percent(s.identity)}  {s.keys_text()}") for s in evidence.near_species[:NEAR_SHOWN]]
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
 
 
 def consensus(evidence: Evidence) -> str | None:

@@ -58,11 +58,22 @@ def summary_text(detail: Any) -> Text:
         span = f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
         text.append(f"members' labels agree down to {r} {name} (P(right) {span}, under the level): v moves it there\n",
                     style="grey70")
-    text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  nearest known ")
-    text.append(f"{s.nearest_species or '–'}", style="magenta")
-    text.append(f" ({_pct(s.nearest_identity)})\n")
-    gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
-    text.append(gap.sentence(), style=ev.GAP_STYLE.get(gap.verdict, ""))
+    text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  ")
+    if s.status == "assigned":  # the identity to the assigned species' own keys, not to the old nearest one
+        ident = ev.assigned_identity(detail.evidence, s.provisional_name)
+        text.append("identity to its keys ")
+        text.append(_pct(ident) if ident is not None else "– (no member was aligned to them)", style="magenta")
+    else:
+        shown, ident = ev.nearest_header(detail.evidence, s.nearest_species, s.nearest_identity)
+        text.append("nearest known ")
+        text.append(shown, style="magenta")
+        text.append(f" ({_pct(ident)})\n")
+    if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
+        gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
+        text.append(gap.sentence(), style=ev.GAP_STYLE.get(gap.verdict, ""))
+    elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name))
+    if elsewhere and s.status != "assigned":
+        text.append(f"\n⚑ {elsewhere}", style="bold yellow")
     warning = ev.rejected_warning(detail.history, s.id)
     if warning:
         text.append(f"\n⚠ {warning}", style="bold yellow")
@@ -214,9 +225,21 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one("#dna-note", Static).update(dna.note)
         s = detail.summary
         nearest = Text()
-        nearest.append("nearest known species: ", style="grey70")
-        nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
-        nearest.append(f"  identity {_pct(s.nearest_identity)}")
+        listed = ev.near_species_lines(detail.evidence)
+        if listed:  # the nearest few, each with its keys and their countries (format 4)
+            nearest.append("nearest known species · best identity of a member · its keys by country:", style="grey70")
+        else:  # a record that lists none: the one nearest species it holds
+            nearest.append("nearest known species: ", style="grey70")
+            nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
+            nearest.append(f"  identity {_pct(s.nearest_identity)}")
+        for i, (near_species, line) in enumerate(listed):
+            nearest.append("\n  ")
+            nearest.append(near_species.species, style="bold magenta" if i == 0 else "magenta")
+            nearest.append(f"  {line}")
+        elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name))
+        if elsewhere:
+            nearest.append("\n⚑ ", style="bold yellow")
+            nearest.append(elsewhere, style="yellow")
         for label, value in [*ev.why_lines(detail.evidence, detail.members),
                              *ev.extra_lines(detail.evidence, detail.closest_candidate, detail.bin_holders)]:
             nearest.append(f"\n{label}: ", style="grey70")

@@ -44,12 +44,14 @@ class QueueQuery:
     sort: str = "id"
     descending: bool = False
     run_id: int | None = None
+    #: only candidates a known species met from elsewhere may be (``storage.evidence.known_elsewhere``)
+    known_elsewhere: bool = False
 
     def kwargs(self) -> dict[str, Any]:
         return dict(status=self.status, parent=self.parent, parent_subtree=isinstance(self.parent, int),
                     run_id=self.run_id, min_size=self.min_size, min_novelty=self.min_novelty,
                     min_identity=self.min_identity, max_identity=self.max_identity, search=self.search,
-                    sort=self.sort, descending=self.descending)
+                    sort=self.sort, descending=self.descending, known_elsewhere=self.known_elsewhere)
 
     def describe(self) -> str:
         """One line for the queue header: the filter (as the filter dialog reads it) and the sort."""
@@ -67,6 +69,8 @@ class QueueQuery:
             if value is not None:
                 shown = f"{value * 100:g}" if name == "identity" else value
                 parts.append(f"{name}{op}{shown}")
+        if self.known_elsewhere:
+            parts.append("known=elsewhere")
         if self.search:
             parts.append(" ".join(shlex.quote(w) for w in self.search.split()) if quote else f"'{self.search}'")
         return parts
@@ -77,13 +81,14 @@ class QueueQuery:
 
 
 def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
-    """``size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all words…`` → a new query.
+    """``size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all known=elsewhere words…`` → a new query.
 
-    Identity may be given in percent (97) or as a fraction (0.97). Raises
+    Identity may be given in percent (97) or as a fraction (0.97). ``known=elsewhere``: only candidates whose
+    nearest known species may be their own, met from another part of its range (the detail's ⚑ line). Raises
     ValueError naming the term it could not read.
     """
     q = replace(base, parent=None, parent_label=None, min_size=None, min_novelty=None, max_identity=None,
-                min_identity=None, search=None)
+                min_identity=None, search=None, known_elsewhere=False)
     words: list[str] = []
     for term in shlex.split(text):
         for op in (">=", "<=", "="):
@@ -106,6 +111,8 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 q = replace(q, min_size=int(value))
             elif key == "novelty" and op == ">=":
                 q = replace(q, min_novelty=float(value))
+            elif key == "known" and op == "=" and value == "elsewhere":
+                q = replace(q, known_elsewhere=True)
             elif key == "identity":
                 v = float(value)
                 v = v / 100 if v > 1 else v
@@ -114,7 +121,7 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 raise ValueError
         except ValueError:
             raise ValueError(f"cannot read filter term {term!r} (try size>=5 novelty>=0.9 identity<=97 "
-                             f"parent=NAME status=pending|accepted|rejected|assigned|all)") from None
+                             f"parent=NAME known=elsewhere status=pending|accepted|rejected|assigned|all)") from None
     if words:
         q = replace(q, search=" ".join(words))
     return q
@@ -283,7 +290,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             except ValueError as exc:
                 self.app.notify(str(exc), severity="error", timeout=8)
 
-        self.app.push_screen(TextDialog("Filter (size>=5 novelty>=0.9 identity<=97 parent=NAME status=all text):",
+        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME known=elsewhere status=all text):",
                                         self.query_state.filter_text(), "empty clears filters",
                                         allow_empty=True),
                              lambda t: _apply(t) if t is not None else None)

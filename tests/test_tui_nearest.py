@@ -1,0 +1,131 @@
+"""The nearest known species a reviewer is shown: ties, key counts and countries, the "known species met from
+elsewhere?" flag, the queue filter on it, and the identity to an assigned species' own keys.
+
+A taxonomist reviewing a real Costa Rican plate found 10 of 115 candidates to be KNOWN species whose reference
+keys all came from other countries, and could not see it: the header named one species (a tied one, the true one,
+hid behind "lies within 0.0%"), no key count or country was shown, and once assigned the header kept the old
+nearest species' identity. Real SQLite file, the real app driven with Pilot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.db.taxonomy import register_lineages
+from biodiscover.storage.evidence import Evidence, Geography, MemberHit, NearSpecies
+from biodiscover.storage.records import Specimen
+from biodiscover.tui.app import ReviewApp
+from biodiscover.tui.screens.detail import DetailScreen
+from biodiscover.tui.screens.queue import QueueScreen, parse_filter
+from biodiscover.tui.widgets.proposal_table import ProposalTable
+from fixtures.tui_pilot import asynctest, settle
+
+GONODONTA = {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Calpinae", "genus": "Gonodonta"}
+HERE = Geography(countries={"Costa Rica": 4})
+
+
+def _evidence(near: tuple[NearSpecies, ...], pids: list[str]) -> Evidence:
+    top = near[0]
+    return Evidence(size=len(pids), geography=HERE, near_species=near,
+                    member_hits={p: MemberHit(top.species, top.genus, "K1", top.identity) for p in pids})
+
+
+def _plate(path: Path) -> dict[str, int]:
+    """Three candidates of genus Gonodonta: a tie whose second species has one key with no country (flagged),
+    one whose nearest species has a key from the members' own country (not flagged), one far from anything."""
+    bidens = NearSpecies("Gonodonta bidens", "Gonodonta", 0.9912, 9, {"Brazil": 6, "Mexico": 1, "Jamaica": 1,
+                                                                      "Venezuela": 1}, {"A0": 0.9912, "A1": 0.99})
+    uxor = NearSpecies("Gonodonta uxor", "Gonodonta", 0.9904, 1, {}, {"A0": 0.9904, "A1": 0.99})
+    immacula = NearSpecies("Gonodonta immacula", "Gonodonta", 0.988, 2, {"Brazil": 1, "Suriname": 1}, {"A1": 0.988})
+    homely = NearSpecies("Gonodonta sicheas", "Gonodonta", 0.95, 11, {"Mexico": 3, "Costa Rica": 1}, {"B0": 0.95})
+    far = NearSpecies("Abax parallelepipedus", "Abax", 0.88, 40, {"Germany": 40}, {"C0": 0.88})
+    groups = {"A": ["A0", "A1"], "B": ["B0", "B1"], "C": ["C0", "C1"]}
+    evidence = {"A": (bidens, uxor, immacula), "B": (homely,), "C": (far,)}
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=p, dna_barcode="ACGT" * 150, country="Costa Rica")
+                   for g in groups.values() for p in g], collection="plate", backup=False)
+        register_lineages(db, [{**GONODONTA, "species": s} for s in ("Gonodonta bidens", "Gonodonta uxor")],
+                          source="test")
+        run = db.start_run("triage", {}, backup=False)
+        ids = db.write_proposals(run, [{
+            "members": groups[k], "parent_lineage": GONODONTA, "nearest_species": evidence[k][0].species,
+            "nearest_identity": evidence[k][0].identity, "evidence": _evidence(evidence[k], groups[k])}
+            for k in ("A", "B", "C")])
+        db.finish_run(run, "completed")
+    return dict(zip(("A", "B", "C"), ids))
+
+
+def _text(app: ReviewApp, selector: str) -> str:
+    return str(app.screen.query_one(selector).render())
+
+
+@asynctest
+async def test_the_detail_names_a_tie_lists_keys_and_countries_and_flags_a_species_met_elsewhere(
+        tmp_path: Path) -> None:
+    ids = _plate(tmp_path / "plate.sqlite")
+    db = Database.open(tmp_path / "plate.sqlite")
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(DetailScreen(ids["A"]))
+        await settle(pilot)
+        header = " ".join(_text(app, "#detail-summary").split())
+        assert "nearest known Gonodonta bidens / G. uxor (99.1%)" in header
+        assert ("⚑ Gonodonta bidens (99.1%): 9 keys: Brazil 6, Jamaica 1, Mexico 1, Venezuela 1; none from Costa "
+                "Rica — may be a known species met from another part of its range") in header
+        await pilot.press("3")
+        await settle(pilot)
+        listed = [" ".join(line.split()) for line in _text(app, "#nearest").splitlines()]
+        assert "Gonodonta uxor 99.0% 1 key, no country" in listed  # 0.08 % below bidens: tied
+        assert "Gonodonta immacula 98.8% 2 keys: Brazil 1, Suriname 1" in listed
+        assert any(line.startswith("⚑ Gonodonta bidens (99.1%)") for line in listed)
+        # a nearest species with a key from the members' country: no flag; a far one of another genus: no flag
+        for key, keys in (("B", "Gonodonta sicheas 95.0% 11 keys: Mexico 3, Costa Rica 1"),
+                          ("C", "Abax parallelepipedus 88.0% 40 keys: Germany 40")):
+            app.screen.load_detail(ids[key])
+            await settle(pilot)
+            assert keys in " ".join(_text(app, "#nearest").split())
+            assert "⚑" not in _text(app, "#detail-summary") and "⚑" not in _text(app, "#nearest")
+            assert "/" not in _text(app, "#detail-summary").splitlines()[2]  # one species: no tie named
+    db.close()
+
+
+@asynctest
+async def test_the_queue_filters_on_the_flag(tmp_path: Path) -> None:
+    ids = _plate(tmp_path / "plate.sqlite")
+    with Database.open(tmp_path / "plate.sqlite", readonly=True) as db:
+        rows, total = db.proposal_queue(known_elsewhere=True)
+        assert ([r.id for r in rows], total) == ([ids["A"]], 1)
+        assert db.proposal_queue()[1] == 3
+    q = parse_filter("known=elsewhere size>=2", QueueScreen().query_state)
+    assert q.known_elsewhere and q.min_size == 2 and "known=elsewhere" in q.filter_text()
+    assert not parse_filter("size>=2", q).known_elsewhere  # a new filter text replaces the old terms
+    db = Database.open(tmp_path / "plate.sqlite")
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press("ctrl+u", *"known=elsewhere", "enter")
+        await settle(pilot)
+        table = app.screen.query_one(ProposalTable)
+        assert table.total == 1 and table.current.id == ids["A"]
+        assert "known=elsewhere" in _text(app, "#queue-query")
+    db.close()
+
+
+@asynctest
+async def test_once_assigned_the_header_gives_the_identity_to_that_species_keys(tmp_path: Path) -> None:
+    ids = _plate(tmp_path / "plate.sqlite")
+    db = Database.open(tmp_path / "plate.sqlite")
+    db.assign(ids["A"], db.proposal(ids["A"]).version, "Gonodonta uxor", reviewer="ana")
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.push_screen(DetailScreen(ids["A"]))
+        await settle(pilot)
+        header = " ".join(_text(app, "#detail-summary").split())
+        assert "identity to its keys 99.0%" in header  # uxor's, not bidens' 99.1 %
+        assert "nearest known" not in header and "⚑" not in header  # nor a gap to the old nearest one
+    db.close()
