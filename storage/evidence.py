@@ -182,8 +182,10 @@ class NearSpecies:
         """Keys of the species with no country recorded."""
         return max(0, (self.n_keys or 0) - sum((self.countries or {}).values()))
 
-    def keys_text(self) -> str:
-        """``5 keys: Panama 4, Mexico 1`` / ``1 key, no country`` / ``2 keys (countries not recorded)``."""
+    def keys_text(self, most: int = 4) -> str:
+        """``5 keys: Panama 4, Mexico 1`` / ``1 key, no country`` / ``2 keys (countries not recorded)``; the ``most``
+        countries with the most keys, then how many more (a Holarctic species' 13 countries filled three lines
+        at 80 columns)."""
         if self.n_keys is None:
             return "keys not counted"
         head = f"{self.n_keys} key{'' if self.n_keys == 1 else 's'}"
@@ -192,6 +194,8 @@ class NearSpecies:
         if not self.countries:
             return f"{head}, no country"
         places = [f"{c} {n}" for c, n in sorted(self.countries.items(), key=lambda cn: (-cn[1], cn[0]))]
+        if len(places) > most:
+            places = [*places[:most], f"{len(places) - most} more countries"]
         if self.no_country:
             places.append(f"no country {self.no_country}")
         return f"{head}: {', '.join(places)}"

@@ -318,4 +318,7 @@ def test_near_species_say_their_keys_and_ties() -> None:
     assert b.keys_text() == "1 key, no country"
     assert c.keys_text() == "2 keys (countries not recorded)"
     assert NearSpecies("x").keys_text() == "keys not counted"
+    wide = NearSpecies("N pronuba", "N", 0.9, 12, {"Canada": 5, "Spain": 1, "Italy": 2, "Chile": 1, "Peru": 1,
+                                                   "Iran": 1})
+    assert wide.keys_text() == "12 keys: Canada 5, Italy 2, Chile 1, Iran 1, 2 more countries, no country 1"
     assert tied_species((a, b, c)) == [a, b]  # within 0.1 %: c is 0.17 % below

@@ -123,15 +123,17 @@ def placed_genus(rank: str | None, name: str | None) -> str | None:
     return name if rank == "genus" else None
 
 
-def elsewhere_line(evidence: Evidence, genus: str | None) -> str | None:
-    """The flag in words, where ``known_elsewhere`` raises it: ``H. losa: 2 keys: Suriname 1, Trinidad and
-    Tobago 1; none from Costa Rica — may be a known species met from another part of its range``."""
+def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False) -> str | None:
+    """The flag in words, where ``known_elsewhere`` raises it: ``H. losa (93.4%): 2 keys: Suriname 1, Trinidad and
+    Tobago 1; none from Costa Rica — may be a known species met from another part of its range``; ``short`` (the
+    header, two lines at 80 columns): the key count without the countries the Evidence tab lists."""
     s = known_elsewhere(evidence, genus, NEAR_SHOWN)
     if s is None:
         return None
     here = ", ".join(evidence.geography.countries) if evidence.geography is not None else "?"
-    return (f"{s.species} ({_percent(s.identity)}): {s.keys_text()}; none from {here} — may be a known species "
-            "met from another part of its range")
+    keys = f"{s.n_keys} key{'' if s.n_keys == 1 else 's'}" if short else s.keys_text()
+    return (f"{s.species} ({_percent(s.identity)}): {keys}; none from {here} — may be a known species met from "
+            "another part of its range")
 
 
 def near_species_lines(evidence: Evidence) -> list[tuple[NearSpecies, str]]:

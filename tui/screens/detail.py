@@ -71,7 +71,7 @@ def summary_text(detail: Any) -> Text:
     if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
         text.append(gap.sentence(), style=ev.GAP_STYLE.get(gap.verdict, ""))
-    elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name))
+    elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), short=True)
     if elsewhere and s.status != "assigned":
         text.append(f"\n⚑ {elsewhere}", style="bold yellow")
     warning = ev.rejected_warning(detail.history, s.id)
