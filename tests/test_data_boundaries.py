@@ -266,14 +266,17 @@ def test_at_most_floor_1_plus_b_minus_2_over_3_barcodes_of_a_species_go_to_test(
 
 # -- formats and headers ----------------------------------------------------------------------------------------
 
-def test_evidence_records_are_format_3_and_a_format_4_record_is_refused_as_newer() -> None:
-    assert Evidence.from_dict({"format": 2}).format == 3
-    assert Evidence.from_dict({}).format == 3
-    # a record of format 2 has no hit barcodes; format 3 keeps them
+def test_evidence_records_are_format_4_and_a_format_5_record_is_refused_as_newer() -> None:
+    assert Evidence.from_dict({"format": 2}).format == 4
+    assert Evidence.from_dict({}).format == 4
+    # a record of format 2 has no hit barcodes; format 3 keeps them; format 3 has no nearest species, 4 keeps them
     assert Evidence.from_dict({"format": 2}).hit_barcodes == {}
     assert Evidence.from_dict({"format": 3, "hit_barcodes": {"K1": "ACGT"}}).hit_barcodes == {"K1": "ACGT"}
-    with pytest.raises(ValueError, match=r"evidence format 4 is newer than this biodiscover reads \(3\)"):
-        Evidence.from_dict({"format": 4})
+    assert Evidence.from_dict({"format": 3}).near_species == ()
+    assert [s.species for s in Evidence.from_dict({"format": 4, "near_species": [{"species": "A b"}]}).near_species] \
+        == ["A b"]
+    with pytest.raises(ValueError, match=r"evidence format 5 is newer than this biodiscover reads \(4\)"):
+        Evidence.from_dict({"format": 5})
 
 
 def test_an_export_member_name_is_cut_at_100_characters_before_its_suffix() -> None:
@@ -325,7 +328,7 @@ def test_a_value_nothing_has_happened_to_yet_counts_zero_and_claims_nothing(tmp_
     from biodiscover.workflows.export.tables import ExportResult
 
     ev = Evidence()
-    assert (ev.size, ev.consensus_length, ev.format) == (0, 0, 3)
+    assert (ev.size, ev.consensus_length, ev.format, ev.near_species) == (0, 0, 4, ())
     assert BinEvidence().n_with_bin == 0 and Geography().n_with_coordinates == 0
     summary = ValidationSummary()
     assert (summary.rows, summary.ok, summary.quarantined, summary.photos_set_aside) == (0, 0, 0, 0)

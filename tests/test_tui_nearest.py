@@ -16,10 +16,9 @@ from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.evidence import Evidence, Geography, MemberHit, NearSpecies
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
-from biodiscover.tui.screens.detail import DetailScreen
 from biodiscover.tui.screens.queue import QueueScreen, parse_filter
 from biodiscover.tui.widgets.proposal_table import ProposalTable
-from fixtures.tui_pilot import asynctest, settle
+from fixtures.tui_pilot import asynctest, open_proposal, settle
 
 GONODONTA = {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Calpinae", "genus": "Gonodonta"}
 HERE = Geography(countries={"Costa Rica": 4})
@@ -67,9 +66,7 @@ async def test_the_detail_names_a_tie_lists_keys_and_countries_and_flags_a_speci
     db = Database.open(tmp_path / "plate.sqlite")
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.push_screen(DetailScreen(ids["A"]))
-        await settle(pilot)
+        await open_proposal(pilot, ids["A"])
         header = " ".join(_text(app, "#detail-summary").split())
         assert "nearest known Gonodonta bidens / G. uxor (99.1%)" in header
         assert ("⚑ Gonodonta bidens (99.1%): 9 keys; none from Costa Rica — may be a known species met from "
@@ -123,9 +120,7 @@ async def test_once_assigned_the_header_gives_the_identity_to_that_species_keys(
     db.assign(ids["A"], db.proposal(ids["A"]).version, "Gonodonta uxor", reviewer="ana")
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        app.push_screen(DetailScreen(ids["A"]))
-        await settle(pilot)
+        await open_proposal(pilot, ids["A"])
         header = " ".join(_text(app, "#detail-summary").split())
         assert "identity to its keys 99.0%" in header  # uxor's, not bidens' 99.1 %
         assert "nearest known" not in header and "⚑" not in header  # nor a gap to the old nearest one

@@ -15,18 +15,10 @@ from biodiscover.storage.db.proposals import agreed_below
 from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
-from biodiscover.tui.screens.detail import DetailScreen
 from biodiscover.tui.screens.dialogs import PickDialog
-from fixtures.tui_pilot import asynctest, settle
+from fixtures.tui_pilot import asynctest, open_proposal, settle
 
 NYSTALEA = {"order": "Lepidoptera", "family": "Notodontidae", "subfamily": None, "genus": "Nystalea"}
-
-
-async def _open_detail(pilot, pid: int) -> None:
-    """Let the app load, then open candidate ``pid``'s detail screen."""
-    await settle(pilot)
-    pilot.app.push_screen(DetailScreen(pid))
-    await settle(pilot)
 
 
 def test_the_deepest_rank_every_members_label_agrees_on_below_the_parent() -> None:
@@ -62,7 +54,7 @@ async def test_the_header_says_it_and_the_move_list_offers_it_first(tmp_path: Pa
     db = Database.open(path)
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _open_detail(pilot, pid)
+        await open_proposal(pilot, pid)
         header = str(app.screen.query_one("#detail-summary").render())
         assert "members' labels agree down to genus Nystalea (P(right) 0.95–0.97, under the level)" in header
         await pilot.press("v")
@@ -91,7 +83,7 @@ async def test_moving_an_unplaced_candidate_says_so(tmp_path: Path) -> None:
     db = Database.open(path)
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _open_detail(pilot, pid)
+        await open_proposal(pilot, pid)
         await pilot.press("v")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)
