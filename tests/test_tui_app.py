@@ -8,6 +8,8 @@ the app posted.
 
 from __future__ import annotations
 
+import re
+
 import time
 from pathlib import Path
 from typing import Any
@@ -106,7 +108,7 @@ async def test_reject_then_undo(review_db: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         first = app.screen.query_one(ProposalTable).current
-        await pilot.press("r")
+        await pilot.press("r", "enter")
         await settle(pilot)
         assert db.proposal(first.id).status == "rejected"
         assert first.id not in [p.id for p in app.screen.query_one(ProposalTable).rows_shown]
@@ -128,7 +130,7 @@ async def test_decision_refused_when_proposal_changed_underneath(review_db: Path
         seen = app.screen.query_one(ProposalTable).current
         with Database.open(review_db) as other:  # another reviewer decides first
             other.reject(seen.id, seen.version, reviewer="bo")
-        await pilot.press("r")
+        await pilot.press("r", "enter")
         await settle(pilot)
         assert any("refused" in m for m in notes(app))
         log = log_of(db, seen.id)
@@ -186,7 +188,7 @@ async def test_detail_next_after_decision_walks_the_queue(review_db: Path) -> No
         order = [p.id for p in db.proposal_queue(status="pending", limit=6)[0]]
         await pilot.press("enter")
         await settle(pilot)
-        await pilot.press("r")  # reject the first; the detail moves on to the second
+        await pilot.press("r", "enter")  # reject the first; the detail moves on to the second
         await settle(pilot)
         assert app.screen.proposal_id == order[1]
         await pilot.press("j")
@@ -208,7 +210,7 @@ async def test_detail_next_after_decision_walks_the_queue(review_db: Path) -> No
         assert isinstance(app.screen, QueueScreen) and table.current.id == order[2] and table.cursor_row == 2
         await pilot.press("enter")
         await settle(pilot)
-        await pilot.press("r")
+        await pilot.press("r", "enter")
         await settle(pilot)
         assert app.screen.proposal_id == order[3]
         await pilot.press("escape")
@@ -365,8 +367,10 @@ async def test_the_merge_list_offers_the_closest_candidate_first_with_its_distan
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)
         (first, label), rest = app.screen.options[0], app.screen.options[1:]
-        assert first[0].id == big.id and label.endswith(f" · closest: {nb.distance * 100:.1f}% from #{new_id}")
-        assert not any("closest" in lab for _, lab in rest)
+        assert first[0].id == big.id and label.startswith(f"{nb.distance * 100:.1f}% from #{new_id} · #{big.id} ")
+        # every row says how far it is, and the list is by that distance (it went by size after the first row)
+        said = [float(re.match(r"^≈?([\d.]+)% from #", lab)[1]) for _, lab in app.screen.options]
+        assert len(said) == len(rest) + 1 and said == sorted(said)
     db.close()
 
 
@@ -413,7 +417,7 @@ async def test_keymap_remaps_binding_ids_and_help_lists_them(review_db: Path) ->
         await pilot.press("r")
         await settle(pilot)
         assert db.proposal(first.id).status == "pending"
-        await pilot.press("z")
+        await pilot.press("z", "enter")
         await settle(pilot)
         assert db.proposal(first.id).status == "rejected"
         await pilot.press("question_mark")
@@ -436,6 +440,8 @@ async def test_command_palette_runs_proposal_actions(review_db: Path) -> None:
         await pilot.press(*"proposal: reject")
         await pilot.pause(0.3)
         await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter")  # no reason
         await settle(pilot)
         assert db.proposal(first.id).status == "rejected"
     db.close()
@@ -471,14 +477,15 @@ async def test_fast_keys_never_decide_on_a_proposal_already_left_behind(review_d
         await settle(pilot)
         # Two key handlers back to back, before the worker of the first could report (Pilot would
         # wait for idle between two presses): exactly what a fast typist produces on a slow disk.
-        app.screen.action_reject()
-        app.screen.action_reject()
+        shown = app.screen.current_proposal()
+        app.screen.reject_with(shown, "")  # the reason dialog answered twice
+        app.screen.reject_with(shown, "")
         await settle(pilot)
         assert db.proposal(order[0]).status == "rejected"
         assert db.proposal(order[1]).status == "pending"
         assert any("still saving" in m for m in notes(app))
         assert app.screen.proposal_id == order[1]
-        await pilot.press("r")  # once the next one is shown, keys work again
+        await pilot.press("r", "enter")  # once the next one is shown, keys work again
         await settle(pilot)
         assert db.proposal(order[1]).status == "rejected" and app.screen.proposal_id == order[2]
     db.close()
@@ -501,17 +508,20 @@ async def test_members_table_never_runs_one_column_into_the_next(review_db: Path
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_detail(pilot)
         table = screen.query_one("#members-table")
-        widths = {key: table.columns[key].width for key, *_ in MEMBER_COLUMNS}
+        widths = {key: column.width for key, column in table.columns.items()}
         detail = db.proposal_detail(screen.proposal_id)
+        shown = [k for k, *_ in MEMBER_COLUMNS if k in widths]
         for m in detail.members:
-            row = dict(zip([k for k, *_ in MEMBER_COLUMNS], table.get_row(m.processid)))
+            row = dict(zip(shown, table.get_row(m.processid)))
             for key, cell in row.items():
                 assert len(str(cell)) <= widths[key] - 1, (key, cell)
             country = m.country or "–"
             expected = country if len(country) <= widths["country"] - 1 else country[: widths["country"] - 2] + "…"
             assert row["country"] == expected
-        assert dict(zip([k for k, *_ in MEMBER_COLUMNS], table.get_row(long_one)))["country"].endswith("…")
-        assert "area" in [str(c.label) for c in table.columns.values()]
+        assert dict(zip(shown, table.get_row(long_one)))["country"].endswith("…")
+        # the area column is there when a member has one (hidden when none has: a plate without photographs)
+        assert ("area" in [str(c.label) for c in table.columns.values()]) == \
+            any(m.image_measurement_value is not None for m in detail.members)
         assert widths["pid"] - 1 >= len("GBMIN123456-19")  # a BOLD process id shows whole at 80 columns
     db.close()
 
@@ -581,7 +591,7 @@ async def test_tab_keys_focus_the_tab_content(review_db: Path) -> None:
         await settle(pilot)
         images = screen.query_one(ImagePanel)
         assert app.focused is images and images.caption.startswith("photo 1/")
-        await pilot.press("z")
+        await pilot.press("z", "enter")
         await settle(pilot)
         view = images.query_one(".zoom-view").region  # zoomed, the photo fills the tab, not a 24×12 stamp
         assert view.height >= screen.query_one("#image-panel").region.height - 3 and view.width > 24
@@ -656,7 +666,7 @@ async def test_history_names_what_an_undo_took_back(review_db: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         first = app.screen.query_one(ProposalTable).current
-        await pilot.press("r")
+        await pilot.press("r", "enter")
         await settle(pilot)
         await pilot.press("u", "y")
         await settle(pilot)

@@ -71,7 +71,7 @@ async def test_rejection_is_remembered_when_the_same_members_come_back(review_db
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         first = app.screen.query_one(ProposalTable).current
-        await pilot.press("r")
+        await pilot.press("r", "enter")
         await settle(pilot)
     assert db.proposal(first.id).status == "rejected"
     members = proposal_members(db, first.id)

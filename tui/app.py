@@ -115,19 +115,6 @@ class ReviewApp(App[None]):
 
         self.push_screen(TaxonomyScreen(focus_taxon=focus_taxon))
 
-    # -- data used by dialogs (called from worker threads) ---------------------------------------------------
-    def parent_taxon_options(self, exclude: int | None = None) -> list[tuple[int, str]]:
-        """(taxon id, label) of every non-species taxon a proposal can be moved under."""
-        graph = self.db.taxonomy()
-        out = []
-        for tid in graph.graph.nodes:
-            node = graph.node(tid)
-            if node.rank == "species" or node.status == "rejected" or tid == exclude:
-                continue
-            lineage = " › ".join(n.name for n in graph.lineage(tid)[:-1][-2:])
-            out.append((tid, f"{node.rank} {node.name}" + (f"  ({lineage})" if lineage else "")))
-        return sorted(out, key=lambda o: o[1])
-
 
 def run_review(db_path: Path, *, run_id: int | None = None, reviewer: str | None = None,
                keymap_path: Path | None = None, image_root: Path | None = None) -> None:

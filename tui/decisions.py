@@ -18,7 +18,9 @@ from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
+from biodiscover.storage.db.reviews import ABOVE_NEW_GENUS, new_genus_problem
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
+from biodiscover.tui.pickers import evidence_taxa, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,20 @@ def proposal_label(p: Any, lands: str | None = None) -> str:
         f" · nearest {p.nearest_species}" + ("" if ident is None else f" {ident * 100 if ident <= 1 else ident:.1f}%")
     where = "" if not lands else (f" → {lands}" if lands.startswith("no taxon") else f" → under {lands}")
     return f"#{p.id} {p.name} · n={p.size}{near}{where}"
+
+
+@dataclasses.dataclass(frozen=True)
+class NewGenus:
+    """The move list's offer to make a genus the reference lacks, called what the reviewer typed."""
+
+    name: str
+
+
+def taxon_label(graph: Any, tid: int) -> str:
+    """``family Erebidae  (Lepidoptera)``: a taxon in a pick list, with the two taxa above it."""
+    node = graph.node(tid)
+    lineage = " › ".join(n.name for n in graph.lineage(tid)[:-1][-2:])
+    return f"{node.rank} {node.name}" + (f"  ({lineage})" if lineage else "")
 
 
 def lowest_common(graph: Any, a: int | None, b: int | None) -> Any | None:
@@ -92,13 +108,15 @@ def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any
     return out
 
 
-def member_label(m: Any) -> str:
-    """A member in the split dialog: aligned columns that fit the 80-column dialog."""
+def member_label(m: Any, with_bin: bool = True) -> str:
+    """A member in the split dialog: aligned columns that fit the 80-column dialog (the BIN column left out
+    when no member has one, as on a plate whose BINs were removed: it said "no BIN" on every row)."""
     prob = "–" if m.probability is None else f"{m.probability:.2f}"
     nov = "–" if m.novelty is None else f"{m.novelty:.2f}"
     country = m.country or "–"
     country = country if len(country) <= 12 else country[:11] + "…"
-    return f"{m.processid:<13} {m.dna_bin or 'no BIN':<12} {country:<12} memb {prob} nov {nov}"
+    bin_ = f"{m.dna_bin or 'no BIN':<12} " if with_bin else ""
+    return f"{m.processid:<13} {bin_}{country:<12} memb {prob} nov {nov}"
 
 
 class DecisionsMixin:
@@ -193,12 +211,21 @@ class DecisionsMixin:
                                       lambda r: f"#{p.id} accepted as {r.name}", True))
 
     def action_reject(self) -> None:
+        """Ask why (optional), then reject: a later reader of the history or the export needs the reason ("known
+        species", "contaminant"); it is the reject review's note, where exports read reviewers' notes."""
         p = self._target()
         if p is None:
             return
+        self._ask(TextDialog(f"Reject #{p.id} ({p.name}). Reason, optional (Enter alone rejects without one):", "",
+                             "e.g. known species, contaminant, mixed sample", allow_empty=True),
+                  lambda reason: self.reject_with(p, reason))
+
+    def reject_with(self, p: Any, reason: str) -> None:
+        """Write the rejection of ``p`` with ``reason`` (blank: none)."""
         db, who = self.app.db, self.app.reviewer
-        self._write("reject", lambda: db.reject(p.id, p.version, reviewer=who),
-                    lambda r: f"#{p.id} rejected", True)
+        note = reason.strip() or None
+        self._write("reject", lambda: db.reject(p.id, p.version, reviewer=who, note=note),
+                    lambda r: f"#{p.id} rejected" + (f": “{note}”" if note else ""), True)
 
     def action_rename(self) -> None:
         p = self._target()
@@ -254,27 +281,33 @@ class DecisionsMixin:
         """Every pending candidate can be merged in: the closest candidate (its consensus nearest this one's, as
         the evidence recorded it) first, saying how far; then the same parent, then the others, each saying where
         the merged candidate would land (the parents' lowest common taxon)."""
+        from biodiscover.storage.distance import cross_p_distance
+
         db, who = self.app.db, self.app.reviewer
         rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
+        rows = [o for o in rows if o.id != p.id]
         graph = db.taxonomy()
-        detail = db.proposal_detail(p.id)
-        closest, nb = detail.closest_candidate, detail.evidence.between_distance
+        # every row's distance, consensus to consensus (a reviewer saw it on the first row only, the rest by size)
+        seqs = db.consensus_barcodes([p.id, *(o.id for o in rows)])
+        measured = [o for o in rows if seqs.get(o.id)]
+        far = cross_p_distance([seqs[p.id]], [seqs[o.id] for o in measured])[0] \
+            if seqs.get(p.id) and measured else []
+        distance = {o.id: float(d) for o, d in zip(measured, far)}
         options = []
         for o in rows:
-            if o.id == p.id:
-                continue
             lands, depth = None, 99
             if o.parent_taxon_id != p.parent_taxon_id:
                 common = lowest_common(graph, p.parent_taxon_id, o.parent_taxon_id)
                 depth = -len(graph.lineage(common.id)) if common is not None else 0
                 lands = f"{common.rank} {common.name}" if common is not None else \
                     f"no taxon in common: stays under {p.parent_rank} {p.parent_name}"
-            label = proposal_label(o, lands)
-            first = closest is not None and nb is not None and o.id == closest.id
-            if first:
-                label += f" · closest: {nb.distance * 100:.1f}% from #{p.id}"
-            # the closest first, then the same parent, then the closest relatives (deepest common taxon)
-            options.append(((not first, o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), label))
+            d = distance.get(o.id)
+            # far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
+            how_far = "distance unknown (no consensus barcode)" if d is None else \
+                (f"{d * 100:.1f}% from #{p.id}" if d < 0.12 else f"≈{d * 100:.0f}% from #{p.id}")
+            label = f"{how_far} · {proposal_label(o, lands)}"
+            # the closest first, then (a tie) the same parent, then the closest relatives (deepest common taxon)
+            options.append(((d is None, d or 0.0, o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), label))
         options.sort(key=lambda x: x[0])
         if not options:
             self.app.call_from_thread(self.app.notify, "no other pending proposal to merge with", severity="warning")
@@ -312,7 +345,8 @@ class DecisionsMixin:
             self.app.call_from_thread(self.app.notify, f"#{p.id} has one member; nothing to split",
                                       severity="warning")
             return
-        options = [(m.processid, member_label(m)) for m in detail.members]
+        with_bin = any(m.dna_bin for m in detail.members)
+        options = [(m.processid, member_label(m, with_bin)) for m in detail.members]
 
         def split(ids: list[str]) -> None:
             def fn() -> Any:
@@ -334,27 +368,59 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _move_options(self, p: Any) -> None:
+        """Every taxon above species, where the evidence points first (:mod:`biodiscover.tui.pickers`), each of
+        those saying why; and, last, a genus the reference lacks, called what the reviewer typed (F7 of a real
+        plate's review: 209 of 1,200 specimens were of absent genera), placed next under a taxon picked the same
+        way, made provisional with the move."""
         db, who = self.app.db, self.app.reviewer
-        options = self.app.parent_taxon_options(exclude=p.parent_taxon_id)
-        if not options:
-            self.app.call_from_thread(self.app.notify, "no other taxon to move to", severity="warning")
-            return
-        # the taxon every member's label agrees on first (the list began with other orders' families)
-        agreed = db.proposal_detail(p.id).agreed_below
-        if agreed is not None:
-            first = f"{agreed[0]} {agreed[1]}"
-            options = sorted(options, key=lambda o: o[1] != first and not o[1].startswith(first + "  "))
-        labels = dict(options)
+        graph = db.taxonomy()
+        detail = db.proposal_detail(p.id)
+        taken = db.taken_names()
+        evidence = evidence_taxa(graph, detail)
+        why = dict(evidence)
+        anchor = p.parent_taxon_id if p.parent_taxon_id in graph else (evidence[0][0] if evidence else None)
+        places = [tid for tid in graph.graph.nodes if graph.node(tid).rank != "species"]
+        order = ranked(graph, places, [tid for tid, _ in evidence], anchor)
+        labels = {tid: taxon_label(graph, tid) for tid in order}
+        options: list[tuple[Any, str]] = [(tid, labels[tid] + (f"  ← {why[tid]}" if tid in why else ""))
+                                          for tid in order if tid != p.parent_taxon_id]
         # an unplaced candidate has no parent: the dialog read "now under None None"
         here = f"{p.parent_rank} {p.parent_name}" if p.parent_name else "no taxon (unplaced)"
 
-        def confirm(tid: int) -> None:
-            # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
-            self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {labels[tid]}?"),
-                      lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who),
-                                            lambda r: f"#{p.id} moved from {here} to {r.parent[0]} {r.parent[1]}"))
+        def offer(typed: str) -> tuple[Any, str]:
+            name = typed.strip()
+            return (NewGenus(name), f"+ new genus {name} (provisional ◆): Enter, then pick where it goes" if name
+                    else "+ new genus: type its name in the box above (a genus the reference lacks)")
 
-        self.app.call_from_thread(self._ask, PickDialog(f"Move #{p.id} (now under {here}) to:", options), confirm)
+        def refuse(value: Any) -> str | None:
+            return new_genus_problem(value.name, None, taken) if isinstance(value, NewGenus) else None
+
+        def move(tid: int, genus: str | None = None) -> None:
+            into = f"new genus {genus} (provisional ◆) under {labels[tid]}" if genus else labels[tid]
+            said = f"new genus {genus} (provisional) under {labels[tid].split('  ')[0]}" if genus else None
+            # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
+            self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?"),
+                      lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who,
+                                                                    new_genus=genus),
+                                            lambda r: f"#{p.id} moved from {here} to "
+                                                      f"{said or f'{r.parent[0]} {r.parent[1]}'}"))
+
+        def pick(choice: Any) -> None:
+            if not isinstance(choice, NewGenus):
+                move(choice)
+                return
+            # where the new genus goes: the candidate's own parent first when a genus can go there
+            under = [tid for tid in order if graph.node(tid).rank in ABOVE_NEW_GENUS]
+            if p.parent_taxon_id in under:
+                under = [p.parent_taxon_id] + [t for t in under if t != p.parent_taxon_id]
+            self._ask(PickDialog(f"Place the new genus {choice.name} (provisional ◆) under:",
+                                 [(tid, labels[tid] + ("  ← where #%d is now" % p.id if tid == p.parent_taxon_id
+                                                       else f"  ← {why[tid]}" if tid in why else ""))
+                                  for tid in under]),
+                      lambda tid: move(tid, choice.name))
+
+        self.app.call_from_thread(self._ask, PickDialog(f"Move #{p.id} (now under {here}) to:", options,
+                                                        offer=offer, refuse=refuse), pick)
 
     def action_assign(self) -> None:
         p = self._target()
@@ -366,23 +432,33 @@ class DecisionsMixin:
         """Pick a known species (the reference's, registered by triage, or a new one a reviewer accepted), the
         nearest one first."""
         db, who = self.app.db, self.app.reviewer
-        options = db.known_species(limit=5000, near=p.nearest_species)
+        options = db.known_species(limit=1_000_000, near=p.nearest_species)
         if not options:
             self.app.call_from_thread(self.app.notify, "no known species in this database's taxonomy (a triage "
                                       "registers the reference's species)", severity="warning")
             return
         names = {tid: label.split("  (")[0] for tid, label in options}
+        # after the best hits: the evidence's genera and families, then the candidate's own order before any other
+        # (the real plate's list went from the congeners to Abax, a beetle)
+        graph = db.taxonomy()
+        detail = db.proposal_detail(p.id)
+        evidence = [tid for tid, _ in evidence_taxa(graph, detail, hits_first=True)]
+        near = graph.find(p.nearest_species, "species") if p.nearest_species else []
+        anchor = near[0].id if near else p.parent_taxon_id
+        place = {tid: i for i, tid in enumerate(ranked(graph, [t for t, _ in options if t in graph], evidence,
+                                                       anchor))}
+        options = sorted(options, key=lambda o: place.get(o[0], len(place)))
         # the species the members' own best hits name, closest first, each with its identity and how many members
         # hit it: a taxonomist reviewing a real plate saw one of two species tied at 95.0 % and assigned by row
         hits: dict[str, list[float]] = {}
-        for h in db.proposal_detail(p.id).evidence.member_hits.values():
+        for h in detail.evidence.member_hits.values():
             if h.species and h.identity is not None:
                 hits.setdefault(h.species, []).append(h.identity)
-        ranked = {sp: (max(v), len(v)) for sp, v in hits.items()}
-        options = sorted(((tid, label + (f"  · {100 * ranked[names[tid]][0]:.1f} %, best hit of "
-                                         f"{ranked[names[tid]][1]} of {p.size}" if names[tid] in ranked else ""))
+        best = {sp: (max(v), len(v)) for sp, v in hits.items()}
+        options = sorted(((tid, label + (f"  · {100 * best[names[tid]][0]:.1f} %, best hit of "
+                                         f"{best[names[tid]][1]} of {p.size}" if names[tid] in best else ""))
                           for tid, label in options),
-                         key=lambda o: -ranked[names[o[0]]][0] if names[o[0]] in ranked else 1.0)
+                         key=lambda o: -best[names[o[0]]][0] if names[o[0]] in best else 1.0)[:5000]
 
         def confirm(tid: int) -> None:
             # say exactly what before writing: a row picked by one key press too many names another species

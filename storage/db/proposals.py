@@ -9,6 +9,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
         -> tuple[list[ProposalSummary], int]
     db.proposal(proposal_id) -> ProposalSummary
     db.proposal_detail(proposal_id) -> ProposalDetail
+    db.consensus_barcodes(proposal_ids) -> dict[int, str]
     db.queue_counts(run_id=None) -> dict[str, int]
 
 A proposal to write is a :class:`~biodiscover.storage.evidence.CandidateProposal`
@@ -439,6 +440,19 @@ class ProposalsMixin(DatabaseCore):
         if r is None:
             raise DatabaseError(f"no proposal {proposal_id} in {self.path}")
         return ProposalSummary.from_row(r)
+
+    def consensus_barcodes(self, proposal_ids: Sequence[int]) -> dict[int, str]:
+        """proposal id → the consensus barcode its evidence holds (those with one), in one query: the merge list
+        measures every pending candidate's distance from the one under review, and a full evidence record each
+        (alignment, member hits) would be read for one string."""
+        ids = [int(i) for i in proposal_ids]
+        out: dict[int, str] = {}
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(PROPOSALS.c.id, sa.func.json_extract(PROPOSALS.c.evidence, "$.consensus_barcode")) \
+                    .where(PROPOSALS.c.id.in_(ids[i:i + 500]))
+                out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
+        return out
 
     def queue_counts(self, run_id: int | None = None) -> dict[str, int]:
         """Proposals per status (every status present, zero when none) plus ``live``."""

@@ -10,9 +10,10 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.assign(proposal_id, expected_version, species_taxon, *, reviewer, note=None)  # a known species
     db.merge(proposal_ids, expected_versions, *, reviewer, note=None, parent=None, evidence=None)
     db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None, evidence=None)
-    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None)
+    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None, new_genus=None)
     db.rename(proposal_id, expected_version, name, *, reviewer, note=None)
     db.note(proposal_id, text, *, reviewer, expected_version=None)
+    db.taken_names() -> dict[str, str]                     # names a new genus may not take
     db.undo(review_id, *, reviewer, note=None)
     db.reviews(proposal_id=None, limit=None) -> list[dict]
 
@@ -306,6 +307,46 @@ def _find_taxon(conn: Connection, taxon: int | str, action: str) -> Any:
     return t
 
 
+#: A genus a reviewer names for a candidate whose genus the reference lacks: one Latin word, capital initial
+#: (ICZN Art. 11.8); an interim label ("gen. 1", "Clemensia cincinnata") is not a genus name.
+GENUS_NAME = re.compile(r"^[A-Z][a-z]+$")
+#: The ranks a new genus may be placed under (a genus incertae sedis in an order, family or subfamily).
+ABOVE_NEW_GENUS: tuple[str, ...] = ("order", "family", "subfamily")
+
+
+def new_genus_problem(name: str, under_rank: str | None, taken: Mapping[str, str]) -> str | None:
+    """Why ``name`` cannot be a new genus under a taxon of ``under_rank`` (None: it can; ``under_rank`` None: not
+    chosen yet, not checked). ``taken``: the lower-cased
+    names of the taxa above species already in the taxonomy → how to say which one (``genus Amaxia (under
+    subfamily Arctiinae)``): a second genus of a name already there would split its candidates between two taxa
+    no search can tell apart. One rule for the review app (which asks before it writes) and :meth:`move`."""
+    name = name.strip()
+    if not name:
+        return "type the new genus's name in the box first (e.g. Clemensia)"
+    if name.lower() in taken:
+        return f"{taken[name.lower()]} already exists: pick it in the list instead"
+    if not GENUS_NAME.match(name):
+        return f"a genus name is one Latin word with a capital initial (e.g. Clemensia), not {name!r}"
+    if under_rank is not None and under_rank not in ABOVE_NEW_GENUS:
+        return f"a new genus goes under an order, family or subfamily, not under a {under_rank}"
+    return None
+
+
+def _taken_names(conn: Connection, name: str | None = None) -> dict[str, str]:
+    """:func:`new_genus_problem`'s ``taken`` from the taxa table (names above species, not rejected): all of them,
+    or those spelled ``name`` in any case."""
+    up = TAXA.alias("up")
+    q = sa.select(TAXA.c.rank, TAXA.c.name, up.c.rank.label("up_rank"), up.c.name.label("up_name")).select_from(
+        TAXA.outerjoin(up, up.c.id == TAXA.c.parent_id)).where(TAXA.c.rank != "species", TAXA.c.status != "rejected")
+    if name is not None:
+        q = q.where(sa.func.lower(TAXA.c.name) == name.strip().lower())
+    out: dict[str, str] = {}
+    for r in conn.execute(q.order_by(TAXA.c.id)):
+        out.setdefault(r.name.lower(), f"{r.rank} {r.name}" + (f" (under {r.up_rank} {r.up_name})" if r.up_name
+                                                               else ""))
+    return out
+
+
 def _ancestry(conn: Connection, taxon_id: int | None) -> list[int]:
     """``taxon_id`` and its ancestors, nearest first."""
     out: list[int] = []
@@ -343,6 +384,12 @@ class ReviewsMixin(DatabaseCore):
         result: ReviewResult = self._write(fn, what)
         log.info("review %d: %s on proposal %s", result.review_id, result.action, result.proposal_id)
         return result
+
+    def taken_names(self) -> dict[str, str]:
+        """Lower-cased name → ``genus Amaxia (under subfamily Arctiinae)`` of every taxon above species: what a new
+        genus may not be called (:func:`new_genus_problem`), for the review app to say so before it writes."""
+        with self._read() as conn:
+            return _taken_names(conn)
 
     def suggest_name(self, proposal_id: int) -> str:
         """The name :meth:`accept` would give now (not reserved: the counter moves only on accept)."""
@@ -536,14 +583,30 @@ class ReviewsMixin(DatabaseCore):
         return self._review(_do, "split")
 
     def move(self, proposal_id: int, expected_version: int, new_parent_taxon: int | str, *, reviewer: str,
-             note: str | None = None) -> ReviewResult:
-        """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name)."""
+             note: str | None = None, new_genus: str | None = None) -> ReviewResult:
+        """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name).
+
+        ``new_genus``: first make a genus of that name under ``new_parent_taxon`` (an order, family or subfamily),
+        status ``provisional``, and place the proposal in it. Why: 209 of 1,200 specimens of a real Costa Rican
+        plate were of genera the reference lacks, and a taxonomist who knew the genus could only place them in
+        its subfamily. Undo takes the genus out again (status rejected, as an accepted species' taxon).
+        """
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "move")
             t = _find_taxon(conn, new_parent_taxon, "move")
             now = utcnow()
             taxa = [r["taxon_id"]] if r["taxon_id"] else []
             before = _snapshot(conn, [proposal_id], taxa)
+            if new_genus is not None:
+                problem = new_genus_problem(new_genus, t.rank, _taken_names(conn, new_genus))
+                if problem is not None:
+                    raise DatabaseError(f"cannot move proposal {proposal_id} into a new genus: {problem}")
+                gid = inserted_id(conn.execute(sa.insert(TAXA).values(
+                    rank="genus", name=new_genus.strip(), parent_id=t.id, status="provisional", source="review",
+                    created_at=now)))
+                before["taxa"][str(gid)] = None
+                taxa.append(gid)
+                t = _find_taxon(conn, gid, "move")
             _bump(conn, proposal_id, now, parent_taxon_id=t.id, parent_rank=t.rank, parent_name=t.name)
             if r["taxon_id"]:
                 conn.execute(sa.update(TAXA).where(TAXA.c.id == r["taxon_id"]).values(parent_id=t.id))
@@ -623,6 +686,19 @@ class ReviewsMixin(DatabaseCore):
                 raise StaleProposalError(
                     f"cannot undo review {review_id} ({rv['action']}): proposal {named.id} was assigned to "
                     f"{named.name} since; undo that assignment first")
+            # a genus that review made holds other candidates or taxa since: taking it out would orphan them
+            inside = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(
+                TAXA, TAXA.c.id == PROPOSALS.c.parent_taxon_id).where(
+                PROPOSALS.c.parent_taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
+                PROPOSALS.c.status.in_(("pending", "accepted", "assigned")))).first() if made else None
+            below = conn.execute(sa.select(TAXA.c.name).where(
+                TAXA.c.parent_id.in_(made), TAXA.c.id.notin_(tids), TAXA.c.status != "rejected")).first() \
+                if made else None
+            if inside is not None or below is not None:
+                what = f"proposal {inside.id} was placed in {inside.name}" if inside is not None else \
+                    f"taxon {below.name if below is not None else '?'} was placed in it"
+                raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): {what} since; "
+                                         "move that elsewhere or undo it first")
             now = utcnow()
             if rv["action"] != "note":
                 for k, target in before["proposals"].items():

@@ -323,13 +323,14 @@ class RunsMixin(DatabaseCore):
         those runs' ids), ``specimens`` (processid + BIOSCAN-5M columns, as
         provided), ``assignments``, ``proposals`` (live ones created by this run or
         split from them: ``proposal_id``, ``provisional_name``, ``parent_rank``,
-        ``parent_taxon``, ``status``, ``version``, ``size``, ``novelty``,
+        ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a reviewer added),
+        ``status``, ``version``, ``size``, ``novelty``,
         ``nearest_species``, ``nearest_identity``, ``evidence``), ``members``
         (``proposal_id``, ``processid``, ``probability``) and ``reviews``.
         """
         import pandas as pd
 
-        from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review
+        from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review, Taxon
         from biodiscover.storage.records import BIOSCAN_COLUMNS
 
         P, M, R = table(Proposal), table(ProposalMember), table(Review)
@@ -347,6 +348,12 @@ class RunsMixin(DatabaseCore):
             prop_rows = conn.execute(sa.select(P).where(P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))
                                      .order_by(P.c.id)).mappings().all()
             pids = [p["id"] for p in prop_rows]
+            # a parent a reviewer made for a genus the reference lacks is provisional: the exports say so
+            T = table(Taxon)
+            parents = sorted({p["parent_taxon_id"] for p in prop_rows if p["parent_taxon_id"] is not None})
+            parent_status: dict[int, str] = {}
+            for part in chunked(parents):
+                parent_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
             # candidates of this run that a later run re-clustered: not exported here (they are history), but
             # the export must say where they went, or run 1 silently reads "0 candidate species"
             later = conn.execute(sa.text(
@@ -367,11 +374,12 @@ class RunsMixin(DatabaseCore):
                                  columns=list(BIOSCAN_COLUMNS))
         proposals = pd.DataFrame(
             [{"proposal_id": p["id"], "provisional_name": p["provisional_name"], "parent_rank": p["parent_rank"],
-              "parent_taxon": p["parent_name"], "status": p["status"], "version": p["version"], "size": p["size"],
+              "parent_taxon": p["parent_name"], "parent_status": parent_status.get(p["parent_taxon_id"]),
+              "status": p["status"], "version": p["version"], "size": p["size"],
               "novelty": p["novelty"], "nearest_species": p["nearest_species"],
               "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {})} for p in prop_rows],
-            columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "status", "version", "size",
-                     "novelty", "nearest_species", "nearest_identity", "evidence"])
+            columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status", "status",
+                     "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence"])
         members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         return {"run": run, "specimens": specimens, "assignments": assignments, "proposals": proposals,

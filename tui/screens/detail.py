@@ -88,12 +88,28 @@ MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
 )
 
 
-def member_widths(total: int) -> dict[str, int]:
-    """Column widths for a members table ``total`` cells wide (cell_padding=0, one spare cell per column)."""
-    base = sum(w for _, _, w, _ in MEMBER_COLUMNS) + 4  # scrollbar and pane padding
+#: Columns a plate may leave empty for every member (no BINs, no photographs): dropped then (:func:`member_columns`).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("bin", "size")
+
+
+def member_columns(members: Any) -> tuple[str, ...]:
+    """The keys of :data:`MEMBER_COLUMNS` worth a column for ``members``: an optional column (BIN, area) only when
+    some member has a value. On a real plate without BINs or photographs the two empty columns took 19 cells while
+    the deepest rank was cut (``order: Lepidopte…``) at 80 columns."""
+    has = {"bin": any(m.dna_bin for m in members),
+           "size": any(m.image_measurement_value is not None for m in members)}
+    return tuple(key for key, *_ in MEMBER_COLUMNS if key not in OPTIONAL_COLUMNS or has[key])
+
+
+def member_widths(total: int, keys: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Column widths for a members table ``total`` cells wide (cell_padding=0, one spare cell per column) that
+    shows the columns ``keys`` (all of :data:`MEMBER_COLUMNS` by default): what the others leave goes to the
+    columns that can use it (deepest rank, country)."""
+    columns = [c for c in MEMBER_COLUMNS if keys is None or c[0] in keys]
+    base = sum(w for _, _, w, _ in columns) + 4  # scrollbar and pane padding
     spare = max(0, total - base)
-    shares = sum(x for *_, x in MEMBER_COLUMNS)
-    return {key: w + min(spare * x // shares, 24) for key, _, w, x in MEMBER_COLUMNS}
+    shares = sum(x for *_, x in columns)
+    return {key: w + min(spare * x // shares, 24) for key, _, w, x in columns}
 
 
 def area_text(value: float | None) -> str:
@@ -164,13 +180,20 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        # cell_padding=0 and one spare character per column: all eight columns fit 80 columns.
-        self._member_widths = member_widths(self.app.size.width)
-        table = self.query_one("#members-table", DataTable)
-        for key, label, _, _ in MEMBER_COLUMNS:
-            table.add_column(label, key=key, width=self._member_widths[key])
-        table.focus()
+        self._set_member_columns(tuple(key for key, *_ in MEMBER_COLUMNS))
+        self.query_one("#members-table", DataTable).focus()
         self.reload()
+
+    def _set_member_columns(self, keys: tuple[str, ...]) -> None:
+        """(Re)build the members table's columns: ``keys`` of :data:`MEMBER_COLUMNS`, sized to the screen
+        (cell_padding=0 and one spare character per column: all eight fit 80 columns)."""
+        self._member_keys = keys
+        self._member_widths = member_widths(self.app.size.width, keys)
+        table = self.query_one("#members-table", DataTable)
+        table.clear(columns=True)
+        for key, label, _, _ in MEMBER_COLUMNS:
+            if key in keys:
+                table.add_column(label, key=key, width=self._member_widths[key])
 
     # -- data ----------------------------------------------------------------------------------------------
     def current_proposal(self) -> Any | None:
@@ -207,9 +230,13 @@ class DetailScreen(DecisionsMixin, Screen[None]):
 
     def _show(self, detail: Any, dna: Any = None) -> None:
         self.decision_shown()
+        other = self.detail is None or self.detail.summary.id != detail.summary.id
         self.detail = detail
         self.proposal_id = detail.summary.id
         self.query_one("#detail-summary", Static).update(summary_text(detail))
+        keys = member_columns(detail.members)
+        if keys != self._member_keys:
+            self._set_member_columns(keys)
         table = self.query_one("#members-table", DataTable)
         table.clear()
         w = self._member_widths
@@ -219,7 +246,8 @@ class DetailScreen(DecisionsMixin, Screen[None]):
                      "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
                      area_text(m.image_measurement_value),
                      "–" if m.probability is None else f"{m.probability:.2f}")
-            table.add_row(*(_cell(c, w[key]) for c, (key, *_) in zip(cells, MEMBER_COLUMNS)), key=m.processid)
+            table.add_row(*(_cell(c, w[key]) for c, (key, *_) in zip(cells, MEMBER_COLUMNS) if key in keys),
+                          key=m.processid)
         dna = dna if dna is not None else ev.dna_alignment(detail.evidence, detail.members)
         self.query_one(DnaPanel).set_sequences("", dna.rows, dna.reference)
         self.query_one("#dna-note", Static).update(dna.note)
@@ -253,8 +281,12 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         reference = None
         if near is not None and (near.species or near.processid):
             reference = (near.species or near.processid or "?", ev.resolve(near.image, self.app.image_root))
-        self.query_one(ImagePanel).set_images(ev.images(detail.members, detail.evidence, self.app.image_root),
-                                              reference)
+        photos = ev.images(detail.members, detail.evidence, self.app.image_root)
+        self.query_one(ImagePanel).set_images(photos, reference)
+        if other and not photos and (reference is None or reference[1] is None) and \
+                self.query_one(TabbedContent).active == "images":
+            # a plate without photographs: the next candidate opened on an empty Images tab every time
+            self.action_tab("members")
         self.query_one("#history-text", Static).update(self._history(detail))
         self.sub_title = f"proposal #{s.id}"
 

@@ -7,13 +7,16 @@ to write. Options are (value, label) pairs the caller already fetched.
 
 from __future__ import annotations
 
-from typing import Generic, Sequence, TypeVar
+from typing import Callable, Generic, Sequence, TypeVar
+
+from rich.segment import Segment
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import Key
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.strip import Strip
 from textual.widgets import Button, Input, Label, OptionList, SelectionList
 from textual.widgets.option_list import Option
 
@@ -91,7 +94,19 @@ class _OptionsDialog(ModalScreen[R | None], Generic[R, V]):
 
 
 class PickDialog(_OptionsDialog[V, V]):
-    """Pick one option; typing in the box filters the list (merge target, new parent taxon)."""
+    """Pick one option; typing in the box filters the list (merge target, new parent taxon).
+
+    ``offer``: one more option, last, made from what is typed (a new genus called that); ``refuse``: a reason to
+    keep the dialog open instead of returning a value (a name already taken), shown as a warning.
+    """
+
+    def __init__(self, title: str, options: Sequence[tuple[V, str]], *,
+                 offer: Callable[[str], tuple[V, str]] | None = None,
+                 refuse: Callable[[V], str | None] | None = None) -> None:
+        super().__init__(title, options)
+        self.offer = offer
+        self.refuse = refuse
+        self._offered: V | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -107,9 +122,13 @@ class PickDialog(_OptionsDialog[V, V]):
         if options.option_count:
             options.highlighted = 0
 
-    def _make(self, needle: str) -> list[Option]:
-        needle = needle.lower()
-        return [Option(label, id=str(i)) for i, (_, label) in enumerate(self.options) if needle in label.lower()]
+    def _make(self, typed: str) -> list[Option]:
+        needle = typed.lower()
+        out = [Option(label, id=str(i)) for i, (_, label) in enumerate(self.options) if needle in label.lower()]
+        if self.offer is not None:
+            self._offered, label = self.offer(typed)
+            out.append(Option(label, id="offer"))
+        return out
 
     def on_input_changed(self, event: Input.Changed) -> None:
         options = self.query_one(OptionList)
@@ -137,15 +156,38 @@ class PickDialog(_OptionsDialog[V, V]):
         self._pick(event.option.id)
 
     def _pick(self, option_id: str | None) -> None:
-        if option_id is not None:
-            self.dismiss(self.options[int(option_id)][0])
+        if option_id is None:
+            return
+        value = self._offered if option_id == "offer" else self.options[int(option_id)][0]
+        problem = self.refuse(value) if self.refuse is not None and value is not None else None
+        if problem:
+            self.notify(problem, severity="warning", timeout=6)
+            return
+        if value is not None:
+            self.dismiss(value)
+
+
+class TickList(SelectionList[int]):
+    """A selection list whose box reads ``▐X▌`` ticked and ``▐ ▌`` not: Textual draws ``▐X▌`` on every row and
+    tells them apart by colour alone (a reviewer of a real plate saw every row ticked)."""
+
+    def render_line(self, y: int) -> Strip:
+        line = super().render_line(y)
+        index = self.scroll_offset[1] + y
+        if index >= self.option_count or self.get_option_at_index(index).value in self._selected:
+            return line
+        segments = list(line)
+        if len(segments) > 1 and segments[1].text == "X":
+            segments[1] = Segment(" ", segments[1].style)
+        return Strip(segments, line.cell_length)
 
 
 class PickManyDialog(_OptionsDialog[list[V], V]):
     """Tick several options with Space (members to split off); Enter confirms.
 
-    Textual's checkbox tells a ticked row from an unticked one by colour alone, so a ticked row's text starts
-    with a ✓ and a line under the list counts and names the ticked values: readable on a monochrome terminal.
+    Textual's checkbox tells a ticked row from an unticked one by colour alone, so the box is blank when unticked
+    (:class:`TickList`), a ticked row's text starts with a ✓ and a line under the list counts and names the ticked
+    values: readable on a monochrome terminal.
     """
 
     BINDINGS = [Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True)]
@@ -153,8 +195,8 @@ class PickManyDialog(_OptionsDialog[list[V], V]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield SelectionList[int](*[(self._prompt(label, False), i) for i, (_, label) in enumerate(self.options)],
-                                     id="dialog-selection")
+            yield TickList(*[(self._prompt(label, False), i) for i, (_, label) in enumerate(self.options)],
+                           id="dialog-selection")
             yield Label(self._count([]), id="dialog-count")
             yield Label("Space: tick   Enter: confirm   Esc: cancel", classes="dialog-hint")
 

@@ -152,6 +152,15 @@ def _placed_in(parent_name: Any, parent_rank: Any, machine: Mapping[str, Any]) -
     return parent_name, parent_rank, open_qualifier(parent_rank)
 
 
+def _provisional_parent(p: Mapping[str, Any]) -> str:
+    """A remark when the candidate's parent is a taxon a reviewer added (a genus the reference lacks): GBIF matches
+    the name, and a reader must know no reference record stood behind it."""
+    if p.get("parent_status") != "provisional":
+        return ""
+    return (f"; {p.get('parent_rank')} {p.get('parent_taxon')} is provisional: added by a reviewer, not in the "
+            "reference the run searched")
+
+
 def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str) -> None:
     """Make ``row`` the reviewer's determination (who, when, their notes): an accepted, assigned or rejected
     candidate alike, so each decision says who made it and on what day (the machine's row goes to the history)."""
@@ -277,7 +286,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                        identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
                        taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
                        identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
-                                                       f"version {p.get('version')})")
+                                                       f"version {p.get('version')})" + _provisional_parent(p))
             if str(p.get("status")) == "accepted":
                 _reviewed(row, trails.get(proposal_id), "accepted by reviewer (provisional species)")
         elif decided is not None and props.get(decided, {}).get("status") == "assigned":

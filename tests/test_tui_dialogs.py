@@ -1,0 +1,396 @@
+"""The review's pickers and decision dialogs as a taxonomist needs them (a real Costa Rican plate's review, F7-F10,
+F16): the move and assign lists start where the evidence points and stay in the candidate's order before any other;
+a genus the reference lacks can be made (provisional, undoable); the merge list says how far every candidate is;
+a rejection takes a reason; the members table drops empty columns; the split dialog's boxes read ticked or not.
+
+Real SQLite file, the real app driven with Pilot.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.db.taxonomy import register_lineages
+from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.records import Specimen
+from biodiscover.tui.app import ReviewApp
+from biodiscover.tui.screens.detail import DetailScreen
+from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
+from biodiscover.workflows.export.dwca import occurrence_rows
+from biodiscover.workflows.export.pipeline import load_run_export
+from fixtures.tui_pilot import asynctest, notes, settle
+
+LEPIDOPTERA = [
+    {"order": "Lepidoptera", "family": "Noctuidae", "genus": "Ponometia", "species": "Ponometia bruchi"},
+    {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Arctiinae", "genus": "Amaxia",
+     "species": "Amaxia apyga"},
+    {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Arctiinae", "genus": "Amaxia",
+     "species": "Amaxia rocioecheverriae"},
+    {"order": "Lepidoptera", "family": "Notodontidae", "genus": "Nystalea", "species": "Nystalea ebalea"},
+]
+#: other orders, whose families and genera sort before Lepidoptera's alphabetically (as on the real plate)
+OTHERS = [
+    {"order": "Coleoptera", "family": "Anthicidae", "genus": "Anthicus", "species": "Anthicus antherinus"},
+    {"order": "Coleoptera", "family": "Carabidae", "subfamily": "Harpalinae", "genus": "Abax",
+     "species": "Abax parallelepipedus"},
+    {"order": "Diptera", "family": "Anthomyiidae", "genus": "Delia", "species": "Delia platura"},
+]
+REASON = ("family Noctuidae at 91.0% identity: P(right) 0.06 below the level 0.98, P(absent from the reference) "
+          "0.05; Erebidae lies within 0.2%; farther than Noctuidae's own members lie from each other (≈7.2%)")
+
+
+def _mutate(seq: str, n: int, rng: random.Random) -> str:
+    out = list(seq)
+    for i in rng.sample(range(len(seq)), n):
+        out[i] = {"A": "C", "C": "G", "G": "T", "T": "A"}[out[i]]
+    return "".join(out)
+
+
+def plate(tmp_path: Path) -> tuple[Path, dict[str, int]]:
+    """Four pending candidates of one run, all under order Lepidoptera: ``a`` (3 members, the not-named reason
+    above, best hit Ponometia bruchi, no BIN, no photo), and ``b``, ``c``, ``d`` at 1 %, 5 % and 8 % from it
+    (2, 3 and 6 members: by size the list would read d, c, b)."""
+    rng = random.Random(5)
+    base = "".join(rng.choice("ACGT") for _ in range(600))
+    seqs = {"a": base, "b": _mutate(base, 6, rng), "c": _mutate(base, 30, rng), "d": _mutate(base, 48, rng)}
+    sizes = {"a": 3, "b": 2, "c": 3, "d": 6}
+    path = tmp_path / "plate.sqlite"
+    with Database.create(path) as db:
+        specs = [Specimen(processid=f"BLPAA1004{i}-19" if k == "a" else f"{k.upper()}{i}", dna_barcode=seqs[k],
+                          country="Costa Rica") for k in sizes for i in range(sizes[k])]
+        db.ingest(specs, collection="plate", backup=False)
+        register_lineages(db, LEPIDOPTERA + OTHERS, source="test")
+        run = db.start_run("triage", {}, backup=False)
+        genera = ("Ponometia", "Ponometia", "Acontia")
+        db.write_assignments(run, [{
+            "processid": s.processid, "deepest_rank": "order", "deepest_taxon": "Lepidoptera", "is_novel": True,
+            "labels": {"order": "Lepidoptera", "family": "Noctuidae", "genus": genera[i % 3]},
+            "confidences": {"order": 1.0, "family": 0.06, "genus": 0.01}, "novelty": 0.99}
+            for i, s in enumerate(specs)])
+        members = {k: [s.processid for s in specs if s.dna_barcode == seqs[k]] for k in sizes}
+        hit = {"species": "Ponometia bruchi", "genus": "Ponometia", "processid": "REF1", "identity": 0.91}
+        ids = db.write_proposals(run, [{
+            "members": members[k], "parent_lineage": {"order": "Lepidoptera"},
+            "evidence": {"consensus_barcode": seqs[k], "consensus_length": 600,
+                         **({"nearest_known": {**hit, "not_named_because": REASON},
+                             "member_hits": {pid: hit for pid in members[k]}} if k == "a" else {})}}
+            for k in sizes])
+        db.finish_run(run, "completed")
+    return path, dict(zip(sizes, ids))
+
+
+def make_app(path: Path) -> tuple[ReviewApp, Database]:
+    db = Database.open(path)
+    return ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600), db
+
+
+async def open_proposal(pilot: Any, pid: int) -> DetailScreen:
+    await settle(pilot)
+    pilot.app.push_screen(DetailScreen(pid))
+    await settle(pilot)
+    return pilot.app.screen
+
+
+def labels(screen: Any) -> list[str]:
+    return [label for _, label in screen.options]
+
+
+ORDER_OF = {name: lin["order"] for lin in LEPIDOPTERA + OTHERS for rank, name in lin.items() if rank != "species"}
+
+
+def order_of(label: str) -> str:
+    """The order of the taxon a move option (``rank name  (lineage)``) names."""
+    return ORDER_OF[label.split("  ")[0].split(" ", 1)[1]]
+
+
+# -- F8: the move and assign lists --------------------------------------------------------------------------------
+
+@asynctest
+async def test_the_move_list_starts_where_the_evidence_points_then_stays_in_the_order(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["a"])
+        await pilot.press("v")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        shown = labels(app.screen)
+        # the members' agreed family and the reason's label, its runner-up, the members' best-hit genus
+        assert [s.split("  ")[0] for s in shown[:3]] == ["family Noctuidae", "family Erebidae", "genus Ponometia"]
+        # then what lies inside those (the runner-up's subfamily and genera) before the rest of the order
+        assert [s.split("  ")[0] for s in shown[3:5]] == ["subfamily Arctiinae", "genus Amaxia"]
+        orders = [order_of(s) for s in shown if not s.startswith(("order ", "+ new genus"))]
+        first_other = orders.index(next(o for o in orders if o != "Lepidoptera"))
+        assert set(orders[:first_other]) == {"Lepidoptera"} and "Lepidoptera" not in orders[first_other:]
+    db.close()
+
+
+@asynctest
+async def test_the_assign_list_stays_in_the_candidates_order_after_the_best_hits(tmp_path: Path) -> None:
+    """The real review's `i` list went from Gonodonta's congeners straight to Abax (Coleoptera)."""
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["a"])
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        names = [s.split("  ")[0] for s in labels(app.screen)]
+        assert names[0] == "Ponometia bruchi"
+        # the runner-up family's species (Erebidae, the reason) before the rest of the order, then other orders
+        assert names[1:] == ["Amaxia apyga", "Amaxia rocioecheverriae", "Nystalea ebalea", "Abax parallelepipedus",
+                             "Anthicus antherinus", "Delia platura"]
+    db.close()
+
+
+# -- F7: a genus the reference lacks ------------------------------------------------------------------------------
+
+def test_a_new_genus_name_is_one_capitalised_word_not_taken() -> None:
+    from biodiscover.storage.db.reviews import new_genus_problem
+
+    taken = {"amaxia": "genus Amaxia (under subfamily Arctiinae)"}
+    assert new_genus_problem("Clemensia", "subfamily", taken) is None
+    assert "type" in new_genus_problem("   ", "subfamily", taken)
+    assert "one Latin word" in new_genus_problem("Clemensia cincinnata", "subfamily", taken)
+    assert "one Latin word" in new_genus_problem("clemensia", "subfamily", taken)
+    assert "already exists" in new_genus_problem("AMAXIA", "family", taken) and "Arctiinae" in \
+        new_genus_problem("Amaxia", "family", taken)
+    assert "under a genus" in new_genus_problem("Clemensia", "genus", taken)
+
+
+@asynctest
+async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_exported(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    pid = ids["a"]
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, pid)
+        await pilot.press("v")
+        await settle(pilot)
+        await pilot.press(*"Clemensia")
+        await settle(pilot)
+        shown = app.screen.query_one("#dialog-options")
+        assert shown.option_count == 1  # no taxon has that name: only the offer to make it
+        assert "new genus Clemensia" in str(shown.get_option_at_index(0).prompt)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)  # where the new genus goes
+        title = str(app.screen.query_one("Label").render())
+        assert "new genus Clemensia" in title
+        assert all(s.split()[0] in ("order", "family", "subfamily") for s in labels(app.screen))
+        assert labels(app.screen)[0].startswith("order Lepidoptera")  # where the candidate sits now, first
+        await pilot.press(*"Arctiinae", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        question = app.screen.question
+        assert f"#{pid}" in question and "new genus Clemensia" in question and "subfamily Arctiinae" in question \
+            and "provisional" in question
+        await pilot.press("y")
+        await settle(pilot)
+        moved = db.proposal(pid)
+        assert (moved.parent_rank, moved.parent_name) == ("genus", "Clemensia")
+        graph = db.taxonomy()
+        genus = graph.node(moved.parent_taxon_id)
+        assert genus.provisional and genus.source == "review"
+        assert [n.name for n in graph.lineage(genus.id)] == ["Lepidoptera", "Erebidae", "Arctiinae", "Clemensia"]
+        assert "moved from order Lepidoptera to new genus Clemensia" in " ".join(notes(app))
+        # accepted there, it is "Clemensia sp. BD-0001"
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog) and app.screen.value == "Clemensia sp. BD-0001"
+        await pilot.press("enter")
+        await settle(pilot)
+    db.close()
+    # it survives reopening, and the exports say the genus is provisional
+    with Database.open(path) as again:
+        accepted = again.proposal(pid)
+        assert (accepted.status, accepted.parent_name, accepted.provisional_name) == \
+            ("accepted", "Clemensia", "Clemensia sp. BD-0001")
+        assert [n.name for n in again.taxonomy().provisional()] == ["Clemensia", "Clemensia sp. BD-0001"] or \
+            sorted(n.name for n in again.taxonomy().provisional()) == ["Clemensia", "Clemensia sp. BD-0001"]
+    occ, _, _ = occurrence_rows(load_run_export(path, 1))
+    row = next(r for r in occ if r["occurrenceID"] == "BLPAA10040-19")
+    assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"]) == ("Clemensia", "genus", "sp.")
+    assert row["verbatimIdentification"] == "Clemensia sp. BD-0001"
+    assert "genus Clemensia is provisional: added by a reviewer" in row["identificationRemarks"]
+    # undo (the accept, then the move) takes the genus back out of the taxonomy
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, pid)
+        reviews = [r["id"] for r in sorted(db.reviews(pid), key=lambda r: r["id"])]
+        app.session_reviews.extend(reviews)
+        await pilot.press("u", "y")
+        await settle(pilot)
+        await pilot.press("u", "y")
+        await settle(pilot)
+    back = db.proposal(pid)
+    assert (back.status, back.parent_rank, back.parent_name) == ("pending", "order", "Lepidoptera")
+    assert not db.taxonomy().find("Clemensia")
+    db.close()
+
+
+@asynctest
+async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    pid = ids["a"]
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, pid)
+        await pilot.press("v")
+        await settle(pilot)
+        options = app.screen.query_one("#dialog-options")
+        await pilot.press(*"Amaxia")
+        await settle(pilot)
+        assert "genus Amaxia" in str(options.get_option_at_index(0).prompt)  # the existing one, first
+        options.highlighted = options.option_count - 1  # the offer to make one of that name
+        options.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)  # refused: still picking
+        assert any("genus Amaxia (under subfamily Arctiinae) already exists" in m for m in notes(app))
+        await pilot.press("shift+tab")
+        await pilot.press(*["backspace"] * 6, "space", "space")
+        await settle(pilot)
+        options.highlighted = options.option_count - 1
+        options.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        assert any("type the new genus's name" in m for m in notes(app))
+    assert db.proposal(pid).parent_name == "Lepidoptera" and not db.taxonomy().find("Clemensia")
+    with pytest.raises(DatabaseError, match="already exists"):
+        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_genus="Amaxia")
+    with pytest.raises(DatabaseError, match="type"):
+        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_genus="  ")
+    assert db.reviews(pid) == []
+    db.close()
+
+
+# -- F10: the merge list ------------------------------------------------------------------------------------------
+
+@asynctest
+async def test_the_merge_list_is_by_distance_and_says_each_one(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["a"])
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        rows = labels(app.screen)
+        assert [o.id for o, _ in (v for v, _ in app.screen.options)] == [ids["b"], ids["c"], ids["d"]]
+        for row, pct in zip(rows, ("1.0%", "5.0%", "8.0%")):
+            assert f"{pct} from #{ids['a']}" in row
+    db.close()
+
+
+# -- F16: a rejection's reason, and the tab the next candidate opens on ---------------------------------------------
+
+@asynctest
+async def test_reject_asks_for_a_reason_that_history_and_export_show(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["a"])
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog) and "reason" in app.screen.title_text.lower()
+        assert db.proposal(ids["a"]).status == "pending"  # nothing written before the dialog is answered
+        await pilot.press(*"contaminant", "enter")
+        await settle(pilot)
+        assert db.proposal(ids["a"]).status == "rejected"
+        app.push_screen(DetailScreen(ids["a"]))
+        await settle(pilot)
+        await pilot.press("5")
+        assert "“contaminant”" in str(app.screen.query_one("#history-text").render())
+        # no reason is fine too: Enter on the empty box
+        app.push_screen(DetailScreen(ids["b"]))
+        await settle(pilot)
+        await pilot.press("r", "enter")
+        await settle(pilot)
+        assert db.proposal(ids["b"]).status == "rejected"
+    (reason,) = [r["note"] for r in db.reviews(ids["a"]) if r["action"] == "reject"]
+    assert reason == "contaminant"
+    assert [r["note"] for r in db.reviews(ids["b"]) if r["action"] == "reject"] == [None]
+    db.close()
+    occ, _, _ = occurrence_rows(load_run_export(path, 1))
+    row = next(r for r in occ if r["occurrenceID"] == "BLPAA10040-19")
+    assert '"contaminant"' in row["identificationRemarks"]
+
+
+@asynctest
+async def test_after_a_decision_the_next_candidate_opens_on_a_tab_with_content(tmp_path: Path) -> None:
+    """On a plate without photographs, the Images tab is empty for every candidate."""
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # from the queue, so the detail walks on after a decision
+        await settle(pilot)
+        await pilot.press("4")
+        await settle(pilot)
+        tabs = app.screen.query_one("#detail-tabs")
+        assert tabs.active == "images"
+        await pilot.press("r", "enter")
+        await settle(pilot)
+        assert app.screen.proposal_id == ids["b"]
+        assert tabs.active == "members"
+        await pilot.press("3", "j")  # a tab with content stays
+        await settle(pilot)
+        assert app.screen.proposal_id == ids["c"] and tabs.active == "evidence"
+    db.close()
+
+
+# -- F9: the members table and the split dialog ---------------------------------------------------------------------
+
+@asynctest
+async def test_members_table_drops_empty_columns_and_never_cuts_a_processid(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_proposal(pilot, ids["a"])
+        table = screen.query_one("#members-table")
+        headers = [str(c.label) for c in table.columns.values()]
+        assert "BIN" not in headers and "area" not in headers  # no member has one
+        assert "processid" in headers and "country" in headers
+        cells = [str(c) for c in table.get_row_at(0)]
+        assert cells[0].strip() == "BLPAA10040-19"
+        assert cells[1].strip() == "order: Lepidoptera"  # cut to "order: Lepidopte…" at 80 columns before
+    db.close()
+
+
+@asynctest
+async def test_split_dialog_draws_a_ticked_box_unlike_an_unticked_one(tmp_path: Path) -> None:
+    path, ids = plate(tmp_path)
+    app, db = make_app(path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["d"])
+        await pilot.press("x")
+        await settle(pilot)
+        assert isinstance(app.screen, PickManyDialog)
+        await pilot.press("space")
+        await settle(pilot)
+        rows = app.screen.query_one("#dialog-selection")
+        first, second = rows.render_line(0).text, rows.render_line(1).text
+        assert first.startswith("▐X▌") and second.startswith("▐ ▌")
+        assert "BIN" not in first  # no member has one: "no BIN" on every row said nothing
+    db.close()
+
+
+def test_undo_of_a_new_genus_waits_for_what_was_placed_in_it_since(tmp_path: Path) -> None:
+    from biodiscover.storage.errors import StaleProposalError
+
+    path, ids = plate(tmp_path)
+    with Database.open(path) as db:
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        later = db.move(ids["b"], 1, "Clemensia", reviewer="ana")
+        with pytest.raises(StaleProposalError, match=f"proposal {ids['b']} was placed in Clemensia"):
+            db.undo(made.review_id, reviewer="ana")
+        db.undo(later.review_id, reviewer="ana")
+        db.undo(made.review_id, reviewer="ana")
+        assert not db.taxonomy().find("Clemensia") and db.proposal(ids["a"]).parent_name == "Lepidoptera"
