@@ -96,6 +96,14 @@ async def open_proposal(pilot: Any, pid: int) -> DetailScreen:
     return pilot.app.screen
 
 
+async def press_on(pilot: Any, pid: int, key: str) -> Any:
+    """Open candidate ``pid``, press ``key`` and let what it opens load; the screen on top then."""
+    await open_proposal(pilot, pid)
+    await pilot.press(key)
+    await settle(pilot)
+    return pilot.app.screen
+
+
 def labels(screen: Any) -> list[str]:
     return [label for _, label in screen.options]
 
@@ -115,9 +123,7 @@ async def test_the_move_list_starts_where_the_evidence_points_then_stays_in_the_
     path, ids = plate(tmp_path)
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, ids["a"])
-        await pilot.press("v")
-        await settle(pilot)
+        await press_on(pilot, ids["a"], "v")
         assert isinstance(app.screen, PickDialog)
         shown = labels(app.screen)
         # the members' agreed family and the reason's label, its runner-up, the members' best-hit genus
@@ -136,9 +142,7 @@ async def test_the_assign_list_stays_in_the_candidates_order_after_the_best_hits
     path, ids = plate(tmp_path)
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, ids["a"])
-        await pilot.press("i")
-        await settle(pilot)
+        await press_on(pilot, ids["a"], "i")
         assert isinstance(app.screen, PickDialog)
         names = [s.split("  ")[0] for s in labels(app.screen)]
         assert names[0] == "Ponometia bruchi"
@@ -169,9 +173,7 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
     pid = ids["a"]
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, pid)
-        await pilot.press("v")
-        await settle(pilot)
+        await press_on(pilot, pid, "v")
         await pilot.press(*"Clemensia")
         await settle(pilot)
         shown = app.screen.query_one("#dialog-options")
@@ -240,9 +242,7 @@ async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_
     pid = ids["a"]
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, pid)
-        await pilot.press("v")
-        await settle(pilot)
+        await press_on(pilot, pid, "v")
         options = app.screen.query_one("#dialog-options")
         await pilot.press(*"Amaxia")
         await settle(pilot)
@@ -278,9 +278,7 @@ async def test_the_merge_list_is_by_distance_and_says_each_one(tmp_path: Path) -
     path, ids = plate(tmp_path)
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, ids["a"])
-        await pilot.press("m")
-        await settle(pilot)
+        await press_on(pilot, ids["a"], "m")
         assert isinstance(app.screen, PickDialog)
         rows = labels(app.screen)
         assert [o.id for o, _ in (v for v, _ in app.screen.options)] == [ids["b"], ids["c"], ids["d"]]
@@ -296,9 +294,7 @@ async def test_reject_asks_for_a_reason_that_history_and_export_show(tmp_path: P
     path, ids = plate(tmp_path)
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, ids["a"])
-        await pilot.press("r")
-        await settle(pilot)
+        await press_on(pilot, ids["a"], "r")
         assert isinstance(app.screen, TextDialog) and "reason" in app.screen.title_text.lower()
         assert db.proposal(ids["a"]).status == "pending"  # nothing written before the dialog is answered
         await pilot.press(*"contaminant", "enter")
@@ -369,9 +365,7 @@ async def test_split_dialog_draws_a_ticked_box_unlike_an_unticked_one(tmp_path: 
     path, ids = plate(tmp_path)
     app, db = make_app(path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, ids["d"])
-        await pilot.press("x")
-        await settle(pilot)
+        await press_on(pilot, ids["d"], "x")
         assert isinstance(app.screen, PickManyDialog)
         await pilot.press("space")
         await settle(pilot)
