@@ -23,7 +23,7 @@ from biodiscover.tui.screens.detail import DetailScreen
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 from biodiscover.workflows.export.dwca import occurrence_rows
 from biodiscover.workflows.export.pipeline import load_run_export
-from fixtures.tui_pilot import asynctest, notes, settle
+from fixtures.tui_pilot import asynctest, notes, open_proposal, settle
 
 LEPIDOPTERA = [
     {"order": "Lepidoptera", "family": "Noctuidae", "genus": "Ponometia", "species": "Ponometia bruchi"},
@@ -87,13 +87,6 @@ def plate(tmp_path: Path) -> tuple[Path, dict[str, int]]:
 def make_app(path: Path) -> tuple[ReviewApp, Database]:
     db = Database.open(path)
     return ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600), db
-
-
-async def open_proposal(pilot: Any, pid: int) -> DetailScreen:
-    await settle(pilot)
-    pilot.app.push_screen(DetailScreen(pid))
-    await settle(pilot)
-    return pilot.app.screen
 
 
 async def press_on(pilot: Any, pid: int, key: str) -> Any:
