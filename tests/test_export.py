@@ -646,8 +646,10 @@ def test_report_says_unplaced_and_names_the_assigned_species(tmp_path: Path, dat
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "nan nan" not in page and "<td>unplaced</td>" in page
     assert "<th>placed in</th><td>unplaced</td>" in page
-    assert "<th>placed in</th><td>species Megaselia scalaris (assigned by a reviewer)</td>" in page
+    # its section, short: the species it was identified as (never its old placement as a candidate)
+    assert "<th>identified as</th><td>Megaselia scalaris (a known species)</td>" in page
     assert "placed in</th><td>genus Megaselia</td></tr><tr><th>status</th><td>assigned" not in page
+    assert "<td>nan</td>" not in page  # a member with no BIN
     assert "Listed last: 1 proposal rejected by a reviewer and 1 proposal assigned to a known species by a " \
         "reviewer." in page
 

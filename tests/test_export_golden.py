@@ -338,7 +338,8 @@ def test_every_fasta_file_in_full() -> None:
 def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
     """assignments.csv says per specimen what the DwC core says (the same terms, the same values, from
     ``dwca.determinations``), plus the proposal it was proposed in and that proposal's status, rejected and
-    assigned ones included (``proposal_id`` stays the live candidate species only, as before). These columns
+    assigned ones included (``proposal_id``: the live candidate species, and a candidate identified as a known
+    species, whose members it still groups; not a rejected one). These columns
     are new: older exports ended at ``provisional_name``."""
     import csv
     import io
@@ -360,8 +361,8 @@ def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
          "Megaselia sp. BD-0001", "ana", "2026-11-21", "accepted by reviewer (provisional species)"),
         ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.", "ana",
          "2026-11-21", REJECTED),
-        ("NOVEL03", "", "", "3", "assigned", "Megaselia scalaris", "species", "", "Megaselia scalaris", "ben",
-         "2026-11-22", "identified by reviewer (known species)"),
+        ("NOVEL03", "3", "Megaselia scalaris", "3", "assigned", "Megaselia scalaris", "species", "",
+         "Megaselia scalaris", "ben", "2026-11-22", "identified by reviewer (known species)"),
         ("NOVEL04", "4", "Metopininae gen. sp. cand4", "4", "pending", "Metopininae", "subfamily", "gen. sp.",
          "Metopininae gen. sp. cand4", *machine),
         ("IMG0001", "", "", "", "", "Arachnida", "class", "", "", *machine),

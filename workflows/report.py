@@ -385,8 +385,54 @@ def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
                 _png(fig))
 
 
+#: The whole world as the sites map draws it: (lon min, lon max, lat min, lat max).
+WORLD_EXTENT: tuple[float, float, float, float] = (-180.0, 180.0, -60.0, 85.0)
+#: Sites spread wider than this (degrees of longitude, of latitude) span continents: the world map is kept.
+WORLD_SPAN: tuple[float, float] = (100.0, 60.0)
+#: A zoomed map's width : height on the page, its least height in degrees of latitude, and the share of it
+#: left as margin around the sites.
+MAP_ASPECT = 2.0
+MIN_MAP_HEIGHT = 2.0
+MAP_MARGIN = 0.3
+
+
+def site_extent(lat: pd.Series, lon: pd.Series) -> tuple[float, float, float, float]:
+    """(lon min, lon max, lat min, lat max) the sites map shows: the sites' extent with a margin, at the map's
+    width : height (longitude degrees widened by 1/cos(latitude), so a degree east is as long as one north);
+    :data:`WORLD_EXTENT` when the sites span continents (or there are none). Why: a plate from one country drawn
+    on the world map was one blob over Costa Rica."""
+    lat, lon = pd.to_numeric(lat, errors="coerce"), pd.to_numeric(lon, errors="coerce")
+    ok = lat.between(-90, 90) & lon.between(-180, 180)
+    if not ok.any():
+        return WORLD_EXTENT
+    y0, y1, x0, x1 = float(lat[ok].min()), float(lat[ok].max()), float(lon[ok].min()), float(lon[ok].max())
+    if x1 - x0 > WORLD_SPAN[0] or y1 - y0 > WORLD_SPAN[1]:
+        return WORLD_EXTENT
+    cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+    stretch = 1 / max(math.cos(math.radians(cy)), 0.2)  # degrees of longitude per degree of latitude on the page
+    height = max(y1 - y0, (x1 - x0) / (MAP_ASPECT * stretch), MIN_MAP_HEIGHT) * (1 + MAP_MARGIN)
+    width = height * MAP_ASPECT * stretch
+    return cx - width / 2, cx + width / 2, cy - height / 2, cy + height / 2
+
+
+def _degrees(value: float, axis: str) -> str:
+    hemisphere = ("W", "E") if axis == "lon" else ("S", "N")
+    return f"{abs(value):.1f}°{hemisphere[0] if value < 0 else hemisphere[1] if value > 0 else ''}"
+
+
+#: A zoomed map at least this high (degrees of latitude) keeps the outline; a lower one gets the world beside it.
+OUTLINE_MIN_HEIGHT = 20.0
+
+
+def _draw_outline(ax) -> None:
+    for poly in WORLD_OUTLINE.values():
+        xs, ys = zip(*poly)
+        ax.fill(xs, ys, color="#ececec", ec="#9a9a9a", lw=0.6, zorder=0)
+
+
 def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None) -> Plot:
-    """Collection sites on a coarse world outline: marker area = specimens, colour = share flagged novel."""
+    """Collection sites on a coarse outline: marker area = specimens, colour = share flagged novel; zoomed to the
+    sites (:func:`site_extent`), the world only when they span continents."""
     lat = pd.to_numeric(specimens.get("coord-lat", pd.Series(dtype=float)), errors="coerce")
     lon = pd.to_numeric(specimens.get("coord-lon", pd.Series(dtype=float)), errors="coerce")
     ok = lat.between(-90, 90) & lon.between(-180, 180)
@@ -394,19 +440,43 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
     if assignments is not None and "processid" in specimens and len(assignments):
         novel_ids = set(assignments.loc[_novel_mask(assignments), "processid"])
         novel = specimens["processid"].isin(novel_ids)
+    from matplotlib.patches import Rectangle
+
+    extent = site_extent(lat, lon)
+    world = extent == WORLD_EXTENT
+    x0, x1, y0, y1 = extent
     fig = _figure(9.0, 4.2)
-    ax = fig.subplots()
-    for poly in WORLD_OUTLINE.values():
-        xs, ys = zip(*poly)
-        ax.fill(xs, ys, color="#ececec", ec="#9a9a9a", lw=0.6, zorder=0)
-    for value in (-60, -30, 0, 30, 60):
-        ax.axhline(value, color="#f2f2f2", lw=0.5, zorder=-1)
-    if ok.sum() == 0:
-        ax.text(0, 0, "no coordinates in this collection", ha="center", va="center", fontsize=12, color="#666")
+    # The hand-drawn outline is right to a few degrees: on a map a few degrees high it would put sites at sea, so
+    # a zoomed map has none and a small world map beside it shows where it lies.
+    outline = world or y1 - y0 >= OUTLINE_MIN_HEIGHT
+    where = None
+    if outline:
+        ax = fig.subplots()
     else:
-        # Specimens of one trap share coordinates: one marker per site (0.5° cell), area ∝ specimens,
-        # colour = share flagged novel, so a dense site does not hide the others.
-        sites = pd.DataFrame({"lat": (lat[ok] * 2).round() / 2, "lon": (lon[ok] * 2).round() / 2,
+        ax, where = fig.subplots(1, 2, width_ratios=[4, 1])
+        _draw_outline(where)
+        where.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=NOVEL_COLOUR, lw=1.5, zorder=2))
+        where.plot([(x0 + x1) / 2], [(y0 + y1) / 2], marker="o", ms=4, color=NOVEL_COLOUR, zorder=3)
+        where.set_xlim(-180, 180)
+        where.set_ylim(-60, 85)
+        where.set_aspect(1.0)
+        where.set_xticks([])
+        where.set_yticks([])
+        where.set_title("where", fontsize=9)
+    if outline:
+        _draw_outline(ax)
+    if world:
+        for value in (-60, -30, 0, 30, 60):
+            ax.axhline(value, color="#f2f2f2", lw=0.5, zorder=-1)
+    if ok.sum() == 0:
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2, "no coordinates in this collection", ha="center", va="center",
+                fontsize=12, color="#666")
+    else:
+        # Specimens of one trap share coordinates: one marker per site (a cell of 0.5° on the world map, a 50th of
+        # the map's height zoomed in), area ∝ specimens, colour = share flagged novel, so a dense site does not
+        # hide the others.
+        cell = 0.5 if world else max((y1 - y0) / 50, 0.001)
+        sites = pd.DataFrame({"lat": (lat[ok] / cell).round() * cell, "lon": (lon[ok] / cell).round() * cell,
                               "novel": novel[ok].astype(float)})
         agg = sites.groupby(["lat", "lon"]).agg(n=("novel", "size"), share=("novel", "mean")).reset_index()
         agg = agg.sort_values("n", ascending=False)  # small sites drawn last, on top
@@ -415,27 +485,39 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
         cmap = LinearSegmentedColormap.from_list("novelty", [KNOWN_COLOUR, "#d9c26a", NOVEL_COLOUR])
         sc = ax.scatter(agg["lon"], agg["lat"], s=18 + 10 * np.sqrt(agg["n"]), c=agg["share"], cmap=cmap,
                         vmin=0, vmax=1, ec="black", lw=0.4, alpha=0.9, zorder=3)
-        cbar = fig.colorbar(sc, ax=ax, shrink=0.8, pad=0.01, aspect=25)
+        cbar = fig.colorbar(sc, ax=ax if where is None else [ax, where], shrink=0.8, pad=0.01, aspect=25)
         cbar.set_label("share of specimens flagged novel")
         for n in sorted({int(agg["n"].max()), max(1, int(agg["n"].median()))}, reverse=True):
-            ax.scatter([], [], s=18 + 10 * np.sqrt(n), color="#bbbbbb", ec="black", lw=0.4, label=f"{n} specimens")
-        ax.legend(loc="lower left", frameon=True, fontsize=8, title=f"{len(agg)} sites", title_fontsize=8)
-    ax.set_xlim(-180, 180)
-    ax.set_ylim(-60, 85)
-    ax.set_aspect("equal")
-    from matplotlib.ticker import FuncFormatter, MultipleLocator
+            ax.scatter([], [], s=18 + 10 * np.sqrt(n), color="#bbbbbb", ec="black", lw=0.4,
+                       label=plural(n, "specimen"))
+        ax.legend(loc="lower left", frameon=True, fontsize=8, title=plural(len(agg), "site"), title_fontsize=8)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect(1.0 if world else 1 / max(math.cos(math.radians((y0 + y1) / 2)), 0.2))
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-    ax.xaxis.set_major_locator(MultipleLocator(60))
-    ax.yaxis.set_major_locator(MultipleLocator(30))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):.0f}°{'W' if v < 0 else 'E' if v > 0 else ''}"))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{abs(v):.0f}°{'S' if v < 0 else 'N' if v > 0 else ''}"))
+    if world:
+        ax.xaxis.set_major_locator(MultipleLocator(60))
+        ax.yaxis.set_major_locator(MultipleLocator(30))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(6, steps=[1, 2, 2.5, 5, 10]))
+        ax.yaxis.set_major_locator(MaxNLocator(5, steps=[1, 2, 2.5, 5, 10]))
+        ax.grid(color="#f2f2f2", lw=0.5, zorder=-1)
+    digits = 0 if world or y1 - y0 >= 10 else 1
+    ax.xaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{abs(v):.{digits}f}°{'W' if v < 0 else 'E' if v > 0 else ''}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{abs(v):.{digits}f}°{'S' if v < 0 else 'N' if v > 0 else ''}"))
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
     ax.set_title("Collection sites")
     missing = int((~ok).sum())
+    shown = "the whole world" if world else \
+        (f"lat {_degrees(y0, 'lat')}–{_degrees(y1, 'lat')}, lon {_degrees(x0, 'lon')}–{_degrees(x1, 'lon')}")
+    drawn = " (outline is approximate)" if outline else " (no coastline at this scale; the small map shows where)"
     return Plot("sites", "Collection sites",
-                f"{int(ok.sum())} specimens with coordinates, {missing} without (outline is approximate).",
-                _png(fig))
+                f"{plural(int(ok.sum()), 'specimen')} with coordinates, {missing} without; the map shows "
+                f"{shown}{drawn}.", _png(fig))
 
 
 def _table(frame: pd.DataFrame, columns: Iterable[str], limit: int = 50) -> str:
@@ -538,8 +620,11 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="_set_aside")
 
 
-#: Candidates given a section of their own (largest first), and photographs per candidate.
+#: Pending candidates given a row of the report's table and a section of their own (the largest); every one a
+#: reviewer decided is shown whatever these say. The rest are in the CSV and JSON exports, and the report says so.
+TABLE_LIMIT = 50
 DETAIL_LIMIT = 100
+#: Photographs per candidate section.
 PHOTOS_PER_CANDIDATE = 4
 THUMBNAIL_PX = 180
 
@@ -583,12 +668,34 @@ def _photo_paths(p: dict, members: pd.DataFrame, images: dict) -> list[tuple[str
     return out[:PHOTOS_PER_CANDIDATE]
 
 
+def _facts_table(facts: list[tuple[str, str]]) -> str:
+    e = html.escape
+    return "<table class='facts'>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts) + \
+        "</table>"
+
+
+def _notes_html(trail: ReviewTrail | None) -> str:
+    e = html.escape
+    if trail is None or not trail.notes:
+        return ""
+    return "<ul class='notes'>" + "".join(
+        f"<li>“{e(text)}” <span class='note'>{e(who)}, {e(_when(at))}</span></li>"
+        for at, who, text in trail.notes) + "</ul>"
+
+
+def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:
+    if trail is None or not trail.decision:
+        return []
+    return [("decision", f"{trail.decision} by {trail.decided_by}, {_when(trail.decided_at)}")]
+
+
 def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ReviewTrail | None,
                       images: dict) -> str:
-    """One candidate: name and placement, the barcode gap with its numbers, BINs and places, what
-    reviewers decided and noted, member photographs and the member list."""
+    """One candidate: name and placement, a line of flags to scan, the barcode gap with its numbers, why it
+    was not named, BINs and places, what reviewers decided and noted, member photographs and the member list."""
     from biodiscover.discovery.barcode_gap import gap_of
-    from biodiscover.workflows.export.tables import candidate_label, placement
+    from biodiscover.workflows.export.flags import candidate_flags
+    from biodiscover.workflows.export.tables import candidate_label, display_text, placement
 
     e = html.escape
     ev = _dict(p.get("evidence"))
@@ -596,12 +703,16 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
         ("placed in", placement(p)),
         ("status", f"{p.get('status')} (version {p.get('version')})"),
         ("specimens", str(p.get("size"))),
+        ("flags", " · ".join(candidate_flags(p)) or "none"),
     ]
     ident = p.get("nearest_identity")
     if p.get("nearest_species"):
         pct = "" if ident is None or ident != ident else f" at {ident * 100 if ident <= 1 else ident:.1f}% identity"
         facts.append(("nearest known species", f"{p['nearest_species']}{pct}"))
     facts.append(("barcode gap", gap_of(ev, ident).sentence()))
+    near = _dict(ev.get("nearest_known"))
+    if isinstance(near.get("not_named_because"), str) and near["not_named_because"].strip():
+        facts.append(("not named because", near["not_named_because"]))
     b = ev.get("bin")
     if isinstance(b, dict) and b.get("dominant"):
         agree = b.get("agreement")
@@ -614,14 +725,7 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
         if isinstance(box, list) and len(box) == 4:
             places += f" (lat {box[0]:.2f}…{box[1]:.2f}, lon {box[2]:.2f}…{box[3]:.2f})"
         facts.append(("where", places))
-    if trail is not None and trail.decision:
-        facts.append(("decision", f"{trail.decision} by {trail.decided_by}, {_when(trail.decided_at)}"))
-    rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts)
-    notes = ""
-    if trail is not None and trail.notes:
-        notes = "<ul class='notes'>" + "".join(
-            f"<li>“{e(text)}” <span class='note'>{e(who)}, {e(_when(at))}</span></li>"
-            for at, who, text in trail.notes) + "</ul>"
+    facts += _decision(trail)
     photos = []
     for pid, path in _photo_paths(p, members, images):
         uri = _thumbnail(path)
@@ -634,33 +738,83 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
     for m in members.to_dict("records")[:30]:
         s = specimens.get(m["processid"], {})
         prob = m.get("probability")
-        mem_rows.append(f"<tr><td>{e(str(m['processid']))}</td><td>{e(str(s.get('country') or ''))}</td>"
-                        f"<td>{e(str(s.get('dna_bin') or ''))}</td>"
+        mem_rows.append(f"<tr><td>{e(str(m['processid']))}</td><td>{e(display_text(s.get('country')))}</td>"
+                        f"<td>{e(display_text(s.get('dna_bin')))}</td>"
                         f"<td>{'' if prob is None or prob != prob else f'{prob:.2f}'}</td></tr>")
     more = f"<p class='note'>{len(members) - 30} more members in the CSV export.</p>" if len(members) > 30 else ""
     return (f"<section class='cand' id='cand-{e(str(p.get('proposal_id')))}'>"
             f"<h3>#{e(str(p.get('proposal_id')))} {e(candidate_label(p))}</h3>"
-            f"<table class='facts'>{rows}</table>{notes}{photo_html}"
+            f"{_facts_table(facts)}{_notes_html(trail)}{photo_html}"
             "<table><thead><tr><th>member</th><th>country</th><th>BIN</th><th>membership</th></tr></thead>"
             f"<tbody>{''.join(mem_rows)}</tbody></table>{more}</section>")
 
 
-def candidate_sections(data: "RunExport", limit: int = DETAIL_LIMIT) -> str:
-    """A section per proposal (candidates largest first, then the ones reviewers set aside), up to ``limit``."""
+def assigned_section(p: dict, members: pd.DataFrame, trail: ReviewTrail | None) -> str:
+    """A candidate a reviewer identified as a known species, short: which species, how many specimens (named),
+    how close their barcodes are to that species as the evidence says, who decided when and their notes.
+    What a PI checks of an identification; the full evidence is in the CSV / JSON export."""
+    from biodiscover.workflows.export.flags import evidence_of, identity_to
+
+    e = html.escape
+    species = str(p.get("provisional_name") or "")
+    ids = [str(x) for x in members["processid"]] if "processid" in members else []
+    facts = [("identified as", f"{species} (a known species)"), ("specimens", str(p.get("size"))),
+             ("identity to it", identity_to(evidence_of(p.get("evidence")), species))]
+    if ids:
+        facts.append(("members", ", ".join(ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")))
+    facts += _decision(trail)
+    pid = e(str(p.get("proposal_id")))
+    return (f"<section class='cand assigned' id='cand-{pid}'><h3>#{pid} {e(species)}</h3>"
+            f"{_facts_table(facts)}{_notes_html(trail)}</section>")
+
+
+def _pending(status: object) -> bool:
+    """Not decided by a reviewer yet (the one status a cap may leave out of the report)."""
+    return status in ("pending", None) or (isinstance(status, float) and status != status)
+
+
+def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
+    """A section per proposal: candidates largest first, then the ones reviewers set aside. Every one a reviewer
+    decided is shown (a candidate assigned to a known species in short, :func:`assigned_section`); of the
+    pending ones the largest ``limit`` (default :data:`DETAIL_LIMIT`), and a note says how many more and where."""
     if data.proposals.empty:
         return ""
+    limit = DETAIL_LIMIT if limit is None else limit
     specimens = {r["processid"]: r for r in data.specimens.to_dict("records")} if "processid" in data.specimens \
         else {}
     images = {pid: r.get("image_path") for pid, r in specimens.items() if r.get("image_path")}
     trails = data.trails()
-    order = candidate_table(data.proposals)["#"].tolist()
     props = {p["proposal_id"]: p for p in data.proposals.to_dict("records")}
     by_prop = {k: g for k, g in data.members.groupby("proposal_id")} if not data.members.empty else {}
-    parts = [candidate_section(props[i], by_prop.get(i, data.members.iloc[0:0]), specimens, trails.get(i), images)
-             for i in order[:limit] if i in props]
-    more = f"<p class='note'>{len(order) - limit} more candidates in the CSV / JSON export.</p>" \
-        if len(order) > limit else ""
+    parts, left = [], 0
+    for i in candidate_table(data.proposals)["#"].tolist():
+        p = props.get(i)
+        if p is None:
+            continue
+        members = by_prop.get(i, data.members.iloc[0:0])
+        if p.get("status") == "assigned":
+            parts.append(assigned_section(p, members, trails.get(i)))
+        elif not _pending(p.get("status")) or limit > 0:
+            limit -= int(_pending(p.get("status")))
+            parts.append(candidate_section(p, members, specimens, trails.get(i), images))
+        else:
+            left += 1
+    more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest) "
+            f"{'is' if left == 1 else 'are'} not shown in detail here: see the CSV export (proposals.csv, "
+            "members.csv) or the JSON export.</p>") if left else ""
     return "<h2>Candidate species in detail</h2>" + "".join(parts) + more
+
+
+def report_table(proposals: pd.DataFrame, limit: int | None = None) -> tuple[pd.DataFrame, int]:
+    """:func:`candidate_table` with every decided row and the largest ``limit`` pending ones (default
+    :data:`TABLE_LIMIT`), and how many pending rows were left out."""
+    table = candidate_table(proposals)
+    if table.empty:
+        return table, 0
+    limit = TABLE_LIMIT if limit is None else limit
+    pending = table["status"].map(_pending)
+    keep = ~pending | (pending.cumsum() <= limit)
+    return table[keep], int((~keep).sum())
 
 
 def _dataset_line(options: "ExportOptions | None") -> str:
@@ -693,7 +847,10 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     status = data.proposals["status"] if "status" in data.proposals else pd.Series(dtype=object)
     cards = [("specimens", len(data.assignments)), ("named to species", species), ("flagged novel", novel),
              ("candidate species", len(live)), ("accepted by a reviewer", int((status == "accepted").sum())),
-             ("awaiting review", int((status == "pending").sum()))]
+             ("awaiting review", int(status.map(_pending).sum()))]
+    # what reviewers set aside counts too: an identification of a known species is a result a PI checks
+    cards += [(label, n) for label, n in (("assigned to a known species", int((status == "assigned").sum())),
+                                          ("rejected by a reviewer", int((status == "rejected").sum()))) if n]
     card_html = "".join(f"<div class='card'><b>{n}</b>{html.escape(label)}</div>" for label, n in cards)
     figs = "".join(
         f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"
@@ -708,7 +865,10 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         meta.append(f"started {_when(run.get('started_at'))}")
     if run.get("finished_at"):
         meta.append(f"finished {_when(run.get('finished_at'))}")
-    limit = 50
+    table, left_out = report_table(data.proposals)
+    left_note = (f"The other {plural(left_out, 'pending candidate')} (the smallest) "
+                 f"{'is' if left_out == 1 else 'are'} in the CSV export (proposals.csv) and the JSON export."
+                 if left_out else "")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>biodiscover run {html.escape(str(run.get('id', '')))}</title><style>{_CSS}</style></head><body>"
@@ -719,8 +879,9 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         f"<h2>Candidate species, largest first</h2>"
         + (f"<p class='note'>{html.escape(set_aside_note(data.proposals))}</p>" if set_aside_note(data.proposals)
            else "")
-        + _table(candidate_table(data.proposals), ["#", "name", "placed in", "specimens", "nearest known species",
-                                                  "identity", "novelty", "status"], limit=limit)
+        + _table(table, ["#", "name", "placed in", "specimens", "nearest known species", "identity", "novelty",
+                         "status"], limit=len(table))
+        + (f"<p class='note'>{html.escape(left_note)}</p>" if left_note else "")
         + "<p class='note'>Generated by biodiscover. Candidate species are proposals for a taxonomist to review, "
           "not described species; identity is to the nearest species in the reference.</p>"
         + candidate_sections(data)

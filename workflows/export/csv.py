@@ -1,9 +1,10 @@
 """``csv``: a folder of three spreadsheets a taxonomist opens first.
 
 * ``assignments.csv`` — one row per specimen: the machine's deepest confident rank
-  and taxon, label and confidence at every rank, novelty, the candidate species it
-  belongs to (its ``proposal_id`` and ``provisional_name``; empty once a reviewer
-  rejected the candidate or identified it as a known species), then the proposal it
+  and taxon, label and confidence at every rank, novelty, the candidate it belongs
+  to (its ``proposal_id`` and ``provisional_name``: a candidate species, or one a
+  reviewer identified as a known species, whose name is then that species'; empty
+  once a reviewer rejected the candidate, which groups nothing), then the proposal it
   was proposed in whatever became of it (``proposed_in``, ``candidate_status``) and
   its current determination in the Darwin Core core's own terms and values
   (``scientificName`` … ``identificationVerificationStatus``: the reviewer's where a
@@ -80,7 +81,12 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
     """Assignments joined with the candidate each specimen belongs to (the CSV's main table)."""
     table = data.assignments.drop(columns=["id"], errors="ignore")  # the row id is internal to the database
     cand = data.candidate_of()
-    ids = pd.Series([cand.get(p) for p in table["processid"]], index=table.index, dtype=object)
+    # the current determination: the DwC core's (one owner), so the two never disagree about a specimen
+    det = determinations(data).set_index("processid")
+    # A candidate a reviewer identified as a known species still groups its members (the decision, notes and
+    # evidence are its row of proposals.csv): they keep its id. A rejected one groups nothing (``proposed_in``).
+    assigned = det.loc[det["candidate_status"] == "assigned", "proposed_in"].to_dict()
+    ids = pd.Series([cand.get(p, assigned.get(p)) for p in table["processid"]], index=table.index, dtype=object)
     if ids.notna().any() and all(isinstance(v, (int, np.integer)) for v in ids.dropna()):
         ids = ids.astype("Int64")  # keep integer ids integer next to the NaNs of uncandidated rows
     table["proposal_id"] = ids
@@ -89,8 +95,6 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
         table["provisional_name"] = table["proposal_id"].map(names)
     else:
         table["provisional_name"] = None
-    # the current determination: the DwC core's (one owner), so the two never disagree about a specimen
-    det = determinations(data).set_index("processid")
     for col in det.columns:
         table[col] = table["processid"].map(det[col]).astype(det[col].dtype)
     return table

@@ -133,7 +133,7 @@ def candidate_label(proposal: Mapping[str, Any]) -> str:
                           proposal.get("proposal_id"))
 
 
-def _text(value: Any) -> str:
+def display_text(value: Any) -> str:
     """``value`` as display text; None, NaN (a missing cell in a DataFrame) and blanks are ''."""
     if value is None or (isinstance(value, float) and value != value):
         return ""
@@ -145,9 +145,10 @@ def placement(proposal: Mapping[str, Any]) -> str:
     niger (assigned by a reviewer)`` once a reviewer identified it as a known species; ``unplaced``
     when discovery could not put it under any known taxon (a missing parent is NaN in a DataFrame,
     which must never print as ``nan nan``)."""
-    if proposal.get("status") == "assigned" and _text(proposal.get("provisional_name")):
-        return f"species {_text(proposal.get('provisional_name'))} (assigned by a reviewer)"
-    where = " ".join(t for t in (_text(proposal.get("parent_rank")), _text(proposal.get("parent_taxon"))) if t)
+    if proposal.get("status") == "assigned" and display_text(proposal.get("provisional_name")):
+        return f"species {display_text(proposal.get('provisional_name'))} (assigned by a reviewer)"
+    where = " ".join(t for t in (display_text(proposal.get("parent_rank")),
+                                 display_text(proposal.get("parent_taxon"))) if t)
     return where or "unplaced"
 
 

@@ -1,0 +1,211 @@
+"""The HTML report and CSV keep every candidate a reviewer decided, and say what to look at first.
+
+Found by a taxonomist reviewing a real Costa Rican plate (117 proposals: 14 accepted, 9 assigned to known
+species): the report's table stopped at 50 rows and its sections at 100, and the assigned candidates, listed
+last, fell past both caps: not one of the 9 identifications (Gonodonta uxor, Memphis aulica, Amaxia apyga)
+was in the report a PI reads. The header counted accepted and awaiting, never assigned. assignments.csv left
+``proposal_id`` empty for the members of an assigned candidate. Each section lacked a line of flags a
+reviewer can scan (no gap, a tie among known species, partial reads, why it was not named).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from biodiscover.storage.db import Database
+from biodiscover.workflows import report
+from biodiscover.workflows.export import export_run, write_export
+from fixtures.review_db import build_review_db
+from fixtures.run_export import make_run_export
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A real reviewed database: one candidate accepted, one rejected, two assigned to their nearest known
+    species, the rest pending."""
+    root = tmp_path_factory.mktemp("decided")
+    fx = build_review_db(root / "lab.sqlite")
+    db = Database.open(fx.path)
+    try:
+        # the queue order: largest first, as the report lists candidates
+        ids = sorted(fx.proposal_ids, key=lambda i: (-db.proposal(i).size, i))
+        accepted, rejected = ids[0], ids[1]
+        db.accept(accepted, db.proposal(accepted).version, reviewer="Ana Silva")
+        db.reject(rejected, db.proposal(rejected).version, reviewer="Ben Ode")
+        assigned = {}
+        for pid in ids[2:4]:
+            p = db.proposal(pid)
+            tid = next(t for t, label in db.known_species(limit=5000, near=p.nearest_species)
+                       if label.split("  (")[0] == p.nearest_species)
+            db.note(pid, "keys from another country; checked genitalia", reviewer="Cy Roe")
+            db.assign(pid, p.version, tid, reviewer="Cy Roe")
+            assigned[pid] = (p.nearest_species, p.size, p.nearest_identity)
+        pending = [i for i in ids if i not in (accepted, rejected, *assigned)]
+    finally:
+        db.close()
+    return {"path": fx.path, "run": fx.run_id, "ids": ids, "accepted": accepted, "rejected": rejected,
+            "assigned": assigned, "pending": pending}
+
+
+def _section(page: str, pid: int) -> str:
+    start = page.index(f"id='cand-{pid}'")
+    return page[start: page.index("</section>", start)]
+
+
+def test_every_decided_candidate_is_in_the_report_past_any_cap(tmp_path: Path, decided: dict,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # caps far below the number of candidates, as 50 and 100 were below the real plate's 117
+    monkeypatch.setattr(report, "TABLE_LIMIT", 2)
+    monkeypatch.setattr(report, "DETAIL_LIMIT", 1)
+    out = tmp_path / "r.html"
+    export_run(decided["path"], decided["run"], "html", out)
+    page = out.read_text(encoding="utf-8")
+    table = page[page.index("<table><thead><tr><th>#</th>"):]
+    table = table[: table.index("</table>")]
+    listed = [int(x) for x in re.findall(r"<tr><td>(\d+)</td>", table)]
+    # every decided one in the table, and the largest pending ones up to the cap
+    for pid in (decided["accepted"], decided["rejected"], *decided["assigned"]):
+        assert pid in listed, pid
+        assert f"id='cand-{pid}'" in page, pid
+    assert [p for p in listed if p in decided["pending"]] == decided["pending"][:2]
+    n_pending = len(decided["pending"])
+    assert (f"The other {n_pending - 2} pending candidates (the smallest) are in the CSV export "
+            "(proposals.csv) and the JSON export.") in page
+    # sections: every decided one, the largest pending one, and a count of the rest and where they are
+    assert f"id='cand-{decided['pending'][0]}'" in page and f"id='cand-{decided['pending'][1]}'" not in page
+    assert (f"{n_pending - 1} more pending candidates (the smallest) are not shown in detail here: see the CSV "
+            "export (proposals.csv, members.csv) or the JSON export.") in page
+    # the header counts what reviewers did, assigned included
+    assert "<div class='card'><b>2</b>assigned to a known species</div>" in page
+    assert "<div class='card'><b>1</b>rejected by a reviewer</div>" in page
+    assert f"<div class='card'><b>{n_pending}</b>awaiting review</div>" in page
+
+
+def test_an_assigned_candidate_says_which_species_how_many_how_close_and_who(tmp_path: Path, decided: dict) -> None:
+    out = tmp_path / "r.html"
+    export_run(decided["path"], decided["run"], "html", out)
+    page = out.read_text(encoding="utf-8")
+    for pid, (species, size, identity) in decided["assigned"].items():
+        section = _section(page, pid)
+        assert f"#{pid} {species}" in section
+        assert f"<th>identified as</th><td>{species} (a known species)</td>" in section
+        assert f"<th>specimens</th><td>{size}</td>" in section
+        assert f"<th>identity to it</th><td>{100 * identity:.1f}% (the nearest known species)</td>" in section
+        assert re.search(r"<th>decision</th><td>assign by Cy Roe, \d{4}-\d\d-\d\d \d\d:\d\d UTC</td>", section)
+        assert "keys from another country; checked genitalia" in section
+
+
+def test_assignments_csv_keeps_an_assigned_candidates_members_linked_to_it(tmp_path: Path, decided: dict) -> None:
+    export_run(decided["path"], decided["run"], "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and "processid" in rows[0]
+    for pid, (species, size, _) in decided["assigned"].items():
+        linked = [r for r in rows if r["proposed_in"] == str(pid)]
+        assert len(linked) == size
+        assert {(r["proposal_id"], r["candidate_status"], r["provisional_name"]) for r in linked} == \
+            {(str(pid), "assigned", species)}
+    # a rejected candidate is no group of anything: its members keep only where they were proposed
+    rejected = [r for r in rows if r["proposed_in"] == str(decided["rejected"])]
+    assert rejected and {(r["proposal_id"], r["candidate_status"]) for r in rejected} == {("", "rejected")}
+
+
+# -- flags ----------------------------------------------------------------------------------------------------
+
+def _with_evidence(evidence: dict, **fields) -> tuple:
+    data = make_run_export(n_known=3, n_candidates=1, seed=0)
+    props = data.proposals.copy()
+    props["evidence"] = [evidence]
+    for k, v in fields.items():
+        props[k] = [v]
+    return replace(data, proposals=props), int(props["proposal_id"].iloc[0])
+
+
+def _flags(tmp_path: Path, evidence: dict, **fields) -> str:
+    data, pid = _with_evidence(evidence, **fields)
+    write_export(data, "html", tmp_path / "r.html")
+    section = _section((tmp_path / "r.html").read_text(encoding="utf-8"), pid)
+    found = re.search(r"<tr><th>flags</th><td>(.*?)</td></tr>", section)
+    return found.group(1) if found else ""
+
+
+REASON = ("species Gonodonta bidens at 99.1% identity: P(right) 0.14 below the level 0.98, P(absent from the "
+          "reference) 0.85; Gonodonta uxor lies within 0.0%; farther than Gonodonta bidens's own members lie from "
+          "each other (≈0.8%)")
+
+
+def test_flags_say_no_gap_and_a_tie_among_known_species(tmp_path: Path) -> None:
+    """The real plate's #80: 99.1 % to G. bidens, G. uxor tied (the truth), members 0.5 % apart."""
+    ev = {"threshold": 0.0275, "within_distance": {"mean": 0.002, "max": 0.0456},
+          "nearest_known": {"species": "Gonodonta bidens", "genus": "Gonodonta", "identity": 0.9909,
+                            "not_named_because": REASON},
+          "nearest_known_distances": [0.0091]}
+    flags = _flags(tmp_path, ev, nearest_species="Gonodonta bidens", nearest_identity=0.9909,
+                   parent_rank="genus", parent_taxon="Gonodonta")
+    assert "no barcode gap" in flags
+    assert "tie: Gonodonta bidens / Gonodonta uxor (99.1%)" in flags
+    assert "nearest known is a congener at 99.1%" in flags
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f"<th>not named because</th><td>{REASON.replace(chr(39), '&#x27;')}</td>" in page
+
+
+def test_flags_say_a_tie_from_the_members_own_hits(tmp_path: Path) -> None:
+    ev = {"threshold": 0.0275, "within_distance": {"mean": 0.0, "max": 0.001},
+          "nearest_known": {"species": "Memphis proserpina", "genus": "Memphis", "identity": 0.967},
+          "member_hits": {"A1-24": {"species": "Memphis proserpina", "identity": 0.967},
+                          "A2-24": {"species": "Memphis aulica", "identity": 0.9665},
+                          "A3-24": {"species": "Gonodonta sicheas", "identity": 0.967}}}
+    flags = _flags(tmp_path, ev, nearest_species="Memphis proserpina", nearest_identity=0.967)
+    # congeners tie; a species of another genus as far away says nothing is close, not which species it may be
+    assert "tie: Memphis proserpina / Memphis aulica (96.7%)" in flags and "sicheas" not in flags
+    assert "no barcode gap" not in flags  # 3.3 % away, members ≤ 0.1 % apart, threshold 2.75 %: a gap
+
+
+def test_flags_say_partial_reads_and_short_overlap(tmp_path: Path) -> None:
+    """The real plate's #20: one 266-base read and two 407-base fragments among 658-base barcodes."""
+    full, part = "ACGT" * 164 + "AC", "N" * 392 + "ACGT" * 66 + "AC"
+    frag = "-" * 251 + "ACGT" * 101 + "ACG"
+    ev = {"threshold": 0.0275, "within_distance": {"mean": 0.008, "max": 0.004},
+          "nearest_known": {"species": "Hemiceras losa", "identity": 0.932,
+                            "not_named_because": "family Notodontidae at 93.2% identity: P(right) 0.32 below the "
+                                                 "level 0.98, P(absent from the reference) 0.01; Noctuidae lies "
+                                                 "within 0.4%; only 266 informative bases shared with the best key"},
+          "alignment": {"F1": full, "F2": full, "P1": part, "P2": frag, "P3": frag}}
+    flags = _flags(tmp_path, ev, nearest_species="Hemiceras losa", nearest_identity=0.932)
+    assert "partial reads: 3 of 5 members under 500 bases (266–407)" in flags
+    assert "short overlap: 266 bases shared with the best key" in flags
+    assert "tie" not in flags  # a rival family 0.4 % behind is no tie
+    assert "no barcode gap" not in flags
+
+
+def test_a_candidate_with_nothing_to_flag_says_none(tmp_path: Path) -> None:
+    ev = {"threshold": 0.0275, "within_distance": {"mean": 0.001, "max": 0.003},
+          "nearest_known": {"species": "Hemiceras nigrescens", "genus": "Hemiceras", "identity": 0.926}}
+    assert _flags(tmp_path, ev, nearest_species="Hemiceras nigrescens", nearest_identity=0.926,
+                  parent_rank="genus", parent_taxon="Hemiceras") == "none"
+
+
+# -- the collection-sites map ---------------------------------------------------------------------------------
+
+def test_the_sites_map_zooms_to_one_countrys_sites_and_keeps_the_world_across_continents() -> None:
+    """The real plate: 21 sites in Guanacaste, drawn as one blob on a world map."""
+    lat = pd.Series([10.80, 11.04, 10.36, 10.92])
+    lon = pd.Series([-85.45, -85.27, -84.63, -85.60])
+    x0, x1, y0, y1 = report.site_extent(lat, lon)
+    assert x0 < -85.60 and x1 > -84.63 and y0 < 10.36 and y1 > 11.04
+    assert x1 - x0 <= 8 and y1 - y0 <= 8  # a country, not the world
+    assert (x1 - x0) / (y1 - y0) == pytest.approx(2.0, rel=0.05)  # the map's own width:height
+    # Canada and Costa Rica: one continent, zoomed; Canada and Kenya: the world
+    x0, x1, y0, y1 = report.site_extent(pd.Series([43.0, 10.5]), pd.Series([-80.0, -85.0]))
+    assert x0 < -85 and x1 > -80 and y0 < 10.5 and y1 > 43 and y1 - y0 < 60 and x1 - x0 < 180
+    assert report.site_extent(pd.Series([43.0, -1.3]), pd.Series([-80.0, 36.8])) == report.WORLD_EXTENT
+    specimens = pd.DataFrame({"processid": [f"P{i}" for i in range(4)], "coord-lat": lat, "coord-lon": lon})
+    plot = report.plot_sites(specimens)
+    assert "4 specimens with coordinates, 0 without" in plot.caption
+    assert "the map shows lat 9.4°N–12.0°N, lon 87.8°W–82.5°W" in plot.caption

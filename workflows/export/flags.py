@@ -1,0 +1,195 @@
+"""What a reviewer should look at first in a candidate, read from its stored evidence only.
+
+Why here, once: a taxonomist reviewing a real plate of 115 candidates found the
+report's sections a long flat list and asked for one line per candidate to scan
+(no gap, a tie among known species, partial reads, why it was not named); and
+for each candidate assigned to a known species, how close its barcodes are to
+that species. Both are read from what the evidence record
+(:class:`~biodiscover.storage.evidence.Evidence`) already holds — nothing is
+recomputed, so the report says what the review screen was shown:
+
+* the nearest known species and its identity, and each member's best hit
+  (``member_hits``), name known species with their identity;
+* the naming model's reason (``nearest_known.not_named_because``, written by
+  ``discovery.naming``) names a rival taxon ("Gonodonta uxor lies within 0.0%")
+  and a short overlap ("only 266 informative bases shared with the best key");
+  its parts are pinned by ``tests/test_naming_reasons.py``;
+* the members' aligned rows (``alignment``) say how many bases each read has.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from biodiscover.storage.evidence import Evidence
+from biodiscover.storage.records import plural
+
+#: Two known taxa whose identities differ by no more than this (a fraction) are a tie: the reason rounds its
+#: rival's distance to 0.1 %, and a taxonomist reviewing a real plate read "within 0.0%" as "tied".
+TIE = 0.001
+#: A read with fewer called bases than this is partial: BOLD's barcode standard asks for 500 of COI-5P's 658.
+FULL_READ = 500
+#: A congeneric nearest known species this close may be the candidate itself, met from elsewhere (a real plate:
+#: 7 of its 10 known species sat at 93-99 % to their own keys from other countries).
+CONGENER_CLOSE = 0.95
+
+_HEAD = re.compile(r"^(?P<rank>\w+) (?P<label>.+?) at (?P<identity>[\d.]+)% identity: ")
+_RIVAL = re.compile(r"^(?P<other>.+) lies within (?P<gap>[\d.]+)%$")
+_OVERLAP = re.compile(r"^only (?P<n>\d+) informative bases shared with the best key")
+
+
+def evidence_of(value: Any) -> Evidence:
+    """The evidence record of a proposal's stored dict (an empty one where it is missing or malformed:
+    a report never stops over one candidate's evidence)."""
+    if isinstance(value, Evidence):
+        return value
+    try:
+        return Evidence.from_dict(value if isinstance(value, Mapping) else None)
+    except (TypeError, ValueError):
+        return Evidence()
+
+
+@dataclass(frozen=True)
+class Reason:
+    """The parts of the naming model's sentence a flag needs: the rank it stopped at, the label it did not give
+    and its identity, each rival label with its identity, and the bases shared with the best key."""
+
+    rank: str
+    label: str
+    identity: float
+    rivals: tuple[tuple[str, float], ...] = ()
+    overlap: int | None = None
+
+
+def parse_reason(text: str | None) -> Reason | None:
+    """:class:`Reason` from a ``not_named_because`` sentence; None when there is none or it has another shape."""
+    head = _HEAD.match(text or "")
+    if head is None or text is None:
+        return None
+    identity = float(head["identity"]) / 100
+    rivals, overlap = [], None
+    for part in text.split("; ")[1:]:
+        if (rival := _RIVAL.match(part)) is not None:
+            rivals.append((rival["other"], identity - float(rival["gap"]) / 100))
+        elif (short := _OVERLAP.match(part)) is not None:
+            overlap = int(short["n"])
+    return Reason(head["rank"], head["label"], identity, tuple(rivals), overlap)
+
+
+@dataclass(frozen=True)
+class KnownIdentity:
+    """How close a candidate's barcodes are to one known species, and where the evidence says so."""
+
+    identity: float
+    source: str
+
+
+def known_identities(ev: Evidence) -> dict[str, KnownIdentity]:
+    """Known species the evidence names → the best identity to each (species only, best first): the nearest known
+    species, each member's best hit, and a rival species the naming reason names (its identity is the reason's
+    less the distance it gives, to 0.1 %)."""
+    out: dict[str, KnownIdentity] = {}
+
+    def add(species: str | None, identity: float | None, source: str) -> None:
+        if species and identity is not None and (species not in out or identity > out[species].identity):
+            out[species] = KnownIdentity(identity, source)
+
+    near = ev.nearest_known
+    if near is not None:
+        add(near.species, near.identity, "the nearest known species")
+    hits: dict[str, list[float]] = {}
+    for h in ev.member_hits.values():
+        if h.species and h.identity is not None:
+            hits.setdefault(h.species, []).append(h.identity)
+    n = len(ev.member_hits)
+    for species, values in hits.items():
+        add(species, max(values), f"best hit of {len(values)} of {plural(n, 'member')}")
+    if near is not None:
+        reason = parse_reason(near.not_named_because)
+        if reason is not None and reason.rank == "species":
+            # the sentence rounds to 0.1 %: measured from the nearest species' own identity where it is that one
+            best = near.identity if near.species == reason.label and near.identity is not None else reason.identity
+            for other, identity in reason.rivals:
+                gap = reason.identity - identity
+                add(other, best - gap, f"the naming reason: within {100 * gap:.1f}% of {reason.label}")
+    return dict(sorted(out.items(), key=lambda kv: -kv[1].identity))
+
+
+def identity_to(ev: Evidence, species: str) -> str:
+    """``99.1% (the nearest known species)``: the identity to ``species`` and where it comes from, or that the
+    evidence does not hold one (with the nearest it does hold)."""
+    known = known_identities(ev).get(species)
+    if known is not None:
+        return f"{100 * known.identity:.1f}% ({known.source})"
+    near = ev.nearest_known
+    nearest = f"; nearest known recorded: {near.species} at {100 * near.identity:.1f}%" \
+        if near is not None and near.species and near.identity is not None else ""
+    return f"not in the evidence{nearest}"
+
+
+def _gap_flag(ev: Evidence, nearest_identity: Any) -> str | None:
+    from biodiscover.discovery.barcode_gap import gap_of
+
+    gap = gap_of(ev, nearest_identity)
+    verdict = gap.verdict
+    if verdict == "no gap":
+        return "no barcode gap"
+    if verdict == "not separated":
+        return "no barcode gap (nearest known within the species threshold)"
+    if gap.within_max is not None and gap.threshold is not None and gap.within_max > gap.threshold:
+        return f"members up to {100 * gap.within_max:.1f}% apart, beyond the species threshold"
+    return None
+
+
+def _ties(ev: Evidence) -> list[str]:
+    out = []
+    known = list(known_identities(ev).items())
+    if len(known) > 1:
+        # congeners only: two species of different genera equally far (91 % to a Halysidota and a Gonodonta, on a
+        # real plate) say nothing is close, not which species this may be
+        best, genus = known[0][1].identity, known[0][0].split()[0]
+        tied = [species for species, k in known if best - k.identity <= TIE + 1e-9 and species.split()[0] == genus]
+        if len(tied) > 1:
+            out.append(f"tie: {' / '.join(tied)} ({100 * best:.1f}%)")
+    reason = parse_reason(ev.nearest_known.not_named_because if ev.nearest_known is not None else None)
+    if reason is not None and reason.rank != "species":
+        tied = [other for other, identity in reason.rivals if reason.identity - identity <= TIE + 1e-9]
+        if tied:
+            out.append(f"tie at {reason.rank}: {' / '.join([reason.label, *tied])} ({100 * reason.identity:.1f}%)")
+    return out
+
+
+def _partial_reads(ev: Evidence) -> str | None:
+    called = sorted(sum(c in "ACGTacgt" for c in row) for row in ev.alignment.values())
+    short = [n for n in called if n < FULL_READ]
+    if not short:
+        return None
+    span = f"{short[0]}" if short[0] == short[-1] else f"{short[0]}–{short[-1]}"
+    return f"partial reads: {len(short)} of {plural(len(called), 'member')} under {FULL_READ} bases ({span})"
+
+
+def candidate_flags(proposal: Mapping[str, Any]) -> list[str]:
+    """The flags of one proposal (an export row with its ``evidence`` dict), most decisive first; [] for none."""
+    ev = evidence_of(proposal.get("evidence"))
+    ident = proposal.get("nearest_identity")
+    flags = [f for f in [_gap_flag(ev, ident)] if f]
+    flags += _ties(ev)
+    near = ev.nearest_known
+    identity = near.identity if near is not None and near.identity is not None else \
+        (float(ident) if isinstance(ident, (int, float)) and ident == ident else None)
+    if identity is not None and identity > 1:
+        identity /= 100
+    genus = (near.genus if near is not None else None) or \
+        (str(near.species).split()[0] if near is not None and near.species else None)
+    if (proposal.get("parent_rank") == "genus" and genus and genus == proposal.get("parent_taxon")
+            and identity is not None and identity >= CONGENER_CLOSE):
+        flags.append(f"nearest known is a congener at {100 * identity:.1f}%: a known species from elsewhere?")
+    partial = _partial_reads(ev)
+    if partial:
+        flags.append(partial)
+    reason = parse_reason(near.not_named_because if near is not None else None)
+    if reason is not None and reason.overlap is not None:
+        flags.append(f"short overlap: {reason.overlap} bases shared with the best key")
+    return flags
