@@ -66,8 +66,8 @@ def test_safe_join_refuses_escape(tmp_path: Path) -> None:
 def test_csv_export(tmp_path: Path, data) -> None:
     out = tmp_path / "csv"
     res = write_export(data, "csv", out)
-    assert sorted(p.name for p in res.files) == ["assignments.csv", "members.csv", "proposals.csv"]
-    with open(out / "assignments.csv", newline="", encoding="utf-8") as fh:
+    assert sorted(p.name for p in res.files) == ["assignments.csv", "columns.txt", "members.csv", "proposals.csv"]
+    with open(out / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(data.assignments)
     by_id = {r["processid"]: r for r in rows}
@@ -79,7 +79,7 @@ def test_csv_export(tmp_path: Path, data) -> None:
     fifth = data.members[data.members["proposal_id"] == 5]["processid"]
     assert [by_id[p]["provisional_name"] for p in fifth] == ["Megaselia sp. BD-0007"] * len(fifth)
     assert by_id["KN0000"]["provisional_name"] == ""
-    props = list(csv.DictReader(open(out / "proposals.csv", newline="", encoding="utf-8")))
+    props = list(csv.DictReader(open(out / "proposals.csv", newline="", encoding="utf-8-sig")))
     assert len(props) == len(data.proposals)
     names = [p["provisional_name"] for p in props]
     for name in names:  # nothing a spreadsheet would evaluate
@@ -577,7 +577,7 @@ def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:
     props = data.proposals.copy()
     props["evidence"] = [evidence] + [{**evidence, "between_distance": None}] * (len(props) - 1)
     write_export(replace(data, proposals=props), "csv", tmp_path / "csv")
-    row = next(csv.DictReader(open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8")))
+    row = next(csv.DictReader(open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig")))
     assert (row["evidence_within_distance_max"], row["evidence_between_distance_distance"]) == ("0.011", "0.052")
     assert row["evidence_geography_countries"] == "Canada: 4; Peru: 2" and row["evidence_threshold"] == "0.03"
     assert not any(k.startswith(("evidence_within_distances", "evidence_alignment")) for k in row)
@@ -613,7 +613,7 @@ def test_report_reads_like_a_report(tmp_path: Path, data) -> None:
     assert len(nearest) == len(props) - 1 and nearest.max() == pytest.approx(0.10)
     plot = plot_barcode_gap([0.02], [0.05], per_candidate=True, nearest_known=(within, nearest))
     # Members up to 2% apart: only the candidate identical to a known species (0%) has no gap; 3% has one.
-    assert "1 of 7 candidates are no farther from their nearest known species" in plot.caption
+    assert "No barcode gap in 1 of 7 candidates: the nearest known species no farther away" in plot.caption
     sizes = next(p for p in render_plots(d) if p.key == "proposal_sizes")
     assert sizes.caption.startswith(f"{len(props) - 1} candidates")
     write_export(d, "html", tmp_path / "r.html")
@@ -666,6 +666,14 @@ def test_counts_of_one_are_singular() -> None:
     caption = plot_proposal_sizes(pd.DataFrame({"size": [1]})).caption
     assert caption == "1 candidate, 1 singleton (kept: a single specimen can be a new species)."
     assert plot_proposal_sizes(pd.DataFrame({"size": [1, 4]})).caption.startswith("2 candidates, 1 singleton ")
+    from biodiscover.workflows.report import plot_barcode_gap, plot_naming_depth, plot_novelty, plot_sites
+
+    one = pd.DataFrame({"processid": ["A1"], "novelty": [0.9], "is_novel": [True], "deepest_rank": ["genus"]})
+    assert plot_naming_depth(one).caption.startswith("1 specimen by ")
+    assert plot_novelty(one).caption == "1 of 1 specimen flagged novel."
+    assert "No barcode gap in 1 of 1 candidate:" in plot_barcode_gap([0.02], [], nearest_known=([0.02], [0.01])).caption
+    assert plot_sites(pd.DataFrame({"processid": ["A1"], "coord-lat": [9.9], "coord-lon": [-84.1]})).caption.startswith(
+        "1 specimen with coordinates")
 
 
 def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path: Path) -> None:
@@ -690,7 +698,7 @@ def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path
     write_export(replace(data, proposals=props), "csv", tmp_path / "csv")
 
     def read(name: str) -> list[list[str]]:
-        with open(tmp_path / "csv" / name, newline="", encoding="utf-8") as fh:
+        with open(tmp_path / "csv" / name, newline="", encoding="utf-8-sig") as fh:
             return list(csv.reader(fh))
 
     ranks = [f"{kind}_{rank}" for rank in ("order", "family", "subfamily", "genus", "species")

@@ -51,7 +51,7 @@ def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_
     run = str(fx.run_id)
     _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "csv", "-o", str(tmp_path / "csv"))
     _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "dwca", "-o", str(tmp_path / "a.zip"))
-    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
         sheet = {r["processid"]: r for r in csv.DictReader(fh)}
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         core = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),

@@ -28,9 +28,9 @@ def test_the_closest_candidate_is_named_by_its_proposal(tmp_path: Path) -> None:
                            str(fx.run_id), "-f", "csv", "-o", str(out)], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
-    with open(out / "proposals.csv", newline="", encoding="utf-8") as fh:
+    with open(out / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         proposals = list(csv.DictReader(fh))
-    with open(out / "members.csv", newline="", encoding="utf-8") as fh:
+    with open(out / "members.csv", newline="", encoding="utf-8-sig") as fh:
         holder = {m["processid"]: m["proposal_id"] for m in csv.DictReader(fh)}
     name = {p["proposal_id"]: p["name"] for p in proposals}
     header = list(proposals[0])

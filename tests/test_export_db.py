@@ -91,7 +91,7 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
     res = export_run(path, run, "csv", tmp_path / "csv")
     import csv
 
-    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == len(data.assignments)
     # A rejected candidate is no candidate any more: its member keeps no proposal in the specimen table.

@@ -118,13 +118,13 @@ def test_every_darwin_core_row_in_full() -> None:
     by_id = {r["occurrenceID"]: r for r in occ}
     assert list(by_id) == ["BIOUG001-24", "BIOUG002-24", "NOVEL01", "NOVEL02", "NOVEL03", "NOVEL04", "IMG0001"]
 
-    # named to species by the machine, a BOLD process id: the sequence is cited as BOLD:<id>
+    # named to species by the machine; its barcode is in the DNA extension (no BOLD record is claimed: nothing the
+    # ingest keeps says the record came from BOLD)
     assert by_id["BIOUG001-24"] == {
         **_base("BIOUG001-24", "S1", "Canada", "Ontario", 43.5, -80.25, LINEAGE),
         "scientificName": "Megaselia scalaris", "taxonRank": "species", "identificationQualifier": None,
         "verbatimIdentification": "Megaselia scalaris", "taxonConceptID": None,
-        "identificationRemarks": f"{METHOD}; confidence=0.950 at species; novelty=0.050",
-        "associatedSequences": "BOLD:BIOUG001-24"}
+        "identificationRemarks": f"{METHOD}; confidence=0.950 at species; novelty=0.050"}
     # a BOLD interim name is not a binomial: the genus, "sp.", the name verbatim, its BIN as the concept
     assert by_id["BIOUG002-24"] == {
         **_base("BIOUG002-24", "S2", "Canada", None, None, None, LINEAGE),
@@ -140,8 +140,7 @@ def test_every_darwin_core_row_in_full() -> None:
                                  "(status accepted, version 2); reviewer notes: \"wing venation differs\" "
                                  "(ben, 2026-11-22); \"checked genitalia\" (ana, 2026-11-23)",
         "identifiedBy": "ana", "dateIdentified": "2026-11-21",
-        "identificationVerificationStatus": "accepted by reviewer (provisional species)",
-        "associatedSequences": "NOVEL01 (COI-5P barcode in the DNA-derived data extension)"}
+        "identificationVerificationStatus": "accepted by reviewer (provisional species)"}
     # a novel specimen placed in a family whose candidate was rejected: "Phoridae gen. sp.", the BIN, why, and
     # who rejected it when (the machine's name stands, reviewed)
     assert by_id["NOVEL02"] == {
@@ -347,7 +346,7 @@ def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
     from biodiscover.workflows.export.csv import render
     from biodiscover.workflows.export.metadata import ExportOptions
 
-    text = render(_run(), ExportOptions())["assignments.csv"].decode("utf-8")
+    text = render(_run(), ExportOptions())["assignments.csv"].decode("utf-8-sig")
     columns = ("processid", "proposal_id", "provisional_name", "proposed_in", "candidate_status", "scientificName",
                "taxonRank", "identificationQualifier", "verbatimIdentification", "identifiedBy", "dateIdentified",
                "identificationVerificationStatus")

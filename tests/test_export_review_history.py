@@ -87,6 +87,6 @@ def test_every_review_of_a_candidate_is_in_the_json_dwca_and_csv_exports(tmp_pat
     assert not [r for r in rows if r["verbatimIdentification"] == kruger]
 
     _export(tmp_path, fx.path, fx.run_id, "csv", tmp_path / "csv")
-    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         props = {int(p["proposal_id"]): p for p in csv.DictReader(fh)}
     assert props[a]["name"] == kruger and props[a]["previous_names"].split("; ")[-1] == bd

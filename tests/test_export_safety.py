@@ -169,7 +169,7 @@ def test_cli_export_of_a_hostile_note_is_inert(tmp_path: Path, db_runs) -> None:
     out = tmp_path / "csv"
     proc = cli("export", "--db", str(path), "--run", str(done), "-f", "csv", "-o", str(out), env_home=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    text = (out / "proposals.csv").read_text(encoding="utf-8")
+    text = (out / "proposals.csv").read_text(encoding="utf-8-sig")
     assert not [c for c in CONTROL if c in text]
     row = pd.read_csv(out / "proposals.csv", dtype=str).iloc[0]
     assert row["review_notes"].startswith('"=HYPERLINK(') and row["decided_by"] == "ana"  # quoted: text, inert

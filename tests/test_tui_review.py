@@ -174,7 +174,7 @@ def test_exports_read_the_recomputed_evidence(review_db: Path, tmp_path: Path) -
     run = detail.summary.run_id
     db.close()
     export_run(review_db, run, "csv", tmp_path / "csv")
-    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         rows = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}
     for pid, ev in ((1, evidence[0]), (res.new_proposal_id, evidence[1])):
         assert int(rows[pid]["evidence_size"]) == ev.size == int(rows[pid]["size"])
@@ -304,7 +304,7 @@ async def test_a_renamed_new_species_is_named_anew_on_the_candidates_assigned_to
     assert db.proposal(2).version == assigned.versions[2]  # the assignment itself did not change
     run = db.proposal(2).run_id
     export_run(review_db, run, "csv", tmp_path / "csv")
-    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         assert {int(r["proposal_id"]): r["provisional_name"] for r in csv.DictReader(fh)}[2] == "Vibeum dorsalis"
     # a reviewer's decisions survive the rename: the assignment undoes, and redoes under the name of now
     undo = db.undo(assigned.review_id, reviewer="ana")
@@ -545,7 +545,7 @@ async def test_one_name_for_a_candidate_on_screen_and_in_every_export(review_db:
     db.close()
     run = p.run_id
     export_run(review_db, run, "csv", tmp_path / "csv")
-    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8") as fh:
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         assert next(r for r in csv.DictReader(fh) if r["proposal_id"] == "3")["name"] == p.name
     export_run(review_db, run, "fasta", tmp_path / "fa")
     third = [f for f in (tmp_path / "fa").glob("*.fasta") if int(f.name.split("_", 1)[0]) == 3]  # 03_… or 3_…

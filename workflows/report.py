@@ -173,8 +173,8 @@ def plot_naming_depth(assignments: pd.DataFrame, threshold: float | None = None)
         ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle("How deep each specimen could be named")
-    return Plot("naming_depth", "Depth of naming", f"{total} specimens by the deepest rank named with confidence.",
-                _png(fig))
+    return Plot("naming_depth", "Depth of naming",
+                f"{plural(total, 'specimen')} by the deepest rank named with confidence.", _png(fig))
 
 
 def plot_novelty(assignments: pd.DataFrame, threshold: float | None = None) -> Plot:
@@ -206,7 +206,8 @@ def plot_novelty(assignments: pd.DataFrame, threshold: float | None = None) -> P
         ax.spines[["top", "right"]].set_visible(False)
     n_novel = int(flagged.sum())
     ax.set_title("Novelty score distribution")
-    return Plot("novelty", "Novelty scores", f"{n_novel} of {len(scores)} specimens flagged novel.", _png(fig))
+    return Plot("novelty", "Novelty scores", f"{n_novel} of {plural(len(scores), 'specimen')} flagged novel.",
+                _png(fig))
 
 
 def barcode_gap_distances(members: pd.DataFrame, barcodes: pd.Series, *, max_per_candidate: int = 12,
@@ -348,8 +349,8 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
         if len(kn):
             # Singletons have no within distance: compare them with 0 (their one barcode).
             no_gap = int(np.sum(kn / 100 <= np.nan_to_num(kw, nan=0.0)))
-            caption += (f" {no_gap} of {len(kn)} candidates are no farther from their nearest known species than "
-                        "their own members are from each other (no barcode gap: check them first).")
+            caption += (f" No barcode gap in {no_gap} of {plural(len(kn), 'candidate')}: the nearest known species "
+                        "no farther away than the members are from each other (check them first).")
     ax.set_title("Barcode gap of candidate species")
     return Plot("barcode_gap", "Barcode gap", caption, _png(fig))
 

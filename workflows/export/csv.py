@@ -13,15 +13,21 @@
   status, what reviewers decided and noted, the names it had before (renames), and the evidence flattened into
   columns (distances, nearest known species, BINs, geography range / centroid /
   bounding box, body size);
-* ``members.csv`` — candidate × specimen with the membership probability.
+* ``members.csv`` — candidate × specimen with the membership probability;
+* ``columns.txt`` — what every column of the three files means, in the order written
+  (:func:`column_description`, from :data:`COLUMNS` and :data:`EVIDENCE_COLUMNS`: the one list).
 
-Text a spreadsheet would evaluate gets a leading apostrophe.
+Text a spreadsheet would evaluate gets a leading apostrophe. The CSVs are UTF-8 with a
+byte-order mark: Excel on Windows reads a CSV without one in the local code page (a
+reason's "≈0.3%" and accented names came out garbled); pandas and Python's ``csv``
+read it with ``encoding="utf-8-sig"``, biodiscover's own readers with or without it.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any, Mapping
 
 import numpy as np
@@ -34,6 +40,138 @@ from biodiscover.workflows.export.safety import neutralise_frame
 from biodiscover.workflows.export.tables import ReviewAction, RunExport, candidate_label
 
 FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
+#: The column list written beside them.
+COLUMNS_FILE = "columns.txt"
+
+_RANK_COLUMN = re.compile(r"^(label|confidence)_(\w+)$")
+#: What each column means, per file (the stored and derived columns; ``label_<rank>`` / ``confidence_<rank>`` and
+#: the ``evidence_…`` columns are described by :func:`column_description`). A column written and not listed here
+#: reads "not described" in columns.txt, and a test fails.
+COLUMNS: dict[str, dict[str, str]] = {
+    "assignments.csv": {
+        "run_id": "the discovery run that named the specimen",
+        "processid": "the specimen's process id, as in the collection file",
+        "specimen_id": "the database's id of the specimen record named (internal)",
+        "deepest_rank": "the deepest rank the machine named with confidence (order … species); empty: none",
+        "deepest_taxon": "the taxon named at deepest_rank",
+        "taxon_id": "the database's id of deepest_taxon in its taxonomy (internal)",
+        "novelty": "probability (0-1) that the specimen's species is not in the reference",
+        "is_novel": "the machine flagged the specimen as probably outside the reference (True/False)",
+        "modality": "what it was named from: dna, image, dna+image, or none",
+        "identity": "identity (0-1) of its barcode to the best reference barcode (top_hit)",
+        "overlap": "bases its barcode shares with top_hit (a full COI-5P barcode has 658)",
+        "top_hit": "process id of the best reference barcode",
+        "reason": "why the machine did not name it deeper (its rank, P(right) against the level, rivals)",
+        "proposal_id": "the candidate it belongs to (a candidate species, or one identified as a known species; "
+                       "empty when none, or when a reviewer rejected its candidate)",
+        "provisional_name": "that candidate's name (the known species' name once a reviewer identified it)",
+        "proposed_in": "the proposal it was proposed in, whatever became of it (rejected ones included)",
+        "candidate_status": "that proposal's status: pending, accepted, assigned (to a known species) or rejected",
+        "scientificName": "its current determination, as the Darwin Core archive gives it: the taxon name",
+        "taxonRank": "the rank of scientificName",
+        "identificationQualifier": "sp. / gen. sp. for an undescribed species placed in scientificName",
+        "verbatimIdentification": "the name as written (a candidate's provisional name)",
+        "identifiedBy": "who determined it: biodiscover, or the reviewer who decided its candidate",
+        "dateIdentified": "the day of that determination",
+        "identificationVerificationStatus": "machine prediction, or what a reviewer decided",
+    },
+    "proposals.csv": {
+        "proposal_id": "the candidate's id (members.csv and assignments.csv refer to it)",
+        "name": "its one name: the provisional name, else a working label '<parent> sp. cand<id>'",
+        "provisional_name": "the name a reviewer gave (the known species' once assigned); empty: none yet",
+        "parent_rank": "the rank of the taxon it is placed in",
+        "parent_taxon": "the taxon it is placed in",
+        "status": "pending, accepted, assigned (identified as a known species) or rejected",
+        "version": "its version (each review that changes it adds one)",
+        "size": "how many specimens it holds",
+        "novelty": "the members' mean probability of a species outside the reference",
+        "nearest_species": "the nearest known species in the reference, when it was proposed",
+        "nearest_identity": "identity (0-1) to that species' nearest barcode",
+        "decision": "the last decision in force: accept, reject or assign",
+        "decided_by": "who made it",
+        "decided_at": "when (UTC)",
+        "reviewers": "everyone whose review of it is in force",
+        "review_notes": "every note in force, quoted, with reviewer and day",
+        "previous_names": "names it had before (renames, undone acceptances)",
+    },
+    "members.csv": {
+        "proposal_id": "the candidate (proposals.csv)",
+        "processid": "a specimen in it",
+        "probability": "how firmly the clustering puts the specimen in it (0-1)",
+        "outlier_score": "how far the specimen lies from the rest of it (GLOSH, 0-1; high: an outlier)",
+    },
+}
+#: The ``evidence_…`` columns of proposals.csv, by the evidence key they flatten (the longest key that matches
+#: wins; ``storage.evidence.Evidence`` documents each). ``{part}`` is what follows the key in the column name.
+EVIDENCE_COLUMNS: dict[str, str] = {
+    "size": "members when the evidence was computed",
+    "candidate": "the clustering's number for the candidate (not a proposal id)",
+    "mean_probability": "the members' mean membership probability",
+    "hdbscan_agreement": "share of members HDBSCAN puts in the candidate's dominant cluster",
+    "threshold": "the species threshold (p-distance) the candidates were cut at",
+    "linkage": "the clustering's linkage",
+    "consensus_barcode": "majority-rule consensus barcode of the aligned members",
+    "consensus_length": "its length",
+    "within_distance_mean": "mean p-distance among the members",
+    "within_distance_max": "largest p-distance among the members (pairs sharing too few bases left out)",
+    "between_distance_nearest_candidate": "the clustering's number of the closest other candidate",
+    "between_distance_distance": "consensus p-distance to the closest other candidate",
+    "between_distance_member": "a specimen of the closest other candidate",
+    "between_distance_proposal_id": "the proposal holding that specimen now (the closest candidate)",
+    "between_distance_name": "that proposal's name",
+    "nearest_known_species": "the nearest known species in the reference",
+    "nearest_known_genus": "its genus",
+    "nearest_known_processid": "process id of its nearest reference barcode",
+    "nearest_known_identity": "identity (0-1) to that barcode",
+    "nearest_known_top_distances": "p-distances of its closest reference barcodes (up to four here; all in JSON)",
+    "nearest_known_barcode": "that reference barcode",
+    "nearest_known_image": "its photograph, where the reference has one",
+    "nearest_known_not_named_because": "why the closest member was not named that species (the naming model)",
+    "bin_dominant": "the members' most common BOLD BIN",
+    "bin_agreement": "share of members with a BIN that carry it",
+    "bin_n_with_bin": "members with a BIN",
+    "bin_counts": "members per BIN",
+    "bin_shared_with": "other candidates holding that BIN (clustering numbers)",
+    "bin_shared_members": "a specimen of each of them",
+    "geography_countries": "members per country",
+    "geography_provinces": "members per province or state",
+    "geography_n_with_coordinates": "members with coordinates",
+    "geography_lat": "latitude range of the members ({part})",
+    "geography_lon": "longitude range of the members ({part})",
+    "geography_centroid": "the members' mean position ({part})",
+    "geography_bbox": "bounding box of the members",
+    "size_summary": "body size of the members, {part} (median, min, max over the members measured)",
+    "format": "the evidence record's format version",
+}
+
+
+def column_description(file: str, column: str) -> str:
+    """What ``column`` of ``file`` means, in a sentence; says "not described" for a column nobody listed."""
+    known = COLUMNS.get(file, {}).get(column)
+    if known:
+        return known
+    rank = _RANK_COLUMN.match(column)
+    if file == "assignments.csv" and rank:
+        return (f"the machine's {rank[2]} for the specimen" if rank[1] == "label" else
+                f"probability (0-1) that the machine's {rank[2]} is right")
+    if file == "proposals.csv" and column.startswith("evidence_"):
+        rest = column[len("evidence_"):]
+        key = max((k for k in EVIDENCE_COLUMNS if rest == k or rest.startswith(k + "_")), key=len, default=None)
+        if key is not None:
+            return EVIDENCE_COLUMNS[key].format(part=rest[len(key) + 1:].replace("_", " "))
+    return "not described (see the JSON export)"
+
+
+def columns_text(frames: dict[str, pd.DataFrame]) -> str:
+    """columns.txt: per file, each column written and what it means."""
+    lines = ["What each column of this CSV export means (biodiscover). The files are UTF-8 with a byte-order mark.",
+             "Probabilities, identities and distances are fractions (0.95 = 95 %); p-distance = share of differing "
+             "bases.", ""]
+    for name, frame in frames.items():
+        lines.append(name)
+        lines += [f"  {c} — {column_description(name, c)}" for c in frame.columns]
+        lines.append("")
+    return "\n".join(lines)
 
 _SCALAR = (str, int, float, bool)
 #: Evidence entries that are small records (flattened one level into CSV columns). Others that are
@@ -162,16 +300,20 @@ def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """UTF-8 with a byte-order mark (see the module docstring: what Excel on Windows needs to read it as UTF-8)."""
     buf = io.StringIO()
     neutralise_frame(frame).to_csv(buf, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    return buf.getvalue().encode("utf-8")
+    return buf.getvalue().encode("utf-8-sig")
 
 
 def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
-    return {"assignments.csv": csv_bytes(assignment_table(data)), "proposals.csv": csv_bytes(proposal_table(data)),
-            "members.csv": csv_bytes(data.members)}
+    frames = {"assignments.csv": assignment_table(data), "proposals.csv": proposal_table(data),
+              "members.csv": data.members}
+    return {**{name: csv_bytes(frame) for name, frame in frames.items()},
+            COLUMNS_FILE: columns_text(frames).encode("utf-8")}
 
 
 FORMAT = REGISTRY.register(ExportFormat(
-    "csv", "assignments.csv, proposals.csv (evidence and review notes) and members.csv",
+    "csv", "assignments.csv, proposals.csv (evidence and review notes), members.csv and columns.txt (what each "
+    "column means)",
     "folder", render))

@@ -10,8 +10,10 @@
   ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
   candidate; a candidate a reviewer assigned to an accepted one placed above genus
   is written the same way (``_placed_in``). Ranks order … genus including
-  ``subfamily``; ``associatedSequences`` names the barcode (BOLD process id) held
-  in the DNA extension.
+  ``subfamily``. The barcode is in the DNA extension, tied to its occurrence by id;
+  ``associatedSequences`` is not written: it would cite a record elsewhere (``BOLD:<id>``),
+  and the ingest keeps a file path per specimen, never that the record came from BOLD.
+  ``recordedBy`` is not written either: no reader keeps a collector.
 * ``identification.txt`` (Identification History): earlier determinations only —
   the one supplied with the collection, the machine's where a reviewer's
   replaced it, and each name a reviewer gave that a later review replaced (a
@@ -48,11 +50,11 @@ IDENTIFICATION_ROWTYPE = DWC + "Identification"
 DNA_ROWTYPE = "http://rs.gbif.org/terms/1.0/DNADerivedData"
 
 OCCURRENCE_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
-    "occurrenceID", "basisOfRecord", "catalogNumber", "recordedBy", "country", "stateProvince",
+    "occurrenceID", "basisOfRecord", "catalogNumber", "country", "stateProvince",
     "decimalLatitude", "decimalLongitude", "geodeticDatum", "kingdom", "phylum", "class", "order", "family",
     "subfamily", "genus", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
     "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
-    "identificationVerificationStatus", "associatedSequences"))
+    "identificationVerificationStatus"))
 IDENTIFICATION_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
     "identificationID", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
     "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
@@ -68,8 +70,6 @@ DNA_TERMS: tuple[tuple[str, str], ...] = (
 #: Archive members are fixed names, never built from data.
 MEMBERS = ("meta.xml", "eml.xml", "occurrence.txt", "identification.txt", "dna.txt")
 MACHINE = "biodiscover"
-#: A BOLD process id (``ABCD123-24``): what ``associatedSequences`` can cite as ``BOLD:<id>``.
-BOLD_PROCESSID = re.compile(r"^[A-Z]{2,8}\d{1,7}-\d{2}$")
 #: identificationVerificationStatus of a specimen whose candidate a reviewer rejected: the determination is the
 #: machine's name, reviewed (identifiedBy / dateIdentified: the reviewer and the day), not a new species.
 REJECTED_STATUS = "candidate species rejected by reviewer (the machine's name stands)"
@@ -312,8 +312,6 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             _reviewed(row, trails.get(decided), REJECTED_STATUS)
         barcode = s.get("dna_barcode")
         if isinstance(barcode, str) and barcode:
-            row["associatedSequences"] = f"BOLD:{pid}" if BOLD_PROCESSID.match(str(pid)) else \
-                f"{pid} (COI-5P barcode in the DNA-derived data extension)"
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
                         "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
                         f"{run.get('kind', 'triage')} (k-NN retrieval; P(right) per rank from a model "
