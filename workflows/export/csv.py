@@ -81,6 +81,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "provisional_name": "the name a reviewer gave (the known species' once assigned); empty: none yet",
         "parent_rank": "the rank of the taxon it is placed in",
         "parent_taxon": "the taxon it is placed in",
+        "parent_status": "that taxon's status: accepted (in the reference), or provisional (a genus a reviewer added)",
         "status": "pending, accepted, assigned (identified as a known species) or rejected",
         "version": "its version (each review that changes it adds one)",
         "size": "how many specimens it holds",
