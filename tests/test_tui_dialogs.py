@@ -381,3 +381,15 @@ def test_undo_of_a_new_genus_waits_for_what_was_placed_in_it_since(tmp_path: Pat
         db.undo(later.review_id, reviewer="ana")
         db.undo(made.review_id, reviewer="ana")
         assert not db.taxonomy().find("Clemensia") and db.proposal(ids["a"]).parent_name == "Lepidoptera"
+
+
+def test_assigning_one_specimen_says_one_not_1_members() -> None:
+    """The real plate's single-specimen candidates read "its 1 members are named" (F16)."""
+    from biodiscover.tui.decisions import assign_wording
+
+    assert assign_wording(111, 1, "Euglyphis melancholica") == (
+        "Assign #111 (1 specimen) to Euglyphis melancholica? Its member is then named as that species.",
+        "#111 assigned to Euglyphis melancholica: its member is named as that species")
+    question, done = assign_wording(2, 3, "Bobeix thiata")
+    assert question.startswith("Assign #2 (3 specimens) to Bobeix thiata? Its 3 members are then named")
+    assert done == "#2 assigned to Bobeix thiata: its 3 members are named as that species"

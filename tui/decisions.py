@@ -20,6 +20,7 @@ from textual.screen import Screen
 
 from biodiscover.storage.db.reviews import ABOVE_NEW_GENUS, new_genus_problem
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
+from biodiscover.storage.records import plural
 from biodiscover.tui.pickers import evidence_taxa, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
@@ -46,6 +47,15 @@ def proposal_label(p: Any, lands: str | None = None) -> str:
         f" · nearest {p.nearest_species}" + ("" if ident is None else f" {ident * 100 if ident <= 1 else ident:.1f}%")
     where = "" if not lands else (f" → {lands}" if lands.startswith("no taxon") else f" → under {lands}")
     return f"#{p.id} {p.name} · n={p.size}{near}{where}"
+
+
+def assign_wording(proposal_id: int, size: int, species: str) -> tuple[str, str]:
+    """What assigning asks before it writes, and what it says after: one specimen is one ("its 1 members" read
+    oddly on the real plate, where single-specimen candidates are common)."""
+    members = "its member is" if size == 1 else f"its {size} members are"
+    return (f"Assign #{proposal_id} ({plural(size, 'specimen')}) to {species}? "
+            f"{members[0].upper()}{members[1:]} then named as that species.",
+            f"#{proposal_id} assigned to {species}: {members} named as that species")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -462,11 +472,10 @@ class DecisionsMixin:
 
         def confirm(tid: int) -> None:
             # say exactly what before writing: a row picked by one key press too many names another species
-            self._ask(ConfirmDialog(f"Assign #{p.id} ({p.size} specimens) to {names[tid]}? Its members are then "
-                                    "named as that species."),
+            question, done = assign_wording(p.id, p.size, names[tid])
+            self._ask(ConfirmDialog(question),
                       lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
-                                            lambda r: f"#{p.id} assigned to {names[tid]}: its {p.size} members are "
-                                                      "named as that species", True))
+                                            lambda r: done, True))
 
         self.app.call_from_thread(
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
