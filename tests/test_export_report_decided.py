@@ -150,9 +150,35 @@ def test_flags_say_no_gap_and_a_tie_among_known_species(tmp_path: Path) -> None:
                    parent_rank="genus", parent_taxon="Gonodonta")
     assert "no barcode gap" in flags
     assert "tie: Gonodonta bidens / Gonodonta uxor (99.1%)" in flags
-    assert "nearest known is a congener at 99.1%" in flags
+    assert "another part of its range" not in flags  # evidence of format 3: no keys' countries to tell from
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert f"<th>not named because</th><td>{REASON.replace(chr(39), '&#x27;')}</td>" in page
+
+
+def test_flags_read_the_nearest_species_list_as_the_review_does(tmp_path: Path) -> None:
+    """Evidence format 4: the tie and the "met from elsewhere" flag come from the nearest species list, by the
+    review header's rules (``tied_species``, ``known_elsewhere``), so the report and the screen agree."""
+    ev = {"threshold": 0.0275, "within_distance": {"mean": 0.002, "max": 0.004},
+          "nearest_known": {"species": "Gonodonta bidens", "genus": "Gonodonta", "identity": 0.9909},
+          "near_species": [
+              {"species": "Gonodonta bidens", "genus": "Gonodonta", "identity": 0.9909, "n_keys": 9,
+               "countries": {"Brazil": 6, "Jamaica": 1, "Mexico": 1, "Venezuela": 1}},
+              {"species": "Gonodonta uxor", "genus": "Gonodonta", "identity": 0.9905, "n_keys": 1, "countries": {}},
+              {"species": "Gonodonta immacula", "genus": "Gonodonta", "identity": 0.988, "n_keys": 2,
+               "countries": {"Brazil": 1, "Suriname": 1}}],
+          "geography": {"countries": {"Costa Rica": 4}}}
+    flags = _flags(tmp_path, ev, nearest_species="Gonodonta bidens", nearest_identity=0.9909,
+                   parent_rank="genus", parent_taxon="Gonodonta")
+    assert "tie: Gonodonta bidens / Gonodonta uxor (99.1%)" in flags and "immacula" not in flags.split("·")[1]
+    assert ("may be Gonodonta bidens met from another part of its range (99.1%; 9 keys: Brazil 6, Jamaica 1, "
+            "Mexico 1, Venezuela 1, none from where the members were caught)") in flags
+    # caught where G. bidens's keys were: the next one no key rules out is G. uxor (its one key has no country)
+    ev["geography"] = {"countries": {"Brazil": 4}}
+    (tmp_path / "again").mkdir()
+    flags = _flags(tmp_path / "again", ev, nearest_species="Gonodonta bidens", nearest_identity=0.9909,
+                   parent_rank="genus", parent_taxon="Gonodonta")
+    assert "may be Gonodonta uxor met from another part of its range (99.1%; 1 key, no country," in flags
+    assert "may be Gonodonta bidens" not in flags
 
 
 def test_flags_say_a_tie_from_the_members_own_hits(tmp_path: Path) -> None:

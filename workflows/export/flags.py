@@ -23,17 +23,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from biodiscover.storage.evidence import Evidence
+from biodiscover.storage.evidence import TIE, Evidence, known_elsewhere, tied_species
 from biodiscover.storage.records import plural
 
-#: Two known taxa whose identities differ by no more than this (a fraction) are a tie: the reason rounds its
-#: rival's distance to 0.1 %, and a taxonomist reviewing a real plate read "within 0.0%" as "tied".
-TIE = 0.001
 #: A read with fewer called bases than this is partial: BOLD's barcode standard asks for 500 of COI-5P's 658.
 FULL_READ = 500
-#: A congeneric nearest known species this close may be the candidate itself, met from elsewhere (a real plate:
-#: 7 of its 10 known species sat at 93-99 % to their own keys from other countries).
-CONGENER_CLOSE = 0.95
 
 _HEAD = re.compile(r"^(?P<rank>\w+) (?P<label>.+?) at (?P<identity>[\d.]+)% identity: ")
 _RIVAL = re.compile(r"^(?P<other>.+) lies within (?P<gap>[\d.]+)%$")
@@ -99,6 +93,9 @@ def known_identities(ev: Evidence) -> dict[str, KnownIdentity]:
     near = ev.nearest_known
     if near is not None:
         add(near.species, near.identity, "the nearest known species")
+    for listed in ev.near_species:  # evidence format 4: the nearest few species over every member
+        add(listed.species, listed.identity, "the nearest known species" if near is not None
+            and listed.species == near.species else "one of the nearest known species")
     hits: dict[str, list[float]] = {}
     for h in ev.member_hits.values():
         if h.species and h.identity is not None:
@@ -146,7 +143,11 @@ def _gap_flag(ev: Evidence, nearest_identity: Any) -> str | None:
 def _ties(ev: Evidence) -> list[str]:
     out = []
     known = list(known_identities(ev).items())
-    if len(known) > 1:
+    if ev.near_species:  # the list the review's header reads its tie from (``tied_species``): the same tie
+        tied_near = tied_species(ev.near_species)
+        if len(tied_near) > 1 and tied_near[0].identity is not None:
+            out.append(f"tie: {' / '.join(s.species for s in tied_near)} ({100 * tied_near[0].identity:.1f}%)")
+    elif len(known) > 1:
         # congeners only: two species of different genera equally far (91 % to a Halysidota and a Gonodonta, on a
         # real plate) say nothing is close, not which species this may be
         best, genus = known[0][1].identity, known[0][0].split()[0]
@@ -177,15 +178,12 @@ def candidate_flags(proposal: Mapping[str, Any]) -> list[str]:
     flags = [f for f in [_gap_flag(ev, ident)] if f]
     flags += _ties(ev)
     near = ev.nearest_known
-    identity = near.identity if near is not None and near.identity is not None else \
-        (float(ident) if isinstance(ident, (int, float)) and ident == ident else None)
-    if identity is not None and identity > 1:
-        identity /= 100
-    genus = (near.genus if near is not None else None) or \
-        (str(near.species).split()[0] if near is not None and near.species else None)
-    if (proposal.get("parent_rank") == "genus" and genus and genus == proposal.get("parent_taxon")
-            and identity is not None and identity >= CONGENER_CLOSE):
-        flags.append(f"nearest known is a congener at {100 * identity:.1f}%: a known species from elsewhere?")
+    placed = proposal.get("parent_taxon") if proposal.get("parent_rank") == "genus" else None
+    mine = known_elsewhere(ev, str(placed) if placed else None)  # the review's ⚑ rule, the one owner of it
+    if mine is not None:
+        flags.append(f"may be {mine.species} met from another part of its range "
+                     f"({100 * (mine.identity or 0.0):.1f}%; {mine.keys_text()}, none from where the members were "
+                     "caught)")
     partial = _partial_reads(ev)
     if partial:
         flags.append(partial)
