@@ -8,9 +8,11 @@ Real SQLite file, the real app driven with Pilot.
 
 from __future__ import annotations
 
+import contextlib
+
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator
 
 import pytest
 
@@ -89,6 +91,14 @@ def make_app(path: Path) -> tuple[ReviewApp, Database]:
     return ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600), db
 
 
+@contextlib.asynccontextmanager
+async def reviewing(path: Path, size: tuple[int, int] = (120, 40)) -> AsyncIterator[tuple[ReviewApp, Database, Any]]:
+    """The review app on ``path`` under Pilot: ``(app, db, pilot)``; the test closes ``db`` (it reads it after)."""
+    app, db = make_app(path)
+    async with app.run_test(size=size) as pilot:
+        yield app, db, pilot
+
+
 async def press_on(pilot: Any, pid: int, key: str) -> Any:
     """Open candidate ``pid``, press ``key`` and let what it opens load; the screen on top then."""
     await open_proposal(pilot, pid)
@@ -114,8 +124,7 @@ def order_of(label: str) -> str:
 @asynctest
 async def test_the_move_list_starts_where_the_evidence_points_then_stays_in_the_order(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, ids["a"], "v")
         assert isinstance(app.screen, PickDialog)
         shown = labels(app.screen)
@@ -133,8 +142,7 @@ async def test_the_move_list_starts_where_the_evidence_points_then_stays_in_the_
 async def test_the_assign_list_stays_in_the_candidates_order_after_the_best_hits(tmp_path: Path) -> None:
     """The real review's `i` list went from Gonodonta's congeners straight to Abax (Coleoptera)."""
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, ids["a"], "i")
         assert isinstance(app.screen, PickDialog)
         names = [s.split("  ")[0] for s in labels(app.screen)]
@@ -164,8 +172,7 @@ def test_a_new_genus_name_is_one_capitalised_word_not_taken() -> None:
 async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_exported(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
     pid = ids["a"]
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, pid, "v")
         await pilot.press(*"Clemensia")
         await settle(pilot)
@@ -214,8 +221,7 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
     assert row["verbatimIdentification"] == "Clemensia sp. BD-0001"
     assert "genus Clemensia is provisional: added by a reviewer" in row["identificationRemarks"]
     # undo (the accept, then the move) takes the genus back out of the taxonomy
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await open_proposal(pilot, pid)
         reviews = [r["id"] for r in sorted(db.reviews(pid), key=lambda r: r["id"])]
         app.session_reviews.extend(reviews)
@@ -233,8 +239,7 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
 async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
     pid = ids["a"]
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, pid, "v")
         options = app.screen.query_one("#dialog-options")
         await pilot.press(*"Amaxia")
@@ -269,8 +274,7 @@ async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_
 @asynctest
 async def test_the_merge_list_is_by_distance_and_says_each_one(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, ids["a"], "m")
         assert isinstance(app.screen, PickDialog)
         rows = labels(app.screen)
@@ -285,8 +289,7 @@ async def test_the_merge_list_is_by_distance_and_says_each_one(tmp_path: Path) -
 @asynctest
 async def test_reject_asks_for_a_reason_that_history_and_export_show(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, ids["a"], "r")
         assert isinstance(app.screen, TextDialog) and "reason" in app.screen.title_text.lower()
         assert db.proposal(ids["a"]).status == "pending"  # nothing written before the dialog is answered
@@ -316,8 +319,7 @@ async def test_reject_asks_for_a_reason_that_history_and_export_show(tmp_path: P
 async def test_after_a_decision_the_next_candidate_opens_on_a_tab_with_content(tmp_path: Path) -> None:
     """On a plate without photographs, the Images tab is empty for every candidate."""
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await settle(pilot)
         await pilot.press("enter")  # from the queue, so the detail walks on after a decision
         await settle(pilot)
@@ -340,8 +342,7 @@ async def test_after_a_decision_the_next_candidate_opens_on_a_tab_with_content(t
 @asynctest
 async def test_members_table_drops_empty_columns_and_never_cuts_a_processid(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with reviewing(path, size=(80, 24)) as (_app, db, pilot):
         screen = await open_proposal(pilot, ids["a"])
         table = screen.query_one("#members-table")
         headers = [str(c.label) for c in table.columns.values()]
@@ -356,8 +357,7 @@ async def test_members_table_drops_empty_columns_and_never_cuts_a_processid(tmp_
 @asynctest
 async def test_split_dialog_draws_a_ticked_box_unlike_an_unticked_one(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
-    app, db = make_app(path)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with reviewing(path) as (app, db, pilot):
         await press_on(pilot, ids["d"], "x")
         assert isinstance(app.screen, PickManyDialog)
         await pilot.press("space")
