@@ -201,6 +201,9 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
         assert genus.provisional and genus.source == "review"
         assert [n.name for n in graph.lineage(genus.id)] == ["Lepidoptera", "Erebidae", "Arctiinae", "Clemensia"]
         assert "moved from order Lepidoptera to new genus Clemensia" in " ".join(notes(app))
+        # the header marks the genus a reviewer added, as the taxonomy screen does
+        header = str(app.screen.query_one("#detail-summary").render())
+        assert "Arctiinae › Clemensia ◆ (genus)" in header, header
         # accepted there, it is "Clemensia sp. BD-0001"
         await pilot.press("a")
         await settle(pilot)

@@ -125,3 +125,23 @@ async def test_once_assigned_the_header_gives_the_identity_to_that_species_keys(
         assert "identity to its keys 99.0%" in header  # uxor's, not bidens' 99.1 %
         assert "nearest known" not in header and "⚑" not in header  # nor a gap to the old nearest one
     db.close()
+
+
+@asynctest
+async def test_the_assign_list_gives_a_tied_species_the_identity_of_the_nearest_species_list(tmp_path: Path) -> None:
+    """G. uxor is no member's best hit (both hit G. bidens), yet tied with it: the list offers it second, at its
+    own identity from the evidence's nearest species, not last among the congeners without one."""
+    from biodiscover.tui.screens.dialogs import PickDialog
+
+    ids = _plate(tmp_path / "plate.sqlite")
+    db = Database.open(tmp_path / "plate.sqlite")
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["A"])
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        rows = [label for _, label in app.screen.options]
+        assert rows[0].startswith("Gonodonta bidens") and "· 99.1 %, best hit of 2 of 2" in rows[0], rows[:3]
+        assert rows[1].startswith("Gonodonta uxor") and "· 99.0 %, among the nearest species" in rows[1], rows[:3]
+    db.close()

@@ -465,10 +465,21 @@ class DecisionsMixin:
             if h.species and h.identity is not None:
                 hits.setdefault(h.species, []).append(h.identity)
         best = {sp: (max(v), len(v)) for sp, v in hits.items()}
-        options = sorted(((tid, label + (f"  · {100 * best[names[tid]][0]:.1f} %, best hit of "
-                                         f"{best[names[tid]][1]} of {p.size}" if names[tid] in best else ""))
-                          for tid, label in options),
-                         key=lambda o: -best[names[o[0]]][0] if names[o[0]] in best else 1.0)[:5000]
+        # and the evidence's nearest species (format 4), each at the best identity of ANY member to its keys: a
+        # species tied with a member's best hit is no member's best hit (the real plate's G. uxor, 99.1 %)
+        listed = {s.species: s.identity for s in detail.evidence.near_species if s.identity is not None}
+
+        def shown(species: str) -> tuple[float, str] | None:
+            top = max([x for x in (best.get(species, (None,))[0], listed.get(species)) if x is not None],
+                      default=None)
+            if top is None:
+                return None
+            how = f"best hit of {best[species][1]} of {p.size}" if species in best else "among the nearest species"
+            return top, f"  · {100 * top:.1f} %, {how}"
+
+        said = {tid: x for tid, _ in options if (x := shown(names[tid])) is not None}
+        options = sorted(((tid, label + (said[tid][1] if tid in said else "")) for tid, label in options),
+                         key=lambda o: -said[o[0]][0] if o[0] in said else 1.0)[:5000]
 
         def confirm(tid: int) -> None:
             # say exactly what before writing: a row picked by one key press too many names another species

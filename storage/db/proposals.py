@@ -162,6 +162,9 @@ class ProposalDetail:
     #: at the parent's own rank. Why: 72 of 115 candidates of a real Costa Rican plate sat at order while
     #: all their members' labels said one genus at P(right) 0.95-0.99, and the reviewer saw only "order".
     agreed_below: tuple[str, str, float, float] | None = None
+    #: names in ``parent_lineage`` that are provisional (a genus a reviewer added, not in the reference): the
+    #: header marks them ◆ as the taxonomy screen does, so a candidate placed in one does not read as known
+    provisional_taxa: frozenset[str] = frozenset()
 
 
 def agreed_below(parent_rank: str | None, labels: Sequence[Mapping[str, Any]],
@@ -504,12 +507,16 @@ class ProposalsMixin(DatabaseCore):
             history = [dict(x) for x in conn.execute(sa.select(EDGES).where(sa.or_(
                 EDGES.c.source_id == proposal_id, EDGES.c.target_id == proposal_id)).order_by(EDGES.c.id)).mappings()]
             lineage: list[tuple[str, str]] = []
+            provisional: set[str] = set()
             tid = summary.parent_taxon_id
             while tid is not None and len(lineage) < 64:
-                t = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id).where(TAXA.c.id == tid)).first()
+                t = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id, TAXA.c.status)
+                                 .where(TAXA.c.id == tid)).first()
                 if t is None:
                     break
                 lineage.append((t.rank, t.name))
+                if t.status == "provisional":
+                    provisional.add(t.name)
                 tid = t.parent_id
             suggested = suggest_name_in(conn, summary.parent_name, summary.parent_rank)
             try:
@@ -522,4 +529,4 @@ class ProposalsMixin(DatabaseCore):
             bin_holders = _holders(conn, summary, evidence.bin.shared_members if evidence.bin else ())
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               closest[0] if closest else None, tuple(bin_holders),
-                              agreed_below(summary.parent_rank, labels, confidences))
+                              agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional))
