@@ -120,6 +120,14 @@ def register(app: typer.Typer) -> None:
             typer.echo("named to species at a lower --level (the same P(right)): " + ", ".join(
                 f"{lv} {n}" for lv, n in summary.species_at_level.items()) + f" (now {summary.named_to['species']})")
         typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
+        if summary.countries_without_keys:
+            away = summary.countries_without_keys
+            shown = ", ".join(f"{c} {n:,}" for c, n in list(away.items())[:5]) + \
+                (f" and {plural(len(away) - 5, 'more country', 'more countries')}" if len(away) > 5 else "")
+            typer.echo(f"collected where the reference holds no key: {shown} ({sum(away.values()):,} of "
+                       f"{summary.specimens - summary.quarantined:,} specimens): a known species met there from "
+                       "another part of its range may be left unnamed or proposed as new (the review's ⚑ line; "
+                       "filter `known=elsewhere`)")
         if summary.quarantine_file:
             typer.echo(f"quarantine report: {summary.quarantine_file}")
             from biodiscover.cli.data import report_records, shown_records

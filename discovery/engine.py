@@ -598,6 +598,14 @@ class DiscoveryModel:
                     break
         return out
 
+    def key_countries(self) -> set[str] | None:
+        """The countries the reference's keys were collected in; None where the reference records none (built
+        before countries were kept, or from keys without one). What a triage compares its collection with: known
+        species of a country the reference holds no key from are met from another part of their range, and may
+        read as new (the region folds of RESULTS-discovery.md; the review's ⚑)."""
+        countries = self.reference_.countries
+        return None if countries is None else {c for c in countries if c}
+
     def species_keys(self) -> dict[str, tuple[int, dict[str, int] | None]]:
         """Species → (its keys in the reference, {country: keys}; None where the reference records no country).
 

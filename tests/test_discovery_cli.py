@@ -310,6 +310,38 @@ def test_a_truncated_gzip_collection_counts_the_records_it_held_not_its_missing_
     assert len(cut) == 1 and cut[0].startswith(f"error: {coll}:"), err
 
 
+def test_triage_says_which_of_its_countries_the_reference_holds_no_key_from(tmp_path, capsys) -> None:
+    """Keys collected in Canada, a plate half from Canada and half from Costa Rica: the summary names Costa Rica and
+    its specimens, since there a known species is met from another part of its range (the region folds' miss,
+    what the review's ⚑ line shows per candidate); a plate wholly from Canada hears nothing of it."""
+    import dataclasses
+
+    world = {split: [dataclasses.replace(s, country="Canada") for s in specimens]
+             for split, specimens in make_world(seed=7).items()}
+    root = tmp_path / "ds"
+    write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
+    out = tmp_path / "bundle"
+    assert main(["build-reference", "--data", str(root), "--out", str(out), "--keys", "train", "--quiet"]) == 0
+    capsys.readouterr()
+    plate = world["test"] + world["test_unseen"]
+    away = {s.processid for s in plate[::2]}
+    coll = tmp_path / "plate.csv"
+    coll.write_text("processid,dna_barcode,country\n" + "".join(
+        f"{s.processid},{s.dna_barcode},{'Costa Rica' if s.processid in away else 'Canada'}\n" for s in plate))
+    args = ["triage", "--input", str(coll), "--model", str(out), "--results", str(tmp_path / "r.jsonl"), "-q"]
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["countries_without_keys"] == {"Costa Rica": len(away)}
+    assert main([*args, "--force"]) == 0
+    said = [x for x in capsys.readouterr().out.splitlines() if x.startswith("collected where the reference")]
+    assert said == [f"collected where the reference holds no key: Costa Rica {len(away):,} ({len(away):,} of "
+                    f"{len(plate):,} specimens): a known species met there from another part of its range may be "
+                    "left unnamed or proposed as new (the review's ⚑ line; filter `known=elsewhere`)"], said
+    coll.write_text("processid,dna_barcode,country\n" + "".join(f"{s.processid},{s.dna_barcode},Canada\n"
+                                                                  for s in plate))
+    assert main([*args, "--force", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["countries_without_keys"] == {}
+
+
 def test_triage_of_a_header_only_file_points_at_no_report(bundle, tmp_path, capsys) -> None:
     coll = tmp_path / "empty.csv"
     coll.write_text("processid,dna_barcode\n")
