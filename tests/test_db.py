@@ -385,6 +385,30 @@ def test_names_in_open_nomenclature_and_search_by_member(tmp_path) -> None:
     assert accepted.proposal_id == ids[0]
 
 
+def test_queue_search_finds_a_candidate_by_the_name_and_number_the_queue_shows(tmp_path) -> None:
+    """The queue shows a pending candidate as 'Unplaced sp. cand113' or 'Phoridae gen. sp. cand2' with its number
+    beside it; a reviewer of a real plate typed 'cand113' in the filter and got 'nothing matches' (the search looked
+    at provisional names, parents, nearest species and processids only)."""
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.db.proposals import ProposalIn
+
+    db = Database.create(tmp_path / "search.sqlite")
+    run = db.start_run("triage", parameters={})
+    ids = db.write_proposals(run, [
+        ProposalIn(parent_rank="family", parent_name="Phoridae", members=[("KNFZ912-20", 1.0)]),
+        ProposalIn(parent_rank=None, parent_name=None, members=[("ABC1-22", 1.0)]),
+        ProposalIn(parent_rank="genus", parent_name="Megaselia", members=[("ABC2-22", 1.0)]),
+    ])
+    unplaced = db.proposal(ids[1])
+    assert unplaced.name == f"Unplaced sp. cand{ids[1]}"
+    for typed in (f"cand{ids[1]}", unplaced.name, f"#{ids[1]}", str(ids[1])):
+        page, total = db.proposal_queue(search=typed)
+        assert (total, [p.id for p in page]) == (1, [ids[1]]), typed
+    assert [p.id for p in db.proposal_queue(search=f"Phoridae gen. sp. cand{ids[0]}")[0]] == [ids[0]]
+    assert db.proposal_queue(search=f"Megaselia sp. cand{ids[0]}")[1] == 0  # the number and the name must agree
+    assert [p.id for p in db.proposal_queue(search="Megaselia")[0]] == [ids[2]]  # names still by substring
+
+
 def test_run_ledger_queries_are_database_methods(tmp_path: Path) -> None:
     """Issue 14 item 8: what the batch ledger needs, asked of the Database (no SQL or message parsing outside)."""
     import socket

@@ -46,6 +46,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -415,10 +416,11 @@ class ProposalsMixin(DatabaseCore):
                          "json_extract(evidence, '$.geography.countries'), "
                          "CASE WHEN parent_rank = 'genus' THEN parent_name END)")
         if search:
-            # a specimen's processid finds the candidate holding it (exact, through the members index)
+            # a specimen's processid finds the candidate holding it (exact, through the members index); the
+            # number or working label the queue shows ("#113", "cand113", "Unplaced sp. cand113") finds that one
             where.append("(provisional_name LIKE ? OR parent_name LIKE ? OR nearest_species LIKE ? "
-                         "OR id IN (SELECT proposal_id FROM proposal_members WHERE processid = ?))")
-            params.extend([f"%{search}%"] * 3 + [search.strip()])
+                         "OR id IN (SELECT proposal_id FROM proposal_members WHERE processid = ?) OR id = ?)")
+            params.extend([f"%{search}%"] * 3 + [search.strip(), self._shown_as(search)])
         column = SORT_KEYS[sort]
         direction = "DESC" if descending else "ASC"
         clause = " AND ".join(where)
@@ -436,6 +438,20 @@ class ProposalsMixin(DatabaseCore):
             else:
                 total = raw.execute(f"SELECT count(*) FROM proposals WHERE {clause}", params).fetchone()[0]
         return [ProposalSummary(*r) for r in rows], int(total)
+
+    def _shown_as(self, search: str) -> int | None:
+        """The candidate the queue shows as ``search``: its number (``113``, ``#113``, ``cand113``) or its whole
+        working label (``Unplaced sp. cand113``, which must be that candidate's name); None when it names none."""
+        typed = search.strip()
+        if (m := re.fullmatch(r"(?:#|cand)?(\d+)", typed)) is not None:
+            return int(m.group(1))
+        if (m := re.fullmatch(r".+\scand(\d+)", typed)) is not None:
+            try:
+                shown = self.proposal(int(m.group(1)))
+            except DatabaseError:
+                return None
+            return shown.id if shown.name.lower() == " ".join(typed.lower().split()) else None
+        return None
 
     def proposal(self, proposal_id: int) -> ProposalSummary:
         with self._read() as conn:
