@@ -322,3 +322,7 @@ def test_near_species_say_their_keys_and_ties() -> None:
                                                    "Iran": 1})
     assert wide.keys_text() == "12 keys: Canada 5, Italy 2, Chile 1, Iran 1, 2 more countries, no country 1"
     assert tied_species((a, b, c)) == [a, b]  # within 0.1 %: c is 0.17 % below
+    # another genus as far away is no tie (a real plate's 18 "ties" at 89-93 % across genera and families)
+    far = NearSpecies("Halysidota tessellaris", "Halysidota", 0.914)
+    assert tied_species((far, NearSpecies("Gonodonta sicheas", "Gonodonta", 0.914))) == [far]
+    assert tied_species((a, NearSpecies("G sicheas", None, 0.9912))) == [a, NearSpecies("G sicheas", None, 0.9912)]

@@ -145,3 +145,43 @@ async def test_the_assign_list_gives_a_tied_species_the_identity_of_the_nearest_
         assert rows[0].startswith("Gonodonta bidens") and "· 99.1 %, best hit of 2 of 2" in rows[0], rows[:3]
         assert rows[1].startswith("Gonodonta uxor") and "· 99.0 %, among the nearest species" in rows[1], rows[:3]
     db.close()
+
+
+@asynctest
+async def test_the_assign_list_puts_a_far_species_after_the_congeners_though_it_has_an_identity(
+        tmp_path: Path) -> None:
+    """A real plate's #17: A. rocioecheverriae and A. apyga tied at 95.0 %, then a Halysidota at 90.9 % from the
+    nearest species list; sorting every species with an identity first put it before the candidate's congeners.
+    Only the contenders (within 2 % of the closest) go first; the rest keep their place, with their identity."""
+    from biodiscover.tui.screens.dialogs import PickDialog
+
+    amaxia = {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Arctiinae", "genus": "Amaxia"}
+    halys = {**amaxia, "genus": "Halysidota"}
+    near = (NearSpecies("Amaxia rocioecheverriae", "Amaxia", 0.9502, 3, {"Panama": 3}),
+            NearSpecies("Amaxia apyga", "Amaxia", 0.9498, 5, {"Panama": 4, "Mexico": 1}),
+            NearSpecies("Halysidota tessellaris", "Halysidota", 0.909, 30, {"Canada": 30}))
+    path = tmp_path / "plate.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=f"A{i}", dna_barcode="ACGT" * 150, country="Costa Rica") for i in range(2)],
+                  collection="plate", backup=False)
+        register_lineages(db, [{**amaxia, "species": s} for s in ("Amaxia rocioecheverriae", "Amaxia apyga",
+                                                                   "Amaxia pardalis")]
+                          + [{**halys, "species": "Halysidota tessellaris"}], source="test")
+        run = db.start_run("triage", {}, backup=False)
+        (pid,) = db.write_proposals(run, [{"members": ["A0", "A1"], "parent_lineage": amaxia,
+                                           "nearest_species": near[0].species, "nearest_identity": 0.9502,
+                                           "evidence": _evidence(near, ["A0", "A1"])}])
+        db.finish_run(run, "completed")
+    db = Database.open(path)
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, pid)
+        await pilot.press("i")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        rows = [label.split("  (")[0] for _, label in app.screen.options]
+        assert rows[:2] == ["Amaxia rocioecheverriae", "Amaxia apyga"], rows
+        assert rows.index("Amaxia pardalis") < rows.index("Halysidota tessellaris"), rows
+        far = next(label for _, label in app.screen.options if label.startswith("Halysidota"))
+        assert "· 90.9 %, among the nearest species" in far
+    db.close()
