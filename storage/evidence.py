@@ -89,7 +89,29 @@ def _known(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _counts(data: Any) -> dict[str, int]:
+    if data is not None and not isinstance(data, Mapping):
+        raise ValueError(f"counts must be a JSON object (name → count), got {type(data).__name__}")
     return {str(k): int(v) for k, v in (data or {}).items()}
+
+
+#: What a malformed part raises besides ValueError: a missing key, a list where an object belongs, ``Infinity``
+#: where a count belongs (Python's json reads it).
+_MALFORMED = (TypeError, KeyError, AttributeError, OverflowError)
+
+
+def _part(kind: Any, value: Any) -> Any:
+    """``kind.from_dict(value)``, a malformed ``value`` as a ValueError naming ``kind``. Why: every reader of a
+    stored record (the review's detail, the report, the queue filter) catches ValueError, the one error this
+    module promises; a KeyError or AttributeError from one hand-edited record went past them (the HTML export
+    stopped with a traceback)."""
+    try:
+        return kind.from_dict(value)
+    except ValueError as err:
+        if str(err).startswith(kind.__name__):
+            raise
+        raise ValueError(f"{kind.__name__}: {err}") from err
+    except _MALFORMED as err:
+        raise ValueError(f"{kind.__name__} is malformed ({type(err).__name__}: {err})") from err
 
 
 # ---------------------------------------------------------------------------------
@@ -170,12 +192,22 @@ class NearSpecies:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NearSpecies":
+        """Read a stored entry; ``ValueError`` naming NearSpecies for any malformed one (the queue filter reads
+        entries one by one, outside :meth:`Evidence.from_dict`)."""
         d = _known(cls, data)
-        countries = d.get("countries")
-        return cls(str(d["species"]), d.get("genus"), _float(d.get("identity")),
-                   None if d.get("n_keys") is None else int(d["n_keys"]),
-                   None if countries is None else _counts(countries),
-                   {str(k): float(v) for k, v in (d.get("members") or {}).items()})
+        species, genus = d.get("species"), d.get("genus")
+        if not isinstance(species, str) or not species:
+            raise ValueError(f"NearSpecies needs a species name, got {species!r}")
+        if genus is not None and not isinstance(genus, str):
+            raise ValueError(f"NearSpecies {species!r}: genus must be a name, got {genus!r}")
+        countries, members = d.get("countries"), d.get("members") or {}
+        try:
+            return cls(species, genus, _float(d.get("identity")),
+                       None if d.get("n_keys") is None else int(d["n_keys"]),
+                       None if countries is None else _counts(countries),
+                       {str(k): float(v) for k, v in members.items()})
+        except (*_MALFORMED, ValueError) as err:
+            raise ValueError(f"NearSpecies {species!r} is malformed ({type(err).__name__}: {err})") from err
 
     @property
     def no_country(self) -> int:
@@ -429,33 +461,37 @@ class Evidence:
 
         def part(key: str, kind: Any) -> Any:
             value = d.get(key)
-            return kind.from_dict(value) if value else None
+            return _part(kind, value) if value else None
 
-        return cls(
-            size=int(d.get("size") or 0),
-            candidate=None if d.get("candidate") is None else int(d["candidate"]),
-            mean_probability=_float(d.get("mean_probability")),
-            hdbscan_agreement=_float(d.get("hdbscan_agreement")),
-            threshold=_float(d.get("threshold")),
-            linkage=d.get("linkage"),
-            consensus_barcode=d.get("consensus_barcode") or None,
-            consensus_length=int(d.get("consensus_length") or 0),
-            within_distance=part("within_distance", Spread),
-            within_distances=_floats(d.get("within_distances")),
-            nearest_known_distances=_floats(d.get("nearest_known_distances")),
-            alignment={str(k): str(v) for k, v in (d.get("alignment") or {}).items()},
-            between_distance=part("between_distance", NearestCandidate),
-            nearest_known=part("nearest_known", NearestKnown),
-            bin=part("bin", BinEvidence),
-            geography=part("geography", Geography),
-            size_summary=part("size_summary", SizeSummary),
-            representative_images=tuple(RepresentativeImage.from_dict(x) for x in d.get("representative_images") or ()),
-            member_hits={str(k): MemberHit.from_dict(v) for k, v in (d.get("member_hits") or {}).items()},
-            hit_barcodes={str(k): str(v) for k, v in (d.get("hit_barcodes") or {}).items() if v},
-            near_species=tuple(NearSpecies.from_dict(x) for x in d.get("near_species") or ()),
-            extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
-            format=EVIDENCE_FORMAT,
-        )
+        try:
+            return cls(
+                size=int(d.get("size") or 0),
+                candidate=None if d.get("candidate") is None else int(d["candidate"]),
+                mean_probability=_float(d.get("mean_probability")),
+                hdbscan_agreement=_float(d.get("hdbscan_agreement")),
+                threshold=_float(d.get("threshold")),
+                linkage=d.get("linkage"),
+                consensus_barcode=d.get("consensus_barcode") or None,
+                consensus_length=int(d.get("consensus_length") or 0),
+                within_distance=part("within_distance", Spread),
+                within_distances=_floats(d.get("within_distances")),
+                nearest_known_distances=_floats(d.get("nearest_known_distances")),
+                alignment={str(k): str(v) for k, v in (d.get("alignment") or {}).items()},
+                between_distance=part("between_distance", NearestCandidate),
+                nearest_known=part("nearest_known", NearestKnown),
+                bin=part("bin", BinEvidence),
+                geography=part("geography", Geography),
+                size_summary=part("size_summary", SizeSummary),
+                representative_images=tuple(_part(RepresentativeImage, x)
+                                            for x in d.get("representative_images") or ()),
+                member_hits={str(k): _part(MemberHit, v) for k, v in (d.get("member_hits") or {}).items()},
+                hit_barcodes={str(k): str(v) for k, v in (d.get("hit_barcodes") or {}).items() if v},
+                near_species=tuple(_part(NearSpecies, x) for x in d.get("near_species") or ()),
+                extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
+                format=EVIDENCE_FORMAT,
+            )
+        except _MALFORMED as err:  # a top-level field of the wrong kind: a list for ``alignment``, Infinity
+            raise ValueError(f"evidence is malformed ({type(err).__name__}: {err})") from err
 
 
 def _plain(value: Any) -> Any:

@@ -326,3 +326,25 @@ def test_near_species_say_their_keys_and_ties() -> None:
     far = NearSpecies("Halysidota tessellaris", "Halysidota", 0.914)
     assert tied_species((far, NearSpecies("Gonodonta sicheas", "Gonodonta", 0.914))) == [far]
     assert tied_species((a, NearSpecies("G sicheas", None, 0.9912))) == [a, NearSpecies("G sicheas", None, 0.9912)]
+
+
+@pytest.mark.parametrize("near", [
+    [{}],                                                      # no species
+    [{"species": None}],                                       # read as a species called "None"
+    [{"species": "Aus bus", "genus": 5}],
+    [{"species": "Aus bus", "countries": ["Peru"]}],           # countries as a list, not country → keys
+    [{"species": "Aus bus", "members": [1, 2]}],
+    [{"species": "Aus bus", "n_keys": float("inf")}],          # Python's json reads Infinity
+    [{"species": "Aus bus", "countries": {"Peru": float("inf")}}],
+])
+def test_a_malformed_nearest_species_list_is_refused_as_malformed(near: list) -> None:
+    """A record whose ``near_species`` does not read is a ValueError naming the part, like every other malformed
+    part: the review's detail, the report and the queue filter catch that one error (a KeyError, AttributeError or
+    OverflowError went past them: the HTML export stopped with a traceback on one such candidate)."""
+    with pytest.raises(ValueError, match="NearSpecies"):
+        Evidence.from_dict({"format": 4, "near_species": near})
+
+
+def test_a_places_count_given_as_a_list_is_refused_as_malformed() -> None:
+    with pytest.raises(ValueError, match="Geography"):
+        Evidence.from_dict({"geography": {"countries": ["Peru"]}})

@@ -235,3 +235,10 @@ def test_the_sites_map_zooms_to_one_countrys_sites_and_keeps_the_world_across_co
     plot = report.plot_sites(specimens)
     assert "4 specimens with coordinates, 0 without" in plot.caption
     assert "the map shows lat 9.4°N–12.0°N, lon 87.8°W–82.5°W" in plot.caption
+
+
+def test_a_candidate_whose_nearest_species_list_does_not_read_is_reported_without_it(tmp_path: Path) -> None:
+    """One candidate's malformed evidence (a hand-edited or damaged database) must not stop the report: it read
+    ``near_species: [{}]`` with a KeyError and the export ended in a traceback."""
+    ev = {"threshold": 0.0275, "near_species": [{"genus": "Aus"}], "geography": {"countries": ["Peru"]}}
+    assert _flags(tmp_path, ev, nearest_species="Aus bus", nearest_identity=0.93) == "none"

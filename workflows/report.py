@@ -720,10 +720,10 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
         facts.append(("BIN", f"{b['dominant']}" + (f", {agree * 100:.0f}% of members with a BIN"
                                                    if isinstance(agree, (int, float)) else "")))
     geo = _dict(ev.get("geography"))
-    if geo.get("countries"):
+    if _dict(geo.get("countries")):  # a hand-edited record may hold a list here: no "where", not a traceback
         places = "; ".join(f"{k} {v}" for k, v in geo["countries"].items())
         box = geo.get("bbox")
-        if isinstance(box, list) and len(box) == 4:
+        if isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box):
             places += f" (lat {box[0]:.2f}…{box[1]:.2f}, lon {box[2]:.2f}…{box[3]:.2f})"
         facts.append(("where", places))
     facts += _decision(trail)
