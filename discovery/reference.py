@@ -70,6 +70,7 @@ from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
 from biodiscover.storage.distance import reverse_complement
 from biodiscover.storage.errors import ModelBundleError
 from biodiscover.storage.records import RANKS
+from biodiscover.storage.safetext import control_characters, escape_controls
 
 log = logging.getLogger(__name__)
 
@@ -357,6 +358,22 @@ class Candidates:
 #: what one query's search leaves out: ``(rank index into RANKS, label)`` — that whole taxon — or an
 #: int array of key positions (a leave-one-barcode-out query's identical copies); None: nothing
 Exclusion = tuple[int, str] | np.ndarray | None
+
+
+def _check_country_list(places: Any, where: str) -> None:
+    """Refuse a reference table's country list unless it is what :meth:`Reference.save` writes: a list of
+    country names. Why: the names go on into every candidate's evidence, the review screen and the report; a
+    number stopped ``load`` with a TypeError, a dict or a string read silently as its keys or letters, a null as
+    a country called 'None', and a name with a terminal escape or a bidi override (which a collection's own cells
+    are quarantined for) would reach the screen."""
+    if not isinstance(places, list):
+        raise ModelBundleError(f"{where}: the country list is not a list of names ({type(places).__name__})")
+    for i, name in enumerate(places):
+        if not isinstance(name, str) or not name.strip():
+            raise ModelBundleError(f"{where}: the country list's entry {i} is {name!r}, not a country name")
+        if control_characters(name):
+            raise ModelBundleError(f"{where}: the country list's entry {i} holds control characters: "
+                                   f"{escape_controls(name)[:80]}")
 
 
 class Reference:
@@ -895,10 +912,11 @@ class Reference:
                                                 dim=self.embedder.dim)
         places = meta.get("countries")
         if places is not None:  # a reference written before countries were kept has none
+            _check_country_list(places, where)
             country = np.asarray(bundle.load_array(f"{prefix}_country", dtype=np.int32, shape=(n,)))
             if country.size and (country.min() < -1 or country.max() >= len(places)):
                 raise ModelBundleError(f"{where}: country codes outside its list of {len(places)}")
-            names = [str(x) for x in places] + [None]  # code -1 → the trailing None
+            names: list[str | None] = [*places, None]  # code -1 → the trailing None
             self.countries = [names[c] for c in country.tolist()]
         self._refresh(codes, vocab)
         return self

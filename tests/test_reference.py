@@ -433,3 +433,60 @@ def test_a_loaded_reference_maps_its_index_file_instead_of_reading_it(world, tmp
     assert peak < size / 4, (peak, size)
     assert again.index_.ntotal_ == len(ref) and again.search(world["queries"][:3], 5)[1].tolist() == \
         ref.search(world["queries"][:3], 5)[1].tolist()
+
+
+@pytest.fixture(scope="module")
+def with_countries(world, tmp_path_factory):
+    """A saved reference whose keys record a country (every third none): the bundle the tampering tests edit."""
+    ref = _ref(world)
+    ref.countries = [None if i % 3 == 0 else ("Peru" if i % 2 else "Costa Rica") for i in range(len(ref))]
+    path = tmp_path_factory.mktemp("countries") / "b"
+    ref.save(Bundle.create(path, config={}), "ref")
+    return path
+
+
+def _tampered(path, tmp_path, **table):
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(path, copy)
+    bundle = Bundle.open(copy)
+    bundle.save_table("ref", {**bundle.load_table("ref"), **table})
+    return Bundle.open(copy)
+
+
+@pytest.mark.parametrize("places, said", [
+    (5, "not a list"),                                        # TypeError: object of type 'int' has no len()
+    ({"Peru": 0, "Costa Rica": 1}, "not a list"),             # read as its keys
+    ("Costa Rica Peru", "not a list"),                        # read as its letters
+    ([None, "Peru"], "None"),                                 # read as a country called 'None'
+    (["Costa Rica", ""], "''"),
+    (["Costa Rica", "Pe\x1b[31mru\u202e"], r"\\x1b"),         # a terminal escape, a bidi override
+])
+def test_a_bundle_whose_country_list_is_not_a_list_of_names_is_refused(with_countries, tmp_path, places,
+                                                                      said) -> None:
+    """The reference's country list (a table written by the bundle's maker) must be what ``save`` writes: names,
+    one per code. A number stopped ``load`` with a TypeError traceback; a dict, a string or nulls read silently as
+    other countries ('None' among them); a name with control characters went on into the evidence and the review
+    screen. Each is one ModelBundleError naming the reference."""
+    with pytest.raises(ModelBundleError, match=rf"reference 'ref': .*country list.*{said}"):
+        Reference.load(_tampered(with_countries, tmp_path, countries=places), "ref")
+
+
+def test_a_bundle_from_before_countries_loads_with_none_and_a_longer_list_is_harmless(with_countries,
+                                                                                     tmp_path) -> None:
+    again = Reference.load(Bundle.open(with_countries), "ref")
+    assert again.countries is not None and again.countries[:4] == [None, "Peru", "Costa Rica", None]
+    # the country list of a bundle may name a country no key has (nothing else refers to it)
+    (tmp_path / "long").mkdir()
+    longer = Reference.load(_tampered(with_countries, tmp_path / "long", countries=["Costa Rica", "Peru", "Chile"]),
+                            "ref")
+    assert longer.countries == again.countries
+    # written before countries were kept: no list (and no array), no country at all, nothing said
+    (tmp_path / "old").mkdir()
+    old = _tampered(with_countries, tmp_path / "old")
+    table = old.load_table("ref")
+    del table["countries"]
+    old.save_table("ref", table)
+    old.remove("arrays", "ref_country")
+    assert Reference.load(Bundle.open(tmp_path / "old" / "b"), "ref").countries is None
