@@ -386,6 +386,21 @@ def test_undo_of_a_new_genus_waits_for_what_was_placed_in_it_since(tmp_path: Pat
         assert not db.taxonomy().find("Clemensia") and db.proposal(ids["a"]).parent_name == "Lepidoptera"
 
 
+def test_redoing_a_new_genus_whose_name_was_taken_since_is_refused(tmp_path: Path) -> None:
+    """Undo a new genus, another reviewer makes a genus of that name, then the first undo is undone (a redo): it
+    brought the first genus back beside the second, two provisional genera Clemensia under one subfamily
+    (``biodiscover db check`` said ok), the split ``new_genus_problem`` exists to prevent."""
+    path, ids = plate(tmp_path)
+    with Database.open(path) as db:
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        undone = db.undo(made.review_id, reviewer="ana")
+        db.move(ids["b"], 1, "Arctiinae", reviewer="bob", new_genus="Clemensia")
+        with pytest.raises(DatabaseError, match=r"genus Clemensia \(under subfamily Arctiinae\) already exists"):
+            db.undo(undone.review_id, reviewer="ana")
+        assert [n.status for n in db.taxonomy().find("Clemensia")] == ["provisional"]
+        assert db.proposal(ids["a"]).parent_name == "Lepidoptera"
+
+
 def test_assigning_one_specimen_says_one_not_1_members() -> None:
     """The real plate's single-specimen candidates read "its 1 members are named" (F16)."""
     from biodiscover.tui.decisions import assign_wording

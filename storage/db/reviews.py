@@ -223,10 +223,18 @@ def _namesake(conn: Connection, name: str, parent_id: int | None, own: int | Non
 
 def _refuse_namesake(conn: Connection, taxon_id: int, what: str) -> None:
     """Raise when the species ``taxon_id`` (as it stands now, inside the review's transaction) shares its name
-    with another species under the same parent; the transaction then rolls back whole."""
+    with another species under the same parent, or the taxon above species ``taxon_id`` (a reviewer's new genus
+    brought back by undoing its undo) shares its name with any other taxon above species, as
+    :func:`new_genus_problem` forbids; the transaction then rolls back whole."""
     t = conn.execute(sa.select(TAXA.c.name, TAXA.c.parent_id, TAXA.c.status, TAXA.c.rank)
                      .where(TAXA.c.id == taxon_id)).first()
-    if t is None or t.rank != "species" or t.status == "rejected":
+    if t is None or t.status == "rejected":
+        return
+    if t.rank != "species":
+        taken = _taken_names(conn, t.name, other_than=taxon_id)
+        if taken:
+            raise DatabaseError(f"cannot {what}: {taken[t.name.lower()]} already exists (made since); undo that "
+                                "one first")
         return
     other = _namesake(conn, t.name, t.parent_id, own=taxon_id)
     if other is not None:
@@ -332,14 +340,16 @@ def new_genus_problem(name: str, under_rank: str | None, taken: Mapping[str, str
     return None
 
 
-def _taken_names(conn: Connection, name: str | None = None) -> dict[str, str]:
+def _taken_names(conn: Connection, name: str | None = None, other_than: int | None = None) -> dict[str, str]:
     """:func:`new_genus_problem`'s ``taken`` from the taxa table (names above species, not rejected): all of them,
-    or those spelled ``name`` in any case."""
+    or those spelled ``name`` in any case; ``other_than``: leave that taxon out (the one being checked)."""
     up = TAXA.alias("up")
     q = sa.select(TAXA.c.rank, TAXA.c.name, up.c.rank.label("up_rank"), up.c.name.label("up_name")).select_from(
         TAXA.outerjoin(up, up.c.id == TAXA.c.parent_id)).where(TAXA.c.rank != "species", TAXA.c.status != "rejected")
     if name is not None:
         q = q.where(sa.func.lower(TAXA.c.name) == name.strip().lower())
+    if other_than is not None:
+        q = q.where(TAXA.c.id != other_than)
     out: dict[str, str] = {}
     for r in conn.execute(q.order_by(TAXA.c.id)):
         out.setdefault(r.name.lower(), f"{r.rank} {r.name}" + (f" (under {r.up_rank} {r.up_name})" if r.up_name
