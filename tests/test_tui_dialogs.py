@@ -401,6 +401,23 @@ def test_redoing_a_new_genus_whose_name_was_taken_since_is_refused(tmp_path: Pat
         assert db.proposal(ids["a"]).parent_name == "Lepidoptera"
 
 
+def test_undo_of_a_new_genus_waits_for_a_rejected_candidate_in_it(tmp_path: Path) -> None:
+    """A candidate moved into the new genus and then rejected still sits in it: undoing the genus left it under a
+    rejected taxon, and undoing the rejection brought it back pending under a genus the taxonomy no longer shows
+    (accepting it then made a species under that rejected genus)."""
+    from biodiscover.storage.errors import StaleProposalError
+
+    path, ids = plate(tmp_path)
+    with Database.open(path) as db:
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        db.move(ids["b"], 1, "Clemensia", reviewer="ana")
+        rejected = db.reject(ids["b"], db.proposal(ids["b"]).version, reviewer="ana", note="a contaminant")
+        with pytest.raises(StaleProposalError, match=f"proposal {ids['b']} was placed in Clemensia"):
+            db.undo(made.review_id, reviewer="ana")
+        db.undo(rejected.review_id, reviewer="ana")
+        assert db.proposal(ids["b"]).parent_taxon_id in db.taxonomy()
+
+
 def test_assigning_one_specimen_says_one_not_1_members() -> None:
     """The real plate's single-specimen candidates read "its 1 members are named" (F16)."""
     from biodiscover.tui.decisions import assign_wording

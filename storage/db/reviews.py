@@ -59,7 +59,8 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
-from biodiscover.storage.db.models import Assignment, Counter, Proposal, ProposalEdge, ProposalMember, Review, Taxon
+from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, Proposal, ProposalEdge, ProposalMember,
+                                           Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import open_qualifier
@@ -696,11 +697,12 @@ class ReviewsMixin(DatabaseCore):
                 raise StaleProposalError(
                     f"cannot undo review {review_id} ({rv['action']}): proposal {named.id} was assigned to "
                     f"{named.name} since; undo that assignment first")
-            # a genus that review made holds other candidates or taxa since: taking it out would orphan them
+            # a genus that review made holds other candidates or taxa since: taking it out would orphan them (a
+            # rejected one too: undoing its rejection brought it back under a genus the taxonomy no longer had)
             inside = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(
                 TAXA, TAXA.c.id == PROPOSALS.c.parent_taxon_id).where(
                 PROPOSALS.c.parent_taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
-                PROPOSALS.c.status.in_(("pending", "accepted", "assigned")))).first() if made else None
+                PROPOSALS.c.status.in_(LIVE_STATUSES))).first() if made else None
             below = conn.execute(sa.select(TAXA.c.name).where(
                 TAXA.c.parent_id.in_(made), TAXA.c.id.notin_(tids), TAXA.c.status != "rejected")).first() \
                 if made else None
