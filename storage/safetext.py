@@ -24,6 +24,9 @@ FORMULA_PREFIXES: tuple[str, ...] = ("=", "+", "-", "@", "\t", "\r")
 #: controls, the Unicode line/paragraph separators, bidi embeddings/overrides/isolates
 #: ("Trojan source") and the zero-width no-break space / BOM.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+#: The same less tab, newline and carriage return: what no exported free text (a reviewer's note or reason,
+#: which keeps its lines) may carry. A bidi override in a note displays it reversed in every export.
+TEXT_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def neutralise_cell(value: Any) -> Any:

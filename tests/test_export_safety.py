@@ -164,6 +164,33 @@ def test_control_characters_never_reach_any_output(tmp_path: Path) -> None:
     assert "\t'=cmd|' /C calc'!A0]0;pwned\t" in occ
 
 
+#: invisible characters that make a text display as something else: bidi embeddings, overrides and isolates
+#: ("Trojan source"), the Unicode line and paragraph separators, a zero-width no-break space
+BIDI = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069", "\u2028",
+        "\u2029", "\ufeff"]
+
+
+def test_a_reject_reason_with_a_bidi_override_reaches_no_output(tmp_path: Path) -> None:
+    """A reviewer's reason typed (or pasted) with a right-to-left override read back reversed in every export:
+    the exports dropped C0/C1 controls only, while the validation's rule (``storage.safetext``) counts these as
+    control characters too. The reason's words and its line breaks stay."""
+    data = make_run_export(n_known=5, n_candidates=3, seed=1)
+    reason = "known species\nsee \u202eexe.txt\u202c \u2066isolated\u2069\u2028line\ufeff"
+    reviews = pd.DataFrame([{"id": 1, "proposal_id": int(data.proposals["proposal_id"].iloc[0]), "action": "reject",
+                             "reviewer": "ana\u202e", "created_at": "2026-11-23T09:00:00Z", "note": reason,
+                             "target_review_id": None}])
+    hostile = dataclasses.replace(data, reviews=reviews)
+    files: list[Path] = []
+    for fmt, name in (("csv", "csv"), ("dwca", "a.zip"), ("fasta", "fa"), ("html", "r.html"), ("json", "r.json")):
+        files += list(write_export(hostile, fmt, tmp_path / name).files)
+    # the CSVs open with a byte-order mark on purpose (Excel); inside a cell it is one of these characters
+    text = _all_output_text(files).replace("\n\ufeff", "\n").removeprefix("\ufeff")
+    assert not [c for c in BIDI if c in text]
+    assert "see exe.txt isolatedline" in text
+    rows = pd.read_csv(tmp_path / "csv" / "proposals.csv", dtype=str, encoding="utf-8-sig")
+    assert "known species\\nsee exe.txt" in rows.loc[0, "review_notes"]
+
+
 def test_cli_export_of_a_hostile_note_is_inert(tmp_path: Path, db_runs) -> None:
     path, done, _ = db_runs
     out = tmp_path / "csv"

@@ -6,8 +6,8 @@ be hostile: a spreadsheet formula (``=HYPERLINK(…)``), a NUL byte, a terminal
 escape, a path (``../../etc/passwd``). The rules live here once and every writer
 goes through them:
 
-* :func:`clean_text` drops control characters (C0 except tab/newline, DEL, C1):
-  a NUL or an escape sequence never reaches an output file;
+* :func:`clean_text` drops control characters (C0 except tab/newline, DEL, C1, bidi overrides):
+  a NUL, an escape sequence or a right-to-left override never reaches an output file;
 * :func:`clean_export` applies it to every text cell of a :class:`RunExport`
   (nested evidence and review notes included) before any writer runs;
 * :func:`neutralise_cell` prefixes ``'`` to text a spreadsheet would evaluate
@@ -28,13 +28,16 @@ import pandas as pd
 
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.safetext import FORMULA_PREFIXES as FORMULA_PREFIXES
+from biodiscover.storage.safetext import TEXT_CONTROL
 from biodiscover.storage.safetext import neutralise_cell as neutralise_cell
 
 if TYPE_CHECKING:  # pragma: no cover
     from biodiscover.workflows.export.tables import RunExport
 
-#: Control characters no output may carry: C0 except tab / newline / carriage return, DEL, C1.
-CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Control characters no output may carry: C0 except tab / newline / carriage return, DEL, C1, and the invisible
+#: ones that make text display as something else (bidi overrides and isolates, line separators): the validation's
+#: rule less the line breaks (:data:`biodiscover.storage.safetext.TEXT_CONTROL`, its one owner).
+CONTROL_CHARS = TEXT_CONTROL
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
 MAX_MEMBER_NAME = 100
 
