@@ -242,3 +242,28 @@ def test_a_candidate_whose_nearest_species_list_does_not_read_is_reported_withou
     ``near_species: [{}]`` with a KeyError and the export ended in a traceback."""
     ev = {"threshold": 0.0275, "near_species": [{"genus": "Aus"}], "geography": {"countries": ["Peru"]}}
     assert _flags(tmp_path, ev, nearest_species="Aus bus", nearest_identity=0.93) == "none"
+
+
+def test_the_sites_map_zooms_across_the_antimeridian() -> None:
+    """Fiji's sites lie both sides of ±180°: the map was the whole world with half a marker at each edge (the
+    widest longitude span, 359.8°, read as sites on two continents) — the blob the zoom was made to end."""
+    lat = pd.Series([-17.7, -16.5, -18.1, -17.0, -16.8])
+    lon = pd.Series([178.4, 179.9, -179.9, -179.8, 179.5])
+    x0, x1, y0, y1 = report.site_extent(lat, lon)
+    assert x0 < 178.4 and x1 > 180.2 and x1 - x0 < 10  # east of 180° is west of -180°, drawn past it
+    assert y0 < -18.1 and y1 > -16.5
+    plot = report.plot_sites(pd.DataFrame({"processid": [f"P{i}" for i in range(5)], "coord-lat": lat,
+                                           "coord-lon": lon}))
+    assert re.search(r"the map shows lat [\d.]+°S–[\d.]+°S, lon 17\d\.\d°E–17\d\.\d°W", plot.caption), plot.caption
+
+
+def test_the_sites_map_holds_sites_near_the_poles() -> None:
+    """The world map stopped at 60°S and 85°N: an Antarctic plate's sites (77.8°S, the pole itself) were counted
+    in the caption and drawn off the map."""
+    x0, x1, y0, y1 = report.site_extent(pd.Series([-89.9, -77.8, -77.85, 10.0]), pd.Series([0.0, 166.7, 166.6, -84.0]))
+    assert (x0, x1) == (-180.0, 180.0) and -90.0 <= y0 <= -89.9 and y1 >= 85.0
+    _, _, y0, y1 = report.site_extent(pd.Series([89.9, 90.0]), pd.Series([-170.0, 170.0]))
+    assert y1 == 90.0 and y0 <= 89.9
+    # zoomed beside the pole, the map stays on the globe
+    _, _, y0, y1 = report.site_extent(pd.Series([-89.5, -89.9]), pd.Series([10.0, 11.0]))
+    assert -90.0 <= y0 < -89.9 and y1 > -89.5

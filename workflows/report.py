@@ -397,27 +397,50 @@ MIN_MAP_HEIGHT = 2.0
 MAP_MARGIN = 0.3
 
 
+def _lon_arc(lon: np.ndarray) -> tuple[float, float]:
+    """(west, east) of the shortest arc of longitude holding every site; east > 180 where the arc crosses the
+    antimeridian (Fiji's sites at 178.4°E and 179.9°W: 178.4, 180.1), so it is drawn in one piece."""
+    u = np.unique(lon)
+    gaps = np.diff(np.append(u, u[0] + 360.0))  # the last one: across ±180 back to the first site
+    widest = int(np.argmax(gaps))
+    if gaps[-1] >= gaps[widest]:  # the widest gap is across ±180 itself: the arc does not cross it
+        return float(u[0]), float(u[-1])
+    return float(u[widest + 1]), float(u[widest] + 360.0)
+
+
 def site_extent(lat: pd.Series, lon: pd.Series) -> tuple[float, float, float, float]:
     """(lon min, lon max, lat min, lat max) the sites map shows: the sites' extent with a margin, at the map's
     width : height (longitude degrees widened by 1/cos(latitude), so a degree east is as long as one north);
-    :data:`WORLD_EXTENT` when the sites span continents (or there are none). Why: a plate from one country drawn
-    on the world map was one blob over Costa Rica."""
+    the world when the sites span continents (or there are none: :data:`WORLD_EXTENT`, reaching further towards
+    a pole where a site lies beyond it). Why: a plate from one country drawn on the world map was one blob over
+    Costa Rica. Sites both sides of ±180° are one arc (lon max then lies past 180: :func:`_lon_arc`); a zoomed map
+    stays between the poles."""
     lat, lon = pd.to_numeric(lat, errors="coerce"), pd.to_numeric(lon, errors="coerce")
     ok = lat.between(-90, 90) & lon.between(-180, 180)
     if not ok.any():
         return WORLD_EXTENT
-    y0, y1, x0, x1 = float(lat[ok].min()), float(lat[ok].max()), float(lon[ok].min()), float(lon[ok].max())
+    y0, y1 = float(lat[ok].min()), float(lat[ok].max())
+    x0, x1 = _lon_arc(lon[ok].to_numpy(dtype=float))
     if x1 - x0 > WORLD_SPAN[0] or y1 - y0 > WORLD_SPAN[1]:
-        return WORLD_EXTENT
+        wx0, wx1, wy0, wy1 = WORLD_EXTENT
+        return wx0, wx1, max(-90.0, min(wy0, y0 - 3.0)), min(90.0, max(wy1, y1 + 3.0))
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
     stretch = 1 / max(math.cos(math.radians(cy)), 0.2)  # degrees of longitude per degree of latitude on the page
     height = max(y1 - y0, (x1 - x0) / (MAP_ASPECT * stretch), MIN_MAP_HEIGHT) * (1 + MAP_MARGIN)
     width = height * MAP_ASPECT * stretch
+    # beside a pole the window slides back onto the globe (it would reach 91°S)
+    cy = min(max(cy, -90.0 + height / 2), 90.0 - height / 2)
     return cx - width / 2, cx + width / 2, cy - height / 2, cy + height / 2
+
+
+def _wrap_lon(value: float) -> float:
+    """A longitude drawn past ±180° (a map across the antimeridian) as the one it is: 184 → -176."""
+    return (value + 180.0) % 360.0 - 180.0 if value > 180.0 or value < -180.0 else value
 
 
 def _degrees(value: float, axis: str) -> str:
     hemisphere = ("W", "E") if axis == "lon" else ("S", "N")
+    value = _wrap_lon(value) if axis == "lon" else value
     return f"{abs(value):.1f}°{hemisphere[0] if value < 0 else hemisphere[1] if value > 0 else ''}"
 
 
@@ -444,8 +467,9 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
     from matplotlib.patches import Rectangle
 
     extent = site_extent(lat, lon)
-    world = extent == WORLD_EXTENT
     x0, x1, y0, y1 = extent
+    world = (x0, x1) == WORLD_EXTENT[:2]
+    lon = lon.where(~(lon < x0), lon + 360.0)  # a map across ±180°: the sites east of it drawn past 180
     fig = _figure(9.0, 4.2)
     # The hand-drawn outline is right to a few degrees: on a map a few degrees high it would put sites at sea, so
     # a zoomed map has none and a small world map beside it shows where it lies.
@@ -456,10 +480,12 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
     else:
         ax, where = fig.subplots(1, 2, width_ratios=[4, 1])
         _draw_outline(where)
-        where.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=NOVEL_COLOUR, lw=1.5, zorder=2))
-        where.plot([(x0 + x1) / 2], [(y0 + y1) / 2], marker="o", ms=4, color=NOVEL_COLOUR, zorder=3)
+        for shift in (0.0, -360.0) if x1 > 180 else (0.0,):  # across ±180°: both edges of the small map
+            where.add_patch(Rectangle((x0 + shift, y0), x1 - x0, y1 - y0, fill=False, ec=NOVEL_COLOUR, lw=1.5,
+                                      zorder=2))
+        where.plot([_wrap_lon((x0 + x1) / 2)], [(y0 + y1) / 2], marker="o", ms=4, color=NOVEL_COLOUR, zorder=3)
         where.set_xlim(-180, 180)
-        where.set_ylim(-60, 85)
+        where.set_ylim(min(-60, y0), max(85, y1))
         where.set_aspect(1.0)
         where.set_xticks([])
         where.set_yticks([])
@@ -506,7 +532,7 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
         ax.grid(color="#f2f2f2", lw=0.5, zorder=-1)
     digits = 0 if world or y1 - y0 >= 10 else 1
     ax.xaxis.set_major_formatter(FuncFormatter(
-        lambda v, _: f"{abs(v):.{digits}f}°{'W' if v < 0 else 'E' if v > 0 else ''}"))
+        lambda v, _: f"{abs(_wrap_lon(v)):.{digits}f}°{'W' if _wrap_lon(v) < 0 else 'E' if _wrap_lon(v) > 0 else ''}"))
     ax.yaxis.set_major_formatter(FuncFormatter(
         lambda v, _: f"{abs(v):.{digits}f}°{'S' if v < 0 else 'N' if v > 0 else ''}"))
     ax.set_xlabel("longitude")
