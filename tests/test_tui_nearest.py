@@ -185,3 +185,23 @@ async def test_the_assign_list_puts_a_far_species_after_the_congeners_though_it_
         far = next(label for _, label in app.screen.options if label.startswith("Halysidota"))
         assert "· 90.9 %, among the nearest species" in far
     db.close()
+
+
+def test_the_queue_filter_reads_past_a_record_sqlite_cannot_parse(tmp_path: Path) -> None:
+    """One candidate's evidence holding NaN (Python's json writes and reads it; SQLite's JSON functions refuse
+    it) made the whole filter fail with 'the database is damaged (SQLite says: malformed JSON)': the filter was
+    unusable over every other candidate. That record is not flagged (the detail reads it); the others are."""
+    import json
+    import sqlite3
+
+    ids = _plate(tmp_path / "plate.sqlite")
+    con = sqlite3.connect(tmp_path / "plate.sqlite")
+    raw = json.loads(con.execute("SELECT evidence FROM proposals WHERE id = ?", (ids["C"],)).fetchone()[0])
+    raw["near_species"][0]["identity"] = float("nan")
+    con.execute("UPDATE proposals SET evidence = ? WHERE id = ?", (json.dumps(raw), ids["C"]))
+    con.commit()
+    con.close()
+    with Database.open(tmp_path / "plate.sqlite", readonly=True) as db:
+        rows, total = db.proposal_queue(known_elsewhere=True)
+        assert ([r.id for r in rows], total) == ([ids["A"]], 1)
+        assert db.proposal_detail(ids["C"]).evidence.near_species[0].identity is None

@@ -424,9 +424,12 @@ class ProposalsMixin(DatabaseCore):
             where.append("run_id = ?")
             params.append(run_id)
         if known_elsewhere:
-            where.append("bd_known_elsewhere(json_extract(evidence, '$.near_species'), "
+            # a record SQLite cannot parse (NaN, which Python's json writes and reads) is no flag, not a failed
+            # filter: json_extract raised 'malformed JSON' for the whole queue over one such candidate
+            where.append("CASE WHEN json_valid(evidence) THEN "
+                         "bd_known_elsewhere(json_extract(evidence, '$.near_species'), "
                          "json_extract(evidence, '$.geography.countries'), "
-                         "CASE WHEN parent_rank = 'genus' THEN parent_name END)")
+                         "CASE WHEN parent_rank = 'genus' THEN parent_name END) ELSE 0 END")
         if search:
             # a specimen's processid finds the candidate holding it (exact, through the members index); the
             # number or working label the queue shows ("#113", "cand113", "Unplaced sp. cand113") finds that one
