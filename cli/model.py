@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume",
                                     help="Continue from the last Lightning checkpoint of an interrupted run."),
         overwrite: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+        old_overwrite: bool = typer.Option(False, "--overwrite", hidden=True),  # the older name: say the new one
         checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir",
                                                       help="Where training checkpoints go "
                                                            "(default: <out>.checkpoints)."),
@@ -85,6 +86,8 @@ def register(app: typer.Typer) -> None:
         """Pretrain the DNA encoder (masked k-mers), align DNA/image/text, evaluate, write a bundle."""
         from biodiscover.encoders.training import train_bundle
 
+        if old_overwrite:
+            raise InputError("--overwrite is now --force (as in every other command)")
         overrides = {k: v for k, v in {"pretrain_epochs": pretrain_epochs, "align_epochs": align_epochs,
                                        "seed": seed}.items() if v is not None}
         config = _load_config(preset, overrides)

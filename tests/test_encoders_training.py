@@ -181,6 +181,8 @@ def test_loader_workers_draw_new_offsets_each_epoch_and_the_same_ones_for_the_sa
 
 
 def test_train_cli_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), "--overwrite"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --overwrite is now --force (as in every other command)"
     assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "b"), "--preset", "tiny"]) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "b"), "--preset", "huge"]) == 2

@@ -205,3 +205,26 @@ def test_the_queue_filter_reads_past_a_record_sqlite_cannot_parse(tmp_path: Path
         rows, total = db.proposal_queue(known_elsewhere=True)
         assert ([r.id for r in rows], total) == ([ids["A"]], 1)
         assert db.proposal_detail(ids["C"]).evidence.near_species[0].identity is None
+
+
+@asynctest
+async def test_a_candidate_whose_evidence_does_not_read_says_so_once(tmp_path: Path) -> None:
+    """A damaged record (a hand-edited database): one message naming the proposal once, the app alive; it read
+    "proposal 1: proposal 1 in …: stored evidence is unreadable"."""
+    import json
+    import sqlite3
+
+    from fixtures.tui_pilot import notes
+
+    ids = _plate(tmp_path / "plate.sqlite")
+    with sqlite3.connect(tmp_path / "plate.sqlite") as raw:
+        raw.execute("UPDATE proposals SET evidence = ? WHERE id = ?",
+                    (json.dumps({"near_species": [{"genus": "Gonodonta"}]}), ids["A"]))
+    db = Database.open(tmp_path / "plate.sqlite")
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, ids["A"])
+        said = [n for n in notes(app) if "stored evidence is unreadable" in n]
+        assert len(said) == 1 and said[0].startswith(f"proposal {ids['A']} in ") and \
+            said[0].count(f"proposal {ids['A']}") == 1, said
+    db.close()

@@ -217,7 +217,9 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         try:
             detail = self.app.db.proposal_detail(proposal_id)
         except Exception as exc:  # noqa: BLE001 - show, keep the app alive
-            self.app.call_from_thread(self.app.notify, f"proposal {proposal_id}: {exc}", severity="error")
+            said = str(exc)  # the database's messages name the proposal already: not "proposal 1: proposal 1 in …"
+            said = said if said.startswith(f"proposal {proposal_id} ") else f"proposal {proposal_id}: {said}"
+            self.app.call_from_thread(self.app.notify, said, severity="error")
             self.app.call_from_thread(self.decision_shown)
             return
         if get_current_worker().is_cancelled:  # the reviewer already moved on
