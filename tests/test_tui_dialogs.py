@@ -8,11 +8,10 @@ Real SQLite file, the real app driven with Pilot.
 
 from __future__ import annotations
 
-import contextlib
 
 import random
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -20,12 +19,11 @@ from biodiscover.storage.db import Database
 from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import Specimen
-from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.detail import DetailScreen
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 from biodiscover.workflows.export.dwca import occurrence_rows
 from biodiscover.workflows.export.pipeline import load_run_export
-from fixtures.tui_pilot import asynctest, notes, open_proposal, settle
+from fixtures.tui_pilot import asynctest, notes, open_proposal, press_on, reviewing, settle
 
 LEPIDOPTERA = [
     {"order": "Lepidoptera", "family": "Noctuidae", "genus": "Ponometia", "species": "Ponometia bruchi"},
@@ -84,27 +82,6 @@ def plate(tmp_path: Path) -> tuple[Path, dict[str, int]]:
             for k in sizes])
         db.finish_run(run, "completed")
     return path, dict(zip(sizes, ids))
-
-
-def make_app(path: Path) -> tuple[ReviewApp, Database]:
-    db = Database.open(path)
-    return ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600), db
-
-
-@contextlib.asynccontextmanager
-async def reviewing(path: Path, size: tuple[int, int] = (120, 40)) -> AsyncIterator[tuple[ReviewApp, Database, Any]]:
-    """The review app on ``path`` under Pilot: ``(app, db, pilot)``; the test closes ``db`` (it reads it after)."""
-    app, db = make_app(path)
-    async with app.run_test(size=size) as pilot:
-        yield app, db, pilot
-
-
-async def press_on(pilot: Any, pid: int, key: str) -> Any:
-    """Open candidate ``pid``, press ``key`` and let what it opens load; the screen on top then."""
-    await open_proposal(pilot, pid)
-    await pilot.press(key)
-    await settle(pilot)
-    return pilot.app.screen
 
 
 def labels(screen: Any) -> list[str]:

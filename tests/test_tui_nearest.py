@@ -12,13 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from biodiscover.storage.db import Database
-from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.evidence import Evidence, Geography, MemberHit, NearSpecies
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.queue import QueueScreen, parse_filter
 from biodiscover.tui.widgets.proposal_table import ProposalTable
-from fixtures.tui_pilot import asynctest, open_proposal, settle
+from fixtures.review_db import one_run_db
+from fixtures.tui_pilot import asynctest, open_proposal, press_on, reviewing, settle
 
 GONODONTA = {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Calpinae", "genus": "Gonodonta"}
 HERE = Geography(countries={"Costa Rica": 4})
@@ -41,17 +41,12 @@ def _plate(path: Path) -> dict[str, int]:
     far = NearSpecies("Abax parallelepipedus", "Abax", 0.88, 40, {"Germany": 40}, {"C0": 0.88})
     groups = {"A": ["A0", "A1"], "B": ["B0", "B1"], "C": ["C0", "C1"]}
     evidence = {"A": (bidens, uxor, immacula), "B": (homely,), "C": (far,)}
-    with Database.create(path) as db:
-        db.ingest([Specimen(processid=p, dna_barcode="ACGT" * 150, country="Costa Rica")
-                   for g in groups.values() for p in g], collection="plate", backup=False)
-        register_lineages(db, [{**GONODONTA, "species": s} for s in ("Gonodonta bidens", "Gonodonta uxor")],
-                          source="test")
-        run = db.start_run("triage", {}, backup=False)
-        ids = db.write_proposals(run, [{
-            "members": groups[k], "parent_lineage": GONODONTA, "nearest_species": evidence[k][0].species,
-            "nearest_identity": evidence[k][0].identity, "evidence": _evidence(evidence[k], groups[k])}
-            for k in ("A", "B", "C")])
-        db.finish_run(run, "completed")
+    ids = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="Costa Rica")
+                            for g in groups.values() for p in g],
+                     [{**GONODONTA, "species": s} for s in ("Gonodonta bidens", "Gonodonta uxor")],
+                     [{"members": groups[k], "parent_lineage": GONODONTA, "nearest_species": evidence[k][0].species,
+                       "nearest_identity": evidence[k][0].identity, "evidence": _evidence(evidence[k], groups[k])}
+                      for k in ("A", "B", "C")])
     return dict(zip(("A", "B", "C"), ids))
 
 
@@ -161,24 +156,15 @@ async def test_the_assign_list_puts_a_far_species_after_the_congeners_though_it_
             NearSpecies("Amaxia apyga", "Amaxia", 0.9498, 5, {"Panama": 4, "Mexico": 1}),
             NearSpecies("Halysidota tessellaris", "Halysidota", 0.909, 30, {"Canada": 30}))
     path = tmp_path / "plate.sqlite"
-    with Database.create(path) as db:
-        db.ingest([Specimen(processid=f"A{i}", dna_barcode="ACGT" * 150, country="Costa Rica") for i in range(2)],
-                  collection="plate", backup=False)
-        register_lineages(db, [{**amaxia, "species": s} for s in ("Amaxia rocioecheverriae", "Amaxia apyga",
-                                                                   "Amaxia pardalis")]
-                          + [{**halys, "species": "Halysidota tessellaris"}], source="test")
-        run = db.start_run("triage", {}, backup=False)
-        (pid,) = db.write_proposals(run, [{"members": ["A0", "A1"], "parent_lineage": amaxia,
-                                           "nearest_species": near[0].species, "nearest_identity": 0.9502,
-                                           "evidence": _evidence(near, ["A0", "A1"])}])
-        db.finish_run(run, "completed")
-    db = Database.open(path)
-    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await open_proposal(pilot, pid)
-        await pilot.press("i")
-        await settle(pilot)
-        assert isinstance(app.screen, PickDialog)
+    (pid,) = one_run_db(path, [Specimen(processid=f"A{i}", dna_barcode="ACGT" * 150, country="Costa Rica")
+                               for i in range(2)],
+                        [{**amaxia, "species": s} for s in ("Amaxia rocioecheverriae", "Amaxia apyga",
+                                                            "Amaxia pardalis")]
+                        + [{**halys, "species": "Halysidota tessellaris"}],
+                        [{"members": ["A0", "A1"], "parent_lineage": amaxia, "nearest_species": near[0].species,
+                          "nearest_identity": 0.9502, "evidence": _evidence(near, ["A0", "A1"])}])
+    async with reviewing(path) as (app, db, pilot):
+        assert isinstance(await press_on(pilot, pid, "i"), PickDialog)
         rows = [label.split("  (")[0] for _, label in app.screen.options]
         assert rows[:2] == ["Amaxia rocioecheverriae", "Amaxia apyga"], rows
         assert rows.index("Amaxia pardalis") < rows.index("Halysidota tessellaris"), rows

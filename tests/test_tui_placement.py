@@ -12,11 +12,11 @@ from pathlib import Path
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.db.proposals import agreed_below
-from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.dialogs import PickDialog
-from fixtures.tui_pilot import asynctest, open_proposal, settle
+from fixtures.review_db import one_run_db
+from fixtures.tui_pilot import asynctest, open_proposal, press_on, reviewing, settle
 
 NYSTALEA = {"order": "Lepidoptera", "family": "Notodontidae", "subfamily": None, "genus": "Nystalea"}
 
@@ -45,19 +45,15 @@ def test_the_deepest_rank_every_members_label_agrees_on_below_the_parent() -> No
 @asynctest
 async def test_the_header_says_it_and_the_move_list_offers_it_first(tmp_path: Path) -> None:
     path = tmp_path / "plate.sqlite"
-    with Database.create(path) as db:
-        db.ingest([Specimen(processid=f"CR{i}", dna_barcode="ACGT" * 150, country="Costa Rica") for i in range(3)],
-                  collection="plate", backup=False)
-        register_lineages(db, [NYSTALEA, {"order": "Lepidoptera", "family": "Erebidae", "genus": "Amaxia"},
-                               {"order": "Coleoptera", "family": "Carabidae", "genus": "Agonum"}], source="test")
-        run = db.start_run("triage", {}, backup=False)
-        db.write_assignments(run, [{"processid": f"CR{i}", "deepest_rank": "order", "deepest_taxon": "Lepidoptera",
-                                    "labels": {**NYSTALEA, "species": "Nystalea superciliosa"}, "is_novel": True,
-                                    "confidences": {"order": 1.0, "family": 0.99, "genus": g, "species": 0.01},
-                                    "novelty": 0.99} for i, g in enumerate((0.95, 0.97, 0.96))])
-        (pid,) = db.write_proposals(run, [{"members": ["CR0", "CR1", "CR2"],
-                                           "parent_lineage": {"order": "Lepidoptera"}}])
-        db.finish_run(run, "completed")
+    (pid,) = one_run_db(
+        path, [Specimen(processid=f"CR{i}", dna_barcode="ACGT" * 150, country="Costa Rica") for i in range(3)],
+        [NYSTALEA, {"order": "Lepidoptera", "family": "Erebidae", "genus": "Amaxia"},
+         {"order": "Coleoptera", "family": "Carabidae", "genus": "Agonum"}],
+        [{"members": ["CR0", "CR1", "CR2"], "parent_lineage": {"order": "Lepidoptera"}}],
+        [{"processid": f"CR{i}", "deepest_rank": "order", "deepest_taxon": "Lepidoptera",
+          "labels": {**NYSTALEA, "species": "Nystalea superciliosa"}, "is_novel": True,
+          "confidences": {"order": 1.0, "family": 0.99, "genus": g, "species": 0.01}, "novelty": 0.99}
+         for i, g in enumerate((0.95, 0.97, 0.96))])
     db = Database.open(path)
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -81,19 +77,10 @@ async def test_the_header_says_it_and_the_move_list_offers_it_first(tmp_path: Pa
 async def test_moving_an_unplaced_candidate_says_so(tmp_path: Path) -> None:
     """The taxonomist saw "Move #113 (now under None None) to:" for a candidate the engine could not place."""
     path = tmp_path / "plate.sqlite"
-    with Database.create(path) as db:
-        db.ingest([Specimen(processid="CR9", dna_barcode="ACGT" * 150)], collection="plate", backup=False)
-        register_lineages(db, [NYSTALEA], source="test")
-        run = db.start_run("triage", {}, backup=False)
-        (pid,) = db.write_proposals(run, [{"members": ["CR9"]}])
-        db.finish_run(run, "completed")
-    db = Database.open(path)
-    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_proposal(pilot, pid)
-        await pilot.press("v")
-        await settle(pilot)
-        assert isinstance(app.screen, PickDialog)
+    (pid,) = one_run_db(path, [Specimen(processid="CR9", dna_barcode="ACGT" * 150)], [NYSTALEA],
+                        [{"members": ["CR9"]}])
+    async with reviewing(path, size=(100, 30)) as (app, db, pilot):
+        assert isinstance(await press_on(pilot, pid, "v"), PickDialog)
         title = str(app.screen.query_one("Label").render())
         assert f"Move #{pid} (now under no taxon (unplaced)) to:" in title and "None" not in title
     db.close()
