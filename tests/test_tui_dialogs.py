@@ -200,6 +200,10 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
     assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"]) == ("Clemensia", "genus", "sp.")
     assert row["verbatimIdentification"] == "Clemensia sp. BD-0001"
     assert "genus Clemensia is provisional: added by a reviewer" in row["identificationRemarks"]
+    # the rank columns follow the placement, not the machine's labels (order only, family Noctuidae guessed):
+    # a second review found the genus column empty and no family for a provisional genus
+    assert (row["order"], row["family"], row["subfamily"], row["genus"]) == \
+        ("Lepidoptera", "Erebidae", "Arctiinae", "Clemensia")
     # undo (the accept, then the move) takes the genus back out of the taxonomy
     async with reviewing(path) as (app, db, pilot):
         await open_proposal(pilot, pid)

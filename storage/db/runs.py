@@ -324,6 +324,7 @@ class RunsMixin(DatabaseCore):
         provided), ``assignments``, ``proposals`` (live ones created by this run or
         split from them: ``proposal_id``, ``provisional_name``, ``parent_rank``,
         ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a reviewer added),
+        ``parent_lineage`` (rank → name of the parent taxon and its ancestors),
         ``status``, ``version``, ``size``, ``novelty``,
         ``nearest_species``, ``nearest_identity``, ``evidence``), ``members``
         (``proposal_id``, ``processid``, ``probability``) and ``reviews``.
@@ -354,6 +355,27 @@ class RunsMixin(DatabaseCore):
             parent_status: dict[int, str] = {}
             for part in chunked(parents):
                 parent_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
+            # where each candidate is placed, from the order down (a reviewer's move or new genus included): the
+            # exports' rank columns follow it, not the machine's labels (a genus a reviewer added reached GBIF
+            # with an empty genus column and no family)
+            taxa: dict[int, tuple[str, str, int | None]] = {}
+            asked: set[int] = set()
+            wanted = set(parents)
+            while wanted:
+                asked |= wanted
+                for part in chunked(sorted(wanted)):
+                    for tid, rank, name, up in conn.execute(sa.select(T.c.id, T.c.rank, T.c.name, T.c.parent_id)
+                                                            .where(T.c.id.in_(part))):
+                        taxa[tid] = (rank, name, up)
+                wanted = {up for _, _, up in taxa.values() if up is not None and up not in asked}
+
+            def placed(tid: int | None) -> dict[str, str]:
+                out: dict[str, str] = {}
+                while tid is not None and tid in taxa and len(out) < 64:
+                    rank, name, tid = taxa[tid]
+                    out.setdefault(rank, name)
+                return out
+
             # candidates of this run that a later run re-clustered: not exported here (they are history), but
             # the export must say where they went, or run 1 silently reads "0 candidate species"
             later = conn.execute(sa.text(
@@ -375,10 +397,12 @@ class RunsMixin(DatabaseCore):
         proposals = pd.DataFrame(
             [{"proposal_id": p["id"], "provisional_name": p["provisional_name"], "parent_rank": p["parent_rank"],
               "parent_taxon": p["parent_name"], "parent_status": parent_status.get(p["parent_taxon_id"]),
+              "parent_lineage": placed(p["parent_taxon_id"]),
               "status": p["status"], "version": p["version"], "size": p["size"],
               "novelty": p["novelty"], "nearest_species": p["nearest_species"],
               "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {})} for p in prop_rows],
-            columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status", "status",
+            columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status",
+                     "parent_lineage", "status",
                      "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence"])
         members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])

@@ -252,7 +252,8 @@ def previous_names(history: tuple[ReviewAction, ...], current: str) -> str | Non
 
 def proposal_table(data: RunExport) -> pd.DataFrame:
     """Candidates with their one name, the review trail and the evidence flattened (the rest goes to JSON)."""
-    props = data.proposals.drop(columns=["evidence"], errors="ignore").copy().reset_index(drop=True)
+    # the placement's lineage is the dwca's rank columns (and the JSON's); here parent_rank/parent_taxon say it
+    props = data.proposals.drop(columns=["evidence", "parent_lineage"], errors="ignore").copy().reset_index(drop=True)
     records = data.proposals.to_dict("records")
     props.insert(min(1, len(props.columns)), "name", [candidate_label(p) for p in records])
     trails, histories = data.trails(), data.histories()

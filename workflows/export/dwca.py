@@ -10,7 +10,9 @@
   ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
   candidate; a candidate a reviewer assigned to an accepted one placed above genus
   is written the same way (``_placed_in``). Ranks order … genus including
-  ``subfamily``. The barcode is in the DNA extension, tied to its occurrence by id;
+  ``subfamily``; a candidate's members carry the ranks of where it is placed (a
+  reviewer's move or new genus included: ``_placed_ranks``), not the machine's labels.
+  The barcode is in the DNA extension, tied to its occurrence by id;
   ``associatedSequences`` is not written: it would cite a record elsewhere (``BOLD:<id>``),
   and the ingest keeps a file path per specimen, never that the record came from BOLD.
   ``recordedBy`` is not written either: no reader keeps a collector.
@@ -152,6 +154,19 @@ def _placed_in(parent_name: Any, parent_rank: Any, machine: Mapping[str, Any]) -
     return parent_name, parent_rank, open_qualifier(parent_rank)
 
 
+def _placed_ranks(row: dict[str, Any], p: Mapping[str, Any]) -> None:
+    """The rank columns of a candidate's member from where the candidate is placed (``parent_lineage``: a
+    reviewer's move or new genus included), not the machine's labels: a provisional genus under Arctiinae reached
+    GBIF with an empty genus column and no family. Ranks below the placement are left empty (the candidate is
+    named at its parent's rank); without a recorded lineage (an older export table) the machine's stay."""
+    lineage = p.get("parent_lineage")
+    if not isinstance(lineage, Mapping) or not lineage:
+        return
+    for rank in ("order", "family", "subfamily", "genus"):
+        name = lineage.get(rank)
+        row[rank] = None if name is None or is_filler_name(name) else name
+
+
 def _provisional_parent(p: Mapping[str, Any]) -> str:
     """A remark when the candidate's parent is a taxon a reviewer added (a genus the reference lacks): GBIF matches
     the name, and a reader must know no reference record stood behind it."""
@@ -282,6 +297,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
             parent_name, parent_rank, qualifier = _placed_in(p.get("parent_taxon") or a.get("deepest_taxon"),
                                                              parent_rank, machine)
+            _placed_ranks(row, p)
             row.update(scientificName=parent_name, taxonRank=parent_rank,
                        identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
                        taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
