@@ -81,3 +81,21 @@ def test_a_candidate_identified_as_an_interim_species_is_in_open_nomenclature(tm
             row["verbatimIdentification"]) == ("Craura", "genus", "sp.", INTERIM)
     assert row["identifiedBy"] == "Ana Silva"
     assert row["identificationVerificationStatus"] == "identified by reviewer (known species)"
+
+
+def test_a_candidates_rank_columns_are_where_it_is_placed() -> None:
+    """A reviewer's placement (a move, a new genus, an assignment's genus) is the rank columns of its members; the
+    machine's labels stay only where the export table records no lineage (an older table)."""
+    from biodiscover.workflows.export.dwca import _placed_ranks
+
+    machine = {"order": "Lepidoptera", "family": "Noctuidae", "subfamily": None, "genus": "Ponometia"}
+    row = dict(machine)
+    _placed_ranks(row, {"parent_lineage": {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Arctiinae",
+                                           "genus": "Clemensia"}})
+    assert row == {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Arctiinae", "genus": "Clemensia"}
+    row = dict(machine)
+    _placed_ranks(row, {"parent_lineage": {"order": "Lepidoptera", "family": "unassigned Lepidoptera"}})
+    assert row == {"order": "Lepidoptera", "family": None, "subfamily": None, "genus": None}  # placed at order
+    row = dict(machine)
+    _placed_ranks(row, {"parent_lineage": None})
+    assert row == machine

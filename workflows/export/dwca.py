@@ -317,6 +317,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                 name, rank, qualifier = interim.group(1), "genus", f"{interim.group(2)}."
             else:
                 name, rank, qualifier = known, "species", None
+            _placed_ranks(row, p)  # the assigned species' own genus and the ranks above it
             row.update(scientificName=name, taxonRank=rank, identificationQualifier=qualifier,
                        verbatimIdentification=known, taxonConceptID=None,
                        identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
