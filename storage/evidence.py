@@ -439,6 +439,16 @@ class Evidence:
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = EVIDENCE_FORMAT
 
+    def identity_to(self, species: str | None) -> float | None:
+        """The best identity of any member to the keys of ``species``, from the nearest species list and the
+        members' best hits; None when no member was aligned to one of its keys. The one reading of it: the review
+        header of an assigned candidate (whose old nearest species is another) and the assign list."""
+        if not species:
+            return None
+        found = [s.identity for s in self.near_species if s.species == species and s.identity is not None]
+        found += [h.identity for h in self.member_hits.values() if h.species == species and h.identity is not None]
+        return max(found) if found else None
+
     def to_dict(self) -> dict[str, Any]:
         """The stored JSON layout (tuples as lists, NaN as null, ``extra`` merged back)."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "extra"}

@@ -468,17 +468,15 @@ class DecisionsMixin:
         for h in detail.evidence.member_hits.values():
             if h.species and h.identity is not None:
                 hits.setdefault(h.species, []).append(h.identity)
-        best = {sp: (max(v), len(v)) for sp, v in hits.items()}
-        # and the evidence's nearest species (format 4), each at the best identity of ANY member to its keys: a
-        # species tied with a member's best hit is no member's best hit (the real plate's G. uxor, 99.1 %)
-        listed = {s.species: s.identity for s in detail.evidence.near_species if s.identity is not None}
+        best = {sp: len(v) for sp, v in hits.items()}
 
+        # each species at the best identity of ANY member to its keys (the nearest species list too): a species
+        # tied with a member's best hit is no member's best hit (the real plate's G. uxor, 99.1 %)
         def shown(species: str) -> tuple[float, str] | None:
-            top = max([x for x in (best.get(species, (None,))[0], listed.get(species)) if x is not None],
-                      default=None)
+            top = detail.evidence.identity_to(species)
             if top is None:
                 return None
-            how = f"best hit of {best[species][1]} of {p.size}" if species in best else "among the nearest species"
+            how = f"best hit of {best[species]} of {p.size}" if species in best else "among the nearest species"
             return top, f"  · {100 * top:.1f} %, {how}"
 
         said = {tid: x for tid, _ in options if (x := shown(names[tid])) is not None}

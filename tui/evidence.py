@@ -105,18 +105,6 @@ def nearest_header(evidence: Evidence, species: str | None, identity: float | No
     return species or "–", identity
 
 
-def assigned_identity(evidence: Evidence, species: str | None) -> float | None:
-    """The best identity of any member to the keys of ``species`` (the species a candidate was assigned to), from
-    the nearest species list or the members' best hits; None when no member was aligned to one of its keys.
-    Why: after an assignment the header kept the old nearest species' identity ("Memphis proserpina 96.7 %"
-    over a candidate assigned to M. aulica, at 96.1 %)."""
-    if not species:
-        return None
-    found = [s.identity for s in evidence.near_species if s.species == species and s.identity is not None]
-    found += [h.identity for h in evidence.member_hits.values() if h.species == species and h.identity is not None]
-    return max(found) if found else None
-
-
 def placed_genus(rank: str | None, name: str | None) -> str | None:
     """The genus a candidate is placed in (None above genus): what ``known_elsewhere`` compares with (the queue
     filter asks the database the same: ``parent_rank = 'genus'``)."""

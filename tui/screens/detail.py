@@ -62,7 +62,7 @@ def summary_text(detail: Any) -> Text:
                     style="grey70")
     text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  ")
     if s.status == "assigned":  # the identity to the assigned species' own keys, not to the old nearest one
-        ident = ev.assigned_identity(detail.evidence, s.provisional_name)
+        ident = detail.evidence.identity_to(s.provisional_name)  # its keys, not the old nearest species'
         text.append("identity to its keys ")
         text.append(_pct(ident) if ident is not None else "– (no member was aligned to them)", style="magenta")
     else:
