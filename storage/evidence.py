@@ -31,6 +31,7 @@ from biodiscover.storage.jsonable import jsonable
 
 __all__ = [
     "EVIDENCE_FORMAT",
+    "SPECIES_SPAN",
     "BinEvidence",
     "CandidateProposal",
     "Evidence",
@@ -45,6 +46,7 @@ __all__ = [
     "SizeSummary",
     "Spread",
     "known_elsewhere",
+    "span_note",
     "tied_species",
 ]
 
@@ -227,7 +229,8 @@ class NearSpecies:
             return f"{head}, no country"
         places = [f"{c} {n}" for c, n in sorted(self.countries.items(), key=lambda cn: (-cn[1], cn[0]))]
         if len(places) > most:
-            places = [*places[:most], f"{len(places) - most} more countries"]
+            more = len(places) - most
+            places = [*places[:most], f"{more} more countr{'y' if more == 1 else 'ies'}"]
         if self.no_country:
             places.append(f"no country {self.no_country}")
         return f"{head}: {', '.join(places)}"
@@ -255,7 +258,30 @@ def _genus_of(s: "NearSpecies") -> str:
     return s.genus or s.species.split()[0]
 
 
-def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5) -> "NearSpecies | None":
+#: how far apart (p-distance) one species' barcodes usually lie at most: the published COI species cut-off
+#: (97 %: Hebert et al. 2003; BOLDigger3), the one ``discovery.naming.PUBLISHED_CUTOFFS`` falls back to (a test keeps
+#: the two equal). What the ⚑ line grades its gap by (``span_note``): on the real Costa Rican plate the flagged
+#: candidates within it were 3 of 3 known species, those beyond it 5 of 31.
+SPECIES_SPAN = 0.03
+
+
+def span_note(s: "NearSpecies") -> str:
+    """How the gap to a flagged species reads against ``SPECIES_SPAN``: ``0.9% apart, within the 3% one species
+    usually spans`` / ``7.4% apart, more than the 3% one species usually spans``; empty without an identity.
+
+    Why: the ⚑ sentence read the same at 0.9 % to one key as at 7.4 % to twelve keys that lie within 0.3 % of
+    each other (second review of the real plate, S1). The species' own spread across its countries was measured
+    as the yardstick first and does not tell them apart there: the known species met elsewhere sat 0.5–16 times
+    it away, the new ones 0.9–32 times."""
+    if s.identity is None:
+        return ""
+    gap = max(0.0, 1.0 - s.identity)
+    side = "within" if gap <= SPECIES_SPAN + 1e-12 else "more than"
+    return f"{100 * gap:.1f}% apart, {side} the {100 * SPECIES_SPAN:g}% one species usually spans"
+
+
+def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5,
+                    met_here: Mapping[str, Mapping[str, int]] | None = None) -> "NearSpecies | None":
     """The nearest listed species that may be the candidate's OWN species, met from another part of its range;
     None when no listed species is one, or when it cannot be told (no member's country is recorded, or the
     reference records no country).
@@ -274,7 +300,13 @@ def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5) -> 
       vouch for no country).
 
     It says "cannot be ruled out", not "is known": a new species next to a congener known only from elsewhere
-    is flagged as well (benchmarks/RESULTS-tui.md measures both on that plate)."""
+    is flagged as well (benchmarks/RESULTS-tui.md measures both on that plate).
+
+    ``met_here``: species → {country: specimens} of the candidates reviewers assigned to it
+    (``Database.assigned_countries``): such a candidate is a key from its members' countries now. Why: once a
+    reviewer assigned #24 (ten Costa Rican specimens) to *Hemiceras losa*, six other candidates 4.9 % from it still
+    read "H. losa … none from Costa Rica" (second review of the real plate, S2): the species is known from here
+    now, and a conspecific from here would have clustered with #24."""
     near = evidence.near_species[:shown]
     here = set(evidence.geography.countries) if evidence.geography is not None else set()
     if not near or not here:
@@ -282,7 +314,8 @@ def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5) -> 
     for i, s in enumerate(near):
         close = (i == 0 and genus is not None and s.genus == genus) or \
             (s.identity is not None and 1.0 - s.identity <= ELSEWHERE_DISTANCE + 1e-12)
-        if close and s.countries is not None and not here & set(s.countries):
+        known_from = set(s.countries or ()) | set((met_here or {}).get(s.species, {}))
+        if close and s.countries is not None and not here & known_from:
             return s
     return None
 

@@ -310,6 +310,32 @@ def test_known_elsewhere_flags_a_close_species_whose_keys_all_come_from_other_co
     assert known_elsewhere(_near(here, here, apyga), None, shown=2) is None
 
 
+def test_a_species_reviewers_assigned_a_candidate_from_here_to_is_known_from_here() -> None:
+    """Second review of the real plate (S2): after #24's ten Costa Rican specimens were assigned *Hemiceras losa*,
+    six candidates 4.9 % from them still read "H. losa … none from Costa Rica". An assigned candidate is a key
+    from its members' countries now; one from another country changes nothing."""
+    losa = NearSpecies("Hemiceras losa", "Hemiceras", 0.934, 2, {"Trinidad & Tobago": 1, "Suriname": 1})
+    assert known_elsewhere(_near(losa), "Hemiceras", met_here={"Hemiceras losa": {"Costa Rica": 10}}) is None
+    assert known_elsewhere(_near(losa), "Hemiceras", met_here={"Hemiceras losa": {"Panama": 3}}) == losa
+    assert known_elsewhere(_near(losa), "Hemiceras", met_here={"Hemiceras nigrescens": {"Costa Rica": 3}}) == losa
+
+
+def test_the_flag_grades_its_gap_against_the_published_species_cut_off() -> None:
+    """S1: the ⚑ read the same at 0.9 % as at 7.4 %. The gap is said against what one species' barcodes usually
+    span, the published 97 % cut-off the naming model falls back to (one figure, kept equal here)."""
+    from biodiscover.discovery.naming import PUBLISHED_CUTOFFS
+    from biodiscover.storage.evidence import SPECIES_SPAN, span_note
+
+    assert SPECIES_SPAN == pytest.approx(1 - PUBLISHED_CUTOFFS["species"])
+    bidens = NearSpecies("Gonodonta bidens", "Gonodonta", 0.9912, 9, {"Brazil": 9})
+    assert span_note(bidens) == "0.9% apart, within the 3% one species usually spans"
+    assert span_note(dataclasses.replace(bidens, identity=0.926)) == \
+        "7.4% apart, more than the 3% one species usually spans"
+    assert span_note(dataclasses.replace(bidens, identity=0.97)).startswith("3.0% apart, within")  # the edge is in
+    assert span_note(dataclasses.replace(bidens, identity=0.969)).startswith("3.1% apart, more than")
+    assert span_note(dataclasses.replace(bidens, identity=None)) == ""
+
+
 def test_near_species_say_their_keys_and_ties() -> None:
     a = NearSpecies("G bidens", "G", 0.9912, 3, {"Mexico": 2})
     b = NearSpecies("G uxor", "G", 0.9905, 1, {})
@@ -321,6 +347,8 @@ def test_near_species_say_their_keys_and_ties() -> None:
     wide = NearSpecies("N pronuba", "N", 0.9, 12, {"Canada": 5, "Spain": 1, "Italy": 2, "Chile": 1, "Peru": 1,
                                                    "Iran": 1})
     assert wide.keys_text() == "12 keys: Canada 5, Italy 2, Chile 1, Iran 1, 2 more countries, no country 1"
+    one_more = dataclasses.replace(wide, countries={"Canada": 5, "Spain": 1, "Italy": 2, "Chile": 1, "Iran": 1})
+    assert one_more.keys_text() == "12 keys: Canada 5, Italy 2, Chile 1, Iran 1, 1 more country, no country 2"
     assert tied_species((a, b, c)) == [a, b]  # within 0.1 %: c is 0.17 % below
     # another genus as far away is no tie (a real plate's 18 "ties" at 89-93 % across genera and families)
     far = NearSpecies("Halysidota tessellaris", "Halysidota", 0.914)

@@ -171,7 +171,8 @@ def test_flags_read_the_nearest_species_list_as_the_review_does(tmp_path: Path) 
                    parent_rank="genus", parent_taxon="Gonodonta")
     assert "tie: Gonodonta bidens / Gonodonta uxor (99.1%)" in flags and "immacula" not in flags.split("·")[1]
     assert ("may be Gonodonta bidens met from another part of its range (99.1%; 9 keys: Brazil 6, Jamaica 1, "
-            "Mexico 1, Venezuela 1, none from where the members were caught)") in flags
+            "Mexico 1, Venezuela 1, none from where the members were caught; 0.9% apart, within the 3% one "
+            "species usually spans)") in flags
     # caught where G. bidens's keys were: the next one no key rules out is G. uxor (its one key has no country)
     ev["geography"] = {"countries": {"Brazil": 4}}
     (tmp_path / "again").mkdir()

@@ -64,8 +64,8 @@ async def test_the_detail_names_a_tie_lists_keys_and_countries_and_flags_a_speci
         await open_proposal(pilot, ids["A"])
         header = " ".join(_text(app, "#detail-summary").split())
         assert "nearest known Gonodonta bidens / G. uxor (99.1%)" in header
-        assert ("⚑ Gonodonta bidens (99.1%): 9 keys; none from Costa Rica — may be a known species met from "
-                "another part of its range") in header
+        assert ("⚑ Gonodonta bidens (99.1%): 9 keys; none from Costa Rica — may be a known species met "
+                "elsewhere: 0.9% apart, within the 3% one species usually spans") in header
         await pilot.press("3")
         await settle(pilot)
         listed = [" ".join(line.split()) for line in _text(app, "#nearest").splitlines()]
@@ -120,6 +120,42 @@ async def test_once_assigned_the_header_gives_the_identity_to_that_species_keys(
         assert "identity to its keys 99.0%" in header  # uxor's, not bidens' 99.1 %
         assert "nearest known" not in header and "⚑" not in header  # nor a gap to the old nearest one
     db.close()
+
+
+@asynctest
+async def test_once_a_candidate_from_here_is_assigned_the_species_its_siblings_lose_the_flag(tmp_path: Path) -> None:
+    """Second review of the real plate (S2): #24's ten Costa Rican specimens assigned *Hemiceras losa*, and six
+    candidates 4.9 % from them still read "H. losa … none from Costa Rica". Here: A is assigned G. bidens; D, whose
+    nearest species is G. bidens at 95.0 %, loses its ⚑ in the header, the Evidence tab and the queue filter,
+    and its Evidence tab says from where G. bidens is known now; the export's flags read the same rule."""
+    from biodiscover.workflows.export.flags import candidate_flags
+    from biodiscover.workflows.export.pipeline import load_run_export
+
+    path = tmp_path / "plate.sqlite"
+    ids = _plate(path)
+    bidens = NearSpecies("Gonodonta bidens", "Gonodonta", 0.95, 9, {"Brazil": 6, "Mexico": 3}, {"D0": 0.95})
+    with Database.open(path) as db:
+        (d,) = db.write_proposals(1, [{"members": ["B1"], "parent_lineage": GONODONTA, "nearest_species":
+                                       bidens.species, "nearest_identity": 0.95,
+                                       "evidence": _evidence((bidens,), ["B1"])}])
+        assert [r.id for r in db.proposal_queue(known_elsewhere=True)[0]] == sorted([ids["A"], d])
+        db.assign(ids["A"], db.proposal(ids["A"]).version, "Gonodonta bidens", reviewer="ana")
+        assert db.assigned_countries() == {"Gonodonta bidens": {"Costa Rica": 4}}
+        # D's flag is gone; A, assigned now, is answered (the flag asks whether a candidate is a known species)
+        assert db.proposal_queue(known_elsewhere=True)[1] == 0
+    async with reviewing(path) as (app, db, pilot):
+        await open_proposal(pilot, d)
+        assert "⚑" not in _text(app, "#detail-summary")
+        await pilot.press("3")
+        await settle(pilot)
+        nearest = " ".join(_text(app, "#nearest").split())
+        assert "Gonodonta bidens 95.0% 9 keys: Brazil 6, Mexico 3; assigned here: Costa Rica 4" in nearest
+        assert "⚑" not in nearest
+    db.close()
+    data = load_run_export(path, 1)
+    row = next(p for p in data.proposals.to_dict("records") if p["proposal_id"] == d)
+    assert not [f for f in candidate_flags(row, data.met_here) if "another part of its range" in f]
+    assert [f for f in candidate_flags(row) if "another part of its range" in f]  # the rule, without the review
 
 
 @asynctest

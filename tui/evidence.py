@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
-from biodiscover.storage.evidence import Evidence, NearSpecies, known_elsewhere, tied_species
+from biodiscover.storage.evidence import Evidence, NearSpecies, known_elsewhere, span_note, tied_species
 
 
 def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
@@ -111,22 +111,38 @@ def placed_genus(rank: str | None, name: str | None) -> str | None:
     return name if rank == "genus" else None
 
 
-def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False) -> str | None:
-    """The flag in words, where ``known_elsewhere`` raises it: ``H. losa (93.4%): 2 keys: Suriname 1, Trinidad and
-    Tobago 1; none from Costa Rica — may be a known species met from another part of its range``; ``short`` (the
-    header, two lines at 80 columns): the key count without the countries the Evidence tab lists."""
-    s = known_elsewhere(evidence, genus, NEAR_SHOWN)
+def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False,
+                   met_here: Mapping[str, Mapping[str, int]] | None = None) -> str | None:
+    """The flag in words, where ``known_elsewhere`` raises it (``met_here``: the countries reviewers' assigned
+    candidates add, ``ProposalDetail.met_here``): ``H. losa (93.4%): 2 keys: Suriname 1, Trinidad and Tobago 1;
+    none from Costa Rica — may be a known species met from another part of its range: 6.6% apart, more than the 3%
+    one species usually spans`` (``span_note``); ``short`` (the header, two lines at 80 columns): the key count
+    without the countries the Evidence tab lists, "met elsewhere" (two lines, not three, at 80 columns)."""
+    s = known_elsewhere(evidence, genus, NEAR_SHOWN, met_here=met_here)
     if s is None:
         return None
     here = ", ".join(evidence.geography.countries) if evidence.geography is not None else "?"
-    keys = f"{s.n_keys} key{'' if s.n_keys == 1 else 's'}" if short else s.keys_text()
-    return (f"{s.species} ({_percent(s.identity)}): {keys}; none from {here} — may be a known species met from "
-            "another part of its range")
+    keys = s.keys_text() if not short else "no key" if not s.n_keys else (
+        f"{s.n_keys} key{'' if s.n_keys == 1 else 's'}" + (", no country" if s.no_country == s.n_keys else ""))
+    span = span_note(s)
+    where = "elsewhere" if short else "from another part of its range"
+    return f"{s.species} ({_percent(s.identity)}): {keys}; none from {here} — may be a known species met {where}" + (
+        f": {span}" if span else "")
 
 
-def near_species_lines(evidence: Evidence) -> list[tuple[NearSpecies, str]]:
-    """(species, ``99.1%  9 keys: Brazil 6, …``) for the nearest known species listed, nearest first."""
-    return [(s, f"{_percent(s.identity)}  {s.keys_text()}") for s in evidence.near_species[:NEAR_SHOWN]]
+def near_species_lines(evidence: Evidence,
+                       met_here: Mapping[str, Mapping[str, int]] | None = None) -> list[tuple[NearSpecies, str]]:
+    """(species, ``99.1%  9 keys: Brazil 6, …``) for the nearest known species listed, nearest first; a species
+    reviewers assigned candidates to says from where (``met_here``: ``; assigned here: Costa Rica 10``), which is
+    why its ⚑ may be gone."""
+    out = []
+    for s in evidence.near_species[:NEAR_SHOWN]:
+        line = f"{_percent(s.identity)}  {s.keys_text()}"
+        met = (met_here or {}).get(s.species)
+        if met:
+            line += "; assigned here: " + ", ".join(f"{c} {n}" for c, n in sorted(met.items(), key=lambda cn: -cn[1]))
+        out.append((s, line))
+    return out
 
 
 def _percent(value: float | None) -> str:

@@ -30,7 +30,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -717,7 +717,7 @@ def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:
 
 
 def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ReviewTrail | None,
-                      images: dict) -> str:
+                      images: dict, met_here: Mapping[str, Mapping[str, int]] | None = None) -> str:
     """One candidate: name and placement, a line of flags to scan, the barcode gap with its numbers, why it
     was not named, BINs and places, what reviewers decided and noted, member photographs and the member list."""
     from biodiscover.discovery.barcode_gap import gap_of
@@ -730,7 +730,7 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
         ("placed in", placement(p)),
         ("status", f"{p.get('status')} (version {p.get('version')})"),
         ("specimens", str(p.get("size"))),
-        ("flags", " · ".join(candidate_flags(p)) or "none"),
+        ("flags", " · ".join(candidate_flags(p, met_here)) or "none"),
     ]
     ident = p.get("nearest_identity")
     if p.get("nearest_species"):
@@ -823,7 +823,7 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
             parts.append(assigned_section(p, members, trails.get(i)))
         elif not _pending(p.get("status")) or limit > 0:
             limit -= int(_pending(p.get("status")))
-            parts.append(candidate_section(p, members, specimens, trails.get(i), images))
+            parts.append(candidate_section(p, members, specimens, trails.get(i), images, data.met_here))
         else:
             left += 1
     more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest) "

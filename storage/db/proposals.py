@@ -47,7 +47,7 @@ import dataclasses
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -166,6 +166,10 @@ class ProposalDetail:
     #: names in ``parent_lineage`` that are provisional (a genus a reviewer added, not in the reference): the
     #: header marks them ◆ as the taxonomy screen does, so a candidate placed in one does not read as known
     provisional_taxa: frozenset[str] = frozenset()
+    #: of the species this candidate's evidence lists nearest, those reviewers assigned candidates to: species →
+    #: {country: specimens} of those candidates (``Database.assigned_countries``): keys from those countries now,
+    #: for the ⚑ rule (``storage.evidence.known_elsewhere``) and the Evidence tab
+    met_here: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 #: the lowest P(right) every member needs at a rank before the review offers that rank as the candidate's place
@@ -333,15 +337,41 @@ def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int
         _log(conn, "note", new_id, reviewer, created_at, snap, snap, carried)
 
 
-def _known_elsewhere_sql(near: str | None, countries: str | None, genus: str | None) -> int:
+def _known_elsewhere_sql(near: str | None, countries: str | None, genus: str | None,
+                         met_here: Mapping[str, Mapping[str, int]]) -> int:
     """``known_elsewhere`` as an SQLite function over the evidence's JSON parts (1: flagged); a part that does
     not read is no flag (the detail screen says what is wrong with that record)."""
     try:
-        ev = Evidence(near_species=tuple(NearSpecies.from_dict(x) for x in json.loads(near or "[]")),
-                      geography=Geography(countries={str(k): int(v) for k, v in json.loads(countries or "{}").items()}))
-        return int(known_elsewhere(ev, genus) is not None)
+        return int(known_elsewhere(Evidence(near_species=_near_of(near), geography=Geography(
+            countries=_countries_of(countries))), genus, met_here=met_here) is not None)
     except (ValueError, TypeError, KeyError, AttributeError):
         return 0
+
+
+def _near_of(near: str | None) -> tuple[NearSpecies, ...]:
+    return tuple(NearSpecies.from_dict(x) for x in json.loads(near or "[]"))
+
+
+def _countries_of(countries: str | None) -> dict[str, int]:
+    """The ``geography.countries`` JSON part of an evidence record (country → members)."""
+    return {str(k): int(v) for k, v in json.loads(countries or "{}").items()}
+
+
+def _assigned_countries(raw: Any) -> dict[str, dict[str, int]]:
+    """``Database.assigned_countries`` on an open DB-API connection; a record whose countries do not read adds
+    nothing (the detail screen says what is wrong with it)."""
+    out: dict[str, dict[str, int]] = {}
+    for species, countries in raw.execute(
+            "SELECT provisional_name, CASE WHEN json_valid(evidence) THEN "
+            "json_extract(evidence, '$.geography.countries') END FROM proposals WHERE status = 'assigned'"):
+        try:
+            here = _countries_of(countries)
+        except (ValueError, TypeError, AttributeError):
+            continue
+        into = out.setdefault(str(species), {})
+        for country, n in here.items():
+            into[country] = into.get(country, 0) + n
+    return out
 
 
 class ProposalsMixin(DatabaseCore):
@@ -426,7 +456,8 @@ class ProposalsMixin(DatabaseCore):
         if known_elsewhere:
             # a record SQLite cannot parse (NaN, which Python's json writes and reads) is no flag, not a failed
             # filter: json_extract raised 'malformed JSON' for the whole queue over one such candidate
-            where.append("CASE WHEN json_valid(evidence) THEN "
+            # an assigned candidate is answered: the flag asks whether a candidate may be a known species
+            where.append("status != 'assigned' AND CASE WHEN json_valid(evidence) THEN "
                          "bd_known_elsewhere(json_extract(evidence, '$.near_species'), "
                          "json_extract(evidence, '$.geography.countries'), "
                          "CASE WHEN parent_rank = 'genus' THEN parent_name END) ELSE 0 END")
@@ -444,7 +475,8 @@ class ProposalsMixin(DatabaseCore):
         with self._read() as conn:
             raw = dbapi(conn)
             if known_elsewhere:
-                raw.create_function("bd_known_elsewhere", 3, _known_elsewhere_sql, deterministic=True)
+                met = _assigned_countries(raw)
+                raw.create_function("bd_known_elsewhere", 3, lambda n, c, g: _known_elsewhere_sql(n, c, g, met))
             rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
             if live and len(where) == 1:
                 # The unfiltered queue: total minus the (few) dead ones, both answered from indexes.
@@ -487,6 +519,13 @@ class ProposalsMixin(DatabaseCore):
                     .where(PROPOSALS.c.id.in_(ids[i:i + 500]))
                 out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
         return out
+
+    def assigned_countries(self) -> dict[str, dict[str, int]]:
+        """Known species → {country: specimens} of the live candidates reviewers assigned to it, every run of
+        the database: where the project has now met each species, beside the reference's keys. What the ⚑
+        rule counts as keys from those countries (``storage.evidence.known_elsewhere``, ``met_here``)."""
+        with self._read() as conn:
+            return _assigned_countries(dbapi(conn))
 
     def queue_counts(self, run_id: int | None = None) -> dict[str, int]:
         """Proposals per status (every status present, zero when none) plus ``live``."""
@@ -555,9 +594,12 @@ class ProposalsMixin(DatabaseCore):
             except (TypeError, ValueError) as err:
                 raise DatabaseError(f"proposal {proposal_id} in {self.path}: stored evidence is unreadable: "
                                     f"{err}") from err
+            listed = {n.species for n in evidence.near_species}
+            met_here = {sp: c for sp, c in _assigned_countries(dbapi(conn)).items() if sp in listed}
             held = evidence.between_distance.member if evidence.between_distance is not None else None
             closest = _holders(conn, summary, [held] if held else [])
             bin_holders = _holders(conn, summary, evidence.bin.shared_members if evidence.bin else ())
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               closest[0] if closest else None, tuple(bin_holders),
-                              agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional))
+                              agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional),
+                              met_here)

@@ -73,7 +73,8 @@ def summary_text(detail: Any) -> Text:
     if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
         text.append(gap.sentence(), style=ev.GAP_STYLE.get(gap.verdict, ""))
-    elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), short=True)
+    elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), short=True,
+                                  met_here=detail.met_here)
     if elsewhere and s.status != "assigned":
         text.append(f"\n⚑ {elsewhere}", style="bold yellow")
     warning = ev.rejected_warning(detail.history, s.id)
@@ -257,7 +258,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one("#dna-note", Static).update(dna.note)
         s = detail.summary
         nearest = Text()
-        listed = ev.near_species_lines(detail.evidence)
+        listed = ev.near_species_lines(detail.evidence, detail.met_here)
         if listed:  # the nearest few, each with its keys and their countries (format 4)
             nearest.append("nearest known species · best identity of a member · its keys by country:", style="grey70")
         else:  # a record that lists none: the one nearest species it holds
@@ -268,8 +269,9 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             nearest.append("\n  ")
             nearest.append(near_species.species, style="bold magenta" if i == 0 else "magenta")
             nearest.append(f"  {line}")
-        elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name))
-        if elsewhere:
+        elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name),
+                                      met_here=detail.met_here)
+        if elsewhere and s.status != "assigned":  # answered: the header says the same
             nearest.append("\n⚑ ", style="bold yellow")
             nearest.append(elsewhere, style="yellow")
         for label, value in [*ev.why_lines(detail.evidence, detail.members),

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from biodiscover.storage.evidence import TIE, Evidence, known_elsewhere, tied_species
+from biodiscover.storage.evidence import TIE, Evidence, known_elsewhere, span_note, tied_species
 from biodiscover.storage.records import plural
 
 #: A read with fewer called bases than this is partial: BOLD's barcode standard asks for 500 of COI-5P's 658.
@@ -171,19 +171,21 @@ def _partial_reads(ev: Evidence) -> str | None:
     return f"partial reads: {len(short)} of {plural(len(called), 'member')} under {FULL_READ} bases ({span})"
 
 
-def candidate_flags(proposal: Mapping[str, Any]) -> list[str]:
-    """The flags of one proposal (an export row with its ``evidence`` dict), most decisive first; [] for none."""
+def candidate_flags(proposal: Mapping[str, Any], met_here: Mapping[str, Mapping[str, int]] | None = None) -> list[str]:
+    """The flags of one proposal (an export row with its ``evidence`` dict), most decisive first; [] for none.
+    ``met_here``: where reviewers' assigned candidates met each known species (``RunExport.met_here``)."""
     ev = evidence_of(proposal.get("evidence"))
     ident = proposal.get("nearest_identity")
     flags = [f for f in [_gap_flag(ev, ident)] if f]
     flags += _ties(ev)
     near = ev.nearest_known
     placed = proposal.get("parent_taxon") if proposal.get("parent_rank") == "genus" else None
-    mine = known_elsewhere(ev, str(placed) if placed else None)  # the review's ⚑ rule, the one owner of it
-    if mine is not None:
+    mine = known_elsewhere(ev, str(placed) if placed else None, met_here=met_here)  # the review's ⚑ rule
+    if mine is not None and proposal.get("status") != "assigned":  # an assigned candidate is answered
+        span = span_note(mine)
         flags.append(f"may be {mine.species} met from another part of its range "
                      f"({100 * (mine.identity or 0.0):.1f}%; {mine.keys_text()}, none from where the members were "
-                     "caught)")
+                     f"caught{'; ' + span if span else ''})")
     partial = _partial_reads(ev)
     if partial:
         flags.append(partial)

@@ -102,6 +102,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
     try:
         tables = database.run_tables(int(run_id))
         progress = database.run_progress(int(run_id))
+        met_here = database.assigned_countries()
         # Photographs of candidate members (the report shows them); the specimen table has no image column.
         members = tables["members"]
         photos = {s.processid: str(s.image_path) for s in database.specimens(sorted(set(members["processid"])))
@@ -115,4 +116,4 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         specimens = specimens.assign(image_path=specimens["processid"].map(photos))
     return RunExport(run=run, specimens=specimens, assignments=tables["assignments"],
                      proposals=tables["proposals"], members=tables["members"],
-                     reviews=tables.get("reviews", pd.DataFrame()))
+                     reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here)

@@ -38,7 +38,8 @@ class RunExport:
     * ``proposals``: ``proposal_id``, ``provisional_name``, ``parent_rank``,
       ``parent_taxon``, ``status``, ``version``, ``size``, ``evidence`` (dict);
     * ``members``: ``proposal_id``, ``processid``, ``probability``;
-    * ``reviews``: the review log rows of these proposals (``Database.reviews`` shape).
+    * ``reviews``: the review log rows of these proposals (``Database.reviews`` shape);
+    * ``met_here``: where reviewers' assigned candidates met each known species.
     """
 
     run: dict[str, Any]
@@ -47,6 +48,10 @@ class RunExport:
     proposals: pd.DataFrame
     members: pd.DataFrame
     reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: known species → {country: specimens} of the candidates reviewers assigned to it
+    #: (``Database.assigned_countries``): what the flags read as keys from those countries
+    #: (``flags.candidate_flags``), as the review does
+    met_here: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
