@@ -229,9 +229,10 @@ async def test_split_merge_move_rename_note(review_db: Path) -> None:
         screen.set_query(screen.query_state.__class__(status="pending", sort="size", descending=True))
         await settle(pilot)
         assert screen.query_one(ProposalTable).current.id == big.id
-        # split: tick the first two members
+        # split: tick the first two members (n: none of the proposed ones ticked)
         await pilot.press("x")
         await settle(pilot)
+        await pilot.press("n")
         assert isinstance(app.screen, PickManyDialog)
         picked = [app.screen.options[0][0], app.screen.options[1][0]]
         await pilot.press("space", "down", "space", "enter")
@@ -287,6 +288,8 @@ async def test_split_dialog_says_which_members_are_ticked_without_colour(review_
         await open_detail(pilot)
         await pilot.press("x")
         await settle(pilot)
+        await pilot.press("n")  # start from none ticked (the dialog ticks a proposed group)
+        await pilot.pause()
         dialog = app.screen
         assert isinstance(dialog, PickManyDialog)
         rows = dialog.query_one(SelectionList)

@@ -409,3 +409,43 @@ def test_assigning_one_specimen_says_one_not_1_members() -> None:
     question, done = assign_wording(2, 3, "Bobeix thiata")
     assert question.startswith("Assign #2 (3 specimens) to Bobeix thiata? Its 3 members are then named")
     assert done == "#2 assigned to Bobeix thiata: its 3 members are named as that species"
+
+
+@asynctest
+async def test_the_split_dialog_ticks_the_group_the_barcodes_part_into_first(tmp_path: Path) -> None:
+    """A real plate's #16 held *Memphis aulica* 6 and *M. orthesia* 5, 2.3 % apart, and the reviewer found the five
+    to tick alone. The dialog now ticks the smaller of the two groups the members' barcodes fall into last (the
+    run's own linkage), says how far apart they are, and a reviewer may change it (``n`` unticks all)."""
+    from biodiscover.storage.distance import p_distance
+    from fixtures.review_db import one_run_db
+
+    rng = random.Random(16)
+    aulica = "".join(rng.choice("ACGT") for _ in range(600))
+    orthesia = _mutate(aulica, 14, rng)  # 2.3 %
+    seqs = [_mutate(aulica, i % 2, rng) for i in range(6)] + [_mutate(orthesia, i % 2, rng) for i in range(5)]
+    pids = [f"M{i}" for i in range(11)]
+    path = tmp_path / "plate.sqlite"
+    (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=s, country="Costa Rica") for p, s in zip(pids, seqs)],
+                        [{"order": "Lepidoptera", "family": "Nymphalidae", "genus": "Memphis"}],
+                        [{"members": pids, "parent_lineage": {"order": "Lepidoptera", "family": "Nymphalidae",
+                                                              "genus": "Memphis"},
+                          "evidence": {"threshold": 0.028, "linkage": "average"}}])
+    async with reviewing(path) as (_app, db, pilot):
+        dialog = await press_on(pilot, pid, "x")
+        assert isinstance(dialog, PickManyDialog)
+        assert sorted(dialog.options[i][0] for i in dialog.ticked) == sorted(pids[6:])
+        # average linkage: the two groups join at the mean p-distance between their members
+        between = sum(p_distance(a, b) for a in seqs[:6] for b in seqs[6:]) / 30
+        assert f"ticked: the 5 members {between * 100:.1f}% from the other 6 (average linkage; each group within " \
+            "0.3%)" in dialog.title_text and 0.023 <= between <= 0.027
+        assert str(dialog.query_one("#dialog-count").render()).startswith("5 of 11 ticked: M10, M6")
+        await pilot.press("enter")
+        await settle(pilot)
+        split = [p for p in db.proposal_queue(status="pending")[0] if p.id != pid]
+        assert [p.size for p in split] == [5] and db.proposal(pid).size == 6
+        # the dialog again on the six left, one species: it still proposes, and n unticks every member
+        dialog = await press_on(pilot, pid, "x")
+        await pilot.press("n")
+        await pilot.pause()
+        assert str(dialog.query_one("#dialog-count").render()).startswith("0 of 6 ticked")
+    db.close()

@@ -117,7 +117,7 @@ async def test_split_and_merge_recompute_the_evidence_from_the_members(review_db
         await settle(pilot)
         assert isinstance(app.screen, PickManyDialog)
         picked = [app.screen.options[i][0] for i in (0, 1, 2)]
-        await pilot.press("space", "down", "space", "down", "space", "enter")
+        await pilot.press("n", "space", "down", "space", "down", "space", "enter")
         await settle(pilot)
         new_id = next(r["after"] for r in db.reviews(1) if r["action"] == "split")
         new_id = int(next(k for k in new_id["proposals"] if k != "1"))
@@ -188,7 +188,7 @@ async def test_after_a_split_the_part_that_stays_names_its_closest_candidate_too
     recomputed. Both parts now name each other, on the evidence tab too."""
     app, db = make_app(review_db)
     async with app.run_test(size=SIZE) as pilot:
-        await decide(pilot, 1, "x", "space", "down", "space", "down", "space", "enter")
+        await decide(pilot, 1, "x", "n", "space", "down", "space", "down", "space", "enter")
         new_id = db.reviews(1)[0]  # newest first: the split
         new_id = int(next(k for k in new_id["after"]["proposals"] if k != "1"))
         kept, off = db.proposal_detail(1), db.proposal_detail(new_id)

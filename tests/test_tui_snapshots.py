@@ -133,7 +133,7 @@ def test_evidence_after_split_snapshot(snap_compare, snapshot_db: Path, tmp_path
         await _settle(pilot)
         await pilot.press("x")
         await _settle(pilot)
-        await pilot.press("space", "down", "space", "down", "space", "enter")
+        await pilot.press("n", "space", "down", "space", "down", "space", "enter")
         await _settle(pilot)
         await pilot.press("3")
         await _settle(pilot)

@@ -85,6 +85,27 @@ def lowest_common(graph: Any, a: int | None, b: int | None) -> Any | None:
     return common[-1] if common else None
 
 
+def split_proposal(detail: Any) -> tuple[list[str], str | None]:
+    """(processids to tick, the sentence saying why) for the split dialog: the smaller of the two groups the
+    members' barcodes fall into last under the run's own linkage (:func:`biodiscover.discovery.clustering.
+    two_groups`, distances by :func:`biodiscover.storage.distance.pairwise_p_distance`); nothing ticked where
+    fewer than three members have a barcode or they are all alike. A proposal the reviewer changes with Space."""
+    from biodiscover.discovery.clustering import two_groups
+    from biodiscover.storage.distance import pairwise_p_distance
+
+    read = [m for m in detail.members if m.dna_barcode]
+    if len(read) < 3:
+        return [], None
+    method = detail.evidence.linkage or "average"
+    split = two_groups(pairwise_p_distance([m.dna_barcode for m in read]), method)
+    if split is None:
+        return [], None
+    ids = [read[i].processid for i in split.smaller]
+    rest = len(read) - len(ids)
+    return ids, (f"ticked: the {plural(len(ids), 'member')} {split.between * 100:.1f}% from the other {rest} "
+                 f"({method} linkage; each group within {split.within * 100:.1f}%): their barcodes part there first")
+
+
 def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any]:
     """Evidence for each member list in ``groups`` (processids), recomputed from the member specimens with
     discovery's own function (:func:`biodiscover.discovery.proposals.recompute_evidence`) and the evidence of
@@ -361,6 +382,7 @@ class DecisionsMixin:
             return
         with_bin = any(m.dna_bin for m in detail.members)
         options = [(m.processid, member_label(m, with_bin)) for m in detail.members]
+        proposed, why = split_proposal(detail)
 
         def split(ids: list[str]) -> None:
             def fn() -> Any:
@@ -373,7 +395,8 @@ class DecisionsMixin:
                                                "evidence recomputed for both")
 
         self.app.call_from_thread(
-            self._ask, PickManyDialog(f"Split from #{p.id}: tick the members of the new proposal", options), split)
+            self._ask, PickManyDialog(f"Split from #{p.id}: tick the members of the new proposal" + (
+                f"\n{why}" if why else ""), options, ticked=proposed), split)
 
     def action_move(self) -> None:
         p = self._target()

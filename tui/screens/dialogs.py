@@ -190,15 +190,21 @@ class PickManyDialog(_OptionsDialog[list[V], V]):
     values: readable on a monochrome terminal.
     """
 
-    BINDINGS = [Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True)]
+    BINDINGS = [Binding("enter", "confirm", "Confirm", id="dialog.confirm", priority=True),
+                Binding("n", "none", "Untick all", id="dialog.none")]
+
+    def __init__(self, title: str, options: Sequence[tuple[V, str]], *, ticked: Sequence[V] = ()) -> None:
+        """``ticked``: the values ticked when the dialog opens (a proposed split, which the reviewer may change)."""
+        super().__init__(title, options)
+        self.ticked = [i for i, (value, _) in enumerate(self.options) if value in set(ticked)]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield TickList(*[(self._prompt(label, False), i) for i, (_, label) in enumerate(self.options)],
-                           id="dialog-selection")
-            yield Label(self._count([]), id="dialog-count")
-            yield Label("Space: tick   Enter: confirm   Esc: cancel", classes="dialog-hint")
+            yield TickList(*[(self._prompt(label, i in self.ticked), i, i in self.ticked)
+                             for i, (_, label) in enumerate(self.options)], id="dialog-selection")
+            yield Label(self._count(self.ticked), id="dialog-count")
+            yield Label("Space: tick   n: untick all   Enter: confirm   Esc: cancel", classes="dialog-hint")
 
     @staticmethod
     def _prompt(label: str, ticked: bool) -> str:
@@ -214,6 +220,9 @@ class PickManyDialog(_OptionsDialog[list[V], V]):
         for i, (_, label) in enumerate(self.options):
             rows.replace_option_prompt_at_index(i, self._prompt(label, i in ticked))
         self.query_one("#dialog-count", Label).update(self._count(ticked))
+
+    def action_none(self) -> None:
+        self.query_one(SelectionList).deselect_all()
 
     def action_confirm(self) -> None:
         picked = sorted(self.query_one(SelectionList).selected)
