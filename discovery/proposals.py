@@ -36,6 +36,7 @@ from biodiscover.discovery.clustering import (BarcodeDistances, BarcodeGapThresh
                                               make_clusterer)
 from biodiscover.storage.distance import cross_p_distance, kmer_presence, p_distance, pairwise_p_distance
 from biodiscover.storage.evidence import (
+    FULL_READ,
     BinEvidence,
     CandidateProposal,
     Evidence,
@@ -49,6 +50,7 @@ from biodiscover.storage.evidence import (
     SizeStats,
     SizeSummary,
     Spread,
+    best_identity,
 )
 from biodiscover.storage.errors import NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
@@ -577,13 +579,16 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
             return r.labels.get("species"), r.labels.get("genus")
         return lineage[RANKS.index("species")], lineage[RANKS.index("genus")]
 
-    best = max(results, key=lambda r: r.identity)
+    # the candidate's identity to the nearest known species: a full-length member's where one was read (a short
+    # read's identity runs high: ``storage.evidence.best_identity``)
+    full = [r for r in results if r.overlap >= FULL_READ]
+    best = max(full or results, key=lambda r: r.identity)
     best_species, best_genus = key_names(best)
     if p.nearest_species is None:
         changes.update(nearest_species=best_species, nearest_identity=best.identity)
     # Each member's own best hit, so a reviewer's split or merge can say which species is nearest to the new
     # member set (recompute_evidence); the nearest one's barcode and photo for the review's side-by-side views.
-    hits = {r.processid: MemberHit(*key_names(r), r.top_hit, r.identity) for r in results}
+    hits = {r.processid: MemberHit(*key_names(r), r.top_hit, r.identity, r.overlap or None) for r in results}
     near = p.evidence.nearest_known
     if near is None:
         near = NearestKnown(species=best_species, genus=best_genus,
@@ -611,7 +616,8 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
     changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
                                               nearest_known_distances=near.top_distances, member_hits=hits,
                                               hit_barcodes={pid: b for pid, b in sorted(found.items()) if b},
-                                              near_species=near_species(aligned, species_keys))
+                                              near_species=near_species(aligned, species_keys, short={
+                                                  r.processid for r in results if 0 < r.overlap < FULL_READ}))
     return dataclasses.replace(p, **changes)
 
 
@@ -620,11 +626,12 @@ SpeciesKeys = Callable[[str], "tuple[int, dict[str, int] | None] | None"]
 
 
 def near_species(aligned: Mapping[str, Sequence[tuple[str, str | None, float]]],
-                 species_keys: SpeciesKeys | None = None) -> tuple[NearSpecies, ...]:
+                 species_keys: SpeciesKeys | None = None, short: Collection[str] = ()) -> tuple[NearSpecies, ...]:
     """The known species nearest a member set, nearest first (ties by name), from what each member was aligned
     to: ``aligned``: member processid → (species, genus, identity to that species' best key it met).
 
-    Each species' identity is its best over the members, and ``members`` keeps every member's, so a split or
+    Each species' identity is its best over the members read at full length (``short``: the others;
+    :func:`~biodiscover.storage.evidence.best_identity`), and ``members`` keeps every member's, so a split or
     merge recomputes the list from the members it keeps (:func:`regroup_near_species`). ``species_keys`` adds
     its keys' count and countries (None: not known to this caller)."""
     best: dict[str, NearSpecies] = {}
@@ -632,7 +639,7 @@ def near_species(aligned: Mapping[str, Sequence[tuple[str, str | None, float]]],
         for species, genus, identity in pairs:
             s = best.get(species) or NearSpecies(species, genus, None)
             members = {**s.members, pid: max(identity, s.members.get(pid, identity))}
-            best[species] = dataclasses.replace(s, genus=s.genus or genus, identity=max(members.values()),
+            best[species] = dataclasses.replace(s, genus=s.genus or genus, identity=best_identity(members, short),
                                                 members=members)
     out = []
     for s in best.values():
@@ -647,6 +654,7 @@ def regroup_near_species(sources: Sequence[Evidence], keep: Collection[str]) -> 
     """The nearest species of a member set a reviewer made from the ``sources``' lists: each species' identity
     over the members kept (a species none of them met is dropped), its keys as the sources recorded them."""
     merged: dict[str, NearSpecies] = {}
+    short = frozenset().union(*(ev.short_reads for ev in sources))
     for ev in sources:
         for s in ev.near_species:
             members = {pid: i for pid, i in s.members.items() if pid in keep}
@@ -655,7 +663,7 @@ def regroup_near_species(sources: Sequence[Evidence], keep: Collection[str]) -> 
             had = merged.get(s.species)
             if had is not None:
                 members = {**had.members, **members}
-            merged[s.species] = dataclasses.replace(s, identity=max(members.values()), members=members)
+            merged[s.species] = dataclasses.replace(s, identity=best_identity(members, short), members=members)
     return tuple(sorted(merged.values(), key=lambda s: (-(s.identity or 0.0), s.species)))
 
 
@@ -688,14 +696,16 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
     nearest: NearestKnown | None = None
     scored = [(h.identity, h) for h in hits.values() if h.identity is not None]
     if scored:
-        best_identity, best = max(scored, key=lambda ih: (ih[0], ih[1].processid or ""))
+        # a full-length member's hit where one was read, as triage chose it (``storage.evidence.best_identity``)
+        full = [(i, h) for i, h in scored if h.overlap is None or h.overlap >= FULL_READ]
+        top, best = max(full or scored, key=lambda ih: (ih[0], ih[1].processid or ""))
         # the naming's reason for not naming the nearest key's species, where a source's nearest key is that
         # key (its reason was its closest member's): a split dropped the only clue that a known species sat
         # 0.4 % away (FINDINGS F11)
         why = next((ev.nearest_known.not_named_because for ev in sources if ev.nearest_known is not None
                     and ev.nearest_known.processid == best.processid and ev.nearest_known.not_named_because), None)
         nearest = NearestKnown(species=best.species, genus=best.genus, processid=best.processid,
-                               identity=best_identity, top_distances=tuple(sorted(1.0 - i for i, _ in scored)),
+                               identity=top, top_distances=tuple(sorted(1.0 - i for i, _ in scored)),
                                barcode=barcodes.get(best.processid or ""), image=images.get(best.processid or ""),
                                not_named_because=why)
     else:  # older records carry no per-member hits: the sources' nearest species, as recorded

@@ -191,8 +191,8 @@ def _full_record() -> Evidence:
         size_summary=SizeSummary(SizeStats(3, 510.0, 500.0, 520.0), SizeStats(2, 0.3, 0.2, 0.4),
                                  SizeStats(1, 1.5, 1.5, 1.5)),
         representative_images=(RepresentativeImage("NV1", "img/NV1.jpg"), RepresentativeImage("NV2", "img/NV2.jpg")),
-        member_hits={"NV1": MemberHit("Aus bus", "Aus", "REF1", 0.94), "NV2": MemberHit("Aus cus", "Aus", "REF2",
-                                                                                        0.93)},
+        member_hits={"NV1": MemberHit("Aus bus", "Aus", "REF1", 0.94, 640),
+                     "NV2": MemberHit("Aus cus", "Aus", "REF2", 0.93, 612)},
         near_species=(NearSpecies("Aus bus", "Aus", 0.94, 5, {"Panama": 4}, {"NV1": 0.94, "NV2": 0.925}),
                       NearSpecies("Aus cus", "Aus", 0.93, 1, None, {"NV2": 0.93})),
         extra={"sites": [3, 9]})
@@ -209,7 +209,7 @@ def test_every_field_of_a_full_record_survives_json_and_the_database(world: dict
                if f.default is not dataclasses.MISSING and f.name != "format")
     stored = json.loads(json.dumps(full.to_dict()))
     assert stored["member_hits"]["NV2"] == {"species": "Aus cus", "genus": "Aus", "processid": "REF2",
-                                            "identity": 0.93}
+                                            "identity": 0.93, "overlap": 612}
     assert stored["geography"]["bbox"] == [-12.5, -10.0, -71.0, -70.0] and stored["sites"] == [3, 9]
     assert stored["near_species"][0] == {"species": "Aus bus", "genus": "Aus", "identity": 0.94, "n_keys": 5,
                                          "countries": {"Panama": 4}, "members": {"NV1": 0.94, "NV2": 0.925}}
@@ -330,7 +330,7 @@ def test_the_flag_grades_its_gap_against_the_published_species_cut_off() -> None
     bidens = NearSpecies("Gonodonta bidens", "Gonodonta", 0.9912, 9, {"Brazil": 9})
     assert span_note(bidens) == "0.9% apart, within the 3% one species usually spans"
     assert span_note(dataclasses.replace(bidens, identity=0.926)) == \
-        "7.4% apart, more than the 3% one species usually spans"
+        "7.4% apart, more than the 3% one species usually spans, as a species known only from far away can be"
     assert span_note(dataclasses.replace(bidens, identity=0.97)).startswith("3.0% apart, within")  # the edge is in
     assert span_note(dataclasses.replace(bidens, identity=0.969)).startswith("3.1% apart, more than")
     assert span_note(dataclasses.replace(bidens, identity=None)) == ""

@@ -101,6 +101,39 @@ def test_nearest_known_species_is_the_best_member_hit() -> None:
         "m3": MemberHit("Gen a", "Gen", "K3", pytest.approx(0.89))}
 
 
+def test_a_short_read_does_not_set_the_candidates_identity_where_a_full_length_member_was_read() -> None:
+    """A real Australian plate's *Spodoptera* #2: 96.9 % to *S. mauritia* from one member read over 257 bases, its
+    best full-length member 95.4 %: the queue, header, barcode gap and ⚑ all read the short one. Each member's
+    overlap is kept; the candidate's identity (nearest species, the nearest species list, the identity to an
+    assigned species, and a split's recomputed nearest species) is the full-length members' best, a short
+    read's only where no member was read at full length."""
+    near = [["Spo mauritia", "Spo", "K1", 0.969]]
+    results = [dataclasses.replace(_result("m1", ["Ord", "Fam", None, "Spo", None], "genus", 0.969, top_hit="K1"),
+                                   overlap=257, near=near),
+               dataclasses.replace(_result("m2", ["Ord", "Fam", None, "Spo", None], "genus", 0.954, top_hit="K2"),
+                                   overlap=640, near=[["Spo mauritia", "Spo", "K2", 0.954]]),
+               dataclasses.replace(_result("m3", ["Ord", "Fam", None, "Spo", None], "genus", 0.951, top_hit="K2"),
+                                   overlap=655, near=[["Spo mauritia", "Spo", "K2", 0.951]])]
+    lineage = {"K1": ("Ord", "Fam", None, "Spo", "Spo mauritia"), "K2": ("Ord", "Fam", None, "Spo", "Spo mauritia")}
+    out = with_engine_evidence(_proposal(parent_rank="genus", parent_name="Spo"), results,
+                               reference_lineage=lineage.get)
+    ev = out.evidence
+    assert out.nearest_identity == pytest.approx(0.954) and ev.nearest_known.processid == "K2"
+    assert ev.near_species[0].identity == pytest.approx(0.954)
+    assert ev.near_species[0].members["m1"] == pytest.approx(0.969)  # every member's kept, for a split
+    assert ev.member_hits["m1"].overlap == 257 and ev.short_reads == {"m1"}
+    assert ev.identity_to("Spo mauritia") == pytest.approx(0.954)
+    assert Evidence.from_dict(ev.to_dict()).member_hits["m1"].overlap == 257  # stored and read back
+    # the short read alone (split off): its own identity is all there is
+    seqs = {m: "ACGT" * 150 for m in ("m1", "m2", "m3")}
+    alone = recompute_evidence([Specimen(processid="m1", dna_barcode=seqs["m1"])], None, [ev])
+    assert alone.nearest_known.identity == pytest.approx(0.969) and alone.near_species[0].identity == \
+        pytest.approx(0.969)
+    kept = recompute_evidence([Specimen(processid=m, dna_barcode=seqs[m]) for m in ("m1", "m3")], None, [ev])
+    assert kept.nearest_known.identity == pytest.approx(0.951) and kept.near_species[0].identity == \
+        pytest.approx(0.951)
+
+
 def test_the_nearest_known_species_is_the_best_keys_own_not_the_members_labels() -> None:
     # labels a photograph's call changed below the DNA's named rank (multimodal.combine_results): the species
     # shown beside the key's barcode and identity is the key's own, looked up by its processid

@@ -9,6 +9,7 @@ nearest species' identity. Real SQLite file, the real app driven with Pilot.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from biodiscover.storage.db import Database
@@ -65,14 +66,14 @@ async def test_the_detail_names_a_tie_lists_keys_and_countries_and_flags_a_speci
         header = " ".join(_text(app, "#detail-summary").split())
         assert "nearest known Gonodonta bidens / G. uxor (99.1%)" in header
         assert ("⚑ Gonodonta bidens (99.1%): 9 keys; none from Costa Rica — may be a known species met "
-                "elsewhere: 0.9% apart, within the 3% one species usually spans") in header
+                "elsewhere: 0.9% apart (one species usually spans ≤ 3%)") in header
         await pilot.press("3")
         await settle(pilot)
         listed = [" ".join(line.split()) for line in _text(app, "#nearest").splitlines()]
         assert "Gonodonta uxor 99.0% 1 key, no country" in listed  # 0.08 % below bidens: tied
         assert "Gonodonta immacula 98.8% 2 keys: Brazil 1, Suriname 1" in listed
         assert "⚑ Gonodonta bidens (99.1%): 9 keys: Brazil 6, Jamaica 1, Mexico 1, Venezuela 1; none from" in \
-            " ".join(listed)
+            " ".join(listed) and "0.9% apart, within the 3% one species usually spans" in " ".join(listed)
         # a nearest species with a key from the members' country: no flag; a far one of another genus: no flag
         for key, keys in (("B", "Gonodonta sicheas 95.0% 11 keys: Mexico 3, Costa Rica 1"),
                           ("C", "Abax parallelepipedus 88.0% 40 keys: Germany 40")):
@@ -82,6 +83,25 @@ async def test_the_detail_names_a_tie_lists_keys_and_countries_and_flags_a_speci
             assert "⚑" not in _text(app, "#detail-summary") and "⚑" not in _text(app, "#nearest")
             assert "/" not in _text(app, "#detail-summary").splitlines()[2]  # one species: no tie named
     db.close()
+
+
+def test_the_header_says_when_every_key_of_the_flagged_species_comes_from_one_country() -> None:
+    """An Australian plate's *Bactrocera kraussi*: 29 keys, every one from Papua New Guinea, a species known
+    only from the other side of a border; the header said "29 keys", the Evidence tab alone where."""
+    from biodiscover.tui.evidence import elsewhere_line
+
+    kraussi = NearSpecies("Bactrocera kraussi", "Bactrocera", 0.936, 29, {"Papua New Guinea": 29})
+    ev = Evidence(geography=Geography(countries={"Australia": 3}), near_species=(kraussi,))
+    assert elsewhere_line(ev, "Bactrocera", short=True) == (
+        "Bactrocera kraussi (93.6%): 29 keys, all from Papua New Guinea; none from Australia — may be a known species "
+        "met elsewhere: 6.4% apart (one species usually spans ≤ 3%)")
+    # one key, or keys from several countries, or some without one: no "all from"
+    for other in ({"Papua New Guinea": 28}, {"Papua New Guinea": 28, "Fiji": 1}):
+        assert "all from" not in elsewhere_line(
+            Evidence(geography=HERE, near_species=(dataclasses.replace(kraussi, countries=other),)), "Bactrocera",
+            short=True)
+    assert "6.4% apart, more than the 3% one species usually spans, as a species known only from far away can be" \
+        in elsewhere_line(ev, "Bactrocera")
 
 
 @asynctest

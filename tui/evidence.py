@@ -123,11 +123,21 @@ def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False
         return None
     here = ", ".join(evidence.geography.countries) if evidence.geography is not None else "?"
     keys = s.keys_text() if not short else "no key" if not s.n_keys else (
-        f"{s.n_keys} key{'' if s.n_keys == 1 else 's'}" + (", no country" if s.no_country == s.n_keys else ""))
-    span = span_note(s)
+        f"{s.n_keys} key{'' if s.n_keys == 1 else 's'}" + _one_country(s))
+    span = span_note(s, short=short)
     where = "elsewhere" if short else "from another part of its range"
     return f"{s.species} ({_percent(s.identity)}): {keys}; none from {here} — may be a known species met {where}" + (
         f": {span}" if span else "")
+
+
+def _one_country(s: NearSpecies) -> str:
+    """``, no country`` / ``, all from Papua New Guinea`` (several keys, every one from one country) / empty: what
+    the header adds to a flagged species' key count (an Australian plate's *Bactrocera kraussi*: 29 keys, all
+    from Papua New Guinea, read "29 keys")."""
+    if s.no_country == s.n_keys:
+        return ", no country"
+    countries = list(s.countries or {})
+    return f", all from {countries[0]}" if (s.n_keys or 0) > 1 and len(countries) == 1 and not s.no_country else ""
 
 
 def near_species_lines(evidence: Evidence,

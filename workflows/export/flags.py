@@ -23,11 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from biodiscover.storage.evidence import TIE, Evidence, known_elsewhere, span_note, tied_species
+from biodiscover.storage.evidence import FULL_READ, TIE, Evidence, known_elsewhere, span_note, tied_species
 from biodiscover.storage.records import plural
-
-#: A read with fewer called bases than this is partial: BOLD's barcode standard asks for 500 of COI-5P's 658.
-FULL_READ = 500
 
 _HEAD = re.compile(r"^(?P<rank>\w+) (?P<label>.+?) at (?P<identity>[\d.]+)% identity: ")
 _RIVAL = re.compile(r"^(?P<other>.+) lies within (?P<gap>[\d.]+)%$")
