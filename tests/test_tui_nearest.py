@@ -13,43 +13,13 @@ import dataclasses
 from pathlib import Path
 
 from biodiscover.storage.db import Database
-from biodiscover.storage.evidence import Evidence, Geography, MemberHit, NearSpecies
+from biodiscover.storage.evidence import NearSpecies
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.queue import QueueScreen, parse_filter
 from biodiscover.tui.widgets.proposal_table import ProposalTable
-from fixtures.review_db import one_run_db
+from fixtures.review_db import GONODONTA, gonodonta_plate as _plate, one_run_db, plate_evidence as _evidence
 from fixtures.tui_pilot import asynctest, open_proposal, press_on, reviewing, settle
-
-GONODONTA = {"order": "Lepidoptera", "family": "Erebidae", "subfamily": "Calpinae", "genus": "Gonodonta"}
-HERE = Geography(countries={"Costa Rica": 4})
-
-
-def _evidence(near: tuple[NearSpecies, ...], pids: list[str]) -> Evidence:
-    top = near[0]
-    return Evidence(size=len(pids), geography=HERE, near_species=near,
-                    member_hits={p: MemberHit(top.species, top.genus, "K1", top.identity) for p in pids})
-
-
-def _plate(path: Path) -> dict[str, int]:
-    """Three candidates of genus Gonodonta: a tie whose second species has one key with no country (flagged),
-    one whose nearest species has a key from the members' own country (not flagged), one far from anything."""
-    bidens = NearSpecies("Gonodonta bidens", "Gonodonta", 0.9912, 9, {"Brazil": 6, "Mexico": 1, "Jamaica": 1,
-                                                                      "Venezuela": 1}, {"A0": 0.9912, "A1": 0.99})
-    uxor = NearSpecies("Gonodonta uxor", "Gonodonta", 0.9904, 1, {}, {"A0": 0.9904, "A1": 0.99})
-    immacula = NearSpecies("Gonodonta immacula", "Gonodonta", 0.988, 2, {"Brazil": 1, "Suriname": 1}, {"A1": 0.988})
-    homely = NearSpecies("Gonodonta sicheas", "Gonodonta", 0.95, 11, {"Mexico": 3, "Costa Rica": 1}, {"B0": 0.95})
-    far = NearSpecies("Abax parallelepipedus", "Abax", 0.88, 40, {"Germany": 40}, {"C0": 0.88})
-    groups = {"A": ["A0", "A1"], "B": ["B0", "B1"], "C": ["C0", "C1"]}
-    evidence = {"A": (bidens, uxor, immacula), "B": (homely,), "C": (far,)}
-    ids = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="Costa Rica")
-                            for g in groups.values() for p in g],
-                     [{**GONODONTA, "species": s} for s in ("Gonodonta bidens", "Gonodonta uxor")],
-                     [{"members": groups[k], "parent_lineage": GONODONTA, "nearest_species": evidence[k][0].species,
-                       "nearest_identity": evidence[k][0].identity, "evidence": _evidence(evidence[k], groups[k])}
-                      for k in ("A", "B", "C")])
-    return dict(zip(("A", "B", "C"), ids))
-
 
 def _text(app: ReviewApp, selector: str) -> str:
     return str(app.screen.query_one(selector).render())
