@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
 from fixtures.run_export import make_run_export
 from biodiscover.cli.main import main
@@ -76,7 +77,10 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
         rows = list(dwca)
         assert len(rows) == len(data.assignments)
         dwc = "http://rs.tdwg.org/dwc/terms/"
-        qualified = [r for r in rows if r.data[dwc + "taxonConceptID"].startswith(f"biodiscover:run:{run}:candidate:")]
+        with Database.open(path, readonly=True) as db:  # the candidate in this database, whatever run proposed it
+            concept = f"biodiscover:{db.database_id()}:candidate:"
+        assert concept.startswith("biodiscover:db-")
+        qualified = [r for r in rows if r.data[dwc + "taxonConceptID"].startswith(concept)]
         rejected_members = set(doc_members[info["rejected"]])
         assert len(qualified) == len(data.members) - len(rejected_members)
         assert not {r.id for r in qualified} & rejected_members

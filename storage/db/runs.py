@@ -13,6 +13,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.write_assignments(run_id, rows, chunk_size=2000) -> int
     db.assignments(run_id) -> pandas.DataFrame
     db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
+    db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
 
 Why: every prediction must be traceable to the run (parameters, model
 fingerprint) that made it, like pybioclip records its settings. A run writes
@@ -316,11 +317,29 @@ class RunsMixin(DatabaseCore):
                                 .order_by(ASSIGNMENTS.c.id)).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in ASSIGNMENTS.c])
 
+    def database_id(self) -> str | None:
+        """``db-3f2a9c1e0b7d``: this database's identity, from its first collection's name and creation time (rows
+        never updated or deleted); None before anything was ingested.
+
+        Why: the exports name a candidate by its proposal id, which every database numbers from 1, so two labs' (or
+        one lab's two) databases gave different candidates one Darwin Core ``taxonConceptID``. A copy of the file
+        keeps the identity (the same decisions, exported from the copy, name the same concepts); a database of its
+        own, even of the same specimens, has another. Derived, not stored: no schema change, and every database
+        written before has one."""
+        import hashlib
+
+        with self._read() as conn:
+            first = conn.execute(sa.select(COLLECTIONS.c.name, COLLECTIONS.c.created_at)
+                                 .order_by(COLLECTIONS.c.id).limit(1)).first()
+        if first is None:
+            return None
+        return "db-" + hashlib.sha256(f"{first.name}\n{first.created_at}".encode()).hexdigest()[:12]
+
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
 
         Keys: ``run`` (dict; ``superseded``: how many of the run's candidates later runs re-clustered, and
-        those runs' ids), ``specimens`` (processid + BIOSCAN-5M columns, as
+        those runs' ids; ``database_id``: :meth:`database_id`), ``specimens`` (processid + BIOSCAN-5M columns, as
         provided), ``assignments``, ``proposals`` (live ones created by this run or
         split from them: ``proposal_id``, ``provisional_name``, ``parent_rank``,
         ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a reviewer added),
@@ -339,7 +358,7 @@ class RunsMixin(DatabaseCore):
         run = {"id": progress.id, "kind": progress.kind, "status": progress.status,
                "model_fingerprint": progress.model_fingerprint, "parameters": progress.parameters,
                "started_at": progress.started_at, "finished_at": progress.finished_at,
-               "novelty_threshold": progress.novelty_threshold}
+               "novelty_threshold": progress.novelty_threshold, "database_id": self.database_id()}
         assignments = self.assignments(run_id)
         with self._read() as conn:
             spec_rows = conn.execute(

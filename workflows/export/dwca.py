@@ -8,10 +8,11 @@
   Candidates are in open nomenclature: ``scientificName`` = the parent taxon,
   ``identificationQualifier`` = ``sp.`` (``gen. sp.`` above genus),
   ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
-  candidate; a candidate a reviewer assigned to an accepted one placed above genus
-  is written the same way (``_placed_in``). Ranks order … genus including
-  ``subfamily``; a candidate's members carry the ranks of where it is placed (a
-  reviewer's move or new genus included: ``_placed_ranks``), not the machine's labels.
+  candidate in this database (:func:`concept_id`: stable across re-exports); a
+  candidate a reviewer assigned to an accepted one placed above genus is written
+  the same way (``_placed_in``). Ranks order … genus including ``subfamily``; a
+  candidate's members carry the ranks of where it is placed (a reviewer's move or
+  new genus included: ``_placed_ranks``), not the machine's labels.
   The barcode is in the DNA extension, tied to its occurrence by id;
   ``associatedSequences`` is not written: it would cite a record elsewhere (``BOLD:<id>``),
   and the ingest keeps a file path per specimen, never that the record came from BOLD.
@@ -95,6 +96,27 @@ def _tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     lines = ["\t".join(header)]
     lines.extend("\t".join(dwc_cell(v) for v in row) for row in rows)
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def concept_id(run: Mapping[str, Any], proposal_id: Any) -> str:
+    """The ``taxonConceptID`` of a candidate species: ``biodiscover:db-3f2a9c1e0b7d:candidate:17``, the database's
+    identity (``Database.database_id``) and the candidate's proposal id.
+
+    Stable across re-exports of the same decisions, from the database or a copy of it: a proposal's id never
+    changes, and an accepted, assigned or rejected one is never re-clustered. A pending candidate that a later
+    triage run re-clusters becomes a new proposal (a new concept, its members regrouped) and gets a new id; an
+    independent triage into another database gives other ids. Tables built without a database (the demo, tests)
+    fall back to the run's id (``biodiscover:run:7:candidate:5``), unique only within them."""
+    database = run.get("database_id")
+    return (f"biodiscover:{database}:candidate:{proposal_id}" if database
+            else f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}")
+
+
+def package_id(run: Mapping[str, Any]) -> str:
+    """eml.xml's ``packageId``: ``biodiscover-db-3f2a9c1e0b7d-run-1``, unique across databases for the reason
+    :func:`concept_id` is (every database numbers its runs from 1); ``biodiscover-run-1`` without one."""
+    database = run.get("database_id")
+    return f"biodiscover-{database}-run-{run.get('id')}" if database else f"biodiscover-run-{run.get('id')}"
 
 
 def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
@@ -300,7 +322,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             _placed_ranks(row, p)
             row.update(scientificName=parent_name, taxonRank=parent_rank,
                        identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
-                       taxonConceptID=f"biodiscover:run:{run.get('id')}:candidate:{proposal_id}",
+                       taxonConceptID=concept_id(run, proposal_id),
                        identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
                                                        f"version {p.get('version')})" + _provisional_parent(p))
             if str(p.get("status")) == "accepted":
@@ -449,7 +471,7 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
         'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 '
         'http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
-        f'packageId="biodiscover-run-{xml_escape(str(run.get("id")))}" system="biodiscover" xml:lang="en">\n'
+        f'packageId="{xml_escape(package_id(run))}" system="biodiscover" xml:lang="en">\n'
         f'  <dataset>\n    <title>{title}</title>\n{creators}{provider}'
         f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
         f'    <abstract><para>{xml_escape(text)}</para></abstract>\n'
