@@ -602,8 +602,8 @@ def test_report_reads_like_a_report(tmp_path: Path, data) -> None:
     run = {**data.run, "model_fingerprint": '{"seed": 0, "data": "/x"}', "started_at": "2026-11-23T06:00:00.5Z"}
     d = replace(data, proposals=props, run=run)
     table = candidate_table(d.proposals)
-    assert list(table.columns) == ["#", "name", "placed in", "specimens", "nearest known species", "identity",
-                                   "novelty", "status"]
+    assert list(table.columns) == ["#", "name", "placed in", "specimens", "nearest known species (or the one "
+                                   "assigned)", "identity", "novelty", "status"]
     assert table["status"].iloc[-1] == "rejected" and (table["status"].iloc[:-1] != "rejected").all()
     first = table.set_index("#").loc[1]
     assert (first["identity"], first["placed in"], first["novelty"]) == ("91.0%", "genus Megaselia", "0.90")
@@ -619,7 +619,7 @@ def test_report_reads_like_a_report(tmp_path: Path, data) -> None:
     write_export(d, "html", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "{&quot;seed" not in page and "fingerprint sha256:" in page and "started 2026-11-23 06:00 UTC" in page
-    assert "<th>nearest known species</th>" in page and "<th>proposal_id</th>" not in page
+    assert "<th>nearest known species (or the one assigned)</th>" in page and "<th>proposal_id</th>" not in page
     assert "Listed last: 1 proposal rejected by a reviewer." in page
 
 
@@ -709,14 +709,15 @@ def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path
                               "taxonRank", "identificationQualifier", "verbatimIdentification", "identifiedBy",
                               "dateIdentified", "identificationVerificationStatus"]
     proposals = read("proposals.csv")
-    assert proposals[0] == ["proposal_id", "name", "provisional_name", "parent_rank", "parent_taxon", "status",
-                            "version", "size", "decision", "decided_by", "decided_at", "reviewers", "review_notes",
+    assert proposals[0] == ["proposal_id", "name", "taxonConceptID", "provisional_name", "parent_rank",
+                            "parent_taxon", "status", "version", "size", "identity_to_assigned", "near_species",
+                            "review_flags", "decision", "decided_by", "decided_at", "reviewers", "review_notes",
                             "previous_names", "evidence_threshold", "evidence_linkage", "evidence_bin_dominant",
                             "evidence_bin_n_with_bin", "evidence_geography_lat_min", "evidence_geography_lat_max",
                             "evidence_geography_centroid_lat", "evidence_geography_centroid_lon",
                             "evidence_nearest_known_top_distances", "evidence_between_distance_nearest_candidate",
                             "evidence_between_distance_distance"]
-    assert [row[14:] for row in proposals[1:]] == [
+    assert [row[18:] for row in proposals[1:]] == [
         ["0.03", "", "BOLD:AAA1", "3", "", "", "-12.5", "7.0", "0.1", "", ""],
         ["0.02", "average", "", "0", "-12.0", "-11.5", "", "", "", "1", "0.05"]]
     assert read("members.csv")[0] == ["proposal_id", "processid", "probability"]

@@ -9,16 +9,19 @@
   its current determination in the Darwin Core core's own terms and values
   (``scientificName`` … ``identificationVerificationStatus``: the reviewer's where a
   reviewer decided, else the machine's; see ``dwca.determinations``);
-* ``proposals.csv`` — one row per candidate: its one name, placement, size,
-  status, what reviewers decided and noted, the names it had before (renames), and the evidence flattened into
+* ``proposals.csv`` — one row per candidate: its one name and ``taxonConceptID`` (the archive's), placement, size,
+  status, the identity to the species a reviewer assigned it to (its ``nearest_species`` stays the machine's
+  evidence), the nearest species list and the report's flags in one cell each (to filter a spreadsheet on), what
+  reviewers decided and noted, the names it had before (renames), and the evidence flattened into
   columns (distances, nearest known species, BINs, geography range / centroid /
   bounding box, body size);
 * ``members.csv`` — candidate × specimen with the membership probability;
 * ``columns.txt`` — what every column of the three files means, in the order written
   (:func:`column_description`, from :data:`COLUMNS` and :data:`EVIDENCE_COLUMNS`: the one list).
 
-Text a spreadsheet would evaluate gets a leading apostrophe. The CSVs are UTF-8 with a
-byte-order mark: Excel on Windows reads a CSV without one in the local code page (a
+Numbers are rounded (:func:`rounded`: 4 decimals, coordinates 6; columns.txt says so): identities written with
+16 decimals claimed a precision no barcode has. Text a spreadsheet would evaluate gets a leading apostrophe. The
+CSVs are UTF-8 with a byte-order mark: Excel on Windows reads a CSV without one in the local code page (a
 reason's "≈0.3%" and accented names came out garbled); pandas and Python's ``csv``
 read it with ``encoding="utf-8-sig"``, biodiscover's own readers with or without it.
 """
@@ -33,11 +36,12 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from biodiscover.workflows.export.dwca import determinations
+from biodiscover.workflows.export.dwca import concept_id, determinations
+from biodiscover.workflows.export.flags import assigned_identity, candidate_flags, evidence_of
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
-from biodiscover.workflows.export.tables import ReviewAction, RunExport, candidate_label
+from biodiscover.workflows.export.tables import NOT_CANDIDATES, ReviewAction, RunExport, candidate_label
 
 FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
 #: The column list written beside them.
@@ -78,6 +82,10 @@ COLUMNS: dict[str, dict[str, str]] = {
     "proposals.csv": {
         "proposal_id": "the candidate's id (members.csv and assignments.csv refer to it)",
         "name": "its one name: the provisional name, else a working label '<parent> sp. cand<id>'",
+        "taxonConceptID": "the identifier its members carry as taxonConceptID in the Darwin Core archive: this "
+                          "database's identity and the candidate's id, the same in every re-export (a pending "
+                          "candidate a later run re-clusters is a new candidate with a new one); empty once a "
+                          "reviewer assigned or rejected it",
         "provisional_name": "the name a reviewer gave (the known species' once assigned); empty: none yet",
         "parent_rank": "the rank of the taxon it is placed in",
         "parent_taxon": "the taxon it is placed in",
@@ -86,8 +94,20 @@ COLUMNS: dict[str, dict[str, str]] = {
         "version": "its version (each review that changes it adds one)",
         "size": "how many specimens it holds",
         "novelty": "the members' mean probability of a species outside the reference",
-        "nearest_species": "the nearest known species in the reference, when it was proposed",
+        "nearest_species": "the machine's nearest known species in the reference when it was proposed (its "
+                           "evidence, kept as it was: not the species a reviewer assigned; see identity_to_assigned)",
         "nearest_identity": "identity (0-1) to that species' nearest barcode",
+        "identity_to_assigned": "for a candidate a reviewer assigned to a known species (status assigned): the best "
+                                "identity (0-1) of any member to that species' reference keys, as the review screen "
+                                "shows it; empty for any other, or where no member was aligned to one of its keys",
+        "near_species": "the known species nearest the members, nearest first (up to 5, as the review screen "
+                        "lists them; the JSON export has them all, with each member's identity): the closest "
+                        "member's identity to its keys, how many keys the reference holds and where they were "
+                        "collected; '; ' between species",
+        "review_flags": "what to look at first, as the HTML report's flags line gives it (no barcode gap, a tie "
+                        "among known species, a known species that may have been met from another part of its "
+                        "range, partial reads, a short overlap), ' · ' between flags; empty: none. Read from the "
+                        "evidence by the review's rules when exported (what reviewers assigned since included)",
         "decision": "the last decision in force: accept, reject or assign",
         "decided_by": "who made it",
         "decided_at": "when (UTC)",
@@ -167,7 +187,9 @@ def columns_text(frames: dict[str, pd.DataFrame]) -> str:
     """columns.txt: per file, each column written and what it means."""
     lines = ["What each column of this CSV export means (biodiscover). The files are UTF-8 with a byte-order mark.",
              "Probabilities, identities and distances are fractions (0.95 = 95 %); p-distance = share of differing "
-             "bases.", ""]
+             f"bases. Numbers are rounded to {DECIMALS} decimals (0.0001 = 0.01 %; one base of a 658-base barcode is "
+             f"0.0015), coordinates to {COORDINATE_DECIMALS} (about 0.1 m); the JSON export keeps them unrounded.",
+             ""]
     for name, frame in frames.items():
         lines.append(name)
         lines += [f"  {c} — {column_description(name, c)}" for c in frame.columns]
@@ -212,7 +234,7 @@ def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
                     elif k2 == "bbox" and len(v2) == 4:  # words first: a cell starting "-33.7" reads as a formula
                         out[col] = f"lat {v2[0]:.6g} to {v2[1]:.6g}; lon {v2[2]:.6g} to {v2[3]:.6g}"
                     elif 0 < len(v2) <= 4:
-                        out[col] = "; ".join(f"{float(x):.6g}" for x in v2)
+                        out[col] = "; ".join(f"{round(float(x), DECIMALS):g}" for x in v2)
     return out
 
 
@@ -250,12 +272,38 @@ def previous_names(history: tuple[ReviewAction, ...], current: str) -> str | Non
     return "; ".join(seen) or None
 
 
+#: Species of the nearest species list written in proposals.csv's ``near_species`` (the review screen lists as
+#: many); a real plate's lists ran to 12, mostly other genera at 89-91 %. The JSON export has them all.
+NEAR_SPECIES_LISTED = 5
+
+
+def near_species_text(evidence: Any) -> str | None:
+    """``Gonodonta bidens 99.1% (9 keys: Brazil 6, …); Gonodonta uxor 99.0% (1 key, no country)``: the first
+    :data:`NEAR_SPECIES_LISTED` of the evidence's nearest species list in one cell (the key counts and countries as
+    the review screen words them, :meth:`~biodiscover.storage.evidence.NearSpecies.keys_text`), then how many
+    more; None for a record without one (before format 4)."""
+    near = evidence_of(evidence).near_species
+    text = "; ".join(f"{s.species}" + ("" if s.identity is None else f" {100 * s.identity:.1f}%")
+                     + f" ({s.keys_text()})" for s in near[:NEAR_SPECIES_LISTED])
+    more = len(near) - NEAR_SPECIES_LISTED
+    return (text + (f"; {more} more in the JSON export" if more > 0 else "")) or None
+
+
 def proposal_table(data: RunExport) -> pd.DataFrame:
-    """Candidates with their one name, the review trail and the evidence flattened (the rest goes to JSON)."""
+    """Candidates with their one name, the review trail and the evidence flattened (the rest goes to JSON); the
+    identity to an assigned candidate's own species, its nearest species list and the report's flags (their one
+    owner, :mod:`~biodiscover.workflows.export.flags`) so a spreadsheet can filter on them."""
     # the placement's lineage is the dwca's rank columns (and the JSON's); here parent_rank/parent_taxon say it
     props = data.proposals.drop(columns=["evidence", "parent_lineage"], errors="ignore").copy().reset_index(drop=True)
     records = data.proposals.to_dict("records")
     props.insert(min(1, len(props.columns)), "name", [candidate_label(p) for p in records])
+    props.insert(min(2, len(props.columns)), "taxonConceptID",
+                 [None if p.get("status") in NOT_CANDIDATES else concept_id(data.run, p.get("proposal_id"))
+                  for p in records])
+    at = props.columns.get_loc("nearest_identity") + 1 if "nearest_identity" in props else len(props.columns)
+    props.insert(at, "identity_to_assigned", pd.array([assigned_identity(p) for p in records], dtype="Float64"))
+    props.insert(at + 1, "near_species", [near_species_text(p.get("evidence")) for p in records])
+    props.insert(at + 2, "review_flags", [" · ".join(candidate_flags(p, data.met_here)) or None for p in records])
     trails, histories = data.trails(), data.histories()
     for col in REVIEW_COLUMNS:
         props[col] = None
@@ -301,6 +349,26 @@ def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
     props.insert(at + 1, "evidence_between_distance_name", [names.get(i) if i is not None else None for i in ids])
 
 
+#: Decimals written for fractions (identities, probabilities, distances, shares) and for coordinates: identities
+#: printed with 16 decimals (``0.9095744490623474``) claimed a precision no barcode has, and were unreadable.
+DECIMALS = 4
+COORDINATE_DECIMALS = 6
+_COORDINATE = re.compile(r"(^|_)(lat|lon)(_|$)|^coord")
+
+
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every float rounded: coordinates (a column named ``…lat…`` / ``…lon…``) to
+    :data:`COORDINATE_DECIMALS`, every other number to :data:`DECIMALS` (integers untouched)."""
+    out = frame.copy()
+    for col in out.columns:
+        digits = COORDINATE_DECIMALS if _COORDINATE.search(str(col)) else DECIMALS
+        if out[col].dtype.kind == "f" or str(out[col].dtype) == "Float64":
+            out[col] = out[col].round(digits)
+        elif out[col].dtype == object:
+            out[col] = [round(float(v), digits) if isinstance(v, (float, np.floating)) else v for v in out[col]]
+    return out
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """UTF-8 with a byte-order mark (see the module docstring: what Excel on Windows needs to read it as UTF-8)."""
     buf = io.StringIO()
@@ -311,7 +379,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     frames = {"assignments.csv": assignment_table(data), "proposals.csv": proposal_table(data),
               "members.csv": data.members}
-    return {**{name: csv_bytes(frame) for name, frame in frames.items()},
+    return {**{name: csv_bytes(rounded(frame)) for name, frame in frames.items()},
             COLUMNS_FILE: columns_text(frames).encode("utf-8")}
 
 

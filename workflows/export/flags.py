@@ -111,10 +111,30 @@ def known_identities(ev: Evidence) -> dict[str, KnownIdentity]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1].identity))
 
 
+def assigned_identity(proposal: Mapping[str, Any]) -> float | None:
+    """The identity (0-1) of a candidate a reviewer assigned to a known species to that species' keys
+    (:meth:`Evidence.identity_to`, what the review header shows); None for any other candidate or where no member
+    was aligned to one of its keys. Why: its ``nearest_species`` stays the machine's evidence (another species,
+    often a tied congener), and proposals.csv and the report's table gave that one's identity as if it were the
+    assigned species'."""
+    if proposal.get("status") != "assigned":
+        return None
+    species = proposal.get("provisional_name")
+    return evidence_of(proposal.get("evidence")).identity_to(species if isinstance(species, str) else None)
+
+
 def identity_to(ev: Evidence, species: str) -> str:
     """``99.1% (the nearest known species)``: the identity to ``species`` and where it comes from, or that the
-    evidence does not hold one (with the nearest it does hold)."""
+    evidence does not hold one (with the nearest it does hold). The figure is :meth:`Evidence.identity_to`'s (the
+    review header's, proposals.csv's ``identity_to_assigned``) wherever it has one; only an older record without
+    the nearest species list or member hits falls back to the naming reason's rivals."""
     known = known_identities(ev).get(species)
+    value = ev.identity_to(species)
+    if value is not None:
+        source = known.source if known is not None and abs(known.identity - value) <= 1e-9 else \
+            "one of the nearest known species" if any(s.species == species for s in ev.near_species) else \
+            "a member's best hit"
+        return f"{100 * value:.1f}% ({source})"
     if known is not None:
         return f"{100 * known.identity:.1f}% ({known.source})"
     near = ev.nearest_known

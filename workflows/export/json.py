@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 from biodiscover.storage.jsonable import jsonable
+from biodiscover.workflows.export.flags import assigned_identity
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.tables import RunExport, candidate_label, json_records
@@ -24,6 +25,9 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     for row in json_records(data.proposals):
         pid = row.get("proposal_id")
         row["name"] = candidate_label(row)
+        # an assigned candidate's ``nearest_species`` stays the machine's evidence: the identity to the species a
+        # reviewer named is its own field (proposals.csv's column of the same name)
+        row["identity_to_assigned"] = assigned_identity(row)
         if members is not None and pid in members.groups:
             row["members"] = json_records(members.get_group(pid).drop(columns=["proposal_id"]))
         else:
