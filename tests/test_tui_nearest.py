@@ -13,13 +13,14 @@ import dataclasses
 from pathlib import Path
 
 from biodiscover.storage.db import Database
-from biodiscover.storage.evidence import NearSpecies
+from biodiscover.storage.evidence import Evidence, Geography, NearSpecies
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
 from biodiscover.tui.screens.queue import QueueScreen, parse_filter
 from biodiscover.tui.widgets.proposal_table import ProposalTable
 from fixtures.review_db import GONODONTA, gonodonta_plate as _plate, one_run_db, plate_evidence as _evidence
 from fixtures.tui_pilot import asynctest, open_proposal, press_on, reviewing, settle
+
 
 def _text(app: ReviewApp, selector: str) -> str:
     return str(app.screen.query_one(selector).render())
@@ -67,9 +68,9 @@ def test_the_header_says_when_every_key_of_the_flagged_species_comes_from_one_co
         "met elsewhere: 6.4% apart (one species usually spans ≤ 3%)")
     # one key, or keys from several countries, or some without one: no "all from"
     for other in ({"Papua New Guinea": 28}, {"Papua New Guinea": 28, "Fiji": 1}):
-        assert "all from" not in elsewhere_line(
-            Evidence(geography=HERE, near_species=(dataclasses.replace(kraussi, countries=other),)), "Bactrocera",
-            short=True)
+        near = (dataclasses.replace(kraussi, countries=other),)
+        assert "all from" not in elsewhere_line(Evidence(geography=ev.geography, near_species=near), "Bactrocera",
+                                                short=True)
     assert "6.4% apart, more than the 3% one species usually spans, as a species known only from far away can be" \
         in elsewhere_line(ev, "Bactrocera")
 
