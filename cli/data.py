@@ -65,6 +65,7 @@ KIND_LABELS: dict[str, str] = {
     "no_data": "neither barcode nor image",
     "control_chars": "control characters in a cell",
     "long_barcode": "barcode longer than any COI barcode",
+    "long_value": "text cell longer than 200 characters",
 }
 
 

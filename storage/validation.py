@@ -66,6 +66,8 @@ NO_DATA = "no_data"
 CONTROL_CHARS = "control_chars"
 #: The raw barcode is longer than any COI barcode (a genome, or lines run together).
 LONG_BARCODE = "long_barcode"
+#: A text cell (processid, names, country, province, BIN …) is longer than :data:`MAX_TEXT_CELL`.
+LONG_VALUE = "long_value"
 
 #: Problems of the input file itself, not of a record (a quarantine row without a specimen behind it): never
 #: counted among the records or specimens set aside.
@@ -92,12 +94,18 @@ PROBLEM_KINDS: tuple[str, ...] = (
     NO_DATA,
     CONTROL_CHARS,
     LONG_BARCODE,
+    LONG_VALUE,
 )
 
 #: Raw barcodes longer than this (gaps removed) are refused, not cut to 660 nt: COI-5P
 #: barcodes are about 658 nt and full-length COI about 1,550 (the longest in the real dev
 #: set); 5,000 leaves room for flanks while a 10 MB "barcode" is never taken for one.
 MAX_RAW_BARCODE_LENGTH = 5000
+#: Text cells a specimen keeps (ids, taxon names, country, province, BIN, chunk) longer than this are refused, not
+#: cut: the longest in the real dev data is 43 characters (a sampleid; a country 32: "Democratic Republic of the
+#: Congo"), so 200 is never a real value, while a 10,000-character note pasted into ``country`` would otherwise
+#: be printed by triage and carried into the evidence, the review and every export. Image paths are not bounded.
+MAX_TEXT_CELL = 200
 
 _NON_IUPAC = re.compile("[^" + "".join(sorted(IUPAC)) + "]")
 _GAP_CHARS = ("-", ".", " ", "\t", "\r", "\n")
@@ -467,6 +475,8 @@ _SPECIMEN_FIELDS: dict[str, str] = {
     col: Specimen.field_for_column(col) for col in BIOSCAN_COLUMNS
 }
 _SPECIMEN_FIELDS["image_path"] = "image_path"
+#: Cells holding a file path: bounded by the file system, not by :data:`MAX_TEXT_CELL`.
+_PATH_COLUMNS = frozenset({"image_path", "image_file"})
 
 
 def _specimen(values: Mapping[str, Any], *, source: str, line: int | None) -> Specimen:
@@ -562,6 +572,9 @@ class RowValidator:
                 if bad_chars:  # a NUL in a processid must never reach a FASTA header or an export
                     shown = ", ".join(repr(c) for c in bad_chars[:4])
                     problems.append((CONTROL_CHARS, f"{col} holds control characters ({shown})"))
+                if len(value) > MAX_TEXT_CELL and col not in _PATH_COLUMNS:
+                    problems.append((LONG_VALUE, f"{col} is {len(value):,} characters long, more than the "
+                                                 f"{MAX_TEXT_CELL} a text cell may hold (a note in the wrong column?)"))
 
         values: dict[str, Any] = dict(cells)
         for col, lo, hi in (("coord-lat", -90.0, 90.0), ("coord-lon", -180.0, 180.0)):

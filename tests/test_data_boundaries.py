@@ -402,6 +402,27 @@ def test_a_barcode_names_its_first_8_foreign_characters_and_where_the_first_one_
                       "(first at position 241)")
 
 
+def test_a_text_cell_of_200_characters_is_read_and_one_of_201_is_set_aside_as_too_long(tmp_path: Path) -> None:
+    """A 10,000-character country (a note pasted into the wrong column) was kept and reached the triage summary,
+    the evidence's places, the review and every export; the longest real cell of the dev data is 43 characters.
+    Every text field is bounded at 200: the row is set aside naming the field, like a barcode past 5,000."""
+    src = tmp_path / "plate.csv"
+    rows = [_row(0).replace("Canada", "C" * 200), _row(1).replace("Canada", "C" * 201),
+            _row(2).replace("ML002", "P" * 201), _row(3).replace("Megaselia sp1", "G" * 10_000), _row(4)]
+    src.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    read = read_collection(src, check_images=False)
+    assert [s.processid for s in read.specimens] == ["ML000", "ML004"]
+    assert read.specimens[0].country == "C" * 200
+    assert [(q.line, q.kind, q.reason) for q in read.quarantine] == [
+        (3, "long_value", "country is 201 characters long, more than the 200 a text cell may hold "
+                          "(a note in the wrong column?)"),
+        (4, "long_value", "processid is 201 characters long, more than the 200 a text cell may hold "
+                          "(a note in the wrong column?)"),
+        (5, "long_value", "species is 10,000 characters long, more than the 200 a text cell may hold "
+                          "(a note in the wrong column?)")]
+    assert read.summary.as_dict()["problems"] == {"long_value": 3}
+
+
 def test_control_characters_in_a_kept_field_are_named_four_at_most(tmp_path: Path) -> None:
     src = tmp_path / "plate.csv"
     src.write_text(HEADER + "\n" + _row(0).replace("Canada", "Can\x01\x02\x03\x04\x05ada") + "\n" + _row(1) + "\n")

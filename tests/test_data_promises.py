@@ -705,6 +705,22 @@ def test_12_a_ten_megabyte_barcode_is_invalid_not_a_candidate(tmp_path: Path, bu
         assert con.execute("SELECT max(length(raw)) FROM quarantine").fetchone()[0] < 25_000
 
 
+def test_12_a_ten_thousand_character_country_is_set_aside_not_printed_or_kept(tmp_path: Path, bundle: Path) -> None:
+    """A 10,000-character country was accepted and printed whole in triage's "collected where the reference holds
+    no key" line (and kept for the evidence, the review and the exports): the row is set aside, named."""
+    plate = write_plate(tmp_path / "plate.csv", 5)
+    with plate.open("a") as fh:
+        fh.write(f"LONG1,Diptera,Phoridae,Megaselia,,{barcode(99)},{'X' * 10_000}\n")
+    res = cli("validate", str(plate), "--quarantine", str(tmp_path / "q.csv"), "--json")
+    assert res.returncode == 1 and json.loads(res.stdout)["problems"] == {"long_value": 1}
+    db = tmp_path / "bd.sqlite"
+    res = cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db))
+    assert res.returncode == 0 and "X" * 201 not in res.stdout + res.stderr, res.stderr[-2000:]
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM specimens WHERE processid = 'LONG1'").fetchone() == (0,)
+        assert con.execute("SELECT processid, kind FROM quarantine").fetchall() == [("LONG1", "long_value")]
+
+
 def test_the_promises_page_names_tests_that_exist() -> None:
     """docs/data-promises.md cites a test for each promise; each cited test must exist (no stale names)."""
     import re
