@@ -268,3 +268,34 @@ def test_the_sites_map_holds_sites_near_the_poles() -> None:
     # zoomed beside the pole, the map stays on the globe
     _, _, y0, y1 = report.site_extent(pd.Series([-89.5, -89.9]), pd.Series([10.0, 11.0]))
     assert -90.0 <= y0 < -89.9 and y1 > -89.5
+
+
+
+def _marker_pixels(lat: list[float], lon: list[float]) -> tuple[int, int]:
+    """(rows, pixels) of the sites map, left of its colour bar, drawn in a known site's colour (KNOWN_COLOUR at
+    the markers' alpha 0.9 on white)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    plot = report.plot_sites(pd.DataFrame({"processid": [f"P{i}" for i in range(len(lat))], "coord-lat": lat,
+                                           "coord-lon": lon}))
+    rgb = np.asarray(Image.open(io.BytesIO(plot.png)).convert("RGB")).astype(int)
+    marker = (np.abs(rgb - np.array([79, 131, 183])).max(axis=2) <= 12)[:, : rgb.shape[1] * 4 // 5]
+    return int(marker.any(axis=1).sum()), int(marker.sum())
+
+
+def test_a_site_at_a_pole_is_drawn_whole_not_cut_in_half_by_the_maps_edge() -> None:
+    """The map's window stops at ±90°, so a site at exactly 90°N or 90°S sat on its edge and half its marker was
+    clipped away (zoomed: 2 of the 7 rows a site inside the map takes, 8 of its 37 pixels), on the world map too:
+    it is drawn whole (the edge line shows through it, as through any marker, at alpha 0.9)."""
+    rows, pixels = _marker_pixels([45.0], [0.0])
+    assert rows >= 5 and pixels > 20
+    for pole in (90.0, -90.0):
+        at_pole = _marker_pixels([pole], [0.0])
+        assert at_pole[0] >= rows - 1 and at_pole[1] >= 0.7 * pixels, (pole, at_pole, rows, pixels)
+    _, world = _marker_pixels([60.0, -10.0], [0.0, 120.0])  # sites on two continents: the world map
+    for pole in (90.0, -90.0):
+        _, at_pole = _marker_pixels([pole, -pole / 9], [0.0, 120.0])
+        assert at_pole >= 0.78 * world, (pole, at_pole, world)  # clipped: 42 and 48 of 68

@@ -510,8 +510,10 @@ def plot_sites(specimens: pd.DataFrame, assignments: pd.DataFrame | None = None)
         from matplotlib.colors import LinearSegmentedColormap
 
         cmap = LinearSegmentedColormap.from_list("novelty", [KNOWN_COLOUR, "#d9c26a", NOVEL_COLOUR])
+        # not clipped: the window stops at ±90°, so a site at a pole lies on its edge and was cut in half; every
+        # site lies inside the window (site_extent), so nothing else can spill past it
         sc = ax.scatter(agg["lon"], agg["lat"], s=18 + 10 * np.sqrt(agg["n"]), c=agg["share"], cmap=cmap,
-                        vmin=0, vmax=1, ec="black", lw=0.4, alpha=0.9, zorder=3)
+                        vmin=0, vmax=1, ec="black", lw=0.4, alpha=0.9, zorder=3, clip_on=False)
         cbar = fig.colorbar(sc, ax=ax if where is None else [ax, where], shrink=0.8, pad=0.01, aspect=25)
         cbar.set_label("share of specimens flagged novel")
         for n in sorted({int(agg["n"].max()), max(1, int(agg["n"].median()))}, reverse=True):
