@@ -477,6 +477,10 @@ def test_check_knows_every_proposal_status_including_assigned(db: Database) -> N
     with sqlite3.connect(path) as con:
         con.execute("UPDATE proposals SET taxon_id = NULL WHERE id = ?", (p0,))
     assert f"1 accepted or assigned proposals without a live taxon (e.g. {p0})" in check_database(db.path).problems
+    with sqlite3.connect(path) as con:  # a candidate left in a reviewer's genus that was taken out again
+        con.execute("UPDATE taxa SET status = 'rejected' WHERE id = ?", (genus.id,))
+        con.execute("UPDATE proposals SET parent_taxon_id = ?, status = 'pending' WHERE id = ?", (genus.id, p1))
+    assert f"2 live proposals placed in a rejected taxon (e.g. {p0}, {p1})" in check_database(db.path).problems
 
 
 def test_check_reports_a_taxonomy_cycle(db: Database) -> None:

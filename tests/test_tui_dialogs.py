@@ -399,6 +399,40 @@ def test_undo_of_a_new_genus_waits_for_a_rejected_candidate_in_it(tmp_path: Path
         assert db.proposal(ids["b"]).parent_taxon_id in db.taxonomy()
 
 
+def test_undo_of_a_new_genus_waits_for_a_candidate_in_it_that_was_merged_elsewhere(tmp_path: Path) -> None:
+    """A candidate moved into the new genus and then merged into a candidate elsewhere still names the genus: undoing
+    the genus was allowed (a merged candidate is not live), and undoing the merge then brought it back pending under
+    a rejected genus, which ``db check`` called ok. Undoing the genus waits for the merge and the move to be undone;
+    merging a candidate into one placed in the genus, either way round, changes that one and is refused as before."""
+    from biodiscover.storage.db import check_database
+    from biodiscover.storage.errors import StaleProposalError
+
+    path, ids = plate(tmp_path)
+    with Database.open(path) as db:
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        moved = db.move(ids["b"], 1, "Clemensia", reviewer="ana")
+        merged = db.merge([ids["c"], ids["b"]], {ids["c"]: 1, ids["b"]: 2}, reviewer="ana")
+        with pytest.raises(StaleProposalError, match=f"proposal {ids['b']} was placed in Clemensia and merged into "
+                                                     f"proposal {ids['c']} since; undo that merge first"):
+            db.undo(made.review_id, reviewer="ana")
+        assert [n.status for n in db.taxonomy().find("Clemensia")] == ["provisional"]
+        db.undo(merged.review_id, reviewer="ana")
+        assert (db.proposal(ids["b"]).status, db.proposal(ids["b"]).parent_name) == ("pending", "Clemensia")
+        db.undo(moved.review_id, reviewer="ana")
+        db.undo(made.review_id, reviewer="ana")
+        assert {db.proposal(ids[k]).parent_name for k in "abc"} == {"Lepidoptera"}
+        assert not db.taxonomy().find("Clemensia")
+        again = db.move(ids["a"], 3, "Arctiinae", reviewer="ana", new_genus="Ghostia")
+        into_a = db.merge([ids["a"], ids["d"]], {ids["a"]: 4, ids["d"]: 1}, reviewer="ana")
+        with pytest.raises(StaleProposalError, match=f"proposal {ids['a']} changed after it"):
+            db.undo(again.review_id, reviewer="ana")
+        db.undo(into_a.review_id, reviewer="ana")
+        db.undo(again.review_id, reviewer="ana")
+        assert db.proposal(ids["d"]).status == "pending" and not db.taxonomy().find("Ghostia")
+    report = check_database(path)
+    assert report.ok, report.problems
+
+
 def test_assigning_one_specimen_says_one_not_1_members() -> None:
     """The real plate's single-specimen candidates read "its 1 members are named" (F16)."""
     from biodiscover.tui.decisions import assign_wording

@@ -8,8 +8,8 @@ Three layers, because each catches what the others miss:
 2. ``PRAGMA foreign_key_check`` — no row points at a missing row;
 3. orphan / invariant checks that SQL constraints cannot express: one current
    version per specimen, accepted proposals with their taxon, sizes matching
-   members, live proposals without members, taxonomy without cycles, and (as
-   warnings) runs or ingests that stopped without finishing.
+   members, live proposals without members or in a rejected taxon, taxonomy
+   without cycles, and (as warnings) runs or ingests that stopped without finishing.
 
 Runs on a read-only connection; never changes the file.
 
@@ -51,6 +51,10 @@ ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (
     ("accepted or assigned proposals without a live taxon",
      f"SELECT p.id FROM proposals p LEFT JOIN taxa t ON t.id = p.taxon_id WHERE p.status IN ({_WITH_TAXON}) "
      "AND (t.id IS NULL OR t.status = 'rejected')"),
+    # a reviewer's new genus taken out again (undone) while a candidate still sat in it
+    ("live proposals placed in a rejected taxon",
+     f"SELECT p.id FROM proposals p JOIN taxa t ON t.id = p.parent_taxon_id WHERE p.status IN ({_LIVE}) "
+     "AND t.status = 'rejected'"),
     ("assigned proposals whose taxon is not a species",
      "SELECT p.id FROM proposals p JOIN taxa t ON t.id = p.taxon_id WHERE p.status = 'assigned' "
      "AND t.rank != 'species'"),

@@ -699,13 +699,19 @@ class ReviewsMixin(DatabaseCore):
                     f"{named.name} since; undo that assignment first")
             # a genus that review made holds other candidates or taxa since: taking it out would orphan them (a
             # rejected one too: undoing its rejection brought it back under a genus the taxonomy no longer had)
-            inside = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(
-                TAXA, TAXA.c.id == PROPOSALS.c.parent_taxon_id).where(
+            # (a merged one too: undoing its merge brought it back pending under a rejected genus)
+            inside = conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.status, PROPOSALS.c.merged_into, TAXA.c.name)
+                                  .join(TAXA, TAXA.c.id == PROPOSALS.c.parent_taxon_id).where(
                 PROPOSALS.c.parent_taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
-                PROPOSALS.c.status.in_(LIVE_STATUSES))).first() if made else None
+                PROPOSALS.c.status.in_((*LIVE_STATUSES, "merged"))).order_by(PROPOSALS.c.id)).first() \
+                if made else None
             below = conn.execute(sa.select(TAXA.c.name).where(
                 TAXA.c.parent_id.in_(made), TAXA.c.id.notin_(tids), TAXA.c.status != "rejected")).first() \
                 if made else None
+            if inside is not None and inside.status == "merged":
+                raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): proposal {inside.id} was "
+                                         f"placed in {inside.name} and merged into proposal {inside.merged_into} "
+                                         "since; undo that merge first")
             if inside is not None or below is not None:
                 what = f"proposal {inside.id} was placed in {inside.name}" if inside is not None else \
                     f"taxon {below.name if below is not None else '?'} was placed in it"
