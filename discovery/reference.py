@@ -71,6 +71,7 @@ from biodiscover.storage.distance import reverse_complement
 from biodiscover.storage.errors import ModelBundleError
 from biodiscover.storage.records import RANKS
 from biodiscover.storage.safetext import control_characters, escape_controls
+from biodiscover.storage.validation import MAX_TEXT_CELL
 
 log = logging.getLogger(__name__)
 
@@ -364,8 +365,8 @@ def _check_country_list(places: Any, where: str) -> None:
     """Refuse a reference table's country list unless it is what :meth:`Reference.save` writes: a list of
     country names. Why: the names go on into every candidate's evidence, the review screen and the report; a
     number stopped ``load`` with a TypeError, a dict or a string read silently as its keys or letters, a null as
-    a country called 'None', and a name with a terminal escape or a bidi override (which a collection's own cells
-    are quarantined for) would reach the screen."""
+    a country called 'None', and a name with a terminal escape or a bidi override, or one of 10,000 characters
+    (which a collection's own cells are quarantined for) would reach the screen."""
     if not isinstance(places, list):
         raise ModelBundleError(f"{where}: the country list is not a list of names ({type(places).__name__})")
     for i, name in enumerate(places):
@@ -374,6 +375,9 @@ def _check_country_list(places: Any, where: str) -> None:
         if control_characters(name):
             raise ModelBundleError(f"{where}: the country list's entry {i} holds control characters: "
                                    f"{escape_controls(name)[:80]}")
+        if len(name) > MAX_TEXT_CELL:  # what a collection's country cell is set aside for (a bundle built before)
+            raise ModelBundleError(f"{where}: the country list's entry {i} is {len(name):,} characters long, more "
+                                   f"than the {MAX_TEXT_CELL} a country name may take: {name[:40]!r}…")
 
 
 class Reference:

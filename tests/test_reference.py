@@ -462,6 +462,7 @@ def _tampered(path, tmp_path, **table):
     ([None, "Peru"], "None"),                                 # read as a country called 'None'
     (["Costa Rica", ""], "''"),
     (["Costa Rica", "Pe\x1b[31mru\u202e"], r"\\x1b"),         # a terminal escape, a bidi override
+    (["Costa Rica", "X" * 10_000], "10,000 characters long"),  # went on whole into every candidate's evidence
 ])
 def test_a_bundle_whose_country_list_is_not_a_list_of_names_is_refused(with_countries, tmp_path, places,
                                                                       said) -> None:
