@@ -107,6 +107,21 @@ def test_parse_filter_terms() -> None:
         parse_filter("size<=3", QueueQuery())
 
 
+def test_a_filter_term_that_would_silently_empty_the_queue_is_refused_naming_it() -> None:
+    """``status=pendign`` (a typo) and ``novelty>=nan`` were taken as they were and the queue showed nothing, as if
+    no candidate matched; an unclosed quote said only "No closing quotation". Each is one message naming what
+    could not be read; a status or ``known=elsewhere`` in capitals is read as the lower-case one."""
+    for text, term in (("status=pendign", "status=pendign"), ("size>=2 novelty>=nan", "novelty>=nan"),
+                       ("identity<=inf", "identity<=inf")):
+        with pytest.raises(ValueError, match=f"cannot read filter term '{term}'"):
+            parse_filter(text, QueueQuery())
+    with pytest.raises(ValueError, match="cannot read the filter: a quote is not closed"):
+        parse_filter('parent="Megaselia', QueueQuery())
+    q = parse_filter("status=Accepted known=Elsewhere", QueueQuery())
+    assert (q.status, q.known_elsewhere) == ("accepted", True)
+    assert parse_filter("status=merged", QueueQuery()).status == "merged"  # every status the database knows
+
+
 def test_filter_dialog_text_round_trips_and_speaks_percent() -> None:
     """The filter dialog opens with the current filter; identity reads in percent like the table."""
     q = parse_filter("status=all size>=3 novelty>=0.8 identity<=95 parent='Dreum' wing 'dark spot'", QueueQuery())

@@ -8,6 +8,7 @@ the same file shows up live.
 
 from __future__ import annotations
 
+import math
 import shlex
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +20,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from biodiscover.storage.db.models import PROPOSAL_STATUSES
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
 from biodiscover.tui.screens.dialogs import TextDialog
 from biodiscover.tui.widgets.proposal_table import ProposalTable
@@ -80,6 +82,15 @@ class QueueQuery:
         return " ".join(self.filter_terms())
 
 
+def _finite(value: str) -> float:
+    """A filter's number; NaN or infinity raise ValueError (``novelty>=nan`` compared false with every candidate:
+    an empty queue, not an error)."""
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(value)
+    return v
+
+
 def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
     """``size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all known=elsewhere words…`` → a new query.
 
@@ -90,7 +101,11 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
     q = replace(base, parent=None, parent_label=None, min_size=None, min_novelty=None, max_identity=None,
                 min_identity=None, search=None, known_elsewhere=False)
     words: list[str] = []
-    for term in shlex.split(text):
+    try:
+        terms = shlex.split(text)
+    except ValueError:  # shlex says only "No closing quotation"
+        raise ValueError(f"cannot read the filter: a quote is not closed ({text!r})") from None
+    for term in terms:
         for op in (">=", "<=", "="):
             if op in term:
                 key, _, value = term.partition(op)
@@ -101,6 +116,10 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
             continue
         try:
             if key == "status":
+                # a typo ("pendign") would select nothing and look like an empty queue
+                value = value.lower()
+                if value not in ("all", "live", "", *PROPOSAL_STATUSES):
+                    raise ValueError
                 q = replace(q, status=None if value in ("all", "live", "") else value)
             elif key == "parent":
                 # The taxon picked in the tree (an id: its whole subtree) stays that taxon when the
@@ -110,11 +129,11 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
             elif key == "size" and op == ">=":
                 q = replace(q, min_size=int(value))
             elif key == "novelty" and op == ">=":
-                q = replace(q, min_novelty=float(value))
-            elif key == "known" and op == "=" and value == "elsewhere":
+                q = replace(q, min_novelty=_finite(value))
+            elif key == "known" and op == "=" and value.lower() == "elsewhere":
                 q = replace(q, known_elsewhere=True)
             elif key == "identity":
-                v = float(value)
+                v = _finite(value)
                 v = v / 100 if v > 1 else v
                 q = replace(q, max_identity=v) if op == "<=" else replace(q, min_identity=v)
             else:
