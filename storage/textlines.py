@@ -136,12 +136,28 @@ def _looks_latin1(raw: bytes, start: int) -> str | None:
         return None
     if any(ord(c) < 32 and c != "\t" for c in text):
         return None
-    left, right = start, start
+    return _word_at(text, start)
+
+
+def _word_at(text: str, index: int) -> str:
+    """The cell text around character ``index`` (up to a separator or quote), at most 80 characters."""
+    left, right = index, index
     while left > 0 and text[left - 1] not in ',\t;"':
         left -= 1
     while right < len(text) and text[right] not in ',\t;"':
         right += 1
     return text[left:right].strip()[:80]
+
+
+def _utf8_word(raw: bytes) -> str | None:
+    """The first word holding a non-ASCII character of a line that is valid UTF-8 (None: ASCII, or not UTF-8)."""
+    if raw.isascii():
+        return None
+    try:
+        text = raw.rstrip(b"\r\n").decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return _word_at(text, next(i for i, c in enumerate(text) if ord(c) > 127))
 
 
 def first_non_utf8_line(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> str | None:
@@ -158,21 +174,39 @@ def first_non_utf8_line(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> 
     if _all_utf8(path):
         return None
     number = 0
+    utf8: tuple[int, str] | None = None  # the first line with a non-ASCII character that is UTF-8
+    latin: tuple[int, str] | None = None  # the first line that is not UTF-8 and reads as cp1252
     try:
         with _open_binary(path) as fh:
             for raw, _length in _read_lines(fh, max_line_bytes):
                 number += 1
+                if utf8 is None and (word := _utf8_word(raw)) is not None:
+                    utf8 = (number, word)
+                if latin is not None:  # looking on for a UTF-8 line after the cp1252 one
+                    if utf8 is not None:
+                        break
+                    continue
                 try:
                     raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     word = _looks_latin1(raw, exc.start)
-                    if word is not None:
-                        return (f"not UTF-8 (looks like Latin-1/cp1252); re-save as UTF-8 — first at line {number}: "
-                                f"{word!r} read as cp1252")
-                    bad = raw[exc.start : exc.end]
-                    return (f"not UTF-8; re-save as UTF-8 — first at line {number}, column {exc.start + 1} "
-                            f"(byte {bad!r})")
+                    if word is None:
+                        bad = raw[exc.start : exc.end]
+                        return (f"not UTF-8; re-save as UTF-8 — first at line {number}, column {exc.start + 1} "
+                                f"(byte {bad!r})")
+                    latin = (number, word)
+                    if utf8 is not None:
+                        break
     except (EOFError, gzip.BadGzipFile, zlib.error):
-        return None
+        if latin is None:
+            return None
+    if latin is not None and utf8 is not None:
+        # two exports pasted together: converting the whole file from cp1252 turns the UTF-8 "Perú" into "PerÃº"
+        return (f"mixes UTF-8 and Latin-1/cp1252 lines (UTF-8 at line {utf8[0]}: {utf8[1]!r}; cp1252 first at line "
+                f"{latin[0]}: {latin[1]!r}); re-encode the cp1252 lines as UTF-8 (converting the whole file from "
+                "cp1252 would garble the UTF-8 ones)")
+    if latin is not None:
+        return (f"not UTF-8 (looks like Latin-1/cp1252); re-save as UTF-8 — first at line {latin[0]}: "
+                f"{latin[1]!r} read as cp1252")
     # only the end of the file is not UTF-8 (a multi-byte character cut short): the reader names it
     return None

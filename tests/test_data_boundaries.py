@@ -473,6 +473,22 @@ def test_a_latin1_file_is_refused_quoting_at_most_80_characters_of_the_word(tmp_
                                         f"{word[:80]!r} read as cp1252")
 
 
+def test_a_file_mixing_utf8_and_latin1_lines_says_so_instead_of_re_save_as_utf8(tmp_path: Path) -> None:
+    """Two exports pasted into one file: line 2 UTF-8 ("Perú"), line 3 cp1252 ("Québec"). "Looks like Latin-1;
+    re-save as UTF-8" sent the user to convert the whole file from cp1252, which turns the UTF-8 "Perú" into
+    "PerÃº": the message names both lines, the UTF-8 one after the cp1252 one too, and what not to do."""
+    from biodiscover.storage.textlines import first_non_utf8_line
+
+    expected = ("mixes UTF-8 and Latin-1/cp1252 lines (UTF-8 at line {utf}: {u!r}; cp1252 first at line {cp}: "
+                "{c!r}); re-encode the cp1252 lines as UTF-8 (converting the whole file from cp1252 would garble the "
+                "UTF-8 ones)")
+    src = tmp_path / "mixed.csv"
+    src.write_bytes(b"processid,country\nML1," + "Perú".encode() + b"\nML2," + "Québec".encode("cp1252") + b"\n")
+    assert first_non_utf8_line(src) == expected.format(utf=2, u="Perú", cp=3, c="Québec")
+    src.write_bytes(b"processid,country\nML2," + "Québec".encode("cp1252") + b"\nML1,x\nML3," + "Perú".encode() + b"\n")
+    assert first_non_utf8_line(src) == expected.format(utf=4, u="Perú", cp=2, c="Québec")
+
+
 def _distinct_barcode(i: int) -> str:
     """A 420-base barcode no other index shares (the index written in base 4 inside it)."""
     digits = ""
