@@ -129,11 +129,27 @@ def _check_readable_text(path: Path) -> None:
     if magic.startswith(b"BZh") or magic.startswith(b"\xfd7zXZ"):
         raise InputError(f"{path}: compressed with bzip2/xz; only plain or gzip (.gz) files are read")
     head = _head(path)
+    if _looks_utf16(head):
+        raise InputError(f"{path}: UTF-16 text (Excel's 'Unicode Text'?); save it as UTF-8 (CSV UTF-8) and try again")
     if _looks_binary(head):
         raise InputError(f"{path}: binary content, not a CSV/TSV/FASTA text file")
 
 
 _CONTROL = bytes(c for c in range(32) if c not in (9, 10, 12, 13))
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """UTF-16 text: a UTF-16 byte-order mark, or (without one) a NUL as every other byte of mostly ASCII text.
+    Why: Excel's "Unicode Text" and some LIMS exports write it, and it read as "binary content", which sent the
+    user looking for a broken file rather than re-saving it."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    pairs = len(head) // 2
+    if pairs < 8:
+        return False
+    even, odd = head[0 : 2 * pairs : 2], head[1 : 2 * pairs : 2]
+    return any(high.count(0) >= 0.9 * pairs and low.count(0) == 0  # little-endian, big-endian
+               for low, high in ((even, odd), (odd, even)))
 
 
 def _looks_binary(head: bytes) -> bool:

@@ -232,6 +232,18 @@ def test_a_file_that_is_not_csv_is_one_clear_error(name: str, message: str) -> N
         load_metadata(FIX / name)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_a_utf16_table_is_named_as_utf16_not_binary(tmp_path: Path, encoding: str) -> None:
+    """Excel's "Unicode Text" and some LIMS exports write UTF-16 (with a byte-order mark, or without one): it was
+    refused as "binary content, not a CSV/TSV/FASTA text file", which sent the user looking for a broken file."""
+    src = tmp_path / "plate.tsv"
+    src.write_text("processid\tcountry\nML1\tPerú\n", encoding=encoding)
+    for read in (read_collection, load_metadata):
+        with pytest.raises(InputError, match=r"plate\.tsv: UTF-16 text \(Excel's 'Unicode Text'\?\); save it as "
+                                             r"UTF-8 \(CSV UTF-8\) and try again$"):
+            read(src)
+
+
 def test_gzip_of_binary_and_zip_are_rejected(tmp_path: Path) -> None:
     gz = tmp_path / "x.csv.gz"
     gz.write_bytes(gzip.compress(bytes(range(256)) * 4))
