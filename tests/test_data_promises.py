@@ -643,6 +643,29 @@ def test_11_sigkill_mid_ingest_of_a_file_then_the_rerun_completes_it(tmp_path: P
     assert statuses == ["interrupted", "completed"]
 
 
+def test_11_a_triage_killed_mid_run_is_marked_interrupted_when_triage_runs_again(tmp_path: Path,
+                                                                                   bundle: Path) -> None:
+    """A triage killed without warning (SIGKILL, the OOM killer, a reboot) leaves its run ``running``, with the pid
+    of a process that is gone (the state is made here directly: catching a seconds-long triage mid-run is a race).
+    Running triage again worked, but the dead run stayed ``running`` for good: ``db check`` warned about it after
+    every later run, and the queue could not tell it from a live one. The next triage marks it ``interrupted``, as
+    the next ingest does for an ingest killed mid-way and ``biodiscover run`` for its own runs."""
+    plate = write_plate(tmp_path / "plate.csv", 6)
+    db = tmp_path / "bd.sqlite"
+    assert cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q").returncode == 0
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE runs SET status = 'running', finished_at = NULL, pid = ?", (gone.pid,))
+    assert any("runs still marked running" in w for w in check_database(db).warnings)
+    res = cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q")
+    assert res.returncode == 0, res.stderr
+    statuses = [r[0] for r in sqlite3.connect(db).execute("SELECT status FROM runs ORDER BY id")]
+    assert statuses == ["interrupted", "completed"]
+    report = check_database(db)
+    assert report.ok and not report.warnings, (report.problems, report.warnings)
+
+
 def test_11_a_photo_added_to_a_specimen_later_is_a_new_version(tmp_path: Path) -> None:
     plate = write_plate(tmp_path / "plate.csv", 3)
     db = tmp_path / "bd.sqlite"

@@ -454,6 +454,10 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                 if provisional:
                     log.info("%d members of accepted provisional species added as reference keys", provisional)
 
+            # a triage killed without warning (SIGKILL, a reboot) left its run "running" for good: db check warned
+            # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.
+            db.interrupt_dead_runs(("triage",), db.stale_after_s,
+                                   message="process gone before the run finished; a later triage started afresh")
             run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
                                              "images": str(images) if images else None,
                                              "data": bundle.data_fingerprint or None,
