@@ -1669,3 +1669,52 @@ def test_assigning_to_a_known_species_checks_the_version_and_the_status_like_eve
     assert [r["action"] for r in db.reviews(p1)] == ["reject"]
     db.assign(p0, 1, "Megaselia scalaris", reviewer="ana")
     assert (db.proposal(p0).status, db.proposal(p0).version) == ("assigned", 2)
+
+
+def test_a_reviewers_assignment_acceptance_move_and_rename_survive_a_re_triage(db: Database) -> None:
+    """A third real-plate review: three *Aedes aegypti* a reviewer assigned came back from the next triage of
+    the same plate as a new pending candidate, and a fly moved from "Unplaced" to Diptera came back unplaced.
+    A new proposal wholly inside an assigned (or accepted) one is that species, assigned to it and never
+    queued; one wholly inside a pending candidate a reviewer moved or renamed keeps that placement and name.
+    An undone move is not carried, nor is anything to a proposal that takes members from two candidates."""
+    register_lineages(db, [{**_lineage(0), "species": "Megaselia scalaris"}], source="reference")
+    _run, (assigned, accepted, moved, undone, plain, half) = _new_run(db, [
+        {"members": ["BD000000", "BD000001"], "parent_lineage": _lineage(0)},
+        {"members": ["BD000002", "BD000003"], "parent_lineage": _lineage(0)},
+        {"members": ["BD000004", "BD000005"], "parent_lineage": {"order": _lineage(0)["order"]}},
+        {"members": ["BD000006", "BD000007"], "parent_lineage": {"order": _lineage(0)["order"]}},
+        {"members": ["BD000008", "BD000009"], "parent_lineage": _lineage(1)},
+        {"members": ["BD000010", "BD000011"], "parent_lineage": _lineage(1)}])
+    db.assign(assigned, 1, "Megaselia scalaris", reviewer="ana")
+    made = db.accept(accepted, 1, reviewer="ana", name="Megaselia sp. BD-1")
+    (genus,) = db.taxonomy().find(_lineage(0)["genus"], "genus")
+    db.move(moved, 1, genus.id, reviewer="ana")
+    db.rename(moved, db.proposal(moved).version, "the humpbacked one", reviewer="ana")
+    gone = db.move(undone, 1, genus.id, reviewer="ana")
+    db.undo(gone.review_id, reviewer="ana")
+    (family1,) = db.taxonomy().find(_lineage(1)["family"], "family")
+    db.move(half, 1, family1.id, reviewer="ana")  # a reviewer's placement, but half its members come back apart
+    _run2, (a2, b2, m2, u2, p2, h2) = _new_run(db, [
+        {"members": ["BD000000"], "parent_lineage": {"order": _lineage(0)["order"]}},
+        {"members": ["BD000002", "BD000003"], "parent_lineage": {"order": _lineage(0)["order"]}},
+        {"members": ["BD000004", "BD000005"], "parent_lineage": {"order": _lineage(0)["order"]}},
+        {"members": ["BD000006", "BD000007"], "parent_lineage": {"order": _lineage(0)["order"]}},
+        {"members": ["BD000008", "BD000009"], "parent_lineage": {"order": _lineage(1)["order"]}},
+        {"members": ["BD000011", "BD000012"], "parent_lineage": {"order": _lineage(1)["order"]}}])
+    a, b = db.proposal(a2), db.proposal(b2)
+    assert (a.status, a.provisional_name, a.parent_name) == ("assigned", "Megaselia scalaris", _lineage(0)["genus"])
+    assert (b.status, b.provisional_name, b.taxon_id) == ("assigned", "Megaselia sp. BD-1", made.taxon_id)
+    assert {(e["kind"], e["source_id"]) for e in proposal_history(db, a2)} >= {("recognised", assigned)}
+    assert [r.id for r in db.proposal_queue(status="pending")[0]] == [m2, u2, p2, h2]  # neither is queued
+    m, u = db.proposal(m2), db.proposal(u2)
+    assert (m.parent_taxon_id, m.provisional_name) == (genus.id, "the humpbacked one")
+    assert db.proposal(moved).status == "superseded"
+    assert (u.parent_rank, u.parent_name) == ("order", _lineage(0)["order"])  # the move was undone: not carried
+    # the machine's own placement is not a reviewer's (plain), nor is a move of a candidate whose members now
+    # come back beside others (half): the new grouping is not the one the reviewer placed
+    assert db.proposal(p2).parent_rank == "order" and db.proposal(h2).parent_rank == "order"
+    assert db.proposal(plain).status == db.proposal(half).status == "superseded"
+    edge = next(e for e in proposal_history(db, m2) if e["kind"] == "recluster")
+    assert edge["detail"]["carried"] == ["placement", "name"]
+    from biodiscover.storage.db.check import check_database
+    assert check_database(db.path).ok

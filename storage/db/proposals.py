@@ -27,6 +27,12 @@ candidate a reviewer rejected is that candidate again: it is stored ``rejected``
 One that only shares members with a rejected candidate is queued with an
 ``overlaps_rejected`` edge, so the reviewer sees what was said before.
 
+**A reviewer's word is kept.** A new proposal whose members were all in one candidate a reviewer assigned to a
+known species or accepted as a new one is that species: it is stored ``assigned`` to it (a ``recognised``
+edge), never queued. One whose members all come from one pending candidate a reviewer moved or renamed takes
+that placement and name (the ``recluster`` edge says what was carried). A merge is not carried: the
+re-clustering that split the members again is the machine's new grouping, and the history shows both.
+
 **Versions and re-clustering.** Each proposal has a ``version`` that grows with
 every change. When a newer run writes a proposal sharing members with a
 *pending* proposal of an older run, the old one becomes ``superseded`` (its
@@ -267,16 +273,34 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     # and rejected ones it meets again (a reviewer's "no" is remembered, not asked again).
     overlap: dict[int, int] = {}
     rejected: dict[int, int] = {}
+    decided: dict[int, int] = {}
     # CROSS JOIN pins the join order (members by processid first); left to itself the planner walks every
     # pending proposal through the status index, which is quadratic over a 100k-proposal run.
     for old_id, status, n in _in_chunks(
             raw, "SELECT m.proposal_id, p.status, count(*) FROM proposal_members m CROSS JOIN proposals p "
-                 "ON p.id = m.proposal_id WHERE m.processid IN ({}) AND p.status IN ('pending', 'rejected') "
+                 "ON p.id = m.proposal_id WHERE m.processid IN ({}) AND p.status IN ('pending', 'rejected', "
+                 "'assigned', 'accepted') AND (p.taxon_id IS NOT NULL OR p.status IN ('pending', 'rejected')) "
                  "AND p.run_id != ? GROUP BY m.proposal_id", pids, (run_id,)):
-        into = overlap if status == "pending" else rejected
+        into = overlap if status == "pending" else rejected if status == "rejected" else decided
         into[old_id] = into.get(old_id, 0) + n
     # Every member was in one rejected candidate: the same candidate again, rejected again (linked to it).
     recognised = min((k for k, n in rejected.items() if n == len(pids)), default=None)
+    # Every member was in one candidate a reviewer named (assigned to a known species, or accepted as a new one):
+    # they are that species, as the reviewer said; assigned to it, not queued again
+    named = min((k for k, n in decided.items() if n == len(pids)), default=None) if recognised is None else None
+    status = "pending" if recognised is None else "rejected"
+    taxon_id: int | None = None
+    if named is not None:
+        status, taxon_id, p = _as_named(raw, named, p)
+        parent_id, parent_rank, parent_name = _parent_of_taxon(raw, taxon_id)
+    # Every member from one pending candidate a reviewer had moved or renamed: the placement and name follow
+    carried: list[str] = []
+    if named is None and recognised is None and len(overlap) == 1 and overlap[next(iter(overlap))] == len(pids):
+        kept = _reviewer_placement(raw, next(iter(overlap)))
+        if "parent" in kept:
+            (parent_id, parent_rank, parent_name), carried = kept["parent"], [*carried, "placement"]
+        if "name" in kept:
+            p, carried = dataclasses.replace(p, provisional_name=kept["name"]), [*carried, "name"]
     lineage, version = None, 1
     if recognised is not None:
         lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?",
@@ -291,7 +315,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
         "INSERT INTO proposals (run_id, lineage, version, status, parent_taxon_id, parent_rank, parent_name, "
         "provisional_name, size, novelty, nearest_species, nearest_identity, evidence, created_at, updated_at) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, lineage, version, "pending" if recognised is None else "rejected", parent_id, parent_rank, parent_name,
+        (run_id, lineage, version, status, parent_id, parent_rank, parent_name,
          p.provisional_name, len(members),
          None if p.novelty is None else float(p.novelty), p.nearest_species,
          None if p.nearest_identity is None else float(p.nearest_identity),
@@ -299,6 +323,12 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     new_id = int(cur.lastrowid)
     if lineage is None:
         raw.execute("UPDATE proposals SET lineage = ? WHERE id = ?", (new_id, new_id))
+    if taxon_id is not None:
+        raw.execute("UPDATE proposals SET taxon_id = ? WHERE id = ?", (taxon_id, new_id))
+    if named is not None:
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES ('recognised', ?, ?, ?, ?, ?)", (named, new_id, run_id, now, json.dumps(
+                        {"shared_members": decided[named], "members": len(pids), "as": p.provisional_name})))
     raw.executemany("INSERT INTO proposal_members (proposal_id, processid, specimen_id, probability, outlier_score) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [(new_id, m["processid"], ids.get(m["processid"]), m["probability"], m["outlier_score"])
@@ -308,7 +338,8 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
                     "updated_at = ? WHERE id = ? AND status = 'pending'", (new_id, now, old_id))
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
                     "VALUES ('recluster', ?, ?, ?, ?, ?)",
-                    (old_id, new_id, run_id, now, json.dumps({"shared_members": overlap[old_id]})))
+                    (old_id, new_id, run_id, now, json.dumps({"shared_members": overlap[old_id],
+                                                              **({"carried": carried} if carried else {})})))
     for old_id in sorted(rejected):
         kind = "recognised" if old_id == recognised else "overlaps_rejected"
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
@@ -317,6 +348,47 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
                                                               "members": len(pids)})))
     _carry_notes(conn, raw, sorted(overlap), new_id)
     return new_id
+
+
+def _as_named(raw: Any, old_id: int, p: ProposalIn) -> tuple[str, int, ProposalIn]:
+    """(status, taxon id, proposal) of a new candidate whose every member a reviewer named in ``old_id``: assigned
+    to that proposal's species (a known one it was assigned to, or the provisional one its acceptance made).
+
+    Why: on a real Australian plate a reviewer assigned three *Aedes aegypti* to that species; the next triage of
+    the same plate (their barcodes now keys of it) still could not name them past subfamily, and queued them again
+    as a new candidate, exported as "Culicinae, unverified": the reviewer's word was lost to the machine's."""
+    taxon_id, name = raw.execute("SELECT taxon_id, provisional_name FROM proposals WHERE id = ?", (old_id,)).fetchone()
+    return "assigned", int(taxon_id), dataclasses.replace(p, provisional_name=name)
+
+
+def _parent_of_taxon(raw: Any, taxon_id: int) -> tuple[int | None, str | None, str | None]:
+    """(id, rank, name) of a taxon's parent: where a candidate assigned to that species sits (as ``assign`` does)."""
+    row = raw.execute("SELECT t.id, t.rank, t.name FROM taxa s JOIN taxa t ON t.id = s.parent_id WHERE s.id = ?",
+                      (taxon_id,)).fetchone()
+    return (int(row[0]), str(row[1]), str(row[2])) if row else (None, None, None)
+
+
+def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
+    """What a reviewer set on pending proposal ``old_id`` and is still in force: ``parent`` ((id, rank, name),
+    from a move whose result the proposal still has) and ``name`` (from a rename, likewise); {} for none.
+
+    Why: a re-triage that re-clusters a pending candidate gave its successor the machine's placement and working
+    name again: a reviewer's move of a fly from "Unplaced" to Diptera, or into a new provisional genus, was gone
+    without a word (third real-plate review, B1; QA). A decision the reviewer undid is not in force: the
+    proposal no longer holds what that review wrote."""
+    now = raw.execute("SELECT parent_taxon_id, parent_rank, parent_name, provisional_name FROM proposals WHERE id = ?",
+                      (old_id,)).fetchone()
+    out: dict[str, Any] = {}
+    for action, after in raw.execute("SELECT action, after FROM reviews WHERE proposal_id = ? AND action IN "
+                                     "('move', 'rename') ORDER BY id DESC", (old_id,)):
+        snap = (json.loads(after) if isinstance(after, str) else after or {}).get("proposals", {}).get(str(old_id))
+        if not snap:
+            continue
+        if action == "move" and "parent" not in out and snap.get("parent_taxon_id") == now[0]:
+            out["parent"] = (now[0], now[1], now[2])
+        if action == "rename" and "name" not in out and snap.get("provisional_name") == now[3]:
+            out["name"] = now[3]
+    return out
 
 
 def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int) -> None:
