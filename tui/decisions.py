@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from textual import work
 from textual.binding import Binding
@@ -21,7 +21,8 @@ from textual.screen import Screen
 from biodiscover.storage.db.reviews import ABOVE_NEW_GENUS, new_genus_problem
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import plural
-from biodiscover.tui.pickers import evidence_taxa, ranked
+from biodiscover.tui.evidence import marked
+from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
 log = logging.getLogger(__name__)
@@ -69,11 +70,39 @@ class NewGenus:
     name: str
 
 
+def above(graph: Any, tid: int) -> str:
+    """``Erebidae › Arctiinae``: the two taxa above ``tid``, a provisional one marked (:func:`marked`)."""
+    return " › ".join(marked(n.name, n.provisional) for n in graph.lineage(tid)[:-1][-2:])
+
+
 def taxon_label(graph: Any, tid: int) -> str:
-    """``family Erebidae  (Lepidoptera)``: a taxon in a pick list, with the two taxa above it."""
+    """``genus Clemensia ◆  (Erebidae › Arctiinae)``: a taxon in a pick list, with the two taxa above it."""
     node = graph.node(tid)
-    lineage = " › ".join(n.name for n in graph.lineage(tid)[:-1][-2:])
-    return f"{node.rank} {node.name}" + (f"  ({lineage})" if lineage else "")
+    lineage = above(graph, tid)
+    return f"{node.rank} {marked(node.name, node.provisional)}" + (f"  ({lineage})" if lineage else "")
+
+
+def candidate_distances(db: Any, p: Any, others: Sequence[Any]) -> dict[int, float]:
+    """Proposal id → p-distance of its consensus barcode from ``p``'s, for those of ``others`` that have one
+    (the merge list sorts by it; the move list says where the closest are placed). Far pairs keep the k-mer
+    estimate (``storage.distance``: never aligned beyond 12 %)."""
+    from biodiscover.storage.distance import cross_p_distance
+
+    seqs = db.consensus_barcodes([p.id, *(o.id for o in others)])
+    measured = [o for o in others if seqs.get(o.id) and o.id != p.id]
+    if not seqs.get(p.id) or not measured:
+        return {}
+    far = cross_p_distance([seqs[p.id]], [seqs[o.id] for o in measured])[0]
+    return {o.id: float(d) for o, d in zip(measured, far)}
+
+
+def placed_at(graph: Any, p: Any) -> int | None:
+    """The taxon ``p`` is placed in: its parent, or for a candidate assigned to a known species that species'
+    genus (or whatever holds it); None when neither is in ``graph``."""
+    if p.status == "assigned" and p.taxon_id in graph:
+        lineage = graph.lineage(p.taxon_id)
+        return lineage[-2].id if len(lineage) > 1 else None
+    return p.parent_taxon_id if p.parent_taxon_id in graph else None
 
 
 def lowest_common(graph: Any, a: int | None, b: int | None) -> Any | None:
@@ -316,25 +345,19 @@ class DecisionsMixin:
         """Every pending candidate can be merged in: the closest candidate (its consensus nearest this one's, as
         the evidence recorded it) first, saying how far; then the same parent, then the others, each saying where
         the merged candidate would land (the parents' lowest common taxon)."""
-        from biodiscover.storage.distance import cross_p_distance
-
         db, who = self.app.db, self.app.reviewer
         rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
         rows = [o for o in rows if o.id != p.id]
         graph = db.taxonomy()
         # every row's distance, consensus to consensus (a reviewer saw it on the first row only, the rest by size)
-        seqs = db.consensus_barcodes([p.id, *(o.id for o in rows)])
-        measured = [o for o in rows if seqs.get(o.id)]
-        far = cross_p_distance([seqs[p.id]], [seqs[o.id] for o in measured])[0] \
-            if seqs.get(p.id) and measured else []
-        distance = {o.id: float(d) for o, d in zip(measured, far)}
+        distance = candidate_distances(db, p, rows)
         options = []
         for o in rows:
             lands, depth = None, 99
             if o.parent_taxon_id != p.parent_taxon_id:
                 common = lowest_common(graph, p.parent_taxon_id, o.parent_taxon_id)
                 depth = -len(graph.lineage(common.id)) if common is not None else 0
-                lands = f"{common.rank} {common.name}" if common is not None else \
+                lands = f"{common.rank} {marked(common.name, common.provisional)}" if common is not None else \
                     f"no taxon in common: stays under {p.parent_rank} {p.parent_name}"
             d = distance.get(o.id)
             # far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
@@ -413,7 +436,12 @@ class DecisionsMixin:
         graph = db.taxonomy()
         detail = db.proposal_detail(p.id)
         taken = db.taken_names()
-        evidence = evidence_taxa(graph, detail)
+        # where the closest candidates are placed now (a reviewer's move or new genus included), even decided ones
+        others, _ = db.proposal_queue(status=("pending", "accepted", "assigned"), limit=2000)
+        far = candidate_distances(db, p, others)
+        near = [(o.id, place, far[o.id]) for o in others if o.id in far
+                and (place := placed_at(graph, o)) is not None]
+        evidence = evidence_taxa(graph, detail, placed=neighbour_places(graph, p.parent_taxon_id, near))
         why = dict(evidence)
         anchor = p.parent_taxon_id if p.parent_taxon_id in graph else (evidence[0][0] if evidence else None)
         places = [tid for tid in graph.graph.nodes if graph.node(tid).rank != "species"]
@@ -478,6 +506,9 @@ class DecisionsMixin:
         # after the best hits: the evidence's genera and families, then the candidate's own order before any other
         # (the real plate's list went from the congeners to Abax, a beetle)
         graph = db.taxonomy()
+        # the two taxa above each species from the graph, so a provisional genus is marked as in every list
+        options = [(tid, f"{names[tid]}  ({above(graph, tid)})" if tid in graph and above(graph, tid) else label)
+                   for tid, label in options]
         detail = db.proposal_detail(p.id)
         evidence = [tid for tid, _ in evidence_taxa(graph, detail, hits_first=True)]
         near = graph.find(p.nearest_species, "species") if p.nearest_species else []

@@ -18,6 +18,17 @@ from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.evidence import Evidence, NearSpecies, known_elsewhere, span_note, tied_species
 
 
+#: what marks a provisional taxon (a genus a reviewer made, not in the reference) wherever a taxon is named
+PROVISIONAL_MARK = "◆"
+
+
+def marked(name: str, provisional: bool) -> str:
+    """``Clemensia ◆``: a taxon's name as the header and every pick list show it (the taxonomy tree marks it the
+    same). Why: a reviewer's provisional genus read ``genus Clemensia (Erebidae › Arctiinae)`` in the move list,
+    as if the reference held it."""
+    return f"{name} {PROVISIONAL_MARK}" if provisional else name
+
+
 def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
     """(within-candidate distances, distances to the nearest known species), fractions."""
     return list(evidence.within_distances), list(evidence.nearest_known_distances)

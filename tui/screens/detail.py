@@ -49,7 +49,7 @@ def summary_text(detail: Any) -> Text:
     text.append("\n")
     # rank fillers ("unassigned Gaeaxidae") name no taxon: left out of the lineage a taxonomist reads
     marked: frozenset[str] = getattr(detail, "provisional_taxa", frozenset())  # a genus a reviewer added: ◆
-    names = [f"{name} ◆" if name in marked else name for _, name in detail.parent_lineage
+    names = [ev.marked(name, name in marked) for _, name in detail.parent_lineage
              if not is_filler_name(name)] or [s.parent_name or "?"]
     rank = detail.parent_lineage[-1][0] if detail.parent_lineage else s.parent_rank
     text.append(" › ".join(names), style="cyan")

@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
 
 from biodiscover.storage.db.taxonomy import TaxonomyGraph
+from biodiscover.tui.evidence import PROVISIONAL_MARK
 
 RANK_STYLE = {"order": "bold", "family": "cyan", "subfamily": "cyan", "genus": "italic", "species": "italic green"}
 
@@ -27,7 +28,7 @@ def taxon_label(node: Any) -> Text:
     text.append(f"{node.rank[:3]} ", style="grey50")
     text.append(node.name, style=RANK_STYLE.get(node.rank, ""))
     if node.provisional:
-        text.append(" ◆ provisional", style="bold yellow")
+        text.append(f" {PROVISIONAL_MARK} provisional", style="bold yellow")
     elif node.status == "rejected":
         text.append(" ✗ rejected", style="red")
     return text
