@@ -542,3 +542,14 @@ def test_a_placed_neighbour_says_where_only_when_close_and_deeper_than_the_candi
     assert neighbour_places(graph, 1, near) == [(3, "where #5 (4.1 %), #9 (6.0 %) are placed"),
                                                 (2, "where #6 (5.0 %) is placed")]
     assert neighbour_places(graph, None, [(7, 1, 0.02)]) == [(1, "where #7 (2.0 %) is placed")]
+
+
+def test_the_assign_question_gives_the_identity_to_the_species_keys() -> None:
+    """The second review of the real plate: the confirmation named the species but gave no identity, so nothing in
+    the dialog showed a tie (A. rocioecheverriae / A. apyga, 95.0 %) or a far species picked by one key too many."""
+    from biodiscover.tui.decisions import assign_wording
+
+    question, _ = assign_wording(17, 11, "Amaxia apyga", 0.9498)
+    assert question.startswith("Assign #17 (11 specimens) to Amaxia apyga (95.0 %, the best identity of a member "
+                               "to its keys)? Its 11 members are then named"), question
+    assert "identity" not in assign_wording(17, 11, "Amaxia apyga", None)[0]  # no member aligned to its keys

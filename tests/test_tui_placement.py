@@ -84,3 +84,109 @@ async def test_moving_an_unplaced_candidate_says_so(tmp_path: Path) -> None:
         title = str(app.screen.query_one("Label").render())
         assert f"Move #{pid} (now under no taxon (unplaced)) to:" in title and "None" not in title
     db.close()
+
+
+# -- second review of the real plate: the C items of the header and the Evidence tab ------------------------------
+
+EUDAMINAE = {"order": "Lepidoptera", "family": "Hesperiidae", "subfamily": "Eudaminae"}
+
+
+def _screen_text(app: ReviewApp) -> str:
+    """What the terminal shows, row after row (every line the reviewer can read)."""
+    return "\n".join("".join(seg.text for seg in strip) for strip in app.screen._compositor.render_strips())
+
+
+@asynctest
+async def test_at_80x24_the_header_loses_no_line_when_the_agree_hint_wraps(tmp_path: Path) -> None:
+    """#22 of the real plate at 80×24: the agree hint took two rows and the ⚑ line was cut after "may be a known"."""
+    from biodiscover.storage.evidence import Evidence, Geography, MemberHit, NearSpecies
+
+    path = tmp_path / "plate.sqlite"
+    pronta = NearSpecies("Urbanus pronta", "Urbanus", 0.954, 2, {"Mexico": 1, "Panama": 1}, {"CR0": 0.954})
+    evidence = Evidence(size=3, geography=Geography(countries={"Costa Rica": 3}), near_species=(pronta,),
+                        member_hits={f"CR{i}": MemberHit("Urbanus pronta", "Urbanus", "K1", 0.954) for i in range(3)})
+    (pid,) = one_run_db(
+        path, [Specimen(processid=f"CR{i}", dna_barcode="ACGT" * 150, country="Costa Rica") for i in range(3)],
+        [{**EUDAMINAE, "genus": "Urbanus", "species": "Urbanus pronta"}],
+        [{"members": ["CR0", "CR1", "CR2"], "parent_lineage": EUDAMINAE, "nearest_species": "Urbanus pronta",
+          "nearest_identity": 0.954, "evidence": evidence}],
+        [{"processid": f"CR{i}", "deepest_rank": "subfamily", "deepest_taxon": "Eudaminae", "is_novel": True,
+          "labels": {**EUDAMINAE, "genus": "Urbanus", "species": "Urbanus pronta"},
+          "confidences": {"order": 1.0, "family": 1.0, "subfamily": 1.0, "genus": g, "species": 0.01},
+          "novelty": 0.9} for i, g in enumerate((0.96, 0.98, 0.97))])
+    async with reviewing(path, size=(80, 24)) as (app, db, pilot):
+        await open_proposal(pilot, pid)
+        shown = " ".join(_screen_text(app).split())
+        assert "members' labels agree down to genus Urbanus" in shown
+        assert "⚑ Urbanus pronta (95.4%): 2 keys; none from Costa Rica — may be a known species met from another " \
+               "part of its range" in shown
+        assert "processid" in shown  # the members table still shows
+    db.close()
+
+
+@asynctest
+async def test_an_unplaced_candidate_says_what_its_members_labels_say_not_a_question_mark(tmp_path: Path) -> None:
+    """The real plate's #113 read "Unplaced sp. cand113" over a lineage of "?", while its member's label said order
+    Lepidoptera (P(right) 0.34, under the level): the header says so; the stored name stays as it is."""
+    path = tmp_path / "plate.sqlite"
+    (pid,) = one_run_db(path, [Specimen(processid="CR9", dna_barcode="ACGT" * 150)], [NYSTALEA],
+                        [{"members": ["CR9"]}],
+                        [{"processid": "CR9", "deepest_rank": None, "deepest_taxon": None, "is_novel": True,
+                          "labels": {"order": "Lepidoptera", "family": "Noctuidae", "genus": "Spodoptera"},
+                          "confidences": {"order": 0.34, "family": 0.003, "genus": 0.003}, "novelty": 1.0}])
+    async with reviewing(path, size=(80, 24)) as (app, db, pilot):
+        await open_proposal(pilot, pid)
+        lines = str(app.screen.query_one("#detail-summary").render()).splitlines()
+        assert lines[0].endswith(f"Unplaced sp. cand{pid}")
+        assert lines[1] == "not placed: its member's label is order Lepidoptera (P(right) 0.34, under the level)"
+    db.close()
+
+
+@asynctest
+async def test_a_candidate_split_off_says_its_clustering_figures_are_not_its_own(tmp_path: Path) -> None:
+    """The real plate's #116, split off #16 by the reviewer, read "clustered: …; mean membership 0.45" as if it
+    had been clustered so, with no line saying a reviewer made it and no "not named" line."""
+    from biodiscover.tui.decisions import recomputed
+
+    path = tmp_path / "plate.sqlite"
+    seqs = ["ACGT" * 150, "ACGA" * 150]
+    (pid,) = one_run_db(path, [Specimen(processid=f"CR{i}", dna_barcode=seqs[i % 2]) for i in range(4)], [NYSTALEA],
+                        [{"members": [f"CR{i}" for i in range(4)], "parent_lineage": NYSTALEA,
+                          "evidence": {"threshold": 0.028, "linkage": "average", "mean_probability": 0.45}}])
+    with Database.open(path) as db:
+        d = db.proposal_detail(pid)
+        new = db.split(pid, d.summary.version, ["CR1", "CR3"], reviewer="ana",
+                       evidence=recomputed(db, [d], [["CR0", "CR2"], ["CR1", "CR3"]])).new_proposal_id
+    async with reviewing(path) as (app, db, pilot):
+        await press_on(pilot, new, "3")
+        text = " ".join(str(app.screen.query_one("#nearest").render()).split())
+        assert f"made by: split off #{pid} by a reviewer: the clustering figures above are #{pid}'s, not " \
+               "recomputed for this part; no \"not named\" reason was computed for it" in text, text
+        await press_on(pilot, pid, "3")  # the part that stays says nothing of the kind
+        assert "split off" not in str(app.screen.query_one("#nearest").render())
+    db.close()
+
+
+@asynctest
+async def test_the_assign_list_says_which_identity_it_gives(tmp_path: Path) -> None:
+    """#80 of the real plate: the assign list's "98.9 %, best hit of 1 of 4" beside the Evidence tab's 99.1 % for
+    one species; the list now gives the Evidence tab's figure and says which measure it is."""
+    from biodiscover.storage.evidence import Evidence, MemberHit, NearSpecies
+
+    path = tmp_path / "plate.sqlite"
+    gonodonta = {"order": "Lepidoptera", "family": "Erebidae", "genus": "Gonodonta"}
+    uxor = NearSpecies("Gonodonta uxor", "Gonodonta", 0.991, 1, {}, {"A0": 0.991, "A1": 0.989})
+    evidence = Evidence(size=2, near_species=(uxor,), member_hits={"A0": MemberHit("Gonodonta uxor", "Gonodonta",
+                                                                                   "K1", 0.991),
+                                                                   "A1": MemberHit("Gonodonta uxor", "Gonodonta",
+                                                                                   "K1", 0.989)})
+    (pid,) = one_run_db(path, [Specimen(processid=f"A{i}", dna_barcode="ACGT" * 150) for i in range(2)],
+                        [{**gonodonta, "species": "Gonodonta uxor"}],
+                        [{"members": ["A0", "A1"], "parent_lineage": gonodonta, "nearest_species": "Gonodonta uxor",
+                          "nearest_identity": 0.991, "evidence": evidence}])
+    async with reviewing(path) as (app, db, pilot):
+        assert isinstance(await press_on(pilot, pid, "i"), PickDialog)
+        title = " ".join(str(app.screen.query_one("Label").render()).split())
+        assert "% is the best identity of a member to the species' keys (as in Evidence)" in title, title
+        assert "· 99.1 %, best hit of 2 of 2" in app.screen.options[0][1]
+    db.close()

@@ -96,6 +96,29 @@ def test_counts_and_run_lines() -> None:
     assert render_run(None).plain == "no batch run"
 
 
+def test_the_queue_status_line_keeps_the_counts_and_the_run_apart_at_80_columns() -> None:
+    """A second review of a real plate read ``assigned 10run 1 completed 1,200/1,200`` at 80 columns."""
+    from biodiscover.tui.widgets.run_progress import QueueStatus
+
+    class _StatusApp(App[None]):
+        CSS = "QueueStatus { padding: 0 1; }"  # as the queue screen pads it (tui/app.tcss #queue-status)
+
+        def compose(self) -> ComposeResult:
+            yield QueueStatus()
+
+    async def run() -> str:
+        app = _StatusApp()
+        async with app.run_test(size=(80, 5)) as pilot:
+            app.query_one(QueueStatus).show({"pending": 92, "accepted": 15, "rejected": 0, "assigned": 10},
+                                            {"id": 1, "status": "completed", "done": 1200, "total": 1200})
+            await pilot.pause()
+            return "".join(seg.text for seg in app.screen._compositor.render_strips()[0])
+
+    line = asyncio.run(run())
+    assert "pending 92 · accepted 15 · rejected 0 · assigned 10 " in line, line
+    assert "assigned 10 run 1 completed 1,200" in " ".join(line.split()), line  # one count when every one is done
+
+
 def test_parse_filter_terms() -> None:
     q = parse_filter("size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all big wings", QueueQuery())
     assert (q.min_size, q.min_novelty, q.max_identity, q.parent, q.status, q.search) == (

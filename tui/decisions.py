@@ -54,11 +54,15 @@ def proposal_label(p: Any, lands: str | None = None) -> str:
 CONTENDERS = 0.02
 
 
-def assign_wording(proposal_id: int, size: int, species: str) -> tuple[str, str]:
+def assign_wording(proposal_id: int, size: int, species: str,
+                   identity: float | None = None) -> tuple[str, str]:
     """What assigning asks before it writes, and what it says after: one specimen is one ("its 1 members" read
-    oddly on the real plate, where single-specimen candidates are common)."""
+    oddly on the real plate, where single-specimen candidates are common); ``identity``, the best of a member to
+    the species' keys (``Evidence.identity_to``), in the question, so a tie or a far row picked by mistake shows
+    where the decision is made."""
     members = "its member is" if size == 1 else f"its {size} members are"
-    return (f"Assign #{proposal_id} ({plural(size, 'specimen')}) to {species}? "
+    ident = "" if identity is None else f" ({identity * 100:.1f} %, the best identity of a member to its keys)"
+    return (f"Assign #{proposal_id} ({plural(size, 'specimen')}) to {species}{ident}? "
             f"{members[0].upper()}{members[1:]} then named as that species.",
             f"#{proposal_id} assigned to {species}: {members} named as that species")
 
@@ -544,11 +548,12 @@ class DecisionsMixin:
 
         def confirm(tid: int) -> None:
             # say exactly what before writing: a row picked by one key press too many names another species
-            question, done = assign_wording(p.id, p.size, names[tid])
+            question, done = assign_wording(p.id, p.size, names[tid], said[tid][0] if tid in said else None)
             self._ask(ConfirmDialog(question),
                       lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
                                             lambda r: done, True))
 
         self.app.call_from_thread(
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
-                                  "its members' best hits name first, closest first):", options), confirm)
+                                  "its members' best hits name first, closest first; % is the best identity of a "
+                                  "member to the species' keys (as in Evidence)):", options), confirm)

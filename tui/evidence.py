@@ -69,8 +69,43 @@ def barcode_gap(evidence: Evidence, nearest_identity: Any = None) -> "BarcodeGap
 GAP_STYLE = {"gap": "green", "not separated": "yellow", "no gap": "yellow", "unknown": "grey50"}
 
 
-def why_lines(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str]]:
-    """(label, value) lines saying why these specimens were proposed as one candidate species."""
+def p_span(values: Sequence[float]) -> str:
+    """``0.96–0.98``, or ``0.34`` when they round alike: the P(right) of several members at one rank."""
+    lo, hi = min(values), max(values)
+    return f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+
+
+def unplaced_line(members: Sequence[Any]) -> str:
+    """The header's lineage line for a candidate placed in no taxon: what its members' labels say at order, under
+    the level (``not placed: its member's label is order Lepidoptera (P(right) 0.34, under the level)``). The real
+    plate's #113 read ``?`` there while its member's label said Lepidoptera."""
+    said = [(m.labels.get("order"), m.confidences.get("order")) for m in members
+            if getattr(m, "labels", None) and m.labels.get("order")]
+    if not said:
+        return "not placed: no label at any rank"
+    names = Counter(name for name, _ in said)
+    if len(names) > 1:
+        return "not placed: its members' labels part at order: " + \
+            ", ".join(f"{name} {n}" for name, n in names.most_common())
+    who = "its member's label is" if len(members) == 1 else "its members' labels are"
+    probs = [float(c) for _, c in said if c is not None]
+    p = f" (P(right) {p_span(probs)}, under the level)" if probs else ""
+    return f"not placed: {who} order {said[0][0]}{p}"
+
+
+def split_from(edges: Sequence[dict[str, Any]], proposal_id: int) -> int | None:
+    """The proposal a reviewer split this one off (its ``split`` history edge), or None."""
+    for e in edges:
+        if e.get("kind") == "split" and e.get("target_id") == proposal_id and e.get("review_id") is not None:
+            return int(e["source_id"])
+    return None
+
+
+def why_lines(evidence: Evidence, members: Sequence[Any], split_off: int | None = None) -> list[tuple[str, str]]:
+    """(label, value) lines saying why these specimens were proposed as one candidate species. ``split_off``: the
+    proposal a reviewer split these off (:func:`split_from`): the clustering figures are that proposal's (the cut
+    and the members' membership are carried over, ``discovery.proposals.recompute_evidence``), which the real
+    plate's split-off #116 showed as if it had been clustered so."""
     out: list[tuple[str, str]] = []
     nov = [m.novelty for m in members if isinstance(getattr(m, "novelty", None), (int, float))]
     if nov:
@@ -89,6 +124,11 @@ def why_lines(evidence: Evidence, members: Sequence[Any]) -> list[tuple[str, str
     near = evidence.nearest_known
     if near is not None and near.not_named_because:  # why the closest member is not that known species
         out.append(("not named", near.not_named_because))
+    if split_off is not None:
+        unnamed = "" if near is not None and near.not_named_because else \
+            '; no "not named" reason was computed for it'
+        out.append(("made by", f"split off #{split_off} by a reviewer: the clustering figures above are "
+                               f"#{split_off}'s, not recomputed for this part{unnamed}"))
     return out
 
 

@@ -148,6 +148,10 @@ class MemberInfo:
     deepest_taxon: str | None
     confidence: float | None
     novelty: float | None
+    #: the run's label of this member at every rank and its P(right) there, named or not (the header of a
+    #: candidate placed nowhere says what they are: a real plate's #113 read "?" where its label said Lepidoptera)
+    labels: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    confidences: dict[str, float | None] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -639,11 +643,13 @@ class ProposalsMixin(DatabaseCore):
                                         for rk in ("order", "family", "subfamily", "genus", "species")})
                 rank = m["deepest_rank"]
                 conf = m.get(f"confidence_{rank}") if rank else None
+                ranks = ("order", "family", "subfamily", "genus", "species")
                 members.append(MemberInfo(
                     m["processid"], m["probability"], m["outlier_score"], m["dna_barcode"], m["dna_bin"],
                     m["country"], m["province_state"], m["coord_lat"], m["coord_lon"], m["image_measurement_value"],
                     m["image_path"], {rk: m[rk] for rk in ("order", "family", "subfamily", "genus", "species")},
-                    rank, m["deepest_taxon"], conf, m["a_novelty"]))
+                    rank, m["deepest_taxon"], conf, m["a_novelty"], {rk: m[f"label_{rk}"] for rk in ranks},
+                    {rk: m[f"confidence_{rk}"] for rk in ranks}))
             reviews = [dict(x) for x in conn.execute(sa.select(REVIEWS).where(REVIEWS.c.proposal_id == proposal_id)
                                                      .order_by(REVIEWS.c.id)).mappings()]
             history = [dict(x) for x in conn.execute(sa.select(EDGES).where(sa.or_(

@@ -50,14 +50,17 @@ def summary_text(detail: Any) -> Text:
     # rank fillers ("unassigned Gaeaxidae") name no taxon: left out of the lineage a taxonomist reads
     marked: frozenset[str] = getattr(detail, "provisional_taxa", frozenset())  # a genus a reviewer added: ◆
     names = [ev.marked(name, name in marked) for _, name in detail.parent_lineage
-             if not is_filler_name(name)] or [s.parent_name or "?"]
+             if not is_filler_name(name)] or ([s.parent_name] if s.parent_name else [])
     rank = detail.parent_lineage[-1][0] if detail.parent_lineage else s.parent_rank
-    text.append(" › ".join(names), style="cyan")
-    text.append(f" ({rank})\n" if rank else "\n", style="grey50")
+    if names:
+        text.append(" › ".join(names), style="cyan")
+        text.append(f" ({rank})\n" if rank else "\n", style="grey50")
+    else:  # placed nowhere: what its members' labels say, not "?" (the stored name stays "Unplaced …")
+        text.append(ev.unplaced_line(detail.members) + "\n", style="grey70")
     below = getattr(detail, "agreed_below", None)
     if below is not None and s.status == "pending":
         r, name, lo, hi = below
-        span = f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+        span = ev.p_span([lo, hi])
         text.append(f"members' labels agree down to {r} {name} (P(right) {span}, under the level): v moves it there\n",
                     style="grey70")
     text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  ")
@@ -274,7 +277,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         if elsewhere and s.status != "assigned":  # answered: the header says the same
             nearest.append("\n⚑ ", style="bold yellow")
             nearest.append(elsewhere, style="yellow")
-        for label, value in [*ev.why_lines(detail.evidence, detail.members),
+        for label, value in [*ev.why_lines(detail.evidence, detail.members, ev.split_from(detail.history, s.id)),
                              *ev.extra_lines(detail.evidence, detail.closest_candidate, detail.bin_holders)]:
             nearest.append(f"\n{label}: ", style="grey70")
             nearest.append(value)

@@ -45,7 +45,10 @@ def render_run(run: Any) -> Text:
     text.append(f"run {_get(run, 'id')} ", style="grey70")
     text.append(status, style=style)
     done, total = _get(run, "done"), _get(run, "total")
-    if total:
+    if total and status == "completed" and int(done or 0) == int(total):
+        # all done: the count once (``1,200/1,200`` took the room the counts needed at 80 columns)
+        text.append(f" {int(total):,}", style="grey70")
+    elif total:
         text.append(f" {int(done or 0):,}/{int(total):,}", style="grey70")
     if _get(run, "stale"):
         text.append(" (no heartbeat)", style="bold red")
@@ -58,7 +61,7 @@ class QueueStatus(Horizontal):
     DEFAULT_CSS = """
     QueueStatus { height: 1; }
     QueueStatus > #counts { width: 1fr; }
-    QueueStatus > #run { width: auto; max-width: 34; }
+    QueueStatus > #run { width: auto; max-width: 34; margin-left: 1; }
     QueueStatus > ProgressBar { width: 12; margin-left: 1; }
     QueueStatus > ProgressBar Bar { width: 6; }
     """
