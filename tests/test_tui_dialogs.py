@@ -553,3 +553,25 @@ def test_the_assign_question_gives_the_identity_to_the_species_keys() -> None:
     assert question.startswith("Assign #17 (11 specimens) to Amaxia apyga (95.0 %, the best identity of a member "
                                "to its keys)? Its 11 members are then named"), question
     assert "identity" not in assign_wording(17, 11, "Amaxia apyga", None)[0]  # no member aligned to its keys
+
+
+@asynctest
+async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
+    """The real plate's #66 was accepted as "Memphis beatrix", two Latin words that read as a published species,
+    with no word from the app; a provisional name (``Memphis sp. BD-0001``) goes through as before."""
+    path, ids = plate(tmp_path)
+    async with reviewing(path) as (app, db, pilot):
+        assert isinstance(await press_on(pilot, ids["a"], "a"), TextDialog)
+        await pilot.press("ctrl+u", *"Memphis beatrix", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "“Memphis beatrix” reads as a published species name" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        assert db.proposal(ids["a"]).provisional_name == "Memphis beatrix"
+        assert isinstance(await press_on(pilot, ids["b"], "a"), TextDialog)
+        await pilot.press("ctrl+u", *"Memphis sp. BD-0002", "enter")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmDialog)
+        assert db.proposal(ids["b"]).provisional_name == "Memphis sp. BD-0002"
+    db.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from typing import Any, Callable, Sequence
 
 from textual import work
@@ -65,6 +66,17 @@ def assign_wording(proposal_id: int, size: int, species: str,
     return (f"Assign #{proposal_id} ({plural(size, 'specimen')}) to {species}{ident}? "
             f"{members[0].upper()}{members[1:]} then named as that species.",
             f"#{proposal_id} assigned to {species}: {members} named as that species")
+
+
+#: two Latin words, as a published species is named: ``Memphis beatrix`` (not ``Memphis sp. BD-0003``)
+_BINOMIAL = re.compile(r"[A-Z][a-z]+ (?!(?:sp|spp|cf|aff|nr|gen)\b)[a-z]{2,}(?:-[a-z]+)?")
+
+
+def binomial_like(name: str) -> bool:
+    """Whether ``name`` reads as a published species name: accepting a candidate under one is asked about first.
+    Why: a second review of a real plate accepted #66 as "Memphis beatrix" (a described species' name) with no
+    word from the app; exported so, it would reach GBIF as that species."""
+    return _BINOMIAL.fullmatch(name.strip()) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -273,10 +285,19 @@ class DecisionsMixin:
         # provisional species name, by default the next free BD number.
         title = f"Accept #{p.id} ({p.name}) as a new species named:" if not p.provisional_name else \
             f"Accept #{p.id} as a new species named:"
-        self.app.call_from_thread(self._ask, TextDialog(title, name),
-                                  lambda n: self._write(
-                                      "accept", lambda: db.accept(p.id, p.version, n, reviewer=who),
-                                      lambda r: f"#{p.id} accepted as {r.name}", True))
+        def accept(n: str) -> None:
+            self._write("accept", lambda: db.accept(p.id, p.version, n, reviewer=who),
+                        lambda r: f"#{p.id} accepted as {r.name}", True)
+
+        def named(n: str) -> None:
+            if not binomial_like(n):
+                accept(n)
+                return
+            self._ask(ConfirmDialog(f"“{n.strip()}” reads as a published species name (two Latin words). A new "
+                                    f"species is named provisionally until described, e.g. {name}. Accept #{p.id} "
+                                    f"as “{n.strip()}” anyway?"), lambda _: accept(n))
+
+        self.app.call_from_thread(self._ask, TextDialog(title, name), named)
 
     def action_reject(self) -> None:
         """Ask why (optional), then reject: a later reader of the history or the export needs the reason ("known
