@@ -575,3 +575,26 @@ async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
         assert not isinstance(app.screen, ConfirmDialog)
         assert db.proposal(ids["b"]).provisional_name == "Memphis sp. BD-0002"
     db.close()
+
+
+@asynctest
+async def test_members_table_gives_each_members_label_one_rank_under_the_candidates_place(tmp_path: Path) -> None:
+    """e21 F2, again in the second review: a candidate at order showed 16 rows of "order: Lepidoptera 1.00", while
+    what places it is each member's family label and its P(right), just under the level. A candidate at genus has
+    no rank under its place to show: no such column."""
+    path, ids = plate(tmp_path)
+    with Database.open(path) as db:
+        db.move(ids["b"], db.proposal(ids["b"]).version, "Ponometia", reviewer="ana")
+    async with reviewing(path, size=(80, 24)) as (_app, db, pilot):
+        screen = await open_proposal(pilot, ids["a"])
+        table = screen.query_one("#members-table")
+        headers = [str(c.label) for c in table.columns.values()]
+        assert headers[:4] == ["processid", "deepest rank", "conf", "P · family"], headers
+        rows = [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[3] for r in rows] == ["0.06 Noctuidae"] * 3
+        assert rows[0][:2] == ["BLPAA10040-19", "order: Lepidoptera"]  # nothing cut at 80 columns
+        assert "country" in headers and "memb" in headers
+        screen = await open_proposal(pilot, ids["b"])
+        headers = [str(c.label) for c in screen.query_one("#members-table").columns.values()]
+        assert not any("P ·" in h for h in headers), headers
+    db.close()

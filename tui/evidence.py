@@ -16,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.evidence import Evidence, NearSpecies, known_elsewhere, span_note, tied_species
+from biodiscover.storage.records import RANKS, is_filler_name
 
 
 #: what marks a provisional taxon (a genus a reviewer made, not in the reference) wherever a taxon is named
@@ -91,6 +92,29 @@ def unplaced_line(members: Sequence[Any]) -> str:
     probs = [float(c) for _, c in said if c is not None]
     p = f" (P(right) {p_span(probs)}, under the level)" if probs else ""
     return f"not placed: {who} order {said[0][0]}{p}"
+
+
+def rank_under(parent_rank: str | None, members: Sequence[Any]) -> str | None:
+    """The rank just under a candidate's place (``parent_rank``; order for one placed nowhere) where some member
+    has a label, ranks no member is labelled at skipped (BOLD leaves subfamily blank); None at genus, or when no
+    member has a label there. Why: e21's F2 — a candidate at order showed each member as "order: Lepidoptera
+    1.00", while the family label under the level and its P(right) are what a taxonomist places it from."""
+    ranks = list(RANKS[:RANKS.index("species")])
+    start = ranks.index(parent_rank) + 1 if parent_rank in ranks else 0
+    for rank in ranks[start:]:
+        if any(isinstance(n := getattr(m, "labels", {}).get(rank), str) and not is_filler_name(n) for m in members):
+            return rank
+    return None
+
+
+def label_at(member: Any, rank: str | None) -> str:
+    """``0.06 Noctuidae``: ``member``'s label at ``rank`` after its P(right) there (first, so a long name cut to
+    its column never takes the figure); ``–`` for none."""
+    name = getattr(member, "labels", {}).get(rank) if rank else None
+    if not isinstance(name, str) or is_filler_name(name):
+        return "–"
+    p = getattr(member, "confidences", {}).get(rank)
+    return name if p is None else f"{float(p):.2f} {name}"
 
 
 def split_from(edges: Sequence[dict[str, Any]], proposal_id: int) -> int | None:

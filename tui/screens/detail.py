@@ -89,22 +89,43 @@ def summary_text(detail: Any) -> Text:
 #: Members table: (key, header, width at 80 columns, extra share of any wider terminal). A BOLD process id runs to
 #: 14 characters (``GBMIN123456-19``): a reviewer of a real plate read ``BLPAA10046-…`` at 13.
 MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
-    ("pid", "processid", 15, 0), ("rank", "deepest rank", 16, 2), ("conf", "conf", 5, 0), ("nov", "nov", 5, 0),
+    ("pid", "processid", 15, 0), ("rank", "deepest rank", 16, 2), ("conf", "conf", 5, 0),
+    ("under", "P ·", 15, 1), ("nov", "nov", 5, 0),
     ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "memb", 5, 0),
 )
 
 
-#: Columns a plate may leave empty for every member (no BINs, no photographs): dropped then (:func:`member_columns`).
-OPTIONAL_COLUMNS: tuple[str, ...] = ("bin", "size")
+#: Columns a plate may leave empty for every member (no BINs, no photographs; no rank under a candidate's place):
+#: dropped then (:func:`member_columns`).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("under", "bin", "size")
 
 
-def member_columns(members: Any) -> tuple[str, ...]:
+def member_columns(members: Any, under: str | None = None) -> tuple[str, ...]:
     """The keys of :data:`MEMBER_COLUMNS` worth a column for ``members``: an optional column (BIN, area) only when
-    some member has a value. On a real plate without BINs or photographs the two empty columns took 19 cells while
-    the deepest rank was cut (``order: Lepidopte…``) at 80 columns."""
+    some member has a value, the label under the candidate's place only when there is a rank ``under`` it
+    (:func:`~biodiscover.tui.evidence.rank_under`). On a real plate without BINs or photographs the two empty
+    columns took 19 cells while the deepest rank was cut (``order: Lepidopte…``) at 80 columns."""
     has = {"bin": any(m.dna_bin for m in members),
-           "size": any(m.image_measurement_value is not None for m in members)}
+           "size": any(m.image_measurement_value is not None for m in members), "under": under is not None}
     return tuple(key for key, *_ in MEMBER_COLUMNS if key not in OPTIONAL_COLUMNS or has[key])
+
+
+#: dropped first where the columns would not fit the screen: each member's novelty is in the split dialog and its
+#: range in the Evidence tab, while the label under the candidate's place is shown nowhere else
+DROPPABLE_COLUMNS: tuple[str, ...] = ("nov",)
+
+
+def fitting(keys: tuple[str, ...], total: int) -> tuple[str, ...]:
+    """``keys`` less the :data:`DROPPABLE_COLUMNS` while their base widths overrun ``total`` cells, when the label
+    under the place is one of them (which, at 80 columns, cut ``order: Lepidoptera`` to ``order: Lepidopt…``)."""
+    if "under" not in keys:  # the columns as they were, all eight of which fit 80 columns
+        return keys
+    for key in DROPPABLE_COLUMNS:
+        # 6 spare cells: 3 of them go to the deepest rank, which then reads ``order: Lepidoptera`` whole
+        if sum(w for k, _, w, _ in MEMBER_COLUMNS if k in keys) + 4 + 6 <= total:
+            break
+        keys = tuple(k for k in keys if k != key)
+    return keys
 
 
 def member_widths(total: int, keys: tuple[str, ...] | None = None) -> dict[str, int]:
@@ -186,20 +207,22 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._set_member_columns(tuple(key for key, *_ in MEMBER_COLUMNS))
+        self._set_member_columns(tuple(key for key, *_ in MEMBER_COLUMNS if key != "under"))
         self.query_one("#members-table", DataTable).focus()
         self.reload()
 
-    def _set_member_columns(self, keys: tuple[str, ...]) -> None:
+    def _set_member_columns(self, keys: tuple[str, ...], under: str | None = None) -> None:
         """(Re)build the members table's columns: ``keys`` of :data:`MEMBER_COLUMNS`, sized to the screen
-        (cell_padding=0 and one spare character per column: all eight fit 80 columns)."""
-        self._member_keys = keys
+        (cell_padding=0 and one spare character per column: all eight fit 80 columns); ``under``: the rank the
+        "under its place" column names (``family · P``)."""
+        self._member_keys = (keys, under)
         self._member_widths = member_widths(self.app.size.width, keys)
         table = self.query_one("#members-table", DataTable)
         table.clear(columns=True)
         for key, label, _, _ in MEMBER_COLUMNS:
             if key in keys:
-                table.add_column(label, key=key, width=self._member_widths[key])
+                table.add_column(f"{label} {under}" if key == "under" else label, key=key,
+                                 width=self._member_widths[key])
 
     # -- data ----------------------------------------------------------------------------------------------
     def current_proposal(self) -> Any | None:
@@ -242,15 +265,16 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.detail = detail
         self.proposal_id = detail.summary.id
         self.query_one("#detail-summary", Static).update(summary_text(detail))
-        keys = member_columns(detail.members)
-        if keys != self._member_keys:
-            self._set_member_columns(keys)
+        under = ev.rank_under(detail.summary.parent_rank, detail.members)
+        keys = fitting(member_columns(detail.members, under), self.app.size.width)
+        if (keys, under) != self._member_keys:
+            self._set_member_columns(keys, under)
         table = self.query_one("#members-table", DataTable)
         table.clear()
         w = self._member_widths
         for m in detail.members:
             cells = (m.processid, f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}",
-                     "–" if m.confidence is None else f"{m.confidence:.2f}",
+                     "–" if m.confidence is None else f"{m.confidence:.2f}", ev.label_at(m, under),
                      "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
                      area_text(m.image_measurement_value),
                      "–" if m.probability is None else f"{m.probability:.2f}")
