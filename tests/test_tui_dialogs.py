@@ -598,3 +598,26 @@ async def test_members_table_gives_each_members_label_one_rank_under_the_candida
         headers = [str(c.label) for c in screen.query_one("#members-table").columns.values()]
         assert not any("P ·" in h for h in headers), headers
     db.close()
+
+
+@asynctest
+async def test_the_queue_and_the_merge_list_mark_a_candidate_in_a_provisional_genus(tmp_path: Path) -> None:
+    """S7's "◆ in every list": the queue read "Clemensia sp. cand5" for a candidate in a genus a reviewer made, as
+    it reads for a genus of the reference."""
+    from biodiscover.tui.widgets.proposal_table import ProposalTable
+
+    path, ids = plate(tmp_path)
+    with Database.open(path) as db:
+        db.move(ids["b"], db.proposal(ids["b"]).version, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        db.move(ids["c"], db.proposal(ids["c"]).version, "Amaxia", reviewer="ana")
+    async with reviewing(path) as (app, db, pilot):
+        await settle(pilot)
+        table = app.screen.query_one(ProposalTable)
+        names = {p.id: str(table.get_row_at(i)[2]) for i, p in enumerate(table.rows_shown)}
+        assert names[ids["b"]] == f"Clemensia ◆ sp. cand{ids['b']}"
+        assert names[ids["c"]] == f"Amaxia sp. cand{ids['c']}"
+        await press_on(pilot, ids["a"], "m")
+        assert isinstance(app.screen, PickDialog)
+        row = next(label for label in labels(app.screen) if f"#{ids['b']} " in label)
+        assert f"#{ids['b']} Clemensia ◆ sp. cand{ids['b']} ·" in row, row
+    db.close()

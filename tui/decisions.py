@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Container, Sequence
 
 from textual import work
 from textual.binding import Binding
@@ -22,7 +22,7 @@ from textual.screen import Screen
 from biodiscover.storage.db.reviews import ABOVE_NEW_GENUS, new_genus_problem
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import plural
-from biodiscover.tui.evidence import marked
+from biodiscover.tui.evidence import marked, shown_name
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
@@ -41,14 +41,15 @@ DECISION_BINDINGS: list[Binding] = [
 ]
 
 
-def proposal_label(p: Any, lands: str | None = None) -> str:
+def proposal_label(p: Any, lands: str | None = None, provisional: Container[int] = ()) -> str:
     """A merge candidate as one line: what a taxonomist compares before merging two candidates, and
-    (``lands``) where the merged candidate would sit when the parents differ."""
+    (``lands``) where the merged candidate would sit when the parents differ; its genus marked ◆ when it is one of
+    the ``provisional`` taxa (ids)."""
     ident = p.nearest_identity
     near = "" if not p.nearest_species else \
         f" · nearest {p.nearest_species}" + ("" if ident is None else f" {ident * 100 if ident <= 1 else ident:.1f}%")
     where = "" if not lands else (f" → {lands}" if lands.startswith("no taxon") else f" → under {lands}")
-    return f"#{p.id} {p.name} · n={p.size}{near}{where}"
+    return f"#{p.id} {shown_name(p, provisional)} · n={p.size}{near}{where}"
 
 
 #: species this close to the closest in the assign list (a fraction of identity) are offered first, by identity
@@ -376,6 +377,7 @@ class DecisionsMixin:
         graph = db.taxonomy()
         # every row's distance, consensus to consensus (a reviewer saw it on the first row only, the rest by size)
         distance = candidate_distances(db, p, rows)
+        provisional = {n.id for n in graph.provisional()}
         options = []
         for o in rows:
             lands, depth = None, 99
@@ -388,7 +390,7 @@ class DecisionsMixin:
             # far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
             how_far = "distance unknown (no consensus barcode)" if d is None else \
                 (f"{d * 100:.1f}% from #{p.id}" if d < 0.12 else f"≈{d * 100:.0f}% from #{p.id}")
-            label = f"{how_far} · {proposal_label(o, lands)}"
+            label = f"{how_far} · {proposal_label(o, lands, provisional)}"
             # the closest first, then (a tie) the same parent, then the closest relatives (deepest common taxon)
             options.append(((d is None, d or 0.0, o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), label))
         options.sort(key=lambda x: x[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.evidence import Evidence, NearSpecies, known_elsewhere, span_note, tied_species
@@ -28,6 +28,15 @@ def marked(name: str, provisional: bool) -> str:
     same). Why: a reviewer's provisional genus read ``genus Clemensia (Erebidae › Arctiinae)`` in the move list,
     as if the reference held it."""
     return f"{name} {PROVISIONAL_MARK}" if provisional else name
+
+
+def shown_name(p: Any, provisional: Container[int]) -> str:
+    """The candidate's one name (``ProposalSummary.name``) with its genus marked when a reviewer made it
+    (``Clemensia ◆ sp. cand5``): ``provisional`` holds the ids of the provisional taxa."""
+    name, parent = str(p.name), p.parent_name
+    if p.parent_taxon_id in provisional and parent and name.startswith(f"{parent} "):
+        return marked(parent, True) + name[len(parent):]
+    return name
 
 
 def distances(evidence: Evidence) -> tuple[list[float], list[float]]:

@@ -210,18 +210,19 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             if not rows and offset > 0 and total > 0:  # the page emptied under us (decisions, filters)
                 offset = max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE)
                 rows, total = self.app.db.proposal_queue(**q.kwargs(), offset=offset, limit=PAGE_SIZE)
+            provisional = self.app.db.provisional_taxa()
         except Exception as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
             self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
             self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # a newer query replaced this one
-            self.app.call_from_thread(self._show_page, rows, offset, total)
+            self.app.call_from_thread(self._show_page, rows, offset, total, provisional)
 
-    def _show_page(self, rows: list[Any], offset: int, total: int) -> None:
+    def _show_page(self, rows: list[Any], offset: int, total: int, provisional: frozenset[int] = frozenset()) -> None:
         self.decision_shown()
         self.page_offset = offset
         table = self.query_one(ProposalTable)
-        table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row)
+        table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row, provisional=provisional)
         shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
         line = f"{shown}   {self.query_state.describe()}"
         if not rows:

@@ -13,12 +13,14 @@ another species than ``Dreum sp. BIOUG95524``.
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from typing import Any, Container, Sequence
 
 from rich.text import Text
 from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
+
+from biodiscover.tui.evidence import shown_name
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "assigned": ("=", "cyan"),
@@ -68,12 +70,13 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def row_cells(p: Any, widths: dict[str, int] | None = None) -> list[Any]:
-    """Cells for a ``storage.db.ProposalSummary``; names cut with ``…`` to ``widths``."""
+def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Container[int] = ()) -> list[Any]:
+    """Cells for a ``storage.db.ProposalSummary``; names cut with ``…`` to ``widths``; a candidate placed in one of
+    the ``provisional`` taxa (ids) has its genus marked ◆."""
     w = widths or column_widths(80)
     mark, style = STATUS_MARK.get(p.status, ("?", ""))
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
-    name = p.name
+    name = shown_name(p, provisional)
     return [
         Text(str(p.id), justify="right"),
         Text(mark, style=style),
@@ -122,13 +125,14 @@ class ProposalTable(DataTable[Any]):
                            keep_id=current.id if current is not None else None)
 
     def show_page(self, rows: Sequence[Any], offset: int, total: int, keep_id: int | None = None,
-                  cursor: int | None = None) -> None:
-        """Replace the page; put the cursor on ``keep_id`` if present, else on row ``cursor``."""
+                  cursor: int | None = None, provisional: Container[int] = ()) -> None:
+        """Replace the page; put the cursor on ``keep_id`` if present, else on row ``cursor``; ``provisional``:
+        the ids of the provisional taxa (a candidate in one is marked, :func:`row_cells`)."""
         self.rows_shown = list(rows)
         self.page_offset, self.total = offset, total
         self.clear()
         for p in self.rows_shown:
-            self.add_row(*row_cells(p, self.widths), key=str(p.id))
+            self.add_row(*row_cells(p, self.widths, provisional), key=str(p.id))
         if not self.rows_shown:
             return
         target = 0 if cursor is None else max(0, min(cursor, len(self.rows_shown) - 1))
