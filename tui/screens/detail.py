@@ -90,7 +90,7 @@ def summary_text(detail: Any) -> Text:
 #: 14 characters (``GBMIN123456-19``): a reviewer of a real plate read ``BLPAA10046-…`` at 13.
 MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
     ("pid", "processid", 15, 0), ("rank", "deepest rank", 16, 2), ("conf", "conf", 5, 0),
-    ("under", "P ·", 15, 1), ("nov", "nov", 5, 0),
+    ("under", "P ·", 16, 0), ("nov", "nov", 5, 0),
     ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "memb", 5, 0),
 )
 
