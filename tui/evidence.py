@@ -32,9 +32,10 @@ def marked(name: str, provisional: bool) -> str:
 
 def shown_name(p: Any, provisional: Container[int]) -> str:
     """The candidate's one name (``ProposalSummary.name``) with its genus marked when a reviewer made it
-    (``Clemensia ◆ sp. cand5``): ``provisional`` holds the ids of the provisional taxa."""
-    name, parent = str(p.name), p.parent_name
-    if p.parent_taxon_id in provisional and parent and name.startswith(f"{parent} "):
+    (``Clemensia ◆ sp. cand5``): ``provisional`` holds the ids of the provisional taxa. A row without a parent id
+    (a summary-like record) reads as its name."""
+    name, parent = str(p.name), getattr(p, "parent_name", None)
+    if getattr(p, "parent_taxon_id", None) in provisional and parent and name.startswith(f"{parent} "):
         return marked(parent, True) + name[len(parent):]
     return name
 

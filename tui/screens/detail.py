@@ -8,7 +8,7 @@ review a run without going back and forth.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from rich.text import Text
 from textual import work
@@ -90,7 +90,7 @@ def summary_text(detail: Any) -> Text:
 #: 14 characters (``GBMIN123456-19``): a reviewer of a real plate read ``BLPAA10046-…`` at 13.
 MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
     ("pid", "processid", 15, 0), ("rank", "deepest rank", 16, 2), ("conf", "conf", 5, 0),
-    ("under", "P ·", 16, 0), ("nov", "nov", 5, 0),
+    ("under", "P ·", 15, 1), ("nov", "nov", 5, 0),
     ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "memb", 5, 0),
 )
 
@@ -128,15 +128,23 @@ def fitting(keys: tuple[str, ...], total: int) -> tuple[str, ...]:
     return keys
 
 
-def member_widths(total: int, keys: tuple[str, ...] | None = None) -> dict[str, int]:
+def member_widths(total: int, keys: tuple[str, ...] | None = None,
+                  need: Mapping[str, int] | None = None) -> dict[str, int]:
     """Column widths for a members table ``total`` cells wide (cell_padding=0, one spare cell per column) that
-    shows the columns ``keys`` (all of :data:`MEMBER_COLUMNS` by default): what the others leave goes to the
-    columns that can use it (deepest rank, country)."""
+    shows the columns ``keys`` (all of :data:`MEMBER_COLUMNS` by default): what the others leave goes first to
+    the columns whose cells ``need`` more (key → cells, in that order: ``subfamily: Eudaminae`` or ``0.34
+    Lepidoptera`` whole), then to the columns that can use it (deepest rank, country)."""
     columns = [c for c in MEMBER_COLUMNS if keys is None or c[0] in keys]
     base = sum(w for _, _, w, _ in columns) + 4  # scrollbar and pane padding
     spare = max(0, total - base)
+    widths = {key: w for key, _, w, _ in columns}
+    for key, cells in (need or {}).items():
+        if key in widths and cells > widths[key]:
+            extra = min(cells - widths[key], spare)
+            widths[key] += extra
+            spare -= extra
     shares = sum(x for *_, x in columns)
-    return {key: w + min(spare * x // shares, 24) for key, _, w, x in columns}
+    return {key: widths[key] + min(spare * x // shares, 24) for key, _, _, x in columns}
 
 
 def area_text(value: float | None) -> str:
@@ -211,12 +219,13 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one("#members-table", DataTable).focus()
         self.reload()
 
-    def _set_member_columns(self, keys: tuple[str, ...], under: str | None = None) -> None:
+    def _set_member_columns(self, keys: tuple[str, ...], under: str | None = None,
+                            need: dict[str, int] | None = None) -> None:
         """(Re)build the members table's columns: ``keys`` of :data:`MEMBER_COLUMNS`, sized to the screen
         (cell_padding=0 and one spare character per column: all eight fit 80 columns); ``under``: the rank the
         "under its place" column names (``family · P``)."""
-        self._member_keys = (keys, under)
-        self._member_widths = member_widths(self.app.size.width, keys)
+        self._member_keys = (keys, under, need)
+        self._member_widths = member_widths(self.app.size.width, keys, need)
         table = self.query_one("#members-table", DataTable)
         table.clear(columns=True)
         for key, label, _, _ in MEMBER_COLUMNS:
@@ -267,8 +276,12 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one("#detail-summary", Static).update(summary_text(detail))
         under = ev.rank_under(detail.summary.parent_rank, detail.members)
         keys = fitting(member_columns(detail.members, under), self.app.size.width)
-        if (keys, under) != self._member_keys:
-            self._set_member_columns(keys, under)
+        # what the deepest rank and the label under the place need to read whole, one blank cell after each
+        need = {"rank": 1 + max((len(f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}") for m in detail.members),
+                                default=0),
+                "under": 1 + max((len(ev.label_at(m, under)) for m in detail.members), default=0)}
+        if (keys, under, need) != self._member_keys:
+            self._set_member_columns(keys, under, need)
         table = self.query_one("#members-table", DataTable)
         table.clear()
         w = self._member_widths
