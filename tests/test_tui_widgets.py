@@ -403,3 +403,17 @@ def test_queue_names_keep_the_part_that_tells_candidates_apart() -> None:
     assert fit_name("Mioites sea", 22) == "Mioites sea"
     assert all(len(fit_name(n, 22)) <= 22 for n in ("Tiaopsisinae gen. sp. cand36", "Megaselia sp. BD-0007",
                                                     "Tiaopsis sp. BD-chiapas-highlands-1"))
+
+
+def test_a_p_right_under_the_level_never_reads_as_reaching_it() -> None:
+    """A third real-plate review (D2): "members' labels agree down to order Lepidoptera (P(right) 0.98, under the
+    level)" for 0.977, and a Members column of 0.98s under a level of 0.98. Figures under the level are cut to two
+    decimals, not rounded up to it."""
+    from types import SimpleNamespace
+
+    from biodiscover.tui.evidence import label_at, p_span, p_under
+
+    assert p_under(0.977) == "0.97" and p_under(0.98) == "0.98" and p_under(0.3449) == "0.34"
+    assert p_span([0.961, 0.979]) == "0.96–0.97" and p_span([0.975, 0.979]) == "0.97"
+    member = SimpleNamespace(labels={"genus": "Urbanus"}, confidences={"genus": 0.9799})
+    assert label_at(member, "genus") == "0.97 Urbanus"

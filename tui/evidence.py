@@ -9,6 +9,7 @@ beyond picking and counting what is given.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +81,18 @@ def barcode_gap(evidence: Evidence, nearest_identity: Any = None) -> "BarcodeGap
 GAP_STYLE = {"gap": "green", "not separated": "yellow", "no gap": "yellow", "unknown": "grey50"}
 
 
+def p_under(value: float) -> str:
+    """A P(right) under the naming level, cut (not rounded) to two decimals: 0.977 reads ``0.97``. Why: "P(right)
+    0.96–0.98, under the level" beside a Members column of 0.98s read as if the level 0.98 were met (third
+    real-plate review, D2); a cut figure never reads as reaching a level it is under."""
+    return f"{math.floor(value * 100 + 1e-9) / 100:.2f}"
+
+
 def p_span(values: Sequence[float]) -> str:
-    """``0.96–0.98``, or ``0.34`` when they round alike: the P(right) of several members at one rank."""
-    lo, hi = min(values), max(values)
-    return f"{lo:.2f}" if round(lo, 2) == round(hi, 2) else f"{lo:.2f}–{hi:.2f}"
+    """``0.96–0.97``, or ``0.34`` when they read alike: the P(right) of several members at one rank, each
+    :func:`p_under`."""
+    lo, hi = p_under(min(values)), p_under(max(values))
+    return lo if lo == hi else f"{lo}–{hi}"
 
 
 def unplaced_line(members: Sequence[Any]) -> str:
@@ -124,7 +133,7 @@ def label_at(member: Any, rank: str | None) -> str:
     if not isinstance(name, str) or is_filler_name(name):
         return "–"
     p = getattr(member, "confidences", {}).get(rank)
-    return name if p is None else f"{float(p):.2f} {name}"
+    return name if p is None else f"{p_under(float(p))} {name}"
 
 
 def split_from(edges: Sequence[dict[str, Any]], proposal_id: int) -> int | None:
