@@ -417,3 +417,20 @@ def test_a_p_right_under_the_level_never_reads_as_reaching_it() -> None:
     assert p_span([0.961, 0.979]) == "0.96–0.97" and p_span([0.975, 0.979]) == "0.97"
     member = SimpleNamespace(labels={"genus": "Urbanus"}, confidences={"genus": 0.9799})
     assert label_at(member, "genus") == "0.97 Urbanus"
+
+
+def test_the_header_says_when_species_of_other_genera_are_as_near_as_the_one_it_names() -> None:
+    """An Australian plate's #17: four species of four families at 91.5 % to its members, and the header said
+    "nearest known Gonodonta bidens", a name a reviewer copies into a note (third real-plate review, A6)."""
+    from biodiscover.storage.evidence import Evidence, NearSpecies
+    from biodiscover.tui.evidence import nearest_header
+
+    near = (NearSpecies("Gonodonta bidens", "Gonodonta", 0.915), NearSpecies("Chionodes sistrella", "Chionodes", 0.915),
+            NearSpecies("Eilema plana", "Eilema", 0.9145), NearSpecies("Nystalea montana", "Nystalea", 0.910))
+    assert nearest_header(Evidence(near_species=near), "Gonodonta bidens", 0.915) == (
+        "Gonodonta bidens + 2 as near in other genera", 0.915)
+    # a tie within the genus is named; species farther than the tie are not counted
+    near = (NearSpecies("Gonodonta bidens", "Gonodonta", 0.991), NearSpecies("Gonodonta uxor", "Gonodonta", 0.9905),
+            NearSpecies("Halysidota tessellaris", "Halysidota", 0.95))
+    assert nearest_header(Evidence(near_species=near), "Gonodonta bidens", 0.991) == (
+        "Gonodonta bidens / G. uxor", 0.991)
