@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from biodiscover.storage.jsonable import jsonable
+from biodiscover.storage.records import country_key
 
 __all__ = [
     "EVIDENCE_FORMAT",
@@ -342,13 +343,13 @@ def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5,
     read "H. losa … none from Costa Rica" (second review of the real plate, S2): the species is known from here
     now, and a conspecific from here would have clustered with #24."""
     near = evidence.near_species[:shown]
-    here = set(evidence.geography.countries) if evidence.geography is not None else set()
+    here = {country_key(c) for c in evidence.geography.countries} if evidence.geography is not None else set()
     if not near or not here:
         return None
     for i, s in enumerate(near):
         close = (i == 0 and genus is not None and s.genus == genus) or \
             (s.identity is not None and 1.0 - s.identity <= ELSEWHERE_DISTANCE + 1e-12)
-        known_from = set(s.countries or ()) | set((met_here or {}).get(s.species, {}))
+        known_from = {country_key(c) for c in [*(s.countries or ()), *(met_here or {}).get(s.species, {})]}
         if close and s.countries is not None and not here & known_from:
             return s
     return None

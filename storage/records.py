@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import unicodedata
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -169,6 +170,15 @@ def candidate_name(provisional_name: str | None, parent_name: str | None, parent
         return provisional_name
     parent = parent_name if isinstance(parent_name, str) and parent_name.strip() else "Unplaced"
     return f"{parent} {open_qualifier(parent_rank)} cand{proposal_id}"
+
+
+def country_key(name: str) -> str:
+    """How two country names are compared (never shown): case, accents and runs of spaces ignored, so a plate's
+    ``PANAMA`` or ``Panamá`` is the reference's ``Panama``. Why: compared as written, a collection keyed in capitals
+    read "collected where the reference holds no key: PANAMA 15, panama 15, Panamá 15", and its candidates got a
+    ⚑ for a species whose keys came from Panama (QA of the ⚑, twenty-third session)."""
+    plain = unicodedata.normalize("NFKD", name)
+    return " ".join("".join(c for c in plain if not unicodedata.combining(c)).casefold().split())
 
 
 def is_filler_name(name: Any) -> bool:

@@ -320,6 +320,21 @@ def test_a_species_reviewers_assigned_a_candidate_from_here_to_is_known_from_her
     assert known_elsewhere(_near(losa), "Hemiceras", met_here={"Hemiceras nigrescens": {"Costa Rica": 3}}) == losa
 
 
+def test_country_names_are_compared_without_case_or_accents() -> None:
+    """QA: with the reference's keys from "Panama", a plate keyed "PANAMA" or "Panamá" got the ⚑ for a species
+    known from there, and triage listed "PANAMA 15, panama 15, Panamá 15" as countries without keys."""
+    from biodiscover.storage.records import country_key
+
+    assert country_key("PANAMA") == country_key("Panamá") == country_key(" panama ") == "panama"
+    assert country_key("Côte  d'Ivoire") == "cote d'ivoire" and country_key("Peru") != country_key("Panama")
+    sp = NearSpecies("Hemiceras losa", "Hemiceras", 0.934, 2, {"Panama": 2})
+    for written in ("PANAMA", "Panamá", "panama"):
+        assert known_elsewhere(_near(sp, here={written: 3}), "Hemiceras") is None
+    assert known_elsewhere(_near(sp, here={"Peru": 3}), "Hemiceras") == sp
+    assert known_elsewhere(_near(dataclasses.replace(sp, countries={"Peru": 2}), here={"PERU": 3}), "Hemiceras",
+                           met_here={"Hemiceras losa": {"peru": 1}}) is None
+
+
 def test_the_flag_grades_its_gap_against_the_published_species_cut_off() -> None:
     """S1: the ⚑ read the same at 0.9 % as at 7.4 %. The gap is said against what one species' barcodes usually
     span, the published 97 % cut-off the naming model falls back to (one figure, kept equal here)."""
@@ -376,3 +391,16 @@ def test_a_malformed_nearest_species_list_is_refused_as_malformed(near: list) ->
 def test_a_places_count_given_as_a_list_is_refused_as_malformed() -> None:
     with pytest.raises(ValueError, match="Geography"):
         Evidence.from_dict({"geography": {"countries": ["Peru"]}})
+
+
+def test_triage_counts_a_country_written_otherwise_as_one_the_reference_holds() -> None:
+    """``countries_without_keys`` compares as ``known_elsewhere`` does (``country_key``)."""
+    from types import SimpleNamespace
+
+    from biodiscover.storage.records import Specimen
+    from biodiscover.workflows.triage import countries_without_keys
+
+    model = SimpleNamespace(key_countries=lambda: {"Panama", "Peru"})
+    plate = [Specimen(processid=f"P{i}", country=c) for i, c in enumerate(["PANAMA", "Panamá", "panama", "Chile",
+                                                                            "Chile", None])]
+    assert countries_without_keys(plate, model) == {"Chile": 2}

@@ -30,7 +30,7 @@ from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import RANKS, Specimen, candidate_name
+from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key
 from biodiscover.storage.safetext import neutralise_cell
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,8 @@ def countries_without_keys(specimens: Sequence[Specimen], model: Any) -> dict[st
     places = model.key_countries() if hasattr(model, "key_countries") else None
     if places is None:
         return {}
-    counts = Counter(s.country for s in specimens if s.country and s.country not in places)
+    known = {country_key(c) for c in places}  # "PANAMA" and "Panamá" are the reference's "Panama"
+    counts = Counter(s.country for s in specimens if s.country and country_key(s.country) not in known)
     return dict(counts.most_common())
 
 
