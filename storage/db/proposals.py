@@ -28,9 +28,11 @@ One that only shares members with a rejected candidate is queued with an
 ``overlaps_rejected`` edge, so the reviewer sees what was said before.
 
 **A reviewer's word is kept.** A new proposal whose members were all in one candidate a reviewer assigned to a
-known species or accepted as a new one is that species: it is stored ``assigned`` to it (a ``recognised``
-edge), never queued. One whose members all come from one pending candidate a reviewer moved or renamed takes
-that placement and name (the ``recluster`` edge says what was carried). A merge is not carried: the
+known species or accepted as a new one is that species: it is assigned to it (a ``recognised`` edge), never
+queued. One whose members all come from one pending candidate a reviewer moved or renamed takes that placement
+and name (the ``recluster`` edge says what was carried). Each carried decision is logged on the new proposal as
+that reviewer's, at its time, saying where it was made: the history and the exports show who decided, and it
+can be undone there. A merge is not carried: the
 re-clustering that split the members again is the machine's new grouping, and the history shows both.
 
 **Versions and re-clustering.** Each proposal has a ``version`` that grows with
@@ -293,18 +295,10 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     # they are that species, as the reviewer said; assigned to it, not queued again
     named = min((k for k, n in decided.items() if n == len(pids)), default=None) if recognised is None else None
     status = "pending" if recognised is None else "rejected"
-    taxon_id: int | None = None
-    if named is not None:
-        status, taxon_id, p = _as_named(raw, named, p)
-        parent_id, parent_rank, parent_name = _parent_of_taxon(raw, taxon_id)
     # Every member from one pending candidate a reviewer had moved or renamed: the placement and name follow
-    carried: list[str] = []
+    kept: dict[str, Any] = {}
     if named is None and recognised is None and len(overlap) == 1 and overlap[next(iter(overlap))] == len(pids):
         kept = _reviewer_placement(raw, next(iter(overlap)))
-        if "parent" in kept:
-            (parent_id, parent_rank, parent_name), carried = kept["parent"], [*carried, "placement"]
-        if "name" in kept:
-            p, carried = dataclasses.replace(p, provisional_name=kept["name"]), [*carried, "name"]
     lineage, version = None, 1
     if recognised is not None:
         lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?",
@@ -327,16 +321,17 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     new_id = int(cur.lastrowid)
     if lineage is None:
         raw.execute("UPDATE proposals SET lineage = ? WHERE id = ?", (new_id, new_id))
-    if taxon_id is not None:
-        raw.execute("UPDATE proposals SET taxon_id = ? WHERE id = ?", (taxon_id, new_id))
-    if named is not None:
-        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
-                    "VALUES ('recognised', ?, ?, ?, ?, ?)", (named, new_id, run_id, now, json.dumps(
-                        {"shared_members": decided[named], "members": len(pids), "as": p.provisional_name})))
     raw.executemany("INSERT INTO proposal_members (proposal_id, processid, specimen_id, probability, outlier_score) "
                     "VALUES (?, ?, ?, ?, ?)",
                     [(new_id, m["processid"], ids.get(m["processid"]), m["probability"], m["outlier_score"])
                      for m in members])
+    # a reviewer's decisions on these very specimens, logged as theirs on the new proposal (undoable, in the history)
+    if named is not None:
+        name = _carry_naming(conn, raw, named, new_id, now)
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES ('recognised', ?, ?, ?, ?, ?)", (named, new_id, run_id, now, json.dumps(
+                        {"shared_members": decided[named], "members": len(pids), "as": name})))
+    carried = _carry_placement(conn, raw, next(iter(overlap)), new_id, kept, now) if kept else []
     for old_id in sorted(overlap):
         raw.execute("UPDATE proposals SET status = 'superseded', superseded_by = ?, version = version + 1, "
                     "updated_at = ? WHERE id = ? AND status = 'pending'", (new_id, now, old_id))
@@ -354,27 +349,56 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     return new_id
 
 
-def _as_named(raw: Any, old_id: int, p: ProposalIn) -> tuple[str, int, ProposalIn]:
-    """(status, taxon id, proposal) of a new candidate whose every member a reviewer named in ``old_id``: assigned
-    to that proposal's species (a known one it was assigned to, or the provisional one its acceptance made).
+def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str) -> str:
+    """Assign ``new_id`` to the species a reviewer named ``old_id`` (assigned to a known species, or the provisional
+    one its acceptance made), logged as that reviewer's assignment at its time, saying where it was made (undoable,
+    shown in the history and the exports); the species' name.
 
     Why: on a real Australian plate a reviewer assigned three *Aedes aegypti* to that species; the next triage of
     the same plate (their barcodes now keys of it) still could not name them past subfamily, and queued them again
     as a new candidate, exported as "Culicinae, unverified": the reviewer's word was lost to the machine's."""
+    from biodiscover.storage.db.reviews import _log, _snapshot
+
     taxon_id, name = raw.execute("SELECT taxon_id, provisional_name FROM proposals WHERE id = ?", (old_id,)).fetchone()
-    return "assigned", int(taxon_id), dataclasses.replace(p, provisional_name=name)
+    who = raw.execute("SELECT reviewer, created_at FROM reviews WHERE proposal_id = ? AND action IN "
+                      "('assign', 'accept') ORDER BY id DESC LIMIT 1", (old_id,)).fetchone()
+    parent = raw.execute("SELECT t.id, t.rank, t.name FROM taxa s JOIN taxa t ON t.id = s.parent_id WHERE s.id = ?",
+                         (taxon_id,)).fetchone()
+    before = _snapshot(conn, [new_id])
+    raw.execute("UPDATE proposals SET status = 'assigned', taxon_id = ?, provisional_name = ?, parent_taxon_id = ?, "
+                "parent_rank = ?, parent_name = ? WHERE id = ?",
+                (taxon_id, name, *(parent if parent else (None, None, None)), new_id))
+    _log(conn, "assign", new_id, str(who[0]) if who else "reviewer", str(who[1]) if who else now, before,
+         _snapshot(conn, [new_id]),
+         f"(on #{old_id}) its specimens, named {name} there, came back in a later triage")
+    return str(name)
 
 
-def _parent_of_taxon(raw: Any, taxon_id: int) -> tuple[int | None, str | None, str | None]:
-    """(id, rank, name) of a taxon's parent: where a candidate assigned to that species sits (as ``assign`` does)."""
-    row = raw.execute("SELECT t.id, t.rank, t.name FROM taxa s JOIN taxa t ON t.id = s.parent_id WHERE s.id = ?",
-                      (taxon_id,)).fetchone()
-    return (int(row[0]), str(row[1]), str(row[2])) if row else (None, None, None)
+def _carry_placement(conn: Connection, raw: Any, old_id: int, new_id: int, kept: Mapping[str, Any],
+                     now: str) -> list[str]:
+    """Give ``new_id`` the placement and name a reviewer gave ``old_id`` (``_reviewer_placement``), each logged as
+    that reviewer's move or rename, saying where it was made; what was carried (``placement``, ``name``)."""
+    from biodiscover.storage.db.reviews import _log, _snapshot
+
+    carried: list[str] = []
+    for what, action, sql, values in (
+            ("placement", "move", "parent_taxon_id = ?, parent_rank = ?, parent_name = ?", kept.get("parent")),
+            ("name", "rename", "provisional_name = ?", (kept["name"],) if "name" in kept else None)):
+        if values is None:
+            continue
+        before = _snapshot(conn, [new_id])
+        raw.execute(f"UPDATE proposals SET {sql} WHERE id = ?", (*values, new_id))
+        by, when = kept.get(f"{action}_by") or ("reviewer", now)
+        _log(conn, action, new_id, str(by), str(when), before, _snapshot(conn, [new_id]),
+             f"(on #{old_id}) carried: its specimens came back in a later triage")
+        carried.append(what)
+    return carried
 
 
 def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
     """What a reviewer set on pending proposal ``old_id`` and is still in force: ``parent`` ((id, rank, name),
-    from a move whose result the proposal still has) and ``name`` (from a rename, likewise); {} for none.
+    from a move whose result the proposal still has) and ``name`` (from a rename, likewise), with who did each
+    and when (``move_by``, ``rename_by``); {} for none.
 
     Why: a re-triage that re-clusters a pending candidate gave its successor the machine's placement and working
     name again: a reviewer's move of a fly from "Unplaced" to Diptera, or into a new provisional genus, was gone
@@ -383,15 +407,16 @@ def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
     now = raw.execute("SELECT parent_taxon_id, parent_rank, parent_name, provisional_name FROM proposals WHERE id = ?",
                       (old_id,)).fetchone()
     out: dict[str, Any] = {}
-    for action, after in raw.execute("SELECT action, after FROM reviews WHERE proposal_id = ? AND action IN "
-                                     "('move', 'rename') ORDER BY id DESC", (old_id,)):
+    for action, after, reviewer, when in raw.execute(
+            "SELECT action, after, reviewer, created_at FROM reviews WHERE proposal_id = ? AND action IN ('move', "
+            "'rename') ORDER BY id DESC", (old_id,)):
         snap = (json.loads(after) if isinstance(after, str) else after or {}).get("proposals", {}).get(str(old_id))
         if not snap:
             continue
         if action == "move" and "parent" not in out and snap.get("parent_taxon_id") == now[0]:
-            out["parent"] = (now[0], now[1], now[2])
+            out["parent"], out["move_by"] = (now[0], now[1], now[2]), (reviewer, when)
         if action == "rename" and "name" not in out and snap.get("provisional_name") == now[3]:
-            out["name"] = now[3]
+            out["name"], out["rename_by"] = now[3], (reviewer, when)
     return out
 
 
