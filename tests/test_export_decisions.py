@@ -96,7 +96,45 @@ def test_a_candidate_assigned_to_an_accepted_species_above_genus_is_in_open_nome
     assert [assigned[t] for t in terms] == ["Phoridae", "family", "gen. sp.", ACCEPTED]
     assert [assigned[t] for t in terms] == [accepted[t] for t in terms]
     assert (assigned["identifiedBy"], assigned["identificationVerificationStatus"]) == (
-        REVIEWER, "identified by reviewer (known species)")
+        REVIEWER, "identified by reviewer (provisional species)")
+    assert assigned["taxonConceptID"] == accepted["taxonConceptID"] != ""  # one concept, the accepted candidate's
+
+
+def test_a_candidate_assigned_to_a_species_accepted_under_a_binomial_is_written_as_that_species_is(
+        tmp_path: Path) -> None:
+    """A third real-plate review: #4 accepted as "Bactrocera aquilonis" (a described species the reference lacked),
+    #51 assigned to it. #4's 24 specimens went to GBIF as "Bactrocera sp." (its name verbatim) and #51's one as
+    the described species at species rank, "known species", with no taxonConceptID: one taxon written two ways.
+    The assigned one is written as the accepted candidate is, with its concept."""
+    genus = {"order": "Diptera", "family": "Tephritidae", "genus": "Bactrocera"}
+    path = tmp_path / "lab.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=f"T{i}", dna_barcode="ACGT" * 150, country="Australia") for i in (1, 2)],
+                  collection="plate", backup=False)
+        register_lineages(db, [genus], source="reference:test")
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [
+            {"processid": f"T{i}", "deepest_rank": "genus", "deepest_taxon": "Bactrocera", "is_novel": True,
+             "labels": {**genus, "subfamily": None, "species": None}, "confidences": {"order": 1.0, "genus": 0.99},
+             "novelty": 0.99} for i in (1, 2)])
+        accepted, assigned = db.write_proposals(run, [{"members": [f"T{i}"], "parent_lineage": genus}
+                                                      for i in (1, 2)])
+        db.finish_run(run, "completed")
+        made = db.accept(accepted, 1, "Bactrocera aquilonis", reviewer=REVIEWER)
+        db.assign(assigned, 1, made.taxon_id, reviewer=REVIEWER)
+    out = tmp_path / "plate.zip"
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
+                           "-f", "dwca", "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
+                           "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out) as zf:
+        rows = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),
+                                                   delimiter="\t", quoting=csv.QUOTE_NONE)}
+    terms = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID")
+    assert [rows["T2"][t] for t in terms] == [rows["T1"][t] for t in terms]
+    assert [rows["T2"][t] for t in terms[:4]] == ["Bactrocera", "genus", "sp.", "Bactrocera aquilonis"]
+    assert rows["T2"]["identificationVerificationStatus"] == "identified by reviewer (provisional species)"
 
 
 def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: dict[str, dict[str, str]],

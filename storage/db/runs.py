@@ -345,7 +345,9 @@ class RunsMixin(DatabaseCore):
         ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a reviewer added),
         ``parent_lineage`` (rank → name of the parent taxon and its ancestors),
         ``status``, ``version``, ``size``, ``novelty``,
-        ``nearest_species``, ``nearest_identity``, ``evidence``), ``members``
+        ``nearest_species``, ``nearest_identity``, ``evidence``, ``assigned_provisional``: for a candidate assigned
+        to a species a reviewer accepted in this database, the candidate whose acceptance made it (0: not known;
+        None: not such a candidate)), ``members``
         (``proposal_id``, ``processid``, ``probability``) and ``reviews``.
         """
         import pandas as pd
@@ -388,6 +390,16 @@ class RunsMixin(DatabaseCore):
                         taxa[tid] = (rank, name, up)
                 wanted = {up for _, _, up in taxa.values() if up is not None and up not in asked}
 
+            # a candidate assigned to a species a reviewer accepted here (provisional, not a described one): which
+            # candidate's acceptance made it, so the exports write its members as that candidate's are
+            assigned = sorted({p["taxon_id"] for p in prop_rows if p["status"] == "assigned" and p["taxon_id"]})
+            taxon_status: dict[int, str] = {}
+            made_by: dict[int, int] = {}
+            for part in chunked(assigned):
+                taxon_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
+                made_by.update(conn.execute(sa.select(P.c.taxon_id, sa.func.min(P.c.id)).where(
+                    P.c.taxon_id.in_(part), P.c.status == "accepted").group_by(P.c.taxon_id)).all())
+
             def placed(tid: int | None) -> dict[str, str]:
                 out: dict[str, str] = {}
                 while tid is not None and tid in taxa and len(out) < 64:
@@ -419,10 +431,14 @@ class RunsMixin(DatabaseCore):
               "parent_lineage": placed(p["parent_taxon_id"]),
               "status": p["status"], "version": p["version"], "size": p["size"],
               "novelty": p["novelty"], "nearest_species": p["nearest_species"],
-              "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {})} for p in prop_rows],
+              "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {}),
+              "assigned_provisional": (made_by.get(p["taxon_id"], 0) if p["status"] == "assigned"
+                                       and taxon_status.get(p["taxon_id"]) == "provisional" else None)}
+             for p in prop_rows],
             columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status",
                      "parent_lineage", "status",
-                     "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence"])
+                     "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence",
+                     "assigned_provisional"])
         members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         return {"run": run, "specimens": specimens, "assignments": assignments, "proposals": proposals,

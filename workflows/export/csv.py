@@ -97,6 +97,10 @@ COLUMNS: dict[str, dict[str, str]] = {
         "nearest_species": "the machine's nearest known species in the reference when it was proposed (its "
                            "evidence, kept as it was: not the species a reviewer assigned; see identity_to_assigned)",
         "nearest_identity": "identity (0-1) to that species' nearest barcode",
+        "assigned_provisional": "for a candidate a reviewer assigned to a species accepted in this database (a "
+                                "provisional, undescribed one): the candidate whose acceptance made it; its members "
+                                "carry that candidate's taxonConceptID and open-nomenclature name; 0: not found; "
+                                "empty otherwise",
         "identity_to_assigned": "for a candidate a reviewer assigned to a known species (status assigned): the best "
                                 "identity (0-1) of any member to that species' reference keys, as the review screen "
                                 "shows it; empty for any other, or where no member was aligned to one of its keys",

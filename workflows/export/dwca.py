@@ -331,20 +331,27 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             p = props[decided]
             known = p.get("provisional_name")
             interim = _OPEN_NOMENCLATURE.match(known) if isinstance(known, str) else None
-            if p.get("parent_rank") in ABOVE_GENUS:
-                # a species with no genus ("Phoridae gen. sp. BD-0002", an accepted candidate placed in a family)
-                # is no binomial whatever its name: written as that candidate itself is
+            made = p.get("assigned_provisional")
+            provisional = made is not None and made == made  # NaN in a frame column of ints and Nones
+            if provisional or p.get("parent_rank") in ABOVE_GENUS:
+                # a species a reviewer accepted here is undescribed whatever its name ("Bactrocera aquilonis", a
+                # reviewer's binomial, reached GBIF as a described species beside its own 24 specimens written
+                # "Bactrocera sp."), as is one with no genus ("Phoridae gen. sp. BD-0002"): written as the
+                # accepted candidate itself is
                 name, rank, qualifier = _placed_in(p.get("parent_taxon"), p.get("parent_rank"), machine)
             elif interim:  # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007"), as the machine's
                 name, rank, qualifier = interim.group(1), "genus", f"{interim.group(2)}."
             else:
                 name, rank, qualifier = known, "species", None
             _placed_ranks(row, p)  # the assigned species' own genus and the ranks above it
+            what = "a provisional species accepted here" if provisional else "a known species"
             row.update(scientificName=name, taxonRank=rank, identificationQualifier=qualifier,
-                       verbatimIdentification=known, taxonConceptID=None,
+                       verbatimIdentification=known,
+                       taxonConceptID=concept_id(run, int(made)) if provisional and made else None,
                        identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
-                                                       "a known species")
-            _reviewed(row, trails.get(decided), "identified by reviewer (known species)")
+                                                       f"{what}")
+            _reviewed(row, trails.get(decided), "identified by reviewer (provisional species)" if provisional
+                      else "identified by reviewer (known species)")
         elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer")
