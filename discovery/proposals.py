@@ -36,7 +36,6 @@ from biodiscover.discovery.clustering import (BarcodeDistances, BarcodeGapThresh
                                               make_clusterer)
 from biodiscover.storage.distance import cross_p_distance, kmer_presence, p_distance, pairwise_p_distance
 from biodiscover.storage.evidence import (
-    FULL_READ,
     BinEvidence,
     CandidateProposal,
     Evidence,
@@ -51,6 +50,7 @@ from biodiscover.storage.evidence import (
     SizeSummary,
     Spread,
     best_identity,
+    short_reads,
 )
 from biodiscover.storage.errors import NotFittedError
 from biodiscover.storage.records import RANKS, Specimen
@@ -579,16 +579,16 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
             return r.labels.get("species"), r.labels.get("genus")
         return lineage[RANKS.index("species")], lineage[RANKS.index("genus")]
 
-    # the candidate's identity to the nearest known species: a full-length member's where one was read (a short
-    # read's identity runs high: ``storage.evidence.best_identity``)
-    full = [r for r in results if r.overlap >= FULL_READ]
-    best = max(full or results, key=lambda r: r.identity)
-    best_species, best_genus = key_names(best)
-    if p.nearest_species is None:
-        changes.update(nearest_species=best_species, nearest_identity=best.identity)
     # Each member's own best hit, so a reviewer's split or merge can say which species is nearest to the new
     # member set (recompute_evidence); the nearest one's barcode and photo for the review's side-by-side views.
     hits = {r.processid: MemberHit(*key_names(r), r.top_hit, r.identity, r.overlap or None) for r in results}
+    short = short_reads(hits)
+    # the candidate's identity to the nearest known species: a full-length member's where one was read (a short
+    # read's identity runs high: ``storage.evidence.best_identity``)
+    best = max([r for r in results if r.processid not in short] or results, key=lambda r: r.identity)
+    best_species, best_genus = key_names(best)
+    if p.nearest_species is None:
+        changes.update(nearest_species=best_species, nearest_identity=best.identity)
     near = p.evidence.nearest_known
     if near is None:
         near = NearestKnown(species=best_species, genus=best_genus,
@@ -616,8 +616,7 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
     changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
                                               nearest_known_distances=near.top_distances, member_hits=hits,
                                               hit_barcodes={pid: b for pid, b in sorted(found.items()) if b},
-                                              near_species=near_species(aligned, species_keys, short={
-                                                  r.processid for r in results if 0 < r.overlap < FULL_READ}))
+                                              near_species=near_species(aligned, species_keys, short=short))
     return dataclasses.replace(p, **changes)
 
 
@@ -697,7 +696,8 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
     scored = [(h.identity, h) for h in hits.values() if h.identity is not None]
     if scored:
         # a full-length member's hit where one was read, as triage chose it (``storage.evidence.best_identity``)
-        full = [(i, h) for i, h in scored if h.overlap is None or h.overlap >= FULL_READ]
+        short = short_reads(hits)
+        full = [(h.identity, h) for pid, h in hits.items() if h.identity is not None and pid not in short]
         top, best = max(full or scored, key=lambda ih: (ih[0], ih[1].processid or ""))
         # the naming's reason for not naming the nearest key's species, where a source's nearest key is that
         # key (its reason was its closest member's): a split dropped the only clue that a known species sat

@@ -49,6 +49,7 @@ __all__ = [
     "Spread",
     "best_identity",
     "known_elsewhere",
+    "short_reads",
     "span_note",
     "tied_species",
 ]
@@ -184,6 +185,12 @@ class MemberHit:
 #: not speak for the candidate's identity to a known species where a full-length member does (``best_identity``), and
 #: the report's "partial reads" flag counts the members under it
 FULL_READ = 500
+
+
+def short_reads(hits: Mapping[str, MemberHit]) -> frozenset[str]:
+    """The members whose read shares fewer than ``FULL_READ`` informative bases with their best key
+    (``best_identity``); members whose overlap was not recorded are not counted short."""
+    return frozenset(pid for pid, h in hits.items() if h.overlap is not None and h.overlap < FULL_READ)
 
 
 def best_identity(identities: Mapping[str, float], short: Collection[str]) -> float | None:
@@ -521,9 +528,8 @@ class Evidence:
 
     @property
     def short_reads(self) -> frozenset[str]:
-        """The members whose read shares fewer than ``FULL_READ`` informative bases with their best key
-        (``best_identity``); members whose overlap was not recorded are not counted short."""
-        return frozenset(pid for pid, h in self.member_hits.items() if h.overlap is not None and h.overlap < FULL_READ)
+        """:func:`short_reads` of the members' best hits."""
+        return short_reads(self.member_hits)
 
     def to_dict(self) -> dict[str, Any]:
         """The stored JSON layout (tuples as lists, NaN as null, ``extra`` merged back)."""
