@@ -17,7 +17,7 @@ import pytest
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.db.taxonomy import register_lineages
-from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.screens.detail import DetailScreen
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
@@ -132,17 +132,28 @@ async def test_the_assign_list_stays_in_the_candidates_order_after_the_best_hits
 
 # -- F7: a genus the reference lacks ------------------------------------------------------------------------------
 
-def test_a_new_genus_name_is_one_capitalised_word_not_taken() -> None:
-    from biodiscover.storage.db.reviews import new_genus_problem
+def test_a_new_taxon_name_says_its_rank_and_is_one_capitalised_word_not_taken() -> None:
+    from biodiscover.storage.db.reviews import new_taxon_problem, new_taxon_rank
 
     taken = {"amaxia": "genus Amaxia (under subfamily Arctiinae)"}
-    assert new_genus_problem("Clemensia", "subfamily", taken) is None
-    assert "type" in new_genus_problem("   ", "subfamily", taken)
-    assert "one Latin word" in new_genus_problem("Clemensia cincinnata", "subfamily", taken)
-    assert "one Latin word" in new_genus_problem("clemensia", "subfamily", taken)
-    assert "already exists" in new_genus_problem("AMAXIA", "family", taken) and "Arctiinae" in \
-        new_genus_problem("Amaxia", "family", taken)
-    assert "under a genus" in new_genus_problem("Clemensia", "genus", taken)
+    assert new_taxon_problem("Clemensia", "subfamily", taken) is None
+    assert "type" in new_taxon_problem("   ", "subfamily", taken)
+    assert "one Latin word" in new_taxon_problem("Clemensia cincinnata", "subfamily", taken)
+    assert "one Latin word" in new_taxon_problem("clemensia", "subfamily", taken)
+    assert "already exists" in new_taxon_problem("AMAXIA", "family", taken) and "Arctiinae" in \
+        new_taxon_problem("Amaxia", "family", taken)
+    assert "under a genus" in new_taxon_problem("Clemensia", "genus", taken)
+    # a family-group name says its rank by its ending (ICZN Art. 29.2): -idae a family, -inae a subfamily; a
+    # family goes in an order and a subfamily in a family (92 specimens of an Australian plate were of families
+    # the reference lacked: Oecophoridae, Xyloryctidae, Lauxaniidae)
+    assert [new_taxon_rank(n) for n in ("Lauxaniidae", "Oecophorinae", "Clemensia", " Xyloryctidae ")] == \
+        ["family", "subfamily", "genus", "family"]
+    assert new_taxon_problem("Lauxaniidae", "order", taken) is None
+    assert new_taxon_problem("Oecophorinae", "family", taken) is None
+    assert "a new family goes under an order, not under a family" in new_taxon_problem("Lauxaniidae", "family", taken)
+    assert "a new subfamily goes under a family, not under a order" in \
+        new_taxon_problem("Oecophorinae", "order", taken).replace("an order", "a order")
+    assert "one Latin word" in new_taxon_problem("Lauxaniidae sp", "order", taken)
 
 
 @asynctest
@@ -220,7 +231,7 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
 
 
 @asynctest
-async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_path: Path) -> None:
+async def test_a_new_taxon_that_is_blank_or_taken_is_refused_with_a_message(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
     pid = ids["a"]
     async with reviewing(path) as (app, db, pilot):
@@ -228,14 +239,10 @@ async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_
         options = app.screen.query_one("#dialog-options")
         await pilot.press(*"Amaxia")
         await settle(pilot)
-        assert "genus Amaxia" in str(options.get_option_at_index(0).prompt)  # the existing one, first
-        options.highlighted = options.option_count - 1  # the offer to make one of that name
-        options.focus()
-        await pilot.press("enter")
-        await settle(pilot)
-        assert isinstance(app.screen, PickDialog)  # refused: still picking
-        assert any("genus Amaxia (under subfamily Arctiinae) already exists" in m for m in notes(app))
-        await pilot.press("shift+tab")
+        # the existing genus, and no offer to make a second of that name (a review found "+ new genus Amaxia"
+        # under the genus Amaxia itself)
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert "genus Amaxia" in shown[0] and not any("new genus" in s for s in shown), shown
         await pilot.press(*["backspace"] * 6, "space", "space")
         await settle(pilot)
         options.highlighted = options.option_count - 1
@@ -243,14 +250,73 @@ async def test_a_new_genus_that_is_blank_or_taken_is_refused_with_a_message(tmp_
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)
-        assert any("type the new genus's name" in m for m in notes(app))
+        assert any("type the new taxon's name" in m for m in notes(app))
     assert db.proposal(pid).parent_name == "Lepidoptera" and not db.taxonomy().find("Clemensia")
     with pytest.raises(DatabaseError, match="already exists"):
-        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_genus="Amaxia")
+        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_taxon="Amaxia")
     with pytest.raises(DatabaseError, match="type"):
-        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_genus="  ")
+        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_taxon="  ")
+    with pytest.raises(DatabaseError, match="a new family goes under an order"):
+        db.move(pid, db.proposal(pid).version, "Arctiinae", reviewer="ana", new_taxon="Lauxaniidae")
     assert db.reviews(pid) == []
     db.close()
+
+
+@asynctest
+async def test_move_into_a_family_the_reference_lacks_then_accept_and_export(tmp_path: Path) -> None:
+    """An Australian plate held 92 specimens of families the reference lacked (Oecophoridae, Xyloryctidae,
+    Lauxaniidae): the reviewer who knew the family could only leave them under the order."""
+    path, ids = plate(tmp_path)
+    pid = ids["a"]
+    async with reviewing(path) as (app, db, pilot):
+        await press_on(pilot, pid, "v")
+        await pilot.press(*"Oecophoridae")
+        await settle(pilot)
+        shown = app.screen.query_one("#dialog-options")
+        assert shown.option_count == 1
+        assert "+ new family Oecophoridae (provisional ◆)" in str(shown.get_option_at_index(0).prompt)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)  # where it goes: an order, and nothing else
+        title = str(app.screen.query_one("Label").render())
+        assert "new family Oecophoridae" in title
+        assert labels(app.screen) and all(s.startswith("order ") for s in labels(app.screen))
+        assert labels(app.screen)[0].startswith("order Lepidoptera")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "new family Oecophoridae" in app.screen.question and "order Lepidoptera" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        moved = db.proposal(pid)
+        assert (moved.parent_rank, moved.parent_name) == ("family", "Oecophoridae")
+        graph = db.taxonomy()
+        family = graph.node(moved.parent_taxon_id)
+        assert family.provisional and family.rank == "family"
+        assert [n.name for n in graph.lineage(family.id)] == ["Lepidoptera", "Oecophoridae"]
+        # a second candidate can now go in it from the list, and a genus can be made inside it
+        await press_on(pilot, ids["b"], "v")
+        await pilot.press(*"Oecophoridae")
+        await settle(pilot)
+        listed = app.screen.query_one("#dialog-options")
+        found = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
+        assert any(f.startswith("family Oecophoridae ◆") for f in found) and not any("new family" in f for f in found)
+        await pilot.press("escape")
+        await settle(pilot)
+    db.move(ids["b"], db.proposal(ids["b"]).version, "Oecophoridae", reviewer="ana", new_taxon="Garrha")
+    assert [n.name for n in db.taxonomy().lineage(db.proposal(ids["b"]).parent_taxon_id)] == \
+        ["Lepidoptera", "Oecophoridae", "Garrha"]
+    # the family cannot be taken out again while the genus made inside it stands
+    family_move = max(r["id"] for r in db.reviews(pid))
+    with pytest.raises(StaleProposalError, match="taxon Garrha was placed in it"):
+        db.undo(family_move, reviewer="ana")
+    db.accept(pid, db.proposal(pid).version, reviewer="ana")
+    db.close()
+    occ, _, _ = occurrence_rows(load_run_export(path, 1))
+    row = next(r for r in occ if r["occurrenceID"] == "BLPAA10040-19")
+    assert (row["order"], row["family"], row["genus"]) == ("Lepidoptera", "Oecophoridae", None)
+    assert (row["scientificName"], row["taxonRank"]) == ("Oecophoridae", "family")
+    assert "family Oecophoridae is provisional: added by a reviewer" in row["identificationRemarks"]
 
 
 # -- F10: the merge list ------------------------------------------------------------------------------------------
@@ -358,7 +424,7 @@ def test_undo_of_a_new_genus_waits_for_what_was_placed_in_it_since(tmp_path: Pat
 
     path, ids = plate(tmp_path)
     with Database.open(path) as db:
-        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_taxon="Clemensia")
         later = db.move(ids["b"], 1, "Clemensia", reviewer="ana")
         with pytest.raises(StaleProposalError, match=f"proposal {ids['b']} was placed in Clemensia"):
             db.undo(made.review_id, reviewer="ana")
@@ -370,12 +436,12 @@ def test_undo_of_a_new_genus_waits_for_what_was_placed_in_it_since(tmp_path: Pat
 def test_redoing_a_new_genus_whose_name_was_taken_since_is_refused(tmp_path: Path) -> None:
     """Undo a new genus, another reviewer makes a genus of that name, then the first undo is undone (a redo): it
     brought the first genus back beside the second, two provisional genera Clemensia under one subfamily
-    (``biodiscover db check`` said ok), the split ``new_genus_problem`` exists to prevent."""
+    (``biodiscover db check`` said ok), the split ``new_taxon_problem`` exists to prevent."""
     path, ids = plate(tmp_path)
     with Database.open(path) as db:
-        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_taxon="Clemensia")
         undone = db.undo(made.review_id, reviewer="ana")
-        db.move(ids["b"], 1, "Arctiinae", reviewer="bob", new_genus="Clemensia")
+        db.move(ids["b"], 1, "Arctiinae", reviewer="bob", new_taxon="Clemensia")
         with pytest.raises(DatabaseError, match=r"genus Clemensia \(under subfamily Arctiinae\) already exists"):
             db.undo(undone.review_id, reviewer="ana")
         assert [n.status for n in db.taxonomy().find("Clemensia")] == ["provisional"]
@@ -390,7 +456,7 @@ def test_undo_of_a_new_genus_waits_for_a_rejected_candidate_in_it(tmp_path: Path
 
     path, ids = plate(tmp_path)
     with Database.open(path) as db:
-        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_taxon="Clemensia")
         db.move(ids["b"], 1, "Clemensia", reviewer="ana")
         rejected = db.reject(ids["b"], db.proposal(ids["b"]).version, reviewer="ana", note="a contaminant")
         with pytest.raises(StaleProposalError, match=f"proposal {ids['b']} was placed in Clemensia"):
@@ -409,7 +475,7 @@ def test_undo_of_a_new_genus_waits_for_a_candidate_in_it_that_was_merged_elsewhe
 
     path, ids = plate(tmp_path)
     with Database.open(path) as db:
-        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        made = db.move(ids["a"], 1, "Arctiinae", reviewer="ana", new_taxon="Clemensia")
         moved = db.move(ids["b"], 1, "Clemensia", reviewer="ana")
         merged = db.merge([ids["c"], ids["b"]], {ids["c"]: 1, ids["b"]: 2}, reviewer="ana")
         with pytest.raises(StaleProposalError, match=f"proposal {ids['b']} was placed in Clemensia and merged into "
@@ -422,7 +488,7 @@ def test_undo_of_a_new_genus_waits_for_a_candidate_in_it_that_was_merged_elsewhe
         db.undo(made.review_id, reviewer="ana")
         assert {db.proposal(ids[k]).parent_name for k in "abc"} == {"Lepidoptera"}
         assert not db.taxonomy().find("Clemensia")
-        again = db.move(ids["a"], 3, "Arctiinae", reviewer="ana", new_genus="Ghostia")
+        again = db.move(ids["a"], 3, "Arctiinae", reviewer="ana", new_taxon="Ghostia")
         into_a = db.merge([ids["a"], ids["d"]], {ids["a"]: 4, ids["d"]: 1}, reviewer="ana")
         with pytest.raises(StaleProposalError, match=f"proposal {ids['a']} changed after it"):
             db.undo(again.review_id, reviewer="ana")
@@ -494,7 +560,7 @@ async def test_the_move_list_offers_where_the_closest_candidates_are_placed_a_pr
     the "not named" reason; the reviewer had to remember and type "Clem", and then read the genus with no ◆."""
     path, ids = plate(tmp_path)
     with Database.open(path) as db:
-        db.move(ids["b"], db.proposal(ids["b"]).version, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        db.move(ids["b"], db.proposal(ids["b"]).version, "Arctiinae", reviewer="ana", new_taxon="Clemensia")
         db.accept(ids["b"], db.proposal(ids["b"]).version, "Clemensia sp. BD-0001", reviewer="ana")
         db.move(ids["c"], db.proposal(ids["c"]).version, "Amaxia", reviewer="ana")
     async with reviewing(path) as (app, db, pilot):
@@ -608,7 +674,7 @@ async def test_the_queue_and_the_merge_list_mark_a_candidate_in_a_provisional_ge
 
     path, ids = plate(tmp_path)
     with Database.open(path) as db:
-        db.move(ids["b"], db.proposal(ids["b"]).version, "Arctiinae", reviewer="ana", new_genus="Clemensia")
+        db.move(ids["b"], db.proposal(ids["b"]).version, "Arctiinae", reviewer="ana", new_taxon="Clemensia")
         db.move(ids["c"], db.proposal(ids["c"]).version, "Amaxia", reviewer="ana")
     async with reviewing(path) as (app, db, pilot):
         await settle(pilot)

@@ -19,7 +19,7 @@ from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
-from biodiscover.storage.db.reviews import ABOVE_NEW_GENUS, new_genus_problem
+from biodiscover.storage.db.reviews import ADDABLE_UNDER, new_taxon_problem, new_taxon_rank
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import plural
 from biodiscover.tui.evidence import marked, shown_name
@@ -81,10 +81,15 @@ def binomial_like(name: str) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class NewGenus:
-    """The move list's offer to make a genus the reference lacks, called what the reviewer typed."""
+class NewTaxon:
+    """The move list's offer to make a taxon the reference lacks, called what the reviewer typed: a family or
+    subfamily when the name ends as one (-idae, -inae), else a genus."""
 
     name: str
+
+    @property
+    def rank(self) -> str:
+        return new_taxon_rank(self.name)
 
 
 def above(graph: Any, tid: int) -> str:
@@ -456,9 +461,9 @@ class DecisionsMixin:
     @work(thread=True, group="decisions", exit_on_error=False)
     def _move_options(self, p: Any) -> None:
         """Every taxon above species, where the evidence points first (:mod:`biodiscover.tui.pickers`), each of
-        those saying why; and, last, a genus the reference lacks, called what the reviewer typed (F7 of a real
-        plate's review: 209 of 1,200 specimens were of absent genera), placed next under a taxon picked the same
-        way, made provisional with the move."""
+        those saying why; and, last, a genus or family the reference lacks, called what the reviewer typed (F7 of
+        a real plate's review: 209 of 1,200 specimens were of absent genera; an Australian plate's 92 of absent
+        families), placed next under a taxon picked the same way, made provisional with the move."""
         db, who = self.app.db, self.app.reviewer
         graph = db.taxonomy()
         detail = db.proposal_detail(p.id)
@@ -479,37 +484,43 @@ class DecisionsMixin:
         # an unplaced candidate has no parent: the dialog read "now under None None"
         here = f"{p.parent_rank} {p.parent_name}" if p.parent_name else "no taxon (unplaced)"
 
-        def offer(typed: str) -> tuple[Any, str]:
+        def offer(typed: str) -> tuple[Any, str] | None:
             name = typed.strip()
-            return (NewGenus(name), f"+ new genus {name} (provisional ◆): Enter, then pick where it goes" if name
-                    else "+ new genus: type its name in the box above (a genus the reference lacks)")
+            if name.lower() in taken:
+                return None  # it is in the list already: a second of that name would be refused anyway
+            if not name:
+                return (NewTaxon(name), "+ new taxon: type its name in the box above (a genus or family the "
+                                        "reference lacks, e.g. Clemensia, Lauxaniidae)")
+            new = NewTaxon(name)
+            return (new, f"+ new {new.rank} {name} (provisional ◆): Enter, then pick where it goes")
 
         def refuse(value: Any) -> str | None:
-            return new_genus_problem(value.name, None, taken) if isinstance(value, NewGenus) else None
+            return new_taxon_problem(value.name, None, taken) if isinstance(value, NewTaxon) else None
 
-        def move(tid: int, genus: str | None = None) -> None:
-            into = f"new genus {genus} (provisional ◆) under {labels[tid]}" if genus else labels[tid]
-            said = f"new genus {genus} (provisional) under {labels[tid].split('  ')[0]}" if genus else None
+        def move(tid: int, new: NewTaxon | None = None) -> None:
+            made = f"new {new.rank} {new.name}" if new is not None else None
+            into = f"{made} (provisional ◆) under {labels[tid]}" if made else labels[tid]
+            said = f"{made} (provisional) under {labels[tid].split('  ')[0]}" if made else None
             # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
             self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?"),
                       lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who,
-                                                                    new_genus=genus),
+                                                                    new_taxon=new.name if new else None),
                                             lambda r: f"#{p.id} moved from {here} to "
                                                       f"{said or f'{r.parent[0]} {r.parent[1]}'}"))
 
         def pick(choice: Any) -> None:
-            if not isinstance(choice, NewGenus):
+            if not isinstance(choice, NewTaxon):
                 move(choice)
                 return
-            # where the new genus goes: the candidate's own parent first when a genus can go there
-            under = [tid for tid in order if graph.node(tid).rank in ABOVE_NEW_GENUS]
+            # where the new taxon goes: the candidate's own parent first when one of that rank can go there
+            under = [tid for tid in order if graph.node(tid).rank in ADDABLE_UNDER[choice.rank]]
             if p.parent_taxon_id in under:
                 under = [p.parent_taxon_id] + [t for t in under if t != p.parent_taxon_id]
-            self._ask(PickDialog(f"Place the new genus {choice.name} (provisional ◆) under:",
+            self._ask(PickDialog(f"Place the new {choice.rank} {choice.name} (provisional ◆) under:",
                                  [(tid, labels[tid] + ("  ← where #%d is now" % p.id if tid == p.parent_taxon_id
                                                        else f"  ← {why[tid]}" if tid in why else ""))
                                   for tid in under]),
-                      lambda tid: move(tid, choice.name))
+                      lambda tid: move(tid, choice))
 
         self.app.call_from_thread(self._ask, PickDialog(f"Move #{p.id} (now under {here}) to:", options,
                                                         offer=offer, refuse=refuse), pick)

@@ -51,7 +51,7 @@ ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (
     ("accepted or assigned proposals without a live taxon",
      f"SELECT p.id FROM proposals p LEFT JOIN taxa t ON t.id = p.taxon_id WHERE p.status IN ({_WITH_TAXON}) "
      "AND (t.id IS NULL OR t.status = 'rejected')"),
-    # a reviewer's new genus taken out again (undone) while a candidate still sat in it
+    # a reviewer's new genus or family taken out again (undone) while a candidate still sat in it
     ("live proposals placed in a rejected taxon",
      f"SELECT p.id FROM proposals p JOIN taxa t ON t.id = p.parent_taxon_id WHERE p.status IN ({_LIVE}) "
      "AND t.status = 'rejected'"),

@@ -10,10 +10,10 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.assign(proposal_id, expected_version, species_taxon, *, reviewer, note=None)  # a known species
     db.merge(proposal_ids, expected_versions, *, reviewer, note=None, parent=None, evidence=None)
     db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None, evidence=None)
-    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None, new_genus=None)
+    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None, new_taxon=None)
     db.rename(proposal_id, expected_version, name, *, reviewer, note=None)
     db.note(proposal_id, text, *, reviewer, expected_version=None)
-    db.taken_names() -> dict[str, str]                     # names a new genus may not take
+    db.taken_names() -> dict[str, str]                     # names a new taxon may not take
     db.undo(review_id, *, reviewer, note=None)
     db.reviews(proposal_id=None, limit=None) -> list[dict]
 
@@ -224,9 +224,9 @@ def _namesake(conn: Connection, name: str, parent_id: int | None, own: int | Non
 
 def _refuse_namesake(conn: Connection, taxon_id: int, what: str) -> None:
     """Raise when the species ``taxon_id`` (as it stands now, inside the review's transaction) shares its name
-    with another species under the same parent, or the taxon above species ``taxon_id`` (a reviewer's new genus
+    with another species under the same parent, or the taxon above species ``taxon_id`` (a reviewer's new taxon
     brought back by undoing its undo) shares its name with any other taxon above species, as
-    :func:`new_genus_problem` forbids; the transaction then rolls back whole."""
+    :func:`new_taxon_problem` forbids; the transaction then rolls back whole."""
     t = conn.execute(sa.select(TAXA.c.name, TAXA.c.parent_id, TAXA.c.status, TAXA.c.rank)
                      .where(TAXA.c.id == taxon_id)).first()
     if t is None or t.status == "rejected":
@@ -319,30 +319,49 @@ def _find_taxon(conn: Connection, taxon: int | str, action: str) -> Any:
 #: A genus a reviewer names for a candidate whose genus the reference lacks: one Latin word, capital initial
 #: (ICZN Art. 11.8); an interim label ("gen. 1", "Clemensia cincinnata") is not a genus name.
 GENUS_NAME = re.compile(r"^[A-Z][a-z]+$")
-#: The ranks a new genus may be placed under (a genus incertae sedis in an order, family or subfamily).
-ABOVE_NEW_GENUS: tuple[str, ...] = ("order", "family", "subfamily")
+#: Family-group names end in -idae (family) and -inae (subfamily) (ICZN Art. 29.2): the name a reviewer types
+#: says which rank the taxon is, so the review app needs no rank picker.
+FAMILY_GROUP_ENDINGS: tuple[tuple[str, str], ...] = (("idae", "family"), ("inae", "subfamily"))
+#: Where a taxon a reviewer adds may go, by its rank: a family in an order, a subfamily in a family, a genus in
+#: an order, family or subfamily (incertae sedis above).
+ADDABLE_UNDER: dict[str, tuple[str, ...]] = {"family": ("order",), "subfamily": ("family",),
+                                             "genus": ("order", "family", "subfamily")}
 
 
-def new_genus_problem(name: str, under_rank: str | None, taken: Mapping[str, str]) -> str | None:
-    """Why ``name`` cannot be a new genus under a taxon of ``under_rank`` (None: it can; ``under_rank`` None: not
-    chosen yet, not checked). ``taken``: the lower-cased
-    names of the taxa above species already in the taxonomy → how to say which one (``genus Amaxia (under
-    subfamily Arctiinae)``): a second genus of a name already there would split its candidates between two taxa
-    no search can tell apart. One rule for the review app (which asks before it writes) and :meth:`move`."""
+def new_taxon_rank(name: str) -> str:
+    """The rank a taxon a reviewer adds takes from its name: ``Lauxaniidae`` a family, ``Oecophorinae`` a
+    subfamily, anything else a genus."""
+    name = name.strip().lower()
+    return next((rank for ending, rank in FAMILY_GROUP_ENDINGS if name.endswith(ending)), "genus")
+
+
+def new_taxon_problem(name: str, under_rank: str | None, taken: Mapping[str, str]) -> str | None:
+    """Why ``name`` cannot be a new taxon (its rank from :func:`new_taxon_rank`) under a taxon of ``under_rank``
+    (None: it can; ``under_rank`` None: not chosen yet, not checked). ``taken``: the lower-cased names of the taxa
+    above species already in the taxonomy → how to say which one (``genus Amaxia (under subfamily Arctiinae)``):
+    a second taxon of a name already there would split its candidates between two taxa no search can tell apart.
+    Why families too: 92 specimens of an Australian plate were of families the reference lacked (Oecophoridae,
+    Xyloryctidae, Lauxaniidae), and a reviewer who knew the family could only leave them under the order. One
+    rule for the review app (which asks before it writes) and :meth:`ReviewsMixin.move`."""
     name = name.strip()
     if not name:
-        return "type the new genus's name in the box first (e.g. Clemensia)"
+        return "type the new taxon's name in the box first (a genus such as Clemensia, a family such as Lauxaniidae)"
     if name.lower() in taken:
         return f"{taken[name.lower()]} already exists: pick it in the list instead"
+    rank = new_taxon_rank(name)
     if not GENUS_NAME.match(name):
-        return f"a genus name is one Latin word with a capital initial (e.g. Clemensia), not {name!r}"
-    if under_rank is not None and under_rank not in ABOVE_NEW_GENUS:
-        return f"a new genus goes under an order, family or subfamily, not under a {under_rank}"
+        example = {"family": "Lauxaniidae", "subfamily": "Oecophorinae"}.get(rank, "Clemensia")
+        return f"a {rank} name is one Latin word with a capital initial (e.g. {example}), not {name!r}"
+    places = ADDABLE_UNDER[rank]
+    if under_rank is not None and under_rank not in places:
+        where = " or ".join([", ".join(places[:-1]), places[-1]] if len(places) > 1 else places)
+        article = "an" if where[0] in "aeiou" else "a"
+        return f"a new {rank} goes under {article} {where}, not under a {under_rank}"
     return None
 
 
 def _taken_names(conn: Connection, name: str | None = None, other_than: int | None = None) -> dict[str, str]:
-    """:func:`new_genus_problem`'s ``taken`` from the taxa table (names above species, not rejected): all of them,
+    """:func:`new_taxon_problem`'s ``taken`` from the taxa table (names above species, not rejected): all of them,
     or those spelled ``name`` in any case; ``other_than``: leave that taxon out (the one being checked)."""
     up = TAXA.alias("up")
     q = sa.select(TAXA.c.rank, TAXA.c.name, up.c.rank.label("up_rank"), up.c.name.label("up_name")).select_from(
@@ -398,7 +417,7 @@ class ReviewsMixin(DatabaseCore):
 
     def taken_names(self) -> dict[str, str]:
         """Lower-cased name → ``genus Amaxia (under subfamily Arctiinae)`` of every taxon above species: what a new
-        genus may not be called (:func:`new_genus_problem`), for the review app to say so before it writes."""
+        taxon may not be called (:func:`new_taxon_problem`), for the review app to say so before it writes."""
         with self._read() as conn:
             return _taken_names(conn)
 
@@ -601,13 +620,15 @@ class ReviewsMixin(DatabaseCore):
         return self._review(_do, "split")
 
     def move(self, proposal_id: int, expected_version: int, new_parent_taxon: int | str, *, reviewer: str,
-             note: str | None = None, new_genus: str | None = None) -> ReviewResult:
+             note: str | None = None, new_taxon: str | None = None) -> ReviewResult:
         """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name).
 
-        ``new_genus``: first make a genus of that name under ``new_parent_taxon`` (an order, family or subfamily),
-        status ``provisional``, and place the proposal in it. Why: 209 of 1,200 specimens of a real Costa Rican
-        plate were of genera the reference lacks, and a taxonomist who knew the genus could only place them in
-        its subfamily. Undo takes the genus out again (status rejected, as an accepted species' taxon).
+        ``new_taxon``: first make a taxon of that name under ``new_parent_taxon``, status ``provisional``, and place
+        the proposal in it; its rank is the name's (:func:`new_taxon_rank`: a family in an order, a subfamily in a
+        family, a genus in an order, family or subfamily). Why: 209 of 1,200 specimens of a real Costa Rican plate
+        were of genera the reference lacks, 92 of an Australian plate of families it lacks, and a taxonomist who
+        knew the taxon could only place them above it. Undo takes the taxon out again (status rejected, as an
+        accepted species' taxon).
         """
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "move")
@@ -615,13 +636,14 @@ class ReviewsMixin(DatabaseCore):
             now = utcnow()
             taxa = [r["taxon_id"]] if r["taxon_id"] else []
             before = _snapshot(conn, [proposal_id], taxa)
-            if new_genus is not None:
-                problem = new_genus_problem(new_genus, t.rank, _taken_names(conn, new_genus))
+            if new_taxon is not None:
+                problem = new_taxon_problem(new_taxon, t.rank, _taken_names(conn, new_taxon))
                 if problem is not None:
-                    raise DatabaseError(f"cannot move proposal {proposal_id} into a new genus: {problem}")
+                    raise DatabaseError(f"cannot move proposal {proposal_id} into a new "
+                                        f"{new_taxon_rank(new_taxon)}: {problem}")
                 gid = inserted_id(conn.execute(sa.insert(TAXA).values(
-                    rank="genus", name=new_genus.strip(), parent_id=t.id, status="provisional", source="review",
-                    created_at=now)))
+                    rank=new_taxon_rank(new_taxon), name=new_taxon.strip(), parent_id=t.id, status="provisional",
+                    source="review", created_at=now)))
                 before["taxa"][str(gid)] = None
                 taxa.append(gid)
                 t = _find_taxon(conn, gid, "move")

@@ -96,12 +96,13 @@ class _OptionsDialog(ModalScreen[R | None], Generic[R, V]):
 class PickDialog(_OptionsDialog[V, V]):
     """Pick one option; typing in the box filters the list (merge target, new parent taxon).
 
-    ``offer``: one more option, last, made from what is typed (a new genus called that); ``refuse``: a reason to
-    keep the dialog open instead of returning a value (a name already taken), shown as a warning.
+    ``offer``: one more option, last, made from what is typed (a new genus called that), or None for none (the
+    name is in the list already); ``refuse``: a reason to keep the dialog open instead of returning a value (a
+    name already taken), shown as a warning.
     """
 
     def __init__(self, title: str, options: Sequence[tuple[V, str]], *,
-                 offer: Callable[[str], tuple[V, str]] | None = None,
+                 offer: Callable[[str], tuple[V, str] | None] | None = None,
                  refuse: Callable[[V], str | None] | None = None) -> None:
         super().__init__(title, options)
         self.offer = offer
@@ -125,9 +126,10 @@ class PickDialog(_OptionsDialog[V, V]):
     def _make(self, typed: str) -> list[Option]:
         needle = typed.lower()
         out = [Option(label, id=str(i)) for i, (_, label) in enumerate(self.options) if needle in label.lower()]
-        if self.offer is not None:
-            self._offered, label = self.offer(typed)
-            out.append(Option(label, id="offer"))
+        offered = self.offer(typed) if self.offer is not None else None
+        self._offered = None if offered is None else offered[0]
+        if offered is not None:
+            out.append(Option(offered[1], id="offer"))
         return out
 
     def on_input_changed(self, event: Input.Changed) -> None:
