@@ -158,3 +158,49 @@ def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: 
                                       quoting=csv.QUOTE_NONE))
     assert [(h["identifiedBy"], h["scientificName"]) for h in history if h["coreid"] == "BD3-24"] == [
         ("biodiscover", "Phoridae")]
+
+
+def test_a_rejected_candidate_the_machine_named_nowhere_below_class_does_not_claim_the_machines_name(
+        tmp_path: Path) -> None:
+    """A third real-plate review (C4): #53, unplaced (the machine named its one specimen nowhere, not even to
+    order), was rejected and went to GBIF as ``Insecta`` at class with "the machine's name stands": the machine
+    gave no name. It says what is true: the reviewer rejected the candidate species and the specimen stays at
+    class. A rejected candidate the machine named to order keeps saying the machine's name stands; the per-specimen
+    sheet says what the archive says."""
+    order = {"order": "Lepidoptera"}
+    path = tmp_path / "lab.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=p, dna_barcode="ACGT" * 150, country="Australia") for p in ("U1", "O1")],
+                  collection="plate", backup=False)
+        register_lineages(db, [order], source="reference:test")
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [
+            {"processid": "U1", "deepest_rank": None, "deepest_taxon": None, "is_novel": True,
+             "labels": {"order": "Lepidoptera"}, "confidences": {"order": 0.977}, "novelty": 0.99},
+            {"processid": "O1", "deepest_rank": "order", "deepest_taxon": "Lepidoptera", "is_novel": True,
+             "labels": order, "confidences": {"order": 0.99}, "novelty": 0.99}])
+        unplaced, in_order = db.write_proposals(run, [{"members": ["U1"]},
+                                                      {"members": ["O1"], "parent_lineage": order}])
+        db.finish_run(run, "completed")
+        for pid in (unplaced, in_order):
+            db.reject(pid, db.proposal(pid).version, reviewer=REVIEWER, note="singleton, partial read")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    for fmt, out in (("dwca", tmp_path / "plate.zip"), ("csv", tmp_path / "csv")):
+        proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run",
+                               str(run), "-f", fmt, "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
+                               "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(tmp_path / "plate.zip") as zf:
+        core = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),
+                                                   delimiter="\t", quoting=csv.QUOTE_NONE)}
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
+        sheet = {r["processid"]: r for r in csv.DictReader(fh)}
+    terms = ("scientificName", "taxonRank", "identifiedBy", "identificationVerificationStatus")
+    assert [core["U1"][t] for t in terms] == [
+        "Insecta", "class", REVIEWER,
+        "candidate species rejected by reviewer (the specimen stays at class: nothing below it was named)"]
+    assert [core["O1"][t] for t in terms] == [
+        "Lepidoptera", "order", REVIEWER, "candidate species rejected by reviewer (the machine's name stands)"]
+    for pid in ("U1", "O1"):
+        assert [sheet[pid][t] for t in terms] == [core[pid][t] for t in terms]
+        assert sheet[pid]["candidate_status"] == "rejected"

@@ -2,7 +2,8 @@
 
 * ``occurrence.txt`` (core): one row per specimen with its current determination —
   the reviewer's where a reviewer accepted a candidate species, identified it as
-  a known species or rejected it (the machine's name then stands, reviewed):
+  a known species or rejected it (the machine's name then stands, reviewed; a specimen it named nowhere
+  below class stays at class, and the status says so rather than claim a name):
   ``identifiedBy`` = the reviewer, ``dateIdentified`` = the decision, their notes,
   each quoted, in ``identificationRemarks``; else the machine's.
   Candidates are in open nomenclature: ``scientificName`` = the parent taxon,
@@ -76,6 +77,10 @@ MACHINE = "biodiscover"
 #: identificationVerificationStatus of a specimen whose candidate a reviewer rejected: the determination is the
 #: machine's name, reviewed (identifiedBy / dateIdentified: the reviewer and the day), not a new species.
 REJECTED_STATUS = "candidate species rejected by reviewer (the machine's name stands)"
+#: The same, for a specimen the machine named nowhere below class (an unplaced candidate): its row is the class
+#: GBIF needs, which is no name the machine gave, so it must not claim one (an Australian plate's #53 did).
+REJECTED_UNNAMED_STATUS = ("candidate species rejected by reviewer (the specimen stays at class: nothing below it "
+                           "was named)")
 _OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
 _WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
 
@@ -355,7 +360,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer")
-            _reviewed(row, trails.get(decided), REJECTED_STATUS)
+            _reviewed(row, trails.get(decided), REJECTED_STATUS if deepest else REJECTED_UNNAMED_STATUS)
         barcode = s.get("dna_barcode")
         if isinstance(barcode, str) and barcode:
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
