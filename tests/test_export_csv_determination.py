@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from biodiscover.storage.db import Database
 from fixtures.db_views import proposal_members
-from fixtures.review_db import build_review_db
+from fixtures.review_db import ReviewFixture, build_review_db
 
 #: The Darwin Core terms of a current determination, as assignments.csv names its columns.
 DETERMINATION_TERMS = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
@@ -32,6 +33,18 @@ def _cli(home: Path, *args: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", *args], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
+
+
+def _decided(tmp_path: Path) -> tuple[ReviewFixture, list[int]]:
+    """The fixture database with its first four candidates accepted, rejected, assigned and left pending."""
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=4)
+    acc, rej, ass, _ = fx.proposal_ids[:4]
+    with Database.open(fx.path) as db:
+        db.accept(acc, db.proposal(acc).version, reviewer="Ana Silva")
+        db.reject(rej, db.proposal(rej).version, reviewer="Ben Ode", note="contaminated wells")
+        known_id, _ = db.known_species(limit=1)[0]
+        db.assign(ass, db.proposal(ass).version, known_id, reviewer="Cy Roe")
+    return fx, fx.proposal_ids[:4]
 
 
 def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_path: Path) -> None:
@@ -85,3 +98,29 @@ def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_
     proposed = set().union(*members.values())
     outside = [r for p, r in sheet.items() if p not in proposed]
     assert outside and all(r["proposed_in"] == r["candidate_status"] == "" for r in outside)
+
+
+def test_the_json_export_carries_each_specimens_determination_as_assignments_csv_does(tmp_path: Path) -> None:
+    """A third real-plate review (C3): the JSON export's ``assignments`` rows ended at the machine's ``reason``
+    (no candidate, status, reviewer or determination, which assignments.csv has): a script reading the
+    "everything" export had to join the proposals itself. Each row now carries every column of assignments.csv,
+    with the same values. ``taxon_id`` is written by no run: columns.txt says it is always empty, as it is."""
+    fx, (acc, rej, ass, pend) = _decided(tmp_path)
+    run = str(fx.run_id)
+    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "csv", "-o", str(tmp_path / "csv"))
+    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "json", "-o", str(tmp_path / "run.json"))
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
+        sheet = {r["processid"]: r for r in csv.DictReader(fh)}
+    rows = {r["processid"]: r for r in json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["assignments"]}
+    assert set(rows) == set(sheet)
+    compared = ("proposal_id", "provisional_name", "proposed_in", "candidate_status", *DETERMINATION_TERMS)
+    for pid, row in sheet.items():
+        assert list(rows[pid]) == list(row), pid  # the same columns, in the same order
+        assert {c: "" if rows[pid][c] is None else str(rows[pid][c]) for c in compared} == \
+            {c: row[c] for c in compared}, pid
+    statuses = {r["proposed_in"]: (r["candidate_status"], r["identifiedBy"]) for r in rows.values() if r["proposed_in"]}
+    assert statuses == {acc: ("accepted", "Ana Silva"), rej: ("rejected", "Ben Ode"), ass: ("assigned", "Cy Roe"),
+                        pend: ("pending", "biodiscover")}
+    assert all(r["taxon_id"] == "" for r in sheet.values())
+    columns = (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")
+    assert "  taxon_id — always empty" in columns

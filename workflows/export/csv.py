@@ -58,7 +58,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "specimen_id": "the database's id of the specimen record named (internal)",
         "deepest_rank": "the deepest rank the machine named with confidence (order … species); empty: none",
         "deepest_taxon": "the taxon named at deepest_rank",
-        "taxon_id": "the database's id of deepest_taxon in its taxonomy (internal)",
+        "taxon_id": "always empty: the database keeps a column for the id of deepest_taxon in its taxonomy, which "
+                    "no run writes (deepest_rank and deepest_taxon name the taxon)",
         "novelty": "probability (0-1) that the specimen's species is not in the reference",
         "is_novel": "the machine flagged the specimen as probably outside the reference (True/False)",
         "modality": "what it was named from: dna, image, dna+image, or none",
@@ -243,7 +244,8 @@ def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def assignment_table(data: RunExport) -> pd.DataFrame:
-    """Assignments joined with the candidate each specimen belongs to (the CSV's main table)."""
+    """Assignments joined with the candidate each specimen belongs to and its current determination: the CSV's
+    main table, and the JSON export's ``assignments`` (one table, so the two never list different columns)."""
     table = data.assignments.drop(columns=["id"], errors="ignore")  # the row id is internal to the database
     cand = data.candidate_of()
     # the current determination: the DwC core's (one owner), so the two never disagree about a specimen

@@ -1,7 +1,11 @@
 """``json``: one document with the run, every assignment and every candidate (evidence, members, reviews).
 
-Each candidate's ``review`` holds the trail in force (decision, reviewers, notes) and ``history``: every
-review of it, undone ones included, with reviewer, time, action and its name before and after.
+Each ``assignments`` row is a row of assignments.csv (:func:`~biodiscover.workflows.export.csv.assignment_table`,
+the one table both write: the machine's labels, the candidate, the proposal it was proposed in and its status,
+and the current determination in Darwin Core terms), its numbers unrounded: a script reading this export gets
+what a reviewer decided without joining the proposals itself. Each candidate's ``review`` holds the trail in force
+(decision, reviewers, notes) and ``history``: every review of it, undone ones included, with reviewer, time,
+action and its name before and after.
 
 The machine-readable export: what a script or another tool reads. A run that
 did not complete is marked ``"partial": true``.
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 
 from biodiscover.storage.jsonable import jsonable
+from biodiscover.workflows.export.csv import assignment_table
 from biodiscover.workflows.export.flags import assigned_identity
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
@@ -42,10 +47,11 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
             "history": [jsonable(a.as_json()) for a in acts]}
         proposals.append(row)
     meta = options.metadata
-    doc = {"format": "biodiscover-run-export", "version": 2, "partial": data.partial, "run": jsonable(data.run),
+    # version 3: assignments rows are assignments.csv's (the determination added, the database's row id gone)
+    doc = {"format": "biodiscover-run-export", "version": 3, "partial": data.partial, "run": jsonable(data.run),
            "dataset": {"title": meta.title, "licence": meta.licence,
                        "creators": [c.label() for c in meta.creators]},
-           "assignments": json_records(data.assignments), "proposals": proposals}
+           "assignments": json_records(assignment_table(data)), "proposals": proposals}
     # No indent: the C encoder is ~5x faster, and 100k-specimen runs are common.
     return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
