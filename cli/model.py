@@ -59,6 +59,29 @@ def retrieval_lines(evaluation: Any) -> list[str]:
     return lines
 
 
+def held_reference(out: Path) -> tuple[int, str] | None:
+    """(keys, the command that rebuilds it) when the bundle at ``out`` holds a reference ``build-reference`` fitted,
+    else None (no bundle there, one of encoders alone, or one too damaged to read: --force replaces it anyway).
+
+    Why: ``train --force`` replaces the whole bundle, as ``build-reference --force`` does; a reference fitted into
+    it went with the old encoders and nothing said so, and triage then found no reference."""
+    from biodiscover.storage.bundle import MANIFEST, Bundle
+    from biodiscover.storage.errors import ModelBundleError
+
+    if not (out / MANIFEST).is_file():
+        return None
+    try:
+        discovery = Bundle.open(out).manifest.get("discovery")
+    except ModelBundleError:
+        return None
+    if not isinstance(discovery, dict) or not isinstance(discovery.get("reference_keys"), int):
+        return None
+    built = _section(discovery, "reference")
+    keys = f" --keys {built['keys']}" if isinstance(built.get("keys"), str) and built["keys"] else ""
+    return (discovery["reference_keys"],
+            f"biodiscover build-reference --data {built.get('data') or 'DATA'}{keys} --out {out}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
 
@@ -69,7 +92,8 @@ def register(app: typer.Typer) -> None:
         preset: str = typer.Option("small", "--preset", help="tiny | small | base, or a preset JSON file."),
         resume: bool = typer.Option(False, "--resume",
                                     help="Continue from the last Lightning checkpoint of an interrupted run."),
-        overwrite: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out."),
+        overwrite: bool = typer.Option(False, "--force", help="Replace an existing bundle at --out (a reference "
+                                       "build-reference fitted into it too: fit it again after)."),
         old_overwrite: bool = typer.Option(False, "--overwrite", hidden=True),  # the older name: say the new one
         checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir",
                                                       help="Where training checkpoints go "
@@ -92,18 +116,28 @@ def register(app: typer.Typer) -> None:
                                        "seed": seed}.items() if v is not None}
         config = _load_config(preset, overrides)
         show = (sys.stderr.isatty() and not as_json) if progress is None else progress
+        # a bundle already there is replaced whole (--resume writes its own too)
+        replaced = held_reference(out) if overwrite or resume else None
+        if replaced is not None:  # before the hours of training, while Ctrl-C still keeps it
+            flag = "--force" if overwrite else "--resume"
+            typer.echo(f"warning: {out} holds a reference ({replaced[0]} keys, from build-reference): {flag} "
+                       f"replaces the whole bundle, the reference with it; run `{replaced[1]}` after training "
+                       "to name specimens with the new bundle", err=True)
         if not as_json:
             typer.echo(f"training preset {config.name!r} on {data} → {out}", err=True)
         result = train_bundle(data, out, config, resume=resume, overwrite=overwrite, progress=show,
                               checkpoint_dir=checkpoint_dir)
         if as_json:
-            typer.echo(json.dumps({"bundle": str(result.bundle_path), "metrics": result.metrics}, indent=2))
+            typer.echo(json.dumps({"bundle": str(result.bundle_path), "metrics": result.metrics,
+                                   "replaced_reference_keys": replaced[0] if replaced else None}, indent=2))
             return
         stats = result.metrics.get("training", {})
+        gone = (f"; the reference it held ({replaced[0]} keys) was replaced: run `{replaced[1]}` to fit one into "
+                "the new bundle" if replaced else "")
         typer.echo(
             f"wrote {result.bundle_path}: pretrained on {stats.get('pretrain_sequences')} barcodes "
             f"({stats.get('pretrain_seconds', 'resumed')} s), aligned {stats.get('align_specimens')} specimens "
-            f"({stats.get('align_seconds')} s)"
+            f"({stats.get('align_seconds')} s){gone}"
         )
         for line in retrieval_lines(result.metrics.get("evaluation", {})):
             typer.echo(line)

@@ -157,6 +157,36 @@ def test_a_run_interrupted_mid_alignment_resumes_to_the_weights_of_an_uninterrup
     assert not different, different
 
 
+@pytest.mark.slow
+def test_train_force_over_a_bundle_holding_a_reference_says_the_reference_goes(tmp_path: Path,
+                                                                               capsys: pytest.CaptureFixture[str]
+                                                                               ) -> None:
+    """QA: ``train --force`` over a bundle that ``build-reference`` had filled wrote a bundle of encoders alone
+    and said nothing: triage then refused it for want of a reference. --force replaces the whole bundle, as
+    build-reference's does (its help: "its encoders too"); it now says so before the hours of training, while
+    Ctrl-C still keeps the reference, and again at the end, with the command that rebuilds it."""
+    root = tmp_path / "data"
+    make_toy_dataset(root, n_genera=2, per_species=6)
+    out = tmp_path / "bundle"
+    assert main(["build-reference", "--data", str(root), "--out", str(out), "--keys", "train", "--quiet"]) == 0
+    keys = Bundle.open(out).manifest["discovery"]["reference_keys"]
+    preset = tmp_path / "toy.json"
+    preset.write_text(json.dumps(load_preset("tiny").replace(train={"pretrain_epochs": 1, "align_epochs": 1})
+                                 .to_dict()))
+    capsys.readouterr()
+    assert main(["train", "--data", str(root), "--out", str(out), "--preset", str(preset), "--force",
+                 "--no-progress"]) == 0
+    said = capsys.readouterr()
+    rebuild = f"biodiscover build-reference --data {root.resolve()} --keys train --out {out}"
+    first = said.err.splitlines()[0]
+    assert first.startswith(f"warning: {out} holds a reference ({keys} keys, from build-reference): --force "
+                            "replaces the whole bundle, the reference with it"), said.err
+    assert rebuild in first
+    assert f"the reference it held ({keys} keys) was replaced: run `{rebuild}` to fit one into the new bundle" \
+        in said.out.splitlines()[0], said.out
+    assert "discovery" not in Bundle.open(out).manifest  # what was said is what happened
+
+
 def test_loader_workers_draw_new_offsets_each_epoch_and_the_same_ones_for_the_same_seed() -> None:
     """A worker gets a copy of the dataset each epoch: a generator the dataset kept restarted there every epoch,
     so each epoch repeated the first one's k-mer offsets (and image augmentations)."""
