@@ -19,6 +19,7 @@ from biodiscover.storage.records import plural
 
 if TYPE_CHECKING:
     from biodiscover.storage.validation import QuarantinedRecord
+    from biodiscover.workflows.triage import TriageSummary
 
 
 def _progress(quiet: bool) -> Progress:
@@ -34,6 +35,51 @@ def _progress(quiet: bool) -> Progress:
             last["line"] = line
 
     return report
+
+
+def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
+    """triage's summary on stdout (as JSON with --json); the first records set aside on stderr."""
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+        return
+    named = ", ".join(f"{k} {v}" for k, v in summary.named_to.items())
+    run = f"triage run {summary.run_id}" if summary.run_id is not None else "triage (no --db: nothing stored)"
+    photos = (f", {plural(summary.photos_set_aside, 'photo')} set aside (specimens kept without)"
+              if summary.photos_set_aside else "")
+    typer.echo(f"{run}: {summary.triaged} of {summary.specimens} specimens triaged "
+               f"({summary.quarantined} quarantined{photos}, {summary.no_usable_barcode} without a usable "
+               "barcode)")
+    typer.echo(f"deepest confident rank: {named}")
+    typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
+    if summary.provisional_keys:
+        typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of accepted provisional species")
+    if summary.absent_share:
+        typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
+                   + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
+    if summary.species_at_level:
+        typer.echo("named to species at a lower --level (the same P(right)): " + ", ".join(
+            f"{lv} {n}" for lv, n in summary.species_at_level.items()) + f" (now {summary.named_to['species']})")
+    typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
+    if summary.countries_without_keys:
+        away = summary.countries_without_keys
+        shown = ", ".join(f"{c} {n:,}" for c, n in list(away.items())[:5]) + \
+            (f" and {plural(len(away) - 5, 'more country', 'more countries')}" if len(away) > 5 else "")
+        typer.echo(f"collected where the reference holds no key: {shown} ({sum(away.values()):,} of "
+                   f"{summary.specimens - summary.quarantined:,} specimens): a known species met there from "
+                   "another part of its range may be left unnamed or proposed as new (the review's ⚑ line; "
+                   "filter `known=elsewhere`)")
+    if summary.quarantine_file:
+        typer.echo(f"quarantine report: {summary.quarantine_file}")
+        from biodiscover.cli.data import report_records, shown_records
+
+        # every row of the report: records and photos set aside, and problems of the file itself
+        listed = summary.quarantined + summary.photos_set_aside + summary.file_problems
+        lines = shown_records(report_records(Path(summary.quarantine_file)))
+        for line in lines:
+            typer.echo(f"error: {line}", err=True)
+        if listed > len(lines):
+            typer.echo(f"… and {listed - len(lines)} more; see {summary.quarantine_file}", err=True)
+    typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
 
 
 def register(app: typer.Typer) -> None:
@@ -99,47 +145,12 @@ def register(app: typer.Typer) -> None:
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
                              results_out=results, progress=_progress(quiet), use_images=not no_images,
                              use_provisional=not no_provisional, force=force, level=level, clustering=method)
-        if as_json:
-            typer.echo(json.dumps(summary.to_dict(), indent=2))
-            return
-        named = ", ".join(f"{k} {v}" for k, v in summary.named_to.items())
-        run = f"triage run {summary.run_id}" if summary.run_id is not None else "triage (no --db: nothing stored)"
-        photos = (f", {plural(summary.photos_set_aside, 'photo')} set aside (specimens kept without)"
-                  if summary.photos_set_aside else "")
-        typer.echo(f"{run}: {summary.triaged} of {summary.specimens} specimens triaged "
-                   f"({summary.quarantined} quarantined{photos}, {summary.no_usable_barcode} without a usable "
-                   "barcode)")
-        typer.echo(f"deepest confident rank: {named}")
-        typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
-        if summary.provisional_keys:
-            typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of accepted provisional species")
-        if summary.absent_share:
-            typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
-                       + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
-        if summary.species_at_level:
-            typer.echo("named to species at a lower --level (the same P(right)): " + ", ".join(
-                f"{lv} {n}" for lv, n in summary.species_at_level.items()) + f" (now {summary.named_to['species']})")
-        typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
-        if summary.countries_without_keys:
-            away = summary.countries_without_keys
-            shown = ", ".join(f"{c} {n:,}" for c, n in list(away.items())[:5]) + \
-                (f" and {plural(len(away) - 5, 'more country', 'more countries')}" if len(away) > 5 else "")
-            typer.echo(f"collected where the reference holds no key: {shown} ({sum(away.values()):,} of "
-                       f"{summary.specimens - summary.quarantined:,} specimens): a known species met there from "
-                       "another part of its range may be left unnamed or proposed as new (the review's ⚑ line; "
-                       "filter `known=elsewhere`)")
-        if summary.quarantine_file:
-            typer.echo(f"quarantine report: {summary.quarantine_file}")
-            from biodiscover.cli.data import report_records, shown_records
+        try:
+            _say_triaged(summary, as_json)
+        except KeyboardInterrupt:  # the run is stored: "interrupted … re-run" would triage the collection again
+            from biodiscover.workflows.triage import stopped_after_storing
 
-            # every row of the report: records and photos set aside, and problems of the file itself
-            listed = summary.quarantined + summary.photos_set_aside + summary.file_problems
-            lines = shown_records(report_records(Path(summary.quarantine_file)))
-            for line in lines:
-                typer.echo(f"error: {line}", err=True)
-            if listed > len(lines):
-                typer.echo(f"… and {listed - len(lines)} more; see {summary.quarantine_file}", err=True)
-        typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
+            raise stopped_after_storing(summary.run_id, db, results) from None
 
     @app.command("evaluate")
     def evaluate_cmd(

@@ -17,7 +17,7 @@ import sys
 import typer
 
 from biodiscover.cli import data, db, discovery, jobs, model, review, synth
-from biodiscover.storage.errors import BiodiscoverError
+from biodiscover.storage.errors import BiodiscoverError, StoppedAfterWork
 
 app = typer.Typer(
     name="biodiscover",
@@ -29,7 +29,8 @@ app = typer.Typer(
     epilog=(
         "Exit codes: 0 success; 1 done, but validate or run set rows aside (or a run's collection failed), or "
         "db check found a problem; 2 nothing done: one error: line says why (a wrong path, a malformed file, an "
-        "unusable database or option); 130 interrupted (Ctrl-C): re-run the same command to go on."
+        "unusable database or option); 130 interrupted (Ctrl-C): re-run the same command to go on (one that lands "
+        "after the work was stored says so, and that there is nothing to re-run)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(_interrupted(argv), err=True)
         return code
     except BiodiscoverError as exc:
-        typer.echo("error: " + " ".join(str(exc).splitlines()), err=True)  # one line, always
+        said = "" if isinstance(exc, StoppedAfterWork) else "error: "  # a Ctrl-C after the work is no error
+        typer.echo(said + " ".join(str(exc).splitlines()), err=True)  # one line, always
         return exc.exit_code
     except OSError as exc:
         # permissions, a full disk or a read-only file system are the user's to fix, not bugs

@@ -14,6 +14,15 @@ class BiodiscoverError(Exception):
     exit_code = 2
 
 
+class StoppedAfterWork(BiodiscoverError):
+    """Ctrl-C once the work was done and stored (while its summary was counted or printed): nothing was
+    interrupted and nothing needs re-running, which the general "interrupted … re-run" would get wrong (a re-run
+    of triage triages the collection again, as a new run). The message says what is stored; the CLI prints it
+    without ``error:``, and exits 130 as for any Ctrl-C."""
+
+    exit_code = 130
+
+
 class InputError(BiodiscoverError):
     """An input file is missing, unreadable, or not in a format we read."""
 

@@ -547,3 +547,42 @@ def test_photographs_a_dna_only_bundle_cannot_name_are_said_not_silently_left(bu
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]  # stderr, through the root logger
     assert any("3 specimens have a photograph but no usable barcode" in m and "no image classifier" in m
                and "biodiscover train" in m for m in said), said
+
+
+@pytest.mark.parametrize("step", ["printing", "counting"])
+def test_ctrl_c_after_the_run_is_stored_says_it_completed_not_interrupted(dataset, bundle, tmp_path, capsys,
+                                                                          monkeypatch, step) -> None:
+    """QA: Ctrl-C while triage printed its summary (the run already marked completed in the database) said
+    "interrupted: … re-run the same command to go on", and a re-run triages the collection again as a new run.
+    The database says completed, and so does the message, with exit 130 as for any Ctrl-C; the same when Ctrl-C
+    lands while the summary's counts are made, after the run was stored."""
+    import typer
+
+    from biodiscover.storage.db import Database
+    from biodiscover.workflows import triage
+
+    if step == "printing":
+        echo = typer.echo
+
+        def ctrl_c_at_the_summary(message: object = None, *args: object, **kwargs: object) -> None:
+            if str(message).startswith("triage run "):
+                raise KeyboardInterrupt
+            echo(message, *args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(typer, "echo", ctrl_c_at_the_summary)
+    else:
+        def ctrl_c(*args: object, **kwargs: object) -> dict[str, int]:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(triage, "countries_without_keys", ctrl_c)
+    db = tmp_path / "lab.sqlite"
+    code = main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db),
+                 "-q"])
+    err = capsys.readouterr().err
+    with Database.open(db) as handle:
+        run = handle.latest_run("triage")
+    assert run is not None and run.status == "completed"
+    assert code == 130
+    assert "interrupted" not in err and "re-run the same command" not in err, err
+    assert f"triage run {run.id} had completed and is stored in {db}" in err, err
+    assert f"biodiscover export --db {db} --run {run.id}" in err

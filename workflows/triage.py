@@ -28,7 +28,7 @@ from biodiscover.discovery.engine import DiscoveryModel, TriageResult
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle
-from biodiscover.storage.errors import InputError
+from biodiscover.storage.errors import InputError, StoppedAfterWork
 from biodiscover.storage.progress import Progress, no_progress
 from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key
 from biodiscover.storage.safetext import neutralise_cell
@@ -365,7 +365,6 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     from biodiscover.storage.collections import check_input, read_collection
     from biodiscover.storage.validation import (
         check_output_path,
-        count_set_aside,
         is_quarantine_report,
         quarantine_path_for,
     )
@@ -514,6 +513,34 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     finally:
         if own_db and db is not None:
             db.close()
+    try:
+        return _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file, provisional,
+                        model)
+    except KeyboardInterrupt:
+        if database is not None:  # the batch runner's database: it keeps its own account of a Ctrl-C
+            raise
+        raise stopped_after_storing(run_id, db_path, results_out) from None
+
+
+def stopped_after_storing(run_id: int | None, db_path: Path | None, results_out: Path | None) -> StoppedAfterWork:
+    """What a Ctrl-C after the run was stored says (its summary being counted or printed): that the run completed
+    and where it is, and that nothing needs re-running (a re-run triages the collection again, as a new run)."""
+    if run_id is not None and db_path is not None:
+        done = (f"triage run {run_id} had completed and is stored in {db_path}; nothing to re-run (a re-run would "
+                f"triage the collection again, as a new run): `biodiscover review --db {db_path}`, "
+                f"`biodiscover export --db {db_path} --run {run_id}`")
+    else:
+        done = "the triage had finished" + (f" and written {results_out}" if results_out else "") + \
+            "; nothing to re-run"
+    return StoppedAfterWork(f"stopped (Ctrl-C) after the work was done: {done}")
+
+
+def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read: Any,
+             results: Sequence[TriageResult], proposals: Sequence[CandidateProposal], seconds: dict[str, float],
+             quarantine_file: str | None, provisional: int, model: Any) -> TriageSummary:
+    """The run's summary, counted once its results are stored."""
+    from biodiscover.storage.validation import count_set_aside
+
     named = Counter(r.deepest_rank or "unnamed" for r in results)
     set_aside, photos = count_set_aside(read.quarantine)
     return TriageSummary(
