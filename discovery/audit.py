@@ -1,4 +1,4 @@
-"""Reference audit: keys that sit far from every other key of their own species.
+"""Reference audit: keys that sit far from the rest of their own species.
 
 Why: one misidentified or contaminated reference barcode names every query that
 matches it with the wrong species, and the naming model cannot see that from the
@@ -15,22 +15,36 @@ says which keys to check (``build-reference`` output, ``info``, the bundle table
 instead): no query is named from them, while the rest of their species still
 names. Only a species of two keys, both listed, loses its name that way.
 
-A species split into two groups of several keys each is *not* flagged: each key
-has a close conspecific. What is flagged is a key alone — and for a species of
-two keys both are listed, since nothing tells which one is wrong.
+Mislabelled keys also come in groups: one lab's batch filed under the wrong
+name, identical or nearly so. A real Pakistani plate's 74 *Culex quinquefasciatus*
+were not named even to genus because 8 keys filed as *Aedes aegypti* and *Ae.
+albopictus* (from Indonesia and China) carry its barcode; 12 *Eristalis tenax*
+because 2 *Episyrphus balteatus* keys carry theirs. Each such key has a close
+conspecific (its batch-mates), so the lone-key rule cannot see them. A **group**
+is listed too: keys that lie farther than the cut-off from the bulk of their
+species (the largest group of its anchors), hold at most ``MAX_GROUP_SHARE`` of
+its keys, and match another species' key at the published species cut-off
+(:func:`confirm_groups`): they carry another known species' barcode.
+
+A species split into two groups of several keys each, neither of them another
+species' barcode, is *not* flagged (a cryptic species is not a mislabel). What is
+flagged is a key alone — and for a species of two keys both are listed, since
+nothing tells which one is wrong — or a small group carrying another species'
+barcode.
 
 Cost: each distinct barcode of a species is compared with at most ``anchors``
 other distinct barcodes of it (bounded alignments that stop at the cut-off); only
-keys that none of these is close to are compared with every other barcode of their
-species (at most ``max_exact``) and searched for their nearest other species.
+keys that none of the bulk's anchors is close to are compared with every other
+barcode of their species (at most ``max_exact``) and searched for their nearest
+other species.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -39,6 +53,11 @@ from biodiscover.storage.distance import identity, p_distance, reverse_complemen
 
 #: a key whose nearest conspecific is below this identity is listed (the published family cut-off)
 AUDIT_IDENTITY = PUBLISHED_CUTOFFS["family"]
+#: a group far from its species' bulk is listed when it holds at most this share of the species' keys (the bulk
+#: then holds twice as many: which side is wrong is told by numbers) ...
+MAX_GROUP_SHARE = 1 / 3
+#: ... and a key of it matches another species' key at least this closely (the published species cut-off)
+GROUP_OTHER_IDENTITY = PUBLISHED_CUTOFFS["species"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,9 @@ class SuspectKey:
     #: identity of the key's reverse complement to the nearest other key of its species (0.0: not
     #: computed); at or above the audit's cut-off the key was stored reversed
     reversed_identity: float = 0.0
+    #: keys of its species in its group (itself included) when it was listed as one of a group far from the
+    #: species' bulk (``own_identity`` then the best identity to the bulk's anchors); 0: listed alone
+    group_keys: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,10 +89,16 @@ class SuspectKey:
                    own_identity=float(data["own_identity"]), conspecific_keys=int(data["conspecific_keys"]),
                    nearest_other=None if data.get("nearest_other") is None else str(data["nearest_other"]),
                    nearest_other_identity=float(data.get("nearest_other_identity", 0.0)),
-                   reversed_identity=float(data.get("reversed_identity", 0.0)))
+                   reversed_identity=float(data.get("reversed_identity", 0.0)),
+                   group_keys=int(data.get("group_keys", 0)))
 
     def describe(self) -> str:
         """One line for a reviewer: the key, how far it is from its species, what it resembles instead."""
+        if self.group_keys:
+            rest = self.conspecific_keys + 1 - self.group_keys
+            return (f"{self.processid} ({self.species}): one of {self.group_keys} key(s) of its species "
+                    f"{100 * self.nearest_other_identity:.1f} % identical to {self.nearest_other}, "
+                    f"{100 * self.own_identity:.1f} % to the bulk of the other {rest} (another species' barcode)")
         text = (f"{self.processid} ({self.species}): {100 * self.own_identity:.1f} % identity to the nearest of "
                 f"the {self.conspecific_keys} other key(s) of its species")
         if self.reversed_identity >= AUDIT_IDENTITY:
@@ -86,11 +114,36 @@ def _close(a: str, b: str, min_identity: float) -> bool:
     return p_distance(a, b, max_distance=1.0 - min_identity) <= 1.0 - min_identity
 
 
+class Audit(NamedTuple):
+    """What :func:`audit_reference` finds before the reference is indexed."""
+
+    #: keys alone, far from every other key of their species (listed as they are)
+    suspects: list[SuspectKey]
+    #: species with two keys or more (the species the audit could check)
+    checked: int
+    #: keys in small groups far from their species' bulk: listed only where :func:`confirm_groups` finds another
+    #: species' barcode in them (the search needs the index)
+    groups: list[SuspectKey]
+
+
+def _bulk_anchors(seqs: Sequence[str], weights: Sequence[int], picks: Sequence[int],
+                  min_identity: float) -> list[int]:
+    """The anchors of a species' bulk: ``picks`` grouped by closeness to one another, the group of most keys
+    (ties: the first); every anchor when they are all one group."""
+    groups: list[list[int]] = []
+    for a in picks:
+        joined = [g for g in groups if any(_close(seqs[a], seqs[b], min_identity) for b in g)]
+        merged = [a] + [b for g in joined for b in g]
+        groups = [g for g in groups if g not in joined] + [merged]
+    return max(groups, key=lambda g: sum(weights[a] for a in g)) if groups else []
+
+
 def audit_reference(ids: Sequence[str], sequences: Sequence[str], lineages: Sequence[tuple[str | None, ...]], *,
                     min_identity: float = AUDIT_IDENTITY, anchors: int = 4, max_exact: int = 200,
-                    seed: int = 0) -> tuple[list[SuspectKey], int]:
-    """Keys whose nearest conspecific key is below ``min_identity`` (most distant first), and how
-    many species had two keys or more (the species the audit could check).
+                    max_share: float = MAX_GROUP_SHARE, seed: int = 0) -> Audit:
+    """Keys whose nearest conspecific key is below ``min_identity`` (most distant first), how many species had
+    two keys or more, and the keys of small groups (at most ``max_share`` of their species' keys) that are below
+    ``min_identity`` to every anchor of their species' bulk (:class:`Audit`).
 
     ``lineages[j][-1]`` is key j's species (None: not labelled to species, not audited).
     The nearest other species is left empty here (:func:`nearest_other_species` fills it).
@@ -101,6 +154,7 @@ def audit_reference(ids: Sequence[str], sequences: Sequence[str], lineages: Sequ
         if lin and lin[-1]:
             by_species[lin[-1]][sequences[j]].append(j)
     suspects: list[SuspectKey] = []
+    groups: list[SuspectKey] = []
     checked = 0
     for species, distinct in by_species.items():
         n_keys = sum(len(v) for v in distinct.values())
@@ -108,23 +162,47 @@ def audit_reference(ids: Sequence[str], sequences: Sequence[str], lineages: Sequ
         if len(distinct) < 2:
             continue  # alone, or every key the same barcode: nothing to compare
         seqs = list(distinct)
-        picks = rng.choice(len(seqs), min(anchors, len(seqs)), replace=False)
+        weights = [len(distinct[q]) for q in seqs]
+        picks = [int(a) for a in rng.choice(len(seqs), min(anchors, len(seqs)), replace=False)]
+        bulk = _bulk_anchors(seqs, weights, picks, min_identity)
         for i, seq in enumerate(seqs):
-            if len(distinct[seq]) > 1:
-                continue  # an identical conspecific copy
-            if any(_close(seq, seqs[a], min_identity) for a in picks if a != i):
-                continue
+            if any(_close(seq, seqs[a], min_identity) for a in bulk if a != i):
+                continue  # in the bulk of its species
+            copies = len(distinct[seq])
+            alone = copies == 1 and not any(_close(seq, seqs[a], min_identity) for a in picks
+                                            if a != i and a not in bulk)
+            if i in bulk and not alone:
+                continue  # an anchor of the bulk with company of its own
             others = [s for s in seqs if s != seq]
-            if len(others) > max_exact:
-                others = [others[int(x)] for x in rng.choice(len(others), max_exact, replace=False)]
-            best = max(identity(seq, s) for s in others)
-            if best < min_identity:
-                flipped = reverse_complement(seq)
-                back = max(identity(flipped, s) for s in others)
-                suspects.extend(SuspectKey(str(ids[j]), species, best, n_keys - 1, reversed_identity=back)
-                                for j in distinct[seq])
+            sample = others if len(others) <= max_exact else \
+                [others[int(x)] for x in rng.choice(len(others), max_exact, replace=False)]
+            near = [identity(seq, s) for s in sample]
+            if alone:
+                best = max(near)
+                if best < min_identity:
+                    back = max(identity(reverse_complement(seq), s) for s in sample)
+                    suspects.extend(SuspectKey(str(ids[j]), species, best, n_keys - 1, reversed_identity=back)
+                                    for j in distinct[seq])
+                    continue
+            if i in bulk:
+                continue
+            # with company of its own (identical copies or close conspecifics) away from the bulk: a group, if a
+            # small one (its share of the keys compared, the sample's weights standing for the species')
+            weight = {s: len(distinct[s]) for s in sample}
+            close = copies + sum(weight[s] for s, v in zip(sample, near) if v >= min_identity)
+            seen = copies + sum(weight.values())
+            if close <= max_share * seen:
+                to_bulk = max((identity(seq, seqs[a]) for a in bulk), default=0.0)
+                back = max((identity(reverse_complement(seq), seqs[a]) for a in bulk), default=0.0)
+                if back >= min_identity:  # a batch stored reversed: turned round, as a lone key is
+                    suspects.extend(SuspectKey(str(ids[j]), species, to_bulk, n_keys - 1, reversed_identity=back)
+                                    for j in distinct[seq])
+                    continue
+                groups.extend(SuspectKey(str(ids[j]), species, to_bulk, n_keys - 1,
+                                         group_keys=round(close * n_keys / seen)) for j in distinct[seq])
     suspects.sort(key=lambda s: (s.own_identity, s.processid))
-    return suspects, checked
+    groups.sort(key=lambda s: (s.own_identity, s.processid))
+    return Audit(suspects, checked, groups)
 
 
 def nearest_other_species(suspects: Sequence[SuspectKey], positions: Mapping[str, int],
@@ -145,9 +223,18 @@ def nearest_other_species(suspects: Sequence[SuspectKey], positions: Mapping[str
             sp = lineages[int(j)][-1]
             if sp and sp != s.species and float(ident) > best:
                 best_sp, best = sp, float(ident)
-        out.append(SuspectKey(s.processid, s.species, s.own_identity, s.conspecific_keys, best_sp,
-                              best if best_sp else 0.0, s.reversed_identity))
+        out.append(replace(s, nearest_other=best_sp, nearest_other_identity=best if best_sp else 0.0))
     return out
+
+
+def confirm_groups(groups: Sequence[SuspectKey], positions: Mapping[str, int], sequences: Sequence[str],
+                   lineages: Sequence[tuple[str | None, ...]], candidates: Any,
+                   min_other: float = GROUP_OTHER_IDENTITY) -> list[SuspectKey]:
+    """The keys of ``groups`` that match another species' key at ``min_other`` or closer (nearest other species
+    filled in): a batch filed under the wrong name. A far group that matches no other species is left alone (a
+    cryptic species or a deep lineage of its own is not a mislabel)."""
+    found = nearest_other_species(groups, positions, sequences, lineages, candidates)
+    return [g for g in found if g.nearest_other is not None and g.nearest_other_identity >= min_other]
 
 
 def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
@@ -158,8 +245,11 @@ def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
     if not n:
         return [f"reference audit: every key of the {checked} species with 2 or more keys lies within "
                 f"{100 * (1 - cut):.0f} % of another key of its species"]
-    head = (f"reference audit: {n} key(s) lie farther than {100 * (1 - cut):.0f} % from every other key of their "
-            "species (possible misidentification, contamination or a cryptic species; ")
+    grouped = int(summary.get("grouped", 0))
+    head = (f"reference audit: {n} key(s) lie farther than {100 * (1 - cut):.0f} % from " + (
+        f"their species: {n - grouped} from every other key of it, {grouped} in small groups far from its bulk "
+        "that carry another species' barcode" if grouped else "every other key of their species")
+        + " (possible misidentification, contamination or a cryptic species; ")
     aside = summary.get("set_aside")
     if aside is None:  # a bundle built before keys were set aside: they still name what matches them
         head += "check them before trusting names they give):"
@@ -167,8 +257,12 @@ def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
         head += (f"{int(aside)} set aside: no specimen is named from them, the rest of their species still names; "
                  "check them):")
     lines = [head]
-    shown = summary.get("worst", [])[:limit]
-    lines += [f"  {SuspectKey.from_dict(row).describe()}" for row in shown]
-    if n > len(shown):
-        lines.append(f"  … and {n - len(shown)} more (bundle table reference_audit)")
+    rows = list(summary.get("worst", []))
+    # the most distant lone keys, then one line per group (``listed``: its keys listed, one batch of another
+    # species' barcode)
+    shown = [r for r in rows if not r.get("group_keys")][:limit] + [r for r in rows if r.get("group_keys")][:limit]
+    lines += [f"  {SuspectKey.from_dict(r).describe()}" for r in shown]
+    told = sum(int(r.get("listed", 1)) for r in shown)
+    if n > told:
+        lines.append(f"  … and {n - told} more (bundle table reference_audit)")
     return lines

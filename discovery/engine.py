@@ -39,8 +39,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.audit import (AUDIT_IDENTITY, SuspectKey, audit_reference, describe_audit,
-                                         nearest_other_species)
+from biodiscover.discovery.audit import (AUDIT_IDENTITY, SuspectKey, audit_reference, confirm_groups,
+                                         describe_audit, nearest_other_species)
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (Hits, Lineage, NamingConfig, NamingModel, SimQuery, deepest_confident,
@@ -235,16 +235,35 @@ class DiscoveryModel:
         t = time.perf_counter()
         ids, seqs, lineages = keys.columns()
         # the audit runs before indexing: a key it finds stored reversed is indexed the right way round
-        suspects, checked = audit_reference(ids, seqs, lineages)
+        suspects, checked, groups = audit_reference(ids, seqs, lineages)
         flip = {s.processid for s in suspects if s.reversed_identity >= AUDIT_IDENTITY}
         if flip:
             keys.reverse_complement(j for j, pid in enumerate(ids) if pid in flip)
             ids, seqs, lineages = keys.columns()
-        self._audit_found = (suspects, checked, time.perf_counter() - t)
+        seconds = time.perf_counter() - t
         ref = Reference.build(ids, seqs, lineages, kmer=self.config.kmer, index=self.config.index,
                               batch_size=self.config.batch_size, progress=say)
         ref.countries = keys.countries()  # where each key was collected: the review's nearest species say it
+        if groups:  # a group far from its species' bulk is listed when it carries another species' barcode
+            t = time.perf_counter()
+            where = {pid: j for j, pid in enumerate(ids)}
+            suspects = sorted(suspects + confirm_groups(groups, where, seqs, lineages, self._search(ref)),
+                              key=lambda s: (s.own_identity, s.processid))
+            seconds += time.perf_counter() - t
+        self._audit_found = (suspects, checked, seconds)
         return ref
+
+    def _search(self, ref: Reference) -> Callable[[Sequence[str]], list[tuple[np.ndarray, np.ndarray]]]:
+        """The engine's candidate search over ``ref`` as (positions, identities) per query: what a query with
+        that barcode would be shown (the audit's nearest other species)."""
+        cfg = self.config
+
+        def candidates(queries: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+            found = ref.candidates(queries, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
+                                   max_candidates=cfg.max_candidates, containment_first=cfg.containment_first)
+            return [(c.positions, c.identities) for c in found]
+
+        return candidates
 
     @property
     def ref_ids_(self) -> Sequence[str]:
@@ -430,28 +449,29 @@ class DiscoveryModel:
         return float(np.interp(length, [t[0] for t in table], [t[1] for t in table]))
 
     def _audit(self, say: Callable[[str], None]) -> None:
-        """List the reference keys far from every other key of their species (``discovery.audit``)."""
+        """List the reference keys far from the rest of their species (``discovery.audit``)."""
         t = time.perf_counter()
-        cfg = self.config
         suspects, checked, seconds = self._audit_found
-        far = [s for s in suspects if s.reversed_identity < AUDIT_IDENTITY]  # the rest now match their species
+        # the rest now match their species (turned round), or were found matching another (a group)
+        far = [s for s in suspects if s.reversed_identity < AUDIT_IDENTITY and not s.group_keys]
         if far:
             flagged = {s.processid for s in far}
             where = {pid: j for j, pid in enumerate(self.ref_ids_) if pid in flagged}
-
-            def candidates(queries: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-                found = self.reference_.candidates(queries, n_search=cfg.n_search, per_taxon=cfg.per_taxon,
-                                                   max_candidates=cfg.max_candidates,
-                                                   containment_first=cfg.containment_first)
-                return [(c.positions, c.identities) for c in found]
-
             found = {s.processid: s for s in nearest_other_species(far, where, self.ref_seqs_, self.ref_lineages_,
-                                                                    candidates)}
+                                                                    self._search(self.reference_))}
             suspects = [found.get(s.processid, s) for s in suspects]
         self.audit_: list[SuspectKey] | None = suspects
+        alone = [s for s in suspects if not s.group_keys]
+        # one row per group (its species and the species whose barcode it carries): its keys are one batch
+        batches: dict[tuple[str, str | None], list[SuspectKey]] = {}
+        for s in suspects:
+            if s.group_keys:
+                batches.setdefault((s.species, s.nearest_other), []).append(s)
         self.audit_summary_ = {"species_checked": checked, "suspects": len(suspects), "min_identity": AUDIT_IDENTITY,
                                "set_aside": len(getattr(self, "set_aside_", None) or ()),
-                               "worst": [s.to_dict() for s in suspects[:20]]}
+                               "grouped": len(suspects) - len(alone),
+                               "worst": [s.to_dict() for s in alone[:20]]
+                               + [{**b[0].to_dict(), "listed": len(b)} for b in list(batches.values())[:20]]}
         for line in describe_audit(self.audit_summary_):
             say(line)
         log.info("reference audit in %.1fs", seconds + time.perf_counter() - t)

@@ -211,7 +211,7 @@ def test_the_audit_lists_exactly_the_keys_whose_nearest_conspecific_is_below_the
     key("L-1", pair, "G lone")  # one key: nothing to compare
     key("U-1", pair, None)  # not labelled to species
     key("U-2", rng.choice(list("ACGT"), 300), None)  # another, far from it: still not a species to audit
-    suspects, checked = audit_reference(ids, seqs, lins)
+    suspects, checked, _ = audit_reference(ids, seqs, lins)
     want = []
     for j, (pid, seq, lin) in enumerate(zip(ids, seqs, lins)):
         own = [seqs[i] for i in range(len(ids)) if i != j and lins[i][-1] == lin[-1]] if lin[-1] else []
