@@ -33,10 +33,13 @@ def main(argv: list[str] | None = None) -> int:
             seqs.append(s.dna_barcode.upper())
             lineages.append((s.order, s.family, s.subfamily, s.genus, s.species))
     t = time.process_time()
-    suspects, checked = audit_reference(ids, seqs, lineages)
+    suspects, checked, groups = audit_reference(ids, seqs, lineages)
     cpu = time.process_time() - t
     flagged = {s.processid for s in suspects}
-    print(f"{len(ids)} keys, {checked} species with 2+ keys, {len(suspects)} listed, {cpu:.1f} s CPU")
+    # a group is listed only where it carries another species' barcode, which takes the index (build-reference)
+    print(f"{len(ids)} keys, {checked} species with 2+ keys, {len(suspects)} listed alone, {len(groups)} in small "
+          f"groups far from their species' bulk (listed by build-reference where they carry another species' "
+          f"barcode), {cpu:.1f} s CPU")
     print("listed by order:", dict(Counter(lin[0] for pid, lin in zip(ids, lineages) if pid in flagged)))
     for s in suspects[: args.show]:
         print(" ", s.describe())

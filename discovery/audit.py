@@ -22,7 +22,7 @@ albopictus* (from Indonesia and China) carry its barcode; 12 *Eristalis tenax*
 because 2 *Episyrphus balteatus* keys carry theirs. Each such key has a close
 conspecific (its batch-mates), so the lone-key rule cannot see them. A **group**
 is listed too: keys that lie farther than the cut-off from the bulk of their
-species (the largest group of its anchors), hold at most ``MAX_GROUP_SHARE`` of
+species (the group of its anchors whose barcodes most keys carry), hold at most ``MAX_GROUP_SHARE`` of
 its keys, and match another species' key at the published species cut-off
 (:func:`confirm_groups`): they carry another known species' barcode.
 
@@ -128,8 +128,11 @@ class Audit(NamedTuple):
 
 def _bulk_anchors(seqs: Sequence[str], weights: Sequence[int], picks: Sequence[int],
                   min_identity: float) -> list[int]:
-    """The anchors of a species' bulk: ``picks`` grouped by closeness to one another, the group of most keys
-    (ties: the first); every anchor when they are all one group."""
+    """The anchors of a species' bulk: ``picks`` grouped by closeness to one another, the group whose anchors'
+    own barcodes the most keys carry (``weights``: keys per distinct barcode; ties: the first); every anchor when
+    they are all one group. A proxy, not a count of the keys near each group (that would take every alignment):
+    where it picks a batch of identical copies over the true bulk, the bulk is too large a share to be listed
+    and the batch, taken for the bulk, is not listed either: the audit misses the batch rather than list the bulk."""
     groups: list[list[int]] = []
     for a in picks:
         joined = [g for g in groups if any(_close(seqs[a], seqs[b], min_identity) for b in g)]
