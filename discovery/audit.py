@@ -96,9 +96,9 @@ class SuspectKey:
         """One line for a reviewer: the key, how far it is from its species, what it resembles instead."""
         if self.group_keys:
             rest = self.conspecific_keys + 1 - self.group_keys
-            return (f"{self.processid} ({self.species}): one of {self.group_keys} key(s) of its species "
-                    f"{100 * self.nearest_other_identity:.1f} % identical to {self.nearest_other}, "
-                    f"{100 * self.own_identity:.1f} % to the bulk of the other {rest} (another species' barcode)")
+            return (f"{self.processid} ({self.species}): {100 * self.nearest_other_identity:.1f} % identical to "
+                    f"{self.nearest_other}, {100 * self.own_identity:.1f} % to the bulk of its species (about {rest} "
+                    "keys): a batch carrying another species' barcode")
         text = (f"{self.processid} ({self.species}): {100 * self.own_identity:.1f} % identity to the nearest of "
                 f"the {self.conspecific_keys} other key(s) of its species")
         if self.reversed_identity >= AUDIT_IDENTITY:
@@ -264,7 +264,8 @@ def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
     # the most distant lone keys, then one line per group (``listed``: its keys listed, one batch of another
     # species' barcode)
     shown = [r for r in rows if not r.get("group_keys")][:limit] + [r for r in rows if r.get("group_keys")][:limit]
-    lines += [f"  {SuspectKey.from_dict(r).describe()}" for r in shown]
+    lines += [f"  {SuspectKey.from_dict(r).describe()}" + (f" ({r['listed']} such keys listed)"
+                                                              if int(r.get("listed", 1)) > 1 else "") for r in shown]
     told = sum(int(r.get("listed", 1)) for r in shown)
     if n > told:
         lines.append(f"  … and {n - told} more (bundle table reference_audit)")
