@@ -121,8 +121,9 @@ class Audit(NamedTuple):
     suspects: list[SuspectKey]
     #: species with two keys or more (the species the audit could check)
     checked: int
-    #: keys in small groups far from their species' bulk: listed only where :func:`confirm_groups` finds another
-    #: species' barcode in them (the search needs the index)
+    #: keys in small groups far from their species' bulk, in the order found: listed only where
+    #: :func:`confirm_groups` finds another species' barcode in them (the search needs the index; the engine
+    #: orders what it lists with the lone keys)
     groups: list[SuspectKey]
 
 
@@ -204,7 +205,6 @@ def audit_reference(ids: Sequence[str], sequences: Sequence[str], lineages: Sequ
                 groups.extend(SuspectKey(str(ids[j]), species, to_bulk, n_keys - 1,
                                          group_keys=round(close * n_keys / seen)) for j in distinct[seq])
     suspects.sort(key=lambda s: (s.own_identity, s.processid))
-    groups.sort(key=lambda s: (s.own_identity, s.processid))
     return Audit(suspects, checked, groups)
 
 
