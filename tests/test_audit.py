@@ -365,3 +365,74 @@ def test_a_batch_carrying_another_species_barcode_is_listed_set_aside_and_stops_
     assert tests
     for r in model.triage(tests):
         assert (r.deepest_rank, r.deepest_label) == ("species", "Gen1 sp1"), r.reason
+
+
+@pytest.mark.parametrize(("batch", "listed"), [(5, True), (6, False)])
+def test_a_group_is_a_group_up_to_a_third_of_its_species_keys(batch: int, listed: bool) -> None:
+    """5 of 16 keys (0.31) far from the rest are a group the audit lists for the other-species search; 6 of 16
+    (0.375) are too large a share to say which side is wrong, and neither side is listed (a share of a quarter
+    or a half would decide both cases the same way)."""
+    rng = np.random.default_rng(24)
+    bulk_seq, far_seq = (rng.choice(list("ACGT"), 500) for _ in range(2))
+    seqs = ["".join(mutate(rng, bulk_seq, 0.004)) for _ in range(16 - batch)]
+    seqs += ["".join(mutate(rng, far_seq, 0.004)) for _ in range(batch)]
+    ids = [f"K{i}" for i in range(16)]
+    found = audit_reference(ids, seqs, [("O", "F", None, "G", "G a")] * 16, anchors=16)
+    assert found.suspects == []  # every key has a close conspecific
+    assert {g.processid for g in found.groups} == ({f"K{i}" for i in range(16 - batch, 16)} if listed else set())
+    assert all(g.group_keys == batch and g.conspecific_keys == 15 for g in found.groups)
+
+
+def test_a_summary_recorded_before_the_audits_groups_reads_as_it_did() -> None:
+    """A bundle built before the audit listed groups records no ``grouped``: its line says what that audit did (no
+    group clause), and a summary with nothing recorded says nothing was checked (a missing count is none, not
+    one: targeted mutation run of the twenty-fourth session)."""
+    old = {"species_checked": 12, "suspects": 2, "min_identity": AUDIT_IDENTITY, "set_aside": 2,
+           "worst": [SuspectKey("K1", "Sp a", 0.7, 4, "Sp b", 0.99).to_dict(),
+                     SuspectKey("K2", "Sp c", 0.8, 3).to_dict()]}
+    said = describe_audit(old)
+    assert said[0].startswith("reference audit: 2 key(s) lie farther than 10 % from every other key of their species "
+                              "(possible misidentification")
+    assert len(said) == 3 and "more" not in said[-1]
+    assert describe_audit({}) == ["reference audit: every key of the 0 species with 2 or more keys lies within 10 % "
+                                  "of another key of its species"]
+
+
+def test_a_batch_stored_reversed_is_listed_to_be_turned_round() -> None:
+    """Three keys of a species stored as reverse complements (a GenBank batch mirrored the wrong way round) have
+    one another close by, so no lone-key rule sees them: as a group whose reverse complement is the species' bulk
+    they are listed with that identity, and the engine turns them round instead of setting them aside."""
+    from biodiscover.storage.distance import reverse_complement
+
+    rng = np.random.default_rng(7)
+    base = rng.choice(list("ACGT"), 500)
+    seqs = ["".join(mutate(rng, base, 0.004)) for _ in range(12)]
+    seqs += [reverse_complement("".join(mutate(rng, base, 0.004))) for _ in range(3)]
+    found = audit_reference([f"K{i}" for i in range(15)], seqs, [("O", "F", None, "G", "G a")] * 15, anchors=15)
+    assert found.groups == []
+    assert [s.processid for s in sorted(found.suspects, key=lambda s: s.processid)] == ["K12", "K13", "K14"]
+    assert all(s.reversed_identity >= 0.98 and s.own_identity < AUDIT_IDENTITY and s.conspecific_keys == 14
+               for s in found.suspects)
+
+
+def test_the_bulk_is_the_anchor_group_whose_barcodes_most_keys_carry() -> None:
+    """Anchors close to one another are one group, whichever order they come in; the bulk is the group whose own
+    barcodes the most keys carry (a group left out of a merge is kept: targeted mutation run)."""
+    from biodiscover.discovery.audit import _bulk_anchors
+
+    rng = np.random.default_rng(3)
+    a, b = (rng.choice(list("ACGT"), 400) for _ in range(2))
+    seqs = ["".join(mutate(rng, a, 0.005)) for _ in range(3)] + ["".join(mutate(rng, b, 0.005)) for _ in range(2)]
+    assert sorted(_bulk_anchors(seqs, [1] * 5, [0, 1, 2, 3, 4], AUDIT_IDENTITY)) == [0, 1, 2]
+    assert sorted(_bulk_anchors(seqs, [1] * 5, [3, 0, 4, 1, 2], AUDIT_IDENTITY)) == [0, 1, 2]
+    assert sorted(_bulk_anchors(seqs, [1, 1, 1, 5, 5], [0, 1, 2, 3, 4], AUDIT_IDENTITY)) == [3, 4]
+
+
+def test_a_batch_line_and_a_row_from_before_the_groups() -> None:
+    batch = SuspectKey("GBDP49512-19", "Aedes albopictus", 0.814, 3536, "Aedes aegypti", 1.0, group_keys=17)
+    assert batch.describe() == ("GBDP49512-19 (Aedes albopictus): 100.0 % identical to Aedes aegypti, 81.4 % to the "
+                                "bulk of its species (about 3520 keys): a batch carrying another species' barcode")
+    row = SuspectKey("K1", "Sp a", 0.7, 4, "Sp b", 0.99).to_dict()
+    del row["group_keys"]  # a bundle's audit table written before the groups
+    old = SuspectKey.from_dict(row)
+    assert old.group_keys == 0 and old.describe().startswith("K1 (Sp a): 70.0 % identity to the nearest of the 4")
