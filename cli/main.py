@@ -60,8 +60,8 @@ INTERRUPTED = ("interrupted: finished steps are kept and the interrupted one is 
 #: verbs with no steps to keep: what an interrupted run of them left behind
 INTERRUPTED_BY_VERB = {
     "build-reference": ("interrupted: the bundle is written only once the engine is fitted, so there is none "
-                        "unless 'bundle written' was printed; re-run the same command (with --force over a "
-                        "bundle it wrote) to build it."),
+                        "unless 'bundle written' was printed; re-run the same command to build it (into a bundle "
+                        "already there, its encoders are kept and its reference replaced)."),
 }
 
 

@@ -465,6 +465,9 @@ def test_ctrl_c_during_build_reference_says_no_bundle_was_written(dataset, tmp_p
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, "".join(said) + err[-2000:]
     assert "interrupted: the bundle is written only once the engine is fitted" in err
+    # re-running the same command builds it, into a bundle already there too (its encoders kept); the message
+    # advised --force, which would have thrown a trained bundle's encoders away
+    assert "re-run the same command to build it" in err and "--force" not in err
     assert "finished steps are kept" not in err
     assert not (out / "bundle.json").exists()
 
