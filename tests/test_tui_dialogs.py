@@ -91,6 +91,15 @@ def labels(screen: Any) -> list[str]:
 ORDER_OF = {name: lin["order"] for lin in LEPIDOPTERA + OTHERS for rank, name in lin.items() if rank != "species"}
 
 
+async def move_list_for(pilot: Any, app: Any, pid: int, typed: str) -> list[str]:
+    """Open the move list on ``pid``, type ``typed`` in its box: the options it then shows."""
+    await press_on(pilot, pid, "v")
+    await pilot.press(*typed)
+    await settle(pilot)
+    shown = app.screen.query_one("#dialog-options")
+    return [str(shown.get_option_at_index(i).prompt) for i in range(shown.option_count)]
+
+
 def order_of(label: str) -> str:
     """The order of the taxon a move option (``rank name  (lineage)``) names."""
     return ORDER_OF[label.split("  ")[0].split(" ", 1)[1]]
@@ -161,12 +170,9 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
     path, ids = plate(tmp_path)
     pid = ids["a"]
     async with reviewing(path) as (app, db, pilot):
-        await press_on(pilot, pid, "v")
-        await pilot.press(*"Clemensia")
-        await settle(pilot)
-        shown = app.screen.query_one("#dialog-options")
-        assert shown.option_count == 1  # no taxon has that name: only the offer to make it
-        assert "new genus Clemensia" in str(shown.get_option_at_index(0).prompt)
+        shown = await move_list_for(pilot, app, pid, "Clemensia")
+        assert len(shown) == 1  # no taxon has that name: only the offer to make it
+        assert "new genus Clemensia" in shown[0]
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)  # where the new genus goes
@@ -235,13 +241,10 @@ async def test_a_new_taxon_that_is_blank_or_taken_is_refused_with_a_message(tmp_
     path, ids = plate(tmp_path)
     pid = ids["a"]
     async with reviewing(path) as (app, db, pilot):
-        await press_on(pilot, pid, "v")
+        shown = await move_list_for(pilot, app, pid, "Amaxia")
         options = app.screen.query_one("#dialog-options")
-        await pilot.press(*"Amaxia")
-        await settle(pilot)
         # the existing genus, and no offer to make a second of that name (a review found "+ new genus Amaxia"
         # under the genus Amaxia itself)
-        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert "genus Amaxia" in shown[0] and not any("new genus" in s for s in shown), shown
         await pilot.press(*["backspace"] * 6, "space", "space")
         await settle(pilot)
@@ -269,12 +272,9 @@ async def test_move_into_a_family_the_reference_lacks_then_accept_and_export(tmp
     path, ids = plate(tmp_path)
     pid = ids["a"]
     async with reviewing(path) as (app, db, pilot):
-        await press_on(pilot, pid, "v")
-        await pilot.press(*"Oecophoridae")
-        await settle(pilot)
-        shown = app.screen.query_one("#dialog-options")
-        assert shown.option_count == 1
-        assert "+ new family Oecophoridae (provisional ◆)" in str(shown.get_option_at_index(0).prompt)
+        shown = await move_list_for(pilot, app, pid, "Oecophoridae")
+        assert len(shown) == 1
+        assert "+ new family Oecophoridae (provisional ◆)" in shown[0]
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)  # where it goes: an order, and nothing else
@@ -295,11 +295,7 @@ async def test_move_into_a_family_the_reference_lacks_then_accept_and_export(tmp
         assert family.provisional and family.rank == "family"
         assert [n.name for n in graph.lineage(family.id)] == ["Lepidoptera", "Oecophoridae"]
         # a second candidate can now go in it from the list, and a genus can be made inside it
-        await press_on(pilot, ids["b"], "v")
-        await pilot.press(*"Oecophoridae")
-        await settle(pilot)
-        listed = app.screen.query_one("#dialog-options")
-        found = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
+        found = await move_list_for(pilot, app, ids["b"], "Oecophoridae")
         assert any(f.startswith("family Oecophoridae ◆") for f in found) and not any("new family" in f for f in found)
         await pilot.press("escape")
         await settle(pilot)
