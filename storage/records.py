@@ -238,6 +238,12 @@ class Specimen:
     index_bioscan_1M_insect: int | None = None
     chunk: str | None = None
     image_path: Path | None = None
+    #: The barcode as submitted: cleaned like ``dna_barcode`` (gaps, case, U, end N runs) but not cut to
+    #: :data:`MAX_NUCLEOTIDES`; None when not known (a database written before schema 0006). The analysis
+    #: reads ``dna_barcode`` only; the exports send this on (``validation.barcode_as_submitted``). Not
+    #: compared, like ``source``: equal records are what the analysis reads alike (the database's record
+    #: hash does cover a read that was cut, so a re-called tail is a new version there).
+    submitted_barcode: str | None = field(default=None, compare=False)
     source: str | None = field(default=None, compare=False)
     line: int | None = field(default=None, compare=False)
 
@@ -253,8 +259,8 @@ class Specimen:
         kwargs: dict[str, Any] = {}
         for key, value in row.items():
             name = cls.field_for_column(str(key))
-            if name not in names or name in ("source", "line"):
-                continue
+            if name not in names or name in ("source", "line", "submitted_barcode"):
+                continue  # a table's own column of that name is no cleaned read (validation sets it)
             if _missing(value):
                 continue
             if name in ("coord_lat", "coord_lon", "image_measurement_value", "area_fraction", "scale_factor"):

@@ -9,7 +9,9 @@ counts each kind of problem for the ``validate`` report.
 
 ``clean_barcode`` is THE barcode normaliser of the project (upper-case, gaps
 removed, leading/trailing N runs trimmed, first 660 nt kept); every other area
-reuses it so that "the same barcode" means the same thing everywhere.
+reuses it so that "the same barcode" means the same thing everywhere. The
+validator keeps the cleaned read before the cut too (``Specimen.submitted_barcode``):
+the analysis reads the first 660 nt, the exports send on what was submitted.
 """
 
 from __future__ import annotations
@@ -136,10 +138,30 @@ def clean_barcode(seq: str | None, max_nucleotides: int | None = MAX_NUCLEOTIDES
     """
     if seq is None:
         return ""
-    s = _remove_gaps(str(seq)).upper().replace("U", "T").strip("N")
-    if max_nucleotides is not None and len(s) > max_nucleotides:
-        s = s[:max_nucleotides].rstrip("N")
-    return s
+    return cut_barcode(_remove_gaps(str(seq)).upper().replace("U", "T").strip("N"), max_nucleotides)
+
+
+def cut_barcode(clean: str, max_nucleotides: int | None = MAX_NUCLEOTIDES) -> str:
+    """The part of a cleaned barcode the analysis reads: its first ``max_nucleotides``, trailing Ns the cut
+    exposes trimmed; ``clean`` itself (the same object) when it is not longer."""
+    if max_nucleotides is not None and len(clean) > max_nucleotides:
+        return clean[:max_nucleotides].rstrip("N")
+    return clean
+
+
+def barcode_as_submitted(spec: Specimen) -> str | None:
+    """``spec``'s barcode as it was submitted (cleaned, not cut), or None when it has no barcode.
+
+    Readers keep the submitted read in ``Specimen.submitted_barcode``; it stands only while the analysed
+    ``dna_barcode`` is still its start (its cut, :func:`cut_barcode`). A specimen built in code, or one whose
+    barcode code replaced since (the demo drops a share to simulate failed sequencing), has its
+    ``dna_barcode`` as the barcode it was given: that is what was submitted.
+    """
+    analysed = spec.dna_barcode
+    if not analysed:
+        return None
+    full = spec.submitted_barcode
+    return full if full is not None and full.startswith(analysed) else analysed
 
 
 def barcode_problems(raw: str, *, min_length: int = MIN_BARCODE_LENGTH) -> list[tuple[str, str]]:
@@ -656,13 +678,17 @@ class RowValidator:
             log.debug("quarantined %s", rec.message)
             return None, rec
 
+        submitted: str | None = None
         if barcode_raw:
-            values["dna_barcode"] = clean_barcode(barcode_raw, self.max_nucleotides)
+            submitted = clean_barcode(barcode_raw, None)  # kept whole for the exports (barcode_as_submitted)
+            values["dna_barcode"] = cut_barcode(submitted, self.max_nucleotides)
         if image is not None:
             values["image_path"] = image
         else:
             values.pop("image_path", None)
         specimen = _specimen(values, source=source, line=line)  # columns that are no Specimen field (image_file) drop
+        if submitted:
+            specimen.submitted_barcode = submitted
         self.summary.add_ok()
         if photo_bad is None:
             return specimen, None

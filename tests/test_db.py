@@ -997,7 +997,7 @@ def test_check_reports_an_old_schema_a_broken_index_and_rows_breaking_a_foreign_
     (orphan,) = raw.execute("SELECT rowid FROM proposals").fetchone()  # the one proposal, its run deleted
     raw.close()
     problems = check_database(path).problems
-    assert problems[0] == "schema revision '0003' is not the current '0005' (run db upgrade)"
+    assert problems[0] == "schema revision '0003' is not the current '0006' (run db upgrade)"
     assert any(p.startswith("integrity: ") and index[0] in p for p in problems), problems
     fk = [p for p in problems if "break a foreign key" in p]
     assert fk == [f"1 rows break a foreign key (first: table proposals rowid {orphan} → runs)"]

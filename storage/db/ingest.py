@@ -11,11 +11,11 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
 Why it is built this way:
 
-* **Idempotent.** Every record gets a content hash (all BIOSCAN-5M fields and the
-  image path). Re-ingesting an unchanged record writes nothing; re-ingesting a
-  file whose SHA-256 matches a completed ingest of the same collection is
-  skipped outright, so "the same collection twice changes nothing" holds to the
-  row.
+* **Idempotent.** Every record gets a content hash (all BIOSCAN-5M fields, the
+  image path, and the submitted read where it was cut). Re-ingesting an unchanged
+  record writes nothing; re-ingesting a file whose SHA-256 matches a completed
+  ingest of the same collection is skipped outright, so "the same collection
+  twice changes nothing" holds to the row.
 * **Versioned.** A record whose hash changed gets a new row (``version`` + 1)
   and the old row is kept with ``current = 0``. A partial unique index allows
   one current row per processid, so duplicates cannot appear even under a crash.
@@ -37,6 +37,10 @@ Why it is built this way:
 * **Interrupted ingests are closed.** When an ingest completes, earlier ingests
   of the same file into the same collection left ``running`` by a killed process
   are marked ``interrupted``, so ``db check`` stops warning about them.
+* **The barcode as submitted.** ``dna_barcode`` is what the analysis reads (cleaned,
+  first 660 nt); ``submitted_barcode_length`` records the cleaned read's length and
+  ``submitted_barcode`` the read itself where it was longer, so the exports send on
+  what the lab sequenced (schema 0006; see its migration for why only then).
 * With ``register_taxa`` the identification provided with the records
   (order … species) is added to ``taxa`` (status accepted, source
   ``collection:<name>``), so the taxonomy graph covers the collection.
@@ -59,8 +63,8 @@ from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
 from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
-from biodiscover.storage.validation import (FILE_PROBLEMS, PHOTO_SET_ASIDE, QuarantinedRecord, count_set_aside,
-                                             shorten_raw)
+from biodiscover.storage.validation import (FILE_PROBLEMS, PHOTO_SET_ASIDE, QuarantinedRecord, barcode_as_submitted,
+                                             count_set_aside, shorten_raw)
 
 log = logging.getLogger(__name__)
 
@@ -125,26 +129,41 @@ _FIELD_PAIRS: tuple[tuple[str, str], ...] = tuple((COLUMN_KEYS[c], Specimen.fiel
                                                   for c in BIOSCAN_COLUMNS)
 #: Column order of the raw INSERT used by bulk ingest.
 _INSERT_COLUMNS: tuple[str, ...] = tuple(k for k, _ in _FIELD_PAIRS) + (
-    "image_path", "source", "line", "record_hash", "version", "current", "collection_id", "ingest_id")
+    "image_path", "source", "line", "submitted_barcode_length", "submitted_barcode", "record_hash", "version",
+    "current", "collection_id", "ingest_id")
 _INSERT_SQL = "INSERT INTO specimens ({}) VALUES ({})".format(
     ", ".join(f'"{c}"' for c in _INSERT_COLUMNS), ", ".join("?" for _ in _INSERT_COLUMNS))
 
 
 def specimen_values(spec: Specimen) -> dict[str, Any]:
-    """The specimen as a ``specimens`` row (without bookkeeping columns)."""
+    """The specimen as a ``specimens`` row (without bookkeeping columns).
+
+    The barcode as submitted (:func:`~biodiscover.storage.validation.barcode_as_submitted`) gives its length
+    for every barcoded record, and itself only where it is longer than the analysed ``dna_barcode``.
+    """
     row = {key: getattr(spec, attr) for key, attr in _FIELD_PAIRS}
     row["image_path"] = str(spec.image_path) if spec.image_path is not None else None
     row["source"] = spec.source
     row["line"] = spec.line
+    submitted = barcode_as_submitted(spec)
+    row["submitted_barcode_length"] = len(submitted) if submitted is not None else None
+    row["submitted_barcode"] = submitted if submitted is not None and submitted != spec.dna_barcode else None
     return row
 
 
 def record_hash(values: dict[str, Any]) -> str:
-    """Content hash of a record: BIOSCAN fields + image path (not where it was read from)."""
+    """Content hash of a record: BIOSCAN fields + image path (not where it was read from).
+
+    A submitted read longer than the analysed barcode counts too, only where there is one: a re-called tail
+    past 660 nt is a changed record, while every record that was not cut (and every row stored before
+    schema 0006) hashes as it always did, so re-ingesting a plate does not turn them into new versions.
+    """
     parts = []
     for key in list(COLUMN_KEYS.values()) + ["image_path"]:
         v = values.get(key)
         parts.append("" if v is None else repr(v))
+    if values.get("submitted_barcode") is not None:
+        parts.append(repr(values["submitted_barcode"]))
     return hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=16).hexdigest()
 
 
@@ -346,7 +365,17 @@ def row_to_specimen(r: Any) -> Specimen:
     spec = Specimen.from_row(data, source=r["source"], line=r["line"])
     if r["image_path"]:
         spec.image_path = Path(r["image_path"])
+    spec.submitted_barcode = submitted_of_row(r)
     return spec
+
+
+def submitted_of_row(r: Any) -> str | None:
+    """A ``specimens`` row's barcode as submitted: the whole read where ingest cut it, the barcode itself
+    where the recorded length says it was not cut, None where it was never recorded (a row written before
+    schema 0006: a 660-nt barcode there may be a longer read's start, and nothing claims otherwise)."""
+    if r["submitted_barcode"] is not None:
+        return str(r["submitted_barcode"])
+    return r["dna_barcode"] if r["submitted_barcode_length"] is not None else None
 
 
 def _ancestors(conn: Connection, taxon_id: int | None) -> list[int]:

@@ -1,4 +1,4 @@
-"""SQLModel tables of the biodiscover database (schema revision ``0005``).
+"""SQLModel tables of the biodiscover database (schema revision ``0006``).
 
 Why these tables, and why this shape:
 
@@ -11,7 +11,10 @@ Why these tables, and why this shape:
   ingests gets a new row (``version`` + 1, ``current`` = 1) and the old row keeps
   ``current`` = 0, so nothing a collection once said is overwritten. The rank
   columns (``order`` … ``species``) are the identification *provided with the
-  collection*; predictions live only in ``assignments``.
+  collection*; predictions live only in ``assignments``. ``dna_barcode`` is what the
+  analysis reads (cleaned, its first 660 nt); ``submitted_barcode_length`` how long the
+  cleaned read was as submitted, and ``submitted_barcode`` that whole read where it was
+  longer (revision 0006; both NULL in rows written before it: never recorded).
 * ``taxa`` is the taxonomy graph (``parent_id`` edges) with a status
   (accepted / provisional / rejected) and where the taxon came from.
 * ``runs`` record every discovery job with its parameters and model
@@ -139,6 +142,11 @@ class SpecimenRow(SQLModel, table=True):
     image_path: Optional[str] = None
     source: Optional[str] = None
     line: Optional[int] = None
+    #: Revision 0006: the cleaned barcode's length as submitted (NULL: not recorded, a row written before it),
+    #: and the whole submitted read only where it is longer than ``dna_barcode`` (NULL otherwise: the
+    #: ~658-nt barcodes that are nearly every row are not stored twice).
+    submitted_barcode_length: Optional[int] = None
+    submitted_barcode: Optional[str] = None
 
 
 class Taxon(SQLModel, table=True):

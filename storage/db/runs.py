@@ -340,10 +340,10 @@ class RunsMixin(DatabaseCore):
 
         Keys: ``run`` (dict; ``superseded``: how many of the run's candidates later runs re-clustered, and
         those runs' ids; ``database_id``: :meth:`database_id`), ``specimens`` (processid + BIOSCAN-5M columns, as
-        provided), ``assignments``, ``proposals`` (live ones created by this run or
-        split from them: ``proposal_id``, ``provisional_name``, ``parent_rank``,
-        ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a reviewer added),
-        ``parent_lineage`` (rank → name of the parent taxon and its ancestors),
+        provided, and ``submitted_barcode``: the barcode as submitted, None where not recorded), ``assignments``,
+        ``proposals`` (live ones created by this run or split from them: ``proposal_id``, ``provisional_name``,
+        ``parent_rank``, ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a
+        reviewer added), ``parent_lineage`` (rank → name of the parent taxon and its ancestors),
         ``status``, ``version``, ``size``, ``novelty``,
         ``nearest_species``, ``nearest_identity``, ``evidence``, ``assigned_provisional``: for a candidate assigned
         to a species a reviewer accepted in this database, the candidate whose acceptance made it (0: not known;
@@ -352,6 +352,7 @@ class RunsMixin(DatabaseCore):
         """
         import pandas as pd
 
+        from biodiscover.storage.db.ingest import submitted_of_row
         from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review, Taxon
         from biodiscover.storage.records import BIOSCAN_COLUMNS
 
@@ -423,8 +424,9 @@ class RunsMixin(DatabaseCore):
             for part in chunked(pids):
                 rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(part))
                                              .order_by(R.c.id)).mappings().all())
-        specimens = pd.DataFrame([{c: r[c.replace("-", "_")] for c in BIOSCAN_COLUMNS} for r in spec_rows],
-                                 columns=list(BIOSCAN_COLUMNS))
+        specimens = pd.DataFrame([{**{c: r[c.replace("-", "_")] for c in BIOSCAN_COLUMNS},
+                                   "submitted_barcode": submitted_of_row(r)} for r in spec_rows],
+                                 columns=[*BIOSCAN_COLUMNS, "submitted_barcode"])
         proposals = pd.DataFrame(
             [{"proposal_id": p["id"], "provisional_name": p["provisional_name"], "parent_rank": p["parent_rank"],
               "parent_taxon": p["parent_name"], "parent_status": parent_status.get(p["parent_taxon_id"]),

@@ -136,7 +136,8 @@ EVIDENCE_COLUMNS: dict[str, str] = {
     "hdbscan_agreement": "share of members HDBSCAN puts in the candidate's dominant cluster",
     "threshold": "the species threshold (p-distance) the candidates were cut at",
     "linkage": "the clustering's linkage",
-    "consensus_barcode": "majority-rule consensus barcode of the aligned members",
+    "consensus_barcode": "majority-rule consensus barcode of the aligned members (of their first 660 nt, what the "
+                         "analysis compared; the DwC archive and FASTA carry each read as submitted)",
     "consensus_length": "its length",
     "within_distance_mean": "mean p-distance among the members",
     "within_distance_max": "largest p-distance among the members (pairs sharing too few bases left out)",

@@ -23,7 +23,11 @@
   replaced it, and each name a reviewer gave that a later review replaced (a
   rename: who gave it, when, and which review replaced it). The current one is
   in the core, never repeated.
-* ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen.
+* ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen as it was submitted
+  (cleaned of gaps and case, not cut: :func:`~biodiscover.workflows.export.tables.barcode_to_send`); where
+  the analysis compared only its first 660 nt, ``otu_seq_comp_appr`` (MIxS: how sequences were compared)
+  says so with both lengths, and it says so too where an older database never recorded the read's length.
+  The extension has no free remarks term, and that is the term that describes the comparison.
 * ``eml.xml``: title, creator, metadata provider, contact and licence from ``--metadata`` / flags.
 """
 
@@ -44,7 +48,8 @@ from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, Exp
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
-                                                  candidate_label, live_candidates, model_description, plain_records)
+                                                  barcode_to_send, candidate_label, live_candidates,
+                                                  model_description, plain_records)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 GBIF = "http://rs.gbif.org/terms/"
@@ -361,13 +366,14 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer")
             _reviewed(row, trails.get(decided), REJECTED_STATUS if deepest else REJECTED_UNNAMED_STATUS)
-        barcode = s.get("dna_barcode")
-        if isinstance(barcode, str) and barcode:
+        barcode, compared = barcode_to_send(s)  # as submitted; what the analysis compared goes in words
+        if barcode:
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
                         "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
                         f"{run.get('kind', 'triage')} (k-NN retrieval; P(right) per rank from a model "
                         "trained on queries simulated from the reference)",
-                        "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits",
+                        "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits"
+                                             + (f"; {compared}" if compared else ""),
                         "otu_db": f"model {model_description(run)}"})
         occ.append(row)
         provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r) and not is_filler_name(s[r])}

@@ -9,6 +9,12 @@ Older exports put the parent taxon third, where BOLD reads the marker; it is now
 last. Members without a barcode (image-only specimens), and candidates a reviewer
 rejected or identified as a known species, are left out. File names are built
 from the candidate's name made safe.
+
+Each sequence is the barcode as submitted (cleaned of gaps and case, not cut to the
+660 nt the analysis compared), as a BOLD or GenBank submission expects the read the lab
+sequenced; the header does not change (BOLD's fields hold no remark), and the Darwin
+Core archive says which were cut. A database written before schema 0006 kept only the
+cut barcode: that is what goes (:func:`~biodiscover.workflows.export.tables.barcode_to_send`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from biodiscover.storage.fasta import write_fasta as write_fasta_records  # the 
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import safe_member_name, unique_names
-from biodiscover.workflows.export.tables import NOT_CANDIDATES, RunExport, candidate_label
+from biodiscover.workflows.export.tables import (NOT_CANDIDATES, RunExport, barcode_to_send, candidate_label,
+                                                  plain_records)
 
 
 def _field(value: Any) -> str:
@@ -37,7 +44,7 @@ def _field(value: Any) -> str:
 
 def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
     """proposal id → [(header, sequence)] for every candidate species with a barcoded member."""
-    barcodes = dict(zip(data.specimens["processid"], data.specimens.get("dna_barcode", pd.Series(dtype=object))))
+    barcodes = {r["processid"]: barcode_to_send(r)[0] for r in plain_records(data.specimens)}  # as submitted
     bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
     out: dict[Any, list[tuple[str, str]]] = {}
     props = data.proposals.set_index("proposal_id", drop=False)

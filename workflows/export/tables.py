@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import RANKS, candidate_name
+from biodiscover.storage.records import MAX_NUCLEOTIDES, RANKS, candidate_name
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
 #: candidate, or identified its members as a known species.
@@ -32,7 +32,8 @@ class RunExport:
 
     * ``run``: id, kind, status, model_fingerprint, parameters, started_at, finished_at;
     * ``specimens``: ``processid`` + BIOSCAN-5M columns (the identification that
-      came *with* the collection, coordinates, barcode, BIN);
+      came *with* the collection, coordinates, barcode, BIN) and, read from a database,
+      ``submitted_barcode`` (:data:`SUBMITTED_BARCODE`; see :func:`barcode_to_send`);
     * ``assignments``: ``processid``, ``deepest_rank``, ``deepest_taxon``,
       ``novelty``, and ``label_<rank>`` / ``confidence_<rank>`` for every rank;
     * ``proposals``: ``proposal_id``, ``provisional_name``, ``parent_rank``,
@@ -376,6 +377,35 @@ def json_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 plain_records = _records
+
+#: The specimens column (``Database.run_tables``) with the barcode as submitted: cleaned, not cut to the
+#: 660 nt the analysis reads; None where the database never recorded it (written before schema 0006).
+SUBMITTED_BARCODE = "submitted_barcode"
+
+
+def barcode_to_send(specimen: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The barcode an export sends on for one specimen row, and what to say about it (None: nothing to say).
+
+    Why the submitted read and not ``dna_barcode``: the analysis compares the first 660 nt (as BIOSCAN-5M's
+    loader cuts them), but a taxonomist passes the archive and the FASTA on to GBIF and BOLD as the specimen's
+    sequence, and a 1,500-nt full-length COI sent as 660 nt loses what the lab sequenced (the review of a real
+    plate, C2). Where the read was cut, the note says what the analysis compared; where the database never
+    recorded the read (an older biodiscover kept only the cut), the barcode it kept goes, and the note says so
+    rather than claim that is the whole read. A table without the column (built in code, not read from a
+    database) holds its barcodes as given: those are sent, with nothing to say.
+    """
+    analysed = specimen.get("dna_barcode")
+    if not isinstance(analysed, str) or not analysed:
+        return None, None
+    if SUBMITTED_BARCODE not in specimen:
+        return analysed, None
+    submitted = specimen.get(SUBMITTED_BARCODE)
+    if not isinstance(submitted, str) or not submitted:
+        return analysed, (f"length as submitted not recorded (ingested by an earlier biodiscover, which kept at "
+                          f"most the first {MAX_NUCLEOTIDES} nt)")
+    if len(submitted) > len(analysed):
+        return submitted, f"compared on the first {len(analysed):,} nt of the {len(submitted):,} nt submitted"
+    return submitted, None
 
 #: Ranks above genus: a species placed only there has no genus either ("Phoridae gen. sp.").
 ABOVE_GENUS: tuple[str, ...] = tuple(RANKS[: RANKS.index("genus")])
