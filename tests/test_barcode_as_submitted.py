@@ -163,3 +163,18 @@ def test_a_new_tail_past_660_nt_is_a_new_version_of_the_record(tmp_path: Path) -
     assert second["submitted_barcode"] == LONG[:1100] + LONG[1100:1200][::-1] and second["current"]
     assert first["dna_barcode"] == second["dna_barcode"] == LONG[:MAX_NUCLEOTIDES]
 
+
+def test_the_demo_plate_hands_in_whole_reads(tmp_path: Path) -> None:
+    """The demo writes its plate from specimens its reader already cut to 660 nt: it writes each read as submitted
+    (the synthetic reads run past 660 nt, as real ones do), and nothing for a barcode it dropped as failed."""
+    import dataclasses
+
+    import pandas as pd
+
+    from biodiscover.workflows.demo import write_collection
+
+    read = {s.processid: s for s in read_collection(_plate(tmp_path)).specimens}
+    failed = dataclasses.replace(read["SHORT-1"], dna_barcode=None)  # what _fail_barcodes does to a share
+    path, _ = write_collection([read["LONG-1"], failed], tmp_path / "demo")
+    written = pd.read_csv(path, dtype=str, keep_default_na=False).set_index("processid")["dna_barcode"]
+    assert written.to_dict() == {"LONG-1": LONG, "SHORT-1": ""}

@@ -123,13 +123,21 @@ def _fail_barcodes(specimens: Sequence[Specimen], fraction: float, seed: int) ->
 
 
 def write_collection(specimens: Sequence[Specimen], out_dir: Path) -> tuple[Path, Path]:
-    """Write a lab-style collection: CSV without identifications + ``images/<processid>.jpg``."""
+    """Write a lab-style collection: CSV without identifications + ``images/<processid>.jpg``.
+
+    Each barcode is the read as submitted (``barcode_as_submitted``), not the 660 nt the reader cut it to: a
+    lab hands in what its sequencer called, and the plate then exercises what a real one does (triage
+    analyses the first 660 nt; the exports send the whole read on).
+    """
+    from biodiscover.storage.validation import barcode_as_submitted
+
     out_dir.mkdir(parents=True, exist_ok=True)
     images = out_dir / "images"
     images.mkdir(exist_ok=True)
     rows = []
     for s in specimens:
         row = s.to_row()
+        row["dna_barcode"] = barcode_as_submitted(s)
         rows.append({c: row.get(c) for c in COLLECTION_COLUMNS})
         if s.image_path is not None and Path(s.image_path).exists():
             target = images / f"{s.processid}.jpg"
