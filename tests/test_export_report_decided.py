@@ -211,6 +211,27 @@ def test_flags_say_partial_reads_and_short_overlap(tmp_path: Path) -> None:
     assert "no barcode gap" not in flags
 
 
+def test_partial_reads_are_counted_over_every_member_not_the_aligned_sample(tmp_path: Path) -> None:
+    """A real tropical plate's 317-member *Ae. albopictus* candidate read "partial reads: 49 of 50 members under
+    500 bases (439–445)": the 50 rows the alignment keeps, reported as the whole. Every member's best hit records
+    the bases it shares with its key (``MemberHit.overlap``), the one rule for a short read (``short_reads``)."""
+    full = "ACGT" * 164 + "AC"
+    hits = {f"M{i:03d}": {"species": "Aedes vexans", "genus": "Aedes", "processid": "K1", "identity": 0.9,
+                          "overlap": 418 + i if i < 55 else 640} for i in range(60)}
+    ev = {"threshold": 0.0275, "within_distance": {"mean": 0.001, "max": 0.003},
+          "nearest_known": {"species": "Aedes vexans", "identity": 0.9},
+          "member_hits": hits, "alignment": {f"M{i:03d}": full for i in range(50)}}
+    flags = _flags(tmp_path, ev, nearest_species="Aedes vexans", nearest_identity=0.9, size=60)
+    assert "partial reads: 55 of 60 members share under 500 bases with their best key (418–472)" in flags
+    # evidence from before overlaps were recorded: the aligned rows, said to be a sample when they are one
+    for h in hits.values():
+        del h["overlap"]
+    ev["alignment"] = {f"M{i:03d}": ("N" * 200 + full[200:]) if i < 49 else full for i in range(50)}
+    (tmp_path / "old").mkdir()
+    flags = _flags(tmp_path / "old", ev, nearest_species="Aedes vexans", nearest_identity=0.9, size=60)
+    assert "partial reads: 49 of the 50 members aligned (of 60) under 500 bases (458)" in flags
+
+
 def test_a_candidate_with_nothing_to_flag_says_none(tmp_path: Path) -> None:
     ev = {"threshold": 0.0275, "within_distance": {"mean": 0.001, "max": 0.003},
           "nearest_known": {"species": "Hemiceras nigrescens", "genus": "Hemiceras", "identity": 0.926}}
