@@ -42,6 +42,23 @@ def test_the_deepest_rank_every_members_label_agrees_on_below_the_parent() -> No
     assert agreed_below("order", labels, [{**conf[0], "genus": 0.9}, conf[1]]) == ("genus", "Nystalea", 0.9, 0.97)
 
 
+def test_one_unsure_member_in_ten_does_not_hide_the_place_every_label_agrees_on() -> None:
+    """A real tropical plate's 371 mosquitoes: every member's label said Culicidae, 370 at P(right) 0.9-0.999 and
+    one at 0.868, and the review offered no family (the move list began with two genera). The floor is what nine
+    in ten members reach; under ten members every one still needs it. The header keeps the whole range."""
+    culicid = {"order": "Diptera", "family": "Culicidae", "subfamily": None, "genus": "Aedes", "species": "Aedes x"}
+    sure = {"order": 1.0, "family": 0.95, "genus": 0.4, "species": 0.0}
+    for n, unsure in ((20, 1), (20, 2), (10, 1)):
+        conf = [sure] * (n - unsure) + [{**sure, "family": 0.868}] * unsure
+        assert agreed_below("order", [culicid] * n, conf) == ("family", "Culicidae", 0.868, 0.95), (n, unsure)
+    for n, unsure in ((20, 3), (9, 1)):
+        conf = [sure] * (n - unsure) + [{**sure, "family": 0.868}] * unsure
+        assert agreed_below("order", [culicid] * n, conf) is None, (n, unsure)
+    # the labels must still agree, every one of them
+    odd = [culicid] * 19 + [{**culicid, "family": "Chironomidae"}]
+    assert agreed_below("order", odd, [sure] * 20) is None
+
+
 @asynctest
 async def test_the_header_says_it_and_the_move_list_offers_it_first(tmp_path: Path) -> None:
     path = tmp_path / "plate.sqlite"
