@@ -1148,7 +1148,11 @@ class NamingModel:
         within, has = self.spread_.value(failed, label, self.config.shrink)
         spread_id = 1.0 - float(np.exp(within)) + EPS
         if has and x < spread_id:
-            why.append(f"farther than {label}'s own members lie from each other (≈{1 - spread_id:.1%})")
+            # the spread is how far a key lies from its nearest other key of the taxon (the simulation's samples),
+            # not how far its members span: "members lie from each other (≈0.0%)" read as the species' range to a
+            # taxonomist, for Aedes aegypti, whose members span 4 % (a real tropical plate's review)
+            why.append(f"farther than {label}'s keys usually lie from their nearest neighbour within it "
+                       f"(≈{1 - spread_id:.1%})")
         whole = (full or {}).get(failed)
         if overlap < OVERLAP_FULL and whole is not None and whole >= level:
             why.append(f"only {overlap} informative bases shared with the best key (over a full-length barcode the "

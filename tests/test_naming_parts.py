@@ -369,9 +369,10 @@ def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
 
 
 def test_the_reason_states_the_taxons_own_spread_as_the_distance_it_was_learned_as() -> None:
-    """"farther than X's own members lie from each other (≈d)": d is the species' internal distance the model
-    reads (exp of its mean log-distance, less ``EPS``), said only where the query lies farther than that (seed
-    1701's ``naming.py:1049`` ``+ EPS`` -> ``- EPS`` survived: the sentence then stated 1.4 % for a 1.0 % spread)."""
+    """"farther than X's keys usually lie from their nearest neighbour within it (≈d)": d is the species'
+    internal distance the model reads (exp of its mean log-distance, less ``EPS``), said only where the query lies
+    farther than that (seed 1701's ``naming.py:1049`` ``+ EPS`` -> ``- EPS`` survived: the sentence then stated
+    1.4 % for a 1.0 % spread)."""
     m = NamingModel(NamingConfig(shrink=0.0))
     m.models_ = {"genus": object(), "species": object()}
     m.spread_ = TaxonSpread()
@@ -384,9 +385,9 @@ def test_the_reason_states_the_taxons_own_spread_as_the_distance_it_was_learned_
     def why(identity: float) -> str:
         return m.explain(labels, conf, absent, 0.98, identity, {}, 600)
 
-    assert why(0.985).endswith("; farther than G a's own members lie from each other (≈1.0%)")
+    assert why(0.985).endswith("; farther than G a's keys usually lie from their nearest neighbour within it (≈1.0%)")
     assert why(0.9895).endswith("(≈1.0%)")  # 1.05 % from the best key: farther than 1.0 %
-    assert "own members" not in why(0.9905)  # closer than its members lie: not the reason
+    assert "nearest neighbour" not in why(0.9905)  # closer than its members lie: not the reason
 
 
 def test_with_nothing_named_the_reason_adds_the_refusal_of_each_cut_off_rank_and_only_those() -> None:
