@@ -361,6 +361,7 @@ class DiscoveryModel:
             raise InputError("no reference specimen has both a usable DNA barcode and a taxonomy label")
         say(f"indexing {len(keys)} reference keys")
         self.reference_ = self._build_reference(keys, say)
+        self._session_keys = 0  # a new reference holds no session keys (``add_references``)
         suspects = self._audit_found[0]
         self.set_aside_ = frozenset(s.processid for s in suspects if s.reversed_identity < AUDIT_IDENTITY)
         countries = keys.countries()
@@ -622,9 +623,16 @@ class DiscoveryModel:
         """The countries the reference's keys were collected in; None where the reference records none (built
         before countries were kept, or from keys without one). What a triage compares its collection with: known
         species of a country the reference holds no key from are met from another part of their range, and may
-        read as new (the region folds of RESULTS-discovery.md; the review's ⚑)."""
+        read as new (the region folds of RESULTS-discovery.md; the review's ⚑).
+
+        Keys added for the session (``add_references``) are left out: they are members of a collection's own
+        accepted candidates, and one accepted Indonesian specimen hid "Indonesia 465" from a later triage of a real
+        plate whose reference held no Indonesian key of any other species."""
         countries = self.reference_.countries
-        return None if countries is None else {c for c in countries if c}
+        if countries is None:
+            return None
+        built = len(countries) - getattr(self, "_session_keys", 0)
+        return {c for c in countries[:built] if c}
 
     def species_keys(self) -> dict[str, tuple[int, dict[str, int] | None]]:
         """Species → (its keys in the reference, {country: keys}; None where the reference records no country).
@@ -776,8 +784,10 @@ class DiscoveryModel:
                and _usable(s.dna_barcode, self.config.min_barcode_length) and s.deepest_label]
         if not new:
             return 0
-        return self.reference_.add([s.processid for s in new], [_barcode(s) for s in new],
-                                   [_lineage(s) for s in new], [s.country for s in new])
+        added = self.reference_.add([s.processid for s in new], [_barcode(s) for s in new],
+                                    [_lineage(s) for s in new], [s.country for s in new])
+        self._session_keys = getattr(self, "_session_keys", 0) + added  # the last keys: not the reference's coverage
+        return added
 
     @property
     def novelty_threshold(self) -> float:

@@ -699,3 +699,19 @@ def test_saving_into_a_bundle_of_an_older_engine_drops_its_replaced_index(model,
     assert INDEX_ARRAY not in Bundle.open(tmp_path / "b").names("arrays")
     again = DiscoveryModel.load(tmp_path / "b")
     assert list(again.ref_ids_) == list(model.ref_ids_)
+
+
+def test_session_references_do_not_count_as_the_references_coverage_of_a_country(world) -> None:
+    """A real tropical plate: one accepted one-specimen candidate from Indonesia (its member a session key on the
+    next triage) silenced "collected where the reference holds no key: Indonesia 465" although the reference still
+    held no Indonesian key of any other species. ``key_countries`` is the reference's coverage: the keys a session
+    adds are the collection's own specimens and are not counted; the species they name still carry their country."""
+    import dataclasses
+
+    train = [dataclasses.replace(s, country="Canada") for s in world["train"]]
+    m = DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15)).fit(train)
+    assert m.key_countries() == {"Canada"}
+    member = dataclasses.replace(world["test_unseen"][0], country="Indonesia")
+    assert m.add_references([member]) == 1
+    assert m.key_countries() == {"Canada"}
+    assert m.species_keys()[member.species] == (1, {"Indonesia": 1})
