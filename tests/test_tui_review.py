@@ -423,6 +423,27 @@ async def test_merge_across_parents_lands_under_their_common_taxon_and_says_so(r
 # -- item 9: history, reviewer, taxonomy ----------------------------------------------------------------------------
 
 @asynctest
+async def test_the_rename_box_holds_the_name_it_goes_by_and_enter_on_it_changes_nothing(review_db: Path) -> None:
+    """The box opened empty (a real plate's review: "the rename box opens empty"); it holds the working name to
+    edit. Enter on it as offered writes nothing: renaming to the working name would freeze "cand3" as a given
+    name, which a later move would no longer follow."""
+    from biodiscover.tui.screens.dialogs import TextDialog
+
+    app, db = make_app(review_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_proposal(pilot, 3)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog) and app.screen.value == "Vibeum sp. cand3"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "#3 keeps its name" in notes(app)
+    assert [r["action"] for r in db.reviews(3)] == []
+    assert db.proposal_detail(3).summary.provisional_name is None
+    db.close()
+
+
+@asynctest
 async def test_history_in_time_order_with_old_and_new_names_and_the_reviewer_from_the_config(
         review_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "biodiscover").mkdir()
@@ -450,7 +471,9 @@ async def test_history_in_time_order_with_old_and_new_names_and_the_reviewer_fro
         await settle(pilot)
         history = str(app.screen.query_one("#history-text").render()).splitlines()
     lines = [line for line in history if line.strip()]
-    assert "renamed “(working name)” → “Vibeum sp. A”  by Ana Silva" in lines[0]
+    # the name it went by before, its working name included (as the exports' history says it; a real plate's review
+    # read "(working name)" on screen beside "Vibeum sp. cand3" in the JSON)
+    assert "renamed “Vibeum sp. cand3” → “Vibeum sp. A”  by Ana Silva" in lines[0]
     assert "note  by Ana Silva  “legs paler”" in lines[1]
     assert "renamed “Vibeum sp. A” → “Vibeum sp. B”  by Ana Silva" in lines[2]
     stamps = [line[:23] for line in lines]

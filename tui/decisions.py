@@ -327,9 +327,16 @@ class DecisionsMixin:
         if p is None:
             return
         db, who = self.app.db, self.app.reviewer
-        self._ask(TextDialog(f"Rename #{p.id}:", p.provisional_name or ""),
-                  lambda n: self._write("rename", lambda: db.rename(p.id, p.version, n, reviewer=who),
-                                        lambda r: f"#{p.id} renamed to {n}"))
+
+        def renamed(n: str) -> None:
+            if n.strip() == p.name:  # Enter on the name as offered: a working name is not frozen into a given one
+                self.app.notify(f"#{p.id} keeps its name", severity="information")
+                return
+            self._write("rename", lambda: db.rename(p.id, p.version, n, reviewer=who),
+                        lambda r: f"#{p.id} renamed to {n}")
+
+        # the box holds the name it goes by (its working name until a reviewer gave one), to edit, not retype
+        self._ask(TextDialog(f"Rename #{p.id}:", p.name), renamed)
 
     def action_note(self) -> None:
         p = self._target()

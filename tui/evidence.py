@@ -17,7 +17,7 @@ from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.evidence import TIE, Evidence, NearSpecies, known_elsewhere, span_note, tied_species
-from biodiscover.storage.records import RANKS, is_filler_name
+from biodiscover.storage.records import RANKS, candidate_name, is_filler_name
 
 
 #: what marks a provisional taxon (a genus a reviewer made, not in the reference) wherever a taxon is named
@@ -325,8 +325,9 @@ def review_line(r: dict[str, Any], actions: dict[Any, Any], current: Any = None)
     action = str(r.get("action"))
     pid = r.get("proposal_id")
     before, after = _snap(r, "before", pid), _snap(r, "after", pid)
-    if action == "rename":
-        return f"renamed “{before.get('provisional_name') or '(working name)'}” → “{after.get('provisional_name')}”"
+    if action == "rename":  # the name it went by, the working one included (as the exports' history says it)
+        was = candidate_name(before.get("provisional_name"), before.get("parent_name"), before.get("parent_rank"), pid)
+        return f"renamed “{was}” → “{after.get('provisional_name')}”"
     if action == "move":
         return f"moved from {_parent(before)} to {_parent(after)}"
     if action == "accept":
