@@ -497,8 +497,9 @@ def test_check_reports_a_taxonomy_cycle(db: Database) -> None:
 
 
 def test_merging_candidates_of_different_parents_lands_under_their_lowest_common_taxon(db: Database) -> None:
-    """Two genera of one order meet at the order; two orders share no taxon and the target keeps its parent
-    (found by mutation testing: only merges within one genus were tested)."""
+    """Two genera of one order meet at the order; two orders share no taxon and the merged candidate is unplaced,
+    not left under the target's place (found by mutation testing: only merges within one genus were tested; a fly
+    merged into a moth candidate stayed "order Lepidoptera" in a real plate's review)."""
     _, (pm, pc, pa) = _new_run(db, [{"members": ["BD000000"], "parent_lineage": _lineage(0)},   # Megaselia
                                     {"members": ["BD000001"], "parent_lineage": _lineage(1)},   # Campylomyza
                                     {"members": ["BD000002"], "parent_lineage": _lineage(2)}])  # Apanteles
@@ -507,7 +508,8 @@ def test_merging_candidates_of_different_parents_lands_under_their_lowest_common
     assert (db.proposal(pm).parent_rank, db.proposal(pm).parent_name) == ("order", "Diptera")
     assert proposal_members(db, pm) == ["BD000000", "BD000001"] and db.proposal(pc).status == "merged"
     res = db.merge([pa, pm], [1, db.proposal(pm).version], reviewer="ana")
-    assert res.parent == ("genus", "Apanteles")  # Hymenoptera and Diptera: no common taxon
+    assert res.parent == (None, None)  # Hymenoptera and Diptera: no common taxon
+    assert db.proposal(pa).parent_taxon_id is None and db.proposal(pa).name == f"Unplaced sp. cand{pa}"
     assert check_database(db.path).ok, check_database(db.path).problems
 
 

@@ -209,3 +209,36 @@ async def test_the_assign_list_says_which_identity_it_gives(tmp_path: Path) -> N
         assert "% is the best identity of a member to the species' keys (as in Evidence)" in title, title
         assert "· 99.1 %, best hit of 2 of 2" in app.screen.options[0][1]
     db.close()
+
+
+@asynctest
+async def test_a_merge_of_candidates_sharing_no_taxon_is_asked_about_and_leaves_the_candidate_unplaced(
+        tmp_path: Path) -> None:
+    """A real plate's review: the merge list offered a fly candidate to a moth one as "no taxon in common: stays
+    under order Lepidoptera", and merging kept the moth's place for both. Now the list says the merged candidate
+    would be unplaced, the merge is asked about first, and a "no" changes nothing."""
+    path = tmp_path / "plate.sqlite"
+    moth, fly = one_run_db(
+        path, [Specimen(processid=p, dna_barcode="ACGT" * 150) for p in ("M1", "F1")],
+        [NYSTALEA, {"order": "Diptera", "family": "Tephritidae", "genus": "Bactrocera"}],
+        [{"members": ["M1"], "parent_lineage": {"order": "Lepidoptera"}},
+         {"members": ["F1"], "parent_lineage": {"order": "Diptera"}}])
+    db = Database.open(path)
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for answer in ("n", "y"):
+            assert isinstance(await press_on(pilot, moth, "m"), PickDialog)
+            (label,) = [text for _, text in app.screen.options]
+            assert label.endswith("no taxon in common: the merged candidate would be unplaced"), label
+            await pilot.press("enter")
+            await settle(pilot)
+            question = str(getattr(app.screen, "question", ""))
+            assert question.startswith(f"#{fly} (Diptera gen. sp. cand{fly}) shares no taxon with #{moth}"), question
+            await pilot.press(answer)
+            await settle(pilot)
+            if answer == "n":
+                assert db.proposal(fly).status == "pending" and db.proposal(moth).parent_name == "Lepidoptera"
+    merged = db.proposal(moth)
+    assert db.proposal(fly).status == "merged" and merged.parent_taxon_id is None
+    assert merged.name == f"Unplaced sp. cand{moth}" and merged.size == 2
+    db.close()

@@ -54,6 +54,10 @@ def proposal_label(p: Any, lands: str | None = None, provisional: Container[int]
 
 #: species this close to the closest in the assign list (a fraction of identity) are offered first, by identity
 CONTENDERS = 0.02
+#: where the merge list says a candidate sharing no taxon with this one would land: nowhere (two orders); such a
+#: merge is asked about first (a real plate's review merged a fly candidate into a moth one, listed as "stays
+#: under order Lepidoptera")
+UNPLACED_MERGE = "no taxon in common: the merged candidate would be unplaced"
 
 
 def assign_wording(proposal_id: int, size: int, species: str,
@@ -397,7 +401,7 @@ class DecisionsMixin:
                 common = lowest_common(graph, p.parent_taxon_id, o.parent_taxon_id)
                 depth = -len(graph.lineage(common.id)) if common is not None else 0
                 lands = f"{common.rank} {marked(common.name, common.provisional)}" if common is not None else \
-                    f"no taxon in common: stays under {p.parent_rank} {p.parent_name}"
+                    UNPLACED_MERGE
             d = distance.get(o.id)
             # far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
             how_far = "distance unknown (no consensus barcode)" if d is None else \
@@ -411,7 +415,14 @@ class DecisionsMixin:
             return
 
         def merge(choice: Any) -> None:
-            o, _ = choice
+            o, lands = choice
+            if lands == UNPLACED_MERGE:  # two orders (or one unplaced): the merged candidate loses its place
+                self._ask(ConfirmDialog(f"#{o.id} ({o.name}) shares no taxon with #{p.id} ({p.name}): merged, the "
+                                        f"candidate would be unplaced. Merge anyway?"), lambda _: merged(o))
+                return
+            merged(o)
+
+        def merged(o: Any) -> None:
 
             def fn() -> Any:
                 a, b = db.proposal_detail(p.id), db.proposal_detail(o.id)
@@ -420,7 +431,7 @@ class DecisionsMixin:
                 return db.merge([p.id, o.id], [p.version, o.version], reviewer=who, evidence=evidence)
 
             def done(r: Any) -> str:
-                where = f" under {r.parent[0]} {r.parent[1]}" if r.parent else ""
+                where = (f" under {r.parent[0]} {r.parent[1]}" if r.parent[0] else ", unplaced") if r.parent else ""
                 return f"#{o.id} merged into #{p.id}: now {p.size + o.size} specimens{where}; evidence recomputed"
 
             self._write("merge", fn, done)

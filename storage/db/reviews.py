@@ -387,9 +387,10 @@ def _ancestry(conn: Connection, taxon_id: int | None) -> list[int]:
 
 
 def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int | None
-                   ) -> tuple[int, str, str] | None:
+                   ) -> tuple[int | None, str | None, str | None] | None:
     """(id, rank, name) of where a merge lands: ``chosen``, else the parents' lowest common taxon when
-    they differ (None: they agree, or share no taxon, and the target keeps its parent)."""
+    they differ; (None, None, None) where they share no taxon: unplaced (a fly merged into a moth candidate kept
+    "order Lepidoptera" as its place, a real plate's review); None where they agree (the target keeps its parent)."""
     if chosen is None:
         known = [p for p in parents if p is not None]
         if len(set(known)) <= 1:
@@ -399,7 +400,7 @@ def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int 
             up = set(_ancestry(conn, other))
             common = [t for t in common if t in up]
         if not common:
-            return None
+            return None, None, None
         chosen = common[0]
     t = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == chosen)).first()
     if t is None:
