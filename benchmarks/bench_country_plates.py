@@ -27,12 +27,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.validation import clean_barcode
+
 HERE = Path(__file__).resolve().parent
 CLEARED = ("taxon", "order", "family", "subfamily", "genus", "species", "dna_bin", "inferred_ranks", "split")
 
 
-def prepare(df: pd.DataFrame, country: str, where: Path) -> pd.DataFrame:
-    """Write ``ref.csv`` and ``plate.csv`` for ``country`` under ``where``; return the plate's truth."""
+def prepare(df: pd.DataFrame, country: str, where: Path, fragment: slice | None = None) -> pd.DataFrame:
+    """Write ``ref.csv`` and ``plate.csv`` for ``country`` under ``where``; return the plate's truth.
+
+    ``fragment``: the plate's barcodes cut to that stretch of the COI-5P barcode (``clean_barcode``'s first 660 nt;
+    the reference's are whole), as a lab sequencing a shorter amplicon submits them (a Leray 313-nt fragment:
+    ``-313:``). Why of the cleaned barcode and not the record: a 1,500-nt full-length COI record's last 313 nt lie
+    outside the barcode region the keys hold."""
     lab = df[df.split != "pretrain"]
     ref, plate = lab[lab.country != country], lab[lab.country == country].copy()
     species, genera = set(ref.species) - {""}, set(ref.genus) - {""}
@@ -41,6 +48,8 @@ def prepare(df: pd.DataFrame, country: str, where: Path) -> pd.DataFrame:
                              np.where(plate.genus.isin(genera), "absent_species", "absent_genus"))
     for col in CLEARED:
         plate[col] = ""
+    if fragment is not None:  # a stretch of the COI-5P barcode the analysis reads (a longer read's first 660 nt)
+        plate["dna_barcode"] = plate.dna_barcode.map(lambda s: clean_barcode(s)[fragment] if s else s)
     ref.to_csv(where / "ref.csv", index=False)
     plate.to_csv(where / "plate.csv", index=False)
     return truth
@@ -61,6 +70,12 @@ def score(truth: pd.DataFrame, results: pd.DataFrame) -> dict[str, float | int]:
             "known_in_candidates": int(((m.kind == "known") & (m.candidate != "")).sum())}
 
 
+def _slice(text: str) -> slice:
+    """``START:END`` (either may be empty or negative) as a slice."""
+    start, _, end = text.partition(":")
+    return slice(int(start) if start else None, int(end) if end else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data" / "bold-insects-dev.csv.gz")
@@ -68,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--countries", nargs="+", required=True)
     ap.add_argument("--keep", action="store_true", help="keep each country's bundle (about 170 MB each)")
+    ap.add_argument("--fragment", default=None, metavar="START:END",
+                    help="cut the plate's barcodes to this Python slice of the barcode, e.g. -313: (a Leray "
+                         "fragment) or 200:450; the reference keeps whole barcodes")
     args = ap.parse_args(argv)
     # the console script installed beside this interpreter: the tree under test, as a user runs it
     cli = [str(Path(sys.executable).with_name("biodiscover"))]
@@ -78,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if where.exists():
             shutil.rmtree(where)
         where.mkdir(parents=True)
-        truth = prepare(df, country, where)
+        truth = prepare(df, country, where, _slice(args.fragment) if args.fragment else None)
         t = time.perf_counter()
         subprocess.run([*cli, "build-reference", "-d", "ref.csv", "-o", "ref.bundle", "--keys", "all",
                         "--calibration", "", "--outliers", ""], cwd=where, check=True, capture_output=True)
