@@ -140,6 +140,12 @@ def image_relpath(processid: str, split: str | None, package: str = DEFAULT_IMAG
     return Path(*parts) / f"{processid}.jpg"
 
 
+#: The status of a taxon a reviewer added under its published name, that the reference lacks (``Aedes aegypti``,
+#: *Cleora* Curtis, 1825): a described taxon, never a provisional one (the taxa table's, and what every export reads
+#: to call it so; here, beside the other naming rules, so the exports need not import the database's models).
+DESCRIBED = "described"
+
+
 def open_qualifier(rank: str | None) -> str:
     """Open-nomenclature qualifier of an undescribed species placed in a taxon of ``rank``.
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from biodiscover.storage.db import Database
-from biodiscover.storage.db.taxonomy import register_lineages
+from biodiscover.storage.db.taxonomy import TaxonomyGraph, register_lineages
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.screens.detail import DetailScreen
@@ -91,9 +91,10 @@ def labels(screen: Any) -> list[str]:
 ORDER_OF = {name: lin["order"] for lin in LEPIDOPTERA + OTHERS for rank, name in lin.items() if rank != "species"}
 
 
-async def move_list_for(pilot: Any, app: Any, pid: int, typed: str) -> list[str]:
-    """Open the move list on ``pid``, type ``typed`` in its box: the options it then shows."""
-    await press_on(pilot, pid, "v")
+async def move_list_for(pilot: Any, app: Any, pid: int, typed: str, key: str = "v") -> list[str]:
+    """Open the move list (or the list ``key`` opens: ``i``, the assign list) on ``pid``, type ``typed`` in its
+    box: the options it then shows."""
+    await press_on(pilot, pid, key)
     await pilot.press(*typed)
     await settle(pilot)
     shown = app.screen.query_one("#dialog-options")
@@ -171,8 +172,8 @@ async def test_move_into_a_new_genus_is_provisional_confirmed_undoable_and_expor
     pid = ids["a"]
     async with reviewing(path) as (app, db, pilot):
         shown = await move_list_for(pilot, app, pid, "Clemensia")
-        assert len(shown) == 1  # no taxon has that name: only the offer to make it
-        assert "new genus Clemensia" in shown[0]
+        assert len(shown) == 2  # no taxon has that name: only the offers to make it, provisional first
+        assert "new genus Clemensia (provisional ◆)" in shown[0] and "described" in shown[1]
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)  # where the new genus goes
@@ -273,8 +274,9 @@ async def test_move_into_a_family_the_reference_lacks_then_accept_and_export(tmp
     pid = ids["a"]
     async with reviewing(path) as (app, db, pilot):
         shown = await move_list_for(pilot, app, pid, "Oecophoridae")
-        assert len(shown) == 1
+        assert len(shown) == 2
         assert "+ new family Oecophoridae (provisional ◆)" in shown[0]
+        assert "+ family Oecophoridae (described, not in the reference)" in shown[1]
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)  # where it goes: an order, and nothing else
@@ -620,17 +622,41 @@ def test_the_assign_question_gives_the_identity_to_the_species_keys() -> None:
 @asynctest
 async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
     """The real plate's #66 was accepted as "Memphis beatrix", two Latin words that read as a published species,
-    with no word from the app; a provisional name (``Memphis sp. BD-0001``) goes through as before."""
+    with no word from the app; a provisional name (``Memphis sp. BD-0001``) goes through as before. The question
+    offers the described species the reference lacks first (a tropical plate's Aedes aegypti, accepted so, went to
+    GBIF as "Aedes sp., provisional"), refused with what to do while its genus is not in the taxonomy."""
     path, ids = plate(tmp_path)
     async with reviewing(path) as (app, db, pilot):
         assert isinstance(await press_on(pilot, ids["a"], "a"), TextDialog)
         await pilot.press("ctrl+u", *"Memphis beatrix", "enter")
         await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog)
-        assert "“Memphis beatrix” reads as a published species name" in app.screen.question
-        await pilot.press("y")
+        assert isinstance(app.screen, PickDialog)
+        assert "“Memphis beatrix” reads as a published species name" in str(app.screen.query_one("Label").render())
+        assert labels(app.screen)[0].startswith(f"Memphis beatrix is a described species the reference lacks: "
+                                                f"assign #{ids['a']} to it (its genus first: genus Memphis is not "
+                                                "in the taxonomy")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog) and any("genus Memphis is not in the taxonomy" in m
+                                                          for m in notes(app))
+        await pilot.press("down", "down", "enter")  # the new species, named so anyway
         await settle(pilot)
         assert db.proposal(ids["a"]).provisional_name == "Memphis beatrix"
+        assert db.proposal(ids["a"]).status == "accepted"
+        # a described species whose genus the taxonomy has is assigned as described from the same question
+        assert isinstance(await press_on(pilot, ids["c"], "a"), TextDialog)
+        await pilot.press("ctrl+u", *"Ponometia elegans", "enter")
+        await settle(pilot)
+        assert "under genus Ponometia" in labels(app.screen)[0]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "a described species the reference lacks, added under " \
+            "genus Ponometia" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        assigned = db.proposal(ids["c"])
+        assert (assigned.status, assigned.provisional_name) == ("assigned", "Ponometia elegans")
+        assert db.taxonomy().node(assigned.taxon_id).described
         assert isinstance(await press_on(pilot, ids["b"], "a"), TextDialog)
         await pilot.press("ctrl+u", *"Memphis sp. BD-0002", "enter")
         await settle(pilot)
@@ -683,3 +709,194 @@ async def test_the_queue_and_the_merge_list_mark_a_candidate_in_a_provisional_ge
         row = next(label for label in labels(app.screen) if f"#{ids['b']} " in label)
         assert f"#{ids['b']} Clemensia ◆ sp. cand{ids['b']} ·" in row, row
     db.close()
+
+
+# -- a described species or genus the reference lacks (a tropical plate's review, finding 2) ----------------------
+
+def _row(path: Path, processid: str = "BLPAA10040-19") -> dict[str, Any]:
+    """The Darwin Core occurrence row of ``processid`` in run 1's real export."""
+    occ, _, _ = occurrence_rows(load_run_export(path, 1))
+    return next(r for r in occ if r["occurrenceID"] == processid)
+
+
+@asynctest
+async def test_a_described_species_the_reference_lacks_is_assigned_as_described_undone_and_exported(
+        tmp_path: Path) -> None:
+    """371 specimens of Aedes aegypti, every key of it out of the reference: accepted as a new species "Aedes
+    aegypti" (the only way there was), the archive wrote scientificName Aedes, genus, "sp.", provisional, and
+    verbatimIdentification Aedes aegypti. Typed in the assign list, a described species the reference lacks is
+    offered, confirmed, added under its genus as described, named so in the exports, known to the next run, and
+    taken out again by undo."""
+    from biodiscover.storage.db.taxonomy import provisional_references
+    from biodiscover.workflows.export.csv import proposal_table
+    from biodiscover.workflows.report import build_html
+    from biodiscover.workflows.export.metadata import ExportOptions
+
+    path, ids = plate(tmp_path)
+    pid = ids["a"]
+    async with reviewing(path) as (app, db, pilot):
+        shown = await move_list_for(pilot, app, pid, "Ponometia elegans", key="i")
+        assert shown == ["+ described species Ponometia elegans (not in the reference): under genus Ponometia  "
+                         "(Lepidoptera › Noctuidae)"], shown
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        question = app.screen.question
+        assert question.startswith(f"Assign #{pid} (3 specimens) to Ponometia elegans, a described species the "
+                                   "reference lacks, added under genus Ponometia"), question
+        assert "recorded as described, not in the reference: not provisional" in question
+        await pilot.press("y")
+        await settle(pilot)
+        assert any(f"#{pid} assigned to Ponometia elegans (described, not in the reference)" in m for m in notes(app))
+        done = db.proposal(pid)
+        assert (done.status, done.provisional_name, done.parent_rank, done.parent_name) == \
+            ("assigned", "Ponometia elegans", "genus", "Ponometia")
+        graph = db.taxonomy()
+        species = graph.node(done.taxon_id)
+        assert (species.rank, species.status, species.source, species.described, species.provisional) == \
+            ("species", "described", "review", True, False)
+        assert [n.name for n in graph.lineage(species.id)] == ["Lepidoptera", "Noctuidae", "Ponometia",
+                                                               "Ponometia elegans"]
+        # History says what was decided, and that the species was added as described
+        screen = await open_proposal(pilot, pid)
+        await pilot.press("5")
+        await settle(pilot)
+        history = str(screen.query_one("#history-text").render())
+        assert "assigned to described species “Ponometia elegans” (added: not in the reference)" in history, history
+        # the next triage takes its members as keys of that species, under its name and genus
+        refs = {s.processid: (s.genus, s.species) for s in provisional_references(db)}
+        assert refs == {f"BLPAA1004{i}-19": ("Ponometia", "Ponometia elegans") for i in range(3)}
+        # the next candidate of it finds it in the list as any species, and is not offered a second one
+        again = await move_list_for(pilot, app, ids["b"], "Ponometia elegans", key="i")
+        assert again == ["Ponometia elegans  (Noctuidae › Ponometia)"], again
+        await pilot.press("escape")
+        await settle(pilot)
+    # the archive names the species as a described one, never provisional, and says it is not in the reference
+    row = _row(path)
+    assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"],
+            row["verbatimIdentification"], row["taxonConceptID"]) == \
+        ("Ponometia elegans", "species", None, "Ponometia elegans", None)
+    assert row["identificationVerificationStatus"] == "identified by reviewer (described species, not in the reference)"
+    assert "identified by a reviewer as a described species not in the reference, added by the reviewer" in \
+        row["identificationRemarks"] and "provisional" not in row["identificationRemarks"]
+    assert (row["order"], row["family"], row["genus"], row["identifiedBy"]) == \
+        ("Lepidoptera", "Noctuidae", "Ponometia", "ana")
+    data = load_run_export(path, 1)
+    sheet = proposal_table(data).set_index("proposal_id")
+    assert (sheet.at[pid, "status"], sheet.at[pid, "assigned_status"], sheet.at[pid, "provisional_name"]) == \
+        ("assigned", "described", "Ponometia elegans")
+    assert "Ponometia elegans (a described species not in the reference, added by the reviewer)" \
+        in build_html(data, ExportOptions())
+    # undo takes the species out again: the candidate is pending where it was, and no run names it
+    async with reviewing(path) as (app, db, pilot):
+        await open_proposal(pilot, pid)
+        app.session_reviews.append(max(r["id"] for r in db.reviews(pid)))
+        await pilot.press("u", "y")
+        await settle(pilot)
+    back = db.proposal(pid)
+    assert (back.status, back.parent_rank, back.parent_name, back.taxon_id) == ("pending", "order", "Lepidoptera", None)
+    assert not db.taxonomy().find("Ponometia elegans") and provisional_references(db) == []
+    assert TaxonomyGraph.load(db, include_rejected=True).find("Ponometia elegans")[0].status == "rejected"
+    db.close()
+    assert _row(path)["identificationVerificationStatus"] == "unverified (machine prediction)"
+
+
+@asynctest
+async def test_a_described_genus_the_reference_lacks_is_offered_beside_a_provisional_one_then_takes_its_species(
+        tmp_path: Path) -> None:
+    """Cleora Curtis, 1825, absent from a tropical plate's reference: typed in the move list it was offered only as
+    "+ new genus Cleora (provisional ◆)", and the exports called it provisional. A species of a genus the taxonomy
+    lacks is refused in the assign list until its genus is there (where a genus goes is the move list's choice)."""
+    from biodiscover.storage.db.check import check_database
+    from biodiscover.tui.screens.taxonomy import taxon_label as tree_label
+
+    path, ids = plate(tmp_path)
+    pid = ids["a"]
+    async with reviewing(path) as (app, db, pilot):
+        shown = await move_list_for(pilot, app, pid, "Cleora repetita", key="i")
+        assert shown == ["+ described species Cleora repetita (not in the reference): genus Cleora is not in the "
+                         "taxonomy: move the candidate into it first (v, type Cleora: '+ genus Cleora (described, "
+                         "not in the reference)'), then assign it"], shown
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)  # refused: the dialog stays, and says what to do
+        assert any("genus Cleora is not in the taxonomy: move the candidate into it first (v, type Cleora" in m
+                   for m in notes(app)), notes(app)
+        await pilot.press("escape")
+        await settle(pilot)
+        shown = await move_list_for(pilot, app, pid, "Cleora")
+        assert shown == ["+ new genus Cleora (provisional ◆): Enter, then pick where it goes",
+                         "+ genus Cleora (described, not in the reference): Enter, then pick where it goes"], shown
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        assert "Place the genus Cleora (described, not in the reference) under:" in \
+            str(app.screen.query_one("Label").render())
+        await pilot.press(*"Erebidae", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "to genus Cleora (described, not in the reference) under family Erebidae" in app.screen.question
+        assert "provisional" not in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        assert any("moved from order Lepidoptera to genus Cleora (described, not in the reference) under family "
+                   "Erebidae" in m for m in notes(app)), notes(app)
+        genus = db.taxonomy().node(db.proposal(pid).parent_taxon_id)
+        assert (genus.name, genus.rank, genus.status, genus.provisional) == ("Cleora", "genus", "described", False)
+        assert str(tree_label(genus)) == "gen Cleora ◇ described, not in the reference"
+        # the queue marks no provisional genus on it
+        assert genus.id not in db.provisional_taxa()
+        # a pending candidate in it is "Cleora sp.", with no word of provisional
+        row = _row(path)
+        assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"], row["genus"]) == \
+            ("Cleora", "genus", "sp.", "Cleora")
+        assert "genus Cleora is described: added by a reviewer, not in the reference the run searched" in \
+            row["identificationRemarks"] and "provisional" not in row["identificationRemarks"]
+        # now the species goes in, as described
+        await move_list_for(pilot, app, pid, "Cleora repetita", key="i")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog) and "added under genus Cleora  (Lepidoptera › Erebidae)" in \
+            app.screen.question, app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+    assert [n.name for n in db.taxonomy().lineage(db.proposal(pid).taxon_id)] == \
+        ["Lepidoptera", "Erebidae", "Cleora", "Cleora repetita"]
+    assert check_database(path).ok
+    db.close()
+    row = _row(path)
+    assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"], row["genus"],
+            row["family"]) == ("Cleora repetita", "species", None, "Cleora", "Erebidae")
+    assert "provisional" not in row["identificationRemarks"] + row["identificationVerificationStatus"]
+
+
+def test_a_described_species_is_two_latin_words_under_one_genus_the_taxonomy_has(tmp_path: Path) -> None:
+    """Storage refuses what the review app refuses (one rule), writes nothing then, and a species of a name the
+    taxonomy has is picked in the list, not added twice."""
+    path, ids = plate(tmp_path)
+    pid = ids["a"]
+    with Database.open(path) as db:
+        version = db.proposal(pid).version
+        for name, says in (("Ponometia", "two Latin words"), ("ponometia elegans", "two Latin words"),
+                           ("Ponometia sp. BD-0001", "two Latin words"), ("  ", "type the species' name"),
+                           ("Ponometia bruchi", "species Ponometia bruchi is in the taxonomy already"),
+                           ("ponometia BRUCHI", "two Latin words"),
+                           ("Cleora repetita", "genus Cleora is not in the taxonomy")):
+            with pytest.raises(DatabaseError, match=says):
+                db.assign(pid, version, None, reviewer="ana", new_species=name)
+        with pytest.raises(ValueError, match="not both"):
+            db.assign(pid, version, "Ponometia bruchi", reviewer="ana", new_species="Ponometia elegans")
+        assert db.reviews(pid) == [] and db.proposal(pid).status == "pending"
+        # undone and redone (undo of the undo), the species is back as described, not provisional
+        made = db.assign(pid, version, None, reviewer="ana", new_species="Ponometia  elegans")
+        assert db.taxonomy().node(made.taxon_id).name == "Ponometia elegans"
+        undo = db.undo(made.review_id, reviewer="ana")
+        db.undo(undo.review_id, reviewer="ana")
+        assert db.taxonomy().node(made.taxon_id).status == "described"
+        assert db.proposal(pid).status == "assigned"
+        # a second candidate goes to it as to any species, and the first's undo then waits for that one
+        other = db.assign(ids["b"], db.proposal(ids["b"]).version, made.taxon_id, reviewer="ana")
+        assert db.proposal(ids["b"]).provisional_name == "Ponometia elegans"
+        with pytest.raises(StaleProposalError, match="was assigned to Ponometia elegans since"):
+            db.undo(made.review_id, reviewer="ana")
+        assert other.taxon_id == made.taxon_id

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from typing import Any, Callable, Container, Sequence
 
 from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
-from biodiscover.storage.db.reviews import ADDABLE_UNDER, new_taxon_problem, new_taxon_rank
+from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
+                                            new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import plural
 from biodiscover.tui.evidence import marked, shown_name
@@ -61,39 +61,75 @@ UNPLACED_MERGE = "no taxon in common: the merged candidate would be unplaced"
 
 
 def assign_wording(proposal_id: int, size: int, species: str,
-                   identity: float | None = None) -> tuple[str, str]:
+                   identity: float | None = None, added_under: str | None = None) -> tuple[str, str]:
     """What assigning asks before it writes, and what it says after: one specimen is one ("its 1 members" read
     oddly on the real plate, where single-specimen candidates are common); ``identity``, the best of a member to
     the species' keys (``Evidence.identity_to``), in the question, so a tie or a far row picked by mistake shows
-    where the decision is made."""
+    where the decision is made. ``added_under``: the species is a described one the reference lacks, added under
+    that genus by this decision (:meth:`~biodiscover.storage.db.reviews.ReviewsMixin.assign`'s ``new_species``)."""
     members = "its member is" if size == 1 else f"its {size} members are"
     ident = "" if identity is None else f" ({identity * 100:.1f} %, the best identity of a member to its keys)"
-    return (f"Assign #{proposal_id} ({plural(size, 'specimen')}) to {species}{ident}? "
-            f"{members[0].upper()}{members[1:]} then named as that species.",
-            f"#{proposal_id} assigned to {species}: {members} named as that species")
-
-
-#: two Latin words, as a published species is named: ``Memphis beatrix`` (not ``Memphis sp. BD-0003``)
-_BINOMIAL = re.compile(r"[A-Z][a-z]+ (?!(?:sp|spp|cf|aff|nr|gen)\b)[a-z]{2,}(?:-[a-z]+)?")
-
-
-def binomial_like(name: str) -> bool:
-    """Whether ``name`` reads as a published species name: accepting a candidate under one is asked about first.
-    Why: a second review of a real plate accepted #66 as "Memphis beatrix" (a described species' name) with no
-    word from the app; exported so, it would reach GBIF as that species."""
-    return _BINOMIAL.fullmatch(name.strip()) is not None
+    what = species if added_under is None else \
+        f"{species}, a described species the reference lacks, added under {added_under}"
+    recorded = "" if added_under is None else " (recorded as described, not in the reference: not provisional)"
+    return (f"Assign #{proposal_id} ({plural(size, 'specimen')}) to {what}{ident}? "
+            f"{members[0].upper()}{members[1:]} then named as that species{recorded}.",
+            f"#{proposal_id} assigned to {species}" + ("" if added_under is None else
+                                                       " (described, not in the reference)")
+            + f": {members} named as that species")
 
 
 @dataclasses.dataclass(frozen=True)
 class NewTaxon:
     """The move list's offer to make a taxon the reference lacks, called what the reviewer typed: a family or
-    subfamily when the name ends as one (-idae, -inae), else a genus."""
+    subfamily when the name ends as one (-idae, -inae), else a genus; ``described``: a published one (*Cleora*
+    Curtis, 1825), else a provisional one a reviewer names until it is described."""
 
     name: str
+    described: bool = False
 
     @property
     def rank(self) -> str:
         return new_taxon_rank(self.name)
+
+    @property
+    def words(self) -> str:
+        """``new genus Clemensia (provisional ◆)`` or ``genus Cleora (described, not in the reference)``: what
+        the offer, the question and the message call it."""
+        return f"{self.rank} {self.name} (described, not in the reference)" if self.described else \
+            f"new {self.rank} {self.name} (provisional ◆)"
+
+
+@dataclasses.dataclass(frozen=True)
+class DescribedSpecies:
+    """The assign list's offer to add a described species the reference lacks, called what the reviewer typed."""
+
+    name: str
+
+
+class DescribedCheck:
+    """Whether a name can be a described species a reviewer adds, over the taxonomy in memory:
+    :func:`~biodiscover.storage.db.reviews.described_species_problem`, the rule storage applies again when it
+    writes, asked while the reviewer types (the UI never waits on SQLite)."""
+
+    def __init__(self, graph: Any) -> None:
+        self.graph = graph
+        self.genera: dict[str, list[int]] = {}
+        #: lower-cased name → ``species Aedes vexans``, every species of the taxonomy
+        self.species: dict[str, str] = {}
+        for tid, a in graph.graph.nodes(data=True):
+            if a["rank"] == "genus":
+                self.genera.setdefault(a["name"], []).append(tid)
+            elif a["rank"] == "species":
+                self.species.setdefault(a["name"].lower(), f"species {a['name']}")
+
+    def __call__(self, name: str) -> tuple[str | None, int | None]:
+        """(why ``name`` cannot be one, or None; the genus it goes under)."""
+        words = name.split()
+        found = self.genera.get(words[0], []) if words else []
+        problem = described_species_problem(" ".join(words), [taxon_label(self.graph, g) for g in found],
+                                            self.species)
+        return problem, (found[0] if problem is None else None)
 
 
 def above(graph: Any, tid: int) -> str:
@@ -303,11 +339,43 @@ class DecisionsMixin:
             if not binomial_like(n):
                 accept(n)
                 return
-            self._ask(ConfirmDialog(f"“{n.strip()}” reads as a published species name (two Latin words). A new "
-                                    f"species is named provisionally until described, e.g. {name}. Accept #{p.id} "
-                                    f"as “{n.strip()}” anyway?"), lambda _: accept(n))
+            self._binomial_choice(p, " ".join(n.split()), name, accept)
 
         self.app.call_from_thread(self._ask, TextDialog(title, name), named)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _binomial_choice(self, p: Any, typed: str, suggested: str, accept: Callable[[str], None]) -> None:
+        """Accepting under a published species' name asks which it is: the described species the reference lacks
+        (assigned so, as ``i`` does: a tropical plate's 371 *Aedes aegypti* accepted as a new species went to GBIF
+        as "Aedes sp., provisional" and "Aedes aegypti" at once) or a new species named so anyway. Why ask at all:
+        a second review of a real plate accepted #66 as "Memphis beatrix" with no word from the app."""
+        graph = self.app.db.taxonomy()
+        problem, genus = DescribedCheck(graph)(typed)
+        where = f"under {taxon_label(graph, genus)}" if genus is not None else f"its genus first: {problem}"
+        options = [("described", f"{typed} is a described species the reference lacks: assign #{p.id} to it "
+                                 f"({where})"),
+                   ("provisional", f"{typed} is a new species: accept #{p.id} as a provisional one named "
+                                   f"“{typed}” anyway (one is named provisionally until described, e.g. {suggested})")]
+
+        def chosen(value: str) -> None:
+            if value == "described" and genus is not None:
+                self.assign_described(p, typed, taxon_label(graph, genus))
+            else:
+                accept(typed)
+
+        self.app.call_from_thread(
+            self._ask, PickDialog(f"“{typed}” reads as a published species name (two Latin words). Which is #{p.id}?",
+                                  options, refuse=lambda v: problem if v == "described" else None), chosen)
+
+    def assign_described(self, p: Any, name: str, under: str) -> None:
+        """Ask, then assign ``p`` to ``name``, a described species the reference lacks, added under the genus
+        ``under`` (its label) by the same decision (UI thread)."""
+        db, who = self.app.db, self.app.reviewer
+        question, done = assign_wording(p.id, p.size, name, added_under=under)
+        self._ask(ConfirmDialog(question),
+                  lambda _: self._write("assign", lambda: db.assign(p.id, p.version, None, reviewer=who,
+                                                                    new_species=name),
+                                        lambda r: done, True))
 
     def action_reject(self) -> None:
         """Ask why (optional), then reject: a later reader of the history or the export needs the reason ("known
@@ -502,27 +570,29 @@ class DecisionsMixin:
         # an unplaced candidate has no parent: the dialog read "now under None None"
         here = f"{p.parent_rank} {p.parent_name}" if p.parent_name else "no taxon (unplaced)"
 
-        def offer(typed: str) -> tuple[Any, str] | None:
+        def offer(typed: str) -> list[tuple[Any, str]]:
             name = typed.strip()
             if name.lower() in taken:
-                return None  # it is in the list already: a second of that name would be refused anyway
+                return []  # it is in the list already: a second of that name would be refused anyway
             if not name:
-                return (NewTaxon(name), "+ new taxon: type its name in the box above (a genus or family the "
-                                        "reference lacks, e.g. Clemensia, Lauxaniidae)")
-            new = NewTaxon(name)
-            return (new, f"+ new {new.rank} {name} (provisional ◆): Enter, then pick where it goes")
+                return [(NewTaxon(name), "+ new taxon: type its name in the box above (a genus or family the "
+                                         "reference lacks, e.g. Clemensia, Lauxaniidae)")]
+            # a name the reference lacks is a provisional one a reviewer gives, or a published one (Cleora Curtis,
+            # 1825, on a tropical plate): the reviewer says which, and the exports call it so
+            return [(new, f"+ {new.words}: Enter, then pick where it goes")
+                    for new in (NewTaxon(name), NewTaxon(name, described=True))]
 
         def refuse(value: Any) -> str | None:
             return new_taxon_problem(value.name, None, taken) if isinstance(value, NewTaxon) else None
 
         def move(tid: int, new: NewTaxon | None = None) -> None:
-            made = f"new {new.rank} {new.name}" if new is not None else None
-            into = f"{made} (provisional ◆) under {labels[tid]}" if made else labels[tid]
-            said = f"{made} (provisional) under {labels[tid].split('  ')[0]}" if made else None
+            into = f"{new.words} under {labels[tid]}" if new is not None else labels[tid]
+            said = f"{new.words.replace(' ◆', '')} under {labels[tid].split('  ')[0]}" if new is not None else None
             # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
             self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?"),
                       lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who,
-                                                                    new_taxon=new.name if new else None),
+                                                                    new_taxon=new.name if new else None,
+                                                                    described=new is not None and new.described),
                                             lambda r: f"#{p.id} moved from {here} to "
                                                       f"{said or f'{r.parent[0]} {r.parent[1]}'}"))
 
@@ -534,7 +604,7 @@ class DecisionsMixin:
             under = [tid for tid in order if graph.node(tid).rank in ADDABLE_UNDER[choice.rank]]
             if p.parent_taxon_id in under:
                 under = [p.parent_taxon_id] + [t for t in under if t != p.parent_taxon_id]
-            self._ask(PickDialog(f"Place the new {choice.rank} {choice.name} (provisional ◆) under:",
+            self._ask(PickDialog(f"Place the {choice.words} under:",
                                  [(tid, labels[tid] + ("  ← where #%d is now" % p.id if tid == p.parent_taxon_id
                                                        else f"  ← {why[tid]}" if tid in why else ""))
                                   for tid in under]),
@@ -598,7 +668,30 @@ class DecisionsMixin:
         options = sorted(((tid, label + (said[tid][1] if tid in said else "")) for tid, label in options),
                          key=lambda o: -close[o[0]] if o[0] in close else 1.0)[:5000]
 
-        def confirm(tid: int) -> None:
+        check = DescribedCheck(graph)
+
+        def offer(typed: str) -> list[tuple[Any, str]]:
+            # a described species the reference lacks (a tropical plate's 371 Aedes aegypti): added under its genus
+            name = " ".join(typed.split())
+            if not name or name.lower() in check.species:
+                return []  # in the list already (or nothing typed: the title says what typing a name does)
+            if not binomial_like(name):
+                return [(DescribedSpecies(name), "+ described species the reference lacks: type its whole name "
+                                                 "(genus and species, e.g. Aedes aegypti)")]
+            problem, genus = check(name)
+            where = f"under {taxon_label(graph, genus)}" if genus is not None else str(problem)
+            return [(DescribedSpecies(name), f"+ described species {name} (not in the reference): {where}")]
+
+        def refuse(value: Any) -> str | None:
+            return check(value.name)[0] if isinstance(value, DescribedSpecies) else None
+
+        def confirm(choice: Any) -> None:
+            if isinstance(choice, DescribedSpecies):
+                genus = check(choice.name)[1]
+                if genus is not None:
+                    self.assign_described(p, " ".join(choice.name.split()), taxon_label(graph, genus))
+                return
+            tid = choice
             # say exactly what before writing: a row picked by one key press too many names another species
             question, done = assign_wording(p.id, p.size, names[tid], said[tid][0] if tid in said else None)
             self._ask(ConfirmDialog(question),
@@ -608,4 +701,5 @@ class DecisionsMixin:
         self.app.call_from_thread(
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
                                   "its members' best hits name first, closest first; % is the best identity of a "
-                                  "member to the species' keys (as in Evidence)):", options), confirm)
+                                  "member to the species' keys (as in Evidence); a described species the reference "
+                                  "lacks: type its name):", options, offer=offer, refuse=refuse), confirm)

@@ -17,11 +17,14 @@ from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.evidence import TIE, Evidence, NearSpecies, known_elsewhere, span_note, tied_species
-from biodiscover.storage.records import RANKS, candidate_name, is_filler_name
+from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
 
 
 #: what marks a provisional taxon (a genus a reviewer made, not in the reference) wherever a taxon is named
 PROVISIONAL_MARK = "◆"
+#: what marks, in the taxonomy tree, a described taxon a reviewer added that the reference lacks (a published name:
+#: hollow, where a provisional one is filled)
+DESCRIBED_MARK = "◇"
 
 
 def marked(name: str, provisional: bool) -> str:
@@ -318,6 +321,15 @@ def _parent(snap: dict[str, Any]) -> str:
     return " ".join(str(x) for x in (snap.get("parent_rank"), snap.get("parent_name")) if x) or "no parent"
 
 
+def _added(r: dict[str, Any]) -> str | None:
+    """The status of the taxon a review added to the taxonomy (one its ``before`` lacks: a new genus, a described
+    species), or None when it added none: History says a genus is provisional or described, as the exports do."""
+    before = _dict(_dict(r.get("before")).get("taxa"))
+    made = [t for k, t in _dict(_dict(r.get("after")).get("taxa")).items()
+            if isinstance(t, dict) and k in before and before[k] is None]
+    return str(made[0].get("status")) if made else None
+
+
 def review_line(r: dict[str, Any], actions: dict[Any, Any], current: Any = None) -> str:
     """What one review did, in words: old and new names, where a move went, what an undo took back.
     ``current``: the proposal as it is now (``ProposalSummary``): an assignment to a species renamed since
@@ -329,14 +341,16 @@ def review_line(r: dict[str, Any], actions: dict[Any, Any], current: Any = None)
         was = candidate_name(before.get("provisional_name"), before.get("parent_name"), before.get("parent_rank"), pid)
         return f"renamed “{was}” → “{after.get('provisional_name')}”"
     if action == "move":
-        return f"moved from {_parent(before)} to {_parent(after)}"
+        added = {"provisional": " (added: provisional)", DESCRIBED: " (added: described, not in the reference)"}
+        return f"moved from {_parent(before)} to {_parent(after)}" + added.get(_added(r) or "", "")
     if action == "accept":
         return f"accepted as new species “{after.get('provisional_name')}”"
     if action == "assign":
         then = after.get("provisional_name")
         renamed = current is not None and current.status == "assigned" and \
             current.taxon_id == after.get("taxon_id") and current.provisional_name != then
-        return f"assigned to known species “{then}”" + (f" (renamed “{current.provisional_name}” since)"
+        return (f"assigned to described species “{then}” (added: not in the reference)" if _added(r) == DESCRIBED
+                else f"assigned to known species “{then}”") + (f" (renamed “{current.provisional_name}” since)"
                                                           if renamed else "")
     if action == "reject":
         return "rejected"

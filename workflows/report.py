@@ -792,11 +792,12 @@ def assigned_section(p: dict, members: pd.DataFrame, trail: ReviewTrail | None) 
     how close their barcodes are to that species as the evidence says, who decided when and their notes.
     What a PI checks of an identification; the full evidence is in the CSV / JSON export."""
     from biodiscover.workflows.export.flags import evidence_of, identity_to
+    from biodiscover.workflows.export.tables import assigned_kind
 
     e = html.escape
     species = str(p.get("provisional_name") or "")
     ids = [str(x) for x in members["processid"]] if "processid" in members else []
-    facts = [("identified as", f"{species} (a known species)"), ("specimens", str(p.get("size"))),
+    facts = [("identified as", f"{species} ({assigned_kind(p)})"), ("specimens", str(p.get("size"))),
              ("identity to it", identity_to(evidence_of(p.get("evidence")), species))]
     if ids:
         facts.append(("members", ", ".join(ids[:30]) + (f" and {len(ids) - 30} more" if len(ids) > 30 else "")))

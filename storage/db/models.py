@@ -47,7 +47,7 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from biodiscover.storage.records import RANKS
+from biodiscover.storage.records import DESCRIBED, RANKS
 
 #: Proposal statuses a reviewer sees in the queue ("live").
 #: ``assigned``: a reviewer identified the candidate's members as a known species (no new taxon).
@@ -55,7 +55,11 @@ LIVE_STATUSES: tuple[str, ...] = ("pending", "accepted", "rejected", "assigned")
 #: Every proposal status: ``merged`` (folded into another), ``superseded``
 #: (re-clustered by a newer run), ``withdrawn`` (a split undone).
 PROPOSAL_STATUSES: tuple[str, ...] = LIVE_STATUSES + ("merged", "superseded", "withdrawn")
-TAXON_STATUSES: tuple[str, ...] = ("accepted", "provisional", "rejected")
+#: Taxon statuses: ``accepted`` (the reference's, or one a collection named), ``provisional`` (a species a reviewer
+#: accepted, or a genus or family a reviewer added, under an interim name until described), ``described`` (a
+#: published taxon a reviewer determined that the reference lacks: its name is a described one, not an interim
+#: label, and no reference key stood behind it), ``rejected`` (taken out again by an undo).
+TAXON_STATUSES: tuple[str, ...] = ("accepted", "provisional", DESCRIBED, "rejected")
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
 REVIEW_ACTIONS: tuple[str, ...] = ("accept", "reject", "assign", "merge", "split", "move", "rename", "note", "undo")
 

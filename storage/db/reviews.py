@@ -8,9 +8,11 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.accept(proposal_id, expected_version, name=None, *, reviewer, note=None)
     db.reject(proposal_id, expected_version, *, reviewer, note=None)
     db.assign(proposal_id, expected_version, species_taxon, *, reviewer, note=None)  # a known species
+    db.assign(proposal_id, expected_version, None, *, reviewer, new_species="Aedes aegypti")  # described, added
     db.merge(proposal_ids, expected_versions, *, reviewer, note=None, parent=None, evidence=None)
     db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None, evidence=None)
-    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None, new_taxon=None)
+    db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None, new_taxon=None,
+            described=False)
     db.rename(proposal_id, expected_version, name, *, reviewer, note=None)
     db.note(proposal_id, text, *, reviewer, expected_version=None)
     db.taken_names() -> dict[str, str]                     # names a new taxon may not take
@@ -28,7 +30,9 @@ Rules:
   taxon is moved / renamed with it).
 * Assigning names the members as a known species (a ``species`` taxon already in
   the taxonomy, e.g. from the reference): status ``assigned``, no new taxon; the
-  next triage uses them as keys of that species.
+  next triage uses them as keys of that species. ``new_species`` assigns them to a
+  described species the reference lacks, made then under the genus its name
+  begins with (status ``described``: a published name, not a provisional one).
 * Merging candidates of different parents places the result under the parents'
   lowest common taxon unless ``parent`` says where; the result names it.
 * Split and merge change who the members are, so the caller passes the evidence
@@ -63,7 +67,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, P
                                            Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
-from biodiscover.storage.records import open_qualifier
+from biodiscover.storage.records import DESCRIBED, open_qualifier
 
 log = logging.getLogger(__name__)
 
@@ -360,6 +364,58 @@ def new_taxon_problem(name: str, under_rank: str | None, taken: Mapping[str, str
     return None
 
 
+#: two Latin words, as a published species is named: ``Memphis beatrix`` (not ``Memphis sp. BD-0003``)
+BINOMIAL = re.compile(r"[A-Z][a-z]+ (?!(?:sp|spp|cf|aff|nr|gen)\b)[a-z]{2,}(?:-[a-z]+)?")
+
+
+def binomial_like(name: str) -> bool:
+    """Whether ``name`` reads as a published species name (genus, then species epithet): what a described species a
+    reviewer adds must be, and what the review app asks about before accepting a candidate under it."""
+    return BINOMIAL.fullmatch(name.strip()) is not None
+
+
+def described_species_problem(name: str, genera: Sequence[str], species: Mapping[str, str]) -> str | None:
+    """Why ``name`` cannot be a described species a reviewer adds (None: it can). ``genera``: how to say each genus
+    of the taxonomy called as ``name``'s first word (``genus Aedes (under subfamily Culicinae)``); ``species``: the
+    lower-cased names of the species in the taxonomy → how to say which one.
+
+    The species goes under the genus its name begins with: a binomial names its genus (ICZN Art. 5.1), so placing
+    "Aedes aegypti" anywhere else would export a record that says two genera at once. A genus the taxonomy lacks
+    is refused rather than made here: where a genus goes (which family, which subfamily) is the move list's
+    decision, where the evidence orders the places, and an assigned candidate can no longer be moved. One rule
+    for the review app (which asks before it writes) and :meth:`ReviewsMixin.assign`."""
+    name = " ".join(name.split())
+    if not name:
+        return "type the species' name in the box first (genus and species, e.g. Aedes aegypti)"
+    if not binomial_like(name):
+        return f"a described species is named by two Latin words, genus then species (e.g. Aedes aegypti), not {name!r}"
+    if name.lower() in species:
+        return f"{species[name.lower()]} is in the taxonomy already: pick it in the list instead"
+    genus = name.split()[0]
+    if not genera:
+        return (f"genus {genus} is not in the taxonomy: move the candidate into it first (v, type {genus}: "
+                f"'+ genus {genus} (described, not in the reference)'), then assign it")
+    if len(genera) > 1:
+        return f"{len(genera)} genera are called {genus} ({'; '.join(genera)}): which one is {name} in cannot be told"
+    return None
+
+
+def _described_species_problem(conn: Connection, name: str) -> tuple[str | None, int | None]:
+    """:func:`described_species_problem` from the taxa table, and the id of the genus the species goes under."""
+    up = TAXA.alias("up")
+    name = " ".join(name.split())
+    genus = name.split()[0] if name else ""
+    genera = conn.execute(sa.select(TAXA.c.id, TAXA.c.name, up.c.rank, up.c.name.label("up_name")).select_from(
+        TAXA.outerjoin(up, up.c.id == TAXA.c.parent_id)).where(
+        TAXA.c.rank == "genus", TAXA.c.name == genus, TAXA.c.status != "rejected").order_by(TAXA.c.id)).all()
+    species = {n.lower(): f"species {n}" for (n,) in conn.execute(sa.select(TAXA.c.name).where(
+        TAXA.c.rank == "species", TAXA.c.status != "rejected",
+        sa.func.lower(TAXA.c.name) == name.lower()))}
+    problem = described_species_problem(name, [f"genus {g.name}" + (f" (under {g.rank} {g.up_name})" if g.up_name
+                                                                    else "") for g in genera], species)
+    return problem, (int(genera[0].id) if problem is None else None)
+
+
 def _taken_names(conn: Connection, name: str | None = None, other_than: int | None = None) -> dict[str, str]:
     """:func:`new_taxon_problem`'s ``taken`` from the taxa table (names above species, not rejected): all of them,
     or those spelled ``name`` in any case; ``other_than``: leave that taxon out (the one being checked)."""
@@ -474,27 +530,48 @@ class ReviewsMixin(DatabaseCore):
 
         return self._review(_do, "reject")
 
-    def assign(self, proposal_id: int, expected_version: int, species_taxon: int | str, *, reviewer: str,
-               note: str | None = None) -> ReviewResult:
+    def assign(self, proposal_id: int, expected_version: int, species_taxon: int | str | None, *, reviewer: str,
+               note: str | None = None, new_species: str | None = None) -> ReviewResult:
         """Identify a candidate as a known species: its members are named as that species.
 
         ``species_taxon``: the id (or unique name) of a ``species`` taxon that is not
         provisional-from-this-proposal or rejected. The proposal closes as
         ``assigned`` under the species' parent, carrying the species' name.
+
+        ``new_species`` (``species_taxon`` None): first make a species of that name, status ``described``, under
+        the genus its name begins with (:func:`described_species_problem` says when it cannot be). Why: the
+        commonest candidate of a tropical plate is a described species the reference lacks (371 specimens of
+        *Aedes aegypti* with every key of it out of the reference); accepted as a new species it went to GBIF as
+        "Aedes sp., provisional" and "Aedes aegypti" at once. Undo takes the species out again (status rejected).
         """
+        if (species_taxon is None) == (new_species is None):
+            raise ValueError("assign needs a known species or the name of a described one to add, not both")
+
         def _do(conn: Connection) -> ReviewResult:
             _load_checked(conn, proposal_id, expected_version, ("pending",), "assign")
-            t = _find_taxon(conn, species_taxon, "assign")
+            now = utcnow()
+            before = _snapshot(conn, [proposal_id])
+            taxa: list[int] = []
+            if new_species is not None:
+                problem, genus = _described_species_problem(conn, new_species)
+                if problem is not None:
+                    raise DatabaseError(f"cannot assign proposal {proposal_id} to a described species: {problem}")
+                made = inserted_id(conn.execute(sa.insert(TAXA).values(
+                    rank="species", name=" ".join(new_species.split()), parent_id=genus, status=DESCRIBED,
+                    source="review", created_at=now)))
+                before["taxa"][str(made)] = None
+                taxa.append(made)
+            chosen = taxa[0] if taxa else species_taxon
+            assert chosen is not None  # one of the two, checked above
+            t = _find_taxon(conn, chosen, "assign")
             if t.rank != "species" or t.status == "rejected":
                 raise DatabaseError(f"cannot assign proposal {proposal_id} to {t.rank} {t.name!r}: pick a species")
             parent = conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name).where(
                 TAXA.c.id == t.parent_id)).first() if t.parent_id is not None else None
-            now = utcnow()
-            before = _snapshot(conn, [proposal_id])
             _bump(conn, proposal_id, now, status="assigned", taxon_id=t.id, provisional_name=t.name,
                   parent_taxon_id=parent.id if parent else None, parent_rank=parent.rank if parent else None,
                   parent_name=parent.name if parent else None)
-            after = _snapshot(conn, [proposal_id])
+            after = _snapshot(conn, [proposal_id], taxa)
             rid = _log(conn, "assign", proposal_id, reviewer, now, before, after, note)
             return ReviewResult(rid, "assign", proposal_id, _versions(after), taxon_id=t.id, name=t.name,
                                 parent=(parent.rank, parent.name) if parent else None)
@@ -504,13 +581,14 @@ class ReviewsMixin(DatabaseCore):
     def known_species(self, search: str = "", limit: int = 200, near: str | None = None) -> list[tuple[int, str]]:
         """(taxon id, ``name  (family › genus)``) of known species matching ``search`` (case-insensitive
         substring), ``near``'s genus first when given: what "assign to a known species" offers — the
-        reference's species and the provisional ones reviewers accepted (a later candidate of an accepted
-        one, such as a fourth specimen triaged apart, is assigned to it, not accepted twice)."""
+        reference's species, the provisional ones reviewers accepted (a later candidate of an accepted
+        one, such as a fourth specimen triaged apart, is assigned to it, not accepted twice) and the described ones
+        reviewers added (a second candidate of *Aedes aegypti* goes to the one the first made)."""
         from biodiscover.storage.db.taxonomy import lineage_labels
 
         with self._read() as conn:
             q = sa.select(TAXA.c.id, TAXA.c.name, TAXA.c.parent_id).where(
-                TAXA.c.rank == "species", TAXA.c.status.in_(("accepted", "provisional")))
+                TAXA.c.rank == "species", TAXA.c.status.in_(("accepted", "provisional", DESCRIBED)))
             if search:
                 q = q.where(TAXA.c.name.ilike(f"%{search}%"))
             rows = conn.execute(q.order_by(TAXA.c.name).limit(max(limit, 1) * 4)).all()
@@ -621,7 +699,7 @@ class ReviewsMixin(DatabaseCore):
         return self._review(_do, "split")
 
     def move(self, proposal_id: int, expected_version: int, new_parent_taxon: int | str, *, reviewer: str,
-             note: str | None = None, new_taxon: str | None = None) -> ReviewResult:
+             note: str | None = None, new_taxon: str | None = None, described: bool = False) -> ReviewResult:
         """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name).
 
         ``new_taxon``: first make a taxon of that name under ``new_parent_taxon``, status ``provisional``, and place
@@ -630,6 +708,9 @@ class ReviewsMixin(DatabaseCore):
         were of genera the reference lacks, 92 of an Australian plate of families it lacks, and a taxonomist who
         knew the taxon could only place them above it. Undo takes the taxon out again (status rejected, as an
         accepted species' taxon).
+
+        ``described``: the new taxon is a published one the reference lacks (*Cleora* Curtis, 1825), status
+        ``described``, not provisional: the exports name it as any genus, and say no reference key stood behind it.
         """
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "move")
@@ -643,8 +724,8 @@ class ReviewsMixin(DatabaseCore):
                     raise DatabaseError(f"cannot move proposal {proposal_id} into a new "
                                         f"{new_taxon_rank(new_taxon)}: {problem}")
                 gid = inserted_id(conn.execute(sa.insert(TAXA).values(
-                    rank=new_taxon_rank(new_taxon), name=new_taxon.strip(), parent_id=t.id, status="provisional",
-                    source="review", created_at=now)))
+                    rank=new_taxon_rank(new_taxon), name=new_taxon.strip(), parent_id=t.id,
+                    status=DESCRIBED if described else "provisional", source="review", created_at=now)))
                 before["taxa"][str(gid)] = None
                 taxa.append(gid)
                 t = _find_taxon(conn, gid, "move")

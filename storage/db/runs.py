@@ -343,11 +343,14 @@ class RunsMixin(DatabaseCore):
         provided, and ``submitted_barcode``: the barcode as submitted, None where not recorded), ``assignments``,
         ``proposals`` (live ones created by this run or split from them: ``proposal_id``, ``provisional_name``,
         ``parent_rank``, ``parent_taxon``, ``parent_status`` (the parent taxon's: ``provisional`` for a genus a
-        reviewer added), ``parent_lineage`` (rank → name of the parent taxon and its ancestors),
+        reviewer added, ``described`` for a published one a reviewer added), ``parent_lineage`` (rank → name of the
+        parent taxon and its ancestors),
         ``status``, ``version``, ``size``, ``novelty``,
         ``nearest_species``, ``nearest_identity``, ``evidence``, ``assigned_provisional``: for a candidate assigned
         to a species a reviewer accepted in this database, the candidate whose acceptance made it (0: not known;
-        None: not such a candidate)), ``members``
+        None: not such a candidate), ``assigned_status``: for an assigned candidate, its species' status
+        (``accepted``: the reference's; ``provisional``: accepted here; ``described``: a published species a
+        reviewer added, not in the reference)), ``members``
         (``proposal_id``, ``processid``, ``probability``) and ``reviews``.
         """
         import pandas as pd
@@ -435,12 +438,13 @@ class RunsMixin(DatabaseCore):
               "novelty": p["novelty"], "nearest_species": p["nearest_species"],
               "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {}),
               "assigned_provisional": (made_by.get(p["taxon_id"], 0) if p["status"] == "assigned"
-                                       and taxon_status.get(p["taxon_id"]) == "provisional" else None)}
+                                       and taxon_status.get(p["taxon_id"]) == "provisional" else None),
+              "assigned_status": taxon_status.get(p["taxon_id"]) if p["status"] == "assigned" else None}
              for p in prop_rows],
             columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status",
                      "parent_lineage", "status",
                      "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence",
-                     "assigned_provisional"])
+                     "assigned_provisional", "assigned_status"])
         members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         return {"run": run, "specimens": specimens, "assignments": assignments, "proposals": proposals,

@@ -34,7 +34,7 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.core import table
 from biodiscover.storage.db.models import Proposal, ProposalMember, Taxon
-from biodiscover.storage.records import RANKS, Specimen, is_filler_name
+from biodiscover.storage.records import DESCRIBED, RANKS, Specimen, is_filler_name
 
 
 
@@ -66,6 +66,12 @@ class TaxonNode:
     @property
     def provisional(self) -> bool:
         return self.status == "provisional"
+
+    @property
+    def described(self) -> bool:
+        """A published taxon a reviewer added that the reference lacks (``Aedes aegypti`` on a plate whose
+        reference held no key of it): named as described, never provisional."""
+        return self.status == DESCRIBED
 
 
 class TaxonomyGraph:
@@ -132,10 +138,15 @@ class TaxonomyGraph:
     def provisional(self) -> list[TaxonNode]:
         return [self.node(n) for n, a in self.graph.nodes(data=True) if a["status"] == "provisional"]
 
+    def described(self) -> list[TaxonNode]:
+        """The described taxa reviewers added (:attr:`TaxonNode.described`)."""
+        return [self.node(n) for n, a in self.graph.nodes(data=True) if a["status"] == DESCRIBED]
+
 
 def provisional_references(db: "Database") -> list[Specimen]:
     """Members of accepted proposals as reference records named by their provisional species, and
-    members a reviewer assigned to a known species named as that species."""
+    members a reviewer assigned to a known species named as that species (a described species a reviewer added
+    too: the next run names its like ``Aedes aegypti``, under its genus)."""
     from biodiscover.storage.db.ingest import row_to_specimen
     from biodiscover.storage.db.models import SpecimenRow
 

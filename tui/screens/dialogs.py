@@ -96,18 +96,18 @@ class _OptionsDialog(ModalScreen[R | None], Generic[R, V]):
 class PickDialog(_OptionsDialog[V, V]):
     """Pick one option; typing in the box filters the list (merge target, new parent taxon).
 
-    ``offer``: one more option, last, made from what is typed (a new genus called that), or None for none (the
-    name is in the list already); ``refuse``: a reason to keep the dialog open instead of returning a value (a
-    name already taken), shown as a warning.
+    ``offer``: more options, last, made from what is typed (a new provisional genus called that and a described
+    one the reference lacks), none when the name is in the list already; ``refuse``: a reason to keep the dialog
+    open instead of returning a value (a name already taken), shown as a warning.
     """
 
     def __init__(self, title: str, options: Sequence[tuple[V, str]], *,
-                 offer: Callable[[str], tuple[V, str] | None] | None = None,
+                 offer: Callable[[str], Sequence[tuple[V, str]]] | None = None,
                  refuse: Callable[[V], str | None] | None = None) -> None:
         super().__init__(title, options)
         self.offer = offer
         self.refuse = refuse
-        self._offered: V | None = None
+        self._offered: list[V] = []
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -126,11 +126,9 @@ class PickDialog(_OptionsDialog[V, V]):
     def _make(self, typed: str) -> list[Option]:
         needle = typed.lower()
         out = [Option(label, id=str(i)) for i, (_, label) in enumerate(self.options) if needle in label.lower()]
-        offered = self.offer(typed) if self.offer is not None else None
-        self._offered = None if offered is None else offered[0]
-        if offered is not None:
-            out.append(Option(offered[1], id="offer"))
-        return out
+        offered = list(self.offer(typed)) if self.offer is not None else []
+        self._offered = [value for value, _ in offered]
+        return out + [Option(label, id=f"offer{i}") for i, (_, label) in enumerate(offered)]
 
     def on_input_changed(self, event: Input.Changed) -> None:
         options = self.query_one(OptionList)
@@ -160,7 +158,8 @@ class PickDialog(_OptionsDialog[V, V]):
     def _pick(self, option_id: str | None) -> None:
         if option_id is None:
             return
-        value = self._offered if option_id == "offer" else self.options[int(option_id)][0]
+        value = self._offered[int(option_id[5:])] if option_id.startswith("offer") else \
+            self.options[int(option_id)][0]
         problem = self.refuse(value) if self.refuse is not None and value is not None else None
         if problem:
             self.notify(problem, severity="warning", timeout=6)

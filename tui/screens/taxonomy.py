@@ -1,4 +1,4 @@
-"""Taxonomy screen: the taxonomy graph as a tree, provisional taxa marked.
+"""Taxonomy screen: the taxonomy graph as a tree, provisional taxa marked, and described ones a reviewer added.
 
 Enter on a taxon jumps to the queue filtered to every proposal below it;
 ``p`` on a provisional species opens the proposal that created it. Children are
@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, Tree
 
 from biodiscover.storage.db.taxonomy import TaxonomyGraph
-from biodiscover.tui.evidence import PROVISIONAL_MARK
+from biodiscover.tui.evidence import DESCRIBED_MARK, PROVISIONAL_MARK
 
 RANK_STYLE = {"order": "bold", "family": "cyan", "subfamily": "cyan", "genus": "italic", "species": "italic green"}
 
@@ -29,6 +29,8 @@ def taxon_label(node: Any) -> Text:
     text.append(node.name, style=RANK_STYLE.get(node.rank, ""))
     if node.provisional:
         text.append(f" {PROVISIONAL_MARK} provisional", style="bold yellow")
+    elif node.described:  # a published name a reviewer added: not provisional, and no reference key behind it
+        text.append(f" {DESCRIBED_MARK} described, not in the reference", style="bold cyan")
     elif node.status == "rejected":
         text.append(" ✗ rejected", style="red")
     return text
@@ -82,7 +84,10 @@ class TaxonomyScreen(Screen[None]):
         tree.root.expand()
         provisional = len(graph.provisional())
         # One line at 80 columns; the footer lists the keys.
-        self.query_one("#taxon-info", Static).update(f"{len(graph):,} taxa · {provisional} provisional ◆")
+        described = len(graph.described())
+        self.query_one("#taxon-info", Static).update(
+            f"{len(graph):,} taxa · {provisional} provisional {PROVISIONAL_MARK}"
+            + (f" · {described} described, not in the reference {DESCRIBED_MARK}" if described else ""))
         if self.focus_taxon is not None and self.focus_taxon in graph:
             self.reveal(self.focus_taxon)
         tree.focus()

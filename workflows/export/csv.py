@@ -90,7 +90,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "provisional_name": "the name a reviewer gave (the known species' once assigned); empty: none yet",
         "parent_rank": "the rank of the taxon it is placed in",
         "parent_taxon": "the taxon it is placed in",
-        "parent_status": "that taxon's status: accepted (in the reference), or provisional (a genus a reviewer added)",
+        "parent_status": "that taxon's status: accepted (in the reference), provisional (a genus or family a reviewer "
+                         "added under an interim name) or described (a published one a reviewer added, not in the "
+                         "reference)",
         "status": "pending, accepted, assigned (identified as a known species) or rejected",
         "version": "its version (each review that changes it adds one)",
         "size": "how many specimens it holds",
@@ -102,6 +104,9 @@ COLUMNS: dict[str, dict[str, str]] = {
                                 "provisional, undescribed one): the candidate whose acceptance made it; its members "
                                 "carry that candidate's taxonConceptID and open-nomenclature name; 0: not found; "
                                 "empty otherwise",
+        "assigned_status": "for a candidate a reviewer assigned: that species' status: accepted (the reference's), "
+                           "provisional (accepted in this database) or described (a published species the reviewer "
+                           "added, not in the reference: its members are named as it, at species); empty otherwise",
         "identity_to_assigned": "for a candidate a reviewer assigned to a known species (status assigned): the best "
                                 "identity (0-1) of any member to that species' reference keys, as the review screen "
                                 "shows it; empty for any other, or where no member was aligned to one of its keys",

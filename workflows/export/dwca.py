@@ -43,12 +43,12 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.records import RANKS, is_filler_name, open_qualifier
+from biodiscover.storage.records import DESCRIBED, RANKS, is_filler_name, open_qualifier
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
-                                                  barcode_to_send, candidate_label, live_candidates,
+                                                  assigned_kind, barcode_to_send, candidate_label, live_candidates,
                                                   model_description, plain_records)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
@@ -86,6 +86,10 @@ REJECTED_STATUS = "candidate species rejected by reviewer (the machine's name st
 #: GBIF needs, which is no name the machine gave, so it must not claim one (an Australian plate's #53 did).
 REJECTED_UNNAMED_STATUS = ("candidate species rejected by reviewer (the specimen stays at class: nothing below it "
                            "was named)")
+#: identificationVerificationStatus of a specimen whose candidate a reviewer identified as a described species the
+#: reference lacks (one the reviewer added): named as the species (taxonRank species, no qualifier), and saying no
+#: reference key stood behind it, never that it is provisional (a tropical plate's 371 Aedes aegypti).
+DESCRIBED_STATUS = "identified by reviewer (described species, not in the reference)"
 _OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
 _WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
 
@@ -199,12 +203,14 @@ def _placed_ranks(row: dict[str, Any], p: Mapping[str, Any]) -> None:
         row[rank] = None if name is None or is_filler_name(name) else name
 
 
-def _provisional_parent(p: Mapping[str, Any]) -> str:
+def _added_parent(p: Mapping[str, Any]) -> str:
     """A remark when the candidate's parent is a taxon a reviewer added (a genus the reference lacks): GBIF matches
-    the name, and a reader must know no reference record stood behind it."""
-    if p.get("parent_status") != "provisional":
+    the name, and a reader must know no reference record stood behind it; a provisional one is said to be, a
+    described one (*Cleora* Curtis, 1825) is not."""
+    what = {"provisional": "is provisional", DESCRIBED: "is described"}.get(str(p.get("parent_status")))
+    if what is None:
         return ""
-    return (f"; {p.get('parent_rank')} {p.get('parent_taxon')} is provisional: added by a reviewer, not in the "
+    return (f"; {p.get('parent_rank')} {p.get('parent_taxon')} {what}: added by a reviewer, not in the "
             "reference the run searched")
 
 
@@ -334,7 +340,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                        identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
                        taxonConceptID=concept_id(run, proposal_id),
                        identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
-                                                       f"version {p.get('version')})" + _provisional_parent(p))
+                                                       f"version {p.get('version')})" + _added_parent(p))
             if str(p.get("status")) == "accepted":
                 _reviewed(row, trails.get(proposal_id), "accepted by reviewer (provisional species)")
         elif decided is not None and props.get(decided, {}).get("status") == "assigned":
@@ -354,14 +360,17 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             else:
                 name, rank, qualifier = known, "species", None
             _placed_ranks(row, p)  # the assigned species' own genus and the ranks above it
-            what = "a provisional species accepted here" if provisional else "a known species"
+            # a described species a reviewer added is written as any described one (it is not provisional), and
+            # says that no reference key stood behind it
+            described = p.get("assigned_status") == DESCRIBED
+            what = assigned_kind(p)
             row.update(scientificName=name, taxonRank=rank, identificationQualifier=qualifier,
                        verbatimIdentification=known,
                        taxonConceptID=concept_id(run, int(made)) if provisional and made else None,
                        identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
-                                                       f"{what}")
+                                                       f"{what}" + _added_parent(p))
             _reviewed(row, trails.get(decided), "identified by reviewer (provisional species)" if provisional
-                      else "identified by reviewer (known species)")
+                      else DESCRIBED_STATUS if described else "identified by reviewer (known species)")
         elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer")

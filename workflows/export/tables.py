@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import MAX_NUCLEOTIDES, RANKS, candidate_name
+from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
 #: candidate, or identified its members as a known species.
@@ -156,6 +156,18 @@ def placement(proposal: Mapping[str, Any]) -> str:
     where = " ".join(t for t in (display_text(proposal.get("parent_rank")),
                                  display_text(proposal.get("parent_taxon"))) if t)
     return where or "unplaced"
+
+
+def assigned_kind(proposal: Mapping[str, Any]) -> str:
+    """What a reviewer identified an assigned candidate's members as, in words the archive, the report and the
+    sheets share: a species of the reference, one accepted in this database (provisional, undescribed) or a
+    described one the reference lacks that the reviewer added (a tropical plate's 371 Aedes aegypti)."""
+    made = proposal.get("assigned_provisional")
+    if made is not None and made == made:  # NaN in a frame column of ints and Nones
+        return "a provisional species accepted here"
+    if proposal.get("assigned_status") == DESCRIBED:
+        return "a described species not in the reference, added by the reviewer"
+    return "a known species"
 
 
 def set_aside_note(proposals: pd.DataFrame) -> str:
