@@ -602,6 +602,33 @@ async def test_a_proposal_opened_from_the_taxonomy_over_its_own_detail_does_not_
     db.close()
 
 
+@pytest.mark.parametrize("downs,picked", [(1, 1), (2, 2), (3, 3)])
+def test_quick_downs_in_the_filter_box_move_as_they_would_in_the_list(downs: int, picked: int) -> None:
+    """Found in tmux: two quick ↓ in the move list's filter box picked the first offer (a provisional genus) where
+    the second (the described one) was wanted: focus moves to the list on the next turn of the event loop, so both
+    reached the box. Keys posted together, as a terminal delivers them, without waiting in between."""
+    from textual import events
+    from textual.app import App
+
+    got: list[Any] = []
+
+    class _App(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(PickDialog("pick", [(1, "one"), (2, "two"), (3, "three")]), got.append)
+
+    async def run() -> None:
+        async with _App().run_test() as pilot:
+            await pilot.pause()
+            for _ in range(downs):
+                pilot.app.post_message(events.Key("down", None))
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+
+    asyncio.run(run())
+    assert got == [picked]
+
+
 @pytest.mark.parametrize("keys,picked", [(["enter"], 1), (["down", "enter"], 1), (["down", "down", "enter"], 2),
                                          (["t", "enter"], 2), (["t", "down", "down", "enter"], 3)])
 def test_pick_dialog_picks_what_is_highlighted_on_top(keys: list[str], picked: int) -> None:
