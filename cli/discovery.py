@@ -52,7 +52,8 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     typer.echo(f"deepest confident rank: {named}")
     typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
     if summary.provisional_keys:
-        typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of accepted provisional species")
+        typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of candidates reviewers accepted or "
+                   "assigned")
     if summary.absent_share:
         typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
                    + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
@@ -109,8 +110,8 @@ def register(app: typer.Typer) -> None:
                  "reference's barcode gap)."),
         no_images: bool = typer.Option(False, "--no-images", help="Ignore photographs (DNA evidence only)."),
         no_provisional: bool = typer.Option(False, "--no-provisional",
-                                            help="Do not use the database's accepted provisional species as "
-                                                 "references."),
+                                            help="Do not use the members of candidates reviewers accepted or "
+                                                 "assigned in the database as references."),
         force: bool = typer.Option(False, "--force", help="Replace a --results or quarantine file that biodiscover "
                                                           "did not write."),
         level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,

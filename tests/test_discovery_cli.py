@@ -217,6 +217,14 @@ def test_accepted_candidates_are_references_for_the_next_run(dataset, bundle, tm
         reproposed = {m.processid for p in page for m in database.proposal_detail(p.id).members}
     assert not reproposed & members
     assert second["proposals"] == first["proposals"] - 1
+    # run 2 named them from the reviewer's keys: its archive credits the reviewer, not the machine
+    from fixtures.run_export import export_dwca
+
+    core, history = export_dwca(db, second["run_id"], tmp_path)
+    assert {core[p]["identifiedBy"] for p in members} == {"tester"}
+    assert {core[p]["identificationVerificationStatus"] for p in members} == \
+        {"accepted by reviewer (provisional species)"}
+    assert all(f"{p}:run{second['run_id']}" in history for p in members)
     assert main(argv[:-2] + ["--no-provisional", "--json", "-q"]) == 0
     third = json.loads(capsys.readouterr().out)
     assert third["provisional_keys"] == 0 and third["proposals"] == first["proposals"]
@@ -589,3 +597,17 @@ def test_ctrl_c_after_the_run_is_stored_says_it_completed_not_interrupted(datase
     assert "interrupted" not in err and "re-run the same command" not in err, err
     assert f"triage run {run.id} had completed and is stored in {db}" in err, err
     assert f"biodiscover export --db {db} --run {run.id}" in err
+
+
+def test_the_triage_summary_says_the_keys_are_decided_candidates_members(capsys) -> None:
+    """The keys added from the database are the members of every candidate a reviewer accepted or assigned (a real
+    US batch: "328 members of accepted provisional species" counted 145 assigned to known or described species)."""
+    from biodiscover.cli.discovery import _say_triaged
+    from biodiscover.workflows.triage import TriageSummary
+
+    _say_triaged(TriageSummary(run_id=2, collection="plate", specimens=10, quarantined=0, triaged=10,
+                               no_usable_barcode=0, named_to={"species": 10}, novel=0, proposals=0,
+                               provisional_keys=328), as_json=False)
+    out = capsys.readouterr().out
+    assert "references: + 328 members of candidates reviewers accepted or assigned\n" in out
+    assert "provisional" not in out

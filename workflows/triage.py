@@ -52,7 +52,8 @@ class TriageSummary:
     seconds: dict[str, float] = field(default_factory=dict)
     #: specimens per evidence used: "dna", "dna+image", "image", "none" (nothing usable)
     by_modality: dict[str, int] = field(default_factory=dict)
-    #: reference keys added from accepted provisional species of the database
+    #: reference keys added from the members of candidates reviewers accepted (provisional species) or assigned (to
+    #: a known or described species) in the database
     provisional_keys: int = 0
     quarantine_file: str | None = None
     #: photos set aside from specimens kept without them (in the quarantine report, not in ``quarantined``)
@@ -349,8 +350,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``results_out`` (one result per specimen: CSV/TSV by its ending, else JSON lines). Photographs are used
     when the bundle has an image classifier, unless ``use_images`` is False.
     Members of candidate species a reviewer accepted in this database become
-    reference keys named by their provisional species (``use_provisional``), so
-    the next run names their relatives instead of proposing them again.
+    reference keys named by their provisional species, and members of candidates a reviewer assigned keys of
+    that species (``use_provisional``), so the next run names their relatives instead of proposing them again.
     ``model``: an engine already loaded from ``model_path`` (the batch runner
     passes one per batch, possibly wrapped to run through a Ray executor);
     ``bundle``: ``model_path`` already opened. The bundle is opened once and
@@ -452,7 +453,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             if use_provisional:
                 provisional = model.add_references(provisional_references(db))
                 if provisional:
-                    log.info("%d members of accepted provisional species added as reference keys", provisional)
+                    log.info("%d members of candidates reviewers accepted or assigned added as reference keys",
+                             provisional)
 
             # a triage killed without warning (SIGKILL, a reboot) left its run "running" for good: db check warned
             # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.

@@ -13,6 +13,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.write_assignments(run_id, rows, chunk_size=2000) -> int
     db.assignments(run_id) -> pandas.DataFrame
     db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
+    db.earlier_decisions(run_id) -> dict[str, Any] # earlier runs' accepted / assigned proposals of its specimens
     db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
 
 Why: every prediction must be traceable to the run (parameters, model
@@ -38,7 +39,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -137,6 +138,70 @@ def normalise_assignment(row: Mapping[str, Any]) -> dict[str, Any]:
     if out.get("is_novel") is not None:
         out["is_novel"] = bool(out["is_novel"])
     return out
+
+
+#: The columns of ``run_tables``' ``proposals`` (see :meth:`RunsMixin.run_tables`), in order.
+PROPOSAL_COLUMNS: tuple[str, ...] = (
+    "proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status", "parent_lineage", "status",
+    "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence", "assigned_provisional",
+    "assigned_status")
+
+
+def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """``proposals`` rows (the export shape, :data:`PROPOSAL_COLUMNS`) of the proposal rows ``prop_rows``: where
+    each is placed and what a reviewer assigned it to, read with chunked queries.
+
+    One owner for the shape: a run's own proposals and the earlier runs' decisions on its specimens
+    (:meth:`RunsMixin.earlier_decisions`) are written by the exports with the same rules."""
+    from biodiscover.storage.db.models import Proposal, Taxon
+
+    P, T = table(Proposal), table(Taxon)
+    # a parent a reviewer made for a genus the reference lacks is provisional: the exports say so
+    parents = sorted({p["parent_taxon_id"] for p in prop_rows if p["parent_taxon_id"] is not None})
+    parent_status: dict[int, str] = {}
+    for part in chunked(parents):
+        parent_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
+    # where each candidate is placed, from the order down (a reviewer's move or new genus included): the
+    # exports' rank columns follow it, not the machine's labels (a genus a reviewer added reached GBIF
+    # with an empty genus column and no family)
+    taxa: dict[int, tuple[str, str, int | None]] = {}
+    asked: set[int] = set()
+    wanted = set(parents)
+    while wanted:
+        asked |= wanted
+        for part in chunked(sorted(wanted)):
+            for tid, rank, name, up in conn.execute(sa.select(T.c.id, T.c.rank, T.c.name, T.c.parent_id)
+                                                    .where(T.c.id.in_(part))):
+                taxa[tid] = (rank, name, up)
+        wanted = {up for _, _, up in taxa.values() if up is not None and up not in asked}
+
+    # a candidate assigned to a species a reviewer accepted here (provisional, not a described one): which
+    # candidate's acceptance made it, so the exports write its members as that candidate's are
+    assigned = sorted({p["taxon_id"] for p in prop_rows if p["status"] == "assigned" and p["taxon_id"]})
+    taxon_status: dict[int, str] = {}
+    made_by: dict[int, int] = {}
+    for part in chunked(assigned):
+        taxon_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
+        made_by.update(conn.execute(sa.select(P.c.taxon_id, sa.func.min(P.c.id)).where(
+            P.c.taxon_id.in_(part), P.c.status == "accepted").group_by(P.c.taxon_id)).all())
+
+    def placed(tid: int | None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        while tid is not None and tid in taxa and len(out) < 64:
+            rank, name, tid = taxa[tid]
+            out.setdefault(rank, name)
+        return out
+
+    return [{"proposal_id": p["id"], "provisional_name": p["provisional_name"], "parent_rank": p["parent_rank"],
+             "parent_taxon": p["parent_name"], "parent_status": parent_status.get(p["parent_taxon_id"]),
+             "parent_lineage": placed(p["parent_taxon_id"]),
+             "status": p["status"], "version": p["version"], "size": p["size"],
+             "novelty": p["novelty"], "nearest_species": p["nearest_species"],
+             "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {}),
+             "assigned_provisional": (made_by.get(p["taxon_id"], 0) if p["status"] == "assigned"
+                                      and taxon_status.get(p["taxon_id"]) == "provisional" else None),
+             "assigned_status": taxon_status.get(p["taxon_id"]) if p["status"] == "assigned" else None}
+            for p in prop_rows]
 
 
 class RunsMixin(DatabaseCore):
@@ -335,6 +400,47 @@ class RunsMixin(DatabaseCore):
             return None
         return "db-" + hashlib.sha256(f"{first.name}\n{first.created_at}".encode()).hexdigest()[:12]
 
+    def earlier_decisions(self, run_id: int) -> dict[str, Any]:
+        """What reviewers decided, in runs before ``run_id``, about the specimens ``run_id`` named: the accepted
+        and assigned proposals (a decision in force: an undone one is pending again) holding them.
+
+        Keys: ``decisions`` (one row per specimen and such proposal: ``processid``, ``run_id`` (the earlier run),
+        ``decided_taxon`` (the name of the species the reviewer accepted or assigned the proposal to, as a later
+        run names the specimen from the keys it became: :func:`~biodiscover.storage.db.taxonomy.
+        provisional_references`), then the ``proposals`` columns of :meth:`run_tables`) and ``reviews`` (the
+        review log rows of those proposals).
+
+        Why: a later triage names those specimens from keys that are themselves; the determination is still the
+        reviewer's, and the exports must credit it (a week-2 archive called 328 reviewed specimens machine
+        predictions)."""
+        import pandas as pd
+
+        from biodiscover.storage.db.models import Proposal, ProposalMember, Review, Taxon
+
+        P, M, R, T = table(Proposal), table(ProposalMember), table(Review), table(Taxon)
+        with self._read() as conn:
+            # one query: this run's specimens joined to the decided proposals of earlier runs holding them
+            rows = conn.execute(
+                sa.select(ASSIGNMENTS.c.processid, T.c.name.label("decided_taxon"), P)
+                .select_from(ASSIGNMENTS)
+                .join(M, M.c.processid == ASSIGNMENTS.c.processid)
+                .join(P, P.c.id == M.c.proposal_id)
+                .join(T, T.c.id == P.c.taxon_id)
+                .where(ASSIGNMENTS.c.run_id == run_id, P.c.run_id < run_id, P.c.status.in_(("accepted", "assigned")))
+                .order_by(ASSIGNMENTS.c.id, P.c.id)).mappings().all()
+            distinct = list({r["id"]: r for r in rows}.values())
+            shaped = {p["proposal_id"]: p for p in _proposal_records(conn, distinct)}
+            rev_rows: list[Any] = []
+            for part in chunked(sorted(shaped)):
+                rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(part))
+                                             .order_by(R.c.id)).mappings().all())
+        decisions = pd.DataFrame(
+            [{"processid": r["processid"], "run_id": r["run_id"], "decided_taxon": r["decided_taxon"],
+              **shaped[r["id"]]} for r in rows],
+            columns=["processid", "run_id", "decided_taxon", *PROPOSAL_COLUMNS])
+        reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
+        return {"decisions": decisions, "reviews": reviews}
+
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
 
@@ -356,7 +462,7 @@ class RunsMixin(DatabaseCore):
         import pandas as pd
 
         from biodiscover.storage.db.ingest import submitted_of_row
-        from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review, Taxon
+        from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, ProposalMember, Review
         from biodiscover.storage.records import BIOSCAN_COLUMNS
 
         P, M, R = table(Proposal), table(ProposalMember), table(Review)
@@ -374,42 +480,7 @@ class RunsMixin(DatabaseCore):
             prop_rows = conn.execute(sa.select(P).where(P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))
                                      .order_by(P.c.id)).mappings().all()
             pids = [p["id"] for p in prop_rows]
-            # a parent a reviewer made for a genus the reference lacks is provisional: the exports say so
-            T = table(Taxon)
-            parents = sorted({p["parent_taxon_id"] for p in prop_rows if p["parent_taxon_id"] is not None})
-            parent_status: dict[int, str] = {}
-            for part in chunked(parents):
-                parent_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
-            # where each candidate is placed, from the order down (a reviewer's move or new genus included): the
-            # exports' rank columns follow it, not the machine's labels (a genus a reviewer added reached GBIF
-            # with an empty genus column and no family)
-            taxa: dict[int, tuple[str, str, int | None]] = {}
-            asked: set[int] = set()
-            wanted = set(parents)
-            while wanted:
-                asked |= wanted
-                for part in chunked(sorted(wanted)):
-                    for tid, rank, name, up in conn.execute(sa.select(T.c.id, T.c.rank, T.c.name, T.c.parent_id)
-                                                            .where(T.c.id.in_(part))):
-                        taxa[tid] = (rank, name, up)
-                wanted = {up for _, _, up in taxa.values() if up is not None and up not in asked}
-
-            # a candidate assigned to a species a reviewer accepted here (provisional, not a described one): which
-            # candidate's acceptance made it, so the exports write its members as that candidate's are
-            assigned = sorted({p["taxon_id"] for p in prop_rows if p["status"] == "assigned" and p["taxon_id"]})
-            taxon_status: dict[int, str] = {}
-            made_by: dict[int, int] = {}
-            for part in chunked(assigned):
-                taxon_status.update(conn.execute(sa.select(T.c.id, T.c.status).where(T.c.id.in_(part))).all())
-                made_by.update(conn.execute(sa.select(P.c.taxon_id, sa.func.min(P.c.id)).where(
-                    P.c.taxon_id.in_(part), P.c.status == "accepted").group_by(P.c.taxon_id)).all())
-
-            def placed(tid: int | None) -> dict[str, str]:
-                out: dict[str, str] = {}
-                while tid is not None and tid in taxa and len(out) < 64:
-                    rank, name, tid = taxa[tid]
-                    out.setdefault(rank, name)
-                return out
+            shaped = _proposal_records(conn, prop_rows)
 
             # candidates of this run that a later run re-clustered: not exported here (they are history), but
             # the export must say where they went, or run 1 silently reads "0 candidate species"
@@ -430,21 +501,7 @@ class RunsMixin(DatabaseCore):
         specimens = pd.DataFrame([{**{c: r[c.replace("-", "_")] for c in BIOSCAN_COLUMNS},
                                    "submitted_barcode": submitted_of_row(r)} for r in spec_rows],
                                  columns=[*BIOSCAN_COLUMNS, "submitted_barcode"])
-        proposals = pd.DataFrame(
-            [{"proposal_id": p["id"], "provisional_name": p["provisional_name"], "parent_rank": p["parent_rank"],
-              "parent_taxon": p["parent_name"], "parent_status": parent_status.get(p["parent_taxon_id"]),
-              "parent_lineage": placed(p["parent_taxon_id"]),
-              "status": p["status"], "version": p["version"], "size": p["size"],
-              "novelty": p["novelty"], "nearest_species": p["nearest_species"],
-              "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {}),
-              "assigned_provisional": (made_by.get(p["taxon_id"], 0) if p["status"] == "assigned"
-                                       and taxon_status.get(p["taxon_id"]) == "provisional" else None),
-              "assigned_status": taxon_status.get(p["taxon_id"]) if p["status"] == "assigned" else None}
-             for p in prop_rows],
-            columns=["proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status",
-                     "parent_lineage", "status",
-                     "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence",
-                     "assigned_provisional", "assigned_status"])
+        proposals = pd.DataFrame(shaped, columns=list(PROPOSAL_COLUMNS))
         members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         return {"run": run, "specimens": specimens, "assignments": assignments, "proposals": proposals,

@@ -49,7 +49,8 @@ from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
                                                   assigned_kind, barcode_to_send, candidate_label, live_candidates,
-                                                  model_description, plain_records)
+                                                  model_description, plain_records, review_histories,
+                                                  review_trails)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 GBIF = "http://rs.gbif.org/terms/"
@@ -227,6 +228,106 @@ def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str)
             f"; reviewer notes: {trail.notes_text()}"
 
 
+#: identificationVerificationStatus of a member of a candidate a reviewer accepted as a provisional species.
+ACCEPTED_STATUS = "accepted by reviewer (provisional species)"
+
+
+def decision_status(p: Mapping[str, Any], named: bool = True) -> str:
+    """The identificationVerificationStatus of a reviewer's decision on proposal ``p`` (a ``proposals`` row:
+    ``status``, ``assigned_provisional``, ``assigned_status``): one owner of the words, whichever run's export
+    writes the decision (the run that proposed it, or a later one that named its members again). ``named``:
+    whether the machine named the specimen below class (a rejected candidate's row then keeps that name)."""
+    status = str(p.get("status"))
+    if status == "accepted":
+        return ACCEPTED_STATUS
+    if status == "assigned":
+        if _assigned_provisional(p):
+            return "identified by reviewer (provisional species)"
+        return DESCRIBED_STATUS if p.get("assigned_status") == DESCRIBED else "identified by reviewer (known species)"
+    if status == "rejected":
+        return REJECTED_STATUS if named else REJECTED_UNNAMED_STATUS
+    raise ValueError(f"proposal {p.get('proposal_id')}: status {status!r} is no reviewer's decision")
+
+
+def _assigned_provisional(p: Mapping[str, Any]) -> bool:
+    """Whether a reviewer assigned ``p`` to a provisional species accepted in this database."""
+    made = p.get("assigned_provisional")
+    return made is not None and made == made  # NaN in a frame column of ints and Nones
+
+
+def _as_candidate(row: dict[str, Any], p: Mapping[str, Any], proposal_id: Any, machine: Mapping[str, Any],
+                  run: Mapping[str, Any], remarks: str, a: Mapping[str, Any], deepest: str | None,
+                  of_run: str = "") -> None:
+    """Write ``row`` as a member of candidate species ``p`` (pending or accepted): in open nomenclature under
+    where it is placed. ``of_run``: `` of run 1`` where an earlier run proposed it."""
+    parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
+    parent_name, parent_rank, qualifier = _placed_in(p.get("parent_taxon") or a.get("deepest_taxon"),
+                                                     parent_rank, machine)
+    _placed_ranks(row, p)
+    row.update(scientificName=parent_name, taxonRank=parent_rank,
+               identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
+               taxonConceptID=concept_id(run, proposal_id),
+               identificationRemarks=remarks + f"; candidate species {proposal_id}{of_run} (status {p.get('status')}, "
+                                               f"version {p.get('version')})" + _added_parent(p))
+
+
+def _as_assigned(row: dict[str, Any], p: Mapping[str, Any], decided: Any, machine: Mapping[str, Any],
+                 run: Mapping[str, Any], remarks: str, of_run: str = "") -> None:
+    """Write ``row`` as a member of candidate ``p`` a reviewer identified as a species (known, described or
+    accepted here). ``of_run``: `` of run 1`` where an earlier run proposed it."""
+    known = p.get("provisional_name")
+    interim = _OPEN_NOMENCLATURE.match(known) if isinstance(known, str) else None
+    made = p.get("assigned_provisional")
+    provisional = _assigned_provisional(p)
+    if provisional or p.get("parent_rank") in ABOVE_GENUS:
+        # a species a reviewer accepted here is undescribed whatever its name ("Bactrocera aquilonis", a
+        # reviewer's binomial, reached GBIF as a described species beside its own 24 specimens written
+        # "Bactrocera sp."), as is one with no genus ("Phoridae gen. sp. BD-0002"): written as the
+        # accepted candidate itself is
+        name, rank, qualifier = _placed_in(p.get("parent_taxon"), p.get("parent_rank"), machine)
+    elif interim:  # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007"), as the machine's
+        name, rank, qualifier = interim.group(1), "genus", f"{interim.group(2)}."
+    else:
+        # a described species a reviewer added is written as any described one (it is not provisional); the
+        # status says that no reference key stood behind it
+        name, rank, qualifier = known, "species", None
+    _placed_ranks(row, p)  # the assigned species' own genus and the ranks above it
+    row.update(scientificName=name, taxonRank=rank, identificationQualifier=qualifier,
+               verbatimIdentification=known,
+               taxonConceptID=concept_id(run, int(made)) if provisional and made else None,
+               identificationRemarks=remarks + f"; candidate species {decided}{of_run} identified by a reviewer as "
+                                               f"{assigned_kind(p)}" + _added_parent(p))
+
+
+def _as_decided(row: dict[str, Any], e: Mapping[str, Any], machine: Mapping[str, Any], run: Mapping[str, Any],
+                remarks: str, a: Mapping[str, Any], deepest: str | None) -> None:
+    """Write ``row`` as the earlier run's export wrote a member of ``e`` (an ``earlier`` row: accepted or
+    assigned), its remarks saying which run proposed it."""
+    of_run = f" of run {e.get('run_id')}"
+    if str(e.get("status")) == "accepted":
+        _as_candidate(row, e, e["proposal_id"], machine, run, remarks, a, deepest, of_run)
+    else:
+        _as_assigned(row, e, e["proposal_id"], machine, run, remarks, of_run)
+
+
+def _earlier_decision_row(pid: str, e: Mapping[str, Any], machine: Mapping[str, Any], run: Mapping[str, Any],
+                          remarks: str, a: Mapping[str, Any], deepest: str | None, core: Mapping[str, Any],
+                          trails: Mapping[Any, ReviewTrail]) -> dict[str, Any]:
+    """An Identification History row for a reviewer's decision of an earlier run that is not the specimen's
+    current determination (this run named it otherwise): written as that run's export wrote it, so the
+    reviewer's identification is not lost from the archive, with what this run named it instead."""
+    old: dict[str, Any] = dict(machine)
+    _as_decided(old, e, machine, run, remarks, a, deepest)
+    _reviewed(old, trails.get(e["proposal_id"]), decision_status(e))
+    instead = core.get("verbatimIdentification") or core.get("scientificName")
+    old["identificationRemarks"] = (
+        f"determined by a reviewer in run {e.get('run_id')} (candidate species {e['proposal_id']}); run "
+        f"{run.get('id')} named the specimen {instead} instead" + "; " + str(old.get("identificationRemarks") or ""))
+    return {"id": pid, "identificationID": f"{pid}:run{e.get('run_id')}:candidate{e['proposal_id']}",
+            **{k: old.get(k) for k, _ in IDENTIFICATION_TERMS if k not in ("identificationID",
+                                                                         "identificationReferences")}}
+
+
 def occurrence_rows(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """Darwin Core rows (occurrence, identification history, DNA-derived) for every specimen."""
     occ, ident, dna, _ = _darwin_core(data)
@@ -275,6 +376,10 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
     cand = data.candidate_of()
     props = {r["proposal_id"]: r for r in plain_records(data.proposals)} if not data.proposals.empty else {}
     trails, histories = data.trails(), data.histories()
+    earlier: dict[str, list[dict[str, Any]]] = {}
+    for e in plain_records(data.earlier):
+        earlier.setdefault(e["processid"], []).append(e)
+    earlier_trails, earlier_histories = review_trails(data.earlier_reviews), review_histories(data.earlier_reviews)
     # Members of a candidate a reviewer rejected or identified as a known species: their record says so.
     set_aside: dict[str, Any] = {}
     if not data.members.empty and props:
@@ -332,49 +437,28 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             proposed[pid] = proposal_id if proposal_id is not None else decided
         if proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
-            parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
-            parent_name, parent_rank, qualifier = _placed_in(p.get("parent_taxon") or a.get("deepest_taxon"),
-                                                             parent_rank, machine)
-            _placed_ranks(row, p)
-            row.update(scientificName=parent_name, taxonRank=parent_rank,
-                       identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
-                       taxonConceptID=concept_id(run, proposal_id),
-                       identificationRemarks=remarks + f"; candidate species {proposal_id} (status {p.get('status')}, "
-                                                       f"version {p.get('version')})" + _added_parent(p))
+            _as_candidate(row, p, proposal_id, machine, run, remarks, a, deepest)
             if str(p.get("status")) == "accepted":
-                _reviewed(row, trails.get(proposal_id), "accepted by reviewer (provisional species)")
+                _reviewed(row, trails.get(proposal_id), decision_status(p))
         elif decided is not None and props.get(decided, {}).get("status") == "assigned":
             p = props[decided]
-            known = p.get("provisional_name")
-            interim = _OPEN_NOMENCLATURE.match(known) if isinstance(known, str) else None
-            made = p.get("assigned_provisional")
-            provisional = made is not None and made == made  # NaN in a frame column of ints and Nones
-            if provisional or p.get("parent_rank") in ABOVE_GENUS:
-                # a species a reviewer accepted here is undescribed whatever its name ("Bactrocera aquilonis", a
-                # reviewer's binomial, reached GBIF as a described species beside its own 24 specimens written
-                # "Bactrocera sp."), as is one with no genus ("Phoridae gen. sp. BD-0002"): written as the
-                # accepted candidate itself is
-                name, rank, qualifier = _placed_in(p.get("parent_taxon"), p.get("parent_rank"), machine)
-            elif interim:  # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007"), as the machine's
-                name, rank, qualifier = interim.group(1), "genus", f"{interim.group(2)}."
-            else:
-                name, rank, qualifier = known, "species", None
-            _placed_ranks(row, p)  # the assigned species' own genus and the ranks above it
-            # a described species a reviewer added is written as any described one (it is not provisional), and
-            # says that no reference key stood behind it
-            described = p.get("assigned_status") == DESCRIBED
-            what = assigned_kind(p)
-            row.update(scientificName=name, taxonRank=rank, identificationQualifier=qualifier,
-                       verbatimIdentification=known,
-                       taxonConceptID=concept_id(run, int(made)) if provisional and made else None,
-                       identificationRemarks=remarks + f"; candidate species {decided} identified by a reviewer as "
-                                                       f"{what}" + _added_parent(p))
-            _reviewed(row, trails.get(decided), "identified by reviewer (provisional species)" if provisional
-                      else DESCRIBED_STATUS if described else "identified by reviewer (known species)")
+            _as_assigned(row, p, decided, machine, run, remarks)
+            _reviewed(row, trails.get(decided), decision_status(p))
         elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer")
-            _reviewed(row, trails.get(decided), REJECTED_STATUS if deepest else REJECTED_UNNAMED_STATUS)
+            _reviewed(row, trails.get(decided), decision_status(props[decided], named=bool(deepest)))
+        # A reviewer's decision of an earlier run on this specimen: where this run named it that species again (from
+        # keys that are the specimen itself and its candidate-mates), the determination is still the reviewer's
+        earlier_here = earlier.get(pid, [])
+        again = (next((e for e in reversed(earlier_here) if e.get("decided_taxon") == taxon), None)
+                 if proposal_id is None and decided is None and deepest == "species" else None)
+        if again is not None:
+            _as_decided(row, again, machine, run, remarks, a, deepest)
+            row["identificationRemarks"] += (f"; determined by a reviewer in run {again.get('run_id')} (candidate "
+                                             f"species {again['proposal_id']}); run {run.get('id')} named the "
+                                             f"specimen {taxon} again from that determination")
+            _reviewed(row, earlier_trails.get(again["proposal_id"]), decision_status(again))
         barcode, compared = barcode_to_send(s)  # as submitted; what the analysis compared goes in words
         if barcode:
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
@@ -392,7 +476,10 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                           "taxonRank": rank, "identifiedBy": "provided with the collection",
                           "identificationVerificationStatus": "as supplied",
                           "identificationReferences": s.get("source") if "source" in s else None})
-        ident.extend(_earlier_review_names(pid, row, histories.get(proposed.get(pid), ()), run))
+        ident.extend(_earlier_review_names(pid, row, histories.get(proposed.get(pid), ()) if again is None
+                                           else earlier_histories.get(again["proposal_id"], ()), run))
+        ident.extend(_earlier_decision_row(pid, e, machine, run, remarks, a, deepest, row, earlier_trails)
+                     for e in earlier_here if e is not again)
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
                 k: machine.get(k) for k in ("scientificName", "taxonRank", "identificationQualifier",

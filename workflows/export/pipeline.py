@@ -88,7 +88,8 @@ def export_run(db: Path, run_id: int, fmt: str | ExportFormat, out: Path, *, for
 
 
 def load_run_export(db: Path, run_id: int) -> RunExport:
-    """Read one run's specimens, assignments, candidates, members and reviews from the database.
+    """Read one run's specimens, assignments, candidates, members and reviews from the database, and what
+    reviewers decided in earlier runs about its specimens.
 
     Goes through the storage API (``Database.open(readonly=True)`` refuses a
     corrupt file or a newer schema without writing a byte; ``run_tables`` reads
@@ -103,6 +104,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         tables = database.run_tables(int(run_id))
         progress = database.run_progress(int(run_id))
         met_here = database.assigned_countries()
+        earlier = database.earlier_decisions(int(run_id))
         # Photographs of candidate members (the report shows them); the specimen table has no image column.
         members = tables["members"]
         photos = {s.processid: str(s.image_path) for s in database.specimens(sorted(set(members["processid"])))
@@ -116,4 +118,5 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         specimens = specimens.assign(image_path=specimens["processid"].map(photos))
     return RunExport(run=run, specimens=specimens, assignments=tables["assignments"],
                      proposals=tables["proposals"], members=tables["members"],
-                     reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here)
+                     reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
+                     earlier=earlier["decisions"], earlier_reviews=earlier["reviews"])

@@ -78,7 +78,8 @@ def clean_export(data: "RunExport") -> "RunExport":
     return dataclasses.replace(
         data, run=_clean_nested(dict(data.run)), specimens=clean_frame(data.specimens),
         assignments=clean_frame(data.assignments), proposals=clean_frame(data.proposals),
-        members=clean_frame(data.members), reviews=clean_frame(data.reviews))
+        members=clean_frame(data.members), reviews=clean_frame(data.reviews),
+        earlier=clean_frame(data.earlier), earlier_reviews=clean_frame(data.earlier_reviews))
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:

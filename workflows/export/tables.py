@@ -40,7 +40,8 @@ class RunExport:
       ``parent_taxon``, ``status``, ``version``, ``size``, ``evidence`` (dict);
     * ``members``: ``proposal_id``, ``processid``, ``probability``;
     * ``reviews``: the review log rows of these proposals (``Database.reviews`` shape);
-    * ``met_here``: where reviewers' assigned candidates met each known species.
+    * ``met_here``: where reviewers' assigned candidates met each known species;
+    * ``earlier`` / ``earlier_reviews``: earlier runs' decisions on these specimens and their review rows.
     """
 
     run: dict[str, Any]
@@ -53,6 +54,13 @@ class RunExport:
     #: (``Database.assigned_countries``): what the flags read as keys from those countries
     #: (``flags.candidate_flags``), as the review does
     met_here: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: what reviewers decided in earlier runs about this run's specimens (``Database.earlier_decisions``): one row
+    #: per specimen and accepted / assigned proposal of an earlier run holding it (``processid``, ``run_id``,
+    #: ``decided_taxon``, then the ``proposals`` columns); the export credits the reviewer where this run named the
+    #: specimen that species again, and keeps the decision in the history where it named it otherwise
+    earlier: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the review log rows of the proposals in ``earlier`` (who decided, when, their notes)
+    earlier_reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def partial(self) -> bool:

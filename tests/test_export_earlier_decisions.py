@@ -1,0 +1,137 @@
+"""A later run's exports keep the reviewer's determination of specimens a reviewer decided in an earlier run.
+
+Found on a real 5,300-specimen US batch (two weekly triages of one database): after week 1's review (candidates
+accepted as ``Acrolophus sp. BD-0001``, assigned to *Renia fraternalis*, to *Chionodes dentella*, a described
+species the reference lacks) the week-2 triage used their members as reference keys and named those same specimens
+those same species, but its exports wrote all 328 of them ``identifiedBy = biodiscover``, ``unverified (machine
+prediction)``: a GBIF archive would have credited the software with an expert's identification. Now a later run
+that names a decided specimen the decided species writes the reviewer's determination (who, when, the status words
+of the earlier export, a remark naming the run and candidate), the machine's row going to the identification
+history; one that names it otherwise keeps the machine's row and puts the reviewer's in the history.
+
+Real SQLite database, the real review API and the real CLI export.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import Specimen
+from fixtures.review_db import GONODONTA, one_run_db
+from fixtures.run_export import export_dwca
+
+GROUPS = {"accepted": ["A0", "A1", "A2"], "known": ["K0", "K1"], "described": ["N0", "N1"], "genus": ["G0", "G1"]}
+#: the determination terms and the rank columns a later run must write as the run that decided
+SAME = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
+        "identifiedBy", "dateIdentified", "identificationVerificationStatus", "family", "genus")
+
+
+def _two_runs(path: Path) -> dict[str, Any]:
+    """Run 1 proposes four candidates (named to genus Gonodonta); reviewers accept one, assign one to the known
+    Gonodonta bidens, one to the described Gonodonta dentella they add, and accept the fourth. Run 2 names the first
+    three candidates' members those species again, the fourth's only to genus, and one undecided specimen."""
+    pids = [p for g in GROUPS.values() for p in g] + ["U0"]
+    ids = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="United States") for p in pids],
+                     [{**GONODONTA, "species": "Gonodonta bidens"}],
+                     [{"members": g, "parent_lineage": GONODONTA} for g in GROUPS.values()],
+                     [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.9,
+                       "labels": GONODONTA} for p in pids])
+    a, k, n, g = ids
+    with Database.open(path) as db:
+        accepted = db.accept(a, db.proposal(a).version, reviewer="Test Taxonomist", note="genitalia checked")
+        db.assign(k, db.proposal(k).version, "Gonodonta bidens", reviewer="Ana Silva")
+        db.assign(n, db.proposal(n).version, None, reviewer="Test Taxonomist", new_species="Gonodonta dentella")
+        db.accept(g, db.proposal(g).version, reviewer="Ben Ode")
+        when = {r["proposal_id"]: r["created_at"][:10] for r in db.reviews() if r["action"] in ("accept", "assign")}
+        run2 = db.start_run("triage", {}, backup=False)
+        names = {"accepted": accepted.name, "known": "Gonodonta bidens", "described": "Gonodonta dentella"}
+        rows = [{"processid": p, "deepest_rank": "species", "deepest_taxon": names[grp], "novelty": 0.02,
+                 "labels": {**GONODONTA, "species": names[grp]}} for grp in names for p in GROUPS[grp]]
+        rows += [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.3,
+                  "labels": GONODONTA} for p in GROUPS["genus"] + ["U0"]]
+        db.write_assignments(run2, rows)
+        db.write_proposals(run2, [])
+        db.finish_run(run2, "completed")
+    return {"ids": dict(zip(GROUPS, ids)), "run2": run2, "when": when, "bd": accepted.name}
+
+
+def _exported(tmp_path: Path) -> tuple[dict[str, Any], dict[str, dict[str, str]], dict[str, dict[str, str]], str]:
+    """:func:`_two_runs`, then both runs exported as Darwin Core archives: (the fixture's ids, run 1's occurrence
+    rows, run 2's, run 2's identification history)."""
+    fx = _two_runs(tmp_path / "weeks.sqlite")
+    (tmp_path / "one").mkdir()
+    first, _ = export_dwca(tmp_path / "weeks.sqlite", 1, tmp_path / "one")
+    core, history = export_dwca(tmp_path / "weeks.sqlite", fx["run2"], tmp_path)
+    return fx, first, core, history
+
+
+def test_a_later_run_naming_decided_specimens_the_same_species_credits_the_reviewer(tmp_path: Path) -> None:
+    fx, first, core, history = _exported(tmp_path)
+    ids, when = fx["ids"], fx["when"]
+    by_id = {r["identificationID"]: r for r in csv.DictReader(history.splitlines(), delimiter="\t",
+                                                               quoting=csv.QUOTE_NONE)}
+    who = {"accepted": "Test Taxonomist", "known": "Ana Silva", "described": "Test Taxonomist"}
+    status = {"accepted": "accepted by reviewer (provisional species)",
+              "known": "identified by reviewer (known species)",
+              "described": "identified by reviewer (described species, not in the reference)"}
+    for grp in ("accepted", "known", "described"):
+        for pid in GROUPS[grp]:
+            row = core[pid]
+            # the determination run 1's export wrote, term for term
+            assert {t: row[t] for t in SAME} == {t: first[pid][t] for t in SAME}, pid
+            assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == \
+                (who[grp], when[ids[grp]], status[grp])
+            assert f"determined by a reviewer in run 1 (candidate species {ids[grp]}); run 2 named the specimen " \
+                   f"{row['verbatimIdentification']} again from that determination" in row["identificationRemarks"]
+            assert row["identificationRemarks"].startswith("method=biodiscover triage run 2;")
+            # the machine's own row of run 2 is history
+            machine = by_id[f"{pid}:run2"]
+            assert (machine["identifiedBy"], machine["identificationVerificationStatus"]) == \
+                ("biodiscover", "unverified (machine prediction)")
+    assert core["A0"]["verbatimIdentification"] == fx["bd"] and core["A0"]["scientificName"] == "Gonodonta"
+    assert 'reviewer notes: "genitalia checked" (Test Taxonomist, ' in core["A0"]["identificationRemarks"]
+    assert core["K0"]["scientificName"] == "Gonodonta bidens" and core["N0"]["scientificName"] == "Gonodonta dentella"
+    # an undecided specimen stays the machine's, with no history of a decision
+    assert core["U0"]["identifiedBy"] == "biodiscover" and "U0:run2" not in by_id
+
+    # the CSV's determination is the archive's (one owner)
+    out = tmp_path / "csv"
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(tmp_path / "weeks.sqlite"),
+                           "--run", "2", "-f", "csv", "-o", str(out)], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
+        sheet = {r["processid"]: r for r in csv.DictReader(fh)}
+    for pid in ("A1", "K1", "N1"):
+        assert (sheet[pid]["identifiedBy"], sheet[pid]["identificationVerificationStatus"]) == \
+            (core[pid]["identifiedBy"], core[pid]["identificationVerificationStatus"])
+    assert sheet["G0"]["identifiedBy"] == "biodiscover"
+
+
+def test_a_later_run_naming_a_decided_specimen_otherwise_keeps_the_decision_in_the_history(tmp_path: Path) -> None:
+    fx, first, core, history = _exported(tmp_path)
+    ids, when = fx["ids"], fx["when"]
+    rows = list(csv.DictReader(history.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
+    g = ids["genus"]
+    for pid in GROUPS["genus"]:
+        # run 2 named it only to genus: that is its determination, the machine's
+        assert (core[pid]["scientificName"], core[pid]["taxonRank"], core[pid]["identifiedBy"],
+                core[pid]["identificationVerificationStatus"]) == \
+            ("Gonodonta", "genus", "biodiscover", "unverified (machine prediction)")
+        (kept,) = [r for r in rows if r["coreid"] == pid and r["identificationID"] == f"{pid}:run1:candidate{g}"]
+        # the reviewer's determination of run 1, as run 1's export wrote it
+        for t in ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
+                  "taxonConceptID", "identifiedBy", "dateIdentified", "identificationVerificationStatus"):
+            assert kept[t] == first[pid][t], t
+        assert (kept["identifiedBy"], kept["dateIdentified"]) == ("Ben Ode", when[g])
+        assert kept["identificationRemarks"].startswith(
+            f"determined by a reviewer in run 1 (candidate species {g}); run 2 named the specimen Gonodonta sp. "
+            "instead; ")
+    # where run 2 named the decided species, the decision is the core's and not repeated in the history
+    assert not [r for r in rows if r["identificationID"].startswith("A0:run1:")]
