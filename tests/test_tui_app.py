@@ -259,6 +259,8 @@ async def test_split_merge_move_rename_note(review_db: Path) -> None:
         assert isinstance(app.screen, PickDialog)
         await pilot.press(*f"#{new[0].id} ", "enter")
         await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
         assert db.proposal(new[0].id).status == "merged"
         assert db.proposal(big.id).size == big.size
         # move under another taxon, chosen by typing its name

@@ -146,6 +146,8 @@ async def test_split_and_merge_recompute_the_evidence_from_the_members(review_db
         await settle(pilot)
         await pilot.press(*f"#{new_id} ", "enter")
         await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
         merged = db.proposal_detail(1)
         assert merged.summary.size == big.summary.size and merged.evidence.size == big.summary.size
         assert merged.evidence.within_distance.max == pytest.approx(big.evidence.within_distance.max)
@@ -411,6 +413,11 @@ async def test_merge_across_parents_lands_under_their_common_taxon_and_says_so(r
         label = next(label for (o, _), label in dialog.options if o.id == other.id)
         assert label.endswith(f"→ under {family.rank} {family.name}")
         await pilot.press(*f"#{other.id} ", "enter")
+        await settle(pilot)
+        # asked first, as every other decision is (a reviewer of a real batch merged on Enter by mistake)
+        assert app.screen.question == (f"Merge #{other.id} ({other.name}, {other.size}) into #{a.id} ({a.name}, "
+                                       f"{a.size}): {a.size + other.size} specimens under {family.rank} {family.name}?")
+        await pilot.press("y")
         await settle(pilot)
     merged = db.proposal(a.id)
     assert (merged.parent_rank, merged.parent_name) == (family.rank, family.name)

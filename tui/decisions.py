@@ -483,12 +483,16 @@ class DecisionsMixin:
             return
 
         def merge(choice: Any) -> None:
+            """Asked first, as every other decision is (a reviewer of a real batch merged on Enter by mistake)."""
             o, lands = choice
             if lands == UNPLACED_MERGE:  # two orders (or one unplaced): the merged candidate loses its place
-                self._ask(ConfirmDialog(f"#{o.id} ({o.name}) shares no taxon with #{p.id} ({p.name}): merged, the "
-                                        f"candidate would be unplaced. Merge anyway?"), lambda _: merged(o))
-                return
-            merged(o)
+                question = (f"#{o.id} ({o.name}) shares no taxon with #{p.id} ({p.name}): merged, the candidate "
+                            f"would be unplaced. Merge anyway?")
+            else:
+                where = lands or " ".join(str(x) for x in (p.parent_rank, p.parent_name) if x) or "no taxon"
+                question = (f"Merge #{o.id} ({o.name}, {o.size}) into #{p.id} ({p.name}, {p.size}): "
+                            f"{p.size + o.size} specimens under {where}?")
+            self._ask(ConfirmDialog(question), lambda _: merged(o))
 
         def merged(o: Any) -> None:
 
