@@ -609,6 +609,32 @@ async def test_a_proposal_opened_from_the_taxonomy_over_its_own_detail_does_not_
     db.close()
 
 
+@pytest.mark.parametrize("typed,picked", [("Tenebrionidae", 2), ("tenebrionidae ", 2), ("Tenebrio", 1), ("", 1)])
+def test_an_option_named_what_was_typed_comes_first(typed: str, picked: int) -> None:
+    """A real batch's review: typing "Tenebrionidae" in the move list left "genus Crypticus (Tenebrionidae › …)"
+    highlighted on top (the evidence's genus), and Enter took the genus. An option whose own name is the typed
+    text comes first; a part of a name filters only, in the list's own order."""
+    from textual.app import App
+
+    got: list[Any] = []
+    options = [(1, "genus Crypticus  (Tenebrionidae › Pedinini)  ← a member's best hit"),
+               (2, "family Tenebrionidae  (Coleoptera)")]
+
+    class _App(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(PickDialog("move to", options, name_of={1: "Crypticus", 2: "Tenebrionidae"}.get),
+                             got.append)
+
+    async def run() -> None:
+        async with _App().run_test() as pilot:
+            await pilot.pause()
+            await pilot.press(*typed, "enter")
+            await pilot.pause()
+
+    asyncio.run(run())
+    assert got == [picked]
+
+
 @pytest.mark.parametrize("downs,picked", [(1, 1), (2, 2), (3, 3)])
 def test_quick_downs_in_the_filter_box_move_as_they_would_in_the_list(downs: int, picked: int) -> None:
     """Found in tmux: two quick ↓ in the move list's filter box picked the first offer (a provisional genus) where

@@ -615,7 +615,8 @@ class DecisionsMixin:
                       lambda tid: move(tid, choice))
 
         self.app.call_from_thread(self._ask, PickDialog(f"Move #{p.id} (now under {here}) to:", options,
-                                                        offer=offer, refuse=refuse), pick)
+                                                        offer=offer, refuse=refuse,
+                                                        name_of=lambda tid: graph.node(tid).name), pick)
 
     def action_assign(self) -> None:
         p = self._target()
@@ -706,4 +707,5 @@ class DecisionsMixin:
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
                                   "its members' best hits name first, closest first; % is the best identity of a "
                                   "member to the species' keys (as in Evidence); a described species the reference "
-                                  "lacks: type its name):", options, offer=offer, refuse=refuse), confirm)
+                                  "lacks: type its name):", options, offer=offer, refuse=refuse,
+                                  name_of=lambda tid: names.get(tid, "")), confirm)

@@ -103,10 +103,14 @@ class PickDialog(_OptionsDialog[V, V]):
 
     def __init__(self, title: str, options: Sequence[tuple[V, str]], *,
                  offer: Callable[[str], Sequence[tuple[V, str]]] | None = None,
-                 refuse: Callable[[V], str | None] | None = None) -> None:
+                 refuse: Callable[[V], str | None] | None = None,
+                 name_of: Callable[[V], str] | None = None) -> None:
         super().__init__(title, options)
         self.offer = offer
         self.refuse = refuse
+        #: an option's own name: the options whose name is what was typed come first (typed "Tenebrionidae", the
+        #: move list of a real batch's review kept "genus Crypticus (Tenebrionidae › …)" on top, and Enter took it)
+        self.name_of = name_of
         self._offered: list[V] = []
         #: a ↓ in the filter box has sent the focus to the list, which has not taken it yet (``key_down``)
         self._entering = False
@@ -127,7 +131,11 @@ class PickDialog(_OptionsDialog[V, V]):
 
     def _make(self, typed: str) -> list[Option]:
         needle = typed.lower()
-        out = [Option(label, id=str(i)) for i, (_, label) in enumerate(self.options) if needle in label.lower()]
+        shown = [i for i, (_, label) in enumerate(self.options) if needle in label.lower()]
+        if self.name_of is not None and needle.strip():
+            exact = [i for i in shown if self.name_of(self.options[i][0]).lower() == needle.strip()]
+            shown = exact + [i for i in shown if i not in set(exact)]
+        out = [Option(self.options[i][1], id=str(i)) for i in shown]
         offered = list(self.offer(typed)) if self.offer is not None else []
         self._offered = [value for value, _ in offered]
         return out + [Option(label, id=f"offer{i}") for i, (_, label) in enumerate(offered)]
