@@ -609,30 +609,38 @@ async def test_a_proposal_opened_from_the_taxonomy_over_its_own_detail_does_not_
     db.close()
 
 
+ONE_TWO_THREE = [(1, "one"), (2, "two"), (3, "three")]
+
+
+def picked_in(dialog: PickDialog, keys: Any) -> list[Any]:
+    """What ``dialog`` returns in a bare app after ``keys(pilot)`` (an async function of the pilot)."""
+    from textual.app import App
+
+    got: list[Any] = []
+
+    class _App(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(dialog, got.append)
+
+    async def run() -> None:
+        async with _App().run_test() as pilot:
+            await pilot.pause()
+            await keys(pilot)
+            await pilot.pause()
+
+    asyncio.run(run())
+    return got
+
+
 @pytest.mark.parametrize("typed,picked", [("Tenebrionidae", 2), ("tenebrionidae ", 2), ("Tenebrio", 1), ("", 1)])
 def test_an_option_named_what_was_typed_comes_first(typed: str, picked: int) -> None:
     """A real batch's review: typing "Tenebrionidae" in the move list left "genus Crypticus (Tenebrionidae › …)"
     highlighted on top (the evidence's genus), and Enter took the genus. An option whose own name is the typed
     text comes first; a part of a name filters only, in the list's own order."""
-    from textual.app import App
-
-    got: list[Any] = []
     options = [(1, "genus Crypticus  (Tenebrionidae › Pedinini)  ← a member's best hit"),
                (2, "family Tenebrionidae  (Coleoptera)")]
-
-    class _App(App[None]):
-        def on_mount(self) -> None:
-            self.push_screen(PickDialog("move to", options, name_of={1: "Crypticus", 2: "Tenebrionidae"}.get),
-                             got.append)
-
-    async def run() -> None:
-        async with _App().run_test() as pilot:
-            await pilot.pause()
-            await pilot.press(*typed, "enter")
-            await pilot.pause()
-
-    asyncio.run(run())
-    assert got == [picked]
+    dialog = PickDialog("move to", options, name_of={1: "Crypticus", 2: "Tenebrionidae"}.get)
+    assert picked_in(dialog, lambda pilot: pilot.press(*typed, "enter")) == [picked]
 
 
 @pytest.mark.parametrize("downs,picked", [(1, 1), (2, 2), (3, 3)])
@@ -641,25 +649,14 @@ def test_quick_downs_in_the_filter_box_move_as_they_would_in_the_list(downs: int
     the second (the described one) was wanted: focus moves to the list on the next turn of the event loop, so both
     reached the box. Keys posted together, as a terminal delivers them, without waiting in between."""
     from textual import events
-    from textual.app import App
 
-    got: list[Any] = []
+    async def keys(pilot: Any) -> None:
+        for _ in range(downs):
+            pilot.app.post_message(events.Key("down", None))
+        await pilot.pause()
+        await pilot.press("enter")
 
-    class _App(App[None]):
-        def on_mount(self) -> None:
-            self.push_screen(PickDialog("pick", [(1, "one"), (2, "two"), (3, "three")]), got.append)
-
-    async def run() -> None:
-        async with _App().run_test() as pilot:
-            await pilot.pause()
-            for _ in range(downs):
-                pilot.app.post_message(events.Key("down", None))
-            await pilot.pause()
-            await pilot.press("enter")
-            await pilot.pause()
-
-    asyncio.run(run())
-    assert got == [picked]
+    assert picked_in(PickDialog("pick", ONE_TWO_THREE), keys) == [picked]
 
 
 @pytest.mark.parametrize("keys,picked", [(["enter"], 1), (["down", "enter"], 1), (["down", "down", "enter"], 2),
@@ -668,19 +665,4 @@ def test_pick_dialog_picks_what_is_highlighted_on_top(keys: list[str], picked: i
     """Found reviewing the demo: ↓ then Enter on the nearest known species assigned the *second* species
     (the ↓ moved into the list and down one). The first option is highlighted from the start and ↓ only
     enters the list."""
-    from textual.app import App
-
-    got: list[Any] = []
-
-    class _App(App[None]):
-        def on_mount(self) -> None:
-            self.push_screen(PickDialog("pick", [(1, "one"), (2, "two"), (3, "three")]), got.append)
-
-    async def run() -> None:
-        async with _App().run_test() as pilot:
-            await pilot.pause()
-            await pilot.press(*keys)
-            await pilot.pause()
-
-    asyncio.run(run())
-    assert got == [picked]
+    assert picked_in(PickDialog("pick", ONE_TWO_THREE), lambda pilot: pilot.press(*keys)) == [picked]
