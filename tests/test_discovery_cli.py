@@ -274,6 +274,19 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
     assert not sheet.exists()
 
 
+def test_triage_progress_says_each_stage_finished(dataset, bundle, tmp_path, capsys) -> None:
+    """A reviewer of a real 5,300-specimen batch read "read: 0/1" and "ingest: 0/5289" and never a count after
+    them, as if the step had stalled: each stage now says when it is done, in order."""
+    code = main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle),
+                 "--db", str(tmp_path / "t.sqlite"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    n = json.loads(out)["specimens"] - json.loads(out)["quarantined"]  # the records read as specimens
+    lines = [x for x in err.splitlines() if x.split(":")[0] in ("read", "ingest", "triage")]
+    assert lines[:4] == ["read: 0/1", "read: 1/1", f"ingest: 0/{n}", f"ingest: {n}/{n}"], lines
+    assert lines[-1] == f"triage: {n}/{n}", lines
+
+
 def test_triage_names_the_first_quarantined_records_on_stderr(dataset, bundle, tmp_path, capsys) -> None:
     """Rows set aside: exit 0, and stderr names the first ten the way validate does (file:line: reason) as
     error: lines, then how many more and where the report is."""

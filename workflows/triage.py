@@ -402,6 +402,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         say("read", 0, 1)
         read = read_collection(input_path, images=images)
         seconds["read"] = time.perf_counter() - t
+        say("read", 1, 1)  # each stage says it is done: "read: 0/1" alone read as a stall on a 5,300-specimen batch
     except BaseException:
         if own_db and db is not None:
             db.close()
@@ -444,6 +445,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                  quarantine=read.quarantine, quarantine_file=qtarget, force=force)
             quarantine_file = ingested.quarantine_file
             seconds["ingest"] = time.perf_counter() - t
+            say("ingest", len(specimens), len(specimens))
             from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 
             # The reference's known species in the taxonomy: the review tree shows them and a reviewer can
