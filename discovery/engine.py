@@ -562,7 +562,8 @@ class DiscoveryModel:
             closer: dict[int, tuple[int, float]] = {}
             hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
             reversed_, unrelated = self._check_homology(seqs, hits)
-            calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits)
+            calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits,
+                                          getattr(self, "_session_keys", 0))
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):

@@ -416,16 +416,34 @@ def _parent(lineage: Lineage, k: int) -> tuple[str, str]:
 
 
 # -- features ----------------------------------------------------------------------------------------
+def taxon_sizes(lineages: Sequence[Lineage], session: int = 0) -> list[Counter[str]]:
+    """Per rank, taxon → its keys, the size feature's count; the last ``session`` keys (added for the session:
+    members of candidates a reviewer accepted or assigned) count once per distinct lineage among them.
+
+    Why: the size feature reads how widely the reference samples a taxon, and a reviewed candidate is one
+    sampling event however many members it had. On a real 5,300-specimen US batch, 43 accepted members of a new
+    *Cisthene* species took the genus from 60 keys to 103, and another *Cisthene* candidate the reviewer had left
+    pending (71 specimens, 92.9 % from every key, no other feature changed) fell from genus to order in the next
+    triage: P(genus right) 0.88 -> 0.43 (benchmarks/RESULTS-tui.md, "The US batch's second week")."""
+    built = len(lineages) - max(0, min(int(session), len(lineages)))
+    sizes: list[Counter[str]] = [Counter(t for lin in lineages[:built] if (t := lin[k])) for k in range(len(RANKS))]
+    for lin in set(map(tuple, lineages[built:])):
+        for k in range(len(RANKS)):
+            if taxon := lin[k]:
+                sizes[k][taxon] += 1
+    return sizes
+
+
 class FeatureMaker:
     """Per-rank features of a query's hits against one reference (lineages, key lengths, taxon sizes)."""
 
     def __init__(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, spread: TaxonSpread,
-                 shrink: float) -> None:
+                 shrink: float, session: int = 0) -> None:
         self.lineages = lineages
         self.key_lengths = key_lengths
         self.spread = spread
         self.shrink = shrink
-        self.sizes = [Counter(lin[k] for lin in lineages if lin[k]) for k in range(len(RANKS))]
+        self.sizes = taxon_sizes(lineages, session)
         #: (rank, taxon) → TaxonSpread.value without a left-out query (the same for every query; the
         #: rank's prior is a sum over all its taxa, so computing it once per maker saves most of ``features``)
         self._spread: dict[tuple[str, str | None], tuple[float, bool]] = {}
@@ -969,15 +987,16 @@ class NamingModel:
         return fallback_right(rank, top_id, X[:, AGREEMENT], self.support_[rank].get("absent_identities"),
                               np.array([hits.support(lineages, RANKS.index(rank))]))
 
-    def outcomes(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits]
+    def outcomes(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits], session: int = 0
                  ) -> list[tuple[dict[str, str | None], dict[str, tuple[float, float, float] | None],
                                  dict[str, tuple[float, float, float]]]]:
         """Per query: its labels; per rank, (P(right), P(wrong), P(absent)) as the rank's model gives them at
         the simulation's odds (None where the label is blank); and, where the query shares fewer than
         ``OVERLAP_FULL`` bases with its best key, the same for each learned rank had it shared a full-length
         barcode (empty otherwise; what ``explain`` weighs a short overlap by). A rank decided by the published
-        cut-off gives (P(right), 0, 1 − P(right)): its "absent" is no probability and no prior moves it."""
-        maker = FeatureMaker(lineages, key_lengths, self.spread_, self.config.shrink)
+        cut-off gives (P(right), 0, 1 − P(right)): its "absent" is no probability and no prior moves it.
+        ``session``: how many of the last keys were added for the session (``taxon_sizes``)."""
+        maker = FeatureMaker(lineages, key_lengths, self.spread_, self.config.shrink, session)
         rows = [maker.features(h) for h in hits]
         full: dict[int, dict[str, tuple[float, float, float]]] = defaultdict(dict)
         for k, rank in enumerate(RANKS):

@@ -715,3 +715,24 @@ def test_session_references_do_not_count_as_the_references_coverage_of_a_country
     assert m.add_references([member]) == 1
     assert m.key_countries() == {"Canada"}
     assert m.species_keys()[member.species] == (1, {"Indonesia": 1})
+
+
+
+def test_a_reviewed_species_counts_once_in_its_taxa_sizes_whatever_its_members_number() -> None:
+    """The size feature's count (``taxon_sizes``): the reference's own keys one each; the session's keys (members
+    of candidates a reviewer accepted or assigned) once per distinct lineage, at every rank it names, however
+    many members carry it. Why: one reviewed batch is one sampling event (the real-data case is in
+    tests/test_discovery_real.py)."""
+    from biodiscover.discovery.naming import taxon_sizes
+
+    ref = [("O", "F", None, "G", "G a"), ("O", "F", None, "G", "G a"), ("O", "F", None, "G", "G b"),
+           ("O", "F", None, "H", "H c")]
+    new_sp = ("O", "F", None, "G", "G sp. BD-0001")
+    known = ("O", "F", None, "H", "H c")
+    sizes = taxon_sizes(ref + [new_sp] * 43 + [known] * 69, session=43 + 69)
+    assert sizes[RANKS.index("genus")] == {"G": 4, "H": 2}
+    assert sizes[RANKS.index("species")] == {"G a": 2, "G b": 1, "G sp. BD-0001": 1, "H c": 2}
+    assert sizes[RANKS.index("family")] == {"F": 6} and sizes[RANKS.index("subfamily")] == {}
+    # no session keys: every key counts (the reference the model was fitted on)
+    assert taxon_sizes(ref + [new_sp] * 3)[RANKS.index("genus")] == {"G": 6, "H": 1}
+    assert taxon_sizes(ref, session=0) == taxon_sizes(ref)
