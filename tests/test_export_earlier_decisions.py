@@ -87,8 +87,13 @@ def test_a_later_run_naming_decided_specimens_the_same_species_credits_the_revie
             assert {t: row[t] for t in SAME} == {t: first[pid][t] for t in SAME}, pid
             assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == \
                 (who[grp], when[ids[grp]], status[grp])
-            assert f"determined by a reviewer in run 1 (candidate species {ids[grp]}); run 2 named the specimen " \
-                   f"{row['verbatimIdentification']} again from that determination" in row["identificationRemarks"]
+            assert f"candidate species {ids[grp]} of run 1" in row["identificationRemarks"]
+            assert f"; run 2 named the specimen {row['verbatimIdentification']} again from the reviewer's " \
+                   "determination" in row["identificationRemarks"]
+            # the candidate is named once (the US batch's week-2 archive said "candidate species 2 of run 1 …;
+            # determined by a reviewer in run 1 (candidate species 2)")
+            remarks = row["identificationRemarks"]
+            assert remarks.count(f"candidate species {ids[grp]}") == 1, remarks
             assert row["identificationRemarks"].startswith("method=biodiscover triage run 2;")
             # the machine's own row of run 2 is history
             machine = by_id[f"{pid}:run2"]

@@ -243,6 +243,7 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
     provider and the contact (the same party, as GBIF's IPT writes them), the licence GBIF knows, the counts of
     candidates (accepted or not) and says when the run did not finish; without creators the machine is named,
     without a licence the text says to set one. (The metadataProvider lines are new: exports before it had none.)"""
+    import importlib.metadata
     from datetime import UTC, datetime
 
     from biodiscover.workflows.export.dwca import eml_xml
@@ -255,6 +256,11 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
                                      Person(organization="Museo <Nacional>")),
                            contact=Person("Desk", email="desk@example.org"))
     run = {**RUN, "status": "failed"}
+    # the methods of a run that recorded no settings (coverage: no occurrences given; both are in
+    # tests/test_export_publish.py)
+    methods = ("    <methods>\n      <methodStep><description><para>Specimens were named with biodiscover "
+               f"{importlib.metadata.version('biodiscover')} (triage run 3, model sha256:0f1e). How it named and "
+               "grouped them is not recorded with this run.</para></description></methodStep>\n    </methods>\n")
     assert eml_xml(run, 7, candidates, meta, partial=True) == _eml_head(3) + (
         "    <title>Plate 42 &amp; friends</title>\n"
         "    <creator><individualName><givenName>Ana M.</givenName><surName>Silva</surName></individualName>"
@@ -273,7 +279,7 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
         "(CC-BY) 4.0 License</citetitle></ulink>.</para></intellectualRights>\n"
         "    <contact><individualName><surName>Desk</surName></individualName>"
         "<electronicMailAddress>desk@example.org</electronicMailAddress></contact>\n"
-        "  </dataset>\n</eml:eml>\n")
+        + methods + "  </dataset>\n</eml:eml>\n")
     bare = eml_xml(RUN, 7, candidates.iloc[0:0], DatasetMetadata())
     assert bare == _eml_head(3) + (
         "    <title>biodiscover run 3: identifications and candidate species</title>\n"
@@ -286,7 +292,7 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
         "    <intellectualRights><para>No licence given: set one with --licence or --metadata before publishing."
         "</para></intellectualRights>\n"
         "    <contact><organizationName>biodiscover</organizationName></contact>\n"
-        "  </dataset>\n</eml:eml>\n")
+        + methods + "  </dataset>\n</eml:eml>\n")
     # with creators but no contact, the first creator is the contact and the metadata provider
     first = DatasetMetadata(creators=(Person("Ana Silva", email="ana@example.org"),))
     for tag in ("metadataProvider", "contact"):
