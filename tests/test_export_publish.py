@@ -146,15 +146,20 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
                           env={**os.environ, "XDG_CONFIG_HOME": str(home)}, timeout=300)
 
 
+def _published(path: Path, run: int, info: dict, out: Path, home: Path) -> None:
+    """Export ``run`` as a Darwin Core archive with the fixture's metadata file: no warning, GBIF's rules pass."""
+    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--metadata",
+                str(info["meta"]), home=home)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert gbif_offline_problems(out) == []
+
+
 def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewed) -> None:
     from dwca.read import DwCAReader
 
     path, run, info = reviewed
     out = tmp_path / "plate42.zip"
-    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--metadata",
-                str(info["meta"]), home=tmp_path)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    assert gbif_offline_problems(out) == []
+    _published(path, run, info, out, tmp_path)
     db = Database.open(path, readonly=True)
     accepted_members = set(proposal_members(db, info["accepted"]))
     rejected_members = set(proposal_members(db, info["rejected"]))
@@ -363,10 +368,7 @@ def test_eml_says_where_what_and_how_coverage_and_methods(tmp_path: Path, review
     schema requires."""
     path, run, info = reviewed
     out = tmp_path / "a.zip"
-    proc = _cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--metadata",
-                str(info["meta"]), home=tmp_path)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
-    assert gbif_offline_problems(out) == []
+    _published(path, run, info, out, tmp_path)
     with zipfile.ZipFile(out) as zf:
         ds = ET.fromstring(zf.read("eml.xml")).find("dataset")
         occ = list(csv.DictReader(zf.read("occurrence.txt").decode("utf-8").splitlines(), delimiter="\t"))
