@@ -181,12 +181,18 @@ class Bundle:
         metrics: Mapping[str, Any] | None = None,
         overwrite: bool = False,
     ) -> "Bundle":
-        """Start a new bundle at ``path`` (refuses to replace one unless ``overwrite``)."""
+        """Start a new bundle at ``path`` (refuses to replace one unless ``overwrite``).
+
+        Written over, the old bundle's files (those its manifest listed) are deleted once the new manifest is in
+        place: ``train --force`` and ``build-reference --force`` left a retrained bundle holding its old
+        reference's arrays, megabytes nothing listed or read. Files the old manifest did not list (a user's, or
+        any where the manifest is unreadable) are left alone."""
         path = Path(path)
         if (path / MANIFEST).exists() and not overwrite:
             raise ModelBundleError(f"{path}: a model bundle already exists (choose another --out or remove it)")
         if path.exists() and not path.is_dir():
             raise ModelBundleError(f"{path}: exists and is not a directory")
+        stale = _listed_files(path)
         path.mkdir(parents=True, exist_ok=True)
         manifest = {
             "format": "biodiscover-bundle",
@@ -200,6 +206,8 @@ class Bundle:
         }
         bundle = cls(path, manifest)
         bundle._write_manifest()
+        for kind, name in stale:
+            bundle._file(kind, name).unlink(missing_ok=True)
         return bundle
 
     @classmethod
@@ -428,6 +436,18 @@ class Bundle:
                           indent=2, sort_keys=False, ensure_ascii=False)  # pragma: no mutate layout only (parsed)
         self._manifest_bytes = (text + "\n").encode("utf-8")
         _atomic_write_bytes(self.path / MANIFEST, self._manifest_bytes)
+
+
+def _listed_files(path: Path) -> list[tuple[str, str]]:
+    """(kind, name) of every file the bundle manifest at ``path`` lists; [] where there is none or it is unreadable
+    (nothing is then known to be the bundle's)."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+        return [(kind, name) for kind in _KINDS for name in files.get(kind, {})
+                if isinstance(name, str) and _NAME.match(name)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
 
 
 def _untie(tensors: dict[str, Any]) -> dict[str, Any]:

@@ -216,3 +216,31 @@ def test_removing_a_file_missing_from_disk_drops_its_entry(tmp_path: Path) -> No
     path.unlink()
     assert b.remove("tables", "old") is True
     assert Bundle.open(tmp_path / "b").names("tables") == []
+
+
+def test_a_bundle_written_over_keeps_no_file_of_the_old_one_and_nothing_of_the_users(tmp_path: Path) -> None:
+    """``Bundle.create(overwrite=True)`` (``train --force``, ``build-reference --force``) started a fresh manifest
+    and left every file of the old bundle on disk: a demo bundle retrained in place kept its old reference's nine
+    arrays (megabytes at a real reference's size) that nothing listed or read. Now the files the old manifest
+    listed go, once the new manifest is written; a file the user put in the folder, and one a new file replaced
+    under the same name, stay."""
+    path = tmp_path / "b"
+    old = Bundle.create(path, config={"kind": "dna-kmer"})
+    old.save_array("discovery_reference_index", np.arange(5, dtype=np.int64))
+    old.save_table("discovery_engine", {"format": 1})
+    old.save_weights("encoders", {"w": torch.ones(2)})
+    (path / "NOTES.txt").write_text("my notes", encoding="utf-8")
+    (path / "arrays" / "mine.safetensors").write_bytes(b"not the bundle's")  # unlisted: never the bundle's to drop
+    new = Bundle.create(path, config={"kind": "trained"}, overwrite=True)
+    assert not (path / "arrays" / "discovery_reference_index.safetensors").exists()
+    assert not (path / "tables" / "discovery_engine.json").exists()
+    assert not (path / "weights" / "encoders.safetensors").exists()
+    assert (path / "NOTES.txt").read_text(encoding="utf-8") == "my notes"
+    assert (path / "arrays" / "mine.safetensors").read_bytes() == b"not the bundle's"
+    new.save_weights("encoders", {"w": torch.zeros(3)})
+    assert Bundle.open(path).load_weights("encoders")["w"].tolist() == [0.0, 0.0, 0.0]
+    assert Bundle.open(path).names("arrays") == [] and Bundle.open(path).names("weights") == ["encoders"]
+    # a folder whose bundle.json is unreadable: nothing is listed, so nothing but the manifest is replaced
+    (path / "bundle.json").write_text("{not json", encoding="utf-8")
+    Bundle.create(path, config={}, overwrite=True)
+    assert (path / "weights" / "encoders.safetensors").exists() and (path / "NOTES.txt").exists()

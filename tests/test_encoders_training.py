@@ -185,6 +185,8 @@ def test_train_force_over_a_bundle_holding_a_reference_says_the_reference_goes(t
     assert f"the reference it held ({keys} keys) was replaced: run `{rebuild}` to fit one into the new bundle" \
         in said.out.splitlines()[0], said.out
     assert "discovery" not in Bundle.open(out).manifest  # what was said is what happened
+    # and on disk: the old reference's files went with it (they stayed, listed nowhere, before)
+    assert not list(out.glob("*/discovery_*")), sorted(p.name for p in out.glob("*/*"))
 
 
 def test_loader_workers_draw_new_offsets_each_epoch_and_the_same_ones_for_the_same_seed() -> None:
