@@ -571,8 +571,8 @@ def eml_coverage(occurrences: Sequence[Mapping[str, Any]]) -> str:
 
     Why: GBIF's IPT asks a publisher for both, and they are facts of the rows, not of the publisher; a data
     manager exporting a 5,300-specimen US batch had to write them by hand. EML requires a bounding box in a
-    geographic coverage, so rows without coordinates give none (their countries are still in the general
-    taxonomic coverage's count). The box is plain min / max: a collection across the antimeridian reads as the
+    geographic coverage, so where no row has coordinates there is none (and the countries, which it would name,
+    are only in the occurrences). The box is plain min / max: a collection across the antimeridian reads as the
     whole band between."""
     if not occurrences:
         return ""
