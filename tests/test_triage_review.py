@@ -4,6 +4,7 @@ collection is triaged again. Real CLI, real bundle, real SQLite file."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -76,3 +77,40 @@ def test_a_rejected_candidate_is_not_queued_again_by_the_next_triage(world_and_b
                                      proposal_members(db, new.id)[0])[0]
         # the rest of the first run's pending candidates were re-clustered (superseded), not duplicated
         assert db.queue_counts()["pending"] == pending_before
+
+
+def test_a_reviewers_split_comes_back_split_from_a_real_re_triage_and_the_results_file_names_each_part(
+        world_and_bundle, tmp_path, capsys) -> None:
+    """A reviewer splits run 1's largest candidate in two; the same collection triaged again (the real CLI) would
+    join them again: they come back as two candidates, the split logged as the reviewer's, and the results file
+    names each specimen's own part. A triage told not to propose candidates (--no-cluster) retires nothing."""
+    root, bundle, _ = world_and_bundle
+    db_path = tmp_path / "lab.sqlite"
+    first = _triage(root, bundle, db_path, capsys)
+    with Database.open(db_path) as db:
+        big = db.proposal_queue(run_id=first["run_id"], status="pending", sort="size", descending=True)[0][0]
+        members = proposal_members(db, big.id)
+        off = members[: len(members) // 2]
+        made = db.split(big.id, big.version, off, reviewer="ana")
+        pending = db.queue_counts()["pending"]
+    assert main(["triage", "--input", str(root / "collection.fasta"), "--model", str(bundle), "--db", str(db_path),
+                 "--no-cluster", "-q"]) == 0
+    capsys.readouterr()
+    with Database.open(db_path) as db:
+        assert db.queue_counts()["pending"] == pending  # nothing proposed, nothing retired
+    results = tmp_path / "results.csv"
+    assert main(["triage", "--input", str(root / "collection.fasta"), "--model", str(bundle), "--db", str(db_path),
+                 "--results", str(results), "--json", "-q"]) == 0
+    third = json.loads(capsys.readouterr().out)["run_id"]
+    with Database.open(db_path) as db:
+        held = db.run_members(third)
+        assert len({held[m].id for m in off}) == 1 and len({held[m].id for m in set(members) - set(off)}) == 1
+        part, rest = held[off[0]], next(held[m] for m in members if m not in off)
+        assert part.id != rest.id and set(proposal_members(db, part.id)) == set(off)
+        (split,) = [r for r in db.reviews(rest.id) if r["action"] == "split"]
+        assert (split["reviewer"], split["note"]) == (
+            "ana", f"(on #{big.id}) carried: a later triage put together again what was split there")
+        assert db.proposal(made.new_proposal_id).superseded_by == part.id
+        assert not db.proposal_queue(run_id=first["run_id"], status="pending")[1]  # every run-1 one re-clustered
+    named = {r["processid"]: r["candidate"] for r in csv.DictReader(results.open())}
+    assert {named[m] for m in off} == {part.name} and {named[m] for m in set(members) - set(off)} == {rest.name}

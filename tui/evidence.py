@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
+from biodiscover.storage.db.reviews import retired_named
 from biodiscover.storage.evidence import TIE, Evidence, NearSpecies, known_elsewhere, span_note, tied_species
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
 
@@ -386,8 +387,18 @@ def edge_line(e: dict[str, Any], proposal_id: int) -> str | None:
             return f"split off from #{src} ({n} member{'' if n == 1 else 's'}, review {e.get('review_id')})"
         return f"merged into #{dst} (review {e.get('review_id')})"
     if kind == "recluster":
-        return (f"re-clustered by run {e.get('run_id')} into #{dst} ({shared} members shared)" if src == proposal_id
-                else f"re-clusters #{src} of an earlier run ({shared} members shared)")
+        merge = _dict(detail.get("merge_not_carried"))
+        away = int(merge.get("elsewhere") or 0)
+        merged = ", #".join(map(str, merge.get("merged") or ()))
+        unmerged = (f"; {merge.get('reviewer') or 'a reviewer'}'s merge of #{merged} into #{src} is not carried: "
+                    f"{away} of its members {'is' if away == 1 else 'are'} elsewhere now" if merge else "")
+        return (f"re-clustered by run {e.get('run_id')} into #{dst} ({shared} members shared{unmerged})"
+                if src == proposal_id else f"re-clusters #{src} of an earlier run ({shared} members shared{unmerged})")
+    if kind == "retired":
+        n = int(detail.get("members") or 0)
+        what = "its one member and does not propose it" if n == 1 else f"all {n} members and proposes none of them"
+        return (f"retired by run {e.get('run_id')}: it triaged {what} ({retired_named(detail)}); out of the queue, "
+                "status superseded")
     if kind == "recognised":
         return (f"its members came back in run {e.get('run_id')} as #{dst}: rejected again, not queued"
                 if src == proposal_id else f"same members as #{src}, which a reviewer rejected: not queued again")

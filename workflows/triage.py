@@ -183,6 +183,31 @@ def candidate_names(proposals: Sequence[CandidateProposal], ids: Sequence[Any] |
             for p, pid in zip(proposals, ids) for m in p.members}
 
 
+def split_parts(specimens: Sequence[Specimen]) -> Callable[[CandidateProposal, Sequence[Sequence[str]], int],
+                                                            list[Any]]:
+    """The evidence of each part of a proposal that a reviewer's earlier split is carried to
+    (``Database.write_proposals``' ``part_evidence``), recomputed from the part's specimens with discovery's own
+    function as the review does after a split (``discovery.proposals.recompute_evidence``); each part's closest
+    candidate is the other, named by the proposal being split and one of the other's specimens (which says later
+    which proposal holds it), as after a reviewer's split."""
+    from biodiscover.discovery.proposals import nearest_candidate, recompute_evidence
+
+    by_id = {s.processid: s for s in specimens}
+
+    def parts(p: CandidateProposal, groups: Sequence[Sequence[str]], proposal_id: int) -> list[Any]:
+        prob = {m.processid: m.probability for m in p.members}
+        out = []
+        for group in groups:
+            members = [by_id[pid] for pid in group if pid in by_id]
+            out.append(recompute_evidence(members, [1.0 if prob.get(m.processid) is None else
+                                                    float(prob[m.processid] or 0.0) for m in members], [p.evidence]))
+        return [dataclasses.replace(e, between_distance=nearest_candidate(
+            e.consensus_barcode or "", {proposal_id: out[1 - i].consensus_barcode or ""},
+            {proposal_id: groups[1 - i][0]})) for i, e in enumerate(out)] if len(out) == 2 else out
+
+    return parts
+
+
 def write_results(results: Sequence[TriageResult], path: Path, candidates: dict[str, str] | None = None) -> Path:
     """One row per specimen: a CSV/TSV table for ``.csv``/``.tsv`` (cells that a spreadsheet would run as a
     formula neutralised), else one JSON object per line (NaN novelty → null / empty).
@@ -494,12 +519,19 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             db.write_assignments(run_id, (assignment_row(r) for r in results))
             stored = len(results)
             if proposals:
-                proposal_ids = db.write_proposals(run_id, proposals)
+                proposal_ids = db.write_proposals(run_id, proposals, part_evidence=split_parts(specimens))
+            # the earlier runs' pending candidates this run triaged whole and proposes none of: out of the queue
+            # (a run told not to propose candidates, --no-cluster, says nothing about them: they stay)
+            if cluster:
+                db.retire_unproposed(run_id)
             db.finish_run(run_id, "completed", message=f"{len(results)} specimens, "
                                                        f"{sum(r.is_novel for r in results)} novel, "
                                                        f"{len(proposals)} candidate species")
         if results_out is not None:
-            write_results(results, Path(results_out), candidate_names(proposals, proposal_ids))
+            names = candidate_names(proposals, proposal_ids)
+            if db is not None and run_id is not None and proposals:  # as stored: a carried split's parts included
+                names = {pid: p.name for pid, p in db.run_members(run_id).items()}
+            write_results(results, Path(results_out), names)
         seconds["write"] = time.perf_counter() - t
     except BaseException as exc:
         if db is not None and run_id is not None:

@@ -65,8 +65,10 @@ ORPHAN_CHECKS: tuple[tuple[str, str], ...] = (
     ("live proposals without members",
      f"SELECT p.id FROM proposals p WHERE p.status IN ({_LIVE}) "
      "AND NOT EXISTS (SELECT 1 FROM proposal_members m WHERE m.proposal_id = p.id)"),
+    # a candidate a later run retired (it triaged its members whole and proposed none) has that run's edge instead
     ("superseded proposals without a successor",
-     "SELECT id FROM proposals WHERE status = 'superseded' AND superseded_by IS NULL"),
+     "SELECT p.id FROM proposals p WHERE p.status = 'superseded' AND p.superseded_by IS NULL AND NOT EXISTS "
+     "(SELECT 1 FROM proposal_edges e WHERE e.source_id = p.id AND e.kind = 'retired' AND e.run_id IS NOT NULL)"),
     ("merged proposals without a target",
      "SELECT id FROM proposals WHERE status = 'merged' AND merged_into IS NULL"),
     ("undo reviews without the review they undo",

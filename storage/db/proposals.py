@@ -2,7 +2,9 @@
 
 API (a mixin of :class:`biodiscover.storage.db.Database`)::
 
-    db.write_proposals(run_id, proposals, chunk_size=500) -> list[int]
+    db.write_proposals(run_id, proposals, chunk_size=500, *, part_evidence=None) -> list[int]
+    db.retire_unproposed(run_id) -> list[int]
+    db.run_members(run_id) -> dict[str, ProposalSummary]
     db.proposal_queue(status=None, parent=None, *, parent_subtree=False, run_id=None, min_size=None,
                       max_size=None, min_novelty=None, max_novelty=None, min_identity=None,
                       max_identity=None, search=None, sort="id", descending=False, offset=0, limit=50)
@@ -23,17 +25,24 @@ The evidence is stored in its typed record's JSON layout
 
 **Rejections are remembered.** A new proposal whose members were all in a
 candidate a reviewer rejected is that candidate again: it is stored ``rejected``
-(same lineage) with a ``recognised`` edge to the earlier one, and never queued.
+(same lineage, the reviewer's rejection and reason logged on it) with a ``recognised`` edge to the earlier one,
+and never queued; the queue lists the rejection once, as the later one (``REJECTED_AGAIN``).
 One that only shares members with a rejected candidate is queued with an
 ``overlaps_rejected`` edge, so the reviewer sees what was said before.
 
 **A reviewer's word is kept.** A new proposal whose members were all in one candidate a reviewer assigned to a
 known species or accepted as a new one is that species: it is assigned to it (a ``recognised`` edge), never
 queued. One whose members all come from one pending candidate a reviewer moved or renamed takes that placement
-and name (the ``recluster`` edge says what was carried). Each carried decision is logged on the new proposal as
-that reviewer's, at its time, saying where it was made: the history and the exports show who decided, and it
-can be undone there. A merge is not carried: the
-re-clustering that split the members again is the machine's new grouping, and the history shows both.
+and name (the ``recluster`` edge says what was carried). One whose members come from pending candidates a
+reviewer split apart is split again along that line (``_carry_splits``; the caller's ``part_evidence`` gives each
+part its evidence). Each carried decision is logged on the new proposal as that reviewer's, at its time, saying
+where it was made: the history and the exports show who decided, and it can be undone there. A merge is not
+carried (``_merge_not_carried``): the re-clustering that parts the members again is the machine's new grouping,
+and the ``recluster`` edge of each new proposal says the merge was not carried. Notes follow the members.
+
+**Candidates a later run no longer proposes.** ``retire_unproposed`` makes a pending candidate of an earlier run
+``superseded`` (no ``superseded_by``; a ``retired`` edge names the run and what it named the members) once a later
+run has triaged every member and proposes none of them.
 
 **Versions and re-clustering.** Each proposal has a ``version`` that grows with
 every change. When a newer run writes a proposal sharing members with a
@@ -56,7 +65,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -88,6 +97,13 @@ SORT_KEYS: dict[str, str] = {
     "nearest_identity": "nearest_identity", "parent": "parent_name", "name": "provisional_name",
     "status": "status", "created": "created_at", "updated": "updated_at", "version": "version",
 }
+
+
+#: SQL true for a rejected proposal (``proposals`` row) a later run proposed again and recognised, itself rejected
+#: (``_carry_rejection``): the queue lists the latest rejection of a grouping only, the earlier one in its history.
+#: Why: after a second triage a real US plate's queue listed one rejected specimen twice (#31 and #75).
+REJECTED_AGAIN = ("EXISTS (SELECT 1 FROM proposal_edges e JOIN proposals t ON t.id = e.target_id WHERE "
+                  "e.source_id = proposals.id AND e.kind = 'recognised' AND t.status = 'rejected')")
 
 
 #: A candidate species as discovery hands it to the database: the one record both sides use.
@@ -266,14 +282,32 @@ def _in_chunks(raw: Any, sql: str, keys: Sequence[str], extra: Sequence[Any] = (
     return out
 
 
-def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
-               parents: dict[tuple[Any, ...], tuple[int | None, str | None, str | None]]) -> int:
+#: Evidence of the parts of a proposal a carried split divides (``write_proposals``' ``part_evidence``): called
+#: with the proposal as discovery made it, the member lists of the part that stays and the part split off, and the
+#: id of the proposal being split; returns their evidence, in that order. Storage cannot recompute a consensus or
+#: distances itself.
+PartEvidence = Callable[[CandidateProposal, Sequence[Sequence[str]], int], Sequence[Evidence]]
+
+
+@dataclass
+class _WriteContext:
+    """What one chunk of ``write_proposals`` shares between its proposals: resolved parents, the reviewers' splits
+    in force (loaded once, when a proposal first needs them) and the caller's evidence of split parts."""
+
+    now: str
+    parents: dict[tuple[Any, ...], tuple[int | None, str | None, str | None]] = field(default_factory=dict)
+    part_evidence: PartEvidence | None = None
+    splits: list[tuple[int, str, str, int, frozenset[str], frozenset[str]]] | None = None
+
+
+def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext) -> int:
     """Insert one proposal with its members; supersede the pending proposals it re-clusters.
 
     Raw SQL on the transaction's own connection: SQLAlchemy's per-statement
     overhead was 90% of the time at 100k proposals (benchmarks/RESULTS-db.md).
     """
     raw = dbapi(conn)
+    now, parents = ctx.now, ctx.parents
     members = p.member_rows()
     pids = [m["processid"] for m in members]
     key = (p.parent_taxon_id, tuple(sorted((p.parent_lineage or {}).items())), p.parent_rank, p.parent_name)
@@ -294,16 +328,21 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
                  "AND p.run_id != ? GROUP BY m.proposal_id", pids, (run_id,)):
         into = overlap if status == "pending" else rejected if status == "rejected" else decided
         into[old_id] = into.get(old_id, 0) + n
+    # Pending proposals of an earlier run that an earlier proposal of this run already re-clustered: this run parts
+    # their members, and this one's history says so too (a merge's members came back in two candidates, and the
+    # second had no history at all)
+    parted: dict[int, int] = {}
+    for old_id, n in _in_chunks(
+            raw, "SELECT m.proposal_id, count(*) FROM proposal_members m CROSS JOIN proposals p ON p.id = "
+                 "m.proposal_id JOIN proposals s ON s.id = p.superseded_by WHERE m.processid IN ({}) AND "
+                 "p.status = 'superseded' AND s.run_id = ? AND p.run_id != ? GROUP BY m.proposal_id",
+            pids, (run_id, run_id)):
+        parted[old_id] = parted.get(old_id, 0) + n
     # Every member was in one rejected candidate: the same candidate again, rejected again (linked to it).
     recognised = min((k for k, n in rejected.items() if n == len(pids)), default=None)
     # Every member was in one candidate a reviewer named (assigned to a known species, or accepted as a new one):
     # they are that species, as the reviewer said; assigned to it, not queued again
     named = min((k for k, n in decided.items() if n == len(pids)), default=None) if recognised is None else None
-    status = "pending" if recognised is None else "rejected"
-    # Every member from one pending candidate a reviewer had moved or renamed: the placement and name follow
-    kept: dict[str, Any] = {}
-    if named is None and recognised is None and len(overlap) == 1 and overlap[next(iter(overlap))] == len(pids):
-        kept = _reviewer_placement(raw, next(iter(overlap)))
     lineage, version = None, 1
     if recognised is not None:
         lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?",
@@ -317,8 +356,8 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
     cur = raw.execute(
         "INSERT INTO proposals (run_id, lineage, version, status, parent_taxon_id, parent_rank, parent_name, "
         "provisional_name, size, novelty, nearest_species, nearest_identity, evidence, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (run_id, lineage, version, status, parent_id, parent_rank, parent_name,
+        "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (run_id, lineage, version, parent_id, parent_rank, parent_name,
          p.provisional_name, len(members),
          None if p.novelty is None else float(p.novelty), p.nearest_species,
          None if p.nearest_identity is None else float(p.nearest_identity),
@@ -331,27 +370,151 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, now: str,
                     [(new_id, m["processid"], ids.get(m["processid"]), m["probability"], m["outlier_score"])
                      for m in members])
     # a reviewer's decisions on these very specimens, logged as theirs on the new proposal (undoable, in the history)
+    if recognised is not None:
+        _carry_rejection(conn, raw, recognised, new_id, now)
     if named is not None:
         name = _carry_naming(conn, raw, named, new_id, now)
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
                     "VALUES ('recognised', ?, ?, ?, ?, ?)", (named, new_id, run_id, now, json.dumps(
                         {"shared_members": decided[named], "members": len(pids), "as": name})))
-    carried = _carry_placement(conn, raw, next(iter(overlap)), new_id, kept, now) if kept else []
+    # the part of this proposal each re-clustered pending candidate's members are in: all in this one, unless a
+    # reviewer's split of those candidates is carried (then each side of it is a part of its own)
+    part_of = {old_id: new_id for old_id in overlap}
+    if recognised is None and named is None and len(overlap) > 1:
+        part_of = _carry_splits(conn, raw, run_id, p, new_id, pids, overlap, ctx)
+    carried: dict[int, list[str]] = {}
+    for part in sorted(set(part_of.values())):
+        held = [old_id for old_id in overlap if part_of[old_id] == part]
+        size = raw.execute("SELECT size FROM proposals WHERE id = ?", (part,)).fetchone()[0]
+        # Every member of this part from one pending candidate a reviewer had moved or renamed: placement and name
+        if recognised is None and named is None and len(held) == 1 and overlap[held[0]] == size:
+            kept = _reviewer_placement(raw, held[0])
+            if kept:
+                carried[held[0]] = _carry_placement(conn, raw, held[0], part, kept, now)
     for old_id in sorted(overlap):
         raw.execute("UPDATE proposals SET status = 'superseded', superseded_by = ?, version = version + 1, "
-                    "updated_at = ? WHERE id = ? AND status = 'pending'", (new_id, now, old_id))
+                    "updated_at = ? WHERE id = ? AND status = 'pending'", (part_of[old_id], now, old_id))
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
                     "VALUES ('recluster', ?, ?, ?, ?, ?)",
-                    (old_id, new_id, run_id, now, json.dumps({"shared_members": overlap[old_id],
-                                                              **({"carried": carried} if carried else {})})))
+                    (old_id, part_of[old_id], run_id, now, json.dumps(
+                        {"shared_members": overlap[old_id], **({"carried": carried[old_id]} if carried.get(old_id)
+                                                               else {}),
+                         **_merge_not_carried(raw, old_id, overlap[old_id])})))
+    for old_id in sorted(parted):
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES ('recluster', ?, ?, ?, ?, ?)",
+                    (old_id, new_id, run_id, now, json.dumps({"shared_members": parted[old_id],
+                                                              **_merge_not_carried(raw, old_id, parted[old_id])})))
     for old_id in sorted(rejected):
         kind = "recognised" if old_id == recognised else "overlaps_rejected"
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
                     "VALUES (?, ?, ?, ?, ?, ?)", (kind, old_id, new_id, run_id, now,
                                                   json.dumps({"shared_members": rejected[old_id],
                                                               "members": len(pids)})))
-    _carry_notes(conn, raw, sorted(overlap), new_id)
+    for part in sorted(set(part_of.values()) | {new_id}):
+        _carry_notes(conn, raw, sorted(k for k in overlap if part_of[k] == part), part)
     return new_id
+
+
+def _merge_not_carried(raw: Any, old_id: int, shared: int) -> dict[str, Any]:
+    """``{"merge_not_carried": …}`` for a recluster edge from ``old_id`` when a reviewer's merge made that candidate
+    and the new proposal holds only ``shared`` of its members: the history says the merge was not carried (what
+    was merged in, by whom, and how many members are elsewhere now); {} otherwise.
+
+    Why not carried: a merge says these members are one species; the later run's groupings of them may hold
+    specimens the reviewer never saw, and joining those is a decision only a reviewer can make. (A split is
+    carried: parting the specimens a reviewer parted joins nothing new.)"""
+    size = raw.execute("SELECT count(*) FROM proposal_members WHERE proposal_id = ?", (old_id,)).fetchone()[0]
+    if shared >= size:
+        return {}
+    # through the merge edges' target index: proposals.merged_into has none (a scan per re-clustered candidate)
+    merged = [int(i) for (i,) in raw.execute(
+        "SELECT DISTINCT e.source_id FROM proposal_edges e JOIN proposals s ON s.id = e.source_id WHERE "
+        "e.target_id = ? AND e.kind = 'merge' AND s.status = 'merged' AND s.merged_into = ? ORDER BY e.source_id",
+        (old_id, old_id))]
+    if not merged:
+        return {}
+    who = raw.execute("SELECT id, reviewer FROM reviews WHERE proposal_id = ? AND action = 'merge' ORDER BY id DESC "
+                      "LIMIT 1", (old_id,)).fetchone()
+    return {"merge_not_carried": {"merged": merged, "review": who[0] if who else None,
+                                  "reviewer": who[1] if who else None, "elsewhere": size - shared}}
+
+
+def _reviewer_splits(raw: Any) -> list[tuple[int, str, str, int, frozenset[str], frozenset[str]]]:
+    """Every split in force (its part not withdrawn by an undo), oldest first: (review id, reviewer, time, the
+    proposal split, the members split off, the members that stayed)."""
+    out = []
+    for rid, reviewer, when, source, before, detail in raw.execute(
+            "SELECT r.id, r.reviewer, r.created_at, e.source_id, r.before, e.detail FROM proposal_edges e "
+            "JOIN reviews r ON r.id = e.review_id JOIN proposals t ON t.id = e.target_id "
+            "WHERE e.kind = 'split' AND r.action = 'split' AND t.status != 'withdrawn' ORDER BY r.id"):
+        snap = (json.loads(before) if isinstance(before, str) else before or {}).get("proposals", {})
+        was = {str(m[0]) for m in (snap.get(str(source)) or {}).get("members", ())}
+        off = frozenset(str(m) for m in (json.loads(detail) if isinstance(detail, str) else detail or {})
+                        .get("members", ()))
+        out.append((int(rid), str(reviewer), str(when), int(source), off, frozenset(was - off)))
+    return out
+
+
+def _carry_splits(conn: Connection, raw: Any, run_id: int, p: ProposalIn, new_id: int, pids: Sequence[str],
+                  overlap: Mapping[int, int], ctx: _WriteContext) -> dict[int, int]:
+    """Split ``new_id`` along every reviewer's split its members cross, each logged as that reviewer's split at its
+    time, saying where it was made (undoable, in the history and the exports); the part each pending candidate in
+    ``overlap`` has its members in.
+
+    A split crosses this proposal when some of its members come from the side a reviewer split off and some from
+    the side that stayed, held now by different pending candidates (a reviewer who merged the sides again joined
+    them: not crossed). The members from the candidates holding the side split off become a part of their own;
+    members from no such candidate (new specimens) stay. Why: on a real US plate a reviewer split two *Harpalus*
+    apart and the next triage put them together again in a new candidate, without a word."""
+    from biodiscover.storage.db.reviews import split_off
+
+    holder = {str(pid): int(old) for pid, old in _in_chunks(
+        raw, "SELECT m.processid, m.proposal_id FROM proposal_members m CROSS JOIN proposals p ON p.id = "
+             "m.proposal_id WHERE m.processid IN ({}) AND p.status = 'pending' AND p.run_id != ?", pids, (run_id,))}
+    if ctx.splits is None:
+        ctx.splits = _reviewer_splits(raw)
+    parts: dict[int, set[str]] = {new_id: set(pids)}
+    for _rid, reviewer, when, source, off, stay in ctx.splits:
+        away = {holder[m] for m in off if m in holder}
+        kept = {holder[m] for m in stay if m in holder}
+        if not away or not kept or away & kept:
+            continue
+        part = next((k for k, v in parts.items() if any(holder.get(m) in away for m in v)), None)
+        if part is None or not any(holder.get(m) in kept for m in parts[part]):
+            continue  # an earlier cut already parted them
+        cut = {m for m in parts[part] if holder.get(m) in away}
+        rest = sorted(parts[part] - cut)
+        evidence = ctx.part_evidence(p, [rest, sorted(cut)], part) if ctx.part_evidence is not None else None
+        _review, made, _after = split_off(conn, part, cut, reviewer, ctx.now,
+                                       f"(on #{source}) carried: a later triage put together again what was split "
+                                       "there", evidence, when=when)
+        # the part continues the lineage of the candidate whose members it holds, as the proposal it was cut from
+        first = min(away, key=lambda k: (-overlap.get(k, 0), k))
+        raw.execute("UPDATE proposals SET lineage = (SELECT lineage FROM proposals WHERE id = ?), version = "
+                    "(SELECT version FROM proposals WHERE id = ?) + 1 WHERE id = ?", (first, first, made))
+        parts[part] -= cut
+        parts[made] = cut
+    return {old_id: next((k for k, v in parts.items() if any(holder.get(m) == old_id for m in v)), new_id)
+            for old_id in overlap}
+
+
+def _carry_rejection(conn: Connection, raw: Any, old_id: int, new_id: int, now: str) -> None:
+    """Reject ``new_id`` (a grouping of exactly the members of rejected ``old_id``), logged as the reviewer's
+    rejection at its time with their reason, saying where it was made: the history and the exports show who
+    rejected it and why, and it can be undone there. Why: on a real US plate the second triage's recognised
+    rejection read as nobody's decision in the export, and the queue listed the same specimen twice."""
+    from biodiscover.storage.db.reviews import _log, _snapshot
+
+    who = raw.execute("SELECT reviewer, created_at, note FROM reviews WHERE proposal_id = ? AND action = 'reject' "
+                      "ORDER BY id DESC LIMIT 1", (old_id,)).fetchone()
+    before = _snapshot(conn, [new_id])
+    raw.execute("UPDATE proposals SET status = 'rejected' WHERE id = ?", (new_id,))
+    said = str(who[2] or "") if who else ""
+    note = said if said.startswith("(on #") else \
+        f"(on #{old_id}) its specimens came back in a later triage" + (f"; the reason given: {said}" if said else "")
+    _log(conn, "reject", new_id, str(who[0]) if who else "reviewer", str(who[1]) if who else now, before,
+         _snapshot(conn, [new_id]), note)
 
 
 def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str) -> str:
@@ -428,7 +591,8 @@ def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
 def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int) -> None:
     """A reviewer's notes on a pending candidate follow it when a later run re-clusters it: the new proposal
     gets each note (same reviewer and time, saying which proposal it was written on), so the queue, the
-    history tab and the exports show it where the reviewer now works. Decisions are not carried: the
+    history tab and the exports show it where the reviewer now works (after a carried split, the part holding the
+    members of the candidate it was written on). Decisions other than those ``_write_one`` carries are not: the
     grouping they were made on is gone (a stale review is refused instead)."""
     from biodiscover.storage.db.reviews import _log, _snapshot
 
@@ -483,8 +647,12 @@ def _assigned_countries(raw: Any) -> dict[str, dict[str, int]]:
 class ProposalsMixin(DatabaseCore):
     """Proposals API; see the module docstring."""
 
-    def write_proposals(self, run_id: int, proposals: Iterable[Any], chunk_size: int = CHUNK_ROWS // 4) -> list[int]:
-        """Store a run's candidate species (chunked commits); returns their ids in input order."""
+    def write_proposals(self, run_id: int, proposals: Iterable[Any], chunk_size: int = CHUNK_ROWS // 4, *,
+                        part_evidence: PartEvidence | None = None) -> list[int]:
+        """Store a run's candidate species (chunked commits); returns their ids in input order (a part a carried
+        split made is not among them: ``run_members`` says which proposal holds each specimen).
+        ``part_evidence``: the evidence of the parts of a proposal a reviewer's split is carried to (without it
+        the part split off records only where it came from, as a split made with no evidence)."""
         items = [ProposalIn.coerce(p) for p in proposals]
         out: list[int] = []
         for i in range(0, len(items), chunk_size):
@@ -493,15 +661,57 @@ class ProposalsMixin(DatabaseCore):
             def _do(conn: Connection, chunk: list[ProposalIn] = chunk) -> list[int]:
                 if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).scalar() is None:
                     raise DatabaseError(f"no run {run_id} in {self.path}")
-                now = utcnow()
-                parents: dict[tuple[Any, ...], tuple[int | None, str | None, str | None]] = {}
-                ids = [_write_one(conn, run_id, p, now, parents) for p in chunk]
-                conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=now))
+                ctx = _WriteContext(utcnow(), part_evidence=part_evidence)
+                ids = [_write_one(conn, run_id, p, ctx) for p in chunk]
+                conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(heartbeat_at=ctx.now))
                 return ids
 
             out.extend(self._write(_do, "write proposals"))
         self.optimize()
         return out
+
+    def retire_unproposed(self, run_id: int) -> list[int]:
+        """Take out of the queue the pending candidates of earlier runs whose every member run ``run_id`` triaged
+        and none of which it proposes: each becomes ``superseded`` (by the run, not by a proposal: ``superseded_by``
+        stays empty) with a ``retired`` edge saying what the run named its members (rank, taxon, how many); its
+        history and notes stay with it. A candidate only some of whose members the run triaged (a run over part of
+        a plate) stays pending. Returns the ids retired.
+
+        Why: after a second triage of a real US plate the queue still held four run-1 candidates whose specimens
+        the new run named to genus (*Coleophora*, *Amara*, *Tipula*) and did not propose; accepting one would have
+        made a species for specimens the current run does not propose."""
+        def _do(conn: Connection) -> list[int]:
+            raw = dbapi(conn)
+            now = utcnow()
+            stale = [int(i) for (i,) in raw.execute(
+                "SELECT p.id FROM proposals p WHERE p.status = 'pending' AND p.run_id < ? AND NOT EXISTS (SELECT 1 "
+                "FROM proposal_members m WHERE m.proposal_id = p.id AND NOT EXISTS (SELECT 1 FROM assignments a "
+                "WHERE a.run_id = ? AND a.processid = m.processid)) AND NOT EXISTS (SELECT 1 FROM proposal_members "
+                "m JOIN proposal_members n ON n.processid = m.processid JOIN proposals q ON q.id = n.proposal_id "
+                "WHERE m.proposal_id = p.id AND q.run_id = ?) AND EXISTS (SELECT 1 FROM proposal_members m "
+                "WHERE m.proposal_id = p.id) ORDER BY p.id", (run_id, run_id, run_id))]
+            for old_id in stale:
+                named = [[rank, taxon, int(n)] for rank, taxon, n in raw.execute(
+                    "SELECT a.deepest_rank, a.deepest_taxon, count(*) FROM proposal_members m JOIN assignments a "
+                    "ON a.processid = m.processid AND a.run_id = ? WHERE m.proposal_id = ? GROUP BY 1, 2 "
+                    "ORDER BY 3 DESC, 2", (run_id, old_id))]
+                raw.execute("UPDATE proposals SET status = 'superseded', superseded_by = NULL, version = version + 1, "
+                            "updated_at = ? WHERE id = ?", (now, old_id))
+                raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                            "VALUES ('retired', ?, NULL, ?, ?, ?)", (old_id, run_id, now, json.dumps(
+                                {"members": sum(n for *_, n in named), "named": named})))
+            return stale
+
+        return self._write(_do, "retire candidates no longer proposed")
+
+    def run_members(self, run_id: int) -> dict[str, ProposalSummary]:
+        """processid → the live proposal of run ``run_id`` holding it (a part a carried split made included)."""
+        with self._read() as conn:
+            rows = dbapi(conn).execute(
+                f"SELECT m.processid, {', '.join('p.' + c for c in _SUMMARY_COLUMNS.split(', '))} FROM proposals p "
+                "JOIN proposal_members m ON m.proposal_id = p.id WHERE p.run_id = ? AND p.status NOT IN "
+                "('merged', 'superseded', 'withdrawn') ORDER BY p.id", (run_id,)).fetchall()
+        return {str(r[0]): ProposalSummary(*r[1:]) for r in rows}
 
     def proposal_queue(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
                        parent_subtree: bool = False, run_id: int | None = None, min_size: int | None = None,
@@ -512,7 +722,8 @@ class ProposalsMixin(DatabaseCore):
                        known_elsewhere: bool = False) -> tuple[list[ProposalSummary], int]:
         """One page of proposals and the total matching the filters.
 
-        ``status`` None = live (pending, accepted, rejected, assigned); ``parent`` is a taxon
+        ``status`` None = live (pending, accepted, rejected, assigned); a rejection a later run recognised is listed
+        once, as the later one (``REJECTED_AGAIN``), unless ``run_id`` asks for the earlier run; ``parent`` is a taxon
         id (with ``parent_subtree`` every proposal below it) or a parent name. ``known_elsewhere``: only
         candidates whose evidence says a known species met from elsewhere cannot be ruled out
         (``storage.evidence.known_elsewhere``, the one rule, run inside SQLite on each candidate's evidence).
@@ -575,6 +786,9 @@ class ProposalsMixin(DatabaseCore):
             params.extend([f"%{search}%"] * 3 + [search.strip(), self._shown_as(search)])
         column = SORT_KEYS[sort]
         direction = "DESC" if descending else "ASC"
+        unfiltered = live and len(where) == 1
+        if "rejected" in statuses and run_id is None:  # one run's own candidates are all listed under its filter
+            where.append(f"(status != 'rejected' OR NOT {REJECTED_AGAIN})")
         clause = " AND ".join(where)
         page_sql = (f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE {clause} "
                     f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?")
@@ -584,10 +798,12 @@ class ProposalsMixin(DatabaseCore):
                 met = _assigned_countries(raw)
                 raw.create_function("bd_known_elsewhere", 3, lambda n, c, g: _known_elsewhere_sql(n, c, g, met))
             rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
-            if live and len(where) == 1:
-                # The unfiltered queue: total minus the (few) dead ones, both answered from indexes.
+            if unfiltered:
+                # The unfiltered queue: total minus the (few) dead ones and rejections shown by their later
+                # recognition, all answered from indexes.
                 total = raw.execute("SELECT (SELECT count(*) FROM proposals) - (SELECT count(*) FROM proposals "
-                                    "WHERE status IN ('merged', 'superseded', 'withdrawn'))").fetchone()[0]
+                                    "WHERE status IN ('merged', 'superseded', 'withdrawn')) - (SELECT count(*) "
+                                    f"FROM proposals WHERE status = 'rejected' AND {REJECTED_AGAIN})").fetchone()[0]
             else:
                 total = raw.execute(f"SELECT count(*) FROM proposals WHERE {clause}", params).fetchone()[0]
         return [ProposalSummary(*r) for r in rows], int(total)
@@ -634,10 +850,13 @@ class ProposalsMixin(DatabaseCore):
             return _assigned_countries(dbapi(conn))
 
     def queue_counts(self, run_id: int | None = None) -> dict[str, int]:
-        """Proposals per status (every status present, zero when none) plus ``live``."""
+        """Proposals per status (every status present, zero when none) plus ``live``; without ``run_id`` a rejection
+        a later run recognised counts once (``REJECTED_AGAIN``), as the queue lists it."""
         q = sa.select(PROPOSALS.c.status, sa.func.count()).group_by(PROPOSALS.c.status)
         if run_id is not None:
             q = q.where(PROPOSALS.c.run_id == run_id)
+        else:  # as the queue lists them: a rejection a later run recognised is counted once, as the later one
+            q = q.where(sa.text(f"(status != 'rejected' OR NOT {REJECTED_AGAIN})"))
         with self._read() as conn:
             counts = {s: 0 for s in PROPOSAL_STATUSES}
             counts.update({s: int(n) for s, n in conn.execute(q)})

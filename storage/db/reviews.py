@@ -176,6 +176,12 @@ def _snapshot(conn: Connection, proposal_ids: Sequence[int], taxon_ids: Sequence
 
 def _describe_stale(conn: Connection, r: Mapping[Any, Any], expected: int | None) -> str:
     pid = r["id"]
+    if r["status"] == "superseded" and r["superseded_by"] is None:
+        gone = conn.execute(sa.select(EDGES.c.run_id, EDGES.c.detail).where(
+            EDGES.c.source_id == pid, EDGES.c.kind == "retired").order_by(EDGES.c.id.desc()).limit(1)).first()
+        return (f"proposal {pid} was retired by run {gone.run_id if gone else '?'}: that run triaged all its "
+                f"members and proposes none of them ({retired_named(gone.detail if gone else None)}); nothing "
+                "to review there")
     if r["status"] == "superseded":
         new = conn.execute(sa.select(PROPOSALS.c.run_id, PROPOSALS.c.version).where(
             PROPOSALS.c.id == r["superseded_by"])).first()
@@ -188,6 +194,14 @@ def _describe_stale(conn: Connection, r: Mapping[Any, Any], expected: int | None
         return f"proposal {pid} was withdrawn (a split was undone); reload the queue"
     return (f"proposal {pid} changed since you loaded it (you saw version {expected}, it is now version "
             f"{r['version']}, status {r['status']}); reload it and decide again")
+
+
+def retired_named(detail: Any) -> str:
+    """What a ``retired`` edge's run named the candidate's members, in words ("named genus Coleophora (3)"): the one
+    wording of the refusal, the history tab and the exports."""
+    named = (detail or {}).get("named", ()) if isinstance(detail, Mapping) else ()
+    parts = [f"{rank} {taxon} ({n})" if rank else f"unnamed ({n})" for rank, taxon, n in named]
+    return "named " + ", ".join(parts) if parts else "named nothing"
 
 
 def _load_checked(conn: Connection, pid: int, expected: int | None, allowed: Sequence[str], action: str
@@ -464,6 +478,48 @@ def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int 
     return t.id, t.rank, t.name
 
 
+def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[str], reviewer: str, now: str,
+              note: str | None = None, evidence: Sequence[Any] | None = None, *, when: str | None = None
+              ) -> tuple[int, int, dict[str, Any]]:
+    """Move the members ``chosen`` of pending proposal ``proposal_id`` into a new pending proposal (same run and
+    parent), logged as ``reviewer``'s split at ``when`` (default ``now``, the time the proposals are changed);
+    (review id, new proposal id, the after snapshot). The one
+    split, whether a reviewer makes it (:meth:`ReviewsMixin.split`) or a later triage carries it
+    (``storage.db.proposals``), so both are undone the same way."""
+    r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().one()
+    before = _snapshot(conn, [proposal_id], evidence=True)
+    members = before["proposals"][str(proposal_id)]["members"]
+    have = {m[0] for m in members}
+    missing = sorted(chosen - have)
+    if missing:
+        raise DatabaseError(f"cannot split proposal {proposal_id}: {', '.join(missing[:5])} "
+                            "not among its members")
+    if not chosen or chosen == have:
+        raise DatabaseError(f"cannot split proposal {proposal_id}: pick some but not all of its members")
+    keep = [m for m in members if m[0] not in chosen]
+    move = [m for m in members if m[0] in chosen]
+    novelty = [_members_novelty(conn, [(r["run_id"], m[0]) for m in part]) for part in (keep, move)]
+    new_id = inserted_id(conn.execute(sa.insert(PROPOSALS).values(
+        run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
+        parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move),
+        novelty=r["novelty"] if novelty[1] is None else novelty[1],
+        **(_evidence_values(evidence[1]) if evidence is not None else {
+            "nearest_species": r["nearest_species"], "nearest_identity": r["nearest_identity"],
+            "evidence": {"split_from": proposal_id}}),
+        created_at=now, updated_at=now)))
+    conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
+    _set_members(conn, new_id, move)
+    _set_members(conn, proposal_id, keep)
+    _bump(conn, proposal_id, now, size=len(keep), **({} if novelty[0] is None else {"novelty": novelty[0]}),
+          **(_evidence_values(evidence[0]) if evidence is not None else {}))
+    before["proposals"][str(new_id)] = None
+    after = _snapshot(conn, [proposal_id, new_id], evidence=True)
+    rid = _log(conn, "split", proposal_id, reviewer, when or now, before, after, note)
+    conn.execute(sa.insert(EDGES).values(kind="split", source_id=proposal_id, target_id=new_id,
+                                         review_id=rid, created_at=when or now, detail={"members": sorted(chosen)}))
+    return rid, new_id, after
+
+
 class ReviewsMixin(DatabaseCore):
     """Review actions; see the module docstring."""
 
@@ -662,38 +718,8 @@ class ReviewsMixin(DatabaseCore):
         chosen = set(member_ids)
 
         def _do(conn: Connection) -> ReviewResult:
-            r = _load_checked(conn, proposal_id, expected_version, ("pending",), "split")
-            now = utcnow()
-            before = _snapshot(conn, [proposal_id], evidence=True)
-            members = before["proposals"][str(proposal_id)]["members"]
-            have = {m[0] for m in members}
-            missing = sorted(chosen - have)
-            if missing:
-                raise DatabaseError(f"cannot split proposal {proposal_id}: {', '.join(missing[:5])} "
-                                    "not among its members")
-            if not chosen or chosen == have:
-                raise DatabaseError(f"cannot split proposal {proposal_id}: pick some but not all of its members")
-            keep = [m for m in members if m[0] not in chosen]
-            move = [m for m in members if m[0] in chosen]
-            novelty = [_members_novelty(conn, [(r["run_id"], m[0]) for m in part]) for part in (keep, move)]
-            new_id = inserted_id(conn.execute(sa.insert(PROPOSALS).values(
-                run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
-                parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move),
-                novelty=r["novelty"] if novelty[1] is None else novelty[1],
-                **(_evidence_values(evidence[1]) if evidence is not None else {
-                    "nearest_species": r["nearest_species"], "nearest_identity": r["nearest_identity"],
-                    "evidence": {"split_from": proposal_id}}),
-                created_at=now, updated_at=now)))
-            conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
-            _set_members(conn, new_id, move)
-            _set_members(conn, proposal_id, keep)
-            _bump(conn, proposal_id, now, size=len(keep), **({} if novelty[0] is None else {"novelty": novelty[0]}),
-                  **(_evidence_values(evidence[0]) if evidence is not None else {}))
-            before["proposals"][str(new_id)] = None
-            after = _snapshot(conn, [proposal_id, new_id], evidence=True)
-            rid = _log(conn, "split", proposal_id, reviewer, now, before, after, note)
-            conn.execute(sa.insert(EDGES).values(kind="split", source_id=proposal_id, target_id=new_id,
-                                                 review_id=rid, created_at=now, detail={"members": sorted(chosen)}))
+            _load_checked(conn, proposal_id, expected_version, ("pending",), "split")
+            rid, new_id, after = split_off(conn, proposal_id, chosen, reviewer, utcnow(), note, evidence)
             return ReviewResult(rid, "split", proposal_id, _versions(after), new_proposal_id=new_id)
 
         return self._review(_do, "split")

@@ -404,7 +404,11 @@ class RunsMixin(DatabaseCore):
         """What reviewers decided, in runs before ``run_id``, about the specimens ``run_id`` named: the accepted
         and assigned proposals (a decision in force: an undone one is pending again) holding them.
 
-        Keys: ``decisions`` (one row per specimen and such proposal: ``processid``, ``run_id`` (the earlier run),
+        Keys: ``retired`` (one row per specimen of this run and pending candidate of an earlier run that a run up
+        to this one retired, ``Database.retire_unproposed``: ``processid``, ``proposal_id``, ``run_id``,
+        ``retired_by``, ``provisional_name``, ``parent_name``, ``parent_rank``; their review rows are in ``reviews``
+        too: a note written there follows the specimen), ``decisions`` (one row per specimen and such proposal:
+        ``processid``, ``run_id`` (the earlier run),
         ``decided_taxon`` (the name of the species the reviewer accepted or assigned the proposal to, as a later
         run names the specimen from the keys it became: :func:`~biodiscover.storage.db.taxonomy.
         provisional_references`), then the ``proposals`` columns of :meth:`run_tables`) and ``reviews`` (the
@@ -430,8 +434,16 @@ class RunsMixin(DatabaseCore):
                 .order_by(ASSIGNMENTS.c.id, P.c.id)).mappings().all()
             distinct = list({r["id"]: r for r in rows}.values())
             shaped = {p["proposal_id"]: p for p in _proposal_records(conn, distinct)}
+            # the pending candidates of earlier runs that a run up to this one retired (it triaged them whole and
+            # proposed none of their members): this run's record of each member carries what reviewers noted there
+            retired = conn.execute(sa.text(
+                "SELECT m.processid, p.id AS proposal_id, p.run_id, e.run_id AS retired_by, p.provisional_name, "
+                "p.parent_name, p.parent_rank FROM assignments a JOIN proposal_members m ON m.processid = a.processid "
+                "JOIN proposals p ON p.id = m.proposal_id JOIN proposal_edges e ON e.source_id = p.id "
+                "AND e.kind = 'retired' WHERE a.run_id = :run AND p.run_id < :run AND e.run_id <= :run "
+                "ORDER BY a.id, p.id"), {"run": run_id}).mappings().all()
             rev_rows: list[Any] = []
-            for part in chunked(sorted(shaped)):
+            for part in chunked(sorted(set(shaped) | {int(r["proposal_id"]) for r in retired})):
                 rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(part))
                                              .order_by(R.c.id)).mappings().all())
         decisions = pd.DataFrame(
@@ -439,7 +451,9 @@ class RunsMixin(DatabaseCore):
               **shaped[r["id"]]} for r in rows],
             columns=["processid", "run_id", "decided_taxon", *PROPOSAL_COLUMNS])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
-        return {"decisions": decisions, "reviews": reviews}
+        gone = pd.DataFrame([dict(r) for r in retired], columns=["processid", "proposal_id", "run_id", "retired_by",
+                                                                 "provisional_name", "parent_name", "parent_rank"])
+        return {"decisions": decisions, "reviews": reviews, "retired": gone}
 
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
@@ -484,8 +498,10 @@ class RunsMixin(DatabaseCore):
 
             # candidates of this run that a later run re-clustered: not exported here (they are history), but
             # the export must say where they went, or run 1 silently reads "0 candidate species"
+            # (one a later run retired, triaging its members whole and proposing none, is superseded by that run)
             later = conn.execute(sa.text(
-                "SELECT count(*), group_concat(DISTINCT s.run_id) FROM proposals p JOIN proposals s "
+                "SELECT count(*), group_concat(DISTINCT COALESCE(s.run_id, (SELECT max(e.run_id) FROM proposal_edges "
+                "e WHERE e.source_id = p.id AND e.kind = 'retired'))) FROM proposals p LEFT JOIN proposals s "
                 "ON s.id = p.superseded_by WHERE p.run_id = :run AND p.status = 'superseded'"),
                 {"run": run_id}).one()
             run["superseded"] = {"candidates": int(later[0] or 0),

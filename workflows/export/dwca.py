@@ -45,7 +45,7 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.records import DESCRIBED, RANKS, is_filler_name, open_qualifier
+from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name, open_qualifier
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
@@ -382,6 +382,9 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
     for e in plain_records(data.earlier):
         earlier.setdefault(e["processid"], []).append(e)
     earlier_trails, earlier_histories = review_trails(data.earlier_reviews), review_histories(data.earlier_reviews)
+    retired: dict[str, list[dict[str, Any]]] = {}
+    for g in plain_records(data.retired):
+        retired.setdefault(g["processid"], []).append(g)
     # Members of a candidate a reviewer rejected or identified as a known species: their record says so.
     set_aside: dict[str, Any] = {}
     if not data.members.empty and props:
@@ -461,6 +464,9 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             row["identificationRemarks"] += (f"; run {run.get('id')} named the specimen {taxon} again from the "
                                              "reviewer's determination")
             _reviewed(row, earlier_trails.get(again["proposal_id"]), decision_status(again))
+        if proposal_id is None and decided is None:
+            row["identificationRemarks"] = (row.get("identificationRemarks") or "") + "".join(
+                _retired_remark(g, earlier_trails.get(g["proposal_id"])) for g in retired.get(pid, ()))
         barcode, compared = barcode_to_send(s)  # as submitted; what the analysis compared goes in words
         if barcode:
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
@@ -489,6 +495,17 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                                             "dateIdentified", "identificationRemarks",
                                             "identificationVerificationStatus")}})
     return occ, ident, dna, proposed
+
+
+def _retired_remark(g: Mapping[str, Any], trail: ReviewTrail | None) -> str:
+    """The remark on a specimen whose earlier candidate a later run retired (``Database.retire_unproposed``): which
+    candidate it was and what the reviewers noted there. Why: a real US plate's note on #34 ("Amara
+    ovata/similata/aenea within 1.2%; needs morphology") stayed on the retired candidate, and the second run's
+    record of its specimen, now "Amara sp.", did not carry it."""
+    name = candidate_name(g.get("provisional_name"), g.get("parent_name"), g.get("parent_rank"), g.get("proposal_id"))
+    notes = trail.notes_text() if trail is not None else ""
+    return (f"; proposed in run {g.get('run_id')} as candidate species {g.get('proposal_id')} ({name}), not "
+            f"proposed again by run {g.get('retired_by')}" + (f"; reviewer notes there: {notes}" if notes else ""))
 
 
 def _earlier_review_names(pid: str, core: Mapping[str, Any], history: Sequence[ReviewAction],

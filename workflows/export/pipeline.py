@@ -119,4 +119,4 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
     return RunExport(run=run, specimens=specimens, assignments=tables["assignments"],
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
-                     earlier=earlier["decisions"], earlier_reviews=earlier["reviews"])
+                     earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"])

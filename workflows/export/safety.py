@@ -79,7 +79,8 @@ def clean_export(data: "RunExport") -> "RunExport":
         data, run=_clean_nested(dict(data.run)), specimens=clean_frame(data.specimens),
         assignments=clean_frame(data.assignments), proposals=clean_frame(data.proposals),
         members=clean_frame(data.members), reviews=clean_frame(data.reviews),
-        earlier=clean_frame(data.earlier), earlier_reviews=clean_frame(data.earlier_reviews))
+        earlier=clean_frame(data.earlier), earlier_reviews=clean_frame(data.earlier_reviews),
+        retired=clean_frame(data.retired))
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:

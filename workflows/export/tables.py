@@ -59,8 +59,11 @@ class RunExport:
     #: ``decided_taxon``, then the ``proposals`` columns); the export credits the reviewer where this run named the
     #: specimen that species again, and keeps the decision in the history where it named it otherwise
     earlier: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: the review log rows of the proposals in ``earlier`` (who decided, when, their notes)
+    #: the review log rows of the proposals in ``earlier`` and ``retired`` (who decided, when, their notes)
     earlier_reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the pending candidates of earlier runs holding this run's specimens that a later run retired
+    #: (``Database.earlier_decisions``' ``retired``): the notes written on them follow the specimens' records
+    retired: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def partial(self) -> bool:

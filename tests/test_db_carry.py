@@ -1,0 +1,170 @@
+"""What a later triage does to a reviewer's work on an earlier run's candidates: splits, merges, rejections, notes,
+and candidates the later run no longer proposes.
+
+Found on a real 5,300-specimen US batch (review of run 1, then a second triage of the same plate): the reviewer's
+split of #22 (two *Harpalus*) came back joined in one new candidate with no word; the merge of #25 into #41 came back
+apart, and the second part had no history at all; four run-1 candidates whose specimens run 2 named only to genus
+stayed pending in the queue; the rejected specimen was listed twice (#31 and #75) and run 2's export named nobody
+as having rejected it; the note on #34 stayed on the stale candidate. Real SQLite files, the real review API, the
+real triage workflow's evidence of split parts and the real CLI export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from biodiscover.discovery.proposals import nearest_candidate
+from biodiscover.storage.db import Database, check_database
+from biodiscover.storage.errors import StaleProposalError
+from biodiscover.storage.records import Specimen
+from biodiscover.tui.evidence import edge_line, history_entries
+from biodiscover.workflows.triage import split_parts
+from fixtures.db_views import proposal_history
+from fixtures.run_export import export_dwca
+
+HARPALUS = {"order": "Coleoptera", "family": "Carabidae", "genus": "Harpalus"}
+EVEN = ("ACGTTGCA" * 80)[:640]
+ODD = EVEN[:300] + "G" * 40 + EVEN[340:]
+
+
+def _specimens(n: int) -> list[Specimen]:
+    # two barcode groups 40 bases apart mid-read, so the evidence of each part is measurably its own
+    return [Specimen(processid=f"S{i}", order="Coleoptera", family="Carabidae", genus="Harpalus",
+                     dna_barcode=EVEN if i % 2 == 0 else ODD, country="United States") for i in range(n)]
+
+
+@pytest.fixture()
+def db(tmp_path: Path) -> Database:
+    handle = Database.create(tmp_path / "carry.sqlite")
+    handle.ingest(_specimens(12), collection="plate", backup=False)
+    yield handle
+    handle.close()
+
+
+def _run(db: Database, proposals: list[dict], named: dict[str, tuple[str, str]] | None = None,
+         **kw) -> tuple[int, list[int]]:
+    run = db.start_run("triage", {}, backup=False)
+    if named:
+        db.write_assignments(run, [{"processid": p, "deepest_rank": r, "deepest_taxon": t}
+                                   for p, (r, t) in named.items()])
+    return run, db.write_proposals(run, proposals, **kw)
+
+
+def test_a_reviewers_split_is_carried_to_a_later_triage_that_joins_its_parts_again(db: Database) -> None:
+    """Run 1's candidate of S0-S3 is split by a reviewer (S1, S3 off, with a note on the part); run 2 proposes S0-S4
+    together. The new proposal is split along the reviewer's line, logged as the reviewer's split at its time
+    saying where it was made, each part with its own recomputed evidence, lineage and notes; undoing it joins them."""
+    _r1, (whole,) = _run(db, [{"members": ["S0", "S1", "S2", "S3"], "parent_lineage": HARPALUS}])
+    made = db.split(whole, 1, ["S1", "S3"], reviewer="Test Taxonomist")
+    off = made.new_proposal_id
+    db.note(off, "pensylvanicus, not rubripes", reviewer="Test Taxonomist")
+    split_at = db.reviews(whole)[0]["created_at"]
+    run2, (again,) = _run(db, [{"members": ["S0", "S1", "S2", "S3", "S4"], "parent_lineage": HARPALUS}],
+                          part_evidence=split_parts(_specimens(12)))
+    parts = {p.id: sorted(m for m, q in db.run_members(run2).items() if q.id == p.id)
+             for p in db.proposal_queue(status="pending", run_id=run2)[0]}
+    assert len(parts) == 2 and parts[again] == ["S0", "S2", "S4"]
+    (part,) = set(parts) - {again}
+    assert parts[part] == ["S1", "S3"]
+    (split,) = [r for r in db.reviews(again) if r["action"] == "split"]
+    assert (split["reviewer"], split["created_at"]) == ("Test Taxonomist", split_at)
+    assert split["note"] == f"(on #{whole}) carried: a later triage put together again what was split there"
+    # each part's evidence is its own members' (not the joined proposal's), and each continues its lineage
+    assert db.proposal_detail(part).evidence.size == 2 and db.proposal_detail(again).evidence.size == 3
+    # and each names the other as its closest candidate, as far apart as their barcodes, as after a reviewer's split
+    assert (db.proposal_detail(part).closest_candidate.id, db.proposal_detail(again).closest_candidate.id) == (
+        again, part)
+    ours, theirs = (db.proposal_detail(k).evidence.consensus_barcode for k in (part, again))
+    apart = nearest_candidate(ours, {again: theirs}).distance
+    assert apart > 0.04 and db.proposal_detail(part).evidence.between_distance.distance == pytest.approx(apart)
+    assert (db.proposal(again).lineage, db.proposal(part).lineage) == (db.proposal(whole).lineage,
+                                                                       db.proposal(off).lineage)
+    assert (db.proposal(whole).superseded_by, db.proposal(off).superseded_by) == (again, part)
+    # the note written on the part split off follows its specimens, not the part that stayed
+    assert [r["note"] for r in db.reviews(part) if r["action"] == "note"] == [
+        f"(on #{off}) pensylvanicus, not rubripes"]
+    assert not [r for r in db.reviews(again) if r["action"] == "note"]
+    lines = [h[1] for h in history_entries(db.reviews(part), proposal_history(db, part), part)]
+    assert f"split off from #{again} (2 members, review {split['id']})" in lines
+    # undoable, as any split: the later triage's grouping comes back whole
+    db.undo(split["id"], reviewer="Test Taxonomist")
+    assert db.proposal(again).size == 5 and db.proposal(part).status == "withdrawn"
+    # a split undone is not carried again by the next triage
+    run3, (third,) = _run(db, [{"members": ["S0", "S1", "S2", "S3", "S4"], "parent_lineage": HARPALUS}],
+                          part_evidence=split_parts(_specimens(12)))
+    assert db.proposal(third).size == 5 and len(db.proposal_queue(status="pending", run_id=run3)[0]) == 1
+
+
+def test_a_merge_is_not_carried_and_both_later_candidates_say_so(db: Database) -> None:
+    """A reviewer merges #B into #A; run 2 proposes their members apart again. Both new candidates' histories say
+    the merge was not carried (the second had no history at all)."""
+    _r1, (a, b) = _run(db, [{"members": ["S0", "S2"], "parent_lineage": HARPALUS},
+                            {"members": ["S1"], "parent_lineage": HARPALUS}])
+    db.merge([a, b], [1, 1], reviewer="Test Taxonomist")
+    _r2, (first, second) = _run(db, [{"members": ["S0", "S2"], "parent_lineage": HARPALUS},
+                                     {"members": ["S1"], "parent_lineage": HARPALUS}])
+    for new, shared in ((first, 2), (second, 1)):
+        (edge,) = [e for e in proposal_history(db, new) if e["kind"] == "recluster"]
+        assert edge["source_id"] == a
+        assert edge_line(edge, new) == (
+            f"re-clusters #{a} of an earlier run ({shared} members shared; Test Taxonomist's merge of #{b} into "
+            f"#{a} is not carried: {3 - shared} of its members {'is' if shared == 2 else 'are'} elsewhere now)")
+
+
+def test_an_earlier_candidate_a_later_run_triaged_whole_and_does_not_propose_leaves_the_queue(
+        db: Database, tmp_path: Path) -> None:
+    """Run 1 proposes #A (S0, S1; noted), #B (S2) and #C (S3, S4). Run 2 triages S0-S3, names them to genus and
+    proposes none of them: #A and #B leave the queue as superseded by run 2 with what it named, #C (S4 not
+    triaged again) stays pending. A decision on #A is refused saying why; its note follows its specimens into
+    run 2's archive."""
+    _r1, (a, b, c) = _run(db, [{"members": ["S0", "S1"], "parent_lineage": HARPALUS},
+                               {"members": ["S2"], "parent_lineage": HARPALUS},
+                               {"members": ["S3", "S4"], "parent_lineage": HARPALUS}])
+    db.note(a, "needs morphology", reviewer="Test Taxonomist")
+    run2, _ = _run(db, [], named={p: ("genus", "Harpalus") for p in ("S0", "S1", "S2", "S3")})
+    assert db.retire_unproposed(run2) == [a, b]
+    assert [p.id for p in db.proposal_queue(status="pending")[0]] == [c]
+    assert db.queue_counts()["pending"] == 1
+    assert (db.proposal(a).status, db.proposal(a).superseded_by) == ("superseded", None)
+    (edge,) = [e for e in proposal_history(db, a) if e["kind"] == "retired"]
+    assert edge_line(edge, a) == ("retired by run 2: it triaged all 2 members and proposes none of them (named "
+                                  "genus Harpalus (2)); out of the queue, status superseded")
+    (one,) = [e for e in proposal_history(db, b) if e["kind"] == "retired"]
+    assert edge_line(one, b) == ("retired by run 2: it triaged its one member and does not propose it (named genus "
+                                 "Harpalus (1)); out of the queue, status superseded")
+    assert [r["action"] for r in db.reviews(a)] == ["note"]  # its history stays
+    assert check_database(db.path).ok  # superseded by a run, not by a proposal: no successor is missing
+    assert db.run_tables(1)["run"]["superseded"] == {"candidates": 2, "by_runs": [2]}  # run 1's export says so
+    with pytest.raises(StaleProposalError, match=r"retired by run 2.*named genus Harpalus"):
+        db.accept(a, db.proposal(a).version - 1, reviewer="Test Taxonomist")
+    db.finish_run(run2, "completed")
+    db.close()
+    core, _history = export_dwca(tmp_path / "carry.sqlite", run2, tmp_path)
+    assert core["S0"]["identificationRemarks"].endswith(
+        f"; proposed in run 1 as candidate species {a} (Harpalus sp. cand{a}), not proposed again by run 2; "
+        f"reviewer notes there: \"needs morphology\" (Test Taxonomist, {core['S0']['dateIdentified']})")
+    assert "proposed in run 1" not in core["S3"]["identificationRemarks"]
+
+
+def test_a_rejection_recognised_again_is_one_queue_row_the_later_one_with_the_reviewers_reason(
+        db: Database) -> None:
+    """Run 1's #A (S5) is rejected with a reason; run 2 proposes S5 alone again. The queue lists one rejected row,
+    run 2's, whose log holds the reviewer's rejection at its time with the reason, undoable; run 1's filter still
+    lists run 1's own."""
+    _r1, (a,) = _run(db, [{"members": ["S5"], "parent_lineage": HARPALUS}])
+    db.reject(a, 1, reviewer="Test Taxonomist", note="non-COI / contaminant")
+    when = db.reviews(a)[0]["created_at"]
+    run2, (again,) = _run(db, [{"members": ["S5"], "parent_lineage": HARPALUS}])
+    assert [p.id for p in db.proposal_queue()[0]] == [again]
+    assert db.proposal_queue()[1] == 1 and db.queue_counts()["rejected"] == 1
+    assert [p.id for p in db.proposal_queue(status="rejected")[0]] == [again]
+    assert [p.id for p in db.proposal_queue(run_id=1)[0]] == [a]
+    assert [(r["action"], r["reviewer"], r["created_at"], r["note"]) for r in db.reviews(again)] == [
+        ("reject", "Test Taxonomist", when, f"(on #{a}) its specimens came back in a later triage; the reason "
+                                            "given: non-COI / contaminant")]
+    tables = db.run_tables(run2)
+    assert tables["proposals"]["status"].tolist() == ["rejected"] and len(tables["reviews"]) == 1
+    db.undo(db.reviews(again)[0]["id"], reviewer="Test Taxonomist")
+    assert db.proposal(again).status == "pending"
