@@ -7,8 +7,10 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.run_members(run_id) -> dict[str, ProposalSummary]
     db.proposal_queue(status=None, parent=None, *, parent_subtree=False, run_id=None, min_size=None,
                       max_size=None, min_novelty=None, max_novelty=None, min_identity=None,
-                      max_identity=None, search=None, sort="id", descending=False, offset=0, limit=50)
-        -> tuple[list[ProposalSummary], int]
+                      max_identity=None, search=None, sort="id", descending=False, offset=0, limit=50,
+                      known_elsewhere=False) -> tuple[list[ProposalSummary], int]
+    db.queue_position(proposal_id, **the same filters and sort) -> int | None
+    db.proposal_marks(proposal_ids) -> dict[int, tuple[QueueMark, ...]]
     db.proposal(proposal_id) -> ProposalSummary
     db.proposal_detail(proposal_id) -> ProposalDetail
     db.consensus_barcodes(proposal_ids) -> dict[int, str]
@@ -97,6 +99,35 @@ SORT_KEYS: dict[str, str] = {
     "nearest_identity": "nearest_identity", "parent": "parent_name", "name": "provisional_name",
     "status": "status", "created": "created_at", "updated": "updated_at", "version": "version",
 }
+#: The sort key computed from each candidate's evidence rather than read from a column: the gap (p-distance) to the
+#: species its ⚑ says may be its own, met elsewhere (``storage.evidence.known_elsewhere``), smallest first, so the
+#: flags within the 3 % one species usually spans (the grading of ``span_note``) come first and unflagged
+#: candidates last, in either direction. Why: on a real US plate 27 of 50 candidates were flagged (the reference
+#: held no US key), and ``known=elsewhere`` alone did not say which to look at first (e25 finding 10).
+FLAG_SORT = "flag"
+#: The ⚑ gap of a row as SQL (NULL: not flagged); ``bd_flag_gap`` is registered per read (:func:`_flag_gap_sql`). An
+#: assigned candidate is answered; a record SQLite cannot parse (NaN, which Python's json writes and reads) is no
+#: flag, not a failed query: json_extract raised 'malformed JSON' for the whole queue over one such candidate.
+_FLAG_GAP = ("(CASE WHEN status != 'assigned' AND json_valid(evidence) THEN "
+             "bd_flag_gap(json_extract(evidence, '$.near_species'), json_extract(evidence, '$.geography.countries'), "
+             "CASE WHEN parent_rank = 'genus' THEN parent_name END) END)")
+
+
+@dataclass(frozen=True)
+class QueueMark:
+    """One mark of a queue row, shown beside its status: ``kind`` (one of :data:`MARK_KINDS`) and its figure, where
+    it has one. The queue draws each kind its own way (``tui.widgets.proposal_table``)."""
+
+    kind: str
+    value: float | None = None
+
+
+#: The marks a queue row may carry, in the order they are shown: ``elsewhere`` (the ⚑: a known species met
+#: elsewhere may be this one; ``value`` its gap, :data:`FLAG_SORT`), ``note`` (reviewers' notes; ``value`` how
+#: many). Why: the ⚑ and a note were visible only inside a candidate or through ``f known=elsewhere``; on a real
+#: plate a candidate with a note looked like any other in the queue (e25 finding 7). A new kind is one entry here,
+#: one in :meth:`ProposalsMixin.proposal_marks` and one in the table's drawing.
+MARK_KINDS: tuple[str, ...] = ("elsewhere", "note")
 
 
 #: SQL true for a rejected proposal (``proposals`` row) a later run proposed again and recognised, itself rejected
@@ -180,6 +211,8 @@ class ProposalDetail:
     reviews: list[dict[str, Any]]
     history: list[dict[str, Any]]
     suggested_name: str
+    #: (rank, name) from the top down to where the candidate is placed: its parent taxon, or for an assigned
+    #: candidate the species it was assigned to
     parent_lineage: list[tuple[str, str]]
     #: the live proposal that now holds the closest candidate's recorded specimen (None: not recorded, or no
     #: live proposal holds it): "closest candidate" says which one, after any split or merge
@@ -607,15 +640,19 @@ def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int
         _log(conn, "note", new_id, reviewer, created_at, snap, snap, carried)
 
 
-def _known_elsewhere_sql(near: str | None, countries: str | None, genus: str | None,
-                         met_here: Mapping[str, Mapping[str, int]]) -> int:
-    """``known_elsewhere`` as an SQLite function over the evidence's JSON parts (1: flagged); a part that does
-    not read is no flag (the detail screen says what is wrong with that record)."""
+def _flag_gap_sql(near: str | None, countries: str | None, genus: str | None,
+                  met_here: Mapping[str, Mapping[str, int]]) -> float | None:
+    """``known_elsewhere`` as an SQLite function over the evidence's JSON parts: the gap (1 − identity) to the
+    flagged species, 1.0 where its identity is not recorded, None when nothing is flagged; a part that does not
+    read is no flag (the detail screen says what is wrong with that record)."""
     try:
-        return int(known_elsewhere(Evidence(near_species=_near_of(near), geography=Geography(
-            countries=_countries_of(countries))), genus, met_here=met_here) is not None)
+        s = known_elsewhere(Evidence(near_species=_near_of(near), geography=Geography(
+            countries=_countries_of(countries))), genus, met_here=met_here)
     except (ValueError, TypeError, KeyError, AttributeError):
-        return 0
+        return None
+    if s is None:
+        return None
+    return 1.0 if s.identity is None else max(0.0, 1.0 - float(s.identity))
 
 
 def _near_of(near: str | None) -> tuple[NearSpecies, ...]:
@@ -642,6 +679,21 @@ def _assigned_countries(raw: Any) -> dict[str, dict[str, int]]:
         for country, n in here.items():
             into[country] = into.get(country, 0) + n
     return out
+
+
+#: the live statuses' clause, and a rejection a later run recognised left out (listed as the later one)
+_LIVE_ONLY = "status NOT IN ('merged', 'superseded', 'withdrawn')"
+_NOT_REJECTED_AGAIN = f"(status != 'rejected' OR NOT {REJECTED_AGAIN})"
+#: the queue's clause when no filter is set (``proposal_queue`` answers its total from the indexes)
+_UNFILTERED = f"{_LIVE_ONLY} AND {_NOT_REJECTED_AGAIN}"
+
+
+def _register_flag_gap(raw: Any, sql: str) -> None:
+    """Make ``bd_flag_gap`` (:func:`_flag_gap_sql`) callable on ``raw`` when ``sql`` uses it, with the countries
+    reviewers' assigned candidates add (read once per query)."""
+    if "bd_flag_gap" in sql:
+        met = _assigned_countries(raw)
+        raw.create_function("bd_flag_gap", 3, lambda n, c, g: _flag_gap_sql(n, c, g, met))
 
 
 class ProposalsMixin(DatabaseCore):
@@ -729,10 +781,73 @@ class ProposalsMixin(DatabaseCore):
         (``storage.evidence.known_elsewhere``, the one rule, run inside SQLite on each candidate's evidence).
         Sort keys: id, size, novelty, identity, parent, name, status, created,
         updated, version; ties by id; missing values count as smallest (first
-        ascending, last descending) — SQLite's order, which keeps the indexes usable.
+        ascending, last descending) — SQLite's order, which keeps the indexes usable. ``flag`` (:data:`FLAG_SORT`):
+        by the ⚑ gap, unflagged last either way; computed on every row's evidence, as ``known_elsewhere`` is.
         """
-        if sort not in SORT_KEYS:
-            raise ValueError(f"unknown sort key {sort!r} (known: {', '.join(SORT_KEYS)})")
+        clause, params, order = self._queue_sql(
+            status, parent, parent_subtree=parent_subtree, run_id=run_id, min_size=min_size, max_size=max_size,
+            min_novelty=min_novelty, max_novelty=max_novelty, min_identity=min_identity, max_identity=max_identity,
+            search=search, sort=sort, descending=descending, known_elsewhere=known_elsewhere)
+        page_sql = f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?"
+        with self._read() as conn:
+            raw = dbapi(conn)
+            _register_flag_gap(raw, clause + order)
+            rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
+            if clause == _UNFILTERED:
+                # The unfiltered queue: total minus the (few) dead ones and rejections shown by their later
+                # recognition, all answered from indexes.
+                total = raw.execute("SELECT (SELECT count(*) FROM proposals) - (SELECT count(*) FROM proposals "
+                                    "WHERE status IN ('merged', 'superseded', 'withdrawn')) - (SELECT count(*) "
+                                    f"FROM proposals WHERE status = 'rejected' AND {REJECTED_AGAIN})").fetchone()[0]
+            else:
+                total = raw.execute(f"SELECT count(*) FROM proposals WHERE {clause}", params).fetchone()[0]
+        return [ProposalSummary(*r) for r in rows], int(total)
+
+    def queue_position(self, proposal_id: int, **query: Any) -> int | None:
+        """Where ``proposal_id`` stands (0 first) in the queue ``query`` selects (``proposal_queue``'s arguments,
+        less ``offset``/``limit``); None when the query does not hold it. Why: a candidate opened by its number
+        (``#31`` in the review) steps on with ``j``/``k`` from its own place in the queue, not from row 1; one id
+        column of the query is read (100k ints at most)."""
+        clause, params, order = self._queue_sql(**query)
+        with self._read() as conn:
+            raw = dbapi(conn)
+            _register_flag_gap(raw, clause + order)
+            for i, (pid,) in enumerate(raw.execute(f"SELECT id FROM proposals WHERE {clause} ORDER BY {order}",
+                                                   params)):
+                if pid == proposal_id:
+                    return i
+        return None
+
+    def proposal_marks(self, proposal_ids: Sequence[int]) -> dict[int, tuple[QueueMark, ...]]:
+        """Proposal id → its queue marks (:data:`MARK_KINDS`, in that order; ids with none are left out), for one
+        page of the queue: the ⚑ with its gap (the rule of ``known_elsewhere``, as ``known=elsewhere`` filters
+        it) and the number of reviewers' notes."""
+        ids = [int(i) for i in proposal_ids]
+        out: dict[int, tuple[QueueMark, ...]] = {}
+        with self._read() as conn:
+            raw = dbapi(conn)
+            _register_flag_gap(raw, _FLAG_GAP)
+            for chunk in chunked(ids):
+                part = list(chunk)
+                for pid, gap, notes in raw.execute(
+                        f"SELECT id, {_FLAG_GAP}, (SELECT count(*) FROM reviews r WHERE r.proposal_id = proposals.id "
+                        f"AND r.action = 'note') FROM proposals WHERE id IN ({', '.join('?' * len(part))})", part):
+                    marks = [*([QueueMark("elsewhere", float(gap))] if gap is not None else []),
+                             *([QueueMark("note", float(notes))] if notes else [])]
+                    if marks:
+                        out[int(pid)] = tuple(marks)
+        return out
+
+    def _queue_sql(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
+                   parent_subtree: bool = False, run_id: int | None = None, min_size: int | None = None,
+                   max_size: int | None = None, min_novelty: float | None = None, max_novelty: float | None = None,
+                   min_identity: float | None = None, max_identity: float | None = None, search: str | None = None,
+                   sort: str = "id", descending: bool = False,
+                   known_elsewhere: bool = False) -> tuple[str, list[Any], str]:
+        """The WHERE clause, its parameters and the ORDER BY of a queue (see :meth:`proposal_queue`): one place,
+        so a page, a step with ``j`` and a candidate's place in the queue are the same query."""
+        if sort not in SORT_KEYS and sort != FLAG_SORT:
+            raise ValueError(f"unknown sort key {sort!r} (known: {', '.join([*SORT_KEYS, FLAG_SORT])})")
         statuses = LIVE_STATUSES if status is None else ((status,) if isinstance(status, str) else tuple(status))
         bad = [s for s in statuses if s not in PROPOSAL_STATUSES]
         if bad:
@@ -740,11 +855,10 @@ class ProposalsMixin(DatabaseCore):
         # Plain SQL: at 100k proposals SQLAlchemy's statement building cost more than SQLite's answer.
         where: list[str] = []
         params: list[Any] = []
-        live = set(statuses) == set(LIVE_STATUSES)
-        if live:
+        if set(statuses) == set(LIVE_STATUSES):
             # "Not one of the dead statuses" rather than an IN over three: the IN sends the planner to the
             # status index and a full sort; this lets it walk the sort column's index and stop after a page.
-            where.append("status NOT IN ('merged', 'superseded', 'withdrawn')")
+            where.append(_LIVE_ONLY)
         else:
             where.append(f"status IN ({', '.join('?' * len(statuses))})")
             params.extend(statuses)
@@ -771,42 +885,21 @@ class ProposalsMixin(DatabaseCore):
             where.append("run_id = ?")
             params.append(run_id)
         if known_elsewhere:
-            # a record SQLite cannot parse (NaN, which Python's json writes and reads) is no flag, not a failed
-            # filter: json_extract raised 'malformed JSON' for the whole queue over one such candidate
-            # an assigned candidate is answered: the flag asks whether a candidate may be a known species
-            where.append("status != 'assigned' AND CASE WHEN json_valid(evidence) THEN "
-                         "bd_known_elsewhere(json_extract(evidence, '$.near_species'), "
-                         "json_extract(evidence, '$.geography.countries'), "
-                         "CASE WHEN parent_rank = 'genus' THEN parent_name END) ELSE 0 END")
+            where.append(f"{_FLAG_GAP} IS NOT NULL")
         if search:
             # a specimen's processid finds the candidate holding it (exact, through the members index); the
             # number or working label the queue shows ("#113", "cand113", "Unplaced sp. cand113") finds that one
             where.append("(provisional_name LIKE ? OR parent_name LIKE ? OR nearest_species LIKE ? "
                          "OR id IN (SELECT proposal_id FROM proposal_members WHERE processid = ?) OR id = ?)")
             params.extend([f"%{search}%"] * 3 + [search.strip(), self._shown_as(search)])
-        column = SORT_KEYS[sort]
         direction = "DESC" if descending else "ASC"
-        unfiltered = live and len(where) == 1
         if "rejected" in statuses and run_id is None:  # one run's own candidates are all listed under its filter
-            where.append(f"(status != 'rejected' OR NOT {REJECTED_AGAIN})")
-        clause = " AND ".join(where)
-        page_sql = (f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE {clause} "
-                    f"ORDER BY {column} {direction}, id {direction} LIMIT ? OFFSET ?")
-        with self._read() as conn:
-            raw = dbapi(conn)
-            if known_elsewhere:
-                met = _assigned_countries(raw)
-                raw.create_function("bd_known_elsewhere", 3, lambda n, c, g: _known_elsewhere_sql(n, c, g, met))
-            rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
-            if unfiltered:
-                # The unfiltered queue: total minus the (few) dead ones and rejections shown by their later
-                # recognition, all answered from indexes.
-                total = raw.execute("SELECT (SELECT count(*) FROM proposals) - (SELECT count(*) FROM proposals "
-                                    "WHERE status IN ('merged', 'superseded', 'withdrawn')) - (SELECT count(*) "
-                                    f"FROM proposals WHERE status = 'rejected' AND {REJECTED_AGAIN})").fetchone()[0]
-            else:
-                total = raw.execute(f"SELECT count(*) FROM proposals WHERE {clause}", params).fetchone()[0]
-        return [ProposalSummary(*r) for r in rows], int(total)
+            where.append(_NOT_REJECTED_AGAIN)
+        if sort == FLAG_SORT:  # unflagged last both ways: 2.0 / -1.0 lie outside every gap (0-1)
+            order = f"coalesce({_FLAG_GAP}, {-1.0 if descending else 2.0}) {direction}, id {direction}"
+        else:
+            order = f"{SORT_KEYS[sort]} {direction}, id {direction}"
+        return " AND ".join(where), params, order
 
     def _shown_as(self, search: str) -> int | None:
         """The candidate the queue shows as ``search``: its number (``113``, ``#113``, ``cand113``) or its whole
@@ -905,7 +998,10 @@ class ProposalsMixin(DatabaseCore):
                 EDGES.c.source_id == proposal_id, EDGES.c.target_id == proposal_id)).order_by(EDGES.c.id)).mappings()]
             lineage: list[tuple[str, str]] = []
             provisional: set[str] = set()
-            tid = summary.parent_taxon_id
+            # an assigned candidate's place is the species it was assigned to (its lineage ends with it): its
+            # parent's read "Acrolophus (genus)" under "#13 assigned Acrolophus kearfotti" (e25 finding 13)
+            tid = summary.taxon_id if summary.status == "assigned" and summary.taxon_id is not None \
+                else summary.parent_taxon_id
             while tid is not None and len(lineage) < 64:
                 t = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id, TAXA.c.status)
                                  .where(TAXA.c.id == tid)).first()

@@ -49,8 +49,12 @@ def summary_text(detail: Any) -> Text:
     text.append("\n")
     # rank fillers ("unassigned Gaeaxidae") name no taxon: left out of the lineage a taxonomist reads
     marked: frozenset[str] = getattr(detail, "provisional_taxa", frozenset())  # a genus a reviewer added: ◆
-    names = [ev.marked(name, name in marked) for _, name in detail.parent_lineage
-             if not is_filler_name(name)] or ([s.parent_name] if s.parent_name else [])
+    lineage = [(rank, name) for rank, name in detail.parent_lineage if not is_filler_name(name)]
+    if len(lineage) > 1 and lineage[-1][0] == "species" and lineage[-1][1].startswith(f"{lineage[-2][1]} "):
+        # an assigned candidate's place is its species, whose name holds its genus: "… › Acrolophinae › Acrolophus
+        # kearfotti (species)", one line at 80 columns, not "… › Acrolophus › Acrolophus kearfotti" on two
+        del lineage[-2]
+    names = [ev.marked(name, name in marked) for _, name in lineage] or ([s.parent_name] if s.parent_name else [])
     rank = detail.parent_lineage[-1][0] if detail.parent_lineage else s.parent_rank
     if names:
         text.append(" › ".join(names), style="cyan")

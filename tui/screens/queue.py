@@ -9,9 +9,10 @@ the same file shows up live.
 from __future__ import annotations
 
 import math
+import re
 import shlex
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Mapping
 
 from textual import on, work
 from textual.worker import get_current_worker
@@ -21,12 +22,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from biodiscover.storage.db.models import PROPOSAL_STATUSES
+from biodiscover.storage.db.proposals import FLAG_SORT, SORT_KEYS
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
 from biodiscover.tui.screens.dialogs import TextDialog
 from biodiscover.tui.widgets.proposal_table import ProposalTable
 from biodiscover.tui.widgets.run_progress import QueueStatus
 
-SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent")
+#: what ``s`` steps through; ``flag``: the ⚑ gap, those within the 3 % first (``storage.db.proposals.FLAG_SORT``)
+SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent", "flag")
+#: sorts that read best largest first (the rest smallest first: lowest identity, smallest ⚑ gap)
+DESCENDING_FIRST: tuple[str, ...] = ("size", "novelty")
 STATUS_CYCLE: tuple[str | None, ...] = ("pending", None, "accepted", "rejected", "assigned")
 PAGE_SIZE = 100
 
@@ -82,6 +87,10 @@ class QueueQuery:
         return " ".join(self.filter_terms())
 
 
+#: the sort keys a filter's ``sort=`` takes: every key the database sorts by
+SORT_KEYS_TYPED: tuple[str, ...] = (*SORT_KEYS, FLAG_SORT)
+
+
 def _finite(value: str) -> float:
     """A filter's number; NaN or infinity raise ValueError (``novelty>=nan`` compared false with every candidate:
     an empty queue, not an error)."""
@@ -91,12 +100,21 @@ def _finite(value: str) -> float:
     return v
 
 
+def goto_number(text: str) -> int | None:
+    """The candidate number typed after ``#`` / ``:`` (``31``, ``#31``, ``:31``, ``cand31``); None for anything
+    else."""
+    m = re.fullmatch(r"\s*(?:#|:|cand)?\s*(\d+)\s*", text)
+    return int(m.group(1)) if m else None
+
+
 def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
-    """``size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all known=elsewhere words…`` → a new query.
+    """``size>=5 novelty>=0.9 identity<=97 parent=Megaselia status=all known=elsewhere sort=flag words…`` → a new
+    query.
 
     Identity may be given in percent (97) or as a fraction (0.97). ``known=elsewhere``: only candidates whose
-    nearest known species may be their own, met from another part of its range (the detail's ⚑ line). Raises
-    ValueError naming the term it could not read.
+    nearest known species may be their own, met from another part of its range (the detail's ⚑ line).
+    ``sort=KEY`` sorts as ``s`` would (its usual direction; ``S`` reverses); the sort is kept when none is given.
+    Raises ValueError naming the term it could not read.
     """
     q = replace(base, parent=None, parent_label=None, min_size=None, min_novelty=None, max_identity=None,
                 min_identity=None, search=None, known_elsewhere=False)
@@ -132,6 +150,8 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 q = replace(q, min_novelty=_finite(value))
             elif key == "known" and op == "=" and value.lower() == "elsewhere":
                 q = replace(q, known_elsewhere=True)
+            elif key == "sort" and op == "=" and value.lower() in SORT_KEYS_TYPED:
+                q = replace(q, sort=value.lower(), descending=value.lower() in DESCENDING_FIRST)
             elif key == "identity":
                 v = _finite(value)
                 v = v / 100 if v > 1 else v
@@ -140,7 +160,8 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 raise ValueError
         except ValueError:
             raise ValueError(f"cannot read filter term {term!r} (try size>=5 novelty>=0.9 identity<=97 "
-                             f"parent=NAME known=elsewhere status=pending|accepted|rejected|assigned|all)") from None
+                             f"parent=NAME known=elsewhere sort={'|'.join(SORT_CYCLE)} "
+                             f"status=pending|accepted|rejected|assigned|all)") from None
     if words:
         q = replace(q, search=" ".join(words))
     return q
@@ -157,6 +178,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         Binding("f", "filter", "Filter", id="queue.filter"),
         Binding("tab", "cycle_status", "Status", id="queue.status", show=False),
         Binding("t", "taxonomy", "Taxa", id="queue.taxonomy"),
+        Binding("number_sign,colon", "goto", "Go to #", id="queue.goto", show=False),
         Binding("right_square_bracket", "page(1)", "Next page", id="queue.next_page", show=False),
         Binding("left_square_bracket", "page(-1)", "Prev page", id="queue.previous_page", show=False),
         Binding("ctrl+r", "refresh", "Reload", id="queue.reload", show=False),
@@ -211,18 +233,21 @@ class QueueScreen(DecisionsMixin, Screen[None]):
                 offset = max(0, (total - 1) // PAGE_SIZE * PAGE_SIZE)
                 rows, total = self.app.db.proposal_queue(**q.kwargs(), offset=offset, limit=PAGE_SIZE)
             provisional = self.app.db.provisional_taxa()
+            marks = self.app.db.proposal_marks([r.id for r in rows])
         except Exception as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
             self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
             self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # a newer query replaced this one
-            self.app.call_from_thread(self._show_page, rows, offset, total, provisional)
+            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks)
 
-    def _show_page(self, rows: list[Any], offset: int, total: int, provisional: frozenset[int] = frozenset()) -> None:
+    def _show_page(self, rows: list[Any], offset: int, total: int, provisional: frozenset[int] = frozenset(),
+                   marks: Mapping[int, Any] | None = None) -> None:
         self.decision_shown()
         self.page_offset = offset
         table = self.query_one(ProposalTable)
-        table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row, provisional=provisional)
+        table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row, provisional=provisional,
+                        marks=marks)
         shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
         line = f"{shown}   {self.query_state.describe()}"
         if not rows:
@@ -287,11 +312,11 @@ class QueueScreen(DecisionsMixin, Screen[None]):
     def action_cycle_sort(self) -> None:
         i = SORT_CYCLE.index(self.query_state.sort) if self.query_state.sort in SORT_CYCLE else -1
         key = SORT_CYCLE[(i + 1) % len(SORT_CYCLE)]
-        # Useful default directions: biggest, most novel first; lowest identity (most distinct) first.
-        self.set_query(replace(self.query_state, sort=key, descending=key in ("size", "novelty")))
+        # Useful default directions: biggest, most novel first; lowest identity (most distinct), smallest ⚑ gap first.
+        self.set_query(replace(self.query_state, sort=key, descending=key in DESCENDING_FIRST))
 
     def action_sort_by(self, key: str) -> None:
-        self.set_query(replace(self.query_state, sort=key, descending=key in ("size", "novelty")))
+        self.set_query(replace(self.query_state, sort=key, descending=key in DESCENDING_FIRST))
 
     def action_reverse_sort(self) -> None:
         self.set_query(replace(self.query_state, descending=not self.query_state.descending))
@@ -310,10 +335,44 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             except ValueError as exc:
                 self.app.notify(str(exc), severity="error", timeout=8)
 
-        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME known=elsewhere status=all text):",
+        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME known=elsewhere sort=flag "
+                                        "status=all text):",
                                         self.query_state.filter_text(), "empty clears filters",
                                         allow_empty=True),
                              lambda t: _apply(t) if t is not None else None)
+
+    def action_goto(self) -> None:
+        """``#`` / ``:`` then a number: open that candidate, at its place in the queue when the queue holds it (so
+        ``j``/``k`` step on from there). Why: at hundreds of candidates a reviewer with a number in hand (``#31`` in
+        a note, a report, a colleague's mail) scrolled or filtered for it (e25 finding 9)."""
+        def _go(text: str | None) -> None:
+            if text is None:
+                return
+            number = goto_number(text)
+            if number is None:
+                self.app.notify(f"not a candidate number: {text!r} (type 31, #31 or cand31)", severity="error",
+                                timeout=8)
+                return
+            self._goto(number, self.query_state)
+
+        self.app.push_screen(TextDialog("Go to candidate number:", "", "31, #31 or cand31"), _go)
+
+    @work(thread=True, exclusive=True, group="queue-goto", exit_on_error=False, description="go to a candidate")
+    def _goto(self, number: int, query: QueueQuery) -> None:
+        db = self.app.db
+        try:
+            db.proposal(number)  # says "no proposal 31 in …" for a number the database lacks
+            position = db.queue_position(number, **query.kwargs())
+        except Exception as exc:  # noqa: BLE001 - show, keep the app alive
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error", timeout=8)
+            return
+        self.app.call_from_thread(self._open_number, number, position)
+
+    def _open_number(self, number: int, position: int | None) -> None:
+        if position is None:
+            self.app.notify(f"#{number} is not in this queue ({self.query_state.describe()}): j/k do not step from "
+                            "it; Tab or f shows it among others", timeout=8)
+        self.app.open_detail(number, position)  # back from it, the queue's cursor lands on it (its action_back)
 
     def action_taxonomy(self) -> None:
         from biodiscover.tui.screens.taxonomy import TaxonomyScreen

@@ -8,31 +8,44 @@ The two name columns (parent / provisional name, nearest known species) share
 whatever width the terminal has beyond the numeric columns, and a name that
 still does not fit ends in ``…``: a silently cut ``Dreum sp. BIOUG9`` reads as
 another species than ``Dreum sp. BIOUG95524``.
+
+Beside each row's status mark (``· ✓ ✗ =``) stand its marks (``storage.db.QueueMark``): ⚑ / ⚐ where a known
+species met elsewhere may be the candidate's own, within / beyond the 3 % one species usually spans (with the gap
+itself where the terminal is wide), ✎ where reviewers wrote a note. Why: on a real plate the flagged candidates
+were visible only through ``f known=elsewhere`` and a candidate with a note looked like any other (e25 finding 7).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Container, Sequence
+from typing import Any, Container, Mapping, Sequence
 
 from rich.text import Text
 from textual import events
 from textual.message import Message
 from textual.widgets import DataTable
 
+from biodiscover.storage.db.proposals import MARK_KINDS
+from biodiscover.storage.evidence import SPECIES_SPAN
 from biodiscover.tui.evidence import shown_name
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "assigned": ("=", "cyan"),
                "merged": ("⇢", "grey50"), "superseded": ("↻", "grey50"), "withdrawn": ("–", "grey50")}
-#: (key, header, width); ``None`` marks the two name columns sized by :func:`column_widths`.
+#: (key, header, width); ``None`` marks the columns sized by :func:`column_widths` (the two names, and the status
+#: with the marks, which shows each mark's figure where the terminal is wide).
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
-    ("id", "#", 5), ("status", "", 1), ("taxon", "candidate", None),
+    ("id", "#", 5), ("status", "", None), ("taxon", "candidate", None),
     ("size", "n", 4), ("novelty", "nov", 4), ("identity", "ident%", 6), ("nearest", "nearest known", None),
 )
 #: Smallest widths of the name columns (they fit 80 columns) and the most they grow to.
-NAME_MIN = {"taxon": 22, "nearest": 20}
+NAME_MIN = {"taxon": 21, "nearest": 19}
 NAME_MAX = {"taxon": 40, "nearest": 48}
+#: Each mark kind's room (``storage.db.proposals.MARK_KINDS``): (narrow, wide) cells; a kind not listed (a mark
+#: added in storage before its drawing) takes one cell and shows as ``•``.
+MARK_ROOM: dict[str, tuple[int, int]] = {"elsewhere": (1, 6), "note": (1, 1)}
+#: From this many columns on, marks show their figures (``⚑2.9%``): at 80 the names need every cell.
+WIDE_MARKS = 120
 _CELL_PADDING = 2  # DataTable's default cell_padding=1 on both sides
 _SCROLLBAR = 3  # vertical scrollbar (2) and one spare column
 
@@ -56,9 +69,17 @@ def fit_name(name: str, width: int) -> str:
     return fit(m["head"], width - len(m["tail"])) + m["tail"]
 
 
+def marks_width(wide: bool) -> int:
+    """The status-and-marks column's width: the status mark, then one slot per mark kind (a blank between them
+    where ``wide``), so each kind stays in its own place down the column."""
+    rooms = [MARK_ROOM.get(kind, (1, 1))[wide] for kind in MARK_KINDS]
+    return 1 + sum(rooms) + (len(rooms) if wide else 0)
+
+
 def column_widths(total: int) -> dict[str, int]:
     """Width of every column for a table ``total`` cells wide (the name columns share the spare room)."""
     fixed = {key: width for key, _, width in COLUMNS if width is not None}
+    fixed["status"] = marks_width(total >= WIDE_MARKS)
     used = sum(fixed.values()) + _CELL_PADDING * len(COLUMNS) + _SCROLLBAR + sum(NAME_MIN.values())
     spare = max(0, total - used)
     taxon = min(NAME_MAX["taxon"], NAME_MIN["taxon"] + spare // 2)
@@ -70,16 +91,45 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Container[int] = ()) -> list[Any]:
+def mark_text(kind: str, value: float | None, wide: bool) -> Text:
+    """One mark as the queue draws it, padded to its room (:data:`MARK_ROOM`): ``elsewhere`` ⚑ within the 3 % one
+    species usually spans (``storage.evidence.SPECIES_SPAN``, the grading the ⚑ line gives), ⚐ beyond it, the gap
+    after it where ``wide``; ``note`` ✎. The two flags differ in shape, not only in colour."""
+    room = MARK_ROOM.get(kind, (1, 1))[wide]
+    if kind == "elsewhere":
+        within = value is not None and value <= SPECIES_SPAN + 1e-12
+        shown = ("⚑" if within else "⚐") + (f"{value * 100:.1f}%" if wide and value is not None else "")
+        return Text(shown[:room].ljust(room), style="bold yellow" if within else "yellow")
+    if kind == "note":
+        return Text("✎".ljust(room), style="cyan")
+    return Text("•".ljust(room))
+
+
+def status_cell(status: str, marks: Sequence[Any] = (), wide: bool = False) -> Text:
+    """The status mark (``· ✓ ✗ =``) and the row's marks (``storage.db.QueueMark``), each kind in its own slot."""
+    mark, style = STATUS_MARK.get(status, ("?", ""))
+    text = Text(mark, style=style)
+    have = {m.kind: m for m in marks}
+    for kind in MARK_KINDS:
+        if wide:
+            text.append(" ")
+        m = have.get(kind)
+        text.append_text(mark_text(kind, m.value, wide) if m is not None
+                         else Text(" " * MARK_ROOM.get(kind, (1, 1))[wide]))
+    text.rstrip()
+    return text
+
+
+def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Container[int] = (),
+              marks: Sequence[Any] = ()) -> list[Any]:
     """Cells for a ``storage.db.ProposalSummary``; names cut with ``…`` to ``widths``; a candidate placed in one of
-    the ``provisional`` taxa (ids) has its genus marked ◆."""
+    the ``provisional`` taxa (ids) has its genus marked ◆; ``marks``: its ``storage.db.QueueMark`` s."""
     w = widths or column_widths(80)
-    mark, style = STATUS_MARK.get(p.status, ("?", ""))
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
     name = shown_name(p, provisional)
     return [
         Text(str(p.id), justify="right"),
-        Text(mark, style=style),
+        status_cell(p.status, marks, wide=w["status"] > marks_width(False)),
         # The one name of the candidate (storage.records.candidate_name): the provisional name once given,
         # else the working name "<parent> sp. cand<id>" every export uses too.
         Text(fit_name(name, w["taxon"]), style="green" if p.provisional_name else ""),
@@ -103,6 +153,9 @@ class ProposalTable(DataTable[Any]):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.rows_shown: list[Any] = []
+        self.provisional: Container[int] = ()
+        #: proposal id → its marks (``storage.db.QueueMark``), for the rows shown
+        self.marks: Mapping[int, Sequence[Any]] = {}
         self.page_offset = 0
         self.total = 0
         self.widths = column_widths(80)
@@ -122,17 +175,21 @@ class ProposalTable(DataTable[Any]):
             self.clear(columns=True)
             self._add_columns()
             self.show_page(self.rows_shown, self.page_offset, self.total,
-                           keep_id=current.id if current is not None else None)
+                           keep_id=current.id if current is not None else None, provisional=self.provisional,
+                           marks=self.marks)
 
     def show_page(self, rows: Sequence[Any], offset: int, total: int, keep_id: int | None = None,
-                  cursor: int | None = None, provisional: Container[int] = ()) -> None:
+                  cursor: int | None = None, provisional: Container[int] = (),
+                  marks: Mapping[int, Sequence[Any]] | None = None) -> None:
         """Replace the page; put the cursor on ``keep_id`` if present, else on row ``cursor``; ``provisional``:
-        the ids of the provisional taxa (a candidate in one is marked, :func:`row_cells`)."""
+        the ids of the provisional taxa (a candidate in one is marked, :func:`row_cells`); ``marks``: proposal id →
+        its marks."""
         self.rows_shown = list(rows)
+        self.provisional, self.marks = provisional, dict(marks or {})
         self.page_offset, self.total = offset, total
         self.clear()
         for p in self.rows_shown:
-            self.add_row(*row_cells(p, self.widths, provisional), key=str(p.id))
+            self.add_row(*row_cells(p, self.widths, provisional, self.marks.get(p.id, ())), key=str(p.id))
         if not self.rows_shown:
             return
         target = 0 if cursor is None else max(0, min(cursor, len(self.rows_shown) - 1))

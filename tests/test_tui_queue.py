@@ -1,0 +1,171 @@
+"""The review queue and header after a real US plate's review (e25 findings 7, 8, 9, 10 and 13).
+
+Each test builds a small SQLite database of one triage run, opens the real :class:`~biodiscover.tui.app.ReviewApp`
+on it under Textual's Pilot, presses keys and asserts what the screen shows and where it went.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.evidence import Evidence, Geography, MemberHit, NearSpecies
+from biodiscover.storage.records import Specimen
+from biodiscover.tui.screens.detail import DetailScreen
+from biodiscover.tui.screens.dialogs import TextDialog
+from biodiscover.tui.screens.queue import QueueScreen
+from biodiscover.tui.widgets.proposal_table import ProposalTable
+from fixtures.review_db import GONODONTA, one_run_db
+from fixtures.tui_pilot import asynctest, notes, open_proposal, reviewing, settle
+
+SEQ = "ACGT" * 150
+
+
+def _evidence(pids: list[str], near: tuple[NearSpecies, ...], **kw: Any) -> Evidence:
+    """Evidence of candidate ``pids`` caught in the United States whose nearest species are ``near``."""
+    top = near[0]
+    return Evidence(size=len(pids), geography=Geography(countries={"United States": len(pids)}), near_species=near,
+                    member_hits={p: MemberHit(top.species, top.genus, "K1", top.identity) for p in pids}, **kw)
+
+
+def flag_plate(path: Path) -> dict[str, int]:
+    """Five candidates of genus Gonodonta caught in the United States, ids by letter: ``near`` 2.5 % from a
+    congener whose keys are all Brazilian (⚑ within the 3 %), ``far`` 6.1 % from one (⚑ beyond it), ``close`` 0.9 %
+    from one (⚑ within, the closest), ``here`` whose nearest species has a US key (no flag) and ``noted``, no flag,
+    with a reviewer's note."""
+    def species(name: str, identity: float, countries: dict[str, int]) -> NearSpecies:
+        return NearSpecies(name, "Gonodonta", identity, sum(countries.values()), countries, {})
+
+    near = {"near": species("Gonodonta bidens", 0.975, {"Brazil": 6}),
+            "far": species("Gonodonta uxor", 0.939, {"Brazil": 2}),
+            "close": species("Gonodonta immacula", 0.991, {"Suriname": 1}),
+            "here": species("Gonodonta sicheas", 0.95, {"United States": 3}),
+            "noted": species("Gonodonta sicheas", 0.93, {"United States": 3})}
+    groups = {k: [f"{k}{i}" for i in range(2)] for k in near}
+    ids = one_run_db(path, [Specimen(processid=p, dna_barcode=SEQ, country="United States")
+                            for g in groups.values() for p in g],
+                     [{**GONODONTA, "species": s.species} for s in near.values()],
+                     [{"members": groups[k], "parent_lineage": GONODONTA, "nearest_species": near[k].species,
+                       "nearest_identity": near[k].identity, "evidence": _evidence(groups[k], (near[k],))}
+                      for k in near])
+    out = dict(zip(near, ids))
+    with Database.open(path) as db:
+        db.note(out["noted"], "needs genitalia", reviewer="ana")
+    return out
+
+
+def status_cells(app: Any) -> dict[int, str]:
+    """Proposal id → the plain text of its status-and-marks cell, as the queue shows it."""
+    table = app.screen.query_one(ProposalTable)
+    return {p.id: str(table.get_row_at(i)[1].plain) for i, p in enumerate(table.rows_shown)}
+
+
+@asynctest
+async def test_the_queue_marks_the_flag_within_or_beyond_the_span_and_a_note(tmp_path: Path) -> None:
+    """e25 finding 7: flagged candidates were visible only through ``f known=elsewhere`` and #34, with a note,
+    read ``34 · Amara sp. cand34`` like any other. At 80 columns the marks are one cell each (⚑ within the 3 %
+    one species usually spans, ⚐ beyond it, ✎ a note); at 200 the ⚑ carries its gap."""
+    ids = flag_plate(tmp_path / "plate.sqlite")
+    async with reviewing(tmp_path / "plate.sqlite", size=(80, 24)) as (app, db, pilot):
+        await settle(pilot)
+        cells = status_cells(app)
+        assert cells == {ids["near"]: "·⚑", ids["far"]: "·⚐", ids["close"]: "·⚑", ids["here"]: "·",
+                         ids["noted"]: "· ✎"}, cells
+        table = app.screen.query_one(ProposalTable)
+        assert table.widths["taxon"] >= 21 and sum(table.widths.values()) + 2 * len(table.widths) + 3 <= 80
+    async with reviewing(tmp_path / "plate.sqlite", size=(200, 50)) as (app, db, pilot):
+        await settle(pilot)
+        cells = status_cells(app)
+        assert cells[ids["near"]] == "· ⚑2.5%" and cells[ids["far"]] == "· ⚐6.1%" and cells[ids["close"]] == "· ⚑0.9%"
+        assert cells[ids["noted"]] == "·        ✎" and cells[ids["here"]] == "·"
+    db.close()
+
+
+@asynctest
+async def test_sort_by_the_flag_gap_puts_the_flags_within_the_span_first(tmp_path: Path) -> None:
+    """e25 finding 10: 27 of 50 candidates were flagged; sorted by the ⚑ gap (``s`` to ``sort=flag``, or
+    ``sort=flag`` in the filter) the closest flags come first and the unflagged last, in id order."""
+    ids = flag_plate(tmp_path / "plate.sqlite")
+    want = [ids["close"], ids["near"], ids["far"], ids["here"], ids["noted"]]
+    async with reviewing(tmp_path / "plate.sqlite", size=(120, 30)) as (app, db, pilot):
+        await settle(pilot)
+        for _ in range(5):  # id → size → novelty → identity → parent → flag
+            await pilot.press("s")
+            await settle(pilot)
+        assert app.screen.query_state.sort == "flag"
+        assert [p.id for p in app.screen.query_one(ProposalTable).rows_shown] == want
+        assert "sort=flag ↑" in str(app.screen.query_one("#queue-query").render())
+        await pilot.press("S")  # reversed: the farthest flag first, the unflagged still last
+        await settle(pilot)
+        assert [p.id for p in app.screen.query_one(ProposalTable).rows_shown] == [
+            ids["far"], ids["near"], ids["close"], ids["noted"], ids["here"]]
+        await pilot.press("s")  # back to id
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press("ctrl+u", *"sort=flag", "enter")
+        await settle(pilot)
+        assert [p.id for p in app.screen.query_one(ProposalTable).rows_shown] == want
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press("ctrl+u", *"sort=colour", "enter")
+        await settle(pilot)
+        assert any("cannot read filter term 'sort=colour'" in n for n in notes(app))
+    assert db.queue_position(ids["far"], status="pending", sort="flag") == 2
+    assert db.queue_position(ids["far"], status="accepted") is None
+    db.close()
+
+
+@asynctest
+async def test_a_candidate_opens_by_its_number_at_its_place_in_the_queue(tmp_path: Path) -> None:
+    """e25 finding 9: ``#31`` or ``:31`` from the queue opens that candidate; ``j`` then steps on from its place
+    in the queue's own order (here sorted by the ⚑ gap), and back in the queue the cursor is on it."""
+    ids = flag_plate(tmp_path / "plate.sqlite")
+    async with reviewing(tmp_path / "plate.sqlite", size=(120, 30)) as (app, db, pilot):
+        await settle(pilot)
+        app.screen.action_sort_by("flag")
+        await settle(pilot)
+        await pilot.press("number_sign")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        await pilot.press(*str(ids["near"]), "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen) and app.screen.proposal_id == ids["near"]
+        assert app.screen.position == 1  # second in the ⚑ order
+        await pilot.press("j")
+        await settle(pilot)
+        assert app.screen.proposal_id == ids["far"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen) and app.screen.query_one(ProposalTable).current.id == ids["far"]
+        await pilot.press("colon")
+        await settle(pilot)
+        await pilot.press(*f"cand{ids['here']}", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen) and app.screen.proposal_id == ids["here"]
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("number_sign")
+        await settle(pilot)
+        await pilot.press(*"#99", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen) and any("no proposal 99" in n for n in notes(app))
+    db.close()
+
+
+@asynctest
+async def test_an_assigned_candidate_is_placed_at_its_species_in_the_header(tmp_path: Path) -> None:
+    """e25 finding 13: #13, assigned to *Acrolophus kearfotti*, read "… › Acrolophus (genus)" under its name."""
+    ids = flag_plate(tmp_path / "plate.sqlite")
+    with Database.open(tmp_path / "plate.sqlite") as db:
+        pid = ids["near"]
+        db.assign(pid, db.proposal(pid).version, "Gonodonta bidens", reviewer="ana")
+    async with reviewing(tmp_path / "plate.sqlite", size=(80, 24)) as (_app, db, pilot):
+        screen = await open_proposal(pilot, pid)
+        lines = str(screen.query_one("#detail-summary").render()).splitlines()
+        assert lines[0].startswith(f"#{pid} assigned") and lines[0].endswith("Gonodonta bidens")
+        assert lines[1] == "Lepidoptera › Erebidae › Calpinae › Gonodonta bidens (species)", lines
+        screen = await open_proposal(pilot, ids["far"])  # a pending one keeps its genus
+        assert str(screen.query_one("#detail-summary").render()).splitlines()[1].endswith("› Gonodonta (genus)")
+    db.close()
