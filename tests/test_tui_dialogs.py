@@ -681,7 +681,7 @@ async def test_members_table_gives_each_members_label_one_rank_under_the_candida
         rows = [[str(c).strip() for c in table.get_row_at(i)] for i in range(table.row_count)]
         assert [r[3] for r in rows] == ["0.06 Noctuidae"] * 3
         assert rows[0][:2] == ["BLPAA10040-19", "order: Lepidoptera"]  # nothing cut at 80 columns
-        assert "country" in headers and "memb" in headers
+        assert "country" in headers and "ctr%" in headers
         screen = await open_proposal(pilot, ids["b"])
         headers = [str(c.label) for c in screen.query_one("#members-table").columns.values()]
         assert not any("P ·" in h for h in headers), headers

@@ -169,3 +169,34 @@ async def test_an_assigned_candidate_is_placed_at_its_species_in_the_header(tmp_
         screen = await open_proposal(pilot, ids["far"])  # a pending one keeps its genus
         assert str(screen.query_one("#detail-summary").render()).splitlines()[1].endswith("› Gonodonta (genus)")
     db.close()
+
+
+@asynctest
+async def test_members_show_their_distance_from_the_centre_not_a_membership_that_reads_as_doubt(
+        tmp_path: Path) -> None:
+    """e25 finding 8: on #2 (69 *Renia* ≤ 0.9 % apart, HDBSCAN agreeing 100 %) 64 members read ``memb 0.49``: half
+    of that figure is HDBSCAN's soft membership, 0 where it finds one cluster. The members table shows each one's
+    p-distance from the consensus barcode instead, and the evidence says what the stored score is."""
+    variant = "ACGA" + SEQ[4:300] + "T" + SEQ[301:]  # 2 differences in 600 from the consensus: 0.3 %
+    pids = ["R0", "R1", "R2", "R3"]
+    seqs = [SEQ, SEQ, SEQ, variant]
+    (pid,) = one_run_db(tmp_path / "plate.sqlite",
+                        [Specimen(processid=p, dna_barcode=s, country="United States") for p, s in zip(pids, seqs)],
+                        [GONODONTA],
+                        [{"members": [(p, 0.486) for p in pids], "parent_lineage": GONODONTA,
+                          "evidence": Evidence(size=4, consensus_barcode=SEQ, threshold=0.025, linkage="average",
+                                               hdbscan_agreement=1.0, mean_probability=0.486)}])
+    async with reviewing(tmp_path / "plate.sqlite", size=(80, 24)) as (_app, db, pilot):
+        screen = await open_proposal(pilot, pid)
+        table = screen.query_one("#members-table")
+        assert str(table.columns["p"].label) == "ctr%"
+        rows = {str(table.get_row_at(i)[0]).strip(): str(table.get_row_at(i)[-1]).strip()
+                for i in range(table.row_count)}
+        assert rows == {"R0": "0.0", "R1": "0.0", "R2": "0.0", "R3": "0.3"}, rows
+        await pilot.press("3")
+        await settle(pilot)
+        evidence = " ".join(str(screen.query_one("#nearest").render()).split())
+        assert "mean membership" not in evidence
+        assert "clustering score 0.49 (P(same species) by distance averaged with HDBSCAN's soft membership, ≈0 " \
+               "where HDBSCAN sees one cluster: not doubt" in evidence, evidence
+    db.close()

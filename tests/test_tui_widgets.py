@@ -216,7 +216,10 @@ def test_why_lines_say_how_a_candidate_was_formed() -> None:
     lines = dict(why_lines(Evidence(threshold=0.03, linkage="single", hdbscan_agreement=1.0, mean_probability=0.9),
                            members))
     assert lines["novelty"] == "0.50–0.75 across members (mean 0.62)"
-    assert lines["clustered"] == "single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; mean membership 0.90"
+    assert lines["clustered"] == ("single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; clustering score 0.90 "
+                                  "(P(same species) by distance averaged with HDBSCAN's soft membership, ≈0 where "
+                                  "HDBSCAN sees one cluster: not doubt; ctr% in Members: each one's distance from "
+                                  "the consensus)")
     assert why_lines(Evidence(), []) == []
     from biodiscover.storage.evidence import NearestKnown
 
@@ -383,10 +386,12 @@ def test_split_and_merge_option_labels_fit_the_dialog() -> None:
                                probability=1.0, novelty=0.57),
                SimpleNamespace(processid="KNFZ945-20", dna_bin="BOLD:AAA0001", country="Pakistan",
                                probability=0.5, novelty=None)]
-    labels = [member_label(m) for m in members]
+    labels = [member_label(m, centre=c) for m, c in zip(members, (0.0, 0.0033))]
     assert all(len(label) <= 62 for label in labels)
     assert labels[0].index("no BIN") == labels[1].index("BOLD:AAA0001")  # columns line up
-    assert labels[1].index("memb 0.50") == labels[0].index("memb 1.00") and labels[1].endswith("nov –")
+    # each one's distance from the consensus, not the clustering's membership (e25 finding 8)
+    assert labels[1].index("ctr 0.3%") == labels[0].index("ctr 0.0%") and labels[1].endswith("nov –")
+    assert "ctr –     nov" in member_label(members[0])
     p = SimpleNamespace(id=21, provisional_name=None, parent_name="Tiaopsis", size=3, nearest_species="Tiaopsis xua",
                         nearest_identity=0.97, status="pending", name="Tiaopsis sp. cand21")
     assert proposal_label(p) == "#21 Tiaopsis sp. cand21 · n=3 · nearest Tiaopsis xua 97.0%"

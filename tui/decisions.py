@@ -22,7 +22,7 @@ from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, descri
                                             new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import plural
-from biodiscover.tui.evidence import marked, shown_name
+from biodiscover.tui.evidence import centre_distances, centre_text, marked, shown_name
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
@@ -234,15 +234,17 @@ def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any
     return out
 
 
-def member_label(m: Any, with_bin: bool = True) -> str:
+def member_label(m: Any, with_bin: bool = True, centre: float | None = None) -> str:
     """A member in the split dialog: aligned columns that fit the 80-column dialog (the BIN column left out
-    when no member has one, as on a plate whose BINs were removed: it said "no BIN" on every row)."""
-    prob = "–" if m.probability is None else f"{m.probability:.2f}"
+    when no member has one, as on a plate whose BINs were removed: it said "no BIN" on every row); ``centre``: its
+    p-distance from the candidate's consensus (``tui.evidence.centre_distances``, where the stored membership
+    read as doubt on a tight candidate)."""
     nov = "–" if m.novelty is None else f"{m.novelty:.2f}"
     country = m.country or "–"
     country = country if len(country) <= 12 else country[:11] + "…"
     bin_ = f"{m.dna_bin or 'no BIN':<12} " if with_bin else ""
-    return f"{m.processid:<13} {bin_}{country:<12} memb {prob} nov {nov}"
+    ctr = centre_text(centre)
+    return f"{m.processid:<13} {bin_}{country:<12} ctr {ctr + '%' if ctr != '–' else ctr:<5} nov {nov}"
 
 
 class DecisionsMixin:
@@ -526,7 +528,8 @@ class DecisionsMixin:
                                       severity="warning")
             return
         with_bin = any(m.dna_bin for m in detail.members)
-        options = [(m.processid, member_label(m, with_bin)) for m in detail.members]
+        centre = centre_distances(detail.evidence, detail.members)
+        options = [(m.processid, member_label(m, with_bin, centre.get(m.processid))) for m in detail.members]
         proposed, why = split_proposal(detail)
 
         def split(ids: list[str]) -> None:

@@ -90,12 +90,14 @@ def summary_text(detail: Any) -> Text:
     return text
 
 
-#: Members table: (key, header, width at 80 columns, extra share of any wider terminal). A BOLD process id runs to
+#: Members table: (key, header, width at 80 columns, extra share of any wider terminal). ``ctr%``: the member's
+#: p-distance from the candidate's consensus barcode in percent (``tui.evidence.centre_distances`` says why not
+#: the stored membership, which read 0.49 on a candidate 0.9 % wide). A BOLD process id runs to
 #: 14 characters (``GBMIN123456-19``): a reviewer of a real plate read ``BLPAA10046-…`` at 13.
 MEMBER_COLUMNS: tuple[tuple[str, str, int, int], ...] = (
     ("pid", "processid", 15, 0), ("rank", "deepest rank", 16, 2), ("conf", "conf", 5, 0),
     ("under", "P ·", 15, 1), ("nov", "nov", 5, 0),
-    ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "memb", 5, 0),
+    ("bin", "BIN", 13, 0), ("country", "country", 11, 1), ("size", "area", 6, 0), ("p", "ctr%", 5, 0),
 )
 
 
@@ -269,10 +271,15 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         except Exception as exc:  # noqa: BLE001 - an alignment failure must not hide the proposal
             self.app.call_from_thread(self.app.notify, f"DNA alignment: {exc}", severity="warning")
             dna = ev.DnaView(None, [], "alignment failed")
+        try:
+            centre = ev.centre_distances(detail.evidence, detail.members)
+        except Exception as exc:  # noqa: BLE001 - a distance failure must not hide the proposal
+            self.app.call_from_thread(self.app.notify, f"distance from the consensus: {exc}", severity="warning")
+            centre = {}
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, detail, dna)
+            self.app.call_from_thread(self._show, detail, dna, centre)
 
-    def _show(self, detail: Any, dna: Any = None) -> None:
+    def _show(self, detail: Any, dna: Any = None, centre: Mapping[str, float] | None = None) -> None:
         self.decision_shown()
         other = self.detail is None or self.detail.summary.id != detail.summary.id
         self.detail = detail
@@ -293,8 +300,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             cells = (m.processid, f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}",
                      "–" if m.confidence is None else f"{m.confidence:.2f}", ev.label_at(m, under),
                      "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
-                     area_text(m.image_measurement_value),
-                     "–" if m.probability is None else f"{m.probability:.2f}")
+                     area_text(m.image_measurement_value), ev.centre_text((centre or {}).get(m.processid)))
             table.add_row(*(_cell(c, w[key]) for c, (key, *_) in zip(cells, MEMBER_COLUMNS) if key in keys),
                           key=m.processid)
         dna = dna if dna is not None else ev.dna_alignment(detail.evidence, detail.members)
