@@ -200,3 +200,32 @@ async def test_members_show_their_distance_from_the_centre_not_a_membership_that
         assert "clustering score 0.49 (P(same species) by distance averaged with HDBSCAN's soft membership, ≈0 " \
                "where HDBSCAN sees one cluster: not doubt" in evidence, evidence
     db.close()
+
+
+def _type_at_once(app: Any, keys: list[str]) -> None:
+    """Post ``keys`` to the app together, as a terminal delivers a burst (tmux send-keys, a paste, a quick hand)."""
+    from textual import events
+
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+
+
+@asynctest
+async def test_keys_typed_before_the_filter_box_opens_go_into_it_in_order(tmp_path: Path) -> None:
+    """e25 finding 9: typed fast after ``f``, the text reached the queue's table before the filter box opened and
+    was lost there, while Ctrl-U and Enter acted on the box when they came back up: an emptied filter was applied.
+    In the box itself, a burst of "Ctrl-U text Enter" typed the text, then cleared it. Every key now lands in the
+    box, in order, and a second Enter does not close the queue under it."""
+    ids = flag_plate(tmp_path / "plate.sqlite")
+    async with reviewing(tmp_path / "plate.sqlite", size=(120, 30)) as (app, db, pilot):
+        await settle(pilot)
+        _type_at_once(app, ["f", "ctrl+u", *f"#{ids['far']}", "enter"])
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen), app.screen_stack
+        assert app.screen.query_state.search == f"#{ids['far']}"
+        assert [p.id for p in app.screen.query_one(ProposalTable).rows_shown] == [ids["far"]]
+        _type_at_once(app, ["f", "ctrl+u", *"sort=flag", "enter", "enter"])
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen) and len(app.screen_stack) == 2, app.screen_stack
+        assert app.screen.query_state.sort == "flag" and app.screen.query_state.search is None
+    db.close()

@@ -13,10 +13,11 @@ Bindings carry ids (``proposal.accept`` …) so a keymap file can remap them
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 
@@ -27,6 +28,11 @@ from biodiscover.tui.keymap import default_keymap_path, load_keymap
 from biodiscover.tui.screens.help import HelpScreen, collect_bindings
 
 log = logging.getLogger(__name__)
+
+#: the longest keys typed ahead of a new screen wait for it to take the focus (``ReviewApp.on_event``), and how
+#: often they look: a dialog takes it within a frame or two; a screen that focuses nothing gets them after this
+HOLD_SECONDS = 0.5
+HOLD_POLL = 0.01
 
 
 class ReviewApp(App[None]):
@@ -60,6 +66,9 @@ class ReviewApp(App[None]):
         self.session_actions: dict[int, tuple[str, int | None]] = {}
         self.user_keymap = dict(keymap or {})
         self.queue_screen: Any | None = None
+        #: keys typed ahead of a screen that has not taken the focus yet (``on_event``), and since when
+        self._held: list[events.Key] = []
+        self._held_since: float | None = None
 
     def on_mount(self) -> None:
         from biodiscover.tui.screens.queue import QueueQuery, QueueScreen
@@ -82,6 +91,50 @@ class ReviewApp(App[None]):
         """Import what the detail screen aligns with while the reviewer reads the queue: discovery's modules
         bring scikit-learn and hdbscan, seconds of imports the first opened candidate would otherwise wait on."""
         import biodiscover.discovery.proposals  # noqa: F401
+
+    # -- keys typed ahead of a dialog --------------------------------------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        """A key that comes back up from a screen no longer on top is typed again, at the screen now on top, once
+        that screen has taken the focus (and the keys typed meanwhile wait behind it).
+
+        Why: Textual hands each key to the focused widget first and runs the bindings when it comes back up to the
+        app. Keys typed quickly after ``f`` (``f``, Ctrl-U, ``cand31``, Enter, as a terminal delivers them) all
+        reached the queue's table before ``f`` opened the filter box; coming back up, the letters found no
+        binding and were lost while Ctrl-U and Enter acted on the box (an emptied or unchanged filter applied), and
+        a second Enter then opened a candidate from the queue (a real plate's review, e25 finding 9; the same for
+        any dialog a key opens over the queue or a candidate). Posted again before the box had the focus, the
+        letters were lost again (``sort=flag`` read ``=flag`` in tmux). Each key is stamped with the screen it was
+        aimed at."""
+        if isinstance(event, events.Key):
+            if not event.is_forwarded:
+                if self._held:  # keys wait for the screen now on top to take the focus: this one waits behind
+                    self._hold(event)
+                    return
+                event._aimed_at = self.screen  # type: ignore[attr-defined]  # read back by getattr below
+            else:
+                aimed = getattr(event, "_aimed_at", None)
+                if aimed is not None and aimed is not self.screen and aimed in self.screen_stack:
+                    event.stop()
+                    self._hold(event)
+                    return
+        await super().on_event(event)
+
+    def _hold(self, event: events.Key) -> None:
+        self._held.append(events.Key(event.key, event.character))
+        if self._held_since is None:
+            self._held_since = time.monotonic()
+            self.set_timer(HOLD_POLL, self._release_held)
+
+    def _release_held(self) -> None:
+        """Type the held keys again, in order, once the screen on top has a focused widget (or after
+        ``HOLD_SECONDS``, for a screen that focuses nothing)."""
+        if self._held_since is not None and self.screen.focused is None and \
+                time.monotonic() - self._held_since < HOLD_SECONDS:
+            self.set_timer(HOLD_POLL, self._release_held)
+            return
+        held, self._held, self._held_since = self._held, [], None
+        for key in held:
+            self.post_message(key)
 
     # -- help ----------------------------------------------------------------------------------------------
     @staticmethod
