@@ -109,7 +109,8 @@ FLAG_SORT = "flag"
 #: assigned candidate is answered; a record SQLite cannot parse (NaN, which Python's json writes and reads) is no
 #: flag, not a failed query: json_extract raised 'malformed JSON' for the whole queue over one such candidate.
 _FLAG_GAP = ("(CASE WHEN status != 'assigned' AND json_valid(evidence) THEN "
-             "bd_flag_gap(json_extract(evidence, '$.near_species'), json_extract(evidence, '$.geography.countries'), "
+             "bd_flag_gap(id, version, updated_at, json_extract(evidence, '$.near_species'), "
+             "json_extract(evidence, '$.geography.countries'), "
              "CASE WHEN parent_rank = 'genus' THEN parent_name END) END)")
 
 
@@ -688,16 +689,48 @@ _NOT_REJECTED_AGAIN = f"(status != 'rejected' OR NOT {REJECTED_AGAIN})"
 _UNFILTERED = f"{_LIVE_ONLY} AND {_NOT_REJECTED_AGAIN}"
 
 
-def _register_flag_gap(raw: Any, sql: str) -> None:
+#: the most ⚑ gaps one database keeps (``_register_flag_gap``) before it starts again
+FLAG_MEMO_ROWS = 500_000
+
+
+def _register_flag_gap(raw: Any, sql: str, memo: dict[Any, Any]) -> None:
     """Make ``bd_flag_gap`` (:func:`_flag_gap_sql`) callable on ``raw`` when ``sql`` uses it, with the countries
-    reviewers' assigned candidates add (read once per query)."""
-    if "bd_flag_gap" in sql:
-        met = _assigned_countries(raw)
-        raw.create_function("bd_flag_gap", 3, lambda n, c, g: _flag_gap_sql(n, c, g, met))
+    reviewers' assigned candidates add (read once per query).
+
+    Each gap is kept in ``memo`` (one per database) under the proposal's id, version and last change, for the
+    countries reviewers have added so far. Why: the rule runs in Python on every row of the query, about 0.25 ms a
+    row; sorted by the ⚑ gap, a page and each ``j`` step (two queries) cost 1.2-1.5 s at 5,000 proposals and about
+    5 s each at 20,000 (the real US plate's evidence copied to that many rows; benchmarks/RESULTS-tui.md). A
+    proposal's evidence changes only with a change that bumps its version or time (split, merge, a new run)."""
+    if "bd_flag_gap" not in sql:
+        return
+    met = _assigned_countries(raw)
+    key = tuple(sorted((sp, tuple(sorted(c.items()))) for sp, c in met.items()))
+    if memo.get("met") != key or len(memo) > FLAG_MEMO_ROWS:
+        memo.clear()
+        memo["met"] = key
+
+    def gap(pid: int, version: int, stamp: str, near: str | None, countries: str | None,
+            genus: str | None) -> float | None:
+        k = (pid, version, stamp, genus)
+        if k not in memo:
+            memo[k] = _flag_gap_sql(near, countries, genus, met)
+        found: float | None = memo[k]
+        return found
+
+    raw.create_function("bd_flag_gap", 6, gap)
 
 
 class ProposalsMixin(DatabaseCore):
     """Proposals API; see the module docstring."""
+
+    @property
+    def _flag_memo(self) -> dict[Any, Any]:
+        """The ⚑ gaps computed so far on this database (``_register_flag_gap``)."""
+        memo = self.__dict__.get("_flag_gaps")
+        if memo is None:
+            memo = self.__dict__["_flag_gaps"] = {}
+        return memo
 
     def write_proposals(self, run_id: int, proposals: Iterable[Any], chunk_size: int = CHUNK_ROWS // 4, *,
                         part_evidence: PartEvidence | None = None) -> list[int]:
@@ -791,7 +824,7 @@ class ProposalsMixin(DatabaseCore):
         page_sql = f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?"
         with self._read() as conn:
             raw = dbapi(conn)
-            _register_flag_gap(raw, clause + order)
+            _register_flag_gap(raw, clause + order, self._flag_memo)
             rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
             if clause == _UNFILTERED:
                 # The unfiltered queue: total minus the (few) dead ones and rejections shown by their later
@@ -811,7 +844,7 @@ class ProposalsMixin(DatabaseCore):
         clause, params, order = self._queue_sql(**query)
         with self._read() as conn:
             raw = dbapi(conn)
-            _register_flag_gap(raw, clause + order)
+            _register_flag_gap(raw, clause + order, self._flag_memo)
             for i, (pid,) in enumerate(raw.execute(f"SELECT id FROM proposals WHERE {clause} ORDER BY {order}",
                                                    params)):
                 if pid == proposal_id:
@@ -826,7 +859,7 @@ class ProposalsMixin(DatabaseCore):
         out: dict[int, tuple[QueueMark, ...]] = {}
         with self._read() as conn:
             raw = dbapi(conn)
-            _register_flag_gap(raw, _FLAG_GAP)
+            _register_flag_gap(raw, _FLAG_GAP, self._flag_memo)
             for chunk in chunked(ids):
                 part = list(chunk)
                 for pid, gap, notes in raw.execute(
