@@ -151,6 +151,9 @@ async def test_a_candidate_opens_by_its_number_at_its_place_in_the_queue(tmp_pat
         await pilot.press(*"#99", "enter")
         await settle(pilot)
         assert isinstance(app.screen, QueueScreen) and any("no proposal 99" in n for n in notes(app))
+        await pilot.press("question_mark")  # the help names the keys as typed
+        await settle(pilot)
+        assert "#/:       Open candidate #N" in str(app.screen.query_one("#help-body").render())
     db.close()
 
 

@@ -17,7 +17,7 @@ from textual.widgets import Static
 
 
 KEY_NAMES = {"question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]", "escape": "esc",
-             "backspace": "⌫", "enter": "⏎"}
+             "backspace": "⌫", "enter": "⏎", "number_sign": "#", "colon": ":"}
 
 
 def key_display(keys: str) -> str:

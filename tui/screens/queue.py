@@ -178,7 +178,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         Binding("f", "filter", "Filter", id="queue.filter"),
         Binding("tab", "cycle_status", "Status", id="queue.status", show=False),
         Binding("t", "taxonomy", "Taxa", id="queue.taxonomy"),
-        Binding("number_sign,colon", "goto", "Go to #", id="queue.goto", show=False),
+        Binding("number_sign,colon", "goto", "Open candidate #N", id="queue.goto", show=False),
         Binding("right_square_bracket", "page(1)", "Next page", id="queue.next_page", show=False),
         Binding("left_square_bracket", "page(-1)", "Prev page", id="queue.previous_page", show=False),
         Binding("ctrl+r", "refresh", "Reload", id="queue.reload", show=False),
