@@ -536,6 +536,23 @@ class DiscoveryModel:
             out.append(Hits(pos, idv, informative_length(seq), wins, shared))
         return out
 
+    def _own_keys(self, processids: Sequence[str]) -> list[Exclusion | None] | None:
+        """Per query, the positions of keys that are its own record (same processid), to leave out of its search;
+        None where no query has one (the search then takes its fast path).
+
+        Why: a specimen is no evidence for itself. Members of a candidate a reviewer accepted are keys in the next
+        triage of the same collection, and a re-triaged week-1 batch was published as "COI barcode 100.0 %
+        identical to reference CHEIK003-13" for CHEIK003-13 (and named from it at P(right) 1.0). Without its own
+        key a specimen is named from the other keys: its reviewed siblings, or the reference."""
+        wanted = set(processids)
+        where: dict[str, list[int]] = {}
+        for j, pid in enumerate(self.ref_ids_):
+            if pid in wanted:
+                where.setdefault(pid, []).append(j)
+        if not where:
+            return None
+        return [np.asarray(where[p], dtype=np.int64) if p in where else None for p in processids]
+
     def _cutoff_ranks(self) -> list[int]:
         """Indices of the ranks the fitted naming model decides by the published cut-off."""
         return [k for k, r in enumerate(RANKS) if r not in self.naming_.models_]
@@ -560,7 +577,8 @@ class DiscoveryModel:
         if usable:
             seqs = [_barcode(specimens[i]) for i in usable]
             closer: dict[int, tuple[int, float]] = {}
-            hits = self._hits(seqs, bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
+            hits = self._hits(seqs, self._own_keys([specimens[i].processid for i in usable]),
+                              bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
             reversed_, unrelated = self._check_homology(seqs, hits)
             calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits,
                                           getattr(self, "_session_keys", 0))

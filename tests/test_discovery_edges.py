@@ -291,7 +291,8 @@ def test_session_references_name_their_species_and_skip_known_or_unusable_specim
     assert len(m.reference_) == n + 3 and list(m.ref_ids_[n:]) == [s.processid for s in first]
     assert m.add_references(first) == 0 and len(m.reference_) == n + 3  # the same processids: nothing new
     assert len(m.ref_lengths_) == n + 3 and m.ref_lengths_[n] == len(first[0].dna_barcode)
-    res = m.triage(rest + [first[0]])
+    # a copy of a key's barcode under another processid (its own record is never its evidence)
+    res = m.triage(rest + [dataclasses.replace(first[0], processid="copy")])
     assert all(r.deepest_rank == "species" and r.deepest_label == species for r in res[:-1]), res
     assert all(r.top_hit in {s.processid for s in first} for r in res)
     copy = res[-1]
@@ -736,3 +737,27 @@ def test_a_reviewed_species_counts_once_in_its_taxa_sizes_whatever_its_members_n
     # no session keys: every key counts (the reference the model was fitted on)
     assert taxon_sizes(ref + [new_sp] * 3)[RANKS.index("genus")] == {"G": 6, "H": 1}
     assert taxon_sizes(ref, session=0) == taxon_sizes(ref)
+
+
+def test_a_specimen_is_never_its_own_evidence(world) -> None:
+    """A specimen whose own record is a key (a member of a candidate a reviewer accepted, re-triaged; a collection
+    that holds reference records) is searched without that key: the batch review's week-1 Norway specimens,
+    re-triaged after review, were published as "COI barcode 100.0 % identical to reference CHEIK003-13" — the
+    specimen itself. Its name then comes from the other keys, and the evidence names one of those."""
+    m = DiscoveryModel(EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=40, max_candidates=15)).fit(world["train"])
+    by_species: dict[str, list[Specimen]] = {}
+    for s in world["test_unseen"]:
+        by_species.setdefault(s.species, []).append(s)
+    species, members = max(sorted(by_species.items()), key=lambda kv: len(kv[1]))
+    assert len(members) >= 4
+    assert m.add_references(members) == len(members)
+    keyed = members + world["train"][:5]  # session keys and reference keys, each triaged as itself
+    for s, r in zip(keyed, m.triage(keyed), strict=True):
+        assert r.top_hit != s.processid, s.processid
+        assert all(entry[2] != s.processid for entry in r.near or ()), r.near
+    # the same barcode under another processid is a copy, not the record: it still meets the key at 100 %
+    (copy,) = m.triage([dataclasses.replace(members[0], processid="another-specimen")])
+    assert copy.identity == pytest.approx(1.0)
+    # the session's other members still name it: the reviewer's species, from its siblings
+    named = m.triage(members)
+    assert sum(r.deepest_rank == "species" and r.deepest_label == species for r in named) >= len(members) - 1
