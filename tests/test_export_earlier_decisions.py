@@ -36,7 +36,7 @@ def _two_runs(path: Path) -> dict[str, Any]:
     """Run 1 proposes four candidates (named to genus Gonodonta); reviewers accept one, assign one to the known
     Gonodonta bidens, one to the described Gonodonta dentella they add, and accept the fourth. Run 2 names the first
     three candidates' members those species again, the fourth's only to genus, and one undecided specimen."""
-    pids = [p for g in GROUPS.values() for p in g] + ["U0"]
+    pids = [p for g in GROUPS.values() for p in g] + ["U0", "W0"]
     ids = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="United States") for p in pids],
                      [{**GONODONTA, "species": "Gonodonta bidens"}],
                      [{"members": g, "parent_lineage": GONODONTA} for g in GROUPS.values()],
@@ -55,6 +55,9 @@ def _two_runs(path: Path) -> dict[str, Any]:
                  "labels": {**GONODONTA, "species": names[grp]}} for grp in names for p in GROUPS[grp]]
         rows += [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.3,
                   "labels": GONODONTA} for p in GROUPS["genus"] + ["U0"]]
+        # a specimen no reviewer saw, which run 2 names the provisional species run 1's review accepted
+        rows.append({"processid": "W0", "deepest_rank": "species", "deepest_taxon": accepted.name, "novelty": 0.02,
+                     "labels": {**GONODONTA, "species": accepted.name}})
         db.write_assignments(run2, rows)
         db.write_proposals(run2, [])
         db.finish_run(run2, "completed")
@@ -140,3 +143,41 @@ def test_a_later_run_naming_a_decided_specimen_otherwise_keeps_the_decision_in_t
             "instead; ")
     # where run 2 named the decided species, the decision is the core's and not repeated in the history
     assert not [r for r in rows if r["identificationID"].startswith("A0:run1:")]
+
+
+def test_a_specimen_a_later_run_names_to_an_accepted_provisional_species_carries_its_concept(tmp_path: Path) -> None:
+    """The weekly-batch review: week 2's specimens the machine named *Hemiceras* sp. BD-0001 (accepted in week 1) had
+    no taxonConceptID, while week 1's members carried the candidate's: GBIF could not join the weeks on the concept.
+    Now the machine's name of an accepted provisional species carries that candidate's concept; the determination
+    stays the machine's (nobody reviewed this specimen)."""
+    fx, first, core, _ = _exported(tmp_path)
+    row = core["W0"]
+    assert (row["scientificName"], row["taxonRank"], row["verbatimIdentification"]) == ("Gonodonta", "genus", fx["bd"])
+    assert row["taxonConceptID"] and row["taxonConceptID"] == first["A0"]["taxonConceptID"]
+    assert (row["identifiedBy"], row["identificationVerificationStatus"]) == \
+        ("biodiscover", "unverified (machine prediction)")
+    assert core["U0"]["taxonConceptID"] == ""  # named to genus only: no concept
+
+
+def test_a_provisional_species_above_genus_is_written_in_open_nomenclature_at_its_placed_rank() -> None:
+    """A provisional species accepted under a family (``Tenebrionidae gen. sp. BD-0004`` on the US batch) that a
+    later run names a specimen to is no binomial: it is written at its family, "gen. sp.", the accepted
+    candidate's concept beside it (it was written as a species named "Tenebrionidae gen. sp. BD-0004")."""
+    import dataclasses
+
+    from biodiscover.workflows.export.dwca import concept_id, occurrence_rows
+    from fixtures.run_export import make_run_export
+
+    data = make_run_export(n_known=2, n_candidates=0)
+    a = data.assignments.copy()
+    name = "Tenebrionidae gen. sp. BD-0004"
+    a.loc[0, ["deepest_rank", "deepest_taxon", "label_family", "label_subfamily", "label_genus", "label_species"]] = \
+        ["species", name, "Tenebrionidae", None, None, name]
+    a.loc[0, "label_order"] = "Coleoptera"
+    data = dataclasses.replace(data, assignments=a, concepts={name: 4})
+    occ, _, _ = occurrence_rows(data)
+    row = next(r for r in occ if r["occurrenceID"] == a.loc[0, "processid"])
+    assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"], row["verbatimIdentification"]) \
+        == ("Tenebrionidae", "family", "gen. sp.", name)
+    assert row["taxonConceptID"] == concept_id(data.run, 4) and row["family"] == "Tenebrionidae"
+    assert row["identifiedBy"] == "biodiscover"

@@ -541,6 +541,22 @@ class ReviewsMixin(DatabaseCore):
             q = sa.select(TAXA.c.id).where(TAXA.c.status == "provisional")
             return frozenset(int(t) for (t,) in conn.execute(q))
 
+    def provisional_concepts(self) -> dict[str, int]:
+        """Provisional species name → the id of the candidate whose acceptance made it (the candidate's concept: what
+        a later run's specimens named that species point to in the exports' ``taxonConceptID``).
+
+        Why: week 2's specimens the machine named *Hemiceras* sp. BD-0001 were exported with no concept, week 1's
+        members with the candidate's, so GBIF could not join the weekly datasets on the species (the weekly-batch
+        review). The current name: a run after a rename names the species by it."""
+        q = (sa.select(TAXA.c.name, PROPOSALS.c.id).select_from(PROPOSALS).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
+             .where(PROPOSALS.c.status == "accepted", TAXA.c.rank == "species", TAXA.c.status == "provisional")
+             .order_by(PROPOSALS.c.id))
+        with self._read() as conn:
+            out: dict[str, int] = {}
+            for name, pid in conn.execute(q):
+                out.setdefault(str(name), int(pid))  # two accepted candidates of one name: the first made it
+            return out
+
     def suggest_name(self, proposal_id: int) -> str:
         """The name :meth:`accept` would give now (not reserved: the counter moves only on accept)."""
         with self._read() as conn:

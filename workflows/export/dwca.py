@@ -423,7 +423,18 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False
         placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
         # The machine's own determination (core when nobody reviewed it, history when a reviewer's replaced it).
-        if placeholder:  # a BOLD-style interim name ("Zyeria sp. BIOUG63189-C12") is not a binomial
+        # a provisional species a reviewer accepted in this database: open nomenclature at the rank it is placed
+        # in, the accepted candidate's concept (week 2's specimens of week 1's BD-0001 had none; one placed above
+        # genus was written as a species named "Tenebrionidae gen. sp. BD-0004")
+        made = data.concepts.get(taxon) if deepest == "species" and isinstance(taxon, str) else None
+        if made is not None:
+            above = [r for r in RANKS[:-1] if named.get(r)]
+            placed = above[-1] if above else "class"
+            row.update(scientificName=named[placed] if above else (s.get("class") or "Insecta"), taxonRank=placed,
+                       identificationQualifier="sp." if placed == "genus" else "gen. sp.",
+                       verbatimIdentification=taxon, taxonConceptID=concept_id(run, made),
+                       identificationRemarks=remarks)
+        elif placeholder:  # a BOLD-style interim name ("Zyeria sp. BIOUG63189-C12") is not a binomial
             row.update(scientificName=placeholder.group(1), taxonRank="genus",
                        identificationQualifier=f"{placeholder.group(2)}.", verbatimIdentification=taxon,
                        taxonConceptID=s.get("dna_bin"), identificationRemarks=remarks)
@@ -454,7 +465,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                                                       "rejected by a reviewer")
             _reviewed(row, trails.get(decided), decision_status(props[decided], named=bool(deepest)))
         # A reviewer's decision of an earlier run on this specimen: where this run named it that species again (from
-        # keys that are the specimen itself and its candidate-mates), the determination is still the reviewer's
+        # its candidate-mates' keys: its own is never its evidence), the determination is still the reviewer's
         earlier_here = earlier.get(pid, [])
         again = (next((e for e in reversed(earlier_here) if e.get("decided_taxon") == taxon), None)
                  if proposal_id is None and decided is None and deepest == "species" else None)

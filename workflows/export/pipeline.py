@@ -105,6 +105,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         progress = database.run_progress(int(run_id))
         met_here = database.assigned_countries()
         earlier = database.earlier_decisions(int(run_id))
+        concepts = database.provisional_concepts()
         # Photographs of candidate members (the report shows them); the specimen table has no image column.
         members = tables["members"]
         photos = {s.processid: str(s.image_path) for s in database.specimens(sorted(set(members["processid"])))
@@ -119,4 +120,5 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
     return RunExport(run=run, specimens=specimens, assignments=tables["assignments"],
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
-                     earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"])
+                     earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"],
+                     concepts=concepts)

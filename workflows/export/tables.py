@@ -41,7 +41,8 @@ class RunExport:
     * ``members``: ``proposal_id``, ``processid``, ``probability``;
     * ``reviews``: the review log rows of these proposals (``Database.reviews`` shape);
     * ``met_here``: where reviewers' assigned candidates met each known species;
-    * ``earlier`` / ``earlier_reviews``: earlier runs' decisions on these specimens and their review rows.
+    * ``earlier`` / ``earlier_reviews``: earlier runs' decisions on these specimens and their review rows;
+    * ``concepts``: provisional species name → the candidate that made it.
     """
 
     run: dict[str, Any]
@@ -64,6 +65,9 @@ class RunExport:
     #: the pending candidates of earlier runs holding this run's specimens that a later run retired
     #: (``Database.earlier_decisions``' ``retired``): the notes written on them follow the specimens' records
     retired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: provisional species name → the candidate whose acceptance made it (``Database.provisional_concepts``): the
+    #: concept of a specimen this run names that species
+    concepts: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
