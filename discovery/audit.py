@@ -109,6 +109,40 @@ class SuspectKey:
         return text
 
 
+@dataclass(frozen=True)
+class RefusedKey:
+    """A row of the reference's data that build-reference refused (quarantined) though it holds a barcode: kept in
+    the bundle (table ``reference_refused``) so that triage can say when a candidate matches it.
+
+    Why: a refused row names nothing, yet it may be the reference's only record of a species. On a real US plate
+    *Pyrausta pseudonythesalis*'s only key (ZYPAN924-10, 146 nt, under the 200 nt build-reference asks for) was
+    quarantined, and its 20 specimens were proposed as a new species whose nearest known species was a *Palpita* at
+    91.8 %. The report beside the bundle (``<bundle>.quarantine.csv``) lists the row, but triage reads the bundle
+    alone. ``why``: the validator's reason, as the report gives it."""
+
+    processid: str
+    species: str | None
+    genus: str | None
+    why: str
+    barcode: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, row: Mapping[str, Any]) -> "RefusedKey":
+        """A stored row; a missing field or one of the wrong kind is a ``ValueError`` naming it."""
+        values = {k: row.get(k) for k in ("processid", "species", "genus", "why", "barcode")}
+        for k in ("processid", "why", "barcode"):
+            if not isinstance(values[k], str) or not values[k]:
+                raise ValueError(f"refused key {values['processid']!r}: {k} must be text, got {values[k]!r}")
+        for k in ("species", "genus"):
+            if values[k] is not None and not isinstance(values[k], str):
+                raise ValueError(f"refused key {values['processid']!r}: {k} must be text, got {values[k]!r}")
+        return cls(str(values["processid"]), values["species"], values["genus"], str(values["why"]),
+                   str(values["barcode"]))
+
+
 def _close(a: str, b: str, min_identity: float) -> bool:
     """Whether two barcodes are within the audit's cut-off (a bounded alignment: far pairs stop early)."""
     return p_distance(a, b, max_distance=1.0 - min_identity) <= 1.0 - min_identity

@@ -27,10 +27,15 @@ class BarcodeGap:
     within_max: float | None
     nearest: float | None
     threshold: float | None
+    #: why no member's barcode is usable as COI (``storage.evidence.chance_note``), where none is: no gap is read
+    not_coi: str | None = None
 
     @property
     def verdict(self) -> str:
-        """``gap`` / ``no gap`` / ``not separated`` (nearest known within the threshold) / ``unknown``."""
+        """``gap`` / ``no gap`` / ``not separated`` (nearest known within the threshold) / ``not COI`` (no member's
+        read is nearer a key than chance: ``storage.evidence.unusable_reads``) / ``unknown``."""
+        if self.not_coi is not None:
+            return "not COI"
         if self.nearest is None:
             return "unknown"
         if self.threshold is not None and self.nearest <= self.threshold:
@@ -43,7 +48,11 @@ class BarcodeGap:
 
     def sentence(self) -> str:
         """One line (≤ 80 columns) with the numbers, e.g. ``barcode gap: members ≤ 0.8% apart, nearest known
-        4.1% away (threshold 2.2%)``."""
+        4.1% away (threshold 2.2%)``; for a candidate none of whose reads is usable as COI, why (a distance to the
+        nearest known species that far says nothing of a new species: the real US plate's cand31 read "nearest
+        known 39.5% away" for a sequence as near its key as chance)."""
+        if self.not_coi is not None:
+            return self.not_coi
         if self.nearest is None:
             return "nearest known species not recorded: no barcode gap to read"
         near = _pct(self.nearest)
@@ -71,7 +80,7 @@ def gap_of(evidence: object, nearest_identity: object = None) -> BarcodeGap:
     """:class:`BarcodeGap` from a proposal's evidence record (or its stored dict): ``within_distance.max``,
     the nearest known species' aligned distances and ``threshold``, with ``1 − nearest_identity`` when no
     distances were recorded."""
-    from biodiscover.storage.evidence import Evidence
+    from biodiscover.storage.evidence import Evidence, chance_note, unusable_reads
 
     if not isinstance(evidence, Evidence):
         try:
@@ -87,4 +96,5 @@ def gap_of(evidence: object, nearest_identity: object = None) -> BarcodeGap:
         if ident is None and evidence.nearest_known is not None:
             ident = _fraction(evidence.nearest_known.identity)
         nearest = None if ident is None else max(0.0, 1.0 - ident)
-    return BarcodeGap(within, nearest, evidence.threshold)
+    every = bool(evidence.member_hits) and len(unusable_reads(evidence.member_hits)) == len(evidence.member_hits)
+    return BarcodeGap(within, nearest, evidence.threshold, chance_note(evidence) if every else None)

@@ -39,12 +39,12 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.audit import (AUDIT_IDENTITY, SuspectKey, audit_reference, confirm_groups,
+from biodiscover.discovery.audit import (AUDIT_IDENTITY, RefusedKey, SuspectKey, audit_reference, confirm_groups,
                                          describe_audit, nearest_other_species)
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
-from biodiscover.discovery.naming import (Hits, Lineage, NamingConfig, NamingModel, SimQuery, deepest_confident,
-                                          plan_simulation)
+from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, Lineage, NamingConfig, NamingModel, SimQuery,
+                                          deepest_confident, plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 ENGINE_TABLE = "discovery_engine"
 REFERENCE_TABLE = "discovery_reference"
 AUDIT_TABLE = "reference_audit"
+#: rows build-reference refused that hold a barcode (``discovery.audit.RefusedKey``); absent in bundles before
+REFUSED_TABLE = "reference_refused"
 INDEX_ARRAY = "discovery_index"  # format 2 only: the raw FAISS index (later formats keep it with the reference)
 #: 2: confidence-calibrated ranks, clade exclusion, barcode gap in the bundle;
 #: 3: reference keys as memory-mapped arrays (``discovery.reference``);
@@ -118,6 +120,17 @@ class EngineConfig:
         return cls(**data)
 
 
+def _table_rows(bundle: Any, name: str, read: Callable[[Any], Any], what: str) -> list[Any] | None:
+    """Each row of the optional list table ``name`` read by ``read``; None where the bundle has none (built before
+    it); a malformed table is a ``ModelBundleError`` naming ``what``."""
+    if name not in bundle.names("tables"):
+        return None
+    try:
+        return [read(row) for row in bundle.load_table(name, expect=list)]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ModelBundleError(f"{bundle.path}: {what} table is malformed ({type(exc).__name__}: {exc})") from None
+
+
 @dataclass(frozen=True)
 class TriageResult:
     """The engine's answer for one specimen (what the database stores as an assignment).
@@ -170,6 +183,15 @@ class TriageResult:
 #: the nearest few species over its members (``discovery.proposals``): on a real plate one known species sat
 #: tied at 0.0 % with the species shown, and a reviewer saw only the one the best key named.
 NEAR_SPECIES = 5
+#: keys of each species compared in ``species_apart`` (evenly spread over a species with more), the k-mer length of
+#: their estimate and how many pairs closest by it are aligned
+APART_KEYS = 20
+APART_K = 8
+APART_ALIGNED = 5
+#: k-mer length and the share of a dropped record's k-mers a query must hold before it is aligned to it
+#: (``dropped_matches``): at the 97 % it looks for, about 0.97^8 ≈ 78 % of a record's 8-mers are found
+DROPPED_K = 8
+DROPPED_PREFILTER = 0.5
 
 
 def _lineage(s: Specimen) -> tuple[str | None, ...]:
@@ -229,6 +251,8 @@ class DiscoveryModel:
     def __init__(self, config: EngineConfig | None = None) -> None:
         self.config = config or EngineConfig()
         self.embedder = KmerEmbedder(self.config.kmer)
+        #: rows build-reference refused that hold a barcode (``workflows.reference.refused_keys``; in the bundle)
+        self.refused_: list[RefusedKey] = []
 
     # -- the reference (keys and candidate search: discovery.reference) ----------------------
     def _build_reference(self, keys: KeyColumns, say: Callable[[str], None]) -> Reference:
@@ -679,6 +703,101 @@ class DiscoveryModel:
         self._species_keys = (len(self.reference_), out)
         return out
 
+    def _species_positions(self) -> dict[str, list[int]]:
+        """Species → the positions of its keys (once per reference size)."""
+        cached: tuple[int, dict[str, list[int]]] | None = getattr(self, "_species_pos", None)
+        if cached is not None and cached[0] == len(self.reference_):
+            return cached[1]
+        si = RANKS.index("species")
+        out: dict[str, list[int]] = {}
+        for j, lineage in enumerate(self.ref_lineages_):
+            if lineage[si]:
+                out.setdefault(str(lineage[si]), []).append(j)
+        self._species_pos = (len(self.reference_), out)
+        return out
+
+    def species_apart(self, a: str, b: str, limit: float) -> float | None:
+        """The p-distance between the closest keys of species ``a`` and ``b``, or None when none lies within
+        ``limit`` (or either has no key). What tells the review that two congeners lie nearer each other than a
+        candidate lies to them (``storage.evidence.indistinct_congeners``): the reference's own distance between
+        them, not a margin chosen for a plate.
+
+        Up to ``APART_KEYS`` keys of each (evenly spread) are compared by their k-mer estimate, and the
+        ``APART_ALIGNED`` closest pairs by it aligned, each species' k-mer sets made once: aligning every pair of 50
+        keys each added 6 s to a real plate's 30-s triage (156 pairs of congeners over 50 candidates); this adds
+        0.7 s and finds the same closest pair there (*Amara ovata* / *A. similata*, 0.68 %)."""
+        from biodiscover.storage.distance import kmer_presence, mash_distance, p_distance
+
+        where = self._species_positions()
+        pa, pb = where.get(a), where.get(b)
+        if not pa or not pb or limit <= 0:
+            return None
+
+        held: tuple[int, dict[str, tuple[list[str], Any]]] | None = getattr(self, "_apart_keys", None)
+        if held is None or held[0] != len(self.reference_):  # keys added for the session: measured anew
+            held = (len(self.reference_), {})
+            self._apart_keys = held
+        cache = held[1]
+
+        def spread(species: str, pos: list[int]) -> tuple[list[str], Any]:
+            """The species' compared keys and their k-mer sets (once a species: one congener meets several)."""
+            if species not in cache:
+                picks = pos if len(pos) <= APART_KEYS else \
+                    [pos[int(i)] for i in np.linspace(0, len(pos) - 1, APART_KEYS)]
+                seqs = [self.ref_seqs_[j].upper() for j in picks]
+                cache[species] = (seqs, kmer_presence(seqs, APART_K))
+            return cache[species]
+
+        (sa, ka), (sb, kb) = spread(a, pa), spread(b, pb)
+        est = mash_distance(ka, kb, APART_K)
+        closest = np.argsort(est, axis=None, kind="stable")[:APART_ALIGNED]
+        d = min(p_distance(sa[i], sb[j], limit) for i, j in zip(*np.unravel_index(closest, est.shape)))
+        return float(d) if d <= limit + 1e-9 else None
+
+    def dropped_records(self) -> list[tuple[str, str | None, str, str]]:
+        """(processid, species, why, barcode) of every record the reference has but never names from: the rows
+        build-reference refused (``refused_``, kept in the bundle) and the keys the reference audit set aside."""
+        out = [(r.processid, r.species, f"quarantined at build-reference: {r.why}", r.barcode)
+               for r in getattr(self, "refused_", None) or ()]
+        mask = self._set_aside_mask()
+        if mask is not None:
+            suspect = {s.processid: s for s in getattr(self, "audit_", None) or ()}
+            si = RANKS.index("species")
+            for j in np.nonzero(mask)[0].tolist():
+                pid = self.ref_ids_[j]
+                said = suspect[pid].describe().split("): ", 1)[-1] if pid in suspect else "far from its species"
+                out.append((pid, self.ref_lineages_[j][si], f"set aside by the reference audit: {said}",
+                            self.ref_seqs_[j]))
+        return out
+
+    def dropped_matches(self, queries: Sequence[tuple[str, str, float]]
+                        ) -> dict[str, list[tuple[str, str | None, str, float, int]]]:
+        """query processid → (record, its species, why it was dropped, identity, bases shared) for every dropped
+        record (:meth:`dropped_records`) it matches at the published species cut-off or closer over the bases they
+        share, and closer than its best key kept (``queries``: (processid, barcode, that identity)); best first.
+
+        Why closer than its best key: a dropped key of a species the query is named from anyway says nothing; one
+        closer than anything kept says the reference knew what it did not use (``storage.evidence.DroppedKey``).
+        A k-mer prefilter (8-mers of the record found in the query) keeps the alignments to a handful a query."""
+        from biodiscover.storage.distance import kmer_presence
+
+        records = self.dropped_records()
+        if not records or not queries:
+            return {}
+        cut = PUBLISHED_CUTOFFS["species"]
+        q = kmer_presence([s.upper() for _, s, _ in queries], DROPPED_K)
+        r = kmer_presence([b.upper() for *_, b in records], DROPPED_K)
+        shared = np.asarray((q @ r.T).todense(), dtype=np.float64)
+        own = np.maximum(np.asarray(r.sum(axis=1)).reshape(1, -1), 1.0)
+        out: dict[str, list[tuple[str, str | None, str, float, int]]] = {}
+        for i, j in zip(*np.nonzero(shared / own >= DROPPED_PREFILTER)):
+            pid, seq, best = queries[int(i)]
+            rec = records[int(j)]
+            ident, overlap = shared_identity(seq, rec[3])
+            if ident >= cut and ident > best:
+                out.setdefault(pid, []).append((rec[0], rec[1], rec[2], float(ident), int(overlap)))
+        return {pid: sorted(v, key=lambda m: (-m[3], m[0])) for pid, v in out.items()}
+
     @staticmethod
     def collection_shares(results: Sequence[TriageResult]) -> dict[str, float]:
         """The share of absent taxa per rank that ``results`` were decided under (``adapt``; empty: even odds)."""
@@ -846,6 +965,11 @@ class DiscoveryModel:
         audit = getattr(self, "audit_", None)
         if audit is not None:
             bundle.save_table(AUDIT_TABLE, [s.to_dict() for s in audit])
+        refused = getattr(self, "refused_", None)
+        if refused:
+            bundle.save_table(REFUSED_TABLE, [r.to_dict() for r in refused])
+        else:
+            bundle.remove("tables", REFUSED_TABLE)
         bundle.remove("arrays", INDEX_ARRAY)  # a format-2 engine's index, replaced by the reference's
         naming = self.naming_
         bundle.set_section("discovery", {
@@ -914,13 +1038,10 @@ class DiscoveryModel:
         except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise ModelBundleError(f"{where} table is malformed ({type(exc).__name__}: {exc})") from None
         self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
-        self.audit_ = None  # a bundle built before the audit: not audited (``info`` says so)
-        if AUDIT_TABLE in bundle.names("tables"):
-            try:
-                self.audit_ = [SuspectKey.from_dict(row) for row in bundle.load_table(AUDIT_TABLE, expect=list)]
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                raise ModelBundleError(f"{bundle.path}: reference audit table is malformed "
-                                       f"({type(exc).__name__}: {exc})") from None
+        # None: a bundle built before the audit, not audited (``info`` says so)
+        self.audit_ = _table_rows(bundle, AUDIT_TABLE, SuspectKey.from_dict, "reference audit")
+        # none: a bundle built before refused rows were kept, so triage cannot say a candidate met one
+        self.refused_ = _table_rows(bundle, REFUSED_TABLE, RefusedKey.from_dict, "refused reference rows") or []
         self._self_check(where)
         return self
 

@@ -38,6 +38,7 @@ from biodiscover.storage.distance import cross_p_distance, kmer_presence, p_dist
 from biodiscover.storage.evidence import (
     BinEvidence,
     CandidateProposal,
+    DroppedKey,
     Evidence,
     Geography,
     Member,
@@ -66,8 +67,10 @@ __all__ = [
     "build_proposals",
     "candidate_species",
     "compute_evidence",
+    "congeners_apart",
     "consensus_barcode",
     "discover_candidates",
+    "dropped_keys",
     "near_species",
     "nearest_known",
     "novel_parent",
@@ -508,6 +511,9 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
                       reference_image: "Callable[[str], str | None] | None" = None,
                       reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None,
                       species_keys: "SpeciesKeys | None" = None,
+                      chance_identity: "Callable[[int], float | None] | None" = None,
+                      species_apart: "SpeciesApart | None" = None,
+                      dropped_matches: "DroppedMatches | None" = None,
                       evidence: bool = True) -> list[CandidateProposal]:
     """Finished proposals for the specimens triage flagged novel (with a barcode and a DNA call).
 
@@ -520,7 +526,10 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     candidates (members, parent, novelty) without the evidence a database stores and a reviewer reads
     (:func:`build_proposals`) — for ``triage --results`` without a database, which writes only each
     specimen's candidate name. ``species_keys``: a species → (its reference keys, their countries) lookup
-    (``DiscoveryModel.species_keys``), for the evidence's nearest species.
+    (``DiscoveryModel.species_keys``), for the evidence's nearest species. ``chance_identity``: the identity
+    unrelated sequences reach over so many bases (``DiscoveryModel.null_floor``); ``species_apart``: the reference's
+    distance between two species (``DiscoveryModel.species_apart``); ``dropped_matches``: the records the reference
+    refused or set aside that specimens match (``DiscoveryModel.dropped_matches``, asked once for every novel one).
     """
     novel = [(s, r) for s, r in zip(specimens, results) if r.is_novel and s.dna_barcode and "dna" in r.modality]
     if not novel:
@@ -531,9 +540,14 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     if not evidence:
         return proposals
     by_pid = {s.processid: r for s, r in novel}
+    dropped = dropped_matches([(s.processid, s.dna_barcode or "", r.identity) for s, r in novel]) \
+        if dropped_matches is not None else {}
     return [with_engine_evidence(p, [by_pid[m.processid] for m in p.members if m.processid in by_pid],
                                  reference_barcode=reference_barcode, reference_image=reference_image,
-                                 reference_lineage=reference_lineage, species_keys=species_keys)
+                                 reference_lineage=reference_lineage, species_keys=species_keys,
+                                 chance_identity=chance_identity, species_apart=species_apart,
+                                 dropped={m.processid: dropped[m.processid] for m in p.members
+                                          if m.processid in dropped})
             for p in proposals]
 
 
@@ -541,7 +555,10 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
                          reference_barcode: "Callable[[str], str | None] | None" = None,
                          reference_image: "Callable[[str], str | None] | None" = None,
                          reference_lineage: "Callable[[str], Sequence[str | None] | None] | None" = None,
-                         species_keys: "SpeciesKeys | None" = None) -> CandidateProposal:
+                         species_keys: "SpeciesKeys | None" = None,
+                         chance_identity: "Callable[[int], float | None] | None" = None,
+                         species_apart: "SpeciesApart | None" = None,
+                         dropped: "Mapping[str, Sequence[DroppedMatch]] | None" = None) -> CandidateProposal:
     """Fill a proposal's parent lineage and nearest known species from the members' engine results.
 
     A new collection carries no identifications, so the members' own labels say
@@ -557,7 +574,11 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
     candidates). Without the lookup, the labels stand in: a DNA result's labels are its best key's lineage.
 
     ``near_species``: every species the members were aligned to (each result's ``near``, and its best key's),
-    with its keys' count and countries from ``species_keys`` (:func:`near_species`).
+    with its keys' count and countries from ``species_keys`` (:func:`near_species`), and how far apart the
+    first few congeners' keys lie (``species_apart``, :func:`congeners_apart`). Each member's hit records the
+    identity unrelated sequences reach over the bases it shares (``chance_identity``): what marks a read that is
+    not usable as COI (``storage.evidence.unusable_reads``). ``dropped``: member → the refused or set-aside
+    reference records it matches (:func:`dropped_keys`).
     """
     if not results:
         return p
@@ -581,7 +602,9 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
 
     # Each member's own best hit, so a reviewer's split or merge can say which species is nearest to the new
     # member set (recompute_evidence); the nearest one's barcode and photo for the review's side-by-side views.
-    hits = {r.processid: MemberHit(*key_names(r), r.top_hit, r.identity, r.overlap or None) for r in results}
+    hits = {r.processid: MemberHit(*key_names(r), r.top_hit, r.identity, r.overlap or None,
+                                   chance_identity(r.overlap) if chance_identity is not None and r.overlap else None)
+            for r in results}
     short = short_reads(hits)
     # the candidate's identity to the nearest known species: a full-length member's where one was read (a short
     # read's identity runs high: ``storage.evidence.best_identity``)
@@ -613,11 +636,76 @@ def with_engine_evidence(p: CandidateProposal, results: Sequence[TriageResult], 
         if species and r.top_hit and all(sp != species for sp, _, _ in pairs):
             pairs.insert(0, (species, genus, float(r.identity)))
         aligned[r.processid] = pairs
+    listed = near_species(aligned, species_keys, short=short)
     changes["evidence"] = dataclasses.replace(p.evidence, nearest_known=near,
                                               nearest_known_distances=near.top_distances, member_hits=hits,
                                               hit_barcodes={pid: b for pid, b in sorted(found.items()) if b},
-                                              near_species=near_species(aligned, species_keys, short=short))
+                                              near_species=congeners_apart(listed, species_apart)
+                                              if species_apart is not None else listed,
+                                              dropped_keys=dropped_keys(dropped or {}))
     return dataclasses.replace(p, **changes)
+
+
+#: (species a, species b, limit) → the reference's p-distance between their closest keys, None beyond ``limit``
+SpeciesApart = Callable[[str, str, float], "float | None"]
+#: one dropped record a specimen matches: (record, its species, why it was dropped, identity, bases shared)
+DroppedMatch = tuple[str, "str | None", str, float, int]
+#: (processid, barcode, identity to its best key kept) of each specimen → processid → the records it matches
+DroppedMatches = Callable[[Sequence[tuple[str, str, float]]], Mapping[str, Sequence[DroppedMatch]]]
+#: listed species whose keys' distances to each other are measured (the review's Evidence tab lists 5)
+APART_SHOWN = 5
+
+
+def congeners_apart(near: Sequence[NearSpecies], species_apart: SpeciesApart,
+                    shown: int = APART_SHOWN) -> tuple[NearSpecies, ...]:
+    """``near`` with each of its first ``shown`` species' ``apart``: the other listed species of its genus whose keys
+    lie within the members' distance to either of the two (``species_apart``), and how far. What
+    ``storage.evidence.indistinct_congeners`` reads; each pair is measured once."""
+    def genus(s: NearSpecies) -> str:
+        return s.genus or s.species.split()[0]
+
+    out = list(near)
+    measured: dict[frozenset[str], float | None] = {}
+    for i, a in enumerate(near[:shown]):
+        apart: dict[str, float] = {}
+        for b in near[:shown]:
+            if b.species == a.species or genus(a) != genus(b) or a.identity is None or b.identity is None:
+                continue
+            pair = frozenset((a.species, b.species))
+            if pair not in measured:
+                measured[pair] = species_apart(a.species, b.species, max(1.0 - a.identity, 1.0 - b.identity))
+            d = measured[pair]
+            if d is not None:
+                apart[b.species] = d
+        out[i] = dataclasses.replace(a, apart=apart)
+    return tuple(out)
+
+
+def dropped_keys(matches: Mapping[str, Sequence[DroppedMatch]]) -> tuple[DroppedKey, ...]:
+    """The dropped records a member set matches (member → its matches), each with every member that matches it and
+    the best member's identity and shared bases; the record most members match first."""
+    found: dict[str, DroppedKey] = {}
+    for pid, records in matches.items():
+        for rec, species, why, identity, overlap in records:
+            k = found.get(rec) or DroppedKey(rec, species, why)
+            if k.identity is None or identity > k.identity:
+                k = dataclasses.replace(k, identity=float(identity), overlap=int(overlap))
+            found[rec] = dataclasses.replace(k, members={**k.members, pid: float(identity)})
+    return tuple(sorted(found.values(), key=lambda k: (-len(k.members), -(k.identity or 0.0), k.processid)))
+
+
+def regroup_dropped(sources: Sequence[Evidence], keep: Collection[str]) -> tuple[DroppedKey, ...]:
+    """The dropped records a member set a reviewer made still matches, from the ``sources``' lists: each with the
+    members kept (one none of them matches is dropped); the best identity is the kept members' best, its shared
+    bases as the source recorded them."""
+    found: dict[str, DroppedKey] = {}
+    for ev in sources:
+        for k in ev.dropped_keys:
+            members = {**(found[k.processid].members if k.processid in found else {}),
+                       **{pid: i for pid, i in k.members.items() if pid in keep}}
+            if members:
+                found[k.processid] = dataclasses.replace(k, members=members, identity=max(members.values()))
+    return tuple(sorted(found.values(), key=lambda k: (-len(k.members), -(k.identity or 0.0), k.processid)))
 
 
 #: a species → (its keys in the reference, {country: keys} or None where the reference records no country)
@@ -718,4 +806,5 @@ def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[floa
     used = {h.processid for h in hits.values() if h.processid}
     return dataclasses.replace(ev, member_hits=hits,
                                hit_barcodes={pid: b for pid, b in sorted(barcodes.items()) if pid in used},
-                               near_species=regroup_near_species(sources, keep))
+                               near_species=regroup_near_species(sources, keep),
+                               dropped_keys=regroup_dropped(sources, keep))

@@ -36,6 +36,7 @@ __all__ = [
     "SPECIES_SPAN",
     "BinEvidence",
     "CandidateProposal",
+    "DroppedKey",
     "Evidence",
     "Geography",
     "Member",
@@ -48,10 +49,17 @@ __all__ = [
     "SizeSummary",
     "Spread",
     "best_identity",
+    "chance_note",
+    "congeners_note",
+    "data_mark",
+    "indistinct_congeners",
     "known_elsewhere",
+    "member_quality",
     "short_reads",
     "span_note",
+    "species_spread",
     "tied_species",
+    "unusable_reads",
 ]
 
 #: 1: the first versioned layout (the keys discovery wrote before, plus ``format``).
@@ -61,7 +69,11 @@ __all__ = [
 #:    closest candidate) and ``bin.shared_members``; records before read with them empty.
 #: 4: ``near_species`` (the known species nearest the members, with their reference keys' count and countries);
 #:    records before read with it empty.
-EVIDENCE_FORMAT = 4
+#: 5: ``MemberHit.chance`` (the identity unrelated sequences reach over the bases the member shares with its key),
+#:    ``NearSpecies.apart`` (how far apart the listed congeners' keys lie) and ``dropped_keys`` (records the
+#:    reference refused or set aside that members match closely); records before read with them empty, and say
+#:    nothing of them.
+EVIDENCE_FORMAT = 5
 
 
 def _float(value: Any) -> float | None:
@@ -172,13 +184,16 @@ class MemberHit:
     identity: float | None = None
     #: informative bases the member shares with that key (None: not recorded, records before this field)
     overlap: int | None = None
+    #: the identity unrelated sequences reach over that many bases (the reference's shuffled-key curve,
+    #: ``DiscoveryModel.null_floor``; format 5): what :func:`unusable_reads` reads; None: not known to the run
+    chance: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "MemberHit":
         d = _known(cls, data)
         overlap = d.get("overlap")
         return cls(d.get("species"), d.get("genus"), d.get("processid"), _float(d.get("identity")),
-                   None if overlap is None else int(overlap))
+                   None if overlap is None else int(overlap), _float(d.get("chance")))
 
 
 #: a read with fewer called bases than this is partial (BOLD's barcode standard asks for 500 of COI-5P's 658): it does
@@ -191,6 +206,95 @@ def short_reads(hits: Mapping[str, MemberHit]) -> frozenset[str]:
     """The members whose read shares fewer than ``FULL_READ`` informative bases with their best key
     (``best_identity``); members whose overlap was not recorded are not counted short."""
     return frozenset(pid for pid, h in hits.items() if h.overlap is not None and h.overlap < FULL_READ)
+
+
+def unusable_reads(hits: Mapping[str, MemberHit]) -> dict[str, MemberHit]:
+    """The members whose best identity to any reference key is nearer chance than identity: below the midpoint
+    between the identity unrelated sequences reach over the bases it shares with its key (``MemberHit.chance``)
+    and 100 %. Members whose chance level was not recorded (records before format 5, a bundle without the curve)
+    are never counted.
+
+    Why: such a read cannot be a new species' COI, only a sequence that is not this gene of this specimen — a
+    contaminant, a pseudogene, a misread or another gene region. Triage already withholds a name from a read no
+    closer than chance (``DiscoveryModel._check_homology``), but one a few points above it went on to be proposed:
+    on the real US plate (5,289 specimens) ``Unplaced sp. cand31`` (BETN14393-22, 60.5 % to a *Simulium* key over
+    618 bases; unrelated sequences reach 56.7 % there) read "barcode gap: single specimen, nearest known 39.5 %
+    away" and novelty 0.99 — the most distinct "new species" of the plate; its specimen is an *Amara*.
+
+    Why the midpoint, from the reference's own curve (the bundle's ``null_identity``, learned at build-reference
+    from shuffled keys): a read's identity above chance is what it shares by descent; one that shares less than half
+    of what an identical read would is closer to an unrelated sequence than to any key. A real COI read of an
+    insect lies well above it even where its whole order is absent: 600 keys of that reference searched with
+    every key of their own order left out reached 85.6 % (median), 80.7 % at the 1 % quantile and 78.4 % at the
+    lowest, none under the midpoint (78.4 % at 658 bases), though that lowest came within 0.1 point of it — so a
+    read of a lineage far outside the reference (another class) may be marked too, and the mark says so. On that
+    plate it marks 2 of 5,289 specimens and 2 of 50 candidates — cand31 and ``Unplaced sp. cand32``
+    (BETN15850-23, 75.4 % to an *Idaea* key over 305 bases, the midpoint 79.0 %; also an *Amara*) — and none of
+    the 13 holding the plate's new species; the lowest real barcode there, of a genus the reference lacks, reads
+    82.2 %."""
+    return {pid: h for pid, h in hits.items() if h.identity is not None and h.chance is not None
+            and h.identity < (1.0 + h.chance) / 2}
+
+
+def chance_note(evidence: "Evidence") -> str | None:
+    """``not usable as COI: 60.5% to its nearest key over 618 bases, nearer the 56.7% unrelated sequences reach than
+    identity — possible contaminant, pseudogene or misread`` where every member is such a read
+    (:func:`unusable_reads`), ``2 of 9 members …`` where some are; None where none is (or none was recorded).
+    The one sentence the review header, the Evidence tab, proposals.csv, the report and the archive's remarks give."""
+    bad = unusable_reads(evidence.member_hits)
+    if not bad:
+        return None
+    worst = min(bad.values(), key=lambda h: h.identity or 0.0)
+    n = len(evidence.member_hits)
+    who = "" if len(bad) == n else f"{len(bad)} of {n} members: "
+    shared = f" over {worst.overlap} bases" if worst.overlap else ""
+    return (f"not usable as COI: {who}{100 * (worst.identity or 0.0):.1f}% to {'its' if n == 1 else 'the'} nearest "
+            f"key{shared}, nearer the {100 * (worst.chance or 0.0):.1f}% unrelated sequences reach than identity — "
+            "possible contaminant, pseudogene or misread (or a lineage far outside the reference)")
+
+
+def data_mark(evidence: "Evidence") -> str | None:
+    """A few words for a queue's marks column on what is wrong with a candidate's data, not its species: ``not COI``
+    (every member's read is as near its key as chance: :func:`unusable_reads`), ``1/9 not COI`` (some are),
+    ``dropped key: Pyrausta pseudonythesalis`` (members match a record the reference refused or set aside:
+    ``DroppedKey``), joined by ``; ``; None where there is nothing to say. Why: a candidate whose reads are junk
+    looked in the queue like the most distinct new species of a real plate (novelty 0.99, 39.5 % from anything)."""
+    parts = []
+    bad, n = len(unusable_reads(evidence.member_hits)), len(evidence.member_hits)
+    if bad:
+        parts.append("not COI" if bad == n else f"{bad}/{n} not COI")
+    if evidence.dropped_keys:
+        parts.append(f"dropped key: {evidence.dropped_keys[0].species or evidence.dropped_keys[0].processid}")
+    return "; ".join(parts) or None
+
+
+def member_quality(evidence: "Evidence", processid: str) -> list[str]:
+    """What the evidence says of one member's data (the Darwin Core archive's remarks for it): that its read is not
+    usable as COI (:func:`unusable_reads`), and each dropped reference record it matches (``DroppedKey``)."""
+    out = []
+    h = unusable_reads(evidence.member_hits).get(processid)
+    if h is not None:
+        shared = f" over {h.overlap} bases" if h.overlap else ""
+        out.append(f"barcode not usable as COI: {100 * (h.identity or 0.0):.1f}% to its nearest reference key{shared}, "
+                   f"nearer the {100 * (h.chance or 0.0):.1f}% unrelated sequences reach than identity (possible "
+                   "contaminant, pseudogene or misread)")
+    for k in evidence.dropped_keys:
+        if processid in k.members:
+            out.append(f"matches {k.processid} ({k.species or 'no species'}) at {100 * k.members[processid]:.1f}%, a "
+                       f"reference record {k.why}")
+    return out
+
+
+def congeners_note(evidence: "Evidence", s: "NearSpecies | None") -> str | None:
+    """``2 Amara species within 0.7% of each other (Amara ovata / Amara similata), nearer each other than the members
+    are to them (2.9%): DNA cannot pick among them`` where ``s`` (the species the ⚑ names) has such congeners
+    (:func:`indistinct_congeners`); the review's ⚑ lines and the exports' flag say it."""
+    group = indistinct_congeners(evidence, s) if s is not None else []
+    if not group or s is None or s.identity is None:
+        return None
+    return (f"{len(group)} {_genus_of(s)} species within {100 * species_spread(group):.1f}% of each other "
+            f"({' / '.join(t.species for t in group)}), nearer each other than the members are to them "
+            f"({100 * (1.0 - s.identity):.1f}%): DNA cannot pick among them")
 
 
 def best_identity(identities: Mapping[str, float], short: Collection[str]) -> float | None:
@@ -217,7 +321,10 @@ class NearSpecies:
     ``identity``: the best identity of any member to one of its keys; ``n_keys``: its keys in the reference
     (None: not known to the run that made this); ``countries``: where those keys were collected, country →
     keys (keys beyond their sum carry no country; None: the reference records no country at all);
-    ``members``: member processid → its identity to the species (what a split or merge recomputes from)."""
+    ``members``: member processid → its identity to the species (what a split or merge recomputes from);
+    ``apart`` (format 5): listed congener → the p-distance between the two species' nearest keys in the reference,
+    where it is within the members' distance to either (:func:`indistinct_congeners`; empty: farther, or not
+    measured by the run that made this)."""
 
     species: str
     genus: str | None = None
@@ -225,6 +332,7 @@ class NearSpecies:
     n_keys: int | None = None
     countries: dict[str, int] | None = None
     members: dict[str, float] = field(default_factory=dict)
+    apart: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "NearSpecies":
@@ -241,7 +349,8 @@ class NearSpecies:
             return cls(species, genus, _float(d.get("identity")),
                        None if d.get("n_keys") is None else int(d["n_keys"]),
                        None if countries is None else _counts(countries),
-                       {str(k): float(v) for k, v in members.items()})
+                       {str(k): float(v) for k, v in members.items()},
+                       {str(k): float(v) for k, v in (d.get("apart") or {}).items()})
         except (*_MALFORMED, ValueError) as err:
             raise ValueError(f"NearSpecies {species!r} is malformed ({type(err).__name__}: {err})") from err
 
@@ -290,6 +399,36 @@ def tied_species(near: Sequence["NearSpecies"]) -> list["NearSpecies"]:
 
 def _genus_of(s: "NearSpecies") -> str:
     return s.genus or s.species.split()[0]
+
+
+def indistinct_congeners(evidence: "Evidence", s: "NearSpecies") -> list["NearSpecies"]:
+    """``s`` and the listed species of its genus whose keys lie closer to ``s``'s keys in the reference
+    (``NearSpecies.apart``) than the members lie to ``s`` — species nearer each other than the candidate is to any
+    of them, which its barcode cannot tell apart — nearest first; [] where there is no such congener.
+
+    Why: the ⚑ line named one species. On the real US plate #34 read "⚑ Amara ovata (97.1%) … within the 3%", and
+    a reviewer following it with ``i`` would have named the specimen *A. ovata*; it is *A. aenea*. The measure is
+    the reference's own: the distance between the two species' closest keys (there *A. ovata* and *A. similata*
+    lie 0.7 % apart; *A. aenea* lies 4.1 % from *A. ovata*, 4.9 % from *A. similata*), against the candidate's
+    own distance to the flagged species (2.9 %): a specimen 2.9 % from *A. ovata* is as near a species 0.7 % from
+    it. A 0.1 % tie (``TIE``) or a margin tuned on a plate would say nothing of that. It does not say which
+    species the specimen is (*A. aenea*, 95.9 %, is not grouped: its keys lie farther from *A. ovata*'s than the
+    specimen does); it says that the species named is not picked by DNA.
+    """
+    if s.identity is None:
+        return []
+    reach = 1.0 - s.identity
+    genus = _genus_of(s)
+    group = [s] + [t for t in evidence.near_species if t.species != s.species and _genus_of(t) == genus
+                   and min(s.apart.get(t.species, math.inf), t.apart.get(s.species, math.inf)) <= reach + 1e-12]
+    return sorted(group, key=lambda t: (-(t.identity or 0.0), t.species)) if len(group) > 1 else []
+
+
+def species_spread(group: Sequence["NearSpecies"]) -> float:
+    """The widest distance between two species of ``group`` (:func:`indistinct_congeners`) the reference measured."""
+    measured = [min(a.apart.get(b.species, math.inf), b.apart.get(a.species, math.inf))
+                for i, a in enumerate(group) for b in group[i + 1:]]
+    return max((d for d in measured if math.isfinite(d)), default=0.0)
 
 
 #: how far apart (p-distance) one species' barcodes usually lie at most: the published COI species cut-off
@@ -467,6 +606,43 @@ class RepresentativeImage:
         return cls(str(d["processid"]), str(d["path"]))
 
 
+@dataclass(frozen=True)
+class DroppedKey:
+    """A reference record that never named anything — refused at build-reference (quarantined: too short, bad
+    characters) or set aside by the reference audit — that members match closely (format 5).
+
+    Why: the reference can know a species only through such a record. On the real US plate *Pyrausta
+    pseudonythesalis*'s only key (ZYPAN924-10, 146 nt) was quarantined for length, and its 20 specimens came back
+    as a candidate whose nearest known species was *Palpita venatalis* at 91.8 %, nothing saying the reference had
+    held the species; they match the refused key at 99.3–100 % over its 146 bases. ``why``: where and why it was
+    dropped, in words; ``identity`` / ``overlap``: the best member's identity to it and the bases they share;
+    ``members``: member processid → its identity to it (what a split or merge keeps)."""
+
+    processid: str
+    species: str | None = None
+    why: str = ""
+    identity: float | None = None
+    overlap: int | None = None
+    members: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DroppedKey":
+        d = _known(cls, data)
+        overlap = d.get("overlap")
+        return cls(str(d["processid"]), d.get("species"), str(d.get("why") or ""), _float(d.get("identity")),
+                   None if overlap is None else int(overlap),
+                   {str(k): float(v) for k, v in (d.get("members") or {}).items()})
+
+    def sentence(self, size: int) -> str:
+        """``19 of 20 members match ZYPAN924-10 (Pyrausta pseudonythesalis) at 100.0% over 146 bases, a reference
+        record quarantined at build-reference: barcode is 146 nt …`` (``its member matches …`` for one)."""
+        who = f"{len(self.members)} of {size} members match" if size > 1 else "its member matches"
+        shared = f" over {self.overlap} bases" if self.overlap else ""
+        identity = "–" if self.identity is None else f"{100 * self.identity:.1f}%"
+        return (f"{who} {self.processid} ({self.species or 'no species'}) at {identity}{shared}, a reference record "
+                f"{self.why}")
+
+
 # ---------------------------------------------------------------------------------
 # the record
 # ---------------------------------------------------------------------------------
@@ -510,6 +686,8 @@ class Evidence:
     hit_barcodes: dict[str, str] = field(default_factory=dict)
     #: the known species nearest the members (format 4), nearest first (:class:`NearSpecies`); empty before
     near_species: tuple[NearSpecies, ...] = ()
+    #: records the reference refused or set aside that members match closely (format 5), closest first
+    dropped_keys: tuple[DroppedKey, ...] = ()
     #: top-level keys of a stored record this version does not know (kept, never read)
     extra: dict[str, Any] = field(default_factory=dict)
     format: int = EVIDENCE_FORMAT
@@ -579,6 +757,7 @@ class Evidence:
                 member_hits={str(k): _part(MemberHit, v) for k, v in (d.get("member_hits") or {}).items()},
                 hit_barcodes={str(k): str(v) for k, v in (d.get("hit_barcodes") or {}).items() if v},
                 near_species=tuple(_part(NearSpecies, x) for x in d.get("near_species") or ()),
+                dropped_keys=tuple(_part(DroppedKey, x) for x in d.get("dropped_keys") or ()),
                 extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
                 format=EVIDENCE_FORMAT,
             )

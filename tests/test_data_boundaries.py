@@ -266,17 +266,24 @@ def test_at_most_floor_1_plus_b_minus_2_over_3_barcodes_of_a_species_go_to_test(
 
 # -- formats and headers ----------------------------------------------------------------------------------------
 
-def test_evidence_records_are_format_4_and_a_format_5_record_is_refused_as_newer() -> None:
-    assert Evidence.from_dict({"format": 2}).format == 4
-    assert Evidence.from_dict({}).format == 4
+def test_evidence_records_are_format_5_and_a_format_6_record_is_refused_as_newer() -> None:
+    assert Evidence.from_dict({"format": 2}).format == 5
+    assert Evidence.from_dict({}).format == 5
     # a record of format 2 has no hit barcodes; format 3 keeps them; format 3 has no nearest species, 4 keeps them
     assert Evidence.from_dict({"format": 2}).hit_barcodes == {}
     assert Evidence.from_dict({"format": 3, "hit_barcodes": {"K1": "ACGT"}}).hit_barcodes == {"K1": "ACGT"}
     assert Evidence.from_dict({"format": 3}).near_species == ()
     assert [s.species for s in Evidence.from_dict({"format": 4, "near_species": [{"species": "A b"}]}).near_species] \
         == ["A b"]
-    with pytest.raises(ValueError, match=r"evidence format 5 is newer than this biodiscover reads \(4\)"):
-        Evidence.from_dict({"format": 5})
+    # format 4 has no chance level, congeners' distances or dropped records; 5 keeps them
+    four = Evidence.from_dict({"format": 4, "member_hits": {"M": {"identity": 0.6, "overlap": 600}},
+                               "near_species": [{"species": "A b"}]})
+    assert four.member_hits["M"].chance is None and four.near_species[0].apart == {} and four.dropped_keys == ()
+    five = Evidence.from_dict({"format": 5, "member_hits": {"M": {"identity": 0.6, "overlap": 600, "chance": 0.567}},
+                               "dropped_keys": [{"processid": "K9", "why": "quarantined", "members": {"M": 0.99}}]})
+    assert five.member_hits["M"].chance == 0.567 and five.dropped_keys[0].members == {"M": 0.99}
+    with pytest.raises(ValueError, match=r"evidence format 6 is newer than this biodiscover reads \(5\)"):
+        Evidence.from_dict({"format": 6})
 
 
 def test_an_export_member_name_is_cut_at_100_characters_before_its_suffix() -> None:
@@ -328,7 +335,7 @@ def test_a_value_nothing_has_happened_to_yet_counts_zero_and_claims_nothing(tmp_
     from biodiscover.workflows.export.tables import ExportResult
 
     ev = Evidence()
-    assert (ev.size, ev.consensus_length, ev.format, ev.near_species) == (0, 0, 4, ())
+    assert (ev.size, ev.consensus_length, ev.format, ev.near_species, ev.dropped_keys) == (0, 0, 5, (), ())
     assert BinEvidence().n_with_bin == 0 and Geography().n_with_coordinates == 0
     summary = ValidationSummary()
     assert (summary.rows, summary.ok, summary.quarantined, summary.photos_set_aside) == (0, 0, 0, 0)

@@ -175,7 +175,7 @@ def test_compute_evidence_of_a_merge_and_of_a_split(world: dict) -> None:
 def _full_record() -> Evidence:
     """A record with every field, and every field of every part, away from its default: what the discovery
     run of ``world`` leaves empty (member hits, sizes, images, BIN sharing) round-trips here too."""
-    from biodiscover.storage.evidence import (BinEvidence, Geography, MemberHit, NearestCandidate,
+    from biodiscover.storage.evidence import (BinEvidence, DroppedKey, Geography, MemberHit, NearestCandidate,
                                               RepresentativeImage, SizeStats, SizeSummary)
 
     return Evidence(
@@ -191,10 +191,13 @@ def _full_record() -> Evidence:
         size_summary=SizeSummary(SizeStats(3, 510.0, 500.0, 520.0), SizeStats(2, 0.3, 0.2, 0.4),
                                  SizeStats(1, 1.5, 1.5, 1.5)),
         representative_images=(RepresentativeImage("NV1", "img/NV1.jpg"), RepresentativeImage("NV2", "img/NV2.jpg")),
-        member_hits={"NV1": MemberHit("Aus bus", "Aus", "REF1", 0.94, 640),
-                     "NV2": MemberHit("Aus cus", "Aus", "REF2", 0.93, 612)},
-        near_species=(NearSpecies("Aus bus", "Aus", 0.94, 5, {"Panama": 4}, {"NV1": 0.94, "NV2": 0.925}),
+        member_hits={"NV1": MemberHit("Aus bus", "Aus", "REF1", 0.94, 640, 0.567),
+                     "NV2": MemberHit("Aus cus", "Aus", "REF2", 0.93, 612, 0.568)},
+        near_species=(NearSpecies("Aus bus", "Aus", 0.94, 5, {"Panama": 4}, {"NV1": 0.94, "NV2": 0.925},
+                                  {"Aus cus": 0.012}),
                       NearSpecies("Aus cus", "Aus", 0.93, 1, None, {"NV2": 0.93})),
+        dropped_keys=(DroppedKey("REF9", "Aus dus", "quarantined at build-reference: barcode is 146 nt", 0.995, 146,
+                                 {"NV1": 0.995, "NV2": 0.99}),),
         extra={"sites": [3, 9]})
 
 
@@ -209,10 +212,12 @@ def test_every_field_of_a_full_record_survives_json_and_the_database(world: dict
                if f.default is not dataclasses.MISSING and f.name != "format")
     stored = json.loads(json.dumps(full.to_dict()))
     assert stored["member_hits"]["NV2"] == {"species": "Aus cus", "genus": "Aus", "processid": "REF2",
-                                            "identity": 0.93, "overlap": 612}
+                                            "identity": 0.93, "overlap": 612, "chance": 0.568}
     assert stored["geography"]["bbox"] == [-12.5, -10.0, -71.0, -70.0] and stored["sites"] == [3, 9]
     assert stored["near_species"][0] == {"species": "Aus bus", "genus": "Aus", "identity": 0.94, "n_keys": 5,
-                                         "countries": {"Panama": 4}, "members": {"NV1": 0.94, "NV2": 0.925}}
+                                         "countries": {"Panama": 4}, "members": {"NV1": 0.94, "NV2": 0.925},
+                                         "apart": {"Aus cus": 0.012}}
+    assert stored["dropped_keys"][0]["members"] == {"NV1": 0.995, "NV2": 0.99}
     assert stored["near_species"][1]["countries"] is None  # "the reference records no country", not "none"
     assert Evidence.from_dict(stored) == full
     proposal = dataclasses.replace(world["proposals"][0], evidence=full)
@@ -274,7 +279,7 @@ def test_a_format_3_record_reads_with_no_nearest_species_and_no_flag() -> None:
            "geography": {"countries": {"Costa Rica": 2}}}
     ev = Evidence.from_dict(old)
     assert ev.near_species == () and ev.nearest_known == NearestKnown(species="Aus bus", identity=0.95)
-    assert ev.format == EVIDENCE_FORMAT == 4
+    assert ev.format == EVIDENCE_FORMAT == 5
     assert known_elsewhere(ev, "Aus") is None and tied_species(ev.near_species) == []
     assert Evidence.from_dict(ev.to_dict()) == ev
 

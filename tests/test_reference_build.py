@@ -206,3 +206,40 @@ def test_keys_stored_reversed_are_turned_in_place_the_first_and_the_last_include
     ids, barcodes, lineages = keys.columns()
     assert barcodes[:] == [reverse_complement(seqs[0]), seqs[1], seqs[2], reverse_complement(seqs[3])]
     assert ids[:] == ["K0", "K1", "K2", "K3"] and [lin[-1] for lin in lineages] == [f"Gen sp{i}" for i in range(4)]
+
+
+def test_the_rows_a_build_refuses_travel_in_the_bundle_and_an_older_bundle_says_nothing(dataset, tmp_path) -> None:
+    """A real US plate's *Pyrausta pseudonythesalis* had one reference key, ZYPAN924-10 (146 nt), quarantined for
+    length: its 20 specimens were proposed as new with nothing saying the reference had held the species. The
+    build keeps such rows in the bundle (table ``reference_refused``, JSON like every table), the triage that loads
+    it matches them; a bundle built before, without the table, loads and matches nothing."""
+    import shutil
+
+    from biodiscover.discovery.engine import REFUSED_TABLE
+    from biodiscover.storage.bundle import Bundle
+    from fixtures.usa_plate import PLATE, REFERENCE
+
+    species, short = REFERENCE["ZYPAN924-10"]
+    with dataset.open() as fh:
+        rows = list(csv.DictReader(fh))
+    refused = {**rows[0], "processid": "ZYPAN924-10", "genus": "Pyrausta", "species": species, "dna_barcode": short,
+               "split": "train"}
+    data = tmp_path / "metadata.csv"
+    with data.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows([*rows, refused, {**refused, "processid": "EMPTY1", "dna_barcode": "NNNN"}])
+    built = build_reference(data, tmp_path / "bundle", keys=KEYS, calibration="", outliers="", config=_config(4096))
+    assert [(r.processid, r.species, r.genus, r.barcode) for r in built.refused_] == \
+        [("ZYPAN924-10", species, "Pyrausta", short)]  # the row without a barcode matches nothing: not kept
+    assert built.refused_[0].why == "barcode is 146 nt after trimming N runs, shorter than 200"
+    loaded = DiscoveryModel.load(tmp_path / "bundle")
+    assert loaded.refused_ == built.refused_
+    member = PLATE["BBLSX247-09"]
+    assert [(m[0], m[1], round(m[3], 3), m[4]) for m in loaded.dropped_matches([("BBLSX247-09", member, 0.915)])[
+        "BBLSX247-09"]] == [("ZYPAN924-10", species, 0.993, 146)]
+    old = tmp_path / "old"
+    shutil.copytree(tmp_path / "bundle", old)
+    assert Bundle.open(old).remove("tables", REFUSED_TABLE)
+    before = DiscoveryModel.load(old)
+    assert before.refused_ == [] and before.dropped_matches([("BBLSX247-09", member, 0.915)]) == {}

@@ -20,6 +20,7 @@ from textual.screen import Screen
 
 from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
                                             new_taxon_problem, new_taxon_rank)
+from biodiscover.storage.evidence import indistinct_congeners
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import plural
 from biodiscover.tui.evidence import centre_distances, centre_text, marked, shown_name
@@ -673,6 +674,14 @@ class DecisionsMixin:
         # the congeners of a candidate at 95.0 % (a real plate's #17)
         top = max((x[0] for x in said.values()), default=0.0)
         close = {tid: x[0] for tid, x in said.items() if top - x[0] <= CONTENDERS}
+        # congeners nearer each other than the members are to them come first, together and marked: the ⚑ named one
+        # of them and a real plate's #34 would have been assigned it (``storage.evidence.indistinct_congeners``)
+        near = detail.evidence.near_species
+        group = {s.species for s in indistinct_congeners(detail.evidence, near[0])} if near else set()
+        for tid, x in list(said.items()):
+            if names[tid] in group:
+                close[tid] = 2.0 + x[0]
+                said[tid] = (x[0], x[1] + f" · one of {len(group)} species DNA cannot pick among")
         options = sorted(((tid, label + (said[tid][1] if tid in said else "")) for tid, label in options),
                          key=lambda o: -close[o[0]] if o[0] in close else 1.0)[:5000]
 

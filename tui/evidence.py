@@ -17,7 +17,9 @@ from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.db.reviews import retired_named
-from biodiscover.storage.evidence import TIE, Evidence, NearSpecies, known_elsewhere, span_note, tied_species
+from biodiscover.storage.evidence import (TIE, Evidence, NearSpecies, chance_note, congeners_note,
+                                          indistinct_congeners, known_elsewhere, span_note, species_spread,
+                                          tied_species, unusable_reads)
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
 
 
@@ -82,7 +84,7 @@ def barcode_gap(evidence: Evidence, nearest_identity: Any = None) -> "BarcodeGap
     return gap_of(evidence, nearest_identity)
 
 
-GAP_STYLE = {"gap": "green", "not separated": "yellow", "no gap": "yellow", "unknown": "grey50"}
+GAP_STYLE = {"gap": "green", "not separated": "yellow", "no gap": "yellow", "not COI": "bold red", "unknown": "grey50"}
 
 
 def p_under(value: float) -> str:
@@ -228,7 +230,7 @@ def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False
     none from Costa Rica — may be a known species met from another part of its range: 6.6% apart, more than the 3%
     one species usually spans`` (``span_note``); ``short`` (the header, two lines at 80 columns): the key count
     without the countries the Evidence tab lists, "met elsewhere" (two lines, not three, at 80 columns)."""
-    s = known_elsewhere(evidence, genus, NEAR_SHOWN, met_here=met_here)
+    s = flagged_species(evidence, genus, met_here)
     if s is None:
         return None
     here = ", ".join(evidence.geography.countries) if evidence.geography is not None else "?"
@@ -238,6 +240,48 @@ def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False
     where = "elsewhere" if short else "from another part of its range"
     return f"{s.species} ({_percent(s.identity)}): {keys}; none from {here} — may be a known species met {where}" + (
         f": {span}" if span else "")
+
+
+def flagged_species(evidence: Evidence, genus: str | None,
+                    met_here: Mapping[str, Mapping[str, int]] | None = None) -> NearSpecies | None:
+    """The species the ⚑ names (``known_elsewhere`` over the listed ones), None where none is flagged."""
+    return known_elsewhere(evidence, genus, NEAR_SHOWN, met_here=met_here)
+
+
+def congeners_line(evidence: Evidence, s: NearSpecies | None, *, short: bool = False) -> str | None:
+    """:func:`~biodiscover.storage.evidence.congeners_note`, a repeated genus shortened to its initial; ``short`` (the
+    header, two lines at 80 columns): ``2 Amara species 0.7% apart (Amara ovata / A. similata), nearer each other
+    than to the members (2.9%): DNA cannot pick among them``."""
+    text = congeners_note(evidence, s)
+    group = indistinct_congeners(evidence, s) if s is not None and text else []
+    if not group or text is None or s is None or s.identity is None:
+        return text
+    names = species_names([t.species for t in group])
+    if short:
+        return (f"{len(group)} {s.genus or s.species.split()[0]} species {100 * species_spread(group):.1f}% apart "
+                f"({names}), nearer each other than to the members ({100 * (1.0 - s.identity):.1f}%): DNA cannot "
+                "pick among them")
+    return text.replace(" / ".join(t.species for t in group), names)
+
+
+def quality_lines(evidence: Evidence, *, short: bool = False) -> list[str]:
+    """What the evidence says of the data rather than the species: reads not usable as COI (where only some
+    members are: where all are, the barcode gap line says it) and reference records dropped that members match
+    (``DroppedKey``); ``short`` (the header) names the record, its species and why in fewer words."""
+    out = []
+    bad = unusable_reads(evidence.member_hits)
+    if bad and len(bad) < len(evidence.member_hits):
+        out.append(chance_note(evidence) or "")
+    for k in evidence.dropped_keys:
+        if short:
+            why = k.why.split(":", 1)[0]
+            size = max(evidence.size, len(evidence.member_hits))
+            who = "its member matches" if size <= 1 else f"{len(k.members)} of {size} members match"
+            out.append(f"{who} a record the reference dropped: {k.processid} ({k.species or 'no species'}) "
+                       f"{'–' if k.identity is None else f'{100 * k.identity:.1f}%'}, {why}")
+        else:
+            out.append(k.sentence(max(evidence.size, len(evidence.member_hits))))
+    return [line for line in out if line]
 
 
 def _one_country(s: NearSpecies) -> str:

@@ -24,6 +24,7 @@ from typing import Collection, Sequence
 
 import numpy as np
 
+from biodiscover.discovery.audit import RefusedKey
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.reference import KeyColumns
 from biodiscover.storage.errors import InputError
@@ -43,6 +44,37 @@ def reference_quarantine_path(out: Path) -> Path:
     """Where ``build-reference`` reports the rows it set aside: ``<bundle>.quarantine.csv`` beside the bundle."""
     out = Path(out).absolute()
     return out.with_name(out.name + ".quarantine.csv")
+
+
+def refused_keys(data: Path, records: Sequence[QuarantinedRecord]) -> list[RefusedKey]:
+    """The quarantined rows of ``data`` that still hold a barcode of IUPAC bases and a name, as the bundle keeps them
+    (``discovery.audit.RefusedKey``): each row's own cells, read back from its raw line with the file's header, the
+    barcode cleaned as a key's is. Rows without one (a blank barcode, characters outside IUPAC) match nothing and
+    are left out, as are barcodes under ``MIN_INFORMATIVE`` called bases (no identity is measured over fewer); the
+    report beside the bundle keeps every row."""
+    import csv
+
+    from biodiscover.storage.bioscan import find_metadata, read_header
+    from biodiscover.storage.collections import sniff_format
+    from biodiscover.storage.distance import MIN_INFORMATIVE
+    from biodiscover.storage.validation import barcode_problems, clean_barcode
+
+    rows = [r for r in records if r.raw and r.processid and not r.whole_file and not r.photo_only]
+    if not rows:
+        return []
+    path = find_metadata(Path(data))
+    header = read_header(path)
+    delimiter = "\t" if sniff_format(path) == "tsv" else ","
+    out: list[RefusedKey] = []
+    for r in rows:
+        cells = dict(zip(header, next(csv.reader([r.raw], delimiter=delimiter), [])))
+        barcode = clean_barcode(cells.get("dna_barcode") or "", None)
+        name = cells.get("species") or None
+        bad = {kind for kind, _ in barcode_problems(barcode, min_length=0)}
+        if len(barcode.replace("N", "")) < MIN_INFORMATIVE or bad or not name:
+            continue
+        out.append(RefusedKey(str(r.processid), name, cells.get("genus") or None, r.reason, barcode))
+    return out
 
 
 def sample(specimens: Sequence[Specimen], n: int, seed: int) -> list[Specimen]:
@@ -149,6 +181,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     out_l = sample(pick(outliers), max_outliers, seed) if outliers else []
     cal_keys = pick(calibration_keys) if calibration_keys and with_images else None
     model.fit(ref_keys, cal, out_l, progress=say)
+    model.refused_ = refused_keys(data, set_aside)  # kept in the bundle: triage says when a candidate matches one
     del columns, ref_keys
     fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
                    "calibration_splits": list(cal_splits),

@@ -747,7 +747,8 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
     if p.get("nearest_species"):
         pct = "" if ident is None or ident != ident else f" at {ident * 100 if ident <= 1 else ident:.1f}% identity"
         facts.append(("nearest known species", f"{p['nearest_species']}{pct}"))
-    facts.append(("barcode gap", gap_of(ev, ident).sentence()))
+    gap = gap_of(ev, ident)  # a candidate no member of which is usable COI has no gap to read: the data is the fact
+    facts.append(("data quality" if gap.verdict == "not COI" else "barcode gap", gap.sentence()))
     near = _dict(ev.get("nearest_known"))
     if isinstance(near.get("not_named_because"), str) and near["not_named_because"].strip():
         facts.append(("not named because", near["not_named_because"]))

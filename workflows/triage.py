@@ -357,6 +357,9 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
                                       reference_barcode=lambda pid: seqs[where[pid]] if pid in where else None,
                                       reference_lineage=lambda pid: lineages[where[pid]] if pid in where else None,
                                       reference_image=reference_image, species_keys=census.get if census else None,
+                                      chance_identity=getattr(model, "null_floor", None) if where else None,
+                                      species_apart=getattr(model, "species_apart", None) if where else None,
+                                      dropped_matches=getattr(model, "dropped_matches", None) if where else None,
                                       evidence=evidence)
         say("candidates", 1, 1)
         seconds["candidates"] = time.perf_counter() - t

@@ -79,7 +79,8 @@ from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, table
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
-from biodiscover.storage.evidence import CandidateProposal, Evidence, Geography, NearSpecies, known_elsewhere
+from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
+                                          known_elsewhere)
 from biodiscover.storage.records import candidate_name
 
 log = logging.getLogger(__name__)
@@ -966,6 +967,33 @@ class ProposalsMixin(DatabaseCore):
                 q = sa.select(PROPOSALS.c.id, sa.func.json_extract(PROPOSALS.c.evidence, "$.consensus_barcode")) \
                     .where(PROPOSALS.c.id.in_(ids[i:i + 500]))
                 out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
+        return out
+
+    def data_marks(self, proposal_ids: Sequence[int]) -> dict[int, str]:
+        """proposal id → what its evidence says is wrong with its data (``storage.evidence.data_mark``: ``not COI``,
+        ``dropped key: …``), for those with a mark, in one query a page: what the queue's marks column shows. Only
+        the two parts the mark reads are taken from each record (not its alignment); a record SQLite cannot parse
+        or this version cannot read has no mark here (its detail says why)."""
+        ids = [int(i) for i in proposal_ids]
+        out: dict[int, str] = {}
+        valid = sa.func.json_valid(PROPOSALS.c.evidence)
+
+        def part(path: str) -> Any:
+            return sa.case((valid, sa.func.json_extract(PROPOSALS.c.evidence, path)), else_=None)
+
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(PROPOSALS.c.id, part("$.member_hits"), part("$.dropped_keys")) \
+                    .where(PROPOSALS.c.id.in_(ids[i:i + 500]))
+                for pid, hits, dropped in conn.execute(q):
+                    try:
+                        ev = Evidence.from_dict({"member_hits": json.loads(hits) if hits else {},
+                                                 "dropped_keys": json.loads(dropped) if dropped else []})
+                    except (ValueError, TypeError):
+                        continue
+                    mark = data_mark(ev)
+                    if mark:
+                        out[int(pid)] = mark
         return out
 
     def assigned_countries(self) -> dict[str, dict[str, int]]:

@@ -79,11 +79,18 @@ def summary_text(detail: Any) -> Text:
         text.append(f" ({_pct(ident)})\n")
     if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
-        text.append(gap.sentence(), style=ev.GAP_STYLE.get(gap.verdict, ""))
+        text.append(("⚠ " if gap.verdict == "not COI" else "") + gap.sentence(),
+                    style=ev.GAP_STYLE.get(gap.verdict, ""))
     elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), short=True,
                                   met_here=detail.met_here)
     if elsewhere and s.status != "assigned":
         text.append(f"\n⚑ {elsewhere}", style="bold yellow")
+        flagged = ev.flagged_species(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), detail.met_here)
+        together = ev.congeners_line(detail.evidence, flagged, short=True)
+        if together:
+            text.append(f"\n⚑ {together}", style="bold yellow")
+    for line in ev.quality_lines(detail.evidence, short=True):
+        text.append(f"\n⚠ {line}", style="bold red")
     warning = ev.rejected_warning(detail.history, s.id)
     if warning:
         text.append(f"\n⚠ {warning}", style="bold yellow")
@@ -324,6 +331,15 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         if elsewhere and s.status != "assigned":  # answered: the header says the same
             nearest.append("\n⚑ ", style="bold yellow")
             nearest.append(elsewhere, style="yellow")
+            together = ev.congeners_line(detail.evidence, ev.flagged_species(
+                detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), detail.met_here))
+            if together:
+                nearest.append("\n⚑ ", style="bold yellow")
+                nearest.append(together, style="yellow")
+        gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
+        for line in ([gap.sentence()] if gap.verdict == "not COI" else []) + ev.quality_lines(detail.evidence):
+            nearest.append("\n⚠ ", style="bold red")
+            nearest.append(line, style="red")
         for label, value in [*ev.why_lines(detail.evidence, detail.members, ev.split_from(detail.history, s.id)),
                              *ev.extra_lines(detail.evidence, detail.closest_candidate, detail.bin_holders)]:
             nearest.append(f"\n{label}: ", style="grey70")

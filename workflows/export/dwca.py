@@ -45,6 +45,7 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.evidence import member_quality
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name, open_qualifier
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
@@ -270,7 +271,17 @@ def _as_candidate(row: dict[str, Any], p: Mapping[str, Any], proposal_id: Any, m
                identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
                taxonConceptID=concept_id(run, proposal_id),
                identificationRemarks=remarks + f"; candidate species {proposal_id}{of_run} (status {p.get('status')}, "
-                                               f"version {p.get('version')})" + _added_parent(p))
+                                               f"version {p.get('version')})" + _added_parent(p)
+               + _quality(p, row.get("occurrenceID")))
+
+
+def _quality(p: Mapping[str, Any], processid: Any) -> str:
+    """``; barcode not usable as COI: …`` / ``; matches ZYPAN924-10 …``: what the candidate's evidence says of this
+    member's data (``storage.evidence.member_quality``), empty where it says nothing."""
+    from biodiscover.workflows.export.flags import evidence_of
+
+    said = member_quality(evidence_of(p.get("evidence")), str(processid)) if processid else []
+    return "".join(f"; {line}" for line in said)
 
 
 def _as_assigned(row: dict[str, Any], p: Mapping[str, Any], decided: Any, machine: Mapping[str, Any],
@@ -462,7 +473,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             _reviewed(row, trails.get(decided), decision_status(p))
         elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
-                                                      "rejected by a reviewer")
+                                                      "rejected by a reviewer") + _quality(props[decided], pid)
             _reviewed(row, trails.get(decided), decision_status(props[decided], named=bool(deepest)))
         # A reviewer's decision of an earlier run on this specimen: where this run named it that species again (from
         # its candidate-mates' keys: its own is never its evidence), the determination is still the reviewer's

@@ -23,7 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from biodiscover.storage.evidence import FULL_READ, TIE, Evidence, known_elsewhere, span_note, tied_species
+from biodiscover.storage.evidence import (FULL_READ, TIE, Evidence, chance_note, congeners_note, known_elsewhere,
+                                          span_note, tied_species)
 from biodiscover.storage.records import plural
 
 _HEAD = re.compile(r"^(?P<rank>\w+) (?P<label>.+?) at (?P<identity>[\d.]+)% identity: ")
@@ -214,7 +215,10 @@ def candidate_flags(proposal: Mapping[str, Any], met_here: Mapping[str, Mapping[
     ``met_here``: where reviewers' assigned candidates met each known species (``RunExport.met_here``)."""
     ev = evidence_of(proposal.get("evidence"))
     ident = proposal.get("nearest_identity")
-    flags = [f for f in [_gap_flag(ev, ident)] if f]
+    # the data first: a read not usable as COI, a record the reference dropped that members match
+    flags = [f for f in [chance_note(ev)] if f]
+    flags += [k.sentence(max(ev.size, len(ev.member_hits))) for k in ev.dropped_keys]
+    flags += [f for f in [_gap_flag(ev, ident)] if f]
     flags += _ties(ev)
     near = ev.nearest_known
     placed = proposal.get("parent_taxon") if proposal.get("parent_rank") == "genus" else None
@@ -224,6 +228,9 @@ def candidate_flags(proposal: Mapping[str, Any], met_here: Mapping[str, Mapping[
         flags.append(f"may be {mine.species} met from another part of its range "
                      f"({100 * (mine.identity or 0.0):.1f}%; {mine.keys_text()}, none from where the members were "
                      f"caught{'; ' + span if span else ''})")
+        together = congeners_note(ev, mine)
+        if together:
+            flags.append(together)
     partial = _partial_reads(ev, proposal.get("size"))
     if partial:
         flags.append(partial)
