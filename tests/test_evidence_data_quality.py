@@ -28,8 +28,9 @@ from biodiscover.tui.app import ReviewApp
 from biodiscover.workflows.export.flags import candidate_flags
 from fixtures.review_db import one_run_db
 from fixtures.run_export import export_dwca
-from fixtures.tui_pilot import asynctest, open_proposal, settle
+from fixtures.tui_pilot import asynctest, open_proposal, reviewing, settle
 from fixtures.usa_plate import PLATE, REFERENCE, USA_NULL
+from test_tui_queue import status_cells
 
 
 def _chance() -> DiscoveryModel:
@@ -156,8 +157,17 @@ async def test_the_review_and_the_exports_say_it_for_the_real_reads(tmp_path: Pa
                      [{"processid": pid, "deepest_rank": "order", "deepest_taxon": "Coleoptera", "novelty": 0.99,
                        "is_novel": True, "labels": {"order": "Coleoptera"}, "confidences": {"order": 0.99}}
                       for pid in ("BETN14393-22", "BBLOB578-11", "BBLSX247-09")])
-    with Database.open(path, readonly=True) as db:  # the field a queue's marks column shows, one query a page
+    with Database.open(path, readonly=True) as db:  # the queue's ⚠ mark and what it stands for, one query a page
         assert db.data_marks(ids) == {ids[0]: "not COI", ids[1]: "dropped key: Pyrausta pseudonythesalis"}
+        assert {pid: [(m.kind, m.value) for m in marks] for pid, marks in db.proposal_marks(ids).items()} == \
+            {ids[0]: [("data", 1.0)], ids[1]: [("data", 0.0)]}
+    for size, want in (((80, 24), ("⚠", "⚠")), ((200, 50), ("⚠COI", "⚠key"))):
+        async with reviewing(path, size=size) as (app, shown, pilot):
+            await settle(pilot)
+            cells = status_cells(app)
+            assert cells[ids[0]].startswith("·") and cells[ids[0]].endswith(want[0]), cells
+            assert cells[ids[1]].endswith(want[1]), cells
+        shown.close()
     db = Database.open(path)
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(120, 40)) as pilot:

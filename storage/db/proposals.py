@@ -80,7 +80,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Ass
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
-                                          known_elsewhere)
+                                          known_elsewhere, unusable_reads)
 from biodiscover.storage.records import candidate_name
 
 log = logging.getLogger(__name__)
@@ -127,9 +127,12 @@ class QueueMark:
 #: The marks a queue row may carry, in the order they are shown: ``elsewhere`` (the ⚑: a known species met
 #: elsewhere may be this one; ``value`` its gap, :data:`FLAG_SORT`), ``note`` (reviewers' notes; ``value`` how
 #: many). Why: the ⚑ and a note were visible only inside a candidate or through ``f known=elsewhere``; on a real
-#: plate a candidate with a note looked like any other in the queue (e25 finding 7). A new kind is one entry here,
-#: one in :meth:`ProposalsMixin.proposal_marks` and one in the table's drawing.
-MARK_KINDS: tuple[str, ...] = ("elsewhere", "note")
+#: plate a candidate with a note looked like any other in the queue (e25 finding 7); ``data`` (⚠: what is wrong with
+#: its data, not its species — reads not usable as COI, a record the reference dropped that members match,
+#: ``storage.evidence.data_mark``; ``value`` the share of members whose reads are not usable, 0 for a dropped record
+#: only): a candidate of junk reads read in the queue as the most distinct new species of a real plate (e25 finding
+#: 4). A new kind is one entry here, one in :meth:`ProposalsMixin.proposal_marks` and one in the table's drawing.
+MARK_KINDS: tuple[str, ...] = ("elsewhere", "note", "data")
 
 
 #: SQL true for a rejected proposal (``proposals`` row) a later run proposed again and recognised, itself rejected
@@ -870,6 +873,8 @@ class ProposalsMixin(DatabaseCore):
                              *([QueueMark("note", float(notes))] if notes else [])]
                     if marks:
                         out[int(pid)] = tuple(marks)
+        for pid, share in self._data_shares(ids).items():
+            out[pid] = (*out.get(pid, ()), QueueMark("data", share))
         return out
 
     def _queue_sql(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
@@ -969,32 +974,43 @@ class ProposalsMixin(DatabaseCore):
                 out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
         return out
 
-    def data_marks(self, proposal_ids: Sequence[int]) -> dict[int, str]:
-        """proposal id → what its evidence says is wrong with its data (``storage.evidence.data_mark``: ``not COI``,
-        ``dropped key: …``), for those with a mark, in one query a page: what the queue's marks column shows. Only
-        the two parts the mark reads are taken from each record (not its alignment); a record SQLite cannot parse
-        or this version cannot read has no mark here (its detail says why)."""
+    def _data_evidence(self, proposal_ids: Sequence[int]) -> dict[int, Evidence]:
+        """proposal id → the two parts of its evidence a data mark reads (member hits, dropped records), in one query
+        a chunk (not the alignment); a record SQLite cannot parse or this version cannot read is left out (its
+        detail says why)."""
         ids = [int(i) for i in proposal_ids]
-        out: dict[int, str] = {}
+        out: dict[int, Evidence] = {}
         valid = sa.func.json_valid(PROPOSALS.c.evidence)
 
         def part(path: str) -> Any:
             return sa.case((valid, sa.func.json_extract(PROPOSALS.c.evidence, path)), else_=None)
 
         with self._read() as conn:
-            for i in range(0, len(ids), 500):
+            for chunk in chunked(ids):
                 q = sa.select(PROPOSALS.c.id, part("$.member_hits"), part("$.dropped_keys")) \
-                    .where(PROPOSALS.c.id.in_(ids[i:i + 500]))
+                    .where(PROPOSALS.c.id.in_(list(chunk)))
                 for pid, hits, dropped in conn.execute(q):
                     try:
-                        ev = Evidence.from_dict({"member_hits": json.loads(hits) if hits else {},
-                                                 "dropped_keys": json.loads(dropped) if dropped else []})
+                        out[int(pid)] = Evidence.from_dict({"member_hits": json.loads(hits) if hits else {},
+                                                            "dropped_keys": json.loads(dropped) if dropped else []})
                     except (ValueError, TypeError):
                         continue
-                    mark = data_mark(ev)
-                    if mark:
-                        out[int(pid)] = mark
         return out
+
+    def _data_shares(self, proposal_ids: Sequence[int]) -> dict[int, float]:
+        """proposal id → the share of its members whose reads are not usable as COI (0.0 where only a dropped
+        record is matched), for those with a data mark: the ``data`` queue mark's figure."""
+        out = {}
+        for pid, ev in self._data_evidence(proposal_ids).items():
+            if data_mark(ev):
+                bad = len(unusable_reads(ev.member_hits))
+                out[pid] = bad / len(ev.member_hits) if bad else 0.0
+        return out
+
+    def data_marks(self, proposal_ids: Sequence[int]) -> dict[int, str]:
+        """proposal id → what its evidence says is wrong with its data in a few words (``storage.evidence.data_mark``:
+        ``not COI``, ``dropped key: …``), for those with a mark: what the queue's ⚠ stands for."""
+        return {pid: mark for pid, ev in self._data_evidence(proposal_ids).items() if (mark := data_mark(ev))}
 
     def assigned_countries(self) -> dict[str, dict[str, int]]:
         """Known species → {country: specimens} of the live candidates reviewers assigned to it, every run of

@@ -11,8 +11,10 @@ another species than ``Dreum sp. BIOUG95524``.
 
 Beside each row's status mark (``· ✓ ✗ =``) stand its marks (``storage.db.QueueMark``): ⚑ / ⚐ where a known
 species met elsewhere may be the candidate's own, within / beyond the 3 % one species usually spans (with the gap
-itself where the terminal is wide), ✎ where reviewers wrote a note. Why: on a real plate the flagged candidates
-were visible only through ``f known=elsewhere`` and a candidate with a note looked like any other (e25 finding 7).
+itself where the terminal is wide), ✎ where reviewers wrote a note, ⚠ where its data is at fault (reads not usable
+as COI, ``⚠COI`` where wide, or members matching a record the reference dropped, ``⚠key``). Why: on a real plate the
+flagged candidates were visible only through ``f known=elsewhere``, a candidate with a note looked like any other
+(e25 finding 7), and one of junk reads like the most distinct new species (e25 finding 4).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ NAME_MIN = {"taxon": 21, "nearest": 19}
 NAME_MAX = {"taxon": 40, "nearest": 48}
 #: Each mark kind's room (``storage.db.proposals.MARK_KINDS``): (narrow, wide) cells; a kind not listed (a mark
 #: added in storage before its drawing) takes one cell and shows as ``•``.
-MARK_ROOM: dict[str, tuple[int, int]] = {"elsewhere": (1, 6), "note": (1, 1)}
+MARK_ROOM: dict[str, tuple[int, int]] = {"elsewhere": (1, 6), "note": (1, 1), "data": (1, 4)}
 #: From this many columns on, marks show their figures (``⚑2.9%``): at 80 the names need every cell.
 WIDE_MARKS = 120
 _CELL_PADDING = 2  # DataTable's default cell_padding=1 on both sides
@@ -102,6 +104,9 @@ def mark_text(kind: str, value: float | None, wide: bool) -> Text:
         return Text(shown[:room].ljust(room), style="bold yellow" if within else "yellow")
     if kind == "note":
         return Text("✎".ljust(room), style="cyan")
+    if kind == "data":  # reads not usable as COI (``COI`` where wide) or a record the reference dropped (``key``)
+        shown = "⚠" + (("COI" if value else "key") if wide else "")
+        return Text(shown[:room].ljust(room), style="bold red")
     return Text("•".ljust(room))
 
 
