@@ -793,6 +793,8 @@ class DiscoveryModel:
         for i, j in zip(*np.nonzero(shared / own >= DROPPED_PREFILTER)):
             pid, seq, best = queries[int(i)]
             rec = records[int(j)]
+            if rec[0] == pid:  # its own record, refused or set aside: a specimen is never its own evidence
+                continue
             ident, overlap = shared_identity(seq, rec[3])
             if ident >= cut and ident > best:
                 out.setdefault(pid, []).append((rec[0], rec[1], rec[2], float(ident), int(overlap)))

@@ -104,8 +104,10 @@ def test_members_matching_a_key_the_reference_refused_say_which_and_why() -> Non
                              "trimming N runs, shorter than 200")
     flags = candidate_flags({"evidence": p.evidence.to_dict()})
     assert any("ZYPAN924-10 (Pyrausta pseudonythesalis)" in f for f in flags)
-    # a member that matches its kept key better than the refused one: nothing to say
+    # a member that matches its kept key better than the refused one: nothing to say; nor does the refused record's
+    # own specimen triaged again (it is not its own evidence)
     assert not model.dropped_matches([("BBLOB578-11", PLATE["BBLOB578-11"], 1.0)])
+    assert not model.dropped_matches([("ZYPAN924-10", barcode, 0.9)])
     # a split keeps the member it still holds
     one = recompute_evidence([Specimen(processid="BBLSX247-09", dna_barcode=PLATE["BBLSX247-09"])], None,
                              [p.evidence])
