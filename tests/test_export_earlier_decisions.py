@@ -181,3 +181,37 @@ def test_a_provisional_species_above_genus_is_written_in_open_nomenclature_at_it
         == ("Tenebrionidae", "family", "gen. sp.", name)
     assert row["taxonConceptID"] == concept_id(data.run, 4) and row["family"] == "Tenebrionidae"
     assert row["identifiedBy"] == "biodiscover"
+
+
+def test_a_candidate_merged_into_a_later_weeks_keeps_the_reviewers_determination_in_its_own_runs_export(
+        tmp_path: Path) -> None:
+    """The weekly-batch review: week 1's #10 (11 *Adelpha*) merged into week 2's #162 (4 more), accepted as *Adelpha*
+    sp. BD-0004: week 1's archive then wrote the 11 as "Limenitidinae, unverified (machine prediction)", no concept,
+    and week 2's archive holds only its own specimens — the reviewer's determination of 11 specimens was published
+    nowhere. Now a run's specimens whose candidate was merged into another run's carry that candidate's
+    determination (who, when, the concept), and the remark says where it went."""
+    path = tmp_path / "weeks.sqlite"
+    first, second = ["W1a", "W1b", "W1c"], ["W2a", "W2b"]
+    (old,) = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="Costa Rica")
+                               for p in first + second], [{**GONODONTA, "species": "Gonodonta bidens"}],
+                        [{"members": first, "parent_lineage": GONODONTA}],
+                        [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.9,
+                          "labels": GONODONTA} for p in first])
+    with Database.open(path) as db:
+        run2 = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run2, [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta",
+                                     "novelty": 0.9, "labels": GONODONTA} for p in second])
+        (new,) = db.write_proposals(run2, [{"members": second, "parent_lineage": GONODONTA}])
+        db.finish_run(run2, "completed")
+        db.merge([new, old], {new: db.proposal(new).version, old: db.proposal(old).version}, reviewer="Kim Tax")
+        accepted = db.accept(new, db.proposal(new).version, reviewer="Kim Tax")
+    (tmp_path / "one").mkdir()
+    core1, _ = export_dwca(path, 1, tmp_path / "one")
+    core2, _ = export_dwca(path, run2, tmp_path)
+    for pid in first:
+        row = core1[pid]
+        assert (row["verbatimIdentification"], row["identifiedBy"], row["identificationVerificationStatus"]) == \
+            (accepted.name, "Kim Tax", "accepted by reviewer (provisional species)"), row
+        assert row["taxonConceptID"] == core2[second[0]]["taxonConceptID"] != ""
+        assert f"candidate species {old}" in row["identificationRemarks"]
+        assert f"merged into candidate species {new} of run {run2}" in row["identificationRemarks"]

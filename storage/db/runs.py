@@ -404,7 +404,10 @@ class RunsMixin(DatabaseCore):
         """What reviewers decided, in runs before ``run_id``, about the specimens ``run_id`` named: the accepted
         and assigned proposals (a decision in force: an undone one is pending again) holding them.
 
-        Keys: ``retired`` (one row per specimen of this run and pending candidate of an earlier run that a run up
+        Keys: ``merged`` (one row per specimen of this run whose candidate of this run a reviewer merged into
+        another run's: ``processid``, ``source_id`` (this run's candidate), ``run_id`` (the run of the candidate
+        holding it now), then that candidate's ``proposals`` columns; its review rows are in ``reviews``),
+        ``retired`` (one row per specimen of this run and pending candidate of an earlier run that a run up
         to this one retired, ``Database.retire_unproposed``: ``processid``, ``proposal_id``, ``run_id``,
         ``retired_by``, ``provisional_name``, ``parent_name``, ``parent_rank``; their review rows are in ``reviews``
         too: a note written there follows the specimen), ``decisions`` (one row per specimen and such proposal:
@@ -442,8 +445,30 @@ class RunsMixin(DatabaseCore):
                 "JOIN proposals p ON p.id = m.proposal_id JOIN proposal_edges e ON e.source_id = p.id "
                 "AND e.kind = 'retired' WHERE a.run_id = :run AND p.run_id < :run AND e.run_id <= :run "
                 "ORDER BY a.id, p.id"), {"run": run_id}).mappings().all()
+            # this run's candidates a reviewer merged into another run's: their members' determination is the
+            # candidate that holds them now (followed through merges of merges)
+            folded = conn.execute(sa.text(
+                "SELECT m.processid, p.id AS source_id, p.merged_into FROM assignments a JOIN proposal_members m "
+                "ON m.processid = a.processid JOIN proposals p ON p.id = m.proposal_id WHERE a.run_id = :run AND "
+                "p.run_id = :run AND p.status = 'merged' AND p.merged_into IS NOT NULL ORDER BY a.id"),
+                {"run": run_id}).mappings().all()
+            into: dict[int, int] = {}
+            for r in folded:
+                target, seen = int(r["merged_into"]), {int(r["source_id"])}
+                while target not in seen:
+                    seen.add(target)
+                    nxt = conn.execute(sa.select(P.c.merged_into).where(P.c.id == target, P.c.status == "merged")
+                                       ).scalar()
+                    if nxt is None:
+                        break
+                    target = int(nxt)
+                into[int(r["source_id"])] = target
+            holders = conn.execute(sa.select(P).where(P.c.id.in_(sorted(set(into.values()))),
+                                                      P.c.run_id != run_id)).mappings().all() if into else []
+            held = {p["proposal_id"]: p for p in _proposal_records(conn, holders)}
+            runs_of = {int(h["id"]): int(h["run_id"]) for h in holders}
             rev_rows: list[Any] = []
-            for part in chunked(sorted(set(shaped) | {int(r["proposal_id"]) for r in retired})):
+            for part in chunked(sorted(set(shaped) | set(held) | {int(r["proposal_id"]) for r in retired})):
                 rev_rows.extend(conn.execute(sa.select(R).where(R.c.proposal_id.in_(part))
                                              .order_by(R.c.id)).mappings().all())
         decisions = pd.DataFrame(
@@ -453,7 +478,12 @@ class RunsMixin(DatabaseCore):
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         gone = pd.DataFrame([dict(r) for r in retired], columns=["processid", "proposal_id", "run_id", "retired_by",
                                                                  "provisional_name", "parent_name", "parent_rank"])
-        return {"decisions": decisions, "reviews": reviews, "retired": gone}
+        holder_of = {r["processid"]: (int(r["source_id"]), into[int(r["source_id"])]) for r in folded}
+        merged = pd.DataFrame(
+            [{"processid": pid, "source_id": source, "run_id": runs_of[holder], **held[holder]}
+             for pid, (source, holder) in holder_of.items() if holder in held],
+            columns=["processid", "source_id", "run_id", *PROPOSAL_COLUMNS])
+        return {"decisions": decisions, "reviews": reviews, "retired": gone, "merged": merged}
 
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.

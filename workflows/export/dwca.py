@@ -393,6 +393,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
     for e in plain_records(data.earlier):
         earlier.setdefault(e["processid"], []).append(e)
     earlier_trails, earlier_histories = review_trails(data.earlier_reviews), review_histories(data.earlier_reviews)
+    folded = {f["processid"]: f for f in plain_records(data.merged)} if not data.merged.empty else {}
     retired: dict[str, list[dict[str, Any]]] = {}
     for g in plain_records(data.retired):
         retired.setdefault(g["processid"], []).append(g)
@@ -475,6 +476,18 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
                                                       "rejected by a reviewer") + _quality(props[decided], pid)
             _reviewed(row, trails.get(decided), decision_status(props[decided], named=bool(deepest)))
+        elif pid in folded:  # its candidate of this run was merged into another run's: that one's determination
+            f = folded[pid]
+            holder, of_run = f["proposal_id"], f" of run {f.get('run_id')}"
+            proposed[pid] = f["source_id"]
+            if str(f.get("status")) in ("accepted", "pending"):
+                _as_candidate(row, f, holder, machine, run, remarks, a, deepest, of_run)
+            elif str(f.get("status")) == "assigned":
+                _as_assigned(row, f, holder, machine, run, remarks, of_run)
+            row["identificationRemarks"] = (f"{row.get('identificationRemarks') or remarks}; proposed in candidate "
+                                            f"species {f['source_id']}, merged into candidate species {holder}{of_run}")
+            if str(f.get("status")) in ("accepted", "assigned"):
+                _reviewed(row, earlier_trails.get(holder), decision_status(f))
         # A reviewer's decision of an earlier run on this specimen: where this run named it that species again (from
         # its candidate-mates' keys: its own is never its evidence), the determination is still the reviewer's
         earlier_here = earlier.get(pid, [])

@@ -121,4 +121,4 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
                      earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"],
-                     concepts=concepts)
+                     merged=earlier["merged"], concepts=concepts)

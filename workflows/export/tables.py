@@ -65,6 +65,10 @@ class RunExport:
     #: the pending candidates of earlier runs holding this run's specimens that a later run retired
     #: (``Database.earlier_decisions``' ``retired``): the notes written on them follow the specimens' records
     retired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: this run's specimens whose candidate a reviewer merged into another run's (``Database.earlier_decisions``'
+    #: ``merged``: ``processid``, ``source_id``, ``run_id`` of the holder, its ``proposals`` columns): the holder's
+    #: determination is theirs
+    merged: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: provisional species name → the candidate whose acceptance made it (``Database.provisional_concepts``): the
     #: concept of a specimen this run names that species
     concepts: Mapping[str, int] = field(default_factory=dict)
