@@ -51,24 +51,19 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
                "barcode)")
     typer.echo(f"deepest confident rank: {named}")
     typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
-    if summary.provisional_keys:
-        typer.echo(f"references: + {plural(summary.provisional_keys, 'member')} of candidates reviewers accepted or "
-                   "assigned")
+    references = summary.references_line()
+    if references:
+        typer.echo(references)
     if summary.absent_share:
         typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
                    + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
-    if summary.species_at_level:
-        typer.echo("named to species at a lower --level (the same P(right)): " + ", ".join(
-            f"{lv} {n}" for lv, n in summary.species_at_level.items()) + f" (now {summary.named_to['species']})")
+    lower = summary.lower_level_line()
+    if lower:
+        typer.echo(lower)
     typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
-    if summary.countries_without_keys:
-        away = summary.countries_without_keys
-        shown = ", ".join(f"{c} {n:,}" for c, n in list(away.items())[:5]) + \
-            (f" and {plural(len(away) - 5, 'more country', 'more countries')}" if len(away) > 5 else "")
-        typer.echo(f"collected where the reference holds no key: {shown} ({sum(away.values()):,} of "
-                   f"{summary.specimens - summary.quarantined:,} specimens): a known species met there from "
-                   "another part of its range may be left unnamed or proposed as new (the review's ⚑ line; "
-                   "filter `known=elsewhere`)")
+    away = summary.no_key_line()
+    if away:
+        typer.echo(away)
     if summary.quarantine_file:
         typer.echo(f"quarantine report: {summary.quarantine_file}")
         from biodiscover.cli.data import report_records, shown_records

@@ -30,7 +30,7 @@ from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError, StoppedAfterWork
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key
+from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key, plural
 from biodiscover.storage.safetext import neutralise_cell
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,46 @@ class TriageSummary:
     #: reference from everywhere else: 0.774 of its known species named right, 0.086 flagged novel; RESULTS-
     #: discovery.md, "A collection from another country")
     countries_without_keys: dict[str, int] = field(default_factory=dict)
+    #: of ``named_to["species"]``, the specimens named to a provisional species reviewers accepted in the database
+    #: (``Hemiceras sp. BD-0001``, from the keys its members became): a species count that mixes them with the
+    #: reference's species reads as more known species than there are
+    named_to_provisional: int = 0
+    #: the first record set aside, as one line (``QuarantinedRecord.message``: file, line, processid, reason); None
+    #: when none was. Why: the batch names it under its table, and has no report at hand to read it from
+    first_set_aside: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def references_line(self) -> str | None:
+        """``references: + N members of candidates reviewers accepted or assigned`` (None: no such key added)."""
+        if not self.provisional_keys:
+            return None
+        return f"references: + {plural(self.provisional_keys, 'member')} of candidates reviewers accepted or assigned"
+
+    def lower_level_line(self) -> str | None:
+        """How many the same P(right) names to species at each lower ``--level`` (None: at or under them)."""
+        if not self.species_at_level:
+            return None
+        return "named to species at a lower --level (the same P(right)): " + ", ".join(
+            f"{lv} {n}" for lv, n in self.species_at_level.items()) + f" (now {self.named_to.get('species', 0)})"
+
+    def no_key_line(self) -> str | None:
+        """The collection's countries the reference holds no key from, with their specimens (None: none)."""
+        away = self.countries_without_keys
+        if not away:
+            return None
+        shown = ", ".join(f"{c} {n:,}" for c, n in list(away.items())[:5]) + \
+            (f" and {plural(len(away) - 5, 'more country', 'more countries')}" if len(away) > 5 else "")
+        return (f"collected where the reference holds no key: {shown} ({sum(away.values()):,} of "
+                f"{self.specimens - self.quarantined:,} specimens): a known species met there from another part of "
+                "its range may be left unnamed or proposed as new (the review's ⚑ line; filter `known=elsewhere`)")
+
+    def advisories(self) -> list[str]:
+        """What a person should know before reading the run's names, one line each: the reviewed keys added, how
+        many a lower ``--level`` names, the countries with no key. ``triage`` prints them among its summary lines;
+        ``run`` under its table for each collection (a batch user acts on them most, and had none of them)."""
+        return [line for line in (self.references_line(), self.lower_level_line(), self.no_key_line()) if line]
 
 
 def countries_without_keys(specimens: Sequence[Specimen], model: Any) -> dict[str, int]:
@@ -457,6 +494,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                          f"({len(read.quarantine)} quarantined; see the quarantine report: {where})")
     quarantine_file = None
     provisional = 0
+    provisional_names: frozenset[str] = frozenset()
     run_id = None
     stored = 0
     proposal_ids: list[int] | None = None
@@ -481,7 +519,10 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             if hasattr(model, "ref_lineages_"):
                 register_lineages(db, model.ref_lineages_, source=f"reference:{Path(model_path).name}")
             if use_provisional:
-                provisional = model.add_references(provisional_references(db))
+                reviewed = provisional_references(db)
+                provisional = model.add_references(reviewed)
+                provisional_names = frozenset(s.species for s in reviewed if s.species) & frozenset(
+                    n.name for n in db.taxonomy().provisional() if n.rank == "species")
                 if provisional:
                     log.info("%d members of candidates reviewers accepted or assigned added as reference keys",
                              provisional)
@@ -504,6 +545,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if read.quarantine and not (quarantine_file and Path(quarantine_file).is_file()):
             # no database, or this input was ingested before and its report is gone: write it now
             quarantine_file = str(read.write_quarantine(qtarget, force=force).absolute())
+        elif not read.quarantine:
+            drop_stale_report(qtarget)
 
         def stage(st: str, done: float, total: float | None = None, message: str = "") -> None:
             say(st, done, total, message)
@@ -554,11 +597,30 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             db.close()
     try:
         return _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file, provisional,
-                        model)
+                        model, provisional_names)
     except KeyboardInterrupt:
         if database is not None:  # the batch runner's database: it keeps its own account of a Ctrl-C
             raise
         raise stopped_after_storing(run_id, db_path, results_out) from None
+
+
+def drop_stale_report(report: Path) -> bool:
+    """Remove the quarantine report an earlier read of this input left, now that it reads clean; True if removed.
+
+    Why: a fixed file re-ran with nothing set aside, and its old report stayed beside it listing the two rows
+    already fixed. Only a report biodiscover wrote (``is_quarantine_report``) is removed; ``report`` is the name
+    ``quarantine_path_for`` gives this very input, never another input's of the same stem."""
+    from biodiscover.storage.validation import is_quarantine_report
+
+    if not (report.is_file() and is_quarantine_report(report)):
+        return False
+    try:
+        report.unlink()
+    except OSError as exc:  # a read-only share: the stale report stays, and the log says why
+        log.warning("%s: could not remove the quarantine report of an earlier read (%s)", report, exc.strerror)
+        return False
+    log.info("%s: removed: the input now reads with nothing set aside", report)
+    return True
 
 
 def stopped_after_storing(run_id: int | None, db_path: Path | None, results_out: Path | None) -> StoppedAfterWork:
@@ -576,8 +638,10 @@ def stopped_after_storing(run_id: int | None, db_path: Path | None, results_out:
 
 def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read: Any,
              results: Sequence[TriageResult], proposals: Sequence[CandidateProposal], seconds: dict[str, float],
-             quarantine_file: str | None, provisional: int, model: Any) -> TriageSummary:
-    """The run's summary, counted once its results are stored."""
+             quarantine_file: str | None, provisional: int, model: Any,
+             provisional_names: frozenset[str] = frozenset()) -> TriageSummary:
+    """The run's summary, counted once its results are stored (``provisional_names``: the provisional species the
+    run had keys of)."""
     from biodiscover.storage.validation import count_set_aside
 
     named = Counter(r.deepest_rank or "unnamed" for r in results)
@@ -591,6 +655,10 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional,
+        first_set_aside=next((r.brief for r in read.quarantine if not r.whole_file), None)
+        if set_aside or photos else None,
+        named_to_provisional=sum(r.deepest_rank == "species" and r.deepest_label in provisional_names
+                                 for r in results),
         absent_share=DiscoveryModel.collection_shares(results),
         species_at_level=species_at_lower_levels(results, model.config.naming.level, model.naming_.walk_optional),
         countries_without_keys=countries_without_keys(specimens, model))
