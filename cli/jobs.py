@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Optional, cast
+from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast
 
 import typer
 
@@ -82,9 +82,20 @@ def _run(
                                help="Ray: split the reference index over N shard actors (0 = one per Ray CPU, "
                                     "1 = every worker holds the whole index)."),
     log_file: Optional[Path] = typer.Option(None, "--log", help="Log file (default: <db>.run-<time>.log)."),
+    level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
+                                          help="P(right) a rank needs to be named (default: the bundle's, see "
+                                               "`biodiscover info`), recorded with each collection's triage run; a "
+                                               "collection done at another level is triaged again."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Batch discovery over many collections; resumable: re-run the same command after a stop.
+
+    One row per collection: its triage run, specimens, rows set aside (quar.), named to species (prov.: of
+    them to a provisional species reviewers accepted), named to genus, novel, candidate species. A
+    collection done before is skipped and shows the figures of its run. Under the table: one error: line
+    per failed collection and per collection with rows set aside (the first record, how many, the
+    quarantine report), then what triage advises for each collection (how many a lower --level names,
+    countries the reference holds no key from, reviewed keys added).
 
     Exit 0 when every collection is done, exit 1 when one failed or had rows set aside (see the table
     and the log), exit 2 when nothing could start (no collection, no model, an unusable database).
@@ -94,7 +105,7 @@ def _run(
 
     # typer hands the option over as str; an unknown kind is refused (naming the known ones) by make_executor
     kind = cast("Literal['local', 'ray']", executor)
-    config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file,
+    config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file, level=level,
                          executor=ExecutorConfig(kind=kind, address=ray_address, shards=shards))
     progress = None if as_json else _RichProgress()
     try:
@@ -111,9 +122,14 @@ def _run(
 
 
 class _RichProgress:
-    """Per-collection and per-stage progress bars (CLI only; the library just emits events)."""
+    """Per-collection and per-stage progress bars (CLI only; the library just emits events).
+
+    While the bars are drawn, log records on the console go through rich's console (above the bars): a raw
+    ``ERROR …`` line had been glued onto a bar and cut at the terminal's width."""
 
     def __init__(self) -> None:
+        import logging
+
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -121,10 +137,16 @@ class _RichProgress:
         self._p.start()
         self._overall: TaskID | None = None
         self._stage: TaskID | None = None
+        self._streams: list[tuple[logging.StreamHandler[Any], Any]] = []
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler and handler.stream in (sys.__stderr__, sys.__stdout__):
+                self._streams.append((handler, handler.setStream(sys.stderr)))  # rich's proxy while it draws
 
     def __call__(self, event: BatchEvent) -> None:
         if event.kind == "batch_start":
             self._overall = self._p.add_task("collections", total=event.total)
+        elif event.kind == "batch_resume":
+            self._p.console.print(event.message, markup=False, highlight=False, soft_wrap=True)
         elif event.kind == "stage":
             label = f"  {event.collection}: {event.stage}"
             if self._stage is None:
@@ -133,10 +155,17 @@ class _RichProgress:
         elif event.kind in ("collection_done", "collection_skipped", "collection_failed"):
             if self._overall is not None:
                 self._p.advance(self._overall)
-            self._p.console.print(f"{event.kind.split('_')[1]:>8}  {event.collection}  {event.message}")
+            if event.kind == "collection_failed" and self._stage is not None:  # not left reading "read 0/1"
+                self._p.update(self._stage, description=f"  {event.collection}: failed")
+            # a failure's error is printed once, under the table
+            said = "(the error is under the table)" if event.kind == "collection_failed" else event.message
+            self._p.console.print(f"{event.kind.split('_')[1]:>8}  {event.collection}  {said}", markup=False,
+                                  highlight=False, soft_wrap=True)
 
     def close(self) -> None:
         self._p.stop()
+        for handler, stream in self._streams:
+            handler.setStream(stream)
 
 
 def register(app: typer.Typer) -> None:

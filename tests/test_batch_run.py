@@ -1,4 +1,12 @@
-"""``biodiscover run`` end to end: real bundle, real triage pipeline, real SQLite, a real SIGKILL."""
+"""``biodiscover run`` end to end: real bundle, real triage pipeline, real SQLite, a real SIGKILL.
+
+What it reports was found wanting on a real weekly batch (5 countries' BOLD records against a reference of every
+other country): a re-run showed each done collection as ``skipped … 0 0 0 0``; quarantined rows were counted but
+never named; a broken file's error was printed three times; ``run`` printed none of triage's advisories and had no
+``--level``; a re-run after Ctrl-C never said it resumed; the candidates bar read 1000/1000 while clustering ran;
+and ``export --run`` on the batch's id wrote 0 specimens with exit 0. The tests after ``_bad_rows_plate`` hold
+those.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +26,12 @@ from fixtures.batch import build_bundle_and_frame, write_collections
 
 pytest.importorskip("biodiscover.workflows.triage", reason="E1's triage pipeline (workflows/triage.py) not present")
 
+from biodiscover.cli.main import main
 from biodiscover.storage.db.database import Database
-from biodiscover.workflows.batch import ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch
+from biodiscover.storage.errors import InputError
+from biodiscover.storage.validation import QuarantinedRecord, write_quarantine
+from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch
+from biodiscover.workflows.triage import drop_stale_report
 from fixtures.db_views import runs
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,3 +212,279 @@ def test_ctrl_c_marks_runs_for_what_they_hold_and_the_rerun_finishes(workspace, 
     again = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
     assert {o.collection: o.status for o in again.outcomes} == {"plate-00.csv": "skipped", "plate-01.csv": "ok"}
     assert len(_completed_triage_runs(db_path)) == 2
+
+
+def _bad_rows_plate(meta, folder: Path) -> tuple[Path, str]:
+    """A plate of 10 good rows and one with an impossible barcode (``BAD-1``, line 12)."""
+    good = meta[meta["split"] == "test"].head(10)[["processid", "dna_barcode", "country"]]
+    path = folder / "plate-bad-rows.csv"
+    path.write_text(good.to_csv(index=False) + "BAD-1,ACGT!!QQ,Norway\n")
+    return path, good.to_csv(index=False)
+
+
+def test_rerun_shows_each_done_collection_with_its_figures_and_names_what_was_set_aside(workspace,
+                                                                                      tmp_path: Path) -> None:
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    write_collections(meta, folder, 2, rows_per_collection=30)
+    bad, good_text = _bad_rows_plate(meta, folder)
+    db_path = tmp_path / "night.sqlite"
+    first = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    by_name = {o.collection: o for o in first.outcomes}
+    db = Database.open(db_path, readonly=True)
+    try:
+        for o in first.outcomes:  # the genus column counts what the run stored
+            ranks = db.assignments(o.run_id)["deepest_rank"].value_counts()
+            assert (o.named_to_species, o.named_to_genus) == (ranks.get("species", 0), ranks.get("genus", 0))
+    finally:
+        db.close()
+    assert sum(o.named_to_genus for o in first.outcomes) > 0
+    report = bad.with_name("plate-bad-rows.quarantine.csv")
+    assert report.is_file()
+    # one error: line for the collection with a row set aside: the record, the count, the report
+    said = [line for line in first.table().splitlines() if line.startswith("error: ")]
+    assert said == [f"error: plate-bad-rows.csv:12 (processid 'BAD-1'): "
+                    f"{by_name['plate-bad-rows.csv'].first_set_aside.split(': ', 1)[1]} "
+                    f"(1 row set aside; every one in {report})"]
+    assert "barcode" in said[0]
+    assert "genus" in first.table().splitlines()[0]
+
+    # re-run: every collection skipped, each with the figures of the run that did it (table and --json)
+    again = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    figures = ("run_id", "specimens", "quarantined", "named_to_species", "provisional_species", "named_to_genus",
+               "novel", "proposals", "first_set_aside", "quarantine_file")
+    for o in again.outcomes:
+        assert o.status == "skipped"
+        assert {k: getattr(o, k) for k in figures} == {k: getattr(by_name[o.collection], k) for k in figures}
+    doc = again.to_json()
+    assert [c["specimens"] for c in doc["collections"]] == [o.specimens for o in first.outcomes]
+    assert all(c["specimens"] > 0 for c in doc["collections"])
+    assert [line for line in again.table().splitlines() if line.startswith("error: ")] == said
+
+    # the row fixed: the collection re-runs clean and its stale report is gone; a user's file of that name stays
+    bad.write_text(good_text)
+    fixed = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    assert {o.collection: o.status for o in fixed.outcomes}["plate-bad-rows.csv"] == "ok"
+    assert not report.exists() and fixed.exit_code == 0
+    assert not [line for line in fixed.table().splitlines() if line.startswith("error: ")]
+    mine = "processid,what\nBAD-1,my own notes\n"
+    report.write_text(mine)
+    assert not drop_stale_report(report) and report.read_text() == mine  # only a report biodiscover wrote goes
+
+
+def test_skipped_collection_of_an_earlier_version_shows_its_run_figures_from_the_database(workspace,
+                                                                                        tmp_path: Path) -> None:
+    """A batch item finished before items stored their figures (only its triage run id): the figures are counted
+    again from the run's rows (``Database.run_figures``), not shown as zeros."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    write_collections(meta, folder, 1, rows_per_collection=25)
+    _bad_rows_plate(meta, folder)
+    db_path = tmp_path / "old.sqlite"
+    first = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    db = Database.open(db_path)
+    try:
+        for item in [r for r in runs(db) if r.kind == ITEM_RUN_KIND]:  # as an earlier version finished it
+            db.finish_run(item.id, "completed", result={"triage_run_id": item.result["triage_run_id"]})
+    finally:
+        db.close()
+    # the report an earlier version left beside the clean plate (its rows since fixed) goes; the bad plate's stays
+    stale = write_quarantine([QuarantinedRecord(str(folder / "plate-00.csv"), 3, "P1", "barcode_chars", "old")],
+                             folder / "plate-00.quarantine.csv")
+    again = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    for before, now in zip(first.outcomes, again.outcomes):
+        assert now.status == "skipped"
+        for k in ("run_id", "specimens", "quarantined", "named_to_species", "named_to_genus", "novel", "proposals",
+                  "quarantine_file", "first_set_aside"):
+            assert getattr(now, k) == getattr(before, k), k
+    assert again.outcomes[1].first_set_aside.startswith("plate-bad-rows.csv:12 (processid 'BAD-1'): ")
+    assert not stale.exists() and (folder / "plate-bad-rows.quarantine.csv").is_file()
+
+
+def test_run_prints_triages_advisories_and_takes_level(workspace, tmp_path: Path, capsys) -> None:
+    """``run`` shows, per collection, the lines ``triage`` prints (the same words: one owner,
+    ``TriageSummary.advisories``), in the table, the log and ``--json``; ``--level`` is recorded with each
+    collection's triage run, and a collection done at another level is triaged again."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    (plate,) = write_collections(meta, folder, 1, rows_per_collection=40)
+    db_path = tmp_path / "night.sqlite"
+    summary = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    (o,) = summary.outcomes
+    lower = [a for a in o.advisories if a.startswith("named to species at a lower --level (the same P(right)): ")]
+    assert len(lower) == 1 and lower[0].endswith(f" (now {o.named_to_species})")
+    assert all(f"plate-00.csv: {a}" in summary.table().splitlines() for a in o.advisories)
+    assert all(a in summary.log_file.read_text() for a in o.advisories)
+    assert summary.to_json()["collections"][0]["advisories"] == o.advisories
+
+    # the triage verb on the same file into another database prints those very lines
+    assert main(["triage", "-i", str(plate), "-m", str(bundle), "--db", str(tmp_path / "t.sqlite"), "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line in o.advisories] == o.advisories
+
+    # --level: recorded with the triage run; the done collection is triaged again at it; none lower to advise
+    at = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path, level=0.9))
+    (o9,) = at.outcomes
+    assert o9.status == "ok" and o9.run_id != o.run_id and o9.named_to_species >= o.named_to_species
+    assert not [a for a in o9.advisories if a.startswith("named to species at a lower --level")]
+    db = Database.open(db_path, readonly=True)
+    try:
+        assert db.run_progress(o9.run_id).parameters["level"] == 0.9
+        assert db.run_progress(o.run_id).parameters["level"] == pytest.approx(0.98)
+    finally:
+        db.close()
+    again = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path, level=0.9))
+    assert [(x.status, x.run_id) for x in again.outcomes] == [("skipped", o9.run_id)]
+    assert main(["run", "--help"]) == 0
+    assert "--level" in capsys.readouterr().out
+
+
+def test_species_named_from_an_accepted_candidate_are_counted_as_provisional(workspace, tmp_path: Path) -> None:
+    _root, bundle, meta = workspace
+    novel = meta[meta["split"] == "other_heldout"]  # species of genera the bundle holds no key of
+    species = novel["species"].value_counts()
+    rows = novel[novel["species"] == species.index[1]]
+    half = len(rows) // 2
+    assert half >= 3
+    week1, week2 = tmp_path / "w1", tmp_path / "w2"
+    week1.mkdir()
+    week2.mkdir()
+    cols = ["processid", "dna_barcode", "country"]
+    rows.iloc[:half][cols].to_csv(week1 / "week-1.csv", index=False)
+    rows.iloc[half:][cols].to_csv(week2 / "week-2.csv", index=False)
+    db_path = tmp_path / "lab.sqlite"
+    (w1,) = run_batch(BatchConfig(collections=str(week1), model=bundle, db=db_path)).outcomes
+    assert w1.proposals >= 1 and w1.provisional_species == 0
+    db = Database.open(db_path)
+    try:
+        queue, _total = db.proposal_queue("pending")
+        biggest = max(queue, key=lambda p: p.size)
+        db.accept(biggest.id, biggest.version, reviewer="test")
+        name = db.proposal(biggest.id).provisional_name
+    finally:
+        db.close()
+    summary = run_batch(BatchConfig(collections=str(week2), model=bundle, db=db_path))
+    (w2,) = summary.outcomes
+    db = Database.open(db_path, readonly=True)
+    try:
+        a = db.assignments(w2.run_id)
+    finally:
+        db.close()
+    assert w2.provisional_species == int(((a["deepest_rank"] == "species") & (a["deepest_taxon"] == name)).sum())
+    assert w2.provisional_species > 0 and w2.named_to_species >= w2.provisional_species
+    assert "prov.: of the species names, those of provisional species reviewers accepted" in summary.table()
+    assert any(x.startswith("references: + ") for x in w2.advisories)
+
+
+def test_ctrl_c_then_the_same_command_says_it_resumes_and_the_candidates_bar_is_honest(workspace,
+                                                                                       tmp_path: Path) -> None:
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    write_collections(meta, folder, 3, rows_per_collection=30)
+    db_path = tmp_path / "night.sqlite"
+    events: list = []
+
+    def stop_in_second_plate(event) -> None:
+        events.append(event)
+        if event.kind == "stage" and event.collection == "plate-01.csv" and event.stage == "candidates":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path), progress=stop_in_second_plate)
+    # the candidates stage counts itself (0/1 while clustering, 1/1 done), not the specimens triaged before it
+    candidates = [(e.done, e.total) for e in events if e.kind == "stage" and e.stage == "candidates"]
+    assert candidates and set(candidates) <= {(0, 1), (1, 1)} and candidates[0] == (0, 1)
+    db = Database.open(db_path, readonly=True)
+    try:
+        (stopped,) = [r for r in runs(db) if r.kind == BATCH_RUN_KIND]
+    finally:
+        db.close()
+    assert stopped.status == "interrupted"
+
+    again_events: list = []
+    again = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path), progress=again_events.append)
+    resume = [e.message for e in again_events if e.kind == "batch_resume"]
+    assert resume == [f"resuming batch run {stopped.id} (stopped before it finished): done 1 (plate-00.csv); "
+                      "to go 2 (plate-01.csv, plate-02.csv)"]
+    assert again.resumed == stopped.id and again.to_json()["resumed"] == stopped.id
+    assert [o.status for o in again.outcomes] == ["skipped", "ok", "ok"]
+    assert again.outcomes[0].done_before_stop  # the stopped batch never printed its table: its advisories now
+    assert all(f"plate-00.csv: {a}" in again.table() for a in again.outcomes[0].advisories)
+    db = Database.open(db_path, readonly=True)
+    try:
+        old = db.run_progress(stopped.id)
+    finally:
+        db.close()
+    # the stopped batch says which batch went on from it, and is not resumed twice
+    assert old.result["resumed_by"] == again.batch_run_id
+    assert old.message.endswith(f"; resumed by batch run {again.batch_run_id}")
+    third_events: list = []
+    third = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path), progress=third_events.append)
+    assert third.resumed is None and not [e for e in third_events if e.kind == "batch_resume"]
+    assert not any(o.done_before_stop for o in third.outcomes)
+    assert not [line for line in third.table().splitlines() if ": named to species at a lower" in line]
+
+
+def _night_with_a_broken_file(meta, tmp_path: Path, plates: int, header: str) -> tuple[Path, Path]:
+    """``plates`` plates of 20 rows and ``plate-broken.csv``, a file whose header is ``header``: folder, database."""
+    folder = tmp_path / "night"
+    write_collections(meta, folder, plates, rows_per_collection=20)
+    (folder / "plate-broken.csv").write_text(f"{header}\nA1,ACGT\n")
+    return folder, tmp_path / "night.sqlite"
+
+
+def test_export_refuses_a_batch_run_id_and_a_run_that_holds_no_specimens(workspace, tmp_path: Path) -> None:
+    from biodiscover.workflows.export import export_run
+
+    _root, bundle, meta = workspace
+    folder, db_path = _night_with_a_broken_file(meta, tmp_path, 2, "this,is")
+    summary = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    done = [o.run_id for o in summary.outcomes if o.run_id is not None]
+    assert len(done) == 2
+    out = tmp_path / "out"
+    for partial in (False, True):
+        with pytest.raises(InputError) as err:
+            export_run(db_path, summary.batch_run_id, "csv", out, partial=partial)
+        assert str(err.value) == (f"run {summary.batch_run_id} is a batch (biodiscover run), not a triage run: its "
+                                  f"collections' triage runs are {done[0]} and {done[1]}; export each with --run")
+    assert not out.exists()
+    db = Database.open(db_path)
+    try:
+        items = {Path(r.parameters["path"]).name: r for r in runs(db) if r.kind == ITEM_RUN_KIND}
+        # a triage killed before it stored anything: --partial must not write an empty export with exit 0
+        empty = db.start_run(TRIAGE_RUN_KIND, {}, model_fingerprint="sha256:1", total=20, backup=False)
+        db.finish_run(empty, "failed", message="triage interrupted before its results were stored")
+    finally:
+        db.close()
+    with pytest.raises(InputError, match=f"^run {items['plate-00.csv'].id} is the batch record of plate-00.csv, not "
+                                         f"a triage run: export its triage run, --run {done[0]}$"):
+        export_run(db_path, items["plate-00.csv"].id, "csv", out)
+    with pytest.raises(InputError, match=r"the batch record of plate-broken\.csv, not a triage run: it made no "
+                                         r"triage run \(status failed\)$"):
+        export_run(db_path, items["plate-broken.csv"].id, "csv", out, partial=True)
+    with pytest.raises(InputError, match=f"^run {empty} holds no specimens \\(status failed: triage interrupted "
+                                         "before its results were stored\\); nothing to export$"):
+        export_run(db_path, empty, "csv", out, partial=True)
+    assert not out.exists()
+    assert export_run(db_path, done[0], "csv", out).specimens == 20
+
+
+@pytest.mark.slow  # one CLI process (≈10 s of imports on 2 busy cores)
+def test_cli_prints_a_failed_collections_error_once(workspace, tmp_path: Path) -> None:
+    _root, bundle, meta = workspace
+    folder, db_path = _night_with_a_broken_file(meta, tmp_path, 1, "Process ID,DNA Barcode")
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "run", "-c", str(folder), "-m", str(bundle),
+                           "--db", str(db_path)], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "100"})
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    said = proc.stdout + proc.stderr
+    assert said.count("has no 'processid' column") == 1, said
+    assert f"error: {folder / 'plate-broken.csv'}: not a specimen table" in proc.stdout
+    assert "ERROR" not in said
+    doc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "run", "-c", str(folder), "-m", str(bundle),
+                          "--db", str(db_path), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    summary = json.loads(doc.stdout.strip().splitlines()[-1])
+    (skipped,) = [c for c in summary["collections"] if c["status"] == "skipped"]
+    assert skipped["specimens"] == 20 and skipped["advisories"]
+    assert doc.stderr.count("has no 'processid' column") == 0

@@ -45,7 +45,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import BiodiscoverError, InputError
@@ -74,6 +74,9 @@ class BatchConfig:
     log_file: Path | None = None
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     stale_after_s: float = STALE_AFTER_S
+    #: P(right) a rank needs to be named (None: the bundle's), recorded with each collection's triage run; a
+    #: collection done at another level is triaged again (what ``--level`` is given for, after an advisory)
+    level: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,8 @@ class CollectionSpec:
 class BatchEvent:
     """A progress event for the CLI (library code never draws)."""
 
-    kind: Literal["batch_start", "collection_start", "stage", "collection_done", "collection_skipped",
-                  "collection_failed", "batch_done"]
+    kind: Literal["batch_start", "batch_resume", "collection_start", "stage", "collection_done",
+                  "collection_skipped", "collection_failed", "batch_done"]
     collection: str = ""
     stage: str = ""
     done: int = 0
@@ -114,6 +117,10 @@ class CollectionOutcome:
     specimens: int = 0
     quarantined: int = 0
     named_to_species: int = 0
+    #: of ``named_to_species``, those named to a provisional species a reviewer accepted (``… sp. BD-0007``)
+    provisional_species: int = 0
+    #: named to genus and no further
+    named_to_genus: int = 0
     novel: int = 0
     proposals: int = 0
     seconds: float = 0.0
@@ -121,6 +128,26 @@ class CollectionOutcome:
     photos_set_aside: int = 0
     stages: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    #: triage's advisories for the collection (``TriageSummary.advisories``), shown under the table
+    advisories: list[str] = field(default_factory=list)
+    #: the quarantine report of the rows and photos set aside, and the first of them as one line
+    quarantine_file: str | None = None
+    first_set_aside: str | None = None
+    #: skipped because the interrupted batch this one resumes had finished it (its advisories are shown again:
+    #: the stopped batch never printed its table)
+    done_before_stop: bool = False
+
+    def set_aside_line(self) -> str | None:
+        """One ``error:`` line for a collection with rows or photos set aside: the first record (file, line,
+        processid, reason), how many, and the report listing every one; None when nothing was set aside."""
+        if not (self.quarantined or self.photos_set_aside):
+            return None
+        count = ", ".join(part for part in (plural(self.quarantined, 'row') if self.quarantined else "",
+                                            plural(self.photos_set_aside, 'photo') if self.photos_set_aside else "")
+                          if part)
+        first = self.first_set_aside or self.collection
+        where = f"; every one in {self.quarantine_file}" if self.quarantine_file else ""
+        return f"error: {first} ({count} set aside{where})"
 
 
 @dataclass
@@ -131,6 +158,8 @@ class BatchSummary:
     log_file: Path
     seconds: float
     batch_run_id: int | None = None
+    #: the interrupted batch run this one went on from (same collections, stopped by Ctrl-C or a kill), else None
+    resumed: int | None = None
 
     @property
     def exit_code(self) -> int:
@@ -144,22 +173,37 @@ class BatchSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {"exit_code": self.exit_code, "seconds": round(self.seconds, 3), "log_file": str(self.log_file),
-                "batch_run_id": self.batch_run_id, "counts": self.counts(),
+                "batch_run_id": self.batch_run_id, "resumed": self.resumed, "counts": self.counts(),
                 "collections": [asdict(o) for o in self.outcomes]}
 
     def table(self) -> str:
-        """Plain-text per-collection summary for the terminal."""
+        """Plain-text per-collection summary for the terminal.
+
+        A skipped collection shows its run's figures (what a morning report must still say of it). Under the
+        table: one ``error:`` line per failed collection and per collection with rows set aside, then triage's
+        advisories of each collection triaged now (or by the stopped batch this one resumes)."""
         head = f"{'collection':<32} {'status':<11} {'run':>5} {'specimens':>9} {'quar.':>6} {'species':>8} " \
-               f"{'novel':>6} {'cands':>6} {'secs':>7}"
+               f"{'prov.':>6} {'genus':>6} {'novel':>6} {'cands':>6} {'secs':>7}"
         lines = [head, "-" * len(head)]
         for o in self.outcomes:
             lines.append(f"{o.collection[:32]:<32} {o.status:<11} {o.run_id if o.run_id is not None else '-':>5} "
-                         f"{o.specimens:>9} {o.quarantined:>6} {o.named_to_species:>8} {o.novel:>6} "
-                         f"{o.proposals:>6} {o.seconds:>7.1f}")
+                         f"{o.specimens:>9} {o.quarantined:>6} {o.named_to_species:>8} {o.provisional_species:>6} "
+                         f"{o.named_to_genus:>6} {o.novel:>6} {o.proposals:>6} {o.seconds:>7.1f}")
+        if any(o.provisional_species for o in self.outcomes):
+            lines.append("prov.: of the species names, those of provisional species reviewers accepted "
+                         "(… sp. BD-NNNN)")
+        for o in self.outcomes:
             if o.error:
-                lines.append(f"    error: {o.error}")
+                lines.append(f"error: {o.error}")
+            said = o.set_aside_line()
+            if said:
+                lines.append(said)
+        for o in self.outcomes:
+            if o.status != "skipped" or o.done_before_stop:
+                lines.extend(f"{o.collection}: {line}" for line in o.advisories)
         c = self.counts()
-        lines.append(f"{len(self.outcomes)} collections: " + ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
+        lines.append(f"{plural(len(self.outcomes), 'collection')}: "
+                     + ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
                      + f" in {self.seconds:.1f}s (exit {self.exit_code})")
         return "\n".join(lines)
 
@@ -213,18 +257,41 @@ def discover_collections(spec: str) -> list[CollectionSpec]:
 
 # -- logging -------------------------------------------------------------------------------------------------
 
+class _SaidInTheSummary(logging.Filter):
+    """Keeps the batch's own records off the other handlers (the console): what they say (a collection failed,
+    rows set aside) the summary says once, under its table; the log file keeps them. A failure had been printed
+    three times, once as a raw ``ERROR`` line glued onto the progress bar."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != log.name
+
+
+_SUMMARISED = _SaidInTheSummary()
+
+
 def _attach_log(log_file: Path) -> logging.Handler:
     handler = logging.FileHandler(log_file, encoding="utf-8")
     handler.setLevel(logging.INFO)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
+    for h in root.handlers:
+        if h is not handler:
+            h.addFilter(_SUMMARISED)
     if root.level > logging.INFO or root.level == logging.NOTSET:
         root.setLevel(logging.INFO)
         for h in root.handlers:  # keep the console as quiet as the user asked
             if h is not handler and h.level == logging.NOTSET:
                 h.setLevel(logging.WARNING)
     return handler
+
+
+def _detach_log(handler: logging.Handler) -> None:
+    root = logging.getLogger()
+    root.removeHandler(handler)
+    handler.close()
+    for h in root.handlers:
+        h.removeFilter(_SUMMARISED)
 
 
 def default_log_file(db: Path) -> Path:
@@ -260,31 +327,66 @@ class RunLedger:
             (ITEM_RUN_KIND, TRIAGE_RUN_KIND, BATCH_RUN_KIND), self.stale_after_s,
             message="process gone before the run finished; biodiscover run resumes this collection")
 
-    def completed(self, key: str, model_fingerprint: str | None) -> int | None:
+    def done(self, key: str, model_fingerprint: str | None, level: float | None = None) -> Any:
+        """The completed item (a ``RunProgress``) with this collection key, model and ``--level`` (None: the
+        bundle's; an item written before the level was recorded has none), else None."""
+        return self.db.find_completed_run(ITEM_RUN_KIND, {"collection_key": key,
+                                                          "model_fingerprint": model_fingerprint, "level": level})
+
+    def completed(self, key: str, model_fingerprint: str | None, level: float | None = None) -> int | None:
         """Triage run id of a completed item with this collection key and model, else None (-1: id unknown)."""
-        item = self.db.find_completed_run(ITEM_RUN_KIND, {"collection_key": key,
-                                                          "model_fingerprint": model_fingerprint})
+        item = self.done(key, model_fingerprint, level)
         if item is None:
             return None
         triage_run = item.result.get("triage_run_id")
         return int(triage_run) if isinstance(triage_run, int) else -1
 
-    def start(self, spec: CollectionSpec, model_fingerprint: str | None, batch_run_id: int | None) -> int:
+    def start(self, spec: CollectionSpec, model_fingerprint: str | None, batch_run_id: int | None,
+              level: float | None = None) -> int:
         return self.db.start_run(ITEM_RUN_KIND, {"collection_key": spec.key, "path": str(spec.path),
                                                  "images": str(spec.images) if spec.images else None,
                                                  "model_fingerprint": model_fingerprint,
-                                                 "batch_run_id": batch_run_id},
+                                                 "batch_run_id": batch_run_id, "level": level},
                                  model_fingerprint=model_fingerprint, backup=False)
 
     def finish(self, item_run: int, outcome: CollectionOutcome) -> None:
+        """End the item: completed with its triage run id and figures (shown again when a later batch skips the
+        collection), or failed with the error."""
         if outcome.status in ("ok", "quarantined"):
             self.db.finish_run(item_run, "completed",
                                message=f"triage run {outcome.run_id}: {plural(outcome.specimens, 'specimen')}, "
                                        f"{outcome.quarantined} quarantined, "
                                        f"{plural(outcome.proposals, 'candidate')}",
-                               result={"triage_run_id": outcome.run_id})
+                               result={"triage_run_id": outcome.run_id,
+                                       "figures": {k: getattr(outcome, k) for k in STORED_FIGURES}})
         else:
             self.db.finish_run(item_run, "failed", message=(outcome.error or "failed")[:500])
+
+
+#: what a completed item stores of its collection's outcome (``RunLedger.finish``), for a later batch's table
+STORED_FIGURES: tuple[str, ...] = ("specimens", "quarantined", "named_to_species", "provisional_species",
+                                   "named_to_genus", "novel", "proposals", "photos_set_aside", "advisories",
+                                   "quarantine_file", "first_set_aside")
+
+
+def stored_outcome(outcome: CollectionOutcome, item: Any, database: Any) -> None:
+    """Fill a skipped collection's ``outcome`` with the figures of the run that did it: those its item stored, or,
+    for an item written before they were, the run's figures counted again from its rows
+    (``Database.run_figures``). Why: a re-run showed every done collection as ``0 0 0 0``, in the table and in
+    ``--json``, and a nightly report then said week 1 had no specimens."""
+    figures = item.result.get("figures")
+    if isinstance(figures, dict):
+        for k in STORED_FIGURES:
+            if k in figures:
+                setattr(outcome, k, figures[k])
+        return
+    if outcome.run_id is None:
+        return
+    counted = database.run_figures(outcome.run_id)
+    for k in ("specimens", "quarantined", "named_to_species", "provisional_species", "named_to_genus", "novel",
+              "proposals"):
+        setattr(outcome, k, int(counted.get(k, 0)))
+    outcome.quarantine_file, outcome.first_set_aside = counted.get("quarantine_file"), counted.get("first_set_aside")
 
 
 # -- triage of one collection (E1's pipeline) ----------------------------------------------------------------
@@ -307,6 +409,8 @@ class TriageCall:
     parameters: dict[str, Any]
     bundle: Bundle | None = None
     engine: Callable[[], Any] | None = None
+    #: ``BatchConfig.level``
+    level: float | None = None
 
 
 @dataclass
@@ -321,6 +425,11 @@ class TriageReport:
     proposals: int = 0
     stages: dict[str, float] = field(default_factory=dict)
     photos_set_aside: int = 0
+    provisional_species: int = 0
+    named_to_genus: int = 0
+    advisories: list[str] = field(default_factory=list)
+    quarantine_file: str | None = None
+    first_set_aside: str | None = None
 
 
 TriageFn = Callable[[TriageCall], TriageReport]
@@ -354,32 +463,47 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
     executor = None
     outcomes: list[CollectionOutcome] = []
     batch_run: int | None = None
+    resumed: int | None = None
     try:
         database = Database.open_or_create(Path(config.db))
         ledger = RunLedger(database, config.stale_after_s)
         recovered = ledger.recover()
         if recovered:
-            log.info("resuming: runs %s had been interrupted", recovered)
+            log.info("runs %s had been left running by a process that is gone: marked interrupted", recovered)
+        stopped = _stopped_batch(database, config)
+        done = {spec.key: ledger.done(spec.key, fingerprint, config.level) for spec in specs}
         engine = _lazy_engine(bundle)
-        if any(ledger.completed(spec.key, fingerprint) is None for spec in specs):
+        if any(item is None for item in done.values()):
             engine()  # load now: a damaged bundle is bad input (exit 2), found before any collection
         log.info("batch over %d collections with model %s (%s)", len(specs), config.model, fingerprint)
         batch_run = database.start_run(BATCH_RUN_KIND, {"collections": config.collections,
                                                         "model": str(config.model), "n_collections": len(specs),
-                                                        "executor": config.executor.kind},
+                                                        "executor": config.executor.kind, "level": config.level,
+                                                        "resumes": stopped.id if stopped else None},
                                        model_fingerprint=fingerprint, total=len(specs))
         executor = make_executor(config.executor)
         engine = _lazy_engine(bundle, executor, engine)
         emit(BatchEvent("batch_start", total=len(specs)))
+        if stopped is not None:
+            resumed = stopped.id
+            said = _resume_message(stopped.id, specs, done)
+            log.info("%s", said)
+            emit(BatchEvent("batch_resume", message=said))
+            # the stopped batch is history now: it says which batch went on from it (it read as a batch still to
+            # be resumed, for good)
+            database.finish_run(stopped.id, stopped.status, message=f"{stopped.message or stopped.status}; resumed "
+                                f"by batch run {batch_run}", result={**stopped.result, "resumed_by": batch_run})
         for i, spec in enumerate(specs):
             outcome = _one_collection(spec, config, database, ledger, executor, triage_fn, fingerprint, batch_run,
-                                      emit, bundle, engine)
+                                      emit, bundle, engine, done=done[spec.key], resumed=resumed)
             outcomes.append(outcome)
             database.heartbeat(batch_run, done=i + 1, total=len(specs),
                                message=f"{spec.name}: {outcome.status}")
         failed = sum(o.status == "failed" for o in outcomes)
         database.finish_run(batch_run, "completed" if not failed else "failed",
-                            message=f"{len(specs) - failed} of {len(specs)} collections ok")
+                            message=f"{len(specs) - failed} of {len(specs)} collections ok",
+                            result={"triage_runs": {o.collection: o.run_id for o in outcomes
+                                                    if o.run_id is not None}})
     except KeyboardInterrupt:
         if database is not None and batch_run is not None:
             database.finish_run(batch_run, "interrupted", message="stopped by the user")
@@ -389,11 +513,32 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
             executor.close()
         if database is not None:
             database.close()
-        logging.getLogger().removeHandler(handler)
-        handler.close()
-    summary = BatchSummary(outcomes, log_file, time.perf_counter() - t_batch, batch_run)
+        _detach_log(handler)
+    summary = BatchSummary(outcomes, log_file, time.perf_counter() - t_batch, batch_run, resumed)
     emit(BatchEvent("batch_done", total=len(specs), message=json.dumps(summary.counts())))
     return summary
+
+
+def _stopped_batch(database: Any, config: BatchConfig) -> Any:
+    """The batch this one goes on from: the latest batch run, when it was stopped (Ctrl-C, or a kill found by
+    ``RunLedger.recover``) over the same collections and no batch has gone on from it yet; else None."""
+    last = database.latest_run(kind=BATCH_RUN_KIND)
+    if last is None or last.status != "interrupted" or "resumed_by" in last.result:
+        return None
+    return last if last.parameters.get("collections") == config.collections else None
+
+
+def _resume_message(stopped: int, specs: Sequence[CollectionSpec], done: Mapping[str, Any]) -> str:
+    """``resuming batch run 3 (stopped before it finished): done 2 (a.csv, b.csv); to go 3 (c.csv, …)``: what a
+    re-run after a stop takes up (it had said nothing, and started a batch of its own as if from scratch)."""
+    def names(group: list[str]) -> str:
+        return ", ".join(group[:5]) + (f" and {len(group) - 5} more" if len(group) > 5 else "")
+
+    finished = [s.name for s in specs if done.get(s.key) is not None]
+    to_go = [s.name for s in specs if done.get(s.key) is None]
+    return (f"resuming batch run {stopped} (stopped before it finished): done {len(finished)}"
+            + (f" ({names(finished)})" if finished else "") + f"; to go {len(to_go)}"
+            + (f" ({names(to_go)})" if to_go else ""))
 
 
 def _lazy_engine(bundle: Bundle, executor: Any = None, load: Callable[[], Any] | None = None
@@ -426,22 +571,34 @@ def _lazy_engine(bundle: Bundle, executor: Any = None, load: Callable[[], Any] |
 def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, ledger: RunLedger, executor: Any,
                     triage_fn: TriageFn, fingerprint: str, batch_run: int | None,
                     emit: Callable[[BatchEvent], None], bundle: Bundle | None = None,
-                    engine: Callable[[], Any] | None = None) -> CollectionOutcome:
+                    engine: Callable[[], Any] | None = None, *, done: Any = None,
+                    resumed: int | None = None) -> CollectionOutcome:
     outcome = CollectionOutcome(spec.name, str(spec.path), spec.key, "ok")
-    done_run = ledger.completed(spec.key, fingerprint)
-    if done_run is not None:
-        outcome.status, outcome.run_id = "skipped", (done_run if done_run >= 0 else None)
-        log.info("%s: already triaged with this model (run %s); skipped", spec.name, done_run)
-        emit(BatchEvent("collection_skipped", spec.name, message=f"already done (triage run {done_run})"))
+    if done is not None:
+        done_run = done.result.get("triage_run_id")
+        outcome.status, outcome.run_id = "skipped", (int(done_run) if isinstance(done_run, int) else None)
+        stored_outcome(outcome, done, database)
+        outcome.done_before_stop = resumed is not None and done.parameters.get("batch_run_id") == resumed
+        if not (outcome.quarantined or outcome.photos_set_aside):
+            _drop_stale_report(spec)  # one an earlier version left when the fixed file ran clean
+        log.info("%s: already triaged with this model%s (run %s); skipped", spec.name,
+                 f" at level {config.level}" if config.level is not None else "", outcome.run_id)
+        emit(BatchEvent("collection_skipped", spec.name, message=f"already done (triage run {outcome.run_id})"))
         return outcome
     emit(BatchEvent("collection_start", spec.name))
-    item_run = ledger.start(spec, fingerprint, batch_run)
+    item_run = ledger.start(spec, fingerprint, batch_run, config.level)
     t0 = time.perf_counter()
     stage_started: dict[str, float] = {}
     lock = threading.Lock()  # called from triage and from the heartbeat poller thread
+    told: list[bool] = []  # whether triage reports its stages itself (then the poller stays quiet)
 
-    def stage(name: str, done: float = 0, total: float | None = 0, message: str = "") -> None:
+    def stage(name: str, done: float = 0, total: float | None = 0, message: str = "", *,
+              polled: bool = False) -> None:
         with lock:
+            if polled and told:
+                return
+            if not polled:
+                told.append(True)
             now = time.perf_counter()
             if name not in stage_started:
                 if stage_started:  # close the previous stage
@@ -450,11 +607,14 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
                 stage_started[name] = now
             emit(BatchEvent("stage", spec.name, name, int(done), int(total or 0)))
 
+    def polled(name: str, done: float = 0, total: float | None = 0, message: str = "") -> None:
+        stage(name, done, total, message, polled=True)
+
     try:
-        with HeartbeatPoller(database, item_run, stage):
+        with HeartbeatPoller(database, item_run, polled):
             report = triage_fn(TriageCall(spec, Path(config.model), Path(config.db), database, executor, stage,
                                           {"collection_key": spec.key, "batch_run_id": batch_run,
-                                           "batch_item_run_id": item_run}, bundle, engine))
+                                           "batch_item_run_id": item_run}, bundle, engine, config.level))
         if stage_started:
             last = list(stage_started)[-1]
             outcome.stages.setdefault(last, time.perf_counter() - stage_started[last])
@@ -464,6 +624,9 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         outcome.photos_set_aside = report.photos_set_aside
         outcome.named_to_species, outcome.novel, outcome.proposals = report.named_to_species, report.novel, \
             report.proposals
+        outcome.provisional_species, outcome.named_to_genus = report.provisional_species, report.named_to_genus
+        outcome.advisories = list(report.advisories)
+        outcome.quarantine_file, outcome.first_set_aside = report.quarantine_file, report.first_set_aside
         outcome.status = "quarantined" if report.quarantined or report.photos_set_aside else "ok"
     except KeyboardInterrupt:
         # the item run must not stay 'running' (db check would report it): the next batch resumes it
@@ -474,7 +637,8 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         outcome.status, outcome.error = "failed", str(exc)
         log.error("%s: %s", spec.name, exc)
     except Exception as exc:  # a bug in one collection must not sink the night's batch
-        outcome.status, outcome.error = "failed", f"internal error ({type(exc).__name__}: {exc}); see the log"
+        outcome.status, outcome.error = "failed", f"{spec.name}: internal error ({type(exc).__name__}: {exc}); " \
+                                                  "see the log"
         log.exception("%s: triage crashed", spec.name)
     outcome.seconds = time.perf_counter() - t0
     ledger.finish(item_run, outcome)
@@ -487,7 +651,23 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
             + f"{outcome.novel} novel, {plural(outcome.proposals, 'candidate')} in {outcome.seconds:.1f}s")))
     log.info("%s: %s in %.1fs (%s)", spec.name, outcome.status, outcome.seconds,
              ", ".join(f"{k} {v:.1f}s" for k, v in outcome.stages.items()))
+    said = outcome.set_aside_line()
+    if said:
+        log.warning("%s", said.removeprefix("error: "))
+    for line in outcome.advisories:
+        log.info("%s: %s", spec.name, line)
     return outcome
+
+
+def _drop_stale_report(spec: CollectionSpec) -> None:
+    """Remove the quarantine report beside a collection whose run set nothing aside (``triage.drop_stale_report``)."""
+    from biodiscover.storage.validation import quarantine_path_for
+    from biodiscover.workflows.triage import drop_stale_report
+
+    try:
+        drop_stale_report(quarantine_path_for(spec.path))
+    except InputError:  # the report there is another input's: not ours to touch
+        pass
 
 
 class HeartbeatPoller:
@@ -551,11 +731,15 @@ def default_triage(call: TriageCall) -> TriageReport:
 
         engine = ExecutorModel(DiscoveryModel.from_bundle(bundle), call.executor)
     kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database,
-                              "collection": call.spec.name.split(".")[0], "model": engine, "bundle": bundle}
+                              "collection": call.spec.name.split(".")[0], "model": engine, "bundle": bundle,
+                              "level": call.level}
     summary = run_triage(call.spec.path, call.model, call.db_path, **kwargs)
     if summary.run_id is None:
         raise InputError(f"{call.spec.path}: triage wrote no run to the database")
     return TriageReport(run_id=int(summary.run_id), specimens=summary.specimens - summary.quarantined,
                         quarantined=summary.quarantined, named_to_species=int(summary.named_to.get("species", 0)),
                         novel=summary.novel, proposals=summary.proposals, photos_set_aside=summary.photos_set_aside,
-                        stages={k: float(v) for k, v in summary.seconds.items()})
+                        stages={k: float(v) for k, v in summary.seconds.items()},
+                        provisional_species=summary.named_to_provisional,
+                        named_to_genus=int(summary.named_to.get("genus", 0)), advisories=summary.advisories(),
+                        quarantine_file=summary.quarantine_file, first_set_aside=summary.first_set_aside)

@@ -14,6 +14,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.assignments(run_id) -> pandas.DataFrame
     db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
     db.earlier_decisions(run_id) -> dict[str, Any] # earlier runs' accepted / assigned proposals of its specimens
+    db.run_figures(run_id) -> dict[str, Any]       # what a stored run named, counted again from its rows
     db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
 
 Why: every prediction must be traceable to the run (parameters, model
@@ -326,7 +327,16 @@ class RunsMixin(DatabaseCore):
         Values are compared as JSON scalars (``None`` matches a null or missing key),
         in SQL, so the batch ledger never scans every run or parses a message.
         """
-        q = sa.select(RUNS).where(RUNS.c.kind == kind, RUNS.c.status == "completed")
+        found = self.find_runs(kind, parameters, status="completed", newest=1)
+        return found[0] if found else None
+
+    def find_runs(self, kind: str, parameters: Mapping[str, Any], *, status: str | None = None,
+                  newest: int | None = None) -> list[RunProgress]:
+        """The runs of ``kind`` (and ``status``) whose parameters hold every given key/value, newest first (at most
+        ``newest``); values compared as in :meth:`find_completed_run`. The export finds a batch's items with it."""
+        q = sa.select(RUNS).where(RUNS.c.kind == kind)
+        if status is not None:
+            q = q.where(RUNS.c.status == status)
         for key, value in parameters.items():
             if not _JSON_KEY.match(key):
                 raise ValueError(f"parameter name {key!r} cannot be matched (letters, digits and _ only)")
@@ -337,10 +347,12 @@ class RunsMixin(DatabaseCore):
                 q = q.where(extracted == value)
             else:
                 raise ValueError(f"parameter {key!r}: only str, int, float or None can be matched")
-        q = q.order_by(RUNS.c.id.desc()).limit(1)  # pragma: no mutate .first() takes one row
+        q = q.order_by(RUNS.c.id.desc())
+        if newest is not None:
+            q = q.limit(newest)
         with self._read() as conn:
-            r = conn.execute(q).mappings().first()
-        return self._progress(r) if r else None
+            rows = conn.execute(q).mappings().all()
+        return [self._progress(r) for r in rows]
 
     # -- assignments ----------------------------------------------------------------------------------------
     def write_assignments(self, run_id: int, rows: Iterable[Mapping[str, Any]], chunk_size: int = CHUNK_ROWS) -> int:
@@ -381,6 +393,45 @@ class RunsMixin(DatabaseCore):
             rows = conn.execute(sa.select(ASSIGNMENTS).where(ASSIGNMENTS.c.run_id == run_id)
                                 .order_by(ASSIGNMENTS.c.id)).mappings().all()
         return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in ASSIGNMENTS.c])
+
+    def run_figures(self, run_id: int) -> dict[str, Any]:
+        """What run ``run_id`` named, counted again from its rows: ``specimens``, ``named_to_species`` (of them
+        ``provisional_species``: to a provisional species of the taxonomy), ``named_to_genus``, ``novel``,
+        ``proposals`` (its live candidates now), and ``quarantined`` / ``quarantine_file`` / ``first_set_aside``
+        (``QuarantinedRecord.brief``) from the latest finished ingest of its collection up to the run's start.
+
+        Why: a batch shows a collection it skips with the figures of the run that did it; a batch item written
+        before the batch stored those figures with it has only the run id."""
+        from biodiscover.storage.db.models import LIVE_STATUSES, Ingest, Proposal, QuarantinedRow, Taxon
+        from biodiscover.storage.validation import QuarantinedRecord
+
+        P, T, ING, QR = table(Proposal), table(Taxon), table(Ingest), table(QuarantinedRow)
+        run = self.run_progress(run_id)
+        provisional = sa.select(T.c.name).where(T.c.status == "provisional", T.c.rank == "species")
+        with self._read() as conn:
+            row = conn.execute(sa.select(
+                sa.func.count(), sa.func.sum(sa.case((ASSIGNMENTS.c.deepest_rank == "species", 1), else_=0)),
+                sa.func.sum(sa.case((sa.and_(ASSIGNMENTS.c.deepest_rank == "species",
+                                             ASSIGNMENTS.c.deepest_taxon.in_(provisional)), 1), else_=0)),
+                sa.func.sum(sa.case((ASSIGNMENTS.c.deepest_rank == "genus", 1), else_=0)),
+                sa.func.sum(sa.case((ASSIGNMENTS.c.is_novel.is_(True), 1), else_=0)))
+                .where(ASSIGNMENTS.c.run_id == run_id)).one()
+            proposals = conn.execute(sa.select(sa.func.count()).select_from(P).where(
+                P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))).scalar()
+            collection = conn.execute(sa.select(RUNS.c.collection_id).where(RUNS.c.id == run_id)).scalar()
+            ingest = conn.execute(sa.select(ING.c.id, ING.c.n_quarantined, ING.c.quarantine_file).where(
+                ING.c.collection_id == collection, ING.c.status == "completed", ING.c.started_at <= run.started_at)
+                .order_by(ING.c.id.desc()).limit(1)).first() if collection is not None else None
+            first = conn.execute(sa.select(QR).where(QR.c.ingest_id == ingest.id).order_by(QR.c.id).limit(1)
+                                 ).mappings().all() if ingest is not None and ingest.n_quarantined else []
+        brief = QuarantinedRecord(file=first[0]["file"], line=first[0]["line"], processid=first[0]["processid"],
+                                  kind=first[0]["kind"], reason=first[0]["reason"]).brief if first else None
+        return {"specimens": int(row[0] or 0), "named_to_species": int(row[1] or 0),
+                "provisional_species": int(row[2] or 0), "named_to_genus": int(row[3] or 0),
+                "novel": int(row[4] or 0), "proposals": int(proposals or 0),
+                "quarantined": int(ingest.n_quarantined or 0) if ingest is not None else 0,
+                "quarantine_file": ingest.quarantine_file if ingest is not None else None,
+                "first_set_aside": brief}
 
     def database_id(self) -> str | None:
         """``db-3f2a9c1e0b7d``: this database's identity, from its first collection's name and creation time (rows

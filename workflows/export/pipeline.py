@@ -76,15 +76,58 @@ def export_run(db: Path, run_id: int, fmt: str | ExportFormat, out: Path, *, for
 
     A run that did not complete (killed, failed, still running) holds only part
     of its collection; it is refused unless ``partial``, and then every format
-    says it is partial.
+    says it is partial. A batch's run id (``biodiscover run``) is refused naming its collections' triage runs
+    (:func:`refuse_batch_run`), and a run that holds nothing is refused even with ``partial``.
     """
     spec = _format(fmt)
     _check_suffix(spec, Path(out))
     check_output(Path(out), force=force, folder=spec.output == "folder", fmt=spec.name)
+    refuse_batch_run(db, run_id)
     data = load_run_export(db, run_id)
     if data.partial and not partial:
         raise InputError(incomplete_message(data.run))
+    if data.assignments.empty and data.proposals.empty:
+        # an export of nothing, exit 0, read as a published dataset of 0 specimens
+        raise InputError(f"run {run_id} holds no specimens (status {data.run.get('status')}"
+                         + (f": {data.run['message']}" if data.run.get("message") else "") + "); nothing to export")
     return write_export(data, spec, Path(out), force=force, options=options)
+
+
+def refuse_batch_run(db: Path, run_id: int) -> None:
+    """Refuse the run id of a ``biodiscover run`` batch, or of one of its collections' records, naming the triage
+    runs to export instead. Why: ``export --run 16`` on a batch said "did not complete (status failed: 6 of 6
+    specimens)" (collections, counted as specimens) and, with ``--partial``, wrote 0 specimens with exit 0."""
+    from biodiscover.storage.db.database import Database
+    from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND
+
+    database = Database.open(Path(db), readonly=True)
+    try:
+        run = database.run_progress(int(run_id))
+        if run.kind == ITEM_RUN_KIND:
+            triage = run.result.get("triage_run_id")
+            where = Path(str(run.parameters.get("path") or "a collection")).name
+            raise InputError(f"run {run_id} is the batch record of {where}, not a triage run: "
+                             + (f"export its triage run, --run {triage}" if triage is not None
+                                else f"it made no triage run (status {run.status})"))
+        if run.kind != BATCH_RUN_KIND:
+            return
+        stored = run.result.get("triage_runs")
+        every = isinstance(stored, dict)
+        if isinstance(stored, dict):
+            runs = sorted({int(r) for r in stored.values() if isinstance(r, int)})
+        else:  # a batch written before it stored them: the triage runs of the collections it triaged itself
+            runs = sorted({int(i.result["triage_run_id"]) for i in database.find_runs(
+                ITEM_RUN_KIND, {"batch_run_id": int(run_id)}, status="completed")
+                if isinstance(i.result.get("triage_run_id"), int)})
+    finally:
+        database.close()
+    listed = ", ".join(str(r) for r in runs[:-1]) + f" and {runs[-1]}" if len(runs) > 1 else \
+        "".join(str(r) for r in runs)
+    what = "its collections' triage runs are" if every else \
+        "the collections it triaged itself are in triage run" + ("s" if len(runs) > 1 else "")
+    raise InputError(f"run {run_id} is a batch (biodiscover run), not a triage run: "
+                     + (f"{what} {listed}; export each with --run" if runs
+                        else "it triaged no collection; nothing to export"))
 
 
 def load_run_export(db: Path, run_id: int) -> RunExport:
