@@ -205,6 +205,9 @@ def test_a_candidate_merged_into_a_later_weeks_keeps_the_reviewers_determination
         db.finish_run(run2, "completed")
         db.merge([new, old], {new: db.proposal(new).version, old: db.proposal(old).version}, reviewer="Kim Tax")
         accepted = db.accept(new, db.proposal(new).version, reviewer="Kim Tax")
+        # the review's members table: week 1's members show what week 1 named them (they showed "?: ?")
+        shown = {m.processid: (m.deepest_rank, m.deepest_taxon) for m in db.proposal_detail(new).members}
+        assert shown == {p: ("genus", "Gonodonta") for p in first + second}
     (tmp_path / "one").mkdir()
     core1, _ = export_dwca(path, 1, tmp_path / "one")
     core2, _ = export_dwca(path, run2, tmp_path)

@@ -1043,13 +1043,21 @@ class ProposalsMixin(DatabaseCore):
                 raise DatabaseError(f"no proposal {proposal_id} in {self.path}")
             summary = ProposalSummary.from_row(r)
             S, A = SPECIMENS, ASSIGNMENTS
+            # each member's assignment by the proposal's run, else by the latest run before it that triaged it (a
+            # candidate merged in from an earlier week: its members showed "?: ?" in the members table), else the
+            # latest run that did
+            B = A.alias("b")
+            before = (sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid,
+                                                              B.c.run_id <= summary.run_id).scalar_subquery())
+            latest = sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid).scalar_subquery()
             q = (sa.select(MEMBERS.c.processid, MEMBERS.c.probability, MEMBERS.c.outlier_score, S, A.c.deepest_rank,
                            A.c.deepest_taxon, A.c.novelty.label("a_novelty"),
                            *[A.c[f"confidence_{rk}"] for rk in ("order", "family", "subfamily", "genus", "species")],
                            *[A.c[f"label_{rk}"] for rk in ("order", "family", "subfamily", "genus", "species")])
                  .select_from(MEMBERS)
                  .outerjoin(S, sa.and_(S.c.processid == MEMBERS.c.processid, S.c.current.is_(True)))
-                 .outerjoin(A, sa.and_(A.c.processid == MEMBERS.c.processid, A.c.run_id == summary.run_id))
+                 .outerjoin(A, sa.and_(A.c.processid == MEMBERS.c.processid,
+                                       A.c.run_id == sa.func.coalesce(before, latest)))
                  .where(MEMBERS.c.proposal_id == proposal_id)
                  .order_by(MEMBERS.c.probability.desc(), MEMBERS.c.processid))
             members = []
