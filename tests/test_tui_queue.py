@@ -71,14 +71,14 @@ async def test_the_queue_marks_the_flag_within_or_beyond_the_span_and_a_note(tmp
         await settle(pilot)
         cells = status_cells(app)
         assert cells == {ids["near"]: "·⚑", ids["far"]: "·⚐", ids["close"]: "·⚑", ids["here"]: "·",
-                         ids["noted"]: "· ✎"}, cells
+                         ids["noted"]: "·  ✎"}, cells  # the twin mark's slot (≡) between the flag and ✎
         table = app.screen.query_one(ProposalTable)
         assert table.widths["taxon"] >= 21 and sum(table.widths.values()) + 2 * len(table.widths) + 3 <= 80
     async with reviewing(tmp_path / "plate.sqlite", size=(200, 50)) as (app, db, pilot):
         await settle(pilot)
         cells = status_cells(app)
         assert cells[ids["near"]] == "· ⚑2.5%" and cells[ids["far"]] == "· ⚐6.1%" and cells[ids["close"]] == "· ⚑0.9%"
-        assert cells[ids["noted"]] == "·        ✎" and cells[ids["here"]] == "·"
+        assert cells[ids["noted"]] == "·" + " " * 14 + "✎" and cells[ids["here"]] == "·"
     db.close()
 
 

@@ -159,6 +159,39 @@ def candidate_distances(db: Any, p: Any, others: Sequence[Any]) -> dict[int, flo
     return {o.id: float(d) for o, d in zip(measured, far)}
 
 
+def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
+    """(proposal, distance) of the accepted candidates (every run) and the pending ones of other runs whose
+    consensus barcode lies within the species threshold of ``p``'s (``storage.db.proposals.twin_threshold`` of
+    its run), accepted first, then nearest first. Measured now, consensus to consensus, not read from the stored
+    closest candidate: a species accepted after this candidate's run, or a week-3 twin whose evidence names only
+    the week-1 one, is found too.
+
+    Why: a reviewer of a real weekly batch accepted week 1's *Hemiceras* #3 as BD-0005, then week 2's #123, 0.0 %
+    from it, as BD-0006 with no word from the app: the next week's specimens of that one species split between
+    the two names."""
+    from biodiscover.storage.db.proposals import twin_threshold
+
+    rows, _ = db.proposal_queue(status=["accepted", "pending"], sort="id", limit=1_000_000)
+    others = [o for o in rows if o.id != p.id and (o.status == "accepted" or o.run_id != p.run_id)]
+    if not others:
+        return []
+    cut = twin_threshold(db.proposal_detail(p.id).evidence.threshold)
+    distance = candidate_distances(db, p, others)
+    near = [(o, distance[o.id]) for o in others if o.id in distance and distance[o.id] <= cut]
+    return sorted(near, key=lambda od: (od[0].status != "accepted", od[1], od[0].id))
+
+
+def twin_warning(p: Any, twin: Any, distance: float, collection: str | None) -> str:
+    """The question ``a`` asks when ``twin`` (:func:`probable_twins`) is probably ``p``'s species: ``BD-0005
+    (accepted from #3, 0.0 % away) is probably this species: assign to it (i) instead?``."""
+    where = f"run {twin.run_id}" + (f", {collection}" if collection else "")
+    if twin.status == "accepted":
+        return (f"{twin.provisional_name or twin.name} (accepted from #{twin.id}, {where}, {distance * 100:.1f} % "
+                f"away) is probably this species: assign #{p.id} to it (i) instead?")
+    return (f"#{twin.id} {twin.name} (pending, {where}, {distance * 100:.1f} % away) is probably this species: "
+            f"merge it into #{p.id} (m) before accepting?")
+
+
 def placed_at(graph: Any, p: Any) -> int | None:
     """The taxon ``p`` is placed in: its parent, or for a candidate assigned to a known species that species'
     genus (or whatever holds it); None when neither is in ``graph``."""
@@ -344,7 +377,29 @@ class DecisionsMixin:
                 return
             self._binomial_choice(p, " ".join(n.split()), name, accept)
 
-        self.app.call_from_thread(self._ask, TextDialog(title, name), named)
+        twins = probable_twins(db, p)
+        if not twins:
+            self.app.call_from_thread(self._ask, TextDialog(title, name), named)
+            return
+        # another run's candidate, or a species already accepted, lies within the species threshold: say so first
+        twin, distance = twins[0]
+        question = twin_warning(p, twin, distance, db.run_collections().get(twin.run_id))
+        instead = ("assign", f"assign #{p.id} to {twin.provisional_name} instead (i: it is listed first)") \
+            if twin.status == "accepted" else ("merge", f"merge #{twin.id} into #{p.id} first (m: it is listed "
+                                                          "first)")
+        more = f" (and {plural(len(twins) - 1, 'other')} within the threshold)" if len(twins) > 1 else ""
+
+        def chosen(value: str) -> None:
+            if value == "assign":
+                self._assign_options(p)
+            elif value == "merge":
+                self._merge_options(p)
+            else:
+                self._ask(TextDialog(title, name), named)
+
+        self.app.call_from_thread(
+            self._ask, PickDialog(question + more, [instead, ("accept", f"accept #{p.id} as a new species anyway")]),
+            chosen)
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _binomial_choice(self, p: Any, typed: str, suggested: str, accept: Callable[[str], None]) -> None:
@@ -684,6 +739,17 @@ class DecisionsMixin:
                 said[tid] = (x[0], x[1] + f" · one of {len(group)} species DNA cannot pick among")
         options = sorted(((tid, label + (said[tid][1] if tid in said else "")) for tid, label in options),
                          key=lambda o: -close[o[0]] if o[0] in close else 1.0)[:5000]
+        # a species accepted from a candidate within the species threshold of this one (another week's twin)
+        # comes first, saying so: it is probably this species (the warning at ``a`` sends the reviewer here)
+        same = {o.taxon_id: (o, d) for o, d in probable_twins(db, p) if o.status == "accepted" and o.taxon_id}
+        if same:
+            labels = dict(options)
+            for tid, (o, _) in same.items():
+                names.setdefault(tid, o.provisional_name or o.name)
+                labels.setdefault(tid, names[tid])
+            options = [(tid, f"{labels[tid]}  · same species as #{o.id} (accepted, {d * 100:.1f} % away)")
+                       for tid, (o, d) in sorted(same.items(), key=lambda x: x[1][1])] + \
+                [(tid, label) for tid, label in options if tid not in same]
 
         check = DescribedCheck(graph)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
+from biodiscover.storage.db.proposals import twin_threshold
 from biodiscover.storage.db.reviews import retired_named
 from biodiscover.storage.evidence import (TIE, Evidence, NearSpecies, chance_note, congeners_note,
                                           indistinct_congeners, known_elsewhere, span_note, species_spread,
@@ -52,9 +53,39 @@ def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
     return list(evidence.within_distances), list(evidence.nearest_known_distances)
 
 
-def extra_lines(evidence: Evidence, closest: Any = None, bin_holders: Sequence[Any] = ()) -> list[tuple[str, str]]:
+#: what marks a candidate that is probably the same species as a live candidate of another run (``Database.twins``):
+#: in the queue's marks column and the review's header
+TWIN_MARK = "≡"
+
+
+def other_run(p: Any, collection: str | None) -> str:
+    """``run 6, 2026-w01-costa-rica``: where a candidate of another run comes from."""
+    return f"run {p.run_id}" + (f", {collection}" if collection else "")
+
+
+def twin_text(p: Any, distance: float, collection: str | None) -> str:
+    """``#10 Adelpha sp. cand10 (run 6, 2026-w01-costa-rica, 0.2 %)``, its status said unless pending
+    (``#3 Hemiceras sp. BD-0005 accepted (run 6, …)``): a twin of another run as the header, the Evidence tab
+    and the accept warning name it."""
+    status = "" if p.status == "pending" else f" {p.status}"
+    return f"#{p.id} {p.name}{status} ({other_run(p, collection)}, {distance * 100:.1f} %)"
+
+
+def twins_line(twins: Sequence[Any]) -> str | None:
+    """The header's line for ``ProposalDetail.twins``: the nearest named, the others counted."""
+    if not twins:
+        return None
+    first = twins[0]
+    more = f"; also #{', #'.join(str(t.proposal.id) for t in twins[1:])}" if len(twins) > 1 else ""
+    return f"same as {twin_text(first.proposal, first.distance, first.collection)}{more}"
+
+
+def extra_lines(evidence: Evidence, closest: Any = None, bin_holders: Sequence[Any] = (),
+                closest_collection: str | None = None, own_run: int | None = None) -> list[tuple[str, str]]:
     """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes. ``closest``:
     the proposal now holding the closest candidate (``ProposalDetail.closest_candidate``), named when given;
+    when it is another run's (not ``own_run``), the line says which run and collection
+    (``closest_collection``), and "same as" within the species threshold (``storage.db.proposals.twin_threshold``);
     ``bin_holders``: the proposals holding the other candidates of the dominant BIN (``ProposalDetail``)."""
     out: list[tuple[str, str]] = []
     b = evidence.bin
@@ -70,8 +101,16 @@ def extra_lines(evidence: Evidence, closest: Any = None, bin_holders: Sequence[A
         out.append(("within", f"mean {w.mean * 100:.2f}%, max {(w.max or 0) * 100:.2f}%"))
     nb = evidence.between_distance
     if nb is not None:
-        which = f"#{closest.id} {closest.name}, " if closest is not None else ""
-        out.append(("closest candidate", f"{which}{nb.distance * 100:.1f}% away"))
+        if closest is not None and own_run is not None and closest.run_id != own_run:
+            if nb.distance <= twin_threshold(evidence.threshold):
+                out.append(("closest candidate", f"same as {twin_text(closest, nb.distance, closest_collection)}"))
+            else:
+                out.append(("closest candidate", f"#{closest.id} {closest.name} "
+                                                 f"({other_run(closest, closest_collection)}), "
+                                                 f"{nb.distance * 100:.1f}% away"))
+        else:
+            which = f"#{closest.id} {closest.name}, " if closest is not None else ""
+            out.append(("closest candidate", f"{which}{nb.distance * 100:.1f}% away"))
     sizes = evidence.size_summary.image_measurement_value if evidence.size_summary else None
     if sizes is not None:
         out.append(("body area (px in image)", f"median {sizes.median:.0f} (min {sizes.min:.0f}, max {sizes.max:.0f})"))

@@ -245,6 +245,19 @@ def split_parts(specimens: Sequence[Specimen]) -> Callable[[CandidateProposal, S
     return parts
 
 
+def closest_in_database(db: Any, run_id: int, proposals: Sequence[CandidateProposal]) -> list[CandidateProposal]:
+    """The run's proposals with each one's closest candidate looked for among the live candidates of the
+    database's other runs too (``discovery.proposals.nearest_in_database`` on ``Database.candidates_elsewhere``):
+    a weekly batch's new species met again in week 2 reads "same as #10 (run 6, …)" in the review."""
+    from biodiscover.discovery.proposals import nearest_in_database
+
+    t = time.perf_counter()
+    others, members = db.candidates_elsewhere(run_id)
+    out = nearest_in_database(proposals, others, members)
+    log.debug("closest candidates among %d of other runs: %.2f s", len(others), time.perf_counter() - t)
+    return out
+
+
 def write_results(results: Sequence[TriageResult], path: Path, candidates: dict[str, str] | None = None) -> Path:
     """One row per specimen: a CSV/TSV table for ``.csv``/``.tsv`` (cells that a spreadsheet would run as a
     formula neutralised), else one JSON object per line (NaN novelty → null / empty).
@@ -565,6 +578,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             db.write_assignments(run_id, (assignment_row(r) for r in results))
             stored = len(results)
             if proposals:
+                proposals = closest_in_database(db, run_id, proposals)
                 proposal_ids = db.write_proposals(run_id, proposals, part_evidence=split_parts(specimens))
             # the earlier runs' pending candidates this run triaged whole and proposes none of: out of the queue
             # (a run told not to propose candidates, --no-cluster, says nothing about them: they stay)

@@ -18,13 +18,14 @@ from biodiscover.storage.db.check import CheckReport, check_database
 from biodiscover.storage.db.database import Database
 from biodiscover.storage.db.engine import EngineConfig
 from biodiscover.storage.db.ingest import IngestReport
-from biodiscover.storage.db.proposals import MemberInfo, ProposalDetail, ProposalIn, ProposalSummary, QueueMark
+from biodiscover.storage.db.proposals import MemberInfo, ProposalDetail, ProposalIn, ProposalSummary, QueueMark, Twin
 from biodiscover.storage.db.reviews import ReviewResult
 from biodiscover.storage.db.runs import RunProgress
 from biodiscover.storage.db.taxonomy import TaxonomyGraph, TaxonNode
 
 __all__ = [
     "CheckReport", "Database", "EngineConfig", "IngestReport", "MemberInfo", "ProposalDetail", "ProposalIn",
-    "ProposalSummary", "QueueMark", "ReviewResult", "RunProgress", "TaxonNode", "TaxonomyGraph", "backup_database",
+    "ProposalSummary", "QueueMark", "ReviewResult", "RunProgress", "TaxonNode", "TaxonomyGraph", "Twin",
+    "backup_database",
     "check_database",
 ]

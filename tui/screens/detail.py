@@ -91,6 +91,9 @@ def summary_text(detail: Any) -> Text:
             text.append(f"\n⚑ {together}", style="bold yellow")
     for line in ev.quality_lines(detail.evidence, short=True):
         text.append(f"\n⚠ {line}", style="bold red")
+    twins = ev.twins_line(getattr(detail, "twins", ()))
+    if twins:  # another run's candidate within the species threshold: the same species met again
+        text.append(f"\n{ev.TWIN_MARK} {twins}", style="bold cyan")
     warning = ev.rejected_warning(detail.history, s.id)
     if warning:
         text.append(f"\n⚠ {warning}", style="bold yellow")
@@ -341,7 +344,8 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             nearest.append("\n⚠ ", style="bold red")
             nearest.append(line, style="red")
         for label, value in [*ev.why_lines(detail.evidence, detail.members, ev.split_from(detail.history, s.id)),
-                             *ev.extra_lines(detail.evidence, detail.closest_candidate, detail.bin_holders)]:
+                             *ev.extra_lines(detail.evidence, detail.closest_candidate, detail.bin_holders,
+                                             detail.closest_collection, s.run_id)]:
             nearest.append(f"\n{label}: ", style="grey70")
             nearest.append(value)
         self.query_one("#nearest", Static).update(nearest)

@@ -22,14 +22,15 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from biodiscover.storage.db.models import PROPOSAL_STATUSES
-from biodiscover.storage.db.proposals import FLAG_SORT, SORT_KEYS
+from biodiscover.storage.db.proposals import FLAG_SORT, SORT_KEYS, TWIN_SORT
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
 from biodiscover.tui.screens.dialogs import TextDialog
 from biodiscover.tui.widgets.proposal_table import ProposalTable
 from biodiscover.tui.widgets.run_progress import QueueStatus
 
-#: what ``s`` steps through; ``flag``: the ⚑ gap, those within the 3 % first (``storage.db.proposals.FLAG_SORT``)
-SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent", "flag")
+#: what ``s`` steps through; ``flag``: the ⚑ gap, those within the 3 % first (``storage.db.proposals.FLAG_SORT``);
+#: ``twin``: each group of twins of different runs together (``storage.db.proposals.TWIN_SORT``)
+SORT_CYCLE: tuple[str, ...] = ("id", "size", "novelty", "identity", "parent", "flag", "twin")
 #: sorts that read best largest first (the rest smallest first: lowest identity, smallest ⚑ gap)
 DESCENDING_FIRST: tuple[str, ...] = ("size", "novelty")
 STATUS_CYCLE: tuple[str | None, ...] = ("pending", None, "accepted", "rejected", "assigned")
@@ -53,12 +54,15 @@ class QueueQuery:
     run_id: int | None = None
     #: only candidates a known species met from elsewhere may be (``storage.evidence.known_elsewhere``)
     known_elsewhere: bool = False
+    #: only candidates with a twin in another run (``Database.twins``: probably the same species, met again)
+    twins: bool = False
 
     def kwargs(self) -> dict[str, Any]:
         return dict(status=self.status, parent=self.parent, parent_subtree=isinstance(self.parent, int),
                     run_id=self.run_id, min_size=self.min_size, min_novelty=self.min_novelty,
                     min_identity=self.min_identity, max_identity=self.max_identity, search=self.search,
-                    sort=self.sort, descending=self.descending, known_elsewhere=self.known_elsewhere)
+                    sort=self.sort, descending=self.descending, known_elsewhere=self.known_elsewhere,
+                    twins=self.twins)
 
     def describe(self) -> str:
         """One line for the queue header: the filter (as the filter dialog reads it) and the sort."""
@@ -78,6 +82,8 @@ class QueueQuery:
                 parts.append(f"{name}{op}{shown}")
         if self.known_elsewhere:
             parts.append("known=elsewhere")
+        if self.twins:
+            parts.append("twin=yes")
         if self.search:
             parts.append(" ".join(shlex.quote(w) for w in self.search.split()) if quote else f"'{self.search}'")
         return parts
@@ -88,7 +94,7 @@ class QueueQuery:
 
 
 #: the sort keys a filter's ``sort=`` takes: every key the database sorts by
-SORT_KEYS_TYPED: tuple[str, ...] = (*SORT_KEYS, FLAG_SORT)
+SORT_KEYS_TYPED: tuple[str, ...] = (*SORT_KEYS, FLAG_SORT, TWIN_SORT)
 
 
 def _finite(value: str) -> float:
@@ -113,11 +119,12 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
 
     Identity may be given in percent (97) or as a fraction (0.97). ``known=elsewhere``: only candidates whose
     nearest known species may be their own, met from another part of its range (the detail's ⚑ line).
+    ``twin=yes``: only candidates another run's candidate is probably the same species as (the detail's ≡ line).
     ``sort=KEY`` sorts as ``s`` would (its usual direction; ``S`` reverses); the sort is kept when none is given.
     Raises ValueError naming the term it could not read.
     """
     q = replace(base, parent=None, parent_label=None, min_size=None, min_novelty=None, max_identity=None,
-                min_identity=None, search=None, known_elsewhere=False)
+                min_identity=None, search=None, known_elsewhere=False, twins=False)
     words: list[str] = []
     try:
         terms = shlex.split(text)
@@ -150,6 +157,8 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 q = replace(q, min_novelty=_finite(value))
             elif key == "known" and op == "=" and value.lower() == "elsewhere":
                 q = replace(q, known_elsewhere=True)
+            elif key == "twin" and op == "=" and value.lower() in ("yes", "y", "true", "1"):
+                q = replace(q, twins=True)
             elif key == "sort" and op == "=" and value.lower() in SORT_KEYS_TYPED:
                 q = replace(q, sort=value.lower(), descending=value.lower() in DESCENDING_FIRST)
             elif key == "identity":
@@ -160,7 +169,7 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 raise ValueError
         except ValueError:
             raise ValueError(f"cannot read filter term {term!r} (try size>=5 novelty>=0.9 identity<=97 "
-                             f"parent=NAME known=elsewhere sort={'|'.join(SORT_CYCLE)} "
+                             f"parent=NAME known=elsewhere twin=yes sort={'|'.join(SORT_CYCLE)} "
                              f"status=pending|accepted|rejected|assigned|all)") from None
     if words:
         q = replace(q, search=" ".join(words))
@@ -335,8 +344,8 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             except ValueError as exc:
                 self.app.notify(str(exc), severity="error", timeout=8)
 
-        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME known=elsewhere sort=flag "
-                                        "status=all text):",
+        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME known=elsewhere twin=yes "
+                                        "sort=flag|twin status=all text):",
                                         self.query_state.filter_text(), "empty clears filters",
                                         allow_empty=True),
                              lambda t: _apply(t) if t is not None else None)

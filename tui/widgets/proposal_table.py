@@ -11,10 +11,12 @@ another species than ``Dreum sp. BIOUG95524``.
 
 Beside each row's status mark (``· ✓ ✗ =``) stand its marks (``storage.db.QueueMark``): ⚑ / ⚐ where a known
 species met elsewhere may be the candidate's own, within / beyond the 3 % one species usually spans (with the gap
-itself where the terminal is wide), ✎ where reviewers wrote a note, ⚠ where its data is at fault (reads not usable
-as COI, ``⚠COI`` where wide, or members matching a record the reference dropped, ``⚠key``). Why: on a real plate the
-flagged candidates were visible only through ``f known=elsewhere``, a candidate with a note looked like any other
-(e25 finding 7), and one of junk reads like the most distinct new species (e25 finding 4).
+itself where the terminal is wide), ≡ where a live candidate of another run is probably the same species (the
+distance to it where wide: ``≡0.2%``), ✎ where reviewers wrote a note, ⚠ where its data is at fault (reads not
+usable as COI, ``⚠COI`` where wide, or members matching a record the reference dropped, ``⚠key``). Why: on a real
+plate the flagged candidates were visible only through ``f known=elsewhere``, a candidate with a note looked like any
+other (e25 finding 7), one of junk reads like the most distinct new species (e25 finding 4), and a weekly batch's
+species met again sat in rows far apart (e26 batch, defect 1).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from textual.widgets import DataTable
 
 from biodiscover.storage.db.proposals import MARK_KINDS
 from biodiscover.storage.evidence import SPECIES_SPAN
-from biodiscover.tui.evidence import shown_name
+from biodiscover.tui.evidence import TWIN_MARK, shown_name
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "assigned": ("=", "cyan"),
@@ -40,12 +42,13 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("id", "#", 5), ("status", "", None), ("taxon", "candidate", None),
     ("size", "n", 4), ("novelty", "nov", 4), ("identity", "ident%", 6), ("nearest", "nearest known", None),
 )
-#: Smallest widths of the name columns (they fit 80 columns) and the most they grow to.
-NAME_MIN = {"taxon": 21, "nearest": 19}
+#: Smallest widths of the name columns (they fit 80 columns) and the most they grow to. The nearest known species
+#: gave a cell to the twin mark's slot (≡): at 80 columns it is cut one letter sooner, the candidate's name is not.
+NAME_MIN = {"taxon": 21, "nearest": 18}
 NAME_MAX = {"taxon": 40, "nearest": 48}
 #: Each mark kind's room (``storage.db.proposals.MARK_KINDS``): (narrow, wide) cells; a kind not listed (a mark
 #: added in storage before its drawing) takes one cell and shows as ``•``.
-MARK_ROOM: dict[str, tuple[int, int]] = {"elsewhere": (1, 6), "note": (1, 1), "data": (1, 4)}
+MARK_ROOM: dict[str, tuple[int, int]] = {"elsewhere": (1, 6), "twin": (1, 5), "note": (1, 1), "data": (1, 4)}
 #: From this many columns on, marks show their figures (``⚑2.9%``): at 80 the names need every cell.
 WIDE_MARKS = 120
 _CELL_PADDING = 2  # DataTable's default cell_padding=1 on both sides
@@ -102,6 +105,9 @@ def mark_text(kind: str, value: float | None, wide: bool) -> Text:
         within = value is not None and value <= SPECIES_SPAN + 1e-12
         shown = ("⚑" if within else "⚐") + (f"{value * 100:.1f}%" if wide and value is not None else "")
         return Text(shown[:room].ljust(room), style="bold yellow" if within else "yellow")
+    if kind == "twin":  # another run's candidate is probably this species (``storage.db.Database.twins``)
+        shown = TWIN_MARK + (f"{value * 100:.1f}%" if wide and value is not None else "")
+        return Text(shown[:room].ljust(room), style="bold cyan")
     if kind == "note":
         return Text("✎".ljust(room), style="cyan")
     if kind == "data":  # reads not usable as COI (``COI`` where wide) or a record the reference dropped (``key``)

@@ -118,6 +118,9 @@ COLUMNS: dict[str, dict[str, str]] = {
                         "among known species, a known species that may have been met from another part of its "
                         "range, partial reads, a short overlap), ' · ' between flags; empty: none. Read from the "
                         "evidence by the review's rules when exported (what reviewers assigned since included)",
+        "twins": "the live candidates of other runs of the database (other weeks' collections) whose consensus "
+                 "barcode lies within the species threshold of this one's: probably the same species, proposed "
+                 "again; '#id (run, collection, distance)', nearest first, '; ' between them",
         "decision": "the last decision in force: accept, reject or assign",
         "decided_by": "who made it",
         "decided_at": "when (UTC)",
@@ -146,11 +149,16 @@ EVIDENCE_COLUMNS: dict[str, str] = {
     "consensus_length": "its length",
     "within_distance_mean": "mean p-distance among the members",
     "within_distance_max": "largest p-distance among the members (pairs sharing too few bases left out)",
-    "between_distance_nearest_candidate": "the clustering's number of the closest other candidate",
-    "between_distance_distance": "consensus p-distance to the closest other candidate",
+    "between_distance_nearest_candidate": "the clustering's number of the closest other candidate (the proposal id "
+                                          "when it is another run's)",
+    "between_distance_distance": "consensus p-distance to the closest other candidate, of this run or any other "
+                                 "run of the database",
     "between_distance_member": "a specimen of the closest other candidate",
     "between_distance_proposal_id": "the proposal holding that specimen now (the closest candidate)",
     "between_distance_name": "that proposal's name",
+    "between_distance_run_id": "the run that proposal belongs to (another run's: the same species met in another "
+                               "collection, when within the threshold; see twins)",
+    "between_distance_collection": "the collection that run triaged",
     "nearest_known_species": "the nearest known species in the reference",
     "nearest_known_genus": "its genus",
     "nearest_known_processid": "process id of its nearest reference barcode",
@@ -301,6 +309,13 @@ def near_species_text(evidence: Any) -> str | None:
     return (text + (f"; {more} more in the JSON export" if more > 0 else "")) or None
 
 
+def twins_text(twins: Any) -> str | None:
+    """``#10 (run 6, 2026-w01-costa-rica, 0.2 %); #123 (run 19, …)``: the live candidates of other runs that are
+    probably the candidate's species (``Database.twins``), nearest first, as the review's header names them."""
+    return "; ".join(f"#{t.proposal.id} (run {t.proposal.run_id}" + (f", {t.collection}" if t.collection else "")
+                     + f", {t.distance * 100:.1f} %)" for t in twins) or None
+
+
 def proposal_table(data: RunExport) -> pd.DataFrame:
     """Candidates with their one name, the review trail and the evidence flattened (the rest goes to JSON); the
     identity to an assigned candidate's own species, its nearest species list and the report's flags (their one
@@ -316,6 +331,7 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
     props.insert(at, "identity_to_assigned", pd.array([assigned_identity(p) for p in records], dtype="Float64"))
     props.insert(at + 1, "near_species", [near_species_text(p.get("evidence")) for p in records])
     props.insert(at + 2, "review_flags", [" · ".join(candidate_flags(p, data.met_here)) or None for p in records])
+    props.insert(at + 3, "twins", [twins_text(data.twins.get(int(p["proposal_id"]), ())) for p in records])
     trails, histories = data.trails(), data.histories()
     for col in REVIEW_COLUMNS:
         props[col] = None
@@ -352,13 +368,24 @@ def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
                                 key=lambda t: t[1]):
             holders.setdefault(pid, []).append(prop)
     names = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
+    run_id, collection = data.run.get("id"), data.run.get("collection")
     ids: list[Any] = []
+    said: list[tuple[Any, Any, Any]] = []  # (name, run, collection) of each
     for own, member in zip(props["proposal_id"], props["evidence_between_distance_member"]):
         held = holders.get(member, []) if isinstance(member, str) else []
-        ids.append(next((h for h in held if h != own), None))
+        mine = next((h for h in held if h != own), None)
+        other = data.elsewhere.get(int(own)) if mine is None and own is not None else None
+        if other is not None:  # another run's candidate (``Database.closest_elsewhere``)
+            ids.append(other[0].id)
+            said.append((other[0].name, other[0].run_id, other[1]))
+        else:
+            ids.append(mine)
+            said.append((names.get(mine), run_id, collection) if mine is not None else (None, None, None))
     at = props.columns.get_loc("evidence_between_distance_member") + 1
     props.insert(at, "evidence_between_distance_proposal_id", pd.array(ids, dtype="Int64"))
-    props.insert(at + 1, "evidence_between_distance_name", [names.get(i) if i is not None else None for i in ids])
+    props.insert(at + 1, "evidence_between_distance_name", [s[0] for s in said])
+    props.insert(at + 2, "evidence_between_distance_run_id", pd.array([s[1] for s in said], dtype="Int64"))
+    props.insert(at + 3, "evidence_between_distance_collection", [s[2] for s in said])
 
 
 #: Decimals written for fractions (identities, probabilities, distances, shares) and for coordinates: identities

@@ -149,6 +149,8 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         met_here = database.assigned_countries()
         earlier = database.earlier_decisions(int(run_id))
         concepts = database.provisional_concepts()
+        own = [int(i) for i in tables["proposals"]["proposal_id"]] if not tables["proposals"].empty else []
+        elsewhere, twins = database.closest_elsewhere(own), database.twins(own)
         # Photographs of candidate members (the report shows them); the specimen table has no image column.
         members = tables["members"]
         photos = {s.processid: str(s.image_path) for s in database.specimens(sorted(set(members["processid"])))
@@ -164,4 +166,4 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
                      earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"],
-                     merged=earlier["merged"], concepts=concepts)
+                     merged=earlier["merged"], concepts=concepts, elsewhere=elsewhere, twins=twins)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,11 @@ class RunExport:
     #: provisional species name → the candidate whose acceptance made it (``Database.provisional_concepts``): the
     #: concept of a specimen this run names that species
     concepts: Mapping[str, int] = field(default_factory=dict)
+    #: proposal id → (the live proposal of another run holding its closest candidate, that run's collection), for
+    #: the candidates whose closest candidate is another run's (``Database.closest_elsewhere``)
+    elsewhere: Mapping[int, tuple[Any, str | None]] = field(default_factory=dict)
+    #: proposal id → the live candidates of other runs that are probably its species (``Database.twins``)
+    twins: Mapping[int, Sequence[Any]] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:

@@ -1,0 +1,211 @@
+"""Weekly batches of one fauna (e26 batch, defect 1): the same new species in week 1 and week 2 is one species
+to the review. Week 2's candidate names week 1's as its closest candidate, with its run and collection, "same
+as" within the species threshold; both show the twin; ``a`` warns before a second provisional name is made for
+a species already accepted, and ``i`` lists that species first. Real CLI, real bundle, real SQLite file."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from biodiscover.cli.main import main
+from biodiscover.storage.db import Database
+from biodiscover.storage.db.proposals import twin_threshold
+from biodiscover.tui import evidence as ev
+from biodiscover.tui.app import ReviewApp
+from biodiscover.tui.screens.detail import summary_text
+from biodiscover.tui.screens.dialogs import PickDialog, TextDialog
+from fixtures.db_views import proposal_members
+from fixtures.discovery import make_world, write_metadata
+from fixtures.tui_pilot import asynctest, open_proposal, settle
+
+
+@pytest.fixture(scope="module")
+def weeks(tmp_path_factory) -> dict[str, Any]:
+    """A bundle, and two weekly collections of the same fauna: each novel species' first four specimens in
+    week 1, its last four in week 2, but one species met in week 1 only (the known ones alternate); both triaged
+    into one database."""
+    root = tmp_path_factory.mktemp("ds")
+    world = make_world(seed=7)
+    write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
+    bundle = tmp_path_factory.mktemp("b") / "bundle"
+    assert main(["build-reference", "--data", str(root), "--out", str(bundle), "--keys", "train",
+                 "--max-outliers", "40", "--quiet"]) == 0
+    by_species: dict[str, list[Any]] = {}
+    for s in world["test_unseen"]:
+        by_species.setdefault(s.species, []).append(s)
+    groups = list(by_species.values())  # the first species is met in week 1 only: its candidate has no twin
+    weeks = {"week1": world["test"][::2] + groups[0] + [s for v in groups[1:] for s in v[:4]],
+             "week2": world["test"][1::2] + [s for v in groups[1:] for s in v[4:]]}
+    db = tmp_path_factory.mktemp("db") / "lab.sqlite"
+    runs = {}
+    for name, specimens in weeks.items():
+        path = root / f"{name}.fasta"
+        path.write_text("".join(f">{s.processid}|x\n{s.dna_barcode}\n" for s in specimens))
+        assert main(["triage", "--input", str(path), "--model", str(bundle), "--db", str(db), "-q"]) == 0
+        with Database.open(db) as d:
+            runs[name] = d.latest_run("triage").id
+    species = {s.processid: s.species for s in world["test_unseen"]}
+    return {"db": db, "runs": runs, "species": species, "root": root}
+
+
+def _copy(weeks: dict[str, Any], tmp_path: Path) -> Path:
+    dest = tmp_path / "lab.sqlite"
+    dest.write_bytes(Path(weeks["db"]).read_bytes())
+    return dest
+
+
+def _species_of(db: Database, proposal_id: int, species: dict[str, str]) -> set[str]:
+    return {species.get(pid, "known") for pid in proposal_members(db, proposal_id)}
+
+
+def test_week_2s_candidate_names_week_1s_twin_as_its_closest_candidate_with_its_run_and_collection(
+        weeks: dict[str, Any]) -> None:
+    run1, run2 = weeks["runs"]["week1"], weeks["runs"]["week2"]
+    with Database.open(weeks["db"]) as db:
+        second, _ = db.proposal_queue(run_id=run2, status="pending", limit=500)
+        first, _ = db.proposal_queue(run_id=run1, status="pending", limit=500)
+        assert len(second) >= 4 and len(first) == len(second) + 1  # 6 novel species in week 1, 5 of them again
+        twins_of_first: dict[int, set[int]] = {}
+        for p in second:
+            d = db.proposal_detail(p.id)
+            near, nb = d.closest_candidate, d.evidence.between_distance
+            # its closest candidate is week 1's candidate of the same species, in the database's other run
+            assert near is not None and near.run_id == run1 and d.closest_collection == "week1"
+            assert _species_of(db, near.id, weeks["species"]) == _species_of(db, p.id, weeks["species"])
+            assert nb is not None and nb.distance <= twin_threshold(d.evidence.threshold)
+            line = dict(ev.extra_lines(d.evidence, near, d.bin_holders, d.closest_collection, p.run_id))
+            assert line["closest candidate"] == (f"same as #{near.id} {near.name} (run {run1}, week1, "
+                                                 f"{nb.distance * 100:.1f} %)")
+            # the header says it too, and the twin is week 1's
+            assert [t.proposal.id for t in d.twins] == [near.id] and d.twins[0].collection == "week1"
+            assert f"{ev.TWIN_MARK} same as #{near.id} {near.name} (run {run1}, week1, " in str(summary_text(d))
+            twins_of_first.setdefault(near.id, set()).add(p.id)
+        # both ways: week 1's candidate shows its week-2 twin (its own evidence was computed before week 2)
+        for pid, later in twins_of_first.items():
+            assert {t.proposal.id for t in db.proposal_detail(pid).twins} == later
+        # a week-1 candidate is not its own run's twin, and the species met in week 1 only has none
+        assert all(t.proposal.run_id != run1 for p in first for t in db.twins([p.id]).get(p.id, ()))
+        assert [p.id for p in first if p.id not in twins_of_first] == \
+            [p.id for p in first if not db.proposal_detail(p.id).twins]
+        assert len(twins_of_first) == len(first) - 1
+
+
+def test_proposals_csv_names_the_closest_candidates_run_and_collection(weeks: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    run1, run2 = weeks["runs"]["week1"], weeks["runs"]["week2"]
+    out = tmp_path / "csv"
+    assert main(["export", "--db", str(weeks["db"]), "--run", str(run2), "-f", "csv", "-o", str(out)]) == 0
+    rows = list(csv.DictReader((out / "proposals.csv").open(encoding="utf-8-sig")))
+    with Database.open(weeks["db"]) as db:
+        for row in rows:
+            d = db.proposal_detail(int(row["proposal_id"]))
+            near = d.closest_candidate
+            assert near is not None and near.run_id == run1
+            assert row["evidence_between_distance_proposal_id"] == str(near.id)
+            assert row["evidence_between_distance_run_id"] == str(run1)
+            assert row["evidence_between_distance_collection"] == "week1"
+            assert row["twins"] == f"#{near.id} (run {run1}, week1, {d.evidence.between_distance.distance * 100:.1f} %)"
+
+
+def _app(path: Path) -> tuple[ReviewApp, Database]:
+    db = Database.open(path)
+    return ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600), db
+
+
+@asynctest
+async def test_accepting_a_twin_of_an_accepted_species_warns_and_i_lists_that_species_first(
+        weeks: dict[str, Any], tmp_path: Path) -> None:
+    run2 = weeks["runs"]["week2"]
+    app, db = _app(_copy(weeks, tmp_path))
+    later = db.proposal_queue(run_id=run2, status="pending", sort="size", descending=True, limit=1)[0][0]
+    earlier = db.proposal_detail(later.id).closest_candidate
+    accepted = db.accept(earlier.id, earlier.version, reviewer="ana")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, later.id)
+        await pilot.press("a")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, PickDialog)  # not the name box: the warning first
+        cut = twin_threshold(db.proposal_detail(later.id).evidence.threshold)
+        title = str(dialog.title_text)
+        assert title.startswith(f"{accepted.name} (accepted from #{earlier.id}, run {earlier.run_id}, week1, ")
+        assert f"is probably this species: assign #{later.id} to it (i) instead?" in title
+        shown = float(title.split(", week1, ")[1].split(" %")[0]) / 100
+        assert shown <= cut
+        assert [v for v, _ in dialog.options] == ["assign", "accept"]
+        await pilot.press("enter")  # assign instead: the `i` list, that species first
+        await settle(pilot)
+        picker = app.screen
+        assert isinstance(picker, PickDialog)
+        tid, label = picker.options[0]
+        assert tid == accepted.taxon_id and f"same species as #{earlier.id} (accepted, " in label
+        await pilot.press("escape")
+        await settle(pilot)
+        # accepting anyway is still one choice away, and goes to the name box as before
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")  # the second option
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        await pilot.press("escape")
+        await settle(pilot)
+    assert db.proposal(later.id).status == "pending"
+    db.close()
+
+
+@asynctest
+async def test_accepting_a_candidate_whose_twin_was_rejected_asks_for_the_name_at_once(weeks: dict[str, Any],
+                                                                                     tmp_path: Path) -> None:
+    """The warning is no extra step where nothing accepted or pending of another run lies within the threshold."""
+    run2 = weeks["runs"]["week2"]
+    app, db = _app(_copy(weeks, tmp_path))
+    later = db.proposal_queue(run_id=run2, status="pending", sort="size", descending=True, limit=1)[0][0]
+    earlier = db.proposal_detail(later.id).closest_candidate
+    db.reject(earlier.id, earlier.version, reviewer="ana")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_proposal(pilot, later.id)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        await pilot.press("escape")
+        await settle(pilot)
+    db.close()
+
+
+def test_the_queue_marks_twins_filters_them_and_sorts_each_species_together(weeks: dict[str, Any]) -> None:
+    """The marks column carries ≡ with the distance to the nearest twin; ``twin=yes`` keeps the candidates with
+    one; ``sort=twin`` puts week 1's and week 2's candidates of one species in adjacent rows."""
+    run1, run2 = weeks["runs"]["week1"], weeks["runs"]["week2"]
+    with Database.open(weeks["db"]) as db:
+        twins = db.twins()
+        everyone, total = db.proposal_queue(status="pending", limit=500)
+        marks = db.proposal_marks([p.id for p in everyone])
+        assert {p.id for p in everyone if any(m.kind == "twin" for m in marks.get(p.id, ()))} == set(twins)
+        for pid, found in twins.items():
+            (mark,) = [m for m in marks[pid] if m.kind == "twin"]
+            assert mark.value == found[0].distance
+        with_twin, n = db.proposal_queue(status="pending", twins=True, limit=500)
+        assert {p.id for p in with_twin} == set(twins) and n == len(twins) < total
+        # sorted by twins: each week-2 candidate right after or before its week-1 twin
+        rows, _ = db.proposal_queue(status="pending", sort="twin", limit=500)
+        order = [p.id for p in rows]
+        for p in rows:
+            if p.run_id == run2:
+                (twin,) = twins[p.id]
+                assert twin.proposal.run_id == run1 and abs(order.index(twin.proposal.id) - order.index(p.id)) == 1
+        assert all(p.id not in twins for p in rows[len(twins):])  # those without a twin last
+        assert db.queue_position(order[3], status="pending", sort="twin") == 3
+
+
+def test_the_filter_reads_twin_yes_and_sort_twin() -> None:
+    from biodiscover.tui.screens.queue import QueueQuery, parse_filter
+
+    q = parse_filter("twin=yes sort=twin", QueueQuery())
+    assert q.twins and q.sort == "twin" and q.kwargs()["twins"] is True
+    assert q.filter_text() == "status=pending twin=yes" and "twin=yes" in q.describe()
+    with pytest.raises(ValueError, match="twin=yes"):
+        parse_filter("twin=maybe", QueueQuery())
