@@ -88,17 +88,21 @@ def _run(
                                                "collection done at another level is triaged again."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Batch discovery over many collections; resumable: re-run the same command after a stop.
+    """Batch discovery over many collections; resumable: re-run the same command
+    after a stop.
 
-    One row per collection: its triage run, specimens, rows set aside (quar.), named to species (prov.: of
-    them to a provisional species reviewers accepted), named to genus, novel, candidate species. A
-    collection done before is skipped and shows the figures of its run. Under the table: one error: line
-    per failed collection and per collection with rows set aside (the first record, how many, the
-    quarantine report), then what triage advises for each collection (how many a lower --level names,
-    countries the reference holds no key from, reviewed keys added).
+    One row per collection: its triage run, specimens, rows set aside (quar.),
+    named to species (prov.: of them to a provisional species reviewers
+    accepted), named to genus, novel, candidate species. A collection done
+    before is skipped and shows the figures of its run. Under the table: one
+    error: line per failed collection and per collection with rows set aside
+    (the first record, how many, the quarantine report), then what triage
+    advises for each collection (how many a lower --level names, countries the
+    reference holds no key from, reviewed keys added).
 
-    Exit 0 when every collection is done, exit 1 when one failed or had rows set aside (see the table
-    and the log), exit 2 when nothing could start (no collection, no model, an unusable database).
+    Exit 0 when every collection is done, exit 1 when one failed or had rows set
+    aside (see the table and the log), exit 2 when nothing could start (no
+    collection, no model, an unusable database).
     """
     from biodiscover.workflows.batch import BatchConfig, run_batch
     from biodiscover.workflows.executors import ExecutorConfig
