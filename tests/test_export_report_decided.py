@@ -85,6 +85,10 @@ def test_every_decided_candidate_is_in_the_report_past_any_cap(tmp_path: Path, d
     assert "<div class='card'><b>2</b>assigned to a known species</div>" in page
     assert "<div class='card'><b>1</b>rejected by a reviewer</div>" in page
     assert f"<div class='card'><b>{n_pending}</b>awaiting review</div>" in page
+    # and the candidates card is the sum of the cards that break it down (the weekly-batch review read "5
+    # candidate species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected)
+    total = n_pending + 1 + 1 + len(decided["assigned"])
+    assert f"<div class='card'><b>{total}</b>candidate species proposed</div>" in page
 
 
 def test_an_assigned_candidate_says_which_species_how_many_how_close_and_who(tmp_path: Path, decided: dict) -> None:

@@ -885,12 +885,16 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     species = int((data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species").sum())
     live = live_candidates(data.proposals)
     status = data.proposals["status"] if "status" in data.proposals else pd.Series(dtype=object)
+    decided = [(label, n) for label, n in (("assigned to a known species", int((status == "assigned").sum())),
+                                           ("rejected by a reviewer", int((status == "rejected").sum()))) if n]
+    # the candidates card is the sum of the cards that break it down (it counted the live ones alone: "5 candidate
+    # species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected, on the weekly-batch review)
     cards = [("specimens", len(data.assignments)), ("named to species", species), ("flagged novel", novel),
-             ("candidate species", len(live)), ("accepted by a reviewer", int((status == "accepted").sum())),
+             ("candidate species proposed", len(live) + sum(n for _, n in decided)),
+             ("accepted by a reviewer", int((status == "accepted").sum())),
              ("awaiting review", int(status.map(_pending).sum()))]
     # what reviewers set aside counts too: an identification of a known species is a result a PI checks
-    cards += [(label, n) for label, n in (("assigned to a known species", int((status == "assigned").sum())),
-                                          ("rejected by a reviewer", int((status == "rejected").sum()))) if n]
+    cards += decided
     card_html = "".join(f"<div class='card'><b>{n}</b>{html.escape(label)}</div>" for label, n in cards)
     figs = "".join(
         f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"
