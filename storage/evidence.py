@@ -438,6 +438,14 @@ def species_spread(group: Sequence["NearSpecies"]) -> float:
 SPECIES_SPAN = 0.03
 
 
+def twin_threshold(evidence_threshold: float | None) -> float:
+    """The distance within which two candidates' consensus barcodes are one species: the threshold the run's
+    clustering cut at (``Evidence.threshold``, the barcode gap it learned: ``clustering.learned_gap.threshold``
+    in the run's parameters), else the span one species usually has (``storage.evidence.SPECIES_SPAN``). The one
+    rule for the queue's twin mark, the evidence's "same as" and the warning at accept."""
+    return float(evidence_threshold) if evidence_threshold is not None and evidence_threshold > 0 else SPECIES_SPAN
+
+
 def span_note(s: "NearSpecies", *, short: bool = False) -> str:
     """How the gap to a flagged species reads against ``SPECIES_SPAN``: ``0.9% apart, within the 3% one species
     usually spans`` / ``7.4% apart, more than the 3% one species usually spans, as a species known only from far

@@ -161,7 +161,7 @@ def candidate_distances(db: Any, p: Any, others: Sequence[Any]) -> dict[int, flo
 
 def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
     """(proposal, distance) of the accepted candidates (every run) and the pending ones of other runs whose
-    consensus barcode lies within the species threshold of ``p``'s (``storage.db.proposals.twin_threshold`` of
+    consensus barcode lies within the species threshold of ``p``'s (``storage.evidence.twin_threshold`` of
     its run), accepted first, then nearest first. Measured now, consensus to consensus, not read from the stored
     closest candidate: a species accepted after this candidate's run, or a week-3 twin whose evidence names only
     the week-1 one, is found too.
@@ -169,7 +169,7 @@ def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
     Why: a reviewer of a real weekly batch accepted week 1's *Hemiceras* #3 as BD-0005, then week 2's #123, 0.0 %
     from it, as BD-0006 with no word from the app: the next week's specimens of that one species split between
     the two names."""
-    from biodiscover.storage.db.proposals import twin_threshold
+    from biodiscover.storage.evidence import twin_threshold
 
     rows, _ = db.proposal_queue(status=["accepted", "pending"], sort="id", limit=1_000_000)
     others = [o for o in rows if o.id != p.id and (o.status == "accepted" or o.run_id != p.run_id)]

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
-from biodiscover.storage.db.proposals import twin_threshold
 from biodiscover.storage.db.reviews import retired_named
 from biodiscover.storage.evidence import (TIE, Evidence, NearSpecies, chance_note, congeners_note,
                                           indistinct_congeners, known_elsewhere, span_note, species_spread,
-                                          tied_species, unusable_reads)
+                                          tied_species, twin_threshold, unusable_reads)
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
 
 
@@ -85,7 +84,7 @@ def extra_lines(evidence: Evidence, closest: Any = None, bin_holders: Sequence[A
     """(label, value) lines for what evidence adds beyond the histogram: BINs, neighbour, sizes. ``closest``:
     the proposal now holding the closest candidate (``ProposalDetail.closest_candidate``), named when given;
     when it is another run's (not ``own_run``), the line says which run and collection
-    (``closest_collection``), and "same as" within the species threshold (``storage.db.proposals.twin_threshold``);
+    (``closest_collection``), and "same as" within the species threshold (``storage.evidence.twin_threshold``);
     ``bin_holders``: the proposals holding the other candidates of the dominant BIN (``ProposalDetail``)."""
     out: list[tuple[str, str]] = []
     b = evidence.bin

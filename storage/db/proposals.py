@@ -87,8 +87,8 @@ from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, table
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Assignment, Proposal, ProposalEdge,
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
-from biodiscover.storage.evidence import (SPECIES_SPAN, CandidateProposal, Evidence, Geography, NearSpecies,
-                                          data_mark, known_elsewhere, unusable_reads)
+from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
+                                          known_elsewhere, twin_threshold, unusable_reads)
 from biodiscover.storage.records import candidate_name
 
 log = logging.getLogger(__name__)
@@ -206,14 +206,6 @@ class Twin:
     proposal: ProposalSummary
     distance: float
     collection: str | None = None
-
-
-def twin_threshold(evidence_threshold: float | None) -> float:
-    """The distance within which two candidates' consensus barcodes are one species: the threshold the run's
-    clustering cut at (``Evidence.threshold``, the barcode gap it learned: ``clustering.learned_gap.threshold``
-    in the run's parameters), else the span one species usually has (``storage.evidence.SPECIES_SPAN``). The one
-    rule for the queue's twin mark, the evidence's "same as" and the warning at accept."""
-    return float(evidence_threshold) if evidence_threshold is not None and evidence_threshold > 0 else SPECIES_SPAN
 
 
 #: the closest candidate a proposal's evidence records, with its distance and the run's threshold, and the live
@@ -1132,7 +1124,8 @@ class ProposalsMixin(DatabaseCore):
         with none left out; ``proposal_ids``: only those asked for). Two live candidates of different runs are
         twins when the evidence of either records the other as its closest candidate (the live proposal now
         holding its recorded specimen, as ``proposal_detail`` resolves it) within that run's species threshold
-        (:func:`twin_threshold`); the relation goes both ways, so week 1's candidate shows week 2's twin too.
+        (``storage.evidence.twin_threshold``); the relation goes both ways, so week 1's candidate shows week 2's
+        twin too.
 
         Why: weekly batches of one fauna propose the same new species every week; after three Costa Rican weeks
         a real queue held 328 pending candidates for 127 species, and nothing said which rows were one species.
