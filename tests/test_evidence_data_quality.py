@@ -248,3 +248,40 @@ async def test_the_review_shows_congeners_dna_cannot_pick_among_together(tmp_pat
         assert all("one of 2 species DNA cannot pick among" in r for r in rows[:2])
         assert rows[2].startswith("Amara aenea") and "cannot pick" not in rows[2]
     db.close()
+
+
+@asynctest
+async def test_the_assign_list_offers_the_species_of_a_dropped_record_the_members_match_first(tmp_path: Path) -> None:
+    """The weekly-batch review's Norwegian #113: the "not named" line said a key set aside by the audit lay at 99.8 %
+    (GDIP3709-22, *Pseudosmittia albipennis*), while `i` offered that species at 85.1 % among the others — the
+    deciding evidence was not where the reviewer picks. A species whose dropped record the members match now comes
+    first in `i`'s list, at that identity, saying the record was dropped and why (the reviewer judges it)."""
+    from biodiscover.tui.screens.dialogs import PickDialog
+
+    species, barcode = REFERENCE["ZYPAN924-10"]
+    model = DiscoveryModel()
+    model.refused_ = [RefusedKey("ZYPAN924-10", species, "Pyrausta", "barcode is 146 nt after trimming N runs, "
+                                 "shorter than 200", barcode)]
+    pairs = [("BBLOB578-11", "BLPED208-11"), ("BBLSX247-09", "BLPED208-11")]
+    pyrausta = _proposal(pairs, dropped=model.dropped_matches(
+        [(pid, PLATE[pid], _result(pid, key).identity) for pid, key in pairs]))
+    path = tmp_path / "plate.sqlite"
+    lep = {"order": "Lepidoptera", "family": "Crambidae", "subfamily": "Pyraustinae"}
+    (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=PLATE[p], country="United States")
+                               for p, _ in pairs],
+                        [{**lep, "genus": "Pyrausta", "species": species},
+                         {**lep, "genus": "Palpita", "species": "Palpita venatalis"}],
+                        [dataclasses.replace(pyrausta, parent_lineage={"order": "Lepidoptera"}, parent_rank="order",
+                                             parent_name="Lepidoptera")])
+    db = Database.open(path)
+    app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await open_proposal(pilot, pid)
+        await pilot.press("i")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, PickDialog)
+        first = dialog.options[0][1]
+        assert first.startswith(species), dialog.options[:3]
+        assert "100.0 % to ZYPAN924-10, a record the reference dropped (quarantined at build-reference)" in first
+    db.close()

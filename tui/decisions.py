@@ -737,6 +737,17 @@ class DecisionsMixin:
             if names[tid] in group:
                 close[tid] = 2.0 + x[0]
                 said[tid] = (x[0], x[1] + f" · one of {len(group)} species DNA cannot pick among")
+        # a species whose record the reference dropped (refused at build-reference, set aside by the audit) and the
+        # members match at that identity: first, saying so — the deciding evidence of a real Norwegian candidate
+        # (99.8 % to a set-aside key) sat in the "not named" line while `i` offered its species at 85.1 %
+        dropped = {k.species: k for k in detail.evidence.dropped_keys if k.species and k.identity is not None}
+        for tid, _ in options:
+            k = dropped.get(names[tid])
+            if k is not None and k.identity is not None:
+                close[tid] = 4.0 + k.identity
+                why = k.why.split(":", 1)[0]
+                said[tid] = (k.identity, (said[tid][1] if tid in said else "") + f"  · {100 * k.identity:.1f} % to "
+                             f"{k.processid}, a record the reference dropped ({why})")
         options = sorted(((tid, label + (said[tid][1] if tid in said else "")) for tid, label in options),
                          key=lambda o: -close[o[0]] if o[0] in close else 1.0)[:5000]
         # a species accepted from a candidate within the species threshold of this one (another week's twin)
