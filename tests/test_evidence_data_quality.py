@@ -54,6 +54,19 @@ def _proposal(pairs: list[tuple[str, str]], **kw: object) -> CandidateProposal:
                                 **kw)  # type: ignore[arg-type]
 
 
+def _pyrausta() -> tuple[str, list[tuple[str, str]], CandidateProposal]:
+    """The US plate's *Pyrausta pseudonythesalis* candidate: two members whose species' only reference record,
+    ZYPAN924-10 (146 nt), was refused at build-reference; (its species, (member, best kept key) pairs, the proposal
+    with the dropped record matched)."""
+    species, barcode = REFERENCE["ZYPAN924-10"]
+    model = DiscoveryModel()
+    model.refused_ = [RefusedKey("ZYPAN924-10", species, "Pyrausta", "barcode is 146 nt after trimming N runs, "
+                                 "shorter than 200", barcode)]
+    pairs = [("BBLOB578-11", "BLPED208-11"), ("BBLSX247-09", "BLPED208-11")]
+    return species, pairs, _proposal(pairs, dropped=model.dropped_matches(
+        [(pid, PLATE[pid], _result(pid, key).identity) for pid, key in pairs]))
+
+
 def test_a_read_as_near_its_key_as_chance_is_not_usable_coi_not_a_barcode_gap() -> None:
     junk = _proposal([("BETN14393-22", "ACB658-06")])  # cand31: 60.5 % to a Simulium key over 618 bases
     ev = junk.evidence
@@ -142,13 +155,7 @@ def test_the_flag_says_when_congeners_lie_nearer_each_other_than_the_candidate()
 @asynctest
 async def test_the_review_and_the_exports_say_it_for_the_real_reads(tmp_path: Path) -> None:
     junk = _proposal([("BETN14393-22", "ACB658-06")])
-    species, barcode = REFERENCE["ZYPAN924-10"]
-    model = DiscoveryModel()
-    model.refused_ = [RefusedKey("ZYPAN924-10", species, "Pyrausta", "barcode is 146 nt after trimming N runs, "
-                                 "shorter than 200", barcode)]
-    pairs = [("BBLOB578-11", "BLPED208-11"), ("BBLSX247-09", "BLPED208-11")]
-    pyrausta = _proposal(pairs, dropped=model.dropped_matches(
-        [(pid, PLATE[pid], _result(pid, key).identity) for pid, key in pairs]))
+    _, _, pyrausta = _pyrausta()
     path = tmp_path / "plate.sqlite"
     ids = one_run_db(path, [Specimen(processid=pid, dna_barcode=seq, country="United States")
                             for pid, seq in PLATE.items()],
@@ -258,13 +265,7 @@ async def test_the_assign_list_offers_the_species_of_a_dropped_record_the_member
     first in `i`'s list, at that identity, saying the record was dropped and why (the reviewer judges it)."""
     from biodiscover.tui.screens.dialogs import PickDialog
 
-    species, barcode = REFERENCE["ZYPAN924-10"]
-    model = DiscoveryModel()
-    model.refused_ = [RefusedKey("ZYPAN924-10", species, "Pyrausta", "barcode is 146 nt after trimming N runs, "
-                                 "shorter than 200", barcode)]
-    pairs = [("BBLOB578-11", "BLPED208-11"), ("BBLSX247-09", "BLPED208-11")]
-    pyrausta = _proposal(pairs, dropped=model.dropped_matches(
-        [(pid, PLATE[pid], _result(pid, key).identity) for pid, key in pairs]))
+    species, pairs, pyrausta = _pyrausta()
     path = tmp_path / "plate.sqlite"
     lep = {"order": "Lepidoptera", "family": "Crambidae", "subfamily": "Pyraustinae"}
     (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=PLATE[p], country="United States")
