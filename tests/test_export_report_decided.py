@@ -324,3 +324,29 @@ def test_a_site_at_a_pole_is_drawn_whole_not_cut_in_half_by_the_maps_edge() -> N
     for pole in (90.0, -90.0):
         _, at_pole = _marker_pixels([pole, -pole / 9], [0.0, 120.0])
         assert at_pole >= 0.78 * world, (pole, at_pole, world)  # clipped: 42 and 48 of 68
+
+
+def test_the_report_names_the_collection_its_run_triaged(tmp_path: Path) -> None:
+    """The weekly-batch review: "the HTML report is titled `biodiscover run 6 …` and never names
+    2026-w01-costa-rica.csv" — with seven collections in one database, a run id alone says nothing. The run's
+    collection is in the report's heading and its run line, and in eml.xml's methods."""
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.records import Specimen
+    from biodiscover.workflows.export.pipeline import export_run, load_run_export
+    from biodiscover.workflows.export.dwca import eml_methods
+
+    path = tmp_path / "weeks.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid="A1", dna_barcode="ACGT" * 150)], collection="2026-w01-costa-rica",
+                  backup=False)
+        run = db.start_run("triage", {}, collection="2026-w01-costa-rica", backup=False)
+        db.write_assignments(run, [{"processid": "A1", "deepest_rank": "order", "deepest_taxon": "Lepidoptera",
+                                    "novelty": 0.1, "labels": {"order": "Lepidoptera"}}])
+        db.write_proposals(run, [])
+        db.finish_run(run, "completed")
+    assert load_run_export(path, run).run["collection"] == "2026-w01-costa-rica"
+    export_run(path, run, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<h1>Discovery run 1 · 2026-w01-costa-rica</h1>" in page
+    assert "collection 2026-w01-costa-rica" in page
+    assert "(triage run 1 of collection 2026-w01-costa-rica," in eml_methods(load_run_export(path, run).run)

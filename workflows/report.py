@@ -902,8 +902,9 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     if options is not None and options.metadata.title:
         heading = options.metadata.title
     else:
-        heading = f"Discovery run {run.get('id', '')}"
+        heading = f"Discovery run {run.get('id', '')}" + (f" · {run['collection']}" if run.get("collection") else "")
     meta = [f"{run.get('kind', 'triage')} run, {run.get('status', 'status unknown')}",
+            *([f"collection {run['collection']}"] if run.get("collection") else []),
             f"model {model_description(run)}"]
     if run.get("started_at"):
         meta.append(f"started {_when(run.get('started_at'))}")

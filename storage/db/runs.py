@@ -585,6 +585,12 @@ class RunsMixin(DatabaseCore):
                 "e WHERE e.source_id = p.id AND e.kind = 'retired'))) FROM proposals p LEFT JOIN proposals s "
                 "ON s.id = p.superseded_by WHERE p.run_id = :run AND p.status = 'superseded'"),
                 {"run": run_id}).one()
+            # the collection the run triaged, by name: a database of weekly batches holds several, and a run id
+            # alone said nothing on the report (the weekly-batch review)
+            run["collection"] = conn.execute(
+                sa.select(COLLECTIONS.c.name)
+                .select_from(RUNS.join(COLLECTIONS, COLLECTIONS.c.id == RUNS.c.collection_id))
+                .where(RUNS.c.id == run_id)).scalar()
             run["superseded"] = {"candidates": int(later[0] or 0),
                                  "by_runs": sorted(int(r) for r in str(later[1]).split(",")) if later[1] else []}
             mem_rows: list[Any] = []

@@ -686,7 +686,8 @@ def eml_methods(run: Mapping[str, Any]) -> str:
     params: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     level, data, clustering = params.get("level"), params.get("data"), params.get("clustering")
     novelty = run.get("novelty_threshold")
-    said = [f"Specimens were named with biodiscover {version} ({run.get('kind', 'triage')} run {run.get('id')}, "
+    of = f" of collection {run['collection']}" if run.get("collection") else ""
+    said = [f"Specimens were named with biodiscover {version} ({run.get('kind', 'triage')} run {run.get('id')}{of}, "
             f"model {model_description(run)})."]
     if level is None and not isinstance(data, Mapping) and not isinstance(clustering, Mapping):
         said.append("How it named and grouped them is not recorded with this run.")
