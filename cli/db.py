@@ -1,4 +1,4 @@
-"""Verbs: ``db upgrade | backup | check`` (a typer sub-app) and ``ingest``.
+"""Verbs: ``db upgrade | backup | check | drop-run`` (a typer sub-app) and ``ingest``.
 
 Thin wrappers over :mod:`biodiscover.storage.db`; every failure a user can fix is a
 :class:`~biodiscover.storage.errors.BiodiscoverError` that ``biodiscover.cli.main.main`` prints as
@@ -69,6 +69,26 @@ def check(db: Path = DB_OPTION, as_json: bool = typer.Option(False, "--json", he
             typer.echo("  " + ", ".join(f"{k} {v}" for k, v in report.stats.items()))
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@db_app.command("drop-run")
+def drop_run(db: Path = DB_OPTION, run: int = typer.Option(..., "--run", help="The failed triage run to remove."),
+             yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+             ) -> None:
+    """Remove a failed triage run that holds no specimens (one `db check` names); the database is backed up first.
+
+    Any other run is refused: only a record that stored nothing goes.
+    """
+    from biodiscover.storage.db import Database
+
+    if not db.is_file():
+        raise InputError(f"{db}: no database here")
+    with Database.open(db) as handle:
+        empty = {r.id: r for r in handle.empty_failed_runs()}
+        if run in empty and not yes:
+            typer.confirm(f"Remove {empty[run].summary()}?", abort=True)
+        backup = handle.drop_empty_run(run)
+    typer.echo(f"{db}: run {run} removed (backup before: {backup})")
 
 
 def ingest(

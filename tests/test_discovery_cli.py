@@ -624,3 +624,65 @@ def test_the_triage_summary_says_the_keys_are_decided_candidates_members(capsys)
     out = capsys.readouterr().out
     assert "references: + 328 members of candidates reviewers accepted or assigned\n" in out
     assert "provisional" not in out
+
+
+def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes_only_it(dataset, bundle, tmp_path,
+                                                                                         cli, monkeypatch) -> None:
+    """A triage stopped in its first seconds (Ctrl-C before any result was stored) left a run record "failed" with no
+    rows, and `db check` said "ok" (a weekly batch's reviewer found it in the run list). It is now a warning (exit 0,
+    as an unfinished ingest is: the file is whole) naming the run, its collection and input, why it stopped, and the
+    two ways out; `--json` carries the same line. `db drop-run` removes only such a run, after asking and after a
+    backup; a completed run is refused. A later completed triage of the same collection ends the warning."""
+    from biodiscover.storage.db import Database
+    from biodiscover.storage.db.integrity import list_backups
+    from biodiscover.workflows import triage
+
+    db = tmp_path / "week.sqlite"
+    collection = dataset / "collection.fasta"
+    args = ("triage", "--input", str(collection), "--model", str(bundle), "--db", str(db), "-q")
+    assert cli(*args).returncode == 0  # run 1: completed
+    real = triage.triage_specimens
+
+    def ctrl_c(*a: object, **k: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(triage, "triage_specimens", ctrl_c)
+    assert cli(*args).returncode == 130  # run 2: stopped before it stored anything
+    monkeypatch.setattr(triage, "triage_specimens", real)
+    with Database.open(db) as handle:
+        failed = handle.latest_run("triage")
+        assert failed is not None and failed.status == "failed" and len(handle.assignments(failed.id)) == 0
+        completed = failed.id - 1
+    line = (f"triage run {failed.id} (collection collection, input {collection}, started {failed.started_at}) "
+            f"is failed: triage interrupted before its results were stored; it holds no specimens: re-run the same "
+            f"command to triage the collection, or `biodiscover db drop-run --db {db} --run {failed.id}` to remove it")
+    res = cli("db", "check", "--db", str(db))
+    assert res.returncode == 0, res.stdout
+    assert f"  warning: {line}" in res.stdout.splitlines(), res.stdout
+    payload = json.loads(cli("db", "check", "--db", str(db), "--json").stdout)
+    assert payload["ok"] and payload["warnings"] == [line]
+
+    refused = cli("db", "drop-run", "--db", str(db), "--run", str(completed), "--yes")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == (f"error: run {completed} is a completed triage run, not a failed triage run "
+                                      "that holds no specimens: only such a run is removed (see `biodiscover db "
+                                      "check`)")
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
+    assert cli("db", "drop-run", "--db", str(db), "--run", str(failed.id)).returncode == 1  # answered no
+    with Database.open(db) as handle:
+        assert [r.id for r in handle.empty_failed_runs()] == [failed.id]
+    before = len(list_backups(db))
+    monkeypatch.setattr("sys.stdin", __import__("io").StringIO("y\n"))
+    dropped = cli("db", "drop-run", "--db", str(db), "--run", str(failed.id))
+    assert dropped.returncode == 0, dropped.stderr
+    assert len(list_backups(db)) == before + 1 and "pre-drop-run" in dropped.stdout
+    after = json.loads(cli("db", "check", "--db", str(db), "--json").stdout)
+    assert after["ok"] and after["warnings"] == [] and after["stats"]["runs"] == 1
+
+    # stopped again, then re-run to the end: the collection was triaged, the empty record is history, not a warning
+    monkeypatch.setattr(triage, "triage_specimens", ctrl_c)
+    assert cli(*args).returncode == 130
+    monkeypatch.setattr(triage, "triage_specimens", real)
+    assert len(json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["warnings"]) == 1
+    assert cli(*args).returncode == 0
+    assert json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["warnings"] == []

@@ -9,7 +9,8 @@ Three layers, because each catches what the others miss:
 3. orphan / invariant checks that SQL constraints cannot express: one current
    version per specimen, accepted proposals with their taxon, sizes matching
    members, live proposals without members or in a rejected taxon, taxonomy
-   without cycles, and (as warnings) runs or ingests that stopped without finishing.
+   without cycles, and (as warnings) runs or ingests that stopped without finishing, and each failed
+   triage run that stored nothing (one line each: its collection, why it stopped, how to redo or remove it).
 
 Runs on a read-only connection; never changes the file.
 
@@ -28,6 +29,7 @@ from biodiscover.storage.db.engine import connect_readonly
 from biodiscover.storage.db.integrity import check_sqlite_file, explain_sqlite_error, page_problems
 from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, REVIEW_ACTIONS, RUN_STATUSES,
                                            TAXON_STATUSES)
+from biodiscover.storage.db.runs import EMPTY_FAILED_RUNS_SQL, EmptyRun
 from biodiscover.storage.db.schema import inspect_revision, refuse_newer
 from biodiscover.storage.errors import DatabaseError
 
@@ -141,6 +143,11 @@ def check_database(path: Path) -> CheckReport:
                 rows = conn.execute(sql).fetchall()
                 if rows:
                     warnings.append(f"{len(rows)} {what}: {', '.join(str(r[0]) for r in rows[:5])}")
+            # one line each: a failed triage that stored nothing left its collection untriaged (harmless to the
+            # file, so a warning as an unfinished ingest is; the line says how to redo or remove it)
+            conn.row_factory = sqlite3.Row
+            warnings.extend(EmptyRun(**dict(r)).describe(path) for r in conn.execute(EMPTY_FAILED_RUNS_SQL))
+            conn.row_factory = None
             cycle = conn.execute(
                 "WITH RECURSIVE up(start, id, depth) AS (SELECT id, parent_id, 1 FROM taxa WHERE parent_id IS NOT NULL "
                 "UNION ALL SELECT up.start, t.parent_id, depth + 1 FROM up JOIN taxa t ON t.id = up.id "

@@ -16,6 +16,8 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.earlier_decisions(run_id) -> dict[str, Any] # earlier runs' accepted / assigned proposals of its specimens
     db.run_figures(run_id) -> dict[str, Any]       # what a stored run named, counted again from its rows
     db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
+    db.empty_failed_runs() -> list[EmptyRun]       # failed triage runs that stored nothing (db check warns)
+    db.drop_empty_run(run_id) -> Path              # remove one of them (backed up first); the backup's path
 
 Why: every prediction must be traceable to the run (parameters, model
 fingerprint) that made it, like pybioclip records its settings. A run writes
@@ -40,6 +42,7 @@ import re
 import socket
 from dataclasses import dataclass, field
 from itertools import islice
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -92,6 +95,46 @@ class RunProgress:
     @property
     def fraction(self) -> float | None:
         return None if not self.total else min(1.0, self.done / self.total)
+
+
+#: SQL: the failed or interrupted triage runs that hold no row (no assignment, proposal or history edge) and whose
+#: collection no later triage completed. One owner for "a failed run that holds nothing": ``db check`` warns of
+#: them (a failed triage in its first seconds left the collection untriaged and said so only on that terminal)
+#: and ``db drop-run`` removes only such a run, so a removal can never take a specimen's result with it.
+EMPTY_FAILED_RUNS_SQL = (
+    "SELECT r.id, r.status, r.message, c.name AS collection, json_extract(r.parameters, '$.input') AS input, "
+    "r.started_at FROM runs r LEFT JOIN collections c ON c.id = r.collection_id "
+    "WHERE r.kind = 'triage' AND r.status IN ('failed', 'interrupted') "
+    "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.run_id = r.id) "
+    "AND NOT EXISTS (SELECT 1 FROM proposals p WHERE p.run_id = r.id) "
+    "AND NOT EXISTS (SELECT 1 FROM proposal_edges e WHERE e.run_id = r.id) "
+    # the same collection triaged again to the end: the work was redone (as db check treats an unfinished ingest)
+    "AND NOT EXISTS (SELECT 1 FROM runs l WHERE l.kind = 'triage' AND l.status = 'completed' "
+    "AND l.collection_id = r.collection_id AND l.id > r.id) ORDER BY r.id")
+
+
+@dataclass(frozen=True)
+class EmptyRun:
+    """A failed or interrupted triage run that stored nothing (:data:`EMPTY_FAILED_RUNS_SQL`)."""
+
+    id: int
+    status: str
+    message: str | None
+    collection: str | None
+    input: str | None
+    started_at: str
+
+    def summary(self) -> str:
+        """Which run, of what, and why it stopped."""
+        source = ", ".join(part for part in (f"collection {self.collection}" if self.collection else "",
+                                             f"input {self.input}" if self.input else "") if part)
+        return (f"triage run {self.id} ({source or 'no collection'}, started {self.started_at}) is {self.status}: "
+                f"{self.message or 'no message'}")
+
+    def describe(self, db_path: Any) -> str:
+        """One line for ``db check``: :meth:`summary` and the two ways out."""
+        return (f"{self.summary()}; it holds no specimens: re-run the same command to triage the collection, or "
+                f"`biodiscover db drop-run --db {db_path} --run {self.id}` to remove it")
 
 
 _JSON_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -432,6 +475,36 @@ class RunsMixin(DatabaseCore):
                 "quarantined": int(ingest.n_quarantined or 0) if ingest is not None else 0,
                 "quarantine_file": ingest.quarantine_file if ingest is not None else None,
                 "first_set_aside": brief}
+
+    def empty_failed_runs(self) -> list[EmptyRun]:
+        """The failed or interrupted triage runs that stored nothing and were not redone (oldest first)."""
+        with self._read() as conn:
+            return [EmptyRun(**dict(r)) for r in conn.exec_driver_sql(EMPTY_FAILED_RUNS_SQL).mappings()]
+
+    def drop_empty_run(self, run_id: int) -> Path:
+        """Remove a failed triage run that holds nothing (one :meth:`empty_failed_runs` lists); returns the backup
+        written first. Any other run is refused with the reason: a run that stored rows is a record of what a
+        triage said, and removing it would orphan them."""
+        from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
+
+        with self._read() as conn:
+            run = conn.execute(sa.select(RUNS.c.kind, RUNS.c.status).where(RUNS.c.id == run_id)).first()
+        if run is None:
+            raise DatabaseError(f"no run {run_id} in {self.path}")
+        if run_id not in {r.id for r in self.empty_failed_runs()}:
+            raise DatabaseError(f"run {run_id} is a {run.status} {run.kind} run, not a failed triage run that holds "
+                                "no specimens: only such a run is removed (see `biodiscover db check`)")
+        backup = backup_database(self.path, reason="pre-drop-run", keep=KEEP_AUTOMATIC)
+
+        def _do(conn: Connection) -> None:
+            # checked again inside the write: a triage resumed since the check above may have stored rows
+            if run_id not in {r[0] for r in conn.exec_driver_sql(EMPTY_FAILED_RUNS_SQL)}:
+                raise DatabaseError(f"run {run_id} changed while it was being removed; nothing removed")
+            conn.execute(sa.delete(RUNS).where(RUNS.c.id == run_id))
+
+        self._write(_do, "drop run")
+        log.info("removed run %d (failed, held nothing); backup %s", run_id, backup)
+        return backup
 
     def database_id(self) -> str | None:
         """``db-3f2a9c1e0b7d``: this database's identity, from its first collection's name and creation time (rows
