@@ -49,7 +49,7 @@ def weeks(tmp_path_factory) -> dict[str, Any]:
         with Database.open(db) as d:
             runs[name] = d.latest_run("triage").id
     species = {s.processid: s.species for s in world["test_unseen"]}
-    return {"db": db, "runs": runs, "species": species, "root": root}
+    return {"db": db, "runs": runs, "species": species, "root": root, "bundle": bundle}
 
 
 def _copy(weeks: dict[str, Any], tmp_path: Path) -> Path:
@@ -241,3 +241,86 @@ def test_among_other_runs_candidates_within_the_threshold_the_earliest_is_the_cl
     assert far.evidence.between_distance.nearest_candidate == 9
     (kept,) = nearest_in_database([mine], {5: mutated(90)}, {5: "W1"})
     assert kept.evidence.between_distance == own
+
+
+@asynctest
+async def test_the_queue_says_which_collection_each_candidate_came_from_and_filters_on_it(
+        weeks: dict[str, Any], tmp_path: Path) -> None:
+    """A reviewer of a batch database (five weeks' plates) could not tell which plate a queued candidate came from.
+    The queue's last column, "from", names its run's collection where the terminal has room (100 columns: yes; 80:
+    the names keep their room), and ``from=NAME`` keeps the candidates of the collections whose name holds NAME.
+    A third run's collection under a long name, triaged into the same real SQLite file, shows as the part that
+    tells it apart, cut with an ellipsis."""
+    from textual.widgets import Input
+
+    from biodiscover.tui.screens.queue import QueueScreen
+    from biodiscover.tui.widgets.proposal_table import ProposalTable
+
+    run1, run2 = weeks["runs"]["week1"], weeks["runs"]["week2"]
+    path = _copy(weeks, tmp_path)
+    # the week-1 unseen species again, as a plate of their own with a lab's long collection name
+    week1 = (weeks["root"] / "week1.fasta").read_text().split(">")[1:]
+    novel = [rec for rec in week1 if rec.split("|")[0] in weeks["species"]]
+    plate = tmp_path / "trap.fasta"
+    plate.write_text("".join(">" + rec.replace("|", "-T|", 1) for rec in novel))
+    assert main(["triage", "--input", str(plate), "--model", str(weeks["bundle"]), "--db", str(path), "-q",
+                 "--collection", "2026-w03-costa-rica-malaise-trap"]) == 0
+    app, db = _app(path)
+    run3 = db.latest_run("triage").id
+    by_run = {r: {p.id for p in db.proposal_queue(run_id=r, status="pending", limit=500)[0]} for r in
+              (run1, run2, run3)}
+    assert all(by_run.values())
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(ProposalTable)
+        assert table.widths["from"] == 9 and table.widths["taxon"] >= NAME_MIN_SHOWN
+        shown = {p.id: str(table.get_row(str(p.id))[-1].plain) for p in table.rows_shown}
+        want = {run1: "week1", run2: "week2", run3: "2026-w03…"}
+        assert shown == {pid: want[r] for r, ids in by_run.items() for pid in ids}
+        assert [c.label.plain for c in table.columns.values()][-1] == "from"
+        app.save_screenshot(str(tmp_path / "queue-100.svg"))
+
+        await pilot.press("f")
+        await settle(pilot)
+        await pilot.press(*"from=COSTA", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, QueueScreen)
+        assert {p.id for p in table.rows_shown} == by_run[run3] and table.total == len(by_run[run3])
+        assert "from=COSTA" in str(app.screen.query_one("#queue-query").render())
+        await pilot.press("f")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        assert app.screen.query_one(Input).value == "status=pending from=COSTA"
+        await pilot.press("ctrl+u", *"from=week", "enter")
+        await settle(pilot)
+        assert {p.id for p in table.rows_shown} == by_run[run1] | by_run[run2]
+
+        await pilot.resize_terminal(80, 30)
+        await settle(pilot)
+        assert "from" not in table.widths and len(table.columns) == 7
+    db.close()
+
+
+#: the candidate's name column keeps at least this many cells beside the "from" column at 100 columns
+NAME_MIN_SHOWN = 21
+
+
+def test_the_from_column_shows_what_tells_the_collections_apart() -> None:
+    from biodiscover.tui.widgets.proposal_table import column_widths, short_collections
+
+    assert short_collections({1: "2026-w01-costa-rica", 2: "2026-w02-norway", 3: "2026-w03-norway"}) == {
+        1: "w01-costa-rica", 2: "w02-norway", 3: "w03-norway"}
+    assert short_collections({1: "plate_01.us", 2: "plate_02.us"}) == {1: "01", 2: "02"}
+    assert short_collections({1: "week1", 2: "week2"}) == {1: "week1", 2: "week2"}
+    assert short_collections({1: "costa", 2: "costa"}) == {1: "costa", 2: "costa"}  # one collection: whole
+    assert short_collections({1: "a-b", 2: "a--b"}) == {1: "a-b", 2: "a--b"}  # alike once cut: whole names
+    for width in (80, 89):
+        assert "from" not in column_widths(width, collections=True)
+    assert column_widths(90, collections=True)["from"] == 8
+    hundred, wide = column_widths(100, collections=True), column_widths(160, collections=True)
+    alone = column_widths(100)  # one collection: no column, the names as before
+    assert "from" not in alone and (alone["taxon"], alone["nearest"]) == (31, 28)
+    assert hundred["from"] == 9 and (hundred["taxon"], hundred["nearest"]) == (25, 23)
+    assert wide["from"] == 16
+    for w, total in ((hundred, 100), (wide, 160)):
+        assert sum(w.values()) + 2 * len(w) + 3 <= total

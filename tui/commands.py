@@ -37,7 +37,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("queue: go to a candidate number", "goto", "Open #31 (also # or : in the queue)"),
     ("queue: reverse sort", "reverse_sort", "Flip the sort direction"),
     ("queue: filter", "filter",
-     "size>=5 novelty>=0.9 identity<=97 parent=NAME known=elsewhere twin=yes sort=flag|twin text"),
+     "size>=5 novelty>=0.9 identity<=97 parent=NAME from=COLLECTION known=elsewhere twin=yes sort=flag|twin "
+     "text"),
     ("queue: show pending", "show_status('pending')", "Only proposals waiting for a decision"),
     ("queue: show accepted", "show_status('accepted')", "Only accepted proposals"),
     ("queue: show rejected", "show_status('rejected')", "Only rejected proposals"),

@@ -8,7 +8,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.proposal_queue(status=None, parent=None, *, parent_subtree=False, run_id=None, min_size=None,
                       max_size=None, min_novelty=None, max_novelty=None, min_identity=None,
                       max_identity=None, search=None, sort="id", descending=False, offset=0, limit=50,
-                      known_elsewhere=False, twins=False) -> tuple[list[ProposalSummary], int]
+                      known_elsewhere=False, twins=False, collection=None) -> tuple[list[ProposalSummary], int]
     db.queue_position(proposal_id, **the same filters and sort) -> int | None
     db.proposal_marks(proposal_ids) -> dict[int, tuple[QueueMark, ...]]
     db.proposal(proposal_id) -> ProposalSummary
@@ -889,7 +889,8 @@ class ProposalsMixin(DatabaseCore):
                        max_novelty: float | None = None, min_identity: float | None = None,
                        max_identity: float | None = None, search: str | None = None, sort: str = "id",
                        descending: bool = False, offset: int = 0, limit: int = 50,
-                       known_elsewhere: bool = False, twins: bool = False) -> tuple[list[ProposalSummary], int]:
+                       known_elsewhere: bool = False, twins: bool = False,
+                       collection: str | None = None) -> tuple[list[ProposalSummary], int]:
         """One page of proposals and the total matching the filters.
 
         ``status`` None = live (pending, accepted, rejected, assigned); a rejection a later run recognised is listed
@@ -902,12 +903,14 @@ class ProposalsMixin(DatabaseCore):
         ascending, last descending) — SQLite's order, which keeps the indexes usable. ``flag`` (:data:`FLAG_SORT`):
         by the ⚑ gap, unflagged last either way; computed on every row's evidence, as ``known_elsewhere`` is.
         ``twins``: only candidates with a twin of another run (``twins``); ``twin`` (:data:`TWIN_SORT`): each group
-        of twins together.
+        of twins together. ``collection``: only candidates of runs whose collection's name holds it (any case):
+        ``costa`` keeps the runs of ``2026-w01-costa-rica``.
         """
         clause, params, order = self._queue_sql(
             status, parent, parent_subtree=parent_subtree, run_id=run_id, min_size=min_size, max_size=max_size,
             min_novelty=min_novelty, max_novelty=max_novelty, min_identity=min_identity, max_identity=max_identity,
-            search=search, sort=sort, descending=descending, known_elsewhere=known_elsewhere, twins=twins)
+            search=search, sort=sort, descending=descending, known_elsewhere=known_elsewhere, twins=twins,
+            collection=collection)
         page_sql = f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE {clause} ORDER BY {order} LIMIT ? OFFSET ?"
         with self._read() as conn:
             raw = dbapi(conn)
@@ -969,8 +972,8 @@ class ProposalsMixin(DatabaseCore):
                    parent_subtree: bool = False, run_id: int | None = None, min_size: int | None = None,
                    max_size: int | None = None, min_novelty: float | None = None, max_novelty: float | None = None,
                    min_identity: float | None = None, max_identity: float | None = None, search: str | None = None,
-                   sort: str = "id", descending: bool = False,
-                   known_elsewhere: bool = False, twins: bool = False) -> tuple[str, list[Any], str]:
+                   sort: str = "id", descending: bool = False, known_elsewhere: bool = False, twins: bool = False,
+                   collection: str | None = None) -> tuple[str, list[Any], str]:
         """The WHERE clause, its parameters and the ORDER BY of a queue (see :meth:`proposal_queue`): one place,
         so a page, a step with ``j`` and a candidate's place in the queue are the same query."""
         if sort not in SORT_KEYS and sort not in (FLAG_SORT, TWIN_SORT):
@@ -1011,6 +1014,12 @@ class ProposalsMixin(DatabaseCore):
         if run_id is not None:
             where.append("run_id = ?")
             params.append(run_id)
+        if collection is not None:
+            # a handful of runs: the subquery is answered once, then the run index; instr, not LIKE, so a name's
+            # "_" or "%" is a letter
+            where.append("run_id IN (SELECT r.id FROM runs r JOIN collections c ON c.id = r.collection_id "
+                         "WHERE instr(lower(c.name), lower(?)) > 0)")
+            params.append(collection)
         if known_elsewhere:
             where.append(f"{_FLAG_GAP} IS NOT NULL")
         if twins:

@@ -56,13 +56,15 @@ class QueueQuery:
     known_elsewhere: bool = False
     #: only candidates with a twin in another run (``Database.twins``: probably the same species, met again)
     twins: bool = False
+    #: only candidates of runs whose collection's name holds this (``from=costa``; any case)
+    collection: str | None = None
 
     def kwargs(self) -> dict[str, Any]:
         return dict(status=self.status, parent=self.parent, parent_subtree=isinstance(self.parent, int),
                     run_id=self.run_id, min_size=self.min_size, min_novelty=self.min_novelty,
                     min_identity=self.min_identity, max_identity=self.max_identity, search=self.search,
                     sort=self.sort, descending=self.descending, known_elsewhere=self.known_elsewhere,
-                    twins=self.twins)
+                    twins=self.twins, collection=self.collection)
 
     def describe(self) -> str:
         """One line for the queue header: the filter (as the filter dialog reads it) and the sort."""
@@ -84,6 +86,8 @@ class QueueQuery:
             parts.append("known=elsewhere")
         if self.twins:
             parts.append("twin=yes")
+        if self.collection is not None:
+            parts.append(f"from={shlex.quote(self.collection) if quote else self.collection}")
         if self.search:
             parts.append(" ".join(shlex.quote(w) for w in self.search.split()) if quote else f"'{self.search}'")
         return parts
@@ -120,11 +124,13 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
     Identity may be given in percent (97) or as a fraction (0.97). ``known=elsewhere``: only candidates whose
     nearest known species may be their own, met from another part of its range (the detail's ⚑ line).
     ``twin=yes``: only candidates another run's candidate is probably the same species as (the detail's ≡ line).
+    ``from=NAME`` (or ``collection=NAME``): only candidates of the runs whose collection's name holds NAME, any case
+    (``from=costa``; the queue's "from" column shows part of each name).
     ``sort=KEY`` sorts as ``s`` would (its usual direction; ``S`` reverses); the sort is kept when none is given.
     Raises ValueError naming the term it could not read.
     """
     q = replace(base, parent=None, parent_label=None, min_size=None, min_novelty=None, max_identity=None,
-                min_identity=None, search=None, known_elsewhere=False, twins=False)
+                min_identity=None, search=None, known_elsewhere=False, twins=False, collection=None)
     words: list[str] = []
     try:
         terms = shlex.split(text)
@@ -159,6 +165,8 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 q = replace(q, known_elsewhere=True)
             elif key == "twin" and op == "=" and value.lower() in ("yes", "y", "true", "1"):
                 q = replace(q, twins=True)
+            elif key in ("from", "collection") and op == "=" and value.strip():
+                q = replace(q, collection=value.strip())
             elif key == "sort" and op == "=" and value.lower() in SORT_KEYS_TYPED:
                 q = replace(q, sort=value.lower(), descending=value.lower() in DESCENDING_FIRST)
             elif key == "identity":
@@ -169,7 +177,7 @@ def parse_filter(text: str, base: QueueQuery) -> QueueQuery:
                 raise ValueError
         except ValueError:
             raise ValueError(f"cannot read filter term {term!r} (try size>=5 novelty>=0.9 identity<=97 "
-                             f"parent=NAME known=elsewhere twin=yes sort={'|'.join(SORT_CYCLE)} "
+                             f"parent=NAME from=COLLECTION known=elsewhere twin=yes sort={'|'.join(SORT_CYCLE)} "
                              f"status=pending|accepted|rejected|assigned|all)") from None
     if words:
         q = replace(q, search=" ".join(words))
@@ -243,20 +251,21 @@ class QueueScreen(DecisionsMixin, Screen[None]):
                 rows, total = self.app.db.proposal_queue(**q.kwargs(), offset=offset, limit=PAGE_SIZE)
             provisional = self.app.db.provisional_taxa()
             marks = self.app.db.proposal_marks([r.id for r in rows])
+            collections = self.app.db.run_collections()
         except Exception as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
             self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
             self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # a newer query replaced this one
-            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks)
+            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks, collections)
 
     def _show_page(self, rows: list[Any], offset: int, total: int, provisional: frozenset[int] = frozenset(),
-                   marks: Mapping[int, Any] | None = None) -> None:
+                   marks: Mapping[int, Any] | None = None, collections: Mapping[int, str] | None = None) -> None:
         self.decision_shown()
         self.page_offset = offset
         table = self.query_one(ProposalTable)
         table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row, provisional=provisional,
-                        marks=marks)
+                        marks=marks, collections=collections)
         shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
         line = f"{shown}   {self.query_state.describe()}"
         if not rows:
@@ -344,8 +353,8 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             except ValueError as exc:
                 self.app.notify(str(exc), severity="error", timeout=8)
 
-        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME known=elsewhere twin=yes "
-                                        "sort=flag|twin status=all text):",
+        self.app.push_screen(TextDialog("Filter (size>=5 identity<=97 parent=NAME from=COLLECTION known=elsewhere "
+                                        "twin=yes sort=flag|twin status=all text):",
                                         self.query_state.filter_text(), "empty clears filters",
                                         allow_empty=True),
                              lambda t: _apply(t) if t is not None else None)

@@ -17,6 +17,12 @@ usable as COI, ``⚠COI`` where wide, or members matching a record the reference
 plate the flagged candidates were visible only through ``f known=elsewhere``, a candidate with a note looked like any
 other (e25 finding 7), one of junk reads like the most distinct new species (e25 finding 4), and a weekly batch's
 species met again sat in rows far apart (e26 batch, defect 1).
+
+The last column, "from", names the collection each candidate's run triaged (``Database.run_collections``), when the
+database's candidates come from more than one and the terminal has room for it beside the names at their smallest
+(from 90 columns on): what all the names share at either end is left out (``2026-w01-costa-rica`` and
+``2026-w02-norway`` read ``w01-costa-rica`` and ``w02-norway``), and ``f from=costa`` filters on the whole name. Why:
+a reviewer of a batch database holding five weeks' plates could not tell which plate a candidate came from.
 """
 
 from __future__ import annotations
@@ -41,7 +47,11 @@ STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejec
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("id", "#", 5), ("status", "", None), ("taxon", "candidate", None),
     ("size", "n", 4), ("novelty", "nov", 4), ("identity", "ident%", 6), ("nearest", "nearest known", None),
+    ("from", "from", None),
 )
+#: The collection column (:func:`column_widths`): shown from this width on, when the names keep their smallest
+#: widths beside it, and never wider than the most.
+FROM_MIN, FROM_MAX = 8, 16
 #: Smallest widths of the name columns (they fit 80 columns) and the most they grow to. The nearest known species
 #: gave a cell to the twin mark's slot (≡): at 80 columns it is cut one letter sooner, the candidate's name is not.
 NAME_MIN = {"taxon": 21, "nearest": 18}
@@ -81,15 +91,45 @@ def marks_width(wide: bool) -> int:
     return 1 + sum(rooms) + (len(rooms) if wide else 0)
 
 
-def column_widths(total: int) -> dict[str, int]:
-    """Width of every column for a table ``total`` cells wide (the name columns share the spare room)."""
+def column_widths(total: int, collections: bool = False) -> dict[str, int]:
+    """Width of every column for a table ``total`` cells wide (the name columns share the spare room); with
+    ``collections`` (candidates of more than one collection) the "from" column takes up to half the spare room,
+    :data:`FROM_MIN` to :data:`FROM_MAX`, where that leaves the names their smallest widths; else it is left out
+    (no ``from`` key)."""
     fixed = {key: width for key, _, width in COLUMNS if width is not None}
     fixed["status"] = marks_width(total >= WIDE_MARKS)
-    used = sum(fixed.values()) + _CELL_PADDING * len(COLUMNS) + _SCROLLBAR + sum(NAME_MIN.values())
+    used = sum(fixed.values()) + _CELL_PADDING * (len(COLUMNS) - 1) + _SCROLLBAR + sum(NAME_MIN.values())
     spare = max(0, total - used)
+    if collections and spare >= FROM_MIN + _CELL_PADDING:
+        fixed["from"] = min(FROM_MAX, max(FROM_MIN, (spare - _CELL_PADDING) // 2))
+        spare -= fixed["from"] + _CELL_PADDING
     taxon = min(NAME_MAX["taxon"], NAME_MIN["taxon"] + spare // 2)
     nearest = min(NAME_MAX["nearest"], NAME_MIN["nearest"] + spare - (taxon - NAME_MIN["taxon"]))
     return {**fixed, "taxon": taxon, "nearest": nearest}
+
+
+_NAME_PART = re.compile(r"[^-_. ]+[-_. ]*")
+
+
+def short_collections(names: Mapping[int, str]) -> dict[int, str]:
+    """Run id → its collection's name less the words every name of ``names`` starts or ends with (``2026-w01-costa``
+    and ``2026-w02-norway`` → ``w01-costa``, ``w02-norway``), each name keeping one word at least; the whole names
+    where that would make two of them alike. The part a column of a few cells has room for is the part that tells
+    the collections apart."""
+    parts = {rid: _NAME_PART.findall(name) or [name] for rid, name in names.items()}
+    if len(set(names.values())) < 2:
+        return dict(names)
+    words = [[w.rstrip("-_. ") for w in p] for p in parts.values()]
+    room = min(len(w) for w in words) - 1
+    head = 0
+    while head < room and len({w[head] for w in words}) == 1:
+        head += 1
+    tail = 0
+    while tail < room - head and len({w[-1 - tail] for w in words}) == 1:
+        tail += 1
+    short = {rid: "".join(p[head:len(p) - tail]).rstrip("-_. ") for rid, p in parts.items()}
+    distinct = len(set(short.values())) == len(set(names.values()))
+    return short if distinct else dict(names)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -132,9 +172,10 @@ def status_cell(status: str, marks: Sequence[Any] = (), wide: bool = False) -> T
 
 
 def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Container[int] = (),
-              marks: Sequence[Any] = ()) -> list[Any]:
+              marks: Sequence[Any] = (), collection: str | None = None) -> list[Any]:
     """Cells for a ``storage.db.ProposalSummary``; names cut with ``…`` to ``widths``; a candidate placed in one of
-    the ``provisional`` taxa (ids) has its genus marked ◆; ``marks``: its ``storage.db.QueueMark`` s."""
+    the ``provisional`` taxa (ids) has its genus marked ◆; ``marks``: its ``storage.db.QueueMark`` s;
+    ``collection``: what the "from" column shows (:func:`short_collections`), where ``widths`` has that column."""
     w = widths or column_widths(80)
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
     name = shown_name(p, provisional)
@@ -148,6 +189,7 @@ def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Contain
         Text(_fmt(p.novelty), justify="right"),
         Text("–" if identity is None else f"{identity:.1f}", justify="right"),
         Text(fit(p.nearest_species or "–", w["nearest"])),
+        *([Text(fit(collection or "–", w["from"]), style="grey70")] if "from" in w else []),
     ]
 
 
@@ -167,6 +209,8 @@ class ProposalTable(DataTable[Any]):
         self.provisional: Container[int] = ()
         #: proposal id → its marks (``storage.db.QueueMark``), for the rows shown
         self.marks: Mapping[int, Sequence[Any]] = {}
+        #: run id → what the "from" column shows of its collection (:func:`short_collections`)
+        self.collections: Mapping[int, str] = {}
         self.page_offset = 0
         self.total = 0
         self.widths = column_widths(80)
@@ -176,31 +220,45 @@ class ProposalTable(DataTable[Any]):
 
     def _add_columns(self) -> None:
         for key, label, _ in COLUMNS:
-            self.add_column(label, key=key, width=self.widths[key])
+            if key in self.widths:
+                self.add_column(label, key=key, width=self.widths[key])
+
+    def _fit_columns(self, width: int) -> bool:
+        """Size the columns for ``width`` cells (the "from" column where more than one collection is named);
+        True when they changed (the table is then empty: the caller draws the page)."""
+        widths = column_widths(width, collections=len(set(self.collections.values())) > 1)
+        if widths == self.widths:
+            return False
+        self.widths = widths
+        self.clear(columns=True)
+        self._add_columns()
+        return True
 
     def on_resize(self, event: events.Resize) -> None:
-        widths = column_widths(event.size.width)
-        if widths != self.widths:
-            self.widths = widths
-            current = self.current
-            self.clear(columns=True)
-            self._add_columns()
+        current = self.current
+        if self._fit_columns(event.size.width):
             self.show_page(self.rows_shown, self.page_offset, self.total,
                            keep_id=current.id if current is not None else None, provisional=self.provisional,
                            marks=self.marks)
 
     def show_page(self, rows: Sequence[Any], offset: int, total: int, keep_id: int | None = None,
                   cursor: int | None = None, provisional: Container[int] = (),
-                  marks: Mapping[int, Sequence[Any]] | None = None) -> None:
+                  marks: Mapping[int, Sequence[Any]] | None = None,
+                  collections: Mapping[int, str] | None = None) -> None:
         """Replace the page; put the cursor on ``keep_id`` if present, else on row ``cursor``; ``provisional``:
         the ids of the provisional taxa (a candidate in one is marked, :func:`row_cells`); ``marks``: proposal id →
-        its marks."""
+        its marks; ``collections``: run id → its collection's name (``Database.run_collections``; None keeps the
+        last page's)."""
+        if collections is not None and (short := short_collections(collections)) != self.collections:
+            self.collections = short
+            self._fit_columns(self.size.width)
         self.rows_shown = list(rows)
         self.provisional, self.marks = provisional, dict(marks or {})
         self.page_offset, self.total = offset, total
         self.clear()
         for p in self.rows_shown:
-            self.add_row(*row_cells(p, self.widths, provisional, self.marks.get(p.id, ())), key=str(p.id))
+            self.add_row(*row_cells(p, self.widths, provisional, self.marks.get(p.id, ()),
+                                    self.collections.get(p.run_id)), key=str(p.id))
         if not self.rows_shown:
             return
         target = 0 if cursor is None else max(0, min(cursor, len(self.rows_shown) - 1))
