@@ -81,7 +81,8 @@ def _run(
     shards: int = typer.Option(0, "--shards", min=0,
                                help="Ray: split the reference index over N shard actors (0 = one per Ray CPU, "
                                     "1 = every worker holds the whole index)."),
-    log_file: Optional[Path] = typer.Option(None, "--log", help="Log file (default: <db>.run-<time>.log)."),
+    log_file: Optional[Path] = typer.Option(None, "--log", help="Log file (default: <db>.run-<time>.log beside "
+                                            "the database; the newest 10 such logs are kept, older ones deleted)."),
     level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
                                           help="P(right) a rank needs to be named (default: the bundle's, see "
                                                "`biodiscover info`), recorded with each collection's triage run; a "

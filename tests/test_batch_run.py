@@ -488,3 +488,39 @@ def test_cli_prints_a_failed_collections_error_once(workspace, tmp_path: Path) -
     (skipped,) = [c for c in summary["collections"] if c["status"] == "skipped"]
     assert skipped["specimens"] == 20 and skipped["advisories"]
     assert doc.stderr.count("has no 'processid' column") == 0
+
+
+def test_run_keeps_the_newest_default_logs_and_never_a_file_it_did_not_name(workspace, tmp_path: Path, cli) -> None:
+    """After a few weeks of nightly batches a database had dozens of ``<db>.run-<time>.log`` beside it. A run now
+    keeps its own log and the newest before it, KEEP_RUN_LOGS in all; only files named exactly as a default log of
+    this database are deleted: a look-alike, another database's log, a link and a ``--log`` file stay, and a run
+    given ``--log`` deletes nothing."""
+    from biodiscover.workflows.batch import KEEP_RUN_LOGS
+
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    write_collections(meta, folder, 1, rows_per_collection=20)
+    db_path = tmp_path / "lab.sqlite"
+    old = [tmp_path / f"lab.sqlite.run-2026{month:02d}01T000000Z.log" for month in range(1, 13)]  # 12 nights
+    for p in old:
+        p.write_text("an earlier night\n")
+    strangers = [tmp_path / "lab.sqlite.run-notes.log", tmp_path / "lab.sqlite.run-20250101T000000Z.log.bak",
+                 tmp_path / "other.sqlite.run-20250101T000000Z.log", tmp_path / "mine.log",
+                 tmp_path / "xlab.sqlite.run-20250101T000000Z.log"]
+    for p in strangers:
+        p.write_text("not biodiscover's to delete\n")
+    link = tmp_path / "lab.sqlite.run-20240101T000000Z.log"
+    link.symlink_to(tmp_path / "mine.log")
+
+    res = cli("run", "--collections", str(folder), "--model", str(bundle), "--db", str(db_path), "--log",
+              str(tmp_path / "mine.log"))
+    assert res.returncode == 0, res.stderr
+    assert all(p.is_file() for p in old), "a run given --log deletes nothing"
+    summary = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    assert summary.log_file.is_file() and summary.log_file not in old
+    kept = sorted(p for p in old if p.exists())
+    assert kept == old[-(KEEP_RUN_LOGS - 1):]  # the newest nine before this run's own
+    assert all(p.read_text().startswith("not biodiscover's") for p in strangers) and link.is_symlink()
+    assert "deleted 3 old run logs of lab.sqlite (the newest 10 are kept)" in summary.log_file.read_text()
+    help_text = cli("run", "--help").stdout
+    assert f"the newest {KEEP_RUN_LOGS} such logs are kept" in " ".join(help_text.replace("│", " ").split())

@@ -40,6 +40,7 @@ import glob
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -294,9 +295,44 @@ def _detach_log(handler: logging.Handler) -> None:
         h.removeFilter(_SUMMARISED)
 
 
+#: The default run logs (:func:`default_log_file`) kept beside a database: each ``run`` keeps its own and the
+#: newest before it, up to this many in all (as ``storage.db.backup.KEEP_AUTOMATIC`` bounds the backups).
+KEEP_RUN_LOGS = 10
+#: A default run log's name after ``<db file name>``: the UTC second it started.
+_RUN_LOG_NAME = r"\.run-\d{8}T\d{6}Z\.log"
+
+
 def default_log_file(db: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return db.with_name(f"{db.name}.run-{stamp}.log")
+
+
+def prune_run_logs(db: Path, current: Path, keep: int = KEEP_RUN_LOGS) -> list[Path]:
+    """Delete all but the newest ``keep`` default run logs of ``db`` (``current``, the one this run writes, always
+    stays); returns those deleted.
+
+    Why: ``run`` writes one log per invocation beside the database; after a few weeks of nightly batches there
+    were dozens. Only a file whose whole name is one :func:`default_log_file` gives (``<db>.run-<UTC
+    time>.log``), a plain file and not a link, is ever deleted: a log named with ``--log``, a copy renamed, or
+    another database's logs are never touched. Newest by the time in the name."""
+    pattern = re.compile(re.escape(db.name) + _RUN_LOG_NAME)
+    try:
+        logs = sorted((p for p in db.absolute().parent.iterdir() if pattern.fullmatch(p.name) and not p.is_symlink()
+                       and p.is_file() and p.absolute() != current.absolute()), key=lambda p: p.name, reverse=True)
+    except OSError as exc:  # an unreadable folder: the logs stay, the run goes on
+        log.warning("%s: could not list the old run logs (%s)", db.absolute().parent, exc.strerror)
+        return []
+    deleted = []
+    for old in logs[max(keep - 1, 0):]:
+        try:
+            old.unlink()
+        except OSError as exc:
+            log.warning("%s: could not delete this old run log (%s)", old, exc.strerror)
+            continue
+        deleted.append(old)
+    if deleted:
+        log.info("deleted %d old run logs of %s (the newest %d are kept)", len(deleted), db.name, keep)
+    return deleted
 
 
 # -- per-collection state in the runs table ------------------------------------------------------------------
@@ -459,6 +495,8 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         handler = _attach_log(log_file)
     except OSError as exc:
         raise InputError(f"cannot write the log file {log_file}: {exc.strerror}") from None
+    if not config.log_file:  # a log named with --log is the user's: theirs to keep, and nothing is pruned
+        prune_run_logs(Path(config.db), log_file)
     database = None
     executor = None
     outcomes: list[CollectionOutcome] = []
