@@ -235,7 +235,7 @@ def _eml_head(run_id: int) -> str:
             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
             'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 '
             'http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
-            f'packageId="biodiscover-run-{run_id}" system="biodiscover" xml:lang="en">\n  <dataset>\n')
+            f'packageId="biodiscover-run-{run_id}" system="biodiscover" scope="system" xml:lang="en">\n  <dataset>\n')
 
 
 def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() -> None:

@@ -418,3 +418,37 @@ def test_eml_methods_say_how_a_triage_named_and_grouped() -> None:
 
     assert f"biodiscover {importlib.metadata.version('biodiscover')}" in step
     assert ds.find("coverage") is None  # no occurrences given: nothing to cover
+
+
+#: What the GBIF metadata profile 1.1 (http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd, which eml.xml's
+#: xsi:schemaLocation names) requires of the document: the root's attributes (``scope`` is ``use="required"
+#: fixed="system"``) and the dataset's elements with ``minOccurs`` 1. The schema files are not vendored (the
+#: gbif/eml-profile repository states no licence), so the test asserts what they demand.
+GBIF_EML_ROOT = {"packageId", "scope", "system"}
+GBIF_EML_REQUIRED = ("title", "creator", "metadataProvider", "pubDate", "abstract", "contact")
+
+
+def test_eml_has_what_the_gbif_profile_it_names_requires(tmp_path: Path, reviewed) -> None:
+    """A data manager's validation of a real plate's eml.xml against the GBIF EML profile 1.1 XSD failed on one
+    error: "Element 'eml': The attribute 'scope' is required but missing" (the IPT writes ``scope="system"``).
+    With and without a metadata file, the root carries every attribute the profile requires, ``scope`` with its
+    fixed value, and the dataset every element the profile requires."""
+    import pandas as pd
+
+    from biodiscover.workflows.export.dwca import eml_xml
+    from biodiscover.workflows.export.metadata import DatasetMetadata
+
+    path, run, info = reviewed
+    out = tmp_path / "a.zip"
+    _published(path, run, info, out, tmp_path)
+    with zipfile.ZipFile(out) as zf:
+        published = zf.read("eml.xml").decode("utf-8")
+    bare = eml_xml({"id": 3, "kind": "triage"}, 12, pd.DataFrame(), DatasetMetadata())
+    for text in (published, bare):
+        root = ET.fromstring(text)
+        assert root.tag == "{eml://ecoinformatics.org/eml-2.1.1}eml"
+        assert root.get("{http://www.w3.org/2001/XMLSchema-instance}schemaLocation").split() == [
+            "eml://ecoinformatics.org/eml-2.1.1", "http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd"]
+        assert GBIF_EML_ROOT <= set(root.attrib) and root.get("scope") == "system"
+        tags = [child.tag for child in root.find("dataset")]
+        assert [t for t in GBIF_EML_REQUIRED if t not in tags] == []

@@ -739,13 +739,14 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
                   f"License</citetitle></ulink>.</para>")
     else:
         rights = "<para>No licence given: set one with --licence or --metadata before publishing.</para>"
+    # scope="system": the GBIF profile the schemaLocation names requires it (fixed value), as the IPT writes it
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<eml:eml xmlns:eml="eml://ecoinformatics.org/eml-2.1.1" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
         'xsi:schemaLocation="eml://ecoinformatics.org/eml-2.1.1 '
         'http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd" '
-        f'packageId="{xml_escape(package_id(run))}" system="biodiscover" xml:lang="en">\n'
+        f'packageId="{xml_escape(package_id(run))}" system="biodiscover" scope="system" xml:lang="en">\n'
         f'  <dataset>\n    <title>{title}</title>\n{creators}{provider}'
         f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
         f'    <abstract><para>{xml_escape(text)}</para></abstract>\n'
