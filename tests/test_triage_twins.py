@@ -324,3 +324,71 @@ def test_the_from_column_shows_what_tells_the_collections_apart() -> None:
     assert wide["from"] == 16
     for w, total in ((hundred, 100), (wide, 160)):
         assert sum(w.values()) + 2 * len(w) + 3 <= total
+
+
+#: the lookup as it was before it was kept between queries: every live candidate's evidence read, joined in SQL
+_EVERY_EVIDENCE = (
+    "SELECT p.id, q.id, p.near_d, p.cut FROM (SELECT id, run_id, "
+    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.between_distance.member') END AS near_m, "
+    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.between_distance.distance') END AS near_d, "
+    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.threshold') END AS cut "
+    "FROM proposals WHERE status NOT IN ('merged', 'superseded', 'withdrawn')) p "
+    "JOIN proposal_members m ON m.processid = p.near_m JOIN proposals q ON q.id = m.proposal_id "
+    "WHERE q.run_id != p.run_id AND q.status NOT IN ('merged', 'superseded', 'withdrawn') AND p.near_d IS NOT NULL")
+
+
+def _every_evidence_twins(path: Path) -> tuple[dict[int, dict[int, float]], dict[int, int]]:
+    """(proposal id → {twin id: distance}, proposal id → its closest other-run holder) by reading every evidence."""
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    rows = con.execute(_EVERY_EVIDENCE).fetchall()
+    con.close()
+    pairs: dict[int, dict[int, float]] = {}
+    closest: dict[int, int] = {}
+    for p, q, d, cut in rows:
+        closest[p] = min(q, closest.get(p, q))
+        if d <= twin_threshold(cut):
+            for a, b in ((p, q), (q, p)):
+                pairs.setdefault(a, {})[b] = min(pairs.get(a, {}).get(b, d), d)
+    return pairs, closest
+
+
+def test_a_review_left_open_sees_the_twins_every_evidence_gives_after_splits_merges_and_a_new_run(
+        weeks: dict[str, Any], tmp_path: Path) -> None:
+    """The twins of a page were found by reading every live candidate's evidence (seconds a page at 100,000
+    candidates); they are now kept per database handle and only the candidates written or changed since are read
+    again. A handle held open through a split that moves a twin's recorded specimen into a new candidate, a merge
+    that retires one, a reject, and a third week triaged into the file by another handle reports, for every
+    candidate and for a page of them, the twins and closest candidates reading every evidence gives."""
+    run1, run2 = weeks["runs"]["week1"], weeks["runs"]["week2"]
+    path = _copy(weeks, tmp_path)
+    with Database.open(path) as db:
+        def check() -> None:
+            every, closest = _every_evidence_twins(path)
+            ids = [p.id for p in db.proposal_queue(limit=1000)[0]]
+            assert {a: {t.proposal.id: t.distance for t in ts} for a, ts in db.twins(ids).items()} == every
+            page = ids[3:9]
+            assert {a: {t.proposal.id: t.distance for t in ts} for a, ts in db.twins(page).items()} == {
+                a: v for a, v in every.items() if a in page}
+            assert {a: q.id for a, (q, _) in db.closest_elsewhere(ids).items()} == closest
+            with Database.open(path) as fresh:
+                assert fresh.twins() == db.twins()
+
+        check()
+        later = db.proposal_queue(run_id=run2, status="pending", sort="size", descending=True, limit=3)[0]
+        recorded = db.proposal_detail(later[0].id).evidence.between_distance
+        assert recorded is not None and recorded.member is not None
+        earlier = db.run_members(run1)[recorded.member]
+        db.split(earlier.id, earlier.version, [recorded.member], reviewer="ana")  # the twin is now the new part
+        check()
+        assert db.twins([later[0].id])[later[0].id][0].proposal.id == db.run_members(run1)[recorded.member].id
+        a, b = db.proposal(later[1].id), db.proposal(later[2].id)
+        db.merge([a.id, b.id], {a.id: a.version, b.id: b.version}, reviewer="ana")
+        check()
+        c = db.proposal(later[0].id)
+        db.reject(c.id, expected_version=c.version, reviewer="ana")
+        check()
+        assert main(["triage", "--input", str(weeks["root"] / "week1.fasta"), "--model", str(weeks["bundle"]),
+                     "--db", str(path), "-q", "--collection", "week3"]) == 0
+        check()

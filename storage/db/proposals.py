@@ -74,6 +74,7 @@ import dataclasses
 import json
 import logging
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -208,16 +209,86 @@ class Twin:
     collection: str | None = None
 
 
-#: the closest candidate a proposal's evidence records, with its distance and the run's threshold, and the live
-#: proposal of another run now holding that candidate's recorded specimen: one row per such pair (``twins``)
-_TWIN_PAIRS = (
-    "SELECT p.id, q.id, p.near_d, p.cut FROM (SELECT id, run_id, "
-    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.between_distance.member') END AS near_m, "
-    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.between_distance.distance') END AS near_d, "
-    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.threshold') END AS cut "
-    "FROM proposals WHERE status NOT IN ('merged', 'superseded', 'withdrawn')) p "
-    "JOIN proposal_members m ON m.processid = p.near_m JOIN proposals q ON q.id = m.proposal_id "
-    "WHERE q.run_id != p.run_id AND q.status NOT IN ('merged', 'superseded', 'withdrawn') AND p.near_d IS NOT NULL")
+#: What a proposal's evidence records of its closest other candidate: one of its specimens, the distance, and the
+#: threshold the run cut at (SQL, on ``proposals``; NULL where the evidence records none or is not JSON).
+_NEAR_COLUMNS = (
+    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.between_distance.member') END, "
+    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.between_distance.distance') END, "
+    "CASE WHEN json_valid(evidence) THEN json_extract(evidence, '$.threshold') END")
+
+
+class _NearIndex:
+    """Every proposal's recorded closest candidate (:data:`_NEAR_COLUMNS`), kept per database between queries and
+    both ways: proposal id → (run, specimen, distance, threshold), and specimen → the proposals recording it.
+
+    Why: the twins of a queue page (``Database.twins``, asked for every page shown and every detail opened) were
+    found by reading every live candidate's evidence, ~5 KB of JSON each: 0.2 s a page at 5,000 candidates,
+    seconds at 100,000 (benchmarks/RESULTS-tui.md). A proposal's evidence changes only with a change that bumps
+    its version and its ``updated_at`` (a split, a merge, an undo: ``reviews._bump``) or as a new proposal, so each
+    query reads again only the rows whose id or ``updated_at`` is at least the newest seen, through the id and
+    ``ix_proposals_updated`` indexes. A change stamped before the newest already seen (a clock set back) is read when
+    the handle is opened again."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.seen_id = 0
+        self.seen_stamp = ""
+        self.near: dict[int, tuple[int, str, float, float | None]] = {}
+        self.by_member: dict[str, set[int]] = {}
+
+    def refresh(self, raw: Any) -> None:
+        """Read the proposals written or changed since the last call (all of them the first time)."""
+        read = f"SELECT id, run_id, updated_at, {_NEAR_COLUMNS} FROM proposals"
+        rows = raw.execute(f"{read} WHERE id > ? UNION {read} WHERE updated_at >= ?", (self.seen_id, self.seen_stamp)
+                           ).fetchall() if self.seen_id else raw.execute(read).fetchall()
+        for pid, run, stamp, member, distance, cut in rows:
+            pid = int(pid)
+            old = self.near.pop(pid, None)
+            if old is not None:
+                self.by_member.get(old[1], set()).discard(pid)
+            if member is not None and distance is not None:
+                self.near[pid] = (int(run), str(member), float(distance), None if cut is None else float(cut))
+                self.by_member.setdefault(str(member), set()).add(pid)
+            self.seen_id = max(self.seen_id, pid)
+            self.seen_stamp = max(self.seen_stamp, str(stamp or ""))
+
+    def pairs(self, raw: Any, asked: Iterable[int] | None) -> list[tuple[int, int, float, float | None]]:
+        """(proposal, live proposal of another run holding its recorded specimen, distance, threshold) for every
+        live proposal that records one — those involving ``asked`` (as either side) when given: what the full
+        join over every evidence answered, read from this index and the members index."""
+        with self.lock:
+            self.refresh(raw)
+            if asked is None:
+                recorders = set(self.near)
+            else:
+                ids = sorted({int(i) for i in asked})
+                recorders = {i for i in ids if i in self.near}
+                for part in chunked(ids):  # the asked proposals' specimens some proposal records: those proposals
+                    for (processid,) in raw.execute("SELECT processid FROM proposal_members WHERE proposal_id IN "
+                                                    f"({', '.join('?' * len(part))})", list(part)):
+                        recorders |= self.by_member.get(str(processid), set())
+            near = {p: self.near[p] for p in recorders}
+        holders: dict[str, list[tuple[int, int]]] = {}
+        if asked is None:  # every pair (``sort=twin``, ``twin=yes``): two scans beat 100,000 lookups
+            live = dict(raw.execute(f"SELECT id, run_id FROM proposals WHERE {_LIVE_ONLY}").fetchall())
+            wanted = {near[p][1] for p in near if p in live}
+            for processid, q in raw.execute("SELECT processid, proposal_id FROM proposal_members").fetchall():
+                if processid in wanted and q in live:
+                    holders.setdefault(str(processid), []).append((int(q), live[q]))
+            live = {p: run for p, run in live.items() if p in near}
+        else:
+            live = {}
+            for part in chunked(sorted(near)):
+                live.update(raw.execute(f"SELECT id, run_id FROM proposals WHERE id IN ({', '.join('?' * len(part))}) "
+                                        f"AND {_LIVE_ONLY}", list(part)).fetchall())
+            for names in chunked(sorted({near[p][1] for p in live})):
+                for processid, q, run in raw.execute(
+                        "SELECT m.processid, q.id, q.run_id FROM proposal_members m JOIN proposals q ON q.id = "
+                        f"m.proposal_id WHERE m.processid IN ({', '.join('?' * len(names))}) AND {_LIVE_ONLY}",
+                        list(names)):
+                    holders.setdefault(str(processid), []).append((int(q), int(run)))
+        return [(p, q, near[p][2], near[p][3]) for p in sorted(live) for q, run in holders.get(near[p][1], ())
+                if run != live[p]]
 
 
 @dataclass(frozen=True)
@@ -768,10 +839,11 @@ def _register_flag_gap(raw: Any, sql: str, memo: dict[Any, Any]) -> None:
     raw.create_function("bd_flag_gap", 6, gap)
 
 
-def _twin_pairs(raw: Any) -> dict[int, dict[int, float]]:
-    """Proposal id → {twin's id: distance} (``Database.twins``: both ways, within the species threshold)."""
+def _twin_pairs(rows: Iterable[tuple[int, int, float, float | None]]) -> dict[int, dict[int, float]]:
+    """Proposal id → {twin's id: distance} (``Database.twins``: both ways, within the species threshold) of the
+    rows :meth:`_NearIndex.pairs` gives."""
     pairs: dict[int, dict[int, float]] = {}
-    for pid, other, d, cut in raw.execute(_TWIN_PAIRS).fetchall():
+    for pid, other, d, cut in rows:
         if float(d) <= twin_threshold(None if cut is None else float(cut)):
             for a, b in ((int(pid), int(other)), (int(other), int(pid))):
                 near = pairs.setdefault(a, {})
@@ -779,13 +851,13 @@ def _twin_pairs(raw: Any) -> dict[int, dict[int, float]]:
     return pairs
 
 
-def _register_twin_group(raw: Any, sql: str) -> None:
+def _register_twin_group(raw: Any, sql: str, index: _NearIndex) -> None:
     """Make ``bd_twin_group(id)`` callable on ``raw`` when ``sql`` uses it: the lowest id of the candidate's group
     of twins (twins of twins included: week 1's, week 2's and week 3's candidates of one species are one group), NULL
     for a candidate without a twin. What ``twins=True`` filters on and :data:`TWIN_SORT` sorts by."""
     if "bd_twin_group" not in sql:
         return
-    pairs = _twin_pairs(raw)
+    pairs = _twin_pairs(index.pairs(raw, None))
     group: dict[int, int] = {}
     for start in sorted(pairs):
         if start in group:
@@ -808,6 +880,14 @@ def _run_collections(raw: Any) -> dict[int, str]:
 
 class ProposalsMixin(DatabaseCore):
     """Proposals API; see the module docstring."""
+
+    @property
+    def _near_index(self) -> _NearIndex:
+        """Each proposal's recorded closest candidate, kept between queries (:class:`_NearIndex`)."""
+        index = self.__dict__.get("_near")
+        if index is None:
+            index = self.__dict__["_near"] = _NearIndex()
+        return index
 
     @property
     def _flag_memo(self) -> dict[Any, Any]:
@@ -915,7 +995,7 @@ class ProposalsMixin(DatabaseCore):
         with self._read() as conn:
             raw = dbapi(conn)
             _register_flag_gap(raw, clause + order, self._flag_memo)
-            _register_twin_group(raw, clause + order)
+            _register_twin_group(raw, clause + order, self._near_index)
             rows = raw.execute(page_sql, (*params, max(0, limit), max(0, offset))).fetchall()
             if clause == _UNFILTERED:
                 # The unfiltered queue: total minus the (few) dead ones and rejections shown by their later
@@ -936,7 +1016,7 @@ class ProposalsMixin(DatabaseCore):
         with self._read() as conn:
             raw = dbapi(conn)
             _register_flag_gap(raw, clause + order, self._flag_memo)
-            _register_twin_group(raw, clause + order)
+            _register_twin_group(raw, clause + order, self._near_index)
             for i, (pid,) in enumerate(raw.execute(f"SELECT id FROM proposals WHERE {clause} ORDER BY {order}",
                                                    params)):
                 if pid == proposal_id:
@@ -1138,10 +1218,11 @@ class ProposalsMixin(DatabaseCore):
 
         Why: weekly batches of one fauna propose the same new species every week; after three Costa Rican weeks
         a real queue held 328 pending candidates for 127 species, and nothing said which rows were one species.
-        Read from the stored evidence (one query, no alignment): the queue asks for every page."""
+        Read from the stored evidence (no alignment), as kept between queries (:class:`_NearIndex`): the queue asks
+        for every page."""
         with self._read() as conn:
             raw = dbapi(conn)
-            pairs = _twin_pairs(raw)
+            pairs = _twin_pairs(self._near_index.pairs(raw, proposal_ids))
             if proposal_ids is not None:
                 asked = {int(i) for i in proposal_ids}
                 pairs = {a: near for a, near in pairs.items() if a in asked}
@@ -1165,9 +1246,9 @@ class ProposalsMixin(DatabaseCore):
         with self._read() as conn:
             raw = dbapi(conn)
             found: dict[int, int] = {}
-            for pid, other, _, _ in raw.execute(_TWIN_PAIRS + " ORDER BY q.id DESC").fetchall():
-                if int(pid) in asked:
-                    found[int(pid)] = int(other)  # the lowest-numbered holder, as the review resolves it
+            for pid, other, _, _ in self._near_index.pairs(raw, asked):
+                if pid in asked:  # the lowest-numbered holder, as the review resolves it
+                    found[pid] = min(other, found.get(pid, other))
             summaries = {int(r[0]): ProposalSummary(*r) for part in chunked(sorted(set(found.values())))
                          for r in raw.execute(f"SELECT {_SUMMARY_COLUMNS} FROM proposals WHERE id IN "
                                               f"({', '.join('?' * len(part))})", list(part))}
