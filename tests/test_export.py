@@ -127,10 +127,10 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
         assert known.data[dwc + "taxonRank"] == "species"
         assert known.data[dwc + "identificationQualifier"] == ""
         assert float(known.data[dwc + "decimalLongitude"]) < 0
-        # Identification History holds earlier determinations only (here the one provided with the collection);
-        # the current one is the core's, never repeated. DNA where sequenced.
+        # Identification History holds every determination (here the one provided with the collection), the
+        # current one last, repeated from the core. DNA where sequenced.
         idents = [e for e in known.extensions if e.rowtype == IDENTIFICATION_ROWTYPE]
-        assert [e.data[dwc + "identifiedBy"] for e in idents] == ["provided with the collection"]
+        assert [e.data[dwc + "identifiedBy"] for e in idents] == ["provided with the collection", "biodiscover"]
         assert known.data[dwc + "identifiedBy"] == "biodiscover"
         dna = [e for e in known.extensions if e.rowtype == DNA_ROWTYPE]
         assert len(dna) == 1
@@ -458,7 +458,8 @@ def test_the_identification_provided_with_a_collection_cites_its_source() -> Non
                          "dna_barcode": ["ACGT" * 60]})
     assign = pd.DataFrame({"processid": ["P1"], "deepest_rank": [None], "deepest_taxon": [None], "novelty": [0.1]})
     _, ident, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, pd.DataFrame(), pd.DataFrame()))
-    assert [(r["scientificName"], r["identificationReferences"]) for r in ident] == [("Megaselia", "plate-1.csv")]
+    assert [(r["scientificName"], r.get("identificationReferences")) for r in ident] == [
+        ("Megaselia", "plate-1.csv"), ("Insecta", None)]  # the provided one, then the current (the machine's)
 
 
 def test_an_empty_rank_cell_is_no_identification_provided_with_the_collection() -> None:
@@ -471,7 +472,8 @@ def test_an_empty_rank_cell_is_no_identification_provided_with_the_collection() 
     assign = pd.DataFrame({"processid": ["P1", "P2"], "deepest_rank": [None, None], "deepest_taxon": [None, None],
                            "novelty": [0.1, 0.1]})
     _, ident, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, pd.DataFrame(), pd.DataFrame()))
-    assert [(r["id"], r["scientificName"], r["taxonRank"]) for r in ident] == [("P1", "Megaselia", "genus")]
+    provided = [r for r in ident if r["identifiedBy"] != "biodiscover"]  # the current rows are the machine's
+    assert [(r["id"], r["scientificName"], r["taxonRank"]) for r in provided] == [("P1", "Megaselia", "genus")]
 
 
 def test_open_nomenclature_above_genus_is_gen_sp() -> None:

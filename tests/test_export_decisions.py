@@ -157,7 +157,7 @@ def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: 
         history = list(csv.DictReader(io.StringIO(zf.read("identification.txt").decode("utf-8")), delimiter="\t",
                                       quoting=csv.QUOTE_NONE))
     assert [(h["identifiedBy"], h["scientificName"]) for h in history if h["coreid"] == "BD3-24"] == [
-        ("biodiscover", "Phoridae")]
+        ("biodiscover", "Phoridae"), (REVIEWER, "Phoridae")]  # the machine's, then the current: the reviewed one
 
 
 def test_a_rejected_candidate_the_machine_named_nowhere_below_class_does_not_claim_the_machines_name(

@@ -179,20 +179,40 @@ def test_every_darwin_core_row_in_full() -> None:
                        "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
                        "identificationRemarks": f"{METHOD}; confidence=0.900 at genus; novelty=0.850",
                        "identificationVerificationStatus": MACHINE_STATUS}
+    def current(pid: str, identification_id: str) -> dict:
+        """The current determination's row: the core's terms (asserted in full above), marked current."""
+        core = by_id[pid]
+        return {"id": pid, "identificationID": identification_id,
+                **{t: core.get(t) for t in ("scientificName", "taxonRank", "identificationQualifier",
+                                            "verbatimIdentification", "taxonConceptID", "identifiedBy",
+                                            "dateIdentified", "identificationVerificationStatus")},
+                "identificationRemarks": "current determination (the occurrence core's); "
+                                         + core["identificationRemarks"]}
+
+    # the current determination last, under the id it keeps once superseded: the machine's <id>:run3, a
+    # reviewer's <id>:review<the review in force that decided> (1 accept, 5 reject, 7 assign; NOVEL04's rejection
+    # was undone: the machine's)
     assert ident == [
         {"id": "BIOUG001-24", "identificationID": "BIOUG001-24:provided", "scientificName": "Megaselia scalaris",
          "taxonRank": "species", "identifiedBy": "provided with the collection",
          "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
+        current("BIOUG001-24", "BIOUG001-24:run3"),
         {"id": "BIOUG002-24", "identificationID": "BIOUG002-24:provided", "scientificName": "Diptera",
          "taxonRank": "order", "identifiedBy": "provided with the collection",
          "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
+        current("BIOUG002-24", "BIOUG002-24:run3"),
         {"id": "NOVEL01", "identificationID": "NOVEL01:run3", **machine_novel01},
+        current("NOVEL01", "NOVEL01:review1"),
         {"id": "NOVEL02", "identificationID": "NOVEL02:run3", **machine_novel01, "scientificName": "Phoridae",
          "taxonRank": "family", "identificationQualifier": "gen. sp.", "verbatimIdentification": "Phoridae gen. sp.",
          "taxonConceptID": "BOLD:ZZZ0002", "identificationRemarks": f"{METHOD}; confidence=0.750 at family; "
                                                                      "novelty=0.900"},
+        current("NOVEL02", "NOVEL02:review5"),
         {"id": "NOVEL03", "identificationID": "NOVEL03:run3", **machine_novel01,
          "identificationRemarks": f"{METHOD}; confidence=0.700 at genus; novelty=0.600"},
+        current("NOVEL03", "NOVEL03:review7"),
+        current("NOVEL04", "NOVEL04:run3"),
+        current("IMG0001", "IMG0001:run3"),
     ]
     assert dna == [{"id": "BIOUG001-24", "DNA_sequence": "ACGTACGTAA", **DNA_METHOD},
                    {"id": "NOVEL01", "DNA_sequence": "ACGTTT", **DNA_METHOD}]
@@ -324,7 +344,7 @@ def test_a_specimen_the_engine_did_not_call_novel_is_named_plainly_at_its_rank()
     (occ,), ident, dna = occurrence_rows(data)
     assert (occ["scientificName"], occ["taxonRank"], occ["identificationQualifier"], occ["verbatimIdentification"],
             occ["taxonConceptID"]) == ("Phoridae", "family", None, "Phoridae", None)
-    assert ident == [] and dna == []
+    assert [r["identificationID"] for r in ident] == ["OLD0001:run3"] and dna == []  # the current one only
 
 
 def test_every_fasta_file_in_full() -> None:

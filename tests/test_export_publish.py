@@ -185,11 +185,12 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
             assert 'reviewer notes: "genitalia checked: distinct from the nearest species" (Ana Silva' in \
                 rec[DWC + "identificationRemarks"]
             history = [e.data for e in rows[pid].extensions if e.rowtype == DWC + "Identification"]
-            # the machine's determination is history now; the core's is never repeated there
+            # the machine's determination is history now; the core's is repeated there last, marked current
             assert [h[DWC + "identifiedBy"] for h in history if h[DWC + "identifiedBy"] != "provided with the "
-                    "collection"] == ["biodiscover"]
-            assert all((h[DWC + "identifiedBy"], h[DWC + "verbatimIdentification"]) !=
-                       (rec[DWC + "identifiedBy"], rec[DWC + "verbatimIdentification"]) for h in history)
+                    "collection"] == ["biodiscover", "Ana Silva"]
+            assert [(h[DWC + "identifiedBy"], h[DWC + "verbatimIdentification"]) for h in history
+                    if h[DWC + "identificationRemarks"].startswith("current determination")] == \
+                [(rec[DWC + "identifiedBy"], rec[DWC + "verbatimIdentification"])]
         for pid in rejected_members:
             assert 'rejected by a reviewer; reviewer notes: "contaminated wells" (Ben Ode' in \
                 rows[pid].data[DWC + "identificationRemarks"]

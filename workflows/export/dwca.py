@@ -18,11 +18,16 @@
   ``associatedSequences`` is not written: it would cite a record elsewhere (``BOLD:<id>``),
   and the ingest keeps a file path per specimen, never that the record came from BOLD.
   ``recordedBy`` is not written either: no reader keeps a collector.
-* ``identification.txt`` (Identification History): earlier determinations only —
+* ``identification.txt`` (Identification History): every determination —
   the one supplied with the collection, the machine's where a reviewer's
-  replaced it, and each name a reviewer gave that a later review replaced (a
-  rename: who gave it, when, and which review replaced it). The current one is
-  in the core, never repeated.
+  replaced it, each name a reviewer gave that a later review replaced (a
+  rename: who gave it, when, and which review replaced it), and last the current
+  one, repeated from the core as GBIF's extension asks ("All identifications
+  including the most current one should be listed"; a harvester reading the
+  extension alone lost it and who made it), its ``identificationRemarks`` beginning
+  :data:`CURRENT_REMARK`. Its ``identificationID`` is the one it keeps once
+  superseded (the machine's ``<id>:run<run>``, a reviewer's ``<id>:review<review>``:
+  :func:`_reviewed_id`), so one identification has one id across exports.
 * ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen as it was submitted
   (cleaned of gaps and case, not cut: :func:`~biodiscover.workflows.export.tables.barcode_to_send`); where
   the analysis compared only its first 660 nt, ``otu_seq_comp_appr`` (MIxS: how sequences were compared)
@@ -519,17 +524,46 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                           "taxonRank": rank, "identifiedBy": "provided with the collection",
                           "identificationVerificationStatus": "as supplied",
                           "identificationReferences": s.get("source") if "source" in s else None})
+        first = len(ident)
         ident.extend(_earlier_review_names(pid, row, histories.get(proposed.get(pid), ()) if again is None
                                            else earlier_histories.get(again["proposal_id"], ()), run))
         ident.extend(_earlier_decision_row(pid, e, machine, run, remarks, a, deepest, row, earlier_trails)
                      for e in earlier_here if e is not again)
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
-                k: machine.get(k) for k in ("scientificName", "taxonRank", "identificationQualifier",
-                                            "verbatimIdentification", "taxonConceptID", "identifiedBy",
-                                            "dateIdentified", "identificationRemarks",
-                                            "identificationVerificationStatus")}})
+                k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE}})
+        if again is not None:
+            current_id = f"{pid}:run{again.get('run_id')}:candidate{again['proposal_id']}"
+        elif row["identifiedBy"] == MACHINE:
+            current_id = f"{pid}:run{run.get('id')}"
+        else:
+            current_id = _reviewed_id(pid, histories.get(proposed.get(pid), ()), run)
+        if current_id in {r["identificationID"] for r in ident[first:]}:  # never two rows under one id
+            current_id = f"{pid}:run{run.get('id')}:current"
+        ident.append({"id": pid, "identificationID": current_id,
+                      **{k: row.get(k) for k in IDENTIFICATION_TERMS_OF_CORE},
+                      "identificationRemarks": CURRENT_REMARK + str(row.get("identificationRemarks") or "")})
     return occ, ident, dna, proposed
+
+
+#: The Identification History terms a determination shares with the occurrence core (not its id or references).
+IDENTIFICATION_TERMS_OF_CORE: tuple[str, ...] = (
+    "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
+    "identifiedBy", "dateIdentified", "identificationRemarks", "identificationVerificationStatus")
+#: How identification.txt marks the row of the current determination (the core's, repeated as GBIF's extension
+#: asks): at the start of its ``identificationRemarks``. Not in ``identificationVerificationStatus``: that says how
+#: the determination was verified and must read as the core's; being current is a fact of this export, not of it.
+CURRENT_REMARK = "current determination (the occurrence core's); "
+
+
+def _reviewed_id(pid: str, history: Sequence[ReviewAction], run: Mapping[str, Any]) -> str:
+    """The ``identificationID`` of a reviewer's current determination: ``<pid>:review<id>`` of the last review in
+    force that decided or renamed the specimen's candidate — the id :func:`_earlier_review_names` gives the same
+    name once a later review replaces it, so one identification keeps one id. ``<pid>:run<run>:reviewed`` where
+    the log holds no such review (a database written before the review log kept snapshots)."""
+    gave = [a for a in history if a.action != "undo" and a.undone_by is None
+            and (a.renames or a.action in ("accept", "reject", "assign", "merge"))]
+    return f"{pid}:review{gave[-1].review_id}" if gave else f"{pid}:run{run.get('id')}:reviewed"
 
 
 def _retired_remark(g: Mapping[str, Any], trail: ReviewTrail | None) -> str:
@@ -547,8 +581,8 @@ def _earlier_review_names(pid: str, core: Mapping[str, Any], history: Sequence[R
                           run: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Identification History rows for the names reviewers gave a specimen's candidate that a later review
     replaced (``… sp. BD-0001`` renamed ``… sp. Kruger-1``): each with the reviewer and day that gave it, and
-    the reviews that gave and replaced it in words. The current name is the core's, never repeated; undone
-    reviews are left out (they never named anything in force)."""
+    the reviews that gave and replaced it in words. The current name is the core's (its row is written last, by
+    :func:`_darwin_core`); undone reviews are left out (they never named anything in force)."""
     in_force = [a for a in history if a.action != "undo" and a.undone_by is None]
     out: list[dict[str, Any]] = []
     for i, act in enumerate(in_force):
