@@ -47,6 +47,17 @@ def _decided(tmp_path: Path) -> tuple[ReviewFixture, list[int]]:
     return fx, fx.proposal_ids[:4]
 
 
+def _sheet_and_json(tmp_path: Path, fx: ReviewFixture) -> tuple[dict[str, dict], dict[str, dict]]:
+    """The run exported as csv and json through the CLI: processid → its assignments.csv row, its JSON row."""
+    run = str(fx.run_id)
+    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "csv", "-o", str(tmp_path / "csv"))
+    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "json", "-o", str(tmp_path / "run.json"))
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
+        sheet = {r["processid"]: r for r in csv.DictReader(fh)}
+    rows = {r["processid"]: r for r in json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["assignments"]}
+    return sheet, rows
+
+
 def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_path: Path) -> None:
     fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=4)
     acc, rej, ass, pend = fx.proposal_ids[:4]
@@ -106,12 +117,7 @@ def test_the_json_export_carries_each_specimens_determination_as_assignments_csv
     "everything" export had to join the proposals itself. Each row now carries every column of assignments.csv,
     with the same values. ``taxon_id`` is written by no run: columns.txt says it is always empty, as it is."""
     fx, (acc, rej, ass, pend) = _decided(tmp_path)
-    run = str(fx.run_id)
-    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "csv", "-o", str(tmp_path / "csv"))
-    _cli(tmp_path, "--db", str(fx.path), "--run", run, "-f", "json", "-o", str(tmp_path / "run.json"))
-    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
-        sheet = {r["processid"]: r for r in csv.DictReader(fh)}
-    rows = {r["processid"]: r for r in json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))["assignments"]}
+    sheet, rows = _sheet_and_json(tmp_path, fx)
     assert set(rows) == set(sheet)
     compared = ("proposal_id", "provisional_name", "proposed_in", "candidate_status", *DETERMINATION_TERMS)
     for pid, row in sheet.items():
@@ -124,3 +130,45 @@ def test_the_json_export_carries_each_specimens_determination_as_assignments_csv
     assert all(r["taxon_id"] == "" for r in sheet.values())
     columns = (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")
     assert "  taxon_id — always empty" in columns
+
+
+def test_no_name_below_the_deepest_confident_rank_in_assignments_csv_or_the_json(tmp_path: Path) -> None:
+    """A data manager's review of a real plate (F8): the 120 specimens not named to species all had
+    ``label_species`` filled (confidence 0.0015-0.01), 88 of them a wrong species (CHEIK004-13 "Metriocnemus
+    brusti" beside its scientificName *Pseudosmittia albipennis*), and columns.txt called it "the machine's species
+    for the specimen": a spreadsheet pivoted on it counts false records. A taxonomist writes no name the machine
+    did not give with confidence: ``label_<rank>`` is empty below ``deepest_rank`` (all of them where it named
+    none), in the CSV and in the JSON (one table); ``confidence_<rank>`` stays, and columns.txt says both."""
+    from biodiscover.storage.records import RANKS
+
+    import sqlite3
+
+    fx, _ = _decided(tmp_path)
+    # what a real triage stores below the deepest confident rank: the model's best guess at every rank (the
+    # fixture's engine results stop at genus)
+    with sqlite3.connect(fx.path) as con:
+        con.execute("UPDATE assignments SET label_species = label_genus || ' brusti', confidence_species = 0.002 "
+                    "WHERE deepest_rank = 'genus'")
+    con.close()
+    with Database.open(fx.path) as db:
+        stored = {r["processid"]: r for r in db.assignments(fx.run_id).to_dict("records")}
+    sheet, rows = _sheet_and_json(tmp_path, fx)
+    shallow = 0
+    for pid, row in sheet.items():
+        deepest = row["deepest_rank"]
+        named = RANKS[: RANKS.index(deepest) + 1] if deepest else ()
+        for rank in RANKS:
+            machine = stored[pid][f"label_{rank}"]
+            if rank in named:
+                assert row[f"label_{rank}"] == (machine or "") and rows[pid][f"label_{rank}"] == machine, (pid, rank)
+            else:
+                shallow += isinstance(machine, str)
+                assert row[f"label_{rank}"] == "" and rows[pid][f"label_{rank}"] is None, (pid, rank, machine)
+            conf = stored[pid][f"confidence_{rank}"]
+            assert (row[f"confidence_{rank}"] != "") == (conf is not None and conf == conf), (pid, rank)  # kept
+    assert shallow > 50  # the fixture's candidates' members: labelled to species by the machine, not named there
+    columns = (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")
+    assert ("  label_species — the machine's species for the specimen where it named one with confidence (species "
+            "at or above deepest_rank); empty below it: its best guess there is no determination (confidence_species "
+            "says how likely it was, reason names the rivals)") in columns
+    assert "  confidence_species — probability (0-1) that the machine's best guess at species is right" in columns

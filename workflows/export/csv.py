@@ -1,7 +1,8 @@
 """``csv``: a folder of three spreadsheets a taxonomist opens first.
 
 * ``assignments.csv`` — one row per specimen: the machine's deepest confident rank
-  and taxon, label and confidence at every rank, novelty, the candidate it belongs
+  and taxon, its label down to that rank (none below: :func:`unconfident_labels_blank`) and its confidence at
+  every rank, novelty, the candidate it belongs
   to (its ``proposal_id`` and ``provisional_name``: a candidate species, or one a
   reviewer identified as a known species, whose name is then that species'; empty
   once a reviewer rejected the candidate, which groups nothing), then the proposal it
@@ -36,6 +37,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.records import RANKS
 from biodiscover.workflows.export.dwca import concept_id, determinations
 from biodiscover.workflows.export.flags import assigned_identity, candidate_flags, evidence_of
 from biodiscover.workflows.export.metadata import ExportOptions
@@ -192,8 +194,11 @@ def column_description(file: str, column: str) -> str:
         return known
     rank = _RANK_COLUMN.match(column)
     if file == "assignments.csv" and rank:
-        return (f"the machine's {rank[2]} for the specimen" if rank[1] == "label" else
-                f"probability (0-1) that the machine's {rank[2]} is right")
+        return (f"the machine's {rank[2]} for the specimen where it named one with confidence ({rank[2]} at or "
+                f"above deepest_rank); empty below it: its best guess there is no determination (confidence_{rank[2]} "
+                "says how likely it was, reason names the rivals)" if rank[1] == "label" else
+                f"probability (0-1) that the machine's best guess at {rank[2]} is right (at every rank; the guess is "
+                f"named in label_{rank[2]} only down to deepest_rank)")
     if file == "proposals.csv" and column.startswith("evidence_"):
         rest = column[len("evidence_"):]
         key = max((k for k in EVIDENCE_COLUMNS if rest == k or rest.startswith(k + "_")), key=len, default=None)
@@ -260,7 +265,7 @@ def _flat_evidence(ev: Mapping[str, Any]) -> dict[str, Any]:
 def assignment_table(data: RunExport) -> pd.DataFrame:
     """Assignments joined with the candidate each specimen belongs to and its current determination: the CSV's
     main table, and the JSON export's ``assignments`` (one table, so the two never list different columns)."""
-    table = data.assignments.drop(columns=["id"], errors="ignore")  # the row id is internal to the database
+    table = unconfident_labels_blank(data.assignments.drop(columns=["id"], errors="ignore"))  # id: internal
     cand = data.candidate_of()
     # the current determination: the DwC core's (one owner), so the two never disagree about a specimen
     det = determinations(data).set_index("processid")
@@ -279,6 +284,23 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
     for col in det.columns:
         table[col] = table["processid"].map(det[col]).astype(det[col].dtype)
     return table
+
+
+def unconfident_labels_blank(assignments: pd.DataFrame) -> pd.DataFrame:
+    """``assignments`` with ``label_<rank>`` empty below each specimen's ``deepest_rank`` (every rank where it has
+    none); the ``confidence_<rank>`` columns as they are.
+
+    Why: a label there is the model's best guess, not a determination: a real plate's 120 specimens not named to
+    species all carried a ``label_species`` at P(right) 0.0015-0.01, 88 of them a wrong species, and a spreadsheet
+    pivoted on the column counts them (the data manager's review, F8). A taxonomist writes no name the machine did
+    not give with confidence; ``reason`` names the rivals, ``confidence_<rank>`` says how unsure it was."""
+    out = assignments.copy()
+    depth = out["deepest_rank"].map({r: i for i, r in enumerate(RANKS)}) if "deepest_rank" in out else None
+    for i, rank in enumerate(RANKS):
+        col = f"label_{rank}"
+        if col in out and depth is not None:
+            out[col] = out[col].where(depth >= i, None)  # NaN depth (no rank named): below every rank
+    return out
 
 
 REVIEW_COLUMNS: tuple[str, ...] = ("decision", "decided_by", "decided_at", "reviewers", "review_notes",

@@ -1,7 +1,8 @@
 """``json``: one document with the run, every assignment and every candidate (evidence, members, reviews).
 
 Each ``assignments`` row is a row of assignments.csv (:func:`~biodiscover.workflows.export.csv.assignment_table`,
-the one table both write: the machine's labels, the candidate, the proposal it was proposed in and its status,
+the one table both write: the machine's labels down to its deepest confident rank (null below: a best guess is
+no determination), the candidate, the proposal it was proposed in and its status,
 and the current determination in Darwin Core terms), its numbers unrounded: a script reading this export gets
 what a reviewer decided without joining the proposals itself. Each candidate's ``review`` holds the trail in force
 (decision, reviewers, notes) and ``history``: every review of it, undone ones included, with reviewer, time,
@@ -47,8 +48,9 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
             "history": [jsonable(a.as_json()) for a in acts]}
         proposals.append(row)
     meta = options.metadata
-    # version 3: assignments rows are assignments.csv's (the determination added, the database's row id gone)
-    doc = {"format": "biodiscover-run-export", "version": 3, "partial": data.partial, "run": jsonable(data.run),
+    # version 3: assignments rows are assignments.csv's (the determination added, the database's row id gone);
+    # 4: their label_<rank> null below deepest_rank
+    doc = {"format": "biodiscover-run-export", "version": 4, "partial": data.partial, "run": jsonable(data.run),
            "dataset": {"title": meta.title, "licence": meta.licence,
                        "creators": [c.label() for c in meta.creators]},
            "assignments": json_records(assignment_table(data)), "proposals": proposals}
