@@ -20,6 +20,7 @@ from biodiscover.storage.collections import check_input, read_collection
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.records import plural
 from biodiscover.storage.validation import (
+    KIND_LABELS,
     PROBLEM_KINDS,
     QuarantinedRecord,
     check_output_path,
@@ -48,25 +49,6 @@ def report_records(path: Path) -> list[QuarantinedRecord]:
         return [QuarantinedRecord(file=r["file"], line=int(r["line"]) if r["line"].isdigit() else None,
                                   processid=r["processid"] or None, kind=r["kind"], reason=r["reason"])
                 for r in islice(csv.DictReader(fh), SHOWN_RECORDS)]
-
-KIND_LABELS: dict[str, str] = {
-    "barcode_chars": "barcode characters outside IUPAC",
-    "empty_processid": "empty processid",
-    "duplicate_processid": "duplicate processid",
-    "short_barcode": "barcode shorter than 200 nt (N runs trimmed)",
-    "coordinates": "coordinates out of range",
-    "image_missing": "image file missing",
-    "image_unreadable": "image file unreadable",
-    "unknown_split": "unknown split name",
-    "non_utf8": "non-UTF-8 text",
-    "truncated_gzip": "truncated gzip",
-    "malformed_row": "wrong number of fields",
-    "bad_value": "non-numeric value in a numeric column",
-    "no_data": "neither barcode nor image",
-    "control_chars": "control characters in a cell",
-    "long_barcode": "barcode longer than any COI barcode",
-    "long_value": "text cell longer than 200 characters",
-}
 
 
 def validate(

@@ -100,6 +100,26 @@ PROBLEM_KINDS: tuple[str, ...] = (
     LONG_VALUE,
 )
 
+#: Each problem kind in words (``validate``'s table, the exports' count of specimens set aside at ingest).
+KIND_LABELS: dict[str, str] = {
+    "barcode_chars": "barcode characters outside IUPAC",
+    "empty_processid": "empty processid",
+    "duplicate_processid": "duplicate processid",
+    "short_barcode": "barcode shorter than 200 nt (N runs trimmed)",
+    "coordinates": "coordinates out of range",
+    "image_missing": "image file missing",
+    "image_unreadable": "image file unreadable",
+    "unknown_split": "unknown split name",
+    "non_utf8": "non-UTF-8 text",
+    "truncated_gzip": "truncated gzip",
+    "malformed_row": "wrong number of fields",
+    "bad_value": "non-numeric value in a numeric column",
+    "no_data": "neither barcode nor image",
+    "control_chars": "control characters in a cell",
+    "long_barcode": "barcode longer than any COI barcode",
+    "long_value": "text cell longer than 200 characters",
+}
+
 #: Raw barcodes longer than this (gaps removed) are refused, not cut to 660 nt: COI-5P
 #: barcodes are about 658 nt and full-length COI about 1,550 (the longest in the real dev
 #: set); 5,000 leaves room for flanks while a 10 MB "barcode" is never taken for one.

@@ -248,6 +248,18 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
             for p in prop_rows]
 
 
+def _run_ingest(conn: Connection, run_id: int, started_at: Any) -> Any:
+    """The ingest a run triaged: the latest finished ingest of its collection up to the run's start (its id,
+    n_quarantined and quarantine_file); None for a run of no collection or one before any ingest."""
+    from biodiscover.storage.db.models import Ingest
+
+    ING = table(Ingest)
+    collection = conn.execute(sa.select(RUNS.c.collection_id).where(RUNS.c.id == run_id)).scalar()
+    return conn.execute(sa.select(ING.c.id, ING.c.n_quarantined, ING.c.quarantine_file).where(
+        ING.c.collection_id == collection, ING.c.status == "completed", ING.c.started_at <= started_at)
+        .order_by(ING.c.id.desc()).limit(1)).first() if collection is not None else None
+
+
 class RunsMixin(DatabaseCore):
     """Runs and assignments API; see the module docstring."""
 
@@ -445,10 +457,10 @@ class RunsMixin(DatabaseCore):
 
         Why: a batch shows a collection it skips with the figures of the run that did it; a batch item written
         before the batch stored those figures with it has only the run id."""
-        from biodiscover.storage.db.models import LIVE_STATUSES, Ingest, Proposal, QuarantinedRow, Taxon
+        from biodiscover.storage.db.models import LIVE_STATUSES, Proposal, QuarantinedRow, Taxon
         from biodiscover.storage.validation import QuarantinedRecord
 
-        P, T, ING, QR = table(Proposal), table(Taxon), table(Ingest), table(QuarantinedRow)
+        P, T, QR = table(Proposal), table(Taxon), table(QuarantinedRow)
         run = self.run_progress(run_id)
         provisional = sa.select(T.c.name).where(T.c.status == "provisional", T.c.rank == "species")
         with self._read() as conn:
@@ -461,10 +473,7 @@ class RunsMixin(DatabaseCore):
                 .where(ASSIGNMENTS.c.run_id == run_id)).one()
             proposals = conn.execute(sa.select(sa.func.count()).select_from(P).where(
                 P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))).scalar()
-            collection = conn.execute(sa.select(RUNS.c.collection_id).where(RUNS.c.id == run_id)).scalar()
-            ingest = conn.execute(sa.select(ING.c.id, ING.c.n_quarantined, ING.c.quarantine_file).where(
-                ING.c.collection_id == collection, ING.c.status == "completed", ING.c.started_at <= run.started_at)
-                .order_by(ING.c.id.desc()).limit(1)).first() if collection is not None else None
+            ingest = _run_ingest(conn, run_id, run.started_at)
             first = conn.execute(sa.select(QR).where(QR.c.ingest_id == ingest.id).order_by(QR.c.id).limit(1)
                                  ).mappings().all() if ingest is not None and ingest.n_quarantined else []
         brief = QuarantinedRecord(file=first[0]["file"], line=first[0]["line"], processid=first[0]["processid"],
@@ -475,6 +484,27 @@ class RunsMixin(DatabaseCore):
                 "quarantined": int(ingest.n_quarantined or 0) if ingest is not None else 0,
                 "quarantine_file": ingest.quarantine_file if ingest is not None else None,
                 "first_set_aside": brief}
+
+    def run_set_aside(self, run_id: int) -> dict[str, Any]:
+        """The specimens the ingest of run ``run_id`` set aside (the latest finished ingest of its collection up to
+        the run's start, as :meth:`run_figures` finds it): ``counts`` (problem kind → records, most first, then by
+        kind; photos set aside from kept records and problems of the file itself are no specimen) and ``file``
+        (the quarantine report it wrote; None: none written).
+
+        Why: the exports said nothing of them; a plate of 31 was published as 29 (the data manager's review, F4)."""
+        from biodiscover.storage.db.models import QuarantinedRow
+        from biodiscover.storage.validation import FILE_PROBLEMS, PHOTO_SET_ASIDE
+
+        QR = table(QuarantinedRow)
+        started = self.run_progress(run_id).started_at
+        with self._read() as conn:
+            ingest = _run_ingest(conn, run_id, started)
+            rows = conn.execute(sa.select(QR.c.kind, sa.func.count()).where(
+                QR.c.ingest_id == ingest.id, QR.c.kind.not_in(sorted(FILE_PROBLEMS)),
+                sa.not_(QR.c.reason.startswith(PHOTO_SET_ASIDE, autoescape=True))).group_by(QR.c.kind)
+            ).all() if ingest is not None and ingest.n_quarantined else []
+        counts = dict(sorted(((str(k), int(n)) for k, n in rows), key=lambda kv: (-kv[1], kv[0])))
+        return {"counts": counts, "file": ingest.quarantine_file if ingest is not None and counts else None}
 
     def empty_failed_runs(self) -> list[EmptyRun]:
         """The failed or interrupted triage runs that stored nothing and were not redone (oldest first)."""

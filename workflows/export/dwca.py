@@ -58,7 +58,7 @@ from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
                                                   assigned_kind, barcode_to_send, candidate_label, live_candidates,
                                                   model_description, plain_records, review_histories,
-                                                  review_trails)
+                                                  review_trails, set_aside_text)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 GBIF = "http://rs.gbif.org/terms/"
@@ -758,6 +758,8 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
             f"species{reviewed} in open nomenclature (provisional names, not described species).")
     if partial:
         text += f" The run did not complete (status {run.get('status')}): this dataset is partial."
+    if (set_aside := set_aside_text(run)) is not None:  # a plate of 31 was published as 29 without a word
+        text += f" {set_aside}."
     if meta.abstract:
         text = meta.abstract + " " + text
     today = datetime.now(UTC).date().isoformat()

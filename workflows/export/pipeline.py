@@ -149,6 +149,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         met_here = database.assigned_countries()
         earlier = database.earlier_decisions(int(run_id))
         concepts = database.provisional_concepts()
+        set_aside = database.run_set_aside(int(run_id))
         own = [int(i) for i in tables["proposals"]["proposal_id"]] if not tables["proposals"].empty else []
         elsewhere, twins = database.closest_elsewhere(own), database.twins(own)
         # Photographs of candidate members (the report shows them); the specimen table has no image column.
@@ -158,7 +159,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
     finally:
         database.close()
     run = dict(tables["run"])
-    run.update(done=progress.done, total=progress.total, message=progress.message)
+    run.update(done=progress.done, total=progress.total, message=progress.message, set_aside=set_aside)
     specimens = tables["specimens"]
     if photos and "processid" in specimens:
         specimens = specimens.assign(image_path=specimens["processid"].map(photos))

@@ -445,3 +445,25 @@ def barcode_to_send(specimen: Mapping[str, Any]) -> tuple[str | None, str | None
 
 #: Ranks above genus: a species placed only there has no genus either ("Phoridae gen. sp.").
 ABOVE_GENUS: tuple[str, ...] = tuple(RANKS[: RANKS.index("genus")])
+
+
+def set_aside_text(run: Mapping[str, Any]) -> str | None:
+    """``3 specimens of the collection were not triaged: barcode shorter than 200 nt (N runs trimmed) 2, neither
+    barcode nor image 1 (listed in the quarantine report plate.quarantine.csv)``: what the run's ingest set aside
+    (``run["set_aside"]``: :meth:`~biodiscover.storage.db.runs.RunsMixin.run_set_aside`); None where it set
+    nothing aside or the table was built without a database.
+
+    Why: a plate of 31 specimens was published as 29 with no word of the two whose barcodes failed (the data
+    manager's review, F4). One owner of the sentence: eml.xml's abstract, columns.txt and the HTML report say it
+    alike. The report is named, not its path: a published archive carries no local paths."""
+    from biodiscover.storage.validation import KIND_LABELS
+
+    held = run.get("set_aside")
+    counts = held.get("counts") if isinstance(held, Mapping) else None
+    if not counts:
+        return None
+    n = sum(counts.values())
+    why = ", ".join(f"{KIND_LABELS.get(k, k)} {c:,}" for k, c in counts.items())
+    text = f"{n:,} specimen{'' if n == 1 else 's'} of the collection {'was' if n == 1 else 'were'} not triaged: {why}"
+    report = held.get("file") if isinstance(held, Mapping) else None
+    return text + (f" (listed in the quarantine report {Path(str(report)).name})" if report else "")
