@@ -23,7 +23,7 @@ from typing import Any
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
-from fixtures.review_db import GONODONTA, one_run_db
+from fixtures.review_db import GONODONTA, merged_weeks, one_run_db
 from fixtures.run_export import export_dwca
 
 GROUPS = {"accepted": ["A0", "A1", "A2"], "known": ["K0", "K1"], "described": ["N0", "N1"], "genus": ["G0", "G1"]}
@@ -196,20 +196,9 @@ def test_a_candidate_merged_into_a_later_weeks_keeps_the_reviewers_determination
     nowhere. Now a run's specimens whose candidate was merged into another run's carry that candidate's
     determination (who, when, the concept), and the remark says where it went."""
     path = tmp_path / "weeks.sqlite"
-    first, second = ["W1a", "W1b", "W1c"], ["W2a", "W2b"]
-    (old,) = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="Costa Rica")
-                               for p in first + second], [{**GONODONTA, "species": "Gonodonta bidens"}],
-                        [{"members": first, "parent_lineage": GONODONTA}],
-                        [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.9,
-                          "labels": GONODONTA} for p in first])
+    weeks = merged_weeks(path)
+    first, second, old, new, run2 = weeks.first, weeks.second, weeks.old, weeks.new, weeks.run2
     with Database.open(path) as db:
-        run2 = db.start_run("triage", {}, backup=False)
-        db.write_assignments(run2, [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta",
-                                     "novelty": 0.9, "labels": GONODONTA} for p in second])
-        (new,) = db.write_proposals(run2, [{"members": second, "parent_lineage": GONODONTA}])
-        db.finish_run(run2, "completed")
-        db.merge([new, old], {new: db.proposal(new).version, old: db.proposal(old).version}, reviewer="Kim Tax")
-        accepted = db.accept(new, db.proposal(new).version, reviewer="Kim Tax")
         # the review's members table: week 1's members show what week 1 named them (they showed "?: ?")
         shown = {m.processid: (m.deepest_rank, m.deepest_taxon) for m in db.proposal_detail(new).members}
         assert shown == {p: ("genus", "Gonodonta") for p in first + second}
@@ -219,7 +208,7 @@ def test_a_candidate_merged_into_a_later_weeks_keeps_the_reviewers_determination
     for pid in first:
         row = core1[pid]
         assert (row["verbatimIdentification"], row["identifiedBy"], row["identificationVerificationStatus"]) == \
-            (accepted.name, "Kim Tax", "accepted by reviewer (provisional species)"), row
+            (weeks.name, "Kim Tax", "accepted by reviewer (provisional species)"), row
         assert row["taxonConceptID"] == core2[second[0]]["taxonConceptID"] != ""
         assert f"candidate species {old}" in row["identificationRemarks"]
         assert f"merged into candidate species {new} of run {run2}" in row["identificationRemarks"]
