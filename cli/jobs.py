@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast
 
 import typer
 
-from biodiscover.storage.records import plural
+from biodiscover.storage.records import listed, plural
 from biodiscover.workflows.export import FORMATS
 
 if TYPE_CHECKING:
@@ -31,7 +31,13 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
 
     def _export(
         db: Path = typer.Option(..., "--db", help="SQLite database written by triage / run."),
-        run: int = typer.Option(..., "--run", help="Run id to export (see `biodiscover run` / `triage` output)."),
+        run: list[int] = typer.Option(..., "--run", help="Run id to export (see `biodiscover run` / `triage` output). "
+                                      "Repeat it (--run 5 --run 6 --run 7) to export several runs as one: every "
+                                      "specimen once, as the latest of them named it, every candidate once, each "
+                                      "specimen's run and collection named (csv: run_id, collection; dwca: "
+                                      "datasetID, datasetName). A batch's id (`biodiscover run`) exports all its "
+                                      "collections' triage runs; the id of a batch's record of one collection is "
+                                      "refused, naming its triage run."),
         fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)} (see below)."),
         out: Path = typer.Option(..., "--out", "-o", help=FORMATS.out_help()),
         force: bool = typer.Option(False, "--force", help="Replace a previous export (only files biodiscover wrote "
@@ -50,18 +56,20 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
         title: Optional[str] = typer.Option(None, "--title", help="Dataset title (default: the run's)."),
         as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     ) -> None:
-        """Export one run: one of the formats listed under --format."""
-        from biodiscover.workflows.export import ExportOptions, build_metadata, export_run
+        """Export one run, or several as one (a week's batch as one archive): one of the formats listed under
+        --format."""
+        from biodiscover.workflows.export import ExportOptions, build_metadata, export_runs
 
         meta = build_metadata(metadata, creators=creator, licence=licence, title=title)
-        result = export_run(db, run, fmt, out, force=force, partial=partial, options=ExportOptions(meta))
+        result = export_runs(db, run, fmt, out, force=force, partial=partial, options=ExportOptions(meta))
         if as_json:
             typer.echo(json.dumps(result.to_json()))
         else:
-            typer.echo(f"exported run {run} as {result.format}{' (partial)' if result.partial else ''}: "
+            which = f"runs {listed(result.runs)}" if len(result.runs) > 1 else f"run {run[0]}"
+            typer.echo(f"exported {which} as {result.format}{' (partial)' if result.partial else ''}: "
                        f"{plural(result.specimens, 'specimen')}, {result.proposals} candidate species -> "
                        f"{result.out} ({plural(len(result.files), 'file')})")
-            note = result.superseded_note(run)
+            note = result.superseded_note(listed(result.runs) if len(result.runs) > 1 else run[0])
             if note:
                 typer.echo(note, err=True)
         if FORMATS.get(result.format).publishes_metadata and not meta.complete:

@@ -12,7 +12,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 #: The 23 columns of ``BIOSCAN_5M_Insect_Dataset_metadata.csv`` in file order.
 BIOSCAN_COLUMNS: tuple[str, ...] = (
@@ -160,6 +160,12 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     """``1 specimen`` / ``3 specimens`` (``nouns`` when the plural is not ``noun + 's'``: taxon/taxa):
     the one way every message counts things, so none reads "1 candidates"."""
     return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
+
+
+def listed(items: Sequence[Any]) -> str:
+    """``5``, ``5 and 6``, ``5, 6 and 7``: the one way a message lists runs or collections."""
+    words = [str(i) for i in items]
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
 
 
 def candidate_name(provisional_name: str | None, parent_name: str | None, parent_rank: str | None,

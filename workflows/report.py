@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.distance import p_distance
-from biodiscover.storage.records import RANKS, plural
+from biodiscover.storage.records import RANKS, listed, plural
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -877,6 +877,7 @@ def _partial_text(run: dict) -> str:
 
 def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
+    from biodiscover.workflows.export.dwca import joined_runs_text
     from biodiscover.workflows.export.tables import live_candidates, model_description, set_aside_note
 
     run = data.run
@@ -899,13 +900,23 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     figs = "".join(
         f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"
         f"<figcaption>{html.escape(p.caption)}</figcaption></figure>" for p in plots)
+    ids = listed([r.get("id") for r in data.runs])
+    which = f"runs {ids}" if data.runs else f"run {run.get('id', '')}"
     if options is not None and options.metadata.title:
         heading = options.metadata.title
+    elif data.runs:  # an export over several runs (a week's batch): each run and its collection
+        heading = f"Discovery runs {ids} · {run.get('collection')}"
     else:
         heading = f"Discovery run {run.get('id', '')}" + (f" · {run['collection']}" if run.get("collection") else "")
-    meta = [f"{run.get('kind', 'triage')} run, {run.get('status', 'status unknown')}",
-            *([f"collection {run['collection']}"] if run.get("collection") else []),
-            f"model {model_description(run)}"]
+    if data.runs:
+        models = list(dict.fromkeys(model_description(r) for r in data.runs))
+        meta = [*(f"run {r.get('id')}: {r.get('collection') or 'no collection'}, {r.get('status')}, "
+                  f"{plural(int(r.get('specimens') or 0), 'specimen')}" for r in data.runs),
+                f"model{'s' if len(models) > 1 else ''} {listed(models)}"]
+    else:
+        meta = [f"{run.get('kind', 'triage')} run, {run.get('status', 'status unknown')}",
+                *([f"collection {run['collection']}"] if run.get("collection") else []),
+                f"model {model_description(run)}"]
     if run.get("started_at"):
         meta.append(f"started {_when(run.get('started_at'))}")
     if run.get("finished_at"):
@@ -916,10 +927,12 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
                  if left_out else "")
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>biodiscover run {html.escape(str(run.get('id', '')))}</title><style>{_CSS}</style></head><body>"
+        f"<title>biodiscover {html.escape(which)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(str(heading))}</h1>"
         f"<p class='sub'>{html.escape(' · '.join(meta))}</p>"
-        + (f"<p class='warn'>{html.escape(_partial_text(run))}</p>" if data.partial else "")
+        + (f"<p class='{'warn' if data.partial else 'note'}'>{html.escape(joined_runs_text(data.runs))}</p>"
+           if data.runs else "")
+        + (f"<p class='warn'>{html.escape(_partial_text(run))}</p>" if data.partial and not data.runs else "")
         + f"<div class='cards'>{card_html}</div>{figs}"
         f"<h2>Candidate species, largest first</h2>"
         + (f"<p class='note'>{html.escape(set_aside_note(data.proposals))}</p>" if set_aside_note(data.proposals)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.records import RANKS
-from biodiscover.workflows.export.dwca import concept_id, determinations
+from biodiscover.workflows.export.dwca import concept_id, dataset_name, determinations
 from biodiscover.workflows.export.flags import assigned_identity, candidate_flags, evidence_of
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
@@ -57,6 +57,8 @@ _RANK_COLUMN = re.compile(r"^(label|confidence)_(\w+)$")
 COLUMNS: dict[str, dict[str, str]] = {
     "assignments.csv": {
         "run_id": "the discovery run that named the specimen",
+        "collection": "the collection (file) that run triaged: an export over several runs gives each specimen once, "
+                      "from the latest of them that named it",
         "processid": "the specimen's process id, as in the collection file",
         "specimen_id": "the database's id of the specimen record named (internal)",
         "deepest_rank": "the deepest rank the machine named with confidence (order … species); empty: none",
@@ -85,6 +87,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     },
     "proposals.csv": {
         "proposal_id": "the candidate's id (members.csv and assignments.csv refer to it)",
+        "run_id": "the run that proposed it (an export over several runs)",
+        "collection": "the collection that run triaged (its members may come from other runs' collections too, where "
+                      "a reviewer merged a candidate of another week into it)",
         "name": "its one name: the provisional name, else a working label '<parent> sp. cand<id>'",
         "taxonConceptID": "the identifier its members carry as taxonConceptID in the Darwin Core archive: this "
                           "database's identity and the candidate's id, the same in every re-export (a pending "
@@ -288,6 +293,9 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
         table["provisional_name"] = None
     for col in det.columns:
         table[col] = table["processid"].map(det[col]).astype(det[col].dtype)
+    if data.runs and "run_id" in table:  # an export over several runs: which collection each specimen came from
+        collections = {r.get("id"): dataset_name(r) for r in data.runs}
+        table.insert(table.columns.get_loc("run_id") + 1, "collection", table["run_id"].map(collections))
     return table
 
 
@@ -396,6 +404,9 @@ def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
             holders.setdefault(pid, []).append(prop)
     names = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
     run_id, collection = data.run.get("id"), data.run.get("collection")
+    # of an export over several runs: the run and collection of each candidate (``combine_exports``)
+    runs_of = (dict(zip(data.proposals["proposal_id"], zip(data.proposals["run_id"], data.proposals["collection"])))
+               if data.runs and "run_id" in data.proposals else {})
     ids: list[Any] = []
     said: list[tuple[Any, Any, Any]] = []  # (name, run, collection) of each
     for own, member in zip(props["proposal_id"], props["evidence_between_distance_member"]):
@@ -407,7 +418,8 @@ def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
             said.append((other[0].name, other[0].run_id, other[1]))
         else:
             ids.append(mine)
-            said.append((names.get(mine), run_id, collection) if mine is not None else (None, None, None))
+            said.append((names.get(mine), *runs_of.get(mine, (run_id, collection))) if mine is not None
+                        else (None, None, None))
     at = props.columns.get_loc("evidence_between_distance_member") + 1
     props.insert(at, "evidence_between_distance_proposal_id", pd.array(ids, dtype="Int64"))
     props.insert(at + 1, "evidence_between_distance_name", [s[0] for s in said])

@@ -51,7 +51,8 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.evidence import member_quality
-from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name, open_qualifier
+from biodiscover.storage.records import (DESCRIBED, RANKS, candidate_name, is_filler_name, listed, open_qualifier,
+                                         plural)
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
@@ -73,6 +74,19 @@ OCCURRENCE_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
     "subfamily", "genus", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
     "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
     "identificationVerificationStatus"))
+#: The occurrence terms an export over several runs adds after ``basisOfRecord``: which collection (and triage run)
+#: each specimen came from (:func:`dataset_name`).
+DATASET_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in ("datasetID", "datasetName"))
+
+
+def occurrence_terms(data: RunExport) -> tuple[tuple[str, str], ...]:
+    """The core's terms: :data:`OCCURRENCE_TERMS`, with :data:`DATASET_TERMS` in an export over several runs (one
+    run's archive is unchanged: its eml.xml names its one collection)."""
+    if not data.runs:
+        return OCCURRENCE_TERMS
+    return OCCURRENCE_TERMS[:2] + DATASET_TERMS + OCCURRENCE_TERMS[2:]
+
+
 IDENTIFICATION_TERMS: tuple[tuple[str, str], ...] = tuple((t, DWC + t) for t in (
     "identificationID", "scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
     "taxonConceptID", "identifiedBy", "dateIdentified", "identificationRemarks",
@@ -137,9 +151,24 @@ def concept_id(run: Mapping[str, Any], proposal_id: Any) -> str:
 
 def package_id(run: Mapping[str, Any]) -> str:
     """eml.xml's ``packageId``: ``biodiscover-db-3f2a9c1e0b7d-run-1``, unique across databases for the reason
-    :func:`concept_id` is (every database numbers its runs from 1); ``biodiscover-run-1`` without one."""
+    :func:`concept_id` is (every database numbers its runs from 1); ``biodiscover-run-1`` without one. Of an export
+    over several runs: ``…-runs-5-6-7``."""
     database = run.get("database_id")
-    return f"biodiscover-{database}-run-{run.get('id')}" if database else f"biodiscover-run-{run.get('id')}"
+    ids = run.get("runs")
+    which = "runs-" + "-".join(str(i) for i in ids) if isinstance(ids, (list, tuple)) else f"run-{run.get('id')}"
+    return f"biodiscover-{database}-{which}" if database else f"biodiscover-{which}"
+
+
+def dataset_name(run: Mapping[str, Any]) -> str:
+    """``datasetName`` of a specimen in an export over several runs: the collection its run triaged (the week's
+    plate file), else ``run 5``.
+
+    Why these terms: Darwin Core's ``datasetName`` / ``datasetID`` name "the data set from which the record was
+    derived", which a collection file is (``datasetID`` is that run's own archive's packageId, :func:`package_id`,
+    so a record leads back to the one-run export of its week). ``eventID`` would claim a sampling event (one place
+    and time) biodiscover does not know — a plate may hold several traps — and ``collectionCode`` is an
+    institution's collection; the triage run itself is in ``identificationRemarks`` as in every archive."""
+    return str(run.get("collection") or f"run {run.get('id')}")
 
 
 def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
@@ -386,8 +415,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                                            dict[str, Any]]:
     """:func:`occurrence_rows`, and processid → the proposal each specimen was proposed in (a live candidate,
     else one a reviewer rejected or assigned): the proposal its determination comes from."""
-    run = data.run
-    when = str(run.get("finished_at") or run.get("started_at") or datetime.now(UTC).isoformat())[:10]
+    today = datetime.now(UTC).isoformat()
     # Plain dicts (NaN → None) keyed by id: per-row pandas lookups cost ~1 ms each at 100k rows.
     spec = {r["processid"]: r for r in plain_records(data.specimens)}
     assign = {r["processid"]: r for r in plain_records(data.assignments)}
@@ -404,15 +432,19 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         retired.setdefault(g["processid"], []).append(g)
     # Members of a candidate a reviewer rejected or identified as a known species: their record says so.
     set_aside: dict[str, Any] = {}
-    if not data.members.empty and props:
+    own = data.own_members()
+    if not own.empty and props:
         decided_ids = {i for i, r in props.items() if r.get("status") in ("rejected", "assigned")}
-        for m_pid, m_prop in data.members[["processid", "proposal_id"]].itertuples(index=False, name=None):
+        for m_pid, m_prop in own[["processid", "proposal_id"]].itertuples(index=False, name=None):
             if m_prop in decided_ids:
                 set_aside.setdefault(m_pid, m_prop)
     occ, ident, dna = [], [], []
     proposed: dict[str, Any] = {}
     for pid, s in spec.items():
         a = assign.get(pid, {})
+        # the run that named it (of an export over several runs, each specimen's own: its remarks and dataset)
+        run = data.run_of(a.get("run_id"))
+        when = str(run.get("finished_at") or run.get("started_at") or today)[:10]
         deepest = a.get("deepest_rank") if a.get("deepest_rank") in RANKS else None
         novelty = a.get("novelty")
         # A rank filler ("unassigned Gaeaxidae") names no taxon: never a dwc rank column or a scientificName.
@@ -433,6 +465,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             "genus": named.get("genus"), "identifiedBy": MACHINE, "dateIdentified": when,
             "identificationVerificationStatus": "unverified (machine prediction)",
         }
+        if data.runs:
+            row.update(datasetID=package_id(run), datasetName=dataset_name(run))
         conf = a.get(f"confidence_{deepest}") if deepest else None
         remarks = _remarks(run, deepest, conf, novelty, a)
         proposal_id = cand.get(pid)
@@ -600,7 +634,7 @@ def _earlier_review_names(pid: str, core: Mapping[str, Any], history: Sequence[R
     return out
 
 
-def meta_xml() -> str:
+def meta_xml(occurrence: Sequence[tuple[str, str]] = OCCURRENCE_TERMS) -> str:
     def fields_xml(terms: Sequence[tuple[str, str]]) -> str:
         return "".join(f'\n    <field index="{i + 1}" term="{uri}"/>' for i, (_, uri) in enumerate(terms))
 
@@ -610,7 +644,7 @@ def meta_xml() -> str:
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         '<archive xmlns="http://rs.tdwg.org/dwc/text/" metadata="eml.xml">\n'
         f'  <core {attrs} rowType="{OCCURRENCE_ROWTYPE}">\n    <files><location>occurrence.txt</location></files>\n'
-        f'    <id index="0"/>{fields_xml(OCCURRENCE_TERMS)}\n  </core>\n'
+        f'    <id index="0"/>{fields_xml(occurrence)}\n  </core>\n'
         f'  <extension {attrs} rowType="{IDENTIFICATION_ROWTYPE}">\n'
         f'    <files><location>identification.txt</location></files>\n'
         f'    <coreid index="0"/>{fields_xml(IDENTIFICATION_TERMS)}\n  </extension>\n'
@@ -703,19 +737,78 @@ def eml_coverage(occurrences: Sequence[Mapping[str, Any]]) -> str:
     return "    <coverage>\n" + "".join(parts) + "    </coverage>\n"
 
 
-def eml_methods(run: Mapping[str, Any]) -> str:
+def eml_methods(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ()) -> str:
     """eml.xml's ``methods``: how this run named and grouped the specimens, from the settings it recorded (the
     reference's size, the level P(right) must reach, the novelty threshold, the grouping method and its learned
     barcode gap) and biodiscover's version; a run that recorded none says so rather than guess.
 
     Why: a determination "by biodiscover" is only checkable with the procedure beside it; the archive's
-    ``otu_class_appr`` says it per sequence in a phrase, the methods say it once, with the numbers."""
+    ``otu_class_appr`` says it per sequence in a phrase, the methods say it once, with the numbers.
+
+    ``runs`` (an export over several runs): a first step saying how they were joined (each collection named, which
+    run's naming a specimen triaged twice keeps, whether their reference models differ, which did not complete),
+    then one step per run."""
+    steps = [joined_runs_text(runs), *_grouped_methods(runs)] if runs else [" ".join(_method_sentences(run))]
+    return ("    <methods>\n" + "".join(f"      <methodStep><description><para>{xml_escape(step)}</para></description>"
+                                      "</methodStep>\n" for step in steps) + "    </methods>\n")
+
+
+def joined_runs_text(runs: Sequence[Mapping[str, Any]]) -> str:
+    """How an export over several runs joined them, in words (eml.xml's first method step, the report's note)."""
+    each = [_run_words(r)
+            + (f" ({plural(int(r['specimens']), 'specimen')})" if isinstance(r.get("specimens"), int) else "")
+            for r in runs]
+    said = [f"This dataset joins {len(runs)} triage runs of one biodiscover database: {listed(each)}. A specimen "
+            "triaged by more than one of them is given once, as the latest of them named it; a candidate species is "
+            "given once, with its members from every run."]
+    models: dict[str, list[Any]] = {}
+    for r in runs:
+        models.setdefault(model_description(r), []).append(r.get("id"))
+    if len(models) > 1:
+        said.append("The runs used different reference models: " + "; ".join(
+            f"run{'s' if len(ids) > 1 else ''} {listed(ids)} model {m}" for m, ids in models.items())
+            + ". Each specimen's identificationRemarks and DNA record name its own run's model.")
+    for r in runs:
+        if str(r.get("status") or "completed") != "completed":
+            said.append(f"R{_run_words(r)[1:]} did not complete (status "
+                        f"{r.get('status')}): it gives what it stored, and this dataset is partial.")
+    return " ".join(said)
+
+
+def _run_words(run: Mapping[str, Any]) -> str:
+    """``run 5 of collection 2026-w01-costa-rica``, or ``run 5`` where the run recorded no collection."""
+    return f"run {run.get('id')}" + (f" of collection {run['collection']}" if run.get("collection") else "")
+
+
+def _grouped_methods(runs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One method step per procedure of an export over several runs: runs that named and grouped by the same
+    settings and model share one (a week of five plates read as five copies of one paragraph)."""
+    groups: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault(tuple(_method_sentences(r)[1:]) + (model_description(r),), []).append(r)
+    steps = []
+    for how, group in groups.items():
+        first = _method_sentences(group[0])[0]
+        if len(group) > 1:
+            which = listed([_run_words(r).removeprefix("run ") for r in group])
+            first = (f"Specimens were named with biodiscover {_version()} (triage runs {which}, model "
+                     f"{model_description(group[0])}).")
+        steps.append(" ".join([first, *how[:-1]]))
+    return steps
+
+
+def _version() -> str:
     import importlib.metadata
 
     try:
-        version = importlib.metadata.version("biodiscover")
+        return importlib.metadata.version("biodiscover")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - run from a source tree never installed
-        version = "(version unknown)"
+        return "(version unknown)"
+
+
+def _method_sentences(run: Mapping[str, Any]) -> list[str]:
+    """:func:`eml_methods`' sentences for one run: who named them (this run, its collection and model), then how."""
+    version = _version()
     raw = run.get("parameters")
     params: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     level, data, clustering = params.get("level"), params.get("data"), params.get("clustering")
@@ -744,19 +837,35 @@ def eml_methods(run: Mapping[str, Any]) -> str:
                         and isinstance(gap.get("threshold"), (int, float)) else "")
             said.append(f"Novel specimens were grouped into candidate species by {clustering['method']}"
                         f"{gap_text}; candidates are in open nomenclature until a reviewer decides.")
-    return ("    <methods>\n      <methodStep><description><para>"
-            + xml_escape(" ".join(said)) + "</para></description></methodStep>\n    </methods>\n")
+    return said
 
 
 def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: DatasetMetadata,
-            partial: bool = False, occurrences: Sequence[Mapping[str, Any]] = ()) -> str:
-    title = xml_escape(meta.title or f"biodiscover run {run.get('id')}: identifications and candidate species")
+            partial: bool = False, occurrences: Sequence[Mapping[str, Any]] = (),
+            runs: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The dataset's eml.xml; ``runs``: the runs of an export over several (its title, abstract and methods name
+    each run and collection)."""
+    ids = listed([r.get("id") for r in runs])
+    title = xml_escape(meta.title or (f"biodiscover runs {ids}" if runs else f"biodiscover run {run.get('id')}")
+                       + ": identifications and candidate species")
     accepted = int((candidates["status"] == "accepted").sum()) if "status" in candidates else 0
     reviewed = f" ({accepted} accepted by a reviewer, {len(candidates) - accepted} not yet)" if len(candidates) else ""
-    text = (f"{n_occ} specimens named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} "
-            f"run {run.get('id')}, model {model_description(run)}), with {len(candidates)} candidate new "
+    if runs:
+        models = list(dict.fromkeys(model_description(r) for r in runs))
+        collections = list(dict.fromkeys(dataset_name(r) for r in runs))
+        by = (f"{plural(len(collections), 'collection')} ({listed(collections)}) named to their "
+              f"deepest confident rank by biodiscover (triage runs {ids}, model{'s' if len(models) > 1 else ''} "
+              f"{listed(models)})")
+    else:
+        by = (f"named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} "
+              f"run {run.get('id')}, model {model_description(run)})")
+    text = (f"{n_occ} specimens {'of ' if runs else ''}{by}, with {len(candidates)} candidate new "
             f"species{reviewed} in open nomenclature (provisional names, not described species).")
-    if partial:
+    if partial and runs:
+        text += " " + " ".join(f"R{_run_words(r)[1:]} did not complete (status {r.get('status')})."
+                               for r in runs if str(r.get("status") or "completed") != "completed") \
+            + " This dataset is partial."
+    elif partial:
         text += f" The run did not complete (status {run.get('status')}): this dataset is partial."
     if (set_aside := set_aside_text(run)) is not None:  # a plate of 31 was published as 29 without a word
         text += f" {set_aside}."
@@ -787,18 +896,19 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
         f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
         f'    <abstract><para>{xml_escape(text)}</para></abstract>\n'
         f'    <intellectualRights>{rights}</intellectualRights>\n{eml_coverage(occurrences)}{contact}'
-        f'{eml_methods(run)}  </dataset>\n</eml:eml>\n'
+        f'{eml_methods(run, runs)}  </dataset>\n</eml:eml>\n'
     )
 
 
 def render(data: RunExport, options: ExportOptions) -> bytes:
     occ, ident, dna = occurrence_rows(data)
+    terms = occurrence_terms(data)
     members = {
-        "meta.xml": meta_xml().encode("utf-8"),
+        "meta.xml": meta_xml(terms).encode("utf-8"),
         "eml.xml": eml_xml(data.run, len(occ), live_candidates(data.proposals), options.metadata,
-                           data.partial, occ).encode("utf-8"),
-        "occurrence.txt": _tsv(["id"] + [t for t, _ in OCCURRENCE_TERMS],
-                               ([r["occurrenceID"]] + [r.get(t) for t, _ in OCCURRENCE_TERMS] for r in occ)),
+                           data.partial, occ, data.runs).encode("utf-8"),
+        "occurrence.txt": _tsv(["id"] + [t for t, _ in terms],
+                               ([r["occurrenceID"]] + [r.get(t) for t, _ in terms] for r in occ)),
         "identification.txt": _tsv(["coreid"] + [t for t, _ in IDENTIFICATION_TERMS],
                                    ([r["id"]] + [r.get(t) for t, _ in IDENTIFICATION_TERMS] for r in ident)),
         "dna.txt": _tsv(["coreid"] + [t for t, _ in DNA_TERMS],

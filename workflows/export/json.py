@@ -9,7 +9,8 @@ what a reviewer decided without joining the proposals itself. Each candidate's `
 action and its name before and after.
 
 The machine-readable export: what a script or another tool reads. A run that
-did not complete is marked ``"partial": true``.
+did not complete is marked ``"partial": true``. An export over several runs adds ``runs`` (each run's own record;
+``run`` describes them together), and each assignment and candidate names its run and collection.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
            "dataset": {"title": meta.title, "licence": meta.licence,
                        "creators": [c.label() for c in meta.creators]},
            "assignments": json_records(assignment_table(data)), "proposals": proposals}
+    if data.runs:  # an export over several runs: each run's own record (``run`` describes them together)
+        doc = {**doc, "runs": [jsonable(dict(r)) for r in data.runs]}
     # No indent: the C encoder is ~5x faster, and 100k-specimen runs are common.
     return json.dumps(doc, ensure_ascii=False, allow_nan=False).encode("utf-8")
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any, Sequence
 
 import pandas as pd
 
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import listed
 from biodiscover.workflows.export.formats import REGISTRY
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.output import check_output, write_file, write_folder
@@ -60,29 +62,52 @@ def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: 
     return ExportResult(spec.name, out, files, len(data.assignments), live, int(status.get("rejected", 0)),
                         int(status.get("assigned", 0)), int(status.get("accepted", 0)),
                         partial=data.partial, superseded=int(later.get("candidates", 0)),
-                        superseded_by=tuple(later.get("by_runs", ())))
+                        superseded_by=tuple(later.get("by_runs", ())),
+                        runs=_run_ids(data))
 
 
-def incomplete_message(run: dict) -> str:
+def _run_ids(data: RunExport) -> tuple[int, ...]:
+    """The triage runs an export holds: its ``runs``, else its one run (none for tables built in code)."""
+    if data.runs:
+        return tuple(int(r["id"]) for r in data.runs)
+    return (int(data.run["id"]),) if isinstance(data.run.get("id"), int) else ()
+
+
+def incomplete_message(run: dict, *, among: int = 1) -> str:
+    """The refusal of a run that did not complete; ``among``: how many runs the export joins."""
     done, total = run.get("done"), run.get("total")
     count = f": {done:,} of {total:,} specimens" if isinstance(done, int) and isinstance(total, int) else ""
-    return (f"run {run.get('id')} did not complete (status {run.get('status')}{count}); pass --partial to export "
-            "what it holds, marked as partial")
+    where = f" of collection {run['collection']}" if among > 1 and run.get("collection") else ""
+    return (f"run {run.get('id')}{where} did not complete (status {run.get('status')}{count}); pass --partial to "
+            + ("export what it holds, marked as partial" if among == 1 else
+               f"export the {among} runs with what it holds, marked as partial"))
 
 
 def export_run(db: Path, run_id: int, fmt: str | ExportFormat, out: Path, *, force: bool = False,
                partial: bool = False, options: ExportOptions | None = None) -> ExportResult:
-    """``biodiscover export``: read run ``run_id`` from the database at ``db`` and write it.
+    """``biodiscover export``: read run ``run_id`` from the database at ``db`` and write it (a batch's id: its
+    collections' triage runs as one export, :func:`export_runs`)."""
+    return export_runs(db, [run_id], fmt, out, force=force, partial=partial, options=options)
 
-    A run that did not complete (killed, failed, still running) holds only part
-    of its collection; it is refused unless ``partial``, and then every format
-    says it is partial. A batch's run id (``biodiscover run``) is refused naming its collections' triage runs
-    (:func:`refuse_batch_run`), and a run that holds nothing is refused even with ``partial``.
+
+def export_runs(db: Path, run_ids: Sequence[int], fmt: str | ExportFormat, out: Path, *, force: bool = False,
+                partial: bool = False, options: ExportOptions | None = None) -> ExportResult:
+    """``biodiscover export --run A [--run B …]``: read the runs from the database at ``db`` and write them as one
+    export (a week's batch as one archive).
+
+    A batch's id (``biodiscover run``) stands for its collections' triage runs (:func:`triage_runs_of`); a batch
+    item record's id is refused naming its triage run. Where the ids come to one triage run, that run is exported as
+    it always was (the same bytes); several are joined by :func:`combine_exports`. A run that did not complete
+    (killed, failed, still running) holds only part of its collection; it is refused unless ``partial``, and then
+    every format says it is partial (and which run). An export of nothing is refused even with ``partial``.
     """
     spec = _format(fmt)
     _check_suffix(spec, Path(out))
     check_output(Path(out), force=force, folder=spec.output == "folder", fmt=spec.name)
-    refuse_batch_run(db, run_id)
+    runs = triage_runs_of(db, run_ids)
+    if len(runs) > 1:
+        return _export_several(db, runs, spec, Path(out), force=force, partial=partial, options=options)
+    run_id = runs[0]
     data = load_run_export(db, run_id)
     if data.partial and not partial:
         raise InputError(incomplete_message(data.run))
@@ -93,41 +118,137 @@ def export_run(db: Path, run_id: int, fmt: str | ExportFormat, out: Path, *, for
     return write_export(data, spec, Path(out), force=force, options=options)
 
 
-def refuse_batch_run(db: Path, run_id: int) -> None:
-    """Refuse the run id of a ``biodiscover run`` batch, or of one of its collections' records, naming the triage
-    runs to export instead. Why: ``export --run 16`` on a batch said "did not complete (status failed: 6 of 6
-    specimens)" (collections, counted as specimens) and, with ``--partial``, wrote 0 specimens with exit 0."""
+def triage_runs_of(db: Path, run_ids: Sequence[int]) -> list[int]:
+    """The triage runs ``--run`` names, in id order, each once: a batch's id (``biodiscover run``) stands for its
+    collections' triage runs; any other run for itself. An unknown id is one error naming it (``no run 99 in …``).
+
+    A batch item record (one collection's entry in a batch) is refused naming its triage run: its id is bookkeeping
+    the user never sees in ``run``'s table, and exporting it as its triage run would hide which id was meant. A
+    batch that triaged no collection is refused: an export of nothing. Why a batch's id is its runs: a taxonomist
+    publishing a week's batch of five plates wants one archive, and ``export --run 16`` on the batch once said "did
+    not complete (status failed: 6 of 6 specimens)" (collections, counted as specimens)."""
     from biodiscover.storage.db.database import Database
     from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND
 
+    found: set[int] = set()
     database = Database.open(Path(db), readonly=True)
     try:
-        run = database.run_progress(int(run_id))
-        if run.kind == ITEM_RUN_KIND:
-            triage = run.result.get("triage_run_id")
-            where = Path(str(run.parameters.get("path") or "a collection")).name
-            raise InputError(f"run {run_id} is the batch record of {where}, not a triage run: "
-                             + (f"export its triage run, --run {triage}" if triage is not None
-                                else f"it made no triage run (status {run.status})"))
-        if run.kind != BATCH_RUN_KIND:
-            return
-        stored = run.result.get("triage_runs")
-        every = isinstance(stored, dict)
-        if isinstance(stored, dict):
-            runs = sorted({int(r) for r in stored.values() if isinstance(r, int)})
-        else:  # a batch written before it stored them: the triage runs of the collections it triaged itself
-            runs = sorted({int(i.result["triage_run_id"]) for i in database.find_runs(
-                ITEM_RUN_KIND, {"batch_run_id": int(run_id)}, status="completed")
-                if isinstance(i.result.get("triage_run_id"), int)})
+        for run_id in run_ids:
+            run = database.run_progress(int(run_id))
+            if run.kind == ITEM_RUN_KIND:
+                triage = run.result.get("triage_run_id")
+                where = Path(str(run.parameters.get("path") or "a collection")).name
+                raise InputError(f"run {run_id} is the batch record of {where}, not a triage run: "
+                                 + (f"export its triage run, --run {triage}" if triage is not None
+                                    else f"it made no triage run (status {run.status})"))
+            if run.kind != BATCH_RUN_KIND:
+                found.add(int(run_id))
+                continue
+            stored = run.result.get("triage_runs")
+            if isinstance(stored, dict):
+                runs = {int(r) for r in stored.values() if isinstance(r, int)}
+            else:  # a batch written before it stored them: the triage runs of the collections it triaged itself
+                runs = {int(i.result["triage_run_id"]) for i in database.find_runs(
+                    ITEM_RUN_KIND, {"batch_run_id": int(run_id)}, status="completed")
+                    if isinstance(i.result.get("triage_run_id"), int)}
+            if not runs:
+                raise InputError(f"run {run_id} is a batch (biodiscover run) that triaged no collection; nothing "
+                                 "to export")
+            found |= runs
     finally:
         database.close()
-    listed = ", ".join(str(r) for r in runs[:-1]) + f" and {runs[-1]}" if len(runs) > 1 else \
-        "".join(str(r) for r in runs)
-    what = "its collections' triage runs are" if every else \
-        "the collections it triaged itself are in triage run" + ("s" if len(runs) > 1 else "")
-    raise InputError(f"run {run_id} is a batch (biodiscover run), not a triage run: "
-                     + (f"{what} {listed}; export each with --run" if runs
-                        else "it triaged no collection; nothing to export"))
+    return sorted(found)
+
+
+def _export_several(db: Path, run_ids: Sequence[int], spec: ExportFormat, out: Path, *, force: bool, partial: bool,
+                    options: ExportOptions | None) -> ExportResult:
+    """:func:`export_runs` of several triage runs: each read as its own export would read it, refused as one run
+    is, then joined (:func:`combine_exports`)."""
+    parts = [load_run_export(db, r) for r in run_ids]
+    stopped = [p.run for p in parts if p.partial]
+    if stopped and not partial:
+        raise InputError(incomplete_message(stopped[0], among=len(parts)))
+    if all(p.assignments.empty and p.proposals.empty for p in parts):
+        raise InputError(f"runs {listed(list(run_ids))} hold no specimens; nothing to export")
+    return write_export(combine_exports(parts), spec, out, force=force, options=options)
+
+
+def combine_exports(parts: Sequence[RunExport]) -> RunExport:
+    """Several runs' exports (:func:`load_run_export`, one database) as one :class:`RunExport` every format writes.
+
+    * every specimen once, as the latest of the runs that named it (a completed one before one that did not
+      complete): its specimen and assignment rows, and the earlier decisions, retirements and merges of its records
+      that run's own export writes (so its determination is the one that run's archive gives it);
+    * every live candidate once (a live proposal belongs to one run), with all its members: a candidate a reviewer
+      merged across runs is the one that holds them, and its members from an earlier week now have their records
+      and barcodes in the same export; ``proposals`` gains ``run_id`` and ``collection``;
+    * ``runs``: each run's record (with ``specimens``: how many this export takes from it); ``run``: the runs
+      together (ids, collections; the model, novelty threshold and parameters where all runs agree; candidates
+      re-clustered by runs outside this export).
+    """
+    parts = sorted(parts, key=lambda p: int(p.run["id"]))
+    rank = {int(p.run["id"]): (not p.partial, int(p.run["id"])) for p in parts}
+    latest: dict[str, int] = {}
+    for p in parts:
+        rid = int(p.run["id"])
+        for pid in p.assignments.get("processid", ()):
+            if pid not in latest or rank[rid] > rank[latest[pid]]:
+                latest[pid] = rid
+
+    def own(p: RunExport, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame``'s rows of the specimens whose latest run is ``p``'s."""
+        if frame.empty or "processid" not in frame:
+            return frame
+        rid = int(p.run["id"])
+        return frame[[latest.get(x) == rid for x in frame["processid"]]]
+
+    def joined(frames: Sequence[pd.DataFrame], key: str | list[str] | None = None) -> pd.DataFrame:
+        kept = [f for f in frames if not f.empty]
+        if not kept:
+            return frames[0] if frames else pd.DataFrame()
+        out = pd.concat(kept, ignore_index=True)
+        return out.drop_duplicates(key, ignore_index=True) if key is not None and not out.empty else out
+
+    proposals = []
+    for p in parts:
+        frame = p.proposals.copy()
+        at = 1 if "proposal_id" in frame else 0
+        frame.insert(at, "run_id", pd.array([int(p.run["id"])] * len(frame), dtype="Int64"))
+        frame.insert(at + 1, "collection", [p.run.get("collection")] * len(frame))
+        proposals.append(frame)
+    specimens = joined([own(p, p.specimens) for p in parts])
+    assignments = joined([own(p, p.assignments) for p in parts])
+    counts = assignments["run_id"].value_counts().to_dict() if "run_id" in assignments else {}
+    runs = tuple({**p.run, "specimens": int(counts.get(p.run["id"], 0))} for p in parts)
+    inside = {int(r["id"]) for r in runs}
+    elsewhere = [p.run.get("superseded") or {} for p in parts]
+    later = sorted({int(b) for s in elsewhere for b in s.get("by_runs", ()) if int(b) not in inside})
+    first = parts[0].run
+
+    def agreed(key: str) -> Any:
+        values = [r.get(key) for r in runs]
+        return values[0] if all(v == values[0] for v in values) else None
+
+    run = {"id": "+".join(str(r["id"]) for r in runs), "runs": [int(r["id"]) for r in runs], "kind": "triage",
+           "status": "completed" if not any(p.partial for p in parts) else "partial",
+           "model_fingerprint": agreed("model_fingerprint"), "parameters": agreed("parameters") or {},
+           "novelty_threshold": agreed("novelty_threshold"), "database_id": first.get("database_id"),
+           "collection": listed([r.get("collection") or f"run {r['id']}" for r in runs]),
+           "started_at": min((str(r["started_at"]) for r in runs if r.get("started_at")), default=None),
+           "finished_at": max((str(r["finished_at"]) for r in runs if r.get("finished_at")), default=None),
+           "superseded": {"candidates": sum(int(s.get("candidates", 0)) for s in elsewhere
+                                            if any(int(b) not in inside for b in s.get("by_runs", ()))),
+                          "by_runs": later}}
+    return RunExport(
+        run=run, specimens=specimens, assignments=assignments, proposals=joined(proposals, "proposal_id"),
+        members=joined([p.members for p in parts], ["proposal_id", "processid"]),
+        reviews=joined([p.reviews for p in parts], "id" if any("id" in p.reviews for p in parts) else None),
+        met_here=parts[0].met_here, earlier=joined([own(p, p.earlier) for p in parts]),
+        earlier_reviews=joined([p.earlier_reviews for p in parts],
+                               "id" if any("id" in p.earlier_reviews for p in parts) else None),
+        retired=joined([own(p, p.retired) for p in parts]), merged=joined([own(p, p.merged) for p in parts]),
+        concepts=parts[0].concepts, elsewhere={k: v for p in parts for k, v in p.elsewhere.items()},
+        twins={k: v for p in parts for k, v in p.twins.items()}, runs=runs)
 
 
 def load_run_export(db: Path, run_id: int) -> RunExport:

@@ -80,7 +80,7 @@ def clean_export(data: "RunExport") -> "RunExport":
         assignments=clean_frame(data.assignments), proposals=clean_frame(data.proposals),
         members=clean_frame(data.members), reviews=clean_frame(data.reviews),
         earlier=clean_frame(data.earlier), earlier_reviews=clean_frame(data.earlier_reviews),
-        retired=clean_frame(data.retired))
+        retired=clean_frame(data.retired), runs=tuple(_clean_nested(dict(r)) for r in data.runs))
 
 
 def neutralise_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name
+from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
 #: candidate, or identified its members as a known species.
@@ -77,11 +77,46 @@ class RunExport:
     elsewhere: Mapping[int, tuple[Any, str | None]] = field(default_factory=dict)
     #: proposal id → the live candidates of other runs that are probably its species (``Database.twins``)
     twins: Mapping[int, Sequence[Any]] = field(default_factory=dict)
+    #: an export over several runs (a week's batch as one archive, :func:`~biodiscover.workflows.export.pipeline.
+    #: combine_exports`): each run's own ``run`` record, oldest first; ``run`` then describes them together, each
+    #: ``assignments`` row names its run (``run_id``) and each ``proposals`` row too (``run_id``, ``collection``).
+    #: Empty for one run's export, whose bytes do not change
+    runs: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def partial(self) -> bool:
-        """The run did not complete (killed, failed, still running): its tables may be incomplete."""
+        """The run did not complete (killed, failed, still running): its tables may be incomplete. Of an export
+        over several runs: one of them did not (:meth:`incomplete_runs`)."""
+        if self.runs:
+            return bool(self.incomplete_runs())
         return str(self.run.get("status") or "completed") != "completed"
+
+    def incomplete_runs(self) -> list[Mapping[str, Any]]:
+        """The runs of a multi-run export that did not complete (``--partial`` let them in)."""
+        return [r for r in self.runs if str(r.get("status") or "completed") != "completed"]
+
+    def run_of(self, run_id: Any) -> Mapping[str, Any]:
+        """The record of the run that named a specimen (its assignment's ``run_id``): of a multi-run export, that
+        run's own, so each specimen's remarks, DNA method and dataset say which run and collection it came from;
+        else ``run``."""
+        for r in self.runs:
+            if r.get("id") == run_id:
+                return r
+        return self.run
+
+    def own_members(self) -> pd.DataFrame:
+        """``members`` as the specimen's own run sees them: of a multi-run export, only the rows whose candidate is
+        of the run that named the specimen (its latest run here). Why: a specimen a later run triaged again is
+        named as that run names it ("each specimen's latest completed run", as the review counts), and an earlier
+        run's candidate still holding it reaches its record the way that later run's own export writes it (an
+        earlier decision, a merge), never as a second determination."""
+        m = self.members
+        if not self.runs or m.empty or "run_id" not in self.proposals or "run_id" not in self.assignments:
+            return m
+        prop_run = dict(zip(self.proposals["proposal_id"], self.proposals["run_id"]))
+        spec_run = dict(zip(self.assignments["processid"], self.assignments["run_id"]))
+        keep = [prop_run.get(p) == spec_run.get(s) for p, s in zip(m["proposal_id"], m["processid"])]
+        return m[keep]
 
     def candidate_of(self) -> dict[str, Any]:
         """processid → proposal id of the candidate holding it (highest membership wins).
@@ -89,9 +124,9 @@ class RunExport:
         A proposal a reviewer rejected, or identified as a known species, is not a
         candidate species any more, so its members are not counted here.
         """
-        if self.members.empty:
+        m = self.own_members()
+        if m.empty:
             return {}
-        m = self.members
         if "status" in self.proposals and not self.proposals.empty:
             gone = set(self.proposals.loc[self.proposals["status"].isin(NOT_CANDIDATES), "proposal_id"])
             m = m[~m["proposal_id"].isin(gone)]
@@ -132,20 +167,24 @@ class ExportResult:
     #: the run's candidates a later run re-clustered (not in this export) and the ids of those runs
     superseded: int = field(kw_only=True)
     superseded_by: tuple[int, ...] = ()
+    #: the triage runs exported (several: one export over them, ``RunExport.runs``)
+    runs: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
+                **({"runs": list(self.runs)} if len(self.runs) > 1 else {}),
                 "specimens": self.specimens, "proposals": self.proposals, "accepted": self.accepted,
                 "pending": self.proposals - self.accepted, "rejected": self.rejected, "assigned": self.assigned,
                 "partial": self.partial, "superseded": self.superseded, "superseded_by": list(self.superseded_by)}
 
-    def superseded_note(self, run: int) -> str | None:
+    def superseded_note(self, run: int | str) -> str | None:
         """One line for the user when later runs took over some of the run's candidates, else None."""
         if not self.superseded:
             return None
         runs = ", ".join(str(r) for r in self.superseded_by)
         many = "s" if len(self.superseded_by) != 1 else ""
-        return (f"note: {self.superseded} candidate species of run {run} were re-clustered by later run{many} "
+        of = f"runs {listed(self.runs)}" if len(self.runs) > 1 else f"run {run}"
+        return (f"note: {self.superseded} candidate species of {of} were re-clustered by later run{many} "
                 f"{runs} and are not in this export; export run{many} {runs} for the current grouping")
 
 
