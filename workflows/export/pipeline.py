@@ -233,7 +233,7 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
            "status": "completed" if not any(p.partial for p in parts) else "partial",
            "model_fingerprint": agreed("model_fingerprint"), "parameters": agreed("parameters") or {},
            "novelty_threshold": agreed("novelty_threshold"), "database_id": first.get("database_id"),
-           "collection": listed([r.get("collection") or f"run {r['id']}" for r in runs]),
+           "collection": listed(list(dict.fromkeys(r.get("collection") or f"run {r['id']}" for r in runs))),
            "started_at": min((str(r["started_at"]) for r in runs if r.get("started_at")), default=None),
            "finished_at": max((str(r["finished_at"]) for r in runs if r.get("finished_at")), default=None),
            "superseded": {"candidates": sum(int(s.get("candidates", 0)) for s in elsewhere
