@@ -41,10 +41,13 @@ DATASET = ("datasetID", "datasetName")
 
 @pytest.fixture(scope="module")
 def week(tmp_path_factory) -> dict[str, Any]:
-    """Three plates of 20 specimens triaged by one ``biodiscover run``, then plate-00 triaged again."""
+    """Three plates of 20 specimens triaged by one ``biodiscover run`` (plate-02 with a 40-nt read set aside too),
+    then plate-00 triaged again."""
     root = tmp_path_factory.mktemp("week")
     bundle, meta = build_bundle_and_frame(root)
     plates = write_collections(meta, root / "week", 3, rows_per_collection=20)
+    with plates[2].open("a", encoding="utf-8") as fh:
+        fh.write("SHORT001,S-short," + "ACGT" * 10 + ",Canada,Ontario,43.0,-80.0\n")
     db = root / "week.sqlite"
     summary = run_batch(BatchConfig(collections=str(root / "week"), model=bundle, db=db))
     triage = [o.run_id for o in summary.outcomes]
@@ -53,7 +56,7 @@ def week(tmp_path_factory) -> dict[str, Any]:
     with Database.open(db, readonly=True) as database:
         again = max(r.id for r in runs(database))
         items = {Path(r.parameters["path"]).name: r.id for r in runs(database) if r.kind == ITEM_RUN_KIND}
-    plate_of = {p: path.stem for path in plates for p in pd.read_csv(path)["processid"]}
+    plate_of = {p: path.stem for path in plates for p in pd.read_csv(path)["processid"] if p != "SHORT001"}
     return {"root": root, "db": db, "batch": summary.batch_run_id, "triage": triage, "again": again,
             "items": items, "plate_of": plate_of, "bundle": bundle}
 
@@ -117,8 +120,10 @@ def test_a_batchs_id_exports_its_plates_as_one_archive_with_each_specimens_run_a
         {(pid, str(r), f"plate-0{i}") for i, r in enumerate((a, b, c)) for pid in single[r]["proposals"]}
     assert {(m["proposal_id"], m["processid"]) for m in _csv(tmp_path / "batch" / "members.csv")} == \
         set().union(*(single[r]["members"] for r in (a, b, c)))
-    assert "collection — the collection (file) that run triaged" in \
-        (tmp_path / "batch" / "columns.txt").read_text(encoding="utf-8")
+    columns = (tmp_path / "batch" / "columns.txt").read_text(encoding="utf-8")
+    assert "collection — the collection (file) that run triaged" in columns
+    # what each run's ingest set aside is said, naming the run (plate-02's 40-nt read)
+    assert columns.splitlines()[1].startswith(f"This export: run {c}. 1 specimen of the collection was not triaged: ")
 
     capsys.readouterr()
     assert _export(db, [a, b, c], "csv", tmp_path / "each") == 0
@@ -137,6 +142,7 @@ def test_a_batchs_id_exports_its_plates_as_one_archive_with_each_specimens_run_a
     assert _package_id(eml).endswith(f"-runs-{a}-{b}-{c}")
     assert f"<title>biodiscover runs {a}, {b} and {c}: identifications and candidate species</title>" in eml
     assert "60 specimens of 3 collections (plate-00, plate-01 and plate-02)" in eml
+    assert f"Run {c} of collection plate-02: 1 specimen of the collection was not triaged: " in eml
     assert (f"This dataset joins 3 triage runs of one biodiscover database: run {a} of collection plate-00 "
             f"(20 specimens), run {b} of collection plate-01 (20 specimens) and run {c} of collection plate-02 "
             "(20 specimens).") in eml

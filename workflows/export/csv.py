@@ -32,7 +32,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -213,17 +213,20 @@ def column_description(file: str, column: str) -> str:
     return "not described (see the JSON export)"
 
 
-def columns_text(frames: dict[str, pd.DataFrame], run: Mapping[str, Any] | None = None) -> str:
+def columns_text(frames: dict[str, pd.DataFrame], run: Mapping[str, Any] | None = None,
+                 runs: Sequence[Mapping[str, Any]] = ()) -> str:
     """columns.txt: per file, each column written and what it means; first, where the run's ingest set specimens
-    aside, how many and why (:func:`~biodiscover.workflows.export.tables.set_aside_text`)."""
-    set_aside, run_id = (set_aside_text(run), run.get("id")) if run is not None else (None, None)
+    aside, how many and why (:func:`~biodiscover.workflows.export.tables.set_aside_text`; ``runs``: of an export
+    over several runs, each run's)."""
+    said = [(r.get("id"), text) for r in (runs or ([run] if run is not None else []))
+            if (text := set_aside_text(r)) is not None]
     lines = ["What each column of this CSV export means (biodiscover). The files are UTF-8 with a byte-order mark.",
              "Probabilities, identities and distances are fractions (0.95 = 95 %); p-distance = share of differing "
              f"bases. Numbers are rounded to {DECIMALS} decimals (0.0001 = 0.01 %; one base of a 658-base barcode is "
              f"0.0015), coordinates to {COORDINATE_DECIMALS} (about 0.1 m); the JSON export keeps them unrounded.",
              ""]
-    if set_aside is not None:  # what the ingest set aside is in no file of the folder: said here, first
-        lines.insert(1, f"This export: run {run_id}. {set_aside}.")
+    for i, (run_id, set_aside) in enumerate(said):  # what the ingest set aside is in no file of the folder: first
+        lines.insert(1 + i, f"This export: run {run_id}. {set_aside}.")
     for name, frame in frames.items():
         lines.append(name)
         lines += [f"  {c} — {column_description(name, c)}" for c in frame.columns]
@@ -458,7 +461,7 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     frames = {"assignments.csv": assignment_table(data), "proposals.csv": proposal_table(data),
               "members.csv": data.members}
     return {**{name: csv_bytes(rounded(frame)) for name, frame in frames.items()},
-            COLUMNS_FILE: columns_text(frames, data.run).encode("utf-8")}
+            COLUMNS_FILE: columns_text(frames, data.run, data.runs).encode("utf-8")}
 
 
 FORMAT = REGISTRY.register(ExportFormat(

@@ -869,6 +869,9 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
         text += f" The run did not complete (status {run.get('status')}): this dataset is partial."
     if (set_aside := set_aside_text(run)) is not None:  # a plate of 31 was published as 29 without a word
         text += f" {set_aside}."
+    for r in runs:  # of an export over several runs: each run's, naming it
+        if (set_aside := set_aside_text(r)) is not None:
+            text += f" R{_run_words(r)[1:]}: {set_aside}."
     if meta.abstract:
         text = meta.abstract + " " + text
     today = datetime.now(UTC).date().isoformat()
