@@ -236,7 +236,7 @@ class SpeciesClusterer:
 
     ``partition_only`` (default False): the caller reads only the partition (``labels_``,
     ``candidate_group_``); a method may then skip what sets nothing else (``threshold_hdbscan`` skips
-    HDBSCAN, which adds soft memberships, outlier scores and agreement but never moves a label).
+    HDBSCAN, which adds outlier scores and agreement but never moves a label or a membership).
     """
 
     partition_only: bool = False

@@ -73,7 +73,11 @@ __all__ = [
 #:    ``NearSpecies.apart`` (how far apart the listed congeners' keys lie) and ``dropped_keys`` (records the
 #:    reference refused or set aside that members match closely); records before read with them empty, and say
 #:    nothing of them.
-EVIDENCE_FORMAT = 5
+#: 6: ``mean_probability`` is the members' mean calibrated P(same species as the others) alone
+#:    (``discovery.clustering_methods.threshold_hdbscan``); before, each member's figure was averaged with HDBSCAN's
+#:    soft membership, which reads ≈0 for most members of a tight candidate. Records before keep that figure as
+#:    ``extra["clustering_score"]`` and read ``mean_probability`` empty, so it is never shown as a membership.
+EVIDENCE_FORMAT = 6
 
 
 def _float(value: Any) -> float | None:
@@ -745,7 +749,7 @@ class Evidence:
             return cls(
                 size=int(d.get("size") or 0),
                 candidate=None if d.get("candidate") is None else int(d["candidate"]),
-                mean_probability=_float(d.get("mean_probability")),
+                mean_probability=_float(d.get("mean_probability")) if version >= 6 else None,
                 hdbscan_agreement=_float(d.get("hdbscan_agreement")),
                 threshold=_float(d.get("threshold")),
                 linkage=d.get("linkage"),
@@ -766,7 +770,9 @@ class Evidence:
                 hit_barcodes={str(k): str(v) for k, v in (d.get("hit_barcodes") or {}).items() if v},
                 near_species=tuple(_part(NearSpecies, x) for x in d.get("near_species") or ()),
                 dropped_keys=tuple(_part(DroppedKey, x) for x in d.get("dropped_keys") or ()),
-                extra={str(k): v for k, v in data.items() if k not in names and k != "extra"},
+                extra={**({"clustering_score": d["mean_probability"]}
+                           if version < 6 and _float(d.get("mean_probability")) is not None else {}),
+                       **{str(k): v for k, v in data.items() if k not in names and k != "extra"}},
                 format=EVIDENCE_FORMAT,
             )
         except _MALFORMED as err:  # a top-level field of the wrong kind: a list for ``alignment``, Infinity

@@ -266,9 +266,9 @@ def test_at_most_floor_1_plus_b_minus_2_over_3_barcodes_of_a_species_go_to_test(
 
 # -- formats and headers ----------------------------------------------------------------------------------------
 
-def test_evidence_records_are_format_5_and_a_format_6_record_is_refused_as_newer() -> None:
-    assert Evidence.from_dict({"format": 2}).format == 5
-    assert Evidence.from_dict({}).format == 5
+def test_evidence_records_are_format_6_and_a_format_7_record_is_refused_as_newer() -> None:
+    assert Evidence.from_dict({"format": 2}).format == 6
+    assert Evidence.from_dict({}).format == 6
     # a record of format 2 has no hit barcodes; format 3 keeps them; format 3 has no nearest species, 4 keeps them
     assert Evidence.from_dict({"format": 2}).hit_barcodes == {}
     assert Evidence.from_dict({"format": 3, "hit_barcodes": {"K1": "ACGT"}}).hit_barcodes == {"K1": "ACGT"}
@@ -282,8 +282,11 @@ def test_evidence_records_are_format_5_and_a_format_6_record_is_refused_as_newer
     five = Evidence.from_dict({"format": 5, "member_hits": {"M": {"identity": 0.6, "overlap": 600, "chance": 0.567}},
                                "dropped_keys": [{"processid": "K9", "why": "quarantined", "members": {"M": 0.99}}]})
     assert five.member_hits["M"].chance == 0.567 and five.dropped_keys[0].members == {"M": 0.99}
-    with pytest.raises(ValueError, match=r"evidence format 6 is newer than this biodiscover reads \(5\)"):
-        Evidence.from_dict({"format": 6})
+    # format 5's mean membership averaged HDBSCAN's soft membership in; 6's is the calibrated one alone
+    assert Evidence.from_dict({"format": 5, "mean_probability": 0.49}).mean_probability is None
+    assert Evidence.from_dict({"format": 6, "mean_probability": 0.97}).mean_probability == 0.97
+    with pytest.raises(ValueError, match=r"evidence format 7 is newer than this biodiscover reads \(6\)"):
+        Evidence.from_dict({"format": 7})
 
 
 def test_an_export_member_name_is_cut_at_100_characters_before_its_suffix() -> None:

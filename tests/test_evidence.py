@@ -279,9 +279,23 @@ def test_a_format_3_record_reads_with_no_nearest_species_and_no_flag() -> None:
            "geography": {"countries": {"Costa Rica": 2}}}
     ev = Evidence.from_dict(old)
     assert ev.near_species == () and ev.nearest_known == NearestKnown(species="Aus bus", identity=0.95)
-    assert ev.format == EVIDENCE_FORMAT == 5
+    assert ev.format == EVIDENCE_FORMAT == 6
     assert known_elsewhere(ev, "Aus") is None and tied_species(ev.near_species) == []
     assert Evidence.from_dict(ev.to_dict()) == ev
+
+
+def test_a_format_5_membership_is_kept_as_the_clustering_score_not_read_as_a_membership() -> None:
+    """Before format 6 the stored mean membership averaged HDBSCAN's soft membership in (≈0 for most members of a
+    tight candidate): such a record reads ``mean_probability`` empty and keeps its figure as
+    ``extra["clustering_score"]``, through any number of round trips; a format-6 record reads it as stored."""
+    old = Evidence.from_dict({"format": 5, "size": 69, "hdbscan_agreement": 1.0, "mean_probability": 0.51})
+    assert old.mean_probability is None and old.extra == {"clustering_score": 0.51}
+    assert Evidence.from_dict(old.to_dict()) == old and old.to_dict()["clustering_score"] == 0.51
+    unversioned = Evidence.from_dict({"mean_probability": 0.4, "threshold": 0.03})
+    assert unversioned.mean_probability is None and unversioned.extra == {"clustering_score": 0.4}
+    assert Evidence.from_dict({"format": 5, "size": 2}).extra == {}  # nothing stored, nothing made up
+    new = Evidence.from_dict({"format": 6, "mean_probability": 0.97})
+    assert new.mean_probability == 0.97 and new.extra == {}
 
 
 def _near(*species: NearSpecies, here: dict[str, int] | None = None) -> Evidence:

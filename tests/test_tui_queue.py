@@ -187,8 +187,9 @@ async def test_members_show_their_distance_from_the_centre_not_a_membership_that
                         [Specimen(processid=p, dna_barcode=s, country="United States") for p, s in zip(pids, seqs)],
                         [GONODONTA],
                         [{"members": [(p, 0.486) for p in pids], "parent_lineage": GONODONTA,
-                          "evidence": Evidence(size=4, consensus_barcode=SEQ, threshold=0.025, linkage="average",
-                                               hdbscan_agreement=1.0, mean_probability=0.486)}])
+                          # stored before evidence format 6, when the membership averaged HDBSCAN's soft one in
+                          "evidence": {"format": 5, "size": 4, "consensus_barcode": SEQ, "threshold": 0.025,
+                                       "linkage": "average", "hdbscan_agreement": 1.0, "mean_probability": 0.486}}])
     async with reviewing(tmp_path / "plate.sqlite", size=(80, 24)) as (_app, db, pilot):
         screen = await open_proposal(pilot, pid)
         table = screen.query_one("#members-table")
@@ -200,8 +201,8 @@ async def test_members_show_their_distance_from_the_centre_not_a_membership_that
         await settle(pilot)
         evidence = " ".join(str(screen.query_one("#nearest").render()).split())
         assert "mean membership" not in evidence
-        assert "clustering score 0.49 (P(same species) by distance averaged with HDBSCAN's soft membership, ≈0 " \
-               "where HDBSCAN sees one cluster: not doubt" in evidence, evidence
+        assert "clustering score 0.49 (stored by an earlier version: P(same species) by distance averaged with " \
+               "HDBSCAN's soft membership, ≈0 where HDBSCAN sees one cluster: not doubt" in evidence, evidence
     db.close()
 
 

@@ -216,10 +216,15 @@ def test_why_lines_say_how_a_candidate_was_formed() -> None:
     lines = dict(why_lines(Evidence(threshold=0.03, linkage="single", hdbscan_agreement=1.0, mean_probability=0.9),
                            members))
     assert lines["novelty"] == "0.50–0.75 across members (mean 0.62)"
-    assert lines["clustered"] == ("single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; clustering score 0.90 "
-                                  "(P(same species) by distance averaged with HDBSCAN's soft membership, ≈0 where "
-                                  "HDBSCAN sees one cluster: not doubt; ctr% in Members: each one's distance from "
-                                  "the consensus)")
+    assert lines["clustered"] == ("single linkage at ≤ 3.0% p-distance; HDBSCAN agrees 100%; mean membership 0.90 "
+                                  "(P(same species) at each member's distance from the others, calibrated on the "
+                                  "reference; ctr% in Members: each one's distance from the consensus)")
+    # a record stored before evidence format 6: its figure averaged HDBSCAN's soft membership in, and says so
+    old = Evidence.from_dict({"format": 5, "threshold": 0.03, "linkage": "single", "mean_probability": 0.49})
+    assert dict(why_lines(old, members))["clustered"] == (
+        "single linkage at ≤ 3.0% p-distance; clustering score 0.49 (stored by an earlier version: P(same species) "
+        "by distance averaged with HDBSCAN's soft membership, ≈0 where HDBSCAN sees one cluster: not doubt; ctr% in "
+        "Members: each one's distance from the consensus)")
     assert why_lines(Evidence(), []) == []
     from biodiscover.storage.evidence import NearestKnown
 

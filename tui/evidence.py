@@ -205,12 +205,16 @@ def why_lines(evidence: Evidence, members: Sequence[Any], split_off: int | None 
     if evidence.hdbscan_agreement is not None:
         parts.append(f"HDBSCAN agrees {evidence.hdbscan_agreement * 100:.0f}%")
     if evidence.mean_probability is not None:
-        # the stored mean membership, said for what it is: half of it is HDBSCAN's soft membership, which a
-        # single-cluster group leaves near 0 (``centre_distances``); "mean membership 0.51" beside "HDBSCAN agrees
-        # 100%" read as doubt about half the members of a candidate 0.9 % wide
-        parts.append(f"clustering score {evidence.mean_probability:.2f} (P(same species) by distance averaged with "
-                     "HDBSCAN's soft membership, ≈0 where HDBSCAN sees one cluster: not doubt; ctr% in Members: "
-                     "each one's distance from the consensus)")
+        parts.append(f"mean membership {evidence.mean_probability:.2f} (P(same species) at each member's distance "
+                     "from the others, calibrated on the reference; ctr% in Members: each one's distance from the "
+                     "consensus)")
+    elif isinstance(evidence.extra.get("clustering_score"), (int, float)):
+        # evidence stored before format 6: half of its figure is HDBSCAN's soft membership, which a single-cluster
+        # group leaves near 0; "mean membership 0.51" beside "HDBSCAN agrees 100%" read as doubt about half the
+        # members of a candidate 0.9 % wide
+        parts.append(f"clustering score {float(evidence.extra['clustering_score']):.2f} (stored by an earlier "
+                     "version: P(same species) by distance averaged with HDBSCAN's soft membership, ≈0 where "
+                     "HDBSCAN sees one cluster: not doubt; ctr% in Members: each one's distance from the consensus)")
     if parts:
         out.append(("clustered", "; ".join(parts)))
     near = evidence.nearest_known
@@ -548,15 +552,13 @@ def centre_distances(evidence: Evidence, members: Sequence[Any]) -> dict[str, fl
     """processid → p-distance of each barcoded member from the candidate's consensus barcode (its centre); {} when
     the evidence holds no consensus (one member).
 
-    Why this figure in the members table, not the stored membership (``proposal_members.probability``): that is
-    the mean of two figures from the clustering (``discovery.clustering_methods.threshold_hdbscan``): the
-    reference-calibrated P(same species) of the member's distance to the others, and HDBSCAN's soft membership.
-    Where HDBSCAN finds the whole group one cluster, its soft membership vectors give most points 0 (hdbscan
-    0.8's ``all_points_membership_vectors`` with ``allow_single_cluster``), so a tight candidate reads 0.49: a real
-    US plate's #2, 69 *Renia* ≤ 0.9 % apart with HDBSCAN agreeing 100 %, showed ``memb 0.49`` on 64 members and
-    ``mean membership 0.51``, read as doubt about half the members (e25 finding 8; refitted on those 69 barcodes,
-    66 soft memberships were 0 and 3 were 1). The distance from the centre says what a reviewer asks of a
-    member, in the unit the rest of the screen uses."""
+    Why this figure in the members table, not the stored membership (``proposal_members.probability``): the
+    membership is a probability in the unit of the reference's species (P(same species) at the member's linkage
+    distance), saturated near 1 for every close member, while a reviewer asks of a member how far it lies from the
+    rest, in the unit the rest of the screen uses. (Runs stored before evidence format 6 hold a membership
+    averaged with HDBSCAN's soft membership, 0 for most members of a tight candidate: a real US plate's #2, 69
+    *Renia* ≤ 0.9 % apart with HDBSCAN agreeing 100 %, showed ``memb 0.49`` on 64 members, read as doubt about
+    half of them.)"""
     from biodiscover.storage.distance import cross_p_distance
 
     centre = evidence.consensus_barcode

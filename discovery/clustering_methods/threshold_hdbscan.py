@@ -8,27 +8,38 @@ Why two clusterers, reconciled:
   that best recovers the labelled reference species). This is what taxonomists
   already trust (BINs, vsearch OTUs are threshold clusters) and it fixes the
   partition.
-* **HDBSCAN** (``prediction_data=True``) on the same geometry adds what a fixed
-  cut cannot: soft membership (``all_points_membership_vectors``), GLOSH outlier
-  scores, and ``approximate_predict`` for specimens that arrive later. DNA
-  distances are turned into coordinates by classical MDS (with Gower's
-  out-of-sample projection), because hdbscan's prediction machinery needs a
-  feature space, not a precomputed matrix.
+* **HDBSCAN** on the same geometry adds a density view a fixed cut cannot: which
+  members it holds in one cluster with the others (``agreement_``: a chain the cut
+  made through sparse links shows as a split or as noise) and GLOSH outlier scores
+  per member. DNA distances are turned into coordinates by classical MDS, because
+  hdbscan needs a feature space, not a precomputed matrix.
 
 Reconciliation: the candidates are the agglomerative clusters (singletons kept
-as singleton candidates). Each member's membership probability is the mean of
-(a) the reference-calibrated probability that it is the same species as its
-candidate's other members (``same_species_probability``), and (b) HDBSCAN's soft
-membership of the member in the HDBSCAN cluster that holds most of the
-candidate, relative to the member's best cluster (0 when HDBSCAN disagrees). A
-singleton's probability is 1. ``agreement_`` records per candidate whether both
-methods agree, so a reviewer sees where they do not.
+as singleton candidates). Each member's membership probability is the
+reference-calibrated probability that it is the same species as its candidate's
+other members, at the distance the linkage sees (``same_species_probability``);
+a singleton's is 1. ``agreement_`` records per candidate the share of members
+HDBSCAN puts in the candidate's dominant cluster, and ``outlier_scores_`` each
+member's GLOSH score, so a reviewer sees where the two methods part.
+
+Why HDBSCAN's per-point figures are not averaged into the membership (they were
+until the twenty-seventh session): neither is a membership on barcodes. Its soft
+membership vectors (``all_points_membership_vectors``) ignore
+``cluster_selection_epsilon`` (hdbscan issue #446) and come out 0 or NaN for
+points at distance 0 from others (#568), and identical haplotypes are the rule in
+COI: a real US plate's candidate of 69 *Renia* barcodes ≤ 0.9 % apart, HDBSCAN
+agreeing on all 69, got soft membership 0 for 66 of them, so the stored membership
+read 0.49 for specimens identical to the consensus (in members.csv, the FASTA
+headers and the report). Its hard strengths (``probabilities_``) are 0 for points
+an epsilon-merged cluster took in. ``approximate_predict`` ignores the epsilon too.
+The calibrated probability is the one figure in the unit a taxonomist reads: how
+likely this barcode belongs with the others, learned from the reference's own
+species.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Hashable, Sequence
@@ -53,10 +64,6 @@ class _Group:
     clusterer: object | None = None  # hdbscan.HDBSCAN
     mds: ClassicalMDS | None = None
     candidate_to_hdb: dict[int, int] | None = None  # candidate -> its dominant HDBSCAN cluster
-    #: approximate_predict label -> candidate, learned by re-predicting the fitted
-    #: points (hdbscan's approximate_predict ignores cluster_selection_epsilon, so
-    #: its labels need not equal labels_)
-    approx_to_candidate: dict[int, int] | None = None
 
 
 class CandidateSpeciesClusterer(SpeciesClusterer):
@@ -130,8 +137,6 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             g.labels = mapping[g.labels]
             if g.candidate_to_hdb:
                 g.candidate_to_hdb = {int(mapping[c]): h for c, h in g.candidate_to_hdb.items()}
-            if g.approx_to_candidate:
-                g.approx_to_candidate = {h: int(mapping[c]) for h, c in g.approx_to_candidate.items()}
         self.candidate_group_, self.agreement_ = {}, {}
         for k in range(new_count):
             olds = np.nonzero(mapping == k)[0]
@@ -157,24 +162,24 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         for c in np.unique(glob):
             self.candidate_group_[int(c)] = key
         group = _Group(key, idx, distances, glob)
-        # (a) distance-calibrated probability of belonging with the other members
-        p_dist = same_species_probability(dist, agg, self.linkage_, self.gap)
-        # (b) HDBSCAN soft membership, when the group is big enough (and anything but the partition is wanted:
-        # the labels are the cut's; with ``partition_only`` the membership is the calibrated probability alone)
-        p_hdb = np.ones(m) if not self.partition_only else p_dist
+        # the membership: the calibrated P(same species as the other members) at the linkage's distance (1 for a
+        # singleton, and with no learned gap); HDBSCAN, where the group is big enough for it, adds its view as
+        # agreement and outlier scores (module docstring: why not its per-point strengths)
+        self.probabilities_[idx] = np.where(np.bincount(agg)[agg] > 1,
+                                            same_species_probability(dist, agg, self.linkage_, self.gap), 1.0)
         if m > self.config.min_cluster_size and not self.partition_only:
-            p_hdb = self._fit_hdbscan(group, dist, agg, hdb_offset)
+            self._fit_hdbscan(group, dist, agg, hdb_offset)
             hdb_offset = int(self.hdbscan_labels_.max()) + 1
         else:
             for c in np.unique(glob):
                 self.agreement_[int(c)] = 1.0
-        self.probabilities_[idx] = np.where(
-            np.bincount(agg)[agg] > 1, 0.5 * (p_dist + p_hdb), 1.0
-        )
         self.groups_.append(group)
         return next_id + int(agg.max()) + 1, hdb_offset
 
-    def _fit_hdbscan(self, group: _Group, dist: np.ndarray, agg: np.ndarray, hdb_offset: int) -> np.ndarray:
+    def _fit_hdbscan(self, group: _Group, dist: np.ndarray, agg: np.ndarray, hdb_offset: int) -> None:
+        """HDBSCAN on the group: its labels (``hdbscan_labels_``), GLOSH outlier scores, and per candidate the
+        share of members in its dominant HDBSCAN cluster (``agreement_``; 0 when HDBSCAN calls every member of a
+        candidate of two or more noise, 1 for a singleton)."""
         import hdbscan
 
         m = dist.shape[0]
@@ -186,41 +191,13 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             coords = points
         clusterer = hdbscan.HDBSCAN(
             min_cluster_size=self.config.min_cluster_size, min_samples=self.config.min_samples,
-            prediction_data=True, allow_single_cluster=True,
+            allow_single_cluster=True,
             cluster_selection_epsilon=float(self.threshold_) if points is None else 0.0,
         ).fit(coords)
         group.clusterer = clusterer
         hl = clusterer.labels_.astype(np.int64)
         self.hdbscan_labels_[group.index] = np.where(hl >= 0, hl + hdb_offset, -1)
         self.outlier_scores_[group.index] = np.nan_to_num(clusterer.outlier_scores_, nan=0.0)
-        n_hdb = int(hl.max()) + 1
-        soft = np.zeros((m, max(n_hdb, 1)))
-        if n_hdb > 0:
-            try:
-                with warnings.catch_warnings():
-                    # hdbscan divides 0 by 0 (prediction.py, all_points_prob_in_some_cluster) on trees of
-                    # pairs; the NaN it makes is handled just below, so its RuntimeWarning is noise that
-                    # would reach the user's terminal in evaluate / run. Only that warning, only here.
-                    warnings.filterwarnings("ignore", message="invalid value encountered in scalar divide",
-                                            category=RuntimeWarning, module=r"hdbscan\.")
-                    soft = np.atleast_2d(hdbscan.all_points_membership_vectors(clusterer)).reshape(m, -1)
-                if not np.isfinite(soft).all():  # 0/0 inside hdbscan on a tree of pairs: NaN memberships
-                    raise ValueError("soft membership is not finite")
-            except (KeyError, IndexError, ValueError) as err:
-                # hdbscan's soft clustering fails on some tiny trees (e.g. with
-                # allow_single_cluster); fall back to hard membership strengths
-                log.debug("all_points_membership_vectors failed (%r); using hard strengths", err)
-                soft = np.zeros((m, n_hdb))
-                hit = hl >= 0
-                soft[np.nonzero(hit)[0], hl[hit]] = clusterer.probabilities_[hit]
-            # soft vectors spread over every cluster of the group; relative to each
-            # point's best cluster they read as "how much this is my cluster" in [0, 1]
-            soft = soft / np.maximum(soft.max(axis=1, keepdims=True), 1e-12)
-            # a point HDBSCAN puts in a cluster with an all-zero soft vector (hdbscan 0.8.44 gives five of
-            # eight members of a lone tight cluster no membership at all): its own cluster is its best
-            blank = np.nonzero((soft.max(axis=1) <= 0) & (hl >= 0))[0]
-            soft[blank, hl[blank]] = 1.0
-        p_hdb = np.zeros(m)
         group.candidate_to_hdb = {}
         for c in np.unique(agg):
             mem = np.nonzero(agg == c)[0]
@@ -228,25 +205,10 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             votes = Counter(int(v) for v in hl[mem] if v >= 0)
             if not votes:
                 self.agreement_[cand] = 1.0 if mem.size == 1 else 0.0
-                p_hdb[mem] = 1.0 if mem.size == 1 else 0.0
                 continue
             dominant, count = votes.most_common(1)[0]
             self.agreement_[cand] = count / mem.size
             group.candidate_to_hdb[cand] = dominant
-            p_hdb[mem] = soft[mem, dominant] if soft.shape[1] > dominant else 0.0
-            if mem.size == 1:
-                p_hdb[mem] = 1.0
-        group.approx_to_candidate = {}
-        if n_hdb == 0 or clusterer.prediction_data_.cluster_tree.shape[0] == 0:
-            # no cluster (or only allow_single_cluster's root): nothing to predict into
-            return p_hdb
-        approx, _ = hdbscan.approximate_predict(clusterer, coords)
-        votes_by_label: dict[int, Counter[int]] = defaultdict(Counter)
-        for a, cand in zip(approx.tolist(), group.labels.tolist()):
-            if a >= 0:
-                votes_by_label[a][cand] += 1
-        group.approx_to_candidate = {a: v.most_common(1)[0][0] for a, v in votes_by_label.items()}
-        return p_hdb
 
     # -- predict ---------------------------------------------------------------------
     def predict(self, distances: Distances, groups: Sequence[Hashable] | None = None
@@ -256,12 +218,10 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
         A specimen joins the candidate of its group with the smallest linkage
         distance (nearest member for single linkage, mean for average, farthest
         for complete) when that distance is within the fitted threshold — the
-        rule the fit used — else gets -1 (a new singleton). The probability
-        is the mean of the calibrated same-species probability and HDBSCAN's
-        ``approximate_predict`` strength for that candidate.
+        rule the fit used — else gets -1 (a new singleton, probability 0). The
+        probability is the fit's: the calibrated P(same species) at that
+        distance (1 within the threshold when no gap was learned).
         """
-        import hdbscan
-
         if not self.is_fitted:
             raise NotFittedError("CandidateSpeciesClusterer is not fitted; call fit() first")
         n = len(distances)
@@ -276,26 +236,17 @@ class CandidateSpeciesClusterer(SpeciesClusterer):
             group = fitted.get(key)
             if group is None:
                 continue
-            new = distances.subset(idx_list)
-            d = new.cross(group.distances)
+            d = distances.subset(idx_list).cross(group.distances)
             cands = np.unique(group.labels)
             mean_d = np.stack([link_distance(d[:, group.labels == c], self.linkage_) for c in cands], axis=1)
             best = mean_d.argmin(axis=1)
             best_d = mean_d[np.arange(len(idx_list)), best]
-            strength = np.zeros(len(idx_list))
-            if group.clusterer is not None and group.approx_to_candidate:
-                coords = group.mds.transform(d) if group.mds is not None else new.coordinates()
-                hl, hs = hdbscan.approximate_predict(group.clusterer, coords)
-                for r, (h, s) in enumerate(zip(hl, hs)):
-                    if h >= 0 and group.approx_to_candidate.get(int(h)) == int(cands[best[r]]):
-                        strength[r] = float(s)
             p_dist = (self.gap.same_species_proba(best_d) if self.gap is not None
                       else (best_d <= self.threshold_).astype(float))
             for r, i in enumerate(idx_list):
                 if best_d[r] <= self.threshold_:
                     labels[i] = int(cands[best[r]])
-                    probs[i] = 0.5 * (float(p_dist[r]) + strength[r]) if group.clusterer is not None \
-                        else float(p_dist[r])
+                    probs[i] = float(p_dist[r])
         return labels, probs
 
 

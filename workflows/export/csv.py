@@ -139,7 +139,9 @@ COLUMNS: dict[str, dict[str, str]] = {
     "members.csv": {
         "proposal_id": "the candidate (proposals.csv)",
         "processid": "a specimen in it",
-        "probability": "how firmly the clustering puts the specimen in it (0-1)",
+        "probability": "P(same species as the candidate's other members) at the specimen's distance from them, "
+                       "calibrated on the reference's species (0-1; 1 for a candidate of one; runs stored before "
+                       "evidence format 6 averaged it with HDBSCAN's soft membership)",
         "outlier_score": "how far the specimen lies from the rest of it (GLOSH, 0-1; high: an outlier)",
     },
 }
@@ -148,7 +150,7 @@ COLUMNS: dict[str, dict[str, str]] = {
 EVIDENCE_COLUMNS: dict[str, str] = {
     "size": "members when the evidence was computed",
     "candidate": "the clustering's number for the candidate (not a proposal id)",
-    "mean_probability": "the members' mean membership probability",
+    "mean_probability": "the members' mean membership probability (members.csv)",
     "hdbscan_agreement": "share of members HDBSCAN puts in the candidate's dominant cluster",
     "threshold": "the species threshold (p-distance) the candidates were cut at",
     "linkage": "the clustering's linkage",
