@@ -760,3 +760,38 @@ def test_the_note_about_re_clustered_candidates_names_one_run_or_several() -> No
     assert result(5, (4, 6)).superseded_note(1) == (
         "note: 5 candidate species of run 1 were re-clustered by later runs 4, 6 and are not in this export; "
         "export runs 4, 6 for the current grouping")
+
+
+def test_the_barcode_gap_plot_leaves_out_candidates_with_no_usable_coi_and_says_so(data) -> None:
+    """A candidate none of whose members' reads is usable COI (every best hit nearer the identity unrelated sequence
+    reaches than identity: ``storage.evidence.unusable_reads``) has no barcode gap to read: the report's candidate
+    section says "data quality", and the plot must not draw it either — on the real US plate two such candidates,
+    39.5 % from anything known, stretched the axis and were counted among the candidates with a gap. The caption
+    says how many were left out and why; a candidate with only some unusable members stays."""
+    from dataclasses import replace
+
+    from biodiscover.workflows.export.tables import live_candidates
+    from biodiscover.workflows.report import render_plots
+
+    props = data.proposals.copy()
+    live = [props.index.get_loc(i) for i in live_candidates(props).index]
+    junk = {"within_distance": {"max": 0.30}, "between_distance": {"nearest_candidate": 2, "distance": 0.41},
+            "nearest_known": {"species": "Simulium sp.", "identity": 0.605},
+            "member_hits": {"J1": {"identity": 0.605, "overlap": 618, "chance": 0.567}}}
+    some = {"within_distance": {"max": 0.01}, "between_distance": {"nearest_candidate": 1, "distance": 0.06},
+            "member_hits": {"S1": {"identity": 0.60, "overlap": 600, "chance": 0.567},
+                            "S2": {"identity": 0.93, "overlap": 600, "chance": 0.567}}}
+    good = {"within_distance": {"max": 0.01}, "between_distance": {"nearest_candidate": 1, "distance": 0.06}}
+    evidence = [good] * len(props)
+    evidence[live[0]], evidence[live[1]] = junk, some
+    props["evidence"] = evidence
+    props["nearest_identity"] = [0.605 if i == live[0] else 0.93 for i in range(len(props))]
+    gap = next(p for p in render_plots(replace(data, proposals=props)) if p.key == "barcode_gap")
+    n_live = len(live)
+    assert "Max within 1.0%, min between 6.0%." in gap.caption  # 30 % / 41 % are not drawn
+    assert f"of {n_live - 1} candidates:" in gap.caption  # the nearest-known count leaves it out too
+    assert ("1 candidate left out: none of its members' reads is usable COI (nearer chance than identity to every "
+            "key; see its section)") in gap.caption
+    clean = next(p for p in render_plots(replace(data, proposals=props.assign(evidence=[good] * len(props))))
+                 if p.key == "barcode_gap")
+    assert "left out" not in clean.caption

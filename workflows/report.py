@@ -305,9 +305,11 @@ def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[float] | np.ndarray, *,
                      per_candidate: bool = False,
                      nearest_known: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray] | None = None,
-                     threshold: float | None = None) -> Plot:
+                     threshold: float | None = None, not_coi: int = 0) -> Plot:
     """Overlaid histograms of within- and between-candidate distances (and, given ``nearest_known`` from
-    :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence."""
+    :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence.
+    ``not_coi``: how many candidates the caller left out because none of their members' reads is usable COI
+    (:func:`usable_coi`); the caption says so."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
     b = np.asarray([x for x in between if x == x], dtype=float) * 100
     kw, kn = (np.asarray(nearest_known[0], dtype=float), np.asarray(nearest_known[1], dtype=float) * 100) \
@@ -351,8 +353,24 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
             no_gap = int(np.sum(kn / 100 <= np.nan_to_num(kw, nan=0.0)))
             caption += (f" No barcode gap in {no_gap} of {plural(len(kn), 'candidate')}: the nearest known species "
                         "no farther away than the members are from each other (check them first).")
+    if not_coi:
+        its = "its" if not_coi == 1 else "their"
+        caption += (f" {plural(not_coi, 'candidate')} left out: none of {its} members' reads is usable COI (nearer "
+                    f"chance than identity to every key; see {its} section).")
     ax.set_title("Barcode gap of candidate species")
     return Plot("barcode_gap", "Barcode gap", caption, _png(fig))
+
+
+def usable_coi(proposals: pd.DataFrame) -> pd.Series:
+    """Per candidate: False where none of its members' reads is usable COI (``discovery.barcode_gap.gap_of``'s
+    verdict "not COI": every best hit nearer the identity unrelated sequence reaches than identity), else True.
+    Why: such a candidate has no barcode gap to read — its section says "data quality" — and its distances (a
+    real plate's two, 39.5 % from anything known) are not a species' spread."""
+    from biodiscover.discovery.barcode_gap import gap_of
+
+    evidence = proposals["evidence"] if "evidence" in proposals else pd.Series([None] * len(proposals),
+                                                                              index=proposals.index)
+    return pd.Series([gap_of(ev).verdict != "not COI" for ev in evidence], index=proposals.index, dtype=bool)
 
 
 def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
@@ -595,7 +613,11 @@ def render_plots(data: "RunExport") -> list[Plot]:
         members = members[members["proposal_id"].isin(set(proposals["proposal_id"]))]
     barcodes = specimens.set_index("processid")["dna_barcode"] if {"processid", "dna_barcode"} <= set(specimens) \
         else pd.Series(dtype=object)
-    from_evidence = evidence_gap_distances(proposals)
+    coi = usable_coi(proposals)
+    gapped = proposals[coi]
+    if "proposal_id" in gapped and "proposal_id" in members:
+        members = members[members["proposal_id"].isin(set(gapped["proposal_id"]))]
+    from_evidence = evidence_gap_distances(gapped)
     if from_evidence is not None:
         within, between = from_evidence
     else:
@@ -604,7 +626,8 @@ def render_plots(data: "RunExport") -> list[Plot]:
         plot_naming_depth(assignments, data.run.get("novelty_threshold")),
         plot_novelty(assignments, data.run.get("novelty_threshold")),
         plot_barcode_gap(within, between, per_candidate=from_evidence is not None,
-                         nearest_known=nearest_known_gaps(proposals), threshold=evidence_threshold(proposals)),
+                         nearest_known=nearest_known_gaps(gapped), threshold=evidence_threshold(proposals),
+                         not_coi=int((~coi).sum())),
         plot_proposal_sizes(proposals),
         plot_sites(specimens, assignments),
     ]
