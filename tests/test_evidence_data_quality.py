@@ -286,3 +286,39 @@ async def test_the_assign_list_offers_the_species_of_a_dropped_record_the_member
         assert first.startswith(species), dialog.options[:3]
         assert "100.0 % to ZYPAN924-10, a record the reference dropped (quarantined at build-reference)" in first
     db.close()
+
+
+def test_a_candidate_assigned_on_a_dropped_record_keeps_that_evidence_in_every_export(tmp_path: Path) -> None:
+    """The export review's F2 (Norway, #2 assigned to *Pseudosmittia albipennis* on GDIP3709-22, a key the audit set
+    aside, at 99.8 %): once assigned, the archive's remarks of its 11 members said only "85.1 % identical to
+    reference BSCHI275-17", and proposals.csv's ``identity_to_assigned`` read 0.851 — a species name published as
+    resting on 85 %, while the assign dialog had shown the 99.8 % it was decided on. The dropped record counts as
+    the assigned species' evidence (saying it was dropped), and each member's remark keeps the match."""
+    species, pairs, pyrausta = _pyrausta()
+    (k,) = pyrausta.evidence.dropped_keys
+    assert k.species == species and k.identity is not None
+    assert pyrausta.evidence.identity_to(species) == k.identity  # the reference's own keys of it: none
+    path = tmp_path / "plate.sqlite"
+    lep = {"order": "Lepidoptera", "family": "Crambidae", "subfamily": "Pyraustinae"}
+    (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=PLATE[p], country="United States")
+                               for p, _ in pairs],
+                        [{**lep, "genus": "Pyrausta", "species": species},
+                         {**lep, "genus": "Palpita", "species": "Palpita venatalis"}],
+                        [dataclasses.replace(pyrausta, parent_lineage={"order": "Lepidoptera"}, parent_rank="order",
+                                             parent_name="Lepidoptera")],
+                        [{"processid": p, "deepest_rank": "order", "deepest_taxon": "Lepidoptera", "novelty": 0.99,
+                          "is_novel": True, "labels": {"order": "Lepidoptera"}, "confidences": {"order": 0.99}}
+                         for p, _ in pairs])
+    with Database.open(path) as db:
+        db.assign(pid, db.proposal_detail(pid).summary.version, species, reviewer="ana")
+    rows, _ = export_dwca(path, 1, tmp_path)
+    for member, _key in pairs:
+        assert rows[member]["scientificName"] == species
+        assert f"matches ZYPAN924-10 ({species}) at {100 * k.members[member]:.1f}%, a reference record quarantined " \
+               "at build-reference" in rows[member]["identificationRemarks"], rows[member]["identificationRemarks"]
+    from biodiscover.workflows.export.pipeline import export_run
+
+    export_run(path, 1, "csv", tmp_path / "csv")
+    with (tmp_path / "csv" / "proposals.csv").open(encoding="utf-8-sig") as fh:
+        (row,) = [r for r in csv.DictReader(fh) if r["proposal_id"] == str(pid)]
+    assert float(row["identity_to_assigned"]) == k.identity

@@ -343,7 +343,10 @@ def _as_assigned(row: dict[str, Any], p: Mapping[str, Any], decided: Any, machin
                verbatimIdentification=known,
                taxonConceptID=concept_id(run, int(made)) if provisional and made else None,
                identificationRemarks=remarks + f"; candidate species {decided}{of_run} identified by a reviewer as "
-                                               f"{assigned_kind(p)}" + _added_parent(p))
+                                               f"{assigned_kind(p)}" + _added_parent(p)
+               # what the candidate's evidence says of this member (a dropped record of the species it matches: what
+               # the reviewer assigned on) stays when the name changes
+               + _quality(p, row.get("occurrenceID")))
 
 
 def _as_decided(row: dict[str, Any], e: Mapping[str, Any], machine: Mapping[str, Any], run: Mapping[str, Any],

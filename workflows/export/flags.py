@@ -132,7 +132,9 @@ def identity_to(ev: Evidence, species: str) -> str:
     known = known_identities(ev).get(species)
     value = ev.identity_to(species)
     if value is not None:
+        dropped = next((k for k in ev.dropped_keys if k.species == species and k.identity == value), None)
         source = known.source if known is not None and abs(known.identity - value) <= 1e-9 else \
+            f"{dropped.processid}, a record the reference {dropped.why or 'dropped'}" if dropped is not None else \
             "one of the nearest known species" if any(s.species == species for s in ev.near_species) else \
             "a member's best hit"
         return f"{100 * value:.1f}% ({source})"
