@@ -243,7 +243,8 @@ def _assemble(members: Sequence[Specimen], probabilities: np.ndarray, *, consens
     return Evidence(
         candidate=candidate,
         size=len(members),
-        mean_probability=float(probabilities.mean()) if len(members) else None,
+        # a candidate of one holds its member wholly, whatever figure the member had among others (a split)
+        mean_probability=(1.0 if len(members) == 1 else float(probabilities.mean())) if len(members) else None,
         hdbscan_agreement=hdbscan_agreement,
         threshold=threshold,
         linkage=linkage,

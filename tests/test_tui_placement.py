@@ -242,3 +242,30 @@ async def test_a_merge_of_candidates_sharing_no_taxon_is_asked_about_and_leaves_
     assert db.proposal(fly).status == "merged" and merged.parent_taxon_id is None
     assert merged.name == f"Unplaced sp. cand{moth}" and merged.size == 2
     db.close()
+
+
+def test_a_member_split_off_alone_is_wholly_its_candidate_and_undo_restores_the_figures(tmp_path: Path) -> None:
+    """The export review's F10: MMCER044-19, split off alone from #3, was written with membership 0.941 in the
+    FASTA header and ``evidence_mean_probability`` 0.9413 for a candidate of one — doubt about a singleton. A
+    candidate of one holds its member wholly (1.0, the clusterer's rule); the part that stays keeps the clustering's
+    figures, and undoing the split gives every member back its own."""
+    from biodiscover.tui.decisions import recomputed
+
+    path = tmp_path / "plate.sqlite"
+    seqs = ["ACGT" * 150, "ACGA" * 150, "ACGT" * 150]
+    (pid,) = one_run_db(path, [Specimen(processid=f"CR{i}", dna_barcode=seqs[i]) for i in range(3)], [NYSTALEA],
+                        [{"members": [(f"CR{i}", 0.941) for i in range(3)], "parent_lineage": NYSTALEA,
+                          "evidence": {"format": 6, "threshold": 0.028, "linkage": "average",
+                                       "mean_probability": 0.941}}])
+    with Database.open(path) as db:
+        d = db.proposal_detail(pid)
+        result = db.split(pid, d.summary.version, ["CR1"], reviewer="ana",
+                          evidence=recomputed(db, [d], [["CR0", "CR2"], ["CR1"]]))
+        alone, kept = db.proposal_detail(result.new_proposal_id), db.proposal_detail(pid)
+        assert [(m.processid, m.probability) for m in alone.members] == [("CR1", 1.0)]
+        assert alone.evidence.mean_probability == 1.0
+        assert sorted((m.processid, m.probability) for m in kept.members) == [("CR0", 0.941), ("CR2", 0.941)]
+        assert kept.evidence.mean_probability == 0.941
+        db.undo(result.review_id, reviewer="ana")
+        back = db.proposal_detail(pid)
+        assert sorted((m.processid, m.probability) for m in back.members) == [(f"CR{i}", 0.941) for i in range(3)]

@@ -222,10 +222,14 @@ def _bump(conn: Connection, pid: int, now: str, **values: Any) -> None:
 
 
 def _set_members(conn: Connection, pid: int, members: Sequence[Sequence[Any]]) -> None:
+    """Replace ``pid``'s members with ``members`` (processid, specimen id, membership, outlier score). A candidate of
+    one holds its member wholly (membership 1.0, as the clustering writes a singleton): a member split off alone
+    kept the figure it had among others (0.941, read in the FASTA header as doubt about a singleton)."""
     conn.execute(sa.delete(MEMBERS).where(MEMBERS.c.proposal_id == pid))
     if members:
         conn.execute(sa.insert(MEMBERS), [{"proposal_id": pid, "processid": m[0], "specimen_id": m[1],
-                                           "probability": m[2], "outlier_score": m[3]} for m in members])
+                                           "probability": 1.0 if len(members) == 1 else m[2],
+                                           "outlier_score": m[3]} for m in members])
 
 
 def _namesake(conn: Connection, name: str, parent_id: int | None, own: int | None = None) -> int | None:
