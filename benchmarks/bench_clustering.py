@@ -95,7 +95,29 @@ def run_ours(learn: pd.DataFrame, ev: pd.DataFrame) -> dict:
         "wall_s_learn": t_learn, "wall_s": t_fit, "cpu_s": c_fit,
         "mean_membership_probability": float(np.mean(cl.probabilities_)),
         "candidates_hdbscan_agrees": float(np.mean([a >= 0.999 for a in cl.agreement_.values()])),
+        "membership": membership_calibration(cl.labels_, cl.probabilities_, list(ev["species"])),
     }
+
+
+def membership_calibration(labels: np.ndarray, probabilities: np.ndarray, species: list) -> dict:
+    """How well each member's stored membership probability says whether it belongs with the others: over the
+    members of candidates of two or more, the outcome is "its true species is its candidate's most common one";
+    mean probability vs that share, Brier score, ECE (``discovery.metrics.reliability``), and how many members
+    read below 0.5 though they belong."""
+    from collections import Counter
+
+    from biodiscover.discovery.metrics import reliability
+
+    sizes = np.bincount(labels)
+    idx = np.flatnonzero(sizes[labels] > 1)
+    majority = {c: Counter(species[i] for i in np.flatnonzero(labels == c)).most_common(1)[0][0]
+                for c in np.unique(labels[idx])}
+    right = np.array([species[i] == majority[labels[i]] for i in idx], dtype=float)
+    prob = probabilities[idx]
+    return {"members": int(idx.size), "belong": float(right.mean()), "mean_p": float(prob.mean()),
+            "brier": float(np.mean((prob - right) ** 2)), "ece": reliability(prob, right)["ece"],
+            "belong_below_half": int(((prob < 0.5) & (right == 1)).sum()),
+            "wrong_above_half": int(((prob >= 0.5) & (right == 0)).sum())}
 
 
 def run_ours_grouped(learn: pd.DataFrame, ev: pd.DataFrame, keys: pd.DataFrame, rank: str) -> dict:
@@ -265,6 +287,13 @@ def markdown(results: dict) -> str:
         lines += ["", "| method | Hungarian All | Old | New |", "|---|---|---|---|"]
         lines += [f"| {name} | {r['hungarian_all']:.4f} | {r['hungarian_old']:.4f} | {r['hungarian_new']:.4f} |"
                   for name, r in results["methods"].items() if "hungarian_old" in r]
+    for name, r in results["methods"].items():
+        m = r.get("membership")
+        if m:
+            lines += ["", f"membership ({name}): {m['members']} members of candidates of two or more, "
+                      f"{m['belong']:.3f} of them of their candidate's most common species; mean probability "
+                      f"{m['mean_p']:.3f}, Brier {m['brier']:.4f}, ECE {m['ece']:.4f}; below 0.5 though they belong: "
+                      f"{m['belong_below_half']}; 0.5 or above though they do not: {m['wrong_above_half']}"]
     return "\n".join(lines)
 
 
