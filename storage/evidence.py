@@ -59,6 +59,7 @@ __all__ = [
     "span_note",
     "species_spread",
     "tied_species",
+    "uncompared",
     "unusable_reads",
 ]
 
@@ -270,6 +271,15 @@ def data_mark(evidence: "Evidence") -> str | None:
     if evidence.dropped_keys:
         parts.append(f"dropped key: {evidence.dropped_keys[0].species or evidence.dropped_keys[0].processid}")
     return "; ".join(parts) or None
+
+
+def uncompared(evidence: "Evidence") -> bool:
+    """Two or more members were read (each has a best reference hit) yet the evidence holds no distance between
+    any two of them: their barcodes share too little of the region to be aligned (``discovery.proposals._within``
+    leaves such pairs out). Why say it: a reviewer merged two Norwegian beetles, 518 and 652 nt and ≈33 % apart by
+    k-mers, and the merged candidate's empty within distance read as no problem everywhere it was shown."""
+    return (len(evidence.member_hits) >= 2 and evidence.within_distance is None
+            and not evidence.within_distances)
 
 
 def member_quality(evidence: "Evidence", processid: str) -> list[str]:

@@ -795,3 +795,36 @@ def test_the_barcode_gap_plot_leaves_out_candidates_with_no_usable_coi_and_says_
     clean = next(p for p in render_plots(replace(data, proposals=props.assign(evidence=[good] * len(props))))
                  if p.key == "barcode_gap")
     assert "left out" not in clean.caption
+
+
+def test_a_candidate_whose_members_cannot_be_compared_is_flagged_and_counted_not_skipped(data) -> None:
+    """The export review's F7: the reviewer merged two Norwegian beetles (NOCLP1451-19, 518 nt, and NOCLP1491-19,
+    652 nt, ≈33 % apart by k-mers, sharing too little of the barcode region to align), and the merged candidate's
+    evidence holds no within distance: proposals.csv's within columns were empty, its flags "none", and the
+    report's plot counted "2 candidates" of 5 without a word — the one candidate to check first. It is flagged,
+    and the barcode-gap caption says how many candidates it could not draw."""
+    from dataclasses import replace
+
+    from biodiscover.workflows.export.flags import candidate_flags
+    from biodiscover.workflows.export.tables import live_candidates
+    from biodiscover.workflows.report import render_plots
+
+    hits = {"NOCLP1451-19": {"species": "Cryptocephalus fulvus", "identity": 0.99},
+            "NOCLP1491-19": {"species": "Phyllotreta atra", "identity": 0.99}}
+    apart = {"member_hits": hits, "consensus_barcode": "ACGT" * 150}
+    want = ("members' barcodes share too little sequence to be compared with each other (no within-candidate "
+            "distance): check that they are one species")
+    assert want in candidate_flags({"evidence": apart, "size": 2})
+    assert want not in candidate_flags({"evidence": {**apart, "within_distance": {"mean": 0.01, "max": 0.01}},
+                                        "size": 2})
+    lone = {"member_hits": {"NOCLP1451-19": hits["NOCLP1451-19"]}}
+    assert want not in candidate_flags({"evidence": lone, "size": 1})  # one barcode: nothing to compare
+    props = data.proposals.copy()
+    live = [props.index.get_loc(i) for i in live_candidates(props).index]
+    good = {"within_distance": {"max": 0.01}, "between_distance": {"nearest_candidate": 1, "distance": 0.06}}
+    evidence = [good] * len(props)
+    evidence[live[0]] = apart
+    gap = next(p for p in render_plots(replace(data, proposals=props.assign(evidence=evidence)))
+               if p.key == "barcode_gap")
+    assert ("1 candidate of several barcoded members has no within distance: its members' barcodes share too "
+            "little sequence to be compared (see its flags).") in gap.caption, gap.caption

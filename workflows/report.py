@@ -305,11 +305,12 @@ def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[float] | np.ndarray, *,
                      per_candidate: bool = False,
                      nearest_known: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray] | None = None,
-                     threshold: float | None = None, not_coi: int = 0) -> Plot:
+                     threshold: float | None = None, not_coi: int = 0, uncompared: int = 0) -> Plot:
     """Overlaid histograms of within- and between-candidate distances (and, given ``nearest_known`` from
     :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence.
     ``not_coi``: how many candidates the caller left out because none of their members' reads is usable COI
-    (:func:`usable_coi`); the caption says so."""
+    (:func:`usable_coi`); ``uncompared``: how many drawn candidates of several barcoded members have no within
+    distance (``storage.evidence.uncompared``); the caption says both."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
     b = np.asarray([x for x in between if x == x], dtype=float) * 100
     kw, kn = (np.asarray(nearest_known[0], dtype=float), np.asarray(nearest_known[1], dtype=float) * 100) \
@@ -353,6 +354,11 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
             no_gap = int(np.sum(kn / 100 <= np.nan_to_num(kw, nan=0.0)))
             caption += (f" No barcode gap in {no_gap} of {plural(len(kn), 'candidate')}: the nearest known species "
                         "no farther away than the members are from each other (check them first).")
+    if uncompared:
+        caption += (f" {plural(uncompared, 'candidate')} of several barcoded members "
+                    f"{'has' if uncompared == 1 else 'have'} no within distance: "
+                    f"{'its' if uncompared == 1 else 'their'} members' barcodes share too little sequence to be "
+                    f"compared (see {'its' if uncompared == 1 else 'their'} flags).")
     if not_coi:
         its = "its" if not_coi == 1 else "their"
         caption += (f" {plural(not_coi, 'candidate')} left out: none of {its} members' reads is usable COI (nearer "
@@ -603,6 +609,8 @@ td,th{border-bottom:1px solid #ddd;padding:.25rem .5rem;text-align:left}
 
 def render_plots(data: "RunExport") -> list[Plot]:
     """All report plots for one run's export tables."""
+    from biodiscover.storage.evidence import uncompared
+    from biodiscover.workflows.export.flags import evidence_of
     from biodiscover.workflows.export.tables import live_candidates
 
     assignments, specimens = data.assignments, data.specimens
@@ -627,7 +635,8 @@ def render_plots(data: "RunExport") -> list[Plot]:
         plot_novelty(assignments, data.run.get("novelty_threshold")),
         plot_barcode_gap(within, between, per_candidate=from_evidence is not None,
                          nearest_known=nearest_known_gaps(gapped), threshold=evidence_threshold(proposals),
-                         not_coi=int((~coi).sum())),
+                         not_coi=int((~coi).sum()), uncompared=sum(uncompared(evidence_of(ev)) for ev in
+                                                                    gapped.get("evidence", ()))),
         plot_proposal_sizes(proposals),
         plot_sites(specimens, assignments),
     ]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from biodiscover.storage.evidence import (FULL_READ, TIE, Evidence, chance_note, congeners_note, known_elsewhere,
-                                          span_note, tied_species)
+                                          span_note, tied_species, uncompared)
 from biodiscover.storage.records import plural
 
 _HEAD = re.compile(r"^(?P<rank>\w+) (?P<label>.+?) at (?P<identity>[\d.]+)% identity: ")
@@ -221,6 +221,9 @@ def candidate_flags(proposal: Mapping[str, Any], met_here: Mapping[str, Mapping[
     flags = [f for f in [chance_note(ev)] if f]
     flags += [k.sentence(max(ev.size, len(ev.member_hits))) for k in ev.dropped_keys]
     flags += [f for f in [_gap_flag(ev, ident)] if f]
+    if uncompared(ev):
+        flags.append("members' barcodes share too little sequence to be compared with each other (no "
+                     "within-candidate distance): check that they are one species")
     flags += _ties(ev)
     near = ev.nearest_known
     placed = proposal.get("parent_taxon") if proposal.get("parent_rank") == "genus" else None
