@@ -29,6 +29,9 @@ class BarcodeGap:
     threshold: float | None
     #: why no member's barcode is usable as COI (``storage.evidence.chance_note``), where none is: no gap is read
     not_coi: str | None = None
+    #: several members were read but no two could be compared (``storage.evidence.uncompared``): no within distance
+    #: to read a gap against, which is not "single specimen"
+    uncompared: bool = False
 
     @property
     def verdict(self) -> str:
@@ -40,6 +43,8 @@ class BarcodeGap:
             return "unknown"
         if self.threshold is not None and self.nearest <= self.threshold:
             return "not separated"
+        if self.uncompared:
+            return "unknown"
         if self.within_max is not None and self.nearest <= self.within_max:
             return "no gap"
         if self.threshold is None or (self.within_max is not None and self.within_max > self.threshold):
@@ -56,7 +61,8 @@ class BarcodeGap:
         if self.nearest is None:
             return "nearest known species not recorded: no barcode gap to read"
         near = _pct(self.nearest)
-        within = "single specimen" if self.within_max is None else f"members ≤ {_pct(self.within_max)} apart"
+        within = "members not comparable" if self.uncompared else \
+            "single specimen" if self.within_max is None else f"members ≤ {_pct(self.within_max)} apart"
         thr = "" if self.threshold is None else f" (threshold {_pct(self.threshold)})"
         v = self.verdict
         if v == "gap":
@@ -67,6 +73,8 @@ class BarcodeGap:
             return f"no gap: nearest known {near} away, {within}{thr}"
         if self.within_max is not None and self.threshold is not None and self.within_max > self.threshold:
             return f"unclear: {within} > threshold {_pct(self.threshold)}; nearest known {near} away"
+        if self.uncompared:
+            return f"no gap to read: members share too little sequence; nearest known {near} away"
         return f"{within}, nearest known {near} away (no learned threshold to judge a gap)"
 
 
@@ -80,7 +88,7 @@ def gap_of(evidence: object, nearest_identity: object = None) -> BarcodeGap:
     """:class:`BarcodeGap` from a proposal's evidence record (or its stored dict): ``within_distance.max``,
     the nearest known species' aligned distances and ``threshold``, with ``1 − nearest_identity`` when no
     distances were recorded."""
-    from biodiscover.storage.evidence import Evidence, chance_note, unusable_reads
+    from biodiscover.storage.evidence import Evidence, chance_note, uncompared, unusable_reads
 
     if not isinstance(evidence, Evidence):
         try:
@@ -97,4 +105,5 @@ def gap_of(evidence: object, nearest_identity: object = None) -> BarcodeGap:
             ident = _fraction(evidence.nearest_known.identity)
         nearest = None if ident is None else max(0.0, 1.0 - ident)
     every = bool(evidence.member_hits) and len(unusable_reads(evidence.member_hits)) == len(evidence.member_hits)
-    return BarcodeGap(within, nearest, evidence.threshold, chance_note(evidence) if every else None)
+    return BarcodeGap(within, nearest, evidence.threshold, chance_note(evidence) if every else None,
+                      uncompared(evidence))

@@ -817,6 +817,14 @@ def test_a_candidate_whose_members_cannot_be_compared_is_flagged_and_counted_not
     assert want in candidate_flags({"evidence": apart, "size": 2})
     assert want not in candidate_flags({"evidence": {**apart, "within_distance": {"mean": 0.01, "max": 0.01}},
                                         "size": 2})
+    from biodiscover.discovery.barcode_gap import gap_of
+
+    # the review header's and the report's gap line: not "single specimen", and no gap read from nothing
+    read = gap_of({**apart, "threshold": 0.028}, 0.95)
+    assert read.verdict == "unknown"
+    assert read.sentence() == "no gap to read: members share too little sequence; nearest known 5.0% away"
+    assert gap_of({**apart, "threshold": 0.028}, 0.98).sentence() == \
+        "no gap: nearest known 2.0% away ≤ threshold 2.8%; members not comparable"
     lone = {"member_hits": {"NOCLP1451-19": hits["NOCLP1451-19"]}}
     assert want not in candidate_flags({"evidence": lone, "size": 1})  # one barcode: nothing to compare
     props = data.proposals.copy()
