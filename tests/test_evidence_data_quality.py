@@ -67,6 +67,23 @@ def _pyrausta() -> tuple[str, list[tuple[str, str]], CandidateProposal]:
         [(pid, PLATE[pid], _result(pid, key).identity) for pid, key in pairs]))
 
 
+def _pyrausta_db(path: Path, species: str, pairs: list[tuple[str, str]], pyrausta: CandidateProposal,
+                 named: bool = False) -> int:
+    """A review database of the *Pyrausta* candidate alone, its species and *Palpita venatalis* registered; with
+    ``named``, its members' assignments (to order) too, as the archive needs them. The candidate's id."""
+    lep = {"order": "Lepidoptera", "family": "Crambidae", "subfamily": "Pyraustinae"}
+    (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=PLATE[p], country="United States")
+                               for p, _ in pairs],
+                        [{**lep, "genus": "Pyrausta", "species": species},
+                         {**lep, "genus": "Palpita", "species": "Palpita venatalis"}],
+                        [dataclasses.replace(pyrausta, parent_lineage={"order": "Lepidoptera"}, parent_rank="order",
+                                             parent_name="Lepidoptera")],
+                        [{"processid": p, "deepest_rank": "order", "deepest_taxon": "Lepidoptera", "novelty": 0.99,
+                          "is_novel": True, "labels": {"order": "Lepidoptera"}, "confidences": {"order": 0.99}}
+                         for p, _ in pairs] if named else ())
+    return pid
+
+
 def test_a_read_as_near_its_key_as_chance_is_not_usable_coi_not_a_barcode_gap() -> None:
     junk = _proposal([("BETN14393-22", "ACB658-06")])  # cand31: 60.5 % to a Simulium key over 618 bases
     ev = junk.evidence
@@ -267,13 +284,7 @@ async def test_the_assign_list_offers_the_species_of_a_dropped_record_the_member
 
     species, pairs, pyrausta = _pyrausta()
     path = tmp_path / "plate.sqlite"
-    lep = {"order": "Lepidoptera", "family": "Crambidae", "subfamily": "Pyraustinae"}
-    (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=PLATE[p], country="United States")
-                               for p, _ in pairs],
-                        [{**lep, "genus": "Pyrausta", "species": species},
-                         {**lep, "genus": "Palpita", "species": "Palpita venatalis"}],
-                        [dataclasses.replace(pyrausta, parent_lineage={"order": "Lepidoptera"}, parent_rank="order",
-                                             parent_name="Lepidoptera")])
+    pid = _pyrausta_db(path, species, pairs, pyrausta)
     db = Database.open(path)
     app = ReviewApp(db, reviewer="ana", halfcell_images=True, poll_seconds=3600)
     async with app.run_test(size=(160, 40)) as pilot:
@@ -299,16 +310,7 @@ def test_a_candidate_assigned_on_a_dropped_record_keeps_that_evidence_in_every_e
     assert k.species == species and k.identity is not None
     assert pyrausta.evidence.identity_to(species) == k.identity  # the reference's own keys of it: none
     path = tmp_path / "plate.sqlite"
-    lep = {"order": "Lepidoptera", "family": "Crambidae", "subfamily": "Pyraustinae"}
-    (pid,) = one_run_db(path, [Specimen(processid=p, dna_barcode=PLATE[p], country="United States")
-                               for p, _ in pairs],
-                        [{**lep, "genus": "Pyrausta", "species": species},
-                         {**lep, "genus": "Palpita", "species": "Palpita venatalis"}],
-                        [dataclasses.replace(pyrausta, parent_lineage={"order": "Lepidoptera"}, parent_rank="order",
-                                             parent_name="Lepidoptera")],
-                        [{"processid": p, "deepest_rank": "order", "deepest_taxon": "Lepidoptera", "novelty": 0.99,
-                          "is_novel": True, "labels": {"order": "Lepidoptera"}, "confidences": {"order": 0.99}}
-                         for p, _ in pairs])
+    pid = _pyrausta_db(path, species, pairs, pyrausta, named=True)
     with Database.open(path) as db:
         db.assign(pid, db.proposal_detail(pid).summary.version, species, reviewer="ana")
     rows, _ = export_dwca(path, 1, tmp_path)
