@@ -269,3 +269,18 @@ def test_a_member_split_off_alone_is_wholly_its_candidate_and_undo_restores_the_
         db.undo(result.review_id, reviewer="ana")
         back = db.proposal_detail(pid)
         assert sorted((m.processid, m.probability) for m in back.members) == [(f"CR{i}", 0.941) for i in range(3)]
+
+
+@asynctest
+async def test_the_merge_list_of_an_unplaced_candidate_says_unplaced_not_none(tmp_path: Path) -> None:
+    """The export review's F11: merging into the unplaced #4 titled the list "Merge into #4 (Unplaced sp. cand4,
+    under None None)"."""
+    path = tmp_path / "plate.sqlite"
+    one, _two = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150) for p in ("U1", "U2")], [],
+                          [{"members": ["U1"]}, {"members": ["U2"]}])
+    async with reviewing(path, size=(100, 30)) as (app, db, pilot):
+        assert db.proposal(one).parent_taxon_id is None
+        assert isinstance(await press_on(pilot, one, "m"), PickDialog)
+        title = " ".join(str(app.screen.query_one("Label").render()).split())
+        assert title == f"Merge into #{one} (Unplaced sp. cand{one}, unplaced):", title
+    db.close()

@@ -567,7 +567,8 @@ class DecisionsMixin:
             self._write("merge", fn, done)
 
         self.app.call_from_thread(
-            self._ask, PickDialog(f"Merge into #{p.id} ({p.name}, under {p.parent_rank} {p.parent_name}):",
+            self._ask, PickDialog(f"Merge into #{p.id} ({p.name}, "
+                                  + (f"under {p.parent_rank} {p.parent_name}):" if p.parent_name else "unplaced):"),
                                   [(value, label) for _, value, label in options]), merge)
 
     def action_split(self) -> None:
