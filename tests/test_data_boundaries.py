@@ -338,7 +338,7 @@ def test_a_value_nothing_has_happened_to_yet_counts_zero_and_claims_nothing(tmp_
     from biodiscover.workflows.export.tables import ExportResult
 
     ev = Evidence()
-    assert (ev.size, ev.consensus_length, ev.format, ev.near_species, ev.dropped_keys) == (0, 0, 5, (), ())
+    assert (ev.size, ev.consensus_length, ev.format, ev.near_species, ev.dropped_keys) == (0, 0, 6, (), ())
     assert BinEvidence().n_with_bin == 0 and Geography().n_with_coordinates == 0
     summary = ValidationSummary()
     assert (summary.rows, summary.ok, summary.quarantined, summary.photos_set_aside) == (0, 0, 0, 0)
