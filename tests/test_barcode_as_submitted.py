@@ -76,7 +76,7 @@ def _export(path: Path, run: int, out: Path, *, process: bool = False) -> tuple[
     with zipfile.ZipFile(out / "plate.zip") as zf:
         dna = {r["coreid"]: r for r in csv.DictReader(io.StringIO(zf.read("dna.txt").decode("utf-8")),
                                                       delimiter="\t", quoting=csv.QUOTE_NONE)}
-    (fasta,) = sorted((out / "fasta").glob("*.fasta"))
+    (fasta,) = sorted(p for p in (out / "fasta").glob("*.fasta") if p.name != "all_specimens.fasta")
     with fasta.open(encoding="utf-8") as fh:
         seqs = {rec.processid: rec.sequence for rec in iter_fasta_lines(enumerate(fh, start=1))}
     return dna, seqs

@@ -154,13 +154,15 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
 def test_fasta_per_candidate(tmp_path: Path, data) -> None:
     out = tmp_path / "fasta"
     res = write_export(data, "fasta", out)
-    assert len(res.files) == int((data.proposals["status"] != "rejected").sum())
+    assert out / "all_specimens.fasta" in res.files  # every sequenced specimen (tests/test_export_fasta_bold.py)
+    files = [f for f in res.files if f.name != "all_specimens.fasta"]
+    assert len(files) == int((data.proposals["status"] != "rejected").sum())
     for f in res.files:
         assert f.parent == out and f.suffix == ".fasta"
     # each file is named by its candidate's id and name (made safe): the accepted candidate 5 by its provisional name
     assert out / "5_Megaselia_sp._BD-0007.fasta" in res.files
     assert out / "1__HYPERLINK_http_evil.example_click.fasta" in res.files  # "=" and the quotes made safe
-    text = "".join(f.read_text() for f in res.files)
+    text = "".join(f.read_text() for f in files)
     headers = [line[1:] for line in text.splitlines() if line.startswith(">")]
     with_barcode = data.specimens.set_index("processid")["dna_barcode"].dropna()
     live = data.members[data.members["proposal_id"] != 3]  # candidate 3 was rejected
@@ -206,7 +208,7 @@ def test_fasta_file_names_sort_in_candidate_order(tmp_path: Path) -> None:
     """Eleven candidates: ids are zero-padded (01_…, 10_…) so a plain file listing sorts 1, 2 … 10, 11."""
     many = make_run_export(n_known=20, n_candidates=11, seed=5)
     res = write_export(many, "fasta", tmp_path / "fa")
-    names = sorted(f.name for f in res.files)
+    names = sorted(f.name for f in res.files if f.name != "all_specimens.fasta")
     ids = [int(n.split("_", 1)[0]) for n in names]
     assert ids == sorted(ids) and max(ids) >= 10
     assert all(len(n.split("_", 1)[0]) == 2 for n in names), names

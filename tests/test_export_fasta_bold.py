@@ -50,3 +50,43 @@ def test_an_exported_fasta_reads_back_with_processid_identification_and_marker(t
     back = read_collection(path)
     assert back.ok and [s.processid for s in back.specimens] == [r.processid for r in records]
     assert all(s.dna_barcode and s.taxon == name for s in back.specimens)
+
+
+def test_every_sequenced_specimen_is_in_all_specimens_fasta_under_its_current_determination(tmp_path: Path) -> None:
+    """The export review's F5: the FASTA export held only pending and accepted candidates' members (79 of a Norwegian
+    plate's 1,125 sequences); the 11 a reviewer assigned to *Pseudosmittia albipennis*, and every specimen the
+    machine named, were in no FASTA — a BOLD submitter uploads a plate, not its candidates. ``all_specimens.fasta``
+    beside the per-candidate files holds every barcoded specimen of the run once, under the determination the
+    archive gives it; a candidate's member has the same header line as in its candidate's file."""
+    import csv as csv_
+
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=3)
+    first, assigned = fx.proposal_ids[:2]
+    with Database.open(fx.path) as db:
+        known_id, known_label = db.known_species(limit=1)[0]
+        db.assign(assigned, db.proposal(assigned).version, known_id, reviewer="Cy Roe")
+        barcoded = {s.processid for s in db.specimens() if s.dna_barcode}
+        moved = {m.processid for m in db.proposal_detail(assigned).members}
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    for fmt, out in (("fasta", tmp_path / "fasta"), ("csv", tmp_path / "csv")):
+        proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(fx.path), "--run",
+                               str(fx.run_id), "-f", fmt, "-o", str(out)], capture_output=True, text=True,
+                              timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "fasta" / "all_specimens.fasta").open(encoding="utf-8") as fh:
+        every = list(iter_fasta_lines(enumerate(fh, start=1)))
+    assert sorted(r.processid for r in every) == sorted(barcoded)  # each sequenced specimen once
+    with (tmp_path / "csv" / "assignments.csv").open(encoding="utf-8-sig", newline="") as fh:
+        sheet = {r["processid"]: r for r in csv_.DictReader(fh)}
+    for rec in every:
+        row = sheet[rec.processid]
+        assert rec.identification == (row["verbatimIdentification"] or row["scientificName"]), rec.header
+        assert rec.marker == "COI-5P"
+    known = known_label.split("  (")[0]  # "name  (family › genus)"
+    assert moved and all(r.identification == known for r in every if r.processid in moved)
+    candidate_lines = {line.strip() for path in (tmp_path / "fasta").glob("*.fasta")
+                       if path.name != "all_specimens.fasta" for line in path.open(encoding="utf-8")
+                       if line.startswith(">")}
+    in_candidates = [r for r in every if ">" + r.header in candidate_lines]
+    assert any(r.fields[4] == str(first) for r in in_candidates)  # the first candidate's members, with its id
+    assert len(in_candidates) == len(candidate_lines)  # every candidate file's line is in it, as written there

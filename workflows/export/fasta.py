@@ -1,4 +1,7 @@
-"""``fasta``: a folder with one FASTA file per candidate species.
+"""``fasta``: a folder with one FASTA file per candidate species, and ``all_specimens.fasta`` with every
+sequenced specimen of the run once, under its current determination (the archive's: a reviewer's where one
+decided, the machine's otherwise) — a BOLD submitter uploads a plate, not only its candidates; a candidate's member
+has there the header line it has in its candidate's file.
 
 BOLD-style headers ``>processid|name|COI-5P|accession|candidate id|membership|BIN|parent taxon``,
 one line per sequence (as BOLD writes). The first four fields are BOLD's own
@@ -67,6 +70,35 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
     return out
 
 
+#: the file of every sequenced specimen; no candidate's file can be called so (theirs begin with the candidate id)
+ALL_SPECIMENS = "all_specimens.fasta"
+
+
+def all_specimen_records(data: RunExport, records: dict[Any, list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """Every specimen with a barcode, once, by processid: a live candidate's member as in its candidate's file
+    (``records``, :func:`fasta_records`), any other under its current determination
+    (``dwca.determinations``: the open-nomenclature label where it has one, else the name) with BOLD's four
+    fields and its BIN."""
+    from biodiscover.workflows.export.dwca import determinations
+
+    barcodes = {r["processid"]: barcode_to_send(r)[0] for r in plain_records(data.specimens)}
+    bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
+    held = {header.split("|", 1)[0]: (header, seq) for recs in records.values() for header, seq in recs}
+    named = {r["processid"]: r.get("verbatimIdentification") or r.get("scientificName")
+             for r in plain_records(determinations(data))}
+    out = []
+    for pid in sorted(barcodes):
+        seq = barcodes[pid]
+        if not isinstance(seq, str) or not seq:
+            continue
+        if pid in held:
+            out.append(held[pid])
+            continue
+        fields_ = [pid, named.get(pid), MARKER, None, None, None, bins.get(pid), None]
+        out.append(("|".join(_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
+    return out
+
+
 def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     records = fasta_records(data)
     names_by_id = {p["proposal_id"]: candidate_label(p) for p in data.proposals.to_dict("records")}
@@ -80,9 +112,14 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
         buf = io.StringIO()
         write_fasta_records(records[pid], buf)
         out[name] = buf.getvalue().encode("utf-8")
+    every = all_specimen_records(data, records)
+    if every:
+        buf = io.StringIO()
+        write_fasta_records(every, buf)
+        out[ALL_SPECIMENS] = buf.getvalue().encode("utf-8")
     return out
 
 
 FORMAT = REGISTRY.register(ExportFormat(
-    "fasta", "one FASTA file per candidate species, BOLD-style headers",
+    "fasta", "one FASTA file per candidate species and all_specimens.fasta, BOLD-style headers",
     "folder", render))
