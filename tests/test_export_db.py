@@ -101,7 +101,9 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
     # A rejected candidate is no candidate any more: its member keeps no proposal in the specimen table.
     assert sum(1 for r in rows if r["proposal_id"]) == len(data.members) - len(rejected_members)
     res = export_run(path, run, "fasta", tmp_path / "fasta")
-    assert len(res.files) == len(info["ids"]) - 1  # the rejected candidate is not exported
+    # the rejected candidate is not exported; all_specimens.fasta holds every sequenced specimen
+    assert sorted(f.name for f in res.files)[-1] == "all_specimens.fasta"
+    assert len(res.files) == len(info["ids"]) - 1 + 1
     res = export_run(path, run, "html", tmp_path / "r.html")
     assert res.files[0].read_text().count("data:image/png;base64,") == 5
 

@@ -222,14 +222,19 @@ def _bump(conn: Connection, pid: int, now: str, **values: Any) -> None:
 
 
 def _set_members(conn: Connection, pid: int, members: Sequence[Sequence[Any]]) -> None:
-    """Replace ``pid``'s members with ``members`` (processid, specimen id, membership, outlier score). A candidate of
-    one holds its member wholly (membership 1.0, as the clustering writes a singleton): a member split off alone
-    kept the figure it had among others (0.941, read in the FASTA header as doubt about a singleton)."""
+    """Replace ``pid``'s members with ``members`` (processid, specimen id, membership, outlier score), exactly (an
+    undo restores a snapshot with them)."""
     conn.execute(sa.delete(MEMBERS).where(MEMBERS.c.proposal_id == pid))
     if members:
         conn.execute(sa.insert(MEMBERS), [{"proposal_id": pid, "processid": m[0], "specimen_id": m[1],
-                                           "probability": 1.0 if len(members) == 1 else m[2],
-                                           "outlier_score": m[3]} for m in members])
+                                           "probability": m[2], "outlier_score": m[3]} for m in members])
+
+
+def _alone(part: list[Sequence[Any]]) -> list[Sequence[Any]]:
+    """A part of a split: a candidate of one holds its member wholly (membership 1.0, as the clustering writes a
+    singleton); a member split off alone kept the figure it had among others (0.941, read in the FASTA header as
+    doubt about a singleton). A part of several keeps the clustering's figures."""
+    return [(m[0], m[1], 1.0, *m[3:]) for m in part] if len(part) == 1 else part
 
 
 def _namesake(conn: Connection, name: str, parent_id: int | None, own: int | None = None) -> int | None:
@@ -512,8 +517,8 @@ def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[s
             "evidence": {"split_from": proposal_id}}),
         created_at=now, updated_at=now)))
     conn.execute(sa.update(PROPOSALS).where(PROPOSALS.c.id == new_id).values(lineage=new_id))
-    _set_members(conn, new_id, move)
-    _set_members(conn, proposal_id, keep)
+    _set_members(conn, new_id, _alone(move))
+    _set_members(conn, proposal_id, _alone(keep))
     _bump(conn, proposal_id, now, size=len(keep), **({} if novelty[0] is None else {"novelty": novelty[0]}),
           **(_evidence_values(evidence[0]) if evidence is not None else {}))
     before["proposals"][str(new_id)] = None
