@@ -59,6 +59,7 @@ def test_the_specimens_an_ingest_set_aside_are_counted_in_eml_csv_and_json(tmp_p
     _cli(tmp_path, *args, "-f", "dwca", "-o", str(tmp_path / "a.zip"))
     _cli(tmp_path, *args, "-f", "csv", "-o", str(tmp_path / "csv"))
     _cli(tmp_path, *args, "-f", "json", "-o", str(tmp_path / "run.json"))
+    _cli(tmp_path, *args, "-f", "html", "-o", str(tmp_path / "report.html"))
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:
         abstract = "".join(ET.fromstring(zf.read("eml.xml")).find("dataset/abstract").itertext())
     assert abstract.startswith("4 specimens named") and abstract.endswith(" " + SENTENCE + "."), abstract
@@ -66,6 +67,8 @@ def test_the_specimens_an_ingest_set_aside_are_counted_in_eml_csv_and_json(tmp_p
     assert columns[1] == "This export: run " + str(run) + ". " + SENTENCE + ".", columns[:3]
     doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
     assert doc["run"]["set_aside"]["counts"] == {"short_barcode": 2, "no_data": 1}
+    # and the report, under its heading (the review's F4: "the report never mentions the two failed specimens")
+    assert f"<p class='note'>{SENTENCE}.</p>" in (tmp_path / "report.html").read_text(encoding="utf-8")
 
 
 def test_a_run_whose_ingest_set_nothing_aside_says_nothing(tmp_path: Path) -> None:

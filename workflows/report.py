@@ -910,6 +910,7 @@ def _partial_text(run: dict) -> str:
 def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
     from biodiscover.workflows.export.dwca import joined_runs_text
+    from biodiscover.workflows.export.dwca import set_aside_sentences
     from biodiscover.workflows.export.tables import live_candidates, model_description, set_aside_note
 
     run = data.run
@@ -965,6 +966,7 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         + (f"<p class='{'warn' if data.partial else 'note'}'>{html.escape(joined_runs_text(data.runs))}</p>"
            if data.runs else "")
         + (f"<p class='warn'>{html.escape(_partial_text(run))}</p>" if data.partial and not data.runs else "")
+        + "".join(f"<p class='note'>{html.escape(said)}.</p>" for said in set_aside_sentences(run, data.runs))
         + f"<div class='cards'>{card_html}</div>{figs}"
         f"<h2>Candidate species, largest first</h2>"
         + (f"<p class='note'>{html.escape(set_aside_note(data.proposals))}</p>" if set_aside_note(data.proposals)

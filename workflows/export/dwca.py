@@ -778,6 +778,14 @@ def joined_runs_text(runs: Sequence[Mapping[str, Any]]) -> str:
     return " ".join(said)
 
 
+def set_aside_sentences(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """What the run's ingest set aside (:func:`~biodiscover.workflows.export.tables.set_aside_text`), and of an
+    export over several runs each run's, naming it: what eml.xml's abstract and the HTML report say (a plate of 31
+    was published as 29 without a word)."""
+    said = [t for t in [set_aside_text(run)] if t is not None]
+    return said + [f"R{_run_words(r)[1:]}: {t}" for r in runs if (t := set_aside_text(r)) is not None]
+
+
 def _run_words(run: Mapping[str, Any]) -> str:
     """``run 5 of collection 2026-w01-costa-rica``, or ``run 5`` where the run recorded no collection."""
     return f"run {run.get('id')}" + (f" of collection {run['collection']}" if run.get("collection") else "")
@@ -870,11 +878,7 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
             + " This dataset is partial."
     elif partial:
         text += f" The run did not complete (status {run.get('status')}): this dataset is partial."
-    if (set_aside := set_aside_text(run)) is not None:  # a plate of 31 was published as 29 without a word
-        text += f" {set_aside}."
-    for r in runs:  # of an export over several runs: each run's, naming it
-        if (set_aside := set_aside_text(r)) is not None:
-            text += f" R{_run_words(r)[1:]}: {set_aside}."
+    text += "".join(f" {said}." for said in set_aside_sentences(run, runs))
     if meta.abstract:
         text = meta.abstract + " " + text
     today = datetime.now(UTC).date().isoformat()
