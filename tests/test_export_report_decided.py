@@ -350,3 +350,33 @@ def test_the_report_names_the_collection_its_run_triaged(tmp_path: Path) -> None
     assert "<h1>Discovery run 1 · 2026-w01-costa-rica</h1>" in page
     assert "collection 2026-w01-costa-rica" in page
     assert "(triage run 1 of collection 2026-w01-costa-rica," in eml_methods(load_run_export(path, run).run)
+
+
+def test_the_report_says_its_counts_are_the_machines_before_review_and_how_the_names_were_made(
+        decided: dict, tmp_path: Path) -> None:
+    """The export review's F6: the report's "1005 named to species" and its depth plot were the machine's naming,
+    while the archive and assignments.csv, after review, said 1,016; and the report never said which reference,
+    level or cut made the names (eml.xml's methods did). The card says whose count it is, the line under the cards
+    gives the count after review (the determinations the archive writes), and a method paragraph says how the names
+    were made, in eml.xml's words."""
+    import html
+
+    from biodiscover.workflows.export.dwca import method_steps
+    from biodiscover.workflows.export.pipeline import load_run_export
+
+    out = tmp_path / "r.html"
+    export_run(decided["path"], decided["run"], "html", out)
+    page = out.read_text(encoding="utf-8")
+    data = load_run_export(decided["path"], decided["run"])
+    machine = int((data.assignments["deepest_rank"] == "species").sum())
+    export_run(decided["path"], decided["run"], "csv", tmp_path / "csv")
+    with (tmp_path / "csv" / "assignments.csv").open(encoding="utf-8-sig", newline="") as fh:
+        reviewed = sum(r["taxonRank"] == "species" for r in csv.DictReader(fh))
+    assert reviewed != machine  # the two assigned candidates' members are named to species by the reviewer
+    assert f"<div class='card'><b>{machine}</b>named to species by the machine</div>" in page
+    assert html.escape(f"The cards and the first plot are the machine's naming, before review; after review (the "
+                       f"determinations of the archive and assignments.csv) {reviewed} specimens are named to "
+                       "species.") in page
+    steps = method_steps(data.run)
+    assert steps and all(html.escape(step) in page for step in steps)
+    assert "<h2>How the names were made</h2>" in page

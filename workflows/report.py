@@ -907,10 +907,24 @@ def _partial_text(run: dict) -> str:
     return f"This run did not complete (status {run.get('status')}{count}): this report is partial."
 
 
+def _after_review(data: "RunExport", machine: int) -> str:
+    """The line under the cards: they and the depth plot count the machine's naming; after review the determinations
+    the archive writes (``dwca.determinations``) name this many to species. Why: a real plate's report said "1005
+    named to species" where its archive and assignments.csv said 1,016, and neither said which was which."""
+    from biodiscover.workflows.export.dwca import determinations
+
+    ranks = determinations(data)["taxonRank"] if not data.assignments.empty else pd.Series(dtype=object)
+    reviewed = int((ranks == "species").sum())
+    return ("The cards and the first plot are the machine's naming, before review; after review (the determinations "
+            f"of the archive and assignments.csv) {reviewed} specimens are named to species."
+            if reviewed != machine else
+            "The cards and the first plot are the machine's naming; no review changed how many are named to species.")
+
+
 def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
     from biodiscover.workflows.export.dwca import joined_runs_text
-    from biodiscover.workflows.export.dwca import set_aside_sentences
+    from biodiscover.workflows.export.dwca import method_steps, set_aside_sentences
     from biodiscover.workflows.export.tables import live_candidates, model_description, set_aside_note
 
     run = data.run
@@ -923,7 +937,8 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
                                            ("rejected by a reviewer", int((status == "rejected").sum()))) if n]
     # the candidates card is the sum of the cards that break it down (it counted the live ones alone: "5 candidate
     # species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected, on the weekly-batch review)
-    cards = [("specimens", len(data.assignments)), ("named to species", species), ("flagged novel", novel),
+    cards = [("specimens", len(data.assignments)), ("named to species by the machine", species),
+             ("flagged novel", novel),
              ("candidate species proposed", len(live) + sum(n for _, n in decided)),
              ("accepted by a reviewer", int((status == "accepted").sum())),
              ("awaiting review", int(status.map(_pending).sum()))]
@@ -967,8 +982,11 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
            if data.runs else "")
         + (f"<p class='warn'>{html.escape(_partial_text(run))}</p>" if data.partial and not data.runs else "")
         + "".join(f"<p class='note'>{html.escape(said)}.</p>" for said in set_aside_sentences(run, data.runs))
-        + f"<div class='cards'>{card_html}</div>{figs}"
-        f"<h2>Candidate species, largest first</h2>"
+        + f"<div class='cards'>{card_html}</div>"
+        + f"<p class='note'>{html.escape(_after_review(data, species))}</p>{figs}"
+        + "<h2>How the names were made</h2>"
+        + "".join(f"<p class='note'>{html.escape(step)}</p>" for step in method_steps(run, data.runs))
+        + "<h2>Candidate species, largest first</h2>"
         + (f"<p class='note'>{html.escape(set_aside_note(data.proposals))}</p>" if set_aside_note(data.proposals)
            else "")
         + _table(table, ["#", "name", "placed in", "specimens", KNOWN_SPECIES, "identity", "novelty", "status"],

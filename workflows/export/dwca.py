@@ -751,9 +751,14 @@ def eml_methods(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ()) 
     ``runs`` (an export over several runs): a first step saying how they were joined (each collection named, which
     run's naming a specimen triaged twice keeps, whether their reference models differ, which did not complete),
     then one step per run."""
-    steps = [joined_runs_text(runs), *_grouped_methods(runs)] if runs else [" ".join(_method_sentences(run))]
     return ("    <methods>\n" + "".join(f"      <methodStep><description><para>{xml_escape(step)}</para></description>"
-                                      "</methodStep>\n" for step in steps) + "    </methods>\n")
+                                      "</methodStep>\n" for step in method_steps(run, runs)) + "    </methods>\n")
+
+
+def method_steps(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """How the names were made, in words, one paragraph a step: eml.xml's ``methods`` (:func:`eml_methods`) and the
+    HTML report's "How the names were made" say the same."""
+    return [joined_runs_text(runs), *_grouped_methods(runs)] if runs else [" ".join(_method_sentences(run))]
 
 
 def joined_runs_text(runs: Sequence[Mapping[str, Any]]) -> str:
