@@ -45,10 +45,15 @@ def _field(value: Any) -> str:
     return re.sub(r"[|\r\n>\t]+", " ", str(value)).strip()
 
 
+def _sequences(data: RunExport) -> tuple[dict[Any, Any], dict[Any, Any]]:
+    """processid → barcode as submitted (:func:`barcode_to_send`), and processid → BIN."""
+    barcodes = {r["processid"]: barcode_to_send(r)[0] for r in plain_records(data.specimens)}
+    return barcodes, dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
+
+
 def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
     """proposal id → [(header, sequence)] for every candidate species with a barcoded member."""
-    barcodes = {r["processid"]: barcode_to_send(r)[0] for r in plain_records(data.specimens)}  # as submitted
-    bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
+    barcodes, bins = _sequences(data)
     out: dict[Any, list[tuple[str, str]]] = {}
     props = data.proposals.set_index("proposal_id", drop=False)
     for pid, grp in data.members.groupby("proposal_id", sort=True):
@@ -81,8 +86,7 @@ def all_specimen_records(data: RunExport, records: dict[Any, list[tuple[str, str
     fields and its BIN."""
     from biodiscover.workflows.export.dwca import determinations
 
-    barcodes = {r["processid"]: barcode_to_send(r)[0] for r in plain_records(data.specimens)}
-    bins = dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
+    barcodes, bins = _sequences(data)
     held = {header.split("|", 1)[0]: (header, seq) for recs in records.values() for header, seq in recs}
     named = {r["processid"]: r.get("verbatimIdentification") or r.get("scientificName")
              for r in plain_records(determinations(data))}
