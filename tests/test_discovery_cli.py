@@ -223,7 +223,7 @@ def test_accepted_candidates_are_references_for_the_next_run(dataset, bundle, tm
     core, history = export_dwca(db, second["run_id"], tmp_path)
     assert {core[p]["identifiedBy"] for p in members} == {"tester"}
     assert {core[p]["identificationVerificationStatus"] for p in members} == \
-        {"accepted by reviewer (provisional species)"}
+        {"identified by reviewer (provisional species)"}
     assert all(f"{p}:run{second['run_id']}" in history for p in members)
     assert main(argv[:-2] + ["--no-provisional", "--json", "-q"]) == 0
     third = json.loads(capsys.readouterr().out)

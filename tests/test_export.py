@@ -120,7 +120,7 @@ def test_dwca_reads_back_with_python_dwca_reader(tmp_path: Path, data) -> None:
         assert rec.data[dwc + "taxonConceptID"] == "biodiscover:run:7:candidate:5"
         remarks = rec.data[dwc + "identificationRemarks"]
         assert "model=sha256:abc123" in remarks and re.search(r"confidence=0\.\d{3} at genus", remarks)
-        assert rec.data[dwc + "identificationVerificationStatus"].startswith("accepted")
+        assert rec.data[dwc + "identificationVerificationStatus"] == "identified by reviewer (provisional species)"
         # A known specimen: named to species, no qualifier.
         known = by_id["KN0003"]
         assert known.data[dwc + "scientificName"] == "Megaselia k3"

@@ -103,7 +103,7 @@ def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_
         assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(acc), "accepted", str(acc))
         assert (row["verbatimIdentification"], row["identificationQualifier"], row["identifiedBy"],
                 row["dateIdentified"]) == (accepted_name, "sp.", "Ana Silva", decided_on[acc])
-        assert row["identificationVerificationStatus"] == "accepted by reviewer (provisional species)"
+        assert row["identificationVerificationStatus"] == "identified by reviewer (provisional species)"
     for row in of(pend):
         assert (row["candidate_status"], row["identifiedBy"]) == ("pending", "biodiscover")
     proposed = set().union(*members.values())

@@ -87,8 +87,8 @@ def test_export_all_formats_from_db(tmp_path: Path, filled_db) -> None:
         assert {r.data[dwc + "identificationQualifier"] for r in qualified} == {"sp."}
         assert {r.data[dwc + "scientificName"] for r in qualified} == {"Megaselia"}
         accepted = [r for r in qualified if r.data[dwc + "taxonConceptID"].endswith(f":{info['accepted']}")]
-        assert accepted and all(r.data[dwc + "identificationVerificationStatus"].startswith("accepted")
-                                for r in accepted)
+        assert accepted and all(r.data[dwc + "identificationVerificationStatus"]
+                                == "identified by reviewer (provisional species)" for r in accepted)
         # The reviewer's accepted name (counter-based, e.g. "Megaselia sp. BD-0001") is the verbatim name.
         assert re.fullmatch(r"Megaselia sp\. BD-\d{4}", accepted[0].data[dwc + "verbatimIdentification"])
 

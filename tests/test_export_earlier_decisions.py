@@ -80,7 +80,7 @@ def test_a_later_run_naming_decided_specimens_the_same_species_credits_the_revie
     by_id = {r["identificationID"]: r for r in csv.DictReader(history.splitlines(), delimiter="\t",
                                                                quoting=csv.QUOTE_NONE)}
     who = {"accepted": "Test Taxonomist", "known": "Ana Silva", "described": "Test Taxonomist"}
-    status = {"accepted": "accepted by reviewer (provisional species)",
+    status = {"accepted": "identified by reviewer (provisional species)",
               "known": "identified by reviewer (known species)",
               "described": "identified by reviewer (described species, not in the reference)"}
     for grp in ("accepted", "known", "described"):
@@ -208,7 +208,7 @@ def test_a_candidate_merged_into_a_later_weeks_keeps_the_reviewers_determination
     for pid in first:
         row = core1[pid]
         assert (row["verbatimIdentification"], row["identifiedBy"], row["identificationVerificationStatus"]) == \
-            (weeks.name, "Kim Tax", "accepted by reviewer (provisional species)"), row
+            (weeks.name, "Kim Tax", "identified by reviewer (provisional species)"), row
         assert row["taxonConceptID"] == core2[second[0]]["taxonConceptID"] != ""
         assert f"candidate species {old}" in row["identificationRemarks"]
         assert f"merged into candidate species {new} of run {run2}" in row["identificationRemarks"]

@@ -140,7 +140,7 @@ def test_every_darwin_core_row_in_full() -> None:
                                  "(status accepted, version 2); reviewer notes: \"wing venation differs\" "
                                  "(ben, 2026-11-22); \"checked genitalia\" (ana, 2026-11-23)",
         "identifiedBy": "ana", "dateIdentified": "2026-11-21",
-        "identificationVerificationStatus": "accepted by reviewer (provisional species)"}
+        "identificationVerificationStatus": "identified by reviewer (provisional species)"}
     # a novel specimen placed in a family whose candidate was rejected: "Phoridae gen. sp.", the BIN, why, and
     # who rejected it when (the machine's name stands, reviewed)
     assert by_id["NOVEL02"] == {
@@ -387,7 +387,7 @@ def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
         ("BIOUG001-24", "", "", "", "", "Megaselia scalaris", "species", "", "Megaselia scalaris", *machine),
         ("BIOUG002-24", "", "", "", "", "Megaselia", "genus", "sp.", "Megaselia sp. BIOUG63189-C12", *machine),
         ("NOVEL01", "1", "Megaselia sp. BD-0001", "1", "accepted", "Megaselia", "genus", "sp.",
-         "Megaselia sp. BD-0001", "ana", "2026-11-21", "accepted by reviewer (provisional species)"),
+         "Megaselia sp. BD-0001", "ana", "2026-11-21", "identified by reviewer (provisional species)"),
         ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.", "ana",
          "2026-11-21", REJECTED),
         ("NOVEL03", "3", "Megaselia scalaris", "3", "assigned", "Megaselia scalaris", "species", "",

@@ -36,6 +36,7 @@ rank (order, family, subfamily, genus, species) — and what it was named from:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -188,7 +189,48 @@ def normalise_assignment(row: Mapping[str, Any]) -> dict[str, Any]:
 PROPOSAL_COLUMNS: tuple[str, ...] = (
     "proposal_id", "provisional_name", "parent_rank", "parent_taxon", "parent_status", "parent_lineage", "status",
     "version", "size", "novelty", "nearest_species", "nearest_identity", "evidence", "assigned_provisional",
-    "assigned_status")
+    "assigned_status", "carried_from")
+
+
+def _carried_from(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) -> dict[int, dict[str, Any]]:
+    """Assigned proposal id → the earlier candidate whose reviewer's decision the database carried to it (a later
+    triage proposed exactly its specimens again, ``recognised``; ``storage.db.proposals._carry_naming``): its
+    ``proposal_id``, ``run_id``, ``decision`` (accepted / assigned), ``reviewer``, ``decided_at``, and the identity
+    that decision rested on: ``identity`` to ``identity_to`` (for an assignment, the members' to the species
+    assigned; for an acceptance, to the nearest known species: a provisional species' keys are its own members).
+    Only while the proposal is still assigned to that candidate's species (a reviewer may have reassigned it).
+
+    Why: run 2 of a real Norwegian plate listed such a candidate as "assigned by a reviewer" with an empty identity
+    (e27, F6): nothing said the word was a reviewer's on run 1's #7."""
+    from biodiscover.storage.evidence import Evidence
+
+    assigned = {int(p["id"]): p["taxon_id"] for p in prop_rows if p["status"] == "assigned"}
+    out: dict[int, dict[str, Any]] = {}
+    for part in chunked(sorted(assigned)):
+        for row in conn.execute(sa.text(
+                "SELECT e.target_id, s.id, s.run_id, s.status, s.taxon_id, s.provisional_name, s.nearest_species, "
+                "s.nearest_identity, s.evidence, (SELECT r.reviewer || char(31) || r.created_at FROM reviews r "
+                "WHERE r.proposal_id = s.id AND r.action IN ('accept', 'assign') ORDER BY r.id DESC LIMIT 1) "
+                "FROM proposal_edges e JOIN proposals s ON s.id = e.source_id WHERE e.kind = 'recognised' AND "
+                "s.status IN ('accepted', 'assigned') AND e.target_id IN :ids ORDER BY e.id"
+        ).bindparams(sa.bindparam("ids", expanding=True)), {"ids": part}):
+            target, source, run, status, taxon, name, near, near_identity, evidence, who = row
+            if taxon != assigned[int(target)]:
+                continue
+            reviewer, _, when = str(who or "").partition("\x1f")
+            if status == "assigned":
+                try:
+                    identity = Evidence.from_dict(json.loads(evidence) if isinstance(evidence, str) else evidence
+                                                  ).identity_to(name)
+                except ValueError:  # a malformed record: the decision stands, its figure is not known
+                    identity = None
+                to = name
+            else:
+                identity, to = near_identity, near
+            out[int(target)] = {"proposal_id": int(source), "run_id": int(run), "decision": str(status),
+                                "reviewer": reviewer or None, "decided_at": when or None,
+                                "identity": None if identity is None else float(identity), "identity_to": to}
+    return out
 
 
 def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
@@ -229,6 +271,8 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
         made_by.update(conn.execute(sa.select(P.c.taxon_id, sa.func.min(P.c.id)).where(
             P.c.taxon_id.in_(part), P.c.status == "accepted").group_by(P.c.taxon_id)).all())
 
+    carried = _carried_from(conn, prop_rows)
+
     def placed(tid: int | None) -> dict[str, str]:
         out: dict[str, str] = {}
         while tid is not None and tid in taxa and len(out) < 64:
@@ -244,7 +288,8 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
              "nearest_identity": p["nearest_identity"], "evidence": dict(p["evidence"] or {}),
              "assigned_provisional": (made_by.get(p["taxon_id"], 0) if p["status"] == "assigned"
                                       and taxon_status.get(p["taxon_id"]) == "provisional" else None),
-             "assigned_status": taxon_status.get(p["taxon_id"]) if p["status"] == "assigned" else None}
+             "assigned_status": taxon_status.get(p["taxon_id"]) if p["status"] == "assigned" else None,
+             "carried_from": carried.get(int(p["id"]))}
             for p in prop_rows]
 
 

@@ -44,7 +44,7 @@ from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
 from biodiscover.workflows.export.tables import (NOT_CANDIDATES, ReviewAction, RunExport, candidate_label,
-                                                  set_aside_text)
+                                                  carried_text, set_aside_text)
 
 FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
 #: The column list written beside them.
@@ -115,6 +115,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "assigned_status": "for a candidate a reviewer assigned: that species' status: accepted (the reference's), "
                            "provisional (accepted in this database) or described (a published species the reviewer "
                            "added, not in the reference: its members are named as it, at species); empty otherwise",
+        "carried_from": "for a candidate assigned because a reviewer decided the same specimens in an earlier run (a "
+                        "later triage proposed exactly them again): that run's candidate, what the reviewer decided "
+                        "and who ('run 1's #7, accepted by …'); empty otherwise",
         "identity_to_assigned": "for a candidate a reviewer assigned to a known species (status assigned): the best "
                                 "identity (0-1) of any member to that species' reference keys, as the review screen "
                                 "shows it; empty for any other, or where no member was aligned to one of its keys",
@@ -369,6 +372,8 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
                   for p in records])
     at = props.columns.get_loc("nearest_identity") + 1 if "nearest_identity" in props else len(props.columns)
     props.insert(at, "identity_to_assigned", pd.array([assigned_identity(p) for p in records], dtype="Float64"))
+    if "carried_from" in props:  # the JSON has the record; a cell has its words
+        props["carried_from"] = [carried_text(p) for p in records]
     props.insert(at + 1, "near_species", [near_species_text(p.get("evidence")) for p in records])
     props.insert(at + 2, "review_flags", [" · ".join(candidate_flags(p, data.met_here)) or None for p in records])
     props.insert(at + 3, "twins", [twins_text(data.twins.get(int(p["proposal_id"]), ())) for p in records])

@@ -265,8 +265,11 @@ def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str)
             f"; reviewer notes: {trail.notes_text()}"
 
 
-#: identificationVerificationStatus of a member of a candidate a reviewer accepted as a provisional species.
-ACCEPTED_STATUS = "accepted by reviewer (provisional species)"
+#: identificationVerificationStatus of a member of a provisional species: of the candidate a reviewer accepted as
+#: one, and of a candidate assigned to it (by a reviewer, or by the carry of their decision to a later run). One
+#: wording: run 1 of a real plate said "accepted by reviewer (provisional species)" and run 2, which carried the
+#: acceptance, "identified by reviewer (provisional species)" for the same specimen and species (e27, F11).
+ACCEPTED_STATUS = "identified by reviewer (provisional species)"
 
 
 def decision_status(p: Mapping[str, Any], named: bool = True) -> str:
@@ -279,7 +282,7 @@ def decision_status(p: Mapping[str, Any], named: bool = True) -> str:
         return ACCEPTED_STATUS
     if status == "assigned":
         if _assigned_provisional(p):
-            return "identified by reviewer (provisional species)"
+            return ACCEPTED_STATUS
         return DESCRIBED_STATUS if p.get("assigned_status") == DESCRIBED else "identified by reviewer (known species)"
     if status == "rejected":
         return REJECTED_STATUS if named else REJECTED_UNNAMED_STATUS

@@ -124,6 +124,18 @@ def assigned_identity(proposal: Mapping[str, Any]) -> float | None:
     return evidence_of(proposal.get("evidence")).identity_to(species if isinstance(species, str) else None)
 
 
+def carried_identity(proposal: Mapping[str, Any]) -> str | None:
+    """``95.1% to Gonodonta sicheas (nearest known, on #7)``: the identity the carried decision rested on
+    (``carried_from``: an acceptance on the nearest known species, as a provisional species' keys are its own
+    members; an assignment on the species assigned), for an assigned candidate whose own evidence holds no identity
+    to its species; None for any other or where none was recorded."""
+    c = proposal.get("carried_from")
+    if not isinstance(c, Mapping) or c.get("identity") is None or assigned_identity(proposal) is not None:
+        return None
+    nearest = "nearest known, " if c.get("decision") == "accepted" else ""
+    return f"{100 * float(c['identity']):.1f}% to {c.get('identity_to')} ({nearest}on #{c.get('proposal_id')})"
+
+
 def identity_to(ev: Evidence, species: str) -> str:
     """``99.1% (the nearest known species)``: the identity to ``species`` and where it comes from, or that the
     evidence does not hold one (with the nearest it does hold). The figure is :meth:`Evidence.identity_to`'s (the

@@ -215,10 +215,23 @@ def placement(proposal: Mapping[str, Any]) -> str:
     when discovery could not put it under any known taxon (a missing parent is NaN in a DataFrame,
     which must never print as ``nan nan``)."""
     if proposal.get("status") == "assigned" and display_text(proposal.get("provisional_name")):
-        return f"species {display_text(proposal.get('provisional_name'))} (assigned by a reviewer)"
+        carried = carried_text(proposal)
+        return f"species {display_text(proposal.get('provisional_name'))} " + \
+            (f"(carried from {carried})" if carried else "(assigned by a reviewer)")
     where = " ".join(t for t in (display_text(proposal.get("parent_rank")),
                                  display_text(proposal.get("parent_taxon"))) if t)
     return where or "unplaced"
+
+
+def carried_text(proposal: Mapping[str, Any]) -> str | None:
+    """``run 1's #7, accepted by Kari Nordmann``: the earlier candidate whose reviewer's decision the database carried
+    to this assigned one (``carried_from``, a later triage proposed exactly its specimens again), in the words the
+    report and proposals.csv share; None for any other proposal."""
+    c = proposal.get("carried_from")
+    if not isinstance(c, Mapping):
+        return None
+    who = c.get("reviewer") or "a reviewer"
+    return f"run {c.get('run_id')}'s #{c.get('proposal_id')}, {c.get('decision')} by {who}"
 
 
 def assigned_kind(proposal: Mapping[str, Any]) -> str:
