@@ -9,7 +9,8 @@ what it shows. One definition keeps every writer in step.
 
 * :func:`neutralise_cell` — prefix ``'`` to a text cell that a spreadsheet would evaluate;
 * :func:`control_characters` — the control characters in a text (the validation rule);
-* :func:`escape_controls` — show them as ``\\xNN`` / ``\\uNNNN`` instead of writing them.
+* :func:`escape_controls` — show them as ``\\xNN`` / ``\\uNNNN`` instead of writing them;
+* :func:`ascii_text` — the same text in ASCII letters, for readers that take nothing else (GenBank deflines).
 """
 
 from __future__ import annotations
@@ -65,3 +66,22 @@ def safe_text_cell(value: Any) -> Any:
     if isinstance(value, str):
         return neutralise_cell(escape_controls(value))
     return value
+
+
+#: Letters with no ASCII decomposition (NFKD leaves them whole), written as an ASCII-only reader writes them.
+_ASCII_LETTERS = str.maketrans({"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "ß": "ss",
+                                "Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Þ": "Th", "þ": "th", "Ð": "D", "ð": "d",
+                                "ı": "i", "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+
+
+def ascii_text(text: str) -> str:
+    """``text`` in ASCII: accents dropped (``é`` → ``e``), letters with no decomposition transliterated (``Ø`` →
+    ``O``, ``æ`` → ``ae``), anything else written as its code point (``U+2603``).
+
+    Transliterated, not escaped: a name is read and searched by people ("Harpalinae gen. sp. Odegaard-1"), and an
+    escape (``\\u00d8``) would become part of the name a receiver files. The exact text stays where UTF-8 is read
+    (the Darwin Core archive, the CSV)."""
+    import unicodedata
+
+    plain = unicodedata.normalize("NFKD", text.translate(_ASCII_LETTERS))
+    return "".join(c if c.isascii() else f"U+{ord(c):04X}" for c in plain if not unicodedata.combining(c))

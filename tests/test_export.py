@@ -171,7 +171,7 @@ def test_fasta_per_candidate(tmp_path: Path, data) -> None:
     for h in headers:  # BOLD's processid|identification|marker|accession, then candidate, membership, BIN, parent
         fields = h.split("|")
         assert len(fields) == 8, h
-        assert fields[0] in with_barcode.index
+        assert fields[0].strip() in with_barcode.index and h.split()[0] == fields[0].strip()
         assert (fields[2], fields[3], fields[7]) == ("COI-5P", "", "Megaselia")
     hostile = [h for h in headers if h.split("|")[4] == "6"]
     assert hostile and all("\n" not in h and ">" not in h for h in hostile)
@@ -192,14 +192,14 @@ def test_a_fasta_header_leaves_a_missing_bin_empty(data) -> None:
 
     from biodiscover.workflows.export.fasta import fasta_records
 
-    pids = sorted(h.split("|")[0] for recs in fasta_records(data).values() for h, _ in recs)
+    pids = sorted(h.split()[0] for recs in fasta_records(data).values() for h, _ in recs)
     with_bin, with_none, with_nan = pids[:3]
     specimens = data.specimens.copy()
     specimens["dna_bin"] = specimens["dna_bin"].astype(object)
     specimens.loc[specimens["processid"] == with_bin, "dna_bin"] = "BOLD:AAA0001"
     specimens.loc[specimens["processid"] == with_none, "dna_bin"] = None
     specimens.loc[specimens["processid"] == with_nan, "dna_bin"] = float("nan")
-    fields = {h.split("|")[0]: h.split("|")
+    fields = {h.split()[0]: h.split("|")
               for recs in fasta_records(dataclasses.replace(data, specimens=specimens)).values() for h, _ in recs}
     assert (fields[with_bin][6], fields[with_none][6], fields[with_nan][6]) == ("BOLD:AAA0001", "", "")
 

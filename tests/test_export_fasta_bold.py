@@ -90,3 +90,36 @@ def test_every_sequenced_specimen_is_in_all_specimens_fasta_under_its_current_de
     in_candidates = [r for r in every if ">" + r.header in candidate_lines]
     assert any(r.fields[4] == str(first) for r in in_candidates)  # the first candidate's members, with its id
     assert len(in_candidates) == len(candidate_lines)  # every candidate file's line is in it, as written there
+
+
+def test_deflines_are_ascii_and_their_first_token_is_the_process_id(tmp_path: Path) -> None:
+    """The export review's F10: for GenBank and BLAST tools the sequence id is the defline's first token (up to the
+    first space) and NCBI wants ASCII; ``>CHRFI703-11|Smittia sp. BD-0001|…`` gave them "CHRFI703-11|Smittia", and a
+    reviewer's "Harpalinae gen. sp. Ødegaard-1" put an Ø in the defline (and the file name dropped it:
+    "7_Harpalinae_gen._sp._degaard-1.fasta"). Now the first token is the process id, a space then BOLD's fields
+    (BOLD's upload takes the process id followed by a pipe, an underscore or a space), the rest transliterated."""
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=3)
+    first = fx.proposal_ids[0]
+    with Database.open(fx.path) as db:
+        db.accept(first, db.proposal(first).version, reviewer="Kari Nordmann")
+        db.rename(first, db.proposal(first).version, "Harpalinae gen. sp. Ødegaard-1", reviewer="Kari Nordmann")
+        members = {m.processid for m in db.proposal_detail(first).members}
+    out = tmp_path / "fasta"
+    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(fx.path), "--run",
+                           str(fx.run_id), "-f", "fasta", "-o", str(out)], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    (path,) = [p for p in out.glob("*.fasta") if "Odegaard" in p.name]
+    assert path.name.endswith("_Harpalinae_gen._sp._Odegaard-1.fasta")
+    for fasta in out.glob("*.fasta"):
+        raw = fasta.read_bytes()
+        assert raw.isascii(), fasta.name
+        with fasta.open(encoding="ascii") as fh:
+            records = list(iter_fasta_lines(enumerate(fh, start=1)))
+        for rec in records:
+            assert rec.header.split()[0] == rec.processid, rec.header  # GenBank's and BLAST's sequence id
+            assert rec.marker == "COI-5P"  # BOLD's fields as before
+    with path.open(encoding="ascii") as fh:
+        named = list(iter_fasta_lines(enumerate(fh, start=1)))
+    assert {r.processid for r in named} == members
+    assert {r.identification for r in named} == {"Harpalinae gen. sp. Odegaard-1"}

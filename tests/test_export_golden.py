@@ -359,9 +359,9 @@ def test_every_fasta_file_in_full() -> None:
     # all_specimens.fasta: every barcoded specimen once, under its current determination (the machine's species for
     # BIOUG001-24, with its BIN), a candidate's member as in its candidate's file
     assert render(_run(), ExportOptions()) == {
-        "1_Megaselia_sp._BD-0001.fasta": b">NOVEL01|Megaselia sp. BD-0001|COI-5P||1|0.900||Megaselia\nACGTTT\n",
-        "all_specimens.fasta": b">BIOUG001-24|Megaselia scalaris|COI-5P||||BOLD:AAA0001|\nACGTACGTAA\n"
-                               b">NOVEL01|Megaselia sp. BD-0001|COI-5P||1|0.900||Megaselia\nACGTTT\n"}
+        "1_Megaselia_sp._BD-0001.fasta": b">NOVEL01 |Megaselia sp. BD-0001|COI-5P||1|0.900||Megaselia\nACGTTT\n",
+        "all_specimens.fasta": b">BIOUG001-24 |Megaselia scalaris|COI-5P||||BOLD:AAA0001|\nACGTACGTAA\n"
+                               b">NOVEL01 |Megaselia sp. BD-0001|COI-5P||1|0.900||Megaselia\nACGTTT\n"}
 
 
 def test_every_specimens_determination_in_assignments_csv_in_full() -> None:

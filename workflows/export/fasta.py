@@ -13,6 +13,14 @@ last. Members without a barcode (image-only specimens), and candidates a reviewe
 rejected or identified as a known species, are left out. File names are built
 from the candidate's name made safe.
 
+Deflines are ASCII and their first token (up to the first space) is the process id: ``>CHRFI703-11 |Smittia sp.
+BD-0001|COI-5P||1|0.971||Smittia``. GenBank, BLAST and most aligners take that token as the sequence id and NCBI
+takes ASCII only; BOLD's upload takes the process id followed by a pipe, an underscore or a space, and BOLD-aware
+readers (ours included) split on the pipes and strip the fields. Before, the first token ran into the name
+("CHRFI703-11|Smittia") and a reviewer's "Ødegaard" went in as written. The rest of the line is transliterated
+(:func:`~biodiscover.storage.safetext.ascii_text`: "Odegaard"), not escaped: the name is read by people and an
+escape would become part of it; the archive and the CSV keep the exact name. File names are transliterated too.
+
 Each sequence is the barcode as submitted (cleaned of gaps and case, not cut to the
 660 nt the analysis compared), as a BOLD or GenBank submission expects the read the lab
 sequenced; the header does not change (BOLD's fields hold no remark), and the Darwin
@@ -31,6 +39,7 @@ import pandas as pd
 
 from biodiscover.storage.fasta import MARKER
 from biodiscover.storage.fasta import write_fasta as write_fasta_records  # the BOLD-style writer
+from biodiscover.storage.safetext import ascii_text
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import safe_member_name, unique_names
@@ -39,10 +48,21 @@ from biodiscover.workflows.export.tables import (NOT_CANDIDATES, RunExport, barc
 
 
 def _field(value: Any) -> str:
-    """A header field: no ``|``, ``>`` or line breaks, so a hostile name cannot forge records."""
+    """A header field in ASCII: no ``|``, ``>`` or line breaks, so a hostile name cannot forge records."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    return re.sub(r"[|\r\n>\t]+", " ", str(value)).strip()
+    return ascii_text(re.sub(r"[|\r\n>\t]+", " ", str(value)).strip())
+
+
+def _id_token(processid: Any) -> str:
+    """The defline's first token: the process id in ASCII, any whitespace in it an underscore."""
+    return "_".join(_field(processid).split())
+
+
+def _defline(fields_: list[Any]) -> str:
+    """``CHRFI703-11 |name|COI-5P|…``: the process id as the first token, then BOLD's fields (the module docstring
+    says why)."""
+    return _id_token(fields_[0]) + " |" + "|".join(_field(f) for f in fields_[1:])
 
 
 def _sequences(data: RunExport) -> tuple[dict[Any, Any], dict[Any, Any]]:
@@ -70,7 +90,7 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
             fields_ = [m["processid"], name, MARKER, None,  # BOLD's four; no accession to give
                        pid, f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"]),
                        prop.get("parent_taxon")]
-            recs.append(("|".join(_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
+            recs.append((_defline(fields_), re.sub(r"\s+", "", seq)))
         out[pid] = recs
     return out
 
@@ -87,7 +107,7 @@ def all_specimen_records(data: RunExport, records: dict[Any, list[tuple[str, str
     from biodiscover.workflows.export.dwca import determinations
 
     barcodes, bins = _sequences(data)
-    held = {header.split("|", 1)[0]: (header, seq) for recs in records.values() for header, seq in recs}
+    held = {header.split(" ", 1)[0]: (header, seq) for recs in records.values() for header, seq in recs}
     named = {r["processid"]: r.get("verbatimIdentification") or r.get("scientificName")
              for r in plain_records(determinations(data))}
     out = []
@@ -95,11 +115,11 @@ def all_specimen_records(data: RunExport, records: dict[Any, list[tuple[str, str
         seq = barcodes[pid]
         if not isinstance(seq, str) or not seq:
             continue
-        if pid in held:
-            out.append(held[pid])
+        if _id_token(pid) in held:
+            out.append(held[_id_token(pid)])
             continue
         fields_ = [pid, named.get(pid), MARKER, None, None, None, bins.get(pid), None]
-        out.append(("|".join(_field(f) for f in fields_), re.sub(r"\s+", "", seq)))
+        out.append((_defline(fields_), re.sub(r"\s+", "", seq)))
     return out
 
 
@@ -109,7 +129,7 @@ def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     pids = [p for p in records if records[p]]
     # ids zero-padded to the widest, so a file listing sorts 01, 02 … 10 rather than 1, 10, 2
     width = max((len(str(p)) for p in pids), default=1)
-    files = unique_names([safe_member_name(f"{str(p).zfill(width)}_{names_by_id.get(p) or 'candidate'}",
+    files = unique_names([safe_member_name(ascii_text(f"{str(p).zfill(width)}_{names_by_id.get(p) or 'candidate'}"),
                                            suffix=".fasta") for p in pids])
     out: dict[str, bytes] = {}
     for pid, name in zip(pids, files):
