@@ -95,10 +95,11 @@ def test_each_specimen_carries_the_determination_the_darwin_core_core_gives(tmp_
         assert (row["verbatimIdentification"], row["identifiedBy"], row["dateIdentified"]) == \
             (known_label.split("  ")[0], "Cy Roe", decided_on[ass])
         assert row["identificationVerificationStatus"] == "identified by reviewer (known species)"
-    for row in of(rej):  # rejected: marked, the machine's name stands, reviewed by that reviewer on that day
+    for row in of(rej):  # rejected: marked, the machine's name stands (and is the machine's), rejected by whom, when
         assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(rej), "rejected", "")
-        assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == \
-            ("Ben Ode", decided_on[rej], "candidate species rejected by reviewer (the machine's name stands)")
+        assert f"rejected by Ben Ode on {decided_on[rej]}" in core[row["processid"]]["identificationRemarks"]
+        assert (row["identifiedBy"], row["identificationVerificationStatus"]) == \
+            ("biodiscover", "candidate species rejected by reviewer (the machine's name stands)")
     for row in of(acc):  # accepted: open nomenclature, the reviewer and the day, and the status
         assert (row["proposed_in"], row["candidate_status"], row["proposal_id"]) == (str(acc), "accepted", str(acc))
         assert (row["verbatimIdentification"], row["identificationQualifier"], row["identifiedBy"],
@@ -125,7 +126,7 @@ def test_the_json_export_carries_each_specimens_determination_as_assignments_csv
         assert {c: "" if rows[pid][c] is None else str(rows[pid][c]) for c in compared} == \
             {c: row[c] for c in compared}, pid
     statuses = {r["proposed_in"]: (r["candidate_status"], r["identifiedBy"]) for r in rows.values() if r["proposed_in"]}
-    assert statuses == {acc: ("accepted", "Ana Silva"), rej: ("rejected", "Ben Ode"), ass: ("assigned", "Cy Roe"),
+    assert statuses == {acc: ("accepted", "Ana Silva"), rej: ("rejected", "biodiscover"), ass: ("assigned", "Cy Roe"),
                         pend: ("pending", "biodiscover")}
     assert all(r["taxon_id"] == "" for r in sheet.values())
     columns = (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")

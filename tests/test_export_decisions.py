@@ -145,19 +145,21 @@ def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: 
     machine's name standing (and kept in the history); each note is quoted, so a note holding "; " stays one."""
     row = occurrences["BD3-24"]
     accepted = occurrences["BD1-24"]
-    assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == (
-        REVIEWER, accepted["dateIdentified"], "candidate species rejected by reviewer (the machine's name stands)")
+    # identifiedBy is who assigned the taxon: the machine's name stands, so the machine; the rejection is in the
+    # remarks, with who and when (the export review's F11)
+    assert (row["identifiedBy"], row["identificationVerificationStatus"]) == (
+        "biodiscover", "candidate species rejected by reviewer (the machine's name stands)")
     assert (row["scientificName"], row["taxonRank"], row["identificationQualifier"]) == (
         "Phoridae", "family", "gen. sp.")
-    day = row["dateIdentified"]
+    day = accepted["dateIdentified"]
     assert row["identificationRemarks"].endswith(
-        f'; proposed in candidate species 3, rejected by a reviewer; reviewer notes: "{NOTES[0]}" '
+        f'; proposed in candidate species 3, rejected by {REVIEWER} on {day}; reviewer notes: "{NOTES[0]}" '
         f'({REVIEWER}, {day}); "{NOTES[1]}" ({REVIEWER}, {day})'), row["identificationRemarks"]
     with zipfile.ZipFile(tmp_path / "plate.zip") as zf:
         history = list(csv.DictReader(io.StringIO(zf.read("identification.txt").decode("utf-8")), delimiter="\t",
                                       quoting=csv.QUOTE_NONE))
     assert [(h["identifiedBy"], h["scientificName"]) for h in history if h["coreid"] == "BD3-24"] == [
-        ("biodiscover", "Phoridae"), (REVIEWER, "Phoridae")]  # the machine's, then the current: the reviewed one
+        ("biodiscover", "Phoridae")]  # the machine's, current: the rejection let it stand
 
 
 def test_a_rejected_candidate_the_machine_named_nowhere_below_class_does_not_claim_the_machines_name(
@@ -197,10 +199,10 @@ def test_a_rejected_candidate_the_machine_named_nowhere_below_class_does_not_cla
         sheet = {r["processid"]: r for r in csv.DictReader(fh)}
     terms = ("scientificName", "taxonRank", "identifiedBy", "identificationVerificationStatus")
     assert [core["U1"][t] for t in terms] == [
-        "Insecta", "class", REVIEWER,
+        "Insecta", "class", "biodiscover",
         "candidate species rejected by reviewer (the specimen stays at class: nothing below it was named)"]
     assert [core["O1"][t] for t in terms] == [
-        "Lepidoptera", "order", REVIEWER, "candidate species rejected by reviewer (the machine's name stands)"]
+        "Lepidoptera", "order", "biodiscover", "candidate species rejected by reviewer (the machine's name stands)"]
     for pid in ("U1", "O1"):
         assert [sheet[pid][t] for t in terms] == [core[pid][t] for t in terms]
         assert sheet[pid]["candidate_status"] == "rejected"

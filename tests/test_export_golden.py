@@ -148,9 +148,11 @@ def test_every_darwin_core_row_in_full() -> None:
         "scientificName": "Phoridae", "taxonRank": "family", "identificationQualifier": "gen. sp.",
         "verbatimIdentification": "Phoridae gen. sp.", "taxonConceptID": "BOLD:ZZZ0002",
         "identificationRemarks": f"{METHOD}; confidence=0.750 at family; novelty=0.900; proposed in candidate "
-                                 "species 2, rejected by a reviewer; reviewer notes: \"looks like contamination\" "
-                                 "(ana, 2026-11-21)",
-        "identifiedBy": "ana", "dateIdentified": "2026-11-21", "identificationVerificationStatus": REJECTED}
+                                 "species 2, rejected by ana on 2026-11-21; reviewer notes: "
+                                 "\"looks like contamination\" (ana, 2026-11-21)",
+        # identifiedBy is who assigned the name: the machine's stands (the rejection is in the remarks)
+        "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
+        "identificationVerificationStatus": REJECTED}
     # a candidate a reviewer identified as a known species: that species, by that reviewer
     assert by_id["NOVEL03"] == {
         **_base("NOVEL03", "S5", None, None, None, None, LINEAGE),
@@ -203,11 +205,7 @@ def test_every_darwin_core_row_in_full() -> None:
         current("BIOUG002-24", "BIOUG002-24:run3"),
         {"id": "NOVEL01", "identificationID": "NOVEL01:run3", **machine_novel01},
         current("NOVEL01", "NOVEL01:review1"),
-        {"id": "NOVEL02", "identificationID": "NOVEL02:run3", **machine_novel01, "scientificName": "Phoridae",
-         "taxonRank": "family", "identificationQualifier": "gen. sp.", "verbatimIdentification": "Phoridae gen. sp.",
-         "taxonConceptID": "BOLD:ZZZ0002", "identificationRemarks": f"{METHOD}; confidence=0.750 at family; "
-                                                                     "novelty=0.900"},
-        current("NOVEL02", "NOVEL02:review5"),
+        current("NOVEL02", "NOVEL02:run3"),  # the machine's determination, current: the rejection let it stand
         {"id": "NOVEL03", "identificationID": "NOVEL03:run3", **machine_novel01,
          "identificationRemarks": f"{METHOD}; confidence=0.700 at genus; novelty=0.600"},
         current("NOVEL03", "NOVEL03:review7"),
@@ -388,8 +386,8 @@ def test_every_specimens_determination_in_assignments_csv_in_full() -> None:
         ("BIOUG002-24", "", "", "", "", "Megaselia", "genus", "sp.", "Megaselia sp. BIOUG63189-C12", *machine),
         ("NOVEL01", "1", "Megaselia sp. BD-0001", "1", "accepted", "Megaselia", "genus", "sp.",
          "Megaselia sp. BD-0001", "ana", "2026-11-21", "identified by reviewer (provisional species)"),
-        ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.", "ana",
-         "2026-11-21", REJECTED),
+        ("NOVEL02", "", "", "2", "rejected", "Phoridae", "family", "gen. sp.", "Phoridae gen. sp.",
+         "biodiscover", "2026-11-20", REJECTED),
         ("NOVEL03", "3", "Megaselia scalaris", "3", "assigned", "Megaselia scalaris", "species", "",
          "Megaselia scalaris", "ben", "2026-11-22", "identified by reviewer (known species)"),
         ("NOVEL04", "4", "Metopininae gen. sp. cand4", "4", "pending", "Metopininae", "subfamily", "gen. sp.",

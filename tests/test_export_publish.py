@@ -192,8 +192,9 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
                     if h[DWC + "identificationRemarks"].startswith("current determination")] == \
                 [(rec[DWC + "identifiedBy"], rec[DWC + "verbatimIdentification"])]
         for pid in rejected_members:
-            assert 'rejected by a reviewer; reviewer notes: "contaminated wells" (Ben Ode' in \
-                rows[pid].data[DWC + "identificationRemarks"]
+            # the rejection is the reviewer's, said in the remarks: who, on what day, why
+            assert re.search(r'rejected by Ben Ode on \d{4}-\d\d-\d\d; reviewer notes: "contaminated wells" \(Ben Ode',
+                             rows[pid].data[DWC + "identificationRemarks"])
         sequenced = [r for r in rows.values() if any(e.rowtype.endswith("DNADerivedData") for e in r.extensions)]
         assert sequenced  # each barcode in the DNA extension, tied to its occurrence by id
         # how names were reached, as the engine does it now (not the old per-rank thresholds)
@@ -212,7 +213,11 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
         assert any(r.data[DWC + "subfamily"] for r in rows.values())
         unreviewed = [r for pid, r in rows.items() if pid not in accepted_members | assigned_members | rejected_members]
         assert {r.data[DWC + "identifiedBy"] for r in unreviewed} == {"biodiscover"}
-        assert {rows[pid].data[DWC + "identifiedBy"] for pid in rejected_members} == {"Ben Ode"}  # who rejected it
+        # identifiedBy is who assigned the taxon: the machine's name stands, so the machine (the export review's
+        # F11: a rejected candidate's member read identifiedBy "Kari Nordmann" for "Diptera", a name she did not give)
+        assert {rows[pid].data[DWC + "identifiedBy"] for pid in rejected_members} == {"biodiscover"}
+        assert {rows[pid].data[DWC + "dateIdentified"] for pid in rejected_members} == \
+            {r.data[DWC + "dateIdentified"] for r in unreviewed}
 
 
 def test_dwca_without_metadata_warns_and_fails_the_licence_rule(tmp_path: Path, reviewed) -> None:

@@ -144,7 +144,8 @@ def test_the_identification_history_lists_the_current_determination_too_and_keep
     assert {p: current[p]["identificationID"] for p in a_members} == {
         p: f"{p}:review{accepted.review_id}" for p in a_members}
     assert {p: current[p]["identificationID"] for p in r_members} == {
-        p: f"{p}:review{rejected.review_id}" for p in r_members}
+        p: f"{p}:run{fx.run_id}" for p in r_members}  # a rejection leaves the machine's determination current
+    assert rejected.review_id and all(current[p]["identifiedBy"] == "biodiscover" for p in r_members)
     assert all(current[p]["identifiedBy"] == "Ana Silva" for p in a_members)
 
     db = Database.open(fx.path)

@@ -81,7 +81,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "taxonRank": "the rank of scientificName",
         "identificationQualifier": "sp. / gen. sp. for an undescribed species placed in scientificName",
         "verbatimIdentification": "the name as written (a candidate's provisional name)",
-        "identifiedBy": "who determined it: biodiscover, or the reviewer who decided its candidate",
+        "identifiedBy": "who determined it (assigned the name): biodiscover, or the reviewer who accepted or "
+                        "assigned its candidate (a rejected candidate's members keep the machine's name, and "
+                        "biodiscover)",
         "dateIdentified": "the day of that determination",
         "identificationVerificationStatus": "machine prediction, or what a reviewer decided",
     },

@@ -260,9 +260,33 @@ def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str)
         return
     row["identifiedBy"] = trail.decided_by
     row["dateIdentified"] = _day(trail.decided_at) or row.get("dateIdentified")
-    if trail.notes:
+    _noted(row, trail)
+
+
+def _noted(row: dict[str, Any], trail: ReviewTrail | None) -> None:
+    """Add the reviewers' notes on the candidate to ``row``'s remarks (none: unchanged)."""
+    if trail is not None and trail.notes:
         row["identificationRemarks"] = (row.get("identificationRemarks") or "") + \
             f"; reviewer notes: {trail.notes_text()}"
+
+
+def _rejected_by(trail: ReviewTrail | None) -> str:
+    """``rejected by Kari Nordmann on 2026-12-06``: who rejected a candidate and when (``a reviewer`` where the log
+    does not say)."""
+    if trail is None or not trail.decided_by:
+        return "rejected by a reviewer"
+    day = _day(trail.decided_at)
+    return f"rejected by {trail.decided_by}" + (f" on {day}" if day else "")
+
+
+def _rejection(row: dict[str, Any], trail: ReviewTrail | None, verification: str) -> None:
+    """Make ``row`` a member of a rejected candidate: the machine's determination stands, so ``identifiedBy`` and
+    ``dateIdentified`` stay the machine's (dwc:identifiedBy is who assigned the taxon: a reviewer who rejected a
+    candidate did not assign the machine's name; a real Norwegian plate's member read "Kari Nordmann" for
+    "Diptera", beside her own note "Micropsectra sp. by morphology", e27 F11); the status says it was rejected, the
+    remarks by whom, when (:func:`_rejected_by`) and the reviewer's notes."""
+    row["identificationVerificationStatus"] = verification
+    _noted(row, trail)
 
 
 #: identificationVerificationStatus of a member of a provisional species: of the candidate a reviewer accepted as
@@ -518,9 +542,9 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             _as_assigned(row, p, decided, machine, run, remarks)
             _reviewed(row, trails.get(decided), decision_status(p))
         elif decided is not None:  # rejected: the machine's name stands, and the reviewer who said so, when
-            row["identificationRemarks"] = remarks + (f"; proposed in candidate species {decided}, "
-                                                      "rejected by a reviewer") + _quality(props[decided], pid)
-            _reviewed(row, trails.get(decided), decision_status(props[decided], named=bool(deepest)))
+            row["identificationRemarks"] = remarks + f"; proposed in candidate species {decided}, " \
+                + _rejected_by(trails.get(decided)) + _quality(props[decided], pid)
+            _rejection(row, trails.get(decided), decision_status(props[decided], named=bool(deepest)))
         elif pid in folded:  # its candidate of this run was merged into another run's: that one's determination
             f = folded[pid]
             holder, of_run = f["proposal_id"], f" of run {f.get('run_id')}"
