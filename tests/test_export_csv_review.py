@@ -20,6 +20,7 @@ import pytest
 from biodiscover.storage.db import Database
 from biodiscover.workflows.export import export_run
 from biodiscover.storage.evidence import NearSpecies
+from fixtures.db_views import proposal_members
 from fixtures.review_db import GONODONTA, build_review_db, gonodonta_plate, plate_evidence
 
 
@@ -231,3 +232,22 @@ def test_a_candidates_concept_id_is_the_databases_own_and_survives_re_export_and
     rows = _by_id(tmp_path / "csv")
     assert rows[ids["A"]]["taxonConceptID"] == concept
     assert "not described" not in _described(tmp_path / "csv", "taxonConceptID")
+
+
+def test_a_split_part_names_the_reviewer_who_split_it_and_the_name_it_was_under(tmp_path: Path) -> None:
+    """The export review's F11: #8, split off #3 by Kari Nordmann, had ``reviewers`` and ``previous_names`` empty in
+    proposals.csv (the JSON had the split in its history): a reader of the sheet saw a candidate nobody had touched,
+    under no earlier name. The split is a review of both candidates: the part names its reviewer, and the name its
+    members were under (the candidate it was split from)."""
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=3)
+    with Database.open(fx.path) as db:
+        source = next(i for i in fx.proposal_ids if db.proposal(i).size >= 2)
+        before = db.proposal(source).name
+        one = proposal_members(db, source)[0]
+        part = db.split(source, db.proposal(source).version, [one], reviewer="Kari Nordmann").new_proposal_id
+        assert part is not None
+    export_run(fx.path, fx.run_id, "csv", tmp_path / "csv")
+    rows = _by_id(tmp_path / "csv")
+    assert (rows[part]["reviewers"], rows[part]["previous_names"]) == ("Kari Nordmann", before)
+    assert rows[source]["reviewers"] == "Kari Nordmann"
+    assert rows[part]["decision"] == rows[part]["review_notes"] == ""  # a split decides nothing, notes nothing

@@ -333,7 +333,12 @@ REVIEW_COLUMNS: tuple[str, ...] = ("decision", "decided_by", "decided_at", "revi
 def previous_names(history: tuple[ReviewAction, ...], current: str) -> str | None:
     """Every other name the review log shows the candidate under, oldest first (a working name, a provisional
     name renamed since, one whose acceptance was undone): a name once on a label stays traceable."""
-    seen = dict.fromkeys(n for a in history for n in (a.before_name, a.after_name) if n and n != current)
+    # a part split off had no name before the split: the name its members were under is the candidate's it was
+    # split from (a real plate's split part read previous_names empty, e27 F11)
+    seen = dict.fromkeys(n for a in history for n in (
+        (a.before_name, a.after_name) if a.before_name or a.action != "split" else (*(o for _, o in a.others),
+                                                                                    a.after_name))
+        if n and n != current)
     return "; ".join(seen) or None
 
 

@@ -342,6 +342,11 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
     for r in rows:
         if r.get("action") != "undo" and active.get(r.get("id")) and r.get("proposal_id") is not None:
             by_proposal.setdefault(r["proposal_id"], []).append(r)
+            # a merge or split is a review of every candidate it touched (the log files it under one): the part
+            # split off names its reviewer too (a real plate's split part read "reviewers" empty, e27 F11); it
+            # decides nothing and notes nothing there
+            for other in _touched(r)[1:]:
+                by_proposal.setdefault(other, []).append({**r, "action": "touched", "note": None})
     out: dict[Any, ReviewTrail] = {}
     for pid, rs in by_proposal.items():
         decided = [r for r in rs if r.get("action") in DECISIONS]
@@ -414,6 +419,16 @@ def _snapshot_parent(snapshot: Any, proposal_id: Any) -> tuple[str | None, str |
     return (snap.get("parent_rank"), snap.get("parent_name")) if isinstance(snap, Mapping) else (None, None)
 
 
+def _touched(review: Mapping[str, Any]) -> list[Any]:
+    """The candidates review row ``review`` touched: the one it is filed under first, then, for a merge or a split,
+    every other its after-snapshot holds."""
+    touched = [review.get("proposal_id")]
+    after = review.get("after")
+    if review.get("action") in ("merge", "split") and isinstance(after, Mapping):
+        touched += [int(k) for k in (after.get("proposals") or {}) if str(k) != str(review.get("proposal_id"))]
+    return touched
+
+
 def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...]]:
     """proposal id → every review of it, oldest first, undone ones and undos included (see :class:`ReviewAction`).
 
@@ -428,9 +443,7 @@ def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...
     out: dict[Any, list[ReviewAction]] = {}
     for r in rows:
         before, after = r.get("before"), r.get("after")
-        touched = [r.get("proposal_id")]
-        if r.get("action") in ("merge", "split") and isinstance(after, Mapping):
-            touched += [int(k) for k in (after.get("proposals") or {}) if str(k) != str(r.get("proposal_id"))]
+        touched = _touched(r)
         for pid in touched:
             if pid is None:
                 continue
