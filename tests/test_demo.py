@@ -129,15 +129,45 @@ def test_each_candidates_nearest_known_species_is_that_of_the_key_it_was_measure
 
 
 def test_resume_reuses_finished_stages(demo) -> None:
+    """Data, encoders and the reference engine are each built once: a rerun goes straight to triage and says the
+    engine was reused, with the same scores."""
     workdir, summary, _ = demo
     bundle = workdir / "model" / "bundle.json"
     truth = workdir / "data" / "metadata" / "truth.csv"
-    before = (truth.stat().st_mtime_ns, (workdir / "model" / "weights").stat().st_mtime_ns)
-    again = run_demo(workdir, TINY)
-    assert (truth.stat().st_mtime_ns, (workdir / "model" / "weights").stat().st_mtime_ns) == before
-    assert bundle.exists()
+    engine = workdir / "model" / "tables" / "discovery_engine.json"
+
+    def stamps() -> tuple[int, ...]:
+        return tuple(p.stat().st_mtime_ns for p in (truth, workdir / "model" / "weights", engine, bundle))
+
+    before = stamps()
+    said: list[tuple[str, str]] = []
+    again = run_demo(workdir, TINY, progress=lambda stage, done, total, msg="": said.append((stage, msg)))
+    assert stamps() == before
+    assert ("reference", f"reused: the engine in {workdir / 'model'} was built from this data and bundle") in said
     assert again.scores["truly_novel"] == summary.scores["truly_novel"]
     assert again.scores["specimens"] == summary.specimens
+
+
+def test_a_reference_stage_is_reused_only_while_the_bundle_is_as_the_stage_left_it(demo, tmp_path) -> None:
+    """The mark is the bundle manifest's digest (it lists every file's digest): retraining or a reference build
+    stopped part way changes it, and the stage is redone; no mark (a stage stopped before it finished) → redone."""
+    import shutil
+
+    from biodiscover.workflows.demo import REFERENCE_STAGE_FILE, _reference_stage_done
+
+    workdir, _, _ = demo
+    copy, model = tmp_path / "work", tmp_path / "work" / "model"
+    model.mkdir(parents=True)
+    shutil.copy(workdir / "model" / "bundle.json", model / "bundle.json")
+    assert not _reference_stage_done(copy, model)  # no mark
+    shutil.copy(workdir / REFERENCE_STAGE_FILE, copy / REFERENCE_STAGE_FILE)
+    assert _reference_stage_done(copy, model)
+    manifest = json.loads((model / "bundle.json").read_text())
+    manifest["created"] = "2030-01-01T00:00:00+00:00"  # any rewrite of the bundle
+    (model / "bundle.json").write_text(json.dumps(manifest))
+    assert not _reference_stage_done(copy, model)
+    (copy / REFERENCE_STAGE_FILE).write_text("{not json")
+    assert not _reference_stage_done(copy, model)
 
 
 def test_mismatched_settings_and_foreign_folders_are_refused(demo, tmp_path) -> None:

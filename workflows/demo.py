@@ -16,7 +16,8 @@ Layout of the work directory::
     <workdir>/biodiscover.sqlite       runs, assignments, candidate species, reviews
     <workdir>/demo-summary.json        the score against the synthetic truth
 
-Stages whose output already exists are reused, so an interrupted demo resumes.
+Stages whose output already exists are reused, so an interrupted demo resumes; the reference stage counts as
+finished only when ``reference-stage.json`` matches the bundle as it left it (a rerun then goes straight to triage).
 
 The demo never deletes a database that holds reviews: a re-run (``--fresh`` too)
 triages into the first ``biodiscover[-N].sqlite`` without reviews and says which;
@@ -236,6 +237,44 @@ def _prepare_workdir(workdir: Path, config: DemoConfig, fresh: bool) -> None:
     marker.write_text(json.dumps(wanted, indent=2), encoding="utf-8")
 
 
+REFERENCE_STAGE_FILE = "reference-stage.json"
+
+
+def _reference_stage(model: Path) -> dict[str, Any]:
+    """What makes a built engine reusable: the bundle exactly as the stage left it, and the code that built it.
+
+    The manifest lists every file of the bundle with its digest, so its own digest changes with any rewrite
+    (retraining, a reference build stopped half way); the engine format and the package version change when
+    the engine is fitted differently.
+    """
+    import hashlib
+    from importlib.metadata import version
+
+    from biodiscover.discovery.engine import ENGINE_FORMAT
+    from biodiscover.storage.bundle import MANIFEST
+
+    return {"manifest_sha256": hashlib.sha256((model / MANIFEST).read_bytes()).hexdigest(),
+            "engine_format": ENGINE_FORMAT, "biodiscover": version("biodiscover")}
+
+
+def _mark_reference_stage(workdir: Path, model: Path) -> None:
+    """Written only after ``build_reference`` returned: a stage stopped part way leaves no mark, and is redone."""
+    (workdir / REFERENCE_STAGE_FILE).write_text(json.dumps(_reference_stage(model), indent=2), encoding="utf-8")
+
+
+def _reference_stage_done(workdir: Path, model: Path) -> bool:
+    """True when the bundle still holds the engine this demo built (same data: the config marker guarantees it)."""
+    from biodiscover.storage.bundle import MANIFEST
+
+    marker = workdir / REFERENCE_STAGE_FILE
+    if not (marker.is_file() and (model / MANIFEST).is_file()):
+        return False
+    try:
+        return bool(json.loads(marker.read_text(encoding="utf-8")) == _reference_stage(model))
+    except (OSError, ValueError):
+        return False
+
+
 DB_NAME = "biodiscover.sqlite"
 
 
@@ -335,12 +374,16 @@ def run_demo(workdir: Path, config: DemoConfig = DemoConfig(), *, progress: Prog
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    # The collection's other_heldout species are excluded, so the novelty detector meets them first in triage.
-    # overwrite=False: the engine is stored *into* the trained bundle, keeping its encoders
-    build_reference(data, model, outliers="other_heldout", overwrite=False,
-                    exclude_processids={s.processid for s in heldout_coll},
-                    progress=within(say, "reference", 0.5, 0.0))
-    say("reference", 1.0, 1.0, "reference index, per-rank P(right) naming model, novelty")
+    if _reference_stage_done(workdir, model):
+        say("reference", 1.0, 1.0, f"reused: the engine in {model} was built from this data and bundle")
+    else:
+        # The collection's other_heldout species are excluded, so the novelty detector meets them first in triage.
+        # overwrite=False: the engine is stored *into* the trained bundle, keeping its encoders
+        build_reference(data, model, outliers="other_heldout", overwrite=False,
+                        exclude_processids={s.processid for s in heldout_coll},
+                        progress=within(say, "reference", 0.5, 0.0))
+        _mark_reference_stage(workdir, model)
+        say("reference", 1.0, 1.0, "reference index, per-rank P(right) naming model, novelty")
     seconds["reference"] = time.perf_counter() - t
 
     t = time.perf_counter()
