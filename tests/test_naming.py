@@ -42,6 +42,18 @@ def calls(model, world) -> dict[str, list]:
     return {g: model.triage(world[g]) for g in ("known", "absent_species", "absent_genus", "absent_order")}
 
 
+@pytest.fixture(scope="module")
+def one_order(world) -> DiscoveryModel:
+    """Fitted on Order0's keys alone (never changed by a test)."""
+    return DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order == "Order0"])
+
+
+@pytest.fixture(scope="module")
+def two_orders(world) -> DiscoveryModel:
+    """Fitted on Order0's and Order1's keys (a test that edits its state puts it back)."""
+    return DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order in ("Order0", "Order1")])
+
+
 def _named(result, rank: str) -> bool:
     return result.deepest_rank is not None and RANKS.index(result.deepest_rank) >= RANKS.index(rank)
 
@@ -120,9 +132,8 @@ def test_simulation_leaves_each_clade_out_at_every_rank(world) -> None:
     assert all(s["learned"] for r, s in support.items() if r != "subfamily")
 
 
-def test_a_one_order_reference_says_order_uses_the_published_cutoff(world) -> None:
-    one = [s for s in world["keys"] if s.order == "Order0"]
-    m = DiscoveryModel(CFG).fit(one)
+def test_a_one_order_reference_says_order_uses_the_published_cutoff(world, one_order) -> None:
+    m = one_order
     s = m.naming_.support_["order"]
     assert not s["learned"] and s["fallback"] == PUBLISHED_CUTOFFS["order"] and "published" in s["why"]
     assert "order" in m.naming_.walk_optional  # a confident family still implies its order
@@ -205,11 +216,10 @@ def test_bootstrap_wins_share_the_draws_among_the_candidates_that_hold_the_most_
     assert bootstrap_wins(present, sk[:0]).shape == (0,) and bootstrap_wins(present[:0], sk).tolist() == [0.0] * 4
 
 
-def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world) -> None:
+def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world, one_order, two_orders) -> None:
     """Where a rank falls back to the cut-off, P(right) is capped by the share of bootstrap wins of the
     candidates carrying the label; the engine computes the wins only where the candidates disagree."""
-    two = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
-    m = DiscoveryModel(CFG).fit(two)
+    m = two_orders
     lineages = m.ref_lineages_
     assert m._cutoff_ranks() == [0]
     a = next(j for j, lin in enumerate(lineages) if lin[0] == "Order0")
@@ -229,7 +239,7 @@ def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world) -> No
         if h.wins is not None:
             assert h.wins.sum() == pytest.approx(1.0) and len(h.wins) == len(h.positions)
     assert any(h.wins is not None for h in got[:20])
-    one = DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order == "Order0"])
+    one = one_order
     assert all(h.wins is None for h in one._hits(third, bootstrap_ranks=one._cutoff_ranks()))
 
 
@@ -257,11 +267,10 @@ def test_fitting_computes_bootstrap_wins_only_for_ranks_the_cut_off_decides(worl
     assert two._cutoff_ranks() == [0] and 0 < len(calls) < two.naming_.n_examples_["order"]
 
 
-def test_two_orders_are_too_few_to_learn_order(world) -> None:
+def test_two_orders_are_too_few_to_learn_order(world, two_orders) -> None:
     """Leaving one of two orders out leaves one: the simulation cannot show the model an absent order
     choosing between two, so order falls back; a third order's specimens are not given an order."""
-    two = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
-    m = DiscoveryModel(CFG).fit(two)
+    m = two_orders
     s = m.naming_.support_["order"]
     assert s["leave_out_taxa"] == 2 and not s["learned"] and "need 3" in s["why"]
     assert m.naming_.support_["family"]["learned"]
@@ -274,11 +283,10 @@ def test_two_orders_are_too_few_to_learn_order(world) -> None:
                     for r, x in zip(res, known, strict=True)]) >= 0.9
 
 
-def test_a_two_order_reference_names_order_only_above_its_own_absent_order_identities(world) -> None:
+def test_a_two_order_reference_names_order_only_above_its_own_absent_order_identities(two_orders) -> None:
     """Leaving either order out shows how close an absent order comes: the fallback keeps those
     identities (every simulated absent-order query's best), says so, and names an order only above them."""
-    two = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
-    m = DiscoveryModel(CFG).fit(two)
+    m = two_orders
     lineages = m.ref_lineages_
     queries, _ = plan_simulation(lineages, list(m.ref_seqs_), CFG.naming)
     n_absent = sum(q.scenario == "absent:order" for q in queries)
@@ -289,9 +297,12 @@ def test_a_two_order_reference_names_order_only_above_its_own_absent_order_ident
     assert "simulated absent-order queries" in s["why"] and f"{len(absent)}" in s["why"]
     # the same model as if its absent orders had come as close as 86–90 %: 87 % is no longer enough
     m.naming_.support_["order"] = dict(s, absent_identities=list(np.linspace(0.86, 0.90, 50)))
-    key = next(j for j, lin in enumerate(lineages) if lin[0] == "Order0")
-    near = [Hits(np.array([key]), np.array([x]), 650) for x in (0.84, 0.87, 0.95)]
-    conf = [c["order"] for _, c, _ in m.naming_.predict(lineages, m.ref_lengths_, near)]
+    try:
+        key = next(j for j, lin in enumerate(lineages) if lin[0] == "Order0")
+        near = [Hits(np.array([key]), np.array([x]), 650) for x in (0.84, 0.87, 0.95)]
+        conf = [c["order"] for _, c, _ in m.naming_.predict(lineages, m.ref_lengths_, near)]
+    finally:
+        m.naming_.support_["order"] = s  # the module's model, as fitted
     assert conf[0] == 0.0 and 0.2 < conf[1] < 0.5 and conf[2] == 1.0
 
 
