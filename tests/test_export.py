@@ -241,22 +241,43 @@ def test_json_export(tmp_path: Path, data) -> None:
     assert doc["proposals"][0]["evidence"]["nearest_known"]["species"] == "Megaselia k1"
     img = next(a for a in doc["assignments"] if a["processid"] == "IMG0001")
     assert img["deepest_rank"] is None
-    assert doc["dataset"] == {"title": None, "licence": None, "creators": []}
+    assert doc["dataset"] == {"title": None, "licence": None, "creators": [], "contact": None}
 
 
 def test_json_export_names_the_datasets_creators(tmp_path: Path, data) -> None:
-    """Who made the dataset travels with the JSON export as people read it (found by mutation testing: no
-    test looked at the creators, so dropping them went unnoticed)."""
+    """Who made the dataset travels with the JSON export as eml.xml gives it: each creator's name parts,
+    organisation, position, e-mail and ORCID, and the contact (eml.xml's metadata provider too). Found by mutation
+    testing (no test looked at the creators), then by the export review (e27, F11): the JSON wrote "Name <e-mail>"
+    strings, and the organisations, ORCID iDs and contact of --metadata were lost there while eml.xml kept them."""
     from biodiscover.workflows.export.metadata import DatasetMetadata, ExportOptions, Person, parse_person
 
+    ada = Person(name="Ada Lovelace", organization="Natural History Museum", email="ada@example.org",
+                 orcid="0000-0002-1825-0097")
+    desk = Person(position="Collections desk", organization="Natural History Museum", email="desk@example.org")
     meta = DatasetMetadata(title="Malaise trap 4", licence="CC-BY-4.0",
-                           creators=(parse_person("Ada Lovelace <ada@example.org>"),
-                                     Person(organization="Centre for Biodiversity Genomics")))
+                           creators=(ada, Person(given="Ana María", surname="Silva Pérez"),
+                                     Person(organization="Centre for Biodiversity Genomics"),
+                                     parse_person("Kari Nordmann <kari@example.org>")),
+                           contact=desk)
     out = tmp_path / "run.json"
     write_export(data, "json", out, options=ExportOptions(meta))
     dataset = json.loads(out.read_text(encoding="utf-8"))["dataset"]
-    assert dataset == {"title": "Malaise trap 4", "licence": "CC-BY-4.0",
-                       "creators": ["Ada Lovelace <ada@example.org>", "Centre for Biodiversity Genomics"]}
+    none = dict.fromkeys(("name", "given", "surname", "organization", "position", "email", "orcid"))
+    assert dataset == {"title": "Malaise trap 4", "licence": "CC-BY-4.0", "creators": [
+        {**none, "name": "Ada Lovelace", "given": "Ada", "surname": "Lovelace",
+         "organization": "Natural History Museum", "email": "ada@example.org",
+         "orcid": "https://orcid.org/0000-0002-1825-0097"},
+        {**none, "name": "Ana María Silva Pérez", "given": "Ana María", "surname": "Silva Pérez"},
+        {**none, "name": "Centre for Biodiversity Genomics", "organization": "Centre for Biodiversity Genomics"},
+        {**none, "name": "Kari Nordmann", "given": "Kari", "surname": "Nordmann", "email": "kari@example.org"}],
+        "contact": {**none, "name": "Natural History Museum", "position": "Collections desk",
+                    "organization": "Natural History Museum", "email": "desk@example.org"}}
+    # eml.xml names the same people: the contact answers for the metadata, and the ORCID is the creator's userId
+    write_export(data, "dwca", tmp_path / "a.zip", options=ExportOptions(meta))
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        eml = zf.read("eml.xml").decode("utf-8")
+    assert '<userId directory="https://orcid.org/">0000-0002-1825-0097</userId>' in eml
+    assert eml.count("<positionName>Collections desk</positionName>") == 2  # metadataProvider and contact
 
 
 @pytest.mark.parametrize("fmt,name", [("json", "x.json"), ("dwca", "x.zip"), ("html", "x.html")])

@@ -918,7 +918,7 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
     creators = "".join(_party("creator", c) for c in meta.creators) or _party("creator", machine)
     # GBIF's IPT always writes a metadataProvider (who answers for this metadata): the contact, else the first
     # creator, as for the contact itself
-    answers = meta.contact or (meta.creators[0] if meta.creators else machine)
+    answers = meta.answers or machine
     provider, contact = _party("metadataProvider", answers), _party("contact", answers)
     if meta.licence:
         name, url = LICENCES[meta.licence]

@@ -50,10 +50,13 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
         proposals.append(row)
     meta = options.metadata
     # version 3: assignments rows are assignments.csv's (the determination added, the database's row id gone);
-    # 4: their label_<rank> null below deepest_rank
-    doc = {"format": "biodiscover-run-export", "version": 4, "partial": data.partial, "run": jsonable(data.run),
+    # 4: their label_<rank> null below deepest_rank; 5: creators and the contact as eml.xml names them (objects,
+    # ``Person.as_json``), not "Name <e-mail>" strings
+    answers = meta.answers
+    doc = {"format": "biodiscover-run-export", "version": 5, "partial": data.partial, "run": jsonable(data.run),
            "dataset": {"title": meta.title, "licence": meta.licence,
-                       "creators": [c.label() for c in meta.creators]},
+                       "creators": [c.as_json() for c in meta.creators],
+                       "contact": answers.as_json() if answers is not None else None},
            "assignments": json_records(assignment_table(data)), "proposals": proposals}
     if data.runs:  # an export over several runs: each run's own record (``run`` describes them together)
         doc = {**doc, "runs": [jsonable(dict(r)) for r in data.runs]}

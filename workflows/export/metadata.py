@@ -97,6 +97,18 @@ class Person:
         who = self.display_name or "?"
         return who + (f" <{self.email}>" if self.email else "")
 
+    def as_json(self) -> dict[str, str | None]:
+        """The person as eml.xml writes them, for the JSON export: the name as read, its parts (eml.xml's
+        individualName), organisation, position, e-mail and the ORCID iD as its URL (eml.xml's userId in the
+        https://orcid.org/ directory). Every key always present (None: not given), so a reader needs no guard.
+        Why: the JSON wrote "Name <e-mail>" strings and lost the organisations, ORCID iDs and contact that eml.xml
+        kept (e27, F11)."""
+        parts = self.name_parts()
+        return {"name": self.display_name, "given": parts[0] if parts else None,
+                "surname": parts[1] if parts else None, "organization": self.organization,
+                "position": self.position, "email": self.email,
+                "orcid": f"https://orcid.org/{self.orcid}" if self.orcid else None}
+
 
 @dataclass(frozen=True)
 class DatasetMetadata:
@@ -110,6 +122,12 @@ class DatasetMetadata:
     def complete(self) -> bool:
         """Enough for GBIF: a creator and a licence."""
         return bool(self.creators) and self.licence is not None
+
+    @property
+    def answers(self) -> Person | None:
+        """Who answers for the dataset (eml.xml's contact and metadataProvider, the JSON's ``contact``): the
+        contact, else the first creator, as GBIF's IPT does; None without either."""
+        return self.contact or (self.creators[0] if self.creators else None)
 
     def missing(self) -> list[str]:
         return [what for what, ok in (("creator", bool(self.creators)),
