@@ -859,3 +859,23 @@ def test_a_candidate_whose_members_cannot_be_compared_is_flagged_and_counted_not
                if p.key == "barcode_gap")
     assert ("1 candidate of several barcoded members has no within distance: its members' barcodes share too "
             "little sequence to be compared (see its flags).") in gap.caption, gap.caption
+
+
+def test_dwca_members_are_readable_by_all_and_two_exports_of_the_same_data_are_the_same_zip(tmp_path: Path,
+                                                                                           data) -> None:
+    """The export review (e27, F11): the archive's members were stored mode 0600 (``zipinfo``: ``?rw-------``), so
+    unzipped on a shared IPT or web host they were the owner's alone; and each carried the export's clock time, so
+    two exports of unchanged data differed as zips. Now every member is a regular file, 0644, dated by the run."""
+    import stat
+    import subprocess
+
+    first = write_export(data, "dwca", tmp_path / "a.zip").files[0]
+    second = write_export(data, "dwca", tmp_path / "b.zip").files[0]
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as zf:
+        infos = zf.infolist()
+    assert infos and {oct(i.external_attr >> 16) for i in infos} == {oct(stat.S_IFREG | 0o644)}
+    assert {i.date_time for i in infos} == {(2026, 11, 23, 6, 5, 0)}  # when the run finished
+    out = tmp_path / "unzipped"
+    subprocess.run(["unzip", "-q", str(first), "-d", str(out)], check=True, timeout=60)  # as a host unzips it
+    assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {oct(0o644)}

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import io
 import re
+import stat
 import zipfile
 from datetime import datetime, UTC
 from typing import Any, Iterable, Mapping, Sequence
@@ -957,10 +958,31 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
                         ([r["id"]] + [r.get(t) for t, _ in DNA_TERMS] for r in dna)),
     }
     buf = io.BytesIO()
+    when = _zip_time(data.run)
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in MEMBERS:
-            zf.writestr(name, members[name])
+            info = zipfile.ZipInfo(name, date_time=when)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            zf.writestr(info, members[name])
     return buf.getvalue()
+
+
+def _zip_time(run: Mapping[str, Any]) -> tuple[int, int, int, int, int, int]:
+    """The time the archive's members carry: when the run finished (else started); 1980-01-01, the zip format's
+    first day, where neither reads.
+
+    Why with mode 0644 (``render``): written by name, members were stored 0600 and at the export's clock time; a
+    real plate's archive unzipped on a shared IPT or web host was its owner's alone, and two exports of unchanged
+    data differed as zips though every member was byte-identical (e27, F11)."""
+    for key in ("finished_at", "started_at"):
+        try:
+            t = datetime.fromisoformat(str(run.get(key) or "").replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        if t.year >= 1980:
+            return (t.year, t.month, t.day, t.hour, t.minute, t.second)
+    return (1980, 1, 1, 0, 0, 0)
 
 
 FORMAT = REGISTRY.register(ExportFormat(
