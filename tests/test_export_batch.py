@@ -262,3 +262,30 @@ def test_a_candidate_merged_across_weeks_is_given_once_with_all_its_members(tmp_
     assert {p: r["datasetName"] for p, r in occ.items()} == {**dict.fromkeys(first, "run 1"),
                                                              **dict.fromkeys(second, f"run {run2}")}
     assert "The runs used different reference models: run 1 model unknown; run 2 model sha256:week2." in eml
+
+
+def test_the_reports_candidate_table_says_which_run_and_collection_each_candidate_came_from(
+        week: dict[str, Any], tmp_path: Path) -> None:
+    """The export of a week's batch (``export --run A --run B``) listed candidates of three plates in one table
+    with nothing saying which plate each came from (RESULTS-tui, "A week's batch as one export"); proposals.csv had
+    run_id and collection. Now the table has a column for them, as proposals.csv gives them; a one-run report
+    has none (its run is in the header)."""
+    import html as html_
+    import re
+
+    db = week["db"]
+    assert _export(db, [week["batch"]], "html", tmp_path / "week.html") == 0
+    assert _export(db, [week["batch"]], "csv", tmp_path / "batch") == 0
+    page = (tmp_path / "week.html").read_text(encoding="utf-8")
+    table = page[page.index("<table><thead><tr><th>#</th>"):]
+    table = table[: table.index("</table>")]
+    head = [html_.unescape(h) for h in re.findall(r"<th>(.*?)</th>", table)]
+    assert head[:2] == ["#", "run (collection)"], head
+    shown = {int(m.group(1)): html_.unescape(m.group(2))
+             for m in re.finditer(r"<tr><td>(\d+)</td><td>(.*?)</td>", table)}
+    sheet = {int(p["proposal_id"]): f"run {p['run_id']} ({p['collection']})" for p in _csv(tmp_path / "batch"
+                                                                                         / "proposals.csv")}
+    assert shown and len(set(shown.values())) > 1  # candidates of more than one plate
+    assert shown == {pid: sheet[pid] for pid in shown}
+    assert _export(db, [week["triage"][0]], "html", tmp_path / "one.html") == 0
+    assert "run (collection)" not in (tmp_path / "one.html").read_text(encoding="utf-8")
