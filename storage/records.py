@@ -184,6 +184,16 @@ def candidate_name(provisional_name: str | None, parent_name: str | None, parent
     return f"{parent} {open_qualifier(parent_rank)} cand{proposal_id}"
 
 
+def named_ranks(deepest_rank: Any) -> tuple[str, ...]:
+    """The ranks a specimen named down to ``deepest_rank`` has a name at: order down to it; none where it was named
+    at no rank. The one rule of which ``label_<rank>`` an output gives (``triage --results``, assignments.csv, the
+    JSON export, the archive's rank columns). Why: below it a label is the model's best guess, not a
+    determination: a real plate's 120 specimens not named to species all carried a ``label_species`` at P(right)
+    0.0015-0.01, 88 of them a wrong species, and a spreadsheet pivoted on the column counted them (e27, F8);
+    ``confidence_<rank>`` says how unsure it was, ``reason`` names the rivals."""
+    return RANKS[: RANKS.index(deepest_rank) + 1] if deepest_rank in RANKS else ()
+
+
 def country_key(name: str) -> str:
     """How two country names are compared (never shown): case, accents and runs of spaces ignored, so a plate's
     ``PANAMA`` or ``Panamá`` is the reference's ``Panama``. Why: compared as written, a collection keyed in capitals

@@ -30,7 +30,7 @@ from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle
 from biodiscover.storage.errors import InputError, StoppedAfterWork
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key, plural
+from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key, named_ranks, plural
 from biodiscover.storage.safetext import neutralise_cell
 
 log = logging.getLogger(__name__)
@@ -208,6 +208,8 @@ def _result_row(r: TriageResult, candidate: str | None = None) -> dict[str, Any]
     row = r.to_dict()
     if row["novelty"] != row["novelty"]:
         row["novelty"] = None
+    # no label below the deepest rank named with confidence (``named_ranks``: assignments.csv's rule too)
+    row["labels"] = {k: v for k, v in (row.get("labels") or {}).items() if k in named_ranks(row.get("deepest_rank"))}
     row["candidate"] = candidate
     return row
 

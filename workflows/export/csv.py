@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.records import RANKS
+from biodiscover.storage.records import RANKS, named_ranks
 from biodiscover.workflows.export.dwca import concept_id, dataset_name, determinations
 from biodiscover.workflows.export.flags import assigned_identity, candidate_flags, evidence_of
 from biodiscover.workflows.export.metadata import ExportOptions
@@ -310,19 +310,17 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
 
 
 def unconfident_labels_blank(assignments: pd.DataFrame) -> pd.DataFrame:
-    """``assignments`` with ``label_<rank>`` empty below each specimen's ``deepest_rank`` (every rank where it has
-    none); the ``confidence_<rank>`` columns as they are.
-
-    Why: a label there is the model's best guess, not a determination: a real plate's 120 specimens not named to
-    species all carried a ``label_species`` at P(right) 0.0015-0.01, 88 of them a wrong species, and a spreadsheet
-    pivoted on the column counts them (the data manager's review, F8). A taxonomist writes no name the machine did
-    not give with confidence; ``reason`` names the rivals, ``confidence_<rank>`` says how unsure it was."""
+    """``assignments`` with ``label_<rank>`` empty below each specimen's ``deepest_rank``
+    (:func:`~biodiscover.storage.records.named_ranks`, the rule ``triage --results`` follows too); the
+    ``confidence_<rank>`` columns as they are."""
     out = assignments.copy()
-    depth = out["deepest_rank"].map({r: i for i, r in enumerate(RANKS)}) if "deepest_rank" in out else None
-    for i, rank in enumerate(RANKS):
+    if "deepest_rank" not in out:
+        return out
+    named = out["deepest_rank"].map(named_ranks)
+    for rank in RANKS:
         col = f"label_{rank}"
-        if col in out and depth is not None:
-            out[col] = out[col].where(depth >= i, None)  # NaN depth (no rank named): below every rank
+        if col in out:
+            out[col] = out[col].where(named.map(lambda ranks, r=rank: r in ranks), None)
     return out
 
 

@@ -52,8 +52,8 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.evidence import member_quality
-from biodiscover.storage.records import (DESCRIBED, RANKS, candidate_name, is_filler_name, listed, open_qualifier,
-                                         plural)
+from biodiscover.storage.records import (DESCRIBED, RANKS, candidate_name, is_filler_name, listed, named_ranks,
+                                         open_qualifier, plural)
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
@@ -480,7 +480,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         novelty = a.get("novelty")
         # A rank filler ("unassigned Gaeaxidae") names no taxon: never a dwc rank column or a scientificName.
         named = {r: None if is_filler_name(v := a.get(f"label_{r}")) else v
-                 for r in RANKS[: RANKS.index(deepest) + 1]} if deepest else {}
+                 for r in named_ranks(deepest)}
         taxon = a.get("deepest_taxon") or (named.get(deepest) if deepest else None)
         if deepest and is_filler_name(taxon):  # named only down to a filler: its deepest real taxon is the name
             real = [r for r, v in named.items() if v]
