@@ -54,9 +54,9 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     references = summary.references_line()
     if references:
         typer.echo(references)
-    if summary.absent_share:
-        typer.echo("absent from the reference, this collection's estimated share (what its P(absent) assumes): "
-                   + ", ".join(f"{r} {v:.0%}" for r, v in summary.absent_share.items()))
+    share = summary.absent_share_line()
+    if share:
+        typer.echo(share)
     lower = summary.lower_level_line()
     if lower:
         typer.echo(lower)
@@ -203,7 +203,7 @@ def register(app: typer.Typer) -> None:
         import dataclasses
 
         from biodiscover.discovery.engine import EngineConfig
-        from biodiscover.discovery.naming import NamingConfig, describe_support, describe_expected
+        from biodiscover.discovery.naming import NamingConfig, describe_expected, describe_support, expected_mix_note
         from biodiscover.storage.validation import count_set_aside
         from biodiscover.workflows.reference import build_reference, reference_quarantine_path
 
@@ -215,10 +215,10 @@ def register(app: typer.Typer) -> None:
                                 images=images, config=config, quarantine=set_aside)
         naming = model.naming_
         typer.echo(f"bundle {out}: {len(model.ref_ids_)} keys; naming level {level}")
-        for line in describe_support(naming.support_):
+        for line in describe_support(naming.support_, level):
             typer.echo(f"  {line}")
-        typer.echo(f"expected at level {level} (out-of-fold, queries simulated from this reference):")
-        for line in describe_expected(naming.expected_.get(f"{level}", {})):
+        typer.echo(expected_mix_note(level))
+        for line in describe_expected(naming.expected_.get(f"{level}", {}), level):
             typer.echo(f"  {line}")
         if set_aside:
             rows, photos = count_set_aside(set_aside)

@@ -173,19 +173,20 @@ def register(app: typer.Typer) -> None:
         standard = {"format", "format_version", "created", "config", "packages", "data_fingerprint", "metrics", "files"}
         disc = m.get("discovery")
         if isinstance(disc, dict) and "support" in disc:
-            from biodiscover.discovery.naming import describe_expected, describe_support
+            from biodiscover.discovery.naming import describe_expected, describe_support, expected_mix_note
 
             typer.echo(f"discovery: {disc.get('reference_keys')} reference keys; naming level {disc.get('level')}")
             ref = disc.get("reference")
             if isinstance(ref, dict) and ref:  # a bundle from before the record has none
                 typer.echo("  reference: " + ", ".join(f"{k}={v}" for k, v in ref.items()
                                                        if not isinstance(v, (dict, list))))
-            for line in describe_support(disc["support"]):
+            level = disc.get("level")
+            level = float(level) if isinstance(level, (int, float)) and not isinstance(level, bool) else None
+            for line in describe_support(disc["support"], level):
                 typer.echo(f"  {line}")
             if disc.get("expected"):
-                typer.echo(f"  expected at level {disc.get('level')} (out-of-fold, queries simulated from the "
-                           "reference):")
-                for line in describe_expected(disc["expected"]):
+                typer.echo(f"  {expected_mix_note(level)}")
+                for line in describe_expected(disc["expected"], level):
                     typer.echo(f"    {line}")
             if disc.get("first_key") == "containment":
                 typer.echo("  candidate keys: a species' first by k-mer containment")

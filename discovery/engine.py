@@ -809,6 +809,12 @@ class DiscoveryModel:
         dna = [r for r in results if r.modality == "dna" and r.outcomes]
         return self.naming_.collection_priors([r.outcomes for r in dna], level, [r.identity for r in dna])
 
+    def placed_count(self, results: Sequence[TriageResult], level: float) -> int:
+        """How many of ``results`` a collection's share of absent taxa is estimated over (``_collection_priors``:
+        the DNA-read ones a learned rank placed; ``NamingModel.placed``)."""
+        return sum(1 for r in results if r.modality == "dna" and r.outcomes
+                   and self.naming_.placed(r.outcomes, level, r.identity))
+
     def _decide_all(self, results: Sequence[TriageResult], priors: Mapping[str, float], level: float
                     ) -> list[TriageResult]:
         return [self._decided(r, priors, level) if r.modality == "dna" and r.outcomes else r for r in results]

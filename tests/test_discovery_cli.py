@@ -633,6 +633,29 @@ def test_the_triage_summary_says_the_keys_are_decided_candidates_members(capsys)
     assert "provisional" not in out
 
 
+def test_the_absent_share_line_says_what_the_estimate_rests_on(capsys) -> None:
+    """A reviewer read "order 26 %" on a 96-well plate of known species (mostly the 96 pseudo-specimens at even
+    odds) and "family 36 %" on a plate 79 % of other orders (those the cut-off refused do not count), each as a fact
+    about the plate. The line says over how many specimens, against how many pseudo-specimens, and when the prior
+    outweighs the plate."""
+    from biodiscover.cli.discovery import _say_triaged
+    from biodiscover.workflows.triage import TriageSummary
+
+    base = dict(run_id=2, collection="plate", specimens=96, quarantined=0, triaged=96, no_usable_barcode=0,
+                named_to={"species": 10}, novel=0, proposals=0, absent_share={"family": 0.26, "species": 0.28})
+    _say_triaged(TriageSummary(**base, absent_share_over=62, absent_share_weight=96.0), as_json=False)
+    out = capsys.readouterr().out
+    assert ("absent from the reference, this collection's estimated share (what its P(absent) assumes; over the 62 "
+            "specimens a learned rank placed, weighed against 96 pseudo-specimens at even odds): family 26%, species "
+            "28% — mostly the prior: 62 specimens weigh less than the 96 pseudo-specimens; triage a whole plate or "
+            "batch as one collection\n") in out, out
+    _say_triaged(TriageSummary(**base, absent_share_over=1000, absent_share_weight=96.0), as_json=False)
+    out = capsys.readouterr().out
+    assert "over the 1000 specimens a learned rank placed" in out and "mostly the prior" not in out, out
+    _say_triaged(TriageSummary(**{**base, "absent_share": {}}), as_json=False)
+    assert "estimated share" not in capsys.readouterr().out  # even odds: nothing estimated
+
+
 def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes_only_it(dataset, bundle, tmp_path,
                                                                                          cli, monkeypatch) -> None:
     """A triage stopped in its first seconds (Ctrl-C before any result was stored) left a run record "failed" with no

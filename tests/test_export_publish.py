@@ -426,6 +426,29 @@ def test_eml_methods_say_how_a_triage_named_and_grouped() -> None:
     assert ds.find("coverage") is None  # no occurrences given: nothing to cover
 
 
+def test_eml_methods_say_which_ranks_the_reference_could_not_teach_and_what_it_foresaw() -> None:
+    """A Coleoptera-only reference's run was described as every rank learned; its order was named by the published
+    cut-off raised to 89.4 %. The run's record (``naming_limits``) says so, and the methods say it with the
+    forecast's headline figures; a run from before, which did not record it, keeps the old words."""
+    from biodiscover.workflows.export.dwca import method_steps
+
+    params = {"level": 0.98, "data": {"n_keys": 13576}}
+    limits = {"fallback": {"order": 0.8941}, "expected": {"known_species_right": 0.9531, "absent_species_named": 0.026}}
+    run = {"id": 1, "kind": "triage", "parameters": {**params, "naming_limits": limits}}
+    (step,) = method_steps(run)
+    assert "each rank the reference could teach was named where a model learned" in step, step
+    assert "too few taxa to learn order from: it was named only where the near-best reference barcodes agreed, " \
+           "order at ≥ 89.4 % identity" in step, step
+    assert "known species named to the right species 0.953 and species absent from the reference named to a " \
+           "species 0.026" in step, step
+    taught = {"id": 1, "kind": "triage", "parameters": {**params, "naming_limits": {"fallback": {}, "expected": {}}}}
+    before = {"id": 1, "kind": "triage", "parameters": params}
+    for r in (taught, before):
+        (step,) = method_steps(r)
+        assert "each rank, order to species, was named" in step and "too few taxa" not in step, step
+        assert "foresaw" not in step
+
+
 #: What the GBIF metadata profile 1.1 (http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd, which eml.xml's
 #: xsi:schemaLocation names) requires of the document: the root's attributes (``scope`` is ``use="required"
 #: fixed="system"``) and the dataset's elements with ``minOccurs`` 1. The schema files are not vendored (the

@@ -20,7 +20,8 @@ from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
 from biodiscover.discovery.reference import sketch
 from biodiscover.discovery.metrics import novelty_auroc
 from biodiscover.discovery.naming import (OVERLAP_FULL, PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
-                                          deepest_confident, fallback_right, plan_simulation)
+                                          deepest_confident, fallback_bar, fallback_right, naming_limits,
+                                          plan_simulation)
 from biodiscover.storage.records import RANKS, Specimen
 from fixtures.discovery import make_tree_world
 
@@ -281,6 +282,14 @@ def test_two_orders_are_too_few_to_learn_order(world, two_orders) -> None:
     res = m.triage(known)
     assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species
                     for r, x in zip(res, known, strict=True)]) >= 0.9
+    # a collection's share of absent taxa is estimated over the specimens the order cut-off placed: every known
+    # one, hardly any of the third order's (their learned ranks' P(absent) is no calibrated probability)
+    level = CFG.naming.level
+    assert m.placed_count(res, level) == len(known)
+    assert m.placed_count(m.triage(third), level) <= 0.02 * len(third)
+    limits = naming_limits(m.naming_)
+    assert limits["fallback"] == {"order": round(fallback_bar("order", m.naming_.support_["order"], level), 4)}
+    assert set(limits["expected"]) == {"known_species_right", "absent_species_named"}
 
 
 def test_a_two_order_reference_names_order_only_above_its_own_absent_order_identities(two_orders) -> None:

@@ -22,8 +22,8 @@ from biodiscover.discovery.naming import FEATURES as FEATURES_
 from biodiscover.discovery.metrics import reliability
 from biodiscover.discovery.naming import (EPS, OVERLAP_FULL, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel,
                                           RankModel, SimQuery, TaxonSpread, _outcomes, _parent, collection_prior,
-                                          deepest_confident, describe_expected, describe_support, fallback_right,
-                                          log_distance, plan_simulation, shift_prior)
+                                          deepest_confident, describe_expected, describe_support, fallback_bar,
+                                          fallback_right, level_bound, log_distance, plan_simulation, shift_prior)
 from biodiscover.storage.records import RANKS
 
 ALL = ("order", "family", "subfamily", "genus", "species")
@@ -118,6 +118,46 @@ def test_the_expected_lines_say_each_rate_with_its_queries_taxa_and_interval() -
     one_order = {**at, "absent_species_named_by_order": {"Diptera": {"rate": 0.02, "n": 10, "groups": 4}}}
     assert len(describe_expected(one_order)) == 3  # one order: nothing to break down
     assert describe_expected({}) == []
+
+
+def test_the_expected_lines_name_every_over_classification_figure_above_what_the_level_promises() -> None:
+    """The level promises at most (1 − L)/L of absent taxa named (0.020 at 0.98): a figure above it, rank by rank
+    or order by order, is said as such (a reviewer read Diptera's 0.049 printed as a plain fact)."""
+    at = {"known_species_right": {"rate": 0.95, "n": 40, "groups": 20},
+          "absent_species_named": {"rate": 0.019, "n": 30, "groups": 10},
+          "absent_genus_named": {"rate": 0.047, "n": 9, "groups": 3},
+          "absent_family_named": {"rate": 0.021, "n": 9, "groups": 3},
+          "absent_species_named_by_order": {"Diptera": {"rate": 0.049, "n": 10, "groups": 4},
+                                            "Coleoptera": {"rate": 0.01, "n": 20, "groups": 6}}}
+    assert level_bound(0.98) == pytest.approx(0.0204, abs=1e-4) and level_bound(0.9) == pytest.approx(0.1111, abs=1e-4)
+    lines = describe_expected(at, 0.98)
+    assert lines[:-1] == describe_expected(at)
+    assert lines[-1] == ("above the 0.020 the level 0.98 promises: absent genera named to a genus 0.047; absent "
+                         "families named to a family 0.021; absent Diptera species named to a species 0.049 — a "
+                         "higher --level names fewer of them (and fewer known taxa)")
+    assert describe_expected(at, 0.9) == describe_expected(at)  # every figure under 0.111: nothing to say
+
+
+def test_a_rank_the_reference_cannot_teach_is_said_with_the_one_identity_that_acts_and_its_risk() -> None:
+    """With the level, a fallback rank's line gives the identity it needs (the published cut-off raised to the
+    level's quantile of the reference's own simulated absent identities) and, where a deeper rank's stood in,
+    that taxa of the missing rank may come closer; without the level, the sentence stored at fit."""
+    absent = list(np.linspace(0.80, 0.90, 101))
+    order = {"learned": False, "taxa": 1, "leave_out_taxa": 0, "fallback": 0.85, "absent_identities": absent,
+             "absent_from": "family", "why": "stored sentence"}
+    genus = {"learned": False, "taxa": 2, "leave_out_taxa": 2, "fallback": 0.95, "absent_identities": absent,
+             "absent_from": "genus", "why": "stored"}
+    assert fallback_bar("order", order, 0.98) == pytest.approx(0.898) and fallback_bar("genus", genus, 0.98) == 0.95
+    lines = list(describe_support({"order": order, "genus": genus}, 0.98))
+    assert lines[0] == ("order: not learned (1 order in the reference, 0 can be left out): named only at ≥ 89.8% "
+                        "identity with the near-best candidates agreeing (the published COI cut-off 85%, raised to "
+                        "where 0.98 of the reference's own 101 simulated absent-family queries lie below). With no "
+                        "order to leave out, a missing order is taken to lie as far from the reference as a missing "
+                        "family; barcodes of different orders can come closer than that, so a specimen of an order "
+                        "the reference lacks may be given one of its orders")
+    assert lines[3] == ("genus: not learned (2 genera in the reference, 2 can be left out): named only at ≥ 95.0% "
+                        "identity with the near-best candidates agreeing (the published COI cut-off 95%)")
+    assert next(iter(describe_support({"order": order}))) == "stored sentence"
 
 
 def test_the_support_lines_say_learned_or_which_cutoff_and_why() -> None:

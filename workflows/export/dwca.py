@@ -866,11 +866,14 @@ def _method_sentences(run: Mapping[str, Any]) -> list[str]:
         keys = data.get("n_keys") if isinstance(data, Mapping) else None
         said.append("Each COI-5P barcode was compared with "
                     + (f"{int(keys):,} reference barcodes" if isinstance(keys, (int, float)) else "the reference")
-                    + " by k-mer search and alignment identity; each rank, order to species, was named where a "
-                      "model learned from the reference itself (queries simulated by leaving barcodes and taxa "
-                      "out, as PROTAX does) gave P(right)"
+                    + " by k-mer search and alignment identity; "
+                    + ("each rank the reference could teach" if _taught_all(params) is False else
+                       "each rank, order to species,")
+                    + " was named where a model learned from the reference itself (queries simulated by leaving "
+                      "barcodes and taxa out, as PROTAX does) gave P(right)"
                     + (f" of at least {float(level):.2f}" if isinstance(level, (int, float)) else "")
                     + ", and the deepest such rank is the determination.")
+        said.extend(_limit_sentences(params.get("naming_limits")))
         if isinstance(novelty, (int, float)):
             said.append(f"A specimen whose species the same model gives P(absent from the reference) of at least "
                         f"{float(novelty):.2f} was flagged novel.")
@@ -881,6 +884,42 @@ def _method_sentences(run: Mapping[str, Any]) -> list[str]:
                         and isinstance(gap.get("threshold"), (int, float)) else "")
             said.append(f"Novel specimens were grouped into candidate species by {clustering['method']}"
                         f"{gap_text}; candidates are in open nomenclature until a reviewer decides.")
+    return said
+
+
+def _taught_all(params: Mapping[str, Any]) -> bool | None:
+    """Whether the run's reference taught every rank (None: a run from before, which did not record it)."""
+    limits = params.get("naming_limits")
+    if not isinstance(limits, Mapping):
+        return None
+    return not limits.get("fallback")
+
+
+def _limit_sentences(limits: Any) -> list[str]:
+    """What a run's reference could not teach and what it foresaw (``naming.naming_limits``, recorded at triage;
+    nothing for a run from before): a reader of a Coleoptera-only run was told every rank had been learned."""
+    if not isinstance(limits, Mapping):
+        return []
+    said = []
+    fallback = limits.get("fallback")
+    if isinstance(fallback, Mapping) and fallback:
+        ranks = listed([str(r) for r in fallback])
+        bars = listed([f"{r} at ≥ {100 * float(v):.1f} % identity" for r, v in fallback.items()
+                       if isinstance(v, (int, float))])
+        were = "it was" if len(fallback) == 1 else "they were"
+        said.append(f"The reference held too few taxa to learn {ranks} from: {were} named only where the near-best "
+                    f"reference barcodes agreed, {bars} (a published COI cut-off, "
+                    "raised to the reference's own simulated absent taxa), so a specimen of a taxon the reference "
+                    "lacks may be given one it holds.")
+    expected = limits.get("expected")
+    if isinstance(expected, Mapping) and expected:
+        words = {"known_species_right": "known species named to the right species",
+                 "absent_species_named": "species absent from the reference named to a species"}
+        figures = listed([f"{words[k]} {float(v):.3f}" for k, v in expected.items()
+                          if k in words and isinstance(v, (int, float))])
+        if figures:
+            said.append(f"Queries simulated from the reference foresaw, at that level: {figures} (at even odds that a "
+                        "taxon is absent; each collection is decided at its own estimated share).")
     return said
 
 
