@@ -398,7 +398,7 @@ def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
     absent = {"order": None, "family": None, "subfamily": None, "genus": 0.01, "species": 0.5}
     why = m.why_not_named(lins, np.array([600, 600, 600]), hits, labels, conf, absent, 0.98)
     assert why.startswith("species G a at 99.0% identity: P(right) 0.40 below the level 0.98")
-    assert "G b lies within 0.5%" in why and "G z" not in why
+    assert "; G b is nearly as close (98.5%, 0.5 points less)" in why and "G z" not in why
     # a P(right) just under the level is printed as under it, with the digits that show it (0.978 read "0.98
     # below the level 0.98" on the per-order Diptera fold), and no more digits than that takes
     for p, level, shown in ((0.978, 0.98, "0.978"), (0.9799999, 0.98, "0.979999"), (0.97, 0.98, "0.97"),
@@ -428,6 +428,10 @@ def test_the_reason_states_the_taxons_own_spread_as_the_distance_it_was_learned_
     assert why(0.985).endswith("; farther than G a's keys usually lie from their nearest neighbour within it (≈1.0%)")
     assert why(0.9895).endswith("(≈1.0%)")  # 1.05 % from the best key: farther than 1.0 %
     assert "nearest neighbour" not in why(0.9905)  # closer than its members lie: not the reason
+    m.spread_ = TaxonSpread()  # keys all but identical: said so, with the query's own distance
+    m.spread_.add("species", "G a", float(log_distance(1.0)))
+    assert why(0.987).endswith("; G a's keys are nearly identical to each other (under 0.05% apart), and this one "
+                               "is 1.3% from the best"), why(0.987)
 
 
 def test_with_nothing_named_the_reason_adds_the_refusal_of_each_cut_off_rank_and_only_those() -> None:
@@ -636,7 +640,7 @@ def test_decide_keeps_p_right_if_present_when_wrong_outweighs_right_and_reasons_
     assert conf["species"] == pytest.approx((1 - absent["species"]) * 0.25)
     why = m.explain(labels, conf, absent, 0.98, 0.97, {r: None for r in RANKS}, 600)
     assert why is not None and why.startswith("species G s at 97.0% identity: P(right) ")
-    assert "lies within" not in why
+    assert "nearly as close" not in why
     assert m.walk_optional == ("order", "family", "subfamily")
     m.models_ = {"family": object(), "genus": object(), "species": object()}
     assert m.walk_optional == ("order", "subfamily")  # not the first model's answer

@@ -57,12 +57,15 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
         assert float(m["absent"]) == pytest.approx(r.p_absent[rank], abs=0.005)
         assert float(m["identity"]) == pytest.approx(100 * r.identity, abs=0.05)
         for part in filter(None, m["rest"].split("; ")):
-            assert re.match(r"^(.+ lies within [\d.]+%|farther than .+'s keys usually lie from their nearest "
-                            r"neighbour within it \(≈[\d.]+%\)|only \d+ informative bases shared with the best key|"
-                            r"\w+ .+ not given: .+)$", part), part
-            rival = re.match(r"^(?P<other>.+) lies within (?P<gap>[\d.]+)%$", part)
+            assert re.match(r"^(.+ is nearly as close \([\d.]+%, [\d.]+ points less\)|farther than .+'s keys usually "
+                            r"lie from their nearest neighbour within it \(≈[\d.]+%\)|.+'s keys are nearly identical "
+                            r"to each other \(under 0.05% apart\), and this one is [\d.]+% from the best|only \d+ "
+                            r"informative bases shared with the best key|\w+ .+ not given: .+)$", part), part
+            rival = re.match(r"^(?P<other>.+) is nearly as close \((?P<id>[\d.]+)%, (?P<gap>[\d.]+) points less\)$",
+                             part)
             if rival:  # a rival label of the same rank, closer than 1.5 points of identity to the best key
                 assert rival["other"] != m["label"] and float(rival["gap"]) <= 1.5
+                assert float(rival["id"]) == pytest.approx(float(m["identity"]) - float(rival["gap"]), abs=0.11)
                 assert rival["other"] in triaged["labels"][rank]
             spread = re.match(r"^farther than (?P<label>.+)'s keys usually lie from their nearest neighbour within it "
                               r"\(≈(?P<d>[\d.]+)%\)$",
@@ -75,6 +78,6 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
     assert len(at_species) >= 0.5 * len(stopped)
     # what made it doubtful is said for most of them: a close rival or a distance beyond the species' spread
     assert sum(";" in r.reason for r in at_species) >= 0.5 * len(at_species)
-    assert any(" lies within " in r.reason for r in at_species)  # the rival check above ran
+    assert any(" is nearly as close (" in r.reason for r in at_species)  # the rival check above ran
     # and the spread check
     assert any(" keys usually lie from their nearest neighbour within it " in r.reason for r in stopped)
