@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast
 
 import typer
 
+from biodiscover.storage.errors import StoppedAfterWork
 from biodiscover.storage.records import listed, plural
 from biodiscover.workflows.export import FORMATS
 
@@ -59,24 +60,38 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
         """Export one run, or several as one (a week's batch as one archive): one of the formats listed under
         --format."""
         from biodiscover.workflows.export import ExportOptions, build_metadata, export_runs
+        from biodiscover.workflows.export.output import interrupted_export, output_state
 
-        meta = build_metadata(metadata, creators=creator, licence=licence, title=title)
-        result = export_runs(db, run, fmt, out, force=force, partial=partial, options=ExportOptions(meta))
-        if as_json:
-            typer.echo(json.dumps(result.to_json()))
-        else:
-            which = f"runs {listed(result.runs)}" if len(result.runs) > 1 else f"run {run[0]}"
-            typer.echo(f"exported {which} as {result.format}{' (partial)' if result.partial else ''}: "
-                       f"{plural(result.specimens, 'specimen')}, {result.proposals} candidate species -> "
-                       f"{result.out} ({plural(len(result.files), 'file')})")
-            note = result.superseded_note(listed(result.runs) if len(result.runs) > 1 else run[0])
-            if note:
-                typer.echo(note, err=True)
-        if FORMATS.get(result.format).publishes_metadata and not meta.complete:
-            typer.echo(f"warning: eml.xml has no {' or '.join(meta.missing())}; GBIF needs both: pass --metadata FILE "
-                       "or --creator / --licence before publishing", err=True)
+        before = output_state(out)
+        try:
+            meta = build_metadata(metadata, creators=creator, licence=licence, title=title)
+            result = export_runs(db, run, fmt, out, force=force, partial=partial, options=ExportOptions(meta))
+        except KeyboardInterrupt:  # what it left at --out, and whether the re-run needs --force
+            raise interrupted_export(out, before) from None
+        try:
+            _say_exported(result, run, meta, as_json)
+        except KeyboardInterrupt:  # while its summary was printed: the export is whole
+            raise StoppedAfterWork(f"stopped (Ctrl-C) after the export was written: {result.out}; nothing to "
+                                   "re-run") from None
 
     return _export
+
+
+def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None:
+    """The export's summary line (or JSON), the note of candidates later runs re-clustered, the eml.xml warning."""
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+    else:
+        which = f"runs {listed(result.runs)}" if len(result.runs) > 1 else f"run {run[0]}"
+        typer.echo(f"exported {which} as {result.format}{' (partial)' if result.partial else ''}: "
+                   f"{plural(result.specimens, 'specimen')}, {result.proposals} candidate species -> "
+                   f"{result.out} ({plural(len(result.files), 'file')})")
+        note = result.superseded_note(listed(result.runs) if len(result.runs) > 1 else run[0])
+        if note:
+            typer.echo(note, err=True)
+    if FORMATS.get(result.format).publishes_metadata and not meta.complete:
+        typer.echo(f"warning: eml.xml has no {' or '.join(meta.missing())}; GBIF needs both: pass --metadata FILE "
+                   "or --creator / --licence before publishing", err=True)
 
 
 def _run(

@@ -17,7 +17,7 @@ import sys
 import typer
 
 from biodiscover.cli import data, db, discovery, jobs, model, review, synth
-from biodiscover.storage.errors import BiodiscoverError, StoppedAfterWork
+from biodiscover.storage.errors import BiodiscoverError, Interrupted
 
 app = typer.Typer(
     name="biodiscover",
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo(_interrupted(argv), err=True)
         return code
     except BiodiscoverError as exc:
-        said = "" if isinstance(exc, StoppedAfterWork) else "error: "  # a Ctrl-C after the work is no error
+        said = "" if isinstance(exc, Interrupted) else "error: "  # a Ctrl-C is no error
         typer.echo(said + " ".join(str(exc).splitlines()), err=True)  # one line, always
         return exc.exit_code
     except OSError as exc:

@@ -14,7 +14,15 @@ class BiodiscoverError(Exception):
     exit_code = 2
 
 
-class StoppedAfterWork(BiodiscoverError):
+class Interrupted(BiodiscoverError):
+    """Ctrl-C, with a message that says what it left (written, stored, nothing) and what a re-run needs, where the
+    verb knows better than the general "interrupted … re-run" line. The CLI prints it without ``error:`` (a Ctrl-C
+    is the user's choice, not a mistake) and exits 130, as for any Ctrl-C."""
+
+    exit_code = 130
+
+
+class StoppedAfterWork(Interrupted):
     """Ctrl-C once the work was done and stored (while its summary was counted or printed): nothing was
     interrupted and nothing needs re-running, which the general "interrupted … re-run" would get wrong (a re-run
     of triage triages the collection again, as a new run). The message says what is stored; the CLI prints it

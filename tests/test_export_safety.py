@@ -518,3 +518,67 @@ def test_a_run_that_never_knew_its_total_is_refused_without_a_count(tmp_path: Pa
     assert line == (f"error: run {run} did not complete (status running); pass --partial to export what it holds, "
                     "marked as partial")
     assert not out.exists() and sha(path) == before
+
+
+@pytest.mark.parametrize("fmt,name", [("csv", "out"), ("dwca", "out.zip")])
+def test_ctrl_c_during_an_export_says_nothing_was_written_and_the_rerun_needs_no_force(
+        tmp_path: Path, db_runs, fmt: str, name: str) -> None:
+    """Ctrl-C in an export printed the general line ("finished steps are kept and the interrupted one is marked
+    as such; re-run the same command to go on"), which says nothing of the output: was anything written, does the
+    re-run need --force? A real process, a real SIGINT: held inside the export (reading its --metadata from a pipe
+    that gives nothing), it says nothing was written and that the same command needs no --force; it does not."""
+    import signal
+    import time
+
+    path, done, _ = db_runs
+    fifo = tmp_path / "meta.toml"
+    os.mkfifo(fifo)
+    out = tmp_path / name
+    args = ["export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "biodiscover.cli", *args, "--metadata", str(fifo)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    deadline = time.monotonic() + 120
+    while True:  # the export has opened the pipe once a writer can open it without blocking
+        try:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+    try:
+        time.sleep(0.3)  # it now waits on the read
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        os.close(writer)
+    assert proc.returncode == 130, err
+    assert err.strip() == (f"interrupted: nothing was written ({out} does not exist); re-run the same command "
+                           "(no --force needed)."), err
+    assert not out.exists()
+    again = cli(*args, env_home=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert out.exists()
+
+
+def test_an_export_interrupted_after_it_wrote_says_the_rerun_needs_force(tmp_path: Path) -> None:
+    """What an interrupted export says, on real folders: one it made and left empty is removed (nothing written);
+    one whose files changed holds part of the export, and the re-run needs --force."""
+    from biodiscover.workflows.export.output import interrupted_export, output_state
+
+    empty = tmp_path / "empty"
+    before = output_state(empty)
+    empty.mkdir()
+    said = str(interrupted_export(empty, before))
+    assert said.startswith("interrupted: nothing was written") and "no --force needed" in said
+    assert not empty.exists()
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "assignments.csv").write_text("old\n", encoding="utf-8")
+    before = output_state(folder)
+    assert str(interrupted_export(folder, before)) == f"interrupted: nothing was written ({folder} is as it was); " \
+        "re-run the same command."
+    (folder / "members.csv").write_text("new\n", encoding="utf-8")
+    assert str(interrupted_export(folder, before)) == (
+        f"interrupted while writing {folder}: it may hold part of this export; re-run the same command with --force "
+        "to write it whole (only files biodiscover wrote are replaced).")

@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from biodiscover.storage.errors import InputError
+from biodiscover.storage.errors import InputError, Interrupted
 from biodiscover.storage.settings import config_dir
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,46 @@ def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | Non
         return
     if not out.parent.is_dir():
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+
+
+#: What an output looks like on disk (:func:`output_state`): None where nothing is there.
+OutputState = tuple[tuple[str, int, int, int], ...] | None
+
+
+def output_state(out: Path) -> OutputState:
+    """``out`` as it is now: (name, inode, mtime, size) of the file, or of the folder and each entry in it; None
+    where nothing is there. Compared before and after an interrupted export to say whether it wrote anything."""
+    try:
+        st = out.lstat()
+    except FileNotFoundError:
+        return None
+    entries = [(out.name, st.st_ino, st.st_mtime_ns, st.st_size)]
+    if stat.S_ISDIR(st.st_mode):
+        for entry in sorted(os.scandir(out), key=lambda e: e.name):
+            s = entry.stat(follow_symlinks=False)
+            entries.append((entry.name, s.st_ino, s.st_mtime_ns, s.st_size))
+    return tuple(entries)
+
+
+def interrupted_export(out: Path, before: OutputState) -> Interrupted:
+    """What a Ctrl-C during an export left at ``out`` (its state before, :func:`output_state`), as one line: nothing
+    written (and whether the re-run needs ``--force``), or part of it. A folder the export made and left empty is
+    removed first (nothing of it was written).
+
+    Why: the general interrupt line ("finished steps are kept …; re-run the same command to go on") said nothing of
+    the output, and a user could not tell whether the re-run would be refused for want of ``--force`` (e27)."""
+    if before is None and out.is_dir() and not out.is_symlink():
+        try:
+            out.rmdir()  # only an empty folder: what the export made before it wrote anything
+        except OSError:
+            pass
+    after = output_state(out)
+    if after == before:
+        where = f"{out} does not exist" if before is None else f"{out} is as it was"
+        return Interrupted(f"interrupted: nothing was written ({where}); re-run the same command"
+                           + (" (no --force needed)." if before is None else "."))
+    return Interrupted(f"interrupted while writing {out}: it may hold part of this export; re-run the same command "
+                       "with --force to write it whole (only files biodiscover wrote are replaced).")
 
 
 def atomic_write(path: Path, data: bytes) -> None:
