@@ -57,6 +57,7 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -71,6 +72,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "RankErrors",
     "bin_agreement",
+    "calibration_bins",
     "clustering_scores",
     "fpr_at_tpr",
     "hungarian_accuracy",
@@ -161,29 +163,49 @@ def novelty_scores(is_novel: ArrayLike, score: ArrayLike) -> dict[str, float]:
     }
 
 
-def reliability(prob: Sequence[float], outcome: Sequence[Any], bins: int = 10) -> dict[str, Any]:
-    """Calibration of probabilities ``prob`` for 0/1 ``outcome``: expected calibration error and the
-    reliability table (equal-width bins: mean predicted vs observed rate, counts).
-
-    ECE = Σ_b (n_b / n) |mean p_b − observed_b| (Guo et al. 2017); 0 is perfectly calibrated.
-    """
+def _checked(prob: Sequence[float], outcome: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(prob, dtype=float).ravel()
     y = np.asarray(outcome, dtype=float).ravel()
     if p.shape != y.shape:
         raise ValueError(f"prob has {p.size} values but outcome has {y.size}")
     if p.size and (not np.isfinite(p).all() or p.min() < 0 or p.max() > 1):
         raise ValueError("probabilities must be finite and in [0, 1]")
-    which = np.clip((p * bins).astype(int), 0, bins - 1)
+    return p, y
+
+
+def _binned(p: np.ndarray, y: np.ndarray, which: np.ndarray, edges: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per non-empty bin: its edges, specimens, mean predicted and observed share."""
     table = []
-    ece = 0.0
-    for b in range(bins):
+    for b in range(len(edges) - 1):
         sel = which == b
-        if not sel.any():
-            continue
-        mp, ob = float(p[sel].mean()), float(y[sel].mean())
-        ece += sel.sum() / p.size * abs(mp - ob)
-        table.append({"lo": b / bins, "hi": (b + 1) / bins, "n": int(sel.sum()), "mean_p": mp, "observed": ob})
+        if sel.any():
+            table.append({"lo": edges[b], "hi": edges[b + 1], "n": int(sel.sum()), "mean_p": float(p[sel].mean()),
+                          "observed": float(y[sel].mean())})
+    return table
+
+
+def reliability(prob: Sequence[float], outcome: Sequence[Any], bins: int = 10) -> dict[str, Any]:
+    """Calibration of probabilities ``prob`` for 0/1 ``outcome``: expected calibration error and the
+    reliability table (equal-width bins: mean predicted vs observed rate, counts).
+
+    ECE = Σ_b (n_b / n) |mean p_b − observed_b| (Guo et al. 2017); 0 is perfectly calibrated. Its bins stay
+    equal (issue 11's target is defined on them); a plot that must separate the probabilities near 1 bins
+    them itself (``calibration_bins``).
+    """
+    p, y = _checked(prob, outcome)
+    table = _binned(p, y, np.clip((p * bins).astype(int), 0, bins - 1), [b / bins for b in range(bins + 1)])
+    ece = sum(b["n"] / p.size * abs(b["mean_p"] - b["observed"]) for b in table)
     return {"ece": float(ece) if p.size else None, "n": int(p.size), "bins": table}
+
+
+def calibration_bins(prob: Sequence[float], outcome: Sequence[Any], edges: Sequence[float]) -> list[dict[str, Any]]:
+    """The reliability table over the given bin ``edges`` (increasing, 0 first, 1 last): each bin holds the
+    probabilities from its lower edge up to, not including, its upper one; the last holds 1 too."""
+    p, y = _checked(prob, outcome)
+    if len(edges) < 2 or edges[0] != 0 or edges[-1] != 1 or any(a >= b for a, b in pairwise(edges)):
+        raise ValueError(f"bin edges must increase from 0 to 1, got {list(edges)}")
+    which = np.clip(np.searchsorted(np.asarray(edges, dtype=float), p, side="right") - 1, 0, len(edges) - 2)
+    return _binned(p, y, which, list(edges))
 
 
 # ---------------------------------------------------------------------------------

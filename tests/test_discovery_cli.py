@@ -111,9 +111,23 @@ def test_triage_bad_model_is_a_one_line_error(dataset, tmp_path, capsys) -> None
     assert "not a model bundle" in capsys.readouterr().err
 
 
-def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
-    out = tmp_path / "report.json"
+@pytest.fixture(scope="module")
+def evaluated(dataset, bundle, tmp_path_factory) -> Path:
+    """One `biodiscover evaluate` of the bundle (keys: train) on test (known) and test_unseen (absent species of
+    genera among the keys): the report JSON's path, its .md and .html beside it."""
+    out = tmp_path_factory.mktemp("eval") / "report.json"
     assert main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(out), "-q"]) == 0
+    return out
+
+
+def _page_data(page: str, name: str) -> dict:
+    """The JSON a report page embeds for one of its figures (what the figure was drawn from)."""
+    start = page.index(">", page.index(f"<script type='application/json' id='{name}'")) + 1
+    return json.loads(page[start:page.index("</script>", start)])
+
+
+def test_evaluate_reports_every_metric(evaluated) -> None:
+    out = evaluated
     rep = json.loads(out.read_text())
     assert rep["closed_world"]["species_accuracy_micro"] >= 0.95
     assert rep["novelty"]["auroc"] >= 0.9
@@ -140,11 +154,70 @@ def test_evaluate_reports_every_metric(dataset, bundle, tmp_path) -> None:
     for rank, rel in learned.items():
         mine = [r for r in rows if r[0] == rank]
         assert sum(r[3] for r in mine) == rel["n"] > 0
-        for _, lo, hi, n, p, observed, a, b in mine:
+        for _, lo, hi, n, p, observed, a, b, _outside in mine:
             assert lo <= p <= hi and a <= observed <= b
-            assert f"<td>{rank}</td><td>{lo:.1f}–{hi:.1f}</td><td>{n}</td><td>{p:.3f}</td>" in page
+            assert f"<td>{rank}</td><td>{lo:g}–{hi:g}</td><td>{n}</td><td>{p:.3f}</td>" in page
     widths = {r[3]: r[7] - r[6] for r in rows}
     assert widths[min(widths)] > widths[max(widths)]
+    # the ECE stays the one of ten equal bins (issue 11's target is defined on it), whatever the plot's bins
+    assert all(len(rel["bins"]) <= 10 and all(b["hi"] - b["lo"] == pytest.approx(0.1) for b in rel["bins"])
+               for rel in learned.values())
+
+
+def test_the_reliability_plot_separates_the_bins_around_the_level_and_marks_it(evaluated) -> None:
+    """F6 (ML review, 7 Dec): ten 0.1 bins put 94–98 % of the specimens in one point holding the level. The plot's
+    bins are finer near 1 with the level an edge, one panel per rank, a line at the level, no line joining
+    bins; read from the data the page embeds and from the figure's artists, not from pixels."""
+    from biodiscover.workflows.evaluate import PLOT_EDGES, reliability_figure
+
+    rep = json.loads(evaluated.read_text())
+    level = rep["naming"]["level"]
+    assert level == 0.98
+    data = _page_data(evaluated.with_suffix(".html").read_text(), "reliability-plot")
+    assert data["level"] == level
+    assert data["edges"] == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0]
+    assert data["edges"] == sorted({*PLOT_EDGES, level})
+    learned = [r for r, rel in rep["reliability"].items() if "bins" in rel]
+    assert list(data["ranks"]) == learned
+    for rank in learned:
+        bins = data["ranks"][rank]
+        assert sum(b["n"] for b in bins) == rep["reliability"][rank]["n"]
+        for b in bins:
+            assert [b["lo"], b["hi"]] in [data["edges"][i:i + 2] for i in range(len(data["edges"]) - 1)]
+            assert b["lo"] <= b["mean_p"] <= b["hi"] and b["low"] <= b["observed"] <= b["high"]
+    # the specimens above the level are their own points: none shares a bin with one below it
+    assert all(not (b["lo"] < level < b["hi"]) for bins in data["ranks"].values() for b in bins)
+
+    fig = reliability_figure(rep)
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title() in learned}
+    assert sorted(panels) == sorted(learned)  # one panel per rank
+    for rank, ax in panels.items():
+        at_level = [ln for ln in ax.get_lines() if list(ln.get_xdata()) == [level, level]]
+        assert len(at_level) == 1
+        # no line joins one bin to the next: every drawn line is a segment (diagonal, level) or markers only
+        assert all(len(ln.get_xdata()) <= 2 or ln.get_linestyle() == "None" for ln in ax.get_lines())
+        # every bin is a point, annotated with its specimens
+        counts = {t.get_text() for t in ax.texts}
+        assert {f"{b['n']}" for b in data["ranks"][rank]} <= counts
+
+
+def test_the_reliability_table_marks_a_bin_whose_prediction_lies_outside_its_interval(evaluated) -> None:
+    """22 specimens at P(right) 0.75 all right (the ML review's family bin: Wilson 0.851–1.000) contradict their
+    probability; 50 at 0.995 all right do not (0.929–1.000)."""
+    from biodiscover.discovery.metrics import reliability
+    from biodiscover.workflows.evaluate import plot_bins, reliability_html, reliability_rows
+
+    rep = json.loads(evaluated.read_text())
+    p, y = [0.75] * 22 + [0.995] * 50, [1] * 72
+    rep["reliability"] = {"family": {**reliability(p, y), "plot": plot_bins(p, y, 0.98)}}
+    rows = reliability_rows(rep)
+    assert [(r[1], r[2], r[3], r[8]) for r in rows] == [(0.7, 0.8, 22, True), (0.99, 0.999, 50, False)]
+    assert rows[0][6] == pytest.approx(0.8513, abs=1e-4)
+    page = reliability_html(rep)
+    assert ("<tr><td>family</td><td>0.7–0.8</td><td>22</td><td>0.750</td><td>1.000</td><td>0.851–1.000</td>"
+            "<td>outside</td></tr>") in page
+    assert ("<tr><td>family</td><td>0.99–0.999</td><td>50</td><td>0.995</td><td>1.000</td><td>0.929–1.000</td>"
+            "<td></td></tr>") in page
 
 
 def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, bundle, tmp_path, capsys) -> None:

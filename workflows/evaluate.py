@@ -26,8 +26,8 @@ import numpy as np
 
 from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
-from biodiscover.discovery.metrics import (clustering_scores, novelty_scores, rank_errors, reliability,
-                                          wilson_interval)
+from biodiscover.discovery.metrics import (calibration_bins, clustering_scores, novelty_scores, rank_errors,
+                                          reliability, wilson_interval)
 from biodiscover.discovery.proposals import candidate_species
 from biodiscover.storage.bioscan import load_specimens
 from biodiscover.storage.progress import Progress, log_progress, messages
@@ -35,6 +35,14 @@ from biodiscover.storage.records import RANKS
 from biodiscover.workflows.reference import REFERENCE_COLUMNS
 
 log = logging.getLogger(__name__)
+
+#: the reliability plot's and table's bins of P(right). Ten of 0.1 below 0.9 (few specimens fall there, and the
+#: ECE's ten equal bins read the same), finer above: 0.95 and 0.99 are the other levels triage reports
+#: (``species_at_level``), 0.98 is the default level, and 0.999 parts the specimens the model is all but sure
+#: of — 94–98 % of a real plate lie above 0.9, and a single 0.9–1.0 point hid whether "P ≥ 0.98" meant 98 %
+#: right. The bundle's own level is always added as an edge (``plot_bins``), so no point mixes specimens
+#: above it with specimens below. The ECE keeps its ten equal bins (``metrics.reliability``).
+PLOT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
 
 
 def _acc(pairs: list[tuple[Any, Any]]) -> float | None:
@@ -90,7 +98,9 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     for r in RANKS:
         pairs = [(x.confidence[r], float(x.labels[r] == s.lineage()[r])) for x, s in zip(res, known + novel)
                  if r in learned and x.labels.get(r) and s.lineage().get(r)]
-        report["reliability"][r] = reliability([a for a, _ in pairs], [b for _, b in pairs]) if pairs else \
+        report["reliability"][r] = {**reliability([a for a, _ in pairs], [b for _, b in pairs]),
+                                    "plot": plot_bins([a for a, _ in pairs], [b for _, b in pairs],
+                                                      model.config.naming.level)} if pairs else \
             {"note": "published identity cut-off (no probability)" if r not in learned else "no labelled queries"}
     report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
                         "expected": model.naming_.expected_.get(f"{model.config.naming.level}"),
@@ -161,77 +171,157 @@ def markdown(report: dict[str, Any]) -> str:
     return "| figure | value |\n|---|---|\n" + "".join(f"| {k} | {fmt(v)} |\n" for k, v in rows)
 
 
-def reliability_rows(report: dict[str, Any]) -> list[tuple[str, float, float, int, float, float, float, float]]:
-    """Per rank and probability bin: (rank, bin from, bin to, specimens, mean predicted P(right), observed share
-    right, and that share's 95 % Wilson interval). What the reliability plot draws, as numbers: a bin of three
-    specimens and one of three hundred look alike as points, and only the interval says which one can
-    contradict the diagonal."""
+def plot_bins(prob: list[float], outcome: list[float], level: float) -> dict[str, Any]:
+    """The reliability plot's bins of one rank's P(right): ``PLOT_EDGES`` with ``level`` added as an edge."""
+    edges = sorted({*PLOT_EDGES, float(level)})
+    return {"edges": edges, "bins": calibration_bins(prob, outcome, edges)}
+
+
+def reliability_rows(report: dict[str, Any]) -> list[tuple[str, float, float, int, float, float, float, float, bool]]:
+    """Per rank and probability bin (the plot's, ``PLOT_EDGES``): (rank, bin from, bin to, specimens, mean
+    predicted P(right), observed share right, that share's 95 % Wilson interval, and whether the mean predicted
+    lies outside it). What the reliability plot draws, as numbers: a bin of three specimens and one of three
+    hundred look alike as points, and only the interval says which one contradicts its probability. A report
+    from before the plot had its own bins gives the ECE's ten."""
     out = []
     for r, rel in report.get("reliability", {}).items():
-        for b in rel.get("bins") or []:
+        for b in (rel.get("plot") or {}).get("bins") or rel.get("bins") or []:
             lo, hi = wilson_interval(b["observed"] * b["n"], b["n"])
-            out.append((r, b["lo"], b["hi"], b["n"], b["mean_p"], b["observed"], lo, hi))
+            out.append((r, b["lo"], b["hi"], b["n"], b["mean_p"], b["observed"], lo, hi,
+                        not lo - 1e-9 <= b["mean_p"] <= hi + 1e-9))
     return out
 
 
-def reliability_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page: the figure table, the reliability plot (predicted P(right) vs observed share
-    right per rank, each point sized by its specimens with its 95 % interval, the diagonal = perfect
-    calibration, and below it how many specimens fall in each bin) and the same numbers as a table."""
-    import base64
-    import html
-    import io
+def reliability_plot_data(report: dict[str, Any]) -> dict[str, Any]:
+    """What the reliability plot draws, as the JSON the HTML page embeds beside it: the bundle's level, the bin
+    edges, and per rank with a probability each bin's specimens, mean predicted, observed share and interval."""
+    level = report.get("naming", {}).get("level")
+    ranks: dict[str, list[dict[str, Any]]] = {}
+    for r, lo, hi, n, p, obs, a, b, outside in reliability_rows(report):
+        ranks.setdefault(r, []).append({"lo": lo, "hi": hi, "n": n, "mean_p": p, "observed": obs, "low": a,
+                                        "high": b, "outside": outside})
+    plots = [rel["plot"]["edges"] for rel in report.get("reliability", {}).values() if "plot" in rel]
+    edges = plots[0] if plots else sorted({*PLOT_EDGES, *([level] if level else [])})
+    return {"level": level, "edges": edges, "ranks": ranks}
 
+
+#: the plot's axis limits on the logit scale; shares of exactly 0 or 1 are drawn at them
+_LIM = (1e-3, 1 - 1e-4)
+_TICKS = (0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999)
+
+
+def reliability_figure(report: dict[str, Any]) -> Any:
+    """The reliability plot, a matplotlib figure: one panel per rank (five ranks in one panel hid each other),
+    predicted P(right) against the observed share right, one point per bin with its specimens written beside
+    it and its 95 % interval, no line joining bins (a bin of 1 joined to one of 1,000 draws a trend that is not
+    there), the diagonal, and a vertical line at the bundle's level; below each, the specimens per bin.
+
+    Both axes are logit: equal distances are equal odds ratios, so 0.9 → 0.99 → 0.999 take as much room as
+    0.5 → 0.9, where a linear axis squeezes every probability the naming acts on into its last tenth. A share
+    of exactly 1 (or 0) has no logit: it is drawn hollow at the axis edge, its interval reaching below it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    data = reliability_plot_data(report)
+    ranks = list(data["ranks"])
+    level = data["level"]
+    cols = max(1, min(3, len(ranks)))
+    rows = max(1, math.ceil(len(ranks) / cols))
+    fig = plt.figure(figsize=(3.5 * cols, 3.9 * rows + 0.5), dpi=110)
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows)
+
+    def clip(v: Any) -> Any:
+        return np.clip(np.asarray(v, dtype=float), *_LIM)
+
+    for i, r in enumerate(ranks):
+        ax = fig.add_subplot(grid[2 * (i // cols), i % cols])
+        count = fig.add_subplot(grid[2 * (i // cols) + 1, i % cols], sharex=ax)
+        bins = data["ranks"][r]
+        x, y = clip([b["mean_p"] for b in bins]), clip([b["observed"] for b in bins])
+        err = np.clip([y - clip([b["low"] for b in bins]), clip([b["high"] for b in bins]) - y], 0, None)
+        ax.plot(_LIM, _LIM, color="#999", lw=1, ls="--")
+        ax.errorbar(x, y, yerr=err, fmt="none", ecolor="#1f77b4", elinewidth=1, capsize=2)
+        edge = np.array([b["observed"] in (0.0, 1.0) for b in bins])
+        sizes = np.array([10 + 90 * math.sqrt(b["n"] / max(1, sum(c["n"] for c in bins))) for b in bins])
+        ax.scatter(x[~edge], y[~edge], s=sizes[~edge], color="#1f77b4", zorder=3)
+        ax.scatter(x[edge], y[edge], s=sizes[edge], facecolors="white", edgecolors="#1f77b4", zorder=3)
+        for b, xi, yi, top in zip(bins, x, y, edge & (y > 0.5)):
+            # at the top edge the points crowd: their counts run down beside their intervals
+            ax.annotate(f"{b['n']}", (xi, yi), textcoords="offset points", xytext=(2, -5) if top else (4, -9),
+                        rotation=90 if top else 0, va="top", fontsize=6, color="#c00" if b["outside"] else "#333")
+        rel = report["reliability"][r]
+        ax.text(0.97, 0.03, f"n={rel['n']}, ECE {rel['ece']:.3f}\n(ECE over ten equal bins)", fontsize=6,
+                transform=ax.transAxes, va="bottom", ha="right")
+        ax.set_title(r)
+        ax.title.set_fontsize(9)
+        for a in (ax, count):
+            if level:
+                a.axvline(level, color="#d62728", lw=1)
+            a.set_xscale("logit")
+            a.set_xlim(*_LIM)
+            a.set_xticks(_TICKS, labels=[f"{t:g}" for t in _TICKS], fontsize=6, rotation=90)
+            a.xaxis.set_minor_locator(NullLocator())
+            a.xaxis.set_minor_formatter(NullFormatter())
+        if level:
+            ax.text(level, 0.5, f"level {level:g} ", color="#d62728", fontsize=6, rotation=90, ha="right",
+                    va="center")
+        ax.tick_params(axis="x", labelbottom=False)
+        ax.set_yscale("logit")
+        ax.set_ylim(*_LIM)
+        ax.set_yticks(_TICKS, labels=[f"{t:g}" for t in _TICKS], fontsize=6)
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        lo, hi = clip([b["lo"] for b in bins]), clip([b["hi"] for b in bins])
+        count.bar(lo, [b["n"] for b in bins], width=hi - lo, align="edge", color="#1f77b4", edgecolor="white")
+        count.set_yscale("log")
+        count.set_ylim(0.7, 2 * max(b["n"] for b in bins) + 10)  # at least a decade: plain 10^k labels
+        count.yaxis.set_minor_formatter(NullFormatter())
+        count.tick_params(axis="y", labelsize=6)
+        count.set_xlabel("predicted P(name right)", fontsize=7)
+        if i % cols == 0:
+            ax.set_ylabel("observed share right", fontsize=7)
+            count.set_ylabel("specimens", fontsize=7)
+    fig.suptitle("Reliability of the naming probabilities (logit axes): one point per bin, its specimens beside "
+                 "it (red: the mean predicted lies outside the 95 % interval)\nhollow: all right or all wrong, "
+                 "drawn at the axis edge; dashed: perfect calibration; red line: the level", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_html(report: dict[str, Any]) -> str:
+    """A self-contained HTML page: the figure table, the
+    reliability plot (``reliability_figure``), the numbers it was drawn from as embedded JSON, and the same
+    numbers as a table, each bin whose mean predicted lies outside its observed 95 % interval marked."""
+    import base64
+    import html
+    import io
+
+    import matplotlib.pyplot as plt
 
     rows = reliability_rows(report)
-    fig, (ax, count) = plt.subplots(2, 1, figsize=(6, 7), dpi=110, sharex=True,
-                                    gridspec_kw={"height_ratios": [3, 1]})
-    ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--", label="perfect calibration")
-    ranks = list(report.get("reliability", {}))
-    width = 0.1 / max(1, len(ranks))
-    for i, r in enumerate(ranks):
-        rel = report["reliability"][r]
-        mine = [row for row in rows if row[0] == r]
-        if not mine:
-            continue
-        x = np.array([row[4] for row in mine])
-        y = np.array([row[5] for row in mine])
-        err = np.clip(np.array([[row[5] - row[6] for row in mine], [row[7] - row[5] for row in mine]]), 0, 1)
-        line = ax.errorbar(x, y, yerr=err, marker="o", ms=0, lw=1, capsize=2,
-                           label=f"{r} (ECE {rel['ece']:.3f}, n={rel['n']})")
-        colour = line[0].get_color()
-        ax.scatter(x, y, s=[8 + 60 * math.sqrt(row[3] / max(1, rel["n"])) for row in mine], color=colour, zorder=3)
-        count.bar([row[1] + i * width for row in mine], [row[3] for row in mine], width=width, align="edge",
-                  color=colour)
-    ax.set_ylabel("observed share right")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Reliability of the naming probabilities (points sized by specimens, 95 % intervals)")
-    ax.title.set_fontsize(9)
-    ax.legend(fontsize=8, loc="best")
-    count.set_yscale("log")
-    count.set_ylabel("specimens")
-    count.set_xlabel("predicted P(name right), bins of 0.1")
+    fig = reliability_figure(report)
     buf = io.BytesIO()
-    fig.tight_layout()
     fig.savefig(buf, format="png")
     plt.close(fig)
     png = base64.b64encode(buf.getvalue()).decode()
+    plot = json.dumps(reliability_plot_data(report)).replace("</", "<\\/")
     figures = "".join(f"<tr><td>{html.escape(line.split(' | ')[0].strip('| '))}</td><td>"
                       f"{html.escape(line.split(' | ')[1].strip(' |'))}</td></tr>"
                       for line in markdown(report).splitlines()[2:])
-    bins = "".join(f"<tr><td>{html.escape(r)}</td><td>{lo:.1f}–{hi:.1f}</td><td>{n}</td><td>{p:.3f}</td>"
-                   f"<td>{obs:.3f}</td><td>{a:.3f}–{b:.3f}</td></tr>" for r, lo, hi, n, p, obs, a, b in rows)
+    bins = "".join(f"<tr><td>{html.escape(r)}</td><td>{lo:g}–{hi:g}</td><td>{n}</td><td>{p:.3f}</td>"
+                   f"<td>{obs:.3f}</td><td>{a:.3f}–{b:.3f}</td><td>{'outside' if out else ''}</td></tr>"
+                   for r, lo, hi, n, p, obs, a, b, out in rows)
     return (f"<!doctype html><meta charset='utf-8'><title>biodiscover evaluate</title>"
             f"<h1>Evaluation of {html.escape(str(report.get('model')))}</h1>"
             f"<p>data: {html.escape(str(report.get('data')))}</p><table border=1 cellpadding=4>{figures}</table>"
             f"<h2>Reliability per rank</h2><img alt='reliability plot' src='data:image/png;base64,{png}'>"
+            f"<script type='application/json' id='reliability-plot'>{plot}</script>"
             f"<table border=1 cellpadding=4><tr><th>rank</th><th>P(right) bin</th><th>specimens</th>"
-            f"<th>mean predicted</th><th>observed right</th><th>95 % interval</th></tr>{bins}</table>")
+            f"<th>mean predicted</th><th>observed right</th><th>95 % interval</th>"
+            f"<th>mean predicted outside the interval</th></tr>{bins}</table>")
 
 
 def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
