@@ -1291,32 +1291,52 @@ def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], optio
 
 def _outcomes(queries: Sequence[SimQuery], tops: Sequence[Lineage], conf: Sequence[Mapping[str, float]],
               level: float, optional: Sequence[str]) -> dict[str, Any]:
-    """What the walk at ``level`` does with each scenario of simulated queries.
+    """What the walk at ``level`` does with each scenario of simulated queries (``outcome_rates``)."""
+    cases = []
+    for q, top, c in zip(queries, tops, conf):
+        labels = {r: top[k] for k, r in enumerate(RANKS)}
+        deepest = deepest_confident(labels, c, level, optional)
+        cases.append((q.scenario, q.group, q.truth, RANKS.index(deepest) if deepest else -1, labels))
+    return outcome_rates(cases)
+
+
+def scenario_of(truth: Lineage, ref_taxa: Mapping[str, Collection[str]]) -> tuple[str, str] | None:
+    """A labelled specimen's scenario and group as the simulation gives its queries (``SimQuery``):
+    ``absent:<rank>`` for the shallowest labelled rank whose taxon has no key (the group: that taxon), else
+    ``present`` (the group: its species); None for a specimen without a species and nothing absent."""
+    for k, r in enumerate(RANKS):
+        if truth[k] and truth[k] not in ref_taxa[r]:
+            return f"absent:{r}", str(truth[k])
+    return ("present", str(truth[-1])) if truth[-1] else None
+
+
+def outcome_rates(cases: Iterable[tuple[str, str, Lineage, int, Mapping[str, str | None]]]) -> dict[str, Any]:
+    """The forecast's figures (``NamingModel.expected_``) over ``cases`` — (scenario, group, truth lineage, index
+    of the deepest rank named or -1, labels) — the one owner of what each figure counts: ``build-reference``
+    tallies its simulated queries with it and ``evaluate`` the specimens it measured, so a forecast and its
+    measurement mean the same.
 
     Rates weigh every group (a left-out taxon, a species) equally, as the model was trained: a
     dozen calibration species with hundreds of specimens each must not decide the forecast.
     """
     per: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for q, top, c in zip(queries, tops, conf):
-        labels = {r: top[k] for k, r in enumerate(RANKS)}
-        deepest = deepest_confident(labels, c, level, optional)
-        d = RANKS.index(deepest) if deepest else -1
+    for scenario, group, truth, d, labels in cases:
         named = {r: labels[r] if k <= d else None for k, r in enumerate(RANKS)}
-        if q.scenario == "present":
-            if q.truth[-1]:
-                per["known_species_right"].append((q.group, float(named["species"] == q.truth[-1])))
-                per["known_species_wrong"].append((q.group, float(bool(named["species"])
-                                                                  and named["species"] != q.truth[-1])))
+        if scenario == "present":
+            if truth[-1]:
+                per["known_species_right"].append((group, float(named["species"] == truth[-1])))
+                per["known_species_wrong"].append((group, float(bool(named["species"])
+                                                                and named["species"] != truth[-1])))
         else:
-            rank = q.scenario.split(":", 1)[1]
+            rank = scenario.split(":", 1)[1]
             over = float(d >= RANKS.index(rank))
-            per[f"absent_{rank}_named"].append((q.group, over))
+            per[f"absent_{rank}_named"].append((group, over))
             if rank == "species":
-                per[f"absent_species_named@{q.truth[0] or '?'}"].append((q.group, over))
-                if q.truth[3]:
-                    per["absent_species_genus_right"].append((q.group, float(named["genus"] == q.truth[3])))
-                    per["absent_species_genus_wrong"].append((q.group, float(bool(named["genus"])
-                                                                             and named["genus"] != q.truth[3])))
+                per[f"absent_species_named@{truth[0] or '?'}"].append((group, over))
+                if truth[3]:
+                    per["absent_species_genus_right"].append((group, float(named["genus"] == truth[3])))
+                    per["absent_species_genus_wrong"].append((group, float(bool(named["genus"])
+                                                                           and named["genus"] != truth[3])))
     out: dict[str, Any] = {}
     by_order: dict[str, Any] = {}
     for key, vals in per.items():
@@ -1365,6 +1385,15 @@ def expected_mix_note(level: float | str | None) -> str:
             "decides each collection at its own estimated share, so a collection's figures can differ):")
 
 
+def _interval(e: Mapping[str, Any]) -> tuple[float, float]:
+    """A forecast figure's 95 % interval over its simulated taxa (Wilson)."""
+    # imported here: discovery.metrics brings scikit-learn and SciPy, which a DNA-only triage never loads
+    # (tests/test_triage_process.py); only build-reference, info and evaluate describe a forecast
+    from biodiscover.discovery.metrics import wilson_interval
+
+    return wilson_interval(e["rate"] * e["groups"], e["groups"])
+
+
 def describe_expected(at: Mapping[str, Any], level: float | None = None) -> list[str]:
     """Human lines for one level's expected outcomes (see ``NamingModel.expected_``), each with its 95 %
     interval over the simulated taxa (Wilson). Why: a forecast from 46 left-out species moves 2 points with
@@ -1373,12 +1402,8 @@ def describe_expected(at: Mapping[str, Any], level: float | None = None) -> list
     With ``level``, a last line names every over-classification figure (rank by rank, species order by order)
     above what the level promises (:func:`level_bound`): the bound holds pooled, and a reviewer found Diptera's
     absent species forecast at 0.049 under a 0.020 promise, printed as a plain fact."""
-    # imported here: discovery.metrics brings scikit-learn and SciPy, which a DNA-only triage never loads
-    # (tests/test_triage_process.py); only build-reference and info describe a forecast
-    from biodiscover.discovery.metrics import wilson_interval
-
     def said(e: Mapping[str, Any]) -> str:
-        lo, hi = wilson_interval(e["rate"] * e["groups"], e["groups"])
+        lo, hi = _interval(e)
         return f"{e['rate']:.3f} ({e['n']} queries of {e['groups']} taxa; 95 %: {lo:.3f}–{hi:.3f})"
 
     lines = [f"{label}: {said(at[k])}" for k, label in _EXPECTED_NAMES if k in at]
@@ -1397,6 +1422,43 @@ def describe_expected(at: Mapping[str, Any], level: float | None = None) -> list
             lines.append(f"above the {bound:.3f} the level {level:g} promises: {'; '.join(over)} — a higher "
                          "--level names fewer of them (and fewer known taxa)")
     return lines
+
+
+#: the rank whose taxon must have keys for a specimen to count in an absent-``rank`` figure (``scenario_of``)
+_PARENT = {"species": "genus", "subfamily": "family", "genus": "family", "family": "order"}
+
+
+def forecast_vs_measured(expected: Mapping[str, Any], measured: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) per forecast figure: the forecast with its 95 % interval beside the same figure measured
+    (``outcome_rates`` over labelled specimens) with its own 95 % interval over its taxa, marked where the
+    measurement falls outside the forecast's interval, or "—" and why where no specimen could measure it.
+    Why: the forecast is the promise ``build-reference`` made; whether it held on the user's own specimens is
+    the one comparison they need, and a figure left unmeasured must not read as a 0. The measurement's own
+    interval says whether a mark means anything: one absent genus measured is one draw, not a rate."""
+    rows = []
+    for key, label in _EXPECTED_NAMES:
+        if key not in expected:
+            continue
+        lo, hi = _interval(expected[key])
+        text = f"forecast {expected[key]['rate']:.3f} (95 %: {lo:.3f}–{hi:.3f}), measured "
+        m = measured.get(key)
+        if m:
+            m_lo, m_hi = _interval(m)
+            text += (f"{m['rate']:.3f} ({plural(m['n'], 'specimen')} of {plural(m['groups'], 'taxon', 'taxa')}; "
+                     f"95 %: {m_lo:.3f}–{m_hi:.3f})")
+            # as printed: a measured 0.000 is not "below" an interval printed from 0.000
+            if not round(lo, 3) <= round(m["rate"], 3) <= round(hi, 3):
+                text += f"; outside the forecast's 95 % interval ({'above' if m['rate'] > hi else 'below'})"
+                if m_lo <= hi and m_hi >= lo:
+                    text += ", but the two intervals overlap: too few taxa to tell"
+        elif key.startswith("known"):
+            text += "— (no evaluated specimen's species is among the reference keys)"
+        else:
+            rank = key.split("_")[1]
+            among = f", its {_PARENT[rank]} among them" if rank in _PARENT else ""
+            text += f"— (no evaluated specimen's {rank} is absent from the reference keys{among})"
+        rows.append((label, text))
+    return rows
 
 
 def _describe_expected(at: Mapping[str, Any]) -> str:

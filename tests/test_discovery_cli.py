@@ -220,6 +220,82 @@ def test_the_reliability_table_marks_a_bin_whose_prediction_lies_outside_its_int
             "<td></td></tr>") in page
 
 
+def _measured(model, known, novel, ref_taxa):
+    """The forecast's figures counted by hand on triaged specimens: each taxon's share, then their mean."""
+    from statistics import mean
+
+    from biodiscover.storage.records import RANKS
+
+    res = model.triage(known + novel)
+    by: dict[str, dict[str, list[float]]] = {}
+    for s, x in zip(known + novel, res):
+        depth = RANKS.index(x.deepest_rank) if x.deepest_rank else -1
+        truth = s.lineage()
+        absent = next((r for r in RANKS if truth[r] and truth[r] not in ref_taxa[r]), None)
+        if absent is None:
+            by.setdefault("known_species_right", {}).setdefault(s.species, []).append(
+                float(depth == 4 and x.labels["species"] == s.species))
+            by.setdefault("known_species_wrong", {}).setdefault(s.species, []).append(
+                float(depth == 4 and x.labels["species"] != s.species))
+        else:
+            by.setdefault(f"absent_{absent}_named", {}).setdefault(truth[absent], []).append(
+                float(depth >= RANKS.index(absent)))
+            if absent == "species":
+                by.setdefault("absent_species_genus_right", {}).setdefault(s.species, []).append(
+                    float(depth >= 3 and x.labels["genus"] == s.genus))
+                by.setdefault("absent_species_genus_wrong", {}).setdefault(s.species, []).append(
+                    float(depth >= 3 and x.labels["genus"] != s.genus))
+    return {k: (mean(mean(v) for v in g.values()), sum(map(len, g.values())), len(g)) for k, g in by.items()}
+
+
+def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, evaluated, tmp_path) -> None:
+    """F12: report.json carried build-reference's forecast, but report.md / .html never set it beside the same
+    figure measured on the evaluated specimens. Each measurable figure is measured as the forecast counts it
+    (each taxon weighed equally), with the forecast's 95 % interval and a mark where the measurement is outside;
+    the rest say "—" and why."""
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.discovery.metrics import wilson_interval
+    from biodiscover.storage.bioscan import load_specimens
+    from biodiscover.storage.records import RANKS
+
+    model = DiscoveryModel.load(bundle)
+    ref_taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
+    specs = load_specimens(dataset, "test+test_unseen")
+    known, novel = [s for s in specs if s.split == "test"], [s for s in specs if s.split == "test_unseen"]
+    want = _measured(model, known, novel, ref_taxa)
+    assert set(want) == {"known_species_right", "known_species_wrong", "absent_species_named",
+                         "absent_species_genus_right", "absent_species_genus_wrong"}
+    # test_unseen: new species of genera among the keys
+    rep = json.loads(evaluated.read_text())
+    measured, expected = rep["naming"]["measured"], rep["naming"]["expected"]
+    md = evaluated.with_suffix(".md").read_text()
+    page = evaluated.with_suffix(".html").read_text()
+    labels = {"known_species_right": "known species named to the right species",
+              "known_species_wrong": "known species named to a wrong species",
+              "absent_species_named": "absent species named to a species (over-classification)",
+              "absent_species_genus_right": "absent species named to the right genus",
+              "absent_species_genus_wrong": "absent species named to a wrong genus"}
+    for key, (rate, n, groups) in want.items():
+        assert (measured[key]["rate"], measured[key]["n"], measured[key]["groups"]) == (pytest.approx(rate), n,
+                                                                                       groups)
+        f = expected[key]
+        lo, hi = wilson_interval(f["rate"] * f["groups"], f["groups"])
+        m_lo, m_hi = wilson_interval(rate * groups, groups)
+        mark = "" if round(lo, 3) <= round(rate, 3) <= round(hi, 3) else \
+            f"; outside the forecast's 95 % interval ({'above' if rate > hi else 'below'})" + \
+            (", but the two intervals overlap: too few taxa to tell" if m_lo <= hi and m_hi >= lo else "")
+        row = (f"| forecast vs measured: {labels[key]} | forecast {f['rate']:.3f} (95 %: {lo:.3f}–{hi:.3f}), "
+               f"measured {rate:.3f} ({n} specimens of {groups} taxa; 95 %: {m_lo:.3f}–{m_hi:.3f}){mark} |")
+        assert row in md, row
+        assert row.split(" | ")[1].rstrip(" |") in page.replace("&#x27;", "'")
+    # the test splits hold no absent genus, family or order: said, with the reason, not left out or shown as 0
+    assert ("| forecast vs measured: absent genera named to a genus | forecast "
+            f"{expected['absent_genus_named']['rate']:.3f}") in md
+    assert "measured — (no evaluated specimen's genus is absent from the reference keys, its family among them) |" \
+        in md
+    assert "absent_genus_named" not in measured
+
+
 def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, bundle, tmp_path, capsys) -> None:
     """A collection without identifications: each candidate's parent gets its order/family from the engine's
     calls (the taxonomy graph is not flat), the evidence names the nearest known species, and the run's model

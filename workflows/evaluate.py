@@ -28,6 +28,7 @@ from biodiscover.discovery.clustering import ClusteringConfig, run_record
 from biodiscover.discovery.engine import DiscoveryModel
 from biodiscover.discovery.metrics import (calibration_bins, clustering_scores, novelty_scores, rank_errors,
                                           reliability, wilson_interval)
+from biodiscover.discovery.naming import forecast_vs_measured, outcome_rates, scenario_of
 from biodiscover.discovery.proposals import candidate_species
 from biodiscover.storage.bioscan import load_specimens
 from biodiscover.storage.progress import Progress, log_progress, messages
@@ -102,8 +103,16 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
                                     "plot": plot_bins([a for a, _ in pairs], [b for _, b in pairs],
                                                       model.config.naming.level)} if pairs else \
             {"note": "published identity cut-off (no probability)" if r not in learned else "no labelled queries"}
+    # the forecast's figures measured on the specimens, counted as build-reference counted its simulated queries
+    cases = []
+    for x, s in zip(res, known + novel):
+        truth = tuple(s.lineage()[r] for r in RANKS)
+        if case := scenario_of(truth, ref_taxa):
+            cases.append((*case, truth, RANKS.index(x.deepest_rank) if x.deepest_rank else -1, x.labels))
     report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
                         "expected": model.naming_.expected_.get(f"{model.config.naming.level}"),
+                        # the same figures on the evaluated specimens (triaged at their own absent share below)
+                        "measured": outcome_rates(cases),
                         # what the evaluated specimens' P(absent) assume (the forecast above is at even odds):
                         # their own estimate, weighed against ``collection_weight`` pseudo-specimens at even odds
                         "absent_share": model.collection_shares(res),
@@ -153,6 +162,10 @@ def markdown(report: dict[str, Any]) -> str:
     pseudo = f" (weighed against {weight:g} at even odds)" if weight else ""
     for r, v in report.get("naming", {}).get("absent_share", {}).items():
         rows.append((f"{r}: share absent from the reference, estimated from the specimens{pseudo}", v))
+    naming = report.get("naming", {})
+    if naming.get("expected") and "measured" in naming:
+        rows += [(f"forecast vs measured: {label}", text)
+                 for label, text in forecast_vs_measured(naming["expected"], naming["measured"])]
     cs = report.get("candidate_species", {})
     if "ami" in cs:
         rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
@@ -292,7 +305,7 @@ def reliability_figure(report: dict[str, Any]) -> Any:
 
 
 def reliability_html(report: dict[str, Any]) -> str:
-    """A self-contained HTML page: the figure table, the
+    """A self-contained HTML page: the figure table (the forecast beside what was measured among its rows), the
     reliability plot (``reliability_figure``), the numbers it was drawn from as embedded JSON, and the same
     numbers as a table, each bin whose mean predicted lies outside its observed 95 % interval marked."""
     import base64
@@ -317,6 +330,9 @@ def reliability_html(report: dict[str, Any]) -> str:
     return (f"<!doctype html><meta charset='utf-8'><title>biodiscover evaluate</title>"
             f"<h1>Evaluation of {html.escape(str(report.get('model')))}</h1>"
             f"<p>data: {html.escape(str(report.get('data')))}</p><table border=1 cellpadding=4>{figures}</table>"
+            "<p>The forecast is what build-reference printed: out-of-fold, from queries simulated from the "
+            "reference at even odds of absence. The measurement counts the evaluated specimens the same way "
+            "(each taxon weighed equally), triaged at their own estimated share of absent taxa (above).</p>"
             f"<h2>Reliability per rank</h2><img alt='reliability plot' src='data:image/png;base64,{png}'>"
             f"<script type='application/json' id='reliability-plot'>{plot}</script>"
             f"<table border=1 cellpadding=4><tr><th>rank</th><th>P(right) bin</th><th>specimens</th>"
