@@ -136,6 +136,8 @@ def test_evaluate_reports_every_metric(evaluated) -> None:
     assert "ami" in rep["candidate_species"] and rep["candidate_species"]["ami"] >= 0.5
     md = out.with_suffix(".md").read_text()
     assert "novelty AUROC" in md and "Hungarian" in md
+    # test_unseen's genera are among the keys: the BIOSCAN-5M 1-NN genus figure is measured
+    assert rep["bioscan_1nn"]["genus_accuracy_on_novel_split_micro"] >= 0.5
     # the share of absent taxa the evaluated specimens' P(absent) assume, per learned rank
     share = rep["naming"]["absent_share"]
     assert {"genus", "species"} <= set(share) and all(0 < v < 1 for v in share.values())
@@ -294,6 +296,34 @@ def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, eva
     assert "measured — (no evaluated specimen's genus is absent from the reference keys, its family among them) |" \
         in md
     assert "absent_genus_named" not in measured
+
+
+def test_evaluate_of_a_split_of_absent_genera_says_n_a_for_its_1nn_genus_accuracy(dataset, bundle, tmp_path) -> None:
+    """F12: "1-NN genus accuracy on novel split 0.000 / 0.000" was printed where the split's genera are absent
+    from the keys (0 by construction). other_heldout holds genera of no split; absent genera are then measured."""
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.storage.bioscan import load_specimens
+    from biodiscover.storage.records import RANKS
+
+    out = tmp_path / "heldout.json"
+    assert main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(out),
+                 "--novel-split", "other_heldout", "--no-cluster", "-q"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["bioscan_1nn"]["genus_accuracy_on_novel_split_micro"] is None
+    assert rep["bioscan_1nn"]["genus_accuracy_on_novel_split_macro"] is None
+    md = out.with_suffix(".md").read_text()
+    assert ("| 1-NN genus accuracy on novel split (micro / macro) | n/a: no other_heldout specimen's genus is among "
+            "the reference keys |") in md
+    model = DiscoveryModel.load(bundle)
+    ref_taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
+    specs = load_specimens(dataset, "test+other_heldout")
+    want = _measured(model, [s for s in specs if s.split == "test"], [s for s in specs if s.split == "other_heldout"],
+                     ref_taxa)
+    heldout = sum(s.split == "other_heldout" for s in specs)
+    assert want["absent_genus_named"][1:] == (heldout, 2) and heldout > 0
+    got = rep["naming"]["measured"]["absent_genus_named"]
+    assert (got["rate"], got["n"], got["groups"]) == (pytest.approx(want["absent_genus_named"][0]), heldout, 2)
+    assert f"measured {got['rate']:.3f} ({heldout} specimens of 2 taxa; 95 %: " in md
 
 
 def test_triage_places_candidates_in_the_taxonomy_with_engine_evidence(dataset, bundle, tmp_path, capsys) -> None:
