@@ -699,7 +699,9 @@ class RunsMixin(DatabaseCore):
         to a species a reviewer accepted in this database, the candidate whose acceptance made it (0: not known;
         None: not such a candidate), ``assigned_status``: for an assigned candidate, its species' status
         (``accepted``: the reference's; ``provisional``: accepted here; ``described``: a published species a
-        reviewer added, not in the reference)), ``members``
+        reviewer added, not in the reference), ``carried_from``: for a candidate assigned by the carry of a
+        reviewer's decision on an earlier run's candidate, that candidate, the decision, who and the identity it
+        rested on (:func:`_carried_from`; None otherwise)), ``members``
         (``proposal_id``, ``processid``, ``probability``) and ``reviews``.
         """
         import pandas as pd
