@@ -14,13 +14,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from biodiscover.storage.db import Database
+from fixtures.inprocess import run_cli
 from fixtures.db_views import proposal_members
 from fixtures.review_db import ReviewFixture, build_review_db
 
@@ -30,8 +28,7 @@ DETERMINATION_TERMS = ("scientificName", "taxonRank", "identificationQualifier",
 
 
 def _cli(home: Path, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(home)})
+    proc = run_cli("export", *args, env={"XDG_CONFIG_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
 
 

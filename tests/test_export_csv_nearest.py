@@ -13,20 +13,17 @@ Real SQLite database and the real CLI.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from fixtures.inprocess import run_cli
 from fixtures.review_db import build_review_db
 
 
 def test_the_closest_candidate_is_named_by_its_proposal(tmp_path: Path) -> None:
     fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=8)
     out = tmp_path / "csv"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(fx.path), "--run",
-                           str(fx.run_id), "-f", "csv", "-o", str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    proc = run_cli("export", "--db", str(fx.path), "--run", str(fx.run_id), "-f", "csv", "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     with open(out / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         proposals = list(csv.DictReader(fh))

@@ -24,6 +24,7 @@ import pytest
 from biodiscover.storage.db import Database
 from biodiscover.storage.db.taxonomy import register_lineages
 from biodiscover.storage.records import Specimen
+from fixtures.inprocess import run_cli
 
 FAMILY = {"order": "Diptera", "family": "Phoridae"}
 ACCEPTED = "Phoridae gen. sp. BD-0001"
@@ -58,10 +59,9 @@ def _db(path: Path) -> tuple[Path, int]:
 
 def _export(tmp_path: Path, fmt: str, out: Path) -> subprocess.CompletedProcess[str]:
     path, run = _db(tmp_path / "lab.sqlite")
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
-                           "-f", fmt, "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
-                           "--licence", "CC0-1.0", "--json"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", fmt, "-o", str(out), "--creator",
+                   "Ana Silva <ana@example.org>", "--licence", "CC0-1.0", "--json",
+                   env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     return proc
 

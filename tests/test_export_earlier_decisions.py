@@ -15,14 +15,12 @@ Real SQLite database, the real review API and the real CLI export.
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
+from fixtures.inprocess import run_cli
 from fixtures.review_db import GONODONTA, merged_weeks, one_run_db
 from fixtures.run_export import export_dwca
 
@@ -113,9 +111,8 @@ def test_a_later_run_naming_decided_specimens_the_same_species_credits_the_revie
 
     # the CSV's determination is the archive's (one owner)
     out = tmp_path / "csv"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(tmp_path / "weeks.sqlite"),
-                           "--run", "2", "-f", "csv", "-o", str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    proc = run_cli("export", "--db", str(tmp_path / "weeks.sqlite"), "--run", "2", "-f", "csv", "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     with open(out / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
         sheet = {r["processid"]: r for r in csv.DictReader(fh)}

@@ -10,14 +10,12 @@ Real SQLite database, the real review API, the real CLI, and our own reader on w
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from biodiscover.storage.collections import read_collection
 from biodiscover.storage.db import Database
 from biodiscover.storage.fasta import iter_fasta_lines
+from fixtures.inprocess import run_cli
 from fixtures.review_db import build_review_db
 
 
@@ -33,9 +31,8 @@ def test_an_exported_fasta_reads_back_with_processid_identification_and_marker(t
     finally:
         db.close()
     out = tmp_path / "fasta"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(fx.path), "--run",
-                           str(fx.run_id), "-f", "fasta", "-o", str(out)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    proc = run_cli("export", "--db", str(fx.path), "--run", str(fx.run_id), "-f", "fasta", "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     (path,) = [p for p in sorted(out.glob("*.fasta")) if p.name.endswith("_Kruger-1.fasta")]
     with path.open(encoding="utf-8") as fh:
@@ -67,11 +64,9 @@ def test_every_sequenced_specimen_is_in_all_specimens_fasta_under_its_current_de
         db.assign(assigned, db.proposal(assigned).version, known_id, reviewer="Cy Roe")
         barcoded = {s.processid for s in db.specimens() if s.dna_barcode}
         moved = {m.processid for m in db.proposal_detail(assigned).members}
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    env = {"XDG_CONFIG_HOME": str(tmp_path)}
     for fmt, out in (("fasta", tmp_path / "fasta"), ("csv", tmp_path / "csv")):
-        proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(fx.path), "--run",
-                               str(fx.run_id), "-f", fmt, "-o", str(out)], capture_output=True, text=True,
-                              timeout=300, env=env)
+        proc = run_cli("export", "--db", str(fx.path), "--run", str(fx.run_id), "-f", fmt, "-o", str(out), env=env)
         assert proc.returncode == 0, proc.stderr
     with (tmp_path / "fasta" / "all_specimens.fasta").open(encoding="utf-8") as fh:
         every = list(iter_fasta_lines(enumerate(fh, start=1)))
@@ -105,9 +100,8 @@ def test_deflines_are_ascii_and_their_first_token_is_the_process_id(tmp_path: Pa
         db.rename(first, db.proposal(first).version, "Harpalinae gen. sp. Ødegaard-1", reviewer="Kari Nordmann")
         members = {m.processid for m in db.proposal_detail(first).members}
     out = tmp_path / "fasta"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(fx.path), "--run",
-                           str(fx.run_id), "-f", "fasta", "-o", str(out)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    proc = run_cli("export", "--db", str(fx.path), "--run", str(fx.run_id), "-f", "fasta", "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     (path,) = [p for p in out.glob("*.fasta") if "Odegaard" in p.name]
     assert path.name.endswith("_Harpalinae_gen._sp._Odegaard-1.fasta")

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from biodiscover.storage.db import Database
+from fixtures.inprocess import run_cli
 from fixtures.review_db import build_review_db
 from fixtures.db_views import proposal_members
 
@@ -142,8 +141,7 @@ def reviewed(tmp_path_factory) -> tuple[Path, int, dict]:
 
 
 def _cli(*args: str, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(home)}, timeout=300)
+    return run_cli(*args, env={"XDG_CONFIG_HOME": str(home)})
 
 
 def _published(path: Path, run: int, info: dict, out: Path, home: Path) -> None:

@@ -15,13 +15,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 from biodiscover.storage.db import Database
+from fixtures.inprocess import run_cli
 from fixtures.db_views import proposal_members
 from fixtures.review_db import build_review_db
 
@@ -33,9 +31,8 @@ CURRENT = "current determination (the occurrence core's); "
 
 
 def _export(home: Path, db: Path, run: int, fmt: str, out: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(db), "--run", str(run),
-                           "-f", fmt, "-o", str(out)], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(home)})
+    proc = run_cli("export", "--db", str(db), "--run", str(run), "-f", fmt, "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
 
 

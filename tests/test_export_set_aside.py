@@ -13,14 +13,12 @@ Real SQLite database, the real validating reader and ingest, the real CLI.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
 from biodiscover.storage.db import Database
+from fixtures.inprocess import run_cli
 
 BARCODE = "ACGTTGCA" * 80
 SENTENCE = ("3 specimens of the collection were not triaged: barcode shorter than 200 nt (N runs trimmed) 2, "
@@ -37,8 +35,7 @@ def _plate(tmp_path: Path) -> Path:
 
 
 def _cli(home: Path, *args: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(home)})
+    proc = run_cli("export", *args, env={"XDG_CONFIG_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
 
 

@@ -460,16 +460,17 @@ def test_a_simulated_query_is_left_out_of_its_own_and_its_parents_spread() -> No
     assert own_g[sp][siblings] == pytest.approx(ld0 - float(log_distance(0.93)))  # the parent's too
 
 
-def test_the_naming_model_is_fitted_on_the_same_candidates_whatever_the_index_kind(world) -> None:
+def test_the_naming_model_is_fitted_on_the_same_candidates_whatever_the_index_kind(world, two_orders) -> None:
     """The simulation searches every key exactly (up to ``sim_exact_max`` keys), so an approximate
     index changes only triage's own search: the fitted naming model is identical to the exact
-    reference's. Through the IVF-SQ index itself (``sim_exact_max=0``) it is not."""
+    reference's. Through the IVF-SQ index itself (``sim_exact_max=0``) it is not. (Two orders' keys: the
+    module's engine on them is the exact one, its index flat as ``auto`` makes it for a small reference.)"""
     from biodiscover.discovery.index import IndexConfig
 
-    keys = world["keys"]
+    keys = [s for s in world["keys"] if s.order in ("Order0", "Order1")]
     # a coarse index that misses keys: 8-d codes, 1 of 16 cells, no extra pool for the re-ranking
     ivf = IndexConfig(kind="ivfsq", project_dim=8, ivf_nlist=16, ivf_nprobe=1, pool_factor=1.0)
-    exact = DiscoveryModel(dataclasses.replace(CFG, index=IndexConfig(kind="flat"))).fit(keys)
+    exact = two_orders
     approx = DiscoveryModel(dataclasses.replace(CFG, index=ivf)).fit(keys)
     assert approx.index_.kind_ == "ivfsq" and exact.index_.kind_ == "flat"
     assert approx.naming_.to_dict() == exact.naming_.to_dict()
@@ -521,8 +522,9 @@ def test_each_rank_keeps_the_boosting_setting_with_the_lowest_out_of_fold_log_lo
     """``alternatives``: per rank, every setting is scored by out-of-fold log-loss on the simulated
     queries and the lowest kept; a setting whose leaves must hold more examples than a rank has
     (a constant model) loses to the default, and the choice travels with the model."""
+    keys = [s for s in world["keys"] if s.order == "Order0"]  # one order's keys: every learned rank still tuned
     cfg = dataclasses.replace(CFG, naming=NamingConfig(min_leaf=10, alternatives=((5, 0.1, 100_000),)))
-    model = DiscoveryModel(cfg).fit(world["keys"])
+    model = DiscoveryModel(cfg).fit(keys)
     tuning = model.naming_.tuning_
     assert set(tuning) == set(model.naming_.models_)
     for rank, t in tuning.items():
@@ -534,7 +536,7 @@ def test_each_rank_keeps_the_boosting_setting_with_the_lowest_out_of_fold_log_lo
         assert (m.trees, m.learning_rate, m.min_leaf) == (100, 0.1, 10)
     assert NamingModel.from_dict(model.naming_.to_dict()).tuning_ == tuning
     # the constant setting chosen alone: its log-loss is what the rank's model then is
-    alone = DiscoveryModel(dataclasses.replace(CFG, naming=NamingConfig(min_leaf=100_000, trees=5))).fit(world["keys"])
+    alone = DiscoveryModel(dataclasses.replace(CFG, naming=NamingConfig(min_leaf=100_000, trees=5))).fit(keys)
     for rank, t in alone.naming_.tuning_.items():
         assert t["chosen"] == [5, 0.1, 100_000]
         assert t["log_loss"]["5/0.1/100000"] == pytest.approx(tuning[rank]["log_loss"]["5/0.1/100000"])
