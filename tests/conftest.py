@@ -130,14 +130,13 @@ def open_tmp() -> Iterator[Path]:
 
 @pytest.fixture()
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """The CLI entry point in this process (same code path as the console script, minus start-up time)."""
-    from biodiscover.cli.main import main
+    """The CLI entry point in this process (same code path as the console script, minus start-up time):
+    ``fixtures.inprocess.run_cli``, with what earlier calls left in the capture cleared first."""
+    from fixtures.inprocess import run_cli
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
         capsys.readouterr()
-        code = main(list(args))
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+        return run_cli(*args)
 
     return call
 
