@@ -71,9 +71,10 @@ skipped (no evidence, no gate); a rank is named when P(right) ≥ level; a faili
 rank stops the walk unless optional (subfamily: often blank or inconsistent in
 BOLD). P(right) is made non-increasing down the walk by raising each rank to the
 largest P(right) of the non-optional ranks below it (a right genus implies a right
-family; ``_monotone`` says why not capping). Novelty = P(species absent), the
-largest P(absent) of the labelled ranks: a specimen named to species at a level
-above 0.5 is never flagged novel.
+family; ``_monotone`` says why not capping), and P(absent) non-decreasing (an absent
+family has no genus in the reference; P(wrong) gives way, so nothing named moves).
+Novelty = P(species absent), the largest P(absent) of the labelled ranks: a specimen
+named to species at a level above 0.5 is never flagged novel.
 
 A rank the reference cannot train — fewer than ``min_sim_taxa`` taxa can be left
 out at it (one order only; a genus-less reference) — falls back to a published
@@ -1031,8 +1032,8 @@ class NamingModel:
 
     def decide(self, labels: Mapping[str, str | None], outcomes: Mapping[str, Sequence[float] | None],
                priors: Mapping[str, float] | None = None) -> tuple[dict[str, float], dict[str, float | None]]:
-        """(P(right) made non-increasing down the ranks, P(absent); None where the label is blank) from a
-        query's ``outcomes``, with each learned rank's P(absent) moved from the simulation's odds to the
+        """(P(right) made non-increasing down the ranks, P(absent) made non-decreasing; None where the label is
+        blank) from a query's ``outcomes``, with each learned rank's P(absent) moved from the simulation's odds to the
         collection's share of absent taxa in ``priors`` (``collection_prior``; a rank not in it keeps the
         simulation's). P(right | present) is what it was: the prior says how often a taxon is missing,
         not which present taxon a specimen belongs to."""
@@ -1052,6 +1053,16 @@ class NamingModel:
         raised = _monotone(conf, labels, self.walk_optional, self.models_)
         # where P(right) was raised, P(absent) is no more than what it leaves: the two read as one distribution
         absent = {r: a if a is None or raised[r] <= conf[r] else min(a, 1.0 - raised[r]) for r, a in absent.items()}
+        # a taxon absent at a rank is absent below it: P(absent) never falls down the learned ranks. P(right)
+        # (what names) is kept and P(wrong) gives way; coherent, since P(right) never rises down the walk
+        floor = 0.0
+        for r in RANKS:
+            pa = absent[r]
+            if pa is None or r not in self.models_:
+                continue
+            pa = absent[r] = max(pa, floor)
+            if r not in self.walk_optional:
+                floor = pa
         return raised, absent
 
     def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits],
