@@ -73,6 +73,21 @@ def _interrupted(argv: list[str] | None) -> str:
 
 
 _USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+#: click's user-error base class, as typer carries it (its own copy of click since typer 0.2x, click before)
+_CLICK_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _usage_line(exc: Exception) -> str:
+    """A click usage error (missing or malformed option, unknown command) as the house's one ``error:`` line,
+    with where the help is; the bare program name, which click raises as a usage error too, gets its help."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # `biodiscover` alone: the help (typer's rich help is drawn
+        return message.rstrip()  # as the error is made, leaving its message empty)
+    message = " ".join(message.split())
+    message = message[:1].lower() + message[1:] if message[1:2].islower() else message
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"error: {message}{where}"
 
 
 def _own_path_checks(typer_app: typer.Typer) -> None:
@@ -116,13 +131,21 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)
     try:
-        app(args=argv, prog_name="biodiscover", standalone_mode=True)
-    except SystemExit as exc:  # click's own exits: --help, usage errors, success
-        code = exc.code
-        code = code if isinstance(code, int) else (0 if code is None else 1)
+        # not standalone: click's usage errors come here, to be said in one line (standalone, typer draws them
+        # as a boxed panel under a usage line); --help and typer.Exit come back as their exit code
+        rv = app(args=argv, prog_name="biodiscover", standalone_mode=False)
+        code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         if code == 130:  # typer turns Ctrl-C (KeyboardInterrupt) into a silent exit 130
             typer.echo(_interrupted(argv), err=True)
         return code
+    except SystemExit as exc:  # a verb's own sys.exit
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except _CLICK_ERROR as exc:
+        typer.echo(_usage_line(exc), err=True)
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:  # click's answer to end-of-input at a prompt
+        typer.echo("error: no answer given (end of input); nothing was done", err=True)
+        return 1
     except BiodiscoverError as exc:
         said = "" if isinstance(exc, Interrupted) else "error: "  # a Ctrl-C is no error
         typer.echo(said + " ".join(str(exc).splitlines()), err=True)  # one line, always

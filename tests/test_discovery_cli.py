@@ -726,6 +726,34 @@ def test_help_documents_the_exit_codes(cli) -> None:
     assert re.search(r"exit 0 .*exit 1 .*failed or had rows set aside.*exit 2", text("run"), re.I), text("run")
 
 
+@pytest.mark.parametrize("args, said", [
+    (["triage", "-i", "plate.csv"], r"missing option '--model' / '-m'\. \(see 'biodiscover triage --help'\)"),
+    (["triage", "-i", "p.csv", "-m", "b", "--level", "high"],
+     r"invalid value for '--level': .*number.* \(see 'biodiscover triage --help'\)"),
+    (["tirage"], r"no such command 'tirage'\. Did you mean 'triage'\? \(see 'biodiscover --help'\)"),
+    (["export", "--formt", "csv"], r"no such option: --formt.* \(see 'biodiscover export --help'\)"),
+])
+def test_a_usage_error_is_one_error_line_naming_the_option_and_where_help_is(cli, args, said) -> None:
+    """A missing or malformed option, or a mistyped command, is bad input like any other: one ``error:`` line,
+    exit 2 (what the exit-code epilog promises), not typer's six-line boxed "Error" panel with a usage line above
+    it, which a wrapper script logging stderr line by line split into fragments."""
+    import re
+
+    res = cli(*args)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and len(lines) == 1 and re.fullmatch("error: " + said, lines[0]), res.stderr
+    assert res.stdout == ""
+
+
+def test_help_and_a_bare_command_still_show_the_help(cli) -> None:
+    """The one-line usage errors leave help alone: ``--help`` exits 0 with the full text; the bare program name
+    shows the help as before (exit 2: no command given)."""
+    res = cli("triage", "--help")
+    assert res.returncode == 0 and "--model" in res.stdout and res.stderr == ""
+    bare = cli()
+    assert bare.returncode == 2 and "Commands" in bare.stdout + bare.stderr and "error:" not in bare.stderr
+
+
 def test_build_reference_on_a_fasta_says_what_it_needs_in_the_users_words(dataset, tmp_path, capsys) -> None:
     """A FASTA given as the reference was refused with '…; read it with read_collection' (a Python function no
     CLI user can call): the line says what a reference is and which verbs read a FASTA collection."""
