@@ -110,6 +110,9 @@ def _run(
                                           help="P(right) a rank needs to be named (default: the bundle's, see "
                                                "`biodiscover info`), recorded with each collection's triage run; a "
                                                "collection done at another level is triaged again."),
+    force: bool = typer.Option(False, "--force", help="Triage every collection again, even one done before with "
+                                                      "the same bytes, model and level (by `run` or `triage`); "
+                                                      "re-clusters its pending candidates under new numbers."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Batch discovery over many collections; resumable: re-run the same command
@@ -118,11 +121,13 @@ def _run(
     One row per collection: its triage run, specimens, rows set aside (quar.),
     named to species (prov.: of them to a provisional species reviewers
     accepted), named to genus, novel, candidate species. A collection done
-    before is skipped and shows the figures of its run. Under the table: one
+    before (same bytes, model and level; by `run` or by `triage`) is skipped
+    and shows the figures of its run; --force triages it again. Under the table: one
     error: line per failed collection and per collection with rows set aside
     (the first record, how many, the quarantine report), then what triage
     advises for each collection (how many a lower --level names, countries the
-    reference holds no key from, reviewed keys added).
+    reference holds no key from, reviewed keys added), and the batch's own run
+    id, which `export --run` takes for all its collections.
 
     Exit 0 when every collection is done, exit 1 when one failed or had rows set
     aside (see the table and the log), exit 2 when nothing could start (no
@@ -133,7 +138,7 @@ def _run(
 
     # typer hands the option over as str; an unknown kind is refused (naming the known ones) by make_executor
     kind = cast("Literal['local', 'ray']", executor)
-    config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file, level=level,
+    config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file, level=level, force=force,
                          executor=ExecutorConfig(kind=kind, address=ray_address, shards=shards))
     progress = None if as_json else _RichProgress()
     try:

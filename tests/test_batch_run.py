@@ -523,3 +523,99 @@ def test_run_keeps_the_newest_default_logs_and_never_a_file_it_did_not_name(work
     assert "deleted 3 old run logs of lab.sqlite (the newest 10 are kept)" in summary.log_file.read_text()
     help_text = cli("run", "--help").stdout
     assert f"the newest {KEEP_RUN_LOGS} such logs are kept" in " ".join(help_text.replace("│", " ").split())
+
+
+def test_run_skips_a_collection_triage_did_before_naming_its_run_and_force_triages_it_again(
+        workspace, tmp_path: Path, cli) -> None:
+    """A season review (e29, F8): `run` over a folder of weeks each triaged before into the same database with
+    `triage` (same bytes, same model, same level) triaged every week again, re-clustering the reviewer's pending
+    candidates under new numbers; README promised the skip. Now such a collection is skipped, its row showing that
+    run and a line naming it; a changed file, another level or --force is triaged again."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "season"
+    weeks = write_collections(meta, folder, 3, rows_per_collection=20)
+    db_path = tmp_path / "lab.sqlite"
+    triaged = {}
+    for week in weeks[:2]:  # weeks 0 and 1 triaged one by one, as a taxonomist reviews them week by week
+        res = cli("triage", "-i", str(week), "-m", str(bundle), "--db", str(db_path), "-q")
+        assert res.returncode == 0, res.stderr
+        triaged[week.name] = _completed_triage_runs(db_path)[0].id  # newest first
+    before = len(_completed_triage_runs(db_path))
+
+    res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path))
+    assert res.returncode == 0, res.stderr
+    rows = {line.split()[0]: line.split() for line in res.stdout.splitlines() if line.startswith("plate-")
+            and len(line.split()) == 11}
+    assert {name: (row[1], int(row[2])) for name, row in rows.items() if name in triaged} == {
+        name: ("skipped", run) for name, run in triaged.items()}
+    assert rows["plate-02.csv"][1] == "ok"
+    assert int(rows["plate-00.csv"][3]) == 20  # the figures of the run that did it, not 0
+    for name, run in triaged.items():
+        assert (f"{name}: skipped: triaged into this database before as run {run} (same bytes, same model, same "
+                "level); --force triages it again") in res.stdout
+    assert "plate-02.csv: skipped" not in res.stdout
+    assert len(_completed_triage_runs(db_path)) == before + 1  # only the week never triaged
+
+    weeks[1].write_text(weeks[1].read_text().rsplit("\n", 2)[0] + "\n")  # week 1 edited: one specimen fewer
+    res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--json")
+    assert [c["status"] for c in json.loads(res.stdout)["collections"]] == ["skipped", "ok", "skipped"]
+    res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--json", "--level", "0.9")
+    assert [c["status"] for c in json.loads(res.stdout)["collections"]] == ["ok", "ok", "ok"]  # another level
+    done = len(_completed_triage_runs(db_path))
+    res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--json", "--force")
+    assert [c["status"] for c in json.loads(res.stdout)["collections"]] == ["ok", "ok", "ok"]
+    assert len(_completed_triage_runs(db_path)) == done + 3
+
+
+def test_run_names_the_batch_it_wrote_and_a_stopped_batchs_id_exports_what_its_resumption_finished(
+        workspace, tmp_path: Path, cli) -> None:
+    """A season review (e29, F6): after Ctrl-C and the same command again, `run` said "resuming batch run 1" and
+    never the id of the batch it wrote (6), and `export --run 1` exported 1 of 4 weeks without a word. Now the
+    text output names the batch it wrote (and the one it resumes); a stopped batch's id is refused until it is
+    resumed, naming the runs it finished, and then exports every collection, as the resuming batch's id does. The
+    batch is run with --force: the same command again goes on from the stop, not over plate-00 again."""
+    from biodiscover.workflows.export import export_run
+
+    _root, bundle, meta = workspace
+    folder = tmp_path / "season"
+    write_collections(meta, folder, 3, rows_per_collection=20)
+    db_path = tmp_path / "batch.sqlite"
+
+    def stop_in_second_plate(event) -> None:
+        if event.kind == "collection_start" and event.collection == "plate-01.csv":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path, force=True),
+                  progress=stop_in_second_plate)
+    (first,) = _completed_triage_runs(db_path)
+    db = Database.open(db_path, readonly=True)
+    try:
+        (stopped,) = [r for r in runs(db) if r.kind == BATCH_RUN_KIND]
+    finally:
+        db.close()
+    with pytest.raises(InputError, match=f"^batch run {stopped.id} was stopped before it finished: run the same "
+                                         f"`biodiscover run` again to finish it, or export the 1 triage run it "
+                                         f"finished: --run {first.id}$"):
+        export_run(db_path, stopped.id, "csv", tmp_path / "early")
+
+    res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--force")
+    assert res.returncode == 0, res.stderr
+    db = Database.open(db_path, readonly=True)
+    try:
+        resumed = next(r for r in runs(db) if r.kind == BATCH_RUN_KIND)  # newest first
+    finally:
+        db.close()
+    assert resumed.id != stopped.id and resumed.parameters["resumes"] == stopped.id
+    assert res.stdout.splitlines()[-2] == (f"batch run {resumed.id} (resuming batch run {stopped.id}): export --run "
+                                           f"{resumed.id} exports its 3 collections as one")
+    everything = sorted(r.id for r in _completed_triage_runs(db_path))
+    assert len(everything) == 3 and everything[0] == first.id
+    for batch in (stopped.id, resumed.id):
+        result = export_run(db_path, batch, "csv", tmp_path / f"batch-{batch}")
+        assert (result.runs, result.specimens) == (tuple(everything), 60)
+
+    again = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path))  # nothing to resume: no "resuming"
+    said = again.stdout.splitlines()[-2]
+    newest = int(said.split()[2].rstrip(":"))
+    assert newest > resumed.id and said == f"batch run {newest}: export --run {newest} exports its 3 collections as one"

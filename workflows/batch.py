@@ -17,8 +17,11 @@ How:
   each collection gets a ``batch_item`` run whose parameters hold its key and
   the model fingerprint, finished ``completed`` (its triage run id in the run's
   ``result``) once triage succeeded. A completed item with the same key and model → the
-  collection is skipped. An item or triage run left ``running`` by a killed
-  process (same host and its pid is gone, or no heartbeat for
+  collection is skipped; so is one the database holds a completed ``triage`` run of (same bytes by the
+  ingest's checksum, same model, same level: ``Database.triaged_input``), the skipped row naming that run —
+  a reviewed week triaged again would re-cluster its pending candidates under new numbers. ``--force``
+  triages every collection again (except those the stopped batch it resumes did). An item or triage run
+  left ``running`` by a killed process (same host and its pid is gone, or no heartbeat for
   ``stale_after_s``) is marked ``interrupted`` and the collection triaged
   again; the interrupted run's partial rows belong to a run that is not
   ``completed`` (and its pending proposals are superseded by the re-run's), so
@@ -78,6 +81,9 @@ class BatchConfig:
     #: P(right) a rank needs to be named (None: the bundle's), recorded with each collection's triage run; a
     #: collection done at another level is triaged again (what ``--level`` is given for, after an advisory)
     level: float | None = None
+    #: triage every collection again, even one done before (by a batch or by ``triage``); a batch resumed after a
+    #: stop still skips what the stopped batch did
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,9 @@ class CollectionOutcome:
     #: skipped because the interrupted batch this one resumes had finished it (its advisories are shown again:
     #: the stopped batch never printed its table)
     done_before_stop: bool = False
+    #: skipped because of a completed triage run of this very input with no batch record of it (``triage``'s, as a
+    #: reviewer triages week by week): the line under the table names it and how to redo it
+    triaged_before: bool = False
 
     def set_aside_line(self) -> str | None:
         """One ``error:`` line for a collection with rows or photos set aside: the first record (file, line,
@@ -202,11 +211,29 @@ class BatchSummary:
         for o in self.outcomes:
             if o.status != "skipped" or o.done_before_stop:
                 lines.extend(f"{o.collection}: {line}" for line in o.advisories)
+            if o.triaged_before:
+                lines.append(f"{o.collection}: skipped: triaged into this database before as run {o.run_id} (same "
+                             "bytes, same model, same level); --force triages it again")
         c = self.counts()
         lines.append(f"{plural(len(self.outcomes), 'collection')}: "
                      + ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
                      + f" in {self.seconds:.1f}s (exit {self.exit_code})")
+        said = self.batch_line()
+        if said:
+            lines.append(said)
         return "\n".join(lines)
+
+    def batch_line(self) -> str | None:
+        """``batch run 6 (resuming batch run 1): export --run 6 exports its 4 collections as one``: the id this batch
+        wrote, which the table's runs are not. Why: README says to export "the batch's own run id", and only
+        ``--json`` had it; after a resume the screen named only the stopped batch's id."""
+        if self.batch_run_id is None:
+            return None
+        head = f"batch run {self.batch_run_id}" + (f" (resuming batch run {self.resumed})" if self.resumed else "")
+        exported = sum(o.run_id is not None for o in self.outcomes)
+        if not exported:
+            return f"{head}: no collection triaged, nothing to export"
+        return f"{head}: export --run {self.batch_run_id} exports its {plural(exported, 'collection')} as one"
 
 
 # -- collections ---------------------------------------------------------------------------------------------
@@ -509,7 +536,7 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         if recovered:
             log.info("runs %s had been left running by a process that is gone: marked interrupted", recovered)
         stopped = _stopped_batch(database, config)
-        done = {spec.key: ledger.done(spec.key, fingerprint, config.level) for spec in specs}
+        done = _done_before(database, ledger, specs, config, bundle, stopped)
         engine = _lazy_engine(bundle)
         if any(item is None for item in done.values()):
             engine()  # load now: a damaged bundle is bad input (exit 2), found before any collection
@@ -517,6 +544,7 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         batch_run = database.start_run(BATCH_RUN_KIND, {"collections": config.collections,
                                                         "model": str(config.model), "n_collections": len(specs),
                                                         "executor": config.executor.kind, "level": config.level,
+                                                        "force": config.force,
                                                         "resumes": stopped.id if stopped else None},
                                        model_fingerprint=fingerprint, total=len(specs))
         executor = make_executor(config.executor)
@@ -566,6 +594,45 @@ def _stopped_batch(database: Any, config: BatchConfig) -> Any:
     return last if last.parameters.get("collections") == config.collections else None
 
 
+def _done_before(database: Any, ledger: RunLedger, specs: Sequence[CollectionSpec], config: BatchConfig,
+                 bundle: Bundle, stopped: Any) -> dict[str, Any]:
+    """Each collection's run that did it before, by key: its completed batch item, else a completed ``triage`` run
+    of the same bytes, model and level (``Database.triaged_input``), else None (to be triaged now).
+
+    With ``config.force`` only the items of the stopped batch this one resumes (and of those it went on from)
+    count: the same ``run --force`` again after a Ctrl-C goes on from the stop rather than starting over."""
+    from biodiscover.storage.db.ingest import file_checksum
+
+    fingerprint = bundle.fingerprint
+    level = config.level if config.level is not None else _bundle_level(bundle)
+    resumed = _resumed_batches(database, stopped)
+    out: dict[str, Any] = {}
+    for spec in specs:
+        item = ledger.done(spec.key, fingerprint, config.level)
+        if item is not None and config.force and item.parameters.get("batch_run_id") not in resumed:
+            item = None
+        if item is None and not config.force:
+            item = database.triaged_input(file_checksum(spec.path, spec.images), fingerprint, level)
+        out[spec.key] = item
+    return out
+
+
+def _bundle_level(bundle: Bundle) -> float | None:
+    """The naming level the bundle's engine was saved with (what a triage without ``--level`` records), else None."""
+    level = (bundle.manifest.get("discovery") or {}).get("level")
+    return float(level) if isinstance(level, (int, float)) and not isinstance(level, bool) else None
+
+
+def _resumed_batches(database: Any, stopped: Any) -> set[int]:
+    """The ids of ``stopped`` and of each batch it went on from in turn (none without ``stopped``)."""
+    ids: set[int] = set()
+    while stopped is not None and stopped.id not in ids:
+        ids.add(stopped.id)
+        before = stopped.parameters.get("resumes")
+        stopped = database.run_progress(int(before)) if isinstance(before, int) else None
+    return ids
+
+
 def _resume_message(stopped: int, specs: Sequence[CollectionSpec], done: Mapping[str, Any]) -> str:
     """``resuming batch run 3 (stopped before it finished): done 2 (a.csv, b.csv); to go 3 (c.csv, …)``: what a
     re-run after a stop takes up (it had said nothing, and started a batch of its own as if from scratch)."""
@@ -613,8 +680,9 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
                     resumed: int | None = None) -> CollectionOutcome:
     outcome = CollectionOutcome(spec.name, str(spec.path), spec.key, "ok")
     if done is not None:
-        done_run = done.result.get("triage_run_id")
+        done_run = done.id if done.kind == TRIAGE_RUN_KIND else done.result.get("triage_run_id")
         outcome.status, outcome.run_id = "skipped", (int(done_run) if isinstance(done_run, int) else None)
+        outcome.triaged_before = done.kind == TRIAGE_RUN_KIND
         stored_outcome(outcome, done, database)
         outcome.done_before_stop = resumed is not None and done.parameters.get("batch_run_id") == resumed
         if not (outcome.quarantined or outcome.photos_set_aside):

@@ -10,6 +10,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.latest_run(kind=None) -> RunProgress | None
     db.interrupt_dead_runs(kinds, stale_after_s, message) -> list[int]   # batch ledger: pid gone / no heartbeat
     db.find_completed_run(kind, parameters={...}) -> RunProgress | None     # batch ledger: "done already?"
+    db.triaged_input(checksum, model_fingerprint, level) -> RunProgress | None  # the same input triaged before?
     db.write_assignments(run_id, rows, chunk_size=2000) -> int
     db.assignments(run_id) -> pandas.DataFrame
     db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
@@ -295,12 +296,12 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
 
 def _run_ingest(conn: Connection, run_id: int, started_at: Any) -> Any:
     """The ingest a run triaged: the latest finished ingest of its collection up to the run's start (its id,
-    n_quarantined and quarantine_file); None for a run of no collection or one before any ingest."""
+    n_quarantined, quarantine_file and checksum); None for a run of no collection or one before any ingest."""
     from biodiscover.storage.db.models import Ingest
 
     ING = table(Ingest)
     collection = conn.execute(sa.select(RUNS.c.collection_id).where(RUNS.c.id == run_id)).scalar()
-    return conn.execute(sa.select(ING.c.id, ING.c.n_quarantined, ING.c.quarantine_file).where(
+    return conn.execute(sa.select(ING.c.id, ING.c.n_quarantined, ING.c.quarantine_file, ING.c.checksum).where(
         ING.c.collection_id == collection, ING.c.status == "completed", ING.c.started_at <= started_at)
         .order_by(ING.c.id.desc()).limit(1)).first() if collection is not None else None
 
@@ -429,6 +430,35 @@ class RunsMixin(DatabaseCore):
         """
         found = self.find_runs(kind, parameters, status="completed", newest=1)
         return found[0] if found else None
+
+    def triaged_input(self, checksum: str, model_fingerprint: str | None, level: float | None
+                      ) -> RunProgress | None:
+        """The newest ``completed`` triage run of the input whose ingest checksum is ``checksum``
+        (``ingest.file_checksum``: its bytes and its photos' listing), with this model and naming ``level``; else
+        None. A run's input is the ingest :func:`_run_ingest` gives it (the latest finished ingest of its
+        collection up to the run's start: triage ingests before it starts its run, and an unchanged file's ingest
+        is skipped, so a plate triaged twice has one ingest), whatever the collection was named. ``level`` None
+        (a bundle that does not say its level) matches no run.
+
+        Why: ``biodiscover run`` skips a collection done before (same bytes, same model, same level); it looked
+        only at its own ledger, so a folder of weeks each triaged with ``triage`` was triaged again, and re-triaging
+        reviewed weeks re-clusters their pending candidates under new numbers."""
+        if level is None:
+            return None
+        from biodiscover.storage.db.models import Ingest
+
+        ING = table(Ingest)
+        same_input = sa.select(ING.c.collection_id).where(ING.c.checksum == checksum, ING.c.status == "completed")
+        q = sa.select(RUNS).where(RUNS.c.kind == "triage", RUNS.c.status == "completed",
+                                  RUNS.c.model_fingerprint == model_fingerprint,
+                                  sa.func.json_extract(RUNS.c.parameters, "$.level") == float(level),
+                                  RUNS.c.collection_id.in_(same_input)).order_by(RUNS.c.id.desc())
+        with self._read() as conn:
+            for r in conn.execute(q).mappings().all():
+                ingest = _run_ingest(conn, int(r["id"]), r["started_at"])
+                if ingest is not None and ingest.checksum == checksum:
+                    return self._progress(r)
+        return None
 
     def find_runs(self, kind: str, parameters: Mapping[str, Any], *, status: str | None = None,
                   newest: int | None = None) -> list[RunProgress]:

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from biodiscover.storage.errors import InputError
-from biodiscover.storage.records import listed
+from biodiscover.storage.records import listed, plural
 from biodiscover.workflows.export.formats import REGISTRY
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.output import check_output, write_file, write_folder
@@ -126,7 +126,14 @@ def triage_runs_of(db: Path, run_ids: Sequence[int]) -> list[int]:
     the user never sees in ``run``'s table, and exporting it as its triage run would hide which id was meant. A
     batch that triaged no collection is refused: an export of nothing. Why a batch's id is its runs: a taxonomist
     publishing a week's batch of five plates wants one archive, and ``export --run 16`` on the batch once said "did
-    not complete (status failed: 6 of 6 specimens)" (collections, counted as specimens)."""
+    not complete (status failed: 6 of 6 specimens)" (collections, counted as specimens).
+
+    A batch stopped (Ctrl-C, a kill) and resumed by a later batch (the same ``run`` again) stands for the
+    collections of both, as the resuming batch's id does: the screen said "resuming batch run 1", so to the
+    taxonomist the resumption is batch 1 going on, and its id was the only one she was shown; ``--run 1`` had
+    silently exported the one week of four it finished before the stop. A stopped batch that nothing resumed is
+    refused, naming the runs it finished: it holds part of its collections, and the same ``run`` again finishes
+    it."""
     from biodiscover.storage.db.database import Database
     from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND
 
@@ -144,13 +151,22 @@ def triage_runs_of(db: Path, run_ids: Sequence[int]) -> list[int]:
             if run.kind != BATCH_RUN_KIND:
                 found.add(int(run_id))
                 continue
-            stored = run.result.get("triage_runs")
-            if isinstance(stored, dict):
-                runs = {int(r) for r in stored.values() if isinstance(r, int)}
-            else:  # a batch written before it stored them: the triage runs of the collections it triaged itself
-                runs = {int(i.result["triage_run_id"]) for i in database.find_runs(
-                    ITEM_RUN_KIND, {"batch_run_id": int(run_id)}, status="completed")
-                    if isinstance(i.result.get("triage_run_id"), int)}
+            runs: set[int] = set()
+            last = run
+            while True:  # the batch, then each batch that went on from it after a stop
+                runs |= _batch_triage_runs(database, last)
+                after = last.result.get("resumed_by")
+                if not isinstance(after, int):
+                    break
+                last = database.run_progress(after)
+            if last.status not in ("completed", "failed"):  # failed: it finished, some collection failed
+                how = "was stopped before it finished" if last.status == "interrupted" else \
+                    f"has not finished (status {last.status})"
+                which = f"batch run {run_id}" + (f" (resumed by batch run {last.id}, which {how})" if last is not run
+                                                 else f" {how}")
+                raise InputError(f"{which}: run the same `biodiscover run` again to finish it"
+                                 + (f", or export the {plural(len(runs), 'triage run')} it finished: "
+                                    + " ".join(f"--run {r}" for r in sorted(runs)) if runs else ""))
             if not runs:
                 raise InputError(f"run {run_id} is a batch (biodiscover run) that triaged no collection; nothing "
                                  "to export")
@@ -158,6 +174,20 @@ def triage_runs_of(db: Path, run_ids: Sequence[int]) -> list[int]:
     finally:
         database.close()
     return sorted(found)
+
+
+def _batch_triage_runs(database: Any, batch: Any) -> set[int]:
+    """The triage runs of a batch's collections: those it stored when it finished (the ones it skipped as done
+    before included), else, for a batch stopped or written before it stored them, those of the collections it
+    triaged itself."""
+    from biodiscover.workflows.batch import ITEM_RUN_KIND
+
+    stored = batch.result.get("triage_runs")
+    if isinstance(stored, dict):
+        return {int(r) for r in stored.values() if isinstance(r, int)}
+    return {int(i.result["triage_run_id"]) for i in database.find_runs(
+        ITEM_RUN_KIND, {"batch_run_id": int(batch.id)}, status="completed")
+        if isinstance(i.result.get("triage_run_id"), int)}
 
 
 def _export_several(db: Path, run_ids: Sequence[int], spec: ExportFormat, out: Path, *, force: bool, partial: bool,
