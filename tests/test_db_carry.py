@@ -168,3 +168,61 @@ def test_a_rejection_recognised_again_is_one_queue_row_the_later_one_with_the_re
     assert tables["proposals"]["status"].tolist() == ["rejected"] and len(tables["reviews"]) == 1
     db.undo(db.reviews(again)[0]["id"], reviewer="Test Taxonomist")
     assert db.proposal(again).status == "pending"
+
+
+def _triaged(db: Database, members: list[str], proposals: list[dict]) -> tuple[int, list[int]]:
+    """A run as triage makes it: the specimens it triaged (``members``) recorded, then its candidates."""
+    return _run(db, proposals, named={p: ("genus", "Harpalus") for p in members})
+
+
+def test_a_triage_of_part_of_a_candidate_leaves_its_other_members_in_it(db: Database) -> None:
+    """A season-long candidate (a reviewer merged three weeks' specimens into #2 and named it) met a re-run of one
+    week: the week's 2 specimens came back grouped alone, #2 was superseded by the 2-specimen candidate, and the 9
+    specimens of the other weeks — never triaged again — were in no candidate at all. A run replaces a grouping only
+    for the specimens it triaged: here its proposal holds only members of the candidate, so it is that candidate
+    again (kept, not queued twice), and the candidate keeps every member, its name and its version."""
+    _r1, (week1,) = _triaged(db, ["S0", "S1", "S2"], [{"members": ["S0", "S1", "S2"], "parent_lineage": HARPALUS}])
+    _r2, (week2,) = _triaged(db, ["S3", "S4"], [{"members": ["S3", "S4"], "parent_lineage": HARPALUS}])
+    merged = db.merge([week1, week2], {week1: 1, week2: 1}, reviewer="Kari Nordmann")
+    db.rename(week1, merged.versions[week1], "Harpalus sp. NOR-A", reviewer="Kari Nordmann")
+    before = db.proposal(week1)
+    run3, (again,) = _triaged(db, ["S3", "S4"], [{"members": ["S3", "S4"], "parent_lineage": HARPALUS}])
+    kept = db.proposal(week1)
+    assert kept.status == "pending" and kept.version == before.version and kept.size == 5
+    assert kept.provisional_name == "Harpalus sp. NOR-A"
+    assert sorted(m.processid for m in db.proposal_detail(week1).members) == ["S0", "S1", "S2", "S3", "S4"]
+    assert db.proposal(again).status == "merged" and db.proposal(again).merged_into == week1
+    queue, total = db.proposal_queue(status="pending")
+    assert [p.id for p in queue] == [week1] and total == 1
+    # the run's own record of its specimens says where they are: the candidate that holds them
+    assert {pid: p.id for pid, p in db.run_members(run3).items()} == {"S3": week1, "S4": week1}
+    lines = [line for _, line, _, _ in history_entries(db.reviews(week1), proposal_history(db, week1), week1)]
+    assert any(f"run {run3} triaged 2 of its 5 members again and grouped them alone: kept here (#{again})" in line
+               for line in lines), lines
+    assert check_database(db.path).ok
+
+
+def test_a_triage_that_groups_part_of_a_candidate_with_new_specimens_takes_only_those_members(db: Database) -> None:
+    """The same candidate, when the re-run groups its 2 specimens with a specimen it never held: the new grouping is
+    the machine's for what it triaged, so the 2 go to the new candidate; the 3 the run did not triage stay in #1,
+    with its name (its version bumped: a review of the 5 it showed is refused); each specimen in one candidate."""
+    _r1, (old,) = _triaged(db, ["S0", "S1", "S2", "S3", "S4"],
+                           [{"members": ["S0", "S1", "S2", "S3", "S4"], "parent_lineage": HARPALUS}])
+    db.rename(old, 1, "Harpalus sp. NOR-B", reviewer="Kari Nordmann")
+    run2, (new,) = _triaged(db, ["S3", "S4", "S5"], [{"members": ["S3", "S4", "S5"], "parent_lineage": HARPALUS}])
+    kept = db.proposal(old)
+    assert kept.status == "pending" and kept.size == 3 and kept.provisional_name == "Harpalus sp. NOR-B"
+    assert sorted(m.processid for m in db.proposal_detail(old).members) == ["S0", "S1", "S2"]
+    assert sorted(m.processid for m in db.proposal_detail(new).members) == ["S3", "S4", "S5"]
+    assert db.proposal(new).status == "pending"
+    assert db.proposal(new).lineage != kept.lineage  # not the old candidate's next version: that one lives on
+    with pytest.raises(StaleProposalError):
+        db.reject(old, 2, reviewer="Kari Nordmann", note="seen as 5")
+    lines = [line for _, line, _, _ in history_entries(db.reviews(old), proposal_history(db, old), old)]
+    assert any(f"re-clustered by run {run2} into #{new} (2 members shared; the other 3 stay here)" in line
+               for line in lines), lines
+    assert check_database(db.path).ok
+    # a run that triaged every member re-clusters the whole candidate, as before: superseded, nothing left behind
+    _r3, (whole,) = _triaged(db, ["S0", "S1", "S2"], [{"members": ["S0", "S1", "S2"], "parent_lineage": HARPALUS}])
+    assert db.proposal(old).status == "superseded" and db.proposal(old).superseded_by == whole
+    assert db.proposal(whole).provisional_name == "Harpalus sp. NOR-B"  # its reviewer's name carried, as before

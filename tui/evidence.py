@@ -483,8 +483,17 @@ def edge_line(e: dict[str, Any], proposal_id: int) -> str | None:
         merged = ", #".join(map(str, merge.get("merged") or ()))
         unmerged = (f"; {merge.get('reviewer') or 'a reviewer'}'s merge of #{merged} into #{src} is not carried: "
                     f"{away} of its members {'is' if away == 1 else 'are'} elsewhere now" if merge else "")
-        return (f"re-clustered by run {e.get('run_id')} into #{dst} ({shared} members shared{unmerged})"
-                if src == proposal_id else f"re-clusters #{src} of an earlier run ({shared} members shared{unmerged})")
+        kept = detail.get("kept")  # the run triaged only some of the candidate's members: the rest stay in it
+        stay = (f"; the other {kept} stay {'here' if src == proposal_id else 'there'}" if kept else "")
+        return (f"re-clustered by run {e.get('run_id')} into #{dst} ({shared} members shared{unmerged}{stay})"
+                if src == proposal_id
+                else f"re-clusters #{src} of an earlier run ({shared} members shared{unmerged}{stay})")
+    if kind == "returned":
+        away = int(detail.get("untriaged") or 0)
+        return (f"run {e.get('run_id')} triaged {shared} of its {int(shared or 0) + away} members again and grouped "
+                f"them alone: kept here (#{src})" if dst == proposal_id else
+                f"its members are all in #{dst}, which holds {away} specimens run {e.get('run_id')} did not triage: "
+                "kept there, not queued")
     if kind == "retired":
         n = int(detail.get("members") or 0)
         what = "its one member and does not propose it" if n == 1 else f"all {n} members and proposes none of them"

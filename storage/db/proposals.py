@@ -62,7 +62,12 @@ continues its ``lineage`` with ``version = old + 1``. Reviews carry the version
 they saw, so a decision made on the old grouping is refused
 (:class:`~biodiscover.storage.errors.StaleProposalError`) instead of being applied to
 members the reviewer never saw. Accepted / rejected proposals are decisions and
-are never superseded.
+are never superseded. A run regroups only what it triaged (its assignments, ``_untriaged``):
+a pending candidate holding specimens the run did not triage is not superseded — a proposal
+of nothing but its members is that candidate again (folded into it, status ``merged``, a
+``returned`` edge; the candidate keeps its version), and one grouping some of its members
+with others takes just those (the candidate loses them, its version bumps, a ``recluster``
+edge says how many stay; its evidence stays as proposed).
 
 The queue is one indexed query (status + sort column indexes) and a COUNT —
 a page of 50 from 100k proposals takes milliseconds (see benchmarks/RESULTS-db.md).
@@ -495,12 +500,18 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
     # Every member was in one candidate a reviewer named (assigned to a known species, or accepted as a new one):
     # they are that species, as the reviewer said; assigned to it, not queued again
     named = min((k for k, n in decided.items() if n == len(pids)), default=None) if recognised is None else None
+    # A pending candidate holding specimens this run did not triage is not this run's to replace (``_untriaged``):
+    # a proposal of nothing but its members is that candidate again (``home``: kept, the proposal folded into it);
+    # one that groups some of its members with others takes those members only, and the rest keep the candidate
+    partial = _untriaged(raw, run_id, overlap) if recognised is None and named is None else {}
+    home = min((k for k in partial if overlap[k] == len(pids)), default=None)
+    shrunk = {k: overlap.pop(k) for k in sorted(partial)} if home is None else {}
     lineage, version = None, 1
     if recognised is not None:
         lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?",
                                            (recognised,)).fetchone()
         version = old_version + 1
-    elif overlap:
+    elif overlap and home is None:
         best = max(overlap, key=lambda k: (overlap[k], -k))
         lineage, old_version = raw.execute("SELECT lineage, version FROM proposals WHERE id = ?", (best,)).fetchone()
         version = old_version + 1
@@ -521,6 +532,22 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
                     "VALUES (?, ?, ?, ?, ?)",
                     [(new_id, m["processid"], ids.get(m["processid"]), m["probability"], m["outlier_score"])
                      for m in members])
+    if home is not None:
+        raw.execute("UPDATE proposals SET status = 'merged', merged_into = ? WHERE id = ?", (home, new_id))
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES ('returned', ?, ?, ?, ?, ?)", (new_id, home, run_id, now, json.dumps(
+                        {"shared_members": len(pids), "untriaged": partial[home]})))
+        return new_id
+    for old_id, n in shrunk.items():
+        for chunk in chunked(pids):
+            some = list(chunk)
+            raw.execute(f"DELETE FROM proposal_members WHERE proposal_id = ? AND processid IN "
+                        f"({', '.join('?' * len(some))})", [old_id, *some])
+        raw.execute("UPDATE proposals SET size = size - ?, version = version + 1, updated_at = ? WHERE id = ?",
+                    (n, now, old_id))
+        raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
+                    "VALUES ('recluster', ?, ?, ?, ?, ?)", (old_id, new_id, run_id, now, json.dumps(
+                        {"shared_members": n, "kept": partial[old_id]})))
     # a reviewer's decisions on these very specimens, logged as theirs on the new proposal (undoable, in the history)
     if recognised is not None:
         _carry_rejection(conn, raw, recognised, new_id, now)
@@ -566,6 +593,28 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
     for part in sorted(set(part_of.values()) | {new_id}):
         _carry_notes(conn, raw, sorted(k for k in overlap if part_of[k] == part), part)
     return new_id
+
+
+def _untriaged(raw: Any, run_id: int, old_ids: Iterable[int]) -> dict[int, int]:
+    """Of the pending candidates ``old_ids``, those holding specimens run ``run_id`` did not triage (not in its
+    assignments): id → how many. Empty for a run that recorded no assignments (the API used without a triage):
+    such a run is taken to have triaged what it re-clusters, as before.
+
+    Why: a candidate a reviewer built over a season (three weeks' specimens merged into #2 and named) met a re-run
+    of one week; the week's 2 specimens came back alone, #2 was superseded by them, and the 9 of the other weeks,
+    never triaged again, were left in no candidate, their name and notes on a 2-specimen one. A run's grouping is
+    its word on the specimens it triaged, not on the others."""
+    old_ids = list(old_ids)
+    if not old_ids or raw.execute("SELECT 1 FROM assignments WHERE run_id = ? LIMIT 1", (run_id,)).fetchone() is None:
+        return {}
+    out: dict[int, int] = {}
+    for old_id in old_ids:
+        (n,) = raw.execute("SELECT count(*) FROM proposal_members m WHERE m.proposal_id = ? AND NOT EXISTS (SELECT 1 "
+                           "FROM assignments a WHERE a.run_id = ? AND a.processid = m.processid)",
+                           (old_id, run_id)).fetchone()
+        if n:
+            out[old_id] = int(n)
+    return out
 
 
 def _merge_not_carried(raw: Any, old_id: int, shared: int) -> dict[str, Any]:
@@ -955,12 +1004,17 @@ class ProposalsMixin(DatabaseCore):
         return self._write(_do, "retire candidates no longer proposed")
 
     def run_members(self, run_id: int) -> dict[str, ProposalSummary]:
-        """processid → the live proposal of run ``run_id`` holding it (a part a carried split made included)."""
+        """processid → the live proposal of run ``run_id`` holding it (a part a carried split made included), or,
+        for a proposal of the run that was an earlier candidate again (``returned``), that candidate."""
+        cols = ', '.join('p.' + c for c in _SUMMARY_COLUMNS.split(', '))
         with self._read() as conn:
             rows = dbapi(conn).execute(
-                f"SELECT m.processid, {', '.join('p.' + c for c in _SUMMARY_COLUMNS.split(', '))} FROM proposals p "
-                "JOIN proposal_members m ON m.proposal_id = p.id WHERE p.run_id = ? AND p.status NOT IN "
-                "('merged', 'superseded', 'withdrawn') ORDER BY p.id", (run_id,)).fetchall()
+                f"SELECT m.processid, {cols} FROM proposals p JOIN proposal_members m ON m.proposal_id = p.id "
+                "WHERE p.run_id = ? AND p.status NOT IN ('merged', 'superseded', 'withdrawn') UNION ALL "
+                f"SELECT m.processid, {cols} FROM proposals q JOIN proposal_edges e ON e.source_id = q.id AND "
+                "e.kind = 'returned' JOIN proposals p ON p.id = e.target_id JOIN proposal_members m ON "
+                "m.proposal_id = q.id WHERE q.run_id = ? AND q.status = 'merged' AND p.status NOT IN "
+                "('merged', 'superseded', 'withdrawn') ORDER BY 2", (run_id, run_id)).fetchall()
         return {str(r[0]): ProposalSummary(*r[1:]) for r in rows}
 
     def proposal_queue(self, status: str | Sequence[str] | None = None, parent: int | str | None = None, *,
