@@ -226,3 +226,28 @@ def test_a_triage_that_groups_part_of_a_candidate_with_new_specimens_takes_only_
     _r3, (whole,) = _triaged(db, ["S0", "S1", "S2"], [{"members": ["S0", "S1", "S2"], "parent_lineage": HARPALUS}])
     assert db.proposal(old).status == "superseded" and db.proposal(old).superseded_by == whole
     assert db.proposal(whole).provisional_name == "Harpalus sp. NOR-B"  # its reviewer's name carried, as before
+
+
+def test_a_reviewers_notes_follow_a_decided_candidate_whose_specimens_come_back(db: Database) -> None:
+    """A reviewer assigned a singleton to *Harpalus latus* with a note at the decision and a note after it ("det. by
+    male genitalia"); a later run re-triaged the specimen and proposed it again: the assignment was carried, but the
+    new record quoted only the machine's "came back" sentence, and the genitalia note was in no current record. The
+    decision's own note and every note follow it, as they follow a pending candidate's members."""
+    _r1, (first,) = _triaged(db, ["S0"], [{"members": ["S0"], "parent_lineage": HARPALUS}])
+    db.assign(first, 1, None, new_species="Harpalus latus", reviewer="Kari Nordmann", note="keyed with Lindroth")
+    db.note(first, "det. Kari Nordmann 2026 by male genitalia", reviewer="Kari Nordmann")
+    _r2, (again,) = _triaged(db, ["S0"], [{"members": ["S0"], "parent_lineage": HARPALUS}])
+    assert db.proposal(again).status == "assigned" and db.proposal(again).provisional_name == "Harpalus latus"
+    said = sorted((r["action"], r["reviewer"], r["note"]) for r in db.reviews(again))
+    assert said == [
+        ("assign", "Kari Nordmann", f"(on #{first}) its specimens, named Harpalus latus there, came back in a later "
+                                    "triage; the note given: keyed with Lindroth"),
+        ("note", "Kari Nordmann", f"(on #{first}) det. Kari Nordmann 2026 by male genitalia")], said
+    # the same for a rejected candidate's notes
+    _r3, (bad,) = _triaged(db, ["S1"], [{"members": ["S1"], "parent_lineage": HARPALUS}])
+    db.reject(bad, 1, reviewer="Kari Nordmann", note="contaminant")
+    db.note(bad, "vial W3-40 re-extracted", reviewer="Kari Nordmann")
+    _r4, (bad_again,) = _triaged(db, ["S1"], [{"members": ["S1"], "parent_lineage": HARPALUS}])
+    assert db.proposal(bad_again).status == "rejected"
+    assert [r["note"] for r in db.reviews(bad_again) if r["action"] == "note"] == [
+        f"(on #{bad}) vial W3-40 re-extracted"]

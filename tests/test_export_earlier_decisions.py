@@ -209,3 +209,31 @@ def test_a_candidate_merged_into_a_later_weeks_keeps_the_reviewers_determination
         assert row["taxonConceptID"] == core2[second[0]]["taxonConceptID"] != ""
         assert f"candidate species {old}" in row["identificationRemarks"]
         assert f"merged into candidate species {new} of run {run2}" in row["identificationRemarks"]
+
+
+def test_a_carried_assignment_is_not_written_as_the_decision_a_later_run_named_otherwise(tmp_path: Path) -> None:
+    """A reviewer assigned a singleton to *Gonodonta bidens*; a later run named the specimen only to genus and
+    proposed it again, and the assignment was carried to its candidate: the specimen's determination is still the
+    reviewer's. Its identification history said "run 2 named the specimen Gonodonta bidens instead" — the same name,
+    and nothing 'instead': the carried decision is the current row, so no second row claims the run disagreed."""
+    path = tmp_path / "carried.sqlite"
+    (one,) = one_run_db(path, [Specimen(processid="H0", dna_barcode="ACGT" * 150, country="Norway")],
+                        [{**GONODONTA, "species": "Gonodonta bidens"}],
+                        [{"members": ["H0"], "parent_lineage": GONODONTA}],
+                        [{"processid": "H0", "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.9,
+                          "labels": GONODONTA}])
+    with Database.open(path) as db:
+        db.assign(one, db.proposal(one).version, "Gonodonta bidens", reviewer="Kari Nordmann")
+        run2 = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run2, [{"processid": "H0", "deepest_rank": "genus", "deepest_taxon": "Gonodonta",
+                                     "novelty": 0.9, "labels": GONODONTA}])
+        (again,) = db.write_proposals(run2, [{"members": ["H0"], "parent_lineage": GONODONTA}])
+        assert db.proposal(again).status == "assigned"  # carried
+        db.finish_run(run2, "completed")
+    core, history = export_dwca(path, run2, tmp_path)
+    assert (core["H0"]["scientificName"], core["H0"]["identifiedBy"]) == ("Gonodonta bidens", "Kari Nordmann")
+    rows = list(csv.DictReader(history.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert not [r["identificationRemarks"] for r in rows if "instead" in r["identificationRemarks"]], rows
+    # one row of the reviewer's determination (the current one), none filed as run 1's decision overruled
+    assert len([r for r in rows if r["scientificName"] == "Gonodonta bidens"]) == 1
+    assert not [r for r in rows if r["identificationID"] == f"H0:run1:candidate{one}"]

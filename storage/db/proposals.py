@@ -592,6 +592,11 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
                                                               "members": len(pids)})))
     for part in sorted(set(part_of.values()) | {new_id}):
         _carry_notes(conn, raw, sorted(k for k in overlap if part_of[k] == part), part)
+    # the notes on the decided candidate these very specimens were in follow them too (a genitalia determination
+    # written after an assignment was in no current record once the specimen came back)
+    decided_here = recognised if recognised is not None else named
+    if decided_here is not None:
+        _carry_notes(conn, raw, [decided_here], new_id)
     return new_id
 
 
@@ -729,7 +734,7 @@ def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str
     from biodiscover.storage.db.reviews import _log, _snapshot
 
     taxon_id, name = raw.execute("SELECT taxon_id, provisional_name FROM proposals WHERE id = ?", (old_id,)).fetchone()
-    who = raw.execute("SELECT reviewer, created_at FROM reviews WHERE proposal_id = ? AND action IN "
+    who = raw.execute("SELECT reviewer, created_at, note FROM reviews WHERE proposal_id = ? AND action IN "
                       "('assign', 'accept') ORDER BY id DESC LIMIT 1", (old_id,)).fetchone()
     parent = raw.execute("SELECT t.id, t.rank, t.name FROM taxa s JOIN taxa t ON t.id = s.parent_id WHERE s.id = ?",
                          (taxon_id,)).fetchone()
@@ -737,9 +742,12 @@ def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str
     raw.execute("UPDATE proposals SET status = 'assigned', taxon_id = ?, provisional_name = ?, parent_taxon_id = ?, "
                 "parent_rank = ?, parent_name = ? WHERE id = ?",
                 (taxon_id, name, *(parent if parent else (None, None, None)), new_id))
+    said = str(who[2] or "") if who else ""
+    note = said if said.startswith("(on #") else \
+        f"(on #{old_id}) its specimens, named {name} there, came back in a later triage" + (
+            f"; the note given: {said}" if said else "")
     _log(conn, "assign", new_id, str(who[0]) if who else "reviewer", str(who[1]) if who else now, before,
-         _snapshot(conn, [new_id]),
-         f"(on #{old_id}) its specimens, named {name} there, came back in a later triage")
+         _snapshot(conn, [new_id]), note)
     return str(name)
 
 
@@ -790,7 +798,8 @@ def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
 
 
 def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int) -> None:
-    """A reviewer's notes on a pending candidate follow it when a later run re-clusters it: the new proposal
+    """A reviewer's notes on a pending candidate follow it when a later run re-clusters it (and on a decided one,
+    when a later run proposes exactly its specimens again and the decision is carried): the new proposal
     gets each note (same reviewer and time, saying which proposal it was written on), so the queue, the
     history tab and the exports show it where the reviewer now works (after a carried split, the part holding the
     members of the candidate it was written on). Decisions other than those ``_write_one`` carries are not: the

@@ -41,6 +41,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import stat
 import zipfile
@@ -388,6 +389,15 @@ def _as_decided(row: dict[str, Any], e: Mapping[str, Any], machine: Mapping[str,
         _as_assigned(row, e, e["proposal_id"], machine, run, remarks, of_run)
 
 
+def _carried_source(p: Mapping[str, Any] | None) -> Any:
+    """The id of the earlier candidate whose reviewer's decision the database carried to proposal ``p``
+    (``run_tables``' ``carried_from``), else None."""
+    c = (p or {}).get("carried_from")
+    if isinstance(c, str) and c.strip():
+        c = json.loads(c)
+    return c.get("proposal_id") if isinstance(c, Mapping) else None
+
+
 def _earlier_decision_row(pid: str, e: Mapping[str, Any], machine: Mapping[str, Any], run: Mapping[str, Any],
                           remarks: str, a: Mapping[str, Any], deepest: str | None, core: Mapping[str, Any],
                           trails: Mapping[Any, ReviewTrail]) -> dict[str, Any]:
@@ -592,8 +602,12 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         first = len(ident)
         ident.extend(_earlier_review_names(pid, row, histories.get(proposed.get(pid), ()) if again is None
                                            else earlier_histories.get(again["proposal_id"], ()), run))
+        # a decision carried to this run's candidate (its specimens proposed again) is the current row, not one
+        # this run named otherwise
+        held = proposal_id if proposal_id is not None else decided
+        carried = _carried_source(props.get(held)) if held is not None else None
         ident.extend(_earlier_decision_row(pid, e, machine, run, remarks, a, deepest, row, earlier_trails)
-                     for e in earlier_here if e is not again)
+                     for e in earlier_here if e is not again and e["proposal_id"] != carried)
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
                 k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE}})
