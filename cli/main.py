@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK_ERROR as exc:
         typer.echo(_usage_line(exc), err=True)
         return int(getattr(exc, "exit_code", 2))
-    except typer.Abort:  # click's answer to end-of-input at a prompt
-        typer.echo("error: no answer given (end of input); nothing was done", err=True)
+    except typer.Abort:  # a confirmation answered no, or end of input at a prompt
+        typer.echo("aborted: nothing was done", err=True)
         return 1
     except BiodiscoverError as exc:
         said = "" if isinstance(exc, Interrupted) else "error: "  # a Ctrl-C is no error

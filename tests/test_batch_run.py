@@ -202,7 +202,7 @@ def test_ctrl_c_marks_runs_for_what_they_hold_and_the_rerun_finishes(workspace, 
         statuses = Counter((r.kind, r.status) for r in runs(db))
         assert statuses[(ITEM_RUN_KIND, "completed")] == 1 and statuses[(ITEM_RUN_KIND, "interrupted")] == 1
         assert statuses[(ITEM_RUN_KIND, "running")] == 0
-        failed = by_kind[(TRIAGE_RUN_KIND, "failed")]
+        failed = by_kind[(TRIAGE_RUN_KIND, "interrupted")]
         assert len(db.assignments(failed.id)) == 0
         progress = db.run_progress(failed.id)
         assert (progress.done, progress.total) == (0, 30)

@@ -888,11 +888,13 @@ def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes
     monkeypatch.setattr(triage, "triage_specimens", real)
     with Database.open(db) as handle:
         failed = handle.latest_run("triage")
-        assert failed is not None and failed.status == "failed" and len(handle.assignments(failed.id)) == 0
+        # interrupted (Ctrl-C), as `run` marks the same stop, not "failed"
+        assert failed is not None and failed.status == "interrupted" and len(handle.assignments(failed.id)) == 0
         completed = failed.id - 1
     line = (f"triage run {failed.id} (collection collection, input {collection}, started {failed.started_at}) "
-            f"is failed: triage interrupted before its results were stored; it holds no specimens: re-run the same "
-            f"command to triage the collection, or `biodiscover db drop-run --db {db} --run {failed.id}` to remove it")
+            f"is interrupted: triage interrupted before its results were stored; it holds no specimens: re-run the "
+            f"same command to triage the collection, or `biodiscover db drop-run --db {db} --run {failed.id}` to "
+            "remove it")
     res = cli("db", "check", "--db", str(db))
     assert res.returncode == 0, res.stdout
     assert f"  warning: {line}" in res.stdout.splitlines(), res.stdout
@@ -905,7 +907,8 @@ def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes
                                       "that holds no specimens: only such a run is removed (see `biodiscover db "
                                       "check`)")
     monkeypatch.setattr("sys.stdin", __import__("io").StringIO("n\n"))
-    assert cli("db", "drop-run", "--db", str(db), "--run", str(failed.id)).returncode == 1  # answered no
+    no = cli("db", "drop-run", "--db", str(db), "--run", str(failed.id))
+    assert no.returncode == 1 and no.stderr.strip().endswith("aborted: nothing was done"), no.stderr  # answered no
     with Database.open(db) as handle:
         assert [r.id for r in handle.empty_failed_runs()] == [failed.id]
     before = len(list_backups(db))
@@ -923,3 +926,12 @@ def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes
     assert len(json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["warnings"]) == 1
     assert cli(*args).returncode == 0
     assert json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["warnings"] == []
+    # ... and it can still be removed (it holds nothing; an export of a range of runs stopped at it), while a run
+    # that stored results is refused saying so
+    from fixtures.db_views import runs
+
+    with Database.open(db) as handle:
+        redone = [r.id for r in runs(handle) if r.status == "interrupted"]
+    assert len(redone) == 1
+    assert cli("db", "drop-run", "--db", str(db), "--run", str(redone[0]), "--yes").returncode == 0
+    assert json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["stats"]["runs"] == 2

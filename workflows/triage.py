@@ -628,7 +628,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                 # done for a run that holds none
                 db.heartbeat(run_id, done=stored)
                 what = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-                db.finish_run(run_id, "failed", message=f"triage {what} before its results were stored"
+                db.finish_run(run_id, what, message=f"triage {what} before its results were stored"
                               if not stored else f"triage {what} after storing {stored} assignments")
             except Exception:  # never hide the original error
                 log.exception("could not mark run %s failed", run_id)

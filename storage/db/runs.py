@@ -103,15 +103,19 @@ class RunProgress:
 #: collection no later triage completed. One owner for "a failed run that holds nothing": ``db check`` warns of
 #: them (a failed triage in its first seconds left the collection untriaged and said so only on that terminal)
 #: and ``db drop-run`` removes only such a run, so a removal can never take a specimen's result with it.
-EMPTY_FAILED_RUNS_SQL = (
+#: a failed or interrupted triage run that stored nothing: what ``db drop-run`` may remove
+EMPTY_RUNS_SQL = (
     "SELECT r.id, r.status, r.message, c.name AS collection, json_extract(r.parameters, '$.input') AS input, "
     "r.started_at FROM runs r LEFT JOIN collections c ON c.id = r.collection_id "
     "WHERE r.kind = 'triage' AND r.status IN ('failed', 'interrupted') "
     "AND NOT EXISTS (SELECT 1 FROM assignments a WHERE a.run_id = r.id) "
     "AND NOT EXISTS (SELECT 1 FROM proposals p WHERE p.run_id = r.id) "
-    "AND NOT EXISTS (SELECT 1 FROM proposal_edges e WHERE e.run_id = r.id) "
+    "AND NOT EXISTS (SELECT 1 FROM proposal_edges e WHERE e.run_id = r.id)")
+#: those of them not redone: what ``db check`` warns of
+EMPTY_FAILED_RUNS_SQL = (
+    EMPTY_RUNS_SQL
     # the same collection triaged again to the end: the work was redone (as db check treats an unfinished ingest)
-    "AND NOT EXISTS (SELECT 1 FROM runs l WHERE l.kind = 'triage' AND l.status = 'completed' "
+    + " AND NOT EXISTS (SELECT 1 FROM runs l WHERE l.kind = 'triage' AND l.status = 'completed' "
     "AND l.collection_id = r.collection_id AND l.id > r.id) ORDER BY r.id")
 
 
@@ -587,23 +591,28 @@ class RunsMixin(DatabaseCore):
             return [EmptyRun(**dict(r)) for r in conn.exec_driver_sql(EMPTY_FAILED_RUNS_SQL).mappings()]
 
     def drop_empty_run(self, run_id: int) -> Path:
-        """Remove a failed triage run that holds nothing (one :meth:`empty_failed_runs` lists); returns the backup
-        written first. Any other run is refused with the reason: a run that stored rows is a record of what a
-        triage said, and removing it would orphan them."""
+        """Remove a failed or interrupted triage run that holds nothing (one :meth:`empty_failed_runs` lists, or one
+        whose collection was triaged again since: harmless history, but an export of a run range stops at it);
+        returns the backup written first. Any other run is refused with the reason: a run that stored rows is a
+        record of what a triage said, and removing it would orphan them."""
         from biodiscover.storage.db.backup import KEEP_AUTOMATIC, backup_database
 
         with self._read() as conn:
             run = conn.execute(sa.select(RUNS.c.kind, RUNS.c.status).where(RUNS.c.id == run_id)).first()
         if run is None:
             raise DatabaseError(f"no run {run_id} in {self.path}")
-        if run_id not in {r.id for r in self.empty_failed_runs()}:
-            raise DatabaseError(f"run {run_id} is a {run.status} {run.kind} run, not a failed triage run that holds "
-                                "no specimens: only such a run is removed (see `biodiscover db check`)")
+        with self._read() as conn:
+            empty = {r[0] for r in conn.exec_driver_sql(EMPTY_RUNS_SQL)}
+        if run_id not in empty:
+            what = (f"a {run.status} {run.kind} run" if run.kind != "triage" or run.status not in
+                    ("failed", "interrupted") else f"a {run.status} triage run that stored results")
+            raise DatabaseError(f"run {run_id} is {what}, not a failed triage run that holds no specimens: only "
+                                "such a run is removed (see `biodiscover db check`)")
         backup = backup_database(self.path, reason="pre-drop-run", keep=KEEP_AUTOMATIC)
 
         def _do(conn: Connection) -> None:
             # checked again inside the write: a triage resumed since the check above may have stored rows
-            if run_id not in {r[0] for r in conn.exec_driver_sql(EMPTY_FAILED_RUNS_SQL)}:
+            if run_id not in {r[0] for r in conn.exec_driver_sql(EMPTY_RUNS_SQL)}:
                 raise DatabaseError(f"run {run_id} changed while it was being removed; nothing removed")
             conn.execute(sa.delete(RUNS).where(RUNS.c.id == run_id))
 
