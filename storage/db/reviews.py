@@ -17,6 +17,8 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.note(proposal_id, text, *, reviewer, expected_version=None)
     db.taken_names() -> dict[str, str]                     # names a new taxon may not take
     db.undo(review_id, *, reviewer, note=None)
+    db.reopen(proposal_id, expected_version, *, reviewer, note=None)   # take back the decision in force
+    db.decision_in_force(proposal_id) -> dict | None                   # the accept / reject / assign in force
     db.reviews(proposal_id=None, limit=None) -> list[dict]
 
 Rules:
@@ -48,6 +50,10 @@ Rules:
   exactly as that review left them (same status, names, parent, members;
   otherwise undo the later reviews first).
   Undo of an undo redoes. Nothing in ``reviews`` is ever updated or deleted.
+* :meth:`ReviewsMixin.reopen` takes back the decision in force on an accepted, rejected or assigned proposal from
+  any session (``u`` undoes only this session's reviews): a ``reopen`` row targets that decision, which stays in
+  the log out of force (as an undo's target does, :data:`~biodiscover.storage.db.models.UNDOING`); the proposal is
+  pending again, with what later reviews changed (a rename, a move) kept.
 * Merges and splits also go to ``proposal_edges`` (the history graph).
 """
 
@@ -63,8 +69,8 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
-from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, Proposal, ProposalEdge, ProposalMember,
-                                           Review, Taxon)
+from biodiscover.storage.db.models import (DECIDED_STATUSES, DECISIONS, LIVE_STATUSES, UNDOING, Assignment, Counter,
+                                           Proposal, ProposalEdge, ProposalMember, Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import DESCRIBED, open_qualifier
@@ -212,8 +218,39 @@ def _load_checked(conn: Connection, pid: int, expected: int | None, allowed: Seq
     if r["status"] in ("superseded", "merged", "withdrawn") or (expected is not None and r["version"] != expected):
         raise StaleProposalError(f"cannot {action}: " + _describe_stale(conn, r, expected))
     if r["status"] not in allowed:
-        raise DatabaseError(f"cannot {action} proposal {pid}: it is {r['status']} (undo that decision first)")
+        raise DatabaseError(f"cannot {action} proposal {pid}: it is {r['status']}"
+                            + (" (reopen it first)" if r["status"] in DECIDED_STATUSES else ""))
     return r
+
+
+def in_force(rows: Sequence[Mapping[str, Any]]) -> dict[Any, bool]:
+    """review id → whether it is in force: an undo or a reopen (:data:`UNDOING`) takes its target out, an undo of
+    either puts it back (``rows`` oldest first, each with ``id``, ``action`` and ``target_review_id``)."""
+    active: dict[Any, bool] = {}
+    undo_target: dict[Any, Any] = {}
+    for r in rows:
+        if r.get("action") in UNDOING and r.get("target_review_id") is not None:
+            undo_target[r.get("id")] = r.get("target_review_id")
+        # a review in force takes the review it undoes out of force, and that one's target back in: down the
+        # whole chain (undo, redo, undo again leaves the first review undone)
+        rid, active_now = r.get("id"), True
+        while True:
+            active[rid] = active_now
+            if rid not in undo_target:
+                break
+            rid, active_now = undo_target[rid], not active_now
+    return active
+
+
+def _decision_in_force(conn: Connection, proposal_id: int) -> dict[str, Any] | None:
+    """The last accept / reject / assign of ``proposal_id`` still in force (a row of the log), or None: what a reopen
+    takes back and what the review app names before refusing a decision on a decided candidate. A decision, its
+    undos and reopens are all filed under the proposal they decide."""
+    rows = [dict(r) for r in conn.execute(sa.select(REVIEWS).where(REVIEWS.c.proposal_id == proposal_id)
+                                          .order_by(REVIEWS.c.id)).mappings()]
+    active = in_force(rows)
+    decided = [r for r in rows if r["action"] in DECISIONS and active.get(r["id"])]
+    return decided[-1] if decided else None
 
 
 def _bump(conn: Connection, pid: int, now: str, **values: Any) -> None:
@@ -913,6 +950,66 @@ class ReviewsMixin(DatabaseCore):
             return ReviewResult(rid, "undo", rv["proposal_id"], _versions(restored))
 
         return self._review(_do, "undo")
+
+    def decision_in_force(self, proposal_id: int) -> dict[str, Any] | None:
+        """The accept / reject / assign in force on ``proposal_id`` (its log row: ``id``, ``action``, ``reviewer``,
+        ``created_at``, ``note`` …), or None: for the review app to say who decided what, and why, before it
+        offers to reopen."""
+        with self._read() as conn:
+            return _decision_in_force(conn, proposal_id)
+
+    def reopen(self, proposal_id: int, expected_version: int, *, reviewer: str,
+               note: str | None = None) -> ReviewResult:
+        """Take back the decision in force on an accepted, rejected or assigned proposal: it is pending again and
+        can be decided anew. Logged as a ``reopen`` row that targets that decision (which stays in the log, out of
+        force, as an undo's target); undoing the reopen brings the decision back.
+
+        What the decision changed is restored from its ``before`` snapshot where nothing changed it since (the name
+        an accept gave; the name and place an assign gave, which are its species'); what later reviews changed is
+        kept (a rename or move of an accepted species). The species an accept made, or a described one an assign
+        added, is taken out (status rejected), as undo does; refused while another proposal is assigned to it.
+
+        Why: undo is per session, so a rejection made last week could not be corrected: a taxonomist who found the
+        rejected haplogroup was *Brachypogon incompletus* after all was let pick and confirm the species, then told
+        "it is rejected (undo that decision first)", and ``u`` said "nothing to undo in this session" (e29 F2)."""
+        def _do(conn: Connection) -> ReviewResult:
+            r = _load_checked(conn, proposal_id, expected_version, DECIDED_STATUSES, "reopen")
+            decision = _decision_in_force(conn, proposal_id)
+            then_before: Mapping[str, Any] = {}
+            then_after: Mapping[str, Any] = {}
+            made: list[int] = []
+            if decision is not None:
+                then_before = ((decision["before"] or {}).get("proposals") or {}).get(str(proposal_id)) or {}
+                then_after = ((decision["after"] or {}).get("proposals") or {}).get(str(proposal_id)) or {}
+                made = [int(k) for k, t in ((decision["before"] or {}).get("taxa") or {}).items() if t is None]
+            if r["status"] == "accepted" and r["taxon_id"] and r["taxon_id"] not in made:
+                made.append(int(r["taxon_id"]))  # the species its acceptance made (a log without snapshots)
+            named = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
+                                 .where(PROPOSALS.c.taxon_id.in_(made), PROPOSALS.c.id != proposal_id,
+                                        PROPOSALS.c.status == "assigned").order_by(PROPOSALS.c.id)).first() \
+                if made else None
+            if named is not None:
+                raise DatabaseError(f"cannot reopen proposal {proposal_id}: proposal {named.id} was assigned to "
+                                    f"{named.name} since; reopen that one first")
+            now = utcnow()
+            before = _snapshot(conn, [proposal_id], made)
+            values: dict[str, Any] = {"status": "pending", "taxon_id": None}
+            for f in SNAP_FIELDS:
+                if f in ("status", "taxon_id", "version") or f not in then_before:
+                    continue
+                if then_before[f] == then_after.get(f):
+                    continue  # the decision did not change it
+                if (r["status"] == "assigned" and f in FOLLOWS_TAXON) or r[f] == then_after.get(f):
+                    values[f] = then_before[f]  # an assigned proposal's name and place are its species'
+            _bump(conn, proposal_id, now, **values)
+            for tid in made:
+                conn.execute(sa.update(TAXA).where(TAXA.c.id == tid).values(status="rejected"))
+            after = _snapshot(conn, [proposal_id], made)
+            rid = _log(conn, "reopen", proposal_id, reviewer, now, before, after, note,
+                       target=None if decision is None else int(decision["id"]))
+            return ReviewResult(rid, "reopen", proposal_id, _versions(after))
+
+        return self._review(_do, "reopen")
 
     def reviews(self, proposal_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """The log, newest first (all, or those of one proposal)."""

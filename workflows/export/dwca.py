@@ -52,6 +52,7 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.db.models import UNDOING
 from biodiscover.storage.evidence import member_quality
 from biodiscover.storage.records import (DESCRIBED, RANKS, candidate_name, is_filler_name, listed, named_ranks,
                                          open_qualifier, plural)
@@ -640,7 +641,7 @@ def _reviewed_id(pid: str, history: Sequence[ReviewAction], run: Mapping[str, An
     force that decided or renamed the specimen's candidate — the id :func:`_earlier_review_names` gives the same
     name once a later review replaces it, so one identification keeps one id. ``<pid>:run<run>:reviewed`` where
     the log holds no such review (a database written before the review log kept snapshots)."""
-    gave = [a for a in history if a.action != "undo" and a.undone_by is None
+    gave = [a for a in history if a.action not in UNDOING and a.undone_by is None
             and (a.renames or a.action in ("accept", "reject", "assign", "merge"))]
     return f"{pid}:review{gave[-1].review_id}" if gave else f"{pid}:run{run.get('id')}:reviewed"
 
@@ -662,7 +663,7 @@ def _earlier_review_names(pid: str, core: Mapping[str, Any], history: Sequence[R
     replaced (``… sp. BD-0001`` renamed ``… sp. Kruger-1``): each with the reviewer and day that gave it, and
     the reviews that gave and replaced it in words. The current name is the core's (its row is written last, by
     :func:`_darwin_core`); undone reviews are left out (they never named anything in force)."""
-    in_force = [a for a in history if a.action != "undo" and a.undone_by is None]
+    in_force = [a for a in history if a.action not in UNDOING and a.undone_by is None]
     out: list[dict[str, Any]] = []
     for i, act in enumerate(in_force):
         if not act.renames or act.after_name == core.get("verbatimIdentification"):

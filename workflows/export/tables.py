@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.db.models import DECISIONS, UNDOING
+from biodiscover.storage.db.reviews import in_force
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed
 
@@ -280,9 +282,6 @@ def model_description(run: Mapping[str, Any]) -> str:
 
 # -- the review log, per proposal -----------------------------------------------------------------------------
 
-#: Review actions that decide a proposal's status.
-DECISIONS: tuple[str, ...] = ("accept", "reject", "assign")
-
 
 @dataclass(frozen=True)
 class ReviewTrail:
@@ -312,34 +311,16 @@ class ReviewTrail:
                          for at, who, text in self.notes)
 
 
-def _in_force(rows: list[dict[str, Any]]) -> dict[Any, bool]:
-    """review id → whether it is in force: an undo takes its target out, an undo of an undo puts it back
-    (``rows`` oldest first)."""
-    active: dict[Any, bool] = {}
-    undo_target: dict[Any, Any] = {}
-    for r in rows:
-        if r.get("action") == "undo":
-            undo_target[r.get("id")] = r.get("target_review_id")
-        # a review in force takes the review it undoes out of force, and that one's target back in: down the
-        # whole chain (undo, redo, undo again leaves the first review undone)
-        rid, in_force = r.get("id"), True
-        while True:
-            active[rid] = in_force
-            if rid not in undo_target:
-                break
-            rid, in_force = undo_target[rid], not in_force
-    return active
-
-
 def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
     """proposal id → :class:`ReviewTrail` from the review log (an undo takes its target out; an undo
     of an undo puts it back)."""
     if reviews is None or reviews.empty or "proposal_id" not in reviews:
         return {}
     rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
-    active = _in_force(rows)
+    active = in_force(rows)
     by_proposal: dict[Any, list[dict[str, Any]]] = {}
     for r in rows:
+        # a reopen in force is a review of its own (who reopened, and the note saying why), deciding nothing
         if r.get("action") != "undo" and active.get(r.get("id")) and r.get("proposal_id") is not None:
             by_proposal.setdefault(r["proposal_id"], []).append(r)
             # a merge or split is a review of every candidate it touched (the log files it under one): the part
@@ -437,9 +418,9 @@ def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...
     if reviews is None or reviews.empty or "proposal_id" not in reviews:
         return {}
     rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
-    active = _in_force(rows)
+    active = in_force(rows)
     undone_by = {r.get("target_review_id"): r.get("id") for r in rows
-                 if r.get("action") == "undo" and active.get(r.get("id"))}
+                 if r.get("action") in UNDOING and active.get(r.get("id"))}
     out: dict[Any, list[ReviewAction]] = {}
     for r in rows:
         before, after = r.get("before"), r.get("after")

@@ -1,0 +1,147 @@
+"""Reopening a decision made in an earlier session (e29 F2), through the storage API and the exports.
+
+A taxonomist's season review rejected #3 in week 1 as "known species"; in week 3 she knew which, opened #3 in a new
+session and pressed ``i``: the dialog let her pick and confirm *Brachypogon incompletus*, then said "cannot assign
+proposal 3: it is rejected (undo that decision first)", and ``u`` said "nothing to undo in this session" (undo is
+per session). ``Database.reopen`` takes back the decision in force from any session: a ``reopen`` row targets it
+(the decision stays in the log, out of force, as an undo's target), with an optimistic version as every review
+action, and the candidate is pending again. The exports read the reopened decision as not in force.
+
+Real SQLite database, the real review API and the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.errors import DatabaseError, StaleProposalError
+from fixtures.inprocess import run_cli
+from fixtures.db_views import proposal_members
+from fixtures.review_db import build_review_db
+
+
+def _export(home: Path, db: Path, run: int, fmt: str, out: Path) -> None:
+    proc = run_cli("export", "--db", str(db), "--run", str(run), "-f", fmt, "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+
+
+def _species(db: Database, name: str) -> int:
+    (tid,) = [t for t, label in db.known_species(name, limit=5) if label.split("  (")[0] == name]
+    return tid
+
+
+def test_a_rejection_of_an_earlier_session_is_reopened_then_assigned_and_the_exports_read_so(tmp_path: Path) -> None:
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=6)
+    p = fx.proposal_ids[0]
+    with Database.open(fx.path) as week1:  # the first session
+        rejected = week1.reject(p, week1.proposal(p).version, reviewer="Kari Nordmann", note="known species")
+    db = Database.open(fx.path)  # a later session: nothing of the first one's in memory
+    try:
+        species = db.proposal(p).nearest_species
+        tid = _species(db, species)
+        with pytest.raises(DatabaseError, match=rf"cannot assign proposal {p}: it is rejected \(reopen it first\)"):
+            db.assign(p, db.proposal(p).version, tid, reviewer="Kari Nordmann")
+        assert db.decision_in_force(p)["id"] == rejected.review_id
+        seen = db.proposal(p).version
+        with pytest.raises(StaleProposalError, match="changed since you loaded it"):
+            db.reopen(p, seen - 1, reviewer="Kari Nordmann")
+        reopened = db.reopen(p, seen, reviewer="Kari Nordmann", note="it is Brachypogon incompletus")
+        now = db.proposal(p)
+        assert (now.status, now.taxon_id, now.version) == ("pending", None, seen + 1)
+        assert reopened.versions == {p: seen + 1}
+        log = sorted(db.reviews(p), key=lambda r: r["id"])
+        # the rejection stays, word for word; the reopen names it and says who and when
+        assert [(r["action"], r["reviewer"], r["note"], r["target_review_id"]) for r in log] == [
+            ("reject", "Kari Nordmann", "known species", None),
+            ("reopen", "Kari Nordmann", "it is Brachypogon incompletus", rejected.review_id)]
+        assert log[1]["created_at"] >= log[0]["created_at"]
+        assert db.decision_in_force(p) is None
+        with pytest.raises(DatabaseError, match=rf"cannot reopen proposal {p}: it is pending$"):
+            db.reopen(p, now.version, reviewer="Kari Nordmann")
+        assigned = db.assign(p, now.version, tid, reviewer="Kari Nordmann")
+        assert db.decision_in_force(p)["id"] == assigned.review_id
+        members = proposal_members(db, p)
+    finally:
+        db.close()
+
+    _export(tmp_path, fx.path, fx.run_id, "json", tmp_path / "run.json")
+    doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    (prop,) = [x for x in doc["proposals"] if x["proposal_id"] == p]
+    assert (prop["review"]["decision"], prop["review"]["decided_by"]) == ("assign", "Kari Nordmann")
+    assert [(h["review_id"], h["action"], h["undone_by"], h["undoes"]) for h in prop["review"]["history"]] == [
+        (rejected.review_id, "reject", reopened.review_id, None),
+        (reopened.review_id, "reopen", None, rejected.review_id),
+        (assigned.review_id, "assign", None, None)]
+
+    _export(tmp_path, fx.path, fx.run_id, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
+        row = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}[p]
+    assert (row["decision"], row["decided_by"], row["name"]) == ("assign", "Kari Nordmann", species)
+    # the reopen's reason is in force; the rejection's went with it (as an undone one's), kept in the history
+    assert "it is Brachypogon incompletus" in row["review_notes"] and "known species" not in row["review_notes"]
+    assert row["reviewers"] == "Kari Nordmann"
+    with open(tmp_path / "csv" / "assignments.csv", newline="", encoding="utf-8-sig") as fh:
+        named = {r["processid"]: r for r in csv.DictReader(fh) if r["processid"] in set(members)}
+    assert len(named) == len(members)
+    assert {(r["verbatimIdentification"], r["candidate_status"], r["identifiedBy"]) for r in named.values()} == \
+        {(species, "assigned", "Kari Nordmann")}
+
+
+def test_reopening_an_accepted_species_keeps_its_rename_takes_its_taxon_out_and_undo_brings_it_back(
+        tmp_path: Path) -> None:
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=6)
+    p, q = fx.proposal_ids[:2]
+    with Database.open(fx.path) as db:
+        before = db.proposal(p)
+        accepted = db.accept(p, before.version, reviewer="Ana Silva")
+        renamed = db.rename(p, db.proposal(p).version, "Kruger sp. 1", reviewer="Ana Silva")
+        # another candidate assigned to the new species holds it: reopening would orphan that assignment
+        other = db.assign(q, db.proposal(q).version, accepted.taxon_id, reviewer="Ben Ode")
+        with pytest.raises(DatabaseError, match=rf"proposal {q} was assigned to Kruger sp. 1 since; reopen that one"):
+            db.reopen(p, db.proposal(p).version, reviewer="Ana Silva")
+        db.reopen(q, db.proposal(q).version, reviewer="Ben Ode")
+        # the assign gave #q its species' name and genus: reopened, it has its own again
+        back = db.proposal(q)
+        assert (back.status, back.provisional_name, back.parent_taxon_id) == \
+            ("pending", None, db.reviews(q)[-1]["before"]["proposals"][str(q)]["parent_taxon_id"])
+        assert other.review_id in {r["target_review_id"] for r in db.reviews(q)}
+        reopen = db.reopen(p, db.proposal(p).version, reviewer="Ana Silva")
+        now = db.proposal(p)
+        # pending again under the name the later rename gave (a reviewer's, still in force), the species taken out
+        assert (now.status, now.taxon_id, now.provisional_name) == ("pending", None, "Kruger sp. 1")
+        assert accepted.taxon_id not in db.taxonomy()  # status rejected: out of every list and search
+        assert "Kruger sp. 1" not in db.provisional_concepts()
+        assert [r["action"] for r in sorted(db.reviews(p), key=lambda r: r["id"])] == ["accept", "rename", "reopen"]
+        assert renamed.review_id not in {r["target_review_id"] for r in db.reviews(p)}
+        # the reopen is a review like any other: undone (in its session), the acceptance is back in force
+        db.undo(reopen.review_id, reviewer="Ana Silva")
+        again = db.proposal(p)
+        assert (again.status, again.taxon_id, again.provisional_name) == ("accepted", accepted.taxon_id,
+                                                                          "Kruger sp. 1")
+        assert db.taxonomy().node(accepted.taxon_id).status == "provisional"
+        assert db.decision_in_force(p)["id"] == accepted.review_id
+    _export(tmp_path, fx.path, fx.run_id, "json", tmp_path / "run.json")
+    doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    (prop,) = [x for x in doc["proposals"] if x["proposal_id"] == p]
+    assert (prop["review"]["decision"], prop["review"]["decided_by"]) == ("accept", "Ana Silva")
+
+
+def test_a_fresh_accept_of_a_reopened_candidate_takes_back_only_what_the_accept_gave(tmp_path: Path) -> None:
+    """Without a later rename the accept's own name goes with it: pending under the name it had before."""
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=6)
+    p = fx.proposal_ids[0]
+    with Database.open(fx.path) as db:
+        working = db.proposal(p)
+        db.accept(p, working.version, reviewer="Ana Silva")
+        db.reopen(p, db.proposal(p).version, reviewer="Ana Silva")
+        now = db.proposal(p)
+        assert (now.status, now.provisional_name, now.name, now.parent_taxon_id) == \
+            ("pending", working.provisional_name, working.name, working.parent_taxon_id)
+        again = db.accept(p, now.version, reviewer="Ana Silva")
+        assert again.name.endswith("BD-0002")  # a BD number is never reused
