@@ -176,6 +176,24 @@ async def test_accepting_a_candidate_whose_twin_was_rejected_asks_for_the_name_a
     db.close()
 
 
+@asynctest
+async def test_the_header_of_a_twin_of_a_rejected_candidate_gives_the_reason_it_was_rejected(
+        weeks: dict[str, Any], tmp_path: Path) -> None:
+    """A season's week-3 candidate read "≡ same as #3 … rejected (run 1, week1, 0.5 %)" but not the reviewer's reason
+    ("known species: Brachypogon incompletus …"), which she had to open #3 to read (e29 F12)."""
+    run2 = weeks["runs"]["week2"]
+    app, db = _app(_copy(weeks, tmp_path))
+    later = db.proposal_queue(run_id=run2, status="pending", sort="size", descending=True, limit=1)[0][0]
+    earlier = db.proposal_detail(later.id).closest_candidate
+    db.reject(earlier.id, earlier.version, reviewer="Kari Nordmann", note="known species: Xus yus (14 % haplogroup)")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await open_proposal(pilot, later.id)
+        header = str(app.screen.query_one("#detail-summary").render())
+        assert f"{ev.TWIN_MARK} same as #{earlier.id} {earlier.name} rejected (run " in header
+        assert "rejected (run" in header and " %): “known species: Xus yus (14 % haplogroup)”" in header
+    db.close()
+
+
 def test_the_queue_marks_twins_filters_them_and_sorts_each_species_together(weeks: dict[str, Any]) -> None:
     """The marks column carries ≡ with the distance to the nearest twin; ``twin=yes`` keeps the candidates with
     one; ``sort=twin`` puts week 1's and week 2's candidates of one species in adjacent rows."""

@@ -163,6 +163,50 @@ class ReviewApp(App[None]):
 
         self.push_screen(DetailScreen(proposal_id, position=position))
 
+    def ask_goto(self) -> None:
+        """``#`` / ``:`` then a number, in the queue or a candidate's screen: open that candidate, at its place in
+        the queue when the queue holds it (so ``j``/``k`` step on from there); from a candidate's screen it takes
+        that screen's place (Esc goes back to the queue). Why: at hundreds of candidates a reviewer with a number in
+        hand (``#31`` in a note, a report, a colleague's mail) scrolled or filtered for it (e25 finding 9); typed in
+        a candidate's screen, ``#`` did nothing and the ``2`` of ``#2`` switched to the DNA tab, so the note meant
+        for #2 went on the candidate still open (e29 F3)."""
+        from biodiscover.tui.screens.dialogs import TextDialog
+        from biodiscover.tui.screens.queue import goto_number
+
+        def _go(text: str | None) -> None:
+            if text is None:
+                return
+            number = goto_number(text)
+            if number is None:
+                self.notify(f"not a candidate number: {text!r} (type 31, #31 or cand31)", severity="error", timeout=8)
+                return
+            queue = self.queue_screen
+            self._goto(number, None if queue is None else queue.query_state)
+
+        self.push_screen(TextDialog("Go to candidate number:", "", "31, #31 or cand31"), _go)
+
+    @work(thread=True, exclusive=True, group="goto", exit_on_error=False, description="go to a candidate")
+    def _goto(self, number: int, query: Any) -> None:
+        try:
+            self.db.proposal(number)  # says "no proposal 31 in …" for a number the database lacks
+            position = None if query is None else self.db.queue_position(number, **query.kwargs())
+        except Exception as exc:  # noqa: BLE001 - show, keep the app alive
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)
+            return
+        self.call_from_thread(self._open_number, number, position, query)
+
+    def _open_number(self, number: int, position: int | None, query: Any) -> None:
+        from biodiscover.tui.screens.detail import DetailScreen
+
+        if position is None:
+            where = "" if query is None else f" ({query.describe()})"
+            self.notify(f"#{number} is not in this queue{where}: j/k do not step from it; Tab or f shows it among "
+                        "others", timeout=8)
+        if isinstance(self.screen, DetailScreen):
+            self.switch_screen(DetailScreen(number, position=position))
+        else:
+            self.open_detail(number, position)  # back from it, the queue's cursor lands on it (its action_back)
+
     def open_taxonomy(self, focus_taxon: int | None = None) -> None:
         from biodiscover.tui.screens.taxonomy import TaxonomyScreen
 

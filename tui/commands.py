@@ -22,6 +22,8 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("proposal: rename", "rename", "Rename the provisional name"),
     ("proposal: note", "note", "Add a note to the review log"),
     ("proposal: undo", "undo", "Undo your last decision of this session"),
+    ("proposal: reopen", "reopen",
+     "Take back the decision on an accepted, rejected or assigned candidate, of any session (R): pending again"),
     ("proposal: open", "open", "Open the detail of the selected proposal"),
     ("proposal: next", "step(1)", "Next proposal of the queue"),
     ("proposal: previous", "step(-1)", "Previous proposal of the queue"),
@@ -34,7 +36,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
      "Flagged (a known species met elsewhere may be it) first, those within the 3 % one species spans first"),
     ("queue: sort by twins", "sort_by('twin')",
      "The candidates of different runs that are probably one species together (≡), the rest last"),
-    ("queue: go to a candidate number", "goto", "Open #31 (also # or : in the queue)"),
+    ("proposal: go to a candidate number", "goto", "Open #31 (also # or : in the queue and a candidate's screen)"),
     ("queue: reverse sort", "reverse_sort", "Flip the sort direction"),
     ("queue: filter", "filter",
      "size>=5 novelty>=0.9 identity<=97 parent=NAME from=COLLECTION known=elsewhere twin=yes sort=flag|twin "

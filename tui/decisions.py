@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Container, Sequence
+from typing import Any, Callable, Container, Mapping, Sequence
 
 from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
+from biodiscover.storage.db.models import DECIDED_STATUSES
 from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
                                             new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.evidence import indistinct_congeners
@@ -39,7 +40,16 @@ DECISION_BINDINGS: list[Binding] = [
     Binding("e", "rename", "Rename", id="proposal.rename", show=False),
     Binding("o", "note", "Add note", id="proposal.note", show=False),
     Binding("u", "undo", "Undo", id="proposal.undo"),
+    Binding("R", "reopen", "Reopen a decision", id="proposal.reopen", show=False),
 ]
+
+#: the statuses each review action works on (storage refuses the others; the app says so before any dialog)
+ACTS_ON: dict[str, tuple[str, ...]] = {"accept": ("pending",), "reject": ("pending",), "assign": ("pending",),
+                                       "merge": ("pending",), "split": ("pending",),
+                                       "move": ("pending", "accepted"), "rename": ("pending", "accepted"),
+                                       "reopen": DECIDED_STATUSES}
+#: what each decision is called in a sentence ("#3 was rejected by …")
+DECIDED_WORDS: dict[str, str] = {"accept": "accepted", "reject": "rejected", "assign": "assigned"}
 
 
 def proposal_label(p: Any, lands: str | None = None, provisional: Container[int] = ()) -> str:
@@ -78,6 +88,18 @@ def assign_wording(proposal_id: int, size: int, species: str,
             f"#{proposal_id} assigned to {species}" + ("" if added_under is None else
                                                        " (described, not in the reference)")
             + f": {members} named as that species")
+
+
+def decided_words(p: Any, decision: Mapping[str, Any] | None) -> str:
+    """``#3 Unplaced sp. cand3 (3 specimens) was rejected by Kari Nordmann on 2026-12-07 (“known species”)``: the
+    decision in force (:meth:`~biodiscover.storage.db.reviews.ReviewsMixin.decision_in_force`) as the reopen
+    question and a refusal say it; where the log holds none (a database older than its snapshots), the status."""
+    said = f"#{p.id} {p.name} ({plural(p.size, 'specimen')}) "
+    if decision is None:
+        return said + f"is {p.status}"
+    note = f" (“{decision['note']}”)" if decision.get("note") else ""
+    return (said + f"was {DECIDED_WORDS.get(decision['action'], decision['action'])} by {decision['reviewer']} on "
+            f"{str(decision['created_at'])[:10]}{note}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,8 +249,11 @@ def split_proposal(detail: Any) -> tuple[list[str], str | None]:
         return [], None
     ids = [read[i].processid for i in split.smaller]
     rest = len(read) - len(ids)
-    return ids, (f"ticked: the {plural(len(ids), 'member')} {split.between * 100:.1f}% from the other {rest} "
-                 f"({method} linkage; each group within {split.within * 100:.1f}%): their barcodes part there first")
+    # said as the suggestion it is: the reviewer ticks others, and "ticked: the 1 member …" then read as if it
+    # were still what is ticked (e29 F12); the count under the list says what is
+    return ids, (f"suggested (ticked as this opens): the {plural(len(ids), 'member')} {split.between * 100:.1f}% "
+                 f"from the other {rest} ({method} linkage; each group within {split.within * 100:.1f}%): their "
+                 "barcodes part there first")
 
 
 def recomputed(db: Any, details: list[Any], groups: list[list[str]]) -> list[Any]:
@@ -281,6 +306,18 @@ def member_label(m: Any, with_bin: bool = True, centre: float | None = None) -> 
     return f"{m.processid:<13} {bin_}{country:<12} ctr {ctr + '%' if ctr != '–' else ctr:<5} nov {nov}"
 
 
+def note_title(p: Any, session: Mapping[int, tuple[str, int | None]]) -> str:
+    """The note dialog's title: which candidate the note goes on (number, name, size, a decided one's status), and,
+    when this session's last review decided another candidate, that one: after ``a``/``r``/``i`` the next candidate
+    opens at once, and a note meant for the one just decided was written on the next (e29 F3)."""
+    status = "" if p.status == "pending" else f", {p.status}"
+    title = f"Note on #{p.id} {p.name} ({plural(p.size, 'specimen')}{status}):"
+    last = session[max(session)] if session else None
+    if last is not None and last[0] in DECIDED_WORDS and last[1] is not None and last[1] != p.id:
+        title += (f"\n(not on #{last[1]}, which you {DECIDED_WORDS[last[0]]} last: Esc, then #{last[1]} opens it)")
+    return title
+
+
 class DecisionsMixin:
     """Mixed into a :class:`Screen` that implements ``current_proposal`` and ``reload``."""
 
@@ -307,13 +344,26 @@ class DecisionsMixin:
         """Called by the screen once it shows data loaded after the last decision."""
         self.deciding = False
 
-    def _target(self) -> Any | None:
+    def _target(self, action: str | None = None) -> Any | None:
+        """The proposal on screen, when ``action`` (a key of :data:`ACTS_ON`) can act on it; else None, having said
+        why before any dialog: a decided candidate gets the offer to reopen it. Why: ``i`` on a candidate rejected
+        in an earlier session let the reviewer pick and confirm a species, then failed "it is rejected" (e29 F2)."""
         if self._busy():
             return None
         p = self.current_proposal()
         if p is None:
             self.app.notify("no proposal selected", severity="warning")
-        return p
+            return None
+        if action is None or p.status in ACTS_ON[action]:
+            return p
+        if action == "reopen":
+            self.app.notify(f"#{p.id} is {p.status}: there is no decision to reopen", severity="warning", timeout=6)
+        elif p.status in DECIDED_STATUSES:
+            self._offer_reopen(p, action)
+        else:  # merged, superseded, withdrawn: its history says where its members went
+            self.app.notify(f"cannot {action} #{p.id}: it is {p.status} (its History tab says where its members "
+                            "went)", severity="warning", timeout=8)
+        return None
 
     def _write(self, what: str, fn: Callable[[], Any], done: Callable[[Any], str], advance: bool = False) -> None:
         """Send one decision (UI thread): refuse while another is in flight, else write in a worker."""
@@ -349,8 +399,40 @@ class DecisionsMixin:
         self.app.push_screen(screen, _answer)
 
     # -- actions -------------------------------------------------------------------------------------------
+    def action_reopen(self) -> None:
+        p = self._target("reopen")
+        if p is not None:
+            self._offer_reopen(p)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _offer_reopen(self, p: Any, wanted: str | None = None) -> None:
+        """Say which decision is in force, by whom and why, and ask for the reason to reopen it (optional): Enter
+        reopens (:meth:`~biodiscover.storage.db.reviews.ReviewsMixin.reopen`), Esc leaves it decided. ``wanted``:
+        the action the reviewer asked for, which that decision stands in the way of."""
+        db, who = self.app.db, self.app.reviewer
+        try:
+            said = decided_words(p, db.decision_in_force(p.id))
+        except BiodiscoverError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        why = f"cannot {wanted} #{p.id} as it is: " if wanted else ""
+        then = f" (then {wanted} it)" if wanted else ""
+        title = (f"{why}{said}. Reopen it? It goes back to pending{then}; the decision stays in its history. "
+                 "Reason, optional (Enter reopens, Esc leaves it as it is):")
+
+        def reopen(reason: str) -> None:
+            note = reason.strip() or None
+            keys = {"accept": "a", "reject": "r", "assign": "i", "merge": "m", "split": "x", "move": "v",
+                    "rename": "e"}
+            after = f": press {keys[wanted]} to {wanted} it" if wanted in keys else ": decide it anew"
+            self._write("reopen", lambda: db.reopen(p.id, p.version, reviewer=who, note=note),
+                        lambda r: f"#{p.id} reopened, pending again{after}")
+
+        self.app.call_from_thread(self._ask, TextDialog(title, "", "e.g. it is a known species after all",
+                                                        allow_empty=True), reopen)
+
     def action_accept(self) -> None:
-        p = self._target()
+        p = self._target("accept")
         if p is None:
             return
         self._suggest_then_accept(p)
@@ -438,7 +520,7 @@ class DecisionsMixin:
     def action_reject(self) -> None:
         """Ask why (optional), then reject: a later reader of the history or the export needs the reason ("known
         species", "contaminant"); it is the reject review's note, where exports read reviewers' notes."""
-        p = self._target()
+        p = self._target("reject")
         if p is None:
             return
         self._ask(TextDialog(f"Reject #{p.id} ({p.name}). Reason, optional (Enter alone rejects without one):", "",
@@ -453,7 +535,7 @@ class DecisionsMixin:
                     lambda r: f"#{p.id} rejected" + (f": “{note}”" if note else ""), True)
 
     def action_rename(self) -> None:
-        p = self._target()
+        p = self._target("rename")
         if p is None:
             return
         db, who = self.app.db, self.app.reviewer
@@ -473,7 +555,7 @@ class DecisionsMixin:
         if p is None:
             return
         db, who = self.app.db, self.app.reviewer
-        self._ask(TextDialog(f"Note on #{p.id}:", "", "what you saw"),
+        self._ask(TextDialog(note_title(p, self.app.session_actions), "", "what you saw"),
                   lambda t: self._write("note", lambda: db.note(p.id, t, reviewer=who, expected_version=p.version),
                                         lambda r: f"note added to #{p.id}"))
 
@@ -481,7 +563,8 @@ class DecisionsMixin:
         if self._busy():
             return
         if not self.app.session_reviews:
-            self.app.notify("nothing to undo in this session", severity="warning")
+            self.app.notify("nothing to undo in this session (u takes back this session's reviews; R reopens a "
+                            "candidate decided in an earlier one)", severity="warning", timeout=8)
             return
         review_id = self.app.session_reviews[-1]
         action, proposal_id = self.app.session_actions.get(review_id, ("decision", None))
@@ -504,7 +587,7 @@ class DecisionsMixin:
         """Hook: the detail screen switches to the proposal an undo restored (the queue keeps its page)."""
 
     def action_merge(self) -> None:
-        p = self._target()
+        p = self._target("merge")
         if p is not None:
             self._merge_options(p)
 
@@ -572,7 +655,7 @@ class DecisionsMixin:
                                   [(value, label) for _, value, label in options]), merge)
 
     def action_split(self) -> None:
-        p = self._target()
+        p = self._target("split")
         if p is not None:
             self._split_options(p)
 
@@ -604,7 +687,7 @@ class DecisionsMixin:
                 f"\n{why}" if why else ""), options, ticked=proposed), split)
 
     def action_move(self) -> None:
-        p = self._target()
+        p = self._target("move")
         if p is not None:
             self._move_options(p)
 
@@ -679,7 +762,7 @@ class DecisionsMixin:
                                                         name_of=lambda tid: graph.node(tid).name), pick)
 
     def action_assign(self) -> None:
-        p = self._target()
+        p = self._target("assign")
         if p is not None:
             self._assign_options(p)
 

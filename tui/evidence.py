@@ -70,13 +70,16 @@ def twin_text(p: Any, distance: float, collection: str | None) -> str:
     return f"#{p.id} {p.name}{status} ({other_run(p, collection)}, {distance * 100:.1f} %)"
 
 
-def twins_line(twins: Sequence[Any]) -> str | None:
-    """The header's line for ``ProposalDetail.twins``: the nearest named, the others counted."""
+def twins_line(twins: Sequence[Any], reason: str | None = None) -> str | None:
+    """The header's line for ``ProposalDetail.twins``: the nearest named, the others counted; ``reason``: the note
+    of the nearest one's decision (a rejected twin's "known species: …", which the reviewer otherwise went back
+    to #3 to read, e29 F12)."""
     if not twins:
         return None
     first = twins[0]
     more = f"; also #{', #'.join(str(t.proposal.id) for t in twins[1:])}" if len(twins) > 1 else ""
-    return f"same as {twin_text(first.proposal, first.distance, first.collection)}{more}"
+    said = f": “{reason}”" if reason else ""
+    return f"same as {twin_text(first.proposal, first.distance, first.collection)}{said}{more}"
 
 
 def extra_lines(evidence: Evidence, closest: Any = None, bin_holders: Sequence[Any] = (),
@@ -178,6 +181,15 @@ def label_at(member: Any, rank: str | None) -> str:
         return "–"
     p = getattr(member, "confidences", {}).get(rank)
     return name if p is None else f"{p_under(float(p))} {name}"
+
+
+def deepest_text(member: Any) -> str:
+    """``genus: Smittia``: the deepest rank a member is named to, as the members table shows it; ``unnamed`` for a
+    specimen named to no rank (it read "?: ?", e29 F12)."""
+    taxon = getattr(member, "deepest_taxon", None)
+    if not taxon:
+        return "unnamed"
+    return f"{getattr(member, 'deepest_rank', None) or '?'}: {taxon}"
 
 
 def split_from(edges: Sequence[dict[str, Any]], proposal_id: int) -> int | None:
@@ -458,6 +470,10 @@ def review_line(r: dict[str, Any], actions: dict[Any, Any], current: Any = None)
     if action == "undo":
         target = r.get("target_review_id")
         return f"undid {actions.get(target) or 'review'} (review {target})"
+    if action == "reopen":  # a decision of any session taken back: the candidate is pending again
+        target = r.get("target_review_id")
+        taken = f"the {actions.get(target) or 'decision'} of review {target}" if target is not None else "its decision"
+        return f"reopened: took back {taken}; pending again"
     if action == "note":
         return "note"
     return action

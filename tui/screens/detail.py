@@ -39,7 +39,8 @@ def _pct(value: float | None) -> str:
 STATUS_STYLE = {"pending": "yellow", "accepted": "green", "rejected": "red", "assigned": "cyan"}
 
 
-def summary_text(detail: Any) -> Text:
+def summary_text(detail: Any, twin_reason: str | None = None) -> Text:
+    """The header; ``twin_reason``: the reason a decided twin (the ≡ line's first) was decided so."""
     s = detail.summary
     text = Text()
     text.append(f"#{s.id} ", style="bold")
@@ -91,7 +92,7 @@ def summary_text(detail: Any) -> Text:
             text.append(f"\n⚑ {together}", style="bold yellow")
     for line in ev.quality_lines(detail.evidence, short=True):
         text.append(f"\n⚠ {line}", style="bold red")
-    twins = ev.twins_line(getattr(detail, "twins", ()))
+    twins = ev.twins_line(getattr(detail, "twins", ()), twin_reason)
     if twins:  # another run's candidate within the species threshold: the same species met again
         text.append(f"\n{ev.TWIN_MARK} {twins}", style="bold cyan")
     warning = ev.rejected_warning(detail.history, s.id)
@@ -200,6 +201,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         Binding("4", "tab('images')", "Images", id="detail.tab_images", show=False),
         Binding("5", "tab('history')", "History", id="detail.tab_history", show=False),
         Binding("t", "taxonomy", "Taxa", id="detail.taxonomy", show=False),
+        Binding("number_sign,colon", "goto", "Open candidate #N", id="detail.goto", show=False),
     ]
 
     def __init__(self, proposal_id: int, position: int | None = None) -> None:
@@ -286,19 +288,28 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         except Exception as exc:  # noqa: BLE001 - a distance failure must not hide the proposal
             self.app.call_from_thread(self.app.notify, f"distance from the consensus: {exc}", severity="warning")
             centre = {}
+        twins = getattr(detail, "twins", ())
+        reason = None
+        if twins and twins[0].proposal.status == "rejected":
+            try:  # why the reviewer decided the twin so ("known species: …"): the header says it beside the ≡
+                decision = self.app.db.decision_in_force(twins[0].proposal.id)
+                reason = decision.get("note") if decision else None
+            except Exception:  # noqa: BLE001 - a missing reason must not hide the proposal
+                reason = None
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, detail, dna, centre)
+            self.app.call_from_thread(self._show, detail, dna, centre, reason)
 
-    def _show(self, detail: Any, dna: Any = None, centre: Mapping[str, float] | None = None) -> None:
+    def _show(self, detail: Any, dna: Any = None, centre: Mapping[str, float] | None = None,
+              twin_reason: str | None = None) -> None:
         self.decision_shown()
         other = self.detail is None or self.detail.summary.id != detail.summary.id
         self.detail = detail
         self.proposal_id = detail.summary.id
-        self.query_one("#detail-summary", Static).update(summary_text(detail))
+        self.query_one("#detail-summary", Static).update(summary_text(detail, twin_reason))
         under = ev.rank_under(detail.summary.parent_rank, detail.members)
         keys = fitting(member_columns(detail.members, under), self.app.size.width)
         # what the deepest rank and the label under the place need to read whole, one blank cell after each
-        need = {"rank": 1 + max((len(f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}") for m in detail.members),
+        need = {"rank": 1 + max((len(ev.deepest_text(m)) for m in detail.members),
                                 default=0),
                 "under": 1 + max((len(ev.label_at(m, under)) for m in detail.members), default=0)}
         if (keys, under, need) != self._member_keys:
@@ -307,7 +318,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         table.clear()
         w = self._member_widths
         for m in detail.members:
-            cells = (m.processid, f"{m.deepest_rank or '?'}: {m.deepest_taxon or '?'}",
+            cells = (m.processid, ev.deepest_text(m),
                      "–" if m.confidence is None else f"{m.confidence:.2f}", ev.label_at(m, under),
                      "–" if m.novelty is None else f"{m.novelty:.2f}", m.dna_bin or "–", m.country or "–",
                      area_text(m.image_measurement_value), ev.centre_text((centre or {}).get(m.processid)))
@@ -399,6 +410,10 @@ class DetailScreen(DecisionsMixin, Screen[None]):
                   "images": "#image-panel", "history": "#history-scroll"}.get(tab)
         if target is not None:
             self.query_one(target).focus()
+
+    def action_goto(self) -> None:
+        """``#`` / ``:`` then a number: open that candidate here (:meth:`ReviewApp.ask_goto`)."""
+        self.app.ask_goto()
 
     def action_taxonomy(self) -> None:
         s = self.current_proposal()

@@ -360,37 +360,8 @@ class QueueScreen(DecisionsMixin, Screen[None]):
                              lambda t: _apply(t) if t is not None else None)
 
     def action_goto(self) -> None:
-        """``#`` / ``:`` then a number: open that candidate, at its place in the queue when the queue holds it (so
-        ``j``/``k`` step on from there). Why: at hundreds of candidates a reviewer with a number in hand (``#31`` in
-        a note, a report, a colleague's mail) scrolled or filtered for it (e25 finding 9)."""
-        def _go(text: str | None) -> None:
-            if text is None:
-                return
-            number = goto_number(text)
-            if number is None:
-                self.app.notify(f"not a candidate number: {text!r} (type 31, #31 or cand31)", severity="error",
-                                timeout=8)
-                return
-            self._goto(number, self.query_state)
-
-        self.app.push_screen(TextDialog("Go to candidate number:", "", "31, #31 or cand31"), _go)
-
-    @work(thread=True, exclusive=True, group="queue-goto", exit_on_error=False, description="go to a candidate")
-    def _goto(self, number: int, query: QueueQuery) -> None:
-        db = self.app.db
-        try:
-            db.proposal(number)  # says "no proposal 31 in …" for a number the database lacks
-            position = db.queue_position(number, **query.kwargs())
-        except Exception as exc:  # noqa: BLE001 - show, keep the app alive
-            self.app.call_from_thread(self.app.notify, str(exc), severity="error", timeout=8)
-            return
-        self.app.call_from_thread(self._open_number, number, position)
-
-    def _open_number(self, number: int, position: int | None) -> None:
-        if position is None:
-            self.app.notify(f"#{number} is not in this queue ({self.query_state.describe()}): j/k do not step from "
-                            "it; Tab or f shows it among others", timeout=8)
-        self.app.open_detail(number, position)  # back from it, the queue's cursor lands on it (its action_back)
+        """``#`` / ``:`` then a number: open that candidate (:meth:`ReviewApp.ask_goto`)."""
+        self.app.ask_goto()
 
     def action_taxonomy(self) -> None:
         from biodiscover.tui.screens.taxonomy import TaxonomyScreen
