@@ -76,6 +76,9 @@ def test_outcomes_count_each_scenario_and_weigh_every_group_the_same() -> None:
     assert set(by_order) == {"O1", "O2"}
     assert by_order["O1"]["rate"] == 1.0 and by_order["O2"] == {"rate": 0.0, "n": 2, "groups": 2}
     assert "absent_family_named" not in out and "absent_species_named@O1" not in out
+    # absent genera by order too (Lepidoptera's 0.052 was hidden in a pooled 0.015 that Coleoptera made)
+    assert out["absent_genus_named_by_order"] == {"O1": {"rate": 0.0, "n": 1, "groups": 1}}
+    assert "absent_genus_named@O1" not in out
     # one notch stricter than a1's species P(right): a1 is no longer named to a species
     stricter = _outcomes(queries, tops, conf, 0.981, ("subfamily",))
     assert stricter["absent_species_named"]["rate"] == 0.0
@@ -118,6 +121,10 @@ def test_the_expected_lines_say_each_rate_with_its_queries_taxa_and_interval() -
     ]
     one_order = {**at, "absent_species_named_by_order": {"Diptera": {"rate": 0.02, "n": 10, "groups": 4}}}
     assert len(describe_expected(one_order)) == 3  # one order: nothing to break down
+    genera = {**at, "absent_genus_named_by_order": {"Lepidoptera": {"rate": 0.052, "n": 5, "groups": 2},
+                                                    "Coleoptera": {"rate": 0.0, "n": 4, "groups": 1}}}
+    assert describe_expected(genera)[-1] == "absent genera named to a genus, by order: Coleoptera 0.000, " \
+                                            "Lepidoptera 0.052"
     assert describe_expected({}) == []
 
 
@@ -136,6 +143,10 @@ def test_the_expected_lines_name_every_over_classification_figure_above_what_the
     assert lines[-1] == ("above the 0.020 the level 0.98 promises: absent genera named to a genus 0.047; absent "
                          "families named to a family 0.021; absent Diptera species named to a species 0.049 — a "
                          "higher --level names fewer of them (and fewer known taxa)")
+    genera = {**at, "absent_genus_named_by_order": {"Lepidoptera": {"rate": 0.052, "n": 5, "groups": 2},
+                                                    "Coleoptera": {"rate": 0.0, "n": 4, "groups": 1}}}
+    assert "absent Diptera species named to a species 0.049; absent Lepidoptera genera named to a genus 0.052 — " \
+        in describe_expected(genera, 0.98)[-1]
     assert describe_expected(at, 0.9) == describe_expected(at)  # every figure under 0.111: nothing to say
 
 
