@@ -84,7 +84,7 @@ def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None
     else:
         which = f"runs {listed(result.runs)}" if len(result.runs) > 1 else f"run {run[0]}"
         typer.echo(f"exported {which} as {result.format}{' (partial)' if result.partial else ''}: "
-                   f"{plural(result.specimens, 'specimen')}, {result.proposals} candidate species -> "
+                   f"{plural(result.specimens, 'specimen')}, {result.counts_text()} -> "
                    f"{result.out} ({plural(len(result.files), 'file')})")
         note = result.superseded_note(listed(result.runs) if len(result.runs) > 1 else run[0])
         if note:

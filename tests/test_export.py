@@ -586,7 +586,9 @@ def test_rejected_proposals_are_not_counted_as_candidate_species(tmp_path: Path,
     assert res.to_json()["proposals"] == len(data.proposals) - 1
     with DwCAReader(str(tmp_path / "x.zip")) as dwca:
         abstract = dwca.metadata.find("dataset/abstract/para").text
-    assert f"with {len(data.proposals) - 1} candidate new species (1 accepted by a reviewer" in abstract
+    # every proposal counted, each figure labelled: the command line's and the report's count (season review F11)
+    assert f"; {len(data.proposals)} candidate species proposed (1 accepted by a reviewer" in abstract
+    assert "1 rejected by a reviewer)" in abstract
 
 
 def test_proposals_csv_flattens_nested_evidence(tmp_path: Path, data) -> None:

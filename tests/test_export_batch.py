@@ -179,7 +179,8 @@ def test_a_plate_triaged_again_is_given_once_as_its_latest_run_named_it(week: di
         assert {k: v for k, v in occ[pid].items() if k not in DATASET} == row
         assert occ[pid]["identificationRemarks"].startswith(f"method=biodiscover triage run {again};")
         assert occ[pid]["datasetName"] == "plate-00"
-    assert f"run {a} of collection plate-00 (0 specimens)" in eml
+    # the earlier run gives none of its own: said as what became of them (it read "(0 specimens)", season review F11)
+    assert f"run {a} of collection plate-00 (its 20 specimens triaged again by run {again}, given as that run's)" in eml
     assert f"run {again} of collection plate-00 (20 specimens)" in eml
     assert _export(db, [a, b, c, again], "csv", tmp_path / "all") == 0
     rows = _csv(tmp_path / "all" / "assignments.csv")

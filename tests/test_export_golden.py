@@ -289,9 +289,10 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
         "<electronicMailAddress>desk@example.org</electronicMailAddress></metadataProvider>\n"
         f"    <pubDate>{today}</pubDate>\n    <language>en</language>\n"
         "    <abstract><para>Malaise trap, 2026. 7 specimens named to their deepest confident rank by biodiscover "
-        "(triage run 3, model sha256:0f1e), with 2 candidate new species (1 accepted by a reviewer, 1 not yet) in "
-        "open nomenclature (provisional names, not described species). The run did not complete (status failed): "
-        "this dataset is partial.</para></abstract>\n"
+        "(triage run 3, model sha256:0f1e); 2 candidate species proposed (1 accepted by a reviewer, 1 awaiting "
+        "review). The candidate species accepted or awaiting review are in open nomenclature (provisional names, "
+        "not described species). The run did not complete (status failed): this dataset is partial.</para>"
+        "</abstract>\n"
         '    <intellectualRights><para>This work is licensed under a <ulink '
         'url="http://creativecommons.org/licenses/by/4.0/legalcode"><citetitle>Creative Commons Attribution '
         "(CC-BY) 4.0 License</citetitle></ulink>.</para></intellectualRights>\n"
@@ -305,8 +306,7 @@ def test_the_dataset_metadata_in_full_with_and_without_what_a_publisher_needs() 
         "    <metadataProvider><organizationName>biodiscover</organizationName></metadataProvider>\n"
         f"    <pubDate>{today}</pubDate>\n    <language>en</language>\n"
         "    <abstract><para>7 specimens named to their deepest confident rank by biodiscover (triage run 3, model "
-        "sha256:0f1e), with 0 candidate new species in open nomenclature (provisional names, not described "
-        "species).</para></abstract>\n"
+        "sha256:0f1e); 0 candidate species proposed.</para></abstract>\n"
         "    <intellectualRights><para>No licence given: set one with --licence or --metadata before publishing."
         "</para></intellectualRights>\n"
         "    <contact><organizationName>biodiscover</organizationName></contact>\n"

@@ -658,13 +658,19 @@ KNOWN_SPECIES = "nearest known species (or the one assigned)"
 RUN_COLUMN = "run (collection)"
 
 
-def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
+def candidate_table(proposals: pd.DataFrame,
+                    named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None) -> pd.DataFrame:
     """The report's candidate table: human headers, open-nomenclature names, evidence a reader sorts by.
+
+    ``named_later`` (``RunExport.named_later``, an export over several runs): an accepted species' specimens cell
+    says its reviewed members and the specimens later runs named as it ("30 reviewed + 41 named by runs 2, 5 and
+    6"), sorted by its members.
 
     Candidates first (largest first), proposals a reviewer rejected or assigned to a known species after them.
     One a reviewer assigned gives that species and the identity to it, as its section does
     (:func:`~biodiscover.workflows.export.flags.assigned_identity`), not the machine's nearest species.
     """
+    from biodiscover.workflows.export.dwca import named_later_text
     from biodiscover.workflows.export.flags import assigned_identity, carried_identity
     from biodiscover.workflows.export.tables import NOT_CANDIDATES, candidate_label, placement
 
@@ -680,7 +686,9 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
             RUN_COLUMN: f"run {p.get('run_id')} ({p.get('collection') or 'no collection'})",
             "name": candidate_label(p),
             "placed in": placement(p),
-            "specimens": p.get("size"),
+            "specimens": named_later_text(p.get("size"), (named_later or {}).get(int(p["proposal_id"]), ()))
+            if named_later and p.get("proposal_id") is not None else p.get("size"),
+            "_size": p.get("size"),
             KNOWN_SPECIES: species,
             # a carried assignment with no identity to its species here: the one the decision it carries rested on
             "identity": (carried_identity(p) or "") if ident is None else f"{ident:.1f}%",
@@ -691,12 +699,12 @@ def candidate_table(proposals: pd.DataFrame) -> pd.DataFrame:
     # proposals.csv's run_id and collection (a table of three plates' candidates said nothing of it)
     several = "run_id" in proposals
     table = pd.DataFrame(rows, columns=["#", *([RUN_COLUMN] if several else []), "name", "placed in", "specimens",
-                                        KNOWN_SPECIES, "identity", "novelty", "status"])
+                                        "_size", KNOWN_SPECIES, "identity", "novelty", "status"])
     if table.empty:
-        return table
+        return table.drop(columns="_size")
     table["_set_aside"] = table["status"].isin(NOT_CANDIDATES)
-    table = table.sort_values(["_set_aside", "specimens", "#"], ascending=[True, False, True], kind="stable")
-    return table.drop(columns="_set_aside")
+    table = table.sort_values(["_set_aside", "_size", "#"], ascending=[True, False, True], kind="stable")
+    return table.drop(columns=["_set_aside", "_size"])
 
 
 #: Pending candidates given a row of the report's table and a section of their own (the largest); every one a
@@ -769,10 +777,16 @@ def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:
 
 
 def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ReviewTrail | None,
-                      images: dict, met_here: Mapping[str, Mapping[str, int]] | None = None) -> str:
+                      images: dict, met_here: Mapping[str, Mapping[str, int]] | None = None,
+                      later: Sequence[tuple[str, int]] = ()) -> str:
     """One candidate: name and placement, a line of flags to scan, the barcode gap with its numbers, why it
-    was not named, BINs and places, what reviewers decided and noted, member photographs and the member list."""
+    was not named, BINs and places, what reviewers decided and noted, member photographs and the member list.
+    ``later``: of an accepted species in an export over several runs, the specimens other runs named as it
+    (``RunExport.named_later``): its specimens fact counts them beside the members, and a line lists them by run,
+    after the member list (the members are what the reviewer decided on; the taxonomist describing the species
+    wants every specimen named as it, season review F4)."""
     from biodiscover.discovery.barcode_gap import gap_of
+    from biodiscover.workflows.export.dwca import named_later_text
     from biodiscover.workflows.export.flags import candidate_flags
     from biodiscover.workflows.export.tables import candidate_label, display_text, placement
 
@@ -781,7 +795,7 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
     facts: list[tuple[str, str]] = [
         ("placed in", placement(p)),
         ("status", f"{p.get('status')} (version {p.get('version')})"),
-        ("specimens", str(p.get("size"))),
+        ("specimens", named_later_text(p.get("size"), later)),
         ("flags", " · ".join(candidate_flags(p, met_here)) or "none"),
     ]
     ident = p.get("nearest_identity")
@@ -826,7 +840,21 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
             f"<h3>#{e(str(p.get('proposal_id')))} {e(candidate_label(p))}</h3>"
             f"{_facts_table(facts)}{_notes_html(trail)}{photo_html}"
             "<table><thead><tr><th>member</th><th>country</th><th>BIN</th><th>membership</th></tr></thead>"
-            f"<tbody>{''.join(mem_rows)}</tbody></table>{more}</section>")
+            f"<tbody>{''.join(mem_rows)}</tbody></table>{more}{_named_later_html(later)}</section>")
+
+
+def _named_later_html(later: Sequence[tuple[str, int]]) -> str:
+    """The line under an accepted species' members listing, by run, the specimens later runs named as it."""
+    if not later:
+        return ""
+    by_run: dict[int, list[str]] = {}
+    for specimen, run in later:
+        by_run.setdefault(run, []).append(specimen)
+    each = "; ".join(f"run {run}: {len(ids)} ({', '.join(ids[:10])}"
+                     + (f" and {len(ids) - 10} more)" if len(ids) > 10 else ")") for run, ids in sorted(by_run.items()))
+    return (f"<p class='note'>Also named as this species by later runs of this export, from its keys (not members: "
+            f"no reviewer grouped them): {html.escape(each)}. members.csv lists them with named_by_run, and this "
+            "species' FASTA file holds them.</p>")
 
 
 def assigned_section(p: dict, members: pd.DataFrame, trail: ReviewTrail | None) -> str:
@@ -853,7 +881,9 @@ def assigned_section(p: dict, members: pd.DataFrame, trail: ReviewTrail | None) 
 
 def _pending(status: object) -> bool:
     """Not decided by a reviewer yet (the one status a cap may leave out of the report)."""
-    return status in ("pending", None) or (isinstance(status, float) and status != status)
+    from biodiscover.workflows.export.tables import awaiting_review
+
+    return awaiting_review(status)
 
 
 def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
@@ -870,7 +900,7 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
     props = {p["proposal_id"]: p for p in data.proposals.to_dict("records")}
     by_prop = {k: g for k, g in data.members.groupby("proposal_id")} if not data.members.empty else {}
     parts, left = [], 0
-    for i in candidate_table(data.proposals)["#"].tolist():
+    for i in candidate_table(data.proposals, data.named_later)["#"].tolist():
         p = props.get(i)
         if p is None:
             continue
@@ -879,7 +909,8 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
             parts.append(assigned_section(p, members, trails.get(i)))
         elif not _pending(p.get("status")) or limit > 0:
             limit -= int(_pending(p.get("status")))
-            parts.append(candidate_section(p, members, specimens, trails.get(i), images, data.met_here))
+            parts.append(candidate_section(p, members, specimens, trails.get(i), images, data.met_here,
+                                           data.named_later.get(int(i), ())))
         else:
             left += 1
     more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest) "
@@ -888,10 +919,11 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
     return "<h2>Candidate species in detail</h2>" + "".join(parts) + more
 
 
-def report_table(proposals: pd.DataFrame, limit: int | None = None) -> tuple[pd.DataFrame, int]:
+def report_table(proposals: pd.DataFrame, limit: int | None = None,
+                 named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None) -> tuple[pd.DataFrame, int]:
     """:func:`candidate_table` with every decided row and the largest ``limit`` pending ones (default
     :data:`TABLE_LIMIT`), and how many pending rows were left out."""
-    table = candidate_table(proposals)
+    table = candidate_table(proposals, named_later)
     if table.empty:
         return table, 0
     limit = TABLE_LIMIT if limit is None else limit
@@ -934,25 +966,23 @@ def _after_review(data: "RunExport", machine: int) -> str:
 
 def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
-    from biodiscover.workflows.export.dwca import joined_runs_text
+    from biodiscover.workflows.export.dwca import joined_runs_text, run_specimens_words
     from biodiscover.workflows.export.dwca import method_steps, set_aside_sentences
-    from biodiscover.workflows.export.tables import live_candidates, model_description, set_aside_note
+    from biodiscover.workflows.export.tables import model_description, proposal_counts, set_aside_note
 
     run = data.run
     plots = render_plots(data)
     novel = int(_novel_mask(data.assignments).sum())
     species = int((data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species").sum())
-    live = live_candidates(data.proposals)
-    status = data.proposals["status"] if "status" in data.proposals else pd.Series(dtype=object)
-    decided = [(label, n) for label, n in (("assigned to a known species", int((status == "assigned").sum())),
-                                           ("rejected by a reviewer", int((status == "rejected").sum()))) if n]
+    counts = proposal_counts(data.proposals)
+    decided = [(label, counts[key]) for label, key in (("assigned to a known species", "assigned"),
+                                                       ("rejected by a reviewer", "rejected")) if counts[key]]
     # the candidates card is the sum of the cards that break it down (it counted the live ones alone: "5 candidate
-    # species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected, on the weekly-batch review)
+    # species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected, on the weekly-batch review); the figures and
+    # words are the command line's and eml.xml's (``tables.counts_text``)
     cards = [("specimens", len(data.assignments)), ("named to species by the machine", species),
-             ("flagged novel", novel),
-             ("candidate species proposed", len(live) + sum(n for _, n in decided)),
-             ("accepted by a reviewer", int((status == "accepted").sum())),
-             ("awaiting review", int(status.map(_pending).sum()))]
+             ("flagged novel", novel), ("candidate species proposed", counts["proposed"]),
+             ("accepted by a reviewer", counts["accepted"]), ("awaiting review", counts["pending"])]
     # what reviewers set aside counts too: an identification of a known species is a result a PI checks
     cards += decided
     card_html = "".join(f"<div class='card'><b>{n}</b>{html.escape(label)}</div>" for label, n in cards)
@@ -970,7 +1000,7 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     if data.runs:
         models = list(dict.fromkeys(model_description(r) for r in data.runs))
         meta = [*(f"run {r.get('id')}: {r.get('collection') or 'no collection'}, {r.get('status')}, "
-                  f"{plural(int(r.get('specimens') or 0), 'specimen')}" for r in data.runs),
+                  f"{run_specimens_words(r)}" for r in data.runs),
                 f"model{'s' if len(models) > 1 else ''} {listed(models)}"]
     else:
         meta = [f"{run.get('kind', 'triage')} run, {run.get('status', 'status unknown')}",
@@ -980,7 +1010,7 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         meta.append(f"started {_when(run.get('started_at'))}")
     if run.get("finished_at"):
         meta.append(f"finished {_when(run.get('finished_at'))}")
-    table, left_out = report_table(data.proposals)
+    table, left_out = report_table(data.proposals, named_later=data.named_later)
     left_note = (f"The other {plural(left_out, 'pending candidate')} (the smallest) "
                  f"{'is' if left_out == 1 else 'are'} in the CSV export (proposals.csv) and the JSON export."
                  if left_out else "")

@@ -797,4 +797,23 @@ class RunsMixin(DatabaseCore):
         members = pd.DataFrame([dict(m) for m in mem_rows], columns=["proposal_id", "processid", "probability"])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         return {"run": run, "specimens": specimens, "assignments": assignments, "proposals": proposals,
-                "members": members, "reviews": reviews}
+                "members": members, "reviews": reviews, "rejected_again": self._rejected_again(run_id)}
+
+    def _rejected_again(self, run_id: int) -> dict[int, tuple[int, ...]]:
+        """The run's rejected proposals a later run proposed again and recognised, itself rejected
+        (``storage.db.proposals.REJECTED_AGAIN``) → every later proposal of that chain (a third triage recognises the
+        second). Why: an export over several runs lists such a rejection once, as the later one of the export, as
+        the queue does; a season's export listed one bad read as two rejected candidates (season review F11)."""
+        with self._read() as conn:
+            rows = conn.execute(sa.text(
+                "WITH RECURSIVE chain(origin, later) AS ("
+                " SELECT p.id, e.target_id FROM proposals p JOIN proposal_edges e ON e.source_id = p.id"
+                " AND e.kind = 'recognised' JOIN proposals t ON t.id = e.target_id AND t.status = 'rejected'"
+                " WHERE p.run_id = :run AND p.status = 'rejected'"
+                " UNION SELECT c.origin, e.target_id FROM chain c JOIN proposal_edges e ON e.source_id = c.later"
+                " AND e.kind = 'recognised' JOIN proposals t ON t.id = e.target_id AND t.status = 'rejected')"
+                " SELECT origin, later FROM chain ORDER BY origin, later"), {"run": run_id}).all()
+        out: dict[int, tuple[int, ...]] = {}
+        for origin, later in rows:
+            out[int(origin)] = (*out.get(int(origin), ()), int(later))
+        return out

@@ -16,7 +16,9 @@
   reviewers decided and noted, the names it had before (renames), and the evidence flattened into
   columns (distances, nearest known species, BINs, geography range / centroid /
   bounding box, body size);
-* ``members.csv`` — candidate × specimen with the membership probability;
+* ``members.csv`` — candidate × specimen with the membership probability; of an export over several runs, an
+  accepted species' row in proposals.csv says how many more specimens its later runs named as it from its keys
+  (``named_later``), and members.csv lists them after its members with ``named_by_run`` (:func:`member_table`);
 * ``columns.txt`` — what every column of the three files means, in the order written
   (:func:`column_description`, from :data:`COLUMNS` and :data:`EVIDENCE_COLUMNS`: the one list).
 
@@ -105,7 +107,10 @@ COLUMNS: dict[str, dict[str, str]] = {
                          "reference)",
         "status": "pending, accepted, assigned (identified as a known species) or rejected",
         "version": "its version (each review that changes it adds one)",
-        "size": "how many specimens it holds",
+        "size": "how many specimens it holds (its members: what a reviewer saw and decided on)",
+        "named_later": "an accepted species: how many more specimens other runs of this export named as it, from "
+                       "its keys (not members; members.csv lists them with named_by_run; empty: not accepted)",
+        "named_later_runs": "the runs that named them",
         "novelty": "the members' mean probability of a species outside the reference",
         "nearest_species": "the machine's nearest known species in the reference when it was proposed (its "
                            "evidence, kept as it was: not the species a reviewer assigned; see identity_to_assigned)",
@@ -148,6 +153,8 @@ COLUMNS: dict[str, dict[str, str]] = {
                        "calibrated on the reference's species (0-1; 1 for a candidate of one; runs stored before "
                        "evidence format 6 averaged it with HDBSCAN's soft membership)",
         "outlier_score": "how far the specimen lies from the rest of it (GLOSH, 0-1; high: an outlier)",
+        "named_by_run": "empty for a member; else the run of this export that named the specimen as this accepted "
+                        "species from its keys (not a member: no probability)",
     },
 }
 #: The ``evidence_…`` columns of proposals.csv, by the evidence key they flatten (the longest key that matches
@@ -401,7 +408,35 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
         props = pd.concat([props, flat], axis=1)
     if "evidence_between_distance_member" in props:
         _name_nearest_candidate(props, data)
+    if data.runs:  # an export over several runs: an accepted species' specimens its later runs named (F4)
+        at = props.columns.get_loc("size") + 1 if "size" in props else len(props.columns)
+        later = [data.named_later.get(int(p["proposal_id"]), ()) for p in records]
+        props.insert(at, "named_later", pd.array([len(x) if p.get("status") == "accepted" else None
+                                                  for p, x in zip(records, later)], dtype="Int64"))
+        props.insert(at + 1, "named_later_runs", ["; ".join(str(r) for r in sorted({r for _, r in x})) or None
+                                                  for x in later])
     return props
+
+
+def member_table(data: RunExport) -> pd.DataFrame:
+    """members.csv: the candidates' members; of an export over several runs, after an accepted species' members,
+    the specimens its later runs named as it (:func:`~biodiscover.workflows.export.dwca.named_later`), each with
+    ``named_by_run`` and no probability (no grouping put it there: the run named it from the species' keys). Why
+    they are rows here: a taxonomist takes an accepted species' specimens from this file (season review F4: 30 of
+    71); why ``named_by_run`` sets them apart: its members are what the reviewer saw and decided on."""
+    if not data.runs:
+        return data.members
+    members = data.members.assign(named_by_run=pd.array([None] * len(data.members), dtype="Int64"))
+    later = pd.DataFrame([{"proposal_id": pid, "processid": specimen, "named_by_run": run}
+                          for pid, rows in data.named_later.items() for specimen, run in rows],
+                         columns=["proposal_id", "processid", "named_by_run"])
+    if later.empty:
+        return members
+    later["named_by_run"] = later["named_by_run"].astype("Int64")
+    out = pd.concat([members, later], ignore_index=True)
+    order = {pid: i for i, pid in enumerate(dict.fromkeys(data.members["proposal_id"]))}
+    out["_at"] = out["proposal_id"].map(lambda p: order.get(p, len(order)))
+    return out.sort_values(["_at"], kind="stable").drop(columns="_at").reset_index(drop=True)
 
 
 def _name_nearest_candidate(props: pd.DataFrame, data: RunExport) -> None:
@@ -471,7 +506,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
 
 def render(data: RunExport, options: ExportOptions) -> dict[str, bytes]:
     frames = {"assignments.csv": assignment_table(data), "proposals.csv": proposal_table(data),
-              "members.csv": data.members}
+              "members.csv": member_table(data)}
     return {**{name: csv_bytes(rounded(frame)) for name, frame in frames.items()},
             COLUMNS_FILE: columns_text(frames, data.run, data.runs).encode("utf-8")}
 

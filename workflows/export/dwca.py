@@ -60,8 +60,8 @@ from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, Exp
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
-                                                  assigned_kind, barcode_to_send, candidate_label, live_candidates,
-                                                  model_description, plain_records, review_histories,
+                                                  assigned_kind, barcode_to_send, candidate_label, counts_text,
+                                                  model_description, plain_records, proposal_counts, review_histories,
                                                   review_trails, set_aside_text)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
@@ -453,6 +453,43 @@ def determinations(data: RunExport) -> pd.DataFrame:
     return frame
 
 
+def named_later(data: RunExport) -> dict[int, tuple[tuple[str, int], ...]]:
+    """Of an export over several runs: each accepted candidate's id → ``(processid, run id)`` of every specimen
+    another run of the export named as its species (the occurrence's ``taxonConceptID`` is the candidate's, by the
+    rules of :func:`occurrence_rows`) that is not one of the candidate's reviewed members, by process id.
+
+    Why: a species accepted in week 1 (30 members) is named by its keys in the later weeks' runs, and the season's
+    export gave its row, its FASTA file and its report section the 30 alone while the archive named 71 as it
+    (season review F4). The members stay what a reviewer saw and decided on; these are said beside them. One run's
+    export has none (its specimens named as an accepted species of its own are that candidate's members)."""
+    if not data.runs or data.proposals.empty or "status" not in data.proposals:
+        return {}
+    accepted = [p["proposal_id"] for p in plain_records(data.proposals) if p.get("status") == "accepted"]
+    if not accepted:
+        return {}
+    concepts = {concept_id(data.run, int(pid)): int(pid) for pid in accepted}
+    members = set(zip(data.members["proposal_id"], data.members["processid"])) if not data.members.empty else set()
+    run_of = dict(zip(data.assignments["processid"], data.assignments["run_id"])) \
+        if "run_id" in data.assignments else {}
+    out: dict[int, list[tuple[str, int]]] = {}
+    for r in _darwin_core(data)[0]:
+        pid, specimen = concepts.get(str(r.get("taxonConceptID"))), r["occurrenceID"]
+        if pid is not None and (pid, specimen) not in members and run_of.get(specimen) is not None:
+            out.setdefault(pid, []).append((str(specimen), int(run_of[specimen])))
+    return {pid: tuple(sorted(rows)) for pid, rows in sorted(out.items())}
+
+
+def named_later_text(size: Any, later: Sequence[tuple[str, int]]) -> str:
+    """A candidate's specimens in words where other runs of the export named more as it (:func:`named_later`):
+    ``30 reviewed + 41 named by runs 2, 5 and 6``; else its size. The one wording of the report's table, its
+    section and proposals.csv's ``named_later_runs``."""
+    if not later:
+        return str(size)
+    runs = sorted({r for _, r in later})
+    return (f"{size} reviewed + {len(later)} named by run{'s' if len(runs) > 1 else ''} "
+            f"{listed([str(r) for r in runs])}")
+
+
 def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
                                            dict[str, Any]]:
     """:func:`occurrence_rows`, and processid → the proposal each specimen was proposed in (a live candidate,
@@ -806,12 +843,12 @@ def method_steps(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]] = ())
 
 def joined_runs_text(runs: Sequence[Mapping[str, Any]]) -> str:
     """How an export over several runs joined them, in words (eml.xml's first method step, the report's note)."""
-    each = [_run_words(r)
-            + (f" ({plural(int(r['specimens']), 'specimen')})" if isinstance(r.get("specimens"), int) else "")
+    each = [_run_words(r) + (f" ({run_specimens_words(r)})" if isinstance(r.get("specimens"), int) else "")
             for r in runs]
     said = [f"This dataset joins {len(runs)} triage runs of one biodiscover database: {listed(each)}. A specimen "
             "triaged by more than one of them is given once, as the latest of them named it; a candidate species is "
-            "given once, with its members from every run."]
+            "given once, with its members from every run, and a rejected one a later run proposed again (and "
+            "rejected again with the reviewer's reason) once, as the later one."]
     models: dict[str, list[Any]] = {}
     for r in runs:
         models.setdefault(model_description(r), []).append(r.get("id"))
@@ -832,6 +869,23 @@ def set_aside_sentences(run: Mapping[str, Any], runs: Sequence[Mapping[str, Any]
     was published as 29 without a word)."""
     said = [t for t in [set_aside_text(run)] if t is not None]
     return said + [f"R{_run_words(r)[1:]}: {t}" for r in runs if (t := set_aside_text(r)) is not None]
+
+
+def run_specimens_words(run: Mapping[str, Any]) -> str:
+    """How many specimens an export over several runs takes from one of them, and how many of its own it gives as a
+    later run's that triaged them again (``given_as``, :func:`~biodiscover.workflows.export.pipeline.
+    combine_exports`): ``its 267 specimens triaged again by run 5, given as that run's``. Why: a plate re-run after
+    a Ctrl-C read "run 4 of collection week3 (0 specimens)" in the report and eml.xml (season review F11)."""
+    n = int(run.get("specimens") or 0)
+    given = {int(k): int(v) for k, v in (run.get("given_as") or {}).items()}
+    if not given:
+        return plural(n, "specimen")
+    again = sum(given.values())
+    many = len(given) > 1
+    by = f"run{'s' if many else ''} {listed(sorted(given))}, given as " + ("theirs" if many else "that run's")
+    if n == 0:
+        return f"its {plural(again, 'specimen')} triaged again by {by}"
+    return f"{plural(n, 'specimen')}; {again:,} more triaged again by {by}"
 
 
 def _run_words(run: Mapping[str, Any]) -> str:
@@ -938,7 +992,7 @@ def _limit_sentences(limits: Any) -> list[str]:
     return said
 
 
-def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: DatasetMetadata,
+def eml_xml(run: Mapping[str, Any], n_occ: int, proposals: pd.DataFrame, meta: DatasetMetadata,
             partial: bool = False, occurrences: Sequence[Mapping[str, Any]] = (),
             runs: Sequence[Mapping[str, Any]] = ()) -> str:
     """The dataset's eml.xml; ``runs``: the runs of an export over several (its title, abstract and methods name
@@ -946,8 +1000,7 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
     ids = listed([r.get("id") for r in runs])
     title = xml_escape(meta.title or (f"biodiscover runs {ids}" if runs else f"biodiscover run {run.get('id')}")
                        + ": identifications and candidate species")
-    accepted = int((candidates["status"] == "accepted").sum()) if "status" in candidates else 0
-    reviewed = f" ({accepted} accepted by a reviewer, {len(candidates) - accepted} not yet)" if len(candidates) else ""
+    counts = proposal_counts(proposals)
     if runs:
         models = list(dict.fromkeys(model_description(r) for r in runs))
         collections = list(dict.fromkeys(dataset_name(r) for r in runs))
@@ -957,8 +1010,10 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, candidates: pd.DataFrame, meta: 
     else:
         by = (f"named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} "
               f"run {run.get('id')}, model {model_description(run)})")
-    text = (f"{n_occ} specimens {'of ' if runs else ''}{by}, with {len(candidates)} candidate new "
-            f"species{reviewed} in open nomenclature (provisional names, not described species).")
+    text = (f"{n_occ} specimens {'of ' if runs else ''}{by}; "
+            + counts_text(counts["accepted"], counts["pending"], counts["assigned"], counts["rejected"]) + "."
+            + (" The candidate species accepted or awaiting review are in open nomenclature (provisional names, not "
+               "described species)." if counts["accepted"] + counts["pending"] else ""))
     if partial and runs:
         text += " " + " ".join(f"R{_run_words(r)[1:]} did not complete (status {r.get('status')})."
                                for r in runs if str(r.get("status") or "completed") != "completed") \
@@ -1002,7 +1057,7 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     terms = occurrence_terms(data)
     members = {
         "meta.xml": meta_xml(terms).encode("utf-8"),
-        "eml.xml": eml_xml(data.run, len(occ), live_candidates(data.proposals), options.metadata,
+        "eml.xml": eml_xml(data.run, len(occ), data.proposals, options.metadata,
                            data.partial, occ, data.runs).encode("utf-8"),
         "occurrence.txt": _tsv(["id"] + [t for t, _ in terms],
                                ([r["occurrenceID"]] + [r.get(t) for t, _ in terms] for r in occ)),

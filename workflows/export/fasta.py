@@ -21,6 +21,12 @@ readers (ours included) split on the pipes and strip the fields. Before, the fir
 (:func:`~biodiscover.storage.safetext.ascii_text`: "Odegaard"), not escaped: the name is read by people and an
 escape would become part of it; the archive and the CSV keep the exact name. File names are transliterated too.
 
+An accepted species' file of an export over several runs holds, after its members, the specimens the export's
+later runs named as it from its keys (``dwca.named_later``), their membership field ``named by run 5`` where a
+member's has its probability: the file is what a taxonomist takes for the species' description or its BOLD upload,
+and the season's export gave 30 of the 71 specimens named as it (season review F4); the field tells the reviewed
+members from the specimens the machine named later. One run's export has none: its files are as they were.
+
 Each sequence is the barcode as submitted (cleaned of gaps and case, not cut to the
 660 nt the analysis compared), as a BOLD or GenBank submission expects the read the lab
 sequenced; the header does not change (BOLD's fields hold no remark), and the Darwin
@@ -81,16 +87,22 @@ def fasta_records(data: RunExport) -> dict[Any, list[tuple[str, str]]]:
         if len(prop) and prop.get("status") in NOT_CANDIDATES:
             continue  # a reviewer said this is not a new species
         recs = []
+        name = candidate_label({**dict(prop), "proposal_id": pid}) if len(prop) else None
         for _, m in grp.sort_values("processid").iterrows():
             seq = barcodes.get(m["processid"])
             if not isinstance(seq, str) or not seq:
                 continue
             prob = m.get("probability")
-            name = candidate_label({**dict(prop), "proposal_id": pid}) if len(prop) else None
             fields_ = [m["processid"], name, MARKER, None,  # BOLD's four; no accession to give
                        pid, f"{float(prob):.3f}" if prob is not None and prob == prob else "", bins.get(m["processid"]),
                        prop.get("parent_taxon")]
             recs.append((_defline(fields_), re.sub(r"\s+", "", seq)))
+        for specimen, run in data.named_later.get(int(pid), ()):
+            seq = barcodes.get(specimen)
+            if isinstance(seq, str) and seq:
+                fields_ = [specimen, name, MARKER, None, pid, f"named by run {run}", bins.get(specimen),
+                           prop.get("parent_taxon")]
+                recs.append((_defline(fields_), re.sub(r"\s+", "", seq)))
         out[pid] = recs
     return out
 

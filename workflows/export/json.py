@@ -10,7 +10,12 @@ action and its name before and after.
 
 The machine-readable export: what a script or another tool reads. A run that
 did not complete is marked ``"partial": true``. An export over several runs adds ``runs`` (each run's own record;
-``run`` describes them together), and each assignment and candidate names its run and collection.
+``run`` describes them together; ``given_as``: how many of its specimens the export gives as which later run's), and
+each assignment and candidate names its run and collection; a rejected candidate a later run of the export
+proposed again and rejected again is given once, as the later one, whose ``rejected_before`` holds the earlier
+rejection's id and history (as the review queue lists it); each candidate's ``named_later`` lists the specimens
+the export's other runs named as it, an accepted species (``size`` and ``members`` stay what a reviewer decided on:
+the season review's F4 had a species' 30 members and no word of the 41 its later weeks named).
 """
 
 from __future__ import annotations
@@ -39,6 +44,12 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
             row["members"] = json_records(members.get_group(pid).drop(columns=["proposal_id"]))
         else:
             row["members"] = []
+        if data.runs:  # an accepted species' specimens the export's later runs named as it (not members)
+            row["named_later"] = [{"processid": x, "run_id": r} for x, r in data.named_later.get(int(str(pid)), ())]
+            # the earlier rejections of the same specimens this one stands for (listed once, as the later one)
+            row["rejected_before"] = [
+                {"proposal_id": i, "history": [jsonable(a.as_json()) for a in histories.get(i, ())]}
+                for i, later in sorted(data.rejected_again.items()) if pid in later]
         t, acts = trails.get(pid), histories.get(pid, ())
         # ``history``: every review (renames, merges, splits, moves, undos), not only the ones in force: a name
         # accepted and renamed since may already be on labels

@@ -8,14 +8,16 @@ writes them without destroying anything biodiscover did not write.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.records import listed, plural
+from biodiscover.workflows.export.dwca import named_later
 from biodiscover.workflows.export.formats import REGISTRY
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.output import check_output, write_file, write_folder
@@ -239,9 +241,15 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
         out = pd.concat(kept, ignore_index=True)
         return out.drop_duplicates(key, ignore_index=True) if key is not None and not out.empty else out
 
+    # a rejection a later run of the export recognised (rejected again) is listed once, as the later one: the
+    # queue's count (``storage.db.proposals.REJECTED_AGAIN``); its specimens are the later one's members
+    held = {int(i) for p in parts for i in p.proposals.get("proposal_id", ())}
+    again = {int(i) for p in parts for i, later in p.rejected_again.items() if held & {int(x) for x in later}}
     proposals = []
     for p in parts:
         frame = p.proposals.copy()
+        if again and "proposal_id" in frame:
+            frame = frame[~frame["proposal_id"].isin(again)]
         at = 1 if "proposal_id" in frame else 0
         frame.insert(at, "run_id", pd.array([int(p.run["id"])] * len(frame), dtype="Int64"))
         frame.insert(at + 1, "collection", [p.run.get("collection")] * len(frame))
@@ -249,7 +257,8 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
     specimens = joined([own(p, p.specimens) for p in parts])
     assignments = joined([own(p, p.assignments) for p in parts])
     counts = assignments["run_id"].value_counts().to_dict() if "run_id" in assignments else {}
-    runs = tuple({**p.run, "specimens": int(counts.get(p.run["id"], 0))} for p in parts)
+    runs = tuple({**p.run, "specimens": int(counts.get(p.run["id"], 0)), "given_as": _given_as(p, latest)}
+                 for p in parts)
     inside = {int(r["id"]) for r in runs}
     elsewhere = [p.run.get("superseded") or {} for p in parts]
     later = sorted({int(b) for s in elsewhere for b in s.get("by_runs", ()) if int(b) not in inside})
@@ -269,9 +278,12 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
            "superseded": {"candidates": sum(int(s.get("candidates", 0)) for s in elsewhere
                                             if any(int(b) not in inside for b in s.get("by_runs", ()))),
                           "by_runs": later}}
-    return RunExport(
+    members = joined([p.members for p in parts], ["proposal_id", "processid"])
+    if again and "proposal_id" in members:
+        members = members[~members["proposal_id"].isin(again)].reset_index(drop=True)
+    data = RunExport(
         run=run, specimens=specimens, assignments=assignments, proposals=joined(proposals, "proposal_id"),
-        members=joined([p.members for p in parts], ["proposal_id", "processid"]),
+        members=members,
         reviews=joined([p.reviews for p in parts], "id" if any("id" in p.reviews for p in parts) else None),
         met_here=parts[0].met_here, earlier=joined([own(p, p.earlier) for p in parts]),
         earlier_reviews=joined([p.earlier_reviews for p in parts],
@@ -279,6 +291,20 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
         retired=joined([own(p, p.retired) for p in parts]), merged=joined([own(p, p.merged) for p in parts]),
         concepts=parts[0].concepts, elsewhere={k: v for p in parts for k, v in p.elsewhere.items()},
         twins={k: v for p in parts for k, v in p.twins.items()}, runs=runs)
+    return dataclasses.replace(data, named_later=named_later(data),
+                               rejected_again={i: later for p in parts for i, later in p.rejected_again.items()
+                                               if i in again})
+
+
+def _given_as(part: RunExport, latest: Mapping[str, int]) -> dict[int, int]:
+    """Of ``part``'s specimens, how many the export gives as a later run's (that run triaged them again) → by that
+    run's id: what the run's line says beside its own count (a re-run's first run read "0 specimens")."""
+    rid = int(part.run["id"])
+    out: dict[int, int] = {}
+    for pid in part.assignments.get("processid", ()):
+        if latest.get(pid, rid) != rid:
+            out[latest[pid]] = out.get(latest[pid], 0) + 1
+    return dict(sorted(out.items()))
 
 
 def load_run_export(db: Path, run_id: int) -> RunExport:
@@ -318,4 +344,5 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
                      earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"],
-                     merged=earlier["merged"], concepts=concepts, elsewhere=elsewhere, twins=twins)
+                     merged=earlier["merged"], concepts=concepts, elsewhere=elsewhere, twins=twins,
+                     rejected_again=tables["rejected_again"])

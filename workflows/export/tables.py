@@ -84,6 +84,16 @@ class RunExport:
     #: ``assignments`` row names its run (``run_id``) and each ``proposals`` row too (``run_id``, ``collection``).
     #: Empty for one run's export, whose bytes do not change
     runs: tuple[Mapping[str, Any], ...] = ()
+    #: this run's rejected proposals a later run proposed again and recognised, itself rejected → those later
+    #: proposals (``Database.run_tables``' ``rejected_again``): an export over several runs lists such a rejection
+    #: once, as the latest of the export (:func:`~biodiscover.workflows.export.pipeline.combine_exports`); there it
+    #: holds the ones it left out (their reviews stay in ``reviews``: the JSON gives their history on the later one)
+    rejected_again: Mapping[int, Sequence[int]] = field(default_factory=dict)
+    #: of an export over several runs: an accepted candidate's id → ``(processid, run id)`` of each specimen another
+    #: run of the export named as its species that is not one of its reviewed members (``dwca.named_later``). Why:
+    #: a species accepted in week 1 and named in weeks 2–4 by its keys counted 30 of its 71 specimens in its own
+    #: row, file and section (season review F4). Empty for one run's export
+    named_later: Mapping[int, Sequence[tuple[str, int]]] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -179,6 +189,10 @@ class ExportResult:
                 "pending": self.proposals - self.accepted, "rejected": self.rejected, "assigned": self.assigned,
                 "partial": self.partial, "superseded": self.superseded, "superseded_by": list(self.superseded_by)}
 
+    def counts_text(self) -> str:
+        """What the export's proposals became, in the words every format uses (:func:`counts_text`)."""
+        return counts_text(self.accepted, self.proposals - self.accepted, self.assigned, self.rejected)
+
     def superseded_note(self, run: int | str) -> str | None:
         """One line for the user when later runs took over some of the run's candidates, else None."""
         if not self.superseded:
@@ -188,6 +202,34 @@ class ExportResult:
         of = f"runs {listed(self.runs)}" if len(self.runs) > 1 else f"run {run}"
         return (f"note: {self.superseded} candidate species of {of} were re-clustered by later run{many} "
                 f"{runs} and are not in this export; export run{many} {runs} for the current grouping")
+
+
+def awaiting_review(status: object) -> bool:
+    """Not decided by a reviewer yet: pending, or no status (a table built without one)."""
+    return status in ("pending", None) or (isinstance(status, float) and status != status)
+
+
+def proposal_counts(proposals: pd.DataFrame) -> dict[str, int]:
+    """The proposals of an export by what became of them: ``proposed`` (all), ``accepted`` (as new species),
+    ``pending`` (awaiting review), ``assigned`` (to a known species), ``rejected``; what :func:`counts_text` says."""
+    status = proposals["status"] if "status" in proposals and not proposals.empty else pd.Series(dtype=object)
+    pending = int(sum(1 for s in status if awaiting_review(s)))
+    return {"proposed": len(proposals), "accepted": int((status == "accepted").sum()), "pending": pending,
+            "assigned": int((status == "assigned").sum()), "rejected": int((status == "rejected").sum())}
+
+
+def counts_text(accepted: int, pending: int, assigned: int, rejected: int) -> str:
+    """``9 candidate species proposed (1 accepted by a reviewer, 2 awaiting review, 2 assigned to a known species,
+    4 rejected by a reviewer)``: the one way the command line, eml.xml's abstract and the report's cards count an
+    export's proposals, each figure saying what it counts. Why: one season's export said "3 candidate species (1
+    accepted, 2 not yet)" on the command line and in eml.xml, and "9 candidate species proposed · 1 accepted · 2
+    awaiting · 2 assigned · 4 rejected" in the report (season review F11). Assigned and rejected are said where
+    there are any, as the report's cards show them."""
+    proposed = accepted + pending + assigned + rejected
+    parts = [f"{accepted} accepted by a reviewer", f"{pending} awaiting review",
+             *([f"{assigned} assigned to a known species"] if assigned else []),
+             *([f"{rejected} rejected by a reviewer"] if rejected else [])]
+    return f"{proposed} candidate species proposed" + (f" ({', '.join(parts)})" if proposed else "")
 
 
 def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
@@ -410,6 +452,12 @@ def _touched(review: Mapping[str, Any]) -> list[Any]:
     return touched
 
 
+def _review_id(value: Any) -> int | None:
+    """A review id read from a frame: an int, None for a gap. Why: a column with gaps is float in pandas, and the
+    JSON history said ``"undoes": 17.0`` for a review id (season review F11)."""
+    return None if value is None or value != value else int(value)
+
+
 def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...]]:
     """proposal id → every review of it, oldest first, undone ones and undos included (see :class:`ReviewAction`).
 
@@ -433,7 +481,7 @@ def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...
             out.setdefault(pid, []).append(ReviewAction(
                 review_id=r.get("id"), action=str(r.get("action")), reviewer=r.get("reviewer"),
                 at=r.get("created_at"), before_name=_snapshot_name(before, pid), after_name=_snapshot_name(after, pid),
-                note=note, others=others, undoes=r.get("target_review_id"),
+                note=note, others=others, undoes=_review_id(r.get("target_review_id")),
                 undone_by=None if active.get(r.get("id"), True) else undone_by.get(r.get("id")),
                 after_parent=_snapshot_parent(after, pid)))
     return {pid: tuple(acts) for pid, acts in out.items()}
