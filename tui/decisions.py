@@ -18,7 +18,7 @@ from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
-from biodiscover.storage.db.models import DECIDED_STATUSES
+from biodiscover.storage.review_log import DECIDED_STATUSES
 from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
                                             new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.evidence import indistinct_congeners

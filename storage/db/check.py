@@ -27,11 +27,11 @@ from typing import Any
 
 from biodiscover.storage.db.engine import connect_readonly
 from biodiscover.storage.db.integrity import check_sqlite_file, explain_sqlite_error, page_problems
-from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, REVIEW_ACTIONS, RUN_STATUSES,
-                                           TAXON_STATUSES)
+from biodiscover.storage.db.models import LIVE_STATUSES, PROPOSAL_STATUSES, RUN_STATUSES, TAXON_STATUSES
 from biodiscover.storage.db.runs import EMPTY_FAILED_RUNS_SQL, EmptyRun
 from biodiscover.storage.db.schema import inspect_revision, refuse_newer
 from biodiscover.storage.errors import DatabaseError
+from biodiscover.storage.review_log import REVIEW_ACTIONS
 
 
 def _sql_list(values: tuple[str, ...]) -> str:

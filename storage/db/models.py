@@ -61,17 +61,7 @@ PROPOSAL_STATUSES: tuple[str, ...] = LIVE_STATUSES + ("merged", "superseded", "w
 #: label, and no reference key stood behind it), ``rejected`` (taken out again by an undo).
 TAXON_STATUSES: tuple[str, ...] = ("accepted", "provisional", DESCRIBED, "rejected")
 RUN_STATUSES: tuple[str, ...] = ("running", "completed", "failed", "interrupted")
-#: ``reopen``: a decision taken back from any session (the candidate pending again, the decision kept in the log).
-REVIEW_ACTIONS: tuple[str, ...] = ("accept", "reject", "assign", "merge", "split", "move", "rename", "note", "undo",
-                                   "reopen")
-#: The review actions that decide a candidate (its status then: accepted, rejected, assigned).
-DECISIONS: tuple[str, ...] = ("accept", "reject", "assign")
-#: The review actions that take the review they target (``target_review_id``) out of force: an undo (of this
-#: session's last review, or of an undo) and a reopen (of the decision in force, from a later session). Everything
-#: that reads the log as "what is in force" treats them alike (:func:`biodiscover.storage.db.reviews.in_force`).
-UNDOING: tuple[str, ...] = ("undo", "reopen")
-#: The statuses a decision leaves a candidate in: what a reopen takes back.
-DECIDED_STATUSES: tuple[str, ...] = ("accepted", "rejected", "assigned")
+
 
 
 class Collection(SQLModel, table=True):

@@ -52,7 +52,7 @@ Rules:
   Undo of an undo redoes. Nothing in ``reviews`` is ever updated or deleted.
 * :meth:`ReviewsMixin.reopen` takes back the decision in force on an accepted, rejected or assigned proposal from
   any session (``u`` undoes only this session's reviews): a ``reopen`` row targets that decision, which stays in
-  the log out of force (as an undo's target does, :data:`~biodiscover.storage.db.models.UNDOING`); the proposal is
+  the log out of force (as an undo's target does, :data:`~biodiscover.storage.review_log.UNDOING`); the proposal is
   pending again, with what later reviews changed (a rename, a move) kept.
 * Merges and splits also go to ``proposal_edges`` (the history graph).
 """
@@ -69,11 +69,12 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
-from biodiscover.storage.db.models import (DECIDED_STATUSES, DECISIONS, LIVE_STATUSES, UNDOING, Assignment, Counter,
-                                           Proposal, ProposalEdge, ProposalMember, Review, Taxon)
+from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, Proposal, ProposalEdge, ProposalMember,
+                                           Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import DESCRIBED, open_qualifier
+from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, in_force
 
 log = logging.getLogger(__name__)
 
@@ -223,23 +224,6 @@ def _load_checked(conn: Connection, pid: int, expected: int | None, allowed: Seq
     return r
 
 
-def in_force(rows: Sequence[Mapping[str, Any]]) -> dict[Any, bool]:
-    """review id → whether it is in force: an undo or a reopen (:data:`UNDOING`) takes its target out, an undo of
-    either puts it back (``rows`` oldest first, each with ``id``, ``action`` and ``target_review_id``)."""
-    active: dict[Any, bool] = {}
-    undo_target: dict[Any, Any] = {}
-    for r in rows:
-        if r.get("action") in UNDOING and r.get("target_review_id") is not None:
-            undo_target[r.get("id")] = r.get("target_review_id")
-        # a review in force takes the review it undoes out of force, and that one's target back in: down the
-        # whole chain (undo, redo, undo again leaves the first review undone)
-        rid, active_now = r.get("id"), True
-        while True:
-            active[rid] = active_now
-            if rid not in undo_target:
-                break
-            rid, active_now = undo_target[rid], not active_now
-    return active
 
 
 def _decision_in_force(conn: Connection, proposal_id: int) -> dict[str, Any] | None:

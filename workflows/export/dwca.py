@@ -52,10 +52,10 @@ from xml.sax.saxutils import escape as xml_escape
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.db.models import UNDOING
 from biodiscover.storage.evidence import member_quality
 from biodiscover.storage.records import (DESCRIBED, RANKS, candidate_name, is_filler_name, listed, named_ranks,
                                          open_qualifier, plural)
+from biodiscover.storage.review_log import UNDOING
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES

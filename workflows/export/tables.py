@@ -18,10 +18,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.db.models import DECISIONS, UNDOING
-from biodiscover.storage.db.reviews import in_force
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed
+from biodiscover.storage.review_log import DECISIONS, UNDOING, in_force
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
 #: candidate, or identified its members as a known species.
