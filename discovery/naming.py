@@ -1349,17 +1349,18 @@ def outcome_rates(cases: Iterable[tuple[str, str, Lineage, int, Mapping[str, str
                     per["absent_species_genus_right"].append((group, float(named["genus"] == truth[3])))
                     per["absent_species_genus_wrong"].append((group, float(bool(named["genus"])
                                                                            and named["genus"] != truth[3])))
-    out: dict[str, Any] = {f"{key}_by_order": {} for key, _ in _BY_ORDER}
+    out: dict[str, Any] = {}
+    by_order: dict[str, dict[str, Any]] = {f"{key}_by_order": {} for key, _ in _BY_ORDER}
     for key, vals in per.items():
         size = Counter(g for g, _ in vals)
         rate = sum(v / size[g] for g, v in vals) / len(size)
         entry = {"rate": float(rate), "n": len(vals), "groups": len(size)}
         if "@" in key:
             figure, order = key.split("@", 1)
-            out[f"{figure}_by_order"][order] = entry
+            by_order[f"{figure}_by_order"][order] = entry
         else:
             out[key] = entry
-    return out
+    return {**out, **by_order}  # the figures first, the breakdowns after them (as a bundle's JSON has always had)
 
 
 _EXPECTED_NAMES = (("known_species_right", "known species named to the right species"),
