@@ -579,12 +579,18 @@ def test_decide_moves_only_the_learned_ranks_to_the_collections_prior_and_keeps_
     assert NamingConfig.from_dict({"level": 0.98}).collection_weight is None  # an older bundle's settings
 
 
+def _learned_below_order() -> tuple[NamingModel, dict[str, str]]:
+    """A model whose every rank below the order is learned (the order a cut-off rank), and a lineage labelled at
+    every rank: what the walk's monotone P(right) and P(absent) are checked on."""
+    m = NamingModel(NamingConfig())
+    m.models_ = {"family": object(), "subfamily": object(), "genus": object(), "species": object()}
+    return m, {"order": "O", "family": "F", "subfamily": "S", "genus": "G", "species": "G s"}
+
+
 def test_a_deeper_ranks_p_right_raises_the_ranks_above_it_and_their_p_absent_follows() -> None:
     """Two halves of one reference disagreed on 12 % of deepest ranks, a third of it a family model dipping under
     the level while the genus model was sure: a right genus implies a right family, so the family is raised."""
-    m = NamingModel(NamingConfig())
-    m.models_ = {"family": object(), "subfamily": object(), "genus": object(), "species": object()}
-    labels = {"order": "O", "family": "F", "subfamily": "S", "genus": "G", "species": "G s"}
+    m, labels = _learned_below_order()
     out = {"order": (0.7, 0.0, 0.3), "family": (0.86, 0.04, 0.10), "subfamily": (0.5, 0.1, 0.4),
            "genus": (0.97, 0.0, 0.03), "species": (0.2, 0.1, 0.7)}
     conf, absent = m.decide(labels, out)
@@ -613,9 +619,7 @@ def test_p_absent_never_falls_down_the_ranks_and_the_three_outcomes_stay_one_dis
     (what names) is kept and P(wrong) gives way, so nothing named changes and the three still sum to one. The
     optional subfamily (labels often blank or inconsistent in BOLD) is raised so but raises nothing; a rank decided
     by a published cut-off neither raises nor is raised (its "absent" is no model's probability)."""
-    m = NamingModel(NamingConfig())
-    m.models_ = {"family": object(), "subfamily": object(), "genus": object(), "species": object()}
-    labels = {"order": "O", "family": "F", "subfamily": "S", "genus": "G", "species": "G s"}
+    m, labels = _learned_below_order()
     out = {"order": (0.5, 0.0, 0.5), "family": (0.95, 0.021, 0.029), "subfamily": (0.95, 0.0, 0.05),
            "genus": (0.9, 0.083, 0.017), "species": (0.8, 0.19, 0.01)}
     conf, absent = m.decide(labels, out)
