@@ -194,6 +194,39 @@ async def test_the_header_of_a_twin_of_a_rejected_candidate_gives_the_reason_it_
     db.close()
 
 
+@asynctest
+async def test_r_on_a_twin_of_a_rejected_candidate_opens_with_its_reason_to_edit(weeks: dict[str, Any],
+                                                                               tmp_path: Path) -> None:
+    """``r`` on the week-3 twin of the haplogroup rejected in week 1 opened an empty reason box: the reason, shown in
+    the header, had to be typed again or the rejection went without one (e29 F12). It opens with "same as #N
+    rejected: <her reason>", which the reviewer edits; a candidate with no rejected twin opens empty."""
+    run1, run2 = weeks["runs"]["week1"], weeks["runs"]["week2"]
+    app, db = _app(_copy(weeks, tmp_path))
+    later = db.proposal_queue(run_id=run2, status="pending", sort="size", descending=True, limit=1)[0][0]
+    earlier = db.proposal_detail(later.id).closest_candidate
+    db.reject(earlier.id, earlier.version, reviewer="Kari Nordmann", note="known species: Xus yus (14 % haplogroup)")
+    twinned = {p for p, found in db.twins().items() if found}
+    lonely = next(p for p in db.proposal_queue(run_id=run1, status="pending", limit=500)[0] if p.id not in twinned)
+    async with app.run_test(size=(200, 50)) as pilot:
+        await open_proposal(pilot, later.id)
+        await pilot.press("r")
+        await settle(pilot)
+        box = app.screen
+        assert isinstance(box, TextDialog)
+        assert box.query_one("#dialog-input").value == \
+            f"same as #{earlier.id} rejected: known species: Xus yus (14 % haplogroup)"
+        await pilot.press("end", *"; week 2", "enter")  # edited, then written
+        await settle(pilot)
+        assert db.proposal(later.id).status == "rejected"
+        assert db.decision_in_force(later.id)["note"] == \
+            f"same as #{earlier.id} rejected: known species: Xus yus (14 % haplogroup); week 2"
+        await open_proposal(pilot, lonely.id)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog) and app.screen.query_one("#dialog-input").value == ""
+    db.close()
+
+
 def test_the_queue_marks_twins_filters_them_and_sorts_each_species_together(weeks: dict[str, Any]) -> None:
     """The marks column carries ≡ with the distance to the nearest twin; ``twin=yes`` keeps the candidates with
     one; ``sort=twin`` puts week 1's and week 2's candidates of one species in adjacent rows."""

@@ -306,6 +306,23 @@ def member_label(m: Any, with_bin: bool = True, centre: float | None = None) -> 
     return f"{m.processid:<13} {bin_}{country:<12} ctr {ctr + '%' if ctr != '–' else ctr:<5} nov {nov}"
 
 
+def twin_reason(db: Any, proposal_id: int) -> str:
+    """What the reject box opens with for ``proposal_id``: ``same as #3 rejected: known species: Brachypogon
+    incompletus`` when a twin of another run (``Database.twins``, nearest first) was rejected, with the reason
+    given there (its decision in force); "" when no twin was rejected.
+
+    Why: a season's week-3 candidate was the haplogroup rejected in week 1 with a reason; its header said so, but
+    ``r`` opened with an empty box, and the reason had to be typed again or the rejection went without one (e29
+    F12). Prefilled, not written: the reviewer edits it, clears it, or presses Enter."""
+    twin = next((t.proposal for t in db.twins([proposal_id]).get(proposal_id, ())
+                 if t.proposal.status == "rejected"), None)
+    if twin is None:
+        return ""
+    decision = db.decision_in_force(twin.id)
+    said = str((decision or {}).get("note") or "").strip()
+    return f"same as #{twin.id} rejected" + (f": {said}" if said else "")
+
+
 def note_title(p: Any, session: Mapping[int, tuple[str, int | None]]) -> str:
     """The note dialog's title: which candidate the note goes on (number, name, size, a decided one's status), and,
     when this session's last review decided another candidate, that one: after ``a``/``r``/``i`` the next candidate
@@ -519,13 +536,22 @@ class DecisionsMixin:
 
     def action_reject(self) -> None:
         """Ask why (optional), then reject: a later reader of the history or the export needs the reason ("known
-        species", "contaminant"); it is the reject review's note, where exports read reviewers' notes."""
+        species", "contaminant"); it is the reject review's note, where exports read reviewers' notes. The box
+        opens with the reason a rejected twin was given (:func:`twin_reason`), to edit or keep."""
         p = self._target("reject")
-        if p is None:
-            return
-        self._ask(TextDialog(f"Reject #{p.id} ({p.name}). Reason, optional (Enter alone rejects without one):", "",
-                             "e.g. known species, contaminant, mixed sample", allow_empty=True),
-                  lambda reason: self.reject_with(p, reason))
+        if p is not None:
+            self._ask_reject(p)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _ask_reject(self, p: Any) -> None:
+        try:
+            reason = twin_reason(self.app.db, p.id)
+        except BiodiscoverError:  # a reason that cannot be read must not stop the rejection
+            reason = ""
+        self.app.call_from_thread(
+            self._ask, TextDialog(f"Reject #{p.id} ({p.name}). Reason, optional (Enter alone rejects without one):",
+                                  reason, "e.g. known species, contaminant, mixed sample", allow_empty=True),
+            lambda reason: self.reject_with(p, reason))
 
     def reject_with(self, p: Any, reason: str) -> None:
         """Write the rejection of ``p`` with ``reason`` (blank: none)."""
