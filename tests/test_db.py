@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from biodiscover.storage.review_log import carried
 from biodiscover.storage.db import Database, ProposalIn, check_database
 from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 from biodiscover.storage.errors import DatabaseError, InputError, StaleProposalError
@@ -1718,11 +1719,11 @@ def test_a_reviewers_assignment_acceptance_move_and_rename_survive_a_re_triage(d
     assert db.proposal(plain).status == db.proposal(half).status == "superseded"
     edge = next(e for e in proposal_history(db, m2) if e["kind"] == "recluster")
     assert edge["detail"]["carried"] == ["placement", "name"]
-    # each carried decision is the reviewer's, logged on the new proposal, and undoable there
-    logged = [(r["action"], r["reviewer"], r["note"]) for r in db.reviews(a2)]
-    assert logged == [("assign", "ana", f"(on #{assigned}) its specimens, named Megaselia scalaris there, came back "
-                                        "in a later triage")]
-    assert [(r["action"], r["reviewer"]) for r in db.reviews(m2)] == [("rename", "ana"), ("move", "ana")]
+    # each carried decision is logged on the new proposal as the database's, saying whose it repeats; undoable there
+    logged = [(r["action"], r["reviewer"], r["note"], carried(r).source, carried(r).reviewer) for r in db.reviews(a2)]
+    assert logged == [("assign", "biodiscover", None, assigned, "ana")]
+    assert [(r["action"], r["reviewer"], carried(r).reviewer) for r in db.reviews(m2)] == [
+        ("rename", "biodiscover", "ana"), ("move", "biodiscover", "ana")]
     undo = db.undo(db.reviews(a2)[0]["id"], reviewer="bo")
     assert db.proposal(a2).status == "pending" and undo.proposal_id == a2
     from biodiscover.storage.db.check import check_database

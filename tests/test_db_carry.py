@@ -19,6 +19,7 @@ from biodiscover.discovery.proposals import nearest_candidate
 from biodiscover.storage.db import Database, check_database
 from biodiscover.storage.errors import StaleProposalError
 from biodiscover.storage.records import Specimen
+from biodiscover.storage.review_log import carried
 from biodiscover.tui.evidence import edge_line, history_entries
 from biodiscover.workflows.triage import split_parts
 from fixtures.db_views import proposal_history
@@ -69,8 +70,11 @@ def test_a_reviewers_split_is_carried_to_a_later_triage_that_joins_its_parts_aga
     (part,) = set(parts) - {again}
     assert parts[part] == ["S1", "S3"]
     (split,) = [r for r in db.reviews(again) if r["action"] == "split"]
-    assert (split["reviewer"], split["created_at"]) == ("Test Taxonomist", split_at)
-    assert split["note"] == f"(on #{whole}) carried: a later triage put together again what was split there"
+    # the database's split, dated when carried, saying whose split on which candidate it repeats (e29 F9)
+    assert (split["reviewer"], split["note"]) == ("biodiscover", None) and split["created_at"] > split_at
+    how = carried(split)
+    assert (how.source, how.run, how.reviewer, how.at) == (whole, run2, "Test Taxonomist", split_at)
+    assert how.words("split") == f"split carried from #{whole} by run {run2}"
     # each part's evidence is its own members' (not the joined proposal's), and each continues its lineage
     assert db.proposal_detail(part).evidence.size == 2 and db.proposal_detail(again).evidence.size == 3
     # and each names the other as its closest candidate, as far apart as their barcodes, as after a reviewer's split
@@ -83,8 +87,10 @@ def test_a_reviewers_split_is_carried_to_a_later_triage_that_joins_its_parts_aga
                                                                        db.proposal(off).lineage)
     assert (db.proposal(whole).superseded_by, db.proposal(off).superseded_by) == (again, part)
     # the note written on the part split off follows its specimens, not the part that stayed
-    assert [r["note"] for r in db.reviews(part) if r["action"] == "note"] == [
-        f"(on #{off}) pensylvanicus, not rubripes"]
+    (note,) = [r for r in db.reviews(part) if r["action"] == "note"]
+    # her text and name, saying which specimens she wrote it on
+    assert (note["note"], note["reviewer"]) == ("pensylvanicus, not rubripes", "Test Taxonomist")
+    assert carried(note).written_on() == f"on #{off}: 2 specimens of plate"
     assert not [r for r in db.reviews(again) if r["action"] == "note"]
     lines = [h[1] for h in history_entries(db.reviews(part), proposal_history(db, part), part)]
     assert f"split off from #{again} (2 members, review {split['id']})" in lines
@@ -161,9 +167,17 @@ def test_a_rejection_recognised_again_is_one_queue_row_the_later_one_with_the_re
     assert db.proposal_queue()[1] == 1 and db.queue_counts()["rejected"] == 1
     assert [p.id for p in db.proposal_queue(status="rejected")[0]] == [again]
     assert [p.id for p in db.proposal_queue(run_id=1)[0]] == [a]
-    assert [(r["action"], r["reviewer"], r["created_at"], r["note"]) for r in db.reviews(again)] == [
-        ("reject", "Test Taxonomist", when, f"(on #{a}) its specimens came back in a later triage; the reason "
-                                            "given: non-COI / contaminant")]
+    ((rejected, how),) = [(r, carried(r)) for r in db.reviews(again)]
+    # the database's rejection, dated when carried; the reason hers, as she gave it, written on #a's one specimen
+    assert (rejected["action"], rejected["reviewer"], rejected["note"]) == ("reject", "biodiscover",
+                                                                           "non-COI / contaminant")
+    assert rejected["created_at"] > when
+    assert (how.source, how.run, how.reviewer, how.at) == (a, run2, "Test Taxonomist", when)
+    assert how.written_on() == f"on #{a}: 1 specimen of plate"
+    # the history tab: the database's action, whose rejection it repeats, and her reason as hers
+    (entry,) = history_entries(db.reviews(again), [], again)
+    assert entry[1:] == (f"rejected — reject carried from #{a} by run {run2} (Test Taxonomist's, {when[:10]}, on "
+                         f"#{a}: 1 specimen of plate)", "biodiscover", "non-COI / contaminant")
     tables = db.run_tables(run2)
     assert tables["proposals"]["status"].tolist() == ["rejected"] and len(tables["reviews"]) == 1
     db.undo(db.reviews(again)[0]["id"], reviewer="Test Taxonomist")
@@ -238,16 +252,13 @@ def test_a_reviewers_notes_follow_a_decided_candidate_whose_specimens_come_back(
     db.note(first, "det. Kari Nordmann 2026 by male genitalia", reviewer="Kari Nordmann")
     _r2, (again,) = _triaged(db, ["S0"], [{"members": ["S0"], "parent_lineage": HARPALUS}])
     assert db.proposal(again).status == "assigned" and db.proposal(again).provisional_name == "Harpalus latus"
-    said = sorted((r["action"], r["reviewer"], r["note"]) for r in db.reviews(again))
-    assert said == [
-        ("assign", "Kari Nordmann", f"(on #{first}) its specimens, named Harpalus latus there, came back in a later "
-                                    "triage; the note given: keyed with Lindroth"),
-        ("note", "Kari Nordmann", f"(on #{first}) det. Kari Nordmann 2026 by male genitalia")], said
+    said = sorted((r["action"], r["reviewer"], r["note"], carried(r).source) for r in db.reviews(again))
+    assert said == [("assign", "biodiscover", "keyed with Lindroth", first),
+                    ("note", "Kari Nordmann", "det. Kari Nordmann 2026 by male genitalia", first)], said
     # the same for a rejected candidate's notes
     _r3, (bad,) = _triaged(db, ["S1"], [{"members": ["S1"], "parent_lineage": HARPALUS}])
     db.reject(bad, 1, reviewer="Kari Nordmann", note="contaminant")
     db.note(bad, "vial W3-40 re-extracted", reviewer="Kari Nordmann")
     _r4, (bad_again,) = _triaged(db, ["S1"], [{"members": ["S1"], "parent_lineage": HARPALUS}])
     assert db.proposal(bad_again).status == "rejected"
-    assert [r["note"] for r in db.reviews(bad_again) if r["action"] == "note"] == [
-        f"(on #{bad}) vial W3-40 re-extracted"]
+    assert [r["note"] for r in db.reviews(bad_again) if r["action"] == "note"] == ["vial W3-40 re-extracted"]

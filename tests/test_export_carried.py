@@ -101,3 +101,85 @@ def test_a_provisional_species_reads_the_same_in_the_run_that_accepted_it_and_th
     for pid in ("A0", "A1"):
         assert first[pid]["identificationVerificationStatus"] == second[pid]["identificationVerificationStatus"] \
             == "identified by reviewer (provisional species)"
+
+
+def _season(path: Path) -> dict[str, Any]:
+    """Week 1 (collection ``week1``): #A, two *Harpalus* a reviewer renames and notes (vials W1-A1, A2), and #R, one
+    bad read she rejects with a reason. Week 3's re-triage of the same specimens (run 2) proposes both groupings
+    again: the rename and the note are carried to #A's successor, the rejection to #R's."""
+    harpalus = {"order": "Coleoptera", "family": "Carabidae", "genus": "Harpalus"}
+    db = Database.create(path)
+    try:
+        db.ingest([Specimen(processid=p, genus="Harpalus", dna_barcode="ACGT" * 150, country="Norway")
+                   for p in ("H1", "H2", "B1")], collection="week1", backup=False)
+        groups = [{"members": ["H1", "H2"], "parent_lineage": harpalus},
+                  {"members": ["B1"], "parent_lineage": harpalus}]
+        named = [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Harpalus", "labels": harpalus}
+                 for p in ("H1", "H2", "B1")]
+        run1 = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run1, named)
+        a, r = db.write_proposals(run1, groups)
+        db.finish_run(run1, "completed")
+        db.rename(a, db.proposal(a).version, "Harpalus sp. NOR-A", reviewer=REVIEWER)
+        db.note(a, "W1: 2 ex., vials W1-A1..A2", reviewer=REVIEWER)
+        db.reject(r, db.proposal(r).version, reviewer=REVIEWER, note="contaminant: vial W1-B1")
+        run2 = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run2, named)
+        a2, r2 = db.write_proposals(run2, groups)
+        db.finish_run(run2, "completed")
+        assert (db.proposal(a2).provisional_name, db.proposal(r2).status) == ("Harpalus sp. NOR-A", "rejected")
+        said = {r["action"]: r for r in db.reviews(a)}
+        return {"a": a, "r": r, "a2": a2, "r2": r2, "run2": run2, "noted": said["note"]["created_at"],
+                "carried_on": db.proposal(a2).created_at[:10]}
+    finally:
+        db.close()
+
+
+def test_carried_reviews_are_exported_as_the_databases_actions_and_her_note_says_what_it_was_written_on(
+        tmp_path: Path) -> None:
+    """A season's #12 read “(on #2) carried: its specimens came back in a later triage” twice in the report and in
+    proposals.csv, signed "Kari Nordmann" and backdated to her own times: the database's carry of her rename and
+    move quoted as her words; and her note about week 1's five vials read as written on #12's two specimens of week 3
+    (e29 F9). Each carried review is now the database's action, dated when carried, in every format; her note keeps
+    her text, name and time and says which candidate and specimens she wrote it on."""
+    fx = _season(tmp_path / "lab.sqlite")
+    a, a2, r, r2, run2, day = fx["a"], fx["a2"], fx["r"], fx["r2"], fx["run2"], fx["carried_on"]
+    on_a = f"on #{a}: 2 specimens of week1"
+    note = f"\"W1: 2 ex., vials W1-A1..A2\" ({REVIEWER}, {fx['noted'][:10]}, {on_a})"
+    export_run(tmp_path / "lab.sqlite", run2, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
+        rows = {int(x["proposal_id"]): x for x in csv.DictReader(fh)}
+    assert rows[a2]["review_notes"] == f"{note}; rename carried from #{a} by run {run2} (biodiscover, {day})"
+    assert rows[a2]["reviewers"] == REVIEWER  # hers, not the database's that carried it
+    # the reason is hers, written on #r; the rejection the database's repetition of it; the decision hers
+    assert rows[r2]["review_notes"] == (f"\"contaminant: vial W1-B1\" ({REVIEWER}, {rows[r2]['decided_at'][:10]}, "
+                                        f"on #{r}: 1 specimen of week1); reject carried from #{r} by run {run2} "
+                                        f"(biodiscover, {day})")
+    assert rows[r2]["decided_by"] == REVIEWER
+    assert "came back in a later triage" not in " ".join(x["review_notes"] for x in rows.values())
+
+    export_run(tmp_path / "lab.sqlite", run2, "html", tmp_path / "r.html")
+    page = tmp_path.joinpath("r.html").read_text(encoding="utf-8")
+    start = page.index(f"id='cand-{a2}'")
+    section = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page[start: page.index("</section>", start)])).split())
+    assert f"“W1: 2 ex., vials W1-A1..A2” {REVIEWER}, {fx['noted'][:10]}" in section and on_a in section, section
+    assert f"rename carried from #{a} by run {run2} biodiscover, {day}" in section, section
+    assert "“rename carried" not in section and "“(on #" not in section
+
+    export_run(tmp_path / "lab.sqlite", run2, "json", tmp_path / "r.json")
+    doc = __import__("json").loads(tmp_path.joinpath("r.json").read_text(encoding="utf-8"))
+    review = next(p for p in doc["proposals"] if p["proposal_id"] == a2)["review"]
+    (renamed,) = [h for h in review["history"] if h["action"] == "rename"]
+    assert (renamed["reviewer"], renamed["at"][:10], renamed["note"]) == ("biodiscover", day, None)
+    assert {k: renamed["carried"][k] for k in ("words", "from_proposal", "by_run", "reviewer")} == {
+        "words": f"rename carried from #{a} by run {run2}", "from_proposal": a, "by_run": run2, "reviewer": REVIEWER}
+    assert [(n["reviewer"], n["text"], n["written_on"]) for n in review["notes"]] == [
+        (REVIEWER, "W1: 2 ex., vials W1-A1..A2", on_a)]
+
+    # the archive (a pending candidate's members carry no review remarks): the rejected read's
+    core, _history = export_dwca(tmp_path / "lab.sqlite", run2, tmp_path)
+    remarks = core["B1"]["identificationRemarks"]
+    assert remarks.endswith(f"; reviewer notes: \"contaminant: vial W1-B1\" ({REVIEWER}, "
+                            f"{rows[r2]['decided_at'][:10]}, on #{r}: 1 specimen of week1); reject carried from #{r} "
+                            f"by run {run2} (biodiscover, {day})"), remarks
+    assert f"rejected by {REVIEWER} on {rows[r2]['decided_at'][:10]}" in remarks, remarks

@@ -159,8 +159,9 @@ def test_export_of_a_run_whose_candidates_a_later_run_reclustered_says_where_the
     # the reviewer's note follows the candidate into its re-clustered successor, saying where it was written
     reviews = db.run_tables(run2)["reviews"]
     carried = reviews[(reviews["proposal_id"] == new_ids[0]) & (reviews["action"] == "note")]
-    assert list(carried["note"]) == [f"(on #{pending[0]}) Weevil? check genitalia"]
+    assert list(carried["note"]) == ["Weevil? check genitalia"]
     assert list(carried["reviewer"]) == ["ana"]
+    assert [c["carried"]["from"] for c in carried["after"]] == [pending[0]]
     assert reviews[reviews["proposal_id"] == new_ids[1]].empty
     db.close()
     before = len(info["ids"])
@@ -198,7 +199,7 @@ def test_review_trails_follow_undo_and_the_undo_of_an_undo(tmp_path: Path) -> No
         log = pd.DataFrame(db.reviews())
         trails = review_trails(log)
         assert trails[a].decision is None and trails[a].reviewers == ("bo",)
-        assert [n[1:] for n in trails[a].notes] == [("bo", "wing venation")]
+        assert [n[1:] for n in trails[a].notes] == [("bo", "wing venation", None)]
         db.undo(undo.review_id, reviewer="carl")
         db.reject(b, 1, reviewer="dee")
         log = pd.DataFrame(db.reviews())

@@ -15,7 +15,7 @@ import pandas as pd
 
 from biodiscover.workflows.export import RunExport
 from biodiscover.workflows.export.dwca import occurrence_rows
-from biodiscover.workflows.export.tables import ReviewTrail, review_trails
+from biodiscover.workflows.export.tables import ReviewTrail, TrailNote, review_trails
 
 RUN = {"id": 3, "kind": "triage", "status": "completed", "model_fingerprint": "sha256:0f1e",
        "started_at": "2026-11-20T08:00:00", "finished_at": "2026-11-20T08:30:00", "parameters": {}}
@@ -221,10 +221,10 @@ def test_review_trails_leave_out_undone_reviews_and_put_back_an_undone_undo() ->
     assert trails == {
         1: ReviewTrail(decision="accept", decided_by="ana", decided_at="2026-11-21T10:00:00",
                        reviewers=("ana", "ben"),
-                       notes=(("2026-11-22T09:00:00", "ben", "wing venation differs"),
-                              ("2026-11-23T12:00:00", "ana", "checked genitalia"))),
+                       notes=(TrailNote("2026-11-22T09:00:00", "ben", "wing venation differs"),
+                              TrailNote("2026-11-23T12:00:00", "ana", "checked genitalia"))),
         2: ReviewTrail(decision="reject", decided_by="ana", decided_at="2026-11-21T11:00:00", reviewers=("ana",),
-                       notes=(("2026-11-21T11:00:00", "ana", "looks like contamination"),)),
+                       notes=(TrailNote("2026-11-21T11:00:00", "ana", "looks like contamination"),)),
         3: ReviewTrail(decision="assign", decided_by="ben", decided_at="2026-11-22T15:30:00", reviewers=("ben",)),
     }
     assert trails[1].notes_text() == ('"wing venation differs" (ben, 2026-11-22); '
@@ -242,7 +242,8 @@ def test_undo_redo_undo_leaves_the_review_undone_however_long_the_chain() -> Non
         chain = [(3 + i, 1, "undo", "ben", f"2026-11-22T10:0{i}:00", None, 2 + i) for i in range(n_undos)]
         trail = review_trails(pd.DataFrame(base + chain, columns=columns))[1]
         in_force = n_undos % 2 == 0
-        assert trail.notes == ((("2026-11-22T09:00:00", "ben", "wing venation differs"),) if in_force else ()), \
+        assert trail.notes == ((TrailNote("2026-11-22T09:00:00", "ben", "wing venation differs"),) if in_force
+                               else ()), \
             n_undos
         assert trail.reviewers == (("ana", "ben") if in_force else ("ana",)) and trail.decision == "accept"
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from biodiscover.cli.main import main
+from biodiscover.storage.review_log import carried
 from biodiscover.storage.db import Database
 from fixtures.discovery import make_world, write_metadata
 from fixtures.db_views import proposal_history, proposal_members
@@ -108,8 +109,8 @@ def test_a_reviewers_split_comes_back_split_from_a_real_re_triage_and_the_result
         part, rest = held[off[0]], next(held[m] for m in members if m not in off)
         assert part.id != rest.id and set(proposal_members(db, part.id)) == set(off)
         (split,) = [r for r in db.reviews(rest.id) if r["action"] == "split"]
-        assert (split["reviewer"], split["note"]) == (
-            "ana", f"(on #{big.id}) carried: a later triage put together again what was split there")
+        assert (split["reviewer"], split["note"]) == ("biodiscover", None)
+        assert (carried(split).source, carried(split).reviewer) == (big.id, "ana")
         assert db.proposal(made.new_proposal_id).superseded_by == part.id
         assert not db.proposal_queue(run_id=first["run_id"], status="pending")[1]  # every run-1 one re-clustered
     named = {r["processid"]: r["candidate"] for r in csv.DictReader(results.open())}

@@ -21,6 +21,7 @@ from biodiscover.storage.evidence import (TIE, Evidence, NearSpecies, chance_not
                                           indistinct_congeners, known_elsewhere, span_note, species_spread,
                                           tied_species, twin_threshold, unusable_reads)
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
+from biodiscover.storage.review_log import carried, in_force, own_note
 
 
 #: what marks a provisional taxon (a genus a reviewer made, not in the reference) wherever a taxon is named
@@ -474,6 +475,9 @@ def review_line(r: dict[str, Any], actions: dict[Any, Any], current: Any = None)
         target = r.get("target_review_id")
         taken = f"the {actions.get(target) or 'decision'} of review {target}" if target is not None else "its decision"
         return f"reopened: took back {taken}; pending again"
+    if action == "withdraw":  # a note taken back by its author, from any session
+        target = r.get("target_review_id")
+        return f"withdrew the note of review {target}"
     if action == "note":
         return "note"
     return action
@@ -531,9 +535,21 @@ def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str,
     """(time, what happened, reviewer or None, note or None), oldest first: reviews and automatic events
     in one timeline (``current``: the proposal now, see :func:`review_line`)."""
     actions = {r.get("id"): r.get("action") for r in reviews}
-    out: list[tuple[str, str, str | None, str | None]] = [
-        (str(r.get("created_at") or ""), review_line(r, actions, current), str(r.get("reviewer") or "?"),
-         r.get("note") or None) for r in reviews]
+    ordered = sorted(reviews, key=lambda r: r.get("id") or 0)
+    active = in_force(ordered)
+    taken = {r.get("target_review_id"): r.get("id") for r in ordered
+             if r.get("action") == "withdraw" and active.get(r.get("id"))}
+    out: list[tuple[str, str, str | None, str | None]] = []
+    for r in reviews:
+        what, how, note = review_line(r, actions, current), carried(r), own_note(r)
+        if how is not None and r.get("action") == "note":  # her note, carried: where she wrote it
+            what += f" ({how.written_on()})"
+        elif how is not None:  # the database's action, saying whose review it repeats, and where
+            whose = [f"{how.reviewer}'s, {str(how.at or '')[:10]}"] if how.reviewer and how.run is not None else []
+            what += f" — {how.words(str(r.get('action')))} ({', '.join([*whose, how.written_on()])})"
+        if r.get("id") in taken:
+            what += f" (withdrawn, review {taken[r.get('id')]})"
+        out.append((str(r.get("created_at") or ""), what, str(r.get("reviewer") or "?"), note))
     for e in edges:
         line = edge_line(e, proposal_id)
         if line is not None:

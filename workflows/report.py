@@ -37,6 +37,7 @@ import pandas as pd
 
 from biodiscover.storage.distance import p_distance
 from biodiscover.storage.records import RANKS, listed, plural
+from biodiscover.storage.review_log import MACHINE
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -762,12 +763,17 @@ def _facts_table(facts: list[tuple[str, str]]) -> str:
 
 
 def _notes_html(trail: ReviewTrail | None) -> str:
+    """The reviewers' notes, quoted and signed (a carried one saying where it was written), then the reviews a later
+    run carried here as the database's actions, unquoted: "rename carried from #2 by run 5" read as the reviewer's
+    words, backdated, in a season's report (e29 F9)."""
     e = html.escape
-    if trail is None or not trail.notes:
+    if trail is None or not (trail.notes or trail.carried):
         return ""
     return "<ul class='notes'>" + "".join(
-        f"<li>“{e(text)}” <span class='note'>{e(who)}, {e(_when(at))}</span></li>"
-        for at, who, text in trail.notes) + "</ul>"
+        f"<li>“{e(n.text)}” <span class='note'>{e(n.reviewer)}, {e(_when(n.at))}"
+        + (f", {e(n.on)}" if n.on else "") + "</span></li>" for n in trail.notes) + "".join(
+        f"<li class='carried'>{e(what)} <span class='note'>{e(MACHINE)}" + (f", {e(_when(at))}" if at else "")
+        + "</span></li>" for at, what in trail.carried) + "</ul>"
 
 
 def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:

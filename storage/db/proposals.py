@@ -96,6 +96,7 @@ from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
                                           known_elsewhere, twin_threshold, unusable_reads)
 from biodiscover.storage.records import candidate_name
+from biodiscover.storage.review_log import MACHINE, carried, in_force, own_note
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +431,7 @@ def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int |
     return None, None, None
 
 
-def _in_chunks(raw: Any, sql: str, keys: Sequence[str], extra: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+def _in_chunks(raw: Any, sql: str, keys: Sequence[Any], extra: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
     """Run ``sql`` (with one ``{}`` for an IN list) over ``keys`` in chunks below SQLite's variable limit."""
     out: list[tuple[Any, ...]] = []
     for chunk in chunked(keys):
@@ -550,9 +551,9 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
                         {"shared_members": n, "kept": partial[old_id]})))
     # a reviewer's decisions on these very specimens, logged as theirs on the new proposal (undoable, in the history)
     if recognised is not None:
-        _carry_rejection(conn, raw, recognised, new_id, now)
+        _carry_rejection(conn, raw, recognised, new_id, now, run_id)
     if named is not None:
-        name = _carry_naming(conn, raw, named, new_id, now)
+        name = _carry_naming(conn, raw, named, new_id, now, run_id)
         raw.execute("INSERT INTO proposal_edges (kind, source_id, target_id, run_id, created_at, detail) "
                     "VALUES ('recognised', ?, ?, ?, ?, ?)", (named, new_id, run_id, now, json.dumps(
                         {"shared_members": decided[named], "members": len(pids), "as": name})))
@@ -569,7 +570,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
         if recognised is None and named is None and len(held) == 1 and overlap[held[0]] == size:
             kept = _reviewer_placement(raw, held[0])
             if kept:
-                carried[held[0]] = _carry_placement(conn, raw, held[0], part, kept, now)
+                carried[held[0]] = _carry_placement(conn, raw, held[0], part, kept, now, run_id)
     for old_id in sorted(overlap):
         raw.execute("UPDATE proposals SET status = 'superseded', superseded_by = ?, version = version + 1, "
                     "updated_at = ? WHERE id = ? AND status = 'pending'", (part_of[old_id], now, old_id))
@@ -591,12 +592,12 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
                                                   json.dumps({"shared_members": rejected[old_id],
                                                               "members": len(pids)})))
     for part in sorted(set(part_of.values()) | {new_id}):
-        _carry_notes(conn, raw, sorted(k for k in overlap if part_of[k] == part), part)
+        _carry_notes(conn, raw, sorted(k for k in overlap if part_of[k] == part), part, run_id)
     # the notes on the decided candidate these very specimens were in follow them too (a genitalia determination
     # written after an assignment was in no current record once the specimen came back)
     decided_here = recognised if recognised is not None else named
     if decided_here is not None:
-        _carry_notes(conn, raw, [decided_here], new_id)
+        _carry_notes(conn, raw, [decided_here], new_id, run_id)
     return new_id
 
 
@@ -664,9 +665,9 @@ def _reviewer_splits(raw: Any) -> list[tuple[int, str, str, int, frozenset[str],
 
 def _carry_splits(conn: Connection, raw: Any, run_id: int, p: ProposalIn, new_id: int, pids: Sequence[str],
                   overlap: Mapping[int, int], ctx: _WriteContext) -> dict[int, int]:
-    """Split ``new_id`` along every reviewer's split its members cross, each logged as that reviewer's split at its
-    time, saying where it was made (undoable, in the history and the exports); the part each pending candidate in
-    ``overlap`` has its members in.
+    """Split ``new_id`` along every reviewer's split its members cross, each logged as the database's split, carried
+    from where the reviewer made it (:func:`_carry_record`; undoable, in the history and the exports); the part each
+    pending candidate in ``overlap`` has its members in.
 
     A split crosses this proposal when some of its members come from the side a reviewer split off and some from
     the side that stayed, held now by different pending candidates (a reviewer who merged the sides again joined
@@ -681,7 +682,7 @@ def _carry_splits(conn: Connection, raw: Any, run_id: int, p: ProposalIn, new_id
     if ctx.splits is None:
         ctx.splits = _reviewer_splits(raw)
     parts: dict[int, set[str]] = {new_id: set(pids)}
-    for _rid, reviewer, when, source, off, stay in ctx.splits:
+    for rid, _reviewer, _when, source, off, stay in ctx.splits:
         away = {holder[m] for m in off if m in holder}
         kept = {holder[m] for m in stay if m in holder}
         if not away or not kept or away & kept:
@@ -692,9 +693,8 @@ def _carry_splits(conn: Connection, raw: Any, run_id: int, p: ProposalIn, new_id
         cut = {m for m in parts[part] if holder.get(m) in away}
         rest = sorted(parts[part] - cut)
         evidence = ctx.part_evidence(p, [rest, sorted(cut)], part) if ctx.part_evidence is not None else None
-        _review, made, _after = split_off(conn, part, cut, reviewer, ctx.now,
-                                       f"(on #{source}) carried: a later triage put together again what was split "
-                                       "there", evidence, when=when)
+        _review, made, _after = split_off(conn, part, cut, MACHINE, ctx.now, None, evidence,
+                                          carried=_carry_record(raw, rid, source, run_id))
         # the part continues the lineage of the candidate whose members it holds, as the proposal it was cut from
         first = min(away, key=lambda k: (-overlap.get(k, 0), k))
         raw.execute("UPDATE proposals SET lineage = (SELECT lineage FROM proposals WHERE id = ?), version = "
@@ -705,59 +705,110 @@ def _carry_splits(conn: Connection, raw: Any, run_id: int, p: ProposalIn, new_id
             for old_id in overlap}
 
 
-def _carry_rejection(conn: Connection, raw: Any, old_id: int, new_id: int, now: str) -> None:
-    """Reject ``new_id`` (a grouping of exactly the members of rejected ``old_id``), logged as the reviewer's
-    rejection at its time with their reason, saying where it was made: the history and the exports show who
-    rejected it and why, and it can be undone there. Why: on a real US plate the second triage's recognised
-    rejection read as nobody's decision in the export, and the queue listed the same specimen twice."""
+def _carry_record(raw: Any, review_id: int | None, old_id: int, run_id: int) -> dict[str, Any]:
+    """``after["carried"]`` of a review a later run carries from candidate ``old_id`` (review ``review_id`` there)
+    onto the candidate its specimens came back in (:class:`~biodiscover.storage.review_log.Carried`): the source,
+    the carrying run, who made the review and when, and what it was written on (that candidate's members then, by
+    collection). A review itself carried keeps its origin: who made it first, and on which specimens.
+
+    Why: carried reviews were logged as the reviewer's own, at her time, with a machine sentence as her note; the
+    exports quoted "carried: its specimens came back in a later triage" as her words, backdated, and her note about
+    week 1's five vials read as written on two specimens of week 3 (e29 F9)."""
+    row = raw.execute("SELECT id, action, reviewer, created_at, note, before, after FROM reviews WHERE id = ?",
+                      (review_id,)).fetchone() if review_id is not None else None
+    if row is None:
+        return {"from": old_id, "run": run_id, "review": None, "reviewer": None, "at": None,
+                "on": {"proposal": old_id}}
+    r = dict(zip(("id", "action", "reviewer", "created_at", "note", "before", "after"), row))
+    was = carried(r)
+    if was is not None and was.on and was.on.get("specimens"):
+        on: dict[str, Any] = dict(was.on)
+    else:
+        before = json.loads(r["before"]) if isinstance(r["before"], str) else r["before"] or {}
+        members = ((before.get("proposals") or {}).get(str(old_id)) or {}).get("members") or ()
+        source = was.source if was is not None and was.source is not None else old_id
+        on = {"proposal": source, **_written_on(raw, members)}
+    return {"from": old_id, "run": run_id, "review": int(r["id"]),
+            "reviewer": was.reviewer if was is not None else r["reviewer"],
+            "at": was.at if was is not None else r["created_at"], "on": on}
+
+
+def _written_on(raw: Any, members: Sequence[Sequence[Any]]) -> dict[str, Any]:
+    """``specimens`` and ``collections`` ([name, count], in the order ingested) of the members of a review's
+    snapshot (processid, specimen id, …): what a note written then was about."""
+    ids = sorted({int(m[1]) for m in members if len(m) > 1 and m[1] is not None})
+    counts: dict[str, int] = {}
+    for name, n in _in_chunks(raw, "SELECT c.name, count(*) FROM specimens s JOIN collections c ON c.id = "
+                                   "s.collection_id WHERE s.id IN ({}) GROUP BY c.id ORDER BY c.id", ids):
+        counts[str(name)] = counts.get(str(name), 0) + int(n)
+    return {"specimens": len(members), "collections": [[c, n] for c, n in counts.items()]}
+
+
+def _log_carried(conn: Connection, action: str, new_id: int, before: dict[str, Any], record: Mapping[str, Any],
+                 now: str, note: str | None) -> int:
+    """Log ``action`` on ``new_id`` as the database's (:data:`~biodiscover.storage.review_log.MACHINE`, dated
+    ``now``), carrying ``record`` (:func:`_carry_record`) in its after snapshot; ``note``: the reviewer's own words
+    given with the review carried (a rejection's reason), which the exports quote as hers, written on its source."""
     from biodiscover.storage.db.reviews import _log, _snapshot
 
-    who = raw.execute("SELECT reviewer, created_at, note FROM reviews WHERE proposal_id = ? AND action = 'reject' "
-                      "ORDER BY id DESC LIMIT 1", (old_id,)).fetchone()
+    return _log(conn, action, new_id, MACHINE, now, before, {**_snapshot(conn, [new_id]), "carried": dict(record)},
+                note)
+
+
+def _decided_by(raw: Any, old_id: int, actions: Sequence[str]) -> tuple[int | None, str | None]:
+    """(id, own note) of the last review of ``old_id`` among ``actions`` (a decision carried)."""
+    row = raw.execute(f"SELECT id, action, reviewer, created_at, note, after FROM reviews WHERE proposal_id = ? AND "
+                      f"action IN ({', '.join('?' * len(actions))}) ORDER BY id DESC LIMIT 1",
+                      (old_id, *actions)).fetchone()
+    if row is None:
+        return None, None
+    return int(row[0]), own_note(dict(zip(("id", "action", "reviewer", "created_at", "note", "after"), row)))
+
+
+def _carry_rejection(conn: Connection, raw: Any, old_id: int, new_id: int, now: str, run_id: int) -> None:
+    """Reject ``new_id`` (a grouping of exactly the members of rejected ``old_id``), logged as the database's
+    rejection carried from there (who rejected it, when, and the reason given, written on its specimens): the
+    history and the exports say whose decision it repeats, and it can be undone there, or reopened with the
+    rejection it cites (:meth:`~biodiscover.storage.db.reviews.ReviewsMixin.reopen`). Why: on a real US plate the
+    second triage's recognised rejection read as nobody's decision in the export, and the queue listed the same
+    specimen twice."""
+    from biodiscover.storage.db.reviews import _snapshot
+
+    review, said = _decided_by(raw, old_id, ("reject",))
     before = _snapshot(conn, [new_id])
     raw.execute("UPDATE proposals SET status = 'rejected' WHERE id = ?", (new_id,))
-    said = str(who[2] or "") if who else ""
-    note = said if said.startswith("(on #") else \
-        f"(on #{old_id}) its specimens came back in a later triage" + (f"; the reason given: {said}" if said else "")
-    _log(conn, "reject", new_id, str(who[0]) if who else "reviewer", str(who[1]) if who else now, before,
-         _snapshot(conn, [new_id]), note)
+    _log_carried(conn, "reject", new_id, before, _carry_record(raw, review, old_id, run_id), now, said)
 
 
-def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str) -> str:
+def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str, run_id: int) -> str:
     """Assign ``new_id`` to the species a reviewer named ``old_id`` (assigned to a known species, or the provisional
-    one its acceptance made), logged as that reviewer's assignment at its time, saying where it was made (undoable,
-    shown in the history and the exports); the species' name.
+    one its acceptance made), logged as the database's assignment carried from there (undoable, shown in the history
+    and the exports with whose decision it repeats); the species' name.
 
     Why: on a real Australian plate a reviewer assigned three *Aedes aegypti* to that species; the next triage of
     the same plate (their barcodes now keys of it) still could not name them past subfamily, and queued them again
     as a new candidate, exported as "Culicinae, unverified": the reviewer's word was lost to the machine's."""
-    from biodiscover.storage.db.reviews import _log, _snapshot
+    from biodiscover.storage.db.reviews import _snapshot
 
     taxon_id, name = raw.execute("SELECT taxon_id, provisional_name FROM proposals WHERE id = ?", (old_id,)).fetchone()
-    who = raw.execute("SELECT reviewer, created_at, note FROM reviews WHERE proposal_id = ? AND action IN "
-                      "('assign', 'accept') ORDER BY id DESC LIMIT 1", (old_id,)).fetchone()
+    review, said = _decided_by(raw, old_id, ("assign", "accept"))
     parent = raw.execute("SELECT t.id, t.rank, t.name FROM taxa s JOIN taxa t ON t.id = s.parent_id WHERE s.id = ?",
                          (taxon_id,)).fetchone()
     before = _snapshot(conn, [new_id])
     raw.execute("UPDATE proposals SET status = 'assigned', taxon_id = ?, provisional_name = ?, parent_taxon_id = ?, "
                 "parent_rank = ?, parent_name = ? WHERE id = ?",
                 (taxon_id, name, *(parent if parent else (None, None, None)), new_id))
-    said = str(who[2] or "") if who else ""
-    note = said if said.startswith("(on #") else \
-        f"(on #{old_id}) its specimens, named {name} there, came back in a later triage" + (
-            f"; the note given: {said}" if said else "")
-    _log(conn, "assign", new_id, str(who[0]) if who else "reviewer", str(who[1]) if who else now, before,
-         _snapshot(conn, [new_id]), note)
+    _log_carried(conn, "assign", new_id, before, _carry_record(raw, review, old_id, run_id), now, said)
     return str(name)
 
 
 def _carry_placement(conn: Connection, raw: Any, old_id: int, new_id: int, kept: Mapping[str, Any],
-                     now: str) -> list[str]:
+                     now: str, run_id: int) -> list[str]:
     """Give ``new_id`` the placement and name a reviewer gave ``old_id`` (``_reviewer_placement``), each logged as
-    that reviewer's move or rename, saying where it was made; what was carried (``placement``, ``name``)."""
-    from biodiscover.storage.db.reviews import _log, _snapshot
+    the database's move or rename carried from there; what was carried (``placement``, ``name``)."""
+    from biodiscover.storage.db.reviews import _snapshot
 
-    carried: list[str] = []
+    carried_now: list[str] = []
     for what, action, sql, values in (
             ("placement", "move", "parent_taxon_id = ?, parent_rank = ?, parent_name = ?", kept.get("parent")),
             ("name", "rename", "provisional_name = ?", (kept["name"],) if "name" in kept else None)):
@@ -765,17 +816,16 @@ def _carry_placement(conn: Connection, raw: Any, old_id: int, new_id: int, kept:
             continue
         before = _snapshot(conn, [new_id])
         raw.execute(f"UPDATE proposals SET {sql} WHERE id = ?", (*values, new_id))
-        by, when = kept.get(f"{action}_by") or ("reviewer", now)
-        _log(conn, action, new_id, str(by), str(when), before, _snapshot(conn, [new_id]),
-             f"(on #{old_id}) carried: its specimens came back in a later triage")
-        carried.append(what)
-    return carried
+        review = kept.get(f"{action}_review")
+        _log_carried(conn, action, new_id, before, _carry_record(raw, review, old_id, run_id), now, None)
+        carried_now.append(what)
+    return carried_now
 
 
 def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
     """What a reviewer set on pending proposal ``old_id`` and is still in force: ``parent`` ((id, rank, name),
-    from a move whose result the proposal still has) and ``name`` (from a rename, likewise), with who did each
-    and when (``move_by``, ``rename_by``); {} for none.
+    from a move whose result the proposal still has) and ``name`` (from a rename, likewise), with the review that
+    did each (``move_review``, ``rename_review``); {} for none.
 
     Why: a re-triage that re-clusters a pending candidate gave its successor the machine's placement and working
     name again: a reviewer's move of a fly from "Unplaced" to Diptera, or into a new provisional genus, was gone
@@ -784,37 +834,42 @@ def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
     now = raw.execute("SELECT parent_taxon_id, parent_rank, parent_name, provisional_name FROM proposals WHERE id = ?",
                       (old_id,)).fetchone()
     out: dict[str, Any] = {}
-    for action, after, reviewer, when in raw.execute(
-            "SELECT action, after, reviewer, created_at FROM reviews WHERE proposal_id = ? AND action IN ('move', "
-            "'rename') ORDER BY id DESC", (old_id,)):
+    for rid, action, after in raw.execute(
+            "SELECT id, action, after FROM reviews WHERE proposal_id = ? AND action IN ('move', 'rename') "
+            "ORDER BY id DESC", (old_id,)):
         snap = (json.loads(after) if isinstance(after, str) else after or {}).get("proposals", {}).get(str(old_id))
         if not snap:
             continue
         if action == "move" and "parent" not in out and snap.get("parent_taxon_id") == now[0]:
-            out["parent"], out["move_by"] = (now[0], now[1], now[2]), (reviewer, when)
+            out["parent"], out["move_review"] = (now[0], now[1], now[2]), int(rid)
         if action == "rename" and "name" not in out and snap.get("provisional_name") == now[3]:
-            out["name"], out["rename_by"] = now[3], (reviewer, when)
+            out["name"], out["rename_review"] = now[3], int(rid)
     return out
 
 
-def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int) -> None:
+def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int, run_id: int) -> None:
     """A reviewer's notes on a pending candidate follow it when a later run re-clusters it (and on a decided one,
     when a later run proposes exactly its specimens again and the decision is carried): the new proposal
-    gets each note (same reviewer and time, saying which proposal it was written on), so the queue, the
-    history tab and the exports show it where the reviewer now works (after a carried split, the part holding the
-    members of the candidate it was written on). Decisions other than those ``_write_one`` carries are not: the
-    grouping they were made on is gone (a stale review is refused instead)."""
+    gets each note in force (her text, name and time, and which candidate and specimens it was written on,
+    :func:`_carry_record`), so the queue, the history tab and the exports show it where the reviewer now works
+    (after a carried split, the part holding the members of the candidate it was written on). A note withdrawn or
+    undone there does not follow. Decisions other than those ``_write_one`` carries are not: the grouping they
+    were made on is gone (a stale review is refused instead)."""
     from biodiscover.storage.db.reviews import _log, _snapshot
 
-    notes = [row for old_id in old_ids for row in raw.execute(
-        "SELECT proposal_id, reviewer, created_at, note FROM reviews WHERE proposal_id = ? AND action = 'note' "
-        "ORDER BY id", (old_id,)).fetchall()]
+    rows = [dict(zip(("id", "proposal_id", "action", "reviewer", "created_at", "note", "after", "target_review_id"),
+                     r)) for old_id in old_ids for r in raw.execute(
+        "SELECT id, proposal_id, action, reviewer, created_at, note, after, target_review_id FROM reviews WHERE "
+        "proposal_id = ? ORDER BY id", (old_id,)).fetchall()]
+    active = in_force(rows)
+    notes = [r for r in rows if r["action"] == "note" and active.get(r["id"])]
     if not notes:
         return
     snap = _snapshot(conn, [new_id])
-    for old_id, reviewer, created_at, text in notes:
-        carried = text if str(text or "").startswith("(on #") else f"(on #{old_id}) {text or ''}"
-        _log(conn, "note", new_id, reviewer, created_at, snap, snap, carried)
+    for r in notes:
+        record = _carry_record(raw, r["id"], int(r["proposal_id"]), run_id)
+        _log(conn, "note", new_id, str(record["reviewer"] or r["reviewer"]), str(record["at"] or r["created_at"]),
+             snap, {**snap, "carried": record}, own_note(r))
 
 
 def _flag_gap_sql(near: str | None, countries: str | None, genus: str | None,

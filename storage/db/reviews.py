@@ -509,13 +509,13 @@ def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int 
 
 
 def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[str], reviewer: str, now: str,
-              note: str | None = None, evidence: Sequence[Any] | None = None, *, when: str | None = None
-              ) -> tuple[int, int, dict[str, Any]]:
+              note: str | None = None, evidence: Sequence[Any] | None = None, *,
+              carried: Mapping[str, Any] | None = None) -> tuple[int, int, dict[str, Any]]:
     """Move the members ``chosen`` of pending proposal ``proposal_id`` into a new pending proposal (same run and
-    parent), logged as ``reviewer``'s split at ``when`` (default ``now``, the time the proposals are changed);
-    (review id, new proposal id, the after snapshot). The one
+    parent), logged as ``reviewer``'s split at ``now``; (review id, new proposal id, the after snapshot). The one
     split, whether a reviewer makes it (:meth:`ReviewsMixin.split`) or a later triage carries it
-    (``storage.db.proposals``), so both are undone the same way."""
+    (``storage.db.proposals``, with its ``carried`` record in the after snapshot), so both are undone the same
+    way."""
     r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().one()
     before = _snapshot(conn, [proposal_id], evidence=True)
     members = before["proposals"][str(proposal_id)]["members"]
@@ -544,9 +544,10 @@ def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[s
           **(_evidence_values(evidence[0]) if evidence is not None else {}))
     before["proposals"][str(new_id)] = None
     after = _snapshot(conn, [proposal_id, new_id], evidence=True)
-    rid = _log(conn, "split", proposal_id, reviewer, when or now, before, after, note)
+    rid = _log(conn, "split", proposal_id, reviewer, now, before, {**after, "carried": dict(carried)} if carried
+               else after, note)
     conn.execute(sa.insert(EDGES).values(kind="split", source_id=proposal_id, target_id=new_id,
-                                         review_id=rid, created_at=when or now, detail={"members": sorted(chosen)}))
+                                         review_id=rid, created_at=now, detail={"members": sorted(chosen)}))
     return rid, new_id, after
 
 

@@ -197,6 +197,21 @@ PROPOSAL_COLUMNS: tuple[str, ...] = (
     "assigned_status", "carried_from")
 
 
+def _decided_by(conn: Connection, review_id: int | None) -> tuple[str | None, str | None]:
+    """(who, when) of decision ``review_id``: its reviewer, or for one a later run carried (signed by the database)
+    the reviewer who made it where it was made."""
+    from biodiscover.storage.review_log import carried
+
+    row = conn.execute(sa.text("SELECT action, reviewer, created_at, note, after FROM reviews WHERE id = :i"),
+                       {"i": review_id}).mappings().first() if review_id is not None else None
+    if row is None:
+        return None, None
+    how = carried(dict(row))
+    if how is not None and how.reviewer:
+        return how.reviewer, how.at
+    return row["reviewer"], row["created_at"]
+
+
 def _carried_from(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) -> dict[int, dict[str, Any]]:
     """Assigned proposal id → the earlier candidate whose reviewer's decision the database carried to it (a later
     triage proposed exactly its specimens again, ``recognised``; ``storage.db.proposals._carry_naming``): its
@@ -214,15 +229,15 @@ def _carried_from(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) -> d
     for part in chunked(sorted(assigned)):
         for row in conn.execute(sa.text(
                 "SELECT e.target_id, s.id, s.run_id, s.status, s.taxon_id, s.provisional_name, s.nearest_species, "
-                "s.nearest_identity, s.evidence, (SELECT r.reviewer || char(31) || r.created_at FROM reviews r "
+                "s.nearest_identity, s.evidence, (SELECT r.id FROM reviews r "
                 "WHERE r.proposal_id = s.id AND r.action IN ('accept', 'assign') ORDER BY r.id DESC LIMIT 1) "
                 "FROM proposal_edges e JOIN proposals s ON s.id = e.source_id WHERE e.kind = 'recognised' AND "
                 "s.status IN ('accepted', 'assigned') AND e.target_id IN :ids ORDER BY e.id"
         ).bindparams(sa.bindparam("ids", expanding=True)), {"ids": part}):
-            target, source, run, status, taxon, name, near, near_identity, evidence, who = row
+            target, source, run, status, taxon, name, near, near_identity, evidence, decision = row
             if taxon != assigned[int(target)]:
                 continue
-            reviewer, _, when = str(who or "").partition("\x1f")
+            reviewer, when = _decided_by(conn, decision)
             if status == "assigned":
                 try:
                     identity = Evidence.from_dict(json.loads(evidence) if isinstance(evidence, str) else evidence

@@ -396,7 +396,7 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
         t = trails.get(p.get("proposal_id"))
         if t is not None:
             props.loc[i, list(REVIEW_COLUMNS[:5])] = [t.decision, t.decided_by, t.decided_at, "; ".join(t.reviewers),
-                                                      t.notes_text() or None]
+                                                      t.review_text() or None]
         props.loc[i, "previous_names"] = previous_names(histories.get(p.get("proposal_id"), ()), candidate_label(p))
     if "evidence" in data.proposals:
         rows = [_flat_evidence(ev if isinstance(ev, Mapping) else {}) for ev in data.proposals["evidence"]]

@@ -267,10 +267,13 @@ def _reviewed(row: dict[str, Any], trail: ReviewTrail | None, verification: str)
 
 
 def _noted(row: dict[str, Any], trail: ReviewTrail | None) -> None:
-    """Add the reviewers' notes on the candidate to ``row``'s remarks (none: unchanged)."""
+    """Add the reviewers' notes on the candidate to ``row``'s remarks, and the reviews a later run carried to it as
+    the database's actions, unquoted (none: unchanged)."""
     if trail is not None and trail.notes:
         row["identificationRemarks"] = (row.get("identificationRemarks") or "") + \
             f"; reviewer notes: {trail.notes_text()}"
+    if trail is not None and trail.carried:
+        row["identificationRemarks"] = (row.get("identificationRemarks") or "") + f"; {trail.carried_text()}"
 
 
 def _rejected_by(trail: ReviewTrail | None) -> str:
@@ -712,7 +715,9 @@ def _earlier_review_names(pid: str, core: Mapping[str, Any], history: Sequence[R
                     "scientificName": parent, "taxonRank": rank if rank in RANKS else None,
                     "identificationQualifier": open_qualifier(rank) if parent else None,
                     "verbatimIdentification": act.after_name, "taxonConceptID": core.get("taxonConceptID"),
-                    "identifiedBy": act.reviewer, "dateIdentified": _day(act.at), "identificationRemarks": remarks,
+                    "identifiedBy": act.author, "dateIdentified": _day(act.carried.at if act.carried is not None
+                                                                      and act.carried.at else act.at),
+                    "identificationRemarks": remarks,
                     "identificationVerificationStatus": f"superseded by a later review (run {run.get('id')})"})
     return out
 

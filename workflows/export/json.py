@@ -56,7 +56,10 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
         row["review"] = None if t is None and not acts else {
             "decision": t.decision if t else None, "decided_by": t.decided_by if t else None,
             "decided_at": t.decided_at if t else None, "reviewers": list(t.reviewers) if t else [],
-            "notes": [{"at": a, "reviewer": w, "text": x} for a, w, x in t.notes] if t else [],
+            "notes": [{"at": n.at, "reviewer": n.reviewer, "text": n.text, "written_on": n.on} for n in t.notes]
+            if t else [],
+            # reviews a later run carried here (the database's actions; each in ``history`` with its source)
+            "carried": [{"at": at or None, "action": what} for at, what in t.carried] if t else [],
             "history": [jsonable(a.as_json()) for a in acts]}
         proposals.append(row)
     meta = options.metadata

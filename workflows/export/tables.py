@@ -13,14 +13,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed
-from biodiscover.storage.review_log import DECISIONS, UNDOING, in_force
+from biodiscover.storage.review_log import DECISIONS, MACHINE, UNDOING, Carried, carried, in_force, own_note
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
 #: candidate, or identified its members as a known species.
@@ -324,23 +324,39 @@ def model_description(run: Mapping[str, Any]) -> str:
 # -- the review log, per proposal -----------------------------------------------------------------------------
 
 
+class TrailNote(NamedTuple):
+    """A reviewer's note in force on a candidate: when, by whom, her text, and ``on``: where a carried one was
+    written (``on #2: 5 specimens of week1``, :meth:`~biodiscover.storage.review_log.Carried.written_on`), None for
+    one written on this candidate."""
+
+    at: str
+    reviewer: str
+    text: str
+    on: str | None = None
+
+
 @dataclass(frozen=True)
 class ReviewTrail:
     """What reviewers did to one proposal, undone reviews left out.
 
     ``decision``/``decided_by``/``decided_at``: the last accept / reject / assign in
-    force; ``reviewers``: everyone whose review is in force, first seen first;
-    ``notes``: (time, reviewer, text) of every note in force, oldest first.
+    force (a decision a later run carried here is its reviewer's, made when she made it);
+    ``reviewers``: everyone whose review is in force, first seen first;
+    ``notes``: :class:`TrailNote` of every note in force, oldest first (a carried one says where it was written);
+    ``carried``: (when, what) of each review in force a later run carried here, as the database's action
+    (``rename carried from #2 by run 5``), never quoted as a reviewer's note (e29 F9).
     """
 
     decision: str | None = None
     decided_by: str | None = None
     decided_at: str | None = None
     reviewers: tuple[str, ...] = ()
-    notes: tuple[tuple[str, str, str], ...] = ()
+    notes: tuple[TrailNote, ...] = ()
+    carried: tuple[tuple[str, str], ...] = ()
 
     def notes_text(self) -> str:
-        """All notes as one line: ``"text" (reviewer, 2026-11-23); …``.
+        """All notes as one line: ``"text" (reviewer, 2026-11-23); …``, a carried one ``"text" (reviewer,
+        2026-11-23, on #2: 5 specimens of week1)``.
 
         Each text is quoted (a ``"`` or ``\\`` inside escaped, as in JSON): a note may hold
         ``; `` itself ("+1 female in ethanol; holotype candidate"), and joined bare
@@ -348,13 +364,22 @@ class ReviewTrail:
         """
         import json
 
-        return "; ".join(f"{json.dumps(text, ensure_ascii=False)} ({who}, {str(at)[:10]})"
-                         for at, who, text in self.notes)
+        return "; ".join(f"{json.dumps(n.text, ensure_ascii=False)} ({n.reviewer}, {str(n.at)[:10]}"
+                         + (f", {n.on})" if n.on else ")") for n in self.notes)
+
+    def carried_text(self) -> str:
+        """The carried reviews as one line of actions, unquoted and signed by the database: ``rename carried from
+        #2 by run 5 (biodiscover, 2026-12-07)``."""
+        return "; ".join(f"{what} ({MACHINE}" + (f", {str(at)[:10]})" if at else ")") for at, what in self.carried)
+
+    def review_text(self) -> str:
+        """:meth:`notes_text`, then :meth:`carried_text`: what proposals.csv's ``review_notes`` holds."""
+        return "; ".join(t for t in (self.notes_text(), self.carried_text()) if t)
 
 
 def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
-    """proposal id → :class:`ReviewTrail` from the review log (an undo takes its target out; an undo
-    of an undo puts it back)."""
+    """proposal id → :class:`ReviewTrail` from the review log (an undo, a reopen or a withdrawal takes its target
+    out; an undo of an undo puts it back)."""
     if reviews is None or reviews.empty or "proposal_id" not in reviews:
         return {}
     rows = sorted(_records(reviews), key=lambda r: r.get("id") or 0)
@@ -362,7 +387,8 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
     by_proposal: dict[Any, list[dict[str, Any]]] = {}
     for r in rows:
         # a reopen in force is a review of its own (who reopened, and the note saying why), deciding nothing
-        if r.get("action") != "undo" and active.get(r.get("id")) and r.get("proposal_id") is not None:
+        if r.get("action") not in ("undo", "withdraw") and active.get(r.get("id")) and \
+                r.get("proposal_id") is not None:
             by_proposal.setdefault(r["proposal_id"], []).append(r)
             # a merge or split is a review of every candidate it touched (the log files it under one): the part
             # split off names its reviewer too (a real plate's split part read "reviewers" empty, e27 F11); it
@@ -371,16 +397,35 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
                 by_proposal.setdefault(other, []).append({**r, "action": "touched", "note": None})
     out: dict[Any, ReviewTrail] = {}
     for pid, rs in by_proposal.items():
-        decided = [r for r in rs if r.get("action") in DECISIONS]
-        last = decided[-1] if decided else None
+        made = [(r, carried(r)) for r in rs]
+        decided = [(r, c) for r, c in made if r.get("action") in DECISIONS]
+        last, how = decided[-1] if decided else (None, None)
         out[pid] = ReviewTrail(
             decision=last.get("action") if last else None,
-            decided_by=last.get("reviewer") if last else None,
-            decided_at=last.get("created_at") if last else None,
-            reviewers=tuple(dict.fromkeys(str(r.get("reviewer")) for r in rs if r.get("reviewer"))),
-            notes=tuple((str(r.get("created_at") or ""), str(r.get("reviewer") or ""), str(r["note"]))
-                        for r in rs if isinstance(r.get("note"), str) and r["note"].strip()))
+            decided_by=(how.reviewer if how is not None and how.reviewer else last.get("reviewer")) if last else None,
+            decided_at=(how.at if how is not None and how.at else last.get("created_at")) if last else None,
+            reviewers=tuple(dict.fromkeys(str(_author(r, c)) for r, c in made if _author(r, c))),
+            notes=tuple(_trail_note(r, c) for r, c in made if r.get("action") != "touched" and own_note(r)),
+            carried=tuple((str(r.get("created_at") or "") if c.run is not None else "",
+                           c.words(str(r.get("action")))) for r, c in made
+                          if c is not None and r.get("action") not in ("note", "touched")))
     return out
+
+
+def _author(review: Mapping[str, Any], how: Carried | None) -> Any:
+    """Who a review in force is a review by: its reviewer, or the one whose review a later run carried (not the
+    database that carried it)."""
+    return how.reviewer if how is not None and how.reviewer else review.get("reviewer")
+
+
+def _trail_note(review: Mapping[str, Any], how: Carried | None) -> TrailNote:
+    """A review's own note as :class:`TrailNote`: a carried one signed and dated as its author wrote it, saying
+    where."""
+    text = own_note(review) or ""
+    if how is None:
+        return TrailNote(str(review.get("created_at") or ""), str(review.get("reviewer") or ""), text)
+    return TrailNote(str(how.at or review.get("created_at") or ""), str(_author(review, how) or ""), text,
+                     how.written_on())
 
 
 @dataclass(frozen=True)
@@ -406,6 +451,14 @@ class ReviewAction:
     undone_by: Any = None
     #: (rank, name) of the taxon the candidate sat under after this review: what its name is open nomenclature in
     after_parent: tuple[str | None, str | None] = (None, None)
+    #: for a review a later run carried onto this candidate (signed by the database, dated when carried): where it
+    #: came from and whose it was (:func:`~biodiscover.storage.review_log.carried`)
+    carried: Carried | None = None
+
+    @property
+    def author(self) -> str | None:
+        """Whose review this is: its reviewer, or for a carried one the reviewer who made it where it was made."""
+        return self.carried.reviewer if self.carried is not None and self.carried.reviewer else self.reviewer
 
     @property
     def renames(self) -> bool:
@@ -413,15 +466,21 @@ class ReviewAction:
         return self.before_name is not None and self.after_name is not None and self.before_name != self.after_name
 
     def as_json(self) -> dict[str, Any]:
+        c = self.carried
         return {"review_id": self.review_id, "action": self.action, "reviewer": self.reviewer, "at": self.at,
                 "before_name": self.before_name, "after_name": self.after_name, "note": self.note,
                 "others": [{"proposal_id": i, "name": n} for i, n in self.others], "undoes": self.undoes,
-                "undone_by": self.undone_by}
+                "undone_by": self.undone_by,
+                "carried": None if c is None else {
+                    "words": c.words(self.action) if self.action != "note" else None, "from_proposal": c.source,
+                    "by_run": c.run, "reviewer": c.reviewer, "at": c.at, "written_on": c.written_on()}}
 
     def in_words(self) -> str:
-        """``review 7: rename Thopliaus sp. BD-0001 → Thopliaus sp. Kruger-1 (A. Taxonomist, 2026-12-01)``."""
+        """``review 7: rename Thopliaus sp. BD-0001 → Thopliaus sp. Kruger-1 (A. Taxonomist, 2026-12-01)``; a carried
+        one ``review 22: rename carried from #2 by run 5 … (biodiscover, 2026-12-07)``."""
         names = f" {self.before_name} → {self.after_name}" if self.renames else ""
-        return f"review {self.review_id}: {self.action}{names} ({self.reviewer}, {str(self.at or '')[:10]})"
+        what = self.carried.words(self.action) if self.carried is not None and self.action != "note" else self.action
+        return f"review {self.review_id}: {what}{names} ({self.reviewer}, {str(self.at or '')[:10]})"
 
 
 def _snapshot_name(snapshot: Any, proposal_id: Any) -> str | None:
@@ -476,13 +535,13 @@ def review_histories(reviews: pd.DataFrame) -> dict[Any, tuple[ReviewAction, ...
             if pid is None:
                 continue
             others = tuple((o, _snapshot_name(after, o) or _snapshot_name(before, o)) for o in touched if o != pid)
-            note = r.get("note") if isinstance(r.get("note"), str) and r["note"].strip() else None
+            note = own_note(r) if pid == touched[0] else None
             out.setdefault(pid, []).append(ReviewAction(
                 review_id=r.get("id"), action=str(r.get("action")), reviewer=r.get("reviewer"),
                 at=r.get("created_at"), before_name=_snapshot_name(before, pid), after_name=_snapshot_name(after, pid),
                 note=note, others=others, undoes=_review_id(r.get("target_review_id")),
                 undone_by=None if active.get(r.get("id"), True) else undone_by.get(r.get("id")),
-                after_parent=_snapshot_parent(after, pid)))
+                after_parent=_snapshot_parent(after, pid), carried=carried(r)))
     return {pid: tuple(acts) for pid, acts in out.items()}
 
 
