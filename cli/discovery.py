@@ -112,6 +112,11 @@ def register(app: typer.Typer) -> None:
         level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
                                               help="P(right) a rank needs to be named (default: the bundle's, "
                                                    "see `biodiscover info`)."),
+        absent_share: str = typer.Option(
+            "plate", "--absent-share",
+            help="plate: the share of taxa absent from the reference is estimated from this collection alone, "
+                 "pulled toward even odds; season: pulled toward the share the database's other plates of this "
+                 "model read (weekly plates of one trap, named alike week to week)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:
@@ -123,7 +128,8 @@ def register(app: typer.Typer) -> None:
 
         A collection is read at its own share of taxa absent from the reference
         (estimated from its specimens, printed at the end): triage a plate as one
-        collection, not a specimen at a time.
+        collection, not a specimen at a time. Weekly plates of one season in one
+        database: --absent-share season.
         """
         from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer
         from biodiscover.workflows.triage import run_triage
@@ -140,7 +146,8 @@ def register(app: typer.Typer) -> None:
             raise InputError("give --db DB (and/or --results FILE): triage needs somewhere to write")
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
                              results_out=results, progress=_progress(quiet), use_images=not no_images,
-                             use_provisional=not no_provisional, force=force, level=level, clustering=method)
+                             use_provisional=not no_provisional, force=force, level=level, clustering=method,
+                             absent_share=absent_share)
         try:
             _say_triaged(summary, as_json)
         except KeyboardInterrupt:  # the run is stored: "interrupted … re-run" would triage the collection again

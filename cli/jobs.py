@@ -113,6 +113,10 @@ def _run(
     force: bool = typer.Option(False, "--force", help="Triage every collection again, even one done before with "
                                                       "the same bytes, model and level (by `run` or `triage`); "
                                                       "re-clusters its pending candidates under new numbers."),
+    absent_share: str = typer.Option("plate", "--absent-share",
+                                     help="plate: each collection's share of taxa absent from the reference is "
+                                          "estimated from it alone; season: pulled toward the share the "
+                                          "database's other plates of this model read (see `triage --help`)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Batch discovery over many collections; resumable: re-run the same command
@@ -139,6 +143,7 @@ def _run(
     # typer hands the option over as str; an unknown kind is refused (naming the known ones) by make_executor
     kind = cast("Literal['local', 'ray']", executor)
     config = BatchConfig(collections=collections, model=model, db=db, log_file=log_file, level=level, force=force,
+                         absent_share=absent_share,
                          executor=ExecutorConfig(kind=kind, address=ray_address, shards=shards))
     progress = None if as_json else _RichProgress()
     try:

@@ -805,15 +805,29 @@ class DiscoveryModel:
         """The share of absent taxa per rank that ``results`` were decided under (``adapt``; empty: even odds)."""
         return next((dict(r.priors) for r in results if r.priors), {})
 
-    def _collection_priors(self, results: Sequence[TriageResult], level: float) -> dict[str, float]:
-        dna = [r for r in results if r.modality == "dna" and r.outcomes]
-        return self.naming_.collection_priors([r.outcomes for r in dna], level, [r.identity for r in dna])
+    @staticmethod
+    def _barcode_calls(results: Sequence[TriageResult]) -> list[TriageResult]:
+        """The results a collection's share of absent taxa is estimated over: those with a barcode's ``outcomes``
+        (a call fused with a photograph keeps its barcode's: ``multimodal.combine_results``)."""
+        return [r for r in results if r.modality in ("dna", "dna+image") and r.outcomes]
+
+    def _collection_priors(self, results: Sequence[TriageResult], level: float,
+                           toward: Mapping[str, float] | None = None) -> dict[str, float]:
+        dna = self._barcode_calls(results)
+        return self.naming_.collection_priors([r.outcomes for r in dna], level, [r.identity for r in dna], toward)
+
+    def collection_basis(self, results: Sequence[TriageResult], level: float | None = None) -> dict[str, list[float]]:
+        """Per learned rank, [``results``' own share of absent taxa without pseudo-specimens, the specimens it
+        rests on] (``NamingModel.collection_basis``): what a triage run records for a season's later plates."""
+        self._check_fitted()
+        level = self.config.naming.level if level is None else float(level)
+        dna = self._barcode_calls(results)
+        return self.naming_.collection_basis([r.outcomes for r in dna], level, [r.identity for r in dna])
 
     def placed_count(self, results: Sequence[TriageResult], level: float) -> int:
         """How many of ``results`` a collection's share of absent taxa is estimated over (``_collection_priors``:
         the DNA-read ones a learned rank placed; ``NamingModel.placed``)."""
-        return sum(1 for r in results if r.modality == "dna" and r.outcomes
-                   and self.naming_.placed(r.outcomes, level, r.identity))
+        return sum(1 for r in self._barcode_calls(results) if self.naming_.placed(r.outcomes, level, r.identity))
 
     def _decide_all(self, results: Sequence[TriageResult], priors: Mapping[str, float], level: float
                     ) -> list[TriageResult]:
@@ -835,11 +849,12 @@ class DiscoveryModel:
                        is_novel=bool(nov >= self.config.novelty_threshold), reason=reason,
                        priors={k: v for k, v in priors.items() if k in self.naming_.models_})
 
-    def adapt(self, results: Sequence[TriageResult], level: float | None = None, collection: bool = True
-              ) -> tuple[list[TriageResult], dict[str, float]]:
+    def adapt(self, results: Sequence[TriageResult], level: float | None = None, collection: bool = True,
+              toward: Mapping[str, float] | None = None) -> tuple[list[TriageResult], dict[str, float]]:
         """The results of one collection decided (again) under its own share of absent taxa per rank
-        (``NamingModel.collection_priors``, estimated from every result's ``outcomes``), and those shares;
-        with ``collection`` False, each at the simulation's even odds.
+        (``NamingModel.collection_priors``, estimated from every result's ``outcomes``; its pseudo-specimens at
+        ``toward``'s share per rank, a season's earlier plates' (``naming.pooled_share``), else at even odds),
+        and those shares; with ``collection`` False, each at the simulation's even odds.
 
         Why over the whole collection and not per call: a batch runner triages a collection in chunks
         (and Ray in batches), and a specimen's call must not depend on which chunk it fell in. Exact and
@@ -852,7 +867,7 @@ class DiscoveryModel:
         level = self.config.naming.level if level is None else float(level)
         if not 0.5 < level <= 1.0:
             raise InputError(f"level must be in (0.5, 1], got {level}")
-        priors = self._collection_priors(results, level) if collection else {}
+        priors = self._collection_priors(results, level, toward) if collection else {}
         return self._decide_all(results, priors, level), priors
 
     def _check_homology(self, seqs: list[str], hits: list[Hits]) -> tuple[dict[int, str], dict[int, str]]:

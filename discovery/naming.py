@@ -240,7 +240,7 @@ def _shifted(p: Any, ratio: float) -> Any:
 
 
 def collection_prior(p_absent: np.ndarray, prior: float, weight: float, tol: float = 1e-9,
-                     max_iter: int = 1000) -> float:
+                     max_iter: int = 1000, toward: float | None = None) -> float:
     """The share of a collection's specimens whose taxon is absent at a rank, estimated from the
     collection itself: the EM of Saerens, Latinne & Decaestecker (2002, Neural Computation 14:21),
     which re-weighs each specimen's P(absent) (given under ``prior``) to the current estimate and
@@ -252,18 +252,41 @@ def collection_prior(p_absent: np.ndarray, prior: float, weight: float, tol: flo
     where none is absent reads 0.9 where 0.99 is right, and absent species are kept from genera
     they plainly belong to. The pseudo-specimens keep a small batch (one specimen: the
     simulation's odds, moved by 1 %) from deciding its own prior.
+
+    ``toward``: the share the pseudo-specimens hold (default ``prior``, the simulation's odds): the share of
+    earlier plates of the same series (``pooled_share``) when the collection is one week of a season. Why:
+    at even odds the pseudo-specimens pull a small plate's estimate further from the truth than a big one's
+    (a Norwegian season, 6 % of its specimens in a new genus: each week of 200–380 read a species share of
+    18–20 %, the four weeks as one plate 11 %), so the same barcode at the same identity was named to species
+    in one week and to its genus in the next (RESULTS-tui.md, "A taxonomist's season", F7).
     """
     a = np.clip(np.asarray(p_absent, dtype=np.float64), 0.0, 1.0)
+    centre = prior if toward is None else min(max(float(toward), 1e-4), 1.0 - 1e-4)
     if not len(a):
-        return prior
-    pi = prior
+        return centre
+    pi = centre
     for _ in range(max_iter):
-        new = (float(shift_prior(a, prior, pi).sum()) + weight * prior) / (len(a) + weight)
+        new = (float(shift_prior(a, prior, pi).sum()) + weight * centre) / (len(a) + weight)
         new = min(max(new, 1e-4), 1.0 - 1e-4)  # odds stay finite: a shift is never to certainty
         if abs(new - pi) < tol:
             return new
         pi = new
     return pi
+
+
+def pooled_share(bases: Iterable[Mapping[str, Sequence[float]]], prior: float, weight: float) -> dict[str, float]:
+    """Per rank, the share of absent taxa over several collections, from each one's ``collection_basis`` (rank →
+    [its own share, estimated without pseudo-specimens; the specimens it rests on]), as ``collection_prior``
+    would estimate it over all of them at once (a MAP with ``weight`` pseudo-specimens at ``prior``), to the
+    first order: the specimens' own shares are averaged by count. What the next plate of a season is pulled
+    toward instead of even odds (``collection_prior``'s ``toward``); empty: no basis at any rank."""
+    total: dict[str, float] = {}
+    count: dict[str, float] = {}
+    for basis in bases:
+        for r, (share, n) in basis.items():
+            total[r] = total.get(r, 0.0) + float(share) * float(n)
+            count[r] = count.get(r, 0.0) + float(n)
+    return {r: round((total[r] + weight * prior) / (count[r] + weight), 6) for r in total if count[r] + weight > 0}
 
 
 @dataclass(frozen=True)
@@ -1100,22 +1123,41 @@ class NamingModel:
                 return False
         return True
 
+    def _placed_absent(self, outcomes: Sequence[Mapping[str, Sequence[float] | None]], level: float,
+                       identities: Sequence[float] | None) -> dict[str, np.ndarray]:
+        """Per learned rank, P(absent) at the simulation's odds of the ``placed`` queries that have one."""
+        ids: Sequence[float | None] = [None] * len(outcomes) if identities is None else identities
+        inside = [o for o, x in zip(outcomes, ids, strict=True) if self.placed(o, level, x)]
+        out: dict[str, np.ndarray] = {}
+        for r in self.models_:
+            a = np.array([float(o[r][2]) for o in inside if o.get(r) is not None])  # type: ignore[index]
+            if len(a):
+                out[r] = a
+        return out
+
     def collection_priors(self, outcomes: Sequence[Mapping[str, Sequence[float] | None]], level: float,
-                          identities: Sequence[float] | None = None) -> dict[str, float]:
+                          identities: Sequence[float] | None = None, toward: Mapping[str, float] | None = None
+                          ) -> dict[str, float]:
         """Per learned rank, the share of absent taxa in the collection whose ``outcomes`` these are
-        (``collection_prior``, over the ``placed`` queries; ``identities``: each one's best identity); empty
+        (``collection_prior``, over the ``placed`` queries; ``identities``: each one's best identity), its
+        pseudo-specimens at ``toward``'s share where it gives one (``pooled_share``), else at even odds; empty
         when ``collection_weight`` is None (a bundle from before)."""
         weight = self.config.collection_weight
         if weight is None:
             return {}
-        ids: Sequence[float | None] = [None] * len(outcomes) if identities is None else identities
-        inside = [o for o, x in zip(outcomes, ids, strict=True) if self.placed(o, level, x)]
-        out: dict[str, float] = {}
-        for r in self.models_:
-            a = np.array([float(o[r][2]) for o in inside if o.get(r) is not None])  # type: ignore[index]
-            if len(a):
-                out[r] = round(collection_prior(a, self.config.absent_prior, float(weight)), 6)
-        return out
+        return {r: round(collection_prior(a, self.config.absent_prior, float(weight),
+                                          toward=(toward or {}).get(r)), 6)
+                for r, a in self._placed_absent(outcomes, level, identities).items()}
+
+    def collection_basis(self, outcomes: Sequence[Mapping[str, Sequence[float] | None]], level: float,
+                         identities: Sequence[float] | None = None) -> dict[str, list[float]]:
+        """Per learned rank, [the collection's own share of absent taxa, estimated without pseudo-specimens; the
+        specimens it rests on]: what a run records so that later plates of a season can be pulled toward the
+        season's share (``pooled_share``); empty when ``collection_weight`` is None."""
+        if self.config.collection_weight is None:
+            return {}
+        return {r: [round(collection_prior(a, self.config.absent_prior, 0.0), 6), int(len(a))]
+                for r, a in self._placed_absent(outcomes, level, identities).items()}
 
     @staticmethod
     def rivals(lineages: Sequence[Lineage], hits: Hits) -> dict[str, tuple[str, float] | None]:

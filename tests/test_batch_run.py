@@ -619,3 +619,27 @@ def test_run_names_the_batch_it_wrote_and_a_stopped_batchs_id_exports_what_its_r
     said = again.stdout.splitlines()[-2]
     newest = int(said.split()[2].rstrip(":"))
     assert newest > resumed.id and said == f"batch run {newest}: export --run {newest} exports its 3 collections as one"
+
+
+def test_run_with_absent_share_season_pulls_each_plate_toward_the_ones_before(workspace, tmp_path: Path) -> None:
+    """``run --absent-share season`` (season review F7): each collection's share of absent taxa is pulled toward
+    the share the database's other plates read — the plates this batch did before it included — and the mode is
+    recorded with each triage run; a mode that does not exist is refused before the first collection."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "season"
+    write_collections(meta, folder, 2, rows_per_collection=40)
+    db_path = tmp_path / "season.sqlite"
+    summary = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path, absent_share="season"))
+    first, second = summary.outcomes
+    assert (first.status, second.status) == ("ok", "ok")
+    db = Database.open(db_path, readonly=True)
+    try:
+        one, two = db.run_progress(first.run_id), db.run_progress(second.run_id)
+    finally:
+        db.close()
+    assert (one.parameters["absent_share"], one.parameters["absent_share_from"]) == ("season", [])
+    assert (two.parameters["absent_share"], two.parameters["absent_share_from"]) == ("season", [first.run_id])
+    assert set(two.parameters["absent_share_toward"]) == set(one.result["absent_share_basis"]) != set()
+    with pytest.raises(InputError, match="--absent-share 'weeks': one of plate, season"):
+        BatchConfig(collections=str(folder), model=bundle, db=tmp_path / "never.sqlite", absent_share="weeks")
+    assert not (tmp_path / "never.sqlite").exists()

@@ -935,3 +935,72 @@ def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes
     assert len(redone) == 1
     assert cli("db", "drop-run", "--db", str(db), "--run", str(redone[0]), "--yes").returncode == 0
     assert json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["stats"]["runs"] == 2
+
+
+def test_weekly_plates_with_absent_share_season_are_pulled_toward_the_databases_other_plates(dataset, bundle,
+                                                                                          tmp_path, capsys) -> None:
+    """Season review F7: each week's plate read its own share of absent taxa, pulled toward even odds by 96
+    pseudo-specimens — the smaller the week, the higher the share — so the same barcode at the same identity was
+    named to species one week and to its genus the next. ``--absent-share season`` pulls a plate toward the share
+    the database's other plates of this model read (each run records its own share and the specimens it rests on);
+    a plate triaged again takes the other weeks', never its own earlier reading."""
+    import shutil
+
+    from biodiscover.storage.db import Database
+
+    records = (dataset / "collection.fasta").read_text().split(">")[1:]
+    good = [r for r in records if not r.startswith("BAD1")]
+    week1, week2 = tmp_path / "week1.fasta", tmp_path / "week2.fasta"
+    week1.write_text("".join(">" + r for k, r in enumerate(good) if k % 3))  # each week a mix of known and new
+    week2.write_text("".join(">" + r for k, r in enumerate(good) if not k % 3))
+    db = tmp_path / "season.sqlite"
+
+    def triage(plate: Path, target: Path, *extra: str) -> dict:
+        assert main(["triage", "-i", str(plate), "-m", str(bundle), "--db", str(target), "--json", "-q",
+                     *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first = triage(week1, db, "--absent-share", "season")  # nothing else in the database: even odds, and said so
+    assert first["season_runs"] == [] and first["absent_share_mode"] == "season"
+    with Database.open(db) as database:
+        basis = database.run_progress(first["run_id"]).result["absent_share_basis"]
+    # each learned rank: the plate's own share without pseudo-specimens, over the specimens it placed
+    assert set(basis) == set(first["absent_share"]) and {"genus", "species"} <= set(basis)
+    for rank, (own, n) in basis.items():
+        assert 0 < n <= first["absent_share_over"] and 0 < own < 1
+        assert first["absent_share"][rank] == pytest.approx((own * n + 48.0) / (n + 96), abs=0.02)  # one fixed point
+    shutil.copy(db, tmp_path / "plate.sqlite")
+    alone = triage(week2, tmp_path / "plate.sqlite")
+    season = triage(week2, db, "--absent-share", "season")
+    assert alone["season_runs"] == season["season_runs"] == [first["run_id"]]
+    with Database.open(db) as database:
+        run = database.run_progress(season["run_id"])
+    toward = run.parameters["absent_share_toward"]
+    assert (run.parameters["absent_share"], run.parameters["absent_share_from"]) == ("season", [first["run_id"]])
+    assert toward == {r: pytest.approx((own * n + 48.0) / (n + 96), abs=1e-6) for r, (own, n) in basis.items()}
+    moved = [r for r in season["absent_share"] if abs(toward[r] - 0.5) > 0.05]
+    assert {"genus", "species"} <= set(moved)
+    for rank in moved:  # pulled toward week 1's share, away from where even odds put it
+        assert (season["absent_share"][rank] - alone["absent_share"][rank]) * (toward[rank] - 0.5) > 0.005, rank
+
+    # the line says what the pseudo-specimens held; a plate-mode week names the option and the other plates
+    assert main(["triage", "-i", str(week2), "-m", str(bundle), "--db", str(tmp_path / "plate.sqlite"), "-q"]) == 0
+    said = capsys.readouterr().out
+    assert ("weighed against 96 pseudo-specimens at even odds): " in said
+            and f"`--absent-share season` weighs them at the share of this database's 1 other plate of this model "
+                f"(run {first['run_id']}: " in said), said
+    assert main(["triage", "-i", str(week1), "-m", str(bundle), "--db", str(db), "-q",
+                 "--absent-share", "season"]) == 0
+    said = capsys.readouterr().out
+    # week 1 again: the other plate is week 2's newest run, not week 1's own first reading
+    assert (f"weighed against 96 pseudo-specimens at the share of this database's 1 other plate of this model "
+            f"(run {season['run_id']}: ") in said, said
+
+    # refused before any work: no database to read a season from, or a mode that does not exist
+    assert main(["triage", "-i", str(week1), "-m", str(bundle), "--results", str(tmp_path / "r.csv"),
+                 "--absent-share", "season"]) == 2
+    assert "error: --absent-share season reads the share of absent taxa from the database's other plates: give --db" \
+        in capsys.readouterr().err
+    assert main(["triage", "-i", str(week1), "-m", str(bundle), "--db", str(db), "--absent-share", "weekly"]) == 2
+    assert "error: --absent-share 'weekly': one of plate, season" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()

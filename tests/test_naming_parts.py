@@ -24,7 +24,8 @@ from biodiscover.discovery.metrics import reliability
 from biodiscover.discovery.naming import (EPS, OVERLAP_FULL, PUBLISHED_CUTOFFS, ROOT, Hits, NamingConfig, NamingModel,
                                           RankModel, SimQuery, TaxonSpread, _outcomes, _parent, collection_prior,
                                           deepest_confident, describe_expected, describe_support, fallback_bar,
-                                          fallback_right, level_bound, log_distance, plan_simulation, shift_prior)
+                                          fallback_right, level_bound, log_distance, plan_simulation, pooled_share,
+                                          shift_prior)
 from biodiscover.storage.records import RANKS
 
 ALL = ("order", "family", "subfamily", "genus", "species")
@@ -704,6 +705,38 @@ def test_the_collection_prior_returns_its_last_estimate_when_it_runs_out_of_iter
     assert collection_prior(a, 0.5, 0.0, max_iter=1) == pytest.approx(a.mean())
     assert collection_prior(a, 0.5, 4.0, max_iter=1) == pytest.approx((a.sum() + 2.0) / 8)
     assert collection_prior(a, 0.5, 0.0) != pytest.approx(a.mean(), abs=1e-3)  # iterated past one step
+
+
+def test_a_weeks_plate_is_pulled_toward_its_seasons_share_not_even_odds() -> None:
+    """Weekly plates of one trap (season review F7): a week's 200–380 specimens, pulled toward even odds by the 96
+    pseudo-specimens, read a species share of 18–20 % where the season's 1,125 read 11 %. With ``toward`` the
+    pseudo-specimens hold the season's share (``pooled_share`` of the other weeks' own estimates, a MAP by the same
+    rule), so a small week lands near the season, not near 0.5."""
+    rng = np.random.default_rng(7)
+    weeks = []
+    for n in (380, 273, 267, 205):
+        absent = rng.random(n) < 0.08
+        weeks.append(1.0 / (1.0 + np.exp(-2.0 * rng.normal(np.where(absent, 1.0, -1.0), 1.0))))
+    season = np.concatenate(weeks)
+    bases = [{"species": [collection_prior(a, 0.5, 0.0), len(a)]} for a in weeks[:3]]
+    toward = pooled_share(bases, 0.5, 96.0)
+    # the other weeks' own shares averaged by their specimens, with 96 pseudo-specimens at even odds
+    own = sum(b["species"][0] * b["species"][1] for b in bases)
+    assert toward == {"species": pytest.approx((own + 48.0) / (920 + 96), abs=1e-6)}
+    assert pooled_share([], 0.5, 96.0) == {}
+    week4 = weeks[3]
+    alone = collection_prior(week4, 0.5, 96.0)
+    pulled = collection_prior(week4, 0.5, 96.0, toward=toward["species"])
+    whole = collection_prior(season, 0.5, 96.0)
+    truth = collection_prior(season, 0.5, 0.0)
+    assert abs(pulled - truth) < abs(whole - truth) < abs(alone - truth)
+    assert alone - whole > 0.1 and abs(pulled - truth) < abs(alone - truth) / 4
+    # one EM step is the plate's P(absent) under the pulled prior plus the pseudo-specimens at the season's share
+    t = toward["species"]
+    assert collection_prior(week4, 0.5, 96.0, max_iter=1, toward=t) == pytest.approx(
+        (shift_prior(week4, 0.5, t).sum() + 96.0 * t) / (205 + 96))
+    assert collection_prior(np.array([]), 0.5, 96.0, toward=0.1) == 0.1  # nothing read: the season's share
+    assert collection_prior(week4, 0.5, 96.0, toward=None) == alone
 
 
 def test_the_tuning_predictions_are_out_of_fold_by_group() -> None:

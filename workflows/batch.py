@@ -84,6 +84,14 @@ class BatchConfig:
     #: triage every collection again, even one done before (by a batch or by ``triage``); a batch resumed after a
     #: stop still skips what the stopped batch did
     force: bool = False
+    #: how each collection's share of absent taxa is estimated (``workflows.triage.ABSENT_SHARES``): ``season``
+    #: pulls each toward the share of the database's other plates, those done earlier in this batch included
+    absent_share: str = "plate"
+
+    def __post_init__(self) -> None:
+        from biodiscover.workflows.triage import check_absent_share
+
+        check_absent_share(self.absent_share)
 
 
 @dataclass(frozen=True)
@@ -474,6 +482,8 @@ class TriageCall:
     engine: Callable[[], Any] | None = None
     #: ``BatchConfig.level``
     level: float | None = None
+    #: ``BatchConfig.absent_share``
+    absent_share: str = "plate"
 
 
 @dataclass
@@ -720,7 +730,8 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
         with HeartbeatPoller(database, item_run, polled):
             report = triage_fn(TriageCall(spec, Path(config.model), Path(config.db), database, executor, stage,
                                           {"collection_key": spec.key, "batch_run_id": batch_run,
-                                           "batch_item_run_id": item_run}, bundle, engine, config.level))
+                                           "batch_item_run_id": item_run}, bundle, engine, config.level,
+                                          config.absent_share))
         if stage_started:
             last = list(stage_started)[-1]
             outcome.stages.setdefault(last, time.perf_counter() - stage_started[last])
@@ -838,7 +849,7 @@ def default_triage(call: TriageCall) -> TriageReport:
         engine = ExecutorModel(DiscoveryModel.from_bundle(bundle), call.executor)
     kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database,
                               "collection": call.spec.name.split(".")[0], "model": engine, "bundle": bundle,
-                              "level": call.level}
+                              "level": call.level, "absent_share": call.absent_share}
     summary = run_triage(call.spec.path, call.model, call.db_path, **kwargs)
     if summary.run_id is None:
         raise InputError(f"{call.spec.path}: triage wrote no run to the database")

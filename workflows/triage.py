@@ -21,11 +21,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult
-from biodiscover.discovery.naming import naming_limits
+from biodiscover.discovery.naming import naming_limits, pooled_share
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle
@@ -69,6 +69,12 @@ class TriageSummary:
     #: cut-off, keep even odds and do not count) and the pseudo-specimens at even odds it is weighed against
     absent_share_over: int = 0
     absent_share_weight: float | None = None
+    #: ``plate`` (pseudo-specimens at even odds) or ``season`` (at ``season_runs``' share: ``run_triage``)
+    absent_share_mode: str = "plate"
+    #: the database's other collections' newest runs with this model that recorded their share, and the specimens
+    #: those shares rest on: what ``season`` pulled toward, or (``plate``) would have
+    season_runs: list[int] = field(default_factory=list)
+    season_specimens: int = 0
     #: specimens the same P(right) would name to species at each lower level of ``LOWER_LEVELS`` (empty at or
     #: under them): how many of the collection sit just under the level, before anyone re-runs it
     species_at_level: dict[str, int] = field(default_factory=dict)
@@ -112,13 +118,23 @@ class TriageSummary:
             return None
         n, w = self.absent_share_over, self.absent_share_weight
         basis = f"over the {plural(n, 'specimen')} a learned rank placed"
+        runs = self.season_runs
+        season = (f"this database's {plural(len(runs), 'other plate')} of this model (run{'s' * (len(runs) > 1)} "
+                  + ", ".join(map(str, runs)) + f": {plural(self.season_specimens, 'specimen')})")
+        pulled = self.absent_share_mode == "season" and runs
         if w:
-            basis += f", weighed against {w:g} pseudo-specimens at even odds"
+            basis += f", weighed against {w:g} pseudo-specimens at " + (f"the share of {season}" if pulled
+                                                                        else "even odds")
+            if self.absent_share_mode == "season" and not runs:
+                basis += " (no other plate of this model in the database yet)"
         line = (f"absent from the reference, this collection's estimated share (what its P(absent) assumes; {basis}): "
                 + ", ".join(f"{r} {v:.0%}" for r, v in self.absent_share.items()))
         if w and n < w:
             line += (f" — mostly the prior: {plural(n, 'specimen')} weigh less than the {w:g} pseudo-specimens; "
                      "triage a whole plate or batch as one collection")
+        if w and runs and not pulled:
+            line += (f"; `--absent-share season` weighs them at the share of {season} instead, so that the same "
+                     "barcode is named alike from week to week")
         return line
 
     def no_key_line(self) -> str | None:
@@ -365,11 +381,22 @@ def reference_images(bundle: Bundle) -> Callable[[str], str | None] | None:
 _PREPARED: set[tuple[str, bool]] = set()
 
 
+#: how a collection's share of absent taxa is estimated (``run_triage``'s ``absent_share``)
+ABSENT_SHARES = ("plate", "season")
+
+
+def check_absent_share(value: str) -> None:
+    """Refuse an ``--absent-share`` that is none of ``ABSENT_SHARES`` before any work (triage, and a batch before
+    its first collection)."""
+    if value not in ABSENT_SHARES:
+        raise InputError(f"--absent-share {value!r}: one of {', '.join(ABSENT_SHARES)}")
+
+
 def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cluster: bool = True,
                      progress: Progress | None = None, image_model: ImageModel | None = None,
                      clustering: ClusteringConfig = ClusteringConfig(),
                      reference_image: Callable[[str], str | None] | None = None,
-                     evidence: bool = True,
+                     evidence: bool = True, toward: Mapping[str, float] | None = None,
                      ) -> tuple[list[TriageResult], list[CandidateProposal], dict[str, float]]:
     """Engine (+ image classifier) + clustering on specimens already read (no I/O).
 
@@ -378,6 +405,8 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     alone when the barcode is missing (``discovery.multimodal.combine_results``).
     ``evidence=False``: the candidate species without their evidence (consensus MSAs, distances,
     nearest known species; ``proposals.candidate_species``) — for a caller that stores none.
+    ``toward``: per rank, the share of absent taxa the collection's own estimate is pulled toward (its season's
+    earlier plates', ``naming.pooled_share``; default: even odds).
     """
     say = progress or no_progress
     seconds: dict[str, float] = {}
@@ -400,7 +429,7 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
             results.extend(model.triage(specimens[start : start + step], collection=None))  # decided below
             say("triage", min(start + step, len(specimens)), len(specimens))
         # decided as one collection, under its own share of absent taxa per rank (not chunk by chunk)
-        results = model.adapt(results)[0]
+        results = model.adapt(results, toward=toward)[0]
     seconds["triage"] = time.perf_counter() - t
     with_image = [i for i, s in enumerate(specimens) if s.image_path is not None]
     if image_model is not None and with_image:
@@ -447,7 +476,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
                use_provisional: bool = True, model: Any = None,
                clustering: ClusteringConfig = ClusteringConfig(), bundle: Bundle | None = None,
-               force: bool = False, level: float | None = None) -> TriageSummary:
+               force: bool = False, level: float | None = None, absent_share: str = "plate") -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -466,6 +495,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     same name has a report there); that file and ``results_out`` replace only files biodiscover
     wrote, unless ``force`` — both are checked before any work starts.
     ``level``: P(right) a rank needs to be named (default: the bundle's), recorded with the run.
+    ``absent_share``: ``plate``, the collection's share of absent taxa is estimated from it alone (pulled toward
+    even odds); ``season``, pulled toward the share the database's other collections read with this model
+    (``Database.absent_share_bases``, ``naming.pooled_share``): weekly plates of one trap decided alike.
     """
     from biodiscover.storage.collections import check_input, read_collection
     from biodiscover.storage.validation import (
@@ -474,6 +506,10 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         quarantine_path_for,
     )
 
+    check_absent_share(absent_share)
+    if absent_share == "season" and db_path is None and database is None:
+        raise InputError("--absent-share season reads the share of absent taxa from the database's other plates: "
+                         "give --db")
     for given in (input_path, images):
         if given is not None:
             check_input(Path(given))
@@ -537,6 +573,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     run_id = None
     stored = 0
     proposal_ids: list[int] | None = None
+    season: list[tuple[int, str, dict[str, list[float]]]] = []
+    toward: dict[str, float] = {}
     try:
         if own_file is not None and db is None:  # a new database is made only once there is something to put in it
             db = Database.open_or_create(own_file)
@@ -570,12 +608,20 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.
             db.interrupt_dead_runs(("triage",), db.stale_after_s,
                                    message="process gone before the run finished; a later triage started afresh")
+            season = db.absent_share_bases(bundle.fingerprint, other_than=name)
+            weight = model.naming_.config.collection_weight
+            if absent_share == "season" and weight is not None:
+                toward = pooled_share((b for _, _, b in season), model.naming_.config.absent_prior, float(weight))
             run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
                                              "images": str(images) if images else None,
                                              "data": bundle.data_fingerprint or None,
                                              "provisional_keys": provisional,
                                              "engine": model.config.to_dict(),
                                              "level": model.config.naming.level,
+                                             "absent_share": absent_share,
+                                             "absent_share_toward": toward,
+                                             "absent_share_from": [r for r, _, _ in season]
+                                             if absent_share == "season" else [],
                                              "naming_limits": naming_limits(model.naming_),
                                              "clustering": run_record(clustering,
                                                                       getattr(model, "barcode_gap_", None))},
@@ -598,7 +644,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         results, proposals, secs = triage_specimens(model, specimens, cluster=cluster, progress=stage,
                                                     image_model=image_model, clustering=clustering,
                                                     reference_image=reference_images(bundle),
-                                                    evidence=db is not None)
+                                                    evidence=db is not None, toward=toward)
         seconds.update(secs)
         t = time.perf_counter()
         if db is not None and run_id is not None:
@@ -613,7 +659,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                 db.retire_unproposed(run_id)
             db.finish_run(run_id, "completed", message=f"{len(results)} specimens, "
                                                        f"{sum(r.is_novel for r in results)} novel, "
-                                                       f"{len(proposals)} candidate species")
+                                                       f"{len(proposals)} candidate species",
+                          result={"absent_share": DiscoveryModel.collection_shares(results),
+                                  "absent_share_basis": model.collection_basis(results)})
         if results_out is not None:
             names = candidate_names(proposals, proposal_ids)
             if db is not None and run_id is not None and proposals:  # as stored: a carried split's parts included
@@ -637,8 +685,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if own_db and db is not None:
             db.close()
     try:
-        return _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file, provisional,
-                        model, provisional_names)
+        summary = _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file,
+                           provisional, model, provisional_names)
+        return dataclasses.replace(summary, absent_share_mode=absent_share, season_runs=[r for r, _, _ in season],
+                                   season_specimens=int(sum(max((v[1] for v in b.values()), default=0)
+                                                            for _, _, b in season)))
     except KeyboardInterrupt:
         if database is not None:  # the batch runner's database: it keeps its own account of a Ctrl-C
             raise

@@ -479,6 +479,35 @@ class RunsMixin(DatabaseCore):
                     return self._progress(r)
         return None
 
+    def absent_share_bases(self, model_fingerprint: str | None, *, other_than: str | None = None
+                           ) -> list[tuple[int, str, dict[str, list[float]]]]:
+        """(run id, collection, its ``absent_share_basis``) of the newest completed triage run of each collection
+        other than ``other_than`` with this model, oldest first; a collection whose newest such run recorded no
+        basis (a run from before it was recorded, or one without a learned rank) gives none.
+
+        Why: a week's plate triaged with ``--absent-share season`` is pulled toward the share of absent taxa its
+        season's earlier plates read (``naming.pooled_share``) instead of even odds; a plate re-triaged takes the
+        other weeks', not its own earlier reading twice."""
+        q = (sa.select(RUNS.c.id, RUNS.c.collection_id, RUNS.c.result, COLLECTIONS.c.name)
+             .join(COLLECTIONS, COLLECTIONS.c.id == RUNS.c.collection_id)
+             .where(RUNS.c.kind == "triage", RUNS.c.status == "completed",
+                    RUNS.c.model_fingerprint == model_fingerprint)
+             .order_by(RUNS.c.id.desc()))
+        if other_than is not None:
+            q = q.where(COLLECTIONS.c.name != other_than)
+        seen: set[int] = set()
+        out: list[tuple[int, str, dict[str, list[float]]]] = []
+        with self._read() as conn:
+            for r in conn.execute(q).mappings().all():
+                if r["collection_id"] in seen:
+                    continue
+                seen.add(r["collection_id"])
+                basis = (r["result"] or {}).get("absent_share_basis")
+                if basis:
+                    out.append((int(r["id"]), str(r["name"]), {k: [float(v[0]), float(v[1])]
+                                                               for k, v in basis.items()}))
+        return out[::-1]
+
     def find_runs(self, kind: str, parameters: Mapping[str, Any], *, status: str | None = None,
                   newest: int | None = None) -> list[RunProgress]:
         """The runs of ``kind`` (and ``status``) whose parameters hold every given key/value, newest first (at most
