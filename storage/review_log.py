@@ -27,6 +27,13 @@ UNDOING: tuple[str, ...] = ("undo", "reopen", "withdraw")
 DECIDED_STATUSES: tuple[str, ...] = ("accepted", "rejected", "assigned")
 
 
+def notes_in_force(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The ``note`` rows of ``rows`` (one candidate's log, oldest first) still in force: not withdrawn, not undone.
+    What a later run carries, and what a reviewer may withdraw."""
+    active = in_force(rows)
+    return [r for r in rows if r.get("action") == "note" and active.get(r.get("id"))]
+
+
 def in_force(rows: Sequence[Mapping[str, Any]]) -> dict[Any, bool]:
     """review id → whether it is in force: an undo or a reopen (:data:`UNDOING`) takes its target out, an undo of
     either puts it back (``rows`` oldest first, each with ``id``, ``action`` and ``target_review_id``)."""

@@ -18,7 +18,7 @@ from textual import work
 from textual.binding import Binding
 from textual.screen import Screen
 
-from biodiscover.storage.review_log import DECIDED_STATUSES
+from biodiscover.storage.review_log import DECIDED_STATUSES, notes_in_force, own_note
 from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
                                             new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.evidence import indistinct_congeners
@@ -41,6 +41,7 @@ DECISION_BINDINGS: list[Binding] = [
     Binding("o", "note", "Add note", id="proposal.note", show=False),
     Binding("u", "undo", "Undo", id="proposal.undo"),
     Binding("R", "reopen", "Reopen a decision", id="proposal.reopen", show=False),
+    Binding("O", "withdraw_note", "Withdraw a note", id="proposal.withdraw_note", show=False),
 ]
 
 #: the statuses each review action works on (storage refuses the others; the app says so before any dialog)
@@ -584,6 +585,40 @@ class DecisionsMixin:
         self._ask(TextDialog(note_title(p, self.app.session_actions), "", "what you saw"),
                   lambda t: self._write("note", lambda: db.note(p.id, t, reviewer=who, expected_version=p.version),
                                         lambda r: f"note added to #{p.id}"))
+
+    def action_withdraw_note(self) -> None:
+        """``O``: pick one of your notes in force on this candidate and withdraw it (any session): it stays in the
+        History tab, marked withdrawn, and the exports stop quoting it (``u`` puts it back in this session)."""
+        p = self._target()
+        if p is not None:
+            self._withdraw_options(p)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _withdraw_options(self, p: Any) -> None:
+        db, who = self.app.db, self.app.reviewer
+        try:
+            notes = notes_in_force(sorted(db.reviews(p.id), key=lambda r: r["id"]))
+        except BiodiscoverError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        if not notes:
+            self.app.call_from_thread(self.app.notify, f"#{p.id} has no note in force to withdraw",
+                                      severity="warning", timeout=6)
+            return
+        author = {int(r["id"]): str(r["reviewer"]) for r in notes}
+        options = [(int(r["id"]), f"“{own_note(r) or ''}” ({r['reviewer']}, {str(r['created_at'])[:10]})")
+                   for r in notes]
+        title = (f"Withdraw a note on #{p.id} {p.name}? It stays in its history, marked withdrawn; the exports stop "
+                 "quoting it (Enter withdraws the one picked, Esc keeps them all):")
+
+        def refuse(rid: int) -> str | None:
+            return None if author[rid] == who else f"that note is {author[rid]}'s: only its author withdraws it"
+
+        def withdraw(rid: int) -> None:
+            self._write("withdraw note", lambda: db.withdraw_note(rid, p.version, reviewer=who),
+                        lambda r: f"note withdrawn from #{p.id}: kept in its history, no longer in the exports")
+
+        self.app.call_from_thread(self._ask, PickDialog(title, options, refuse=refuse), withdraw)
 
     def action_undo(self) -> None:
         if self._busy():

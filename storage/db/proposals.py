@@ -96,7 +96,7 @@ from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
                                           known_elsewhere, twin_threshold, unusable_reads)
 from biodiscover.storage.records import candidate_name
-from biodiscover.storage.review_log import MACHINE, carried, in_force, own_note
+from biodiscover.storage.review_log import MACHINE, carried, notes_in_force, own_note
 
 log = logging.getLogger(__name__)
 
@@ -861,8 +861,7 @@ def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int
                      r)) for old_id in old_ids for r in raw.execute(
         "SELECT id, proposal_id, action, reviewer, created_at, note, after, target_review_id FROM reviews WHERE "
         "proposal_id = ? ORDER BY id", (old_id,)).fetchall()]
-    active = in_force(rows)
-    notes = [r for r in rows if r["action"] == "note" and active.get(r["id"])]
+    notes = notes_in_force(rows)
     if not notes:
         return
     snap = _snapshot(conn, [new_id])

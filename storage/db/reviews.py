@@ -15,6 +15,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
             described=False)
     db.rename(proposal_id, expected_version, name, *, reviewer, note=None)
     db.note(proposal_id, text, *, reviewer, expected_version=None)
+    db.withdraw_note(review_id, expected_version, *, reviewer, note=None)  # her own note, from any session
     db.taken_names() -> dict[str, str]                     # names a new taxon may not take
     db.undo(review_id, *, reviewer, note=None)
     db.reopen(proposal_id, expected_version, *, reviewer, note=None)   # take back the decision in force
@@ -54,6 +55,9 @@ Rules:
   any session (``u`` undoes only this session's reviews): a ``reopen`` row targets that decision, which stays in
   the log out of force (as an undo's target does, :data:`~biodiscover.storage.review_log.UNDOING`); the proposal is
   pending again, with what later reviews changed (a rename, a move) kept.
+* :meth:`ReviewsMixin.withdraw_note` takes back a note its author wrote, from any session: a ``withdraw`` row
+  targets it (out of force, kept in the log, as an undo's target); the exports stop quoting it and a later run no
+  longer carries it. Undoing the withdrawal puts the note back.
 * Merges and splits also go to ``proposal_edges`` (the history graph).
 """
 
@@ -74,7 +78,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, P
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import DESCRIBED, open_qualifier
-from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, in_force
+from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, in_force, notes_in_force
 
 log = logging.getLogger(__name__)
 
@@ -853,6 +857,43 @@ class ReviewsMixin(DatabaseCore):
 
         return self._review(_do, "note")
 
+    def withdraw_note(self, review_id: int, expected_version: int, *, reviewer: str,
+                      note: str | None = None) -> ReviewResult:
+        """Take back note ``review_id``: its author only, from any session. A ``withdraw`` row targets it (the note
+        stays in the log, out of force, as an undo's target; undoing the withdrawal puts it back); the exports stop
+        quoting it and a later run no longer carries it to the candidate its specimens come back in.
+        ``expected_version``: the candidate's version the reviewer saw, checked as for every review (a note changes
+        no version, so neither does its withdrawal).
+
+        Why: a note written on the wrong candidate (the next one had opened after a decision) could not be removed
+        once the review app was closed: undo is per session, and every export quoted it on a specimen it does not
+        describe ("W2: +4 ex. (ex-#5) merged" on a *Harpalus latus*, e29 F2)."""
+        def _do(conn: Connection) -> ReviewResult:
+            rv = conn.execute(sa.select(REVIEWS).where(REVIEWS.c.id == review_id)).mappings().first()
+            if rv is None:
+                raise DatabaseError(f"no review {review_id}")
+            pid = rv["proposal_id"]
+            if rv["action"] != "note" or pid is None:
+                raise DatabaseError(f"cannot withdraw review {review_id}: it is a {rv['action']}, not a note")
+            r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == pid)).mappings().first()
+            if r is None:
+                raise DatabaseError(f"no proposal {pid}")
+            if r["version"] != expected_version:
+                raise StaleProposalError("cannot withdraw the note: " + _describe_stale(conn, r, expected_version))
+            if rv["reviewer"] != reviewer:
+                raise DatabaseError(f"cannot withdraw note {review_id} on proposal {pid}: it is {rv['reviewer']}'s; "
+                                    "only its author withdraws it")
+            rows = [dict(x) for x in conn.execute(sa.select(REVIEWS).where(REVIEWS.c.proposal_id == pid)
+                                                  .order_by(REVIEWS.c.id)).mappings()]
+            if review_id not in {x["id"] for x in notes_in_force(rows)}:
+                raise DatabaseError(f"cannot withdraw note {review_id} on proposal {pid}: it is withdrawn already")
+            now = utcnow()
+            snap = _snapshot(conn, [pid])
+            rid = _log(conn, "withdraw", pid, reviewer, now, snap, snap, note, target=review_id)
+            return ReviewResult(rid, "withdraw", pid, _versions(snap))
+
+        return self._review(_do, "withdraw")
+
     def undo(self, review_id: int, *, reviewer: str, note: str | None = None) -> ReviewResult:
         """Append an ``undo`` that restores what review ``review_id`` changed (see module docstring)."""
         def _do(conn: Connection) -> ReviewResult:
@@ -902,7 +943,7 @@ class ReviewsMixin(DatabaseCore):
                 raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): {what} since; "
                                          "move that elsewhere or undo it first")
             now = utcnow()
-            if rv["action"] != "note":
+            if rv["action"] not in ("note", "withdraw"):  # they changed no proposal: nothing to restore
                 for k, target in before["proposals"].items():
                     pid = int(k)
                     if target is None:
