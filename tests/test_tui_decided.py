@@ -173,3 +173,34 @@ async def test_the_members_table_says_unnamed_for_a_specimen_named_to_no_rank(re
         cells = [str(c).strip() for c in table.get_row(member.processid)]
         assert "unnamed" in cells and not any("?" in c for c in cells)
     db.close()
+
+
+@asynctest
+async def test_hash_and_the_number_of_a_candidate_a_later_run_reclustered_opens_where_its_members_are_now(
+        review_db: Path) -> None:
+    """Season review F10: a vial labelled "cand11" met a re-run of its week; ``#11`` opened the superseded record,
+    and the same specimen's candidate was #14 (then #21). ``#11`` now opens the candidate holding its members,
+    through every later re-clustering, and says so; a candidate never re-clustered opens as itself."""
+    with Database.open(review_db) as db:
+        (old, other), _ = db.proposal_queue(status="pending", limit=2)
+        members = [m.processid for m in db.proposal_detail(old.id).members]
+        second = db.start_run("triage", {"input": "week3.csv"})
+        (again,) = db.write_proposals(second, [{"members": members}])
+        third = db.start_run("triage", {"input": "week3.csv"})
+        (latest,) = db.write_proposals(third, [{"members": members}])
+        assert db.proposal(old.id).status == db.proposal(again).status == "superseded"
+        now, by_run = db.successor(old.id)
+        assert (now.id, by_run) == (latest, second) and db.successor(again)[0].id == latest
+        assert db.successor(latest) is None and db.successor(other.id) is None
+        name = db.proposal(latest).name
+    async with reviewing(review_db) as (app, db, pilot):
+        await settle(pilot)
+        await pilot.press("#", *str(old.id), "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen) and app.screen.proposal_id == latest
+        assert any(m.startswith(f"#{old.id} was re-clustered by run {second}: its members are in #{latest} {name} "
+                                "(pending) now") for m in notes(app)), notes(app)
+        await pilot.press("#", *str(other.id), "enter")
+        await settle(pilot)
+        assert app.screen.proposal_id == other.id
+    db.close()

@@ -189,6 +189,15 @@ class ReviewApp(App[None]):
     def _goto(self, number: int, query: Any) -> None:
         try:
             self.db.proposal(number)  # says "no proposal 31 in …" for a number the database lacks
+            # a candidate a later run re-clustered: the one holding its members now, saying so (a vial's "cand11")
+            moved = self.db.successor(number)
+            if moved is not None:
+                now, by_run = moved
+                self.call_from_thread(
+                    self.notify, f"#{number} was re-clustered by run {by_run}: its members are in #{now.id} "
+                                 f"{now.name} ({now.status}) now, open here; #{number}'s record is in its history",
+                    timeout=10)
+                number = now.id
             position = None if query is None else self.db.queue_position(number, **query.kwargs())
         except Exception as exc:  # noqa: BLE001 - show, keep the app alive
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=8)

@@ -12,6 +12,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.queue_position(proposal_id, **the same filters and sort) -> int | None
     db.proposal_marks(proposal_ids) -> dict[int, tuple[QueueMark, ...]]
     db.proposal(proposal_id) -> ProposalSummary
+    db.successor(proposal_id) -> (ProposalSummary, run_id) | None   # where a re-clustered candidate went
     db.proposal_detail(proposal_id) -> ProposalDetail
     db.consensus_barcodes(proposal_ids) -> dict[int, str]
     db.candidates_elsewhere(run_id) -> tuple[dict[int, str], dict[int, str]]
@@ -1251,6 +1252,29 @@ class ProposalsMixin(DatabaseCore):
                 return None
             return shown.id if shown.name.lower() == " ".join(typed.lower().split()) else None
         return None
+
+    def successor(self, proposal_id: int) -> tuple[ProposalSummary, int] | None:
+        """Where a candidate a later run re-clustered went: the candidate that now holds its members (following
+        ``superseded_by`` through every later re-clustering) and the run that re-clustered it first; None when the
+        candidate is not superseded, or was retired (its members named and proposed by none: ``retire_unproposed``).
+
+        Why: a vial labelled "cand11" met a re-run of its week, and ``#11`` opened a superseded record; the
+        candidate, same specimen, was #14 (season review F10)."""
+        with self._read() as conn:
+            raw = dbapi(conn)
+            row = raw.execute("SELECT p.status, p.superseded_by, s.run_id FROM proposals p LEFT JOIN proposals s "
+                              "ON s.id = p.superseded_by WHERE p.id = ?", (proposal_id,)).fetchone()
+            if row is None or row[0] != "superseded" or row[1] is None:
+                return None
+            seen, current = {proposal_id}, int(row[1])
+            while True:  # a chain of re-runs: each superseded by the next (never a cycle; guarded all the same)
+                nxt = raw.execute("SELECT superseded_by FROM proposals WHERE id = ? AND status = 'superseded'",
+                                  (current,)).fetchone()
+                if nxt is None or nxt[0] is None or int(nxt[0]) in seen:
+                    break
+                seen.add(current)
+                current = int(nxt[0])
+        return self.proposal(current), int(row[2])
 
     def proposal(self, proposal_id: int) -> ProposalSummary:
         with self._read() as conn:
