@@ -145,3 +145,53 @@ def test_a_fresh_accept_of_a_reopened_candidate_takes_back_only_what_the_accept_
             ("pending", working.provisional_name, working.name, working.parent_taxon_id)
         again = db.accept(p, now.version, reviewer="Ana Silva")
         assert again.name.endswith("BD-0002")  # a BD number is never reused
+
+
+def test_reopening_a_rejection_reopens_the_later_runs_rejections_that_repeated_it_each_undoable(
+        tmp_path: Path) -> None:
+    """Week 3's bad read (vial W3-40) was rejected as #10; the re-run (run 5) proposed the very specimen again and
+    the database rejected #13 citing #10. Reopening #10 left #13 rejected: the specimen she now means to name stayed
+    "rejected by Kari Nordmann" in run 5's exports and out of the queue (e29). A rejection's repetitions are reopened
+    with it, each as its own reopen (undoable alone); another rejection, and its repetition, are left as they are."""
+    from biodiscover.storage.records import Specimen
+
+    place = {"order": "Coleoptera", "family": "Chrysomelidae", "genus": "Phyllotreta"}
+    db = Database.create(tmp_path / "lab.sqlite")
+    try:
+        db.ingest([Specimen(processid=p, genus="Phyllotreta", dna_barcode="ACGT" * 150) for p in ("W3-40", "W3-41")],
+                  collection="week3", backup=False)
+        groups = [{"members": ["W3-40"], "parent_lineage": place}, {"members": ["W3-41"], "parent_lineage": place}]
+
+        def triage() -> tuple[int, list[int]]:
+            run = db.start_run("triage", {}, backup=False)
+            ids = db.write_proposals(run, groups)
+            db.finish_run(run, "completed")
+            return run, ids
+
+        _run1, (bad, kept) = triage()
+        db.reject(bad, db.proposal(bad).version, reviewer="Kari Nordmann", note="⚠COI: contaminant")
+        db.reject(kept, db.proposal(kept).version, reviewer="Kari Nordmann", note="mixed sample")
+        run5, (again, kept_again) = triage()
+        _run6, (third, _kept_third) = triage()
+        assert {db.proposal(i).status for i in (again, kept_again, third)} == {"rejected"}
+        assert db.repeated_rejections(bad) == [again, third]
+        reopened = db.reopen(bad, db.proposal(bad).version, reviewer="Kari Nordmann", note="a Phyllotreta after all")
+        assert reopened.reopened == (again, third)
+        assert [db.proposal(i).status for i in (bad, again, third, kept, kept_again)] == [
+            "pending", "pending", "pending", "rejected", "rejected"]
+        follows = f"follows from reopening #{bad} (review {reopened.review_id}): its rejection repeated that one"
+        log = sorted(db.reviews(again), key=lambda r: r["id"])
+        assert [(r["action"], r["reviewer"], r["note"]) for r in log] == [
+            ("reject", "biodiscover", "⚠COI: contaminant"), ("reopen", "Kari Nordmann", follows)]
+        assert log[1]["target_review_id"] == log[0]["id"]
+        # each its own review: undoing the third's reopen rejects it again, and nothing else
+        (third_reopen,) = [r for r in db.reviews(third) if r["action"] == "reopen"]
+        db.undo(third_reopen["id"], reviewer="Kari Nordmann")
+        assert [db.proposal(i).status for i in (bad, again, third)] == ["pending", "pending", "rejected"]
+    finally:
+        db.close()
+    _export(tmp_path, tmp_path / "lab.sqlite", run5, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
+        row = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}[again]
+    assert (row["status"], row["decision"]) == ("pending", "")
+    assert "contaminant" not in row["review_notes"] and follows in row["review_notes"]

@@ -204,3 +204,33 @@ async def test_hash_and_the_number_of_a_candidate_a_later_run_reclustered_opens_
         await settle(pilot)
         assert app.screen.proposal_id == other.id
     db.close()
+
+
+@asynctest
+async def test_R_on_a_rejection_a_later_run_repeated_names_the_repetition_and_reopens_it_with_it(
+        review_db: Path) -> None:
+    """Reopening week 3's rejected bad read left the re-run's rejection of the same specimen (citing hers) in force
+    (e29): the dialog names the repetitions, and they are reopened with it."""
+    from fixtures.db_views import proposal_members
+
+    with Database.open(review_db) as earlier:
+        p = earlier.proposal_queue(status="pending", limit=1)[0][0]
+        earlier.reject(p.id, p.version, reviewer="Kari Nordmann", note="contaminant")
+        run = earlier.start_run("triage", {}, backup=False)
+        (again,) = earlier.write_proposals(run, [{"members": list(proposal_members(earlier, p.id)),
+                                                  "parent_rank": p.parent_rank, "parent_name": p.parent_name}])
+        earlier.finish_run(run, "completed")
+        assert earlier.proposal(again).status == "rejected"
+    async with reviewing(review_db) as (app, db, pilot):
+        await open_proposal(pilot, p.id)
+        await pilot.press("R")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        assert (f"the decision stays in its history. Later runs rejected its specimens again citing this rejection: "
+                f"#{again} is reopened with it.") in app.screen.title_text
+        await pilot.press("enter")
+        await settle(pilot)
+        assert (db.proposal(p.id).status, db.proposal(again).status) == ("pending", "pending")
+        assert any(f"#{p.id} reopened, pending again: decide it anew (#{again} reopened with it)" in m
+                   for m in notes(app)), notes(app)
+    db.close()

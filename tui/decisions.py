@@ -430,12 +430,17 @@ class DecisionsMixin:
         db, who = self.app.db, self.app.reviewer
         try:
             said = decided_words(p, db.decision_in_force(p.id))
+            repeated = db.repeated_rejections(p.id) if p.status == "rejected" else []
         except BiodiscoverError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
             return
         why = f"cannot {wanted} #{p.id} as it is: " if wanted else ""
         then = f" (then {wanted} it)" if wanted else ""
-        title = (f"{why}{said}. Reopen it? It goes back to pending{then}; the decision stays in its history. "
+        # a later run's rejections of the same specimens citing this one are reopened with it: named first
+        named = ", ".join(f"#{i}" for i in repeated)
+        also = (f" Later runs rejected its specimens again citing this rejection: {named} "
+                f"{'is' if len(repeated) == 1 else 'are'} reopened with it." if repeated else "")
+        title = (f"{why}{said}. Reopen it? It goes back to pending{then}; the decision stays in its history.{also} "
                  "Reason, optional (Enter reopens, Esc leaves it as it is):")
 
         def reopen(reason: str) -> None:
@@ -444,7 +449,8 @@ class DecisionsMixin:
                     "rename": "e"}
             after = f": press {keys[wanted]} to {wanted} it" if wanted in keys else ": decide it anew"
             self._write("reopen", lambda: db.reopen(p.id, p.version, reviewer=who, note=note),
-                        lambda r: f"#{p.id} reopened, pending again{after}")
+                        lambda r: f"#{p.id} reopened, pending again{after}" + (
+                            f" ({', '.join(f'#{i}' for i in r.reopened)} reopened with it)" if r.reopened else ""))
 
         self.app.call_from_thread(self._ask, TextDialog(title, "", "e.g. it is a known species after all",
                                                         allow_empty=True), reopen)

@@ -19,6 +19,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.taken_names() -> dict[str, str]                     # names a new taxon may not take
     db.undo(review_id, *, reviewer, note=None)
     db.reopen(proposal_id, expected_version, *, reviewer, note=None)   # take back the decision in force
+    db.repeated_rejections(proposal_id) -> list[int]                   # what a reopen of a rejection reopens too
     db.decision_in_force(proposal_id) -> dict | None                   # the accept / reject / assign in force
     db.reviews(proposal_id=None, limit=None) -> list[dict]
 
@@ -78,7 +79,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, P
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
 from biodiscover.storage.records import DESCRIBED, open_qualifier
-from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, in_force, notes_in_force
+from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, carried, in_force, notes_in_force
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class ReviewResult:
     new_proposal_id: int | None = None
     #: where the proposal sits after a move or merge: (rank, name) of its parent taxon
     parent: tuple[str | None, str | None] | None = None
+    #: a reopened rejection's repetitions reopened with it (:meth:`ReviewsMixin.repeated_rejections`)
+    reopened: tuple[int, ...] = ()
 
 
 def format_name(parent_name: str | None, number: int, parent_rank: str | None = "genus") -> str:
@@ -555,6 +558,65 @@ def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[s
     return rid, new_id, after
 
 
+def _reopen_one(conn: Connection, r: Mapping[Any, Any], reviewer: str, note: str | None
+                ) -> tuple[int, dict[str, Any]]:
+    """Reopen decided proposal row ``r`` (see :meth:`ReviewsMixin.reopen`): (the reopen's review id, its after
+    snapshot)."""
+    proposal_id = int(r["id"])
+    decision = _decision_in_force(conn, proposal_id)
+    then_before: Mapping[str, Any] = {}
+    then_after: Mapping[str, Any] = {}
+    made: list[int] = []
+    if decision is not None:
+        then_before = ((decision["before"] or {}).get("proposals") or {}).get(str(proposal_id)) or {}
+        then_after = ((decision["after"] or {}).get("proposals") or {}).get(str(proposal_id)) or {}
+        made = [int(k) for k, t in ((decision["before"] or {}).get("taxa") or {}).items() if t is None]
+    if r["status"] == "accepted" and r["taxon_id"] and r["taxon_id"] not in made:
+        made.append(int(r["taxon_id"]))  # the species its acceptance made (a log without snapshots)
+    named = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
+                         .where(PROPOSALS.c.taxon_id.in_(made), PROPOSALS.c.id != proposal_id,
+                                PROPOSALS.c.status == "assigned").order_by(PROPOSALS.c.id)).first() \
+        if made else None
+    if named is not None:
+        raise DatabaseError(f"cannot reopen proposal {proposal_id}: proposal {named.id} was assigned to "
+                            f"{named.name} since; reopen that one first")
+    now = utcnow()
+    before = _snapshot(conn, [proposal_id], made)
+    values: dict[str, Any] = {"status": "pending", "taxon_id": None}
+    for f in SNAP_FIELDS:
+        if f in ("status", "taxon_id", "version") or f not in then_before:
+            continue
+        if then_before[f] == then_after.get(f):
+            continue  # the decision did not change it
+        if (r["status"] == "assigned" and f in FOLLOWS_TAXON) or r[f] == then_after.get(f):
+            values[f] = then_before[f]  # an assigned proposal's name and place are its species'
+    _bump(conn, proposal_id, now, **values)
+    for tid in made:
+        conn.execute(sa.update(TAXA).where(TAXA.c.id == tid).values(status="rejected"))
+    after = _snapshot(conn, [proposal_id], made)
+    rid = _log(conn, "reopen", proposal_id, reviewer, now, before, after, note,
+               target=None if decision is None else int(decision["id"]))
+    return rid, after
+
+
+def _repeated_rejections(conn: Connection, proposal_id: int) -> list[int]:
+    """:meth:`ReviewsMixin.repeated_rejections` inside a transaction: the ``recognised`` edges from
+    ``proposal_id`` to rejected candidates whose rejection in force was carried from it, and theirs in turn."""
+    out: list[int] = []
+    todo = [proposal_id]
+    while todo:
+        source = todo.pop(0)
+        for (target,) in conn.execute(sa.select(EDGES.c.target_id).join(PROPOSALS, PROPOSALS.c.id == EDGES.c.target_id)
+                                      .where(EDGES.c.source_id == source, EDGES.c.kind == "recognised",
+                                             PROPOSALS.c.status == "rejected").order_by(EDGES.c.target_id)):
+            decision = _decision_in_force(conn, int(target))
+            how = carried(decision) if decision is not None and decision["action"] == "reject" else None
+            if how is not None and how.source == source and int(target) not in out:
+                out.append(int(target))
+                todo.append(int(target))
+    return out
+
+
 class ReviewsMixin(DatabaseCore):
     """Review actions; see the module docstring."""
 
@@ -984,6 +1046,13 @@ class ReviewsMixin(DatabaseCore):
         with self._read() as conn:
             return _decision_in_force(conn, proposal_id)
 
+    def repeated_rejections(self, proposal_id: int) -> list[int]:
+        """The later candidates whose rejection in force is the database's repetition of ``proposal_id``'s (a later
+        run proposed exactly its specimens again and carried the rejection, ``storage.db.proposals``), and theirs in
+        turn, oldest first: what :meth:`reopen` reopens with it, for the review app to name before it asks."""
+        with self._read() as conn:
+            return _repeated_rejections(conn, proposal_id)
+
     def reopen(self, proposal_id: int, expected_version: int, *, reviewer: str,
                note: str | None = None) -> ReviewResult:
         """Take back the decision in force on an accepted, rejected or assigned proposal: it is pending again and
@@ -995,45 +1064,30 @@ class ReviewsMixin(DatabaseCore):
         kept (a rename or move of an accepted species). The species an accept made, or a described one an assign
         added, is taken out (status rejected), as undo does; refused while another proposal is assigned to it.
 
+        A rejection's repetitions are reopened with it (:meth:`repeated_rejections`: a later run that proposed the
+        very specimens again rejected its candidate citing this rejection), each as a ``reopen`` row of its own
+        (same reviewer, its note naming the reopen it follows from; ``ReviewResult.reopened``), so any can be undone
+        alone. Why reopen them rather than ask: they are not decisions of their own but the database repeating hers
+        on the same specimens; a taxonomist who takes back her rejection takes back her word on those specimens,
+        and left in force they would still read "rejected by Kari Nordmann" in the later runs' exports and stay out
+        of the queue, where she now means to name them (e29: reopening week 3's rejected bad read #10 left #13, its
+        re-run's auto-rejection, rejected). The candidates then stand pending side by side, twins (≡) in the queue.
+
         Why: undo is per session, so a rejection made last week could not be corrected: a taxonomist who found the
         rejected haplogroup was *Brachypogon incompletus* after all was let pick and confirm the species, then told
         "it is rejected (undo that decision first)", and ``u`` said "nothing to undo in this session" (e29 F2)."""
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, DECIDED_STATUSES, "reopen")
-            decision = _decision_in_force(conn, proposal_id)
-            then_before: Mapping[str, Any] = {}
-            then_after: Mapping[str, Any] = {}
-            made: list[int] = []
-            if decision is not None:
-                then_before = ((decision["before"] or {}).get("proposals") or {}).get(str(proposal_id)) or {}
-                then_after = ((decision["after"] or {}).get("proposals") or {}).get(str(proposal_id)) or {}
-                made = [int(k) for k, t in ((decision["before"] or {}).get("taxa") or {}).items() if t is None]
-            if r["status"] == "accepted" and r["taxon_id"] and r["taxon_id"] not in made:
-                made.append(int(r["taxon_id"]))  # the species its acceptance made (a log without snapshots)
-            named = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
-                                 .where(PROPOSALS.c.taxon_id.in_(made), PROPOSALS.c.id != proposal_id,
-                                        PROPOSALS.c.status == "assigned").order_by(PROPOSALS.c.id)).first() \
-                if made else None
-            if named is not None:
-                raise DatabaseError(f"cannot reopen proposal {proposal_id}: proposal {named.id} was assigned to "
-                                    f"{named.name} since; reopen that one first")
-            now = utcnow()
-            before = _snapshot(conn, [proposal_id], made)
-            values: dict[str, Any] = {"status": "pending", "taxon_id": None}
-            for f in SNAP_FIELDS:
-                if f in ("status", "taxon_id", "version") or f not in then_before:
-                    continue
-                if then_before[f] == then_after.get(f):
-                    continue  # the decision did not change it
-                if (r["status"] == "assigned" and f in FOLLOWS_TAXON) or r[f] == then_after.get(f):
-                    values[f] = then_before[f]  # an assigned proposal's name and place are its species'
-            _bump(conn, proposal_id, now, **values)
-            for tid in made:
-                conn.execute(sa.update(TAXA).where(TAXA.c.id == tid).values(status="rejected"))
-            after = _snapshot(conn, [proposal_id], made)
-            rid = _log(conn, "reopen", proposal_id, reviewer, now, before, after, note,
-                       target=None if decision is None else int(decision["id"]))
-            return ReviewResult(rid, "reopen", proposal_id, _versions(after))
+            rid, after = _reopen_one(conn, r, reviewer, note)
+            versions = _versions(after)
+            reopened: list[int] = []
+            if r["status"] == "rejected":
+                for later in _repeated_rejections(conn, proposal_id):
+                    row = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == later)).mappings().one()
+                    _reopen_one(conn, row, reviewer, f"follows from reopening #{proposal_id} (review {rid}): its "
+                                                     "rejection repeated that one")
+                    reopened.append(later)
+            return ReviewResult(rid, "reopen", proposal_id, versions, reopened=tuple(reopened))
 
         return self._review(_do, "reopen")
 
