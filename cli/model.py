@@ -227,7 +227,8 @@ def register(app: typer.Typer) -> None:
                            f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from "
                            f"{fp.get('source', '?')}")
             else:
-                typer.echo("data: " + ", ".join(f"{k}={v}" for k, v in fp.items()))
+                typer.echo("data: " + ", ".join(f"{k}={str(v)[:16] + '…' if k == 'sha256' and v else v}"
+                                                for k, v in fp.items()))
         typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in b.packages.items()))
         stats = _section(b.metrics, "training")
         if stats:

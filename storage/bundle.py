@@ -74,8 +74,9 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
+def sha256_of_file(path: Path) -> str:
+    """Hex SHA-256 of a file, streamed (a bundle's arrays, a reference's source table: hundreds of MB)."""
+    with Path(path).open("rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
@@ -252,16 +253,32 @@ class Bundle:
         """The model's identity, recorded with every run that used it.
 
         A fingerprint written into the manifest (``fingerprint`` /
-        ``model_fingerprint``) wins; otherwise the sha256 of ``bundle.json`` as
-        it is on disk, which lists the sha256 of every file, so any change to
-        any weight, array or table gives another fingerprint (a batch then
-        re-triages collections done with the old model).
+        ``model_fingerprint``) wins; otherwise the sha256 of the manifest's content
+        but its creation time (canonical JSON): it lists the sha256 of every file and
+        the settings, so any change to any weight, array, table or setting gives
+        another fingerprint (a batch then re-triages collections done with the old
+        model), and a reference rebuilt from the same data, byte for byte the same
+        model, keeps it. Why not the time too: a nightly rebuild from unchanged
+        data made ``run`` re-triage a week it had done and re-number all 148 of its
+        pending candidates (an ML engineer's review, M7).
         """
         for key in ("fingerprint", "model_fingerprint"):
             value = self.manifest.get(key)
             if isinstance(value, str):
                 return value
-        return "sha256:" + hashlib.sha256(self._manifest_bytes).hexdigest()
+        content = {k: v for k, v in self.manifest.items() if k != "created"}
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    @property
+    def fingerprints(self) -> tuple[str, ...]:
+        """``fingerprint``, then what versions before it recorded for this very bundle (the sha256 of
+        ``bundle.json`` as on disk, creation time included): what "done with this model" is matched against,
+        so a collection triaged before the change is not triaged again for it."""
+        if any(isinstance(self.manifest.get(k), str) for k in ("fingerprint", "model_fingerprint")):
+            return (self.fingerprint,)  # written into the manifest: what every version recorded
+        legacy = "sha256:" + hashlib.sha256(self._manifest_bytes).hexdigest()
+        return tuple(dict.fromkeys((self.fingerprint, legacy)))
 
     @property
     def packages(self) -> dict[str, str]:
@@ -421,7 +438,7 @@ class Bundle:
         if max_bytes is not None and size > max_bytes:
             raise ModelBundleError(f"{path}: {size} bytes, more than a bundle {kind[:-1]} may hold ({max_bytes})")
         try:
-            digest = _sha256(path)
+            digest = sha256_of_file(path)
         except OSError as exc:
             raise ModelBundleError(f"{path}: cannot read ({exc.strerror})") from None
         if digest != entry["sha256"]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -643,3 +644,44 @@ def test_run_with_absent_share_season_pulls_each_plate_toward_the_ones_before(wo
     with pytest.raises(InputError, match="--absent-share 'weeks': one of plate, season"):
         BatchConfig(collections=str(folder), model=bundle, db=tmp_path / "never.sqlite", absent_share="weeks")
     assert not (tmp_path / "never.sqlite").exists()
+
+
+def test_a_reference_rebuilt_from_the_same_data_is_the_same_model_to_run(workspace, tmp_path: Path) -> None:
+    """An ML engineer's review (M7): the same reference built twice differed only in bundle.json's creation time,
+    yet its fingerprint differed, so `run` with the rebuild re-triaged the week it had done and re-numbered all
+    148 pending candidates. Now the rebuild is the same model: skipped. A database written before the fingerprint
+    left the time out recorded the old one; that too is matched. A changed model is still triaged again."""
+    import shutil
+
+    from biodiscover.storage.bundle import Bundle
+
+    _root, bundle, meta = workspace
+    folder = tmp_path / "week"
+    write_collections(meta, folder, 1, rows_per_collection=20)
+    db_path = tmp_path / "lab.sqlite"
+    first = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
+    (done,) = first.outcomes
+    rebuilt = tmp_path / "rebuilt"
+    shutil.copytree(bundle, rebuilt)
+    manifest = json.loads((rebuilt / "bundle.json").read_text())
+    manifest["created"] = "2031-01-01T00:00:00+00:00"
+    (rebuilt / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    assert Bundle.open(rebuilt).fingerprint == Bundle.open(bundle).fingerprint
+    again = run_batch(BatchConfig(collections=str(folder), model=rebuilt, db=db_path))
+    assert [(o.status, o.run_id) for o in again.outcomes] == [("skipped", done.run_id)]
+
+    # the same database as the version before wrote it: every run names the bundle by its bytes' hash
+    legacy = Bundle.open(bundle).fingerprints[1]
+    con = sqlite3.connect(db_path)
+    with con:
+        con.execute("UPDATE runs SET model_fingerprint = ?", (legacy,))
+        con.execute("UPDATE runs SET parameters = json_set(parameters, '$.model_fingerprint', ?) "
+                    "WHERE json_extract(parameters, '$.model_fingerprint') IS NOT NULL", (legacy,))
+    con.close()
+    assert [(o.status, o.run_id) for o in run_batch(BatchConfig(collections=str(folder), model=bundle,
+                                                                db=db_path)).outcomes] == [("skipped", done.run_id)]
+    changed = tmp_path / "changed"
+    shutil.copytree(bundle, changed)
+    Bundle.open(changed).set_section("note", "another model")
+    assert [o.status for o in run_batch(BatchConfig(collections=str(folder), model=changed, db=db_path)).outcomes] \
+        == ["ok"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from pathlib import Path
@@ -78,6 +79,31 @@ def test_fingerprint_names_the_model_and_changes_with_any_file(tmp_path: Path) -
     assert Bundle.open(tmp_path / "b").fingerprint == "release-2026.1"
     with pytest.raises(ModelBundleError, match=r"no bundle.json"):
         Bundle.open(tmp_path / "nothing")
+
+
+def test_a_bundle_written_again_with_the_same_content_keeps_its_fingerprint(tmp_path: Path) -> None:
+    """An ML engineer's review (M7): a reference rebuilt from the same data was byte for byte the same model but
+    another fingerprint (bundle.json's creation time was hashed), so ``run`` re-triaged a week it had done and
+    re-numbered its 148 pending candidates. The fingerprint is the manifest's content but its time; what earlier
+    versions recorded for the very same files (the bytes, time included) is still matched (``fingerprints``)."""
+    one, two = _bundle(tmp_path / "one"), _bundle(tmp_path / "two")
+    for b in (one, two):
+        b.save_array("x", np.arange(4, dtype=np.float32))
+    manifest = json.loads((tmp_path / "two" / "b" / "bundle.json").read_text())
+    manifest["created"] = "2031-01-01T00:00:00+00:00"  # written on another day
+    (tmp_path / "two" / "b" / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    a, b = Bundle.open(tmp_path / "one" / "b"), Bundle.open(tmp_path / "two" / "b")
+    assert a.manifest["created"] != b.manifest["created"]
+    assert a.fingerprint == b.fingerprint and a.fingerprint.startswith("sha256:") and len(a.fingerprint) == 71
+    legacy = "sha256:" + hashlib.sha256((tmp_path / "one" / "b" / "bundle.json").read_bytes()).hexdigest()
+    assert a.fingerprints == (a.fingerprint, legacy) and b.fingerprints[1] != legacy
+    # content and settings still tell models apart
+    two.save_array("x", np.arange(5, dtype=np.float32))
+    assert Bundle.open(tmp_path / "two" / "b").fingerprint != a.fingerprint
+    one.set_section("discovery", {"level": 0.95})
+    assert Bundle.open(tmp_path / "one" / "b").fingerprint != a.fingerprint
+    one.set_section("model_fingerprint", "release-2026.1")  # written into the manifest: that alone
+    assert Bundle.open(tmp_path / "one" / "b").fingerprints == ("release-2026.1",)
 
 
 def test_refuses_pickled_weights(tmp_path: Path) -> None:

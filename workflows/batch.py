@@ -613,16 +613,18 @@ def _done_before(database: Any, ledger: RunLedger, specs: Sequence[CollectionSpe
     count: the same ``run --force`` again after a Ctrl-C goes on from the stop rather than starting over."""
     from biodiscover.storage.db.ingest import file_checksum
 
-    fingerprint = bundle.fingerprint
     level = config.level if config.level is not None else _bundle_level(bundle)
     resumed = _resumed_batches(database, stopped)
     out: dict[str, Any] = {}
     for spec in specs:
-        item = ledger.done(spec.key, fingerprint, config.level)
+        # this model under each fingerprint a version recorded for it (``Bundle.fingerprints``)
+        item = next((x for fp in bundle.fingerprints if (x := ledger.done(spec.key, fp, config.level))), None)
         if item is not None and config.force and item.parameters.get("batch_run_id") not in resumed:
             item = None
         if item is None and not config.force:
-            item = database.triaged_input(file_checksum(spec.path, spec.images), fingerprint, level)
+            checksum = file_checksum(spec.path, spec.images)
+            item = next((x for fp in bundle.fingerprints if (x := database.triaged_input(checksum, fp, level))),
+                        None)
         out[spec.key] = item
     return out
 

@@ -27,6 +27,7 @@ import numpy as np
 from biodiscover.discovery.audit import RefusedKey
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.reference import KeyColumns
+from biodiscover.storage.bundle import sha256_of_file
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, log_progress, messages
 from biodiscover.storage.records import Specimen, resolve_splits
@@ -184,6 +185,9 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     model.refused_ = refused_keys(data, set_aside)  # kept in the bundle: triage says when a candidate matches one
     del columns, ref_keys
     fingerprint = {"data": str(Path(data).resolve()), "keys": keys, "calibration": calibration,
+                   # the data's content, not only its path and counts: other rows of the same count at the same path
+                   # read as the same data (a dataset root, a folder, is its metadata's path alone)
+                   "sha256": sha256_of_file(Path(data)) if Path(data).is_file() else None,
                    "calibration_splits": list(cal_splits),
                    "calibration_keys": calibration_keys, "outliers": outliers, "max_outliers": max_outliers,
                    "seed": seed, "n_keys": n_key_rows, "n_calibration": len(cal), "n_outliers": len(out_l)}

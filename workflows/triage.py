@@ -608,7 +608,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.
             db.interrupt_dead_runs(("triage",), db.stale_after_s,
                                    message="process gone before the run finished; a later triage started afresh")
-            season = db.absent_share_bases(bundle.fingerprint, other_than=name)
+            season = db.absent_share_bases(bundle.fingerprints, other_than=name)
             weight = model.naming_.config.collection_weight
             if absent_share == "season" and weight is not None:
                 toward = pooled_share((b for _, _, b in season), model.naming_.config.absent_prior, float(weight))

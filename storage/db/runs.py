@@ -479,11 +479,12 @@ class RunsMixin(DatabaseCore):
                     return self._progress(r)
         return None
 
-    def absent_share_bases(self, model_fingerprint: str | None, *, other_than: str | None = None
+    def absent_share_bases(self, model_fingerprints: Sequence[str], *, other_than: str | None = None
                            ) -> list[tuple[int, str, dict[str, list[float]]]]:
         """(run id, collection, its ``absent_share_basis``) of the newest completed triage run of each collection
-        other than ``other_than`` with this model, oldest first; a collection whose newest such run recorded no
-        basis (a run from before it was recorded, or one without a learned rank) gives none.
+        other than ``other_than`` with this model (any of its ``Bundle.fingerprints``), oldest first; a collection
+        whose newest such run recorded no basis (a run from before it was recorded, or one without a learned rank)
+        gives none.
 
         Why: a week's plate triaged with ``--absent-share season`` is pulled toward the share of absent taxa its
         season's earlier plates read (``naming.pooled_share``) instead of even odds; a plate re-triaged takes the
@@ -491,7 +492,7 @@ class RunsMixin(DatabaseCore):
         q = (sa.select(RUNS.c.id, RUNS.c.collection_id, RUNS.c.result, COLLECTIONS.c.name)
              .join(COLLECTIONS, COLLECTIONS.c.id == RUNS.c.collection_id)
              .where(RUNS.c.kind == "triage", RUNS.c.status == "completed",
-                    RUNS.c.model_fingerprint == model_fingerprint)
+                    RUNS.c.model_fingerprint.in_(list(model_fingerprints)))
              .order_by(RUNS.c.id.desc()))
         if other_than is not None:
             q = q.where(COLLECTIONS.c.name != other_than)
