@@ -262,3 +262,24 @@ def test_a_reviewers_notes_follow_a_decided_candidate_whose_specimens_come_back(
     _r4, (bad_again,) = _triaged(db, ["S1"], [{"members": ["S1"], "parent_lineage": HARPALUS}])
     assert db.proposal(bad_again).status == "rejected"
     assert [r["note"] for r in db.reviews(bad_again) if r["action"] == "note"] == ["vial W3-40 re-extracted"]
+
+
+def test_a_note_an_older_version_carried_says_the_specimens_it_was_written_on_when_carried_again(
+        db: Database) -> None:
+    """The season's database (written before carried reviews were marked) held #12's copy of her note on #2, "(on
+    #2) W1: 5 ex. …", with #12's own 2 week-3 specimens in its snapshot; carried again by a re-run it read "on #2: 2
+    specimens of week3". It says what she wrote it on: #2's members then."""
+    import sqlite3
+
+    _r1, (first,) = _triaged(db, ["S0", "S1", "S2"], [{"members": ["S0", "S1", "S2"], "parent_lineage": HARPALUS}])
+    db.note(first, "W1: 3 ex., vials W1-A1..A3", reviewer="Kari Nordmann")
+    _r2, (kept, _rest) = _triaged(db, ["S0", "S1", "S2"], [{"members": ["S0", "S1"], "parent_lineage": HARPALUS},
+                                                          {"members": ["S2"], "parent_lineage": HARPALUS}])
+    with sqlite3.connect(db.path) as raw:  # as an older version wrote it: her name and time, "(on #N) " and no record
+        assert raw.execute("UPDATE reviews SET note = '(on #' || ? || ') ' || note, after = json_remove(after, "
+                           "'$.carried') WHERE proposal_id = ? AND action = 'note'", (first, kept)).rowcount == 1
+    run3, (again,) = _triaged(db, ["S0", "S1"], [{"members": ["S0", "S1"], "parent_lineage": HARPALUS}])
+    (note,) = [r for r in db.reviews(again) if r["action"] == "note"]
+    assert (note["note"], note["reviewer"]) == ("W1: 3 ex., vials W1-A1..A3", "Kari Nordmann")
+    how = carried(note)
+    assert (how.source, how.run, how.written_on()) == (kept, run3, f"on #{first}: 3 specimens of plate")

@@ -724,14 +724,23 @@ def _carry_record(raw: Any, review_id: int | None, old_id: int, run_id: int) -> 
     was = carried(r)
     if was is not None and was.on and was.on.get("specimens"):
         on: dict[str, Any] = dict(was.on)
+    elif was is not None:  # carried by an older version (its note ``(on #N) …``): the review on #N it repeats
+        own = own_note(r)
+        first = raw.execute("SELECT before FROM reviews WHERE proposal_id = ? AND action = ? AND (note IS ? OR "
+                            "(? IS NULL AND action != 'note')) ORDER BY id DESC LIMIT 1",
+                            (was.source, r["action"], own, own)).fetchone()
+        on = {"proposal": was.source, **(_written_on(raw, _snapshot_members(first[0], was.source)) if first else {})}
     else:
-        before = json.loads(r["before"]) if isinstance(r["before"], str) else r["before"] or {}
-        members = ((before.get("proposals") or {}).get(str(old_id)) or {}).get("members") or ()
-        source = was.source if was is not None and was.source is not None else old_id
-        on = {"proposal": source, **_written_on(raw, members)}
+        on = {"proposal": old_id, **_written_on(raw, _snapshot_members(r["before"], old_id))}
     return {"from": old_id, "run": run_id, "review": int(r["id"]),
             "reviewer": was.reviewer if was is not None else r["reviewer"],
             "at": was.at if was is not None else r["created_at"], "on": on}
+
+
+def _snapshot_members(before: Any, proposal_id: int | None) -> Sequence[Sequence[Any]]:
+    """The members of ``proposal_id`` in a review's snapshot (stored JSON or its dict); () where it holds none."""
+    snap = json.loads(before) if isinstance(before, str) else before or {}
+    return ((snap.get("proposals") or {}).get(str(proposal_id)) or {}).get("members") or ()
 
 
 def _written_on(raw: Any, members: Sequence[Sequence[Any]]) -> dict[str, Any]:
