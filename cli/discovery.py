@@ -161,8 +161,9 @@ def register(app: typer.Typer) -> None:
                                   help="Labelled dataset root (BIOSCAN-5M layout) or metadata file."),
         model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory."),
         out: Path = typer.Option(..., "--out", "-o", help="Report JSON path (a .md table is written beside it)."),
-        known_split: str = typer.Option("test", help="Split of known-species queries."),
-        novel_split: str = typer.Option("test_unseen", help="Split of novel-species queries."),
+        known_split: str = typer.Option("test", help="Split(s) of known-species queries ('a+b' for several)."),
+        novel_split: str = typer.Option("test_unseen", help="Split(s) of novel-species queries ('a+b' for several, "
+                                        "e.g. test_unseen+other_heldout to add absent genera)."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering metrics."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
     ) -> None:

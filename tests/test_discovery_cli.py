@@ -1004,3 +1004,35 @@ def test_weekly_plates_with_absent_share_season_are_pulled_toward_the_databases_
     assert main(["triage", "-i", str(week1), "-m", str(bundle), "--db", str(db), "--absent-share", "weekly"]) == 2
     assert "error: --absent-share 'weekly': one of plate, season" in capsys.readouterr().err
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_evaluate_takes_several_splits_and_refuses_a_split_the_data_lacks(dataset, bundle, tmp_path, capsys) -> None:
+    """ML review M1: ``--novel-split test_unseen+other_heldout`` printed "triaging 399", evaluated none of them
+    (n_novel_split 0) and exited 0. Both splits are read with the project's one split parser (as
+    ``--keys train+val``); a split the data holds no specimen of is one ``error:`` line naming it and the splits
+    the data holds."""
+    import csv
+
+    from biodiscover.storage.bioscan import load_specimens
+
+    out = tmp_path / "plus.json"
+    assert main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(out),
+                 "--novel-split", "test_unseen+other_heldout", "--no-cluster", "-q"]) == 0
+    rep = json.loads(out.read_text())
+    specs = load_specimens(dataset, "test+test_unseen+other_heldout")
+    assert rep["n_known_split"] == sum(s.split == "test" for s in specs) > 0
+    assert rep["n_novel_split"] == sum(s.split in ("test_unseen", "other_heldout") for s in specs)
+    assert sum(s.split == "other_heldout" for s in specs) > 0 and sum(s.split == "test_unseen" for s in specs) > 0
+    # both kinds of absent taxa measured: new species of known genera, and new genera
+    assert {"absent_species_named", "absent_genus_named"} <= set(rep["naming"]["measured"])
+    assert rep["set_aside"] == {"test": 0, "test_unseen": 0, "other_heldout": 0}
+    capsys.readouterr()
+    code = main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(tmp_path / "x.json"),
+                 "--novel-split", "test_unseen+key_unseen", "--no-cluster", "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    rows = list(csv.DictReader((dataset / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open()))
+    holds = ", ".join(f"{sp} ({sum(r['split'] == sp for r in rows)})" for sp in sorted({r["split"] for r in rows}))
+    assert code == 2 and len(err) == 1, err
+    assert err[0] == (f"error: {dataset}: no specimens in split 'key_unseen' (--novel-split test_unseen+key_unseen); "
+                      f"the data holds: {holds}")
+    assert not (tmp_path / "x.json").exists()

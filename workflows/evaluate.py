@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,11 @@ from biodiscover.discovery.metrics import (calibration_bins, clustering_scores, 
                                           reliability, wilson_interval)
 from biodiscover.discovery.naming import forecast_vs_measured, outcome_rates, scenario_of
 from biodiscover.discovery.proposals import candidate_species
-from biodiscover.storage.bioscan import load_specimens
+from biodiscover.storage.bioscan import find_metadata, iter_metadata, load_specimens
+from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, log_progress, messages
-from biodiscover.storage.records import RANKS
+from biodiscover.storage.records import RANKS, resolve_splits
+from biodiscover.storage.validation import QuarantinedRecord
 from biodiscover.workflows.reference import REFERENCE_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,14 @@ log = logging.getLogger(__name__)
 #: right. The bundle's own level is always added as an edge (``plot_bins``), so no point mixes specimens
 #: above it with specimens below. The ECE keeps its ten equal bins (``metrics.reliability``).
 PLOT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
+
+
+def split_rows(data: Path) -> Counter[str]:
+    """Rows per split of a labelled dataset as written (the split column alone, before any row is validated)."""
+    out: Counter[str] = Counter()
+    for chunk in iter_metadata(find_metadata(Path(data)), columns=["split"]):
+        out.update(chunk["split"].dropna().astype(str).value_counts().to_dict())
+    return out
 
 
 def _acc(pairs: list[tuple[Any, Any]]) -> float | None:
@@ -63,10 +74,27 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     say = messages(progress or log_progress(log), "evaluate")
     model = DiscoveryModel.load(model_path)
     ref_taxa = {r: {label for lin in model.ref_lineages_ if (label := lin[i])} for i, r in enumerate(RANKS)}
+    try:
+        known_splits, novel_splits = resolve_splits(known_split), resolve_splits(novel_split)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if both := [sp for sp in known_splits if sp in novel_splits]:
+        raise InputError(f"split {both[0]!r} is both --known-split ({known_split}) and --novel-split ({novel_split}): "
+                         "a specimen is counted as known or as novel, not both")
     say(f"reading {known_split} and {novel_split}")
-    queries = load_specimens(data, f"{known_split}+{novel_split}", require=REFERENCE_COLUMNS)
-    known = [s for s in queries if s.split == known_split]
-    novel = [s for s in queries if s.split == novel_split]
+    set_aside: list[QuarantinedRecord] = []
+    queries = load_specimens(data, (*known_splits, *novel_splits), quarantine=set_aside, require=REFERENCE_COLUMNS)
+    rows = split_rows(data)
+    read = Counter(s.split for s in queries)
+    if set_aside:
+        say(f"{len(set_aside)} rows set aside, counted in no figure (first: {set_aside[0].message})")
+    for sp in (*known_splits, *novel_splits):
+        if not read[sp]:  # a split of no specimen must not turn into a report of the other split alone
+            holds = ", ".join(f"{k} ({v})" for k, v in sorted(rows.items()))
+            raise InputError(f"{data}: no specimens in split {sp!r} (--{'known' if sp in known_splits else 'novel'}"
+                             f"-split {known_split if sp in known_splits else novel_split}); the data holds: {holds}")
+    known = [s for s in queries if s.split in known_splits]
+    novel = [s for s in queries if s.split in novel_splits]
     t = time.perf_counter()
     say(f"triaging {len(queries)} specimens")
     res = model.triage(known + novel)
@@ -74,6 +102,9 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     rk, rn = res[: len(known)], res[len(known):]
     report: dict[str, Any] = {"data": str(data), "model": str(model_path), "n_keys": len(model.ref_ids_),
                               "n_known_split": len(known), "n_novel_split": len(novel),
+                              # rows of the evaluated splits the reader set aside (too short, bad characters):
+                              # in no denominator, so every rate says how many it left out
+                              "set_aside": {sp: rows[sp] - read[sp] for sp in (*known_splits, *novel_splits)},
                               "triage_seconds": round(triage_s, 2),
                               "specimens_per_second": round(len(queries) / triage_s, 1) if triage_s else None}
     sp = [(r.labels["species"], s.species) for r, s in zip(rk, known) if s.species]
