@@ -281,13 +281,16 @@ def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, eva
         assert (measured[key]["rate"], measured[key]["n"], measured[key]["groups"]) == (pytest.approx(rate), n,
                                                                                        groups)
         f = expected[key]
-        lo, hi = wilson_interval(f["rate"] * f["groups"], f["groups"])
+        taxa = f["taxa"]  # distinct taxa: a species simulated and met in calibration is one (ML review L1)
+        assert taxa <= f["groups"] and measured[key]["taxa"] == groups
+        lo, hi = wilson_interval(f["rate"] * taxa, taxa)
         m_lo, m_hi = wilson_interval(rate * groups, groups)
         mark = "" if round(lo, 3) <= round(rate, 3) <= round(hi, 3) else \
             f"; outside the forecast's 95 % interval ({'above' if rate > hi else 'below'})" + \
             (", but the two intervals overlap: too few taxa to tell" if m_lo <= hi and m_hi >= lo else "")
-        row = (f"| forecast vs measured: {labels[key]} | forecast {f['rate']:.3f} (95 %: {lo:.3f}–{hi:.3f}), "
-               f"measured {rate:.3f} ({n} specimens of {groups} taxa; 95 %: {m_lo:.3f}–{m_hi:.3f}){mark} |")
+        row = (f"| forecast vs measured: {labels[key]} | forecast {f['rate']:.3f} ({taxa} taxa; "
+               f"95 %: {lo:.3f}–{hi:.3f}), measured {rate:.3f} ({n} specimens of {groups} taxa; "
+               f"95 %: {m_lo:.3f}–{m_hi:.3f}){mark} |")
         assert row in md, row
         assert row.split(" | ")[1].rstrip(" |") in page.replace("&#x27;", "'")
     # the test splits hold no absent genus, family or order: said, with the reason, not left out or shown as 0

@@ -653,7 +653,7 @@ def test_what_build_reference_prints_while_it_fits_states_what_was_built(world) 
     assert len(forecast) == 5
     for rate, queries, taxa, lo, hi in forecast:
         assert float(lo) <= float(rate) <= float(hi) and float(hi) - float(lo) > 0.01  # a few dozen taxa: not a point
-        assert any(abs(v["rate"] - float(rate)) <= 5e-4 and (v["n"], v["groups"]) == (int(queries), int(taxa))
+        assert any(abs(v["rate"] - float(rate)) <= 5e-4 and (v["n"], v["taxa"]) == (int(queries), int(taxa))
                    for v in at.values() if "rate" in v)  # the by-order breakdowns are no figure of their own
     gap = m.barcode_gap_
     learned = re.fullmatch(r"barcode gap learned on (\d+) reference specimens: (\w+) linkage at ([\d.]+) p-distance "

@@ -66,19 +66,19 @@ def test_outcomes_count_each_scenario_and_weigh_every_group_the_same() -> None:
     add(("Onew", "X", None, "Y", "Y z"), "absent:order", "o1", lin, _conf(order=0.2))
 
     out = _outcomes(queries, tops, conf, 0.98, ("subfamily",))
-    assert out["known_species_right"] == {"rate": pytest.approx(0.5), "n": 3, "groups": 2}
-    assert out["known_species_wrong"] == {"rate": pytest.approx(0.25), "n": 3, "groups": 2}
-    assert out["absent_species_named"] == {"rate": pytest.approx(1 / 3), "n": 3, "groups": 3}
-    assert out["absent_species_genus_right"] == {"rate": pytest.approx(0.5), "n": 2, "groups": 2}
-    assert out["absent_species_genus_wrong"] == {"rate": pytest.approx(0.5), "n": 2, "groups": 2}
-    assert out["absent_genus_named"] == {"rate": 0.0, "n": 1, "groups": 1}
-    assert out["absent_order_named"] == {"rate": 0.0, "n": 1, "groups": 1}
+    assert out["known_species_right"] == {"rate": pytest.approx(0.5), "n": 3, "groups": 2, "taxa": 2}
+    assert out["known_species_wrong"] == {"rate": pytest.approx(0.25), "n": 3, "groups": 2, "taxa": 2}
+    assert out["absent_species_named"] == {"rate": pytest.approx(1 / 3), "n": 3, "groups": 3, "taxa": 3}
+    assert out["absent_species_genus_right"] == {"rate": pytest.approx(0.5), "n": 2, "groups": 2, "taxa": 2}
+    assert out["absent_species_genus_wrong"] == {"rate": pytest.approx(0.5), "n": 2, "groups": 2, "taxa": 2}
+    assert out["absent_genus_named"] == {"rate": 0.0, "n": 1, "groups": 1, "taxa": 1}
+    assert out["absent_order_named"] == {"rate": 0.0, "n": 1, "groups": 1, "taxa": 1}
     by_order = out["absent_species_named_by_order"]
     assert set(by_order) == {"O1", "O2"}
-    assert by_order["O1"]["rate"] == 1.0 and by_order["O2"] == {"rate": 0.0, "n": 2, "groups": 2}
+    assert by_order["O1"]["rate"] == 1.0 and by_order["O2"] == {"rate": 0.0, "n": 2, "groups": 2, "taxa": 2}
     assert "absent_family_named" not in out and "absent_species_named@O1" not in out
     # absent genera by order too (Lepidoptera's 0.052 was hidden in a pooled 0.015 that Coleoptera made)
-    assert out["absent_genus_named_by_order"] == {"O1": {"rate": 0.0, "n": 1, "groups": 1}}
+    assert out["absent_genus_named_by_order"] == {"O1": {"rate": 0.0, "n": 1, "groups": 1, "taxa": 1}}
     assert "absent_genus_named@O1" not in out
     # one notch stricter than a1's species P(right): a1 is no longer named to a species
     stricter = _outcomes(queries, tops, conf, 0.981, ("subfamily",))
@@ -118,14 +118,28 @@ def test_the_expected_lines_say_each_rate_with_its_queries_taxa_and_interval() -
         "known species named to the right species: 0.951 (40 queries of 20 taxa; 95 %: 0.766–0.991)",
         "absent species named to a species (over-classification): 0.015 (30 queries of 10 taxa; 95 %: 0.001–0.299)",
         "absent genera named to a genus: 0.000 (9 queries of 3 taxa; 95 %: 0.000–0.562)",
-        "absent species named to a species, by order: Coleoptera 0.010, Diptera 0.020",
+        "absent species named to a species, by order: Coleoptera 0.010 (6 taxa; 95 %: 0.000–0.402), "
+        "Diptera 0.020 (4 taxa; 95 %: 0.000–0.510)",
     ]
     one_order = {**at, "absent_species_named_by_order": {"Diptera": {"rate": 0.02, "n": 10, "groups": 4}}}
     assert len(describe_expected(one_order)) == 3  # one order: nothing to break down
     genera = {**at, "absent_genus_named_by_order": {"Lepidoptera": {"rate": 0.052, "n": 5, "groups": 2},
                                                     "Coleoptera": {"rate": 0.0, "n": 4, "groups": 1}}}
-    assert describe_expected(genera)[-1] == "absent genera named to a genus, by order: Coleoptera 0.000, " \
-                                            "Lepidoptera 0.052"
+    assert describe_expected(genera)[-1] == "absent genera named to a genus, by order: Coleoptera 0.000 (1 taxon; " \
+                                            "95 %: 0.000–0.793), Lepidoptera 0.052 (2 taxa; 95 %: 0.001–0.692)"
+    # ML review M3 / L1: the interval and the count are over distinct taxa where the figure counted them (a species
+    # met as a simulated and as a calibration query is one taxon), the same Wilson interval as the pooled lines
+    from biodiscover.discovery.metrics import wilson_interval
+
+    twice = {"known_species_right": {"rate": 0.96, "n": 7686, "groups": 1089, "taxa": 574},
+             "absent_species_named_by_order": {"Diptera": {"rate": 0.08, "n": 60, "groups": 30, "taxa": 23},
+                                               "Coleoptera": {"rate": 0.006, "n": 99, "groups": 40, "taxa": 33}}}
+    lo, hi = wilson_interval(0.96 * 574, 574)
+    d_lo, d_hi = wilson_interval(0.08 * 23, 23)
+    assert describe_expected(twice) == [
+        f"known species named to the right species: 0.960 (7686 queries of 574 taxa; 95 %: {lo:.3f}–{hi:.3f})",
+        f"absent species named to a species, by order: Coleoptera 0.006 (33 taxa; 95 %: 0.000–0.115), "
+        f"Diptera 0.080 (23 taxa; 95 %: {d_lo:.3f}–{d_hi:.3f})"]
     assert describe_expected({}) == []
 
 
@@ -854,3 +868,62 @@ def test_a_learnable_rank_left_without_examples_says_so_not_that_too_few_taxa_ca
     small: dict = {"taxa": 2, "leave_out_taxa": 2, "learned": False}
     model._fallback_support("genus", small, queries, hits)
     assert small["why"].startswith("the reference holds 2 genus taxa of which 2 can be left out (need 3): ")
+
+
+def test_the_forecast_counts_a_taxon_met_by_several_kinds_of_query_once() -> None:
+    """ML review L1: "known species … (7686 queries of 1089 taxa)" on a reference of 574 species: each species was
+    a simulated group (``present:<sp>``) and a calibration group (``extra:<sp>``). The rate still weighs groups
+    as the model was trained; ``taxa`` counts distinct taxa, by order too."""
+    from biodiscover.discovery.naming import outcome_rates
+
+    a = ("Ord", "Fam", None, "Gen", "Gen a")
+    b = ("Ord", "Fam", None, "Gen", "Gen b")
+    lost = ("Dip", "Fam2", None, "Gen2", "Gen2 x")
+    labels = dict(zip(RANKS, a))
+    cases = [("present", "present:Gen a", a, 4, labels), ("present", "extra:Gen a", a, 4, labels),
+             ("present", "present:Gen b", b, 3, dict(zip(RANKS, b))),
+             ("absent:species", "absent:species:Gen2 x", lost, 3, dict(zip(RANKS, lost))),
+             ("absent:species", "extra:Gen2 x", lost, 4, dict(zip(RANKS, lost)))]
+    out = outcome_rates(cases)
+    assert out["known_species_right"] == {"rate": pytest.approx(2 / 3), "n": 3, "groups": 3, "taxa": 2}
+    assert out["absent_species_named"] == {"rate": 0.5, "n": 2, "groups": 2, "taxa": 1}
+    assert out["absent_species_named_by_order"] == {"Dip": {"rate": 0.5, "n": 2, "groups": 2, "taxa": 1}}
+
+
+def test_evaluate_sets_each_orders_over_classification_beside_its_forecast() -> None:
+    """ML review M8: the pooled row read "forecast 0.014, measured 0.009" while Coleoptera measured 0.032 against
+    its 0.006 and Diptera 0.000 against 0.080, in report.json only. Under the pooled row, one row per order
+    measured: its forecast with taxa and interval, the measurement with its interval, marked as the pooled row."""
+    from biodiscover.discovery.metrics import wilson_interval
+    from biodiscover.discovery.naming import forecast_vs_measured
+
+    expected = {"absent_species_named": {"rate": 0.014, "n": 500, "groups": 137, "taxa": 137},
+                "absent_species_named_by_order": {
+                    "Coleoptera": {"rate": 0.006, "n": 900, "groups": 400, "taxa": 400},
+                    "Diptera": {"rate": 0.080, "n": 60, "groups": 23, "taxa": 23},
+                    "Lepidoptera": {"rate": 0.010, "n": 240, "groups": 54, "taxa": 54}}}
+    measured = {"absent_species_named": {"rate": 0.009, "n": 400, "groups": 139, "taxa": 139},
+                "absent_species_named_by_order": {
+                    "Coleoptera": {"rate": 0.0318, "n": 120, "groups": 39, "taxa": 39},
+                    "Diptera": {"rate": 0.0, "n": 30, "groups": 10, "taxa": 10},
+                    "Hymenoptera": {"rate": 0.5, "n": 4, "groups": 2, "taxa": 2}}}
+    rows = forecast_vs_measured(expected, measured)
+    assert [label for label, _ in rows] == [
+        "absent species named to a species (over-classification)", "absent Coleoptera species named to a species",
+        "absent Diptera species named to a species", "absent Hymenoptera species named to a species"]
+
+    def iv(rate: float, taxa: int) -> str:
+        lo, hi = wilson_interval(rate * taxa, taxa)
+        return f"95 %: {lo:.3f}–{hi:.3f}"
+
+    assert rows[1][1] == (f"forecast 0.006 (400 taxa; {iv(0.006, 400)}), measured 0.032 (120 specimens of 39 taxa; "
+                          f"{iv(0.0318, 39)}); outside the forecast's 95 % interval (above), but the two intervals "
+                          "overlap: too few taxa to tell")
+    assert rows[2][1] == (f"forecast 0.080 (23 taxa; {iv(0.08, 23)}), measured 0.000 (30 specimens of 10 taxa; "
+                          f"{iv(0.0, 10)}); outside the forecast's 95 % interval (below), but the two intervals "
+                          "overlap: too few taxa to tell")
+    assert rows[3][1] == ("forecast — (the reference left out no taxon of it), measured 0.500 (4 specimens of 2 taxa; "
+                          f"{iv(0.5, 2)})")
+    # one order on both sides: the pooled row says it all
+    one = {k: v for k, v in measured.items() if k != "absent_species_named_by_order"}
+    assert len(forecast_vs_measured({"absent_species_named": expected["absent_species_named"]}, one)) == 1
