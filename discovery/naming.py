@@ -1509,36 +1509,41 @@ def describe_expected(at: Mapping[str, Any], level: float | None = None) -> list
 _PARENT = {"species": "genus", "subfamily": "family", "genus": "family", "family": "order"}
 
 
-def forecast_vs_measured(expected: Mapping[str, Any], measured: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(label, text) per forecast figure: the forecast with its taxa and 95 % interval beside the same figure
-    measured (``outcome_rates`` over labelled specimens) with its own 95 % interval over its taxa, marked where the
-    measurement falls outside the forecast's interval, or "—" and why where no specimen could measure it; under
-    each over-classification figure given order by order (``_BY_ORDER``), one row per order measured.
+def forecast_vs_measured(expected: Mapping[str, Any], measured: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, label, text) per forecast figure: the forecast with its taxa and 95 % interval beside the same
+    figure measured (``outcome_rates`` over labelled specimens) with its own 95 % interval over its taxa, marked
+    where the measurement falls outside the forecast's interval, or "—" and why where no specimen could measure
+    it; under each over-classification figure given order by order (``_BY_ORDER``), one row per order measured
+    (key ``<key>_by_order:<order>``) where the forecast or the specimens span two orders or more.
     Why: the forecast is the promise ``build-reference`` made; whether it held on the user's own specimens is
     the one comparison they need, and a figure left unmeasured must not read as a 0. The measurement's own
     interval says whether a mark means anything: one absent genus measured is one draw, not a rate. Why by
     order: the pooled row read "forecast 0.014, measured 0.009" while Coleoptera measured 0.032 against 0.006
     and Diptera 0.000 against 0.080 (ML review M8)."""
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     by_order = dict(_BY_ORDER)
     for key, label in _EXPECTED_NAMES:
         if key not in expected:
             continue
         m = measured.get(key)
         if m:
-            rows.append((label, _beside(expected[key], m)))
+            rows.append((key, label, _beside(expected[key], m)))
         elif key.startswith("known"):
-            rows.append((label, _beside(expected[key], None)
+            rows.append((key, label, _beside(expected[key], None)
                          + "— (no evaluated specimen's species is among the reference keys)"))
         else:
             rank = key.split("_")[1]
             among = f", its {_PARENT[rank]} among them" if rank in _PARENT else ""
-            rows.append((label, _beside(expected[key], None)
+            rows.append((key, label, _beside(expected[key], None)
                          + f"— (no evaluated specimen's {rank} is absent from the reference keys{among})"))
         if m and key in by_order:
             forecast = expected.get(f"{key}_by_order") or {}
-            for order, mo in sorted((measured.get(f"{key}_by_order") or {}).items()):
-                rows.append((by_order[key].format(order + " "), _beside(forecast.get(order), mo)))
+            mine = measured.get(f"{key}_by_order") or {}
+            if len({*forecast, *mine}) < 2:  # one order on both sides: the pooled row is that order's
+                continue
+            for order, mo in sorted(mine.items()):
+                rows.append((f"{key}_by_order:{order}", by_order[key].format(order + " "),
+                             _beside(forecast.get(order), mo)))
     return rows
 
 

@@ -147,7 +147,7 @@ def test_evaluate_reports_every_metric(evaluated) -> None:
             f"odds) | {share['species']:.3f}") in md
     # the reliability plot's numbers, bin by bin, in the page: every specimen counted once per rank, each observed
     # share inside its 95 % interval, and a bin of few specimens with a wide one
-    from biodiscover.workflows.evaluate import reliability_rows
+    from biodiscover.workflows.evaluate import p_text, reliability_rows
 
     rows = reliability_rows(rep)
     page = out.with_suffix(".html").read_text()
@@ -158,7 +158,7 @@ def test_evaluate_reports_every_metric(evaluated) -> None:
         assert sum(r[3] for r in mine) == rel["n"] > 0
         for _, lo, hi, n, p, observed, a, b, _outside in mine:
             assert lo <= p <= hi and a <= observed <= b
-            assert f"<td>{rank}</td><td>{lo:g}–{hi:g}</td><td>{n}</td><td>{p:.3f}</td>" in page
+            assert f"<td>{rank}</td><td>{lo:g}–{hi:g}</td><td>{n}</td><td>{p_text(p)}</td>" in page
     widths = {r[3]: r[7] - r[6] for r in rows}
     assert widths[min(widths)] > widths[max(widths)]
     # the ECE stays the one of ten equal bins (issue 11's target is defined on it), whatever the plot's bins
@@ -216,10 +216,29 @@ def test_the_reliability_table_marks_a_bin_whose_prediction_lies_outside_its_int
     assert [(r[1], r[2], r[3], r[8]) for r in rows] == [(0.7, 0.8, 22, True), (0.99, 0.999, 50, False)]
     assert rows[0][6] == pytest.approx(0.8513, abs=1e-4)
     page = reliability_html(rep)
-    assert ("<tr><td>family</td><td>0.7–0.8</td><td>22</td><td>0.750</td><td>1.000</td><td>0.851–1.000</td>"
-            "<td>outside</td></tr>") in page
-    assert ("<tr><td>family</td><td>0.99–0.999</td><td>50</td><td>0.995</td><td>1.000</td><td>0.929–1.000</td>"
-            "<td></td></tr>") in page
+    assert ("<tr><td>family</td><td>0.7–0.8</td><td>22</td><td>0.750</td><td>1 (none wrong)</td><td>0.851–1.000</td>"
+            "<td>0</td><td>5.5</td><td>outside</td></tr>") in page
+    assert ("<tr><td>family</td><td>0.99–0.999</td><td>50</td><td>0.9950 (1 in 200 wrong)</td><td>1 (none wrong)</td>"
+            "<td>0.929–1.000</td><td>0</td><td>0.3</td><td></td></tr>") in page
+
+
+def test_the_reliability_table_tells_a_bin_of_1_in_5000_from_one_of_1_in_450(evaluated) -> None:
+    """ML review M6: 6,325 specimens at a mean P(right) 0.99980 (1.3 wrong expected) with 14 wrong (observed
+    0.99779) printed "1.000 | 0.998"; ECE over ten bins saw 0.002. Each bin gives its wrong count beside the count
+    its mean P(right) expects, and P with the decimals its distance from 1 needs, that distance as "1 in N"."""
+    from biodiscover.discovery.metrics import reliability
+    from biodiscover.workflows.evaluate import plot_bins, reliability_html, reliability_plot_data
+
+    rep = json.loads(evaluated.read_text())
+    p, y = [0.9998] * 6325, [1] * 6311 + [0] * 14
+    rep["reliability"] = {"species": {**reliability(p, y), "plot": plot_bins(p, y, 0.98)}}
+    page = reliability_html(rep)
+    assert ("<tr><td>species</td><td>0.999–1</td><td>6325</td><td>0.99980 (1 in 5,000 wrong)</td>"
+            "<td>0.9978 (1 in 450 wrong)</td><td>0.9963–0.9987</td><td>14</td><td>1.3</td><td>outside</td></tr>"
+            ) in page
+    assert "<th>wrong</th><th>wrong expected (specimens × (1 − mean predicted))</th>" in page
+    (top,) = reliability_plot_data(rep)["ranks"]["species"]
+    assert top["wrong"] == 14 and top["wrong_expected"] == pytest.approx(1.265)
 
 
 def _measured(model, known, novel, ref_taxa):
@@ -288,13 +307,16 @@ def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, eva
         mark = "" if round(lo, 3) <= round(rate, 3) <= round(hi, 3) else \
             f"; outside the forecast's 95 % interval ({'above' if rate > hi else 'below'})" + \
             (", but the two intervals overlap: too few taxa to tell" if m_lo <= hi and m_hi >= lo else "")
-        row = (f"| forecast vs measured: {labels[key]} | forecast {f['rate']:.3f} ({taxa} taxa; "
+        # ML review L6: the known row says how many of the known split were set aside before triage (none here)
+        aside = "; 0 specimens of test set aside (quarantined) before triage, not in this denominator" \
+            if key == "known_species_right" else ""
+        row = (f"| forecast vs measured (per taxon): {labels[key]} | forecast {f['rate']:.3f} ({taxa} taxa; "
                f"95 %: {lo:.3f}–{hi:.3f}), measured {rate:.3f} ({n} specimens of {groups} taxa; "
-               f"95 %: {m_lo:.3f}–{m_hi:.3f}){mark} |")
+               f"95 %: {m_lo:.3f}–{m_hi:.3f}){mark}{aside} |")
         assert row in md, row
         assert row.split(" | ")[1].rstrip(" |") in page.replace("&#x27;", "'")
     # the test splits hold no absent genus, family or order: said, with the reason, not left out or shown as 0
-    assert ("| forecast vs measured: absent genera named to a genus | forecast "
+    assert ("| forecast vs measured (per taxon): absent genera named to a genus | forecast "
             f"{expected['absent_genus_named']['rate']:.3f}") in md
     assert "measured — (no evaluated specimen's genus is absent from the reference keys, its family among them) |" \
         in md
@@ -315,7 +337,8 @@ def test_evaluate_of_a_split_of_absent_genera_says_n_a_for_its_1nn_genus_accurac
     assert rep["bioscan_1nn"]["genus_accuracy_on_novel_split_micro"] is None
     assert rep["bioscan_1nn"]["genus_accuracy_on_novel_split_macro"] is None
     md = out.with_suffix(".md").read_text()
-    assert ("| 1-NN genus accuracy on novel split (micro / macro) | n/a: no other_heldout specimen's genus is among "
+    assert ("| top-hit (1-NN) label accuracy on the novel split's genera, whatever the level (per specimen / per "
+            "genus) | n/a: no other_heldout specimen's genus is among "
             "the reference keys |") in md
     model = DiscoveryModel.load(bundle)
     ref_taxa = {r: {lin[i] for lin in model.ref_lineages_ if lin[i]} for i, r in enumerate(RANKS)}
@@ -1018,8 +1041,17 @@ def test_evaluate_takes_several_splits_and_refuses_a_split_the_data_lacks(datase
 
     from biodiscover.storage.bioscan import load_specimens
 
+    rows = list(csv.DictReader((dataset / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open()))
+    # ML review L6: one test specimen whose barcode is too short to search is set aside, and the report says so
+    short = {**next(r for r in rows if r["split"] == "test"), "processid": "SHORT1"}
+    short["dna_barcode"] = short["dna_barcode"][:150]
+    data = tmp_path / "with_short.csv"
+    with data.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows([*rows, short])
     out = tmp_path / "plus.json"
-    assert main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(out),
+    assert main(["evaluate", "--data", str(data), "--model", str(bundle), "--out", str(out),
                  "--novel-split", "test_unseen+other_heldout", "--no-cluster", "-q"]) == 0
     rep = json.loads(out.read_text())
     specs = load_specimens(dataset, "test+test_unseen+other_heldout")
@@ -1028,12 +1060,17 @@ def test_evaluate_takes_several_splits_and_refuses_a_split_the_data_lacks(datase
     assert sum(s.split == "other_heldout" for s in specs) > 0 and sum(s.split == "test_unseen" for s in specs) > 0
     # both kinds of absent taxa measured: new species of known genera, and new genera
     assert {"absent_species_named", "absent_genus_named"} <= set(rep["naming"]["measured"])
-    assert rep["set_aside"] == {"test": 0, "test_unseen": 0, "other_heldout": 0}
+    assert rep["set_aside"] == {"test": 1, "test_unseen": 0, "other_heldout": 0}
+    md = out.with_suffix(".md").read_text()
+    known = next(line for line in md.splitlines() if "known species named to the right species |" in line)
+    assert known.endswith("; 1 specimen of test set aside (quarantined) before triage, not in this denominator |")
+    assert "| test named to species (per specimen; 1 set aside, not counted) |" in md
+    assert "| test_unseen+other_heldout named to species (per specimen) |" in md
+    assert "| species: TP / MC / UC / OC rate (per specimen) |" in md
     capsys.readouterr()
     code = main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(tmp_path / "x.json"),
                  "--novel-split", "test_unseen+key_unseen", "--no-cluster", "-q"])
     err = capsys.readouterr().err.strip().splitlines()
-    rows = list(csv.DictReader((dataset / "metadata" / "BIOSCAN_5M_Insect_Dataset_metadata.csv").open()))
     holds = ", ".join(f"{sp} ({sum(r['split'] == sp for r in rows)})" for sp in sorted({r["split"] for r in rows}))
     assert code == 2 and len(err) == 1, err
     assert err[0] == (f"error: {dataset}: no specimens in split 'key_unseen' (--novel-split test_unseen+key_unseen); "

@@ -908,7 +908,10 @@ def test_evaluate_sets_each_orders_over_classification_beside_its_forecast() -> 
                     "Diptera": {"rate": 0.0, "n": 30, "groups": 10, "taxa": 10},
                     "Hymenoptera": {"rate": 0.5, "n": 4, "groups": 2, "taxa": 2}}}
     rows = forecast_vs_measured(expected, measured)
-    assert [label for label, _ in rows] == [
+    assert [key for key, _, _ in rows] == ["absent_species_named", "absent_species_named_by_order:Coleoptera",
+                                           "absent_species_named_by_order:Diptera",
+                                           "absent_species_named_by_order:Hymenoptera"]
+    assert [label for _, label, _ in rows] == [
         "absent species named to a species (over-classification)", "absent Coleoptera species named to a species",
         "absent Diptera species named to a species", "absent Hymenoptera species named to a species"]
 
@@ -916,14 +919,15 @@ def test_evaluate_sets_each_orders_over_classification_beside_its_forecast() -> 
         lo, hi = wilson_interval(rate * taxa, taxa)
         return f"95 %: {lo:.3f}–{hi:.3f}"
 
-    assert rows[1][1] == (f"forecast 0.006 (400 taxa; {iv(0.006, 400)}), measured 0.032 (120 specimens of 39 taxa; "
+    assert rows[1][2] == (f"forecast 0.006 (400 taxa; {iv(0.006, 400)}), measured 0.032 (120 specimens of 39 taxa; "
                           f"{iv(0.0318, 39)}); outside the forecast's 95 % interval (above), but the two intervals "
                           "overlap: too few taxa to tell")
-    assert rows[2][1] == (f"forecast 0.080 (23 taxa; {iv(0.08, 23)}), measured 0.000 (30 specimens of 10 taxa; "
+    assert rows[2][2] == (f"forecast 0.080 (23 taxa; {iv(0.08, 23)}), measured 0.000 (30 specimens of 10 taxa; "
                           f"{iv(0.0, 10)}); outside the forecast's 95 % interval (below), but the two intervals "
                           "overlap: too few taxa to tell")
-    assert rows[3][1] == ("forecast — (the reference left out no taxon of it), measured 0.500 (4 specimens of 2 taxa; "
+    assert rows[3][2] == ("forecast — (the reference left out no taxon of it), measured 0.500 (4 specimens of 2 taxa; "
                           f"{iv(0.5, 2)})")
     # one order on both sides: the pooled row says it all
-    one = {k: v for k, v in measured.items() if k != "absent_species_named_by_order"}
-    assert len(forecast_vs_measured({"absent_species_named": expected["absent_species_named"]}, one)) == 1
+    diptera = {"absent_species_named_by_order": {"Diptera": measured["absent_species_named_by_order"]["Diptera"]}}
+    assert len(forecast_vs_measured({"absent_species_named": expected["absent_species_named"], **diptera},
+                                    {"absent_species_named": measured["absent_species_named"], **diptera})) == 1
