@@ -88,11 +88,12 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
     read = Counter(s.split for s in queries)
     if set_aside:
         say(f"{len(set_aside)} rows set aside, counted in no figure (first: {set_aside[0].message})")
-    for sp in (*known_splits, *novel_splits):
-        if not read[sp]:  # a split of no specimen must not turn into a report of the other split alone
+    for name in (*known_splits, *novel_splits):
+        if not read[name]:  # a split of no specimen must not turn into a report of the other split alone
             holds = ", ".join(f"{k} ({v})" for k, v in sorted(rows.items()))
-            raise InputError(f"{data}: no specimens in split {sp!r} (--{'known' if sp in known_splits else 'novel'}"
-                             f"-split {known_split if sp in known_splits else novel_split}); the data holds: {holds}")
+            option, expr = ("known", known_split) if name in known_splits else ("novel", novel_split)
+            raise InputError(f"{data}: no specimens in split {name!r} (--{option}-split {expr}); "
+                             f"the data holds: {holds}")
     known = [s for s in queries if s.split in known_splits]
     novel = [s for s in queries if s.split in novel_splits]
     t = time.perf_counter()
@@ -105,7 +106,7 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
                               # rows of the evaluated splits the reader set aside (too short, bad characters):
                               # in no denominator, so every rate says how many it left out
                               "splits": {"known": list(known_splits), "novel": list(novel_splits)},
-                              "set_aside": {sp: rows[sp] - read[sp] for sp in (*known_splits, *novel_splits)},
+                              "set_aside": {name: rows[name] - read[name] for name in (*known_splits, *novel_splits)},
                               "triage_seconds": round(triage_s, 2),
                               "specimens_per_second": round(len(queries) / triage_s, 1) if triage_s else None}
     sp = [(r.labels["species"], s.species) for r, s in zip(rk, known) if s.species]
