@@ -308,8 +308,7 @@ def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, eva
             f"; outside the forecast's 95 % interval ({'above' if rate > hi else 'below'})" + \
             (", but the two intervals overlap: too few taxa to tell" if m_lo <= hi and m_hi >= lo else "")
         # ML review L6: the known row says how many of the known split were set aside before triage (none here)
-        aside = "; 0 specimens of test set aside (quarantined) before triage, not in this denominator" \
-            if key == "known_species_right" else ""
+        aside = "; no test specimen set aside before triage" if key == "known_species_right" else ""
         row = (f"| forecast vs measured (per taxon): {labels[key]} | forecast {f['rate']:.3f} ({taxa} taxa; "
                f"95 %: {lo:.3f}–{hi:.3f}), measured {rate:.3f} ({n} specimens of {groups} taxa; "
                f"95 %: {m_lo:.3f}–{m_hi:.3f}){mark}{aside} |")

@@ -213,8 +213,9 @@ def markdown(report: dict[str, Any]) -> str:
         held = sum(aside.get(sp, 0) for sp in known)
         # the known rows' denominators leave out what the reader set aside (too short to search): said, with
         # how many, so 0.969 of 7,180 is not read as of the 7,197 sent (ML review L6)
-        note = (f"; {plural(held, 'specimen')} of {'+'.join(known)} set aside (quarantined) before triage, "
-                "not in this denominator") if aside else ""
+        note = ("" if not aside else f"; no {'+'.join(known)} specimen set aside before triage" if not held else
+                f"; {plural(held, 'specimen')} of {'+'.join(known)} set aside (quarantined) before triage, not in "
+                "this denominator")
         rows += [(f"forecast vs measured (per taxon): {label}", text + (note if key == "known_species_right" else ""))
                  for key, label, text in forecast_vs_measured(naming["expected"], naming["measured"])]
     cs = report.get("candidate_species", {})
