@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -30,6 +27,7 @@ from biodiscover.storage.collections import read_collection
 from biodiscover.storage.db import Database
 from biodiscover.storage.fasta import iter_fasta_lines
 from biodiscover.storage.records import MAX_NUCLEOTIDES
+from fixtures.inprocess import run_cli
 
 _rng = np.random.default_rng(25)
 #: A 1,200-nt full-length read and a 600-nt one, as the lab's sequencer called them.
@@ -83,8 +81,7 @@ def _export(path: Path, run: int, out: Path, *, process: bool = False) -> tuple[
 
 
 def _biodiscover(*args: str, home: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(home)})
+    proc = run_cli(*args, env={"XDG_CONFIG_HOME": str(home)})
     assert proc.returncode == 0, proc.stderr
 
 

@@ -3,7 +3,9 @@
 Each case edits one file of a real bundle and, where the point is that the
 checksum cannot be the only guard, rewrites the manifest's sha256 and size to
 match (an attacker, or a tool that "repairs" bundles, can do that). The CLI runs
-in a subprocess, as a user would run it.
+as a user would run it, through the console script's code path, in the test's own
+process (``fixtures.inprocess.run_cli``: a traceback would fail the test as an
+uncaught exception).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import hashlib
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +23,7 @@ import pytest
 from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.discovery.kmer import KmerConfig
 from fixtures.discovery import make_world
+from fixtures.inprocess import run_cli
 
 ENGINE = "tables/discovery_engine.json"
 INDEX = "arrays/discovery_reference_index.safetensors"
@@ -156,8 +158,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
-                          timeout=300)
+    return run_cli(*args)
 
 
 @pytest.mark.parametrize("case", list(CASES))

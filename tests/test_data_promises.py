@@ -1,11 +1,13 @@
 """What biodiscover promises about your data (docs/data-promises.md), one test per break of issue 12.
 
-Every test runs the real ``biodiscover`` in a subprocess on a real file and checks
-the exit code, the one-line message and the SHA-256 of every file that must be
-left untouched. Permission tests run the command without privileges (as nobody,
-or as root without the capabilities that bypass file modes; see
-``unprivileged_prefix`` in conftest.py): CI runs as root, so skipping there would
-prove nothing.
+Every test runs the real ``biodiscover`` command on a real file and checks the exit
+code, the one-line message and the SHA-256 of every file that must be left
+untouched. The command runs in the test's own process (``fixtures.inprocess.run_cli``:
+the console script's code path, its stderr as a terminal would show it) unless the
+process is what the promise is about: permission tests run it in a subprocess without
+privileges (as nobody, or as root without the capabilities that bypass file modes;
+see ``unprivileged_prefix`` in conftest.py; CI runs as root, so skipping there would
+prove nothing), and the SIGKILL test kills a real ingest process.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from biodiscover.storage.db import Database, check_database
 from biodiscover.storage.records import BIOSCAN_COLUMNS, Specimen
 from fixtures.discovery import make_world, write_metadata
 from fixtures.db_views import specimen_versions
+from fixtures.inprocess import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -47,11 +50,15 @@ def digests(folder: Path) -> dict[str, str]:
 
 def cli(*args: str, prefix: tuple[str, ...] = (), cwd: Path | None = None, home: Path | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}
+    """``biodiscover ARGS``: in this process, or, given a ``prefix`` that drops privileges, in a subprocess run
+    through it (only another process can be another user); ``timeout`` bounds that subprocess."""
+    env = {"COLUMNS": "200"}
     if home is not None:
         env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), MPLCONFIGDIR=str(home / ".mpl"))
+    if not prefix:
+        return run_cli(*args, env=env, cwd=cwd or REPO)
     return subprocess.run([*prefix, sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, env=env, timeout=timeout)
+                          cwd=cwd or REPO, env={**os.environ, **env}, timeout=timeout)
 
 
 def one_error_line(res: subprocess.CompletedProcess[str]) -> str:

@@ -620,12 +620,9 @@ def test_triage_chooses_the_clustering_method_and_records_it(dataset, bundle, tm
 def test_help_shows_no_value_for_flags_and_explains_quiet_and_seed(verb: list[str]) -> None:
     """An on/off flag takes no value: its help row shows none (typer wrote ``<bool>``); only click's own
     --help row keeps it. --quiet and build-reference's --seed say what they do."""
-    import os
-    import subprocess
-    import sys
+    from fixtures.inprocess import run_cli
 
-    res = subprocess.run([sys.executable, "-m", "biodiscover.cli", *verb, "--help"], capture_output=True,
-                         text=True, timeout=120, env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"})
+    res = run_cli(*verb, "--help", env={"COLUMNS": "250", "NO_COLOR": "1"})
     assert res.returncode == 0, res.stderr
     rows = res.stdout.splitlines()
     assert [r for r in rows if "<bool>" in r and "--help" not in r] == []

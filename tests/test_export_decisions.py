@@ -13,9 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -123,10 +121,8 @@ def test_a_candidate_assigned_to_a_species_accepted_under_a_binomial_is_written_
         made = db.accept(accepted, 1, "Bactrocera aquilonis", reviewer=REVIEWER)
         db.assign(assigned, 1, made.taxon_id, reviewer=REVIEWER)
     out = tmp_path / "plate.zip"
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run", str(run),
-                           "-f", "dwca", "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
-                           "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+    proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out), "--creator",
+                   "Ana Silva <ana@example.org>", "--licence", "CC0-1.0", env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     with zipfile.ZipFile(out) as zf:
         rows = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),
@@ -186,11 +182,9 @@ def test_a_rejected_candidate_the_machine_named_nowhere_below_class_does_not_cla
         db.finish_run(run, "completed")
         for pid in (unplaced, in_order):
             db.reject(pid, db.proposal(pid).version, reviewer=REVIEWER, note="singleton, partial read")
-    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
     for fmt, out in (("dwca", tmp_path / "plate.zip"), ("csv", tmp_path / "csv")):
-        proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--db", str(path), "--run",
-                               str(run), "-f", fmt, "-o", str(out), "--creator", "Ana Silva <ana@example.org>",
-                               "--licence", "CC0-1.0"], capture_output=True, text=True, timeout=300, env=env)
+        proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", fmt, "-o", str(out), "--creator",
+                       "Ana Silva <ana@example.org>", "--licence", "CC0-1.0", env={"XDG_CONFIG_HOME": str(tmp_path)})
         assert proc.returncode == 0, proc.stderr
     with zipfile.ZipFile(tmp_path / "plate.zip") as zf:
         core = {r["id"]: r for r in csv.DictReader(io.StringIO(zf.read("occurrence.txt").decode("utf-8")),

@@ -23,6 +23,7 @@ import pytest
 from biodiscover.storage.db.database import Database
 from biodiscover.storage.errors import InputError
 from biodiscover.workflows.export import FORMATS, REGISTRY, ExportFormat
+from fixtures.inprocess import run_cli
 
 THROWAWAY = textwrap.dedent('''
     """``tally``: one line per candidate species (name and size), a format made up by a test."""
@@ -114,8 +115,7 @@ def test_unregistered_format_is_unknown_everywhere(small_db, tmp_path) -> None:
 
 
 def test_cli_help_lists_every_registered_format_from_the_registry() -> None:
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "export", "--help"], capture_output=True,
-                          text=True, env={**os.environ, "COLUMNS": "200"}, timeout=120)
+    proc = run_cli("export", "--help", env={"COLUMNS": "200"})
     text = _words(proc.stdout)
     assert proc.returncode == 0
     for fmt in REGISTRY.names():

@@ -1,4 +1,7 @@
-"""Issue 12's export items, each through the real CLI in a subprocess on a real database.
+"""Issue 12's export items, each through the real CLI on a real database.
+
+The CLI runs in the test's own process (``fixtures.inprocess.run_cli``, the console script's code path) except
+where the process is the point: a umask (the process's own), another user, Ctrl-C.
 
 Every test asserts the exit code, the one ``error:`` line and the SHA-256 of every
 file that must stay untouched: partial runs (item 6), formulas and control
@@ -25,6 +28,7 @@ from biodiscover.storage.db.database import Database
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.records import Specimen
 from biodiscover.workflows.export import MANIFEST, write_export
+from fixtures.inprocess import run_cli
 from fixtures.run_export import make_run_export
 
 CONTROL = [chr(c) for c in range(0x20) if chr(c) not in "\t\n\r"] + ["\x7f"] + [chr(c) for c in range(0x80, 0xa0)]
@@ -66,10 +70,13 @@ def db_runs(tmp_path_factory) -> tuple[Path, int, int]:
 
 
 def cli(*args: str, cwd: Path | None = None, umask: int | None = None, env_home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_CONFIG_HOME": str(env_home)}
-    pre = (lambda: os.umask(umask)) if umask is not None else None
+    """``biodiscover ARGS`` with its config folder under ``env_home``: in this process, or given a ``umask``, in a
+    subprocess started with it (a umask is the whole process's: setting it here would change the test runner's)."""
+    env = {"XDG_CONFIG_HOME": str(env_home)}
+    if umask is None:
+        return run_cli(*args, env=env, cwd=cwd)
     return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, preexec_fn=pre, timeout=300)
+                          cwd=cwd, env={**os.environ, **env}, preexec_fn=lambda: os.umask(umask), timeout=300)
 
 
 def one_error(proc: subprocess.CompletedProcess) -> str:

@@ -18,8 +18,6 @@ import csv
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ import pytest
 from biodiscover.cli.main import main
 from biodiscover.storage.safetext import FORMULA_PREFIXES, control_characters
 from fixtures.discovery import make_world, write_metadata
+from fixtures.inprocess import run_cli
 
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 REPO = HOSTILE.parent.parent
@@ -180,9 +179,8 @@ def test_run_takes_the_whole_corpus_in_one_process(bundle: Path, tmp_path: Path)
         shutil.copy(HOSTILE / name, folder / name)
     shutil.copytree(HOSTILE / "images_images", folder / "images_images")
     inputs = set(folder.rglob("*"))
-    res = subprocess.run([sys.executable, "-m", "biodiscover.cli", "run", "--collections", str(folder),
-                          "--model", str(bundle), "--db", str(tmp_path / "run.sqlite"), "--json"],
-                         capture_output=True, text=True, cwd=REPO, timeout=600)
+    res = run_cli("run", "--collections", str(folder), "--model", str(bundle), "--db", str(tmp_path / "run.sqlite"),
+                  "--json", cwd=REPO)
     assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr[-3000:]
     outcomes = {o["collection"]: o for o in json.loads(res.stdout)["collections"]}
     assert set(outcomes) == set(EXPECTED)

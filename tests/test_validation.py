@@ -6,7 +6,6 @@ import csv
 import gzip
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from biodiscover.storage.validation import (
     check_image,
     clean_barcode,
 )
+from fixtures.inprocess import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 FIX = Path(__file__).resolve().parent / "fixtures" / "readers"
@@ -33,9 +33,7 @@ def bad_read():
 
 
 def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "biodiscover.cli", *args], cwd=cwd or REPO, capture_output=True, text=True
-    )
+    return run_cli(*args, cwd=cwd or REPO)
 
 
 # -- barcode cleaning ----------------------------------------------------------------------
