@@ -34,6 +34,7 @@ from biodiscover.storage.validation import QuarantinedRecord, write_quarantine
 from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch
 from biodiscover.workflows.triage import drop_stale_report
 from fixtures.db_views import runs
+from fixtures.inprocess import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -104,7 +105,7 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
     assert third.exit_code == 0 and {o.status for o in third.outcomes} == {"skipped"}
 
 
-@pytest.mark.slow  # two CLI processes (≈10 s of imports each on 2 busy cores) and a real SIGKILL
+@pytest.mark.slow  # a CLI process killed by a real SIGKILL (its resumption runs in this process)
 def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Path) -> None:
     _root, bundle, meta = workspace
     folder = tmp_path / "plates"
@@ -134,7 +135,7 @@ def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Pat
     done_before = [r for r in _items(db_path) if r.status == "completed"]
     assert 1 <= len(done_before) < len(plates)  # killed in the middle of the batch
 
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = run_cli(*cmd[3:], cwd=REPO)  # the resumption needs no process of its own
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     statuses = Counter(c["status"] for c in summary["collections"])
@@ -469,21 +470,20 @@ def test_export_of_a_batch_run_id_is_its_triage_runs_and_a_run_that_holds_no_spe
     assert export_run(db_path, done[0], "csv", out).specimens == 20
 
 
-@pytest.mark.slow  # one CLI process (≈10 s of imports on 2 busy cores)
+@pytest.mark.slow
 def test_cli_prints_a_failed_collections_error_once(workspace, tmp_path: Path) -> None:
+    """The CLI in this process (``run_cli``: its stderr carries log records as a terminal's would, so an ERROR
+    log line would be seen)."""
     _root, bundle, meta = workspace
     folder, db_path = _night_with_a_broken_file(meta, tmp_path, 1, "Process ID,DNA Barcode")
-    proc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "run", "-c", str(folder), "-m", str(bundle),
-                           "--db", str(db_path)], cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "100"})
+    proc = run_cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), cwd=REPO,
+                   env={"COLUMNS": "100"})
     assert proc.returncode == 1, proc.stderr[-2000:]
     said = proc.stdout + proc.stderr
     assert said.count("has no 'processid' column") == 1, said
     assert f"error: {folder / 'plate-broken.csv'}: not a specimen table" in proc.stdout
     assert "ERROR" not in said
-    doc = subprocess.run([sys.executable, "-m", "biodiscover.cli", "run", "-c", str(folder), "-m", str(bundle),
-                          "--db", str(db_path), "--json"], cwd=REPO, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    doc = run_cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--json", cwd=REPO)
     summary = json.loads(doc.stdout.strip().splitlines()[-1])
     (skipped,) = [c for c in summary["collections"] if c["status"] == "skipped"]
     assert skipped["specimens"] == 20 and skipped["advisories"]

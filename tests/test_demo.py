@@ -197,14 +197,13 @@ def test_cli_prints_tables_and_next_steps(demo, capsys) -> None:
 
 
 def test_rerun_never_deletes_a_database_that_holds_reviews(demo) -> None:
-    """Issue 12 item 1: review candidates as the demo invites, run the demo again (a real process):
+    """Issue 12 item 1: review candidates as the demo invites, run the demo again (the real CLI, in this process):
     the reviewed database is byte-for-byte untouched and the new run goes into a new file, said on stdout.
     A database without reviews is replaced only after a backup that passes integrity_check."""
     import hashlib
-    import subprocess
-    import sys
 
     from biodiscover.storage.db import Database
+    from fixtures.inprocess import run_cli
 
     workdir, _, _ = demo
     reviewed = workdir / "biodiscover.sqlite"
@@ -216,9 +215,8 @@ def test_rerun_never_deletes_a_database_that_holds_reviews(demo) -> None:
         n_reviews = len(db.reviews())
     assert n_reviews == len(rows) + 1 > 1
     digest = hashlib.sha256(reviewed.read_bytes()).hexdigest()
-    res = subprocess.run([sys.executable, "-m", "biodiscover.cli", "demo", "--workdir", str(workdir), "--species",
-                          "24", "--specimens", "420", "--preset", "tiny", "--seed", "3"],
-                         capture_output=True, text=True, timeout=600)
+    res = run_cli("demo", "--workdir", str(workdir), "--species", "24", "--specimens", "420", "--preset", "tiny",
+                  "--seed", "3")
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"database: {reviewed} holds {n_reviews} reviews: kept untouched" in res.stdout
     assert f"review:   biodiscover review --db {workdir / 'biodiscover-2.sqlite'}" in res.stdout
