@@ -233,4 +233,12 @@ async def test_R_on_a_rejection_a_later_run_repeated_names_the_repetition_and_re
         assert (db.proposal(p.id).status, db.proposal(again).status) == ("pending", "pending")
         assert any(f"#{p.id} reopened, pending again: decide it anew (#{again} reopened with it)" in m
                    for m in notes(app)), notes(app)
+        # rejected again, on second thought: r on the re-run's candidate of the same specimens offers her reason
+        db.reject(p.id, db.proposal(p.id).version, reviewer="ana", note="bad read, re-sequenced")
+        await open_proposal(pilot, again)
+        await pilot.press("r")
+        await settle(pilot)
+        assert isinstance(app.screen, TextDialog)
+        assert app.screen.query_one("#dialog-input").value == f"same specimens as #{p.id} rejected: bad read, " \
+                                                               "re-sequenced"
     db.close()

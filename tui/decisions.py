@@ -308,20 +308,35 @@ def member_label(m: Any, with_bin: bool = True, centre: float | None = None) -> 
 
 
 def twin_reason(db: Any, proposal_id: int) -> str:
-    """What the reject box opens with for ``proposal_id``: ``same as #3 rejected: known species: Brachypogon
-    incompletus`` when a twin of another run (``Database.twins``, nearest first) was rejected, with the reason
-    given there (its decision in force); "" when no twin was rejected.
+    """What the reject box opens with for ``proposal_id``: ``same specimens as #10 rejected: bad read …`` when its
+    specimens were in a rejected candidate (the ``recognised`` / ``overlaps_rejected`` edges the header's ⚠ line
+    reads; ``2 of its 3 specimens were in #10, rejected: …`` for some), else ``same as #3 rejected: known species:
+    Brachypogon incompletus`` when a twin of another run (``Database.twins``, nearest first) was rejected, each with
+    the reason given there (its decision in force); "" when neither.
 
     Why: a season's week-3 candidate was the haplogroup rejected in week 1 with a reason; its header said so, but
     ``r`` opened with an empty box, and the reason had to be typed again or the rejection went without one (e29
-    F12). Prefilled, not written: the reviewer edits it, clears it, or presses Enter."""
-    twin = next((t.proposal for t in db.twins([proposal_id]).get(proposal_id, ())
-                 if t.proposal.status == "rejected"), None)
-    if twin is None:
-        return ""
-    decision = db.decision_in_force(twin.id)
-    said = str((decision or {}).get("note") or "").strip()
-    return f"same as #{twin.id} rejected" + (f": {said}" if said else "")
+    F12); the same for a re-run's candidate of the very specimen she rejected, reopened with her rejection. Prefilled,
+    not written: the reviewer edits it, clears it, or presses Enter."""
+    said = ""
+    for e in db.proposal_detail(proposal_id).history:
+        source = e.get("source_id")
+        if e.get("target_id") != proposal_id or e.get("kind") not in ("recognised", "overlaps_rejected") or \
+                source is None or db.proposal(source).status != "rejected":
+            continue
+        detail = e.get("detail") or {}
+        shared, members = detail.get("shared_members"), detail.get("members")
+        said = f"same specimens as #{source} rejected" if e.get("kind") == "recognised" or shared == members else \
+            f"{shared} of its {members} specimens were in #{source}, rejected"
+        break
+    if not said:
+        twin = next((t.proposal for t in db.twins([proposal_id]).get(proposal_id, ())
+                     if t.proposal.status == "rejected"), None)
+        if twin is None:
+            return ""
+        source, said = twin.id, f"same as #{twin.id} rejected"
+    reason = str((db.decision_in_force(source) or {}).get("note") or "").strip()
+    return said + (f": {reason}" if reason else "")
 
 
 def note_title(p: Any, session: Mapping[int, tuple[str, int | None]]) -> str:
