@@ -95,6 +95,9 @@ class EngineConfig:
     #: reference keys shuffled (base composition kept) to learn the identity unrelated sequences reach,
     #: spread over ``NULL_LENGTHS``
     null_queries: int = 500
+    #: look for a chimera of two reference families in barcodes far from every key
+    #: (``DiscoveryModel._check_chimeras``); False: not looked for (an ablation)
+    chimera_check: bool = True
     min_barcode_length: int = 50
     batch_size: int = 2048
 
@@ -179,6 +182,17 @@ class TriageResult:
         return asdict(self)
 
 
+#: A chimera (a PCR artefact, or two templates in one well: the 5' end of one specimen's barcode on the 3' end of
+#: another's) is looked for in barcodes whose best identity is under ``CHIMERA_BELOW``: their first and last
+#: third (at least ``CHIMERA_MIN_END`` informative bases each) are aligned to the read's own candidate keys, and
+#: the read is a chimera when each end matches a key at ``CHIMERA_FLOOR`` or more, both ``CHIMERA_MARGIN`` closer
+#: than the whole read comes to any key, and the two keys are of different families. Measured on the dev data
+#: (benchmarks/RESULTS-discovery.md, "Chimeric barcodes"). Why not name what the ends agree on: which end is the
+#: specimen is unknown; such a read is sequenced again, not named.
+CHIMERA_BELOW = 0.98
+CHIMERA_MIN_END = 120
+CHIMERA_FLOOR = 0.97
+CHIMERA_MARGIN = 0.03
 #: known species a result keeps beside its best key (``TriageResult.near``). Why: a candidate's evidence lists
 #: the nearest few species over its members (``discovery.proposals``): on a real plate one known species sat
 #: tied at 0.0 % with the species shown, and a reviewer saw only the one the best key named.
@@ -604,6 +618,8 @@ class DiscoveryModel:
             hits = self._hits(seqs, self._own_keys([specimens[i].processid for i in usable]),
                               bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
             reversed_, unrelated = self._check_homology(seqs, hits)
+            if self.config.chimera_check:
+                unrelated.update(self._check_chimeras(seqs, hits, set(unrelated)))
             calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits,
                                           getattr(self, "_session_keys", 0))
             sims = self._top_similarity(seqs, hits)
@@ -901,6 +917,46 @@ class DiscoveryModel:
                                 f"({100 * floor:.1f} %): another gene region, a contaminant or a failed read; "
                                 "not named from DNA and not a candidate species")
         return reversed_, unrelated
+
+    def _check_chimeras(self, seqs: Sequence[str], hits: Sequence[Hits], skip: set[int]) -> dict[int, str]:
+        """Query index → why it is not named: barcodes whose first and last third come from keys of two
+        different families (``CHIMERA_BELOW`` and the constants beside it). The ends are aligned to the read's
+        own candidate keys, not searched again: a chimera shares k-mers with both its parents, so both are among
+        them, and a second search of every end cost a third of the triage's time on a plate of many new species.
+        Why: a chimera read as one barcode was named to the order of one end and proposed as a new species
+        ("Lepidoptera gen. sp.", a weevil's 5' end on a moth's 3' end: an ML engineer's review, M5)."""
+        from biodiscover.storage.distance import shared_identity
+
+        fam = RANKS.index("family")
+        lineages, keys = self.ref_lineages_, self.ref_seqs_
+        out: dict[int, str] = {}
+        for k, (seq, h) in enumerate(zip(seqs, hits)):
+            whole = float(h.identities[0]) if len(h.identities) else 1.0
+            if k in skip or whole >= CHIMERA_BELOW:
+                continue
+            n = len(seq) // 3
+            best: list[tuple[float, int]] = []
+            for end in (seq[:n], seq[len(seq) - n:]):
+                if informative_length(end) < CHIMERA_MIN_END:
+                    break
+                found = [(shared_identity(end, keys[p])[0], int(p)) for p in h.positions.tolist()]
+                best.append(max(found, key=lambda x: (x[0], -x[1])))
+            if len(best) < 2:
+                continue
+            (i5, p5), (i3, p3) = best
+            f5, f3 = lineages[p5][fam], lineages[p3][fam]
+            if min(i5, i3) >= max(whole + CHIMERA_MARGIN, CHIMERA_FLOOR) and f5 and f3 and f5 != f3:
+                out[k] = (f"chimeric barcode: its first third matches {self._key_name(p5)} at {100 * i5:.1f} % "
+                          f"identity, its last third {self._key_name(p3)} at {100 * i3:.1f} %, the whole read no key "
+                          f"closer than {100 * whole:.1f} %: two specimens' DNA in one read (a PCR chimera or a "
+                          "mixed well); not named from DNA and not a candidate species — sequence it again")
+        return out
+
+    def _key_name(self, position: int) -> str:
+        """A key as a reviewer reads it: its deepest name, its family and its processid."""
+        lin = self.ref_lineages_[position]
+        family = lin[RANKS.index("family")]
+        return f"{next((x for x in reversed(lin) if x), '?')} ({family}, {self.ref_ids_[position]})"
 
     def set_level(self, level: float) -> None:
         """Name at ``level`` from now on (P(right) a rank needs; recorded with every run)."""

@@ -216,3 +216,45 @@ def test_keys_with_a_run_of_n_leave_the_chance_identity_low_and_short_reads_name
     assert r.modality == "dna" and "unrelated" not in (r.reason or "")
     assert r.identity >= 0.95 and r.labels["genus"] == q.genus
 
+
+
+def _chimera(a: Specimen, b: Specimen, cut: int, name: str) -> Specimen:
+    """``a``'s first ``cut`` bases on the rest of ``b``'s barcode: one read of two specimens' DNA."""
+    return dataclasses.replace(a, processid=name, dna_barcode=(a.dna_barcode or "")[:cut] + (b.dna_barcode or "")[cut:])
+
+
+def test_a_chimera_of_two_families_is_said_to_be_one_and_neither_named_nor_proposed(model, world) -> None:
+    """An ML engineer's review (M5): a weevil's 5' half on a moth's 3' half was named order Lepidoptera and proposed
+    as "Lepidoptera gen. sp. cand100", with no flag. A read whose first and last thirds each match a key of another
+    family (at ≥ 97 %, and 3 points closer than the whole read comes to any key) is a chimera: not named from DNA,
+    not a candidate, and its reason names both keys. Every real barcode of the world is named as before, and a read
+    spliced from two species of one family (indistinguishable from a new species of it) is not called chimeric."""
+    train = world["train"]
+    fam0 = [s for s in train if s.family == "Fam0"]
+    fam1 = [s for s in train if s.family == "Fam1"]
+    chimeras = [_chimera(fam0[i * 5], fam1[i * 5], cut, f"CHIM{i}") for i, cut in enumerate((150, 200, 250))]
+    same = next(s for s in fam0 if s.genus != fam0[0].genus)
+    kin = _chimera(fam0[0], same, 200, "KIN")
+    real = world["test"] + world["test_unseen"] + world["other_heldout"]
+    results = model.triage(chimeras + [kin] + real)
+    for c, a, b, r in zip(chimeras, fam0[::5], fam1[::5], results):
+        assert (r.processid, r.modality, r.deepest_rank, r.is_novel) == (c.processid, "none", None, False), r.reason
+        # a key of each end's species (its conspecific keys tie at 100 %), named by species, family and processid
+        said = re.match(rf"chimeric barcode: its first third matches {a.species} \(Fam0, (P\d+)\) at 100\.0 % "
+                        rf"identity, its last third {b.species} \(Fam1, (P\d+)\) at 100\.0 %, the whole read no "
+                        r"key closer than ", r.reason)
+        assert said is not None, r.reason
+        keys = {s.processid: s.species for s in train}
+        assert (keys[said.group(1)], keys[said.group(2)]) == (a.species, b.species)
+        assert _percents(r.reason)[2] == pytest.approx(100 * r.identity, abs=0.05) and r.identity < 0.9
+    assert results[3].modality == "dna" and "chimeric" not in (results[3].reason or "")
+    assert not [r.processid for r in results[4:] if "chimeric" in (r.reason or "")]
+    plain = copy.copy(model)
+    plain.config = dataclasses.replace(model.config, chimera_check=False)  # the check off: as before it
+    before = plain.triage(real)
+    assert [(r.deepest_rank, r.deepest_label, r.is_novel) for r in results[4:]] == [
+        (r.deepest_rank, r.deepest_label, r.is_novel) for r in before]
+    unchecked = plain.triage(chimeras)
+    assert all(r.modality == "dna" for r in unchecked) and any(r.deepest_rank or r.is_novel for r in unchecked)
+    proposals = candidate_species(chimeras + real, results[:3] + results[4:], model.barcode_gap_)
+    assert not {m.processid for p in proposals for m in p.members} & {c.processid for c in chimeras}
