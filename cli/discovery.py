@@ -191,8 +191,10 @@ def register(app: typer.Typer) -> None:
         outliers: str = typer.Option("other_heldout", help="Extra labelled splits of absent genera (outlier "
                                      "exposure for the naming model)."),
         level: float = typer.Option(0.98, "--level", min=0.501, max=1.0,
-                                    help="P(right) a rank needs to be named (over-classification ≤ (1-level)/level "
-                                         "at even odds); triage can override it."),
+                                    help="P(right) a rank needs to be named; triage can override it. A calibrated "
+                                         "model names at most (1-level)/level of absent taxa at even odds, pooled: "
+                                         "a clade can exceed it (the printed forecast is per order; `info --level` "
+                                         "shows it at other levels)."),
         max_outliers: int = typer.Option(3000, help="At most this many outlier specimens (seeded sample)."),
         seed: int = typer.Option(0, help="Seed of the random choices (the --max-outliers sample), for a "
                                           "reproducible bundle."),

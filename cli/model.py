@@ -142,15 +142,47 @@ def register(app: typer.Typer) -> None:
         for line in retrieval_lines(result.metrics.get("evaluation", {})):
             typer.echo(line)
 
+    def _as_level(key: Any) -> float | None:
+        try:
+            return float(key)
+        except (TypeError, ValueError):
+            return None
+
+    def _forecast_at(b: Any, level: float) -> dict[str, Any]:
+        """The forecast the bundle's naming model simulated at ``level`` (its engine table keeps one per level of
+        ``naming.LEVEL_GRID``). Why: the bundle prints its own level's only, and a reader choosing ``triage
+        --level`` had no figure for the level chosen (an ML engineer's review, L3)."""
+        from biodiscover.discovery.engine import ENGINE_TABLE
+
+        if ENGINE_TABLE not in b.names("tables"):
+            raise InputError(f"{b.path}: no discovery engine in this bundle (build-reference writes one): no "
+                             "forecast to show at --level")
+        naming = b.load_table(ENGINE_TABLE, expect=dict).get("naming")
+        expected = naming.get("expected") if isinstance(naming, dict) else None
+        if not isinstance(expected, dict) or not expected:
+            raise InputError(f"{b.path}: its naming model holds no forecast (built before build-reference simulated "
+                             "one): rebuild it")
+        found = next((v for k, v in expected.items() if _as_level(k) == level), None)
+        if not isinstance(found, dict):
+            levels = sorted(x for x in (_as_level(k) for k in expected) if x is not None)
+            raise InputError(f"--level {level:g}: the bundle's forecast was simulated at "
+                             + ", ".join(f"{x:g}" for x in levels) + " only")
+        return found
+
     @app.command("info")
     def info(
         bundle: Path = typer.Argument(..., help="Model bundle directory."),
         as_json: bool = typer.Option(False, "--json", help="Print bundle.json (config, fingerprint, metrics, files)."),
+        level: Optional[float] = typer.Option(None, "--level", min=0.5, max=1.0,
+                                              help="Show the forecast at this naming level instead of the bundle's "
+                                                   "(one of the levels build-reference simulated; what "
+                                                   "`triage --level` would give)."),
     ) -> None:
         """Show a model bundle's config, training-data fingerprint, metrics and contents."""
         from biodiscover.storage.bundle import Bundle
 
         b = Bundle.open(bundle)
+        at_level = _forecast_at(b, level) if level is not None else None
         if as_json:
             typer.echo(json.dumps(b.manifest, indent=2))
             return
@@ -180,13 +212,17 @@ def register(app: typer.Typer) -> None:
             if isinstance(ref, dict) and ref:  # a bundle from before the record has none
                 typer.echo("  reference: " + ", ".join(f"{k}={v}" for k, v in ref.items()
                                                        if not isinstance(v, (dict, list))))
-            level = disc.get("level")
-            level = float(level) if isinstance(level, (int, float)) and not isinstance(level, bool) else None
-            for line in describe_support(disc["support"], level):
+            built = disc.get("level")
+            built = float(built) if isinstance(built, (int, float)) and not isinstance(built, bool) else None
+            shown = level if at_level is not None else built
+            for line in describe_support(disc["support"], shown):
                 typer.echo(f"  {line}")
-            if disc.get("expected"):
-                typer.echo(f"  {expected_mix_note(level)}")
-                for line in describe_expected(disc["expected"], level):
+            expected = at_level if at_level is not None else disc.get("expected")
+            if expected:
+                typer.echo(f"  {expected_mix_note(shown)}" + (f" — at --level {level:g}; the bundle names at "
+                                                               f"{built:g}" if at_level is not None and built
+                                                               else ""))
+                for line in describe_expected(expected, shown):
                     typer.echo(f"    {line}")
             if disc.get("first_key") == "containment":
                 typer.echo("  candidate keys: a species' first by k-mer containment")
@@ -214,9 +250,9 @@ def register(app: typer.Typer) -> None:
             standard = standard | {"discovery"}
         for key in sorted(set(m) - standard):
             value = m[key]
-            shown = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) \
+            text = ", ".join(f"{k}={v}" for k, v in value.items() if not isinstance(v, (dict, list))) \
                 if isinstance(value, dict) else str(value)
-            typer.echo(f"{key}: {shown}")
+            typer.echo(f"{key}: {text}")
         typer.echo(f"fingerprint: {b.fingerprint}")
         fp = b.data_fingerprint
         if fp:

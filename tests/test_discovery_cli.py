@@ -1072,3 +1072,36 @@ def test_evaluate_takes_several_splits_and_refuses_a_split_the_data_lacks(datase
     assert err[0] == (f"error: {dataset}: no specimens in split 'key_unseen' (--novel-split test_unseen+key_unseen); "
                       f"the data holds: {holds}")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_info_shows_the_forecast_at_another_level_and_names_the_levels_it_holds(bundle, tmp_path, capsys) -> None:
+    """An ML engineer's review (L3): the bundle printed its own level's forecast only, though its naming model
+    simulated ten levels; a reader choosing ``triage --level 0.9`` had no figure for it. ``info --level`` prints
+    that level's forecast (the same lines, read from the engine's table), and a level never simulated is one error
+    line naming those that were. (This small world's forecast reads 0 at every level: a copy's 0.9 is marked.)"""
+    import shutil
+
+    from biodiscover.discovery.engine import ENGINE_TABLE
+    from biodiscover.discovery.naming import describe_expected
+    from biodiscover.storage.bundle import Bundle
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    b = Bundle.open(copy)
+    table = b.load_table(ENGINE_TABLE, expect=dict)
+    table["naming"]["expected"]["0.9"]["known_species_right"]["rate"] = 0.625
+    b.save_table(ENGINE_TABLE, table)
+    assert main(["info", str(copy), "--level", "0.9"]) == 0
+    out = capsys.readouterr().out
+    assert "expected at level 0.9," in out and "— at --level 0.9; the bundle names at 0.98" in out, out
+    lines = describe_expected(table["naming"]["expected"]["0.9"], 0.9)
+    assert lines[0].startswith("known species named to the right species: 0.625 (")
+    assert all(f"    {line}\n" in out for line in lines)
+    assert main(["info", str(copy)]) == 0  # its own level, as before
+    own = capsys.readouterr().out
+    assert "expected at level 0.98," in own and "--level" not in own and "0.625" not in own
+    assert main(["info", str(copy), "--level", "0.96"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "error: --level 0.96: the bundle's forecast was simulated at 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, "
+        "0.995, 0.999 only"]
