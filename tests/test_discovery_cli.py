@@ -712,6 +712,9 @@ def test_triage_says_how_many_a_lower_level_would_name_and_only_the_levels_below
         f"(now {n})")
     assert main([*args, str(tmp_path / "b.jsonl"), "--level", "0.9", "--json", "-q"]) == 0
     assert json.loads(capsys.readouterr().out)["species_at_level"] == {}  # nothing under 0.9 is counted
+    # at 0.999 the nearest choices, not 0.95 and 0.9 (an ML engineer's review, L3)
+    assert main([*args, str(tmp_path / "c.jsonl"), "--level", "0.999", "--json", "-q"]) == 0
+    assert list(json.loads(capsys.readouterr().out)["species_at_level"]) == ["0.995", "0.99"]
 
 
 def test_a_barcode_written_as_rna_is_named_as_its_dna(dataset, bundle, tmp_path, capsys) -> None:
