@@ -886,6 +886,11 @@ def test_the_absent_share_line_says_what_the_estimate_rests_on(capsys) -> None:
     assert "over the 1000 specimens a learned rank placed" in out and "mostly the prior" not in out, out
     _say_triaged(TriageSummary(**{**base, "absent_share": {}}), as_json=False)
     assert "estimated share" not in capsys.readouterr().out  # even odds: nothing estimated
+    # an ML engineer's review (L4): a plate with no absent order read "order 6 %", the 96 pseudo-specimens' pull;
+    # where the plate's own specimens read otherwise, that is said beside it
+    _say_triaged(TriageSummary(**base, absent_share_over=894, absent_share_weight=96.0,
+                               absent_share_own={"family": 0.0001, "species": 0.281}), as_json=False)
+    assert "family 26% (its specimens alone 0%), species 28%" in capsys.readouterr().out
 
 
 def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes_only_it(dataset, bundle, tmp_path,

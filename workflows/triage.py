@@ -69,6 +69,9 @@ class TriageSummary:
     #: cut-off, keep even odds and do not count) and the pseudo-specimens at even odds it is weighed against
     absent_share_over: int = 0
     absent_share_weight: float | None = None
+    #: per learned rank, the share the collection's own specimens read, without the pseudo-specimens
+    #: (``DiscoveryModel.collection_basis``): what the line sets beside ``absent_share`` where they differ
+    absent_share_own: dict[str, float] = field(default_factory=dict)
     #: ``plate`` (pseudo-specimens at even odds) or ``season`` (at ``season_runs``' share: ``run_triage``)
     absent_share_mode: str = "plate"
     #: the database's other collections' newest runs with this model that recorded their share, and the specimens
@@ -127,8 +130,14 @@ class TriageSummary:
                                                                         else "even odds")
             if self.absent_share_mode == "season" and not runs:
                 basis += " (no other plate of this model in the database yet)"
+        own = self.absent_share_own
+
+        def said(r: str, v: float) -> str:  # its specimens' own reading beside it, where the pseudo-specimens moved it
+            return f"{r} {v:.0%}" + (f" (its specimens alone {own[r]:.0%})" if r in own and
+                                     f"{own[r]:.0%}" != f"{v:.0%}" else "")
+
         line = (f"absent from the reference, this collection's estimated share (what its P(absent) assumes; {basis}): "
-                + ", ".join(f"{r} {v:.0%}" for r, v in self.absent_share.items()))
+                + ", ".join(said(r, v) for r, v in self.absent_share.items()))
         if w and n < w:
             line += (f" — mostly the prior: {plural(n, 'specimen')} weigh less than the {w:g} pseudo-specimens; "
                      "triage a whole plate or batch as one collection")
@@ -651,6 +660,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                                     reference_image=reference_images(bundle),
                                                     evidence=db is not None, toward=toward)
         seconds.update(secs)
+        basis = model.collection_basis(results)  # the collection's own share per rank, and what it rests on
         t = time.perf_counter()
         if db is not None and run_id is not None:
             db.write_assignments(run_id, (assignment_row(r) for r in results))
@@ -666,7 +676,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                                                        f"{sum(r.is_novel for r in results)} novel, "
                                                        f"{len(proposals)} candidate species",
                           result={"absent_share": DiscoveryModel.collection_shares(results),
-                                  "absent_share_basis": model.collection_basis(results)})
+                                  "absent_share_basis": basis})
         if results_out is not None:
             names = candidate_names(proposals, proposal_ids)
             if db is not None and run_id is not None and proposals:  # as stored: a carried split's parts included
@@ -693,6 +703,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         summary = _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file,
                            provisional, model, provisional_names)
         return dataclasses.replace(summary, absent_share_mode=absent_share, season_runs=[r for r, _, _ in season],
+                                   absent_share_own={r: v[0] for r, v in basis.items()},
                                    season_specimens=int(sum(max((v[1] for v in b.values()), default=0)
                                                             for _, _, b in season)))
     except KeyboardInterrupt:
