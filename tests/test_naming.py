@@ -43,16 +43,44 @@ def calls(model, world) -> dict[str, list]:
     return {g: model.triage(world[g]) for g in ("known", "absent_species", "absent_genus", "absent_order")}
 
 
-@pytest.fixture(scope="module")
-def one_order(world) -> DiscoveryModel:
-    """Fitted on Order0's keys alone (never changed by a test)."""
-    return DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order == "Order0"])
+def _fit_counting_bootstraps(keys: list[Specimen]) -> tuple[DiscoveryModel, list[int]]:
+    """The engine fitted on ``keys``, and the k-mer draws of every ``Reference.bootstrap`` call the fit made
+    (counted on the real method, which still answers)."""
+    from biodiscover.discovery.reference import Reference
+
+    calls: list[int] = []
+    real = Reference.bootstrap
+
+    def counted(self: Reference, seq: str, positions: np.ndarray) -> np.ndarray:
+        calls.append(len(positions))
+        return real(self, seq, positions)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Reference, "bootstrap", counted)
+        return DiscoveryModel(CFG).fit(keys), calls
 
 
 @pytest.fixture(scope="module")
-def two_orders(world) -> DiscoveryModel:
-    """Fitted on Order0's and Order1's keys (a test that edits its state puts it back)."""
-    return DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order in ("Order0", "Order1")])
+def one_order_fit(world) -> tuple[DiscoveryModel, list[int]]:
+    """Fitted on Order0's keys alone (never changed by a test), with the bootstrap calls of its fit."""
+    return _fit_counting_bootstraps([s for s in world["keys"] if s.order == "Order0"])
+
+
+@pytest.fixture(scope="module")
+def one_order(one_order_fit) -> DiscoveryModel:
+    return one_order_fit[0]
+
+
+@pytest.fixture(scope="module")
+def two_orders_fit(world) -> tuple[DiscoveryModel, list[int]]:
+    """Fitted on Order0's and Order1's keys (a test that edits its state puts it back), with the bootstrap
+    calls of its fit."""
+    return _fit_counting_bootstraps([s for s in world["keys"] if s.order in ("Order0", "Order1")])
+
+
+@pytest.fixture(scope="module")
+def two_orders(two_orders_fit) -> DiscoveryModel:
+    return two_orders_fit[0]
 
 
 def _named(result, rank: str) -> bool:
@@ -244,26 +272,17 @@ def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world, one_o
     assert all(h.wins is None for h in one._hits(third, bootstrap_ranks=one._cutoff_ranks()))
 
 
-def test_fitting_computes_bootstrap_wins_only_for_ranks_the_cut_off_decides(world, monkeypatch) -> None:
+def test_fitting_computes_bootstrap_wins_only_for_ranks_the_cut_off_decides(one_order_fit, two_orders_fit) -> None:
     """The simulation's queries get bootstrap wins (100 draws of k-mers each) only where a rank decided by the
     published cut-off has rival labels among their candidates, as triage's do: on one order (order the only
     cut-off rank, never in dispute) none at all; on two orders, some. Seed 2027's ``engine.py:317`` (the
     learned ranks passed instead of the cut-off ones) survived while the sample ran: every simulated query with
-    two species among its candidates paid for a bootstrap no rank reads. Counted on the real method."""
-    from biodiscover.discovery.reference import Reference
-
-    calls: list[int] = []
-    real = Reference.bootstrap
-
-    def counted(self: Reference, seq: str, positions: np.ndarray) -> np.ndarray:
-        calls.append(len(positions))
-        return real(self, seq, positions)
-
-    monkeypatch.setattr(Reference, "bootstrap", counted)
-    one = DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order == "Order0"])
+    two species among its candidates paid for a bootstrap no rank reads. Counted on the real method while the
+    module's one- and two-order engines were fitted."""
+    one, calls = one_order_fit
     assert one._cutoff_ranks() == [0] and sum(one.naming_.n_examples_.values()) > 500
     assert calls == []
-    two = DiscoveryModel(CFG).fit([s for s in world["keys"] if s.order in ("Order0", "Order1")])
+    two, calls = two_orders_fit
     # two orders: the queries whose candidates hold both orders (most, in this world), not every query
     assert two._cutoff_ranks() == [0] and 0 < len(calls) < two.naming_.n_examples_["order"]
 
