@@ -141,9 +141,10 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., subprocess.Complete
     return call
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def review_template(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """A review database filled by discovery (built once per test module; never written by a test)."""
+    """A review database filled by discovery, with photographs (built once per test process: every test gets its
+    own copy through ``review_db``, and nothing writes to the template)."""
     from fixtures.review_db import build_review_db
 
     root = tmp_path_factory.mktemp("tui-review")
