@@ -542,9 +542,13 @@ def test_ctrl_c_during_an_export_says_nothing_was_written_and_the_rerun_needs_no
     os.mkfifo(fifo)
     out = tmp_path / name
     args = ["export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(out)]
+    # SIGINT back to its default in the child: a suite started as a background job without job control (`cmd &` in
+    # a script) inherits SIGINT ignored, Python then never raises KeyboardInterrupt, and the export waits on its pipe
+    # (a fresh-clone run started so timed out here after 60 s, twice)
     proc = subprocess.Popen([sys.executable, "-m", "biodiscover.cli", *args, "--metadata", str(fifo)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)})
+                            env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while True:  # the export has opened the pipe once a writer can open it without blocking
         try:
