@@ -203,6 +203,30 @@ def test_the_reliability_plot_separates_the_bins_around_the_level_and_marks_it(e
         assert {f"{b['n']}" for b in data["ranks"][rank]} <= counts
 
 
+def test_the_reliability_plot_keeps_each_ranks_counts_under_it_and_its_labels_off_the_points(evaluated) -> None:
+    """An ML engineer's review (L5): a band as tall as a tick label lay between each panel and its count
+    histogram, the "level 0.98" label sat under the points near the level, and the counts of all-wrong bins drawn
+    at the bottom edge printed below the axis among the tick labels. Read from the drawn figure's geometry."""
+    from biodiscover.workflows.evaluate import reliability_figure
+
+    rep = json.loads(evaluated.read_text())
+    fig = reliability_figure(rep)
+    fig.canvas.draw()
+    learned = [r for r, rel in rep["reliability"].items() if "bins" in rel]
+    panels = [ax for ax in fig.axes if ax.get_title() in learned]
+    assert len(panels) == len(learned)
+    for ax in panels:
+        count = next(c for c in fig.axes if c is not ax and c.get_shared_x_axes().joined(ax, c))
+        box, under = ax.get_position(), count.get_position()
+        assert under.y1 <= box.y0 and box.y0 - under.y1 < 0.1 * box.height, (box, under)  # was 0.2
+        (level,) = [t for t in ax.texts if t.get_text().startswith("level ")]
+        assert level.get_transform() == ax.get_xaxis_transform() and level.get_position()[1] == 1.0
+        assert level.get_va() == "bottom"  # above the panel, where no point is
+        for t in ax.texts:
+            if t.get_text().isdigit() and hasattr(t, "xy") and t.xy[1] <= 0.0011:  # a count at the bottom edge
+                assert t.get_va() == "bottom"
+
+
 def test_the_reliability_table_marks_a_bin_whose_prediction_lies_outside_its_interval(evaluated) -> None:
     """22 specimens at P(right) 0.75 all right (the ML review's family bin: Wilson 0.851–1.000) contradict their
     probability; 50 at 0.995 all right do not (0.929–1.000)."""

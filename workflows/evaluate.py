@@ -315,15 +315,18 @@ def reliability_figure(report: dict[str, Any]) -> Any:
     level = data["level"]
     cols = max(1, min(3, len(ranks)))
     rows = max(1, math.ceil(len(ranks) / cols))
-    fig = plt.figure(figsize=(3.5 * cols, 3.9 * rows + 0.5), dpi=110)
-    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 1] * rows)
+    fig = plt.figure(figsize=(3.5 * cols, 3.6 * rows + 0.6), dpi=110, layout="constrained")
+    # each rank's panel and its counts share one cell, close together (one grid of 2 x rows left a band as tall as
+    # a tick label between them: an ML engineer's review, L5)
+    grid = fig.add_gridspec(rows, cols)
 
     def clip(v: Any) -> Any:
         return np.clip(np.asarray(v, dtype=float), *_LIM)
 
     for i, r in enumerate(ranks):
-        ax = fig.add_subplot(grid[2 * (i // cols), i % cols])
-        count = fig.add_subplot(grid[2 * (i // cols) + 1, i % cols], sharex=ax)
+        cell = grid[i // cols, i % cols].subgridspec(2, 1, height_ratios=[3, 1], hspace=0)
+        ax = fig.add_subplot(cell[0])
+        count = fig.add_subplot(cell[1], sharex=ax)
         bins = data["ranks"][r]
         x, y = clip([b["mean_p"] for b in bins]), clip([b["observed"] for b in bins])
         err = np.clip([y - clip([b["low"] for b in bins]), clip([b["high"] for b in bins]) - y], 0, None)
@@ -333,15 +336,16 @@ def reliability_figure(report: dict[str, Any]) -> Any:
         sizes = np.array([10 + 90 * math.sqrt(b["n"] / max(1, sum(c["n"] for c in bins))) for b in bins])
         ax.scatter(x[~edge], y[~edge], s=sizes[~edge], color="#1f77b4", zorder=3)
         ax.scatter(x[edge], y[edge], s=sizes[edge], facecolors="white", edgecolors="#1f77b4", zorder=3)
-        for b, xi, yi, top in zip(bins, x, y, edge & (y > 0.5)):
-            # at the top edge the points crowd: their counts run down beside their intervals
-            ax.annotate(f"{b['n']}", (xi, yi), textcoords="offset points", xytext=(2, -5) if top else (4, -9),
-                        rotation=90 if top else 0, va="top", fontsize=6, color="#c00" if b["outside"] else "#333")
+        for b, xi, yi, top, bottom in zip(bins, x, y, edge & (y > 0.5), edge & (y < 0.5)):
+            # at the top edge the points crowd: their counts run down beside their intervals; at the bottom edge
+            # they go above the point (below it they fell under the axis, among the tick labels)
+            ax.annotate(f"{b['n']}", (xi, yi), textcoords="offset points",
+                        xytext=(2, -5) if top else (4, 4) if bottom else (4, -9), rotation=90 if top else 0,
+                        va="bottom" if bottom else "top", fontsize=6, color="#c00" if b["outside"] else "#333")
         rel = report["reliability"][r]
         ax.text(0.97, 0.03, f"n={rel['n']}, ECE {rel['ece']:.3f}\n(ECE over ten equal bins)", fontsize=6,
                 transform=ax.transAxes, va="bottom", ha="right")
-        ax.set_title(r)
-        ax.title.set_fontsize(9)
+        ax.set_title(r, fontsize=9)
         for a in (ax, count):
             if level:
                 a.axvline(level, color="#d62728", lw=1)
@@ -350,9 +354,9 @@ def reliability_figure(report: dict[str, Any]) -> Any:
             a.set_xticks(_TICKS, labels=[f"{t:g}" for t in _TICKS], fontsize=6, rotation=90)
             a.xaxis.set_minor_locator(NullLocator())
             a.xaxis.set_minor_formatter(NullFormatter())
-        if level:
-            ax.text(level, 0.5, f"level {level:g} ", color="#d62728", fontsize=6, rotation=90, ha="right",
-                    va="center")
+        if level:  # above the panel, where no point is (in it, the label sat under the points near the level)
+            ax.text(level, 1.0, f"level {level:g}", color="#d62728", fontsize=6, ha="center", va="bottom",
+                    transform=ax.get_xaxis_transform())
         ax.tick_params(axis="x", labelbottom=False)
         ax.set_yscale("logit")
         ax.set_ylim(*_LIM)
@@ -372,7 +376,6 @@ def reliability_figure(report: dict[str, Any]) -> Any:
     fig.suptitle("Reliability of the naming probabilities (logit axes): one point per bin, its specimens beside "
                  "it (red: the mean predicted lies outside the 95 % interval)\nhollow: all right or all wrong, "
                  "drawn at the axis edge; dashed: perfect calibration; red line: the level", fontsize=7)
-    fig.tight_layout()
     return fig
 
 
