@@ -615,16 +615,15 @@ def _done_before(database: Any, ledger: RunLedger, specs: Sequence[CollectionSpe
 
     level = config.level if config.level is not None else _bundle_level(bundle)
     resumed = _resumed_batches(database, stopped)
+    fingerprints = bundle.fingerprints  # this model under each fingerprint a version recorded for it
     out: dict[str, Any] = {}
     for spec in specs:
-        # this model under each fingerprint a version recorded for it (``Bundle.fingerprints``)
-        item = next((x for fp in bundle.fingerprints if (x := ledger.done(spec.key, fp, config.level))), None)
+        item = next((x for fp in fingerprints if (x := ledger.done(spec.key, fp, config.level))), None)
         if item is not None and config.force and item.parameters.get("batch_run_id") not in resumed:
             item = None
         if item is None and not config.force:
             checksum = file_checksum(spec.path, spec.images)
-            item = next((x for fp in bundle.fingerprints if (x := database.triaged_input(checksum, fp, level))),
-                        None)
+            item = next((x for fp in fingerprints if (x := database.triaged_input(checksum, fp, level))), None)
         out[spec.key] = item
     return out
 
