@@ -21,7 +21,7 @@ from biodiscover.discovery.engine import DiscoveryModel, EngineConfig
 from biodiscover.storage.distance import reverse_complement
 from biodiscover.discovery.kmer import KmerConfig
 from biodiscover.discovery.proposals import candidate_species
-from biodiscover.storage.records import Specimen
+from biodiscover.storage.records import RANKS, Specimen
 from fixtures.discovery import make_world, write_metadata
 
 CFG = EngineConfig(kmer=KmerConfig(ks=(5,)), n_search=60, max_candidates=20)
@@ -223,38 +223,51 @@ def _chimera(a: Specimen, b: Specimen, cut: int, name: str) -> Specimen:
     return dataclasses.replace(a, processid=name, dna_barcode=(a.dna_barcode or "")[:cut] + (b.dna_barcode or "")[cut:])
 
 
-def test_a_chimera_of_two_families_is_said_to_be_one_and_neither_named_nor_proposed(model, world) -> None:
+def test_a_chimera_of_two_genera_is_said_to_be_one_and_neither_named_nor_proposed(model, world) -> None:
     """An ML engineer's review (M5): a weevil's 5' half on a moth's 3' half was named order Lepidoptera and proposed
     as "Lepidoptera gen. sp. cand100", with no flag. A read whose first and last thirds each match a key of another
-    family (at ≥ 97 %, and 3 points closer than the whole read comes to any key) is a chimera: not named from DNA,
-    not a candidate, and its reason names both keys. Every real barcode of the world is named as before, and a read
-    spliced from two species of one family (indistinguishable from a new species of it) is not called chimeric."""
+    genus (at ≥ 97 %, and 3 points closer than the whole read comes to any key) is a chimera: not named from DNA,
+    not a candidate, and its reason names both keys. Two genera of one family too: on the dev data 0 of 10,849 real
+    barcodes were flagged at genus (none within a point of it) and 141 of 200 such chimeras were caught, none at
+    family (benchmarks/RESULTS-discovery.md, "Chimeras within a family"). Every real barcode of the world is named as
+    before, and a read spliced from two species of one genus (indistinguishable from a new species of it) is not
+    called chimeric."""
     train = world["train"]
     fam0 = [s for s in train if s.family == "Fam0"]
     fam1 = [s for s in train if s.family == "Fam1"]
     chimeras = [_chimera(fam0[i * 5], fam1[i * 5], cut, f"CHIM{i}") for i, cut in enumerate((150, 200, 250))]
-    same = next(s for s in fam0 if s.genus != fam0[0].genus)
-    kin = _chimera(fam0[0], same, 200, "KIN")
+    other_genus = next(s for s in fam0 if s.genus != fam0[0].genus)
+    chimeras.append(_chimera(fam0[0], other_genus, 200, "KIN"))
+    congener = next(s for s in fam0 if s.genus == fam0[0].genus and s.species != fam0[0].species)
+    sib = _chimera(fam0[0], congener, 200, "SIB")
     real = world["test"] + world["test_unseen"] + world["other_heldout"]
-    results = model.triage(chimeras + [kin] + real)
-    for c, a, b, r in zip(chimeras, fam0[::5], fam1[::5], results):
+    results = model.triage(chimeras + [sib] + real)
+    n = len(chimeras)
+    for c, a, b, r in zip(chimeras, fam0[:15:5] + [fam0[0]], fam1[:15:5] + [other_genus], results):
         assert (r.processid, r.modality, r.deepest_rank, r.is_novel) == (c.processid, "none", None, False), r.reason
         # a key of each end's species (its conspecific keys tie at 100 %), named by species, family and processid
-        said = re.match(rf"chimeric barcode: its first third matches {a.species} \(Fam0, (P\d+)\) at 100\.0 % "
-                        rf"identity, its last third {b.species} \(Fam1, (P\d+)\) at 100\.0 %, the whole read no "
+        said = re.match(rf"chimeric barcode: its first third matches {a.species} \({a.family}, (P\d+)\) at 100\.0 % "
+                        rf"identity, its last third {b.species} \({b.family}, (P\d+)\) at 100\.0 %, the whole read no "
                         r"key closer than ", r.reason)
         assert said is not None, r.reason
         keys = {s.processid: s.species for s in train}
         assert (keys[said.group(1)], keys[said.group(2)]) == (a.species, b.species)
-        assert _percents(r.reason)[2] == pytest.approx(100 * r.identity, abs=0.05) and r.identity < 0.9
-    assert results[3].modality == "dna" and "chimeric" not in (results[3].reason or "")
-    assert not [r.processid for r in results[4:] if "chimeric" in (r.reason or "")]
+        assert _percents(r.reason)[2] == pytest.approx(100 * r.identity, abs=0.05) and r.identity < 0.95
+    assert results[n].modality == "dna" and "chimeric" not in (results[n].reason or "")
+    assert not [r.processid for r in results[n + 1:] if "chimeric" in (r.reason or "")]
+    # keys filed without a genus (common in BOLD) are told apart at the ranks above it: Fam1's keys with no genus
+    g = RANKS.index("genus")
+    blank = copy.copy(model)
+    blank.reference_ = copy.copy(model.reference_)
+    blank.reference_.lineages = [tuple(None if k == g and lin[1] == "Fam1" else x for k, x in enumerate(lin))
+                                 for lin in model.ref_lineages_]
+    assert [r.modality for r in blank.triage(chimeras[:3])] == ["none"] * 3
     plain = copy.copy(model)
     plain.config = dataclasses.replace(model.config, chimera_check=False)  # the check off: as before it
     before = plain.triage(real)
-    assert [(r.deepest_rank, r.deepest_label, r.is_novel) for r in results[4:]] == [
+    assert [(r.deepest_rank, r.deepest_label, r.is_novel) for r in results[n + 1:]] == [
         (r.deepest_rank, r.deepest_label, r.is_novel) for r in before]
     unchecked = plain.triage(chimeras)
     assert all(r.modality == "dna" for r in unchecked) and any(r.deepest_rank or r.is_novel for r in unchecked)
-    proposals = candidate_species(chimeras + real, results[:3] + results[4:], model.barcode_gap_)
+    proposals = candidate_species(chimeras + real, results[:n] + results[n + 1:], model.barcode_gap_)
     assert not {m.processid for p in proposals for m in p.members} & {c.processid for c in chimeras}
