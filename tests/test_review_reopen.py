@@ -195,3 +195,53 @@ def test_reopening_a_rejection_reopens_the_later_runs_rejections_that_repeated_i
         row = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}[again]
     assert (row["status"], row["decision"]) == ("pending", "")
     assert "contaminant" not in row["review_notes"] and follows in row["review_notes"]
+
+
+def test_undoing_a_reopen_rejects_its_repetitions_again_but_keeps_what_she_decided_on_them_since(
+        tmp_path: Path) -> None:
+    """Reopening a rejection reopens the later runs' rejections that repeated it; undoing that reopen (``u`` right
+    after ``R``, one key each) put back only hers, and left #13 and #16 pending: a reviewer who changed her mind back
+    had to find and reject each repetition anew (e30, left). The undo of a reopen now undoes the reopens that
+    followed from it, in the same transaction, each logged as its own undo; a repetition she has decided anew since
+    keeps her later decision (it is hers, not the database's repetition of the one undone)."""
+    from biodiscover.storage.records import Specimen
+
+    place = {"order": "Coleoptera", "family": "Chrysomelidae", "genus": "Phyllotreta"}
+    db = Database.create(tmp_path / "lab.sqlite")
+    try:
+        db.ingest([Specimen(processid="W3-40", genus="Phyllotreta", dna_barcode="ACGT" * 150)], collection="week3",
+                  backup=False)
+
+        def triage() -> int:
+            run = db.start_run("triage", {}, backup=False)
+            (pid,) = db.write_proposals(run, [{"members": ["W3-40"], "parent_lineage": place}])
+            db.finish_run(run, "completed")
+            return pid
+
+        bad = triage()
+        first = db.reject(bad, db.proposal(bad).version, reviewer="Kari Nordmann", note="⚠COI: contaminant")
+        again, third, fourth = triage(), triage(), triage()
+        reopened = db.reopen(bad, db.proposal(bad).version, reviewer="Kari Nordmann", note="a Phyllotreta after all")
+        assert reopened.reopened == (again, third, fourth)
+        # she decides the third anew herself before changing her mind about #bad
+        db.reject(third, db.proposal(third).version, reviewer="Kari Nordmann", note="mixed well")
+        undone = db.undo(reopened.review_id, reviewer="Kari Nordmann")
+        assert (undone.restored, undone.kept) == ((fourth, again), (third,))
+        assert [db.proposal(i).status for i in (bad, again, third, fourth)] == ["rejected"] * 4
+        assert db.decision_in_force(bad)["id"] == first.review_id
+        assert db.decision_in_force(third)["note"] == "mixed well"
+        for pid in (again, fourth):  # the database's rejection citing hers is in force again, undo logged on it
+            assert db.decision_in_force(pid)["reviewer"] == "biodiscover"
+            (row,) = [r for r in db.reviews(pid) if r["action"] == "undo"]
+            assert row["reviewer"] == "Kari Nordmann"
+            assert row["note"] == f"follows from undoing review {reopened.review_id} (the reopen of #{bad})"
+        assert not [r for r in db.reviews(third) if r["action"] == "undo"]
+        # undone alone first, a repetition is not undone twice
+        reopened = db.reopen(bad, db.proposal(bad).version, reviewer="Kari Nordmann")
+        assert reopened.reopened == (again, fourth)
+        db.undo(max(r["id"] for r in db.reviews(fourth) if r["action"] == "reopen"), reviewer="Kari Nordmann")
+        undone = db.undo(reopened.review_id, reviewer="Kari Nordmann")
+        assert (undone.restored, undone.kept) == ((again,), (fourth,))
+        assert [db.proposal(i).status for i in (bad, again, fourth)] == ["rejected"] * 3
+    finally:
+        db.close()

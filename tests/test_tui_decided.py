@@ -233,6 +233,16 @@ async def test_R_on_a_rejection_a_later_run_repeated_names_the_repetition_and_re
         assert (db.proposal(p.id).status, db.proposal(again).status) == ("pending", "pending")
         assert any(f"#{p.id} reopened, pending again: decide it anew (#{again} reopened with it)" in m
                    for m in notes(app)), notes(app)
+        # u takes the whole reopen back, as R made it with one key: the repetition is rejected again too
+        await pilot.press("u")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await settle(pilot)
+        assert (db.proposal(p.id).status, db.proposal(again).status) == ("rejected", "rejected")
+        assert any(f"undid reopen of #{p.id} (review " in m and f"); #{again}, reopened with it, is rejected again"
+                   in m for m in notes(app)), notes(app)
+        db.reopen(p.id, db.proposal(p.id).version, reviewer="ana")
         # rejected again, on second thought: r on the re-run's candidate of the same specimens offers her reason
         db.reject(p.id, db.proposal(p.id).version, reviewer="ana", note="bad read, re-sequenced")
         await open_proposal(pilot, again)

@@ -351,6 +351,20 @@ def note_title(p: Any, session: Mapping[int, tuple[str, int | None]]) -> str:
     return title
 
 
+
+def _follow_ups_said(r: Any) -> str:
+    """What undoing a reopen did to the repetitions reopened with it (``ReviewResult.restored`` / ``kept``):
+    "; #13, reopened with it, is rejected again; #16 keeps what you decided since"."""
+    said = ""
+    for ids, done in ((getattr(r, "restored", ()), "rejected again"), (getattr(r, "kept", ()), "")):
+        if ids:
+            named = ", ".join(f"#{i}" for i in ids)
+            said += (f"; {named}, reopened with it, {'is' if len(ids) == 1 else 'are'} {done}" if done else
+                     f"; {named} {'keeps' if len(ids) == 1 else 'keep'} what was decided on "
+                     f"{'it' if len(ids) == 1 else 'them'} since")
+    return said
+
+
 class DecisionsMixin:
     """Mixed into a :class:`Screen` that implements ``current_proposal`` and ``reload``."""
 
@@ -660,7 +674,7 @@ class DecisionsMixin:
                 self.app.session_reviews.remove(review_id)
             # Show what came back, so the reviewer sees the proposal they are deciding on again.
             self.show_undone(proposal_id)
-            return f"undid {what} (review {review_id})"
+            return f"undid {what} (review {review_id})" + _follow_ups_said(r)
 
         self._ask(ConfirmDialog(f"Undo your last decision: {what}?"),
                   lambda _: self._write("undo", lambda: db.undo(review_id, reviewer=who), _done))

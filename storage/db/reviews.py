@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
@@ -114,6 +114,9 @@ class ReviewResult:
     parent: tuple[str | None, str | None] | None = None
     #: a reopened rejection's repetitions reopened with it (:meth:`ReviewsMixin.repeated_rejections`)
     reopened: tuple[int, ...] = ()
+    #: an undone reopen's repetitions rejected again with it, and those she has decided anew since, left as they are
+    restored: tuple[int, ...] = ()
+    kept: tuple[int, ...] = ()
 
 
 def format_name(parent_name: str | None, number: int, parent_rank: str | None = "genus") -> str:
@@ -558,10 +561,11 @@ def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[s
     return rid, new_id, after
 
 
-def _reopen_one(conn: Connection, r: Mapping[Any, Any], reviewer: str, note: str | None
+def _reopen_one(conn: Connection, r: Mapping[Any, Any], reviewer: str, note: str | None, follows: int | None = None
                 ) -> tuple[int, dict[str, Any]]:
     """Reopen decided proposal row ``r`` (see :meth:`ReviewsMixin.reopen`): (the reopen's review id, its after
-    snapshot)."""
+    snapshot). ``follows``: the reopen this one follows from (its ``after["follows"]``, what undoing that reopen
+    undoes with it: :func:`_follow_ups`)."""
     proposal_id = int(r["id"])
     decision = _decision_in_force(conn, proposal_id)
     then_before: Mapping[str, Any] = {}
@@ -594,9 +598,22 @@ def _reopen_one(conn: Connection, r: Mapping[Any, Any], reviewer: str, note: str
     for tid in made:
         conn.execute(sa.update(TAXA).where(TAXA.c.id == tid).values(status="rejected"))
     after = _snapshot(conn, [proposal_id], made)
-    rid = _log(conn, "reopen", proposal_id, reviewer, now, before, after, note,
+    logged = after if follows is None else {**after, "follows": follows}
+    rid = _log(conn, "reopen", proposal_id, reviewer, now, before, logged, note,
                target=None if decision is None else int(decision["id"]))
     return rid, after
+
+
+def _follow_ups(conn: Connection, review_id: int) -> list[tuple[int, int]]:
+    """(review id, proposal id) of the reopens that followed from reopen ``review_id`` (a rejection's repetitions,
+    :meth:`ReviewsMixin.reopen`), newest first. Rows written before the link was recorded are known by the note
+    the reopen wrote on them."""
+    said = f"follows from reopening #% (review {review_id}): %"
+    rows = conn.execute(sa.select(REVIEWS.c.id, REVIEWS.c.proposal_id).where(
+        REVIEWS.c.action == "reopen", REVIEWS.c.id > review_id,
+        sa.or_(sa.func.json_extract(REVIEWS.c.after, "$.follows") == review_id, REVIEWS.c.note.like(said)))
+        .order_by(REVIEWS.c.id.desc()))
+    return [(int(rid), int(pid)) for rid, pid in rows]
 
 
 def _repeated_rejections(conn: Connection, proposal_id: int) -> list[int]:
@@ -615,6 +632,88 @@ def _repeated_rejections(conn: Connection, proposal_id: int) -> list[int]:
                 out.append(int(target))
                 todo.append(int(target))
     return out
+
+
+def _undo_one(conn: Connection, review_id: int, reviewer: str, note: str | None) -> ReviewResult:
+    """:meth:`ReviewsMixin.undo` of one review inside a transaction; raises before it writes anything when the
+    review cannot be undone (``StaleProposalError``), so a caller may try another."""
+    rv = conn.execute(sa.select(REVIEWS).where(REVIEWS.c.id == review_id)).mappings().first()
+    if rv is None:
+        raise DatabaseError(f"no review {review_id}")
+    after, before = rv["after"], rv["before"]
+    pids = [int(k) for k in after["proposals"]]
+    tids = [int(k) for k in after.get("taxa", {})]
+    with_evidence = any(isinstance(v, dict) and "evidence" in v for v in before["proposals"].values())
+    now_snap = _snapshot(conn, pids, tids, evidence=with_evidence)
+    for k, snap in after["proposals"].items():
+        cur = now_snap["proposals"][k]
+        if snap is not None and cur is not None:
+            cur = {f: v for f, v in cur.items() if f in snap}  # compare what that review recorded
+        if _content(snap) != _content(cur):
+            raise StaleProposalError(
+                f"cannot undo review {review_id} ({rv['action']}): proposal {k} changed after it "
+                f"(version {snap['version'] if snap else '-'} then, {cur['version'] if cur else '-'} now); "
+                "undo the later reviews first")
+    made = [k for k in tids if before.get("taxa", {}).get(str(k)) is None]  # taxa that review created
+    named = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
+                         .where(PROPOSALS.c.taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
+                                PROPOSALS.c.status == "assigned")).first() if made else None
+    if named is not None:
+        raise StaleProposalError(
+            f"cannot undo review {review_id} ({rv['action']}): proposal {named.id} was assigned to "
+            f"{named.name} since; undo that assignment first")
+    # a genus that review made holds other candidates or taxa since: taking it out would orphan them (a
+    # rejected one too: undoing its rejection brought it back under a genus the taxonomy no longer had)
+    # (a merged one too: undoing its merge brought it back pending under a rejected genus)
+    inside = conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.status, PROPOSALS.c.merged_into, TAXA.c.name)
+                          .join(TAXA, TAXA.c.id == PROPOSALS.c.parent_taxon_id).where(
+        PROPOSALS.c.parent_taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
+        PROPOSALS.c.status.in_((*LIVE_STATUSES, "merged"))).order_by(PROPOSALS.c.id)).first() \
+        if made else None
+    below = conn.execute(sa.select(TAXA.c.name).where(
+        TAXA.c.parent_id.in_(made), TAXA.c.id.notin_(tids), TAXA.c.status != "rejected")).first() \
+        if made else None
+    if inside is not None and inside.status == "merged":
+        raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): proposal {inside.id} was "
+                                 f"placed in {inside.name} and merged into proposal {inside.merged_into} "
+                                 "since; undo that merge first")
+    if inside is not None or below is not None:
+        what = f"proposal {inside.id} was placed in {inside.name}" if inside is not None else \
+            f"taxon {below.name if below is not None else '?'} was placed in it"
+        raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): {what} since; "
+                                 "move that elsewhere or undo it first")
+    now = utcnow()
+    if rv["action"] not in ("note", "withdraw"):  # they changed no proposal: nothing to restore
+        for k, target in before["proposals"].items():
+            pid = int(k)
+            if target is None:
+                _set_members(conn, pid, [])
+                _bump(conn, pid, now, status="withdrawn", size=0)
+                conn.execute(sa.insert(EDGES).values(kind="undo", source_id=pid, target_id=None,
+                                                     created_at=now, detail={"review": review_id}))
+                continue
+            # snapshots written by older versions lack newer fields: restore what they hold
+            values = {f: target[f] for f in SNAP_FIELDS if f != "version" and f in target}
+            if "evidence" in target:
+                values["evidence"] = target["evidence"]
+            _bump(conn, pid, now, **values)
+            _set_members(conn, pid, target["members"])
+        for k in tids:
+            target = before.get("taxa", {}).get(str(k))
+            if target is None:
+                conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(status="rejected"))
+            else:
+                conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(**target))
+        # a restored assignment takes its species' name as it is now, not as it was then
+        assigned = {t["taxon_id"] for t in before["proposals"].values()
+                    if t is not None and t.get("status") == "assigned" and t.get("taxon_id")}
+        for k in tids:
+            _refuse_namesake(conn, k, f"undo review {review_id} ({rv['action']})")
+        for k in sorted(set(tids) | assigned):
+            _follow_taxon(conn, k)
+    restored = _snapshot(conn, pids, tids, evidence=with_evidence)
+    rid = _log(conn, "undo", rv["proposal_id"], reviewer, now, now_snap, restored, note, target=review_id)
+    return ReviewResult(rid, "undo", rv["proposal_id"], _versions(restored))
 
 
 class ReviewsMixin(DatabaseCore):
@@ -957,85 +1056,28 @@ class ReviewsMixin(DatabaseCore):
         return self._review(_do, "withdraw")
 
     def undo(self, review_id: int, *, reviewer: str, note: str | None = None) -> ReviewResult:
-        """Append an ``undo`` that restores what review ``review_id`` changed (see module docstring)."""
+        """Append an ``undo`` that restores what review ``review_id`` changed (see module docstring).
+
+        Undoing a reopen also undoes the reopens that followed from it (:meth:`reopen`: a rejection's repetitions),
+        in the same transaction, each as an undo row of its own on its candidate; a repetition she has decided
+        anew since keeps her later decision (``ReviewResult.kept``), as does one whose reopen was undone already.
+        Why: ``R`` reopened #10 with #13 and #16 in one key, and ``u`` put back only #10's rejection, leaving the
+        database's repetitions of it pending in the queue (e30)."""
         def _do(conn: Connection) -> ReviewResult:
-            rv = conn.execute(sa.select(REVIEWS).where(REVIEWS.c.id == review_id)).mappings().first()
-            if rv is None:
-                raise DatabaseError(f"no review {review_id}")
-            after, before = rv["after"], rv["before"]
-            pids = [int(k) for k in after["proposals"]]
-            tids = [int(k) for k in after.get("taxa", {})]
-            with_evidence = any(isinstance(v, dict) and "evidence" in v for v in before["proposals"].values())
-            now_snap = _snapshot(conn, pids, tids, evidence=with_evidence)
-            for k, snap in after["proposals"].items():
-                cur = now_snap["proposals"][k]
-                if snap is not None and cur is not None:
-                    cur = {f: v for f, v in cur.items() if f in snap}  # compare what that review recorded
-                if _content(snap) != _content(cur):
-                    raise StaleProposalError(
-                        f"cannot undo review {review_id} ({rv['action']}): proposal {k} changed after it "
-                        f"(version {snap['version'] if snap else '-'} then, {cur['version'] if cur else '-'} now); "
-                        "undo the later reviews first")
-            made = [k for k in tids if before.get("taxa", {}).get(str(k)) is None]  # taxa that review created
-            named = conn.execute(sa.select(PROPOSALS.c.id, TAXA.c.name).join(TAXA, TAXA.c.id == PROPOSALS.c.taxon_id)
-                                 .where(PROPOSALS.c.taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
-                                        PROPOSALS.c.status == "assigned")).first() if made else None
-            if named is not None:
-                raise StaleProposalError(
-                    f"cannot undo review {review_id} ({rv['action']}): proposal {named.id} was assigned to "
-                    f"{named.name} since; undo that assignment first")
-            # a genus that review made holds other candidates or taxa since: taking it out would orphan them (a
-            # rejected one too: undoing its rejection brought it back under a genus the taxonomy no longer had)
-            # (a merged one too: undoing its merge brought it back pending under a rejected genus)
-            inside = conn.execute(sa.select(PROPOSALS.c.id, PROPOSALS.c.status, PROPOSALS.c.merged_into, TAXA.c.name)
-                                  .join(TAXA, TAXA.c.id == PROPOSALS.c.parent_taxon_id).where(
-                PROPOSALS.c.parent_taxon_id.in_(made), PROPOSALS.c.id.notin_(pids),
-                PROPOSALS.c.status.in_((*LIVE_STATUSES, "merged"))).order_by(PROPOSALS.c.id)).first() \
-                if made else None
-            below = conn.execute(sa.select(TAXA.c.name).where(
-                TAXA.c.parent_id.in_(made), TAXA.c.id.notin_(tids), TAXA.c.status != "rejected")).first() \
-                if made else None
-            if inside is not None and inside.status == "merged":
-                raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): proposal {inside.id} was "
-                                         f"placed in {inside.name} and merged into proposal {inside.merged_into} "
-                                         "since; undo that merge first")
-            if inside is not None or below is not None:
-                what = f"proposal {inside.id} was placed in {inside.name}" if inside is not None else \
-                    f"taxon {below.name if below is not None else '?'} was placed in it"
-                raise StaleProposalError(f"cannot undo review {review_id} ({rv['action']}): {what} since; "
-                                         "move that elsewhere or undo it first")
-            now = utcnow()
-            if rv["action"] not in ("note", "withdraw"):  # they changed no proposal: nothing to restore
-                for k, target in before["proposals"].items():
-                    pid = int(k)
-                    if target is None:
-                        _set_members(conn, pid, [])
-                        _bump(conn, pid, now, status="withdrawn", size=0)
-                        conn.execute(sa.insert(EDGES).values(kind="undo", source_id=pid, target_id=None,
-                                                             created_at=now, detail={"review": review_id}))
-                        continue
-                    # snapshots written by older versions lack newer fields: restore what they hold
-                    values = {f: target[f] for f in SNAP_FIELDS if f != "version" and f in target}
-                    if "evidence" in target:
-                        values["evidence"] = target["evidence"]
-                    _bump(conn, pid, now, **values)
-                    _set_members(conn, pid, target["members"])
-                for k in tids:
-                    target = before.get("taxa", {}).get(str(k))
-                    if target is None:
-                        conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(status="rejected"))
-                    else:
-                        conn.execute(sa.update(TAXA).where(TAXA.c.id == k).values(**target))
-                # a restored assignment takes its species' name as it is now, not as it was then
-                assigned = {t["taxon_id"] for t in before["proposals"].values()
-                            if t is not None and t.get("status") == "assigned" and t.get("taxon_id")}
-                for k in tids:
-                    _refuse_namesake(conn, k, f"undo review {review_id} ({rv['action']})")
-                for k in sorted(set(tids) | assigned):
-                    _follow_taxon(conn, k)
-            restored = _snapshot(conn, pids, tids, evidence=with_evidence)
-            rid = _log(conn, "undo", rv["proposal_id"], reviewer, now, now_snap, restored, note, target=review_id)
-            return ReviewResult(rid, "undo", rv["proposal_id"], _versions(restored))
+            row = conn.execute(sa.select(REVIEWS.c.action, REVIEWS.c.proposal_id)
+                               .where(REVIEWS.c.id == review_id)).first()
+            restored: list[int] = []
+            kept: list[int] = []
+            if row is not None and row.action == "reopen":
+                for follow, pid in _follow_ups(conn, review_id):
+                    try:
+                        _undo_one(conn, follow, reviewer, f"follows from undoing review {review_id} (the reopen "
+                                                          f"of #{row.proposal_id})")
+                        restored.append(pid)
+                    except StaleProposalError:
+                        kept.append(pid)
+            done = _undo_one(conn, review_id, reviewer, note)
+            return replace(done, restored=tuple(restored), kept=tuple(kept))
 
         return self._review(_do, "undo")
 
@@ -1057,7 +1099,7 @@ class ReviewsMixin(DatabaseCore):
                note: str | None = None) -> ReviewResult:
         """Take back the decision in force on an accepted, rejected or assigned proposal: it is pending again and
         can be decided anew. Logged as a ``reopen`` row that targets that decision (which stays in the log, out of
-        force, as an undo's target); undoing the reopen brings the decision back.
+        force, as an undo's target); undoing the reopen brings the decision back, and its repetitions' (below).
 
         What the decision changed is restored from its ``before`` snapshot where nothing changed it since (the name
         an accept gave; the name and place an assign gave, which are its species'); what later reviews changed is
@@ -1085,7 +1127,7 @@ class ReviewsMixin(DatabaseCore):
                 for later in _repeated_rejections(conn, proposal_id):
                     row = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == later)).mappings().one()
                     _reopen_one(conn, row, reviewer, f"follows from reopening #{proposal_id} (review {rid}): its "
-                                                     "rejection repeated that one")
+                                                     "rejection repeated that one", follows=rid)
                     reopened.append(later)
             return ReviewResult(rid, "reopen", proposal_id, versions, reopened=tuple(reopened))
 
