@@ -54,9 +54,9 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     references = summary.references_line()
     if references:
         typer.echo(references)
-    share = summary.absent_share_line()
-    if share:
-        typer.echo(share)
+    for line in (summary.absent_share_line(), summary.forecast_line()):
+        if line:
+            typer.echo(line)
     lower = summary.lower_level_line()
     if lower:
         typer.echo(lower)

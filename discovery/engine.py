@@ -44,7 +44,7 @@ from biodiscover.discovery.audit import (AUDIT_IDENTITY, RefusedKey, SuspectKey,
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, Lineage, NamingConfig, NamingModel, SimQuery,
-                                          deepest_confident, plan_simulation)
+                                          SimulatedCalls, deepest_confident, plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
@@ -53,6 +53,8 @@ from biodiscover.storage.records import RANKS, Specimen
 log = logging.getLogger(__name__)
 
 ENGINE_TABLE = "discovery_engine"
+#: the naming model's simulated queries, each with its out-of-fold probabilities (``naming.SimulatedCalls``)
+SIMULATION_TABLE = "naming_simulation"
 REFERENCE_TABLE = "discovery_reference"
 AUDIT_TABLE = "reference_audit"
 #: rows build-reference refused that hold a barcode (``discovery.audit.RefusedKey``); absent in bundles before
@@ -858,8 +860,7 @@ class DiscoveryModel:
     def _decided(self, r: TriageResult, priors: Mapping[str, float], level: float) -> TriageResult:
         """``r`` decided from its ``outcomes`` under ``priors`` (``NamingModel.decide``): P(right), P(absent),
         the deepest rank named at ``level``, novelty and the reviewer's reason."""
-        if not self.naming_.placed(r.outcomes, level, r.identity):  # beyond a cut-off rank: the simulation's odds
-            priors = {}
+        priors = self.naming_.priors_for(r.outcomes, level, r.identity, priors)  # beyond a cut-off: even odds
         conf, absent = self.naming_.decide(r.labels, r.outcomes, priors)
         deepest = deepest_confident(r.labels, conf, level, self.naming_.walk_optional)
         nov = self.naming_.novelty(absent)
@@ -1048,6 +1049,13 @@ class DiscoveryModel:
             "set_aside": sorted(getattr(self, "set_aside_", None) or ()),
         })
         self.reference_.save(bundle, REFERENCE_TABLE)
+        sim = getattr(self.naming_, "simulated_", None)
+        if sim is not None:
+            sim.save(bundle, SIMULATION_TABLE)
+        else:  # a model loaded from a bundle built before: no stale calls of another fit left beside it
+            for kind, name in (("tables", SIMULATION_TABLE), ("arrays", f"{SIMULATION_TABLE}_codes"),
+                               ("arrays", f"{SIMULATION_TABLE}_values")):
+                bundle.remove(kind, name)
         audit = getattr(self, "audit_", None)
         if audit is not None:
             bundle.save_table(AUDIT_TABLE, [s.to_dict() for s in audit])
@@ -1100,6 +1108,8 @@ class DiscoveryModel:
                                        "reference; rebuild it with `biodiscover build-reference`")
             self = cls(EngineConfig.from_dict(state["config"]))
             self.naming_ = NamingModel.from_dict(state["naming"])
+            # none: a bundle built before they were kept (its forecast at a collection's own shares is not available)
+            self.naming_.simulated_ = SimulatedCalls.load(bundle, SIMULATION_TABLE)
             gap = state.get("barcode_gap")
             if gap is not None:
                 from biodiscover.discovery.clustering import BarcodeGapThreshold

@@ -62,3 +62,34 @@ def test_naming_settings_of_an_experiment_are_parsed_by_their_type(bench: Module
     assert bench.engine_config(argparse.Namespace(naming=["collection_weight=12"])).naming.collection_weight == 12.0
     with pytest.raises(AttributeError):
         bench.engine_config(argparse.Namespace(naming=["no_such_setting=1"]))
+
+
+def test_the_forecast_table_sets_the_forecast_at_the_folds_shares_between_even_odds_and_measured(
+        bench: ModuleType) -> None:
+    """ML review M2: a fold's queries are decided at the fold's own estimated shares of absent taxa, so its measured
+    figures are held to the forecast at those shares, not at even odds. A small generated world scored as a fold
+    (no peers): the fold's record keeps that forecast, and the table's cell reads even odds / at shares / measured."""
+    from biodiscover.storage.records import Specimen
+    from fixtures.discovery import make_world
+
+    world = make_world(seed=5)
+
+    def frame(group: list[Specimen]) -> pd.DataFrame:
+        return pd.DataFrame([{k: ("" if v is None else v) for k, v in s.to_row().items()} for s in group])
+
+    fold = bench.Fold("stability small", "stability", frame(world["train"]), frame(world["val"]),
+                      {"known": frame(world["test"]), "absent_species": frame(world["test_unseen"]),
+                       "absent_genus": frame(world["other_heldout"])})
+    out = bench.score_fold(fold, argparse.Namespace(skip_peers=True, naming=None))
+    priors, level = out["ours_priors"], 0.98
+    assert priors and out["predicted"] is not None
+    model = bench.run_ours(fold, argparse.Namespace(naming=None))["model"]  # the same seeded fit
+    assert out["predicted_at_share"] == model.naming_.expected_at(priors, level)
+    row = bench.forecast_row(out)
+    t = out["tools"]["ours"]
+    cell = " / ".join(bench._f(v) for v in (out["predicted"]["absent_species_genus_right"]["rate"],
+                                            out["predicted_at_share"]["absent_species_genus_right"]["rate"],
+                                            t["absent_species"]["genus_right"]))
+    assert row.split(" | ")[3] == cell, row
+    assert row.startswith("| stability small | ") and row.split(" | ")[4] == "— / — / —"  # no order left out
+    assert row in bench.markdown([out], None)

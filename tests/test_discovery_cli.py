@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,15 @@ def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, 
     # the collection's own share of absent taxa, per learned rank, which every stored P(absent) assumes
     share = summary["absent_share"]
     assert {"genus", "species"} <= set(share) and all(0 < v < 1 for v in share.values())
+    # and the forecast at that share beside the even-odds one build-reference printed (ML review M2)
+    from biodiscover.discovery.engine import DiscoveryModel
+    from biodiscover.workflows.triage import FORECAST_FIGURES
+
+    naming = DiscoveryModel.load(bundle).naming_
+    at, even = naming.expected_at(share, 0.98), naming.expected_["0.98"]
+    assert summary["forecast_level"] == 0.98
+    assert summary["forecast_at_share"] == {k: pytest.approx(at[k]["rate"], abs=1e-6) for k, _ in FORECAST_FIGURES}
+    assert summary["forecast_even_odds"] == {k: pytest.approx(even[k]["rate"], abs=1e-6) for k, _ in FORECAST_FIGURES}
     with Database.open(db) as database:
         table = database.assignments(summary["run_id"])
         assert len(table) == summary["triaged"]
@@ -312,7 +322,12 @@ def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, eva
                          "absent_species_genus_right", "absent_species_genus_wrong"}
     # test_unseen: new species of genera among the keys
     rep = json.loads(evaluated.read_text())
-    measured, expected = rep["naming"]["measured"], rep["naming"]["expected"]
+    measured, even = rep["naming"]["measured"], rep["naming"]["expected"]
+    # ML review M2: the specimens were triaged at their own estimated shares, so the measurement is held to the
+    # forecast at those shares (given first, with its interval and the verdict), the even-odds one in brackets
+    expected = rep["naming"]["expected_at_share"]
+    assert expected == json.loads(json.dumps(model.naming_.expected_at(rep["naming"]["absent_share"], 0.98)))
+    assert even == json.loads(json.dumps(model.naming_.expected_["0.98"]))
     md = evaluated.with_suffix(".md").read_text()
     page = evaluated.with_suffix(".html").read_text()
     labels = {"known_species_right": "known species named to the right species",
@@ -333,14 +348,16 @@ def test_evaluate_sets_the_forecast_beside_what_it_measured(dataset, bundle, eva
             (", but the two intervals overlap: too few taxa to tell" if m_lo <= hi and m_hi >= lo else "")
         # ML review L6: the known row says how many of the known split were set aside before triage (none here)
         aside = "; no test specimen set aside before triage" if key == "known_species_right" else ""
-        row = (f"| forecast vs measured (per taxon): {labels[key]} | forecast {f['rate']:.3f} ({taxa} taxa; "
-               f"95 %: {lo:.3f}–{hi:.3f}), measured {rate:.3f} ({n} specimens of {groups} taxa; "
+        row = (f"| forecast vs measured (per taxon): {labels[key]} | forecast at the specimens' estimated shares "
+               f"{f['rate']:.3f} ({taxa} taxa; 95 %: {lo:.3f}–{hi:.3f}) (at even odds {even[key]['rate']:.3f}), "
+               f"measured {rate:.3f} ({n} specimens of {groups} taxa; "
                f"95 %: {m_lo:.3f}–{m_hi:.3f}){mark}{aside} |")
         assert row in md, row
         assert row.split(" | ")[1].rstrip(" |") in page.replace("&#x27;", "'")
     # the test splits hold no absent genus, family or order: said, with the reason, not left out or shown as 0
-    assert ("| forecast vs measured (per taxon): absent genera named to a genus | forecast "
-            f"{expected['absent_genus_named']['rate']:.3f}") in md
+    assert ("| forecast vs measured (per taxon): absent genera named to a genus | forecast at the specimens' "
+            f"estimated shares {expected['absent_genus_named']['rate']:.3f}") in md
+    assert f"(at even odds {even['absent_genus_named']['rate']:.3f}), measured — (no evaluated specimen's" in md
     assert "measured — (no evaluated specimen's genus is absent from the reference keys, its family among them) |" \
         in md
     assert "absent_genus_named" not in measured
@@ -887,6 +904,66 @@ def test_the_triage_summary_says_the_keys_are_decided_candidates_members(capsys)
     out = capsys.readouterr().out
     assert "references: + 328 members of candidates reviewers accepted or assigned\n" in out
     assert "provisional" not in out
+
+
+def test_triage_prints_the_forecast_at_the_collections_own_shares(capsys) -> None:
+    """ML review M2: triage printed the collection's estimated share of absent taxa but not what it implies, so
+    "absent species named to the right genus" measured 0.496 against a printed forecast of 0.351, and no figure a
+    user could check. The line after the share gives the four figures at the collection's shares, the even-odds
+    ones (build-reference's) in brackets; a bundle built before the simulated queries were kept says so; a
+    collection read at even odds has no such line."""
+    from biodiscover.cli.discovery import _say_triaged
+    from biodiscover.workflows.triage import TriageSummary
+
+    base = dict(run_id=2, collection="plate", specimens=96, quarantined=0, triaged=96, no_usable_barcode=0,
+                named_to={"species": 10}, novel=0, proposals=0, absent_share={"genus": 0.14, "species": 0.34},
+                absent_share_over=96, absent_share_weight=96.0, forecast_level=0.98)
+    at = {"known_species_right": 0.9612, "absent_species_named": 0.012, "absent_species_genus_right": 0.4801,
+          "absent_genus_named": 0.02}
+    even = {"known_species_right": 0.96, "absent_species_named": 0.014, "absent_species_genus_right": 0.351,
+            "absent_genus_named": 0.015}
+    _say_triaged(TriageSummary(**base, forecast_at_share=at, forecast_even_odds=even), as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    share = next(i for i, line in enumerate(lines) if line.startswith("absent from the reference"))
+    assert lines[share + 1] == (
+        "forecast at this collection's estimated shares (level 0.98; at even odds in brackets): known species named "
+        "right 0.961 (0.960), absent species named to a species 0.012 (0.014), absent species named to the right genus "
+        "0.480 (0.351), absent genera named to a genus 0.020 (0.015)")
+    _say_triaged(TriageSummary(**base), as_json=False)
+    assert ("forecast at this collection's estimated shares: not available (the bundle predates the simulated "
+            "queries it is drawn from; rebuild it with `biodiscover build-reference`)\n") in capsys.readouterr().out
+    _say_triaged(TriageSummary(**{**base, "absent_share": {}}), as_json=False)
+    assert "forecast at" not in capsys.readouterr().out
+
+
+def test_a_bundle_built_before_the_simulated_queries_were_kept_says_its_forecast_at_shares_is_not_available(
+        dataset, bundle, evaluated, tmp_path, capsys) -> None:
+    """An older bundle (no ``naming_simulation`` table and arrays) still triages; the line after the share says the
+    forecast at the collection's shares is not available and how to get it, and evaluate's table says so above its
+    even-odds rows."""
+    import shutil
+
+    from biodiscover.discovery.engine import SIMULATION_TABLE
+    from biodiscover.storage.bundle import Bundle
+    from biodiscover.workflows.evaluate import markdown
+
+    old = tmp_path / "old"
+    shutil.copytree(bundle, old)
+    for kind, name in (("tables", SIMULATION_TABLE), ("arrays", f"{SIMULATION_TABLE}_codes"),
+                       ("arrays", f"{SIMULATION_TABLE}_values")):
+        assert Bundle.open(old).remove(kind, name)
+    capsys.readouterr()
+    assert main(["triage", "--input", str(dataset / "collection.fasta"), "--model", str(old), "--no-cluster",
+                 "--results", str(tmp_path / "results.csv")]) == 0
+    out = capsys.readouterr().out
+    assert ("forecast at this collection's estimated shares: not available (the bundle predates the simulated "
+            "queries it is drawn from; rebuild it with `biodiscover build-reference`)\n") in out
+    rep = json.loads(evaluated.read_text())
+    rep["naming"]["expected_at_share"] = None
+    md = markdown(rep)
+    assert "| forecast at the specimens' estimated shares | not available: the bundle predates the simulated " in md
+    assert re.search(r"\| forecast vs measured \(per taxon\): known species named to the right species \| forecast "
+                     r"\d\.\d{3} \(", md), md
 
 
 def test_the_absent_share_line_says_what_the_estimate_rests_on(capsys) -> None:

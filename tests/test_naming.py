@@ -19,8 +19,8 @@ from biodiscover.discovery.jsonmodels import JsonBoosting
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
 from biodiscover.discovery.reference import sketch
 from biodiscover.discovery.metrics import novelty_auroc
-from biodiscover.discovery.naming import (OVERLAP_FULL, PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel, _monotone,
-                                          deepest_confident, fallback_bar, fallback_right, naming_limits,
+from biodiscover.discovery.naming import (LEVEL_GRID, OVERLAP_FULL, PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel,
+                                          _monotone, deepest_confident, fallback_bar, fallback_right, naming_limits,
                                           plan_simulation)
 from biodiscover.storage.records import RANKS, Specimen
 from fixtures.discovery import make_tree_world
@@ -848,3 +848,82 @@ def test_a_known_species_met_from_another_part_of_its_range_is_named() -> None:
         assert want[0] <= np.mean(named) <= want[1], (countries, np.mean(named))
         absent = model.triage(w["absent_species"])
         assert np.mean([r.deepest_rank == "species" for r in absent]) <= 0.05
+
+
+# -- the forecast at a collection's own shares (ML review M2) ------------------------------------------------------
+def test_the_forecast_at_even_odds_is_expected_at_every_level(model) -> None:
+    """``expected_at`` decides the simulated queries again at a collection's shares of absent taxa with ``decide``,
+    the code triage decides the collection with; at 0.5 everywhere (the simulation's odds) or with no share it
+    must give back ``expected_``, the forecast build-reference printed, figure for figure and at every level."""
+    naming = model.naming_
+    assert naming.simulated_ is not None and len(naming.simulated_) > 1000
+    even = {r: 0.5 for r in naming.models_}
+    for level in LEVEL_GRID:
+        assert naming.expected_at(even, level) == naming.expected_[f"{level}"], level
+        assert naming.expected_at({}, level) == naming.expected_[f"{level}"], level
+
+
+def _four(at: dict) -> tuple[float, ...]:
+    return tuple(at[k]["rate"] for k in ("known_species_right", "absent_species_named", "absent_species_genus_right",
+                                         "absent_genus_named"))
+
+
+def test_the_forecast_at_a_small_share_names_more_and_at_a_large_share_fewer(model) -> None:
+    """Four simulated queries near the level 0.98, decided at the even odds they were simulated at, at a share of
+    2 % absent taxa per rank and at 90 %: Bayes' rule on P(absent) (``decide``), then the walk. At even odds a known
+    species at P(right) 0.97 stays unnamed (one at 0.99 is named); at 2 % both are named, and the absent species and
+    absent genus near the level are named too (P(absent) 0.02–0.03 becomes 0.0004–0.0006); at 90 % nothing is named
+    to species (the 0.99 one: P(absent) 0.005 becomes 0.043, P(right) 0.952)."""
+    import copy
+
+    from biodiscover.discovery.naming import SimulatedCalls
+
+    naming = copy.copy(model.naming_)
+    sure = (0.999, 0.0005, 0.0005)
+    known = ("O", "F", "S", "A", "A a")
+
+    def probs(genus: tuple[float, ...], species: tuple[float, ...]) -> list[tuple[float, ...]]:
+        return [sure, sure, sure, genus, species]
+
+    naming.simulated_ = SimulatedCalls(
+        scenarios=["present", "present", "absent:species", "absent:genus"], groups=["A a", "A b", "A new", "B"],
+        truths=[known, ("O", "F", "S", "A", "A b"), ("O", "F", "S", "A", "A new"), ("O", "F", "S", "B", "B b")],
+        tops=[known, ("O", "F", "S", "A", "A b"), known, known], identities=np.array([0.99, 0.995, 0.97, 0.9]),
+        probs=np.array([probs(sure, (0.97, 0.01, 0.02)), probs(sure, (0.99, 0.005, 0.005)),
+                        probs((0.97, 0.0, 0.03), (0.975, 0.0, 0.025)), probs((0.975, 0.0, 0.025), (0.4, 0.0, 0.6))]))
+    at = {p: naming.expected_at({r: p for r in RANKS}, 0.98) for p in (0.02, 0.5, 0.9)}
+    assert _four(at[0.5]) == (0.5, 0.0, 0.0, 0.0)
+    assert _four(at[0.02]) == (1.0, 1.0, 1.0, 1.0)
+    assert _four(at[0.9]) == (0.0, 0.0, 0.0, 0.0)
+    # one rank's share moves that rank alone: the species at 2 %, the genera at even odds (the absent species' genus
+    # is named all the same: a right species implies its genus, so the walk raises the genus's P(right) to its own)
+    assert _four(naming.expected_at({"species": 0.02}, 0.98)) == (1.0, 1.0, 1.0, 0.0)
+    assert at[0.02]["known_species_right"]["n"] == 2 and at[0.02]["absent_genus_named"]["taxa"] == 1
+
+
+def test_the_simulated_queries_travel_with_the_bundle_and_an_older_bundle_says_it_lacks_them(model,
+                                                                                             tmp_path) -> None:
+    """The simulated queries' probabilities are saved beside the engine as arrays and one table (a bundle never
+    unpickles) and read back to the bit; a bundle built before them loads, and its forecast at a collection's shares
+    is None (triage and evaluate then say it is not available)."""
+    from biodiscover.discovery.engine import SIMULATION_TABLE
+    from biodiscover.storage.bundle import Bundle
+
+    model.save(tmp_path / "b")
+    back = DiscoveryModel.load(tmp_path / "b").naming_.simulated_
+    sim = model.naming_.simulated_
+    assert back is not None and sim is not None
+    assert (back.scenarios, back.groups, back.truths, back.tops) == (sim.scenarios, sim.groups, sim.truths, sim.tops)
+    np.testing.assert_array_equal(back.identities, sim.identities)
+    np.testing.assert_array_equal(back.probs, sim.probs)  # NaN where a rank has no label, equal as NaN
+    assert np.isnan(sim.probs).any()
+    loaded = DiscoveryModel.load(tmp_path / "b")
+    shares = {"genus": 0.1, "species": 0.2}
+    assert loaded.naming_.expected_at(shares, 0.98) == model.naming_.expected_at(shares, 0.98)
+    bundle = Bundle.open(tmp_path / "b")
+    for kind, name in (("tables", SIMULATION_TABLE), ("arrays", f"{SIMULATION_TABLE}_codes"),
+                       ("arrays", f"{SIMULATION_TABLE}_values")):
+        assert bundle.remove(kind, name)
+    older = DiscoveryModel.load(tmp_path / "b")
+    assert older.naming_.simulated_ is None and older.naming_.expected_at(shares, 0.98) is None
+    assert older.naming_.expected_ == model.naming_.expected_

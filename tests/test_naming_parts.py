@@ -770,8 +770,10 @@ def test_the_tuning_predictions_are_out_of_fold_by_group() -> None:
     oof = model._tune(["genus"], {"genus": X}, {"genus": list(outcome)}, {"genus": np.ones(len(X))},
                       {"genus": grp})
     right = outcome == "right"
-    assert oof["genus"].shape == (len(X),)
-    assert abs(oof["genus"][right].mean() - oof["genus"][~right].mean()) < 0.2  # out of fold: no signal
+    # (P(right), P(wrong), P(absent)) per example: the forecast at a collection's own shares moves P(absent)
+    assert oof["genus"].shape == (len(X), 3) and np.allclose(oof["genus"].sum(axis=1), 1.0)
+    p_right = oof["genus"][:, 0]
+    assert abs(p_right[right].mean() - p_right[~right].mean()) < 0.2  # out of fold: no signal
     assert model.tuning_["genus"]["log_loss"]["60/0.1/20"] > 0.9  # about chance (ln 3 = 1.10), not learned
 
 

@@ -146,13 +146,19 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
         truth = tuple(s.lineage()[r] for r in RANKS)
         if case := scenario_of(truth, ref_taxa):
             cases.append((*case, truth, RANKS.index(x.deepest_rank) if x.deepest_rank else -1, x.labels))
-    report["naming"] = {"level": model.config.naming.level, "support": model.naming_.support_,
-                        "expected": model.naming_.expected_.get(f"{model.config.naming.level}"),
+    level, shares = model.config.naming.level, model.collection_shares(res)
+    report["naming"] = {"level": level, "support": model.naming_.support_,
+                        # at even odds (what build-reference printed)
+                        "expected": model.naming_.expected_.get(f"{level}"),
+                        # the same forecast with the simulated queries decided at the specimens' own estimated
+                        # shares (``absent_share`` below), as the specimens were: what the measurement is held to.
+                        # None: at even odds (no share), or a bundle that keeps no simulated queries
+                        "expected_at_share": model.naming_.expected_at(shares, level) if shares else None,
                         # the same figures on the evaluated specimens (triaged at their own absent share below)
                         "measured": outcome_rates(cases),
-                        # what the evaluated specimens' P(absent) assume (the forecast above is at even odds):
+                        # what the evaluated specimens' P(absent) assume (``expected`` is at even odds):
                         # their own estimate, weighed against ``collection_weight`` pseudo-specimens at even odds
-                        "absent_share": model.collection_shares(res),
+                        "absent_share": shares,
                         "collection_weight": model.config.naming.collection_weight}
     report["named_to_species"] = {
         known_split: float(np.mean([bool(n["species"]) for n in named[: len(known)]])) if known else None,
@@ -216,8 +222,13 @@ def markdown(report: dict[str, Any]) -> str:
         note = ("" if not aside else f"; no {'+'.join(known)} specimen set aside before triage" if not held else
                 f"; {plural(held, 'specimen')} of {'+'.join(known)} set aside (quarantined) before triage, not in "
                 "this denominator")
+        if naming.get("absent_share") and not naming.get("expected_at_share"):
+            rows.append(("forecast at the specimens' estimated shares", "not available: the bundle predates the "
+                         "simulated queries it is drawn from (rebuild it with `biodiscover build-reference`); the "
+                         "forecast below is at even odds"))
         rows += [(f"forecast vs measured (per taxon): {label}", text + (note if key == "known_species_right" else ""))
-                 for key, label, text in forecast_vs_measured(naming["expected"], naming["measured"])]
+                 for key, label, text in forecast_vs_measured(naming["expected"], naming["measured"],
+                                                              naming.get("expected_at_share"))]
     cs = report.get("candidate_species", {})
     if "ami" in cs:
         rows += [("candidate species AMI / ARI", (cs["ami"], cs["ari"])),
@@ -406,9 +417,12 @@ def reliability_html(report: dict[str, Any]) -> str:
     return (f"<!doctype html><meta charset='utf-8'><title>biodiscover evaluate</title>"
             f"<h1>Evaluation of {html.escape(str(report.get('model')))}</h1>"
             f"<p>data: {html.escape(str(report.get('data')))}</p><table border=1 cellpadding=4>{figures}</table>"
-            "<p>The forecast is what build-reference printed: out-of-fold, from queries simulated from the "
-            "reference at even odds of absence. The measurement counts the evaluated specimens the same way "
-            "(each taxon weighed equally), triaged at their own estimated share of absent taxa (above).</p>"
+            "<p>The forecast is build-reference's: out-of-fold, from queries simulated from the reference. "
+            "Where the specimens' share of absent taxa was estimated, the forecast given first (with its interval "
+            "and whether the measurement falls outside it) decides those queries at that share, as the specimens "
+            "were decided, and the one build-reference printed, at even odds of absence, follows it in brackets. "
+            "The measurement counts the evaluated specimens the same way (each taxon weighed equally), triaged at "
+            "their own estimated share of absent taxa (above).</p>"
             f"<h2>Reliability per rank</h2><img alt='reliability plot' src='data:image/png;base64,{png}'>"
             f"<script type='application/json' id='reliability-plot'>{plot}</script>"
             f"<table border=1 cellpadding=4><tr><th>rank</th><th>P(right) bin</th><th>specimens</th>"

@@ -74,6 +74,13 @@ class TriageSummary:
     absent_share_own: dict[str, float] = field(default_factory=dict)
     #: ``plate`` (pseudo-specimens at even odds) or ``season`` (at ``season_runs``' share: ``run_triage``)
     absent_share_mode: str = "plate"
+    #: the forecast's figures a taxonomist checks first (``FORECAST_FIGURES``) at the run's level, with the simulated
+    #: queries decided at ``absent_share`` (``NamingModel.expected_at``), and at even odds (what ``build-reference``
+    #: printed); empty at even odds. ``forecast_at_share`` empty beside a share: a bundle built before the simulated
+    #: queries were kept, whose forecast at the collection's shares is not available
+    forecast_at_share: dict[str, float] = field(default_factory=dict)
+    forecast_even_odds: dict[str, float] = field(default_factory=dict)
+    forecast_level: float | None = None
     #: the database's other collections' newest runs with this model that recorded their share, and the specimens
     #: those shares rest on: what ``season`` pulled toward, or (``plate``) would have
     season_runs: list[int] = field(default_factory=list)
@@ -146,6 +153,23 @@ class TriageSummary:
                      "barcode is named alike from week to week")
         return line
 
+    def forecast_line(self) -> str | None:
+        """The forecast at the collection's estimated shares, the even-odds one in brackets (None: even odds).
+
+        Why: triage decides the collection at its own shares, so what a user measures on it is this forecast and
+        not the even-odds one build-reference printed (the same absent species were named to the right genus
+        0.496 in one collection and 0.634 in another, against one even-odds forecast of 0.351: ML review M2)."""
+        if not self.absent_share:
+            return None
+        head = "forecast at this collection's estimated shares"
+        if not self.forecast_at_share:
+            return (f"{head}: not available (the bundle predates the simulated queries it is drawn from; rebuild it "
+                    "with `biodiscover build-reference`)")
+        even = self.forecast_even_odds
+        return (f"{head} (level {self.forecast_level:g}; at even odds in brackets): " + ", ".join(
+            f"{words} {self.forecast_at_share[k]:.3f}" + (f" ({even[k]:.3f})" if k in even else "")
+            for k, words in FORECAST_FIGURES if k in self.forecast_at_share))
+
     def no_key_line(self) -> str | None:
         """The collection's countries the reference holds no key from, with their specimens (None: none)."""
         away = self.countries_without_keys
@@ -161,7 +185,31 @@ class TriageSummary:
         """What a person should know before reading the run's names, one line each: the reviewed keys added, how
         many a lower ``--level`` names, the countries with no key. ``triage`` prints them among its summary lines;
         ``run`` under its table for each collection (a batch user acts on them most, and had none of them)."""
-        return [line for line in (self.references_line(), self.lower_level_line(), self.no_key_line()) if line]
+        return [line for line in (self.references_line(), self.forecast_line(), self.lower_level_line(),
+                                  self.no_key_line()) if line]
+
+
+#: the forecast's figures ``TriageSummary.forecast_line`` gives, in a taxonomist's words (``naming._EXPECTED_NAMES``
+#: has them all): how often a known species is named right, and what becomes of a species or genus not in the reference
+FORECAST_FIGURES = (("known_species_right", "known species named right"),
+                    ("absent_species_named", "absent species named to a species"),
+                    ("absent_species_genus_right", "absent species named to the right genus"),
+                    ("absent_genus_named", "absent genera named to a genus"))
+
+
+def forecast_at(naming: Any, shares: Mapping[str, float], level: float) -> tuple[dict[str, float], dict[str, float]]:
+    """``TriageSummary.forecast_at_share`` and ``forecast_even_odds``: ``FORECAST_FIGURES``' rates at ``level``
+    with the simulated queries decided at ``shares`` and at even odds (both empty where ``shares`` is: the
+    collection was read at even odds; the first empty where the bundle keeps no simulated queries)."""
+    if not shares:
+        return {}, {}
+    even = naming.expected_.get(f"{level}") or naming.expected_at({}, level) or {}
+    at = naming.expected_at(shares, level) or {}
+
+    def rates(figures: Mapping[str, Any]) -> dict[str, float]:
+        return {k: round(float(figures[k]["rate"]), 6) for k, _ in FORECAST_FIGURES if k in figures}
+
+    return rates(at), rates(even)
 
 
 def countries_without_keys(specimens: Sequence[Specimen], model: Any) -> dict[str, int]:
@@ -753,6 +801,8 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
     from biodiscover.storage.validation import count_set_aside
 
     named = Counter(r.deepest_rank or "unnamed" for r in results)
+    shares, level = DiscoveryModel.collection_shares(results), model.config.naming.level
+    at_share, even = forecast_at(model.naming_, shares, level)
     set_aside, photos = count_set_aside(read.quarantine)
     return TriageSummary(
         run_id=run_id, collection=name, specimens=len(specimens) + set_aside,
@@ -767,7 +817,7 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
         if set_aside or photos else None,
         named_to_provisional=sum(r.deepest_rank == "species" and r.deepest_label in provisional_names
                                  for r in results),
-        absent_share=DiscoveryModel.collection_shares(results),
+        absent_share=shares, forecast_at_share=at_share, forecast_even_odds=even, forecast_level=level,
         absent_share_over=model.placed_count(results, model.config.naming.level),
         absent_share_weight=model.naming_.config.collection_weight,
         species_at_level=species_at_lower_levels(results, model.config.naming.level, model.naming_.walk_optional),
