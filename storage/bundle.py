@@ -159,6 +159,24 @@ def _check_manifest(manifest: Any, where: Path) -> dict[str, Any]:
     return manifest
 
 
+
+def _content_hash(content: Mapping[str, Any]) -> str:
+    """sha256 of ``content`` as canonical JSON (sorted keys, no spaces): the fingerprint's hash."""
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _where_left_out(value: Any) -> Any:
+    """``value`` without the path of any data record that carries the file's own sha256 (``{"data": path,
+    "sha256": …}``, wherever a section keeps one): the hash says what the data is, the path only where it lay. A
+    record without a hash (a dataset folder) keeps its path: it is all that names the data."""
+    if isinstance(value, Mapping):
+        where = value.get("sha256") and isinstance(value.get("data"), str)
+        return {k: _where_left_out(v) for k, v in value.items() if not (where and k == "data")}
+    if isinstance(value, list):
+        return [_where_left_out(v) for v in value]
+    return value
+
 class Bundle:
     """A model bundle directory. Create with :meth:`create`, open with :meth:`open`.
 
@@ -260,25 +278,26 @@ class Bundle:
         model), and a reference rebuilt from the same data, byte for byte the same
         model, keeps it. Why not the time too: a nightly rebuild from unchanged
         data made ``run`` re-triage a week it had done and re-number all 148 of its
-        pending candidates (an ML engineer's review, M7).
+        pending candidates (an ML engineer's review, M7). Nor where the data file lay
+        (:func:`_where_left_out`): the same CSV copied to another folder was another
+        model, and ``--absent-share season`` read the week at even odds (e31 F2).
         """
         for key in ("fingerprint", "model_fingerprint"):
             value = self.manifest.get(key)
             if isinstance(value, str):
                 return value
-        content = {k: v for k, v in self.manifest.items() if k != "created"}
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return _content_hash(_where_left_out({k: v for k, v in self.manifest.items() if k != "created"}))
 
     @property
     def fingerprints(self) -> tuple[str, ...]:
-        """``fingerprint``, then what versions before it recorded for this very bundle (the sha256 of
-        ``bundle.json`` as on disk, creation time included): what "done with this model" is matched against,
-        so a collection triaged before the change is not triaged again for it."""
+        """``fingerprint``, then what versions before it recorded for this very bundle (its content with the data
+        file's path; the sha256 of ``bundle.json`` as on disk, creation time included): what "done with this
+        model" is matched against, so a collection triaged before the change is not triaged again for it."""
         if any(isinstance(self.manifest.get(k), str) for k in ("fingerprint", "model_fingerprint")):
             return (self.fingerprint,)  # written into the manifest: what every version recorded
+        with_path = _content_hash({k: v for k, v in self.manifest.items() if k != "created"})  # 7 Dec versions
         legacy = "sha256:" + hashlib.sha256(self._manifest_bytes).hexdigest()
-        return tuple(dict.fromkeys((self.fingerprint, legacy)))
+        return tuple(dict.fromkeys((self.fingerprint, with_path, legacy)))
 
     @property
     def packages(self) -> dict[str, str]:

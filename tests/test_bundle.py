@@ -106,6 +106,32 @@ def test_a_bundle_written_again_with_the_same_content_keeps_its_fingerprint(tmp_
     assert Bundle.open(tmp_path / "one" / "b").fingerprints == ("release-2026.1",)
 
 
+def test_the_same_data_file_built_from_another_folder_is_the_same_model(tmp_path: Path) -> None:
+    """A reference rebuilt from a byte-identical copy of its CSV in another folder was another model: the data
+    record's path was hashed with it, so ``run`` triaged a done week again and ``--absent-share season`` found no
+    other plate "of this model" and read it at even odds, silently (e31 review F2). A data record that carries the
+    file's own sha256 is known by it, not by where the file lay; a record without one (a dataset folder) is known
+    by its path. What this session's versions recorded (the path hashed) is still matched (``fingerprints``)."""
+    def built(where: str, sha: str | None, name: str) -> Bundle:
+        record = {"data": where, "keys": "train", "sha256": sha, "n_keys": 12}
+        b = Bundle.create(tmp_path / name, config={"name": "t"}, fingerprint=record)
+        b.set_section("discovery", {"reference": record, "level": 0.98})  # the engine keeps a copy of it
+        b.save_array("x", np.arange(4, dtype=np.float32))
+        return Bundle.open(tmp_path / name)
+
+    here, there = built("/lab/ref.csv", "ab" * 32, "here"), built("/home/kari/copy/ref.csv", "ab" * 32, "there")
+    assert here.fingerprint == there.fingerprint
+    other = built("/lab/ref.csv", "cd" * 32, "other")  # other rows at the same path
+    assert other.fingerprint != here.fingerprint
+    folders = built("/lab/dataset", None, "folder"), built("/lab/dataset2", None, "folder2")
+    assert folders[0].fingerprint != folders[1].fingerprint
+    with_path = {k: v for k, v in there.manifest.items() if k != "created"}  # how this session's versions hashed it
+    recorded = "sha256:" + hashlib.sha256(json.dumps(with_path, sort_keys=True, separators=(",", ":"),
+                                                     ensure_ascii=False).encode("utf-8")).hexdigest()
+    assert recorded != there.fingerprint and recorded in there.fingerprints
+    assert there.fingerprints[0] == there.fingerprint
+
+
 def test_refuses_pickled_weights(tmp_path: Path) -> None:
     b = _bundle(tmp_path)
     b.save_weights("enc", torch.nn.Linear(2, 2).state_dict())
