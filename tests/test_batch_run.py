@@ -641,6 +641,14 @@ def test_run_with_absent_share_season_pulls_each_plate_toward_the_ones_before(wo
     assert (one.parameters["absent_share"], one.parameters["absent_share_from"]) == ("season", [])
     assert (two.parameters["absent_share"], two.parameters["absent_share_from"]) == ("season", [first.run_id])
     assert set(two.parameters["absent_share_toward"]) == set(one.result["absent_share_basis"]) != set()
+    # what each plate was read at is said under its row, as triage says it: the first had no plate to lean on
+    # (a batch that fell back to even odds said nothing of it: e31 review F3)
+    shares = [[a for a in o.advisories if a.startswith("absent from the reference, this collection's estimated share")]
+              for o in (first, second)]
+    assert [len(s) for s in shares] == [1, 1]
+    assert "(no other plate of this model in the database yet)" in shares[0][0]
+    assert f"at the share of this database's 1 other plate of this model (run {first.run_id}: " in shares[1][0]
+    assert all(f"{o.collection}: {s[0]}" in summary.table().splitlines() for o, s in zip((first, second), shares))
     with pytest.raises(InputError, match="--absent-share 'weeks': one of plate, season"):
         BatchConfig(collections=str(folder), model=bundle, db=tmp_path / "never.sqlite", absent_share="weeks")
     assert not (tmp_path / "never.sqlite").exists()

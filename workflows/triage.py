@@ -182,11 +182,13 @@ class TriageSummary:
                 "its range may be left unnamed or proposed as new (the review's ⚑ line; filter `known=elsewhere`)")
 
     def advisories(self) -> list[str]:
-        """What a person should know before reading the run's names, one line each: the reviewed keys added, how
-        many a lower ``--level`` names, the countries with no key. ``triage`` prints them among its summary lines;
-        ``run`` under its table for each collection (a batch user acts on them most, and had none of them)."""
-        return [line for line in (self.references_line(), self.forecast_line(), self.lower_level_line(),
-                                  self.no_key_line()) if line]
+        """What a person should know before reading the run's names, one line each: the reviewed keys added, the
+        share of absent taxa the collection was read at and the forecast there, how many a lower ``--level`` names,
+        the countries with no key. ``triage`` prints them among its summary lines; ``run`` under its table for each
+        collection (a batch user acts on them most, and had none of them; a season batch that found no other plate
+        of its model read a week at even odds and said nothing of it: e31 review F3)."""
+        return [line for line in (self.references_line(), self.absent_share_line(), self.forecast_line(),
+                                  self.lower_level_line(), self.no_key_line()) if line]
 
 
 #: the forecast's figures ``TriageSummary.forecast_line`` gives, in a taxonomist's words (``naming._EXPECTED_NAMES``
