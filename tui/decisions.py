@@ -191,7 +191,7 @@ def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
 
     Why: a reviewer of a real weekly batch accepted week 1's *Hemiceras* #3 as BD-0005, then week 2's #123, 0.0 %
     from it, as BD-0006 with no word from the app: the next week's specimens of that one species split between
-    the two names."""
+    the two names. Among them a candidate holding the very same specimens (a re-triage's twin) comes first."""
     from biodiscover.storage.evidence import twin_threshold
 
     rows, _ = db.proposal_queue(status=["accepted", "pending"], sort="id", limit=1_000_000)
@@ -201,7 +201,10 @@ def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
     cut = twin_threshold(db.proposal_detail(p.id).evidence.threshold)
     distance = candidate_distances(db, p, others)
     near = [(o, distance[o.id]) for o in others if o.id in distance and distance[o.id] <= cut]
-    return sorted(near, key=lambda od: (od[0].status != "accepted", od[1], od[0].id))
+    # a twin of a re-triage holding the very same specimens comes before another week's candidate as near (e31:
+    # the nudge named week 3's #99, 0.0 % away, and left #54's twin #155 pending)
+    held = db.member_sets([p.id, *(o.id for o, _ in near)])
+    return sorted(near, key=lambda od: (od[0].status != "accepted", held[od[0].id] != held[p.id], od[1], od[0].id))
 
 
 def twin_warning(p: Any, twin: Any, distance: float, collection: str | None) -> str:
@@ -698,6 +701,8 @@ class DecisionsMixin:
         graph = db.taxonomy()
         # every row's distance, consensus to consensus (a reviewer saw it on the first row only, the rest by size)
         distance = candidate_distances(db, p, rows)
+        # what each merge would hold: the union of members (a re-triage's twin holds the same specimens as this one)
+        held = db.member_sets([p.id, *(o.id for o in rows)])
         provisional = {n.id for n in graph.provisional()}
         options = []
         for o in rows:
@@ -711,9 +716,12 @@ class DecisionsMixin:
             # far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
             how_far = "distance unknown (no consensus barcode)" if d is None else \
                 (f"{d * 100:.1f}% from #{p.id}" if d < 0.12 else f"≈{d * 100:.0f}% from #{p.id}")
-            label = f"{how_far} · {proposal_label(o, lands, provisional)}"
-            # the closest first, then (a tie) the same parent, then the closest relatives (deepest common taxon)
-            options.append(((d is None, d or 0.0, o.parent_taxon_id != p.parent_taxon_id, depth), (o, lands), label))
+            twin = held[o.id] == held[p.id]
+            label = ("the same specimens · " if twin else "") + f"{how_far} · {proposal_label(o, lands, provisional)}"
+            # a twin holding the same specimens first, then the closest, then (a tie) the same parent, then the
+            # closest relatives (deepest common taxon)
+            options.append(((not twin, d is None, d or 0.0, o.parent_taxon_id != p.parent_taxon_id, depth),
+                            (o, lands), label))
         options.sort(key=lambda x: x[0])
         if not options:
             self.app.call_from_thread(self.app.notify, "no other pending proposal to merge with", severity="warning")
@@ -722,16 +730,20 @@ class DecisionsMixin:
         def merge(choice: Any) -> None:
             """Asked first, as every other decision is (a reviewer of a real batch merged on Enter by mistake)."""
             o, lands = choice
+            both = held[p.id] & held[o.id]
+            united = plural(len(held[p.id] | held[o.id]), "specimen") + (
+                "" if not both else f" (the same {len(both)} in both)" if held[p.id] == held[o.id] else
+                f" ({len(both)} in both)")
             if lands == UNPLACED_MERGE:  # two orders (or one unplaced): the merged candidate loses its place
                 question = (f"#{o.id} ({o.name}) shares no taxon with #{p.id} ({p.name}): merged, the candidate "
                             f"would be unplaced. Merge anyway?")
             else:
                 where = lands or " ".join(str(x) for x in (p.parent_rank, p.parent_name) if x) or "no taxon"
                 question = (f"Merge #{o.id} ({o.name}, {o.size}) into #{p.id} ({p.name}, {p.size}): "
-                            f"{p.size + o.size} specimens under {where}?")
-            self._ask(ConfirmDialog(question), lambda _: merged(o))
+                            f"{united} under {where}?")
+            self._ask(ConfirmDialog(question), lambda _: merged(o, united))
 
-        def merged(o: Any) -> None:
+        def merged(o: Any, united: str) -> None:
 
             def fn() -> Any:
                 a, b = db.proposal_detail(p.id), db.proposal_detail(o.id)
@@ -741,7 +753,7 @@ class DecisionsMixin:
 
             def done(r: Any) -> str:
                 where = (f" under {r.parent[0]} {r.parent[1]}" if r.parent[0] else ", unplaced") if r.parent else ""
-                return f"#{o.id} merged into #{p.id}: now {p.size + o.size} specimens{where}; evidence recomputed"
+                return f"#{o.id} merged into #{p.id}: now {united}{where}; evidence recomputed"
 
             self._write("merge", fn, done)
 

@@ -1305,6 +1305,20 @@ class ProposalsMixin(DatabaseCore):
                 out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
         return out
 
+    def member_sets(self, proposal_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """proposal id → the processids it holds now (those asked for, empty when none), in one query a chunk: what
+        a merge unites (a candidate and its twin of a re-triage hold the same specimens: merged, they are as many as
+        either, not both added) and which of the candidates within the threshold is that twin."""
+        ids = [int(i) for i in proposal_ids]
+        out: dict[int, set[str]] = {i: set() for i in ids}
+        with self._read() as conn:
+            for i in range(0, len(ids), 500):
+                q = sa.select(MEMBERS.c.proposal_id, MEMBERS.c.processid).where(
+                    MEMBERS.c.proposal_id.in_(ids[i:i + 500]))
+                for pid, processid in conn.execute(q):
+                    out[int(pid)].add(str(processid))
+        return {i: frozenset(m) for i, m in out.items()}
+
     def _data_evidence(self, proposal_ids: Sequence[int]) -> dict[int, Evidence]:
         """proposal id → the two parts of its evidence a data mark reads (member hits, dropped records), in one query
         a chunk (not the alignment); a record SQLite cannot parse or this version cannot read is left out (its

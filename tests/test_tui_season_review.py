@@ -1,0 +1,73 @@
+"""A taxonomist's season review of four weekly plates (e31): what the review app said wrong after re-triages.
+
+F1: after a re-triage carried #54's rejection to its twin #155 (the same 3 specimens) and the reviewer reopened
+both, merging #155 into #54 asked "… 6 specimens under order Diptera?" and said "now 6 specimens" for 3; ``a`` on
+#54 nudged towards week 3's #99 (0.0 % away too) and left the twin pending.
+
+Real SQLite database (:mod:`fixtures.review_db`), the real app driven with Pilot.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog
+from fixtures.tui_pilot import asynctest, notes, press_on, reviewing, settle
+
+
+def _retriaged(db: Database, p_id: int, members: list[str], collection: str) -> int:
+    """A later run proposing ``members`` again, with ``p_id``'s evidence (its consensus barcode: 0.0 % away)."""
+    p, detail = db.proposal(p_id), db.proposal_detail(p_id)
+    run = db.start_run("triage", {}, collection=collection, backup=False)
+    (new,) = db.write_proposals(run, [{"members": members, "parent_taxon_id": p.parent_taxon_id,
+                                       "evidence": detail.evidence}])
+    db.finish_run(run, "completed")
+    return int(new)
+
+
+def _season(path: Path) -> tuple[int, int, int]:
+    """The first pending candidate of at least 3 specimens, rejected, proposed again by a re-triage (rejected
+    again, citing it), then reopened with its twin; and week 3's candidate (other specimens, the same consensus:
+    0.0 % away, a lower id than the twin's): (candidate, week 3's, twin)."""
+    with Database.open(path) as db:
+        pending = db.proposal_queue(status="pending", limit=100)[0]
+        p = next(p for p in pending if p.size >= 3)
+        q = next(q for q in pending if q.id != p.id)
+        week3 = _retriaged(db, p.id, sorted(db.member_sets([q.id])[q.id]), "week3")
+        db.reject(p.id, db.proposal(p.id).version, reviewer="Ana Silva", note="same as a known species")
+        twin = _retriaged(db, p.id, sorted(db.member_sets([p.id])[p.id]), "week2")
+        assert db.proposal(twin).status == "rejected"
+        assert db.reopen(p.id, db.proposal(p.id).version, reviewer="Ana Silva").reopened == (twin,)
+    return p.id, week3, twin
+
+
+@asynctest
+async def test_a_nudges_to_the_twin_holding_the_same_specimens_and_merging_it_counts_them_once(
+        review_db: Path) -> None:
+    p, week3, twin = _season(review_db)
+    async with reviewing(review_db) as (app, db, pilot):
+        size = db.proposal(p).size
+        assert [(db.proposal(i).status, db.proposal(i).size) for i in (week3, twin)][1] == ("pending", size)
+        assert db.proposal(week3).status == "pending"
+        await press_on(pilot, p, "a")
+        assert isinstance(app.screen, PickDialog), notes(app)
+        assert app.screen.title_text.startswith(f"#{twin} "), app.screen.title_text  # not week 3's, as near
+        assert "(and 1 other within the threshold)" in app.screen.title_text
+        await pilot.press("enter")  # merge it in first: the merge list, the twin on top
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        (first, _), label = app.screen.options[0]
+        assert first.id == twin and label.startswith("the same specimens · 0.0% from"), label
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        question = app.screen.question
+        assert f": {size} specimens (the same {size} in both) under " in question, question
+        await pilot.press("y")
+        await settle(pilot)
+        assert (db.proposal(p).size, db.proposal(twin).status) == (size, "merged")
+        assert any(f"#{twin} merged into #{p}: now {size} specimens (the same {size} in both) under " in m
+                   for m in notes(app)), notes(app)
+    db.close()
+
