@@ -94,6 +94,17 @@ class Carried:
             return f"{where}: {count} of {places[0][0]}"
         return f"{where}: {count}" + (f" ({', '.join(f'{c} {k}' for c, k in places)})" if places else "")
 
+    def origin(self) -> str:
+        """``Ana Silva's, 2026-12-07, on #43: 12 specimens of week2``: whose review a carried action repeats, when she
+        made it and on which candidate (:meth:`written_on`), however many runs carried it since (the source may be a
+        candidate the database itself carried it to); a log that recorded no run names only where.
+
+        Why one owner: the review app's history said this while proposals.csv and the report said only
+        "rename carried from #144 by run 10 (biodiscover, …)", where #144 was a carried intermediate and the
+        decision Ana Silva's on #43 (e31 F4)."""
+        whose = [f"{self.reviewer}'s, {str(self.at or '')[:10]}"] if self.reviewer and self.run is not None else []
+        return ", ".join([*whose, self.written_on()])
+
 
 #: The sentences earlier biodiscover versions wrote as a carried review's note, signed with the reviewer's name and
 #: time (read by :func:`carried` so such a log reads as a newer one does): ``(on #N) carried: …``, ``(on #N) its

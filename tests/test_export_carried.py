@@ -130,6 +130,7 @@ def _season(path: Path) -> dict[str, Any]:
         assert (db.proposal(a2).provisional_name, db.proposal(r2).status) == ("Harpalus sp. NOR-A", "rejected")
         said = {r["action"]: r for r in db.reviews(a)}
         return {"a": a, "r": r, "a2": a2, "r2": r2, "run2": run2, "noted": said["note"]["created_at"],
+                "renamed": said["rename"]["created_at"][:10],
                 "carried_on": db.proposal(a2).created_at[:10]}
     finally:
         db.close()
@@ -149,12 +150,14 @@ def test_carried_reviews_are_exported_as_the_databases_actions_and_her_note_says
     export_run(tmp_path / "lab.sqlite", run2, "csv", tmp_path / "csv")
     with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         rows = {int(x["proposal_id"]): x for x in csv.DictReader(fh)}
-    assert rows[a2]["review_notes"] == f"{note}; rename carried from #{a} by run {run2} (biodiscover, {day})"
+    assert rows[a2]["review_notes"] == (f"{note}; rename carried from #{a} by run {run2} (biodiscover, {day}; "
+                                        f"{REVIEWER}'s, {fx['renamed']}, {on_a})")
     assert rows[a2]["reviewers"] == REVIEWER  # hers, not the database's that carried it
     # the reason is hers, written on #r; the rejection the database's repetition of it; the decision hers
     assert rows[r2]["review_notes"] == (f"\"contaminant: vial W1-B1\" ({REVIEWER}, {rows[r2]['decided_at'][:10]}, "
                                         f"on #{r}: 1 specimen of week1); reject carried from #{r} by run {run2} "
-                                        f"(biodiscover, {day})")
+                                        f"(biodiscover, {day}; {REVIEWER}'s, {rows[r2]['decided_at'][:10]}, on #{r}: "
+                                        "1 specimen of week1)")
     assert rows[r2]["decided_by"] == REVIEWER
     assert "came back in a later triage" not in " ".join(x["review_notes"] for x in rows.values())
 
@@ -181,5 +184,41 @@ def test_carried_reviews_are_exported_as_the_databases_actions_and_her_note_says
     remarks = core["B1"]["identificationRemarks"]
     assert remarks.endswith(f"; reviewer notes: \"contaminant: vial W1-B1\" ({REVIEWER}, "
                             f"{rows[r2]['decided_at'][:10]}, on #{r}: 1 specimen of week1); reject carried from #{r} "
-                            f"by run {run2} (biodiscover, {day})"), remarks
+                            f"by run {run2} (biodiscover, {day}; {REVIEWER}'s, {rows[r2]['decided_at'][:10]}, on "
+                            f"#{r}: 1 specimen of week1)"), remarks
     assert f"rejected by {REVIEWER} on {rows[r2]['decided_at'][:10]}" in remarks, remarks
+
+
+def test_a_review_carried_twice_names_whose_it_was_when_and_the_candidate_she_made_it_on(tmp_path: Path) -> None:
+    """A season's week 2, triaged three times: her rename of #43 was carried to #144 by run 9, then from #144 to #179
+    by run 10; proposals.csv and the report said "rename carried from #144 by run 10 (biodiscover, …)" alone, where
+    the review app's history said whose it was, when, and on #43 (e31 F4). Every export now says it as the app does
+    (:meth:`~biodiscover.storage.review_log.Carried.origin`)."""
+    fx = _season(tmp_path / "lab.sqlite")
+    a, a2, r, day = fx["a"], fx["a2"], fx["r"], fx["carried_on"]
+    with Database.open(tmp_path / "lab.sqlite") as db:
+        rejected = next(x for x in db.reviews(r) if x["action"] == "reject")["created_at"][:10]
+        named = [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Harpalus",
+                  "labels": {"order": "Coleoptera", "family": "Carabidae", "genus": "Harpalus"}}
+                 for p in ("H1", "H2", "B1")]
+        run3 = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run3, named)
+        a3, r3 = db.write_proposals(run3, [{"members": ["H1", "H2"], "parent_lineage": named[0]["labels"]},
+                                           {"members": ["B1"], "parent_lineage": named[0]["labels"]}])
+        db.finish_run(run3, "completed")
+        assert db.proposal(a3).provisional_name == "Harpalus sp. NOR-A"
+    hers = f"{REVIEWER}'s, {fx['renamed']}, on #{a}: 2 specimens of week1"
+    export_run(tmp_path / "lab.sqlite", run3, "csv", tmp_path / "csv")
+    with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
+        rows = {int(x["proposal_id"]): x for x in csv.DictReader(fh)}
+    carried = f"; rename carried from #{a2} by run {run3} (biodiscover, {day}; {hers})"
+    assert rows[a3]["review_notes"].endswith(carried), rows[a3]["review_notes"]
+    assert rows[r3]["review_notes"].endswith(f"; reject carried from #{r} by run {run3} (biodiscover, {day}; "
+                                             f"{REVIEWER}'s, {rejected}, on #{r}: 1 specimen of week1)"), \
+        rows[r3]["review_notes"]
+    export_run(tmp_path / "lab.sqlite", run3, "html", tmp_path / "r.html")
+    page = tmp_path.joinpath("r.html").read_text(encoding="utf-8")
+    start = page.index(f"id='cand-{a3}'")
+    section = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page[start: page.index("</section>", start)])).split())
+    assert f"rename carried from #{a2} by run {run3} biodiscover, {day}" in section, section
+    assert f"; {hers}" in section, section

@@ -545,8 +545,7 @@ def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str,
         if how is not None and r.get("action") == "note":  # her note, carried: where she wrote it
             what += f" ({how.written_on()})"
         elif how is not None:  # the database's action, saying whose review it repeats, and where
-            whose = [f"{how.reviewer}'s, {str(how.at or '')[:10]}"] if how.reviewer and how.run is not None else []
-            what += f" — {how.words(str(r.get('action')))} ({', '.join([*whose, how.written_on()])})"
+            what += f" — {how.words(str(r.get('action')))} ({how.origin()})"
         if r.get("id") in taken:
             what += f" (withdrawn, review {taken[r.get('id')]})"
         out.append((str(r.get("created_at") or ""), what, str(r.get("reviewer") or "?"), note))

@@ -765,7 +765,8 @@ def _facts_table(facts: list[tuple[str, str]]) -> str:
 def _notes_html(trail: ReviewTrail | None) -> str:
     """The reviewers' notes, quoted and signed (a carried one saying where it was written), then the reviews a later
     run carried here as the database's actions, unquoted: "rename carried from #2 by run 5" read as the reviewer's
-    words, backdated, in a season's report (e29 F9)."""
+    words, backdated, in a season's report (e29 F9); each saying whose review it repeats, when, and on which
+    candidate (a review carried twice named only the machine and the intermediate candidate, e31 F4)."""
     e = html.escape
     if trail is None or not (trail.notes or trail.carried):
         return ""
@@ -773,7 +774,7 @@ def _notes_html(trail: ReviewTrail | None) -> str:
         f"<li>“{e(n.text)}” <span class='note'>{e(n.reviewer)}, {e(_when(n.at))}"
         + (f", {e(n.on)}" if n.on else "") + "</span></li>" for n in trail.notes) + "".join(
         f"<li class='carried'>{e(what)} <span class='note'>{e(MACHINE)}" + (f", {e(_when(at))}" if at else "")
-        + "</span></li>" for at, what in trail.carried) + "</ul>"
+        + f"; {e(whose)}</span></li>" for at, what, whose in trail.carried) + "</ul>"
 
 
 def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:

@@ -59,7 +59,7 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
             "notes": [{"at": n.at, "reviewer": n.reviewer, "text": n.text, "written_on": n.on} for n in t.notes]
             if t else [],
             # reviews a later run carried here (the database's actions; each in ``history`` with its source)
-            "carried": [{"at": at or None, "action": what} for at, what in t.carried] if t else [],
+            "carried": [{"at": at or None, "action": what} for at, what, _ in t.carried] if t else [],
             "history": [jsonable(a.as_json()) for a in acts]}
         proposals.append(row)
     meta = options.metadata

@@ -343,8 +343,10 @@ class ReviewTrail:
     force (a decision a later run carried here is its reviewer's, made when she made it);
     ``reviewers``: everyone whose review is in force, first seen first;
     ``notes``: :class:`TrailNote` of every note in force, oldest first (a carried one says where it was written);
-    ``carried``: (when, what) of each review in force a later run carried here, as the database's action
-    (``rename carried from #2 by run 5``), never quoted as a reviewer's note (e29 F9).
+    ``carried``: (when, what, whose) of each review in force a later run carried here, as the database's action
+    (``rename carried from #2 by run 5``), never quoted as a reviewer's note (e29 F9), and whose review it repeats,
+    when and on which candidate (``Kari Nordmann's, 2026-12-01, on #2: 5 specimens of week1``,
+    :meth:`~biodiscover.storage.review_log.Carried.origin`; e31 F4).
     """
 
     decision: str | None = None
@@ -352,7 +354,7 @@ class ReviewTrail:
     decided_at: str | None = None
     reviewers: tuple[str, ...] = ()
     notes: tuple[TrailNote, ...] = ()
-    carried: tuple[tuple[str, str], ...] = ()
+    carried: tuple[tuple[str, str, str], ...] = ()
 
     def notes_text(self) -> str:
         """All notes as one line: ``"text" (reviewer, 2026-11-23); …``, a carried one ``"text" (reviewer,
@@ -368,9 +370,11 @@ class ReviewTrail:
                          + (f", {n.on})" if n.on else ")") for n in self.notes)
 
     def carried_text(self) -> str:
-        """The carried reviews as one line of actions, unquoted and signed by the database: ``rename carried from
-        #2 by run 5 (biodiscover, 2026-12-07)``."""
-        return "; ".join(f"{what} ({MACHINE}" + (f", {str(at)[:10]})" if at else ")") for at, what in self.carried)
+        """The carried reviews as one line of actions, unquoted and signed by the database, each saying whose review
+        it repeats: ``rename carried from #2 by run 5 (biodiscover, 2026-12-07; Kari Nordmann's, 2026-12-01, on #1:
+        5 specimens of week1)``."""
+        return "; ".join(f"{what} ({MACHINE}" + (f", {str(at)[:10]}" if at else "") + f"; {whose})"
+                         for at, what, whose in self.carried)
 
     def review_text(self) -> str:
         """:meth:`notes_text`, then :meth:`carried_text`: what proposals.csv's ``review_notes`` holds."""
@@ -407,7 +411,7 @@ def review_trails(reviews: pd.DataFrame) -> dict[Any, ReviewTrail]:
             reviewers=tuple(dict.fromkeys(str(_author(r, c)) for r, c in made if _author(r, c))),
             notes=tuple(_trail_note(r, c) for r, c in made if r.get("action") != "touched" and own_note(r)),
             carried=tuple((str(r.get("created_at") or "") if c.run is not None else "",
-                           c.words(str(r.get("action")))) for r, c in made
+                           c.words(str(r.get("action"))), c.origin()) for r, c in made
                           if c is not None and r.get("action") not in ("note", "touched")))
     return out
 
