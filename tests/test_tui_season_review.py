@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from biodiscover.storage.db import Database
-from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog
+from textual.widgets import Input
+
+from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, TextDialog
 from fixtures.tui_pilot import asynctest, notes, press_on, reviewing, settle
 
 
@@ -71,3 +73,30 @@ async def test_a_nudges_to_the_twin_holding_the_same_specimens_and_merging_it_co
                    for m in notes(app)), notes(app)
     db.close()
 
+
+
+@asynctest
+async def test_the_reject_box_says_what_enter_does_with_the_reason_it_opens_with(review_db: Path) -> None:
+    """F10: ``r`` on #54, twin of the rejected #24, opened with "same as #24 rejected: …" in the box under the hint
+    "Enter alone rejects without one", and Enter stored that reason. The hint says what Enter does with what the box
+    holds; Ctrl-U, Enter rejects with none."""
+    p, _week3, twin = _season(review_db)
+    with Database.open(review_db) as db:
+        db.reject(p, db.proposal(p).version, reviewer="Ana Silva", note="Culicidae, known Aedes vexans")
+        plain = next(o for o in db.proposal_queue(status="pending", limit=100)[0] if o.id not in (p, twin))
+    async with reviewing(review_db) as (app, db, pilot):
+        await press_on(pilot, twin, "r")
+        assert isinstance(app.screen, TextDialog)
+        reason = f"same specimens as #{p} rejected: Culicidae, known Aedes vexans"
+        assert app.screen.query_one("#dialog-input", Input).value == reason
+        assert app.screen.title_text.endswith(
+            "Reason, optional (Enter rejects with this reason; clear it (Ctrl-U) for none):"), app.screen.title_text
+        await pilot.press("enter")
+        await settle(pilot)
+        assert max((r for r in db.reviews(twin) if r["action"] == "reject"), key=lambda r: r["id"])["note"] == reason
+        await press_on(pilot, plain.id, "r")  # an empty box: Enter alone rejects without one
+        assert isinstance(app.screen, TextDialog)
+        assert app.screen.title_text.endswith("Reason, optional (Enter alone rejects without one):")
+        await pilot.press("escape")
+        await settle(pilot)
+    db.close()

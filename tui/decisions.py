@@ -587,8 +587,12 @@ class DecisionsMixin:
             reason = twin_reason(self.app.db, p.id)
         except BiodiscoverError:  # a reason that cannot be read must not stop the rejection
             reason = ""
+        # the hint says what Enter does with what the box holds: with a twin's reason there, Enter stores it (the
+        # hint said "Enter alone rejects without one" over a prefilled reason, e31 F10)
+        enter = "Enter rejects with this reason; clear it (Ctrl-U) for none" if reason else \
+            "Enter alone rejects without one"
         self.app.call_from_thread(
-            self._ask, TextDialog(f"Reject #{p.id} ({p.name}). Reason, optional (Enter alone rejects without one):",
+            self._ask, TextDialog(f"Reject #{p.id} ({p.name}). Reason, optional ({enter}):",
                                   reason, "e.g. known species, contaminant, mixed sample", allow_empty=True),
             lambda reason: self.reject_with(p, reason))
 
