@@ -641,7 +641,7 @@ async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
         await settle(pilot)
         assert isinstance(app.screen, PickDialog) and any("genus Memphis is not in the taxonomy" in m
                                                           for m in notes(app))
-        await pilot.press("down", "down", "enter")  # the new species, named so anyway
+        await pilot.press("down", "enter")  # the new species, named so anyway
         await settle(pilot)
         assert db.proposal(ids["a"]).provisional_name == "Memphis beatrix"
         assert db.proposal(ids["a"]).status == "accepted"
@@ -662,7 +662,7 @@ async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
         # b lies 1 % from a, accepted above as a new species: asked first whether b is that one (e26 batch, defect 1)
         assert isinstance(await press_on(pilot, ids["b"], "a"), PickDialog)
         assert app.screen.title_text.startswith(f"Memphis beatrix (accepted from #{ids['a']}, ")
-        await pilot.press("down", "down", "enter")  # a new species anyway: the name box, as before
+        await pilot.press("down", "enter")  # a new species anyway: the name box, as before
         await settle(pilot)
         assert isinstance(app.screen, TextDialog)
         await pilot.press("ctrl+u", *"Memphis sp. BD-0002", "enter")
@@ -834,7 +834,7 @@ async def test_a_described_genus_the_reference_lacks_is_offered_beside_a_provisi
         shown = await move_list_for(pilot, app, pid, "Cleora")
         assert shown == ["+ new genus Cleora (provisional ◆): Enter, then pick where it goes",
                          "+ genus Cleora (described, not in the reference): Enter, then pick where it goes"], shown
-        await pilot.press("down", "down", "enter")
+        await pilot.press("down", "enter")
         await settle(pilot)
         assert isinstance(app.screen, PickDialog)
         assert "Place the genus Cleora (described, not in the reference) under:" in \

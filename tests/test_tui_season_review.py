@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from biodiscover.storage.db import Database
-from textual.widgets import Input
+from textual.widgets import Input, OptionList
 
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, TextDialog
 from fixtures.tui_pilot import asynctest, notes, press_on, reviewing, settle
@@ -100,3 +100,28 @@ async def test_the_reject_box_says_what_enter_does_with_the_reason_it_opens_with
         await pilot.press("escape")
         await settle(pilot)
     db.close()
+
+
+@asynctest
+async def test_one_down_and_enter_withdraws_the_second_note_as_the_highlight_shows(review_db: Path) -> None:
+    """F12: ``O`` on #8 with two of her notes, one ↓, Enter: the first note was withdrawn (the first ↓ only moved
+    the focus into the list, the hint saying "↓↑: move"). Each ↓ moves the highlight, in every pick list."""
+    with Database.open(review_db) as earlier:
+        p = earlier.proposal_queue(status="pending", limit=1)[0][0]
+        first = earlier.note(p.id, "W1: 5 ex., vials W1-A1..A5", reviewer="ana").review_id
+        second = earlier.note(p.id, "one leg lost in transit", reviewer="ana").review_id
+    async with reviewing(review_db) as (app, db, pilot):
+        await press_on(pilot, p.id, "O")
+        assert isinstance(app.screen, PickDialog)
+        assert [v for v, _ in app.screen.options] == [first, second]
+        options = app.screen.query_one(OptionList)
+        assert options.highlighted == 0
+        await pilot.press("down")
+        await settle(pilot)
+        assert options.highlighted == 1 and options.has_focus
+        await pilot.press("enter")
+        await settle(pilot)
+        (withdrawal,) = [r for r in db.reviews(p.id) if r["action"] == "withdraw"]
+        assert withdrawal["target_review_id"] == second
+    db.close()
+

@@ -13,7 +13,7 @@ from rich.segment import Segment
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.events import DescendantFocus, Key
+from textual.events import Key
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.strip import Strip
@@ -134,8 +134,6 @@ class PickDialog(_OptionsDialog[V, V]):
         #: move list of a real batch's review kept "genus Crypticus (Tenebrionidae › …)" on top, and Enter took it)
         self.name_of = name_of
         self._offered: list[V] = []
-        #: a ↓ in the filter box has sent the focus to the list, which has not taken it yet (``key_down``)
-        self._entering = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -175,26 +173,21 @@ class PickDialog(_OptionsDialog[V, V]):
             self._pick(options.get_option_at_index(options.highlighted or 0).id)
 
     def key_down(self, event: Key) -> None:
-        """↓ in the filter box moves into the list onto the option already highlighted (not past it); a second ↓
-        that comes before the list has taken the focus moves down one, as it would in the list. Why: focus moves
-        on the next turn of the event loop, and in a real terminal two quick ↓ both reached the box, so the first
-        option was picked where the reviewer saw the second highlighted (a move list's provisional genus for the
-        described one, found in tmux)."""
+        """↓ in the filter box moves the highlight down one, as the hint says (↓↑: move), and the focus into the
+        list; onto the first option when none is highlighted. A second ↓ that comes before the list has taken the
+        focus moves down one more, as it would in the list. Why: the first ↓ used to enter the list and leave the
+        highlight where it was, so one ↓ and Enter withdrew the first of two notes where the reviewer meant the
+        second (e31 F12); and focus moves on the next turn of the event loop, so in a real terminal two quick ↓
+        both reached the box (a move list's provisional genus picked for the described one, found in tmux)."""
         options = self.query_one(OptionList)
         if self.query_one(Input).has_focus:
             event.stop()
             event.prevent_default()
-            if self._entering:
-                options.action_cursor_down()
-                return
-            self._entering = True
             if options.highlighted is None and options.option_count:
                 options.highlighted = 0
+            elif options.option_count:
+                options.action_cursor_down()
             options.focus()
-
-    def on_descendant_focus(self, event: DescendantFocus) -> None:
-        if isinstance(event.widget, Input):  # back in the box: the next ↓ enters the list again
-            self._entering = False
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self._pick(event.option.id)
