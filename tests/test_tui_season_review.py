@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from biodiscover.storage.db import Database
-from textual.widgets import Input, OptionList
+from textual.widgets import Input, OptionList, Static
 
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, TextDialog
-from fixtures.tui_pilot import asynctest, notes, press_on, reviewing, settle
+from fixtures.tui_pilot import asynctest, notes, open_proposal, press_on, reviewing, settle
 
 
 def _retriaged(db: Database, p_id: int, members: list[str], collection: str) -> int:
@@ -125,3 +125,25 @@ async def test_one_down_and_enter_withdraws_the_second_note_as_the_highlight_sho
         assert withdrawal["target_review_id"] == second
     db.close()
 
+
+@asynctest
+async def test_a_merged_candidates_header_says_where_its_members_are_now_not_a_reopened_rejection(
+        review_db: Path) -> None:
+    """F9: #155, the re-triage's twin of #54 (rejected again citing #54, reopened with it, then merged into #54,
+    which run 10 re-clustered into #190) still read "⚠ same members as #54, rejected by a reviewer: not queued
+    again". The header follows the state in force: merged into #54, whose members are now in #190."""
+    p, _week3, twin = _season(review_db)
+    with Database.open(review_db) as db:
+        db.merge([p, twin], [db.proposal(p).version, db.proposal(twin).version], reviewer="Ana Silva")
+        now = _retriaged(db, p, sorted(db.member_sets([p])[p]), "week2")
+        assert (db.proposal(p).status, db.proposal(p).superseded_by) == ("superseded", now)
+        run = db.proposal(now).run_id
+    async with reviewing(review_db) as (_app, db, pilot):
+        screen = await open_proposal(pilot, twin)
+        header = str(screen.query_one("#detail-summary", Static).render())
+        assert "rejected by a reviewer" not in header, header
+        assert (f"merged into #{p}, whose members are now in #{now} {db.proposal(now).name} (pending; re-clustered "
+                f"by run {run})") in header, header
+        # the rejection it repeated stands in its history, as the reopen that took it back
+        assert f"same members as #{p}, which a reviewer rejected" in str(screen.query_one("#history-text").render())
+    db.close()

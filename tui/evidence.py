@@ -556,15 +556,18 @@ def history_entries(reviews: Sequence[dict[str, Any]], edges: Sequence[dict[str,
     return sorted(out, key=lambda x: x[0])
 
 
-def rejected_warning(edges: Sequence[dict[str, Any]], proposal_id: int) -> str | None:
-    """One line when this candidate meets a rejected one again (``overlaps_rejected`` / ``recognised``)."""
+def rejected_warning(edges: Sequence[dict[str, Any]], proposal_id: int, status: str) -> str | None:
+    """One line when this candidate meets a rejected one again (``overlaps_rejected`` / ``recognised``), while that
+    is what holds: a recognised one while it stays rejected, one sharing members with a rejection while pending.
+    Why ``status``: a twin rejected again citing #54, reopened with it and then merged into it still read "same
+    members as #54, rejected by a reviewer: not queued again" (e31 F9); its history keeps the line."""
     for e in edges:
         if e.get("target_id") != proposal_id:
             continue
         detail = _dict(e.get("detail"))
-        if e.get("kind") == "recognised":
+        if e.get("kind") == "recognised" and status == "rejected":
             return f"same members as #{e.get('source_id')}, rejected by a reviewer: not queued again"
-        if e.get("kind") == "overlaps_rejected":
+        if e.get("kind") == "overlaps_rejected" and status == "pending":
             return (f"{detail.get('shared_members')} of {detail.get('members', '?')} members were in "
                     f"#{e.get('source_id')}, which a reviewer rejected")
     return None

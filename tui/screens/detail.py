@@ -39,8 +39,33 @@ def _pct(value: float | None) -> str:
 STATUS_STYLE = {"pending": "yellow", "accepted": "green", "rejected": "red", "assigned": "cyan"}
 
 
-def summary_text(detail: Any, twin_reason: str | None = None) -> Text:
-    """The header; ``twin_reason``: the reason a decided twin (the ≡ line's first) was decided so."""
+def where_now(db: Any, s: Any) -> str | None:
+    """Where a merged candidate's members are now: ``merged into #54, whose members are now in #190 Diptera gen. sp.
+    cand190 (pending; re-clustered by run 10)``, following merges and re-clusterings (``Database.successor``) to the
+    candidate that holds them; None for a candidate not merged. Why: a merged twin's header kept a reopened
+    rejection's banner and said nothing of #190 (e31 F9)."""
+    if s.status != "merged" or s.merged_into is None:
+        return None
+    into, seen = db.proposal(s.merged_into), {s.id}
+    said = f"merged into #{into.id}"
+    holder, run = into, None
+    while holder.id not in seen and len(seen) < 64:  # merged again, or re-clustered: follow it to the live one
+        seen.add(holder.id)
+        if holder.status == "merged" and holder.merged_into is not None:
+            holder = db.proposal(holder.merged_into)
+        elif (moved := db.successor(holder.id)) is not None:
+            holder, run = moved
+        else:
+            break
+    if holder.id == into.id:
+        return f"{said} {into.name} ({into.status})"
+    how = f"; re-clustered by run {run}" if run is not None else ""
+    return f"{said}, whose members are now in #{holder.id} {holder.name} ({holder.status}{how})"
+
+
+def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = None) -> Text:
+    """The header; ``twin_reason``: the reason a decided twin (the ≡ line's first) was decided so; ``now``: where a
+    merged candidate's members are now (:func:`where_now`)."""
     s = detail.summary
     text = Text()
     text.append(f"#{s.id} ", style="bold")
@@ -95,9 +120,11 @@ def summary_text(detail: Any, twin_reason: str | None = None) -> Text:
     twins = ev.twins_line(getattr(detail, "twins", ()), twin_reason)
     if twins:  # another run's candidate within the species threshold: the same species met again
         text.append(f"\n{ev.TWIN_MARK} {twins}", style="bold cyan")
-    warning = ev.rejected_warning(detail.history, s.id)
+    warning = ev.rejected_warning(detail.history, s.id, s.status)
     if warning:
         text.append(f"\n⚠ {warning}", style="bold yellow")
+    if now:
+        text.append(f"\n→ {now}", style="bold")
     return text
 
 
@@ -296,16 +323,20 @@ class DetailScreen(DecisionsMixin, Screen[None]):
                 reason = decision.get("note") if decision else None
             except Exception:  # noqa: BLE001 - a missing reason must not hide the proposal
                 reason = None
+        try:
+            now = where_now(self.app.db, detail.summary)
+        except Exception:  # noqa: BLE001 - where its members went must not hide the proposal
+            now = None
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show, detail, dna, centre, reason)
+            self.app.call_from_thread(self._show, detail, dna, centre, reason, now)
 
     def _show(self, detail: Any, dna: Any = None, centre: Mapping[str, float] | None = None,
-              twin_reason: str | None = None) -> None:
+              twin_reason: str | None = None, now: str | None = None) -> None:
         self.decision_shown()
         other = self.detail is None or self.detail.summary.id != detail.summary.id
         self.detail = detail
         self.proposal_id = detail.summary.id
-        self.query_one("#detail-summary", Static).update(summary_text(detail, twin_reason))
+        self.query_one("#detail-summary", Static).update(summary_text(detail, twin_reason, now))
         under = ev.rank_under(detail.summary.parent_rank, detail.members)
         keys = fitting(member_columns(detail.members, under), self.app.size.width)
         # what the deepest rank and the label under the place need to read whole, one blank cell after each
