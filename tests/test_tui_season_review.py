@@ -147,3 +147,28 @@ async def test_a_merged_candidates_header_says_where_its_members_are_now_not_a_r
         # the rejection it repeated stands in its history, as the reopen that took it back
         assert f"same members as #{p}, which a reviewer rejected" in str(screen.query_one("#history-text").render())
     db.close()
+
+
+@asynctest
+async def test_the_review_of_a_run_triaged_again_says_which_run_holds_its_specimens_now(review_db: Path) -> None:
+    """F11: ``review --run 2`` of week 2, triaged again by run 10, read "0 of 0 … none left to review" while week 2's
+    33 candidates were pending under run 10; the html export said so already. The empty queue says where they are."""
+    from biodiscover.tui.app import ReviewApp
+
+    with Database.open(review_db) as db:
+        pending = db.proposal_queue(status="pending", limit=1000)[0]
+        first = {p.run_id for p in pending}.pop()
+        sets = db.member_sets([p.id for p in pending])
+        again = db.start_run("triage", {}, collection="week2", backup=False)
+        db.write_proposals(again, [{"members": sorted(sets[p.id]), "parent_taxon_id": p.parent_taxon_id}
+                                   for p in pending])
+        db.finish_run(again, "completed")
+        assert db.run_superseded(first) == {"candidates": len(pending), "by_runs": [again]}
+    db = Database.open(review_db)
+    app = ReviewApp(db, run_id=first, reviewer="ana", halfcell_images=True, poll_seconds=3600)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(pilot)
+        line = str(app.screen.query_one("#queue-query", Static).render())
+        assert line.startswith("0 of 0") and (f"none left to review; its specimens were triaged again by run {again}: "
+                                              f"review --run {again} (Tab shows decided ones)") in line, line
+    db.close()

@@ -313,6 +313,18 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
             for p in prop_rows]
 
 
+def _superseded(conn: Connection, run_id: int) -> dict[str, Any]:
+    """How many of run ``run_id``'s candidates later runs re-clustered (``candidates``) and those runs' ids
+    (``by_runs``); one a later run retired, triaging its members whole and proposing none, is superseded by that
+    run."""
+    later = conn.execute(sa.text(
+        "SELECT count(*), group_concat(DISTINCT COALESCE(s.run_id, (SELECT max(e.run_id) FROM proposal_edges "
+        "e WHERE e.source_id = p.id AND e.kind = 'retired'))) FROM proposals p LEFT JOIN proposals s "
+        "ON s.id = p.superseded_by WHERE p.run_id = :run AND p.status = 'superseded'"), {"run": run_id}).one()
+    return {"candidates": int(later[0] or 0),
+            "by_runs": sorted(int(r) for r in str(later[1]).split(",")) if later[1] else []}
+
+
 def _run_ingest(conn: Connection, run_id: int, started_at: Any) -> Any:
     """The ingest a run triaged: the latest finished ingest of its collection up to the run's start (its id,
     n_quarantined, quarantine_file and checksum); None for a run of no collection or one before any ingest."""
@@ -768,6 +780,13 @@ class RunsMixin(DatabaseCore):
             columns=["processid", "source_id", "run_id", *PROPOSAL_COLUMNS])
         return {"decisions": decisions, "reviews": reviews, "retired": gone, "merged": merged}
 
+    def run_superseded(self, run_id: int) -> dict[str, Any]:
+        """How many of the run's candidates later runs re-clustered, and those runs' ids: ``{"candidates": 38,
+        "by_runs": [10]}``; what an export of the run says instead of "0 candidate species", and the review of the
+        run instead of "none left to review" (a re-triaged week read "0 of 0", e31 F11)."""
+        with self._read() as conn:
+            return _superseded(conn, run_id)
+
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
 
@@ -813,20 +832,14 @@ class RunsMixin(DatabaseCore):
 
             # candidates of this run that a later run re-clustered: not exported here (they are history), but
             # the export must say where they went, or run 1 silently reads "0 candidate species"
-            # (one a later run retired, triaging its members whole and proposing none, is superseded by that run)
-            later = conn.execute(sa.text(
-                "SELECT count(*), group_concat(DISTINCT COALESCE(s.run_id, (SELECT max(e.run_id) FROM proposal_edges "
-                "e WHERE e.source_id = p.id AND e.kind = 'retired'))) FROM proposals p LEFT JOIN proposals s "
-                "ON s.id = p.superseded_by WHERE p.run_id = :run AND p.status = 'superseded'"),
-                {"run": run_id}).one()
+            later = _superseded(conn, run_id)
             # the collection the run triaged, by name: a database of weekly batches holds several, and a run id
             # alone said nothing on the report (the weekly-batch review)
             run["collection"] = conn.execute(
                 sa.select(COLLECTIONS.c.name)
                 .select_from(RUNS.join(COLLECTIONS, COLLECTIONS.c.id == RUNS.c.collection_id))
                 .where(RUNS.c.id == run_id)).scalar()
-            run["superseded"] = {"candidates": int(later[0] or 0),
-                                 "by_runs": sorted(int(r) for r in str(later[1]).split(",")) if later[1] else []}
+            run["superseded"] = later
             mem_rows: list[Any] = []
             for part in chunked(pids):
                 mem_rows.extend(conn.execute(sa.select(M.c.proposal_id, M.c.processid, M.c.probability)

@@ -12,7 +12,7 @@ import math
 import re
 import shlex
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from textual import on, work
 from textual.worker import get_current_worker
@@ -23,6 +23,7 @@ from textual.widgets import Footer, Header, Static
 
 from biodiscover.storage.db.models import PROPOSAL_STATUSES
 from biodiscover.storage.db.proposals import FLAG_SORT, SORT_KEYS, TWIN_SORT
+from biodiscover.storage.records import listed
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
 from biodiscover.tui.screens.dialogs import TextDialog
 from biodiscover.tui.widgets.proposal_table import ProposalTable
@@ -252,15 +253,19 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             provisional = self.app.db.provisional_taxa()
             marks = self.app.db.proposal_marks([r.id for r in rows])
             collections = self.app.db.run_collections()
+            # one run's review with nothing left: later runs may hold its specimens now (it read "0 of 0 … none
+            # left to review" where week 2's 33 pending candidates were run 10's, e31 F11)
+            later = self.app.db.run_superseded(q.run_id)["by_runs"] if not rows and q.run_id is not None else []
         except Exception as exc:  # noqa: BLE001 - show any DB failure, keep the app alive
             self.app.call_from_thread(self.app.notify, f"queue: {exc}", severity="error")
             self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # a newer query replaced this one
-            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks, collections)
+            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks, collections, later)
 
     def _show_page(self, rows: list[Any], offset: int, total: int, provisional: frozenset[int] = frozenset(),
-                   marks: Mapping[int, Any] | None = None, collections: Mapping[int, str] | None = None) -> None:
+                   marks: Mapping[int, Any] | None = None, collections: Mapping[int, str] | None = None,
+                   later: Sequence[int] = ()) -> None:
         self.decision_shown()
         self.page_offset = offset
         table = self.query_one(ProposalTable)
@@ -269,16 +274,24 @@ class QueueScreen(DecisionsMixin, Screen[None]):
         shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
         line = f"{shown}   {self.query_state.describe()}"
         if not rows:
-            line += "   " + self.empty_hint()
+            line += "   " + self.empty_hint(later)
         self.query_one("#queue-query", Static).update(line)
 
-    def empty_hint(self) -> str:
-        """What to do when the page is empty: an empty screen does not say whether the run is done."""
+    def empty_hint(self, later: Sequence[int] = ()) -> str:
+        """What to do when the page is empty: an empty screen does not say whether the run is done; ``later``: the
+        runs that re-clustered this run's candidates (``Database.run_superseded``), where its specimens are now."""
         q = self.query_state
         if q.filter_terms()[1:]:
             return "nothing matches: f edits the filter"
+        moved = ""
+        if later and q.run_id is not None:
+            many = "s" if len(later) > 1 else ""
+            moved = (f"; its specimens were triaged again by run{many} {listed(list(later))}: review --run "
+                     f"{later[-1]}")
         if q.status == "pending":
-            return "none left to review: Tab shows decided ones"
+            return "none left to review" + (f"{moved} (Tab shows decided ones)" if moved else
+                                            ": Tab shows decided ones")
+        return "Tab: other statuses" + moved
         return "Tab: other statuses"
 
     @work(thread=True, exclusive=True, group="queue-status", exit_on_error=False, description="poll counts")
