@@ -99,3 +99,43 @@ def test_a_candidates_rank_columns_are_where_it_is_placed() -> None:
     row = dict(machine)
     _placed_ranks(row, {"parent_lineage": None})
     assert row == machine
+
+
+SUPPLIED = {"SUP1": ("Harpalus", "Harpalus sp.", ("Harpalus", "genus", "sp.")),
+            "SUP2": ("Pterostichus", "Pterostichus sp. 3", ("Pterostichus", "genus", "sp.")),
+            "SUP3": ("Carabus", "Carabus cf. granulatus", ("Carabus granulatus", "species", "cf.")),
+            "SUP4": ("Amara", "Amara aff. aenea", ("Amara aenea", "species", "aff.")),
+            "SUP5": ("Culex", "Culex pipiens s.l.", ("Culex pipiens", "species", "s.l.")),
+            "SUP6": ("Abax", "Abax parallelepipedus", ("Abax parallelepipedus", "species", "")),
+            "SUP7": ("Aus", "Aus bus (Linnaeus, 1758)", ("Aus bus (Linnaeus, 1758)", "species", ""))}
+
+
+def test_names_supplied_in_open_nomenclature_are_split_as_the_machines_own(tmp_path: Path) -> None:
+    """e31 F13: names supplied with a collection ("Harpalus sp.", "Carabus cf. granulatus", "Culex pipiens s.l.")
+    went into identification.txt whole as scientificName at taxonRank species (GBIF matches "Harpalus sp." to
+    nothing); the machine's own interim names were already split. Now the genus or species, its rank and the
+    qualifier, the name as supplied in verbatimIdentification."""
+    import csv
+    import io
+
+    path = tmp_path / "lab.sqlite"
+    db = Database.create(path)
+    try:
+        db.ingest([Specimen(processid=pid, order="Coleoptera", family="Carabidae", genus=genus, species=species,
+                            dna_barcode="ACGT" * 150) for pid, (genus, species, _) in SUPPLIED.items()],
+                  collection="plate", backup=False)
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [{"processid": pid, "deepest_rank": "family", "deepest_taxon": "Carabidae",
+                                    "labels": {"order": "Coleoptera", "family": "Carabidae"},
+                                    "confidences": {"order": 1.0, "family": 0.99}, "novelty": 0.1}
+                                   for pid in SUPPLIED])
+        db.finish_run(run, "completed")
+    finally:
+        db.close()
+    _rows, history = export_dwca(path, run, tmp_path)
+    provided = {r["coreid"]: r for r in csv.DictReader(io.StringIO(history), delimiter="\t", quoting=csv.QUOTE_NONE)
+                if r["identificationID"].endswith(":provided")}
+    assert {pid: (r["scientificName"], r["taxonRank"], r["identificationQualifier"])
+            for pid, r in provided.items()} == {pid: want for pid, (_, _, want) in SUPPLIED.items()}
+    assert {pid: r["verbatimIdentification"] for pid, r in provided.items()} == {
+        pid: species for pid, (_, species, _) in SUPPLIED.items()}

@@ -196,11 +196,13 @@ def test_every_darwin_core_row_in_full() -> None:
     # was undone: the machine's)
     assert ident == [
         {"id": "BIOUG001-24", "identificationID": "BIOUG001-24:provided", "scientificName": "Megaselia scalaris",
-         "taxonRank": "species", "identifiedBy": "provided with the collection",
+         "taxonRank": "species", "identificationQualifier": None, "verbatimIdentification": "Megaselia scalaris",
+         "identifiedBy": "provided with the collection",
          "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
         current("BIOUG001-24", "BIOUG001-24:run3"),
         {"id": "BIOUG002-24", "identificationID": "BIOUG002-24:provided", "scientificName": "Diptera",
-         "taxonRank": "order", "identifiedBy": "provided with the collection",
+         "taxonRank": "order", "identificationQualifier": None, "verbatimIdentification": "Diptera",
+         "identifiedBy": "provided with the collection",
          "identificationVerificationStatus": "as supplied", "identificationReferences": "plate1.csv"},
         current("BIOUG002-24", "BIOUG002-24:run3"),
         {"id": "NOVEL01", "identificationID": "NOVEL01:run3", **machine_novel01},

@@ -117,6 +117,32 @@ REJECTED_UNNAMED_STATUS = ("candidate species rejected by reviewer (the specimen
 #: reference key stood behind it, never that it is provisional (a tropical plate's 371 Aedes aegypti).
 DESCRIBED_STATUS = "identified by reviewer (described species, not in the reference)"
 _OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
+#: a species named with a doubt before its epithet ("Carabus cf. granulatus", "Amara aff. aenea")
+_QUALIFIED_SPECIES = re.compile(r"^([A-Z][a-z]+)\s+(cf|aff|nr)\.\s*([a-z][a-z-]+)$")
+#: a species in a wide or a strict sense ("Culex pipiens s.l.", "Anopheles maculipennis s. str.", "… agg.")
+_SENSU = re.compile(r"^([A-Z][a-z]+\s+[a-z][a-z-]+)\s+(s\.\s?l\.|s\.\s?(?:str|s)\.|sensu lato|sensu stricto|agg\.)$")
+_SENSU_WORDS = {"sensu lato": "s.l.", "sensu stricto": "s.str.", "s.s.": "s.str."}
+
+
+def open_name(name: str) -> tuple[str, str, str] | None:
+    """``(scientificName, taxonRank, identificationQualifier)`` of a name in open nomenclature, None for any other:
+    ``Harpalus sp.`` / ``Pterostichus sp. 3`` / ``Zyeria sp. BIOUG63189-C12`` → (``Harpalus``, genus, ``sp.``);
+    ``Carabus cf. granulatus`` → (``Carabus granulatus``, species, ``cf.``); ``Culex pipiens s.l.`` → (``Culex
+    pipiens``, species, ``s.l.``). The name as written goes in ``verbatimIdentification``. Why: names supplied
+    with a collection ("Harpalus sp.", "Carabus cf. granulatus") went to GBIF whole as scientificName at rank
+    species, which it matches to nothing, while the machine's own interim names were split so (e31 F13)."""
+    text = " ".join(str(name).split())
+    m = _QUALIFIED_SPECIES.match(text)
+    if m:
+        return f"{m.group(1)} {m.group(3)}", "species", f"{m.group(2)}."
+    m = _SENSU.match(text)
+    if m:
+        said = m.group(2).replace(" ", "")
+        return m.group(1), "species", _SENSU_WORDS.get(m.group(2), _SENSU_WORDS.get(said, said))
+    m = _OPEN_NOMENCLATURE.match(text)
+    if m:
+        return m.group(1), "genus", f"{m.group(2)}."
+    return None
 _WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
 
 
@@ -356,7 +382,7 @@ def _as_assigned(row: dict[str, Any], p: Mapping[str, Any], decided: Any, machin
     """Write ``row`` as a member of candidate ``p`` a reviewer identified as a species (known, described or
     accepted here). ``of_run``: `` of run 1`` where an earlier run proposed it."""
     known = p.get("provisional_name")
-    interim = _OPEN_NOMENCLATURE.match(known) if isinstance(known, str) else None
+    interim = open_name(known) if isinstance(known, str) else None
     made = p.get("assigned_provisional")
     provisional = _assigned_provisional(p)
     if provisional or p.get("parent_rank") in ABOVE_GENUS:
@@ -366,7 +392,7 @@ def _as_assigned(row: dict[str, Any], p: Mapping[str, Any], decided: Any, machin
         # accepted candidate itself is
         name, rank, qualifier = _placed_in(p.get("parent_taxon"), p.get("parent_rank"), machine)
     elif interim:  # an interim name ("Zyeria sp. BIOUG63189-C12", "Megaselia sp. BD-0007"), as the machine's
-        name, rank, qualifier = interim.group(1), "genus", f"{interim.group(2)}."
+        name, rank, qualifier = interim
     else:
         # a described species a reviewer added is written as any described one (it is not provisional); the
         # status says that no reference key stood behind it
@@ -554,7 +580,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         proposal_id = cand.get(pid)
         # the engine's own decision, stored with the assignment (a fused DNA+image call may override a threshold)
         novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False
-        placeholder = _OPEN_NOMENCLATURE.match(taxon) if deepest == "species" and isinstance(taxon, str) else None
+        placeholder = open_name(taxon) if deepest == "species" and isinstance(taxon, str) else None
         # The machine's own determination (core when nobody reviewed it, history when a reviewer's replaced it).
         # a provisional species a reviewer accepted in this database: open nomenclature at the rank it is placed
         # in, the accepted candidate's concept (week 2's specimens of week 1's BD-0001 had none; one placed above
@@ -568,8 +594,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                        verbatimIdentification=taxon, taxonConceptID=concept_id(run, made),
                        identificationRemarks=remarks)
         elif placeholder:  # a BOLD-style interim name ("Zyeria sp. BIOUG63189-C12") is not a binomial
-            row.update(scientificName=placeholder.group(1), taxonRank="genus",
-                       identificationQualifier=f"{placeholder.group(2)}.", verbatimIdentification=taxon,
+            row.update(scientificName=placeholder[0], taxonRank=placeholder[1],
+                       identificationQualifier=placeholder[2], verbatimIdentification=taxon,
                        taxonConceptID=s.get("dna_bin"), identificationRemarks=remarks)
         elif deepest:
             # Named to genus: "Megaselia sp.". Novel and placed only in a family-group taxon: "Phoridae gen. sp.".
@@ -636,8 +662,11 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r) and not is_filler_name(s[r])}
         if provided:
             rank = [r for r in RANKS if r in provided][-1]
-            ident.append({"id": pid, "identificationID": f"{pid}:provided", "scientificName": provided[rank],
-                          "taxonRank": rank, "identifiedBy": "provided with the collection",
+            supplied = str(provided[rank])
+            name, rank, qualifier = (open_name(supplied) if rank == "species" else None) or (supplied, rank, None)
+            ident.append({"id": pid, "identificationID": f"{pid}:provided", "scientificName": name,
+                          "taxonRank": rank, "identificationQualifier": qualifier,
+                          "verbatimIdentification": supplied, "identifiedBy": "provided with the collection",
                           "identificationVerificationStatus": "as supplied",
                           "identificationReferences": s.get("source") if "source" in s else None})
         first = len(ident)
