@@ -109,6 +109,10 @@ def register(app: typer.Typer) -> None:
                                                  "assigned in the database as references."),
         force: bool = typer.Option(False, "--force", help="Replace a --results or quarantine file that biodiscover "
                                                           "did not write."),
+        again: bool = typer.Option(False, "--again", help="Triage a collection the database already holds the same "
+                                                          "triage of (same bytes, model and settings, nothing "
+                                                          "reviewed since; refused without it): its pending "
+                                                          "candidates come back under new numbers."),
         level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
                                               help="P(right) a rank needs to be named (default: the bundle's, "
                                                    "see `biodiscover info`)."),
@@ -147,7 +151,7 @@ def register(app: typer.Typer) -> None:
         summary = run_triage(input, model, db, images=images, collection=collection, cluster=not no_cluster,
                              results_out=results, progress=_progress(quiet), use_images=not no_images,
                              use_provisional=not no_provisional, force=force, level=level, clustering=method,
-                             absent_share=absent_share)
+                             absent_share=absent_share, again=again)
         try:
             _say_triaged(summary, as_json)
         except KeyboardInterrupt:  # the run is stored: "interrupted … re-run" would triage the collection again

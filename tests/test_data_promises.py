@@ -699,7 +699,8 @@ def test_12_triage_report_goes_beside_the_input_and_never_over_a_users_file(tmp_
     assert res.returncode == 0 and f"quarantine report: {report}" in res.stdout, res.stderr
     assert report.is_file() and list((tmp_path / "cwd").iterdir()) == []
     # a re-run replaces its own report; a spreadsheet of the user's with that name is never overwritten
-    assert cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q").returncode == 0
+    assert cli("triage", "--input", str(plate), "--model", str(bundle), "--db", str(db), "-q",
+               "--again").returncode == 0
     report.write_text("my notes on this plate\n")
     results = tmp_path / "results.jsonl"
     results.write_text("my results\n")

@@ -1015,7 +1015,7 @@ def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes
         raise KeyboardInterrupt
 
     monkeypatch.setattr(triage, "triage_specimens", ctrl_c)
-    assert cli(*args).returncode == 130  # run 2: stopped before it stored anything
+    assert cli(*args, "--again").returncode == 130  # run 2: stopped before it stored anything
     monkeypatch.setattr(triage, "triage_specimens", real)
     with Database.open(db) as handle:
         failed = handle.latest_run("triage")
@@ -1052,10 +1052,10 @@ def test_db_check_names_a_triage_that_failed_before_storing_and_drop_run_removes
 
     # stopped again, then re-run to the end: the collection was triaged, the empty record is history, not a warning
     monkeypatch.setattr(triage, "triage_specimens", ctrl_c)
-    assert cli(*args).returncode == 130
+    assert cli(*args, "--again").returncode == 130
     monkeypatch.setattr(triage, "triage_specimens", real)
     assert len(json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["warnings"]) == 1
-    assert cli(*args).returncode == 0
+    assert cli(*args, "--again").returncode == 0
     assert json.loads(cli("db", "check", "--db", str(db), "--json").stdout)["warnings"] == []
     # ... and it can still be removed (it holds nothing; an export of a range of runs stopped at it), while a run
     # that stored results is refused saying so
@@ -1115,7 +1115,8 @@ def test_weekly_plates_with_absent_share_season_are_pulled_toward_the_databases_
         assert (season["absent_share"][rank] - alone["absent_share"][rank]) * (toward[rank] - 0.5) > 0.005, rank
 
     # the line says what the pseudo-specimens held; a plate-mode week names the option and the other plates
-    assert main(["triage", "-i", str(week2), "-m", str(bundle), "--db", str(tmp_path / "plate.sqlite"), "-q"]) == 0
+    assert main(["triage", "-i", str(week2), "-m", str(bundle), "--db", str(tmp_path / "plate.sqlite"), "-q",
+                 "--again"]) == 0
     said = capsys.readouterr().out
     assert ("weighed against 96 pseudo-specimens at even odds): " in said
             and f"`--absent-share season` weighs them at the share of this database's 1 other plate of this model "
@@ -1214,3 +1215,38 @@ def test_info_shows_the_forecast_at_another_level_and_names_the_levels_it_holds(
     assert err.strip().splitlines() == [
         "error: --level 0.96: the bundle's forecast was simulated at 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, "
         "0.995, 0.999 only"]
+
+
+def test_the_same_triage_again_into_the_same_database_is_refused_without_again(dataset, bundle, tmp_path,
+                                                                               capsys) -> None:
+    """The same ``triage`` command run a second time over its own database re-triaged the plate without a word,
+    and every pending candidate of the first run came back under a new number (e31 review F5); ``run`` skips such
+    a collection. A triage of the same bytes with the same model, level and share mode, with nothing reviewed
+    since, is refused with one line saying where its candidates are; ``--again`` triages it again (not
+    ``--force``: that also lets a run replace a user's file). Anything that changes what a triage gives (a review
+    since, another --level) lets it run."""
+    from biodiscover.storage.db import Database
+
+    db = tmp_path / "lab.sqlite"
+    argv = ["triage", "--input", str(dataset / "collection.fasta"), "--model", str(bundle), "--db", str(db), "-q"]
+    assert main(argv + ["--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["run_id"]
+    with Database.open(db, readonly=True) as database:
+        runs, proposals = database.latest_run().id, database.proposal_queue(limit=500)[1]
+    assert main(argv) == 2  # bad input: the exit code of every refusal of what was asked
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {dataset / 'collection.fasta'}: triaged into this database before as run {first} with "
+                   "the same bytes, model and settings, nothing reviewed since: its candidates are there (`biodiscover "
+                   f"review --db {db} --run {first}`); --again triages it again, and its pending candidates come back "
+                   "under new numbers"]
+    with Database.open(db, readonly=True) as database:
+        assert (database.latest_run().id, database.proposal_queue(limit=500)[1]) == (runs, proposals)
+    assert main(argv + ["--level", "0.95"]) == 0  # another level: another reading
+    assert main(argv + ["--again"]) == 0
+    with Database.open(db) as database:
+        assert database.latest_run().id == runs + 2
+        p = database.proposal_queue(status="pending", limit=1)[0][0]
+        database.note(p.id, "W2: +4 ex.", reviewer="ana")
+    assert main(argv) == 0  # reviewed since: triaged again
+    with Database.open(db, readonly=True) as database:
+        assert database.latest_run().id == runs + 3

@@ -52,7 +52,7 @@ def week(tmp_path_factory) -> dict[str, Any]:
     summary = run_batch(BatchConfig(collections=str(root / "week"), model=bundle, db=db))
     triage = [o.run_id for o in summary.outcomes]
     assert len(triage) == 3 and all(isinstance(r, int) for r in triage)
-    assert main(["triage", "-i", str(plates[0]), "-m", str(bundle), "--db", str(db), "-q"]) == 0
+    assert main(["triage", "-i", str(plates[0]), "-m", str(bundle), "--db", str(db), "-q", "--again"]) == 0
     with Database.open(db, readonly=True) as database:
         again = max(r.id for r in runs(database))
         items = {Path(r.parameters["path"]).name: r.id for r in runs(database) if r.kind == ITEM_RUN_KIND}

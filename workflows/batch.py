@@ -623,7 +623,7 @@ def _done_before(database: Any, ledger: RunLedger, specs: Sequence[CollectionSpe
             item = None
         if item is None and not config.force:
             checksum = file_checksum(spec.path, spec.images)
-            item = next((x for fp in fingerprints if (x := database.triaged_input(checksum, fp, level))), None)
+            item = database.triaged_input(checksum, fingerprints, level)
         out[spec.key] = item
     return out
 
@@ -850,7 +850,8 @@ def default_triage(call: TriageCall) -> TriageReport:
         engine = ExecutorModel(DiscoveryModel.from_bundle(bundle), call.executor)
     kwargs: dict[str, Any] = {"images": call.spec.images, "progress": call.stage, "database": call.database,
                               "collection": call.spec.name.split(".")[0], "model": engine, "bundle": bundle,
-                              "level": call.level, "absent_share": call.absent_share}
+                              "level": call.level, "absent_share": call.absent_share,
+                              "again": True}  # the batch has decided what it triages (``_done_before``)
     summary = run_triage(call.spec.path, call.model, call.db_path, **kwargs)
     if summary.run_id is None:
         raise InputError(f"{call.spec.path}: triage wrote no run to the database")

@@ -535,12 +535,35 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
     return results, proposals, seconds
 
 
+def same_triage_before(db: Any, checksum: str, bundle: Bundle, params: Mapping[str, Any]) -> Any:
+    """The completed triage run of this database that a triage recorded with ``params`` now would only repeat (its
+    ``RunProgress``), else None: the same bytes (``checksum``) by the same model at the same level
+    (``Database.triaged_input``), every setting it records the same (the input's and model's paths aside: the
+    same bytes elsewhere are the same plate; the reviewed keys it names from, the season's share, the clustering
+    are among them), and no review since it finished.
+
+    Why: the same ``triage`` command run twice over one database re-triaged the plate without a word, and every
+    pending candidate of the first run came back under a new number (e31 review F5); ``run`` skips such a
+    collection (``workflows.batch``), and triage now refuses it without ``--again``."""
+    done = db.triaged_input(checksum, bundle.fingerprints, params.get("level"))
+    if done is None:
+        return None
+    recipe = {k: v for k, v in params.items() if k not in ("input", "model")}
+    if json.loads(json.dumps(recipe, default=str)) != {k: done.parameters.get(k) for k in recipe}:
+        return None
+    newest = db.reviews(limit=1)
+    if newest and (done.finished_at is None or newest[0]["created_at"] >= done.finished_at):
+        return None
+    return done
+
+
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
                use_provisional: bool = True, model: Any = None,
                clustering: ClusteringConfig = ClusteringConfig(), bundle: Bundle | None = None,
-               force: bool = False, level: float | None = None, absent_share: str = "plate") -> TriageSummary:
+               force: bool = False, level: float | None = None, absent_share: str = "plate",
+               again: bool = False) -> TriageSummary:
     """The ``triage`` verb: collection file (+ images) → run, assignments, proposals in the database.
 
     ``db_path=None`` (and no ``database``) skips the database and only writes
@@ -562,6 +585,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``absent_share``: ``plate``, the collection's share of absent taxa is estimated from it alone (pulled toward
     even odds); ``season``, pulled toward the share the database's other collections read with this model
     (``Database.absent_share_bases``, ``naming.pooled_share``): weekly plates of one trap decided alike.
+    ``again``: triage even what this database holds the same triage of (:func:`same_triage_before`; the CLI's
+    ``--again``, not ``--force``, which would also let the run replace a user's file). The batch decides what it
+    triages itself and passes True.
     """
     from biodiscover.storage.collections import check_input, read_collection
     from biodiscover.storage.validation import (
@@ -676,19 +702,28 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             weight = model.naming_.config.collection_weight
             if absent_share == "season" and weight is not None:
                 toward = pooled_share((b for _, _, b in season), model.naming_.config.absent_prior, float(weight))
-            run_id = db.start_run("triage", {"input": str(input_path), "model": str(model_path),
-                                             "images": str(images) if images else None,
-                                             "data": bundle.data_fingerprint or None,
-                                             "provisional_keys": provisional,
-                                             "engine": model.config.to_dict(),
-                                             "level": model.config.naming.level,
-                                             "absent_share": absent_share,
-                                             "absent_share_toward": toward,
-                                             "absent_share_from": [r for r, _, _ in season]
-                                             if absent_share == "season" else [],
-                                             "naming_limits": naming_limits(model.naming_),
-                                             "clustering": run_record(clustering,
-                                                                      getattr(model, "barcode_gap_", None))},
+            params = {"input": str(input_path), "model": str(model_path),
+                      "images": str(images) if images else None,
+                      "data": bundle.data_fingerprint or None,
+                      "provisional_keys": provisional,
+                      "engine": model.config.to_dict(),
+                      "level": model.config.naming.level,
+                      "absent_share": absent_share,
+                      "absent_share_toward": toward,
+                      "absent_share_from": [r for r, _, _ in season] if absent_share == "season" else [],
+                      "naming_limits": naming_limits(model.naming_),
+                      "cluster": cluster,
+                      "clustering": run_record(clustering, getattr(model, "barcode_gap_", None))}
+            if checksum is not None and not again:
+                before = same_triage_before(db, checksum, bundle, params)
+                if before is not None:
+                    where = f"--db {db_path}" if db_path else "--db DB"
+                    raise InputError(
+                        f"{input_path}: triaged into this database before as run {before.id} with the same bytes, "
+                        "model and settings, nothing reviewed since: its candidates are there (`biodiscover review "
+                        f"{where} --run {before.id}`); --again triages it again, and its pending candidates come "
+                        "back under new numbers")
+            run_id = db.start_run("triage", params,
                                   model_fingerprint=bundle.fingerprint,
                                   collection=name, total=len(specimens),
                                   novelty_threshold=model.novelty_threshold)

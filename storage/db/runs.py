@@ -462,10 +462,11 @@ class RunsMixin(DatabaseCore):
         found = self.find_runs(kind, parameters, status="completed", newest=1)
         return found[0] if found else None
 
-    def triaged_input(self, checksum: str, model_fingerprint: str | None, level: float | None
+    def triaged_input(self, checksum: str, model_fingerprint: str | Sequence[str] | None, level: float | None
                       ) -> RunProgress | None:
         """The newest ``completed`` triage run of the input whose ingest checksum is ``checksum``
-        (``ingest.file_checksum``: its bytes and its photos' listing), with this model and naming ``level``; else
+        (``ingest.file_checksum``: its bytes and its photos' listing), with this model (a fingerprint, or each a
+        version recorded for it: ``Bundle.fingerprints``) and naming ``level``; else
         None. A run's input is the ingest :func:`_run_ingest` gives it (the latest finished ingest of its
         collection up to the run's start: triage ingests before it starts its run, and an unchanged file's ingest
         is skipped, so a plate triaged twice has one ingest), whatever the collection was named. ``level`` None
@@ -480,8 +481,10 @@ class RunsMixin(DatabaseCore):
 
         ING = table(Ingest)
         same_input = sa.select(ING.c.collection_id).where(ING.c.checksum == checksum, ING.c.status == "completed")
-        q = sa.select(RUNS).where(RUNS.c.kind == "triage", RUNS.c.status == "completed",
-                                  RUNS.c.model_fingerprint == model_fingerprint,
+        model = RUNS.c.model_fingerprint.is_(None) if model_fingerprint is None else \
+            RUNS.c.model_fingerprint.in_([model_fingerprint] if isinstance(model_fingerprint, str) else
+                                         list(model_fingerprint))
+        q = sa.select(RUNS).where(RUNS.c.kind == "triage", RUNS.c.status == "completed", model,
                                   sa.func.json_extract(RUNS.c.parameters, "$.level") == float(level),
                                   RUNS.c.collection_id.in_(same_input)).order_by(RUNS.c.id.desc())
         with self._read() as conn:
