@@ -717,11 +717,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             if checksum is not None and not again:
                 before = same_triage_before(db, checksum, bundle, params)
                 if before is not None:
-                    where = f"--db {db_path}" if db_path else "--db DB"
+                    db_arg = f"--db {db_path}" if db_path else "--db DB"
                     raise InputError(
                         f"{input_path}: triaged into this database before as run {before.id} with the same bytes, "
                         "model and settings, nothing reviewed since: its candidates are there (`biodiscover review "
-                        f"{where} --run {before.id}`); --again triages it again, and its pending candidates come "
+                        f"{db_arg} --run {before.id}`); --again triages it again, and its pending candidates come "
                         "back under new numbers")
             run_id = db.start_run("triage", params,
                                   model_fingerprint=bundle.fingerprint,
