@@ -133,7 +133,8 @@ def register(app: typer.Typer) -> None:
         A collection is read at its own share of taxa absent from the reference
         (estimated from its specimens, printed at the end): triage a plate as one
         collection, not a specimen at a time. Weekly plates of one season in one
-        database: --absent-share season.
+        database: --absent-share season. The same triage again into one database
+        (same bytes, model and settings, nothing reviewed since) is refused: --again.
         """
         from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer
         from biodiscover.workflows.triage import run_triage
