@@ -216,10 +216,6 @@ DROPPED_K = 8
 DROPPED_PREFILTER = 0.5
 
 
-def _lineage(s: Specimen) -> tuple[str | None, ...]:
-    return tuple(getattr(s, r) or None for r in RANKS)
-
-
 def informative_length(seq: str | None) -> int:
     """Bases that carry information (not N)."""
     return 0 if not seq else len(seq) - seq.upper().count("N")
@@ -383,7 +379,7 @@ class DiscoveryModel:
         reader through this, so a million keys never exist as ``Specimen`` objects at once."""
         if not (_usable(specimen.dna_barcode, self.config.min_barcode_length) and specimen.deepest_label):
             return False
-        keys.append(specimen.processid, _barcode(specimen), _lineage(specimen), specimen.country)
+        keys.append(specimen.processid, _barcode(specimen), specimen.ranks(), specimen.country)
         return True
 
     def key_columns(self, specimens: Iterable[Specimen]) -> KeyColumns:
@@ -451,7 +447,7 @@ class DiscoveryModel:
         sizes = [{lin[k] for lin in self.naming_lineages_ if lin[k]} for k in range(len(RANKS))]
         out = []
         for s in extra:
-            truth = _lineage(s)
+            truth = s.ranks()
             present = tuple(bool(truth[k]) and truth[k] in sizes[k] for k in range(len(RANKS)))
             first = next((RANKS[k] for k in range(len(RANKS)) if truth[k] and not present[k]), None)
             scenario = "present" if first is None else f"absent:{first}"
@@ -1010,7 +1006,7 @@ class DiscoveryModel:
         if not new:
             return 0
         added = self.reference_.add([s.processid for s in new], [_barcode(s) for s in new],
-                                    [_lineage(s) for s in new], [s.country for s in new])
+                                    [s.ranks() for s in new], [s.country for s in new])
         self._session_keys = getattr(self, "_session_keys", 0) + added  # the last keys: not the reference's coverage
         return added
 

@@ -164,10 +164,6 @@ class ModalityCall:
                    getattr(call, "top_hit", None), float(getattr(call, "top_similarity", 0.0) or 0.0))
 
 
-def _lineage(s: Specimen) -> tuple[str | None, ...]:
-    return tuple(getattr(s, r) or None for r in RANKS)
-
-
 def _image_paths(specimens: Iterable[Specimen]) -> list[Path]:
     """The image paths of specimens already filtered to have one (typed ``Path``: never None there)."""
     return [s.image_path for s in specimens if s.image_path is not None]
@@ -213,7 +209,7 @@ class CrossModalClassifier:
         if not keep:
             raise InputError("no reference specimen has a taxonomy label and an image or a usable barcode")
         self.ref_ids_ = [s.processid for s in keep]
-        self.ref_lineages_ = [_lineage(s) for s in keep]
+        self.ref_lineages_ = [s.ranks() for s in keep]
         img = [i for i, s in enumerate(keep) if s.image_path is not None]
         dna = [i for i, s in enumerate(keep) if self._usable_dna(s)]
         wi, wd = self.config.image_weight, self.config.dna_weight

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -213,6 +214,79 @@ def is_filler_name(name: Any) -> bool:
     return isinstance(name, str) and name.strip().lower().startswith(("unassigned", "unclassified"))
 
 
+#: How a species label as collection databases write it was read (:func:`read_species_label`): the rule's
+#: name, as build-reference counts them.
+AUTHORSHIP, OPEN_SP, OPEN_CF, SENSU_LATO = "author", "sp.", "cf.", "s.l."
+_LABEL = re.compile(r"^([A-Z][a-z]+)\s+(.+?)\s*$")
+_EPITHET = re.compile(r"^([a-z][a-z-]+)(?:\s+(.*))?$")
+#: ``sp.``, ``spp.``, ``sp. 3``, ``sp.3``, ``sp. A``: a specimen of the genus not determined to species. A longer
+#: tail (``sp. BIOUG63189-C12``, ``sp. BD-0007``) is an interim name of one species, kept as written.
+_OPEN_SP = re.compile(r"^spp?\.(?:\s*(?:\d+|[A-Z]))?$")
+#: ``cf. cruciferae``, ``aff. cruciferae``, ``nr. cruciferae``, ``near cruciferae``: compared with a species, not
+#: determined as it
+_OPEN_CF = re.compile(r"^(?:cf\.|aff\.|nr\.|near\s)\s*\S")
+_SENSU = re.compile(r"^(?:s\.\s?l(?:at)?\.|sensu\s+lato|s\.\s?str\.|sensu\s+stricto)$", re.IGNORECASE)
+_PARTICLES = frozenset({"de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "van", "von", "y", "d'",
+                        "et", "al.", "al", "&", "and", "in", "ex"})
+_YEAR = re.compile(r"^\[?\d{4}\]?[a-z]?$")
+
+
+def _is_authorship(text: str) -> bool:
+    """``(De Geer, 1774)``, ``Linnaeus, 1758``, ``Smith & Jones``, ``Fabricius et al.``, ``van Dyke``: capitalised
+    words, particles and years only, so a lower-case third word (a subspecies) is never taken for an author."""
+    words = re.sub(r"[(),]", " ", text).replace("&", " & ").split()
+    return bool(words) and all(w[0].isupper() or w.lower() in _PARTICLES or _YEAR.match(w) for w in words)
+
+
+def read_species_label(label: Any) -> tuple[str | None, str | None]:
+    """The species a label names, as the analysis reads it, and the rule that read it (None: as written).
+
+    Why: collection databases write a species with its author, and open nomenclature beside determinations. Read
+    verbatim, half the keys of *Coccinella septempunctata* written "Coccinella septempunctata (De Geer, 1774)" were
+    a second species and none of its 25 specimens reached species; "Bembidion sp." and "Phyllotreta cf.
+    cruciferae" became species that 51 specimens were named to (e31 F25). So:
+
+    * ``Genus species (Author, 1774)`` / ``Genus species Author, 1774`` / ``Genus species Author``: the species
+      (rule ``author``); a trinomial keeps its third word, as it always did, and loses only an author after it;
+    * ``Genus sp.``, ``Genus spp.``, ``Genus sp. 3``: no species (``sp.``): the genus column says the rest;
+    * ``Genus cf. species``, ``aff.``, ``nr.``: no species (``cf.``): not a determination to that species;
+    * ``Genus species s.l.`` (``s. str.``, ``sensu lato``): the species (``s.l.``);
+    * anything else, BOLD's interim names included (``Zyeria sp. BIOUG63189-C12``), as written.
+
+    Only the reading: where the label is stored (the specimens table) it stays as supplied.
+    """
+    if not isinstance(label, str):
+        return None, None
+    m = _LABEL.match(label)
+    if m is None:
+        return label, None
+    genus, rest = m.groups()
+    if _OPEN_SP.match(rest):
+        return None, OPEN_SP
+    if _OPEN_CF.match(rest):
+        return None, OPEN_CF
+    e = _EPITHET.match(rest)
+    if e is None or e.group(1) in ("sp", "spp", "cf", "aff", "nr") or not e.group(2):
+        return label, None
+    epithet, tail = e.groups()
+    if _SENSU.match(tail):
+        return f"{genus} {epithet}", SENSU_LATO
+    if _is_authorship(tail):
+        return f"{genus} {epithet}", AUTHORSHIP
+    third = _EPITHET.match(tail)
+    if third is not None and third.group(2) and _is_authorship(third.group(2)):
+        return f"{genus} {epithet} {third.group(1)}", AUTHORSHIP
+    return label, None
+
+
+def read_lineage(labels: Mapping[str, Any]) -> dict[str, str | None]:
+    """Labels at the product's ranks (order … species) as the analysis reads them: the species through
+    :func:`read_species_label`, the ranks above as given (blank = None)."""
+    out = {rank: (labels.get(rank) or None) for rank in RANKS}
+    out["species"] = read_species_label(out["species"])[0]
+    return out
+
+
 def _missing(value: Any) -> bool:
     if value is None:
         return True
@@ -303,8 +377,13 @@ class Specimen:
         return {col: getattr(self, self.field_for_column(col)) for col in BIOSCAN_COLUMNS}
 
     def lineage(self) -> dict[str, str | None]:
-        """Labels at the product's ranks (order … species)."""
-        return {rank: getattr(self, rank) for rank in RANKS}
+        """Labels at the product's ranks (order … species), the species as read (:func:`read_lineage`)."""
+        return read_lineage({rank: getattr(self, rank) for rank in RANKS})
+
+    def ranks(self) -> tuple[str | None, ...]:
+        """:meth:`lineage` in ``RANKS`` order: what a reference key and a calibration truth hold (a species written
+        with its author is the species, "Genus sp." names none: e31 F25)."""
+        return tuple(self.lineage().values())
 
     @property
     def deepest_label(self) -> tuple[str, str] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Collection, Sequence
 
@@ -30,7 +31,8 @@ from biodiscover.discovery.reference import KeyColumns
 from biodiscover.storage.bundle import sha256_of_file
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, log_progress, messages
-from biodiscover.storage.records import Specimen, resolve_splits
+from biodiscover.storage.records import (AUTHORSHIP, OPEN_CF, OPEN_SP, SENSU_LATO, Specimen, listed, plural,
+                                         read_species_label, resolve_splits)
 from biodiscover.storage.validation import QuarantinedRecord
 
 log = logging.getLogger(__name__)
@@ -151,13 +153,15 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     set_aside: list[QuarantinedRecord] = []
     by_split: dict[str, list[Specimen]] = {}
     n_key_rows = 0
+    readings: dict[str, Counter[str]] = {}  # rule -> species label as written -> keys it read
     for s in iter_specimens(data, "+".join(sorted(needed)), quarantine=set_aside, require=REFERENCE_COLUMNS):
         if s.processid in excluded:
             continue
         split = s.split or ""
         if split in columns:
             n_key_rows += 1
-            model.add_key(columns[split], s)
+            if model.add_key(columns[split], s) and (rule := read_species_label(s.species)[1]):
+                readings.setdefault(rule, Counter())[s.species or ""] += 1
         if split in listed:
             by_split.setdefault(split, []).append(s)
     if quarantine is not None:
@@ -181,6 +185,9 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
             "reference alone (simulated queries)")
     out_l = sample(pick(outliers), max_outliers, seed) if outliers else []
     cal_keys = pick(calibration_keys) if calibration_keys and with_images else None
+    read_lines = label_readings(readings)
+    for line in read_lines:
+        say(line)
     model.fit(ref_keys, cal, out_l, progress=say)
     model.refused_ = refused_keys(data, set_aside)  # kept in the bundle: triage says when a candidate matches one
     del columns, ref_keys
@@ -193,6 +200,10 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
                    "seed": seed, "n_keys": n_key_rows, "n_calibration": len(cal), "n_outliers": len(out_l)}
     if excluded:
         fingerprint["excluded_processids"] = len(excluded)
+    if readings:  # what `info` shows of the labels read otherwise than written
+        fingerprint["species_labels_read"] = "; ".join(
+            f"{rule} {plural(sum(c.values()), 'key')} ({plural(len(c), 'label')})"
+            for rule in _READINGS if (c := readings.get(rule)))
     model.save(out, fingerprint=fingerprint, overwrite=overwrite)
     if images is not False and _has_encoders(out):
         fit_image_classifier(data, out, ref, cal, cal_keys, progress=report, required=bool(images))
@@ -203,6 +214,37 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
         write_quarantine(set_aside, qpath, force=overwrite)  # the caller says so, once, with the path
     say(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
     return model
+
+
+#: What build-reference says of each rule of ``storage.records.read_species_label`` that read a key's species.
+_READINGS = {
+    AUTHORSHIP: "species labels written with their author: {keys} of {labels} ({examples}) read as {species} "
+                "without it",
+    OPEN_SP: 'open-nomenclature labels "sp.": {keys} of {labels} ({examples}) name no species: keys of their genus '
+             "only",
+    OPEN_CF: 'labels "cf."/"aff."/"nr.": {keys} of {labels} ({examples}) name no species (compared with one, not '
+             "determined as it): keys of their genus only",
+    SENSU_LATO: 'labels "s.l."/"s. str.": {keys} of {labels} ({examples}) read as {species}',
+}
+
+
+def label_readings(readings: dict[str, Counter[str]]) -> list[str]:
+    """One line per rule that read reference keys' species otherwise than written: how many keys and labels, the
+    commonest labels, and what they became. Why: a reference built from a collection database's export split
+    *Coccinella septempunctata* in two by its author and made "Bembidion sp." a species, and nothing said so (e31
+    F25)."""
+    lines = []
+    for rule, text in _READINGS.items():
+        counts = readings.get(rule)
+        if not counts:
+            continue
+        shown = [f'"{label}" {n}' for label, n in counts.most_common(3)]
+        more = len(counts) - len(shown)
+        species = {read_species_label(label)[0] for label in counts}
+        lines.append(text.format(keys=plural(sum(counts.values()), "key"), labels=plural(len(counts), "label"),
+                                 examples=listed(shown + ([f"{more} more"] if more else [])),
+                                 species=plural(len(species), "species", "species")))
+    return lines
 
 
 def _has_encoders(bundle_dir: Path) -> bool:

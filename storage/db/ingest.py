@@ -62,7 +62,7 @@ from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
-from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen
+from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen, read_lineage
 from biodiscover.storage.validation import (FILE_PROBLEMS, PHOTO_SET_ASIDE, QuarantinedRecord, barcode_as_submitted,
                                              count_set_aside, shorten_raw)
 
@@ -478,7 +478,8 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
             key = tuple(values.get(r) for r in RANKS)
             if key not in seen:
                 seen.add(key)  # pragma: no mutate it only skips repeating the idempotent ensure_lineage
-                ensure_lineage(conn, values, taxa_cache, added, taxa_source)
+                # the collection's taxa as the analysis reads its labels; the specimen row keeps them as supplied
+                ensure_lineage(conn, read_lineage(values), taxa_cache, added, taxa_source)
     n = len(chunk)
     conn.execute(sa.update(INGESTS).where(INGESTS.c.id == iid).values(
         n_records=INGESTS.c.n_records + n, n_new=INGESTS.c.n_new + new, n_changed=INGESTS.c.n_changed + changed,
