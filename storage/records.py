@@ -225,7 +225,7 @@ _OPEN_SP = re.compile(r"^spp?\.(?:\s*(?:\d+|[A-Z]))?$")
 #: ``cf. cruciferae``, ``aff. cruciferae``, ``nr. cruciferae``, ``near cruciferae``: compared with a species, not
 #: determined as it
 _OPEN_CF = re.compile(r"^(?:cf\.|aff\.|nr\.|near\s)\s*\S")
-_SENSU = re.compile(r"^(?:s\.\s?l(?:at)?\.|sensu\s+lato|s\.\s?str\.|sensu\s+stricto)$", re.IGNORECASE)
+_SENSU = re.compile(r"^(?:s\.\s?l(?:at)?\.|sensu\s+lato|s\.\s?(?:str|s)\.|sensu\s+stricto|agg\.)$", re.IGNORECASE)
 _PARTICLES = frozenset({"de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "van", "von", "y", "d'",
                         "et", "al.", "al", "&", "and", "in", "ex"})
 _YEAR = re.compile(r"^\[?\d{4}\]?[a-z]?$")
@@ -250,10 +250,12 @@ def read_species_label(label: Any) -> tuple[str | None, str | None]:
       (rule ``author``); a trinomial keeps its third word, as it always did, and loses only an author after it;
     * ``Genus sp.``, ``Genus spp.``, ``Genus sp. 3``: no species (``sp.``): the genus column says the rest;
     * ``Genus cf. species``, ``aff.``, ``nr.``: no species (``cf.``): not a determination to that species;
-    * ``Genus species s.l.`` (``s. str.``, ``sensu lato``): the species (``s.l.``);
+    * ``Genus species s.l.`` (``s. str.``, ``sensu lato``, ``agg.``): the species (``s.l.``);
     * anything else, BOLD's interim names included (``Zyeria sp. BIOUG63189-C12``), as written.
 
-    Only the reading: where the label is stored (the specimens table) it stays as supplied.
+    Only the reading: where the label is stored (the specimens table) it stays as supplied. The Darwin Core export
+    writes such a name its own way (``workflows.export.dwca.open_name``: an interim name is genus + ``sp.``, a
+    "cf." one the species with its qualifier), since GBIF wants the qualifier beside the name, not the name dropped.
     """
     if not isinstance(label, str):
         return None, None

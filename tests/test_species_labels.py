@@ -48,6 +48,8 @@ from fixtures.discovery import make_world
     ("Amara aenea s. lat.", "Amara aenea", "s.l."),
     ("Amara aenea sensu lato", "Amara aenea", "s.l."),
     ("Amara aenea s. str.", "Amara aenea", "s.l."),
+    ("Amara aenea s.s.", "Amara aenea", "s.l."),
+    ("Culex pipiens agg.", "Culex pipiens", "s.l."),
     # as written: plain binomials, BOLD's interim names (one species each), and what is no Latin name at all
     ("Harpalus latus", "Harpalus latus", None),
     ("Zyeria sp. BIOUG63189-C12", "Zyeria sp. BIOUG63189-C12", None),

@@ -224,7 +224,7 @@ _READINGS = {
              "only",
     OPEN_CF: 'labels "cf."/"aff."/"nr.": {keys} of {labels} ({examples}) name no species (compared with one, not '
              "determined as it): keys of their genus only",
-    SENSU_LATO: 'labels "s.l."/"s. str.": {keys} of {labels} ({examples}) read as {species}',
+    SENSU_LATO: 'labels "s.l."/"s. str."/"agg.": {keys} of {labels} ({examples}) read as {species}',
 }
 
 
