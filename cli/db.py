@@ -157,6 +157,8 @@ def ingest(
         return
     typer.echo(f"{input} → {db} [{report.collection}]: {report.total} records, {report.new} new, "
                f"{report.changed} changed (new version kept beside the old), {report.unchanged} unchanged")
+    for line in report.moved_lines():
+        typer.echo(line)
     if report.quarantined or report.photos_set_aside:
         typer.echo(f"{_set_aside(report)}: {qfile}")
 

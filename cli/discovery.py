@@ -61,6 +61,8 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     if lower:
         typer.echo(lower)
     typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
+    for line in summary.moved:
+        typer.echo(line)
     away = summary.no_key_line()
     if away:
         typer.echo(away)

@@ -693,3 +693,38 @@ def test_a_reference_rebuilt_from_the_same_data_is_the_same_model_to_run(workspa
     Bundle.open(changed).set_section("note", "another model")
     assert [o.status for o in run_batch(BatchConfig(collections=str(folder), model=changed, db=db_path)).outcomes] \
         == ["ok"]
+
+
+def test_a_processid_another_plate_held_with_another_barcode_is_said_by_ingest_triage_and_run(workspace, tmp_path,
+                                                                                             cli) -> None:
+    """e31 review F22: week 3b held 5 processids of week 3 with other barcodes (a re-sequenced or mislabelled
+    well); each became week 3b's specimen with no word from triage or run, and ``ingest`` said only "5 changed".
+    Each now says which processid, which collection held it, and that the old version stays (capped, then a count)."""
+    _root, bundle, meta = workspace
+    week3 = write_collections(meta, tmp_path / "week3", 1, rows_per_collection=20)[0]
+    db_path = tmp_path / "season.sqlite"
+    run_batch(BatchConfig(collections=str(week3.parent), model=bundle, db=db_path))
+    rows = pd.read_csv(week3).head(2)
+    rows["dna_barcode"] = [b[::-1] for b in rows["dna_barcode"]]  # the same wells, other reads
+    b_folder = tmp_path / "week3b"
+    b_folder.mkdir()
+    rows.to_csv(b_folder / "week3b.csv", index=False)
+    pids = list(rows["processid"])
+    said = [f"{pid} was in collection plate-00 with another barcode: stored as a new version in week3b (the old "
+            "one kept, no longer current)" for pid in pids]
+
+    batch = run_batch(BatchConfig(collections=str(b_folder), model=bundle, db=db_path))
+    assert batch.outcomes[0].advisories[-2:] == said
+    assert [f"week3b.csv: {line}" for line in said] == [line for line in batch.table().splitlines()
+                                                        if "another barcode" in line]
+    # triage of a third plate with the same ids and yet other reads: moved from week3b now
+    rows["dna_barcode"] = [b[:-30] for b in rows["dna_barcode"]]
+    rows.to_csv(tmp_path / "week3c.csv", index=False)
+    out = cli("triage", "-i", str(tmp_path / "week3c.csv"), "-m", str(bundle), "--db", str(db_path))
+    assert [line for line in out.stdout.splitlines() if "another barcode" in line] == [
+        line.replace("plate-00", "week3b").replace("in week3b (", "in week3c (") for line in said]
+    rows["dna_barcode"] = [b[:-10] for b in rows["dna_barcode"]]
+    rows.to_csv(tmp_path / "week3d.csv", index=False)
+    out = cli("ingest", "--input", str(tmp_path / "week3d.csv"), "--db", str(db_path))
+    assert [line for line in out.stdout.splitlines() if "another barcode" in line] == [
+        line.replace("plate-00", "week3c").replace("in week3b (", "in week3d (") for line in said]

@@ -1728,3 +1728,29 @@ def test_a_reviewers_assignment_acceptance_move_and_rename_survive_a_re_triage(d
     assert db.proposal(a2).status == "pending" and undo.proposal_id == a2
     from biodiscover.storage.db.check import check_database
     assert check_database(db.path).ok
+
+
+def test_a_processid_taken_from_another_collection_with_another_barcode_is_named(tmp_path: Path) -> None:
+    """e31 review F22: a re-sequenced or mislabelled well whose processid another plate held became the new plate's
+    specimen with only "5 changed" said. The ingest report names each such processid and the collection that held
+    it (capped, then how many more); a new barcode in the same collection, or another collection's copy with the
+    same barcode and another country, is an ordinary change."""
+    week3 = make_specimens(6)
+    with Database.create(tmp_path / "bd.sqlite") as handle:
+        handle.ingest(week3, collection="week3", backup=False)
+        resequenced = [Specimen(processid=s.processid, dna_barcode="TGCA" * 60, order=s.order) for s in week3[:3]]
+        moved_country = Specimen(**{**{f: getattr(week3[3], f) for f in ("processid", "order", "family", "genus",
+                                                                          "dna_barcode")}, "country": "Peru"})
+        report = handle.ingest([*resequenced, moved_country], collection="week3b", backup=False)
+        assert (report.changed, report.moved) == (4, 3)
+        assert report.moved_from == (("BD000000", "week3"), ("BD000001", "week3"), ("BD000002", "week3"))
+        assert report.moved_lines(shown=2) == [
+            "BD000000 was in collection week3 with another barcode: stored as a new version in week3b (the old one "
+            "kept, no longer current)",
+            "BD000001 was in collection week3 with another barcode: stored as a new version in week3b (the old one "
+            "kept, no longer current)",
+            "… and 1 more processid taken from another collection with another barcode"]
+        again = handle.ingest([Specimen(processid="BD000000", dna_barcode="GATC" * 60)], collection="week3b",
+                              backup=False)
+        assert (again.changed, again.moved, again.moved_lines()) == (1, 0, [])
+        assert report.to_json()["moved_from"][0] == ["BD000000", "week3"]

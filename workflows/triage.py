@@ -101,6 +101,9 @@ class TriageSummary:
     #: the first record set aside, as one line (``QuarantinedRecord.message``: file, line, processid, reason); None
     #: when none was. Why: the batch names it under its table, and has no report at hand to read it from
     first_set_aside: str | None = None
+    #: processids the ingest took from another collection with another barcode, one line each (capped, then how
+    #: many more: ``IngestReport.moved_lines``)
+    moved: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -186,9 +189,10 @@ class TriageSummary:
         share of absent taxa the collection was read at and the forecast there, how many a lower ``--level`` names,
         the countries with no key. ``triage`` prints them among its summary lines; ``run`` under its table for each
         collection (a batch user acts on them most, and had none of them; a season batch that found no other plate
-        of its model read a week at even odds and said nothing of it: e31 review F3)."""
+        of its model read a week at even odds and said nothing of it: e31 review F3), and the processids taken from
+        another collection with another barcode (e31 review F22)."""
         return [line for line in (self.references_line(), self.absent_share_line(), self.forecast_line(),
-                                  self.lower_level_line(), self.no_key_line()) if line]
+                                  self.lower_level_line(), self.no_key_line()) if line] + self.moved
 
 
 #: the forecast's figures ``TriageSummary.forecast_line`` gives, in a taxonomist's words (``naming._EXPECTED_NAMES``
@@ -665,6 +669,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     proposal_ids: list[int] | None = None
     season: list[tuple[int, str, dict[str, list[float]]]] = []
     toward: dict[str, float] = {}
+    moved: list[str] = []
     try:
         if own_file is not None and db is None:  # a new database is made only once there is something to put in it
             db = Database.open_or_create(own_file)
@@ -677,6 +682,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             ingested = db.ingest(specimens, collection=name, source=input_path, checksum=checksum,
                                  quarantine=read.quarantine, quarantine_file=qtarget, force=force)
             quarantine_file = ingested.quarantine_file
+            moved = ingested.moved_lines()
             seconds["ingest"] = time.perf_counter() - t
             say("ingest", len(specimens), len(specimens))
             from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
@@ -788,6 +794,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         summary = _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file,
                            provisional, model, provisional_names)
         return dataclasses.replace(summary, absent_share_mode=absent_share, season_runs=[r for r, _, _ in season],
+                                   moved=moved,
                                    absent_share_own={r: v[0] for r, v in basis.items()},
                                    season_specimens=int(sum(max((v[1] for v in b.values()), default=0)
                                                             for _, _, b in season)))

@@ -62,7 +62,7 @@ from biodiscover.storage.db.clock import utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
 from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, inserted_id, table
 from biodiscover.storage.db.models import Collection, Ingest, QuarantinedRow, SpecimenRow, Taxon
-from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen, read_lineage
+from biodiscover.storage.records import BIOSCAN_COLUMNS, RANKS, Specimen, plural, read_lineage
 from biodiscover.storage.validation import (FILE_PROBLEMS, PHOTO_SET_ASIDE, QuarantinedRecord, barcode_as_submitted,
                                              count_set_aside, shorten_raw)
 
@@ -98,13 +98,30 @@ class IngestReport:
     quarantine_file: str | None = None
     #: photos set aside from records that were kept without them (listed in the quarantine too)
     photos_set_aside: int = 0
+    #: processids stored before in another collection with another barcode, now this collection's new version:
+    #: how many, and (processid, that collection) of the first :data:`MOVED_KEPT`
+    moved: int = 0
+    moved_from: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"collection": self.collection, "collection_id": self.collection_id, "ingest_id": self.ingest_id,
                 "source": self.source, "checksum": self.checksum, "total": self.total, "new": self.new,
                 "changed": self.changed, "unchanged": self.unchanged, "skipped": self.skipped,
                 "backup": str(self.backup) if self.backup else None, "quarantined": self.quarantined,
-                "photos_set_aside": self.photos_set_aside, "quarantine_file": self.quarantine_file}
+                "photos_set_aside": self.photos_set_aside, "quarantine_file": self.quarantine_file,
+                "moved": self.moved, "moved_from": [list(m) for m in self.moved_from]}
+
+    def moved_lines(self, shown: int = 5) -> list[str]:
+        """One line per processid this ingest took from another collection with another barcode (the first
+        ``shown``, then how many more). Why: a re-sequenced or mislabelled well whose id another plate already held
+        became the new plate's specimen and its old plate's names were for another barcode; ``ingest`` said only
+        "5 changed", triage and run nothing (e31 review F22)."""
+        lines = [f"{pid} was in collection {other} with another barcode: stored as a new version in {self.collection} "
+                 "(the old one kept, no longer current)" for pid, other in self.moved_from[:shown]]
+        if self.moved > len(lines):
+            lines.append(f"… and {plural(self.moved - len(lines), 'more processid')} taken from another collection "
+                         "with another barcode")
+        return lines
 
 
 def file_checksum(path: Path, images: Path | None = None) -> str:
@@ -127,6 +144,8 @@ def file_checksum(path: Path, images: Path | None = None) -> str:
 #: (specimens column, Specimen attribute) for the BIOSCAN fields, resolved once (ingest is a hot loop).
 _FIELD_PAIRS: tuple[tuple[str, str], ...] = tuple((COLUMN_KEYS[c], Specimen.field_for_column(c))
                                                   for c in BIOSCAN_COLUMNS)
+#: processids taken from another collection with another barcode that an ingest names (``IngestReport.moved_from``)
+MOVED_KEPT = 20
 #: Column order of the raw INSERT used by bulk ingest.
 _INSERT_COLUMNS: tuple[str, ...] = tuple(k for k, _ in _FIELD_PAIRS) + (
     "image_path", "source", "line", "submitted_barcode_length", "submitted_barcode", "record_hash", "version",
@@ -256,7 +275,8 @@ class IngestMixin(DatabaseCore):
             with self._read() as conn:
                 for r in conn.execute(sa.select(TAXA.c.id, TAXA.c.rank, TAXA.c.name, TAXA.c.parent_id)):
                     taxa_cache.setdefault((r.rank, r.name, r.parent_id), r.id)
-        totals = {"n_records": 0, "n_new": 0, "n_changed": 0, "n_unchanged": 0}
+        totals = {"n_records": 0, "n_new": 0, "n_changed": 0, "n_unchanged": 0, "moved": 0}
+        moved_from: list[tuple[str, str]] = []
         taxa_source = f"collection:{collection}"
         stored = 0  # quarantined records already in the table
 
@@ -264,11 +284,14 @@ class IngestMixin(DatabaseCore):
             pending = list(quarantine[stored:]) if quarantine is not None else []
 
             def _do(conn: Connection, chunk: list[Specimen] = chunk,
-                    pending: list[QuarantinedRecord] = pending) -> tuple[dict[str, int], dict[Any, int]]:
+                    pending: list[QuarantinedRecord] = pending
+                    ) -> tuple[dict[str, int], dict[Any, int], list[tuple[str, str]]]:
                 _store_quarantine(conn, iid, pending)
                 return _ingest_chunk(conn, chunk, cid, iid, taxa_cache if register_taxa else None, taxa_source)
 
-            counts, added = self._write(_do, "ingest")
+            counts, added, moved = self._write(_do, "ingest")
+            totals["moved"] += len(moved)
+            moved_from.extend(moved[:MOVED_KEPT - len(moved_from)])
             stored += len(pending)
             taxa_cache.update(added)  # only after the chunk committed (a retried chunk must not see rolled-back ids)
             for k, v in counts.items():
@@ -304,7 +327,8 @@ class IngestMixin(DatabaseCore):
                  n_records_set_aside, n_photos)
         return IngestReport(collection, cid, iid, source_s, checksum, totals["n_records"], totals["n_new"],
                             totals["n_changed"], totals["n_unchanged"], backup=backup_path,
-                            quarantined=n_records_set_aside, quarantine_file=written_file, photos_set_aside=n_photos)
+                            quarantined=n_records_set_aside, quarantine_file=written_file, photos_set_aside=n_photos,
+                            moved=totals["moved"], moved_from=tuple(moved_from))
 
     def ingest_file(self, path: Path | None, *, collection: str | None = None, images: Path | None = None,
                     **kwargs: Any) -> tuple[IngestReport, Any]:
@@ -433,7 +457,7 @@ def ensure_lineage(conn: Connection, lineage: dict[str, Any], cache: dict[tuple[
 
 def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
                   taxa_cache: dict[tuple[str, str, int | None], int] | None, taxa_source: str,
-                  ) -> tuple[dict[str, int], dict[tuple[str, str, int | None], int]]:
+                  ) -> tuple[dict[str, int], dict[tuple[str, str, int | None], int], list[tuple[str, str]]]:
     rows: dict[str, dict[str, Any]] = {}
     for spec in chunk:
         values = specimen_values(spec)
@@ -443,9 +467,12 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
         rows[spec.processid] = values
     existing = {
         r.processid: r for r in conn.execute(
-            sa.select(SPECIMENS.c.id, SPECIMENS.c.processid, SPECIMENS.c.version, SPECIMENS.c.record_hash)
+            sa.select(SPECIMENS.c.id, SPECIMENS.c.processid, SPECIMENS.c.version, SPECIMENS.c.record_hash,
+                      SPECIMENS.c.dna_barcode, COLLECTIONS.c.name.label("collection"), SPECIMENS.c.collection_id)
+            .join(COLLECTIONS, COLLECTIONS.c.id == SPECIMENS.c.collection_id)
             .where(SPECIMENS.c.current.is_(True), SPECIMENS.c.processid.in_(list(rows))))
     }
+    moved: list[tuple[str, str]] = []  # (processid, the collection that held it) with another barcode
     inserts: list[dict[str, Any]] = []
     retire: list[int] = []
     new = changed = unchanged = 0
@@ -460,6 +487,8 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
             retire.append(old.id)
             version = old.version + 1
             changed += 1
+            if old.collection_id != cid and old.dna_barcode != values.get("dna_barcode"):
+                moved.append((pid, old.collection))
         else:
             new += 1
         inserts.append({**values, "record_hash": h, "version": version, "current": True,
@@ -485,4 +514,4 @@ def _ingest_chunk(conn: Connection, chunk: list[Specimen], cid: int, iid: int,
         n_records=INGESTS.c.n_records + n, n_new=INGESTS.c.n_new + new, n_changed=INGESTS.c.n_changed + changed,
         n_unchanged=INGESTS.c.n_unchanged + unchanged + (n - len(rows))))
     return ({"n_records": n, "n_new": new, "n_changed": changed, "n_unchanged": unchanged + (n - len(rows))},
-            added)
+            added, moved)
