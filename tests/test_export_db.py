@@ -283,3 +283,52 @@ def test_an_export_closes_the_database_it_opened(tmp_path: Path, filled_db) -> N
         assert held() == []
     finally:
         gc.enable()
+
+
+def test_a_runs_export_gives_the_barcode_that_run_read_not_a_later_collections(tmp_path: Path, cli) -> None:
+    """e31 review F22: week 3's run named FBCOC180-10 *Bitoma crenata* from its barcode; week 3b then brought the
+    same processid with another barcode (a new version, current). Week 3's export wrote the new barcode beside
+    the old name. A run's specimens are the versions it read (``assignments.specimen_id``); an assignment with
+    none recorded (a database written before it was) reads the current version, as before."""
+    import sqlite3
+
+    old, new = "ACGT" * 60, "TTGA" * 60
+    with Database.create(tmp_path / "bd.sqlite") as db:
+        db.ingest([Specimen("FBCOC180-10", dna_barcode=old, order="Coleoptera"),
+                   Specimen("K2", dna_barcode=old, order="Coleoptera")], collection="week3", backup=False)
+        week3 = db.start_run("triage", {}, "sha256:m", collection="week3", backup=False)
+        db.write_assignments(week3, [{"processid": p, "deepest_rank": "order", "deepest_taxon": "Coleoptera"}
+                                     for p in ("FBCOC180-10", "K2")])
+        db.finish_run(week3, "completed")
+        db.ingest([Specimen("FBCOC180-10", dna_barcode=new, order="Lepidoptera")], collection="week3b",
+                  backup=False)
+        week3b = db.start_run("triage", {}, "sha256:m", collection="week3b", backup=False)
+        db.write_assignments(week3b, [{"processid": "FBCOC180-10", "deepest_rank": "order",
+                                       "deepest_taxon": "Lepidoptera"}])
+        db.finish_run(week3b, "completed")
+        first = db.run_tables(week3)["specimens"].set_index("processid")
+        assert (first.loc["FBCOC180-10", "dna_barcode"], first.loc["FBCOC180-10", "order"]) == (old, "Coleoptera")
+        assert len(first) == 2
+        assert db.run_tables(week3b)["specimens"].set_index("processid").loc["FBCOC180-10", "dna_barcode"] == new
+    # the two runs as one export: the id once, as week 3b's, saying what week 3 read and named of it
+    from biodiscover.workflows.export.pipeline import combine_exports, load_run_export
+
+    both = combine_exports([load_run_export(tmp_path / "bd.sqlite", week3), load_run_export(tmp_path / "bd.sqlite",
+                                                                                              week3b)])
+    assert both.other_barcodes == {"FBCOC180-10": "also in week3 (run 1) with another barcode: named Coleoptera there"}
+    done = cli("export", "--db", str(tmp_path / "bd.sqlite"), "--run", str(week3), "--run", str(week3b), "-f",
+               "dwca", "-o", str(tmp_path / "season.zip"))
+    assert done.returncode == 0, done.stderr
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "season.zip") as z:
+        rows = [line.split("\t") for line in z.read("occurrence.txt").decode().splitlines()]
+    remarks = {r[0]: r[rows[0].index("identificationRemarks")] for r in rows[1:]}
+    assert remarks["FBCOC180-10"].endswith("; also in week3 (run 1) with another barcode: named Coleoptera there")
+    assert "another barcode" not in remarks["K2"]
+    conn = sqlite3.connect(tmp_path / "bd.sqlite")
+    conn.execute("UPDATE assignments SET specimen_id = NULL")
+    conn.commit()
+    conn.close()
+    with Database.open(tmp_path / "bd.sqlite", readonly=True) as db:
+        assert db.run_tables(week3)["specimens"].set_index("processid").loc["FBCOC180-10", "dna_barcode"] == new

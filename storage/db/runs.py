@@ -824,9 +824,16 @@ class RunsMixin(DatabaseCore):
                "novelty_threshold": progress.novelty_threshold, "database_id": self.database_id()}
         assignments = self.assignments(run_id)
         with self._read() as conn:
+            # the version the run read (``specimen_id``), not the current one: a processid another collection
+            # brought later with another barcode is that collection's new version, and week 3's export wrote it beside
+            # the name week 3's run gave the old barcode (e31 review F22); an assignment recorded without one (an
+            # older database) reads the current version
             spec_rows = conn.execute(
                 sa.select(SPECIMENS).join(ASSIGNMENTS, ASSIGNMENTS.c.processid == SPECIMENS.c.processid)
-                .where(ASSIGNMENTS.c.run_id == run_id, SPECIMENS.c.current.is_(True)).order_by(ASSIGNMENTS.c.id)
+                .where(ASSIGNMENTS.c.run_id == run_id,
+                       sa.or_(ASSIGNMENTS.c.specimen_id == SPECIMENS.c.id,
+                              sa.and_(ASSIGNMENTS.c.specimen_id.is_(None), SPECIMENS.c.current.is_(True))))
+                .order_by(ASSIGNMENTS.c.id)
             ).mappings().all()
             prop_rows = conn.execute(sa.select(P).where(P.c.run_id == run_id, P.c.status.in_(LIVE_STATUSES))
                                      .order_by(P.c.id)).mappings().all()

@@ -577,6 +577,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             row.update(datasetID=package_id(run), datasetName=dataset_name(run))
         conf = a.get(f"confidence_{deepest}") if deepest else None
         remarks = _remarks(run, deepest, conf, novelty, a)
+        if pid in data.other_barcodes:  # another collection's read of this id: the export says so (e31 F22)
+            remarks += f"; {data.other_barcodes[pid]}"
         proposal_id = cand.get(pid)
         # the engine's own decision, stored with the assignment (a fused DNA+image call may override a threshold)
         novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False

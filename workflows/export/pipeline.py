@@ -293,7 +293,29 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
         twins={k: v for p in parts for k, v in p.twins.items()}, runs=runs)
     return dataclasses.replace(data, named_later=named_later(data),
                                rejected_again={i: later for p in parts for i, later in p.rejected_again.items()
-                                               if i in again})
+                                               if i in again}, other_barcodes=_other_barcodes(parts, latest))
+
+
+def _other_barcodes(parts: Sequence[RunExport], latest: Mapping[str, int]) -> dict[str, str]:
+    """``RunExport.other_barcodes``: each processid the export gives as its latest run's whose earlier run of the
+    export read another barcode of it, with that run's collection and name for it."""
+    def reads(p: RunExport) -> dict[str, Any]:
+        f = p.specimens
+        return dict(zip(f["processid"], f["dna_barcode"])) if {"processid", "dna_barcode"} <= set(f) else {}
+
+    by_run = {int(p.run["id"]): p for p in parts}
+    given = {pid: reads(by_run[rid]).get(pid) for pid, rid in latest.items()}
+    out: dict[str, str] = {}
+    for p in parts:
+        rid = int(p.run["id"])
+        named = dict(zip(p.assignments["processid"], p.assignments["deepest_taxon"])) \
+            if {"processid", "deepest_taxon"} <= set(p.assignments) else {}
+        for pid, barcode in reads(p).items():
+            if latest.get(pid, rid) != rid and barcode != given.get(pid) and pid not in out:
+                name = named.get(pid)
+                out[pid] = (f"also in {p.run.get('collection') or 'run ' + str(rid)} (run {rid}) with another "
+                            f"barcode: named {name if isinstance(name, str) and name else 'at no rank'} there")
+    return out
 
 
 def _given_as(part: RunExport, latest: Mapping[str, int]) -> dict[int, int]:

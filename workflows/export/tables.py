@@ -93,6 +93,11 @@ class RunExport:
     #: a species accepted in week 1 and named in weeks 2–4 by its keys counted 30 of its 71 specimens in its own
     #: row, file and section (season review F4). Empty for one run's export
     named_later: Mapping[int, Sequence[tuple[str, int]]] = field(default_factory=dict)
+    #: of an export over several runs: processid → what an earlier run of the export read of it under another
+    #: barcode (``also in week3, run 3, with another barcode: named Bitoma crenata there``), for a processid
+    #: another collection brought again with another barcode. Why: the batch export gave FBCOC180-10 once, as week
+    #: 3b's moth, with nothing saying week 3 had named a beetle from another read of that id (e31 review F22)
+    other_barcodes: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
