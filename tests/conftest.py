@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,14 @@ SHARED_DATA = Path(os.environ.get("BIODISCOVER_SHARED_DATA", REPO.parent / "shar
 # other, and the demo's tiny-preset training took 36 s instead of 3. A value set by the caller is kept.
 for _omp in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_omp, "1")
+
+# Each test process keeps its config (the export signing key, the record of the single-file exports it wrote, a
+# reviewer's config.toml) in a folder of its own, inherited by every CLI subprocess, never the user's
+# ~/.config/biodiscover: a run of the suite had left its export records there. Tests that need a particular
+# config folder still pass their own XDG_CONFIG_HOME (a process of another user: its own HOME's).
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="biodiscover-test-config-")
+os.chmod(os.environ["XDG_CONFIG_HOME"], 0o755)  # as a home's .config: others read it, a test's own user writes it
+atexit.register(shutil.rmtree, os.environ["XDG_CONFIG_HOME"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,8 @@ def cli(*args: str, prefix: tuple[str, ...] = (), cwd: Path | None = None, home:
     through it (only another process can be another user); ``timeout`` bounds that subprocess."""
     env = {"COLUMNS": "200"}
     if home is not None:
-        env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), MPLCONFIGDIR=str(home / ".mpl"))
+        env.update(HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"), MPLCONFIGDIR=str(home / ".mpl"),
+                   XDG_CONFIG_HOME=str(home / ".config"))
     if not prefix:
         return run_cli(*args, env=env, cwd=cwd or REPO)
     return subprocess.run([*prefix, sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,

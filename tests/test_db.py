@@ -923,7 +923,8 @@ def test_permission_problems_name_the_file_the_folder_or_the_side_files_not_dama
     try:
         res = subprocess.run([*unprivileged_prefix, sys.executable, "-c", PERMISSION_PROBE,
                               *(str(f) for f in cases.values())], capture_output=True, text=True, cwd=open_tmp,
-                             env={**os.environ, "HOME": str(open_tmp / ".home")})
+                             env={**os.environ, "HOME": str(open_tmp / ".home"),
+                                  "XDG_CONFIG_HOME": str(open_tmp / ".home" / ".config")})
     finally:
         owner.close()
     assert res.returncode == 0, res.stderr

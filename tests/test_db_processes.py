@@ -231,7 +231,8 @@ def test_d_read_only_file_is_refused_untouched(open_tmp: Path, unprivileged_pref
             print("pending:", db.queue_counts()["pending"])
     """
     proc = subprocess.run([*unprivileged_prefix, sys.executable, "-c", COMMON + textwrap.dedent(code), str(path)],
-                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "HOME": str(open_tmp / ".home")})
+                          cwd=REPO, capture_output=True, text=True, env={**os.environ, "HOME": str(open_tmp / ".home"),
+                                  "XDG_CONFIG_HOME": str(open_tmp / ".home" / ".config")})
     assert proc.returncode == 0, proc.stderr
     assert "refused:" in proc.stdout and "not writable" in proc.stdout and "damaged" not in proc.stdout
     assert "pending: 1" in proc.stdout

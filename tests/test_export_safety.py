@@ -289,6 +289,38 @@ def test_force_never_deletes_through_a_link_or_an_edited_file(tmp_path: Path, db
     assert (folder / "members.csv").is_symlink()
 
 
+@pytest.mark.parametrize("fmt,name", [("html", "report.html"), ("json", "r.json"), ("dwca", "a.zip")])
+def test_force_replaces_a_single_file_export_only_when_biodiscover_wrote_it_and_nobody_changed_it(
+        tmp_path: Path, db_runs, fmt: str, name: str) -> None:
+    """``--force`` promised to replace only files biodiscover wrote and nobody changed since; a folder export keeps
+    a signed manifest, but a single file (html, json, a DwC-A zip) was replaced whatever it was: a hand-written
+    report.html of the same name was gone (e31 review F19). Each single file an export writes is recorded (its
+    path and SHA-256, signed, in the user's config folder); --force replaces it while it is unchanged, and refuses,
+    naming it, a file that is not on that record or was edited since."""
+    path, done, _ = db_runs
+    home = tmp_path / "home"
+    out = tmp_path / name
+
+    def export(*extra: str) -> subprocess.CompletedProcess:
+        return cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(out), *extra,
+                   env_home=home)
+
+    out.write_bytes(b"my precious data\n")  # a file of the user's, by the name the export is told to write
+    line = one_error(export("--force"))
+    assert line == (f"error: refusing to replace {out}: biodiscover did not write it (or it was changed since); "
+                    "choose a new file name")
+    assert out.read_bytes() == b"my precious data\n"
+    out.unlink()
+    assert export().returncode == 0
+    first = out.read_bytes()
+    assert export("--force").returncode == 0  # its own, unchanged: replaced
+    assert out.read_bytes()[:64] == first[:64]
+    out.write_bytes(out.read_bytes() + b"\n")  # edited since
+    before = out.read_bytes()
+    assert one_error(export("--force")).startswith(f"error: refusing to replace {out}: ")
+    assert out.read_bytes() == before
+
+
 # -- item 12: no overwrite without --force; the user's umask ------------------------------------------------------
 
 @pytest.mark.parametrize("fmt,name", [("json", "r.json"), ("csv", "csvdir")])

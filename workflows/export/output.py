@@ -12,6 +12,9 @@ Rules (issue 12, items 10 and 12):
   added, or that a forged manifest names, is never deleted — the export refuses
   and names it. Entries are never followed through links, and the folder itself
   is never removed, so ``-o .`` inside a previous export works in place.
+* A single-file export (html, json, a DwC-A zip) has no folder for a manifest: each one written is recorded
+  in the user's config folder (:data:`WRITTEN_FILES`: its real path and SHA-256, signed with the same key), and
+  ``force`` replaces a file only while that record verifies and the file is unchanged.
 * Every file is written under a temporary name and renamed into place (a crash
   leaves the previous file or the new one, never half of one) and gets the mode
   the user's umask gives a new file, not the 0600 of a temporary file.
@@ -37,6 +40,10 @@ log = logging.getLogger(__name__)
 #: Written into every folder export: which files it wrote, with checksums, signed.
 MANIFEST = ".biodiscover-export.json"
 KEY_FILE = "export.key"
+#: In the user's config folder: the single-file exports this user wrote (real path → SHA-256), signed.
+WRITTEN_FILES = "written-exports.json"
+#: the most single-file exports remembered (the oldest are forgotten: --force then refuses them, never deletes)
+WRITTEN_MAX = 2000
 
 
 def _umask() -> int:
@@ -101,7 +108,12 @@ def _signature(body: Mapping[str, object], key: bytes) -> str:
 
 def read_manifest(folder: Path) -> dict[str, str]:
     """{file name: sha256} from ``folder``'s manifest when it is biodiscover's and verifies, else {}."""
-    path = folder / MANIFEST
+    return _signed_files(folder / MANIFEST)
+
+
+def _signed_files(path: Path) -> dict[str, str]:
+    """The ``files`` table ({name or path: sha256}) of the JSON document at ``path`` when its signature verifies
+    with this user's key (:func:`export_key`); else {}. A link is never read."""
     try:
         if path.is_symlink() or not path.is_file():
             return {}
@@ -124,6 +136,34 @@ def _write_manifest(folder: Path, fmt: str, files: Mapping[str, str]) -> None:
     if key is not None:
         body["signature"] = _signature(body, key)
     atomic_write(folder / MANIFEST, json.dumps(body, indent=1).encode("utf-8"))
+
+
+def _written_files() -> dict[str, str]:
+    """{real path: sha256} of the single-file exports recorded in :data:`WRITTEN_FILES`, when the record verifies
+    with this user's key; else {} (nothing may be replaced)."""
+    return _signed_files(config_dir() / WRITTEN_FILES)
+
+
+def _remember_written(path: Path, sha: str) -> None:
+    """Record that this export wrote ``path`` with ``sha`` (dropping entries whose file is gone or changed, the
+    oldest beyond :data:`WRITTEN_MAX`). A record that cannot be stored is logged: --force then refuses the file."""
+    key = export_key()
+    if key is None:
+        return
+    files = {k: v for k, v in _written_files().items() if k != str(path) and Path(k).is_file()}
+    files[str(path)] = sha
+    body: dict[str, object] = {"files": dict(list(files.items())[-WRITTEN_MAX:])}
+    body["signature"] = _signature(body, key)
+    try:
+        atomic_write(config_dir() / WRITTEN_FILES, json.dumps(body, indent=1).encode("utf-8"))
+    except OSError as exc:
+        log.warning("cannot record the export %s in %s (%s): --force will not replace it", path, config_dir(), exc)
+
+
+def _ours(out: Path) -> bool:
+    """``out`` is a single file an export of this user wrote, unchanged since (:data:`WRITTEN_FILES`)."""
+    recorded = _written_files().get(str(out.resolve()))
+    return recorded is not None and out.is_file() and not out.is_symlink() and sha256_file(out) == recorded
 
 
 def replaceable(folder: Path) -> tuple[dict[str, str], list[str]]:
@@ -180,6 +220,9 @@ def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | Non
                                  f"({shown}); choose a new or empty folder")
         elif not out.is_file():
             raise InputError(f"{out} is not a regular file; refusing to replace it")
+        elif not _ours(out):
+            raise InputError(f"refusing to replace {out}: biodiscover did not write it (or it was changed since); "
+                             "choose a new file name")
         return
     if not out.parent.is_dir():
         raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
@@ -244,6 +287,7 @@ def write_file(out: Path, data: bytes, *, force: bool, fmt: str) -> tuple[Path, 
         atomic_write(out, data)
     except PermissionError:
         raise InputError(f"cannot write {out}: permission denied") from None
+    _remember_written(out.resolve(), hashlib.sha256(data).hexdigest())
     return (out,)
 
 
