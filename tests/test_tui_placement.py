@@ -284,3 +284,18 @@ async def test_the_merge_list_of_an_unplaced_candidate_says_unplaced_not_none(tm
         title = " ".join(str(app.screen.query_one("Label").render()).split())
         assert title == f"Merge into #{one} (Unplaced sp. cand{one}, unplaced):", title
     db.close()
+
+
+def test_members_parting_at_order_are_told_with_how_sure_each_label_is() -> None:
+    """A plate's 12 *Phyllobius* (a weevil genus the reference lacks) read "not placed: its members' labels part at
+    order: Lepidoptera 11, Coleoptera 1": the 11 moth labels were best guesses at P(right) 0.00, the beetle one 0.78,
+    and a reviewer read 11 to 1 for moths (e31 review F27). Each label is given with its P(right) span."""
+    from types import SimpleNamespace
+
+    from biodiscover.tui.evidence import unplaced_line
+
+    members = [SimpleNamespace(labels={"order": "Lepidoptera"}, confidences={"order": p})
+               for p in (0.001, 0.004, *(0.0,) * 9)]
+    members.append(SimpleNamespace(labels={"order": "Coleoptera"}, confidences={"order": 0.78}))
+    assert unplaced_line(members) == ("not placed: its members' labels part at order: Lepidoptera 11 (P(right) 0.00), "
+                                      "Coleoptera 1 (P(right) 0.78)")

@@ -152,9 +152,13 @@ def unplaced_line(members: Sequence[Any]) -> str:
     if not said:
         return "not placed: no label at any rank"
     names = Counter(name for name, _ in said)
-    if len(names) > 1:
+    if len(names) > 1:  # each with how sure it is: 11 best guesses at 0.00 are no 11 votes against one at 0.78
+        def sure(name: str) -> str:
+            probs = [float(c) for n, c in said if n == name and c is not None]
+            return f" (P(right) {p_span(probs)})" if probs else ""
+
         return "not placed: its members' labels part at order: " + \
-            ", ".join(f"{name} {n}" for name, n in names.most_common())
+            ", ".join(f"{name} {n}{sure(name)}" for name, n in names.most_common())
     who = "its member's label is" if len(members) == 1 else "its members' labels are"
     probs = [float(c) for _, c in said if c is not None]
     p = f" (P(right) {p_span(probs)}, under the level)" if probs else ""
