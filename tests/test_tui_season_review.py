@@ -172,3 +172,30 @@ async def test_the_review_of_a_run_triaged_again_says_which_run_holds_its_specim
         assert line.startswith("0 of 0") and (f"none left to review; its specimens were triaged again by run {again}: "
                                               f"review --run {again} (Tab shows decided ones)") in line, line
     db.close()
+
+
+@asynctest
+async def test_u_after_a_re_triage_carried_her_review_says_where_it_went(review_db: Path) -> None:
+    """F21: a note (or rename) made in the app, then a re-triage of the week re-clustered the candidate and carried
+    it on; ``u`` said "cannot undo review 12 (rename): proposal 90 changed after it …; undo the later reviews first",
+    and the later change was the machine's, nothing she could undo. It says where the candidate went and that her
+    review went with it."""
+    async with reviewing(review_db) as (app, db, pilot):
+        p = db.proposal_queue(status="pending", limit=1)[0][0]
+        await open_proposal(pilot, p.id)
+        await pilot.press("o")
+        await settle(pilot)
+        await pilot.press(*"W2: +4 ex.", "enter")
+        await settle(pilot)
+        assert [r["action"] for r in db.reviews(p.id)] == ["note"]
+        new = _retriaged(db, p.id, sorted(db.member_sets([p.id])[p.id]), "week2")
+        run = db.proposal(new).run_id
+        assert [(r["action"], r["note"]) for r in db.reviews(new)] == [("note", "W2: +4 ex.")]  # carried there
+        await pilot.press("u")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+        assert any(f"undo refused: #{p.id} was re-clustered by run {run}: its members are in #{new}, which carries "
+                   f"your reviews of it; open #{new} to change them" in m for m in notes(app)), notes(app)
+        assert [r["action"] for r in db.reviews(p.id)] == ["note"]
+    db.close()

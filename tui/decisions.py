@@ -683,8 +683,17 @@ class DecisionsMixin:
             self.show_undone(proposal_id)
             return f"undid {what} (review {review_id})" + _follow_ups_said(r)
 
-        self._ask(ConfirmDialog(f"Undo your last decision: {what}?"),
-                  lambda _: self._write("undo", lambda: db.undo(review_id, reviewer=who), _done))
+        def _undo() -> Any:
+            # a later run re-clustered the candidate and carried her review to its successor: say where, as the
+            # machine's change is nothing she can undo ("undo the later reviews first" sent her looking: e31 F21)
+            moved = db.successor(proposal_id) if proposal_id is not None else None
+            if moved is not None:
+                now, by_run = moved
+                raise StaleProposalError(f"#{proposal_id} was re-clustered by run {by_run}: its members are in "
+                                         f"#{now.id}, which carries your reviews of it; open #{now.id} to change them")
+            return db.undo(review_id, reviewer=who)
+
+        self._ask(ConfirmDialog(f"Undo your last decision: {what}?"), lambda _: self._write("undo", _undo, _done))
 
     def show_undone(self, proposal_id: int | None) -> None:
         """Hook: the detail screen switches to the proposal an undo restored (the queue keeps its page)."""
