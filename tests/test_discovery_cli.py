@@ -1138,6 +1138,56 @@ def test_weekly_plates_with_absent_share_season_are_pulled_toward_the_databases_
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_a_new_plate_with_an_earlier_plates_file_name_is_refused_and_both_plates_stay_in_the_season(
+        dataset, bundle, tmp_path, capsys) -> None:
+    """e31 review F15: labs reuse file names (week1.csv every year). A new plate whose file had an earlier plate's
+    name joined that collection without a word, and the season pool, keyed on the collection's name, took the new
+    plate's earlier "reading" to be the old plate: the old plate dropped out of every later share. triage now
+    refuses a file sharing no specimen with the collection of its (default) name, naming it, its earlier input and
+    --collection; the pool is keyed on the specimens a run read, so both plates count."""
+    from fixtures.db_views import runs
+
+    from biodiscover.storage.db import Database
+
+    records = (dataset / "collection.fasta").read_text().split(">")[1:]
+    good = [r for r in records if not r.startswith("BAD1")]
+    week1, week2 = tmp_path / "week1.fasta", tmp_path / "week2.fasta"
+    week1.write_text("".join(">" + r for k, r in enumerate(good) if k % 3))
+    week2.write_text("".join(">" + r for k, r in enumerate(good) if not k % 3))
+    (tmp_path / "y2027").mkdir()
+    again = tmp_path / "y2027" / "week1.fasta"  # next year's week 1: other specimens, the same file name
+    again.write_text("".join(">Y27" + r for k, r in enumerate(good) if k % 3))
+    later = tmp_path / "week2b.fasta"
+    later.write_text("".join(">Y28" + r for k, r in enumerate(good) if not k % 3))
+    db = tmp_path / "season.sqlite"
+
+    def triage(plate: Path, *extra: str, code: int = 0) -> dict:
+        assert main(["triage", "-i", str(plate), "-m", str(bundle), "--db", str(db), "--json", "-q",
+                     "--absent-share", "season", *extra]) == code
+        out = capsys.readouterr()
+        return json.loads(out.out) if code == 0 else {"err": out.err}
+
+    held = len(week1.read_text().split(">")) - 1
+    first, second = triage(week1), triage(week2)
+    refused = triage(again, code=2)["err"]
+    assert refused.strip() == (
+        f"error: {again}: collection week1 already holds another plate ({held} specimens from {week1}) and this "
+        "file shares none of its specimens: give --collection NAME to keep them apart (--collection week1 adds it to "
+        "that collection)"), refused
+    with Database.open(db) as database:
+        assert sorted(r.id for r in runs(database)) == [first["run_id"], second["run_id"]]  # nothing stored
+    joined = triage(again, "--collection", "week1")  # said so: it joins, and week 1's first plate still counts
+    assert joined["season_runs"] == [first["run_id"], second["run_id"]]
+    assert main(["triage", "-i", str(later), "-m", str(bundle), "--db", str(db), "-q", "--collection", "week1",
+                 "--absent-share", "season"]) == 0
+    said = capsys.readouterr().out
+    assert (f"{later} joined collection week1, which held another plate ({2 * held} specimens from {week1}, {again}) "
+            "sharing none of its specimens; a collection of its own keeps plates apart (triage --collection NAME, "
+            "or a file of another name)") in said, said
+    assert (f"the share of this database's 3 other plates of this model (runs {first['run_id']}, {second['run_id']}, "
+            f"{joined['run_id']}: ") in said, said
+
+
 def test_evaluate_takes_several_splits_and_refuses_a_split_the_data_lacks(dataset, bundle, tmp_path, capsys) -> None:
     """ML review M1: ``--novel-split test_unseen+other_heldout`` printed "triaging 399", evaluated none of them
     (n_novel_split 0) and exited 0. Both splits are read with the project's one split parser (as

@@ -561,6 +561,29 @@ def same_triage_before(db: Any, checksum: str, bundle: Bundle, params: Mapping[s
     return done
 
 
+def other_plate_line(db: Any, name: str, given: Any, specimens: Sequence[Specimen], *, named: bool) -> list[str]:
+    """The line for a file that shares no specimen with the collection of its name, which holds another plate
+    (``Database.other_plate``); refused when the name was the file's (``named`` False): nothing is stored yet.
+
+    Why: a collection is named after its file by default, and labs reuse file names (week1.csv every year,
+    plate01.csv per project): a new plate joined the earlier plate's collection without a word, and exports read
+    the two as one (e31 review F15). A taxonomist expects two plates to stay two unless she says otherwise, so
+    ``triage`` refuses and names ``--collection``; where a name was given (``--collection``, or ``run``, which
+    names each collection after its file) the plate joins and one line says so."""
+    other = db.other_plate(name, [s.processid for s in specimens])
+    if other is None:
+        return []
+    held, sources = other
+    earlier = (f"{plural(held, 'specimen')} from {', '.join(sources[-2:])}" if sources
+               else plural(held, "specimen"))
+    if not named:
+        raise InputError(f"{given}: collection {name} already holds another plate ({earlier}) and this file shares "
+                         f"none of its specimens: give --collection NAME to keep them apart (--collection {name} "
+                         "adds it to that collection)")
+    return [f"{given} joined collection {name}, which held another plate ({earlier}) sharing none of its specimens; "
+            "a collection of its own keeps plates apart (triage --collection NAME, or a file of another name)"]
+
+
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
@@ -679,10 +702,11 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             from biodiscover.storage.db.ingest import file_checksum  # storage.db: only with a database (~1 s CPU)
 
             checksum = file_checksum(Path(input_path), images) if input_path and Path(input_path).is_file() else None
+            joined = other_plate_line(db, name, input_path or images, specimens, named=collection is not None)
             ingested = db.ingest(specimens, collection=name, source=input_path, checksum=checksum,
                                  quarantine=read.quarantine, quarantine_file=qtarget, force=force)
             quarantine_file = ingested.quarantine_file
-            moved = ingested.moved_lines()
+            moved = ingested.moved_lines() + joined
             seconds["ingest"] = time.perf_counter() - t
             say("ingest", len(specimens), len(specimens))
             from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
@@ -704,7 +728,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.
             db.interrupt_dead_runs(("triage",), db.stale_after_s,
                                    message="process gone before the run finished; a later triage started afresh")
-            season = db.absent_share_bases(bundle.fingerprints, other_than=name)
+            season = db.absent_share_bases(bundle.fingerprints, plate=(s.processid for s in specimens))
             weight = model.naming_.config.collection_weight
             if absent_share == "season" and weight is not None:
                 toward = pooled_share((b for _, _, b in season), model.naming_.config.absent_prior, float(weight))

@@ -330,6 +330,31 @@ class IngestMixin(DatabaseCore):
                             quarantined=n_records_set_aside, quarantine_file=written_file, photos_set_aside=n_photos,
                             moved=totals["moved"], moved_from=tuple(moved_from))
 
+    def other_plate(self, collection: str, processids: Sequence[str]) -> tuple[int, list[str]] | None:
+        """(its current specimens, its earlier inputs) when ``collection`` holds specimens and none of
+        ``processids``; None when it holds none or shares one.
+
+        Why: a collection is named after its file by default and ``collections.name`` is unique, so a new plate
+        whose file has an earlier plate's name (labs reuse week1.csv every year) joined that collection silently;
+        its exports then read two plates as one (e31 review F15). A file that shares no specimen with the
+        collection of its name is another plate; one that shares some is that plate again (corrected, extended)."""
+        with self._read() as conn:
+            cid = conn.execute(sa.select(COLLECTIONS.c.id).where(COLLECTIONS.c.name == collection)).scalar()
+            if cid is None:
+                return None
+            current = sa.and_(SPECIMENS.c.collection_id == cid, SPECIMENS.c.current.is_(True))
+            held = int(conn.execute(sa.select(sa.func.count()).select_from(SPECIMENS).where(current)).scalar() or 0)
+            if not held:
+                return None
+            for part in chunked(processids):
+                if conn.execute(sa.select(SPECIMENS.c.id).where(current, SPECIMENS.c.processid.in_(part))
+                                .limit(1)).first() is not None:
+                    return None
+            sources = conn.execute(sa.select(INGESTS.c.source).where(
+                INGESTS.c.collection_id == cid, INGESTS.c.status == "completed", INGESTS.c.source.is_not(None))
+                .order_by(INGESTS.c.id)).scalars().all()
+        return held, list(dict.fromkeys(str(s) for s in sources))
+
     def ingest_file(self, path: Path | None, *, collection: str | None = None, images: Path | None = None,
                     **kwargs: Any) -> tuple[IngestReport, Any]:
         """Stream a collection (CSV/TSV/FASTA/image folder) through the validating reader and ingest it.

@@ -494,30 +494,36 @@ class RunsMixin(DatabaseCore):
                     return self._progress(r)
         return None
 
-    def absent_share_bases(self, model_fingerprints: Sequence[str], *, other_than: str | None = None
+    def absent_share_bases(self, model_fingerprints: Sequence[str], *, plate: Iterable[str] = ()
                            ) -> list[tuple[int, str, dict[str, list[float]]]]:
-        """(run id, collection, its ``absent_share_basis``) of the newest completed triage run of each collection
-        other than ``other_than`` with this model (any of its ``Bundle.fingerprints``), oldest first; a collection
-        whose newest such run recorded no basis (a run from before it was recorded, or one without a learned rank)
-        gives none.
+        """(run id, collection, its ``absent_share_basis``) of the newest completed triage run of each other plate
+        with this model (any of its ``Bundle.fingerprints``), oldest first; a plate whose newest such run recorded no
+        basis (a run from before it was recorded, or one without a learned rank) gives none.
+
+        A plate is the specimens a run read, not the collection's name: a run that shares a processid with
+        ``plate`` (the processids being triaged) is this plate's own earlier reading, and one that shares a
+        processid with a newer run kept or passed over is an earlier reading of that plate.
 
         Why: a week's plate triaged with ``--absent-share season`` is pulled toward the share of absent taxa its
         season's earlier plates read (``naming.pooled_share``) instead of even odds; a plate re-triaged takes the
-        other weeks', not its own earlier reading twice."""
-        q = (sa.select(RUNS.c.id, RUNS.c.collection_id, RUNS.c.result, COLLECTIONS.c.name)
+        other weeks', not its own earlier reading twice. Keyed on the name, a new plate whose file had an earlier
+        plate's name (labs reuse week1.csv every year) dropped that earlier plate from every later share (e31
+        review F15)."""
+        q = (sa.select(RUNS.c.id, RUNS.c.result, COLLECTIONS.c.name)
              .join(COLLECTIONS, COLLECTIONS.c.id == RUNS.c.collection_id)
              .where(RUNS.c.kind == "triage", RUNS.c.status == "completed",
                     RUNS.c.model_fingerprint.in_(list(model_fingerprints)))
              .order_by(RUNS.c.id.desc()))
-        if other_than is not None:
-            q = q.where(COLLECTIONS.c.name != other_than)
-        seen: set[int] = set()
+        read: set[str] = set(plate)  # the processids of this plate and of every plate already met
         out: list[tuple[int, str, dict[str, list[float]]]] = []
         with self._read() as conn:
             for r in conn.execute(q).mappings().all():
-                if r["collection_id"] in seen:
+                pids = set(conn.execute(sa.select(ASSIGNMENTS.c.processid)
+                                        .where(ASSIGNMENTS.c.run_id == r["id"])).scalars())
+                earlier_reading = not pids.isdisjoint(read)
+                read |= pids
+                if earlier_reading:
                     continue
-                seen.add(r["collection_id"])
                 basis = (r["result"] or {}).get("absent_share_basis")
                 if basis:
                     out.append((int(r["id"]), str(r["name"]), {k: [float(v[0]), float(v[1])]
