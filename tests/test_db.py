@@ -1755,3 +1755,24 @@ def test_a_processid_taken_from_another_collection_with_another_barcode_is_named
                               backup=False)
         assert (again.changed, again.moved, again.moved_lines()) == (1, 0, [])
         assert report.to_json()["moved_from"][0] == ["BD000000", "week3"]
+
+
+def test_a_full_disk_during_a_named_write_reads_as_a_sentence(tmp_path: Path) -> None:
+    """e31 review F14: each write names what it stores, and the message pasted that phrase into "cannot X the
+    database": "cannot register reference taxa the database: the disk is full". A real SQLite file capped at its
+    size (``max_page_count`` on the pooled connection the handle writes through) fills as a disk does."""
+    path = tmp_path / "full.sqlite"
+    db = Database.open_or_create(path)
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql(f"PRAGMA max_page_count = {conn.exec_driver_sql('PRAGMA page_count').scalar()}")
+    lineages = [{"order": "Coleoptera", "family": f"Fam{i}", "genus": f"Genus{i}", "species": f"Genus{i} sp{i}"}
+                for i in range(3000)]
+    with pytest.raises(DatabaseError) as raised:
+        register_lineages(db, lineages, source="reference:x")
+    assert str(raised.value) == f"{path}: cannot register reference taxa in the database: the disk is full"
+    db.close()
+    from biodiscover.storage.db.integrity import cannot
+
+    assert [cannot(d) for d in ("read", "write to", "write proposals", "record a review (accept)")] == [
+        "cannot read the database", "cannot write to the database", "cannot write proposals in the database",
+        "cannot record a review (accept) in the database"]

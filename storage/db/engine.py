@@ -122,7 +122,7 @@ def write_transaction(engine: Engine, fn: Callable[[Connection], T], *, config: 
             if time.monotonic() >= deadline:
                 raise DatabaseError(
                     f"{engine.url.database}: the database stayed locked by another process for over "
-                    f"{config.max_wait_s:.0f} s during {what}; try again when the other job finishes"
+                    f"{config.max_wait_s:.0f} s (trying to {what}); try again when the other job finishes"
                 ) from None
             log.debug("%s: database busy (attempt %d), retrying in %.2fs", what, attempt, delay)
             time.sleep(delay * (0.5 + random.random()))

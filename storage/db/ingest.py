@@ -266,7 +266,7 @@ class IngestMixin(DatabaseCore):
                              prev["id"])
                     return _skipped(conn, cid0, prev)
         backup_path = self._auto_backup("pre-ingest") if backup else None
-        cid, iid, skipped = self._write(_start, "start ingest")
+        cid, iid, skipped = self._write(_start, "start the ingest")
         if skipped is not None:
             return skipped
         assert iid is not None
@@ -289,7 +289,7 @@ class IngestMixin(DatabaseCore):
                 _store_quarantine(conn, iid, pending)
                 return _ingest_chunk(conn, chunk, cid, iid, taxa_cache if register_taxa else None, taxa_source)
 
-            counts, added, moved = self._write(_do, "ingest")
+            counts, added, moved = self._write(_do, "store the specimens")
             totals["moved"] += len(moved)
             moved_from.extend(moved[:MOVED_KEPT - len(moved_from)])
             stored += len(pending)
@@ -320,7 +320,7 @@ class IngestMixin(DatabaseCore):
                 INGESTS.c.collection_id == cid, INGESTS.c.id < iid, INGESTS.c.status == "running", same_input,
             ).values(status="interrupted"))
 
-        self._write(_finish, "finish ingest")
+        self._write(_finish, "finish the ingest")
         self.optimize()
         log.info("ingested %d records into %s: %d new, %d changed, %d unchanged, %d set aside, %d photos set aside",
                  totals["n_records"], collection, totals["n_new"], totals["n_changed"], totals["n_unchanged"],

@@ -155,6 +155,19 @@ def damaged_database_error(path: Path, detail: str) -> DatabaseError:
                          f"Run `biodiscover db check --db {path}` for details; {restore}")
 
 
+#: what a caller's ``doing`` may be when the database itself is its object ("cannot read the database"); any other
+#: phrase names what was being stored ("cannot register reference taxa in the database")
+DATABASE_VERBS = frozenset({"read", "open", "create", "write", "write to", "back up", "optimize"})
+
+
+def cannot(doing: str) -> str:
+    """"cannot read the database", "cannot write proposals in the database": ``doing`` as its caller phrased it.
+
+    Why: every ``Database._write`` names what it stores, and "cannot {doing} the database" read "cannot register
+    reference taxa the database: the disk is full" (e31 review F14)."""
+    return f"cannot {doing} the database" if doing in DATABASE_VERBS else f"cannot {doing} in the database"
+
+
 def explain_sqlite_error(path: Path, exc: BaseException, doing: str) -> DatabaseError:
     """One user-facing error for a SQLite failure, telling permissions, locks, a full disk and damage apart.
 
@@ -181,12 +194,12 @@ def explain_sqlite_error(path: Path, exc: BaseException, doing: str) -> Database
                     if p.exists() and not os.access(p, os.R_OK | os.W_OK)]
             why = (f"{', '.join(side)} beside it belongs to another user" if side
                    else "the operating system refused access")
-        return DatabaseError(f"{path}: cannot {doing} the database: {why} (permissions, not damage: "
+        return DatabaseError(f"{path}: {cannot(doing)}: {why} (permissions, not damage: "
                              f"the file was left untouched; SQLite said: {msg})")
     if kind == "busy":
         return DatabaseError(f"{path}: the database is locked by another process; try again when it finishes")
     if kind == "full":
-        return DatabaseError(f"{path}: cannot {doing} the database: the disk is full")
+        return DatabaseError(f"{path}: {cannot(doing)}: the disk is full")
     if kind == "io":
-        return DatabaseError(f"{path}: cannot {doing} the database: input/output error from the disk ({msg})")
-    return DatabaseError(f"{path}: cannot {doing} the database ({msg})")
+        return DatabaseError(f"{path}: {cannot(doing)}: input/output error from the disk ({msg})")
+    return DatabaseError(f"{path}: {cannot(doing)} ({msg})")

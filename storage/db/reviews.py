@@ -720,7 +720,7 @@ class ReviewsMixin(DatabaseCore):
     """Review actions; see the module docstring."""
 
     def _review(self, fn: Any, what: str) -> ReviewResult:
-        result: ReviewResult = self._write(fn, what)
+        result: ReviewResult = self._write(fn, f"record a review ({what})")
         log.info("review %d: %s on proposal %s", result.review_id, result.action, result.proposal_id)
         return result
 

@@ -362,7 +362,7 @@ class RunsMixin(DatabaseCore):
                 collection_id=cid, started_at=now, heartbeat_at=now, total=total, done=0, pid=os.getpid(),
                 host=socket.gethostname(), novelty_threshold=novelty_threshold)))
 
-        run_id = self._write(_do, "start run")
+        run_id = self._write(_do, "start the run")
         log.info("started run %d (%s)", run_id, kind)
         return run_id
 
@@ -381,7 +381,7 @@ class RunsMixin(DatabaseCore):
             if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
                 raise DatabaseError(f"no run {run_id} in {self.path}")
 
-        self._write(_do, "heartbeat")
+        self._write(_do, "record the run's progress")
 
     def finish_run(self, run_id: int, status: str = "completed", message: str | None = None,
                    result: Mapping[str, Any] | None = None) -> None:
@@ -399,7 +399,7 @@ class RunsMixin(DatabaseCore):
             if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(**values)).rowcount == 0:
                 raise DatabaseError(f"no run {run_id} in {self.path}")
 
-        self._write(_do, "finish run")
+        self._write(_do, "finish the run")
 
     def _progress(self, r: Mapping[Any, Any]) -> RunProgress:
         from datetime import datetime
@@ -682,7 +682,7 @@ class RunsMixin(DatabaseCore):
                 raise DatabaseError(f"run {run_id} changed while it was being removed; nothing removed")
             conn.execute(sa.delete(RUNS).where(RUNS.c.id == run_id))
 
-        self._write(_do, "drop run")
+        self._write(_do, "drop the run")
         log.info("removed run %d (failed, held nothing); backup %s", run_id, backup)
         return backup
 
