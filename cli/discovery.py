@@ -15,7 +15,7 @@ import typer
 
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.progress import Progress, describe, no_progress
-from biodiscover.storage.records import plural
+from biodiscover.storage.records import LEVEL_MIN, plural
 
 if TYPE_CHECKING:
     from biodiscover.storage.validation import QuarantinedRecord
@@ -115,7 +115,7 @@ def register(app: typer.Typer) -> None:
                                                           "triage of (same bytes, model and settings, nothing "
                                                           "reviewed since; refused without it): its pending "
                                                           "candidates come back under new numbers."),
-        level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
+        level: Optional[float] = typer.Option(None, "--level", min=LEVEL_MIN, max=1.0,
                                               help="P(right) a rank needs to be named (default: the bundle's, "
                                                    "see `biodiscover info`)."),
         absent_share: str = typer.Option(
@@ -197,7 +197,7 @@ def register(app: typer.Typer) -> None:
                                              "('' = same as --keys)."),
         outliers: str = typer.Option("other_heldout", help="Extra labelled splits of absent genera (outlier "
                                      "exposure for the naming model)."),
-        level: float = typer.Option(0.98, "--level", min=0.501, max=1.0,
+        level: float = typer.Option(0.98, "--level", min=LEVEL_MIN, max=1.0,
                                     help="P(right) a rank needs to be named; triage can override it. A calibrated "
                                          "model names at most (1-level)/level of absent taxa at even odds, pooled: "
                                          "a clade can exceed it (the printed forecast is per order; `info --level` "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast
 import typer
 
 from biodiscover.storage.errors import StoppedAfterWork
-from biodiscover.storage.records import listed, plural
+from biodiscover.storage.records import LEVEL_MIN, listed, plural
 from biodiscover.workflows.export import FORMATS
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _run(
                                     "1 = every worker holds the whole index)."),
     log_file: Optional[Path] = typer.Option(None, "--log", help="Log file (default: <db>.run-<time>.log beside "
                                             "the database; the newest 10 such logs are kept, older ones deleted)."),
-    level: Optional[float] = typer.Option(None, "--level", min=0.501, max=1.0,
+    level: Optional[float] = typer.Option(None, "--level", min=LEVEL_MIN, max=1.0,
                                           help="P(right) a rank needs to be named (default: the bundle's, see "
                                                "`biodiscover info`), recorded with each collection's triage run; a "
                                                "collection done at another level is triaged again."),

@@ -10,6 +10,7 @@ from typing import Any, Optional
 import typer
 
 from biodiscover.storage.errors import InputError
+from biodiscover.storage.records import LEVEL_MIN
 
 
 def _load_config(preset: str, overrides: dict[str, Any]) -> Any:
@@ -164,7 +165,7 @@ def register(app: typer.Typer) -> None:
                              "one): rebuild it")
         found = next((v for k, v in expected.items() if _as_level(k) == level), None)
         if not isinstance(found, dict):
-            levels = sorted(x for x in (_as_level(k) for k in expected) if x is not None)
+            levels = sorted(x for x in (_as_level(k) for k in expected) if x is not None and x >= LEVEL_MIN)
             raise InputError(f"--level {level:g}: the bundle's forecast was simulated at "
                              + ", ".join(f"{x:g}" for x in levels) + " only")
         return found
@@ -173,7 +174,7 @@ def register(app: typer.Typer) -> None:
     def info(
         bundle: Path = typer.Argument(..., help="Model bundle directory."),
         as_json: bool = typer.Option(False, "--json", help="Print bundle.json (config, fingerprint, metrics, files)."),
-        level: Optional[float] = typer.Option(None, "--level", min=0.5, max=1.0,
+        level: Optional[float] = typer.Option(None, "--level", min=LEVEL_MIN, max=1.0,
                                               help="Show the forecast at this naming level instead of the bundle's "
                                                    "(one of the levels build-reference simulated; what "
                                                    "`triage --level` would give)."),

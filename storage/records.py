@@ -72,6 +72,10 @@ COLUMN_DTYPES: dict[str, str] = {
 
 #: Ranks the product names specimens at, shallow to deep.
 RANKS: tuple[str, ...] = ("order", "family", "subfamily", "genus", "species")
+#: the lowest naming level (P(right) a rank needs to be named) any verb takes: a level must be over even odds.
+#: ``triage``, ``run``, ``build-reference`` and ``info --level`` share it (``info`` took 0.5, which triage refuses:
+#: e31 review F14)
+LEVEL_MIN = 0.501
 #: All taxonomy columns of the metadata, shallow to deep.
 TAXONOMY_COLUMNS: tuple[str, ...] = ("phylum", "class") + RANKS
 

@@ -1263,8 +1263,14 @@ def test_info_shows_the_forecast_at_another_level_and_names_the_levels_it_holds(
     assert main(["info", str(copy), "--level", "0.96"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "error: --level 0.96: the bundle's forecast was simulated at 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, "
+        "error: --level 0.96: the bundle's forecast was simulated at 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, "
         "0.995, 0.999 only"]
+    # e31 review F14: info took 0.5, which triage refuses (a level must be over even odds); the list names only
+    # the simulated levels triage takes
+    for verb in (["info", str(copy)], ["triage", "-i", "x.fasta", "-m", str(copy)]):
+        assert main([*verb, "--level", "0.5"]) == 2
+        assert "error: invalid value for '--level': Input should be greater than or equal to 0.501 (see " \
+            f"'biodiscover {verb[0]} --help')" in capsys.readouterr().err
 
 
 def test_the_same_triage_again_into_the_same_database_is_refused_without_again(dataset, bundle, tmp_path,
