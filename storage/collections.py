@@ -26,7 +26,7 @@ from typing import Callable, Iterator, Literal, Mapping, Sequence
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.fasta import FASTA_SUFFIXES, iter_fasta_lines
 from biodiscover.storage.layout import find_image_dir, find_metadata, image_path, is_dataset_root, wanted_splits
-from biodiscover.storage.records import BIOSCAN_COLUMNS, SPLITS, Specimen
+from biodiscover.storage.records import BIOSCAN_COLUMNS, SPLITS, Specimen, quoted
 from biodiscover.storage.textlines import TruncatedInputError, first_non_utf8_line, open_text_lines
 from biodiscover.storage.validation import (
     MALFORMED_ROW,
@@ -218,7 +218,7 @@ def header_found(cells: Sequence[str], delimiter: str) -> str:
     ``'processid;sampleid;…'``, and the user has to spot the separator in the quote.
     Both readers (collections and the BIOSCAN-5M reference) say it this way.
     """
-    shown = ", ".join(repr(c) for c in cells[:6])
+    shown = ", ".join(quoted(c) for c in cells[:6])
     line = delimiter.join(cells)
     for sep in OTHER_SEPARATORS:
         if "processid" in _normalise_header(line.split(sep)):

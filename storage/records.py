@@ -167,6 +167,20 @@ def plural(n: int, noun: str, nouns: str | None = None) -> str:
     return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
 
 
+#: the most characters of one value a message quotes (:func:`quoted`)
+QUOTED_MAX = 40
+
+
+def quoted(value: str, limit: int = QUOTED_MAX) -> str:
+    """``'AACTTTATAT…' (600 characters)``: ``value`` as a message quotes it, cut after ``limit`` characters.
+
+    Why: a bare sequence read as a header, or a 500-character processid, was printed whole inside a one-line error
+    (e31 review F14); the file and line say where the rest is."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}… ({len(value):,} characters)"
+
+
 def listed(items: Sequence[Any]) -> str:
     """``5``, ``5 and 6``, ``5, 6 and 7``: the one way a message lists runs or collections."""
     words = [str(i) for i in items]
@@ -406,4 +420,4 @@ class Specimen:
         loc = self.source or "<memory>"
         if self.line is not None:
             loc += f":{self.line}"
-        return f"{loc} (processid {self.processid!r})"
+        return f"{loc} (processid {quoted(self.processid)})"

@@ -33,6 +33,7 @@ from biodiscover.storage.records import (
     MIN_BARCODE_LENGTH,
     SPLITS,
     Specimen,
+    quoted,
 )
 from biodiscover.storage.safetext import control_characters
 
@@ -254,7 +255,7 @@ class QuarantinedRecord:
         if self.line is not None:
             where += f":{self.line}"
         if self.processid:
-            where += f" (processid {self.processid!r})"
+            where += f" (processid {quoted(self.processid)})"
         return f"{where}: {self.reason}"
 
     @property
@@ -610,7 +611,7 @@ class RowValidator:
         elif pid in self.seen:
             first = self.seen[pid]
             at = f" (first seen at line {first})" if first is not None else ""
-            problems.append((DUPLICATE_PROCESSID, f"processid {pid!r} is a duplicate{at}"))
+            problems.append((DUPLICATE_PROCESSID, f"processid {quoted(pid)} is a duplicate{at}"))
 
         barcode_raw = cells.get("dna_barcode", "")
         if barcode_raw:
@@ -684,7 +685,7 @@ class RowValidator:
                     problems.append(bad)
         if image is None and self.require_images and pid and not any(k == IMAGE_MISSING for k, _ in problems):
             where = self.images if self.images is not None else "the dataset's image folder"
-            problems.append((IMAGE_MISSING, f"no image for {pid!r} in {where}"))
+            problems.append((IMAGE_MISSING, f"no image for {quoted(pid)} in {where}"))
         if not barcode_raw and image is None and not problems:
             problems.append((NO_DATA, "record has neither a DNA barcode nor an image"))
 

@@ -652,3 +652,24 @@ def test_a_blank_header_line_and_a_semicolon_separated_file_say_what_is_wrong(
     other.write_text("a;b\n1;2\n")
     with pytest.raises(InputError, match=r"\(found 'a;b'\)$"):
         read_collection(other)
+
+
+def test_a_message_quotes_at_most_forty_characters_of_a_value(tmp_path: Path) -> None:
+    """e31 review F14: ``validate`` of a bare sequence (no '>' line) printed the whole 600-nt read as the header it
+    found, and a 500-character processid was printed whole: a message quotes 40 characters and says how long the
+    value is; the file and line point at the rest."""
+    from fixtures.inprocess import run_cli
+
+    read = ("AACTTTATATTTTATTTTTGG" * 30)[:600]
+    bare = tmp_path / "noheader.fasta"
+    bare.write_text(read + "\n")
+    out = run_cli("validate", str(bare))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"error: {bare}: not a specimen table: the header (line 1) has no 'processid' "
+                                  f"column (found {read[:40]!r}… (600 characters))"), out.stderr
+    table = tmp_path / "long.csv"
+    pid = "P" * 500
+    table.write_text(f"processid,dna_barcode\n{pid},ACGT\n")
+    out = run_cli("validate", str(table))
+    line = next(x for x in out.stdout.splitlines() + out.stderr.splitlines() if "long.csv:2" in x)
+    assert f"long.csv:2 (processid {'P' * 40!r}… (500 characters)): " in line and 'P' * 41 not in line, line
