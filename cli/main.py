@@ -43,10 +43,20 @@ app = typer.Typer(
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages to stderr."),
 ) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s") if verbose else _ConsoleFormatter())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """``warning: …``: a warning on stderr reads as the product's own ``error:`` lines do.
+
+    Why: "WARNING biodiscover.storage.db.runs: run 1 was left running by a dead process" stood among `run`'s own
+    lines in the logger's format (e31 review F14); ``--verbose`` keeps the logger's name for whoever debugs."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{line}\n{self.formatException(record.exc_info)}" if record.exc_info else line
 
 
 for _verbs in (data, synth, db, model, discovery, review, jobs):

@@ -1306,3 +1306,21 @@ def test_the_same_triage_again_into_the_same_database_is_refused_without_again(d
     assert main(argv) == 0  # reviewed since: triaged again
     with Database.open(db, readonly=True) as database:
         assert database.latest_run().id == runs + 3
+
+
+def test_a_warning_on_stderr_reads_as_the_products_own_lines(dataset, bundle, tmp_path) -> None:
+    """e31 review F14: a run left "running" by a killed process was reported in the logger's format,
+    "WARNING biodiscover.storage.db.runs: run 1 was left running …", among the product's own lines. A real process
+    (the console's logging is set up once per process, which the in-process runner cannot show)."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "lab.sqlite"
+    make = ("import sys; from biodiscover.storage.db import Database; "
+            "Database.open_or_create(sys.argv[1]).start_run('triage', {}, collection='gone', total=1)")
+    subprocess.run([sys.executable, "-c", make, str(db)], check=True)  # its process is gone: the run is dead
+    done = subprocess.run([sys.executable, "-m", "biodiscover.cli", "triage", "-i", str(dataset / "collection.fasta"),
+                           "-m", str(bundle), "--db", str(db), "-q"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "warning: run 1 was left running by a dead process: marked interrupted" in done.stderr.splitlines()
+    assert "WARNING" not in done.stderr, done.stderr
