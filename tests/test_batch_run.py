@@ -728,3 +728,15 @@ def test_a_processid_another_plate_held_with_another_barcode_is_said_by_ingest_t
     out = cli("ingest", "--input", str(tmp_path / "week3d.csv"), "--db", str(db_path))
     assert [line for line in out.stdout.splitlines() if "another barcode" in line] == [
         line.replace("plate-00", "week3c").replace("in week3b (", "in week3d (") for line in said]
+
+
+def test_a_run_refused_for_its_database_leaves_no_log(workspace, tmp_path: Path, cli) -> None:
+    """e31 review F14: `run --db adir` (a folder) refused ("adir: is not a file") but first made the log
+    ``adir.run-<time>.log`` beside it: the database is opened before the log is made."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    write_collections(meta, folder, 1, rows_per_collection=20)
+    (tmp_path / "adir").mkdir()
+    res = cli("run", "--collections", str(folder), "--model", str(bundle), "--db", str(tmp_path / "adir"))
+    assert res.returncode == 2 and res.stderr.strip() == f"error: {tmp_path / 'adir'}: is not a file", res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adir", "night"]

@@ -528,19 +528,21 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
     fingerprint = bundle.fingerprint
     triage_fn = triage or default_triage
     log_file = Path(config.log_file) if config.log_file else default_log_file(Path(config.db))
+    # an unusable --db (a folder, damaged, read-only) is refused before the log is made: a refused run left a log
+    # beside a folder it never used (e31 review F14)
+    database = Database.open_or_create(Path(config.db))
     try:
         handler = _attach_log(log_file)
     except OSError as exc:
+        database.close()
         raise InputError(f"cannot write the log file {log_file}: {exc.strerror}") from None
     if not config.log_file:  # a log named with --log is the user's: theirs to keep, and nothing is pruned
         prune_run_logs(Path(config.db), log_file)
-    database = None
     executor = None
     outcomes: list[CollectionOutcome] = []
     batch_run: int | None = None
     resumed: int | None = None
     try:
-        database = Database.open_or_create(Path(config.db))
         ledger = RunLedger(database, config.stale_after_s)
         recovered = ledger.recover()
         if recovered:
