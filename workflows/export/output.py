@@ -22,6 +22,8 @@ Rules (issue 12, items 10 and 12):
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
 import json
@@ -281,12 +283,34 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+#: what a full disk (or quota, or read-only file system) says while an export writes
+_NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+            errno.EROFS: "the file system is read-only"}
+
+
+def _no_room(out: Path, exc: OSError, made: bool) -> InputError | None:
+    """One error naming ``out`` for an export the disk had no room for (None: another failure), after removing the
+    folder this export made for it while it is still empty.
+
+    Why: "error: No space left on device (check the permissions …)" named no path, and the export's folder was left
+    behind empty (e31 review F14)."""
+    why = _NO_ROOM.get(exc.errno or 0)
+    if why is None:
+        return None
+    if made and out.is_dir() and not out.is_symlink():
+        with contextlib.suppress(OSError):
+            out.rmdir()  # only an empty folder: what the export made before it wrote anything
+    return InputError(f"cannot write {out}: {why} (nothing of this export was kept)")
+
+
 def write_file(out: Path, data: bytes, *, force: bool, fmt: str) -> tuple[Path, ...]:
     check_output(out, force=force, folder=False, fmt=fmt)
     try:
         atomic_write(out, data)
     except PermissionError:
         raise InputError(f"cannot write {out}: permission denied") from None
+    except OSError as exc:
+        raise _no_room(out, exc, made=False) or exc from None
     _remember_written(out.resolve(), hashlib.sha256(data).hexdigest())
     return (out,)
 
@@ -299,8 +323,9 @@ def write_folder(out: Path, files: Mapping[str, bytes], *, force: bool, fmt: str
     and new; old files removed and new ones renamed into place; the final manifest.
     """
     check_output(out, force=force, folder=True, fmt=fmt)
+    made = not out.exists()
     try:
-        if not out.exists():
+        if made:
             out.mkdir(mode=folder_mode())
         old, foreign = replaceable(out)
         if foreign:  # changed between the check and now: check again, refuse naming them
@@ -328,4 +353,6 @@ def write_folder(out: Path, files: Mapping[str, bytes], *, force: bool, fmt: str
                 temp.unlink(missing_ok=True)
     except PermissionError:
         raise InputError(f"cannot write into {out}: permission denied") from None
+    except OSError as exc:
+        raise _no_room(out, exc, made) or exc from None
     return tuple(out / n for n in files)
