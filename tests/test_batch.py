@@ -80,6 +80,9 @@ def test_summary_exit_codes_and_table() -> None:
     failed = CollectionOutcome("d.csv", "/x/d.csv", "k4", "failed", error="d.csv:3: bad barcode")
     assert BatchSummary([ok, skipped], Path("l.log"), 1.0).exit_code == 0
     assert BatchSummary([ok, quarantined], Path("l.log"), 1.0).exit_code == 1
+    # done before with rows set aside (e31 review F28): the same bytes still have them out, and its error: line says so
+    set_aside_before = CollectionOutcome("e.csv", "/x/e.csv", "k5", "skipped", run_id=5, quarantined=1)
+    assert BatchSummary([ok, set_aside_before], Path("l.log"), 1.0).exit_code == 1
     s = BatchSummary([ok, skipped, quarantined, failed], Path("l.log"), 1.0)
     assert s.exit_code == 1
     assert s.counts() == {"ok": 1, "skipped": 1, "quarantined": 1, "failed": 1}

@@ -102,7 +102,17 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
     # A fixed file is a new collection: triaged on the next run, the others still skipped.
     (folder / "plate-broken.csv").unlink()
     third = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
-    assert third.exit_code == 0 and {o.status for o in third.outcomes} == {"skipped"}
+    assert {o.status for o in third.outcomes} == {"skipped"}
+    # e31 review F28: plate-bad-rows.csv (the same bytes) still has its rows out of the database, and its error:
+    # line says so: exit 1, as run --help promises for a collection that had rows set aside (it read "(exit 0)")
+    assert third.exit_code == 1 and "(exit 1)" in third.table()
+    assert [x for x in third.table().splitlines() if x.startswith("error: ")] == [
+        by_name["plate-bad-rows.csv"].set_aside_line()]
+    # and each batch's stored run says what its table said (it read "5 of 5 collections ok", "4 of 4 … ok")
+    with Database.open(db_path, readonly=True) as db:
+        said = {s.batch_run_id: db.run_progress(s.batch_run_id).message for s in (summary, third)}
+    assert said == {summary.batch_run_id: "5 collections: 1 failed, 3 ok, 1 quarantined",
+                    third.batch_run_id: "4 collections: 4 skipped"}
 
 
 @pytest.mark.slow  # a CLI process killed by a real SIGKILL (its resumption runs in this process)

@@ -46,6 +46,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
@@ -168,6 +169,19 @@ class CollectionOutcome:
         return f"error: {first} ({count} set aside{where})"
 
 
+def status_counts(outcomes: Sequence[CollectionOutcome]) -> dict[str, int]:
+    """How many collections have each status."""
+    return dict(Counter(o.status for o in outcomes))
+
+
+def counts_line(outcomes: Sequence[CollectionOutcome]) -> str:
+    """``4 collections: 2 ok, 1 quarantined, 1 skipped``: the one way the table and the batch's stored run say it.
+    Why: the run stored "4 of 4 collections ok" for a batch whose table said 2 ok, 1 quarantined, 1 skipped (e31
+    review F28)."""
+    return (f"{plural(len(outcomes), 'collection')}: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(status_counts(outcomes).items())))
+
+
 @dataclass
 class BatchSummary:
     """Per-collection outcomes, totals and the exit code."""
@@ -181,13 +195,16 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if any(o.status in ("failed", "quarantined") for o in self.outcomes) else 0
+        """1 when a collection failed or had rows or photos set aside, now or (skipped: the same bytes) when its run
+        triaged it; else 0.
+
+        Why: a skipped collection whose rows were set aside printed its ``error:`` line and "(exit 0)" — ``run
+        --help`` promises exit 1 for a collection that had rows set aside, and its file (the same bytes) still has
+        them out of the database, as ``validate`` of it says with exit 1 (e31 review F28)."""
+        return 1 if any(o.status in ("failed", "quarantined") or o.set_aside_line() for o in self.outcomes) else 0
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for o in self.outcomes:
-            out[o.status] = out.get(o.status, 0) + 1
-        return out
+        return status_counts(self.outcomes)
 
     def to_json(self) -> dict[str, Any]:
         return {"exit_code": self.exit_code, "seconds": round(self.seconds, 3), "log_file": str(self.log_file),
@@ -222,10 +239,7 @@ class BatchSummary:
             if o.triaged_before:
                 lines.append(f"{o.collection}: skipped: triaged into this database before as run {o.run_id} (same "
                              "bytes, same model, same level); --force triages it again")
-        c = self.counts()
-        lines.append(f"{plural(len(self.outcomes), 'collection')}: "
-                     + ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
-                     + f" in {self.seconds:.1f}s (exit {self.exit_code})")
+        lines.append(f"{counts_line(self.outcomes)} in {self.seconds:.1f}s (exit {self.exit_code})")
         said = self.batch_line()
         if said:
             lines.append(said)
@@ -579,7 +593,7 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
                                message=f"{spec.name}: {outcome.status}")
         failed = sum(o.status == "failed" for o in outcomes)
         database.finish_run(batch_run, "completed" if not failed else "failed",
-                            message=f"{len(specs) - failed} of {len(specs)} collections ok",
+                            message=counts_line(outcomes),
                             result={"triage_runs": {o.collection: o.run_id for o in outcomes
                                                     if o.run_id is not None}})
     except KeyboardInterrupt:
