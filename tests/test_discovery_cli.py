@@ -41,6 +41,18 @@ def test_build_reference_writes_a_bundle(bundle) -> None:
     assert manifest["discovery"]["reference"] == manifest["data_fingerprint"]
 
 
+def test_build_reference_says_which_named_key_split_holds_no_specimen(dataset, tmp_path, capsys) -> None:
+    """e31 review F14: --keys train+key_unseen on a CSV of no key_unseen row built silently from train alone
+    (evaluate refuses an empty split): the line names the empty split and what the keys are."""
+    assert main(["build-reference", "--data", str(dataset), "--out", str(tmp_path / "b"), "--keys", "train+pretrain",
+                 "--max-outliers", "10"]) == 0
+    said = capsys.readouterr()
+    trains = sum(1 for line in (dataset / "metadata").glob("*") for row in line.read_text().splitlines()
+                 if ",train," in row)
+    assert f"no specimens in key split pretrain (--keys train+pretrain): the keys are train ({trains:,})'s alone" \
+        in said.out + said.err, said
+
+
 def test_a_reference_rebuilt_in_place_records_its_own_keys(dataset, bundle, tmp_path, capsys) -> None:
     """Without --force an existing bundle keeps its encoders and gets the new engine; its record of what the
     engine was built from must follow (a QA run saw `info` show the first build's keys=train+key_unseen, seed 0

@@ -142,9 +142,9 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     # classifier will need them (a bundle with trained encoders).
     with_images = images is True or (images is None and not overwrite and _has_encoders(out))
     columns = {sp: KeyColumns() for sp in key_splits}
-    listed = set(cal_splits) | (set(resolve_splits(outliers)) if outliers else set())
+    kept_splits = set(cal_splits) | (set(resolve_splits(outliers)) if outliers else set())
     if with_images:  # cal_keys shape the image classifier only
-        listed |= set(key_splits) | (set(resolve_splits(calibration_keys)) if calibration_keys else set())
+        kept_splits |= set(key_splits) | (set(resolve_splits(calibration_keys)) if calibration_keys else set())
     if len(cal_splits) < len(asked):
         say(f"calibration splits {', '.join(sp for sp in asked if sp in key_splits)} are key splits: not also "
             "searched as calibration")
@@ -153,6 +153,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     set_aside: list[QuarantinedRecord] = []
     by_split: dict[str, list[Specimen]] = {}
     n_key_rows = 0
+    key_rows: Counter[str] = Counter()  # per key split: why a named split of no row is said, not passed over
     readings: dict[str, Counter[str]] = {}  # rule -> species label as written -> keys it read
     for s in iter_specimens(data, "+".join(sorted(needed)), quarantine=set_aside, require=REFERENCE_COLUMNS):
         if s.processid in excluded:
@@ -160,9 +161,10 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
         split = s.split or ""
         if split in columns:
             n_key_rows += 1
+            key_rows[split] += 1
             if model.add_key(columns[split], s) and (rule := read_species_label(s.species)[1]):
                 readings.setdefault(rule, Counter())[s.species or ""] += 1
-        if split in listed:
+        if split in kept_splits:
             by_split.setdefault(split, []).append(s)
     if quarantine is not None:
         quarantine.extend(set_aside)
@@ -172,6 +174,10 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
 
     if not n_key_rows:
         raise InputError(f"{data}: no specimens in the key splits {keys!r}")
+    if empty := [sp for sp in key_splits if not key_rows[sp]]:
+        # e31 review F14: --keys train+key_unseen on a CSV of no key_unseen row built silently, from train alone
+        say(f"no specimens in key split{'s' * (len(empty) > 1)} {listed(empty)} (--keys {keys}): the keys are "
+            + listed([f"{sp} ({key_rows[sp]:,})" for sp in key_splits if key_rows[sp]]) + "'s alone")
     ref_keys = columns[key_splits[0]]
     for sp in key_splits[1:]:
         ref_keys.extend(columns.pop(sp))
