@@ -303,6 +303,20 @@ def test_4_an_unwritable_quarantine_path_is_refused_before_anything_is_written(
     assert sha(report) == first
 
 
+def test_4_an_unwritable_database_folder_is_named_as_the_databases_problem(
+        open_tmp: Path, unprivileged_prefix: tuple[str, ...]) -> None:
+    """e31 review F14: a clean input in a read-only folder with the database in that folder too: "cannot write the
+    quarantine report: folder … is not writable" — the input has nothing to set aside; the database is what cannot
+    be written (with a writable --db the same input triages and a report goes beside the database)."""
+    ro = open_tmp / "ro"
+    ro.mkdir()
+    plate = write_plate(ro / "ok.csv", 5)
+    ro.chmod(0o555)
+    res = cli("triage", "-i", str(plate), "-m", str(open_tmp / "no-model"), "--db", str(ro / "lab.sqlite"),
+              prefix=unprivileged_prefix, home=open_tmp / ".home", cwd=ro)
+    assert one_error_line(res) == f"error: {ro / 'lab.sqlite'}: cannot write the database: folder {ro} is not writable"
+
+
 def test_4_a_report_that_cannot_be_written_leaves_the_ingest_unfinished(tmp_path: Path) -> None:
     from biodiscover.storage.collections import iter_collection
     from biodiscover.storage.errors import InputError

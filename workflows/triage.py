@@ -621,6 +621,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         check_output_path,
         is_quarantine_report,
         quarantine_path_for,
+        unwritable_place,
     )
 
     check_absent_share(absent_share)
@@ -630,6 +631,12 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     for given in (input_path, images):
         if given is not None:
             check_input(Path(given))
+    if db_path is not None and database is None:
+        # before the quarantine report's place is checked: with the input's folder read-only the report goes beside
+        # the database, and an unwritable database folder was reported as the report's problem (e31 review F14)
+        why = unwritable_place(Path(db_path))
+        if why is not None:
+            raise InputError(f"{db_path}: cannot write the database: {why}")
     qtarget = quarantine_path_for(Path(input_path or images or "collection"),
                                   fallback=Path(db_path).absolute().parent if db_path else
                                   Path(results_out).absolute().parent if results_out else None)
