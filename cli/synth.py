@@ -102,15 +102,21 @@ def split(
 ) -> None:
     """Partition labelled records into BIOSCAN-5M splits (seen / unseen / heldout / pretrain)."""
     from biodiscover.storage.validation import check_output_path, is_quarantine_report
+    from biodiscover.workflows.export.output import remember_written, sha256_file, written_by_us
 
     if not input.exists():
         raise InputError(f"{input}: no such file")
     if out.is_dir():
         raise InputError(f"{out}: is a folder; --out takes the CSV file to write, e.g. {out / 'splits.csv'}")
-    check_output_path(out, what="split table", force=force)  # before the read: never fail after the work
+    # e31 review F26: --out the input (even with --force) replaced the user's records with the valid ones alone,
+    # and a second split called its own earlier table "not written by biodiscover": it is recorded as an export's is
+    if out.exists() and out.resolve() == input.resolve():
+        raise InputError(f"{out}: is the input; --out takes another file (the input is kept as it is)")
+    check_output_path(out, what="split table", force=force, ours=written_by_us)  # before the read
     qpath = out.with_name(out.name.removesuffix(".csv") + ".quarantine.csv")
     check_output_path(qpath, what="quarantine report", force=force, ours=is_quarantine_report)
     summary, read = split_collection(input, out, seed=seed)
+    remember_written(out.resolve(), sha256_file(out))
     quarantine_path = read.write_quarantine(qpath, force=force) if read.quarantine else None
     if as_json:
         typer.echo(json.dumps({"output": str(out), "records": summary.records, "species": summary.species,

@@ -146,7 +146,7 @@ def test_hand_made_records_and_determinism() -> None:
     assert out.loc[out["split"] == "pretrain", ["genus", "species"]].isna().all().all()
 
 
-def test_split_cli_roundtrip(tmp_path) -> None:
+def test_split_cli_roundtrip(tmp_path, capsys) -> None:
     from biodiscover.cli.main import main
 
     meta, _ = generate_frame(SynthConfig(n_species=25, n_specimens=400, seed=4, images=False))
@@ -160,7 +160,21 @@ def test_split_cli_roundtrip(tmp_path) -> None:
     got = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert tuple(got.columns) == BIOSCAN_COLUMNS and len(got) == len(meta)
     assert set(got["split"]) <= set(meta["split"]) and (got["split"] != "").all()
-    assert main(["split", str(src), "--out", str(out)]) == 2  # refuses to overwrite
+    # e31 review F26: the same split again replaces the table it wrote (it was "not written by biodiscover"); a
+    # user's file of that name, or one changed since, is refused; --out the input is refused even with --force
+    first = out.read_bytes()
+    assert main(["split", str(src), "--out", str(out)]) == 0 and out.read_bytes() == first
+    with out.open("a") as fh:
+        fh.write("a line of the user's\n")
+    assert main(["split", str(src), "--out", str(out)]) == 2  # changed since: not ours to replace
+    assert "already exists and was not written by biodiscover" in capsys.readouterr().err
+    out.write_bytes(first)
+    before = src.read_bytes()
+    for extra in ((), ("--force",)):
+        assert main(["split", str(src), "--out", str(src), *extra]) == 2
+        assert capsys.readouterr().err.strip() == (f"error: {src}: is the input; --out takes another file (the input "
+                                                   "is kept as it is)")
+    assert src.read_bytes() == before
     nested = tmp_path / "new" / "deeper" / "split.csv"  # a folder that does not exist yet is made
     assert main(["split", str(src), "--out", str(nested)]) == 0
     assert nested.read_bytes() == out.read_bytes()

@@ -146,9 +146,10 @@ def _written_files() -> dict[str, str]:
     return _signed_files(config_dir() / WRITTEN_FILES)
 
 
-def _remember_written(path: Path, sha: str) -> None:
-    """Record that this export wrote ``path`` with ``sha`` (dropping entries whose file is gone or changed, the
-    oldest beyond :data:`WRITTEN_MAX`). A record that cannot be stored is logged: --force then refuses the file."""
+def remember_written(path: Path, sha: str) -> None:
+    """Record that this export (or ``split``: its table) wrote ``path`` with ``sha`` (dropping entries whose file is
+    gone or changed, the oldest beyond :data:`WRITTEN_MAX`). A record that cannot be stored is logged: --force then
+    refuses the file."""
     key = export_key()
     if key is None:
         return
@@ -162,8 +163,8 @@ def _remember_written(path: Path, sha: str) -> None:
         log.warning("cannot record the export %s in %s (%s): --force will not replace it", path, config_dir(), exc)
 
 
-def _ours(out: Path) -> bool:
-    """``out`` is a single file an export of this user wrote, unchanged since (:data:`WRITTEN_FILES`)."""
+def written_by_us(out: Path) -> bool:
+    """``out`` is a single file an export (or ``split``) of this user wrote, unchanged since (:data:`WRITTEN_FILES`)."""
     recorded = _written_files().get(str(out.resolve()))
     return recorded is not None and out.is_file() and not out.is_symlink() and sha256_file(out) == recorded
 
@@ -222,7 +223,7 @@ def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | Non
                                  f"({shown}); choose a new or empty folder")
         elif not out.is_file():
             raise InputError(f"{out} is not a regular file; refusing to replace it")
-        elif not _ours(out):
+        elif not written_by_us(out):
             raise InputError(f"refusing to replace {out}: biodiscover did not write it (or it was changed since); "
                              "choose a new file name")
         return
@@ -311,7 +312,7 @@ def write_file(out: Path, data: bytes, *, force: bool, fmt: str) -> tuple[Path, 
         raise InputError(f"cannot write {out}: permission denied") from None
     except OSError as exc:
         raise _no_room(out, exc, made=False) or exc from None
-    _remember_written(out.resolve(), hashlib.sha256(data).hexdigest())
+    remember_written(out.resolve(), hashlib.sha256(data).hexdigest())
     return (out,)
 
 
