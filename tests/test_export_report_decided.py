@@ -380,3 +380,22 @@ def test_the_report_says_its_counts_are_the_machines_before_review_and_how_the_n
     steps = method_steps(data.run)
     assert steps and all(html.escape(step) in page for step in steps)
     assert "<h2>How the names were made</h2>" in page
+
+
+def test_the_plots_say_which_proposals_they_leave_out_of_the_cards_count(decided: dict, tmp_path: Path) -> None:
+    """e31 review F16: the cards said "143 candidate species proposed" and the captions under the plots "141
+    candidates", with no word of the 2 rejected: each caption of a plot of candidate species says what it leaves
+    out (here the rejected one and the two assigned) and that the cards count them all."""
+    import html
+
+    out = tmp_path / "r.html"
+    export_run(decided["path"], decided["run"], "html", out)
+    page = out.read_text(encoding="utf-8")
+    total = len(decided["ids"])
+    assert f"<div class='card'><b>{total}</b>candidate species proposed</div>" in page
+    said = html.escape(f" Left out: 3 proposals a reviewer rejected or assigned to a known species (the cards count "
+                       f"all {total}).")
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", page)
+    assert sum(said in c for c in captions) == 2, captions  # the barcode gap's and the sizes'
+    sizes = next(c for c in captions if "singleton" in c)
+    assert sizes.startswith(f"{total - 3} candidates, "), sizes

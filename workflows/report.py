@@ -306,12 +306,14 @@ def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
 def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[float] | np.ndarray, *,
                      per_candidate: bool = False,
                      nearest_known: tuple[Sequence[float] | np.ndarray, Sequence[float] | np.ndarray] | None = None,
-                     threshold: float | None = None, not_coi: int = 0, uncompared: int = 0) -> Plot:
+                     threshold: float | None = None, not_coi: int = 0, uncompared: int = 0,
+                     decided: tuple[int, int] = (0, 0)) -> Plot:
     """Overlaid histograms of within- and between-candidate distances (and, given ``nearest_known`` from
     :func:`nearest_known_gaps`, each candidate's distance to its nearest known species), in % divergence.
     ``not_coi``: how many candidates the caller left out because none of their members' reads is usable COI
     (:func:`usable_coi`); ``uncompared``: how many drawn candidates of several barcoded members have no within
-    distance (``storage.evidence.uncompared``); the caption says both."""
+    distance (``storage.evidence.uncompared``); the caption says both. ``decided``: (proposals a reviewer rejected
+    or assigned, all proposals), which the plot leaves out and the caption says (:func:`decided_left_out`)."""
     w = np.asarray([x for x in within if x == x], dtype=float) * 100
     b = np.asarray([x for x in between if x == x], dtype=float) * 100
     kw, kn = (np.asarray(nearest_known[0], dtype=float), np.asarray(nearest_known[1], dtype=float) * 100) \
@@ -365,7 +367,19 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
         caption += (f" {plural(not_coi, 'candidate')} left out: none of {its} members' reads is usable COI (nearer "
                     f"chance than identity to every key; see {its} section).")
     ax.set_title("Barcode gap of candidate species")
-    return Plot("barcode_gap", "Barcode gap", caption, _png(fig))
+    return Plot("barcode_gap", "Barcode gap", caption + decided_left_out(*decided), _png(fig))
+
+
+def decided_left_out(left: int, proposed: int) -> str:
+    """`` Left out: 3 proposals a reviewer rejected or assigned to a known species (the cards count all 143).``:
+    what a plot of candidate species leaves out, said under it ("" when nothing is).
+
+    Why: the cards said "143 candidate species proposed" and the captions under the plots "141 candidates", with no
+    word of the 2 rejected (e31 review F16)."""
+    if not left:
+        return ""
+    return (f" Left out: {plural(left, 'proposal')} a reviewer rejected or assigned to a known species (the cards "
+            f"count all {proposed:,}).")
 
 
 def usable_coi(proposals: pd.DataFrame) -> pd.Series:
@@ -380,8 +394,9 @@ def usable_coi(proposals: pd.DataFrame) -> pd.Series:
     return pd.Series([gap_of(ev).verdict != "not COI" for ev in evidence], index=proposals.index, dtype=bool)
 
 
-def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
-    """Bar chart of candidate sizes (how many candidates have 1, 2, … specimens)."""
+def plot_proposal_sizes(proposals: pd.DataFrame, decided: tuple[int, int] = (0, 0)) -> Plot:
+    """Bar chart of candidate sizes (how many candidates have 1, 2, … specimens); ``decided`` as
+    :func:`plot_barcode_gap`'s."""
     sizes = pd.to_numeric(proposals.get("size", pd.Series(dtype=float)), errors="coerce").dropna().astype(int)
     fig = _figure()
     ax = fig.subplots()
@@ -407,7 +422,7 @@ def plot_proposal_sizes(proposals: pd.DataFrame) -> Plot:
     n_single = int((sizes == 1).sum()) if not sizes.empty else 0
     return Plot("proposal_sizes", "Proposal sizes",
                 f"{plural(len(sizes), 'candidate')}, {plural(n_single, 'singleton')} "
-                "(kept: a single specimen can be a new species).",
+                "(kept: a single specimen can be a new species)." + decided_left_out(*decided),
                 _png(fig))
 
 
@@ -617,6 +632,7 @@ def render_plots(data: "RunExport") -> list[Plot]:
     assignments, specimens = data.assignments, data.specimens
     # Candidate species are the proposals a reviewer did not reject; rejected ones stay out of the plots.
     proposals = live_candidates(data.proposals)
+    decided = (len(data.proposals) - len(proposals), len(data.proposals))
     members = data.members
     if "proposal_id" in proposals and "proposal_id" in members:
         members = members[members["proposal_id"].isin(set(proposals["proposal_id"]))]
@@ -637,8 +653,9 @@ def render_plots(data: "RunExport") -> list[Plot]:
         plot_barcode_gap(within, between, per_candidate=from_evidence is not None,
                          nearest_known=nearest_known_gaps(gapped), threshold=evidence_threshold(proposals),
                          not_coi=int((~coi).sum()), uncompared=sum(uncompared(evidence_of(ev)) for ev in
-                                                                    gapped.get("evidence", ()))),
-        plot_proposal_sizes(proposals),
+                                                                    gapped.get("evidence", ())),
+                         decided=decided),
+        plot_proposal_sizes(proposals, decided),
         plot_sites(specimens, assignments),
     ]
 
