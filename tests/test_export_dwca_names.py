@@ -139,3 +139,36 @@ def test_names_supplied_in_open_nomenclature_are_split_as_the_machines_own(tmp_p
             for pid, r in provided.items()} == {pid: want for pid, (_, _, want) in SUPPLIED.items()}
     assert {pid: r["verbatimIdentification"] for pid, r in provided.items()} == {
         pid: species for pid, (_, species, _) in SUPPLIED.items()}
+
+
+def test_the_reports_count_after_review_says_why_the_machines_interim_names_count_below_species(
+        tmp_path: Path) -> None:
+    """e31 review F16: "1015 named to species by the machine", then "after review … 1003 specimens are named to
+    species": review seemed to have un-named 12, who were named by the machine to an accepted provisional species,
+    which the archive writes at its parent's rank (an interim name alike). The sentence says so."""
+    import html
+
+    from biodiscover.workflows.export import export_run
+
+    path = tmp_path / "lab.sqlite"
+    db = Database.create(path)
+    try:
+        db.ingest([Specimen(processid=f"N{i}", dna_barcode="ACGT" * 150, country="Peru") for i in range(2)],
+                  collection="plate", backup=False)
+        register_lineages(db, [{**LINEAGE, "genus": "Craura", "species": s} for s in (INTERIM, "Craura alba")],
+                          source="reference:test")
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [
+            {"processid": f"N{i}", "deepest_rank": "species", "deepest_taxon": name,
+             "labels": {**LINEAGE, "genus": "Craura", "species": name},
+             "confidences": {"order": 1.0, "family": 0.99, "subfamily": 0.99, "genus": 0.99, "species": 0.99},
+             "novelty": 0.01} for i, name in enumerate((INTERIM, "Craura alba"))])
+        db.finish_run(run, "completed")
+    finally:
+        db.close()
+    export_run(path, run, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<div class='card'><b>2</b>named to species by the machine</div>" in page
+    assert html.escape("after review (the determinations of the archive and assignments.csv) 1 specimen is named "
+                       "to species; 1 specimen the machine named to a provisional or interim species (… sp. "
+                       "BD-0002, … sp. BIOUG…) counts at the rank the archive places it in.") in page, page[-3000:]

@@ -980,10 +980,25 @@ def _after_review(data: "RunExport", machine: int) -> str:
     named to species" where its archive and assignments.csv said 1,016, and neither said which was which."""
     from biodiscover.workflows.export.dwca import determinations
 
-    ranks = determinations(data)["taxonRank"] if not data.assignments.empty else pd.Series(dtype=object)
-    reviewed = int((ranks == "species").sum())
+    det = determinations(data) if not data.assignments.empty else pd.DataFrame(
+        columns=["processid", "taxonRank", "verbatimIdentification"])
+    reviewed = int((det["taxonRank"] == "species").sum())
+    # e31 review F16: "1015 named to species by the machine", then "after review … 1003": review seemed to have
+    # un-named 12, who were named to an accepted provisional species, which the archive writes at its parent's rank
+    machine_named = data.assignments.loc[data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species",
+                                         ["processid", "deepest_taxon"]] if not data.assignments.empty else None
+    open_named = 0
+    if machine_named is not None and not machine_named.empty:
+        both = machine_named.merge(det, on="processid")
+        open_named = int(((both["taxonRank"] != "species")
+                          & (both["verbatimIdentification"] == both["deepest_taxon"])).sum())
+    one = open_named == 1
+    placed = (f"; {plural(open_named, 'specimen')} the machine named to a provisional or interim species (… sp. "
+              f"BD-0002, … sp. BIOUG…) {'counts' if one else 'count'} at the rank the archive places "
+              f"{'it' if one else 'them'} in" if open_named else "")
     return ("The cards and the first plot are the machine's naming, before review; after review (the determinations "
-            f"of the archive and assignments.csv) {reviewed} specimens are named to species."
+            f"of the archive and assignments.csv) {plural(reviewed, 'specimen')} {'is' if reviewed == 1 else 'are'} "
+            f"named to species{placed}."
             if reviewed != machine else
             "The cards and the first plot are the machine's naming; no review changed how many are named to species.")
 
