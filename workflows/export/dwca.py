@@ -143,6 +143,8 @@ def open_name(name: str) -> tuple[str, str, str] | None:
     if m:
         return m.group(1), "genus", f"{m.group(2)}."
     return None
+
+
 _WHITESPACE_BREAKS = re.compile(r"[\t\r\n]+")
 
 
