@@ -134,6 +134,33 @@ def _own_path_checks(typer_app: typer.Typer) -> None:
 _own_path_checks(app)
 
 
+def _whole_option_names() -> None:
+    """Help tables that shorten the help text, never an option's name.
+
+    Typer draws each command's options as a rich table whose columns all may shrink; at 80 columns rich shrank
+    the widest ones down to the name column's width and then all of them together, so ``build-reference``'s
+    help read ``--calibration-k…`` and ``train``'s ``--pretrain-epoc…`` — a name the user cannot type (e31
+    review F20). Here a column whose cells are single words (option names, short names, the required star, a
+    one-word type) never shrinks; the others (types with a range, the help) wrap into the room left."""
+    from rich.table import Table
+    from rich.text import Text
+    from typer import rich_utils
+
+    class WholeNames(Table):
+        def add_row(self, *renderables: object, **kwargs: object) -> None:
+            super().add_row(*renderables, **kwargs)  # type: ignore[arg-type]
+            rows = getattr(self, "_words", [])
+            rows.append([isinstance(r, (str, Text)) and len(str(r).split()) <= 1 for r in renderables])
+            self._words = rows
+            for k, column in enumerate(self.columns):
+                column.no_wrap = all(row[k] for row in rows if k < len(row))
+
+    rich_utils.Table = WholeNames  # type: ignore[misc]
+
+
+_whole_option_names()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: user errors become one line and exit code 2."""
     # Redirected to a file or pipe, Python buffers stdout in blocks: lines would appear only at exit and

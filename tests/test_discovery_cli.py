@@ -685,6 +685,33 @@ def test_help_shows_no_value_for_flags_and_explains_quiet_and_seed(verb: list[st
         assert any("--seed" in r and "Seed of the random choices" in r for r in rows), res.stdout
 
 
+def test_every_option_name_is_whole_at_80_columns() -> None:
+    """At an 80-column terminal rich shrank every help column alike, the option names too: build-reference showed
+    ``--calibration-k…`` and train ``--pretrain-epoc…``, names the user cannot type (e31 review F20). Every visible
+    option of every command (and of the db group's) is printed whole."""
+    import typer
+
+    from biodiscover.cli.main import app
+    from fixtures.inprocess import run_cli
+
+    def commands(command, path):  # the root, each verb and each verb of a group
+        yield path, command
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from commands(sub, [*path, name])
+
+    seen = 0
+    for path, command in commands(typer.main.get_command(app), []):
+        res = run_cli(*path, "--help", env={"COLUMNS": "80", "NO_COLOR": "1"})
+        assert res.returncode == 0, res.stderr
+        assert max(len(row) for row in res.stdout.splitlines()) <= 80
+        printed = set(re.findall(r"--[\w-]+", res.stdout))
+        names = [o for p in command.params if not getattr(p, "hidden", False) for o in p.opts + p.secondary_opts
+                 if o.startswith("--")]
+        assert [n for n in names if n not in printed] == [], (path, res.stdout)
+        seen += len(names)
+    assert seen > 100
+
+
 def test_results_file_names_each_specimens_candidate_species_as_the_database_does(dataset, bundle, tmp_path,
                                                                                   capsys) -> None:
     """The results file says which candidate species each specimen was grouped into — without --db it is the
