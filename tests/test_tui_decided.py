@@ -180,7 +180,8 @@ async def test_hash_and_the_number_of_a_candidate_a_later_run_reclustered_opens_
         review_db: Path) -> None:
     """Season review F10: a vial labelled "cand11" met a re-run of its week; ``#11`` opened the superseded record,
     and the same specimen's candidate was #14 (then #21). ``#11`` now opens the candidate holding its members,
-    through every later re-clustering, and says so; a candidate never re-clustered opens as itself."""
+    through every later re-clustering, and says so, naming every run that re-clustered it; a candidate never
+    re-clustered opens as itself."""
     with Database.open(review_db) as db:
         (old, other), _ = db.proposal_queue(status="pending", limit=2)
         members = [m.processid for m in db.proposal_detail(old.id).members]
@@ -189,8 +190,9 @@ async def test_hash_and_the_number_of_a_candidate_a_later_run_reclustered_opens_
         third = db.start_run("triage", {"input": "week3.csv"})
         (latest,) = db.write_proposals(third, [{"members": members}])
         assert db.proposal(old.id).status == db.proposal(again).status == "superseded"
-        now, by_run = db.successor(old.id)
-        assert (now.id, by_run) == (latest, second) and db.successor(again)[0].id == latest
+        moved = db.successor(old.id)
+        assert (moved.proposal.id, moved.runs) == (latest, (second, third))
+        assert db.successor(again) == (db.proposal(latest), (third,))
         assert db.successor(latest) is None and db.successor(other.id) is None
         name = db.proposal(latest).name
     async with reviewing(review_db) as (app, db, pilot):
@@ -198,7 +200,9 @@ async def test_hash_and_the_number_of_a_candidate_a_later_run_reclustered_opens_
         await pilot.press("#", *str(old.id), "enter")
         await settle(pilot)
         assert isinstance(app.screen, DetailScreen) and app.screen.proposal_id == latest
-        assert any(m.startswith(f"#{old.id} was re-clustered by run {second}: its members are in #{latest} {name} "
+        # both re-triages, not only the first (e31 F23: "by run 9: … in #179", which run 10 made)
+        assert any(m.startswith(f"#{old.id} was re-clustered by runs {second} and {third}: its members are in "
+                                f"#{latest} {name} "
                                 "(pending) now") for m in notes(app)), notes(app)
         await pilot.press("#", *str(other.id), "enter")
         await settle(pilot)

@@ -192,9 +192,9 @@ class ReviewApp(App[None]):
             # a candidate a later run re-clustered: the one holding its members now, saying so (a vial's "cand11")
             moved = self.db.successor(number)
             if moved is not None:
-                now, by_run = moved
+                now = moved.proposal
                 self.call_from_thread(
-                    self.notify, f"#{number} was re-clustered by run {by_run}: its members are in #{now.id} "
+                    self.notify, f"#{number} was {moved.by}: its members are in #{now.id} "
                                  f"{now.name} ({now.status}) now, open here; #{number}'s record is in its history",
                     timeout=10)
                 number = now.id

@@ -688,8 +688,8 @@ class DecisionsMixin:
             # machine's change is nothing she can undo ("undo the later reviews first" sent her looking: e31 F21)
             moved = db.successor(proposal_id) if proposal_id is not None else None
             if moved is not None:
-                now, by_run = moved
-                raise StaleProposalError(f"#{proposal_id} was re-clustered by run {by_run}: its members are in "
+                now = moved.proposal
+                raise StaleProposalError(f"#{proposal_id} was {moved.by}: its members are in "
                                          f"#{now.id}, which carries your reviews of it; open #{now.id} to change them")
             return db.undo(review_id, reviewer=who)
 

@@ -12,7 +12,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.queue_position(proposal_id, **the same filters and sort) -> int | None
     db.proposal_marks(proposal_ids) -> dict[int, tuple[QueueMark, ...]]
     db.proposal(proposal_id) -> ProposalSummary
-    db.successor(proposal_id) -> (ProposalSummary, run_id) | None   # where a re-clustered candidate went
+    db.successor(proposal_id) -> Successor(proposal, runs) | None   # where a re-clustered candidate went
     db.proposal_detail(proposal_id) -> ProposalDetail
     db.consensus_barcodes(proposal_ids) -> dict[int, str]
     db.candidates_elsewhere(run_id) -> tuple[dict[int, str], dict[int, str]]
@@ -82,7 +82,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -214,6 +214,22 @@ class Twin:
     proposal: ProposalSummary
     distance: float
     collection: str | None = None
+
+
+class Successor(NamedTuple):
+    """Where a candidate later runs re-clustered went (``Database.successor``): the candidate holding its members
+    now and the runs that re-clustered it, in order (each one's candidate superseded by the next run's)."""
+
+    proposal: ProposalSummary
+    runs: tuple[int, ...]
+
+    @property
+    def by(self) -> str:
+        """``re-clustered by run 9`` or ``re-clustered by runs 9 and 10``. Why every run: after two re-triages
+        "re-clustered by run 9: its members are in #179" named the run that made #144, not #179's (e31 F23)."""
+        runs = [str(r) for r in self.runs]
+        said = runs[0] if len(runs) == 1 else ", ".join(runs[:-1]) + " and " + runs[-1]
+        return f"re-clustered by run{'s' * (len(runs) > 1)} {said}"
 
 
 #: What a proposal's evidence records of its closest other candidate: one of its specimens, the distance, and the
@@ -1262,28 +1278,26 @@ class ProposalsMixin(DatabaseCore):
             return shown.id if shown.name.lower() == " ".join(typed.lower().split()) else None
         return None
 
-    def successor(self, proposal_id: int) -> tuple[ProposalSummary, int] | None:
+    def successor(self, proposal_id: int) -> Successor | None:
         """Where a candidate a later run re-clustered went: the candidate that now holds its members (following
-        ``superseded_by`` through every later re-clustering) and the run that re-clustered it first; None when the
-        candidate is not superseded, or was retired (its members named and proposed by none: ``retire_unproposed``).
+        ``superseded_by`` through every later re-clustering) and the runs that re-clustered it, first to last; None
+        when the candidate is not superseded, or was retired (its members named and proposed by none:
+        ``retire_unproposed``).
 
         Why: a vial labelled "cand11" met a re-run of its week, and ``#11`` opened a superseded record; the
         candidate, same specimen, was #14 (season review F10)."""
+        step = ("SELECT p.superseded_by, s.run_id FROM proposals p JOIN proposals s ON s.id = p.superseded_by "
+                "WHERE p.id = ? AND p.status = 'superseded'")
         with self._read() as conn:
             raw = dbapi(conn)
-            row = raw.execute("SELECT p.status, p.superseded_by, s.run_id FROM proposals p LEFT JOIN proposals s "
-                              "ON s.id = p.superseded_by WHERE p.id = ?", (proposal_id,)).fetchone()
-            if row is None or row[0] != "superseded" or row[1] is None:
-                return None
-            seen, current = {proposal_id}, int(row[1])
-            while True:  # a chain of re-runs: each superseded by the next (never a cycle; guarded all the same)
-                nxt = raw.execute("SELECT superseded_by FROM proposals WHERE id = ? AND status = 'superseded'",
-                                  (current,)).fetchone()
-                if nxt is None or nxt[0] is None or int(nxt[0]) in seen:
-                    break
-                seen.add(current)
+            seen, current, runs = {proposal_id}, proposal_id, []
+            # a chain of re-runs: each superseded by the next (never a cycle; guarded all the same)
+            while (nxt := raw.execute(step, (current,)).fetchone()) is not None and int(nxt[0]) not in seen:
                 current = int(nxt[0])
-        return self.proposal(current), int(row[2])
+                seen.add(current)
+                if int(nxt[1]) not in runs:
+                    runs.append(int(nxt[1]))
+        return None if current == proposal_id else Successor(self.proposal(current), tuple(runs))
 
     def proposal(self, proposal_id: int) -> ProposalSummary:
         with self._read() as conn:

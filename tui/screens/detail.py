@@ -48,18 +48,18 @@ def where_now(db: Any, s: Any) -> str | None:
         return None
     into, seen = db.proposal(s.merged_into), {s.id}
     said = f"merged into #{into.id}"
-    holder, run = into, None
+    holder, reclustered = into, None
     while holder.id not in seen and len(seen) < 64:  # merged again, or re-clustered: follow it to the live one
         seen.add(holder.id)
         if holder.status == "merged" and holder.merged_into is not None:
             holder = db.proposal(holder.merged_into)
         elif (moved := db.successor(holder.id)) is not None:
-            holder, run = moved
+            holder, reclustered = moved.proposal, moved
         else:
             break
     if holder.id == into.id:
         return f"{said} {into.name} ({into.status})"
-    how = f"; re-clustered by run {run}" if run is not None else ""
+    how = f"; {reclustered.by}" if reclustered is not None else ""
     return f"{said}, whose members are now in #{holder.id} {holder.name} ({holder.status}{how})"
 
 
