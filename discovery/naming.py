@@ -1575,6 +1575,13 @@ def _taxa(e: Mapping[str, Any]) -> int:
     return int(e.get("taxa", e["groups"]))
 
 
+def _counted(e: Mapping[str, Any]) -> str:
+    """What a figure's interval is drawn over, as printed: "571 taxa", or "1089 groups" for a bundle from before
+    taxa were counted. Why: such a bundle printed its groups as taxa ("7686 queries of 1089 taxa" for a reference
+    of 571 species, the same data rebuilt: "of 571 taxa"), and its narrower interval read as the taxa's (e31 F24)."""
+    return plural(_taxa(e), "taxon", "taxa") if "taxa" in e else plural(int(e["groups"]), "group")
+
+
 def _interval(e: Mapping[str, Any]) -> tuple[float, float]:
     """A figure's 95 % interval over its distinct taxa (Wilson), the same for a pooled and a by-order figure."""
     # imported here: discovery.metrics brings scikit-learn and SciPy, which a DNA-only triage never loads
@@ -1589,7 +1596,7 @@ def _said_by_order(e: Mapping[str, Any]) -> str:
     by-order figure rests on a few dozen left-out taxa, and "Diptera 0.000" read as a firm zero missed by 4.6
     points on a real collection (ML review M3)."""
     lo, hi = _interval(e)
-    return f"{e['rate']:.3f} ({plural(_taxa(e), 'taxon', 'taxa')}; 95 %: {lo:.3f}–{hi:.3f})"
+    return f"{e['rate']:.3f} ({_counted(e)}; 95 %: {lo:.3f}–{hi:.3f})"
 
 
 def describe_expected(at: Mapping[str, Any], level: float | None = None) -> list[str]:
@@ -1602,7 +1609,7 @@ def describe_expected(at: Mapping[str, Any], level: float | None = None) -> list
     absent species forecast at 0.049 under a 0.020 promise, printed as a plain fact."""
     def said(e: Mapping[str, Any]) -> str:
         lo, hi = _interval(e)
-        return f"{e['rate']:.3f} ({e['n']} queries of {plural(_taxa(e), 'taxon', 'taxa')}; 95 %: {lo:.3f}–{hi:.3f})"
+        return f"{e['rate']:.3f} ({e['n']} queries of {_counted(e)}; 95 %: {lo:.3f}–{hi:.3f})"
 
     lines = [f"{label}: {said(at[k])}" for k, label in _EXPECTED_NAMES if k in at]
     orders = {key: at.get(f"{key}_by_order") or {} for key, _ in _BY_ORDER}  # a bundle from before: species only
@@ -1686,12 +1693,12 @@ def _beside(f: Mapping[str, Any] | None, m: Mapping[str, Any] | None, even: Mapp
         lo, hi = 0.0, 1.0
     else:
         lo, hi = _interval(f)
-        text = (f"{where} {f['rate']:.3f} ({plural(_taxa(f), 'taxon', 'taxa')}; 95 %: {lo:.3f}–{hi:.3f}){then}, "
+        text = (f"{where} {f['rate']:.3f} ({_counted(f)}; 95 %: {lo:.3f}–{hi:.3f}){then}, "
                 "measured ")
     if m is None:
         return text
     m_lo, m_hi = _interval(m)
-    text += (f"{m['rate']:.3f} ({plural(m['n'], 'specimen')} of {plural(_taxa(m), 'taxon', 'taxa')}; "
+    text += (f"{m['rate']:.3f} ({plural(m['n'], 'specimen')} of {_counted(m)}; "
              f"95 %: {m_lo:.3f}–{m_hi:.3f})")
     # as printed: a measured 0.000 is not "below" an interval printed from 0.000
     if f is not None and not round(lo, 3) <= round(m["rate"], 3) <= round(hi, 3):

@@ -113,20 +113,21 @@ def test_the_expected_lines_say_each_rate_with_its_queries_taxa_and_interval() -
           "absent_genus_named": {"rate": 0.0, "n": 9, "groups": 3},
           "absent_species_named_by_order": {"Diptera": {"rate": 0.02, "n": 10, "groups": 4},
                                             "Coleoptera": {"rate": 0.01, "n": 20, "groups": 6}}}
+    # a bundle from before taxa were counted says what its intervals are drawn over: groups, not "taxa" (e31 F24)
     lines = describe_expected(at)
     assert lines == [
-        "known species named to the right species: 0.951 (40 queries of 20 taxa; 95 %: 0.766–0.991)",
-        "absent species named to a species (over-classification): 0.015 (30 queries of 10 taxa; 95 %: 0.001–0.299)",
-        "absent genera named to a genus: 0.000 (9 queries of 3 taxa; 95 %: 0.000–0.562)",
-        "absent species named to a species, by order: Coleoptera 0.010 (6 taxa; 95 %: 0.000–0.402), "
-        "Diptera 0.020 (4 taxa; 95 %: 0.000–0.510)",
+        "known species named to the right species: 0.951 (40 queries of 20 groups; 95 %: 0.766–0.991)",
+        "absent species named to a species (over-classification): 0.015 (30 queries of 10 groups; 95 %: 0.001–0.299)",
+        "absent genera named to a genus: 0.000 (9 queries of 3 groups; 95 %: 0.000–0.562)",
+        "absent species named to a species, by order: Coleoptera 0.010 (6 groups; 95 %: 0.000–0.402), "
+        "Diptera 0.020 (4 groups; 95 %: 0.000–0.510)",
     ]
     one_order = {**at, "absent_species_named_by_order": {"Diptera": {"rate": 0.02, "n": 10, "groups": 4}}}
     assert len(describe_expected(one_order)) == 3  # one order: nothing to break down
     genera = {**at, "absent_genus_named_by_order": {"Lepidoptera": {"rate": 0.052, "n": 5, "groups": 2},
                                                     "Coleoptera": {"rate": 0.0, "n": 4, "groups": 1}}}
-    assert describe_expected(genera)[-1] == "absent genera named to a genus, by order: Coleoptera 0.000 (1 taxon; " \
-                                            "95 %: 0.000–0.793), Lepidoptera 0.052 (2 taxa; 95 %: 0.001–0.692)"
+    assert describe_expected(genera)[-1] == "absent genera named to a genus, by order: Coleoptera 0.000 (1 group; " \
+                                            "95 %: 0.000–0.793), Lepidoptera 0.052 (2 groups; 95 %: 0.001–0.692)"
     # ML review M3 / L1: the interval and the count are over distinct taxa where the figure counted them (a species
     # met as a simulated and as a calibration query is one taxon), the same Wilson interval as the pooled lines
     from biodiscover.discovery.metrics import wilson_interval
