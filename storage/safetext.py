@@ -68,10 +68,16 @@ def safe_text_cell(value: Any) -> Any:
     return value
 
 
-#: Letters with no ASCII decomposition (NFKD leaves them whole), written as an ASCII-only reader writes them.
+#: Letters and marks with no ASCII decomposition (NFKD leaves them whole), written as an ASCII-only reader writes
+#: them: quotation marks of every language as ASCII quotes, dashes as hyphens, µ as u (as in "um"), × (a hybrid
+#: formula) as x. Why the quotes and µ: a German name's „ and a processid's µ were written "U+201E" and "U+03BC"
+#: into deflines and file names (e31 review F17).
 _ASCII_LETTERS = str.maketrans({"Ø": "O", "ø": "o", "Æ": "AE", "æ": "ae", "Œ": "OE", "œ": "oe", "ß": "ss",
                                 "Đ": "D", "đ": "d", "Ł": "L", "ł": "l", "Þ": "Th", "þ": "th", "Ð": "D", "ð": "d",
-                                "ı": "i", "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+                                "ı": "i", "‘": "'", "’": "'", "‚": "'", "‛": "'", "‹": "'", "›": "'",
+                                "“": '"', "”": '"', "„": '"', "‟": '"', "«": '"', "»": '"',
+                                "‐": "-", "‑": "-", "‒": "-", "–": "-", "—": "-", "―": "-", "−": "-",
+                                "µ": "u", "μ": "u", "×": "x"})
 
 
 def ascii_text(text: str) -> str:

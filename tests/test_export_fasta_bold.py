@@ -87,22 +87,29 @@ def test_every_sequenced_specimen_is_in_all_specimens_fasta_under_its_current_de
     assert len(in_candidates) == len(candidate_lines)  # every candidate file's line is in it, as written there
 
 
+def _exported_renamed(tmp_path: Path, name: str) -> tuple[Path, set[str]]:
+    """A review database whose first candidate was accepted and renamed ``name``, exported as FASTA: the folder
+    and the candidate's members."""
+    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=3)
+    first = fx.proposal_ids[0]
+    with Database.open(fx.path) as db:
+        db.accept(first, db.proposal(first).version, reviewer="Kari Nordmann")
+        db.rename(first, db.proposal(first).version, name, reviewer="Kari Nordmann")
+        members = {m.processid for m in db.proposal_detail(first).members}
+    out = tmp_path / "fasta"
+    proc = run_cli("export", "--db", str(fx.path), "--run", str(fx.run_id), "-f", "fasta", "-o", str(out),
+                   env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    return out, members
+
+
 def test_deflines_are_ascii_and_their_first_token_is_the_process_id(tmp_path: Path) -> None:
     """The export review's F10: for GenBank and BLAST tools the sequence id is the defline's first token (up to the
     first space) and NCBI wants ASCII; ``>CHRFI703-11|Smittia sp. BD-0001|…`` gave them "CHRFI703-11|Smittia", and a
     reviewer's "Harpalinae gen. sp. Ødegaard-1" put an Ø in the defline (and the file name dropped it:
     "7_Harpalinae_gen._sp._degaard-1.fasta"). Now the first token is the process id, a space then BOLD's fields
     (BOLD's upload takes the process id followed by a pipe, an underscore or a space), the rest transliterated."""
-    fx = build_review_db(tmp_path / "lab.sqlite", max_proposals=3)
-    first = fx.proposal_ids[0]
-    with Database.open(fx.path) as db:
-        db.accept(first, db.proposal(first).version, reviewer="Kari Nordmann")
-        db.rename(first, db.proposal(first).version, "Harpalinae gen. sp. Ødegaard-1", reviewer="Kari Nordmann")
-        members = {m.processid for m in db.proposal_detail(first).members}
-    out = tmp_path / "fasta"
-    proc = run_cli("export", "--db", str(fx.path), "--run", str(fx.run_id), "-f", "fasta", "-o", str(out),
-                   env={"XDG_CONFIG_HOME": str(tmp_path)})
-    assert proc.returncode == 0, proc.stderr
+    out, members = _exported_renamed(tmp_path, "Harpalinae gen. sp. Ødegaard-1")
     (path,) = [p for p in out.glob("*.fasta") if "Odegaard" in p.name]
     assert path.name.endswith("_Harpalinae_gen._sp._Odegaard-1.fasta")
     for fasta in out.glob("*.fasta"):
@@ -117,3 +124,21 @@ def test_deflines_are_ascii_and_their_first_token_is_the_process_id(tmp_path: Pa
         named = list(iter_fasta_lines(enumerate(fh, start=1)))
     assert {r.processid for r in named} == members
     assert {r.identification for r in named} == {"Harpalinae gen. sp. Odegaard-1"}
+
+
+def test_german_quotes_and_micro_are_transliterated_not_spelled_as_code_points(tmp_path: Path) -> None:
+    """e31 review F17: an accepted name ``Sitona sp. „Müller-1" (Jäger, 2026)`` became the file
+    ``007_Sitona_sp._U_201EMuller-1_Jager_2026.fasta`` and the defline field ``Sitona sp. U+201EMuller-1" (Jager,
+    2026)``; a processid ``µ-ÄÖ/1`` became ``U+03BC-AO/1``. Quotation marks of every language are ASCII quotes, µ is
+    u, dashes are hyphens: what a taxonomist reads and types."""
+    from biodiscover.storage.safetext import ascii_text
+
+    out, _ = _exported_renamed(tmp_path, 'Sitona sp. „Müller-1" (Jäger, 2026)')
+    (path,) = [p for p in out.glob("*.fasta") if "Sitona" in p.name]
+    assert path.name.endswith("_Sitona_sp._Muller-1_Jager_2026.fasta")
+    with path.open(encoding="ascii") as fh:
+        assert {r.identification for r in iter_fasta_lines(enumerate(fh, start=1))} == {
+            'Sitona sp. "Muller-1" (Jager, 2026)'}
+    assert ascii_text("µ-ÄÖ/1") == "u-AO/1"
+    assert ascii_text("«Bembidion» ‚cf.‘ “x” – × − μm") == "\"Bembidion\" 'cf.' \"x\" - x - um"
+    assert "U+" not in ascii_text("„“”‘’‚«»‹›–—µμ×")
