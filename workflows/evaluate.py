@@ -320,6 +320,7 @@ def reliability_figure(report: dict[str, Any]) -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter, NullLocator
+    from matplotlib.transforms import ScaledTranslation
 
     data = reliability_plot_data(report)
     ranks = list(data["ranks"])
@@ -356,7 +357,9 @@ def reliability_figure(report: dict[str, Any]) -> Any:
         rel = report["reliability"][r]
         ax.text(0.97, 0.03, f"n={rel['n']}, ECE {rel['ece']:.3f}\n(ECE over ten equal bins)", fontsize=6,
                 transform=ax.transAxes, va="bottom", ha="right")
-        ax.set_title(r, fontsize=9)
+        # the title stands above the level's label (at the same height they overlapped where the level lies near
+        # the middle: "subfamily" and "level 0.98", e31 F18)
+        ax.set_title(r, fontsize=9, pad=18 if level else 6)
         for a in (ax, count):
             if level:
                 a.axvline(level, color="#d62728", lw=1)
@@ -365,9 +368,10 @@ def reliability_figure(report: dict[str, Any]) -> Any:
             a.set_xticks(_TICKS, labels=[f"{t:g}" for t in _TICKS], fontsize=6, rotation=90)
             a.xaxis.set_minor_locator(NullLocator())
             a.xaxis.set_minor_formatter(NullFormatter())
-        if level:  # above the panel, where no point is (in it, the label sat under the points near the level)
+        if level:  # above the panel, where no point is (in it, the label sat under the points near the level), and
+            # above the hollow points drawn on its top edge (half a point's height: 6 pt)
             ax.text(level, 1.0, f"level {level:g}", color="#d62728", fontsize=6, ha="center", va="bottom",
-                    transform=ax.get_xaxis_transform())
+                    transform=ax.get_xaxis_transform() + ScaledTranslation(0, 6 / 72, fig.dpi_scale_trans))
         ax.tick_params(axis="x", labelbottom=False)
         ax.set_yscale("logit")
         ax.set_ylim(*_LIM)
