@@ -271,3 +271,38 @@ def test_a_chimera_of_two_genera_is_said_to_be_one_and_neither_named_nor_propose
     assert all(r.modality == "dna" for r in unchecked) and any(r.deepest_rank or r.is_novel for r in unchecked)
     proposals = candidate_species(chimeras + real, results[:n] + results[n + 1:], model.barcode_gap_)
     assert not {m.processid for p in proposals for m in p.members} & {c.processid for c in chimeras}
+
+
+def test_a_chimera_whose_best_key_is_a_part_of_the_read_is_still_looked_at(model, world) -> None:
+    """e31 review F8: a chimera of a Harpalus key's first 296 bases and a Philonthus key's rest matched a 307-base
+    Harpalus key at 99.3 %, so the check (for reads under 98 %) never looked at the other 350 bases, and the read
+    was named to genus Harpalus. A best key covering under ``CHIMERA_COVER`` of the read speaks for that part only:
+    the read is checked, against the keys that cover it, and called chimeric naming both ends and the part. The
+    world's real barcodes are named as with the check off."""
+    from biodiscover.discovery.engine import CHIMERA_COVER
+
+    train = world["train"]
+    a = next(s for s in train if s.family == "Fam0")
+    b = next(s for s in train if s.family == "Fam1")
+    kin = next(s for s in world["test"] if s.species == a.species)
+    cut = 160  # the part: 40 % of the 400-base barcodes, the first bases of a real read of a's species
+    part = dataclasses.replace(kin, processid="PART", dna_barcode=(kin.dna_barcode or "")[:cut])
+    assert cut < CHIMERA_COVER * len(a.dna_barcode or "")
+    m = copy.deepcopy(model)
+    assert m.add_references([part]) == 1
+    chimera = _chimera(a, b, cut, "CHPART")
+    real = world["test"] + world["test_unseen"] + world["other_heldout"]
+    r, *results = m.triage([chimera, *real])
+    assert (r.modality, r.deepest_rank, r.is_novel) == ("none", None, False), r.reason
+    said = re.match(rf"chimeric barcode: its first third matches {a.species} \({a.family}, \w+\) at 100\.0 % "
+                    rf"identity, its last third {b.species} \({b.family}, \w+\) at 100\.0 %, the whole read no key "
+                    rf"closer than ([\d.]+) % \({a.species} \({a.family}, PART\) matches ([\d.]+) % over only {cut} "
+                    r"of its 400 bases\)", r.reason or "")
+    assert said is not None and float(said.group(1)) < 95 <= 98 <= float(said.group(2)), r.reason
+    plain = copy.copy(m)
+    plain.config = dataclasses.replace(m.config, chimera_check=False)
+    unchecked, *before = plain.triage([chimera, *real])  # the check off: the part speaks for the whole read
+    assert unchecked.top_hit == "PART" and unchecked.identity >= 0.98 and unchecked.deepest_rank is not None
+    assert not [x.processid for x in results if "chimeric" in (x.reason or "")]
+    assert [(x.deepest_rank, x.deepest_label, x.is_novel) for x in results] == [
+        (x.deepest_rank, x.deepest_label, x.is_novel) for x in before]
