@@ -235,15 +235,26 @@ def is_filler_name(name: Any) -> bool:
 #: How a species label as collection databases write it was read (:func:`read_species_label`): the rule's
 #: name, as build-reference counts them.
 AUTHORSHIP, OPEN_SP, OPEN_CF, SENSU_LATO = "author", "sp.", "cf.", "s.l."
-_LABEL = re.compile(r"^([A-Z][a-z]+)\s+(.+?)\s*$")
-_EPITHET = re.compile(r"^([a-z][a-z-]+)(?:\s+(.*))?$")
+#: Open nomenclature as regular-expression parts, one owner for its two readers: :func:`read_species_label` (what
+#: the analysis reads) and the Darwin Core export's ``open_name`` (how GBIF is told), each composing its own rule
+#: from them. Why: each kept its own copy of sp./cf./aff./nr./s.l./agg., and a qualifier added to one would have
+#: been read by one and not the other. A genus, an epithet:
+GENUS_PATTERN, EPITHET_PATTERN = r"[A-Z][a-z]+", r"[a-z][a-z-]+"
+#: ``sp.``: a specimen of the genus not determined to species (``spp.``: of several)
+OPEN_SP_WORD = "sp"
+#: ``cf. cruciferae``, ``aff. cruciferae``, ``nr. cruciferae``: compared with a species, not determined as it
+COMPARED_WORDS = ("cf", "aff", "nr")
+#: a species in a wide or a strict sense: ``s.l.``, ``s. str.``, ``s.s.``, ``sensu lato``, ``sensu stricto``, ``agg.``
+SENSU_PATTERN = r"s\.\s?l\.|s\.\s?(?:str|s)\.|sensu\s+lato|sensu\s+stricto|agg\."
+_LABEL = re.compile(rf"^({GENUS_PATTERN})\s+(.+?)\s*$")
+_EPITHET = re.compile(rf"^({EPITHET_PATTERN})(?:\s+(.*))?$")
 #: ``sp.``, ``spp.``, ``sp. 3``, ``sp.3``, ``sp. A``: a specimen of the genus not determined to species. A longer
 #: tail (``sp. BIOUG63189-C12``, ``sp. BD-0007``) is an interim name of one species, kept as written.
-_OPEN_SP = re.compile(r"^spp?\.(?:\s*(?:\d+|[A-Z]))?$")
-#: ``cf. cruciferae``, ``aff. cruciferae``, ``nr. cruciferae``, ``near cruciferae``: compared with a species, not
-#: determined as it
-_OPEN_CF = re.compile(r"^(?:cf\.|aff\.|nr\.|near\s)\s*\S")
-_SENSU = re.compile(r"^(?:s\.\s?l(?:at)?\.|sensu\s+lato|s\.\s?(?:str|s)\.|sensu\s+stricto|agg\.)$", re.IGNORECASE)
+_OPEN_SP = re.compile(rf"^{OPEN_SP_WORD}p?\.(?:\s*(?:\d+|[A-Z]))?$")
+#: ``cf. cruciferae`` and the other ``COMPARED_WORDS``, or ``near cruciferae``
+_OPEN_CF = re.compile(rf"^(?:(?:{'|'.join(COMPARED_WORDS)})\.|near\s)\s*\S")
+#: ``SENSU_PATTERN``, in any case, and ``s. lat.``
+_SENSU = re.compile(rf"^(?:s\.\s?lat\.|{SENSU_PATTERN})$", re.IGNORECASE)
 _PARTICLES = frozenset({"de", "da", "del", "della", "der", "den", "di", "du", "la", "le", "van", "von", "y", "d'",
                         "et", "al.", "al", "&", "and", "in", "ex"})
 _YEAR = re.compile(r"^\[?\d{4}\]?[a-z]?$")
@@ -286,7 +297,7 @@ def read_species_label(label: Any) -> tuple[str | None, str | None]:
     if _OPEN_CF.match(rest):
         return None, OPEN_CF
     e = _EPITHET.match(rest)
-    if e is None or e.group(1) in ("sp", "spp", "cf", "aff", "nr") or not e.group(2):
+    if e is None or e.group(1) in (OPEN_SP_WORD, OPEN_SP_WORD + "p", *COMPARED_WORDS) or not e.group(2):
         return label, None
     epithet, tail = e.groups()
     if _SENSU.match(tail):

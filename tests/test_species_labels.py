@@ -137,3 +137,24 @@ def test_ingest_registers_the_species_read_and_keeps_the_label_as_supplied(tmp_p
     conn = sqlite3.connect(tmp_path / "bd.sqlite")
     assert conn.execute("SELECT name FROM taxa WHERE rank = 'species'").fetchall() == [("Coccinella septempunctata",)]
     assert sorted(conn.execute("SELECT species FROM specimens").fetchall()) == sorted((label,) for label in labels)
+
+
+def test_open_nomenclature_has_one_owner_that_the_analysis_and_the_darwin_core_export_both_read_with() -> None:
+    """Open nomenclature was written twice, here and in the Darwin Core export (``open_name``), each with its own
+    copy of sp./cf./aff./nr./s.l./agg.: a qualifier added to one would be read by one reader only. Its parts are
+    ``storage.records``'s, and every form of them is read by both: a determination compared with a species is no
+    species here and that species with its qualifier there; a species in a wide or strict sense is the species in
+    both; "Genus sp." is no species here and the genus there."""
+    from biodiscover.storage.records import COMPARED_WORDS, OPEN_CF, OPEN_SP, SENSU_LATO
+    from biodiscover.workflows.export.dwca import open_name
+
+    assert COMPARED_WORDS == ("cf", "aff", "nr")
+    for q in COMPARED_WORDS:
+        assert read_species_label(f"Carabus {q}. granulatus") == (None, OPEN_CF)
+        assert open_name(f"Carabus {q}. granulatus") == ("Carabus granulatus", "species", f"{q}.")
+    for form, said in (("s.l.", "s.l."), ("s. l.", "s.l."), ("s. str.", "s.str."), ("s.s.", "s.str."),
+                       ("sensu lato", "s.l."), ("sensu stricto", "s.str."), ("agg.", "agg.")):
+        assert read_species_label(f"Culex pipiens {form}") == ("Culex pipiens", SENSU_LATO)
+        assert open_name(f"Culex pipiens {form}") == ("Culex pipiens", "species", said)
+    for name in ("Harpalus sp.", "Harpalus sp. 3"):
+        assert read_species_label(name) == (None, OPEN_SP) and open_name(name) == ("Harpalus", "genus", "sp.")

@@ -53,7 +53,8 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.evidence import member_quality
-from biodiscover.storage.records import (DESCRIBED, RANKS, candidate_name, is_filler_name, listed, named_ranks,
+from biodiscover.storage.records import (COMPARED_WORDS, DESCRIBED, EPITHET_PATTERN, GENUS_PATTERN, OPEN_SP_WORD,
+                                         RANKS, SENSU_PATTERN, candidate_name, is_filler_name, listed, named_ranks,
                                          open_qualifier, plural)
 from biodiscover.storage.review_log import UNDOING
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
@@ -116,11 +117,14 @@ REJECTED_UNNAMED_STATUS = ("candidate species rejected by reviewer (the specimen
 #: reference lacks (one the reviewer added): named as the species (taxonRank species, no qualifier), and saying no
 #: reference key stood behind it, never that it is provisional (a tropical plate's 371 Aedes aegypti).
 DESCRIBED_STATUS = "identified by reviewer (described species, not in the reference)"
-_OPEN_NOMENCLATURE = re.compile(r"^([A-Z][a-z]+)\s+(sp|cf|aff|nr)\.(\s.*)?$")
+#: open nomenclature's parts are ``storage.records``'s (``GENUS_PATTERN`` and those beside it), which the analysis
+#: reads names with too: a genus with a qualifier ("Harpalus sp.", "Carabus cf. …")
+_QUALIFIERS = "|".join((OPEN_SP_WORD, *COMPARED_WORDS))
+_OPEN_NOMENCLATURE = re.compile(rf"^({GENUS_PATTERN})\s+({_QUALIFIERS})\.(\s.*)?$")
 #: a species named with a doubt before its epithet ("Carabus cf. granulatus", "Amara aff. aenea")
-_QUALIFIED_SPECIES = re.compile(r"^([A-Z][a-z]+)\s+(cf|aff|nr)\.\s*([a-z][a-z-]+)$")
+_QUALIFIED_SPECIES = re.compile(rf"^({GENUS_PATTERN})\s+({'|'.join(COMPARED_WORDS)})\.\s*({EPITHET_PATTERN})$")
 #: a species in a wide or a strict sense ("Culex pipiens s.l.", "Anopheles maculipennis s. str.", "… agg.")
-_SENSU = re.compile(r"^([A-Z][a-z]+\s+[a-z][a-z-]+)\s+(s\.\s?l\.|s\.\s?(?:str|s)\.|sensu lato|sensu stricto|agg\.)$")
+_SENSU = re.compile(rf"^({GENUS_PATTERN}\s+{EPITHET_PATTERN})\s+({SENSU_PATTERN})$")
 _SENSU_WORDS = {"sensu lato": "s.l.", "sensu stricto": "s.str.", "s.s.": "s.str."}
 
 
