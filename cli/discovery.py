@@ -54,7 +54,7 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     references = summary.references_line()
     if references:
         typer.echo(references)
-    for line in (summary.absent_share_line(), summary.forecast_line()):
+    for line in (summary.absent_share_line(), summary.season_even_odds_line(), summary.forecast_line()):
         if line:
             typer.echo(line)
     lower = summary.lower_level_line()

@@ -659,6 +659,13 @@ def test_run_with_absent_share_season_pulls_each_plate_toward_the_ones_before(wo
     assert "(no other plate of this model in the database yet)" in shares[0][0]
     assert f"at the share of this database's 1 other plate of this model (run {first.run_id}: " in shares[1][0]
     assert all(f"{o.collection}: {s[0]}" in summary.table().splitlines() for o, s in zip((first, second), shares))
+    # and the second says the first was read at even odds, with the command that reads it at the season's share
+    # (e31 review F6)
+    hints = [[a for a in o.advisories if a.startswith("read at even odds")] for o in (first, second)]
+    assert hints[0] == [] and len(hints[1]) == 1, hints
+    name = Path(first.collection).stem  # run names each collection after its file
+    assert f": run {first.run_id} (collection {name}); re-read it " in hints[1][0]
+    assert hints[1][0].endswith(f"--db {db_path} --collection {name} --absent-share season"), hints[1][0]
     with pytest.raises(InputError, match="--absent-share 'weeks': one of plate, season"):
         BatchConfig(collections=str(folder), model=bundle, db=tmp_path / "never.sqlite", absent_share="weeks")
     assert not (tmp_path / "never.sqlite").exists()

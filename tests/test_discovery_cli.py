@@ -1168,12 +1168,26 @@ def test_weekly_plates_with_absent_share_season_are_pulled_toward_the_databases_
     assert ("weighed against 96 pseudo-specimens at even odds): " in said
             and f"`--absent-share season` weighs them at the share of this database's 1 other plate of this model "
                 f"(run {first['run_id']}: " in said), said
+    # week 2 said that week 1 was read at even odds, and how to read it at the season's share (e31 review F6: the
+    # first week of a season was never read at it, and nothing said so)
+    assert main(["triage", "-i", str(week2), "-m", str(bundle), "--db", str(db), "-q", "--absent-share", "season",
+                 "--again"]) == 0
+    said = capsys.readouterr().out
+    hint = [line.strip() for line in said.splitlines() if "read at even odds, not at this season's share" in line]
+    assert hint == [f"read at even odds, not at this season's share (no other plate of this model was in the "
+                    f"database, or `--absent-share plate`): run {first['run_id']} (collection week1); re-read it so "
+                    f"that a barcode is named alike week to week: biodiscover triage -i {week1} -m {bundle} "
+                    f"--db {db} --collection week1 --absent-share season"], said
     assert main(["triage", "-i", str(week1), "-m", str(bundle), "--db", str(db), "-q",
                  "--absent-share", "season"]) == 0
     said = capsys.readouterr().out
     # week 1 again: the other plate is week 2's newest run, not week 1's own first reading
     assert (f"weighed against 96 pseudo-specimens at the share of this database's 1 other plate of this model "
-            f"(run {season['run_id']}: ") in said, said
+            f"(run {season['run_id'] + 1}: ") in said, said
+    assert "read at even odds, not at this season's share" not in said  # the week it names is this one
+    assert main(["triage", "-i", str(week2), "-m", str(bundle), "--db", str(db), "-q", "--absent-share", "season",
+                 "--again"]) == 0
+    assert "read at even odds, not at this season's share" not in capsys.readouterr().out  # week 1 was re-read
 
     # refused before any work: no database to read a season from, or a mode that does not exist
     assert main(["triage", "-i", str(week1), "-m", str(bundle), "--results", str(tmp_path / "r.csv"),

@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import json
 import logging
+import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -85,6 +86,10 @@ class TriageSummary:
     #: those shares rest on: what ``season`` pulled toward, or (``plate``) would have
     season_runs: list[int] = field(default_factory=list)
     season_specimens: int = 0
+    #: of ``season_runs``, those read at even odds (no other plate of this model in the database yet, or
+    #: ``--absent-share plate``), each with the triage command that reads it at the season's share (``season``
+    #: mode only; ``season_even_odds``)
+    season_even_odds: list[dict[str, Any]] = field(default_factory=list)
     #: specimens the same P(right) would name to species at each lower level of ``LOWER_LEVELS`` (empty at or
     #: under them): how many of the collection sit just under the level, before anyone re-runs it
     species_at_level: dict[str, int] = field(default_factory=dict)
@@ -156,6 +161,27 @@ class TriageSummary:
                      "barcode is named alike from week to week")
         return line
 
+    def season_even_odds_line(self) -> str | None:
+        """The season's plates read at even odds, and the command that reads the first of them at the season's
+        share (None: none, or ``plate`` mode, whose own line names ``--absent-share season``).
+
+        Why: a season's first week has no other plate to lean on and is read at even odds; weeks 2–4 then read at
+        the season's share, and re-reading week 1 at it changed the deepest rank of 70 of its 565 specimens. The
+        help promised "named alike week to week", and nothing after week 1 said it was not (e31 review F6)."""
+        if self.absent_share_mode != "season" or not self.season_even_odds:
+            return None
+        runs = self.season_even_odds
+        named = ", ".join(f"{r['run']} (collection {r['collection']})" for r in runs[:3]) + \
+            (f" and {plural(len(runs) - 3, 'more')}" if len(runs) > 3 else "")
+        first = runs[0]
+        redo = ("biodiscover " + shlex.join(["triage", "-i", first["input"], "-m", first["model"], "--db", first["db"],
+                                             "--collection", first["collection"], "--absent-share", "season"])
+                if first["input"] and first["model"] and first["db"] else "triage it again with --absent-share season")
+        return (f"read at even odds, not at this season's share (no other plate of this model was in the database, or "
+                f"`--absent-share plate`): run{'s' * (len(runs) > 1)} {named}; re-read "
+                f"{'it' if len(runs) == 1 else 'each'} so that a barcode is named alike week to week: {redo}"
+                + (" (likewise the others)" if len(runs) > 1 else ""))
+
     def forecast_line(self) -> str | None:
         """The forecast at the collection's estimated shares, the even-odds one in brackets (None: even odds).
 
@@ -191,7 +217,8 @@ class TriageSummary:
         collection (a batch user acts on them most, and had none of them; a season batch that found no other plate
         of its model read a week at even odds and said nothing of it: e31 review F3), and the processids taken from
         another collection with another barcode (e31 review F22)."""
-        return [line for line in (self.references_line(), self.absent_share_line(), self.forecast_line(),
+        return [line for line in (self.references_line(), self.absent_share_line(), self.season_even_odds_line(),
+                                  self.forecast_line(),
                                   self.lower_level_line(), self.no_key_line()) if line] + self.moved
 
 
@@ -561,6 +588,21 @@ def same_triage_before(db: Any, checksum: str, bundle: Bundle, params: Mapping[s
     return done
 
 
+def season_even_odds(db: Any, season: Sequence[tuple[int, str, Any]]) -> list[dict[str, Any]]:
+    """Of a season's plates (``Database.absent_share_bases``), those whose run read them at even odds: it pulled
+    toward no other plate (``absent_share_from`` empty: the season's first week, or ``--absent-share plate``), with
+    what a triage needs to read it again (its recorded input and model, the database, the collection).
+    ``TriageSummary.season_even_odds_line`` says them (e31 review F6)."""
+    out = []
+    for run_id, collection, _basis in season:
+        params = db.run_progress(run_id).parameters
+        if params.get("absent_share_from"):
+            continue
+        given = {k: params.get(k) if params.get(k) not in (None, "None") else None for k in ("input", "model")}
+        out.append({"run": run_id, "collection": collection, **given, "db": str(db.path)})
+    return out
+
+
 def other_plate_line(db: Any, name: str, given: Any, specimens: Sequence[Specimen], *, named: bool) -> list[str]:
     """The line for a file that shares no specimen with the collection of its name, which holds another plate
     (``Database.other_plate``); refused when the name was the file's (``named`` False): nothing is stored yet.
@@ -698,6 +740,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     stored = 0
     proposal_ids: list[int] | None = None
     season: list[tuple[int, str, dict[str, list[float]]]] = []
+    even_odds: list[dict[str, Any]] = []
     toward: dict[str, float] = {}
     moved: list[str] = []
     try:
@@ -736,6 +779,8 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             db.interrupt_dead_runs(("triage",), db.stale_after_s,
                                    message="process gone before the run finished; a later triage started afresh")
             season = db.absent_share_bases(bundle.fingerprints, plate=(s.processid for s in specimens))
+            if absent_share == "season":
+                even_odds = season_even_odds(db, season)
             weight = model.naming_.config.collection_weight
             if absent_share == "season" and weight is not None:
                 toward = pooled_share((b for _, _, b in season), model.naming_.config.absent_prior, float(weight))
@@ -825,6 +870,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         summary = _summary(run_id, name, specimens, read, results, proposals, seconds, quarantine_file,
                            provisional, model, provisional_names)
         return dataclasses.replace(summary, absent_share_mode=absent_share, season_runs=[r for r, _, _ in season],
+                                   season_even_odds=even_odds,
                                    moved=moved,
                                    absent_share_own={r: v[0] for r, v in basis.items()},
                                    season_specimens=int(sum(max((v[1] for v in b.values()), default=0)
