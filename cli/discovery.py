@@ -49,6 +49,9 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     typer.echo(f"{run}: {summary.triaged} of {summary.specimens} specimens triaged "
                f"({summary.quarantined} quarantined{photos}, {summary.no_usable_barcode} without a usable "
                "barcode)")
+    set_apart = summary.set_apart_line()
+    if set_apart:
+        typer.echo(set_apart)
     typer.echo(f"deepest confident rank: {named}")
     typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
     references = summary.references_line()

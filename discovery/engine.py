@@ -209,6 +209,17 @@ CHIMERA_MARGIN = 0.03
 #: of two genera of one family that family caught none of (a mixed well of one family's beetles is the common case).
 #: Why not species: a chimera of two congeners is as close to both as a new species of their genus would be.
 CHIMERA_RANK = "genus"
+#: how the reason of a barcode set apart from naming begins (``_check_homology``, ``_check_chimeras``), and what
+#: each is called in a count (``set_apart_kind``)
+SET_APART_REASONS = (("chimeric barcode", "chimeric"), ("barcode unrelated to every reference key", "unrelated"))
+
+
+def set_apart_kind(reason: str | None) -> str | None:
+    """``chimeric`` or ``unrelated`` for a barcode triaged and named nothing because of what it is (its
+    ``TriageResult.reason`` says why), else None. Why: counted with the specimens that have no barcode, 6 such
+    reads made a plate's summary say "892 of 900 specimens triaged (… 6 without a usable barcode)" beside ranks
+    summing to 898 (e32 review R3): they have barcodes, were triaged, and their reason is the finding."""
+    return next((kind for head, kind in SET_APART_REASONS if reason and reason.startswith(head)), None)
 #: known species a result keeps beside its best key (``TriageResult.near``). Why: a candidate's evidence lists
 #: the nearest few species over its members (``discovery.proposals``): on a real plate one known species sat
 #: tied at 0.0 % with the species shown, and a reviewer saw only the one the best key named.

@@ -160,7 +160,10 @@ def test_a_bundle_keeps_the_chance_identities_and_an_older_one_checks_nothing(mo
 
 
 def test_triage_cli_reports_unrelated_and_reversed_barcodes(world, tmp_path, cli) -> None:
-    """The CLI on a FASTA: a reversed read is named, a shuffled one is set apart with its reason."""
+    """The CLI on a FASTA: a reversed read is named, a shuffled one and a chimera are set apart with their reason,
+    and counted as what they are: triaged and named nothing, not "without a usable barcode" (e32 review R3: "892 of
+    900 specimens triaged (… 6 without a usable barcode)" beside ranks summing to 898, for 2 chimeras and 4
+    unrelated reads). ``--json`` and ``run``'s table (under it, with the collection) say the same."""
     root = tmp_path / "ds"
     write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
     bundle = tmp_path / "bundle"
@@ -168,18 +171,39 @@ def test_triage_cli_reports_unrelated_and_reversed_barcodes(world, tmp_path, cli
     assert build.returncode == 0, build.stderr
     assert "unrelated sequences (shuffled keys) reach at most" in build.stdout + build.stderr
     s = world["test"][0]
-    fasta = tmp_path / "plate.fasta"
+    fam0, fam1 = ([x for x in world["train"] if x.family == f] for f in ("Fam0", "Fam1"))
+    chimera = _chimera(fam0[0], fam1[0], 200, "CHIM1").dna_barcode
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    fasta = plates / "plate.fasta"
     fasta.write_text(f">REV1|x\n{reverse_complement(s.dna_barcode or '')}\n"
-                     f">JUNK1|x\n{_shuffled(s, 3).dna_barcode}\n>FWD1|x\n{s.dna_barcode}\n")
+                     f">JUNK1|x\n{_shuffled(s, 3).dna_barcode}\n>FWD1|x\n{s.dna_barcode}\n>CHIM1|x\n{chimera}\n"
+                     f">NONE1|x\n{'N' * 400}\n")  # set aside (quarantined)
     results = tmp_path / "r.jsonl"
     run = cli("triage", "--input", str(fasta), "--model", str(bundle), "--results", str(results))
     assert run.returncode == 0, run.stderr
-    assert "2 of 3 specimens triaged" in run.stdout and "1 without a usable barcode" in run.stdout
+    lines = run.stdout.splitlines()
+    assert lines[0].endswith("4 of 5 specimens triaged (1 quarantined, 0 without a usable barcode)"), run.stdout
+    said = ("2 barcodes triaged and named nothing for what they are: 1 chimeric (two specimens' DNA in one read: "
+            "sequence them again), 1 unrelated to every reference key (each result's reason says why)")
+    assert lines[1] == said, run.stdout
     rows = {r["processid"]: r for r in map(json.loads, results.read_text().splitlines())}
     assert rows["REV1"]["deepest_label"] == rows["FWD1"]["deepest_label"] == s.species
     assert rows["REV1"]["reason"].startswith("barcode read reversed")
     assert rows["JUNK1"]["modality"] == "none" and rows["JUNK1"]["reason"].startswith("barcode unrelated")
+    assert rows["CHIM1"]["modality"] == "none" and rows["CHIM1"]["reason"].startswith("chimeric barcode")
     assert rows["JUNK1"]["candidate"] in (None, "")
+    again = cli("triage", "--input", str(fasta), "--model", str(bundle), "--results", str(tmp_path / "j.jsonl"),
+                "--json")
+    assert again.returncode == 0, again.stderr
+    as_json = json.loads(again.stdout)
+    figures = ("specimens", "quarantined", "triaged", "no_usable_barcode", "chimeric", "unrelated")
+    assert {k: as_json[k] for k in figures} == {"specimens": 5, "quarantined": 1, "triaged": 4, "no_usable_barcode": 0,
+                                                "chimeric": 1, "unrelated": 1}
+    assert sum(as_json["named_to"].values()) == as_json["triaged"]
+    batch = cli("run", "--collections", str(plates), "--model", str(bundle), "--db", str(tmp_path / "lab.sqlite"))
+    assert batch.returncode == 1, batch.stderr  # a row set aside
+    assert f"plate.fasta: {said}" in batch.stdout.splitlines(), batch.stdout
 
 
 def test_a_key_stored_reversed_is_indexed_the_right_way_and_stops_catching_reversed_queries(world) -> None:

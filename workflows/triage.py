@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer, run_record
-from biodiscover.discovery.engine import DiscoveryModel, TriageResult
+from biodiscover.discovery.engine import DiscoveryModel, TriageResult, set_apart_kind
 from biodiscover.discovery.naming import naming_limits, pooled_share
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.discovery.reference import while_aligning
@@ -47,13 +47,19 @@ class TriageSummary:
     specimens: int
     quarantined: int
     triaged: int
+    #: specimens without a usable barcode (those with a photograph call are triaged from it, the rest are not)
     no_usable_barcode: int
     named_to: dict[str, int]
     novel: int
     proposals: int
     seconds: dict[str, float] = field(default_factory=dict)
-    #: specimens per evidence used: "dna", "dna+image", "image", "none" (nothing usable)
+    #: specimens per evidence used: "dna", "dna+image", "image", "none" (no call: no usable barcode, or one set
+    #: apart below)
     by_modality: dict[str, int] = field(default_factory=dict)
+    #: of ``triaged``, barcodes named nothing because of what they are (``engine.set_apart_kind``): chimeric (two
+    #: specimens' DNA in one read) and unrelated to every reference key
+    chimeric: int = 0
+    unrelated: int = 0
     #: reference keys added from the members of candidates reviewers accepted (provisional species) or assigned (to
     #: a known or described species) in the database
     provisional_keys: int = 0
@@ -112,6 +118,18 @@ class TriageSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def set_apart_line(self) -> str | None:
+        """``6 barcodes named nothing for what they are: 2 chimeric (…), 4 unrelated to every reference key``
+        (None: none was); each result's ``reason`` says why. Why: a lab re-sequences the chimeric wells, and
+        only the per-specimen reasons named them (e32 review R3, R21)."""
+        if not (self.chimeric or self.unrelated):
+            return None
+        parts = [part for part in (
+            f"{self.chimeric} chimeric (two specimens' DNA in one read: sequence them again)" if self.chimeric else "",
+            f"{self.unrelated} unrelated to every reference key" if self.unrelated else "") if part]
+        return (f"{plural(self.chimeric + self.unrelated, 'barcode')} triaged and named nothing for what they are: "
+                + ", ".join(parts) + " (each result's reason says why)")
 
     def references_line(self) -> str | None:
         """``references: + N members of candidates reviewers accepted or assigned`` (None: no such key added)."""
@@ -217,7 +235,8 @@ class TriageSummary:
         collection (a batch user acts on them most, and had none of them; a season batch that found no other plate
         of its model read a week at even odds and said nothing of it: e31 review F3), and the processids taken from
         another collection with another barcode (e31 review F22)."""
-        return [line for line in (self.references_line(), self.absent_share_line(), self.season_even_odds_line(),
+        return [line for line in (self.set_apart_line(), self.references_line(), self.absent_share_line(),
+                                  self.season_even_odds_line(),
                                   self.forecast_line(),
                                   self.lower_level_line(), self.no_key_line()) if line] + self.moved
 
@@ -922,14 +941,16 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
     from biodiscover.storage.validation import count_set_aside
 
     named = Counter(r.deepest_rank or "unnamed" for r in results)
+    set_apart = [set_apart_kind(r.reason) if r.modality == "none" else None for r in results]
     shares, level = DiscoveryModel.collection_shares(results), model.config.naming.level
     at_share, even = forecast_at(model.naming_, shares, level)
     set_aside, photos = count_set_aside(read.quarantine)
     return TriageSummary(
         run_id=run_id, collection=name, specimens=len(specimens) + set_aside,
         quarantined=set_aside, photos_set_aside=photos, file_problems=sum(r.whole_file for r in read.quarantine),
-        triaged=sum(r.modality != "none" for r in results),
-        no_usable_barcode=sum("dna" not in r.modality for r in results),
+        triaged=sum(r.modality != "none" or kind is not None for r, kind in zip(results, set_apart)),
+        no_usable_barcode=sum("dna" not in r.modality and kind is None for r, kind in zip(results, set_apart)),
+        chimeric=set_apart.count("chimeric"), unrelated=set_apart.count("unrelated"),
         by_modality=dict(Counter(r.modality for r in results)),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
