@@ -761,3 +761,30 @@ def test_a_specimen_is_never_its_own_evidence(world) -> None:
     # the session's other members still name it: the reviewer's species, from its siblings
     named = m.triage(members)
     assert sum(r.deepest_rank == "species" and r.deepest_label == species for r in named) >= len(members) - 1
+
+
+def test_a_barcode_two_species_share_is_named_with_the_tie_said(model, world, tmp_path) -> None:
+    """e32 review R24: a specimen 100 % identical to keys of *Erebia ligea* and *E. euryale* was named *E. ligea*
+    at P(right) 0.997, and nothing said the other species held the same barcode. The name stays where P(right)
+    passes (on the dev test split 30 of 31 such ties were named right), and the reason says the tie: the other
+    species, its key, the identity and the bases it was measured over. Unnamed, the reason is ``explain``'s."""
+    from biodiscover.storage.distance import shared_identity
+
+    model.save(tmp_path / "b")
+    m = DiscoveryModel.load(tmp_path / "b")  # the module's model stays as it was
+    key = world["train"][0]
+    other = next(s for s in world["train"] if s.genus == key.genus and s.species != key.species)  # a congener
+    twin = dataclasses.replace(other, processid="twin", dna_barcode=key.dna_barcode)  # its label, key's barcode
+    assert m.add_references([twin]) == 1
+    query = dataclasses.replace(key, processid="query")
+    (named,) = m.triage([query], level=0.6, collection=False)
+    assert named.deepest_rank == "species" and named.identity == pytest.approx(1.0), named
+    rival, rival_key = (other.species, "twin") if named.deepest_label == key.species else \
+        (key.species, key.processid)
+    bases = shared_identity(query.dna_barcode, key.dna_barcode)[1]
+    assert named.reason == (f"tie: {rival}'s key {rival_key} is as identical (100.0 % over {bases} bases): the "
+                            f"reference holds this barcode under {named.deepest_label} and {rival}"), named.reason
+    (unnamed,) = m.triage([query], level=1.0, collection=False)
+    assert unnamed.deepest_rank != "species" and "tie:" not in (unnamed.reason or ""), unnamed.reason
+    (alone,) = model.triage([query], level=0.6, collection=False)  # without the twin: no tie, nothing said
+    assert alone.deepest_label == key.species and "tie:" not in (alone.reason or ""), alone.reason
