@@ -259,6 +259,9 @@ def test_cosine_distances_and_mds_dimensions() -> None:
     d = cosine_distance(x, y)
     assert d.shape == (2, 3) and d[0].tolist() == pytest.approx([0.0, 2.0, 1.0], abs=1e-6)
     assert cosine_distance(np.array([[3.0, 0.0], [1.0, 1e-3]]))[0, 0] == 0.0
+    # a row's distance to itself is 0, not the float32 rounding of 1 - |x|^2 (6e-8 for (1, 1, 1), 1.2e-7 for
+    # (1, 2, 3)): seed-7919 mutation sample, the diagonal's fill deleted survived
+    assert np.diag(cosine_distance(np.array([[1.0, 1.0, 1.0], [1.0, 2.0, 3.0]]))).tolist() == [0.0, 0.0]
     assert EmbeddingDistances(np.eye(3)).subset([2, 0]).vectors.tolist() == [[0, 0, 1], [1, 0, 0]]
     # four points on a line: one dimension carries them, whatever was asked for
     pts = np.array([0.0, 1.0, 3.0, 7.0])
