@@ -927,3 +927,46 @@ def test_the_simulated_queries_travel_with_the_bundle_and_an_older_bundle_says_i
     older = DiscoveryModel.load(tmp_path / "b")
     assert older.naming_.simulated_ is None and older.naming_.expected_at(shares, 0.98) is None
     assert older.naming_.expected_ == model.naming_.expected_
+
+
+def test_simulated_queries_that_do_not_fit_their_table_are_refused_at_load(model, tmp_path) -> None:
+    """A bundle whose simulated queries name a label past their table's vocabulary (a negative one is "blank" only
+    at -1), or carry a probability outside [0, 1] or a non-finite identity, is refused when it loads, with the one
+    error of a malformed engine table, instead of deciding a collection's forecast from garbage (the refusals in
+    ``SimulatedCalls.load`` had no test: found reading the diff of ``discovery/`` after the seed-7919 sample)."""
+    import shutil
+
+    from biodiscover.discovery.engine import SIMULATION_TABLE
+    from biodiscover.storage.bundle import Bundle
+    from biodiscover.storage.errors import ModelBundleError
+
+    model.save(tmp_path / "b")
+    saved = Bundle.open(tmp_path / "b")
+    codes = np.asarray(saved.load_array(f"{SIMULATION_TABLE}_codes"))
+    values = np.asarray(saved.load_array(f"{SIMULATION_TABLE}_values"))
+    table = saved.load_table(SIMULATION_TABLE)
+
+    def tampered(name: str, kind: str, what: str, data: object) -> DiscoveryModel:
+        shutil.copytree(tmp_path / "b", tmp_path / name)
+        bundle = Bundle.open(tmp_path / name)
+        if kind == "tables":
+            bundle.save_table(SIMULATION_TABLE, data)
+        else:
+            bundle.save_array(f"{SIMULATION_TABLE}_{what}", np.asarray(data))
+        return DiscoveryModel.load(tmp_path / name)
+
+    species = 2 + RANKS.index("species")  # the truth's species column (after scenario and group)
+    for n, (row, col, value) in enumerate([(0, 0, len(table["scenarios"])), (3, 1, len(table["groups"])),
+                                           (5, species, len(table["vocab"]["species"])), (7, species, -2)]):
+        bad = codes.copy()
+        bad[row, col] = value
+        with pytest.raises(ModelBundleError, match="simulated calls: codes outside their vocabularies"):
+            tampered(f"c{n}", "arrays", "codes", bad)
+    for n, (col, value) in enumerate([(0, np.nan), (0, np.inf), (1, 1.5), (-1, -0.25)]):
+        bad = values.copy()
+        bad[4, col] = value
+        with pytest.raises(ModelBundleError, match="simulated calls: identities or probabilities out of range"):
+            tampered(f"v{n}", "arrays", "values", bad)
+    with pytest.raises(ModelBundleError, match=r"simulated calls: .* queries over ranks"):
+        tampered("r", "tables", "", {**table, "ranks": list(reversed(RANKS))})
+    assert DiscoveryModel.load(tmp_path / "b").naming_.simulated_ is not None  # the bundle as saved loads
