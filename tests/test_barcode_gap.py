@@ -86,3 +86,20 @@ def test_gap_of_reads_malformed_evidence_as_empty() -> None:
         gap = gap_of(bad, 0.9)
         assert (gap.within_max, gap.threshold) == (None, None)
         assert gap.nearest == pytest.approx(0.1)
+
+
+def test_members_that_cannot_be_compared_read_no_gap_and_an_unusable_read_says_why() -> None:
+    """Several members none of which shares enough sequence with another: no within distance, which is not a single
+    specimen, so no gap is read from the nearest known species alone (it said "single specimen" and read a gap);
+    a nearest known species within the threshold is still "not separated". A candidate none of whose reads is usable
+    as COI gives the reason as its sentence, whatever the distances (these branches had no test in ``discovery/``'s
+    pool: found reading its diff since b2b2a30 after the seed-7919 sample)."""
+    apart = BarcodeGap(None, 0.05, 0.02, uncompared=True)
+    assert apart.verdict == "unknown"
+    assert apart.sentence() == "no gap to read: members share too little sequence; nearest known 5.0% away"
+    near = BarcodeGap(None, 0.015, 0.02, uncompared=True)
+    assert near.verdict == "not separated"
+    assert near.sentence() == "no gap: nearest known 1.5% away ≤ threshold 2.0%; members not comparable"
+    why = "no member's read is nearer a key than chance"
+    assert BarcodeGap(0.004, 0.05, 0.02, not_coi=why).verdict == "not COI"
+    assert BarcodeGap(0.004, 0.05, 0.02, not_coi=why).sentence() == why
