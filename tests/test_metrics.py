@@ -9,6 +9,7 @@ import pytest
 
 from biodiscover.discovery.metrics import (
     bin_agreement,
+    calibration_bins,
     clustering_scores,
     fpr_at_tpr,
     hungarian_accuracy,
@@ -280,3 +281,20 @@ def test_rank_errors_count_each_query_by_the_definitions(seed: int) -> None:
         assert (e.tp, e.mc, e.uc, e.oc, e.tn) == tuple(want.values())
         assert e.tp_rate == pytest.approx(want["tp"] / (want["tp"] + want["mc"] + want["uc"]))
         assert e.oc_rate == pytest.approx(want["oc"] / (want["oc"] + want["tn"]))
+
+
+# --- reliability over given edges ---------------------------------------------------
+def test_calibration_bins_hold_each_lower_edge_and_refuse_edges_that_do_not_span_0_to_1() -> None:
+    """Each bin holds its lower edge up to, not including, its upper one; the last holds 1 too (the plot of
+    ``evaluate`` bins the probabilities near 1 finely). Edges that do not rise from 0 to 1 are refused: a bin
+    left out would drop its specimens from the plot unsaid (``calibration_bins`` had no test: found reading the
+    diff of ``discovery/`` after the seed-7919 mutation sample)."""
+    edges = [0.0, 0.5, 0.9, 0.99, 1.0]
+    table = calibration_bins([0.2, 0.5, 0.9, 0.95, 0.99, 1.0, 1.0], [0, 1, 1, 0, 1, 1, 1], edges)
+    assert [(b["lo"], b["hi"], b["n"]) for b in table] == [(0.0, 0.5, 1), (0.5, 0.9, 1), (0.9, 0.99, 2),
+                                                           (0.99, 1.0, 3)]
+    assert [b["mean_p"] for b in table] == pytest.approx([0.2, 0.5, 0.925, 0.99 / 3 + 2 / 3])
+    assert [b["observed"] for b in table] == [0.0, 1.0, 0.5, 1.0]
+    for bad in ([0.0], [0.1, 1.0], [0.0, 0.9], [0.0, 0.5, 0.5, 1.0], [0.0, 0.6, 0.4, 1.0]):
+        with pytest.raises(ValueError, match="bin edges must increase from 0 to 1"):
+            calibration_bins([0.5], [1], bad)
