@@ -491,3 +491,16 @@ def test_a_bundle_from_before_countries_loads_with_none_and_a_longer_list_is_har
     old.save_table("ref", table)
     old.remove("arrays", "ref_country")
     assert Reference.load(Bundle.open(tmp_path / "old" / "b"), "ref").countries is None
+
+
+@pytest.mark.parametrize("code", [2, 10**6, -2])
+def test_a_country_code_past_the_bundles_country_list_is_refused(with_countries, tmp_path, code) -> None:
+    """A key's country is a code into the table's list (-1: none recorded); a code past the list, or below -1, is
+    one ModelBundleError naming the reference, not an IndexError traceback (nor, at -2, the last country read for
+    a key that has none). No test had it: found reading the diff of ``discovery/`` after the seed-7919 sample."""
+    bundle = _tampered(with_countries, tmp_path)
+    country = np.asarray(bundle.load_array("ref_country")).copy()
+    country[5] = code
+    bundle.save_array("ref_country", country)
+    with pytest.raises(ModelBundleError, match=r"reference 'ref': country codes outside its list of 2"):
+        Reference.load(Bundle.open(tmp_path / "b"), "ref")
