@@ -462,3 +462,19 @@ def test_a_species_sampled_past_max_exact_is_compared_with_distinct_keys() -> No
     assert whole.suspects == [] and [(g.processid, g.group_keys) for g in whole.groups] == [("K0", 3)]
     for seed in range(100):
         assert audit_reference(ids, seqs, lineages, max_exact=len(seqs) - 2, seed=seed).suspects == [], seed
+
+
+def test_a_refused_key_read_back_is_text_where_it_must_be() -> None:
+    """The refused reference rows a bundle keeps (what triage cites when a member matches one) read back as written;
+    a row missing its processid, reason or barcode, or with a species or genus that is not text, is a ``ValueError``
+    naming the row and the field (the engine's loader makes it a ModelBundleError). No test had it: found reading
+    the diff of ``discovery/`` after the seed-7919 mutation sample."""
+    import re
+
+    from biodiscover.discovery.audit import RefusedKey
+
+    key = RefusedKey("REF1", "Aus bus", None, "barcode is 146 nt", "ACGT" * 40)
+    assert RefusedKey.from_dict(key.to_dict()) == key
+    for field, value in (("processid", ""), ("why", None), ("barcode", 7), ("species", 3.5), ("genus", ["Aus"])):
+        with pytest.raises(ValueError, match=rf"refused key .*: {field} must be text, got {re.escape(repr(value))}"):
+            RefusedKey.from_dict({**key.to_dict(), field: value})
