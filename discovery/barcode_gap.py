@@ -51,6 +51,13 @@ class BarcodeGap:
             return "unknown"
         return "gap"
 
+    @property
+    def no_gap(self) -> bool:
+        """No barcode gap to a known species: the nearest within the threshold, or no farther than the members are
+        from each other. The one test the flag "no barcode gap", the review's header and the report's caption
+        count by (the caption once counted only the second, and said "0 of 146" beside 4 flagged: e32 review R5)."""
+        return self.verdict in ("no gap", "not separated")
+
     def sentence(self) -> str:
         """One line (≤ 80 columns) with the numbers, e.g. ``barcode gap: members ≤ 0.8% apart, nearest known
         4.1% away (threshold 2.2%)``; for a candidate none of whose reads is usable as COI, why (a distance to the

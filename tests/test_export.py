@@ -884,3 +884,40 @@ def test_dwca_members_are_readable_by_all_and_two_exports_of_the_same_data_are_t
     out = tmp_path / "unzipped"
     subprocess.run(["unzip", "-q", str(first), "-d", str(out)], check=True, timeout=60)  # as a host unzips it
     assert {oct(p.stat().st_mode & 0o777) for p in out.iterdir()} == {oct(0o644)}
+
+
+def test_report_counts_no_barcode_gap_as_the_flag_does_and_lists_those_whatever_their_size(tmp_path: Path, data,
+                                                                                          monkeypatch) -> None:
+    """e32 review R5: the caption said "No barcode gap in 0 of 146 candidates" while 4 singletons carried the flag
+    "no barcode gap" (nearest known 1.4–2.4 % away, within the 2.8 % species threshold): the caption compared the
+    nearest with the members' spread only (a singleton's taken as 0), the flag with the threshold. And the report
+    listed the largest candidates only, so those 4 (one a real Erebia manto) appeared nowhere in it. One
+    definition now (``BarcodeGap.no_gap``), and a candidate flagged to check first is listed in the table and in
+    detail whatever its size."""
+    from dataclasses import replace
+
+    from biodiscover.workflows import report
+    from biodiscover.workflows.export.flags import candidate_flags
+
+    props = data.proposals.copy()
+    props["nearest_identity"] = 0.91
+    props["evidence"] = [{"within_distance": {"max": 0.01}, "threshold": 0.028}] * len(props)
+    single = int(props.loc[(props["size"] == 1) & (props["status"] == "pending"), "proposal_id"].iloc[-1])
+    at = props.index[props["proposal_id"] == single][0]
+    props.at[at, "nearest_identity"] = 0.982  # 1.8 % from a known species: within the threshold
+    props.at[at, "evidence"] = {"within_distance": None, "threshold": 0.028}
+    d = replace(data, proposals=props)
+    flagged = [p["proposal_id"] for p in props.to_dict("records") if "no barcode gap (nearest known within the "
+               "species threshold)" in candidate_flags(p)]
+    assert flagged == [single]
+    gap = next(p for p in report.render_plots(d) if p.key == "barcode_gap")
+    assert "No barcode gap in 1 of 7 candidates: the nearest known species no farther away than the species " \
+        "threshold or than the members are from each other" in gap.caption, gap.caption  # 8, 1 rejected
+    # the report lists 1 pending candidate in its table and in detail; the flagged singleton is listed as well
+    monkeypatch.setattr(report, "TABLE_LIMIT", 1)
+    monkeypatch.setattr(report, "DETAIL_LIMIT", 1)
+    write_export(d, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert f"<tr><td>{single}</td>" in page and f"id='cand-{single}'" in page
+    pending = int((props["status"] == "pending").sum())
+    assert f"The other {pending - 2} pending candidates (the smallest, none flagged to check first)" in page

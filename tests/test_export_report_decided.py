@@ -75,12 +75,12 @@ def test_every_decided_candidate_is_in_the_report_past_any_cap(tmp_path: Path, d
         assert f"id='cand-{pid}'" in page, pid
     assert [p for p in listed if p in decided["pending"]] == decided["pending"][:2]
     n_pending = len(decided["pending"])
-    assert (f"The other {n_pending - 2} pending candidates (the smallest) are in the CSV export "
-            "(proposals.csv) and the JSON export.") in page
+    assert (f"The other {n_pending - 2} pending candidates (the smallest, none flagged to check first) are in the "
+            "CSV export (proposals.csv) and the JSON export.") in page
     # sections: every decided one, the largest pending one, and a count of the rest and where they are
     assert f"id='cand-{decided['pending'][0]}'" in page and f"id='cand-{decided['pending'][1]}'" not in page
-    assert (f"{n_pending - 1} more pending candidates (the smallest) are not shown in detail here: see the CSV "
-            "export (proposals.csv, members.csv) or the JSON export.") in page
+    assert (f"{n_pending - 1} more pending candidates (the smallest, none flagged to check first) are not shown in "
+            "detail here: see the CSV export (proposals.csv, members.csv) or the JSON export.") in page
     # the header counts what reviewers did, assigned included
     assert "<div class='card'><b>2</b>assigned to a known species</div>" in page
     assert "<div class='card'><b>1</b>rejected by a reviewer</div>" in page

@@ -30,7 +30,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -282,13 +282,13 @@ def evidence_threshold(proposals: pd.DataFrame) -> float | None:
 
 
 def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per candidate: (widest within distance or NaN, distance to its nearest known species).
+    """Per candidate: (widest within distance or NaN, distance to its nearest known species), as the candidate's
+    flag reads them (``discovery.barcode_gap.gap_of``: the nearest known species' aligned distance, else
+    ``1 − nearest_identity``); candidates without one are left out. A candidate whose nearest known species is
+    within the species threshold, or no farther than its own members are from each other, has no barcode gap to
+    that species: maybe not new at all (``BarcodeGap.no_gap``, what the caption counts)."""
+    from biodiscover.discovery.barcode_gap import gap_of
 
-    The nearest known species' distance is ``1 − nearest_identity`` (identity as a
-    fraction, or a percentage above 1); candidates without one are left out. A
-    candidate whose nearest known species is no farther than its own members are
-    from each other has no barcode gap to that species: maybe not new at all.
-    """
     if proposals.empty or "nearest_identity" not in proposals:
         return np.array([]), np.array([])
     within, nearest = [], []
@@ -296,10 +296,11 @@ def nearest_known_gaps(proposals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]
     for ident, ev in zip(pd.to_numeric(proposals["nearest_identity"], errors="coerce"), evidence):
         if ident != ident:
             continue
-        ident = ident / 100 if ident > 1 else ident
-        w = ev.get("within_distance") if isinstance(ev, dict) else None
-        within.append(float(w["max"]) if isinstance(w, dict) and isinstance(w.get("max"), (int, float)) else np.nan)
-        nearest.append(max(0.0, 1.0 - float(ident)))
+        gap = gap_of(ev, ident)
+        if gap.nearest is None:
+            continue
+        within.append(np.nan if gap.within_max is None else gap.within_max)
+        nearest.append(gap.nearest)
     return np.asarray(within, dtype=float), np.asarray(nearest, dtype=float)
 
 
@@ -353,10 +354,13 @@ def plot_barcode_gap(within: Sequence[float] | np.ndarray, between: Sequence[flo
         if threshold is not None:
             caption += f" Dashed: the species threshold learned from the reference, {100 * threshold:.1f}%."
         if len(kn):
-            # Singletons have no within distance: compare them with 0 (their one barcode).
-            no_gap = int(np.sum(kn / 100 <= np.nan_to_num(kw, nan=0.0)))
+            from biodiscover.discovery.barcode_gap import BarcodeGap
+
+            no_gap = sum(BarcodeGap(None if x != x else float(x), float(n) / 100, threshold).no_gap
+                         for x, n in zip(kw, kn))
             caption += (f" No barcode gap in {no_gap} of {plural(len(kn), 'candidate')}: the nearest known species "
-                        "no farther away than the members are from each other (check them first).")
+                        "no farther away than the species threshold or than the members are from each other "
+                        "(flagged \"no barcode gap\": check them first; each is listed below whatever its size).")
     if uncompared:
         caption += (f" {plural(uncompared, 'candidate')} of several barcoded members "
                     f"{'has' if uncompared == 1 else 'have'} no within distance: "
@@ -924,6 +928,7 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
     props = {p["proposal_id"]: p for p in data.proposals.to_dict("records")}
     by_prop = {k: g for k, g in data.members.groupby("proposal_id")} if not data.members.empty else {}
     parts, left = [], 0
+    flagged = check_first_ids(data.proposals, data.met_here)
     for i in candidate_table(data.proposals, data.named_later)["#"].tolist():
         p = props.get(i)
         if p is None:
@@ -931,27 +936,41 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
         members = by_prop.get(i, data.members.iloc[0:0])
         if p.get("status") == "assigned":
             parts.append(assigned_section(p, members, trails.get(i)))
-        elif not _pending(p.get("status")) or limit > 0:
-            limit -= int(_pending(p.get("status")))
+        elif not _pending(p.get("status")) or limit > 0 or i in flagged:
+            limit -= int(_pending(p.get("status")) and i not in flagged)
             parts.append(candidate_section(p, members, specimens, trails.get(i), images, data.met_here,
                                            data.named_later.get(int(i), ())))
         else:
             left += 1
-    more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest) "
+    more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest, none flagged to check first) "
             f"{'is' if left == 1 else 'are'} not shown in detail here: see the CSV export (proposals.csv, "
             "members.csv) or the JSON export.</p>") if left else ""
     return "<h2>Candidate species in detail</h2>" + "".join(parts) + more
 
 
+def check_first_ids(proposals: pd.DataFrame,
+                    met_here: Mapping[str, Mapping[str, int]] | None = None) -> set[Any]:
+    """The proposals whose flags say they may not be new (``export.flags.check_first``): the report lists them
+    whatever their size, in its table and in detail."""
+    from biodiscover.workflows.export.flags import check_first
+
+    if proposals.empty or "proposal_id" not in proposals:
+        return set()
+    return {p["proposal_id"] for p in proposals.to_dict("records") if check_first(p, met_here)}
+
+
 def report_table(proposals: pd.DataFrame, limit: int | None = None,
-                 named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None) -> tuple[pd.DataFrame, int]:
-    """:func:`candidate_table` with every decided row and the largest ``limit`` pending ones (default
-    :data:`TABLE_LIMIT`), and how many pending rows were left out."""
+                 named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None,
+                 met_here: Mapping[str, Mapping[str, int]] | None = None) -> tuple[pd.DataFrame, int]:
+    """:func:`candidate_table` with every decided row, every pending one flagged to check first
+    (:func:`check_first_ids`) and the largest ``limit`` other pending ones (default :data:`TABLE_LIMIT`), and how
+    many pending rows were left out."""
     table = candidate_table(proposals, named_later)
     if table.empty:
         return table, 0
     limit = TABLE_LIMIT if limit is None else limit
-    pending = table["status"].map(_pending)
+    flagged = table["#"].isin(check_first_ids(proposals, met_here))
+    pending = table["status"].map(_pending) & ~flagged
     keep = ~pending | (pending.cumsum() <= limit)
     return table[keep], int((~keep).sum())
 
@@ -1049,8 +1068,8 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         meta.append(f"started {_when(run.get('started_at'))}")
     if run.get("finished_at"):
         meta.append(f"finished {_when(run.get('finished_at'))}")
-    table, left_out = report_table(data.proposals, named_later=data.named_later)
-    left_note = (f"The other {plural(left_out, 'pending candidate')} (the smallest) "
+    table, left_out = report_table(data.proposals, named_later=data.named_later, met_here=data.met_here)
+    left_note = (f"The other {plural(left_out, 'pending candidate')} (the smallest, none flagged to check first) "
                  f"{'is' if left_out == 1 else 'are'} in the CSV export (proposals.csv) and the JSON export."
                  if left_out else "")
     return (

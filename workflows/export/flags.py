@@ -224,6 +224,22 @@ def _span(values: list[int]) -> str:
     return f"{values[0]}" if values[0] == values[-1] else f"{values[0]}–{values[-1]}"
 
 
+def check_first(proposal: Mapping[str, Any], met_here: Mapping[str, Mapping[str, int]] | None = None) -> bool:
+    """A proposal whose flags say it may not be a new species at all: no barcode gap to a known species, no read
+    usable as COI, members matching a record the reference dropped, or a known species met from another part of
+    its range (⚑). Why: the report listed the largest candidates only, and left out the four singletons within the
+    species threshold of a known species (one a real Erebia manto) that its caption told a taxonomist to check
+    first (e32 review R5): these are listed whatever their size."""
+    from biodiscover.discovery.barcode_gap import gap_of
+
+    ev = evidence_of(proposal.get("evidence"))
+    if chance_note(ev) or ev.dropped_keys or gap_of(ev, proposal.get("nearest_identity")).no_gap:
+        return True
+    placed = proposal.get("parent_taxon") if proposal.get("parent_rank") == "genus" else None
+    return proposal.get("status") != "assigned" and \
+        known_elsewhere(ev, str(placed) if placed else None, met_here=met_here) is not None
+
+
 def candidate_flags(proposal: Mapping[str, Any], met_here: Mapping[str, Mapping[str, int]] | None = None) -> list[str]:
     """The flags of one proposal (an export row with its ``evidence`` dict), most decisive first; [] for none.
     ``met_here``: where reviewers' assigned candidates met each known species (``RunExport.met_here``)."""
