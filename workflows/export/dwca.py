@@ -11,9 +11,10 @@
   ``verbatimIdentification`` = the candidate's name, ``taxonConceptID`` = the
   candidate in this database (:func:`concept_id`: stable across re-exports); a
   candidate a reviewer assigned to an accepted one placed above genus is written
-  the same way (``_placed_in``). Ranks order … genus including ``subfamily``; a
-  candidate's members carry the ranks of where it is placed (a reviewer's move or
-  new genus included: ``_placed_ranks``), not the machine's labels.
+  the same way (``_placed_in``). Ranks order … genus including ``subfamily``; an
+  accepted candidate's members carry the ranks of where it is placed (a reviewer's move or
+  new genus included: ``_placed_ranks``), not the machine's labels; a pending candidate's
+  members keep their own deepest confident rank, the candidate linked beside it (``_as_candidate``).
   The barcode is in the DNA extension, tied to its occurrence by id;
   ``associatedSequences`` is not written: it would cite a record elsewhere (``BOLD:<id>``),
   and the ingest keeps a file path per specimen, never that the record came from BOLD.
@@ -359,19 +360,39 @@ def _assigned_provisional(p: Mapping[str, Any]) -> bool:
 
 def _as_candidate(row: dict[str, Any], p: Mapping[str, Any], proposal_id: Any, machine: Mapping[str, Any],
                   run: Mapping[str, Any], remarks: str, a: Mapping[str, Any], deepest: str | None,
-                  of_run: str = "") -> None:
-    """Write ``row`` as a member of candidate species ``p`` (pending or accepted): in open nomenclature under
-    where it is placed. ``of_run``: `` of run 1`` where an earlier run proposed it."""
+                  of_run: str = "", history: Sequence[ReviewAction] = ()) -> None:
+    """Write ``row`` as a member of candidate species ``p``, linked to it by ``verbatimIdentification`` (its name)
+    and ``taxonConceptID``. ``of_run``: `` of run 1`` where an earlier run proposed it; ``history``: its reviews.
+
+    Accepted, or moved by a reviewer (``history``), the candidate's placement is a reviewer's determination of
+    every member: in open nomenclature under where it is placed. Pending where the machine placed it, it is not
+    one: the member keeps its own deepest confident rank (``machine``), open nomenclature at that rank, and the
+    remark says where the candidate is placed where that differs. Why: a
+    pending candidate placed at order Diptera published five members the machine had named to subfamily
+    Syrphinae as "Diptera", and one placed at family Chironomidae published a member named only to order as a
+    Chironomidae whose own remark read "confidence … at order" (e32 R1)."""
     parent_rank = p.get("parent_rank") if p.get("parent_rank") in RANKS else deepest
     parent_name, parent_rank, qualifier = _placed_in(p.get("parent_taxon") or a.get("deepest_taxon"),
                                                      parent_rank, machine)
-    _placed_ranks(row, p)
-    row.update(scientificName=parent_name, taxonRank=parent_rank,
-               identificationQualifier=qualifier, verbatimIdentification=candidate_label(p),
-               taxonConceptID=concept_id(run, proposal_id),
-               identificationRemarks=remarks + f"; candidate species {proposal_id}{of_run} (status {p.get('status')}, "
-                                               f"version {p.get('version')})" + _added_parent(p)
-               + _quality(p, row.get("occurrenceID")))
+    said = (remarks + f"; candidate species {proposal_id}{of_run} (status {p.get('status')}, version "
+            f"{p.get('version')})")
+    if str(p.get("status")) == "accepted" or _moved(history):
+        _placed_ranks(row, p)
+        row.update(scientificName=parent_name, taxonRank=parent_rank, identificationQualifier=qualifier)
+    else:
+        own_rank = machine["taxonRank"]
+        row.update(identificationQualifier={"species": machine.get("identificationQualifier"),
+                                            "genus": "sp."}.get(own_rank, "gen. sp."))
+        if (parent_name, parent_rank) != (machine["scientificName"], own_rank):
+            said += (f"; the candidate is placed at {parent_rank} {parent_name}, this specimen alone at {own_rank} "
+                     f"{machine['scientificName']}")
+    row.update(verbatimIdentification=candidate_label(p), taxonConceptID=concept_id(run, proposal_id),
+               identificationRemarks=said + _added_parent(p) + _quality(p, row.get("occurrenceID")))
+
+
+def _moved(history: Sequence[ReviewAction]) -> bool:
+    """Whether a reviewer's move of the candidate is in force (its placement is then theirs, not the machine's)."""
+    return any(a.action == "move" and a.undone_by is None for a in history)
 
 
 def _quality(p: Mapping[str, Any], processid: Any) -> str:
@@ -620,7 +641,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             proposed[pid] = proposal_id if proposal_id is not None else decided
         if proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
-            _as_candidate(row, p, proposal_id, machine, run, remarks, a, deepest)
+            _as_candidate(row, p, proposal_id, machine, run, remarks, a, deepest,
+                          history=histories.get(proposal_id, ()))
             if str(p.get("status")) == "accepted":
                 _reviewed(row, trails.get(proposal_id), decision_status(p))
         elif decided is not None and props.get(decided, {}).get("status") == "assigned":
@@ -636,7 +658,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             holder, of_run = f["proposal_id"], f" of run {f.get('run_id')}"
             proposed[pid] = f["source_id"]
             if str(f.get("status")) in ("accepted", "pending"):
-                _as_candidate(row, f, holder, machine, run, remarks, a, deepest, of_run)
+                _as_candidate(row, f, holder, machine, run, remarks, a, deepest, of_run,
+                              earlier_histories.get(holder, ()))
             elif str(f.get("status")) == "assigned":
                 _as_assigned(row, f, holder, machine, run, remarks, of_run)
             row["identificationRemarks"] = (f"{row.get('identificationRemarks') or remarks}; proposed in candidate "

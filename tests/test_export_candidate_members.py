@@ -1,0 +1,85 @@
+"""A candidate's member in the Darwin Core archive and assignments.csv: its own determination, the candidate beside.
+
+e32 review R1: a pending candidate placed at order Diptera published its five members the machine had named to
+subfamily Syrphinae as "Diptera" (family Syrphidae lost for GBIF), and one placed at family Chironomidae published a
+member named only to order as a Chironomidae whose own remark read "confidence … at order". A pending candidate is
+no one's determination of its members: each keeps its own deepest confident rank, linked to the candidate by
+verbatimIdentification and taxonConceptID; an accepted one is the reviewer's, at its placement.
+
+Real SQLite database, the real review API and the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import Specimen
+from fixtures.inprocess import run_cli
+from fixtures.run_export import export_dwca
+
+SYRPHINAE = {"order": "Diptera", "family": "Syrphidae", "subfamily": "Syrphinae"}
+CHIRONOMIDAE = {"order": "Diptera", "family": "Chironomidae"}
+
+
+def _named(pid: str, lineage: dict[str, str]) -> dict[str, object]:
+    deepest = list(lineage)[-1]
+    return {"processid": pid, "deepest_rank": deepest, "deepest_taxon": lineage[deepest], "labels": lineage,
+            "confidences": {r: 0.995 for r in lineage}, "novelty": 0.99, "is_novel": True}
+
+
+def _db(path: Path) -> tuple[Path, int, list[int]]:
+    db = Database.create(path)
+    try:
+        db.ingest([Specimen(processid=p, dna_barcode="ACGT" * 150, country="Norway")
+                   for p in ("SYR1", "SYR2", "DIP1", "CHI1", "DIP2", "ACC1")], collection="plate", backup=False)
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [_named("SYR1", SYRPHINAE), _named("SYR2", SYRPHINAE),
+                                   _named("DIP1", {"order": "Diptera"}), _named("CHI1", CHIRONOMIDAE),
+                                   _named("DIP2", {"order": "Diptera"}), _named("ACC1", {"order": "Diptera"})])
+        ids = db.write_proposals(run, [{"members": ["SYR1", "SYR2", "DIP1"], "parent_lineage": {"order": "Diptera"}},
+                                       {"members": ["CHI1", "DIP2"], "parent_lineage": CHIRONOMIDAE},
+                                       {"members": ["ACC1"], "parent_lineage": CHIRONOMIDAE}])
+        db.finish_run(run, "completed")
+        db.accept(ids[2], db.proposal(ids[2]).version, reviewer="Ana Silva")
+    finally:
+        db.close()
+    return path, run, list(ids)
+
+
+def test_a_pending_candidates_member_keeps_its_own_rank_and_links_the_candidate(tmp_path: Path) -> None:
+    path, run, ids = _db(tmp_path / "lab.sqlite")
+    rows, _ = export_dwca(path, run, tmp_path)
+    got = {pid: (r["scientificName"], r["taxonRank"], r["identificationQualifier"], r["family"], r["subfamily"])
+           for pid, r in rows.items()}
+    assert got == {
+        # named to subfamily, in a candidate placed at order: not "Diptera", and the family kept
+        "SYR1": ("Syrphinae", "subfamily", "gen. sp.", "Syrphidae", "Syrphinae"),
+        "SYR2": ("Syrphinae", "subfamily", "gen. sp.", "Syrphidae", "Syrphinae"),
+        "DIP1": ("Diptera", "order", "gen. sp.", "", ""),
+        "CHI1": ("Chironomidae", "family", "gen. sp.", "Chironomidae", ""),
+        # named to order only, in a candidate placed at family: no family invented
+        "DIP2": ("Diptera", "order", "gen. sp.", "", ""),
+        # an accepted candidate is the reviewer's determination of every member, at its placement
+        "ACC1": ("Chironomidae", "family", "gen. sp.", "Chironomidae", ""),
+    }
+    syr, dip = rows["SYR1"], rows["DIP2"]
+    assert syr["verbatimIdentification"] == "Diptera gen. sp. cand" + str(ids[0])
+    assert syr["taxonConceptID"].endswith(f":candidate:{ids[0]}")
+    assert syr["identifiedBy"] == "biodiscover"
+    assert f"candidate species {ids[0]} (status pending, version 1); the candidate is placed at order Diptera, " \
+           "this specimen alone at subfamily Syrphinae" in syr["identificationRemarks"]
+    assert "confidence=0.995 at order" in dip["identificationRemarks"]
+    assert "the candidate is placed at family Chironomidae, this specimen alone at order Diptera" in \
+        dip["identificationRemarks"]
+    assert "placed at" not in rows["CHI1"]["identificationRemarks"]  # where both agree, nothing to say
+    assert rows["ACC1"]["identifiedBy"] == "Ana Silva"
+    # assignments.csv says the same: its determination is the archive's, its deepest_rank the machine's
+    out = tmp_path / "csv"
+    proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "csv", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with open(out / "assignments.csv", encoding="utf-8-sig", newline="") as f:
+        sheet = {r["processid"]: r for r in csv.DictReader(f)}
+    assert all(sheet[p]["taxonRank"] == sheet[p]["deepest_rank"] for p in ("SYR1", "SYR2", "DIP1", "CHI1", "DIP2"))
+    assert sheet["SYR1"]["proposal_id"] == str(ids[0]) and sheet["DIP2"]["proposal_id"] == str(ids[1])
