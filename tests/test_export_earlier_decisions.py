@@ -237,3 +237,46 @@ def test_a_carried_assignment_is_not_written_as_the_decision_a_later_run_named_o
     # one row of the reviewer's determination (the current one), none filed as run 1's decision overruled
     assert len([r for r in rows if r["scientificName"] == "Gonodonta bidens"]) == 1
     assert not [r for r in rows if r["identificationID"] == f"H0:run1:candidate{one}"]
+
+
+def test_a_later_weeks_candidate_merged_into_an_earlier_ones_has_that_candidates_history(tmp_path: Path) -> None:
+    """e32 review R16: week 3's #49 merged into week 1's #2 (Chironomidae), which was then moved to Chironominae and
+    accepted. Each merged-in specimen's history had a phantom "determined by a reviewer in run 3 … run 7 named the
+    specimen <the same accepted name> instead" row (it was never in run 3), so the same determination twice, the
+    current row filed under the merge's review id, and no row for the move that week 1's members get. Now it has
+    the candidate's history from the merge on (the move's name superseded, the accept current), its own run's
+    machine row, and a remark saying which review merged it."""
+    erebidae = {"order": "Lepidoptera", "family": "Erebidae"}
+    first, second = ["E1a", "E1b"], ["E2a", "E2b"]
+    (old,) = one_run_db(path := tmp_path / "weeks.sqlite",
+                        [Specimen(processid=p, dna_barcode="ACGT" * 150, country="Norway") for p in first + second],
+                        [{**GONODONTA, "species": "Gonodonta bidens"}],
+                        [{"members": first, "parent_lineage": erebidae}],
+                        [{"processid": p, "deepest_rank": "family", "deepest_taxon": "Erebidae", "novelty": 0.9,
+                          "labels": erebidae} for p in first])
+    with Database.open(path) as db:
+        run2 = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run2, [{"processid": p, "deepest_rank": "family", "deepest_taxon": "Erebidae",
+                                     "novelty": 0.9, "labels": erebidae} for p in second])
+        (new,) = db.write_proposals(run2, [{"members": second, "parent_lineage": erebidae}])
+        db.finish_run(run2, "completed")
+        merge = db.merge([old, new], {old: db.proposal(old).version, new: db.proposal(new).version},
+                         reviewer="Kim Tax")
+        move = db.move(old, db.proposal(old).version, "Calpinae", reviewer="Kim Tax")
+        accept = db.accept(old, db.proposal(old).version, "Calpinae gen. sp. Tromso-A", reviewer="Kim Tax")
+    rows_of: dict[str, list[dict[str, str]]] = {}
+    for run in (1, run2):
+        (tmp_path / str(run)).mkdir()
+        _, history = export_dwca(path, run, tmp_path / str(run))
+        for r in csv.DictReader(history.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE):
+            rows_of.setdefault(r["coreid"], []).append(r)
+    # week 1's member and week 2's have the same reviewer's rows: the move's name superseded, the accept current
+    for pid, run in (("E1a", 1), ("E2a", run2)):
+        rows = rows_of[pid]
+        assert [r["identificationID"] for r in rows] == \
+            [f"{pid}:review{move.review_id}", f"{pid}:run{run}", f"{pid}:review{accept.review_id}"], rows
+        assert [r["verbatimIdentification"] for r in rows] == \
+            [f"Calpinae gen. sp. cand{old}", "Erebidae", "Calpinae gen. sp. Tromso-A"]
+        assert not [r for r in rows if "instead" in r["identificationRemarks"]]
+    assert f"proposed in candidate species {new} (run {run2}), merged into candidate species {old} of run 1 " \
+           f"(review {merge.review_id}: merge (Kim Tax, " in rows_of["E2a"][-1]["identificationRemarks"]

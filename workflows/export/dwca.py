@@ -390,6 +390,15 @@ def _as_candidate(row: dict[str, Any], p: Mapping[str, Any], proposal_id: Any, m
                identificationRemarks=said + _added_parent(p) + _quality(p, row.get("occurrenceID")))
 
 
+def _since_merge(history: Sequence[ReviewAction], source: Any) -> tuple[Sequence[ReviewAction], str]:
+    """The reviews of a candidate (``history``) from the one in force that merged candidate ``source`` into it on,
+    and that merge in words (`` (review 1: merge (Ana Silva, 2026-12-07))``): a specimen merged in bore none of the
+    names given before it. The whole history and no words where the log does not hold the merge."""
+    at = next((i for i in reversed(range(len(history))) if history[i].action == "merge"
+               and history[i].undone_by is None and any(str(o) == str(source) for o, _ in history[i].others)), None)
+    return (history, "") if at is None else (history[at:], f" ({history[at].in_words()})")
+
+
 def _moved(history: Sequence[ReviewAction]) -> bool:
     """Whether a reviewer's move of the candidate is in force (its placement is then theirs, not the machine's)."""
     return any(a.action == "move" and a.undone_by is None for a in history)
@@ -637,6 +646,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                        identificationRemarks=remarks + "; not named below class with confidence")
         machine = dict(row)
         decided = set_aside.get(pid)
+        holder, held_history = None, None  # the other run's candidate this run's was merged into, and its reviews
         if proposal_id is not None or decided is not None:
             proposed[pid] = proposal_id if proposal_id is not None else decided
         if proposal_id is not None and proposal_id in props:
@@ -657,13 +667,19 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             f = folded[pid]
             holder, of_run = f["proposal_id"], f" of run {f.get('run_id')}"
             proposed[pid] = f["source_id"]
+            # the holder's reviews are this specimen's history from the merge on (its move, its acceptance)
+            whole = earlier_histories.get(holder) or histories.get(holder, ())
+            since, merge_words = _since_merge(whole, f["source_id"])
+            # its own candidate's names before the merge, then the holder's from it
+            held_history = [*(b for b in histories.get(f["source_id"], ())
+                              if b.review_id not in {c.review_id for c in since}), *since]
             if str(f.get("status")) in ("accepted", "pending"):
-                _as_candidate(row, f, holder, machine, run, remarks, a, deepest, of_run,
-                              earlier_histories.get(holder, ()))
+                _as_candidate(row, f, holder, machine, run, remarks, a, deepest, of_run, whole)
             elif str(f.get("status")) == "assigned":
                 _as_assigned(row, f, holder, machine, run, remarks, of_run)
             row["identificationRemarks"] = (f"{row.get('identificationRemarks') or remarks}; proposed in candidate "
-                                            f"species {f['source_id']}, merged into candidate species {holder}{of_run}")
+                                            f"species {f['source_id']} (run {run.get('id')}), merged into candidate "
+                                            f"species {holder}{of_run}{merge_words}")
             if str(f.get("status")) in ("accepted", "assigned"):
                 _reviewed(row, earlier_trails.get(holder), decision_status(f))
         # A reviewer's decision of an earlier run on this specimen: where this run named it that species again (from
@@ -701,14 +717,15 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                           "identificationVerificationStatus": "as supplied",
                           "identificationReferences": s.get("source") if "source" in s else None})
         first = len(ident)
-        ident.extend(_earlier_review_names(pid, row, histories.get(proposed.get(pid), ()) if again is None
-                                           else earlier_histories.get(again["proposal_id"], ()), run))
-        # a decision carried to this run's candidate (its specimens proposed again) is the current row, not one
-        # this run named otherwise
+        history = (held_history if held_history is not None else histories.get(proposed.get(pid), ())) \
+            if again is None else earlier_histories.get(again["proposal_id"], ())
+        ident.extend(_earlier_review_names(pid, row, history, run))
+        # a decision carried to this run's candidate (its specimens proposed again), or the candidate this run's
+        # was merged into, is the current row, not one this run named otherwise
         held = proposal_id if proposal_id is not None else decided
         carried = _carried_source(props.get(held)) if held is not None else None
         ident.extend(_earlier_decision_row(pid, e, machine, run, remarks, a, deepest, row, earlier_trails)
-                     for e in earlier_here if e is not again and e["proposal_id"] != carried)
+                     for e in earlier_here if e is not again and e["proposal_id"] not in (carried, holder))
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
                 k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE}})
@@ -717,7 +734,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         elif row["identifiedBy"] == MACHINE:
             current_id = f"{pid}:run{run.get('id')}"
         else:
-            current_id = _reviewed_id(pid, histories.get(proposed.get(pid), ()), run)
+            current_id = _reviewed_id(pid, history, run)
         if current_id in {r["identificationID"] for r in ident[first:]}:  # never two rows under one id
             current_id = f"{pid}:run{run.get('id')}:current"
         ident.append({"id": pid, "identificationID": current_id,
