@@ -29,7 +29,8 @@
   :data:`CURRENT_REMARK`. Its ``identificationID`` is the one it keeps once
   superseded (the machine's ``<id>:run<run>``, a reviewer's ``<id>:review<review>``:
   :func:`_reviewed_id`), so one identification has one id across exports.
-* ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen as it was submitted
+* ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen (not a read the triage found
+  chimeric or unrelated to every reference key, :func:`unusable_read`: no barcode of it) as it was submitted
   (cleaned of gaps and case, not cut: :func:`~biodiscover.workflows.export.tables.barcode_to_send`); where
   the analysis compared only its first 660 nt, ``otu_seq_comp_appr`` (MIxS: how sequences were compared)
   says so with both lengths, and it says so too where an older database never recorded the read's length.
@@ -221,6 +222,24 @@ def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
     return "; ".join(parts)
 
 
+#: How the triage's reason begins for a read it would not name from (``discovery.engine``: two specimens' DNA in
+#: one read; a read no closer to any reference key than shuffled barcodes come): neither read is a barcode of the
+#: specimen, so no export sends it as one (dna.txt, all_specimens.fasta) and the archive says why.
+CHIMERIC_READ = "chimeric barcode"
+UNRELATED_READ = "barcode unrelated to every reference key"
+
+
+def unusable_read(a: Mapping[str, Any]) -> str | None:
+    """The triage's reason where it found a specimen's read chimeric or unrelated to every reference key
+    (:data:`CHIMERIC_READ`, :data:`UNRELATED_READ`), else None."""
+    reason = a.get("reason")
+    return reason if isinstance(reason, str) and reason.startswith((CHIMERIC_READ, UNRELATED_READ)) else None
+
+
+#: what the archive adds to such a specimen's remarks where it holds a read
+READ_HELD_BACK = "its read is not sent as its DNA sequence (dna.txt) nor in all_specimens.fasta: not a barcode of it"
+
+
 def _evidence(a: Mapping[str, Any]) -> str | None:
     """What the machine named a specimen from, in words (None for a run stored before schema 0005 kept it).
 
@@ -240,7 +259,7 @@ def _evidence(a: Mapping[str, Any]) -> str | None:
         return f"{barcode or 'COI barcode'} and photograph"
     if modality == "dna":
         return barcode or "COI barcode"
-    return "no call (no usable barcode or photograph)"
+    return unusable_read(a) or "no call (no usable barcode or photograph)"
 
 
 def _day(stamp: Any) -> str | None:
@@ -615,6 +634,10 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         remarks = _remarks(run, deepest, conf, novelty, a)
         if pid in data.other_barcodes:  # another collection's read of this id: the export says so (e31 F22)
             remarks += f"; {data.other_barcodes[pid]}"
+        barcode, compared = barcode_to_send(s)  # as submitted; what the analysis compared goes in words
+        read_off = unusable_read(a)
+        if read_off and barcode:
+            remarks += f"; {READ_HELD_BACK}"
         proposal_id = cand.get(pid)
         # the engine's own decision, stored with the assignment (a fused DNA+image call may override a threshold)
         novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False
@@ -641,6 +664,10 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             row.update(scientificName=taxon, taxonRank=deepest, identificationQualifier=qualifier,
                        verbatimIdentification=f"{taxon} {qualifier}" if qualifier else taxon,
                        taxonConceptID=s.get("dna_bin") if novel else None, identificationRemarks=remarks)
+        elif read_off and read_off.startswith(UNRELATED_READ) and not s.get("class"):
+            # a read unrelated to every insect key says nothing of the specimen's class: none is asserted
+            row.update({"phylum": s.get("phylum"), "class": None}, scientificName="Animalia", taxonRank="kingdom",
+                       identificationRemarks=remarks + "; not named: its read matches no reference barcode")
         else:
             row.update(scientificName="Insecta" if not s.get("class") else s.get("class"), taxonRank="class",
                        identificationRemarks=remarks + "; not named below class with confidence")
@@ -696,8 +723,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         if proposal_id is None and decided is None:
             row["identificationRemarks"] = (row.get("identificationRemarks") or "") + "".join(
                 _retired_remark(g, earlier_trails.get(g["proposal_id"])) for g in retired.get(pid, ()))
-        barcode, compared = barcode_to_send(s)  # as submitted; what the analysis compared goes in words
-        if barcode:
+        if barcode and not read_off:
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
                         "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
                         f"{run.get('kind', 'triage')} (k-NN retrieval; P(right) per rank from a model "

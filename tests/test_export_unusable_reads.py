@@ -1,0 +1,79 @@
+"""A read the triage would not name from (chimeric, or unrelated to every reference key) in the exports.
+
+e32 review R21: a plate's chimera (EURAP164-22: a weevil's 5' third on a moth's 3' third) and four reads at 54.6 %
+to every insect key went to GBIF as "evidence=no call (no usable barcode or photograph)" at class Insecta, their
+reads in dna.txt as the specimens' DNA and in all_specimens.fasta as insect barcodes for a tree pipeline. Now the
+archive's remark gives the triage's own reason; a read unrelated to every key asserts no class (kingdom Animalia,
+unless the collection supplied the class); and neither read is sent as the specimen's sequence (dna.txt,
+all_specimens.fasta): it is no barcode of that specimen. assignments.csv keeps the reason and the run's tables
+keep the read.
+
+Real SQLite database and the real CLI.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from pathlib import Path
+
+from biodiscover.storage.db import Database
+from biodiscover.storage.records import Specimen
+from fixtures.inprocess import run_cli
+
+#: the triage's reasons as discovery.engine writes them (_check_chimeras, the unrelated-read check)
+CHIMERA = ("chimeric barcode: its first third matches Protapion trifolii (Brentidae, EURAP064-19) at 100.0 % "
+           "identity, its last third Xylorycta assimilis (Xyloryctidae, AACTA1813-20) at 100.0 %, the whole read no "
+           "key closer than 89.9 %: two specimens' DNA in one read (a PCR chimera or a mixed well); not named from "
+           "DNA and not a candidate species — sequence it again")
+UNRELATED = ("barcode unrelated to every reference key: 54.6 % identity at best (either strand), no closer than "
+             "shuffled reference barcodes come (55.9 %): another gene region, a contaminant or a failed read; not "
+             "named from DNA and not a candidate species")
+
+
+def _db(path: Path) -> int:
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=p, dna_barcode=("ACGT" if p != "OK1" else "AGCT") * 150, country="Norway")
+                   for p in ("CHIM1", "UNREL1", "OK1")], collection="plate", backup=False)
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [
+            {"processid": "CHIM1", "modality": "none", "reason": CHIMERA, "novelty": 0.5},
+            {"processid": "UNREL1", "modality": "none", "reason": UNRELATED, "novelty": 0.5},
+            {"processid": "OK1", "modality": "dna", "deepest_rank": "family", "deepest_taxon": "Chironomidae",
+             "labels": {"order": "Diptera", "family": "Chironomidae"}, "confidences": {"order": 1.0, "family": 0.99},
+             "identity": 0.93, "overlap": 600, "top_hit": "K1", "novelty": 0.2}])
+        db.write_proposals(run, [])
+        db.finish_run(run, "completed")
+    return run
+
+
+def _table(zf: zipfile.ZipFile, name: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(zf.read(name).decode("utf-8")), delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def test_a_chimeric_or_unrelated_read_says_why_and_is_not_sent_as_the_specimens_barcode(tmp_path: Path) -> None:
+    path = tmp_path / "plate.sqlite"
+    run = _db(path)
+    out = {f: tmp_path / name for f, name in (("dwca", "p.zip"), ("fasta", "fa"), ("csv", "csv"))}
+    for fmt, where in out.items():
+        proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", fmt, "-o", str(where))
+        assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out["dwca"]) as zf:
+        occ = {r["id"]: r for r in _table(zf, "occurrence.txt")}
+        dna = {r["coreid"] for r in _table(zf, "dna.txt")}
+    chim, unrel = occ["CHIM1"], occ["UNREL1"]
+    assert dna == {"OK1"}
+    assert "no usable barcode" not in chim["identificationRemarks"] + unrel["identificationRemarks"]
+    assert CHIMERA in chim["identificationRemarks"] and UNRELATED in unrel["identificationRemarks"]
+    assert "not sent as its DNA sequence" in chim["identificationRemarks"]
+    # both ends of a chimera are insects' DNA: the class stands; an unrelated read says nothing of the specimen
+    assert (chim["scientificName"], chim["taxonRank"], chim["class"]) == ("Insecta", "class", "Insecta")
+    assert (unrel["scientificName"], unrel["taxonRank"], unrel["kingdom"], unrel["class"], unrel["phylum"]) == \
+        ("Animalia", "kingdom", "Animalia", "", "")
+    headers = [line for line in (out["fasta"] / "all_specimens.fasta").read_text().splitlines()
+               if line.startswith(">")]
+    assert [h.split()[0] for h in headers] == [">OK1"]
+    with open(out["csv"] / "assignments.csv", encoding="utf-8-sig", newline="") as f:
+        sheet = {r["processid"]: r for r in csv.DictReader(f)}
+    assert sheet["CHIM1"]["reason"] == CHIMERA and sheet["UNREL1"]["taxonRank"] == "kingdom"
