@@ -77,3 +77,48 @@ def test_a_chimeric_or_unrelated_read_says_why_and_is_not_sent_as_the_specimens_
     with open(out["csv"] / "assignments.csv", encoding="utf-8-sig", newline="") as f:
         sheet = {r["processid"]: r for r in csv.DictReader(f)}
     assert sheet["CHIM1"]["reason"] == CHIMERA and sheet["UNREL1"]["taxonRank"] == "kingdom"
+
+
+def test_a_candidate_none_of_whose_reads_is_usable_coi_is_not_published_as_one(tmp_path: Path) -> None:
+    """e32 review R13: NOCLP1451-19 (#40), 77.2 % to its nearest key over 518 bases, nearer what unrelated sequences
+    reach than identity, went to GBIF as a candidate new species of Insecta ("Unplaced sp. cand40", a concept id)
+    while the report left it out of the gap plot as "not usable COI". A pending candidate none of whose members'
+    reads is usable COI (``barcode_gap.gap_of``'s "not COI", as the report reads it) is not linked as a candidate
+    in the archive; its members assert no class the machine did not name; and a read the evidence calls not
+    usable as COI is not sent as a COI sequence (dna.txt, all_specimens.fasta, the candidate's file). A candidate
+    with usable members stays one."""
+    from dataclasses import replace
+
+    from biodiscover.workflows.export import write_export
+    from fixtures.run_export import make_run_export
+
+    data = make_run_export(n_known=2, n_candidates=4)
+    members = data.members.groupby("proposal_id")["processid"].apply(list).to_dict()
+    junk, some = members[2], members[4]  # pending: one of 3 members, one of 7
+    hit = {"identity": 0.605, "overlap": 618, "chance": 0.567}
+    props = data.proposals.copy()
+    props["evidence"] = [{**ev, "member_hits": {p: hit for p in junk}} if pid == 2 else
+                         {**ev, "member_hits": {some[0]: hit, some[2]: {**hit, "identity": 0.93}}} if pid == 4 else ev
+                         for pid, ev in zip(props["proposal_id"], props["evidence"])]
+    props.loc[props["proposal_id"] == 2, "status"] = "pending"
+    assign = data.assignments.copy().astype({"deepest_rank": object, "deepest_taxon": object})
+    assign.loc[assign["processid"].isin(junk), ["deepest_rank", "deepest_taxon"]] = [None, None]
+    d = replace(data, proposals=props, assignments=assign)
+    write_export(d, "dwca", tmp_path / "a.zip")
+    write_export(d, "fasta", tmp_path / "fa")
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        occ = {r["id"]: r for r in _table(zf, "occurrence.txt")}
+        dna = {r["coreid"] for r in _table(zf, "dna.txt")}
+    sequenced = [p for p in junk if isinstance(d.specimens.set_index("processid").loc[p, "dna_barcode"], str)]
+    assert sequenced and not dna & set(junk) and some[0] not in dna and some[2] in dna
+    for p in junk:
+        row = occ[p]
+        assert not row["taxonConceptID"] and "cand" not in row["verbatimIdentification"], row
+        assert (row["scientificName"], row["taxonRank"], row["class"]) == ("Animalia", "kingdom", "")
+        assert "grouped as candidate species 2 (pending), not published as one: none of its members' reads is " \
+               "usable as COI" in row["identificationRemarks"]
+    assert occ[some[0]]["taxonConceptID"].endswith(":candidate:4")  # a candidate with a usable read stays one
+    assert "barcode not usable as COI" in occ[some[0]]["identificationRemarks"]
+    fasta = (tmp_path / "fa" / "all_specimens.fasta").read_text()
+    assert not any(f">{p} " in fasta for p in junk + [some[0]]) and f">{some[2]} " in fasta
+    assert not [f for f in (tmp_path / "fa").iterdir() if f.name.startswith("2_")]

@@ -236,8 +236,33 @@ def unusable_read(a: Mapping[str, Any]) -> str | None:
     return reason if isinstance(reason, str) and reason.startswith((CHIMERIC_READ, UNRELATED_READ)) else None
 
 
-#: what the archive adds to such a specimen's remarks where it holds a read
+#: what the archive adds to the remarks of a specimen whose read it does not send (:func:`unsent_reads`)
 READ_HELD_BACK = "its read is not sent as its DNA sequence (dna.txt) nor in all_specimens.fasta: not a barcode of it"
+
+
+def unsent_reads(data: RunExport) -> set[str]:
+    """The specimens whose read no export sends as their COI barcode (dna.txt, all_specimens.fasta, a candidate's
+    FASTA file): the triage found it chimeric or unrelated to every key (:func:`unusable_read`), or a candidate's
+    evidence finds it nearer chance than identity to every key (``storage.evidence.unusable_reads``: "barcode not
+    usable as COI", the archive's remark for it). Why: GBIF and a tree pipeline read each as the specimen's COI."""
+    from biodiscover.storage.evidence import unusable_reads
+    from biodiscover.workflows.export.flags import evidence_of
+
+    out = {str(r["processid"]) for r in plain_records(data.assignments) if unusable_read(r)}
+    if not data.proposals.empty and "evidence" in data.proposals:
+        for ev in data.proposals["evidence"]:
+            out.update(unusable_reads(evidence_of(ev).member_hits))
+    return out
+
+
+def not_coi_candidates(props: Mapping[Any, Mapping[str, Any]]) -> set[Any]:
+    """The pending candidates none of whose members' reads is usable COI (``barcode_gap.gap_of``'s "not COI", the
+    verdict the report leaves them out of the gap plot by): the archive does not publish them as candidate species
+    (e32 R13: "Unplaced sp. cand40", 77 % to its nearest key, went to GBIF as a new species of Insecta)."""
+    from biodiscover.discovery.barcode_gap import gap_of
+
+    return {i for i, p in props.items() if p.get("status") == "pending" and gap_of(p.get("evidence")).verdict
+            == "not COI"}
 
 
 def _evidence(a: Mapping[str, Any]) -> str | None:
@@ -585,6 +610,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
     cand = data.candidate_of()
     props = {r["proposal_id"]: r for r in plain_records(data.proposals)} if not data.proposals.empty else {}
     trails, histories = data.trails(), data.histories()
+    unsent, not_coi = unsent_reads(data), not_coi_candidates(props)
     earlier: dict[str, list[dict[str, Any]]] = {}
     for e in plain_records(data.earlier):
         earlier.setdefault(e["processid"], []).append(e)
@@ -636,9 +662,11 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             remarks += f"; {data.other_barcodes[pid]}"
         barcode, compared = barcode_to_send(s)  # as submitted; what the analysis compared goes in words
         read_off = unusable_read(a)
-        if read_off and barcode:
+        if pid in unsent and barcode:
             remarks += f"; {READ_HELD_BACK}"
         proposal_id = cand.get(pid)
+        # a read unrelated to every insect key says nothing of the specimen's class: none is asserted
+        matches_nothing = (read_off or "").startswith(UNRELATED_READ) or proposal_id in not_coi
         # the engine's own decision, stored with the assignment (a fused DNA+image call may override a threshold)
         novel = bool(a.get("is_novel")) if a.get("is_novel") is not None else False
         placeholder = open_name(taxon) if deepest == "species" and isinstance(taxon, str) else None
@@ -664,8 +692,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             row.update(scientificName=taxon, taxonRank=deepest, identificationQualifier=qualifier,
                        verbatimIdentification=f"{taxon} {qualifier}" if qualifier else taxon,
                        taxonConceptID=s.get("dna_bin") if novel else None, identificationRemarks=remarks)
-        elif read_off and read_off.startswith(UNRELATED_READ) and not s.get("class"):
-            # a read unrelated to every insect key says nothing of the specimen's class: none is asserted
+        elif matches_nothing and not s.get("class"):
             row.update({"phylum": s.get("phylum"), "class": None}, scientificName="Animalia", taxonRank="kingdom",
                        identificationRemarks=remarks + "; not named: its read matches no reference barcode")
         else:
@@ -676,7 +703,11 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         holder, held_history = None, None  # the other run's candidate this run's was merged into, and its reviews
         if proposal_id is not None or decided is not None:
             proposed[pid] = proposal_id if proposal_id is not None else decided
-        if proposal_id is not None and proposal_id in props:
+        if proposal_id in not_coi:
+            row["identificationRemarks"] = (f"{row.get('identificationRemarks') or remarks}; grouped as candidate "
+                                            f"species {proposal_id} (pending), not published as one: none of its "
+                                            "members' reads is usable as COI" + _quality(props[proposal_id], pid))
+        elif proposal_id is not None and proposal_id in props:
             p = props[proposal_id]
             _as_candidate(row, p, proposal_id, machine, run, remarks, a, deepest,
                           history=histories.get(proposal_id, ()))
@@ -723,7 +754,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         if proposal_id is None and decided is None:
             row["identificationRemarks"] = (row.get("identificationRemarks") or "") + "".join(
                 _retired_remark(g, earlier_trails.get(g["proposal_id"])) for g in retired.get(pid, ()))
-        if barcode and not read_off:
+        if barcode and pid not in unsent:
             dna.append({"id": pid, "DNA_sequence": barcode, "target_gene": "COI",
                         "target_subfragment": "COI-5P", "otu_class_appr": "biodiscover "
                         f"{run.get('kind', 'triage')} (k-NN retrieval; P(right) per rank from a model "

@@ -27,7 +27,8 @@ member's has its probability: the file is what a taxonomist takes for the specie
 and the season's export gave 30 of the 71 specimens named as it (season review F4); the field tells the reviewed
 members from the specimens the machine named later. One run's export has none: its files are as they were.
 
-A read the triage found chimeric or unrelated to every reference key is left out as image-only specimens are
+A read the triage found chimeric or unrelated to every reference key, or a candidate's evidence not usable as COI,
+is left out as image-only specimens are
 (the Darwin Core archive's remark says why; assignments.csv keeps the reason).
 
 Each sequence is the barcode as submitted (cleaned of gaps and case, not cut to the
@@ -76,11 +77,12 @@ def _defline(fields_: list[Any]) -> str:
 
 def _sequences(data: RunExport) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """processid → barcode as submitted (:func:`barcode_to_send`), and processid → BIN. A read the triage found
-    chimeric or unrelated to every reference key (``dwca.unusable_read``) is none: it is no barcode of the specimen,
+    chimeric or unrelated to every reference key, or its candidate's evidence not usable as COI
+    (``dwca.unsent_reads``), is none: it is no barcode of the specimen,
     and all_specimens.fasta went into a tree pipeline with a weevil-moth chimera as one insect (e32 R21)."""
-    from biodiscover.workflows.export.dwca import unusable_read
+    from biodiscover.workflows.export.dwca import unsent_reads
 
-    off = {r["processid"] for r in plain_records(data.assignments) if unusable_read(r)}
+    off = unsent_reads(data)
     barcodes = {r["processid"]: None if r["processid"] in off else barcode_to_send(r)[0]
                 for r in plain_records(data.specimens)}
     return barcodes, dict(zip(data.specimens["processid"], data.specimens.get("dna_bin", pd.Series(dtype=object))))
