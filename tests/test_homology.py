@@ -247,6 +247,24 @@ def _chimera(a: Specimen, b: Specimen, cut: int, name: str) -> Specimen:
     return dataclasses.replace(a, processid=name, dna_barcode=(a.dna_barcode or "")[:cut] + (b.dna_barcode or "")[cut:])
 
 
+def test_a_chimera_is_looked_for_where_each_end_holds_120_called_bases_and_not_below(model, world) -> None:
+    """Each third of a read must hold ``CHIMERA_MIN_END`` (120) called bases to be aligned on its own: a chimera of
+    two families whose thirds hold exactly 120 is caught, one whose thirds hold 119 (one more N in each) is not
+    looked for and is named as any read is (seed-7919 mutation sample: 120 -> 121 ran the whole pool unkilled)."""
+    train = world["train"]
+    a = next(s for s in train if s.family == "Fam0")
+    b = next(s for s in train if s.family == "Fam1")
+    whole = _chimera(a, b, len(a.dna_barcode or "") // 2, "EDGE")
+    seq = whole.dna_barcode or ""
+    n = len(seq) // 3
+    for called, caught in ((120, True), (119, False)):  # the documented figure, not the constant read back
+        masked = list(seq)
+        for start in (0, len(seq) - n):  # each end keeps its last ``called`` bases
+            masked[start:start + n - called] = "N" * (n - called)
+        (r,) = model.triage([dataclasses.replace(whole, dna_barcode="".join(masked))])
+        assert ("chimeric barcode" in (r.reason or "")) is caught, (called, r.reason)
+
+
 def test_a_chimera_of_two_genera_is_said_to_be_one_and_neither_named_nor_proposed(model, world) -> None:
     """An ML engineer's review (M5): a weevil's 5' half on a moth's 3' half was named order Lepidoptera and proposed
     as "Lepidoptera gen. sp. cand100", with no flag. A read whose first and last thirds each match a key of another
