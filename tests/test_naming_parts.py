@@ -739,6 +739,9 @@ def test_a_weeks_plate_is_pulled_toward_its_seasons_share_not_even_odds() -> Non
     own = sum(b["species"][0] * b["species"][1] for b in bases)
     assert toward == {"species": pytest.approx((own + 48.0) / (920 + 96), abs=1e-6)}
     assert pooled_share([], 0.5, 96.0) == {}
+    # no pseudo-specimens (a weight of 0 is allowed): the season's own share, even from one specimen at a rank
+    # (seed-7919 mutation sample: the guard ``count + weight > 0`` -> ``> 1`` dropped that rank and survived)
+    assert pooled_share([{"species": [0.2, 1], "genus": [0.1, 3]}], 0.5, 0.0) == {"species": 0.2, "genus": 0.1}
     week4 = weeks[3]
     alone = collection_prior(week4, 0.5, 96.0)
     pulled = collection_prior(week4, 0.5, 96.0, toward=toward["species"])
