@@ -163,6 +163,12 @@ def test_what_the_proposal_already_holds_is_kept() -> None:
                                reference_image=lambda pid: "other.jpg")
     assert (out.nearest_species, out.nearest_identity) == ("Ref sp", 0.97)
     assert out.evidence.nearest_known == known  # its barcode and photo are not looked up again
+    assert out.evidence.hit_barcodes == {"K1": "AAAA", "R9": "GGGG"}  # the members' hits' and the recorded one's
+    # a recorded nearest species with a barcode but no key to file it under adds none (seed-7919 mutation sample:
+    # ``near.processid and near.barcode`` -> ``or`` filed it under None and survived)
+    nameless = _proposal(Evidence(size=3, nearest_known=dataclasses.replace(known, processid=None)))
+    assert with_engine_evidence(nameless, results, reference_barcode=lambda pid: "AAAA").evidence.hit_barcodes == \
+        {"K1": "AAAA"}
     # a recorded nearest species without its barcode gets it from the reference
     bare = _proposal(Evidence(size=3, nearest_known=NearestKnown(species="Ref sp", processid="R9", identity=0.97)))
     filled = with_engine_evidence(bare, results, reference_barcode=lambda pid: f"seq-of-{pid}")
