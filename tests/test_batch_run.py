@@ -35,6 +35,7 @@ from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND, TRIAGE_RU
 from biodiscover.workflows.triage import drop_stale_report
 from fixtures.db_views import runs
 from fixtures.inprocess import run_cli
+from fixtures.redirected import run_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -116,6 +117,32 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
 
 
 @pytest.mark.slow  # a CLI process killed by a real SIGKILL (its resumption runs in this process)
+def test_redirected_run_writes_progress_on_stderr_and_in_its_log_as_it_happens(workspace, tmp_path: Path) -> None:
+    """`run > run.out 2> run.err` (cron, nohup): the review's 20,000-specimen run left both files and its log
+    empty past "started run 3 (triage)" for 13.5 minutes (e32 R15): rich drew its bars only when stopped. Now,
+    while the batch still runs, stderr holds plain lines as `triage` writes them when redirected (the batch's
+    count, each collection's stages with their counts) and the log each stage a collection enters."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "plates"
+    write_collections(meta, folder, 2)
+    db_path, log_path = tmp_path / "quiet.sqlite", tmp_path / "run.log"
+    out, err = tmp_path / "run.out", tmp_path / "run.err"
+    cmd = [sys.executable, "-m", "biodiscover.cli", "run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path),
+           "--log", str(log_path)]
+    running = run_until(cmd, out, err, "plate-00.csv: triage: ", cwd=REPO, env={"OMP_NUM_THREADS": "1"})
+    lines = err.read_text(errors="replace").splitlines()
+    logged = log_path.read_text(errors="replace")
+    assert running, "the batch finished before its first collection's line reached stderr"
+    assert lines[0] == "collections: 0/2", lines
+    stages = [x for x in lines if x.startswith("plate-00.csv")]
+    assert any(x.startswith("plate-00.csv: triage: ") for x in stages), lines
+    n = len(pd.read_csv(folder / "plate-00.csv"))
+    ingest = [f"plate-00.csv: ingest: 0/{n}", f"plate-00.csv: ingest: {n}/{n}"]
+    assert [x for x in stages if ": ingest: " in x] == ingest, lines
+    assert "plate-00.csv: triage" in logged, logged
+    assert len(lines) == len(set(lines))  # a repeated count is said once
+
+
 def test_cli_run_killed_then_resumed_without_duplicates(workspace, tmp_path: Path) -> None:
     _root, bundle, meta = workspace
     folder = tmp_path / "plates"

@@ -302,26 +302,14 @@ def test_ctrl_c_during_training_exits_130_and_the_rerun_resumes(tmp_path) -> Non
 def test_redirected_demo_writes_progress_as_it_happens(tmp_path) -> None:
     """`biodiscover demo > log 2>&1`: the first stage's line is in the log while the demo still runs (rich
     drew its bars only when stopped, and stdout was block-buffered, so the log stayed empty to the end)."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
+
+    from fixtures.redirected import run_until
 
     log_path = tmp_path / "log"
     cmd = [sys.executable, "-m", "biodiscover.cli", "demo", "--workdir", str(tmp_path / "w"), "--species", "24",
            "--specimens", "420", "--preset", "tiny", "--seed", "3"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "COLUMNS": "200"},
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and proc.poll() is None and "synth: dataset in" not in \
-                log_path.read_text(errors="replace"):
-            time.sleep(0.2)
-        assert proc.poll() is None, "the demo finished before its first progress line reached the log"
-        lines = log_path.read_text(errors="replace").splitlines()
-        assert lines[0] == "synth: tables" and any(x.startswith("synth: dataset in ") for x in lines), lines
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=120)
+    running = run_until(cmd, log_path, log_path, "synth: dataset in", env={"COLUMNS": "200"}, timeout=300)
+    assert running, "the demo finished before its first progress line reached the log"
+    lines = log_path.read_text(errors="replace").splitlines()
+    assert lines[0] == "synth: tables" and any(x.startswith("synth: dataset in ") for x in lines), lines
