@@ -417,6 +417,29 @@ async def test_split_dialog_draws_a_ticked_box_unlike_an_unticked_one(tmp_path: 
     db.close()
 
 
+@asynctest
+async def test_the_split_dialog_says_at_once_that_it_is_grouping_the_members(tmp_path: Path) -> None:
+    """`x` on a 945-member candidate showed nothing for 14 s while the members' barcodes were grouped for the
+    suggestion (e32 review R25): the key is answered at once with a notice and the header says it while it lasts;
+    a second `x` meanwhile is told so (no second dialog); the header is back once the dialog is open."""
+    path, ids = plate(tmp_path)
+    async with reviewing(path) as (app, db, pilot):
+        screen = await open_proposal(pilot, ids["d"])
+        before = screen.sub_title
+        screen.action_split()  # the key's action, synchronously: what it shows before its worker's result is back
+        assert screen.sub_title.endswith(f"grouping #{ids['d']}'s members for a split…")
+        screen.action_split()
+        await settle(pilot)
+        said = notes(app)
+        first = [n for n in said if n.startswith(f"#{ids['d']}: grouping the barcodes of its ")]
+        assert first and said.index(first[0]) + 1 == said.index(f"still grouping #{ids['d']}'s members for the "
+                                                                "split dialog…"), said
+        assert isinstance(app.screen, PickManyDialog)
+        assert sum(isinstance(s, PickManyDialog) for s in app.screen_stack) == 1
+        assert screen.sub_title == before and screen.splitting is None
+    db.close()
+
+
 def test_undo_of_a_new_genus_waits_for_what_was_placed_in_it_since(tmp_path: Path) -> None:
     from biodiscover.storage.errors import StaleProposalError
 
