@@ -741,14 +741,14 @@ def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path
     proposals = read("proposals.csv")
     assert proposals[0] == ["proposal_id", "name", "taxonConceptID", "provisional_name", "parent_rank",
                             "parent_taxon", "status", "version", "size", "identity_to_assigned", "near_species",
-                            "review_flags", "twins", "decision", "decided_by", "decided_at", "reviewers",
+                            "review_flags", "twins", "merged_in", "decision", "decided_by", "decided_at", "reviewers",
                             "review_notes", "previous_names", "evidence_threshold", "evidence_linkage",
                             "evidence_bin_dominant", "evidence_bin_n_with_bin", "evidence_geography_lat_min",
                             "evidence_geography_lat_max",
                             "evidence_geography_centroid_lat", "evidence_geography_centroid_lon",
                             "evidence_nearest_known_top_distances", "evidence_between_distance_nearest_candidate",
                             "evidence_between_distance_distance"]
-    assert [row[19:] for row in proposals[1:]] == [
+    assert [row[20:] for row in proposals[1:]] == [
         ["0.03", "", "BOLD:AAA1", "3", "", "", "-12.5", "7.0", "0.1", "", ""],
         ["0.02", "average", "", "0", "-12.0", "-11.5", "", "", "", "1", "0.05"]]
     assert read("members.csv")[0] == ["proposal_id", "processid", "probability"]

@@ -290,3 +290,38 @@ def test_the_reports_candidate_table_says_which_run_and_collection_each_candidat
     assert shown == {pid: sheet[pid] for pid in shown}
     assert _export(db, [week["triage"][0]], "html", tmp_path / "one.html") == 0
     assert "run (collection)" not in (tmp_path / "one.html").read_text(encoding="utf-8")
+
+
+def test_a_candidate_merged_into_another_weeks_is_said_where_it_went_in_every_export(tmp_path: Path) -> None:
+    """e32 review R6 + R26: week 2's #29 merged into week 1's #2, then accepted. Week 2's export said "0 accepted",
+    listed neither, and its 13 members carried the reviewer's name with an empty proposal_id and status; the batch's
+    export had no word of the merges but the JSON history. Here week 1's candidate is merged into week 2's: week 1's
+    report says where it went (with who and when), its members' rows name the holder and its status, the JSON lists
+    the merge, and week 2's proposals.csv and section name what it took in."""
+    import html as html_
+
+    path = tmp_path / "weeks.sqlite"
+    weeks = merged_weeks(path)
+    old, new, run2 = weeks.old, weeks.new, weeks.run2
+    went = (f"#{old} Gonodonta sp. cand{old} (run 1; 3 specimens) merged into #{new} {weeks.name} (run {run2}; "
+            "accepted) by Kim Tax, ")
+    assert _export(path, [1], "html", tmp_path / "w1.html") == 0
+    page = html_.unescape((tmp_path / "w1.html").read_text(encoding="utf-8"))
+    assert f"Besides these, 1 candidate of this export was merged by a reviewer into another candidate (#{old} " \
+        f"into #{new}, accepted)" in page
+    assert "<h3>Merged by a reviewer</h3>" in page and went in page
+    assert _export(path, [1], "csv", tmp_path / "w1") == 0
+    rows = {r["processid"]: r for r in _csv(tmp_path / "w1" / "assignments.csv")}
+    assert {(r["proposal_id"], r["provisional_name"], r["candidate_status"], r["proposed_in"]) for r in rows.values()} \
+        == {(str(new), weeks.name, "accepted", str(old))}
+    assert _export(path, [1], "json", tmp_path / "w1.json") == 0
+    (merge,) = json.loads((tmp_path / "w1.json").read_text(encoding="utf-8"))["merges"]
+    assert (merge["source_id"], merge["source_run"], merge["source_size"], merge["into_id"], merge["into_run"],
+            merge["into_status"], merge["reviewer"]) == (old, 1, 3, new, run2, "accepted", "Kim Tax")
+    assert _export(path, [run2], "csv", tmp_path / "w2") == 0
+    (cand,) = _csv(tmp_path / "w2" / "proposals.csv")
+    assert cand["merged_in"].startswith(f"#{old} Gonodonta sp. cand{old} (run 1; 3 specimens) by Kim Tax, ")
+    assert _export(path, [run2], "html", tmp_path / "w2.html") == 0
+    page = html_.unescape((tmp_path / "w2.html").read_text(encoding="utf-8"))
+    assert f"<th>merged in</th><td>#{old} Gonodonta sp. cand{old} (run 1; 3 specimens) by Kim Tax" in page
+    assert "Besides these" not in page  # week 2's own candidates all stand

@@ -806,7 +806,7 @@ def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:
 
 def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ReviewTrail | None,
                       images: dict, met_here: Mapping[str, Mapping[str, int]] | None = None,
-                      later: Sequence[tuple[str, int]] = ()) -> str:
+                      later: Sequence[tuple[str, int]] = (), merged_in: Sequence[str] = ()) -> str:
     """One candidate: name and placement, a line of flags to scan, the barcode gap with its numbers, why it
     was not named, BINs and places, what reviewers decided and noted, member photographs and the member list.
     ``later``: of an accepted species in an export over several runs, the specimens other runs named as it
@@ -826,6 +826,8 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
         ("specimens", named_later_text(p.get("size"), later)),
         ("flags", " · ".join(candidate_flags(p, met_here)) or "none"),
     ]
+    if merged_in:  # the candidates a reviewer folded into it (``tables.merge_text``): where their members came from
+        facts.append(("merged in", "; ".join(merged_in)))
     ident = p.get("nearest_identity")
     if p.get("nearest_species"):
         pct = "" if ident is None or ident != ident else f" at {ident * 100 if ident <= 1 else ident:.1f}% identity"
@@ -927,8 +929,11 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
     trails = data.trails()
     props = {p["proposal_id"]: p for p in data.proposals.to_dict("records")}
     by_prop = {k: g for k, g in data.members.groupby("proposal_id")} if not data.members.empty else {}
+    from biodiscover.workflows.export.tables import merge_text, merged_into
+
     parts, left = [], 0
     flagged = check_first_ids(data.proposals, data.met_here)
+    folded = merged_into(data)
     for i in candidate_table(data.proposals, data.named_later)["#"].tolist():
         p = props.get(i)
         if p is None:
@@ -939,7 +944,8 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
         elif not _pending(p.get("status")) or limit > 0 or i in flagged:
             limit -= int(_pending(p.get("status")) and i not in flagged)
             parts.append(candidate_section(p, members, specimens, trails.get(i), images, data.met_here,
-                                           data.named_later.get(int(i), ())))
+                                           data.named_later.get(int(i), ()),
+                                           [merge_text(m, holder=True) for m in folded.get(i, ())]))
         else:
             left += 1
     more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest, none flagged to check first) "
@@ -1022,6 +1028,33 @@ def _after_review(data: "RunExport", machine: int) -> str:
             "The cards and the first plot are the machine's naming; no review changed how many are named to species.")
 
 
+def merged_away_line(data: "RunExport") -> str | None:
+    """``Besides these, 1 candidate of this export was merged by a reviewer into another candidate (#29 into #2,
+    accepted): see "Merged by a reviewer".``; None when none was. Why: the cards count live candidates only, and
+    week 2's report after its #29 went into week 1's accepted #2 said "0 accepted" and nothing else (e32 R26)."""
+    from biodiscover.workflows.export.tables import merged_away
+
+    away = merged_away(data)
+    if not away:
+        return None
+    pairs = "; ".join(f"#{m['source_id']} into #{m['into_id']}, {m['into_status']}" for m in away)
+    return (f"Besides these, {plural(len(away), 'candidate')} of this export {'was' if len(away) == 1 else 'were'} "
+            f"merged by a reviewer into another candidate ({pairs}): see \"Merged by a reviewer\" below.")
+
+
+def merges_html(data: "RunExport") -> str:
+    """The list of merges touching the export's candidates (``tables.merge_text``), under the candidate table: a
+    merged candidate has no row or section of its own, and a name written down from an earlier export ("cand29")
+    must lead somewhere (e32 review R6)."""
+    from biodiscover.workflows.export.tables import merge_text
+
+    if data.merges.empty:
+        return ""
+    items = "".join(f"<li>{html.escape(merge_text(m))}</li>" for m in data.merges.to_dict("records"))
+    return ("<h3>Merged by a reviewer</h3><p class='note'>A candidate merged into another is no longer a candidate of "
+            f"its own: its specimens are the other's members.</p><ul>{items}</ul>")
+
+
 def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
     from biodiscover.workflows.export.dwca import joined_runs_text, run_specimens_words
@@ -1082,7 +1115,8 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         + (f"<p class='warn'>{html.escape(_partial_text(run))}</p>" if data.partial and not data.runs else "")
         + "".join(f"<p class='note'>{html.escape(said)}.</p>" for said in set_aside_sentences(run, data.runs))
         + f"<div class='cards'>{card_html}</div>"
-        + f"<p class='note'>{html.escape(_after_review(data, species))}</p>{figs}"
+        + f"<p class='note'>{html.escape(_after_review(data, species))}</p>"
+        + (f"<p class='note'>{html.escape(away)}</p>" if (away := merged_away_line(data)) else "") + figs
         + "<h2>How the names were made</h2>"
         + "".join(f"<p class='note'>{html.escape(step)}</p>" for step in method_steps(run, data.runs))
         + "<h2>Candidate species, largest first</h2>"
@@ -1090,6 +1124,7 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
            else "")
         + _table(table, list(table.columns), limit=len(table))
         + (f"<p class='note'>{html.escape(left_note)}</p>" if left_note else "")
+        + merges_html(data)
         + "<p class='note'>Generated by biodiscover. Candidate species are proposals for a taxonomist to review, "
           "not described species; identity is to the nearest species in the reference (to the species a reviewer "
           "assigned, for one marked assigned; for one carried from an earlier run that this run's evidence does not "

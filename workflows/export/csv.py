@@ -46,7 +46,7 @@ from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
 from biodiscover.workflows.export.tables import (NOT_CANDIDATES, ReviewAction, RunExport, candidate_label,
-                                                  carried_text, set_aside_text)
+                                                  carried_text, merge_text, merged_into, set_aside_text)
 
 FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
 #: The column list written beside them.
@@ -139,6 +139,8 @@ COLUMNS: dict[str, dict[str, str]] = {
         "twins": "the live candidates of other runs of the database (other weeks' collections) whose consensus "
                  "barcode lies within the species threshold of this one's: probably the same species, proposed "
                  "again; '#id (run, collection, distance)', nearest first, '; ' between them",
+        "merged_in": "the candidates a reviewer merged into this one (they have no row of their own: their members are "
+                     "this one's): '#id name (collection, run; specimens) by reviewer, day', '; ' between them",
         "decision": "the last decision in force: accept, reject or assign",
         "decided_by": "who made it",
         "decided_at": "when (UTC)",
@@ -310,6 +312,16 @@ def assignment_table(data: RunExport) -> pd.DataFrame:
         table["provisional_name"] = None
     for col in det.columns:
         table[col] = table["processid"].map(det[col]).astype(det[col].dtype)
+    if not data.merged.empty:
+        # a member of a candidate a reviewer merged into another (another run's, or, in an export over several runs,
+        # one its own run does not hold): it is that holder's member now, as its determination already says (e32
+        # review R26: week 2's 13 such rows had the reviewer's name and an empty proposal_id and status)
+        holder = {r["processid"]: r for r in data.merged.to_dict("records")}
+        folded = table["proposal_id"].isna() & table["processid"].isin(holder.keys())
+        for col, value in (("proposal_id", lambda r: r["proposal_id"]), ("provisional_name", candidate_label),
+                           ("candidate_status", lambda r: r["status"])):
+            if col in table:
+                table.loc[folded, col] = [value(holder[x]) for x in table.loc[folded, "processid"]]
     if data.runs and "run_id" in table:  # an export over several runs: which collection each specimen came from
         collections = {r.get("id"): dataset_name(r) for r in data.runs}
         table.insert(table.columns.get_loc("run_id") + 1, "collection", table["run_id"].map(collections))
@@ -389,6 +401,9 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
     props.insert(at + 1, "near_species", [near_species_text(p.get("evidence")) for p in records])
     props.insert(at + 2, "review_flags", [" · ".join(candidate_flags(p, data.met_here)) or None for p in records])
     props.insert(at + 3, "twins", [twins_text(data.twins.get(int(p["proposal_id"]), ())) for p in records])
+    folded = merged_into(data)
+    props.insert(at + 4, "merged_in", ["; ".join(merge_text(m, holder=True) for m in folded[p["proposal_id"]])
+                                       if p["proposal_id"] in folded else None for p in records])
     trails, histories = data.trails(), data.histories()
     for col in REVIEW_COLUMNS:
         props[col] = None

@@ -15,7 +15,9 @@ each assignment and candidate names its run and collection; a rejected candidate
 proposed again and rejected again is given once, as the later one, whose ``rejected_before`` holds the earlier
 rejection's id and history (as the review queue lists it); each candidate's ``named_later`` lists the specimens
 the export's other runs named as it, an accepted species (``size`` and ``members`` stay what a reviewer decided on:
-the season review's F4 had a species' 30 members and no word of the 41 its later weeks named).
+the season review's F4 had a species' 30 members and no word of the 41 its later weeks named). ``merges`` lists each
+candidate a reviewer merged into another that touches the export's (either end), with both ends' run and
+collection, who and when (``Database.merges``).
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
            "dataset": {"title": meta.title, "licence": meta.licence,
                        "creators": [c.as_json() for c in meta.creators],
                        "contact": answers.as_json() if answers is not None else None},
-           "assignments": json_records(assignment_table(data)), "proposals": proposals}
+           "assignments": json_records(assignment_table(data)), "proposals": proposals,
+           # the merges touching its candidates (``RunExport.merges``): a merged candidate is in no list above
+           "merges": json_records(data.merges) if not data.merges.empty else []}
     if data.runs:  # an export over several runs: each run's own record (``run`` describes them together)
         doc = {**doc, "runs": [jsonable(dict(r)) for r in data.runs]}
     # No indent: the C encoder is ~5x faster, and 100k-specimen runs are common.

@@ -289,7 +289,8 @@ def combine_exports(parts: Sequence[RunExport]) -> RunExport:
         earlier_reviews=joined([p.earlier_reviews for p in parts],
                                "id" if any("id" in p.earlier_reviews for p in parts) else None),
         retired=joined([own(p, p.retired) for p in parts]), merged=joined([own(p, p.merged) for p in parts]),
-        concepts=parts[0].concepts, elsewhere={k: v for p in parts for k, v in p.elsewhere.items()},
+        merges=joined([p.merges for p in parts], "source_id"), concepts=parts[0].concepts,
+        elsewhere={k: v for p in parts for k, v in p.elsewhere.items()},
         twins={k: v for p in parts for k, v in p.twins.items()}, runs=runs)
     return dataclasses.replace(data, named_later=named_later(data),
                                rejected_again={i: later for p in parts for i, later in p.rejected_again.items()
@@ -347,6 +348,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         progress = database.run_progress(int(run_id))
         met_here = database.assigned_countries()
         earlier = database.earlier_decisions(int(run_id))
+        merges = database.merges(int(run_id))
         concepts = database.provisional_concepts()
         set_aside = database.run_set_aside(int(run_id))
         own = [int(i) for i in tables["proposals"]["proposal_id"]] if not tables["proposals"].empty else []
@@ -366,5 +368,5 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
                      earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"],
-                     merged=earlier["merged"], concepts=concepts, elsewhere=elsewhere, twins=twins,
+                     merged=earlier["merged"], merges=merges, concepts=concepts, elsewhere=elsewhere, twins=twins,
                      rejected_again=tables["rejected_again"])

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed
+from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed, plural
 from biodiscover.storage.review_log import DECISIONS, MACHINE, UNDOING, Carried, carried, in_force, own_note
 
 #: Proposal statuses that are not (or no longer) candidate new species: a reviewer rejected the
@@ -70,6 +70,10 @@ class RunExport:
     #: ``merged``: ``processid``, ``source_id``, ``run_id`` of the holder, its ``proposals`` columns): the holder's
     #: determination is theirs
     merged: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the merges in force touching this export's candidates (``Database.merges``: one row per candidate folded
+    #: into another, with both ends' run, collection and name, and who merged it when): where each candidate a
+    #: reviewer merged went, and what each holder took in
+    merges: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: provisional species name → the candidate whose acceptance made it (``Database.provisional_concepts``): the
     #: concept of a specimen this run names that species
     concepts: Mapping[str, int] = field(default_factory=dict)
@@ -206,6 +210,47 @@ class ExportResult:
         of = f"runs {listed(self.runs)}" if len(self.runs) > 1 else f"run {run}"
         return (f"note: {self.superseded} candidate species of {of} were re-clustered by later run{many} "
                 f"{runs} and are not in this export; export run{many} {runs} for the current grouping")
+
+
+def merge_text(merge: Mapping[str, Any], holder: bool = False) -> str:
+    """``#29 Chironominae gen. sp. cand29 (week2, run 5; 13 specimens) merged into #2 Chironominae gen. sp.
+    "Tromsø, A" (week1, run 3; accepted) by Ana Silva, 2026-12-07``: one row of ``RunExport.merges`` as the report
+    says it, both ends with their run and collection (a merge across weeks is the common case); ``holder``: as the
+    holder's own section says it, without the holder (``#29 … (week2, run 5; 13 specimens) by Ana Silva, …``)."""
+    def where(collection: Any, run: Any) -> str:
+        return f"{collection}, run {run}" if isinstance(collection, str) and collection else f"run {run}"
+
+    size = merge.get("source_size")
+    brought = f"; {plural(int(size), 'specimen')}" if isinstance(size, (int, float)) and size == size else ""
+    came = where(merge.get("source_collection"), merge["source_run"])
+    into = "" if holder else (f" merged into #{merge['into_id']} {merge['into_name']} "
+                              f"({where(merge.get('into_collection'), merge['into_run'])}; {merge.get('into_status')})")
+    return (f"#{merge['source_id']} {merge['source_name']} ({came}{brought}){into} by "
+            f"{merge.get('reviewer') or 'a reviewer'}, {str(merge.get('merged_at') or '')[:10]}")
+
+
+def export_run_ids(data: RunExport) -> set[int]:
+    """The runs an export holds: each of an export over several runs, else its one run."""
+    ids = [r.get("id") for r in data.runs] if data.runs else [data.run.get("id")]
+    return {int(i) for i in ids if isinstance(i, (int, np.integer))}
+
+
+def merged_away(data: RunExport) -> list[dict[str, Any]]:
+    """The export's own candidates a reviewer merged into another (``RunExport.merges`` whose source is of one of
+    its runs): listed by the report and counted beside its proposals, as they are no longer candidates of their
+    own (e32 review R26: week 2's export said "0 accepted" and listed neither its #29 nor the #2 it went to)."""
+    if data.merges.empty:
+        return []
+    runs = export_run_ids(data)
+    return [m for m in _records(data.merges) if int(m["source_run"]) in runs]
+
+
+def merged_into(data: RunExport) -> dict[Any, list[dict[str, Any]]]:
+    """Holder's proposal id → the merges that folded another candidate into it (its section says them)."""
+    out: dict[Any, list[dict[str, Any]]] = {}
+    for m in _records(data.merges) if not data.merges.empty else []:
+        out.setdefault(m["into_id"], []).append(m)
+    return out
 
 
 def awaiting_review(status: object) -> bool:
