@@ -1160,8 +1160,9 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, proposals: pd.DataFrame, meta: D
     elif partial:
         text += f" The run did not complete (status {run.get('status')}): this dataset is partial."
     text += "".join(f" {said}." for said in set_aside_sentences(run, runs))
-    if meta.abstract:
-        text = meta.abstract + " " + text
+    # the user's abstract and the run's own account, each its own paragraph: run together, "… "pilot" run" and
+    # "1125 specimens …" read as "run 1125" (e32 R17)
+    abstract = "".join(f"<para>{xml_escape(p)}</para>" for p in (meta.abstract, text) if p)
     today = datetime.now(UTC).date().isoformat()
     machine = Person(organization="biodiscover")
     creators = "".join(_party("creator", c) for c in meta.creators) or _party("creator", machine)
@@ -1185,7 +1186,7 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, proposals: pd.DataFrame, meta: D
         f'packageId="{xml_escape(package_id(run))}" system="biodiscover" scope="system" xml:lang="en">\n'
         f'  <dataset>\n    <title>{title}</title>\n{creators}{provider}'
         f'    <pubDate>{today}</pubDate>\n    <language>en</language>\n'
-        f'    <abstract><para>{xml_escape(text)}</para></abstract>\n'
+        f'    <abstract>{abstract}</abstract>\n'
         f'    <intellectualRights>{rights}</intellectualRights>\n{eml_coverage(occurrences)}{contact}'
         f'{eml_methods(run, runs)}  </dataset>\n</eml:eml>\n'
     )
