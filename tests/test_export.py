@@ -586,7 +586,8 @@ def test_rejected_proposals_are_not_counted_as_candidate_species(tmp_path: Path,
     assert rejected == 1
     res = write_export(data, "dwca", tmp_path / "x.zip")
     assert (res.proposals, res.rejected) == (len(data.proposals) - 1, 1)
-    assert res.to_json()["proposals"] == len(data.proposals) - 1
+    summary = res.to_json()
+    assert (summary["proposals"], summary["candidates"]) == (len(data.proposals), len(data.proposals) - 1)
     with DwCAReader(str(tmp_path / "x.zip")) as dwca:
         abstract = dwca.metadata.find("dataset/abstract/para").text
     # every proposal counted, each figure labelled: the command line's and the report's count (season review F11)
@@ -780,8 +781,8 @@ def test_the_note_about_re_clustered_candidates_names_one_run_or_several() -> No
 
     assert result(0, ()).superseded_note(1) is None
     assert result(0, ()).to_json() == {"format": "csv", "out": "out", "files": [], "specimens": 10, "proposals": 3,
-                                       "accepted": 0, "pending": 3, "rejected": 0, "assigned": 0, "partial": False,
-                                       "superseded": 0, "superseded_by": []}
+                                       "candidates": 3, "accepted": 0, "pending": 3, "rejected": 0, "assigned": 0,
+                                       "partial": False, "superseded": 0, "superseded_by": []}
     assert result(2, (4,)).superseded_note(1) == (
         "note: 2 candidate species of run 1 were re-clustered by later run 4 and are not in this export; "
         "export run 4 for the current grouping")

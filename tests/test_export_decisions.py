@@ -55,10 +55,10 @@ def _db(path: Path) -> tuple[Path, int]:
     return path, run
 
 
-def _export(tmp_path: Path, fmt: str, out: Path) -> subprocess.CompletedProcess[str]:
+def _export(tmp_path: Path, fmt: str, out: Path, json_summary: bool = True) -> subprocess.CompletedProcess[str]:
     path, run = _db(tmp_path / "lab.sqlite")
     proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", fmt, "-o", str(out), "--creator",
-                   "Ana Silva <ana@example.org>", "--licence", "CC0-1.0", "--json",
+                   "Ana Silva <ana@example.org>", "--licence", "CC0-1.0", *(["--json"] if json_summary else []),
                    env={"XDG_CONFIG_HOME": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     return proc
@@ -75,12 +75,20 @@ def occurrences(tmp_path: Path) -> dict[str, dict[str, str]]:
 
 def test_the_json_summary_counts_each_status_on_its_own(tmp_path: Path) -> None:
     """``"rejected": 2`` for one rejected and one assigned proposal: the assigned one was counted as rejected
-    (F14). Each status is counted on its own, and together they are every proposal of the run."""
-    summary = json.loads(_export(tmp_path, "json", tmp_path / "run.json").stdout)
+    (F14). Each status is counted on its own, and together they are every proposal of the run: ``proposals``, as
+    the line without --json counts them (e32 review R18: "proposals": 63 beside "65 candidate species proposed");
+    ``candidates`` the ones still candidate species."""
+    run = _export(tmp_path, "json", tmp_path / "run.json")
+    summary = json.loads(run.stdout)
     assert summary["rejected"] == 1, summary
-    assert {k: summary[k] for k in ("specimens", "proposals", "accepted", "pending", "rejected", "assigned",
-                                    "superseded")} == {"specimens": 4, "proposals": 2, "accepted": 1, "pending": 1,
-                                                       "rejected": 1, "assigned": 1, "superseded": 0}
+    assert {k: summary[k] for k in ("specimens", "proposals", "candidates", "accepted", "pending", "rejected",
+                                    "assigned", "superseded")} == {
+        "specimens": 4, "proposals": 4, "candidates": 2, "accepted": 1, "pending": 1, "rejected": 1, "assigned": 1,
+        "superseded": 0}
+    assert summary["proposals"] == sum(summary[k] for k in ("accepted", "pending", "rejected", "assigned"))
+    (tmp_path / "plain").mkdir()
+    plain = _export(tmp_path / "plain", "json", tmp_path / "plain" / "run.json", json_summary=False)
+    assert f"{summary['proposals']} candidate species proposed (" in plain.stdout, plain.stdout
 
 
 def test_a_candidate_assigned_to_an_accepted_species_above_genus_is_in_open_nomenclature(

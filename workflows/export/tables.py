@@ -171,7 +171,10 @@ class ExportResult:
     accepted; ``rejected`` and ``assigned`` count each of the other two statuses on
     its own: a script reading ``rejected`` must not find the proposals a reviewer
     identified as a known species in it. proposals + rejected + assigned = every
-    proposal in the export.
+    proposal in the export: what ``to_json``'s ``proposals`` counts, as the command line's "65 candidate species
+    proposed (…)" does (its ``candidates`` is ``proposals`` here). Why: ``--json`` said "proposals": 63 where the
+    line, the files and the report said 65, and accepted + pending + rejected + assigned did not add up to it (e32
+    review R18).
     """
 
     format: str
@@ -193,8 +196,9 @@ class ExportResult:
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
                 **({"runs": list(self.runs)} if len(self.runs) > 1 else {}),
-                "specimens": self.specimens, "proposals": self.proposals, "accepted": self.accepted,
-                "pending": self.proposals - self.accepted, "rejected": self.rejected, "assigned": self.assigned,
+                "specimens": self.specimens, "proposals": self.proposals + self.rejected + self.assigned,
+                "candidates": self.proposals, "accepted": self.accepted, "pending": self.proposals - self.accepted,
+                "rejected": self.rejected, "assigned": self.assigned,
                 "partial": self.partial, "superseded": self.superseded, "superseded_by": list(self.superseded_by)}
 
     def counts_text(self) -> str:
