@@ -15,8 +15,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:.1f}%"
+def _pct(x: float, digits: int = 1) -> str:
+    return f"{x * 100:.{digits}f}%"
+
+
+def pct_digits(*values: float | None) -> int:
+    """Decimals a sentence comparing ``values`` (fractions) gives its percentages: one, or as many (up to 3) as
+    tell apart the values that differ. Why: "members ≤ 2.8% apart > threshold 2.8%" read false for 2.83 % against
+    2.78 % (e32 review R8)."""
+    shown = sorted({float(v) for v in values if v is not None})
+    for digits in (1, 2, 3):
+        if len({f"{100 * v:.{digits}f}" for v in shown}) == len(shown):
+            return digits
+    return 3
 
 
 @dataclass(frozen=True)
@@ -67,19 +78,20 @@ class BarcodeGap:
             return self.not_coi
         if self.nearest is None:
             return "nearest known species not recorded: no barcode gap to read"
-        near = _pct(self.nearest)
+        d = pct_digits(self.within_max, self.nearest, self.threshold)
+        near = _pct(self.nearest, d)
         within = "members not comparable" if self.uncompared else \
-            "single specimen" if self.within_max is None else f"members ≤ {_pct(self.within_max)} apart"
-        thr = "" if self.threshold is None else f" (threshold {_pct(self.threshold)})"
+            "single specimen" if self.within_max is None else f"members ≤ {_pct(self.within_max, d)} apart"
+        thr = "" if self.threshold is None else f" (threshold {_pct(self.threshold, d)})"
         v = self.verdict
         if v == "gap":
             return f"barcode gap: {within}, nearest known {near} away{thr}"
         if v == "not separated":
-            return f"no gap: nearest known {near} away ≤ threshold {_pct(self.threshold or 0)}; {within}"
+            return f"no gap: nearest known {near} away ≤ threshold {_pct(self.threshold or 0, d)}; {within}"
         if v == "no gap":
             return f"no gap: nearest known {near} away, {within}{thr}"
         if self.within_max is not None and self.threshold is not None and self.within_max > self.threshold:
-            return f"unclear: {within} > threshold {_pct(self.threshold)}; nearest known {near} away"
+            return f"unclear: {within} > threshold {_pct(self.threshold, d)}; nearest known {near} away"
         if self.uncompared:
             return f"no gap to read: members share too little sequence; nearest known {near} away"
         return f"{within}, nearest known {near} away (no learned threshold to judge a gap)"

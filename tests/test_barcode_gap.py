@@ -123,3 +123,17 @@ def test_the_nearest_known_distance_is_a_full_length_members_not_a_short_reads()
     assert gap_of(ev.to_dict(), 0.9548) == gap
     only_short = dataclasses.replace(ev, member_hits={"ANIAG472-11": hits["ANIAG472-11"]})
     assert gap_of(only_short).nearest == pytest.approx(0.0272) and gap_of(only_short).verdict == "not separated"
+
+
+def test_percentages_that_differ_never_read_equal() -> None:
+    """e32 review R8: after a merge the review header and the report said "unclear: members ≤ 2.8% apart > threshold
+    2.8%" and "members up to 2.8% apart, beyond the species threshold" (2.83 % against 2.78 %): a comparison that
+    reads false. Numbers a sentence compares get the decimals that tell them apart; the rest keep one."""
+    from biodiscover.workflows.export.flags import _gap_flag
+
+    tied = BarcodeGap(within_max=0.0283, nearest=0.128, threshold=0.0278)
+    assert tied.sentence() == "unclear: members ≤ 2.83% apart > threshold 2.78%; nearest known 12.80% away"
+    assert BarcodeGap(0.008, 0.041, 0.022).sentence() == \
+        "barcode gap: members ≤ 0.8% apart, nearest known 4.1% away (threshold 2.2%)"
+    ev = Evidence(within_distance=Spread(mean=0.02, max=0.0283), threshold=0.0278)
+    assert _gap_flag(ev, 0.872) == "members up to 2.83% apart, beyond the species threshold"

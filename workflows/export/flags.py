@@ -159,7 +159,7 @@ def identity_to(ev: Evidence, species: str) -> str:
 
 
 def _gap_flag(ev: Evidence, nearest_identity: Any) -> str | None:
-    from biodiscover.discovery.barcode_gap import gap_of
+    from biodiscover.discovery.barcode_gap import gap_of, pct_digits
 
     gap = gap_of(ev, nearest_identity)
     verdict = gap.verdict
@@ -168,7 +168,8 @@ def _gap_flag(ev: Evidence, nearest_identity: Any) -> str | None:
     if verdict == "not separated":
         return "no barcode gap (nearest known within the species threshold)"
     if gap.within_max is not None and gap.threshold is not None and gap.within_max > gap.threshold:
-        return f"members up to {100 * gap.within_max:.1f}% apart, beyond the species threshold"
+        d = pct_digits(gap.within_max, gap.threshold)
+        return f"members up to {100 * gap.within_max:.{d}f}% apart, beyond the species threshold"
     return None
 
 
