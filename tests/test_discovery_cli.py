@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -255,6 +256,39 @@ def test_the_reliability_plot_keeps_each_ranks_counts_under_it_and_its_labels_of
         for t in ax.texts:
             if t.get_text().isdigit() and hasattr(t, "xy") and t.xy[1] <= 0.0011:  # a count at the bottom edge
                 assert t.get_va() == "bottom"
+
+
+def test_the_reliability_plots_counts_neither_overprint_nor_leave_the_figure() -> None:
+    """e32 review R12: neighbouring bins' counts printed over each other (family "148" on "240", subfamily
+    "131"/"98"/"67"), the top-right "2612" was cut at the figure's edge, and two panels cut the title at both sides.
+    The review's panels rebuilt as bins; read from the drawn figure's geometry."""
+    from biodiscover.discovery.metrics import reliability
+    from biodiscover.workflows.evaluate import plot_bins, reliability_figure
+
+    def panel(spec: list[tuple[float, int, int]]) -> dict[str, Any]:
+        p, y = [], []
+        for prob, n, wrong in spec:
+            p += [prob] * n
+            y += [0] * wrong + [1] * (n - wrong)
+        return {**reliability(p, y), "plot": plot_bins(p, y, 0.98)}
+
+    fam = panel([(0.85, 93, 12), (0.93, 83, 7), (0.965, 148, 5), (0.985, 240, 5), (0.995, 400, 2), (0.9995, 2612, 0)])
+    sub = panel([(0.93, 131, 8), (0.965, 98, 3), (0.985, 67, 1), (0.995, 300, 1), (0.9995, 2612, 0)])
+    fig = reliability_figure({"naming": {"level": 0.98}, "reliability": {"family": fam, "subfamily": sub}})
+    fig.canvas.draw()
+    frame = fig.bbox
+
+    def inside(box: Any) -> bool:
+        return frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+
+    assert inside(fig._suptitle.get_window_extent())
+    shown = 0
+    for ax in fig.axes:
+        boxes = [(t.get_text(), t.get_window_extent()) for t in ax.texts if t.get_text().isdigit()]
+        shown += len(boxes)
+        assert all(inside(b) for _, b in boxes), [(t, b) for t, b in boxes if not inside(b)]
+        assert not [(a, b) for i, (a, ba) in enumerate(boxes) for b, bb in boxes[i + 1:] if ba.overlaps(bb)]
+    assert shown == 11
 
 
 def test_the_reliability_table_marks_a_bin_whose_prediction_lies_outside_its_interval(evaluated) -> None:
