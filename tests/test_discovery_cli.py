@@ -1317,7 +1317,12 @@ def test_evaluate_takes_several_splits_and_refuses_a_split_the_data_lacks(datase
     assert known.endswith("; 1 specimen of test set aside (quarantined) before triage, not in this denominator |")
     assert "| test named to species (per specimen; 1 set aside, not counted) |" in md
     assert "| test_unseen+other_heldout named to species (per specimen) |" in md
-    assert "| species: TP / MC / UC / OC rate (per specimen) |" in md
+    # e32 review R11: each TP / MC / UC / OC row says its own denominators (the species row counted fewer
+    # specimens than the family row, and neither said so)
+    for rank, e in rep["rank_errors"].items():
+        assert (f"| {rank}: TP / MC / UC / OC rate (per specimen; TP, MC, UC of the {e['n_known']:,} whose {rank} is "
+                f"in the reference, OC of the {e['n_novel']:,} whose {rank} is not") in md
+    assert "the forecast rows weigh each taxon equally and count an absent species under a known genus)" in md
     capsys.readouterr()
     code = main(["evaluate", "--data", str(dataset), "--model", str(bundle), "--out", str(tmp_path / "x.json"),
                  "--novel-split", "test_unseen+key_unseen", "--no-cluster", "-q"])
