@@ -17,6 +17,7 @@ from pathlib import Path
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
 from fixtures.inprocess import run_cli
+from fixtures.review_db import one_run_db
 from fixtures.run_export import export_dwca
 
 SYRPHINAE = {"order": "Diptera", "family": "Syrphidae", "subfamily": "Syrphinae"}
@@ -83,3 +84,39 @@ def test_a_pending_candidates_member_keeps_its_own_rank_and_links_the_candidate(
         sheet = {r["processid"]: r for r in csv.DictReader(f)}
     assert all(sheet[p]["taxonRank"] == sheet[p]["deepest_rank"] for p in ("SYR1", "SYR2", "DIP1", "CHI1", "DIP2"))
     assert sheet["SYR1"]["proposal_id"] == str(ids[0]) and sheet["DIP2"]["proposal_id"] == str(ids[1])
+
+
+def test_the_machines_row_keeps_its_content_under_its_id_once_a_reviewer_decides(tmp_path: Path) -> None:
+    """e32 review R9: before the review ``CHRSV021-08:run3`` was the current row "Chironomidae gen. sp. cand2" (the
+    candidate's placement, R1) with the candidate's concept; after the review the same identificationID read
+    "Chironominae gen. sp.", no concept: an aggregator keying on it saw an edit the machine never made. The
+    machine's row now says the same before and after (its own rank, the candidate as it was named then)."""
+    import io
+    import zipfile
+
+    terms = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
+             "identifiedBy")
+    path, run = tmp_path / "lab.sqlite", 1
+    (cand,) = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150) for p in ("SYR1", "DIP1")],
+                         [SYRPHINAE], [{"members": ["SYR1", "DIP1"], "parent_lineage": {"order": "Diptera"}}],
+                         [_named("SYR1", SYRPHINAE), _named("DIP1", {"order": "Diptera"})])
+
+    def machine_rows(where: Path) -> dict[str, tuple[str, ...]]:
+        where.mkdir()
+        out = where / "a.zip"
+        proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        with zipfile.ZipFile(out) as zf:
+            rows = csv.DictReader(io.StringIO(zf.read("identification.txt").decode()), delimiter="\t",
+                                  quoting=csv.QUOTE_NONE)
+            return {r["identificationID"]: tuple(r[t] for t in terms) for r in rows
+                    if r["identificationID"].endswith(f":run{run}")}
+
+    before = machine_rows(tmp_path / "before")
+    with Database.open(path) as db:
+        db.move(cand, db.proposal(cand).version, "Syrphinae", reviewer="Ana Silva")
+        db.accept(cand, db.proposal(cand).version, "Syrphinae gen. sp. Tromso-B", reviewer="Ana Silva")
+    after = machine_rows(tmp_path / "after")
+    assert set(before) == set(after) == {f"SYR1:run{run}", f"DIP1:run{run}"}
+    assert after == before
+    assert before[f"SYR1:run{run}"][:4] == ("Syrphinae", "subfamily", "gen. sp.", f"Diptera gen. sp. cand{cand}")

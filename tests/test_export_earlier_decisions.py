@@ -271,12 +271,13 @@ def test_a_later_weeks_candidate_merged_into_an_earlier_ones_has_that_candidates
         for r in csv.DictReader(history.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE):
             rows_of.setdefault(r["coreid"], []).append(r)
     # week 1's member and week 2's have the same reviewer's rows: the move's name superseded, the accept current
-    for pid, run in (("E1a", 1), ("E2a", run2)):
+    # (the machine's row: its own rank and the candidate it proposed the specimen in, as before any review)
+    for pid, run, proposed in (("E1a", 1, old), ("E2a", run2, new)):
         rows = rows_of[pid]
         assert [r["identificationID"] for r in rows] == \
             [f"{pid}:review{move.review_id}", f"{pid}:run{run}", f"{pid}:review{accept.review_id}"], rows
         assert [r["verbatimIdentification"] for r in rows] == \
-            [f"Calpinae gen. sp. cand{old}", "Erebidae", "Calpinae gen. sp. Tromso-A"]
+            [f"Calpinae gen. sp. cand{old}", f"Erebidae gen. sp. cand{proposed}", "Calpinae gen. sp. Tromso-A"]
         assert not [r for r in rows if "instead" in r["identificationRemarks"]]
     assert f"proposed in candidate species {new} (run {run2}), merged into candidate species {old} of run 1 " \
            f"(review {merge.review_id}: merge (Kim Tax, " in rows_of["E2a"][-1]["identificationRemarks"]

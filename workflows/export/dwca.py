@@ -425,8 +425,7 @@ def _as_candidate(row: dict[str, Any], p: Mapping[str, Any], proposal_id: Any, m
         row.update(scientificName=parent_name, taxonRank=parent_rank, identificationQualifier=qualifier)
     else:
         own_rank = machine["taxonRank"]
-        row.update(identificationQualifier={"species": machine.get("identificationQualifier"),
-                                            "genus": "sp."}.get(own_rank, "gen. sp."))
+        row.update(identificationQualifier=_own_qualifier(machine))
         if (parent_name, parent_rank) != (machine["scientificName"], own_rank):
             said += (f"; the candidate is placed at {parent_rank} {parent_name}, this specimen alone at {own_rank} "
                      f"{machine['scientificName']}")
@@ -441,6 +440,25 @@ def _since_merge(history: Sequence[ReviewAction], source: Any) -> tuple[Sequence
     at = next((i for i in reversed(range(len(history))) if history[i].action == "merge"
                and history[i].undone_by is None and any(str(o) == str(source) for o, _ in history[i].others)), None)
     return (history, "") if at is None else (history[at:], f" ({history[at].in_words()})")
+
+
+def _own_qualifier(machine: Mapping[str, Any]) -> Any:
+    """The qualifier of a pending candidate's member at its own rank: the machine's at species, ``sp.`` at genus,
+    ``gen. sp.`` above (class included: ``open_qualifier`` knows only the ranks order … species)."""
+    return {"species": machine.get("identificationQualifier"), "genus": "sp."}.get(machine["taxonRank"], "gen. sp.")
+
+
+def _as_proposed(held: Any, history: Sequence[ReviewAction], run: Mapping[str, Any],
+                 machine: Mapping[str, Any]) -> dict[str, Any]:
+    """The candidate link of the machine's row in the history of a specimen a reviewer's decision on candidate
+    ``held`` re-determined: the candidate's name before its first review and its concept, as the export before
+    that review wrote the same ``identificationID`` (e32 R9: ``CHRSV021-08:run3`` read "Chironomidae gen. sp.
+    cand2" before the review and "Chironominae gen. sp." after). Nothing where the log holds no earlier name."""
+    named = next((a.before_name for a in history if a.before_name), None)
+    if held is None or named is None:
+        return {}
+    return {"verbatimIdentification": named, "taxonConceptID": concept_id(run, held),
+            "identificationQualifier": _own_qualifier(machine)}
 
 
 def _moved(history: Sequence[ReviewAction]) -> bool:
@@ -783,9 +801,13 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         carried = _carried_source(props.get(held)) if held is not None else None
         ident.extend(_earlier_decision_row(pid, e, machine, run, remarks, a, deepest, row, earlier_trails)
                      for e in earlier_here if e is not again and e["proposal_id"] not in (carried, holder))
+        # the candidate the machine proposed it in (this run's, merged since or not)
+        machines = held if held is not None else folded[pid]["source_id"] if holder is not None else None
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
-                k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE}})
+                k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE},
+                **_as_proposed(machines, histories.get(machines) or earlier_histories.get(machines, ()), run,
+                               machine)})
         if again is not None:
             current_id = f"{pid}:run{again.get('run_id')}:candidate{again['proposal_id']}"
         elif row["identifiedBy"] == MACHINE:
