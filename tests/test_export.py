@@ -9,6 +9,7 @@ import json
 import re
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -848,11 +849,15 @@ def test_a_candidate_whose_members_cannot_be_compared_is_flagged_and_counted_not
                                         "size": 2})
     from biodiscover.discovery.barcode_gap import gap_of
 
-    # the review header's and the report's gap line: not "single specimen", and no gap read from nothing
-    read = gap_of({**apart, "threshold": 0.028}, 0.95)
+    # the review header's and the report's gap line: not "single specimen", and no gap read from nothing; the
+    # nearest known distance is the members' best identity to a key (gap_of since e32 R19), not the argument
+    def at(identity: float) -> dict[str, Any]:
+        return {**apart, "threshold": 0.028, "member_hits": {k: {**h, "identity": identity} for k, h in hits.items()}}
+
+    read = gap_of(at(0.95), 0.95)
     assert read.verdict == "unknown"
     assert read.sentence() == "no gap to read: members share too little sequence; nearest known 5.0% away"
-    assert gap_of({**apart, "threshold": 0.028}, 0.98).sentence() == \
+    assert gap_of(at(0.98), 0.98).sentence() == \
         "no gap: nearest known 2.0% away ≤ threshold 2.8%; members not comparable"
     lone = {"member_hits": {"NOCLP1451-19": hits["NOCLP1451-19"]}}
     assert want not in candidate_flags({"evidence": lone, "size": 1})  # one barcode: nothing to compare
