@@ -486,7 +486,7 @@ def test_the_identification_provided_with_a_collection_cites_its_source() -> Non
     assign = pd.DataFrame({"processid": ["P1"], "deepest_rank": [None], "deepest_taxon": [None], "novelty": [0.1]})
     _, ident, _ = occurrence_rows(RunExport({"id": 1}, spec, assign, pd.DataFrame(), pd.DataFrame()))
     assert [(r["scientificName"], r.get("identificationReferences")) for r in ident] == [
-        ("Megaselia", "plate-1.csv"), ("Insecta", None)]  # the provided one, then the current (the machine's)
+        ("Megaselia", "plate-1.csv"), ("Insecta", "biodiscover model unknown")]  # the provided one, then the machine's
 
 
 def test_an_empty_rank_cell_is_no_identification_provided_with_the_collection() -> None:

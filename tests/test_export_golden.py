@@ -110,7 +110,8 @@ def _base(pid: str, catalog: str | None, country: str | None, province: str | No
 DNA_METHOD = {"target_gene": "COI", "target_subfragment": "COI-5P",
               "otu_class_appr": "biodiscover triage (k-NN retrieval; P(right) per rank from a model trained on "
                                 "queries simulated from the reference)",
-              "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits", "otu_db": "model sha256:0f1e"}
+              "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits",
+              "otu_db": "biodiscover model sha256:0f1e"}
 
 
 def test_every_darwin_core_row_in_full() -> None:
@@ -180,7 +181,9 @@ def test_every_darwin_core_row_in_full() -> None:
                        "verbatimIdentification": "Megaselia sp.", "taxonConceptID": None,
                        "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
                        "identificationRemarks": f"{METHOD}; confidence=0.900 at genus; novelty=0.850",
-                       "identificationVerificationStatus": MACHINE_STATUS}
+                       "identificationVerificationStatus": MACHINE_STATUS,
+                       "identificationReferences": "biodiscover model sha256:0f1e"}
+
     def current(pid: str, identification_id: str) -> dict:
         """The current determination's row: the core's terms (asserted in full above), marked current."""
         core = by_id[pid]
@@ -189,7 +192,10 @@ def test_every_darwin_core_row_in_full() -> None:
                                             "verbatimIdentification", "taxonConceptID", "identifiedBy",
                                             "dateIdentified", "identificationVerificationStatus")},
                 "identificationRemarks": "current determination (the occurrence core's); "
-                                         + core["identificationRemarks"]}
+                                         + core["identificationRemarks"],
+                # the machine's cites what it named from (the run recorded no reference file: the model alone)
+                "identificationReferences": "biodiscover model sha256:0f1e" if core["identifiedBy"] == "biodiscover"
+                else None}
 
     # the current determination last, under the id it keeps once superseded: the machine's <id>:run3, a
     # reviewer's <id>:review<the review in force that decided> (1 accept, 5 reject, 7 assign; NOVEL04's rejection

@@ -208,6 +208,24 @@ def dataset_name(run: Mapping[str, Any]) -> str:
     return str(run.get("collection") or f"run {run.get('id')}")
 
 
+def reference_data(run: Mapping[str, Any]) -> str:
+    """What a run named from, for GBIF: the reference barcodes (the file's name, the split used as keys, how many)
+    and the model (:func:`~biodiscover.workflows.export.tables.model_description`): ``reference barcodes
+    ref_train_val.csv (train split, 21,280 barcodes); biodiscover model sha256:4e2d…``. dna.txt's ``otu_db`` (MIxS:
+    the reference database and its version) and the machine's ``identificationReferences``. Why: both said only
+    the model's hash, or nothing (e32 R22); the file's name only, never the path it was read from on a lab's disk."""
+    raw = run.get("parameters")
+    data = raw.get("data") if isinstance(raw, Mapping) else None
+    said = []
+    if isinstance(data, Mapping) and isinstance(data.get("data"), str) and data["data"]:
+        how = [f"{data['keys']} split" if isinstance(data.get("keys"), str) and data["keys"] else None,
+               f"{int(data['n_keys']):,} barcodes" if isinstance(data.get("n_keys"), (int, float)) else None]
+        name = re.split(r"[\\/]", data["data"])[-1]  # the file's name, whichever system wrote the path
+        said.append(f"reference barcodes {name}"
+                    + (f" ({', '.join(h for h in how if h)})" if any(how) else ""))
+    return "; ".join([*said, f"biodiscover model {model_description(run)}"])
+
+
 def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
              assignment: Mapping[str, Any] | None = None) -> str:
     parts = [f"method=biodiscover {run.get('kind', 'triage')} run {run.get('id', '?')}",
@@ -779,7 +797,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                         "trained on queries simulated from the reference)",
                         "otu_seq_comp_appr": "FAISS retrieval, pairwise identity of top hits"
                                              + (f"; {compared}" if compared else ""),
-                        "otu_db": f"model {model_description(run)}"})
+                        "otu_db": reference_data(run)})
         occ.append(row)
         provided = {r: s.get(r) for r in RANKS if isinstance(s.get(r), str) and s.get(r) and not is_filler_name(s[r])}
         if provided:
@@ -806,6 +824,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
         if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
                 k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE},
+                "identificationReferences": reference_data(run),
                 **_as_proposed(machines, histories.get(machines) or earlier_histories.get(machines, ()), run,
                                machine)})
         if again is not None:
@@ -818,7 +837,8 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             current_id = f"{pid}:run{run.get('id')}:current"
         ident.append({"id": pid, "identificationID": current_id,
                       **{k: row.get(k) for k in IDENTIFICATION_TERMS_OF_CORE},
-                      "identificationRemarks": CURRENT_REMARK + str(row.get("identificationRemarks") or "")})
+                      "identificationRemarks": CURRENT_REMARK + str(row.get("identificationRemarks") or ""),
+                      "identificationReferences": reference_data(run) if row["identifiedBy"] == MACHINE else None})
     return occ, ident, dna, proposed
 
 
