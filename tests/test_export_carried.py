@@ -146,7 +146,7 @@ def test_carried_reviews_are_exported_as_the_databases_actions_and_her_note_says
     fx = _season(tmp_path / "lab.sqlite")
     a, a2, r, r2, run2, day = fx["a"], fx["a2"], fx["r"], fx["r2"], fx["run2"], fx["carried_on"]
     on_a = f"on #{a}: 2 specimens of week1"
-    note = f"\"W1: 2 ex., vials W1-A1..A2\" ({REVIEWER}, {fx['noted'][:10]}, {on_a})"
+    note = f"“W1: 2 ex., vials W1-A1..A2” ({REVIEWER}, {fx['noted'][:10]}, {on_a})"
     export_run(tmp_path / "lab.sqlite", run2, "csv", tmp_path / "csv")
     with open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig") as fh:
         rows = {int(x["proposal_id"]): x for x in csv.DictReader(fh)}
@@ -154,7 +154,7 @@ def test_carried_reviews_are_exported_as_the_databases_actions_and_her_note_says
                                         f"{REVIEWER}'s, {fx['renamed']}, {on_a})")
     assert rows[a2]["reviewers"] == REVIEWER  # hers, not the database's that carried it
     # the reason is hers, written on #r; the rejection the database's repetition of it; the decision hers
-    assert rows[r2]["review_notes"] == (f"\"contaminant: vial W1-B1\" ({REVIEWER}, {rows[r2]['decided_at'][:10]}, "
+    assert rows[r2]["review_notes"] == (f"“contaminant: vial W1-B1” ({REVIEWER}, {rows[r2]['decided_at'][:10]}, "
                                         f"on #{r}: 1 specimen of week1); reject carried from #{r} by run {run2} "
                                         f"(biodiscover, {day}; {REVIEWER}'s, {rows[r2]['decided_at'][:10]}, on #{r}: "
                                         "1 specimen of week1)")
@@ -182,7 +182,7 @@ def test_carried_reviews_are_exported_as_the_databases_actions_and_her_note_says
     # the archive (a pending candidate's members carry no review remarks): the rejected read's
     core, _history = export_dwca(tmp_path / "lab.sqlite", run2, tmp_path)
     remarks = core["B1"]["identificationRemarks"]
-    assert remarks.endswith(f"; reviewer notes: \"contaminant: vial W1-B1\" ({REVIEWER}, "
+    assert remarks.endswith(f"; reviewer notes: “contaminant: vial W1-B1” ({REVIEWER}, "
                             f"{rows[r2]['decided_at'][:10]}, on #{r}: 1 specimen of week1); reject carried from #{r} "
                             f"by run {run2} (biodiscover, {day}; {REVIEWER}'s, {rows[r2]['decided_at'][:10]}, on "
                             f"#{r}: 1 specimen of week1)"), remarks

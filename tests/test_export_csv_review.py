@@ -251,3 +251,15 @@ def test_a_split_part_names_the_reviewer_who_split_it_and_the_name_it_was_under(
     assert (rows[part]["reviewers"], rows[part]["previous_names"]) == ("Kari Nordmann", before)
     assert rows[source]["reviewers"] == "Kari Nordmann"
     assert rows[part]["decision"] == rows[part]["review_notes"] == ""  # a split decides nothing, notes nothing
+
+
+def test_a_reviewers_quotes_reach_the_csv_and_the_archive_as_typed() -> None:
+    """e32 review R7: a reject reason typed ``contaminant, see "lab note" 3`` read, in proposals.csv and the archive's
+    remarks, ``"contaminant, see \\"lab note\\" 3"`` (JSON's escapes). Now in typographic quotes, as the report shows
+    it, the reviewer's own quotes as typed; a line break stays one line (``\\n``)."""
+    from biodiscover.workflows.export.tables import ReviewTrail, TrailNote
+
+    trail = ReviewTrail(notes=(TrailNote("2026-12-07T10:00:00", "Ana Silva", 'contaminant, see "lab note" 3'),
+                               TrailNote("2026-12-07T11:00:00", "Ana Silva", "genitalia prep\nneeded")))
+    assert trail.notes_text() == ('“contaminant, see "lab note" 3” (Ana Silva, 2026-12-07); '
+                                  "“genitalia prep\\nneeded” (Ana Silva, 2026-12-07)")

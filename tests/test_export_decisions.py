@@ -157,8 +157,8 @@ def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: 
         "Phoridae", "family", "gen. sp.")
     day = accepted["dateIdentified"]
     assert row["identificationRemarks"].endswith(
-        f'; proposed in candidate species 3, rejected by {REVIEWER} on {day}; reviewer notes: "{NOTES[0]}" '
-        f'({REVIEWER}, {day}); "{NOTES[1]}" ({REVIEWER}, {day})'), row["identificationRemarks"]
+        f'; proposed in candidate species 3, rejected by {REVIEWER} on {day}; reviewer notes: “{NOTES[0]}” '
+        f'({REVIEWER}, {day}); “{NOTES[1]}” ({REVIEWER}, {day})'), row["identificationRemarks"]
     with zipfile.ZipFile(tmp_path / "plate.zip") as zf:
         history = list(csv.DictReader(io.StringIO(zf.read("identification.txt").decode("utf-8")), delimiter="\t",
                                       quoting=csv.QUOTE_NONE))

@@ -101,7 +101,7 @@ def test_a_later_run_naming_decided_specimens_the_same_species_credits_the_revie
             assert (machine["identifiedBy"], machine["identificationVerificationStatus"]) == \
                 ("biodiscover", "unverified (machine prediction)")
     assert core["A0"]["verbatimIdentification"] == fx["bd"] and core["A0"]["scientificName"] == "Gonodonta"
-    assert 'reviewer notes: "genitalia checked" (Test Taxonomist, ' in core["A0"]["identificationRemarks"]
+    assert 'reviewer notes: “genitalia checked” (Test Taxonomist, ' in core["A0"]["identificationRemarks"]
     assert core["K0"]["scientificName"] == "Gonodonta bidens" and core["N0"]["scientificName"] == "Gonodonta dentella"
     # an undecided specimen stays the machine's, with no history of a decision: the only row of run 2 is the
     # current one (the core's, repeated as GBIF's Identification History asks)

@@ -138,8 +138,8 @@ def test_every_darwin_core_row_in_full() -> None:
         "scientificName": "Megaselia", "taxonRank": "genus", "identificationQualifier": "sp.",
         "verbatimIdentification": "Megaselia sp. BD-0001", "taxonConceptID": "biodiscover:run:3:candidate:1",
         "identificationRemarks": f"{METHOD}; confidence=0.900 at genus; novelty=0.850; candidate species 1 "
-                                 "(status accepted, version 2); reviewer notes: \"wing venation differs\" "
-                                 "(ben, 2026-11-22); \"checked genitalia\" (ana, 2026-11-23)",
+                                 "(status accepted, version 2); reviewer notes: “wing venation differs” "
+                                 "(ben, 2026-11-22); “checked genitalia” (ana, 2026-11-23)",
         "identifiedBy": "ana", "dateIdentified": "2026-11-21",
         "identificationVerificationStatus": "identified by reviewer (provisional species)"}
     # a novel specimen placed in a family whose candidate was rejected: "Phoridae gen. sp.", the BIN, why, and
@@ -150,7 +150,7 @@ def test_every_darwin_core_row_in_full() -> None:
         "verbatimIdentification": "Phoridae gen. sp.", "taxonConceptID": "BOLD:ZZZ0002",
         "identificationRemarks": f"{METHOD}; confidence=0.750 at family; novelty=0.900; proposed in candidate "
                                  "species 2, rejected by ana on 2026-11-21; reviewer notes: "
-                                 "\"looks like contamination\" (ana, 2026-11-21)",
+                                 "“looks like contamination” (ana, 2026-11-21)",
         # identifiedBy is who assigned the name: the machine's stands (the rejection is in the remarks)
         "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
         "identificationVerificationStatus": REJECTED}
@@ -235,8 +235,8 @@ def test_review_trails_leave_out_undone_reviews_and_put_back_an_undone_undo() ->
                        notes=(TrailNote("2026-11-21T11:00:00", "ana", "looks like contamination"),)),
         3: ReviewTrail(decision="assign", decided_by="ben", decided_at="2026-11-22T15:30:00", reviewers=("ben",)),
     }
-    assert trails[1].notes_text() == ('"wing venation differs" (ben, 2026-11-22); '
-                                       '"checked genitalia" (ana, 2026-11-23)')
+    assert trails[1].notes_text() == ('“wing venation differs” (ben, 2026-11-22); '
+                                       '“checked genitalia” (ana, 2026-11-23)')
     assert review_trails(pd.DataFrame()) == {} and review_trails(pd.DataFrame([{"id": 1}])) == {}
 
 

@@ -180,7 +180,7 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
             rec = rows[pid].data
             assert rec[DWC + "identifiedBy"] == "Ana Silva" and rec[DWC + "dateIdentified"] == decided_on
             assert rec[DWC + "verbatimIdentification"] == "Megaselia sp. BD-0101"
-            assert 'reviewer notes: "genitalia checked: distinct from the nearest species" (Ana Silva' in \
+            assert 'reviewer notes: “genitalia checked: distinct from the nearest species” (Ana Silva' in \
                 rec[DWC + "identificationRemarks"]
             history = [e.data for e in rows[pid].extensions if e.rowtype == DWC + "Identification"]
             # the machine's determination is history now; the core's is repeated there last, marked current
@@ -191,7 +191,7 @@ def test_dwca_carries_reviewer_notes_licence_and_creator(tmp_path: Path, reviewe
                 [(rec[DWC + "identifiedBy"], rec[DWC + "verbatimIdentification"])]
         for pid in rejected_members:
             # the rejection is the reviewer's, said in the remarks: who, on what day, why
-            assert re.search(r'rejected by Ben Ode on \d{4}-\d\d-\d\d; reviewer notes: "contaminated wells" \(Ben Ode',
+            assert re.search(r'rejected by Ben Ode on \d{4}-\d\d-\d\d; reviewer notes: “contaminated wells” \(Ben Ode',
                              rows[pid].data[DWC + "identificationRemarks"])
         sequenced = [r for r in rows.values() if any(e.rowtype.endswith("DNADerivedData") for e in r.extensions)]
         assert sequenced  # each barcode in the DNA extension, tied to its occurrence by id
@@ -324,7 +324,7 @@ def test_csv_and_html_carry_the_review_trail_and_photos(tmp_path: Path, reviewed
         rows = {int(r["proposal_id"]): r for r in csv.DictReader(fh)}
     acc = rows[info["accepted"]]
     assert (acc["name"], acc["decision"], acc["decided_by"]) == ("Megaselia sp. BD-0101", "accept", "Ana Silva")
-    assert acc["review_notes"].startswith('"genitalia checked: distinct from the nearest species" (Ana Silva, ')
+    assert acc["review_notes"].startswith('“genitalia checked: distinct from the nearest species” (Ana Silva, ')
     assert rows[info["rejected"]]["decided_by"] == "Ben Ode"
     noted = rows[info["noted"]]
     assert noted["decision"] == "" and noted["reviewers"] == "Ben Ode" and noted["name"].endswith(

@@ -166,7 +166,7 @@ def test_control_characters_never_reach_any_output(tmp_path: Path) -> None:
     rows = pd.read_csv(tmp_path / "csv" / "proposals.csv", dtype=str)
     # a note is text, never a formula: quoted as notes are since each is told apart (the cell starts with '"',
     # which no spreadsheet reads as a formula; a formula character first would be neutralised with "'")
-    assert rows.loc[0, "review_notes"].startswith('"@SUM(1)') and rows.loc[0, "review_notes"][0] not in "=+-@\t\r"
+    assert rows.loc[0, "review_notes"].startswith('“@SUM(1)') and rows.loc[0, "review_notes"][0] not in "=+-@\t\r"
     occ = zipfile.ZipFile(tmp_path / "a.zip").read("occurrence.txt").decode()
     assert "\t'=cmd|' /C calc'!A0]0;pwned\t" in occ
 
@@ -206,7 +206,7 @@ def test_cli_export_of_a_hostile_note_is_inert(tmp_path: Path, db_runs) -> None:
     text = (out / "proposals.csv").read_text(encoding="utf-8-sig")
     assert not [c for c in CONTROL if c in text]
     row = pd.read_csv(out / "proposals.csv", dtype=str).iloc[0]
-    assert row["review_notes"].startswith('"=HYPERLINK(') and row["decided_by"] == "ana"  # quoted: text, inert
+    assert row["review_notes"].startswith('“=HYPERLINK(') and row["decided_by"] == "ana"  # quoted: text, inert
 
 
 # -- item 10: --force ---------------------------------------------------------------------------------------------

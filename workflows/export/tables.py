@@ -378,6 +378,11 @@ def model_description(run: Mapping[str, Any]) -> str:
 # -- the review log, per proposal -----------------------------------------------------------------------------
 
 
+def _one_line(text: str) -> str:
+    """A reviewer's note on one line: line breaks and tabs written ``\\n``, ``\\r``, ``\\t``, the rest as typed."""
+    return str(text).replace("\r", "\\r").replace("\n", "\\n").replace("\t", "\\t")
+
+
 class TrailNote(NamedTuple):
     """A reviewer's note in force on a candidate: when, by whom, her text, and ``on``: where a carried one was
     written (``on #2: 5 specimens of week1``, :meth:`~biodiscover.storage.review_log.Carried.written_on`), None for
@@ -411,16 +416,16 @@ class ReviewTrail:
     carried: tuple[tuple[str, str, str], ...] = ()
 
     def notes_text(self) -> str:
-        """All notes as one line: ``"text" (reviewer, 2026-11-23); …``, a carried one ``"text" (reviewer,
+        """All notes as one line: ``“text” (reviewer, 2026-11-23); …``, a carried one ``“text” (reviewer,
         2026-11-23, on #2: 5 specimens of week1)``.
 
-        Each text is quoted (a ``"`` or ``\\`` inside escaped, as in JSON): a note may hold
-        ``; `` itself ("+1 female in ethanol; holotype candidate"), and joined bare
-        with the separator the remarks use too, nobody could tell where one note ends.
+        Each text is quoted: a note may hold ``; `` itself ("+1 female in ethanol; holotype candidate"), and
+        joined bare with the separator the remarks use too, nobody could tell where one note ends. In typographic
+        quotes, as the HTML report shows it, with the reviewer's own ``"`` as typed: JSON's escapes put backslashes
+        in proposals.csv and the archive (``"contaminant, see \\"lab note\\" 3"``, e32 R7). A line break is
+        ``\\n``, so a note stays one line of a remark.
         """
-        import json
-
-        return "; ".join(f"{json.dumps(n.text, ensure_ascii=False)} ({n.reviewer}, {str(n.at)[:10]}"
+        return "; ".join(f"“{_one_line(n.text)}” ({n.reviewer}, {str(n.at)[:10]}"
                          + (f", {n.on})" if n.on else ")") for n in self.notes)
 
     def carried_text(self) -> str:
