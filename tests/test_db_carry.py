@@ -150,7 +150,7 @@ def test_an_earlier_candidate_a_later_run_triaged_whole_and_does_not_propose_lea
     core, _history = export_dwca(tmp_path / "carry.sqlite", run2, tmp_path)
     assert core["S0"]["identificationRemarks"].endswith(
         f"; proposed in run 1 as candidate species {a} (Harpalus sp. cand{a}), not proposed again by run 2; "
-        f"reviewer notes there: \"needs morphology\" (Test Taxonomist, {core['S0']['dateIdentified']})")
+        f"reviewer notes there: “needs morphology” (Test Taxonomist, {core['S0']['dateIdentified']})")
     assert "proposed in run 1" not in core["S3"]["identificationRemarks"]
 
 

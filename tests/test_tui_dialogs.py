@@ -360,7 +360,7 @@ async def test_reject_asks_for_a_reason_that_history_and_export_show(tmp_path: P
     db.close()
     occ, _, _ = occurrence_rows(load_run_export(path, 1))
     row = next(r for r in occ if r["occurrenceID"] == "BLPAA10040-19")
-    assert '"contaminant"' in row["identificationRemarks"]
+    assert "“contaminant”" in row["identificationRemarks"]  # in typographic quotes, as every export gives notes
 
 
 @asynctest
