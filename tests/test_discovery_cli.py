@@ -987,6 +987,45 @@ def test_the_triage_summary_says_the_keys_are_decided_candidates_members(capsys)
     assert "provisional" not in out
 
 
+def test_triage_says_every_advisory_run_says_in_the_same_words(dataset, bundle, cli, capsys, tmp_path) -> None:
+    """One list (``TriageSummary.advisories``) decides what a triage advises: ``run`` prints it under its table and
+    ``triage`` after its counts, as one block in its order. e33: ``triage`` printed the lines one by one beside that
+    list, so a line added to the list for ``run`` did not reach ``triage``; here a summary with one more advisory is
+    printed with it. A real triage's advisories (several: the share, the forecast, the lower levels) all appear."""
+    from biodiscover.cli.discovery import _say_triaged
+    from biodiscover.workflows.triage import TriageSummary
+
+    args = ("triage", "-i", str(dataset / "collection.fasta"), "-m", str(bundle), "--no-cluster", "-q", "--results",
+            str(tmp_path / "results.jsonl"))
+    got = cli(*args, "--json")
+    assert got.returncode == 0, got.stderr
+    said = TriageSummary(**json.loads(got.stdout)).advisories()
+    out = cli(*args).stdout.splitlines()
+    assert len(said) >= 3, said
+    assert out[out.index(said[0]):out.index(said[0]) + len(said)] == said, out
+
+    class WithANewOne(TriageSummary):
+        def advisories(self) -> list[str]:
+            return [*super().advisories(), "a line added for run"]
+
+    every: dict[str, Any] = dict(
+        chimeric=2, unrelated=1, provisional_keys=3, absent_share={"species": 0.3}, absent_share_over=50,
+        absent_share_weight=96.0, absent_share_mode="season", season_runs=[1], season_specimens=40,
+        season_even_odds=[{"run": 1, "collection": "w1", "input": "w1.csv", "model": "m", "db": "l.sqlite"}],
+        forecast_level=0.98, species_at_level={"0.95": 12}, countries_without_keys={"Peru": 4},
+        moved=["P1 was in collection w1 with another barcode: stored as a new version in w2 (the old one kept, no "
+               "longer current)"])
+    summary = WithANewOne(run_id=2, collection="w2", specimens=50, quarantined=0, triaged=50, no_usable_barcode=0,
+                          named_to={"species": 10}, novel=4, proposals=1, **every)
+    assert len(summary.advisories()) == 9  # every advisory there is, and the new one
+    capsys.readouterr()
+    _say_triaged(summary, as_json=False)
+    out = capsys.readouterr().out.splitlines()
+    first = out.index(summary.advisories()[0])
+    assert out[first:first + 9] == summary.advisories(), out
+    assert out[first - 1] == "novel: 4; candidate species: 1"  # the counts first, then what to know reading them
+
+
 def test_triage_prints_the_forecast_at_the_collections_own_shares(capsys) -> None:
     """ML review M2: triage printed the collection's estimated share of absent taxa but not what it implies, so
     "absent species named to the right genus" measured 0.496 against a printed forecast of 0.351, and no figure a

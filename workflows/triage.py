@@ -231,10 +231,10 @@ class TriageSummary:
     def advisories(self) -> list[str]:
         """What a person should know before reading the run's names, one line each: the reviewed keys added, the
         share of absent taxa the collection was read at and the forecast there, how many a lower ``--level`` names,
-        the countries with no key. ``triage`` prints them among its summary lines; ``run`` under its table for each
-        collection (a batch user acts on them most, and had none of them; a season batch that found no other plate
-        of its model read a week at even odds and said nothing of it: e31 review F3), and the processids taken from
-        another collection with another barcode (e31 review F22)."""
+        the countries with no key, and the processids taken from another collection with another barcode (e31 review
+        F22). ``triage`` prints this list after its counts, ``run`` under its table for each collection (a batch user
+        acts on them most, and had none of them; a season batch that found no other plate of its model read a week
+        at even odds and said nothing of it: e31 review F3): one list, so a line added here reaches both (e33)."""
         return [line for line in (self.set_apart_line(), self.references_line(), self.absent_share_line(),
                                   self.season_even_odds_line(),
                                   self.forecast_line(),
