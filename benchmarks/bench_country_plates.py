@@ -62,12 +62,12 @@ def score(truth: pd.DataFrame, results: pd.DataFrame) -> dict[str, float | int]:
     to_species = m.deepest_rank == "species"
     return {"specimens": len(m), "known": len(known),
             "known_named_right": round(float(((known.deepest_rank == "species")
-                                              & (known.deepest_label == known.species)).mean()), 4),
+                                              & (known.deepest_taxon == known.species)).mean()), 4),
             "known_genus_right": round(float((known.deepest_rank.isin(["genus", "species"])
                                               & (known.label_genus == known.genus)).mean()), 4),
-            "named_wrong_species": int((to_species & (m.deepest_label != m.species)).sum()),
-            "candidates": int(m.loc[m.candidate != "", "candidate"].nunique()),
-            "known_in_candidates": int(((m.kind == "known") & (m.candidate != "")).sum())}
+            "named_wrong_species": int((to_species & (m.deepest_taxon != m.species)).sum()),
+            "candidates": int(m.loc[m.proposal_id != "", "proposal_id"].nunique()),
+            "known_in_candidates": int(((m.kind == "known") & (m.proposal_id != "")).sum())}
 
 
 def _slice(text: str) -> slice:

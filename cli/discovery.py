@@ -85,7 +85,8 @@ def register(app: typer.Typer) -> None:
         collection: Optional[str] = typer.Option(None, "--collection", help="Collection name (default: file name)."),
         results: Optional[Path] = typer.Option(None, "--results",
                                                help="Also write per-specimen results: a table for .csv / .tsv, "
-                                                    "JSON lines for .jsonl."),
+                                                    "JSON lines for .jsonl (fields named as the csv export's "
+                                                    "assignments.csv names them)."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
         clustering: str = typer.Option("threshold_hdbscan", "--clustering",
                                        help="Candidate-species method: a module of discovery/clustering_methods "

@@ -536,7 +536,7 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
     import csv
 
     from biodiscover.storage.records import RANKS
-    from biodiscover.workflows.triage import results_columns
+    from biodiscover.workflows.triage import RESULT_SCALARS, results_columns
 
     collection = str(dataset / "collection.fasta")
     jsonl, table = tmp_path / "r.jsonl", tmp_path / "r.csv"
@@ -566,11 +566,13 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
     # triage again into the table it wrote: its own file, replaced without --force
     assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
     capsys.readouterr()
-    # and a table written before the overlap column is triage's own too
-    older = [c for c in results_columns() if c != "overlap"]
-    table.write_text(",".join(older) + "\n")
-    assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
-    capsys.readouterr()
+    # and tables written before the overlap column, and before the candidate's id (e33), are triage's own too
+    for older in (["processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
+                   "identity", *after] for after in (["overlap"], [])):
+        older += ["top_hit", "top_similarity", "reason"] + results_columns()[len(RESULT_SCALARS):]
+        table.write_text(",".join(older) + "\n")
+        assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
+        capsys.readouterr()
     assert table.read_text().splitlines()[0].split(",") == results_columns()
     sheet = tmp_path / "r.xlsx"
     assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(sheet), "-q"]) == 2
@@ -769,7 +771,7 @@ def test_results_file_names_each_specimens_candidate_species_as_the_database_doe
     run = json.loads(capsys.readouterr().out)["run_id"]
     with table.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    named = {r["processid"]: r["candidate"] for r in rows if r["candidate"]}
+    named = {r["processid"]: r["provisional_name"] for r in rows if r["provisional_name"]}
     database = Database.open(db, readonly=True)
     try:
         tables = database.run_tables(run)
@@ -781,15 +783,49 @@ def test_results_file_names_each_specimens_candidate_species_as_the_database_doe
     expected = {m["processid"]: name_of[m["proposal_id"]] for m in tables["members"].to_dict("records")}
     assert len(expected) >= 5 and named == expected
     # only novel specimens are grouped
-    assert all(r["is_novel"] == "True" for r in rows if r["candidate"])
+    assert all(r["is_novel"] == "True" for r in rows if r["provisional_name"])
     # without a database: the same groups, numbered in order
     alone = tmp_path / "alone.jsonl"
     assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(alone), "-q"]) == 0
     capsys.readouterr()
-    groups = [r["candidate"] for r in map(json.loads, alone.read_text().splitlines())]
+    groups = [r["provisional_name"] for r in map(json.loads, alone.read_text().splitlines())]
     assert {g for g in groups if g} and sorted({pid for pid, g in zip([json.loads(x)["processid"] for x in
                                                                        alone.read_text().splitlines()], groups)
                                                 if g}) == sorted(expected)
+
+
+def test_results_and_the_csv_export_name_a_specimens_fields_alike(dataset, bundle, tmp_path, cli) -> None:
+    """e32 review R2: ``triage --results`` said ``deepest_label`` and ``candidate`` (a name) where assignments.csv
+    says ``deepest_taxon`` and ``proposal_id``/``provisional_name``, so joining the two meant mapping names to ids;
+    and an id column with empty cells read as float in pandas (58.0 beside members.csv's 58). Every field the two
+    files share has one name and the same value per specimen, and read as columns.txt says the ids are integers in
+    every file."""
+    import pandas as pd
+
+    from biodiscover.workflows.export.csv import ID_READING
+
+    table, db, out = tmp_path / "r.csv", tmp_path / "w.sqlite", tmp_path / "ex"
+    assert cli("triage", "-i", str(dataset / "collection.fasta"), "-m", str(bundle), "--db", str(db), "--results",
+               str(table), "-q").returncode == 0
+    assert cli("export", "--db", str(db), "--run", "1", "-f", "csv", "-o", str(out)).returncode == 0
+    assert ID_READING in (out / "columns.txt").read_text()
+    read = dict(encoding="utf-8-sig", dtype_backend="numpy_nullable")  # as columns.txt says
+    res = pd.read_csv(table, **read)  # type: ignore[call-overload]
+    ex, members = (pd.read_csv(out / f, **read) for f in ("assignments.csv", "members.csv"))  # type: ignore
+    own = {"top_similarity", *(c for c in res.columns if c.startswith("p_absent_"))}  # the export has no such field
+    assert set(res.columns) - set(ex.columns) == own
+    both = res.merge(ex, on="processid", suffixes=("", "_export"), validate="one_to_one")
+    assert len(both) == len(res) == len(ex) and both["proposal_id"].notna().sum() >= 5
+    for c in set(res.columns) - own - {"processid"}:
+        if pd.api.types.is_float_dtype(both[c]):  # the export rounds to 4 decimals
+            assert ((both[c] - both[f"{c}_export"]).abs().fillna(0) <= 5e-5).all(), c
+        else:
+            assert both[c].astype(object).where(both[c].notna(), None).tolist() == \
+                both[f"{c}_export"].astype(object).where(both[f"{c}_export"].notna(), None).tolist(), c
+    for frame in (res, ex, members):
+        assert str(frame["proposal_id"].dtype) == "Int64"
+    assert str(ex["proposed_in"].dtype) == "Int64"
+    assert set(members["proposal_id"]) == set(res["proposal_id"].dropna())
 
 
 def test_ctrl_c_during_build_reference_says_no_bundle_was_written(dataset, tmp_path) -> None:

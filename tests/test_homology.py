@@ -189,11 +189,11 @@ def test_triage_cli_reports_unrelated_and_reversed_barcodes(world, tmp_path, cli
     assert lines[lines.index(next(x for x in lines if x.startswith("novel: "))) + 1] == said, run.stdout  # the
     # first of what to know after the counts (``TriageSummary.advisories``, the list run prints too)
     rows = {r["processid"]: r for r in map(json.loads, results.read_text().splitlines())}
-    assert rows["REV1"]["deepest_label"] == rows["FWD1"]["deepest_label"] == s.species
+    assert rows["REV1"]["deepest_taxon"] == rows["FWD1"]["deepest_taxon"] == s.species
     assert rows["REV1"]["reason"].startswith("barcode read reversed")
     assert rows["JUNK1"]["modality"] == "none" and rows["JUNK1"]["reason"].startswith("barcode unrelated")
     assert rows["CHIM1"]["modality"] == "none" and rows["CHIM1"]["reason"].startswith("chimeric barcode")
-    assert rows["JUNK1"]["candidate"] in (None, "")
+    assert rows["JUNK1"]["proposal_id"] in (None, "")
     again = cli("triage", "--input", str(fasta), "--model", str(bundle), "--results", str(tmp_path / "j.jsonl"),
                 "--json")
     assert again.returncode == 0, again.stderr

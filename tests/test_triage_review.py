@@ -113,5 +113,5 @@ def test_a_reviewers_split_comes_back_split_from_a_real_re_triage_and_the_result
         assert (carried(split).source, carried(split).reviewer) == (big.id, "ana")
         assert db.proposal(made.new_proposal_id).superseded_by == part.id
         assert not db.proposal_queue(run_id=first["run_id"], status="pending")[1]  # every run-1 one re-clustered
-    named = {r["processid"]: r["candidate"] for r in csv.DictReader(results.open())}
+    named = {r["processid"]: r["provisional_name"] for r in csv.DictReader(results.open())}
     assert {named[m] for m in off} == {part.name} and {named[m] for m in set(members) - set(off)} == {rest.name}

@@ -315,11 +315,20 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
 RESULTS_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 RESULTS_JSON_SUFFIXES = ("", ".jsonl", ".ndjson", ".json")
 #: one column each in a CSV/TSV results file, then the per-rank fields. ``overlap``: the informative bases the
-#: ``identity`` was measured on (a read from other primers shares only part of itself with its best key)
-RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
-                  "identity", "overlap", "top_hit", "top_similarity", "reason")
-#: the scalars of a results table written before ``overlap`` was a column (still recognised as triage's own)
-_RESULT_SCALARS_BEFORE_OVERLAP = tuple(c for c in RESULT_SCALARS if c != "overlap")
+#: ``identity`` was measured on (a read from other primers shares only part of itself with its best key). A field
+#: assignments.csv (the export) gives too has its name there, which is the database's (``assignment_row``):
+#: ``deepest_taxon``, and the candidate as ``proposal_id`` and ``provisional_name`` (e32 review R2: a user joining
+#: this file to the export had to map ``candidate``, a name, to ids, and ``deepest_label`` to ``deepest_taxon``)
+RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_taxon", "novelty", "is_novel", "proposal_id",
+                  "provisional_name", "identity", "overlap", "top_hit", "top_similarity", "reason")
+#: ``TriageResult`` fields a results row gives under the database's name
+_RESULT_RENAMED = {"deepest_label": "deepest_taxon"}
+#: the scalars of results tables earlier versions wrote (still recognised as triage's own): before the
+#: candidate was ``proposal_id`` and ``provisional_name`` (e33), and before ``overlap`` was a column
+_OLDER_RESULT_SCALARS = (("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
+                          "identity", "overlap", "top_hit", "top_similarity", "reason"),
+                         ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
+                          "identity", "top_hit", "top_similarity", "reason"))
 
 
 def results_columns(scalars: Sequence[str] = RESULT_SCALARS) -> list[str]:
@@ -352,27 +361,29 @@ def is_results_file(path: Path) -> bool:
         delimiter = RESULTS_DELIMITERS.get(Path(path).suffix.lower())
         if delimiter is not None:
             header = first.decode("utf-8").rstrip("\r\n").split(delimiter)
-            return header in (results_columns(), results_columns(_RESULT_SCALARS_BEFORE_OVERLAP))
+            return header in (results_columns(), *(results_columns(old) for old in _OLDER_RESULT_SCALARS))
         return isinstance(json.loads(first), dict) and "processid" in json.loads(first)
     except (OSError, ValueError):
         return False
 
 
-def _result_row(r: TriageResult, candidate: str | None = None) -> dict[str, Any]:
-    row = r.to_dict()
+def _result_row(r: TriageResult, candidate: tuple[int, str] | None = None) -> dict[str, Any]:
+    row = {_RESULT_RENAMED.get(k, k): v for k, v in r.to_dict().items()}
     if row["novelty"] != row["novelty"]:
         row["novelty"] = None
     # no label below the deepest rank named with confidence (``named_ranks``: assignments.csv's rule too)
     row["labels"] = {k: v for k, v in (row.get("labels") or {}).items() if k in named_ranks(row.get("deepest_rank"))}
-    row["candidate"] = candidate
+    row["proposal_id"], row["provisional_name"] = candidate or (None, None)
     return row
 
 
-def candidate_names(proposals: Sequence[CandidateProposal], ids: Sequence[Any] | None = None) -> dict[str, str]:
-    """processid → the one name of the candidate species it was grouped into (``storage.records.candidate_name``:
-    the database's proposal ids when stored, so the file and the review screen agree; else 1, 2, … in order)."""
+def candidate_names(proposals: Sequence[CandidateProposal], ids: Sequence[Any] | None = None
+                    ) -> dict[str, tuple[int, str]]:
+    """processid → the id and the one name of the candidate species it was grouped into
+    (``storage.records.candidate_name``: the database's proposal ids when stored, so the file, the export and the
+    review screen agree; else 1, 2, … in order, the numbers of the working names' ``cand<N>``)."""
     ids = list(ids) if ids is not None else list(range(1, len(proposals) + 1))
-    return {m.processid: candidate_name(p.provisional_name, p.parent_name, p.parent_rank, pid)
+    return {m.processid: (int(pid), candidate_name(p.provisional_name, p.parent_name, p.parent_rank, pid))
             for p, pid in zip(proposals, ids) for m in p.members}
 
 
@@ -414,12 +425,14 @@ def closest_in_database(db: Any, run_id: int, proposals: Sequence[CandidatePropo
     return out
 
 
-def write_results(results: Sequence[TriageResult], path: Path, candidates: dict[str, str] | None = None) -> Path:
+def write_results(results: Sequence[TriageResult], path: Path,
+                  candidates: Mapping[str, tuple[int, str]] | None = None) -> Path:
     """One row per specimen: a CSV/TSV table for ``.csv``/``.tsv`` (cells that a spreadsheet would run as a
     formula neutralised), else one JSON object per line (NaN novelty → null / empty).
 
-    ``candidate``: the name of the candidate species a specimen was grouped into (``candidate_names``) —
-    without ``--db`` this file is the only place a triage's candidate species are written."""
+    ``candidates``: processid → the id and name of the candidate species it was grouped into
+    (``candidate_names``; ``proposal_id`` and ``provisional_name``) — without ``--db`` this file is the only place a
+    triage's candidate species are written."""
     member_of = candidates or {}
     delimiter = RESULTS_DELIMITERS.get(path.suffix.lower())
     with path.open("w", encoding="utf-8", newline="") as fh:
@@ -866,7 +879,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if results_out is not None:
             names = candidate_names(proposals, proposal_ids)
             if db is not None and run_id is not None and proposals:  # as stored: a carried split's parts included
-                names = {pid: p.name for pid, p in db.run_members(run_id).items()}
+                names = {pid: (p.id, p.name) for pid, p in db.run_members(run_id).items()}
             write_results(results, Path(results_out), names)
         seconds["write"] = time.perf_counter() - t
     except BaseException as exc:

@@ -209,6 +209,16 @@ EVIDENCE_COLUMNS: dict[str, str] = {
 }
 
 
+#: columns.txt's word on the id columns. Why: an id column with empty cells (``proposal_id`` of a specimen in no
+#: candidate) reads in pandas as float, so one file printed 58.0 where the next printed 58 (e32 review R2). The ids
+#: stay integers in the file (they join proposals.csv, members.csv and ``triage --results`` as numbers, and R's
+#: ``read.csv`` reads them as integers with NA); pandas keeps them integers when asked, as said here.
+ID_READING = ("Ids (proposal_id, proposed_in, run_id and the other *_id columns) are integers; empty: none. pandas "
+              "reads an integer column with empty cells as float (58.0) unless asked not to: "
+              "pd.read_csv(path, encoding=\"utf-8-sig\", dtype_backend=\"numpy_nullable\") keeps them integers "
+              "(R's read.csv does so itself).")
+
+
 def column_description(file: str, column: str) -> str:
     """What ``column`` of ``file`` means, in a sentence; says "not described" for a column nobody listed."""
     known = COLUMNS.get(file, {}).get(column)
@@ -240,7 +250,7 @@ def columns_text(frames: dict[str, pd.DataFrame], run: Mapping[str, Any] | None 
              "Probabilities, identities and distances are fractions (0.95 = 95 %); p-distance = share of differing "
              f"bases. Numbers are rounded to {DECIMALS} decimals (0.0001 = 0.01 %; one base of a 658-base barcode is "
              f"0.0015), coordinates to {COORDINATE_DECIMALS} (about 0.1 m); the JSON export keeps them unrounded.",
-             ""]
+             ID_READING, ""]
     for i, (run_id, set_aside) in enumerate(said):  # what the ingest set aside is in no file of the folder: first
         lines.insert(1 + i, f"This export: run {run_id}. {set_aside}.")
     for name, frame in frames.items():
