@@ -794,7 +794,17 @@ def test_results_file_names_each_specimens_candidate_species_as_the_database_doe
                                                 if g}) == sorted(expected)
 
 
-def test_results_and_the_csv_export_name_a_specimens_fields_alike(dataset, bundle, tmp_path, cli) -> None:
+@pytest.fixture(scope="module")
+def triaged(dataset, bundle, tmp_path_factory) -> tuple[Path, Path]:
+    """The collection triaged once into a database, with a CSV results file: (database, results); read only."""
+    root = tmp_path_factory.mktemp("triaged")
+    db, table = root / "w.sqlite", root / "r.csv"
+    assert main(["triage", "-i", str(dataset / "collection.fasta"), "-m", str(bundle), "--db", str(db), "--results",
+                 str(table), "-q"]) == 0
+    return db, table
+
+
+def test_results_and_the_csv_export_name_a_specimens_fields_alike(triaged, tmp_path, cli) -> None:
     """e32 review R2: ``triage --results`` said ``deepest_label`` and ``candidate`` (a name) where assignments.csv
     says ``deepest_taxon`` and ``proposal_id``/``provisional_name``, so joining the two meant mapping names to ids;
     and an id column with empty cells read as float in pandas (58.0 beside members.csv's 58). Every field the two
@@ -804,9 +814,7 @@ def test_results_and_the_csv_export_name_a_specimens_fields_alike(dataset, bundl
 
     from biodiscover.workflows.export.csv import ID_READING
 
-    table, db, out = tmp_path / "r.csv", tmp_path / "w.sqlite", tmp_path / "ex"
-    assert cli("triage", "-i", str(dataset / "collection.fasta"), "-m", str(bundle), "--db", str(db), "--results",
-               str(table), "-q").returncode == 0
+    (db, table), out = triaged, tmp_path / "ex"
     assert cli("export", "--db", str(db), "--run", "1", "-f", "csv", "-o", str(out)).returncode == 0
     assert ID_READING in (out / "columns.txt").read_text()
     read = dict(encoding="utf-8-sig", dtype_backend="numpy_nullable")  # as columns.txt says
@@ -826,6 +834,33 @@ def test_results_and_the_csv_export_name_a_specimens_fields_alike(dataset, bundl
         assert str(frame["proposal_id"].dtype) == "Int64"
     assert str(ex["proposed_in"].dtype) == "Int64"
     assert set(members["proposal_id"]) == set(res["proposal_id"].dropna())
+
+
+def test_the_json_exports_evidence_gives_members_and_keys_as_records_not_keys(triaged, tmp_path, cli) -> None:
+    """e32 review R14: the JSON export's evidence was keyed by processids (``member_hits``, ``alignment``),
+    reference keys (``hit_barcodes``), countries: ``pd.json_normalize(doc["proposals"])`` gave 2,654 columns for 65
+    candidates. Each such mapping is a list of records (format version 6): the candidates flatten to a column per
+    field, no column is named after a specimen, and a per-member table is one ``json_normalize`` away."""
+    import pandas as pd
+
+    (db, _), out = triaged, tmp_path / "x.json"
+    assert cli("export", "--db", str(db), "--run", "1", "-f", "json", "-o", str(out)).returncode == 0
+    doc = json.loads(out.read_text())
+    assert (doc["format"], doc["version"]) == ("biodiscover-run-export", 6)
+    members = {m["processid"] for p in doc["proposals"] for m in p["members"]}
+    assert len(doc["proposals"]) >= 2 and len(members) >= 5
+    flat = pd.json_normalize(doc["proposals"])
+    assert not [c for c in flat.columns if any(pid in c for pid in members)], flat.columns
+    assert len(flat.columns) < 100, len(flat.columns)
+    for p in doc["proposals"]:
+        ev = p["evidence"]
+        own = sorted(m["processid"] for m in p["members"])
+        hits = pd.json_normalize(ev["member_hits"])
+        assert sorted(hits["processid"]) == own and {"hit.species", "hit.processid", "hit.identity"} <= set(hits)
+        assert sorted(a["processid"] for a in ev["alignment"]) == own
+        assert {h["hit.processid"] for _, h in hits.iterrows()} == {k["processid"] for k in ev["hit_barcodes"]}
+        assert all(set(c) == {"country", "specimens"} for c in ev["geography"]["countries"])
+        assert all(set(m) == {"processid", "identity"} for s in ev["near_species"] for m in s["members"])
 
 
 def test_ctrl_c_during_build_reference_says_no_bundle_was_written(dataset, tmp_path) -> None:

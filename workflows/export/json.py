@@ -6,7 +6,9 @@ no determination), the candidate, the proposal it was proposed in and its status
 and the current determination in Darwin Core terms), its numbers unrounded: a script reading this export gets
 what a reviewer decided without joining the proposals itself. Each candidate's ``review`` holds the trail in force
 (decision, reviewers, notes) and ``history``: every review of it, undone ones included, with reviewer, time,
-action and its name before and after.
+action and its name before and after. Its ``evidence`` is the stored record with every mapping keyed by data (a
+member's processid, a reference key's, a country, a BIN) given as a list of records (:data:`KEYED_BY_DATA`), so
+that ``pd.json_normalize`` gives a column per field, not per specimen.
 
 The machine-readable export: what a script or another tool reads. A run that
 did not complete is marked ``"partial": true``. An export over several runs adds ``runs`` (each run's own record;
@@ -23,6 +25,7 @@ collection, who and when (``Database.merges``).
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.workflows.export.csv import assignment_table
@@ -30,6 +33,41 @@ from biodiscover.workflows.export.flags import assigned_identity
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.tables import RunExport, candidate_label, json_records
+
+#: The evidence's mappings keyed by data (a member's processid, a reference key's, a country, a BIN, a species), by
+#: where they sit (a list's entries each hold one), with the names their key and value take as a record's fields.
+#: Why: a script flattening the candidates (``pd.json_normalize(doc["proposals"])``) got a column per member and
+#: per key, 2,654 columns for 65 candidates (e32 review R14); records give one column per field, and a per-member
+#: table is ``pd.json_normalize(p["evidence"]["member_hits"])``. The database keeps its mappings (format 6).
+KEYED_BY_DATA: dict[tuple[str, ...], tuple[str, str]] = {
+    ("alignment",): ("processid", "aligned"), ("member_hits",): ("processid", "hit"),
+    ("hit_barcodes",): ("processid", "barcode"), ("geography", "countries"): ("country", "specimens"),
+    ("geography", "provinces"): ("province", "specimens"), ("bin", "counts"): ("bin", "specimens"),
+    ("near_species", "countries"): ("country", "keys"), ("near_species", "members"): ("processid", "identity"),
+    ("near_species", "apart"): ("species", "distance"), ("dropped_keys", "members"): ("processid", "identity")}
+
+
+def evidence_records(evidence: Any) -> Any:
+    """``evidence`` with each mapping of :data:`KEYED_BY_DATA` as a list of records (``{"GBDP1-19": "ACT…"}`` →
+    ``[{"processid": "GBDP1-19", "aligned": "ACT…"}]``, in the stored order); anything else as stored."""
+    if not isinstance(evidence, dict):
+        return evidence
+    out = dict(evidence)
+    for path, (key, value) in KEYED_BY_DATA.items():
+        head, *rest = path
+        holders = out.get(head)
+        if not rest:
+            if isinstance(holders, dict):
+                out[head] = [{key: k, value: v} for k, v in holders.items()]
+            continue
+        many = isinstance(holders, list)
+        parts = [dict(h) if isinstance(h, dict) else h for h in (holders if isinstance(holders, list) else [holders])]
+        for part in parts:
+            if isinstance(part, dict) and isinstance(part.get(rest[0]), dict):
+                part[rest[0]] = [{key: k, value: v} for k, v in part[rest[0]].items()]
+        if holders is not None:
+            out[head] = parts if many else parts[0]
+    return out
 
 
 def render(data: RunExport, options: ExportOptions) -> bytes:
@@ -42,6 +80,7 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
         # an assigned candidate's ``nearest_species`` stays the machine's evidence: the identity to the species a
         # reviewer named is its own field (proposals.csv's column of the same name)
         row["identity_to_assigned"] = assigned_identity(row)
+        row["evidence"] = evidence_records(row.get("evidence"))  # read above as stored; written as records
         if members is not None and pid in members.groups:
             row["members"] = json_records(members.get_group(pid).drop(columns=["proposal_id"]))
         else:
@@ -67,9 +106,10 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     meta = options.metadata
     # version 3: assignments rows are assignments.csv's (the determination added, the database's row id gone);
     # 4: their label_<rank> null below deepest_rank; 5: creators and the contact as eml.xml names them (objects,
-    # ``Person.as_json``), not "Name <e-mail>" strings
+    # ``Person.as_json``), not "Name <e-mail>" strings; 6: the evidence's mappings keyed by data (a member's
+    # processid, a key's, a country) lists of records (``KEYED_BY_DATA``)
     answers = meta.answers
-    doc = {"format": "biodiscover-run-export", "version": 5, "partial": data.partial, "run": jsonable(data.run),
+    doc = {"format": "biodiscover-run-export", "version": 6, "partial": data.partial, "run": jsonable(data.run),
            "dataset": {"title": meta.title, "licence": meta.licence,
                        "creators": [c.as_json() for c in meta.creators],
                        "contact": answers.as_json() if answers is not None else None},
