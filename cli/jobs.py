@@ -39,8 +39,12 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
                                       "datasetID, datasetName). A batch's id (`biodiscover run`) exports all its "
                                       "collections' triage runs; the id of a batch's record of one collection is "
                                       "refused, naming its triage run."),
-        fmt: str = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)} (see below)."),
-        out: Path = typer.Option(..., "--out", "-o", help=FORMATS.out_help()),
+        fmt: list[str] = typer.Option(..., "--format", "-f", help=f"One of: {', '.join(FORMATS)} (see below). "
+                                      "Repeat it, each with its own --out in the same order (-f csv -o hand_csv "
+                                      "-f dwca -o hand.zip), to write several formats from one read of the "
+                                      "database; every output is checked before anything is written."),
+        out: list[Path] = typer.Option(..., "--out", "-o", help=FORMATS.out_help() + " One per --format, in the "
+                                       "order the formats are given."),
         force: bool = typer.Option(False, "--force", help="Replace a previous export (only files biodiscover wrote "
                                    "and nobody changed since; anything else is refused and named)."),
         partial: bool = typer.Option(False, "--partial", help="Export a run that did not complete (killed, failed, "
@@ -58,23 +62,50 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
         as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
     ) -> None:
         """Export one run, or several as one (a week's batch as one archive): one of the formats listed under
-        --format."""
-        from biodiscover.workflows.export import ExportOptions, build_metadata, export_runs
-        from biodiscover.workflows.export.output import interrupted_export, output_state
+        --format, or several (-f and -o repeated in pairs)."""
+        from biodiscover.storage.errors import InputError
+        from biodiscover.workflows.export import ExportOptions, build_metadata, export_formats
+        from biodiscover.workflows.export.output import output_state
 
-        before = output_state(out)
+        if len(fmt) != len(out):
+            raise InputError(f"{plural(len(fmt), 'format')} and {plural(len(out), 'output')} given: give each "
+                             "--format its own --out, in the same order (-f csv -o hand_csv -f dwca -o hand.zip)")
+        before = {o: output_state(o) for o in out}
+        done: list[Any] = []
+
+        def written(result: Any) -> None:  # each output's line as it is whole: five formats take a while
+            done.append(result)
+            _say_exported(result, run, meta, as_json)
+
         try:
             meta = build_metadata(metadata, creators=creator, licence=licence, title=title)
-            result = export_runs(db, run, fmt, out, force=force, partial=partial, options=ExportOptions(meta))
+            export_formats(db, run, list(zip(fmt, out)), force=force, partial=partial, options=ExportOptions(meta),
+                           written=written)
         except KeyboardInterrupt:  # what it left at --out, and whether the re-run needs --force
-            raise interrupted_export(out, before) from None
-        try:
-            _say_exported(result, run, meta, as_json)
-        except KeyboardInterrupt:  # while its summary was printed: the export is whole
-            raise StoppedAfterWork(f"stopped (Ctrl-C) after the export was written: {result.out}; nothing to "
-                                   "re-run") from None
+            raise _interrupted(list(zip(fmt, out)), before, done) from None
 
     return _export
+
+
+def _interrupted(outputs: list[tuple[str, Path]], before: dict[Path, Any], done: list[Any]) -> Exception:
+    """Ctrl-C during an export: what it left at the output being written (``interrupted_export``) and, of several
+    formats, which were written whole and what to re-run for the others (the same command would refuse the whole
+    ones without --force)."""
+    from biodiscover.storage.errors import Interrupted
+    from biodiscover.workflows.export.output import interrupted_export
+
+    left = outputs[len(done):]
+    if not done:  # the first output was being written: as one format's export says it
+        return interrupted_export(left[0][1], before[left[0][1]])
+    if not left:  # a Ctrl-C in the last one's summary line: every output is whole
+        return StoppedAfterWork(f"stopped (Ctrl-C) after the export was written: {listed([str(r.out) for r in done])}; "
+                                "nothing to re-run")
+    now = left[0][1]
+    part = (f"nothing of {now} was written" if str(interrupted_export(now, before[now])).startswith(
+        "interrupted: nothing was written") else f"{now} may hold part of its export (--force writes it whole)")
+    rest = " ".join(f"-f {f} -o {o}" for f, o in left)
+    return Interrupted(f"interrupted: {listed([str(r.out) for r in done])} written whole; {part}; for the rest re-run "
+                       f"the command with only {rest}")
 
 
 def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None:

@@ -23,8 +23,8 @@ from biodiscover.workflows.export.dwca import DNA_ROWTYPE, IDENTIFICATION_ROWTYP
 from biodiscover.workflows.export.formats import REGISTRY
 from biodiscover.workflows.export.metadata import DatasetMetadata, ExportOptions, build_metadata
 from biodiscover.workflows.export.output import MANIFEST, check_output
-from biodiscover.workflows.export.pipeline import (combine_exports, export_run, export_runs, load_run_export,
-                                                   triage_runs_of, write_export)
+from biodiscover.workflows.export.pipeline import (combine_exports, export_formats, export_run, export_runs,
+                                                   load_run_export, triage_runs_of, write_export)
 from biodiscover.workflows.export.registry import ExportFormat, FormatRegistry
 from biodiscover.workflows.export.safety import clean_text, neutralise_cell, safe_join, safe_member_name
 from biodiscover.workflows.export.tables import (ExportResult, RunExport, candidate_label, live_candidates,
@@ -36,7 +36,7 @@ FORMATS = REGISTRY
 __all__ = [
     "DNA_ROWTYPE", "FORMATS", "IDENTIFICATION_ROWTYPE", "MANIFEST", "OCCURRENCE_ROWTYPE", "REGISTRY",
     "DatasetMetadata", "ExportFormat", "ExportOptions", "ExportResult", "FormatRegistry", "RunExport",
-    "build_metadata", "candidate_label", "check_output", "clean_text", "combine_exports", "export_run",
-    "export_runs", "live_candidates", "load_run_export", "model_description", "neutralise_cell", "occurrence_rows",
-    "review_trails", "safe_join", "safe_member_name", "triage_runs_of", "write_export",
+    "build_metadata", "candidate_label", "check_output", "clean_text", "combine_exports", "export_formats",
+    "export_run", "export_runs", "live_candidates", "load_run_export", "model_description", "neutralise_cell",
+    "occurrence_rows", "review_trails", "safe_join", "safe_member_name", "triage_runs_of", "write_export",
 ]
