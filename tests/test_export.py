@@ -782,8 +782,8 @@ def test_the_note_about_re_clustered_candidates_names_one_run_or_several() -> No
 
     assert result(0, ()).superseded_note(1) is None
     assert result(0, ()).to_json() == {"format": "csv", "out": "out", "files": [], "specimens": 10, "proposals": 3,
-                                       "candidates": 3, "accepted": 0, "pending": 3, "rejected": 0, "assigned": 0,
-                                       "partial": False, "superseded": 0, "superseded_by": []}
+                                       "candidates": 3, "accepted": 0, "pending": 3, "not_coi": 0, "rejected": 0,
+                                       "assigned": 0, "partial": False, "superseded": 0, "superseded_by": []}
     assert result(2, (4,)).superseded_note(1) == (
         "note: 2 candidate species of run 1 were re-clustered by later run 4 and are not in this export; "
         "export run 4 for the current grouping")

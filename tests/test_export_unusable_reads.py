@@ -17,6 +17,7 @@ import csv
 import io
 import zipfile
 from pathlib import Path
+from typing import Any
 
 from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
@@ -79,17 +80,11 @@ def test_a_chimeric_or_unrelated_read_says_why_and_is_not_sent_as_the_specimens_
     assert sheet["CHIM1"]["reason"] == CHIMERA and sheet["UNREL1"]["taxonRank"] == "kingdom"
 
 
-def test_a_candidate_none_of_whose_reads_is_usable_coi_is_not_published_as_one(tmp_path: Path) -> None:
-    """e32 review R13: NOCLP1451-19 (#40), 77.2 % to its nearest key over 518 bases, nearer what unrelated sequences
-    reach than identity, went to GBIF as a candidate new species of Insecta ("Unplaced sp. cand40", a concept id)
-    while the report left it out of the gap plot as "not usable COI". A pending candidate none of whose members'
-    reads is usable COI (``barcode_gap.gap_of``'s "not COI", as the report reads it) is not linked as a candidate
-    in the archive; its members assert no class the machine did not name; and a read the evidence calls not
-    usable as COI is not sent as a COI sequence (dna.txt, all_specimens.fasta, the candidate's file). A candidate
-    with usable members stays one."""
+def _a_candidate_of_no_usable_read() -> tuple[Any, list[str], list[str]]:
+    """An export whose pending candidate 2 has no member read usable as COI, and whose candidate 4 has one unusable
+    read of its 7: (export, candidate 2's members, candidate 4's)."""
     from dataclasses import replace
 
-    from biodiscover.workflows.export import write_export
     from fixtures.run_export import make_run_export
 
     data = make_run_export(n_known=2, n_candidates=4)
@@ -103,7 +98,48 @@ def test_a_candidate_none_of_whose_reads_is_usable_coi_is_not_published_as_one(t
     props.loc[props["proposal_id"] == 2, "status"] = "pending"
     assign = data.assignments.copy().astype({"deepest_rank": object, "deepest_taxon": object})
     assign.loc[assign["processid"].isin(junk), ["deepest_rank", "deepest_taxon"]] = [None, None]
-    d = replace(data, proposals=props, assignments=assign)
+    return replace(data, proposals=props, assignments=assign), junk, some
+
+
+def test_a_candidate_of_no_usable_read_is_not_counted_as_a_candidate_species(tmp_path: Path) -> None:
+    """e32 review R13, what was left: the archive no longer publishes a candidate none of whose reads is usable COI
+    as a species, yet the command line, eml.xml's abstract and the report's cards still counted it among the
+    "68 candidate species proposed" (the batch's #40 and #56). They count it apart, in one wording; the JSON
+    summary's figures add up to the proposals (``not_coi`` beside ``pending``)."""
+    from biodiscover.workflows.export import write_export
+    from biodiscover.workflows.export.tables import proposal_counts
+    from biodiscover.workflows.report import summary_cards
+
+    d, _, _ = _a_candidate_of_no_usable_read()
+    counts = proposal_counts(d.proposals)
+    assert counts["not_coi"] == 1 and counts["proposed"] == len(d.proposals) - 1
+    said = (f"{counts['proposed']} candidate species proposed ({counts['accepted']} accepted by a reviewer, "
+            f"{counts['pending']} awaiting review")
+    apart = "; 1 candidate of reads not usable as COI, not counted as species (⚠COI in the review)"
+    result = write_export(d, "dwca", tmp_path / "a.zip")
+    assert result.counts_text().startswith(said) and result.counts_text().endswith(apart), result.counts_text()
+    summary = result.to_json()
+    assert summary["not_coi"] == 1 and summary["pending"] == counts["pending"]
+    assert summary["proposals"] == sum(summary[k] for k in ("accepted", "pending", "not_coi", "rejected", "assigned"))
+    with zipfile.ZipFile(tmp_path / "a.zip") as zf:
+        eml = zf.read("eml.xml").decode()
+    assert result.counts_text().replace("⚠", "&#9888;") in eml or result.counts_text() in eml, eml
+    cards = dict(summary_cards(d))  # the report's cards (its plots, seconds to draw, left out)
+    assert cards["candidate species proposed"] == counts["proposed"] and cards["awaiting review"] == counts["pending"]
+    assert cards["candidates of reads not usable as COI, not counted as species"] == 1
+
+
+def test_a_candidate_none_of_whose_reads_is_usable_coi_is_not_published_as_one(tmp_path: Path) -> None:
+    """e32 review R13: NOCLP1451-19 (#40), 77.2 % to its nearest key over 518 bases, nearer what unrelated sequences
+    reach than identity, went to GBIF as a candidate new species of Insecta ("Unplaced sp. cand40", a concept id)
+    while the report left it out of the gap plot as "not usable COI". A pending candidate none of whose members'
+    reads is usable COI (``barcode_gap.gap_of``'s "not COI", as the report reads it) is not linked as a candidate
+    in the archive; its members assert no class the machine did not name; and a read the evidence calls not
+    usable as COI is not sent as a COI sequence (dna.txt, all_specimens.fasta, the candidate's file). A candidate
+    with usable members stays one."""
+    from biodiscover.workflows.export import write_export
+
+    d, junk, some = _a_candidate_of_no_usable_read()
     write_export(d, "dwca", tmp_path / "a.zip")
     write_export(d, "fasta", tmp_path / "fa")
     with zipfile.ZipFile(tmp_path / "a.zip") as zf:

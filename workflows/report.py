@@ -1055,27 +1055,37 @@ def merges_html(data: "RunExport") -> str:
             f"its own: its specimens are the other's members.</p><ul>{items}</ul>")
 
 
-def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
-    """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
-    from biodiscover.workflows.export.dwca import joined_runs_text, run_specimens_words
-    from biodiscover.workflows.export.dwca import method_steps, set_aside_sentences
-    from biodiscover.workflows.export.tables import model_description, proposal_counts, set_aside_note
+def summary_cards(data: "RunExport") -> list[tuple[str, int]]:
+    """The report's cards, (label, figure) each: specimens, named to species, novel, then the proposals as
+    :func:`~biodiscover.workflows.export.tables.counts_text` counts them (the command line's and eml.xml's words)."""
+    from biodiscover.workflows.export.tables import proposal_counts
 
-    run = data.run
-    plots = render_plots(data)
     novel = int(_novel_mask(data.assignments).sum())
     species = int((data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species").sum())
     counts = proposal_counts(data.proposals)
     decided = [(label, counts[key]) for label, key in (("assigned to a known species", "assigned"),
                                                        ("rejected by a reviewer", "rejected")) if counts[key]]
     # the candidates card is the sum of the cards that break it down (it counted the live ones alone: "5 candidate
-    # species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected, on the weekly-batch review); the figures and
-    # words are the command line's and eml.xml's (``tables.counts_text``)
+    # species" above 1 accepted, 4 awaiting, 1 assigned and 1 rejected, on the weekly-batch review)
     cards = [("specimens", len(data.assignments)), ("named to species by the machine", species),
              ("flagged novel", novel), ("candidate species proposed", counts["proposed"]),
              ("accepted by a reviewer", counts["accepted"]), ("awaiting review", counts["pending"])]
+    if counts["not_coi"]:  # pending, but not candidate species: none of their reads is usable COI (e32 review R13)
+        cards.append(("candidates of reads not usable as COI, not counted as species", counts["not_coi"]))
     # what reviewers set aside counts too: an identification of a known species is a result a PI checks
-    cards += decided
+    return cards + decided
+
+
+def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str:
+    """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
+    from biodiscover.workflows.export.dwca import joined_runs_text, run_specimens_words
+    from biodiscover.workflows.export.dwca import method_steps, set_aside_sentences
+    from biodiscover.workflows.export.tables import model_description, set_aside_note
+
+    run = data.run
+    plots = render_plots(data)
+    cards = summary_cards(data)
+    species = dict((label, n) for label, n in cards)["named to species by the machine"]
     card_html = "".join(f"<div class='card'><b>{n}</b>{html.escape(label)}</div>" for label, n in cards)
     figs = "".join(
         f"<figure id='{p.key}'><img alt='{html.escape(p.title)}' src='{p.data_uri()}'>"

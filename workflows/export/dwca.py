@@ -64,8 +64,8 @@ from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
 from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
                                                   assigned_kind, barcode_to_send, candidate_label, counts_text,
-                                                  model_description, plain_records, proposal_counts, review_histories,
-                                                  review_trails, set_aside_text)
+                                                  model_description, not_coi_candidates, plain_records,
+                                                  proposal_counts, review_histories, review_trails, set_aside_text)
 
 DWC = "http://rs.tdwg.org/dwc/terms/"
 GBIF = "http://rs.gbif.org/terms/"
@@ -271,16 +271,6 @@ def unsent_reads(data: RunExport) -> set[str]:
         for ev in data.proposals["evidence"]:
             out.update(unusable_reads(evidence_of(ev).member_hits))
     return out
-
-
-def not_coi_candidates(props: Mapping[Any, Mapping[str, Any]]) -> set[Any]:
-    """The pending candidates none of whose members' reads is usable COI (``barcode_gap.gap_of``'s "not COI", the
-    verdict the report leaves them out of the gap plot by): the archive does not publish them as candidate species
-    (e32 R13: "Unplaced sp. cand40", 77 % to its nearest key, went to GBIF as a new species of Insecta)."""
-    from biodiscover.discovery.barcode_gap import gap_of
-
-    return {i for i, p in props.items() if p.get("status") == "pending" and gap_of(p.get("evidence")).verdict
-            == "not COI"}
 
 
 def _evidence(a: Mapping[str, Any]) -> str | None:
@@ -1192,7 +1182,8 @@ def eml_xml(run: Mapping[str, Any], n_occ: int, proposals: pd.DataFrame, meta: D
         by = (f"named to their deepest confident rank by biodiscover ({run.get('kind', 'triage')} "
               f"run {run.get('id')}, model {model_description(run)})")
     text = (f"{n_occ} specimens {'of ' if runs else ''}{by}; "
-            + counts_text(counts["accepted"], counts["pending"], counts["assigned"], counts["rejected"]) + "."
+            + counts_text(counts["accepted"], counts["pending"], counts["assigned"], counts["rejected"],
+                          counts["not_coi"]) + "."
             + (" The candidate species accepted or awaiting review are in open nomenclature (provisional names, not "
                "described species)." if counts["accepted"] + counts["pending"] else ""))
     if partial and runs:

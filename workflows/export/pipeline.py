@@ -23,7 +23,7 @@ from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.output import check_output, write_file, write_folder
 from biodiscover.workflows.export.registry import ExportFormat
 from biodiscover.workflows.export.safety import clean_export
-from biodiscover.workflows.export.tables import ExportResult, RunExport, live_candidates
+from biodiscover.workflows.export.tables import ExportResult, RunExport, live_candidates, proposal_counts
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: 
                         int(status.get("assigned", 0)), int(status.get("accepted", 0)),
                         partial=data.partial, superseded=int(later.get("candidates", 0)),
                         superseded_by=tuple(later.get("by_runs", ())),
-                        runs=_run_ids(data))
+                        runs=_run_ids(data), not_coi=proposal_counts(data.proposals)["not_coi"])
 
 
 def _run_ids(data: RunExport) -> tuple[int, ...]:

@@ -192,18 +192,23 @@ class ExportResult:
     superseded_by: tuple[int, ...] = ()
     #: the triage runs exported (several: one export over them, ``RunExport.runs``)
     runs: tuple[int, ...] = ()
+    #: of ``proposals``' pending ones, those whose reads are not usable COI (:func:`not_coi_candidates`): not
+    #: published or counted as candidate species
+    not_coi: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
                 **({"runs": list(self.runs)} if len(self.runs) > 1 else {}),
                 "specimens": self.specimens, "proposals": self.proposals + self.rejected + self.assigned,
-                "candidates": self.proposals, "accepted": self.accepted, "pending": self.proposals - self.accepted,
+                "candidates": self.proposals, "accepted": self.accepted,
+                "pending": self.proposals - self.accepted - self.not_coi, "not_coi": self.not_coi,
                 "rejected": self.rejected, "assigned": self.assigned,
                 "partial": self.partial, "superseded": self.superseded, "superseded_by": list(self.superseded_by)}
 
     def counts_text(self) -> str:
         """What the export's proposals became, in the words every format uses (:func:`counts_text`)."""
-        return counts_text(self.accepted, self.proposals - self.accepted, self.assigned, self.rejected)
+        return counts_text(self.accepted, self.proposals - self.accepted - self.not_coi, self.assigned, self.rejected,
+                           self.not_coi)
 
     def superseded_note(self, run: int | str) -> str | None:
         """One line for the user when later runs took over some of the run's candidates, else None."""
@@ -262,27 +267,45 @@ def awaiting_review(status: object) -> bool:
     return status in ("pending", None) or (isinstance(status, float) and status != status)
 
 
+def not_coi_candidates(props: Mapping[Any, Mapping[str, Any]]) -> set[Any]:
+    """The pending candidates none of whose members' reads is usable COI (``barcode_gap.gap_of``'s "not COI", the
+    verdict the report leaves them out of the gap plot by): the archive does not publish them as candidate species
+    (e32 R13: "Unplaced sp. cand40", 77 % to its nearest key, went to GBIF as a new species of Insecta), and no
+    count calls them candidate species (:func:`proposal_counts`)."""
+    from biodiscover.discovery.barcode_gap import gap_of
+
+    return {i for i, p in props.items() if p.get("status") == "pending" and gap_of(p.get("evidence")).verdict
+            == "not COI"}
+
+
 def proposal_counts(proposals: pd.DataFrame) -> dict[str, int]:
-    """The proposals of an export by what became of them: ``proposed`` (all), ``accepted`` (as new species),
-    ``pending`` (awaiting review), ``assigned`` (to a known species), ``rejected``; what :func:`counts_text` says."""
+    """The proposals of an export by what became of them: ``proposed`` (the candidate species: all but ``not_coi``),
+    ``accepted`` (as new species), ``pending`` (awaiting review), ``assigned`` (to a known species), ``rejected``,
+    and ``not_coi``: pending ones whose reads are not usable COI (:func:`not_coi_candidates`), not among
+    ``proposed`` or ``pending``; what :func:`counts_text` says."""
     status = proposals["status"] if "status" in proposals and not proposals.empty else pd.Series(dtype=object)
-    pending = int(sum(1 for s in status if awaiting_review(s)))
-    return {"proposed": len(proposals), "accepted": int((status == "accepted").sum()), "pending": pending,
-            "assigned": int((status == "assigned").sum()), "rejected": int((status == "rejected").sum())}
+    not_coi = len(not_coi_candidates(dict(enumerate(plain_records(proposals))))) if len(status) else 0
+    pending = int(sum(1 for s in status if awaiting_review(s))) - not_coi
+    return {"proposed": len(proposals) - not_coi, "accepted": int((status == "accepted").sum()), "pending": pending,
+            "assigned": int((status == "assigned").sum()), "rejected": int((status == "rejected").sum()),
+            "not_coi": not_coi}
 
 
-def counts_text(accepted: int, pending: int, assigned: int, rejected: int) -> str:
+def counts_text(accepted: int, pending: int, assigned: int, rejected: int, not_coi: int = 0) -> str:
     """``9 candidate species proposed (1 accepted by a reviewer, 2 awaiting review, 2 assigned to a known species,
     4 rejected by a reviewer)``: the one way the command line, eml.xml's abstract and the report's cards count an
-    export's proposals, each figure saying what it counts. Why: one season's export said "3 candidate species (1
-    accepted, 2 not yet)" on the command line and in eml.xml, and "9 candidate species proposed · 1 accepted · 2
-    awaiting · 2 assigned · 4 rejected" in the report (season review F11). Assigned and rejected are said where
-    there are any, as the report's cards show them."""
+    export's proposals, each figure saying what it counts; ``not_coi`` pending candidates of reads not usable as COI
+    are said apart (the archive does not publish them as species: e33, e32 review R13). Why: one season's export
+    said "3 candidate species (1 accepted, 2 not yet)" on the command line and in eml.xml, and "9 candidate species
+    proposed · 1 accepted · 2 awaiting · 2 assigned · 4 rejected" in the report (season review F11). Assigned and
+    rejected are said where there are any, as the report's cards show them."""
     proposed = accepted + pending + assigned + rejected
     parts = [f"{accepted} accepted by a reviewer", f"{pending} awaiting review",
              *([f"{assigned} assigned to a known species"] if assigned else []),
              *([f"{rejected} rejected by a reviewer"] if rejected else [])]
-    return f"{proposed} candidate species proposed" + (f" ({', '.join(parts)})" if proposed else "")
+    return (f"{proposed} candidate species proposed" + (f" ({', '.join(parts)})" if proposed else "")
+            + (f"; {plural(not_coi, 'candidate')} of reads not usable as COI, not counted as species (⚠COI in the "
+               "review)" if not_coi else ""))
 
 
 def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
