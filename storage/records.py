@@ -150,6 +150,22 @@ def image_relpath(processid: str, split: str | None, package: str = DEFAULT_IMAG
 #: to call it so; here, beside the other naming rules, so the exports need not import the database's models).
 DESCRIBED = "described"
 
+#: The orders of class Insecta (Misof et al. 2014's 28, with the names BOLD and older keys still use for some:
+#: Phasmatodea, Isoptera, Psocoptera, Phthiraptera, Grylloblattodea, Mantophasmatodea, Thysanura), lower-cased.
+#: Why a list and not an ending: most end in -ptera, but Odonata, Mantodea, Phasmida, Blattodea, Psocodea,
+#: Zygentoma and Archaeognatha do not, and a genus may end in -ptera (*Macroptera*); a name on this list typed in
+#: the review is an order, placed under the class (e33 review F1: "Coleoptera" typed for 28 beetles of an order
+#: the reference lacked was offered only as a genus, under Lepidoptera or Diptera).
+INSECT_ORDERS: frozenset[str] = frozenset(n.lower() for n in (
+    "Archaeognatha", "Zygentoma", "Thysanura", "Ephemeroptera", "Odonata", "Plecoptera", "Orthoptera", "Phasmida",
+    "Phasmatodea", "Embioptera", "Grylloblattodea", "Mantophasmatodea", "Notoptera", "Dermaptera", "Zoraptera",
+    "Mantodea", "Blattodea", "Isoptera", "Psocodea", "Psocoptera", "Phthiraptera", "Thysanoptera", "Hemiptera",
+    "Hymenoptera", "Raphidioptera", "Megaloptera", "Neuroptera", "Strepsiptera", "Coleoptera", "Trichoptera",
+    "Lepidoptera", "Diptera", "Mecoptera", "Siphonaptera"))
+#: the class every order of :data:`INSECT_ORDERS` is in: where a reviewer's order goes (the taxonomy's orders are
+#: its roots; the exports write it in ``class``)
+INSECT_CLASS = "Insecta"
+
 
 def open_qualifier(rank: str | None) -> str:
     """Open-nomenclature qualifier of an undescribed species placed in a taxon of ``rank``.

@@ -51,10 +51,12 @@ def _mutate(seq: str, n: int, rng: random.Random) -> str:
     return "".join(out)
 
 
-def plate(tmp_path: Path) -> tuple[Path, dict[str, int]]:
-    """Four pending candidates of one run, all under order Lepidoptera: ``a`` (3 members, the not-named reason
-    above, best hit Ponometia bruchi, no BIN, no photo), and ``b``, ``c``, ``d`` at 1 %, 5 % and 8 % from it
-    (2, 3 and 6 members: by size the list would read d, c, b)."""
+def plate(tmp_path: Path, lineages: list[dict[str, str]] | None = None,
+          placed: dict[str, str] | None = None) -> tuple[Path, dict[str, int]]:
+    """Four pending candidates of one run, all under order Lepidoptera (``placed``: elsewhere, ``{}`` unplaced):
+    ``a`` (3 members, the not-named reason above, best hit Ponometia bruchi, no BIN, no photo), and ``b``, ``c``,
+    ``d`` at 1 %, 5 % and 8 % from it (2, 3 and 6 members: by size the list would read d, c, b). ``lineages``: the
+    taxonomy (LEPIDOPTERA + OTHERS)."""
     rng = random.Random(5)
     base = "".join(rng.choice("ACGT") for _ in range(600))
     seqs = {"a": base, "b": _mutate(base, 6, rng), "c": _mutate(base, 30, rng), "d": _mutate(base, 48, rng)}
@@ -64,7 +66,7 @@ def plate(tmp_path: Path) -> tuple[Path, dict[str, int]]:
         specs = [Specimen(processid=f"BLPAA1004{i}-19" if k == "a" else f"{k.upper()}{i}", dna_barcode=seqs[k],
                           country="Costa Rica") for k in sizes for i in range(sizes[k])]
         db.ingest(specs, collection="plate", backup=False)
-        register_lineages(db, LEPIDOPTERA + OTHERS, source="test")
+        register_lineages(db, LEPIDOPTERA + OTHERS if lineages is None else lineages, source="test")
         run = db.start_run("triage", {}, backup=False)
         genera = ("Ponometia", "Ponometia", "Acontia")
         db.write_assignments(run, [{
@@ -75,7 +77,7 @@ def plate(tmp_path: Path) -> tuple[Path, dict[str, int]]:
         members = {k: [s.processid for s in specs if s.dna_barcode == seqs[k]] for k in sizes}
         hit = {"species": "Ponometia bruchi", "genus": "Ponometia", "processid": "REF1", "identity": 0.91}
         ids = db.write_proposals(run, [{
-            "members": members[k], "parent_lineage": {"order": "Lepidoptera"},
+            "members": members[k], "parent_lineage": {"order": "Lepidoptera"} if placed is None else placed,
             "evidence": {"consensus_barcode": seqs[k], "consensus_length": 600,
                          **({"nearest_known": {**hit, "not_named_because": REASON},
                              "member_hits": {pid: hit for pid in members[k]}} if k == "a" else {})}}
@@ -315,6 +317,88 @@ async def test_move_into_a_family_the_reference_lacks_then_accept_and_export(tmp
     assert (row["order"], row["family"], row["genus"]) == ("Lepidoptera", "Oecophoridae", None)
     assert (row["scientificName"], row["taxonRank"]) == ("Oecophoridae", "family")
     assert "family Oecophoridae is provisional: added by a reviewer" in row["identificationRemarks"]
+
+
+@asynctest
+async def test_an_order_the_reference_lacks_goes_in_the_class_then_takes_a_family(
+        tmp_path: Path) -> None:
+    """e33 review F1: 28 beetles against a Diptera + Lepidoptera reference; "Coleoptera" typed in the move list was
+    offered only as a genus (under a moth or fly taxon), a typed Carabidae only under Lepidoptera or Diptera, and
+    "Coleoptera sp. BD-0002" was accepted for an unplaced candidate as a species with no parent. An insect order is
+    recognised by name (Odonata and Psocodea end in no -ptera), offered as described, in the class; a family typed
+    next goes under it first."""
+    from biodiscover.storage.db.reviews import new_taxon_problem, new_taxon_rank
+
+    assert [new_taxon_rank(n) for n in ("Coleoptera", "Odonata", "Psocodea", "Archaeognatha", "Macroptera")] == \
+        ["order", "order", "order", "order", "genus"]
+    assert new_taxon_problem("Coleoptera", "family", {}) == "a new order goes under a class, not under a family"
+    assert "add it as described" in str(new_taxon_problem("Coleoptera", None, {}, described=False))
+    path, ids = plate(tmp_path, LEPIDOPTERA + OTHERS[2:], placed={})
+    pid = ids["a"]
+    async with reviewing(path) as (app, db, pilot):
+        assert await move_list_for(pilot, app, pid, "Coleoptera") == \
+            ["+ order Coleoptera (described, not in the reference): under class Insecta, Enter to confirm"]
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.question == (f"Move #{pid} from no taxon (unplaced) to order Coleoptera (described, not in "
+                                       "the reference) under class Insecta?")
+        await pilot.press("y")
+        await settle(pilot)
+        order = db.taxonomy().node(db.proposal(pid).parent_taxon_id)
+        assert (order.rank, order.name, order.status, order.parent_id) == ("order", "Coleoptera", "described", None)
+        found = await move_list_for(pilot, app, pid, "Carabidae")
+        assert found[1].startswith("+ family Carabidae (described, not in the reference)")
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert labels(app.screen)[0] == f"order Coleoptera  ← where #{pid} is now", labels(app.screen)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert "to family Carabidae (described, not in the reference) under order Coleoptera" in app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+    family = db.proposal(pid).parent_taxon_id
+    assert [(n.rank, n.name) for n in db.taxonomy().lineage(family)] == [("order", "Coleoptera"),
+                                                                          ("family", "Carabidae")]
+    db.close()
+
+
+def test_a_name_that_puts_a_candidate_where_it_is_not_is_refused_and_an_added_order_is_exported(
+        tmp_path: Path) -> None:
+    """e33 review F1: "Coleoptera sp. BD-0002", accepted for an unplaced candidate, was stored as a species with no
+    parent; the name's first word must be where the candidate is (or it is moved there first). A candidate placed
+    in an order and family a reviewer added exports the lineage."""
+    from biodiscover.storage.records import INSECT_ORDERS
+    from biodiscover.storage.synth.taxonomy import ORDER_WEIGHTS
+
+    assert {o.lower() for o in ORDER_WEIGHTS} <= INSECT_ORDERS  # the synthetic worlds' orders are real ones
+    path, ids = plate(tmp_path, LEPIDOPTERA + OTHERS[2:], placed={})
+    pid = ids["a"]
+    db = Database.open(path)
+    # a name that puts an unplaced candidate in an order or genus is refused, with what to do instead
+    with pytest.raises(DatabaseError, match=r"in order Odonata, which the taxonomy lacks, and the candidate is "
+                                            r"unplaced: move it into the order first"):
+        db.accept(ids["b"], 1, "Odonata sp. BD-0002", reviewer="ana")
+    with pytest.raises(DatabaseError, match="a genus Carabus the taxonomy lacks, and the candidate is unplaced"):
+        db.accept(ids["b"], 1, "Carabus sp. BD-0002", reviewer="ana")
+    db.move(pid, 1, None, reviewer="ana", new_taxon="Coleoptera", described=True)
+    db.move(pid, 2, "Coleoptera", reviewer="ana", new_taxon="Carabidae", described=True)
+    with pytest.raises(DatabaseError, match=r"its name puts it in order Coleoptera, but the candidate is unplaced: "
+                                            r"move it there first \(v, type Coleoptera\)"):
+        db.accept(ids["b"], 1, "Coleoptera sp. BD-0002", reviewer="ana")
+    assert db.accept(ids["b"], 1, reviewer="ana").name == "Incertae sedis sp. BD-0001"
+    done = db.accept(pid, db.proposal(pid).version, reviewer="ana")
+    assert done.name == "Carabidae gen. sp. BD-0002"
+    with pytest.raises(DatabaseError, match="its name puts it in order Diptera, but the candidate is under Carabidae"):
+        db.rename(pid, db.proposal(pid).version, "Diptera gen. sp. BD-0002", reviewer="ana")
+    db.close()
+    row = _row(path)
+    assert (row["class"], row["order"], row["family"], row["genus"]) == ("Insecta", "Coleoptera", "Carabidae", None)
+    assert (row["scientificName"], row["taxonRank"]) == ("Carabidae", "family")
+    assert "family Carabidae is described: added by a reviewer" in row["identificationRemarks"]
+    from biodiscover.workflows.export.csv import proposal_table
+    placed = proposal_table(load_run_export(path, 1)).set_index("proposal_id").loc[pid]
+    assert (placed["parent_lineage"], placed["parent_status"]) == ("Coleoptera › Carabidae", "described")
 
 
 # -- F10: the merge list ------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, descri
                                             new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.evidence import indistinct_congeners
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
-from biodiscover.storage.records import plural
+from biodiscover.storage.records import INSECT_CLASS, plural
 from biodiscover.tui.evidence import centre_distances, centre_text, marked, shown_name
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
@@ -105,9 +105,10 @@ def decided_words(p: Any, decision: Mapping[str, Any] | None) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class NewTaxon:
-    """The move list's offer to make a taxon the reference lacks, called what the reviewer typed: a family or
-    subfamily when the name ends as one (-idae, -inae), else a genus; ``described``: a published one (*Cleora*
-    Curtis, 1825), else a provisional one a reviewer names until it is described."""
+    """The move list's offer to make a taxon the reference lacks, called what the reviewer typed: an order when it
+    is one of the insect orders, a family or subfamily when the name ends as one (-idae, -inae), else a genus
+    (:func:`~biodiscover.storage.db.reviews.new_taxon_rank`); ``described``: a published one (*Cleora* Curtis,
+    1825), else a provisional one a reviewer names until it is described (an order is always described)."""
 
     name: str
     described: bool = False
@@ -872,19 +873,24 @@ class DecisionsMixin:
             if name.lower() in taken:
                 return []  # it is in the list already: a second of that name would be refused anyway
             if not name:
-                return [(NewTaxon(name), "+ new taxon: type its name in the box above (a genus or family the "
-                                         "reference lacks, e.g. Clemensia, Lauxaniidae)")]
+                return [(NewTaxon(name), "+ new taxon: type its name in the box above (a genus, family or order the "
+                                         "reference lacks, e.g. Clemensia, Lauxaniidae, Coleoptera)")]
             # a name the reference lacks is a provisional one a reviewer gives, or a published one (Cleora Curtis,
-            # 1825, on a tropical plate): the reviewer says which, and the exports call it so
+            # 1825, on a tropical plate): the reviewer says which, and the exports call it so; an insect order is
+            # a published one, and goes in the class (the reference's orders are the taxonomy's roots)
+            if new_taxon_rank(name) == "order":
+                return [(NewTaxon(name, described=True),
+                         f"+ {NewTaxon(name, described=True).words}: under class {INSECT_CLASS}, Enter to confirm")]
             return [(new, f"+ {new.words}: Enter, then pick where it goes")
                     for new in (NewTaxon(name), NewTaxon(name, described=True))]
 
         def refuse(value: Any) -> str | None:
-            return new_taxon_problem(value.name, None, taken) if isinstance(value, NewTaxon) else None
+            return new_taxon_problem(value.name, None, taken, value.described) if isinstance(value, NewTaxon) else None
 
-        def move(tid: int, new: NewTaxon | None = None) -> None:
-            into = f"{new.words} under {labels[tid]}" if new is not None else labels[tid]
-            said = f"{new.words.replace(' ◆', '')} under {labels[tid].split('  ')[0]}" if new is not None else None
+        def move(tid: int | None, new: NewTaxon | None = None) -> None:
+            under = f"class {INSECT_CLASS}" if tid is None else labels[tid]
+            into = f"{new.words} under {under}" if new is not None else under
+            said = f"{new.words.replace(' ◆', '')} under {under.split('  ')[0]}" if new is not None else None
             # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
             self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?"),
                       lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who,
@@ -896,6 +902,9 @@ class DecisionsMixin:
         def pick(choice: Any) -> None:
             if not isinstance(choice, NewTaxon):
                 move(choice)
+                return
+            if choice.rank == "order":  # in the class: nothing to pick
+                move(None, choice)
                 return
             # where the new taxon goes: the candidate's own parent first when one of that rank can go there
             under = [tid for tid in order if graph.node(tid).rank in ADDABLE_UNDER[choice.rank]]

@@ -78,7 +78,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, P
                                            Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
-from biodiscover.storage.records import DESCRIBED, open_qualifier
+from biodiscover.storage.records import DESCRIBED, INSECT_CLASS, INSECT_ORDERS, open_qualifier
 from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, carried, in_force, notes_in_force
 
 log = logging.getLogger(__name__)
@@ -359,7 +359,7 @@ def _evidence_values(evidence: Any) -> dict[str, Any]:
     return {"evidence": data, "nearest_species": near.get("species"), "nearest_identity": near.get("identity")}
 
 
-def _find_taxon(conn: Connection, taxon: int | str, action: str) -> Any:
+def _find_taxon(conn: Connection, taxon: int | str | None, action: str) -> Any:
     """A taxon row (id, rank, name, status, parent_id) by id or by unique name (not rejected)."""
     cols = (TAXA.c.id, TAXA.c.rank, TAXA.c.name, TAXA.c.status, TAXA.c.parent_id)
     if isinstance(taxon, int):
@@ -380,27 +380,32 @@ GENUS_NAME = re.compile(r"^[A-Z][a-z]+$")
 #: Family-group names end in -idae (family) and -inae (subfamily) (ICZN Art. 29.2): the name a reviewer types
 #: says which rank the taxon is, so the review app needs no rank picker.
 FAMILY_GROUP_ENDINGS: tuple[tuple[str, str], ...] = (("idae", "family"), ("inae", "subfamily"))
-#: Where a taxon a reviewer adds may go, by its rank: a family in an order, a subfamily in a family, a genus in
-#: an order, family or subfamily (incertae sedis above).
-ADDABLE_UNDER: dict[str, tuple[str, ...]] = {"family": ("order",), "subfamily": ("family",),
+#: Where a taxon a reviewer adds may go, by its rank: an order in the class (the taxonomy's root: no taxon), a
+#: family in an order, a subfamily in a family, a genus in an order, family or subfamily (incertae sedis above).
+ADDABLE_UNDER: dict[str, tuple[str, ...]] = {"order": ("class",), "family": ("order",), "subfamily": ("family",),
                                              "genus": ("order", "family", "subfamily")}
 
 
 def new_taxon_rank(name: str) -> str:
-    """The rank a taxon a reviewer adds takes from its name: ``Lauxaniidae`` a family, ``Oecophorinae`` a
-    subfamily, anything else a genus."""
+    """The rank a taxon a reviewer adds takes from its name: ``Coleoptera`` an order (one of
+    :data:`~biodiscover.storage.records.INSECT_ORDERS`: Odonata and Psocodea end in no -ptera), ``Lauxaniidae`` a
+    family, ``Oecophorinae`` a subfamily, anything else a genus."""
     name = name.strip().lower()
+    if name in INSECT_ORDERS:
+        return "order"
     return next((rank for ending, rank in FAMILY_GROUP_ENDINGS if name.endswith(ending)), "genus")
 
 
-def new_taxon_problem(name: str, under_rank: str | None, taken: Mapping[str, str]) -> str | None:
+def new_taxon_problem(name: str, under_rank: str | None, taken: Mapping[str, str],
+                      described: bool | None = None) -> str | None:
     """Why ``name`` cannot be a new taxon (its rank from :func:`new_taxon_rank`) under a taxon of ``under_rank``
     (None: it can; ``under_rank`` None: not chosen yet, not checked). ``taken``: the lower-cased names of the taxa
     above species already in the taxonomy → how to say which one (``genus Amaxia (under subfamily Arctiinae)``):
     a second taxon of a name already there would split its candidates between two taxa no search can tell apart.
     Why families too: 92 specimens of an Australian plate were of families the reference lacked (Oecophoridae,
     Xyloryctidae, Lauxaniidae), and a reviewer who knew the family could only leave them under the order. One
-    rule for the review app (which asks before it writes) and :meth:`ReviewsMixin.move`."""
+    rule for the review app (which asks before it writes) and :meth:`ReviewsMixin.move`. ``described`` False: a
+    provisional taxon, which an order (a published one of a fixed list) never is (None: not chosen yet)."""
     name = name.strip()
     if not name:
         return "type the new taxon's name in the box first (a genus such as Clemensia, a family such as Lauxaniidae)"
@@ -408,14 +413,55 @@ def new_taxon_problem(name: str, under_rank: str | None, taken: Mapping[str, str
         return f"{taken[name.lower()]} already exists: pick it in the list instead"
     rank = new_taxon_rank(name)
     if not GENUS_NAME.match(name):
-        example = {"family": "Lauxaniidae", "subfamily": "Oecophorinae"}.get(rank, "Clemensia")
-        return f"a {rank} name is one Latin word with a capital initial (e.g. {example}), not {name!r}"
+        example = {"order": "Coleoptera", "family": "Lauxaniidae", "subfamily": "Oecophorinae"}.get(rank, "Clemensia")
+        return (f"{'an' if rank == 'order' else 'a'} {rank} name is one Latin word with a capital initial "
+                f"(e.g. {example}), not {name!r}")
+    if rank == "order" and described is False:
+        return f"{name} is a published insect order: add it as described (not in the reference), not provisional"
     places = ADDABLE_UNDER[rank]
     if under_rank is not None and under_rank not in places:
         where = " or ".join([", ".join(places[:-1]), places[-1]] if len(places) > 1 else places)
         article = "an" if where[0] in "aeiou" else "a"
         return f"a new {rank} goes under {article} {where}, not under a {under_rank}"
     return None
+
+
+def accepted_name_problem(name: str, lineage: Sequence[str], taxa: Mapping[str, str]) -> str | None:
+    """Why a candidate under ``lineage`` (the names of its parent and the taxa above it; empty: unplaced) cannot
+    be named ``name`` as a species (None: it can). The name's first word says where the species is (a genus, or a
+    higher taxon before ``gen. sp.``), so one that names a taxon outside the lineage, an insect order the taxonomy
+    lacks, or (for an unplaced candidate) a genus the taxonomy lacks, would export a species its own name
+    contradicts, or one with no parent at all: the candidate must be moved there first (a placed candidate's name
+    is checked only against an order: "Megaselia nova" under another genus stays the reviewer's call). ``taxa``:
+    every taxon above species → how to say it (``order Coleoptera``). Why: e33 review F1, "Coleoptera sp.
+    BD-0002" accepted for an unplaced candidate was stored as a species with no parent, its order in its name alone.
+    """
+    first = name.split()[0] if name.split() else ""
+    if not GENUS_NAME.match(first) or first in lineage or first in ("Incertae", INSECT_CLASS):
+        return None
+    rank = new_taxon_rank(first)
+    if lineage and rank != "order":
+        return None
+    where = "unplaced" if not lineage else f"under {lineage[-1]}"
+    if first in taxa:
+        return (f"its name puts it in {taxa[first]}, but the candidate is {where}: move it there first (v, type "
+                f"{first}), then name it")
+    if rank == "order":
+        return (f"its name puts it in order {first}, which the taxonomy lacks, and the candidate is {where}: move it "
+                f"into the order first (v, type {first}: '+ order {first} (described, not in the reference)'), "
+                f"then name it {first} gen. sp. …")
+    return (f"its name puts it in a {rank} {first} the taxonomy lacks, and the candidate is unplaced: move it into "
+            f"{first} first (v, type {first}), then name it; or accept it as Incertae sedis")
+
+
+def _accepted_name_problem(conn: Connection, name: str, parent_id: int | None) -> str | None:
+    """:func:`accepted_name_problem` from the taxa table."""
+    lineage = [str(conn.execute(sa.select(TAXA.c.name).where(TAXA.c.id == t)).scalar_one())
+               for t in reversed(_ancestry(conn, parent_id))] if parent_id is not None else []
+    first = name.split()[0] if name.split() else ""
+    taxa = {str(n): f"{r} {n}" for r, n in conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(
+        TAXA.c.name == first, TAXA.c.rank != "species", TAXA.c.status != "rejected"))}
+    return accepted_name_problem(name, lineage, taxa)
 
 
 #: two Latin words, as a published species is named: ``Memphis beatrix`` (not ``Memphis sp. BD-0003``)
@@ -769,6 +815,9 @@ class ReviewsMixin(DatabaseCore):
             before = _snapshot(conn, [proposal_id])
             final = (name or "").strip() or format_name(r["parent_name"], _next_number(conn), r["parent_rank"])
             if name:
+                problem = _accepted_name_problem(conn, final, r["parent_taxon_id"])
+                if problem is not None:
+                    raise DatabaseError(f"cannot accept proposal {proposal_id} as {final!r}: {problem}")
                 _advance_counter_past(conn, final)
             clash = _namesake(conn, final, r["parent_taxon_id"])
             if clash is not None:
@@ -936,33 +985,41 @@ class ReviewsMixin(DatabaseCore):
 
         return self._review(_do, "split")
 
-    def move(self, proposal_id: int, expected_version: int, new_parent_taxon: int | str, *, reviewer: str,
+    def move(self, proposal_id: int, expected_version: int, new_parent_taxon: int | str | None, *, reviewer: str,
              note: str | None = None, new_taxon: str | None = None, described: bool = False) -> ReviewResult:
         """Place a proposal (and its provisional taxon, if accepted) under another parent taxon (id or name).
 
         ``new_taxon``: first make a taxon of that name under ``new_parent_taxon``, status ``provisional``, and place
-        the proposal in it; its rank is the name's (:func:`new_taxon_rank`: a family in an order, a subfamily in a
-        family, a genus in an order, family or subfamily). Why: 209 of 1,200 specimens of a real Costa Rican plate
-        were of genera the reference lacks, 92 of an Australian plate of families it lacks, and a taxonomist who
-        knew the taxon could only place them above it. Undo takes the taxon out again (status rejected, as an
-        accepted species' taxon).
+        the proposal in it; its rank is the name's (:func:`new_taxon_rank`: an order in the class, i.e.
+        ``new_parent_taxon`` None, the taxonomy's root where the reference's orders are, a family in an order, a
+        subfamily in a family, a genus in an order, family or subfamily). Why: 209 of 1,200 specimens of a real
+        Costa Rican plate were of genera the reference lacks, 92 of an Australian plate of families it lacks, and a
+        taxonomist who knew the taxon could only place them above it; 450 beetles of an order it lacked (e33 F1).
+        Undo takes the taxon out again (status rejected, as an accepted species' taxon).
 
         ``described``: the new taxon is a published one the reference lacks (*Cleora* Curtis, 1825), status
         ``described``, not provisional: the exports name it as any genus, and say no reference key stood behind it.
         """
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "move")
-            t = _find_taxon(conn, new_parent_taxon, "move")
+            # an order a reviewer adds goes in the class: no taxon above it, as the reference's own orders
+            t: Any = None if new_parent_taxon is None and new_taxon is not None else \
+                _find_taxon(conn, new_parent_taxon, "move")
+            if t is None and new_taxon is not None and new_taxon_rank(new_taxon) != "order":
+                raise DatabaseError(f"cannot move proposal {proposal_id} into a new {new_taxon_rank(new_taxon)} "
+                                    f"{new_taxon.strip()}: say which taxon it goes under (only an order goes under "
+                                    "the class)")
             now = utcnow()
             taxa = [r["taxon_id"]] if r["taxon_id"] else []
             before = _snapshot(conn, [proposal_id], taxa)
             if new_taxon is not None:
-                problem = new_taxon_problem(new_taxon, t.rank, _taken_names(conn, new_taxon))
+                problem = new_taxon_problem(new_taxon, t.rank if t is not None else "class",
+                                            _taken_names(conn, new_taxon), described)
                 if problem is not None:
                     raise DatabaseError(f"cannot move proposal {proposal_id} into a new "
                                         f"{new_taxon_rank(new_taxon)}: {problem}")
                 gid = inserted_id(conn.execute(sa.insert(TAXA).values(
-                    rank=new_taxon_rank(new_taxon), name=new_taxon.strip(), parent_id=t.id,
+                    rank=new_taxon_rank(new_taxon), name=new_taxon.strip(), parent_id=None if t is None else t.id,
                     status=DESCRIBED if described else "provisional", source="review", created_at=now)))
                 before["taxa"][str(gid)] = None
                 taxa.append(gid)
@@ -987,6 +1044,9 @@ class ReviewsMixin(DatabaseCore):
 
         def _do(conn: Connection) -> ReviewResult:
             r = _load_checked(conn, proposal_id, expected_version, ("pending", "accepted"), "rename")
+            problem = _accepted_name_problem(conn, name, r["parent_taxon_id"])
+            if problem is not None:
+                raise DatabaseError(f"cannot rename proposal {proposal_id} to {name!r}: {problem}")
             now = utcnow()
             taxa = [r["taxon_id"]] if r["taxon_id"] else []
             before = _snapshot(conn, [proposal_id], taxa)

@@ -39,7 +39,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from biodiscover.storage.records import RANKS, named_ranks
+from biodiscover.storage.records import RANKS, is_filler_name, named_ranks
 from biodiscover.workflows.export.dwca import concept_id, dataset_name, determinations
 from biodiscover.workflows.export.flags import assigned_identity, candidate_flags, evidence_of
 from biodiscover.workflows.export.metadata import ExportOptions
@@ -105,6 +105,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "parent_status": "that taxon's status: accepted (in the reference), provisional (a genus or family a reviewer "
                          "added under an interim name) or described (a published one a reviewer added, not in the "
                          "reference)",
+        "parent_lineage": "the taxa it is placed under, order first (Coleoptera › Carabidae): where a taxon a "
+                          "reviewer added sits (an order the reference lacks goes in the class, Insecta); empty: "
+                          "unplaced",
         "status": "pending, accepted, assigned (identified as a known species) or rejected",
         "version": "its version (each review that changes it adds one)",
         "size": "how many specimens it holds (its members: what a reviewer saw and decided on)",
@@ -393,13 +396,23 @@ def twins_text(twins: Any) -> str | None:
                      + f", {t.distance * 100:.1f} %)" for t in twins) or None
 
 
+def lineage_text(lineage: Any) -> str | None:
+    """``Coleoptera › Carabidae``: a placement's lineage (rank → name), order first, rank fillers left out."""
+    if not isinstance(lineage, Mapping):
+        return None
+    return " › ".join(str(lineage[r]) for r in RANKS if lineage.get(r) and not is_filler_name(str(lineage[r]))) or None
+
+
 def proposal_table(data: RunExport) -> pd.DataFrame:
     """Candidates with their one name, the review trail and the evidence flattened (the rest goes to JSON); the
     identity to an assigned candidate's own species, its nearest species list and the report's flags (their one
     owner, :mod:`~biodiscover.workflows.export.flags`) so a spreadsheet can filter on them."""
-    # the placement's lineage is the dwca's rank columns (and the JSON's); here parent_rank/parent_taxon say it
-    props = data.proposals.drop(columns=["evidence", "parent_lineage"], errors="ignore").copy().reset_index(drop=True)
+    # the placement's lineage as one cell (the dwca's rank columns): a family a reviewer added said nothing of the
+    # order it went under (e33 review F1: Carabidae under a Coleoptera the reference lacked)
+    props = data.proposals.drop(columns=["evidence"], errors="ignore").copy().reset_index(drop=True)
     records = data.proposals.to_dict("records")
+    if "parent_lineage" in props:
+        props["parent_lineage"] = [lineage_text(p.get("parent_lineage")) for p in records]
     props.insert(min(1, len(props.columns)), "name", [candidate_label(p) for p in records])
     props.insert(min(2, len(props.columns)), "taxonConceptID",
                  [None if p.get("status") in NOT_CANDIDATES else concept_id(data.run, p.get("proposal_id"))
