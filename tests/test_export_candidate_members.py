@@ -120,3 +120,46 @@ def test_the_machines_row_keeps_its_content_under_its_id_once_a_reviewer_decides
     assert set(before) == set(after) == {f"SYR1:run{run}", f"DIP1:run{run}"}
     assert after == before
     assert before[f"SYR1:run{run}"][:4] == ("Syrphinae", "subfamily", "gen. sp.", f"Diptera gen. sp. cand{cand}")
+
+
+def test_a_rejection_is_a_row_of_its_own_and_leaves_the_machines_row_as_it_was(tmp_path: Path) -> None:
+    """e32 review R9, the 6 rows left: the members of the batch's rejected #3 read "Udea sp. cand3", the candidate's
+    concept, "unverified (machine prediction)" under ``LEPVM619-14:run3`` before the review, and "Udea sp.", no
+    concept, "candidate species rejected by reviewer" under the same id after it. The machine's row keeps its
+    content; the rejection's current row has the review's id."""
+    import io
+    import zipfile
+
+    terms = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
+             "identifiedBy", "identificationVerificationStatus")
+    path, run = tmp_path / "lab.sqlite", 1
+    (cand,) = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150) for p in ("SYR1", "SYR2")],
+                         [SYRPHINAE], [{"members": ["SYR1", "SYR2"], "parent_lineage": SYRPHINAE}],
+                         [_named("SYR1", SYRPHINAE), _named("SYR2", SYRPHINAE)])
+
+    def rows(where: Path) -> dict[str, tuple[str, ...]]:
+        where.mkdir()
+        out = where / "a.zip"
+        proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out))
+        assert proc.returncode == 0, proc.stderr
+        with zipfile.ZipFile(out) as zf:
+            found = csv.DictReader(io.StringIO(zf.read("identification.txt").decode()), delimiter="\t",
+                                   quoting=csv.QUOTE_NONE)
+            return {r["identificationID"]: (*(r[t] for t in terms), r["identificationRemarks"]) for r in found}
+
+    before = rows(tmp_path / "before")
+    with Database.open(path) as db:
+        review = db.reject(cand, db.proposal(cand).version, reviewer="Ana Silva", note="contaminant").review_id
+    after = rows(tmp_path / "after")
+    assert set(before) == {f"SYR1:run{run}", f"SYR2:run{run}"}
+    assert set(after) == set(before) | {f"SYR1:review{review}", f"SYR2:review{review}"}
+    for pid in ("SYR1", "SYR2"):
+        mine = f"{pid}:run{run}"
+        assert after[mine][:-1] == before[mine][:-1], (before[mine], after[mine])
+        assert before[mine][3] == f"Syrphinae gen. sp. cand{cand}" and before[mine][4].endswith(f":candidate:{cand}")
+        assert before[mine][-1].startswith("current determination")
+        assert not after[mine][-1].startswith("current determination")
+        now = after[f"{pid}:review{review}"]
+        assert now[:4] == ("Syrphinae", "subfamily", "gen. sp.", "Syrphinae gen. sp.") and now[4] == ""
+        assert now[5:7] == ("biodiscover", "candidate species rejected by reviewer (the machine's name stands)")
+        assert now[-1].startswith("current determination")

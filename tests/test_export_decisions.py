@@ -162,8 +162,12 @@ def test_a_rejection_says_who_and_when_and_each_note_is_told_apart(occurrences: 
     with zipfile.ZipFile(tmp_path / "plate.zip") as zf:
         history = list(csv.DictReader(io.StringIO(zf.read("identification.txt").decode("utf-8")), delimiter="\t",
                                       quoting=csv.QUOTE_NONE))
-    assert [(h["identifiedBy"], h["scientificName"]) for h in history if h["coreid"] == "BD3-24"] == [
-        ("biodiscover", "Phoridae")]  # the machine's, current: the rejection let it stand
+    # the machine's name, current: the rejection let it stand; under the rejection's own id, the machine's row (the
+    # candidate it proposed) kept as the export before the review wrote it (e32 review R9)
+    assert [(h["identificationID"].split(":")[1].rstrip("0123456789"), h["identifiedBy"], h["scientificName"],
+             h["identificationRemarks"].startswith("current determination"))
+            for h in history if h["coreid"] == "BD3-24"] == [("run", "biodiscover", "Phoridae", False),
+                                                             ("review", "biodiscover", "Phoridae", True)]
 
 
 def test_a_rejected_candidate_the_machine_named_nowhere_below_class_does_not_claim_the_machines_name(

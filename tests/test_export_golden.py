@@ -197,9 +197,9 @@ def test_every_darwin_core_row_in_full() -> None:
                 "identificationReferences": "biodiscover model sha256:0f1e" if core["identifiedBy"] == "biodiscover"
                 else None}
 
-    # the current determination last, under the id it keeps once superseded: the machine's <id>:run3, a
-    # reviewer's <id>:review<the review in force that decided> (1 accept, 5 reject, 7 assign; NOVEL04's rejection
-    # was undone: the machine's)
+    # the current determination last, under the id it keeps once superseded: the machine's <id>:run3, one a
+    # reviewer's decision made <id>:review<the review in force that decided> (1 accept, 5 reject, 7 assign; NOVEL04's
+    # rejection was undone: the machine's)
     assert ident == [
         {"id": "BIOUG001-24", "identificationID": "BIOUG001-24:provided", "scientificName": "Megaselia scalaris",
          "taxonRank": "species", "identificationQualifier": None, "verbatimIdentification": "Megaselia scalaris",
@@ -213,7 +213,15 @@ def test_every_darwin_core_row_in_full() -> None:
         current("BIOUG002-24", "BIOUG002-24:run3"),
         {"id": "NOVEL01", "identificationID": "NOVEL01:run3", **machine_novel01},
         current("NOVEL01", "NOVEL01:review1"),
-        current("NOVEL02", "NOVEL02:run3"),  # the machine's determination, current: the rejection let it stand
+        # the machine's name, current: the rejection let it stand, reviewed; under the rejection's id, the machine's
+        # row as it was before the review (e32 review R9)
+        {"id": "NOVEL02", "identificationID": "NOVEL02:run3", "scientificName": "Phoridae", "taxonRank": "family",
+         "identificationQualifier": "gen. sp.", "verbatimIdentification": "Phoridae gen. sp.",
+         "taxonConceptID": "BOLD:ZZZ0002", "identifiedBy": "biodiscover", "dateIdentified": "2026-11-20",
+         "identificationRemarks": f"{METHOD}; confidence=0.750 at family; novelty=0.900",
+         "identificationVerificationStatus": "unverified (machine prediction)",
+         "identificationReferences": "biodiscover model sha256:0f1e"},
+        current("NOVEL02", "NOVEL02:review5"),
         {"id": "NOVEL03", "identificationID": "NOVEL03:run3", **machine_novel01,
          "identificationRemarks": f"{METHOD}; confidence=0.700 at genus; novelty=0.600"},
         current("NOVEL03", "NOVEL03:review7"),

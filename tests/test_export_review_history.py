@@ -140,8 +140,10 @@ def test_the_identification_history_lists_the_current_determination_too_and_keep
         f"{p}:run{fx.run_id}" for p in core if p not in reviewed}
     assert {p: current[p]["identificationID"] for p in a_members} == {
         p: f"{p}:review{accepted.review_id}" for p in a_members}
+    # a rejection leaves the machine's name current, reviewed: a determination of its own, under the rejection's id
+    # (the machine's row keeps what it said before the review: e32 review R9)
     assert {p: current[p]["identificationID"] for p in r_members} == {
-        p: f"{p}:run{fx.run_id}" for p in r_members}  # a rejection leaves the machine's determination current
+        p: f"{p}:review{rejected.review_id}" for p in r_members}
     assert rejected.review_id and all(current[p]["identifiedBy"] == "biodiscover" for p in r_members)
     assert all(current[p]["identifiedBy"] == "Ana Silva" for p in a_members)
 

@@ -27,8 +27,9 @@
   including the most current one should be listed"; a harvester reading the
   extension alone lost it and who made it), its ``identificationRemarks`` beginning
   :data:`CURRENT_REMARK`. Its ``identificationID`` is the one it keeps once
-  superseded (the machine's ``<id>:run<run>``, a reviewer's ``<id>:review<review>``:
-  :func:`_reviewed_id`), so one identification has one id across exports.
+  superseded (the machine's ``<id>:run<run>``, one a reviewer's decision made current ``<id>:review<review>``:
+  :func:`_reviewed_id`; a rejection's too, the machine's name reviewed), so one identification has one id, and one
+  content, across exports.
 * ``dna.txt`` (GBIF DNA-derived data): the COI barcode of every sequenced specimen (not a read the triage found
   chimeric or unrelated to every reference key, :func:`unusable_read`: no barcode of it) as it was submitted
   (cleaned of gaps and case, not cut: :func:`~biodiscover.workflows.export.tables.barcode_to_send`); where
@@ -811,7 +812,11 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                      for e in earlier_here if e is not again and e["proposal_id"] not in (carried, holder))
         # the candidate the machine proposed it in (this run's, merged since or not)
         machines = held if held is not None else folded[pid]["source_id"] if holder is not None else None
-        if row["identifiedBy"] != MACHINE:  # a reviewer's determination replaced the machine's: keep that as history
+        # a rejection leaves the machine's name, reviewed: the reviewer's row (its own id), the machine's as it was
+        # (e32 R9: the 6 members of the batch's rejected #3 read "Udea sp. cand3", unverified, under ``…:run3``
+        # before the review and "Udea sp.", rejected, after it)
+        rejected = proposal_id is None and decided is not None and props.get(decided, {}).get("status") == "rejected"
+        if row["identifiedBy"] != MACHINE or rejected:  # a reviewer's decision replaced the machine's: its history
             ident.append({"id": pid, "identificationID": f"{pid}:run{run.get('id')}", **{
                 k: machine.get(k) for k in IDENTIFICATION_TERMS_OF_CORE},
                 "identificationReferences": reference_data(run),
@@ -819,7 +824,7 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
                                machine)})
         if again is not None:
             current_id = f"{pid}:run{again.get('run_id')}:candidate{again['proposal_id']}"
-        elif row["identifiedBy"] == MACHINE:
+        elif row["identifiedBy"] == MACHINE and not rejected:
             current_id = f"{pid}:run{run.get('id')}"
         else:
             current_id = _reviewed_id(pid, history, run)
