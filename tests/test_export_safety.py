@@ -1,7 +1,7 @@
 """Issue 12's export items, each through the real CLI on a real database.
 
 The CLI runs in the test's own process (``fixtures.inprocess.run_cli``, the console script's code path) except
-where the process is the point: a umask (the process's own), another user, Ctrl-C.
+where the process is the point: another user, Ctrl-C.
 
 Every test asserts the exit code, the one ``error:`` line and the SHA-256 of every
 file that must stay untouched: partial runs (item 6), formulas and control
@@ -10,6 +10,7 @@ characters (item 9), ``--force`` (item 10), overwrites and file modes (item 12).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -19,6 +20,7 @@ import stat
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -69,14 +71,21 @@ def db_runs(tmp_path_factory) -> tuple[Path, int, int]:
     return path, done, killed
 
 
-def cli(*args: str, cwd: Path | None = None, umask: int | None = None, env_home: Path) -> subprocess.CompletedProcess:
-    """``biodiscover ARGS`` with its config folder under ``env_home``: in this process, or given a ``umask``, in a
-    subprocess started with it (a umask is the whole process's: setting it here would change the test runner's)."""
-    env = {"XDG_CONFIG_HOME": str(env_home)}
-    if umask is None:
-        return run_cli(*args, env=env, cwd=cwd)
-    return subprocess.run([sys.executable, "-m", "biodiscover.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env={**os.environ, **env}, preexec_fn=lambda: os.umask(umask), timeout=300)
+def cli(*args: str, cwd: Path | None = None, env_home: Path) -> subprocess.CompletedProcess:
+    """``biodiscover ARGS`` in this process, with its config folder under ``env_home``."""
+    return run_cli(*args, env={"XDG_CONFIG_HOME": str(env_home)}, cwd=cwd)
+
+
+@contextlib.contextmanager
+def umask_set(mask: int) -> Iterator[None]:
+    """The process umask set to ``mask`` for the block, then put back: the export reads the process's own mask
+    when it writes, so the in-process CLI sees it as a process started under it would (a subprocess per format cost
+    the suite 36 s for the same code path)."""
+    before = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(before)
 
 
 def one_error(proc: subprocess.CompletedProcess) -> str:
@@ -340,10 +349,11 @@ def test_outputs_are_not_overwritten_without_force(tmp_path: Path, db_runs, fmt:
                                                         (0o002, 0o664, 0o775)])
 def test_exports_get_the_users_umask(tmp_path: Path, db_runs, umask: int, file_mode: int, dir_mode: int) -> None:
     path, done, _ = db_runs
-    for fmt, name in (("json", "r.json"), ("dwca", "r.zip"), ("csv", "csvdir")):
-        proc = cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(tmp_path / name),
-                   umask=umask, env_home=tmp_path)
-        assert proc.returncode == 0, proc.stderr
+    with umask_set(umask):
+        for fmt, name in (("json", "r.json"), ("dwca", "r.zip"), ("csv", "csvdir")):
+            proc = cli("export", "--db", str(path), "--run", str(done), "-f", fmt, "-o", str(tmp_path / name),
+                       env_home=tmp_path)
+            assert proc.returncode == 0, proc.stderr
     assert stat.S_IMODE((tmp_path / "r.json").stat().st_mode) == file_mode
     assert stat.S_IMODE((tmp_path / "r.zip").stat().st_mode) == file_mode
     assert stat.S_IMODE((tmp_path / "csvdir").stat().st_mode) == dir_mode
