@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -115,6 +117,39 @@ def test_json_boosting_constant_without_two_classes_and_its_checks() -> None:
     for broken, message in bad_cases:
         with pytest.raises(ValueError, match=message):
             JsonBoosting.from_dict({**state, "trees": [broken]})
+
+
+def _weighted_sklearn_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, model: JsonBoosting) -> Any:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=model.max_iter, learning_rate=model.learning_rate, max_leaf_nodes=model.max_leaf_nodes,
+        min_samples_leaf=model.min_samples_leaf, l2_regularization=model.l2_regularization,
+        monotonic_cst=model.monotonic, early_stopping=False, random_state=model.seed).fit(X, y, sample_weight=w)
+
+
+@pytest.mark.parametrize("weighing", ["uneven, some nothing", "even", "a row spanning three percentiles"])
+def test_weighted_boosted_trees_are_scikit_learns_to_the_bit(weighing: str) -> None:
+    """JsonBoosting bins its features itself (scikit-learn's weighted binning sorts the column once per
+    threshold): the trees must be the ones scikit-learn fits on the raw features — every threshold and every
+    log-odds equal, inside and outside the training range, missing values included. The third weighing leaves
+    a bin that no row falls in (a row whose weight spans three percentiles, the last exactly at its end): there
+    the feature must be left to scikit-learn, whose bins skip it."""
+    rng = np.random.default_rng(4)
+    n = 508
+    X = np.column_stack([np.sort(rng.random(n)), rng.standard_normal(n) ** 3, rng.integers(0, 5, n),
+                         rng.random(n)])
+    X[rng.random(n) < 0.1, 3] = np.nan
+    y = (X[:, 0] + 0.1 * X[:, 1] + 0.2 * rng.standard_normal(n) > 0.5).astype(int)
+    w = {"uneven, some nothing": rng.integers(0, 4, n) * rng.random(n), "even": np.ones(n),
+         "a row spanning three percentiles": np.where(np.arange(n) == 101, 1.5, 0.5)}[weighing]
+    ours = JsonBoosting(monotonic=[1, 0, 0, 0], max_iter=40, min_samples_leaf=5).fit(X, y, w)
+    ref = _weighted_sklearn_fit(X, y, w, ours)
+    new = np.vstack([X, rng.random((500, 4)) * 1.4 - 0.2])
+    np.testing.assert_array_equal(ours.decision_function(new), ref.decision_function(new))
+    for tree, (predictor,) in zip(ours.trees_, ref._predictors, strict=True):
+        assert tree["threshold"] == predictor.nodes["num_threshold"].tolist()
+    assert sum(len(t["value"]) for t in ours.trees_) > 200  # the trees split: the comparison is not of stumps
 
 
 def test_json_boosting_of_single_leaf_trees_reads_back() -> None:
