@@ -86,14 +86,27 @@ def test_a_pending_candidates_member_keeps_its_own_rank_and_links_the_candidate(
     assert sheet["SYR1"]["proposal_id"] == str(ids[0]) and sheet["DIP2"]["proposal_id"] == str(ids[1])
 
 
+def _identifications(path: Path, run: int, where: Path, terms: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """identification.txt of run ``run``'s archive, exported into the new folder ``where``: identificationID → the
+    row's ``terms``, then its identificationRemarks."""
+    import io
+    import zipfile
+
+    where.mkdir()
+    out = where / "a.zip"
+    proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(out) as zf:
+        found = csv.DictReader(io.StringIO(zf.read("identification.txt").decode()), delimiter="\t",
+                               quoting=csv.QUOTE_NONE)
+        return {r["identificationID"]: (*(r[t] for t in terms), r["identificationRemarks"]) for r in found}
+
+
 def test_the_machines_row_keeps_its_content_under_its_id_once_a_reviewer_decides(tmp_path: Path) -> None:
     """e32 review R9: before the review ``CHRSV021-08:run3`` was the current row "Chironomidae gen. sp. cand2" (the
     candidate's placement, R1) with the candidate's concept; after the review the same identificationID read
     "Chironominae gen. sp.", no concept: an aggregator keying on it saw an edit the machine never made. The
     machine's row now says the same before and after (its own rank, the candidate as it was named then)."""
-    import io
-    import zipfile
-
     terms = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
              "identifiedBy")
     path, run = tmp_path / "lab.sqlite", 1
@@ -102,15 +115,8 @@ def test_the_machines_row_keeps_its_content_under_its_id_once_a_reviewer_decides
                          [_named("SYR1", SYRPHINAE), _named("DIP1", {"order": "Diptera"})])
 
     def machine_rows(where: Path) -> dict[str, tuple[str, ...]]:
-        where.mkdir()
-        out = where / "a.zip"
-        proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out))
-        assert proc.returncode == 0, proc.stderr
-        with zipfile.ZipFile(out) as zf:
-            rows = csv.DictReader(io.StringIO(zf.read("identification.txt").decode()), delimiter="\t",
-                                  quoting=csv.QUOTE_NONE)
-            return {r["identificationID"]: tuple(r[t] for t in terms) for r in rows
-                    if r["identificationID"].endswith(f":run{run}")}
+        return {i: r[:len(terms)] for i, r in _identifications(path, run, where, terms).items()
+                if i.endswith(f":run{run}")}
 
     before = machine_rows(tmp_path / "before")
     with Database.open(path) as db:
@@ -127,9 +133,6 @@ def test_a_rejection_is_a_row_of_its_own_and_leaves_the_machines_row_as_it_was(t
     concept, "unverified (machine prediction)" under ``LEPVM619-14:run3`` before the review, and "Udea sp.", no
     concept, "candidate species rejected by reviewer" under the same id after it. The machine's row keeps its
     content; the rejection's current row has the review's id."""
-    import io
-    import zipfile
-
     terms = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
              "identifiedBy", "identificationVerificationStatus")
     path, run = tmp_path / "lab.sqlite", 1
@@ -138,14 +141,7 @@ def test_a_rejection_is_a_row_of_its_own_and_leaves_the_machines_row_as_it_was(t
                          [_named("SYR1", SYRPHINAE), _named("SYR2", SYRPHINAE)])
 
     def rows(where: Path) -> dict[str, tuple[str, ...]]:
-        where.mkdir()
-        out = where / "a.zip"
-        proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "dwca", "-o", str(out))
-        assert proc.returncode == 0, proc.stderr
-        with zipfile.ZipFile(out) as zf:
-            found = csv.DictReader(io.StringIO(zf.read("identification.txt").decode()), delimiter="\t",
-                                   quoting=csv.QUOTE_NONE)
-            return {r["identificationID"]: (*(r[t] for t in terms), r["identificationRemarks"]) for r in found}
+        return _identifications(path, run, where, terms)
 
     before = rows(tmp_path / "before")
     with Database.open(path) as db:
