@@ -56,7 +56,7 @@ from biodiscover.storage.evidence import (
     twin_threshold,
 )
 from biodiscover.storage.errors import NotFittedError
-from biodiscover.storage.records import RANKS, Specimen
+from biodiscover.storage.records import RANKS, Specimen, determination, placement
 
 if TYPE_CHECKING:
     from biodiscover.discovery.engine import TriageResult
@@ -393,6 +393,7 @@ def build_proposals(
     clusterer: SpeciesClusterer,
     *,
     parents: Sequence[tuple[str, str] | None] | None = None,
+    lineages: Sequence[Mapping[str, str]] | None = None,
     reference: Sequence[Specimen] | None = None,
     novelty: Sequence[float] | None = None,
     max_images: int = 3,
@@ -402,7 +403,9 @@ def build_proposals(
     """Evidence for every candidate of a clusterer fitted on ``specimens`` (same order).
 
     ``parents[i]``: (rank, name) of specimen *i*'s deepest confident parent
-    taxon (what it was grouped under); ``reference``: labelled specimens to find
+    taxon (what it was grouped under); ``lineages[i]``: its whole determination above species
+    (:func:`~biodiscover.storage.records.determination`; default: its parent alone), from which a candidate is
+    placed (:func:`~biodiscover.storage.records.placement`); ``reference``: labelled specimens to find
     the nearest known species in; ``novelty[i]``: its novelty probability.
     Proposals come out largest first. ``evidence=False``: members, parent and
     novelty only, with an empty :class:`Evidence` (no consensus MSA, no
@@ -416,7 +419,7 @@ def build_proposals(
     n = len(specimens)
     if labels.shape[0] != n:
         raise ValueError(f"clusterer was fitted on {labels.shape[0]} specimens, got {n}")
-    for name, seq in (("parents", parents), ("novelty", novelty)):
+    for name, seq in (("parents", parents), ("lineages", lineages), ("novelty", novelty)):
         if seq is not None and len(seq) != n:
             raise ValueError(f"{name} has {len(seq)} entries for {n} specimens")
     by_cand: dict[int, list[int]] = defaultdict(list)
@@ -426,8 +429,8 @@ def build_proposals(
     dna = clusterer.config.metric == "p"
 
     if not evidence:
-        return [_proposal([specimens[i] for i in by_cand[c]], by_cand[c], clusterer, parents, novelty)
-                for c in cands]
+        return [_proposal([specimens[i] for i in by_cand[c]], by_cand[c], clusterer,
+                          _determinations(by_cand[c], parents, lineages), novelty) for c in cands]
 
     consensus: dict[int, str] = {}
     alignment: dict[int, dict[str, str]] = {}
@@ -477,39 +480,41 @@ def build_proposals(
             between=between[c], bins=_bins(mem, c, bin_holders, bin_members), candidate=int(c),
             threshold=float(clusterer.threshold_), linkage=clusterer.linkage_,
             hdbscan_agreement=float(clusterer.agreement_.get(c, 1.0)), dna=dna, max_images=max_images)
-        out.append(_proposal(mem, idx, clusterer, parents, novelty, near=near, evidence=found))
+        out.append(_proposal(mem, idx, clusterer, _determinations(idx, parents, lineages), novelty, near=near,
+                             evidence=found))
     return out
 
 
+def _determinations(idx: Sequence[int], parents: Sequence[tuple[str, str] | None] | None,
+                    lineages: Sequence[Mapping[str, str]] | None) -> list[Mapping[str, str]]:
+    """The determinations of members ``idx``: their lineages, else their parent taxa alone (none: unnamed)."""
+    if lineages is not None:
+        return [lineages[i] for i in idx]
+    given = [parents[i] if parents is not None else None for i in idx]
+    return [{p[0]: p[1]} if p else {} for p in given]
+
+
 def _proposal(mem: Sequence[Specimen], idx: list[int], clusterer: SpeciesClusterer,
-              parents: Sequence[tuple[str, str] | None] | None, novelty: Sequence[float] | None, *,
+              determinations: Sequence[Mapping[str, str]], novelty: Sequence[float] | None, *,
               near: NearestKnown | None = None, evidence: Evidence | None = None) -> CandidateProposal:
-    """One candidate's proposal: members (membership, outlier score), parent by vote, mean novelty;
-    ``evidence`` None = an empty :class:`Evidence` (``build_proposals(evidence=False)``)."""
+    """One candidate's proposal: members (membership, outlier score), parent where more than half its members are
+    named and none elsewhere (:func:`~biodiscover.storage.records.placement`), mean novelty; ``evidence`` None = an
+    empty :class:`Evidence` (``build_proposals(evidence=False)``)."""
     prob = clusterer.probabilities_[idx]
     members = tuple(Member(s.processid, float(p), float(clusterer.outlier_scores_[i]))
                     for s, p, i in zip(mem, prob, idx))
-    parent = _parent_of(idx, parents)
+    placed = placement(determinations)
+    parent = list(placed.items())[-1] if placed else None
     return CandidateProposal(
         members=members,
         parent_rank=parent[0] if parent else None,
         parent_name=parent[1] if parent else None,
-        parent_lineage=_shared_lineage(mem, parent),
+        parent_lineage={**(_shared_lineage(mem, parent) or {}), **placed} if parent else None,
         novelty=float(np.mean([novelty[i] for i in idx])) if novelty is not None else None,
         nearest_species=near.species if near else None,
         nearest_identity=near.identity if near else None,
         evidence=evidence if evidence is not None else Evidence(),
     )
-
-
-def _parent_of(idx: Sequence[int], parents: Sequence[tuple[str, str] | None] | None) -> tuple[str, str] | None:
-    if parents is None:
-        return None
-    votes = Counter(tuple(p) for p in (parents[i] for i in idx) if p is not None)
-    if not votes:
-        return None
-    rank, name = votes.most_common(1)[0][0]
-    return rank, name
 
 
 def _shared_lineage(members: Sequence[Specimen], parent: tuple[str, str] | None) -> dict[str, str] | None:
@@ -531,6 +536,7 @@ def discover_candidates(
     specimens: Sequence[Specimen],
     *,
     parents: Sequence[tuple[str, str] | None] | None = None,
+    lineages: Sequence[Mapping[str, str]] | None = None,
     threshold: BarcodeGapThreshold | None = None,
     config: ClusteringConfig = ClusteringConfig(),
     reference: Sequence[Specimen] | None = None,
@@ -555,7 +561,8 @@ def discover_candidates(
     # without evidence only the partition is read (members, parent, order): a method may skip the rest
     clusterer.partition_only = not evidence
     clusterer.fit(BarcodeDistances([s.dna_barcode or "" for s in specimens]), groups)
-    proposals = build_proposals(specimens, clusterer, parents=parents, reference=reference, novelty=novelty,
+    proposals = build_proposals(specimens, clusterer, parents=parents, lineages=lineages, reference=reference,
+                                novelty=novelty,
                                 evidence=evidence)
     log.info("%d specimens → %d candidate species", len(specimens), len(proposals))
     return clusterer, proposals
@@ -606,6 +613,8 @@ def candidate_species(specimens: Sequence[Specimen], results: Sequence[TriageRes
     if not novel:
         return []
     _, proposals = discover_candidates([s for s, _ in novel], parents=[novel_parent(r) for _, r in novel],
+                                       lineages=[determination(r.labels, r.deepest_rank, r.deepest_label)
+                                                 for _, r in novel],
                                        novelty=[r.novelty for _, r in novel], threshold=threshold, config=config,
                                        evidence=evidence)
     if not evidence:

@@ -326,9 +326,12 @@ def test_evidence_parts_from_members_by_hand() -> None:
     """The evidence a reviewer reads, from members whose numbers are known: size statistics skip
     missing and non-finite values; geography gives ranges, centre and box of the members with both
     coordinates, countries by frequency; BINs name the dominant one, its share, and the other candidates
-    that hold it (never this one); the parent taxon is the members' majority; the shared lineage keeps
+    that hold it (never this one); the parent taxon is where more than half the members are and none elsewhere
+    (storage.records.placement, e33 review F6: a majority of the named ones placed #44 by 1 of 4); the shared
+    lineage keeps
     only the ranks every labelled member agrees on, down to the parent."""
-    from biodiscover.discovery.proposals import _bins, _geography, _parent_of, _shared_lineage, _stats
+    from biodiscover.discovery.proposals import _bins, _determinations, _geography, _shared_lineage, _stats
+    from biodiscover.storage.records import placement
 
     s = _stats([3.0, None, float("nan"), 1.0, 8.0, float("inf")])
     assert (s.n, s.median, s.min, s.max) == (3, 3.0, 1.0, 8.0)
@@ -352,8 +355,10 @@ def test_evidence_parts_from_members_by_hand() -> None:
     none = _bins(members[4:], candidate=1, holders={"B1": {2}})
     assert none.dominant is None and none.agreement is None and none.n_with_bin == 0
     parents = [("genus", "G1"), ("genus", "G2"), None, ("genus", "G1"), ("family", "F")]
-    assert _parent_of([0, 1, 3], parents) == ("genus", "G1")
-    assert _parent_of([2], parents) is None and _parent_of([0], None) is None
+    assert placement(_determinations([0, 3, 2], parents, None)) == {"genus": "G1"}  # 2 of 3
+    assert placement(_determinations([0, 1, 3], parents, None)) == {}  # a member of another genus contradicts it
+    assert placement(_determinations([0, 2], parents, None)) == {}  # 1 of 2: no majority
+    assert _determinations([2], parents, None) == [{}] and _determinations([0], None, None) == [{}]
     lineage = [Specimen(processid="x", order="O", family="F", genus="G1"),
                Specimen(processid="y", order="O", family="F2", genus="G1"),
                Specimen(processid="z", order="O", genus="G1")]

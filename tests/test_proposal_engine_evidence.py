@@ -357,3 +357,28 @@ def test_the_engine_keeps_each_members_nearest_species_and_every_keys_country(tm
         assert near and near[0].identity == max(r.identity for r in results if r.processid in
                                                 {m.processid for m in p.members})
         assert all(s.n_keys == want[s.species] for s in near)
+
+
+def test_a_candidate_is_placed_where_more_than_half_of_all_its_members_are_named_and_none_elsewhere() -> None:
+    """e33 review F6: #44 (4 Eristalis tenax) was placed at subfamily Eristalinae, a 1-1 tie with family Syrphidae
+    won by the first member, the 2 members given no order not counted; #82 (2 beetles) in Lepidoptera by its one
+    member given an order. The place is where more than half of all members are named, and none elsewhere."""
+    specimens, _ = _species_world()
+    unnamed: list[str | None] = [None] * 5
+    results = [_result("S00", ["Dip", "Syr", None, None, None], "family"),
+               _result("S01", ["Dip", "Syr", "Eri", None, None], "subfamily"),
+               _result("S02", unnamed, None), _result("S03", unnamed, None),
+               _result("S04", ["Dip", "Syr", "Eri", None, None], "subfamily"),
+               _result("S10", ["Lep", None, None, None, None], "order"), _result("S11", unnamed, None)]
+    found = {tuple(sorted(m.processid for m in p.members)): p for p in candidate_species(specimens[:7], results)}
+    flies, beetles = found[("S00", "S01", "S02", "S03", "S04")], found[("S10", "S11")]
+    assert (flies.parent_rank, flies.parent_name, flies.parent_lineage) == \
+        ("family", "Syr", {"order": "Dip", "family": "Syr"})  # 3 of 5 reach Syrphidae, 2 of 5 Eristalinae
+    assert (beetles.parent_rank, beetles.parent_name, beetles.parent_lineage) == (None, None, None)  # 1 of 2
+    # a member named to another taxon stops the place above it, whatever the count; a rank none is named at is
+    # passed over
+    from biodiscover.storage.records import placement
+
+    assert placement([{"order": "D", "family": "A"}] * 3 + [{"order": "D", "family": "B"}]) == {"order": "D"}
+    assert placement([{"order": "D", "genus": "G"}] * 2) == {"order": "D", "genus": "G"}
+    assert placement([{}, {}]) == {} and placement([]) == {}

@@ -299,3 +299,30 @@ def test_members_parting_at_order_are_told_with_how_sure_each_label_is() -> None
     members.append(SimpleNamespace(labels={"order": "Coleoptera"}, confidences={"order": 0.78}))
     assert unplaced_line(members) == ("not placed: its members' labels part at order: Lepidoptera 11 (P(right) 0.00), "
                                       "Coleoptera 1 (P(right) 0.78)")
+
+
+def test_the_header_says_how_many_members_reach_a_place_some_do_not(tmp_path: Path) -> None:
+    """e33 review F6: #44 read "Diptera › Syrphidae › Eristalinae (subfamily)", 1 of its 4 members named so deep
+    and 2 given no order, and nothing said so."""
+    from biodiscover.storage.db.taxonomy import register_lineages
+    from biodiscover.tui.screens.detail import summary_text
+
+    path = tmp_path / "f6.sqlite"
+    lineage = {"order": "Diptera", "family": "Syrphidae", "subfamily": "Eristalinae"}
+    named: list[tuple[str | None, dict[str, str]]] = [
+        ("family", {"order": "Diptera", "family": "Syrphidae"}), ("subfamily", lineage), (None, {}), (None, {})]
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=f"E{i}", dna_barcode="ACGT" * 150) for i in range(5)], collection="plate",
+                  backup=False)
+        register_lineages(db, [{**lineage, "genus": "Eristalis", "species": "Eristalis tenax"}], source="test")
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [{"processid": f"E{i}", "deepest_rank": rank, "is_novel": True, "novelty": 0.99,
+                                    "deepest_taxon": labels.get(rank) if rank else None, "labels": labels,
+                                    "confidences": {r: 0.99 for r in labels}} for i, (rank, labels) in enumerate(
+                                        named + [("subfamily", lineage)])])
+        pid, whole = db.write_proposals(run, [{"members": [f"E{i}" for i in range(4)], "parent_lineage": lineage},
+                                              {"members": ["E4"], "parent_lineage": lineage}])
+        db.finish_run(run, "completed")
+        header, one = (str(summary_text(db.proposal_detail(p))) for p in (pid, whole))
+    assert "placed at subfamily Eristalinae by 1 of 4 members; 2 not given an order" in header, header
+    assert "placed at" not in one  # every member reaches it: nothing to say

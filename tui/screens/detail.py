@@ -19,7 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
-from biodiscover.storage.records import is_filler_name
+from biodiscover.storage.records import RANKS, determination, is_filler_name, placement_words
 from biodiscover.tui import evidence as ev
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
 from biodiscover.tui.widgets.dna_panel import DnaPanel
@@ -87,6 +87,13 @@ def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = 
         text.append(f" ({rank})\n" if rank else "\n", style="grey50")
     else:  # placed nowhere: what its members' labels say, not "?" (the stored name stays "Unplaced …")
         text.append(ev.unplaced_line(detail.members) + "\n", style="grey70")
+    determined = [determination(getattr(m, "labels", None) or {}, getattr(m, "deepest_rank", None),
+                                getattr(m, "deepest_taxon", None)) for m in detail.members]
+    recorded = all(getattr(m, "novelty", None) is not None for m in detail.members)  # the run assessed each
+    if recorded and s.parent_name and s.parent_rank in RANKS[:-1] and \
+            sum(1 for d in determined if d.get(s.parent_rank) == s.parent_name) < len(determined):
+        # a place some member's own determination does not reach (e33 F6: #44 at subfamily by 1 of 4 members)
+        text.append(placement_words(s.parent_rank, s.parent_name, determined) + "\n", style="grey70")
     below = getattr(detail, "agreed_below", None)
     if below is not None and s.status == "pending":
         r, name, lo, hi = below
