@@ -53,8 +53,7 @@ from biodiscover.storage.evidence import (
     Spread,
     best_identity,
     short_reads,
-    twin_threshold,
-)
+    twin_threshold, nearest_first)
 from biodiscover.storage.errors import NotFittedError
 from biodiscover.storage.records import RANKS, Specimen, determination, placement
 
@@ -814,7 +813,7 @@ def near_species(aligned: Mapping[str, Sequence[tuple[str, str | None, float]]],
         if keys is not None:
             s = dataclasses.replace(s, n_keys=int(keys[0]), countries=None if keys[1] is None else dict(keys[1]))
         out.append(s)
-    return tuple(sorted(out, key=lambda s: (-(s.identity or 0.0), s.species)))
+    return nearest_first(out, short)
 
 
 def regroup_near_species(sources: Sequence[Evidence], keep: Collection[str]) -> tuple[NearSpecies, ...]:
@@ -831,7 +830,7 @@ def regroup_near_species(sources: Sequence[Evidence], keep: Collection[str]) -> 
             if had is not None:
                 members = {**had.members, **members}
             merged[s.species] = dataclasses.replace(s, identity=best_identity(members, short), members=members)
-    return tuple(sorted(merged.values(), key=lambda s: (-(s.identity or 0.0), s.species)))
+    return nearest_first(list(merged.values()), short)
 
 
 def recompute_evidence(members: Sequence[Specimen], probabilities: Sequence[float] | None,

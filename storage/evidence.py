@@ -325,6 +325,21 @@ def best_identity(identities: Mapping[str, float], short: Collection[str]) -> fl
     return max(values) if values else None
 
 
+def nearest_first(near: Sequence["NearSpecies"], short: Collection[str]) -> tuple["NearSpecies", ...]:
+    """The nearest known species in the one order the review and the exports name them: those a member read at
+    full length met (``short``: the others, :func:`short_reads`), by identity, then those only short reads met.
+    The first is the candidate's nearest known species, the one the queue and the header name (their identity is
+    :func:`best_identity`'s, over the full-length members).
+
+    Why: a species only a 250-base read met took its identity from that read, which runs high, and headed the
+    Evidence tab (e33 review F7: #82's "Palpita margaritacea 88.8 %" below a header "nearest known Scathophaga
+    furcata (83.9%)"; #43's Hemiceras, met by three 233-base reads, below "Proteuxoa tibiata")."""
+    def only_short(s: "NearSpecies") -> bool:
+        return bool(s.members) and all(pid in short for pid in s.members)
+
+    return tuple(sorted(near, key=lambda s: (only_short(s), -(s.identity or 0.0), s.species)))
+
+
 @dataclass(frozen=True)
 class NearSpecies:
     """One of the known species nearest a candidate's members (format 4), from what the engine aligned them to.

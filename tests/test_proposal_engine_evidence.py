@@ -382,3 +382,27 @@ def test_a_candidate_is_placed_where_more_than_half_of_all_its_members_are_named
     assert placement([{"order": "D", "family": "A"}] * 3 + [{"order": "D", "family": "B"}]) == {"order": "D"}
     assert placement([{"order": "D", "genus": "G"}] * 2) == {"order": "D", "genus": "G"}
     assert placement([{}, {}]) == {} and placement([]) == {}
+
+
+def test_the_nearest_known_species_has_one_owner_the_one_a_full_length_read_met_first() -> None:
+    """e33 review F7: #82's header read "nearest known Scathophaga furcata (83.9%)" (its full-length member's), its
+    Evidence tab "Palpita margaritacea 88.8 %" first (met only by a 250-base read, whose identity runs high). The
+    species a full-length read met come first, so the list's first is the header's, and one only a short read met
+    says so."""
+    from biodiscover.tui.evidence import near_species_lines
+
+    specimens, _ = _species_world()
+    results = [dataclasses.replace(_result("S00", [None] * 5, None, 0.888, top_hit="K1"), overlap=250,
+                                   labels={"species": "Palpita margaritacea", "genus": "Palpita"}),
+               dataclasses.replace(_result("S01", [None] * 5, None, 0.839, top_hit="K2"), overlap=640,
+                                   labels={"species": "Scathophaga furcata", "genus": "Scathophaga"})]
+    (p,) = candidate_species(specimens[:2], results)
+    listed = p.evidence.near_species
+    assert p.nearest_species == listed[0].species == "Scathophaga furcata"
+    assert [s.species for s in listed] == ["Scathophaga furcata", "Palpita margaritacea"]
+    # a list stored in the old order (by identity alone) reads the same in the Evidence tab
+    stored = dataclasses.replace(p.evidence, near_species=tuple(reversed(listed)))
+    lines = near_species_lines(stored)
+    assert [s.species for s, _ in lines] == ["Scathophaga furcata", "Palpita margaritacea"]
+    assert "met only by a 250-base read (a short read's identity runs high)" in lines[1][1]
+    assert "met only" not in lines[0][1]

@@ -19,7 +19,7 @@ from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.db.reviews import retired_named
 from biodiscover.storage.evidence import (TIE, Evidence, NearSpecies, chance_note, congeners_note,
                                           indistinct_congeners, known_elsewhere, span_note, species_spread,
-                                          tied_species, twin_threshold, unusable_reads)
+                                          nearest_first, tied_species, twin_threshold, unusable_reads)
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
 from biodiscover.storage.review_log import carried, in_force, own_note
 
@@ -359,8 +359,14 @@ def near_species_lines(evidence: Evidence,
     reviewers assigned candidates to says from where (``met_here``: ``; assigned here: Costa Rica 10``), which is
     why its ⚑ may be gone."""
     out = []
-    for s in evidence.near_species[:NEAR_SHOWN]:
+    short = evidence.short_reads
+    for s in nearest_first(evidence.near_species, short)[:NEAR_SHOWN]:
         line = f"{_percent(s.identity)}  {s.keys_text()}"
+        if s.members and all(pid in short for pid in s.members):  # listed after every full-length read's species
+            bases = sorted(h.overlap for pid in s.members if (h := evidence.member_hits.get(pid)) and h.overlap)
+            read = f"{bases[-1]}-base read" if len(bases) == 1 else \
+                f"{len(bases)} reads of {bases[0]}-{bases[-1]} bases" if bases else "short reads"
+            line += f"; met only by {'a ' if len(bases) == 1 else ''}{read} (a short read's identity runs high)"
         met = (met_here or {}).get(s.species)
         if met:
             line += "; assigned here: " + ", ".join(f"{c} {n}" for c, n in sorted(met.items(), key=lambda cn: -cn[1]))

@@ -369,7 +369,8 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         nearest = Text()
         listed = ev.near_species_lines(detail.evidence, detail.met_here)
         if listed:  # the nearest few, each with its keys and their countries (format 4)
-            nearest.append("nearest known species · best identity of a member · its keys by country:", style="grey70")
+            nearest.append("nearest known species, first the header's (nearest a full-length read) · best identity "
+                           "of a member · its keys by country:", style="grey70")
         else:  # a record that lists none: the one nearest species it holds
             nearest.append("nearest known species: ", style="grey70")
             nearest.append(f"{s.nearest_species or '–'}", style="bold magenta")
