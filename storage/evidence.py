@@ -58,6 +58,7 @@ __all__ = [
     "short_reads",
     "span_note",
     "species_spread",
+    "third_species",
     "tied_species",
     "uncompared",
     "unusable_reads",
@@ -443,20 +444,30 @@ def indistinct_congeners(evidence: "Evidence", s: "NearSpecies") -> list["NearSp
     it. A 0.1 % tie (``TIE``) or a margin tuned on a plate would say nothing of that. It does not say which
     species the specimen is (*A. aenea*, 95.9 %, is not grouped: its keys lie farther from *A. ovata*'s than the
     specimen does); it says that the species named is not picked by DNA.
+
+    Only congeners within ``SPECIES_SPAN`` of ``s`` count: two species whose keys lie farther apart than one species
+    usually spans are told apart by DNA. On the e33 review's plate #15 (*Cydia*, a species the reference lacks) read
+    "2 Cydia species 7.1% apart … DNA cannot pick among them" beside members 7.2 % from both: what the figures say
+    there is a third species, not two DNA cannot tell apart.
     """
     if s.identity is None:
         return []
-    reach = 1.0 - s.identity
+    reach = min(1.0 - s.identity, SPECIES_SPAN)
     genus = _genus_of(s)
     group = [s] + [t for t in evidence.near_species if t.species != s.species and _genus_of(t) == genus
-                   and min(s.apart.get(t.species, math.inf), t.apart.get(s.species, math.inf)) <= reach + 1e-12]
+                   and _apart(s, t) <= reach + 1e-12]
     return sorted(group, key=lambda t: (-(t.identity or 0.0), t.species)) if len(group) > 1 else []
+
+
+def _apart(a: "NearSpecies", b: "NearSpecies") -> float:
+    """The distance between two listed species' nearest keys the reference measured (``NearSpecies.apart``), inf
+    where it did not (farther than the members lie to either)."""
+    return min(a.apart.get(b.species, math.inf), b.apart.get(a.species, math.inf))
 
 
 def species_spread(group: Sequence["NearSpecies"]) -> float:
     """The widest distance between two species of ``group`` (:func:`indistinct_congeners`) the reference measured."""
-    measured = [min(a.apart.get(b.species, math.inf), b.apart.get(a.species, math.inf))
-                for i, a in enumerate(group) for b in group[i + 1:]]
+    measured = [_apart(a, b) for i, a in enumerate(group) for b in group[i + 1:]]
     return max((d for d in measured if math.isfinite(d)), default=0.0)
 
 
@@ -515,7 +526,10 @@ def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5,
       (the genus it is placed in; None when placed above genus), or any listed species within
       ``ELSEWHERE_DISTANCE`` (5 %) of the members, and
     * has no key from any country the candidate's members were collected in (keys with no country recorded
-      vouch for no country).
+      vouch for no country), and
+    * is not a species beside which the reference holds a separate one (:func:`third_species`): beyond the
+      ``SPECIES_SPAN`` a congener's keys lying nearer it than the members lie to either says the candidate is as
+      far from both as two species of the genus are from each other, and from every species listed after them.
 
     It says "cannot be ruled out", not "is known": a new species next to a congener known only from elsewhere
     is flagged as well (benchmarks/RESULTS-tui.md measures both on that plate).
@@ -533,8 +547,38 @@ def known_elsewhere(evidence: "Evidence", genus: str | None, shown: int = 5,
         close = (i == 0 and genus is not None and s.genus == genus) or \
             (s.identity is not None and 1.0 - s.identity <= ELSEWHERE_DISTANCE + 1e-12)
         known_from = {country_key(c) for c in [*(s.countries or ()), *(met_here or {}).get(s.species, {})]}
+        if close and third_species(evidence, s) is not None:
+            return None  # the species listed after it lie farther still
         if close and s.countries is not None and not here & known_from:
             return s
+    return None
+
+
+#: two distances closer than this are one (identities are stored as 32-bit floats): "nearer" means nearer by more
+SAME_DISTANCE = 1e-6
+
+
+def third_species(evidence: "Evidence", s: "NearSpecies") -> "NearSpecies | None":
+    """A listed congener of ``s`` whose keys lie more than ``SPECIES_SPAN`` from ``s``'s (two species DNA tells
+    apart) yet nearer them than the members lie to either ``s`` or it, where the members lie beyond the span from
+    ``s``; None where there is none (or within the span, where a known species may still be the candidate's own).
+
+    Why: the ⚑ said "may be a known species met elsewhere: 7.2% apart" on the e33 review's #15 (*Cydia pomonella*,
+    absent from the reference), whose nearest species *C. populana* and *C. caryana* lie 7.1 % from each other and
+    7.2 % / 7.7 % from the members: by the reference's own measure of its species the candidate is a third one. The
+    flag beyond the span stays where nothing says so (a known species known only from far away, *Bactrocera
+    kraussi* at 6.4 % on an Australian plate, has no such congener listed). On that review's run it took the ⚑
+    from 3 of 20 candidates (#15, #57, #144), each a species the reference lacks, and "DNA cannot pick among them"
+    from 5 of the 7 that said it (with :func:`indistinct_congeners`'s span); both known species proposed as new
+    that carried the ⚑ (#272 at 0.8 %, #275 at 4.7 %) keep it."""
+    if s.identity is None or 1.0 - s.identity <= SPECIES_SPAN + 1e-12:
+        return None
+    for t in evidence.near_species:
+        if t.species == s.species or _genus_of(t) != _genus_of(s) or t.identity is None:
+            continue
+        d = _apart(s, t)
+        if SPECIES_SPAN < d < min(1.0 - s.identity, 1.0 - t.identity) - SAME_DISTANCE:
+            return t
     return None
 
 

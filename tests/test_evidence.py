@@ -360,6 +360,45 @@ def test_known_elsewhere_flags_a_close_species_whose_keys_all_come_from_other_co
     assert known_elsewhere(_near(here, here, apyga), None, shown=2) is None
 
 
+def test_no_flag_where_two_known_congeners_lie_nearer_each_other_than_the_candidate_beyond_the_span() -> None:
+    """e33 review F18, the run's own figures: #15 (*Cydia pomonella*, absent) lies 7.2 % / 7.7 % from *C. populana* /
+    *C. caryana*, whose keys lie 7.1 % apart: a third species, not "a known species met elsewhere", and two species
+    7.1 % apart are no pair "DNA cannot pick among". Within the 3 % span (#34 *Amara*) and with no such congener
+    (*Bactrocera* at 6.5 %) the ⚑ stays; a known species (#275, *Urbanus*) whose congener lies as far as it
+    (4.71 % both, to float precision) keeps it."""
+    from biodiscover.storage.evidence import congeners_note, indistinct_congeners, third_species
+
+    here = {"Austria": 2, "Belarus": 1, "Slovakia": 1}
+    populana = NearSpecies("Cydia populana", "Cydia", 1 - 0.0715, 42, {"Canada": 37, "United States": 5},
+                           apart={"Cydia caryana": 0.0708})
+    caryana = NearSpecies("Cydia caryana", "Cydia", 1 - 0.0772, 64, {"United States": 52, "Canada": 12},
+                          apart={"Cydia populana": 0.0708})
+    acleris = NearSpecies("Acleris chalybeana", "Acleris", 1 - 0.0497, 67, {"Canada": 65})  # within 5 %, listed after
+    cydia = _near(populana, caryana, acleris, here=here)
+    assert third_species(cydia, populana) == caryana
+    assert known_elsewhere(cydia, "Cydia") is None
+    assert indistinct_congeners(cydia, populana) == [] and congeners_note(cydia, populana) is None
+    # the same pair at 2.4 % apart (#6, Agrotis): DNA cannot pick among them, and the ⚑ stays
+    close = dataclasses.replace(populana, apart={"Cydia caryana": 0.024})
+    near_pair = _near(close, dataclasses.replace(caryana, apart={"Cydia populana": 0.024}), here=here)
+    assert known_elsewhere(near_pair, "Cydia") == close and third_species(near_pair, close) is None
+    assert "DNA cannot pick among them" in (congeners_note(near_pair, close) or "")
+    # within the span the ⚑ stays, whatever the congeners
+    within = dataclasses.replace(populana, identity=0.975)
+    assert known_elsewhere(_near(within, caryana, here=here), "Cydia") == within
+    # no congener measured (Bactrocera aquilonis at 6.5 %): the far-range known species keeps its ⚑
+    aquilonis = NearSpecies("Bactrocera aquilonis", "Bactrocera", 1 - 0.0653, 65, {"Australia": 65})
+    assert known_elsewhere(_near(aquilonis, here={"Papua New Guinea": 1}), "Bactrocera") == aquilonis
+    # #275 (Urbanus pronta, known): U. proteus 0.04711246 from U. segnestami, the members 0.04711246(5) from proteus
+    proteus = NearSpecies("Urbanus proteus", "Urbanus", 1 - 0.047112464904785156, 95, {"Costa Rica": 93},
+                          apart={"Urbanus pronta": 0.044072948, "Urbanus segnestami": 0.047112462006})
+    pronta = NearSpecies("Urbanus pronta", "Urbanus", 1 - 0.028875350952148438, 25, {"Argentina": 1, "Costa Rica": 24},
+                         apart={"Urbanus proteus": 0.044072948})
+    segnestami = NearSpecies("Urbanus segnestami", "Urbanus", 1 - 0.04863220453262329, 74, {"Costa Rica": 74},
+                             apart={"Urbanus proteus": 0.047112462006})
+    assert known_elsewhere(_near(pronta, proteus, segnestami, here={"Argentina": 1}), "Urbanus") == proteus
+
+
 def test_a_species_reviewers_assigned_a_candidate_from_here_to_is_known_from_here() -> None:
     """Second review of the real plate (S2): after #24's ten Costa Rican specimens were assigned *Hemiceras losa*,
     six candidates 4.9 % from them still read "H. losa … none from Costa Rica". An assigned candidate is a key
