@@ -135,8 +135,8 @@ async def test_at_80x24_the_header_loses_no_line_when_the_agree_hint_wraps(tmp_p
         await open_proposal(pilot, pid)
         shown = " ".join(_screen_text(app).split())
         said = str(app.screen.query_one("#detail-summary").render())  # what the header holds, drawn or not
-        flag = " ".join(said[said.index("⚑"):].split())
-        assert flag.startswith("⚑ Urbanus pronta (95.4%): 2 keys; none from Costa Rica — may be a known species")
+        flag = " ".join(said[said.index("⚐"):].split())  # ⚐: 4.6 % is beyond the 3 % (the queue's mark, e33 F17)
+        assert flag.startswith("⚐ Urbanus pronta (95.4%): 2 keys; none from Costa Rica — may be a known species")
         assert "members' labels agree down to genus Urbanus" in shown
         assert flag in shown  # every word of it on screen (its wording is the flag's owner's: not spelt out here)
         assert "processid" in shown and "subfamily: Eudaminae" in shown  # the members table still shows, whole
@@ -326,3 +326,32 @@ def test_the_header_says_how_many_members_reach_a_place_some_do_not(tmp_path: Pa
         header, one = (str(summary_text(db.proposal_detail(p))) for p in (pid, whole))
     assert "placed at subfamily Eristalinae by 1 of 4 members; 2 not given an order" in header, header
     assert "placed at" not in one  # every member reaches it: nothing to say
+
+
+def test_the_header_draws_the_queues_flag_mark_for_a_species_beyond_the_span(tmp_path: Path) -> None:
+    """e33 review F17: the queue drew ⚐4.1% (beyond the 3 % one species usually spans) for #10 Udea, its header
+    "⚑ Udea ferrugalis (95.9%) …" as for one within it."""
+    from biodiscover.storage.evidence import CandidateProposal, Evidence, Geography, Member, NearSpecies
+    from biodiscover.tui.screens.detail import summary_text
+    from biodiscover.tui.widgets.proposal_table import mark_text
+
+    udea = {"order": "Lepidoptera", "family": "Crambidae", "genus": "Udea"}
+    ids = []
+    for n, identity in enumerate((0.959, 0.985)):
+        near = NearSpecies("Udea ferrugalis", "Udea", identity, 12, {"Germany": 12}, {f"U{n}": identity})
+        ids += one_run_db(tmp_path / f"u{n}.sqlite", [Specimen(processid=f"U{n}", dna_barcode="ACGT" * 150,
+                                                               country="Canada")],
+                          [{**udea, "species": "Udea ferrugalis"}],
+                          [CandidateProposal(members=(Member(f"U{n}", 1.0, 0.0),), parent_rank="genus",
+                                             parent_name="Udea", parent_lineage=udea, nearest_species=near.species,
+                                             nearest_identity=identity,
+                                             evidence=Evidence(size=1, near_species=(near,),
+                                                               geography=Geography(countries={"Canada": 1})))])
+    headers = []
+    for n, pid in enumerate(ids):
+        with Database.open(tmp_path / f"u{n}.sqlite") as db:
+            headers.append(str(summary_text(db.proposal_detail(pid))))
+    assert "\n⚐ Udea ferrugalis (95.9%)" in headers[0] and "⚑" not in headers[0], headers[0]
+    assert "\n⚑ Udea ferrugalis (98.5%)" in headers[1], headers[1]
+    assert str(mark_text("elsewhere", 0.041, True)).startswith("⚐4.1%")
+    assert str(mark_text("elsewhere", 0.015, True)).startswith("⚑1.5%")

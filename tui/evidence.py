@@ -17,7 +17,7 @@ from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.db.reviews import retired_named
-from biodiscover.storage.evidence import (TIE, Evidence, NearSpecies, chance_note, congeners_note,
+from biodiscover.storage.evidence import (SPECIES_SPAN, TIE, Evidence, NearSpecies, chance_note, congeners_note,
                                           indistinct_congeners, known_elsewhere, span_note, species_spread,
                                           nearest_first, tied_species, twin_threshold, unusable_reads)
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
@@ -299,6 +299,19 @@ def elsewhere_line(evidence: Evidence, genus: str | None, *, short: bool = False
     where = "elsewhere" if short else "from another part of its range"
     return f"{s.species} ({_percent(s.identity)}): {keys}; none from {here} — may be a known species met {where}" + (
         f": {span}" if span else "")
+
+
+def flag_mark(gap: float | None) -> tuple[str, str]:
+    """(mark, style) of the known-elsewhere flag at ``gap`` (1 - identity to the flagged species): ⚑ within the
+    ``SPECIES_SPAN`` one species usually spans, ⚐ beyond it (none known: ⚐). One owner for the queue's mark and
+    the header's and Evidence tab's lines (e33 review F17: the header drew ⚑ for Udea ferrugalis at 4.1 % where the
+    queue drew ⚐)."""
+    return ("⚑", "bold yellow") if gap is not None and gap <= SPECIES_SPAN + 1e-12 else ("⚐", "yellow")
+
+
+def flagged_mark(s: NearSpecies | None) -> tuple[str, str]:
+    """:func:`flag_mark` of the species the flag names (:func:`flagged_species`)."""
+    return flag_mark(None if s is None or s.identity is None else max(0.0, 1.0 - s.identity))
 
 
 def flagged_species(evidence: Evidence, genus: str | None,

@@ -117,11 +117,12 @@ def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = 
     elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), short=True,
                                   met_here=detail.met_here)
     if elsewhere and s.status != "assigned":
-        text.append(f"\n⚑ {elsewhere}", style="bold yellow")
         flagged = ev.flagged_species(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), detail.met_here)
+        mark, style = ev.flagged_mark(flagged)  # the queue's mark: ⚐ beyond the span one species usually has
+        text.append(f"\n{mark} {elsewhere}", style=style)
         together = ev.congeners_line(detail.evidence, flagged, short=True)
         if together:
-            text.append(f"\n⚑ {together}", style="bold yellow")
+            text.append(f"\n{mark} {together}", style=style)
     for line in ev.quality_lines(detail.evidence, short=True):
         text.append(f"\n⚠ {line}", style="bold red")
     twins = ev.twins_line(getattr(detail, "twins", ()), twin_reason)
@@ -382,12 +383,14 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name),
                                       met_here=detail.met_here)
         if elsewhere and s.status != "assigned":  # answered: the header says the same
-            nearest.append("\n⚑ ", style="bold yellow")
+            flagged = ev.flagged_species(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name),
+                                         detail.met_here)
+            mark, style = ev.flagged_mark(flagged)
+            nearest.append(f"\n{mark} ", style=style)
             nearest.append(elsewhere, style="yellow")
-            together = ev.congeners_line(detail.evidence, ev.flagged_species(
-                detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name), detail.met_here))
+            together = ev.congeners_line(detail.evidence, flagged)
             if together:
-                nearest.append("\n⚑ ", style="bold yellow")
+                nearest.append(f"\n{mark} ", style=style)
                 nearest.append(together, style="yellow")
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
         for line in ([gap.sentence()] if gap.verdict == "not COI" else []) + ev.quality_lines(detail.evidence):

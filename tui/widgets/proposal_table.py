@@ -36,8 +36,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from biodiscover.storage.db.proposals import MARK_KINDS
-from biodiscover.storage.evidence import SPECIES_SPAN
-from biodiscover.tui.evidence import TWIN_MARK, shown_name
+from biodiscover.tui.evidence import TWIN_MARK, flag_mark, shown_name
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "assigned": ("=", "cyan"),
@@ -142,9 +141,9 @@ def mark_text(kind: str, value: float | None, wide: bool) -> Text:
     after it where ``wide``; ``note`` ✎. The two flags differ in shape, not only in colour."""
     room = MARK_ROOM.get(kind, (1, 1))[wide]
     if kind == "elsewhere":
-        within = value is not None and value <= SPECIES_SPAN + 1e-12
-        shown = ("⚑" if within else "⚐") + (f"{value * 100:.1f}%" if wide and value is not None else "")
-        return Text(shown[:room].ljust(room), style="bold yellow" if within else "yellow")
+        mark, style = flag_mark(value)
+        shown = mark + (f"{value * 100:.1f}%" if wide and value is not None else "")
+        return Text(shown[:room].ljust(room), style=style)
     if kind == "twin":  # another run's candidate is probably this species (``storage.db.Database.twins``)
         shown = TWIN_MARK + (f"{value * 100:.1f}%" if wide and value is not None else "")
         return Text(shown[:room].ljust(room), style="bold cyan")
