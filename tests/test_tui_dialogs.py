@@ -728,6 +728,24 @@ def test_the_assign_question_gives_the_identity_to_the_species_keys() -> None:
     assert "identity" not in assign_wording(17, 11, "Amaxia apyga", None)[0]  # no member aligned to its keys
 
 
+def test_the_assign_question_warns_when_the_species_is_beyond_the_species_threshold() -> None:
+    """e33 review F16: ``i`` on #1 (28 beetles, an order the reference lacks) asked "Assign #1 (28 specimens) to
+    Cecrita daona (82.8 %, …)?" with no word that a moth at 82.8 % is beyond the order cut-off. The question says
+    how far beyond the run's species threshold (2.2 % on that run) and, below the 85 % order cut-off, that the
+    members are likely not of its order; within the threshold it says nothing more."""
+    from biodiscover.tui.decisions import assign_wording
+
+    question, _ = assign_wording(1, 28, "Cecrita daona", 0.828, threshold=0.022)
+    assert question.endswith("Its 28 members are then named as that species. ⚠ 17.2 % from its keys, more than the "
+                             "2.2 % within which this run counts two barcodes one species: the members may not be this "
+                             "species; below 85 %, the identity triage names even an order at (the published COI "
+                             "order cut-off), they are likely not of its order."), question
+    near, _ = assign_wording(17, 11, "Amaxia apyga", 0.9498, threshold=0.022)  # 5.0 % away: a congener, same order
+    assert "⚠ 5.0 % from its keys, more than the 2.2 %" in near and "order" not in near.split("⚠")[1]
+    assert "⚠" not in assign_wording(3, 2, "Agrotis segetum", 0.985, threshold=0.022)[0]
+    assert "more than the 3.0 %" in assign_wording(3, 2, "Agrotis segetum", 0.96)[0]  # no run threshold: 3 % span
+
+
 @asynctest
 async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
     """The real plate's #66 was accepted as "Memphis beatrix", two Latin words that read as a published species,
