@@ -405,11 +405,15 @@ def test_split_and_merge_option_labels_fit_the_dialog() -> None:
 
 def test_queue_names_keep_the_part_that_tells_candidates_apart() -> None:
     """Found reviewing the demo at 80 columns: "Taeglaeocera sp. cand…" and "Gebeixinae gen. sp. c…" hid the
-    candidate's own number; the genus is shortened instead."""
+    candidate's own number; then (e33 review F8) "Lepi… gen. sp. cand17" cut the taxon and kept the qualifier every
+    row has: the qualifier goes first, then the taxon is shortened."""
     from biodiscover.tui.widgets.proposal_table import fit_name
 
-    assert fit_name("Taeglaeocera sp. cand16", 22) == "Taeglaeoce… sp. cand16"
-    assert fit_name("Gebeixinae gen. sp. cand24", 22) == "Gebei… gen. sp. cand24"
+    assert fit_name("Taeglaeocera sp. cand16", 22) == "Taeglaeocera cand16"
+    assert fit_name("Gebeixinae gen. sp. cand24", 22) == "Gebeixinae cand24"
+    assert fit_name("Lepidoptera gen. sp. cand17", 21) == "Lepidoptera cand17"
+    assert fit_name("Taeglaeocephalusinae gen. sp. cand16", 22) == "Taeglaeocephal… cand16"
+    assert fit_name("Megaselia sp. cand7", 22) == "Megaselia sp. cand7"  # whole where it fits
     assert fit_name("Mioites sea", 22) == "Mioites sea"
     assert all(len(fit_name(n, 22)) <= 22 for n in ("Tiaopsisinae gen. sp. cand36", "Megaselia sp. BD-0007",
                                                     "Tiaopsis sp. BD-chiapas-highlands-1"))

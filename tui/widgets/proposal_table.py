@@ -75,12 +75,18 @@ _QUALIFIED = re.compile(r"^(?P<head>.+?)(?P<tail> (?:gen\. )?sp\. \S+)$")
 
 
 def fit_name(name: str, width: int) -> str:
-    """A candidate's name cut to ``width``, keeping its end (``sp. cand16``, ``sp. BD-0007``): that is what
-    tells two candidates of one genus apart, so the genus is shortened instead (``Taeglaeoc… sp. cand16``)."""
+    """A candidate's name cut to ``width``, keeping its number (``cand16``, ``BD-0007``): that is what tells two
+    candidates of one taxon apart. The open-nomenclature qualifier (``gen. sp.``, ``sp.``), the same on every row,
+    goes first (``Lepidoptera cand17``), and only then is the taxon shortened (``Taeglaeoc… cand16``). Why: at 80
+    columns the queue read "Lepi… gen. sp. cand17", "Noct… gen. sp. cand18": the taxon cut, the boilerplate kept
+    (e33 review F8)."""
     m = _QUALIFIED.match(name)
-    if len(name) <= width or m is None or len(m["tail"]) + 4 > width:
+    if len(name) <= width or m is None:
         return fit(name, width)
-    return fit(m["head"], width - len(m["tail"])) + m["tail"]
+    number = " " + m["tail"].split()[-1]
+    if len(number) + 4 > width:
+        return fit(name, width)
+    return fit(m["head"], width - len(number)) + number
 
 
 def marks_width(wide: bool) -> int:
