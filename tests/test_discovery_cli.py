@@ -189,6 +189,47 @@ def test_evaluate_reports_every_metric(evaluated) -> None:
                for rel in learned.values())
 
 
+def test_evaluate_counts_apart_the_wrong_names_whose_barcode_is_a_key_of_the_name_given(evaluated) -> None:
+    """e32 review R10: 3 of 4 species named wrong at P >= 0.99 were 99.8-100 % identical to keys of the species they
+    were named, test records in another species' BIN. Per learned rank, evaluate says how many it named above the
+    level, how many of them were wrong, how many wrong their P(right) expected, and how many wrong sit at >= 99.5 % to
+    a best key carrying the very name given; ``above_level`` decides each case as the docstring says."""
+    from types import SimpleNamespace
+
+    from biodiscover.workflows.evaluate import above_level
+
+    rep = json.loads(evaluated.read_text())
+    learned = [r for r, rel in rep["reliability"].items() if "bins" in rel]
+    assert set(rep["above_level"]) == set(learned) and "species" in learned
+    for rank, a in rep["above_level"].items():
+        assert a["named"] >= a["wrong"] >= a["wrong_at_a_key_of_the_name"] >= 0 and a["named"] > 0
+        assert 0 <= a["expected_wrong"] <= 0.02 * a["named"]  # named at P(right) >= 0.98 each
+        assert (f"| {rank}: named at P(right) ≥ 0.98 / of them wrong / wrong expected from their P(right) / wrong but "
+                f"≥ 99.5% identical to a key of the name given (the record's label or the species' DNA, not the "
+                f"model) | {a['named']:,} / {a['wrong']:,} / {a['expected_wrong']:.1f} / "
+                f"{a['wrong_at_a_key_of_the_name']:,} |") in evaluated.with_suffix(".md").read_text()
+
+    lineage_of = {"K1": ("O", "F", None, "G", "G a"), "K2": ("O", "F", None, "G", "G b")}
+
+    def named(species: str, p: float, identity: float, top: str, deepest: str | None = "species") -> SimpleNamespace:
+        return SimpleNamespace(deepest_rank=deepest, labels={"genus": "G", "species": species},
+                               confidence={"genus": 1.0, "species": p}, identity=identity, top_hit=top)
+
+    truth = {"genus": "G", "species": "G b"}
+    cases = [named("G a", 0.999, 1.0, "K1"),  # wrong, its barcode a key of the name given: counted apart
+             named("G a", 0.99, 0.995, "K1"),  # at the identity itself: counted apart
+             named("G a", 0.99, 0.994, "K1"),  # wrong, below the identity
+             named("G a", 0.99, 1.0, "K2"),  # wrong, but its best key is of the true species
+             named("G b", 0.985, 1.0, "K2"),  # right
+             named("G a", 0.97, 1.0, "K1"),  # below the level: not named there
+             named("G a", 0.999, 1.0, "K1", deepest="genus")]  # named to genus only
+    got = above_level(cases, [truth] * len(cases), lineage_of, ["genus", "species"], 0.98)
+    assert got["species"] == {"named": 5, "wrong": 4, "expected_wrong": pytest.approx(0.046),
+                              "wrong_at_a_key_of_the_name": 2, "identity": 0.995}
+    assert got["genus"] == {"named": 7, "wrong": 0, "expected_wrong": 0.0, "wrong_at_a_key_of_the_name": 0,
+                            "identity": 0.995}
+
+
 def test_the_reliability_plot_separates_the_bins_around_the_level_and_marks_it(evaluated) -> None:
     """F6 (ML review, 7 Dec): ten 0.1 bins put 94–98 % of the specimens in one point holding the level. The plot's
     bins are finer near 1 with the level an edge, one panel per rank, a line at the level, no line joining
