@@ -603,14 +603,23 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
         below = RANKS[RANKS.index(want["deepest_rank"]) + 1:] if want["deepest_rank"] else RANKS
         assert [have[f"label_{rank}"] for rank in below] == [""] * len(below)
         assert not set(want["labels"]) & set(below) and have["confidence_species"] != ""
+        # e33 F15: the nearest known species by name (top_hit is a process id), and no unexplained search score
+        near = want["near"][0] if want["near"] else ["", None, None, None]
+        assert have["nearest_species"] == near[0] and "top_similarity" not in have
+        assert (have["nearest_identity"] == "") if near[3] is None else float(have["nearest_identity"]) == near[3]
+    unnamed = [r for r in got if r["deepest_rank"] != "species"]
+    assert unnamed and all(r["nearest_species"] for r in unnamed)  # each row says which species it came nearest
     assert sum(r["deepest_rank"] != "species" for r in rows) > 0
     # triage again into the table it wrote: its own file, replaced without --force
     assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
     capsys.readouterr()
-    # and tables written before the overlap column, and before the candidate's id (e33), are triage's own too
-    for older in (["processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
-                   "identity", *after] for after in (["overlap"], [])):
-        older += ["top_hit", "top_similarity", "reason"] + results_columns()[len(RESULT_SCALARS):]
+    # and tables written before the overlap column, before the candidate's id and the nearest species (e33), are
+    # triage's own too
+    before_near = ["processid", "modality", "deepest_rank", "deepest_taxon", "novelty", "is_novel", "proposal_id",
+                   "provisional_name", "identity", "overlap"]
+    for older in [before_near, *(["processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel",
+                                  "candidate", "identity", *after] for after in (["overlap"], []))]:
+        older = older + ["top_hit", "top_similarity", "reason"] + results_columns()[len(RESULT_SCALARS):]
         table.write_text(",".join(older) + "\n")
         assert main(["triage", "--input", collection, "--model", str(bundle), "--results", str(table), "-q"]) == 0
         capsys.readouterr()
@@ -861,7 +870,8 @@ def test_results_and_the_csv_export_name_a_specimens_fields_alike(triaged, tmp_p
     read = dict(encoding="utf-8-sig", dtype_backend="numpy_nullable")  # as columns.txt says
     res = pd.read_csv(table, **read)  # type: ignore[call-overload]
     ex, members = (pd.read_csv(out / f, **read) for f in ("assignments.csv", "members.csv"))  # type: ignore
-    own = {"top_similarity", *(c for c in res.columns if c.startswith("p_absent_"))}  # the export has no such field
+    own = {"nearest_species", "nearest_identity",  # the export has no such field
+           *(c for c in res.columns if c.startswith("p_absent_"))}
     assert set(res.columns) - set(ex.columns) == own
     both = res.merge(ex, on="processid", suffixes=("", "_export"), validate="one_to_one")
     assert len(both) == len(res) == len(ex) and both["proposal_id"].notna().sum() >= 5

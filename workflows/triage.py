@@ -318,14 +318,23 @@ RESULTS_JSON_SUFFIXES = ("", ".jsonl", ".ndjson", ".json")
 #: ``identity`` was measured on (a read from other primers shares only part of itself with its best key). A field
 #: assignments.csv (the export) gives too has its name there, which is the database's (``assignment_row``):
 #: ``deepest_taxon``, and the candidate as ``proposal_id`` and ``provisional_name`` (e32 review R2: a user joining
-#: this file to the export had to map ``candidate``, a name, to ids, and ``deepest_label`` to ``deepest_taxon``)
+#: this file to the export had to map ``candidate``, a name, to ids, and ``deepest_label`` to ``deepest_taxon``).
+#: ``nearest_species`` / ``nearest_identity``: the nearest known species among the keys the barcode was aligned to
+#: and the identity to its best key (``TriageResult.near``; proposals.csv's names); no ``top_similarity``, the
+#: search's score of the best key, which only JSON lines keep (e33 review F15: 461 specimens not named had no
+#: species in their row but ``top_hit``, a process id, beside a ``top_similarity`` of 0.609 that nothing explained)
 RESULT_SCALARS = ("processid", "modality", "deepest_rank", "deepest_taxon", "novelty", "is_novel", "proposal_id",
-                  "provisional_name", "identity", "overlap", "top_hit", "top_similarity", "reason")
+                  "provisional_name", "identity", "overlap", "top_hit", "nearest_species", "nearest_identity",
+                  "reason")
 #: ``TriageResult`` fields a results row gives under the database's name
 _RESULT_RENAMED = {"deepest_label": "deepest_taxon"}
 #: the scalars of results tables earlier versions wrote (still recognised as triage's own): before the
-#: candidate was ``proposal_id`` and ``provisional_name`` (e33), and before ``overlap`` was a column
-_OLDER_RESULT_SCALARS = (("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
+#: nearest species was a column (e33), before the candidate was ``proposal_id`` and ``provisional_name`` (e33),
+#: and before ``overlap`` was a column
+_OLDER_RESULT_SCALARS = (("processid", "modality", "deepest_rank", "deepest_taxon", "novelty", "is_novel",
+                          "proposal_id", "provisional_name", "identity", "overlap", "top_hit", "top_similarity",
+                          "reason"),
+                         ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
                           "identity", "overlap", "top_hit", "top_similarity", "reason"),
                          ("processid", "modality", "deepest_rank", "deepest_label", "novelty", "is_novel", "candidate",
                           "identity", "top_hit", "top_similarity", "reason"))
@@ -374,6 +383,8 @@ def _result_row(r: TriageResult, candidate: tuple[int, str] | None = None) -> di
     # no label below the deepest rank named with confidence (``named_ranks``: assignments.csv's rule too)
     row["labels"] = {k: v for k, v in (row.get("labels") or {}).items() if k in named_ranks(row.get("deepest_rank"))}
     row["proposal_id"], row["provisional_name"] = candidate or (None, None)
+    near = r.near[0] if r.near else None
+    row["nearest_species"], row["nearest_identity"] = (near[0], near[3]) if near else (None, None)
     return row
 
 
