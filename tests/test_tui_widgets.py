@@ -448,3 +448,17 @@ def test_the_header_says_when_species_of_other_genera_are_as_near_as_the_one_it_
             NearSpecies("Halysidota tessellaris", "Halysidota", 0.95))
     assert nearest_header(Evidence(near_species=near), "Gonodonta bidens", 0.991) == (
         "Gonodonta bidens / G. uxor", 0.991)
+
+
+def test_the_help_says_what_every_queue_and_members_column_and_mark_means() -> None:
+    """e33 review F9: the help listed keys by their ids and explained none of the screen's terms. Every column the
+    queue and the members table title, and every mark the queue draws, is in the help's glossary."""
+    from biodiscover.tui.screens.detail import MEMBER_COLUMNS
+    from biodiscover.tui.screens.help import glossary_text
+    from biodiscover.tui.widgets.proposal_table import COLUMNS
+
+    said = str(glossary_text())
+    titles = {title for _, title, _ in COLUMNS if title} | {title for _, title, _, _ in MEMBER_COLUMNS}
+    titles -= {"#", "candidate", "processid", "BIN", "country", "area"}  # names, not terms
+    missing = [t for t in titles | {"⚑", "⚐", "≡", "⚠COI", "⚠key", "✎", "378/0"} if t not in said]
+    assert not missing, missing

@@ -25,6 +25,45 @@ def key_display(keys: str) -> str:
     return "/".join(KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
 
 
+#: What the screen's columns, marks and cells mean, as the help says it (e33 review F9: the help listed the keys and
+#: explained none of "nov", "ident%", ⚑, ⚐, ⚠key, "conf", "P · order", "ctr%" or a histogram's "378/0").
+GLOSSARY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("queue", (
+        ("· ✓ ✗ =", "pending, accepted, rejected, assigned to a known species"),
+        ("n", "the candidate's members (specimens)"),
+        ("nov", "novelty: the members' mean P(their species is absent from the reference)"),
+        ("ident%", "identity of the nearest known species to a member read at full length (the header's)"),
+        ("nearest known", "that species; the Evidence tab lists the next few, with their keys' countries"),
+        ("⚑ / ⚐", "a known species whose keys all come from other countries may be this one: ⚑ within the 3 % one "
+                  "species usually spans, ⚐ beyond it (the gap, ⚑2.9%, from 120 columns)"),
+        ("≡", "a live candidate of another run is probably the same species (≡0.2%: that far)"),
+        ("⚠COI / ⚠key", "reads not usable as COI / members match a record the reference dropped"),
+        ("✎", "reviewers wrote a note"),
+    )),
+    ("members tab", (
+        ("deepest rank", "what the member itself was named to (unnamed: no rank)"),
+        ("conf", "P(right) of that name"),
+        ("P · order", "P(right) and label one rank under the candidate's place, under the level (not named)"),
+        ("nov", "the member's novelty"),
+        ("ctr%", "its distance from the candidate's consensus barcode"),
+    )),
+    ("evidence tab", (
+        ("378/0", "a histogram row: pairs of members that far apart / members that far from the nearest known"),
+    )),
+)
+
+
+def glossary_text() -> Text:
+    """:data:`GLOSSARY` as the help's last section."""
+    text = Text("What the columns and marks mean\n", style="bold underline")
+    for where, terms in GLOSSARY:
+        text.append(f"  {where}\n", style="bold")
+        for term, meaning in terms:
+            text.append(f"    {term:<14}", style="bold cyan")
+            text.append(f"{meaning}\n")
+    return text
+
+
 def binding_table(groups: Iterable[tuple[str, Iterable[Binding]]], keymap: Mapping[str, str]) -> Text:
     """One section per group: ``keys  description  (id)``."""
     text = Text()
@@ -67,6 +106,7 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(classes="dialog help"):
             yield Static(Text("biodiscover review: keys", style="bold"), classes="dialog-title")
             yield Static(binding_table(self.groups, self.keymap), id="help-body")
+            yield Static(glossary_text(), id="help-glossary")
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
