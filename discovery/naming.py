@@ -1165,8 +1165,8 @@ class NamingModel:
 
     def decide(self, labels: Mapping[str, str | None], outcomes: Mapping[str, Sequence[float] | None],
                priors: Mapping[str, float] | None = None) -> tuple[dict[str, float], dict[str, float | None]]:
-        """(P(right) made non-increasing down the ranks, P(absent) made non-decreasing; None where the label is
-        blank) from a query's ``outcomes``, with each learned rank's P(absent) moved from the simulation's odds to the
+        """(P(right) made non-increasing down the ranks, P(absent) made non-decreasing, a cut-off rank's too
+        (``_implied``); None where the label is blank) from a query's ``outcomes``, with each learned rank's P(absent) moved from the simulation's odds to the
         collection's share of absent taxa in ``priors`` (``collection_prior``; a rank not in it keeps the
         simulation's). P(right | present) is what it was: the prior says how often a taxon is missing,
         not which present taxon a specimen belongs to."""
@@ -1197,6 +1197,7 @@ class NamingModel:
             pa = absent[r] = max(pa, floor)
             if r not in self.walk_optional:
                 floor = pa
+        _implied(raised, absent, labels, self.models_, self.config.optional_ranks)
         return raised, absent
 
     def predict(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits],
@@ -1459,6 +1460,29 @@ def _monotone(conf: Mapping[str, float], labels: Mapping[str, str | None], optio
         if r not in optional:
             cap = out[r]
     return out
+
+
+def _implied(conf: dict[str, float], absent: dict[str, float | None], labels: Mapping[str, str | None],
+             learned: Collection[str], optional: Sequence[str]) -> None:
+    """Each rank decided by a published cut-off made to agree with the ranks below it, in place: P(right) at
+    least that of the nearest labelled non-optional rank below, P(absent) at most its P(absent) (and at most
+    1 − P(right)). Why: the walk lets a confident family imply its order (``walk_optional``), so a row that
+    printed order P(right) 0.85 beside family Syrphidae named at 0.99, or P(order absent) 1.0 over P(family
+    absent) 0.51 for a beetle on a moth-and-fly reference, contradicted itself (e33 review F3: 403 of 450
+    beetles). Why the cut-off rank gives way and not the learned ones: its figure is a share of simulated absent
+    queries, no probability (``outcomes``); moving the learned ranks from it would move novelty and the
+    collection's share, which it must not (``placed``). Nothing named changes: a cut-off rank is walk-optional,
+    and it reaches the level only where a rank below it does."""
+    right, gone = 0.0, None
+    for r in reversed(RANKS):
+        a = absent.get(r)
+        if not labels.get(r) or a is None:
+            continue
+        if r not in learned:
+            conf[r] = max(conf[r], right)
+            absent[r] = min(a, 1.0 - conf[r], 1.0 if gone is None else gone)
+        if r not in optional:
+            right, gone = conf[r], absent[r]
 
 
 def _outcomes(queries: Sequence[SimQuery], tops: Sequence[Lineage], conf: Sequence[Mapping[str, float]],

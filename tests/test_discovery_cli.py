@@ -632,6 +632,27 @@ def test_triage_results_table_by_the_file_name(dataset, bundle, tmp_path, capsys
     assert not sheet.exists()
 
 
+def test_a_results_row_leaves_the_p_right_of_a_rank_its_lineage_lacks_empty(tmp_path) -> None:
+    """e33 review F3: five Sciaridae rows printed confidence_subfamily 0.0 (the family has no subfamilies) beside
+    a genus at 0.9998, read as a refusal. A rank the best key's lineage lacks has no P(right): an empty cell."""
+    import csv
+
+    from biodiscover.discovery.engine import TriageResult
+    from biodiscover.storage.records import RANKS
+    from biodiscover.workflows.triage import write_results
+
+    lineage = dict(zip(RANKS, ["Diptera", "Sciaridae", None, "Bradysia", "Bradysia sp1"]))
+    conf = {"order": 1.0, "family": 0.9999, "subfamily": 0.0, "genus": 0.9998, "species": 0.4}
+    absent = {"order": 0.0, "family": 0.0, "subfamily": None, "genus": 0.0001, "species": 0.5}
+    r = TriageResult("S1", "dna", lineage, conf, 0.97, "genus", "Bradysia", 0.5, True, "K1", 0.9, p_absent=absent)
+    with write_results([r], tmp_path / "r.csv").open(newline="") as fh:
+        (row,) = csv.DictReader(fh)
+    assert [row[f"confidence_{rank}"] for rank in RANKS] == ["1.0", "0.9999", "", "0.9998", "0.4"]
+    assert row["p_absent_subfamily"] == "" and row["label_genus"] == "Bradysia" and row["label_species"] == ""
+    (line,) = write_results([r], tmp_path / "r.jsonl").read_text().splitlines()
+    assert "subfamily" not in json.loads(line)["confidence"]
+
+
 def test_triage_progress_says_each_stage_finished(dataset, bundle, tmp_path, capsys) -> None:
     """A reviewer of a real 5,300-specimen batch read "read: 0/1" and "ingest: 0/5289" and never a count after
     them, as if the step had stalled: each stage now says when it is done, in order."""

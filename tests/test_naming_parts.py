@@ -610,9 +610,10 @@ def test_a_deeper_ranks_p_right_raises_the_ranks_above_it_and_their_p_absent_fol
     out = {"order": (0.7, 0.0, 0.3), "family": (0.86, 0.04, 0.10), "subfamily": (0.5, 0.1, 0.4),
            "genus": (0.97, 0.0, 0.03), "species": (0.2, 0.1, 0.7)}
     conf, absent = m.decide(labels, out)
-    assert conf == pytest.approx({"order": 0.7, "family": 0.97, "subfamily": 0.97, "genus": 0.97, "species": 0.2})
-    # P(absent) no more than 1 − P(right) where P(right) was raised; the species and the cut-off order untouched
-    assert absent == pytest.approx({"order": 0.3, "family": 0.03, "subfamily": 0.03, "genus": 0.03, "species": 0.7})
+    # the cut-off order as sure as the family its genus raised: a right genus implies a right family and order
+    assert conf == pytest.approx({"order": 0.97, "family": 0.97, "subfamily": 0.97, "genus": 0.97, "species": 0.2})
+    # P(absent) no more than 1 − P(right) where P(right) was raised; the species untouched
+    assert absent == pytest.approx({"order": 0.03, "family": 0.03, "subfamily": 0.03, "genus": 0.03, "species": 0.7})
     assert m.novelty(absent) == pytest.approx(0.7)
     # capped from above, the family's 0.86 stopped the walk before its genus (and the order is a cut-off rank)
     assert deepest_confident(labels, conf, 0.96, m.walk_optional) == "genus"
@@ -634,14 +635,14 @@ def test_p_absent_never_falls_down_the_ranks_and_the_three_outcomes_stay_one_dis
     export, and 364 of 1,125 rows so. Each learned rank's P(absent) is raised to the largest above it; P(right)
     (what names) is kept and P(wrong) gives way, so nothing named changes and the three still sum to one. The
     optional subfamily (labels often blank or inconsistent in BOLD) is raised so but raises nothing; a rank decided
-    by a published cut-off neither raises nor is raised (its "absent" is no model's probability)."""
+    by a published cut-off raises nothing (its "absent" is no model's probability) but is capped by the rank below."""
     m, labels = _learned_below_order()
     out = {"order": (0.5, 0.0, 0.5), "family": (0.95, 0.021, 0.029), "subfamily": (0.95, 0.0, 0.05),
            "genus": (0.9, 0.083, 0.017), "species": (0.8, 0.19, 0.01)}
     conf, absent = m.decide(labels, out)
-    assert absent == pytest.approx({"order": 0.5, "family": 0.029, "subfamily": 0.05, "genus": 0.029,
+    assert absent == pytest.approx({"order": 0.029, "family": 0.029, "subfamily": 0.05, "genus": 0.029,
                                     "species": 0.029})
-    assert conf == pytest.approx({"order": 0.5, "family": 0.95, "subfamily": 0.95, "genus": 0.9, "species": 0.8})
+    assert conf == pytest.approx({"order": 0.95, "family": 0.95, "subfamily": 0.95, "genus": 0.9, "species": 0.8})
     assert m.novelty(absent) == pytest.approx(absent["species"])  # novelty = P(species absent), literally
     # a blank genus passes nothing on and is passed nothing: the species still reads the family's
     conf, absent = m.decide({**labels, "genus": None}, {**out, "genus": None})
@@ -658,7 +659,41 @@ def test_p_absent_never_falls_down_the_ranks_and_the_three_outcomes_stay_one_dis
         assert all(conf[r] + (absent[r] or 0.0) <= 1 + 1e-12 for r in RANKS)
         assert absent["subfamily"] is not None and absent["subfamily"] >= (absent["family"] or 0.0)
         assert m.novelty(absent) == pytest.approx(absent["species"])
-        assert absent["order"] == pytest.approx(draw["order"][2])  # the cut-off rank as it was
+        assert absent["order"] <= min(draw["order"][2], absent["family"] or 1.0) + 1e-12  # agrees with the family
+
+
+def test_a_cut_off_rank_reads_as_sure_as_the_rank_below_it_implies_and_nothing_named_or_novel_moves() -> None:
+    """e33 review F3: on a moth-and-fly reference a row printed order P(right) 0.85 beside family Syrphidae named at
+    0.99 (the walk lets a confident family imply its order), and a beetle P(order absent) 1.0 over P(family absent)
+    0.51. The cut-off order gives way to the learned ranks below it; the learned ranks, the walk and novelty stay."""
+    m, labels = _learned_below_order()
+    conf, absent = m.decide(labels, {"order": (0.854, 0.0, 0.146), "family": (0.994, 0.004, 0.002),
+                                     "subfamily": (0.99, 0.0, 0.01), "genus": (0.6, 0.3, 0.1),
+                                     "species": (0.1, 0.1, 0.8)})
+    assert conf["order"] == pytest.approx(0.994) and absent["order"] == pytest.approx(0.002)
+    assert deepest_confident(labels, conf, 0.98, m.walk_optional) == "subfamily"
+    # the beetle: no order within the cut-off, a family model extrapolating; the order no surer of absence
+    beetle = {"order": (0.0, 0.0, 1.0), "family": (0.25, 0.241, 0.509), "subfamily": (0.2, 0.2, 0.6),
+              "genus": (0.1, 0.1, 0.8), "species": (0.0, 0.01, 0.99)}
+    conf, absent = m.decide(labels, beetle)
+    assert conf["order"] == pytest.approx(0.25) and absent["order"] == pytest.approx(0.509)
+    assert absent["family"] == pytest.approx(0.509) and m.novelty(absent) == pytest.approx(0.99)
+    # over random outcomes: every row coherent, and what names and flags is what it was without the cut-off rank
+    rng = np.random.default_rng(33)
+    chain = ["order", "family", "genus", "species"]
+    for _ in range(500):
+        draw = {r: tuple(float(v) for v in rng.dirichlet([1.0, 0.3, 0.5])) for r in RANKS}
+        conf, absent = m.decide(labels, draw)
+        assert all(a >= b - 1e-12 for a, b in itertools.pairwise(conf[r] for r in RANKS))
+        assert all(b >= a - 1e-12 for a, b in itertools.pairwise(absent[r] or 0.0 for r in chain))
+        assert conf["order"] + (absent["order"] or 0.0) <= 1 + 1e-12
+        alone, alone_absent = m.decide({**labels, "order": None}, {**draw, "order": None})
+        assert {r: v for r, v in conf.items() if r != "order"} == {r: v for r, v in alone.items() if r != "order"}
+        assert m.novelty(absent) == m.novelty(alone_absent)
+        for level in (0.5, 0.9, 0.98):
+            was = {**conf, "order": draw["order"][0]}  # the cut-off rank as the walk read it before
+            assert (deepest_confident(labels, conf, level, m.walk_optional)
+                    == deepest_confident(labels, was, level, m.walk_optional))
 
 
 def test_the_collection_prior_keeps_its_odds_finite_and_decide_reads_a_certain_absence() -> None:

@@ -380,6 +380,9 @@ def _result_row(r: TriageResult, candidate: tuple[int, str] | None = None) -> di
     row = {_RESULT_RENAMED.get(k, k): v for k, v in r.to_dict().items()}
     if row["novelty"] != row["novelty"]:
         row["novelty"] = None
+    # no P(right) at a rank the best key's lineage lacks (a family without subfamilies): a 0.0 there read as a
+    # refusal beside a genus at 0.9998 (e33 review F3, five Sciaridae rows)
+    row["confidence"] = {k: v for k, v in (row.get("confidence") or {}).items() if (row.get("labels") or {}).get(k)}
     # no label below the deepest rank named with confidence (``named_ranks``: assignments.csv's rule too)
     row["labels"] = {k: v for k, v in (row.get("labels") or {}).items() if k in named_ranks(row.get("deepest_rank"))}
     row["proposal_id"], row["provisional_name"] = candidate or (None, None)
