@@ -44,7 +44,8 @@ from biodiscover.discovery.audit import (AUDIT_IDENTITY, RefusedKey, SuspectKey,
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, Lineage, NamingConfig, NamingModel, SimQuery,
-                                          SimulatedCalls, deepest_confident, plan_simulation)
+                                          SimulatedCalls, cutoff_words, deepest_confident,
+                                          plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
@@ -180,6 +181,12 @@ class TriageResult:
     #: the nearest known species among the aligned candidate keys, best first, up to ``NEAR_SPECIES``: each
     #: ``[species, genus, key processid, identity]`` of its best key (keys without a species name left out)
     near: list[list[Any]] = field(default_factory=list)
+
+    def labelled_confidence(self) -> dict[str, float]:
+        """``confidence`` at the ranks the best key's lineage has: what ``--results`` and the database keep. Why: a
+        family without subfamilies printed confidence_subfamily 0.0 beside a genus at 0.9998, read as a refusal (e33
+        review F3, five Sciaridae rows); a rank that does not exist has no P(right), an empty cell."""
+        return {r: v for r, v in self.confidence.items() if self.labels.get(r)}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -895,6 +902,19 @@ class DiscoveryModel:
         level = self.config.naming.level if level is None else float(level)
         dna = self._barcode_calls(results)
         return self.naming_.collection_basis([r.outcomes for r in dna], level, [r.identity for r in dna])
+
+    def unplaced(self, results: Sequence[TriageResult], level: float) -> tuple[int, str | None, str | None]:
+        """How many of ``results`` were named nothing because the shallowest rank decided by a published cut-off
+        gave them none (not ``NamingModel.placed``), that rank and its cut-off in words (``cutoff_words``; None:
+        every rank learned). Why: on a moth-and-fly reference 461 of 1,496 specimens, nearly all beetles, were named
+        nothing and the triage summary said nothing of them (e33 review F5)."""
+        naming = self.naming_
+        rank = next((r for r in RANKS if r not in naming.models_ and r not in naming.config.optional_ranks), None)
+        if rank is None:
+            return 0, None, None
+        n = sum(1 for r in self._barcode_calls(results)
+                if r.deepest_rank is None and not naming.placed(r.outcomes, level, r.identity))
+        return n, rank, cutoff_words(rank, naming.support_.get(rank, {}), level)
 
     def placed_count(self, results: Sequence[TriageResult], level: float) -> int:
         """How many of ``results`` a collection's share of absent taxa is estimated over (``_collection_priors``:

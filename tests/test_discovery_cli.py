@@ -668,7 +668,8 @@ def test_triage_progress_says_each_stage_finished(dataset, bundle, tmp_path, cap
 
 def test_triage_names_the_first_quarantined_records_on_stderr(dataset, bundle, tmp_path, capsys) -> None:
     """Rows set aside: exit 0, and stderr names the first ten the way validate does (file:line: reason) as
-    error: lines, then how many more and where the report is."""
+    warning: lines (the triage succeeded without them; "error:" is the one-line form of a failure: e33 review
+    F13), then how many more and where the report is."""
     source = (dataset / "collection.fasta").read_text()
     coll = tmp_path / "plate.fasta"
     coll.write_text(source + "".join(f">BADX{i:02d}|x\nACGT!!XX\n" for i in range(12)))
@@ -679,7 +680,7 @@ def test_triage_names_the_first_quarantined_records_on_stderr(dataset, bundle, t
     report = tmp_path / "plate.quarantine.csv"
     assert f"quarantine report: {report.absolute()}" in out
     lines = err.splitlines()
-    assert len(lines) == 11 and all(x.startswith(f"error: {coll}:") for x in lines[:10]), err
+    assert len(lines) == 11 and all(x.startswith(f"warning: {coll}:") for x in lines[:10]), err
     assert "(processid 'BAD1')" in lines[0] and "(processid 'BADX00')" in lines[1]
     assert lines[10] == f"… and 3 more; see {report.absolute()}"
 
@@ -707,7 +708,7 @@ def test_a_truncated_gzip_collection_counts_the_records_it_held_not_its_missing_
     out, err = capsys.readouterr()
     assert f": {read} of {read} specimens triaged (0 quarantined" in out, out
     cut = [x for x in err.splitlines() if "gzip stream ends before its end marker" in x]
-    assert len(cut) == 1 and cut[0].startswith(f"error: {coll}:"), err
+    assert len(cut) == 1 and cut[0].startswith(f"warning: {coll}:"), err  # the rows before it triaged: exit 0
 
 
 def test_triage_says_which_of_its_countries_the_reference_holds_no_key_from(tmp_path, capsys) -> None:
@@ -1130,6 +1131,26 @@ def test_the_triage_summary_says_the_keys_are_decided_candidates_members(capsys)
     assert "provisional" not in out
 
 
+def test_the_triage_summary_says_how_many_specimens_are_in_no_order_of_the_reference(capsys) -> None:
+    """e33 review F5: on a moth-and-fly reference 461 of 1,496 specimens (447 of them beetles) were named nothing
+    because no order lay within the order cut-off, and the summary said nothing of them. It says how many, with
+    the cut-off as every other output words it; a run where every specimen was placed says nothing."""
+    from biodiscover.cli.discovery import _say_triaged
+    from biodiscover.workflows.triage import TriageSummary
+
+    base: dict[str, Any] = dict(run_id=2, collection="plate", specimens=1500, quarantined=4, triaged=1496,
+                                no_usable_barcode=0, named_to={"species": 724, "unnamed": 461}, novel=741,
+                                proposals=283)
+    _say_triaged(TriageSummary(**base, unplaced=461, unplaced_rank="order",
+                               unplaced_cutoff="the order cut-off 87.4%"), as_json=False)
+    assert ("\nin no order of the reference: 461 of 1,496 specimens (none within the order cut-off 87.4%, or the "
+            "nearest orders in doubt; each one's reason says which): perhaps orders the reference lacks\n"
+            in capsys.readouterr().out)
+    for none in (dict(unplaced=0, unplaced_rank="order"), dict(unplaced=3)):  # none; every rank learned
+        _say_triaged(TriageSummary(**base, **none), as_json=False)  # type: ignore[arg-type]
+        assert "in no " not in capsys.readouterr().out
+
+
 def test_triage_says_every_advisory_run_says_in_the_same_words(dataset, bundle, cli, capsys, tmp_path) -> None:
     """One list (``TriageSummary.advisories``) decides what a triage advises: ``run`` prints it under its table and
     ``triage`` after its counts, as one block in its order. e33: ``triage`` printed the lines one by one beside that
@@ -1156,16 +1177,17 @@ def test_triage_says_every_advisory_run_says_in_the_same_words(dataset, bundle, 
         absent_share_weight=96.0, absent_share_mode="season", season_runs=[1], season_specimens=40,
         season_even_odds=[{"run": 1, "collection": "w1", "input": "w1.csv", "model": "m", "db": "l.sqlite"}],
         forecast_level=0.98, species_at_level={"0.95": 12}, countries_without_keys={"Peru": 4},
+        unplaced=7, unplaced_rank="order", unplaced_cutoff="the order cut-off 87.4%",
         moved=["P1 was in collection w1 with another barcode: stored as a new version in w2 (the old one kept, no "
                "longer current)"])
     summary = WithANewOne(run_id=2, collection="w2", specimens=50, quarantined=0, triaged=50, no_usable_barcode=0,
                           named_to={"species": 10}, novel=4, proposals=1, **every)
-    assert len(summary.advisories()) == 9  # every advisory there is, and the new one
+    assert len(summary.advisories()) == 10  # every advisory there is, and the new one
     capsys.readouterr()
     _say_triaged(summary, as_json=False)
     out = capsys.readouterr().out.splitlines()
     first = out.index(summary.advisories()[0])
-    assert out[first:first + 9] == summary.advisories(), out
+    assert out[first:first + 10] == summary.advisories(), out
     assert out[first - 1] == "novel: 4; candidate species: 1"  # the counts first, then what to know reading them
 
 

@@ -20,8 +20,8 @@ from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder, bootstrap_wins
 from biodiscover.discovery.reference import sketch
 from biodiscover.discovery.metrics import novelty_auroc
 from biodiscover.discovery.naming import (LEVEL_GRID, OVERLAP_FULL, PUBLISHED_CUTOFFS, Hits, NamingConfig, NamingModel,
-                                          _monotone, deepest_confident, fallback_bar, fallback_right, naming_limits,
-                                          plan_simulation)
+                                          _monotone, cutoff_words, deepest_confident, fallback_bar, fallback_right,
+                                          naming_limits, plan_simulation)
 from biodiscover.storage.records import RANKS, Specimen
 from fixtures.discovery import make_tree_world
 
@@ -204,8 +204,9 @@ def test_a_one_order_reference_gives_no_order_below_its_own_absent_families() ->
     assert all(r.deepest_rank is None and r.confidence["order"] < 0.98 for r in res)
     # the reviewer is told why not even the order: the reference's own left-out families come closer
     q = float(np.quantile(s["absent_identities"], 0.98))
-    assert all(f"; order Order0 not given: no closer than 0.98 of the reference's own simulated absent-family "
-               f"queries come ({q:.1%})" in r.reason for r in res), res[0].reason
+    assert all(r.reason.startswith(f"no order of the reference within the order cut-off {q:.1%} (nearest: Order0 "
+                                   f"at {r.identity:.1%}): perhaps an order the reference lacks; ")
+               for r in res), res[0].reason
     known = [x for x in world["known"] if x.order == "Order0"]
     assert np.mean([r.deepest_rank == "species" and r.deepest_label == x.species
                     for r, x in zip(m.triage(known), known, strict=True)]) >= 0.95
@@ -256,7 +257,8 @@ def test_a_cutoff_rank_is_named_no_surer_than_its_bootstrap_support(world, one_o
     hits = [Hits(np.array([a, b]), np.array([0.99, 0.70]), 650, wins)
             for wins in (None, np.array([1.0, 0.0]), np.array([0.6, 0.4]))]
     assert hits[2].support(lineages, 0) == pytest.approx(0.6) and hits[0].support(lineages, 0) == 1.0
-    conf = [c["order"] for _, c, _ in m.naming_.predict(lineages, m.ref_lengths_, hits)]
+    # the cut-off's own figure (``outcomes``; ``decide`` then raises it to what a surer family implies)
+    conf = [o["order"][0] for _, o, _ in m.naming_.outcomes(lineages, m.ref_lengths_, hits)]
     assert conf[0] == conf[1] == 1.0 and conf[2] == pytest.approx(0.6)
     # the engine: wins where a query's candidates hold both orders, none where they hold one
     third = [x.dna_barcode for x in world["absent_order"][:20]]
@@ -305,7 +307,12 @@ def test_two_orders_are_too_few_to_learn_order(world, two_orders) -> None:
     # one, hardly any of the third order's (their learned ranks' P(absent) is no calibrated probability)
     level = CFG.naming.level
     assert m.placed_count(res, level) == len(known)
-    assert m.placed_count(m.triage(third), level) <= 0.02 * len(third)
+    strangers = m.triage(third)
+    assert m.placed_count(strangers, level) <= 0.02 * len(third)
+    # and the triage summary counts the rest as in no order of the reference (e33 review F5), in info's words
+    lost = sum(r.deepest_rank is None for r in strangers if r.outcomes)  # the rest unrelated to every key
+    assert m.unplaced(strangers, level) == (lost, "order", cutoff_words("order", s, level))
+    assert lost >= 0.9 * len(third) and m.unplaced(res, level)[0] == 0
     limits = naming_limits(m.naming_)
     assert limits["fallback"] == {"order": round(fallback_bar("order", m.naming_.support_["order"], level), 4)}
     assert set(limits["expected"]) == {"known_species_right", "absent_species_named"}
@@ -328,7 +335,7 @@ def test_a_two_order_reference_names_order_only_above_its_own_absent_order_ident
     try:
         key = next(j for j, lin in enumerate(lineages) if lin[0] == "Order0")
         near = [Hits(np.array([key]), np.array([x]), 650) for x in (0.84, 0.87, 0.95)]
-        conf = [c["order"] for _, c, _ in m.naming_.predict(lineages, m.ref_lengths_, near)]
+        conf = [o["order"][0] for _, o, _ in m.naming_.outcomes(lineages, m.ref_lengths_, near)]  # the cut-off's
     finally:
         m.naming_.support_["order"] = s  # the module's model, as fitted
     assert conf[0] == 0.0 and 0.2 < conf[1] < 0.5 and conf[2] == 1.0

@@ -427,6 +427,13 @@ def test_the_reason_names_the_closest_rival_with_its_gap() -> None:
     why = m.why_not_named(lins, np.array([600, 600, 600]), hits, labels, conf, absent, 0.98)
     assert why.startswith("species G a at 99.0% identity: P(right) 0.40 below the level 0.98")
     assert "; G b is nearly as close (98.5%, 0.5 points less)" in why and "G z" not in why
+    # the gap between the figures as printed (e33 review F11: "91.2%, 0.5 points less" after 91.6 %), a tie as one
+    for best, other, said in ((0.9164, 0.9118, "G b is nearly as close (91.2%, 0.4 points less)"),
+                              (1.0, 0.9996, "G b is as close (100.0%: a tie)")):
+        close = Hits(np.array([0, 1]), np.array([best, other]), 600)
+        why = m.why_not_named(lins, np.array([600, 600, 600]), close, labels, conf, absent, 0.98)
+        assert f"% identity: P(right) 0.40 below the level 0.98, P(absent from the reference) 0.50; {said}" in why
+        assert f"at {best:.1%} identity" in why
     # a P(right) just under the level is printed as under it, with the digits that show it (0.978 read "0.98
     # below the level 0.98" on the per-order Diptera fold), and no more digits than that takes
     for p, level, shown in ((0.978, 0.98, "0.978"), (0.9799999, 0.98, "0.979999"), (0.97, 0.98, "0.97"),
@@ -473,10 +480,12 @@ def test_with_nothing_named_the_reason_adds_the_refusal_of_each_cut_off_rank_and
     conf = {"order": 0.5, "family": 0.5, "subfamily": 0.5, "genus": 0.3, "species": 0.2}
     absent = {"order": None, "family": None, "subfamily": None, "genus": 0.6, "species": 0.7}
     why = m.explain(labels, conf, absent, 0.98, 0.86, {}, 600).split("; ")
-    assert why[0].startswith("genus G at 86.0% identity: P(right) 0.30 below the level 0.98")
-    assert [w.split(" not given: ")[0] for w in why[1:]] == ["order O", "family F"]
+    # the refusals first: what a specimen of an order the reference lacks is about (e33 review F2)
+    assert why[0].startswith("order O at 86.0% not given though within the order cut-off 85.0%: too few bootstrap")
+    assert why[1].startswith("no family of the reference within the family cut-off 90.0% (nearest: F at 86.0%)")
+    assert why[2].startswith("genus G at 86.0% identity: P(right) 0.30 below the level 0.98")
     # named to its family (a cut-off rank that passed): the walk named something, no refusal is added
-    assert " not given: " not in m.explain(labels, conf | {"family": 0.99}, absent, 0.98, 0.86, {}, 600)
+    assert " cut-off " not in m.explain(labels, conf | {"family": 0.99}, absent, 0.98, 0.86, {}, 600)
 
 
 def test_a_short_overlap_is_weighed_by_what_a_full_length_barcode_would_give() -> None:
@@ -862,21 +871,26 @@ def test_a_cut_off_ranks_record_keeps_its_simulated_absent_identities_to_five_de
     assert none["absent_identities"] == [] and none["absent_from"] == "order" and "simulated" not in none["why"]
 
 
-def test_a_cut_off_rank_that_refused_says_which_of_its_three_gates_did() -> None:
-    """When nothing is named, the reason also says why a rank decided by the published cut-off gave no name:
-    the published cut-off itself, the reference's own simulated absent identities (its own, or a stand-in
-    rank's on one order), or the candidates' agreement and bootstrap support (``fallback_right``)."""
+def test_a_cut_off_rank_that_refused_says_so_in_one_wording_with_the_one_identity_that_acts() -> None:
+    """When nothing is named, the reason also says why a rank decided by the published cut-off gave no name, in
+    one wording with one figure (``cutoff_words``, the identity ``info`` gives): no taxon of the rank within it,
+    whether the published cut-off or the reference's own simulated absent identities refused (e33 review F2: three
+    wordings, 85 % in one, 87.4 % in another); above it, the rival that disagreed where one is known."""
     m = NamingModel(NamingConfig())
     m.support_ = {"order": {"absent_identities": list(np.linspace(0.86, 0.90, 41)), "absent_from": "family"}}
-    assert m._refusal("order", "O", 0.8498, 0.98) == \
-        "order O not given: 84.98% is below the published order cut-off 85%"
-    assert m._refusal("order", "O", 0.89, 0.98) == (
-        "order O not given: no closer than 0.98 of the reference's own simulated absent-family queries come (89.9%)")
-    assert m._refusal("order", "O", 0.90, 0.98).endswith("(89.9%)")  # 40 of 41 below: 0.976 < 0.98
-    assert m._refusal("order", "O", 0.9001, 0.98) == \
-        "order O not given: its near-best candidates disagree, or too few bootstrap draws name it"
-    del m.support_  # no record at all: only the cut-off and the candidates can have refused
-    assert m._refusal("order", "O", 0.89, 0.98).endswith("too few bootstrap draws name it")
+    lacks = "no order of the reference within the order cut-off 89.9% (nearest: O at {}): perhaps an order the " \
+            "reference lacks"
+    assert m._refusal("order", "O", 0.8498, 0.98) == lacks.format("85.0%")
+    assert m._refusal("order", "O", 0.89, 0.98) == lacks.format("89.0%")
+    assert m._refusal("order", "O", 0.8988, 0.98) == lacks.format("89.88%")  # not "89.9%" within 89.9 %
+    assert m._refusal("order", "O", 0.9001, 0.98) == (
+        "order O at 90.0% not given though within the order cut-off 89.9%: too few bootstrap draws of its k-mers "
+        "name it, or another order lies within 2 points")
+    assert m._refusal("order", "O", 0.95, 0.98, ["P", 0.945]) == (
+        "order O at 95.0% not given though within the order cut-off 89.9%: P is nearly as close (94.5%)")
+    del m.support_  # no record at all: only the published cut-off and the candidates can have refused
+    assert m._refusal("order", "O", 0.84, 0.98).startswith("no order of the reference within the order cut-off 85.0%")
+    assert m._refusal("order", "O", 0.89, 0.98).endswith("or another order lies within 2 points")
 
 
 def test_a_cut_off_ranks_confidence_reads_the_best_identity_not_the_runner_up() -> None:

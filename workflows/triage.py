@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult, set_apart_kind
-from biodiscover.discovery.naming import naming_limits, pooled_share
+from biodiscover.discovery.naming import RANK_PLURALS, naming_limits, pooled_share
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle
@@ -112,6 +112,11 @@ class TriageSummary:
     #: the first record set aside, as one line (``QuarantinedRecord.message``: file, line, processid, reason); None
     #: when none was. Why: the batch names it under its table, and has no report at hand to read it from
     first_set_aside: str | None = None
+    #: specimens named nothing because the shallowest rank a published cut-off decides (order, on a reference of
+    #: two orders) gave them none, that rank, and its cut-off in words (``DiscoveryModel.unplaced``)
+    unplaced: int = 0
+    unplaced_rank: str | None = None
+    unplaced_cutoff: str | None = None
     #: processids the ingest took from another collection with another barcode, one line each (capped, then how
     #: many more: ``IngestReport.moved_lines``)
     moved: list[str] = field(default_factory=list)
@@ -130,6 +135,17 @@ class TriageSummary:
             f"{self.unrelated} unrelated to every reference key" if self.unrelated else "") if part]
         return (f"{plural(self.chimeric + self.unrelated, 'barcode')} triaged and named nothing for what they are: "
                 + ", ".join(parts) + " (each result's reason says why)")
+
+    def unplaced_line(self) -> str | None:
+        """``in no order of the reference: 461 of 1,496 specimens …`` (None: none, or every rank learned). Why: on a
+        moth-and-fly reference 450 beetles were among the 461 named nothing, and the summary said nothing of them
+        while it printed the share of absent families over the rest (e33 review F5)."""
+        if not self.unplaced or not self.unplaced_rank:
+            return None
+        rank = self.unplaced_rank
+        return (f"in no {rank} of the reference: {self.unplaced:,} of {self.triaged:,} specimens (none within "
+                f"{self.unplaced_cutoff}, or the nearest {RANK_PLURALS[rank]} in doubt; each one's reason says "
+                f"which): perhaps {RANK_PLURALS[rank]} the reference lacks")
 
     def references_line(self) -> str | None:
         """``references: + N members of candidates reviewers accepted or assigned`` (None: no such key added)."""
@@ -235,7 +251,8 @@ class TriageSummary:
         F22). ``triage`` prints this list after its counts, ``run`` under its table for each collection (a batch user
         acts on them most, and had none of them; a season batch that found no other plate of its model read a week
         at even odds and said nothing of it: e31 review F3): one list, so a line added here reaches both (e33)."""
-        return [line for line in (self.set_apart_line(), self.references_line(), self.absent_share_line(),
+        return [line for line in (self.set_apart_line(), self.unplaced_line(), self.references_line(),
+                                  self.absent_share_line(),
                                   self.season_even_odds_line(),
                                   self.forecast_line(),
                                   self.lower_level_line(), self.no_key_line()) if line] + self.moved
@@ -305,7 +322,7 @@ def assignment_row(r: TriageResult) -> dict[str, Any]:
     return {"processid": r.processid, "deepest_rank": r.deepest_rank, "deepest_taxon": r.deepest_label,
             "novelty": None if r.novelty != r.novelty else r.novelty,  # NaN → NULL
             "is_novel": r.is_novel,
-            "labels": dict(r.labels), "confidences": dict(r.confidence),
+            "labels": dict(r.labels), "confidences": r.labelled_confidence(),
             # what it was named from: a photograph-only call and a barcode at 99.8 % are not one kind of evidence
             "modality": r.modality, "identity": r.identity if dna else None, "overlap": r.overlap if dna else None,
             "top_hit": r.top_hit or None, "reason": r.reason}
@@ -380,9 +397,7 @@ def _result_row(r: TriageResult, candidate: tuple[int, str] | None = None) -> di
     row = {_RESULT_RENAMED.get(k, k): v for k, v in r.to_dict().items()}
     if row["novelty"] != row["novelty"]:
         row["novelty"] = None
-    # no P(right) at a rank the best key's lineage lacks (a family without subfamilies): a 0.0 there read as a
-    # refusal beside a genus at 0.9998 (e33 review F3, five Sciaridae rows)
-    row["confidence"] = {k: v for k, v in (row.get("confidence") or {}).items() if (row.get("labels") or {}).get(k)}
+    row["confidence"] = r.labelled_confidence()  # no P(right) at a rank the lineage lacks, as the database
     # no label below the deepest rank named with confidence (``named_ranks``: assignments.csv's rule too)
     row["labels"] = {k: v for k, v in (row.get("labels") or {}).items() if k in named_ranks(row.get("deepest_rank"))}
     row["proposal_id"], row["provisional_name"] = candidate or (None, None)
@@ -988,6 +1003,7 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
                                  for r in results),
         absent_share=shares, forecast_at_share=at_share, forecast_even_odds=even, forecast_level=level,
         absent_share_over=model.placed_count(results, model.config.naming.level),
+        **dict(zip(("unplaced", "unplaced_rank", "unplaced_cutoff"), model.unplaced(results, level))),
         absent_share_weight=model.naming_.config.collection_weight,
         species_at_level=species_at_lower_levels(results, model.config.naming.level, model.naming_.walk_optional),
         countries_without_keys=countries_without_keys(specimens, model))
