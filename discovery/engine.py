@@ -44,8 +44,7 @@ from biodiscover.discovery.audit import (AUDIT_IDENTITY, RefusedKey, SuspectKey,
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, Lineage, NamingConfig, NamingModel, SimQuery,
-                                          SimulatedCalls, cutoff_words, deepest_confident,
-                                          plan_simulation)
+                                          SimulatedCalls, cutoff_words, deepest_confident, plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError

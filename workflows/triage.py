@@ -138,7 +138,7 @@ class TriageSummary:
 
     def unplaced_line(self) -> str | None:
         """``in no order of the reference: 461 of 1,496 specimens …`` (None: none, or every rank learned). Why: on a
-        moth-and-fly reference 450 beetles were among the 461 named nothing, and the summary said nothing of them
+        moth-and-fly reference 447 of 450 beetles were among the 461 named nothing, and the summary said nothing of them
         while it printed the share of absent families over the rest (e33 review F5)."""
         if not self.unplaced or not self.unplaced_rank:
             return None
