@@ -552,6 +552,28 @@ def test_renaming_an_accepted_candidate_renames_its_taxon_and_nothing_else(db: D
     assert after == before
 
 
+def test_a_rename_not_written_as_a_species_name_is_refused_with_the_form_it_takes(db: Database) -> None:
+    """e33 review F10: ``e`` renamed #16 to "garrha Carnea-Like" (genus in lower case, epithet capitalised) without
+    a question. Two words of letters are a binomial: the genus capitalised, the epithet lower case; open
+    nomenclature, codes and a longer working phrase ("the humpbacked one", a pending candidate's label) pass."""
+    from biodiscover.storage.db.reviews import name_case_problem
+
+    _, (pid,) = _new_run(db, [{"members": ["BD000000", "BD000003"], "parent_lineage": _lineage(0)}])
+    with pytest.raises(DatabaseError) as err:
+        db.rename(pid, 1, "garrha Carnea-Like", reviewer="ana")
+    assert str(err.value) == (f"cannot rename proposal {pid} to 'garrha Carnea-Like': a species name begins with its "
+                              "genus, capitalised (Garrha Carnea-Like), not 'garrha'")
+    assert name_case_problem("Garrha Carnea-Like") == \
+        "its epithet is written in lower case (Garrha carnea-like), not 'Carnea-Like'"
+    assert db.proposal(pid).provisional_name is None and db.proposal(pid).version == 1
+    for fine in ("Megaselia sp. wet-meadow", "Megaselia nova", "Lepidoptera gen. sp. BD-0002", "Harpalus sp. NOR-A",
+                 "Incertae sedis sp. BD-0003", "Memphis 'Carnea-like'", "Megaselia MS1",
+                 "the humpbacked one"):
+        assert name_case_problem(fine) is None, fine
+    db.rename(pid, 1, "Megaselia carnea-like", reviewer="ana")
+    assert db.proposal(pid).provisional_name == "Megaselia carnea-like"
+
+
 def test_the_reviewer_written_in_the_log_comes_from_flag_environment_config_then_login(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Who decided is part of every review row: the name in ``config.toml`` must be the one used when neither

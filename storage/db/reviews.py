@@ -436,6 +436,9 @@ def accepted_name_problem(name: str, lineage: Sequence[str], taxa: Mapping[str, 
     every taxon above species → how to say it (``order Coleoptera``). Why: e33 review F1, "Coleoptera sp.
     BD-0002" accepted for an unplaced candidate was stored as a species with no parent, its order in its name alone.
     """
+    case = name_case_problem(name)
+    if case is not None:
+        return case
     first = name.split()[0] if name.split() else ""
     if not GENUS_NAME.match(first) or first in lineage or first in ("Incertae", INSECT_CLASS):
         return None
@@ -452,6 +455,24 @@ def accepted_name_problem(name: str, lineage: Sequence[str], taxa: Mapping[str, 
                 f"then name it {first} gen. sp. …")
     return (f"its name puts it in a {rank} {first} the taxonomy lacks, and the candidate is unplaced: move it into "
             f"{first} first (v, type {first}), then name it; or accept it as Incertae sedis")
+
+
+def name_case_problem(name: str) -> str | None:
+    """Why ``name``, two words of letters as a binomial is written, is not written as one (None: it is, or it is no
+    such name): the genus capitalised, the epithet in lower case (ICZN Art. 28); an open-nomenclature form
+    (``Megaselia sp. BD-0001``), a code (``Megaselia MS1``), a quoted nickname or a longer working phrase pass.
+    Why: e33 review F10, ``e`` renamed #16 to "garrha Carnea-Like" without a question, exported as the taxon
+    name."""
+    words = name.split()
+    if len(words) != 2:
+        return None
+    first, second = words[0], words[1]
+    if first.isalpha() and first[0].islower():
+        return (f"a species name begins with its genus, capitalised ({first.capitalize()} {' '.join(words[1:])}), "
+                f"not {first!r}")
+    if second.replace("-", "").isalpha() and second[0].isupper():
+        return f"its epithet is written in lower case ({first} {second.lower()}), not {second!r}"
+    return None
 
 
 def _accepted_name_problem(conn: Connection, name: str, parent_id: int | None) -> str | None:
