@@ -163,6 +163,8 @@ INSECT_ORDERS: frozenset[str] = frozenset(n.lower() for n in (
     "Mantodea", "Blattodea", "Isoptera", "Psocodea", "Psocoptera", "Phthiraptera", "Thysanoptera", "Hemiptera",
     "Hymenoptera", "Raphidioptera", "Megaloptera", "Neuroptera", "Strepsiptera", "Coleoptera", "Trichoptera",
     "Lepidoptera", "Diptera", "Mecoptera", "Siphonaptera"))
+
+
 def determination(labels: Mapping[str, Any], deepest_rank: str | None,
                   deepest_taxon: str | None = None) -> dict[str, str]:
     """A specimen's own determination above species, order first: its labels down to its deepest confident rank
