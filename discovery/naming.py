@@ -1313,7 +1313,7 @@ class NamingModel:
     def explain(self, labels: Mapping[str, str | None], conf: Mapping[str, float],
                 p_absent: Mapping[str, float | None], level: float, identity: float,
                 rivals: Mapping[str, Sequence[Any] | None], overlap: int,
-                full: Mapping[str, float] | None = None) -> str | None:
+                full: Mapping[str, float] | None = None, next_species: Sequence[Any] | None = None) -> str | None:
         """Why the walk stopped where it did (None when it named the species), from what a stored result
         keeps: the best identity, each rank's closest rival label (``rivals``) and the overlap with the
         best key. Names the rank that failed, its P(right) against the level and P(absent), and what
@@ -1323,7 +1323,10 @@ class NamingModel:
         where the call failed, or under 80 % of that whatever ``full`` says. Why the counterfactual: on the
         per-order Diptera fold, known species at 99.4–100 % over 495–537 shared bases stopped at their
         genus (P(right) 0.93–0.98; over a full barcode 0.999), and the sentence blamed their species'
-        spread instead."""
+        spread instead. ``next_species`` (the closest other species and its identity: ``TriageResult.near``) is
+        said where a species failed with no rival within ``RIVAL_WINDOW``: *Scathophaga furcata* at 100 % over
+        555 bases was refused at P(right) 0.97 with only the numbers, its one visible cause *S. stercoraria* at
+        97.3 % (e33 review F12)."""
         failed = next((r for r in RANKS if labels.get(r) and r not in self.walk_optional
                        and conf.get(r, 0.0) < level), None)
         if failed is None:
@@ -1341,6 +1344,10 @@ class NamingModel:
             at, near = (round(100 * v, 1) for v in (x, float(rival[1])))
             why.append(f"{rival[0]} is as close ({near:.1f}%: a tie)" if at == near else
                        f"{rival[0]} is nearly as close ({near:.1f}%, {at - near:.1f} points less)")
+        elif failed == "species" and next_species is not None:
+            at, near = (round(100 * v, 1) for v in (x, float(next_species[1])))
+            why.append(f"the nearest other species, {next_species[0]}, is {at - near:.1f} points farther "
+                       f"({near:.1f}%)")
         within, has = self.spread_.value(failed, label, self.config.shrink)
         spread_id = 1.0 - float(np.exp(within)) + EPS
         if has and x < spread_id:

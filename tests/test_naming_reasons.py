@@ -61,7 +61,8 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
                             r"tie\)|farther than .+'s keys usually "
                             r"lie from their nearest neighbour within it \(≈[\d.]+%\)|.+'s keys are nearly identical "
                             r"to each other \(under 0.05% apart\), and this one is [\d.]+% from the best|only \d+ "
-                            r"informative bases shared with the best key|\w+ .+ not given though within .+)$",
+                            r"informative bases shared with the best key|\w+ .+ not given though within .+|"
+                            r"the nearest other species, .+, is [\d.]+ points farther \([\d.]+%\))$",
                             part), part
             rival = re.match(r"^(?P<other>.+) is nearly as close \((?P<id>[\d.]+)%, (?P<gap>[\d.]+) points less\)$",
                              part)
@@ -84,3 +85,16 @@ def test_the_sentence_states_the_failed_rank_with_its_numbers(triaged: dict[str,
     assert any(" is nearly as close (" in r.reason for r in at_species)  # the rival check above ran
     # and the spread check
     assert any(" keys usually lie from their nearest neighbour within it " in r.reason for r in stopped)
+
+
+def test_a_species_refused_with_no_close_rival_names_the_nearest_other_species(triaged: dict[str, list]) -> None:
+    """With no rival within 1.5 points, the sentence names the closest other species, its identity and the gap as
+    printed: *Scathophaga furcata* at 100 % was refused at P(right) 0.97 with only the numbers, the one visible
+    cause *S. stercoraria* at 97.3 % (e33 review F12)."""
+    lone = [r for r in triaged["absent"] + triaged["known"] if r.reason and r.reason.startswith("species ")
+            and " as close (" not in r.reason]
+    assert lone
+    for r in lone:
+        other = next(n for n in r.near if n[0] != r.labels["species"])
+        at, near = round(100 * r.identity, 1), round(100 * other[3], 1)
+        assert f"; the nearest other species, {other[0]}, is {at - near:.1f} points farther ({near:.1f}%)" in r.reason
