@@ -1793,12 +1793,15 @@ def naming_limits(naming: "NamingModel") -> dict[str, Any]:
 def _fallback_words(rank: str, s: Mapping[str, Any], level: float) -> str:
     """A rank the reference cannot train, in the words a taxonomist asked for: what it takes to be named (the
     one identity that acts), why, and what can go wrong (a fly at 89.5 % to a beetle was given Coleoptera by a
-    Coleoptera-only reference whose stored sentence gave two thresholds in 380 characters)."""
-    taxa, free = int(s.get("taxa", 0)), int(s.get("leave_out_taxa", 0))
+    Coleoptera-only reference whose stored sentence gave two thresholds in 380 characters). Why not learned is said
+    as "too few to learn from by leaving each out in turn": "2 orders in the reference, 2 can be left out" read as
+    jargon, and as if 2 were enough (e33 review F14)."""
+    taxa = int(s.get("taxa", 0))
     bar, cut = fallback_bar(rank, s, level), PUBLISHED_CUTOFFS[rank]
     absent, source = s.get("absent_identities") or [], str(s.get("absent_from") or rank)
     held = plural(taxa, rank, RANK_PLURALS[rank])
-    line = (f"{rank}: not learned ({held} in the reference, {free} can be left out): named only at "
+    line = (f"{rank}: not learned ({held} in the reference: too few to learn from by leaving each out in turn): "
+            f"named only at "
             f"≥ {bar:.1%} identity with the near-best candidates agreeing (the published COI cut-off {cut:.0%}"
             + (f", raised to where {level:g} of the reference's own {len(absent)} simulated absent-{source} "
                "queries lie below" if absent and bar > cut else "") + ")")

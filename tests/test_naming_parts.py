@@ -177,14 +177,17 @@ def test_a_rank_the_reference_cannot_teach_is_said_with_the_one_identity_that_ac
              "absent_from": "genus", "why": "stored"}
     assert fallback_bar("order", order, 0.98) == pytest.approx(0.898) and fallback_bar("genus", genus, 0.98) == 0.95
     lines = list(describe_support({"order": order, "genus": genus}, 0.98))
-    assert lines[0] == ("order: not learned (1 order in the reference, 0 can be left out): named only at ≥ 89.8% "
+    # why not learned in a taxonomist's words: "2 can be left out" read as jargon (e33 review F14)
+    assert lines[0] == ("order: not learned (1 order in the reference: too few to learn from by leaving each out in "
+                        "turn): named only at ≥ 89.8% "
                         "identity with the near-best candidates agreeing (the published COI cut-off 85%, raised to "
                         "where 0.98 of the reference's own 101 simulated absent-family queries lie below). With no "
                         "order to leave out, a missing order is taken to lie as far from the reference as a missing "
                         "family; barcodes of different orders can come closer than that, so a specimen of an order "
                         "the reference lacks may be given one of its orders")
-    assert lines[3] == ("genus: not learned (2 genera in the reference, 2 can be left out): named only at ≥ 95.0% "
-                        "identity with the near-best candidates agreeing (the published COI cut-off 95%)")
+    assert lines[3] == ("genus: not learned (2 genera in the reference: too few to learn from by leaving each out "
+                        "in turn): named only at ≥ 95.0% identity with the near-best candidates agreeing (the "
+                        "published COI cut-off 95%)")
     assert next(iter(describe_support({"order": order}))) == "stored sentence"
 
 
