@@ -725,8 +725,7 @@ class DiscoveryModel:
                 shared = shared_identity(seq, self.reference_.sequences[j])[1]
                 return (f"tie: {other}'s key {self.ref_ids_[j]} is as identical ({100 * x:.1f} % over {shared} "
                         f"bases): the reference holds this barcode under {top} and {other}; {top} is named: its key "
-                        f"shares more k-mers with this barcode, which picked the right species in 30 of 31 such ties "
-                        f"on the development data")
+                        f"shares more k-mers with this barcode; the barcode itself cannot tell the two apart")
         return None
 
     def _near_species(self, h: Hits) -> list[list[Any]]:
