@@ -102,6 +102,7 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonBoosting
+from biodiscover.storage.evidence import cutoff_phrase
 from biodiscover.storage.records import RANKS, plural
 
 log = logging.getLogger(__name__)
@@ -1774,7 +1775,7 @@ def cutoff_words(rank: str, support: Mapping[str, Any], level: float) -> str:
     """A rank decided by the published cut-off's one identity, as every output words it ("the order cut-off
     87.4%": ``fallback_bar``). Why one owner: build-reference said "order cut-off 0.85", ``info`` 87.4 % and a
     specimen's reason 85 % for the same reference (e33 review F2)."""
-    return f"the {rank} cut-off {fallback_bar(rank, support, level):.1%}"
+    return cutoff_phrase(rank, fallback_bar(rank, support, level))
 
 
 def naming_limits(naming: "NamingModel") -> dict[str, Any]:

@@ -326,6 +326,31 @@ def best_identity(identities: Mapping[str, float], short: Collection[str]) -> fl
     return max(values) if values else None
 
 
+def cutoff_phrase(rank: str, identity: float) -> str:
+    """``the order cut-off 87.4%``: a rank decided by a published cut-off's one identity, in the words every output
+    uses (``naming.cutoff_words`` words a model's bar so; the review and the exports a run's recorded one)."""
+    return f"the {rank} cut-off {identity:.1%}"
+
+
+def run_order_cutoff(parameters: Any) -> float | None:
+    """The identity a run's order needed (``parameters.naming_limits.fallback.order``, recorded at triage by
+    ``naming.naming_limits``); None where the reference learned its orders, or for a run from before."""
+    limits = parameters.get("naming_limits") if isinstance(parameters, Mapping) else None
+    fallback = limits.get("fallback") if isinstance(limits, Mapping) else None
+    cut = fallback.get("order") if isinstance(fallback, Mapping) else None
+    return float(cut) if isinstance(cut, (int, float)) else None
+
+
+def below_order_words(identity: float | None, cutoff: float | None) -> str | None:
+    """``below the order cut-off 87.4%: of no order the reference holds`` where the nearest known species lies
+    below the run's order cut-off (:func:`run_order_cutoff`), else None. Why: 198 beetle candidates of a reference
+    holding moths and flies showed a moth or fly as "nearest known species" at 78-89 % with no word that so far a
+    species says nothing of the order (e33 review F4)."""
+    if identity is None or cutoff is None or identity != identity:
+        return None
+    return f"below {cutoff_phrase('order', cutoff)}: of no order the reference holds" if identity < cutoff else None
+
+
 def nearest_first(near: Sequence["NearSpecies"], short: Collection[str]) -> tuple["NearSpecies", ...]:
     """The nearest known species in the one order the review and the exports name them: those a member read at
     full length met (``short``: the others, :func:`short_reads`), by identity, then those only short reads met.

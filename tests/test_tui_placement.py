@@ -355,3 +355,19 @@ def test_the_header_draws_the_queues_flag_mark_for_a_species_beyond_the_span(tmp
     assert "\n⚑ Udea ferrugalis (98.5%)" in headers[1], headers[1]
     assert str(mark_text("elsewhere", 0.041, True)).startswith("⚐4.1%")
     assert str(mark_text("elsewhere", 0.015, True)).startswith("⚑1.5%")
+
+
+def test_the_header_says_a_nearest_species_below_the_order_cut_off_is_of_no_order_the_reference_holds(
+        tmp_path: Path) -> None:
+    """e33 review F4: 198 beetle candidates read "nearest known Cecrita daona (82.8%)" (a moth) with no word that
+    at 82.8 % a species says nothing of the order: the run's order cut-off was 87.4 %."""
+    from biodiscover.tui.screens.detail import summary_text
+    from fixtures.review_db import absent_order_db
+
+    below, above = absent_order_db(tmp_path / "f4.sqlite")
+    with Database.open(tmp_path / "f4.sqlite") as db:
+        header, near = (str(summary_text(db.proposal_detail(p))) for p in (below, above))
+    assert "nearest known Cecrita daona (82.8%)\n⚠ nearest known below the order cut-off 87.4%: of no order the " \
+           "reference holds\n" in header, header
+    assert max(len(line) for line in header.splitlines()) <= 80, header
+    assert "cut-off" not in near, near

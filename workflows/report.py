@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.distance import p_distance
+from biodiscover.storage.evidence import below_order_words, run_order_cutoff
 from biodiscover.storage.records import RANKS, listed, plural
 from biodiscover.storage.review_log import MACHINE
 
@@ -681,12 +682,15 @@ RUN_COLUMN = "run (collection)"
 
 
 def candidate_table(proposals: pd.DataFrame,
-                    named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None) -> pd.DataFrame:
+                    named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None,
+                    order_cutoff: float | None = None) -> pd.DataFrame:
     """The report's candidate table: human headers, open-nomenclature names, evidence a reader sorts by.
 
     ``named_later`` (``RunExport.named_later``, an export over several runs): an accepted species' specimens cell
     says its reviewed members and the specimens later runs named as it ("30 reviewed + 41 named by runs 2, 5 and
     6"), sorted by its members.
+    ``order_cutoff`` (the run's, ``storage.evidence.run_order_cutoff``): a nearest known species below it says so in
+    its identity cell (``below_order_words``), a moth at 82.8 % to beetles being of no order the reference holds.
 
     Candidates first (largest first), proposals a reviewer rejected or assigned to a known species after them.
     One a reviewer assigned gives that species and the identity to it, as its section does
@@ -713,7 +717,9 @@ def candidate_table(proposals: pd.DataFrame,
             "_size": p.get("size"),
             KNOWN_SPECIES: species,
             # a carried assignment with no identity to its species here: the one the decision it carries rested on
-            "identity": (carried_identity(p) or "") if ident is None else f"{ident:.1f}%",
+            "identity": (carried_identity(p) or "") if ident is None else f"{ident:.1f}%" + (
+                f" ({below})" if p.get("status") != "assigned"
+                and (below := below_order_words(ident / 100, order_cutoff)) else ""),
             "novelty": "" if novelty is None or novelty != novelty else f"{novelty:.2f}",
             "status": p.get("status") or "",
         })
@@ -967,11 +973,12 @@ def check_first_ids(proposals: pd.DataFrame,
 
 def report_table(proposals: pd.DataFrame, limit: int | None = None,
                  named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None,
-                 met_here: Mapping[str, Mapping[str, int]] | None = None) -> tuple[pd.DataFrame, int]:
+                 met_here: Mapping[str, Mapping[str, int]] | None = None,
+                 order_cutoff: float | None = None) -> tuple[pd.DataFrame, int]:
     """:func:`candidate_table` with every decided row, every pending one flagged to check first
     (:func:`check_first_ids`) and the largest ``limit`` other pending ones (default :data:`TABLE_LIMIT`), and how
     many pending rows were left out."""
-    table = candidate_table(proposals, named_later)
+    table = candidate_table(proposals, named_later, order_cutoff)
     if table.empty:
         return table, 0
     limit = TABLE_LIMIT if limit is None else limit
@@ -1111,7 +1118,8 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
         meta.append(f"started {_when(run.get('started_at'))}")
     if run.get("finished_at"):
         meta.append(f"finished {_when(run.get('finished_at'))}")
-    table, left_out = report_table(data.proposals, named_later=data.named_later, met_here=data.met_here)
+    table, left_out = report_table(data.proposals, named_later=data.named_later, met_here=data.met_here,
+                                   order_cutoff=run_order_cutoff(run.get("parameters")))
     left_note = (f"The other {plural(left_out, 'pending candidate')} (the smallest, none flagged to check first) "
                  f"{'is' if left_out == 1 else 'are'} in the CSV export (proposals.csv) and the JSON export."
                  if left_out else "")

@@ -95,7 +95,8 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, PROPOSAL_STATUSES, Ass
                                ProposalMember, Review, Run, SpecimenRow, Taxon)
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
-                                          known_elsewhere, twin_threshold, unusable_reads)
+                                          known_elsewhere, run_order_cutoff, twin_threshold,
+                                          unusable_reads)
 from biodiscover.storage.records import candidate_name
 from biodiscover.storage.review_log import MACHINE, carried, notes_in_force, own_note
 
@@ -373,6 +374,9 @@ class ProposalDetail:
     closest_collection: str | None = None
     #: the live candidates of other runs that are probably this species (``Database.twins``), nearest first
     twins: tuple[Twin, ...] = ()
+    #: the identity the candidate's run needed to name an order (``storage.evidence.run_order_cutoff``; None: its
+    #: reference learned its orders): the header says a nearest known species below it is of no order it holds
+    order_cutoff: float | None = None
 
 
 #: the lowest P(right) every member needs at a rank before the review offers that rank as the candidate's place
@@ -1537,7 +1541,10 @@ class ProposalsMixin(DatabaseCore):
             near = closest[0] if closest else None
             collection = _run_collections(dbapi(conn)).get(near.run_id) \
                 if near is not None and near.run_id != summary.run_id else None
+            raw = dbapi(conn).execute("SELECT parameters FROM runs WHERE id = ?", (summary.run_id,)).fetchone()
+            params = json.loads(raw[0]) if raw and isinstance(raw[0], str) else None
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               near, tuple(bin_holders),
                               agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional),
-                              met_here, collection, self.twins([proposal_id]).get(proposal_id, ()))
+                              met_here, collection, self.twins([proposal_id]).get(proposal_id, ()),
+                              run_order_cutoff(params))

@@ -19,6 +19,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 
+from biodiscover.storage.evidence import below_order_words
 from biodiscover.storage.records import RANKS, determination, is_filler_name, placement_words
 from biodiscover.tui import evidence as ev
 from biodiscover.tui.decisions import DECISION_BINDINGS, DecisionsMixin
@@ -110,6 +111,9 @@ def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = 
         text.append("nearest known ")
         text.append(shown, style="magenta")
         text.append(f" ({_pct(ident)})\n")
+        below = below_order_words(ident, getattr(detail, "order_cutoff", None))
+        if below:  # a moth at 82.8 % to beetles: a name that says nothing of their order (e33 review F4)
+            text.append(f"⚠ nearest known {below}\n", style="yellow")
     if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
         text.append(("⚠ " if gap.verdict == "not COI" else "") + gap.sentence(),
