@@ -367,7 +367,7 @@ def test_the_header_says_a_nearest_species_below_the_order_cut_off_is_of_no_orde
     below, above = absent_order_db(tmp_path / "f4.sqlite")
     with Database.open(tmp_path / "f4.sqlite") as db:
         header, near = (str(summary_text(db.proposal_detail(p))) for p in (below, above))
-    assert "nearest known Cecrita daona (82.8%)\n⚠ nearest known below the order cut-off 87.4%: of no order the " \
-           "reference holds\n" in header, header
+    assert "nearest known Cecrita daona (82.8%)\n⚠ that is below the order cut-off 87.4%: perhaps an order the " \
+           "reference lacks\n" in header, header
     assert max(len(line) for line in header.splitlines()) <= 80, header
     assert "cut-off" not in near, near

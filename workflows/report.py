@@ -690,7 +690,7 @@ def candidate_table(proposals: pd.DataFrame,
     says its reviewed members and the specimens later runs named as it ("30 reviewed + 41 named by runs 2, 5 and
     6"), sorted by its members.
     ``order_cutoff`` (the run's, ``storage.evidence.run_order_cutoff``): a nearest known species below it says so in
-    its identity cell (``below_order_words``), a moth at 82.8 % to beetles being of no order the reference holds.
+    its identity cell (``below_order_words``), a moth at 82.8 % to beetles saying nothing of their order.
 
     Candidates first (largest first), proposals a reviewer rejected or assigned to a known species after them.
     One a reviewer assigned gives that species and the identity to it, as its section does

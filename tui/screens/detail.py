@@ -113,7 +113,7 @@ def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = 
         text.append(f" ({_pct(ident)})\n")
         below = below_order_words(ident, getattr(detail, "order_cutoff", None))
         if below:  # a moth at 82.8 % to beetles: a name that says nothing of their order (e33 review F4)
-            text.append(f"⚠ nearest known {below}\n", style="yellow")
+            text.append(f"⚠ that is {below}\n", style="yellow")
     if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
         text.append(("⚠ " if gap.verdict == "not COI" else "") + gap.sentence(),
