@@ -375,7 +375,7 @@ class ProposalDetail:
     #: the live candidates of other runs that are probably this species (``Database.twins``), nearest first
     twins: tuple[Twin, ...] = ()
     #: the identity the candidate's run needed to name an order (``storage.evidence.run_order_cutoff``; None: its
-    #: reference learned its orders): the header says a nearest known species below it is of no order it holds
+    #: reference learned its orders): the header says a nearest known species lies below it
     order_cutoff: float | None = None
 
 
