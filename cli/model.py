@@ -83,6 +83,23 @@ def held_reference(out: Path) -> tuple[int, str] | None:
             f"biodiscover build-reference --data {built.get('data') or 'DATA'}{keys} --out {out}")
 
 
+def _data_line(fp: dict[str, Any], reference: Any) -> str | None:
+    """``info``'s line of the data a bundle was built from; None where that record is the discovery reference's.
+
+    Why: a DNA-only bundle's data record is its reference's (``DiscoveryModel.save`` writes the one record into
+    both sections), and ``info`` printed it twice, as "reference: data=…" under discovery and "data: data=…" below
+    (e33 review F14). It is printed once, as the discovery section's ``reference:`` line, beside the keys and
+    forecast it describes; a trained bundle's record is its encoders' training data, another thing, and keeps
+    this line. ``info --json`` shows both sections whole."""
+    if not fp or fp == reference:
+        return None
+    if "specimens" in fp:
+        splits = ", ".join(f"{k} {v}" for k, v in _section(fp, "splits").items())
+        return (f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens ({splits}); "
+                f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from {fp.get('source', '?')}")
+    return "data: " + ", ".join(f"{k}={str(v)[:16] + '…' if k == 'sha256' and v else v}" for k, v in fp.items())
+
+
 def register(app: typer.Typer) -> None:
     """Attach this module's verbs to the root app."""
 
@@ -170,6 +187,26 @@ def register(app: typer.Typer) -> None:
                              + ", ".join(f"{x:g}" for x in levels) + " only")
         return found
 
+    def _list_audit(b: Any, path: str, as_json: bool) -> None:
+        """``info --audit``: every key of the bundle's audit table, under the summary's count line. Why: the
+        summary shows the worst keys and one per batch, and its "… and 26 more" named a file inside the bundle
+        that no command listed (e33 review F14)."""
+        from biodiscover.discovery.audit import describe_audit, list_audit
+        from biodiscover.discovery.engine import audit_rows
+
+        rows = audit_rows(b)
+        if rows is None:
+            raise InputError(f"{b.path}: no reference audit in this bundle (build-reference writes one; a bundle "
+                             "built before the audit has none: rebuild it)")
+        if as_json:
+            typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+            return
+        summary = _section(b.manifest, "discovery").get("audit")
+        head = describe_audit(summary if isinstance(summary, dict) else {"suspects": len(rows)}, bundle=path)[0]
+        typer.echo(head)
+        for line in list_audit(rows):
+            typer.echo(f"  {line}")
+
     @app.command("info")
     def info(
         bundle: Path = typer.Argument(..., help="Model bundle directory."),
@@ -178,11 +215,17 @@ def register(app: typer.Typer) -> None:
                                               help="Show the forecast at this naming level instead of the bundle's "
                                                    "(one of the levels build-reference simulated; what "
                                                    "`triage --level` would give)."),
+        audit: bool = typer.Option(False, "--audit", help="List every reference key the audit flagged (far from "
+                                   "the rest of its species), not only the worst; with --json, as the bundle "
+                                   "stores them."),
     ) -> None:
         """Show a model bundle's config, training-data fingerprint, metrics and contents."""
         from biodiscover.storage.bundle import Bundle
 
         b = Bundle.open(bundle)
+        if audit:
+            _list_audit(b, str(bundle), as_json)
+            return
         at_level = _forecast_at(b, level) if level is not None else None
         if as_json:
             typer.echo(json.dumps(b.manifest, indent=2))
@@ -211,8 +254,11 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"discovery: {disc.get('reference_keys')} reference keys; naming level {disc.get('level')}")
             ref = disc.get("reference")
             if isinstance(ref, dict) and ref:  # a bundle from before the record has none
-                typer.echo("  reference: " + ", ".join(f"{k}={v}" for k, v in ref.items()
-                                                       if not isinstance(v, (dict, list))))
+                from biodiscover.discovery.multimodal import MULTIMODAL_TABLE
+                from biodiscover.workflows.reference import applied_settings
+
+                shown_ref = applied_settings(ref, image_classifier=MULTIMODAL_TABLE in b.names("tables"))
+                typer.echo("  reference: " + ", ".join(f"{k}={v}" for k, v in shown_ref.items()))
             built = disc.get("level")
             built = float(built) if isinstance(built, (int, float)) and not isinstance(built, bool) else None
             shown = level if at_level is not None else built
@@ -225,25 +271,34 @@ def register(app: typer.Typer) -> None:
                                                                else ""))
                 for line in describe_expected(expected, shown):
                     typer.echo(f"    {line}")
+            # what each choice means for a user's results, the technical term in brackets (e33 review F14: "a
+            # species' first by k-mer containment" and "weighed against 96 pseudo-specimens" read as jargon)
             if disc.get("first_key") == "containment":
-                typer.echo("  candidate keys: a species' first by k-mer containment")
+                typer.echo("  candidate keys: a specimen is compared with the key of each species that shares the "
+                           "most of its barcode over their overlap (k-mer containment), so a shorter key identical "
+                           "to it is not passed over for a longer, less alike one")
             else:  # a bundle from before the choice existed: triage keeps cosine's, which its model was fitted on
-                typer.echo("  candidate keys: a species' first by cosine (built before containment_first; rebuild "
-                           "with `biodiscover build-reference` so a shorter identical key is not passed over)")
+                typer.echo("  candidate keys: a specimen is compared with the key of each species most alike over "
+                           "the whole barcode length (cosine; built before keys were picked over the overlap), so a "
+                           "shorter key identical to it can be passed over: rebuild with `biodiscover "
+                           "build-reference`")
             weight = disc.get("collection_weight")
             if isinstance(weight, (int, float)) and not isinstance(weight, bool):
-                typer.echo(f"  P(absent): per collection, at its own share of absent taxa per rank (estimated from "
-                           f"its specimens, weighed against {weight:g} pseudo-specimens at the simulation's even "
-                           "odds)")
+                typer.echo("  P(absent from the reference): judged per collection: at each rank, triage estimates "
+                           "from a collection's own specimens what share of them belong to taxa the reference "
+                           "lacks, and reads each specimen at that share (a plate of well-known species gets fewer "
+                           "'absent' calls, a trap of many new species more caution); the estimate starts at even "
+                           f"odds, held there by {weight:g} imaginary specimens (pseudo-specimens), so a collection "
+                           f"of fewer than {weight:g} specimens moves it less than halfway")
             else:  # a bundle from before: every specimen at the simulation's odds, whatever the collection holds
-                typer.echo("  P(absent): at the simulation's even odds for every collection (built before collection "
-                           "priors; rebuild with `biodiscover build-reference` to read each collection's own share "
-                           "of absent taxa)")
-            audit = disc.get("audit")
-            if isinstance(audit, dict):
+                typer.echo("  P(absent from the reference): at even odds for every collection (built before "
+                           "collection priors; rebuild with `biodiscover build-reference` to read each collection's "
+                           "own share of absent taxa)")
+            summary = disc.get("audit")
+            if isinstance(summary, dict):
                 from biodiscover.discovery.audit import describe_audit
 
-                for line in describe_audit(audit):
+                for line in describe_audit(summary, bundle=str(bundle)):
                     typer.echo(f"  {line}")
             else:
                 typer.echo("  reference audit: not in this bundle (built before it); rebuild with "
@@ -255,17 +310,9 @@ def register(app: typer.Typer) -> None:
                 if isinstance(value, dict) else str(value)
             typer.echo(f"{key}: {text}")
         typer.echo(f"fingerprint: {b.fingerprint}")
-        fp = b.data_fingerprint
-        if fp:
-            splits = ", ".join(f"{k} {v}" for k, v in _section(fp, "splits").items())
-            if "specimens" in fp:
-                typer.echo(f"data: sha256 {str(fp.get('sha256', ''))[:16]}…  {fp.get('specimens')} specimens "
-                           f"({splits}); "
-                           f"{fp.get('with_dna')} with DNA, {fp.get('with_image')} with images; from "
-                           f"{fp.get('source', '?')}")
-            else:
-                typer.echo("data: " + ", ".join(f"{k}={str(v)[:16] + '…' if k == 'sha256' and v else v}"
-                                                for k, v in fp.items()))
+        data = _data_line(b.data_fingerprint, disc.get("reference") if isinstance(disc, dict) else None)
+        if data:
+            typer.echo(data)
         typer.echo("packages: " + ", ".join(f"{k} {v}" for k, v in b.packages.items()))
         stats = _section(b.metrics, "training")
         if stats:

@@ -274,8 +274,18 @@ def confirm_groups(groups: Sequence[SuspectKey], positions: Mapping[str, int], s
     return [g for g in found if g.nearest_other is not None and g.nearest_other_identity >= min_other]
 
 
-def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
-    """Lines for ``build-reference`` and ``info`` from the audit summary a bundle records."""
+#: the command that lists every key the audit flagged (``info --audit``), named where a summary shows only some
+AUDIT_COMMAND = "biodiscover info {bundle} --audit"
+
+
+def describe_audit(summary: Mapping[str, Any], limit: int = 5, bundle: str = "BUNDLE") -> list[str]:
+    """Lines for ``build-reference`` and ``info`` from the audit summary a bundle records (``bundle``: its path, for
+    the command that lists every key).
+
+    Why the counts are split: the keys not set aside are those stored reversed (turned round and kept as keys), and
+    "67 key(s) … 65 set aside" left a taxonomist asking what became of the other 2; "(25 such keys listed)" and
+    "… and 26 more (bundle table reference_audit)" pointed at a file inside the bundle no command showed (e33
+    review F14): the last line names the command that lists them."""
     n = int(summary.get("suspects", 0))
     checked = int(summary.get("species_checked", 0))
     cut = float(summary.get("min_identity", AUDIT_IDENTITY))
@@ -292,15 +302,24 @@ def describe_audit(summary: Mapping[str, Any], limit: int = 5) -> list[str]:
         head += "check them before trusting names they give):"
     else:
         head += (f"{int(aside)} set aside: no specimen is named from them, the rest of their species still names; "
-                 "check them):")
+                 + (f"{n - int(aside)} stored reversed (their reverse complement matches their species): turned "
+                    "round and kept as keys; " if n > int(aside) else "")
+                 + "check them):")
     lines = [head]
     rows = list(summary.get("worst", []))
-    # the most distant lone keys, then one line per group (``listed``: its keys listed, one batch of another
-    # species' barcode)
+    # the most distant lone keys, then one line per group (``listed``: its keys, one batch of another species'
+    # barcode, of which this line shows the first)
     shown = [r for r in rows if not r.get("group_keys")][:limit] + [r for r in rows if r.get("group_keys")][:limit]
-    lines += [f"  {SuspectKey.from_dict(r).describe()}" + (f" ({r['listed']} such keys listed)"
+    lines += [f"  {SuspectKey.from_dict(r).describe()}" + (f" (one of the batch's {r['listed']} keys)"
                                                               if int(r.get("listed", 1)) > 1 else "") for r in shown]
     told = sum(int(r.get("listed", 1)) for r in shown)
     if n > told:
-        lines.append(f"  … and {n - told} more (bundle table reference_audit)")
+        lines.append(f"  … and {n - told} more: `{AUDIT_COMMAND.format(bundle=bundle)}` lists every one")
     return lines
+
+
+def list_audit(rows: Sequence[SuspectKey]) -> list[str]:
+    """Every key of a bundle's audit table, one line each, most distant first (``info --audit``). Why: the summary
+    ``info`` and ``build-reference`` print shows the worst keys and one key per batch, and a taxonomist checking a
+    reference needs each key's processid to look it up in BOLD."""
+    return [s.describe() for s in sorted(rows, key=lambda s: (s.own_identity, s.processid))]

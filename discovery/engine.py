@@ -137,6 +137,12 @@ def _table_rows(bundle: Any, name: str, read: Callable[[Any], Any], what: str) -
         raise ModelBundleError(f"{bundle.path}: {what} table is malformed ({type(exc).__name__}: {exc})") from None
 
 
+def audit_rows(bundle: Any) -> list[SuspectKey] | None:
+    """Every key the reference audit flagged, as the bundle stores it (table ``reference_audit``); None where the
+    bundle was built before the audit. The engine sets them aside from it, ``info --audit`` lists them."""
+    return _table_rows(bundle, AUDIT_TABLE, SuspectKey.from_dict, "reference audit")
+
+
 @dataclass(frozen=True)
 class TriageResult:
     """The engine's answer for one specimen (what the database stores as an assignment).
@@ -1216,7 +1222,7 @@ class DiscoveryModel:
             raise ModelBundleError(f"{where} table is malformed ({type(exc).__name__}: {exc})") from None
         self.reference_ = Reference.load(bundle, REFERENCE_TABLE, batch_size=self.config.batch_size)
         # None: a bundle built before the audit, not audited (``info`` says so)
-        self.audit_ = _table_rows(bundle, AUDIT_TABLE, SuspectKey.from_dict, "reference audit")
+        self.audit_ = audit_rows(bundle)
         # none: a bundle built before refused rows were kept, so triage cannot say a candidate met one
         self.refused_ = _table_rows(bundle, REFUSED_TABLE, RefusedKey.from_dict, "refused reference rows") or []
         self._self_check(where)

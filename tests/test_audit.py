@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -209,7 +210,11 @@ def test_describe_audit_says_how_many_and_shows_the_worst() -> None:
     assert "7 key(s) lie farther than 10 %" in lines[0]
     assert lines[1].strip().startswith("K0 (Sp a): 70.0 %") and "99.0 % to Sp b" in lines[1]
     assert [line.split()[0] for line in lines[1:-1]] == ["K0", "K1", "K2", "K3", "K4"]
-    assert lines[-1].strip() == "… and 2 more (bundle table reference_audit)"
+    # the rest are named by the command that lists them (e33 review F14: "(bundle table reference_audit)" named a
+    # file inside the bundle no command showed)
+    assert lines[-1].strip() == "… and 2 more: `biodiscover info BUNDLE --audit` lists every one"
+    assert describe_audit({"suspects": 7, "worst": rows}, bundle="ref/DL")[-1].endswith(
+        "`biodiscover info ref/DL --audit` lists every one")
     assert len(describe_audit({"species_checked": 10, "suspects": 7, "worst": rows}, limit=7)) == 8
     assert "every key of the 10 species" in describe_audit({"species_checked": 10, "suspects": 0})[0]
     for cut, said in ((0.35, "65"), (0.8, "20")):
@@ -253,25 +258,106 @@ def test_a_clean_reference_is_said_to_lie_within_the_audits_distance() -> None:
     assert "lies within 3 % of" in describe_audit({**summary, "min_identity": 0.97})[0]
 
 
-def test_build_reference_and_info_list_the_misidentified_key(planted, tmp_path, cli) -> None:
-    """The CLI: build-reference prints the audit; info shows it again from the bundle."""
+@pytest.fixture(scope="module")
+def planted_bundle(planted, tmp_path_factory) -> tuple[Path, str]:
+    """``build-reference`` of the planted keys through the CLI, with no calibration splits and no outliers (as a
+    DNA-only reference is often built: e33 review's refDL): the bundle and what the build said."""
+    from fixtures.inprocess import run_cli
+
     world = dict(planted["world"])  # type: ignore[call-overload]
     world["train"] = planted["keys"]
-    root = tmp_path / "ds"
+    root = tmp_path_factory.mktemp("planted") / "ds"
     write_metadata(root, world, phylum="Arthropoda", **{"class": "Insecta"}, inferred_ranks=0)
-    out = tmp_path / "bundle"
-    build = cli("build-reference", "--data", str(root), "--out", str(out), "--keys", "train", "--max-outliers", "20")
+    out = root.parent / "bundle"
+    build = run_cli("build-reference", "--data", str(root), "--out", str(out), "--keys", "train", "--calibration", "",
+                    "--outliers", "")
     assert build.returncode == 0, build.stderr
-    said = build.stdout + build.stderr
+    return out, build.stdout + build.stderr
+
+
+def test_build_reference_and_info_list_the_misidentified_key(planted, planted_bundle, cli) -> None:
+    """The CLI: build-reference prints the audit; info shows it again from the bundle, and says what the candidate
+    keys and P(absent) mean for a user's results in plain words, the technical term in brackets (e33 review F14:
+    "a species' first by k-mer containment", "weighed against 96 pseudo-specimens at the simulation's even
+    odds")."""
+    out, said = planted_bundle
     assert "reference audit: 3 key(s) lie farther than 10 % from every other key of their species" in said
     assert f"{planted['mislabelled']} (Gen0 sp0)" in said and "to Gen1 sp1" in said
     info = cli("info", str(out))
     assert info.returncode == 0, info.stderr
     assert f"{planted['mislabelled']} (Gen0 sp0)" in info.stdout
     assert "PAIR1 (Gen2 spX)" in info.stdout and "SPLIT" not in info.stdout
-    assert "candidate keys: a species' first by k-mer containment" in info.stdout and "by cosine" not in info.stdout
-    assert ("P(absent): per collection, at its own share of absent taxa per rank (estimated from its specimens, "
-            "weighed against 96 pseudo-specimens at the simulation's even odds)") in info.stdout
+    assert ("candidate keys: a specimen is compared with the key of each species that shares the most of its "
+            "barcode over their overlap (k-mer containment), so a shorter key identical to it is not passed over "
+            "for a longer, less alike one") in info.stdout and "cosine" not in info.stdout
+    assert ("P(absent from the reference): judged per collection: at each rank, triage estimates from a "
+            "collection's own specimens what share of them belong to taxa the reference lacks, and reads each "
+            "specimen at that share") in info.stdout
+    assert ("the estimate starts at even odds, held there by 96 imaginary specimens (pseudo-specimens), so a "
+            "collection of fewer than 96 specimens moves it less than halfway") in info.stdout
+    assert "the simulation's even odds" not in info.stdout
+
+
+def test_info_audit_lists_every_key_the_audit_flagged(planted, planted_bundle, cli) -> None:
+    """``info --audit`` lists every key of the bundle's audit table, most distant first, under the count line (e33
+    review F14: "… and 26 more (bundle table reference_audit)", and no command listed them); with --json, the
+    rows as the bundle stores them."""
+    out, _ = planted_bundle
+    table = json.loads((out / "tables" / "reference_audit.json").read_text())
+    listed = cli("info", str(out), "--audit")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith("reference audit: 3 key(s) lie farther than 10 % from every other key of their "
+                               "species") and lines[0].endswith("3 set aside: no specimen is named from them, the "
+                                                                "rest of their species still names; check them):")
+    rows = sorted((SuspectKey.from_dict(r) for r in table), key=lambda s: (s.own_identity, s.processid))
+    assert lines[1:] == [f"  {s.describe()}" for s in rows]
+    assert {line.split()[0] for line in lines[1:]} == {str(planted["mislabelled"]), "PAIR1", "PAIR2"}
+    as_json = cli("info", str(out), "--audit", "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout) == table
+    # a bundle of encoders alone, or one built before the audit: one error line saying so
+    import shutil
+
+    old = out.parent / "old"
+    shutil.copytree(out, old)
+    manifest = json.loads((old / "bundle.json").read_text())
+    del manifest["files"]["tables"]["reference_audit"]
+    (old / "bundle.json").write_text(json.dumps(manifest))
+    refused = cli("info", str(old), "--audit")
+    assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+        f"error: {old}: no reference audit in this bundle (build-reference writes one; a bundle built before the "
+        "audit has none: rebuild it)"]
+
+
+def test_info_prints_the_settings_that_applied_and_the_data_once(planted_bundle, cli) -> None:
+    """A DNA-only bundle built with no calibration splits and no outliers: ``info``'s reference line leaves out the
+    settings of parts never fitted (calibration keys, max outliers, their zero counts), and the record is printed
+    once, under discovery, not again as "data:" (e33 review F14); ``info --json`` keeps the whole record."""
+    out, _ = planted_bundle
+    shown = cli("info", str(out)).stdout
+    lines = shown.splitlines()
+    record = json.loads(cli("info", str(out), "--json").stdout)["discovery"]["reference"]
+    # a dataset folder: no content hash to show
+    assert [line for line in lines if line.startswith("  reference: ")] == [
+        f"  reference: data={out.parent / 'ds'}, keys=train, seed=0, n_keys={record['n_keys']}"]
+    assert not [line for line in lines if line.startswith("data:")], shown
+    assert (record["calibration"], record["calibration_keys"], record["outliers"], record["max_outliers"],
+            record["n_calibration"], record["n_outliers"]) == ("", "train", "", 3000, 0, 0)
+
+
+def test_the_applied_settings_keep_what_a_fitted_part_used() -> None:
+    """Calibration splits, outliers and (with the image classifier) the keys it calibrates against are shown where
+    they acted; a folder's record has no content hash to show."""
+    from biodiscover.workflows.reference import applied_settings
+
+    record = {"data": "ds", "keys": "train", "calibration": "val", "sha256": None, "calibration_splits": ["val"],
+              "calibration_keys": "train", "outliers": "other_heldout", "max_outliers": 40, "seed": 0,
+              "n_keys": 9, "n_calibration": 4, "n_outliers": 3}
+    assert applied_settings(record, image_classifier=True) == {
+        "data": "ds", "keys": "train", "calibration": "val", "calibration_keys": "train", "outliers": "other_heldout",
+        "max_outliers": 40, "seed": 0, "n_keys": 9, "n_calibration": 4, "n_outliers": 3}
+    assert "calibration_keys" not in applied_settings(record, image_classifier=False)
+    assert applied_settings({**record, "sha256": "ab" * 32}, image_classifier=False)["sha256"] == "ab" * 8 + "…"
 
 
 def test_a_key_stored_reversed_is_said_to_be() -> None:
@@ -359,7 +445,7 @@ def test_a_batch_carrying_another_species_barcode_is_listed_set_aside_and_stops_
                               f"{len(listed) - 3} from every other key of it, 3 in small groups far from its bulk "
                               "that carry another species' barcode (possible misidentification")
     assert sum(line.startswith("  BATCH") and "identical to Gen1 sp1" in line and "about 15 keys): a batch carrying "
-               "another species' barcode (3 such keys listed)" in line for line in said) == 1, said
+               "another species' barcode (one of the batch's 3 keys)" in line for line in said) == 1, said
     # the donor species' specimens are named to it, as without the batch
     tests = [s for s in batch["world"]["test"] if s.species == "Gen1 sp1"]  # type: ignore[index]
     assert tests
@@ -381,6 +467,23 @@ def test_a_group_is_a_group_up_to_a_third_of_its_species_keys(batch: int, listed
     assert found.suspects == []  # every key has a close conspecific
     assert {g.processid for g in found.groups} == ({f"K{i}" for i in range(16 - batch, 16)} if listed else set())
     assert all(g.group_keys == batch and g.conspecific_keys == 15 for g in found.groups)
+
+
+def test_the_count_line_says_which_keys_were_not_set_aside() -> None:
+    """The keys an audit lists but does not set aside are those stored reversed (turned round and kept): the count
+    line says so (e33 review F14: "67 key(s) … 65 set aside" left 2 unexplained), and a batch's line says how many
+    keys it stands for, not "(25 such keys listed)" of keys no line listed."""
+    rows = [SuspectKey("K1", "Sp a", 0.55, 78, reversed_identity=0.99).to_dict(),
+            SuspectKey("K2", "Sp b", 0.60, 40, "Sp c", 0.58).to_dict(),
+            {**SuspectKey("B1", "Sp d", 0.81, 3680, "Sp e", 1.0, group_keys=25).to_dict(), "listed": 25}]
+    said = describe_audit({"species_checked": 408, "suspects": 27, "min_identity": AUDIT_IDENTITY, "set_aside": 26,
+                           "grouped": 25, "worst": rows})
+    assert said[0].endswith("(possible misidentification, contamination or a cryptic species; 26 set aside: no "
+                            "specimen is named from them, the rest of their species still names; 1 stored reversed "
+                            "(their reverse complement matches their species): turned round and kept as keys; check "
+                            "them):")
+    assert said[3].endswith("a batch carrying another species' barcode (one of the batch's 25 keys)")
+    assert len(said) == 4  # the batch's 25 keys and the 2 lone keys: every one told
 
 
 def test_a_summary_recorded_before_the_audits_groups_reads_as_it_did() -> None:

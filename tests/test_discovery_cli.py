@@ -75,6 +75,12 @@ def test_a_reference_rebuilt_in_place_records_its_own_keys(dataset, bundle, tmp_
     shown = capsys.readouterr().out
     assert "reference: " in shown and "keys=train+val" in shown and "seed=5" in shown
     assert " keys=train," not in shown and "n_keys=90" not in shown  # the first build's record is gone
+    # once, under discovery (a DNA-only bundle's data record is its reference's: e33 review F14 read it twice), with
+    # the settings that acted: calibration and outliers were searched; no image classifier took calibration keys
+    (ref,) = [line for line in shown.splitlines() if "keys=train+val" in line]
+    assert ref.startswith("  reference: data=") and not [line for line in shown.splitlines() if line.startswith("data")]
+    assert "calibration=val_unseen" in ref and "outliers=other_heldout, max_outliers=40" in ref
+    assert "n_calibration=" in ref and "n_outliers=" in ref and "calibration_keys" not in ref
 
 
 def test_triage_writes_run_assignments_and_proposals(dataset, bundle, tmp_path, capsys) -> None:

@@ -253,7 +253,7 @@ def test_the_audit_lists_exactly_the_keys_whose_nearest_conspecific_is_below_the
     lines = describe_audit({"species_checked": checked, "suspects": len(filled), "min_identity": AUDIT_IDENTITY,
                             "worst": [f.to_dict() for f in filled]})
     assert len(lines) == 1 + 5 + 1
-    assert lines[-1].strip() == f"… and {len(filled) - 5} more (bundle table reference_audit)"
+    assert lines[-1].strip() == f"… and {len(filled) - 5} more: `biodiscover info BUNDLE --audit` lists every one"
     for f, line in zip(filled, lines[1:6]):
         assert line.strip().startswith(f"{f.processid} ({f.species}): {100 * f.own_identity:.1f} % identity")
         if f.reversed_identity >= AUDIT_IDENTITY:

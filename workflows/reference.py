@@ -21,7 +21,7 @@ import logging
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Collection, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -220,6 +220,29 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
         write_quarantine(set_aside, qpath, force=overwrite)  # the caller says so, once, with the path
     say(f"bundle written to {out} in {time.perf_counter() - t0:.1f}s")
     return model
+
+
+def applied_settings(record: Mapping[str, Any], *, image_classifier: bool) -> dict[str, Any]:
+    """The settings of a reference's record (``build_reference``'s fingerprint) that shaped the bundle, as ``info``
+    prints them: a setting of a part never fitted is left out (no calibration splits: none of calibration's; no
+    outliers: neither ``max_outliers`` nor their count; ``calibration_keys`` only where the image classifier was
+    fitted with calibration specimens, the one part it shapes), a content hash only where the data was one file
+    (shortened: the JSON keeps it whole).
+
+    Why: a DNA-only bundle built with ``--calibration '' --outliers ''`` showed "calibration=, calibration_keys=
+    train, outliers=, max_outliers=3000, … n_calibration=0, n_outliers=0", settings of parts it never fitted, read
+    as if they had acted (e33 review F14). ``info --json`` prints the whole record."""
+    left_out = set()
+    if not record.get("calibration"):
+        left_out |= {"calibration", "n_calibration"}
+    if not (image_classifier and record.get("n_calibration")):
+        left_out.add("calibration_keys")
+    if not record.get("outliers"):
+        left_out |= {"outliers", "max_outliers", "n_outliers"}
+    if not record.get("sha256"):
+        left_out.add("sha256")
+    return {k: f"{v[:16]}…" if k == "sha256" else v for k, v in record.items()
+            if k not in left_out and not isinstance(v, (dict, list))}
 
 
 #: What build-reference says of each rule of ``storage.records.read_species_label`` that read a key's species.
