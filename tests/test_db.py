@@ -751,6 +751,54 @@ def test_a_split_or_merge_gives_each_candidate_its_members_mean_novelty_and_undo
     assert db.proposal(p0).novelty == pytest.approx(0.7) and check_database(db.path).ok
 
 
+def _assessed(db: Database, run: int, named: dict[str, tuple[str, ...]]) -> None:
+    """Assignments of ``run``: each processid named down to the last of its (order, family, genus) given (none:
+    assessed, named to no rank)."""
+    rows = []
+    for pid, lineage in named.items():
+        ranks = ("order", "family", "genus")[:len(lineage)]
+        rows.append({"processid": pid, "novelty": 0.9, "is_novel": True,
+                     "deepest_rank": ranks[-1] if ranks else None, "deepest_taxon": lineage[-1] if lineage else None,
+                     **{f"label_{r}": n for r, n in zip(ranks, lineage)}})
+    db.write_assignments(run, rows)
+
+
+def test_a_split_places_each_part_where_its_own_members_are_named_unless_a_reviewer_placed_it(db: Database) -> None:
+    """A part split off inherited its parent's placement: the e33 review's split of #14 gave #284 "Chrysomya sp.",
+    whose one member the run named only to subfamily (F6). Each part is placed as triage places a candidate
+    (``storage.records.placement``: where more than half of its members are named and none elsewhere), and the
+    part that stays too; undo puts the one placement back. A placement a reviewer gave (a move in force) is hers:
+    both parts keep it. Members the run never assessed give nothing to place by: the parent's placement stays."""
+    megaselia = ("Diptera", "Phoridae", "Megaselia")
+    run, (p0,) = _new_run(db, [{"members": ["BD000000", "BD000003", "BD000006", "BD000009"],
+                                "parent_lineage": {"order": "Diptera", "family": "Phoridae"}}])
+    _assessed(db, run, {"BD000000": megaselia, "BD000003": megaselia, "BD000006": megaselia[:2], "BD000009": ()})
+    s = db.split(p0, 1, ["BD000006", "BD000009"], reviewer="ana")
+    kept, part = db.proposal(p0), db.proposal(s.new_proposal_id)
+    assert (kept.parent_rank, kept.parent_name, kept.name) == ("genus", "Megaselia", f"Megaselia sp. cand{p0}")
+    assert (part.parent_rank, part.parent_name, part.parent_taxon_id) == (None, None, None)
+    assert part.name == f"Unplaced sp. cand{part.id}"
+    db.undo(s.review_id, reviewer="ana")
+    assert (db.proposal(p0).parent_rank, db.proposal(p0).parent_name) == ("family", "Phoridae")
+    s = db.split(p0, db.proposal(p0).version, ["BD000000", "BD000003", "BD000006"], reviewer="ana")
+    # two of the three the run named to Megaselia, the third to its family: more than half reach the genus
+    assert (db.proposal(s.new_proposal_id).parent_rank, db.proposal(s.new_proposal_id).parent_name) == \
+        ("genus", "Megaselia")
+    assert db.proposal(p0).parent_taxon_id is None
+    db.undo(s.review_id, reviewer="ana")
+    # the reviewer's own placement, in force, is kept by both parts
+    db.move(p0, db.proposal(p0).version, "Megaselia", reviewer="bo")
+    s = db.split(p0, db.proposal(p0).version, ["BD000009"], reviewer="bo")
+    assert {(db.proposal(i).parent_rank, db.proposal(i).parent_name) for i in (p0, s.new_proposal_id)} == \
+        {("genus", "Megaselia")}
+    # a run that assessed none of them: the parent's placement stays on both
+    _run, (p1,) = _new_run(db, [{"members": ["BD000012", "BD000015"], "parent_lineage": _lineage(0)}])
+    s = db.split(p1, 1, ["BD000015"], reviewer="ana")
+    assert {(db.proposal(i).parent_rank, db.proposal(i).parent_name) for i in (p1, s.new_proposal_id)} == \
+        {("genus", "Megaselia")}
+    assert check_database(db.path).ok
+
+
 def test_the_closest_candidate_is_the_live_proposal_now_holding_its_recorded_specimen(db: Database) -> None:
     """Evidence records the closest candidate by a number of the run that made it (not a proposal id: the demo's
     #9 recorded candidate 8, which is #14) and one of its specimens; the detail names the live proposal holding

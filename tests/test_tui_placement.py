@@ -14,9 +14,9 @@ from biodiscover.storage.db import Database
 from biodiscover.storage.db.proposals import agreed_below
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.app import ReviewApp
-from biodiscover.tui.screens.dialogs import PickDialog
+from biodiscover.tui.screens.dialogs import PickDialog, PickManyDialog
 from fixtures.review_db import one_run_db
-from fixtures.tui_pilot import asynctest, open_proposal, press_on, reviewing, settle
+from fixtures.tui_pilot import asynctest, notes, open_proposal, press_on, reviewing, settle
 
 NYSTALEA = {"order": "Lepidoptera", "family": "Notodontidae", "subfamily": None, "genus": "Nystalea"}
 
@@ -183,6 +183,37 @@ async def test_a_candidate_split_off_says_its_clustering_figures_are_not_its_own
                "recomputed for this part; no \"not named\" reason was computed for it" in text, text
         await press_on(pilot, pid, "3")  # the part that stays says nothing of the kind
         assert "split off" not in str(app.screen.query_one("#nearest").render())
+    db.close()
+
+
+@asynctest
+async def test_a_split_part_is_placed_by_its_own_members_and_the_split_says_where(tmp_path: Path) -> None:
+    """The e33 review split #14 (*Chrysomya*) and got #284 "Chrysomya sp." whose one member the run named only to
+    subfamily (F6): a part is placed as triage places a candidate, by its own members, and the split's message says
+    where each part went when not where the whole was ("1 members split" counted it too)."""
+    path = tmp_path / "plate.sqlite"
+    named = [{"processid": f"CR{i}", "deepest_rank": rank, "deepest_taxon": NYSTALEA[rank], "novelty": 0.9,
+              "is_novel": True, "labels": {k: v for k, v in NYSTALEA.items() if v}}
+             for i, rank in enumerate(("genus", "genus", "family"))]
+    (pid,) = one_run_db(path, [Specimen(processid=f"CR{i}", dna_barcode="ACGT" * 150) for i in range(4)], [NYSTALEA],
+                        [{"members": [f"CR{i}" for i in range(4)], "parent_lineage": {"order": "Lepidoptera",
+                                                                                      "family": "Notodontidae"}}],
+                        named + [{"processid": "CR3", "deepest_rank": None, "novelty": 1.0, "is_novel": True}])
+    async with reviewing(path) as (app, db, pilot):
+        await press_on(pilot, pid, "x")
+        assert isinstance(app.screen, PickManyDialog)
+        await pilot.press("n")  # none of the proposed ticked: then tick the members CR2 and CR3
+        ticks = [i for i, (member, _) in enumerate(app.screen.options) if member in ("CR2", "CR3")]
+        for i in range(len(app.screen.options)):
+            await pilot.press(*(["space"] if i in ticks else []), "down")
+        await pilot.press("enter")
+        await settle(pilot)
+        new = max(p.id for p in db.proposal_queue(status="pending", limit=10)[0])
+        assert (db.proposal(pid).parent_rank, db.proposal(pid).parent_name) == ("genus", "Nystalea")
+        assert db.proposal(new).parent_name is None
+        assert f"2 members split from #{pid} into #{new}; evidence recomputed for both; #{pid} placed by its own " \
+               f"members: genus Nystalea; #{new} placed by its own members: unplaced (no order names more than " \
+               "half of them)" in notes(app), notes(app)
     db.close()
 
 

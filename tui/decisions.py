@@ -93,6 +93,22 @@ def assign_wording(proposal_id: int, size: int, species: str, identity: float | 
             + f": {members} named as that species")
 
 
+def split_wording(before: Any, moved: int, parts: Sequence[Any]) -> str:
+    """What a split says once written: how many members went where, and each part placed elsewhere than the whole
+    was (``storage.db.reviews._parts_placed``: by its own members' determinations), so the reviewer sees a
+    part leave the whole's genus without reading each header. ``parts``: the part that stays, then the new one.
+
+    Why: the split's parts used to keep the whole's placement (e33 review F6: #284 "Chrysomya sp." whose one member
+    the run named only to subfamily), and "1 members split" counted as no other message does."""
+    said = [f"{plural(moved, 'member')} split from #{before.id} into #{parts[-1].id}; evidence recomputed for both"]
+    for part in parts:
+        if (part.parent_rank, part.parent_name) != (before.parent_rank, before.parent_name):
+            said.append(f"#{part.id} placed by its own members: " + (
+                f"{part.parent_rank} {part.parent_name}" if part.parent_name
+                else "unplaced (no order names more than half of them)"))
+    return "; ".join(said)
+
+
 def far_warning(identity: float | None, threshold: float | None = None) -> str | None:
     """Why a species at ``identity`` is far from the members, or None where it is within the species threshold:
     beyond the distance within which the run counts two barcodes one species (``storage.evidence.twin_threshold``
@@ -858,8 +874,8 @@ class DecisionsMixin:
                 evidence = recomputed(db, [detail], [keep, list(ids)]) if keep and chosen else None
                 return db.split(p.id, p.version, ids, reviewer=who, evidence=evidence)
 
-            self._write("split", fn, lambda r: f"{len(ids)} members split from #{p.id} into #{r.new_proposal_id}; "
-                                               "evidence recomputed for both")
+            self._write("split", fn, lambda r: split_wording(
+                p, len(ids), [db.proposal(i) for i in (p.id, r.new_proposal_id)]))
 
         self.app.call_from_thread(
             self._ask, PickManyDialog(f"Split from #{p.id}: tick the members of the new proposal" + (

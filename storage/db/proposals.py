@@ -97,7 +97,7 @@ from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
                                           known_elsewhere, run_order_cutoff, twin_threshold,
                                           unusable_reads)
-from biodiscover.storage.records import candidate_name
+from biodiscover.storage.records import candidate_name, determination
 from biodiscover.storage.review_log import MACHINE, carried, notes_in_force, own_note
 
 log = logging.getLogger(__name__)
@@ -427,6 +427,38 @@ def _holders(conn: Connection, summary: ProposalSummary, specimens: Sequence[str
         f"'withdrawn') AND id IN (SELECT proposal_id FROM proposal_members WHERE processid IN ({marks})) "
         "ORDER BY run_id != ?, id", (summary.id, *specimens, summary.run_id)).fetchall()
     return [ProposalSummary(*r) for r in rows]
+
+
+def _members_assignment(run_id: int) -> Any:
+    """The join of a candidate's members (``proposal_members``) to the assignment that determines each: by the
+    candidate's run ``run_id``, else by the latest run before it that triaged the member (a candidate merged in from
+    an earlier week: its members showed "?: ?" in the members table), else the latest run that did."""
+    A, B = ASSIGNMENTS, ASSIGNMENTS.alias("b")
+    before = (sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid, B.c.run_id <= run_id)
+              .scalar_subquery())
+    latest = sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid).scalar_subquery()
+    return sa.and_(A.c.processid == MEMBERS.c.processid, A.c.run_id == sa.func.coalesce(before, latest))
+
+
+def member_determinations(conn: Connection, proposal_id: int, run_id: int) -> dict[str, dict[str, str]] | None:
+    """Each member of ``proposal_id`` (of run ``run_id``) → its own determination above species
+    (:func:`~biodiscover.storage.records.determination`), by the assignment the detail shows for it
+    (:func:`_members_assignment`); None where some member has no assignment: the run never assessed it, so
+    nothing says where it is named (a candidate written without its run's assignments).
+
+    Why: what a split places each part by (``reviews.split_off``), as triage placed the whole."""
+    A = ASSIGNMENTS
+    ranks = ("order", "family", "subfamily", "genus", "species")
+    q = (sa.select(MEMBERS.c.processid, A.c.run_id, A.c.deepest_rank, A.c.deepest_taxon,
+                   *[A.c[f"label_{rk}"] for rk in ranks])
+         .select_from(MEMBERS).outerjoin(A, _members_assignment(run_id)).where(MEMBERS.c.proposal_id == proposal_id))
+    out: dict[str, dict[str, str]] = {}
+    for m in conn.execute(q).mappings():
+        if m["run_id"] is None:
+            return None
+        out[m["processid"]] = determination({rk: m[f"label_{rk}"] for rk in ranks}, m["deepest_rank"],
+                                            m["deepest_taxon"])
+    return out
 
 
 def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int | None, str | None, str | None]:
@@ -1474,21 +1506,13 @@ class ProposalsMixin(DatabaseCore):
                 raise DatabaseError(f"no proposal {proposal_id} in {self.path}")
             summary = ProposalSummary.from_row(r)
             S, A = SPECIMENS, ASSIGNMENTS
-            # each member's assignment by the proposal's run, else by the latest run before it that triaged it (a
-            # candidate merged in from an earlier week: its members showed "?: ?" in the members table), else the
-            # latest run that did
-            B = A.alias("b")
-            before = (sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid,
-                                                              B.c.run_id <= summary.run_id).scalar_subquery())
-            latest = sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid).scalar_subquery()
             q = (sa.select(MEMBERS.c.processid, MEMBERS.c.probability, MEMBERS.c.outlier_score, S, A.c.deepest_rank,
                            A.c.deepest_taxon, A.c.novelty.label("a_novelty"),
                            *[A.c[f"confidence_{rk}"] for rk in ("order", "family", "subfamily", "genus", "species")],
                            *[A.c[f"label_{rk}"] for rk in ("order", "family", "subfamily", "genus", "species")])
                  .select_from(MEMBERS)
                  .outerjoin(S, sa.and_(S.c.processid == MEMBERS.c.processid, S.c.current.is_(True)))
-                 .outerjoin(A, sa.and_(A.c.processid == MEMBERS.c.processid,
-                                       A.c.run_id == sa.func.coalesce(before, latest)))
+                 .outerjoin(A, _members_assignment(summary.run_id))
                  .where(MEMBERS.c.proposal_id == proposal_id)
                  .order_by(MEMBERS.c.probability.desc(), MEMBERS.c.processid))
             members = []

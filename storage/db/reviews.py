@@ -73,7 +73,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import utcnow
-from biodiscover.storage.db.core import DatabaseCore, inserted_id, table
+from biodiscover.storage.db.core import DatabaseCore, dbapi, inserted_id, table
 from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, Proposal, ProposalEdge, ProposalMember,
                                            Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
@@ -585,14 +585,42 @@ def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int 
     return t.id, t.rank, t.name
 
 
+def _parts_placed(conn: Connection, r: Mapping[Any, Any], parts: Sequence[Sequence[Any]]
+                  ) -> list[dict[str, Any]]:
+    """Where each part of a split of proposal row ``r`` goes (``parent_taxon_id``, ``parent_rank``,
+    ``parent_name``): as triage places a candidate, by its own members' determinations
+    (``storage.records.placement`` over ``proposals.member_determinations``); the proposal's own placement for both
+    where a reviewer's move of it is in force (hers, not the machine's) or where some member was never assessed.
+
+    Why: a part inherited the whole's placement: the e33 review's split of #14 gave #284 "Chrysomya sp." whose one
+    member the run named only to subfamily Chrysomyinae (F6)."""
+    from biodiscover.storage.db.ingest import ensure_lineage
+    from biodiscover.storage.db.proposals import _reviewer_placement, member_determinations
+    from biodiscover.storage.records import placement
+
+    own = {"parent_taxon_id": r["parent_taxon_id"], "parent_rank": r["parent_rank"], "parent_name": r["parent_name"]}
+    pid = int(r["id"])
+    dets = None if "parent" in _reviewer_placement(dbapi(conn), pid) else \
+        member_determinations(conn, pid, int(r["run_id"]))
+    if dets is None:
+        return [own for _ in parts]
+    out = []
+    for part in parts:
+        lineage = placement([dets[m[0]] for m in part])
+        tid = ensure_lineage(conn, lineage, {}, {}, f"run:{r['run_id']}") if lineage else None
+        t = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == tid)).first() if tid else None
+        out.append({"parent_taxon_id": tid, "parent_rank": t.rank if t else None, "parent_name": t.name if t else None})
+    return out
+
+
 def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[str], reviewer: str, now: str,
               note: str | None = None, evidence: Sequence[Any] | None = None, *,
               carried: Mapping[str, Any] | None = None) -> tuple[int, int, dict[str, Any]]:
-    """Move the members ``chosen`` of pending proposal ``proposal_id`` into a new pending proposal (same run and
-    parent), logged as ``reviewer``'s split at ``now``; (review id, new proposal id, the after snapshot). The one
-    split, whether a reviewer makes it (:meth:`ReviewsMixin.split`) or a later triage carries it
-    (``storage.db.proposals``, with its ``carried`` record in the after snapshot), so both are undone the same
-    way."""
+    """Move the members ``chosen`` of pending proposal ``proposal_id`` into a new pending proposal of the same run,
+    each part placed by :func:`_parts_placed`, logged as ``reviewer``'s split at ``now``; (review id, new proposal
+    id, the after snapshot). The one split, whether a reviewer makes it (:meth:`ReviewsMixin.split`) or a later
+    triage carries it (``storage.db.proposals``, with its ``carried`` record in the after snapshot), so both are
+    undone the same way."""
     r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().one()
     before = _snapshot(conn, [proposal_id], evidence=True)
     members = before["proposals"][str(proposal_id)]["members"]
@@ -606,9 +634,9 @@ def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[s
     keep = [m for m in members if m[0] not in chosen]
     move = [m for m in members if m[0] in chosen]
     novelty = [_members_novelty(conn, [(r["run_id"], m[0]) for m in part]) for part in (keep, move)]
+    placed = _parts_placed(conn, r, (keep, move))
     new_id = inserted_id(conn.execute(sa.insert(PROPOSALS).values(
-        run_id=r["run_id"], lineage=None, version=1, status="pending", parent_taxon_id=r["parent_taxon_id"],
-        parent_rank=r["parent_rank"], parent_name=r["parent_name"], size=len(move),
+        run_id=r["run_id"], lineage=None, version=1, status="pending", **placed[1], size=len(move),
         novelty=r["novelty"] if novelty[1] is None else novelty[1],
         **(_evidence_values(evidence[1]) if evidence is not None else {
             "nearest_species": r["nearest_species"], "nearest_identity": r["nearest_identity"],
@@ -618,7 +646,7 @@ def split_off(conn: Connection, proposal_id: int, chosen: set[str] | frozenset[s
     _set_members(conn, new_id, _alone(move))
     _set_members(conn, proposal_id, _alone(keep))
     _bump(conn, proposal_id, now, size=len(keep), **({} if novelty[0] is None else {"novelty": novelty[0]}),
-          **(_evidence_values(evidence[0]) if evidence is not None else {}))
+          **(_evidence_values(evidence[0]) if evidence is not None else {}), **placed[0])
     before["proposals"][str(new_id)] = None
     after = _snapshot(conn, [proposal_id, new_id], evidence=True)
     rid = _log(conn, "split", proposal_id, reviewer, now, before, {**after, "carried": dict(carried)} if carried
@@ -992,7 +1020,8 @@ class ReviewsMixin(DatabaseCore):
 
     def split(self, proposal_id: int, expected_version: int, member_ids: Sequence[str], *, reviewer: str,
               note: str | None = None, evidence: Sequence[Any] | None = None) -> ReviewResult:
-        """Move ``member_ids`` out of a proposal into a new pending proposal (same run and parent).
+        """Move ``member_ids`` out of a proposal into a new pending proposal of the same run, each part placed by its
+        own members unless a reviewer placed the whole (:func:`_parts_placed`).
 
         ``evidence``: (evidence of the members that stay, evidence of the members split off),
         recomputed from each member list by the caller.
