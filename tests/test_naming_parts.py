@@ -198,17 +198,20 @@ def test_the_support_lines_say_learned_or_which_cutoff_and_why() -> None:
     lines = list(describe_support(support))
     assert len(lines) == len(RANKS)
     assert lines[0] == "order: the reference holds 1 order taxa"
-    assert lines[1] == "family: learned from 7 left-out taxa"
+    # what was left out and what was searched without what, in a taxonomist's words (e33 review F14: "learned from 7
+    # left-out taxa", "12 present queries met their species from another country")
+    assert lines[1] == "family: learned by leaving each of 7 families out of the reference in turn"
     assert lines[2] == f"subfamily: published cut-off {PUBLISHED_CUTOFFS['subfamily']:.2f}"  # nothing known
     assert lines[3] == f"genus: published cut-off {PUBLISHED_CUTOFFS['genus']:.2f}"
     assert lines[4] == f"species: published cut-off {PUBLISHED_CUTOFFS['species']:.2f}"  # a bundle from before
     support["species"] = {"learned": True, "leave_out_taxa": 9, "met_elsewhere": 12}
-    assert list(describe_support(support))[4] == ("species: learned from 9 left-out taxa; 12 present queries met "
-                                                  "their species from another country")
+    said = "species: learned by leaving each of 9 species out of the reference in turn"
+    assert list(describe_support(support))[4] == (f"{said}; 12 queries of known species were also searched without "
+                                                  "their species' keys from their own country (a species met from "
+                                                  "another part of its range)")
     support["species"]["absent_met_elsewhere"] = 5
-    assert list(describe_support(support))[4] == ("species: learned from 9 left-out taxa; 12 present queries met "
-                                                  "their species from another country, 5 left-out species met "
-                                                  "their relatives from another country")
+    assert list(describe_support(support))[4].endswith("part of its range), 5 queries of left-out species without "
+                                                       "their relatives' keys from their own country")
     support["species"]["met_elsewhere"] = None
     assert list(describe_support(support))[4].endswith("; the keys give no country: no known species was met from "
                                                        "another part of its range")
