@@ -266,9 +266,10 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  {line}")
             expected = at_level if at_level is not None else disc.get("expected")
             if expected:
-                typer.echo(f"  {expected_mix_note(shown)}" + (f" — at --level {level:g}; the bundle names at "
-                                                               f"{built:g}" if at_level is not None and built
-                                                               else ""))
+                note = expected_mix_note(shown)
+                if at_level is not None and built:  # inside the bracket: "…differ): — at --level" read as a typo
+                    note = note.removesuffix("):") + f"; shown at --level {level:g}, the bundle names at {built:g}):"
+                typer.echo(f"  {note}")
                 for line in describe_expected(expected, shown):
                     typer.echo(f"    {line}")
             # what each choice means for a user's results, the technical term in brackets (e33 review F14: "a

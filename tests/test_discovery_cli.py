@@ -1563,7 +1563,9 @@ def test_info_shows_the_forecast_at_another_level_and_names_the_levels_it_holds(
     b.save_table(ENGINE_TABLE, table)
     assert main(["info", str(copy), "--level", "0.9"]) == 0
     out = capsys.readouterr().out
-    assert "expected at level 0.9," in out and "— at --level 0.9; the bundle names at 0.98" in out, out
+    # the level it shows and the bundle's inside the note's bracket, not after it (e33 review F14: "): — at --level")
+    assert "expected at level 0.9," in out and "): —" not in out, out
+    assert "a collection's figures can differ; shown at --level 0.9, the bundle names at 0.98):\n" in out, out
     lines = describe_expected(table["naming"]["expected"]["0.9"], 0.9)
     assert lines[0].startswith("known species named to the right species: 0.625 (")
     assert all(f"    {line}\n" in out for line in lines)
