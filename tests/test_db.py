@@ -562,10 +562,19 @@ def test_a_rename_not_written_as_a_species_name_is_refused_with_the_form_it_take
     with pytest.raises(DatabaseError) as err:
         db.rename(pid, 1, "garrha Carnea-Like", reviewer="ana")
     assert str(err.value) == (f"cannot rename proposal {pid} to 'garrha Carnea-Like': a species name begins with its "
-                              "genus, capitalised (Garrha Carnea-Like), not 'garrha'")
+                              "genus, capitalised (Garrha carnea-like), not 'garrha'")
     assert name_case_problem("Garrha Carnea-Like") == \
         "its epithet is written in lower case (Garrha carnea-like), not 'Carnea-Like'"
     assert db.proposal(pid).provisional_name is None and db.proposal(pid).version == 1
+    # e34 attack T2: a genus all in capitals, an epithet in mixed case, a genus in lower case before "sp."
+    assert name_case_problem("ODONATUS carnea") == \
+        "a species name begins with its genus, capitalised (Odonatus carnea), not 'ODONATUS'"
+    assert name_case_problem("Thopliaus cARNEA") == \
+        "its epithet is written in lower case (Thopliaus carnea), not 'cARNEA'"
+    assert name_case_problem("thopliaus sp. BD-9") == \
+        "a species name begins with its genus, capitalised (Thopliaus sp. BD-9), not 'thopliaus'"
+    assert name_case_problem("ODONATUS CARNEA") == \
+        "a species name begins with its genus, capitalised (Odonatus carnea), not 'ODONATUS'"
     for fine in ("Megaselia sp. wet-meadow", "Megaselia nova", "Lepidoptera gen. sp. BD-0002", "Harpalus sp. NOR-A",
                  "Incertae sedis sp. BD-0003", "Memphis 'Carnea-like'", "Megaselia MS1",
                  "the humpbacked one"):

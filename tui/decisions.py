@@ -914,6 +914,8 @@ class DecisionsMixin:
 
         def offer(typed: str) -> list[tuple[Any, str]]:
             name = typed.strip()
+            if name.isalpha():  # a Latin name above species is capitalised: "odonata" is offered as Odonata (e34 T5)
+                name = name[0].upper() + name[1:].lower()
             if name.lower() in taken:
                 return []  # it is in the list already: a second of that name would be refused anyway
             if not name:

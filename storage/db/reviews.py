@@ -458,21 +458,30 @@ def accepted_name_problem(name: str, lineage: Sequence[str], taxa: Mapping[str, 
 
 
 def name_case_problem(name: str) -> str | None:
-    """Why ``name``, two words of letters as a binomial is written, is not written as one (None: it is, or it is no
-    such name): the genus capitalised, the epithet in lower case (ICZN Art. 28); an open-nomenclature form
-    (``Megaselia sp. BD-0001``), a code (``Megaselia MS1``), a quoted nickname or a longer working phrase pass.
+    """Why ``name``, a binomial (two words of letters) or a genus before an open-nomenclature qualifier
+    (``sp.``, ``cf.``, ``aff.``, ``nr.``, ``gen.``), is not written as one (None: it is, or it is no such name): the
+    genus capitalised (its first letter only), the epithet wholly in lower case (ICZN Art. 28); a code
+    (``Megaselia MS1``), a quoted nickname or a longer working phrase pass.
     Why: e33 review F10, ``e`` renamed #16 to "garrha Carnea-Like" without a question, exported as the taxon
-    name."""
+    name; e34 attack T2, "ODONATUS carnea", "Thopliaus cARNEA" and "thopliaus sp. BD-9" still passed."""
     words = name.split()
-    if len(words) != 2:
+    if len(words) < 2:
         return None
     first, second = words[0], words[1]
-    if first.isalpha() and first[0].islower():
-        return (f"a species name begins with its genus, capitalised ({first.capitalize()} {' '.join(words[1:])}), "
-                f"not {first!r}")
-    if second.replace("-", "").isalpha() and second[0].isupper():
-        return f"its epithet is written in lower case ({first} {second.lower()}), not {second!r}"
+    binomial = len(words) == 2 and second.replace("-", "").isalpha()
+    if not (binomial or second.lower() in OPEN_QUALIFIERS):
+        return None
+    genus = first[:1].upper() + first[1:].lower()
+    right = " ".join([genus, second.lower() if binomial else second, *words[2:]])
+    if first.isalpha() and first != genus:
+        return f"a species name begins with its genus, capitalised ({right}), not {first!r}"
+    if binomial and second != second.lower():
+        return f"its epithet is written in lower case ({right}), not {second!r}"
     return None
+
+
+#: the words of open nomenclature that follow a genus (or a higher taxon) in a name (:func:`name_case_problem`)
+OPEN_QUALIFIERS = frozenset({"sp.", "spp.", "cf.", "aff.", "nr.", "gen."})
 
 
 def _accepted_name_problem(conn: Connection, name: str, parent_id: int | None) -> str | None:
