@@ -530,7 +530,16 @@ def fuse(dna_call: Any, image_call: Any, processid: str | None = None, min_confi
     # and one left alone is no surer than the fused rank above, which weighed the other's doubt
     in_dna = in_image = True
     above = 1.0
-    for rank in RANKS:
+    # a rank the barcode's lineage lacks and its walk passed over (``naming.deepest_confident`` skips a blank label:
+    # a species a reviewer placed in an order the reference lacks has no family) is passed over here too; a
+    # photograph's label there lies in another lineage, its deeper labels with it (e34 attack R1: such a species
+    # named from the barcode alone was named only to its order with the photograph)
+    dna_depth = RANKS.index(d.deepest_rank) if d.deepest_rank in RANKS else -1
+    for depth, rank in enumerate(RANKS):
+        if in_dna and not d.labels.get(rank) and depth < dna_depth:
+            labels[rank], confidence[rank] = None, 0.0
+            in_image = in_image and not i.labels.get(rank)
+            continue
         a, b = d.labels.get(rank) if in_dna else None, i.labels.get(rank) if in_image else None
         label, p = fuse_rank(a, d.confidence.get(rank, 0.0) if a else 0.0, b,
                              i.confidence.get(rank, 0.0) if b else 0.0)

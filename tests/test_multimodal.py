@@ -181,10 +181,15 @@ def test_fuse_deepest_rank_rules() -> None:
     unsure = fuse(_call(lin, "genus", 0.4), silent)
     assert unsure.deepest_rank == "genus" and unsure.confidence["genus"] == pytest.approx(0.4)
     assert fuse(None, same).modality == "image"
-    # a rank neither call labels (other than the optional subfamily) ends the walk: nothing below it is named
+    # a rank neither call labels (other than the optional subfamily) ends the walk where the barcode's own walk
+    # stopped above it: nothing below it is named, even by an agreeing photograph allowed to extend the barcode
     gap = ["O", None, None, "G", "G s"]
-    f = fuse(_call(gap, "species"), _call(gap, "species", 0.9, "image"), extend_dna=True)
+    f = fuse(_call(gap, "order"), _call(gap, "species", 0.9, "image"), extend_dna=True)
     assert f.deepest_rank == "order" and f.labels["genus"] == "G"
+    # where the barcode's walk passed over it (a lineage without that rank), the fusion passes over it too (e34
+    # attack R1; was: stopped at the order)
+    f = fuse(_call(gap, "species"), _call(gap, "species", 0.9, "image"), extend_dna=True)
+    assert f.deepest_rank == "species" and f.labels["family"] is None and f.labels["genus"] == "G"
     # so does a rank they contradict evenly, even where they agree again below it
     f = fuse(_call(["O", "F", None, "G", "X s"], "species", 0.8), _call(["O", "F", None, "H", "X s"], "species", 0.8,
                                                                           "image"))

@@ -286,6 +286,28 @@ def test_modality_calls_from_engine_results_and_fusion_rules() -> None:
     assert mixed.labels["genus"] == "J" and mixed.labels["species"] == "J t"  # was "G s", under genus G
 
 
+def test_a_rank_the_barcodes_lineage_lacks_is_passed_over_by_the_fusion_as_by_the_dna_walk() -> None:
+    """e34 attack R1: a candidate a reviewer placed in an order the reference lacks and accepted ("Odonata gen. sp.
+    BD-0001", no family or genus) gave its members' barcodes as keys; the next plate's same specimens were named
+    that species from their barcode alone (P 0.999) but only to the order with their photographs: the fusion
+    stopped at the blank family the DNA walk passes over (``naming.deepest_confident``), and dropped the species.
+    A photograph's family there lies in another lineage: it is not taken, and its deeper labels neither."""
+    accepted = ModalityCall("X", "dna", {"order": "Odonata", "family": None, "subfamily": None, "genus": None,
+                                         "species": "Odonata gen. sp. BD-0001"},
+                            {"order": 0.999, "family": 0.0, "subfamily": 0.0, "genus": 0.0, "species": 0.998},
+                            "species", "Odonata gen. sp. BD-0001")
+    photo = _call(["Diptera", "Tiaopsisidae", None, "Tiaopsis", "Tiaopsis xua"], "genus", 0.8, "image")
+    fused = fuse(accepted, photo)
+    assert (fused.deepest_rank, fused.deepest_label) == ("species", "Odonata gen. sp. BD-0001")
+    assert [fused.labels[r] for r in RANKS] == ["Odonata", None, None, None, "Odonata gen. sp. BD-0001"]
+    assert fused.confidence["species"] <= fused.confidence["order"] < 0.999  # the photograph's doubt weighed
+    # a photograph silent there: the same; a DNA call that stopped above the blank rank still stops there
+    assert fuse(accepted, _call([None] * 5, None, 0.0, "image")).deepest_rank == "species"
+    unsure = ModalityCall("X", "dna", dict(accepted.labels), {**accepted.confidence, "species": 0.5}, "order",
+                          "Odonata")
+    assert fuse(unsure, photo).deepest_rank == "order"
+
+
 def test_the_image_classifier_takes_as_dna_keys_the_barcodes_the_engine_takes() -> None:
     """A specimen's barcode is a key for image identification exactly when it is one for the DNA engine (both
     at their defaults): 50 bases are, 49 are not. Otherwise one specimen would be "with barcode" on one path
