@@ -401,3 +401,34 @@ def test_a_runs_export_gives_the_barcode_that_run_read_not_a_later_collections(t
     conn.close()
     with Database.open(tmp_path / "bd.sqlite", readonly=True) as db:
         assert db.run_tables(week3)["specimens"].set_index("processid").loc["FBCOC180-10", "dna_barcode"] == new
+
+
+def _export_args(path: Path, run: int, *pairs: tuple[str, Path]) -> tuple[str, ...]:
+    return ("export", "--db", str(path), "--run", str(run), *(a for f, o in pairs for a in ("-f", f, "-o", str(o))))
+
+
+def test_one_output_under_two_spellings_or_inside_another_is_refused_before_anything_is_written(
+        tmp_path: Path, filled_db, cli) -> None:
+    """e34 attack E2, E3: ``-o d`` and ``-o sub/../d`` (or ``link/d``, link → .) passed the "output of both" check,
+    and with --force the fasta export deleted the csv files both lines said were written; ``-o e2 … -o e2/r.html``
+    was written, and the same command with --force then refused for ever (r.html is no csv file). Both are refused
+    up front, in either order, nothing written."""
+    path, run, _ = filled_db
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path)
+    d = tmp_path / "d"
+    for other in (tmp_path / "sub" / ".." / "d", tmp_path / "link" / "d"):
+        for force in ((), ("--force",)):
+            done = cli(*_export_args(path, run, ("csv", d), ("fasta", other)), *force)
+            assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+                f"error: {other} is {d}: given as the output of both csv and fasta; give each format its own --out"]
+    e2 = tmp_path / "e2"
+    e2.mkdir()
+    for pairs in ([("csv", e2), ("html", e2 / "r.html")], [("html", e2 / "r.html"), ("csv", e2)],
+                  [("fasta", e2), ("csv", e2 / "c")]):
+        done = cli(*_export_args(path, run, *pairs))
+        inner, outer = (pairs[1], pairs[0]) if pairs[0][1] == e2 else pairs
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+            f"error: {inner[1]} lies inside {e2}, the {outer[0]} export's folder; give it another place"], pairs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e2", "link", "sub"] and not any(e2.iterdir())
+

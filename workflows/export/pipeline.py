@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -117,12 +118,8 @@ def export_formats(db: Path, run_ids: Sequence[int], outputs: Sequence[tuple[str
     five commands, each reading and recomputing the same run (8–14 s each for 1,125 specimens, 48–88 s each for
     20,000: e32 review R4, R20)."""
     specs = [(_format(fmt), Path(out)) for fmt, out in outputs]
-    seen: dict[Path, str] = {}
+    _one_place_each(specs)
     for spec, out in specs:
-        if out.absolute() in seen:
-            raise InputError(f"{out}: given as the output of both {seen[out.absolute()]} and {spec.name}; give each "
-                             "format its own --out")
-        seen[out.absolute()] = spec.name
         _check_suffix(spec, out)
         check_output(out, force=force, folder=spec.output == "folder", fmt=spec.name)
     data = read_export(db, run_ids, partial=partial)
@@ -132,6 +129,26 @@ def export_formats(db: Path, run_ids: Sequence[int], outputs: Sequence[tuple[str
         if written is not None:
             written(results[-1])
     return results
+
+
+def _one_place_each(specs: Sequence[tuple[ExportFormat, Path]]) -> None:
+    """Refuse two outputs at one place, however spelled (``d``, ``sub/../d``, ``link/d`` with link → .), and an
+    output inside another format's folder, in either order.
+
+    Why real paths: ``-o d`` and ``-o sub/../d`` passed an ``absolute()`` comparison, and with --force the fasta
+    export deleted the csv files both lines said were written; why not inside: ``-f csv -o e2 -f html -o
+    e2/r.html`` was written, and the same command with --force then refused for ever (r.html is no csv file: e34
+    attack E2, E3)."""
+    real = [(spec, out, Path(os.path.realpath(out))) for spec, out in specs]  # realpath never raises
+    for i, (spec, out, place) in enumerate(real):
+        for other, given, there in real[:i]:
+            if place == there:
+                raise InputError(f"{out}{'' if out == given else f' is {given}'}: given as the output of both "
+                                 f"{other.name} and {spec.name}; give each format its own --out")
+        for other, given, there in real:
+            if other.output == "folder" and place != there and place.is_relative_to(there):
+                raise InputError(f"{out} lies inside {given}, the {other.name} export's folder; give it another "
+                                 "place")
 
 
 def read_export(db: Path, run_ids: Sequence[int], *, partial: bool = False) -> RunExport:
