@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, cast
 
 import typer
 
-from biodiscover.storage.errors import StoppedAfterWork
+from biodiscover.storage.errors import BiodiscoverError, Interrupted, OutputNotWritten, PartlyDone, StoppedAfterWork
 from biodiscover.storage.records import LEVEL_MIN, listed, plural
 from biodiscover.workflows.export import FORMATS
 
@@ -83,6 +83,11 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
                            written=written)
         except KeyboardInterrupt:  # what it left at --out, and whether the re-run needs --force
             raise _interrupted(list(zip(fmt, out)), before, done) from None
+        except BiodiscoverError as exc:  # an output that failed after others were written whole: which stay
+            if not done or len(done) == len(out) or isinstance(exc, Interrupted):
+                raise
+            head = f"cannot write {exc.out}: {exc.reason}" if isinstance(exc, OutputNotWritten) else str(exc)
+            raise PartlyDone(f"{head}; {_left_behind(list(zip(fmt, out)), before, done)}") from None
 
     return _export
 
@@ -91,7 +96,6 @@ def _interrupted(outputs: list[tuple[str, Path]], before: dict[Path, Any], done:
     """Ctrl-C during an export: what it left at the output being written (``interrupted_export``) and, of several
     formats, which were written whole and what to re-run for the others (the same command would refuse the whole
     ones without --force)."""
-    from biodiscover.storage.errors import Interrupted
     from biodiscover.workflows.export.output import interrupted_export
 
     left = outputs[len(done):]
@@ -100,12 +104,22 @@ def _interrupted(outputs: list[tuple[str, Path]], before: dict[Path, Any], done:
     if not left:  # a Ctrl-C in the last one's summary line: every output is whole
         return StoppedAfterWork(f"stopped (Ctrl-C) after the export was written: {listed([str(r.out) for r in done])}; "
                                 "nothing to re-run")
+    return Interrupted(f"interrupted: {_left_behind(outputs, before, done)}")
+
+
+def _left_behind(outputs: list[tuple[str, Path]], before: dict[Path, Any], done: list[Any]) -> str:
+    """Of several outputs, some written (``done``): those written whole, what the one being written left there, and
+    the pairs to re-run. What a Ctrl-C and a failed write between formats both say: a failed one had said "nothing
+    of this export was kept" with the earlier ones on disk (e34 attack E4)."""
+    from biodiscover.workflows.export.output import interrupted_export
+
+    left = outputs[len(done):]
     now = left[0][1]
     part = (f"nothing of {now} was written" if str(interrupted_export(now, before[now])).startswith(
         "interrupted: nothing was written") else f"{now} may hold part of its export (--force writes it whole)")
     rest = " ".join(f"-f {f} -o {o}" for f, o in left)
-    return Interrupted(f"interrupted: {listed([str(r.out) for r in done])} written whole; {part}; for the rest re-run "
-                       f"the command with only {rest}")
+    whole = listed([str(r.out) for r in done])
+    return f"{whole} written whole; {part}; for the rest re-run the command with only {rest}"
 
 
 def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None:

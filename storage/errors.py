@@ -35,6 +35,25 @@ class InputError(BiodiscoverError):
     """An input file is missing, unreadable, or not in a format we read."""
 
 
+class OutputNotWritten(InputError):
+    """An output that cannot be written (no room, a read-only file system, a file where a folder must be, a name
+    too long …): ``cannot write OUT: REASON`` and what that left (``note``). ``out`` and ``reason`` are kept apart
+    so a verb that wrote other outputs before this one can say which of them stay (:class:`PartlyDone`), where the
+    note ("nothing of this export was kept") alone would deny them."""
+
+    def __init__(self, out: object, reason: str, note: str = "") -> None:
+        super().__init__(f"cannot write {out}: {reason}{note}")
+        self.out, self.reason = out, reason
+
+
+class PartlyDone(BiodiscoverError):
+    """A verb wrote some of its outputs whole, then could not write the next: the message names those that stay
+    and what to re-run. Exit 1 (done, in part), not 2: "nothing done" would be false, and the outputs written are
+    refused by the same command again without --force (e34 attack E4)."""
+
+    exit_code = 1
+
+
 class DatabaseError(BiodiscoverError):
     """The database cannot be opened, is corrupt, newer than us, or refused a write."""
 

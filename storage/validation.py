@@ -430,7 +430,7 @@ def unwritable_place(path: Path) -> str | None:
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        return f"{probe} is not a folder"
+        return f"{probe} is a file, not a folder" if probe.is_file() else f"{probe} is not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"folder {probe} is not writable"
     return None

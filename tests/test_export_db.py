@@ -407,6 +407,27 @@ def _export_args(path: Path, run: int, *pairs: tuple[str, Path]) -> tuple[str, .
     return ("export", "--db", str(path), "--run", str(run), *(a for f, o in pairs for a in ("-f", f, "-o", str(o))))
 
 
+def test_an_output_under_a_regular_file_is_one_error_line_before_anything_is_read(tmp_path: Path, filled_db, cli,
+                                                                                   monkeypatch) -> None:
+    """e34 attack E1 and E4: ``-o regfile/x.zip`` was a NotADirectoryError traceback (exit 1), and a later output
+    that could not be written was found only after the earlier ones were: every output's place is checked (by
+    ``storage.validation.unwritable_place``, as every other verb's outputs) before the database is read."""
+    from biodiscover.workflows.export import pipeline
+
+    path, run, _ = filled_db
+    reads: list[int] = []
+    real = pipeline.load_run_export
+    monkeypatch.setattr(pipeline, "load_run_export", lambda db, r: reads.append(r) or real(db, r))
+    regfile = tmp_path / "regfile"
+    regfile.write_text("a file")
+    for pairs in ([("dwca", regfile / "x.zip")], [("csv", regfile / "x")], [("dwca", regfile / "sub" / "x.zip")],
+                  [("csv", tmp_path / "c2"), ("dwca", regfile / "x.zip")]):
+        done = cli(*_export_args(path, run, *pairs))
+        assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+            f"error: cannot write {pairs[-1][1]}: {regfile} is a file, not a folder"], (pairs, done.stderr)
+    assert reads == [] and sorted(p.name for p in tmp_path.iterdir()) == ["regfile"]
+
+
 def test_one_output_under_two_spellings_or_inside_another_is_refused_before_anything_is_written(
         tmp_path: Path, filled_db, cli) -> None:
     """e34 attack E2, E3: ``-o d`` and ``-o sub/../d`` (or ``link/d``, link → .) passed the "output of both" check,
@@ -432,3 +453,37 @@ def test_one_output_under_two_spellings_or_inside_another_is_refused_before_anyt
             f"error: {inner[1]} lies inside {e2}, the {outer[0]} export's folder; give it another place"], pairs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e2", "link", "sub"] and not any(e2.iterdir())
 
+
+def test_an_output_that_fails_after_others_were_written_says_which_are_whole(tmp_path: Path, filled_db, cli,
+                                                                               monkeypatch) -> None:
+    """e34 attack E4, E5: a later output that could not be written said "nothing of this export was kept" (exit 2)
+    with the earlier ones on disk, and an OSError other than a full disk (here ENAMETOOLONG: the temporary name of a
+    250-character file name is too long) was a traceback. One error line names the output and the OS's reason, the
+    outputs written whole and what to re-run, as a Ctrl-C between formats does; exit 1 (done in part)."""
+    from biodiscover.cli import jobs
+
+    path, run, _ = filled_db
+    long = tmp_path / ("x" * 250 + ".json")
+    alone = cli(*_export_args(path, run, ("json", long)))
+    assert alone.returncode == 2 and alone.stderr.strip().splitlines() == [
+        f"error: cannot write {long}: file name too long (nothing of this export was kept)"], alone.stderr
+    done = cli(*_export_args(path, run, ("csv", tmp_path / "c"), ("json", long), ("dwca", tmp_path / "d.zip")))
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: cannot write {long}: file name too long; {tmp_path / 'c'} written whole; nothing of {long} was "
+        f"written; for the rest re-run the command with only -f json -o {long} -f dwca -o {tmp_path / 'd.zip'}"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"] and (tmp_path / "c" / "assignments.csv").is_file()
+    # the second output's folder turned into a file once the first was written (after the up-front check)
+    (tmp_path / "later").mkdir()
+    said = jobs._say_exported
+
+    def then_a_file(result, *args):
+        said(result, *args)
+        (tmp_path / "later").rmdir()
+        (tmp_path / "later").write_text("now a file")
+
+    monkeypatch.setattr(jobs, "_say_exported", then_a_file)
+    done = cli(*_export_args(path, run, ("json", tmp_path / "a.json"), ("dwca", tmp_path / "later" / "x.zip")))
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"error: cannot write {tmp_path / 'later' / 'x.zip'}: {tmp_path / 'later'} is a file, not a folder; "
+        f"{tmp_path / 'a.json'} written whole; nothing of {tmp_path / 'later' / 'x.zip'} was written; for the rest "
+        f"re-run the command with only -f dwca -o {tmp_path / 'later' / 'x.zip'}"], done.stderr

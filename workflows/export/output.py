@@ -34,7 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-from biodiscover.storage.errors import InputError, Interrupted
+from biodiscover.storage.errors import InputError, Interrupted, OutputNotWritten
 from biodiscover.storage.settings import config_dir
 
 log = logging.getLogger(__name__)
@@ -194,12 +194,20 @@ def replaceable(folder: Path) -> tuple[dict[str, str], list[str]]:
 def check_output(out: Path, *, force: bool, folder: bool | None = None, fmt: str | None = None) -> None:
     """Refuse what this export must not write over (see the module docstring); returns when safe.
 
-    ``folder``: the format writes a folder (True), one file (False), unknown (None).
+    ``folder``: the format writes a folder (True), one file (False), unknown (None). The place it goes must take
+    files (``storage.validation.unwritable_place``, the probe every verb's outputs go through): a read-only file
+    system or folder is refused here, before anything is read or written, not after earlier formats of the same
+    command were written (e34 attack E4).
     """
+    from biodiscover.storage.validation import unwritable_place
+
     try:
         _check_output(out, force=force, folder=folder, fmt=fmt)
+        why = unwritable_place(out / MANIFEST if out.is_dir() else out)  # an existing folder takes the files
     except PermissionError:
-        raise InputError(f"cannot write {out}: permission denied") from None
+        raise OutputNotWritten(out, "permission denied") from None
+    if why is not None:
+        raise OutputNotWritten(out, why)
 
 
 def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | None) -> None:
@@ -227,8 +235,10 @@ def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | Non
             raise InputError(f"refusing to replace {out}: biodiscover did not write it (or it was changed since); "
                              "choose a new file name")
         return
-    if not out.parent.is_dir():
-        raise InputError(f"cannot write {out}: folder {out.parent} does not exist")
+    if not out.parent.is_dir():  # missing, or a file on the way (``regfile/x.zip``: e34 attack E1)
+        from biodiscover.storage.validation import unwritable_place
+
+        raise OutputNotWritten(out, unwritable_place(out) or f"folder {out.parent} does not exist")
 
 
 #: What an output looks like on disk (:func:`output_state`): None where nothing is there.
@@ -237,16 +247,21 @@ OutputState = tuple[tuple[str, int, int, int], ...] | None
 
 def output_state(out: Path) -> OutputState:
     """``out`` as it is now: (name, inode, mtime, size) of the file, or of the folder and each entry in it; None
-    where nothing is there. Compared before and after an interrupted export to say whether it wrote anything."""
+    where nothing is there. Compared before and after an interrupted export to say whether it wrote anything.
+
+    Taken before the output is checked, so a place that cannot be looked at (``regfile/x.zip``: not a directory;
+    a folder that cannot be read) is what it can be seen to be, never an error: ``check_output`` says what is
+    wrong there in one line (a NotADirectoryError traceback had: e34 attack E1)."""
     try:
         st = out.lstat()
-    except FileNotFoundError:
+    except OSError:
         return None
     entries = [(out.name, st.st_ino, st.st_mtime_ns, st.st_size)]
     if stat.S_ISDIR(st.st_mode):
-        for entry in sorted(os.scandir(out), key=lambda e: e.name):
-            s = entry.stat(follow_symlinks=False)
-            entries.append((entry.name, s.st_ino, s.st_mtime_ns, s.st_size))
+        with contextlib.suppress(OSError):
+            for entry in sorted(os.scandir(out), key=lambda e: e.name):
+                s = entry.stat(follow_symlinks=False)
+                entries.append((entry.name, s.st_ino, s.st_mtime_ns, s.st_size))
     return tuple(entries)
 
 
@@ -284,34 +299,33 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-#: what a full disk (or quota, or read-only file system) says while an export writes
-_NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
-            errno.EROFS: "the file system is read-only"}
+#: what a full disk (or quota, or read-only file system, or a refused permission) says while an export writes (any
+#: other failure: the OS's own words)
+_OS_REASON = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EPERM: "permission denied"}
 
 
-def _no_room(out: Path, exc: OSError, made: bool) -> InputError | None:
-    """One error naming ``out`` for an export the disk had no room for (None: another failure), after removing the
+def _not_written(out: Path, exc: OSError, made: bool) -> OutputNotWritten:
+    """One error naming ``out`` and the OS's reason for an export that could not be written, after removing the
     folder this export made for it while it is still empty.
 
     Why: "error: No space left on device (check the permissions …)" named no path, and the export's folder was left
-    behind empty (e31 review F14)."""
-    why = _NO_ROOM.get(exc.errno or 0)
-    if why is None:
-        return None
+    behind empty (e31 review F14); any other failure (a name too long for the temporary file, ENOENT from a
+    pseudo-file system) was a traceback (e34 attack E5)."""
+    why = _OS_REASON.get(exc.errno or 0) or (exc.strerror[:1].lower() + exc.strerror[1:] if exc.strerror else str(exc))
     if made and out.is_dir() and not out.is_symlink():
         with contextlib.suppress(OSError):
             out.rmdir()  # only an empty folder: what the export made before it wrote anything
-    return InputError(f"cannot write {out}: {why} (nothing of this export was kept)")
+    return OutputNotWritten(out, why, " (nothing of this export was kept)")
 
 
 def write_file(out: Path, data: bytes, *, force: bool, fmt: str) -> tuple[Path, ...]:
     check_output(out, force=force, folder=False, fmt=fmt)
     try:
         atomic_write(out, data)
-    except PermissionError:
-        raise InputError(f"cannot write {out}: permission denied") from None
     except OSError as exc:
-        raise _no_room(out, exc, made=False) or exc from None
+        raise _not_written(out, exc, made=False) from None
     remember_written(out.resolve(), hashlib.sha256(data).hexdigest())
     return (out,)
 
@@ -352,8 +366,6 @@ def write_folder(out: Path, files: Mapping[str, bytes], *, force: bool, fmt: str
         finally:
             for temp in temps.values():
                 temp.unlink(missing_ok=True)
-    except PermissionError:
-        raise InputError(f"cannot write into {out}: permission denied") from None
     except OSError as exc:
-        raise _no_room(out, exc, made) or exc from None
+        raise _not_written(out, exc, made) from None
     return tuple(out / n for n in files)
