@@ -328,6 +328,14 @@ async def test_an_order_the_reference_lacks_goes_in_the_class_then_takes_a_famil
     recognised by name (Odonata and Psocodea end in no -ptera), offered as described, in the class; a family typed
     next goes under it first."""
     from biodiscover.storage.db.reviews import new_taxon_problem, new_taxon_rank
+    from biodiscover.tui.decisions import order_warning
+
+    moth, unnamed = {"order": "Lepidoptera", "family": "Noctuidae"}, {}
+    assert order_warning([moth, moth, unnamed], "Lepidoptera") is None  # the same order
+    assert order_warning([moth, unnamed, unnamed], "Coleoptera") is None  # 1 of 3 named: no order to go against
+    assert order_warning([moth, moth, unnamed], None) is None
+    assert str(order_warning([moth, moth, unnamed], "Coleoptera")).startswith("2 of 3 members are named order "
+                                                                              "Lepidoptera")
 
     assert [new_taxon_rank(n) for n in ("Coleoptera", "Odonata", "Psocodea", "Archaeognatha", "Macroptera")] == \
         ["order", "order", "order", "order", "genus"]
@@ -343,8 +351,12 @@ async def test_an_order_the_reference_lacks_goes_in_the_class_then_takes_a_famil
         await pilot.press("enter")
         await settle(pilot)
         assert isinstance(app.screen, ConfirmDialog)
+        # its members are named Lepidoptera by the run (this plate's fixture): the question says what the move goes
+        # against (e34 attack T3/R2: ten flies moved to Odonata with no word named ten more flies Odonata later)
         assert app.screen.question == (f"Move #{pid} from no taxon (unplaced) to order Coleoptera (described, not in "
-                                       "the reference) under class Insecta?")
+                                       "the reference) under class Insecta? ⚠ 3 of 3 members are named order "
+                                       "Lepidoptera by their barcodes, not Coleoptera; accepted there, their barcodes "
+                                       "would name their relatives on later plates Coleoptera too")
         await pilot.press("y")
         await settle(pilot)
         order = db.taxonomy().node(db.proposal(pid).parent_taxon_id)

@@ -23,7 +23,7 @@ from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, descri
                                             new_taxon_problem, new_taxon_rank)
 from biodiscover.storage.evidence import indistinct_congeners
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
-from biodiscover.storage.records import INSECT_CLASS, plural
+from biodiscover.storage.records import INSECT_CLASS, determination, placement, plural
 from biodiscover.tui.evidence import centre_distances, centre_text, marked, shown_name
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
@@ -145,6 +145,21 @@ def decided_words(p: Any, decision: Mapping[str, Any] | None) -> str:
     note = f" (“{decision['note']}”)" if decision.get("note") else ""
     return (said + f"was {DECIDED_WORDS.get(decision['action'], decision['action'])} by {decision['reviewer']} on "
             f"{str(decision['created_at'])[:10]}{note}")
+
+
+def order_warning(determined: Sequence[Mapping[str, str]], order: str | None) -> str | None:
+    """Why moving a candidate into ``order`` goes against its members' barcodes: more than half of them named to
+    another order by the run (their own determinations, :func:`~biodiscover.storage.records.placement`); None where
+    they are not (unplaced members, the same order, or no order to compare).
+
+    Why: e34 attack T3 and R2: the demo's #1, ten flies named genus Tiaopsis at P 1.00, moved to order Odonata with
+    no word, accepted there; the next triage named ten other flies order Odonata from its members' barcodes."""
+    placed = placement(determined).get("order")
+    if order is None or placed is None or placed == order:
+        return None
+    n = sum(1 for d in determined if d.get("order") == placed)
+    return (f"{n} of {len(determined)} members are named order {placed} by their barcodes, not {order}; accepted "
+            f"there, their barcodes would name their relatives on later plates {order} too")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -933,12 +948,17 @@ class DecisionsMixin:
         def refuse(value: Any) -> str | None:
             return new_taxon_problem(value.name, None, taken, value.described) if isinstance(value, NewTaxon) else None
 
+        determined = [determination(m.labels or {}, m.deepest_rank, m.deepest_taxon) for m in detail.members]
+
         def move(tid: int | None, new: NewTaxon | None = None) -> None:
             under = f"class {INSECT_CLASS}" if tid is None else labels[tid]
             into = f"{new.words} under {under}" if new is not None else under
             said = f"{new.words.replace(' ◆', '')} under {under.split('  ')[0]}" if new is not None else None
+            order = new.name if new is not None and new.rank == "order" else \
+                None if tid is None else graph.lineage_dict(tid).get("order")
+            warn = order_warning(determined, order)
             # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
-            self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?"),
+            self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?" + (f" ⚠ {warn}" if warn else "")),
                       lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who,
                                                                     new_taxon=new.name if new else None,
                                                                     described=new is not None and new.described),
