@@ -73,16 +73,18 @@ UNPLACED_MERGE = "no taxon in common: the merged candidate would be unplaced"
 
 
 def assign_wording(proposal_id: int, size: int, species: str, identity: float | None = None,
-                   added_under: str | None = None, threshold: float | None = None) -> tuple[str, str]:
+                   added_under: str | None = None, threshold: float | None = None,
+                   order_cutoff: float | None = None) -> tuple[str, str]:
     """What assigning asks before it writes, and what it says after: one specimen is one ("its 1 members" read
     oddly on the real plate, where single-specimen candidates are common); ``identity``, the best of a member to
     the species' keys (``Evidence.identity_to``), in the question, so a tie or a far row picked by mistake shows
     where the decision is made. ``added_under``: the species is a described one the reference lacks, added under
     that genus by this decision (:meth:`~biodiscover.storage.db.reviews.ReviewsMixin.assign`'s ``new_species``).
-    ``threshold``: the run's species threshold (``Evidence.threshold``), read by :func:`far_warning`."""
+    ``threshold``: the run's species threshold (``Evidence.threshold``), ``order_cutoff`` its order cut-off
+    (``ProposalDetail.order_cutoff``), both read by :func:`far_warning`."""
     members = "its member is" if size == 1 else f"its {size} members are"
     ident = "" if identity is None else f" ({identity * 100:.1f} %, the best identity of a member to its keys)"
-    far = far_warning(identity, threshold)
+    far = far_warning(identity, threshold, order_cutoff)
     what = species if added_under is None else \
         f"{species}, a described species the reference lacks, added under {added_under}"
     recorded = "" if added_under is None else " (recorded as described, not in the reference: not provisional)"
@@ -109,17 +111,20 @@ def split_wording(before: Any, moved: int, parts: Sequence[Any]) -> str:
     return "; ".join(said)
 
 
-def far_warning(identity: float | None, threshold: float | None = None) -> str | None:
+def far_warning(identity: float | None, threshold: float | None = None,
+                order_cutoff: float | None = None) -> str | None:
     """Why a species at ``identity`` is far from the members, or None where it is within the species threshold:
     beyond the distance within which the run counts two barcodes one species (``storage.evidence.twin_threshold``
-    of the run's ``threshold``), and below the identity at which triage names even an order (the published order
-    cut-off, ``discovery.naming.PUBLISHED_CUTOFFS``) the members are not likely of its order.
+    of the run's ``threshold``), and below the identity at which triage names even an order the members are not
+    likely of its order: the run's ``order_cutoff`` where it recorded one (``storage.evidence.run_order_cutoff``,
+    the header's), else the published one (``discovery.naming.PUBLISHED_CUTOFFS``).
 
     Why: on the e33 review's plate ``i`` on #1 (28 beetles, an order the reference lacks) offered the moth *Cecrita
     daona* at 82.8 % and asked "Assign #1 (28 specimens) to Cecrita daona (82.8 %, …)?" with no word that 82.8 % is
-    beyond the order cut-off, while a ⚑ candidate 3 % away was told much more."""
+    beyond the order cut-off, while a ⚑ candidate 3 % away was told much more. Why the run's: its order cut-off
+    was 87.4 %, so a moth at 86 % read "below the order cut-off 87.4%" in the header and nothing here."""
     from biodiscover.discovery.naming import PUBLISHED_CUTOFFS
-    from biodiscover.storage.evidence import twin_threshold
+    from biodiscover.storage.evidence import cutoff_phrase, twin_threshold
 
     if identity is None:
         return None
@@ -128,10 +133,11 @@ def far_warning(identity: float | None, threshold: float | None = None) -> str |
         return None
     said = (f"{100 * gap:.1f} % from its keys, more than the {100 * span:.1f} % within which this run counts two "
             "barcodes one species: the members may not be this species")
-    order = PUBLISHED_CUTOFFS["order"]
+    order = PUBLISHED_CUTOFFS["order"] if order_cutoff is None else order_cutoff
     if identity < order:
-        said += (f"; below {100 * order:g} %, the identity triage names even an order at (the published COI order "
-                 "cut-off), they are likely not of its order")
+        which = "the identity this run needed to name even an order" if order_cutoff is not None else \
+            "the published COI one, at which triage names even an order"
+        said += f"; below {cutoff_phrase('order', order)} ({which}), they are likely not of its order"
     return said + "."
 
 
@@ -1097,7 +1103,7 @@ class DecisionsMixin:
             tid = choice
             # say exactly what before writing: a row picked by one key press too many names another species
             question, done = assign_wording(p.id, p.size, names[tid], said[tid][0] if tid in said else None,
-                                            threshold=detail.evidence.threshold)
+                                            threshold=detail.evidence.threshold, order_cutoff=detail.order_cutoff)
             self._ask(ConfirmDialog(question),
                       lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
                                             lambda r: done, True))
