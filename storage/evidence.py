@@ -341,17 +341,24 @@ def run_order_cutoff(parameters: Any) -> float | None:
     return float(cut) if isinstance(cut, (int, float)) else None
 
 
-def below_order_words(identity: float | None, cutoff: float | None) -> str | None:
-    """``below the order cut-off 87.4%: perhaps an order the reference lacks`` where the nearest known species lies
-    below the run's order cut-off (:func:`run_order_cutoff`), else None. Why: 198 beetle candidates of a reference
-    holding moths and flies showed a moth or fly as "nearest known species" at 78-89 % with no word that so far a
-    species says nothing of the order (e33 review F4)."""
+def below_order_cutoff(identity: float | None, cutoff: float | None) -> bool | None:
+    """Whether the nearest known species at ``identity`` lies below the run's order cut-off (:func:`run_order_cutoff`):
+    None where either is unknown (no identity; a reference that learned its orders, or a run from before). The one
+    comparison :func:`below_order_words`, the review's marks and the exports' ``nearest_below_order_cutoff`` make."""
     if identity is None or cutoff is None or identity != identity:
         return None
+    return identity < cutoff
+
+
+def below_order_words(identity: float | None, cutoff: float | None) -> str | None:
+    """``below the order cut-off 87.4%: perhaps an order the reference lacks`` where the nearest known species lies
+    below the run's order cut-off (:func:`below_order_cutoff`), else None. Why: 198 beetle candidates of a reference
+    holding moths and flies showed a moth or fly as "nearest known species" at 78-89 % with no word that so far a
+    species says nothing of the order (e33 review F4)."""
     # the words of triage's refusal (naming ``_refusal``): a nearest key below the cut-off is no proof the order is
     # absent, only that no order of the reference lies within it
-    return f"below {cutoff_phrase('order', cutoff)}: perhaps an order the reference lacks" if identity < cutoff \
-        else None
+    return f"below {cutoff_phrase('order', cutoff)}: perhaps an order the reference lacks" \
+        if cutoff is not None and below_order_cutoff(identity, cutoff) else None
 
 
 def nearest_first(near: Sequence["NearSpecies"], short: Collection[str]) -> tuple["NearSpecies", ...]:

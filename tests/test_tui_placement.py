@@ -402,3 +402,28 @@ def test_the_header_says_a_nearest_species_below_the_order_cut_off_is_of_no_orde
            "reference lacks\n" in header, header
     assert max(len(line) for line in header.splitlines()) <= 80, header
     assert "cut-off" not in near, near
+
+
+@asynctest
+async def test_the_evidence_tab_marks_a_known_species_below_the_order_cut_off_and_says_it_once(
+        tmp_path: Path) -> None:
+    """e33 review F4: the Evidence tab listed the moth Cecrita daona at 82.8 % for beetles with no word that it lies
+    below the run's order cut-off (87.4 %), which the header says. Each such species is marked after its identity
+    (↓, in the help's glossary) and the line under the list says what the mark means; one above it is not marked."""
+    from biodiscover.tui.evidence import near_species_lines
+    from biodiscover.tui.screens.help import glossary_text
+    from fixtures.review_db import absent_order_db
+
+    below, above = absent_order_db(tmp_path / "f4.sqlite")
+    async with reviewing(tmp_path / "f4.sqlite") as (app, db, pilot):
+        await open_proposal(pilot, below)
+        await pilot.press("3")
+        await settle(pilot)
+        listed = [" ".join(line.split()) for line in str(app.screen.query_one("#nearest").render()).splitlines()]
+        assert listed[1:3] == ["Cecrita daona 82.8%↓ 3 keys: Canada 3",
+                               "↓ below the order cut-off 87.4%: perhaps an order the reference lacks"], listed
+        detail = db.proposal_detail(above)
+    assert [line for _, line in near_species_lines(detail.evidence, None, detail.order_cutoff)] == [
+        "90.1%  3 keys: Canada 3"]  # above the cut-off: no mark
+    db.close()
+    assert "82.8%↓" in str(glossary_text())

@@ -17,7 +17,8 @@ from typing import Any, Container, Mapping, Sequence
 
 from biodiscover.discovery.barcode_gap import BarcodeGap, gap_of
 from biodiscover.storage.db.reviews import retired_named
-from biodiscover.storage.evidence import (SPECIES_SPAN, TIE, Evidence, NearSpecies, chance_note, congeners_note,
+from biodiscover.storage.evidence import (SPECIES_SPAN, TIE, Evidence, NearSpecies, below_order_cutoff, chance_note,
+                                          congeners_note,
                                           indistinct_congeners, known_elsewhere, span_note, species_spread,
                                           nearest_first, tied_species, twin_threshold, unusable_reads)
 from biodiscover.storage.records import DESCRIBED, RANKS, candidate_name, is_filler_name
@@ -56,6 +57,12 @@ def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
 #: what marks a candidate that is probably the same species as a live candidate of another run (``Database.twins``):
 #: in the queue's marks column and the review's header
 TWIN_MARK = "≡"
+
+
+#: what marks a nearest known species below the run's order cut-off (``storage.evidence.below_order_words``: perhaps an
+#: order the reference lacks): after its identity in the Evidence tab's list and the queue's ident% cell; the help's
+#: glossary explains it
+BELOW_ORDER_MARK = "↓"
 
 
 def other_run(p: Any, collection: str | None) -> str:
@@ -366,15 +373,17 @@ def _one_country(s: NearSpecies) -> str:
     return f", all from {countries[0]}" if (s.n_keys or 0) > 1 and len(countries) == 1 and not s.no_country else ""
 
 
-def near_species_lines(evidence: Evidence,
-                       met_here: Mapping[str, Mapping[str, int]] | None = None) -> list[tuple[NearSpecies, str]]:
+def near_species_lines(evidence: Evidence, met_here: Mapping[str, Mapping[str, int]] | None = None,
+                       order_cutoff: float | None = None) -> list[tuple[NearSpecies, str]]:
     """(species, ``99.1%  9 keys: Brazil 6, …``) for the nearest known species listed, nearest first; a species
     reviewers assigned candidates to says from where (``met_here``: ``; assigned here: Costa Rica 10``), which is
-    why its ⚑ may be gone."""
+    why its ⚑ may be gone; one below the run's ``order_cutoff`` (``ProposalDetail.order_cutoff``) has
+    :data:`BELOW_ORDER_MARK` after its identity (``82.8%↓``: a moth listed for beetles, e33 review F4)."""
     out = []
     short = evidence.short_reads
     for s in nearest_first(evidence.near_species, short)[:NEAR_SHOWN]:
-        line = f"{_percent(s.identity)}  {s.keys_text()}"
+        below = BELOW_ORDER_MARK if below_order_cutoff(s.identity, order_cutoff) else ""
+        line = f"{_percent(s.identity)}{below}  {s.keys_text()}"
         if s.members and all(pid in short for pid in s.members):  # listed after every full-length read's species
             bases = sorted(h.overlap for pid in s.members if (h := evidence.member_hits.get(pid)) and h.overlap)
             read = f"{bases[-1]}-base read" if len(bases) == 1 else \

@@ -372,7 +372,7 @@ class DetailScreen(DecisionsMixin, Screen[None]):
         self.query_one("#dna-note", Static).update(dna.note)
         s = detail.summary
         nearest = Text()
-        listed = ev.near_species_lines(detail.evidence, detail.met_here)
+        listed = ev.near_species_lines(detail.evidence, detail.met_here, detail.order_cutoff)
         if listed:  # the nearest few, each with its keys and their countries (format 4)
             nearest.append("nearest known species, first the header's (nearest a full-length read) · best identity "
                            "of a member · its keys by country:", style="grey70")
@@ -384,6 +384,11 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             nearest.append("\n  ")
             nearest.append(near_species.species, style="bold magenta" if i == 0 else "magenta")
             nearest.append(f"  {line}")
+        # the mark said once in words, as the header says it of the nearest one (e33 review F4)
+        below = next((words for near_species, _ in listed
+                      if (words := below_order_words(near_species.identity, detail.order_cutoff))), None)
+        if below:
+            nearest.append(f"\n  {ev.BELOW_ORDER_MARK} {below}", style="yellow")
         elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name),
                                       met_here=detail.met_here)
         if elsewhere and s.status != "assigned":  # answered: the header says the same

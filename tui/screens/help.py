@@ -49,6 +49,8 @@ GLOSSARY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("evidence tab", (
         ("378/0", "a histogram row: pairs of members that far apart / members that far from the nearest known"),
+        ("82.8%↓", "a known species below the run's order cut-off (the line under the list gives it): it says "
+                   "nothing of the candidate's order, perhaps one the reference lacks"),
     )),
 )
 
