@@ -929,16 +929,79 @@ def test_report_counts_no_barcode_gap_as_the_flag_does_and_lists_those_whatever_
     assert f"The other {pending - 2} pending candidates (the smallest, none flagged to check first)" in page
 
 
+@pytest.fixture(scope="module")
+def absent_order(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[int]]:
+    """``fixtures.review_db.absent_order_db`` (beetles nearest a moth at 82.8 % and 90.1 %, order cut-off 87.4 %)
+    once for the module's tests that only read it: its path and the two candidates' ids."""
+    from fixtures.review_db import absent_order_db
+
+    path = tmp_path_factory.mktemp("f4") / "f4.sqlite"
+    return path, absent_order_db(path)
+
+
 def test_report_table_says_a_nearest_species_below_the_order_cut_off_is_of_no_order_the_reference_holds(
-        tmp_path: Path) -> None:
+        tmp_path: Path, absent_order: tuple[Path, list[int]]) -> None:
     """e33 review F4: the report's candidate table listed a moth at 82.8 % as the nearest known species of beetles
     with no word that it lies below the run's order cut-off (87.4 %), so perhaps of an order the reference lacks."""
     from biodiscover.workflows.export.pipeline import load_run_export
-    from fixtures.review_db import absent_order_db
 
-    absent_order_db(tmp_path / "f4.sqlite")
-    data = load_run_export(tmp_path / "f4.sqlite", 1)
+    data = load_run_export(absent_order[0], 1)
     write_export(data, "html", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<td>82.8% (below the order cut-off 87.4%: perhaps an order the reference lacks)</td>" in page
     assert "<td>90.1%</td>" in page
+
+
+
+def test_the_exports_say_whether_the_nearest_species_lies_below_the_runs_order_cut_off(
+        tmp_path: Path, absent_order: tuple[Path, list[int]]) -> None:
+    """e33 review F4: proposals.csv and the JSON gave beetles' nearest known species, a moth, at 0.828 and nothing to
+    tell it from one at 0.95 by without reading the run's parameters. Both give the run's order cut-off beside the
+    identity and whether the nearest species lies below it (empty / null where the reference learned its orders);
+    columns.txt says what they mean; the JSON stays format version 6 (fields added, none changed)."""
+    import dataclasses
+
+    from biodiscover.workflows.export.pipeline import load_run_export
+
+    data = load_run_export(absent_order[0], 1)
+    write_export(data, "csv", tmp_path / "csv")
+    rows = list(csv.DictReader(open(tmp_path / "csv" / "proposals.csv", newline="", encoding="utf-8-sig")))
+    assert [(r["nearest_identity"], r["order_cutoff"], r["nearest_below_order_cutoff"]) for r in rows] == [
+        ("0.828", "0.874", "True"), ("0.901", "0.874", "False")]
+    header = list(rows[0])
+    assert header.index("order_cutoff") == header.index("nearest_identity") + 1
+    described = (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")
+    assert "nearest_below_order_cutoff — True where nearest_identity lies below order_cutoff" in described
+    write_export(data, "json", tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert doc["version"] == 6
+    assert [(p["order_cutoff"], p["nearest_below_order_cutoff"]) for p in doc["proposals"]] == [
+        (0.874, True), (0.874, False)]
+    learned = dataclasses.replace(data, run={**data.run, "parameters": {}})  # no cut-off recorded
+    write_export(learned, "json", tmp_path / "learned.json")
+    doc = json.loads((tmp_path / "learned.json").read_text(encoding="utf-8"))
+    assert {(p["order_cutoff"], p["nearest_below_order_cutoff"]) for p in doc["proposals"]} == {(None, None)}
+    # an export over several runs: each candidate's own run's cut-off (the runs' parameters differ, so the
+    # combined ``run`` holds none)
+    limits = [{"naming_limits": {"fallback": {"order": cut}}} for cut in (0.874, 0.95)]
+    batch = dataclasses.replace(learned, runs=({"id": 1, "parameters": limits[0]}, {"id": 2, "parameters": limits[1]}),
+                                proposals=data.proposals.assign(run_id=[1, 2]))
+    write_export(batch, "json", tmp_path / "batch.json")
+    doc = json.loads((tmp_path / "batch.json").read_text(encoding="utf-8"))
+    assert [(p["order_cutoff"], p["nearest_below_order_cutoff"]) for p in doc["proposals"]] == [
+        (0.874, True), (0.95, True)]
+
+
+def test_the_reports_candidate_section_says_a_nearest_species_below_the_order_cut_off(
+        absent_order: tuple[Path, list[int]]) -> None:
+    """e33 review F4: the report's table said it of a moth at 82.8 % for beetles, the candidate's own section (what
+    a reader of one candidate reads) did not."""
+    from biodiscover.workflows.export.pipeline import load_run_export
+    from biodiscover.workflows.report import candidate_sections
+
+    path, (below, above) = absent_order
+    page = candidate_sections(load_run_export(path, 1))  # the HTML report's (no plots drawn)
+    sections = {pid: page.split(f"id='cand-{pid}'")[1].split("</section>")[0] for pid in (below, above)}
+    assert ("<th>nearest known species</th><td>Cecrita daona at 82.8% identity, below the order cut-off 87.4%: "
+            "perhaps an order the reference lacks</td>") in sections[below], sections[below]
+    assert "<td>Cecrita daona at 90.1% identity</td>" in sections[above], sections[above]

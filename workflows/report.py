@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from biodiscover.storage.distance import p_distance
-from biodiscover.storage.evidence import below_order_words, run_order_cutoff
+from biodiscover.storage.evidence import below_order_words
 from biodiscover.storage.records import RANKS, listed, plural
 from biodiscover.storage.review_log import MACHINE
 
@@ -683,14 +683,14 @@ RUN_COLUMN = "run (collection)"
 
 def candidate_table(proposals: pd.DataFrame,
                     named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None,
-                    order_cutoff: float | None = None) -> pd.DataFrame:
+                    order_cutoffs: Sequence[float | None] = ()) -> pd.DataFrame:
     """The report's candidate table: human headers, open-nomenclature names, evidence a reader sorts by.
 
     ``named_later`` (``RunExport.named_later``, an export over several runs): an accepted species' specimens cell
     says its reviewed members and the specimens later runs named as it ("30 reviewed + 41 named by runs 2, 5 and
     6"), sorted by its members.
-    ``order_cutoff`` (the run's, ``storage.evidence.run_order_cutoff``): a nearest known species below it says so in
-    its identity cell (``below_order_words``), a moth at 82.8 % to beetles saying nothing of their order.
+    ``order_cutoffs`` (each row's run's, ``export.tables.order_cutoffs``): a nearest known species below it says so
+    in its identity cell (``below_order_words``), a moth at 82.8 % to beetles saying nothing of their order.
 
     Candidates first (largest first), proposals a reviewer rejected or assigned to a known species after them.
     One a reviewer assigned gives that species and the identity to it, as its section does
@@ -701,8 +701,9 @@ def candidate_table(proposals: pd.DataFrame,
     from biodiscover.workflows.export.tables import NOT_CANDIDATES, candidate_label, placement
 
     rows = []
-    for p in proposals.to_dict("records"):
+    for n, p in enumerate(proposals.to_dict("records")):
         species, ident = p.get("nearest_species") or "", p.get("nearest_identity")
+        cut = order_cutoffs[n] if n < len(order_cutoffs) else None
         if p.get("status") == "assigned" and p.get("provisional_name"):
             species, ident = f"{p['provisional_name']} (assigned)", assigned_identity(p)
         ident = None if ident is None or ident != ident else (ident * 100 if ident <= 1 else ident)
@@ -719,7 +720,7 @@ def candidate_table(proposals: pd.DataFrame,
             # a carried assignment with no identity to its species here: the one the decision it carries rested on
             "identity": (carried_identity(p) or "") if ident is None else f"{ident:.1f}%" + (
                 f" ({below})" if p.get("status") != "assigned"
-                and (below := below_order_words(ident / 100, order_cutoff)) else ""),
+                and (below := below_order_words(ident / 100, cut)) else ""),
             "novelty": "" if novelty is None or novelty != novelty else f"{novelty:.2f}",
             "status": p.get("status") or "",
         })
@@ -812,13 +813,15 @@ def _decision(trail: ReviewTrail | None) -> list[tuple[str, str]]:
 
 def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: ReviewTrail | None,
                       images: dict, met_here: Mapping[str, Mapping[str, int]] | None = None,
-                      later: Sequence[tuple[str, int]] = (), merged_in: Sequence[str] = ()) -> str:
+                      later: Sequence[tuple[str, int]] = (), merged_in: Sequence[str] = (),
+                      order_cutoff: float | None = None) -> str:
     """One candidate: name and placement, a line of flags to scan, the barcode gap with its numbers, why it
     was not named, BINs and places, what reviewers decided and noted, member photographs and the member list.
     ``later``: of an accepted species in an export over several runs, the specimens other runs named as it
     (``RunExport.named_later``): its specimens fact counts them beside the members, and a line lists them by run,
     after the member list (the members are what the reviewer decided on; the taxonomist describing the species
-    wants every specimen named as it, season review F4)."""
+    wants every specimen named as it, season review F4). ``order_cutoff``: its run's (``export.tables.order_cutoffs``):
+    a nearest known species below it says so, as the table and the review's header do (e33 review F4)."""
     from biodiscover.discovery.barcode_gap import gap_of
     from biodiscover.workflows.export.dwca import named_later_text
     from biodiscover.workflows.export.flags import candidate_flags
@@ -837,7 +840,9 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
     ident = p.get("nearest_identity")
     if p.get("nearest_species"):
         pct = "" if ident is None or ident != ident else f" at {ident * 100 if ident <= 1 else ident:.1f}% identity"
-        facts.append(("nearest known species", f"{p['nearest_species']}{pct}"))
+        below = None if ident is None or ident != ident else \
+            below_order_words(ident if ident <= 1 else ident / 100, order_cutoff)
+        facts.append(("nearest known species", f"{p['nearest_species']}{pct}" + (f", {below}" if below else "")))
     gap = gap_of(ev, ident)  # a candidate no member of which is usable COI has no gap to read: the data is the fact
     facts.append(("data quality" if gap.verdict == "not COI" else "barcode gap", gap.sentence()))
     near = _dict(ev.get("nearest_known"))
@@ -935,10 +940,11 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
     trails = data.trails()
     props = {p["proposal_id"]: p for p in data.proposals.to_dict("records")}
     by_prop = {k: g for k, g in data.members.groupby("proposal_id")} if not data.members.empty else {}
-    from biodiscover.workflows.export.tables import merge_text, merged_into
+    from biodiscover.workflows.export.tables import merge_text, merged_into, order_cutoffs
 
     parts, left = [], 0
     flagged = check_first_ids(data.proposals, data.met_here)
+    cutoffs = dict(zip(data.proposals["proposal_id"], order_cutoffs(data)))
     folded = merged_into(data)
     for i in candidate_table(data.proposals, data.named_later)["#"].tolist():
         p = props.get(i)
@@ -951,7 +957,7 @@ def candidate_sections(data: "RunExport", limit: int | None = None) -> str:
             limit -= int(_pending(p.get("status")) and i not in flagged)
             parts.append(candidate_section(p, members, specimens, trails.get(i), images, data.met_here,
                                            data.named_later.get(int(i), ()),
-                                           [merge_text(m, holder=True) for m in folded.get(i, ())]))
+                                           [merge_text(m, holder=True) for m in folded.get(i, ())], cutoffs.get(i)))
         else:
             left += 1
     more = (f"<p class='note'>{plural(left, 'more pending candidate')} (the smallest, none flagged to check first) "
@@ -974,11 +980,11 @@ def check_first_ids(proposals: pd.DataFrame,
 def report_table(proposals: pd.DataFrame, limit: int | None = None,
                  named_later: Mapping[int, Sequence[tuple[str, int]]] | None = None,
                  met_here: Mapping[str, Mapping[str, int]] | None = None,
-                 order_cutoff: float | None = None) -> tuple[pd.DataFrame, int]:
+                 order_cutoffs: Sequence[float | None] = ()) -> tuple[pd.DataFrame, int]:
     """:func:`candidate_table` with every decided row, every pending one flagged to check first
     (:func:`check_first_ids`) and the largest ``limit`` other pending ones (default :data:`TABLE_LIMIT`), and how
     many pending rows were left out."""
-    table = candidate_table(proposals, named_later, order_cutoff)
+    table = candidate_table(proposals, named_later, order_cutoffs)
     if table.empty:
         return table, 0
     limit = TABLE_LIMIT if limit is None else limit
@@ -1087,7 +1093,7 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     """One self-contained HTML page for a run (plots embedded as base64 PNG)."""
     from biodiscover.workflows.export.dwca import joined_runs_text, run_specimens_words
     from biodiscover.workflows.export.dwca import method_steps, set_aside_sentences
-    from biodiscover.workflows.export.tables import model_description, set_aside_note
+    from biodiscover.workflows.export.tables import model_description, order_cutoffs, set_aside_note
 
     run = data.run
     plots = render_plots(data)
@@ -1119,7 +1125,7 @@ def build_html(data: "RunExport", options: "ExportOptions | None" = None) -> str
     if run.get("finished_at"):
         meta.append(f"finished {_when(run.get('finished_at'))}")
     table, left_out = report_table(data.proposals, named_later=data.named_later, met_here=data.met_here,
-                                   order_cutoff=run_order_cutoff(run.get("parameters")))
+                                   order_cutoffs=order_cutoffs(data))
     left_note = (f"The other {plural(left_out, 'pending candidate')} (the smallest, none flagged to check first) "
                  f"{'is' if left_out == 1 else 'are'} in the CSV export (proposals.csv) and the JSON export."
                  if left_out else "")

@@ -11,9 +11,10 @@
   (``scientificName`` … ``identificationVerificationStatus``: the reviewer's where a
   reviewer decided, else the machine's; see ``dwca.determinations``);
 * ``proposals.csv`` — one row per candidate: its one name and ``taxonConceptID`` (the archive's), placement, size,
-  status, the identity to the species a reviewer assigned it to (its ``nearest_species`` stays the machine's
-  evidence), the nearest species list and the report's flags in one cell each (to filter a spreadsheet on), what
-  reviewers decided and noted, the names it had before (renames), and the evidence flattened into
+  status, the run's order cut-off and whether the nearest known species lies below it (``order_cutoff``,
+  ``nearest_below_order_cutoff``), the identity to the species a reviewer assigned it to (its ``nearest_species``
+  stays the machine's evidence), the nearest species list and the report's flags in one cell each (to filter a
+  spreadsheet on), what reviewers decided and noted, the names it had before (renames), and the evidence flattened into
   columns (distances, nearest known species, BINs, geography range / centroid /
   bounding box, body size);
 * ``members.csv`` — candidate × specimen with the membership probability; of an export over several runs, an
@@ -46,7 +47,8 @@ from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import neutralise_frame
 from biodiscover.workflows.export.tables import (NOT_CANDIDATES, ReviewAction, RunExport, candidate_label,
-                                                  carried_text, merge_text, merged_into, set_aside_text)
+                                                  carried_text, merge_text, merged_into, nearest_below,
+                                                  set_aside_text)
 
 FILES: tuple[str, ...] = ("assignments.csv", "proposals.csv", "members.csv")
 #: The column list written beside them.
@@ -118,6 +120,12 @@ COLUMNS: dict[str, dict[str, str]] = {
         "nearest_species": "the machine's nearest known species in the reference when it was proposed (its "
                            "evidence, kept as it was: not the species a reviewer assigned; see identity_to_assigned)",
         "nearest_identity": "identity (0-1) to that species' nearest barcode",
+        "order_cutoff": "the identity (0-1) the run needed to name even an order (the order cut-off it recorded, as "
+                        "the review's header gives it); empty: the reference learned its orders",
+        "nearest_below_order_cutoff": "True where nearest_identity lies below order_cutoff: so far a species says "
+                                      "nothing of the candidate's order, perhaps one the reference lacks (a moth at "
+                                      "82.8 % nearest to beetles); False at or above it; empty where either is "
+                                      "empty",
         "assigned_provisional": "for a candidate a reviewer assigned to a species accepted in this database (a "
                                 "provisional, undescribed one): the candidate whose acceptance made it; its members "
                                 "carry that candidate's taxonConceptID and open-nomenclature name; 0: not found; "
@@ -418,6 +426,11 @@ def proposal_table(data: RunExport) -> pd.DataFrame:
                  [None if p.get("status") in NOT_CANDIDATES else concept_id(data.run, p.get("proposal_id"))
                   for p in records])
     at = props.columns.get_loc("nearest_identity") + 1 if "nearest_identity" in props else len(props.columns)
+    if "nearest_identity" in props:  # beside the identity it judges (e33 review F4)
+        below = nearest_below(data)
+        props.insert(at, "order_cutoff", pd.array([c for c, _ in below], dtype="Float64"))
+        props.insert(at + 1, "nearest_below_order_cutoff", pd.array([b for _, b in below], dtype="boolean"))
+        at += 2
     props.insert(at, "identity_to_assigned", pd.array([assigned_identity(p) for p in records], dtype="Float64"))
     if "carried_from" in props:  # the JSON has the record; a cell has its words
         props["carried_from"] = [carried_text(p) for p in records]

@@ -32,7 +32,7 @@ from biodiscover.workflows.export.csv import assignment_table
 from biodiscover.workflows.export.flags import assigned_identity
 from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
-from biodiscover.workflows.export.tables import RunExport, candidate_label, json_records
+from biodiscover.workflows.export.tables import RunExport, candidate_label, json_records, nearest_below
 
 #: The evidence's mappings keyed by data (a member's processid, a reference key's, a country, a BIN, a species), by
 #: where they sit (a list's entries each hold one), with the names their key and value take as a record's fields.
@@ -74,8 +74,11 @@ def render(data: RunExport, options: ExportOptions) -> bytes:
     members = data.members.groupby("proposal_id") if not data.members.empty else None
     trails, histories = data.trails(), data.histories()
     proposals = []
-    for row in json_records(data.proposals):
+    below = nearest_below(data)
+    for i, row in enumerate(json_records(data.proposals)):
         pid = row.get("proposal_id")
+        # the run's order cut-off and whether the nearest known species lies below it (proposals.csv's columns)
+        row["order_cutoff"], row["nearest_below_order_cutoff"] = below[i]
         row["name"] = candidate_label(row)
         # an assigned candidate's ``nearest_species`` stays the machine's evidence: the identity to the species a
         # reviewer named is its own field (proposals.csv's column of the same name)

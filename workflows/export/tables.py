@@ -18,6 +18,7 @@ from typing import Any, Mapping, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
+from biodiscover.storage.evidence import below_order_cutoff, run_order_cutoff
 from biodiscover.storage.jsonable import jsonable
 from biodiscover.storage.records import DESCRIBED, MAX_NUCLEOTIDES, RANKS, candidate_name, listed, plural
 from biodiscover.storage.review_log import DECISIONS, MACHINE, UNDOING, Carried, carried, in_force, own_note
@@ -313,6 +314,29 @@ def live_candidates(proposals: pd.DataFrame) -> pd.DataFrame:
     if proposals.empty or "status" not in proposals:
         return proposals
     return proposals[~proposals["status"].isin(NOT_CANDIDATES)]
+
+
+def order_cutoffs(data: "RunExport") -> list[float | None]:
+    """Each proposal's run's order cut-off (``storage.evidence.run_order_cutoff``; None: its reference learned its
+    orders), in ``data.proposals``' order: an export over several runs reads each candidate's own run's."""
+    if not data.runs or "run_id" not in data.proposals:
+        return [run_order_cutoff(data.run.get("parameters"))] * len(data.proposals)
+    by_run = {str(r.get("id")): run_order_cutoff(r.get("parameters")) for r in data.runs}
+    return [by_run.get(str(rid)) for rid in data.proposals["run_id"]]
+
+
+def nearest_below(data: "RunExport") -> list[tuple[float | None, bool | None]]:
+    """(the run's order cut-off, whether the nearest known species lies below it) per proposal, in
+    ``data.proposals``' order (``storage.evidence.below_order_cutoff``; None: not known): proposals.csv's and the
+    JSON's ``order_cutoff`` and ``nearest_below_order_cutoff``. Why: beetle candidates read a moth at 82.8 % as
+    their nearest known species, and a spreadsheet had nothing to tell it from one at 95 % by (e33 review F4)."""
+    idents = data.proposals["nearest_identity"] if "nearest_identity" in data.proposals else \
+        [None] * len(data.proposals)
+    out = []
+    for ident, cut in zip(idents, order_cutoffs(data)):
+        value = None if ident is None or pd.isna(ident) else float(ident)
+        out.append((cut, below_order_cutoff(value, cut)))
+    return out
 
 
 def candidate_label(proposal: Mapping[str, Any]) -> str:
