@@ -427,3 +427,22 @@ async def test_the_evidence_tab_marks_a_known_species_below_the_order_cut_off_an
         "90.1%  3 keys: Canada 3"]  # above the cut-off: no mark
     db.close()
     assert "82.8%↓" in str(glossary_text())
+
+
+@asynctest
+async def test_the_queue_marks_an_identity_below_the_order_cut_off_in_its_spare_cell(tmp_path: Path) -> None:
+    """e33 review F4: at 80 columns the queue read "82.8  Cecrita daona" for beetles nearest a moth, with nothing of
+    the run's order cut-off (87.4 %) the header gives. The ident% cell has one spare cell: ↓ there (in the help's
+    glossary), a blank on any other row so the figures stay aligned."""
+    from biodiscover.tui.screens.help import glossary_text
+    from biodiscover.tui.widgets.proposal_table import ProposalTable
+    from fixtures.review_db import absent_order_db
+
+    below, above = absent_order_db(tmp_path / "f4.sqlite")
+    async with reviewing(tmp_path / "f4.sqlite", size=(80, 24)) as (app, db, pilot):
+        await settle(pilot)
+        table = app.screen.query_one(ProposalTable)
+        assert [str(table.get_row(str(pid))[5]) for pid in (below, above)] == [" 82.8↓", " 90.1 "]
+        assert table.widths["identity"] == 6  # the column as before: "100.0 " fits
+    db.close()
+    assert "82.8↓" in str(glossary_text())

@@ -171,7 +171,7 @@ def test_queue_names_fit_their_column_with_an_ellipsis() -> None:
     cells = [c.plain for c in row_cells(p, narrow)]
     assert cells[2].endswith("…") and len(cells[2]) == narrow["taxon"]
     assert cells[6].endswith("…") and len(cells[6]) == narrow["nearest"]
-    assert cells[5] == "99.4"
+    assert cells[5] == " 99.4 "  # no order cut-off: a blank where ↓ would stand, the figures aligned
     assert [c.plain for c in row_cells(p, wide)][6] == "Thopliaus sp. BIOUG95524-A07"
 
 

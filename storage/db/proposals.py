@@ -19,6 +19,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.twins(proposal_ids=None) -> dict[int, tuple[Twin, ...]]
     db.closest_elsewhere(proposal_ids) -> dict[int, tuple[ProposalSummary, str | None]]
     db.run_collections() -> dict[int, str]
+    db.run_order_cutoffs() -> dict[int, float]          # the order cut-off each run recorded (queue: ↓)
     db.queue_counts(run_id=None) -> dict[str, int]
 
 A proposal to write is a :class:`~biodiscover.storage.evidence.CandidateProposal`
@@ -1046,6 +1047,18 @@ def _register_twin_group(raw: Any, sql: str, index: _NearIndex) -> None:
     raw.create_function("bd_twin_group", 1, group.get)
 
 
+def _run_order_cutoffs(raw: Any, run_id: int | None = None) -> dict[int, float]:
+    """``Database.run_order_cutoffs`` on an open connection (of run ``run_id`` alone where given): only the
+    ``naming_limits`` of each run's parameters is read."""
+    where, args = ("WHERE id = ?", (run_id,)) if run_id is not None else ("", ())
+    out = {}
+    for rid, limits in raw.execute(f"SELECT id, json_extract(parameters, '$.naming_limits') FROM runs {where}", args):
+        cut = run_order_cutoff({"naming_limits": json.loads(limits)}) if isinstance(limits, str) else None
+        if cut is not None:
+            out[int(rid)] = cut
+    return out
+
+
 def _run_collections(raw: Any) -> dict[int, str]:
     """``Database.run_collections`` on an open connection."""
     return {int(rid): str(name) for rid, name in raw.execute(
@@ -1475,6 +1488,12 @@ class ProposalsMixin(DatabaseCore):
         with self._read() as conn:
             return _run_collections(dbapi(conn))
 
+    def run_order_cutoffs(self) -> dict[int, float]:
+        """Run id → the identity its order needed (``storage.evidence.run_order_cutoff``; runs whose reference
+        learned its orders left out): what the queue marks a nearest known species below with ``↓``."""
+        with self._read() as conn:
+            return _run_order_cutoffs(dbapi(conn))
+
     def assigned_countries(self) -> dict[str, dict[str, int]]:
         """Known species → {country: specimens} of the live candidates reviewers assigned to it, every run of
         the database: where the project has now met each species, beside the reference's keys. What the ⚑
@@ -1565,10 +1584,9 @@ class ProposalsMixin(DatabaseCore):
             near = closest[0] if closest else None
             collection = _run_collections(dbapi(conn)).get(near.run_id) \
                 if near is not None and near.run_id != summary.run_id else None
-            raw = dbapi(conn).execute("SELECT parameters FROM runs WHERE id = ?", (summary.run_id,)).fetchone()
-            params = json.loads(raw[0]) if raw and isinstance(raw[0], str) else None
+            order_cutoff = _run_order_cutoffs(dbapi(conn), summary.run_id).get(summary.run_id)
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               near, tuple(bin_holders),
                               agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional),
                               met_here, collection, self.twins([proposal_id]).get(proposal_id, ()),
-                              run_order_cutoff(params))
+                              order_cutoff)

@@ -34,6 +34,8 @@ GLOSSARY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("nov", "novelty: the members' mean P(their species is absent from the reference)"),
         ("ident%", "identity of the nearest known species to a member read at full length (the header's)"),
         ("nearest known", "that species; the Evidence tab lists the next few, with their keys' countries"),
+        ("82.8↓", "that identity lies below the run's order cut-off (the header gives it): the species says "
+                  "nothing of the candidate's order, perhaps one the reference lacks"),
         ("⚑ / ⚐", "a known species whose keys all come from other countries may be this one: ⚑ within the 3 % one "
                   "species usually spans, ⚐ beyond it (the gap, ⚑2.9%, from 120 columns)"),
         ("≡", "a live candidate of another run is probably the same species (≡0.2%: that far)"),
@@ -49,8 +51,8 @@ GLOSSARY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("evidence tab", (
         ("378/0", "a histogram row: pairs of members that far apart / members that far from the nearest known"),
-        ("82.8%↓", "a known species below the run's order cut-off (the line under the list gives it): it says "
-                   "nothing of the candidate's order, perhaps one the reference lacks"),
+        ("82.8%↓", "a known species below the run's order cut-off, as the queue's 82.8↓ (the line under the list "
+                   "gives the cut-off)"),
     )),
 )
 

@@ -253,6 +253,7 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             provisional = self.app.db.provisional_taxa()
             marks = self.app.db.proposal_marks([r.id for r in rows])
             collections = self.app.db.run_collections()
+            cutoffs = self.app.db.run_order_cutoffs()
             # one run's review with nothing left: later runs may hold its specimens now (it read "0 of 0 … none
             # left to review" where week 2's 33 pending candidates were run 10's, e31 F11)
             later = self.app.db.run_superseded(q.run_id)["by_runs"] if not rows and q.run_id is not None else []
@@ -261,16 +262,17 @@ class QueueScreen(DecisionsMixin, Screen[None]):
             self.app.call_from_thread(self.decision_shown)
             return
         if not get_current_worker().is_cancelled:  # a newer query replaced this one
-            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks, collections, later)
+            self.app.call_from_thread(self._show_page, rows, offset, total, provisional, marks, collections, later,
+                                      cutoffs)
 
     def _show_page(self, rows: list[Any], offset: int, total: int, provisional: frozenset[int] = frozenset(),
                    marks: Mapping[int, Any] | None = None, collections: Mapping[int, str] | None = None,
-                   later: Sequence[int] = ()) -> None:
+                   later: Sequence[int] = (), cutoffs: Mapping[int, float] | None = None) -> None:
         self.decision_shown()
         self.page_offset = offset
         table = self.query_one(ProposalTable)
         table.show_page(rows, offset, total, keep_id=self._keep_id, cursor=self._keep_row, provisional=provisional,
-                        marks=marks, collections=collections)
+                        marks=marks, collections=collections, cutoffs=cutoffs)
         shown = f"{offset + 1}–{offset + len(rows)} of {total:,}" if rows else f"0 of {total:,}"
         line = f"{shown}   {self.query_state.describe()}"
         if not rows:

@@ -16,7 +16,9 @@ distance to it where wide: ``≡0.2%``), ✎ where reviewers wrote a note, ⚠ w
 usable as COI, ``⚠COI`` where wide, or members matching a record the reference dropped, ``⚠key``). Why: on a real
 plate the flagged candidates were visible only through ``f known=elsewhere``, a candidate with a note looked like any
 other (e25 finding 7), one of junk reads like the most distinct new species (e25 finding 4), and a weekly batch's
-species met again sat in rows far apart (e26 batch, defect 1).
+species met again sat in rows far apart (e26 batch, defect 1). An identity below the run's order cut-off ends in ↓
+(``82.8↓``, in the ident% column's one spare cell): the nearest known species says nothing of the order (e33 review
+F4: beetles nearest a moth at 82.8 %).
 
 The last column, "from", names the collection each candidate's run triaged (``Database.run_collections``), when the
 database's candidates come from more than one and the terminal has room for it beside the names at their smallest
@@ -36,7 +38,8 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from biodiscover.storage.db.proposals import MARK_KINDS
-from biodiscover.tui.evidence import TWIN_MARK, flag_mark, shown_name
+from biodiscover.storage.evidence import below_order_cutoff
+from biodiscover.tui.evidence import BELOW_ORDER_MARK, TWIN_MARK, flag_mark, shown_name
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "assigned": ("=", "cyan"),
@@ -177,12 +180,17 @@ def status_cell(status: str, marks: Sequence[Any] = (), wide: bool = False) -> T
 
 
 def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Container[int] = (),
-              marks: Sequence[Any] = (), collection: str | None = None) -> list[Any]:
+              marks: Sequence[Any] = (), collection: str | None = None,
+              order_cutoff: float | None = None) -> list[Any]:
     """Cells for a ``storage.db.ProposalSummary``; names cut with ``…`` to ``widths``; a candidate placed in one of
     the ``provisional`` taxa (ids) has its genus marked ◆; ``marks``: its ``storage.db.QueueMark`` s;
-    ``collection``: what the "from" column shows (:func:`short_collections`), where ``widths`` has that column."""
+    ``collection``: what the "from" column shows (:func:`short_collections`), where ``widths`` has that column;
+    ``order_cutoff``: its run's (``Database.run_order_cutoffs``): an identity below it ends in ↓ (``82.8↓``: a moth
+    nearest to beetles, e33 review F4), any other in a blank, so the figures stay aligned in the ident% column."""
     w = widths or column_widths(80)
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
+    below = BELOW_ORDER_MARK if below_order_cutoff(None if identity is None else identity / 100, order_cutoff) \
+        else " "
     name = shown_name(p, provisional)
     return [
         Text(str(p.id), justify="right"),
@@ -192,7 +200,8 @@ def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Contain
         Text(fit_name(name, w["taxon"]), style="green" if p.provisional_name else ""),
         Text(str(p.size), justify="right"),
         Text(_fmt(p.novelty), justify="right"),
-        Text("–" if identity is None else f"{identity:.1f}", justify="right"),
+        # padded by hand, not justified right: Rich strips a right-justified cell's trailing blank
+        Text(("–" if identity is None else f"{identity:.1f}").rjust(w["identity"] - 1) + below),
         Text(fit(p.nearest_species or "–", w["nearest"])),
         *([Text(fit(collection or "–", w["from"]), style="grey70")] if "from" in w else []),
     ]
@@ -216,6 +225,8 @@ class ProposalTable(DataTable[Any]):
         self.marks: Mapping[int, Sequence[Any]] = {}
         #: run id → what the "from" column shows of its collection (:func:`short_collections`)
         self.collections: Mapping[int, str] = {}
+        #: run id → its order cut-off (``Database.run_order_cutoffs``): an identity below it is marked ↓
+        self.cutoffs: Mapping[int, float] = {}
         self.page_offset = 0
         self.total = 0
         self.widths = column_widths(80)
@@ -249,21 +260,25 @@ class ProposalTable(DataTable[Any]):
     def show_page(self, rows: Sequence[Any], offset: int, total: int, keep_id: int | None = None,
                   cursor: int | None = None, provisional: Container[int] = (),
                   marks: Mapping[int, Sequence[Any]] | None = None,
-                  collections: Mapping[int, str] | None = None) -> None:
+                  collections: Mapping[int, str] | None = None,
+                  cutoffs: Mapping[int, float] | None = None) -> None:
         """Replace the page; put the cursor on ``keep_id`` if present, else on row ``cursor``; ``provisional``:
         the ids of the provisional taxa (a candidate in one is marked, :func:`row_cells`); ``marks``: proposal id →
         its marks; ``collections``: run id → its collection's name (``Database.run_collections``; None keeps the
-        last page's)."""
+        last page's); ``cutoffs``: run id → its order cut-off (``Database.run_order_cutoffs``; None keeps the last
+        page's)."""
         if collections is not None and (short := short_collections(collections)) != self.collections:
             self.collections = short
             self._fit_columns(self.size.width)
         self.rows_shown = list(rows)
         self.provisional, self.marks = provisional, dict(marks or {})
+        if cutoffs is not None:
+            self.cutoffs = dict(cutoffs)
         self.page_offset, self.total = offset, total
         self.clear()
         for p in self.rows_shown:
             self.add_row(*row_cells(p, self.widths, provisional, self.marks.get(p.id, ()),
-                                    self.collections.get(p.run_id)), key=str(p.id))
+                                    self.collections.get(p.run_id), self.cutoffs.get(p.run_id)), key=str(p.id))
         if not self.rows_shown:
             return
         target = 0 if cursor is None else max(0, min(cursor, len(self.rows_shown) - 1))
