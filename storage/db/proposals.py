@@ -98,7 +98,7 @@ from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.evidence import (CandidateProposal, Evidence, Geography, NearSpecies, data_mark,
                                           known_elsewhere, run_order_cutoff, twin_threshold,
                                           unusable_reads)
-from biodiscover.storage.records import candidate_name, determination
+from biodiscover.storage.records import candidate_name
 from biodiscover.storage.review_log import MACHINE, carried, notes_in_force, own_note
 
 log = logging.getLogger(__name__)
@@ -430,38 +430,6 @@ def _holders(conn: Connection, summary: ProposalSummary, specimens: Sequence[str
     return [ProposalSummary(*r) for r in rows]
 
 
-def _members_assignment(run_id: int) -> Any:
-    """The join of a candidate's members (``proposal_members``) to the assignment that determines each: by the
-    candidate's run ``run_id``, else by the latest run before it that triaged the member (a candidate merged in from
-    an earlier week: its members showed "?: ?" in the members table), else the latest run that did."""
-    A, B = ASSIGNMENTS, ASSIGNMENTS.alias("b")
-    before = (sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid, B.c.run_id <= run_id)
-              .scalar_subquery())
-    latest = sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid).scalar_subquery()
-    return sa.and_(A.c.processid == MEMBERS.c.processid, A.c.run_id == sa.func.coalesce(before, latest))
-
-
-def member_determinations(conn: Connection, proposal_id: int, run_id: int) -> dict[str, dict[str, str]] | None:
-    """Each member of ``proposal_id`` (of run ``run_id``) → its own determination above species
-    (:func:`~biodiscover.storage.records.determination`), by the assignment the detail shows for it
-    (:func:`_members_assignment`); None where some member has no assignment: the run never assessed it, so
-    nothing says where it is named (a candidate written without its run's assignments).
-
-    Why: what a split places each part by (``reviews.split_off``), as triage placed the whole."""
-    A = ASSIGNMENTS
-    ranks = ("order", "family", "subfamily", "genus", "species")
-    q = (sa.select(MEMBERS.c.processid, A.c.run_id, A.c.deepest_rank, A.c.deepest_taxon,
-                   *[A.c[f"label_{rk}"] for rk in ranks])
-         .select_from(MEMBERS).outerjoin(A, _members_assignment(run_id)).where(MEMBERS.c.proposal_id == proposal_id))
-    out: dict[str, dict[str, str]] = {}
-    for m in conn.execute(q).mappings():
-        if m["run_id"] is None:
-            return None
-        out[m["processid"]] = determination({rk: m[f"label_{rk}"] for rk in ranks}, m["deepest_rank"],
-                                            m["deepest_taxon"])
-    return out
-
-
 def _resolve_parent(conn: Connection, p: ProposalIn, run_id: int) -> tuple[int | None, str | None, str | None]:
     if p.parent_taxon_id is not None:
         r = conn.execute(sa.select(TAXA.c.rank, TAXA.c.name).where(TAXA.c.id == p.parent_taxon_id)).first()
@@ -518,6 +486,8 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
     Raw SQL on the transaction's own connection: SQLAlchemy's per-statement
     overhead was 90% of the time at 100k proposals (benchmarks/RESULTS-db.md).
     """
+    from biodiscover.storage.db.reviews import reviewer_placement
+
     raw = dbapi(conn)
     now, parents = ctx.now, ctx.parents
     members = p.member_rows()
@@ -622,7 +592,7 @@ def _write_one(conn: Connection, run_id: int, p: ProposalIn, ctx: _WriteContext)
         size = raw.execute("SELECT size FROM proposals WHERE id = ?", (part,)).fetchone()[0]
         # Every member of this part from one pending candidate a reviewer had moved or renamed: placement and name
         if recognised is None and named is None and len(held) == 1 and overlap[held[0]] == size:
-            kept = _reviewer_placement(raw, held[0])
+            kept = reviewer_placement(raw, held[0])
             if kept:
                 carried[held[0]] = _carry_placement(conn, raw, held[0], part, kept, now, run_id)
     for old_id in sorted(overlap):
@@ -867,8 +837,8 @@ def _carry_naming(conn: Connection, raw: Any, old_id: int, new_id: int, now: str
 
 def _carry_placement(conn: Connection, raw: Any, old_id: int, new_id: int, kept: Mapping[str, Any],
                      now: str, run_id: int) -> list[str]:
-    """Give ``new_id`` the placement and name a reviewer gave ``old_id`` (``_reviewer_placement``), each logged as
-    the database's move or rename carried from there; what was carried (``placement``, ``name``)."""
+    """Give ``new_id`` the placement and name a reviewer gave ``old_id`` (``reviews.reviewer_placement``), each
+    logged as the database's move or rename carried from there; what was carried (``placement``, ``name``)."""
     from biodiscover.storage.db.reviews import _snapshot
 
     carried_now: list[str] = []
@@ -883,31 +853,6 @@ def _carry_placement(conn: Connection, raw: Any, old_id: int, new_id: int, kept:
         _log_carried(conn, action, new_id, before, _carry_record(raw, review, old_id, run_id), now, None)
         carried_now.append(what)
     return carried_now
-
-
-def _reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
-    """What a reviewer set on pending proposal ``old_id`` and is still in force: ``parent`` ((id, rank, name),
-    from a move whose result the proposal still has) and ``name`` (from a rename, likewise), with the review that
-    did each (``move_review``, ``rename_review``); {} for none.
-
-    Why: a re-triage that re-clusters a pending candidate gave its successor the machine's placement and working
-    name again: a reviewer's move of a fly from "Unplaced" to Diptera, or into a new provisional genus, was gone
-    without a word (third real-plate review, B1; QA). A decision the reviewer undid is not in force: the
-    proposal no longer holds what that review wrote."""
-    now = raw.execute("SELECT parent_taxon_id, parent_rank, parent_name, provisional_name FROM proposals WHERE id = ?",
-                      (old_id,)).fetchone()
-    out: dict[str, Any] = {}
-    for rid, action, after in raw.execute(
-            "SELECT id, action, after FROM reviews WHERE proposal_id = ? AND action IN ('move', 'rename') "
-            "ORDER BY id DESC", (old_id,)):
-        snap = (json.loads(after) if isinstance(after, str) else after or {}).get("proposals", {}).get(str(old_id))
-        if not snap:
-            continue
-        if action == "move" and "parent" not in out and snap.get("parent_taxon_id") == now[0]:
-            out["parent"], out["move_review"] = (now[0], now[1], now[2]), int(rid)
-        if action == "rename" and "name" not in out and snap.get("provisional_name") == now[3]:
-            out["name"], out["rename_review"] = now[3], int(rid)
-    return out
 
 
 def _carry_notes(conn: Connection, raw: Any, old_ids: Sequence[int], new_id: int, run_id: int) -> None:
@@ -1517,7 +1462,7 @@ class ProposalsMixin(DatabaseCore):
 
     def proposal_detail(self, proposal_id: int) -> ProposalDetail:
         """Everything the detail screen shows: members with specimen data and assignment, reviews, history."""
-        from biodiscover.storage.db.reviews import suggest_name_in
+        from biodiscover.storage.db.reviews import members_assignment, suggest_name_in
 
         with self._read() as conn:
             r = conn.execute(sa.select(PROPOSALS).where(PROPOSALS.c.id == proposal_id)).mappings().first()
@@ -1531,7 +1476,7 @@ class ProposalsMixin(DatabaseCore):
                            *[A.c[f"label_{rk}"] for rk in ("order", "family", "subfamily", "genus", "species")])
                  .select_from(MEMBERS)
                  .outerjoin(S, sa.and_(S.c.processid == MEMBERS.c.processid, S.c.current.is_(True)))
-                 .outerjoin(A, _members_assignment(summary.run_id))
+                 .outerjoin(A, members_assignment(summary.run_id))
                  .where(MEMBERS.c.proposal_id == proposal_id)
                  .order_by(MEMBERS.c.probability.desc(), MEMBERS.c.processid))
             members = []

@@ -64,6 +64,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -78,7 +79,7 @@ from biodiscover.storage.db.models import (LIVE_STATUSES, Assignment, Counter, P
                                            Review, Taxon)
 from biodiscover.storage.errors import DatabaseError, StaleProposalError
 from biodiscover.storage.evidence import Evidence
-from biodiscover.storage.records import DESCRIBED, INSECT_CLASS, INSECT_ORDERS, open_qualifier
+from biodiscover.storage.records import DESCRIBED, INSECT_CLASS, INSECT_ORDERS, determination, open_qualifier
 from biodiscover.storage.review_log import DECIDED_STATUSES, DECISIONS, carried, in_force, notes_in_force
 
 log = logging.getLogger(__name__)
@@ -594,22 +595,78 @@ def _merged_parent(conn: Connection, parents: Sequence[int | None], chosen: int 
     return t.id, t.rank, t.name
 
 
+def members_assignment(run_id: int) -> Any:
+    """The join of a candidate's members (``proposal_members``) to the assignment that determines each: by the
+    candidate's run ``run_id``, else by the latest run before it that triaged the member (a candidate merged in from
+    an earlier week: its members showed "?: ?" in the members table), else the latest run that did."""
+    A, B = ASSIGNMENTS, ASSIGNMENTS.alias("b")
+    before = (sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid, B.c.run_id <= run_id)
+              .scalar_subquery())
+    latest = sa.select(sa.func.max(B.c.run_id)).where(B.c.processid == MEMBERS.c.processid).scalar_subquery()
+    return sa.and_(A.c.processid == MEMBERS.c.processid, A.c.run_id == sa.func.coalesce(before, latest))
+
+
+def member_determinations(conn: Connection, proposal_id: int, run_id: int) -> dict[str, dict[str, str]] | None:
+    """Each member of ``proposal_id`` (of run ``run_id``) → its own determination above species
+    (:func:`~biodiscover.storage.records.determination`), by the assignment the detail shows for it
+    (:func:`members_assignment`); None where some member has no assignment: the run never assessed it, so
+    nothing says where it is named (a candidate written without its run's assignments).
+
+    Why: what a split places each part by (:func:`split_off`), as triage placed the whole."""
+    A = ASSIGNMENTS
+    ranks = ("order", "family", "subfamily", "genus", "species")
+    q = (sa.select(MEMBERS.c.processid, A.c.run_id, A.c.deepest_rank, A.c.deepest_taxon,
+                   *[A.c[f"label_{rk}"] for rk in ranks])
+         .select_from(MEMBERS).outerjoin(A, members_assignment(run_id)).where(MEMBERS.c.proposal_id == proposal_id))
+    out: dict[str, dict[str, str]] = {}
+    for m in conn.execute(q).mappings():
+        if m["run_id"] is None:
+            return None
+        out[m["processid"]] = determination({rk: m[f"label_{rk}"] for rk in ranks}, m["deepest_rank"],
+                                            m["deepest_taxon"])
+    return out
+
+
+def reviewer_placement(raw: Any, old_id: int) -> dict[str, Any]:
+    """What a reviewer set on pending proposal ``old_id`` and is still in force: ``parent`` ((id, rank, name),
+    from a move whose result the proposal still has) and ``name`` (from a rename, likewise), with the review that
+    did each (``move_review``, ``rename_review``); {} for none.
+
+    Why: a re-triage that re-clusters a pending candidate gave its successor the machine's placement and working
+    name again: a reviewer's move of a fly from "Unplaced" to Diptera, or into a new provisional genus, was gone
+    without a word (third real-plate review, B1; QA). A decision the reviewer undid is not in force: the
+    proposal no longer holds what that review wrote."""
+    now = raw.execute("SELECT parent_taxon_id, parent_rank, parent_name, provisional_name FROM proposals WHERE id = ?",
+                      (old_id,)).fetchone()
+    out: dict[str, Any] = {}
+    for rid, action, after in raw.execute(
+            "SELECT id, action, after FROM reviews WHERE proposal_id = ? AND action IN ('move', 'rename') "
+            "ORDER BY id DESC", (old_id,)):
+        snap = (json.loads(after) if isinstance(after, str) else after or {}).get("proposals", {}).get(str(old_id))
+        if not snap:
+            continue
+        if action == "move" and "parent" not in out and snap.get("parent_taxon_id") == now[0]:
+            out["parent"], out["move_review"] = (now[0], now[1], now[2]), int(rid)
+        if action == "rename" and "name" not in out and snap.get("provisional_name") == now[3]:
+            out["name"], out["rename_review"] = now[3], int(rid)
+    return out
+
+
 def _parts_placed(conn: Connection, r: Mapping[Any, Any], parts: Sequence[Sequence[Any]]
                   ) -> list[dict[str, Any]]:
     """Where each part of a split of proposal row ``r`` goes (``parent_taxon_id``, ``parent_rank``,
     ``parent_name``): as triage places a candidate, by its own members' determinations
-    (``storage.records.placement`` over ``proposals.member_determinations``); the proposal's own placement for both
+    (``storage.records.placement`` over :func:`member_determinations`); the proposal's own placement for both
     where a reviewer's move of it is in force (hers, not the machine's) or where some member was never assessed.
 
     Why: a part inherited the whole's placement: the e33 review's split of #14 gave #284 "Chrysomya sp." whose one
     member the run named only to subfamily Chrysomyinae (F6)."""
     from biodiscover.storage.db.ingest import ensure_lineage
-    from biodiscover.storage.db.proposals import _reviewer_placement, member_determinations
     from biodiscover.storage.records import placement
 
     own = {"parent_taxon_id": r["parent_taxon_id"], "parent_rank": r["parent_rank"], "parent_name": r["parent_name"]}
     pid = int(r["id"])
-    dets = None if "parent" in _reviewer_placement(dbapi(conn), pid) else \
+    dets = None if "parent" in reviewer_placement(dbapi(conn), pid) else \
         member_determinations(conn, pid, int(r["run_id"]))
     if dets is None:
         return [own for _ in parts]
