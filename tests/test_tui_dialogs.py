@@ -355,7 +355,7 @@ async def test_an_order_the_reference_lacks_goes_in_the_class_then_takes_a_famil
         # against (e34 attack T3/R2: ten flies moved to Odonata with no word named ten more flies Odonata later)
         assert app.screen.question == (f"Move #{pid} from no taxon (unplaced) to order Coleoptera (described, not in "
                                        "the reference) under class Insecta? ⚠ 3 of 3 members are named order "
-                                       "Lepidoptera by their barcodes, not Coleoptera; accepted there, their barcodes "
+                                       "Lepidoptera by their barcodes, not Coleoptera; decided so, their barcodes "
                                        "would name their relatives on later plates Coleoptera too")
         await pilot.press("y")
         await settle(pilot)
@@ -784,6 +784,47 @@ async def test_the_assign_question_warns_below_the_runs_order_cut_off_as_the_hea
                                  "barcodes one species: the members may not be this species; below the order cut-off "
                                  "87.4% (the identity this run needed to name even an order), they are likely not of "
                                  "its order."), question
+    db.close()
+
+
+@asynctest
+async def test_assigning_to_a_species_no_member_reaches_of_another_order_warns_twice(tmp_path: Path) -> None:
+    """e34 attack T1: a fly species typed in ``i`` for 11 wasps (no member's barcode aligned to its keys, so no
+    identity) asked "Assign #4 (11 specimens) to Mioites sea?" with no warning at all, while a congener at 94 % got
+    one. The question says that nothing in the barcodes reaches it, and that the members are named another order."""
+    path, ids = plate(tmp_path)
+    async with reviewing(path) as (app, db, pilot):
+        assert isinstance(await press_on(pilot, ids["a"], "i"), PickDialog)
+        await pilot.press(*"Delia platura", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.question == (
+            f"Assign #{ids['a']} (3 specimens) to Delia platura? Its 3 members are then named as that species. ⚠ "
+            "no member's barcode was aligned to its keys: nothing in the barcodes says they are this species; 3 of 3 "
+            "members are named order Lepidoptera by their barcodes, not Diptera; decided so, their barcodes would "
+            "name their relatives on later plates Diptera too."), app.screen.question
+    db.close()
+
+
+@asynctest
+async def test_merging_two_candidates_farther_apart_than_one_species_spans_warns(tmp_path: Path) -> None:
+    """e34 attack T4: #2 merged into #4 at 6.5 % (the run's species threshold 4.5 %) was asked as any merge; after it
+    the header read "members ≤ 6.9% apart". The question says how far apart they are against the span, and a pair
+    within it is asked as before."""
+    path, ids = plate(tmp_path)
+    async with reviewing(path) as (app, db, pilot):
+        for other, warned in (("d", True), ("b", False)):
+            assert isinstance(await press_on(pilot, ids["a"], "m"), PickDialog)
+            await pilot.press(*f"#{ids[other]} ", "enter")
+            await settle(pilot)
+            assert isinstance(app.screen, ConfirmDialog)
+            question = app.screen.question
+            assert ("⚠ the two are " in question) is warned, question
+            if warned:
+                assert question.endswith("% apart, more than the 3.0 % within which this run counts two barcodes one "
+                                         "species: they may be two species."), question
+            await pilot.press("n")
+            await settle(pilot)
     db.close()
 
 

@@ -415,8 +415,9 @@ async def test_merge_across_parents_lands_under_their_common_taxon_and_says_so(r
         await pilot.press(*f"#{other.id} ", "enter")
         await settle(pilot)
         # asked first, as every other decision is (a reviewer of a real batch merged on Enter by mistake)
-        assert app.screen.question == (f"Merge #{other.id} ({other.name}, {other.size}) into #{a.id} ({a.name}, "
-                                       f"{a.size}): {a.size + other.size} specimens under {family.rank} {family.name}?")
+        assert app.screen.question.startswith(
+            f"Merge #{other.id} ({other.name}, {other.size}) into #{a.id} ({a.name}, {a.size}): "
+            f"{a.size + other.size} specimens under {family.rank} {family.name}? ⚠ the two are ")  # two genera apart
         await pilot.press("y")
         await settle(pilot)
     merged = db.proposal(a.id)

@@ -74,17 +74,19 @@ UNPLACED_MERGE = "no taxon in common: the merged candidate would be unplaced"
 
 def assign_wording(proposal_id: int, size: int, species: str, identity: float | None = None,
                    added_under: str | None = None, threshold: float | None = None,
-                   order_cutoff: float | None = None) -> tuple[str, str]:
+                   order_cutoff: float | None = None, also: str | None = None) -> tuple[str, str]:
     """What assigning asks before it writes, and what it says after: one specimen is one ("its 1 members" read
     oddly on the real plate, where single-specimen candidates are common); ``identity``, the best of a member to
     the species' keys (``Evidence.identity_to``), in the question, so a tie or a far row picked by mistake shows
     where the decision is made. ``added_under``: the species is a described one the reference lacks, added under
     that genus by this decision (:meth:`~biodiscover.storage.db.reviews.ReviewsMixin.assign`'s ``new_species``).
     ``threshold``: the run's species threshold (``Evidence.threshold``), ``order_cutoff`` its order cut-off
-    (``ProposalDetail.order_cutoff``), both read by :func:`far_warning`."""
+    (``ProposalDetail.order_cutoff``), both read by :func:`far_warning`; ``also``: a further warning (the species'
+    order against its members', :func:`order_warning`; no member aligned to its keys)."""
     members = "its member is" if size == 1 else f"its {size} members are"
     ident = "" if identity is None else f" ({identity * 100:.1f} %, the best identity of a member to its keys)"
-    far = far_warning(identity, threshold, order_cutoff)
+    warned = [w.rstrip(".") for w in (far_warning(identity, threshold, order_cutoff), also) if w]
+    far = "; ".join(warned) + "." if warned else ""
     what = species if added_under is None else \
         f"{species}, a described species the reference lacks, added under {added_under}"
     recorded = "" if added_under is None else " (recorded as described, not in the reference: not provisional)"
@@ -111,6 +113,23 @@ def split_wording(before: Any, moved: int, parts: Sequence[Any]) -> str:
     return "; ".join(said)
 
 
+#: what the assign question says where no member's barcode was aligned to the species' keys (a species typed by name)
+UNREACHED = "no member's barcode was aligned to its keys: nothing in the barcodes says they are this species"
+
+
+def beyond_species(gap: float, threshold: float | None, what: str) -> str | None:
+    """``6.5 % apart, more than the 4.5 % within which this run counts two barcodes one species``, or None where
+    ``gap`` is within the run's species span (``storage.evidence.twin_threshold`` of its ``threshold``): one
+    sentence for the assign question (``what`` "from its keys") and the merge question ("apart")."""
+    from biodiscover.storage.evidence import twin_threshold
+
+    span = twin_threshold(threshold)
+    if gap <= span + 1e-12:
+        return None
+    return f"{100 * gap:.1f} % {what}, more than the {100 * span:.1f} % within which this run counts two barcodes " \
+        "one species"
+
+
 def far_warning(identity: float | None, threshold: float | None = None,
                 order_cutoff: float | None = None) -> str | None:
     """Why a species at ``identity`` is far from the members, or None where it is within the species threshold:
@@ -124,15 +143,14 @@ def far_warning(identity: float | None, threshold: float | None = None,
     beyond the order cut-off, while a ⚑ candidate 3 % away was told much more. Why the run's: its order cut-off
     was 87.4 %, so a moth at 86 % read "below the order cut-off 87.4%" in the header and nothing here."""
     from biodiscover.discovery.naming import PUBLISHED_CUTOFFS
-    from biodiscover.storage.evidence import cutoff_phrase, twin_threshold
+    from biodiscover.storage.evidence import cutoff_phrase
 
     if identity is None:
         return None
-    span, gap = twin_threshold(threshold), 1.0 - identity
-    if gap <= span + 1e-12:
+    beyond = beyond_species(1.0 - identity, threshold, "from its keys")
+    if beyond is None:
         return None
-    said = (f"{100 * gap:.1f} % from its keys, more than the {100 * span:.1f} % within which this run counts two "
-            "barcodes one species: the members may not be this species")
+    said = beyond + ": the members may not be this species"
     order = PUBLISHED_CUTOFFS["order"] if order_cutoff is None else order_cutoff
     if identity < order:
         which = "the identity this run needed to name even an order" if order_cutoff is not None else \
@@ -164,8 +182,8 @@ def order_warning(determined: Sequence[Mapping[str, str]], order: str | None) ->
     if order is None or placed is None or placed == order:
         return None
     n = sum(1 for d in determined if d.get("order") == placed)
-    return (f"{n} of {len(determined)} members are named order {placed} by their barcodes, not {order}; accepted "
-            f"there, their barcodes would name their relatives on later plates {order} too")
+    return (f"{n} of {len(determined)} members are named order {placed} by their barcodes, not {order}; decided "
+            f"so, their barcodes would name their relatives on later plates {order} too")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -807,9 +825,14 @@ class DecisionsMixin:
             self.app.call_from_thread(self.app.notify, "no other pending proposal to merge with", severity="warning")
             return
 
+        threshold = db.proposal_detail(p.id).evidence.threshold
+
         def merge(choice: Any) -> None:
-            """Asked first, as every other decision is (a reviewer of a real batch merged on Enter by mistake)."""
+            """Asked first, as every other decision is (a reviewer of a real batch merged on Enter by mistake); a pair
+            farther apart than the run's species span says so (e34 attack T4: 6.5 % against 4.5 %, asked as any)."""
             o, lands = choice
+            d = distance.get(o.id)
+            far = None if d is None else beyond_species(d, threshold, "apart")
             both = held[p.id] & held[o.id]
             united = plural(len(held[p.id] | held[o.id]), "specimen") + (
                 "" if not both else f" (the same {len(both)} in both)" if held[p.id] == held[o.id] else
@@ -821,7 +844,8 @@ class DecisionsMixin:
                 where = lands or " ".join(str(x) for x in (p.parent_rank, p.parent_name) if x) or "no taxon"
                 question = (f"Merge #{o.id} ({o.name}, {o.size}) into #{p.id} ({p.name}, {p.size}): "
                             f"{united} under {where}?")
-            self._ask(ConfirmDialog(question), lambda _: merged(o, united))
+            self._ask(ConfirmDialog(question + (f" ⚠ the two are {far}: they may be two species." if far else "")),
+                      lambda _: merged(o, united))
 
         def merged(o: Any, united: str) -> None:
 
@@ -1078,6 +1102,7 @@ class DecisionsMixin:
                 [(tid, label) for tid, label in options if tid not in same]
 
         check = DescribedCheck(graph)
+        determined = [determination(m.labels or {}, m.deepest_rank, m.deepest_taxon) for m in detail.members]
 
         def offer(typed: str) -> list[tuple[Any, str]]:
             # a described species the reference lacks (a tropical plate's 371 Aedes aegypti): added under its genus
@@ -1101,9 +1126,15 @@ class DecisionsMixin:
                     self.assign_described(p, " ".join(choice.name.split()), taxon_label(graph, genus))
                 return
             tid = choice
-            # say exactly what before writing: a row picked by one key press too many names another species
-            question, done = assign_wording(p.id, p.size, names[tid], said[tid][0] if tid in said else None,
-                                            threshold=detail.evidence.threshold, order_cutoff=detail.order_cutoff)
+            # say exactly what before writing: a row picked by one key press too many names another species; a
+            # species typed that no member's barcode reaches, or of another order than they are named, says so
+            # (e34 attack T1: a fly species typed for 11 wasps asked with no warning at all)
+            ident = said[tid][0] if tid in said else None
+            also = "; ".join(w for w in (
+                None if ident is not None else UNREACHED,
+                order_warning(determined, graph.lineage_dict(tid).get("order") if tid in graph else None)) if w)
+            question, done = assign_wording(p.id, p.size, names[tid], ident, threshold=detail.evidence.threshold,
+                                            order_cutoff=detail.order_cutoff, also=also or None)
             self._ask(ConfirmDialog(question),
                       lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
                                             lambda r: done, True))
