@@ -61,7 +61,7 @@ def validate(
         None, "--quarantine", help="Where to write the quarantine CSV (default: <input>.quarantine.csv beside the "
                                    "input when rows are set aside; <input file name>.quarantine.csv when that "
                                    "holds the report of another input of the same name, e.g. plate.csv and "
-                                   "plate.fasta)."
+                                   "plate.fasta). Its folder must exist; never the input."
     ),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing --quarantine file that biodiscover did not write."),
@@ -80,7 +80,8 @@ def validate(
     if images is not None:
         check_input(images)
     target = quarantine if quarantine is not None else quarantine_path_for(input)
-    check_output_path(target, what="quarantine report", force=force, ours=is_quarantine_report)  # before reading
+    check_output_path(target, what="quarantine report", force=force, ours=is_quarantine_report,  # before reading
+                      inputs=(input, images))
     result = read_collection(input, images=images, require_images=require_images, check_images=check_images)
     summary = result.summary
     qpath: Path | None = None

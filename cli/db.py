@@ -100,7 +100,8 @@ def ingest(
     quarantine: Optional[Path] = typer.Option(None, "--quarantine", help="Where to write rows that were set aside "
                                               "(CSV; default: <input>.quarantine.csv beside the input, or "
                                               "<input file name>.quarantine.csv when that holds the report of "
-                                              "another input of the same name)."),
+                                              "another input of the same name); its folder must exist; never "
+                                              "the input."),
     force: bool = typer.Option(False, "--force",
                                help="Replace an existing --quarantine file biodiscover did not write."),
     backup_first: bool = typer.Option(True, "--backup/--no-backup", help="Back the database up before a bulk ingest."),
@@ -128,7 +129,8 @@ def ingest(
     if images is not None:
         check_input(images)
     qtarget = quarantine if quarantine is not None else quarantine_path_for(input, fallback=db.absolute().parent)
-    check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
+    check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report, inputs=(input, images),
+                      others={"database": db})
     with Database.open_or_create(db) as handle:
         done = {"n": 0}
 

@@ -86,7 +86,9 @@ def register(app: typer.Typer) -> None:
         results: Optional[Path] = typer.Option(None, "--results",
                                                help="Also write per-specimen results: a table for .csv / .tsv, "
                                                     "JSON lines for .jsonl (fields named as the csv export's "
-                                                    "assignments.csv names them)."),
+                                                    "assignments.csv names them); its folder must exist, and "
+                                                    "it is neither the input, its quarantine report nor the "
+                                                    "database."),
         no_cluster: bool = typer.Option(False, "--no-cluster", help="Skip candidate-species clustering."),
         clustering: str = typer.Option("threshold_hdbscan", "--clustering",
                                        help="Candidate-species method: a module of discovery/clustering_methods "
@@ -101,7 +103,7 @@ def register(app: typer.Typer) -> None:
                                             help="Do not use the members of candidates reviewers accepted or "
                                                  "assigned in the database as references."),
         force: bool = typer.Option(False, "--force", help="Replace a --results or quarantine file that biodiscover "
-                                                          "did not write."),
+                                                          "did not write (never the input)."),
         again: bool = typer.Option(False, "--again", help="Triage a collection the database already holds the same "
                                                           "triage of (same bytes, model and settings, nothing "
                                                           "reviewed since; refused without it): its pending "

@@ -110,11 +110,11 @@ def split(
         raise InputError(f"{out}: is a folder; --out takes the CSV file to write, e.g. {out / 'splits.csv'}")
     # e31 review F26: --out the input (even with --force) replaced the user's records with the valid ones alone,
     # and a second split called its own earlier table "not written by biodiscover": it is recorded as an export's is
-    if out.exists() and out.resolve() == input.resolve():
-        raise InputError(f"{out}: is the input; --out takes another file (the input is kept as it is)")
-    check_output_path(out, what="split table", force=force, ours=written_by_us)  # before the read
+    # split makes the table's folder, as it always has (test_splits); triage, validate and export refuse a missing one
+    check_output_path(out, what="split table", force=force, ours=written_by_us, inputs=(input,), new_folder=True)
     qpath = out.with_name(out.name.removesuffix(".csv") + ".quarantine.csv")
-    check_output_path(qpath, what="quarantine report", force=force, ours=is_quarantine_report)
+    check_output_path(qpath, what="quarantine report", force=force, ours=is_quarantine_report, inputs=(input,),
+                      new_folder=True)
     summary, read = split_collection(input, out, seed=seed)
     remember_written(out.resolve(), sha256_file(out))
     quarantine_path = read.write_quarantine(qpath, force=force) if read.quarantine else None

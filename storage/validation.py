@@ -391,17 +391,40 @@ def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
                      "rename that report, then run again")
 
 
-def check_output_path(path: Path, *, what: str, force: bool = False,
-                      ours: Callable[[Path], bool] | None = None) -> Path:
-    """Refuse an output path before any work: a folder, an unwritable place, or someone else's file.
+def real_place(path: Path) -> Path:
+    """``path`` as the file system reaches it: absolute, ``..`` and links followed (``os.path.realpath``, which
+    never raises). Why: two outputs, or an output and an input, compared as ``absolute()`` paths pass under two
+    spellings (``d`` and ``sub/../d``, a linked folder), and with --force one replaced the other (e34 attack E2)."""
+    import os
 
-    An existing file is replaced only with ``force`` or when ``ours(path)`` says
-    biodiscover wrote it (re-running a command replaces its own report, never a
-    user's spreadsheet that happens to have the name). Raises :class:`InputError`.
+    return Path(os.path.realpath(path))
+
+
+def check_output_path(path: Path, *, what: str, force: bool = False,
+                      ours: Callable[[Path], bool] | None = None, inputs: Iterable[Path | None] = (),
+                      others: Mapping[str, Path | None] | None = None, new_folder: bool = False) -> Path:
+    """Refuse an output path before any work: an input, another output, a folder, a missing or unwritable
+    place, or someone else's file.
+
+    ``inputs``: what the command reads; an output there is refused even with ``force`` (``triage --results
+    in.csv --force`` replaced the user's collection with its results: e34 attack O2, as ``synth`` refused since
+    e31 review F26). ``others``: the command's other outputs by what they are (``{"quarantine report": …}``);
+    one file cannot be both (``--results in4.quarantine.csv`` overwrote the only record of the rows set aside:
+    e34 attack O1). Both compared as real paths (:func:`real_place`). The file's folder must exist, as for
+    ``export``, unless ``new_folder`` (a bundle's report, whose folder the build makes): triage found a missing
+    one only after the whole run (e34 attack O3). An existing file is replaced only with ``force`` or when
+    ``ours(path)`` says biodiscover wrote it (re-running a command replaces its own report, never a user's
+    spreadsheet that happens to have the name). Raises :class:`InputError`.
     """
     from biodiscover.storage.errors import InputError
 
     path = Path(path)
+    place = real_place(path)
+    if any(given is not None and real_place(given) == place for given in inputs):
+        raise InputError(f"{path}: is the input; give the {what} another name (the input is kept as it is)")
+    for other, given in (others or {}).items():
+        if given is not None and real_place(given) == place:
+            raise InputError(f"{path}: is also where the {other} goes; give the {what} another name")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file path for the {what}")
     if path.is_symlink() and not force:
@@ -409,19 +432,21 @@ def check_output_path(path: Path, *, what: str, force: bool = False,
     if path.exists() and not force and not (ours is not None and ours(path)):
         raise InputError(f"{path}: already exists and was not written by biodiscover; "
                          f"use --force to replace it or choose another path for the {what}")
-    problem = unwritable_place(path)
+    problem = unwritable_place(path, new_folder=new_folder)
     if problem is not None:
         raise InputError(f"{path}: cannot write the {what}: {problem}")
     return path
 
 
-def unwritable_place(path: Path) -> str | None:
+def unwritable_place(path: Path, *, new_folder: bool = True) -> str | None:
     """Why nothing can be written at ``path`` (``folder X is not writable``), or None when it can.
 
     The nearest folder that exists above ``path`` is the one that must take the
     new file (and any folders still to make). One probe for every output:
     :func:`check_output_path` for a file, ``build-reference`` for a bundle folder
     (given a path inside the bundle), so each names the thing the user asked for.
+    ``new_folder`` False: ``path``'s own folder must exist already (``folder X does not exist``), the rule of
+    triage, validate and export, which never make one (e34 attack O3).
     """
     import os
 
@@ -433,6 +458,8 @@ def unwritable_place(path: Path) -> str | None:
         return f"{probe} is a file, not a folder" if probe.is_file() else f"{probe} is not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"folder {probe} is not writable"
+    if not new_folder and not path.absolute().parent.is_dir():
+        return f"folder {path.parent} does not exist"
     return None
 
 
@@ -453,7 +480,8 @@ def write_quarantine(records: Iterable[QuarantinedRecord], path: Path, *, force:
     from biodiscover.storage.safetext import safe_text_cell
 
     path = Path(path)
-    check_output_path(path, what="quarantine report", force=force, ours=is_quarantine_report)
+    # the folder is made here (a library call, or build-reference's bundle); the verbs refused a missing one first
+    check_output_path(path, what="quarantine report", force=force, ours=is_quarantine_report, new_folder=True)
     tmp_name = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

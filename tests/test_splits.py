@@ -172,8 +172,8 @@ def test_split_cli_roundtrip(tmp_path, capsys) -> None:
     before = src.read_bytes()
     for extra in ((), ("--force",)):
         assert main(["split", str(src), "--out", str(src), *extra]) == 2
-        assert capsys.readouterr().err.strip() == (f"error: {src}: is the input; --out takes another file (the input "
-                                                   "is kept as it is)")
+        assert capsys.readouterr().err.strip() == (f"error: {src}: is the input; give the split table another "
+                                                   "name (the input is kept as it is)")
     assert src.read_bytes() == before
     nested = tmp_path / "new" / "deeper" / "split.csv"  # a folder that does not exist yet is made
     assert main(["split", str(src), "--out", str(nested)]) == 0

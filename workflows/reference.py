@@ -135,7 +135,7 @@ def build_reference(data: Path, out: Path, *, keys: str = "train+key_unseen", ca
     if unwritable is not None:
         raise InputError(f"{out}: cannot write the bundle: {unwritable}")
     qpath = reference_quarantine_path(out)
-    check_output_path(qpath, what="quarantine report", force=overwrite, ours=is_quarantine_report)
+    check_output_path(qpath, what="quarantine report", force=overwrite, ours=is_quarantine_report, new_folder=True)
     model = DiscoveryModel(config or EngineConfig())
     # The keys stream into compact columns (one per key split, joined in the order asked for); Specimen
     # objects are kept only for the calibration and outlier splits, and for the keys when the image

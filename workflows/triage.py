@@ -743,10 +743,14 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     qtarget = quarantine_path_for(Path(input_path or images or "collection"),
                                   fallback=Path(db_path).absolute().parent if db_path else
                                   Path(results_out).absolute().parent if results_out else None)
-    check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report)
+    # the input, the report, the results and the database: four places (e34 attack O1, O2), folders that exist (O3)
+    inputs = (input_path, images)
+    check_output_path(qtarget, what="quarantine report", force=force, ours=is_quarantine_report, inputs=inputs,
+                      others={"database": db_path})
     if results_out is not None:
         check_results_path(Path(results_out))
-        check_output_path(Path(results_out), what="results file", force=force, ours=is_results_file)
+        check_output_path(Path(results_out), what="results file", force=force, ours=is_results_file, inputs=inputs,
+                          others={"quarantine report": qtarget, "database": db_path})
     say = progress or no_progress
     seconds: dict[str, float] = {}
     t = time.perf_counter()

@@ -221,7 +221,8 @@ class IngestMixin(DatabaseCore):
         if checksum is None and source is not None and Path(source).is_file():
             checksum = file_checksum(Path(source))
         if quarantine_file is not None:  # refuse before anything is written, not after the commit
-            check_output_path(Path(quarantine_file), what="quarantine report", force=force, ours=is_quarantine_report)
+            check_output_path(Path(quarantine_file), what="quarantine report", force=force, ours=is_quarantine_report,
+                              new_folder=True)  # write_quarantine makes it; the ingest verb refused a missing one
 
         def _skipped(conn: Connection, cid: int, prev: Any) -> IngestReport:
             def rows(*where: Any) -> int:

@@ -203,7 +203,9 @@ def check_output(out: Path, *, force: bool, folder: bool | None = None, fmt: str
 
     try:
         _check_output(out, force=force, folder=folder, fmt=fmt)
-        why = unwritable_place(out / MANIFEST if out.is_dir() else out)  # an existing folder takes the files
+        # an existing folder takes the files; a new output's folder must exist, and a file on the way
+        # (``regfile/x.zip``: e34 attack E1) is named
+        why = unwritable_place(out / MANIFEST if out.is_dir() else out, new_folder=False)
     except PermissionError:
         raise OutputNotWritten(out, "permission denied") from None
     if why is not None:
@@ -235,10 +237,6 @@ def _check_output(out: Path, *, force: bool, folder: bool | None, fmt: str | Non
             raise InputError(f"refusing to replace {out}: biodiscover did not write it (or it was changed since); "
                              "choose a new file name")
         return
-    if not out.parent.is_dir():  # missing, or a file on the way (``regfile/x.zip``: e34 attack E1)
-        from biodiscover.storage.validation import unwritable_place
-
-        raise OutputNotWritten(out, unwritable_place(out) or f"folder {out.parent} does not exist")
 
 
 #: What an output looks like on disk (:func:`output_state`): None where nothing is there.

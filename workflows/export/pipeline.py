@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -139,7 +138,9 @@ def _one_place_each(specs: Sequence[tuple[ExportFormat, Path]]) -> None:
     export deleted the csv files both lines said were written; why not inside: ``-f csv -o e2 -f html -o
     e2/r.html`` was written, and the same command with --force then refused for ever (r.html is no csv file: e34
     attack E2, E3)."""
-    real = [(spec, out, Path(os.path.realpath(out))) for spec, out in specs]  # realpath never raises
+    from biodiscover.storage.validation import real_place
+
+    real = [(spec, out, real_place(out)) for spec, out in specs]
     for i, (spec, out, place) in enumerate(real):
         for other, given, there in real[:i]:
             if place == there:
