@@ -76,3 +76,16 @@ def test_an_output_that_is_the_input_is_refused_even_with_force(plate: Path) -> 
                      f"{given}: is the input; give the quarantine report another name (the input is kept as it is)")
     assert plate.read_bytes() == kept
     assert sorted(p.name for p in here.iterdir()) == ["in.csv", "model", "sub"]
+
+
+@pytest.mark.parametrize(("name", "text", "problem"), [
+    ("regfile", "", "not a .toml or .json file; --metadata reads one of those (name it so)"),
+    ("meta.toml", "\n  \n", "is empty; --metadata needs the dataset's title, creator and licence"),
+])
+def test_export_metadata_that_exists_says_what_is_wrong_with_it(tmp_path: Path, name: str, text: str,
+                                                                 problem: str) -> None:
+    """An existing empty file without an ending was reported as "metadata file not found" (e34 attack E7)."""
+    (tmp_path / name).write_text(text)
+    _refused(run_cli("export", "--db", "none.sqlite", "--run", "1", "-f", "dwca", "-o", "m.zip", "--metadata", name,
+                     cwd=tmp_path), f"{name}: {problem}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

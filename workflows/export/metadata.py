@@ -204,6 +204,12 @@ def load_metadata(path: Path) -> DatasetMetadata:
         raise InputError(f"{path}: metadata file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot read metadata file ({exc})") from None
+    # the ending says how to read it; an empty file gave the archive no creator or licence without a word on the
+    # file (e34 attack E7: an empty file without an ending was reported as "not found")
+    if Path(path).suffix.lower() not in (".toml", ".json"):
+        raise InputError(f"{path}: not a .toml or .json file; --metadata reads one of those (name it so)")
+    if not text.strip():
+        raise InputError(f"{path}: is empty; --metadata needs the dataset's title, creator and licence")
     try:
         raw = json.loads(text) if Path(path).suffix.lower() == ".json" else tomllib.loads(text)
     except (ValueError, tomllib.TOMLDecodeError) as exc:
