@@ -579,6 +579,10 @@ def test_8_a_read_only_database_is_reported_as_permissions_not_damage(open_tmp: 
         line = one_error_line(cli(*args, **run))
         assert "not writable" in line or "read-only" in line, line
         assert "damaged" not in line and "backup" not in line and "restore" not in line, line
+        # advice a user can follow: no command that writes opens it read-only (e34 attack T8)
+        assert "open it read-only" not in line, line
+        if args[0] == "review":
+            assert "copy it to a folder you can write; export and db check read it as it is" in line, line
     db.chmod(0o000)
     line = one_error_line(cli("db", "check", "--db", str(db), **run))
     assert "not readable by you" in line and "not known to be damaged" in line, line

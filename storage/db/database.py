@@ -231,7 +231,9 @@ def _require_writable(path: Path) -> None:
     if not os.access(path, os.R_OK):
         raise DatabaseError(f"{path}: not readable (check its permissions)")
     if not os.access(path, os.W_OK):
-        raise DatabaseError(f"{path}: not writable (check its permissions, or open it read-only)")
+        # the way out a user has: no command that writes can open it read-only (e34 attack T8: review was told to)
+        raise DatabaseError(f"{path}: not writable (check its permissions, or copy it to a folder you can write; "
+                            "export and db check read it as it is)")
     if not os.access(path.parent if str(path.parent) else Path("."), os.W_OK | os.X_OK):
         raise DatabaseError(f"{path}: its folder is not writable, and SQLite needs it for the WAL journal")
 
