@@ -267,9 +267,11 @@ class CollectionReader:
 
     def __post_init__(self) -> None:
         # absolute: the photographs' paths travel with the specimens into the database and the exports, and a
-        # relative one was later read against whatever folder `biodiscover review` was started in ("missing file")
-        self.path = Path(self.path).absolute() if self.path is not None else None
-        self.images = Path(self.images).absolute() if self.images is not None else None
+        # relative one was later read against whatever folder `biodiscover review` was started in ("missing file").
+        # Resolved, not only absolute: every record's location (the report's `file` column, each warning line) names
+        # the input normalised, so `sub/../plate.csv` or a linked folder is the same `plate.csv` and keeps one report
+        self.path = Path(self.path).resolve() if self.path is not None else None
+        self.images = Path(self.images).resolve() if self.images is not None else None
         self._image_index: dict[str, Path] | None = index_images(self.images) if self.images is not None else None
         resolver = self.image_resolver
         if resolver is None and self._image_index is not None:

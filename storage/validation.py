@@ -338,9 +338,11 @@ def report_written_for_another_input(report: Path, source: Path) -> str | None:
     inside it (a dataset root, an image folder), is another input's. A photo from
     ``--images`` is named by its own file (``<processid>.jpg``) and does not count:
     its stem is not the input's. A file that is not a biodiscover report is None
-    here; :func:`check_output_path` refuses that one.
+    here; :func:`check_output_path` refuses that one. Both sides are compared
+    resolved (``..`` collapsed, symbolic links followed): ``sub/../plate.csv`` is
+    ``plate.csv``, the same input, whose report this is.
     """
-    source = Path(source).absolute()
+    source = Path(source).resolve()
     stem = _input_stem(source.name)
     if not is_quarantine_report(report):
         return None
@@ -348,7 +350,7 @@ def report_written_for_another_input(report: Path, source: Path) -> str | None:
         with Path(report).open(encoding="utf-8", errors="replace", newline="") as fh:
             for row in csv.DictReader(fh):
                 cell = row.get("file") or ""
-                other = Path(cell).absolute()
+                other = Path(cell).resolve()
                 if (not cell or other == source or source in other.parents
                         or _input_stem(other.name) != stem):
                     continue
@@ -372,15 +374,17 @@ def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
     case keeps the short name. Should that one be another input's too (two
     ``plate.csv`` from read-only folders, both sent to the current directory), the
     run is refused (:class:`~biodiscover.storage.errors.InputError`) rather than
-    replace it.
+    replace it. The path is resolved (``..`` collapsed, links followed), as the
+    reader names the input in the report (:class:`~biodiscover.storage.collections.CollectionReader`),
+    so one input has one report however it was spelled.
     """
     import os
 
     from biodiscover.storage.errors import InputError
 
-    source = Path(source).absolute()
+    source = Path(source).resolve()
     names = [f"{_input_stem(source.name)}.quarantine.csv", f"{source.name}.quarantine.csv"]
-    folders = [source.parent] + ([Path(fallback).absolute()] if fallback is not None else []) + [Path.cwd()]
+    folders = [source.parent] + ([Path(fallback).resolve()] if fallback is not None else []) + [Path.cwd()]
     folder = next((f for f in folders if f.is_dir() and os.access(f, os.W_OK | os.X_OK)), folders[0])
     other = None
     for name in names:

@@ -623,6 +623,27 @@ def test_two_inputs_of_one_name_keep_two_quarantine_reports(tmp_path: Path, caps
     assert quarantine_path_for(Path("plate.csv.gz")) == short
 
 
+def test_one_input_named_through_dotdot_or_a_linked_folder_keeps_one_report_naming_it_normalised(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``sub/../plate.csv`` (or ``plate.csv`` through a linked folder) was taken for another input of the same name:
+    a second report ``plate.csv.quarantine.csv`` beside the first, its ``file`` column and every warning line
+    naming ``.../sub/../plate.csv`` (e34 attack Q1). The same file is one input however it is spelled: one report,
+    replaced by each read, and every location printed resolved."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path, target_is_directory=True)
+    plate = tmp_path / "plate.csv"
+    plate.write_text(f"processid,dna_barcode\nC1,{'ACGT' * 60}\nC2,ACGT\n")
+    report = tmp_path / "plate.quarantine.csv"
+    for spelling in (plate, tmp_path / "sub" / ".." / "plate.csv", tmp_path / "alias" / "plate.csv"):
+        code, out, err = _main(capsys, "validate", str(spelling))
+        assert code == 1 and f"quarantine written to {report}\n" in out, (spelling, out, err)
+        assert f"  {plate}:3 (processid 'C2'): barcode is 4 nt" in out, out
+        assert ".." not in out.split("\n", 1)[1] and "alias" not in out.split("\n", 1)[1], out
+        with report.open(newline="") as fh:
+            assert [row["file"] for row in csv.DictReader(fh)] == [str(plate)]
+    assert sorted(p.name for p in tmp_path.glob("*.quarantine.csv")) == ["plate.quarantine.csv"]
+
+
 def test_a_blank_header_line_and_a_semicolon_separated_file_say_what_is_wrong(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A file of blank lines was refused with "(found )", and a ``;``-separated export (as many European
