@@ -219,10 +219,15 @@ def register(app: typer.Typer) -> None:
                                    "the rest of its species), not only the worst; with --json, as the bundle "
                                    "stores them."),
     ) -> None:
-        """Show a model bundle's config, training-data fingerprint, metrics and contents."""
+        """Show a model bundle's config, training-data fingerprint, metrics and contents.
+
+        A bundle missing a file its bundle.json lists, or holding one of another size, is refused with the
+        error line triage gives for it (exit 2: a damaged bundle is a malformed input, not a finding to list).
+        """
         from biodiscover.storage.bundle import Bundle
 
         b = Bundle.open(bundle)
+        b.check_files()  # listing a damaged bundle as complete, then triage refusing it, misled (e34 attack I1)
         if audit:
             _list_audit(b, str(bundle), as_json)
             return

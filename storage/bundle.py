@@ -234,7 +234,11 @@ class Bundle:
         """Open an existing bundle, checking its format and version."""
         path = Path(path)
         manifest_path = path / MANIFEST
-        if not manifest_path.is_file():
+        if not manifest_path.is_file():  # the commonest slips named for what they are (e34 attack I2)
+            if not path.exists():
+                raise ModelBundleError(f"{path}: no such folder")
+            if path.name == MANIFEST:
+                raise ModelBundleError(f"{path}: give the bundle's folder ({path.parent}), not its {MANIFEST}")
             raise ModelBundleError(f"{path}: not a model bundle (no {MANIFEST})")
         try:
             size = manifest_path.stat().st_size
@@ -441,8 +445,19 @@ class Bundle:
         log.debug("bundle %s: wrote %s", self.path, path.relative_to(self.path))
         return path
 
-    def _verified(self, kind: str, name: str, max_bytes: int | None = None) -> Path:
-        """The path of a listed file whose size and sha256 match the manifest (hashed streaming)."""
+    def check_files(self) -> None:
+        """Raise :class:`ModelBundleError` for the first file ``bundle.json`` lists that is missing or of
+        another size (an incomplete copy, a truncated table); cheap: nothing is hashed or read.
+
+        Why: ``info`` listed a bundle with an array deleted as complete (exit 0) while ``triage`` refused it;
+        both now refuse with the same sentence (:meth:`_verified` checks the same two things first, then the
+        sha256 of the file it is about to read)."""
+        for kind in _KINDS:  # the kinds _check_manifest checked; another key is nothing biodiscover reads
+            for name in self.names(kind):
+                self._present(kind, name)
+
+    def _present(self, kind: str, name: str) -> tuple[Path, int]:
+        """The path and size of a listed file that exists at the size the manifest lists."""
         path = self._file(kind, name)
         entry = self.manifest["files"][kind].get(name)
         if entry is None:
@@ -454,6 +469,12 @@ class Bundle:
         if size != entry["bytes"]:
             raise ModelBundleError(f"{path}: {size} bytes where {MANIFEST} lists {entry['bytes']} "
                                    "(checksum mismatch: file changed or truncated)")
+        return path, size
+
+    def _verified(self, kind: str, name: str, max_bytes: int | None = None) -> Path:
+        """The path of a listed file whose size and sha256 match the manifest (hashed streaming)."""
+        path, size = self._present(kind, name)
+        entry = self.manifest["files"][kind][name]
         if max_bytes is not None and size > max_bytes:
             raise ModelBundleError(f"{path}: {size} bytes, more than a bundle {kind[:-1]} may hold ({max_bytes})")
         try:

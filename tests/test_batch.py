@@ -69,7 +69,7 @@ def test_cli_run_bad_input_exits_2(tmp_path: Path, capsys) -> None:
     assert "no collections found" in capsys.readouterr().err
     _write(tmp_path / "c.csv", "processid,dna_barcode\nP1,ACGT\n")
     assert main(["run", "--collections", str(tmp_path), "--model", str(tmp_path / "nomodel"), "--db", str(db)]) == 2
-    assert "not a model bundle" in capsys.readouterr().err
+    assert f"error: {tmp_path / 'nomodel'}: no such folder" in capsys.readouterr().err
     assert not db.exists()  # nothing was created before the input was checked
 
 

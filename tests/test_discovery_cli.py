@@ -1636,3 +1636,53 @@ def test_a_warning_on_stderr_reads_as_the_products_own_lines(dataset, bundle, tm
     assert done.returncode == 0, done.stderr
     assert "warning: run 1 was left running by a dead process: marked interrupted" in done.stderr.splitlines()
     assert "WARNING" not in done.stderr, done.stderr
+
+
+def test_info_refuses_a_bundle_missing_a_listed_file_or_holding_a_cut_one_as_triage_does(dataset, bundle, tmp_path,
+                                                                                          capsys) -> None:
+    """``info`` listed a bundle whose reference index had been deleted, or whose engine table was cut to 6 bytes,
+    as complete (exit 0) while ``triage`` refused it (e34 attack I1). Both now give the same one error line, exit 2
+    (a damaged bundle is a malformed input); an intact copy is still shown."""
+    import shutil
+
+    from biodiscover.discovery.engine import ENGINE_TABLE
+
+    intact = tmp_path / "intact"
+    shutil.copytree(bundle, intact)
+    assert main(["info", str(intact)]) == 0
+    capsys.readouterr()
+    noarr, cut = tmp_path / "noarr", tmp_path / "cut"
+    shutil.copytree(bundle, noarr)
+    shutil.copytree(bundle, cut)
+    array = next((noarr / "arrays").iterdir())
+    array.unlink()
+    table = cut / "tables" / f"{ENGINE_TABLE}.json"
+    size = table.stat().st_size
+    table.write_bytes(table.read_bytes()[:6])
+    expected = {noarr: f"error: {array}: listed in bundle.json but missing (incomplete copy?)",
+                cut: f"error: {table}: 6 bytes where bundle.json lists {size} (checksum mismatch: file changed or "
+                     "truncated)"}
+    for damaged, line in expected.items():
+        for argv in (["info", str(damaged)], ["info", str(damaged), "--json"]):
+            assert main(argv) == 2
+            out, err = capsys.readouterr()
+            assert out == "" and err.strip().splitlines() == [line], (argv, out, err)
+    fasta = str(dataset / "collection.fasta")
+    assert main(["triage", "-i", fasta, "-m", str(noarr), "--db", str(tmp_path / "t.sqlite")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == expected[noarr]
+
+
+def test_a_bundle_path_that_does_not_exist_or_names_its_bundle_json_says_so(dataset, bundle, tmp_path, capsys) -> None:
+    """``info nope`` and ``info model/bundle.json`` both said "not a model bundle (no bundle.json)" (e34 attack
+    I2). The bundle opener says what was given instead, so every command that opens a bundle says it alike."""
+    nope, manifest, fasta = tmp_path / "nope", bundle / "bundle.json", str(dataset / "collection.fasta")
+    for argv in (["info", str(nope)], ["triage", "-i", fasta, "-m", str(nope), "--db", str(tmp_path / "t.db")]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [f"error: {nope}: no such folder"], argv
+    for argv in (["info", str(manifest)],
+                 ["evaluate", "-d", str(dataset), "-m", str(manifest), "-o", str(tmp_path / "e.json")]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: {manifest}: give the bundle's folder ({bundle}), not its bundle.json"], argv
+    assert main(["info", str(tmp_path)]) == 2  # a folder without one: as before
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path}: not a model bundle (no bundle.json)"
