@@ -1686,3 +1686,28 @@ def test_a_bundle_path_that_does_not_exist_or_names_its_bundle_json_says_so(data
             f"error: {manifest}: give the bundle's folder ({bundle}), not its bundle.json"], argv
     assert main(["info", str(tmp_path)]) == 2  # a folder without one: as before
     assert capsys.readouterr().err.strip() == f"error: {tmp_path}: not a model bundle (no bundle.json)"
+
+
+def test_evaluate_refuses_splits_whose_specimens_carry_no_taxonomic_label(dataset, bundle, tmp_path, capsys) -> None:
+    """``evaluate`` on test/test_unseen rows with order..species blank exited 0 with a report of dashes and
+    "0 named" beside a rate named to species (e34 attack EV1). A split of no labelled specimen is refused, as a split
+    the data lacks is, with one error line (exit 2) naming the splits, and no report is written."""
+    import csv
+
+    from biodiscover.storage.bioscan import find_metadata
+    from biodiscover.storage.records import RANKS
+
+    with find_metadata(dataset).open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = list(reader.fieldnames or []), list(reader)
+    for blank, splits in ((("test", "test_unseen"), "test, test_unseen"), (("test_unseen",), "test_unseen")):
+        data, out = tmp_path / f"nolabel-{len(blank)}.csv", tmp_path / f"nolabel-{len(blank)}.json"
+        with data.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, header)
+            writer.writeheader()
+            writer.writerows({**r, **{rank: "" for rank in RANKS}} if r["split"] in blank else r for r in rows)
+        assert main(["evaluate", "-d", str(data), "-m", str(bundle), "-o", str(out), "--no-cluster", "-q"]) == 2
+        assert capsys.readouterr().err.strip().splitlines() == [
+            f"error: {data}: no specimen of split {splits} has a taxonomic label; evaluate measures against labels "
+            "(triage names an unlabelled collection)"]
+        assert not out.exists()

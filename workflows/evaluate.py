@@ -123,6 +123,12 @@ def evaluate(data: Path, model_path: Path, *, known_split: str = "test", novel_s
             option, expr = ("known", known_split) if name in known_splits else ("novel", novel_split)
             raise InputError(f"{data}: no specimens in split {name!r} (--{option}-split {expr}); "
                              f"the data holds: {holds}")
+    # a split of no label would be a report of dashes and "0 named" beside a rate named to species (e34 attack EV1)
+    unlabelled = [name for name in (*known_splits, *novel_splits)
+                  if not any(s.deepest_label is not None for s in queries if s.split == name)]
+    if unlabelled:
+        raise InputError(f"{data}: no specimen of split {', '.join(unlabelled)} has a taxonomic label; evaluate "
+                         "measures against labels (triage names an unlabelled collection)")
     known = [s for s in queries if s.split in known_splits]
     novel = [s for s in queries if s.split in novel_splits]
     t = time.perf_counter()
