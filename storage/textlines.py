@@ -64,6 +64,17 @@ def _read_lines(fh: io.BufferedIOBase, max_bytes: int) -> Iterator[tuple[bytes, 
         yield b"", length
 
 
+def raw_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The physical lines of a plain or gzip file, undecoded (an over-long one as ``b""``): for a quick scan
+    before the full read. A gzip stream cut short ends them quietly; the full read says so."""
+    try:
+        with _open_binary(Path(path)) as fh:
+            for raw, _length in _read_lines(fh, max_line_bytes):
+                yield raw
+    except (EOFError, OSError, zlib.error):
+        return
+
+
 def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str, str | None]]:
     """Yield ``(line_number, text, problem)`` for a plain or gzip text file.
 

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from biodiscover.storage.records import (
     BIOSCAN_COLUMNS,
+    TAXONOMY_COLUMNS,
     IUPAC,
     MAX_NUCLEOTIDES,
     MIN_BARCODE_LENGTH,
@@ -579,6 +580,63 @@ def _parse_float(value: str) -> float | None:
     return v
 
 
+#: what two rows of one processid are compared on, part by part (the reason names the parts that differ)
+_DISAGREEMENT_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("barcodes", ("dna_barcode",)),
+    ("taxonomy", ("taxon", *TAXONOMY_COLUMNS)),
+)
+_PART_COLUMNS = frozenset(c for _, cols in _DISAGREEMENT_PARTS for c in cols)
+_PART_NAMES = (*(name for name, _ in _DISAGREEMENT_PARTS), "other columns")
+
+
+def _row_parts(row: Mapping[str, str]) -> tuple[int, ...]:
+    """One hash per part of a row (its barcode, its taxonomy, every other specimen column): what two rows of one
+    processid are compared on, without keeping either row."""
+    cells = {k: (v or "").strip() for k, v in row.items() if k in _SPECIMEN_FIELDS or k == "image_file"}
+    parts: list[tuple[object, ...]] = [tuple(cells.get(c, "") for c in cols) for _, cols in _DISAGREEMENT_PARTS]
+    parts.append(tuple(sorted((k, v) for k, v in cells.items() if k not in _PART_COLUMNS and v)))
+    return tuple(hash(p) for p in parts)
+
+
+def disagreeing_repeats(rows: Iterable[tuple[int | None, Mapping[str, str]]]) -> dict[str, str]:
+    """The processids given more than once by rows that differ, each with the reason every one of its rows is set
+    aside (``processid 'X' is given twice with different barcodes (lines 11 and 12): both set aside``).
+
+    Why all of them: which of two rows that disagree is right cannot be known from the file. Keeping the first
+    as the duplicate rule did made whichever row came first the specimen, silently, and the database then kept
+    that barcode as the current one (e34 attack Q2). An exact repeat (the same cells) is not here: the rule of
+    :meth:`RowValidator.validate` sets the later one aside as a duplicate. The rows are read in a first pass by the
+    reader (:class:`~biodiscover.storage.collections.CollectionReader`); only a hash per part of each processid's
+    first row is kept, and the rows of the processids that disagree.
+    """
+    first: dict[str, tuple[int | None, tuple[int, ...]]] = {}
+    lines: dict[str, list[int | None]] = {}
+    differ: dict[str, set[str]] = {}
+    for line, row in rows:
+        pid = (row.get("processid") or "").strip()
+        if not pid:
+            continue
+        parts = _row_parts(row)
+        if pid not in first:
+            first[pid] = (line, parts)
+            continue
+        line0, parts0 = first[pid]
+        lines.setdefault(pid, [line0]).append(line)
+        differ.setdefault(pid, set()).update(n for n, a, b in zip(_PART_NAMES, parts0, parts) if a != b)
+    reasons: dict[str, str] = {}
+    for pid, what in differ.items():
+        if not what:
+            continue  # exact repeats: the later ones are duplicates
+        at = [str(n) for n in lines[pid] if n is not None]
+        where = f" (lines {', '.join(at[:-1])} and {at[-1]})" if len(at) > 1 else ""
+        times = "twice" if len(lines[pid]) == 2 else f"{len(lines[pid])} times"
+        order = [n for n in _PART_NAMES if n in what]
+        shown = " and ".join(order) if order != ["other columns"] else "values in other columns"
+        every = "both" if len(lines[pid]) == 2 else "all of them"
+        reasons[pid] = f"processid {quoted(pid)} is given {times} with different {shown}{where}: {every} set aside"
+    return reasons
+
+
 class RowValidator:
     """Stateful row checker: remembers processids so duplicates are caught across a file.
 
@@ -614,6 +672,8 @@ class RowValidator:
         #: callable(row) -> Path | None: where a row's image should be (dataset roots).
         self.image_resolver = image_resolver
         self.seen: dict[str, int | None] = {}
+        #: processid -> why every row of it is set aside (:func:`disagreeing_repeats`); the reader fills it
+        self.disagreeing: dict[str, str] = {}
         self.summary = ValidationSummary()
 
     # The one place a row is judged.
@@ -640,6 +700,8 @@ class RowValidator:
         pid = cells.get("processid", "")
         if not pid:
             problems.append((EMPTY_PROCESSID, "processid is empty"))
+        elif pid in self.disagreeing:
+            problems.append((DUPLICATE_PROCESSID, self.disagreeing[pid]))
         elif pid in self.seen:
             first = self.seen[pid]
             at = f" (first seen at line {first})" if first is not None else ""

@@ -391,6 +391,47 @@ def test_a_processid_seen_three_times_names_its_first_line_each_time(tmp_path: P
     assert all("first seen at line 2" in q.reason for q in read.quarantine), [q.reason for q in read.quarantine]
 
 
+def test_a_processid_given_twice_by_rows_that_differ_sets_both_aside_and_an_exact_repeat_only_the_later(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A processid given twice with another specimen's barcode on its first row kept that first row as "the
+    duplicate rule's" specimen, silently, and the database then stored its barcode as the current one (e34 attack
+    Q2). Which of two rows that disagree is right cannot be known: both are set aside, each saying on what they
+    disagree and where; an exact repeat is set aside alone, as before. validate, ingest and a FASTA say it alike."""
+    one, other = "ACGT" * 60, "ACGA" * 60
+    plate = tmp_path / "plate.csv"
+    plate.write_text("processid,species,dna_barcode,notes\n"
+                     f"A1,,{other},\nOK1,,{one},\nA1,,{one},\n"  # another barcode: lines 2 and 4
+                     f"S1,Aedes aegypti,{one},x\nS1,Aedes albopictus,{one},y\n"  # other taxonomy: lines 5, 6
+                     f"R1,,{one},x\nR1,,{one},y\nT1,,{one},\nT1,,{other},\nT1,,{one},\n")  # R1: alike; T1: 3 rows
+    read = read_collection(plate, check_images=False)
+    assert [s.processid for s in read.specimens] == ["OK1", "R1"]
+    reasons = {(q.line, q.processid): q.reason for q in read.quarantine}
+    two = "processid {!r} is given twice with different {} (lines {} and {}): both set aside"
+    assert reasons == {
+        (2, "A1"): two.format("A1", "barcodes", 2, 4), (4, "A1"): two.format("A1", "barcodes", 2, 4),
+        (5, "S1"): two.format("S1", "taxonomy", 5, 6), (6, "S1"): two.format("S1", "taxonomy", 5, 6),
+        (8, "R1"): "processid 'R1' is a duplicate (first seen at line 7)",  # the notes column is read by nobody
+        **{(n, "T1"): "processid 'T1' is given 3 times with different barcodes (lines 9, 10 and 11): all of them "
+                      "set aside" for n in (9, 10, 11)}}
+    assert {q.kind for q in read.quarantine} == {"duplicate_processid"}
+
+    code, out, err = _main(capsys, "validate", str(plate))
+    assert code == 1 and "11 records" not in out and "10 records, 2 valid, 8 quarantined" in out, out
+    assert f"  {plate}:2 (processid 'A1'): {two.format('A1', 'barcodes', 2, 4)}\n" in out, out
+    with (tmp_path / "plate.quarantine.csv").open(newline="") as fh:
+        assert [(r["line"], r["processid"]) for r in csv.DictReader(fh)] == [
+            ("2", "A1"), ("4", "A1"), ("5", "S1"), ("6", "S1"), ("8", "R1"), ("9", "T1"), ("10", "T1"), ("11", "T1")]
+    code, out, err = _main(capsys, "ingest", "--input", str(plate), "--db", str(tmp_path / "lab.sqlite"), "--json")
+    assert code == 0 and json.loads(out)["quarantined"] == 8, (out, err)
+
+    fasta = tmp_path / "plate.fasta"
+    fasta.write_text(f">F1\n{one}\n>F2\n{one}\n>F1\n{other}\n")
+    got = read_collection(fasta, check_images=False)
+    assert [s.processid for s in got.specimens] == ["F2"]
+    assert [(q.line, q.reason) for q in got.quarantine] == [
+        (n, two.format("F1", "barcodes", 1, 5)) for n in (1, 5)]
+
+
 def test_an_image_path_is_found_beside_the_metadata_then_in_the_image_folder(tmp_path: Path) -> None:
     """A relative image_path: beside the metadata file first, then under --images with its folders, then by
     its file name in --images; one found nowhere is quarantined naming where it was looked for."""
