@@ -593,6 +593,8 @@ def _row_parts(row: Mapping[str, str]) -> tuple[int, ...]:
     """One hash per part of a row (its barcode, its taxonomy, every other specimen column): what two rows of one
     processid are compared on, without keeping either row."""
     cells = {k: (v or "").strip() for k, v in row.items() if k in _SPECIMEN_FIELDS or k == "image_file"}
+    if cells.get("dna_barcode"):  # the sequence, not its writing: 'acg-t' and 'ACGT' are one barcode
+        cells["dna_barcode"] = clean_barcode(cells["dna_barcode"], None)
     parts: list[tuple[object, ...]] = [tuple(cells.get(c, "") for c in cols) for _, cols in _DISAGREEMENT_PARTS]
     parts.append(tuple(sorted((k, v) for k, v in cells.items() if k not in _PART_COLUMNS and v)))
     return tuple(hash(p) for p in parts)
@@ -602,6 +604,7 @@ def disagreeing_repeats(rows: Iterable[tuple[int | None, Mapping[str, str]]]) ->
     """The processids given more than once by rows that differ, each with the reason every one of its rows is set
     aside (``processid 'X' is given twice with different barcodes (lines 11 and 12): both set aside``).
 
+    Rows agree when their cells do, barcodes compared as sequences (case and gaps aside).
     Why all of them: which of two rows that disagree is right cannot be known from the file. Keeping the first
     as the duplicate rule did made whichever row came first the specimen, silently, and the database then kept
     that barcode as the current one (e34 attack Q2). An exact repeat (the same cells) is not here: the rule of

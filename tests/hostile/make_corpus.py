@@ -69,8 +69,11 @@ def main() -> None:
     rows = [row("BC001", bc="ACGTXZ!!" + barcode(300)), row("BC002", bc="acg-t." + barcode(300).lower()),
             row("BC003", bc="N" * 500), row("BC004", bc="ACGTAC"), row("BC005")]
     write("bad_barcodes.csv", [HEADER, *rows])
-    # 7. ten processids twice, the copies differing (the first is kept, the second set aside)
-    rows = [row(f"DUP{i:02d}") for i in range(10)] + [row(f"DUP{i:02d}", country="Peru") for i in range(10)]
+    # 7. ten processids twice: five copies differing (both rows set aside: which is right cannot be known), five
+    # exact repeats (the first kept, the repeat set aside); the differing copies of the last five are made and
+    # dropped, so every later file draws the same barcodes
+    firsts = [row(f"DUP{i:02d}") for i in range(10)]
+    rows = firsts + [row(f"DUP{i:02d}", country="Peru") for i in range(10)][:5] + firsts[5:]
     write("duplicates.csv", [HEADER, *rows])
     # 8. one line that is not UTF-8
     lines = [HEADER, row("NU001"), row("NU002"), row("NU003")]
