@@ -93,6 +93,14 @@ def labels(screen: Any) -> list[str]:
 ORDER_OF = {name: lin["order"] for lin in LEPIDOPTERA + OTHERS for rank, name in lin.items() if rank != "species"}
 
 
+async def accept_as(pilot: Any, pid: int, name: str) -> None:
+    """Open candidate ``pid``, press ``a`` and accept under ``name`` typed in the name box (what the app asks next
+    is on top then)."""
+    assert isinstance(await press_on(pilot, pid, "a"), TextDialog)
+    await pilot.press("ctrl+u", *name, "enter")
+    await settle(pilot)
+
+
 async def move_list_for(pilot: Any, app: Any, pid: int, typed: str, key: str = "v") -> list[str]:
     """Open the move list (or the list ``key`` opens: ``i``, the assign list) on ``pid``, type ``typed`` in its
     box: the options it then shows."""
@@ -829,6 +837,24 @@ async def test_merging_two_candidates_farther_apart_than_one_species_spans_warns
 
 
 @asynctest
+async def test_accepting_under_the_name_of_a_species_the_taxonomy_holds_assigns_to_it(tmp_path: Path) -> None:
+    """e34 attack T9: ``a`` with "Tiaopsis xua", a species of the reference, offered two choices and both were
+    refused ("a described species the reference lacks … in the taxonomy already"; "taxon 63 already has that name").
+    It asks the assign question ``i`` asks, warnings included, and assigns."""
+    path, ids = plate(tmp_path)
+    async with reviewing(path) as (app, db, pilot):
+        await accept_as(pilot, ids["a"], "Ponometia bruchi")
+        assert isinstance(app.screen, ConfirmDialog)
+        assert app.screen.question.startswith(f"Assign #{ids['a']} (3 specimens) to Ponometia bruchi (91.0 %, the "
+                                              "best identity of a member to its keys)? Its 3 members are then "
+                                              "named as that species. ⚠ 9.0 % from its keys"), app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+    assert (db.proposal(ids["a"]).status, db.proposal(ids["a"]).name) == ("assigned", "Ponometia bruchi")
+    db.close()
+
+
+@asynctest
 async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
     """The real plate's #66 was accepted as "Memphis beatrix", two Latin words that read as a published species,
     with no word from the app; a provisional name (``Memphis sp. BD-0001``) goes through as before. The question
@@ -836,9 +862,7 @@ async def test_accepting_under_a_binomial_asks_first(tmp_path: Path) -> None:
     GBIF as "Aedes sp., provisional"), refused with what to do while its genus is not in the taxonomy."""
     path, ids = plate(tmp_path)
     async with reviewing(path) as (app, db, pilot):
-        assert isinstance(await press_on(pilot, ids["a"], "a"), TextDialog)
-        await pilot.press("ctrl+u", *"Memphis beatrix", "enter")
-        await settle(pilot)
+        await accept_as(pilot, ids["a"], "Memphis beatrix")
         assert isinstance(app.screen, PickDialog)
         assert "“Memphis beatrix” reads as a published species name" in str(app.screen.query_one("Label").render())
         assert labels(app.screen)[0].startswith(f"Memphis beatrix is a described species the reference lacks: "

@@ -631,6 +631,13 @@ class DecisionsMixin:
         as "Aedes sp., provisional" and "Aedes aegypti" at once) or a new species named so anyway. Why ask at all:
         a second review of a real plate accepted #66 as "Memphis beatrix" with no word from the app."""
         graph = self.app.db.taxonomy()
+        known = graph.find(typed, "species")
+        if known:  # a species the taxonomy holds: assigned to it, as ``i`` does (e34 attack T9: both choices
+            # offered here were refused, the first as "a described species the reference lacks … in the taxonomy")
+            detail = self.app.db.proposal_detail(p.id)
+            self.app.call_from_thread(self.confirm_assign, p, detail, graph, known[0].id, typed,
+                                      detail.evidence.identity_to(typed))
+            return
         problem, genus = DescribedCheck(graph)(typed)
         where = f"under {taxon_label(graph, genus)}" if genus is not None else f"its genus first: {problem}"
         options = [("described", f"{typed} is a described species the reference lacks: assign #{p.id} to it "
@@ -647,6 +654,22 @@ class DecisionsMixin:
         self.app.call_from_thread(
             self._ask, PickDialog(f"“{typed}” reads as a published species name (two Latin words). Which is #{p.id}?",
                                   options, refuse=lambda v: problem if v == "described" else None), chosen)
+
+    def confirm_assign(self, p: Any, detail: Any, graph: Any, tid: int, name: str, identity: float | None) -> None:
+        """Ask, then assign ``p`` to the species ``tid`` (called ``name``) of the taxonomy (UI thread), saying exactly
+        what before writing: a row picked by one key press too many names another species; a species no member's
+        barcode reaches, or of another order than they are named, says so (e34 attack T1: a fly species typed for 11
+        wasps asked with no warning at all). ``identity``: the best of a member to its keys (None: none aligned)."""
+        db, who = self.app.db, self.app.reviewer
+        determined = [determination(m.labels or {}, m.deepest_rank, m.deepest_taxon) for m in detail.members]
+        also = "; ".join(w for w in (
+            None if identity is not None else UNREACHED,
+            order_warning(determined, graph.lineage_dict(tid).get("order") if tid in graph else None)) if w)
+        question, done = assign_wording(p.id, p.size, name, identity, threshold=detail.evidence.threshold,
+                                        order_cutoff=detail.order_cutoff, also=also or None)
+        self._ask(ConfirmDialog(question),
+                  lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
+                                        lambda r: done, True))
 
     def assign_described(self, p: Any, name: str, under: str) -> None:
         """Ask, then assign ``p`` to ``name``, a described species the reference lacks, added under the genus
@@ -1025,7 +1048,7 @@ class DecisionsMixin:
     def _assign_options(self, p: Any) -> None:
         """Pick a known species (the reference's, registered by triage, or a new one a reviewer accepted), the
         nearest one first."""
-        db, who = self.app.db, self.app.reviewer
+        db = self.app.db
         options = db.known_species(limit=1_000_000, near=p.nearest_species)
         if not options:
             self.app.call_from_thread(self.app.notify, "no known species in this database's taxonomy (a triage "
@@ -1102,7 +1125,6 @@ class DecisionsMixin:
                 [(tid, label) for tid, label in options if tid not in same]
 
         check = DescribedCheck(graph)
-        determined = [determination(m.labels or {}, m.deepest_rank, m.deepest_taxon) for m in detail.members]
 
         def offer(typed: str) -> list[tuple[Any, str]]:
             # a described species the reference lacks (a tropical plate's 371 Aedes aegypti): added under its genus
@@ -1125,19 +1147,7 @@ class DecisionsMixin:
                 if genus is not None:
                     self.assign_described(p, " ".join(choice.name.split()), taxon_label(graph, genus))
                 return
-            tid = choice
-            # say exactly what before writing: a row picked by one key press too many names another species; a
-            # species typed that no member's barcode reaches, or of another order than they are named, says so
-            # (e34 attack T1: a fly species typed for 11 wasps asked with no warning at all)
-            ident = said[tid][0] if tid in said else None
-            also = "; ".join(w for w in (
-                None if ident is not None else UNREACHED,
-                order_warning(determined, graph.lineage_dict(tid).get("order") if tid in graph else None)) if w)
-            question, done = assign_wording(p.id, p.size, names[tid], ident, threshold=detail.evidence.threshold,
-                                            order_cutoff=detail.order_cutoff, also=also or None)
-            self._ask(ConfirmDialog(question),
-                      lambda _: self._write("assign", lambda: db.assign(p.id, p.version, tid, reviewer=who),
-                                            lambda r: done, True))
+            self.confirm_assign(p, detail, graph, choice, names[choice], said[choice][0] if choice in said else None)
 
         self.app.call_from_thread(
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
