@@ -261,6 +261,8 @@ def train_encoders(
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*small compared to the logging interval.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+    if resume:  # going on in its own checkpoint folder is what a resume is: Lightning's warning read as a fault
+        warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
     barcodes, align = split_for_training(specimens, config)
     if not barcodes:
         raise InputError("no DNA barcodes to pretrain on (need specimens with dna_barcode outside val/test splits)")

@@ -6,6 +6,7 @@ The shared training run costs about 30 s of CPU (marked slow; CI still runs it).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +121,13 @@ def test_resume_continues_from_checkpoint(tmp_path: Path) -> None:
     config = load_preset("tiny").replace(train={"align_epochs": 1})
     _, first = train_encoders(specimens, config, tmp_path / "ck")
     assert [e["epoch"] for e in first["align_epochs"]] == [0]
-    model, second = train_encoders(specimens, config.replace(train={"align_epochs": 2}), tmp_path / "ck", resume=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, second = train_encoders(specimens, config.replace(train={"align_epochs": 2}), tmp_path / "ck",
+                                       resume=True)
+    # a resume goes on in its own checkpoint folder: Lightning's "exists and is not empty" was printed to a user
+    # re-running the demo after Ctrl-C as if something were wrong (e34 new-user check)
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
     assert "pretrain_seconds" not in second, "pretraining must not rerun when alignment resumes"
     assert [e["epoch"] for e in second["align_epochs"]] == [1]
     assert isinstance(model, AlignmentModel)
