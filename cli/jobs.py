@@ -59,7 +59,8 @@ def export_command() -> Callable[..., None]:  # the typer callback of ``export``
         licence: Optional[str] = typer.Option(None, "--licence", "--license", help="CC0-1.0, CC-BY-4.0 or "
                                               "CC-BY-NC-4.0 (the licences GBIF accepts)."),
         title: Optional[str] = typer.Option(None, "--title", help="Dataset title (default: the run's)."),
-        as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+        as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary: one JSON object "
+                                     "per format written, one per line (JSON lines)."),
     ) -> None:
         """Export one run, or several as one (a week's batch as one archive): one of the formats listed under
         --format, or several (-f and -o repeated in pairs)."""
