@@ -426,6 +426,29 @@ def test_a_name_that_puts_a_candidate_where_it_is_not_is_refused_and_an_added_or
 # -- F10: the merge list ------------------------------------------------------------------------------------------
 
 @asynctest
+async def test_a_new_family_for_a_candidate_below_the_order_cut_off_goes_first_under_an_order_a_reviewer_added(
+        tmp_path: Path) -> None:
+    """e34 attack T7: 13 *Amara* of an order a fly reference lacks, unplaced, nearest known a fly: a family typed
+    in ``v`` was offered under order Diptera first (Enter alone put a beetle family among the flies), the order
+    Coleoptera a reviewer had just added second. Below the run's order cut-off the reference's orders are no
+    evidence: the taxa reviewers added come first, saying why."""
+    from fixtures.review_db import absent_order_db
+
+    path = tmp_path / "t7.sqlite"
+    first, second = absent_order_db(path)  # #1 at 82.8 % (below the 87.4 % cut-off), #2 at 90.1 %
+    with Database.open(path) as db:
+        db.move(second, 1, None, reviewer="ana", new_taxon="Coleoptera", described=True)
+    async with reviewing(path) as (app, db, pilot):
+        found = await move_list_for(pilot, app, first, "Carabidae")
+        assert found[1].startswith("+ family Carabidae (described, not in the reference)"), found
+        await pilot.press("down", "enter")
+        await settle(pilot)
+        assert labels(app.screen)[:2] == ["order Coleoptera  ← added by a reviewer (the nearest known species lies "
+                                          "below the order cut-off)", "order Lepidoptera"], labels(app.screen)
+    db.close()
+
+
+@asynctest
 async def test_the_merge_list_is_by_distance_and_says_each_one(tmp_path: Path) -> None:
     path, ids = plate(tmp_path)
     async with reviewing(path) as (app, db, pilot):

@@ -21,10 +21,10 @@ from textual.screen import Screen
 from biodiscover.storage.review_log import DECIDED_STATUSES, notes_in_force, own_note
 from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
                                             new_taxon_problem, new_taxon_rank)
-from biodiscover.storage.evidence import indistinct_congeners
+from biodiscover.storage.evidence import below_order_cutoff, indistinct_congeners
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import INSECT_CLASS, determination, placement, plural
-from biodiscover.tui.evidence import centre_distances, centre_text, marked, shown_name
+from biodiscover.tui.evidence import centre_distances, centre_text, marked, nearest_header, shown_name
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
@@ -1025,12 +1025,22 @@ class DecisionsMixin:
             if choice.rank == "order":  # in the class: nothing to pick
                 move(None, choice)
                 return
-            # where the new taxon goes: the candidate's own parent first when one of that rank can go there
+            # where the new taxon goes: the candidate's own parent first when one of that rank can go there; where
+            # its nearest known species lies below the run's order cut-off the reference's orders are no evidence,
+            # and the taxa reviewers added come first (e34 attack T7: a beetle family offered under order Diptera
+            # first, Enter alone putting it there, with order Coleoptera, just added, second)
             under = [tid for tid in order if graph.node(tid).rank in ADDABLE_UNDER[choice.rank]]
+            added: list[int] = []
+            if below_order_cutoff(nearest_header(detail.evidence, p.nearest_species, p.nearest_identity)[1],
+                                  detail.order_cutoff):
+                added = [t for t in under if graph.node(t).described or graph.node(t).provisional]
+                under = added + [t for t in under if t not in added]
             if p.parent_taxon_id in under:
                 under = [p.parent_taxon_id] + [t for t in under if t != p.parent_taxon_id]
             self._ask(PickDialog(f"Place the {choice.words} under:",
                                  [(tid, labels[tid] + ("  ← where #%d is now" % p.id if tid == p.parent_taxon_id
+                                                       else "  ← added by a reviewer (the nearest known species "
+                                                       "lies below the order cut-off)" if tid in added
                                                        else f"  ← {why[tid]}" if tid in why else ""))
                                   for tid in under]),
                       lambda tid: move(tid, choice))
