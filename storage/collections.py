@@ -36,6 +36,7 @@ from biodiscover.storage.validation import (
     RowValidator,
     ValidationSummary,
     disagreeing_repeats,
+    real_place,
     write_quarantine,
 )
 
@@ -311,8 +312,8 @@ class CollectionReader:
         # relative one was later read against whatever folder `biodiscover review` was started in ("missing file").
         # Resolved, not only absolute: every record's location (the report's `file` column, each warning line) names
         # the input normalised, so `sub/../plate.csv` or a linked folder is the same `plate.csv` and keeps one report
-        self.path = Path(self.path).resolve() if self.path is not None else None
-        self.images = Path(self.images).resolve() if self.images is not None else None
+        self.path = real_place(Path(self.path)) if self.path is not None else None
+        self.images = real_place(Path(self.images)) if self.images is not None else None
         self._image_index: dict[str, Path] | None = index_images(self.images) if self.images is not None else None
         resolver = self.image_resolver
         if resolver is None and self._image_index is not None:

@@ -343,7 +343,7 @@ def report_written_for_another_input(report: Path, source: Path) -> str | None:
     resolved (``..`` collapsed, symbolic links followed): ``sub/../plate.csv`` is
     ``plate.csv``, the same input, whose report this is.
     """
-    source = Path(source).resolve()
+    source = real_place(Path(source))
     stem = _input_stem(source.name)
     if not is_quarantine_report(report):
         return None
@@ -351,7 +351,7 @@ def report_written_for_another_input(report: Path, source: Path) -> str | None:
         with Path(report).open(encoding="utf-8", errors="replace", newline="") as fh:
             for row in csv.DictReader(fh):
                 cell = row.get("file") or ""
-                other = Path(cell).resolve()
+                other = real_place(Path(cell))
                 if (not cell or other == source or source in other.parents
                         or _input_stem(other.name) != stem):
                     continue
@@ -383,9 +383,9 @@ def quarantine_path_for(source: Path, *, fallback: Path | None = None) -> Path:
 
     from biodiscover.storage.errors import InputError
 
-    source = Path(source).resolve()
+    source = real_place(Path(source))
     names = [f"{_input_stem(source.name)}.quarantine.csv", f"{source.name}.quarantine.csv"]
-    folders = [source.parent] + ([Path(fallback).resolve()] if fallback is not None else []) + [Path.cwd()]
+    folders = [source.parent] + ([real_place(Path(fallback))] if fallback is not None else []) + [Path.cwd()]
     folder = next((f for f in folders if f.is_dir() and os.access(f, os.W_OK | os.X_OK)), folders[0])
     other = None
     for name in names:
