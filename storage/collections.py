@@ -163,7 +163,7 @@ def _looks_binary(head: bytes) -> bool:
     """
     if not head:
         return False
-    first_line = head.split(b"\n", 1)[0]
+    first_line = head.splitlines()[0]  # ended by "\n", "\r\n" or an old Mac's lone "\r"
     if b"\x00" in first_line:
         return True
     controls = len(head) - len(head.translate(None, _CONTROL))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -45,23 +46,77 @@ class LineProblem(str):
         return out
 
 
-def _read_lines(fh: io.BufferedIOBase, max_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Physical lines of a binary stream as ``(line, length)``; an over-long line comes back as
-    ``(b"", length)`` after being skipped in blocks, so memory stays bounded."""
-    while True:
-        raw = fh.readline(max_bytes + 1)
-        if not raw:
-            return
+#: A stream the line readers take: a plain file's or a gzip file's (both can peek and read a block at a time).
+Stream = io.BufferedReader | gzip.GzipFile
+#: A line break where a lone ``\r`` ends lines too (see :func:`_read_lines`).
+_ANY_BREAK = re.compile(rb"\r\n|\r|\n")
+
+
+def _read_lines(fh: Stream, max_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """Physical lines of a binary stream as ``(line, length)``, each with its line break; an over-long line comes
+    back as ``(b"", length)`` after being skipped in blocks, so memory stays bounded.
+
+    Why the first line break decides how lines end: ``\\n`` or ``\\r\\n`` ends lines in nearly every file, and a
+    lone ``\\r`` inside such a line is that line's defect (a control character in a cell, reported at the line an
+    editor shows). A file whose first line break is a lone ``\\r`` was saved by an old Mac program ("CSV
+    (Macintosh)"): read by ``\\n`` alone it was one line, one record swallowing all the others. Such a file is
+    read with ``\\r``, ``\\r\\n`` and ``\\n`` each ending a line, so it gives the records, and the line numbers,
+    the same file saved with ``\\n`` gives."""
+    held = b""
+    found = _ANY_BREAK.search(fh.peek(1))
+    if found is None:  # no line break in what is buffered: read the first line to see how it ends
+        held = fh.readline(max_bytes + 1)
+        found = _ANY_BREAK.search(held)
+    if found is not None and found.group() == b"\r":
+        yield from _lines_of_any_break(held, fh, max_bytes)
+        return
+    raw = held or fh.readline(max_bytes + 1)
+    while raw:
         if len(raw) <= max_bytes or raw.endswith(b"\n"):
             yield raw, len(raw)
-            continue
-        length = len(raw)
-        while True:
-            more = fh.readline(1 << 20)  # pragma: no mutate the block an over-long line is skipped in
-            length += len(more)
-            if not more or more.endswith(b"\n"):
-                break
-        yield b"", length
+        else:
+            length = len(raw)
+            while True:
+                more = fh.readline(1 << 20)  # pragma: no mutate the block an over-long line is skipped in
+                length += len(more)
+                if not more or more.endswith(b"\n"):
+                    break
+            yield b"", length
+        raw = fh.readline(max_bytes + 1)
+
+
+def _lines_of_any_break(held: bytes, fh: Stream, max_bytes: int) -> Iterator[tuple[bytes, int]]:
+    """:func:`_read_lines` for a file whose lines end in ``\\r``, ``\\r\\n`` or ``\\n`` (the breaks
+    ``bytes.splitlines`` splits at): ``held`` (read already), then the rest of ``fh`` a block at a time, so a gzip
+    cut short loses no line that came before the cut."""
+    skipped, end_of_file = 0, False  # skipped: the bytes of an over-long line dropped so far
+
+    def judged(line: bytes) -> tuple[bytes, int]:
+        if skipped or len(line.rstrip(b"\r\n")) > max_bytes:
+            return b"", skipped + len(line)
+        return line, len(line)
+
+    while True:
+        lines = held.splitlines(keepends=True)
+        # the last line may go on in the next block (a "\r" last may be the first half of "\r\n")
+        held = lines.pop() if lines and not end_of_file else b""
+        for line in lines:
+            yield judged(line)
+            skipped = 0
+        if end_of_file:
+            if skipped:
+                yield b"", skipped
+            return
+        if len(held) > max_bytes and not held.endswith(b"\r"):  # no line break yet: drop what is held of it
+            skipped, held = skipped + len(held), b""
+        try:
+            more = fh.read1(1 << 20)  # pragma: no mutate the most a block read here may hold
+        except (EOFError, OSError, zlib.error):
+            if held.endswith((b"\r", b"\n")):  # a whole line before the cut
+                yield judged(held)
+            raise
+        end_of_file = not more
+        held += more
 
 
 def raw_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
@@ -86,12 +141,9 @@ def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iter
     the cut was yielded.
     """
     path = Path(path)
-    with path.open("rb") as probe:
-        is_gzip = probe.read(2) == b"\x1f\x8b"
-    opener = gzip.open if is_gzip else open
     number = 0
     try:
-        with opener(path, "rb") as fh:
+        with _open_binary(path) as fh:
             for raw, length in _read_lines(fh, max_line_bytes):
                 number += 1
                 if not raw:
@@ -113,7 +165,7 @@ def open_text_lines(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iter
         ) from exc
 
 
-def _open_binary(path: Path) -> io.BufferedIOBase:
+def _open_binary(path: Path) -> Stream:
     with path.open("rb") as probe:
         is_gzip = probe.read(2) == b"\x1f\x8b"
     return gzip.open(path, "rb") if is_gzip else path.open("rb")

@@ -234,10 +234,13 @@ def test_a_cell_far_longer_than_the_csv_modules_default_field_limit_is_read(tmp_
     assert [s.processid for s in read.specimens] == ["ML000", "ML001"] and not read.quarantine
 
 
-def test_a_line_of_16_mib_is_read_and_one_byte_more_is_set_aside_unread(tmp_path: Path) -> None:
+@pytest.mark.parametrize("end", ["\n", "\r"])
+def test_a_line_of_16_mib_is_read_and_one_byte_more_is_set_aside_unread(tmp_path: Path, end: str) -> None:
+    """The same with an old Mac's lone ``\\r`` ending each line (read a block at a time, not by ``readline``)."""
     path = tmp_path / "lines.csv"
     with path.open("wb") as fh:
-        fh.write(b"a,b\n" + b"x" * (16 * MiB) + b"\n" + b"y" * (16 * MiB + 1) + b"\nlast\n")
+        fh.write(f"a,b{end}".encode() + b"x" * (16 * MiB) + end.encode() + b"y" * (16 * MiB + 1)
+                 + f"{end}last{end}".encode())
     got = list(open_text_lines(path))
     assert [(n, len(text), problem) for n, text, problem in got[:2]] == [(1, 4, None), (2, 16 * MiB + 1, None)]
     n, text, problem = got[2]
@@ -245,7 +248,7 @@ def test_a_line_of_16_mib_is_read_and_one_byte_more_is_set_aside_unread(tmp_path
     assert problem == ("line is 16,777,218 bytes long, more than the 16,777,216 a record may take "
                        "(a file without line breaks?)")
     assert problem.kind == "malformed_row"
-    assert got[3][:2] == (4, "last\n")
+    assert got[3][:2] == (4, f"last{end}") and len(got) == 4
 
 
 # -- BIOSCAN-5M's split rules -----------------------------------------------------------------------------------

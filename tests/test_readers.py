@@ -553,3 +553,51 @@ def test_a_missing_metadata_path_is_named_as_either_a_file_or_a_folder(tmp_path:
     for missing in (tmp_path / "keys.csv", tmp_path / "collection"):
         with pytest.raises(InputError, match=r"^.*: no such metadata file or dataset directory$"):
             find_metadata(missing)
+
+
+_SEQ1, _SEQ2 = "ACGT" * 60, "ACGA" * 60
+#: one file in three formats: two good records, one with a control character in its taxon (a NUL in the FASTA:
+#: not on line 1, so the file is not binary), one barcode too short, a blank line
+_LINE_BREAK_FILES = {
+    "fasta": [">M1|Diptera", _SEQ1[:120], _SEQ1[120:], ">M2|Dip\x00tera", _SEQ2, "", ">M3|Diptera", "ACGT",
+              ">M4|Diptera", _SEQ2],
+    "csv": ["processid,taxon,dna_barcode", f"M1,Diptera,{_SEQ1}", f"M2,Dip\atera,{_SEQ2}", "",
+            "M3,Diptera,ACGT", f'M4,"Diptera",{_SEQ2}'],
+    "tsv": ["processid\ttaxon\tdna_barcode", f"M1\tDiptera\t{_SEQ1}", f"M2\tDip\atera\t{_SEQ2}", "",
+            "M3\tDiptera\tACGT", f"M4\tDiptera\t{_SEQ2}"],
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(_LINE_BREAK_FILES))
+def test_a_file_saved_with_old_mac_line_breaks_reads_like_the_same_file_with_unix_or_windows_ones(
+        tmp_path: Path, fmt: str) -> None:
+    """An old Mac program ends lines with a lone ``\\r`` ("CSV (Macintosh)"). Read by ``\\n`` alone, a FASTA file
+    was one record whose taxon held every ``\\r`` (set aside as control characters) and a CSV a traceback: the
+    file must give the records, the set-aside reasons and the line numbers of the same file saved with ``\\n`` or
+    ``\\r\\n``, plain or gzipped."""
+    got = {}
+    for name, ending in (("unix", "\n"), ("windows", "\r\n"), ("mac", "\r")):
+        data = ending.join(_LINE_BREAK_FILES[fmt]).encode() + ending.encode()
+        for packed in (False, True):
+            path = tmp_path / f"{name}{'-gz' if packed else ''}.{fmt}{'.gz' if packed else ''}"
+            path.write_bytes(gzip.compress(data) if packed else data)
+            assert sniff_format(path) == fmt
+            read = read_collection(path)
+            got[path.name] = ([(s.processid, s.taxon, s.dna_barcode, s.line) for s in read.specimens],
+                              [(q.line, q.processid, q.kind, q.reason) for q in read.quarantine])
+    first_line = {"fasta": (1, 9), "csv": (2, 6), "tsv": (2, 6)}[fmt]
+    kept, set_aside = got[f"unix.{fmt}"]
+    assert [(pid, line) for pid, _, _, line in kept] == [("M1", first_line[0]), ("M4", first_line[1])]
+    assert [(line, pid, kind) for line, pid, kind, _ in set_aside] == (
+        [(4, "M2", "control_chars"), (7, "M3", "short_barcode")] if fmt == "fasta"
+        else [(3, "M2", "control_chars"), (5, "M3", "short_barcode")])
+    assert kept[0][2] == _SEQ1 and ("'\\x00'" if fmt == "fasta" else "'\\x07'") in set_aside[0][3]
+    assert all(result == got[f"unix.{fmt}"] for result in got.values()), got
+
+
+def test_bioscan_5m_metadata_saved_with_old_mac_line_breaks_loads_like_the_original(tmp_path: Path) -> None:
+    """The metadata reader stands on the same lines: a lone ``\\r`` per line raised the csv module's
+    "new-line character seen in unquoted field" as a traceback."""
+    mac = tmp_path / "metadata.csv"
+    mac.write_bytes(SAMPLE.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r"))
+    pd.testing.assert_frame_equal(load_metadata(mac), load_metadata(SAMPLE))

@@ -206,6 +206,24 @@ def test_truncated_gzip_keeps_rows_read_before_and_says_how_many() -> None:
     assert result.summary.problems["truncated_gzip"] == 1
 
 
+
+def test_a_truncated_gzip_with_old_mac_line_breaks_keeps_the_rows_before_the_cut(tmp_path: Path) -> None:
+    """A file whose lines end in a lone ``\\r`` is read a block at a time: a gzip cut short still keeps every row
+    before the cut, as many as the same file with ``\\n`` keeps."""
+    import random
+
+    rng = random.Random(5)
+    rows = [f"TR{i:04d},Diptera,{''.join(rng.choices('ACGT', k=500))}" for i in range(1500)]
+    kept = {}
+    for end in ("\n", "\r"):
+        data = gzip.compress(end.join(["processid,taxon,dna_barcode", *rows, ""]).encode())
+        path = tmp_path / f"cut{len(end)}{ord(end)}.csv.gz"
+        path.write_bytes(data[: len(data) // 2])
+        result = read_collection(path)
+        kept[end] = [s.processid for s in result.specimens]
+        assert [q.kind for q in result.quarantine] == ["truncated_gzip"]
+    assert 500 < len(kept["\r"]) < 1000 and kept["\r"] == kept["\n"]
+
 def test_truncated_gzip_in_the_metadata_reader(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"truncated\.csv\.gz: gzip stream is truncated after \d+ rows"):
         load_metadata(FIX / "truncated.csv.gz", chunksize=50)
