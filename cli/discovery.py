@@ -59,14 +59,13 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
     if summary.quarantine_file:
         typer.echo(f"quarantine report: {summary.quarantine_file}")
         from biodiscover.cli.data import report_records, shown_records
+        from biodiscover.workflows.triage import set_aside_lines
 
         # every row of the report: records and photos set aside, and problems of the file itself
         listed = summary.quarantined + summary.photos_set_aside + summary.file_problems
-        lines = shown_records(report_records(Path(summary.quarantine_file)))
-        for line in lines:  # a warning: the triage went on without them (e33 review F13: "error:" on exit 0)
-            typer.echo(f"warning: {line}", err=True)
-        if listed > len(lines):
-            typer.echo(f"… and {listed - len(lines)} more; see {summary.quarantine_file}", err=True)
+        shown = shown_records(report_records(Path(summary.quarantine_file)))
+        for line in set_aside_lines(shown, listed, summary.quarantine_file):
+            typer.echo(line, err=True)
     typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in summary.seconds.items()))
 
 

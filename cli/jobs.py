@@ -173,8 +173,9 @@ def _run(
     accepted), named to genus, novel, candidate species. A collection done
     before (same bytes, model and level; by `run` or by `triage`) is skipped
     and shows the figures of its run; --force triages it again. Under the table: one
-    error: line per failed collection and per collection with rows set aside
-    (the first record, how many, the quarantine report), then what triage
+    error: line per failed collection; for a collection with rows set aside,
+    the warning: line triage prints for the first (file, line, processid,
+    reason), then how many more and the quarantine report; then what triage
     advises for each collection (how many a lower --level names, countries the
     reference holds no key from, reviewed keys added), and the batch's own run
     id, which `export --run` takes for all its collections.

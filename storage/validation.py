@@ -17,7 +17,6 @@ the analysis reads the first 660 nt, the exports send on what was submitted.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import logging
 import math
 import re
@@ -258,12 +257,6 @@ class QuarantinedRecord:
         if self.processid:
             where += f" (processid {quoted(self.processid)})"
         return f"{where}: {self.reason}"
-
-    @property
-    def brief(self) -> str:
-        """:attr:`message` with the file named by its name alone (``plate.csv:12 (processid 'X'): reason``): what a
-        batch's summary prints, one line per collection, where the full path is in the report it names."""
-        return dataclasses.replace(self, file=Path(self.file).name).message
 
     @property
     def whole_file(self) -> bool:

@@ -80,14 +80,17 @@ def test_summary_exit_codes_and_table() -> None:
     failed = CollectionOutcome("d.csv", "/x/d.csv", "k4", "failed", error="d.csv:3: bad barcode")
     assert BatchSummary([ok, skipped], Path("l.log"), 1.0).exit_code == 0
     assert BatchSummary([ok, quarantined], Path("l.log"), 1.0).exit_code == 1
-    # done before with rows set aside (e31 review F28): the same bytes still have them out, and its error: line says so
+    # done before with rows set aside (e31 review F28): the same bytes still have them out, and its warning: line
+    # says so (in triage's words: e35 review Q3)
     set_aside_before = CollectionOutcome("e.csv", "/x/e.csv", "k5", "skipped", run_id=5, quarantined=1)
     assert BatchSummary([ok, set_aside_before], Path("l.log"), 1.0).exit_code == 1
+    assert set_aside_before.set_aside_lines() == ["warning: e.csv: 1 record set aside"]  # no record, no report known
     s = BatchSummary([ok, skipped, quarantined, failed], Path("l.log"), 1.0)
     assert s.exit_code == 1
     assert s.counts() == {"ok": 1, "skipped": 1, "quarantined": 1, "failed": 1}
     table = s.table()
     assert "error: d.csv:3: bad barcode" in table and "(exit 1)" in table
+    assert "warning: c.csv: 2 records set aside" in table.splitlines()
     doc = s.to_json()
     assert doc["exit_code"] == 1 and len(doc["collections"]) == 4
 

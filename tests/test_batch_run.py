@@ -104,11 +104,12 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
     (folder / "plate-broken.csv").unlink()
     third = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
     assert {o.status for o in third.outcomes} == {"skipped"}
-    # e31 review F28: plate-bad-rows.csv (the same bytes) still has its rows out of the database, and its error:
-    # line says so: exit 1, as run --help promises for a collection that had rows set aside (it read "(exit 0)")
+    # e31 review F28: plate-bad-rows.csv (the same bytes) still has its rows out of the database, and its set-aside
+    # lines say so: exit 1, as run --help promises for a collection that had rows set aside (it read "(exit 0)")
     assert third.exit_code == 1 and "(exit 1)" in third.table()
-    assert [x for x in third.table().splitlines() if x.startswith("error: ")] == [
-        by_name["plate-bad-rows.csv"].set_aside_line()]
+    said = [x for x in third.table().splitlines() if x.startswith(("error: ", "warning: ", "… and"))]
+    assert said == by_name["plate-bad-rows.csv"].set_aside_lines() and len(said) == 2
+    assert said[1] == f"… and 1 more; see {folder / 'plate-bad-rows.quarantine.csv'}"
     # and each batch's stored run says what its table said (it read "5 of 5 collections ok", "4 of 4 … ok")
     with Database.open(db_path, readonly=True) as db:
         said = {s.batch_run_id: db.run_progress(s.batch_run_id).message for s in (summary, third)}
@@ -280,11 +281,10 @@ def test_rerun_shows_each_done_collection_with_its_figures_and_names_what_was_se
     assert sum(o.named_to_genus for o in first.outcomes) > 0
     report = bad.with_name("plate-bad-rows.quarantine.csv")
     assert report.is_file()
-    # one error: line for the collection with a row set aside: the record, the count, the report
-    said = [line for line in first.table().splitlines() if line.startswith("error: ")]
-    assert said == [f"error: plate-bad-rows.csv:12 (processid 'BAD-1'): "
-                    f"{by_name['plate-bad-rows.csv'].first_set_aside.split(': ', 1)[1]} "
-                    f"(1 row set aside; every one in {report})"]
+    # triage's warning: line for the collection with a row set aside: the record by file, line, processid, reason
+    said = [line for line in first.table().splitlines() if line.startswith(("error: ", "warning: ", "… and"))]
+    assert said == [f"warning: {bad}:12 (processid 'BAD-1'): "
+                    f"{by_name['plate-bad-rows.csv'].first_set_aside.split(': ', 1)[1]}"]
     assert "barcode" in said[0]
     assert "genus" in first.table().splitlines()[0]
 
@@ -298,17 +298,37 @@ def test_rerun_shows_each_done_collection_with_its_figures_and_names_what_was_se
     doc = again.to_json()
     assert [c["specimens"] for c in doc["collections"]] == [o.specimens for o in first.outcomes]
     assert all(c["specimens"] > 0 for c in doc["collections"])
-    assert [line for line in again.table().splitlines() if line.startswith("error: ")] == said
+    assert [line for line in again.table().splitlines() if line.startswith(("error: ", "warning: "))] == said
 
     # the row fixed: the collection re-runs clean and its stale report is gone; a user's file of that name stays
     bad.write_text(good_text)
     fixed = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
     assert {o.collection: o.status for o in fixed.outcomes}["plate-bad-rows.csv"] == "ok"
     assert not report.exists() and fixed.exit_code == 0
-    assert not [line for line in fixed.table().splitlines() if line.startswith("error: ")]
+    assert not [line for line in fixed.table().splitlines() if line.startswith(("error: ", "warning: "))]
     mine = "processid,what\nBAD-1,my own notes\n"
     report.write_text(mine)
     assert not drop_stale_report(report) and report.read_text() == mine  # only a report biodiscover wrote goes
+
+
+def test_run_and_triage_say_a_row_set_aside_in_the_same_warning_line(workspace, tmp_path: Path) -> None:
+    """A row set aside from a collection that was triaged is a warning (the triage went on without it), in the
+    words ``triage`` uses for it, whichever command triaged the file: ``run`` printed it as an ``error:`` line,
+    in other words (the file by its name alone, how many, the report), beside ``triage``'s ``warning:`` line
+    (e35 review Q3). Paths given relative, as a person types them."""
+    _root, bundle, meta = workspace
+    (tmp_path / "night").mkdir()
+    _bad_rows_plate(meta, tmp_path / "night")
+    triaged = run_cli("triage", "--input", "night/plate-bad-rows.csv", "--model", str(bundle), "--db", "t.sqlite",
+                      "-q", cwd=tmp_path)
+    ran = run_cli("run", "--collections", "night", "--model", str(bundle), "--db", "r.sqlite", cwd=tmp_path)
+    assert triaged.returncode == 0, triaged.stderr
+    by_triage = [line for line in triaged.stderr.splitlines() if "BAD-1" in line]
+    by_run = [line for line in (ran.stdout + ran.stderr).splitlines() if "BAD-1" in line]
+    plate = tmp_path / "night" / "plate-bad-rows.csv"
+    assert len(by_triage) == 1 and by_triage[0].startswith(f"warning: {plate}:12 (processid 'BAD-1'): barcode ")
+    assert by_run == by_triage, ran.stdout
+    assert not [line for line in (ran.stdout + ran.stderr).splitlines() if line.startswith("error:")], ran.stdout
 
 
 def test_skipped_collection_of_an_earlier_version_shows_its_run_figures_from_the_database(workspace,
@@ -336,7 +356,7 @@ def test_skipped_collection_of_an_earlier_version_shows_its_run_figures_from_the
         for k in ("run_id", "specimens", "quarantined", "named_to_species", "named_to_genus", "novel", "proposals",
                   "quarantine_file", "first_set_aside"):
             assert getattr(now, k) == getattr(before, k), k
-    assert again.outcomes[1].first_set_aside.startswith("plate-bad-rows.csv:12 (processid 'BAD-1'): ")
+    assert again.outcomes[1].first_set_aside.startswith(f"{folder / 'plate-bad-rows.csv'}:12 (processid 'BAD-1'): ")
     assert not stale.exists() and (folder / "plate-bad-rows.quarantine.csv").is_file()
 
 

@@ -156,17 +156,14 @@ class CollectionOutcome:
     #: reviewer triages week by week): the line under the table names it and how to redo it
     triaged_before: bool = False
 
-    def set_aside_line(self) -> str | None:
-        """One ``error:`` line for a collection with rows or photos set aside: the first record (file, line,
-        processid, reason), how many, and the report listing every one; None when nothing was set aside."""
-        if not (self.quarantined or self.photos_set_aside):
-            return None
-        count = ", ".join(part for part in (plural(self.quarantined, 'row') if self.quarantined else "",
-                                            plural(self.photos_set_aside, 'photo') if self.photos_set_aside else "")
-                          if part)
-        first = self.first_set_aside or self.collection
-        where = f"; every one in {self.quarantine_file}" if self.quarantine_file else ""
-        return f"error: {first} ({count} set aside{where})"
+    def set_aside_lines(self) -> list[str]:
+        """What ``triage`` says of the rows and photos it set aside from this collection, in its words
+        (``workflows.triage.set_aside_lines``): a ``warning:`` line for the first record, then how many more and
+        the report listing every one; empty when nothing was set aside."""
+        from biodiscover.workflows.triage import set_aside_lines
+
+        shown = [self.first_set_aside] if self.first_set_aside else []
+        return set_aside_lines(shown, self.quarantined + self.photos_set_aside, self.quarantine_file, self.collection)
 
 
 def status_counts(outcomes: Sequence[CollectionOutcome]) -> dict[str, int]:
@@ -198,10 +195,10 @@ class BatchSummary:
         """1 when a collection failed or had rows or photos set aside, now or (skipped: the same bytes) when its run
         triaged it; else 0.
 
-        Why: a skipped collection whose rows were set aside printed its ``error:`` line and "(exit 0)" — ``run
+        Why: a skipped collection whose rows were set aside printed its set-aside line and "(exit 0)" — ``run
         --help`` promises exit 1 for a collection that had rows set aside, and its file (the same bytes) still has
         them out of the database, as ``validate`` of it says with exit 1 (e31 review F28)."""
-        return 1 if any(o.status in ("failed", "quarantined") or o.set_aside_line() for o in self.outcomes) else 0
+        return 1 if any(o.status in ("failed", "quarantined") or o.set_aside_lines() for o in self.outcomes) else 0
 
     def counts(self) -> dict[str, int]:
         return status_counts(self.outcomes)
@@ -215,8 +212,9 @@ class BatchSummary:
         """Plain-text per-collection summary for the terminal.
 
         A skipped collection shows its run's figures (what a morning report must still say of it). Under the
-        table: one ``error:`` line per failed collection and per collection with rows set aside, then triage's
-        advisories of each collection triaged now (or by the stopped batch this one resumes)."""
+        table: one ``error:`` line per failed collection, ``triage``'s ``warning:`` line for the first row set aside
+        from a collection (then how many more, and the report), then triage's advisories of each collection triaged
+        now (or by the stopped batch this one resumes)."""
         head = f"{'collection':<32} {'status':<11} {'run':>5} {'specimens':>9} {'quar.':>6} {'species':>8} " \
                f"{'prov.':>6} {'genus':>6} {'novel':>6} {'cands':>6} {'secs':>7}"
         lines = [head, "-" * len(head)]
@@ -230,9 +228,7 @@ class BatchSummary:
         for o in self.outcomes:
             if o.error:
                 lines.append(f"error: {o.error}")
-            said = o.set_aside_line()
-            if said:
-                lines.append(said)
+            lines.extend(o.set_aside_lines())
         for o in self.outcomes:
             if o.status != "skipped" or o.done_before_stop:
                 lines.extend(f"{o.collection}: {line}" for line in o.advisories)
@@ -787,9 +783,8 @@ def _one_collection(spec: CollectionSpec, config: BatchConfig, database: Any, le
             + f"{outcome.novel} novel, {plural(outcome.proposals, 'candidate')} in {outcome.seconds:.1f}s")))
     log.info("%s: %s in %.1fs (%s)", spec.name, outcome.status, outcome.seconds,
              ", ".join(f"{k} {v:.1f}s" for k, v in outcome.stages.items()))
-    said = outcome.set_aside_line()
-    if said:
-        log.warning("%s", said.removeprefix("error: "))
+    for said in outcome.set_aside_lines():
+        log.warning("%s", said.removeprefix("warning: "))
     for line in outcome.advisories:
         log.info("%s: %s", spec.name, line)
     return outcome

@@ -258,6 +258,23 @@ class TriageSummary:
                                   self.lower_level_line(), self.no_key_line()) if line] + self.moved
 
 
+def set_aside_lines(shown: Sequence[str], listed: int, report: str | None, source: str = "") -> list[str]:
+    """What a triage says of the records it set aside: ``warning: <file:line (processid 'X'): reason>`` for each
+    of ``shown`` (``QuarantinedRecord.message``), then ``… and N more; see <report>`` for the rest of ``listed``
+    (none shown: ``warning: <source>: N records set aside; see <report>``).
+
+    Why ``warning:``: the triage went on without them (exit 0); ``error:`` is the one-line form of a failure
+    (e33 review F13). Why one owner: ``triage`` and ``run`` said the same row two ways, ``run`` as an ``error:``
+    line naming the file by its name alone (e35 review Q3); ``run`` shows the first record of each collection,
+    ``triage`` the first ten of its one."""
+    lines = [f"warning: {line}" for line in shown]
+    if listed > len(shown):
+        rest, see = listed - len(shown), f"; see {report}" if report else ""
+        lines.append(f"… and {rest} more{see}" if shown else
+                     f"warning: {source + ': ' if source else ''}{plural(rest, 'record')} set aside{see}")
+    return lines
+
+
 #: the forecast's figures ``TriageSummary.forecast_line`` gives, in a taxonomist's words (``naming._EXPECTED_NAMES``
 #: has them all): how often a known species is named right, and what becomes of a species or genus not in the reference
 FORECAST_FIGURES = (("known_species_right", "known species named right"),
@@ -1001,7 +1018,7 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional,
-        first_set_aside=next((r.brief for r in read.quarantine if not r.whole_file), None)
+        first_set_aside=next((r.message for r in read.quarantine if not r.whole_file), None)
         if set_aside or photos else None,
         named_to_provisional=sum(r.deepest_rank == "species" and r.deepest_label in provisional_names
                                  for r in results),

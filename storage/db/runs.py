@@ -598,7 +598,7 @@ class RunsMixin(DatabaseCore):
         """What run ``run_id`` named, counted again from its rows: ``specimens``, ``named_to_species`` (of them
         ``provisional_species``: to a provisional species of the taxonomy), ``named_to_genus``, ``novel``,
         ``proposals`` (its live candidates now), and ``quarantined`` / ``quarantine_file`` / ``first_set_aside``
-        (``QuarantinedRecord.brief``) from the latest finished ingest of its collection up to the run's start.
+        (``QuarantinedRecord.message``) from the latest finished ingest of its collection up to the run's start.
 
         Why: a batch shows a collection it skips with the figures of the run that did it; a batch item written
         before the batch stored those figures with it has only the run id."""
@@ -621,14 +621,14 @@ class RunsMixin(DatabaseCore):
             ingest = _run_ingest(conn, run_id, run.started_at)
             first = conn.execute(sa.select(QR).where(QR.c.ingest_id == ingest.id).order_by(QR.c.id).limit(1)
                                  ).mappings().all() if ingest is not None and ingest.n_quarantined else []
-        brief = QuarantinedRecord(file=first[0]["file"], line=first[0]["line"], processid=first[0]["processid"],
-                                  kind=first[0]["kind"], reason=first[0]["reason"]).brief if first else None
+        said = QuarantinedRecord(file=first[0]["file"], line=first[0]["line"], processid=first[0]["processid"],
+                                 kind=first[0]["kind"], reason=first[0]["reason"]).message if first else None
         return {"specimens": int(row[0] or 0), "named_to_species": int(row[1] or 0),
                 "provisional_species": int(row[2] or 0), "named_to_genus": int(row[3] or 0),
                 "novel": int(row[4] or 0), "proposals": int(proposals or 0),
                 "quarantined": int(ingest.n_quarantined or 0) if ingest is not None else 0,
                 "quarantine_file": ingest.quarantine_file if ingest is not None else None,
-                "first_set_aside": brief}
+                "first_set_aside": said}
 
     def run_set_aside(self, run_id: int) -> dict[str, Any]:
         """The specimens the ingest of run ``run_id`` set aside (the latest finished ingest of its collection up to
