@@ -142,7 +142,9 @@ def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None
 
 def _run(
     collections: str = typer.Option(..., "--collections", "-c",
-                                    help="A folder of collection files (csv, csv.gz, tsv, fasta) or a glob."),
+                                    help="A folder of collection files (csv, csv.gz, tsv, fasta) or a glob. Links "
+                                         "are followed, each file once (a link beside its target is one "
+                                         "collection); a file outside the folder is named in a warning: line."),
     model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory."),
     db: Path = typer.Option(..., "--db", help="SQLite database (created if missing)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),

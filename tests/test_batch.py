@@ -56,6 +56,37 @@ def test_discover_collections_folder_glob_and_images(tmp_path: Path) -> None:
     assert discover_collections(str(tmp_path / "b.csv"))[0].key != b.key
 
 
+
+def test_a_file_reached_through_links_is_one_collection_and_a_link_out_of_the_folder_is_named(tmp_path: Path
+                                                                                               ) -> None:
+    """``run`` over a folder followed every link as a collection of its own: ``alias.csv -> plate.csv`` beside
+    ``plate.csv`` triaged the same file twice (two runs, the same specimens twice, both rows named ``plate.csv``),
+    and a link to a file elsewhere was triaged under the other file's name, its quarantine report written there,
+    with nothing said (e35 review Q4). Now each file the links reach is one collection, named as the folder
+    lists it; a file outside the folder is still triaged (a folder of links is a way to gather a batch), and one
+    ``warning:`` line says where it is."""
+    night, away = tmp_path / "night", tmp_path / "away"
+    plate = _write(night / "plate.csv", "processid,dna_barcode\nP1,ACGT\n")
+    week = _write(away / "week.csv", "processid,dna_barcode\nW1,ACGT\n")
+    (night / "alias.csv").symlink_to("plate.csv")
+    (night / "from-lab.csv").symlink_to(week)
+    (night / "sub").symlink_to(away, target_is_directory=True)  # a folder is no collection of the folder's
+    specs = discover_collections(str(night))
+    assert [(s.name, s.path) for s in specs] == [("from-lab.csv", week), ("plate.csv", plate)]
+    assert [line for s in specs for line in s.notes] == [
+        f"warning: {night / 'from-lab.csv'}: is {week} (through a link), outside {night}: triaged from there; a "
+        "quarantine report of it goes beside it",
+        f"{night / 'alias.csv'}: skipped: the same file as {night / 'plate.csv'} (through a link); triaged once, as "
+        "plate.csv"]
+    # a glob that walks into the linked folder reaches week.csv a second time: still one collection
+    specs = discover_collections(str(night / "**" / "*.csv"))
+    assert [(s.name, s.path) for s in specs] == [("from-lab.csv", week), ("plate.csv", plate)]
+    assert [line.split(": ")[0] for s in specs for line in s.notes] == [
+        "warning", str(night / "sub" / "week.csv"), str(night / "alias.csv")]
+    # named by itself, a link is the user's choice of file: followed, nothing to say
+    (only,) = discover_collections(str(night / "from-lab.csv"))
+    assert (only.name, only.path, only.notes) == ("from-lab.csv", week, ())
+
 def test_no_collections_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no collections found in folder"):
         discover_collections(str(tmp_path))

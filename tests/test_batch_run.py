@@ -331,6 +331,23 @@ def test_run_and_triage_say_a_row_set_aside_in_the_same_warning_line(workspace, 
     assert not [line for line in (ran.stdout + ran.stderr).splitlines() if line.startswith("error:")], ran.stdout
 
 
+def test_run_triages_a_file_reached_through_a_link_once(workspace, tmp_path: Path) -> None:
+    """``alias.csv -> plate-00.csv`` beside it: one triage run, not two of the same specimens (e35 review Q4), the
+    other name said under the table and in ``--json``."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    (plate,) = write_collections(meta, folder, 1, rows_per_collection=10)
+    (folder / "alias.csv").symlink_to(plate.name)
+    ran = run_cli("run", "--collections", str(folder), "--model", str(bundle), "--db", str(tmp_path / "n.sqlite"),
+                  "--json")
+    assert ran.returncode == 0, ran.stderr
+    doc = json.loads(ran.stdout)
+    assert [(c["collection"], c["status"]) for c in doc["collections"]] == [("plate-00.csv", "ok")]
+    assert doc["notes"] == [f"{folder / 'alias.csv'}: skipped: the same file as {plate} (through a link); triaged "
+                            "once, as plate-00.csv"]
+    assert len(_completed_triage_runs(tmp_path / "n.sqlite")) == 1
+
+
 def test_skipped_collection_of_an_earlier_version_shows_its_run_figures_from_the_database(workspace,
                                                                                         tmp_path: Path) -> None:
     """A batch item finished before items stored their figures (only its triage run id): the figures are counted

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -97,15 +98,19 @@ class BatchConfig:
 
 @dataclass(frozen=True)
 class CollectionSpec:
-    """One collection file, its images folder (if any) and its content key."""
+    """One collection file (its real place), its images folder (if any) and its content key; ``listed``: the path
+    the folder or pattern gave for it, a link's own (None: ``path``); ``notes``: the lines the batch says of how
+    it was reached (a link out of the folder, other names for the same file: :func:`discover_collections`)."""
 
     path: Path
     images: Path | None
     key: str
+    listed: Path | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return (self.listed or self.path).name
 
 
 @dataclass
@@ -189,6 +194,8 @@ class BatchSummary:
     batch_run_id: int | None = None
     #: the interrupted batch run this one went on from (same collections, stopped by Ctrl-C or a kill), else None
     resumed: int | None = None
+    #: what the batch says of how its collections were reached (``CollectionSpec.notes``: links)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -206,15 +213,17 @@ class BatchSummary:
     def to_json(self) -> dict[str, Any]:
         return {"exit_code": self.exit_code, "seconds": round(self.seconds, 3), "log_file": str(self.log_file),
                 "batch_run_id": self.batch_run_id, "resumed": self.resumed, "counts": self.counts(),
+                "notes": self.notes,
                 "collections": [asdict(o) for o in self.outcomes]}
 
     def table(self) -> str:
         """Plain-text per-collection summary for the terminal.
 
         A skipped collection shows its run's figures (what a morning report must still say of it). Under the
-        table: one ``error:`` line per failed collection, ``triage``'s ``warning:`` line for the first row set aside
-        from a collection (then how many more, and the report), then triage's advisories of each collection triaged
-        now (or by the stopped batch this one resumes)."""
+        table: how links reached collections (:attr:`notes`), one ``error:`` line per failed collection,
+        ``triage``'s ``warning:`` line for the first row set aside from a collection (then how many more, and the
+        report), then triage's advisories of each collection triaged now (or by the stopped batch this one
+        resumes)."""
         head = f"{'collection':<32} {'status':<11} {'run':>5} {'specimens':>9} {'quar.':>6} {'species':>8} " \
                f"{'prov.':>6} {'genus':>6} {'novel':>6} {'cands':>6} {'secs':>7}"
         lines = [head, "-" * len(head)]
@@ -225,6 +234,7 @@ class BatchSummary:
         if any(o.provisional_species for o in self.outcomes):
             lines.append("prov.: of the species names, those of provisional species reviewers accepted "
                          "(… sp. BD-NNNN)")
+        lines.extend(self.notes)
         for o in self.outcomes:
             if o.error:
                 lines.append(f"error: {o.error}")
@@ -275,30 +285,56 @@ def collection_key(path: Path, images: Path | None) -> str:
 
 
 def discover_collections(spec: str) -> list[CollectionSpec]:
-    """Expand ``DIR`` or a glob into collection files (sorted); none found is bad input."""
+    """Expand ``DIR`` or a glob into collection files (sorted); none found is bad input.
+
+    Links are followed, and each file they reach is one collection. Why: a link beside its target
+    (``alias.csv -> plate.csv``), or a glob walking into a linked folder, listed the same file twice and the batch
+    triaged it twice, the same specimens stored under two runs (e35 review Q4). The name kept is the one that
+    reaches the file without a link, else the first listed; each other name gets a ``skipped:`` line. A file
+    outside the folder (or the pattern's folder) is triaged under its link's name, with a ``warning:`` line
+    saying where it is: a folder of links is a way to gather a batch, and triage writes its quarantine report
+    beside the file it read (``storage.validation.quarantine_path_for``), there rather than in the folder."""
+    from biodiscover.storage.validation import real_place
+
     root = Path(spec).expanduser()
+    base: Path | None = root
     if root.is_dir():
         paths = sorted(p for p in root.iterdir() if _is_collection(p))
         where = f"folder {root}"
     elif root.is_file():
         paths = [root] if _is_collection(root) else []
-        where = f"file {root}"
+        where, base = f"file {root}", None  # the file the user named, link or not
     else:
         paths = sorted(Path(p) for p in glob.glob(str(root), recursive=True) if _is_collection(Path(p)))
         where = f"pattern {spec!r}"
+        literal = list(itertools.takewhile(lambda part: not glob.has_magic(part), root.parts))
+        base = Path(*literal) if literal else Path(".")
     if not paths:
         raise InputError(f"no collections found in {where} (looked for {', '.join(COLLECTION_SUFFIXES)})")
-    out = []
+    folder = real_place(base) if base is not None else None
+    reached: dict[Path, list[Path]] = {}
     for p in paths:
+        reached.setdefault(real_place(p), []).append(p)
+    out = []
+    for real, names in reached.items():
+        direct = [p for p in names if not p.is_symlink() and folder is not None
+                  and real_place(p.parent).is_relative_to(folder)]
+        p = (direct or names)[0]
+        notes = [f"{other}: skipped: the same file as {p} (through a link); triaged once, as {p.name}"
+                 for other in names if other != p]
+        if folder is not None and not real.is_relative_to(folder):
+            notes.insert(0, f"warning: {p}: is {real} (through a link), outside {base}: triaged from there; a "
+                            "quarantine report of it goes beside it")
         stem = p.name
         for suffix in sorted(COLLECTION_SUFFIXES, key=len, reverse=True):
             if stem.lower().endswith(suffix):
                 stem = stem[: -len(suffix)]
                 break
         beside = p.parent / f"{stem}_images"
-        images = beside.resolve() if beside.is_dir() else None
-        out.append(CollectionSpec(path=p.resolve(), images=images, key=collection_key(p, beside if images else None)))
-    return out
+        images = real_place(beside) if beside.is_dir() else None
+        out.append(CollectionSpec(path=real, images=images, key=collection_key(p, beside if images else None),
+                                  listed=p, notes=tuple(notes)))
+    return sorted(out, key=lambda s: str(s.listed))
 
 
 # -- logging -------------------------------------------------------------------------------------------------
@@ -563,6 +599,9 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         if any(item is None for item in done.values()):
             engine()  # load now: a damaged bundle is bad input (exit 2), found before any collection
         log.info("batch over %d collections with model %s (%s)", len(specs), config.model, fingerprint)
+        for spec in specs:
+            for line in spec.notes:
+                log.info("%s", line)
         batch_run = database.start_run(BATCH_RUN_KIND, {"collections": config.collections,
                                                         "model": str(config.model), "n_collections": len(specs),
                                                         "executor": config.executor.kind, "level": config.level,
@@ -602,7 +641,8 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         if database is not None:
             database.close()
         _detach_log(handler)
-    summary = BatchSummary(outcomes, log_file, time.perf_counter() - t_batch, batch_run, resumed)
+    summary = BatchSummary(outcomes, log_file, time.perf_counter() - t_batch, batch_run, resumed,
+                           [line for spec in specs for line in spec.notes])
     emit(BatchEvent("batch_done", total=len(specs), message=json.dumps(summary.counts())))
     return summary
 
