@@ -44,7 +44,8 @@ from biodiscover.discovery.audit import (AUDIT_IDENTITY, RefusedKey, SuspectKey,
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, Lineage, NamingConfig, NamingModel, SimQuery,
-                                          SimulatedCalls, cutoff_words, deepest_confident, plan_simulation)
+                                          SimulatedCalls, cutoff_words, deepest_confident, plan_simulation,
+                                          met_session_keys)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
@@ -628,6 +629,28 @@ class DiscoveryModel:
             return None
         return [np.asarray(where[p], dtype=np.int64) if p in where else None for p in processids]
 
+    def _without_session(self, sequences: Sequence[str], hits: Sequence[Hits],
+                         own: Sequence[Exclusion | None] | None) -> dict[int, Hits]:
+        """Query index → its hits searched without the keys added for the session (``add_references``), for the
+        queries whose best key is the reference's own and whose candidates hold a session key
+        (``naming.met_session_keys``; ``NamingModel.outcomes`` says why). Searched again, not filtered: the session's
+        keys took places among the candidates that the reference's next-nearest keys then lack."""
+        session = int(getattr(self, "_session_keys", 0))
+        if not session:
+            return {}
+        n = len(self.naming_lineages_)
+        built = n - session
+        idx = met_session_keys(hits, built)
+        if not idx:
+            return {}
+        added = np.arange(built, n, dtype=np.int64)
+        exclude: list[Exclusion | None] = []
+        for i in idx:
+            mine = own[i] if own is not None else None
+            exclude.append(np.union1d(added, mine) if isinstance(mine, np.ndarray) else added)
+        again = self._hits([sequences[i] for i in idx], exclude, bootstrap_ranks=self._cutoff_ranks())
+        return dict(zip(idx, again))
+
     def _cutoff_ranks(self) -> list[int]:
         """Indices of the ranks the fitted naming model decides by the published cut-off."""
         return [k for k, r in enumerate(RANKS) if r not in self.naming_.models_]
@@ -652,13 +675,13 @@ class DiscoveryModel:
         if usable:
             seqs = [_barcode(specimens[i]) for i in usable]
             closer: dict[int, tuple[int, float]] = {}
-            hits = self._hits(seqs, self._own_keys([specimens[i].processid for i in usable]),
-                              bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
+            own = self._own_keys([specimens[i].processid for i in usable])
+            hits = self._hits(seqs, own, bootstrap_ranks=self._cutoff_ranks(), closer_set_aside=closer)
             reversed_, unrelated = self._check_homology(seqs, hits)
             if self.config.chimera_check:
                 unrelated.update(self._check_chimeras(seqs, hits, set(unrelated)))
             calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits,
-                                          getattr(self, "_session_keys", 0))
+                                          getattr(self, "_session_keys", 0), self._without_session(seqs, hits, own))
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):

@@ -209,6 +209,12 @@ class Hits:
         return float(sum(w for j, w in zip(self.positions, self.wins) if lineages[int(j)][k] == label))
 
 
+def met_session_keys(hits: Sequence[Hits], built: int) -> list[int]:
+    """Indices of the queries whose best key is one of the reference's own and whose candidates hold a key added
+    for the session (position ``built`` on): the ones ``NamingModel.outcomes`` also reads without the session."""
+    return [i for i, h in enumerate(hits) if len(h.positions) and h.top < built and bool((h.positions >= built).any())]
+
+
 def deepest_confident(labels: Mapping[str, str | None], confidence: Mapping[str, float], level: float,
                       optional_ranks: Sequence[str] = ("subfamily",)) -> str | None:
     """The deepest rank of the top-down walk whose P(right) passes ``level`` (see module docstring)."""
@@ -1122,7 +1128,8 @@ class NamingModel:
     def _rank_confidence(self, rank: str, X: np.ndarray, hits: Hits, lineages: Sequence[Lineage]) -> np.ndarray:
         return self._rank_probs(rank, X, hits, lineages)[:, 0]
 
-    def outcomes(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits], session: int = 0
+    def outcomes(self, lineages: Sequence[Lineage], key_lengths: np.ndarray, hits: Sequence[Hits], session: int = 0,
+                 alone: Mapping[int, Hits] | None = None
                  ) -> list[tuple[dict[str, str | None], dict[str, tuple[float, float, float] | None],
                                  dict[str, tuple[float, float, float]]]]:
         """Per query: its labels; per rank, (P(right), P(wrong), P(absent)) as the rank's model gives them at
@@ -1130,9 +1137,40 @@ class NamingModel:
         ``OVERLAP_FULL`` bases with its best key, the same for each learned rank had it shared a full-length
         barcode (empty otherwise; what ``explain`` weighs a short overlap by). A rank decided by the published
         cut-off gives (P(right), 0, 1 − P(right)): its "absent" is no probability and no prior moves it.
-        ``session``: how many of the last keys were added for the session (``taxon_sizes``)."""
+        ``session``: how many of the last keys were added for the session (``taxon_sizes``). ``alone``: query
+        index → its hits searched without the session's keys, for the queries ``met_session_keys`` lists; at each
+        rank the outcomes are those of ``alone`` where they name the label less surely: keys a reviewer added can
+        take confidence from a reference key's name, never give it (a query named from the session's own keys is
+        not touched: those are what a provisional species is named from).
+
+        Why: the rank models learned the margin to the nearest other taxon from the reference's own taxa, and
+        P(absent) is free in it (held non-increasing, it cost known species on every fold: RESULTS-discovery.md,
+        "P(absent) held non-increasing in the margin"). The keys of an order the reference lacks come nearer a
+        beetle than any other fly family: on a Diptera-only reference, after a reviewer accepted two beetle
+        candidates, a beetle 90.9 % from its best fly key went from unnamed to "family Muscidae" at 0.994
+        (RESULTS-discovery.md, "A reviewer's keys as rivals")."""
         maker = FeatureMaker(lineages, key_lengths, self.spread_, self.config.shrink, session)
-        rows = [maker.features(h) for h in hits]
+        probs, full = self._probabilities([maker.features(h) for h in hits], hits, lineages)
+        if alone:
+            order = list(alone)
+            kept = [alone[i] for i in order]
+            alone_probs, alone_full = self._probabilities([maker.features(h) for h in kept], kept, lineages)
+            for n, i in enumerate(order):
+                for rank in RANKS:
+                    p, q = alone_probs[rank].get(n), alone_full.get(n, {}).get(rank)
+                    if p is not None and i in probs[rank] and p[0] < probs[rank][i][0]:
+                        probs[rank][i] = p
+                    if q is not None and rank in full.get(i, {}) and q[0] < full[i][rank][0]:
+                        full[i][rank] = q
+        return [({r: lineages[h.top][k] if h.top >= 0 else None for k, r in enumerate(RANKS)},
+                 {r: (float(probs[r][i][0]), float(probs[r][i][1]), float(probs[r][i][2])) if i in probs[r] else None
+                  for r in RANKS}, full.get(i, {}))
+                for i, h in enumerate(hits)]
+
+    def _probabilities(self, rows: Sequence[FeatureRow], hits: Sequence[Hits], lineages: Sequence[Lineage]
+                       ) -> tuple[dict[str, dict[int, np.ndarray]], dict[int, dict[str, tuple[float, float, float]]]]:
+        """Per rank, row index → (P(right), P(wrong), P(absent)) of ``rows`` (``outcomes``); and per row sharing
+        fewer than ``OVERLAP_FULL`` bases with its best key, the same at a full-length overlap."""
         full: dict[int, dict[str, tuple[float, float, float]]] = defaultdict(dict)
         for k, rank in enumerate(RANKS):
             if rank not in self.models_:  # a cut-off rank does not read the overlap
@@ -1159,10 +1197,7 @@ class NamingModel:
                 P = np.column_stack([right, np.zeros(len(idx)), 1.0 - right])
             for i, p in zip(idx, P):
                 probs[rank][i] = p
-        return [({r: top[k] for k, r in enumerate(RANKS)},
-                 {r: (float(probs[r][i][0]), float(probs[r][i][1]), float(probs[r][i][2])) if i in probs[r] else None
-                  for r in RANKS}, full.get(i, {}))
-                for i, (top, _) in enumerate(rows)]
+        return probs, full
 
     def decide(self, labels: Mapping[str, str | None], outcomes: Mapping[str, Sequence[float] | None],
                priors: Mapping[str, float] | None = None) -> tuple[dict[str, float], dict[str, float | None]]:
