@@ -446,3 +446,31 @@ async def test_the_queue_marks_an_identity_below_the_order_cut_off_in_its_spare_
         assert table.widths["identity"] == 6  # the column as before: "100.0 " fits
     db.close()
     assert "82.8↓" in str(glossary_text())
+
+
+@asynctest
+async def test_the_assign_list_marks_a_known_species_below_the_order_cut_off_as_the_queue_does(
+        tmp_path: Path) -> None:
+    """e35: the queue showed "82.8↓" and the Evidence tab "82.8%↓" for beetles nearest the moth Cecrita daona, but
+    ``i`` offered "Cecrita daona … · 82.8 %, among the nearest species" with no mark, though the question after it
+    warned. The row carries the same mark (one owner, ``tui.evidence.below_order_mark``) and the list's title says
+    once what it means; a species above the cut-off is not marked and the title says nothing of it."""
+    from biodiscover.tui.screens.help import glossary_text
+    from fixtures.review_db import absent_order_db
+
+    below, above = absent_order_db(tmp_path / "f4.sqlite")
+    async with reviewing(tmp_path / "f4.sqlite") as (_, db, pilot):
+        shown = []
+        for pid in (below, above):
+            dialog = await press_on(pilot, pid, "i")
+            assert isinstance(dialog, PickDialog)
+            shown.append(([label.split("  · ", 1)[1] for _, label in dialog.options], dialog.title_text))
+            await pilot.press("escape")
+            await settle(pilot)
+    db.close()
+    (rows_below, title_below), (rows_above, title_above) = shown
+    assert rows_below == ["82.8 %↓, among the nearest species"], rows_below
+    assert title_below.endswith("; ↓ below the order cut-off 87.4%: perhaps an order the reference lacks):")
+    assert rows_above == ["90.1 %, among the nearest species"], rows_above
+    assert "cut-off" not in title_above and "↓" not in title_above
+    assert "82.8 %↓" in str(glossary_text())

@@ -21,10 +21,11 @@ from textual.screen import Screen
 from biodiscover.storage.review_log import DECIDED_STATUSES, notes_in_force, own_note
 from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, described_species_problem,
                                             new_taxon_problem, new_taxon_rank)
-from biodiscover.storage.evidence import below_order_cutoff, indistinct_congeners
+from biodiscover.storage.evidence import below_order_cutoff, below_order_words, indistinct_congeners
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import INSECT_CLASS, determination, placement, plural
-from biodiscover.tui.evidence import centre_distances, centre_text, marked, nearest_header, shown_name
+from biodiscover.tui.evidence import (BELOW_ORDER_MARK, below_order_mark, centre_distances, centre_text, marked,
+                                     nearest_header, shown_name)
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
@@ -1087,13 +1088,17 @@ class DecisionsMixin:
         best = {sp: len(v) for sp, v in hits.items()}
 
         # each species at the best identity of ANY member to its keys (the nearest species list too): a species
-        # tied with a member's best hit is no member's best hit (the real plate's G. uxor, 99.1 %)
+        # tied with a member's best hit is no member's best hit (the real plate's G. uxor, 99.1 %); one below the
+        # run's order cut-off marked as the queue and the Evidence tab mark it
+        def percent(identity: float) -> str:
+            return f"{100 * identity:.1f} %{below_order_mark(identity, detail.order_cutoff)}"
+
         def shown(species: str) -> tuple[float, str] | None:
             top = detail.evidence.identity_to(species)
             if top is None:
                 return None
             how = f"best hit of {best[species]} of {p.size}" if species in best else "among the nearest species"
-            return top, f"  · {100 * top:.1f} %, {how}"
+            return top, f"  · {percent(top)}, {how}"
 
         said = {tid: x for tid, _ in options if (x := shown(names[tid])) is not None}
         # the contenders (within CONTENDERS of the closest) first, closest first; every other species keeps its
@@ -1118,7 +1123,7 @@ class DecisionsMixin:
             if k is not None and k.identity is not None:
                 close[tid] = 4.0 + k.identity
                 why = k.why.split(":", 1)[0]
-                said[tid] = (k.identity, (said[tid][1] if tid in said else "") + f"  · {100 * k.identity:.1f} % to "
+                said[tid] = (k.identity, (said[tid][1] if tid in said else "") + f"  · {percent(k.identity)} to "
                              f"{k.processid}, a record the reference dropped ({why})")
         options = sorted(((tid, label + (said[tid][1] if tid in said else "")) for tid, label in options),
                          key=lambda o: -close[o[0]] if o[0] in close else 1.0)[:5000]
@@ -1159,9 +1164,12 @@ class DecisionsMixin:
                 return
             self.confirm_assign(p, detail, graph, choice, names[choice], said[choice][0] if choice in said else None)
 
+        # the mark said once in words, as the Evidence tab says it under its list (e33 review F4)
+        below = next((f"; {BELOW_ORDER_MARK} {words}" for identity, _ in said.values()
+                      if (words := below_order_words(identity, detail.order_cutoff))), "")
         self.app.call_from_thread(
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
                                   "its members' best hits name first, closest first; % is the best identity of a "
                                   "member to the species' keys (as in Evidence); a described species the reference "
-                                  "lacks: type its name):", options, offer=offer, refuse=refuse,
+                                  f"lacks: type its name{below}):", options, offer=offer, refuse=refuse,
                                   name_of=lambda tid: names.get(tid, "")), confirm)

@@ -51,8 +51,8 @@ GLOSSARY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("evidence tab", (
         ("378/0", "a histogram row: pairs of members that far apart / members that far from the nearest known"),
-        ("82.8%↓", "a known species below the run's order cut-off, as the queue's 82.8↓ (the line under the list "
-                   "gives the cut-off)"),
+        ("82.8%↓", "a known species below the run's order cut-off, as the queue's 82.8↓ and the known species "
+                   "list's (i) 82.8 %↓ (the line under the list, and that list's title, give the cut-off)"),
     )),
 )
 

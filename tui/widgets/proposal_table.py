@@ -38,8 +38,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 
 from biodiscover.storage.db.proposals import MARK_KINDS
-from biodiscover.storage.evidence import below_order_cutoff
-from biodiscover.tui.evidence import BELOW_ORDER_MARK, TWIN_MARK, flag_mark, shown_name
+from biodiscover.tui.evidence import TWIN_MARK, below_order_mark, flag_mark, shown_name
 
 STATUS_MARK = {"pending": ("·", "yellow"), "accepted": ("✓", "green"), "rejected": ("✗", "red"),
                "assigned": ("=", "cyan"),
@@ -189,8 +188,7 @@ def row_cells(p: Any, widths: dict[str, int] | None = None, provisional: Contain
     nearest to beetles, e33 review F4), any other in a blank, so the figures stay aligned in the ident% column."""
     w = widths or column_widths(80)
     identity = None if p.nearest_identity is None else p.nearest_identity * (100 if p.nearest_identity <= 1 else 1)
-    below = BELOW_ORDER_MARK if below_order_cutoff(None if identity is None else identity / 100, order_cutoff) \
-        else " "
+    below = below_order_mark(None if identity is None else identity / 100, order_cutoff, blank=" ")
     name = shown_name(p, provisional)
     return [
         Text(str(p.id), justify="right"),
