@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ import pytest
 from biodiscover.cli.main import main
 from biodiscover.storage.review_log import carried
 from biodiscover.storage.db import Database
-from fixtures.discovery import make_world, write_metadata
+from biodiscover.tui.screens.detail import DetailScreen
 from fixtures.db_views import proposal_history, proposal_members
+from fixtures.discovery import make_world, write_metadata
+from fixtures.tui_pilot import asynctest, notes, open_proposal, reviewing, settle
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +118,46 @@ def test_a_reviewers_split_comes_back_split_from_a_real_re_triage_and_the_result
         assert not db.proposal_queue(run_id=first["run_id"], status="pending")[1]  # every run-1 one re-clustered
     named = {r["processid"]: r["provisional_name"] for r in csv.DictReader(results.open())}
     assert {named[m] for m in off} == {part.name} and {named[m] for m in set(members) - set(off)} == {rest.name}
+
+
+@pytest.fixture(scope="module")
+def triaged_once(world_and_bundle, tmp_path_factory) -> tuple[Path, tuple[str, ...]]:
+    """A database the collection was triaged into once (closed, for tests to copy) and the triage's arguments
+    less ``--db``."""
+    from fixtures.inprocess import run_cli
+
+    root, bundle, _ = world_and_bundle
+    args = ("triage", "--input", str(root / "collection.fasta"), "--model", str(bundle), "-q")
+    db_path = tmp_path_factory.mktemp("triaged") / "lab.sqlite"
+    assert run_cli(*args, "--db", str(db_path)).returncode == 0
+    return db_path, args
+
+
+@asynctest
+async def test_merge_on_a_candidate_a_concurrent_triage_again_reclustered_says_where_its_members_are_now(
+        triaged_once, tmp_path, cli) -> None:
+    """e35 T6: the review open on a pending candidate while ``triage … --again`` re-clustered its collection into the
+    same database; ``m`` then offered "the same specimens · 0.0% from #1 · #22 …", its own replacement, first, and
+    Enter, y ended in "merge refused: cannot merge: proposal 1 was re-clustered by run 2 …". The old candidate is
+    no longer current (the storage refuses any merge of it), so ``m`` says so, in the words ``#`` uses for a
+    re-clustered candidate, names the one holding its members now, offers no list and shows the state in force."""
+    template, args = triaged_once
+    db_path = tmp_path / "lab.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{template}{suffix}").exists():
+            shutil.copy(f"{template}{suffix}", f"{db_path}{suffix}")
+    async with reviewing(db_path) as (app, db, pilot):
+        (old,), _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=1)
+        await open_proposal(pilot, old.id)
+        assert cli(*args, "--db", str(db_path), "--again").returncode == 0  # while the review is open on it
+        moved = db.successor(old.id)
+        assert moved is not None and moved.proposal.status == "pending"
+        now = moved.proposal
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen), app.screen  # no merge list
+        assert (f"cannot merge #{old.id}: it was re-clustered by run {now.run_id} since it was loaded here: its "
+                f"members are in #{now.id} {now.name} (pending) now (#{now.id} opens it)") in notes(app), notes(app)
+        assert app.screen.detail.summary.status == "superseded"  # the screen shows the state in force
+        assert db.proposal(now.id).status == "pending"
+    db.close()

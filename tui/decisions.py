@@ -501,6 +501,23 @@ class DecisionsMixin:
                             "went)", severity="warning", timeout=8)
         return None
 
+    def _reclustered(self, p: Any, action: str) -> bool:
+        """Whether a later run re-clustered ``p`` since the screen loaded it (worker thread); if so, says so, naming
+        the candidate that holds its members now (``Database.successor``, in the words ``#`` uses for one), and
+        shows the state in force. Why: with the review open on #1, ``triage … --again`` into the same database
+        made #22 of the same specimens; ``m`` on #1 offered #22 ("the same specimens · 0.0% from #1") and the
+        merge was refused only after the reviewer had confirmed it (e35 T6)."""
+        moved = self.app.db.successor(p.id)
+        if moved is None:
+            return False
+        now = moved.proposal
+        self.app.call_from_thread(
+            self.app.notify, f"cannot {action} #{p.id}: it was {moved.by} since it was loaded here: its members are "
+                             f"in #{now.id} {now.name} ({now.status}) now (#{now.id} opens it)",
+            severity="warning", timeout=10)
+        self.app.call_from_thread(self.reload)
+        return True
+
     def _write(self, what: str, fn: Callable[[], Any], done: Callable[[Any], str], advance: bool = False) -> None:
         """Send one decision (UI thread): refuse while another is in flight, else write in a worker."""
         if self._busy():
@@ -818,6 +835,8 @@ class DecisionsMixin:
         the evidence recorded it) first, saying how far; then the same parent, then the others, each saying where
         the merged candidate would land (the parents' lowest common taxon)."""
         db, who = self.app.db, self.app.reviewer
+        if self._reclustered(p, "merge"):  # its replacement would head the list, and the merge be refused
+            return
         rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
         rows = [o for o in rows if o.id != p.id]
         graph = db.taxonomy()
