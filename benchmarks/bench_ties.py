@@ -4,7 +4,7 @@
 
 For each query of the split with a known species: its candidate keys (``DiscoveryModel._hits``, as triage searches
 them) and its result (``DiscoveryModel.triage``, the split decided as one collection, as ``biodiscover triage`` does).
-A tie: another species' key at the best key's identity (``engine.TIE_TOLERANCE``). Prints the ties, how many were
+A tie: another species' key at the best key's identity (``naming.TIE_TOLERANCE``). Prints the ties, how many were
 named to species and how many of those right, split by how many bases the rival key shares with the query against
 the best key (a shorter rival read is 100 % over fewer bases), and checks that every tie named to species says so in
 its reason.
@@ -18,7 +18,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from biodiscover.discovery.engine import TIE_TOLERANCE, DiscoveryModel
+from biodiscover.discovery.engine import DiscoveryModel
+from biodiscover.discovery.naming import TIE_TOLERANCE
 from biodiscover.storage.bioscan import iter_specimens
 from biodiscover.storage.distance import shared_identity
 from biodiscover.storage.records import RANKS

@@ -43,9 +43,9 @@ from biodiscover.discovery.audit import (AUDIT_IDENTITY, RefusedKey, SuspectKey,
                                          describe_audit, nearest_other_species)
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
-from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, Hits, Lineage, NamingConfig, NamingModel, SimQuery,
-                                          SimulatedCalls, cutoff_words, deepest_confident, plan_simulation,
-                                          met_session_keys)
+from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, TIE_TOLERANCE, Hits, Lineage, NamingConfig,
+                                          NamingModel, SimQuery, SimulatedCalls, cutoff_words, deepest_confident,
+                                          met_session_keys, plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
@@ -237,8 +237,6 @@ def set_apart_kind(reason: str | None) -> str | None:
 #: the nearest few species over its members (``discovery.proposals``): on a real plate one known species sat
 #: tied at 0.0 % with the species shown, and a reviewer saw only the one the best key named.
 NEAR_SPECIES = 5
-#: identities closer than this are one identity (``_tie_note``): the same bases matched, floats apart
-TIE_TOLERANCE = 1e-9
 #: keys of each species compared in ``species_apart`` (evenly spread over a species with more), the k-mer length of
 #: their estimate and how many pairs closest by it are aligned
 APART_KEYS = 20

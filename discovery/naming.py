@@ -114,6 +114,7 @@ OUTCOMES: tuple[str, ...] = ("right", "wrong", "absent")
 FEATURES: tuple[str, ...] = ("log_distance", "log_margin", "has_other", "agreement", "vs_within", "vs_siblings",
                              "single", "log_keys", "overlap")
 AGREEMENT = FEATURES.index("agreement")
+SPECIES = len(RANKS) - 1  # the species' index in a lineage
 OVERLAP = FEATURES.index("overlap")
 #: monotonic constraints per feature: P(absent) rises with the distance, and with the distance against the
 #: taxon's own and its siblings' spread; P(right | present) falls with the distance, rises with the margin
@@ -125,6 +126,9 @@ MONOTONIC_RIGHT: tuple[int, ...] = (-1, 1, 0, 1, 0, 0, 0, 0, 0)
 PUBLISHED_CUTOFFS: dict[str, float] = {"order": 0.85, "family": 0.90, "subfamily": 0.92, "genus": 0.95,
                                        "species": 0.97}
 EPS = 0.002  # ≈ 1 nt in 500: identity 1.0 is not infinitely close
+#: identities closer than this are one identity (the engine's ``_tie_note``, ``_session_ties``): the same bases
+#: matched, floats apart
+TIE_TOLERANCE = 1e-9
 AGREEMENT_WINDOW = 0.02
 #: a reason names another taxon as a rival when its best key comes this close to the best identity
 RIVAL_WINDOW = 0.015
@@ -213,6 +217,51 @@ def met_session_keys(hits: Sequence[Hits], built: int) -> list[int]:
     """Indices of the queries whose best key is one of the reference's own and whose candidates hold a key added
     for the session (position ``built`` on): the ones ``NamingModel.outcomes`` also reads without the session."""
     return [i for i, h in enumerate(hits) if len(h.positions) and h.top < built and bool((h.positions >= built).any())]
+
+
+def _session_ties(hits: Sequence[Hits], lineages: Sequence[Lineage], built: int,
+                   probs: dict[str, dict[int, np.ndarray]], full: dict[int, dict[str, tuple[float, float, float]]]
+                   ) -> None:
+    """In place: at a rank where a key added for the session (position ``built`` on) and a reference key tie at a
+    query's best identity (within ``TIE_TOLERANCE``) under different labels, P(right) is at most one over the
+    labels tied there; what it gives up goes to P(wrong) (P(absent) is kept).
+
+    Why: a barcode one reviewer's decision files under one taxon and the reference under another is evidence for
+    neither over the other. A reviewer moved a fly candidate into Hemiptera and accepted it: the members' barcodes,
+    session keys now, tie with the reference's fly keys, and the next triage named 26 of 40 such specimens "order
+    Hemiptera" at 0.99 and 9 "Hemiptera gen. sp. BD-0001" at 0.98–0.99; two whose best key was the fly's were named
+    the fly species at 0.999 (e34 attack R2, on the demo). The rank models never met a tie across orders or
+    families (a simulated query's rivals are other taxa's keys, never the same barcode), so margin 0 there reads
+    like any small margin. Two reference keys tied under two species keep the rule they had ("Two species, one
+    barcode", RESULTS-discovery.md): that is BOLD's shared BINs, not a reviewer's decision against the reference;
+    so do a reviewer's key and a reference key of two species of one genus (a species named by its first key, the
+    tie said), where a genus or any rank above it disagrees, the rule here holds down to species."""
+    for i, h in enumerate(hits):
+        if not len(h.positions):
+            continue
+        tied = [int(j) for j in h.positions[h.identities >= h.identities[0] - TIE_TOLERANCE]]
+        if not (any(j >= built for j in tied) and any(j < built for j in tied)):
+            continue
+        for k, rank in enumerate(RANKS):
+            # keys disagree at a rank when some rank down to it, above species, names both and names them
+            # differently (a session key of another order with its family blank disagrees with a reference key's
+            # family too); two species of one genus keep the rule of two species, one barcode
+            added = {lineages[j][:k + 1] for j in tied if j >= built}
+            held = {lineages[j][:k + 1] for j in tied if j < built}
+            if not any(_disagree(a[:SPECIES], b[:SPECIES]) for a in added for b in held):
+                continue
+            cap = 1.0 / len(added | held)
+            p = probs[rank].get(i)
+            if p is not None and p[0] > cap:
+                probs[rank][i] = np.array([cap, float(p[1]) + float(p[0]) - cap, float(p[2])])
+            q = full.get(i, {}).get(rank)
+            if q is not None and q[0] > cap:
+                full[i][rank] = (cap, q[1] + q[0] - cap, q[2])
+
+
+def _disagree(a: Lineage, b: Lineage) -> bool:
+    """Whether two lineages name some rank both label differently."""
+    return any(x and y and x != y for x, y in zip(a, b))
 
 
 def deepest_confident(labels: Mapping[str, str | None], confidence: Mapping[str, float], level: float,
@@ -1162,6 +1211,8 @@ class NamingModel:
                         probs[rank][i] = p
                     if q is not None and rank in full.get(i, {}) and q[0] < full[i][rank][0]:
                         full[i][rank] = q
+        if session:
+            _session_ties(hits, lineages, len(lineages) - max(0, min(int(session), len(lineages))), probs, full)
         return [({r: lineages[h.top][k] if h.top >= 0 else None for k, r in enumerate(RANKS)},
                  {r: (float(probs[r][i][0]), float(probs[r][i][1]), float(probs[r][i][2])) if i in probs[r] else None
                   for r in RANKS}, full.get(i, {}))

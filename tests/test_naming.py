@@ -977,3 +977,35 @@ def test_simulated_queries_that_do_not_fit_their_table_are_refused_at_load(model
     with pytest.raises(ModelBundleError, match=r"simulated calls: .* queries over ranks"):
         tampered("r", "tables", "", {**table, "ranks": list(reversed(RANKS))})
     assert DiscoveryModel.load(tmp_path / "b").naming_.simulated_ is not None  # the bundle as saved loads
+
+
+def test_a_reviewers_key_tied_with_a_reference_key_of_another_order_names_neither(model, world, calls,
+                                                                                 tmp_path) -> None:
+    """A reviewer moved a candidate into another order and accepted it: its members' barcodes, keys for the session
+    now, are the reference's own barcodes of species the engine names. A specimen meeting both at its best identity
+    is named at no rank where the two lineages disagree (P(right) one half there), with the tie said; before, the
+    demo's such specimens were named "order Hemiptera" at 0.99, or the fly species at 0.999 where the fly's key came
+    first (e34 attack R2). A reviewer's key of the very same lineage ties and changes nothing."""
+    keys = {s.processid: s for s in world["keys"]}
+    named = [(s, r) for s, r in zip(world["known"], calls["known"]) if r.deepest_rank == "species"][:12]
+    assert len(named) == 12
+    orders = sorted({s.order for s in world["keys"]})
+    model.save(tmp_path / "b")
+    moved, same = DiscoveryModel.load(tmp_path / "b"), DiscoveryModel.load(tmp_path / "b")
+    for engine, wrong in ((moved, True), (same, False)):
+        added = []
+        for n, (_, r) in enumerate(named):
+            key = keys[r.top_hit]
+            other = next(o for o in orders if o != key.order)
+            added.append(dataclasses.replace(key, processid=f"BD-{n}", order=other, family=None, subfamily=None,
+                                             genus=None, species=f"{other} gen. sp. BD-0001") if wrong else
+                         dataclasses.replace(key, processid=f"BD-{n}"))
+        assert engine.add_references(added) == len(added)
+        again = engine.triage([s for s, _ in named], collection=False)
+        if not wrong:
+            assert [a.deepest_label for a in again] == [r.deepest_label for _, r in named]
+            continue
+        for a in again:
+            assert a.deepest_rank is None, (a.processid, a.deepest_rank, a.deepest_label)
+            assert a.confidence["order"] <= 0.5 + 1e-9 and a.confidence["species"] <= 0.5 + 1e-9
+            assert "a tie" in (a.reason or ""), a.reason
