@@ -1620,6 +1620,44 @@ def test_the_same_triage_again_into_the_same_database_is_refused_without_again(d
         assert database.latest_run().id == runs + 3
 
 
+def test_a_refused_repeat_triage_ingests_and_writes_nothing(dataset, bundle, tmp_path, cli) -> None:
+    """A repeat ``triage`` was refused only after its ingest: it printed "ingest: 0/N", "ingest: N/N", then the
+    refusal, having read and ingested a large plate for minutes to no end; and the same bytes under another file
+    name (a copy, so another collection) were stored first, a new collection with its ingest, quarantined rows,
+    quarantine report and a pre-ingest backup, by a triage that then refused (e35, found repeating the demo's
+    triage). The refusal now comes before anything is ingested or written: no ingest progress, and every file
+    beside the database (the database, its -wal and -shm, its backups, a quarantine report) byte for byte and
+    time for time as before."""
+    import hashlib
+    import shutil
+
+    db = tmp_path / "lab.sqlite"
+
+    def files() -> dict[str, tuple[str, int]]:  # the database's folder, and the reports beside the inputs
+        return {str(p): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+                for p in sorted([*tmp_path.rglob("*"), *dataset.glob("collection.quarantine*")]) if p.is_file()}
+
+    def triage(source: Path) -> Any:
+        return cli("triage", "--input", str(source), "--model", str(bundle), "--db", str(db))
+
+    first = triage(dataset / "collection.fasta")
+    assert first.returncode == 0, first.stderr
+    assert "ingest: 0/" in first.stderr  # progress is shown: its absence below is the refusal's, not -q's
+    run = int(re.search(r"^triage run (\d+):", first.stdout, re.M).group(1))
+    copy = tmp_path / "copy" / "week1-copy.fasta"  # the same bytes under another name: collection week1-copy
+    copy.parent.mkdir()
+    shutil.copyfile(dataset / "collection.fasta", copy)
+    for source in (dataset / "collection.fasta", copy):
+        before = files()
+        again = triage(source)
+        assert again.returncode == 2, again.stderr
+        assert [line for line in again.stderr.splitlines() if not line.startswith("read: ")] == [
+            f"error: {source}: triaged into this database before as run {run} with the same bytes, model and "
+            f"settings, nothing reviewed since: its candidates are there (`biodiscover review --db {db} --run {run}`); "
+            "--again triages it again, and its pending candidates come back under new numbers"]
+        assert files() == before, source
+
+
 def test_a_warning_on_stderr_reads_as_the_products_own_lines(dataset, bundle, tmp_path) -> None:
     """e31 review F14: a run left "running" by a killed process was reported in the logger's format,
     "WARNING biodiscover.storage.db.runs: run 1 was left running …", among the product's own lines. A real process

@@ -732,9 +732,9 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     ``absent_share``: ``plate``, the collection's share of absent taxa is estimated from it alone (pulled toward
     even odds); ``season``, pulled toward the share the database's other collections read with this model
     (``Database.absent_share_bases``, ``naming.pooled_share``): weekly plates of one trap decided alike.
-    ``again``: triage even what this database holds the same triage of (:func:`same_triage_before`; the CLI's
-    ``--again``, not ``--force``, which would also let the run replace a user's file). The batch decides what it
-    triages itself and passes True.
+    ``again``: triage even what this database holds the same triage of (:func:`same_triage_before`, refused before
+    anything is ingested or written; the CLI's ``--again``, not ``--force``, which would also let the run replace a
+    user's file). The batch decides what it triages itself and passes True.
     """
     from biodiscover.storage.collections import check_input, read_collection
     from biodiscover.storage.validation import (
@@ -829,24 +829,20 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         if own_file is not None and db is None:  # a new database is made only once there is something to put in it
             db = Database.open_or_create(own_file)
         if db is not None:
+            # Everything the refusal of a repeated triage (``same_triage_before``) reads is read before anything is
+            # ingested or written: a repeat refused after its ingest showed "ingest: 0/359 … 359/359" and then the
+            # refusal, having spent the ingest's minutes on a large plate, and a copy of the plate under another
+            # name had been stored as a new collection (its ingest, quarantined rows, report and backup) first.
             t = time.perf_counter()
-            say("ingest", 0, len(specimens))
             from biodiscover.storage.db.ingest import file_checksum  # storage.db: only with a database (~1 s CPU)
 
             checksum = file_checksum(Path(input_path), images) if input_path and Path(input_path).is_file() else None
-            joined = other_plate_line(db, name, input_path or images, specimens, named=collection is not None)
-            ingested = db.ingest(specimens, collection=name, source=input_path, checksum=checksum,
-                                 quarantine=read.quarantine, quarantine_file=qtarget, force=force)
-            quarantine_file = ingested.quarantine_file
-            moved = ingested.moved_lines() + joined
             seconds["ingest"] = time.perf_counter() - t
-            say("ingest", len(specimens), len(specimens))
+            joined = other_plate_line(db, name, input_path or images, specimens, named=collection is not None)
             from biodiscover.storage.db.taxonomy import provisional_references, register_lineages
 
-            # The reference's known species in the taxonomy: the review tree shows them and a reviewer can
-            # assign a candidate to one.
-            if hasattr(model, "ref_lineages_"):
-                register_lineages(db, model.ref_lineages_, source=f"reference:{Path(model_path).name}")
+            # the reference's own keys: the reviewed keys added below join the same list
+            reference_keys = len(model.ref_lineages_) if hasattr(model, "ref_lineages_") else None
             if use_provisional:
                 reviewed = provisional_references(db)
                 provisional = model.add_references(reviewed)
@@ -855,11 +851,6 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                 if provisional:
                     log.info("%d members of candidates reviewers accepted or assigned added as reference keys",
                              provisional)
-
-            # a triage killed without warning (SIGKILL, a reboot) left its run "running" for good: db check warned
-            # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.
-            db.interrupt_dead_runs(("triage",), db.stale_after_s,
-                                   message="process gone before the run finished; a later triage started afresh")
             season = db.absent_share_bases(bundle.fingerprints, plate=(s.processid for s in specimens))
             if absent_share == "season":
                 even_odds = season_even_odds(db, season)
@@ -887,6 +878,24 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
                         "model and settings, nothing reviewed since: its candidates are there (`biodiscover review "
                         f"{db_arg} --run {before.id}`); --again triages it again, and its pending candidates come "
                         "back under new numbers")
+            t = time.perf_counter()
+            say("ingest", 0, len(specimens))
+            ingested = db.ingest(specimens, collection=name, source=input_path, checksum=checksum,
+                                 quarantine=read.quarantine, quarantine_file=qtarget, force=force)
+            quarantine_file = ingested.quarantine_file
+            moved = ingested.moved_lines() + joined
+            seconds["ingest"] += time.perf_counter() - t
+            say("ingest", len(specimens), len(specimens))
+            # The reference's known species in the taxonomy: the review tree shows them and a reviewer can
+            # assign a candidate to one.
+            if reference_keys is not None:
+                register_lineages(db, model.ref_lineages_[:reference_keys],
+                                  source=f"reference:{Path(model_path).name}")
+
+            # a triage killed without warning (SIGKILL, a reboot) left its run "running" for good: db check warned
+            # after every later run. Its pid is gone (or, from another host, its heartbeat is old): mark it.
+            db.interrupt_dead_runs(("triage",), db.stale_after_s,
+                                   message="process gone before the run finished; a later triage started afresh")
             run_id = db.start_run("triage", params,
                                   model_fingerprint=bundle.fingerprint,
                                   collection=name, total=len(specimens),
