@@ -29,6 +29,7 @@ pytest.importorskip("biodiscover.workflows.triage", reason="E1's triage pipeline
 
 from biodiscover.cli.main import main
 from biodiscover.storage.db.database import Database
+from biodiscover.storage.db.integrity import backups_dir
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.validation import QuarantinedRecord, write_quarantine
 from biodiscover.workflows.batch import BATCH_RUN_KIND, ITEM_RUN_KIND, TRIAGE_RUN_KIND, BatchConfig, run_batch
@@ -630,6 +631,10 @@ def test_run_skips_a_collection_triage_did_before_naming_its_run_and_force_triag
                 "level); --force triages it again") in res.stdout
     assert "plate-02.csv: skipped" not in res.stdout
     assert len(_completed_triage_runs(db_path)) == before + 1  # only the week never triaged
+    copies = sorted(backups_dir(db_path).iterdir())
+    res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--json")
+    assert [c["status"] for c in json.loads(res.stdout)["collections"]] == ["skipped"] * 3
+    assert sorted(backups_dir(db_path).iterdir()) == copies  # nothing triaged: the database is not copied for it
 
     weeks[1].write_text(weeks[1].read_text().rsplit("\n", 2)[0] + "\n")  # week 1 edited: one specimen fewer
     res = cli("run", "-c", str(folder), "-m", str(bundle), "--db", str(db_path), "--json")

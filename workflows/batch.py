@@ -596,7 +596,8 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
         stopped = _stopped_batch(database, config)
         done = _done_before(database, ledger, specs, config, bundle, stopped)
         engine = _lazy_engine(bundle)
-        if any(item is None for item in done.values()):
+        to_triage = any(item is None for item in done.values())
+        if to_triage:
             engine()  # load now: a damaged bundle is bad input (exit 2), found before any collection
         log.info("batch over %d collections with model %s (%s)", len(specs), config.model, fingerprint)
         for spec in specs:
@@ -607,7 +608,10 @@ def run_batch(config: BatchConfig, progress: Callable[[BatchEvent], None] | None
                                                         "executor": config.executor.kind, "level": config.level,
                                                         "force": config.force,
                                                         "resumes": stopped.id if stopped else None},
-                                       model_fingerprint=fingerprint, total=len(specs))
+                                       model_fingerprint=fingerprint, total=len(specs),
+                                       # a batch that skips every collection writes only its own run row: no copy of
+                                       # the database for it (a several-GB copy each morning the folder was unchanged)
+                                       backup=to_triage)
         executor = make_executor(config.executor)
         engine = _lazy_engine(bundle, executor, engine)
         emit(BatchEvent("batch_start", total=len(specs)))
