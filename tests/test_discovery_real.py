@@ -62,21 +62,22 @@ def test_real_barcodes_one_order_known_named_absent_not(real_dev_csv, tmp_path) 
 
     # keys a reviewer added take confidence from a reference key's name, never give it: two accepted ground-beetle
     # candidates (order and family typed, genus left blank) on this fly reference, and moths whose best key stays
-    # a fly. Before, their P(right) rose by up to 0.19 at even odds (order 0.61 -> 0.80) as the beetle keys joined
-    # their candidates, and a beetle 90.9 % from its best fly key was named "family Muscidae" at 0.994 after such
-    # a review (the margin to the nearest other taxon shrank, and P(absent) is free in it)
+    # a fly. Before, their P(right) rose at even odds as the beetle keys joined their candidates (by up to 0.19 on
+    # 300 such moths: RESULTS-discovery.md, "A reviewer's keys as rivals"), and a beetle 90.9 % from its best fly
+    # key was named "family Muscidae" at 0.994 after such a review (the margin to the nearest other taxon shrank,
+    # and P(absent) is free in it)
     carabids = [s for s in read if s.order == "Coleoptera" and s.family == "Carabidae" and s.genus]
     genera = sorted(Counter(s.genus for s in carabids).items(), key=lambda g: (-g[1], g[0]))[:2]
     reviewed = [dataclasses.replace(s, processid=f"BD-{s.processid}", subfamily=None, genus=None,
                                     species=f"Carabidae sp. BD-{n}")
                 for n, (g, _) in enumerate(genera) for s in [c for c in carabids if c.genus == g][:12]]
-    moths = sample([s for s in read if s.order == "Lepidoptera"], 300, 2)
+    moths = sample([s for s in read if s.order == "Lepidoptera"], 150, 2)
     before = DiscoveryModel.from_bundle(bundle).triage(moths, collection=False)
     engine = DiscoveryModel.from_bundle(bundle)
     assert engine.add_references(reviewed) == len(reviewed)
     after = engine.triage(moths, collection=False)
     met = [(b, a) for b, a in zip(before, after) if a.top_hit == b.top_hit]  # best key the reference's, both times
-    assert len(met) >= 250
+    assert len(met) >= 125
     for b, a in met:
         for rank in RANKS:
             assert a.confidence[rank] <= b.confidence[rank] + 1e-9, (a.processid, rank)
