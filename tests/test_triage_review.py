@@ -8,6 +8,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,6 +134,14 @@ def triaged_once(world_and_bundle, tmp_path_factory) -> tuple[Path, tuple[str, .
     return db_path, args
 
 
+def _copy_db(template: Path, db_path: Path) -> Path:
+    """A copy of the closed database ``template`` (with its WAL, if any) at ``db_path``; ``db_path``."""
+    for suffix in ("", "-wal", "-shm"):
+        if Path(f"{template}{suffix}").exists():
+            shutil.copy(f"{template}{suffix}", f"{db_path}{suffix}")
+    return db_path
+
+
 @asynctest
 async def test_merge_on_a_candidate_a_concurrent_triage_again_reclustered_says_where_its_members_are_now(
         triaged_once, tmp_path, cli) -> None:
@@ -142,10 +151,7 @@ async def test_merge_on_a_candidate_a_concurrent_triage_again_reclustered_says_w
     no longer current (the storage refuses any merge of it), so ``m`` says so, in the words ``#`` uses for a
     re-clustered candidate, names the one holding its members now, offers no list and shows the state in force."""
     template, args = triaged_once
-    db_path = tmp_path / "lab.sqlite"
-    for suffix in ("", "-wal", "-shm"):
-        if Path(f"{template}{suffix}").exists():
-            shutil.copy(f"{template}{suffix}", f"{db_path}{suffix}")
+    db_path = _copy_db(template, tmp_path / "lab.sqlite")
     async with reviewing(db_path) as (app, db, pilot):
         (old,), _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=1)
         await open_proposal(pilot, old.id)
@@ -160,4 +166,76 @@ async def test_merge_on_a_candidate_a_concurrent_triage_again_reclustered_says_w
                 f"members are in #{now.id} {now.name} (pending) now (#{now.id} opens it)") in notes(app), notes(app)
         assert app.screen.detail.summary.status == "superseded"  # the screen shows the state in force
         assert db.proposal(now.id).status == "pending"
+    db.close()
+
+
+@pytest.fixture(scope="module")
+def reclustered_once(triaged_once, tmp_path_factory) -> tuple[Path, Any]:
+    """``triaged_once`` with a note of ana's on its largest pending candidate, then triaged ``--again`` (closed, for
+    tests to copy), and that candidate's detail as a review screen loaded it before the second run: what a screen
+    open while another process re-clustered the collection still holds."""
+    from fixtures.inprocess import run_cli
+
+    template, args = triaged_once
+    db_path = _copy_db(template, tmp_path_factory.mktemp("reclustered") / "lab.sqlite")
+    with Database.open(db_path) as db:
+        (old,), _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=1)
+        db.note(old.id, "legs need a look", reviewer="ana", expected_version=old.version)  # for O
+        loaded = db.proposal_detail(old.id)
+    assert run_cli(*args, "--db", str(db_path), "--again").returncode == 0
+    return db_path, loaded
+
+
+@pytest.mark.parametrize("key, action", [("a", "accept"), ("r", "reject"), ("i", "assign"), ("x", "split"),
+                                         ("v", "move"), ("e", "rename"), ("o", "add a note to"),
+                                         ("O", "withdraw a note from")])
+@asynctest
+async def test_a_decision_on_a_candidate_a_concurrent_triage_again_reclustered_opens_no_dialog(
+        reclustered_once, tmp_path, key, action) -> None:
+    """e35: as ``m`` (above), every other decision key on a candidate re-clustered since its screen loaded opened
+    its dialog (a name, a reason, a species, a taxon, members to tick) and the storage refused what the reviewer
+    had filled in only after Enter ("accept refused: cannot accept: proposal 1 was re-clustered by run 2 …"). Each
+    says so first, in the words ``m`` uses, names the candidate holding the members now and shows the state in
+    force."""
+    template, loaded = reclustered_once
+    old = loaded.summary
+    async with reviewing(_copy_db(template, tmp_path / "lab.sqlite")) as (app, db, pilot):
+        screen = await open_proposal(pilot, old.id)
+        screen.detail = loaded  # the screen as it was loaded before the second run
+        now = db.successor(old.id).proposal
+        await pilot.press(key)
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen), (app.screen, notes(app))  # no dialog
+        assert (f"cannot {action} #{old.id}: it was re-clustered by run {now.run_id} since it was loaded here: its "
+                f"members are in #{now.id} {now.name} (pending) now (#{now.id} opens it)") in notes(app), notes(app)
+        assert app.screen.detail.summary.status == "superseded"  # the screen shows the state in force
+        assert db.proposal(now.id).status == "pending"
+    db.close()
+
+
+@asynctest
+async def test_merge_on_a_candidate_a_later_run_retired_says_so_before_the_merge_list(triaged_once, tmp_path) -> None:
+    """e35: a candidate a later run retired (it triaged every member and proposes none of them: superseded, no
+    successor) while its screen was open still offered the merge list, and the storage refused the merge after
+    Enter, y. ``m`` says it was retired, in the words of its History tab, and offers no list."""
+    template, _ = triaged_once
+    async with reviewing(_copy_db(template, tmp_path / "lab.sqlite")) as (app, db, pilot):
+        (old,), _ = db.proposal_queue(status="pending", sort="size", limit=1)
+        await open_proposal(pilot, old.id)
+        members = proposal_members(db, old.id)
+        with Database.open(db.path) as other:  # another process: a run that names its members and proposes none
+            run = other.start_run("triage", {}, backup=False)
+            other.write_assignments(run, [{"processid": m, "deepest_rank": "genus", "deepest_taxon": "Harpalus"}
+                                          for m in members])
+            other.write_proposals(run, [])
+            assert other.retire_unproposed(run) == [old.id]
+            other.finish_run(run, "completed")
+        await pilot.press("m")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen), (app.screen, notes(app))  # no merge list
+        n = len(members)
+        what = "its one member and does not propose it" if n == 1 else f"all {n} members and proposes none of them"
+        assert (f"cannot merge #{old.id}: since it was loaded here, it was retired by run {run}: it triaged {what} "
+                f"(named genus Harpalus ({n})); out of the queue, status superseded") in notes(app), notes(app)
+        assert app.screen.detail.summary.status == "superseded"
     db.close()

@@ -24,8 +24,8 @@ from biodiscover.storage.db.reviews import (ADDABLE_UNDER, binomial_like, descri
 from biodiscover.storage.evidence import below_order_cutoff, below_order_words, indistinct_congeners
 from biodiscover.storage.errors import BiodiscoverError, StaleProposalError
 from biodiscover.storage.records import INSECT_CLASS, determination, placement, plural
-from biodiscover.tui.evidence import (BELOW_ORDER_MARK, below_order_mark, centre_distances, centre_text, marked,
-                                     nearest_header, shown_name)
+from biodiscover.tui.evidence import (BELOW_ORDER_MARK, below_order_mark, centre_distances, centre_text, edge_line,
+                                     marked, nearest_header, shown_name)
 from biodiscover.tui.pickers import evidence_taxa, neighbour_places, ranked
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, PickManyDialog, TextDialog
 
@@ -502,21 +502,38 @@ class DecisionsMixin:
         return None
 
     def _reclustered(self, p: Any, action: str) -> bool:
-        """Whether a later run re-clustered ``p`` since the screen loaded it (worker thread); if so, says so, naming
-        the candidate that holds its members now (``Database.successor``, in the words ``#`` uses for one), and
-        shows the state in force. Why: with the review open on #1, ``triage … --again`` into the same database
-        made #22 of the same specimens; ``m`` on #1 offered #22 ("the same specimens · 0.0% from #1") and the
-        merge was refused only after the reviewer had confirmed it (e35 T6)."""
+        """Whether a later run re-clustered or retired ``p`` since the screen loaded it (worker thread; every
+        decision that opens a dialog asks first); if so, says so, naming the candidate that holds its members now
+        (``Database.successor``, in the words ``#`` uses for one) or, retired (superseded by a run, no successor:
+        ``Database.retire_unproposed``), what that run named them (in the words of its History tab), and shows the
+        state in force. Why: with the review open on #1, ``triage … --again`` into the same database made #22 of
+        the same specimens; ``m`` on #1 offered #22 ("the same specimens · 0.0% from #1") and the merge was refused
+        only after the reviewer had confirmed it (e35 T6); ``a``, ``r``, ``i``, ``x``, ``v``, ``e``, ``o`` and ``O``
+        opened their dialogs so too, and a retired candidate still got the merge list (e35)."""
         moved = self.app.db.successor(p.id)
-        if moved is None:
+        if moved is not None:
+            now = moved.proposal
+            said = (f"it was {moved.by} since it was loaded here: its members are in #{now.id} {now.name} "
+                    f"({now.status}) now (#{now.id} opens it)")
+        elif (retired := self._retired(p.id)) is not None:
+            said = f"since it was loaded here, it was {retired}"
+        else:
             return False
-        now = moved.proposal
-        self.app.call_from_thread(
-            self.app.notify, f"cannot {action} #{p.id}: it was {moved.by} since it was loaded here: its members are "
-                             f"in #{now.id} {now.name} ({now.status}) now (#{now.id} opens it)",
-            severity="warning", timeout=10)
+        self.app.call_from_thread(self.app.notify, f"cannot {action} #{p.id}: {said}", severity="warning",
+                                  timeout=10)
         self.app.call_from_thread(self.reload)
         return True
+
+    def _retired(self, proposal_id: int) -> str | None:
+        """How a later run retired ``proposal_id`` (superseded by the run, no successor: ``Database.retire_unproposed``)
+        in the words of its History tab ("retired by run 2: it triaged all 8 members and proposes none of them …");
+        None when it is not retired (worker thread). Why: ``successor`` is None for it, so it read as current."""
+        db = self.app.db
+        now = db.proposal(proposal_id)
+        if now.status != "superseded" or now.superseded_by is not None:
+            return None
+        return next((edge_line(e, proposal_id) for e in reversed(db.proposal_detail(proposal_id).history)
+                     if e.get("kind") == "retired"), None) or "retired by a later run (its History tab says which)"
 
     def _write(self, what: str, fn: Callable[[], Any], done: Callable[[Any], str], advance: bool = False) -> None:
         """Send one decision (UI thread): refuse while another is in flight, else write in a worker."""
@@ -598,6 +615,8 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _suggest_then_accept(self, p: Any) -> None:
+        if self._reclustered(p, "accept"):  # its replacement would be offered as its twin, and the accept refused
+            return
         try:
             name = p.provisional_name or self.app.db.suggest_name(p.id)
         except BiodiscoverError as exc:
@@ -709,6 +728,8 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _ask_reject(self, p: Any) -> None:
+        if self._reclustered(p, "reject"):
+            return
         try:
             reason = twin_reason(self.app.db, p.id)
         except BiodiscoverError:  # a reason that cannot be read must not stop the rejection
@@ -731,7 +752,12 @@ class DecisionsMixin:
 
     def action_rename(self) -> None:
         p = self._target("rename")
-        if p is None:
+        if p is not None:
+            self._ask_rename(p)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _ask_rename(self, p: Any) -> None:
+        if self._reclustered(p, "rename"):
             return
         db, who = self.app.db, self.app.reviewer
 
@@ -743,16 +769,22 @@ class DecisionsMixin:
                         lambda r: f"#{p.id} renamed to {n}")
 
         # the box holds the name it goes by (its working name until a reviewer gave one), to edit, not retype
-        self._ask(TextDialog(f"Rename #{p.id}:", p.name), renamed)
+        self.app.call_from_thread(self._ask, TextDialog(f"Rename #{p.id}:", p.name), renamed)
 
     def action_note(self) -> None:
         p = self._target()
-        if p is None:
+        if p is not None:
+            self._ask_note(p)
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _ask_note(self, p: Any) -> None:
+        if self._reclustered(p, "add a note to"):
             return
         db, who = self.app.db, self.app.reviewer
-        self._ask(TextDialog(note_title(p, self.app.session_actions), "", "what you saw"),
-                  lambda t: self._write("note", lambda: db.note(p.id, t, reviewer=who, expected_version=p.version),
-                                        lambda r: f"note added to #{p.id}"))
+        self.app.call_from_thread(
+            self._ask, TextDialog(note_title(p, self.app.session_actions), "", "what you saw"),
+            lambda t: self._write("note", lambda: db.note(p.id, t, reviewer=who, expected_version=p.version),
+                                  lambda r: f"note added to #{p.id}"))
 
     def action_withdraw_note(self) -> None:
         """``O``: pick one of your notes in force on this candidate and withdraw it (any session): it stays in the
@@ -763,6 +795,8 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _withdraw_options(self, p: Any) -> None:
+        if self._reclustered(p, "withdraw a note from"):
+            return
         db, who = self.app.db, self.app.reviewer
         try:
             notes = notes_in_force(sorted(db.reviews(p.id), key=lambda r: r["id"]))
@@ -938,7 +972,8 @@ class DecisionsMixin:
     @work(thread=True, group="decisions", exit_on_error=False)
     def _split_options(self, p: Any, done: Callable[[], None]) -> None:
         try:
-            self._ask_split(p)
+            if not self._reclustered(p, "split"):
+                self._ask_split(p)
         finally:
             self.app.call_from_thread(done)
 
@@ -980,6 +1015,8 @@ class DecisionsMixin:
         those saying why; and, last, a genus or family the reference lacks, called what the reviewer typed (F7 of
         a real plate's review: 209 of 1,200 specimens were of absent genera; an Australian plate's 92 of absent
         families), placed next under a taxon picked the same way, made provisional with the move."""
+        if self._reclustered(p, "move"):
+            return
         db, who = self.app.db, self.app.reviewer
         graph = db.taxonomy()
         detail = db.proposal_detail(p.id)
@@ -1078,6 +1115,8 @@ class DecisionsMixin:
     def _assign_options(self, p: Any) -> None:
         """Pick a known species (the reference's, registered by triage, or a new one a reviewer accepted), the
         nearest one first."""
+        if self._reclustered(p, "assign"):
+            return
         db = self.app.db
         options = db.known_species(limit=1_000_000, near=p.nearest_species)
         if not options:
