@@ -214,14 +214,22 @@ async def test_a_decision_on_a_candidate_a_concurrent_triage_again_reclustered_o
 
 
 @asynctest
-async def test_merge_on_a_candidate_a_later_run_retired_says_so_before_the_merge_list(triaged_once, tmp_path) -> None:
+async def test_merge_and_undo_on_a_candidate_a_later_run_retired_say_so_before_any_dialog(triaged_once,
+                                                                                         tmp_path) -> None:
     """e35: a candidate a later run retired (it triaged every member and proposes none of them: superseded, no
     successor) while its screen was open still offered the merge list, and the storage refused the merge after
-    Enter, y. ``m`` says it was retired, in the words of its History tab, and offers no list."""
+    Enter, y; ``u`` of this session's note on it asked, then said "proposal 1 changed after it (version 1 then, 2
+    now); undo the later reviews first", there being none. Both say it was retired, in the words of its History
+    tab, and ask nothing."""
     template, _ = triaged_once
     async with reviewing(_copy_db(template, tmp_path / "lab.sqlite")) as (app, db, pilot):
         (old,), _ = db.proposal_queue(status="pending", sort="size", limit=1)
         await open_proposal(pilot, old.id)
+        await pilot.press("o")
+        await settle(pilot)
+        await pilot.press(*"legs", "enter")
+        await settle(pilot)
+        assert f"note added to #{old.id}" in notes(app)
         members = proposal_members(db, old.id)
         with Database.open(db.path) as other:  # another process: a run that names its members and proposes none
             run = other.start_run("triage", {}, backup=False)
@@ -235,7 +243,12 @@ async def test_merge_on_a_candidate_a_later_run_retired_says_so_before_the_merge
         assert isinstance(app.screen, DetailScreen), (app.screen, notes(app))  # no merge list
         n = len(members)
         what = "its one member and does not propose it" if n == 1 else f"all {n} members and proposes none of them"
-        assert (f"cannot merge #{old.id}: since it was loaded here, it was retired by run {run}: it triaged {what} "
-                f"(named genus Harpalus ({n})); out of the queue, status superseded") in notes(app), notes(app)
+        retired = f"retired by run {run}: it triaged {what} (named genus Harpalus ({n})); out of the queue, status " \
+            "superseded"
+        assert f"cannot merge #{old.id}: since it was loaded here, it was {retired}" in notes(app), notes(app)
         assert app.screen.detail.summary.status == "superseded"
+        await pilot.press("u")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen), (app.screen, notes(app))  # not asked
+        assert f"cannot undo note of #{old.id}: #{old.id} was {retired}" in notes(app), notes(app)
     db.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from biodiscover.storage.db import Database
 from textual.widgets import Input, OptionList, Static
 
+from biodiscover.tui.screens.detail import DetailScreen
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog, TextDialog
 from fixtures.tui_pilot import asynctest, notes, open_proposal, press_on, reviewing, settle
 
@@ -179,7 +180,7 @@ async def test_u_after_a_re_triage_carried_her_review_says_where_it_went(review_
     """F21: a note (or rename) made in the app, then a re-triage of the week re-clustered the candidate and carried
     it on; ``u`` said "cannot undo review 12 (rename): proposal 90 changed after it …; undo the later reviews first",
     and the later change was the machine's, nothing she could undo. It says where the candidate went and that her
-    review went with it."""
+    review went with it; at once, not after "Undo your last decision: note of #90?", y (e35)."""
     async with reviewing(review_db) as (app, db, pilot):
         p = db.proposal_queue(status="pending", limit=1)[0][0]
         await open_proposal(pilot, p.id)
@@ -193,9 +194,8 @@ async def test_u_after_a_re_triage_carried_her_review_says_where_it_went(review_
         assert [(r["action"], r["note"]) for r in db.reviews(new)] == [("note", "W2: +4 ex.")]  # carried there
         await pilot.press("u")
         await settle(pilot)
-        await pilot.press("y")
-        await settle(pilot)
-        assert any(f"undo refused: #{p.id} was re-clustered by run {run}: its members are in #{new}, which carries "
-                   f"your reviews of it; open #{new} to change them" in m for m in notes(app)), notes(app)
+        assert isinstance(app.screen, DetailScreen), (app.screen, notes(app))  # not asked first
+        assert (f"cannot undo note of #{p.id}: #{p.id} was re-clustered by run {run}: its members are in #{new}, "
+                f"which carries your reviews of it; open #{new} to change them") in notes(app), notes(app)
         assert [r["action"] for r in db.reviews(p.id)] == ["note"]
     db.close()

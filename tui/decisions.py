@@ -831,7 +831,16 @@ class DecisionsMixin:
             return
         review_id = self.app.session_reviews[-1]
         action, proposal_id = self.app.session_actions.get(review_id, ("decision", None))
-        what = f"{action} of #{proposal_id}" if proposal_id is not None else f"review {review_id}"
+        self._ask_undo(review_id, proposal_id,
+                       f"{action} of #{proposal_id}" if proposal_id is not None else f"review {review_id}")
+
+    @work(thread=True, group="decisions", exit_on_error=False)
+    def _ask_undo(self, review_id: int, proposal_id: int | None, what: str) -> None:
+        """Ask, then undo review ``review_id`` (``what``: "note of #6"); where a later run re-clustered or retired
+        its candidate, say so instead of asking (e35: "Undo your last decision?", y, then "refused")."""
+        if (gone := self._undo_refused(proposal_id)) is not None:
+            self.app.call_from_thread(self.app.notify, f"cannot undo {what}: {gone}", severity="warning", timeout=10)
+            return
         db, who = self.app.db, self.app.reviewer
 
         def _done(r: Any) -> str:
@@ -844,16 +853,27 @@ class DecisionsMixin:
             return f"undid {what} (review {review_id})" + _follow_ups_said(r)
 
         def _undo() -> Any:
-            # a later run re-clustered the candidate and carried her review to its successor: say where, as the
-            # machine's change is nothing she can undo ("undo the later reviews first" sent her looking: e31 F21)
-            moved = db.successor(proposal_id) if proposal_id is not None else None
-            if moved is not None:
-                now = moved.proposal
-                raise StaleProposalError(f"#{proposal_id} was {moved.by}: its members are in "
-                                         f"#{now.id}, which carries your reviews of it; open #{now.id} to change them")
+            if (gone := self._undo_refused(proposal_id)) is not None:  # since the question was asked
+                raise StaleProposalError(gone)
             return db.undo(review_id, reviewer=who)
 
-        self._ask(ConfirmDialog(f"Undo your last decision: {what}?"), lambda _: self._write("undo", _undo, _done))
+        self.app.call_from_thread(self._ask, ConfirmDialog(f"Undo your last decision: {what}?"),
+                                  lambda _: self._write("undo", _undo, _done))
+
+    def _undo_refused(self, proposal_id: int | None) -> str | None:
+        """Why this session's review of ``proposal_id`` cannot be undone now (worker thread), or None. A later run
+        re-clustered the candidate and carried her review to its successor: where, as the machine's change is nothing
+        she can undo ("undo the later reviews first" sent her looking: e31 F21); or retired it: the storage said
+        "proposal 1 changed after it (version 1 then, 2 now); undo the later reviews first" there too (e35)."""
+        if proposal_id is None:
+            return None
+        moved = self.app.db.successor(proposal_id)
+        if moved is not None:
+            now = moved.proposal
+            return (f"#{proposal_id} was {moved.by}: its members are in #{now.id}, which carries your reviews of it; "
+                    f"open #{now.id} to change them")
+        retired = self._retired(proposal_id)
+        return None if retired is None else f"#{proposal_id} was {retired}"
 
     def show_undone(self, proposal_id: int | None) -> None:
         """Hook: the detail screen switches to the proposal an undo restored (the queue keeps its page)."""
