@@ -179,7 +179,8 @@ class TriageResult:
     #: informative bases shared with the best key
     overlap: int = 0
     #: what ``reason`` says besides the naming: "reversed" (the barcode was read reverse-complemented),
-    #: "audit" (the best key is one the reference audit lists)
+    #: "audit" (the best key is one the reference audit lists), "tie" (another species' key as identical), "review"
+    #: (the best key is a reviewer's, placed where the reference's nearest key disagrees: ``_review_note``)
     notes: dict[str, str] = field(default_factory=dict)
     #: per learned rank, ``outcomes`` had the query shared a full-length barcode with its best key (empty: it
     #: did, or no rank is learned): what ``reason`` weighs a short overlap by (``NamingModel.explain``)
@@ -629,16 +630,17 @@ class DiscoveryModel:
 
     def _without_session(self, sequences: Sequence[str], hits: Sequence[Hits],
                          own: Sequence[Exclusion | None] | None) -> dict[int, Hits]:
-        """Query index → its hits searched without the keys added for the session (``add_references``), for the
-        queries whose best key is the reference's own and whose candidates hold a session key
-        (``naming.met_session_keys``; ``NamingModel.outcomes`` says why). Searched again, not filtered: the session's
-        keys took places among the candidates that the reference's next-nearest keys then lack."""
+        """Query index → its hits searched without the keys added for the session (``add_references``), for every
+        query whose candidates hold a session key: where its best key is the reference's own, what
+        ``NamingModel.outcomes`` also reads it by (``naming.met_session_keys``, which says why); where it is a
+        session key, what ``_review_note`` compares it with. Searched again, not filtered: the session's keys took
+        places among the candidates that the reference's next-nearest keys then lack."""
         session = int(getattr(self, "_session_keys", 0))
         if not session:
             return {}
         n = len(self.naming_lineages_)
         built = n - session
-        idx = met_session_keys(hits, built)
+        idx = [i for i, h in enumerate(hits) if len(h.positions) and bool((h.positions >= built).any())]
         if not idx:
             return {}
         added = np.arange(built, n, dtype=np.int64)
@@ -648,6 +650,33 @@ class DiscoveryModel:
             exclude.append(np.union1d(added, mine) if isinstance(mine, np.ndarray) else added)
         again = self._hits([sequences[i] for i in idx], exclude, bootstrap_ranks=self._cutoff_ranks())
         return dict(zip(idx, again))
+
+    def _review_note(self, h: Hits, reference: Hits, built: int) -> str | None:
+        """``notes["review"]``: for a query named from a key added for the session (``h.top`` from ``built`` on),
+        where that key's lineage and the reference's nearest key's (``reference``: the query searched without the
+        session's keys) disagree above species and that key lies above the published cut-off of the first rank they
+        disagree at, a reviewer's sentence saying so; else None.
+
+        Why: the review placed a candidate, and its members are keys the next triage names from (README); a
+        candidate moved into the wrong order on purpose (a fly placed in Hemiptera) had next week's flies named
+        that provisional species, order Hemiptera at 0.99, with no word that the reference's nearest key was a fly
+        at 91.8 % (e35 week-2 review, finding 2). The name still follows the review (what a reviewer decided is not
+        overruled by the machine), and the sentence shows where the barcodes disagree with it."""
+        if not len(reference.positions) or h.top < built:
+            return None
+        mine, theirs = self.ref_lineages_[h.top], self.ref_lineages_[reference.top]
+        x = float(reference.identities[0])
+        for m, rank in enumerate(RANKS[:-1]):
+            a, b = mine[m], theirs[m]
+            if not (a and b and a != b):
+                continue
+            if x < PUBLISHED_CUTOFFS[rank]:
+                return None
+            return (f"its best key, {self.ref_ids_[h.top]} ({mine[-1] or a}), is one a review placed in {rank} {a}; "
+                    f"the reference's nearest key, {self.ref_ids_[reference.top]} "
+                    f"({theirs[-1] or b}), is {rank} {b} at {100 * x:.1f} % identity, above the published {rank} "
+                    f"cut-off {100 * PUBLISHED_CUTOFFS[rank]:.0f} %")
+        return None
 
     def _cutoff_ranks(self) -> list[int]:
         """Indices of the ranks the fitted naming model decides by the published cut-off."""
@@ -678,8 +707,12 @@ class DiscoveryModel:
             reversed_, unrelated = self._check_homology(seqs, hits)
             if self.config.chimera_check:
                 unrelated.update(self._check_chimeras(seqs, hits, set(unrelated)))
-            calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits,
-                                          getattr(self, "_session_keys", 0), self._without_session(seqs, hits, own))
+            session = int(getattr(self, "_session_keys", 0))
+            built = len(self.naming_lineages_) - session
+            alone = self._without_session(seqs, hits, own)
+            calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits, session,
+                                          {i: alone[i] for i in met_session_keys(hits, built) if i in alone})
+            reviewed = {i: note for i, a in alone.items() if (note := self._review_note(hits[i], a, built))}
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}
             for k, i in enumerate(usable):
@@ -698,6 +731,8 @@ class DiscoveryModel:
                 tie = self._tie_note(seqs[k], h)
                 if tie:
                     notes["tie"] = tie
+                if k in reviewed:
+                    notes["review"] = reviewed[k]
                 if top_hit in suspect:  # the name rests on a key the reference audit lists
                     notes["audit"] = (f"its best reference key is flagged by the reference audit: "
                                       f"{suspect[top_hit].describe()}")
@@ -965,7 +1000,8 @@ class DiscoveryModel:
         other = next(([n[0], n[3]] for n in r.near if n[0] != r.labels.get("species")), None)
         why = self.naming_.explain(r.labels, conf, absent, level, r.identity, r.rivals, r.overlap, full, other)
         tie = r.notes.get("tie") if deepest == "species" else None  # unnamed: ``explain`` names the rival
-        reason = "; ".join(x for x in (r.notes.get("reversed"), why, tie, r.notes.get("audit")) if x) or None
+        reason = "; ".join(x for x in (r.notes.get("reversed"), why, tie, r.notes.get("review"), r.notes.get("audit"))
+                           if x) or None
         return replace(r, confidence=conf, p_absent=absent, deepest_rank=deepest,
                        deepest_label=r.labels[deepest] if deepest else None, novelty=nov,
                        is_novel=bool(nov >= self.config.novelty_threshold), reason=reason,

@@ -1009,3 +1009,32 @@ def test_a_reviewers_key_tied_with_a_reference_key_of_another_order_names_neithe
             assert a.deepest_rank is None, (a.processid, a.deepest_rank, a.deepest_label)
             assert a.confidence["order"] <= 0.5 + 1e-9 and a.confidence["species"] <= 0.5 + 1e-9
             assert "a tie" in (a.reason or ""), a.reason
+
+
+def test_a_specimen_named_from_a_reviewers_key_placed_against_the_reference_says_so(model, world, calls,
+                                                                                    tmp_path) -> None:
+    """A reviewer placed a candidate in another order than the reference's nearest keys and accepted it: the next
+    triage names its relatives from the members' keys, as the review decided, and the reason says where the
+    reference's nearest key lies (e35 week-2 review, finding 2: a fly placed in Hemiptera named next week's flies
+    order Hemiptera at 0.99 without a word of the fly key at 91.8 %). A reviewer's key of the reference's own
+    lineage says nothing."""
+    named = [(s, r) for s, r in zip(world["known"], calls["known"])
+             if r.deepest_rank == "species" and 0.95 < r.identity < 0.999][:6]
+    assert len(named) == 6
+    orders = sorted({s.order for s in world["keys"]})
+    model.save(tmp_path / "b")
+    for wrong in (True, False):
+        engine = DiscoveryModel.load(tmp_path / "b")
+        other = {s.processid: next(o for o in orders if o != s.order) for s, _ in named}
+        added = [dataclasses.replace(s, processid=f"BD-{s.processid}", order=other[s.processid], family=None,
+                                     subfamily=None, genus=None, species=f"{other[s.processid]} gen. sp. BD-0001")
+                 if wrong else dataclasses.replace(s, processid=f"BD-{s.processid}") for s, _ in named]
+        assert engine.add_references(added) == len(added)
+        again = engine.triage([dataclasses.replace(s, processid=f"Q-{s.processid}") for s, _ in named],
+                              collection=False)
+        for (s, r), a in zip(named, again):
+            assert a.top_hit == f"BD-{s.processid}"
+            said = (f"its best key, BD-{s.processid} ({other[s.processid]} gen. sp. BD-0001), is one a review placed "
+                    f"in order {other[s.processid]}; the reference's nearest key, {r.top_hit} ({r.labels['species']}), "
+                    f"is order {s.order} at {100 * r.identity:.1f} % identity, above the published order cut-off 85 %")
+            assert (said in (a.reason or "")) is wrong, a.reason
