@@ -145,8 +145,8 @@ def _run(
                                     help="A folder of collection files (csv, csv.gz, tsv, fasta) or a glob. Links "
                                          "are followed, each file once (a link beside its target is one "
                                          "collection); a file outside the folder is named in a warning: line. A "
-                                         "collection's photographs are read from a folder <name>_images beside it "
-                                         "(plate-03.csv: plate-03_images/<processid>.jpg)."),
+                                         "collection's photographs (<processid>.jpg) are read from a folder "
+                                         "<name>_images beside it: plate-03_images for plate-03.csv."),
     model: Path = typer.Option(..., "--model", "-m", help="Model bundle directory."),
     db: Path = typer.Option(..., "--db", help="SQLite database (created if missing)."),
     executor: str = typer.Option("local", "--executor", help="local | ray"),
