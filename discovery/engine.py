@@ -45,7 +45,7 @@ from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.kmer import KmerConfig, KmerEmbedder
 from biodiscover.discovery.naming import (PUBLISHED_CUTOFFS, TIE_TOLERANCE, Hits, Lineage, NamingConfig,
                                           NamingModel, SimQuery, SimulatedCalls, cutoff_words, deepest_confident,
-                                          met_session_keys, plan_simulation)
+                                          plan_simulation)
 from biodiscover.discovery.reference import Exclusion, KeyColumns, Reference
 from biodiscover.storage.distance import reverse_complement, shared_identity
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
@@ -632,7 +632,7 @@ class DiscoveryModel:
                          own: Sequence[Exclusion | None] | None) -> dict[int, Hits]:
         """Query index → its hits searched without the keys added for the session (``add_references``), for every
         query whose candidates hold a session key: where its best key is the reference's own, what
-        ``NamingModel.outcomes`` also reads it by (``naming.met_session_keys``, which says why); where it is a
+        ``NamingModel.outcomes`` also reads it by (which says why); where it is a
         session key, what ``_review_note`` compares it with. Searched again, not filtered: the session's keys took
         places among the candidates that the reference's next-nearest keys then lack."""
         session = int(getattr(self, "_session_keys", 0))
@@ -711,7 +711,7 @@ class DiscoveryModel:
             built = len(self.naming_lineages_) - session
             alone = self._without_session(seqs, hits, own)
             calls = self.naming_.outcomes(self.naming_lineages_, self.ref_lengths_, hits, session,
-                                          {i: alone[i] for i in met_session_keys(hits, built) if i in alone})
+                                          {i: a for i, a in alone.items() if hits[i].top < built})
             reviewed = {i: note for i, a in alone.items() if (note := self._review_note(hits[i], a, built))}
             sims = self._top_similarity(seqs, hits)
             suspect = {a.processid: a for a in (getattr(self, "audit_", None) or ())}

@@ -213,12 +213,6 @@ class Hits:
         return float(sum(w for j, w in zip(self.positions, self.wins) if lineages[int(j)][k] == label))
 
 
-def met_session_keys(hits: Sequence[Hits], built: int) -> list[int]:
-    """Indices of the queries whose best key is one of the reference's own and whose candidates hold a key added
-    for the session (position ``built`` on): the ones ``NamingModel.outcomes`` also reads without the session."""
-    return [i for i, h in enumerate(hits) if len(h.positions) and h.top < built and bool((h.positions >= built).any())]
-
-
 def _session_ties(hits: Sequence[Hits], lineages: Sequence[Lineage], built: int,
                    probs: dict[str, dict[int, np.ndarray]], full: dict[int, dict[str, tuple[float, float, float]]]
                    ) -> None:
@@ -230,9 +224,9 @@ def _session_ties(hits: Sequence[Hits], lineages: Sequence[Lineage], built: int,
     neither over the other. A reviewer moved a fly candidate into Hemiptera and accepted it: the members' barcodes,
     session keys now, tie with the reference's fly keys, and the next triage named 26 of 40 such specimens "order
     Hemiptera" at 0.99 and 9 "Hemiptera gen. sp. BD-0001" at 0.98–0.99; two whose best key was the fly's were named
-    the fly species at 0.999 (e34 attack R2, on the demo). The rank models never met a tie across orders or
-    families (a simulated query's rivals are other taxa's keys, never the same barcode), so margin 0 there reads
-    like any small margin. Two reference keys tied under two species keep the rule they had ("Two species, one
+    the fly species at 0.999 (e34 attack R2, on the demo: ``benchmarks/bench_review_ties.py``). The rank models
+    never met a tie across orders or families (a simulated query's rivals are other taxa's keys, never the same
+    barcode), so margin 0 there reads like any small margin. Two reference keys tied under two species keep the rule they had ("Two species, one
     barcode", RESULTS-discovery.md): that is BOLD's shared BINs, not a reviewer's decision against the reference;
     so do a reviewer's key and a reference key of two species of one genus (a species named by its first key, the
     tie said), where a genus or any rank above it disagrees, the rule here holds down to species."""
@@ -713,7 +707,7 @@ def plan_simulation(lineages: Sequence[Lineage], sequences: Sequence[str], confi
     for j, seq in enumerate(sequences):
         if seq in copies:
             copies[seq].append(j)
-    species = len(RANKS) - 1
+    species = SPECIES
     elsewhere = countries is not None and config.sim_present_elsewhere
     for j, label in present:
         queries.append(SimQuery(j, np.asarray(copies[sequences[j]], dtype=np.int64), lineages[j], "present", label))
@@ -1187,7 +1181,7 @@ class NamingModel:
         barcode (empty otherwise; what ``explain`` weighs a short overlap by). A rank decided by the published
         cut-off gives (P(right), 0, 1 − P(right)): its "absent" is no probability and no prior moves it.
         ``session``: how many of the last keys were added for the session (``taxon_sizes``). ``alone``: query
-        index → its hits searched without the session's keys, for the queries ``met_session_keys`` lists; at each
+        index → its hits searched without the session's keys, for queries whose best key is the reference's own; at each
         rank the outcomes are those of ``alone`` where they name the label less surely: keys a reviewer added can
         take confidence from a reference key's name, never give it (a query named from the session's own keys is
         not touched: those are what a provisional species is named from).
