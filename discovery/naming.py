@@ -226,10 +226,11 @@ def _session_ties(hits: Sequence[Hits], lineages: Sequence[Lineage], built: int,
     Hemiptera" at 0.99 and 9 "Hemiptera gen. sp. BD-0001" at 0.98–0.99; two whose best key was the fly's were named
     the fly species at 0.999 (e34 attack R2, on the demo: ``benchmarks/bench_review_ties.py``). The rank models
     never met a tie across orders or families (a simulated query's rivals are other taxa's keys, never the same
-    barcode), so margin 0 there reads like any small margin. Two reference keys tied under two species keep the rule they had ("Two species, one
-    barcode", RESULTS-discovery.md): that is BOLD's shared BINs, not a reviewer's decision against the reference;
-    so do a reviewer's key and a reference key of two species of one genus (a species named by its first key, the
-    tie said), where a genus or any rank above it disagrees, the rule here holds down to species."""
+    barcode), so margin 0 there reads like any small margin. Two reference keys tied under two species keep the
+    rule they had ("Two species, one barcode", RESULTS-discovery.md): that is BOLD's shared BINs, not a reviewer's
+    decision against the reference; so do a reviewer's key and a reference key of two species of one genus (a
+    species named by its first key, the tie said). Where a genus or any rank above it disagrees, the rule here holds
+    down to species."""
     for i, h in enumerate(hits):
         if not len(h.positions):
             continue
