@@ -24,7 +24,10 @@ from fixtures.inprocess import run_cli
 from fixtures.review_db import GONODONTA, merged_weeks, one_run_db
 from fixtures.run_export import export_dwca
 
-GROUPS = {"accepted": ["A0", "A1", "A2"], "known": ["K0", "K1"], "described": ["N0", "N1"], "genus": ["G0", "G1"]}
+GROUPS = {"accepted": ["A0", "A1", "A2"], "known": ["K0", "K1"], "described": ["N0", "N1"], "genus": ["G0", "G1"],
+          "contradicted": ["C0"]}
+#: the genus run 2 names the "contradicted" group's member: not the one its reviewer's species is in
+OTHER_GENUS = {**GONODONTA, "genus": "Calyptra"}
 #: the determination terms and the rank columns a later run must write as the run that decided
 SAME = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification", "taxonConceptID",
         "identifiedBy", "dateIdentified", "identificationVerificationStatus", "family", "genus")
@@ -33,19 +36,21 @@ SAME = ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdent
 def _two_runs(path: Path) -> dict[str, Any]:
     """Run 1 proposes four candidates (named to genus Gonodonta); reviewers accept one, assign one to the known
     Gonodonta bidens, one to the described Gonodonta dentella they add, and accept the fourth. Run 2 names the first
-    three candidates' members those species again, the fourth's only to genus, and one undecided specimen."""
+    three candidates' members those species again, the fourth's only to genus, and one undecided specimen; a fifth
+    candidate, assigned to Gonodonta bidens, run 2 names in another genus."""
     pids = [p for g in GROUPS.values() for p in g] + ["U0", "W0"]
     ids = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="United States") for p in pids],
                      [{**GONODONTA, "species": "Gonodonta bidens"}],
                      [{"members": g, "parent_lineage": GONODONTA} for g in GROUPS.values()],
                      [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.9,
                        "labels": GONODONTA} for p in pids])
-    a, k, n, g = ids
+    a, k, n, g, c = ids
     with Database.open(path) as db:
         accepted = db.accept(a, db.proposal(a).version, reviewer="Test Taxonomist", note="genitalia checked")
         db.assign(k, db.proposal(k).version, "Gonodonta bidens", reviewer="Ana Silva")
         db.assign(n, db.proposal(n).version, None, reviewer="Test Taxonomist", new_species="Gonodonta dentella")
         db.accept(g, db.proposal(g).version, reviewer="Ben Ode")
+        db.assign(c, db.proposal(c).version, "Gonodonta bidens", reviewer="Ana Silva")
         when = {r["proposal_id"]: r["created_at"][:10] for r in db.reviews() if r["action"] in ("accept", "assign")}
         run2 = db.start_run("triage", {}, backup=False)
         names = {"accepted": accepted.name, "known": "Gonodonta bidens", "described": "Gonodonta dentella"}
@@ -53,6 +58,8 @@ def _two_runs(path: Path) -> dict[str, Any]:
                  "labels": {**GONODONTA, "species": names[grp]}} for grp in names for p in GROUPS[grp]]
         rows += [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.3,
                   "labels": GONODONTA} for p in GROUPS["genus"] + ["U0"]]
+        rows += [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Calyptra", "novelty": 0.3,
+                  "labels": OTHER_GENUS} for p in GROUPS["contradicted"]]
         # a specimen no reviewer saw, which run 2 names the provisional species run 1's review accepted
         rows.append({"processid": "W0", "deepest_rank": "species", "deepest_taxon": accepted.name, "novelty": 0.02,
                      "labels": {**GONODONTA, "species": accepted.name}})
@@ -119,32 +126,62 @@ def test_a_later_run_naming_decided_specimens_the_same_species_credits_the_revie
     for pid in ("A1", "K1", "N1"):
         assert (sheet[pid]["identifiedBy"], sheet[pid]["identificationVerificationStatus"]) == \
             (core[pid]["identifiedBy"], core[pid]["identificationVerificationStatus"])
-    assert sheet["G0"]["identifiedBy"] == "biodiscover"
+    assert sheet["C0"]["identifiedBy"] == "biodiscover"
+    assert (sheet["G0"]["identifiedBy"], sheet["G0"]["verbatimIdentification"]) == \
+        ("Ben Ode", core["G0"]["verbatimIdentification"])
 
 
 def test_a_later_run_naming_a_decided_specimen_otherwise_keeps_the_decision_in_the_history(tmp_path: Path) -> None:
     fx, first, core, history = _exported(tmp_path)
     ids, when = fx["ids"], fx["when"]
     rows = list(csv.DictReader(history.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE))
-    g = ids["genus"]
-    for pid in GROUPS["genus"]:
-        # run 2 named it only to genus: that is its determination, the machine's
+    c = ids["contradicted"]
+    for pid in GROUPS["contradicted"]:
+        # run 2 named it in another genus than the reviewer's species: that is its determination, the machine's
         assert (core[pid]["scientificName"], core[pid]["taxonRank"], core[pid]["identifiedBy"],
                 core[pid]["identificationVerificationStatus"]) == \
-            ("Gonodonta", "genus", "biodiscover", "unverified (machine prediction)")
-        (kept,) = [r for r in rows if r["coreid"] == pid and r["identificationID"] == f"{pid}:run1:candidate{g}"]
+            ("Calyptra", "genus", "biodiscover", "unverified (machine prediction)")
+        (kept,) = [r for r in rows if r["coreid"] == pid and r["identificationID"] == f"{pid}:run1:candidate{c}"]
         # the reviewer's determination of run 1, as run 1's export wrote it
         for t in ("scientificName", "taxonRank", "identificationQualifier", "verbatimIdentification",
                   "taxonConceptID", "identifiedBy", "dateIdentified", "identificationVerificationStatus"):
             assert kept[t] == first[pid][t], t
-        assert (kept["identifiedBy"], kept["dateIdentified"]) == ("Ben Ode", when[g])
+        assert (kept["identifiedBy"], kept["dateIdentified"]) == ("Ana Silva", when[c])
         assert kept["identificationRemarks"].startswith(
-            f"determined by a reviewer in run 1 (candidate species {g}); run 2 named the specimen Gonodonta sp. "
+            f"determined by a reviewer in run 1 (candidate species {c}); run 2 named the specimen Calyptra sp. "
             "instead; ")
     # where run 2 named the decided species, the decision is the core's: in the history once, as the current row,
     # under the id it has where it is not current
     assert [r["identificationRemarks"].startswith("current determination") for r in rows
             if r["identificationID"].startswith("A0:run1:")] == [True]
+
+
+def test_a_later_run_naming_a_decided_specimen_less_deep_on_its_lineage_keeps_the_reviewers_determination(
+        tmp_path: Path) -> None:
+    """The week-2 review (e35, finding 1): a reviewer assigned 10 specimens to *Tiaopsis* sp. BIOUG57720-B08; the
+    re-triage of the week named them genus *Tiaopsis* only, and its exports wrote the machine's "Tiaopsis sp." as
+    their determination — the reviewer's was dropped from the current record by a name that does not contradict
+    it, only says less. Now the reviewer's determination stands, the remark says what the run named, and the
+    machine's shallower row is history."""
+    fx, first, core, history = _exported(tmp_path)
+    ids, when = fx["ids"], fx["when"]
+    g = ids["genus"]
+    by_id = {r["identificationID"]: r for r in csv.DictReader(history.splitlines(), delimiter="\t",
+                                                               quoting=csv.QUOTE_NONE)}
+    for pid in GROUPS["genus"]:
+        row = core[pid]
+        assert {t: row[t] for t in SAME} == {t: first[pid][t] for t in SAME}, pid
+        assert (row["identifiedBy"], row["dateIdentified"], row["identificationVerificationStatus"]) == \
+            ("Ben Ode", when[g], "identified by reviewer (provisional species)")
+        assert row["verbatimIdentification"].startswith("Gonodonta sp. ") and row["taxonConceptID"]
+        assert "; run 2 named the specimen only to genus Gonodonta, which does not contradict the reviewer's " \
+               f"determination {row['verbatimIdentification']}: it stands" in row["identificationRemarks"]
+        machine = by_id[f"{pid}:run2"]
+        assert (machine["scientificName"], machine["taxonRank"], machine["identifiedBy"]) == \
+            ("Gonodonta", "genus", "biodiscover")
+        # no row says run 2 overruled it
+        assert f"{pid}:run1:candidate{g}" not in by_id or \
+            "instead" not in by_id[f"{pid}:run1:candidate{g}"]["identificationRemarks"]
 
 
 def test_a_specimen_a_later_run_names_to_an_accepted_provisional_species_carries_its_concept(tmp_path: Path) -> None:

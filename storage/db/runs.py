@@ -272,7 +272,9 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
     # with an empty genus column and no family)
     taxa: dict[int, tuple[str, str, int | None]] = {}
     asked: set[int] = set()
-    wanted = set(parents)
+    # and the species a reviewer accepted or assigned each to, with the taxa above it (``decided_lineage``)
+    decided = {p["taxon_id"] for p in prop_rows if p["status"] in ("accepted", "assigned") and p["taxon_id"]}
+    wanted = set(parents) | decided
     while wanted:
         asked |= wanted
         for part in chunked(sorted(wanted)):
@@ -309,7 +311,8 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
              "assigned_provisional": (made_by.get(p["taxon_id"], 0) if p["status"] == "assigned"
                                       and taxon_status.get(p["taxon_id"]) == "provisional" else None),
              "assigned_status": taxon_status.get(p["taxon_id"]) if p["status"] == "assigned" else None,
-             "carried_from": carried.get(int(p["id"]))}
+             "carried_from": carried.get(int(p["id"])),
+             "decided_lineage": placed(p["taxon_id"]) if p["taxon_id"] in decided else {}}
             for p in prop_rows]
 
 
@@ -718,8 +721,9 @@ class RunsMixin(DatabaseCore):
         ``processid``, ``run_id`` (the earlier run),
         ``decided_taxon`` (the name of the species the reviewer accepted or assigned the proposal to, as a later
         run names the specimen from the keys it became: :func:`~biodiscover.storage.db.taxonomy.
-        provisional_references`), then the ``proposals`` columns of :meth:`run_tables`) and ``reviews`` (the
-        review log rows of those proposals).
+        provisional_references`), ``decided_lineage`` (rank → name of that species and of each taxon above it:
+        what a later run's shallower name of the specimen is read against), then the ``proposals`` columns of
+        :meth:`run_tables`) and ``reviews`` (the review log rows of those proposals).
 
         Why: a later triage names those specimens from keys that are themselves; the determination is still the
         reviewer's, and the exports must credit it (a week-2 archive called 328 reviewed specimens machine
@@ -778,7 +782,7 @@ class RunsMixin(DatabaseCore):
         decisions = pd.DataFrame(
             [{"processid": r["processid"], "run_id": r["run_id"], "decided_taxon": r["decided_taxon"],
               **shaped[r["id"]]} for r in rows],
-            columns=["processid", "run_id", "decided_taxon", *PROPOSAL_COLUMNS])
+            columns=["processid", "run_id", "decided_taxon", "decided_lineage", *PROPOSAL_COLUMNS])
         reviews = pd.DataFrame([dict(r) for r in rev_rows], columns=[c.name for c in R.c])
         gone = pd.DataFrame([dict(r) for r in retired], columns=["processid", "proposal_id", "run_id", "retired_by",
                                                                  "provisional_name", "parent_name", "parent_rank"])

@@ -526,6 +526,44 @@ def _as_decided(row: dict[str, Any], e: Mapping[str, Any], machine: Mapping[str,
         _as_assigned(row, e, e["proposal_id"], machine, run, remarks, of_run)
 
 
+def _standing_decision(decisions: Sequence[Mapping[str, Any]], named: Mapping[str, Any], deepest: str | None,
+                       taxon: Any) -> Mapping[str, Any] | None:
+    """The newest of ``decisions`` (``earlier`` rows of one specimen: reviewers' accepted or assigned candidates of
+    earlier runs holding it) that this run's name (``named``: rank → name, ``deepest``, ``taxon``) leaves standing,
+    else None: the same species, or a shallower name on the decided species' lineage (``decided_lineage``), or no
+    name below class.
+
+    Why: a machine's shallower name does not contradict a determination, it only says less. A reviewer assigned
+    10 specimens to *Tiaopsis* sp. BIOUG57720-B08; the re-triage of the week named them genus *Tiaopsis* (P(right)
+    0.37–0.92 at species), and its exports then wrote the machine's "Tiaopsis sp." as their determination, the
+    reviewer's only in the history (e35 week-2 review, finding 1) — while the same specimen proposed again, its
+    decision carried, kept the reviewer's. A name that contradicts the decision (another species, another genus)
+    is the machine's determination, and the reviewer's goes to the history (:func:`_earlier_decision_row`)."""
+    for e in reversed(decisions):
+        if deepest == "species":
+            if e.get("decided_taxon") == taxon:
+                return e
+            continue
+        lineage = e.get("decided_lineage") or {}
+        if deepest is None or all(lineage.get(r) == v for r, v in named.items() if v):
+            return e
+    return None
+
+
+def _standing_words(run: Mapping[str, Any], deepest: str | None, taxon: Any, e: Mapping[str, Any],
+                    a: Mapping[str, Any]) -> str:
+    """The remark that says what run ``run`` named a specimen whose reviewer's decision ``e`` stands
+    (:func:`_standing_decision`), with how sure it was of the reviewer's species where it named less (``a``: its
+    assignment row)."""
+    if deepest == "species":
+        return f"run {run.get('id')} named the specimen {taxon} again from the reviewer's determination"
+    said = f"only to {deepest} {taxon}" if deepest else "to nothing below class"
+    sure = a.get("confidence_species")
+    sure_words = f" (P(right) {float(sure):.2f} at species)" if isinstance(sure, (int, float)) and sure == sure else ""
+    return (f"run {run.get('id')} named the specimen {said}{sure_words}, which does not contradict the reviewer's "
+            f"determination {e.get('decided_taxon')}: it stands")
+
+
 def _carried_source(p: Mapping[str, Any] | None) -> Any:
     """The id of the earlier candidate whose reviewer's decision the database carried to proposal ``p``
     (``run_tables``' ``carried_from``), else None."""
@@ -768,15 +806,15 @@ def _darwin_core(data: RunExport) -> tuple[list[dict[str, Any]], list[dict[str, 
             if str(f.get("status")) in ("accepted", "assigned"):
                 _reviewed(row, earlier_trails.get(holder), decision_status(f))
         # A reviewer's decision of an earlier run on this specimen: where this run named it that species again (from
-        # its candidate-mates' keys: its own is never its evidence), the determination is still the reviewer's
+        # its candidate-mates' keys: its own is never its evidence), or less deep on its lineage, the determination
+        # is still the reviewer's (:func:`_standing_decision`)
         earlier_here = earlier.get(pid, [])
-        again = (next((e for e in reversed(earlier_here) if e.get("decided_taxon") == taxon), None)
-                 if proposal_id is None and decided is None and deepest == "species" else None)
+        again = (_standing_decision(earlier_here, named, deepest, taxon)
+                 if proposal_id is None and decided is None and holder is None else None)
         if again is not None:
             _as_decided(row, again, machine, run, remarks, a, deepest)
             # ``_as_decided`` has said which candidate of which run: say only what this run did with it
-            row["identificationRemarks"] += (f"; run {run.get('id')} named the specimen {taxon} again from the "
-                                             "reviewer's determination")
+            row["identificationRemarks"] += "; " + _standing_words(run, deepest, taxon, again, a)
             _reviewed(row, earlier_trails.get(again["proposal_id"]), decision_status(again))
         if proposal_id is None and decided is None:
             row["identificationRemarks"] = (row.get("identificationRemarks") or "") + "".join(

@@ -59,8 +59,9 @@ class RunExport:
     met_here: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     #: what reviewers decided in earlier runs about this run's specimens (``Database.earlier_decisions``): one row
     #: per specimen and accepted / assigned proposal of an earlier run holding it (``processid``, ``run_id``,
-    #: ``decided_taxon``, then the ``proposals`` columns); the export credits the reviewer where this run named the
-    #: specimen that species again, and keeps the decision in the history where it named it otherwise
+    #: ``decided_taxon``, ``decided_lineage``, then the ``proposals`` columns); the export credits the reviewer
+    #: where this run named the specimen that species again or less deep on its lineage, and keeps the decision in
+    #: the history where it named it otherwise
     earlier: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: the review log rows of the proposals in ``earlier`` and ``retired`` (who decided, when, their notes)
     earlier_reviews: pd.DataFrame = field(default_factory=pd.DataFrame)
