@@ -46,3 +46,69 @@ def test_the_archive_says_what_each_specimen_was_named_from(tmp_path: Path) -> N
     assert said("BD4-24") == "no call (no usable barcode or photograph)"
     assert said("BD5-24") == ""  # stored before the evidence was kept: the archive claims nothing
     assert all(rows[p]["genus"] == "Megaselia" for p in EVIDENCE)
+
+
+def _reviewed_keys_db(path: Path) -> tuple[int, str]:
+    """Run 1: two candidates under Gonodonta, one accepted (``Gonodonta sp. BD-0001``), one assigned to the known
+    Gonodonta bidens. Run 2 names four specimens from the barcode: from a member of each (a key a triage adds for
+    the session), from a reference key, and one from its photograph. Returns run 2's id and the accepted name."""
+    from fixtures.review_db import GONODONTA, one_run_db
+
+    week1 = ["A0", "A1", "K0", "K1"]
+    week2 = {"W0": {"top_hit": "A1", "identity": 1.0, "overlap": 608, "modality": "dna+image"},
+             "W1": {"top_hit": "K0", "identity": 0.998, "overlap": 640, "modality": "dna"},
+             "W2": {"top_hit": "REF-9", "identity": 0.93, "overlap": 658, "modality": "dna"},
+             "W3": {"top_hit": "A0", "modality": "image"}}
+    a, k = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150, country="Peru") for p in week1 + [*week2]],
+                      [{**GONODONTA, "species": "Gonodonta bidens"}],
+                      [{"members": week1[:2], "parent_lineage": GONODONTA},
+                       {"members": week1[2:], "parent_lineage": GONODONTA}],
+                      [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta", "novelty": 0.9,
+                        "labels": GONODONTA} for p in week1])
+    with Database.open(path) as db:
+        bd = db.accept(a, db.proposal(a).version, reviewer="Test Taxonomist").name
+        db.assign(k, db.proposal(k).version, "Gonodonta bidens", reviewer="Ana Silva")
+        run = db.start_run("triage", {"provisional_keys": 4}, backup=False)
+        db.write_assignments(run, [{"processid": p, "deepest_rank": "genus", "deepest_taxon": "Gonodonta",
+                                    "labels": GONODONTA, "confidences": {"order": 1.0, "family": 1.0, "genus": 0.99},
+                                    "novelty": 0.1, "is_novel": False, **e} for p, e in week2.items()])
+        db.write_proposals(run, [])
+        db.finish_run(run, "completed")
+    assert bd
+    return run, str(bd)
+
+
+def test_a_key_a_reviewer_decided_is_called_what_it_is_in_every_export(tmp_path: Path) -> None:
+    """e35 week-2 review, finding 7: a week-2 specimen named from a member of a candidate a reviewer accepted last
+    week (a key the triage adds for the session) was published as "COI barcode 100.0 % identical to reference
+    SOONR2491-20": not a reference barcode. The archive, assignments.csv and the JSON now say which candidate the
+    key is a member of and what the reviewer decided, in the same words; a reference key stays "reference"."""
+    import csv
+    import json
+
+    from fixtures.inprocess import run_cli
+
+    path = tmp_path / "weeks.sqlite"
+    run, bd = _reviewed_keys_db(path)
+    rows, _ = export_dwca(path, run, tmp_path)
+
+    def said(pid: str) -> str:
+        remarks = rows[pid]["identificationRemarks"]
+        return next((p.removeprefix("evidence=") for p in remarks.split("; ") if p.startswith("evidence=")), "")
+
+    accepted = f"a member of run 1's #1, accepted as {bd} by Test Taxonomist"
+    assigned = "a member of run 1's #2, assigned to Gonodonta bidens by Ana Silva"
+    assert said("W0") == f"COI barcode 100.0 % identical to A1 ({accepted}) over 608 bases and photograph"
+    assert said("W1") == f"COI barcode 99.8 % identical to K0 ({assigned}) over 640 bases"
+    assert said("W2") == "COI barcode 93.0 % identical to reference REF-9 over 658 bases"
+    assert said("W3") == "photograph alone (no usable barcode), nearest reference A0"
+    proc = run_cli("export", "--db", str(path), "--run", str(run), "-f", "csv", "-o", str(tmp_path / "csv"),
+                   "-f", "json", "-o", str(tmp_path / "run.json"))
+    assert proc.returncode == 0, proc.stderr
+    with (tmp_path / "csv" / "assignments.csv").open(encoding="utf-8-sig", newline="") as fh:
+        sheet = {r["processid"]: r["top_hit_source"] for r in csv.DictReader(fh)}
+    doc = json.loads((tmp_path / "run.json").read_text(encoding="utf-8"))
+    want = {"W0": accepted, "W1": assigned, "W2": "reference", "W3": "reference"}
+    assert sheet == want
+    assert {a["processid"]: a["top_hit_source"] for a in doc["assignments"]} == want
+    assert "what top_hit is" in (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")

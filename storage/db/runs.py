@@ -15,6 +15,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.assignments(run_id) -> pandas.DataFrame
     db.run_tables(run_id) -> dict[str, Any]        # run, specimens, assignments, proposals, members, reviews
     db.earlier_decisions(run_id) -> dict[str, Any] # earlier runs' accepted / assigned proposals of its specimens
+    db.reviewed_keys(run_id) -> dict[str, dict]    # its best keys that are members of such proposals (a review's)
     db.run_figures(run_id) -> dict[str, Any]       # what a stored run named, counted again from its rows
     db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
     db.empty_failed_runs() -> list[EmptyRun]       # failed triage runs that stored nothing (db check warns)
@@ -792,6 +793,36 @@ class RunsMixin(DatabaseCore):
              for pid, (source, holder) in holder_of.items() if holder in held],
             columns=["processid", "source_id", "run_id", *PROPOSAL_COLUMNS])
         return {"decisions": decisions, "reviews": reviews, "retired": gone, "merged": merged}
+
+    def reviewed_keys(self, run_id: int) -> dict[str, dict[str, Any]]:
+        """The best keys (``top_hit``) of ``run_id``'s barcode calls that are members of an earlier run's candidate a
+        reviewer accepted or assigned (a decision in force), each → ``proposal_id`` and ``run_id`` of that candidate,
+        ``status`` (accepted / assigned), ``taxon`` (the species it was accepted as or assigned to) and ``reviewer``
+        (who decided; of a decision a later run carried, who made it where it was made).
+
+        Why: a triage adds those members as keys named by the species decided (``taxonomy.provisional_references``),
+        and the archive called a specimen named from one "100.0 % identical to reference SOONR2491-20": a specimen a
+        reviewer placed last week, not a reference barcode (e35 week-2 review, finding 7). A member of several such
+        candidates (a later run's carry of the same decision) is its earliest's. A key the reference holds under the
+        same process id stays the reference's in the search (``add_references`` skips it); it is still that
+        candidate's member, all the exports say of it."""
+        with self._read() as conn:
+            rows = conn.execute(sa.text(
+                "SELECT m.processid, p.id, p.run_id, p.status, t.name, (SELECT r.id FROM reviews r "
+                "WHERE r.proposal_id = p.id AND r.action IN ('accept', 'assign') ORDER BY r.id DESC LIMIT 1) "
+                "FROM proposal_members m JOIN proposals p ON p.id = m.proposal_id JOIN taxa t ON t.id = p.taxon_id "
+                "WHERE p.run_id < :run AND p.status IN ('accepted', 'assigned') AND m.processid IN "
+                "(SELECT a.top_hit FROM assignments a WHERE a.run_id = :run AND a.identity IS NOT NULL) "
+                "ORDER BY p.id"), {"run": run_id}).all()
+            out: dict[str, dict[str, Any]] = {}
+            who: dict[Any, str | None] = {}  # one candidate's members share its decision: read once
+            for key, proposal, run, status, taxon, decision in rows:
+                if key not in out:
+                    if decision not in who:
+                        who[decision] = _decided_by(conn, decision)[0]
+                    out[str(key)] = {"proposal_id": int(proposal), "run_id": int(run), "status": str(status),
+                                     "taxon": taxon, "reviewer": who[decision]}
+        return out
 
     def merges(self, run_id: int) -> Any:
         """The merges in force that touch ``run_id``'s candidates, one row per candidate folded into another: those

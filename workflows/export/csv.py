@@ -72,9 +72,13 @@ COLUMNS: dict[str, dict[str, str]] = {
         "novelty": "probability (0-1) that the specimen's species is not in the reference",
         "is_novel": "the machine flagged the specimen as probably outside the reference (True/False)",
         "modality": "what it was named from: dna, image, dna+image, or none",
-        "identity": "identity (0-1) of its barcode to the best reference barcode (top_hit)",
+        "identity": "identity (0-1) of its barcode to its best key (top_hit)",
         "overlap": "bases its barcode shares with top_hit (a full COI-5P barcode has 658)",
-        "top_hit": "process id of the best reference barcode",
+        "top_hit": "process id of its best key: a reference barcode, or a member of a candidate a reviewer accepted "
+                   "or assigned, which the run searched as a key of that species (top_hit_source says which)",
+        "top_hit_source": "what top_hit is: 'reference', or which candidate it is a member of and what a reviewer "
+                          "decided ('a member of run 1's #5, accepted as … sp. BD-0003 by …'), as the Darwin Core "
+                          "archive's identificationRemarks say; empty: no key",
         "reason": "why the machine did not name it deeper (its rank, P(right) against the level, rivals)",
         "proposal_id": "the candidate it belongs to (a candidate species, or one identified as a known species; "
                        "empty when none, or when a reviewer rejected its candidate)",

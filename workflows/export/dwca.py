@@ -63,7 +63,7 @@ from biodiscover.storage.review_log import UNDOING
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
 from biodiscover.workflows.export.safety import FORMULA_PREFIXES
-from biodiscover.workflows.export.tables import (ABOVE_GENUS, ReviewAction, RunExport, ReviewTrail,
+from biodiscover.workflows.export.tables import (ABOVE_GENUS, REFERENCE_KEY, ReviewAction, RunExport, ReviewTrail,
                                                   assigned_kind, barcode_to_send, candidate_label, counts_text,
                                                   model_description, not_coi_candidates, plain_records,
                                                   proposal_counts, review_histories, review_trails, set_aside_text)
@@ -284,7 +284,10 @@ def _evidence(a: Mapping[str, Any]) -> str | None:
         return None
     barcode = None
     if isinstance(identity, (int, float)) and identity == identity:
-        barcode = f"COI barcode {100 * float(identity):.1f} % identical to reference {key}"
+        # a member of a candidate a reviewer decided is a key too (``tables.key_source``: the csv's words)
+        source = a.get("top_hit_source")
+        to = f"{key} ({source})" if isinstance(source, str) and source != REFERENCE_KEY else f"reference {key}"
+        barcode = f"COI barcode {100 * float(identity):.1f} % identical to {to}"
         if isinstance(overlap, (int, float)) and overlap == overlap:
             barcode += f" over {int(overlap)} bases"
     if modality == "image":

@@ -23,7 +23,8 @@ from biodiscover.workflows.export.metadata import ExportOptions
 from biodiscover.workflows.export.output import check_output, write_file, write_folder
 from biodiscover.workflows.export.registry import ExportFormat
 from biodiscover.workflows.export.safety import clean_export
-from biodiscover.workflows.export.tables import ExportResult, RunExport, live_candidates, proposal_counts
+from biodiscover.workflows.export.tables import (ExportResult, RunExport, live_candidates, proposal_counts,
+                                               with_key_sources)
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +398,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
         progress = database.run_progress(int(run_id))
         met_here = database.assigned_countries()
         earlier = database.earlier_decisions(int(run_id))
+        reviewed_keys = database.reviewed_keys(int(run_id))
         merges = database.merges(int(run_id))
         concepts = database.provisional_concepts()
         set_aside = database.run_set_aside(int(run_id))
@@ -413,7 +415,7 @@ def load_run_export(db: Path, run_id: int) -> RunExport:
     specimens = tables["specimens"]
     if photos and "processid" in specimens:
         specimens = specimens.assign(image_path=specimens["processid"].map(photos))
-    return RunExport(run=run, specimens=specimens, assignments=tables["assignments"],
+    return RunExport(run=run, specimens=specimens, assignments=with_key_sources(tables["assignments"], reviewed_keys),
                      proposals=tables["proposals"], members=tables["members"],
                      reviews=tables.get("reviews", pd.DataFrame()), met_here=met_here,
                      earlier=earlier["decisions"], earlier_reviews=earlier["reviews"], retired=earlier["retired"],

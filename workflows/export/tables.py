@@ -37,7 +37,8 @@ class RunExport:
       came *with* the collection, coordinates, barcode, BIN) and, read from a database,
       ``submitted_barcode`` (:data:`SUBMITTED_BARCODE`; see :func:`barcode_to_send`);
     * ``assignments``: ``processid``, ``deepest_rank``, ``deepest_taxon``,
-      ``novelty``, and ``label_<rank>`` / ``confidence_<rank>`` for every rank;
+      ``novelty``, and ``label_<rank>`` / ``confidence_<rank>`` for every rank; read from a
+      database, ``top_hit_source`` too (what the best key is, :func:`key_source`);
     * ``proposals``: ``proposal_id``, ``provisional_name``, ``parent_rank``,
       ``parent_taxon``, ``status``, ``version``, ``size``, ``evidence`` (dict);
     * ``members``: ``proposal_id``, ``processid``, ``probability``;
@@ -377,6 +378,35 @@ def carried_text(proposal: Mapping[str, Any]) -> str | None:
         return None
     who = c.get("reviewer") or "a reviewer"
     return f"run {c.get('run_id')}'s #{c.get('proposal_id')}, {c.get('decision')} by {who}"
+
+
+#: ``top_hit_source`` of a best key that is the reference's (:func:`key_source`)
+REFERENCE_KEY = "reference"
+
+
+def key_source(reviewed: Mapping[str, Any] | None) -> str:
+    """What a specimen's best key (``top_hit``) is, in the words every export gives (assignments.csv's and the
+    JSON's ``top_hit_source``, the archive's evidence): :data:`REFERENCE_KEY`, or for a member of a candidate a
+    reviewer decided (``Database.reviewed_keys``) ``a member of run 1's #5, accepted as Vymidae gen. sp. BD-0003 by
+    W2 Reviewer`` / ``…, assigned to Tiaopsis sp. BIOUG57720-B08 by …``. Why: a triage names from those members as
+    keys, and the archive called one a reference barcode (e35 week-2 review, finding 7)."""
+    if not isinstance(reviewed, Mapping):
+        return REFERENCE_KEY
+    how = "accepted as" if reviewed.get("status") == "accepted" else "assigned to"
+    return (f"a member of run {reviewed.get('run_id')}'s #{reviewed.get('proposal_id')}, {how} "
+            f"{reviewed.get('taxon') or 'a species'} by {reviewed.get('reviewer') or 'a reviewer'}")
+
+
+def with_key_sources(assignments: pd.DataFrame, reviewed: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """``assignments`` with ``top_hit_source`` after ``top_hit`` (:func:`key_source`; empty where no key was
+    met), from the run's keys reviewers decided (``Database.reviewed_keys``): what the archive, assignments.csv and
+    the JSON read, so the three say the same of a key."""
+    if "top_hit" not in assignments or "top_hit_source" in assignments:
+        return assignments
+    out = assignments.copy()
+    source = [key_source(reviewed.get(k)) if isinstance(k, str) and k else None for k in out["top_hit"]]
+    out.insert(out.columns.get_loc("top_hit") + 1, "top_hit_source", pd.Series(source, index=out.index, dtype=object))
+    return out
 
 
 def assigned_kind(proposal: Mapping[str, Any]) -> str:
