@@ -170,5 +170,6 @@ def test_the_reports_count_after_review_says_why_the_machines_interim_names_coun
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "<div class='card'><b>2</b>named to species by the machine</div>" in page
     assert html.escape("after review (the determinations of the archive and assignments.csv) 1 specimen is named "
-                       "to species; 1 specimen the machine named to a provisional or interim species (… sp. "
-                       "BD-0002, … sp. BIOUG…) counts at the rank the archive places it in.") in page, page[-3000:]
+                       "to species; 1 specimen the machine named to a provisional or interim species counts at "
+                       "the rank the archive places it in: 1 to the reference's interim species "
+                       f"(1 {INTERIM}).") in page, page[-3000:]

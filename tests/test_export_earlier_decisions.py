@@ -198,6 +198,25 @@ def test_a_specimen_a_later_run_names_to_an_accepted_provisional_species_carries
     assert core["U0"]["taxonConceptID"] == ""  # named to genus only: no concept
 
 
+def test_the_report_names_the_provisional_species_a_later_run_named_with_counts(tmp_path: Path) -> None:
+    """e35 week-2 review, finding 9: week 2's HTML report named none of the provisional species (BD-0001, BD-0003,
+    BD-0004) that 11 of its specimens carry in the csv and the archive; its only example, "(… sp. BD-0002, … sp.
+    BIOUG…)", was a species none of them carried. The line under the cards now names each provisional species the
+    run named, with its count, from the determinations assignments.csv gives."""
+    import html
+
+    from biodiscover.workflows.export import export_run
+
+    fx = _two_runs(tmp_path / "weeks.sqlite")
+    export_run(tmp_path / "weeks.sqlite", fx["run2"], "html", tmp_path / "r.html")
+    page = html.unescape((tmp_path / "r.html").read_text(encoding="utf-8"))
+    # A0–A2 (the accepted candidate's members) and W0 (a specimen nobody reviewed) are named its species
+    assert ("4 specimens the machine named to a provisional or interim species count at the rank the archive places "
+            f"them in: 4 to species accepted in this database (4 {fx['bd']}).") in page, \
+        page[page.find("after review"):][:600]
+    assert "BD-0002" not in page
+
+
 def test_a_provisional_species_above_genus_is_written_in_open_nomenclature_at_its_placed_rank() -> None:
     """A provisional species accepted under a family (``Tenebrionidae gen. sp. BD-0004`` on the US batch) that a
     later run names a specimen to is no binomial: it is written at its family, "gen. sp.", the accepted

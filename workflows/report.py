@@ -1012,6 +1012,32 @@ def _partial_text(run: dict) -> str:
     return f"This run did not complete (status {run.get('status')}{count}): this report is partial."
 
 
+#: the most provisional species (accepted in the database) and the reference's interim species the line under the
+#: cards names (:func:`open_names_text`); the rest are counted
+PROVISIONAL_SHOWN = 10
+INTERIM_SHOWN = 3
+
+
+def open_names_text(names: Sequence[str], provisional: Mapping[str, Any]) -> str:
+    """``12 to species accepted in this database (4 Psocodea gen. sp. BD-0004, …), 20 to the reference's interim
+    species (8 Breuops sp. BIOUG97171-F01, … and 4 more)``: the open-nomenclature species ``names`` (one per
+    specimen, the determinations' ``verbatimIdentification``) with their counts, most first, those of
+    ``provisional`` (``RunExport.concepts``) apart. Why: week 2's report said "(… sp. BD-0002, … sp. BIOUG…)", a
+    species none of its specimens carried, and none of the three the csv gave 11 of them (e35 week-2 review, F9)."""
+    counts = pd.Series(list(names), dtype=object).value_counts(sort=False)
+    counts = counts.sort_index().sort_values(ascending=False, kind="stable")  # most first, then by name
+    parts = []
+    for mine, what, shown in ((True, "species accepted in this database", PROVISIONAL_SHOWN),
+                              (False, "the reference's interim species", INTERIM_SHOWN)):
+        these = counts[[(n in provisional) == mine for n in counts.index]]
+        if these.empty:
+            continue
+        listed_ = [f"{int(c)} {n}" for n, c in these.items()]
+        more = f" and {len(listed_) - shown} more" if len(listed_) > shown else ""
+        parts.append(f"{int(these.sum())} to {what} ({', '.join(listed_[:shown])}{more})")
+    return ", ".join(parts)
+
+
 def _after_review(data: "RunExport", machine: int) -> str:
     """The line under the cards: they and the depth plot count the machine's naming; after review the determinations
     the archive writes (``dwca.determinations``) name this many to species. Why: a real plate's report said "1005
@@ -1025,15 +1051,16 @@ def _after_review(data: "RunExport", machine: int) -> str:
     # un-named 12, who were named to an accepted provisional species, which the archive writes at its parent's rank
     machine_named = data.assignments.loc[data.assignments.get("deepest_rank", pd.Series(dtype=object)) == "species",
                                          ["processid", "deepest_taxon"]] if not data.assignments.empty else None
-    open_named = 0
+    names: list[str] = []
     if machine_named is not None and not machine_named.empty:
         both = machine_named.merge(det, on="processid")
-        open_named = int(((both["taxonRank"] != "species")
-                          & (both["verbatimIdentification"] == both["deepest_taxon"])).sum())
+        names = list(both.loc[(both["taxonRank"] != "species")
+                              & (both["verbatimIdentification"] == both["deepest_taxon"]), "verbatimIdentification"])
+    open_named = len(names)
     one = open_named == 1
-    placed = (f"; {plural(open_named, 'specimen')} the machine named to a provisional or interim species (… sp. "
-              f"BD-0002, … sp. BIOUG…) {'counts' if one else 'count'} at the rank the archive places "
-              f"{'it' if one else 'them'} in" if open_named else "")
+    placed = (f"; {plural(open_named, 'specimen')} the machine named to a provisional or interim species "
+              f"{'counts' if one else 'count'} at the rank the archive places {'it' if one else 'them'} in: "
+              + open_names_text(names, data.concepts) if open_named else "")
     return ("The cards and the first plot are the machine's naming, before review; after review (the determinations "
             f"of the archive and assignments.csv) {plural(reviewed, 'specimen')} {'is' if reviewed == 1 else 'are'} "
             f"named to species{placed}."
