@@ -50,7 +50,10 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
                f"({summary.quarantined} quarantined{photos}, {summary.no_usable_barcode} without a usable "
                "barcode)")
     typer.echo(f"deepest confident rank: {named}")
-    typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items())))
+    # a photograph-only name is not held to --level (the image scores are not P(right): multimodal.photo_only_reason)
+    typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items()))
+               + (" (named at the image classifier's own thresholds, not the level: see each reason)"
+                  if summary.by_modality.get("image") else ""))
     typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
     # what to know before reading the names: the list ``run`` prints under its table, so one list decides what a
     # triage says and in which words (a line added for ``run`` had not reached ``triage``: e33)

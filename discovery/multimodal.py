@@ -36,6 +36,8 @@ Method (``CrossModalClassifier``):
    at that rank (over-classification). The DNA classifier's thresholds cannot be
    reused as they are: it thresholds sequence identity and forces thresholds to
    grow with depth, which is right for identity but not for vote shares.
+   These scores are not P(right) on the naming level's scale (measured: :func:`photo_only_reason`), so
+   ``--level`` does not apply to a photograph alone and its reason says which threshold named it.
 
 Fusion (``fuse``): naive-Bayes combination of the two modalities' per-rank
 confidences (each confidence is read as P(that modality's label is right), the
@@ -56,8 +58,9 @@ import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonLogistic
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
+from biodiscover.discovery.naming import printed_below
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
-from biodiscover.storage.records import RANKS, Specimen
+from biodiscover.storage.records import PHOTO_ONLY, RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -351,15 +354,8 @@ class CrossModalClassifier:
                 for r, rank in enumerate(RANKS)}
         calls = []
         for q, pid in enumerate(processids):
-            deepest: str | None = None
-            for r, rank in enumerate(RANKS):
-                if labels[q][r] is None:
-                    if rank == "subfamily":  # keys often leave subfamily blank: it does not stop descent
-                        continue
-                    break
-                if conf[rank][q] < self.thresholds_[rank]:
-                    break
-                deepest = rank
+            deepest = image_walk(dict(zip(RANKS, labels[q])), {rank: float(conf[rank][q]) for rank in RANKS},
+                                 self.thresholds_)[0]
             top_pos, top_sim = tops[q]
             calls.append(ModalityCall(
                 processid=pid, modality="image", labels=dict(zip(RANKS, labels[q])),
@@ -464,6 +460,49 @@ class CrossModalClassifier:
                                                      where=f"{where} DNA index", ntotal=len(self.dna_keys_))
                            if state.get("has_dna_index") else None)
         return self
+
+
+def image_walk(labels: Mapping[str, str | None], scores: Mapping[str, float], thresholds: Mapping[str, float]
+               ) -> tuple[str | None, str | None]:
+    """The image call's top-down walk: (the deepest rank of the unbroken run whose score passes its rank's
+    threshold, the labelled rank whose score under its threshold ended the walk, None where none did). A blank
+    subfamily does not stop it (keys often leave subfamily blank), another blank rank does."""
+    deepest: str | None = None
+    for rank in RANKS:
+        if labels.get(rank) is None:
+            if rank == "subfamily":
+                continue
+            return deepest, None
+        if scores.get(rank, 0.0) < thresholds[rank]:
+            return deepest, rank
+        deepest = rank
+    return deepest, None
+
+
+def photo_only_reason(call: ModalityCall, thresholds: Mapping[str, float], level: float) -> str:
+    """Why a photograph-only call is named where it is, in a reviewer's words: the rank named at the image
+    classifier's own threshold (not the level), and the rank whose score under its threshold stopped it.
+
+    Why: the image scores are not P(right) on the level's scale, so the level is not applied to them (the
+    walk, :func:`image_walk`, reads the per-rank thresholds set in ``fit``). Measured on the demo's bundle over
+    its 468 held-out photographs (test, test_unseen, other_heldout): no score reaches 0.95 at any rank (order at
+    most 0.94), so at the level 0.98 no photograph would be named even to its order, while 435 of the 442
+    order names at the thresholds are right; the scores are not calibrated either way (0.80-0.90 at order:
+    99.7 % right; 0.50-0.70 at species: 52 %). A reviewer read "species Vaecaea glabroii, confidence 0.657"
+    with an empty reason as a species named below the level 0.98 (e35 week-2 review F5: wrong at family)."""
+    deepest, stop = image_walk(call.labels, call.confidence, thresholds)
+    if deepest != call.deepest_rank:  # a call not walked at these thresholds: what it named, and no stop
+        deepest, stop = call.deepest_rank, None
+    scores = "image scores are not P(right)"
+    under = (f"{stop} {call.labels[stop]} scored {printed_below(call.confidence[stop], thresholds[stop])}, under "
+             if stop is not None else "")
+    if deepest is None:
+        return (f"{PHOTO_ONLY}: not named" + (f": {under}the image classifier's threshold {thresholds[stop]:.2f}"
+                                              if stop is not None else "")
+                + f" (the level {level:g} does not apply: {scores})")
+    return (f"{PHOTO_ONLY}: {deepest} {call.labels[deepest]} named at the image classifier's threshold "
+            f"{thresholds[deepest]:.2f} (score {call.confidence[deepest]:.2f}), not at the level {level:g}: {scores}"
+            + (f"; {under}its threshold {thresholds[stop]:.2f}" if stop is not None else ""))
 
 
 # -- fusion -----------------------------------------------------------------------------
@@ -574,7 +613,9 @@ def has_image_classifier(bundle: Any) -> bool:
     return MULTIMODAL_TABLE in bundle.names("tables")
 
 
-def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCall]) -> list[Any]:
+def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCall], *,
+                    thresholds: Mapping[str, float], level: float,
+                    optional_ranks: Sequence[str] = ("subfamily",)) -> list[Any]:
     """Per specimen, the engine's DNA result with the image call folded in.
 
     * DNA and image: ranks, labels and confidences of :func:`fuse` (which never
@@ -583,10 +624,13 @@ def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCa
       ``modality = "dna+image"``.
     * image only (no usable barcode): the image call, ``modality = "image"``.
       Its novelty is NaN and it is never flagged novel: the novelty detector is
-      trained on DNA evidence, and a candidate species needs barcodes.
+      trained on DNA evidence, and a candidate species needs barcodes. Its reason
+      says it was named at the image classifier's ``thresholds``, not the
+      ``level`` (:func:`photo_only_reason`).
     * otherwise the DNA result unchanged.
 
-    ``dna_results`` are ``discovery.engine.TriageResult`` (frozen dataclasses).
+    ``dna_results`` are ``discovery.engine.TriageResult`` (frozen dataclasses); ``level`` the one they were named
+    at, ``optional_ranks`` the ranks their walk passes over (``NamingModel.walk_optional``).
     """
     import dataclasses
 
@@ -597,10 +641,11 @@ def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCa
         if c.modality == "none":
             out.append(r)
         elif r.modality == "none":
+            why = "; ".join(x for x in (r.reason, photo_only_reason(c, thresholds, level)) if x)
             out.append(dataclasses.replace(
                 r, modality="image", labels=dict(c.labels), confidence=dict(c.confidence),
                 deepest_rank=c.deepest_rank, deepest_label=c.deepest_label, novelty=float("nan"), is_novel=False,
-                top_hit=c.top_hit, top_similarity=float(c.top_similarity)))
+                top_hit=c.top_hit, top_similarity=float(c.top_similarity), reason=why))
         else:
             f = fuse(r, c, processid=r.processid)
             out.append(dataclasses.replace(r, modality="dna+image", labels=dict(f.labels),

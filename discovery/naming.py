@@ -1416,7 +1416,7 @@ class NamingModel:
         label = labels[failed]
         x = identity
         pa = p_absent.get(failed)
-        why = [f"{failed} {label} at {x:.1%} identity: P(right) {_below(conf[failed], level)} below the level "
+        why = [f"{failed} {label} at {x:.1%} identity: P(right) {printed_below(conf[failed], level)} below the level "
                f"{level:g}" + (f", P(absent from the reference) {pa:.2f}" if pa is not None else "")]
         rival = rivals.get(failed)
         if rival is not None and x - float(rival[1]) < RIVAL_WINDOW:
@@ -1526,7 +1526,7 @@ class NamingModel:
         return self
 
 
-def _below(value: float, bound: float) -> str:
+def printed_below(value: float, bound: float) -> str:
     """``value`` with the fewest decimals (two at least, six at most, then truncated) that print it below
     ``bound``. Why: a reviewer read "P(right) 0.98 below the level 0.98" for a P(right) of 0.978; the
     sentence must read as the comparison it states."""

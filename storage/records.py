@@ -309,6 +309,9 @@ GENUS_PATTERN, EPITHET_PATTERN = r"[A-Z][a-z]+", r"[a-z][a-z-]+"
 OPEN_SP_WORD = "sp"
 #: ``cf. cruciferae``, ``aff. cruciferae``, ``nr. cruciferae``: compared with a species, not determined as it
 COMPARED_WORDS = ("cf", "aff", "nr")
+#: how the reason of a specimen named from its photograph alone begins (``discovery.multimodal.photo_only_reason``):
+#: named at the image classifier's own thresholds, not the level; the Darwin Core remarks carry it
+PHOTO_ONLY = "photograph only"
 #: a species in a wide or a strict sense: ``s.l.``, ``s. str.``, ``s.s.``, ``sensu lato``, ``sensu stricto``, ``agg.``
 SENSU_PATTERN = r"s\.\s?l\.|s\.\s?(?:str|s)\.|sensu\s+lato|sensu\s+stricto|agg\."
 _LABEL = re.compile(rf"^({GENUS_PATTERN})\s+(.+?)\s*$")

@@ -1084,6 +1084,49 @@ def test_photographs_a_dna_only_bundle_cannot_name_are_said_not_silently_left(bu
                and "biodiscover train" in m for m in said), said
 
 
+def test_a_photograph_only_specimen_named_below_the_level_says_the_image_threshold_in_results(
+        bundle, tmp_path, capsys, monkeypatch) -> None:
+    """e35 week-2 review F5: photograph-only specimens were named to species at image scores 0.657 and 0.821
+    (level 0.98), the results' reason empty, nothing anywhere saying that the image classifier's own thresholds
+    named them. Triage with the bundle's image classifier (its calls fixed here, as ``predict`` returns them): the
+    results file's reason gives the threshold and the run's level, and the summary's evidence line says it."""
+    import csv
+
+    from PIL import Image
+
+    from biodiscover.discovery.multimodal import ModalityCall
+    from biodiscover.storage.records import RANKS
+    from biodiscover.workflows import triage
+
+    lineage = dict(zip(RANKS, ["Ord", "Fam0", None, "Gen0", "Gen0 sp0"]))
+    scores = {"order": 0.88, "family": 0.81, "subfamily": 0.0, "genus": 0.78, "species": 0.657}
+
+    class Photos:  # the image classifier as triage uses it: per-rank thresholds and one call per photograph
+        thresholds_ = {**{r: 0.5 for r in RANKS}, "species": 0.5356}
+
+        def predict(self, specimens: Any, encoders: Any) -> list[ModalityCall]:
+            return [ModalityCall(s.processid, "image", dict(lineage), dict(scores), "species", "Gen0 sp0")
+                    for s in specimens]
+
+    monkeypatch.setattr(triage.ImageModel, "load", classmethod(lambda cls, b: cls(Photos(), None)))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (32, 32), (120, 90, 40)).save(photos / "PH1.jpg")
+    plate = tmp_path / "plate.csv"
+    plate.write_text("processid,dna_barcode\nPH1,\n")
+    results = tmp_path / "results.csv"
+    code = main(["triage", "--input", str(plate), "--images", str(photos), "--model", str(bundle), "--level", "0.95",
+                 "--db", str(tmp_path / "lab.sqlite"), "--results", str(results), "-q"])
+    out = capsys.readouterr().out
+    assert code == 0
+    row = next(csv.DictReader(results.open()))
+    assert (row["modality"], row["deepest_rank"], row["confidence_species"]) == ("image", "species", "0.657")
+    assert row["reason"] == ("photograph only: species Gen0 sp0 named at the image classifier's threshold 0.54 "
+                             "(score 0.66), not at the level 0.95: image scores are not P(right)")
+    assert "evidence: image 1 (named at the image classifier's own thresholds, not the level: see each reason)" \
+        in out.splitlines(), out
+
+
 @pytest.mark.parametrize("step", ["printing", "counting"])
 def test_ctrl_c_after_the_run_is_stored_says_it_completed_not_interrupted(dataset, bundle, tmp_path, capsys,
                                                                           monkeypatch, step) -> None:

@@ -112,3 +112,31 @@ def test_a_key_a_reviewer_decided_is_called_what_it_is_in_every_export(tmp_path:
     assert sheet == want
     assert {a["processid"]: a["top_hit_source"] for a in doc["assignments"]} == want
     assert "what top_hit is" in (tmp_path / "csv" / "columns.txt").read_text(encoding="utf-8")
+
+
+def test_a_photograph_only_name_is_published_as_an_image_score_at_its_threshold_not_a_confidence(
+        tmp_path: Path) -> None:
+    """e35 week-2 review F5: GBIF read "confidence=0.657 at species" for a species named from a photograph alone
+    at the image classifier's threshold, under the level 0.98. The archive gives the image score as one and the
+    triage's sentence (its threshold, not the level); a run stored before triage wrote that sentence gets the
+    same in general words."""
+    said = ("photograph only: species Megaselia abdita named at the image classifier's threshold 0.54 (score "
+            "0.66), not at the level 0.98: image scores are not P(right)")
+    path = tmp_path / "lab.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid=p, dna_barcode=None, country="Peru") for p in ("PH1-24", "PH2-24")],
+                  collection="plate", backup=False)
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [{"processid": p, "deepest_rank": "species", "deepest_taxon": "Megaselia abdita",
+                                    "labels": {**LINEAGE, "species": "Megaselia abdita"}, "modality": "image",
+                                    "confidences": {"order": 0.88, "family": 0.81, "genus": 0.78, "species": 0.657},
+                                    "top_hit": "KEY-9", "reason": reason, "novelty": float("nan"), "is_novel": False}
+                                   for p, reason in (("PH1-24", said), ("PH2-24", None))])
+        db.finish_run(run, "completed")
+    rows, _ = export_dwca(path, run, tmp_path)
+    for pid in ("PH1-24", "PH2-24"):
+        parts = rows[pid]["identificationRemarks"].split("; ")
+        assert "image score=0.657 at species" in parts and not any(p.startswith("confidence=") for p in parts)
+    assert rows["PH1-24"]["identificationRemarks"].endswith("; " + said)
+    assert "photograph only: named at the image classifier's own threshold per rank, not at the level: image " \
+           "scores are not P(right)" in rows["PH2-24"]["identificationRemarks"]

@@ -156,6 +156,10 @@ def test_fuse_rank_naive_bayes() -> None:
     assert fuse_rank(None, 0.0, "B", 0.7) == ("B", 0.7)
 
 
+#: what triage passes ``combine_results`` besides the calls: the image classifier's thresholds and the level
+LOOSE = {"thresholds": {r: 0.5 for r in RANKS}, "level": 0.98}
+
+
 def _call(labels: list[str | None], deepest: str | None, p: float = 0.9, modality: str = "dna") -> ModalityCall:
     return ModalityCall("X", modality, dict(zip(RANKS, labels)), {r: p for r in RANKS}, deepest,
                         dict(zip(RANKS, labels))[deepest] if deepest else None)
@@ -232,7 +236,7 @@ def test_combine_results_image_only_fused_and_untouched() -> None:
                         float("nan"), False, None, 0.0)
     img_other = _call(["O", "F", None, "H", "H t"], "genus", 0.9, "image")
     img_same = _call(list(lin.values()), "family", 0.7, "image")
-    out = combine_results([dna, none, dna], [ModalityCall.none("A"), img_other, img_same])
+    out = combine_results([dna, none, dna], [ModalityCall.none("A"), img_other, img_same], **LOOSE)
     assert out[0] is dna
     assert out[1].modality == "image" and out[1].deepest_rank == "genus" and out[1].deepest_label == "H"
     assert out[1].is_novel is False and out[1].novelty != out[1].novelty  # NaN: no DNA novelty evidence
@@ -240,10 +244,10 @@ def test_combine_results_image_only_fused_and_untouched() -> None:
     assert out[2].confidence["family"] > dna.confidence["family"]  # agreement sharpens
     assert out[2].novelty == dna.novelty and out[2].top_hit == "K1"
     vetoed = combine_results([dataclasses.replace(dna, confidence={r: 0.6 for r in RANKS})],
-                             [_call(["O", "F", None, "H", "H t"], "species", 0.9, "image")])[0]
+                             [_call(["O", "F", None, "H", "H t"], "species", 0.9, "image")], **LOOSE)[0]
     assert vetoed.deepest_rank == "family"  # a confident contradicting photograph stops naming at genus
     with pytest.raises(ValueError, match="2 DNA results but 1 image"):
-        combine_results([dna, dna], [img_same])
+        combine_results([dna, dna], [img_same], **LOOSE)
 
 
 def test_the_reference_keeps_only_labelled_specimens_with_a_photo_or_a_barcode(world: dict) -> None:

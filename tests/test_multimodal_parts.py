@@ -9,6 +9,7 @@ and the deepest rank with numbers checkable on paper; the loader's checks and th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -323,3 +324,35 @@ def test_the_image_classifier_takes_as_dna_keys_the_barcodes_the_engine_takes() 
         keys = engine.key_columns([s])
         assert classifier._usable_dna(s) == (len(keys) == 1) == (n >= 50), n
     assert not classifier._usable_dna(Specimen(processid="E", order="O"))
+
+
+def test_a_photograph_only_call_says_the_image_threshold_it_was_named_at_not_the_level(tmp_path: Path) -> None:
+    """e35 week-2 review F5: photograph-only specimens were named to species at image scores 0.657 / 0.821 under
+    the level 0.98, with an empty reason. The image scores are not P(right) (on the demo's held-out photographs
+    none reaches 0.95 at any rank, while 435 of 442 orders named at the thresholds are right), so the walk keeps
+    the classifier's own thresholds and the reason says so: the rank named, its threshold and score, the level not
+    applied, and the rank whose score under its threshold stopped it."""
+    from biodiscover.discovery.multimodal import combine_results
+
+    clf = CrossModalClassifier.load(_write(tmp_path / "b", thresholds={r: 0.7 for r in RANKS}))
+    call = clf.predict_embeddings(_unit(1.0)[None, :], ["Q"])[0]
+    # genus: sigmoid(3) = 0.95 >= 0.7; species: share of G1 a 0.72 -> sigmoid(0.18) = 0.545 < 0.7
+    assert call.deepest_rank == "genus" and call.confidence["species"] == pytest.approx(0.545, abs=0.002)
+    none = TriageResult("Q", "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS}, 0.0, None, None,
+                        float("nan"), False, None, 0.0)
+    out = combine_results([none], [call], thresholds=clf.thresholds_, level=0.98)[0]
+    assert (out.modality, out.deepest_rank, out.deepest_label) == ("image", "genus", "G1")
+    assert max(out.confidence.values()) < 0.98  # named below the level, and the reason says why
+    assert out.reason == ("photograph only: genus G1 named at the image classifier's threshold 0.70 (score 0.95), "
+                          "not at the level 0.98: image scores are not P(right); species G1 a scored 0.55, under "
+                          "its threshold 0.70")
+    strict = CrossModalClassifier.load(_write(tmp_path / "c", thresholds={r: 0.99 for r in RANKS}))
+    unnamed = strict.predict_embeddings(_unit(1.0)[None, :], ["Q"])
+    said = combine_results([none], unnamed, thresholds=strict.thresholds_, level=0.95)[0].reason
+    assert said == ("photograph only: not named: order O1 scored 0.95, under the image classifier's threshold 0.99 "
+                    "(the level 0.95 does not apply: image scores are not P(right))")
+    # a barcode's own reason (here: a read set apart) is kept, the photograph's said after it
+    odd = dataclasses.replace(none, reason="chimeric barcode: …")
+    assert combine_results([odd], [call], thresholds=clf.thresholds_, level=0.98)[0].reason.startswith(
+        "chimeric barcode: …; photograph only: genus G1 named at")
+

@@ -617,7 +617,8 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
                                                                    image_model.encoders)):
                 calls[i] = call
             say("images", min(start + img_step, len(with_image)), len(with_image))
-        results = combine_results(results, calls)
+        results = combine_results(results, calls, thresholds=image_model.classifier.thresholds_,
+                                  level=model.config.naming.level, optional_ranks=model.naming_.walk_optional)
         seconds["images"] = time.perf_counter() - t
     proposals: list[CandidateProposal] = []
     if cluster:

@@ -57,8 +57,8 @@ import pandas as pd
 
 from biodiscover.storage.evidence import member_quality
 from biodiscover.storage.records import (COMPARED_WORDS, DESCRIBED, EPITHET_PATTERN, GENUS_PATTERN, OPEN_SP_WORD,
-                                         RANKS, SENSU_PATTERN, candidate_name, is_filler_name, listed, named_ranks,
-                                         open_qualifier, plural)
+                                         PHOTO_ONLY, RANKS, SENSU_PATTERN, candidate_name, is_filler_name, listed,
+                                         named_ranks, open_qualifier, plural)
 from biodiscover.storage.review_log import UNDOING
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
@@ -235,10 +235,27 @@ def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
     if evidence:
         parts.append(f"evidence={evidence}")
     if rank and conf is not None and conf == conf:
-        parts.append(f"confidence={float(conf):.3f} at {rank}")
+        if (assignment or {}).get("modality") == "image":  # a score, not P(right): named at its own threshold
+            parts.append(f"image score={float(conf):.3f} at {rank}")
+        else:
+            parts.append(f"confidence={float(conf):.3f} at {rank}")
+    if (assignment or {}).get("modality") == "image":
+        parts.append(photo_only_words((assignment or {}).get("reason")))
     if novelty is not None and novelty == novelty:
         parts.append(f"novelty={float(novelty):.3f}")
     return "; ".join(parts)
+
+
+def photo_only_words(reason: Any) -> str:
+    """What the remarks of a specimen named from its photograph alone say of how it was named: the triage's
+    sentence (:data:`PHOTO_ONLY`: the image classifier's threshold it was named at, not the level), or, for a run
+    stored before triage wrote one, the same in general words. Why: "confidence=0.657 at species" read as a
+    species named below the level 0.98 (e35 week-2 review F5): the image score is no P(right)."""
+    text = reason if isinstance(reason, str) else ""
+    at = text.find(PHOTO_ONLY + ":")
+    return (text[at:] if at >= 0 else
+            f"{PHOTO_ONLY}: named at the image classifier's own threshold per rank, not at the level: image scores "
+            "are not P(right)")
 
 
 #: How the triage's reason begins for a read it would not name from (``discovery.engine``: two specimens' DNA in
