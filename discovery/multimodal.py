@@ -58,7 +58,7 @@ import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonLogistic
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
-from biodiscover.discovery.naming import printed_below
+from biodiscover.discovery.naming import printed_below, stopped_at
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
 from biodiscover.storage.records import PHOTO_ONLY, RANKS, Specimen
 
@@ -505,6 +505,53 @@ def photo_only_reason(call: ModalityCall, thresholds: Mapping[str, float], level
             + (f"; {under}its threshold {thresholds[stop]:.2f}" if stop is not None else ""))
 
 
+def fused_note(dna: Any, fused: ModalityCall, image: ModalityCall, level: float,
+               optional_ranks: Sequence[str] = ("subfamily",)) -> str | None:
+    """What the photograph did to a barcode's call, where the reason would otherwise be read against the wrong
+    number: at the rank the barcode's reason names (``naming.stopped_at``), the rank where a contradicting
+    photograph stopped the fused call above the barcode's, or the barcode's deepest rank named while the stored
+    (fused) P(right) there is under the level. None where the stored value reads as the barcode's did.
+
+    Why: the reason said "P(right) 0.36 below the level" from the barcode alone, while confidence_species held
+    0.189, the value fused with the photograph (e35 week-2 review F8); in the demo's plate triaged again, 75 of the
+    120 barcode-and-photograph reasons that give a P(right) gave another one than the value stored."""
+    depth = {r: i for i, r in enumerate(RANKS)}
+    named, fused_at = depth.get(dna.deepest_rank or "", -1), depth.get(fused.deepest_rank or "", -1)
+    if fused_at < named:  # a contradicting photograph stopped it: the first rank it did not name
+        rank = next((r for r in RANKS[fused_at + 1 : named + 1] if fused.labels.get(r) and r not in optional_ranks),
+                    None)
+    else:
+        rank = stopped_at(dna.labels, dna.confidence, level, optional_ranks)
+        if rank is None and dna.deepest_rank and fused.confidence.get(dna.deepest_rank, 0.0) < level:
+            rank = dna.deepest_rank
+    if rank is None or not fused.labels.get(rank):
+        return None
+
+    def shown(p: float) -> str:
+        return printed_below(p, level) if p < level else f"{p:.3f}"
+
+    before, after = float(dna.confidence.get(rank, 0.0)), float(fused.confidence.get(rank, 0.0))
+    mine, theirs = dna.labels.get(rank), fused.labels[rank]
+    if mine == theirs and shown(before) == shown(after):
+        return None
+    photo = image.labels.get(rank)
+    score = f"{image.confidence.get(rank, 0.0):.2f}"
+    said = ("the photograph" if not photo else f"the photograph, scoring the same {rank} {score}," if photo == mine
+            else f"the photograph, scoring {rank} {photo} {score},")
+    if mine == theirs:
+        said += f" moved P(right) of {rank} {mine} from {shown(before)} to {shown(after)} (the value stored)"
+    else:
+        said += (f" outweighed the barcode's {rank} {mine} (P(right) {shown(before)}): stored is {theirs} at "
+                 f"{shown(after)}")
+    if fused_at < named:
+        said += f", so it is named to {fused.deepest_rank} only" if fused.deepest_rank else ", so it is not named"
+    elif after >= level and depth[rank] > fused_at:
+        said += "; a photograph names no rank below the barcode's own"
+    elif depth[rank] <= fused_at:
+        said += "; named from the barcode, whose P(right) alone passes the level"
+    return said
+
+
 # -- fusion -----------------------------------------------------------------------------
 def _clip(p: float) -> float:
     return min(max(float(p), 1e-6), 1 - 1e-6)
@@ -621,7 +668,8 @@ def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCa
     * DNA and image: ranks, labels and confidences of :func:`fuse` (which never
       names deeper than the DNA call; a confident contradicting image call can
       stop it higher); novelty, identity and top hit stay the DNA engine's.
-      ``modality = "dna+image"``.
+      ``modality = "dna+image"``. Where the photograph moved the stored P(right)
+      of the rank the reason speaks of, the reason says so (:func:`fused_note`).
     * image only (no usable barcode): the image call, ``modality = "image"``.
       Its novelty is NaN and it is never flagged novel: the novelty detector is
       trained on DNA evidence, and a candidate species needs barcodes. Its reason
@@ -648,7 +696,9 @@ def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCa
                 top_hit=c.top_hit, top_similarity=float(c.top_similarity), reason=why))
         else:
             f = fuse(r, c, processid=r.processid)
+            note = fused_note(r, f, c, level, optional_ranks)
             out.append(dataclasses.replace(r, modality="dna+image", labels=dict(f.labels),
                                            confidence=dict(f.confidence), deepest_rank=f.deepest_rank,
-                                           deepest_label=f.deepest_label))
+                                           deepest_label=f.deepest_label,
+                                           reason="; ".join(x for x in (r.reason, note) if x) or None))
     return out

@@ -273,6 +273,15 @@ def deepest_confident(labels: Mapping[str, str | None], confidence: Mapping[str,
     return deepest
 
 
+def stopped_at(labels: Mapping[str, str | None], confidence: Mapping[str, float], level: float,
+               optional_ranks: Sequence[str] = ("subfamily",)) -> str | None:
+    """The rank that ended :func:`deepest_confident`'s walk: the first labelled rank, not optional, whose P(right)
+    is under ``level`` (None: none did). The rank a reason names (``NamingModel.explain``), and the one whose
+    stored value a photograph may have moved (``multimodal.combine_results`` says so: e35 week-2 review F8)."""
+    return next((r for r in RANKS if labels.get(r) and r not in optional_ranks and confidence.get(r, 0.0) < level),
+                None)
+
+
 def shift_prior(p_absent: np.ndarray, old: float, new: float) -> np.ndarray:
     """P(absent) under a prior share ``new`` of absent taxa, from P(absent) under ``old``: Bayes' rule
     changes only the prior odds, so the posterior odds scale by (new / (1 − new)) / (old / (1 − old))."""
@@ -1409,8 +1418,7 @@ class NamingModel:
         said where a species failed with no rival within ``RIVAL_WINDOW``: *Scathophaga furcata* at 100 % over
         555 bases was refused at P(right) 0.97 with only the numbers, its one visible cause *S. stercoraria* at
         97.3 % (e33 review F12)."""
-        failed = next((r for r in RANKS if labels.get(r) and r not in self.walk_optional
-                       and conf.get(r, 0.0) < level), None)
+        failed = stopped_at(labels, conf, level, self.walk_optional)
         if failed is None:
             return None
         label = labels[failed]

@@ -356,3 +356,54 @@ def test_a_photograph_only_call_says_the_image_threshold_it_was_named_at_not_the
     assert combine_results([odd], [call], thresholds=clf.thresholds_, level=0.98)[0].reason.startswith(
         "chimeric barcode: …; photograph only: genus G1 named at")
 
+
+def _dna(conf: dict[str, float], deepest: str | None, reason: str | None = None) -> TriageResult:
+    lin = dict(zip(RANKS, ["O", "F", None, "G", "G s"]))
+    return TriageResult("D", "dna", lin, {r: conf.get(r, 0.0) for r in RANKS}, 1.0, deepest,
+                        lin[deepest] if deepest else None, 0.0, False, "K1", 1.0, reason=reason)
+
+
+def test_a_barcode_and_photograph_reason_says_the_value_stored_where_the_photograph_moved_it() -> None:
+    """e35 week-2 review F8: the reason read "P(right) 0.36 below the level" from the barcode alone while
+    confidence_species held 0.189, the value fused with the photograph. Where the photograph moved the P(right)
+    the reason speaks of, or stopped the naming above the barcode's rank, or left a rank named from the barcode
+    with a stored value under the level, the reason says what was stored and why."""
+    from biodiscover.discovery.multimodal import combine_results
+
+    def combined(dna: TriageResult, photo: ModalityCall) -> TriageResult:
+        return combine_results([dna], [photo], thresholds={r: 0.5 for r in RANKS}, level=0.98)[0]
+
+    why = "species G s at 100.0% identity: P(right) 0.36 below the level 0.98"
+    sure = {"order": 0.999, "family": 0.999, "genus": 0.99}
+    same = ["O", "F", None, "G", "G s"]
+    photo = ModalityCall("D", "image", dict(zip(RANKS, same)), {**{r: 0.9 for r in RANKS}, "species": 0.29},
+                         "genus", "G")
+    low = combined(_dna({**sure, "species": 0.36}, "genus", why), photo)
+    stored = 0.36 * 0.29 / (0.36 * 0.29 + 0.64 * 0.71)  # naive Bayes: 0.187
+    assert low.confidence["species"] == pytest.approx(stored) and low.deepest_rank == "genus"
+    assert low.reason == (why + "; the photograph, scoring the same species 0.29, moved P(right) of species G s "
+                          "from 0.36 to 0.19 (the value stored)")
+    # raised past the level, yet not named: a photograph never names below the barcode's deepest rank
+    up = combined(_dna({**sure, "species": 0.979}, "genus", why.replace("0.36", "0.979")),
+                  dataclasses.replace(photo, confidence={**photo.confidence, "species": 0.63}))
+    assert up.deepest_rank == "genus" and up.confidence["species"] >= 0.98
+    assert up.reason.endswith("moved P(right) of species G s from 0.979 to 0.988 (the value stored); a photograph "
+                              "names no rank below the barcode's own")
+    # a species named from the barcode, stored under the level once the photograph's doubt is weighed
+    named = combined(_dna({**sure, "species": 0.99}, "species"),
+                     dataclasses.replace(photo, confidence={**photo.confidence, "species": 0.2}))
+    assert named.deepest_rank == "species" and named.confidence["species"] < 0.98
+    assert named.reason == ("the photograph, scoring the same species 0.20, moved P(right) of species G s from "
+                            "0.990 to 0.96 (the value stored); named from the barcode, whose P(right) alone passes "
+                            "the level")
+    # a confident photograph of another family stops the naming at the order: the reason was empty
+    other = ModalityCall("D", "image", dict(zip(RANKS, ["O", "H", None, "J", "J t"])),
+                         {r: 0.999 for r in RANKS}, "species", "J t")
+    stopped = combined(_dna({**sure, "family": 0.98, "species": 0.99}, "species"), other)
+    assert stopped.deepest_rank == "order"
+    assert stopped.reason == ("the photograph, scoring family H 1.00, outweighed the barcode's family F (P(right) "
+                              "0.980): stored is H at 0.95, so it is named to order only")
+    # nothing moved that the reason reads: the reason stays the barcode's
+    agree = combined(_dna({**sure, "species": 0.36}, "genus", why),
+                     dataclasses.replace(photo, confidence={**photo.confidence, "species": 0.5}))
+    assert agree.reason == why

@@ -81,7 +81,7 @@ COLUMNS: dict[str, dict[str, str]] = {
                           "archive's identificationRemarks say; empty: no key",
         "reason": "why the machine did not name it deeper (its rank, P(right) against the level, rivals); for a "
                   "photograph alone (modality image), the image classifier's threshold it was named at instead of "
-                  "the level",
+                  "the level; where a photograph moved a barcode's P(right), the value stored",
         "proposal_id": "the candidate it belongs to (a candidate species, or one identified as a known species; "
                        "empty when none, or when a reviewer rejected its candidate)",
         "provisional_name": "that candidate's name (the known species' name once a reviewer identified it)",
