@@ -132,6 +132,11 @@ def register(app: typer.Typer) -> None:
         collection, not a specimen at a time. Weekly plates of one season in one
         database: --absent-share season. The same triage again into one database
         (same bytes, model and settings, nothing reviewed since) is refused: --again.
+        A triage that re-clusters an earlier run's pending candidates (after a
+        review, --again, an edited file, another model) names them in one line
+        (re-clustered 14 pending candidates of run 1 … (#4→#33, …): none
+        reviewed), and whose reviews carry over; another line, when an earlier
+        run of the plate used another model.
         """
         from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer
         from biodiscover.workflows.triage import run_triage

@@ -176,7 +176,10 @@ def _run(
     named to species (prov.: of them to a provisional species reviewers
     accepted), named to genus, novel, candidate species. A collection done
     before (same bytes, model and level; by `run` or by `triage`) is skipped
-    and shows the figures of its run; --force triages it again. Under the table: one
+    and shows the figures of its run, reviewed since or not; --force triages it
+    again. A collection triaged again re-clusters the earlier run's pending
+    candidates under new numbers: a line under the table names them (and one an
+    earlier run of the plate with another model). Under the table: one
     error: line per failed collection; for a collection with rows set aside,
     the warning: line triage prints for the first (file, line, processid,
     reason), then how many more and the quarantine report; then what triage

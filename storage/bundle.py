@@ -74,6 +74,14 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def model_named(path: Any, fingerprint: str | None) -> str:
+    """``model2, sha256:5f5e2285f4f7…``: a run's model as one line names it, the bundle folder's name (as the run
+    recorded it) and the start of its fingerprint (``Bundle.fingerprint``): two runs of one plate by two models are
+    told apart by both, neither a 71-character hash nor a path alone (two folders named ``model``)."""
+    short = fingerprint[:19] + "…" if fingerprint and len(fingerprint) > 20 else str(fingerprint or "unknown")
+    return f"{Path(str(path)).name}, {short}" if path else short
+
+
 def sha256_of_file(path: Path) -> str:
     """Hex SHA-256 of a file, streamed (a bundle's arrays, a reference's source table: hundreds of MB)."""
     with Path(path).open("rb") as fh:

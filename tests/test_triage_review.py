@@ -252,3 +252,108 @@ async def test_merge_and_undo_on_a_candidate_a_later_run_retired_say_so_before_a
         assert isinstance(app.screen, DetailScreen), (app.screen, notes(app))  # not asked
         assert f"cannot undo note of #{old.id}: #{old.id} was {retired}" in notes(app), notes(app)
     db.close()
+
+
+def _reclustered_lines(out: str) -> list[str]:
+    return [line for line in out.splitlines() if "re-clustered" in line and "pending candidate" in line]
+
+
+def test_a_triage_after_a_review_names_the_pending_candidates_it_re_clustered_in_one_line(
+        triaged_once, tmp_path) -> None:
+    """e35 week-2 review, F3: after a review, the same ``triage`` without ``--again`` runs (the reviewed candidates'
+    members are keys for it: legitimate), and every pending candidate of run 1 became ``superseded`` under a new
+    number with no line saying so; only a later export of run 1 did. One line names them, old → new, in the numbers
+    the export counts, and says whose reviews carry over: a note and a rename do, a merge the run parts does not."""
+    from fixtures.inprocess import run_cli
+
+    template, args = triaged_once
+    db_path = _copy_db(template, tmp_path / "lab.sqlite")
+    with Database.open(db_path) as db:
+        pending, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=500)
+        noted, renamed, holder, merged = pending[:4]
+        db.note(noted.id, "legs need a look", reviewer="ana", expected_version=noted.version)
+        db.rename(renamed.id, renamed.version, "Foo sp. ANA1", reviewer="ana")
+        db.merge([holder.id, merged.id], [holder.version, merged.version], reviewer="ana")
+    done = run_cli(*args, "--db", str(db_path))  # no --again: a review since the first run, so it runs
+    assert done.returncode == 0, done.stderr
+    with Database.open(db_path) as db:
+        later = db.latest_run(kind="triage").id
+        went = db.run_superseded(1)
+        assert went["by_runs"] == [later] and went["candidates"] == len(pending) - 1  # the merged one is no longer
+        pairs = sorted((p.id, db.successor(p.id).proposal.id) for p in pending if p.id != merged.id)
+    (line,) = _reclustered_lines(done.stdout)
+    assert len(pairs) <= 5  # every pair shown (the line shows five, then "and N more")
+    assert line.startswith(f"re-clustered {went['candidates']} pending candidates of run 1 (collection) under new "
+                           f"numbers ({', '.join(f'#{a}→#{b}' for a, b in pairs)}): "), line
+    carried = sorted((noted.id, renamed.id))
+    assert line.endswith(f": the reviews of #{carried[0]} and #{carried[1]} carry over to the new numbers; those of "
+                         f"#{holder.id} not all: a merge the new grouping parts is not carried (its history says so)")
+    assert "used another model" not in done.stdout  # the same model
+
+
+def test_run_names_under_its_table_the_pending_candidates_a_collection_triaged_again_re_clustered(
+        triaged_once, tmp_path) -> None:
+    """e35 week-2 review, F3, under ``run``: the plate triaged again (``--force``) re-clustered run 1's pending
+    candidates, and the table said nothing of them; its line, none reviewed, is under the table."""
+    from fixtures.inprocess import run_cli
+
+    template, args = triaged_once
+    db_path = _copy_db(template, tmp_path / "lab.sqlite")
+    with Database.open(db_path) as db:
+        pending = db.queue_counts()["pending"]
+    model = args[args.index("--model") + 1]
+    done = run_cli("run", "--collections", args[args.index("--input") + 1], "--model", model, "--db", str(db_path),
+                   "--force")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (line,) = _reclustered_lines(done.stdout)
+    assert line.startswith(f"collection.fasta: re-clustered {pending} pending candidates of run 1 (collection) "
+                           "under new numbers (#1→#"), line
+    assert line.endswith(": none reviewed")
+
+
+def test_a_plate_triaged_again_with_another_model_says_so(
+        triaged_once, tmp_path) -> None:
+    """e35 week-2 review, F6: the plate triaged into the same database with another model bundle superseded run 1's
+    pending candidates without a word."""
+    from biodiscover.storage.bundle import Bundle
+    from fixtures.inprocess import run_cli
+
+    template, args = triaged_once
+    db_path = _copy_db(template, tmp_path / "lab.sqlite")
+    model = Path(args[args.index("--model") + 1])
+    other = tmp_path / "model2"
+    shutil.copytree(model, other)
+    Bundle.open(other).set_section("fingerprint", "sha256:" + "5f" * 32)  # another model, by its fingerprint
+    with Database.open(db_path) as db:
+        first = db.run_progress(1).model_fingerprint
+        pending = db.queue_counts()["pending"]
+    argv = list(args)
+    argv[argv.index("--model") + 1] = str(other)
+    done = run_cli(*argv, "--db", str(db_path))  # no --again needed: another model is another triage
+    assert done.returncode == 0, done.stderr
+    assert len(_reclustered_lines(done.stdout)) == 1
+    assert (f"run 1 (collection) used another model ({model.name}, {first[:19]}…) than this run (model2, "
+            f"sha256:{'5f' * 6}…): its names are that model's, and an export of both (export --run 1 --run 2) mixes "
+            "two models' names") in done.stdout.splitlines()
+    assert f"re-clustered {pending} pending candidates of run 1 (collection)" in done.stdout
+
+
+def test_the_re_clustered_line_shows_five_pairs_then_how_many_more_and_a_retired_candidate_as_none() -> None:
+    """The line of a large re-triage stays one line (five pairs, then "and N more"); a candidate the later run
+    retired, naming its members and proposing none, reads ``#N→none`` with what that means; runs of one model say
+    nothing of models."""
+    from biodiscover.storage.db.runs import EarlierRun, Reclustered
+    from biodiscover.workflows.triage import other_model_line, reclustered_line
+
+    week1 = EarlierRun(1, "week1", "sha256:" + "2b" * 32, "model")
+    many = Reclustered(week1, tuple((i, 20 + i) for i in range(1, 8)) + ((9, None),))
+    assert reclustered_line([many]) == (
+        "re-clustered 8 pending candidates of run 1 (week1) under new numbers (#1→#21, #2→#22, #3→#23, #4→#24, "
+        "#5→#25 and 3 more; →none: this run named its members and proposed none of them): none reviewed")
+    assert reclustered_line([]) is None
+
+    class Same:  # a bundle whose fingerprints hold run 1's
+        fingerprints = (week1.model_fingerprint,)
+        fingerprint = week1.model_fingerprint
+
+    assert other_model_line([week1], Same(), "model", 2) is None  # type: ignore[arg-type]

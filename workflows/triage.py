@@ -22,18 +22,21 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult, set_apart_kind
 from biodiscover.discovery.naming import RANK_PLURALS, naming_limits, pooled_share
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.discovery.reference import while_aligning
-from biodiscover.storage.bundle import Bundle
+from biodiscover.storage.bundle import Bundle, model_named
 from biodiscover.storage.errors import InputError, StoppedAfterWork
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key, named_ranks, plural
+from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key, listed, named_ranks, plural
 from biodiscover.storage.safetext import neutralise_cell
+
+if TYPE_CHECKING:  # storage.db is imported only with a database (~1 s CPU)
+    from biodiscover.storage.db.runs import EarlierRun, Reclustered
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,9 @@ class TriageSummary:
     #: processids the ingest took from another collection with another barcode, one line each (capped, then how
     #: many more: ``IngestReport.moved_lines``)
     moved: list[str] = field(default_factory=list)
+    #: what the run did to earlier runs' candidates and whose model those runs used, one line each
+    #: (:func:`reclustered_line`, :func:`other_model_line`): first among the advisories
+    reclustered: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -250,12 +256,13 @@ class TriageSummary:
         the countries with no key, and the processids taken from another collection with another barcode (e31 review
         F22). ``triage`` prints this list after its counts, ``run`` under its table for each collection (a batch user
         acts on them most, and had none of them; a season batch that found no other plate of its model read a week
-        at even odds and said nothing of it: e31 review F3): one list, so a line added here reaches both (e33)."""
-        return [line for line in (self.set_apart_line(), self.unplaced_line(), self.references_line(),
-                                  self.absent_share_line(),
-                                  self.season_even_odds_line(),
-                                  self.forecast_line(),
-                                  self.lower_level_line(), self.no_key_line()) if line] + self.moved
+        at even odds and said nothing of it: e31 review F3): one list, so a line added here reaches both (e33).
+        First, the earlier runs' pending candidates the run re-clustered under new numbers and another model's runs
+        of the plate (e35 week-2 review, findings 3 and 6)."""
+        return self.reclustered + [line for line in (
+            self.set_apart_line(), self.unplaced_line(), self.references_line(), self.absent_share_line(),
+            self.season_even_odds_line(), self.forecast_line(), self.lower_level_line(), self.no_key_line())
+            if line] + self.moved
 
 
 def set_aside_lines(shown: Sequence[str], listed: int, report: str | None, source: str = "") -> list[str]:
@@ -705,6 +712,62 @@ def other_plate_line(db: Any, name: str, given: Any, specimens: Sequence[Specime
             "a collection of its own keeps plates apart (triage --collection NAME, or a file of another name)"]
 
 
+#: how many ``#4→#33`` pairs the re-clustered line shows of one earlier run before "and N more"
+RECLUSTERED_SHOWN = 5
+
+
+def reclustered_line(reclustered: Sequence[Reclustered]) -> str | None:
+    """``re-clustered 14 pending candidates of run 1 (demo-plate) under new numbers (#4→#33, #6→#34, … and 9
+    more): none reviewed`` (None: the run re-clustered none): what a triage did to earlier runs' pending
+    candidates (``Database.run_reclustered``), in one line, and whose reviews carried over.
+
+    Why: re-triaging a reviewed week is legitimate (the members of reviewed candidates are keys for it, so names
+    can change), but its pending candidates became ``superseded`` without a word; only a later export of the
+    earlier run said "14 candidate species of run 1 were re-clustered by later run 3" (e35 week-2 review, F3),
+    and a plate triaged again with another model lost its pending candidates the same way (F6)."""
+    if not reclustered:
+        return None
+    parts = []
+    for r in reclustered:
+        pairs = [f"#{old}→#{new}" if new is not None else f"#{old}→none" for old, new in r.pairs]
+        shown = ", ".join(pairs[:RECLUSTERED_SHOWN]) + (
+            f" and {len(pairs) - RECLUSTERED_SHOWN} more" if len(pairs) > RECLUSTERED_SHOWN else "")
+        where = f"run {r.run.id}" + (f" ({r.run.collection})" if r.run.collection else "")
+        said = f"{plural(len(r.pairs), 'pending candidate')} of {where} under new numbers ({shown}"
+        said += "; →none: this run named its members and proposed none of them)" if any(
+            new is None for _, new in r.pairs) else ")"
+        lost = [f"#{i}" for i in r.reviewed if i not in r.carried]
+        kept = [f"#{i}" for i in r.carried]
+        said += ": none reviewed" if not r.reviewed else ": " + "; ".join(text for text in (
+            f"the reviews of {listed(kept)} carry over to the new numbers" if kept else "",
+            f"those of {listed(lost)} not all: a merge the new grouping parts is not carried "
+            f"({'their histories say' if len(lost) > 1 else 'its history says'} so)" if lost else "") if text)
+        parts.append(said)
+    return "re-clustered " + "; and ".join(parts)
+
+
+def other_model_line(earlier: Sequence[EarlierRun], bundle: Bundle, model_path: Path | str, run_id: int
+                     ) -> str | None:
+    """``run 2 (week2) used another model (model, sha256:2b748e10b35e…) than this run (model2, sha256:5f5e2285…):
+    …`` (None: each of ``earlier`` used this one, by ``Bundle.fingerprints``): ``earlier`` is the earlier triages
+    of the collection and those whose candidates run ``run_id`` re-clustered (``Database.earlier_runs``).
+
+    Why: the same plate triaged into one database with another model bundle replaced the first model's pending
+    candidates without a word, and ``export --run 2 --run 3`` then read two models' names as one collection's
+    (e35 week-2 review, F6)."""
+    other = [r for r in earlier if r.model_fingerprint not in bundle.fingerprints]
+    if not other:
+        return None
+    models = listed(list(dict.fromkeys(model_named(r.model, r.model_fingerprint) for r in other)))
+    collections = listed(list(dict.fromkeys(r.collection for r in other if r.collection)))
+    runs = f"run{'s' * (len(other) > 1)} {listed([r.id for r in other])}" + (f" ({collections})" if collections
+                                                                            else "")
+    both = " ".join(f"--run {i}" for i in (other[-1].id, run_id))
+    return (f"{runs} used another model ({models}) than this run ({model_named(model_path, bundle.fingerprint)}): "
+            f"{'its' if len(other) == 1 else 'their'} names are that model's, and an export of both (export {both}) "
+            "mixes two models' names")
+
+
 def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, *, images: Path | None = None,
                collection: str | None = None, cluster: bool = True, results_out: Path | None = None,
                progress: Progress | None = None, database: Any = None, use_images: bool = True,
@@ -826,6 +889,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
     even_odds: list[dict[str, Any]] = []
     toward: dict[str, float] = {}
     moved: list[str] = []
+    reclustered: list[str] = []
     try:
         if own_file is not None and db is None:  # a new database is made only once there is something to put in it
             db = Database.open_or_create(own_file)
@@ -931,6 +995,12 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
             # (a run told not to propose candidates, --no-cluster, says nothing about them: they stay)
             if cluster:
                 db.retire_unproposed(run_id)
+            # what it did to the earlier runs' pending candidates, and whose model those runs used: one line each
+            redone = db.run_reclustered(run_id)
+            reclustered = [line for line in (
+                reclustered_line(redone),
+                other_model_line(db.earlier_runs(run_id, (r.run.id for r in redone)), bundle, model_path, run_id))
+                if line]
             db.finish_run(run_id, "completed", message=f"{len(results)} specimens, "
                                                        f"{sum(r.is_novel for r in results)} novel, "
                                                        f"{len(proposals)} candidate species",
@@ -964,6 +1034,7 @@ def run_triage(input_path: Path | None, model_path: Path, db_path: Path | None, 
         return dataclasses.replace(summary, absent_share_mode=absent_share, season_runs=[r for r, _, _ in season],
                                    season_even_odds=even_odds,
                                    moved=moved,
+                                   reclustered=reclustered,
                                    absent_share_own={r: v[0] for r, v in basis.items()},
                                    season_specimens=int(sum(max((v[1] for v in b.values()), default=0)
                                                             for _, _, b in season)))

@@ -17,6 +17,9 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.earlier_decisions(run_id) -> dict[str, Any] # earlier runs' accepted / assigned proposals of its specimens
     db.reviewed_keys(run_id) -> dict[str, dict]    # its best keys that are members of such proposals (a review's)
     db.run_figures(run_id) -> dict[str, Any]       # what a stored run named, counted again from its rows
+    db.run_superseded(run_id) -> dict[str, Any]    # how many of its candidates later runs re-clustered, and which runs
+    db.run_reclustered(run_id) -> list[Reclustered]  # earlier runs' pending candidates it re-clustered (#4→#33, …)
+    db.earlier_runs(run_id, ids=()) -> list[EarlierRun]  # earlier triages of its collection (their models)
     db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
     db.empty_failed_runs() -> list[EmptyRun]       # failed triage runs that stored nothing (db check warns)
     db.drop_empty_run(run_id) -> Path              # remove one of them (backed up first); the backup's path
@@ -54,7 +57,7 @@ from sqlalchemy.engine import Connection
 
 from biodiscover.storage.db.clock import parse, utcnow
 from biodiscover.storage.db.engine import CHUNK_ROWS
-from biodiscover.storage.db.core import DatabaseCore, chunked, inserted_id, table
+from biodiscover.storage.db.core import DatabaseCore, chunked, dbapi, inserted_id, table
 from biodiscover.storage.db.models import RUN_STATUSES, Assignment, Collection, Run, SpecimenRow
 from biodiscover.storage.errors import DatabaseError
 from biodiscover.storage.records import RANKS
@@ -317,16 +320,72 @@ def _proposal_records(conn: Connection, prop_rows: Sequence[Mapping[Any, Any]]) 
             for p in prop_rows]
 
 
+def _superseded_rows(conn: Connection, *, of_run: int | None = None, by_run: int | None = None
+                     ) -> list[tuple[int, int, int | None, int | None]]:
+    """(candidate, its run, the candidate holding its members now, the run that re-clustered it) of each candidate
+    of run ``of_run`` later runs re-clustered, or of each earlier candidate run ``by_run`` re-clustered. One a
+    later run retired, triaging its members whole and proposing none, is superseded by that run and held by none.
+
+    Why one query both ways: an export of the earlier run counts where its candidates went (:func:`_superseded`)
+    and the later triage names what it re-clustered (:meth:`RunsMixin.run_reclustered`); two counts of one event
+    can disagree."""
+    later = ("COALESCE(s.run_id, (SELECT max(e.run_id) FROM proposal_edges e WHERE e.source_id = p.id AND "
+             "e.kind = 'retired'))")
+    which = ("p.run_id = :run" if of_run is not None else
+             # through the later run's proposals (run index) and the edges' target index; a retired one has no target
+             "p.id IN (SELECT e.source_id FROM proposals n JOIN proposal_edges e ON e.target_id = n.id AND e.kind = "
+             "'recluster' WHERE n.run_id = :run UNION SELECT e.source_id FROM proposal_edges e WHERE e.kind = "
+             "'retired' AND e.run_id = :run)")
+    rows = conn.execute(sa.text(
+        f"SELECT p.id, p.run_id, p.superseded_by, {later} FROM proposals p LEFT JOIN proposals s ON s.id = "
+        f"p.superseded_by WHERE p.status = 'superseded' AND {which} ORDER BY p.id"),
+        {"run": of_run if of_run is not None else by_run}).all()
+    out = [(int(r[0]), int(r[1]), None if r[2] is None else int(r[2]), None if r[3] is None else int(r[3]))
+           for r in rows]
+    return out if by_run is None else [r for r in out if r[3] == by_run]
+
+
 def _superseded(conn: Connection, run_id: int) -> dict[str, Any]:
     """How many of run ``run_id``'s candidates later runs re-clustered (``candidates``) and those runs' ids
-    (``by_runs``); one a later run retired, triaging its members whole and proposing none, is superseded by that
-    run."""
-    later = conn.execute(sa.text(
-        "SELECT count(*), group_concat(DISTINCT COALESCE(s.run_id, (SELECT max(e.run_id) FROM proposal_edges "
-        "e WHERE e.source_id = p.id AND e.kind = 'retired'))) FROM proposals p LEFT JOIN proposals s "
-        "ON s.id = p.superseded_by WHERE p.run_id = :run AND p.status = 'superseded'"), {"run": run_id}).one()
-    return {"candidates": int(later[0] or 0),
-            "by_runs": sorted(int(r) for r in str(later[1]).split(",")) if later[1] else []}
+    (``by_runs``; :func:`_superseded_rows`)."""
+    rows = _superseded_rows(conn, of_run=run_id)
+    return {"candidates": len(rows), "by_runs": sorted({r[3] for r in rows if r[3] is not None})}
+
+
+@dataclass(frozen=True)
+class EarlierRun:
+    """An earlier triage run as a later one names it: its id, collection, model fingerprint and the bundle path it
+    recorded."""
+
+    id: int
+    collection: str | None
+    model_fingerprint: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class Reclustered:
+    """The pending candidates of one earlier run that a later run re-clustered (``Database.run_reclustered``)."""
+
+    run: EarlierRun
+    #: (its candidate, the later run's candidate holding its members now; None: retired, the later run named every
+    #: member and proposed none of them)
+    pairs: tuple[tuple[int, int | None], ...]
+    #: of its candidates, those a reviewer had acted on (a move, rename, split, merge or note)
+    reviewed: tuple[int, ...] = ()
+    #: of ``reviewed``, those whose every review in force the later run carried onto its candidates (a move,
+    #: rename, split or note is carried; a merge whose members it parted is not: ``proposals._merge_not_carried``)
+    carried: tuple[int, ...] = ()
+
+
+def _earlier_runs(conn: Connection, ids: Iterable[int]) -> dict[int, EarlierRun]:
+    """The runs ``ids`` as :class:`EarlierRun`, by id."""
+    rows = conn.execute(
+        sa.select(RUNS.c.id, COLLECTIONS.c.name, RUNS.c.model_fingerprint,
+                  sa.func.json_extract(RUNS.c.parameters, "$.model"))
+        .select_from(RUNS.outerjoin(COLLECTIONS, COLLECTIONS.c.id == RUNS.c.collection_id))
+        .where(RUNS.c.id.in_(sorted(set(ids))))).all()
+    return {int(r[0]): EarlierRun(int(r[0]), r[1], r[2], None if r[3] is None else str(r[3])) for r in rows}
 
 
 def _run_ingest(conn: Connection, run_id: int, started_at: Any) -> Any:
@@ -892,6 +951,53 @@ class RunsMixin(DatabaseCore):
         run instead of "none left to review" (a re-triaged week read "0 of 0", e31 F11)."""
         with self._read() as conn:
             return _superseded(conn, run_id)
+
+    def run_reclustered(self, run_id: int) -> list[Reclustered]:
+        """The pending candidates of earlier runs that run ``run_id`` re-clustered (each now ``superseded``: by the
+        run's candidate holding its members, or retired), one :class:`Reclustered` per earlier run, oldest first;
+        with those a reviewer had acted on and those whose reviews the run carried.
+
+        Why: a re-triage of a reviewed week re-clustered 14 pending candidates of run 1 under new numbers (#4→#33,
+        …) and said nothing; only a later export of run 1 did (e35 week-2 review, findings 3 and 6). The triage
+        says it from this, in the numbers the export counts (:func:`_superseded_rows`)."""
+        with self._read() as conn:
+            rows = _superseded_rows(conn, by_run=run_id)
+            if not rows:
+                return []
+            raw = dbapi(conn)
+            old = [r[0] for r in rows]
+            reviewed: set[int] = set()
+            for part in chunked(old):
+                reviewed |= {int(i) for (i,) in raw.execute(
+                    f"SELECT DISTINCT proposal_id FROM reviews WHERE proposal_id IN ({', '.join('?' * len(part))})",
+                    list(part))}
+            # the reviews the run carried onto its candidates name where they came from (``_carry_record``)
+            carried = {int(i) for (i,) in raw.execute(
+                "SELECT DISTINCT json_extract(r.after, '$.carried.from') FROM proposals n JOIN reviews r ON "
+                "r.proposal_id = n.id WHERE n.run_id = ? AND json_extract(r.after, '$.carried.run') = ? AND "
+                "json_extract(r.after, '$.carried.from') IS NOT NULL", (run_id, run_id))}
+            parted = {int(i) for (i,) in raw.execute(
+                "SELECT e.source_id FROM proposals n JOIN proposal_edges e ON e.target_id = n.id AND e.kind = "
+                "'recluster' WHERE n.run_id = ? AND json_extract(e.detail, '$.merge_not_carried') IS NOT NULL",
+                (run_id,))}
+            runs = _earlier_runs(conn, (r[1] for r in rows))
+        out = []
+        for earlier in sorted(runs):
+            mine = [r for r in rows if r[1] == earlier]
+            done = tuple(r[0] for r in mine if r[0] in reviewed)
+            out.append(Reclustered(runs[earlier], tuple((r[0], r[2]) for r in mine), done,
+                                   tuple(i for i in done if i in carried and i not in parted)))
+        return out
+
+    def earlier_runs(self, run_id: int, ids: Iterable[int] = ()) -> list[EarlierRun]:
+        """The completed triage runs before run ``run_id`` of its collection, and the runs ``ids``, oldest first."""
+        with self._read() as conn:
+            collection = conn.execute(sa.select(RUNS.c.collection_id).where(RUNS.c.id == run_id)).scalar()
+            same = conn.execute(sa.select(RUNS.c.id).where(
+                RUNS.c.kind == "triage", RUNS.c.status == "completed", RUNS.c.id < run_id,
+                RUNS.c.collection_id == collection)).scalars().all() if collection is not None else []
+            found = _earlier_runs(conn, [*same, *ids])
+        return [found[i] for i in sorted(found)]
 
     def run_tables(self, run_id: int) -> dict[str, Any]:
         """One run as plain tables, the shape ``workflows.export.RunExport`` takes.
