@@ -124,7 +124,8 @@ def _left_behind(outputs: list[tuple[str, Path]], before: dict[Path, Any], done:
 
 
 def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None:
-    """The export's summary line (or JSON), the note of candidates later runs re-clustered, the eml.xml warning."""
+    """The export's summary line (or JSON), the notes of candidates later runs re-clustered and of runs of different
+    models, the eml.xml warning."""
     if as_json:
         typer.echo(json.dumps(result.to_json()))
     else:
@@ -132,9 +133,10 @@ def _say_exported(result: Any, run: list[int], meta: Any, as_json: bool) -> None
         typer.echo(f"exported {which} as {result.format}{' (partial)' if result.partial else ''}: "
                    f"{plural(result.specimens, 'specimen')}, {result.counts_text()} -> "
                    f"{result.out} ({plural(len(result.files), 'file')})")
-        note = result.superseded_note(listed(result.runs) if len(result.runs) > 1 else run[0])
-        if note:
-            typer.echo(note, err=True)
+        for note in (result.superseded_note(listed(result.runs) if len(result.runs) > 1 else run[0]),
+                     result.models_note()):
+            if note:
+                typer.echo(note, err=True)
     if FORMATS.get(result.format).publishes_metadata and not meta.complete:
         typer.echo(f"warning: eml.xml has no {' or '.join(meta.missing())}; GBIF needs both: pass --metadata FILE "
                    "or --creator / --licence before publishing", err=True)

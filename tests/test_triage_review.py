@@ -311,10 +311,10 @@ def test_run_names_under_its_table_the_pending_candidates_a_collection_triaged_a
     assert line.endswith(": none reviewed")
 
 
-def test_a_plate_triaged_again_with_another_model_says_so(
+def test_a_plate_triaged_again_with_another_model_says_so_and_so_does_an_export_of_both_runs(
         triaged_once, tmp_path) -> None:
     """e35 week-2 review, F6: the plate triaged into the same database with another model bundle superseded run 1's
-    pending candidates without a word."""
+    pending candidates without a word, and ``export --run 1 --run 2`` merged the two models' runs naming neither."""
     from biodiscover.storage.bundle import Bundle
     from fixtures.inprocess import run_cli
 
@@ -336,6 +336,13 @@ def test_a_plate_triaged_again_with_another_model_says_so(
             f"sha256:{'5f' * 6}…): its names are that model's, and an export of both (export --run 1 --run 2) mixes "
             "two models' names") in done.stdout.splitlines()
     assert f"re-clustered {pending} pending candidates of run 1 (collection)" in done.stdout
+    export = run_cli("export", "--db", str(db_path), "--run", "1", "--run", "2", "-f", "csv", "-o",
+                     str(tmp_path / "both"))
+    assert export.returncode == 0, export.stderr
+    assert (f"note: runs 1 and 2 used different models (run 1: {model.name}, {first[:19]}…; run 2: model2, "
+            f"sha256:{'5f' * 6}…): their names are two models' readings, not one") in export.stderr.splitlines()
+    one = run_cli("export", "--db", str(db_path), "--run", "2", "-f", "csv", "-o", str(tmp_path / "one"))
+    assert one.returncode == 0 and "different models" not in one.stderr
 
 
 def test_the_re_clustered_line_shows_five_pairs_then_how_many_more_and_a_retired_candidate_as_none() -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 
+from biodiscover.storage.bundle import model_named
 from biodiscover.storage.errors import InputError
 from biodiscover.storage.records import listed, plural
 from biodiscover.workflows.export.dwca import named_later
@@ -66,7 +67,16 @@ def write_export(data: RunExport, fmt: str | ExportFormat, out: Path, *, force: 
                         int(status.get("assigned", 0)), int(status.get("accepted", 0)),
                         partial=data.partial, superseded=int(later.get("candidates", 0)),
                         superseded_by=tuple(later.get("by_runs", ())),
-                        runs=_run_ids(data), not_coi=proposal_counts(data.proposals)["not_coi"])
+                        runs=_run_ids(data), not_coi=proposal_counts(data.proposals)["not_coi"],
+                        models=_run_models(data))
+
+
+def _run_models(data: RunExport) -> tuple[tuple[int, str], ...]:
+    """Each exported run and its model (``model_named``) when the runs used more than one model, else ()."""
+    if len({r.get("model_fingerprint") for r in data.runs}) < 2:
+        return ()
+    return tuple((int(r["id"]), model_named((r.get("parameters") or {}).get("model"), r.get("model_fingerprint")))
+                 for r in data.runs)
 
 
 def _run_ids(data: RunExport) -> tuple[int, ...]:

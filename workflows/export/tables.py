@@ -198,10 +198,13 @@ class ExportResult:
     #: of ``proposals``' pending ones, those whose reads are not usable COI (:func:`not_coi_candidates`): not
     #: published or counted as candidate species
     not_coi: int = 0
+    #: each exported run and its model (``storage.bundle.model_named``) when the runs used more than one model
+    models: tuple[tuple[int, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"format": self.format, "out": str(self.out), "files": [str(f) for f in self.files],
                 **({"runs": list(self.runs)} if len(self.runs) > 1 else {}),
+                **({"models": {str(r): m for r, m in self.models}} if self.models else {}),
                 "specimens": self.specimens, "proposals": self.proposals + self.rejected + self.assigned,
                 "candidates": self.proposals, "accepted": self.accepted,
                 "pending": self.proposals - self.accepted - self.not_coi, "not_coi": self.not_coi,
@@ -222,6 +225,18 @@ class ExportResult:
         of = f"runs {listed(self.runs)}" if len(self.runs) > 1 else f"run {run}"
         return (f"note: {self.superseded} candidate species of {of} were re-clustered by later run{many} "
                 f"{runs} and are not in this export; export run{many} {runs} for the current grouping")
+
+    def models_note(self) -> str | None:
+        """``note: runs 2 and 3 used different models (run 2: model, sha256:2b748e10b35e…; run 3: model2, …)``: one
+        line when the runs exported as one were triaged with more than one model, else None.
+
+        Why: ``export --run 2 --run 3`` of one plate triaged with two model bundles wrote "134 specimens, 21
+        candidate species" as one collection's, naming neither model (e35 week-2 review, F6)."""
+        if not self.models:
+            return None
+        return (f"note: runs {listed([r for r, _ in self.models])} used different models ("
+                + "; ".join(f"run {r}: {m}" for r, m in self.models)
+                + "): their names are two models' readings, not one")
 
 
 def merge_text(merge: Mapping[str, Any], holder: bool = False) -> str:
