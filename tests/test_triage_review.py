@@ -343,6 +343,10 @@ def test_a_plate_triaged_again_with_another_model_says_so_and_so_does_an_export_
             f"sha256:{'5f' * 6}…): their names are two models' readings, not one") in export.stderr.splitlines()
     one = run_cli("export", "--db", str(db_path), "--run", "2", "-f", "csv", "-o", str(tmp_path / "one"))
     assert one.returncode == 0 and "different models" not in one.stderr
+    # the plate again with model2: the run it replaces is model2's, and run 1's model is history by now
+    again = run_cli(*argv, "--db", str(db_path), "--again")
+    assert again.returncode == 0 and "used another model" not in again.stdout
+    assert f"re-clustered {pending} pending candidates of run 2 (collection)" in again.stdout
 
 
 def test_the_re_clustered_line_shows_five_pairs_then_how_many_more_and_a_retired_candidate_as_none() -> None:

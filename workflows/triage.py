@@ -749,8 +749,8 @@ def reclustered_line(reclustered: Sequence[Reclustered]) -> str | None:
 def other_model_line(earlier: Sequence[EarlierRun], bundle: Bundle, model_path: Path | str, run_id: int
                      ) -> str | None:
     """``run 2 (week2) used another model (model, sha256:2b748e10b35e…) than this run (model2, sha256:5f5e2285…):
-    …`` (None: each of ``earlier`` used this one, by ``Bundle.fingerprints``): ``earlier`` is the earlier triages
-    of the collection and those whose candidates run ``run_id`` re-clustered (``Database.earlier_runs``).
+    …`` (None: each of ``earlier`` used this one, by ``Bundle.fingerprints``): ``earlier`` is the collection's
+    triage before run ``run_id`` and those whose candidates it re-clustered (``Database.earlier_runs``).
 
     Why: the same plate triaged into one database with another model bundle replaced the first model's pending
     candidates without a word, and ``export --run 2 --run 3`` then read two models' names as one collection's

@@ -19,7 +19,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.run_figures(run_id) -> dict[str, Any]       # what a stored run named, counted again from its rows
     db.run_superseded(run_id) -> dict[str, Any]    # how many of its candidates later runs re-clustered, and which runs
     db.run_reclustered(run_id) -> list[Reclustered]  # earlier runs' pending candidates it re-clustered (#4→#33, …)
-    db.earlier_runs(run_id, ids=()) -> list[EarlierRun]  # earlier triages of its collection (their models)
+    db.earlier_runs(run_id, ids=()) -> list[EarlierRun]  # the triage of its collection before it (its model)
     db.database_id() -> str | None                 # this database's identity, kept by a copy of the file
     db.empty_failed_runs() -> list[EmptyRun]       # failed triage runs that stored nothing (db check warns)
     db.drop_empty_run(run_id) -> Path              # remove one of them (backed up first); the backup's path
@@ -990,13 +990,15 @@ class RunsMixin(DatabaseCore):
         return out
 
     def earlier_runs(self, run_id: int, ids: Iterable[int] = ()) -> list[EarlierRun]:
-        """The completed triage runs before run ``run_id`` of its collection, and the runs ``ids``, oldest first."""
+        """The newest completed triage run before run ``run_id`` of its collection (the reading it replaces; not
+        every older one, which a run of this very model may have replaced since), and the runs ``ids``, oldest
+        first."""
         with self._read() as conn:
             collection = conn.execute(sa.select(RUNS.c.collection_id).where(RUNS.c.id == run_id)).scalar()
-            same = conn.execute(sa.select(RUNS.c.id).where(
+            newest = conn.execute(sa.select(sa.func.max(RUNS.c.id)).where(
                 RUNS.c.kind == "triage", RUNS.c.status == "completed", RUNS.c.id < run_id,
-                RUNS.c.collection_id == collection)).scalars().all() if collection is not None else []
-            found = _earlier_runs(conn, [*same, *ids])
+                RUNS.c.collection_id == collection)).scalar() if collection is not None else None
+            found = _earlier_runs(conn, [*([int(newest)] if newest is not None else []), *ids])
         return [found[i] for i in sorted(found)]
 
     def run_tables(self, run_id: int) -> dict[str, Any]:
