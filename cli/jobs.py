@@ -190,8 +190,10 @@ def _run(
     id, which `export --run` takes for all its collections.
 
     Exit 0 when every collection is done, exit 1 when one failed or had rows set
-    aside (see the table and the log), exit 2 when nothing could start (no
-    collection, no model, an unusable database).
+    aside by this run (see the table and the log; rows a collection skipped as
+    done had set aside by its earlier run are still listed, and exit 0 says so),
+    exit 2 when nothing could start (no collection, no model, an unusable
+    database).
     """
     from biodiscover.workflows.batch import BatchConfig, run_batch
     from biodiscover.workflows.executors import ExecutorConfig

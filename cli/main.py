@@ -27,7 +27,8 @@ app = typer.Typer(
         "and export them."
     ),
     epilog=(
-        "Exit codes: 0 success; 1 done, but validate or run set rows aside (or a run's collection failed), "
+        "Exit codes: 0 success; 1 done, but validate or run set rows aside (run: this run, not a skipped "
+        "collection's earlier run; or a run's collection failed), "
         "export wrote some of its outputs and one error: line says which and what failed, or db check found a "
         "problem; 2 nothing done: one error: line says why (a wrong path, a malformed file, an "
         "unusable database or option); 130 interrupted (Ctrl-C): re-run the same command to go on (one that lands "

@@ -112,10 +112,18 @@ def test_summary_exit_codes_and_table() -> None:
     assert BatchSummary([ok, skipped], Path("l.log"), 1.0).exit_code == 0
     assert BatchSummary([ok, quarantined], Path("l.log"), 1.0).exit_code == 1
     # done before with rows set aside (e31 review F28): the same bytes still have them out, and its warning: line
-    # says so (in triage's words: e35 review Q3)
+    # says so (in triage's words: e35 review Q3); but that earlier run set them aside, not this one: exit 0, and
+    # the counts line says why (a nightly cron read every night's exit 1 as a failure: e36 season review F8)
     set_aside_before = CollectionOutcome("e.csv", "/x/e.csv", "k5", "skipped", run_id=5, quarantined=1)
-    assert BatchSummary([ok, set_aside_before], Path("l.log"), 1.0).exit_code == 1
+    earlier = BatchSummary([ok, set_aside_before], Path("l.log"), 1.0)
+    assert earlier.exit_code == 0 and earlier.to_json()["exit_code"] == 0
     assert set_aside_before.set_aside_lines() == ["warning: e.csv: 1 record set aside"]  # no record, no report known
+    assert earlier.table().splitlines()[-1] == ("2 collections: 1 ok, 1 skipped in 1.0s (exit 0: the rows set aside "
+                                                "above were set aside by earlier runs)")
+    # done by the stopped batch this one resumes: that batch never gave its exit code, so this one does
+    set_aside_before_stop = CollectionOutcome("e.csv", "/x/e.csv", "k5", "skipped", run_id=5, quarantined=1,
+                                              done_before_stop=True)
+    assert BatchSummary([ok, set_aside_before_stop], Path("l.log"), 1.0).exit_code == 1
     s = BatchSummary([ok, skipped, quarantined, failed], Path("l.log"), 1.0)
     assert s.exit_code == 1
     assert s.counts() == {"ok": 1, "skipped": 1, "quarantined": 1, "failed": 1}

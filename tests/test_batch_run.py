@@ -106,8 +106,8 @@ def test_batch_summary_quarantine_failure_and_resume(workspace, tmp_path: Path) 
     third = run_batch(BatchConfig(collections=str(folder), model=bundle, db=db_path))
     assert {o.status for o in third.outcomes} == {"skipped"}
     # e31 review F28: plate-bad-rows.csv (the same bytes) still has its rows out of the database, and its set-aside
-    # lines say so: exit 1, as run --help promises for a collection that had rows set aside (it read "(exit 0)")
-    assert third.exit_code == 1 and "(exit 1)" in third.table()
+    # lines say so; set aside by its earlier run, not this one: exit 0, saying why (e36 season review F8)
+    assert third.exit_code == 0 and "(exit 0: the rows set aside above were set aside by earlier runs)" in third.table()
     said = [x for x in third.table().splitlines() if x.startswith(("error: ", "warning: ", "… and"))]
     assert said == by_name["plate-bad-rows.csv"].set_aside_lines() and len(said) == 2
     assert said[1] == f"… and 1 more; see {folder / 'plate-bad-rows.quarantine.csv'}"
@@ -330,6 +330,35 @@ def test_run_and_triage_say_a_row_set_aside_in_the_same_warning_line(workspace, 
     assert len(by_triage) == 1 and by_triage[0].startswith(f"warning: {plate}:12 (processid 'BAD-1'): barcode ")
     assert by_run == by_triage, ran.stdout
     assert not [line for line in (ran.stdout + ran.stderr).splitlines() if line.startswith("error:")], ran.stdout
+
+
+def test_run_exits_1_only_for_rows_set_aside_by_this_run(workspace, tmp_path: Path) -> None:
+    """A season's nightly ``run``: week 1 had a short read set aside (exit 1: there is something to fix), then
+    week 2 came in clean. Its run printed "2 collections: 1 ok, 1 skipped (exit 1)": the 1 came from week 1,
+    skipped as done, whose row an earlier run had set aside (e36 season review F8), so a cron could not tell
+    tonight's failure from last week's short read. Now exit 1 is what this run failed or set aside; the old row is
+    still named (the same bytes still have it out of the database), and the counts line says why it is exit 0."""
+    _root, bundle, meta = workspace
+    folder = tmp_path / "night"
+    folder.mkdir()
+    _bad_rows_plate(meta, folder)
+    first = run_cli("run", "--collections", "night", "--model", str(bundle), "--db", "s.sqlite", cwd=tmp_path)
+    assert first.returncode == 1 and "1 quarantined in" in first.stdout, first.stdout
+    old = [line for line in first.stdout.splitlines() if "BAD-1" in line]
+    write_collections(meta, folder, 1, rows_per_collection=10)
+    week2 = run_cli("run", "--collections", "night", "--model", str(bundle), "--db", "s.sqlite", cwd=tmp_path)
+    assert week2.returncode == 0, week2.stdout
+    assert [line for line in week2.stdout.splitlines() if "BAD-1" in line] == old and len(old) == 1
+    assert ("2 collections: 1 ok, 1 skipped in " in week2.stdout
+            and "s (exit 0: the rows set aside above were set aside by earlier runs)" in week2.stdout), week2.stdout
+    doc = json.loads(run_cli("run", "--collections", "night", "--model", str(bundle), "--db", "s.sqlite", "--json",
+                             cwd=tmp_path).stdout)
+    assert doc["exit_code"] == 0 and {c["status"] for c in doc["collections"]} == {"skipped"}
+    # the same row set aside again tonight (the file edited, still with it) is exit 1
+    with (folder / "plate-bad-rows.csv").open("a") as fh:
+        fh.write("BAD-2,ACGT,Norway\n")
+    again = run_cli("run", "--collections", "night", "--model", str(bundle), "--db", "s.sqlite", cwd=tmp_path)
+    assert again.returncode == 1 and "(exit 1)" in again.stdout, again.stdout
 
 
 def test_run_triages_a_file_reached_through_a_link_once(workspace, tmp_path: Path) -> None:

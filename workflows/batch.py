@@ -32,8 +32,9 @@ How:
   fingerprint keys the ledger) and the engine is loaded once, lazily — a
   batch whose collections are all done never loads it — and handed to every
   collection's triage;
-* exit codes (:attr:`BatchSummary.exit_code`): 0 every collection ok; 1 some
-  collection failed or had quarantined rows; 2 bad input (no collections, no
+* exit codes (:attr:`BatchSummary.exit_code`): 0 every collection ok or skipped
+  as done; 1 some collection failed or had rows set aside by this run (not those
+  a skipped collection's earlier run set aside); 2 bad input (no collections, no
   model, unusable database) — raised as ``BiodiscoverError`` before any work.
 """
 
@@ -161,6 +162,12 @@ class CollectionOutcome:
     #: reviewer triages week by week): the line under the table names it and how to redo it
     triaged_before: bool = False
 
+    @property
+    def set_aside_before(self) -> bool:
+        """Skipped as done by an earlier run (not by the stopped batch this one resumes), so what it set aside was
+        set aside then, not by this run (:attr:`BatchSummary.exit_code`)."""
+        return self.status == "skipped" and not self.done_before_stop
+
     def set_aside_lines(self) -> list[str]:
         """What ``triage`` says of the rows and photos it set aside from this collection, in its words
         (``workflows.triage.set_aside_lines``): a ``warning:`` line for the first record, then how many more and
@@ -199,13 +206,25 @@ class BatchSummary:
 
     @property
     def exit_code(self) -> int:
-        """1 when a collection failed or had rows or photos set aside, now or (skipped: the same bytes) when its run
-        triaged it; else 0.
+        """1 when a collection failed or had rows or photos set aside by this run (or by the stopped batch it
+        resumes, which never gave its exit code); else 0, also when a collection skipped as done had rows set
+        aside by its earlier run (:attr:`CollectionOutcome.set_aside_before`).
 
-        Why: a skipped collection whose rows were set aside printed its set-aside line and "(exit 0)" — ``run
-        --help`` promises exit 1 for a collection that had rows set aside, and its file (the same bytes) still has
-        them out of the database, as ``validate`` of it says with exit 1 (e31 review F28)."""
-        return 1 if any(o.status in ("failed", "quarantined") or o.set_aside_lines() for o in self.outcomes) else 0
+        Why: a nightly cron acts on the exit code. A season's run of 6 weeks, 5 of them skipped as done, exited 1
+        every night for a 106-nt read set aside days before (e36 season review F8), so a crash tonight and last
+        week's short read looked alike. The skipped collection's set-aside lines are still printed (the same
+        bytes still have those rows out of the database, as ``validate`` of the file says: e31 review F28), and
+        the counts line says they are from earlier runs."""
+        return 1 if any(o.status in ("failed", "quarantined") or (o.set_aside_lines() and not o.set_aside_before)
+                        for o in self.outcomes) else 0
+
+    def exit_said(self) -> str:
+        """``exit 1``, or ``exit 0: the rows set aside above were set aside by earlier runs`` where the table shows
+        only set-aside lines of collections skipped as done (why they do not make it exit 1: :attr:`exit_code`)."""
+        code = self.exit_code
+        if code == 0 and any(o.set_aside_lines() for o in self.outcomes):
+            return "exit 0: the rows set aside above were set aside by earlier runs"
+        return f"exit {code}"
 
     def counts(self) -> dict[str, int]:
         return status_counts(self.outcomes)
@@ -245,7 +264,7 @@ class BatchSummary:
             if o.triaged_before:
                 lines.append(f"{o.collection}: skipped: triaged into this database before as run {o.run_id} (same "
                              "bytes, same model, same level); --force triages it again")
-        lines.append(f"{counts_line(self.outcomes)} in {self.seconds:.1f}s (exit {self.exit_code})")
+        lines.append(f"{counts_line(self.outcomes)} in {self.seconds:.1f}s ({self.exit_said()})")
         said = self.batch_line()
         if said:
             lines.append(said)
