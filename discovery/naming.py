@@ -102,8 +102,8 @@ from typing import Any, Callable, Collection, Iterable, Mapping, Sequence
 import numpy as np
 
 from biodiscover.discovery.jsonmodels import JsonBoosting
-from biodiscover.storage.evidence import cutoff_phrase
-from biodiscover.storage.records import RANKS, plural
+from biodiscover.storage.evidence import beyond_cutoff_words, cutoff_phrase
+from biodiscover.storage.records import RANK_PLURALS, RANKS, plural
 
 log = logging.getLogger(__name__)
 
@@ -1479,11 +1479,10 @@ class NamingModel:
         absent = s.get("absent_identities") or []
         # the floor, as it decided
         if identity < cut or fallback_right(rank, np.array([identity]), np.ones(1), absent)[0] < level:
-            a = "an" if rank[0] in "aeiou" else "a"
             # two decimals where one would print it at the cut-off it falls short of (87.36 % as 87.4 %)
             near = f"{identity:.{1 if round(identity, 3) < round(fallback_bar(rank, s, level), 3) else 2}%}"
             return (f"no {rank} of the reference within {cutoff_words(rank, s, level)} (nearest: {label} at "
-                    f"{near}): perhaps {a} {rank} the reference lacks")
+                    f"{near}): {beyond_cutoff_words(rank)}")
         head = f"{rank} {label} at {identity:.1%} not given though within {cutoff_words(rank, s, level)}: "
         if rival is not None:
             return head + f"{rival[0]} is nearly as close ({float(rival[1]):.1%})"
@@ -1687,9 +1686,6 @@ _EXPECTED_NAMES = (("known_species_right", "known species named to the right spe
 _BY_ORDER = (("absent_species_named", "absent {}species named to a species"),
              ("absent_genus_named", "absent {}genera named to a genus"))
 
-#: the plural of each rank's name, for sentences about taxa of it
-RANK_PLURALS = {"order": "orders", "family": "families", "subfamily": "subfamilies", "genus": "genera",
-                "species": "species"}
 #: ``expected_`` keys that count absent taxa named anyway (over-classification): what the level bounds
 _OVER_CLASSIFICATION = ("absent_species_named", "absent_subfamily_named", "absent_genus_named",
                         "absent_family_named", "absent_order_named")

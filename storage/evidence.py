@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Collection, Iterable, Mapping, Sequence
 
 from biodiscover.storage.jsonable import jsonable
-from biodiscover.storage.records import country_key
+from biodiscover.storage.records import RANK_PLURALS, RANKS, country_key
 
 __all__ = [
     "EVIDENCE_FORMAT",
@@ -350,15 +350,41 @@ def below_order_cutoff(identity: float | None, cutoff: float | None) -> bool | N
     return identity < cutoff
 
 
-def below_order_words(identity: float | None, cutoff: float | None) -> str | None:
-    """``below the order cut-off 87.4%: perhaps an order the reference lacks`` where the nearest known species lies
-    below the run's order cut-off (:func:`below_order_cutoff`), else None. Why: 198 beetle candidates of a reference
-    holding moths and flies showed a moth or fly as "nearest known species" at 78-89 % with no word that so far a
-    species says nothing of the order (e33 review F4)."""
-    # the words of triage's refusal (naming ``_refusal``): a nearest key below the cut-off is no proof the order is
-    # absent, only that no order of the reference lies within it
-    return f"below {cutoff_phrase('order', cutoff)}: perhaps an order the reference lacks" \
-        if cutoff is not None and below_order_cutoff(identity, cutoff) else None
+def beyond_cutoff_words(rank: str, many: bool = False) -> str:
+    """``an order the reference lacks, or a distant family or genus of its own orders`` (``many``: ``orders the
+    reference lacks, or distant families or genera of its own orders``): what a specimen no ``rank`` of the reference
+    lies within the cut-off of may be, in the words triage's refusal (naming ``_refusal``), its summary line and the
+    review's and report's nearest-species marks share.
+
+    Why both: a key below the order cut-off is no proof the order is absent. A season on a fly-and-beetle reference
+    read "perhaps orders the reference lacks" every week, of weeks that held no other order: three quarters of the
+    186 specimens so worded were absent genera and species of its own orders (Ilybius at 88.4 %, Bradysia,
+    Phyllobius at 84 %), their nearest keys as far as another order's (e36 season review F4)."""
+    below = [r for r in ("family", "genus", "species") if RANKS.index(r) > RANKS.index(rank)][:2]
+    if many:
+        kin = " or ".join(RANK_PLURALS[r] for r in below)
+        return f"{RANK_PLURALS[rank]} the reference lacks" + (f", or distant {kin} of its own {RANK_PLURALS[rank]}"
+                                                               if kin else "")
+    a = "an" if rank[0] in "aeiou" else "a"
+    return f"{a} {rank} the reference lacks" + (f", or a distant {' or '.join(below)} of its own "
+                                                 f"{RANK_PLURALS[rank]}" if below else "")
+
+
+def below_order_words(identity: float | None, cutoff: float | None, placed: bool = False,
+                      sep: str = ": ") -> str | None:
+    """``far from every key, under the order cut-off 87.4%: an order the reference lacks, or a distant family or
+    genus of its own orders`` (:func:`beyond_cutoff_words`, after ``sep``) where the nearest known species lies below
+    the run's order cut-off (:func:`below_order_cutoff`), else None; of a candidate ``placed`` in a taxon, only how
+    far its nearest key is.
+
+    Why: 198 beetle candidates of a reference holding moths and flies showed a moth or fly as "nearest known
+    species" at 78-89 % with no word that so far a species says nothing of the order (e33 review F4). Why not of a
+    placed one: the review showed "Coleoptera › Curculionidae › Entiminae › Sitona (genus)" and under it "perhaps
+    an order the reference lacks" (e36 season review F4): the machine (or a reviewer) has said which order."""
+    if cutoff is None or not below_order_cutoff(identity, cutoff):
+        return None
+    far = f"far from every key, under {cutoff_phrase('order', cutoff)}"
+    return far if placed else f"{far}{sep}{beyond_cutoff_words('order')}"
 
 
 def nearest_first(near: Sequence["NearSpecies"], short: Collection[str]) -> tuple["NearSpecies", ...]:

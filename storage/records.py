@@ -73,6 +73,9 @@ COLUMN_DTYPES: dict[str, str] = {
 
 #: Ranks the product names specimens at, shallow to deep.
 RANKS: tuple[str, ...] = ("order", "family", "subfamily", "genus", "species")
+#: the plural of each rank's name, for sentences about taxa of it
+RANK_PLURALS = {"order": "orders", "family": "families", "subfamily": "subfamilies", "genus": "genera",
+                "species": "species"}
 #: the lowest naming level (P(right) a rank needs to be named) any verb takes: a level must be over even odds.
 #: ``triage``, ``run``, ``build-reference`` and ``info --level`` share it (``info`` took 0.5, which triage refuses:
 #: e31 review F14)

@@ -948,8 +948,29 @@ def test_report_table_says_a_nearest_species_below_the_order_cut_off_is_of_no_or
     data = load_run_export(absent_order[0], 1)
     write_export(data, "html", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "<td>82.8% (below the order cut-off 87.4%: perhaps an order the reference lacks)</td>" in page
+    assert ("<td>82.8% (far from every key, under the order cut-off 87.4%: an order the reference lacks, or a "
+            "distant family or genus of its own orders)</td>") in page
     assert "<td>90.1%</td>" in page
+
+
+def test_report_says_no_order_may_be_lacking_of_a_candidate_the_machine_placed(tmp_path: Path) -> None:
+    """e36 season review F4: the report printed "perhaps an order the reference lacks" beside a weevil candidate the
+    machine had placed in genus Sitona (nearest key at 84.0 %, under the order cut-off 88.8 %). A placed candidate's
+    table cell and section say how far its nearest key is and nothing of a lacking order."""
+    from biodiscover.workflows.export.pipeline import load_run_export
+    from biodiscover.workflows.report import candidate_sections
+    from fixtures.review_db import absent_order_db
+
+    path = tmp_path / "placed.sqlite"
+    below, _ = absent_order_db(path, placed={"order": "Coleoptera", "family": "Curculionidae", "genus": "Sitona"})
+    data = load_run_export(path, 1)
+    write_export(data, "html", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "<td>82.8% (far from every key, under the order cut-off 87.4%)</td>" in page
+    section = candidate_sections(data).split(f"id='cand-{below}'")[1].split("</section>")[0]
+    assert ("<td>Cecrita daona at 82.8% identity, far from every key, under the order cut-off 87.4%</td>"
+            in section), section
+    assert "lacks" not in page and "lacks" not in section
 
 
 
@@ -1002,6 +1023,7 @@ def test_the_reports_candidate_section_says_a_nearest_species_below_the_order_cu
     path, (below, above) = absent_order
     page = candidate_sections(load_run_export(path, 1))  # the HTML report's (no plots drawn)
     sections = {pid: page.split(f"id='cand-{pid}'")[1].split("</section>")[0] for pid in (below, above)}
-    assert ("<th>nearest known species</th><td>Cecrita daona at 82.8% identity, below the order cut-off 87.4%: "
-            "perhaps an order the reference lacks</td>") in sections[below], sections[below]
+    assert ("<th>nearest known species</th><td>Cecrita daona at 82.8% identity, far from every key, under the order "
+            "cut-off 87.4%: an order the reference lacks, or a distant family or genus of its own orders</td>"
+            ) in sections[below], sections[below]
     assert "<td>Cecrita daona at 90.1% identity</td>" in sections[above], sections[above]

@@ -884,8 +884,10 @@ def test_a_cut_off_rank_that_refused_says_so_in_one_wording_with_the_one_identit
     wordings, 85 % in one, 87.4 % in another); above it, the rival that disagreed where one is known."""
     m = NamingModel(NamingConfig())
     m.support_ = {"order": {"absent_identities": list(np.linspace(0.86, 0.90, 41)), "absent_from": "family"}}
-    lacks = "no order of the reference within the order cut-off 89.9% (nearest: O at {}): perhaps an order the " \
-            "reference lacks"
+    # what it may be: not only "perhaps an order the reference lacks" (a fly-and-beetle season's absent genera of
+    # its own orders were so worded: e36 season review F4)
+    lacks = "no order of the reference within the order cut-off 89.9% (nearest: O at {}): an order the reference " \
+            "lacks, or a distant family or genus of its own orders"
     assert m._refusal("order", "O", 0.8498, 0.98) == lacks.format("85.0%")
     assert m._refusal("order", "O", 0.89, 0.98) == lacks.format("89.0%")
     assert m._refusal("order", "O", 0.8988, 0.98) == lacks.format("89.88%")  # not "89.9%" within 89.9 %
@@ -894,6 +896,9 @@ def test_a_cut_off_rank_that_refused_says_so_in_one_wording_with_the_one_identit
         "name it, or another order lies within 2 points")
     assert m._refusal("order", "O", 0.95, 0.98, ["P", 0.945]) == (
         "order O at 95.0% not given though within the order cut-off 89.9%: P is nearly as close (94.5%)")
+    m.support_["family"] = {}
+    assert m._refusal("family", "F", 0.70, 0.98).endswith("(nearest: F at 70.0%): a family the reference lacks, or a "
+                                                          "distant genus or species of its own families")
     del m.support_  # no record at all: only the published cut-off and the candidates can have refused
     assert m._refusal("order", "O", 0.84, 0.98).startswith("no order of the reference within the order cut-off 85.0%")
     assert m._refusal("order", "O", 0.89, 0.98).endswith("or another order lies within 2 points")

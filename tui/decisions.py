@@ -1244,7 +1244,8 @@ class DecisionsMixin:
 
         # the mark said once in words, as the Evidence tab says it under its list (e33 review F4)
         below = next((f"; {BELOW_ORDER_MARK} {words}" for identity, _ in said.values()
-                      if (words := below_order_words(identity, detail.order_cutoff))), "")
+                      if (words := below_order_words(identity, detail.order_cutoff, placed=bool(p.parent_name)))),
+                     "")
         self.app.call_from_thread(
             self._ask, PickDialog(f"#{p.id} is a known species or an accepted new one (type to search; the species "
                                   "its members' best hits name first, closest first; % is the best identity of a "

@@ -59,9 +59,10 @@ def distances(evidence: Evidence) -> tuple[list[float], list[float]]:
 TWIN_MARK = "≡"
 
 
-#: what marks a nearest known species below the run's order cut-off (``storage.evidence.below_order_words``: perhaps an
-#: order the reference lacks): after its identity in the Evidence tab's list, the queue's ident% cell and the assign
-#: list's rows (:func:`below_order_mark`); the help's glossary explains it
+#: what marks a nearest known species below the run's order cut-off (``storage.evidence.below_order_words``: far from
+#: every key, an order the reference lacks or a distant family or genus of its own): after its identity in the
+#: Evidence tab's list, the queue's ident% cell and the assign list's rows (:func:`below_order_mark`); the help's
+#: glossary explains it
 BELOW_ORDER_MARK = "↓"
 
 

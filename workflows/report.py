@@ -720,7 +720,7 @@ def candidate_table(proposals: pd.DataFrame,
             # a carried assignment with no identity to its species here: the one the decision it carries rested on
             "identity": (carried_identity(p) or "") if ident is None else f"{ident:.1f}%" + (
                 f" ({below})" if p.get("status") != "assigned"
-                and (below := below_order_words(ident / 100, cut)) else ""),
+                and (below := below_order_words(ident / 100, cut, placed=placement(p) != "unplaced")) else ""),
             "novelty": "" if novelty is None or novelty != novelty else f"{novelty:.2f}",
             "status": p.get("status") or "",
         })
@@ -841,7 +841,7 @@ def candidate_section(p: dict, members: pd.DataFrame, specimens: dict, trail: Re
     if p.get("nearest_species"):
         pct = "" if ident is None or ident != ident else f" at {ident * 100 if ident <= 1 else ident:.1f}% identity"
         below = None if ident is None or ident != ident else \
-            below_order_words(ident if ident <= 1 else ident / 100, order_cutoff)
+            below_order_words(ident if ident <= 1 else ident / 100, order_cutoff, placed=placement(p) != "unplaced")
         facts.append(("nearest known species", f"{p['nearest_species']}{pct}" + (f", {below}" if below else "")))
     gap = gap_of(ev, ident)  # a candidate no member of which is usable COI has no gap to read: the data is the fact
     facts.append(("data quality" if gap.verdict == "not COI" else "barcode gap", gap.sentence()))

@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from biodiscover.discovery.clustering import ClusteringConfig, make_clusterer, run_record
 from biodiscover.discovery.engine import DiscoveryModel, TriageResult, set_apart_kind
-from biodiscover.discovery.naming import RANK_PLURALS, naming_limits, pooled_share
+from biodiscover.discovery.naming import naming_limits, pooled_share
 from biodiscover.discovery.proposals import CandidateProposal, candidate_species
 from biodiscover.discovery.reference import while_aligning
 from biodiscover.storage.bundle import Bundle, model_named
 from biodiscover.storage.errors import InputError, StoppedAfterWork
+from biodiscover.storage.evidence import beyond_cutoff_words
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import RANKS, Specimen, candidate_name, country_key, listed, named_ranks, plural
+from biodiscover.storage.records import (RANK_PLURALS, RANKS, Specimen, candidate_name, country_key, listed,
+                                          named_ranks, plural)
 from biodiscover.storage.safetext import neutralise_cell
 
 if TYPE_CHECKING:  # storage.db is imported only with a database (~1 s CPU)
@@ -145,13 +147,15 @@ class TriageSummary:
     def unplaced_line(self) -> str | None:
         """``in no order of the reference: 461 of 1,496 specimens …`` (None: none, or every rank learned). Why: on a
         moth-and-fly reference 447 of 450 beetles were among the 461 named nothing, and the summary said nothing of them
-        while it printed the share of absent families over the rest (e33 review F5)."""
+        while it printed the share of absent families over the rest (e33 review F5). What they may be in
+        ``storage.evidence.beyond_cutoff_words``' words: "perhaps orders the reference lacks" every week of a
+        season that held no other order had a taxonomist look for moths that were not there (e36 season review F4)."""
         if not self.unplaced or not self.unplaced_rank:
             return None
         rank = self.unplaced_rank
-        return (f"in no {rank} of the reference: {self.unplaced:,} of {self.triaged:,} specimens (none within "
-                f"{self.unplaced_cutoff}, or the nearest {RANK_PLURALS[rank]} in doubt; each one's reason says "
-                f"which): perhaps {RANK_PLURALS[rank]} the reference lacks")
+        return (f"in no {rank} of the reference: {self.unplaced:,} of {self.triaged:,} specimens, far from every key "
+                f"(none within {self.unplaced_cutoff}) or with the nearest {RANK_PLURALS[rank]} in doubt (each one's "
+                f"reason says which): {beyond_cutoff_words(rank, many=True)}")
 
     def references_line(self) -> str | None:
         """``references: + N members of candidates reviewers accepted or assigned`` (None: no such key added)."""

@@ -111,8 +111,11 @@ def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = 
         text.append("nearest known ")
         text.append(shown, style="magenta")
         text.append(f" ({_pct(ident)})\n")
-        below = below_order_words(ident, getattr(detail, "order_cutoff", None))
-        if below:  # a moth at 82.8 % to beetles: a name that says nothing of their order (e33 review F4)
+        # a moth at 82.8 % to beetles: a name that says nothing of their order (e33 review F4); what they may be on
+        # a line of its own (80 columns), and nothing of a lacking order where the candidate is placed (e36 F4)
+        below = below_order_words(ident, getattr(detail, "order_cutoff", None), placed=bool(s.parent_name),
+                                  sep=":\n  ")
+        if below:
             text.append(f"⚠ that is {below}\n", style="yellow")
     if s.status != "assigned":  # a gap to the old nearest species says nothing about the species it now is
         gap = ev.barcode_gap(detail.evidence, s.nearest_identity)
@@ -386,7 +389,8 @@ class DetailScreen(DecisionsMixin, Screen[None]):
             nearest.append(f"  {line}")
         # the mark said once in words, as the header says it of the nearest one (e33 review F4)
         below = next((words for near_species, _ in listed
-                      if (words := below_order_words(near_species.identity, detail.order_cutoff))), None)
+                      if (words := below_order_words(near_species.identity, detail.order_cutoff,
+                                                     placed=bool(s.parent_name)))), None)
         if below:
             nearest.append(f"\n  {ev.BELOW_ORDER_MARK} {below}", style="yellow")
         elsewhere = ev.elsewhere_line(detail.evidence, ev.placed_genus(s.parent_rank, s.parent_name),

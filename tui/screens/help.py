@@ -35,7 +35,7 @@ GLOSSARY: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ("ident%", "identity of the nearest known species to a member read at full length (the header's)"),
         ("nearest known", "that species; the Evidence tab lists the next few, with their keys' countries"),
         ("82.8↓", "that identity lies below the run's order cut-off (the header gives it): the species says "
-                  "nothing of the candidate's order, perhaps one the reference lacks"),
+                  "nothing of the candidate's order: one the reference lacks, or a distant family or genus of its own"),
         ("⚑ / ⚐", "a known species whose keys all come from other countries may be this one: ⚑ within the 3 % one "
                   "species usually spans, ⚐ beyond it (the gap, ⚑2.9%, from 120 columns)"),
         ("≡", "a live candidate of another run is probably the same species (≡0.2%: that far)"),

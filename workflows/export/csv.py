@@ -129,9 +129,9 @@ COLUMNS: dict[str, dict[str, str]] = {
         "order_cutoff": "the identity (0-1) the run needed to name even an order (the order cut-off it recorded, as "
                         "the review's header gives it); empty: the reference learned its orders",
         "nearest_below_order_cutoff": "True where nearest_identity lies below order_cutoff: so far a species says "
-                                      "nothing of the candidate's order, perhaps one the reference lacks (a moth at "
-                                      "82.8 % nearest to beetles); False at or above it; empty where either is "
-                                      "empty",
+                                      "nothing of the candidate's order, one the reference lacks (a moth at 82.8 % "
+                                      "nearest to beetles) or a distant family or genus of its own orders; False at "
+                                      "or above it; empty where either is empty",
         "assigned_provisional": "for a candidate a reviewer assigned to a species accepted in this database (a "
                                 "provisional, undescribed one): the candidate whose acceptance made it; its members "
                                 "carry that candidate's taxonConceptID and open-nomenclature name; 0: not found; "
