@@ -1202,6 +1202,28 @@ def test_the_triage_summary_says_how_many_specimens_are_in_no_order_of_the_refer
         assert "in no " not in capsys.readouterr().out
 
 
+def test_the_triage_summary_says_one_barcode_named_nothing_in_the_singular(capsys) -> None:
+    """e36 season review F10: a week with one unrelated read printed "1 barcode triaged and named nothing for what
+    they are". One is "it", its reason; two are "they", each one's; one chimeric read is sequenced again as "it"."""
+    from biodiscover.cli.discovery import _say_triaged
+    from biodiscover.workflows.triage import TriageSummary
+
+    base: dict[str, Any] = dict(run_id=2, collection="plate", specimens=198, quarantined=0, triaged=198,
+                                no_usable_barcode=0, named_to={"species": 146}, novel=48, proposals=26)
+    said = {}
+    for n, kinds in enumerate((dict(unrelated=1), dict(chimeric=1), dict(chimeric=1, unrelated=1), dict(chimeric=2))):
+        _say_triaged(TriageSummary(**base, **kinds), as_json=False)  # type: ignore[arg-type]
+        said[n] = [line for line in capsys.readouterr().out.splitlines() if "named nothing" in line]
+    assert said[0] == ["1 barcode triaged and named nothing for what it is: 1 unrelated to every reference key (its "
+                       "reason says why)"]
+    assert said[1] == ["1 barcode triaged and named nothing for what it is: 1 chimeric (two specimens' DNA in one "
+                       "read: sequence it again) (its reason says why)"]
+    assert said[2] == ["2 barcodes triaged and named nothing for what they are: 1 chimeric (two specimens' DNA in one "
+                       "read: sequence it again), 1 unrelated to every reference key (each result's reason says why)"]
+    assert said[3] == ["2 barcodes triaged and named nothing for what they are: 2 chimeric (two specimens' DNA in one "
+                       "read: sequence them again) (each result's reason says why)"]
+
+
 def test_triage_says_every_advisory_run_says_in_the_same_words(dataset, bundle, cli, capsys, tmp_path) -> None:
     """One list (``TriageSummary.advisories``) decides what a triage advises: ``run`` prints it under its table and
     ``triage`` after its counts, as one block in its order. e33: ``triage`` printed the lines one by one beside that

@@ -185,7 +185,7 @@ def test_triage_cli_reports_unrelated_and_reversed_barcodes(world, tmp_path, cli
     lines = run.stdout.splitlines()
     assert lines[0].endswith("4 of 5 specimens triaged (1 quarantined, 0 without a usable barcode)"), run.stdout
     said = ("2 barcodes triaged and named nothing for what they are: 1 chimeric (two specimens' DNA in one read: "
-            "sequence them again), 1 unrelated to every reference key (each result's reason says why)")
+            "sequence it again), 1 unrelated to every reference key (each result's reason says why)")  # one: it (e36)
     assert lines[lines.index(next(x for x in lines if x.startswith("novel: "))) + 1] == said, run.stdout  # the
     # first of what to know after the counts (``TriageSummary.advisories``, the list run prints too)
     rows = {r["processid"]: r for r in map(json.loads, results.read_text().splitlines())}

@@ -138,11 +138,15 @@ class TriageSummary:
         only the per-specimen reasons named them (e32 review R3, R21)."""
         if not (self.chimeric or self.unrelated):
             return None
+        # one is "it" (a week's one unrelated read printed "1 barcode … for what they are": e36 season review F10)
+        n = self.chimeric + self.unrelated
         parts = [part for part in (
-            f"{self.chimeric} chimeric (two specimens' DNA in one read: sequence them again)" if self.chimeric else "",
+            f"{self.chimeric} chimeric (two specimens' DNA in one read: sequence "
+            f"{'it' if self.chimeric == 1 else 'them'} again)" if self.chimeric else "",
             f"{self.unrelated} unrelated to every reference key" if self.unrelated else "") if part]
-        return (f"{plural(self.chimeric + self.unrelated, 'barcode')} triaged and named nothing for what they are: "
-                + ", ".join(parts) + " (each result's reason says why)")
+        it, its = ("it is", "its") if n == 1 else ("they are", "each result's")
+        return (f"{plural(n, 'barcode')} triaged and named nothing for what {it}: " + ", ".join(parts)
+                + f" ({its} reason says why)")
 
     def unplaced_line(self) -> str | None:
         """``in no order of the reference: 461 of 1,496 specimens …`` (None: none, or every rank learned). Why: on a
