@@ -708,6 +708,26 @@ def test_counts_of_one_are_singular() -> None:
         "1 specimen with coordinates")
 
 
+def test_the_novelty_caption_counts_every_specimen_the_report_counts() -> None:
+    """e36 season review F10: the report said "1169 specimens" and under the novelty plot "349 of 1168 specimens
+    flagged novel": the barcode unrelated to every reference key has no novelty score and was left out without a
+    word. The caption says how many more have none, and why, so its total is the report's."""
+    from biodiscover.workflows.report import plot_naming_depth, plot_novelty
+
+    unrelated = ("barcode unrelated to every reference key: 54.5 % identity at best (either strand), no closer than "
+                 "shuffled reference barcodes come (56.8 %): …; not named from DNA and not a candidate species")
+    three = pd.DataFrame({"processid": ["A1", "A2", "X1"], "novelty": [0.9, 0.1, None],
+                          "is_novel": [True, False, None], "deepest_rank": ["genus", "species", None],
+                          "reason": ["", "", unrelated]})
+    assert plot_naming_depth(three).caption.startswith("3 specimens by ")
+    assert plot_novelty(three).caption == ("1 of 2 specimens flagged novel; 1 specimen more has no novelty score (its "
+                                           "reason says why), 3 in all.")
+    assert plot_novelty(pd.concat([three, three.tail(1)])).caption == (
+        "1 of 2 specimens flagged novel; 2 specimens more have no novelty score (each one's reason says why), 4 in "
+        "all.")
+    assert plot_novelty(three.head(2)).caption == "1 of 2 specimens flagged novel."
+
+
 def test_csv_export_headers_are_exactly_the_documented_columns_in_order(tmp_path: Path) -> None:
     """A spreadsheet or script reading the CSV export finds its columns by header: no stray index column,
     the candidate's one name second, the review trail after the stored fields, then one column per evidence

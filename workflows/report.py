@@ -208,7 +208,13 @@ def plot_novelty(assignments: pd.DataFrame, threshold: float | None = None) -> P
         ax.spines[["top", "right"]].set_visible(False)
     n_novel = int(flagged.sum())
     ax.set_title("Novelty score distribution")
-    return Plot("novelty", "Novelty scores", f"{n_novel} of {plural(len(scores), 'specimen')} flagged novel.",
+    # those without a score said, so the caption's total is the report's (a season's "349 of 1168 specimens flagged
+    # novel" under "1169 specimens": a barcode unrelated to every reference key left out without a word, e36 F10)
+    unscored = len(raw) - len(scores)
+    has, its = ("has", "its") if unscored == 1 else ("have", "each one's")
+    more = f"; {plural(unscored, 'specimen')} more {has} no novelty score ({its} reason says why), {len(raw)} in " \
+        "all" if unscored else ""
+    return Plot("novelty", "Novelty scores", f"{n_novel} of {plural(len(scores), 'specimen')} flagged novel{more}.",
                 _png(fig))
 
 
