@@ -1866,13 +1866,15 @@ def cutoff_words(rank: str, support: Mapping[str, Any], level: float) -> str:
 def naming_limits(naming: "NamingModel") -> dict[str, Any]:
     """What a run's record keeps of its naming model for the export's method text: each rank decided by the
     published cut-off with the identity it needs (:func:`fallback_bar`), and the forecast's headline figures at
-    the level. Why: the report said every rank was learned on a reference of one order, whose order was not."""
+    the level. Why: the report said every rank was learned on a reference of one order, whose order was not.
+
+    The figures are kept as the forecast holds them, not rounded: rounded to 0.0325, a rate build-reference printed
+    as 0.032 read 0.033 in the report's methods, printed to three places in turn (e36 season review F10)."""
     level = naming.config.level
     expected = naming.expected_.get(f"{level}", {}) if isinstance(getattr(naming, "expected_", None), dict) else {}
     return {"fallback": {r: round(fallback_bar(r, s, level), 4) for r in RANKS
                          if (s := naming.support_.get(r, {})) and not s.get("learned") and "fallback" in s},
-            "expected": {k: round(float(expected[k]["rate"]), 4) for k in ("known_species_right",
-                                                                            "absent_species_named")
+            "expected": {k: float(expected[k]["rate"]) for k in ("known_species_right", "absent_species_named")
                          if isinstance(expected.get(k), Mapping)}}
 
 

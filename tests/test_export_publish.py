@@ -447,6 +447,28 @@ def test_eml_methods_say_which_ranks_the_reference_could_not_teach_and_what_it_f
         assert "foresaw" not in step
 
 
+def test_eml_methods_give_the_forecast_build_reference_printed_not_a_rounding_of_a_rounding() -> None:
+    """e36 season review F10: build-reference printed "absent species named to a species (over-classification):
+    0.032", the report's methods "0.033" for the same figure at the same even odds: the run recorded the rate
+    rounded to 0.0325 (``naming_limits``), which printed to three places rounds up. The run records the rate itself,
+    and the methods print what build-reference printed. (Triage's 0.034 is another figure: at the collection's
+    estimated shares, with the even-odds 0.032 in brackets beside it.)"""
+    from biodiscover.discovery.naming import NamingConfig, NamingModel, describe_expected, naming_limits
+    from biodiscover.workflows.export.dwca import method_steps
+
+    m = NamingModel(NamingConfig(level=0.98))
+    m.support_ = {}
+    m.expected_ = {"0.98": {k: {"rate": rate, "n": 1384, "groups": 68, "taxa": 67, "taxon_rates": [rate] * 67}
+                            for k, rate in (("known_species_right", 0.972644), ("absent_species_named",
+                                                                                     0.032482223658694256))}}
+    printed = [line for line in describe_expected(m.expected_["0.98"]) if line.startswith("absent species named")]
+    assert printed[0].startswith("absent species named to a species (over-classification): 0.032 ("), printed
+    run = {"id": 1, "kind": "triage", "parameters": {"level": 0.98, "naming_limits": naming_limits(m)}}
+    (step,) = method_steps(run)
+    assert "known species named to the right species 0.973 and species absent from the reference named to a " \
+           "species 0.032 (at even odds" in step, step
+
+
 #: What the GBIF metadata profile 1.1 (http://rs.gbif.org/schema/eml-gbif-profile/1.1/eml.xsd, which eml.xml's
 #: xsi:schemaLocation names) requires of the document: the root's attributes (``scope`` is ``use="required"
 #: fixed="system"``) and the dataset's elements with ``minOccurs`` 1. The schema files are not vendored (the
