@@ -777,14 +777,15 @@ def test_the_assign_question_warns_when_the_species_is_beyond_the_species_thresh
     """e33 review F16: ``i`` on #1 (28 beetles, an order the reference lacks) asked "Assign #1 (28 specimens) to
     Cecrita daona (82.8 %, …)?" with no word that a moth at 82.8 % is beyond the order cut-off. The question says
     how far beyond the run's species threshold (2.2 % on that run) and, below the 85 % order cut-off, that the
-    members are likely not of its order; within the threshold it says nothing more."""
+    species says nothing of their order (not "they are likely not of its order": a fly-and-beetle season's absent
+    weevil genus sat at 84 % to a weevil, e36 season review F4); within the threshold it says nothing more."""
     from biodiscover.tui.decisions import assign_wording
 
     question, _ = assign_wording(1, 28, "Cecrita daona", 0.828, threshold=0.022)
     assert question.endswith("Its 28 members are then named as that species. ⚠ 17.2 % from its keys, more than the "
                              "2.2 % within which this run counts two barcodes one species: the members may not be this "
                              "species; below the order cut-off 85.0% (the published COI one, at which triage names "
-                             "even an order), they are likely not of its order."), question
+                             "even an order), the species says nothing of their order."), question
     near, _ = assign_wording(17, 11, "Amaxia apyga", 0.9498, threshold=0.022)  # 5.0 % away: a congener, same order
     assert "⚠ 5.0 % from its keys, more than the 2.2 %" in near and "order" not in near.split("⚠")[1]
     assert "⚠" not in assign_wording(3, 2, "Agrotis segetum", 0.985, threshold=0.022)[0]
@@ -813,8 +814,8 @@ async def test_the_assign_question_warns_below_the_runs_order_cut_off_as_the_hea
         question = app.screen.question
         assert question.endswith("⚠ 14.0 % from its keys, more than the 3.0 % within which this run counts two "
                                  "barcodes one species: the members may not be this species; below the order cut-off "
-                                 "87.4% (the identity this run needed to name even an order), they are likely not of "
-                                 "its order."), question
+                                 "87.4% (the identity this run needed to name even an order), the species says "
+                                 "nothing of their order."), question
     db.close()
 
 

@@ -135,9 +135,10 @@ def far_warning(identity: float | None, threshold: float | None = None,
                 order_cutoff: float | None = None) -> str | None:
     """Why a species at ``identity`` is far from the members, or None where it is within the species threshold:
     beyond the distance within which the run counts two barcodes one species (``storage.evidence.twin_threshold``
-    of the run's ``threshold``), and below the identity at which triage names even an order the members are not
-    likely of its order: the run's ``order_cutoff`` where it recorded one (``storage.evidence.run_order_cutoff``,
-    the header's), else the published one (``discovery.naming.PUBLISHED_CUTOFFS``).
+    of the run's ``threshold``), and below the identity at which triage names even an order the species says
+    nothing of the members' order: the run's ``order_cutoff`` where it recorded one
+    (``storage.evidence.run_order_cutoff``, the header's), else the published one
+    (``discovery.naming.PUBLISHED_CUTOFFS``).
 
     Why: on the e33 review's plate ``i`` on #1 (28 beetles, an order the reference lacks) offered the moth *Cecrita
     daona* at 82.8 % and asked "Assign #1 (28 specimens) to Cecrita daona (82.8 %, …)?" with no word that 82.8 % is
@@ -156,7 +157,8 @@ def far_warning(identity: float | None, threshold: float | None = None,
     if identity < order:
         which = "the identity this run needed to name even an order" if order_cutoff is not None else \
             "the published COI one, at which triage names even an order"
-        said += f"; below {cutoff_phrase('order', order)} ({which}), they are likely not of its order"
+        # not "likely not of its order": absent genera of the reference's own orders lie as far (e36 season F4)
+        said += f"; below {cutoff_phrase('order', order)} ({which}), the species says nothing of their order"
     return said + "."
 
 
