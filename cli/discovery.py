@@ -50,10 +50,12 @@ def _say_triaged(summary: TriageSummary, as_json: bool) -> None:
                f"({summary.quarantined} quarantined{photos}, {summary.no_usable_barcode} without a usable "
                "barcode)")
     typer.echo(f"deepest confident rank: {named}")
-    # a photograph-only name is not held to --level (the image scores are not P(right): multimodal.photo_only_reason)
+    # a photograph-only name from a bundle fitted before its scores were calibrated is not held to --level
+    # (multimodal.photo_only_reason); with the calibration it is, as a barcode's
     typer.echo("evidence: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.by_modality.items()))
-               + (" (named at the image classifier's own thresholds, not the level: see each reason)"
-                  if summary.by_modality.get("image") else ""))
+               + (f" ({summary.photos_at_thresholds} named at the image classifier's own thresholds, not the "
+                  "level: the bundle predates their calibration; see each reason)"
+                  if summary.photos_at_thresholds else ""))
     typer.echo(f"novel: {summary.novel}; candidate species: {summary.proposals}")
     # what to know before reading the names: the list ``run`` prints under its table, so one list decides what a
     # triage says and in which words (a line added for ``run`` had not reached ``triage``: e33)

@@ -36,8 +36,12 @@ Method (``CrossModalClassifier``):
    at that rank (over-classification). The DNA classifier's thresholds cannot be
    reused as they are: it thresholds sequence identity and forces thresholds to
    grow with depth, which is right for identity but not for vote shares.
-   These scores are not P(right) on the naming level's scale (measured: :func:`photo_only_reason`), so
-   ``--level`` does not apply to a photograph alone and its reason says which threshold named it.
+5. These scores are not P(right) on the naming level's scale (on the demo's held-out photographs 0.80-0.90 at
+   order was 99.7 % right, 0.50-0.70 at species 52 %), so per rank a map from score to P(right) is fitted on
+   the same calibration scores (``jsonmodels.JsonIsotonic``: isotonic, each block its Beta posterior mean).
+   ``predict`` keeps the scores and the thresholds' walk (what fusion with a barcode weighs); a photograph
+   alone is named at the level by its calibrated P(right) (:func:`photo_only_call`). A bundle fitted before
+   the map has none (``p_right_`` None): its photographs keep the thresholds, and their reason says so.
 
 Fusion (``fuse``): naive-Bayes combination of the two modalities' per-rank
 confidences (each confidence is read as P(that modality's label is right), the
@@ -50,17 +54,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from biodiscover.discovery.jsonmodels import JsonLogistic
+from biodiscover.discovery.jsonmodels import JsonIsotonic, JsonLogistic
 from biodiscover.discovery.index import IndexConfig, ReferenceIndex
 from biodiscover.discovery.naming import printed_below, stopped_at
 from biodiscover.storage.errors import InputError, ModelBundleError, NotFittedError
-from biodiscover.storage.records import PHOTO_ONLY, RANKS, Specimen
+from biodiscover.storage.records import PHOTO_ONLY, PHOTO_SCORES, RANKS, Specimen
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +203,9 @@ class CrossModalClassifier:
     ``dna_index_`` (``None`` when that key set is empty), ``image_keys_`` /
     ``dna_keys_`` (positions into ``ref_ids_`` / ``ref_lineages_``), ``weights_``
     (effective image / DNA vote weights),
-    ``confidence_`` (per-rank ``JsonLogistic``), ``thresholds_``, ``calibration_``.
+    ``confidence_`` (per-rank ``JsonLogistic``), ``thresholds_``, ``calibration_``, ``p_right_`` (per rank,
+    the ``JsonIsotonic`` map from a score to P(right) a photograph alone is named by; None in a bundle fitted
+    before it).
     """
 
     def __init__(self, config: CrossModalConfig | None = None) -> None:
@@ -262,12 +268,16 @@ class CrossModalClassifier:
         self.confidence_: dict[str, JsonLogistic] = {}
         self.thresholds_: dict[str, float] = {}
         self.calibration_: dict[str, dict[str, Any]] = {}
+        maps: dict[str, JsonIsotonic] = {}
         for r, rank in enumerate(RANKS):
             rows = [i for i, s in enumerate(calib) if getattr(s, rank) and labels[i][r] is not None]
             X = feats[rows, r, :] if rows else np.zeros((0, N_FEATURES))
             y = np.array([int(labels[i][r] == getattr(calib[i], rank)) for i in rows], dtype=int)
             model = JsonLogistic().fit(X, y)
             self.confidence_[rank] = model
+            # the scores of the rows the thresholds are set on, read as P(right) (absent taxa among them: the
+            # label is wrong there, as it would be in a collection)
+            maps[rank] = JsonIsotonic().fit(model.predict_proba(X) if rows else np.zeros(0), y)
             absent = [k for k, i in enumerate(rows) if getattr(calib[i], rank) not in known[rank]]
             if len(absent) >= self.config.min_absent:
                 t = _threshold(model.predict_proba(X[absent]), self.config.target(rank))
@@ -279,6 +289,7 @@ class CrossModalClassifier:
                                        "label_accuracy_known": float(np.mean([y[k] for k in range(len(rows))
                                                                               if k not in set(absent)]))
                                        if len(rows) > len(absent) else None}
+        self.p_right_: dict[str, JsonIsotonic] | None = maps
         if calibration_keys is not None:
             self._set_reference(encoders, reference)
         self.fit_seconds_ = time.perf_counter() - t0
@@ -398,6 +409,7 @@ class CrossModalClassifier:
         bundle.save_table(MULTIMODAL_TABLE, {
             "format": MULTIMODAL_FORMAT, "config": self.config.to_dict(), "thresholds": self.thresholds_,
             "calibration": self.calibration_, "confidence": {r: m.to_dict() for r, m in self.confidence_.items()},
+            **({"p_right": {r: m.to_dict() for r, m in self.p_right_.items()}} if self.p_right_ is not None else {}),
             "has_image_index": self.image_index_ is not None, "has_dna_index": self.dna_index_ is not None,
             "weights": list(self.weights_)})
         bundle.save_table(MULTIMODAL_REFERENCE_TABLE, {
@@ -408,6 +420,7 @@ class CrossModalClassifier:
         if self.dna_index_ is not None:
             bundle.save_array(DNA_INDEX_ARRAY, self.dna_index_.to_bytes())
         bundle.set_section("multimodal", {"format": MULTIMODAL_FORMAT, "thresholds": self.thresholds_,
+                                          "p_right": self.p_right_ is not None,
                                           "image_keys": len(self.image_keys_), "dna_keys": len(self.dna_keys_)})
         return Path(bundle_dir)
 
@@ -435,6 +448,9 @@ class CrossModalClassifier:
             self.weights_ = (float(state["weights"][0]), float(state["weights"][1]))
             self.calibration_ = dict(state["calibration"])
             self.confidence_ = {r: JsonLogistic.from_dict(m) for r, m in state["confidence"].items()}
+            # a bundle fitted before the map has none: its photographs alone keep the thresholds (and say so)
+            self.p_right_ = ({r: JsonIsotonic.from_dict(state["p_right"][r]) for r in RANKS}
+                             if "p_right" in state else None)
             if list(ref["ranks"]) != list(RANKS):
                 raise ModelBundleError(f"{bundle_dir}: cross-modal reference ranks {ref['ranks']} differ from {RANKS}")
             self.ref_ids_ = [str(x) for x in ref["processid"]]
@@ -479,21 +495,53 @@ def image_walk(labels: Mapping[str, str | None], scores: Mapping[str, float], th
     return deepest, None
 
 
-def photo_only_reason(call: ModalityCall, thresholds: Mapping[str, float], level: float) -> str:
-    """Why a photograph-only call is named where it is, in a reviewer's words: the rank named at the image
-    classifier's own threshold (not the level), and the rank whose score under its threshold stopped it.
+def photo_only_call(call: ModalityCall, p_right: Mapping[str, JsonIsotonic], level: float) -> ModalityCall:
+    """A photograph-only call named at the level: per labelled rank its score read as P(right) through the rank's
+    calibrated map (``CrossModalClassifier.p_right_``), and the deepest rank of the walk (:func:`image_walk`) whose
+    P(right) passes ``level``. Scores, labels and support are otherwise the call's.
 
-    Why: the image scores are not P(right) on the level's scale, so the level is not applied to them (the
-    walk, :func:`image_walk`, reads the per-rank thresholds set in ``fit``). Measured on the demo's bundle over
-    its 468 held-out photographs (test, test_unseen, other_heldout): no score reaches 0.95 at any rank (order at
-    most 0.94), so at the level 0.98 no photograph would be named even to its order, while 435 of the 442
-    order names at the thresholds are right; the scores are not calibrated either way (0.80-0.90 at order:
-    99.7 % right; 0.50-0.70 at species: 52 %). A reviewer read "species Vaecaea glabroii, confidence 0.657"
-    with an empty reason as a species named below the level 0.98 (e35 week-2 review F5: wrong at family)."""
+    Why: the product names each specimen to the deepest rank whose P(right) passes the user's level; a photograph
+    alone was named at the classifier's own thresholds instead (0.50-0.54 in the demo's bundle), 26 of its 122
+    held-out species names wrong and 15 of 137 photographs of species the keys lack named to a species (10.9 %
+    against a 2 % target; benchmarks/bench_photo_only.py). The confidence columns then hold that P(right)."""
+    conf = {rank: float(p_right[rank].predict_proba(call.confidence.get(rank, 0.0))[0]) if call.labels.get(rank)
+            else 0.0 for rank in RANKS}
+    deepest = image_walk(call.labels, conf, {rank: level for rank in RANKS})[0]
+    return replace(call, confidence=conf, deepest_rank=deepest, deepest_label=call.labels[deepest] if deepest else None)
+
+
+def photo_only_reason(call: ModalityCall, thresholds: Mapping[str, float], level: float,
+                      p_right: Mapping[str, JsonIsotonic] | None = None) -> str:
+    """Why a photograph-only call is named where it is, in a reviewer's words. With the classifier's calibrated
+    maps (``p_right``): the rank named and its P(right) against the level, each with the image score it was
+    calibrated from, and the rank whose P(right) under the level stopped the walk (:func:`photo_only_call`).
+
+    Without them (a bundle fitted before the maps): the rank named at the image classifier's own threshold, not
+    the level, and the rank whose score under its threshold stopped it, and that the bundle predates the
+    calibration. Why: its scores are not P(right) on the level's scale (measured on the demo's 468 held-out
+    photographs: no score reaches 0.95 at any rank, while 435 of the 442 order names at the thresholds are right;
+    0.50-0.70 at species: 52 % right), so the level is not applied to them. A reviewer read "species Vaecaea
+    glabroii, confidence 0.657" with an empty reason as a species named below the level 0.98 (e35 week-2 review
+    F5: wrong at family)."""
+    if p_right is not None:
+        named = photo_only_call(call, p_right, level)
+        deepest, stop = image_walk(named.labels, named.confidence, {rank: level for rank in RANKS})
+
+        def said(rank: str) -> str:
+            p = named.confidence[rank]
+            shown = printed_below(p, level) if p < level else f"{p:.3f}"
+            return (f"{rank} {call.labels[rank]} P(right) {shown} (calibrated from the image score "
+                    f"{call.confidence[rank]:.2f})")
+
+        below = f"{said(stop)} below the level {level:g}" if stop is not None else ""
+        if deepest is None:
+            return f"{PHOTO_ONLY}: not named" + (f": {below}" if below else "")
+        return (f"{PHOTO_ONLY}: {said(deepest)} passes the level {level:g}"
+                + (f"; {below}" if below else ""))
     deepest, stop = image_walk(call.labels, call.confidence, thresholds)
     if deepest != call.deepest_rank:  # a call not walked at these thresholds: what it named, and no stop
         deepest, stop = call.deepest_rank, None
-    scores = "image scores are not P(right)"
+    scores = f"{PHOTO_SCORES} in a bundle built before they were calibrated (build-reference names at the level)"
     under = (f"{stop} {call.labels[stop]} scored {printed_below(call.confidence[stop], thresholds[stop])}, under "
              if stop is not None else "")
     if deepest is None:
@@ -662,7 +710,8 @@ def has_image_classifier(bundle: Any) -> bool:
 
 def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCall], *,
                     thresholds: Mapping[str, float], level: float,
-                    optional_ranks: Sequence[str] = ("subfamily",)) -> list[Any]:
+                    optional_ranks: Sequence[str] = ("subfamily",),
+                    p_right: Mapping[str, JsonIsotonic] | None = None) -> list[Any]:
     """Per specimen, the engine's DNA result with the image call folded in.
 
     * DNA and image: ranks, labels and confidences of :func:`fuse` (which never
@@ -672,9 +721,11 @@ def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCa
       of the rank the reason speaks of, the reason says so (:func:`fused_note`).
     * image only (no usable barcode): the image call, ``modality = "image"``.
       Its novelty is NaN and it is never flagged novel: the novelty detector is
-      trained on DNA evidence, and a candidate species needs barcodes. Its reason
-      says it was named at the image classifier's ``thresholds``, not the
-      ``level`` (:func:`photo_only_reason`).
+      trained on DNA evidence, and a candidate species needs barcodes. With the
+      classifier's calibrated maps (``p_right``: ``CrossModalClassifier.p_right_``)
+      it is named at the ``level`` by its P(right), which the confidences hold
+      (:func:`photo_only_call`); without (a bundle fitted before them) at the image
+      classifier's ``thresholds``, as its reason says (:func:`photo_only_reason`).
     * otherwise the DNA result unchanged.
 
     ``dna_results`` are ``discovery.engine.TriageResult`` (frozen dataclasses); ``level`` the one they were named
@@ -689,10 +740,12 @@ def combine_results(dna_results: Sequence[Any], image_calls: Sequence[ModalityCa
         if c.modality == "none":
             out.append(r)
         elif r.modality == "none":
-            why = "; ".join(x for x in (r.reason, photo_only_reason(c, thresholds, level)) if x)
+            why = "; ".join(x for x in (r.reason, photo_only_reason(c, thresholds, level, p_right)) if x)
+            named = photo_only_call(c, p_right, level) if p_right is not None else c
             out.append(dataclasses.replace(
-                r, modality="image", labels=dict(c.labels), confidence=dict(c.confidence),
-                deepest_rank=c.deepest_rank, deepest_label=c.deepest_label, novelty=float("nan"), is_novel=False,
+                r, modality="image", labels=dict(named.labels), confidence=dict(named.confidence),
+                deepest_rank=named.deepest_rank, deepest_label=named.deepest_label, novelty=float("nan"),
+                is_novel=False,
                 top_hit=c.top_hit, top_similarity=float(c.top_similarity), reason=why))
         else:
             f = fuse(r, c, processid=r.processid)

@@ -313,8 +313,11 @@ OPEN_SP_WORD = "sp"
 #: ``cf. cruciferae``, ``aff. cruciferae``, ``nr. cruciferae``: compared with a species, not determined as it
 COMPARED_WORDS = ("cf", "aff", "nr")
 #: how the reason of a specimen named from its photograph alone begins (``discovery.multimodal.photo_only_reason``):
-#: named at the image classifier's own thresholds, not the level; the Darwin Core remarks carry it
+#: its P(right) calibrated from the image score against the level; the Darwin Core remarks carry it
 PHOTO_ONLY = "photograph only"
+#: what that reason says where a bundle fitted before the calibration named it at the image classifier's own
+#: thresholds instead: its confidences are scores, not P(right) (the export and triage's summary read it)
+PHOTO_SCORES = "image scores are not P(right)"
 #: a species in a wide or a strict sense: ``s.l.``, ``s. str.``, ``s.s.``, ``sensu lato``, ``sensu stricto``, ``agg.``
 SENSU_PATTERN = r"s\.\s?l\.|s\.\s?(?:str|s)\.|sensu\s+lato|sensu\s+stricto|agg\."
 _LABEL = re.compile(rf"^({GENUS_PATTERN})\s+(.+?)\s*$")

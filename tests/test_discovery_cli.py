@@ -1084,25 +1084,34 @@ def test_photographs_a_dna_only_bundle_cannot_name_are_said_not_silently_left(bu
                and "biodiscover train" in m for m in said), said
 
 
-def test_a_photograph_only_specimen_named_below_the_level_says_the_image_threshold_in_results(
-        bundle, tmp_path, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_a_photograph_only_specimen_is_named_at_the_level_by_its_calibrated_p_right_in_results(
+        bundle, tmp_path, capsys, monkeypatch, calibrated) -> None:
     """e35 week-2 review F5: photograph-only specimens were named to species at image scores 0.657 and 0.821
     (level 0.98), the results' reason empty, nothing anywhere saying that the image classifier's own thresholds
-    named them. Triage with the bundle's image classifier (its calls fixed here, as ``predict`` returns them): the
-    results file's reason gives the threshold and the run's level, and the summary's evidence line says it."""
+    named them. Triage with the bundle's image classifier (its calls fixed here, as ``predict`` returns them).
+    With its calibrated map (``p_right_``), the specimen is named at the run's level by the P(right) the map reads
+    from each score: to genus (0.984 at 0.95), not to species (0.60); the results file holds that P(right) and the
+    reason says it and the score. From a bundle without the map, named at the thresholds: the reason gives the
+    threshold and the run's level, and the summary's evidence line says it."""
     import csv
 
     from PIL import Image
 
+    from biodiscover.discovery.jsonmodels import JsonIsotonic
     from biodiscover.discovery.multimodal import ModalityCall
     from biodiscover.storage.records import RANKS
     from biodiscover.workflows import triage
 
     lineage = dict(zip(RANKS, ["Ord", "Fam0", None, "Gen0", "Gen0 sp0"]))
     scores = {"order": 0.88, "family": 0.81, "subfamily": 0.0, "genus": 0.78, "species": 0.657}
+    # calibration: 20 photographs scoring 0.4 all wrong, 60 scoring 0.75 all right (61/62); species: 2 of 3 at 0.6
+    above = JsonIsotonic().fit([0.4] * 20 + [0.75] * 60, [0] * 20 + [1] * 60)
+    species = JsonIsotonic().fit([0.4] * 20 + [0.6] * 3, [0] * 20 + [1, 1, 0])
 
     class Photos:  # the image classifier as triage uses it: per-rank thresholds and one call per photograph
         thresholds_ = {**{r: 0.5 for r in RANKS}, "species": 0.5356}
+        p_right_ = {**{r: above for r in RANKS}, "species": species} if calibrated else None
 
         def predict(self, specimens: Any, encoders: Any) -> list[ModalityCall]:
             return [ModalityCall(s.processid, "image", dict(lineage), dict(scores), "species", "Gen0 sp0")
@@ -1120,11 +1129,20 @@ def test_a_photograph_only_specimen_named_below_the_level_says_the_image_thresho
     out = capsys.readouterr().out
     assert code == 0
     row = next(csv.DictReader(results.open()))
+    if calibrated:
+        assert (row["modality"], row["deepest_rank"]) == ("image", "genus")
+        assert (float(row["confidence_genus"]), float(row["confidence_species"])) == pytest.approx((61 / 62, 0.6))
+        assert row["reason"] == ("photograph only: genus Gen0 P(right) 0.984 (calibrated from the image score 0.78) "
+                                 "passes the level 0.95; species Gen0 sp0 P(right) 0.60 (calibrated from the image "
+                                 "score 0.66) below the level 0.95")
+        assert "evidence: image 1" in out.splitlines(), out
+        return
     assert (row["modality"], row["deepest_rank"], row["confidence_species"]) == ("image", "species", "0.657")
     assert row["reason"] == ("photograph only: species Gen0 sp0 named at the image classifier's threshold 0.54 "
-                             "(score 0.66), not at the level 0.95: image scores are not P(right)")
-    assert "evidence: image 1 (named at the image classifier's own thresholds, not the level: see each reason)" \
-        in out.splitlines(), out
+                             "(score 0.66), not at the level 0.95: image scores are not P(right) in a bundle built "
+                             "before they were calibrated (build-reference names at the level)")
+    assert ("evidence: image 1 (1 named at the image classifier's own thresholds, not the level: the bundle "
+            "predates their calibration; see each reason)") in out.splitlines(), out
 
 
 @pytest.mark.parametrize("step", ["printing", "counting"])

@@ -140,3 +140,27 @@ def test_a_photograph_only_name_is_published_as_an_image_score_at_its_threshold_
     assert rows["PH1-24"]["identificationRemarks"].endswith("; " + said)
     assert "photograph only: named at the image classifier's own threshold per rank, not at the level: image " \
            "scores are not P(right)" in rows["PH2-24"]["identificationRemarks"]
+
+
+def test_a_photograph_only_name_at_the_level_is_published_with_its_calibrated_p_right_as_the_confidence(
+        tmp_path: Path) -> None:
+    """A photograph alone is now named at the level by the P(right) calibrated from its image score
+    (``multimodal.photo_only_call``), which the confidences hold: the archive gives it as the confidence, as a
+    barcode's, with the triage's sentence saying which score it was calibrated from (not "image score=", which
+    would read a P(right) as a score)."""
+    said = ("photograph only: genus Megaselia P(right) 0.984 (calibrated from the image score 0.78) passes the "
+            "level 0.98; species Megaselia abdita P(right) 0.60 (calibrated from the image score 0.66) below the "
+            "level 0.98")
+    path = tmp_path / "lab.sqlite"
+    with Database.create(path) as db:
+        db.ingest([Specimen(processid="PH1-24", dna_barcode=None, country="Peru")], collection="plate", backup=False)
+        run = db.start_run("triage", {}, backup=False)
+        db.write_assignments(run, [{"processid": "PH1-24", "deepest_rank": "genus", "deepest_taxon": "Megaselia",
+                                    "labels": {**LINEAGE, "species": "Megaselia abdita"}, "modality": "image",
+                                    "confidences": {"order": 0.984, "family": 0.984, "genus": 0.984, "species": 0.6},
+                                    "top_hit": "KEY-9", "reason": said, "novelty": float("nan"), "is_novel": False}])
+        db.finish_run(run, "completed")
+    rows, _ = export_dwca(path, run, tmp_path)
+    parts = rows["PH1-24"]["identificationRemarks"].split("; ")
+    assert "confidence=0.984 at genus" in parts and not any(p.startswith("image score=") for p in parts)
+    assert rows["PH1-24"]["identificationRemarks"].endswith("; " + said)

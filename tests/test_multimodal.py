@@ -146,6 +146,32 @@ def test_bundle_roundtrip_same_calls(world: dict) -> None:
     section = Bundle.open(world["bundle"]).manifest["multimodal"]
     assert section["image_keys"] == len(clf.image_keys_) > 0 and section["dna_keys"] == len(clf.dna_keys_)
     assert section["thresholds"] == clf.thresholds_
+    # the map a photograph alone is named by at the level comes back as JSON, value for value
+    assert section["p_right"] is True and set(back.p_right_) == set(RANKS)
+    assert {r: m.to_dict() for r, m in back.p_right_.items()} == {r: m.to_dict() for r, m in clf.p_right_.items()}
+
+
+def test_the_p_right_map_is_fitted_on_the_scores_and_outcomes_the_thresholds_are_set_on(world: dict) -> None:
+    """Per rank, the map from an image score to P(right) is the isotonic map (each block its Beta(1, 1) mean) of
+    the calibration photographs' scores against whether their label was right, read against the calibration keys
+    (train) so that a species they lack counts wrong, as it would in a collection: replayed from the calls of the
+    same calibration, block for block. On a species block all right it reads under 1 (the demo's 3 of 3 read
+    1.000 as a plain share)."""
+    from biodiscover.discovery.jsonmodels import JsonIsotonic
+
+    clf: CrossModalClassifier = world["clf"]
+    check = CrossModalClassifier(clf.config).fit(world["enc"], world["by"]["train"], world["calib"])
+    calls = check.predict(world["calib"], world["enc"])
+    for rank in RANKS:
+        rows = [(c.confidence[rank], c.labels[rank] == getattr(s, rank))
+                for s, c in zip(world["calib"], calls, strict=True) if getattr(s, rank) and c.labels[rank]]
+        replay = JsonIsotonic().fit([x for x, _ in rows], [int(y) for _, y in rows])
+        assert clf.p_right_[rank].to_dict() == replay.to_dict(), rank
+        assert clf.p_right_[rank].n_.sum() == clf.calibration_[rank]["n"] == len(rows)
+        m = clf.p_right_[rank]
+        assert np.all(np.diff(m.p_) > 0) and np.all(m.p_ == pytest.approx((m.right_ + 1) / (m.n_ + 2)))
+        assert m.p_.max() < 1.0
+    assert clf.calibration_["species"]["n_absent"] > 0  # the absent species are among the rows, counted wrong
 
 
 def test_fuse_rank_naive_bayes() -> None:

@@ -326,15 +326,18 @@ def test_the_image_classifier_takes_as_dna_keys_the_barcodes_the_engine_takes() 
     assert not classifier._usable_dna(Specimen(processid="E", order="O"))
 
 
-def test_a_photograph_only_call_says_the_image_threshold_it_was_named_at_not_the_level(tmp_path: Path) -> None:
+def test_a_photograph_only_call_from_a_bundle_without_the_map_says_the_image_threshold_not_the_level(
+        tmp_path: Path) -> None:
     """e35 week-2 review F5: photograph-only specimens were named to species at image scores 0.657 / 0.821 under
     the level 0.98, with an empty reason. The image scores are not P(right) (on the demo's held-out photographs
-    none reaches 0.95 at any rank, while 435 of 442 orders named at the thresholds are right), so the walk keeps
-    the classifier's own thresholds and the reason says so: the rank named, its threshold and score, the level not
-    applied, and the rank whose score under its threshold stopped it."""
+    none reaches 0.95 at any rank, while 435 of 442 orders named at the thresholds are right). A bundle fitted
+    before they were calibrated has no map (``p_right_`` None): the walk keeps the classifier's own thresholds
+    and the reason says so: the rank named, its threshold and score, the level not applied, and why (the bundle
+    predates the calibration), and the rank whose score under its threshold stopped it."""
     from biodiscover.discovery.multimodal import combine_results
 
     clf = CrossModalClassifier.load(_write(tmp_path / "b", thresholds={r: 0.7 for r in RANKS}))
+    assert clf.p_right_ is None  # its table has no "p_right"
     call = clf.predict_embeddings(_unit(1.0)[None, :], ["Q"])[0]
     # genus: sigmoid(3) = 0.95 >= 0.7; species: share of G1 a 0.72 -> sigmoid(0.18) = 0.545 < 0.7
     assert call.deepest_rank == "genus" and call.confidence["species"] == pytest.approx(0.545, abs=0.002)
@@ -344,17 +347,93 @@ def test_a_photograph_only_call_says_the_image_threshold_it_was_named_at_not_the
     assert (out.modality, out.deepest_rank, out.deepest_label) == ("image", "genus", "G1")
     assert max(out.confidence.values()) < 0.98  # named below the level, and the reason says why
     assert out.reason == ("photograph only: genus G1 named at the image classifier's threshold 0.70 (score 0.95), "
-                          "not at the level 0.98: image scores are not P(right); species G1 a scored 0.55, under "
-                          "its threshold 0.70")
+                          "not at the level 0.98: image scores are not P(right) in a bundle built before they were "
+                          "calibrated (build-reference names at the level); species G1 a scored 0.55, under its "
+                          "threshold 0.70")
     strict = CrossModalClassifier.load(_write(tmp_path / "c", thresholds={r: 0.99 for r in RANKS}))
     unnamed = strict.predict_embeddings(_unit(1.0)[None, :], ["Q"])
     said = combine_results([none], unnamed, thresholds=strict.thresholds_, level=0.95)[0].reason
     assert said == ("photograph only: not named: order O1 scored 0.95, under the image classifier's threshold 0.99 "
-                    "(the level 0.95 does not apply: image scores are not P(right))")
+                    "(the level 0.95 does not apply: image scores are not P(right) in a bundle built before they "
+                    "were calibrated (build-reference names at the level))")
     # a barcode's own reason (here: a read set apart) is kept, the photograph's said after it
     odd = dataclasses.replace(none, reason="chimeric barcode: …")
     assert combine_results([odd], [call], thresholds=clf.thresholds_, level=0.98)[0].reason.startswith(
         "chimeric barcode: …; photograph only: genus G1 named at")
+
+
+def test_the_score_to_p_right_map_is_isotonic_and_reads_a_small_all_right_block_below_1() -> None:
+    """The image classifier's map from a score to P(right) (``JsonIsotonic``): blocks of isotonic regression, each
+    read as its Beta(1, 1) posterior mean (right + 1) / (n + 2). Plain isotonic regression read the demo's top
+    species block, 3 of 3 right, as P(right) 1.000, and a photograph scoring there would pass any level; here 50
+    of 50 read 51/52 = 0.981 and 3 of 3 read 0.80. A violator is pooled (0.7 wrong above 0.6 right), equal scores
+    are one block, and a score reads the block at or under it (below every example: the lowest)."""
+    import json
+
+    from biodiscover.discovery.jsonmodels import JsonIsotonic
+
+    top = JsonIsotonic().fit(np.r_[np.full(20, 0.2), np.linspace(0.8, 0.9, 50)], np.r_[np.zeros(20), np.ones(50)])
+    assert top.edges_.tolist() == [0.8] and top.p_.tolist() == pytest.approx([1 / 22, 51 / 52])
+    assert top.predict_proba([0.0, 0.79, 0.8, 0.85, 1.0]).tolist() == pytest.approx([1 / 22] * 2 + [51 / 52] * 3)
+    small = JsonIsotonic().fit([0.1] * 10 + [0.9] * 3, [0] * 10 + [1] * 3)
+    assert small.predict_proba(0.95).tolist() == pytest.approx([0.8])  # 3 of 3 right: not 1.000
+    pooled = JsonIsotonic().fit([0.5, 0.6, 0.7, 0.8, 0.8], [0, 1, 0, 1, 1])
+    # 0.6 right, 0.7 wrong: one block of 1 of 2 (0.5), then 0.8 twice right: one block (3/4)
+    assert pooled.edges_.tolist() == [0.6, 0.8] and pooled.n_.tolist() == [1, 2, 2]
+    assert pooled.p_.tolist() == pytest.approx([1 / 3, 2 / 4, 3 / 4]) and np.all(np.diff(pooled.p_) > 0)
+    assert JsonIsotonic().fit([], []).predict_proba([0.3, 0.99]).tolist() == [0.5, 0.5]  # no data: the prior
+    back = JsonIsotonic.from_dict(json.loads(json.dumps(pooled.to_dict())))
+    assert back.predict_proba([0.55, 0.65, 0.9]).tolist() == pooled.predict_proba([0.55, 0.65, 0.9]).tolist()
+    with pytest.raises(ValueError, match="one value in"):
+        JsonIsotonic.from_dict({**pooled.to_dict(), "p": [0.2, 1.5, 0.9]})
+
+
+#: a calibrated map as ``fit`` stores it: 30 calibration photographs scoring 0.3 all wrong, 60 scoring 0.9 all
+#: right (read 1/32 and 61/62 = 0.984); at species 10 at 0.2 wrong and 3 at 0.5 right (read 1/12 and 0.80)
+def _map(low: float, wrong: int, high: float, right: int) -> dict:
+    from biodiscover.discovery.jsonmodels import JsonIsotonic
+
+    return JsonIsotonic().fit([low] * wrong + [high] * right, [0] * wrong + [1] * right).to_dict()
+
+
+P_RIGHT = {**{r: _map(0.3, 30, 0.9, 60) for r in RANKS}, "species": _map(0.2, 10, 0.5, 3)}
+
+
+def test_a_photograph_only_call_is_named_at_the_level_by_the_p_right_calibrated_from_its_scores(
+        tmp_path: Path) -> None:
+    """The product names each specimen to the deepest rank whose P(right) passes the level; a photograph alone was
+    named at the image classifier's own thresholds instead (demo: 26 of 122 held-out species names wrong, 15 of 137
+    photographs of species the keys lack named to a species). With the bundle's calibrated map, the walk reads
+    each rank's score as P(right) and stops at the first under the level; the confidence columns hold that
+    P(right) and the reason gives it with the score it was calibrated from. The thresholds no longer name: the
+    same call at thresholds 0.99 is named to genus at the level 0.98."""
+    from biodiscover.discovery.multimodal import combine_results
+
+    clf = CrossModalClassifier.load(_write(tmp_path / "b", thresholds={r: 0.99 for r in RANKS}, p_right=P_RIGHT))
+    assert set(clf.p_right_) == set(RANKS)
+    call = clf.predict_embeddings(_unit(1.0)[None, :], ["Q"])[0]
+    # the call itself is unchanged (fusion weighs it): scores 0.95 down to genus, species 0.545, at the thresholds
+    assert call.deepest_rank is None and call.confidence["genus"] == pytest.approx(_sigmoid(3.0), abs=1e-5)
+    none = TriageResult("Q", "none", {r: None for r in RANKS}, {r: 0.0 for r in RANKS}, 0.0, None, None,
+                        float("nan"), False, None, 0.0)
+
+    def alone(level: float) -> TriageResult:
+        return combine_results([none], [call], thresholds=clf.thresholds_, level=level, p_right=clf.p_right_)[0]
+
+    out = alone(0.98)
+    assert (out.modality, out.deepest_rank, out.deepest_label) == ("image", "genus", "G1")
+    assert out.confidence == pytest.approx({"order": 61 / 62, "family": 61 / 62, "subfamily": 0.0,
+                                            "genus": 61 / 62, "species": 0.8})
+    assert out.reason == ("photograph only: genus G1 P(right) 0.984 (calibrated from the image score 0.95) passes "
+                          "the level 0.98; species G1 a P(right) 0.80 (calibrated from the image score 0.55) below "
+                          "the level 0.98")
+    # a level above every block: not named, and the first rank's P(right) says why
+    higher = alone(0.99)
+    assert higher.deepest_rank is None and higher.reason == (
+        "photograph only: not named: order O1 P(right) 0.98 (calibrated from the image score 0.95) below the level "
+        "0.99")
+    # the species block passes a level under 0.80: named to species by the same call
+    assert alone(0.75).deepest_rank == "species"
 
 
 def _dna(conf: dict[str, float], deepest: str | None, reason: str | None = None) -> TriageResult:

@@ -312,4 +312,9 @@ def fit_image_classifier(data: Path, out: Path, ref: Sequence[Specimen], cal: Se
     clf = CrossModalClassifier().fit(encoders, ref_i, cal_i, calibration_keys=keys_i)
     clf.save(out)
     say(f"image classifier thresholds: {', '.join(f'{r} {t:.2f}' for r, t in clf.thresholds_.items())}")
+    # the most a photograph alone can be named at: a level above a rank's names no photograph there (the demo's
+    # 178 calibration photographs read order 0.962 at most: none named at the level 0.98)
+    if clf.p_right_ is not None:
+        say("a photograph alone is named at the level by the P(right) calibrated from its image score, at most: "
+            + ", ".join(f"{r} {float(m.p_.max()):.3f}" for r, m in clf.p_right_.items()))
     return True

@@ -33,8 +33,8 @@ from biodiscover.storage.bundle import Bundle, model_named
 from biodiscover.storage.errors import InputError, StoppedAfterWork
 from biodiscover.storage.evidence import beyond_cutoff_words
 from biodiscover.storage.progress import Progress, no_progress
-from biodiscover.storage.records import (RANK_PLURALS, RANKS, Specimen, candidate_name, country_key, listed,
-                                          named_ranks, plural)
+from biodiscover.storage.records import (PHOTO_SCORES, RANK_PLURALS, RANKS, Specimen, candidate_name, country_key,
+                                          listed, named_ranks, plural)
 from biodiscover.storage.safetext import neutralise_cell
 
 if TYPE_CHECKING:  # storage.db is imported only with a database (~1 s CPU)
@@ -61,6 +61,9 @@ class TriageSummary:
     #: specimens per evidence used: "dna", "dna+image", "image", "none" (no call: no usable barcode, or one set
     #: apart below)
     by_modality: dict[str, int] = field(default_factory=dict)
+    #: of ``by_modality["image"]``, those named at the image classifier's own thresholds, not the level: a bundle
+    #: fitted before its scores were calibrated to P(right) (``multimodal.photo_only_reason``)
+    photos_at_thresholds: int = 0
     #: of ``triaged``, barcodes named nothing because of what they are (``engine.set_apart_kind``): chimeric (two
     #: specimens' DNA in one read) and unrelated to every reference key
     chimeric: int = 0
@@ -633,7 +636,8 @@ def triage_specimens(model: DiscoveryModel, specimens: Sequence[Specimen], *, cl
                 calls[i] = call
             say("images", min(start + img_step, len(with_image)), len(with_image))
         results = combine_results(results, calls, thresholds=image_model.classifier.thresholds_,
-                                  level=model.config.naming.level, optional_ranks=model.naming_.walk_optional)
+                                  level=model.config.naming.level, optional_ranks=model.naming_.walk_optional,
+                                  p_right=getattr(image_model.classifier, "p_right_", None))
         seconds["images"] = time.perf_counter() - t
     proposals: list[CandidateProposal] = []
     if cluster:
@@ -1104,6 +1108,7 @@ def _summary(run_id: int | None, name: str, specimens: Sequence[Specimen], read:
         no_usable_barcode=sum("dna" not in r.modality and kind is None for r, kind in zip(results, set_apart)),
         chimeric=set_apart.count("chimeric"), unrelated=set_apart.count("unrelated"),
         by_modality=dict(Counter(r.modality for r in results)),
+        photos_at_thresholds=sum(r.modality == "image" and PHOTO_SCORES in (r.reason or "") for r in results),
         named_to={rank: named.get(rank, 0) for rank in (*RANKS, "unnamed")}, novel=sum(r.is_novel for r in results),
         proposals=len(proposals), seconds={k: round(v, 2) for k, v in seconds.items()},
         quarantine_file=quarantine_file, provisional_keys=provisional,

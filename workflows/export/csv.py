@@ -80,8 +80,9 @@ COLUMNS: dict[str, dict[str, str]] = {
                           "decided ('a member of run 1's #5, accepted as … sp. BD-0003 by …'), as the Darwin Core "
                           "archive's identificationRemarks say; empty: no key",
         "reason": "why the machine did not name it deeper (its rank, P(right) against the level, rivals); for a "
-                  "photograph alone (modality image), the image classifier's threshold it was named at instead of "
-                  "the level; where a photograph moved a barcode's P(right), the value stored",
+                  "photograph alone (modality image), its P(right) and the image score it was calibrated from (from a "
+                  "bundle fitted before that calibration: the image classifier's threshold it was named at instead "
+                  "of the level); where a photograph moved a barcode's P(right), the value stored",
         "proposal_id": "the candidate it belongs to (a candidate species, or one identified as a known species; "
                        "empty when none, or when a reviewer rejected its candidate)",
         "provisional_name": "that candidate's name (the known species' name once a reviewer identified it)",
@@ -247,8 +248,9 @@ def column_description(file: str, column: str) -> str:
                 f"above deepest_rank); empty below it: its best guess there is no determination (confidence_{rank[2]} "
                 "says how likely it was, reason names the rivals)" if rank[1] == "label" else
                 f"probability (0-1) that the machine's best guess at {rank[2]} is right (at every rank; the guess is "
-                f"named in label_{rank[2]} only down to deepest_rank); for modality image the image classifier's "
-                "score, not a probability: named at its own threshold, which reason gives")
+                f"named in label_{rank[2]} only down to deepest_rank); for modality image calibrated from the image "
+                "classifier's score, which reason gives (from a bundle fitted before that calibration: the score "
+                "itself, not a probability, named at its own threshold)")
     if file == "proposals.csv" and column.startswith("evidence_"):
         rest = column[len("evidence_"):]
         key = max((k for k in EVIDENCE_COLUMNS if rest == k or rest.startswith(k + "_")), key=len, default=None)

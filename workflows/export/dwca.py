@@ -57,8 +57,8 @@ import pandas as pd
 
 from biodiscover.storage.evidence import member_quality
 from biodiscover.storage.records import (COMPARED_WORDS, DESCRIBED, EPITHET_PATTERN, GENUS_PATTERN, OPEN_SP_WORD,
-                                         PHOTO_ONLY, RANKS, SENSU_PATTERN, candidate_name, is_filler_name, listed,
-                                         named_ranks, open_qualifier, plural)
+                                         PHOTO_ONLY, PHOTO_SCORES, RANKS, SENSU_PATTERN, candidate_name,
+                                         is_filler_name, listed, named_ranks, open_qualifier, plural)
 from biodiscover.storage.review_log import UNDOING
 from biodiscover.workflows.export.metadata import LICENCES, DatasetMetadata, ExportOptions, Person
 from biodiscover.workflows.export.registry import REGISTRY, ExportFormat
@@ -235,7 +235,7 @@ def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
     if evidence:
         parts.append(f"evidence={evidence}")
     if rank and conf is not None and conf == conf:
-        if (assignment or {}).get("modality") == "image":  # a score, not P(right): named at its own threshold
+        if at_image_thresholds(assignment or {}):  # a score, not P(right): named at its own threshold
             parts.append(f"image score={float(conf):.3f} at {rank}")
         else:
             parts.append(f"confidence={float(conf):.3f} at {rank}")
@@ -246,16 +246,25 @@ def _remarks(run: Mapping[str, Any], rank: str | None, conf: Any, novelty: Any,
     return "; ".join(parts)
 
 
+def at_image_thresholds(assignment: Mapping[str, Any]) -> bool:
+    """Whether a photograph-only assignment was named at the image classifier's own thresholds, its confidence a
+    score (a bundle fitted before the scores were calibrated, or a run stored before triage wrote a reason), not
+    the P(right) calibrated from it that a photograph is named by at the level."""
+    reason = assignment.get("reason")
+    return assignment.get("modality") == "image" and (not isinstance(reason, str) or PHOTO_SCORES in reason
+                                                      or PHOTO_ONLY not in reason)
+
+
 def photo_only_words(reason: Any) -> str:
     """What the remarks of a specimen named from its photograph alone say of how it was named: the triage's
-    sentence (:data:`PHOTO_ONLY`: the image classifier's threshold it was named at, not the level), or, for a run
+    sentence (:data:`PHOTO_ONLY`: its P(right) calibrated from the image score against the level, or, from a bundle
+    fitted before that calibration, the image classifier's threshold it was named at), or, for a run
     stored before triage wrote one, the same in general words. Why: "confidence=0.657 at species" read as a
     species named below the level 0.98 (e35 week-2 review F5): the image score is no P(right)."""
     text = reason if isinstance(reason, str) else ""
     at = text.find(PHOTO_ONLY + ":")
     return (text[at:] if at >= 0 else
-            f"{PHOTO_ONLY}: named at the image classifier's own threshold per rank, not at the level: image scores "
-            "are not P(right)")
+            f"{PHOTO_ONLY}: named at the image classifier's own threshold per rank, not at the level: {PHOTO_SCORES}")
 
 
 #: How the triage's reason begins for a read it would not name from (``discovery.engine``: two specimens' DNA in
