@@ -269,10 +269,63 @@ def candidate_distances(db: Any, p: Any, others: Sequence[Any]) -> dict[int, flo
     return {o.id: float(d) for o, d in zip(measured, far)}
 
 
-def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
+@dataclasses.dataclass(frozen=True)
+class MergeRow:
+    """One row of the merge list against a candidate: the other ``proposal``, its consensus ``distance`` from it
+    (None: no consensus barcode), whether it holds the ``same`` specimens (a re-triage's twin), and ``lands``: where
+    the merged candidate would be placed when that is not where the candidate is now (storage's own answer,
+    ``Database.merge_places``; :data:`UNPLACED_MERGE` where nowhere), else None."""
+
+    proposal: Any
+    distance: float | None
+    same: bool
+    lands: str | None
+    key: tuple[Any, ...]
+
+
+def merge_rows(db: Any, p: Any, others: Sequence[Any], graph: Any = None) -> list[MergeRow]:
+    """``others`` against ``p`` in the one order the merge list offers them, which the accept dialog's "listed
+    first" and :func:`probable_twins` follow: a twin holding the same specimens first, then the closest (consensus
+    to consensus, measured now: :func:`candidate_distances`), then (a tie) the same parent, then the closest
+    relatives (the deepest place the merge keeps), then the lower id.
+
+    Why one order: the accept dialog said "merge #80 into #31 first (m: it is listed first)" by its own order
+    (the lower id of two at 0.0 %), and the merge list put #122 first by another (the same parent), so Enter there
+    merged #122 (e36 season review, finding 7)."""
+    others = [o for o in others if o.id != p.id]
+    if not others:
+        return []
+    graph = db.taxonomy() if graph is None else graph
+    distance = candidate_distances(db, p, others)
+    held = db.member_sets([p.id, *(o.id for o in others)])
+    places = db.merge_places(p.id, [o.id for o in others])
+    provisional = {n.id for n in graph.provisional()}
+    rows = []
+    for o in others:
+        tid, rank, name = places.get(o.id, (p.parent_taxon_id, p.parent_rank, p.parent_name))
+        if tid is None and name is None:  # nowhere: said unless neither was placed anywhere
+            lands = UNPLACED_MERGE if (p.parent_taxon_id is not None or o.parent_taxon_id is not None) else None
+        else:
+            lands = None if tid == p.parent_taxon_id else f"{rank} {marked(str(name), tid in provisional)}"
+        depth = -len(graph.lineage(tid)) if tid is not None and tid in graph else 0
+        d = distance.get(o.id)
+        same = held[o.id] == held[p.id]
+        key = (not same, d is None, d or 0.0, o.parent_taxon_id != p.parent_taxon_id, depth, o.id)
+        rows.append(MergeRow(o, d, same, lands, key))
+    return sorted(rows, key=lambda r: r.key)
+
+
+def merge_list(db: Any, p: Any, graph: Any = None) -> list[MergeRow]:
+    """Every pending candidate but ``p``, as the merge list offers them (:func:`merge_rows`)."""
+    rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
+    return merge_rows(db, p, rows, graph)
+
+
+def probable_twins(db: Any, p: Any, pending: Sequence[MergeRow] | None = None) -> list[tuple[Any, float]]:
     """(proposal, distance) of the accepted candidates (every run) and the pending ones of other runs whose
     consensus barcode lies within the species threshold of ``p``'s (``storage.evidence.twin_threshold`` of
-    its run), accepted first, then nearest first. Measured now, consensus to consensus, not read from the stored
+    its run), accepted first (nearest first), then the pending ones in the merge list's order (:func:`merge_rows`;
+    ``pending``: that list, where the caller has it). Measured now, consensus to consensus, not read from the stored
     closest candidate: a species accepted after this candidate's run, or a week-3 twin whose evidence names only
     the week-1 one, is found too.
 
@@ -281,17 +334,20 @@ def probable_twins(db: Any, p: Any) -> list[tuple[Any, float]]:
     the two names. Among them a candidate holding the very same specimens (a re-triage's twin) comes first."""
     from biodiscover.storage.evidence import twin_threshold
 
-    rows, _ = db.proposal_queue(status=["accepted", "pending"], sort="id", limit=1_000_000)
-    others = [o for o in rows if o.id != p.id and (o.status == "accepted" or o.run_id != p.run_id)]
-    if not others:
+    rows, _ = db.proposal_queue(status="accepted", sort="id", limit=1_000_000)
+    accepted = [o for o in rows if o.id != p.id]
+    if pending is None:
+        queued, _ = db.proposal_queue(status="pending", sort="id", limit=1_000_000)
+        pending = merge_rows(db, p, [o for o in queued if o.run_id != p.run_id])
+    if not accepted and not pending:
         return []
     cut = twin_threshold(db.proposal_detail(p.id).evidence.threshold)
-    distance = candidate_distances(db, p, others)
-    near = [(o, distance[o.id]) for o in others if o.id in distance and distance[o.id] <= cut]
-    # a twin of a re-triage holding the very same specimens comes before another week's candidate as near (e31:
-    # the nudge named week 3's #99, 0.0 % away, and left #54's twin #155 pending)
+    distance = candidate_distances(db, p, accepted)
+    near = [(o, distance[o.id]) for o in accepted if o.id in distance and distance[o.id] <= cut]
     held = db.member_sets([p.id, *(o.id for o, _ in near)])
-    return sorted(near, key=lambda od: (od[0].status != "accepted", held[od[0].id] != held[p.id], od[1], od[0].id))
+    near.sort(key=lambda od: (held[od[0].id] != held[p.id], od[1], od[0].id))
+    return near + [(r.proposal, r.distance) for r in pending
+                   if r.proposal.run_id != p.run_id and r.distance is not None and r.distance <= cut]
 
 
 def twin_warning(p: Any, twin: Any, distance: float, collection: str | None) -> str:
@@ -312,15 +368,6 @@ def placed_at(graph: Any, p: Any) -> int | None:
         lineage = graph.lineage(p.taxon_id)
         return lineage[-2].id if len(lineage) > 1 else None
     return p.parent_taxon_id if p.parent_taxon_id in graph else None
-
-
-def lowest_common(graph: Any, a: int | None, b: int | None) -> Any | None:
-    """The lowest taxon two parents share (a merge across parents lands there), or None."""
-    if a is None or b is None or a not in graph or b not in graph:
-        return None
-    up = {n.id for n in graph.lineage(b)}
-    common = [n for n in graph.lineage(a) if n.id in up]
-    return common[-1] if common else None
 
 
 def split_proposal(detail: Any) -> tuple[list[str], str | None]:
@@ -639,16 +686,18 @@ class DecisionsMixin:
                 return
             self._binomial_choice(p, " ".join(n.split()), name, accept)
 
-        twins = probable_twins(db, p)
+        pending = merge_list(db, p)  # the merge list ``m`` opens, in its order
+        twins = probable_twins(db, p, pending)
         if not twins:
             self.app.call_from_thread(self._ask, TextDialog(title, name), named)
             return
         # another run's candidate, or a species already accepted, lies within the species threshold: say so first
         twin, distance = twins[0]
         question = twin_warning(p, twin, distance, db.run_collections().get(twin.run_id))
+        row = next((i for i, r in enumerate(pending) if r.proposal.id == twin.id), 0)
+        where = "it is listed first" if row == 0 else f"it is row {row + 1} of the merge list"
         instead = ("assign", f"assign #{p.id} to {twin.provisional_name} instead (i: it is listed first)") \
-            if twin.status == "accepted" else ("merge", f"merge #{twin.id} into #{p.id} first (m: it is listed "
-                                                          "first)")
+            if twin.status == "accepted" else ("merge", f"merge #{twin.id} into #{p.id} first (m: {where})")
         more = f" (and {plural(len(twins) - 1, 'other')} within the threshold)" if len(twins) > 1 else ""
 
         def chosen(value: str) -> None:
@@ -887,42 +936,30 @@ class DecisionsMixin:
 
     @work(thread=True, group="decisions", exit_on_error=False)
     def _merge_options(self, p: Any) -> None:
-        """Every pending candidate can be merged in: the closest candidate (its consensus nearest this one's, as
-        the evidence recorded it) first, saying how far; then the same parent, then the others, each saying where
-        the merged candidate would land (the parents' lowest common taxon)."""
+        """Every pending candidate can be merged in, in the order of :func:`merge_rows` (the closest first), each
+        saying how far and, where the merge would move the candidate, where it would land (storage's answer)."""
         db, who = self.app.db, self.app.reviewer
         if self._reclustered(p, "merge"):  # its replacement would head the list, and the merge be refused
             return
-        rows, _ = db.proposal_queue(status="pending", sort="size", descending=True, limit=2000)
-        rows = [o for o in rows if o.id != p.id]
         graph = db.taxonomy()
-        # every row's distance, consensus to consensus (a reviewer saw it on the first row only, the rest by size)
-        distance = candidate_distances(db, p, rows)
-        # what each merge would hold: the union of members (a re-triage's twin holds the same specimens as this one)
-        held = db.member_sets([p.id, *(o.id for o in rows)])
-        provisional = {n.id for n in graph.provisional()}
-        options = []
-        for o in rows:
-            lands, depth = None, 99
-            if o.parent_taxon_id != p.parent_taxon_id:
-                common = lowest_common(graph, p.parent_taxon_id, o.parent_taxon_id)
-                depth = -len(graph.lineage(common.id)) if common is not None else 0
-                lands = f"{common.rank} {marked(common.name, common.provisional)}" if common is not None else \
-                    UNPLACED_MERGE
-            d = distance.get(o.id)
-            # far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
-            how_far = "distance unknown (no consensus barcode)" if d is None else \
-                (f"{d * 100:.1f}% from #{p.id}" if d < 0.12 else f"≈{d * 100:.0f}% from #{p.id}")
-            twin = held[o.id] == held[p.id]
-            label = ("the same specimens · " if twin else "") + f"{how_far} · {proposal_label(o, lands, provisional)}"
-            # a twin holding the same specimens first, then the closest, then (a tie) the same parent, then the
-            # closest relatives (deepest common taxon)
-            options.append(((not twin, d is None, d or 0.0, o.parent_taxon_id != p.parent_taxon_id, depth),
-                            (o, lands), label))
-        options.sort(key=lambda x: x[0])
-        if not options:
+        rows = merge_list(db, p, graph)
+        if not rows:
             self.app.call_from_thread(self.app.notify, "no other pending proposal to merge with", severity="warning")
             return
+        distance = {r.proposal.id: r.distance for r in rows if r.distance is not None}
+        # what each merge would hold: the union of members (a re-triage's twin holds the same specimens as this one)
+        held = db.member_sets([p.id, *(r.proposal.id for r in rows)])
+        provisional = {n.id for n in graph.provisional()}
+        options = []
+        for r in rows:
+            o, d = r.proposal, r.distance
+            # every row's distance, consensus to consensus (a reviewer saw it on the first row only, the rest by
+            # size); far pairs keep the k-mer estimate (storage.distance: never aligned beyond 12 %)
+            how_far = "distance unknown (no consensus barcode)" if d is None else \
+                (f"{d * 100:.1f}% from #{p.id}" if d < 0.12 else f"≈{d * 100:.0f}% from #{p.id}")
+            label = ("the same specimens · " if r.same else "") + \
+                f"{how_far} · {proposal_label(o, r.lands, provisional)}"
+            options.append(((o, r.lands), label))
 
         threshold = db.proposal_detail(p.id).evidence.threshold
 
@@ -963,7 +1000,7 @@ class DecisionsMixin:
         self.app.call_from_thread(
             self._ask, PickDialog(f"Merge into #{p.id} ({p.name}, "
                                   + (f"under {p.parent_rank} {p.parent_name}):" if p.parent_name else "unplaced):"),
-                                  [(value, label) for _, value, label in options]), merge)
+                                  options), merge)
 
     #: the proposal whose split dialog is being prepared (its members' barcodes grouped), None when none is
     splitting: int | None = None

@@ -10,6 +10,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`); every action is one
     db.assign(proposal_id, expected_version, species_taxon, *, reviewer, note=None)  # a known species
     db.assign(proposal_id, expected_version, None, *, reviewer, new_species="Aedes aegypti")  # described, added
     db.merge(proposal_ids, expected_versions, *, reviewer, note=None, parent=None, evidence=None)
+    db.merge_places(target, others) -> dict[int, tuple]     # where merging each into target would place it
     db.split(proposal_id, expected_version, member_ids, *, reviewer, note=None, evidence=None)
     db.move(proposal_id, expected_version, new_parent_taxon, *, reviewer, note=None, new_taxon=None,
             described=False)
@@ -1083,6 +1084,30 @@ class ReviewsMixin(DatabaseCore):
             return ReviewResult(rid, "merge", target, _versions(after), parent=(t["parent_rank"], t["parent_name"]))
 
         return self._review(_do, "merge")
+
+    def merge_places(self, target: int, others: Sequence[int]) -> dict[int, tuple[int | None, str | None, str | None]]:
+        """Proposal id of each of ``others`` → (taxon id, rank, name) of where :meth:`merge` of it into ``target``
+        (no ``parent`` chosen) would place the merged candidate, by the rule it applies (:func:`_merged_parent`);
+        (None, None, None): unplaced. Ids that are no proposal are left out.
+
+        Why asked, not worked out beside it: the review's merge list said of an unplaced candidate "no taxon in
+        common: the merged candidate would be unplaced", and the merge then kept the target's family (e36 season
+        review, finding 7): an unplaced candidate takes no place away."""
+        ids = [int(target), *(int(o) for o in others)]
+        with self._read() as conn:
+            rows = {int(i): (pt, rank, name) for i, pt, rank, name in conn.execute(
+                sa.select(PROPOSALS.c.id, PROPOSALS.c.parent_taxon_id, PROPOSALS.c.parent_rank,
+                          PROPOSALS.c.parent_name).where(PROPOSALS.c.id.in_(sorted(set(ids)))))}
+            if int(target) not in rows:
+                return {}
+            here = rows[int(target)]
+            out: dict[int, tuple[int | None, str | None, str | None]] = {}
+            for o in ids[1:]:
+                if o not in rows:
+                    continue
+                where = _merged_parent(conn, [here[0], rows[o][0]], None)
+                out[o] = (here[0], here[1], here[2]) if where is None else where
+            return out
 
     def split(self, proposal_id: int, expected_version: int, member_ids: Sequence[str], *, reviewer: str,
               note: str | None = None, evidence: Sequence[Any] | None = None) -> ReviewResult:
