@@ -15,7 +15,7 @@ from biodiscover.storage.db import Database
 from biodiscover.storage.records import Specimen
 from biodiscover.tui.screens.dialogs import ConfirmDialog, PickDialog
 from fixtures.review_db import GONODONTA, one_run_db
-from fixtures.tui_pilot import asynctest, press_on, reviewing, settle
+from fixtures.tui_pilot import asynctest, open_proposal, press_on, reviewing, settle
 
 BARCODE = "ACGT" * 150
 EVIDENCE = {"format": 6, "consensus_barcode": BARCODE, "threshold": 0.028}
@@ -89,4 +89,34 @@ async def test_the_merge_list_says_where_storage_will_place_the_merged_candidate
         merged = db.proposal(p)
         assert db.proposal(unplaced).status == "merged" and merged.size == 3
         assert (merged.parent_rank, merged.parent_name) == ("genus", "Gonodonta")
+    db.close()
+
+
+@asynctest
+async def test_the_header_says_the_members_p_right_against_the_level_in_figures_that_show_it(
+        tmp_path: Path) -> None:
+    """After a move up to its subfamily, #31's header read "members' labels agree down to genus Sitona (P(right)
+    0.98, under the level)" for members named there at 0.984-0.987 over the level 0.98; a P(right) of 0.9795 read
+    "0.97". The header says the run's level and each figure with the digits its side of the level needs."""
+    from biodiscover.tui.screens.detail import summary_text
+
+    path = tmp_path / "season.sqlite"
+    family = {k: GONODONTA[k] for k in ("order", "family")}
+    genus_p = (0.975, 0.979, 0.9795, 0.984, 0.987, 0.99, 0.979)
+    under, over, both = one_run_db(
+        path, [Specimen(processid=f"S{i}", dna_barcode=BARCODE) for i in range(len(genus_p))],
+        [{**GONODONTA, "species": "Gonodonta bidens"}],
+        [{"members": members, "parent_lineage": family, "evidence": EVIDENCE}
+         for members in (["S0", "S1", "S2"], ["S3", "S4"], ["S5", "S6"])],
+        [{"processid": f"S{i}", "deepest_rank": "family", "deepest_taxon": "Erebidae", "novelty": 0.9,
+          "labels": {**GONODONTA, "species": "Gonodonta bidens"}, "is_novel": True,
+          "confidences": {"order": 1.0, "family": 0.995, "subfamily": 0.995, "genus": p, "species": 0.01}}
+         for i, p in enumerate(genus_p)], parameters={"level": 0.98})
+    async with reviewing(path, size=(120, 40)) as (app, db, pilot):
+        screen = await open_proposal(pilot, both)
+        header = str(screen.query_one("#detail-summary").render())
+        assert "agree down to genus Gonodonta (P(right) 0.979–0.99, the lowest under the level 0.98)" in header, header
+        said = {pid: str(summary_text(db.proposal_detail(pid))) for pid in (under, over)}
+    assert "(P(right) 0.97–0.9795, under the level 0.98)" in said[under], said[under]
+    assert "(P(right) 0.98, at or over the level 0.98)" in said[over], said[over]
     db.close()

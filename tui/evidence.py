@@ -159,6 +159,28 @@ def p_span(values: Sequence[float]) -> str:
     return lo if lo == hi else f"{lo}–{hi}"
 
 
+def p_against(lo: float, hi: float, level: float | None) -> str:
+    """The lowest and highest P(right) of several members at one rank against the run's naming ``level``:
+    ``0.95–0.979, under the level 0.98`` (a figure under it printed with the digits that show it:
+    ``discovery.naming.printed_below``, as the reasons print theirs), ``0.98–0.99, at or over the level 0.98``, or
+    ``0.976–0.99, the lowest under the level 0.98``; :func:`p_span` and ``under the level`` where the level is
+    unknown (a run that recorded none).
+
+    Why: after a reviewer moved #31 up to its subfamily the header read "members' labels agree down to genus
+    Sitona (P(right) 0.98, under the level)" for members named there at 0.984-0.987, over the level 0.98 (e36
+    season review, finding 7): the figure and the words disagreed, and the level was not said."""
+    if level is None:
+        return f"{p_span([lo, hi])}, under the level"
+    from biodiscover.discovery.naming import printed_below
+
+    def shown(v: float) -> str:
+        return printed_below(v, level) if v < level else p_under(v)
+
+    span = shown(lo) if shown(lo) == shown(hi) else f"{shown(lo)}–{shown(hi)}"
+    said = "under" if hi < level else "at or over" if lo >= level else "the lowest under"
+    return f"{span}, {said} the level {level:g}"
+
+
 def unplaced_line(members: Sequence[Any]) -> str:
     """The header's lineage line for a candidate placed in no taxon: what its members' labels say at order, under
     the level (``not placed: its member's label is order Lepidoptera (P(right) 0.34, under the level)``). The real

@@ -378,6 +378,9 @@ class ProposalDetail:
     #: the identity the candidate's run needed to name an order (``storage.evidence.run_order_cutoff``; None: its
     #: reference learned its orders): the header says a nearest known species lies below it
     order_cutoff: float | None = None
+    #: the P(right) the candidate's run named at (its parameters' ``level``; None: a run that recorded none): the
+    #: header says whether the members' P(right) at ``agreed_below`` is under it, in figures that show it
+    naming_level: float | None = None
 
 
 #: the lowest P(right) every member needs at a rank before the review offers that rank as the candidate's place
@@ -1004,6 +1007,13 @@ def _run_order_cutoffs(raw: Any, run_id: int | None = None) -> dict[int, float]:
     return out
 
 
+def _run_level(raw: Any, run_id: int) -> float | None:
+    """The naming level run ``run_id`` recorded in its parameters (``level``: triage and batch runs), or None."""
+    row = raw.execute("SELECT json_extract(parameters, '$.level') FROM runs WHERE id = ?", (run_id,)).fetchone()
+    level = row[0] if row is not None else None
+    return float(level) if isinstance(level, (int, float)) and not isinstance(level, bool) else None
+
+
 def _run_collections(raw: Any) -> dict[int, str]:
     """``Database.run_collections`` on an open connection."""
     return {int(rid): str(name) for rid, name in raw.execute(
@@ -1530,8 +1540,9 @@ class ProposalsMixin(DatabaseCore):
             collection = _run_collections(dbapi(conn)).get(near.run_id) \
                 if near is not None and near.run_id != summary.run_id else None
             order_cutoff = _run_order_cutoffs(dbapi(conn), summary.run_id).get(summary.run_id)
+            level = _run_level(dbapi(conn), summary.run_id)
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               near, tuple(bin_holders),
                               agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional),
                               met_here, collection, self.twins([proposal_id]).get(proposal_id, ()),
-                              order_cutoff)
+                              order_cutoff, level)

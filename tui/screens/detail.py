@@ -98,8 +98,8 @@ def summary_text(detail: Any, twin_reason: str | None = None, now: str | None = 
     below = getattr(detail, "agreed_below", None)
     if below is not None and s.status == "pending":
         r, name, lo, hi = below
-        span = ev.p_span([lo, hi])
-        text.append(f"members' labels agree down to {r} {name} (P(right) {span}, under the level): v moves it there\n",
+        span = ev.p_against(lo, hi, getattr(detail, "naming_level", None))
+        text.append(f"members' labels agree down to {r} {name} (P(right) {span}): v moves it there\n",
                     style="grey70")
     text.append(f"n={s.size}  novelty {'–' if s.novelty is None else f'{s.novelty:.2f}'}  ")
     if s.status == "assigned":  # the identity to the assigned species' own keys, not to the old nearest one
