@@ -8,6 +8,7 @@ driven with Pilot.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -31,7 +32,7 @@ def _weeks(path: Path, weeks: Sequence[Sequence[Mapping[str, Any]]]) -> list[lis
     with Database.open(path) as db:
         for n, week in enumerate(weeks[1:], start=2):
             run = db.start_run("triage", {}, collection=f"week{n}", backup=False)
-            ids.append([int(i) for i in db.write_proposals(run, [{**p, "evidence": EVIDENCE} for p in week])])
+            ids.append([int(i) for i in db.write_proposals(run, [{"evidence": EVIDENCE, **p} for p in week])])
             db.finish_run(run, "completed")
     return ids
 
@@ -119,4 +120,29 @@ async def test_the_header_says_the_members_p_right_against_the_level_in_figures_
         said = {pid: str(summary_text(db.proposal_detail(pid))) for pid in (under, over)}
     assert "(P(right) 0.97–0.9795, under the level 0.98)" in said[under], said[under]
     assert "(P(right) 0.98, at or over the level 0.98)" in said[over], said[over]
+    db.close()
+
+
+@asynctest
+async def test_the_header_and_the_accept_dialog_say_one_distance_to_a_twin(tmp_path: Path) -> None:
+    """#33's header said "≡ same as #83 … 0.5 %" (the figure #83's run recorded) while its accept dialog said "#83
+    … 0.3 % away" (the consensus barcodes measured now, after a merge had changed #33's): both say the measured one."""
+    path = tmp_path / "season.sqlite"
+    near = "".join("T" if i in (100, 300, 500) else c for i, c in enumerate(BARCODE))  # a few bases apart
+    [[p], [twin]] = _weeks(path, [
+        [{"members": ["P1", "P2"], "parent_lineage": GONODONTA}],
+        [{"members": ["Q1"], "parent_lineage": GONODONTA,
+          "evidence": {**EVIDENCE, "consensus_barcode": near,
+                       "between_distance": {"nearest_candidate": 1, "distance": 0.009, "member": "P1"}}}]])
+    async with reviewing(path) as (app, db, pilot):
+        screen = await open_proposal(pilot, p)
+        header = str(screen.query_one("#detail-summary").render())
+        (line,) = [x for x in header.splitlines() if "same as" in x]
+        assert f"same as #{twin} " in line, line
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog) and app.screen.title_text.startswith(f"#{twin} ")
+        away = re.search(r", (\d+\.\d %) away\)", app.screen.title_text)
+        assert away is not None and away[1] != "0.9 %", app.screen.title_text  # measured, not the stored 0.9 %
+        assert line.endswith(f"(run 2, {away[1]})"), (line, away[1])
     db.close()

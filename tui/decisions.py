@@ -257,16 +257,9 @@ def taxon_label(graph: Any, tid: int) -> str:
 
 def candidate_distances(db: Any, p: Any, others: Sequence[Any]) -> dict[int, float]:
     """Proposal id → p-distance of its consensus barcode from ``p``'s, for those of ``others`` that have one
-    (the merge list sorts by it; the move list says where the closest are placed). Far pairs keep the k-mer
-    estimate (``storage.distance``: never aligned beyond 12 %)."""
-    from biodiscover.storage.distance import cross_p_distance
-
-    seqs = db.consensus_barcodes([p.id, *(o.id for o in others)])
-    measured = [o for o in others if seqs.get(o.id) and o.id != p.id]
-    if not seqs.get(p.id) or not measured:
-        return {}
-    far = cross_p_distance([seqs[p.id]], [seqs[o.id] for o in measured])[0]
-    return {o.id: float(d) for o, d in zip(measured, far)}
+    (the merge list sorts by it; the move list says where the closest are placed): ``Database.consensus_distances``,
+    the measure the header's ≡ line shows too."""
+    return dict(db.consensus_distances(p.id, [o.id for o in others]))
 
 
 @dataclasses.dataclass(frozen=True)

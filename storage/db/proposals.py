@@ -17,6 +17,7 @@ API (a mixin of :class:`biodiscover.storage.db.Database`)::
     db.consensus_barcodes(proposal_ids) -> dict[int, str]
     db.candidates_elsewhere(run_id) -> tuple[dict[int, str], dict[int, str]]
     db.twins(proposal_ids=None) -> dict[int, tuple[Twin, ...]]
+    db.consensus_distances(proposal_id, others) -> dict[int, float]   # consensus to consensus, measured now
     db.closest_elsewhere(proposal_ids) -> dict[int, tuple[ProposalSummary, str | None]]
     db.run_collections() -> dict[int, str]
     db.run_order_cutoffs() -> dict[int, float]          # the order cut-off each run recorded (queue: ↓)
@@ -1323,6 +1324,24 @@ class ProposalsMixin(DatabaseCore):
                 out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
         return out
 
+    def consensus_distances(self, proposal_id: int, others: Sequence[int]) -> dict[int, float]:
+        """Proposal id of ``others`` → the p-distance of its consensus barcode from ``proposal_id``'s, measured now
+        (those with one; none where ``proposal_id`` has none). Far pairs keep the k-mer estimate
+        (``storage.distance.cross_p_distance``: never aligned beyond 12 %). The one measure of how far two
+        candidates are that the review shows: the merge list, the accept dialog's twin and the header's ≡ line.
+
+        Why measured, not read from the stored evidence: a merge recomputes the candidate's consensus, and #33's
+        header said "≡ same as #83 … 0.5 %" (its run's figure) while the accept dialog on the same screen said
+        "#83 … 0.3 % away" (e36 season review, finding 7)."""
+        from biodiscover.storage.distance import cross_p_distance
+
+        seqs = self.consensus_barcodes([proposal_id, *others])
+        measured = [int(o) for o in dict.fromkeys(others) if seqs.get(int(o)) and int(o) != int(proposal_id)]
+        if not seqs.get(int(proposal_id)) or not measured:
+            return {}
+        far = cross_p_distance([seqs[int(proposal_id)]], [seqs[o] for o in measured])[0]
+        return {o: float(d) for o, d in zip(measured, far)}
+
     def member_sets(self, proposal_ids: Sequence[int]) -> dict[int, frozenset[str]]:
         """proposal id → the processids it holds now (those asked for, empty when none), in one query a chunk: what
         a merge unites (a candidate and its twin of a re-triage hold the same specimens: merged, they are as many as
@@ -1541,8 +1560,12 @@ class ProposalsMixin(DatabaseCore):
                 if near is not None and near.run_id != summary.run_id else None
             order_cutoff = _run_order_cutoffs(dbapi(conn), summary.run_id).get(summary.run_id)
             level = _run_level(dbapi(conn), summary.run_id)
+        # the twins as the relation finds them (the stored evidence), each at its distance measured now, nearest first
+        twins = self.twins([proposal_id]).get(proposal_id, ())
+        now = self.consensus_distances(proposal_id, [t.proposal.id for t in twins])
+        twins = tuple(sorted((dataclasses.replace(t, distance=now.get(t.proposal.id, t.distance)) for t in twins),
+                             key=lambda t: (t.distance, t.proposal.id)))
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
                               near, tuple(bin_holders),
                               agreed_below(summary.parent_rank, labels, confidences), frozenset(provisional),
-                              met_here, collection, self.twins([proposal_id]).get(proposal_id, ()),
-                              order_cutoff, level)
+                              met_here, collection, twins, order_cutoff, level)
