@@ -146,3 +146,43 @@ async def test_the_header_and_the_accept_dialog_say_one_distance_to_a_twin(tmp_p
         assert away is not None and away[1] != "0.9 %", app.screen.title_text  # measured, not the stored 0.9 %
         assert line.endswith(f"(run 2, {away[1]})"), (line, away[1])
     db.close()
+
+
+@asynctest
+async def test_the_family_placement_list_offers_an_order_the_reference_lacks(tmp_path: Path) -> None:
+    """#57, butterflies triaged against a reference of flies and beetles: "Place the family Nymphalidae … under:"
+    offered only the reference's two orders, and "Lepidoptera" typed there found nothing, while ``v`` offered "+
+    order Lepidoptera (described, not in the reference)". The placement list offers it too, and picking it places
+    the candidate in the family under the new order."""
+    path = tmp_path / "season.sqlite"
+    (pid,) = one_run_db(path, [Specimen(processid="L1", dna_barcode=BARCODE)],
+                        [{"order": "Diptera", "family": "Muscidae", "genus": "Musca"},
+                         {"order": "Coleoptera", "family": "Curculionidae", "genus": "Sitona"}],
+                        [{"members": ["L1"], "parent_lineage": {"order": "Diptera"}, "evidence": EVIDENCE}])
+    async with reviewing(path) as (app, db, pilot):
+        assert isinstance(await press_on(pilot, pid, "v"), PickDialog)
+        app.screen.query_one("#dialog-filter").value = "Nymphalidae"
+        await settle(pilot)
+        chosen = [value for value in app.screen._offered if getattr(value, "described", False)]
+        assert [v.name for v in chosen] == ["Nymphalidae"]
+        app.screen.dismiss(chosen[0])
+        await settle(pilot)
+        assert isinstance(app.screen, PickDialog)
+        assert app.screen.title_text.startswith("Place the family Nymphalidae (described, not in the reference)")
+        app.screen.query_one("#dialog-filter").value = "lepidoptera"
+        await settle(pilot)
+        shown = [str(o.prompt) for o in app.screen.query_one("#dialog-options").options]
+        assert shown == ["+ order Lepidoptera (described, not in the reference): under class Insecta, the family "
+                         "under it, Enter to confirm"], shown
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "to family Nymphalidae (described, not in the reference) under order Lepidoptera (described, not in " \
+            "the reference) under class Insecta?" in app.screen.question, app.screen.question
+        await pilot.press("y")
+        await settle(pilot)
+        moved = db.proposal(pid)
+        assert (moved.parent_rank, moved.parent_name) == ("family", "Nymphalidae")
+        lineage = db.taxonomy().lineage_dict(moved.parent_taxon_id)
+        assert lineage.get("order") == "Lepidoptera", lineage
+    db.close()

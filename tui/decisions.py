@@ -1089,10 +1089,14 @@ class DecisionsMixin:
         # an unplaced candidate has no parent: the dialog read "now under None None"
         here = f"{p.parent_rank} {p.parent_name}" if p.parent_name else "no taxon (unplaced)"
 
-        def offer(typed: str) -> list[tuple[Any, str]]:
+        def latin(typed: str) -> str:
             name = typed.strip()
             if name.isalpha():  # a Latin name above species is capitalised: "odonata" is offered as Odonata (e34 T5)
                 name = name[0].upper() + name[1:].lower()
+            return name
+
+        def offer(typed: str) -> list[tuple[Any, str]]:
+            name = latin(typed)
             if name.lower() in taken:
                 return []  # it is in the list already: a second of that name would be refused anyway
             if not name:
@@ -1112,20 +1116,33 @@ class DecisionsMixin:
 
         determined = [determination(m.labels or {}, m.deepest_rank, m.deepest_taxon) for m in detail.members]
 
-        def move(tid: int | None, new: NewTaxon | None = None) -> None:
+        def move(tid: int | None, new: NewTaxon | None = None, new_order: NewTaxon | None = None) -> None:
+            """Move ``p`` under ``tid`` (None: the class), into ``new`` made there first where given; ``new_order``:
+            an order the reference lacks, added in the class first and ``new`` made under it (two moves, as the
+            reviewer would make them by hand: ``u`` takes back the second)."""
             under = f"class {INSECT_CLASS}" if tid is None else labels[tid]
+            if new_order is not None:
+                under = f"{new_order.words} under {under}"
             into = f"{new.words} under {under}" if new is not None else under
             said = f"{new.words.replace(' ◆', '')} under {under.split('  ')[0]}" if new is not None else None
-            order = new.name if new is not None and new.rank == "order" else \
+            order = new_order.name if new_order is not None else \
+                new.name if new is not None and new.rank == "order" else \
                 None if tid is None else graph.lineage_dict(tid).get("order")
             warn = order_warning(determined, order)
+
+            def write() -> Any:
+                if new_order is None:
+                    return db.move(p.id, p.version, tid, reviewer=who, new_taxon=new.name if new else None,
+                                   described=new is not None and new.described)
+                db.move(p.id, p.version, None, reviewer=who, new_taxon=new_order.name, described=True)
+                now = db.proposal(p.id)
+                return db.move(p.id, now.version, now.parent_taxon_id, reviewer=who,
+                               new_taxon=new.name if new else None, described=new is not None and new.described)
+
             # Say exactly where before writing: two taxa can read alike (family Dreumidae, subfamily Dreuminae).
             self._ask(ConfirmDialog(f"Move #{p.id} from {here} to {into}?" + (f" ⚠ {warn}" if warn else "")),
-                      lambda _: self._write("move", lambda: db.move(p.id, p.version, tid, reviewer=who,
-                                                                    new_taxon=new.name if new else None,
-                                                                    described=new is not None and new.described),
-                                            lambda r: f"#{p.id} moved from {here} to "
-                                                      f"{said or f'{r.parent[0]} {r.parent[1]}'}"))
+                      lambda _: self._write("move", write, lambda r: f"#{p.id} moved from {here} to "
+                                                                     f"{said or f'{r.parent[0]} {r.parent[1]}'}"))
 
         def pick(choice: Any) -> None:
             if not isinstance(choice, NewTaxon):
@@ -1146,13 +1163,27 @@ class DecisionsMixin:
                 under = added + [t for t in under if t not in added]
             if p.parent_taxon_id in under:
                 under = [p.parent_taxon_id] + [t for t in under if t != p.parent_taxon_id]
+
+            def new_order(typed: str) -> list[tuple[Any, str]]:
+                """An insect order the taxonomy lacks, typed here, offered as the move list offers it, the new
+                taxon to go under it. Why: "Place the family Nymphalidae … under:" offered only the reference's
+                two orders, and "Lepidoptera" typed there found nothing (e36 season review, finding 7)."""
+                name = latin(typed)
+                if "order" not in ADDABLE_UNDER[choice.rank] or new_taxon_rank(name) != "order" or \
+                        name.lower() in taken:
+                    return []
+                order = NewTaxon(name, described=True)
+                return [(order, f"+ {order.words}: under class {INSECT_CLASS}, the {choice.rank} under it, Enter "
+                                f"to confirm")]
+
             self._ask(PickDialog(f"Place the {choice.words} under:",
                                  [(tid, labels[tid] + ("  ← where #%d is now" % p.id if tid == p.parent_taxon_id
                                                        else "  ← added by a reviewer (the nearest known species "
                                                        "lies below the order cut-off)" if tid in added
                                                        else f"  ← {why[tid]}" if tid in why else ""))
-                                  for tid in under]),
-                      lambda tid: move(tid, choice))
+                                  for tid in under], offer=new_order, refuse=refuse,
+                                 name_of=lambda tid: graph.node(tid).name),
+                      lambda tid: move(None, choice, tid) if isinstance(tid, NewTaxon) else move(tid, choice))
 
         self.app.call_from_thread(self._ask, PickDialog(f"Move #{p.id} (now under {here}) to:", options,
                                                         offer=offer, refuse=refuse,
