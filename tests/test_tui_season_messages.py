@@ -186,3 +186,28 @@ async def test_the_family_placement_list_offers_an_order_the_reference_lacks(tmp
         lineage = db.taxonomy().lineage_dict(moved.parent_taxon_id)
         assert lineage.get("order") == "Lepidoptera", lineage
     db.close()
+
+
+@asynctest
+async def test_queue_rows_keep_the_qualifier_every_row_has(tmp_path: Path) -> None:
+    """A season's queue (120 columns, its collections shown) read "Coenosiinae cand24" beside "Syrphinae gen. sp.
+    cand23": the row too long for its column lost its "gen. sp.", as if the two were named differently. Every row
+    keeps it; the long taxon is shortened instead."""
+    from biodiscover.tui.widgets.proposal_table import ProposalTable, column_widths
+
+    path = tmp_path / "season.sqlite"
+    muscidae = {"order": "Diptera", "family": "Muscidae"}
+    long_one, short_one = one_run_db(
+        path, [Specimen(processid=p, dna_barcode=BARCODE) for p in ("M1", "S1")],
+        [{**muscidae, "subfamily": "Taeglaeocephalusinae", "genus": "Musca"},
+         {"order": "Diptera", "family": "Syrphidae", "subfamily": "Syrphinae", "genus": "Syrphus"}],
+        [{"members": ["M1"], "parent_lineage": {**muscidae, "subfamily": "Taeglaeocephalusinae"}},
+         {"members": ["S1"], "parent_lineage": {"order": "Diptera", "family": "Syrphidae", "subfamily": "Syrphinae"}}])
+    assert column_widths(90)["taxon"] < len(f"Taeglaeocephalusinae gen. sp. cand{long_one}")
+    async with reviewing(path, size=(90, 24)) as (app, db, pilot):
+        await settle(pilot)
+        table = app.screen.query_one(ProposalTable)
+        names = {p.id: str(table.get_row_at(i)[2]) for i, p in enumerate(table.rows_shown)}
+    assert names[short_one] == f"Syrphinae gen. sp. cand{short_one}", names
+    assert names[long_one].endswith(f"… gen. sp. cand{long_one}") and names[long_one].startswith("Taeglaeo"), names
+    db.close()

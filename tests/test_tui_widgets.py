@@ -405,14 +405,16 @@ def test_split_and_merge_option_labels_fit_the_dialog() -> None:
 
 def test_queue_names_keep_the_part_that_tells_candidates_apart() -> None:
     """Found reviewing the demo at 80 columns: "Taeglaeocera sp. cand…" and "Gebeixinae gen. sp. c…" hid the
-    candidate's own number; then (e33 review F8) "Lepi… gen. sp. cand17" cut the taxon and kept the qualifier every
-    row has: the qualifier goes first, then the taxon is shortened."""
+    candidate's own number; then (e33 review F8) the qualifier went first, and a season's queue read "Coenosiinae
+    cand24" beside "Syrphinae gen. sp. cand23" (e36 season review, finding 7): the number and the qualifier stay,
+    the taxon is shortened; the qualifier goes only where no letter of the taxon would be left."""
     from biodiscover.tui.widgets.proposal_table import fit_name
 
-    assert fit_name("Taeglaeocera sp. cand16", 22) == "Taeglaeocera cand16"
-    assert fit_name("Gebeixinae gen. sp. cand24", 22) == "Gebeixinae cand24"
-    assert fit_name("Lepidoptera gen. sp. cand17", 21) == "Lepidoptera cand17"
-    assert fit_name("Taeglaeocephalusinae gen. sp. cand16", 22) == "Taeglaeocephal… cand16"
+    assert fit_name("Taeglaeocera sp. cand16", 22) == "Taeglaeoce… sp. cand16"
+    assert fit_name("Gebeixinae gen. sp. cand24", 22) == "Gebei… gen. sp. cand24"
+    assert fit_name("Coenosiinae gen. sp. cand24", 26) == "Coenosiin… gen. sp. cand24"
+    assert fit_name("Syrphinae gen. sp. cand23", 26) == "Syrphinae gen. sp. cand23"
+    assert fit_name("Lepidoptera gen. sp. cand17", 17) == "Lepidopte… cand17"
     assert fit_name("Megaselia sp. cand7", 22) == "Megaselia sp. cand7"  # whole where it fits
     assert fit_name("Mioites sea", 22) == "Mioites sea"
     assert all(len(fit_name(n, 22)) <= 22 for n in ("Tiaopsisinae gen. sp. cand36", "Megaselia sp. BD-0007",

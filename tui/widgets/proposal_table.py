@@ -78,14 +78,20 @@ _QUALIFIED = re.compile(r"^(?P<head>.+?)(?P<tail> (?:gen\. )?sp\. \S+)$")
 
 def fit_name(name: str, width: int) -> str:
     """A candidate's name cut to ``width``, keeping its number (``cand16``, ``BD-0007``): that is what tells two
-    candidates of one taxon apart. The open-nomenclature qualifier (``gen. sp.``, ``sp.``), the same on every row,
-    goes first (``Lepidoptera cand17``), and only then is the taxon shortened (``Taeglaeoc… cand16``). Why: at 80
-    columns the queue read "Lepi… gen. sp. cand17", "Noct… gen. sp. cand18": the taxon cut, the boilerplate kept
-    (e33 review F8)."""
+    candidates of one taxon apart; and keeping its open-nomenclature qualifier (``gen. sp.``, ``sp.``), so every row
+    reads alike: the taxon is shortened instead (``Coenosii… gen. sp. cand24``). Only where not even a letter of
+    the taxon would be left does the qualifier go (``Lepidoptera cand17``).
+
+    Why: first (the demo at 80 columns) "Gebeixinae gen. sp. c…" hid the number; then (e33 review F8) the qualifier
+    went first, and a season's queue read "Coenosiinae cand24" beside "Syrphinae gen. sp. cand23", as if the two
+    were named differently (e36 season review, finding 7)."""
     m = _QUALIFIED.match(name)
     if len(name) <= width or m is None:
         return fit(name, width)
-    number = " " + m["tail"].split()[-1]
+    tail = m["tail"]
+    if len(tail) + 2 <= width:  # a letter of the taxon and its …
+        return fit(m["head"], width - len(tail)) + tail
+    number = " " + tail.split()[-1]
     if len(number) + 4 > width:
         return fit(name, width)
     return fit(m["head"], width - len(number)) + number
