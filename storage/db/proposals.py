@@ -374,7 +374,8 @@ class ProposalDetail:
     #: the collection the closest candidate's run triaged, when it is another run's (the Evidence tab says "run
     #: 6, 2026-w01-costa-rica"); None for one of this candidate's own run
     closest_collection: str | None = None
-    #: the live candidates of other runs that are probably this species (``Database.twins``), nearest first
+    #: the live candidates of other runs that are probably this species (``Database.twins``), each at its distance
+    #: measured now (``Database.consensus_distances``: what the review's accept dialog says), nearest first
     twins: tuple[Twin, ...] = ()
     #: the identity the candidate's run needed to name an order (``storage.evidence.run_order_cutoff``; None: its
     #: reference learned its orders): the header says a nearest known species lies below it
