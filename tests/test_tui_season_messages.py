@@ -113,7 +113,7 @@ async def test_the_header_says_the_members_p_right_against_the_level_in_figures_
           "labels": {**GONODONTA, "species": "Gonodonta bidens"}, "is_novel": True,
           "confidences": {"order": 1.0, "family": 0.995, "subfamily": 0.995, "genus": p, "species": 0.01}}
          for i, p in enumerate(genus_p)], parameters={"level": 0.98})
-    async with reviewing(path, size=(120, 40)) as (app, db, pilot):
+    async with reviewing(path, size=(120, 40)) as (_app, db, pilot):
         screen = await open_proposal(pilot, both)
         header = str(screen.query_one("#detail-summary").render())
         assert "agree down to genus Gonodonta (P(right) 0.979–0.99, the lowest under the level 0.98)" in header, header
