@@ -1315,13 +1315,16 @@ class ProposalsMixin(DatabaseCore):
     def consensus_barcodes(self, proposal_ids: Sequence[int]) -> dict[int, str]:
         """proposal id → the consensus barcode its evidence holds (those with one), in one query: the merge list
         measures every pending candidate's distance from the one under review, and a full evidence record each
-        (alignment, member hits) would be read for one string."""
+        (alignment, member hits) would be read for one string. A record SQLite's JSON functions refuse (a NaN
+        Python's json wrote) reads as holding none: one such candidate failed the whole query (every merge list,
+        and the detail, which measures its twins so)."""
         ids = [int(i) for i in proposal_ids]
         out: dict[int, str] = {}
+        seq_of = sa.case((sa.func.json_valid(PROPOSALS.c.evidence),
+                          sa.func.json_extract(PROPOSALS.c.evidence, "$.consensus_barcode")))
         with self._read() as conn:
             for i in range(0, len(ids), 500):
-                q = sa.select(PROPOSALS.c.id, sa.func.json_extract(PROPOSALS.c.evidence, "$.consensus_barcode")) \
-                    .where(PROPOSALS.c.id.in_(ids[i:i + 500]))
+                q = sa.select(PROPOSALS.c.id, seq_of).where(PROPOSALS.c.id.in_(ids[i:i + 500]))
                 out.update({int(pid): str(seq) for pid, seq in conn.execute(q) if seq})
         return out
 
@@ -1563,7 +1566,7 @@ class ProposalsMixin(DatabaseCore):
             level = _run_level(dbapi(conn), summary.run_id)
         # the twins as the relation finds them (the stored evidence), each at its distance measured now, nearest first
         twins = self.twins([proposal_id]).get(proposal_id, ())
-        now = self.consensus_distances(proposal_id, [t.proposal.id for t in twins])
+        now = self.consensus_distances(proposal_id, [t.proposal.id for t in twins]) if twins else {}
         twins = tuple(sorted((dataclasses.replace(t, distance=now.get(t.proposal.id, t.distance)) for t in twins),
                              key=lambda t: (t.distance, t.proposal.id)))
         return ProposalDetail(summary, evidence, members, reviews, history, suggested, list(reversed(lineage)),
