@@ -27,10 +27,16 @@ its keys, and match another species' key at the published species cut-off
 (:func:`confirm_groups`): they carry another known species' barcode.
 
 A species split into two groups of several keys each, neither of them another
-species' barcode, is *not* flagged (a cryptic species is not a mislabel). What is
-flagged is a key alone — and for a species of two keys both are listed, since
-nothing tells which one is wrong — or a small group carrying another species'
-barcode.
+species' barcode, is *not* flagged (a cryptic species is not a mislabel) — unless
+the small group lies farther from the bulk than the published order cut-off
+(``FAR_GROUP_IDENTITY``): five GenBank keys filed as *Phyllotreta cruciferae*, 18 %
+from the other 55 keys of that species, carried the barcode of *P. striolata*,
+which the reference lacked, and named every *P. striolata* of a real plate
+*P. cruciferae* at 0.993 or more (e36 season review, finding 2); no lineage of
+one species lies as far from the rest as two orders' keys do. What is flagged is
+a key alone — and for a species of two keys both are listed, since nothing tells
+which one is wrong — or a small group carrying another species' barcode, or one
+that far.
 
 Cost: each distinct barcode of a species is compared with at most ``anchors``
 other distinct barcodes of it (bounded alignments that stop at the cut-off); only
@@ -56,8 +62,11 @@ AUDIT_IDENTITY = PUBLISHED_CUTOFFS["family"]
 #: a group far from its species' bulk is listed when it holds at most this share of the species' keys (the bulk
 #: then holds twice as many: which side is wrong is told by numbers) ...
 MAX_GROUP_SHARE = 1 / 3
-#: ... and a key of it matches another species' key at least this closely (the published species cut-off)
+#: ... and a key of it matches another species' key at least this closely (the published species cut-off) ...
 GROUP_OTHER_IDENTITY = PUBLISHED_CUTOFFS["species"]
+#: ... or it lies farther from the bulk than this (the published order cut-off): two keys of one species do not
+#: differ as two orders' keys usually do, whatever species the group's barcode belongs to
+FAR_GROUP_IDENTITY = PUBLISHED_CUTOFFS["order"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,12 @@ class SuspectKey:
         """One line for a reviewer: the key, how far it is from its species, what it resembles instead."""
         if self.group_keys:
             rest = self.conspecific_keys + 1 - self.group_keys
+            if self.nearest_other is None or self.nearest_other_identity < GROUP_OTHER_IDENTITY:
+                near = (f"; nearest other species {self.nearest_other} at {100 * self.nearest_other_identity:.1f} %"
+                        if self.nearest_other else "")
+                return (f"{self.processid} ({self.species}): {100 * self.own_identity:.1f} % to the bulk of its "
+                        f"species (about {rest} keys), farther than two orders' keys usually lie: a batch filed "
+                        f"under the wrong name, of a species the reference may lack{near}")
             return (f"{self.processid} ({self.species}): {100 * self.nearest_other_identity:.1f} % identical to "
                     f"{self.nearest_other}, {100 * self.own_identity:.1f} % to the bulk of its species (about {rest} "
                     "keys): a batch carrying another species' barcode")
@@ -266,12 +281,14 @@ def nearest_other_species(suspects: Sequence[SuspectKey], positions: Mapping[str
 
 def confirm_groups(groups: Sequence[SuspectKey], positions: Mapping[str, int], sequences: Sequence[str],
                    lineages: Sequence[tuple[str | None, ...]], candidates: Any,
-                   min_other: float = GROUP_OTHER_IDENTITY) -> list[SuspectKey]:
+                   min_other: float = GROUP_OTHER_IDENTITY, far: float = FAR_GROUP_IDENTITY) -> list[SuspectKey]:
     """The keys of ``groups`` that match another species' key at ``min_other`` or closer (nearest other species
-    filled in): a batch filed under the wrong name. A far group that matches no other species is left alone (a
-    cryptic species or a deep lineage of its own is not a mislabel)."""
+    filled in), or lie farther from their species' bulk than ``far``: a batch filed under the wrong name. A far
+    group closer than that which matches no other species is left alone (a cryptic species or a deep lineage of
+    its own is not a mislabel)."""
     found = nearest_other_species(groups, positions, sequences, lineages, candidates)
-    return [g for g in found if g.nearest_other is not None and g.nearest_other_identity >= min_other]
+    return [g for g in found if g.own_identity < far or (g.nearest_other is not None
+                                                         and g.nearest_other_identity >= min_other)]
 
 
 #: the command that lists every key the audit flagged (``info --audit``), named where a summary shows only some
@@ -295,7 +312,8 @@ def describe_audit(summary: Mapping[str, Any], limit: int = 5, bundle: str = "BU
     grouped = int(summary.get("grouped", 0))
     head = (f"reference audit: {n} key(s) lie farther than {100 * (1 - cut):.0f} % from " + (
         f"their species: {n - grouped} from every other key of it, {grouped} in small groups far from its bulk "
-        "that carry another species' barcode" if grouped else "every other key of their species")
+        "that carry another species' barcode or lie farther than two orders' keys" if grouped
+        else "every other key of their species")
         + " (possible misidentification, contamination or a cryptic species; ")
     aside = summary.get("set_aside")
     if aside is None:  # a bundle built before keys were set aside: they still name what matches them

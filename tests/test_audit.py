@@ -398,8 +398,9 @@ def test_the_audits_time_is_logged_as_a_part_of_the_fit(planted, caplog) -> None
 @pytest.fixture(scope="module")
 def batch() -> dict[str, object]:
     """A world where one species has 15 keys and 3 more filed under it carry another genus's barcode (one lab's
-    batch under the wrong name), and another has 15 keys and a deep lineage of 3 of its own that matches no
-    species (a cryptic species, not a mislabel)."""
+    batch under the wrong name), another has 15 keys and a deep lineage of 3 of its own, ~13 % away, that matches
+    no species (a cryptic species, not a mislabel), and a third has 15 keys and 3 more ~19 % away that match no
+    species either (farther than two orders' keys: filed under the wrong name, of a species the world lacks)."""
     world = make_world(seed=5)
     keys = list(world["train"])
     rng = np.random.default_rng(11)
@@ -414,8 +415,11 @@ def batch() -> dict[str, object]:
     keys += copies(host, host.dna_barcode or "", 10, "HOST")
     keys += copies(host, donor.dna_barcode or "", 3, "BATCH")  # filed as Gen0 sp0, a Gen1 sp1 barcode
     keys += copies(deep, deep.dna_barcode or "", 10, "DEEP")
-    lineage = "".join(mutate(rng, np.array(list(deep.dna_barcode or "")), 0.25))
+    lineage = "".join(mutate(rng, np.array(list(deep.dna_barcode or "")), 0.17))
     keys += copies(deep, lineage, 3, "CRYPTIC")
+    lacked = next(s for s in keys if s.species == "Gen3 sp0")
+    keys += copies(lacked, lacked.dna_barcode or "", 10, "LACKHOST")
+    keys += copies(lacked, "".join(mutate(rng, np.array(list(lacked.dna_barcode or "")), 0.25)), 3, "FAR")
     return {"keys": keys, "world": world}
 
 
@@ -427,23 +431,33 @@ def test_a_batch_carrying_another_species_barcode_is_listed_set_aside_and_stops_
     keys: list[Specimen] = batch["keys"]  # type: ignore[assignment]
     found = audit_reference([s.processid for s in keys], [s.dna_barcode or "" for s in keys],
                             [(s.order, s.family, s.subfamily, s.genus, s.species) for s in keys])
+    far = {"FAR0", "FAR1", "FAR2"}
     assert {s.processid for s in found.groups} == {"BATCH0", "BATCH1", "BATCH2", "CRYPTIC0", "CRYPTIC1",
-                                                    "CRYPTIC2"}
-    assert not {s.processid for s in found.suspects} & {"BATCH0", "CRYPTIC0", "HOST0", "DEEP0"}
+                                                    "CRYPTIC2"} | far
+    assert not {s.processid for s in found.suspects} & {"BATCH0", "CRYPTIC0", "HOST0", "DEEP0", "FAR0", "LACKHOST0"}
     assert all(g.group_keys == 3 and g.conspecific_keys == 17 and g.own_identity < AUDIT_IDENTITY
                for g in found.groups)
+    crypt = [g.own_identity for g in found.groups if g.processid.startswith("CRYPTIC")]
+    assert all(0.85 < x < 0.90 for x in crypt), crypt  # the deep lineage lies between the two cut-offs
+    assert all(g.own_identity < 0.85 for g in found.groups if g.processid in far)
     model = DiscoveryModel(CFG).fit(keys)
     listed = {s.processid: s for s in model.audit_ or ()}
-    assert {"BATCH0", "BATCH1", "BATCH2"} <= set(listed) and not {"CRYPTIC0", "DEEP0", "HOST0"} & set(listed)
-    assert {"BATCH0", "BATCH1", "BATCH2"} <= model.set_aside_
+    assert {"BATCH0", "BATCH1", "BATCH2"} | far <= set(listed)
+    assert not {"CRYPTIC0", "DEEP0", "HOST0", "LACKHOST0"} & set(listed)
+    assert {"BATCH0", "BATCH1", "BATCH2"} | far <= model.set_aside_
     b = listed["BATCH0"]
     assert (b.species, b.nearest_other, b.group_keys) == ("Gen0 sp0", "Gen1 sp1", 3)
     assert b.nearest_other_identity >= 0.97
-    assert model.audit_summary_["grouped"] == 3
+    assert listed["FAR0"].nearest_other_identity < 0.97
+    assert model.audit_summary_["grouped"] == 6
     said = describe_audit(model.audit_summary_)
     assert said[0].startswith(f"reference audit: {len(listed)} key(s) lie farther than 10 % from their species: "
-                              f"{len(listed) - 3} from every other key of it, 3 in small groups far from its bulk "
-                              "that carry another species' barcode (possible misidentification")
+                              f"{len(listed) - 6} from every other key of it, 6 in small groups far from its bulk "
+                              "that carry another species' barcode or lie farther than two orders' keys (possible "
+                              "misidentification")
+    assert sum(line.startswith("  FAR") and "% to the bulk of its species (about 15 keys), farther than two orders' "
+               "keys usually lie: a batch filed under the wrong name, of a species the reference may lack" in line
+               for line in said) == 1, said
     assert sum(line.startswith("  BATCH") and "identical to Gen1 sp1" in line and "about 15 keys): a batch carrying "
                "another species' barcode (one of the batch's 3 keys)" in line for line in said) == 1, said
     # the donor species' specimens are named to it, as without the batch
