@@ -185,6 +185,10 @@ async def test_the_family_placement_list_offers_an_order_the_reference_lacks(tmp
         assert (moved.parent_rank, moved.parent_name) == ("family", "Nymphalidae")
         lineage = db.taxonomy().lineage_dict(moved.parent_taxon_id)
         assert lineage.get("order") == "Lepidoptera", lineage
+        # both moves are on the session's undo stack, the family's last: ``u`` took back only the family's, and
+        # the next ``u`` offered another candidate's decision (e36 rev3 F2)
+        moves = [r["id"] for r in db.reviews() if r["proposal_id"] == pid and r["action"] == "move"]
+        assert sorted(moves) == app.session_reviews[-2:] and len(moves) == 2, (moves, app.session_reviews)
     db.close()
 
 

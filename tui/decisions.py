@@ -1119,7 +1119,7 @@ class DecisionsMixin:
         def move(tid: int | None, new: NewTaxon | None = None, new_order: NewTaxon | None = None) -> None:
             """Move ``p`` under ``tid`` (None: the class), into ``new`` made there first where given; ``new_order``:
             an order the reference lacks, added in the class first and ``new`` made under it (two moves, as the
-            reviewer would make them by hand: ``u`` takes back the second)."""
+            reviewer would make them by hand: ``u`` takes back the second, the next ``u`` the first)."""
             under = f"class {INSECT_CLASS}" if tid is None else labels[tid]
             if new_order is not None:
                 under = f"{new_order.words} under {under}"
@@ -1134,7 +1134,11 @@ class DecisionsMixin:
                 if new_order is None:
                     return db.move(p.id, p.version, tid, reviewer=who, new_taxon=new.name if new else None,
                                    described=new is not None and new.described)
-                db.move(p.id, p.version, None, reviewer=who, new_taxon=new_order.name, described=True)
+                first = db.move(p.id, p.version, None, reviewer=who, new_taxon=new_order.name, described=True)
+                # both moves are this session's to take back: ``u`` took back only the family's, and the next ``u``
+                # offered another candidate's decision while this one stayed under the new order (e36 rev3 F2)
+                self.app.session_reviews.append(first.review_id)
+                self.app.session_actions[first.review_id] = (first.action, first.proposal_id)
                 now = db.proposal(p.id)
                 return db.move(p.id, now.version, now.parent_taxon_id, reviewer=who,
                                new_taxon=new.name if new else None, described=new is not None and new.described)
