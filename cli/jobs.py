@@ -406,8 +406,9 @@ def demo_tables(summary: DemoSummary) -> list[Table]:
         head.add_row(f"time: {stage}", f"{sec:.1f} s")
     tables = [head]
     for key, title in (("ranks", "naming at the deepest confident rank, all specimens (TAXXI; share of specimens)"),
-                       ("ranks_image_only", f"of which {scores.get('image_only', 0)} without a barcode, "
-                                            "named from the photograph alone")):
+                       ("ranks_image_only", f"of which {scores.get('image_only', 0)} without a barcode: a "
+                                            "photograph alone names a rank where its calibrated P(right) passes "
+                                            "the level")):
         if not scores.get(key):
             continue
         ranks = Table(title=title, title_justify="left")

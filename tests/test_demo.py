@@ -198,6 +198,11 @@ def test_cli_prints_tables_and_next_steps(demo, capsys) -> None:
     out = capsys.readouterr().out
     assert code == 0
     assert "novelty AUROC" in out and "candidate species proposed" in out
+    # the photograph-only table's title says what names them: it read "named from the photograph alone" above a
+    # table naming none at the level (e36 rev3 F6)
+    flat = " ".join(out.split())
+    assert "without a barcode: a photograph alone names a rank where its calibrated P(right) passes the level" \
+        in flat, out
     assert f"biodiscover review --db {workdir / 'biodiscover.sqlite'}" in out
     assert f"--run {summary.run_id}" in out
     code = main(["demo", "--workdir", str(workdir), "--species", "30", "--preset", "tiny"])
