@@ -159,3 +159,28 @@ def test_a_rejection_is_a_row_of_its_own_and_leaves_the_machines_row_as_it_was(t
         assert now[:4] == ("Syrphinae", "subfamily", "gen. sp.", "Syrphinae gen. sp.") and now[4] == ""
         assert now[5:7] == ("biodiscover", "candidate species rejected by reviewer (the machine's name stands)")
         assert now[-1].startswith("current determination")
+
+
+def test_a_pending_candidate_a_reviewer_moved_is_the_reviewers_determination_not_the_machines(tmp_path: Path) -> None:
+    """e36 rev3 F1: a pending candidate a reviewer moved into another order was published at the reviewer's
+    placement with ``identifiedBy`` biodiscover, "unverified (machine prediction)", beside a remark that the machine
+    had named it a fly genus: GBIF would credit the software with the reviewer's placement. The placement is the
+    reviewer's, so is the determination (who, when, a status saying the candidate is still pending); the machine's
+    own row is history."""
+    from biodiscover.workflows.export.dwca import MOVED_STATUS
+
+    path, run = tmp_path / "lab.sqlite", 1
+    (cand,) = one_run_db(path, [Specimen(processid=p, dna_barcode="ACGT" * 150) for p in ("SYR1", "DIP1")],
+                         [SYRPHINAE], [{"members": ["SYR1", "DIP1"], "parent_lineage": {"order": "Diptera"}}],
+                         [_named("SYR1", SYRPHINAE), _named("DIP1", {"order": "Diptera"})])
+    with Database.open(path) as db:
+        db.move(cand, db.proposal(cand).version, "Syrphinae", reviewer="Ana Silva")
+        assert db.proposal(cand).status == "pending"
+    core, history = export_dwca(path, run, tmp_path)
+    for pid in ("SYR1", "DIP1"):
+        row = core[pid]
+        assert (row["scientificName"], row["identifiedBy"], row["identificationVerificationStatus"]) == \
+            ("Syrphinae", "Ana Silva", MOVED_STATUS), row
+    machine = [r for r in csv.DictReader(history.splitlines(), delimiter="\t", quoting=csv.QUOTE_NONE)
+               if r["identificationID"] == f"DIP1:run{run}"]
+    assert [(r["scientificName"], r["identifiedBy"]) for r in machine] == [("Diptera", "biodiscover")]

@@ -410,6 +410,10 @@ def _rejection(row: dict[str, Any], trail: ReviewTrail | None, verification: str
     _noted(row, trail)
 
 
+#: identificationVerificationStatus of a member of a pending candidate a reviewer moved: the placement is theirs,
+#: the candidate is not decided yet
+MOVED_STATUS = "placed by reviewer (candidate species pending review)"
+
 #: identificationVerificationStatus of a member of a provisional species: of the candidate a reviewer accepted as
 #: one, and of a candidate assigned to it (by a reviewer, or by the carry of their decision to a later run). One
 #: wording: run 1 of a real plate said "accepted by reviewer (provisional species)" and run 2, which carried the
@@ -461,6 +465,12 @@ def _as_candidate(row: dict[str, Any], p: Mapping[str, Any], proposal_id: Any, m
     if str(p.get("status")) == "accepted" or _moved(history):
         _placed_ranks(row, p)
         row.update(scientificName=parent_name, taxonRank=parent_rank, identificationQualifier=qualifier)
+        move = next((a for a in reversed(history) if a.action == "move" and a.undone_by is None), None)
+        if str(p.get("status")) != "accepted" and move is not None:
+            # the placement is the reviewer's, so is the determination: it read "identifiedBy biodiscover,
+            # unverified (machine prediction)" for a candidate a reviewer had moved into another order (e36 rev3 F1)
+            row.update(identifiedBy=move.reviewer or "a reviewer", identificationVerificationStatus=MOVED_STATUS,
+                       dateIdentified=_day(move.at) or row.get("dateIdentified"))
     else:
         own_rank = machine["taxonRank"]
         row.update(identificationQualifier=_own_qualifier(machine))
