@@ -363,11 +363,12 @@ def beyond_cutoff_words(rank: str, many: bool = False) -> str:
     below = [r for r in ("family", "genus", "species") if RANKS.index(r) > RANKS.index(rank)][:2]
     if many:
         kin = " or ".join(RANK_PLURALS[r] for r in below)
-        return f"{RANK_PLURALS[rank]} the reference lacks" + (f", or distant {kin} of its own {RANK_PLURALS[rank]}"
-                                                               if kin else "")
+        return (f"{RANK_PLURALS[rank]} the reference lacks, or distant {kin} of its own {RANK_PLURALS[rank]}" if kin
+                else f"perhaps {RANK_PLURALS[rank]} the reference lacks")
     a = "an" if rank[0] in "aeiou" else "a"
-    return f"{a} {rank} the reference lacks" + (f", or a distant {' or '.join(below)} of its own "
-                                                 f"{RANK_PLURALS[rank]}" if below else "")
+    if not below:  # a species: nothing deeper to name instead, and a far key still proves no absence
+        return f"perhaps {a} {rank} the reference lacks"
+    return f"{a} {rank} the reference lacks, or a distant {' or '.join(below)} of its own {RANK_PLURALS[rank]}"
 
 
 def below_order_words(identity: float | None, cutoff: float | None, placed: bool = False,

@@ -493,3 +493,17 @@ def test_triage_counts_a_country_written_otherwise_as_one_the_reference_holds() 
     plate = [Specimen(processid=f"P{i}", country=c) for i, c in enumerate(["PANAMA", "Panamá", "panama", "Chile",
                                                                             "Chile", None])]
     assert countries_without_keys(plate, model) == {"Chile": 2}
+
+
+def test_beyond_the_cut_off_words_say_what_a_far_specimen_may_be_and_hedge_where_nothing_deeper_is_offered() -> None:
+    """A key below a rank's cut-off proves no absence (e36 season review F4): above species the words offer the
+    other reading (a distant taxon of the reference's own); at species there is none to offer, and "a species the
+    reference lacks" stated as a fact lost the hedge the earlier wording had (e36 diff review F3)."""
+    from biodiscover.storage.evidence import beyond_cutoff_words
+
+    assert beyond_cutoff_words("order") == \
+        "an order the reference lacks, or a distant family or genus of its own orders"
+    assert beyond_cutoff_words("order", many=True) == \
+        "orders the reference lacks, or distant families or genera of its own orders"
+    assert beyond_cutoff_words("species") == "perhaps a species the reference lacks"
+    assert beyond_cutoff_words("species", many=True) == "perhaps species the reference lacks"
